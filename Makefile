@@ -1,0 +1,52 @@
+# Two commands: `make run` (the whole product on embedded defaults) and `make test` (the full suite
+# on PostgreSQL, Redis and RabbitMQ). Everything else here is what they stand on.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+LIVE_PORT ?= 8001
+
+FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts \
+	frontend/tsconfig.json frontend/package-lock.json
+
+.PHONY: run test install frontend lint format clean
+
+run: install frontend
+	@$(PY) manage.py migrate --noinput -v0
+	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
+	@echo "Starting api (http://$(HOST):$(PORT)), live (ws://$(HOST):$(LIVE_PORT)/ws/metrics/), worker and beat. Ctrl-C stops all."
+	@CP_HOST=$(HOST) CP_PORT=$(PORT) LIVE_PORT=$(LIVE_PORT) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
+		exec $(VENV)/bin/honcho -f Procfile start
+
+test: install frontend
+	@bash scripts/test.sh
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+frontend: static/dashboard/index.html
+
+frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+static/dashboard/index.html: frontend/node_modules/.installed $(FRONTEND_SOURCES)
+	cd frontend && npm run build
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+clean:
+	rm -rf $(VENV) frontend/node_modules static/dashboard var

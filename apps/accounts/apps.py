@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class AccountsConfig(AppConfig):
+    """Machine clients (clinicians' apps, services) that call the API with scoped bearer tokens."""
+
+    name = "apps.accounts"
+    label = "accounts"
+
+    def ready(self) -> None:
+        from apps.accounts import schema  # noqa: F401 - registers the OpenAPI security scheme

@@ -1,0 +1,65 @@
+"""Bearer-token authentication for machine clients."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
+
+from apps.accounts.models import ApiClient
+from apps.accounts.selectors import api_client_for_token
+
+
+class ClientPrincipal:
+    """What `request.user` is for a machine client: authenticated, never staff."""
+
+    is_authenticated = True
+    is_anonymous = False
+    is_staff = False
+    is_superuser = False
+    is_active = True
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+        self.pk = client.pk
+
+    def get_username(self) -> str:
+        return f"client:{self.client.name}"
+
+    def __str__(self) -> str:
+        return self.get_username()
+
+    def has_perm(self, perm: str, obj: object = None) -> bool:
+        return False
+
+
+class BearerTokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer <token>`; absent header falls through to the next authenticator."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Request) -> tuple[ClientPrincipal, ApiClient] | None:
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed(
+                _("Malformed Authorization header: expected 'Bearer <token>'."), code="malformed_token"
+            )
+        try:
+            token = header[1].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise exceptions.AuthenticationFailed(_("Token is not valid."), code="invalid_token") from exc
+
+        client = api_client_for_token(token)
+        if client is None:
+            raise exceptions.AuthenticationFailed(_("Token is not valid."), code="invalid_token")
+        if client.is_revoked:
+            raise exceptions.AuthenticationFailed(_("Token has been revoked."), code="token_revoked")
+        if client.is_expired:
+            raise exceptions.AuthenticationFailed(_("Token has expired."), code="token_expired")
+        return ClientPrincipal(client), client
+
+    def authenticate_header(self, request: Request) -> str:
+        return f'{self.keyword} realm="api"'

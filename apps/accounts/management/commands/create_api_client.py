@@ -1,0 +1,39 @@
+from datetime import timedelta
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from apps.accounts.scopes import SCOPES
+from apps.accounts.services import api_client_create
+
+
+class Command(BaseCommand):
+    help = "Create a machine client and print its bearer token once, as the last line."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("name")
+        parser.add_argument("--scopes", required=True, help=f"Comma-separated, from: {', '.join(SCOPES)}")
+        parser.add_argument("--expires-days", type=int, default=None, help="Days until the token expires.")
+        parser.add_argument("--description", default="")
+
+    def handle(self, *args, name: str, scopes: str, expires_days: int | None, description: str, **options) -> None:
+        if expires_days is not None and expires_days <= 0:
+            raise CommandError("--expires-days must be a positive number of days.")
+        expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
+        try:
+            issued = api_client_create(
+                name=name,
+                scopes=[s.strip() for s in scopes.split(",") if s.strip()],
+                expires_at=expires_at,
+                description=description,
+            )
+        except ValidationError as exc:
+            raise CommandError(
+                "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+            ) from exc
+        client = issued.client
+        self.stdout.write(f"Created API client {client.name!r} with scopes {', '.join(client.scopes)}.")
+        self.stdout.write(f"Expires: {client.expires_at.isoformat() if client.expires_at else 'never'}.")
+        self.stdout.write("The token is shown once and only its hash is stored:")
+        self.stdout.write(issued.token)

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from apps.accounts.scopes import SCOPES
+
+
+def scope_permission_codename(scope: str) -> str:
+    """Staff users reach a scoped endpoint through the Django permission of the same scope."""
+    return "scope_" + scope.replace(":", "_")
+
+
+class ApiClient(models.Model):
+    """A machine client with a bearer token. Only the token's SHA-256 is stored, never the token."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    # The token's first characters, kept in clear so an operator can tell tokens apart in admin.
+    token_prefix = models.CharField(max_length=16, db_index=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    scopes = models.JSONField(default=list, help_text="API scopes this client holds.")
+    is_active = models.BooleanField(default=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "API client"
+        permissions = [(scope_permission_codename(scope), f"Scope {scope}: {text}") for scope, text in SCOPES.items()]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None or not self.is_active
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes

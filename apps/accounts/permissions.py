@@ -1,0 +1,40 @@
+"""Scope checks: a view names the scopes it needs in `required_scopes`."""
+
+from __future__ import annotations
+
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from apps.accounts.models import ApiClient, scope_permission_codename
+
+
+class HasScope(BasePermission):
+    """A token client must hold every required scope; a staff user the matching permissions."""
+
+    message = "This endpoint requires the scope(s): {scopes}."
+    code = "insufficient_scope"
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        required: list[str] = list(getattr(view, "required_scopes", []))
+        user = request.user
+        if not user or not user.is_authenticated:
+            return False
+        if isinstance(request.auth, ApiClient):
+            allowed = all(request.auth.has_scope(scope) for scope in required)
+        else:
+            allowed = (
+                user.is_active
+                and user.is_staff
+                and all(user.has_perm(f"accounts.{scope_permission_codename(scope)}") for scope in required)
+            )
+        if not allowed:
+            self.message = HasScope.message.format(scopes=", ".join(required))
+        return allowed
+
+
+class IsStaffUser(BasePermission):
+    """Staff signed in through the admin session; machine clients are never staff."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.is_staff)

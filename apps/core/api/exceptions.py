@@ -1,0 +1,35 @@
+"""One JSON error shape for the whole API: `{"detail": ..., "code": ...}` plus field errors."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    # Model validation raised by a service becomes a 400 with field-level messages.
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = exceptions.ValidationError(detail=detail)
+
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = {
+            "detail": "Invalid input.",
+            "code": "invalid",
+            "errors": response.data,
+        }
+    elif isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        response.data = {
+            "detail": response.data.get("detail", str(exc)) if isinstance(response.data, dict) else str(exc),
+            "code": codes if isinstance(codes, str) else "error",
+        }
+    if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS and getattr(exc, "wait", None):
+        response.data["retry_after_seconds"] = int(exc.wait)
+    return response

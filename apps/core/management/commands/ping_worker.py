@@ -1,0 +1,27 @@
+import time
+import uuid
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.core.selectors import worker_ping_answer
+from apps.core.tasks import heartbeat
+
+
+class Command(BaseCommand):
+    help = "Send a task through the broker and wait until a worker has run it."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--timeout", type=float, default=30.0, help="Seconds to wait for the worker.")
+
+    def handle(self, *args, timeout: float, **options) -> None:
+        nonce = uuid.uuid4().hex
+        started = time.monotonic()
+        heartbeat.apply_async(kwargs={"nonce": nonce}, expires=timeout)
+        while time.monotonic() - started < timeout:
+            answer = worker_ping_answer(nonce)
+            if answer:
+                elapsed = (time.monotonic() - started) * 1000
+                self.stdout.write(f"Worker {answer['hostname']} ran the task in {elapsed:.0f} ms (round trip).")
+                return
+            time.sleep(0.05)
+        raise CommandError(f"No worker ran the task within {timeout:.0f} s: is a worker consuming 'default'?")

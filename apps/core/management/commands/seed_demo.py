@@ -1,0 +1,127 @@
+"""Idempotent demo data: services, an admin user and an API client, with credentials printed."""
+
+import json
+import os
+import secrets
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import transaction
+
+from apps.accounts.models import ApiClient
+from apps.accounts.scopes import SCOPES
+from apps.accounts.services import api_client_create, api_client_rotate, token_hash
+from apps.services.models import Service
+from apps.services.services import service_ensure
+
+DEMO_SERVICES = [
+    {
+        "slug": "clinical-api",
+        "name": "Clinical data API",
+        "kind": Service.Kind.API,
+        "owner_team": "Clinical platform",
+        "description": "Patient, encounter, vital-sign and medication reads (DRF and FHIR R4).",
+        "slo_p95_ms": 200,
+        "slo_p99_ms": 500,
+        "slo_avg_ms": 100,
+        "slo_min_rps": 100,
+    },
+    {
+        "slug": "clinical-assistant",
+        "name": "Clinical assistant",
+        "kind": Service.Kind.INFERENCE,
+        "owner_team": "Clinical AI",
+        "description": "Text generation for clinicians (SmolLM2-135M-Instruct, bundled offline).",
+    },
+    {
+        "slug": "embeddings",
+        "name": "Clinical embeddings",
+        "kind": Service.Kind.INFERENCE,
+        "owner_team": "Clinical AI",
+        "description": "Sentence embeddings for triage and search (MiniLM, bundled offline).",
+        "slo_p95_ms": 300,
+        "slo_p99_ms": 600,
+        "slo_avg_ms": 150,
+    },
+    {
+        "slug": "workers",
+        "name": "Background workers",
+        "kind": Service.Kind.WORKER,
+        "owner_team": "Platform",
+        "description": "Celery workers running benchmarks, optimizations and forecasts.",
+    },
+    {
+        "slug": "dashboard",
+        "name": "Performance dashboard",
+        "kind": Service.Kind.FRONTEND,
+        "owner_team": "Platform",
+        "description": "The React dashboard served at /dashboard/.",
+    },
+]
+
+ADMIN_USERNAME = "admin"
+DEMO_CLIENT_NAME = "demo-clinical-app"
+
+
+class Command(BaseCommand):
+    help = "Create demo services, an admin user and an API client (idempotent); print the credentials."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--base-url", default=os.environ.get("CONTROLPLANE_URL", "http://127.0.0.1:8000"))
+
+    def handle(self, *args, base_url: str, **options) -> None:
+        credentials_file = Path(settings.VAR_DIR) / "demo-credentials.json"
+        stored = json.loads(credentials_file.read_text()) if credentials_file.is_file() else {}
+
+        with transaction.atomic():
+            created = []
+            for spec in DEMO_SERVICES:
+                fields = dict(spec)
+                if fields["kind"] == Service.Kind.API:
+                    fields["base_url"] = base_url
+                _, is_new = service_ensure(**fields)
+                if is_new:
+                    created.append(spec["slug"])
+            password = self._ensure_admin(stored)
+            token = self._ensure_client(stored)
+
+        credentials_file.write_text(json.dumps({"admin_password": password, "api_token": token}))
+        credentials_file.chmod(0o600)
+
+        self.stdout.write(f"Services: {Service.objects.count()} ({len(created)} new).")
+        self.stdout.write(f"Admin:     {base_url}/admin/  user {ADMIN_USERNAME!r}  password {password!r}")
+        self.stdout.write(f"Dashboard: {base_url}/dashboard/")
+        self.stdout.write(f"API token ({DEMO_CLIENT_NAME}, scopes {', '.join(SCOPES)}):")
+        self.stdout.write(f"  curl -H 'Authorization: Bearer {token}' {base_url}/api/v1/whoami/")
+
+    def _ensure_admin(self, stored: dict) -> str:
+        User = get_user_model()
+        wanted = os.environ.get("DEMO_ADMIN_PASSWORD")
+        user = User.objects.filter(username=ADMIN_USERNAME).first()
+        if user is None:
+            password = wanted or secrets.token_urlsafe(12)
+            User.objects.create_superuser(ADMIN_USERNAME, "admin@example.org", password)
+            return password
+        if wanted:
+            user.set_password(wanted)
+            user.save(update_fields=["password"])
+            return wanted
+        if stored.get("admin_password") and user.check_password(stored["admin_password"]):
+            return stored["admin_password"]
+        # The admin exists but its password was not made here: leave it alone.
+        return "(unchanged: set DEMO_ADMIN_PASSWORD to reset it)"
+
+    def _ensure_client(self, stored: dict) -> str:
+        client = ApiClient.objects.filter(name=DEMO_CLIENT_NAME).first()
+        if client is None:
+            return api_client_create(
+                name=DEMO_CLIENT_NAME, scopes=list(SCOPES), description="Demo clinician app created by seed_demo."
+            ).token
+        token = stored.get("api_token")
+
+        if token and token_hash(token) == client.token_hash and not client.is_revoked:
+            return token
+        # Only the hash is stored, so a demo token we no longer know is rotated to print a fresh one.
+        return api_client_rotate(client=client).token

@@ -1,0 +1,50 @@
+"""Health endpoints and the dashboard shell. Plain Django views: no auth, no DRF on probes."""
+
+import json
+
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from apps.core.selectors import ERROR, readiness_report
+
+
+@require_GET
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process answers. Touches no dependency, so an outage never restarts pods."""
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+@never_cache
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: every dependency with its status and latency; 503 when a required one is down."""
+    overall, checks = readiness_report()
+    return JsonResponse({"status": overall, "checks": checks}, status=503 if overall == ERROR else 200)
+
+
+@never_cache
+@staff_member_required
+def dashboard(request: HttpRequest, subpath: str = "") -> HttpResponse:
+    """Serve the built single-page dashboard, telling it where the live websocket is."""
+    index = settings.DASHBOARD_BUILD_DIR / "index.html"
+    if not index.is_file():
+        return render(request, "core/dashboard_missing.html", status=503)
+    config = {
+        "websocketUrl": settings.LIVE_WEBSOCKET_URL,
+        "livePort": settings.LIVE_PORT,
+        "adminUrl": "/admin/",
+        "username": request.user.get_username(),
+    }
+    # JSON inside a <script> tag: escape "<" so no value can close the tag.
+    config_script = (
+        '<script id="controlplane-config" type="application/json">'
+        + json.dumps(config).replace("<", "\\u003c")
+        + "</script>"
+    )
+    html = index.read_text(encoding="utf-8").replace("</head>", f"{config_script}</head>", 1)
+    return HttpResponse(html)

@@ -1,0 +1,30 @@
+from django.contrib import admin
+from django.db import models
+from django.http import HttpRequest
+
+from apps.services.models import Service
+from apps.services.services import EDITABLE_FIELDS, service_create, service_update
+
+
+@admin.register(Service)
+class ServiceAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "kind", "owner_team", "is_active", "slo_p95_ms", "slo_p99_ms", "slo_error_rate_pct"]
+    list_filter = ["kind", "is_active", "owner_team"]
+    search_fields = ["name", "slug", "owner_team", "description"]
+    prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["created_at", "updated_at"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "kind", "base_url", "owner_team", "description", "is_active"]}),
+        ("SLO targets", {"fields": ["slo_p95_ms", "slo_p99_ms", "slo_avg_ms", "slo_min_rps", "slo_error_rate_pct"]}),
+        ("History", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    def save_model(self, request: HttpRequest, obj: Service, form, change: bool) -> None:
+        # The form already validated; the service layer saves so admin and API behave the same.
+        fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS if name in form.cleaned_data}
+        if change:
+            service_update(service=obj, **fields)
+        else:
+            saved = service_create(**fields)
+            obj.pk = saved.pk

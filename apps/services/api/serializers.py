@@ -1,0 +1,26 @@
+from rest_framework import serializers
+
+from apps.services.models import Service
+
+
+class ServiceSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Service
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "kind",
+            "base_url",
+            "owner_team",
+            "description",
+            "is_active",
+            "slo_p95_ms",
+            "slo_p99_ms",
+            "slo_avg_ms",
+            "slo_min_rps",
+            "slo_error_rate_pct",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]

@@ -1,0 +1,24 @@
+from rest_framework import viewsets
+from rest_framework.serializers import BaseSerializer
+
+from apps.accounts.permissions import IsStaffUser
+from apps.services.api.serializers import ServiceSerializer
+from apps.services.selectors import service_list
+from apps.services.services import service_create, service_update
+
+
+class ServiceViewSet(viewsets.ModelViewSet):
+    """CRUD on the service registry, for staff. Writes go through the service layer."""
+
+    serializer_class = ServiceSerializer
+    permission_classes = [IsStaffUser]
+    lookup_field = "slug"
+
+    def get_queryset(self):
+        return service_list(kind=self.request.query_params.get("kind") or None)
+
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        serializer.instance = service_create(**serializer.validated_data)
+
+    def perform_update(self, serializer: BaseSerializer) -> None:
+        serializer.instance = service_update(service=serializer.instance, **serializer.validated_data)

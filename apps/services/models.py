@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class Service(models.Model):
+    """An AI or data service the control plane watches, with its SLO targets (the brief's defaults)."""
+
+    class Kind(models.TextChoices):
+        API = "api", "API"
+        INFERENCE = "inference", "Inference"
+        WORKER = "worker", "Worker"
+        FRONTEND = "frontend", "Frontend"
+
+    name = models.CharField(max_length=120, unique=True)
+    slug = models.SlugField(max_length=80, unique=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.API)
+    base_url = models.URLField(blank=True, help_text="Where the service answers, for probes and load tests.")
+    owner_team = models.CharField(max_length=120, blank=True)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+
+    slo_p95_ms = models.PositiveIntegerField("p95 target (ms)", default=2000, validators=[MinValueValidator(1)])
+    slo_p99_ms = models.PositiveIntegerField("p99 target (ms)", default=3000, validators=[MinValueValidator(1)])
+    slo_avg_ms = models.PositiveIntegerField("average target (ms)", default=1000, validators=[MinValueValidator(1)])
+    slo_min_rps = models.FloatField("minimum throughput (req/s)", default=50.0, validators=[MinValueValidator(0)])
+    slo_error_rate_pct = models.FloatField(
+        "maximum error rate (%)", default=5.0, validators=[MinValueValidator(0), MaxValueValidator(100)]
+    )
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["kind", "is_active"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if self.slo_p95_ms and self.slo_p99_ms and self.slo_p95_ms > self.slo_p99_ms:
+            errors["slo_p95_ms"] = "The p95 target cannot be above the p99 target."
+        if self.slo_avg_ms and self.slo_p99_ms and self.slo_avg_ms > self.slo_p99_ms:
+            errors["slo_avg_ms"] = "The average target cannot be above the p99 target."
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,26 @@
+"""Top-level routes: health, admin, API v1, OpenAPI schema and the dashboard."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.core import views as core_views
+
+admin.site.site_header = "Medical AI performance control plane"
+admin.site.site_title = "Control plane"
+
+api_v1 = [
+    path("", include("apps.accounts.api.urls")),
+    path("", include("apps.services.api.urls")),
+]
+
+urlpatterns = [
+    path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("dashboard/", core_views.dashboard, name="dashboard"),
+    path("dashboard/<path:subpath>", core_views.dashboard, name="dashboard-route"),
+]

@@ -1,0 +1,32 @@
+import { useContext } from "react";
+
+import { ServiceTable } from "../../features/overview/components/ServiceTable";
+import { useServices } from "../../features/overview/hooks/useServices";
+import { ConfigContext } from "../config";
+import { useConnectionState, useLatestMessage } from "../../lib/useLiveFeed";
+
+export default function OverviewPage() {
+  const config = useContext(ConfigContext);
+  const services = useServices();
+  const heartbeat = useLatestMessage("heartbeat");
+  const connection = useConnectionState();
+
+  return (
+    <section aria-labelledby="overview-title">
+      <h1 id="overview-title">Overview</h1>
+      <p className="muted">
+        Live feed: <strong data-testid="live-state">{connection}</strong>
+        {heartbeat ? (
+          <>
+            {" "}
+            · heartbeat <span data-testid="live-seq">#{heartbeat.seq}</span>
+          </>
+        ) : null}
+      </p>
+      <h2>Services</h2>
+      {services.status === "loading" ? <p className="muted">Loading services…</p> : null}
+      {services.status === "error" ? <p role="alert">Could not load services: {services.message}</p> : null}
+      {services.status === "ready" ? <ServiceTable services={services.data} adminUrl={config.adminUrl} /> : null}
+    </section>
+  );
+}

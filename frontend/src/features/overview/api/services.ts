@@ -1,0 +1,24 @@
+import { getJson } from "../../../lib/api";
+
+export interface Service {
+  id: number;
+  name: string;
+  slug: string;
+  kind: "api" | "inference" | "worker" | "frontend";
+  owner_team: string;
+  is_active: boolean;
+  slo_p95_ms: number;
+  slo_p99_ms: number;
+  slo_avg_ms: number;
+  slo_min_rps: number;
+  slo_error_rate_pct: number;
+}
+
+interface Page<T> {
+  count: number;
+  results: T[];
+}
+
+export async function fetchServices(signal?: AbortSignal): Promise<Service[]> {
+  return (await getJson<Page<Service>>("/api/v1/services/?limit=500", signal)).results;
+}

@@ -1,0 +1,27 @@
+/** Runtime configuration that Django injects into the page (see apps/core/views.py). */
+export interface DashboardConfig {
+  websocketUrl: string;
+  livePort: number | null;
+  adminUrl: string;
+  username: string;
+}
+
+const defaults: DashboardConfig = { websocketUrl: "", livePort: null, adminUrl: "/admin/", username: "" };
+
+export function readConfig(doc: Document = document): DashboardConfig {
+  const element = doc.getElementById("controlplane-config");
+  if (!element?.textContent) return defaults;
+  try {
+    return { ...defaults, ...(JSON.parse(element.textContent) as Partial<DashboardConfig>) };
+  } catch {
+    return defaults;
+  }
+}
+
+/** The live feed's address: configured outright, or this page's host on the live port. */
+export function websocketUrl(config: DashboardConfig, location: Location = window.location): string {
+  if (config.websocketUrl) return config.websocketUrl;
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  const host = config.livePort ? `${location.hostname}:${config.livePort}` : location.host;
+  return `${scheme}//${host}/ws/metrics/`;
+}

@@ -1,0 +1,19 @@
+"""The product's routes plus one endpoint that needs a scope, to test scope enforcement alone."""
+
+from django.urls import path
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.permissions import HasScope
+from controlplane.urls import urlpatterns as product_urlpatterns
+
+
+class ScopedView(APIView):
+    permission_classes = [HasScope]
+    required_scopes = ["patient:read"]
+
+    def get(self, request):
+        return Response({"ok": True})
+
+
+urlpatterns = [*product_urlpatterns, path("scoped/", ScopedView.as_view())]

@@ -1,0 +1,81 @@
+"""Bearer tokens: missing, wrong, revoked, expired and wrong-scope requests get a JSON 401/403."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+
+from apps.accounts.models import ApiClient
+from apps.accounts.services import api_client_revoke, api_client_rotate
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.accounts.scoped_urls")]
+
+
+def _bearer(token: str) -> dict:
+    return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+def test_valid_token_with_scope_is_served(api, issue_token):
+    response = api.get("/scoped/", **_bearer(issue_token("patient:read")))
+    assert response.status_code == 200
+    assert response.json() == {"ok": True}
+
+
+def test_missing_token_is_401_with_bearer_challenge(api):
+    response = api.get("/scoped/")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert response.json()["code"] == "not_authenticated"
+
+
+@pytest.mark.parametrize("header", ["Bearer cpk_nope_nope", "Bearer", "Bearer a b"])
+def test_wrong_or_malformed_token_is_401(api, issue_token, header):
+    issue_token("patient:read")
+    response = api.get("/scoped/", HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+    assert response.json()["code"] in {"invalid_token", "malformed_token"}
+
+
+def test_revoked_token_is_401(api, issue_token):
+    token = issue_token("patient:read", name="revoked")
+    api_client_revoke(client=ApiClient.objects.get(name="revoked"))
+    response = api.get("/scoped/", **_bearer(token))
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Token has been revoked.", "code": "token_revoked"}
+
+
+def test_expired_token_is_401(api, issue_token):
+    token = issue_token("patient:read", expires_at=timezone.now() - timedelta(seconds=1))
+    response = api.get("/scoped/", **_bearer(token))
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_expired"
+
+
+def test_token_without_the_scope_is_403(api, issue_token):
+    response = api.get("/scoped/", **_bearer(issue_token("audit:read")))
+    assert response.status_code == 403
+    body = response.json()
+    assert body["code"] == "insufficient_scope"
+    assert "patient:read" in body["detail"]
+
+
+def test_rotation_invalidates_the_old_token(api, issue_token):
+    old = issue_token("patient:read", name="rotating")
+    new = api_client_rotate(client=ApiClient.objects.get(name="rotating")).token
+    assert api.get("/scoped/", **_bearer(old)).status_code == 401
+    assert api.get("/scoped/", **_bearer(new)).status_code == 200
+
+
+def test_staff_reach_a_scoped_endpoint_only_with_the_scope_permission(api, staff_user):
+    api.force_login(staff_user)
+    assert api.get("/scoped/").status_code == 403
+    staff_user.user_permissions.add(Permission.objects.get(codename="scope_patient_read"))
+    api.force_login(type(staff_user).objects.get(pk=staff_user.pk))
+    assert api.get("/scoped/").status_code == 200
+
+
+def test_whoami_names_the_client_and_its_scopes(api, issue_token):
+    token = issue_token("patient:read", "inference", name="ward-app")
+    body = api.get("/api/v1/whoami/", **_bearer(token)).json()
+    assert body == {"kind": "client", "name": "ward-app", "scopes": ["inference", "patient:read"], "expires_at": None}

@@ -1,0 +1,58 @@
+"""OpenAPI schema and docs, the admin login and the dashboard shell."""
+
+import pytest
+from django.conf import settings
+from django.test import override_settings
+
+pytestmark = pytest.mark.django_db
+
+
+def test_openapi_schema_describes_the_api(client):
+    response = client.get("/api/schema/?format=json")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    assert "/api/v1/services/" in schema["paths"]
+    assert "/api/v1/whoami/" in schema["paths"]
+    assert schema["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
+
+
+def test_api_docs_load_offline(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "swagger-ui" in html
+    assert "cdn.jsdelivr" not in html and "unpkg.com" not in html
+
+
+def test_admin_login_page(client):
+    response = client.get("/admin/login/")
+    assert response.status_code == 200
+    assert "Medical AI performance control plane" in response.content.decode()
+
+
+def test_dashboard_sends_anonymous_users_to_login(client):
+    response = client.get("/dashboard/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+@override_settings(LIVE_PORT=8001)
+def test_dashboard_serves_the_built_app_with_its_config(client, admin_user):
+    assert (settings.DASHBOARD_BUILD_DIR / "index.html").is_file(), "build the frontend first (make test does)"
+    client.force_login(admin_user)
+    for path in ("/dashboard/", "/dashboard/services/clinical-api"):
+        response = client.get(path)
+        assert response.status_code == 200
+        html = response.content.decode()
+        assert '<script id="controlplane-config" type="application/json">' in html
+        assert '"livePort": 8001' in html
+        assert "/static/dashboard/assets/" in html
+
+
+def test_dashboard_explains_a_missing_build(client, admin_user, tmp_path):
+    client.force_login(admin_user)
+    with override_settings(DASHBOARD_BUILD_DIR=tmp_path):
+        response = client.get("/dashboard/")
+    assert response.status_code == 503
+    assert "make frontend" in response.content.decode()

@@ -1,0 +1,103 @@
+"""/healthz and /readyz, including dependencies pointed at closed ports."""
+
+import json
+
+import pytest
+
+from apps.core.services import worker_heartbeat_record
+from tests.helpers import closed_port, embedded_env, run_python
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_touches_nothing(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_every_dependency_with_latency(client):
+    worker_heartbeat_record(hostname="celery@test")
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok", body
+    assert set(body["checks"]) == {"database", "cache", "broker", "channel_layer", "worker"}
+    for check in body["checks"].values():
+        assert check["status"] == "ok"
+        assert check["latency_ms"] >= 0
+
+
+def test_readyz_without_a_worker_heartbeat_is_degraded_not_down(client):
+    body = client.get("/readyz").json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["worker"]["status"] == "error"
+    assert "no worker heartbeat" in body["checks"]["worker"]["detail"]
+
+
+READYZ = """
+import json, django
+django.setup()
+from django.test import Client
+response = Client().get("/readyz")
+print(response.status_code, response.content.decode())
+"""
+
+
+def _readyz(env):
+    result = run_python(READYZ, env)
+    assert result.returncode == 0, result.stderr
+    status, body = result.stdout.strip().splitlines()[-1].split(" ", 1)
+    return int(status), json.loads(body)
+
+
+def _migrated_embedded_env(tmp_path, **extra):
+    env = embedded_env(tmp_path, **extra)
+    migrate = run_python(
+        "import django; django.setup(); from django.core.management import call_command; "
+        "call_command('migrate', verbosity=0)",
+        embedded_env(tmp_path),
+    )
+    assert migrate.returncode == 0, migrate.stderr
+    return env
+
+
+def test_readyz_is_503_when_the_database_is_down(tmp_path):
+    status, body = _readyz(
+        embedded_env(tmp_path, DATABASE_URL=f"postgres://x@127.0.0.1:{closed_port()}/cp", DB_POOL_TIMEOUT="1")
+    )
+    assert status == 503
+    assert body["status"] == "error"
+    assert body["checks"]["database"]["status"] == "error"
+
+
+def test_readyz_is_degraded_when_the_broker_is_down(tmp_path):
+    env = _migrated_embedded_env(
+        tmp_path,
+        CELERY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{closed_port()}//",
+        CELERY_BROKER_CONNECTION_TIMEOUT="1",
+    )
+    status, body = _readyz(env)
+    assert status == 200
+    assert body["status"] == "degraded"
+    assert body["checks"]["broker"]["status"] == "error"
+    assert body["checks"]["database"]["status"] == "ok"
+
+
+def test_readyz_is_degraded_when_redis_is_down(tmp_path):
+    env = _migrated_embedded_env(tmp_path, REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0")
+    status, body = _readyz(env)
+    assert status == 200
+    assert body["status"] == "degraded"
+    assert body["checks"]["cache"]["status"] == "error"
+    assert body["checks"]["channel_layer"]["status"] == "error"
+
+
+def test_readyz_503_when_a_dependency_made_required_is_down(tmp_path):
+    env = _migrated_embedded_env(
+        tmp_path, REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0", READYZ_REQUIRED="database,cache"
+    )
+    status, body = _readyz(env)
+    assert status == 503
+    assert body["checks"]["cache"]["status"] == "error"

@@ -1,0 +1,58 @@
+"""`seed_demo` is idempotent and prints credentials that work."""
+
+import stat
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+
+from apps.accounts.models import ApiClient
+from apps.services.models import Service
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _own_var_dir(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+
+
+def _seed() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def _token(output: str) -> str:
+    line = next(line for line in output.splitlines() if "Authorization: Bearer" in line)
+    return line.split("Bearer ")[1].split("'")[0]
+
+
+def _password(output: str) -> str:
+    return output.split("password '")[1].split("'")[0]
+
+
+def test_seed_twice_creates_once_and_prints_the_same_working_credentials(api, client, settings):
+    first = _seed()
+    second = _seed()
+
+    assert Service.objects.count() == 5
+    assert get_user_model().objects.filter(username="admin", is_superuser=True).count() == 1
+    assert ApiClient.objects.filter(name="demo-clinical-app").count() == 1
+    assert "(5 new)" in first and "(0 new)" in second
+    assert _token(first) == _token(second)
+    assert _password(first) == _password(second)
+
+    assert client.login(username="admin", password=_password(second))
+    response = api.get("/api/v1/whoami/", HTTP_AUTHORIZATION=f"Bearer {_token(second)}")
+    assert response.status_code == 200
+    credentials = settings.VAR_DIR / "demo-credentials.json"
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+
+
+def test_seed_keeps_admin_edits_to_demo_services():
+    _seed()
+    Service.objects.filter(slug="clinical-api").update(slo_p95_ms=150)
+    _seed()
+    assert Service.objects.get(slug="clinical-api").slo_p95_ms == 150

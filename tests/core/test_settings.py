@@ -1,0 +1,102 @@
+"""Embedded defaults versus PostgreSQL/Redis/RabbitMQ, and the production guard rails."""
+
+import json
+import os
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.helpers import embedded_env, run_python
+
+DUMP_SETTINGS = """
+import json, django
+django.setup()
+from django.conf import settings
+db = settings.DATABASES["default"]
+print(json.dumps({
+    "engine": db["ENGINE"],
+    "options": {k: v for k, v in db.get("OPTIONS", {}).items()},
+    "conn_max_age": db.get("CONN_MAX_AGE"),
+    "cache": settings.CACHES["default"]["BACKEND"],
+    "channels": settings.CHANNEL_LAYERS["default"]["BACKEND"],
+    "broker": settings.CELERY_BROKER_URL,
+    "debug": settings.DEBUG,
+}, default=str))
+"""
+
+
+def _settings_for(env):
+    result = run_python(DUMP_SETTINGS, env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_embedded_defaults_need_no_server(tmp_path):
+    dumped = _settings_for(embedded_env(tmp_path))
+    assert dumped["engine"] == "django.db.backends.sqlite3"
+    assert dumped["options"]["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in dumped["options"]["init_command"]
+    assert dumped["cache"].endswith("FileBasedCache")
+    assert dumped["channels"] == "channels.layers.InMemoryChannelLayer"
+    assert dumped["broker"] == "filesystem://"
+    assert dumped["debug"] is True
+    assert (tmp_path / "broker" / "queue").is_dir()
+
+
+def test_service_urls_select_postgres_pool_redis_and_rabbitmq(tmp_path):
+    dumped = _settings_for(
+        embedded_env(
+            tmp_path,
+            DATABASE_URL="postgres://app@db.example:5432/cp",
+            REDIS_URL="redis://cache.example:6379/0",
+            CELERY_BROKER_URL="amqp://guest:guest@mq.example:5672//",
+            DB_POOL_MIN_SIZE="10",
+            DB_POOL_MAX_SIZE="50",
+        )
+    )
+    assert dumped["engine"] == "django.db.backends.postgresql"
+    assert dumped["options"]["pool"] == {"min_size": 10, "max_size": 50, "timeout": 10.0}
+    assert dumped["conn_max_age"] == 0
+    assert dumped["cache"] == "django_redis.cache.RedisCache"
+    assert dumped["channels"] == "channels_redis.core.RedisChannelLayer"
+    assert dumped["broker"].startswith("amqp://")
+
+
+@pytest.mark.parametrize(
+    ("extra", "missing"),
+    [
+        ({}, "SECRET_KEY, ALLOWED_HOSTS"),
+        ({"SECRET_KEY": "x" * 50}, "ALLOWED_HOSTS"),
+        ({"ALLOWED_HOSTS": "cp.example.org"}, "SECRET_KEY"),
+    ],
+)
+def test_debug_off_refuses_to_start_without_secrets(tmp_path, extra, missing):
+    env = embedded_env(tmp_path, DEBUG="false", **extra)
+    for name in ("SECRET_KEY", "ALLOWED_HOSTS"):
+        if name not in extra:
+            env.pop(name, None)
+    result = run_python("import django; django.setup()", env)
+    assert result.returncode != 0
+    assert f"required: {missing}." in result.stderr
+
+
+def test_debug_off_with_secrets_hardens_cookies(tmp_path):
+    env = embedded_env(tmp_path, DEBUG="false", SECRET_KEY="s" * 50, ALLOWED_HOSTS="cp.example.org")
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS > 0)"
+    )
+    result = run_python(code, env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "True"]
+
+
+@pytest.mark.django_db
+def test_this_suite_runs_on_postgres_through_the_native_pool():
+    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        pytest.fail("The suite must run on PostgreSQL: use `make test`.")
+    assert connection.vendor == "postgresql"
+    connection.ensure_connection()
+    assert connection.pool is not None
+    assert settings.CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache"

@@ -1,0 +1,103 @@
+"""`/api/v1/services/`: CRUD for staff, refused to everyone else, validated field by field."""
+
+import pytest
+
+from apps.services.models import Service
+from apps.services.services import service_create
+
+pytestmark = pytest.mark.django_db
+
+
+def test_staff_create_a_service_with_the_brief_slo_defaults(staff_api):
+    response = staff_api.post("/api/v1/services/", {"name": "Triage model", "slug": "triage", "kind": "inference"})
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert (body["slo_p95_ms"], body["slo_p99_ms"], body["slo_avg_ms"]) == (2000, 3000, 1000)
+    assert (body["slo_min_rps"], body["slo_error_rate_pct"]) == (50.0, 5.0)
+
+
+def test_staff_read_update_and_delete(staff_api):
+    service_create(name="Embeddings", slug="embeddings", kind="inference")
+    assert staff_api.get("/api/v1/services/embeddings/").json()["name"] == "Embeddings"
+    response = staff_api.patch("/api/v1/services/embeddings/", {"slo_p95_ms": 250}, format="json")
+    assert response.status_code == 200
+    assert Service.objects.get(slug="embeddings").slo_p95_ms == 250
+    assert staff_api.delete("/api/v1/services/embeddings/").status_code == 204
+    assert not Service.objects.filter(slug="embeddings").exists()
+
+
+def test_inconsistent_slo_is_a_field_level_400_and_changes_nothing(staff_api):
+    service_create(name="API", slug="api", slo_p95_ms=200, slo_p99_ms=500, slo_avg_ms=100)
+    response = staff_api.patch("/api/v1/services/api/", {"slo_p95_ms": 900}, format="json")
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid"
+    assert "slo_p95_ms" in body["errors"]
+    assert Service.objects.get(slug="api").slo_p95_ms == 200
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"name": "X", "slug": "x", "kind": "mainframe"}, "kind"),
+        ({"name": "X", "slug": "not a slug"}, "slug"),
+        ({"name": "X", "slug": "x", "slo_error_rate_pct": 140}, "slo_error_rate_pct"),
+        ({"name": "X", "slug": "x", "base_url": "nope"}, "base_url"),
+        ({"slug": "x"}, "name"),
+    ],
+)
+def test_bad_input_names_the_field(staff_api, payload, field):
+    response = staff_api.post("/api/v1/services/", payload, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["errors"]
+
+
+def test_machine_clients_and_anonymous_callers_are_refused(api, issue_token):
+    assert api.get("/api/v1/services/").status_code == 401
+    token = issue_token("patient:read", "clinical:read", "inference", "audit:read")
+    response = api.get("/api/v1/services/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 403
+
+
+def test_list_filters_by_kind_within_a_query_budget(staff_api, django_assert_max_num_queries):
+    for index in range(30):
+        service_create(name=f"Service {index}", slug=f"s-{index}", kind="inference" if index % 2 else "api")
+    with django_assert_max_num_queries(4):
+        response = staff_api.get("/api/v1/services/?kind=inference")
+    assert response.status_code == 200
+    assert response.json()["count"] == 15
+
+
+def test_admin_changelist_searches_and_filters_within_a_query_budget(client, admin_user, django_assert_max_num_queries):
+    for index in range(30):
+        service_create(name=f"Service {index}", slug=f"s-{index}", owner_team="Radiology" if index < 5 else "ICU")
+    client.force_login(admin_user)
+    with django_assert_max_num_queries(12):
+        response = client.get("/admin/services/service/?q=Radiology&kind__exact=api")
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 5
+
+
+def test_admin_saves_through_the_service_layer_and_validates(client, admin_user):
+    client.force_login(admin_user)
+    data = {
+        "name": "Pharmacy API",
+        "slug": "pharmacy",
+        "kind": "api",
+        "base_url": "",
+        "owner_team": "",
+        "description": "",
+        "is_active": "on",
+        "slo_p95_ms": 4000,
+        "slo_p99_ms": 3000,
+        "slo_avg_ms": 1000,
+        "slo_min_rps": 50,
+        "slo_error_rate_pct": 5,
+    }
+    response = client.post("/admin/services/service/add/", data)
+    assert response.status_code == 200  # the form comes back with the error
+    assert "cannot be above the p99 target" in response.content.decode()
+    data["slo_p95_ms"] = 2000
+    response = client.post("/admin/services/service/add/", data)
+    assert response.status_code == 302
+    assert Service.objects.get(slug="pharmacy").slo_p95_ms == 2000

@@ -1,0 +1,123 @@
+"""The embedded mode end to end: the real Procfile (api, live, worker, beat) on SQLite, a file cache,
+the in-memory channel layer and the filesystem broker, with none of the service variables set."""
+
+import http.cookiejar
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+from websockets.sync.client import connect
+
+from tests.helpers import REPO_ROOT, VENV_BIN, embedded_env, free_port, manage
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def product(tmp_path_factory):
+    var_dir = tmp_path_factory.mktemp("embedded")
+    port, live_port = free_port(), free_port()
+    env = embedded_env(var_dir, CP_HOST="127.0.0.1", CP_PORT=str(port), LIVE_PORT=str(live_port))
+    migrate = manage("migrate", "--noinput", env=env)
+    assert migrate.returncode == 0, migrate.stderr
+    seed = manage("seed_demo", "--base-url", f"http://127.0.0.1:{port}", env=env)
+    assert seed.returncode == 0, seed.stderr
+    log = open(var_dir / "honcho.log", "w")  # noqa: SIM115 - closed in teardown
+    honcho = subprocess.Popen(
+        [str(VENV_BIN / "honcho"), "-f", "Procfile", "start"],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: _get(base + "/healthz")[0] == 200, 60, "the api process to answer /healthz")
+        yield {"base": base, "live_port": live_port, "env": env, "seed": seed.stdout, "log": var_dir / "honcho.log"}
+    finally:
+        os.killpg(honcho.pid, signal.SIGINT)
+        try:
+            honcho.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(honcho.pid, signal.SIGKILL)
+        log.close()
+
+
+def _get(url, opener=None):
+    try:
+        with (opener or urllib.request.build_opener()).open(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+    except OSError:
+        return None, ""
+
+
+def _wait_for(condition, seconds, what):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"Timed out waiting for {what}")
+
+
+def test_readyz_is_all_ok_once_the_worker_beats(product):
+    def all_ok():
+        status, body = _get(product["base"] + "/readyz")
+        return status == 200 and json.loads(body)["status"] == "ok"
+
+    _wait_for(all_ok, 60, "/readyz to report every check ok")
+    checks = json.loads(_get(product["base"] + "/readyz")[1])["checks"]
+    assert {name: check["status"] for name, check in checks.items()} == dict.fromkeys(checks, "ok")
+
+
+def test_schema_and_admin_login_are_served(product):
+    status, body = _get(product["base"] + "/api/schema/?format=json")
+    assert status == 200 and json.loads(body)["openapi"].startswith("3.")
+    status, body = _get(product["base"] + "/admin/login/")
+    assert status == 200 and "csrfmiddlewaretoken" in body
+
+
+def test_a_task_sent_from_django_runs_on_the_worker(product):
+    result = manage("ping_worker", "--timeout", "60", env=product["env"])
+    assert result.returncode == 0, result.stderr
+    assert "ran the task" in result.stdout
+
+
+def test_demo_token_reaches_the_api(product):
+    token = re.search(r"Bearer (\S+)'", product["seed"]).group(1)
+    request = urllib.request.Request(product["base"] + "/api/v1/whoami/", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.loads(response.read())["name"] == "demo-clinical-app"
+
+
+def test_admin_signs_in_opens_the_dashboard_and_receives_live_heartbeats(product):
+    password = re.search(r"password '([^']+)'", product["seed"]).group(1)
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    _, login_page = _get(product["base"] + "/admin/login/", opener)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login_page).group(1)
+    form = urllib.parse.urlencode(
+        {"csrfmiddlewaretoken": csrf, "username": "admin", "password": password, "next": "/dashboard/"}
+    ).encode()
+    request = urllib.request.Request(product["base"] + "/admin/login/", data=form, headers={"Referer": product["base"]})
+    with opener.open(request, timeout=10) as response:
+        assert response.status == 200
+        assert response.url.endswith("/dashboard/")
+        html = response.read().decode()
+    assert f'"livePort": {product["live_port"]}' in html
+
+    session = next(cookie.value for cookie in jar if cookie.name == "sessionid")
+    with connect(
+        f"ws://127.0.0.1:{product['live_port']}/ws/metrics/",
+        additional_headers={"Cookie": f"sessionid={session}", "Origin": product["base"]},
+        open_timeout=10,
+    ) as socket:
+        messages = [json.loads(socket.recv(timeout=5)) for _ in range(2)]
+    assert [m["type"] for m in messages] == ["heartbeat", "heartbeat"]
+    assert messages[1]["seq"] == messages[0]["seq"] + 1
