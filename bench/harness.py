@@ -1,0 +1,106 @@
+"""Shared pieces of the bench scripts: start the product's servers, drive them with wrk, print JSON.
+
+Every figure a bench prints is paired with a baseline measured in the same run, because these
+machines are noisy: compare ratios, not absolute numbers across runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def require_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if not wrk:
+        sys.exit("wrk is needed for throughput figures: apt-get install wrk")
+    return wrk
+
+
+def progress(message: str) -> None:
+    """Live progress on stderr, so stdout stays pure JSON."""
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def server(kind: str, env: dict[str, str] | None = None, workers: int = 2, threads: int = 1) -> Iterator[str]:
+    """Start the api (gunicorn, WSGI) or live (uvicorn, ASGI) server; yield its base URL."""
+    port = free_port()
+    if kind == "wsgi":
+        command = [
+            str(VENV_BIN / "gunicorn"),
+            "controlplane.wsgi",
+            f"--bind=127.0.0.1:{port}",
+            f"--workers={workers}",
+            f"--threads={threads}",
+            "--no-control-socket",
+            "--log-level=warning",
+        ]
+    elif kind == "asgi":
+        command = [
+            str(VENV_BIN / "uvicorn"),
+            "controlplane.asgi:application",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            f"--workers={workers}",
+            "--no-access-log",
+            "--log-level=warning",
+        ]
+    else:
+        raise ValueError(kind)
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(base + "/healthz", timeout=2).read()
+                break
+            time.sleep(0.3)
+        else:
+            raise RuntimeError(f"{kind} server did not start")
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
+
+
+def wrk(url: str, connections: int = 16, seconds: int = 10, threads: int = 2, headers: dict | None = None) -> dict:
+    """Run wrk and return req/s with latency percentiles in ms."""
+    command = [require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    latency = {}
+    for pct, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)$", output, re.MULTILINE):
+        latency[f"p{pct}_ms"] = round(float(value) * _UNITS[unit], 3)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {"rps": round(rps, 1), **latency, "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def emit(figures: dict) -> None:
+    print(json.dumps(figures, indent=2))
