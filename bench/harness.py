@@ -64,6 +64,7 @@ def server(kind: str, env: dict[str, str] | None = None, workers: int = 2, threa
             f"--port={port}",
             f"--workers={workers}",
             "--no-access-log",
+            "--lifespan=off",
             "--log-level=warning",
         ]
     else:
