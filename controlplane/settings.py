@@ -6,6 +6,7 @@ on the local filesystem. Setting DATABASE_URL, REDIS_URL and CELERY_BROKER_URL m
 PostgreSQL, Redis and RabbitMQ/Redis. Nothing here exists only in production.
 """
 
+import hashlib
 from pathlib import Path
 
 import environ
@@ -56,6 +57,8 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.services",
     "apps.metrics",
+    "apps.audit",
+    "apps.clinical",
 ]
 
 MIDDLEWARE = [
@@ -125,6 +128,8 @@ else:
 DATABASES = {"default": _default_db}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# SQLite has no covering indexes: it keeps the key columns and drops INCLUDE, which is what we want.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 # --- Cache ----------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -206,6 +211,13 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
+
+# --- Clinical data and audit --------------------------------------------------------------------
+# The identifier system of the hospital's MRNs (FHIR Identifier.system).
+MRN_SYSTEM = env.str("MRN_SYSTEM", default="http://hospital.example.org/mrn")
+# Seals the audit hash chain. Set it explicitly in production: changing it makes `audit verify`
+# report every record sealed with the old key.
+AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default=hashlib.sha256(f"audit-chain:{SECRET_KEY}".encode()).hexdigest())
 
 # --- Health ---------------------------------------------------------------------------------------
 # A failed check in this list makes /readyz answer 503; any other failed check answers 200 with

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class AuditEventQuerySet(models.QuerySet):
+    """Audit events are append-only: bulk updates and deletes through the ORM are refused."""
+
+    def update(self, **kwargs):
+        raise PermissionError("Audit events are append-only.")
+
+    def delete(self):
+        raise PermissionError("Audit events are append-only.")
+
+
+class AuditEvent(models.Model):
+    """One access to protected health information, chained to the previous record by an HMAC.
+
+    No foreign keys: the trail must outlive the rows it describes. Patient identifiers (MRN, name)
+    never appear here; searches keep only a keyed digest of their parameters. On PostgreSQL the table
+    is range-partitioned by month and a trigger refuses UPDATE and DELETE.
+    """
+
+    class Action(models.TextChoices):
+        READ = "read", "Read"
+        SEARCH = "search", "Search"
+        CREATE = "create", "Create"
+        UPDATE = "update", "Update"
+        DELETE = "delete", "Delete"
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Success"
+        DENIED = "denied", "Denied"
+        NOT_FOUND = "not_found", "Not found"
+        ERROR = "error", "Error"
+
+    class ActorType(models.TextChoices):
+        CLIENT = "client", "API client"
+        USER = "user", "User"
+
+    seq = models.BigIntegerField(help_text="Position in the hash chain; gaps mean deleted records.")
+    recorded_at = models.DateTimeField()
+    actor_type = models.CharField(max_length=16, choices=ActorType.choices)
+    actor_id = models.BigIntegerField(null=True)
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=16, choices=Action.choices)
+    resource_type = models.CharField(max_length=40)
+    resource_id = models.CharField(max_length=64, blank=True)
+    patient_id = models.BigIntegerField(null=True, help_text="Internal patient id, never the MRN.")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
+    source_ip = models.GenericIPAddressField(null=True)
+    purpose_of_use = models.CharField(max_length=32, default="TREAT")
+    request_id = models.CharField(max_length=64, blank=True)
+    query_digest = models.CharField(max_length=64, blank=True, help_text="Keyed digest of search parameters.")
+    result_count = models.IntegerField(null=True)
+    served_from_cache = models.BooleanField(default=False)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [
+            models.Index(fields=["seq"], name="audit_event_seq"),
+            models.Index(fields=["patient_id", "-recorded_at"], name="audit_event_patient"),
+            models.Index(fields=["actor_type", "actor_id", "-recorded_at"], name="audit_event_actor"),
+            models.Index(fields=["-recorded_at"], name="audit_event_recorded"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.actor_name} {self.action} {self.resource_type}/{self.resource_id}"
+
+    def save(self, *args, **kwargs):
+        # A guard, not business logic: an existing record is never rewritten through the ORM.
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise PermissionError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit events are append-only.")
+
+
+class AuditChainHead(models.Model):
+    """The end of the hash chain: a single row, locked by each writer so the chain stays linear."""
+
+    seq = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "audit chain head"
+
+    def __str__(self) -> str:
+        return f"audit chain at #{self.seq}"

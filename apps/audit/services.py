@@ -1,0 +1,157 @@
+"""Writing the audit trail. Every PHI read, search and write in the product ends here."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.audit.models import AuditChainHead, AuditEvent
+
+GENESIS_HASH = "0" * 64
+
+# The fields that the chain's HMAC covers, in a fixed order.
+CHAINED_FIELDS = (
+    "seq",
+    "recorded_at",
+    "actor_type",
+    "actor_id",
+    "actor_name",
+    "action",
+    "resource_type",
+    "resource_id",
+    "patient_id",
+    "outcome",
+    "source_ip",
+    "purpose_of_use",
+    "request_id",
+    "query_digest",
+    "result_count",
+    "served_from_cache",
+    "prev_hash",
+)
+
+
+@dataclass
+class AuditEntry:
+    """What a caller knows about one access; the chain fields are filled in when it is written."""
+
+    actor_type: str
+    actor_id: int | None
+    actor_name: str
+    action: str
+    resource_type: str
+    resource_id: str = ""
+    patient_id: int | None = None
+    outcome: str = AuditEvent.Outcome.SUCCESS
+    source_ip: str | None = None
+    purpose_of_use: str = "TREAT"
+    request_id: str = ""
+    query_digest: str = ""
+    result_count: int | None = None
+    served_from_cache: bool = False
+    recorded_at: datetime = field(default_factory=timezone.now)
+
+
+def _chain_key() -> bytes:
+    return settings.AUDIT_CHAIN_KEY.encode()
+
+
+def _canonical(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    return str(value)
+
+
+def normalize_ip(value: str | None) -> str | None:
+    """The form the database gives back, so a stored record hashes the same when re-read."""
+    if not value:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return None
+
+
+def chain_hash(values: dict) -> str:
+    """HMAC-SHA256 over the chained fields: without the key an edited record cannot be re-sealed."""
+    message = "\x1f".join(_canonical(values[name]) for name in CHAINED_FIELDS).encode()
+    return hmac.new(_chain_key(), message, hashlib.sha256).hexdigest()
+
+
+def query_digest(parameters: dict[str, object]) -> str:
+    """A keyed digest of search parameters: lets an auditor match searches without storing an MRN."""
+    message = "&".join(f"{key}={parameters[key]}" for key in sorted(parameters)).encode()
+    return hmac.new(_chain_key(), b"query:" + message, hashlib.sha256).hexdigest()
+
+
+@transaction.atomic
+def audit_record_batch(entries: list[AuditEntry]) -> list[AuditEvent]:
+    """Append entries to the chain in one transaction: one lock on the head, one INSERT, one commit."""
+    if not entries:
+        return []
+    head = AuditChainHead.objects.select_for_update().get(pk=1)
+    seq, prev_hash = head.seq, head.last_hash
+    events = []
+    for entry in entries:
+        seq += 1
+        values = {
+            **entry.__dict__,
+            "recorded_at": entry.recorded_at.astimezone(UTC),
+            "source_ip": normalize_ip(entry.source_ip),
+            "seq": seq,
+            "prev_hash": prev_hash,
+        }
+        values["hash"] = prev_hash = chain_hash(values)
+        events.append(AuditEvent(**values))
+    AuditEvent.objects.bulk_create(events)
+    AuditChainHead.objects.filter(pk=1).update(seq=seq, last_hash=prev_hash, updated_at=timezone.now())
+    return events
+
+
+def audit_record(entry: AuditEntry) -> AuditEvent:
+    """Append one entry to the audit trail."""
+    return audit_record_batch([entry])[0]
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _next_month(day: date) -> date:
+    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def audit_partitions_ensure(*, months_ahead: int = 3, today: date | None = None) -> list[str]:
+    """Create the monthly partitions from this month to `months_ahead` ahead (PostgreSQL only).
+
+    Rows outside every partition land in the default partition, so a missed run never loses a record.
+    """
+    if connection.vendor != "postgresql":
+        return []
+    table = AuditEvent._meta.db_table
+    start = _month_start(today or timezone.now().date())
+    created = []
+    with connection.cursor() as cursor:
+        for _ in range(months_ahead + 1):
+            end = _next_month(start)
+            name = f"{table}_y{start.year}m{start.month:02d}"
+            cursor.execute("SELECT to_regclass(%s)", [name])
+            if cursor.fetchone()[0] is None:
+                cursor.execute(
+                    f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF "{table}" '
+                    f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+                )
+                created.append(name)
+            start = end
+    return created

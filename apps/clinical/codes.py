@@ -1,0 +1,75 @@
+"""Terminology the clinical data plane knows: LOINC vital signs with UCUM units, FHIR value sets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+
+@dataclass(frozen=True)
+class VitalSign:
+    code: str
+    display: str
+    unit: str  # UCUM code; empty for panels, which carry no value of their own
+    low: float  # plausible range, used by the loader and to reject impossible writes
+    high: float
+
+
+# The FHIR R4 vital-signs observations (the observation-vitalsignresult value set).
+VITAL_SIGNS: dict[str, VitalSign] = {
+    v.code: v
+    for v in (
+        VitalSign(
+            "85353-1", "Vital signs, weight, height, head circumference, oxygen saturation and BMI panel", "", 0, 0
+        ),
+        VitalSign("9279-1", "Respiratory rate", "/min", 4, 60),
+        VitalSign("8867-4", "Heart rate", "/min", 20, 250),
+        VitalSign("2708-6", "Oxygen saturation in Arterial blood", "%", 50, 100),
+        VitalSign("8310-5", "Body temperature", "Cel", 30, 43),
+        VitalSign("8302-2", "Body height", "cm", 30, 250),
+        VitalSign("9843-4", "Head Occipital-frontal circumference", "cm", 25, 65),
+        VitalSign("29463-7", "Body weight", "kg", 0.5, 350),
+        VitalSign("39156-5", "Body mass index (BMI) [Ratio]", "kg/m2", 8, 90),
+        VitalSign("85354-9", "Blood pressure panel with all children optional", "", 0, 0),
+        VitalSign("8480-6", "Systolic blood pressure", "mm[Hg]", 40, 300),
+        VitalSign("8462-4", "Diastolic blood pressure", "mm[Hg]", 20, 200),
+        VitalSign("8478-0", "Mean blood pressure", "mm[Hg]", 30, 230),
+    )
+}
+VITAL_PANEL = "85353-1"
+BP_PANEL = "85354-9"
+SYSTOLIC = "8480-6"
+DIASTOLIC = "8462-4"
+
+# A few common laboratory results, so the laboratory category is not empty.
+LABORATORY: dict[str, VitalSign] = {
+    v.code: v
+    for v in (
+        VitalSign("2345-7", "Glucose [Mass/volume] in Serum or Plasma", "mg/dL", 20, 800),
+        VitalSign("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL", 0.1, 20),
+        VitalSign("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL", 3, 25),
+        VitalSign("2823-3", "Potassium [Moles/volume] in Serum or Plasma", "mmol/L", 1.5, 9),
+        VitalSign("6690-2", "Leukocytes [#/volume] in Blood by Automated count", "10*3/uL", 0.1, 200),
+    )
+}
+
+OBSERVATION_CODES = {**VITAL_SIGNS, **LABORATORY}
+
+# Synthetic prescriptions (RxNorm clinical drugs) with their usual sig.
+MEDICATIONS: tuple[tuple[str, str, str], ...] = (
+    ("197361", "amlodipine 5 MG Oral Tablet", "5 mg by mouth once daily"),
+    ("314076", "lisinopril 10 MG Oral Tablet", "10 mg by mouth once daily"),
+    ("861007", "metformin hydrochloride 500 MG Oral Tablet", "500 mg by mouth twice daily with meals"),
+    ("198211", "simvastatin 40 MG Oral Tablet", "40 mg by mouth at bedtime"),
+    ("313782", "acetaminophen 325 MG Oral Tablet", "650 mg by mouth every 6 hours as needed for pain"),
+    ("310965", "ibuprofen 200 MG Oral Tablet", "400 mg by mouth every 8 hours as needed"),
+    ("855332", "warfarin sodium 5 MG Oral Tablet", "5 mg by mouth daily, adjust to INR"),
+    ("198440", "acetaminophen 500 MG Oral Tablet", "1 g by mouth every 8 hours as needed"),
+    ("1361615", "heparin sodium 5000 UNT/ML Injectable Solution", "5000 units subcutaneously every 12 hours"),
+    ("313850", "ondansetron 4 MG Disintegrating Oral Tablet", "4 mg by mouth every 8 hours as needed for nausea"),
+)

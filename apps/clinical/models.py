@@ -1,0 +1,191 @@
+"""Patient data. Indexes follow the queries in selectors.py; `manage.py optimize database` checks them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.indexes import BrinIndex
+from django.db import models
+from django.db.models import Q
+
+
+def default_mrn_system() -> str:
+    return settings.MRN_SYSTEM
+
+
+class Patient(models.Model):
+    """A patient, identified by an MRN unique within its identifier system. Deletion is soft."""
+
+    class Sex(models.TextChoices):  # FHIR administrative-gender
+        MALE = "male", "Male"
+        FEMALE = "female", "Female"
+        OTHER = "other", "Other"
+        UNKNOWN = "unknown", "Unknown"
+
+    identifier_system = models.CharField(max_length=255, default=default_mrn_system)
+    mrn = models.CharField("MRN", max_length=64)
+    family_name = models.CharField(max_length=100)
+    given_name = models.CharField(max_length=100)
+    # Lower-cased, accent-free copies for prefix search (FHIR `name`, `family`, `given`).
+    family_search = models.CharField(max_length=100, editable=False)
+    given_search = models.CharField(max_length=100, editable=False)
+    birth_date = models.DateField()
+    sex = models.CharField(max_length=8, choices=Sex.choices, default=Sex.UNKNOWN)
+    is_deleted = models.BooleanField(default=False)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["identifier_system", "mrn"], name="clinical_patient_identifier_unique"),
+        ]
+        indexes = [
+            # Prefix search on active patients; varchar_pattern_ops lets LIKE 'abc%' use the index.
+            models.Index(
+                fields=["family_search", "given_search"],
+                name="clinical_patient_family",
+                opclasses=["varchar_pattern_ops", "varchar_pattern_ops"],
+                condition=Q(is_deleted=False),
+            ),
+            models.Index(
+                fields=["given_search"],
+                name="clinical_patient_given",
+                opclasses=["varchar_pattern_ops"],
+                condition=Q(is_deleted=False),
+            ),
+            models.Index(fields=["birth_date"], name="clinical_patient_birth", condition=Q(is_deleted=False)),
+        ]
+
+    def __str__(self) -> str:
+        return f"Patient {self.pk}"  # never the MRN or the name: this string reaches logs
+
+
+class Encounter(models.Model):
+    """A contact between a patient and the hospital (FHIR Encounter)."""
+
+    class EncounterClass(models.TextChoices):  # v3 ActCode
+        AMBULATORY = "AMB", "Ambulatory"
+        EMERGENCY = "EMER", "Emergency"
+        INPATIENT = "IMP", "Inpatient"
+        OBSERVATION = "OBSENC", "Observation"
+        VIRTUAL = "VR", "Virtual"
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", "Planned"
+        ARRIVED = "arrived", "Arrived"
+        TRIAGED = "triaged", "Triaged"
+        IN_PROGRESS = "in-progress", "In progress"
+        ONLEAVE = "onleave", "On leave"
+        FINISHED = "finished", "Finished"
+        CANCELLED = "cancelled", "Cancelled"
+        ENTERED_IN_ERROR = "entered-in-error", "Entered in error"
+        UNKNOWN = "unknown", "Unknown"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="encounters", db_index=False)
+    encounter_class = models.CharField(max_length=8, choices=EncounterClass.choices)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["patient", "-period_start"], name="clinical_encounter_patient"),
+            models.Index(fields=["patient"], name="clinical_encounter_active", condition=Q(status="in-progress")),
+        ]
+
+    def __str__(self) -> str:
+        return f"Encounter {self.pk}"
+
+
+class Observation(models.Model):
+    """A measurement: a vital sign or a laboratory result, with a LOINC code and a UCUM unit."""
+
+    class Category(models.TextChoices):
+        VITAL_SIGNS = "vital-signs", "Vital signs"
+        LABORATORY = "laboratory", "Laboratory"
+
+    class Status(models.TextChoices):
+        REGISTERED = "registered", "Registered"
+        PRELIMINARY = "preliminary", "Preliminary"
+        FINAL = "final", "Final"
+        AMENDED = "amended", "Amended"
+        CORRECTED = "corrected", "Corrected"
+        CANCELLED = "cancelled", "Cancelled"
+        ENTERED_IN_ERROR = "entered-in-error", "Entered in error"
+        UNKNOWN = "unknown", "Unknown"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="observations", db_index=False)
+    encounter = models.ForeignKey(
+        Encounter, on_delete=models.SET_NULL, null=True, blank=True, related_name="observations", db_index=False
+    )
+    category = models.CharField(max_length=16, choices=Category.choices)
+    code = models.CharField(max_length=16, help_text="LOINC code")
+    # Panels (blood pressure, vital signs) carry no value of their own; blood pressure has components.
+    value = models.FloatField(null=True, blank=True)
+    unit = models.CharField(max_length=16, blank=True, help_text="UCUM code")
+    components = models.JSONField(null=True, blank=True)
+    effective_at = models.DateTimeField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.FINAL)
+
+    class Meta:
+        indexes = [
+            # A patient's series of one code, newest first, answered from the index alone.
+            models.Index(
+                fields=["patient", "code", "-effective_at"],
+                name="clinical_obs_patient_code",
+                include=["value", "unit"],
+            ),
+            # A patient's observations of one category, newest first (FHIR Observation search).
+            models.Index(fields=["patient", "category", "-effective_at"], name="clinical_obs_patient_cat"),
+            # Range scans over time (retention, analytics) on a table that grows in time order.
+            BrinIndex(fields=["effective_at"], name="clinical_obs_effective_brin"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Observation {self.pk}"
+
+
+class MedicationRequest(models.Model):
+    """A prescription (FHIR MedicationRequest) coded in RxNorm."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        ON_HOLD = "on-hold", "On hold"
+        CANCELLED = "cancelled", "Cancelled"
+        COMPLETED = "completed", "Completed"
+        ENTERED_IN_ERROR = "entered-in-error", "Entered in error"
+        STOPPED = "stopped", "Stopped"
+        DRAFT = "draft", "Draft"
+        UNKNOWN = "unknown", "Unknown"
+
+    class Intent(models.TextChoices):
+        PROPOSAL = "proposal", "Proposal"
+        PLAN = "plan", "Plan"
+        ORDER = "order", "Order"
+        ORIGINAL_ORDER = "original-order", "Original order"
+        REFLEX_ORDER = "reflex-order", "Reflex order"
+        FILLER_ORDER = "filler-order", "Filler order"
+        INSTANCE_ORDER = "instance-order", "Instance order"
+        OPTION = "option", "Option"
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="medication_requests", db_index=False)
+    encounter = models.ForeignKey(
+        Encounter, on_delete=models.SET_NULL, null=True, blank=True, related_name="medication_requests", db_index=False
+    )
+    rxnorm_code = models.CharField(max_length=16)
+    display = models.CharField(max_length=200)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    intent = models.CharField(max_length=20, choices=Intent.choices, default=Intent.ORDER)
+    authored_at = models.DateTimeField()
+    dosage_text = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["patient", "status", "-authored_at"], name="clinical_medreq_patient"),
+            models.Index(
+                fields=["patient", "-authored_at"], name="clinical_medreq_active", condition=Q(status="active")
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"MedicationRequest {self.pk}"
