@@ -12,6 +12,8 @@ admin.site.site_title = "Control plane"
 api_v1 = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.services.api.urls")),
+    path("", include("apps.clinical.api.urls")),
+    path("", include("apps.audit.api.urls")),
 ]
 
 urlpatterns = [
@@ -19,6 +21,7 @@ urlpatterns = [
     path("readyz", core_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("fhir/", include("apps.clinical.fhir.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("dashboard/", core_views.dashboard, name="dashboard"),

@@ -10,13 +10,19 @@ from apps.accounts.models import ApiClient, scope_permission_codename
 
 
 class HasScope(BasePermission):
-    """A token client must hold every required scope; a staff user the matching permissions."""
+    """A token client must hold every required scope; a staff user the matching permissions.
+
+    `required_scopes` is a list, or a dict from HTTP method to list.
+    """
 
     message = "This endpoint requires the scope(s): {scopes}."
     code = "insufficient_scope"
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        required: list[str] = list(getattr(view, "required_scopes", []))
+        required = getattr(view, "required_scopes", [])
+        if isinstance(required, dict):  # per-method scopes, e.g. {"GET": [...], "POST": [...]}
+            required = required.get("GET" if request.method == "HEAD" else request.method, [])
+        required = list(required)
         user = request.user
         if not user or not user.is_authenticated:
             return False

@@ -1,0 +1,22 @@
+from rest_framework import serializers
+
+from apps.audit.models import AuditEvent
+
+
+class AuditListInputSerializer(serializers.Serializer):
+    patient_id = serializers.IntegerField(required=False, min_value=1)
+    actor_type = serializers.ChoiceField(choices=AuditEvent.ActorType.choices, required=False)
+    actor_id = serializers.IntegerField(required=False, min_value=1)
+    action = serializers.ChoiceField(choices=AuditEvent.Action.choices, required=False)
+    resource_type = serializers.CharField(max_length=40, required=False)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+
+
+class AuditEventOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEvent
+        fields = ["seq", "recorded_at", "actor_type", "actor_id", "actor_name", "action", "resource_type",
+                  "resource_id", "patient_id", "outcome", "source_ip", "purpose_of_use", "request_id",
+                  "query_digest", "result_count", "served_from_cache", "hash"]  # fmt: skip

@@ -1,0 +1,27 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts import scopes
+from apps.accounts.permissions import HasScope
+from apps.audit.api.serializers import AuditEventOutputSerializer, AuditListInputSerializer
+from apps.audit.selectors import audit_event_list
+from apps.core.api.pagination import keyset_pagination
+from apps.core.api.params import validated_query
+
+
+class AuditEventListView(APIView):
+    """The audit trail, newest first, for the `audit:read` scope."""
+
+    permission_classes = [HasScope]
+    required_scopes = [scopes.AUDIT_READ]
+    pagination_class = keyset_pagination("-seq")
+
+    @extend_schema(parameters=[AuditListInputSerializer], responses=AuditEventOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        query = validated_query(request, AuditListInputSerializer)
+        query.pop("page_size", None)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(audit_event_list(**query), request, view=self)
+        return paginator.get_paginated_response(AuditEventOutputSerializer(page, many=True).data)

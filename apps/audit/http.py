@@ -1,0 +1,57 @@
+"""Building audit entries from an API request: who, from where, why, under which request id."""
+
+from __future__ import annotations
+
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+
+from apps.accounts.models import ApiClient
+from apps.audit.services import AuditEntry, query_digest
+
+PURPOSE_OF_USE_HEADER = "X-Purpose-Of-Use"
+# HL7 v3 PurposeOfUse codes a clinical application may declare.
+PURPOSES_OF_USE = {"TREAT", "ETREAT", "CAREMGT", "HPAYMT", "HOPERAT", "PATRQT", "PUBHLTH", "HRESCH", "COVERAGE"}
+DEFAULT_PURPOSE = "TREAT"
+
+
+def purpose_of_use(request: Request) -> str:
+    value = request.headers.get(PURPOSE_OF_USE_HEADER, DEFAULT_PURPOSE).strip().upper()
+    if value not in PURPOSES_OF_USE:
+        raise ValidationError(
+            {PURPOSE_OF_USE_HEADER: f"Unknown purpose of use; expected one of {', '.join(sorted(PURPOSES_OF_USE))}."}
+        )
+    return value
+
+
+def audit_entry(
+    request: Request,
+    *,
+    action: str,
+    resource_type: str,
+    resource_id: object = "",
+    patient_id: int | None = None,
+    outcome: str = "success",
+    result_count: int | None = None,
+    query: dict[str, object] | None = None,
+    served_from_cache: bool = False,
+) -> AuditEntry:
+    if isinstance(request.auth, ApiClient):
+        actor_type, actor_id, actor_name = "client", request.auth.pk, request.auth.name
+    else:
+        actor_type, actor_id, actor_name = "user", request.user.pk, request.user.get_username()
+    return AuditEntry(
+        actor_type=actor_type,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        action=action,
+        resource_type=resource_type,
+        resource_id=str(resource_id or ""),
+        patient_id=patient_id,
+        outcome=outcome,
+        source_ip=request.META.get("REMOTE_ADDR"),
+        purpose_of_use=purpose_of_use(request),
+        request_id=getattr(request._request, "request_id", ""),
+        query_digest=query_digest(query) if query else "",
+        result_count=result_count,
+        served_from_cache=served_from_cache,
+    )

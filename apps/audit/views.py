@@ -1,0 +1,40 @@
+"""The base of every API view that touches PHI: scope checks, purpose of use, audit of denials."""
+
+from __future__ import annotations
+
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from apps.accounts.permissions import HasScope
+from apps.audit.http import audit_entry, purpose_of_use
+from apps.audit.services import audit_record
+
+
+class PhiAPIView(APIView):
+    """Subclasses name `resource_type` and `required_scopes` and audit their own successful work."""
+
+    permission_classes = [HasScope]
+    resource_type = ""
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        purpose_of_use(request)  # a bad header is a 400 before any data is read
+
+    def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> None:
+        # An authenticated caller refused for want of a scope is itself an access attempt worth keeping.
+        if request.user and request.user.is_authenticated and request.successful_authenticator is not None:
+            patient_id = self.kwargs.get("patient_id")
+            audit_record(
+                audit_entry(
+                    request,
+                    action="read" if request.method in ("GET", "HEAD") else "create",
+                    resource_type=self.resource_type,
+                    resource_id=patient_id or "",
+                    patient_id=int(patient_id) if patient_id and str(patient_id).isdigit() else None,
+                    outcome="denied",
+                )
+            )
+        super().permission_denied(request, message=message, code=code)
+
+    def audit(self, request: Request, **fields) -> None:
+        audit_record(audit_entry(request, resource_type=fields.pop("resource_type", self.resource_type), **fields))

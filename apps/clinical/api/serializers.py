@@ -1,0 +1,115 @@
+"""Input and output serializers of the clinical REST API, one pair per endpoint."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
+from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
+
+
+def _codes(value: str, known: dict) -> list[str]:
+    codes = [code.strip() for code in value.split(",") if code.strip()]
+    unknown = [code for code in codes if code not in known]
+    if unknown:
+        raise serializers.ValidationError(f"Unknown LOINC code(s): {', '.join(unknown)}.")
+    if not codes:
+        raise serializers.ValidationError("Give at least one LOINC code.")
+    return codes
+
+
+class _RangeMixin:
+    def validate(self, attrs):
+        since, until = attrs.get("since"), attrs.get("until")
+        if since and until and since > until:
+            raise serializers.ValidationError({"since": "`since` is after `until`."})
+        return attrs
+
+
+# --- patients -------------------------------------------------------------------------------------
+class PatientLookupInputSerializer(serializers.Serializer):
+    mrn = serializers.CharField(max_length=64)
+    system = serializers.CharField(max_length=255, required=False)
+
+
+class PatientSearchInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100, required=False)
+    family = serializers.CharField(max_length=100, required=False)
+    given = serializers.CharField(max_length=100, required=False)
+    birth_date = serializers.DateField(required=False)
+    page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+
+
+class PatientCreateInputSerializer(serializers.Serializer):
+    mrn = serializers.CharField(max_length=64)
+    system = serializers.CharField(max_length=255, required=False)
+    family_name = serializers.CharField(max_length=100)
+    given_name = serializers.CharField(max_length=100)
+    birth_date = serializers.DateField()
+    sex = serializers.ChoiceField(choices=Patient.Sex.choices, default=Patient.Sex.UNKNOWN)
+
+
+class PatientOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Patient
+        fields = ["id", "identifier_system", "mrn", "family_name", "given_name", "birth_date", "sex"]
+
+
+# --- observations ---------------------------------------------------------------------------------
+class VitalsInputSerializer(_RangeMixin, serializers.Serializer):
+    code = serializers.CharField(required=False, help_text="Comma-separated LOINC codes.")
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    latest = serializers.BooleanField(required=False, default=False, help_text="Only the newest of each code.")
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
+
+    def validate_code(self, value: str) -> list[str]:
+        return _codes(value, VITAL_SIGNS)
+
+
+class ObservationOutputSerializer(serializers.ModelSerializer):
+    display = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Observation
+        fields = ["id", "category", "code", "display", "value", "unit", "components", "effective_at", "status",
+                  "encounter_id"]  # fmt: skip
+
+    def get_display(self, observation: Observation) -> str:
+        known = OBSERVATION_CODES.get(observation.code)
+        return known.display if known else ""
+
+
+class ObservationCreateInputSerializer(serializers.Serializer):
+    code = serializers.CharField(max_length=16)
+    value = serializers.FloatField()
+    unit = serializers.CharField(max_length=16, required=False)
+    effective_at = serializers.DateTimeField()
+    status = serializers.ChoiceField(choices=Observation.Status.choices, default=Observation.Status.FINAL)
+    encounter_id = serializers.IntegerField(required=False, min_value=1)
+
+
+# --- encounters and medications -------------------------------------------------------------------
+class EncounterListInputSerializer(_RangeMixin, serializers.Serializer):
+    status = serializers.ChoiceField(choices=Encounter.Status.choices, required=False)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+
+
+class EncounterOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Encounter
+        fields = ["id", "encounter_class", "status", "period_start", "period_end"]
+
+
+class MedicationListInputSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=MedicationRequest.Status.choices, required=False)
+    intent = serializers.ChoiceField(choices=MedicationRequest.Intent.choices, required=False)
+    page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+
+
+class MedicationOutputSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = MedicationRequest
+        fields = ["id", "rxnorm_code", "display", "status", "intent", "authored_at", "dosage_text", "encounter_id"]

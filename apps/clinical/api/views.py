@@ -1,0 +1,158 @@
+"""The clinical REST API (/api/v1/patients/...). Thin: parse, call a selector or service, audit, answer."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts import scopes
+from apps.audit.views import PhiAPIView
+from apps.clinical import selectors, services
+from apps.clinical.api import serializers as s
+from apps.clinical.models import Encounter, Patient
+from apps.core.api.pagination import keyset_pagination
+from apps.core.api.params import reject_unknown_params, validated_query
+
+
+def _patient_or_404(view: PhiAPIView, request: Request, patient_id: int) -> Patient:
+    patient = selectors.patient_get(patient_id=patient_id)
+    if patient is None:
+        view.audit(request, action="read", resource_type="Patient", resource_id=patient_id, outcome="not_found")
+        raise NotFound("No such patient.")
+    return patient
+
+
+class PatientLookupView(PhiAPIView):
+    """Find a patient by MRN. A POST, so the identifier never appears in a URL or an access log."""
+
+    required_scopes = [scopes.PATIENT_READ]
+    resource_type = "Patient"
+
+    @extend_schema(request=s.PatientLookupInputSerializer, responses=s.PatientOutputSerializer)
+    def post(self, request: Request) -> Response:
+        reject_unknown_params(request, [])
+        data = s.PatientLookupInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.validate_mrn(data.validated_data["mrn"])
+        patient = selectors.patient_by_identifier(
+            value=data.validated_data["mrn"], system=data.validated_data.get("system")
+        )
+        query = {"identifier": data.validated_data["mrn"], "system": data.validated_data.get("system", "")}
+        if patient is None:
+            self.audit(request, action="search", outcome="not_found", result_count=0, query=query)
+            raise NotFound("No patient has this MRN.")
+        self.audit(request, action="read", resource_id=patient.pk, patient_id=patient.pk, query=query)
+        return Response(s.PatientOutputSerializer(patient).data)
+
+
+class PatientListView(PhiAPIView):
+    """Search active patients by name prefix and birth date (GET), or register one (POST)."""
+
+    required_scopes = {"GET": [scopes.PATIENT_READ], "POST": [scopes.PATIENT_WRITE]}
+    resource_type = "Patient"
+    pagination_class = keyset_pagination("family_search", "given_search", "id")
+
+    @extend_schema(parameters=[s.PatientSearchInputSerializer], responses=s.PatientOutputSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        query = validated_query(request, s.PatientSearchInputSerializer)
+        query.pop("page_size", None)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(selectors.patient_search(**query), request, view=self)
+        self.audit(request, action="search", result_count=len(page), query={k: str(v) for k, v in query.items()})
+        return paginator.get_paginated_response(s.PatientOutputSerializer(page, many=True).data)
+
+    @extend_schema(request=s.PatientCreateInputSerializer, responses={201: s.PatientOutputSerializer})
+    def post(self, request: Request) -> Response:
+        reject_unknown_params(request, [])
+        data = s.PatientCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        patient = services.patient_create(identifier_system=fields.pop("system", None), **fields)
+        self.audit(request, action="create", resource_id=patient.pk, patient_id=patient.pk)
+        return Response(s.PatientOutputSerializer(patient).data, status=status.HTTP_201_CREATED)
+
+
+class PatientDetailView(PhiAPIView):
+    required_scopes = [scopes.PATIENT_READ]
+    resource_type = "Patient"
+
+    @extend_schema(responses=s.PatientOutputSerializer)
+    def get(self, request: Request, patient_id: int) -> Response:
+        reject_unknown_params(request, [])
+        patient = _patient_or_404(self, request, patient_id)
+        self.audit(request, action="read", resource_id=patient.pk, patient_id=patient.pk)
+        return Response(s.PatientOutputSerializer(patient).data)
+
+
+class PatientVitalsView(PhiAPIView):
+    """A patient's vital signs: by code, in a time window, newest first, or only the latest of each."""
+
+    required_scopes = {"GET": [scopes.CLINICAL_READ], "POST": [scopes.CLINICAL_WRITE]}
+    resource_type = "Observation"
+
+    @extend_schema(parameters=[s.VitalsInputSerializer], responses=s.ObservationOutputSerializer(many=True))
+    def get(self, request: Request, patient_id: int) -> Response:
+        query = validated_query(request, s.VitalsInputSerializer)
+        patient = _patient_or_404(self, request, patient_id)
+        window = {"codes": query.get("code"), "since": query.get("since"), "until": query.get("until")}
+        if query["latest"]:
+            observations = selectors.latest_observations(patient_id=patient.pk, category="vital-signs", **window)
+        else:
+            observations = list(
+                selectors.observation_list(patient_id=patient.pk, category="vital-signs", **window)[: query["limit"]]
+            )
+        self.audit(request, action="search", patient_id=patient.pk, result_count=len(observations))
+        return Response({"results": s.ObservationOutputSerializer(observations, many=True).data})
+
+    @extend_schema(request=s.ObservationCreateInputSerializer, responses={201: s.ObservationOutputSerializer})
+    def post(self, request: Request, patient_id: int) -> Response:
+        reject_unknown_params(request, [])
+        patient = _patient_or_404(self, request, patient_id)
+        data = s.ObservationCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        encounter_id = fields.pop("encounter_id", None)
+        encounter = get_object_or_404(Encounter, pk=encounter_id) if encounter_id else None
+        observation = services.observation_record(patient=patient, encounter=encounter, **fields)
+        self.audit(request, action="create", resource_id=observation.pk, patient_id=patient.pk)
+        return Response(s.ObservationOutputSerializer(observation).data, status=status.HTTP_201_CREATED)
+
+
+class PatientEncountersView(PhiAPIView):
+    required_scopes = [scopes.CLINICAL_READ]
+    resource_type = "Encounter"
+    pagination_class = keyset_pagination("-period_start", "-id")
+
+    @extend_schema(parameters=[s.EncounterListInputSerializer], responses=s.EncounterOutputSerializer(many=True))
+    def get(self, request: Request, patient_id: int) -> Response:
+        query = validated_query(request, s.EncounterListInputSerializer)
+        patient = _patient_or_404(self, request, patient_id)
+        encounters = selectors.encounter_list(
+            patient_id=patient.pk, status=query.get("status"), date_from=query.get("since"), date_to=query.get("until")
+        )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(encounters, request, view=self)
+        self.audit(request, action="search", patient_id=patient.pk, result_count=len(page))
+        return paginator.get_paginated_response(s.EncounterOutputSerializer(page, many=True).data)
+
+
+class PatientMedicationsView(PhiAPIView):
+    required_scopes = [scopes.CLINICAL_READ]
+    resource_type = "MedicationRequest"
+    pagination_class = keyset_pagination("-authored_at", "-id")
+
+    @extend_schema(parameters=[s.MedicationListInputSerializer], responses=s.MedicationOutputSerializer(many=True))
+    def get(self, request: Request, patient_id: int) -> Response:
+        query = validated_query(request, s.MedicationListInputSerializer)
+        patient = _patient_or_404(self, request, patient_id)
+        requests = selectors.medication_request_list(
+            patient_id=patient.pk, status=query.get("status"), intent=query.get("intent")
+        )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(requests, request, view=self)
+        self.audit(request, action="search", patient_id=patient.pk, result_count=len(page))
+        return paginator.get_paginated_response(s.MedicationOutputSerializer(page, many=True).data)

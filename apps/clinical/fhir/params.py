@@ -1,0 +1,158 @@
+"""FHIR R4 search-parameter parsing. Pure functions: every bad value raises FhirParamError (-> 400)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from django.db.models import Q
+
+MAX_COUNT = 1000
+
+
+class FhirParamError(ValueError):
+    """A search parameter the server cannot honour; becomes an OperationOutcome with 400."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Token:
+    system: str | None  # None: any system; "": explicitly no system
+    code: str
+
+
+def parse_token(parameter: str, raw: str) -> Token:
+    """`[system]|[code]`, `|[code]` or `[code]`."""
+    if not raw or len(raw) > 300:
+        raise FhirParamError(parameter, "expected a token: [system|]code")
+    if "|" in raw:
+        system, _, code = raw.partition("|")
+        if not code or "|" in code:
+            raise FhirParamError(parameter, "expected a token: [system|]code")
+        return Token(system=system, code=code)
+    return Token(system=None, code=raw)
+
+
+def parse_tokens(parameter: str, raw: str) -> list[Token]:
+    """A comma-separated OR list of tokens."""
+    return [parse_token(parameter, part) for part in raw.split(",")]
+
+
+def parse_reference(parameter: str, raw: str, resource_type: str) -> int:
+    """`123` or `Patient/123` -> 123."""
+    value = raw[len(resource_type) + 1 :] if raw.startswith(f"{resource_type}/") else raw
+    if not value.isdigit() or len(value) > 18 or int(value) == 0:
+        raise FhirParamError(parameter, f"expected a {resource_type} id or reference ({resource_type}/<id>)")
+    return int(value)
+
+
+def parse_count(raw: str | None, default: int) -> int:
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise FhirParamError("_count", "expected a whole number")
+    count = int(raw)
+    if not 1 <= count <= MAX_COUNT:
+        raise FhirParamError("_count", f"must be between 1 and {MAX_COUNT}")
+    return count
+
+
+_DATE_RE = re.compile(
+    r"^(?P<prefix>eq|ne|gt|lt|ge|le|sa|eb|ap)?"
+    r"(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
+    r"(?:T(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
+SUPPORTED_DATE_PREFIXES = ("eq", "gt", "lt", "ge", "le")
+
+
+def parse_date(parameter: str, raw: str) -> tuple[str, datetime, datetime]:
+    """A prefixed FHIR date (`ge2024-03`, `2024-03-05T10:00:00Z`) -> (prefix, start, end) in UTC.
+
+    The value stands for the whole interval its precision implies: `2024-03` is all of March.
+    """
+    match = _DATE_RE.match(raw or "")
+    if not match:
+        raise FhirParamError(parameter, "expected [prefix]YYYY[-MM[-DD[Thh:mm[:ss][Z|+hh:mm]]]]")
+    prefix = match["prefix"] or "eq"
+    if prefix not in SUPPORTED_DATE_PREFIXES:
+        raise FhirParamError(parameter, f"prefix {prefix!r} is not supported; use {', '.join(SUPPORTED_DATE_PREFIXES)}")
+    try:
+        year, month, day = int(match["year"]), int(match["month"] or 1), int(match["day"] or 1)
+        start_day = date(year, month, day)
+        if match["time"]:
+            if not match["tz"]:
+                raise FhirParamError(parameter, "a date with a time needs a time zone (Z or +hh:mm)")
+            tz = "+00:00" if match["tz"] == "Z" else match["tz"]
+            start = datetime.fromisoformat(f"{start_day.isoformat()}T{match['time']}{tz}").astimezone(UTC)
+            precision = timedelta(seconds=1) if match["time"].count(":") == 2 else timedelta(minutes=1)
+            end = start + precision
+        else:
+            start = datetime.combine(start_day, time.min, tzinfo=UTC)
+            if match["day"]:
+                end = start + timedelta(days=1)
+            elif match["month"]:
+                end = datetime.combine((start_day.replace(day=28) + timedelta(days=4)).replace(day=1), time.min, UTC)
+            else:
+                end = datetime.combine(date(year + 1, 1, 1), time.min, tzinfo=UTC)
+    except ValueError as exc:
+        raise FhirParamError(parameter, f"not a real date or time: {raw!r}") from exc
+    return prefix, start, end
+
+
+def date_filter(field: str, parameter: str, raws: list[str]) -> Q:
+    """AND of every `date=` given: `date=ge2024-01-01&date=le2024-01-31` is January."""
+    condition = Q()
+    for raw in raws:
+        prefix, start, end = parse_date(parameter, raw)
+        condition &= {
+            "eq": Q(**{f"{field}__gte": start, f"{field}__lt": end}),
+            "gt": Q(**{f"{field}__gte": end}),
+            "ge": Q(**{f"{field}__gte": start}),
+            "lt": Q(**{f"{field}__lt": start}),
+            "le": Q(**{f"{field}__lt": end}),
+        }[prefix]
+    return condition
+
+
+def parse_birthdate(raw: str) -> date:
+    prefix, start, end = parse_date("birthdate", raw)
+    if prefix != "eq" or end - start != timedelta(days=1):
+        raise FhirParamError("birthdate", "expected an exact date: YYYY-MM-DD")
+    return start.date()
+
+
+# --- keyset cursors -------------------------------------------------------------------------------
+def encode_cursor(values: list) -> str:
+    raw = json.dumps([v.isoformat() if isinstance(v, datetime | date) else v for v in values]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(raw: str, length: int) -> list:
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise FhirParamError("_cursor", "not a cursor this server issued") from exc
+    if not isinstance(values, list) or len(values) != length or not all(isinstance(v, str | int) for v in values):
+        raise FhirParamError("_cursor", "not a cursor this server issued")
+    return values
+
+
+def keyset_after(ordering: list[str], values: list) -> Q:
+    """Rows strictly after `values` in `ordering` ('-field' descending): (a > x) or (a = x and b > y) ..."""
+    condition = Q()
+    for position, field in enumerate(ordering):
+        name = field.lstrip("-")
+        step = Q(**{f"{name}__{'lt' if field.startswith('-') else 'gt'}": values[position]})
+        for earlier, value in zip(ordering[:position], values[:position], strict=True):
+            step &= Q(**{earlier.lstrip("-"): value})
+        condition |= step
+    return condition

@@ -1,0 +1,156 @@
+"""Rows -> FHIR R4 JSON. Plain dicts built by hand: this is the hot path of every FHIR read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from apps.clinical.codes import (
+    ACT_CODE,
+    BP_PANEL,
+    LOINC,
+    OBSERVATION_CATEGORY,
+    OBSERVATION_CODES,
+    RXNORM,
+    UCUM,
+)
+from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
+
+FHIR_VERSION = "4.0.1"
+IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
+ISSUE_TYPE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
+              406: "not-supported", 409: "conflict", 415: "not-supported", 429: "throttled"}  # fmt: skip
+
+
+def _instant(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def patient_resource(patient: Patient) -> dict:
+    return {
+        "resourceType": "Patient",
+        "id": str(patient.pk),
+        "identifier": [
+            {
+                "use": "usual",
+                "type": {"coding": [{"system": IDENTIFIER_TYPE, "code": "MR"}]},
+                "system": patient.identifier_system,
+                "value": patient.mrn,
+            }
+        ],
+        "active": not patient.is_deleted,
+        "name": [{"use": "official", "family": patient.family_name, "given": [patient.given_name]}],
+        "gender": patient.sex,
+        "birthDate": patient.birth_date.isoformat(),
+    }
+
+
+def _loinc(code: str) -> dict:
+    known = OBSERVATION_CODES.get(code)
+    coding = {"system": LOINC, "code": code}
+    if known:
+        coding["display"] = known.display
+    return {"coding": [coding], "text": known.display if known else code}
+
+
+def _quantity(value: float, unit: str) -> dict:
+    return {"value": value, "unit": unit, "system": UCUM, "code": unit}
+
+
+def observation_resource(observation: Observation) -> dict:
+    resource = {
+        "resourceType": "Observation",
+        "id": str(observation.pk),
+        "status": observation.status,
+        "category": [
+            {
+                "coding": [
+                    {
+                        "system": OBSERVATION_CATEGORY,
+                        "code": observation.category,
+                        "display": "Vital Signs" if observation.category == "vital-signs" else "Laboratory",
+                    }
+                ]
+            }
+        ],
+        "code": _loinc(observation.code),
+        "subject": {"reference": f"Patient/{observation.patient_id}"},
+        "effectiveDateTime": _instant(observation.effective_at),
+    }
+    if observation.encounter_id:
+        resource["encounter"] = {"reference": f"Encounter/{observation.encounter_id}"}
+    if observation.value is not None:
+        resource["valueQuantity"] = _quantity(observation.value, observation.unit)
+    if observation.code == BP_PANEL and observation.components:
+        resource["component"] = [
+            {"code": _loinc(code), "valueQuantity": _quantity(value, "mm[Hg]")}
+            for code, value in sorted(observation.components.items())
+        ]
+    return resource
+
+
+def encounter_resource(encounter: Encounter) -> dict:
+    period = {"start": _instant(encounter.period_start)}
+    if encounter.period_end:
+        period["end"] = _instant(encounter.period_end)
+    return {
+        "resourceType": "Encounter",
+        "id": str(encounter.pk),
+        "status": encounter.status,
+        "class": {
+            "system": ACT_CODE,
+            "code": encounter.encounter_class,
+            "display": encounter.get_encounter_class_display().lower(),
+        },
+        "subject": {"reference": f"Patient/{encounter.patient_id}"},
+        "period": period,
+    }
+
+
+def medication_request_resource(request: MedicationRequest) -> dict:
+    resource = {
+        "resourceType": "MedicationRequest",
+        "id": str(request.pk),
+        "status": request.status,
+        "intent": request.intent,
+        "medicationCodeableConcept": {
+            "coding": [{"system": RXNORM, "code": request.rxnorm_code, "display": request.display}],
+            "text": request.display,
+        },
+        "subject": {"reference": f"Patient/{request.patient_id}"},
+        "authoredOn": _instant(request.authored_at),
+    }
+    if request.encounter_id:
+        resource["encounter"] = {"reference": f"Encounter/{request.encounter_id}"}
+    if request.dosage_text:
+        resource["dosageInstruction"] = [{"text": request.dosage_text}]
+    return resource
+
+
+def searchset(entries: list[dict], base_url: str, self_url: str, next_url: str | None) -> dict:
+    links = [{"relation": "self", "url": self_url}]
+    if next_url:
+        links.append({"relation": "next", "url": next_url})
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "link": links,
+        "entry": [
+            {
+                "fullUrl": f"{base_url}{entry['resourceType']}/{entry['id']}",
+                "resource": entry,
+                "search": {"mode": "match"},
+            }
+            for entry in entries
+        ],
+    }
+
+
+def operation_outcome(status_code: int, diagnostics: str, expression: str | None = None) -> dict:
+    issue = {
+        "severity": "error",
+        "code": ISSUE_TYPE.get(status_code, "exception" if status_code >= 500 else "processing"),
+        "diagnostics": diagnostics,
+    }
+    if expression:
+        issue["expression"] = [expression]
+    return {"resourceType": "OperationOutcome", "issue": [issue]}

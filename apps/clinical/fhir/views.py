@@ -1,0 +1,330 @@
+"""FHIR R4 endpoints (/fhir/...): read, search (GET and POST _search), CapabilityStatement.
+
+Every error is an OperationOutcome; every PHI read and search writes an audit record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import FormParser
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts import scopes
+from apps.audit.views import PhiAPIView
+from apps.clinical import selectors
+from apps.clinical.codes import LOINC, OBSERVATION_CATEGORY, OBSERVATION_CODES, RXNORM
+from apps.clinical.fhir import resources
+from apps.clinical.fhir.params import (
+    FhirParamError,
+    date_filter,
+    decode_cursor,
+    encode_cursor,
+    keyset_after,
+    parse_birthdate,
+    parse_count,
+    parse_reference,
+    parse_token,
+    parse_tokens,
+)
+from apps.clinical.models import Encounter, MedicationRequest, Observation
+from apps.core.api.exceptions import api_exception_handler
+
+COMMON_PARAMS = {"_count", "_cursor", "_format"}
+
+
+class FhirJSONRenderer(JSONRenderer):
+    media_type = "application/fhir+json"
+    format = "fhir"
+    charset = "utf-8"
+
+
+def fhir_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, FhirParamError):
+        return Response(resources.operation_outcome(400, exc.message, exc.parameter), status=400)
+    response = api_exception_handler(exc, context)
+    if response is None:
+        return None
+    data = response.data if isinstance(response.data, dict) else {"detail": str(response.data)}
+    diagnostics = str(data.get("detail", "Request failed."))
+    if data.get("errors"):
+        diagnostics += " " + "; ".join(f"{field}: {' '.join(map(str, msgs))}" for field, msgs in _flat(data["errors"]))
+    response.data = resources.operation_outcome(response.status_code, diagnostics)
+    return response
+
+
+def _flat(errors: object) -> list[tuple[str, list]]:
+    if isinstance(errors, dict):
+        return [(field, msgs if isinstance(msgs, list) else [msgs]) for field, msgs in errors.items()]
+    return [("request", errors if isinstance(errors, list) else [errors])]
+
+
+class FhirMixin:
+    renderer_classes = [FhirJSONRenderer, JSONRenderer]
+    parser_classes = [FormParser]
+
+    def get_exception_handler(self) -> Callable:
+        return fhir_exception_handler
+
+    def base_url(self, request: Request) -> str:
+        return request.build_absolute_uri("/fhir/")
+
+
+class CapabilityStatementView(FhirMixin, APIView):
+    """`GET /fhir/metadata`: what this server supports. Public, as FHIR clients expect."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "resourceType": "CapabilityStatement",
+                "status": "active",
+                "date": timezone.now().date().isoformat(),
+                "kind": "instance",
+                "software": {"name": "Medical AI performance control plane"},
+                "implementation": {"description": "Clinical data plane", "url": self.base_url(request)},
+                "fhirVersion": resources.FHIR_VERSION,
+                "format": ["application/fhir+json", "json"],
+                "rest": [
+                    {
+                        "mode": "server",
+                        "security": {
+                            "description": "Bearer token with scopes patient:read and clinical:read",
+                            "service": [{"text": "Bearer"}],
+                        },
+                        "resource": [
+                            _capability(resource_type, view.search_params, read=resource_type == "Patient")
+                            for resource_type, view in SEARCH_VIEWS.items()
+                        ],
+                    }
+                ],
+            }
+        )
+
+
+def _capability(resource_type: str, params: dict[str, str], read: bool) -> dict:
+    interactions = [{"code": "search-type"}] + ([{"code": "read"}] if read else [])
+    return {
+        "type": resource_type,
+        "interaction": interactions,
+        "searchParam": [{"name": name, "type": kind} for name, kind in params.items()],
+    }
+
+
+class PatientReadView(FhirMixin, PhiAPIView):
+    required_scopes = [scopes.PATIENT_READ]
+    resource_type = "Patient"
+
+    def get(self, request: Request, patient_id: str) -> Response:
+        if not patient_id.isdigit() or len(patient_id) > 18:
+            raise NotFound(f"Patient/{patient_id[:64]} does not exist.")
+        patient = selectors.patient_get(patient_id=int(patient_id))
+        if patient is None:
+            self.audit(request, action="read", resource_id=patient_id, outcome="not_found")
+            raise NotFound(f"Patient/{patient_id} does not exist.")
+        self.audit(request, action="read", resource_id=patient.pk, patient_id=patient.pk)
+        return Response(resources.patient_resource(patient))
+
+
+class FhirSearchView(FhirMixin, PhiAPIView):
+    """GET [type]?params and POST [type]/_search (form body): a searchset Bundle, keyset-paged."""
+
+    search_params: dict[str, str] = {}
+    ordering: list[str] = []
+    default_count = 50
+    to_resource: Callable = staticmethod(lambda row: {})
+
+    def get(self, request: Request) -> Response:
+        return self.search(request, request.query_params)
+
+    def post(self, request: Request) -> Response:
+        params = request.query_params.copy()
+        for key in request.data:
+            params.setlist(key, request.data.getlist(key))
+        return self.search(request, params, posted=True)
+
+    def filter(self, params) -> tuple[QuerySet, int | None, dict]:
+        raise NotImplementedError
+
+    def search(self, request: Request, params, posted: bool = False) -> Response:
+        unknown = sorted(set(params) - set(self.search_params) - COMMON_PARAMS)
+        if unknown:
+            raise FhirParamError(unknown[0], f"unknown search parameter; supported: {', '.join(self.search_params)}")
+        if params.get("_format", "json") not in ("json", "application/fhir+json", "application/json"):
+            raise FhirParamError("_format", "only JSON is supported")
+        count = parse_count(params.get("_count"), self.default_count)
+        rows, patient_id, digest_query = self.filter(params)
+        ordering = self.ordering_for(params)
+        rows = rows.order_by(*ordering)
+        if params.get("_cursor"):
+            rows = rows.filter(keyset_after(ordering, decode_cursor(params["_cursor"], len(ordering))))
+        page = list(rows[: count + 1])
+        has_more = len(page) > count
+        page = page[:count]
+        self.audit(request, action="search", patient_id=patient_id, result_count=len(page), query=digest_query or None)
+        base = self.base_url(request)
+        type_url = f"{base}{self.resource_type}"
+        kept = {k: params.getlist(k) for k in params if k != "_cursor"}
+        # A posted search keeps its parameters out of URLs: self is the bare type URL.
+        self_url = type_url if posted else request.build_absolute_uri()
+        next_url = None
+        if has_more and page:
+            cursor = encode_cursor([getattr(page[-1], field.lstrip("-")) for field in ordering])
+            next_url = f"{type_url}?{urlencode({**kept, '_cursor': cursor}, doseq=True)}"
+        return Response(resources.searchset([self.to_resource(row) for row in page], base, self_url, next_url))
+
+    def ordering_for(self, params) -> list[str]:
+        return self.ordering
+
+    @staticmethod
+    def required_patient(params) -> int:
+        if "patient" not in params:
+            raise FhirParamError("patient", "this server requires `patient` on this search")
+        return parse_reference("patient", params["patient"], "Patient")
+
+
+class PatientSearchView(FhirSearchView):
+    required_scopes = [scopes.PATIENT_READ]
+    resource_type = "Patient"
+    search_params = {"identifier": "token", "name": "string", "family": "string", "given": "string",
+                     "birthdate": "date", "_id": "token"}  # fmt: skip
+    ordering = ["family_search", "given_search", "id"]
+    to_resource = staticmethod(resources.patient_resource)
+
+    def filter(self, params) -> tuple[QuerySet, int | None, dict]:
+        for name in ("name", "family", "given"):
+            if name in params and not 0 < len(params[name]) <= 100:
+                raise FhirParamError(name, "expected 1-100 characters")
+        rows = selectors.patient_search(
+            name=params.get("name"),
+            family=params.get("family"),
+            given=params.get("given"),
+            birth_date=parse_birthdate(params["birthdate"]) if "birthdate" in params else None,
+        )
+        if "_id" in params:
+            rows = rows.filter(pk=parse_reference("_id", params["_id"], "Patient"))
+        digest = {}
+        if "identifier" in params:
+            token = parse_token("identifier", params["identifier"])
+            rows = rows.filter(mrn=token.code)
+            if token.system is not None:
+                rows = rows.filter(identifier_system=token.system or settings.MRN_SYSTEM)
+            digest = {"identifier": params["identifier"]}
+        return rows, None, digest or {k: params[k] for k in params if k in self.search_params}
+
+
+class ObservationSearchView(FhirSearchView):
+    required_scopes = [scopes.CLINICAL_READ]
+    resource_type = "Observation"
+    search_params = {"patient": "reference", "category": "token", "code": "token", "date": "date",
+                     "status": "token", "_sort": "special"}  # fmt: skip
+    ordering = ["-effective_at", "-id"]
+    to_resource = staticmethod(resources.observation_resource)
+
+    def ordering_for(self, params) -> list[str]:
+        sort = params.get("_sort", "-date")
+        if sort not in ("date", "-date"):
+            raise FhirParamError("_sort", "supported: date, -date")
+        return ["effective_at", "id"] if sort == "date" else ["-effective_at", "-id"]
+
+    def filter(self, params) -> tuple[QuerySet, int | None, dict]:
+        patient_id = self.required_patient(params)
+        category = None
+        if "category" in params:
+            token = parse_token("category", params["category"])
+            if token.system not in (None, OBSERVATION_CATEGORY) or token.code not in Observation.Category.values:
+                raise FhirParamError("category", f"supported: {', '.join(Observation.Category.values)}")
+            category = token.code
+        codes = None
+        if "code" in params:
+            codes = []
+            for token in parse_tokens("code", params["code"]):
+                if token.system not in (None, LOINC) or token.code not in OBSERVATION_CODES:
+                    raise FhirParamError("code", f"unknown LOINC code {token.code!r}")
+                codes.append(token.code)
+        rows = selectors.observation_list(patient_id=patient_id, category=category, codes=codes)
+        if "date" in params:
+            rows = rows.filter(date_filter("effective_at", "date", params.getlist("date")))
+        if "status" in params:
+            rows = rows.filter(status__in=_choices("status", params["status"], Observation.Status.values))
+        return rows, patient_id, {}
+
+
+class EncounterSearchView(FhirSearchView):
+    required_scopes = [scopes.CLINICAL_READ]
+    resource_type = "Encounter"
+    search_params = {"patient": "reference", "date": "date", "status": "token"}
+    ordering = ["-period_start", "-id"]
+    to_resource = staticmethod(resources.encounter_resource)
+
+    def filter(self, params) -> tuple[QuerySet, int | None, dict]:
+        patient_id = self.required_patient(params)
+        rows = selectors.encounter_list(patient_id=patient_id)
+        if "date" in params:
+            rows = rows.filter(date_filter("period_start", "date", params.getlist("date")))
+        if "status" in params:
+            rows = rows.filter(status__in=_choices("status", params["status"], Encounter.Status.values))
+        return rows, patient_id, {}
+
+
+class MedicationRequestSearchView(FhirSearchView):
+    required_scopes = [scopes.CLINICAL_READ]
+    resource_type = "MedicationRequest"
+    search_params = {"patient": "reference", "status": "token", "intent": "token", "code": "token"}
+    ordering = ["-authored_at", "-id"]
+    to_resource = staticmethod(resources.medication_request_resource)
+
+    def filter(self, params) -> tuple[QuerySet, int | None, dict]:
+        patient_id = self.required_patient(params)
+        rows = selectors.medication_request_list(patient_id=patient_id)
+        if "status" in params:
+            rows = rows.filter(status__in=_choices("status", params["status"], MedicationRequest.Status.values))
+        if "intent" in params:
+            rows = rows.filter(intent__in=_choices("intent", params["intent"], MedicationRequest.Intent.values))
+        if "code" in params:
+            condition = Q()
+            for token in parse_tokens("code", params["code"]):
+                if token.system not in (None, RXNORM):
+                    raise FhirParamError("code", "medications are coded in RxNorm")
+                condition |= Q(rxnorm_code=token.code)
+            rows = rows.filter(condition)
+        return rows, patient_id, {}
+
+
+def _choices(parameter: str, raw: str, allowed: list[str]) -> list[str]:
+    values = [parse_token(parameter, part).code for part in raw.split(",")]
+    unknown = [value for value in values if value not in allowed]
+    if unknown:
+        raise FhirParamError(parameter, f"unknown code {unknown[0]!r}; supported: {', '.join(allowed)}")
+    return values
+
+
+SEARCH_VIEWS: dict[str, type[FhirSearchView]] = {
+    "Patient": PatientSearchView,
+    "Observation": ObservationSearchView,
+    "Encounter": EncounterSearchView,
+    "MedicationRequest": MedicationRequestSearchView,
+}
+
+
+class UnsupportedView(FhirMixin, APIView):
+    """Any other FHIR path: an OperationOutcome, never Django's HTML 404."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request, rest: str) -> Response:
+        raise NotFound(f"This server does not support {rest[:64]!r}. See /fhir/metadata.")
+
+    post = put = patch = delete = get

@@ -1,0 +1,287 @@
+"""Bulk loading of synthetic patients: COPY on PostgreSQL, bulk_create elsewhere."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import multiprocessing
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection, connections, transaction
+
+from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
+from apps.clinical.services import search_form
+from apps.clinical.synthetic import SyntheticPatient, generate_patients, synthetic_mrn
+
+
+@dataclass
+class LoadReport:
+    patients: int = 0
+    encounters: int = 0
+    observations: int = 0
+    medications: int = 0
+    seconds: float = 0.0
+
+    @property
+    def observations_per_second(self) -> float:
+        return self.observations / self.seconds if self.seconds else 0.0
+
+
+class AlreadyLoaded(Exception):
+    pass
+
+
+def synthetic_patients_load(
+    *,
+    patients: int,
+    days: int,
+    seed: int,
+    end: datetime,
+    rounds_per_day: int = 4,
+    first_index: int = 0,
+    batch_size: int = 1000,
+    workers: int = 1,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> LoadReport:
+    """Generate and store `patients` synthetic patients, each batch one transaction.
+
+    On PostgreSQL `workers` processes load disjoint index ranges over their own connections, so the
+    generator and the database's index maintenance use every core. `on_batch(patients, observations)`
+    reports progress as batches commit.
+    """
+    first_mrn, last_mrn = synthetic_mrn(seed, first_index), synthetic_mrn(seed, first_index + patients - 1)
+    if Patient.objects.filter(identifier_system=settings.MRN_SYSTEM, mrn__in=[first_mrn, last_mrn]).exists():
+        raise AlreadyLoaded(
+            f"Synthetic patients of seed {seed} from index {first_index} are already loaded; "
+            f"use another --seed or --first-index."
+        )
+    options = {"days": days, "seed": seed, "end": end, "rounds_per_day": rounds_per_day, "batch_size": batch_size}
+    started = time.perf_counter()
+    if workers <= 1 or connection.vendor != "postgresql" or patients < 2 * batch_size:
+        report = _load_range(first_index=first_index, count=patients, on_batch=on_batch, **options)
+    else:
+        report = _load_in_processes(workers, first_index, patients, on_batch, options)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _load_range(*, first_index: int, count: int, on_batch, **options) -> LoadReport:
+    report = LoadReport()
+    writer = _copy_batch if connection.vendor == "postgresql" else _orm_batch
+    batch_size = options.pop("batch_size")
+    generated = generate_patients(first_index=first_index, count=count, **options)
+    while batch := list(itertools.islice(generated, batch_size)):
+        before = report.observations
+        with transaction.atomic():
+            writer(batch, report)
+        if on_batch:
+            on_batch(len(batch), report.observations - before)
+    return report
+
+
+def _worker(queue, first_index: int, count: int, options: dict) -> None:
+    try:
+        report = _load_range(
+            first_index=first_index, count=count, on_batch=lambda p, o: queue.put(("batch", p, o)), **options
+        )
+        queue.put(("done", report.__dict__, None))
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the load
+        queue.put(("error", None, f"{type(exc).__name__}: {exc}"))
+    finally:
+        connections.close_all()
+
+
+def _load_in_processes(workers: int, first_index: int, patients: int, on_batch, options: dict) -> LoadReport:
+    # Forked children must not share the parent's sockets: close the pool before forking.
+    for conn in connections.all():
+        if hasattr(conn, "close_pool"):
+            conn.close_pool()
+        conn.close()
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    share, extra = divmod(patients, workers)
+    processes, start = [], first_index
+    for number in range(workers):
+        count = share + (1 if number < extra else 0)
+        processes.append(context.Process(target=_worker, args=(queue, start, count, options)))
+        start += count
+    for process in processes:
+        process.start()
+    report, finished, errors = LoadReport(), 0, []
+    while finished < workers:
+        kind, first, second = queue.get()
+        if kind == "batch" and on_batch:
+            on_batch(first, second)
+        elif kind == "done":
+            finished += 1
+            for key in ("patients", "encounters", "observations", "medications"):
+                setattr(report, key, getattr(report, key) + first[key])
+        elif kind == "error":
+            finished += 1
+            errors.append(second)
+    for process in processes:
+        process.join()
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    return report
+
+
+def _reserve_ids(cursor, table: str, count: int) -> list[int]:
+    cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, count])
+    return [row[0] for row in cursor.fetchall()]
+
+
+def _copy(cursor, table: str, columns: Iterable[str], rows: Iterable[tuple]) -> None:
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _copy_batch(batch: list[SyntheticPatient], report: LoadReport) -> None:
+    now = datetime.now().astimezone()
+    system = settings.MRN_SYSTEM
+    with connection.cursor() as cursor:
+        patient_ids = _reserve_ids(cursor, Patient._meta.db_table, len(batch))
+        encounter_ids = _reserve_ids(cursor, Encounter._meta.db_table, len(batch))
+        _copy(
+            cursor,
+            Patient._meta.db_table,
+            (
+                "id",
+                "identifier_system",
+                "mrn",
+                "family_name",
+                "given_name",
+                "family_search",
+                "given_search",
+                "birth_date",
+                "sex",
+                "is_deleted",
+                "created_at",
+                "updated_at",
+            ),
+            (
+                (
+                    pid,
+                    system,
+                    r.patient.mrn,
+                    r.patient.family_name,
+                    r.patient.given_name,
+                    search_form(r.patient.family_name),
+                    search_form(r.patient.given_name),
+                    r.patient.birth_date,
+                    r.patient.sex,
+                    False,
+                    now,
+                    now,
+                )
+                for pid, r in zip(patient_ids, batch, strict=True)
+            ),
+        )
+        _copy(
+            cursor,
+            Encounter._meta.db_table,
+            ("id", "patient_id", "encounter_class", "status", "period_start", "period_end"),
+            (
+                (
+                    eid,
+                    pid,
+                    r.encounter.encounter_class,
+                    r.encounter.status,
+                    r.encounter.period_start,
+                    r.encounter.period_end,
+                )
+                for eid, pid, r in zip(encounter_ids, patient_ids, batch, strict=True)
+            ),
+        )
+        observations = 0
+        with cursor.copy(
+            f"COPY {Observation._meta.db_table} (patient_id, encounter_id, category, code, value, unit, "
+            "components, effective_at, status) FROM STDIN"
+        ) as copy:
+            write = copy.write_row
+            for pid, eid, r in zip(patient_ids, encounter_ids, batch, strict=True):
+                for o in r.observations:
+                    write((pid, eid, o.category, o.code, o.value, o.unit, o.components, o.effective_at, o.status))
+                observations += len(r.observations)
+        medications = [
+            (pid, eid, m.rxnorm_code, m.display, m.status, m.intent, m.authored_at, m.dosage_text)
+            for pid, eid, r in zip(patient_ids, encounter_ids, batch, strict=True)
+            for m in r.medications
+        ]
+        _copy(
+            cursor,
+            MedicationRequest._meta.db_table,
+            ("patient_id", "encounter_id", "rxnorm_code", "display", "status", "intent", "authored_at", "dosage_text"),
+            medications,
+        )
+    report.patients += len(batch)
+    report.encounters += len(batch)
+    report.observations += observations
+    report.medications += len(medications)
+
+
+def _orm_batch(batch: list[SyntheticPatient], report: LoadReport) -> None:
+    system = settings.MRN_SYSTEM
+    patients = Patient.objects.bulk_create(
+        Patient(
+            identifier_system=system,
+            mrn=r.patient.mrn,
+            family_name=r.patient.family_name,
+            given_name=r.patient.given_name,
+            family_search=search_form(r.patient.family_name),
+            given_search=search_form(r.patient.given_name),
+            birth_date=r.patient.birth_date,
+            sex=r.patient.sex,
+        )
+        for r in batch
+    )
+    encounters = Encounter.objects.bulk_create(
+        Encounter(
+            patient=p,
+            encounter_class=r.encounter.encounter_class,
+            status=r.encounter.status,
+            period_start=r.encounter.period_start,
+            period_end=r.encounter.period_end,
+        )
+        for p, r in zip(patients, batch, strict=True)
+    )
+    observations = [
+        Observation(
+            patient=p,
+            encounter=e,
+            category=o.category,
+            code=o.code,
+            value=o.value,
+            unit=o.unit,
+            components=None if o.components is None else json.loads(o.components),
+            effective_at=o.effective_at,
+            status=o.status,
+        )
+        for p, e, r in zip(patients, encounters, batch, strict=True)
+        for o in r.observations
+    ]
+    Observation.objects.bulk_create(observations, batch_size=5000)
+    medications = [
+        MedicationRequest(
+            patient=p,
+            encounter=e,
+            rxnorm_code=m.rxnorm_code,
+            display=m.display,
+            status=m.status,
+            intent=m.intent,
+            authored_at=m.authored_at,
+            dosage_text=m.dosage_text,
+        )
+        for p, e, r in zip(patients, encounters, batch, strict=True)
+        for m in r.medications
+    ]
+    MedicationRequest.objects.bulk_create(medications)
+    report.patients += len(batch)
+    report.encounters += len(batch)
+    report.observations += len(observations)
+    report.medications += len(medications)

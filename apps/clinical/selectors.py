@@ -1,0 +1,114 @@
+"""Every read of patient data. Each query here is one the indexes in models.py were designed for."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
+from apps.clinical.services import search_form
+
+
+def patient_get(*, patient_id: int) -> Patient | None:
+    return Patient.objects.filter(pk=patient_id, is_deleted=False).first()
+
+
+def patient_by_identifier(*, value: str, system: str | None = None) -> Patient | None:
+    """Look a patient up by MRN: one probe of the unique (system, mrn) index."""
+    return Patient.objects.filter(identifier_system=system or settings.MRN_SYSTEM, mrn=value, is_deleted=False).first()
+
+
+def patient_search(
+    *,
+    name: str | None = None,
+    family: str | None = None,
+    given: str | None = None,
+    birth_date=None,
+) -> QuerySet[Patient]:
+    """Active patients by name prefix and birth date, in (family, given, id) order for keyset paging."""
+    patients = Patient.objects.filter(is_deleted=False)
+    if family:
+        patients = patients.filter(family_search__startswith=search_form(family))
+    if given:
+        patients = patients.filter(given_search__startswith=search_form(given))
+    if name:
+        term = search_form(name)
+        patients = patients.filter(Q(family_search__startswith=term) | Q(given_search__startswith=term))
+    if birth_date:
+        patients = patients.filter(birth_date=birth_date)
+    return patients.order_by("family_search", "given_search", "id")
+
+
+def observation_list(
+    *,
+    patient_id: int,
+    category: str | None = None,
+    codes: Iterable[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> QuerySet[Observation]:
+    """A patient's observations, newest first (ties broken by id, for stable keyset paging)."""
+    observations = Observation.objects.filter(patient_id=patient_id)
+    if category:
+        observations = observations.filter(category=category)
+    codes = list(codes or [])
+    if len(codes) == 1:
+        observations = observations.filter(code=codes[0])
+    elif codes:
+        observations = observations.filter(code__in=codes)
+    if since:
+        observations = observations.filter(effective_at__gte=since)
+    if until:
+        observations = observations.filter(effective_at__lte=until)
+    return observations.order_by("-effective_at", "-id")
+
+
+def latest_observations(
+    *,
+    patient_id: int,
+    category: str | None = None,
+    codes: Iterable[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Observation]:
+    """The newest observation of each code: DISTINCT ON over the (patient, code, effective) index."""
+    observations = observation_list(patient_id=patient_id, category=category, codes=codes, since=since, until=until)
+    if connection.vendor == "postgresql":
+        return list(observations.order_by("code", "-effective_at", "-id").distinct("code"))
+    latest: dict[str, Observation] = {}
+    for observation in observations:
+        latest.setdefault(observation.code, observation)
+    return sorted(latest.values(), key=lambda o: o.code)
+
+
+def encounter_list(
+    *,
+    patient_id: int,
+    status: str | None = None,
+    date_from: datetime | None = None,
+    date_to: datetime | None = None,
+) -> QuerySet[Encounter]:
+    """A patient's encounters, newest first; a date range keeps those whose period overlaps it."""
+    encounters = Encounter.objects.filter(patient_id=patient_id)
+    if status:
+        encounters = encounters.filter(status=status)
+    if date_from:
+        encounters = encounters.filter(Q(period_end__isnull=True) | Q(period_end__gte=date_from))
+    if date_to:
+        encounters = encounters.filter(period_start__lte=date_to)
+    return encounters.order_by("-period_start", "-id")
+
+
+def medication_request_list(
+    *, patient_id: int, status: str | None = None, intent: str | None = None
+) -> QuerySet[MedicationRequest]:
+    requests = MedicationRequest.objects.filter(patient_id=patient_id)
+    if status:
+        requests = requests.filter(status=status)
+    if intent:
+        requests = requests.filter(intent=intent)
+    return requests.order_by("-authored_at", "-id")

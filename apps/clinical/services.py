@@ -1,0 +1,115 @@
+"""Every write of patient data: the API, the FHIR endpoints and the loader's small path go through here."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import date, datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
+from apps.clinical.models import Encounter, Observation, Patient
+
+MRN_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,63}$")
+# Clocks drift: a measurement stamped a few minutes ahead is accepted, one from tomorrow is not.
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+def search_form(text: str) -> str:
+    """Lower-case, accents removed: 'Müller' and 'muller' find the same patient."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower().strip()
+
+
+def validate_mrn(mrn: str) -> str:
+    if not isinstance(mrn, str) or not MRN_PATTERN.match(mrn):
+        raise ValidationError({"mrn": "An MRN is 1-64 letters, digits, '.' or '-', starting with a letter or digit."})
+    return mrn
+
+
+def validate_birth_date(birth_date: date) -> date:
+    if birth_date > timezone.now().date():
+        raise ValidationError({"birth_date": "The birth date cannot be in the future."})
+    if birth_date.year < 1880:
+        raise ValidationError({"birth_date": "The birth date is before 1880."})
+    return birth_date
+
+
+@transaction.atomic
+def patient_create(
+    *,
+    mrn: str,
+    family_name: str,
+    given_name: str,
+    birth_date: date,
+    sex: str = Patient.Sex.UNKNOWN,
+    identifier_system: str | None = None,
+) -> Patient:
+    """Register a patient; the MRN must be unique within its identifier system."""
+    patient = Patient(
+        identifier_system=identifier_system or settings.MRN_SYSTEM,
+        mrn=validate_mrn(mrn),
+        family_name=family_name.strip(),
+        given_name=given_name.strip(),
+        family_search=search_form(family_name),
+        given_search=search_form(given_name),
+        birth_date=validate_birth_date(birth_date),
+        sex=sex,
+    )
+    patient.full_clean()
+    patient.save()
+    return patient
+
+
+@transaction.atomic
+def patient_soft_delete(*, patient: Patient) -> Patient:
+    """Hide a patient from every read; the rows and their audit trail stay."""
+    if not patient.is_deleted:
+        patient.is_deleted = True
+        patient.deleted_at = timezone.now()
+        patient.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
+    return patient
+
+
+@transaction.atomic
+def observation_record(
+    *,
+    patient: Patient,
+    code: str,
+    value: float,
+    effective_at: datetime,
+    unit: str | None = None,
+    status: str = Observation.Status.FINAL,
+    encounter: Encounter | None = None,
+) -> Observation:
+    """Record one measurement, refusing unknown codes, wrong units and impossible values."""
+    known = OBSERVATION_CODES.get(code)
+    if known is None or not known.unit:
+        raise ValidationError({"code": f"Unknown or non-numeric LOINC code {code!r}."})
+    if unit is not None and unit != known.unit:
+        raise ValidationError({"unit": f"{known.display} is recorded in {known.unit!r} (UCUM), not {unit!r}."})
+    if not known.low <= value <= known.high:
+        raise ValidationError(
+            {"value": f"{value} {known.unit} is outside {known.low}-{known.high} for {known.display}."}
+        )
+    if effective_at > timezone.now() + FUTURE_TOLERANCE:
+        raise ValidationError({"effective_at": "A measurement cannot be taken in the future."})
+    if encounter is not None and encounter.patient_id != patient.pk:
+        raise ValidationError({"encounter": "The encounter belongs to another patient."})
+    observation = Observation(
+        patient=patient,
+        encounter=encounter,
+        category=Observation.Category.VITAL_SIGNS if code in VITAL_SIGNS else Observation.Category.LABORATORY,
+        code=code,
+        value=value,
+        unit=known.unit,
+        effective_at=effective_at,
+        status=status,
+    )
+    observation.full_clean()
+    observation.save()
+    return observation

@@ -1,0 +1,209 @@
+"""Deterministic, realistic synthetic patients: the same seed and index always give the same patient.
+
+Vital signs follow a per-patient baseline (age and sex dependent), a circadian rhythm, AR(1) noise
+and occasional fever episodes; blood pressure comes as systolic, diastolic, mean and the BP panel;
+weight daily, height and BMI on admission, head circumference for infants; a daily lab panel; a
+few RxNorm prescriptions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from apps.clinical.codes import BP_PANEL, DIASTOLIC, LABORATORY, MEDICATIONS, SYSTOLIC, VITAL_PANEL, VITAL_SIGNS
+
+FAMILY_NAMES = (
+    "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez Lopez Gonzalez Wilson "
+    "Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson White Harris Sanchez Clark Ramirez Lewis "
+    "Robinson Walker Young Allen King Wright Scott Torres Nguyen Hill Flores Green Adams Nelson Baker Hall Rivera "
+    "Campbell Mitchell Carter Roberts Müller Schmidt Schneider Fischer Weber Meyer Wagner Becker Schulz Hoffmann "
+    "Dubois Lefèvre Moreau Laurent Rossi Russo Ferrari Esposito Bianchi Kowalski Nowak Novák Jensen Nielsen "
+    "Hansen Johansson Andersson Virtanen Korhonen Murphy Kelly O'Brien Walsh Silva Santos Oliveira Costa Tanaka "
+    "Suzuki Sato Kim Park Choi Chen Wang Li Zhang Patel Shah Singh Kumar"
+).split()
+GIVEN_NAMES = {
+    "female": "Mary Patricia Jennifer Linda Elizabeth Barbara Susan Jessica Sarah Karen Nancy Lisa Betty Margaret "
+    "Sandra Ashley Emily Donna Michelle Carol Amanda Melissa Deborah Stephanie Rebecca Laura Sophie Anna Léa Chloé "
+    "Giulia Sofia Maja Emma Olivia Aiko Yuna Mei Priya Ana".split(),
+    "male": "James Robert John Michael David William Richard Joseph Thomas Charles Christopher Daniel Matthew "
+    "Anthony Mark Donald Steven Paul Andrew Joshua Kenneth Kevin Brian George Timothy Ronald Lukas Jonas Hugo "
+    "Louis Lorenzo Matteo Jakub Oliver Noah Liam Haruto Wei Arjun José".split(),
+}
+
+
+@dataclass
+class PatientRecord:
+    index: int
+    mrn: str
+    family_name: str
+    given_name: str
+    birth_date: date
+    sex: str
+
+
+@dataclass
+class EncounterRecord:
+    encounter_class: str
+    status: str
+    period_start: datetime
+    period_end: datetime | None
+
+
+@dataclass
+class ObservationRecord:
+    category: str
+    code: str
+    value: float | None
+    unit: str
+    components: str | None  # JSON text, ready for COPY
+    effective_at: datetime
+    status: str = "final"
+
+
+@dataclass
+class MedicationRecord:
+    rxnorm_code: str
+    display: str
+    status: str
+    intent: str
+    authored_at: datetime
+    dosage_text: str
+
+
+@dataclass
+class SyntheticPatient:
+    patient: PatientRecord
+    encounter: EncounterRecord
+    observations: list[ObservationRecord] = field(default_factory=list)
+    medications: list[MedicationRecord] = field(default_factory=list)
+
+
+def synthetic_mrn(seed: int, index: int) -> str:
+    return f"S{seed:03d}-{index:07d}"
+
+
+def _unit(code: str) -> str:
+    return VITAL_SIGNS[code].unit if code in VITAL_SIGNS else LABORATORY[code].unit
+
+
+def generate_patient(*, seed: int, index: int, end: datetime, days: int, rounds_per_day: int) -> SyntheticPatient:
+    """One patient and the clinical history of the `days` before `end`."""
+    rng = random.Random(f"{seed}:{index}")
+    sex = "female" if rng.random() < 0.51 else "male"
+    age_years = min(100.0, rng.choice((rng.uniform(0, 3), rng.uniform(3, 18), rng.gauss(55, 20), rng.gauss(72, 10))))
+    age_years = max(0.05, age_years)
+    birth_date = (end - timedelta(days=age_years * 365.25)).date()
+    patient = PatientRecord(
+        index=index,
+        mrn=synthetic_mrn(seed, index),
+        family_name=rng.choice(FAMILY_NAMES),
+        given_name=rng.choice(GIVEN_NAMES[sex]),
+        birth_date=birth_date,
+        sex=sex,
+    )
+
+    start = end - timedelta(days=days)
+    admitted = rng.random() < 0.35
+    discharged_at = None if admitted else end - timedelta(hours=rng.uniform(1, 12))
+    encounter = EncounterRecord(
+        encounter_class="IMP" if admitted or rng.random() < 0.5 else rng.choice(("OBSENC", "EMER")),
+        status="in-progress" if admitted else "finished",
+        period_start=start - timedelta(hours=rng.uniform(0, 24)),
+        period_end=discharged_at,
+    )
+    record = SyntheticPatient(patient=patient, encounter=encounter)
+
+    child = age_years < 18
+    infant = age_years < 3
+    hr_base = rng.gauss(120 if infant else 95 if child else 74, 8)
+    rr_base = rng.gauss(30 if infant else 20 if child else 15, 2)
+    spo2_base = min(99.5, rng.gauss(97.3, 1.2))
+    temp_base = rng.gauss(36.8, 0.25)
+    sbp_base = rng.gauss(95 if child else 112 + 0.45 * age_years, 11)
+    dbp_base = sbp_base * rng.uniform(0.58, 0.7)
+    height = _height(rng, age_years, sex)
+    bmi = max(13.0, rng.gauss(17 if child else 26.5, 3.5))
+    weight = bmi * (height / 100) ** 2
+    head = rng.gauss(35 + 12 * math.log1p(age_years * 2) / math.log(7), 1.2) if infant else None
+    fever_day = rng.randrange(days) if rng.random() < 0.12 else None
+
+    add = record.observations.append
+    add(ObservationRecord("vital-signs", "8302-2", round(height, 1), "cm", None, encounter.period_start))
+    add(ObservationRecord("vital-signs", "39156-5", round(bmi, 1), "kg/m2", None, encounter.period_start))
+
+    step = timedelta(hours=24 / rounds_per_day)
+    noise = {"hr": 0.0, "rr": 0.0, "sbp": 0.0, "spo2": 0.0, "temp": 0.0}
+    for day in range(days):
+        day_start = start + timedelta(days=day)
+        fever = 1.0 if day == fever_day else 0.0
+        for round_index in range(rounds_per_day):
+            at = day_start + step * round_index + timedelta(minutes=rng.uniform(-20, 20))
+            if at > end:
+                continue
+            circadian = math.sin(2 * math.pi * (at.hour + at.minute / 60 - 10) / 24)
+            for name in noise:  # AR(1): today's deviation remembers yesterday's
+                noise[name] = 0.7 * noise[name] + rng.gauss(0, 1)
+            hr = hr_base + 5 * circadian + 3 * noise["hr"] + 16 * fever
+            rr = rr_base + 0.8 * noise["rr"] + 4 * fever
+            spo2 = min(100.0, spo2_base + 0.6 * noise["spo2"] - 1.5 * fever)
+            temp = temp_base + 0.25 * circadian + 0.1 * noise["temp"] + 1.6 * fever
+            sbp = sbp_base + 4 * circadian + 5 * noise["sbp"]
+            dbp = dbp_base + 2.5 * circadian + 3 * noise["sbp"] * 0.6
+            mean_bp = dbp + (sbp - dbp) / 3
+            for code, value in (
+                ("8867-4", round(hr)),
+                ("9279-1", round(rr)),
+                ("2708-6", round(spo2, 1)),
+                ("8310-5", round(temp, 1)),
+                (SYSTOLIC, round(sbp)),
+                (DIASTOLIC, round(dbp)),
+                ("8478-0", round(mean_bp)),
+            ):
+                add(ObservationRecord("vital-signs", code, float(value), _unit(code), None, at))
+            components = json.dumps({SYSTOLIC: float(round(sbp)), DIASTOLIC: float(round(dbp))})
+            add(ObservationRecord("vital-signs", BP_PANEL, None, "", components, at))
+            add(ObservationRecord("vital-signs", VITAL_PANEL, None, "", None, at))
+        morning = day_start + timedelta(hours=6, minutes=rng.uniform(0, 60))
+        if morning <= end:
+            weight += rng.gauss(0, 0.15)
+            add(ObservationRecord("vital-signs", "29463-7", round(weight, 1), "kg", None, morning))
+            if head is not None:
+                add(ObservationRecord("vital-signs", "9843-4", round(head, 1), "cm", None, morning))
+            for code, (mean, sd) in LAB_PROFILE.items():
+                value = max(LABORATORY[code].low, rng.gauss(mean, sd) * (1.3 if fever and code == "6690-2" else 1))
+                add(ObservationRecord("laboratory", code, round(value, 2), _unit(code), None, morning))
+
+    for rxnorm, display, sig in rng.sample(MEDICATIONS, k=rng.randint(0, 4)):
+        authored = encounter.period_start + timedelta(hours=rng.uniform(0, 24 * days))
+        status = "active" if admitted or rng.random() < 0.6 else rng.choice(("completed", "stopped"))
+        record.medications.append(MedicationRecord(rxnorm, display, status, "order", min(authored, end), sig))
+    return record
+
+
+LAB_PROFILE = {
+    "2345-7": (105, 25),  # glucose mg/dL
+    "2160-0": (0.95, 0.25),  # creatinine mg/dL
+    "718-7": (13.5, 1.6),  # hemoglobin g/dL
+    "2823-3": (4.2, 0.4),  # potassium mmol/L
+    "6690-2": (7.5, 2.0),  # leukocytes 10*3/uL
+}
+
+
+def _height(rng: random.Random, age: float, sex: str) -> float:
+    if age < 2:
+        return rng.gauss(50 + 25 * age, 3)
+    if age < 18:
+        return rng.gauss(85 + 5.8 * (age - 2), 6)
+    return rng.gauss(176 if sex == "male" else 163, 7)
+
+
+def generate_patients(
+    *, seed: int, first_index: int, count: int, end: datetime, days: int, rounds_per_day: int
+) -> Iterator[SyntheticPatient]:
+    for index in range(first_index, first_index + count):
+        yield generate_patient(seed=seed, index=index, end=end, days=days, rounds_per_day=rounds_per_day)
