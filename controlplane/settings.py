@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "apps.metrics",
     "apps.audit",
     "apps.clinical",
+    "apps.optimizer",
 ]
 
 MIDDLEWARE = [
@@ -127,6 +128,13 @@ else:
         },
     }
 DATABASES = {"default": _default_db}
+
+# A read replica: reads go there (controlplane.db_router), writes and migrations to default.
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = _postgres_options(env.db("DATABASE_REPLICA_URL"))
+    # Under test the replica is the primary itself, so the router is exercised without a second server.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["controlplane.db_router.PrimaryReplicaRouter"]
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # SQLite has no covering indexes: it keeps the key columns and drops INCLUDE, which is what we want.

@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core import views as core_views
+from apps.optimizer import views as optimizer_views
 
 admin.site.site_header = "Medical AI performance control plane"
 admin.site.site_title = "Control plane"
@@ -24,6 +25,7 @@ urlpatterns = [
     path("fhir/", include("apps.clinical.fhir.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("optimizer/runs/<int:run_id>/report/", optimizer_views.run_report, name="optimizer-run-report"),
     path("dashboard/", core_views.dashboard, name="dashboard"),
     path("dashboard/<path:subpath>", core_views.dashboard, name="dashboard-route"),
 ]

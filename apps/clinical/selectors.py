@@ -67,6 +67,11 @@ def observation_list(
     return observations.order_by("-effective_at", "-id")
 
 
+def latest_observations_query(*, patient_id: int, **window) -> QuerySet[Observation]:
+    """PostgreSQL: the newest observation of each code, DISTINCT ON over the (patient, code, effective) index."""
+    return observation_list(patient_id=patient_id, **window).order_by("code", "-effective_at", "-id").distinct("code")
+
+
 def latest_observations(
     *,
     patient_id: int,
@@ -75,10 +80,11 @@ def latest_observations(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> list[Observation]:
-    """The newest observation of each code: DISTINCT ON over the (patient, code, effective) index."""
-    observations = observation_list(patient_id=patient_id, category=category, codes=codes, since=since, until=until)
+    """The newest observation of each code in the window."""
+    window = {"category": category, "codes": codes, "since": since, "until": until}
     if connection.vendor == "postgresql":
-        return list(observations.order_by("code", "-effective_at", "-id").distinct("code"))
+        return list(latest_observations_query(patient_id=patient_id, **window))
+    observations = observation_list(patient_id=patient_id, **window)
     latest: dict[str, Observation] = {}
     for observation in observations:
         latest.setdefault(observation.code, observation)

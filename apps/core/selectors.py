@@ -44,11 +44,32 @@ def _timed(name: str, probe: Callable[[], tuple[str, str]]) -> CheckResult:
     return CheckResult(name, status, round((time.perf_counter() - started) * 1000, 2), detail)
 
 
+def database_pool_stats(alias: str = "default") -> dict | None:
+    """This process's connection pool: size, idle, waiting and utilization (None without a pool)."""
+    pool = getattr(connections[alias], "pool", None)
+    if pool is None:
+        return None
+    stats = pool.get_stats()
+    size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
+    return {
+        "size": size,
+        "available": available,
+        "in_use": size - available,
+        "waiting": stats.get("requests_waiting", 0),
+        "min_size": pool.min_size,
+        "max_size": pool.max_size,
+        "utilization": round((size - available) / pool.max_size, 3) if pool.max_size else 0.0,
+    }
+
+
 def _probe_database() -> tuple[str, str]:
     with connections["default"].cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
-    return OK, ""
+    pool = database_pool_stats()
+    if pool is None:
+        return OK, ""
+    return OK, f"pool {pool['in_use']}/{pool['max_size']} in use, {pool['waiting']} waiting"
 
 
 def _probe_cache() -> tuple[str, str]:

@@ -1,0 +1,201 @@
+"""The database optimizer: EXPLAIN every query pattern of the data plane, read PostgreSQL's own
+statistics, and recommend (or, with apply, create) the indexes the models define but the database lacks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from django.db import connection
+
+from apps.clinical.query_patterns import QUERY_PATTERNS, pick_sample
+
+# A table is worth flagging for sequential scans only above this many rows.
+SEQ_SCAN_ROWS = 10_000
+
+
+def _plan_nodes(node: dict) -> list[dict]:
+    nodes = [node]
+    for child in node.get("Plans", []):
+        nodes.extend(_plan_nodes(child))
+    return nodes
+
+
+def explain_patterns(progress: Callable[[str], None] = lambda _: None) -> list[dict]:
+    """EXPLAIN (ANALYZE, BUFFERS) each pattern with a real sample; SQLite gets EXPLAIN QUERY PLAN."""
+    sample = pick_sample()
+    if sample is None:
+        return []
+    results = []
+    for pattern in QUERY_PATTERNS:
+        progress(f"explain {pattern.name}")
+        sql, params = pattern.build(sample).query.sql_with_params()
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params)
+                raw = cursor.fetchone()[0]
+                plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]
+                nodes = _plan_nodes(plan["Plan"])
+                indexes = sorted({n["Index Name"] for n in nodes if "Index Name" in n})
+                seq_scans = sorted({n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"})
+                results.append(
+                    {
+                        "pattern": pattern.name,
+                        "description": pattern.description,
+                        "execution_ms": round(plan["Execution Time"], 3),
+                        "planning_ms": round(plan["Planning Time"], 3),
+                        "indexes_used": indexes,
+                        "seq_scans": seq_scans,
+                        "shared_hit": plan["Plan"].get("Shared Hit Blocks", 0),
+                        "shared_read": plan["Plan"].get("Shared Read Blocks", 0),
+                        "expected_index": pattern.expected_index[1] if pattern.expected_index else None,
+                        "plan": plan["Plan"],
+                    }
+                )
+            else:
+                cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+                details = [row[-1] for row in cursor.fetchall()]
+                results.append(
+                    {
+                        "pattern": pattern.name,
+                        "description": pattern.description,
+                        "indexes_used": sorted({d.split("USING ")[-1] for d in details if "USING" in d}),
+                        "seq_scans": [d for d in details if d.startswith("SCAN ")],
+                        "expected_index": pattern.expected_index[1] if pattern.expected_index else None,
+                        "plan": details,
+                    }
+                )
+    return results
+
+
+def missing_indexes() -> list[dict]:
+    """Indexes a query pattern expects that the database does not have (dropped, or never created)."""
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+        present = {row[0] for row in cursor.fetchall()}
+    missing, seen = [], set()
+    for pattern in QUERY_PATTERNS:
+        if not pattern.expected_index:
+            continue
+        model, name = pattern.expected_index
+        if name in present or name in seen:
+            continue
+        seen.add(name)
+        index = next(i for i in model._meta.indexes if i.name == name)
+        with connection.schema_editor(collect_sql=True) as editor:
+            statement = str(index.create_sql(model, editor, concurrently=True))
+        missing.append({"index": name, "table": model._meta.db_table, "pattern": pattern.name, "sql": statement})
+    return missing
+
+
+def index_usage() -> list[dict]:
+    """Every index of our tables with its size and scan count (pg_stat_user_indexes)."""
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT s.relname, s.indexrelname, s.idx_scan, pg_relation_size(s.indexrelid), i.indisunique,
+                   i.indisprimary
+            FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
+            WHERE s.relname LIKE 'clinical\\_%%' OR s.relname LIKE 'audit\\_%%'
+            ORDER BY pg_relation_size(s.indexrelid) DESC
+            """
+        )
+        return [
+            {"table": t, "index": i, "scans": scans, "bytes": size, "unique": unique, "primary": primary}
+            for t, i, scans, size, unique, primary in cursor.fetchall()
+        ]
+
+
+def table_scans() -> list[dict]:
+    """Tables read by sequential scans more than by index scans (pg_stat_user_tables)."""
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0), n_live_tup
+            FROM pg_stat_user_tables WHERE relname LIKE 'clinical\\_%%' ORDER BY seq_tup_read DESC
+            """
+        )
+        return [
+            {"table": t, "seq_scan": s, "seq_tup_read": r, "idx_scan": i, "live_rows": n}
+            for t, s, r, i, n in cursor.fetchall()
+        ]
+
+
+def slow_statements(limit: int = 10) -> dict:
+    """The slowest statements by mean time, where pg_stat_statements is loaded on the server."""
+    if connection.vendor != "postgresql":
+        return {"available": False, "reason": "PostgreSQL only"}
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW shared_preload_libraries")
+        if "pg_stat_statements" not in cursor.fetchone()[0]:
+            return {
+                "available": False,
+                "reason": "pg_stat_statements is not in shared_preload_libraries; add it to collect statement "
+                "statistics (a server restart is needed).",
+            }
+        cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        cursor.execute(
+            "SELECT query, calls, mean_exec_time, total_exec_time FROM pg_stat_statements "
+            "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "ORDER BY mean_exec_time DESC LIMIT %s",
+            [limit],
+        )
+        return {
+            "available": True,
+            "statements": [
+                {"query": q[:500], "calls": c, "mean_ms": round(m, 3), "total_ms": round(t, 1)}
+                for q, c, m, t in cursor.fetchall()
+            ],
+        }
+
+
+def recommendations_for(findings: dict) -> list[dict]:
+    recommendations = [
+        {
+            "kind": "create_index",
+            "index": missing["index"],
+            "sql": missing["sql"],
+            "reason": f"Query pattern {missing['pattern']} is designed around this index and it is missing.",
+        }
+        for missing in findings["missing_indexes"]
+    ]
+    for usage in findings["index_usage"]:
+        if usage["scans"] == 0 and not (usage["unique"] or usage["primary"]) and usage["bytes"] > 8 * 1024 * 1024:
+            recommendations.append(
+                {
+                    "kind": "review_unused_index",
+                    "index": usage["index"],
+                    "reason": f"Never scanned since statistics were reset, {usage['bytes'] // 1024 // 1024} MiB. "
+                    "Drop it only after a representative period of traffic.",
+                }
+            )
+    for table in findings["table_scans"]:
+        if table["live_rows"] > SEQ_SCAN_ROWS and table["seq_tup_read"] > 10 * max(table["live_rows"], 1):
+            recommendations.append(
+                {
+                    "kind": "investigate_seq_scans",
+                    "table": table["table"],
+                    "reason": f"{table['seq_scan']} sequential scans read {table['seq_tup_read']:,} rows; "
+                    "a query outside the registered patterns may lack an index.",
+                }
+            )
+    return recommendations
+
+
+def apply_recommendations(recommendations: list[dict], progress: Callable[[str], None]) -> list[dict]:
+    """Create the missing indexes CONCURRENTLY (no table lock); other recommendations are for people."""
+    applied = []
+    for recommendation in recommendations:
+        if recommendation["kind"] != "create_index":
+            continue
+        progress(f"create index {recommendation['index']} concurrently")
+        with connection.cursor() as cursor:
+            cursor.execute(recommendation["sql"])
+        applied.append({"index": recommendation["index"], "sql": recommendation["sql"]})
+    return applied

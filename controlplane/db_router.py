@@ -1,0 +1,26 @@
+"""Send reads to the `replica` alias when one is configured (DATABASE_REPLICA_URL); writes to default.
+
+Reads inside a transaction that has written stay on the primary, so a request sees its own writes.
+"""
+
+from __future__ import annotations
+
+from django.db import connections
+
+
+class PrimaryReplicaRouter:
+    def db_for_read(self, model, **hints) -> str | None:
+        if "replica" not in connections.settings:
+            return None
+        if connections["default"].in_atomic_block:
+            return "default"
+        return "replica"
+
+    def db_for_write(self, model, **hints) -> str:
+        return "default"
+
+    def allow_relation(self, obj1, obj2, **hints) -> bool:
+        return True  # both aliases hold the same data
+
+    def allow_migrate(self, db: str, app_label: str, model_name: str | None = None, **hints) -> bool:
+        return db == "default"
