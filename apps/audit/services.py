@@ -100,7 +100,10 @@ def audit_record_batch(entries: list[AuditEntry]) -> list[AuditEvent]:
     """Append entries to the chain in one transaction: one lock on the head, one INSERT, one commit."""
     if not entries:
         return []
-    head = AuditChainHead.objects.select_for_update().get(pk=1)
+    # The migration creates the head; get_or_create keeps a flushed (test) database writable too.
+    head, _ = AuditChainHead.objects.select_for_update().get_or_create(
+        pk=1, defaults={"seq": 0, "last_hash": GENESIS_HASH}
+    )
     seq, prev_hash = head.seq, head.last_hash
     events = []
     for entry in entries:

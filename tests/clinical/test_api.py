@@ -1,0 +1,199 @@
+"""The clinical REST API: every endpoint, its scope, bad input, and an audit record on every path."""
+
+from datetime import date
+
+import pytest
+
+from apps.audit.models import AuditEvent
+from apps.clinical.models import Observation, Patient
+
+pytestmark = pytest.mark.django_db
+
+
+def _last_audit() -> AuditEvent:
+    return AuditEvent.objects.order_by("-seq").first()
+
+
+def _assert_no_identifiers(event: AuditEvent, patient: Patient) -> None:
+    values = [str(getattr(event, f.name)) for f in AuditEvent._meta.fields]
+    for secret in (patient.mrn, patient.family_name, patient.birth_date.isoformat()):
+        assert all(secret not in value for value in values)
+
+
+def test_lookup_by_mrn_in_the_body_and_audited(clinician, patient):
+    response = clinician.post("/api/v1/patients/lookup/", {"mrn": "MRN-000123"}, format="json")
+    assert response.status_code == 200
+    assert response.json()["id"] == patient.pk
+    event = _last_audit()
+    assert (event.action, event.resource_type, event.patient_id, event.actor_name) == (
+        "read", "Patient", patient.pk, "ward-app"
+    )  # fmt: skip
+    assert event.query_digest and event.request_id
+    _assert_no_identifiers(event, patient)
+
+
+def test_lookup_of_an_unknown_mrn_is_404_and_audited(clinician, patient):
+    before = AuditEvent.objects.count()
+    response = clinician.post("/api/v1/patients/lookup/", {"mrn": "NOPE-1"}, format="json")
+    assert response.status_code == 404
+    assert AuditEvent.objects.count() == before + 1
+    assert _last_audit().outcome == "not_found"
+
+
+@pytest.mark.parametrize("mrn", ["", "has space", "x" * 65, "-leading", "semi;colon"])
+def test_malformed_mrn_is_a_field_level_400(clinician, patient, mrn):
+    response = clinician.post("/api/v1/patients/lookup/", {"mrn": mrn}, format="json")
+    assert response.status_code == 400
+    assert "mrn" in response.json()["errors"]
+
+
+def test_detail_requires_patient_read(api, issue_token, patient):
+    token = issue_token("clinical:read")
+    response = api.get(f"/api/v1/patients/{patient.pk}/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 403
+    assert _last_audit().outcome == "denied"
+
+
+def test_detail_and_soft_deleted_patients(clinician, patient):
+    assert clinician.get(f"/api/v1/patients/{patient.pk}/").json()["mrn"] == "MRN-000123"
+    Patient.objects.filter(pk=patient.pk).update(is_deleted=True)
+    assert clinician.get(f"/api/v1/patients/{patient.pk}/").status_code == 404
+    assert clinician.get("/api/v1/patients/999999999/").status_code == 404
+
+
+def test_search_by_name_prefix_accents_and_birth_date(clinician, patient):
+    for query in ("family=mull", "family=MÜL", "name=ann", "given=Anna&birth_date=1970-05-04"):
+        body = clinician.get(f"/api/v1/patients/?{query}").json()
+        assert [p["id"] for p in body["results"]] == [patient.pk], query
+    assert clinician.get("/api/v1/patients/?birth_date=1970-05-05").json()["results"] == []
+    assert _last_audit().action == "search"
+
+
+def test_search_pages_with_a_cursor_within_a_query_budget(clinician, loaded, django_assert_max_num_queries):
+    seen = []
+    url = "/api/v1/patients/?page_size=7"
+    while url:
+        # token lookup, audit (head lock, insert, head update) and the page itself
+        with django_assert_max_num_queries(8):
+            body = clinician.get(url).json()
+        seen += [p["id"] for p in body["results"]]
+        url = body["next"]
+    assert len(seen) == len(set(seen)) == 30
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["birth_date=1970-02-30", "page_size=0", "page_size=5000", "unknown=1", "name=" + "x" * 101],
+)
+def test_bad_search_input_is_400(clinician, patient, query):
+    response = clinician.get(f"/api/v1/patients/?{query}")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+
+
+def test_create_patient_needs_patient_write_and_is_audited(api, issue_token):
+    payload = {"mrn": "NEW-1", "family_name": "Nguyen", "given_name": "Minh", "birth_date": "1988-01-02", "sex": "male"}
+    reader = issue_token("patient:read")
+    response = api.post("/api/v1/patients/", payload, format="json", HTTP_AUTHORIZATION=f"Bearer {reader}")
+    assert response.status_code == 403
+    writer = issue_token("patient:write")
+    response = api.post("/api/v1/patients/", payload, format="json", HTTP_AUTHORIZATION=f"Bearer {writer}")
+    assert response.status_code == 201
+    assert _last_audit().action == "create"
+    duplicate = api.post("/api/v1/patients/", payload, format="json", HTTP_AUTHORIZATION=f"Bearer {writer}")
+    assert duplicate.status_code == 400
+    future = {**payload, "mrn": "NEW-2", "birth_date": date.today().replace(year=date.today().year + 1).isoformat()}
+    response = api.post("/api/v1/patients/", future, format="json", HTTP_AUTHORIZATION=f"Bearer {writer}")
+    assert response.status_code == 400 and "birth_date" in response.json()["errors"]
+    assert Patient.objects.count() == 1
+
+
+def test_vitals_by_code_window_and_latest(clinician, patient, vitals):
+    url = f"/api/v1/patients/{patient.pk}/vitals/"
+    assert len(clinician.get(url).json()["results"]) == 8
+    heart = clinician.get(url, {"code": "8867-4"}).json()["results"]
+    assert [o["value"] for o in heart] == [72.0, 80.0, 90.0, 100.0]
+    assert heart[0]["display"] == "Heart rate" and heart[0]["unit"] == "/min"
+    latest = clinician.get(url, {"latest": "true"}).json()["results"]
+    assert sorted((o["code"], o["value"]) for o in latest) == [("8310-5", 36.5), ("8867-4", 72.0)]
+    since = vitals[2].effective_at.isoformat()
+    assert len(clinician.get(url, {"since": since, "code": "8310-5"}).json()["results"]) == 3
+    assert len(clinician.get(url, {"limit": 3}).json()["results"]) == 3
+    event = _last_audit()
+    assert (event.action, event.resource_type, event.patient_id, event.result_count) == (
+        "search", "Observation", patient.pk, 3
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"code": "1234-5"},
+        {"since": "2024-13-01"},
+        {"since": "2024-02-01T00:00:00Z", "until": "2024-01-01T00:00:00Z"},
+        {"limit": "1000000"},
+        {"latest": "perhaps"},
+        {"colour": "blue"},
+    ],
+)
+def test_bad_vitals_input_is_400(clinician, patient, query):
+    response = clinician.get(f"/api/v1/patients/{patient.pk}/vitals/", query)
+    assert response.status_code == 400
+    assert response.json()["errors"]
+
+
+def test_recording_an_observation_validates_code_unit_and_value(clinician, patient):
+    url = f"/api/v1/patients/{patient.pk}/vitals/"
+    ok = {"code": "8867-4", "value": 64, "unit": "/min", "effective_at": "2026-01-01T08:00:00Z"}
+    assert clinician.post(url, ok, format="json").status_code == 201
+    assert _last_audit().action == "create"
+    for bad, field in (
+        ({**ok, "code": "0000-0"}, "code"),
+        ({**ok, "unit": "bpm"}, "unit"),
+        ({**ok, "value": 900}, "value"),
+        ({**ok, "value": "fast"}, "value"),
+        ({**ok, "effective_at": "2999-01-01T00:00:00Z"}, "effective_at"),
+    ):
+        response = clinician.post(url, bad, format="json")
+        assert response.status_code == 400, bad
+        assert field in response.json()["errors"]
+    assert Observation.objects.filter(patient=patient).count() == 1
+
+
+def test_encounters_and_medications_with_filters(clinician, loaded):
+    patient = Patient.objects.order_by("pk").first()
+    encounters = clinician.get(f"/api/v1/patients/{patient.pk}/encounters/").json()["results"]
+    assert len(encounters) == 1
+    status = encounters[0]["status"]
+    assert clinician.get(f"/api/v1/patients/{patient.pk}/encounters/", {"status": status}).json()["results"]
+    assert clinician.get(f"/api/v1/patients/{patient.pk}/encounters/", {"status": "bogus"}).status_code == 400
+    medications = clinician.get(f"/api/v1/patients/{patient.pk}/medications/", {"status": "active"})
+    assert medications.status_code == 200
+    assert all(m["status"] == "active" for m in medications.json()["results"])
+    assert clinician.get(f"/api/v1/patients/{patient.pk}/medications/", {"intent": "wish"}).status_code == 400
+    assert AuditEvent.objects.filter(patient_id=patient.pk, action="search").count() >= 3
+
+
+def test_clinical_lists_need_clinical_read(api, issue_token, patient):
+    token = issue_token("patient:read")
+    for path in ("vitals", "encounters", "medications"):
+        response = api.get(f"/api/v1/patients/{patient.pk}/{path}/", HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert response.status_code == 403
+
+
+def test_bad_purpose_of_use_is_400_before_any_read(clinician, patient):
+    before = AuditEvent.objects.count()
+    response = clinician.get(f"/api/v1/patients/{patient.pk}/", HTTP_X_PURPOSE_OF_USE="CURIOSITY")
+    assert response.status_code == 400
+    assert "X-Purpose-Of-Use" in response.json()["errors"]
+    assert AuditEvent.objects.count() == before
+    clinician.get(f"/api/v1/patients/{patient.pk}/", HTTP_X_PURPOSE_OF_USE="ETREAT")
+    assert _last_audit().purpose_of_use == "ETREAT"
+
+
+def test_request_id_is_echoed_and_audited(clinician, patient):
+    response = clinician.get(f"/api/v1/patients/{patient.pk}/", HTTP_X_REQUEST_ID="req-42")
+    assert response["X-Request-ID"] == "req-42"
+    assert _last_audit().request_id == "req-42"
+    response = clinician.get(f"/api/v1/patients/{patient.pk}/", HTTP_X_REQUEST_ID="bad id with spaces")
+    assert response["X-Request-ID"] != "bad id with spaces"

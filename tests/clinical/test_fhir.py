@@ -1,0 +1,165 @@
+"""FHIR R4 endpoints, with every response validated by the fhir.resources R4B models."""
+
+from urllib.parse import urlparse
+
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.patient import Patient as FhirPatient
+
+from apps.audit.models import AuditEvent
+from apps.clinical.codes import VITAL_SIGNS
+from apps.clinical.models import Observation, Patient
+
+pytestmark = pytest.mark.django_db
+FHIR_JSON = "application/fhir+json"
+
+
+def _bundle(response) -> Bundle:
+    assert response.status_code == 200, response.content[:500]
+    assert response["Content-Type"].startswith(FHIR_JSON)
+    return Bundle.model_validate(response.json())
+
+
+def _outcome(response, status: int) -> OperationOutcome:
+    assert response.status_code == status, response.content[:500]
+    return OperationOutcome.model_validate(response.json())
+
+
+def test_capability_statement_is_public_and_valid(api):
+    response = api.get("/fhir/metadata")
+    assert response.status_code == 200
+    statement = CapabilityStatement.model_validate(response.json())
+    types = {resource.type for resource in statement.rest[0].resource}
+    assert types == {"Patient", "Observation", "Encounter", "MedicationRequest"}
+
+
+def test_patient_read(clinician, patient):
+    response = clinician.get(f"/fhir/Patient/{patient.pk}")
+    resource = FhirPatient.model_validate(response.json())
+    assert resource.identifier[0].value == "MRN-000123"
+    assert resource.name[0].family == "Müller"
+    assert AuditEvent.objects.order_by("-seq").first().patient_id == patient.pk
+    _outcome(clinician.get("/fhir/Patient/999999"), 404)
+    _outcome(clinician.get("/fhir/Patient/not-a-number"), 404)
+
+
+def test_patient_search_by_identifier_get_and_post(clinician, patient):
+    bundle = _bundle(clinician.get("/fhir/Patient", {"identifier": "http://hospital.example.org/mrn|MRN-000123"}))
+    assert [entry.resource.id for entry in bundle.entry] == [str(patient.pk)]
+    assert bundle.entry[0].fullUrl.startswith("http://testserver/fhir/Patient/")
+    # POST _search keeps the identifier out of the URL, the self link included.
+    response = clinician.post(
+        "/fhir/Patient/_search", "identifier=MRN-000123", content_type="application/x-www-form-urlencoded"
+    )
+    bundle = _bundle(response)
+    assert [entry.resource.id for entry in bundle.entry] == [str(patient.pk)]
+    assert "MRN-000123" not in bundle.link[0].url
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert event.action == "search" and event.query_digest and "MRN" not in event.query_digest
+
+
+def test_patient_search_by_name_and_birthdate(clinician, patient):
+    assert len(_bundle(clinician.get("/fhir/Patient", {"family": "müll"})).entry) == 1
+    assert len(_bundle(clinician.get("/fhir/Patient", {"birthdate": "1970-05-04"})).entry) == 1
+    assert not _bundle(clinician.get("/fhir/Patient", {"birthdate": "1971-05-04"})).entry
+
+
+def test_observation_search_pages_with_absolute_next_links(clinician, loaded):
+    patient_id = Patient.objects.order_by("pk").first().pk
+    expected = Observation.objects.filter(patient_id=patient_id, category="vital-signs").count()
+    url = f"/fhir/Observation?patient={patient_id}&category=vital-signs&_sort=-date&_count=10"
+    ids, instants = [], []
+    while url:
+        bundle = _bundle(clinician.get(url))
+        ids += [entry.resource.id for entry in bundle.entry]
+        instants += [entry.resource.effectiveDateTime for entry in bundle.entry]
+        next_links = [link.url for link in bundle.link if link.relation == "next"]
+        assert all(urlparse(link).scheme == "http" and urlparse(link).netloc for link in next_links)
+        url = next_links[0].replace("http://testserver", "") if next_links else None
+    assert len(ids) == len(set(ids)) == expected
+    assert instants == sorted(instants, reverse=True)
+
+
+def test_observation_search_by_code_and_date_range(clinician, loaded):
+    patient_id = Patient.objects.order_by("pk").first().pk
+    observation = Observation.objects.filter(patient_id=patient_id, code="8867-4").order_by("effective_at").first()
+    day = observation.effective_at.date().isoformat()
+    bundle = _bundle(
+        clinician.get(
+            "/fhir/Observation",
+            {"patient": f"Patient/{patient_id}", "code": "http://loinc.org|8867-4", "date": [f"ge{day}", f"le{day}"]},
+        )
+    )
+    assert bundle.entry
+    for entry in bundle.entry:
+        assert entry.resource.code.coding[0].code == "8867-4"
+        assert entry.resource.valueQuantity.system == "http://unitsofmeasure.org"
+        assert entry.resource.effectiveDateTime.date().isoformat() == day
+
+
+def test_blood_pressure_panel_carries_components(clinician, loaded):
+    panel = Observation.objects.filter(code="85354-9").first()
+    bundle = _bundle(clinician.get("/fhir/Observation", {"patient": panel.patient_id, "code": "85354-9", "_count": 1}))
+    components = {c.code.coding[0].code for c in bundle.entry[0].resource.component}
+    assert components == {"8480-6", "8462-4"}
+
+
+def test_synthetic_data_uses_all_thirteen_vital_sign_codes(loaded):
+    assert set(Observation.objects.filter(category="vital-signs").values_list("code", flat=True)) == set(VITAL_SIGNS)
+
+
+def test_encounter_and_medication_request_searches(clinician, loaded):
+    patient_id = Patient.objects.order_by("pk").first().pk
+    encounters = _bundle(clinician.get("/fhir/Encounter", {"patient": patient_id}))
+    assert encounters.entry[0].resource.subject.reference == f"Patient/{patient_id}"
+    with_meds = Patient.objects.filter(medication_requests__isnull=False).first()
+    bundle = _bundle(clinician.get("/fhir/MedicationRequest", {"patient": with_meds.pk, "intent": "order"}))
+    assert bundle.entry
+    assert bundle.entry[0].resource.medicationCodeableConcept.coding[0].system.endswith("rxnorm")
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "parameter"),
+    [
+        ("/fhir/Observation", {"patient": "1", "date": "ge2024-13-45"}, "date"),
+        ("/fhir/Observation", {"patient": "1", "date": "2024-01-01T10:00"}, "date"),
+        ("/fhir/Observation", {"patient": "1", "date": "sa2024-01-01"}, "date"),
+        ("/fhir/Observation", {"patient": "1", "_count": "1000000"}, "_count"),
+        ("/fhir/Observation", {"patient": "1", "_count": "-3"}, "_count"),
+        ("/fhir/Observation", {"patient": "1", "code": "http://loinc.org|9999-9"}, "code"),
+        ("/fhir/Observation", {"patient": "1", "category": "social-history"}, "category"),
+        ("/fhir/Observation", {"patient": "1", "_sort": "value"}, "_sort"),
+        ("/fhir/Observation", {"patient": "1", "flavour": "x"}, "flavour"),
+        ("/fhir/Observation", {"category": "vital-signs"}, "patient"),
+        ("/fhir/Observation", {"patient": "Practitioner/1"}, "patient"),
+        ("/fhir/Observation", {"patient": "1", "_cursor": "%%%"}, "_cursor"),
+        ("/fhir/Patient", {"birthdate": "1970-02-30"}, "birthdate"),
+        ("/fhir/Patient", {"identifier": "a|b|c"}, "identifier"),
+        ("/fhir/Encounter", {"patient": "1", "status": "dancing"}, "status"),
+        ("/fhir/MedicationRequest", {"patient": "1", "intent": "maybe"}, "intent"),
+    ],
+)
+def test_bad_search_parameters_are_operation_outcomes(clinician, path, query, parameter):
+    outcome = _outcome(clinician.get(path, query), 400)
+    assert outcome.issue[0].code == "invalid"
+    assert outcome.issue[0].expression == [parameter]
+
+
+def test_auth_failures_are_operation_outcomes(api, issue_token, patient):
+    assert _outcome(api.get(f"/fhir/Patient/{patient.pk}"), 401).issue[0].code == "login"
+    token = issue_token("clinical:read")
+    response = api.get(f"/fhir/Patient/{patient.pk}", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert _outcome(response, 403).issue[0].code == "forbidden"
+
+
+def test_unsupported_paths_and_methods(clinician):
+    assert _outcome(clinician.get("/fhir/Condition"), 404).issue[0].code == "not-found"
+    assert _outcome(clinician.post("/fhir/Patient", {}), 405).issue[0].code == "not-supported"
+
+
+def test_search_within_a_query_budget(clinician, loaded, django_assert_max_num_queries):
+    patient_id = Patient.objects.order_by("pk").first().pk
+    with django_assert_max_num_queries(7):
+        _bundle(clinician.get("/fhir/Observation", {"patient": patient_id, "_count": 50}))
