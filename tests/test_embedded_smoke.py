@@ -121,3 +121,22 @@ def test_admin_signs_in_opens_the_dashboard_and_receives_live_heartbeats(product
         messages = [json.loads(socket.recv(timeout=5)) for _ in range(2)]
     assert [m["type"] for m in messages] == ["heartbeat", "heartbeat"]
     assert messages[1]["seq"] == messages[0]["seq"] + 1
+
+
+def test_clinical_data_loads_and_is_served_on_sqlite(product):
+    load = manage("load_synthetic", "--patients", "25", "--days", "1", "--no-progress", env=product["env"])
+    assert load.returncode == 0, load.stderr
+    assert "Loaded 25 patients" in load.stdout
+    token = re.search(r"Bearer (\S+)'", product["seed"]).group(1)
+    request = urllib.request.Request(
+        product["base"] + "/fhir/Patient?family=s&_count=5", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"].startswith("application/fhir+json")
+        bundle = json.loads(response.read())
+    assert bundle["resourceType"] == "Bundle"
+    optimize = manage("optimize", "database", env=product["env"])
+    assert optimize.returncode == 0, optimize.stderr
+    assert "patient_by_mrn" in optimize.stdout
+    verify = manage("audit", "verify", env=product["env"])
+    assert verify.returncode == 0 and "intact" in verify.stdout

@@ -61,7 +61,9 @@ def synthetic_patients_load(
         )
     options = {"days": days, "seed": seed, "end": end, "rounds_per_day": rounds_per_day, "batch_size": batch_size}
     started = time.perf_counter()
-    if workers <= 1 or connection.vendor != "postgresql" or patients < 2 * batch_size:
+    # Worker processes commit on their own connections: not possible inside a caller's transaction.
+    parallel = workers > 1 and connection.vendor == "postgresql" and not connection.in_atomic_block
+    if not parallel or patients < 2 * batch_size:
         report = _load_range(first_index=first_index, count=patients, on_batch=on_batch, **options)
     else:
         report = _load_in_processes(workers, first_index, patients, on_batch, options)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -39,6 +40,13 @@ def _since_24h():
     return timezone.now() - timedelta(hours=24)
 
 
+def _latest_vitals(sample: Sample) -> QuerySet:
+    window = {"category": "vital-signs", "since": _since_24h()}
+    if connection.vendor == "postgresql":
+        return selectors.latest_observations_query(patient_id=sample.patient_id, **window)
+    return selectors.observation_list(patient_id=sample.patient_id, **window)  # deduplicated in Python there
+
+
 QUERY_PATTERNS: list[QueryPattern] = [
     QueryPattern(
         "patient_by_mrn",
@@ -58,9 +66,7 @@ QUERY_PATTERNS: list[QueryPattern] = [
     QueryPattern(
         "vitals_latest_24h",
         "Latest value of every vital sign over the last 24 h",
-        lambda s: selectors.latest_observations_query(
-            patient_id=s.patient_id, category="vital-signs", since=_since_24h()
-        ),
+        _latest_vitals,
         (Observation, "clinical_obs_patient_code"),
     ),
     QueryPattern(

@@ -1,0 +1,116 @@
+"""The audit trail is append-only and tamper-evident: `audit verify` finds edited and deleted rows."""
+
+import itertools
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, transaction
+
+from apps.audit.models import AuditChainHead, AuditEvent
+from apps.audit.selectors import audit_chain_verify
+from apps.audit.services import AuditEntry, audit_partitions_ensure, audit_record, audit_record_batch
+
+pytestmark = pytest.mark.django_db
+
+
+def _entry(**fields) -> AuditEntry:
+    return AuditEntry(
+        **{"actor_type": "client", "actor_id": 1, "actor_name": "ward-app", "action": "read",
+           "resource_type": "Patient", "resource_id": "7", "patient_id": 7, "source_ip": "10.1.2.3", **fields}
+    )  # fmt: skip
+
+
+def _verify() -> tuple[int, str]:
+    out = StringIO()
+    try:
+        call_command("audit", "verify", stdout=out)
+    except CommandError as error:
+        return 1, out.getvalue() + str(error)
+    return 0, out.getvalue()
+
+
+def _tamper(sql: str, params: list) -> None:
+    """What an attacker with database access would do: switch the append-only trigger off first."""
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
+        cursor.execute(sql, params)
+        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
+
+
+def test_records_chain_in_order_and_verify_clean():
+    audit_record_batch([_entry(resource_id=str(i)) for i in range(5)])
+    audit_record(_entry(action="search", resource_id="", query_digest="d" * 64))
+    events = list(AuditEvent.objects.order_by("seq"))
+    assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]
+    assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
+    assert AuditChainHead.objects.get(pk=1).last_hash == events[-1].hash
+    assert _verify() == (0, "Audit trail intact: 6 record(s) verified.\n")
+
+
+def test_the_orm_refuses_updates_and_deletes():
+    event = audit_record(_entry())
+    with pytest.raises(PermissionError):
+        AuditEvent.objects.filter(pk=event.pk).update(outcome="denied")
+    with pytest.raises(PermissionError):
+        AuditEvent.objects.all().delete()
+    with pytest.raises(PermissionError):
+        event.delete()
+    event.outcome = "denied"
+    with pytest.raises(PermissionError):
+        event.save()
+
+
+def test_the_database_refuses_updates_and_deletes():
+    audit_record(_entry())
+    for statement in ("UPDATE audit_auditevent SET outcome = 'denied'", "DELETE FROM audit_auditevent"):
+        with pytest.raises(Exception, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statement)
+    assert AuditEvent.objects.count() == 1
+
+
+def test_verify_reports_an_edited_row():
+    audit_record_batch([_entry(resource_id=str(i)) for i in range(4)])
+    _tamper("UPDATE audit_auditevent SET patient_id = 99 WHERE seq = 2", [])
+    code, output = _verify()
+    assert code == 1
+    assert "EDITED   record #2" in output
+
+
+def test_verify_reports_a_deleted_row_and_a_cut_tail():
+    audit_record_batch([_entry(resource_id=str(i)) for i in range(6)])
+    _tamper("DELETE FROM audit_auditevent WHERE seq IN (3, 6)", [])
+    code, output = _verify()
+    assert code == 1
+    assert "DELETED  record(s) #3" in output
+    assert "DELETED  record(s) #6" in output
+    report = audit_chain_verify()
+    assert report.missing == [(3, 3), (6, 6)] and not report.edited
+
+
+def test_verify_reports_a_forged_row_resealed_without_the_key():
+    audit_record_batch([_entry(resource_id=str(i)) for i in range(3)])
+    # A forger who recomputes a plain SHA-256 instead of the keyed HMAC is still caught.
+    _tamper("UPDATE audit_auditevent SET hash = encode(sha256('forged'::bytea), 'hex') WHERE seq = 2", [])
+    report = audit_chain_verify()
+    assert report.edited == [2]
+    assert report.relinked == [3]
+
+
+def test_monthly_partitions_are_created_ahead_idempotently():
+    from datetime import date
+
+    created = audit_partitions_ensure(months_ahead=2, today=date(2031, 11, 5))
+    assert created == ["audit_auditevent_y2031m11", "audit_auditevent_y2031m12", "audit_auditevent_y2032m01"]
+    assert audit_partitions_ensure(months_ahead=2, today=date(2031, 11, 5)) == []
+
+
+def test_audit_api_needs_audit_read_and_filters(api, issue_token):
+    audit_record_batch([_entry(patient_id=1), _entry(patient_id=2), _entry(patient_id=2, action="search")])
+    reader = issue_token("patient:read")
+    assert api.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {reader}").status_code == 403
+    auditor = issue_token("audit:read")
+    body = api.get("/api/v1/audit/?patient_id=2", HTTP_AUTHORIZATION=f"Bearer {auditor}").json()
+    assert [e["seq"] for e in body["results"]] == [3, 2]
+    response = api.get("/api/v1/audit/?action=peek", HTTP_AUTHORIZATION=f"Bearer {auditor}")
+    assert response.status_code == 400

@@ -1,0 +1,81 @@
+"""`load_synthetic`: deterministic, realistic, fast (COPY), refusing to load the same patients twice."""
+
+from datetime import UTC, datetime
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
+from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
+from apps.clinical.synthetic import generate_patient
+
+END = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def test_generation_is_deterministic():
+    first = generate_patient(seed=3, index=41, end=END, days=2, rounds_per_day=4)
+    again = generate_patient(seed=3, index=41, end=END, days=2, rounds_per_day=4)
+    other = generate_patient(seed=4, index=41, end=END, days=2, rounds_per_day=4)
+    assert first == again
+    assert first != other
+
+
+def test_values_are_plausible_and_units_are_ucum():
+    for index in range(200):
+        record = generate_patient(seed=1, index=index, end=END, days=2, rounds_per_day=4)
+        for observation in record.observations:
+            known = OBSERVATION_CODES[observation.code]
+            assert observation.unit == known.unit
+            assert observation.effective_at <= END
+            if observation.value is not None:
+                assert known.low <= observation.value <= known.high, (observation.code, observation.value)
+
+
+def test_infants_get_every_vital_sign_code():
+    infants = (
+        record
+        for index in range(400)
+        if (record := generate_patient(seed=1, index=index, end=END, days=1, rounds_per_day=2)).patient.birth_date
+        > END.date().replace(year=END.year - 3)
+    )
+    assert {o.code for o in next(infants).observations if o.category == "vital-signs"} == set(VITAL_SIGNS)
+
+
+@pytest.mark.django_db
+def test_command_loads_with_copy_and_reports_rate():
+    out = StringIO()
+    call_command("load_synthetic", "--patients", "40", "--days", "1", "--seed", "9", "--no-progress",
+                 "--batch-size", "15", stdout=out)  # fmt: skip
+    assert Patient.objects.count() == 40 and Encounter.objects.count() == 40
+    observations = Observation.objects.count()
+    assert observations > 40 * 40
+    assert MedicationRequest.objects.exists()
+    assert f"{observations:,} observations" in out.getvalue()
+    assert "observation rows/s" in out.getvalue()
+    with pytest.raises(CommandError, match="already loaded"):
+        call_command("load_synthetic", "--patients", "40", "--seed", "9", "--no-progress", stdout=StringIO())
+    call_command("load_synthetic", "--patients", "5", "--seed", "9", "--first-index", "40", "--no-progress",
+                 stdout=StringIO())  # fmt: skip
+    assert Patient.objects.count() == 45
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args", [["--patients", "0"], ["--patients", "5", "--seed", "5000"], ["--patients", "5", "--days", "0"]]
+)
+def test_command_rejects_bad_arguments(args):
+    with pytest.raises(CommandError):
+        call_command("load_synthetic", *args, "--no-progress", stdout=StringIO())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_workers_load_disjoint_ranges():
+    out = StringIO()
+    call_command("load_synthetic", "--patients", "60", "--days", "1", "--seed", "11", "--workers", "2",
+                 "--batch-size", "10", "--no-progress", stdout=out)  # fmt: skip
+    mrns = list(Patient.objects.values_list("mrn", flat=True))
+    assert len(mrns) == len(set(mrns)) == 60
+    assert sorted(mrns)[0] == "S011-0000000" and sorted(mrns)[-1] == "S011-0000059"
+    assert Encounter.objects.count() == 60
+    assert Observation.objects.values("patient_id").distinct().count() == 60
