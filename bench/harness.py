@@ -89,9 +89,18 @@ def server(kind: str, env: dict[str, str] | None = None, workers: int = 2, threa
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, connections: int = 16, seconds: int = 10, threads: int = 2, headers: dict | None = None) -> dict:
-    """Run wrk and return req/s with latency percentiles in ms."""
+def wrk(
+    url: str,
+    connections: int = 16,
+    seconds: int = 10,
+    threads: int = 2,
+    headers: dict | None = None,
+    script: str | None = None,
+) -> dict:
+    """Run wrk and return req/s with latency percentiles in ms (a Lua `script` may vary the requests)."""
     command = [require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script:
+        command += ["-s", script]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
@@ -101,6 +110,36 @@ def wrk(url: str, connections: int = 16, seconds: int = 10, threads: int = 2, he
         latency[f"p{pct}_ms"] = round(float(value) * _UNITS[unit], 3)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {"rps": round(rps, 1), **latency, "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def percentiles(samples_ns: list[int]) -> dict:
+    """p50/p90/p99/max of latencies measured in nanoseconds, in milliseconds."""
+    ordered = sorted(samples_ns)
+
+    def at(fraction: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] / 1e6, 4)
+
+    return {"n": len(ordered), "p50_ms": at(0.50), "p90_ms": at(0.90), "p99_ms": at(0.99), "max_ms": at(1.0)}
+
+
+def random_paths_script(paths: list[str], headers: dict[str, str]) -> str:
+    """A wrk Lua script that sends each request to a random path of the list; returns its file name."""
+    import tempfile
+
+    lua_paths = ",\n".join(f'"{p}"' for p in paths)
+    lua_headers = ", ".join(f'["{k}"] = "{v}"' for k, v in headers.items())
+    body = (
+        f"local paths = {{\n{lua_paths}\n}}\n"
+        f"local headers = {{ {lua_headers} }}\n"
+        "math.randomseed(os.time())\n"
+        "request = function()\n"
+        '  return wrk.format("GET", paths[math.random(#paths)], headers)\n'
+        "end\n"
+    )
+    handle = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115 - wrk reads it later
+    handle.write(body)
+    handle.close()
+    return handle.name
 
 
 def emit(figures: dict) -> None:

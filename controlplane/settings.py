@@ -228,6 +228,9 @@ MRN_SYSTEM = env.str("MRN_SYSTEM", default="http://hospital.example.org/mrn")
 # report every record sealed with the old key.
 AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default=hashlib.sha256(f"audit-chain:{SECRET_KEY}".encode()).hexdigest())
 
+# Audit records of concurrent requests share one commit (apps/audit/writer.py).
+AUDIT_GROUP_COMMIT = env.bool("AUDIT_GROUP_COMMIT", default=True)
+
 # --- Health ---------------------------------------------------------------------------------------
 # A failed check in this list makes /readyz answer 503; any other failed check answers 200 with
 # status "degraded", so a broker or Redis outage does not take the API out of its load balancer.

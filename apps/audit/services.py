@@ -123,7 +123,16 @@ def audit_record_batch(entries: list[AuditEntry]) -> list[AuditEvent]:
 
 
 def audit_record(entry: AuditEntry) -> AuditEvent:
-    """Append one entry to the audit trail."""
+    """Append one entry to the audit trail; it is committed when this returns.
+
+    Outside a transaction the entry goes through the process's group-commit writer, which shares
+    one commit among concurrent requests. Inside a transaction (a clinical write, a test) it is
+    written in that transaction, so the record and the change commit or roll back together.
+    """
+    if settings.AUDIT_GROUP_COMMIT and not connection.in_atomic_block:
+        from apps.audit.writer import writer
+
+        return writer.submit(entry)
     return audit_record_batch([entry])[0]
 
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import logging
+
+from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope
 from apps.audit.http import audit_entry, purpose_of_use
 from apps.audit.services import audit_record
+
+logger = logging.getLogger(__name__)
+
+
+class AuditUnavailable(APIException):
+    status_code = 503
+    default_detail = "The audit trail cannot be written right now, so patient data is not served. Retry shortly."
+    default_code = "audit_unavailable"
 
 
 class PhiAPIView(APIView):
@@ -37,4 +48,10 @@ class PhiAPIView(APIView):
         super().permission_denied(request, message=message, code=code)
 
     def audit(self, request: Request, **fields) -> None:
-        audit_record(audit_entry(request, resource_type=fields.pop("resource_type", self.resource_type), **fields))
+        """Record the access; if the trail cannot be written, the data is not served (fail closed)."""
+        entry = audit_entry(request, resource_type=fields.pop("resource_type", self.resource_type), **fields)
+        try:
+            audit_record(entry)
+        except Exception as exc:
+            logger.exception("audit record could not be written; refusing to serve request %s", entry.request_id)
+            raise AuditUnavailable() from exc

@@ -197,3 +197,11 @@ def test_request_id_is_echoed_and_audited(clinician, patient):
     assert _last_audit().request_id == "req-42"
     response = clinician.get(f"/api/v1/patients/{patient.pk}/", HTTP_X_REQUEST_ID="bad id with spaces")
     assert response["X-Request-ID"] != "bad id with spaces"
+
+
+def test_lean_representations_match_the_documented_serializers(patient, vitals):
+    from apps.clinical.api import serializers as s
+    from apps.clinical.api.representations import observation_json, patient_json
+
+    assert patient_json(patient) == dict(s.PatientOutputSerializer(patient).data)
+    assert observation_json(vitals[0]) == dict(s.ObservationOutputSerializer(vitals[0]).data)

@@ -13,6 +13,7 @@ from apps.accounts import scopes
 from apps.audit.views import PhiAPIView
 from apps.clinical import selectors, services
 from apps.clinical.api import serializers as s
+from apps.clinical.api.representations import observation_json, patient_json
 from apps.clinical.models import Encounter, Patient
 from apps.core.api.pagination import keyset_pagination
 from apps.core.api.params import reject_unknown_params, validated_query
@@ -46,7 +47,7 @@ class PatientLookupView(PhiAPIView):
             self.audit(request, action="search", outcome="not_found", result_count=0, query=query)
             raise NotFound("No patient has this MRN.")
         self.audit(request, action="read", resource_id=patient.pk, patient_id=patient.pk, query=query)
-        return Response(s.PatientOutputSerializer(patient).data)
+        return Response(patient_json(patient))
 
 
 class PatientListView(PhiAPIView):
@@ -63,7 +64,7 @@ class PatientListView(PhiAPIView):
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.patient_search(**query), request, view=self)
         self.audit(request, action="search", result_count=len(page), query={k: str(v) for k, v in query.items()})
-        return paginator.get_paginated_response(s.PatientOutputSerializer(page, many=True).data)
+        return paginator.get_paginated_response([patient_json(patient) for patient in page])
 
     @extend_schema(request=s.PatientCreateInputSerializer, responses={201: s.PatientOutputSerializer})
     def post(self, request: Request) -> Response:
@@ -73,7 +74,7 @@ class PatientListView(PhiAPIView):
         fields = dict(data.validated_data)
         patient = services.patient_create(identifier_system=fields.pop("system", None), **fields)
         self.audit(request, action="create", resource_id=patient.pk, patient_id=patient.pk)
-        return Response(s.PatientOutputSerializer(patient).data, status=status.HTTP_201_CREATED)
+        return Response(patient_json(patient), status=status.HTTP_201_CREATED)
 
 
 class PatientDetailView(PhiAPIView):
@@ -85,7 +86,7 @@ class PatientDetailView(PhiAPIView):
         reject_unknown_params(request, [])
         patient = _patient_or_404(self, request, patient_id)
         self.audit(request, action="read", resource_id=patient.pk, patient_id=patient.pk)
-        return Response(s.PatientOutputSerializer(patient).data)
+        return Response(patient_json(patient))
 
 
 class PatientVitalsView(PhiAPIView):
@@ -106,7 +107,7 @@ class PatientVitalsView(PhiAPIView):
                 selectors.observation_list(patient_id=patient.pk, category="vital-signs", **window)[: query["limit"]]
             )
         self.audit(request, action="search", patient_id=patient.pk, result_count=len(observations))
-        return Response({"results": s.ObservationOutputSerializer(observations, many=True).data})
+        return Response({"results": [observation_json(o) for o in observations]})
 
     @extend_schema(request=s.ObservationCreateInputSerializer, responses={201: s.ObservationOutputSerializer})
     def post(self, request: Request, patient_id: int) -> Response:
@@ -119,7 +120,7 @@ class PatientVitalsView(PhiAPIView):
         encounter = get_object_or_404(Encounter, pk=encounter_id) if encounter_id else None
         observation = services.observation_record(patient=patient, encounter=encounter, **fields)
         self.audit(request, action="create", resource_id=observation.pk, patient_id=patient.pk)
-        return Response(s.ObservationOutputSerializer(observation).data, status=status.HTTP_201_CREATED)
+        return Response(observation_json(observation), status=status.HTTP_201_CREATED)
 
 
 class PatientEncountersView(PhiAPIView):

@@ -1,0 +1,237 @@
+"""The clinical data plane on PostgreSQL: database-layer latencies and the API end to end.
+
+Loads N synthetic patients into its own database (once; --reuse keeps them), then measures, in one run:
+  * MRN lookup through the selector (Django ORM + pool) against a raw psycopg primary-key lookup;
+  * a patient's latest value of every vital sign over 24 h;
+  * the API end to end, uncached, under gunicorn (the Procfile's 2 workers x 4 threads) with wrk at
+    16 connections, each endpoint as a ratio of the bare /healthz view measured in the same run;
+  * the same database queries and one API endpoint with the designed indexes replaced by Django's
+    default single-column foreign-key index, to show what the indexes buy.
+
+Run:  .venv/bin/python bench/clinical.py --patients 200000 --days 2
+Prints JSON on stdout; progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import REPO_ROOT, emit, percentiles, progress, random_paths_script, server, wrk
+
+DESIGNED_INDEXES = {
+    # name: the plain index Django would have given the same foreign key
+    "clinical_obs_patient_code": "clinical_observation",
+    "clinical_obs_patient_cat": "clinical_observation",
+}
+
+
+def _psql_admin(url: str) -> str:
+    return url.rsplit("/", 1)[0] + "/postgres"
+
+
+def ensure_database(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(_psql_admin(url), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def manage(*args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=REPO_ROOT, check=True)
+
+
+def timed(call, samples: list) -> list[int]:
+    latencies = []
+    for sample in samples:
+        started = time.perf_counter_ns()
+        call(sample)
+        latencies.append(time.perf_counter_ns() - started)
+    return latencies
+
+
+def database_layer(url: str, sample_ids: list[int], sample_mrns: list[str], repeat: int) -> dict:
+    from django.db import connection
+
+    from apps.clinical import selectors
+
+    since = datetime.now(UTC) - timedelta(hours=24)
+    ids = [random.choice(sample_ids) for _ in range(repeat)]
+    mrns = [random.choice(sample_mrns) for _ in range(repeat)]
+    with psycopg.connect(url) as raw:
+        query = "SELECT id, mrn, family_name, given_name, birth_date, sex FROM clinical_patient WHERE id = %s"
+        timed(lambda i: raw.execute(query, [i], prepare=True).fetchone(), ids[:200])  # warm up
+        raw_pk = percentiles(timed(lambda i: raw.execute(query, [i], prepare=True).fetchone(), ids))
+    connection.ensure_connection()
+    timed(lambda m: selectors.patient_by_identifier(value=m), mrns[:200])
+    mrn_lookup = percentiles(timed(lambda m: selectors.patient_by_identifier(value=m), mrns))
+    latest = percentiles(
+        timed(lambda i: selectors.latest_observations(patient_id=i, category="vital-signs", since=since), ids)
+    )
+    return {
+        "raw_psycopg_pk_lookup": raw_pk,
+        "mrn_lookup_selector": mrn_lookup,
+        "mrn_lookup_p50_over_raw_pk_p50": round(mrn_lookup["p50_ms"] / raw_pk["p50_ms"], 3),
+        "mrn_lookup_p99_over_raw_pk_p99": round(mrn_lookup["p99_ms"] / raw_pk["p99_ms"], 3),
+        "latest_vitals_24h_all_codes": latest,
+    }
+
+
+def api_layer(env: dict, token: str, sample_ids: list[int], sample_mrns: list[str], seconds: int) -> dict:
+    auth = {"Authorization": f"Bearer {token}"}
+    endpoints = {
+        "api_latest_vitals": [f"/api/v1/patients/{i}/vitals/?latest=true" for i in sample_ids],
+        "api_patient_by_id": [f"/api/v1/patients/{i}/" for i in sample_ids],
+        "fhir_patient_read": [f"/fhir/Patient/{i}" for i in sample_ids],
+        "fhir_patient_by_identifier": [
+            f"/fhir/Patient?identifier=http://hospital.example.org/mrn%7C{m}" for m in sample_mrns
+        ],
+        "fhir_vitals_search": [
+            f"/fhir/Observation?patient={i}&category=vital-signs&_sort=-date&_count=10" for i in sample_ids
+        ],
+    }
+    results = {}
+    with server("wsgi", env=env, workers=2, threads=4) as base:
+        progress("api: bare /healthz baseline")
+        wrk(base + "/healthz", seconds=2)
+        bare = wrk(base + "/healthz", seconds=seconds)
+        results["bare_healthz"] = bare
+        for name, paths in endpoints.items():
+            progress(f"api: {name}")
+            script = random_paths_script(paths, auth)
+            wrk(base + "/", seconds=2, script=script)
+            figures = wrk(base + "/", seconds=seconds, script=script)
+            figures["rps_over_bare"] = round(figures["rps"] / bare["rps"], 3)
+            results[name] = figures
+            os.unlink(script)
+    return results
+
+
+def swap_indexes(url: str, *, designed: bool) -> None:
+    """Replace the designed indexes with Django's default FK index (designed=False), or back."""
+    from django.db import connection
+
+    from apps.clinical.models import Observation
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        if not designed:
+            for name in DESIGNED_INDEXES:
+                conn.execute(f'DROP INDEX IF EXISTS "{name}"')
+            conn.execute('CREATE INDEX IF NOT EXISTS "bench_obs_patient_fk" ON clinical_observation (patient_id)')
+        else:
+            with connection.schema_editor(collect_sql=True) as editor:
+                for index in Observation._meta.indexes:
+                    if index.name in DESIGNED_INDEXES:
+                        conn.execute(
+                            str(index.create_sql(Observation, editor)).replace(
+                                "CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1
+                            )
+                        )
+            conn.execute('DROP INDEX IF EXISTS "bench_obs_patient_fk"')
+        conn.execute("ANALYZE clinical_observation")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/cp_bench")
+    parser.add_argument("--patients", type=int, default=200_000)
+    parser.add_argument("--days", type=int, default=2)
+    parser.add_argument("--rounds-per-day", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=5000, help="Database-layer samples per query.")
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint.")
+    parser.add_argument("--skip-no-index", action="store_true")
+    args = parser.parse_args()
+
+    url = args.database_url
+    os.environ.update(DATABASE_URL=url, DB_POOL_MIN_SIZE="4", DB_POOL_MAX_SIZE="20", DEBUG="true")
+    os.environ.setdefault("VAR_DIR", str(REPO_ROOT / "var" / "bench"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+    ensure_database(url)
+    progress("migrating the bench database")
+    manage("migrate", "--noinput", "-v0")
+
+    import django
+
+    django.setup()
+    from apps.accounts.scopes import SCOPES
+    from apps.accounts.services import api_client_create
+    from apps.clinical.models import Observation, Patient
+
+    load = None
+    existing = Patient.objects.count()
+    if existing < args.patients:
+        progress(f"loading {args.patients - existing:,} patients (COPY, 2 workers)")
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "manage.py", "load_synthetic", "--patients", str(args.patients - existing),
+             "--days", str(args.days), "--rounds-per-day", str(args.rounds_per_day), "--seed", "200",
+             "--first-index", str(existing)],
+            cwd=REPO_ROOT, check=True, env=os.environ,
+        )  # fmt: skip
+        load = {"seconds": round(time.perf_counter() - started, 1)}
+        with psycopg.connect(url, autocommit=True) as conn:
+            progress("VACUUM ANALYZE")
+            conn.execute("VACUUM ANALYZE")
+    with psycopg.connect(url) as conn:
+        observations = conn.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE relname = 'clinical_observation'"
+        ).fetchone()[0]
+    if load:
+        load["observation_rows_per_s"] = round(Observation.objects.count() / load["seconds"])
+
+    rng = random.Random(1)
+    ids = list(Patient.objects.values_list("pk", flat=True)[: args.patients])
+    sample_ids = rng.sample(ids, min(2000, len(ids)))
+    sample_mrns = list(Patient.objects.filter(pk__in=sample_ids).values_list("mrn", flat=True))
+    token = api_client_create(name=f"bench-{time.time_ns()}", scopes=list(SCOPES)).token
+
+    progress("database layer, designed indexes")
+    database = database_layer(url, sample_ids, sample_mrns, args.repeat)
+    progress("API end to end, designed indexes")
+    api = api_layer(os.environ.copy(), token, sample_ids, sample_mrns, args.seconds)
+
+    without = None
+    if not args.skip_no_index:
+        progress("replacing the designed indexes with Django's default FK index")
+        swap_indexes(url, designed=False)
+        try:
+            database_plain = database_layer(url, sample_ids, sample_mrns, max(200, args.repeat // 10))
+            api_plain = api_layer(os.environ.copy(), token, sample_ids[:500], sample_mrns[:500], args.seconds)
+        finally:
+            progress("restoring the designed indexes")
+            swap_indexes(url, designed=True)
+        without = {
+            "latest_vitals_24h_all_codes": database_plain["latest_vitals_24h_all_codes"],
+            "api_latest_vitals": api_plain["api_latest_vitals"],
+            "fhir_vitals_search": api_plain["fhir_vitals_search"],
+            "designed_index_speedup_latest_vitals_p50": round(
+                database_plain["latest_vitals_24h_all_codes"]["p50_ms"]
+                / database["latest_vitals_24h_all_codes"]["p50_ms"],
+                2,
+            ),
+        }
+
+    emit(
+        {
+            "bench": "clinical",
+            "patients": Patient.objects.count(),
+            "observations_estimate": observations,
+            "load": load,
+            "database_layer": database,
+            "api_end_to_end_uncached": api,
+            "without_designed_indexes": without,
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
