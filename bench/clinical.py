@@ -175,7 +175,7 @@ def main() -> None:
             [sys.executable, "manage.py", "load_synthetic", "--patients", str(args.patients - existing),
              "--days", str(args.days), "--rounds-per-day", str(args.rounds_per_day), "--seed", "200",
              "--first-index", str(existing)],
-            cwd=REPO_ROOT, check=True, env=os.environ,
+            cwd=REPO_ROOT, check=True, env=os.environ, stdout=sys.stderr,
         )  # fmt: skip
         load = {"seconds": round(time.perf_counter() - started, 1)}
         with psycopg.connect(url, autocommit=True) as conn:
