@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.accounts.models import ApiClient
-from apps.accounts.services import api_client_revoke, api_client_rotate
+from apps.accounts.services import api_client_revoke, api_client_rotate, api_client_update
 
 
 @admin.register(ApiClient)
@@ -13,6 +13,17 @@ class ApiClientAdmin(admin.ModelAdmin):
     search_fields = ["name", "token_prefix", "description"]
     readonly_fields = ["token_prefix", "token_hash", "created_at", "rotated_at", "revoked_at"]
     actions = ["revoke_tokens", "rotate_tokens"]
+
+    def save_model(self, request: HttpRequest, obj: ApiClient, form, change: bool) -> None:
+        # Through the service, so every process drops its cached copy of the client.
+        data = form.cleaned_data
+        api_client_update(
+            client=obj,
+            scopes=data.get("scopes"),
+            is_active=data.get("is_active"),
+            expires_at=data.get("expires_at"),
+            description=data.get("description"),
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # A token is shown exactly once; `manage.py create_api_client` is the place to see it.

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from apps.accounts.models import ApiClient
-from apps.accounts.services import token_hash
+from apps.accounts.services import api_clients_cache, token_hash
+from apps.core.selectors import one_or_none
 
 
 def api_client_for_token(token: str) -> ApiClient | None:
-    """The client a presented token belongs to, revoked or expired ones included (the caller says why)."""
-    return ApiClient.objects.filter(token_hash=token_hash(token)).first()
+    """The client a presented token belongs to, revoked or expired ones included (the caller says why).
+
+    Served from the per-process client cache: one indexed query per token per process, then none
+    until a client changes anywhere (revoke, rotate, edit) or a minute passes.
+    """
+    digest = token_hash(token)
+    return api_clients_cache.get(digest, lambda: one_or_none(ApiClient.objects.filter(token_hash=digest)))

@@ -13,6 +13,10 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiClient
 from apps.accounts.scopes import SCOPES
+from apps.core.local_cache import VersionedLocalCache
+
+# Authenticating a request reads its client from here; every write below invalidates it.
+api_clients_cache = VersionedLocalCache("api-clients")
 
 TOKEN_PREFIX = "cpk"  # noqa: S105 - a public marker that tells our tokens apart, not a secret
 
@@ -71,6 +75,7 @@ def api_client_rotate(*, client: ApiClient, expires_at: datetime | None = None) 
     if expires_at is not None:
         client.expires_at = expires_at
     client.save(update_fields=["token_prefix", "token_hash", "rotated_at", "expires_at"])
+    api_clients_cache.invalidate()
     return IssuedToken(client=client, token=token)
 
 
@@ -81,4 +86,29 @@ def api_client_revoke(*, client: ApiClient) -> ApiClient:
         client.revoked_at = timezone.now()
         client.is_active = False
         client.save(update_fields=["revoked_at", "is_active"])
+        api_clients_cache.invalidate()
+    return client
+
+
+@transaction.atomic
+def api_client_update(
+    *,
+    client: ApiClient,
+    scopes: list[str] | None = None,
+    is_active: bool | None = None,
+    expires_at: datetime | None = None,
+    description: str | None = None,
+) -> ApiClient:
+    """Change a client's scopes, activity, expiry or description; every process sees it within ~1 s."""
+    if scopes is not None:
+        client.scopes = validate_scopes(scopes)
+    if is_active is not None:
+        client.is_active = is_active
+    if expires_at is not None:
+        client.expires_at = expires_at
+    if description is not None:
+        client.description = description
+    client.full_clean()
+    client.save()
+    api_clients_cache.invalidate()
     return client

@@ -11,15 +11,18 @@ from django.db.models import Q, QuerySet
 
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import search_form
+from apps.core.selectors import one_or_none
 
 
 def patient_get(*, patient_id: int) -> Patient | None:
-    return Patient.objects.filter(pk=patient_id, is_deleted=False).first()
+    return one_or_none(Patient.objects.filter(pk=patient_id, is_deleted=False))
 
 
 def patient_by_identifier(*, value: str, system: str | None = None) -> Patient | None:
     """Look a patient up by MRN: one probe of the unique (system, mrn) index."""
-    return Patient.objects.filter(identifier_system=system or settings.MRN_SYSTEM, mrn=value, is_deleted=False).first()
+    return one_or_none(
+        Patient.objects.filter(identifier_system=system or settings.MRN_SYSTEM, mrn=value, is_deleted=False)
+    )
 
 
 def patient_search(

@@ -35,6 +35,11 @@ class CheckResult:
         return data
 
 
+def one_or_none(queryset):
+    """The single row of a lookup, or None: LIMIT 1 without the ORDER BY that `.first()` adds."""
+    return next(iter(queryset[:1]), None)
+
+
 def _timed(name: str, probe: Callable[[], tuple[str, str]]) -> CheckResult:
     started = time.perf_counter()
     try:
