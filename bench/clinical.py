@@ -3,7 +3,7 @@
 Loads N synthetic patients into its own database (once; --reuse keeps them), then measures, in one run:
   * MRN lookup through the selector (Django ORM + pool) against a raw psycopg primary-key lookup;
   * a patient's latest value of every vital sign over 24 h;
-  * the API end to end, uncached, under gunicorn (the Procfile's 2 workers x 4 threads) with wrk at
+  * the API end to end, uncached, under gunicorn (the Procfile's 2 workers x 16 threads) with wrk at
     16 connections, each endpoint as a ratio of the bare /healthz view measured in the same run;
   * the same database queries and one API endpoint with the designed indexes replaced by Django's
     default single-column foreign-key index, to show what the indexes buy.
@@ -100,7 +100,7 @@ def api_layer(env: dict, token: str, sample_ids: list[int], sample_mrns: list[st
         ],
     }
     results = {}
-    with server("wsgi", env=env, workers=2, threads=4) as base:
+    with server("wsgi", env=env, workers=2, threads=16) as base:
         progress("api: bare /healthz baseline")
         wrk(base + "/healthz", seconds=2)
         bare = wrk(base + "/healthz", seconds=seconds)
