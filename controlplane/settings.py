@@ -100,6 +100,7 @@ TEMPLATES = [
 DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=10)
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=50)
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=10.0)
+DB_SERVER_SIDE_BINDING = env.bool("DB_SERVER_SIDE_BINDING", default=True)
 
 
 def _postgres_options(config: dict) -> dict:
@@ -109,6 +110,9 @@ def _postgres_options(config: dict) -> dict:
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": DB_POOL_TIMEOUT,
     }
+    # Server-side binding lets psycopg prepare statements a connection runs repeatedly, so PostgreSQL
+    # parses and plans the data plane's hot queries once per pooled connection, not once per request.
+    config["OPTIONS"]["server_side_binding"] = DB_SERVER_SIDE_BINDING
     config["CONN_MAX_AGE"] = 0
     return config
 

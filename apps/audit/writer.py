@@ -1,71 +1,76 @@
-"""Group commit for the audit trail.
+"""Group commit for the audit trail, leader/follower style.
 
-Each process runs one writer thread. Request threads hand it their entries and wait; the writer takes
-everything that queued up while it was busy and appends it to the chain in one transaction (one lock
-on the chain head, one multi-row INSERT, one commit). Every record is durable before the request that
-caused it answers, yet concurrent requests share the cost of the commit instead of queueing on the
-chain head one by one.
+Request threads that need an audit record at the same time share one transaction: the first to
+arrive becomes the leader and writes everything queued so far (one lock on the chain head, one
+multi-row INSERT, one commit); the others wait for that commit. When the leader's batch is done and
+more entries have queued meanwhile, the first of their threads is promoted to lead the next batch.
+No extra thread and no hand-off to one: the thread that writes is one that was already running.
+Every record is committed before the response that caused it leaves.
 """
 
 from __future__ import annotations
 
-import os
-import queue
 import threading
-from concurrent.futures import Future
-
-from django.db import close_old_connections, connection
 
 from apps.audit.models import AuditEvent
 
 
-class AuditWriter:
-    def __init__(self, max_batch: int = 256) -> None:
-        self.max_batch = max_batch
-        self._queue: queue.SimpleQueue[tuple[object, Future]] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._pid: int | None = None
+class _Pending:
+    __slots__ = ("done", "entry", "error", "event", "leads")
+
+    def __init__(self, entry) -> None:
+        self.entry = entry
+        self.event: AuditEvent | None = None
+        self.error: BaseException | None = None
+        self.leads = False
+        self.done = threading.Event()
+
+
+class GroupCommitWriter:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._leader_active = False
 
     def submit(self, entry, timeout: float = 10.0) -> AuditEvent:
-        """Queue one entry and wait until its batch is committed (raises if the batch failed)."""
-        self._ensure_thread()
-        future: Future = Future()
-        self._queue.put((entry, future))
-        return future.result(timeout=timeout)
-
-    def _ensure_thread(self) -> None:
-        # A forked child (gunicorn, Celery prefork) inherits no running thread: start its own.
-        if self._pid == os.getpid() and self._thread is not None and self._thread.is_alive():
-            return
+        """Write one entry, sharing the commit with whatever else is queued; raises if it failed."""
+        item = _Pending(entry)
         with self._lock:
-            if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
-                self._queue = queue.SimpleQueue()
-                self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
-                self._pid = os.getpid()
-                self._thread.start()
+            self._queue.append(item)
+            if not self._leader_active:
+                self._leader_active = item.leads = True
+        if not item.leads:
+            if not item.done.wait(timeout):
+                raise TimeoutError("the audit record was not committed in time")
+            item.done.clear()
+        if item.leads:
+            self._lead()
+        if item.error is not None:
+            raise item.error
+        return item.event
 
-    def _run(self) -> None:
+    def _lead(self) -> None:
         from apps.audit.services import audit_record_batch
 
-        while True:
-            batch = [self._queue.get()]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                events = audit_record_batch([entry for entry, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - every waiter learns that its record was not written
-                for _, future in batch:
-                    future.set_exception(exc)
-                connection.close()  # start the next batch on a fresh connection
-                continue
-            finally:
-                close_old_connections()
-            for (_, future), event in zip(batch, events, strict=True):
-                future.set_result(event)
+        with self._lock:
+            batch, self._queue = self._queue, []
+        try:
+            events = audit_record_batch([pending.entry for pending in batch])
+            for pending, event in zip(batch, events, strict=True):
+                pending.event = event
+        except Exception as exc:  # noqa: BLE001 - each waiter learns that its record was not written
+            for pending in batch:
+                pending.error = exc
+        with self._lock:
+            successor = self._queue[0] if self._queue else None
+            if successor is not None:
+                successor.leads = True
+            else:
+                self._leader_active = False
+        for pending in batch:
+            pending.done.set()
+        if successor is not None:
+            successor.done.set()
 
 
-writer = AuditWriter()
+writer = GroupCommitWriter()
