@@ -38,7 +38,8 @@ class AuditEvent(models.Model):
         CLIENT = "client", "API client"
         USER = "user", "User"
 
-    seq = models.BigIntegerField(help_text="Position in the hash chain; gaps mean deleted records.")
+    chain_id = models.BigIntegerField(default=1, help_text="The hash chain (AuditChainHead) this record is in.")
+    seq = models.BigIntegerField(help_text="Position in its hash chain; gaps mean deleted records.")
     recorded_at = models.DateTimeField()
     actor_type = models.CharField(max_length=16, choices=ActorType.choices)
     actor_id = models.BigIntegerField(null=True)
@@ -60,16 +61,16 @@ class AuditEvent(models.Model):
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-seq"]
+        ordering = ["-id"]
         indexes = [
-            models.Index(fields=["seq"], name="audit_event_seq"),
+            models.Index(fields=["chain_id", "seq"], name="audit_event_chain_seq"),
             models.Index(fields=["patient_id", "-recorded_at"], name="audit_event_patient"),
             models.Index(fields=["actor_type", "actor_id", "-recorded_at"], name="audit_event_actor"),
             models.Index(fields=["-recorded_at"], name="audit_event_recorded"),
         ]
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.actor_name} {self.action} {self.resource_type}/{self.resource_id}"
+        return f"#{self.chain_id}.{self.seq} {self.actor_name} {self.action} {self.resource_type}/{self.resource_id}"
 
     def save(self, *args, **kwargs):
         # A guard, not business logic: an existing record is never rewritten through the ORM.
@@ -82,8 +83,16 @@ class AuditEvent(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """The end of the hash chain: a single row, locked by each writer so the chain stays linear."""
+    """The end of one hash chain.
 
+    The `primary` chain takes records written inside transactions (clinical writes, commands); each
+    server process appends its group-committed records to a chain of its own, so processes never
+    queue on one another. Every chain other than primary is registered by a record in primary, so a
+    chain deleted whole is noticed too.
+    """
+
+    name = models.CharField(max_length=120, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
     seq = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64)
     updated_at = models.DateTimeField(auto_now=True)
@@ -92,4 +101,4 @@ class AuditChainHead(models.Model):
         verbose_name = "audit chain head"
 
     def __str__(self) -> str:
-        return f"audit chain at #{self.seq}"
+        return f"audit chain {self.name} at #{self.seq}"

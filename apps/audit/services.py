@@ -18,6 +18,7 @@ GENESIS_HASH = "0" * 64
 
 # The fields that the chain's HMAC covers, in a fixed order.
 CHAINED_FIELDS = (
+    "chain_id",
     "seq",
     "recorded_at",
     "actor_type",
@@ -95,16 +96,11 @@ def query_digest(parameters: dict[str, object]) -> str:
     return hmac.new(_chain_key(), b"query:" + message, hashlib.sha256).hexdigest()
 
 
-@transaction.atomic
-def audit_record_batch(entries: list[AuditEntry]) -> list[AuditEvent]:
-    """Append entries to the chain in one transaction: one lock on the head, one INSERT, one commit."""
-    if not entries:
-        return []
-    # The migration creates the head; get_or_create keeps a flushed (test) database writable too.
-    head, _ = AuditChainHead.objects.select_for_update().get_or_create(
-        pk=1, defaults={"seq": 0, "last_hash": GENESIS_HASH}
-    )
-    seq, prev_hash = head.seq, head.last_hash
+PRIMARY_CHAIN = "primary"
+
+
+def _seal(entries: list[AuditEntry], *, chain_id: int, seq: int, prev_hash: str) -> list[AuditEvent]:
+    """Number the entries after `seq` and chain each one's HMAC to the one before."""
     events = []
     for entry in entries:
         seq += 1
@@ -112,13 +108,102 @@ def audit_record_batch(entries: list[AuditEntry]) -> list[AuditEvent]:
             **entry.__dict__,
             "recorded_at": entry.recorded_at.astimezone(UTC),
             "source_ip": normalize_ip(entry.source_ip),
+            "chain_id": chain_id,
             "seq": seq,
             "prev_hash": prev_hash,
         }
         values["hash"] = prev_hash = chain_hash(values)
         events.append(AuditEvent(**values))
+    return events
+
+
+def _locked_head(name: str) -> AuditChainHead:
+    # The migration creates primary; get_or_create keeps a flushed (test) database writable too.
+    head, _ = AuditChainHead.objects.select_for_update().get_or_create(
+        name=name, defaults={"seq": 0, "last_hash": GENESIS_HASH}
+    )
+    return head
+
+
+@transaction.atomic
+def audit_record_batch(entries: list[AuditEntry], *, chain: str = PRIMARY_CHAIN) -> list[AuditEvent]:
+    """Append entries to a chain in one transaction: one lock on its head, one INSERT, one commit."""
+    if not entries:
+        return []
+    head = _locked_head(chain)
+    events = _seal(entries, chain_id=head.pk, seq=head.seq, prev_hash=head.last_hash)
     AuditEvent.objects.bulk_create(events)
-    AuditChainHead.objects.filter(pk=1).update(seq=seq, last_hash=prev_hash, updated_at=timezone.now())
+    AuditChainHead.objects.filter(pk=head.pk).update(
+        seq=events[-1].seq, last_hash=events[-1].hash, updated_at=timezone.now()
+    )
+    return events
+
+
+@dataclass
+class ChainState:
+    """Where a process's own chain ends, kept in memory by the only process that appends to it."""
+
+    chain_id: int
+    name: str
+    seq: int
+    last_hash: str
+
+
+class ChainMoved(Exception):
+    """The chain's head is not where this process left it (a flushed database, a second writer)."""
+
+
+@transaction.atomic
+def audit_chain_open(*, name: str) -> ChainState:
+    """Open (or resume) a chain for one process, registering it in the primary chain when new."""
+    head = _locked_head(name)
+    if head.seq == 0 and name != PRIMARY_CHAIN:
+        registration = AuditEntry(
+            actor_type=AuditEvent.ActorType.CLIENT, actor_id=None, actor_name="system", action="create",
+            resource_type="AuditChain", resource_id=str(head.pk),
+        )  # fmt: skip
+        audit_record_batch([registration])
+    return ChainState(chain_id=head.pk, name=head.name, seq=head.seq, last_hash=head.last_hash)
+
+
+_EVENT_COLUMNS = (
+    ("chain_id", "bigint"), ("seq", "bigint"), ("recorded_at", "timestamptz"), ("actor_type", "varchar"),
+    ("actor_id", "bigint"), ("actor_name", "varchar"), ("action", "varchar"), ("resource_type", "varchar"),
+    ("resource_id", "varchar"), ("patient_id", "bigint"), ("outcome", "varchar"), ("source_ip", "inet"),
+    ("purpose_of_use", "varchar"), ("request_id", "varchar"), ("query_digest", "varchar"),
+    ("result_count", "integer"), ("served_from_cache", "boolean"), ("prev_hash", "varchar"), ("hash", "varchar"),
+)  # fmt: skip
+
+
+def audit_append_owned(*, state: ChainState, entries: list[AuditEntry]) -> list[AuditEvent]:
+    """Append to a process's own chain in ONE statement (PostgreSQL, autocommit).
+
+    The head moves only if it is where this process left it, and the records are inserted only if
+    the head moved: a single round trip and a single commit per batch, with nothing to lock against
+    other processes. Raises ChainMoved when the head was elsewhere (nothing is written then).
+    """
+    events = _seal(entries, chain_id=state.chain_id, seq=state.seq, prev_hash=state.last_hash)
+    row = "(" + ", ".join(f"%s::{kind}" for _, kind in _EVENT_COLUMNS) + ")"
+    names = ", ".join(name for name, _ in _EVENT_COLUMNS)
+    values = ", ".join([row] * len(events))
+    # Only the column list and casts above are interpolated; every value is a parameter.
+    sql = (
+        "WITH moved AS (UPDATE audit_auditchainhead SET seq = %s, last_hash = %s, updated_at = now() "  # noqa: S608
+        "WHERE id = %s AND seq = %s AND last_hash = %s RETURNING 1) "
+        f"INSERT INTO audit_auditevent ({names}) SELECT * FROM (VALUES {values}) "
+        f"AS v({names}) WHERE EXISTS (SELECT 1 FROM moved) RETURNING id"
+    )
+    params: list = [events[-1].seq, events[-1].hash, state.chain_id, state.seq, state.last_hash]
+    for event in events:
+        params.extend(getattr(event, name) for name, _ in _EVENT_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        ids = [row[0] for row in cursor.fetchall()]
+    if len(ids) != len(events):
+        raise ChainMoved(f"chain {state.name} is not at #{state.seq}")
+    for event, pk in zip(events, ids, strict=True):
+        event.pk = event.id = pk
+    state.seq, state.last_hash = events[-1].seq, events[-1].hash
     return events
 
 

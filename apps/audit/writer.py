@@ -1,16 +1,23 @@
-"""Group commit for the audit trail, leader/follower style.
+"""Group commit for the audit trail, leader/follower style, on a chain each process owns.
 
-Request threads that need an audit record at the same time share one transaction: the first to
-arrive becomes the leader and writes everything queued so far (one lock on the chain head, one
-multi-row INSERT, one commit); the others wait for that commit. When the leader's batch is done and
-more entries have queued meanwhile, the first of their threads is promoted to lead the next batch.
-No extra thread and no hand-off to one: the thread that writes is one that was already running.
-Every record is committed before the response that caused it leaves.
+Request threads that need an audit record at the same time share one commit: the first to arrive
+becomes the leader and writes everything queued so far; the others wait for that commit. When the
+leader's batch is done and more entries have queued meanwhile, the first of their threads is
+promoted to lead the next batch. No extra thread and no hand-off to one.
+
+Each process appends to a chain of its own, whose end it keeps in memory, so a batch is one
+statement and one commit on PostgreSQL and processes never queue on a shared lock. Every record is
+committed before the response that caused it leaves.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
+import uuid
+
+from django.db import connection
 
 from apps.audit.models import AuditEvent
 
@@ -31,6 +38,8 @@ class GroupCommitWriter:
         self._lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._leader_active = False
+        self._chain = None
+        self._chain_pid: int | None = None
 
     def submit(self, entry, timeout: float = 10.0) -> AuditEvent:
         """Write one entry, sharing the commit with whatever else is queued; raises if it failed."""
@@ -50,12 +59,10 @@ class GroupCommitWriter:
         return item.event
 
     def _lead(self) -> None:
-        from apps.audit.services import audit_record_batch
-
         with self._lock:
             batch, self._queue = self._queue, []
         try:
-            events = audit_record_batch([pending.entry for pending in batch])
+            events = self._write([pending.entry for pending in batch])
             for pending, event in zip(batch, events, strict=True):
                 pending.event = event
         except Exception as exc:  # noqa: BLE001 - each waiter learns that its record was not written
@@ -71,6 +78,21 @@ class GroupCommitWriter:
             pending.done.set()
         if successor is not None:
             successor.done.set()
+
+    def _write(self, entries: list) -> list[AuditEvent]:
+        from apps.audit.services import ChainMoved, audit_append_owned, audit_chain_open, audit_record_batch
+
+        if self._chain is None or self._chain_pid != os.getpid():
+            # A forked child (gunicorn, Celery prefork) must not share its parent's chain.
+            name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+            self._chain, self._chain_pid = audit_chain_open(name=name), os.getpid()
+        if connection.vendor != "postgresql":
+            return audit_record_batch(entries, chain=self._chain.name)
+        try:
+            return audit_append_owned(state=self._chain, entries=entries)
+        except ChainMoved:
+            self._chain = audit_chain_open(name=self._chain.name)  # re-read where the chain really ends
+            return audit_append_owned(state=self._chain, entries=entries)
 
 
 writer = GroupCommitWriter()

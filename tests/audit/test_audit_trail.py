@@ -45,7 +45,7 @@ def test_records_chain_in_order_and_verify_clean():
     assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]
     assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
     assert AuditChainHead.objects.get(pk=1).last_hash == events[-1].hash
-    assert _verify() == (0, "Audit trail intact: 6 record(s) verified.\n")
+    assert _verify() == (0, "Audit trail intact: 6 record(s) in 1 chain(s) verified.\n")
 
 
 def test_the_orm_refuses_updates_and_deletes():
@@ -74,7 +74,7 @@ def test_verify_reports_an_edited_row():
     _tamper("UPDATE audit_auditevent SET patient_id = 99 WHERE seq = 2", [])
     code, output = _verify()
     assert code == 1
-    assert "EDITED   record #2" in output
+    assert "EDITED   record #2 of chain primary" in output
 
 
 def test_verify_reports_a_deleted_row_and_a_cut_tail():
@@ -82,10 +82,10 @@ def test_verify_reports_a_deleted_row_and_a_cut_tail():
     _tamper("DELETE FROM audit_auditevent WHERE seq IN (3, 6)", [])
     code, output = _verify()
     assert code == 1
-    assert "DELETED  record(s) #3" in output
-    assert "DELETED  record(s) #6" in output
+    assert "DELETED  record(s) #3 of chain primary" in output
+    assert "DELETED  record(s) #6 of chain primary" in output
     report = audit_chain_verify()
-    assert report.missing == [(3, 3), (6, 6)] and not report.edited
+    assert report.missing == [("primary", 3, 3), ("primary", 6, 6)] and not report.edited
 
 
 def test_verify_reports_a_forged_row_resealed_without_the_key():
@@ -93,8 +93,31 @@ def test_verify_reports_a_forged_row_resealed_without_the_key():
     # A forger who recomputes a plain SHA-256 instead of the keyed HMAC is still caught.
     _tamper("UPDATE audit_auditevent SET hash = encode(sha256('forged'::bytea), 'hex') WHERE seq = 2", [])
     report = audit_chain_verify()
-    assert report.edited == [2]
-    assert report.relinked == [3]
+    assert report.edited == [("primary", 2)]
+    assert report.relinked == [("primary", 3)]
+
+
+def test_process_chains_are_registered_and_a_chain_deleted_whole_is_found():
+    from apps.audit.services import audit_chain_open
+
+    audit_chain_open(name="host:1:aaaa")
+    other = audit_chain_open(name="host:2:bbbb")
+    audit_record_batch([_entry(), _entry()], chain="host:1:aaaa")
+    audit_record_batch([_entry()], chain="host:2:bbbb")
+    report = audit_chain_verify()
+    assert report.ok and report.chains == 3 and report.checked == 5
+    _tamper("DELETE FROM audit_auditevent WHERE chain_id = %s", [other.chain_id])
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM audit_auditchainhead WHERE id = %s", [other.chain_id])
+    code, output = _verify()
+    assert code == 1
+    assert f"DELETED  chain #{other.chain_id}" in output
+
+
+def test_a_chain_never_registered_is_reported_as_forged():
+    audit_record_batch([_entry()], chain="forged:1")
+    report = audit_chain_verify()
+    assert report.unregistered_chains == ["forged:1"]
 
 
 def test_monthly_partitions_are_created_ahead_idempotently():

@@ -17,6 +17,7 @@ class AuditListInputSerializer(serializers.Serializer):
 class AuditEventOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEvent
-        fields = ["seq", "recorded_at", "actor_type", "actor_id", "actor_name", "action", "resource_type",
+        fields = ["id", "chain_id", "seq", "recorded_at",
+                  "actor_type", "actor_id", "actor_name", "action", "resource_type",
                   "resource_id", "patient_id", "outcome", "source_ip", "purpose_of_use", "request_id",
                   "query_digest", "result_count", "served_from_cache", "hash"]  # fmt: skip

@@ -16,7 +16,7 @@ class AuditEventListView(APIView):
 
     permission_classes = [HasScope]
     required_scopes = [scopes.AUDIT_READ]
-    pagination_class = keyset_pagination("-seq")
+    pagination_class = keyset_pagination("-id")
 
     @extend_schema(parameters=[AuditListInputSerializer], responses=AuditEventOutputSerializer(many=True))
     def get(self, request: Request) -> Response:

@@ -39,7 +39,7 @@ def drop_event_table(apps, schema_editor):
 
 def create_chain_head(apps, schema_editor):
     apps.get_model("audit", "AuditChainHead").objects.get_or_create(
-        pk=1, defaults={"seq": 0, "last_hash": GENESIS_HASH}
+        name="primary", defaults={"seq": 0, "last_hash": GENESIS_HASH}
     )
 
 
@@ -53,6 +53,8 @@ class Migration(migrations.Migration):
             name="AuditChainHead",
             fields=[
                 ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=120, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
                 ("seq", models.BigIntegerField(default=0)),
                 ("last_hash", models.CharField(max_length=64)),
                 ("updated_at", models.DateTimeField(auto_now=True)),
@@ -73,8 +75,14 @@ class Migration(migrations.Migration):
                             ),
                         ),
                         (
+                            "chain_id",
+                            models.BigIntegerField(
+                                default=1, help_text="The hash chain (AuditChainHead) this record is in."
+                            ),
+                        ),
+                        (
                             "seq",
-                            models.BigIntegerField(help_text="Position in the hash chain; gaps mean deleted records."),
+                            models.BigIntegerField(help_text="Position in its hash chain; gaps mean deleted records."),
                         ),
                         ("recorded_at", models.DateTimeField()),
                         (
@@ -128,9 +136,9 @@ class Migration(migrations.Migration):
                         ("hash", models.CharField(max_length=64)),
                     ],
                     options={
-                        "ordering": ["-seq"],
+                        "ordering": ["-id"],
                         "indexes": [
-                            models.Index(fields=["seq"], name="audit_event_seq"),
+                            models.Index(fields=["chain_id", "seq"], name="audit_event_chain_seq"),
                             models.Index(fields=["patient_id", "-recorded_at"], name="audit_event_patient"),
                             models.Index(fields=["actor_type", "actor_id", "-recorded_at"], name="audit_event_actor"),
                             models.Index(fields=["-recorded_at"], name="audit_event_recorded"),

@@ -19,13 +19,17 @@ class Command(BaseCommand):
             self.stdout.write(f"Created {len(created)} partition(s): {', '.join(created) or 'none needed'}.")
             return
         report = audit_chain_verify()
-        for seq in report.edited:
-            self.stdout.write(f"EDITED   record #{seq}: its content no longer matches its seal")
-        for first, last in report.missing:
+        for chain, seq in report.edited:
+            self.stdout.write(f"EDITED   record #{seq} of chain {chain}: its content no longer matches its seal")
+        for chain, first, last in report.missing:
             span = f"#{first}" if first == last else f"#{first}-#{last}"
-            self.stdout.write(f"DELETED  record(s) {span}: missing from the chain")
-        for seq in report.relinked:
-            self.stdout.write(f"RELINKED record #{seq}: does not follow the record before it")
+            self.stdout.write(f"DELETED  record(s) {span} of chain {chain}: missing from the chain")
+        for chain, seq in report.relinked:
+            self.stdout.write(f"RELINKED record #{seq} of chain {chain}: does not follow the record before it")
+        for chain in report.deleted_chains:
+            self.stdout.write(f"DELETED  chain {chain}: registered or referenced, but its head is gone")
+        for chain in report.unregistered_chains:
+            self.stdout.write(f"FORGED   chain {chain}: never registered in the primary chain")
         if not report.ok:
             raise CommandError(f"Audit trail tampered with: checked {report.checked} record(s).")
-        self.stdout.write(f"Audit trail intact: {report.checked} record(s) verified.")
+        self.stdout.write(f"Audit trail intact: {report.checked} record(s) in {report.chains} chain(s) verified.")
