@@ -3,7 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.accounts.models import ApiClient
-from apps.accounts.services import api_client_revoke, api_client_rotate, api_client_update
+from apps.accounts.services import UPDATABLE_FIELDS, api_client_revoke, api_client_rotate, api_client_update
 
 
 @admin.register(ApiClient)
@@ -16,14 +16,8 @@ class ApiClientAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ApiClient, form, change: bool) -> None:
         # Through the service, so every process drops its cached copy of the client.
-        data = form.cleaned_data
-        api_client_update(
-            client=obj,
-            scopes=data.get("scopes"),
-            is_active=data.get("is_active"),
-            expires_at=data.get("expires_at"),
-            description=data.get("description"),
-        )
+        changed = {name: form.cleaned_data[name] for name in UPDATABLE_FIELDS if name in form.changed_data}
+        api_client_update(client=obj, **changed)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # A token is shown exactly once; `manage.py create_api_client` is the place to see it.

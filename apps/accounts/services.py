@@ -90,24 +90,20 @@ def api_client_revoke(*, client: ApiClient) -> ApiClient:
     return client
 
 
+UPDATABLE_FIELDS = ("scopes", "is_active", "expires_at", "description")
+
+
 @transaction.atomic
-def api_client_update(
-    *,
-    client: ApiClient,
-    scopes: list[str] | None = None,
-    is_active: bool | None = None,
-    expires_at: datetime | None = None,
-    description: str | None = None,
-) -> ApiClient:
-    """Change a client's scopes, activity, expiry or description; every process sees it within ~1 s."""
-    if scopes is not None:
-        client.scopes = validate_scopes(scopes)
-    if is_active is not None:
-        client.is_active = is_active
-    if expires_at is not None:
-        client.expires_at = expires_at
-    if description is not None:
-        client.description = description
+def api_client_update(*, client: ApiClient, **fields) -> ApiClient:
+    """Change a client's scopes, activity, expiry (None: never) or description; every process sees
+    the change within about a second."""
+    unknown = set(fields) - set(UPDATABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"Not updatable on ApiClient: {', '.join(sorted(unknown))}")
+    if "scopes" in fields:
+        fields["scopes"] = validate_scopes(fields["scopes"])
+    for name, value in fields.items():
+        setattr(client, name, value)
     client.full_clean()
     client.save()
     api_clients_cache.invalidate()

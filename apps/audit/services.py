@@ -159,7 +159,7 @@ def audit_chain_open(*, name: str) -> ChainState:
     head = _locked_head(name)
     if head.seq == 0 and name != PRIMARY_CHAIN:
         registration = AuditEntry(
-            actor_type=AuditEvent.ActorType.CLIENT, actor_id=None, actor_name="system", action="create",
+            actor_type=AuditEvent.ActorType.SYSTEM, actor_id=None, actor_name="audit-writer", action="create",
             resource_type="AuditChain", resource_id=str(head.pk),
         )  # fmt: skip
         audit_record_batch([registration])

@@ -79,3 +79,20 @@ def test_whoami_names_the_client_and_its_scopes(api, issue_token):
     token = issue_token("patient:read", "inference", name="ward-app")
     body = api.get("/api/v1/whoami/", **_bearer(token)).json()
     assert body == {"kind": "client", "name": "ward-app", "scopes": ["inference", "patient:read"], "expires_at": None}
+
+
+def test_admin_edits_go_through_the_service_and_can_clear_an_expiry(client, admin_user, issue_token):
+    from datetime import timedelta
+
+    issue_token("patient:read", name="editable", expires_at=timezone.now() + timedelta(days=3))
+    target = ApiClient.objects.get(name="editable")
+    client.force_login(admin_user)
+    response = client.post(
+        f"/admin/accounts/apiclient/{target.pk}/change/",
+        {"name": "editable", "description": "", "scopes": '["patient:read", "audit:read"]', "is_active": "on",
+         "expires_at_0": "", "expires_at_1": ""},
+    )  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:1500]
+    target.refresh_from_db()
+    assert target.expires_at is None
+    assert target.scopes == ["audit:read", "patient:read"]

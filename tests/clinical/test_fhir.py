@@ -135,6 +135,8 @@ def test_encounter_and_medication_request_searches(clinician, loaded):
         ("/fhir/Observation", {"category": "vital-signs"}, "patient"),
         ("/fhir/Observation", {"patient": "Practitioner/1"}, "patient"),
         ("/fhir/Observation", {"patient": "1", "_cursor": "%%%"}, "_cursor"),
+        # a well-formed cursor whose values are not the types of the sort keys
+        ("/fhir/Observation", {"patient": "1", "_cursor": "WyJub3QtYS1kYXRlIiwgImFiYyJd"}, "_cursor"),
         ("/fhir/Patient", {"birthdate": "1970-02-30"}, "birthdate"),
         ("/fhir/Patient", {"identifier": "a|b|c"}, "identifier"),
         ("/fhir/Encounter", {"patient": "1", "status": "dancing"}, "status"),

@@ -87,7 +87,14 @@ class Migration(migrations.Migration):
                         ("recorded_at", models.DateTimeField()),
                         (
                             "actor_type",
-                            models.CharField(choices=[("client", "API client"), ("user", "User")], max_length=16),
+                            models.CharField(
+                                choices=[
+                                    ("client", "API client"),
+                                    ("user", "User"),
+                                    ("system", "The control plane itself"),
+                                ],
+                                max_length=16,
+                            ),
                         ),
                         ("actor_id", models.BigIntegerField(null=True)),
                         ("actor_name", models.CharField(max_length=150)),

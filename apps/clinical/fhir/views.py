@@ -9,6 +9,7 @@ from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
@@ -168,7 +169,15 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         ordering = self.ordering_for(params)
         rows = rows.order_by(*ordering)
         if params.get("_cursor"):
-            rows = rows.filter(keyset_after(ordering, decode_cursor(params["_cursor"], len(ordering))))
+            values = decode_cursor(params["_cursor"], len(ordering))
+            try:  # a tampered cursor is a 400, never a 500 from the database layer
+                values = [
+                    rows.model._meta.get_field(field.lstrip("-")).to_python(value)
+                    for field, value in zip(ordering, values, strict=True)
+                ]
+            except (ValidationError, ValueError, TypeError) as exc:
+                raise FhirParamError("_cursor", "not a cursor this server issued") from exc
+            rows = rows.filter(keyset_after(ordering, values))
         page = list(rows[: count + 1])
         has_more = len(page) > count
         page = page[:count]
