@@ -11,7 +11,10 @@ def api_client_for_token(token: str) -> ApiClient | None:
     """The client a presented token belongs to, revoked or expired ones included (the caller says why).
 
     Served from the per-process client cache: one indexed query per token per process, then none
-    until a client changes anywhere (revoke, rotate, edit) or a minute passes.
+    until a client changes anywhere (revoke, rotate, edit) or a minute passes. Always read from the
+    primary: a lagging replica must not hand a just-revoked client back into every process's cache.
     """
     digest = token_hash(token)
-    return api_clients_cache.get(digest, lambda: one_or_none(ApiClient.objects.filter(token_hash=digest)))
+    return api_clients_cache.get(
+        digest, lambda: one_or_none(ApiClient.objects.using("default").filter(token_hash=digest))
+    )

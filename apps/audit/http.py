@@ -23,6 +23,15 @@ def purpose_of_use(request: Request) -> str:
     return value
 
 
+def _purpose(request: Request, lenient: bool) -> str:
+    try:
+        return purpose_of_use(request)
+    except ValidationError:
+        if not lenient:
+            raise
+        return "INVALID"
+
+
 def audit_entry(
     request: Request,
     *,
@@ -34,7 +43,9 @@ def audit_entry(
     result_count: int | None = None,
     query: dict[str, object] | None = None,
     served_from_cache: bool = False,
+    lenient_purpose: bool = False,
 ) -> AuditEntry:
+    """`lenient_purpose` records a refused attempt even when its purpose header is invalid."""
     if isinstance(request.auth, ApiClient):
         actor_type, actor_id, actor_name = "client", request.auth.pk, request.auth.name
     else:
@@ -49,7 +60,7 @@ def audit_entry(
         patient_id=patient_id,
         outcome=outcome,
         source_ip=request.META.get("REMOTE_ADDR"),
-        purpose_of_use=purpose_of_use(request),
+        purpose_of_use=_purpose(request, lenient_purpose),
         request_id=getattr(request._request, "request_id", ""),
         query_digest=query_digest(query) if query else "",
         result_count=result_count,

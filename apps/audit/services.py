@@ -79,9 +79,12 @@ def normalize_ip(value: str | None) -> str | None:
     if not value:
         return None
     try:
-        return str(ipaddress.ip_address(value))
+        address = ipaddress.ip_address(value)
     except ValueError:
         return None
+    if address.version == 6 and address.ipv4_mapped:  # both databases write ::ffff:1.2.3.4
+        return f"::ffff:{address.ipv4_mapped}"
+    return str(address)
 
 
 def chain_hash(values: dict) -> str:

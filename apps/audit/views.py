@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
@@ -34,15 +35,17 @@ class PhiAPIView(APIView):
     def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> None:
         # An authenticated caller refused for want of a scope is itself an access attempt worth keeping.
         if request.user and request.user.is_authenticated and request.successful_authenticator is not None:
-            patient_id = self.kwargs.get("patient_id")
+            raw_id = str(self.kwargs.get("patient_id") or "")
+            patient_id = int(raw_id) if re.fullmatch(r"[0-9]{1,18}", raw_id) else None
             audit_record(
                 audit_entry(
                     request,
                     action="read" if request.method in ("GET", "HEAD") else "create",
                     resource_type=self.resource_type,
-                    resource_id=patient_id or "",
-                    patient_id=int(patient_id) if patient_id and str(patient_id).isdigit() else None,
+                    resource_id=str(patient_id or ""),
+                    patient_id=patient_id,
                     outcome="denied",
+                    lenient_purpose=True,
                 )
             )
         super().permission_denied(request, message=message, code=code)

@@ -41,7 +41,7 @@ class GroupCommitWriter:
         self._chain = None
         self._chain_pid: int | None = None
 
-    def submit(self, entry, timeout: float = 10.0) -> AuditEvent:
+    def submit(self, entry, timeout: float = 30.0) -> AuditEvent:
         """Write one entry, sharing the commit with whatever else is queued; raises if it failed."""
         item = _Pending(entry)
         with self._lock:
@@ -50,7 +50,13 @@ class GroupCommitWriter:
                 self._leader_active = item.leads = True
         if not item.leads:
             if not item.done.wait(timeout):
-                raise TimeoutError("the audit record was not committed in time")
+                with self._lock:
+                    # Still queued and not promoted: withdraw, so no leader can hand the lead to a
+                    # thread that has given up. Promoted or already in a batch: see it through.
+                    if item in self._queue and not item.leads:
+                        self._queue.remove(item)
+                        raise TimeoutError("the audit record was not committed in time")
+                item.done.wait()
             item.done.clear()
         if item.leads:
             self._lead()

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
@@ -61,7 +61,11 @@ def patient_create(
         sex=sex,
     )
     patient.full_clean()
-    patient.save()
+    try:
+        with transaction.atomic():
+            patient.save()
+    except IntegrityError as exc:  # a concurrent create of the same MRN won the race
+        raise ValidationError({"mrn": "A patient with this MRN already exists in this system."}) from exc
     return patient
 
 

@@ -14,6 +14,19 @@ from apps.clinical.query_patterns import QUERY_PATTERNS, pick_sample
 SEQ_SCAN_ROWS = 10_000
 
 
+# Plan keys that can quote the sample's values (an MRN in an index condition): never stored.
+_VALUE_KEYS = {"Index Cond", "Filter", "Recheck Cond", "Join Filter", "Hash Cond", "Merge Cond", "Output",
+               "Sort Key", "Presorted Key", "Group Key", "Cache Key", "Subplan Name", "Order By"}  # fmt: skip
+
+
+def redact_plan(node: dict) -> dict:
+    """The plan's shape, costs, timings and index names, without any expression that holds values."""
+    kept = {key: value for key, value in node.items() if key not in _VALUE_KEYS and key != "Plans"}
+    if "Plans" in node:
+        kept["Plans"] = [redact_plan(child) for child in node["Plans"]]
+    return kept
+
+
 def _plan_nodes(node: dict) -> list[dict]:
     nodes = [node]
     for child in node.get("Plans", []):
@@ -49,11 +62,12 @@ def explain_patterns(progress: Callable[[str], None] = lambda _: None) -> list[d
                         "shared_hit": plan["Plan"].get("Shared Hit Blocks", 0),
                         "shared_read": plan["Plan"].get("Shared Read Blocks", 0),
                         "expected_index": pattern.expected_index[1] if pattern.expected_index else None,
-                        "plan": plan["Plan"],
+                        "plan": redact_plan(plan["Plan"]),
                     }
                 )
             else:
                 cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+                # EXPLAIN QUERY PLAN names tables and indexes, never the bound values.
                 details = [row[-1] for row in cursor.fetchall()]
                 results.append(
                     {

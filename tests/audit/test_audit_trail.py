@@ -137,3 +137,9 @@ def test_audit_api_needs_audit_read_and_filters(api, issue_token):
     assert [e["seq"] for e in body["results"]] == [3, 2]
     response = api.get("/api/v1/audit/?action=peek", HTTP_AUTHORIZATION=f"Bearer {auditor}")
     assert response.status_code == 400
+
+
+def test_ipv4_mapped_addresses_verify_clean():
+    audit_record(_entry(source_ip="::ffff:1.2.3.4"))
+    assert AuditEvent.objects.get().source_ip == "::ffff:1.2.3.4"
+    assert audit_chain_verify().ok

@@ -205,3 +205,21 @@ def test_lean_representations_match_the_documented_serializers(patient, vitals):
 
     assert patient_json(patient) == dict(s.PatientOutputSerializer(patient).data)
     assert observation_json(vitals[0]) == dict(s.ObservationOutputSerializer(vitals[0]).data)
+
+
+def test_huge_ids_and_tampered_cursors_are_404_not_500(clinician, api, issue_token, loaded):
+    assert clinician.get("/api/v1/patients/" + "9" * 65 + "/").status_code == 404
+    token = issue_token("clinical:read")
+    response = api.get("/api/v1/patients/" + "9" * 20 + "/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code in (403, 404)
+    assert clinician.get("/api/v1/patients/?cursor=cD1hYmM%3D").status_code == 404  # p=abc
+
+
+def test_a_refused_caller_with_a_bad_purpose_is_still_audited(api, issue_token, patient):
+    token = issue_token("clinical:read")
+    response = api.get(
+        f"/api/v1/patients/{patient.pk}/", HTTP_AUTHORIZATION=f"Bearer {token}", HTTP_X_PURPOSE_OF_USE="NOSY"
+    )
+    assert response.status_code in (400, 403)
+    event = _last_audit()
+    assert (event.outcome, event.purpose_of_use, event.patient_id) == ("denied", "INVALID", patient.pk)

@@ -165,3 +165,37 @@ def test_search_within_a_query_budget(clinician, loaded, django_assert_max_num_q
     patient_id = Patient.objects.order_by("pk").first().pk
     with django_assert_max_num_queries(7):
         _bundle(clinician.get("/fhir/Observation", {"patient": patient_id, "_count": 50}))
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/fhir/Patient/²", {}),
+        ("/fhir/Observation", {"patient": "²"}),
+        ("/fhir/Observation", {"patient": "1", "_count": "²"}),
+        ("/fhir/Observation", {"patient": "1", "date": "9999-12-31"}),
+        ("/fhir/Observation", {"patient": "1", "date": "9999-12"}),
+        ("/fhir/Observation", {"patient": "1", "date": "0001-01-01T00:00+01:00"}),
+        ("/fhir/Patient", {"birthdate": "9999-12-31"}),
+        ("/fhir/Patient", {"_search": "never-issued"}),
+    ],
+)
+def test_edge_values_never_500(clinician, path, query):
+    assert clinician.get(path, query).status_code in (400, 404)
+
+
+def test_posted_searches_page_without_parameters_in_urls(clinician, loaded):
+    from collections import Counter
+
+    initial, _ = Counter(p.family_search[0] for p in Patient.objects.all()).most_common(1)[0]
+    body = f"family={initial}&_count=2"
+    first = _bundle(clinician.post("/fhir/Patient/_search", body, content_type="application/x-www-form-urlencoded"))
+    next_url = next(link.url for link in first.link if link.relation == "next")
+    assert "family" not in next_url and "_search=" in next_url
+    second = _bundle(clinician.get(next_url.replace("http://testserver", "")))
+    assert second.entry and {e.resource.id for e in second.entry}.isdisjoint({e.resource.id for e in first.entry})
+
+
+def test_identifier_search_audits_the_patient_it_found(clinician, patient):
+    clinician.get("/fhir/Patient", {"identifier": "MRN-000123"})
+    assert AuditEvent.objects.order_by("-id").first().patient_id == patient.pk

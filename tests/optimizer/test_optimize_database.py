@@ -76,3 +76,12 @@ def test_pg_stat_statements_availability_is_reported(data):
     slow = run.findings["slow_statements"]
     assert "available" in slow
     assert slow["available"] or "shared_preload_libraries" in slow["reason"]
+
+
+def test_stored_plans_never_quote_the_sample_patient(data):
+    from apps.clinical.models import Patient
+
+    run, _ = _optimize()
+    stored = str(run.findings) + run.report_html
+    for patient in Patient.objects.all():
+        assert patient.mrn not in stored

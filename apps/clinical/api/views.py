@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -55,7 +56,8 @@ class PatientListView(PhiAPIView):
 
     required_scopes = {"GET": [scopes.PATIENT_READ], "POST": [scopes.PATIENT_WRITE]}
     resource_type = "Patient"
-    pagination_class = keyset_pagination("family_search", "given_search", "id")
+    # By id: the cursor then carries no name, and pages stay exact however many share a surname.
+    pagination_class = keyset_pagination("id")
 
     @extend_schema(parameters=[s.PatientSearchInputSerializer], responses=s.PatientOutputSerializer(many=True))
     def get(self, request: Request) -> Response:
@@ -72,8 +74,9 @@ class PatientListView(PhiAPIView):
         data = s.PatientCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        patient = services.patient_create(identifier_system=fields.pop("system", None), **fields)
-        self.audit(request, action="create", resource_id=patient.pk, patient_id=patient.pk)
+        with transaction.atomic():  # the patient and its audit record commit together, or neither
+            patient = services.patient_create(identifier_system=fields.pop("system", None), **fields)
+            self.audit(request, action="create", resource_id=patient.pk, patient_id=patient.pk)
         return Response(patient_json(patient), status=status.HTTP_201_CREATED)
 
 
@@ -118,8 +121,9 @@ class PatientVitalsView(PhiAPIView):
         fields = dict(data.validated_data)
         encounter_id = fields.pop("encounter_id", None)
         encounter = get_object_or_404(Encounter, pk=encounter_id) if encounter_id else None
-        observation = services.observation_record(patient=patient, encounter=encounter, **fields)
-        self.audit(request, action="create", resource_id=observation.pk, patient_id=patient.pk)
+        with transaction.atomic():  # the observation and its audit record commit together, or neither
+            observation = services.observation_record(patient=patient, encounter=encounter, **fields)
+            self.audit(request, action="create", resource_id=observation.pk, patient_id=patient.pk)
         return Response(observation_json(observation), status=status.HTTP_201_CREATED)
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.db.models import Q
 
 MAX_COUNT = 1000
+_ID = re.compile(r"^[0-9]{1,18}$")  # ASCII digits only: "²".isdigit() is True, int("²") fails
 
 
 class FhirParamError(ValueError):
@@ -49,7 +50,7 @@ def parse_tokens(parameter: str, raw: str) -> list[Token]:
 def parse_reference(parameter: str, raw: str, resource_type: str) -> int:
     """`123` or `Patient/123` -> 123."""
     value = raw[len(resource_type) + 1 :] if raw.startswith(f"{resource_type}/") else raw
-    if not value.isdigit() or len(value) > 18 or int(value) == 0:
+    if not _ID.match(value) or int(value) == 0:
         raise FhirParamError(parameter, f"expected a {resource_type} id or reference ({resource_type}/<id>)")
     return int(value)
 
@@ -57,7 +58,7 @@ def parse_reference(parameter: str, raw: str, resource_type: str) -> int:
 def parse_count(raw: str | None, default: int) -> int:
     if raw is None:
         return default
-    if not raw.isdigit():
+    if not re.fullmatch(r"[0-9]{1,7}", raw):
         raise FhirParamError("_count", "expected a whole number")
     count = int(raw)
     if not 1 <= count <= MAX_COUNT:
@@ -102,7 +103,7 @@ def parse_date(parameter: str, raw: str) -> tuple[str, datetime, datetime]:
                 end = datetime.combine((start_day.replace(day=28) + timedelta(days=4)).replace(day=1), time.min, UTC)
             else:
                 end = datetime.combine(date(year + 1, 1, 1), time.min, tzinfo=UTC)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise FhirParamError(parameter, f"not a real date or time: {raw!r}") from exc
     return prefix, start, end
 

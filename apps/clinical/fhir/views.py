@@ -5,12 +5,16 @@ Every error is an OperationOutcome; every PHI read and search writes an audit re
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
+from django.http import QueryDict
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser
@@ -40,7 +44,20 @@ from apps.clinical.fhir.params import (
 from apps.clinical.models import Encounter, MedicationRequest, Observation
 from apps.core.api.exceptions import api_exception_handler
 
-COMMON_PARAMS = {"_count", "_cursor", "_format"}
+COMMON_PARAMS = {"_count", "_cursor", "_format", "_search"}
+POSTED_SEARCH_TTL = 15 * 60
+
+
+def _stored_search(resource_type: str, params) -> QueryDict:
+    stored = cache.get(f"fhir:search:{resource_type}:{params['_search'][:64]}")
+    if stored is None:
+        raise FhirParamError("_search", "this paged search has expired; post the search again")
+    restored = QueryDict(mutable=True)
+    for key, values in stored.items():
+        restored.setlist(key, values)
+    if "_cursor" in params:
+        restored["_cursor"] = params["_cursor"]
+    return restored
 
 
 class FhirJSONRenderer(JSONRenderer):
@@ -128,7 +145,7 @@ class PatientReadView(FhirMixin, PhiAPIView):
     resource_type = "Patient"
 
     def get(self, request: Request, patient_id: str) -> Response:
-        if not patient_id.isdigit() or len(patient_id) > 18:
+        if not re.fullmatch(r"[0-9]{1,18}", patient_id):
             raise NotFound(f"Patient/{patient_id[:64]} does not exist.")
         patient = selectors.patient_get(patient_id=int(patient_id))
         if patient is None:
@@ -159,6 +176,9 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         raise NotImplementedError
 
     def search(self, request: Request, params, posted: bool = False) -> Response:
+        if "_search" in params:  # the next page of a posted search: its parameters stayed on the server
+            params = _stored_search(self.resource_type, params)
+            posted = True
         unknown = sorted(set(params) - set(self.search_params) - COMMON_PARAMS)
         if unknown:
             raise FhirParamError(unknown[0], f"unknown search parameter; supported: {', '.join(self.search_params)}")
@@ -181,15 +201,22 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         page = list(rows[: count + 1])
         has_more = len(page) > count
         page = page[:count]
+        if patient_id is None and self.resource_type == "Patient" and len(page) == 1:
+            patient_id = page[0].pk  # an identifier search read exactly this patient
         self.audit(request, action="search", patient_id=patient_id, result_count=len(page), query=digest_query or None)
         base = self.base_url(request)
         type_url = f"{base}{self.resource_type}"
-        kept = {k: params.getlist(k) for k in params if k != "_cursor"}
-        # A posted search keeps its parameters out of URLs: self is the bare type URL.
+        kept = {k: params.getlist(k) for k in params if k not in ("_cursor", "_search")}
+        # A posted search keeps its parameters out of URLs: self is the bare type URL, and next pages
+        # refer to the parameters by an opaque key kept on the server for a while.
         self_url = type_url if posted else request.build_absolute_uri()
         next_url = None
         if has_more and page:
             cursor = encode_cursor([getattr(page[-1], field.lstrip("-")) for field in ordering])
+            if posted:
+                key = secrets.token_urlsafe(16)
+                cache.set(f"fhir:search:{self.resource_type}:{key}", kept, POSTED_SEARCH_TTL)
+                kept = {"_search": [key]}
             next_url = f"{type_url}?{urlencode({**kept, '_cursor': cursor}, doseq=True)}"
         return Response(resources.searchset([self.to_resource(row) for row in page], base, self_url, next_url))
 
@@ -208,7 +235,7 @@ class PatientSearchView(FhirSearchView):
     resource_type = "Patient"
     search_params = {"identifier": "token", "name": "string", "family": "string", "given": "string",
                      "birthdate": "date", "_id": "token"}  # fmt: skip
-    ordering = ["family_search", "given_search", "id"]
+    ordering = ["id"]  # the cursor then carries no name
     to_resource = staticmethod(resources.patient_resource)
 
     def filter(self, params) -> tuple[QuerySet, int | None, dict]:
