@@ -96,6 +96,8 @@ class AuditChainHead(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     seq = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64)
+    # HMAC over (name, seq, last_hash): a head moved back over deleted records cannot be re-sealed.
+    seal = models.CharField(max_length=64, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

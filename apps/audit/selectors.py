@@ -9,7 +9,7 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from apps.audit.models import AuditChainHead, AuditEvent
-from apps.audit.services import CHAINED_FIELDS, GENESIS_HASH, PRIMARY_CHAIN, chain_hash
+from apps.audit.services import CHAINED_FIELDS, GENESIS_HASH, PRIMARY_CHAIN, chain_hash, head_seal
 
 
 def audit_event_list(
@@ -49,10 +49,18 @@ class ChainReport:
     relinked: list[tuple[str, int]] = field(default_factory=list)  # (chain, seq) pointing at another record
     deleted_chains: list[str] = field(default_factory=list)  # registered, or with records, but no head
     unregistered_chains: list[str] = field(default_factory=list)  # a head primary never registered
+    forged_heads: list[str] = field(default_factory=list)  # a head whose seal does not match it
 
     @property
     def ok(self) -> bool:
-        return not (self.edited or self.missing or self.relinked or self.deleted_chains or self.unregistered_chains)
+        return not (
+            self.edited
+            or self.missing
+            or self.relinked
+            or self.deleted_chains
+            or self.unregistered_chains
+            or self.forged_heads
+        )
 
 
 def _verify_chain(report: ChainReport, name: str, chain_id: int, head_seq: int | None, chunk_size: int) -> None:
@@ -94,6 +102,8 @@ def _verify_all(report: ChainReport, chunk_size: int) -> None:
     heads = {head.pk: head for head in AuditChainHead.objects.all()}
     for head in sorted(heads.values(), key=lambda h: h.pk):
         report.chains += 1
+        if head.seal != head_seal(head.name, head.seq, head.last_hash):
+            report.forged_heads.append(head.name)
         _verify_chain(report, head.name, head.pk, head.seq, chunk_size)
     primary = next((h for h in heads.values() if h.name == PRIMARY_CHAIN), None)
     registered = set()

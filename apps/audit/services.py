@@ -93,6 +93,11 @@ def chain_hash(values: dict) -> str:
     return hmac.new(_chain_key(), message, hashlib.sha256).hexdigest()
 
 
+def head_seal(name: str, seq: int, last_hash: str) -> str:
+    """Seals a chain head, so moving it back over deleted records needs the key."""
+    return hmac.new(_chain_key(), f"head\x1f{name}\x1f{seq}\x1f{last_hash}".encode(), hashlib.sha256).hexdigest()
+
+
 def query_digest(parameters: dict[str, object]) -> str:
     """A keyed digest of search parameters: lets an auditor match searches without storing an MRN."""
     message = "&".join(f"{key}={parameters[key]}" for key in sorted(parameters)).encode()
@@ -123,7 +128,7 @@ def _seal(entries: list[AuditEntry], *, chain_id: int, seq: int, prev_hash: str)
 def _locked_head(name: str) -> AuditChainHead:
     # The migration creates primary; get_or_create keeps a flushed (test) database writable too.
     head, _ = AuditChainHead.objects.select_for_update().get_or_create(
-        name=name, defaults={"seq": 0, "last_hash": GENESIS_HASH}
+        name=name, defaults={"seq": 0, "last_hash": GENESIS_HASH, "seal": head_seal(name, 0, GENESIS_HASH)}
     )
     return head
 
@@ -137,7 +142,10 @@ def audit_record_batch(entries: list[AuditEntry], *, chain: str = PRIMARY_CHAIN)
     events = _seal(entries, chain_id=head.pk, seq=head.seq, prev_hash=head.last_hash)
     AuditEvent.objects.bulk_create(events)
     AuditChainHead.objects.filter(pk=head.pk).update(
-        seq=events[-1].seq, last_hash=events[-1].hash, updated_at=timezone.now()
+        seq=events[-1].seq,
+        last_hash=events[-1].hash,
+        seal=head_seal(head.name, events[-1].seq, events[-1].hash),
+        updated_at=timezone.now(),
     )
     return events
 
@@ -191,12 +199,13 @@ def audit_append_owned(*, state: ChainState, entries: list[AuditEntry]) -> list[
     values = ", ".join([row] * len(events))
     # Only the column list and casts above are interpolated; every value is a parameter.
     sql = (
-        "WITH moved AS (UPDATE audit_auditchainhead SET seq = %s, last_hash = %s, updated_at = now() "  # noqa: S608
+        "WITH moved AS (UPDATE audit_auditchainhead SET seq = %s, last_hash = %s, seal = %s, updated_at = now() "  # noqa: S608
         "WHERE id = %s AND seq = %s AND last_hash = %s RETURNING 1) "
         f"INSERT INTO audit_auditevent ({names}) SELECT * FROM (VALUES {values}) "
         f"AS v({names}) WHERE EXISTS (SELECT 1 FROM moved) RETURNING id"
     )
-    params: list = [events[-1].seq, events[-1].hash, state.chain_id, state.seq, state.last_hash]
+    seal = head_seal(state.name, events[-1].seq, events[-1].hash)
+    params: list = [events[-1].seq, events[-1].hash, seal, state.chain_id, state.seq, state.last_hash]
     for event in events:
         params.extend(getattr(event, name) for name, _ in _EVENT_COLUMNS)
     with connection.cursor() as cursor:

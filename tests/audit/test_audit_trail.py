@@ -143,3 +143,15 @@ def test_ipv4_mapped_addresses_verify_clean():
     audit_record(_entry(source_ip="::ffff:1.2.3.4"))
     assert AuditEvent.objects.get().source_ip == "::ffff:1.2.3.4"
     assert audit_chain_verify().ok
+
+
+def test_a_head_moved_back_over_deleted_records_is_found():
+    audit_record_batch([_entry(resource_id=str(i)) for i in range(5)])
+    _tamper("DELETE FROM audit_auditevent WHERE seq > 3", [])
+    previous = AuditEvent.objects.get(seq=3).hash
+    with connection.cursor() as cursor:  # rewind the head so the cut looks like the end of the chain
+        cursor.execute("UPDATE audit_auditchainhead SET seq = 3, last_hash = %s WHERE name = 'primary'", [previous])
+    report = audit_chain_verify()
+    assert report.forged_heads == ["primary"] and not report.missing
+    code, output = _verify()
+    assert code == 1 and "FORGED   head of chain primary" in output

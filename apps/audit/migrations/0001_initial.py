@@ -38,8 +38,10 @@ def drop_event_table(apps, schema_editor):
 
 
 def create_chain_head(apps, schema_editor):
+    from apps.audit.services import head_seal
+
     apps.get_model("audit", "AuditChainHead").objects.get_or_create(
-        name="primary", defaults={"seq": 0, "last_hash": GENESIS_HASH}
+        name="primary", defaults={"seq": 0, "last_hash": GENESIS_HASH, "seal": head_seal("primary", 0, GENESIS_HASH)}
     )
 
 
@@ -57,6 +59,7 @@ class Migration(migrations.Migration):
                 ("created_at", models.DateTimeField(auto_now_add=True)),
                 ("seq", models.BigIntegerField(default=0)),
                 ("last_hash", models.CharField(max_length=64)),
+                ("seal", models.CharField(blank=True, max_length=64)),
                 ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={

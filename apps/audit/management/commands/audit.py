@@ -28,6 +28,8 @@ class Command(BaseCommand):
             self.stdout.write(f"RELINKED record #{seq} of chain {chain}: does not follow the record before it")
         for chain in report.deleted_chains:
             self.stdout.write(f"DELETED  chain {chain}: registered or referenced, but its head is gone")
+        for chain in report.forged_heads:
+            self.stdout.write(f"FORGED   head of chain {chain}: moved without the key (records cut from its end?)")
         for chain in report.unregistered_chains:
             self.stdout.write(f"FORGED   chain {chain}: never registered in the primary chain")
         if not report.ok:
