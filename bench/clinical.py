@@ -1,11 +1,12 @@
 """The clinical data plane on PostgreSQL: database-layer latencies and the API end to end.
 
-Loads N synthetic patients into its own database (once; --reuse keeps them), then measures, in one run:
+Loads N synthetic patients into its own database (once: a later run reuses them), then measures, in one run:
   * MRN lookup through the selector (Django ORM + pool) against a raw psycopg primary-key lookup;
   * a patient's latest value of every vital sign over 24 h;
   * the API end to end, uncached, under gunicorn (the Procfile's 2 workers x 16 threads) with wrk at
     16 connections, each endpoint as a ratio of the bare /healthz view measured in the same run;
-  * the same database queries and one API endpoint with the designed indexes replaced by Django's
+  * the queries the indexes are designed for, on a few patients with months of history;
+  * the same database queries and two API endpoints with the designed indexes replaced by Django's
     default single-column foreign-key index, to show what the indexes buy.
 
 Run:  .venv/bin/python bench/clinical.py --patients 200000 --days 2
@@ -86,6 +87,28 @@ def database_layer(url: str, sample_ids: list[int], sample_mrns: list[str], repe
     }
 
 
+def deep_history_layer(deep_ids: list[int], repeat: int) -> dict:
+    """The queries the designed indexes exist for, on patients with months of history."""
+    from apps.clinical import selectors
+
+    since = datetime.now(UTC) - timedelta(hours=24)
+    ids = [random.choice(deep_ids) for _ in range(repeat)]
+    queries = {
+        "latest_vitals_24h_all_codes": lambda i: selectors.latest_observations(
+            patient_id=i, category="vital-signs", since=since
+        ),
+        "heart_rate_series_newest_100": lambda i: list(
+            selectors.observation_list(patient_id=i, codes=["8867-4"])[:100]
+        ),
+        "vital_signs_newest_10": lambda i: list(selectors.observation_list(patient_id=i, category="vital-signs")[:10]),
+    }
+    results = {}
+    for name, query in queries.items():
+        timed(query, ids[: max(1, repeat // 10)])  # warm up
+        results[name] = percentiles(timed(query, ids))
+    return results
+
+
 def api_layer(env: dict, token: str, sample_ids: list[int], sample_mrns: list[str], seconds: int) -> dict:
     auth = {"Authorization": f"Bearer {token}"}
     endpoints = {
@@ -148,6 +171,8 @@ def main() -> None:
     parser.add_argument("--rounds-per-day", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=5000, help="Database-layer samples per query.")
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per endpoint.")
+    parser.add_argument("--deep-patients", type=int, default=200, help="Patients with a long history.")
+    parser.add_argument("--deep-days", type=int, default=180, help="Days of history of those patients.")
     parser.add_argument("--skip-no-index", action="store_true")
     args = parser.parse_args()
 
@@ -167,7 +192,7 @@ def main() -> None:
     from apps.clinical.models import Observation, Patient
 
     load = None
-    existing = Patient.objects.count()
+    existing = Patient.objects.filter(mrn__startswith="S200-").count()
     if existing < args.patients:
         progress(f"loading {args.patients - existing:,} patients (COPY, 2 workers)")
         started = time.perf_counter()
@@ -181,6 +206,18 @@ def main() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
             progress("VACUUM ANALYZE")
             conn.execute("VACUUM ANALYZE")
+    deep_existing = Patient.objects.filter(mrn__startswith="S201-").count()
+    if deep_existing < args.deep_patients:
+        progress(f"loading {args.deep_patients - deep_existing:,} patients with {args.deep_days} days of history")
+        subprocess.run(
+            [sys.executable, "manage.py", "load_synthetic", "--patients", str(args.deep_patients - deep_existing),
+             "--days", str(args.deep_days), "--rounds-per-day", str(args.rounds_per_day), "--seed", "201",
+             "--first-index", str(deep_existing), "--batch-size", "20"],
+            cwd=REPO_ROOT, check=True, env=os.environ, stdout=sys.stderr,
+        )  # fmt: skip
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("VACUUM ANALYZE clinical_observation")
+    deep_ids = list(Patient.objects.filter(mrn__startswith="S201-").values_list("pk", flat=True))
     with psycopg.connect(url) as conn:
         observations = conn.execute(
             "SELECT reltuples::bigint FROM pg_class WHERE relname = 'clinical_observation'"
@@ -189,13 +226,14 @@ def main() -> None:
         load["observation_rows_per_s"] = round(Observation.objects.count() / load["seconds"])
 
     rng = random.Random(1)
-    ids = list(Patient.objects.values_list("pk", flat=True)[: args.patients])
+    ids = list(Patient.objects.filter(mrn__startswith="S200-").values_list("pk", flat=True)[: args.patients])
     sample_ids = rng.sample(ids, min(2000, len(ids)))
     sample_mrns = list(Patient.objects.filter(pk__in=sample_ids).values_list("mrn", flat=True))
     token = api_client_create(name=f"bench-{time.time_ns()}", scopes=list(SCOPES)).token
 
     progress("database layer, designed indexes")
     database = database_layer(url, sample_ids, sample_mrns, args.repeat)
+    deep = deep_history_layer(deep_ids, min(args.repeat, 2000)) if deep_ids else None
     progress("API end to end, designed indexes")
     api = api_layer(os.environ.copy(), token, sample_ids, sample_mrns, args.seconds)
 
@@ -205,11 +243,18 @@ def main() -> None:
         swap_indexes(url, designed=False)
         try:
             database_plain = database_layer(url, sample_ids, sample_mrns, max(200, args.repeat // 10))
+            deep_plain = deep_history_layer(deep_ids, 200) if deep_ids else None
             api_plain = api_layer(os.environ.copy(), token, sample_ids[:500], sample_mrns[:500], args.seconds)
         finally:
             progress("restoring the designed indexes")
             swap_indexes(url, designed=True)
         without = {
+            "deep_history": deep_plain,
+            "deep_history_speedup_p50": {
+                name: round(deep_plain[name]["p50_ms"] / deep[name]["p50_ms"], 2) for name in deep
+            }
+            if deep and deep_plain
+            else None,
             "latest_vitals_24h_all_codes": database_plain["latest_vitals_24h_all_codes"],
             "api_latest_vitals": api_plain["api_latest_vitals"],
             "fhir_vitals_search": api_plain["fhir_vitals_search"],
@@ -227,6 +272,7 @@ def main() -> None:
             "observations_estimate": observations,
             "load": load,
             "database_layer": database,
+            "deep_history": {"patients": len(deep_ids), "days": args.deep_days, "queries": deep},
             "api_end_to_end_uncached": api,
             "without_designed_indexes": without,
         }
