@@ -7,6 +7,7 @@ import re
 
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope
@@ -49,6 +50,13 @@ class PhiAPIView(APIView):
                 )
             )
         super().permission_denied(request, message=message, code=code)
+
+    def audited_page(self, request: Request, rows, to_json, **audit_fields) -> Response:
+        """One keyset page of `rows`, audited as a search with its result count, as JSON."""
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        self.audit(request, action="search", result_count=len(page), **audit_fields)
+        return paginator.get_paginated_response(to_json(page))
 
     def audit(self, request: Request, **fields) -> None:
         """Record the access; if the trail cannot be written, the data is not served (fail closed)."""

@@ -59,7 +59,8 @@ QUERY_PATTERNS: list[QueryPattern] = [
     ),
     QueryPattern(
         "patient_name_search",
-        "Active patients by family-name prefix, first page",
+        "Active patients by family-name prefix, first page in id order (common prefixes walk the primary "
+        "key, rare ones use the prefix index)",
         lambda s: selectors.patient_search(family=s.family_prefix)[:50],
         (Patient, "clinical_patient_family"),
     ),

@@ -32,7 +32,7 @@ def patient_search(
     given: str | None = None,
     birth_date=None,
 ) -> QuerySet[Patient]:
-    """Active patients by name prefix and birth date, in (family, given, id) order for keyset paging."""
+    """Active patients by name prefix and birth date, in id order: the order the APIs page in, by keyset."""
     patients = Patient.objects.filter(is_deleted=False)
     if family:
         patients = patients.filter(family_search__startswith=search_form(family))
@@ -43,7 +43,7 @@ def patient_search(
         patients = patients.filter(Q(family_search__startswith=term) | Q(given_search__startswith=term))
     if birth_date:
         patients = patients.filter(birth_date=birth_date)
-    return patients.order_by("family_search", "given_search", "id")
+    return patients.order_by("id")
 
 
 def observation_list(

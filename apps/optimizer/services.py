@@ -8,6 +8,7 @@ from django.db import connection
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from apps.core.selectors import database_pool_stats
 from apps.optimizer import database
 from apps.optimizer.models import OptimizationRun
 
@@ -51,7 +52,7 @@ def database_optimization_run(
             "index_usage": database.index_usage(),
             "table_scans": database.table_scans(),
             "slow_statements": database.slow_statements(),
-            "pool": _pool_stats(),
+            "pool": database_pool_stats(),
         }
         recommendations = database.recommendations_for(findings)
         applied = database.apply_recommendations(recommendations, progress) if apply else []
@@ -70,12 +71,6 @@ def database_optimization_run(
         run.report_html = render_report(run)
         run.save()
     return run
-
-
-def _pool_stats() -> dict | None:
-    from apps.core.selectors import database_pool_stats
-
-    return database_pool_stats()
 
 
 def render_report(run: OptimizationRun) -> str:

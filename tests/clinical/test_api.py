@@ -6,6 +6,7 @@ import pytest
 
 from apps.audit.models import AuditEvent
 from apps.clinical.models import Observation, Patient
+from apps.clinical.services import patient_soft_delete
 
 pytestmark = pytest.mark.django_db
 
@@ -56,7 +57,7 @@ def test_detail_requires_patient_read(api, issue_token, patient):
 
 def test_detail_and_soft_deleted_patients(clinician, patient):
     assert clinician.get(f"/api/v1/patients/{patient.pk}/").json()["mrn"] == "MRN-000123"
-    Patient.objects.filter(pk=patient.pk).update(is_deleted=True)
+    patient_soft_delete(patient=patient)
     assert clinician.get(f"/api/v1/patients/{patient.pk}/").status_code == 404
     assert clinician.get("/api/v1/patients/999999999/").status_code == 404
 

@@ -63,10 +63,12 @@ class PatientListView(PhiAPIView):
     def get(self, request: Request) -> Response:
         query = validated_query(request, s.PatientSearchInputSerializer)
         query.pop("page_size", None)
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(selectors.patient_search(**query), request, view=self)
-        self.audit(request, action="search", result_count=len(page), query={k: str(v) for k, v in query.items()})
-        return paginator.get_paginated_response([patient_json(patient) for patient in page])
+        return self.audited_page(
+            request,
+            selectors.patient_search(**query),
+            lambda page: [patient_json(patient) for patient in page],
+            query={k: str(v) for k, v in query.items()},
+        )
 
     @extend_schema(request=s.PatientCreateInputSerializer, responses={201: s.PatientOutputSerializer})
     def post(self, request: Request) -> Response:
@@ -139,10 +141,9 @@ class PatientEncountersView(PhiAPIView):
         encounters = selectors.encounter_list(
             patient_id=patient.pk, status=query.get("status"), date_from=query.get("since"), date_to=query.get("until")
         )
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(encounters, request, view=self)
-        self.audit(request, action="search", patient_id=patient.pk, result_count=len(page))
-        return paginator.get_paginated_response(s.EncounterOutputSerializer(page, many=True).data)
+        return self.audited_page(
+            request, encounters, lambda page: s.EncounterOutputSerializer(page, many=True).data, patient_id=patient.pk
+        )
 
 
 class PatientMedicationsView(PhiAPIView):
@@ -157,7 +158,6 @@ class PatientMedicationsView(PhiAPIView):
         requests = selectors.medication_request_list(
             patient_id=patient.pk, status=query.get("status"), intent=query.get("intent")
         )
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(requests, request, view=self)
-        self.audit(request, action="search", patient_id=patient.pk, result_count=len(page))
-        return paginator.get_paginated_response(s.MedicationOutputSerializer(page, many=True).data)
+        return self.audited_page(
+            request, requests, lambda page: s.MedicationOutputSerializer(page, many=True).data, patient_id=patient.pk
+        )
