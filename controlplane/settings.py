@@ -6,6 +6,7 @@ on the local filesystem. Setting DATABASE_URL, REDIS_URL and CELERY_BROKER_URL m
 PostgreSQL, Redis and RabbitMQ/Redis. Nothing here exists only in production.
 """
 
+import base64
 import hashlib
 from pathlib import Path
 
@@ -60,6 +61,8 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.clinical",
     "apps.optimizer",
+    "apps.caching",
+    "apps.ratelimits",
 ]
 
 MIDDLEWARE = [
@@ -169,6 +172,17 @@ else:
             "KEY_PREFIX": "cp",
         }
     }
+
+# The multi-level cache (apps/caching). Keys are HMACs with CACHE_KEY_SECRET; values of encrypted
+# namespaces are sealed with the first of CACHE_ENCRYPTION_KEYS (Fernet keys, comma separated) and
+# opened with any of them, so a key is rotated by putting the new one first.
+CACHE_KEY_SECRET = env.str("CACHE_KEY_SECRET", default=hashlib.sha256(f"cache-keys:{SECRET_KEY}".encode()).hexdigest())
+CACHE_ENCRYPTION_KEYS = env.list("CACHE_ENCRYPTION_KEYS", default=[]) or [
+    base64.urlsafe_b64encode(hashlib.sha256(f"cache-encryption:{SECRET_KEY}".encode()).digest()).decode()
+]
+CACHE_L1_MAX_BYTES = env.int("CACHE_L1_MAX_BYTES", default=64 * 1024 * 1024)
+CACHE_SINGLE_FLIGHT_WAIT_SECONDS = env.float("CACHE_SINGLE_FLIGHT_WAIT_SECONDS", default=2.0)
+CACHE_REDIS_BREAKER_SECONDS = env.float("CACHE_REDIS_BREAKER_SECONDS", default=3.0)
 
 # --- Channels -------------------------------------------------------------------------------------
 if REDIS_URL:

@@ -46,3 +46,13 @@ def staff_user(django_user_model):
 def staff_api(api, staff_user) -> APIClient:
     api.force_login(staff_user)
     return api
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache_stack():
+    """The process's cache stack forgets its L1, policies and counters between tests."""
+    from apps.caching.stack import default_stack
+
+    default_stack().clear_local()
+    yield
+    default_stack().clear_local()

@@ -1,0 +1,10 @@
+"""The brief's cache namespaces and their medical TTLs, seeded as CachePolicy rows."""
+
+DEFAULT_POLICIES: dict[str, dict] = {
+    "patient_data": {"ttl_seconds": 30 * 60, "description": "Demographics and identifier lookups"},
+    "clinical_data": {"ttl_seconds": 15 * 60, "description": "Encounters and observation queries"},
+    "ai_inference": {"ttl_seconds": 60 * 60, "description": "Model outputs for identical inputs"},
+    "audit_logs": {"ttl_seconds": 2 * 60 * 60, "description": "Audit trail queries"},
+    "vital_signs": {"ttl_seconds": 10 * 60, "description": "Latest and recent vital signs"},
+    "medications": {"ttl_seconds": 20 * 60, "description": "Medication requests"},
+}

@@ -1,0 +1,119 @@
+"""Cache policies (edited in admin), the L3 tier's table, scope generations and per-process counters."""
+
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+# Entries never outlive this, so a scope generation is only ever compared with entries younger than it.
+MAX_TTL_SECONDS = 24 * 3600
+
+
+class CachePolicy(models.Model):
+    """How one namespace is cached. An edit reaches every process within about a second."""
+
+    namespace = models.SlugField(max_length=64, unique=True)
+    description = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True, help_text="Off: every read goes to the source.")
+    l1_enabled = models.BooleanField("L1 (process memory)", default=True)
+    l2_enabled = models.BooleanField("L2 (Redis)", default=True)
+    l3_enabled = models.BooleanField("L3 (database)", default=True)
+    ttl_seconds = models.PositiveIntegerField(
+        "TTL (s)", default=600, validators=[MinValueValidator(1), MaxValueValidator(MAX_TTL_SECONDS)]
+    )
+    stale_while_revalidate_seconds = models.PositiveIntegerField(
+        "stale-while-revalidate (s)",
+        default=60,
+        validators=[MaxValueValidator(MAX_TTL_SECONDS)],
+        help_text="After the TTL, one caller reloads while the others are served the old value this long.",
+    )
+    l1_max_entries = models.PositiveIntegerField(
+        "L1 entry bound", default=10_000, validators=[MinValueValidator(1), MaxValueValidator(1_000_000)]
+    )
+    encrypt = models.BooleanField(
+        "encrypt at rest", default=True, help_text="Encrypt L2 and L3 values (Fernet). Required for PHI."
+    )
+    contains_phi = models.BooleanField("holds PHI", default=True)
+    # Part of every key: bumping it ("clear namespace") orphans every entry at once, in every tier.
+    generation = models.PositiveBigIntegerField(default=1, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["namespace"]
+        verbose_name_plural = "cache policies"
+
+    def __str__(self) -> str:
+        return self.namespace
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.contains_phi and not self.encrypt and (self.l2_enabled or self.l3_enabled):
+            raise ValidationError({"encrypt": "A namespace that holds PHI must be encrypted outside process memory."})
+        if self.ttl_seconds + self.stale_while_revalidate_seconds > MAX_TTL_SECONDS:
+            raise ValidationError({"stale_while_revalidate_seconds": "TTL plus the stale window must fit in 24 h."})
+
+
+class CacheEntry(models.Model):
+    """The L3 tier: what survives a Redis outage or restart. Keys are HMACs; PHI values are encrypted."""
+
+    key = models.CharField(max_length=64, primary_key=True)
+    namespace = models.CharField(max_length=64)
+    scope = models.CharField(max_length=64, blank=True, help_text="HMAC of the invalidation scope, or empty.")
+    generation = models.BigIntegerField(default=0)
+    value = models.BinaryField()
+    fresh_until = models.FloatField()
+    stale_until = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["stale_until"]), models.Index(fields=["namespace"])]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}:{self.key[:12]}"
+
+
+class CacheScopeGeneration(models.Model):
+    """How many times a scope (one patient's data, say) has changed. Bumped inside the writer's transaction.
+
+    Entries remember the generation they were loaded under; a later generation makes them misses. The
+    row with scope `POLICY_SCOPE` is bumped when a policy changes, so the same one-per-second poll that
+    drops other processes' stale L1 entries also reloads the policies.
+    """
+
+    scope = models.CharField(max_length=64, primary_key=True)
+    generation = models.PositiveBigIntegerField(default=0)
+    updated_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.scope[:12]}@{self.generation}"
+
+
+class CacheStat(models.Model):
+    """Counters of one namespace and tier in one process, added to every few seconds."""
+
+    class Tier(models.TextChoices):
+        L1 = "l1", "L1 memory"
+        L2 = "l2", "L2 Redis"
+        L3 = "l3", "L3 database"
+        SOURCE = "source", "source (loader)"
+
+    namespace = models.CharField(max_length=64)
+    tier = models.CharField(max_length=8, choices=Tier.choices)
+    process = models.CharField(max_length=120)
+    requests = models.PositiveBigIntegerField(default=0, help_text="source tier: reads asked for.")
+    hits = models.PositiveBigIntegerField(default=0)
+    misses = models.PositiveBigIntegerField(default=0)
+    stale_serves = models.PositiveBigIntegerField(default=0)
+    loads = models.PositiveBigIntegerField(default=0)
+    load_seconds = models.FloatField(default=0.0)
+    evictions = models.PositiveBigIntegerField(default=0)
+    errors = models.PositiveBigIntegerField(default=0)
+    entries = models.PositiveBigIntegerField(default=0, help_text="L1 only: entries held now.")
+    bytes = models.PositiveBigIntegerField(default=0, help_text="L1: bytes held now; L2/L3: bytes written.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["namespace", "tier", "process"], name="cachestat_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.tier}@{self.process}"

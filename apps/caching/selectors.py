@@ -1,0 +1,38 @@
+"""Reads of the caching app: hit rates per namespace and tier, summed over every process."""
+
+from __future__ import annotations
+
+from django.db.models import Sum
+
+from apps.caching.models import CacheStat
+
+SUMMED = (
+    *("requests", "hits", "misses", "stale_serves", "loads", "load_seconds"),
+    *("evictions", "errors", "entries", "bytes"),
+)
+
+
+def cache_stats(*, namespace: str | None = None) -> dict[str, dict]:
+    """Per namespace: totals per tier, the overall hit rate and mean load time."""
+    rows = CacheStat.objects.all()
+    if namespace:
+        rows = rows.filter(namespace=namespace)
+    sums = rows.values("namespace", "tier").annotate(**{f"{name}_sum": Sum(name) for name in SUMMED})
+    report: dict[str, dict] = {}
+    for row in sums:
+        tiers = report.setdefault(row["namespace"], {"tiers": {}})["tiers"]
+        tiers[row["tier"]] = {name: row[f"{name}_sum"] or 0 for name in SUMMED}
+    for summary in report.values():
+        tiers = summary["tiers"]
+        source = tiers.get("source", {})
+        requests, loads = source.get("requests", 0), source.get("loads", 0)
+        summary["requests"] = requests
+        summary["hit_rate"] = round(1 - loads / requests, 4) if requests else None
+        summary["stale_serves"] = sum(t.get("stale_serves", 0) for t in tiers.values())
+        summary["mean_load_ms"] = round(1000 * source.get("load_seconds", 0) / loads, 3) if loads else None
+        for tier in ("l1", "l2", "l3"):
+            counts = tiers.get(tier)
+            if counts:
+                looked = counts["hits"] + counts["misses"]
+                counts["hit_rate"] = round(counts["hits"] / looked, 4) if looked else None
+    return report

@@ -1,0 +1,75 @@
+"""Writes of the caching app: policies, namespace clears, counters, and the L3 tier's housekeeping."""
+
+from __future__ import annotations
+
+import time
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from apps.caching.defaults import DEFAULT_POLICIES
+from apps.caching.models import CacheEntry, CachePolicy, CacheStat
+
+
+def cache_policy_ensure(*, namespace: str) -> CachePolicy:
+    """The namespace's policy, created with safe defaults (encrypted, 10 min) when code first uses it."""
+    try:
+        return CachePolicy.objects.get(namespace=namespace)
+    except CachePolicy.DoesNotExist:
+        pass
+    defaults = DEFAULT_POLICIES.get(namespace, {"description": "Created on first use"})
+    policy = CachePolicy(namespace=namespace, **defaults)
+    policy.full_clean(validate_unique=False)
+    try:
+        with transaction.atomic():
+            policy.save()
+    except IntegrityError:  # another process created it first
+        return CachePolicy.objects.get(namespace=namespace)
+    return policy
+
+
+@transaction.atomic
+def cache_namespace_clear(*, namespace: str) -> CachePolicy:
+    """Orphan every entry of a namespace in every tier and process: its key generation moves on."""
+    CachePolicy.objects.filter(namespace=namespace).update(generation=F("generation") + 1)
+    policy = CachePolicy.objects.get(namespace=namespace)
+    policy.save(update_fields=["updated_at"])  # post_save tells every process
+    CacheEntry.objects.filter(namespace=namespace).delete()
+    return policy
+
+
+def cache_stats_record(
+    *, process: str, deltas: dict[tuple[str, str], dict[str, float]], l1_usage: dict[str, tuple[int, int]], using: str
+) -> None:
+    """Add one process's counters since its last flush; L1's entries and bytes are current values."""
+    touched = set(deltas) | {(namespace, "l1") for namespace in l1_usage}
+    for namespace, tier in touched:
+        counters = {name: value for name, value in deltas.get((namespace, tier), {}).items() if value}
+        gauges = {}
+        if tier == "l1":
+            entries, size = l1_usage.get(namespace, (0, 0))
+            gauges = {"entries": entries, "bytes": max(size, 0)}
+            counters.pop("bytes", None)
+        if not counters and not gauges:
+            continue
+        changes = {name: F(name) + value for name, value in counters.items()} | gauges
+        rows = CacheStat.objects.using(using).filter(namespace=namespace, tier=tier, process=process)
+        if not rows.update(**changes):
+            try:
+                with transaction.atomic(using=using):
+                    CacheStat.objects.using(using).create(
+                        namespace=namespace, tier=tier, process=process, **counters, **gauges
+                    )
+            except IntegrityError:
+                rows.update(**changes)
+
+
+def cache_entries_prune(*, batch_size: int = 10_000) -> int:
+    """Delete L3 entries past their stale window; the number deleted."""
+    deleted = 0
+    now = time.time()
+    while True:
+        keys = list(CacheEntry.objects.filter(stale_until__lt=now).values_list("key", flat=True)[:batch_size])
+        if not keys:
+            return deleted
+        deleted += CacheEntry.objects.filter(key__in=keys).delete()[0]

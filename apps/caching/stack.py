@@ -1,0 +1,708 @@
+"""The multi-level cache: L1 process memory -> L2 Redis -> L3 database -> the loader.
+
+How a read stays correct:
+- Keys are HMACs of (namespace, the policy's generation, key parts); no identifier reaches a store.
+- An entry that depends on data that changes (one patient's vitals, say) names a *scope*. A write
+  bumps the scope's generation inside its own transaction (`invalidate_scopes`), publishes it to Redis
+  on commit, and every tier compares an entry's generation with the current one. A reader that
+  started before a write stores its value under the old generation, so it can never be served after
+  the write: the stale-read race is closed by construction, not by timing.
+- Other processes learn of writes and policy edits from one indexed query a second (the generations
+  changed since the last poll) and drop just the affected L1 entries.
+- A miss is loaded once per key: threads of a process wait for the one loading, other processes wait
+  on a Redis lock for the value to appear, or are served the stale value inside the SWR window.
+- Redis failures open a circuit breaker: reads go on through L1, L3 and the loader, no request fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connections, transaction
+from django.utils import timezone
+
+from apps.caching.layers import CircuitBreaker, CodecError, Entry, KeyHasher, MemoryTier, ValueCodec
+
+logger = logging.getLogger(__name__)
+
+POLICY_SCOPE = "policies"  # a CacheScopeGeneration row bumped on every policy edit
+# A write's timestamp is taken before its commit, so each poll looks back this far (a transaction
+# that takes longer than this between its invalidation and its commit is caught by the entry TTL).
+POLL_MARGIN = timedelta(seconds=5)
+
+# Set the generation only upward, so replays and out-of-order publishes are harmless.
+_SET_IF_GREATER = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    namespace: str
+    enabled: bool = True
+    l1: bool = True
+    l2: bool = True
+    l3: bool = True
+    ttl: int = 600
+    swr: int = 60
+    l1_max_entries: int = 10_000
+    encrypt: bool = True
+    generation: int = 1
+
+
+COUNTERS = ("requests", "hits", "misses", "stale_serves", "loads", "load_seconds", "evictions", "errors", "bytes")
+
+
+class CacheStack:
+    """One per process (see `default_stack`); tests and benches build their own with other clients."""
+
+    def __init__(
+        self,
+        *,
+        redis_client_factory: Callable[[], Any] | None,
+        key_secret: str,
+        encryption_keys: list[str],
+        l1_max_bytes: int = 64 * 1024 * 1024,
+        poll_interval: float = 1.0,
+        flush_interval: float = 5.0,
+        single_flight_wait: float = 2.0,
+        breaker_seconds: float = 3.0,
+        database: str = "default",
+    ):
+        self._redis_factory = redis_client_factory
+        self._redis = None
+        self.hasher = KeyHasher(key_secret)
+        self.codec = ValueCodec(encryption_keys)
+        self.l1 = MemoryTier(l1_max_bytes)
+        self.breaker = CircuitBreaker(breaker_seconds)
+        self.poll_interval = poll_interval
+        self.flush_interval = flush_interval
+        self.single_flight_wait = single_flight_wait
+        self.database = database
+        self.process = f"{socket.gethostname()}:{os.getpid()}"
+        self._policies: dict[str, Policy] = {}
+        self._policy_generation: int | None = None
+        self._polled_at = 0.0
+        self._poll_since = timezone.now() - POLL_MARGIN
+        self._flushed_at = time.monotonic()
+        self._known_generations: dict[str, tuple[int, float]] = {}
+        self._pending_publishes: dict[str, int] = {}
+        self._tick_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        self._stats: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
+        self._flights: dict[str, threading.Event] = {}
+        self._flights_lock = threading.Lock()
+        self._async_flights: dict[str, asyncio.Future] = {}
+        self._set_if_greater = None
+
+    # --- policies and the once-a-second poll ------------------------------------------------------
+    def policy(self, namespace: str) -> Policy:
+        self.tick()
+        policy = self._policies.get(namespace)
+        if policy is None:
+            from apps.caching.services import cache_policy_ensure
+
+            policy = self._policy_from_row(cache_policy_ensure(namespace=namespace))
+            self._policies[namespace] = policy
+        return policy
+
+    def tick(self, *, force: bool = False) -> None:
+        """Poll generations changed since the last poll (one indexed query), at most once per interval."""
+        now = time.monotonic()
+        if not force and now - self._polled_at < self.poll_interval and self._policy_generation is not None:
+            return
+        if not self._tick_lock.acquire(blocking=force):
+            return
+        try:
+            self._poll()
+            self._polled_at = now
+            self._retry_publishes()
+            if force or now - self._flushed_at >= self.flush_interval:
+                self.flush_stats()
+        finally:
+            self._tick_lock.release()
+
+    def _poll(self) -> None:
+        from apps.caching.models import CacheScopeGeneration
+
+        started = timezone.now()
+        try:
+            changed = list(
+                CacheScopeGeneration.objects.using(self.database)
+                .filter(updated_at__gte=self._poll_since - POLL_MARGIN)
+                .values_list("scope", "generation")
+            )
+        except Exception:
+            logger.warning("cache generation poll failed; dropping L1", exc_info=True)
+            self.l1.clear()
+            return
+        self._poll_since = started
+        expire = time.monotonic() + 2 * POLL_MARGIN.total_seconds()
+        for scope, generation in changed:
+            if scope == POLICY_SCOPE:
+                if generation != self._policy_generation:
+                    self._reload_policies(generation)
+                continue
+            self._remember_generation(scope, generation, expire)
+            self.l1.drop_scope(scope, below_generation=generation)
+        if self._policy_generation is None:
+            self._reload_policies(0)
+        for scope, (_, until) in list(self._known_generations.items()):
+            if until < time.monotonic():
+                self._known_generations.pop(scope, None)
+
+    def _remember_generation(self, scope: str, generation: int, expire: float) -> None:
+        known = self._known_generations.get(scope)
+        if known is None or known[0] < generation:
+            self._known_generations[scope] = (generation, expire)
+
+    def _reload_policies(self, generation: int) -> None:
+        from apps.caching.models import CachePolicy
+
+        policies = {row.namespace: self._policy_from_row(row) for row in CachePolicy.objects.using(self.database)}
+        for namespace, old in self._policies.items():
+            new = policies.get(namespace)
+            if new is None or new != old:
+                self.l1.clear(namespace)
+        self._policies = policies
+        self._policy_generation = generation
+
+    @staticmethod
+    def _policy_from_row(row) -> Policy:
+        return Policy(
+            namespace=row.namespace,
+            enabled=row.enabled,
+            l1=row.l1_enabled,
+            l2=row.l2_enabled,
+            l3=row.l3_enabled,
+            ttl=row.ttl_seconds,
+            swr=row.stale_while_revalidate_seconds,
+            l1_max_entries=row.l1_max_entries,
+            encrypt=row.encrypt,
+            generation=row.generation,
+        )
+
+    # --- keys ------------------------------------------------------------------------------------
+    def key(self, policy: Policy, key_parts: Iterable[Any]) -> str:
+        return self.hasher.digest(policy.namespace, policy.generation, *key_parts)
+
+    def scope_key(self, scope: str) -> str:
+        return self.hasher.digest("scope", scope)
+
+    # --- the read path ---------------------------------------------------------------------------
+    def get_or_load(
+        self,
+        namespace: str,
+        key_parts: Iterable[Any],
+        loader: Callable[[], Any],
+        *,
+        scope: str | None = None,
+        ttl: int | None = None,
+    ) -> Any:
+        """The cached value of `key_parts`, or `loader()`'s, stored in every enabled tier (unless None)."""
+        policy = self.policy(namespace)
+        self._count(namespace, "source", requests=1)
+        if not policy.enabled:
+            return loader()
+        key = self.key(policy, key_parts)
+        scope_key = self.scope_key(scope) if scope else ""
+        found = self.lookup(policy, key, scope_key)
+        if found.entry is not None and found.fresh:
+            return found.entry.value
+        return self._load_once(policy, key, scope_key, loader, found, ttl)
+
+    @dataclass(slots=True)
+    class Found:
+        entry: Entry | None = None
+        fresh: bool = False
+        redis_generation: int | None = None
+        db_generation: int | None = None
+
+    def lookup(self, policy: Policy, key: str, scope_key: str) -> Found:
+        """Walk the tiers; a fresh hit is copied into the faster tiers above it."""
+        now = time.time()
+        found = self.Found()
+        stale: Entry | None = None
+        if policy.l1:
+            entry = self.l1.get(policy.namespace, key)
+            if entry is not None and entry.is_fresh(now):
+                self._count(policy.namespace, "l1", hits=1)
+                return self.Found(entry, True)
+            self._count(policy.namespace, "l1", misses=1)
+            if entry is not None and entry.is_servable_stale(now):
+                stale = entry
+        if policy.l2:
+            entry, found.redis_generation = self._l2_get(policy, key, scope_key)
+            if entry is not None and entry.is_fresh(now):
+                self._count(policy.namespace, "l2", hits=1)
+                self._fill_l1(policy, key, entry)
+                return self.Found(entry, True, found.redis_generation)
+            if found.redis_generation is not None:
+                self._count(policy.namespace, "l2", misses=1)
+            if entry is not None and entry.is_servable_stale(now):
+                stale = stale or entry
+        if policy.l3:
+            entry, found.db_generation = self._l3_get(policy, key, scope_key)
+            if entry is not None and entry.is_fresh(now):
+                self._count(policy.namespace, "l3", hits=1)
+                self._fill_l1(policy, key, entry)
+                if policy.l2 and found.redis_generation is not None:
+                    # Valid as of the database generation, which is never behind Redis's.
+                    self._l2_set(policy, key, _with_generation(entry, found.redis_generation))
+                return self.Found(entry, True, found.redis_generation, found.db_generation)
+            self._count(policy.namespace, "l3", misses=1)
+            if entry is not None and entry.is_servable_stale(now):
+                stale = stale or entry
+        found.entry = stale
+        return found
+
+    def _load_once(self, policy: Policy, key: str, scope_key: str, loader, found: Found, ttl: int | None) -> Any:
+        """Single flight: one loader per key in this process, and (with Redis) across processes."""
+        with self._flights_lock:
+            flight = self._flights.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._flights[key] = threading.Event()
+        if not leader:
+            if found.entry is not None:  # someone is already reloading: the stale value will do
+                self._count(policy.namespace, "l1", stale_serves=1)
+                return found.entry.value
+            flight.wait(self.single_flight_wait)
+            again = self.lookup(policy, key, scope_key)
+            if again.entry is not None and again.fresh:
+                return again.entry.value
+            return self._load_and_store(policy, key, scope_key, loader, again, ttl)
+        try:
+            lock = self._redis_lock(policy, key)
+            if lock is False:  # another process holds the lock
+                if found.entry is not None:
+                    self._count(policy.namespace, "l2", stale_serves=1)
+                    return found.entry.value
+                value = self._wait_for_other_process(policy, key, scope_key)
+                if value is not _MISSING:
+                    return value
+            try:
+                return self._load_and_store(policy, key, scope_key, loader, found, ttl)
+            finally:
+                if lock:
+                    self._release(lock)
+        finally:
+            with self._flights_lock:
+                self._flights.pop(key, None)
+            flight.set()
+
+    def _wait_for_other_process(self, policy: Policy, key: str, scope_key: str) -> Any:
+        deadline = time.monotonic() + self.single_flight_wait
+        pause = 0.005
+        while time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+            entry, _ = self._l2_get(policy, key, scope_key)
+            if entry is not None and entry.is_fresh(time.time()):
+                self._count(policy.namespace, "l2", hits=1)
+                self._fill_l1(policy, key, entry)
+                return entry.value
+        return _MISSING
+
+    def _load_and_store(self, policy: Policy, key: str, scope_key: str, loader, found: Found, ttl: int | None) -> Any:
+        generations = self._generations_before_load(policy, scope_key, found)
+        started = time.perf_counter()
+        value = loader()
+        self._count(policy.namespace, "source", loads=1, load_seconds=time.perf_counter() - started)
+        self.store(policy, key, scope_key, value, ttl=ttl, generations=generations)
+        return value
+
+    def _generations_before_load(self, policy: Policy, scope_key: str, found: Found) -> tuple[int | None, int | None]:
+        """The scope's generations in Redis and the database, read *before* the loader runs: that
+        ordering is what makes a write landing during the load invalidate what the load stores."""
+        redis_generation, db_generation = found.redis_generation, found.db_generation
+        if scope_key and policy.l2 and redis_generation is None:
+            redis_generation = self._redis_generation(scope_key)
+        if scope_key and db_generation is None and (policy.l3 or redis_generation is None):
+            db_generation = self._db_generation(scope_key)
+        return redis_generation, db_generation
+
+    def store(
+        self, policy: Policy, key: str, scope_key: str, value: Any, *, ttl: int | None, generations: tuple
+    ) -> None:
+        """Put a loaded value in every enabled tier whose generation is known (None is never stored)."""
+        if value is None:
+            return
+        redis_generation, db_generation = generations
+        lifetime = ttl or policy.ttl
+        now = time.time()
+        blob = self.codec.encode(value, encrypt=policy.encrypt)
+        entry = Entry(value, 0, now + lifetime, now + lifetime + policy.swr, scope_key, len(blob))
+        if policy.l2 and (redis_generation is not None or not scope_key):
+            self._l2_set(policy, key, _with_generation(entry, redis_generation or 0), blob)
+        if policy.l3 and (db_generation is not None or not scope_key):
+            self._l3_set(policy, key, _with_generation(entry, db_generation or 0), blob)
+        generation = db_generation if db_generation is not None else redis_generation
+        if generation is not None or not scope_key:
+            self._fill_l1(policy, key, _with_generation(entry, generation or 0))
+
+    # --- the async read path ---------------------------------------------------------------------
+    def _prepare(self, namespace: str, key_parts, scope: str | None) -> tuple[Policy, str, str, Found | None]:
+        policy = self.policy(namespace)
+        self._count(namespace, "source", requests=1)
+        if not policy.enabled:
+            return policy, "", "", None
+        key = self.key(policy, key_parts)
+        scope_key = self.scope_key(scope) if scope else ""
+        found = self.lookup(policy, key, scope_key)
+        if found.entry is None or not found.fresh:
+            found.redis_generation, found.db_generation = self._generations_before_load(policy, scope_key, found)
+        return policy, key, scope_key, found
+
+    async def aget_or_load(
+        self,
+        namespace: str,
+        key_parts: Iterable[Any],
+        loader: Callable[[], Awaitable[Any]],
+        *,
+        scope: str | None = None,
+        ttl: int | None = None,
+    ) -> Any:
+        """`get_or_load` for coroutines: the tiers are read in a thread, the loader awaited in the loop.
+
+        Concurrent misses of a key in one event loop share one load; a stale value inside the SWR
+        window is served while that load runs."""
+        policy, key, scope_key, found = await sync_to_async(self._prepare)(namespace, list(key_parts), scope)
+        if found is None:
+            return await loader()
+        if found.entry is not None and found.fresh:
+            return found.entry.value
+        pending = self._async_flights.get(key)
+        if pending is not None:
+            if found.entry is not None:
+                self._count(namespace, "l1", stale_serves=1)
+                return found.entry.value
+            return await asyncio.shield(pending)
+        future = asyncio.get_running_loop().create_future()
+        self._async_flights[key] = future
+        try:
+            started = time.perf_counter()
+            value = await loader()
+            self._count(namespace, "source", loads=1, load_seconds=time.perf_counter() - started)
+            generations = (found.redis_generation, found.db_generation)
+            await sync_to_async(self.store)(policy, key, scope_key, value, ttl=ttl, generations=generations)
+            future.set_result(value)
+            return value
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else needs to
+            raise
+        finally:
+            self._async_flights.pop(key, None)
+
+    def _fill_l1(self, policy: Policy, key: str, entry: Entry) -> None:
+        if not policy.l1:
+            return
+        if entry.scope:
+            known = self._known_generations.get(entry.scope)
+            if known is not None and entry.generation < known[0]:
+                return  # loaded before a write this process has already heard of
+        evicted = self.l1.put(policy.namespace, key, entry, max_entries=policy.l1_max_entries)
+        if evicted:
+            self._count(policy.namespace, "l1", evictions=evicted)
+
+    # --- L2: Redis -------------------------------------------------------------------------------
+    def redis(self):
+        if self._redis is None and self._redis_factory is not None:
+            self._redis = self._redis_factory()
+        return self._redis
+
+    def _redis_call(self, namespace: str, call: Callable[[Any], Any]) -> tuple[bool, Any]:
+        client = self.redis()
+        if client is None or not self.breaker.allow():
+            return False, None
+        try:
+            result = call(client)
+        except Exception:  # noqa: BLE001 - any Redis trouble: stop calling it for a while
+            self.breaker.failure()
+            self._count(namespace, "l2", errors=1)
+            logger.warning("Redis unavailable; cache continues on L1/L3 for %.0fs", self.breaker.open_seconds)
+            return False, None
+        self.breaker.success()
+        return True, result
+
+    def _l2_get(self, policy: Policy, key: str, scope_key: str) -> tuple[Entry | None, int | None]:
+        """The L2 entry (None if absent or invalidated) and the scope's generation in Redis (None if unreachable)."""
+        if scope_key:
+            keys = (_value_key(key), _generation_key(scope_key))
+            ok, result = self._redis_call(policy.namespace, lambda r: r.mget(keys))
+        else:
+            ok, result = self._redis_call(policy.namespace, lambda r: [r.get(_value_key(key)), None])
+        if not ok:
+            return None, None
+        blob, raw_generation = result
+        generation = int(raw_generation or 0)
+        if blob is None:
+            return None, generation
+        try:
+            stored_generation, fresh_until, stale_until, payload = blob.split(b"|", 3)
+            entry = Entry(
+                self.codec.decode(payload), int(stored_generation), float(fresh_until), float(stale_until),
+                scope_key, len(payload),
+            )  # fmt: skip
+        except (ValueError, CodecError):
+            self._count(policy.namespace, "l2", errors=1)
+            return None, generation
+        if entry.generation != generation:
+            return None, generation
+        return entry, generation
+
+    def _l2_set(self, policy: Policy, key: str, entry: Entry, blob: bytes | None = None) -> None:
+        payload = blob if blob is not None else self.codec.encode(entry.value, encrypt=policy.encrypt)
+        record = b"%d|%r|%r|" % (entry.generation, entry.fresh_until, entry.stale_until) + payload
+        expires_ms = max(1, int((entry.stale_until - time.time()) * 1000))
+        ok, _ = self._redis_call(policy.namespace, lambda r: r.set(_value_key(key), record, px=expires_ms))
+        if ok:
+            self._count(policy.namespace, "l2", bytes=len(record))
+
+    def _redis_generation(self, scope_key: str) -> int | None:
+        ok, raw = self._redis_call("", lambda r: r.get(_generation_key(scope_key)))
+        return int(raw or 0) if ok else None
+
+    def _redis_lock(self, policy: Policy, key: str):
+        """A held lock, False when another process holds it, None when Redis cannot arbitrate."""
+        if not policy.l2:
+            return None
+        timeout = max(5, int(self.single_flight_wait * 5))  # a crashed loader's lock expires
+        ok, lock = self._redis_call(
+            policy.namespace, lambda r: _acquired(r.lock(f"cpc:l:{key}", timeout=timeout, blocking=False))
+        )
+        if not ok:
+            return None
+        return lock
+
+    def _release(self, lock) -> None:
+        self._redis_call("", lambda r: lock.release())
+
+    # --- L3: the database ------------------------------------------------------------------------
+    def _l3_get(self, policy: Policy, key: str, scope_key: str) -> tuple[Entry | None, int | None]:
+        from apps.caching.models import CacheEntry, CacheScopeGeneration
+
+        entries, generations = CacheEntry._meta.db_table, CacheScopeGeneration._meta.db_table
+        sql = (
+            f"SELECT g.generation, e.value, e.generation, e.fresh_until, e.stale_until "  # noqa: S608 - table names
+            f"FROM (SELECT %s AS k, %s AS s) q "
+            f"LEFT JOIN {entries} e ON e.key = q.k "
+            f"LEFT JOIN {generations} g ON g.scope = q.s"
+        )
+        try:
+            with connections[self.database].cursor() as cursor:
+                cursor.execute(sql, [key, scope_key])
+                current, blob, stored, fresh_until, stale_until = cursor.fetchone()
+        except Exception:
+            logger.warning("L3 cache read failed", exc_info=True)
+            self._count(policy.namespace, "l3", errors=1)
+            return None, None
+        current = int(current or 0)
+        if blob is None or (scope_key and int(stored) != current):
+            return None, current
+        try:
+            value = self.codec.decode(bytes(blob))
+        except CodecError:
+            self._count(policy.namespace, "l3", errors=1)
+            return None, current
+        return Entry(value, int(stored), fresh_until, stale_until, scope_key, len(blob)), current
+
+    def _l3_set(self, policy: Policy, key: str, entry: Entry, blob: bytes) -> None:
+        from apps.caching.models import CacheEntry
+
+        row = CacheEntry(
+            key=key, namespace=policy.namespace, scope=entry.scope, generation=entry.generation, value=blob,
+            fresh_until=entry.fresh_until, stale_until=entry.stale_until,
+        )  # fmt: skip
+        try:
+            CacheEntry.objects.using(self.database).bulk_create(
+                [row],
+                update_conflicts=True,
+                unique_fields=["key"],
+                update_fields=["namespace", "scope", "generation", "value", "fresh_until", "stale_until"],
+            )
+        except Exception:
+            logger.warning("L3 cache write failed", exc_info=True)
+            self._count(policy.namespace, "l3", errors=1)
+            return
+        self._count(policy.namespace, "l3", bytes=len(blob))
+
+    def _db_generation(self, scope_key: str) -> int | None:
+        from apps.caching.models import CacheScopeGeneration
+
+        try:
+            return (
+                CacheScopeGeneration.objects.using(self.database)
+                .filter(scope=scope_key)
+                .values_list("generation", flat=True)
+                .first()
+                or 0
+            )
+        except Exception:  # noqa: BLE001
+            return None
+
+    # --- invalidation ----------------------------------------------------------------------------
+    def invalidate_scopes(self, scopes: Iterable[str]) -> None:
+        """Bump the scopes' generations in the caller's transaction; publish them when it commits."""
+        from apps.caching.models import CacheScopeGeneration
+
+        table = CacheScopeGeneration._meta.db_table
+        now = timezone.now()
+        bumped: dict[str, int] = {}
+        with connections[self.database].cursor() as cursor:
+            for scope in scopes:
+                scope_key = scope if scope == POLICY_SCOPE else self.scope_key(scope)
+                cursor.execute(
+                    f"INSERT INTO {table} (scope, generation, updated_at) VALUES (%s, 1, %s) "  # noqa: S608
+                    f"ON CONFLICT (scope) DO UPDATE SET generation = {table}.generation + 1, "
+                    f"updated_at = excluded.updated_at RETURNING generation",
+                    [scope_key, now],
+                )
+                bumped[scope_key] = cursor.fetchone()[0]
+        transaction.on_commit(lambda: self._published(bumped), using=self.database)
+
+    def _published(self, bumped: dict[str, int]) -> None:
+        expire = time.monotonic() + 2 * POLL_MARGIN.total_seconds()
+        for scope_key, generation in bumped.items():
+            if scope_key == POLICY_SCOPE:
+                self._polled_at = 0.0  # this process reloads on its next read
+                continue
+            self._remember_generation(scope_key, generation, expire)
+            self.l1.drop_scope(scope_key, below_generation=generation)
+            self._pending_publishes[scope_key] = max(generation, self._pending_publishes.get(scope_key, 0))
+        self._retry_publishes()
+
+    def _retry_publishes(self) -> None:
+        """Send generations to Redis; those that fail are retried on the next tick."""
+        pending = dict(self._pending_publishes)
+        if not pending:
+            return
+
+        def publish(client):
+            if self._set_if_greater is None:
+                self._set_if_greater = client.register_script(_SET_IF_GREATER)
+            pipe = client.pipeline(transaction=False)
+            for scope_key, generation in pending.items():
+                self._set_if_greater(keys=[_generation_key(scope_key)], args=[generation], client=pipe)
+            pipe.execute()
+
+        ok, _ = self._redis_call("", publish)
+        if ok or self.redis() is None:
+            for scope_key, generation in pending.items():
+                if self._pending_publishes.get(scope_key) == generation:
+                    del self._pending_publishes[scope_key]
+
+    def clear_local(self) -> None:
+        """Forget everything this process holds (tests, and after a namespace clear)."""
+        self.l1.clear()
+        self._policies = {}
+        self._policy_generation = None
+        self._known_generations.clear()
+        self._pending_publishes.clear()
+        self._polled_at = 0.0
+        with self._stats_lock:
+            self._stats.clear()
+
+    # --- counters --------------------------------------------------------------------------------
+    def _count(self, namespace: str, tier: str, **deltas: float) -> None:
+        if not namespace:
+            return
+        with self._stats_lock:
+            counters = self._stats[(namespace, tier)]
+            for name, delta in deltas.items():
+                counters[name] += delta
+
+    def stats(self) -> dict[tuple[str, str], dict[str, float]]:
+        """This process's counters since the last flush."""
+        with self._stats_lock:
+            return {k: dict(v) for k, v in self._stats.items()}
+
+    def flush_stats(self) -> None:
+        from apps.caching.services import cache_stats_record
+
+        with self._stats_lock:
+            deltas, self._stats = dict(self._stats), defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
+        self._flushed_at = time.monotonic()
+        try:
+            cache_stats_record(process=self.process, deltas=deltas, l1_usage=self.l1.usage(), using=self.database)
+        except Exception:
+            logger.warning("cache counters could not be stored", exc_info=True)
+            with self._stats_lock:
+                for k, counters in deltas.items():
+                    for name, delta in counters.items():
+                        self._stats[k][name] += delta
+
+
+_MISSING = object()
+
+
+def _acquired(lock):
+    return lock if lock.acquire() else False
+
+
+def _with_generation(entry: Entry, generation: int) -> Entry:
+    return Entry(entry.value, generation, entry.fresh_until, entry.stale_until, entry.scope, entry.size)
+
+
+def _value_key(key: str) -> str:
+    return f"cpc:v:{key}"
+
+
+def _generation_key(scope_key: str) -> str:
+    return f"cpc:g:{scope_key}"
+
+
+_default: CacheStack | None = None
+_default_lock = threading.Lock()
+
+
+def default_stack() -> CacheStack:
+    """This process's cache stack, on the settings' Redis (L2 off when REDIS_URL is unset)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = CacheStack(
+                    redis_client_factory=_settings_redis if settings.REDIS_URL else None,
+                    key_secret=settings.CACHE_KEY_SECRET,
+                    encryption_keys=settings.CACHE_ENCRYPTION_KEYS,
+                    l1_max_bytes=settings.CACHE_L1_MAX_BYTES,
+                    single_flight_wait=settings.CACHE_SINGLE_FLIGHT_WAIT_SECONDS,
+                    breaker_seconds=settings.CACHE_REDIS_BREAKER_SECONDS,
+                )
+    return _default
+
+
+def _settings_redis():
+    from django_redis import get_redis_connection
+
+    return get_redis_connection("default")
+
+
+def get_or_load(namespace: str, key_parts: Iterable[Any], loader: Callable[[], Any], **options) -> Any:
+    return default_stack().get_or_load(namespace, key_parts, loader, **options)
+
+
+async def aget_or_load(
+    namespace: str, key_parts: Iterable[Any], loader: Callable[[], Awaitable[Any]], **options
+) -> Any:
+    return await default_stack().aget_or_load(namespace, key_parts, loader, **options)
+
+
+def invalidate_scopes(*scopes: str) -> None:
+    default_stack().invalidate_scopes(scopes)

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class RatelimitsConfig(AppConfig):
+    name = "apps.ratelimits"
+    verbose_name = "Rate limits"
+    default_auto_field = "django.db.models.BigAutoField"

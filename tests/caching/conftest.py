@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+import redis
+from django.conf import settings
+
+from apps.caching.stack import CacheStack
+from tests.helpers import free_port
+
+
+def make_stack(redis_url: str | None = settings.REDIS_URL, **options) -> CacheStack:
+    """A stack as another process would have it: its own L1, policies and breaker."""
+
+    def factory():
+        return redis.Redis.from_url(redis_url, socket_timeout=0.3, socket_connect_timeout=0.3)
+
+    options.setdefault("poll_interval", 0.05)
+    return CacheStack(
+        redis_client_factory=factory if redis_url else None,
+        key_secret=settings.CACHE_KEY_SECRET,
+        encryption_keys=settings.CACHE_ENCRYPTION_KEYS,
+        **options,
+    )
+
+
+@pytest.fixture
+def stack() -> CacheStack:
+    return make_stack()
+
+
+@pytest.fixture
+def own_redis():
+    """A Redis server of the test's own, on its own port, that the test may stop."""
+    port = free_port()
+    process = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    client = redis.Redis.from_url(url)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield url, process
+    process.kill()
+    process.wait()

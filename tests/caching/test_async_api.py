@@ -1,0 +1,68 @@
+"""The brief's API: MedicalAICache(redis_url), await initialize(), @cache_decorator(ttl=..., namespace=...)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import connections
+
+from apps.caching.decorators import cached
+from apps.caching.medical_ai_cache import MedicalAICache
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def _close_the_executor_connection():
+    """The tiers are read in asgiref's shared thread; its connection goes back to the pool after."""
+    yield
+    await sync_to_async(connections.close_all)()
+
+
+async def test_the_briefs_decorator_caches_a_coroutine_once_per_argument():
+    cache = MedicalAICache(settings.REDIS_URL)
+    await cache.initialize()
+    fetched = []
+
+    @cache.cache_decorator(ttl=1800, namespace="patient_data", scope=lambda patient_id: f"patient:{patient_id}")
+    async def get_patient_data(patient_id):
+        fetched.append(patient_id)
+        await asyncio.sleep(0.05)
+        return {"id": patient_id, "family_name": "Nakamura"}
+
+    first = await asyncio.gather(*[get_patient_data(5) for _ in range(10)])
+    assert first == [{"id": 5, "family_name": "Nakamura"}] * 10
+    assert await get_patient_data(6) == {"id": 6, "family_name": "Nakamura"}
+    assert fetched == [5, 6]  # ten concurrent misses of one key shared one load
+
+    await cache.invalidate("patient:5")
+    await get_patient_data(5)
+    assert fetched == [5, 6, 5]
+
+
+async def test_an_uninitialized_cache_says_so():
+    cache = MedicalAICache("redis://127.0.0.1:1/0")
+
+    @cache.cache_decorator(ttl=60)
+    async def answer():
+        return 1
+
+    with pytest.raises(RuntimeError, match="initialize"):
+        await answer()
+
+
+def test_the_sync_decorator_keys_by_arguments():
+    calls = []
+
+    @cached("ai_inference")
+    def embed(text: str) -> list[float]:
+        calls.append(text)
+        return [float(len(text))]
+
+    assert embed("chest pain") == [10.0]
+    assert embed("chest pain") == [10.0]
+    assert embed("fever") == [5.0]
+    assert calls == ["chest pain", "fever"]

@@ -1,0 +1,265 @@
+"""The multi-level cache on the real Redis and PostgreSQL: tiers, keys, encryption, invalidation, races."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection, transaction
+
+from apps.caching import selectors, services
+from apps.caching.layers import CodecError, ValueCodec
+from apps.caching.models import CacheEntry, CachePolicy
+from tests.caching.conftest import make_stack
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PATIENT = {"id": 41, "mrn": "MRN-0041", "family_name": "Okonkwo", "given_name": "Adaeze"}
+
+
+def threads_of(*targets: Callable[[], object]) -> list[object]:
+    """Run each target in its own thread (closing its database connection after), return their results."""
+    results: list[object] = [None] * len(targets)
+
+    def run(index: int, target: Callable[[], object]) -> None:
+        try:
+            results[index] = target()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, t)) for i, t in enumerate(targets)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def set_policy(namespace: str, **fields) -> None:
+    """An edit as admin makes it: saved, so every stack hears of it."""
+    policy = services.cache_policy_ensure(namespace=namespace)
+    for name, value in fields.items():
+        setattr(policy, name, value)
+    policy.save()
+
+
+def counting(value):
+    calls = []
+
+    def loader():
+        calls.append(1)
+        return value
+
+    return loader, calls
+
+
+def test_a_miss_loads_once_then_each_tier_serves_in_turn(stack):
+    loader, calls = counting(PATIENT)
+    assert stack.get_or_load("patient_data", ["patient", 41], loader, scope="patient:41") == PATIENT
+    assert stack.get_or_load("patient_data", ["patient", 41], loader, scope="patient:41") == PATIENT
+    assert len(calls) == 1
+    counts = stack.stats()
+    assert counts[("patient_data", "l1")]["hits"] == 1
+
+    other_process = make_stack()  # no L1 yet: Redis serves it
+    assert other_process.get_or_load("patient_data", ["patient", 41], loader, scope="patient:41") == PATIENT
+    assert other_process.stats()[("patient_data", "l2")]["hits"] == 1
+
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()  # Redis lost everything: the database tier serves
+    third = make_stack()
+    assert third.get_or_load("patient_data", ["patient", 41], loader, scope="patient:41") == PATIENT
+    assert third.stats()[("patient_data", "l3")]["hits"] == 1
+    assert len(calls) == 1
+
+
+def test_keys_and_stored_values_carry_no_patient_data(stack):
+    stack.get_or_load("patient_data", ["mrn", PATIENT["mrn"]], lambda: PATIENT, scope="patient:41")
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.keys("cpc:*"))
+    assert keys
+    for key in keys:
+        assert (b"MRN-0041" not in key and b"41" not in key.split(b":")[-1][:2]) or len(key) > 60
+        raw = client.get(key) or b""
+        assert b"Okonkwo" not in raw and b"MRN-0041" not in raw
+    row = CacheEntry.objects.get()
+    assert b"Okonkwo" not in bytes(row.value) and "41" not in row.scope
+
+
+def test_a_namespace_without_phi_may_be_stored_in_the_clear(stack):
+    CachePolicy.objects.create(namespace="model_catalog", contains_phi=False, encrypt=False)
+    stack.get_or_load("model_catalog", ["all"], lambda: {"models": ["minilm"]})
+    raw = next(v for v in (redis.Redis.from_url(settings.REDIS_URL).get(k) for k in
+                           redis.Redis.from_url(settings.REDIS_URL).keys("cpc:v:*")) if v)  # fmt: skip
+    assert b"minilm" in raw
+
+
+def test_encryption_keys_rotate_without_losing_entries():
+    old_key, new_key = ValueCodec.derive_key("old"), ValueCodec.derive_key("new")
+    sealed = ValueCodec([old_key]).encode(PATIENT, encrypt=True)
+    rotated_codec = ValueCodec([new_key, old_key])
+    assert rotated_codec.decode(sealed) == PATIENT
+    resealed = rotated_codec.rotate(sealed)
+    assert ValueCodec([new_key]).decode(resealed) == PATIENT
+    with pytest.raises(CodecError):
+        ValueCodec([new_key]).decode(sealed)
+
+
+def test_a_write_invalidates_every_tier_and_other_processes_l1(stack):
+    other_process = make_stack()
+    version = {"n": 1}
+
+    def loader():
+        return {"vitals": version["n"]}
+
+    assert stack.get_or_load("vital_signs", ["latest", 7], loader, scope="patient:7") == {"vitals": 1}
+    assert other_process.get_or_load("vital_signs", ["latest", 7], loader, scope="patient:7") == {"vitals": 1}
+
+    with transaction.atomic():
+        version["n"] = 2
+        stack.invalidate_scopes(["patient:7"])
+    assert stack.get_or_load("vital_signs", ["latest", 7], loader, scope="patient:7") == {"vitals": 2}
+    time.sleep(0.06)  # the other process's poll interval in this test
+    assert other_process.get_or_load("vital_signs", ["latest", 7], loader, scope="patient:7") == {"vitals": 2}
+
+
+def test_a_reader_that_started_before_a_write_cannot_store_a_stale_value(stack):
+    """The stale-read race: the load reads old data, the write commits, then the load stores."""
+    database = {"heart_rate": 70}
+    loading, written = threading.Event(), threading.Event()
+
+    def slow_loader():
+        value = dict(database)  # what the database said when the reader looked
+        loading.set()
+        written.wait(5)  # ... and the write commits before this reader stores
+        return value
+
+    def writer():
+        loading.wait(5)
+        with transaction.atomic():
+            database["heart_rate"] = 120
+            stack.invalidate_scopes(["patient:9"])
+        connection.close()
+        written.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    stale = stack.get_or_load("vital_signs", ["latest", 9], slow_loader, scope="patient:9")
+    thread.join()
+    assert stale == {"heart_rate": 70}  # that reader got what it read; nobody after it may
+    for reader in (stack, make_stack(), make_stack()):
+        assert reader.get_or_load("vital_signs", ["latest", 9], lambda: dict(database), scope="patient:9") == {
+            "heart_rate": 120
+        }
+
+
+def test_concurrent_misses_in_one_process_run_one_loader(stack):
+    calls = []
+
+    def slow_loader():
+        calls.append(1)
+        time.sleep(0.3)
+        return {"embedding": [0.1, 0.2]}
+
+    results = threads_of(*[lambda: stack.get_or_load("ai_inference", ["e", 1], slow_loader)] * 8)
+    assert len(calls) == 1
+    assert results == [{"embedding": [0.1, 0.2]}] * 8
+
+
+def test_concurrent_misses_in_separate_stacks_run_one_loader_through_the_redis_lock():
+    stacks = [make_stack() for _ in range(6)]
+    calls = []
+
+    def slow_loader():
+        calls.append(1)
+        time.sleep(0.3)
+        return {"answer": 42}
+
+    results = threads_of(*[lambda s=s: s.get_or_load("ai_inference", ["q", 2], slow_loader) for s in stacks])
+    assert len(calls) == 1
+    assert results == [{"answer": 42}] * 6
+
+
+def test_inside_the_stale_window_one_caller_reloads_and_the_others_get_the_old_value(stack):
+    set_policy("clinical_data", ttl_seconds=1, stale_while_revalidate_seconds=30)
+    stack.tick(force=True)
+    stack.get_or_load("clinical_data", ["enc", 3], lambda: {"v": 1})
+    time.sleep(1.05)
+    release = threading.Event()
+    calls = []
+
+    def slow_reload():
+        calls.append(1)
+        release.wait(5)
+        return {"v": 2}
+
+    def others() -> list:
+        time.sleep(0.1)  # the reloader is inside its load by now
+        served = [make_stack().get_or_load("clinical_data", ["enc", 3], slow_reload) for _ in range(3)]
+        served.append(stack.get_or_load("clinical_data", ["enc", 3], slow_reload))
+        release.set()
+        return served
+
+    _, served = threads_of(lambda: stack.get_or_load("clinical_data", ["enc", 3], slow_reload), others)
+    assert served == [{"v": 1}] * 4
+    assert len(calls) == 1
+    assert stack.get_or_load("clinical_data", ["enc", 3], slow_reload) == {"v": 2}
+
+
+def test_redis_going_down_fails_no_read_and_opens_the_breaker(own_redis):
+    url, server = own_redis
+    stack = make_stack(url, breaker_seconds=0.5)
+    loader, calls = counting({"score": 0.93})
+    assert stack.get_or_load("ai_inference", ["triage", 1], loader) == {"score": 0.93}
+    server.kill()
+    server.wait()
+    stack.clear_local()  # L1 gone too: the database tier must serve
+    for _ in range(20):
+        assert stack.get_or_load("ai_inference", ["triage", 1], loader) == {"score": 0.93}
+    assert stack.get_or_load("ai_inference", ["triage", 2], loader) == {"score": 0.93}  # a miss still loads
+    assert len(calls) == 2
+    assert stack.breaker.state in ("open", "half-open")
+    assert stack.breaker.trips >= 1
+
+
+def test_a_policy_turned_off_goes_to_the_source_and_a_clear_orphans_everything(stack):
+    loader, calls = counting({"x": 1})
+    stack.get_or_load("medications", ["m", 1], loader, scope="patient:1")
+    services.cache_namespace_clear(namespace="medications")
+    stack.tick(force=True)  # this stack stands for another process: it polls within its interval
+    stack.get_or_load("medications", ["m", 1], loader, scope="patient:1")
+    assert len(calls) == 2
+    set_policy("medications", enabled=False)
+    stack.tick(force=True)
+    stack.get_or_load("medications", ["m", 1], loader, scope="patient:1")
+    stack.get_or_load("medications", ["m", 1], loader, scope="patient:1")
+    assert len(calls) == 4
+
+
+def test_counters_are_flushed_and_summed_per_namespace_and_tier(stack):
+    for _ in range(9):
+        stack.get_or_load("audit_logs", ["page", 1], lambda: {"rows": []})
+    stack.flush_stats()
+    make_stack().get_or_load("audit_logs", ["page", 1], lambda: {"rows": []})
+    summary = selectors.cache_stats(namespace="audit_logs")["audit_logs"]
+    assert summary["requests"] == 9  # the second stack has not flushed yet
+    assert summary["hit_rate"] == pytest.approx(8 / 9, abs=1e-3)
+    assert summary["tiers"]["l1"]["hits"] == 8
+    assert summary["tiers"]["l1"]["entries"] == 1
+
+
+def test_the_l1_entry_bound_evicts_the_least_recently_used(stack):
+    set_policy("ai_inference", l1_max_entries=3)
+    stack.tick(force=True)
+    for n in range(5):
+        stack.get_or_load("ai_inference", ["n", n], lambda n=n: {"n": n})
+    assert stack.l1.usage()["ai_inference"][0] == 3
+    assert stack.stats()[("ai_inference", "l1")]["evictions"] == 2
+
+
+def test_values_that_are_not_json_are_refused_clearly(stack):
+    with pytest.raises(TypeError, match="JSON"):
+        stack.get_or_load("ai_inference", ["bad"], lambda: {"when": object()})
