@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from apps.accounts.permissions import HasScope
 from apps.audit.http import audit_entry, purpose_of_use
 from apps.audit.services import audit_record
+from apps.caching.stack import get_or_load
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +52,27 @@ class PhiAPIView(APIView):
             )
         super().permission_denied(request, message=message, code=code)
 
-    def audited_page(self, request: Request, rows, to_json, **audit_fields) -> Response:
-        """One keyset page of `rows`, audited as a search with its result count, as JSON."""
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(rows, request, view=self)
-        self.audit(request, action="search", result_count=len(page), **audit_fields)
-        return paginator.get_paginated_response(to_json(page))
+    def audited_page(self, request: Request, rows, to_json, *, cache: tuple[str, str] | None = None, **audit_fields):
+        """One keyset page of `rows` as JSON, audited as a search with its result count.
+
+        With `cache=(namespace, scope)` the page is kept in that cache namespace, keyed by the view, the
+        URL's path and query (HMAC'd, so no identifier reaches a store); the audit record is written
+        either way.
+        """
+
+        def load() -> dict:
+            paginator = self.pagination_class()
+            page = paginator.paginate_queryset(rows, request, view=self)
+            return dict(paginator.get_paginated_response(to_json(page)).data)
+
+        if cache is None:
+            body = load()
+        else:
+            namespace, scope = cache
+            key = [type(self).__name__, request.get_host(), request.path, sorted(request.query_params.lists())]
+            body = get_or_load(namespace, key, load, scope=scope)
+        self.audit(request, action="search", result_count=len(body["results"]), **audit_fields)
+        return Response(body)
 
     def audit(self, request: Request, **fields) -> None:
         """Record the access; if the trail cannot be written, the data is not served (fail closed)."""

@@ -574,6 +574,8 @@ class CacheStack:
                     [scope_key, now],
                 )
                 bumped[scope_key] = cursor.fetchone()[0]
+        for scope_key in bumped:  # this process's own reads see the write at once, committed or not
+            self.l1.drop_scope(scope_key)
         transaction.on_commit(lambda: self._published(bumped), using=self.database)
 
     def _published(self, bumped: dict[str, int]) -> None:

@@ -9,8 +9,10 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from apps.caching.stack import get_or_load
+from apps.clinical.api.representations import observation_json, patient_json
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
-from apps.clinical.services import search_form
+from apps.clinical.services import identifier_scope, patient_scope, search_form
 from apps.core.selectors import one_or_none
 
 
@@ -23,6 +25,50 @@ def patient_by_identifier(*, value: str, system: str | None = None) -> Patient |
     return one_or_none(
         Patient.objects.filter(identifier_system=system or settings.MRN_SYSTEM, mrn=value, is_deleted=False)
     )
+
+
+def patient_card(*, patient_id: int) -> dict | None:
+    """An active patient as JSON, through the `patient_data` cache (None when there is none)."""
+
+    def load() -> dict | None:
+        patient = patient_get(patient_id=patient_id)
+        return patient_json(patient) if patient else None
+
+    return get_or_load("patient_data", ["patient", patient_id], load, scope=patient_scope(patient_id))
+
+
+def patient_id_by_identifier(*, value: str, system: str | None = None) -> int | None:
+    """The id of the active patient with this MRN, through the `patient_data` cache (keys are HMACs)."""
+    system = system or settings.MRN_SYSTEM
+
+    def load() -> int | None:
+        patient = patient_by_identifier(value=value, system=system)
+        return patient.pk if patient else None
+
+    return get_or_load("patient_data", ["mrn", system, value], load, scope=identifier_scope(system, value))
+
+
+def vital_signs_cards(
+    *,
+    patient_id: int,
+    codes: list[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    latest: bool = False,
+    limit: int = 100,
+) -> list[dict]:
+    """A patient's vital signs as JSON (the latest of each code, or the newest `limit`), cached in `vital_signs`."""
+    window = {"codes": codes, "since": since, "until": until}
+
+    def load() -> list[dict]:
+        if latest:
+            rows = latest_observations(patient_id=patient_id, category="vital-signs", **window)
+        else:
+            rows = observation_list(patient_id=patient_id, category="vital-signs", **window)[:limit]
+        return [observation_json(o) for o in rows]
+
+    key = ["vitals", patient_id, sorted(codes or []), str(since or ""), str(until or ""), latest, limit]
+    return get_or_load("vital_signs", key, load, scope=patient_scope(patient_id))
 
 
 def patient_search(

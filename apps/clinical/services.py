@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.caching.stack import invalidate_scopes
 from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
 from apps.clinical.models import Encounter, Observation, Patient
 
@@ -69,6 +70,15 @@ def patient_create(
     return patient
 
 
+def patient_scope(patient_id: int) -> str:
+    """The cache scope of everything read about one patient: a write to any of it invalidates it all."""
+    return f"patient:{patient_id}"
+
+
+def identifier_scope(system: str, mrn: str) -> str:
+    return f"identifier:{system}|{mrn}"
+
+
 @transaction.atomic
 def patient_soft_delete(*, patient: Patient) -> Patient:
     """Hide a patient from every read; the rows and their audit trail stay."""
@@ -76,6 +86,7 @@ def patient_soft_delete(*, patient: Patient) -> Patient:
         patient.is_deleted = True
         patient.deleted_at = timezone.now()
         patient.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
+        invalidate_scopes(patient_scope(patient.pk), identifier_scope(patient.identifier_system, patient.mrn))
     return patient
 
 
@@ -116,4 +127,5 @@ def observation_record(
     )
     observation.full_clean()
     observation.save()
+    invalidate_scopes(patient_scope(patient.pk))
     return observation

@@ -78,6 +78,11 @@ def _probe_database() -> tuple[str, str]:
 
 
 def _probe_cache() -> tuple[str, str]:
+    from apps.caching.stack import default_stack
+
+    breaker = default_stack().breaker.state
+    if breaker != "closed":
+        return DEGRADED, f"Redis circuit {breaker}: the cache serves from memory and the database"
     key = f"core:readyz:{uuid.uuid4().hex}"
     cache.set(key, "1", timeout=5)
     value = cache.get(key)

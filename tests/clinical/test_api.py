@@ -55,9 +55,10 @@ def test_detail_requires_patient_read(api, issue_token, patient):
     assert _last_audit().outcome == "denied"
 
 
-def test_detail_and_soft_deleted_patients(clinician, patient):
+def test_detail_and_soft_deleted_patients(clinician, patient, django_capture_on_commit_callbacks):
     assert clinician.get(f"/api/v1/patients/{patient.pk}/").json()["mrn"] == "MRN-000123"
-    patient_soft_delete(patient=patient)
+    with django_capture_on_commit_callbacks(execute=True):  # the delete commits: the cache hears of it
+        patient_soft_delete(patient=patient)
     assert clinician.get(f"/api/v1/patients/{patient.pk}/").status_code == 404
     assert clinician.get("/api/v1/patients/999999999/").status_code == 404
 

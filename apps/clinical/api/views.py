@@ -16,12 +16,14 @@ from apps.clinical import selectors, services
 from apps.clinical.api import serializers as s
 from apps.clinical.api.representations import observation_json, patient_json
 from apps.clinical.models import Encounter, Patient
+from apps.clinical.services import patient_scope
 from apps.core.api.pagination import keyset_pagination
 from apps.core.api.params import reject_unknown_params, validated_query
 
 
-def _patient_or_404(view: PhiAPIView, request: Request, patient_id: int) -> Patient:
-    patient = selectors.patient_get(patient_id=patient_id)
+def _patient_or_404(view: PhiAPIView, request: Request, patient_id: int) -> dict:
+    """The patient as JSON (cached); an unknown one is audited as such and answered 404."""
+    patient = selectors.patient_card(patient_id=patient_id)
     if patient is None:
         view.audit(request, action="read", resource_type="Patient", resource_id=patient_id, outcome="not_found")
         raise NotFound("No such patient.")
@@ -40,15 +42,16 @@ class PatientLookupView(PhiAPIView):
         data = s.PatientLookupInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.validate_mrn(data.validated_data["mrn"])
-        patient = selectors.patient_by_identifier(
+        patient_id = selectors.patient_id_by_identifier(
             value=data.validated_data["mrn"], system=data.validated_data.get("system")
         )
+        patient = selectors.patient_card(patient_id=patient_id) if patient_id else None
         query = {"identifier": data.validated_data["mrn"], "system": data.validated_data.get("system", "")}
         if patient is None:
             self.audit(request, action="search", outcome="not_found", result_count=0, query=query)
             raise NotFound("No patient has this MRN.")
-        self.audit(request, action="read", resource_id=patient.pk, patient_id=patient.pk, query=query)
-        return Response(patient_json(patient))
+        self.audit(request, action="read", resource_id=patient_id, patient_id=patient_id, query=query)
+        return Response(patient)
 
 
 class PatientListView(PhiAPIView):
@@ -90,8 +93,8 @@ class PatientDetailView(PhiAPIView):
     def get(self, request: Request, patient_id: int) -> Response:
         reject_unknown_params(request, [])
         patient = _patient_or_404(self, request, patient_id)
-        self.audit(request, action="read", resource_id=patient.pk, patient_id=patient.pk)
-        return Response(patient_json(patient))
+        self.audit(request, action="read", resource_id=patient_id, patient_id=patient_id)
+        return Response(patient)
 
 
 class PatientVitalsView(PhiAPIView):
@@ -103,21 +106,23 @@ class PatientVitalsView(PhiAPIView):
     @extend_schema(parameters=[s.VitalsInputSerializer], responses=s.ObservationOutputSerializer(many=True))
     def get(self, request: Request, patient_id: int) -> Response:
         query = validated_query(request, s.VitalsInputSerializer)
-        patient = _patient_or_404(self, request, patient_id)
-        window = {"codes": query.get("code"), "since": query.get("since"), "until": query.get("until")}
-        if query["latest"]:
-            observations = selectors.latest_observations(patient_id=patient.pk, category="vital-signs", **window)
-        else:
-            observations = list(
-                selectors.observation_list(patient_id=patient.pk, category="vital-signs", **window)[: query["limit"]]
-            )
-        self.audit(request, action="search", patient_id=patient.pk, result_count=len(observations))
-        return Response({"results": [observation_json(o) for o in observations]})
+        _patient_or_404(self, request, patient_id)
+        observations = selectors.vital_signs_cards(
+            patient_id=patient_id,
+            codes=query.get("code"),
+            since=query.get("since"),
+            until=query.get("until"),
+            latest=query["latest"],
+            limit=query["limit"],
+        )
+        self.audit(request, action="search", patient_id=patient_id, result_count=len(observations))
+        return Response({"results": observations})
 
     @extend_schema(request=s.ObservationCreateInputSerializer, responses={201: s.ObservationOutputSerializer})
     def post(self, request: Request, patient_id: int) -> Response:
         reject_unknown_params(request, [])
-        patient = _patient_or_404(self, request, patient_id)
+        _patient_or_404(self, request, patient_id)
+        patient = get_object_or_404(Patient, pk=patient_id, is_deleted=False)
         data = s.ObservationCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
@@ -137,12 +142,16 @@ class PatientEncountersView(PhiAPIView):
     @extend_schema(parameters=[s.EncounterListInputSerializer], responses=s.EncounterOutputSerializer(many=True))
     def get(self, request: Request, patient_id: int) -> Response:
         query = validated_query(request, s.EncounterListInputSerializer)
-        patient = _patient_or_404(self, request, patient_id)
+        _patient_or_404(self, request, patient_id)
         encounters = selectors.encounter_list(
-            patient_id=patient.pk, status=query.get("status"), date_from=query.get("since"), date_to=query.get("until")
+            patient_id=patient_id, status=query.get("status"), date_from=query.get("since"), date_to=query.get("until")
         )
         return self.audited_page(
-            request, encounters, lambda page: s.EncounterOutputSerializer(page, many=True).data, patient_id=patient.pk
+            request,
+            encounters,
+            lambda page: s.EncounterOutputSerializer(page, many=True).data,
+            patient_id=patient_id,
+            cache=("clinical_data", patient_scope(patient_id)),
         )
 
 
@@ -154,10 +163,14 @@ class PatientMedicationsView(PhiAPIView):
     @extend_schema(parameters=[s.MedicationListInputSerializer], responses=s.MedicationOutputSerializer(many=True))
     def get(self, request: Request, patient_id: int) -> Response:
         query = validated_query(request, s.MedicationListInputSerializer)
-        patient = _patient_or_404(self, request, patient_id)
+        _patient_or_404(self, request, patient_id)
         requests = selectors.medication_request_list(
-            patient_id=patient.pk, status=query.get("status"), intent=query.get("intent")
+            patient_id=patient_id, status=query.get("status"), intent=query.get("intent")
         )
         return self.audited_page(
-            request, requests, lambda page: s.MedicationOutputSerializer(page, many=True).data, patient_id=patient.pk
+            request,
+            requests,
+            lambda page: s.MedicationOutputSerializer(page, many=True).data,
+            patient_id=patient_id,
+            cache=("medications", patient_scope(patient_id)),
         )

@@ -1,0 +1,62 @@
+"""The clinical reads go through the cache: hits are still audited, writes invalidate, no MRN in Redis."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from django.conf import settings
+
+from apps.audit.models import AuditEvent
+from apps.caching.stack import default_stack
+from apps.clinical.services import patient_soft_delete
+
+
+def _hits(namespace: str) -> int:
+    return sum(counts["hits"] for (ns, tier), counts in default_stack().stats().items() if ns == namespace)
+
+
+def test_a_cached_read_is_served_from_the_cache_and_audited_every_time(clinician, patient):
+    before = AuditEvent.objects.count()
+    for _ in range(3):
+        assert clinician.get(f"/api/v1/patients/{patient.pk}/").json()["family_name"] == "Müller"
+    assert _hits("patient_data") >= 2
+    assert AuditEvent.objects.count() - before == 3
+
+
+def test_a_recorded_vital_sign_is_in_the_next_read(clinician, patient, django_capture_on_commit_callbacks):
+    url = f"/api/v1/patients/{patient.pk}/vitals/?latest=true&code=8867-4"
+    assert clinician.get(url).json()["results"] == []
+    at = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    with django_capture_on_commit_callbacks(execute=True):
+        created = clinician.post(
+            f"/api/v1/patients/{patient.pk}/vitals/", {"code": "8867-4", "value": 88, "effective_at": at}, format="json"
+        )
+    assert created.status_code == 201
+    default_stack().clear_local()  # another process: its L1 never held it, Redis must not serve the old page
+    assert [o["value"] for o in clinician.get(url).json()["results"]] == [88]
+
+
+def test_an_mrn_lookup_leaves_no_identifier_in_redis(clinician, patient):
+    assert clinician.post("/api/v1/patients/lookup/", {"mrn": patient.mrn}, format="json").status_code == 200
+    assert clinician.post("/api/v1/patients/lookup/", {"mrn": patient.mrn}, format="json").status_code == 200
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = client.keys("cpc:*")
+    assert keys
+    for key in keys:
+        value = client.get(key) or b""
+        for secret in (patient.mrn.encode(), "Müller".encode(), b"1970-05-04"):
+            assert secret not in key and secret not in value
+
+
+@pytest.mark.parametrize("path", ["medications/", "encounters/"])
+def test_paged_lists_are_cached_per_query_and_dropped_by_a_delete(
+    clinician, patient, path, django_capture_on_commit_callbacks
+):
+    url = f"/api/v1/patients/{patient.pk}/{path}"
+    assert clinician.get(url).json()["results"] == []
+    assert clinician.get(url + "?page_size=5").json()["results"] == []
+    with django_capture_on_commit_callbacks(execute=True):
+        patient_soft_delete(patient=patient)
+    assert clinician.get(url).status_code == 404
