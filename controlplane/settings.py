@@ -63,10 +63,12 @@ INSTALLED_APPS = [
     "apps.optimizer",
     "apps.caching",
     "apps.ratelimits",
+    "apps.resources",
 ]
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
+    "apps.metrics.middleware.RequestTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -75,6 +77,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.ratelimits.throttling.RateLimitHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "controlplane.urls"
@@ -184,6 +187,15 @@ CACHE_L1_MAX_BYTES = env.int("CACHE_L1_MAX_BYTES", default=64 * 1024 * 1024)
 CACHE_SINGLE_FLIGHT_WAIT_SECONDS = env.float("CACHE_SINGLE_FLIGHT_WAIT_SECONDS", default=2.0)
 CACHE_REDIS_BREAKER_SECONDS = env.float("CACHE_REDIS_BREAKER_SECONDS", default=3.0)
 
+# The resource monitor's thresholds, in percent (the brief's: CPU 70, memory 80, disk 90, pool 90).
+RESOURCE_THRESHOLDS = {
+    "cpu": env.float("RESOURCE_CPU_PCT", default=70.0),
+    "memory": env.float("RESOURCE_MEMORY_PCT", default=80.0),
+    "disk": env.float("RESOURCE_DISK_PCT", default=90.0),
+    "pool": env.float("RESOURCE_POOL_PCT", default=90.0),
+    "redis_memory": env.float("RESOURCE_REDIS_MEMORY_PCT", default=90.0),
+}
+
 # --- Channels -------------------------------------------------------------------------------------
 if REDIS_URL:
     CHANNEL_LAYERS = {
@@ -264,6 +276,8 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Views that name a `throttle_scope` are limited by its RateLimitPolicy (apps/ratelimits).
+    "DEFAULT_THROTTLE_CLASSES": ["apps.ratelimits.throttling.PolicyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,

@@ -50,9 +50,12 @@ def staff_api(api, staff_user) -> APIClient:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache_stack():
-    """The process's cache stack forgets its L1, policies and counters between tests."""
+    """The process's cache stack and rate-limit policies are forgotten between tests."""
     from apps.caching.stack import default_stack
+    from apps.ratelimits.selectors import policy_cache
 
     default_stack().clear_local()
+    policy_cache.forget()
     yield
     default_stack().clear_local()
+    policy_cache.forget()

@@ -30,6 +30,11 @@ class PhiAPIView(APIView):
     permission_classes = [HasScope]
     resource_type = ""
 
+    @property
+    def throttle_scope(self) -> str:
+        """The RateLimitPolicy that limits this view: demographics apart from the clinical record."""
+        return "patient_data" if self.resource_type == "Patient" else "clinical_data"
+
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
         purpose_of_use(request)  # a bad header is a 400 before any data is read

@@ -59,6 +59,11 @@ class VersionedLocalCache:
         self._entries.clear()
         transaction.on_commit(self._bump)
 
+    def forget(self) -> None:
+        """Drop this process's entries and re-read the shared version on the next read (tests)."""
+        self._entries.clear()
+        self._version = None
+
     def _bump(self) -> None:
         try:
             cache.set(self.version_key, uuid.uuid4().hex, timeout=None)

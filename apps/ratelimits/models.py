@@ -1,1 +1,102 @@
+"""Rate-limit policies per API scope (edited in admin) and the record of every adaptive change."""
 
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+class RateLimitPolicy(models.Model):
+    """At most `requests` per `period_seconds` per client token, in any sliding window (exact, in Redis)."""
+
+    scope = models.SlugField(max_length=64, unique=True, help_text="Views name it in `throttle_scope`.")
+    description = models.CharField(max_length=200, blank=True)
+    enabled = models.BooleanField(default=True)
+    requests = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(1_000_000)])
+    period_seconds = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(1), MaxValueValidator(86_400)]
+    )
+    burst_per_second = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Optional: also at most this many in any one second (absorbs spikes)."
+    )
+    fail_open = models.BooleanField(
+        default=True, help_text="When Redis is unreachable: on, requests pass; off, they are refused (503)."
+    )
+    priority = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1), MaxValueValidator(5)], help_text="1 is the most important."
+    )
+    adaptive = models.BooleanField(default=False, help_text="Tighten under load (CPU or the service's p95).")
+    tighten_factor = models.FloatField(
+        default=0.5,
+        validators=[MinValueValidator(0.05), MaxValueValidator(0.95)],
+        help_text="Each tightening step multiplies the limit by this.",
+    )
+    min_factor = models.FloatField(default=0.1, validators=[MinValueValidator(0.01), MaxValueValidator(1)])
+    current_factor = models.FloatField(default=1.0, editable=False)
+    service = models.ForeignKey(
+        "services.Service", null=True, blank=True, on_delete=models.SET_NULL, help_text="Whose p95 is watched."
+    )
+    cpu_threshold_pct = models.FloatField(default=70.0, validators=[MinValueValidator(1), MaxValueValidator(100)])
+    p95_threshold_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: the service's own p95 SLO target."
+    )
+    recover_below = models.FloatField(
+        default=0.8,
+        validators=[MinValueValidator(0.1), MaxValueValidator(0.99)],
+        help_text="Hysteresis: recover only once the signal is below this fraction of its threshold.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["priority", "scope"]
+        verbose_name_plural = "rate limit policies"
+
+    def __str__(self) -> str:
+        return f"{self.scope}: {self.effective_requests}/{self.period_seconds}s"
+
+    @property
+    def effective_requests(self) -> int:
+        return max(1, int(self.requests * self.current_factor))
+
+    def clean(self) -> None:
+        if self.min_factor > 1 or self.min_factor <= 0:
+            raise ValidationError({"min_factor": "Between 0 and 1."})
+        if self.burst_per_second and self.burst_per_second > self.requests:
+            raise ValidationError({"burst_per_second": "A per-second burst cap above the whole limit never acts."})
+
+
+class RateLimitAdjustment(models.Model):
+    """One adaptive change of a policy's factor, with the signal that caused it."""
+
+    class Direction(models.TextChoices):
+        TIGHTEN = "tighten"
+        RECOVER = "recover"
+
+    policy = models.ForeignKey(RateLimitPolicy, on_delete=models.CASCADE, related_name="adjustments")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    direction = models.CharField(max_length=8, choices=Direction.choices)
+    old_factor = models.FloatField()
+    new_factor = models.FloatField()
+    reason = models.CharField(max_length=200)
+    cpu_pct = models.FloatField(null=True)
+    p95_ms = models.FloatField(null=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.policy.scope} {self.direction} {self.old_factor:g}->{self.new_factor:g}"
+
+
+class RateLimitHit(models.Model):
+    """The embedded (no Redis) limiter's sliding-window log; SQLite serializes writers, so it stays exact."""
+
+    key = models.CharField(max_length=120)
+    at_ms = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "at_ms"])]
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.at_ms}"

@@ -18,6 +18,12 @@ class Service(models.Model):
     slug = models.SlugField(max_length=80, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.API)
     base_url = models.URLField(blank=True, help_text="Where the service answers, for probes and load tests.")
+    route_prefix = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="URL pattern prefix of this service's routes served here (e.g. api/v1/patients/): "
+        "their request metrics are this service's.",
+    )
     owner_team = models.CharField(max_length=120, blank=True)
     description = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)

@@ -16,6 +16,7 @@ class AuditEventListView(APIView):
 
     permission_classes = [HasScope]
     required_scopes = [scopes.AUDIT_READ]
+    throttle_scope = "audit_logs"
     pagination_class = keyset_pagination("-id")
 
     @extend_schema(parameters=[AuditListInputSerializer], responses=AuditEventOutputSerializer(many=True))

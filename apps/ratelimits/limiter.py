@@ -1,0 +1,93 @@
+"""An exact sliding-window limiter: one Lua script in Redis (no read-modify-write from Python).
+
+The window log holds one member per admitted request, so "100 per 60 s" means never a 101st inside
+any 60 s, however many clients race. Without Redis (embedded mode) the same rule runs in the
+database, where SQLite's serialized writers keep it exact.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from django.db import transaction
+
+# KEYS[1]: the log. ARGV: window ms, limit, burst per second (0: none), member.
+# Returns {allowed, remaining, reset_ms, retry_after_ms}; the clock is Redis's, shared by every caller.
+SLIDING_WINDOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window, limit, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+local count = redis.call('ZCARD', KEYS[1])
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local reset = window
+if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+if count >= limit then
+  return {0, 0, reset, reset}
+end
+if burst > 0 then
+  local recent = redis.call('ZRANGEBYSCORE', KEYS[1], now - 999, '+inf', 'WITHSCORES', 'LIMIT', 0, burst)
+  if #recent / 2 >= burst then
+    local wait = tonumber(recent[2]) + 1000 - now
+    return {0, limit - count, reset, wait}
+  end
+end
+redis.call('ZADD', KEYS[1], now, ARGV[4])
+redis.call('PEXPIRE', KEYS[1], window)
+if count == 0 then reset = window end
+return {1, limit - count - 1, reset, 0}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: float
+    retry_after_seconds: float
+
+
+class LimiterUnavailable(Exception):
+    """The limiter's store could not be reached; the policy says whether to fail open or closed."""
+
+
+class RedisSlidingWindow:
+    def __init__(self, client):
+        self.client = client
+        self.script = client.register_script(SLIDING_WINDOW)
+
+    def hit(self, key: str, *, limit: int, window_seconds: int, burst: int | None = None) -> Decision:
+        try:
+            allowed, remaining, reset_ms, retry_ms = self.script(
+                keys=[f"rl:{key}"], args=[window_seconds * 1000, limit, burst or 0, os.urandom(8).hex()]
+            )
+        except Exception as exc:
+            raise LimiterUnavailable(str(exc)) from exc
+        return Decision(bool(allowed), limit, int(remaining), int(reset_ms) / 1000, int(retry_ms) / 1000)
+
+
+class DatabaseSlidingWindow:
+    """The same rule in SQL, for the embedded mode (one SQLite writer at a time)."""
+
+    def hit(self, key: str, *, limit: int, window_seconds: int, burst: int | None = None) -> Decision:
+        from apps.ratelimits.models import RateLimitHit
+
+        now = int(time.time() * 1000)
+        window = window_seconds * 1000
+        try:
+            with transaction.atomic():
+                RateLimitHit.objects.filter(key=key, at_ms__lte=now - window).delete()
+                times = list(RateLimitHit.objects.filter(key=key).order_by("at_ms").values_list("at_ms", flat=True))
+                reset = (times[0] + window - now) if times else window
+                if len(times) >= limit:
+                    return Decision(False, limit, 0, reset / 1000, reset / 1000)
+                recent = [at for at in times if at > now - 1000]
+                if burst and len(recent) >= burst:
+                    return Decision(False, limit, limit - len(times), reset / 1000, (recent[0] + 1000 - now) / 1000)
+                RateLimitHit.objects.create(key=key, at_ms=now)
+        except Exception as exc:
+            raise LimiterUnavailable(str(exc)) from exc
+        return Decision(True, limit, limit - len(times) - 1, reset / 1000, 0.0)

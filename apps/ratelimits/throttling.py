@@ -1,0 +1,110 @@
+"""The DRF throttle on the exact limiter. Views opt in by naming a `throttle_scope`."""
+
+from __future__ import annotations
+
+import math
+import threading
+
+from django.conf import settings
+from rest_framework.exceptions import APIException
+from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
+
+from apps.caching.layers import CircuitBreaker
+from apps.ratelimits.limiter import DatabaseSlidingWindow, Decision, LimiterUnavailable, RedisSlidingWindow
+from apps.ratelimits.selectors import active_policy
+
+
+class RateLimiterUnavailable(APIException):
+    status_code = 503
+    default_detail = "The rate limiter cannot be reached and this API is configured to fail closed. Retry shortly."
+    default_code = "rate_limiter_unavailable"
+
+
+class _Limiter:
+    """This process's limiter: Redis when configured (behind a circuit breaker), else the database."""
+
+    def __init__(self):
+        self._backend = None
+        self._lock = threading.Lock()
+        self.breaker = CircuitBreaker(settings.CACHE_REDIS_BREAKER_SECONDS)
+
+    def backend(self):
+        if self._backend is None:
+            with self._lock:
+                if self._backend is None:
+                    if settings.REDIS_URL:
+                        from django_redis import get_redis_connection
+
+                        self._backend = RedisSlidingWindow(get_redis_connection("default"))
+                    else:
+                        self._backend = DatabaseSlidingWindow()
+        return self._backend
+
+    def hit(self, key: str, **limits) -> Decision:
+        if not self.breaker.allow():
+            raise LimiterUnavailable("circuit open")
+        try:
+            decision = self.backend().hit(key, **limits)
+        except LimiterUnavailable:
+            self.breaker.failure()
+            raise
+        self.breaker.success()
+        return decision
+
+
+limiter = _Limiter()
+
+
+def client_identity(request: Request) -> str:
+    """The token's client, else the signed-in user: never anything from the URL or the body."""
+    auth = getattr(request, "auth", None)
+    if auth is not None and getattr(auth, "pk", None) is not None:
+        return f"c{auth.pk}"
+    if request.user and request.user.is_authenticated:
+        return f"u{request.user.pk}"
+    return "anon"
+
+
+class PolicyRateThrottle(BaseThrottle):
+    def __init__(self):
+        self._wait: float | None = None
+
+    def allow_request(self, request: Request, view) -> bool:
+        scope = getattr(view, "throttle_scope", None)
+        policy = active_policy(scope) if scope else None
+        if policy is None:
+            return True
+        try:
+            decision = limiter.hit(
+                f"{scope}:{client_identity(request)}",
+                limit=policy.requests,
+                window_seconds=policy.period_seconds,
+                burst=policy.burst_per_second,
+            )
+        except LimiterUnavailable as exc:
+            if policy.fail_open:
+                return True
+            raise RateLimiterUnavailable() from exc
+        request._request.rate_limit = decision  # the headers middleware reads it
+        self._wait = decision.retry_after_seconds
+        return decision.allowed
+
+    def wait(self) -> float | None:
+        return math.ceil(self._wait) if self._wait else None
+
+
+class RateLimitHeadersMiddleware:
+    """`RateLimit-Limit`, `-Remaining` and `-Reset` on every limited response, 429s included."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        decision: Decision | None = getattr(request, "rate_limit", None)
+        if decision is not None:
+            response["RateLimit-Limit"] = str(decision.limit)
+            response["RateLimit-Remaining"] = str(max(decision.remaining, 0))
+            response["RateLimit-Reset"] = str(math.ceil(decision.reset_seconds))
+        return response

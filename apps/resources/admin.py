@@ -1,0 +1,27 @@
+from django.contrib import admin
+
+from apps.resources.models import ResourceRecommendation, ResourceSample
+
+
+@admin.register(ResourceRecommendation)
+class ResourceRecommendationAdmin(admin.ModelAdmin):
+    list_display = ["kind", "status", "value", "threshold", "occurrences", "last_seen", "message"]
+    list_filter = ["status", "kind"]
+    readonly_fields = ["kind", "metric", "value", "threshold", "message", "occurrences", "first_seen", "last_seen",
+                       "resolved_at"]  # fmt: skip
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(ResourceSample)
+class ResourceSampleAdmin(admin.ModelAdmin):
+    list_display = ["at", "host", "cpu_pct", "memory_pct", "disk_pct", "pool_pct", "db_connections_pct",
+                    "redis_memory_bytes", "l1_cache_bytes"]  # fmt: skip
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

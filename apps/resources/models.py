@@ -1,0 +1,54 @@
+"""What the resource monitor saw, and what it recommends doing about it."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ResourceSample(models.Model):
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    host = models.CharField(max_length=120)
+    cpu_pct = models.FloatField()
+    memory_pct = models.FloatField()
+    disk_pct = models.FloatField()
+    db_connections_pct = models.FloatField(null=True, help_text="Server connections in use / max_connections.")
+    pool_pct = models.FloatField(null=True, help_text="The sampling process's pool: in use / maximum.")
+    redis_memory_bytes = models.BigIntegerField(null=True)
+    redis_maxmemory_bytes = models.BigIntegerField(null=True)
+    l1_cache_bytes = models.BigIntegerField(null=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.host} @ {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class ResourceRecommendation(models.Model):
+    """One open problem per kind: re-sightings bump `last_seen`; a calm sample resolves it."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        RESOLVED = "resolved"
+
+    kind = models.CharField(max_length=40)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    metric = models.CharField(max_length=40)
+    value = models.FloatField()
+    threshold = models.FloatField()
+    message = models.TextField()
+    occurrences = models.PositiveIntegerField(default=1)
+    first_seen = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(auto_now=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["status", "-last_seen"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=models.Q(status="open"), name="one_open_recommendation_per_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.status})"

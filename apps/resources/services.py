@@ -1,0 +1,125 @@
+"""The resource monitor: sample the host and its dependencies, keep recommendations current."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psutil
+from django.conf import settings
+from django.db import connections, transaction
+from django.utils import timezone
+
+from apps.core.selectors import database_pool_stats
+from apps.resources.models import ResourceRecommendation, ResourceSample
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str
+    metric: str
+    threshold_setting: str
+    advice: Callable[[ResourceSample, float], str]
+
+
+def _pct(value: float) -> str:
+    return f"{value:.0f}%"
+
+
+RULES = [
+    Rule("cpu", "cpu_pct", "cpu", lambda s, t: (
+        f"CPU at {_pct(s.cpu_pct)} (threshold {_pct(t)}): add API replicas (deploy/k8s HPA) or let adaptive "
+        "rate limits shed low-priority traffic; move batch work (benchmarks, optimizations) off peak.")),
+    Rule("memory", "memory_pct", "memory", lambda s, t: (
+        f"Memory at {_pct(s.memory_pct)} (threshold {_pct(t)}): shrink the L1 cache (CACHE_L1_MAX_BYTES, now "
+        f"{settings.CACHE_L1_MAX_BYTES // 2**20} MiB per process) or lower the policies' L1 entry bounds.")),
+    Rule("disk", "disk_pct", "disk", lambda s, t: (
+        f"Disk at {_pct(s.disk_pct)} (threshold {_pct(t)}): prune expired L3 cache entries, archive old audit "
+        "partitions, check PostgreSQL WAL retention.")),
+    Rule("pool", "pool_pct", "pool", lambda s, t: (
+        f"Connection pool at {_pct(s.pool_pct)} (threshold {_pct(t)}): raise DB_POOL_MAX_SIZE (now "
+        f"{settings.DB_POOL_MAX_SIZE}) within PostgreSQL's max_connections, or add a read replica.")),
+    Rule("db_connections", "db_connections_pct", "pool", lambda s, t: (
+        f"PostgreSQL connections at {_pct(s.db_connections_pct)} of max_connections (threshold {_pct(t)}): "
+        "lower DB_POOL_MAX_SIZE x processes, or raise max_connections.")),
+    Rule("redis_memory", "redis_memory_pct", "redis_memory", lambda s, t: (
+        f"Redis memory at {_pct(_redis_pct(s) or 0)} of maxmemory (threshold {_pct(t)}): raise maxmemory, "
+        "shorten TTLs or turn L2 off for bulky namespaces.")),
+]  # fmt: skip
+
+
+def _redis_pct(sample: ResourceSample) -> float | None:
+    if sample.redis_memory_bytes is None or not sample.redis_maxmemory_bytes:
+        return None
+    return 100 * sample.redis_memory_bytes / sample.redis_maxmemory_bytes
+
+
+def _database_connections_pct() -> float | None:
+    if connections["default"].vendor != "postgresql":
+        return None
+    with connections["default"].cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM pg_stat_activity)::float / current_setting('max_connections')::float"
+        )
+        return round(100 * cursor.fetchone()[0], 1)
+
+
+def _redis_memory() -> tuple[int | None, int | None]:
+    if not settings.REDIS_URL:
+        return None, None
+    from django_redis import get_redis_connection
+
+    try:
+        info = get_redis_connection("default").info("memory")
+    except Exception:  # noqa: BLE001 - an unreachable Redis is reported by /readyz, not here
+        return None, None
+    return info.get("used_memory"), info.get("maxmemory") or None
+
+
+def resources_sample(*, cpu_interval: float = 1.0) -> ResourceSample:
+    """Measure CPU (over `cpu_interval`), memory, disk, connections and Redis memory, and store it."""
+    from apps.caching.stack import default_stack
+
+    pool = database_pool_stats()
+    redis_used, redis_max = _redis_memory()
+    return ResourceSample.objects.create(
+        host=socket.gethostname(),
+        cpu_pct=psutil.cpu_percent(interval=cpu_interval),
+        memory_pct=psutil.virtual_memory().percent,
+        disk_pct=psutil.disk_usage(str(settings.VAR_DIR)).percent,
+        db_connections_pct=_database_connections_pct(),
+        pool_pct=round(100 * pool["utilization"], 1) if pool else None,
+        redis_memory_bytes=redis_used,
+        redis_maxmemory_bytes=redis_max,
+        l1_cache_bytes=sum(size for _, size in default_stack().l1.usage().values()),
+    )
+
+
+@transaction.atomic
+def recommendations_update(*, sample: ResourceSample) -> list[ResourceRecommendation]:
+    """Open (or re-see) a recommendation per threshold crossed; resolve those no longer crossed."""
+    thresholds = settings.RESOURCE_THRESHOLDS
+    current = []
+    for rule in RULES:
+        value = _redis_pct(sample) if rule.metric == "redis_memory_pct" else getattr(sample, rule.metric)
+        threshold = thresholds[rule.threshold_setting]
+        open_one = ResourceRecommendation.objects.select_for_update().filter(kind=rule.kind, status="open").first()
+        if value is not None and value > threshold:
+            message = rule.advice(sample, threshold)
+            if open_one:
+                open_one.value, open_one.message, open_one.occurrences = value, message, open_one.occurrences + 1
+                open_one.save(update_fields=["value", "message", "occurrences", "last_seen"])
+            else:
+                open_one = ResourceRecommendation.objects.create(
+                    kind=rule.kind, metric=rule.metric, value=value, threshold=threshold, message=message
+                )
+            current.append(open_one)
+        elif open_one:
+            open_one.status, open_one.resolved_at = "resolved", timezone.now()
+            open_one.save(update_fields=["status", "resolved_at", "last_seen"])
+    return current
+
+
+def resource_samples_prune(*, keep_days: int = 30) -> int:
+    return ResourceSample.objects.filter(at__lt=timezone.now() - timezone.timedelta(days=keep_days)).delete()[0]

@@ -1,0 +1,48 @@
+"""Request timing: traffic against the API lands in per-minute rollups by route template, never raw paths."""
+
+import pytest
+
+from apps.metrics.models import RequestRollup
+from apps.metrics.recorder import Recorder, recorder
+from apps.metrics.selectors import route_latency, service_p95_ms_recent
+from apps.services.models import Service
+
+pytestmark = pytest.mark.django_db
+
+
+def test_requests_are_rolled_up_by_route_template_and_client(api, issue_token):
+    token = issue_token("patient:read", name="ward-tablet")
+    recorder.flush()
+    RequestRollup.objects.all().delete()
+    for patient_id in (101, 202, 303):
+        api.get(f"/api/v1/patients/{patient_id}/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    api.get("/healthz")
+    recorder.flush()
+    row = RequestRollup.objects.get(route__startswith="api/v1/patients/<")
+    assert row.count == 3 and row.status_class == "4xx" and row.client == "ward-tablet" and row.method == "GET"
+    assert "101" not in row.route and 0 < row.p50_ms <= row.p95_ms <= row.p99_ms <= row.max_ms
+    assert RequestRollup.objects.filter(route="healthz", client="anonymous").exists()
+
+
+def test_rollups_from_several_processes_merge_into_exact_percentiles():
+    processes = [Recorder(flush_interval=3600) for _ in range(3)]
+    for n, process in enumerate(processes):
+        for ms in range(1, 101):  # 1..100 ms in each process
+            process.record(
+                route="api/x/", method="GET", status=200 if ms < 100 else 503, client="c", elapsed_us=ms * 1000 + n
+            )
+        process.flush()
+    summary = route_latency(route_prefix="api/x/")
+    assert summary["count"] == 300 and summary["errors"] == 3
+    assert summary["p50_ms"] == pytest.approx(50, rel=0.02)
+    assert summary["p95_ms"] == pytest.approx(95, rel=0.02)
+
+
+def test_a_service_p95_comes_from_the_routes_under_its_prefix():
+    service = Service.objects.create(name="Vitals API", slug="vitals", route_prefix="api/v1/vitals/")
+    process = Recorder(flush_interval=3600)
+    for ms in (10, 20, 30, 2000):
+        process.record(route="api/v1/vitals/<id>/", method="GET", status=200, client="c", elapsed_us=ms * 1000)
+    process.record(route="api/v1/other/", method="GET", status=200, client="c", elapsed_us=9_000_000)
+    process.flush()
+    assert service_p95_ms_recent()[service.pk] == pytest.approx(2000, rel=0.02)

@@ -1,0 +1,42 @@
+"""The resource monitor samples the real host, PostgreSQL and Redis, and keeps recommendations current."""
+
+import pytest
+from django.test import override_settings
+
+from apps.resources import services
+from apps.resources.models import ResourceRecommendation
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_sample_reads_the_host_database_and_redis():
+    sample = services.resources_sample(cpu_interval=0.1)
+    assert 0 <= sample.cpu_pct <= 100 and 0 < sample.memory_pct < 100 and 0 < sample.disk_pct < 100
+    assert 0 < sample.db_connections_pct <= 100
+    assert sample.pool_pct is not None
+    assert sample.redis_memory_bytes > 0
+
+
+def test_crossing_a_threshold_opens_one_recommendation_and_calm_resolves_it():
+    sample = services.resources_sample(cpu_interval=0.1)
+    low = {"cpu": 101.0, "memory": 0.0, "disk": 101.0, "pool": 101.0, "redis_memory": 101.0}
+    with override_settings(RESOURCE_THRESHOLDS=low):
+        services.recommendations_update(sample=sample)
+        services.recommendations_update(sample=sample)
+    memory = ResourceRecommendation.objects.get(kind="memory")
+    assert memory.status == "open" and memory.occurrences == 2
+    assert "CACHE_L1_MAX_BYTES" in memory.message
+    with override_settings(RESOURCE_THRESHOLDS={**low, "memory": 100.0}):
+        services.recommendations_update(sample=sample)
+    memory.refresh_from_db()
+    assert memory.status == "resolved" and memory.resolved_at is not None
+
+
+def test_a_full_pool_recommends_raising_its_maximum():
+    sample = services.resources_sample(cpu_interval=0.1)
+    sample.pool_pct = 95.0
+    with override_settings(
+        RESOURCE_THRESHOLDS={"cpu": 101, "memory": 101, "disk": 101, "pool": 90, "redis_memory": 101}
+    ):
+        [recommendation] = services.recommendations_update(sample=sample)
+    assert recommendation.kind == "pool" and "DB_POOL_MAX_SIZE" in recommendation.message
