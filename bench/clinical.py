@@ -27,28 +27,24 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import REPO_ROOT, emit, percentiles, progress, random_paths_script, server, wrk
+from harness import (
+    REPO_ROOT,
+    django_setup,
+    emit,
+    ensure_patients,
+    percentiles,
+    policies,
+    progress,
+    random_paths_script,
+    server,
+    wrk,
+)
 
 DESIGNED_INDEXES = {
     # name: the plain index Django would have given the same foreign key
     "clinical_obs_patient_code": "clinical_observation",
     "clinical_obs_patient_cat": "clinical_observation",
 }
-
-
-def _psql_admin(url: str) -> str:
-    return url.rsplit("/", 1)[0] + "/postgres"
-
-
-def ensure_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(_psql_admin(url), autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def manage(*args: str) -> None:
-    subprocess.run([sys.executable, "manage.py", *args], cwd=REPO_ROOT, check=True)
 
 
 def timed(call, samples: list) -> list[int]:
@@ -177,35 +173,15 @@ def main() -> None:
     args = parser.parse_args()
 
     url = args.database_url
-    os.environ.update(DATABASE_URL=url, DB_POOL_MIN_SIZE="4", DB_POOL_MAX_SIZE="20", DEBUG="true")
-    os.environ.setdefault("VAR_DIR", str(REPO_ROOT / "var" / "bench"))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
-    ensure_database(url)
-    progress("migrating the bench database")
-    manage("migrate", "--noinput", "-v0")
-
-    import django
-
-    django.setup()
+    django_setup(url)
     from apps.accounts.scopes import SCOPES
     from apps.accounts.services import api_client_create
     from apps.clinical.models import Observation, Patient
 
     load = None
-    existing = Patient.objects.filter(mrn__startswith="S200-").count()
-    if existing < args.patients:
-        progress(f"loading {args.patients - existing:,} patients (COPY, 2 workers)")
-        started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "manage.py", "load_synthetic", "--patients", str(args.patients - existing),
-             "--days", str(args.days), "--rounds-per-day", str(args.rounds_per_day), "--seed", "200",
-             "--first-index", str(existing)],
-            cwd=REPO_ROOT, check=True, env=os.environ, stdout=sys.stderr,
-        )  # fmt: skip
-        load = {"seconds": round(time.perf_counter() - started, 1)}
-        with psycopg.connect(url, autocommit=True) as conn:
-            progress("VACUUM ANALYZE")
-            conn.execute("VACUUM ANALYZE")
+    seconds = ensure_patients(args.patients, days=args.days, rounds_per_day=args.rounds_per_day)
+    if seconds is not None:
+        load = {"seconds": round(seconds, 1)}
     deep_existing = Patient.objects.filter(mrn__startswith="S201-").count()
     if deep_existing < args.deep_patients:
         progress(f"loading {args.deep_patients - deep_existing:,} patients with {args.deep_days} days of history")
@@ -235,7 +211,8 @@ def main() -> None:
     database = database_layer(url, sample_ids, sample_mrns, args.repeat)
     deep = deep_history_layer(deep_ids, min(args.repeat, 2000)) if deep_ids else None
     progress("API end to end, designed indexes")
-    api = api_layer(os.environ.copy(), token, sample_ids, sample_mrns, args.seconds)
+    with policies(cache=False, rate_limit_requests=10**9):  # uncached, and no client is ever limited
+        api = api_layer(os.environ.copy(), token, sample_ids, sample_mrns, args.seconds)
 
     without = None
     if not args.skip_no_index:
@@ -244,7 +221,8 @@ def main() -> None:
         try:
             database_plain = database_layer(url, sample_ids, sample_mrns, max(200, args.repeat // 10))
             deep_plain = deep_history_layer(deep_ids, 200) if deep_ids else None
-            api_plain = api_layer(os.environ.copy(), token, sample_ids[:500], sample_mrns[:500], args.seconds)
+            with policies(cache=False, rate_limit_requests=10**9):
+                api_plain = api_layer(os.environ.copy(), token, sample_ids[:500], sample_mrns[:500], args.seconds)
         finally:
             progress("restoring the designed indexes")
             swap_indexes(url, designed=True)

@@ -109,7 +109,14 @@ def wrk(
     for pct, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)$", output, re.MULTILINE):
         latency[f"p{pct}_ms"] = round(float(value) * _UNITS[unit], 3)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    return {"rps": round(rps, 1), **latency, "non_2xx": int(errors.group(1)) if errors else 0}
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return {
+        "rps": round(rps, 1),
+        **latency,
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "non_2xx": int(errors.group(1)) if errors else 0,
+        "socket_errors": sum(map(int, sockets.groups())) if sockets else 0,
+    }
 
 
 def percentiles(samples_ns: list[int]) -> dict:
@@ -144,3 +151,84 @@ def random_paths_script(paths: list[str], headers: dict[str, str]) -> str:
 
 def emit(figures: dict) -> None:
     print(json.dumps(figures, indent=2))
+
+
+def django_setup(database_url: str, redis_url: str = "") -> None:
+    """Point this process (and the servers it starts) at the bench database, migrate it, set Django up."""
+    import psycopg
+
+    # Production settings: DEBUG off (Django's debug cursor alone formats every query's SQL).
+    os.environ.update(
+        DATABASE_URL=database_url,
+        DB_POOL_MIN_SIZE="4",
+        DB_POOL_MAX_SIZE="20",
+        DEBUG="false",
+        SECRET_KEY="bench-" + "k" * 60,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+    )
+    if redis_url:
+        os.environ["REDIS_URL"] = redis_url
+    os.environ.setdefault("VAR_DIR", str(REPO_ROOT / "var" / "bench"))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    progress("migrating the bench database")
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v0"], cwd=REPO_ROOT, check=True)
+    import django
+
+    django.setup()
+
+
+def ensure_patients(count: int, *, days: int = 2, rounds_per_day: int = 4) -> float | None:
+    """At least `count` synthetic patients (MRNs S200-...); loads the missing ones, returns the load time."""
+    from apps.clinical.models import Patient
+
+    existing = Patient.objects.filter(mrn__startswith="S200-").count()
+    if existing >= count:
+        return None
+    progress(f"loading {count - existing:,} patients (COPY, 2 workers)")
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "manage.py", "load_synthetic", "--patients", str(count - existing), "--days", str(days),
+         "--rounds-per-day", str(rounds_per_day), "--seed", "200", "--first-index", str(existing)],
+        cwd=REPO_ROOT, check=True, env=os.environ, stdout=sys.stderr,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - started
+    import psycopg
+
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        progress("VACUUM ANALYZE")
+        conn.execute("VACUUM ANALYZE")
+    return elapsed
+
+
+@contextlib.contextmanager
+def policies(*, cache: bool | None = None, rate_limit_requests: int | None = None) -> Iterator[None]:
+    """Switch the cache namespaces on or off and set every rate limit for a bench phase; restore after.
+
+    Servers started inside the block read the changed rows when they start.
+    """
+    from apps.caching.models import CachePolicy
+    from apps.ratelimits.models import RateLimitPolicy
+
+    saved_cache = list(CachePolicy.objects.values_list("pk", "enabled"))
+    saved_limits = list(RateLimitPolicy.objects.values_list("pk", "requests", "current_factor"))
+    try:
+        if cache is not None:
+            for policy in CachePolicy.objects.all():
+                policy.enabled = cache
+                policy.save()
+        if rate_limit_requests is not None:
+            for policy in RateLimitPolicy.objects.all():
+                policy.requests, policy.current_factor = rate_limit_requests, 1.0
+                policy.save()
+        yield
+    finally:
+        for pk, enabled in saved_cache:
+            CachePolicy.objects.filter(pk=pk).update(enabled=enabled)
+        for pk, requests, factor in saved_limits:
+            RateLimitPolicy.objects.filter(pk=pk).update(requests=requests, current_factor=factor)
+        if saved_cache:
+            CachePolicy.objects.get(pk=saved_cache[0][0]).save()  # tells running processes

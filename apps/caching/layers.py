@@ -74,7 +74,7 @@ class KeyHasher:
 
     def digest(self, *parts: Any) -> str:
         message = "\x1f".join(_part(p) for p in parts).encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+        return hmac.digest(self._secret, message, "sha256").hex()
 
 
 def _part(value: Any) -> str:

@@ -17,6 +17,7 @@ How a read stays correct:
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -82,10 +83,13 @@ class CacheStack:
         single_flight_wait: float = 2.0,
         breaker_seconds: float = 3.0,
         database: str = "default",
+        clock: Callable[[], float] = time.time,
     ):
         self._redis_factory = redis_client_factory
         self._redis = None
         self.hasher = KeyHasher(key_secret)
+        # Scopes repeat (a patient read often): their HMAC is remembered, a few thousand at most.
+        self._scope_key = functools.lru_cache(maxsize=4096)(lambda scope: self.hasher.digest("scope", scope))
         self.codec = ValueCodec(encryption_keys)
         self.l1 = MemoryTier(l1_max_bytes)
         self.breaker = CircuitBreaker(breaker_seconds)
@@ -93,6 +97,7 @@ class CacheStack:
         self.flush_interval = flush_interval
         self.single_flight_wait = single_flight_wait
         self.database = database
+        self.clock = clock  # epoch seconds; a bench replays hours of traffic on a simulated clock
         self.process = f"{socket.gethostname()}:{os.getpid()}"
         self._policies: dict[str, Policy] = {}
         self._policy_generation: int | None = None
@@ -201,7 +206,7 @@ class CacheStack:
         return self.hasher.digest(policy.namespace, policy.generation, *key_parts)
 
     def scope_key(self, scope: str) -> str:
-        return self.hasher.digest("scope", scope)
+        return self._scope_key(scope)
 
     # --- the read path ---------------------------------------------------------------------------
     def get_or_load(
@@ -234,7 +239,7 @@ class CacheStack:
 
     def lookup(self, policy: Policy, key: str, scope_key: str) -> Found:
         """Walk the tiers; a fresh hit is copied into the faster tiers above it."""
-        now = time.time()
+        now = self.clock()
         found = self.Found()
         stale: Entry | None = None
         if policy.l1:
@@ -312,7 +317,7 @@ class CacheStack:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
             entry, _ = self._l2_get(policy, key, scope_key)
-            if entry is not None and entry.is_fresh(time.time()):
+            if entry is not None and entry.is_fresh(self.clock()):
                 self._count(policy.namespace, "l2", hits=1)
                 self._fill_l1(policy, key, entry)
                 return entry.value
@@ -344,7 +349,7 @@ class CacheStack:
             return
         redis_generation, db_generation = generations
         lifetime = ttl or policy.ttl
-        now = time.time()
+        now = self.clock()
         blob = self.codec.encode(value, encrypt=policy.encrypt)
         entry = Entry(value, 0, now + lifetime, now + lifetime + policy.swr, scope_key, len(blob))
         if policy.l2 and (redis_generation is not None or not scope_key):
@@ -469,7 +474,7 @@ class CacheStack:
     def _l2_set(self, policy: Policy, key: str, entry: Entry, blob: bytes | None = None) -> None:
         payload = blob if blob is not None else self.codec.encode(entry.value, encrypt=policy.encrypt)
         record = b"%d|%r|%r|" % (entry.generation, entry.fresh_until, entry.stale_until) + payload
-        expires_ms = max(1, int((entry.stale_until - time.time()) * 1000))
+        expires_ms = max(1, int((entry.stale_until - self.clock()) * 1000))
         ok, _ = self._redis_call(policy.namespace, lambda r: r.set(_value_key(key), record, px=expires_ms))
         if ok:
             self._count(policy.namespace, "l2", bytes=len(record))

@@ -60,3 +60,21 @@ def test_paged_lists_are_cached_per_query_and_dropped_by_a_delete(
     with django_capture_on_commit_callbacks(execute=True):
         patient_soft_delete(patient=patient)
     assert clinician.get(url).status_code == 404
+
+
+def test_a_posted_search_is_kept_sealed_between_pages(clinician, patient):
+    from datetime import date
+
+    from apps.clinical.services import patient_create
+
+    patient_create(mrn="MRN-000124", family_name="Müller", given_name="Bernd", birth_date=date(1971, 1, 2))
+    first = clinician.post(
+        "/fhir/Patient/_search", "family=Müller&_count=1", content_type="application/x-www-form-urlencoded"
+    ).json()
+    next_url = next(link["url"] for link in first["link"] if link["relation"] == "next")
+    assert "Müller" not in next_url and "_search=" in next_url
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    stored = [client.get(key) for key in client.keys("*fhir:search*")]
+    assert stored and all("Müller".encode() not in value and b"M\\u00fcller" not in value for value in stored)
+    second = clinician.get(next_url.replace("http://testserver", "")).json()
+    assert second["entry"][0]["resource"]["id"] != first["entry"][0]["resource"]["id"]

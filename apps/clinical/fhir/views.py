@@ -26,6 +26,8 @@ from rest_framework.views import APIView
 
 from apps.accounts import scopes
 from apps.audit.views import PhiAPIView
+from apps.caching.layers import CodecError
+from apps.caching.stack import default_stack
 from apps.clinical import selectors
 from apps.clinical.codes import LOINC, OBSERVATION_CATEGORY, OBSERVATION_CODES, RXNORM
 from apps.clinical.fhir import resources
@@ -48,8 +50,20 @@ COMMON_PARAMS = {"_count", "_cursor", "_format", "_search"}
 POSTED_SEARCH_TTL = 15 * 60
 
 
+def _store_search(resource_type: str, kept: dict) -> str:
+    """Keep a posted search's parameters (identifiers among them) sealed, under an opaque key."""
+    key = secrets.token_urlsafe(16)
+    sealed = default_stack().codec.encode(kept, encrypt=True)
+    cache.set(f"fhir:search:{resource_type}:{key}", sealed, POSTED_SEARCH_TTL)
+    return key
+
+
 def _stored_search(resource_type: str, params) -> QueryDict:
-    stored = cache.get(f"fhir:search:{resource_type}:{params['_search'][:64]}")
+    sealed = cache.get(f"fhir:search:{resource_type}:{params['_search'][:64]}")
+    try:
+        stored = default_stack().codec.decode(sealed) if isinstance(sealed, bytes) else None
+    except CodecError:  # sealed with a key since rotated out
+        stored = None
     if stored is None:
         raise FhirParamError("_search", "this paged search has expired; post the search again")
     restored = QueryDict(mutable=True)
@@ -214,9 +228,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         if has_more and page:
             cursor = encode_cursor([getattr(page[-1], field.lstrip("-")) for field in ordering])
             if posted:
-                key = secrets.token_urlsafe(16)
-                cache.set(f"fhir:search:{self.resource_type}:{key}", kept, POSTED_SEARCH_TTL)
-                kept = {"_search": [key]}
+                kept = {"_search": [_store_search(self.resource_type, kept)]}
             next_url = f"{type_url}?{urlencode({**kept, '_cursor': cursor}, doseq=True)}"
         return Response(resources.searchset([self.to_resource(row) for row in page], base, self_url, next_url))
 

@@ -1,0 +1,263 @@
+"""The multi-level cache: tier costs, hit rate under Zipf traffic, a cached read end to end, Redis loss.
+
+In one run, on PostgreSQL and Redis:
+  * L1 hit cost in µs; L2 hit cost as a ratio of a raw redis-py GET of the same bytes (plain and sealed);
+  * hit rate of the patient_data and vital_signs namespaces, default TTLs and L1 bounds, under a
+    Zipf(1.1) patient popularity over N patients, replayed on a simulated clock at --rate req/s;
+  * a cached patient read end to end (gunicorn 2 workers x 16 threads, wrk 16 connections; auth,
+    throttle, cache, audit) as a ratio of the bare /healthz view in the same run, with the same read
+    uncached beside it;
+  * a Redis of the bench's own, stopped in the middle of a load run: failed requests counted by wrk.
+
+Run:  .venv/bin/python bench/caching.py --patients 200000
+Prints JSON on stdout; progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import itertools
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import (
+    django_setup,
+    emit,
+    ensure_patients,
+    free_port,
+    policies,
+    progress,
+    random_paths_script,
+    server,
+    wrk,
+)
+
+
+def make_stack(redis_url: str, **options):
+    from django.conf import settings
+
+    from apps.caching.stack import CacheStack
+
+    return CacheStack(
+        redis_client_factory=lambda: redis.Redis.from_url(redis_url),
+        key_secret=settings.CACHE_KEY_SECRET,
+        encryption_keys=settings.CACHE_ENCRYPTION_KEYS,
+        **options,
+    )
+
+
+def bench_policy(namespace: str, **fields):
+    from apps.caching.models import CachePolicy
+
+    policy, _ = CachePolicy.objects.update_or_create(namespace=namespace, defaults=fields)
+    return policy
+
+
+def per_call_us(call, n: int) -> float:
+    started = time.perf_counter_ns()
+    for _ in range(n):
+        call()
+    return (time.perf_counter_ns() - started) / n / 1000
+
+
+def tier_costs(redis_url: str, sample: dict) -> dict:
+    """L1 hit in µs; L2 hits against raw GETs of the same bytes, interleaved in blocks, medians of blocks."""
+    bench_policy("bench_l1", l2_enabled=False, l3_enabled=False, contains_phi=False, encrypt=False)
+    bench_policy("bench_l2_plain", l1_enabled=False, l3_enabled=False, contains_phi=False, encrypt=False)
+    bench_policy("bench_l2_sealed", l1_enabled=False, l3_enabled=False, contains_phi=True, encrypt=True)
+    stack = make_stack(redis_url, flush_interval=10**9)
+    stack.get_or_load("bench_l1", ["k"], lambda: sample)
+    l1 = statistics.median(per_call_us(lambda: stack.get_or_load("bench_l1", ["k"], lambda: sample), 20_000)
+                           for _ in range(5))  # fmt: skip
+    client = stack.redis()
+    results = {"l1_hit_us": round(l1, 2)}
+    for namespace in ("bench_l2_plain", "bench_l2_sealed"):
+        stack.get_or_load(namespace, ["k"], lambda: sample, scope="patient:bench")
+        raw_key = next(k for k in client.scan_iter("cpc:v:*") if k not in results.get("_seen", set()))
+        results.setdefault("_seen", set()).add(raw_key)
+        raw, ours = [], []
+        for _ in range(20):
+            raw.append(per_call_us(lambda k=raw_key: client.get(k), 500))
+            ours.append(
+                per_call_us(lambda n=namespace: stack.get_or_load(n, ["k"], lambda: sample, scope="patient:bench"), 500)
+            )
+        label = namespace.removeprefix("bench_")
+        results[f"{label}_hit_us"] = round(statistics.median(ours), 2)
+        results[f"{label}_raw_redis_get_us"] = round(statistics.median(raw), 2)
+        results[f"{label}_over_raw_get"] = round(statistics.median(ours) / statistics.median(raw), 3)
+    results.pop("_seen")
+    stats = stack.stats()
+    assert stats[("bench_l2_plain", "l2")]["hits"] >= 10_000, "the L2 figures must come from L2 hits"
+    return results
+
+
+def zipf_hit_rate(redis_url: str, patient_ids: list[int], requests: int, rate: float, exponent: float) -> dict:
+    """A clinician app's two reads per request (the patient, the latest vitals), on a simulated clock."""
+    from apps.caching.models import CacheStat
+    from apps.caching.selectors import cache_stats
+    from apps.clinical import selectors
+    from apps.clinical.api.representations import observation_json, patient_json
+    from apps.clinical.services import patient_scope
+
+    for namespace in ("patient_data", "vital_signs"):
+        from apps.caching.services import cache_namespace_clear
+
+        cache_namespace_clear(namespace=namespace)
+    CacheStat.objects.filter(namespace__in=["patient_data", "vital_signs"]).delete()
+    now = [time.time()]
+    stack = make_stack(redis_url, clock=lambda: now[0], flush_interval=10**9)
+    rng = random.Random(11)
+    ranked = patient_ids[:]
+    rng.shuffle(ranked)
+    cumulative = list(itertools.accumulate(1 / (rank**exponent) for rank in range(1, len(ranked) + 1)))
+    total = cumulative[-1]
+
+    def patient_card(pid: int):
+        patient = selectors.patient_get(patient_id=pid)
+        return patient_json(patient) if patient else None
+
+    def latest_vitals(pid: int):
+        return [observation_json(o) for o in selectors.latest_observations(patient_id=pid, category="vital-signs")]
+
+    step = 1 / rate
+    started = time.perf_counter()
+    for n in range(requests):
+        pid = ranked[bisect.bisect_left(cumulative, rng.random() * total)]
+        stack.get_or_load("patient_data", ["patient", pid], lambda p=pid: patient_card(p), scope=patient_scope(pid))
+        stack.get_or_load("vital_signs", ["vitals", pid], lambda p=pid: latest_vitals(p), scope=patient_scope(pid))
+        now[0] += step
+        if n % 20_000 == 0:
+            progress(f"zipf: {n:,}/{requests:,} requests, {time.perf_counter() - started:.0f}s")
+    stack.flush_stats()
+    stats = cache_stats()
+    return {
+        "patients": len(ranked),
+        "requests": requests,
+        "simulated_hours": round(requests * step / 3600, 2),
+        "rate_per_s": rate,
+        "exponent": exponent,
+        "namespaces": {
+            namespace: {
+                "hit_rate": stats[namespace]["hit_rate"],
+                "ttl_s": stack.policy(namespace).ttl,
+                "l1_max_entries": stack.policy(namespace).l1_max_entries,
+                "hits_by_tier": {t: stats[namespace]["tiers"].get(t, {}).get("hits", 0) for t in ("l1", "l2", "l3")},
+                "loads": stats[namespace]["tiers"]["source"]["loads"],
+                "l1_evictions": stats[namespace]["tiers"].get("l1", {}).get("evictions", 0),
+            }
+            for namespace in ("patient_data", "vital_signs")
+        },
+    }
+
+
+def end_to_end(token: str, sample_ids: list[int], seconds: int) -> dict:
+    auth = {"Authorization": f"Bearer {token}"}
+    script = random_paths_script([f"/api/v1/patients/{i}/" for i in sample_ids], auth)
+    results = {}
+    try:
+        for label, cache_on in (("cached", True), ("uncached", False)):
+            with (
+                policies(cache=cache_on, rate_limit_requests=10**9),
+                server("wsgi", env=os.environ.copy(), workers=2, threads=16) as base,
+            ):
+                progress(f"end to end: bare /healthz, then the {label} patient read")
+                wrk(base + "/healthz", seconds=2)
+                bare = wrk(base + "/healthz", seconds=seconds)
+                wrk(base + "/", seconds=3, script=script)  # warm: every sampled patient is cached after this
+                read = wrk(base + "/", seconds=seconds, script=script)
+                read["rps_over_bare"] = round(read["rps"] / bare["rps"], 3)
+                results[label] = {"bare_healthz": bare, "patient_read": read}
+    finally:
+        os.unlink(script)
+    results["cached_rps_over_uncached_rps"] = round(
+        results["cached"]["patient_read"]["rps"] / results["uncached"]["patient_read"]["rps"], 2
+    )
+    return results
+
+
+def redis_outage(token: str, sample_ids: list[int], seconds: int) -> dict:
+    """A Redis of our own serves the api; it is killed a third of the way into a wrk run."""
+    port = free_port()
+    own = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
+    env = {**os.environ, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    script = random_paths_script([f"/api/v1/patients/{i}/" for i in sample_ids], {"Authorization": f"Bearer {token}"})
+    try:
+        with policies(cache=True, rate_limit_requests=10**9), server("wsgi", env=env, workers=2, threads=16) as base:
+            wrk(base + "/", seconds=2, script=script)
+            killer = threading.Timer(seconds / 3, own.kill)
+            progress(f"redis outage: {seconds}s of load, Redis killed after {seconds / 3:.0f}s")
+            killer.start()
+            during = wrk(base + "/", seconds=seconds, script=script)
+            killer.join()
+            ready = subprocess.run(["curl", "-s", base + "/readyz"], capture_output=True, text=True).stdout
+    finally:
+        own.kill()
+        own.wait()
+        os.unlink(script)
+    return {
+        "seconds": seconds,
+        "redis_killed_after_s": round(seconds / 3, 1),
+        "requests": during["requests"],
+        "failed_requests": during["non_2xx"] + during["socket_errors"],
+        "rps": during["rps"],
+        "p99_ms": during.get("p99_ms"),
+        "readyz_after": ready[:300],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/cp_bench")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--patients", type=int, default=200_000)
+    parser.add_argument("--zipf-requests", type=int, default=300_000)
+    parser.add_argument("--rate", type=float, default=50.0, help="Simulated requests per second for the Zipf replay.")
+    parser.add_argument("--exponent", type=float, default=1.1)
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement.")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["tiers", "zipf", "e2e", "outage"])
+    args = parser.parse_args()
+
+    django_setup(args.database_url, args.redis_url)
+    redis.Redis.from_url(args.redis_url).flushdb()
+    ensure_patients(args.patients)
+
+    from apps.accounts.scopes import SCOPES
+    from apps.accounts.services import api_client_create
+    from apps.clinical.api.representations import patient_json
+    from apps.clinical.models import Patient
+
+    ids = list(Patient.objects.filter(mrn__startswith="S200-").values_list("pk", flat=True)[: args.patients])
+    sample_ids = random.Random(2).sample(ids, min(2000, len(ids)))
+    sample = patient_json(Patient.objects.get(pk=sample_ids[0]))
+    token = api_client_create(name=f"bench-cache-{time.time_ns()}", scopes=list(SCOPES)).token
+
+    figures = {"bench": "caching", "patients": len(ids)}
+    if "tiers" not in args.skip:
+        progress("tier costs")
+        figures["tier_costs"] = tier_costs(args.redis_url, sample)
+    if "zipf" not in args.skip:
+        progress(f"zipf({args.exponent}) replay over {len(ids):,} patients")
+        figures["zipf_hit_rate"] = zipf_hit_rate(args.redis_url, ids, args.zipf_requests, args.rate, args.exponent)
+    if "e2e" not in args.skip:
+        figures["end_to_end"] = end_to_end(token, sample_ids, args.seconds)
+    if "outage" not in args.skip:
+        figures["redis_outage_under_load"] = redis_outage(token, sample_ids, args.seconds)
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()
