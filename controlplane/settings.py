@@ -8,6 +8,7 @@ PostgreSQL, Redis and RabbitMQ/Redis. Nothing here exists only in production.
 
 import base64
 import hashlib
+import os
 from pathlib import Path
 
 import environ
@@ -68,7 +69,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
-    "apps.metrics.middleware.RequestTimingMiddleware",
+    *(["apps.metrics.middleware.RequestTimingMiddleware"] if env.bool("METRICS_REQUEST_TIMING", default=True) else []),
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -195,6 +196,27 @@ RESOURCE_THRESHOLDS = {
     "pool": env.float("RESOURCE_POOL_PCT", default=90.0),
     "redis_memory": env.float("RESOURCE_REDIS_MEMORY_PCT", default=90.0),
 }
+
+# --- Metrics --------------------------------------------------------------------------------------
+# Prometheus counters of every process (gunicorn workers, uvicorn, Celery) are kept in files here and
+# summed at /metrics; the folder is emptied when the product starts (`make run`, the container).
+PROMETHEUS_MULTIPROC_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "prometheus")))
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(PROMETHEUS_MULTIPROC_DIR))
+# Who may read /metrics: a bearer token (METRICS_TOKEN), else these client addresses.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+# Request timing (apps/metrics/middleware.py): off only to measure its own overhead (bench/metrics.py).
+METRICS_REQUEST_TIMING = env.bool("METRICS_REQUEST_TIMING", default=True)
+METRICS_FLUSH_SECONDS = env.float("METRICS_FLUSH_SECONDS", default=5.0)
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# Alert e-mail: EMAIL_URL such as smtp+tls://user:password@smtp.example.org:587 (console by default).
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST, EMAIL_PORT = _email.get("EMAIL_HOST") or "localhost", _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_USER") or "", _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS, EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_TLS")), bool(_email.get("EMAIL_USE_SSL"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="controlplane@localhost")
 
 # --- Channels -------------------------------------------------------------------------------------
 if REDIS_URL:

@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core import views as core_views
+from apps.metrics import views as metrics_views
 from apps.optimizer import views as optimizer_views
 
 admin.site.site_header = "Medical AI performance control plane"
@@ -15,10 +16,12 @@ api_v1 = [
     path("", include("apps.services.api.urls")),
     path("", include("apps.clinical.api.urls")),
     path("", include("apps.audit.api.urls")),
+    path("", include("apps.metrics.api.urls")),
 ]
 
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
+    path("metrics", metrics_views.prometheus_metrics, name="prometheus-metrics"),
     path("readyz", core_views.readyz, name="readyz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),

@@ -12,7 +12,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
 # The variables that move the product off its embedded defaults.
-SERVICE_VARIABLES = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND")
+SERVICE_VARIABLES = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CELERY_BROKER_URL",
+    "CELERY_RESULT_BACKEND",
+    "PROMETHEUS_MULTIPROC_DIR",
+)
 
 
 def embedded_env(var_dir: Path, **extra: str) -> dict[str, str]:

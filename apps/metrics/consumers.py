@@ -4,20 +4,87 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import re
+import socket
+import time
+import weakref
 from datetime import UTC, datetime
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.layers import get_channel_layer
 
-# Services broadcast snapshots to this group after they commit; every dashboard is a member.
+from apps.metrics.selectors import live_snapshot
+
+logger = logging.getLogger(__name__)
+
+# Services broadcast events (an alert, a finished run) to this group; every dashboard is a member.
 LIVE_GROUP = "metrics.live"
 HEARTBEAT_SECONDS = 1.0
+SNAPSHOT_SECONDS = 1.0
+
+
+class SnapshotPublisher:
+    """Builds the live snapshot once a second, once per process, while any dashboard listens.
+
+    It sends to a group of this process's dashboards only: with the Redis layer and several live
+    processes, each dashboard still gets one snapshot a second, not one from every process.
+    """
+
+    def __init__(self) -> None:
+        name = re.sub(r"[^A-Za-z0-9.-]", "-", f"{socket.gethostname()}.{os.getpid()}")[:60]
+        self.group = f"metrics.snapshot.{name}"
+        self.listeners = 0
+        self.task: asyncio.Task | None = None
+        self.sent = 0
+
+    async def join(self, channel_name: str) -> None:
+        await get_channel_layer().group_add(self.group, channel_name)
+        self.listeners += 1
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run())
+
+    async def leave(self, channel_name: str) -> None:
+        self.listeners = max(0, self.listeners - 1)
+        await get_channel_layer().group_discard(self.group, channel_name)
+        if not self.listeners and self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
+
+    async def _run(self) -> None:
+        layer = get_channel_layer()
+        while self.listeners:
+            started = time.monotonic()
+            try:
+                data = await database_sync_to_async(live_snapshot)()
+                await layer.group_send(self.group, {"type": "metrics.snapshot", "at": _now(), "data": data})
+                self.sent += 1
+            except Exception:
+                logger.warning("live snapshot failed", exc_info=True)
+            await asyncio.sleep(max(0.0, SNAPSHOT_SECONDS - (time.monotonic() - started)))
+
+
+_publishers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def snapshot_publisher() -> SnapshotPublisher:
+    """The publisher of the running event loop (one per process in production; one per test loop)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _publishers:
+        _publishers[loop] = SnapshotPublisher()
+    return _publishers[loop]
+
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 
 
 class MetricsConsumer(AsyncJsonWebsocketConsumer):
-    """Sends a heartbeat every second and relays whatever the group broadcasts."""
+    """Sends a heartbeat and a metrics snapshot every second, and relays whatever the group broadcasts."""
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -30,6 +97,8 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(LIVE_GROUP, self.channel_name)
         await self.accept()
         self._heartbeat = asyncio.create_task(self._send_heartbeats())
+        self._publisher = snapshot_publisher()
+        await self._publisher.join(self.channel_name)
 
     async def disconnect(self, code: int) -> None:
         heartbeat = getattr(self, "_heartbeat", None)
@@ -38,6 +107,9 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
         await self.channel_layer.group_discard(LIVE_GROUP, self.channel_name)
+        publisher = getattr(self, "_publisher", None)
+        if publisher is not None:
+            await publisher.leave(self.channel_name)
 
     async def receive_json(self, content: dict, **kwargs) -> None:
         # The feed is one-way; a client ping is answered so it can measure round trips.

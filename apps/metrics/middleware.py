@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
+from apps.metrics.prometheus import REQUEST_SECONDS
 from apps.metrics.recorder import recorder
+
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class RequestTimingMiddleware:
@@ -22,11 +25,10 @@ class RequestTimingMiddleware:
             client = "session"
         else:
             client = "anonymous"
-        recorder.record(
-            route=(match.route if match else "<unmatched>")[:200],
-            method=request.method[:8],
-            status=response.status_code,
-            client=client[:120],
-            elapsed_us=(time.perf_counter_ns() - started) // 1000,
-        )
+        route = (match.route if match else "<unmatched>")[:200]
+        method = request.method[:8] if request.method in KNOWN_METHODS else "OTHER"
+        elapsed_us = (time.perf_counter_ns() - started) // 1000
+        status = response.status_code
+        recorder.record(route=route, method=method, status=status, client=client[:120], elapsed_us=elapsed_us)
+        REQUEST_SECONDS.labels(route, method, f"{status // 100}xx").observe(elapsed_us / 1e6)
         return response

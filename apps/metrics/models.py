@@ -12,7 +12,12 @@ class RequestRollup(models.Model):
     percentile over any range is computed from merged histograms, never averaged from percentiles.
     """
 
-    minute = models.DateTimeField()
+    class Resolution(models.TextChoices):
+        MINUTE = "1m", "1 minute"
+        HOUR = "1h", "1 hour"
+
+    resolution = models.CharField(max_length=2, choices=Resolution.choices, default=Resolution.MINUTE)
+    minute = models.DateTimeField(help_text="Start of the minute (or hour) the row covers.")
     route = models.CharField(max_length=200, help_text="The URL pattern, never the raw path.")
     method = models.CharField(max_length=8)
     status_class = models.CharField(max_length=3)
@@ -28,9 +33,134 @@ class RequestRollup(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["minute", "route", "method", "status_class", "client"], name="rollup_key")
+            models.UniqueConstraint(
+                fields=["resolution", "minute", "route", "method", "status_class", "client"], name="rollup_key"
+            )
         ]
         indexes = [models.Index(fields=["minute"]), models.Index(fields=["route", "minute"])]
 
     def __str__(self) -> str:
         return f"{self.minute:%H:%M} {self.method} {self.route} {self.status_class}"
+
+
+class MetricPoint(models.Model):
+    """A gauge or counter series (host CPU, a cache namespace's reads) at one resolution.
+
+    `sum` and `count` are kept rather than a mean, so downsampling (raw -> 1 minute -> 1 hour) keeps
+    totals exact: a counter's total is its sum, a gauge's mean is sum / count.
+    """
+
+    class Resolution(models.TextChoices):
+        RAW = "raw", "as sampled"
+        MINUTE = "1m", "1 minute"
+        HOUR = "1h", "1 hour"
+
+    series = models.CharField(max_length=120, help_text="e.g. host.cpu_pct, cache.patient_data.requests")
+    resolution = models.CharField(max_length=3, choices=Resolution.choices, default=Resolution.RAW)
+    at = models.DateTimeField()
+    sum = models.FloatField()
+    count = models.PositiveIntegerField(default=1)
+    min = models.FloatField()
+    max = models.FloatField()
+
+    class Meta:
+        indexes = [models.Index(fields=["series", "resolution", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.series}@{self.at:%Y-%m-%d %H:%M} ({self.resolution})"
+
+    @property
+    def mean(self) -> float:
+        return self.sum / self.count if self.count else 0.0
+
+
+class AlertRule(models.Model):
+    """A threshold on a metric, held for a while before it fires; resolved with hysteresis."""
+
+    class Metric(models.TextChoices):
+        P95_MS = "p95_ms", "p95 response time (ms)"
+        ERROR_RATE_PCT = "error_rate_pct", "error rate (%)"
+        CPU_PCT = "cpu_pct", "host CPU (%)"
+        MEMORY_PCT = "memory_pct", "host memory (%)"
+        CACHE_HIT_RATE_PCT = "cache_hit_rate_pct", "cache hit rate (%)"
+
+    class Operator(models.TextChoices):
+        ABOVE = "gt", "above"
+        BELOW = "lt", "below"
+
+    class Severity(models.TextChoices):
+        WARNING = "warning"
+        CRITICAL = "critical"
+
+    name = models.CharField(max_length=120, unique=True)
+    enabled = models.BooleanField(default=True)
+    metric = models.CharField(max_length=24, choices=Metric.choices)
+    operator = models.CharField(max_length=2, choices=Operator.choices, default=Operator.ABOVE)
+    threshold = models.FloatField()
+    service = models.ForeignKey(
+        "services.Service", null=True, blank=True, on_delete=models.CASCADE, help_text="Empty: every route."
+    )
+    cache_namespace = models.CharField(max_length=64, blank=True, help_text="Cache hit rate: one namespace, or all.")
+    window_minutes = models.PositiveIntegerField(default=5, help_text="The value is computed over this window.")
+    for_seconds = models.PositiveIntegerField(default=120, help_text="Breaching this long before it fires.")
+    hysteresis_pct = models.FloatField(default=10.0, help_text="Resolves only this far (in %) past the threshold.")
+    min_requests = models.PositiveIntegerField(default=20, help_text="Request metrics need this many in the window.")
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+    webhook_url = models.URLField(blank=True)
+    email_to = models.CharField(max_length=400, blank=True, help_text="Comma-separated addresses.")
+    pending_since = models.DateTimeField(null=True, blank=True, editable=False)
+    last_value = models.FloatField(null=True, blank=True, editable=False)
+    last_evaluated_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def breaches(self, value: float) -> bool:
+        return value > self.threshold if self.operator == self.Operator.ABOVE else value < self.threshold
+
+    def recovered(self, value: float) -> bool:
+        margin = abs(self.threshold) * self.hysteresis_pct / 100
+        return (
+            value < self.threshold - margin if self.operator == self.Operator.ABOVE else value > self.threshold + margin
+        )
+
+
+class Alert(models.Model):
+    class State(models.TextChoices):
+        FIRING = "firing"
+        RESOLVED = "resolved"
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.FIRING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    value = models.FloatField(help_text="The value when it fired.")
+    last_value = models.FloatField()
+    message = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule"], condition=models.Q(state="firing"), name="one_firing_alert_per_rule"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule.name} ({self.state})"
+
+
+class AlertNotification(models.Model):
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
+    event = models.CharField(max_length=10)
+    channel = models.CharField(max_length=10)
+    target = models.CharField(max_length=400)
+    delivered = models.BooleanField(default=False)
+    detail = models.CharField(max_length=300, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.event} via {self.channel}: {'ok' if self.delivered else 'failed'}"

@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from hdrh.histogram import HdrHistogram
 
 logger = logging.getLogger(__name__)
@@ -82,4 +83,4 @@ class Recorder:
             self._flush_lock.release()
 
 
-recorder = Recorder()
+recorder = Recorder(flush_interval=settings.METRICS_FLUSH_SECONDS)

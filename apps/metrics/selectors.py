@@ -46,3 +46,181 @@ def service_p95_ms_recent(*, minutes: int = 5) -> dict[int, float]:
         if latency["p95_ms"] is not None:
             p95[service.pk] = latency["p95_ms"]
     return p95
+
+
+WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7)}
+
+
+def slo_status(service: Service, *, now=None) -> dict:
+    """The service's latency and error figures against its targets over 1 h, 24 h and 7 d.
+
+    The error budget is the share of allowed errors (slo_error_rate_pct of the requests) not spent yet.
+    """
+    now = now or timezone.now()
+    windows = {}
+    for label, span in WINDOWS.items():
+        latency = route_latency(route_prefix=service.route_prefix, since=now - span)
+        count, errors = latency["count"], latency["errors"]
+        error_rate_pct = 100 * errors / count if count else None
+        allowed = count * service.slo_error_rate_pct / 100
+        windows[label] = {
+            **latency,
+            "error_rate_pct": round(error_rate_pct, 3) if error_rate_pct is not None else None,
+            "p95_met": latency["p95_ms"] <= service.slo_p95_ms if count else None,
+            "p99_met": latency["p99_ms"] <= service.slo_p99_ms if count else None,
+            "error_rate_met": error_rate_pct <= service.slo_error_rate_pct if count else None,
+            "error_budget_remaining": round(max(0.0, 1 - errors / allowed), 4) if allowed else None,
+        }
+    return {
+        "service": service.slug,
+        "name": service.name,
+        "targets": {
+            "p95_ms": service.slo_p95_ms,
+            "p99_ms": service.slo_p99_ms,
+            "error_rate_pct": service.slo_error_rate_pct,
+        },
+        "windows": windows,
+    }
+
+
+def _point_series(series: str, since, until) -> list:
+    from apps.metrics.models import MetricPoint
+
+    return list(
+        MetricPoint.objects.filter(series=series, at__gte=since, at__lt=until)
+        .order_by("at")
+        .values_list("at", "sum", "count")
+    )
+
+
+def cache_hit_rate(*, namespace: str = "", since, until) -> float | None:
+    """The share of reads not loaded from the source, from the per-minute cache series."""
+    from django.db.models import Sum
+
+    from apps.metrics.models import MetricPoint
+
+    prefix = f"cache.{namespace}." if namespace else "cache."
+    sums = dict(
+        MetricPoint.objects.filter(series__startswith=prefix, at__gte=since, at__lt=until)
+        .values_list("series")
+        .annotate(total=Sum("sum"))
+        .values_list("series", "total")
+    )
+    requests = sum(v for k, v in sums.items() if k.endswith(".requests"))
+    loads = sum(v for k, v in sums.items() if k.endswith(".loads"))
+    return 1 - loads / requests if requests else None
+
+
+def host_gauge(name: str, *, since, until) -> float | None:
+    """The mean of a host gauge (cpu_pct, memory_pct, ...) over a window."""
+    points = _point_series(f"host.{name}", since, until)
+    count = sum(c for _, _, c in points)
+    return sum(s for _, s, _ in points) / count if count else None
+
+
+def alert_rule_value(rule, *, now=None) -> float | None:
+    """The rule's metric over its window; None when there is too little data to judge."""
+    now = now or timezone.now()
+    since = now - timedelta(minutes=rule.window_minutes)
+    metric = rule.metric
+    if metric in ("p95_ms", "error_rate_pct"):
+        latency = route_latency(route_prefix=rule.service.route_prefix if rule.service_id else "", since=since)
+        if latency["count"] < rule.min_requests:
+            return None
+        return latency["p95_ms"] if metric == "p95_ms" else 100 * latency["errors"] / latency["count"]
+    if metric == "cache_hit_rate_pct":
+        rate = cache_hit_rate(namespace=rule.cache_namespace, since=since, until=now)
+        return None if rate is None else 100 * rate
+    return host_gauge(metric, since=since, until=now)
+
+
+def time_series(*, metric: str, since, until, step_seconds: int, service: Service | None = None, namespace: str = ""):
+    """[(bucket start, value)] of a metric between two instants, one value per step."""
+    steps = []
+    start = since
+    while start < until:
+        end = min(start + timedelta(seconds=step_seconds), until)
+        if metric in ("p50_ms", "p95_ms", "p99_ms", "rps", "error_rate_pct", "requests"):
+            latency = route_latency(route_prefix=service.route_prefix if service else "", since=start, until=end)
+            if metric == "rps":
+                value = latency["count"] / (end - start).total_seconds()
+            elif metric == "requests":
+                value = latency["count"]
+            elif metric == "error_rate_pct":
+                value = 100 * latency["errors"] / latency["count"] if latency["count"] else None
+            else:
+                value = latency[metric]
+        elif metric == "cache_hit_rate_pct":
+            rate = cache_hit_rate(namespace=namespace, since=start, until=end)
+            value = None if rate is None else 100 * rate
+        else:
+            value = host_gauge(metric, since=start, until=end)
+        steps.append((start, None if value is None else round(value, 3)))
+        start = end
+    return steps
+
+
+def live_snapshot(*, now=None) -> dict:
+    """What the dashboard's live feed shows each second: the last minute per service, the host, alerts."""
+    from apps.metrics.models import Alert
+    from apps.resources.models import ResourceSample
+
+    now = now or timezone.now()
+    since = now - timedelta(seconds=60)
+    services = []
+    for service in Service.objects.filter(is_active=True).exclude(route_prefix=""):
+        latency = route_latency(route_prefix=service.route_prefix, since=_minute_floor(since))
+        services.append(_live_row(service.slug, service.name, latency, now))
+    overall = route_latency(since=_minute_floor(since))
+    sample = ResourceSample.objects.order_by("-at").values("cpu_pct", "memory_pct", "pool_pct", "at").first()
+    hit_rate = cache_hit_rate(since=now - timedelta(minutes=5), until=now)
+    alerts = [
+        {"rule": name, "severity": severity, "message": message, "since": started.isoformat()}
+        for name, severity, message, started in Alert.objects.filter(state="firing").values_list(
+            "rule__name", "rule__severity", "message", "started_at"
+        )
+    ]
+    return {
+        "overall": _live_row("all", "All routes", overall, now),
+        "services": services,
+        "cache_hit_rate": round(hit_rate, 4) if hit_rate is not None else None,
+        "host": {k: v for k, v in (sample or {}).items() if k != "at"},
+        "alerts": alerts,
+    }
+
+
+def _minute_floor(at):
+    return at.replace(second=0, microsecond=0)
+
+
+def _live_row(slug: str, name: str, latency: dict, now) -> dict:
+    seconds = 60 + now.second + now.microsecond / 1e6  # the rollups cover this minute and the one before
+    return {
+        "service": slug,
+        "name": name,
+        "rps": round(latency["count"] / seconds, 2),
+        "p95_ms": latency["p95_ms"],
+        "error_rate_pct": round(100 * latency["errors"] / latency["count"], 2) if latency["count"] else None,
+    }
+
+
+def alert_list(*, state: str | None = None, limit: int = 100) -> list[dict]:
+    from apps.metrics.models import Alert
+
+    alerts = Alert.objects.select_related("rule").order_by("-started_at")
+    if state:
+        alerts = alerts.filter(state=state)
+    return [
+        {
+            "id": alert.pk,
+            "rule": alert.rule.name,
+            "severity": alert.rule.severity,
+            "state": alert.state,
+            "message": alert.message,
+            "value": alert.value,
+            "last_value": alert.last_value,
+            "started_at": alert.started_at.isoformat(),
+            "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+        }
+        for alert in alerts[:limit]
+    ]

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import logging
+import urllib.request
+from datetime import UTC, datetime, timedelta
 
+from django.conf import settings
+from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from hdrh.histogram import HdrHistogram
 
-from apps.metrics.models import RequestRollup
+from apps.metrics.models import Alert, AlertNotification, AlertRule, MetricPoint, RequestRollup
+
+logger = logging.getLogger(__name__)
 
 
 def _summarize(row: RequestRollup, histogram: HdrHistogram) -> None:
@@ -22,6 +30,7 @@ def rollups_merge(series: dict[tuple, object]) -> None:
     """Add each (minute, route, method, status class, client) series to its rollup row, creating it."""
     for (minute, route, method, status_class, client), data in sorted(series.items(), key=lambda kv: kv[0]):
         key = {
+            "resolution": RequestRollup.Resolution.MINUTE,
             "minute": datetime.fromtimestamp(minute, UTC),
             "route": route,
             "method": method,
@@ -46,3 +55,208 @@ def rollups_merge(series: dict[tuple, object]) -> None:
                 break
             except IntegrityError:
                 continue
+
+
+# --- series -----------------------------------------------------------------------------------------
+def metric_points_record(*, values: dict[str, float], at: datetime | None = None) -> None:
+    """Store raw samples of gauge or counter series (e.g. host.cpu_pct)."""
+    at = at or timezone.now()
+    MetricPoint.objects.bulk_create(
+        [MetricPoint(series=name, at=at, sum=value, count=1, min=value, max=value) for name, value in values.items()]
+    )
+
+
+def cache_series_record() -> dict[str, float]:
+    """Record each namespace's reads and loads in the minute since the last call, over every process.
+
+    The cumulative totals of the last call are kept in the shared cache; without them (the first
+    call, a cache flush) this call only remembers the totals.
+    """
+    from django.core.cache import cache
+
+    from apps.caching.selectors import cache_stats
+
+    totals = {
+        namespace: [summary["tiers"].get("source", {}).get(name, 0) for name in ("requests", "loads")]
+        for namespace, summary in cache_stats().items()
+    }
+    previous = cache.get("metrics:cache-totals")
+    cache.set("metrics:cache-totals", totals, timeout=3600)
+    if previous is None:
+        return {}
+    values = {}
+    for namespace, (requests, loads) in totals.items():
+        before_requests, before_loads = previous.get(namespace, (0, 0))
+        if requests < before_requests:  # counters were reset (stats deleted): start again
+            continue
+        values[f"cache.{namespace}.requests"] = requests - before_requests
+        values[f"cache.{namespace}.loads"] = loads - before_loads
+    metric_points_record(values=values)
+    return values
+
+
+def _bucket(at: datetime, size: timedelta) -> datetime:
+    seconds = int(size.total_seconds())
+    return datetime.fromtimestamp(int(at.timestamp()) // seconds * seconds, UTC)
+
+
+@transaction.atomic
+def metric_points_downsample(*, source: str, target: str, older_than: timedelta, size: timedelta) -> int:
+    """Fold `source` points older than `older_than` into `target` buckets of `size`; totals are kept."""
+    cutoff = _bucket(timezone.now() - older_than, size)
+    old = MetricPoint.objects.select_for_update().filter(resolution=source, at__lt=cutoff)
+    folded: dict[tuple[str, datetime], list[float]] = {}
+    for series, at, total, count, low, high in old.values_list("series", "at", "sum", "count", "min", "max"):
+        key = (series, _bucket(at, size))
+        acc = folded.setdefault(key, [0.0, 0, low, high])
+        acc[0] += total
+        acc[1] += count
+        acc[2] = min(acc[2], low)
+        acc[3] = max(acc[3], high)
+    for (series, at), (total, count, low, high) in folded.items():
+        existing = MetricPoint.objects.filter(series=series, resolution=target, at=at).first()
+        if existing:
+            existing.sum += total
+            existing.count += count
+            existing.min, existing.max = min(existing.min, low), max(existing.max, high)
+            existing.save(update_fields=["sum", "count", "min", "max"])
+        else:
+            MetricPoint.objects.create(
+                series=series, resolution=target, at=at, sum=total, count=count, min=low, max=high
+            )
+    return old.delete()[0]
+
+
+@transaction.atomic
+def request_rollups_downsample(*, older_than: timedelta) -> int:
+    """Merge minute rollups older than `older_than` into hourly ones (histograms merged exactly)."""
+    cutoff = _bucket(timezone.now() - older_than, timedelta(hours=1))
+    old = RequestRollup.objects.select_for_update().filter(resolution="1m", minute__lt=cutoff)
+    merged: dict[tuple, RequestRollup] = {}
+    histograms: dict[tuple, HdrHistogram] = {}
+    for row in old:
+        key = (_bucket(row.minute, timedelta(hours=1)), row.route, row.method, row.status_class, row.client)
+        if key not in merged:
+            hour = RequestRollup.objects.filter(resolution="1h", minute=key[0], route=row.route, method=row.method,
+                                                status_class=row.status_class, client=row.client).first()  # fmt: skip
+            merged[key] = hour or RequestRollup(resolution="1h", minute=key[0], route=row.route, method=row.method,
+                                                status_class=row.status_class, client=row.client)  # fmt: skip
+            histograms[key] = HdrHistogram.decode(bytes(hour.histogram)) if hour else None
+        target = merged[key]
+        histogram = HdrHistogram.decode(bytes(row.histogram))
+        if histograms[key] is None:
+            histograms[key] = histogram
+        else:
+            histograms[key].add(histogram)
+        target.count += row.count
+        target.errors += row.errors
+        target.total_ms += row.total_ms
+    for key, row in merged.items():
+        _summarize(row, histograms[key])
+        row.save()
+    return old.delete()[0]
+
+
+def retention_apply() -> dict[str, int]:
+    """raw -> 1 minute after 48 h, 1 minute -> 1 hour after 30 days, 1 hour dropped after a year."""
+    return {
+        "points_raw_to_1m": metric_points_downsample(
+            source="raw", target="1m", older_than=timedelta(hours=48), size=timedelta(minutes=1)
+        ),
+        "points_1m_to_1h": metric_points_downsample(
+            source="1m", target="1h", older_than=timedelta(days=30), size=timedelta(hours=1)
+        ),
+        "points_1h_dropped": MetricPoint.objects.filter(
+            resolution="1h", at__lt=timezone.now() - timedelta(days=365)
+        ).delete()[0],
+        "rollups_1m_to_1h": request_rollups_downsample(older_than=timedelta(days=30)),
+        "rollups_1h_dropped": RequestRollup.objects.filter(
+            resolution="1h", minute__lt=timezone.now() - timedelta(days=365)
+        ).delete()[0],
+    }
+
+
+# --- alerts -----------------------------------------------------------------------------------------
+def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
+    """Evaluate every enabled rule; fire those breaching for long enough, resolve those recovered."""
+    from apps.metrics.selectors import alert_rule_value
+
+    now = now or timezone.now()
+    changed = []
+    for rule in AlertRule.objects.filter(enabled=True).select_related("service"):
+        value = alert_rule_value(rule, now=now)
+        rule.last_value, rule.last_evaluated_at = value, now
+        firing = rule.alerts.filter(state=Alert.State.FIRING).first()
+        if value is None:  # no data (too few requests): neither fires nor resolves
+            rule.save(update_fields=["last_value", "last_evaluated_at"])
+            continue
+        if rule.breaches(value):
+            rule.pending_since = rule.pending_since or now
+            if firing is None and (now - rule.pending_since).total_seconds() >= rule.for_seconds:
+                firing = _fire(rule, value)
+                changed.append(firing)
+            elif firing is not None:
+                firing.last_value = value
+                firing.save(update_fields=["last_value"])
+        else:
+            rule.pending_since = None
+            if firing is not None and rule.recovered(value):
+                firing.state, firing.resolved_at, firing.last_value = Alert.State.RESOLVED, now, value
+                firing.save(update_fields=["state", "resolved_at", "last_value"])
+                _notify(firing, "resolved")
+                changed.append(firing)
+        rule.save(update_fields=["pending_since", "last_value", "last_evaluated_at"])
+    return changed
+
+
+def _fire(rule: AlertRule, value: float) -> Alert:
+    where = f" ({rule.service.name})" if rule.service_id else ""
+    message = f"{rule.get_metric_display()}{where} is {value:.1f}, {rule.get_operator_display()} {rule.threshold:g}"
+    alert = Alert.objects.create(rule=rule, value=value, last_value=value, message=message[:300])
+    _notify(alert, "firing")
+    return alert
+
+
+def _notify(alert: Alert, event: str) -> None:
+    rule = alert.rule
+    payload = {
+        "event": event,
+        "rule": rule.name,
+        "severity": rule.severity,
+        "metric": rule.metric,
+        "threshold": rule.threshold,
+        "value": alert.last_value,
+        "message": alert.message,
+        "started_at": alert.started_at.isoformat(),
+        "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
+    }
+    if rule.webhook_url:
+        _record(alert, event, "webhook", rule.webhook_url, *_post_webhook(rule.webhook_url, payload))
+    recipients = [address.strip() for address in rule.email_to.split(",") if address.strip()]
+    if recipients:
+        subject = f"[{rule.severity}] {event}: {rule.name}"
+        try:
+            send_mail(subject, alert.message, settings.DEFAULT_FROM_EMAIL, recipients)
+            _record(alert, event, "email", rule.email_to, True, "sent")
+        except Exception as exc:  # noqa: BLE001 - a mail outage must not stop evaluation
+            _record(alert, event, "email", rule.email_to, False, str(exc))
+
+
+def _post_webhook(url: str, payload: dict) -> tuple[bool, str]:
+    if not url.startswith(("http://", "https://")):
+        return False, "only http and https webhooks are called"
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 - scheme checked above
+    try:
+        with urllib.request.urlopen(request, timeout=settings.ALERT_WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
+            return 200 <= response.status < 300, f"HTTP {response.status}"
+    except OSError as exc:
+        logger.warning("alert webhook to %s failed: %s", url, exc)
+        return False, str(exc)
+
+
+def _record(alert: Alert, event: str, channel: str, target: str, delivered: bool, detail: str) -> None:
+    AlertNotification.objects.create(
+        alert=alert, event=event, channel=channel, target=target, delivered=delivered, detail=detail[:300]
+    )

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+from rest_framework import serializers
+
+from apps.services.models import Service
+
+SERIES_METRICS = ["p50_ms", "p95_ms", "p99_ms", "rps", "requests", "error_rate_pct", "cache_hit_rate_pct",
+                  "cpu_pct", "memory_pct", "disk_pct", "pool_pct", "db_connections_pct"]  # fmt: skip
+MAX_POINTS = 1440
+
+
+class SeriesInputSerializer(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=SERIES_METRICS)
+    service = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all(), required=False)
+    namespace = serializers.SlugField(required=False, default="")
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+    step = serializers.IntegerField(min_value=10, max_value=86_400, default=60, help_text="Seconds per point.")
+
+    def validate(self, data: dict) -> dict:
+        data["end"] = data.get("end") or timezone.now()
+        data["start"] = data.get("start") or data["end"] - timedelta(hours=1)
+        if data["start"] >= data["end"]:
+            raise serializers.ValidationError({"start": "Must be before end."})
+        if (data["end"] - data["start"]).total_seconds() / data["step"] > MAX_POINTS:
+            raise serializers.ValidationError({"step": f"At most {MAX_POINTS} points per query: widen the step."})
+        return data
+
+
+class AlertListInputSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["firing", "resolved"], required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=100)

@@ -1,0 +1,53 @@
+"""The dashboard's metrics API (staff): time series, SLO status, alerts."""
+
+from __future__ import annotations
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.permissions import IsStaffUser
+from apps.core.api.params import reject_unknown_params, validated_query
+from apps.metrics import selectors
+from apps.metrics.api.serializers import AlertListInputSerializer, SeriesInputSerializer
+from apps.services.models import Service
+
+
+class SeriesView(APIView):
+    permission_classes = [IsStaffUser]
+
+    def get(self, request: Request) -> Response:
+        query = validated_query(request, SeriesInputSerializer)
+        points = selectors.time_series(
+            metric=query["metric"],
+            since=query["start"],
+            until=query["end"],
+            step_seconds=query["step"],
+            service=query.get("service"),
+            namespace=query["namespace"],
+        )
+        return Response(
+            {
+                "metric": query["metric"],
+                "service": query["service"].slug if query.get("service") else None,
+                "step": query["step"],
+                "points": [[at.isoformat(), value] for at, value in points],
+            }
+        )
+
+
+class SloView(APIView):
+    permission_classes = [IsStaffUser]
+
+    def get(self, request: Request) -> Response:
+        reject_unknown_params(request, [])
+        services = Service.objects.filter(is_active=True).exclude(route_prefix="")
+        return Response({"results": [selectors.slo_status(service) for service in services]})
+
+
+class AlertListView(APIView):
+    permission_classes = [IsStaffUser]
+
+    def get(self, request: Request) -> Response:
+        query = validated_query(request, AlertListInputSerializer)
+        return Response({"results": selectors.alert_list(state=query.get("state"), limit=query["limit"])})

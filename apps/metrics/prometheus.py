@@ -1,0 +1,60 @@
+"""Prometheus exposition: request latency from every process (multiprocess mode), plus the cache,
+rate-limit and resource figures the database already holds, read when /metrics is scraped."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from prometheus_client import CollectorRegistry, Histogram, generate_latest, multiprocess
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+# Labels are route templates, methods and status classes only: never a raw path or an identifier.
+REQUEST_SECONDS = Histogram(
+    "cp_http_request_duration_seconds",
+    "Request latency by route template, method and status class.",
+    ["route", "method", "status_class"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+)
+
+
+class DatabaseFiguresCollector:
+    """Figures every process contributes to through the database: cache counters, limits, resources."""
+
+    def collect(self):
+        from apps.caching.selectors import cache_stats
+        from apps.ratelimits.models import RateLimitPolicy
+        from apps.resources.models import ResourceSample
+
+        hits = CounterMetricFamily("cp_cache_hits", "Cache hits by namespace and tier.", labels=["namespace", "tier"])
+        misses = CounterMetricFamily(
+            "cp_cache_misses", "Cache misses by namespace and tier.", labels=["namespace", "tier"]
+        )
+        loads = CounterMetricFamily("cp_cache_loads", "Loads from the source by namespace.", labels=["namespace"])
+        ratio = GaugeMetricFamily("cp_cache_hit_ratio", "Share of reads served by a cache tier.", labels=["namespace"])
+        for namespace, summary in cache_stats().items():
+            for tier, counts in summary["tiers"].items():
+                if tier != "source":
+                    hits.add_metric([namespace, tier], counts["hits"])
+                    misses.add_metric([namespace, tier], counts["misses"])
+            loads.add_metric([namespace], summary["tiers"].get("source", {}).get("loads", 0))
+            if summary["hit_rate"] is not None:
+                ratio.add_metric([namespace], summary["hit_rate"])
+        yield from (hits, misses, loads, ratio)
+
+        limit = GaugeMetricFamily("cp_rate_limit_requests", "Requests per period in force.", labels=["scope"])
+        for policy in RateLimitPolicy.objects.filter(enabled=True):
+            limit.add_metric([policy.scope], policy.effective_requests)
+        yield limit
+
+        sample = ResourceSample.objects.order_by("-at").first()
+        if sample is not None:
+            for name in ("cpu_pct", "memory_pct", "disk_pct", "pool_pct", "db_connections_pct"):
+                value = getattr(sample, name)
+                if value is not None:
+                    yield GaugeMetricFamily(f"cp_host_{name}", f"Latest resource sample: {name}.", value=value)
+
+
+def exposition() -> bytes:
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(settings.PROMETHEUS_MULTIPROC_DIR))
+    registry.register(DatabaseFiguresCollector())
+    return generate_latest(registry)

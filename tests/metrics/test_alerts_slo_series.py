@@ -1,0 +1,173 @@
+"""Alerts fire and resolve against a real webhook receiver on loopback; SLOs, series, retention, /metrics."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from apps.metrics import selectors, services
+from apps.metrics.models import Alert, AlertRule, MetricPoint, RequestRollup
+from apps.metrics.recorder import Recorder
+from apps.services.models import Service
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def webhook_receiver():
+    """An HTTP server on loopback that keeps every JSON body posted to it."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hooks/alerts", received
+    server.shutdown()
+
+
+def _traffic(latency_ms: float, *, count: int = 50, status: int = 200, route: str = "api/v1/patients/<id:pk>/"):
+    process = Recorder(flush_interval=3600)
+    for _ in range(count):
+        process.record(route=route, method="GET", status=status, client="app", elapsed_us=int(latency_ms * 1000))
+    process.flush()
+
+
+def test_an_alert_fires_after_its_duration_and_resolves_with_hysteresis(webhook_receiver):
+    url, received = webhook_receiver
+    service = Service.objects.create(name="Patient API", slug="patients", route_prefix="api/v1/patients/")
+    rule = AlertRule.objects.create(
+        name="Patient p95", metric="p95_ms", threshold=500, service=service, for_seconds=60, hysteresis_pct=10,
+        webhook_url=url, email_to="oncall@example.org",
+    )  # fmt: skip
+    start = timezone.now()
+    _traffic(900)
+    assert services.alerts_evaluate(now=start) == []  # breaching, but not yet for 60 s
+    rule.refresh_from_db()
+    assert rule.pending_since == start
+    [fired] = services.alerts_evaluate(now=start + timedelta(seconds=61))
+    assert fired.state == "firing" and fired.value == pytest.approx(900, rel=0.02)
+    assert received[0]["event"] == "firing" and received[0]["rule"] == "Patient p95"
+    assert mail.outbox[0].subject.startswith("[warning] firing")
+
+    RequestRollup.objects.all().delete()
+    _traffic(480)  # under the threshold, but inside the 10% hysteresis band: stays firing
+    assert services.alerts_evaluate(now=start + timedelta(seconds=120)) == []
+    RequestRollup.objects.all().delete()
+    _traffic(200)
+    [resolved] = services.alerts_evaluate(now=start + timedelta(seconds=180))
+    assert resolved.state == "resolved" and resolved.resolved_at is not None
+    assert [r["event"] for r in received] == ["firing", "resolved"]
+    assert {n.channel for n in resolved.notifications.all()} == {"webhook", "email"}
+    assert all(n.delivered for n in resolved.notifications.all())
+
+
+def test_too_little_traffic_neither_fires_nor_resolves():
+    AlertRule.objects.create(name="Errors", metric="error_rate_pct", threshold=5, for_seconds=0, min_requests=20)
+    _traffic(10, count=5, status=500)
+    assert services.alerts_evaluate() == []
+    assert not Alert.objects.filter(rule__name="Errors").exists()
+
+
+def test_an_unreachable_webhook_is_recorded_not_raised():
+    from tests.helpers import closed_port
+
+    AlertRule.objects.create(
+        name="CPU", metric="cpu_pct", threshold=1, for_seconds=0, webhook_url=f"http://127.0.0.1:{closed_port()}/x"
+    )
+    services.metric_points_record(values={"host.cpu_pct": 90.0})
+    [alert] = services.alerts_evaluate()
+    [notification] = alert.notifications.all()
+    assert not notification.delivered and notification.detail
+
+
+def test_slo_status_reports_the_error_budget_left():
+    service = Service.objects.create(name="Vitals", slug="vitals", route_prefix="api/v1/vitals/", slo_error_rate_pct=5)
+    _traffic(100, count=98, route="api/v1/vitals/<id>/")
+    _traffic(100, count=2, status=503, route="api/v1/vitals/<id>/")
+    status = selectors.slo_status(service)
+    hour = status["windows"]["1h"]
+    assert hour["count"] == 100 and hour["error_rate_pct"] == 2.0
+    assert hour["error_budget_remaining"] == pytest.approx(0.6)  # 2 of 5 allowed errors spent
+    assert hour["p95_met"] is True and hour["error_rate_met"] is True
+
+
+def test_series_api_for_staff(staff_api):
+    Service.objects.create(name="Patient API", slug="patients", route_prefix="api/v1/patients/")
+    _traffic(40)
+    response = staff_api.get("/api/v1/metrics/series/", {"metric": "p95_ms", "service": "patients", "step": 300})
+    assert response.status_code == 200
+    values = [value for _, value in response.json()["points"] if value is not None]
+    assert values and values[-1] == pytest.approx(40, rel=0.02)
+    assert staff_api.get("/api/v1/metrics/series/", {"metric": "nope"}).status_code == 400
+    assert (
+        staff_api.get(
+            "/api/v1/metrics/series/", {"metric": "rps", "step": 10, "start": "2020-01-01T00:00Z"}
+        ).status_code
+        == 400
+    )
+    assert staff_api.get("/api/v1/metrics/slo/").json()["results"][0]["service"] == "patients"
+    assert staff_api.get("/api/v1/metrics/alerts/", {"state": "firing"}).json() == {"results": []}
+
+
+def test_the_metrics_api_is_for_staff_only(api, issue_token):
+    token = issue_token("patient:read")
+    assert api.get("/api/v1/metrics/slo/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 403
+
+
+def test_downsampling_keeps_totals_and_merges_histograms_exactly():
+    old = (timezone.now() - timedelta(days=3)).replace(second=0, microsecond=0)
+    for n in range(120):  # two hours of 30-second CPU samples and per-minute request counts
+        MetricPoint.objects.create(series="host.cpu_pct", at=old + timedelta(seconds=30 * n), sum=n % 7, count=1,
+                                   min=n % 7, max=n % 7)  # fmt: skip
+    services.metric_points_downsample(
+        source="raw", target="1m", older_than=timedelta(hours=48), size=timedelta(minutes=1)
+    )
+    minutes = MetricPoint.objects.filter(series="host.cpu_pct", resolution="1m")
+    assert minutes.count() == 60 and sum(p.count for p in minutes) == 120
+    assert sum(p.sum for p in minutes) == sum(n % 7 for n in range(120))
+
+    long_ago = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+    for minute in range(3):
+        process = Recorder(flush_interval=3600)
+        for ms in (10, 20, 30):
+            process.record(route="api/x/", method="GET", status=200, client="c", elapsed_us=ms * 1000)
+        process.flush()
+        RequestRollup.objects.filter(resolution="1m", minute__gte=timezone.now() - timedelta(hours=1)).update(
+            minute=long_ago + timedelta(minutes=minute)
+        )
+    services.request_rollups_downsample(older_than=timedelta(days=30))
+    [hour] = RequestRollup.objects.filter(route="api/x/")
+    assert hour.resolution == "1h" and hour.count == 9 and hour.max_ms == pytest.approx(30, rel=0.02)
+    assert selectors.route_latency(route_prefix="api/x/")["count"] == 9
+
+
+def test_prometheus_exposition_has_request_and_cache_figures(client):
+    client.get("/healthz")
+    body = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert 'cp_http_request_duration_seconds_count{method="GET",route="healthz",status_class="2xx"}' in body
+    assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 403
+
+
+def test_the_live_snapshot_has_services_host_and_alerts():
+    Service.objects.create(name="Patient API", slug="patients", route_prefix="api/v1/patients/")
+    _traffic(30, count=60)
+    snapshot = selectors.live_snapshot()
+    [row] = snapshot["services"]
+    assert row["service"] == "patients" and row["rps"] > 0 and row["p95_ms"] == pytest.approx(30, rel=0.02)
+    assert snapshot["overall"]["rps"] >= row["rps"]
+    assert snapshot["alerts"] == []
