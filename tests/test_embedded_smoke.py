@@ -96,7 +96,7 @@ def test_demo_token_reaches_the_api(product):
         assert json.loads(response.read())["name"] == "demo-clinical-app"
 
 
-def test_admin_signs_in_opens_the_dashboard_and_receives_live_heartbeats(product):
+def test_admin_signs_in_opens_the_dashboard_and_receives_live_heartbeats_and_snapshots(product):
     password = re.search(r"password '([^']+)'", product["seed"]).group(1)
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
@@ -118,9 +118,11 @@ def test_admin_signs_in_opens_the_dashboard_and_receives_live_heartbeats(product
         additional_headers={"Cookie": f"sessionid={session}", "Origin": product["base"]},
         open_timeout=10,
     ) as socket:
-        messages = [json.loads(socket.recv(timeout=5)) for _ in range(2)]
-    assert [m["type"] for m in messages] == ["heartbeat", "heartbeat"]
-    assert messages[1]["seq"] == messages[0]["seq"] + 1
+        messages = [json.loads(socket.recv(timeout=5)) for _ in range(4)]
+    heartbeats = [m["seq"] for m in messages if m["type"] == "heartbeat"]
+    snapshots = [m for m in messages if m["type"] == "snapshot"]
+    assert heartbeats == [heartbeats[0], heartbeats[0] + 1]
+    assert snapshots and "overall" in snapshots[0]["data"]  # the live snapshot, on the embedded database
 
 
 def test_clinical_data_loads_and_is_served_on_sqlite(product):

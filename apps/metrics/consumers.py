@@ -61,8 +61,9 @@ class SnapshotPublisher:
             started = time.monotonic()
             try:
                 data = await database_sync_to_async(live_snapshot)()
-                await layer.group_send(self.group, {"type": "metrics.snapshot", "at": _now(), "data": data})
                 self.sent += 1
+                event = {"type": "metrics.snapshot", "at": _now(), "seq": self.sent, "data": data}
+                await layer.group_send(self.group, event)
             except Exception:
                 logger.warning("live snapshot failed", exc_info=True)
             await asyncio.sleep(max(0.0, SNAPSHOT_SECONDS - (time.monotonic() - started)))
@@ -117,7 +118,10 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "pong", "at": _now()})
 
     async def metrics_snapshot(self, event: dict) -> None:
-        await self.send_json({"type": "snapshot", "at": event.get("at", _now()), "data": event["data"]})
+        message = {"type": "snapshot", "at": event.get("at", _now()), "data": event["data"]}
+        if "seq" in event:
+            message["seq"] = event["seq"]
+        await self.send_json(message)
 
     async def _send_heartbeats(self) -> None:
         sequence = 0

@@ -171,3 +171,19 @@ def test_the_live_snapshot_has_services_host_and_alerts():
     assert row["service"] == "patients" and row["rps"] > 0 and row["p95_ms"] == pytest.approx(30, rel=0.02)
     assert snapshot["overall"]["rps"] >= row["rps"]
     assert snapshot["alerts"] == []
+
+
+def test_api_traffic_reaches_rollups_metrics_snapshot_and_slo(client, api, issue_token):
+    from apps.metrics.recorder import recorder
+
+    service = Service.objects.create(name="Patient API", slug="patient-api", route_prefix="api/v1/patients/")
+    token = issue_token("patient:read")
+    recorder.flush()
+    for patient_id in range(1, 13):
+        api.get(f"/api/v1/patients/{patient_id}/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    recorder.flush()
+    assert selectors.slo_status(service)["windows"]["1h"]["count"] == 12
+    [row] = selectors.live_snapshot()["services"]
+    assert row["service"] == "patient-api" and row["rps"] > 0
+    body = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert 'route="api/v1/patients/<id:patient_id>/"' in body and "/patients/1/" not in body

@@ -1,0 +1,129 @@
+"""Metrics: what request timing costs, and whether 200 dashboards each get every live snapshot in time.
+
+In one run, on PostgreSQL and Redis:
+  * the bare /healthz under gunicorn (2 workers x 16 threads, wrk 16 connections) with the request
+    timing middleware and without it (METRICS_REQUEST_TIMING=false), alternating A/B rounds;
+  * 200 websocket dashboards (staff sessions) on the live process (uvicorn): for each snapshot the
+    process sends (one a second), how many dashboards received it and how late.
+
+Run:  .venv/bin/python bench/metrics.py
+Prints JSON on stdout; progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import websockets
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import django_setup, emit, progress, server, wrk
+
+
+def middleware_overhead(rounds: int, seconds: int) -> dict:
+    with_timing, without = [], []
+    for n in range(rounds):
+        for label, enabled in (("with", "true"), ("without", "false")):
+            with server("wsgi", env={**os.environ, "METRICS_REQUEST_TIMING": enabled}, workers=2, threads=16) as base:
+                wrk(base + "/healthz", seconds=2)
+                rps = wrk(base + "/healthz", seconds=seconds)["rps"]
+            (with_timing if enabled == "true" else without).append(rps)
+            progress(f"overhead round {n + 1}/{rounds}: {label} timing {rps:,.0f} req/s")
+    ratio = statistics.median(with_timing) / statistics.median(without)
+    return {
+        "with_timing_rps": with_timing,
+        "without_timing_rps": without,
+        "median_ratio": round(ratio, 3),
+        "overhead_pct": round(100 * (1 - ratio), 1),
+    }
+
+
+def staff_session_cookie() -> str:
+    from django.contrib.auth import get_user_model
+    from django.contrib.sessions.backends.db import SessionStore
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-dashboard", defaults={"is_staff": True})
+    session = SessionStore()
+    session["_auth_user_id"] = str(user.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = user.get_session_auth_hash()
+    session.create()
+    return f"sessionid={session.session_key}"
+
+
+async def dashboards(url: str, cookie: str, count: int, seconds: float) -> dict:
+    received: dict[int, list[float]] = {}
+    connected = 0
+    start = asyncio.Event()
+
+    async def dashboard() -> None:
+        nonlocal connected
+        headers = {"Cookie": cookie, "Origin": "http://127.0.0.1"}
+        async with websockets.connect(url, additional_headers=headers, open_timeout=30, max_queue=None) as socket:
+            connected += 1
+            await start.wait()
+            deadline = time.time() + seconds
+            while time.time() < deadline:
+                try:
+                    raw = await asyncio.wait_for(socket.recv(), timeout=max(0.01, deadline - time.time()))
+                except TimeoutError:
+                    break
+                message = json.loads(raw)
+                if message.get("type") == "snapshot" and "seq" in message:
+                    delay = time.time() - datetime.fromisoformat(message["at"]).timestamp()
+                    received.setdefault(message["seq"], []).append(delay)
+
+    tasks = [asyncio.create_task(dashboard()) for _ in range(count)]
+    while connected < count and not any(t.done() for t in tasks):
+        await asyncio.sleep(0.1)
+    progress(f"{connected} dashboards connected; listening for {seconds:.0f}s")
+    start.set()
+    await asyncio.gather(*tasks)
+    # Only the snapshots sent wholly inside the window: the first and last may be cut by it.
+    sequences = sorted(received)[1:-1]
+    delays = [d for seq in sequences for d in received[seq]]
+    complete = [seq for seq in sequences if len(received[seq]) == count]
+    in_time = [seq for seq in sequences if len(received[seq]) == count and max(received[seq]) <= 1.0]
+    ordered = sorted(delays)
+    return {
+        "dashboards": count,
+        "snapshots": len(sequences),
+        "snapshots_every_dashboard_received": len(complete),
+        "snapshots_every_dashboard_received_within_1s": len(in_time),
+        "delay_p50_ms": round(1000 * ordered[len(ordered) // 2], 1) if ordered else None,
+        "delay_p99_ms": round(1000 * ordered[int(len(ordered) * 0.99)], 1) if ordered else None,
+        "delay_max_ms": round(1000 * ordered[-1], 1) if ordered else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/cp_bench")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--dashboards", type=int, default=200)
+    parser.add_argument("--listen-seconds", type=float, default=15)
+    args = parser.parse_args()
+    django_setup(args.database_url, args.redis_url)
+
+    figures = {"bench": "metrics"}
+    progress("request timing middleware: A/B against the same server without it")
+    figures["middleware_overhead"] = middleware_overhead(args.rounds, args.seconds)
+    cookie = staff_session_cookie()
+    with server("asgi", workers=1) as base:
+        url = base.replace("http://", "ws://") + "/ws/metrics/"
+        figures["websocket_fanout"] = asyncio.run(dashboards(url, cookie, args.dashboards, args.listen_seconds))
+    emit(figures)
+
+
+if __name__ == "__main__":
+    main()
