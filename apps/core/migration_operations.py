@@ -28,3 +28,33 @@ class PostgresOnlySQL(migrations.RunSQL):
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         if schema_editor.connection.vendor == "postgresql":
             super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+def schedule_operation(*tasks: dict) -> migrations.RunPython:
+    """Install beat schedules (django-celery-beat rows) an app cannot work without; removed on reverse.
+
+    Each task: name, task, every, period ("seconds", "minutes", "hours"), and optionally
+    expire_seconds and description. Existing rows (an admin's edits) are left as they are.
+    """
+
+    def install(apps, schema_editor):
+        IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+        PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+        for spec in tasks:
+            interval, _ = IntervalSchedule.objects.get_or_create(every=spec["every"], period=spec["period"])
+            PeriodicTask.objects.get_or_create(
+                name=spec["name"],
+                defaults={
+                    "task": spec["task"],
+                    "interval": interval,
+                    "queue": "default",
+                    "expire_seconds": spec.get("expire_seconds", 60),
+                    "description": spec.get("description", ""),
+                },
+            )
+
+    def remove(apps, schema_editor):
+        names = [spec["name"] for spec in tasks]
+        apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name__in=names).delete()
+
+    return migrations.RunPython(install, remove)

@@ -111,11 +111,20 @@ def cache_hit_rate(*, namespace: str = "", since, until) -> float | None:
     return 1 - loads / requests if requests else None
 
 
-def host_gauge(name: str, *, since, until) -> float | None:
-    """The mean of a host gauge (cpu_pct, memory_pct, ...) over a window."""
-    points = _point_series(f"host.{name}", since, until)
+def series_mean(series: str, *, since, until) -> float | None:
+    """The mean of a sampled series (host.cpu_pct, inference.tokens_per_s, ...) over a window."""
+    points = _point_series(series, since, until)
     count = sum(c for _, _, c in points)
     return sum(s for _, s, _ in points) / count if count else None
+
+
+# Series other apps sample into MetricPoint (inference records its tokens/s as it serves).
+SAMPLED_SERIES = {"inference_tokens_per_s": "inference.tokens_per_s"}
+
+
+def host_gauge(name: str, *, since, until) -> float | None:
+    """The mean of a host gauge (cpu_pct, memory_pct, ...) over a window."""
+    return series_mean(SAMPLED_SERIES.get(name, f"host.{name}"), since=since, until=until)
 
 
 def alert_rule_value(rule, *, now=None) -> float | None:

@@ -62,3 +62,12 @@ def test_tasks_are_routed_to_their_queues():
     assert router.route({}, "core.heartbeat")["queue"].name == "default"
     assert router.route({}, "benchmarks.run_plan")["queue"].name == "benchmarks"
     assert router.route({}, "inference.optimize")["queue"].name == "inference"
+
+
+def test_every_installed_schedule_names_a_registered_task():
+    celery_app.loader.import_default_modules()
+    scheduled = dict(PeriodicTask.objects.values_list("name", "task"))
+    assert {"Resource monitor", "Adapt rate limits to load", "Evaluate alert rules", "Collect metric series",
+            "Downsample metrics", "Prune expired L3 cache entries"} <= set(scheduled)  # fmt: skip
+    missing = {name: task for name, task in scheduled.items() if task not in celery_app.tasks}
+    assert missing == {}

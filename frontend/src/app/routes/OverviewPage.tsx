@@ -1,5 +1,7 @@
 import { useContext } from "react";
 
+import { LivePanel } from "../../features/live/components/LivePanel";
+import { isLiveSnapshot } from "../../features/live/snapshot";
 import { ServiceTable } from "../../features/overview/components/ServiceTable";
 import { useServices } from "../../features/overview/hooks/useServices";
 import { ConfigContext } from "../config";
@@ -9,6 +11,8 @@ export default function OverviewPage() {
   const config = useContext(ConfigContext);
   const services = useServices();
   const heartbeat = useLatestMessage("heartbeat");
+  const latest = useLatestMessage("snapshot");
+  const snapshot = latest && isLiveSnapshot(latest.data) ? latest.data : null;
   const connection = useConnectionState();
 
   return (
@@ -23,6 +27,7 @@ export default function OverviewPage() {
           </>
         ) : null}
       </p>
+      <LivePanel snapshot={snapshot} />
       <h2>Services</h2>
       {services.status === "loading" ? <p className="muted">Loading services…</p> : null}
       {services.status === "error" ? <p role="alert">Could not load services: {services.message}</p> : null}

@@ -1,0 +1,65 @@
+import type { LiveRow, LiveSnapshot } from "../snapshot";
+
+const fixed = (value: number | null | undefined, digits = 1, unit = "") =>
+  value === null || value === undefined ? "—" : `${value.toFixed(digits)}${unit}`;
+
+function Row({ row }: { row: LiveRow }) {
+  return (
+    <tr>
+      <th scope="row">{row.name}</th>
+      <td className="num">{fixed(row.rps, 1)}</td>
+      <td className="num">{fixed(row.p95_ms, 1, " ms")}</td>
+      <td className="num">{fixed(row.error_rate_pct, 2, "%")}</td>
+    </tr>
+  );
+}
+
+/** The last minute, refreshed each second: traffic per service, the cache, the host and firing alerts. */
+export function LivePanel({ snapshot }: { snapshot: LiveSnapshot | null }) {
+  if (!snapshot) {
+    return <p className="muted">Waiting for the first live snapshot…</p>;
+  }
+  const hitRate = snapshot.cache_hit_rate === null ? null : snapshot.cache_hit_rate * 100;
+  return (
+    <div>
+      <section aria-labelledby="alerts-title">
+        <h2 id="alerts-title">Alerts</h2>
+        {snapshot.alerts.length === 0 ? (
+          <p className="muted" data-testid="no-alerts">
+            No alert is firing.
+          </p>
+        ) : (
+          <ul role="list" data-testid="alerts">
+            {snapshot.alerts.map((alert) => (
+              <li key={alert.rule} role="alert">
+                <strong>{alert.severity}</strong> {alert.rule}: {alert.message}
+              </li>
+            ))}
+          </ul>
+        )}
+      </section>
+      <h2>Last minute</h2>
+      <table className="table">
+        <caption className="sr-only">Requests per second, p95 latency and error rate over the last minute</caption>
+        <thead>
+          <tr>
+            <th scope="col">Service</th>
+            <th scope="col" className="num">req/s</th>
+            <th scope="col" className="num">p95</th>
+            <th scope="col" className="num">errors</th>
+          </tr>
+        </thead>
+        <tbody>
+          {snapshot.services.map((row) => (
+            <Row key={row.service} row={row} />
+          ))}
+          <Row row={snapshot.overall} />
+        </tbody>
+      </table>
+      <p className="muted" data-testid="host">
+        Cache hit rate {fixed(hitRate, 1, "%")} · CPU {fixed(snapshot.host.cpu_pct, 0, "%")} · memory{" "}
+        {fixed(snapshot.host.memory_pct, 0, "%")} · pool {fixed(snapshot.host.pool_pct, 0, "%")}
+      </p>
+    </div>
+  );
+}

@@ -1,0 +1,28 @@
+/** The live snapshot the server sends each second on /ws/metrics/ (apps/metrics/selectors.live_snapshot). */
+export interface LiveRow {
+  service: string;
+  name: string;
+  rps: number;
+  p95_ms: number | null;
+  error_rate_pct: number | null;
+}
+
+export interface LiveAlert {
+  rule: string;
+  severity: string;
+  message: string;
+  since: string;
+}
+
+export interface LiveSnapshot {
+  overall: LiveRow;
+  services: LiveRow[];
+  cache_hit_rate: number | null;
+  host: { cpu_pct?: number | null; memory_pct?: number | null; pool_pct?: number | null };
+  alerts: LiveAlert[];
+}
+
+export function isLiveSnapshot(data: unknown): data is LiveSnapshot {
+  const candidate = data as Partial<LiveSnapshot> | null;
+  return !!candidate && typeof candidate === "object" && !!candidate.overall && Array.isArray(candidate.services);
+}
