@@ -50,6 +50,12 @@ if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1
 """
 
+# Delete the lock only if it still holds our token (it may have expired and been taken by another).
+_RELEASE_IF_OURS = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -113,6 +119,7 @@ class CacheStack:
         self._flights_lock = threading.Lock()
         self._async_flights: dict[str, asyncio.Future] = {}
         self._set_if_greater = None
+        self._release_lock = None
 
     # --- policies and the once-a-second poll ------------------------------------------------------
     def policy(self, namespace: str) -> Policy:
@@ -301,9 +308,9 @@ class CacheStack:
                 if value is not _MISSING:
                     return value
             try:
-                return self._load_and_store(policy, key, scope_key, loader, found, ttl)
+                return self._load_and_store(policy, key, scope_key, loader, found, ttl, lock=lock or None)
             finally:
-                if lock:
+                if lock and not lock.released:
                     self._release(lock)
         finally:
             with self._flights_lock:
@@ -323,12 +330,14 @@ class CacheStack:
                 return entry.value
         return _MISSING
 
-    def _load_and_store(self, policy: Policy, key: str, scope_key: str, loader, found: Found, ttl: int | None) -> Any:
+    def _load_and_store(
+        self, policy: Policy, key: str, scope_key: str, loader, found: Found, ttl: int | None, lock=None
+    ) -> Any:
         generations = self._generations_before_load(policy, scope_key, found)
         started = time.perf_counter()
         value = loader()
         self._count(policy.namespace, "source", loads=1, load_seconds=time.perf_counter() - started)
-        self.store(policy, key, scope_key, value, ttl=ttl, generations=generations)
+        self.store(policy, key, scope_key, value, ttl=ttl, generations=generations, lock=lock)
         return value
 
     def _generations_before_load(self, policy: Policy, scope_key: str, found: Found) -> tuple[int | None, int | None]:
@@ -342,9 +351,19 @@ class CacheStack:
         return redis_generation, db_generation
 
     def store(
-        self, policy: Policy, key: str, scope_key: str, value: Any, *, ttl: int | None, generations: tuple
+        self,
+        policy: Policy,
+        key: str,
+        scope_key: str,
+        value: Any,
+        *,
+        ttl: int | None,
+        generations: tuple,
+        lock: HeldLock | None = None,
     ) -> None:
-        """Put a loaded value in every enabled tier whose generation is known (None is never stored)."""
+        """Put a loaded value in every enabled tier whose generation is known (None is never stored).
+
+        A held single-flight lock is released in the same round trip as the L2 write."""
         if value is None:
             return
         redis_generation, db_generation = generations
@@ -353,7 +372,7 @@ class CacheStack:
         blob = self.codec.encode(value, encrypt=policy.encrypt)
         entry = Entry(value, 0, now + lifetime, now + lifetime + policy.swr, scope_key, len(blob))
         if policy.l2 and (redis_generation is not None or not scope_key):
-            self._l2_set(policy, key, _with_generation(entry, redis_generation or 0), blob)
+            self._l2_set(policy, key, _with_generation(entry, redis_generation or 0), blob, lock=lock)
         if policy.l3 and (db_generation is not None or not scope_key):
             self._l3_set(policy, key, _with_generation(entry, db_generation or 0), blob)
         generation = db_generation if db_generation is not None else redis_generation
@@ -471,32 +490,52 @@ class CacheStack:
             return None, generation
         return entry, generation
 
-    def _l2_set(self, policy: Policy, key: str, entry: Entry, blob: bytes | None = None) -> None:
+    def _l2_set(
+        self, policy: Policy, key: str, entry: Entry, blob: bytes | None = None, lock: HeldLock | None = None
+    ) -> None:
         payload = blob if blob is not None else self.codec.encode(entry.value, encrypt=policy.encrypt)
         record = b"%d|%r|%r|" % (entry.generation, entry.fresh_until, entry.stale_until) + payload
         expires_ms = max(1, int((entry.stale_until - self.clock()) * 1000))
-        ok, _ = self._redis_call(policy.namespace, lambda r: r.set(_value_key(key), record, px=expires_ms))
+
+        def write(client):
+            if lock is None:
+                return client.set(_value_key(key), record, px=expires_ms)
+            pipe = client.pipeline(transaction=False)
+            pipe.set(_value_key(key), record, px=expires_ms)
+            self._release_script(client)(keys=[lock.name], args=[lock.token], client=pipe)
+            return pipe.execute()
+
+        ok, _ = self._redis_call(policy.namespace, write)
         if ok:
             self._count(policy.namespace, "l2", bytes=len(record))
+            if lock is not None:
+                lock.released = True
 
     def _redis_generation(self, scope_key: str) -> int | None:
         ok, raw = self._redis_call("", lambda r: r.get(_generation_key(scope_key)))
         return int(raw or 0) if ok else None
 
-    def _redis_lock(self, policy: Policy, key: str):
+    def _redis_lock(self, policy: Policy, key: str) -> HeldLock | bool | None:
         """A held lock, False when another process holds it, None when Redis cannot arbitrate."""
         if not policy.l2:
             return None
-        timeout = max(5, int(self.single_flight_wait * 5))  # a crashed loader's lock expires
-        ok, lock = self._redis_call(
-            policy.namespace, lambda r: _acquired(r.lock(f"cpc:l:{key}", timeout=timeout, blocking=False))
+        lock = HeldLock(f"cpc:l:{key}", os.urandom(8).hex())
+        expires_ms = int(max(5.0, self.single_flight_wait * 5) * 1000)  # a crashed loader's lock expires
+        ok, acquired = self._redis_call(
+            policy.namespace, lambda r: r.set(lock.name, lock.token, nx=True, px=expires_ms)
         )
         if not ok:
             return None
-        return lock
+        return lock if acquired else False
 
-    def _release(self, lock) -> None:
-        self._redis_call("", lambda r: lock.release())
+    def _release(self, lock: HeldLock) -> None:
+        self._redis_call("", lambda r: self._release_script(r)(keys=[lock.name], args=[lock.token]))
+        lock.released = True
+
+    def _release_script(self, client):
+        if self._release_lock is None:
+            self._release_lock = client.register_script(_RELEASE_IF_OURS)
+        return self._release_lock
 
     # --- L3: the database ------------------------------------------------------------------------
     def _l3_get(self, policy: Policy, key: str, scope_key: str) -> tuple[Entry | None, int | None]:
@@ -658,8 +697,13 @@ class CacheStack:
 _MISSING = object()
 
 
-def _acquired(lock):
-    return lock if lock.acquire() else False
+@dataclass(slots=True)
+class HeldLock:
+    """A single-flight lock this process holds in Redis: its key and the token only the holder knows."""
+
+    name: str
+    token: str
+    released: bool = False
 
 
 def _with_generation(entry: Entry, generation: int) -> Entry:
