@@ -46,6 +46,50 @@ def middleware_overhead(rounds: int, seconds: int) -> dict:
     }
 
 
+def middleware_cost_in_process(n: int = 20_000) -> dict:
+    """The middleware's own CPU per request, against a whole bare request through Django's WSGI handler.
+
+    Steadier than the HTTP A/B on a noisy machine: both are measured in this process, alternately.
+    """
+    import io
+
+    from django.core.wsgi import get_wsgi_application
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+    from django.urls import resolve
+
+    from apps.metrics.middleware import RequestTimingMiddleware
+    from apps.metrics.recorder import recorder
+
+    request = RequestFactory().get("/healthz")
+    request.resolver_match = resolve("/healthz")
+    response = HttpResponse()
+    timed = RequestTimingMiddleware(lambda r: response)
+    application = get_wsgi_application()
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/healthz", "SERVER_NAME": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
+               "SERVER_PORT": "80", "wsgi.url_scheme": "http", "REMOTE_ADDR": "127.0.0.1"}  # fmt: skip
+
+    def whole_request() -> None:
+        body = application({**environ, "wsgi.input": io.BytesIO()}, lambda status, headers: None)
+        b"".join(body)
+        body.close()
+
+    def cpu_us(call, count: int) -> float:
+        started = time.process_time()
+        for _ in range(count):
+            call()
+        return (time.process_time() - started) / count * 1e6
+
+    middleware, bare = [], []
+    for _ in range(5):
+        middleware.append(cpu_us(lambda: timed(request), n // 5))
+        bare.append(cpu_us(whole_request, n // 20))
+    recorder.flush()
+    cost, whole = statistics.median(middleware), statistics.median(bare)
+    return {"middleware_cpu_us": round(cost, 2), "bare_request_cpu_us": round(whole, 1),
+            "overhead_pct": round(100 * cost / (whole - cost), 2)}  # fmt: skip
+
+
 def staff_session_cookie() -> str:
     from django.contrib.auth import get_user_model
     from django.contrib.sessions.backends.db import SessionStore
@@ -108,7 +152,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/cp_bench")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--dashboards", type=int, default=200)
     parser.add_argument("--listen-seconds", type=float, default=15)
@@ -118,6 +162,7 @@ def main() -> None:
     figures = {"bench": "metrics"}
     progress("request timing middleware: A/B against the same server without it")
     figures["middleware_overhead"] = middleware_overhead(args.rounds, args.seconds)
+    figures["middleware_cost_in_process"] = middleware_cost_in_process()
     cookie = staff_session_cookie()
     with server("asgi", workers=1) as base:
         url = base.replace("http://", "ws://") + "/ws/metrics/"

@@ -223,7 +223,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": "cp:channels"},
+            # redis-py's asyncio pool refuses (not waits) past its cap, 100 by default: 200 dashboards
+            # connecting at once took it over. Redis itself allows 10,000 clients.
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "max_connections": env.int("CHANNELS_REDIS_MAX_CONNECTIONS", 1000)}],
+                "prefix": "cp:channels",
+            },
         }
     }
 else:
