@@ -204,6 +204,47 @@ def end_to_end(token: str, sample_ids: list[int], seconds: int) -> dict:
     return results
 
 
+def request_cpu(token: str, sample_ids: list[int], n: int = 2000) -> dict:
+    """Where a cached read's CPU goes: whole requests through Django's WSGI handler in this process
+    (no network, one thread), and the two pieces every PHI read adds, alone."""
+    import io
+
+    from django.core.wsgi import get_wsgi_application
+
+    from apps.audit.services import AuditEntry, audit_record
+    from apps.ratelimits.throttling import limiter
+
+    application = get_wsgi_application()
+
+    def call(path: str, auth: bool = True):
+        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_NAME": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
+                   "SERVER_PORT": "80", "wsgi.url_scheme": "http", "REMOTE_ADDR": "127.0.0.1",
+                   "wsgi.input": io.BytesIO()}  # fmt: skip
+        if auth:
+            environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+        body = application(environ, lambda status, headers: None)
+        b"".join(body)
+        body.close()
+
+    def cpu_us(action, count: int = n) -> float:
+        for index in range(50):
+            action(index)
+        started = time.process_time()
+        for index in range(count):
+            action(index)
+        return round((time.process_time() - started) / count * 1e6, 1)
+
+    ids = sample_ids[:200]
+    entry = AuditEntry(actor_type="client", actor_id=1, actor_name="bench", action="read", resource_type="Patient")
+    return {
+        "bare_healthz_us": cpu_us(lambda i: call("/healthz", auth=False)),
+        "whoami_auth_and_drf_us": cpu_us(lambda i: call("/api/v1/whoami/")),
+        "cached_patient_read_us": cpu_us(lambda i: call(f"/api/v1/patients/{ids[i % len(ids)]}/")),
+        "audit_record_alone_us": cpu_us(lambda i: audit_record(entry)),
+        "limiter_check_alone_us": cpu_us(lambda i: limiter.hit("bench:cpu", limit=10**9, window_seconds=60)),
+    }
+
+
 def redis_outage(token: str, sample_ids: list[int], seconds: int) -> dict:
     """A Redis of our own serves the api; it is killed a third of the way into a wrk run."""
     port = free_port()
@@ -248,7 +289,7 @@ def main() -> None:
     )
     parser.add_argument("--exponent", type=float, default=1.1)
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement.")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["tiers", "zipf", "e2e", "outage"])
+    parser.add_argument("--skip", nargs="*", default=[], choices=["tiers", "zipf", "e2e", "cpu", "outage"])
     args = parser.parse_args()
 
     django_setup(args.database_url, args.redis_url)
@@ -283,6 +324,10 @@ def main() -> None:
         )
     if "e2e" not in args.skip:
         figures["end_to_end"] = end_to_end(token, sample_ids, args.seconds)
+    if "cpu" not in args.skip:
+        progress("CPU per request, in process")
+        with policies(cache=True, rate_limit_requests=10**9):
+            figures["cpu_per_request"] = request_cpu(token, sample_ids)
     if "outage" not in args.skip:
         figures["redis_outage_under_load"] = redis_outage(token, sample_ids, args.seconds)
     emit(figures)

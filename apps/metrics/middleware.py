@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import time
 
-from apps.metrics.prometheus import REQUEST_SECONDS
+from django.utils.functional import empty
+
 from apps.metrics.recorder import recorder
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _client_label(request) -> str:
+    """The API client's name, "session" for a signed-in user, else "anonymous".
+
+    The user is looked at only if the view already loaded it: labelling a request must not cost a
+    session read it did not need.
+    """
+    auth = getattr(request, "auth", None)
+    if auth is not None and getattr(auth, "name", None):
+        return auth.name
+    user = request.__dict__.get("user")
+    if user is not None and getattr(user, "_wrapped", empty) is not empty and user.is_authenticated:
+        return "session"
+    return "anonymous"
 
 
 class RequestTimingMiddleware:
@@ -18,17 +34,10 @@ class RequestTimingMiddleware:
         started = time.perf_counter_ns()
         response = self.get_response(request)
         match = getattr(request, "resolver_match", None)
-        auth = getattr(request, "auth", None)
-        if auth is not None and getattr(auth, "name", None):
-            client = auth.name
-        elif getattr(request, "user", None) is not None and request.user.is_authenticated:
-            client = "session"
-        else:
-            client = "anonymous"
+        client = _client_label(request)
         route = (match.route if match else "<unmatched>")[:200]
         method = request.method[:8] if request.method in KNOWN_METHODS else "OTHER"
         elapsed_us = (time.perf_counter_ns() - started) // 1000
         status = response.status_code
         recorder.record(route=route, method=method, status=status, client=client[:120], elapsed_us=elapsed_us)
-        REQUEST_SECONDS.labels(route, method, f"{status // 100}xx").observe(elapsed_us / 1e6)
         return response
