@@ -108,6 +108,7 @@ DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=10)
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=50)
 DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=10.0)
 DB_SERVER_SIDE_BINDING = env.bool("DB_SERVER_SIDE_BINDING", default=True)
+DB_PREPARE_THRESHOLD = env.int("DB_PREPARE_THRESHOLD", default=5)
 
 
 def _postgres_options(config: dict) -> dict:
@@ -117,9 +118,12 @@ def _postgres_options(config: dict) -> dict:
         "max_size": DB_POOL_MAX_SIZE,
         "timeout": DB_POOL_TIMEOUT,
     }
-    # Server-side binding lets psycopg prepare statements a connection runs repeatedly, so PostgreSQL
-    # parses and plans the data plane's hot queries once per pooled connection, not once per request.
+    # Server-side binding plus a prepare threshold: a statement a pooled connection has run
+    # DB_PREPARE_THRESHOLD times is prepared, so PostgreSQL parses and plans the data plane's hot
+    # queries once per connection, not once per request. Django turns preparation off unless asked
+    # (for PgBouncer in transaction mode: set DB_PREPARE_THRESHOLD=0 there).
     config["OPTIONS"]["server_side_binding"] = DB_SERVER_SIDE_BINDING
+    config["OPTIONS"]["prepare_threshold"] = DB_PREPARE_THRESHOLD or None
     config["CONN_MAX_AGE"] = 0
     return config
 
