@@ -1,0 +1,83 @@
+"""After a traffic run over every PHI path, no MRN, name or birth date is found where it must not be:
+Redis keys and values, the L3 cache table, logs, metric labels and series, the audit trail's searchable
+fields."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+from django.conf import settings
+
+from apps.audit.models import AuditEvent
+from apps.caching.models import CacheEntry, CacheScopeGeneration, CacheStat
+from apps.caching.stack import default_stack
+from apps.metrics.models import RequestRollup
+from apps.metrics.recorder import recorder
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MRN, FAMILY, GIVEN, BIRTH = "MRN-77-4411", "Abernathy-Quill", "Zephyrine", "1958-03-14"
+
+
+def _secrets() -> list[bytes]:
+    return [MRN.encode(), FAMILY.encode(), GIVEN.encode(), BIRTH.encode(), FAMILY.lower().encode()]
+
+
+def test_a_traffic_run_leaves_no_identifier_outside_the_clinical_tables(api, issue_token, client, caplog):
+    caplog.set_level(logging.DEBUG)
+    token = issue_token("patient:read", "patient:write", "clinical:read", "clinical:write", name="ward-app")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+    created = api.post(
+        "/api/v1/patients/",
+        {"mrn": MRN, "family_name": FAMILY, "given_name": GIVEN, "birth_date": BIRTH, "sex": "female"},
+        format="json",
+        **auth,
+    )
+    assert created.status_code == 201
+    patient_id = created.json()["id"]
+    at = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
+    for _ in range(2):  # the second pass is served from the cache
+        assert api.post("/api/v1/patients/lookup/", {"mrn": MRN}, format="json", **auth).status_code == 200
+        assert api.get(f"/api/v1/patients/{patient_id}/", **auth).status_code == 200
+        assert api.get(f"/api/v1/patients/{patient_id}/vitals/?latest=true", **auth).status_code == 200
+        assert api.get(f"/api/v1/patients/{patient_id}/medications/", **auth).status_code == 200
+        assert api.get("/fhir/Patient", {"identifier": f"{settings.MRN_SYSTEM}|{MRN}"}, **auth).status_code == 200
+        assert api.get("/fhir/Patient", {"family": FAMILY[:6], "birthdate": BIRTH}, **auth).status_code == 200
+    posted = api.post("/fhir/Patient/_search", f"identifier={MRN}", content_type="application/x-www-form-urlencoded",
+                      **auth)  # fmt: skip
+    assert posted.status_code == 200
+    api.post(f"/api/v1/patients/{patient_id}/vitals/", {"code": "8867-4", "value": 71, "effective_at": at},
+             format="json", **auth)  # fmt: skip
+    api.get(f"/api/v1/patients/{MRN}/", **auth)  # an identifier pushed into a URL by a careless client
+    recorder.flush()
+    default_stack().flush_stats()
+
+    found: list[str] = []
+    store = redis.Redis.from_url(settings.REDIS_URL)
+    for key in store.scan_iter("*"):
+        kind = store.type(key)
+        values = [store.get(key)] if kind == b"string" else []
+        if kind == b"zset":
+            values = store.zrange(key, 0, -1)
+        for blob in [key, *[v or b"" for v in values]]:
+            found += [f"redis {key!r}" for secret in _secrets() if secret in blob]
+    for row in CacheEntry.objects.all():
+        found += [f"L3 {row.key[:8]}" for secret in _secrets() if secret in bytes(row.value) + row.key.encode()]
+    for text in [*CacheScopeGeneration.objects.values_list("scope", flat=True),
+                 *CacheStat.objects.values_list("namespace", flat=True),
+                 *RequestRollup.objects.values_list("route", flat=True),
+                 *RequestRollup.objects.values_list("client", flat=True)]:  # fmt: skip
+        found += [f"db {text}" for secret in _secrets() if secret in text.encode()]
+    exposition = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content
+    found += ["/metrics" for secret in _secrets() if secret in exposition]
+    for record in caplog.records:
+        message = record.getMessage().encode()
+        found += [f"log {record.name}" for secret in _secrets() if secret in message]
+    for event in AuditEvent.objects.all():
+        searchable = f"{event.resource_id}|{event.query_digest}|{event.actor_name}|{event.request_id}".encode()
+        found += [f"audit #{event.seq}" for secret in _secrets() if secret in searchable]
+    assert found == []
+    assert AuditEvent.objects.filter(patient_id=patient_id).count() >= 12  # every read audited, cached or not
