@@ -31,22 +31,27 @@ def stack() -> CacheStack:
     return make_stack()
 
 
-@pytest.fixture
-def own_redis():
-    """A Redis server of the test's own, on its own port, that the test may stop."""
-    port = free_port()
+def start_redis(port: int) -> subprocess.Popen:
     process = subprocess.Popen(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
     )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
+    client = redis.Redis(port=port)
     for _ in range(100):
         try:
             client.ping()
             break
         except redis.ConnectionError:
             time.sleep(0.05)
-    yield url, process
-    process.kill()
-    process.wait()
+    return process
+
+
+@pytest.fixture
+def own_redis():
+    """A Redis server of the test's own, on its own port, that the test may stop (and start again)."""
+    port = free_port()
+    servers = [start_redis(port)]
+    yield f"redis://127.0.0.1:{port}/0", servers
+    for process in servers:
+        process.kill()
+        process.wait()

@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from apps.caching import selectors, services
 from apps.caching.layers import CodecError, ValueCodec
 from apps.caching.models import CacheEntry, CachePolicy
-from tests.caching.conftest import make_stack
+from tests.caching.conftest import make_stack, start_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -209,13 +209,13 @@ def test_inside_the_stale_window_one_caller_reloads_and_the_others_get_the_old_v
     assert stack.get_or_load("clinical_data", ["enc", 3], slow_reload) == {"v": 2}
 
 
-def test_redis_going_down_fails_no_read_and_opens_the_breaker(own_redis):
-    url, server = own_redis
+def test_redis_going_down_fails_no_read_opens_the_breaker_and_recovers(own_redis):
+    url, servers = own_redis
     stack = make_stack(url, breaker_seconds=0.5)
     loader, calls = counting({"score": 0.93})
     assert stack.get_or_load("ai_inference", ["triage", 1], loader) == {"score": 0.93}
-    server.kill()
-    server.wait()
+    servers[0].kill()
+    servers[0].wait()
     stack.clear_local()  # L1 gone too: the database tier must serve
     for _ in range(20):
         assert stack.get_or_load("ai_inference", ["triage", 1], loader) == {"score": 0.93}
@@ -223,6 +223,15 @@ def test_redis_going_down_fails_no_read_and_opens_the_breaker(own_redis):
     assert len(calls) == 2
     assert stack.breaker.state in ("open", "half-open")
     assert stack.breaker.trips >= 1
+
+    servers.append(start_redis(int(url.rsplit(":", 1)[1].split("/")[0])))  # Redis comes back, empty
+    time.sleep(0.6)  # past the breaker's open window: the next call probes
+    stack.get_or_load("ai_inference", ["triage", 3], loader)
+    assert stack.breaker.state == "closed"
+    stack.clear_local()
+    before = stack.stats().get(("ai_inference", "l2"), {}).get("hits", 0)
+    assert stack.get_or_load("ai_inference", ["triage", 3], loader) == {"score": 0.93}
+    assert stack.stats()[("ai_inference", "l2")]["hits"] == before + 1  # L2 serves again
 
 
 def test_a_policy_turned_off_goes_to_the_source_and_a_clear_orphans_everything(stack):
