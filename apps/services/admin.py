@@ -16,6 +16,7 @@ class ServiceAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = [
         (None, {"fields": ["name", "slug", "kind", "base_url", "owner_team", "description", "is_active"]}),
+        ("Metrics", {"fields": ["route_prefix"]}),
         ("SLO targets", {"fields": ["slo_p95_ms", "slo_p99_ms", "slo_avg_ms", "slo_min_rps", "slo_error_rate_pct"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]

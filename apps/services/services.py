@@ -13,6 +13,7 @@ EDITABLE_FIELDS = (
     "slug",
     "kind",
     "base_url",
+    "route_prefix",
     "owner_team",
     "description",
     "is_active",

@@ -12,6 +12,7 @@ class ServiceSerializer(serializers.ModelSerializer):
             "slug",
             "kind",
             "base_url",
+            "route_prefix",
             "owner_team",
             "description",
             "is_active",

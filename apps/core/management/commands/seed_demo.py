@@ -23,6 +23,7 @@ DEMO_SERVICES = [
         "kind": Service.Kind.API,
         "owner_team": "Clinical platform",
         "description": "Patient, encounter, vital-sign and medication reads (DRF and FHIR R4).",
+        "route_prefix": "api/v1/patients/",  # its request metrics, SLO status and live row
         "slo_p95_ms": 200,
         "slo_p99_ms": 500,
         "slo_avg_ms": 100,
