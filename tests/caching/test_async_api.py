@@ -41,6 +41,7 @@ async def test_the_briefs_decorator_caches_a_coroutine_once_per_argument():
     await cache.invalidate("patient:5")
     await get_patient_data(5)
     assert fetched == [5, 6, 5]
+    assert cache.redis_available
 
 
 async def test_an_uninitialized_cache_says_so():
