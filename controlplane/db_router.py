@@ -5,14 +5,31 @@ Reads inside a transaction that has written stay on the primary, so a request se
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
 from django.db import connections
+
+_primary_only: ContextVar[bool] = ContextVar("primary_only", default=False)
+
+
+@contextlib.contextmanager
+def reads_from_primary() -> Iterator[None]:
+    """Route this context's reads to the primary: what a cache stores must not lag behind the
+    generation it is stored under (a replica may still hold the data a write just replaced)."""
+    token = _primary_only.set(True)
+    try:
+        yield
+    finally:
+        _primary_only.reset(token)
 
 
 class PrimaryReplicaRouter:
     def db_for_read(self, model, **hints) -> str | None:
         if "replica" not in connections.settings:
             return None
-        if connections["default"].in_atomic_block:
+        if _primary_only.get() or connections["default"].in_atomic_block:
             return "default"
         return "replica"
 

@@ -20,7 +20,12 @@ from apps.caching.stack import CacheStack
 
 
 class MedicalAICache:
-    """A cache stack on its own Redis (L2), sharing the policies, L3 table and secrets of the project."""
+    """A cache stack on its own Redis (L2), sharing the policies, L3 table and secrets of the project.
+
+    Scope generations reach its Redis from its own writes and from its once-a-second poll of the
+    database; give it the project's REDIS_URL (the default) to share invalidations with every process
+    at once.
+    """
 
     def __init__(self, redis_url: str | None = None):
         self.redis_url = redis_url if redis_url is not None else settings.REDIS_URL

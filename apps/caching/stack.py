@@ -35,6 +35,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from apps.caching.layers import CircuitBreaker, CodecError, Entry, KeyHasher, MemoryTier, ValueCodec
+from controlplane.db_router import reads_from_primary
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class CacheStack:
         self._flushed_at = time.monotonic()
         self._known_generations: dict[str, tuple[int, float]] = {}
         self._pending_publishes: dict[str, int] = {}
+        self._publish_lock = threading.Lock()
         self._tick_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._stats: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
@@ -167,15 +169,28 @@ class CacheStack:
         for scope, generation in changed:
             if scope == POLICY_SCOPE:
                 if generation != self._policy_generation:
-                    self._reload_policies(generation)
+                    self._reload_policies_safely(generation)
                 continue
             self._remember_generation(scope, generation, expire)
             self.l1.drop_scope(scope, below_generation=generation)
+            # Every process re-publishes what it sees: Redis catches up within a poll even when the
+            # writer's own publish failed, or its process ended before it could retry.
+            self._queue_publish(scope, generation)
         if self._policy_generation is None:
-            self._reload_policies(0)
+            self._reload_policies_safely(0)
         for scope, (_, until) in list(self._known_generations.items()):
             if until < time.monotonic():
                 self._known_generations.pop(scope, None)
+
+    def _reload_policies_safely(self, generation: int) -> None:
+        try:
+            self._reload_policies(generation)
+        except Exception:
+            logger.warning("cache policies could not be reloaded; keeping the ones in memory", exc_info=True)
+
+    def _queue_publish(self, scope_key: str, generation: int) -> None:
+        with self._publish_lock:
+            self._pending_publishes[scope_key] = max(generation, self._pending_publishes.get(scope_key, 0))
 
     def _remember_generation(self, scope: str, generation: int, expire: float) -> None:
         known = self._known_generations.get(scope)
@@ -186,7 +201,7 @@ class CacheStack:
         from apps.caching.models import CachePolicy
 
         policies = {row.namespace: self._policy_from_row(row) for row in CachePolicy.objects.using(self.database)}
-        for namespace, old in self._policies.items():
+        for namespace, old in list(self._policies.items()):
             new = policies.get(namespace)
             if new is None or new != old:
                 self.l1.clear(namespace)
@@ -259,6 +274,8 @@ class CacheStack:
                 stale = entry
         if policy.l2:
             entry, found.redis_generation = self._l2_get(policy, key, scope_key)
+            if entry is not None and self._behind_known(entry):
+                entry = None  # Redis has not heard of a write this process has (a publish still pending)
             if entry is not None and entry.is_fresh(now):
                 self._count(policy.namespace, "l2", hits=1)
                 self._fill_l1(policy, key, entry)
@@ -279,6 +296,9 @@ class CacheStack:
             self._count(policy.namespace, "l3", misses=1)
             if entry is not None and entry.is_servable_stale(now):
                 stale = stale or entry
+        observed = max(found.redis_generation or 0, found.db_generation or 0)
+        if stale is not None and stale.scope and stale.generation < observed:
+            stale = None  # invalidated, not merely old: never served, not even inside the stale window
         found.entry = stale
         return found
 
@@ -335,7 +355,8 @@ class CacheStack:
     ) -> Any:
         generations = self._generations_before_load(policy, scope_key, found)
         started = time.perf_counter()
-        value = loader()
+        with reads_from_primary():  # the generations came from the primary: so must the data
+            value = loader()
         self._count(policy.namespace, "source", loads=1, load_seconds=time.perf_counter() - started)
         self.store(policy, key, scope_key, value, ttl=ttl, generations=generations, lock=lock)
         return value
@@ -420,7 +441,8 @@ class CacheStack:
         self._async_flights[key] = future
         try:
             started = time.perf_counter()
-            value = await loader()
+            with reads_from_primary():
+                value = await loader()
             self._count(namespace, "source", loads=1, load_seconds=time.perf_counter() - started)
             generations = (found.redis_generation, found.db_generation)
             await sync_to_async(self.store)(policy, key, scope_key, value, ttl=ttl, generations=generations)
@@ -436,13 +458,19 @@ class CacheStack:
     def _fill_l1(self, policy: Policy, key: str, entry: Entry) -> None:
         if not policy.l1:
             return
-        if entry.scope:
-            known = self._known_generations.get(entry.scope)
-            if known is not None and entry.generation < known[0]:
-                return  # loaded before a write this process has already heard of
+        if self._behind_known(entry):
+            return  # loaded before a write this process has already heard of
         evicted = self.l1.put(policy.namespace, key, entry, max_entries=policy.l1_max_entries)
         if evicted:
             self._count(policy.namespace, "l1", evictions=evicted)
+        if self._behind_known(entry):  # a write was heard of between the check and the put
+            self.l1.drop(policy.namespace, key)
+
+    def _behind_known(self, entry: Entry) -> bool:
+        if not entry.scope:
+            return False
+        known = self._known_generations.get(entry.scope)
+        return known is not None and entry.generation < known[0]
 
     # --- L2: Redis -------------------------------------------------------------------------------
     def redis(self):
@@ -630,12 +658,13 @@ class CacheStack:
                 continue
             self._remember_generation(scope_key, generation, expire)
             self.l1.drop_scope(scope_key, below_generation=generation)
-            self._pending_publishes[scope_key] = max(generation, self._pending_publishes.get(scope_key, 0))
+            self._queue_publish(scope_key, generation)
         self._retry_publishes()
 
     def _retry_publishes(self) -> None:
         """Send generations to Redis; those that fail are retried on the next tick."""
-        pending = dict(self._pending_publishes)
+        with self._publish_lock:
+            pending = dict(self._pending_publishes)
         if not pending:
             return
 
@@ -649,9 +678,10 @@ class CacheStack:
 
         ok, _ = self._redis_call("", publish)
         if ok or self.redis() is None:
-            for scope_key, generation in pending.items():
-                if self._pending_publishes.get(scope_key) == generation:
-                    del self._pending_publishes[scope_key]
+            with self._publish_lock:
+                for scope_key, generation in pending.items():
+                    if self._pending_publishes.get(scope_key) == generation:
+                        self._pending_publishes.pop(scope_key, None)
 
     def clear_local(self) -> None:
         """Forget everything this process holds (tests, and after a namespace clear)."""

@@ -31,6 +31,7 @@ class VersionedLocalCache:
         self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._version: str | None = None
         self._checked_at = 0.0
+        self._down_until = 0.0
         self._lock = threading.Lock()
 
     @property
@@ -63,6 +64,7 @@ class VersionedLocalCache:
         """Drop this process's entries and re-read the shared version on the next read (tests)."""
         self._entries.clear()
         self._version = None
+        self._down_until = 0.0
 
     def _bump(self) -> None:
         try:
@@ -76,6 +78,8 @@ class VersionedLocalCache:
         now = time.monotonic()
         if now - self._checked_at < self.check_interval and self._version is not None:
             return True
+        if now < self._down_until:
+            return False
         try:
             version = cache.get(self.version_key)
             if version is None:
@@ -85,6 +89,7 @@ class VersionedLocalCache:
         except Exception:  # noqa: BLE001 - no shared version, no local cache
             self._entries.clear()
             self._version = None
+            self._down_until = now + self.check_interval  # and no waiting on the socket every request
             return False
         if version != self._version:
             self._entries.clear()

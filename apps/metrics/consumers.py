@@ -50,10 +50,12 @@ class SnapshotPublisher:
         self.listeners = max(0, self.listeners - 1)
         await get_channel_layer().group_discard(self.group, channel_name)
         if not self.listeners and self.task is not None:
-            self.task.cancel()
+            task, self.task = self.task, None
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
+                await task
+            if self.listeners and (self.task is None or self.task.done()):  # someone joined meanwhile
+                self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
         layer = get_channel_layer()

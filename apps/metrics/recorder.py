@@ -42,6 +42,7 @@ class Recorder:
     """
 
     MAX_PENDING = 600_000  # three integers a request: a flush that keeps failing must not grow memory forever
+    MAX_UNSAVED = 5_000  # series (one HDR histogram each) kept while the database refuses them
 
     def __init__(self, flush_interval: float = 5.0):
         self.flush_interval = flush_interval
@@ -77,8 +78,12 @@ class Recorder:
                 taken, self._records = self._records, array("q")
                 keys = list(self._keys)
             self._flushed_at = time.monotonic()
-            fresh = _fold(taken, keys)
-            _export(fresh)
+            try:
+                fresh = _fold(taken, keys)
+                _export(fresh)
+            except Exception:  # metrics never fail the request whose thread happens to flush
+                logger.warning("request timings could not be folded; %d dropped", len(taken) // 3, exc_info=True)
+                return 0
             series, self._unsaved = self._unsaved, {}
             for key, data in fresh.items():
                 _add(series.setdefault(key, Series()), data)
@@ -90,7 +95,8 @@ class Recorder:
                 rollups_merge(series)
             except Exception:
                 logger.warning("request rollups could not be written; kept for the next flush", exc_info=True)
-                self._unsaved = series
+                # Bounded: while the database is away, the oldest minutes go first.
+                self._unsaved = dict(sorted(series.items(), key=lambda kv: kv[0][0])[-self.MAX_UNSAVED :])
                 return 0
             return len(series)
         finally:

@@ -106,7 +106,9 @@ def metric_points_downsample(*, source: str, target: str, older_than: timedelta,
     cutoff = _bucket(timezone.now() - older_than, size)
     old = MetricPoint.objects.select_for_update().filter(resolution=source, at__lt=cutoff)
     folded: dict[tuple[str, datetime], list[float]] = {}
-    for series, at, total, count, low, high in old.values_list("series", "at", "sum", "count", "min", "max"):
+    read: list[int] = []
+    for pk, series, at, total, count, low, high in old.values_list("pk", "series", "at", "sum", "count", "min", "max"):
+        read.append(pk)
         key = (series, _bucket(at, size))
         acc = folded.setdefault(key, [0.0, 0, low, high])
         acc[0] += total
@@ -134,7 +136,9 @@ def request_rollups_downsample(*, older_than: timedelta) -> int:
     old = RequestRollup.objects.select_for_update().filter(resolution="1m", minute__lt=cutoff)
     merged: dict[tuple, RequestRollup] = {}
     histograms: dict[tuple, HdrHistogram] = {}
+    read: list[int] = []
     for row in old:
+        read.append(row.pk)
         key = (_bucket(row.minute, timedelta(hours=1)), row.route, row.method, row.status_class, row.client)
         if key not in merged:
             hour = RequestRollup.objects.filter(resolution="1h", minute=key[0], route=row.route, method=row.method,
@@ -154,7 +158,7 @@ def request_rollups_downsample(*, older_than: timedelta) -> int:
     for key, row in merged.items():
         _summarize(row, histograms[key])
         row.save()
-    return old.delete()[0]
+    return RequestRollup.objects.filter(pk__in=read).delete()[0]  # exactly what was merged
 
 
 def retention_apply() -> dict[str, int]:
@@ -187,8 +191,9 @@ def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
         value = alert_rule_value(rule, now=now)
         rule.last_value, rule.last_evaluated_at = value, now
         firing = rule.alerts.filter(state=Alert.State.FIRING).first()
-        if value is None:  # no data (too few requests): neither fires nor resolves
-            rule.save(update_fields=["last_value", "last_evaluated_at"])
+        if value is None:  # no data (too few requests): neither fires nor resolves, and a breach restarts
+            rule.pending_since = None
+            rule.save(update_fields=["pending_since", "last_value", "last_evaluated_at"])
             continue
         if rule.breaches(value):
             rule.pending_since = rule.pending_since or now

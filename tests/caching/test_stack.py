@@ -5,11 +5,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 import redis
 from django.conf import settings
 from django.db import connection, transaction
+from django.utils import timezone
 
 from apps.caching import selectors, services
 from apps.caching.layers import CodecError, ValueCodec
@@ -272,3 +274,37 @@ def test_the_l1_entry_bound_evicts_the_least_recently_used(stack):
 def test_values_that_are_not_json_are_refused_clearly(stack):
     with pytest.raises(TypeError, match="JSON"):
         stack.get_or_load("ai_inference", ["bad"], lambda: {"when": object()})
+
+
+def test_a_lost_publish_is_repaired_by_any_process_that_polls():
+    from tests.helpers import closed_port
+
+    database = {"v": "old"}
+    reader = make_stack()
+    assert reader.get_or_load("vital_signs", ["x", 5], lambda: dict(database), scope="patient:5") == {"v": "old"}
+    writer = make_stack(f"redis://127.0.0.1:{closed_port()}/0")  # the writer cannot reach Redis at all
+    with transaction.atomic():
+        database["v"] = "new"
+        writer.invalidate_scopes(["patient:5"])
+    assert writer._pending_publishes  # its own publish failed
+    another_process = make_stack()
+    another_process.tick(force=True)  # polls the generations that changed, and publishes them
+    fresh = make_stack()
+    fresh._poll_since = timezone.now() + timedelta(hours=1)  # it starts after the change left the poll window
+    assert fresh.get_or_load("vital_signs", ["x", 5], lambda: dict(database), scope="patient:5") == {"v": "new"}
+
+
+def test_cached_loads_read_the_primary_even_with_a_replica():
+    from controlplane.db_router import PrimaryReplicaRouter, reads_from_primary
+
+    router = PrimaryReplicaRouter()
+    from django.db import connections
+
+    connections.settings["replica"] = connections.settings["default"]  # a replica is configured
+    try:
+        assert router.db_for_read(CachePolicy) == "replica"
+        with reads_from_primary():
+            assert router.db_for_read(CachePolicy) == "default"
+        assert router.db_for_read(CachePolicy) == "replica"
+    finally:
+        del connections.settings["replica"]

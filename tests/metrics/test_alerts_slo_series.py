@@ -187,3 +187,16 @@ def test_api_traffic_reaches_rollups_metrics_snapshot_and_slo(client, api, issue
     assert row["service"] == "patient-api" and row["rps"] > 0
     body = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
     assert 'route="api/v1/patients/<id:patient_id>/"' in body and "/patients/1/" not in body
+
+
+def test_a_gap_in_the_data_restarts_the_for_duration():
+    rule = AlertRule.objects.create(name="Slow", metric="p95_ms", threshold=100, for_seconds=60, min_requests=5)
+    start = timezone.now()
+    _traffic(500, count=10)
+    services.alerts_evaluate(now=start)
+    RequestRollup.objects.all().delete()
+    services.alerts_evaluate(now=start + timedelta(seconds=30))  # no data: the breach does not carry over
+    rule.refresh_from_db()
+    assert rule.pending_since is None
+    _traffic(500, count=10)
+    assert services.alerts_evaluate(now=start + timedelta(seconds=90)) == []  # breaching again, but only now
