@@ -31,29 +31,25 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import (
+    cpu_us,
     django_setup,
     emit,
     ensure_patients,
     free_port,
+    per_call_us,
     policies,
     progress,
     random_paths_script,
     server,
     wrk,
+    wsgi_get,
 )
 
 
 def make_stack(redis_url: str, **options):
-    from django.conf import settings
-
     from apps.caching.stack import CacheStack
 
-    return CacheStack(
-        redis_client_factory=lambda: redis.Redis.from_url(redis_url),
-        key_secret=settings.CACHE_KEY_SECRET,
-        encryption_keys=settings.CACHE_ENCRYPTION_KEYS,
-        **options,
-    )
+    return CacheStack.from_settings(redis_url, **options)
 
 
 def bench_policy(namespace: str, **fields):
@@ -61,13 +57,6 @@ def bench_policy(namespace: str, **fields):
 
     policy, _ = CachePolicy.objects.update_or_create(namespace=namespace, defaults=fields)
     return policy
-
-
-def per_call_us(call, n: int) -> float:
-    started = time.perf_counter_ns()
-    for _ in range(n):
-        call()
-    return (time.perf_counter_ns() - started) / n / 1000
 
 
 def tier_costs(redis_url: str, sample: dict) -> dict:
@@ -207,41 +196,26 @@ def end_to_end(token: str, sample_ids: list[int], seconds: int) -> dict:
 def request_cpu(token: str, sample_ids: list[int], n: int = 2000) -> dict:
     """Where a cached read's CPU goes: whole requests through Django's WSGI handler in this process
     (no network, one thread), and the two pieces every PHI read adds, alone."""
-    import io
-
     from django.core.wsgi import get_wsgi_application
 
     from apps.audit.services import AuditEntry, audit_record
     from apps.ratelimits.throttling import limiter
 
     application = get_wsgi_application()
+    auth = {"Authorization": f"Bearer {token}"}
 
-    def call(path: str, auth: bool = True):
-        environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_NAME": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
-                   "SERVER_PORT": "80", "wsgi.url_scheme": "http", "REMOTE_ADDR": "127.0.0.1",
-                   "wsgi.input": io.BytesIO()}  # fmt: skip
-        if auth:
-            environ["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-        body = application(environ, lambda status, headers: None)
-        b"".join(body)
-        body.close()
-
-    def cpu_us(action, count: int = n) -> float:
-        for index in range(50):
-            action(index)
-        started = time.process_time()
-        for index in range(count):
-            action(index)
-        return round((time.process_time() - started) / count * 1e6, 1)
+    def cpu(action, count: int = n) -> float:
+        cpu_us(action, 50)  # warm
+        return round(cpu_us(action, count), 1)
 
     ids = sample_ids[:200]
     entry = AuditEntry(actor_type="client", actor_id=1, actor_name="bench", action="read", resource_type="Patient")
     return {
-        "bare_healthz_us": cpu_us(lambda i: call("/healthz", auth=False)),
-        "whoami_auth_and_drf_us": cpu_us(lambda i: call("/api/v1/whoami/")),
-        "cached_patient_read_us": cpu_us(lambda i: call(f"/api/v1/patients/{ids[i % len(ids)]}/")),
-        "audit_record_alone_us": cpu_us(lambda i: audit_record(entry)),
-        "limiter_check_alone_us": cpu_us(lambda i: limiter.hit("bench:cpu", limit=10**9, window_seconds=60)),
+        "bare_healthz_us": cpu(lambda i: wsgi_get(application, "/healthz")),
+        "whoami_auth_and_drf_us": cpu(lambda i: wsgi_get(application, "/api/v1/whoami/", auth)),
+        "cached_patient_read_us": cpu(lambda i: wsgi_get(application, f"/api/v1/patients/{ids[i % len(ids)]}/", auth)),
+        "audit_record_alone_us": cpu(lambda i: audit_record(entry)),
+        "limiter_check_alone_us": cpu(lambda i: limiter.hit("bench:cpu", limit=10**9, window_seconds=60)),
     }
 
 

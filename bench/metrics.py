@@ -25,7 +25,7 @@ from pathlib import Path
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import django_setup, emit, progress, server, wrk
+from harness import cpu_us, django_setup, emit, progress, server, wrk, wsgi_get
 
 
 def middleware_overhead(rounds: int, seconds: int) -> dict:
@@ -58,8 +58,6 @@ def middleware_overhead(rounds: int, seconds: int) -> dict:
 def middleware_cost_in_process(n: int = 20_000) -> dict:
     """The same bare request through Django's WSGI handler with the middleware and without it, in this
     process, one thread, alternating: steadier than the HTTP A/B on a noisy machine."""
-    import io
-
     from django.conf import settings
     from django.core.handlers.wsgi import WSGIHandler
     from django.test import override_settings
@@ -69,25 +67,18 @@ def middleware_cost_in_process(n: int = 20_000) -> dict:
     with_timing = WSGIHandler()
     with override_settings(MIDDLEWARE=[m for m in settings.MIDDLEWARE if not m.endswith("RequestTimingMiddleware")]):
         without = WSGIHandler()
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/healthz", "SERVER_NAME": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
-               "SERVER_PORT": "80", "wsgi.url_scheme": "http", "REMOTE_ADDR": "127.0.0.1"}  # fmt: skip
 
-    def cpu_us(handler, count: int) -> float:
-        started = time.process_time()
-        for _ in range(count):
-            body = handler({**environ, "wsgi.input": io.BytesIO()}, lambda status, headers: None)
-            b"".join(body)
-            body.close()
-        return (time.process_time() - started) / count * 1e6
+    def cpu(handler, count: int) -> float:
+        return cpu_us(lambda i: wsgi_get(handler, "/healthz"), count)
 
     timed, plain = [], []
     for round_number in range(10):  # alternating which goes first, so neither gains from the order
         if round_number % 2:
-            plain.append(cpu_us(without, n // 10))
-            timed.append(cpu_us(with_timing, n // 10))
+            plain.append(cpu(without, n // 10))
+            timed.append(cpu(with_timing, n // 10))
         else:
-            timed.append(cpu_us(with_timing, n // 10))
-            plain.append(cpu_us(without, n // 10))
+            timed.append(cpu(with_timing, n // 10))
+            plain.append(cpu(without, n // 10))
     recorder.flush()
     cost, bare = statistics.median(timed), statistics.median(plain)
     return {"with_timing_cpu_us": round(cost, 1), "without_timing_cpu_us": round(bare, 1),

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import django_setup, emit, policies, progress, server
+from harness import django_setup, emit, per_call_us, policies, progress, server
 
 CLIENTS, TRIES, LIMIT = 64, 4, 100
 
@@ -132,16 +132,10 @@ def check_cost(redis_url: str) -> dict:
     client = redis.Redis.from_url(redis_url)
     ours = RedisSlidingWindow(client)
 
-    def per_call_us(call, n: int = 500) -> float:
-        started = time.perf_counter_ns()
-        for _ in range(n):
-            call()
-        return (time.perf_counter_ns() - started) / n / 1000
-
     limiter_us, get_us = [], []
     for _ in range(20):
-        get_us.append(per_call_us(lambda: client.get("bench:nothing")))
-        limiter_us.append(per_call_us(lambda: ours.hit("bench:cost", limit=10**9, window_seconds=1)))
+        get_us.append(per_call_us(lambda: client.get("bench:nothing"), 500))
+        limiter_us.append(per_call_us(lambda: ours.hit("bench:cost", limit=10**9, window_seconds=1), 500))
     return {
         "limiter_check_us": round(statistics.median(limiter_us), 1),
         "raw_redis_get_us": round(statistics.median(get_us), 1),

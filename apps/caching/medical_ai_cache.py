@@ -32,24 +32,8 @@ class MedicalAICache:
         self.stack: CacheStack | None = None
 
     async def initialize(self) -> MedicalAICache:
-        """Build the stack and check that Redis answers (an unreachable one leaves L1 and L3 working)."""
-        factory = None
-        if self.redis_url:
-            import redis
-
-            url = self.redis_url
-
-            def factory():
-                return redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-
-        self.stack = CacheStack(
-            redis_client_factory=factory,
-            key_secret=settings.CACHE_KEY_SECRET,
-            encryption_keys=settings.CACHE_ENCRYPTION_KEYS,
-            l1_max_bytes=settings.CACHE_L1_MAX_BYTES,
-            single_flight_wait=settings.CACHE_SINGLE_FLIGHT_WAIT_SECONDS,
-            breaker_seconds=settings.CACHE_REDIS_BREAKER_SECONDS,
-        )
+        """Build the stack and load the policies (an unreachable Redis leaves L1 and L3 working)."""
+        self.stack = CacheStack.from_settings(self.redis_url)
         await sync_to_async(self.stack.tick)(force=True)
         return self
 

@@ -123,6 +123,27 @@ class CacheStack:
         self._set_if_greater = None
         self._release_lock = None
 
+    @classmethod
+    def from_settings(cls, redis_url: str = "", **overrides) -> CacheStack:
+        """A stack on the project's secrets and limits. L2 is `redis_url` when given, else the project's
+        Redis connection (none when REDIS_URL is unset)."""
+        if redis_url:
+            import redis
+
+            def factory():
+                return redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+        else:
+            factory = _settings_redis if settings.REDIS_URL else None
+        options = {
+            "key_secret": settings.CACHE_KEY_SECRET,
+            "encryption_keys": settings.CACHE_ENCRYPTION_KEYS,
+            "l1_max_bytes": settings.CACHE_L1_MAX_BYTES,
+            "single_flight_wait": settings.CACHE_SINGLE_FLIGHT_WAIT_SECONDS,
+            "breaker_seconds": settings.CACHE_REDIS_BREAKER_SECONDS,
+        }
+        return cls(redis_client_factory=factory, **(options | overrides))
+
     # --- policies and the once-a-second poll ------------------------------------------------------
     def policy(self, namespace: str) -> Policy:
         self.tick()
@@ -758,14 +779,7 @@ def default_stack() -> CacheStack:
     if _default is None:
         with _default_lock:
             if _default is None:
-                _default = CacheStack(
-                    redis_client_factory=_settings_redis if settings.REDIS_URL else None,
-                    key_secret=settings.CACHE_KEY_SECRET,
-                    encryption_keys=settings.CACHE_ENCRYPTION_KEYS,
-                    l1_max_bytes=settings.CACHE_L1_MAX_BYTES,
-                    single_flight_wait=settings.CACHE_SINGLE_FLIGHT_WAIT_SECONDS,
-                    breaker_seconds=settings.CACHE_REDIS_BREAKER_SECONDS,
-                )
+                _default = CacheStack.from_settings()
     return _default
 
 

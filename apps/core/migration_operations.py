@@ -58,3 +58,14 @@ def schedule_operation(*tasks: dict) -> migrations.RunPython:
         apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name__in=names).delete()
 
     return migrations.RunPython(install, remove)
+
+
+def seed_operation(app_label: str, model_name: str, key_field: str, rows: dict[str, dict]) -> migrations.RunPython:
+    """Create the seeded rows an app ships with (keyed by `key_field`); existing rows are left as edited."""
+
+    def seed(apps, schema_editor):
+        model = apps.get_model(app_label, model_name)
+        for key, fields in rows.items():
+            model.objects.get_or_create(**{key_field: key}, defaults=fields)
+
+    return migrations.RunPython(seed, migrations.RunPython.noop)

@@ -11,19 +11,10 @@ from apps.caching.stack import CacheStack
 from tests.helpers import free_port
 
 
-def make_stack(redis_url: str | None = settings.REDIS_URL, **options) -> CacheStack:
+def make_stack(redis_url: str = settings.REDIS_URL, **options) -> CacheStack:
     """A stack as another process would have it: its own L1, policies and breaker."""
-
-    def factory():
-        return redis.Redis.from_url(redis_url, socket_timeout=0.3, socket_connect_timeout=0.3)
-
     options.setdefault("poll_interval", 0.05)
-    return CacheStack(
-        redis_client_factory=factory if redis_url else None,
-        key_secret=settings.CACHE_KEY_SECRET,
-        encryption_keys=settings.CACHE_ENCRYPTION_KEYS,
-        **options,
-    )
+    return CacheStack.from_settings(redis_url, **options)
 
 
 @pytest.fixture

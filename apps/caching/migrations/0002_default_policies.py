@@ -3,20 +3,14 @@
 from django.db import migrations
 
 from apps.caching.defaults import DEFAULT_POLICIES
-from apps.core.migration_operations import schedule_operation
-
-
-def seed(apps, schema_editor):
-    CachePolicy = apps.get_model("caching", "CachePolicy")
-    for namespace, fields in DEFAULT_POLICIES.items():
-        CachePolicy.objects.get_or_create(namespace=namespace, defaults=fields)
+from apps.core.migration_operations import schedule_operation, seed_operation
 
 
 class Migration(migrations.Migration):
     dependencies = [("caching", "0001_initial"), ("django_celery_beat", "0019_alter_periodictasks_options")]
 
     operations = [
-        migrations.RunPython(seed, migrations.RunPython.noop),
+        seed_operation("caching", "CachePolicy", "namespace", DEFAULT_POLICIES),
         schedule_operation(
             {
                 "name": "Prune expired L3 cache entries",

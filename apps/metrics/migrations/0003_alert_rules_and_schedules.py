@@ -2,33 +2,15 @@
 
 from django.db import migrations
 
-from apps.core.migration_operations import schedule_operation
+from apps.core.migration_operations import schedule_operation, seed_operation
 
-RULES = [
-    {
-        "name": "Response time above 2 s",
-        "metric": "p95_ms",
-        "operator": "gt",
-        "threshold": 2000,
-        "severity": "critical",
-    },
-    {
-        "name": "Error rate above 5%",
-        "metric": "error_rate_pct",
-        "operator": "gt",
-        "threshold": 5,
-        "severity": "critical",
-    },
-    {"name": "CPU above 80%", "metric": "cpu_pct", "operator": "gt", "threshold": 80},
-    {"name": "Memory above 85%", "metric": "memory_pct", "operator": "gt", "threshold": 85},
-    {"name": "Cache hit rate below 80%", "metric": "cache_hit_rate_pct", "operator": "lt", "threshold": 80},
-]
-
-
-def seed(apps, schema_editor):
-    AlertRule = apps.get_model("metrics", "AlertRule")
-    for rule in RULES:
-        AlertRule.objects.get_or_create(name=rule["name"], defaults=rule)
+RULES = {
+    "Response time above 2 s": {"metric": "p95_ms", "operator": "gt", "threshold": 2000, "severity": "critical"},
+    "Error rate above 5%": {"metric": "error_rate_pct", "operator": "gt", "threshold": 5, "severity": "critical"},
+    "CPU above 80%": {"metric": "cpu_pct", "operator": "gt", "threshold": 80},
+    "Memory above 85%": {"metric": "memory_pct", "operator": "gt", "threshold": 85},
+    "Cache hit rate below 80%": {"metric": "cache_hit_rate_pct", "operator": "lt", "threshold": 80},
+}
 
 
 class Migration(migrations.Migration):
@@ -36,7 +18,7 @@ class Migration(migrations.Migration):
                     ("django_celery_beat", "0019_alter_periodictasks_options")]  # fmt: skip
 
     operations = [
-        migrations.RunPython(seed, migrations.RunPython.noop),
+        seed_operation("metrics", "AlertRule", "name", RULES),
         schedule_operation(
             {"name": "Collect metric series", "task": "metrics.collect", "every": 60, "period": "seconds"},
             {"name": "Evaluate alert rules", "task": "metrics.evaluate_alerts", "every": 60, "period": "seconds"},
