@@ -292,6 +292,16 @@ AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default=hashlib.sha256(f"audit-chai
 # Audit records of concurrent requests share one commit (apps/audit/writer.py).
 AUDIT_GROUP_COMMIT = env.bool("AUDIT_GROUP_COMMIT", default=True)
 
+# --- Optimizer ------------------------------------------------------------------------------------
+# The cache hit rate an `optimize` run aims for when none is given (the brief's 80%), over this window.
+OPTIMIZER_CACHE_HIT_RATE_TARGET = env.float("OPTIMIZER_CACHE_HIT_RATE_TARGET", default=0.80)
+OPTIMIZER_CACHE_WINDOW_MINUTES = env.int("OPTIMIZER_CACHE_WINDOW_MINUTES", default=60)
+# A run still pending or running after this long lost its worker; the checker marks it failed.
+OPTIMIZER_RUN_DEADLINE_SECONDS = env.int("OPTIMIZER_RUN_DEADLINE_SECONDS", default=2 * 3600)
+# Request rollups of this window decide whether each service meets its response-time target.
+OPTIMIZER_SERVICE_WINDOW_MINUTES = env.int("OPTIMIZER_SERVICE_WINDOW_MINUTES", default=60)
+OPTIMIZER_SERVICE_MIN_REQUESTS = env.int("OPTIMIZER_SERVICE_MIN_REQUESTS", default=20)
+
 # --- Health ---------------------------------------------------------------------------------------
 # A failed check in this list makes /readyz answer 503; any other failed check answers 200 with
 # status "degraded", so a broker or Redis outage does not take the API out of its load balancer.

@@ -23,6 +23,7 @@ urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("metrics", metrics_views.prometheus_metrics, name="prometheus-metrics"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("admin/overview/", admin.site.admin_view(optimizer_views.overview), name="control-plane-overview"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("fhir/", include("apps.clinical.fhir.urls")),

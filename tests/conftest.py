@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
 from collections.abc import Callable
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from rest_framework.test import APIClient
 
 from apps.accounts.services import api_client_create
+from tests.helpers import REPO_ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +67,28 @@ def _fresh_cache_stack():
     yield
     default_stack().clear_local()
     policy_cache.forget()
+
+
+@pytest.fixture
+def worker():
+    """A real Celery worker process on the test database and the real broker; yields its name."""
+    name = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    env = {**os.environ, "DATABASE_URL": _test_database_url()}
+    log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", "default", "-P", "solo",
+         "-n", name, "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
+        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    yield name
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+    log.close()
+
+
+def _test_database_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"

@@ -17,7 +17,7 @@ class CachePolicyAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["namespace", "description", "enabled", "contains_phi"]}),
         ("Tiers", {"fields": ["l1_enabled", "l2_enabled", "l3_enabled", "l1_max_entries"]}),
-        ("Freshness", {"fields": ["ttl_seconds", "stale_while_revalidate_seconds"]}),
+        ("Freshness", {"fields": ["ttl_seconds", "max_ttl_seconds", "stale_while_revalidate_seconds"]}),
         ("At rest", {"fields": ["encrypt"]}),
         ("Statistics (all processes)", {"fields": ["statistics", "generation", "updated_at"]}),
     ]

@@ -8,3 +8,7 @@ DEFAULT_POLICIES: dict[str, dict] = {
     "vital_signs": {"ttl_seconds": 10 * 60, "description": "Latest and recent vital signs"},
     "medications": {"ttl_seconds": 20 * 60, "description": "Medication requests"},
 }
+
+# The longest TTL the optimizer may recommend per namespace (twice the brief's TTL): its clinical
+# freshness limit. Admins edit it per policy; an empty limit means the optimizer never raises the TTL.
+FRESHNESS_LIMITS: dict[str, int] = {namespace: 2 * spec["ttl_seconds"] for namespace, spec in DEFAULT_POLICIES.items()}

@@ -27,6 +27,13 @@ class CachePolicy(models.Model):
         validators=[MaxValueValidator(MAX_TTL_SECONDS)],
         help_text="After the TTL, one caller reloads while the others are served the old value this long.",
     )
+    max_ttl_seconds = models.PositiveIntegerField(
+        "longest TTL the optimizer may set (s)",
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_TTL_SECONDS)],
+        help_text="The clinical freshness limit of this data. Empty: the optimizer never raises the TTL.",
+    )
     l1_max_entries = models.PositiveIntegerField(
         "L1 entry bound", default=10_000, validators=[MinValueValidator(1), MaxValueValidator(1_000_000)]
     )
@@ -52,6 +59,10 @@ class CachePolicy(models.Model):
             raise ValidationError({"encrypt": "A namespace that holds PHI must be encrypted outside process memory."})
         if self.ttl_seconds + self.stale_while_revalidate_seconds > MAX_TTL_SECONDS:
             raise ValidationError({"stale_while_revalidate_seconds": "TTL plus the stale window must fit in 24 h."})
+        if self.max_ttl_seconds is not None and self.ttl_seconds > self.max_ttl_seconds:
+            raise ValidationError(
+                {"ttl_seconds": f"Above this namespace's freshness limit ({self.max_ttl_seconds} s)."}
+            )
 
 
 class CacheEntry(models.Model):

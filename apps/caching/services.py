@@ -7,7 +7,7 @@ import time
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from apps.caching.defaults import DEFAULT_POLICIES
+from apps.caching.defaults import DEFAULT_POLICIES, FRESHNESS_LIMITS
 from apps.caching.models import CacheEntry, CachePolicy, CacheStat
 
 
@@ -18,7 +18,7 @@ def cache_policy_ensure(*, namespace: str) -> CachePolicy:
     except CachePolicy.DoesNotExist:
         pass
     defaults = DEFAULT_POLICIES.get(namespace, {"description": "Created on first use"})
-    policy = CachePolicy(namespace=namespace, **defaults)
+    policy = CachePolicy(namespace=namespace, max_ttl_seconds=FRESHNESS_LIMITS.get(namespace), **defaults)
     policy.full_clean(validate_unique=False)
     try:
         with transaction.atomic():
@@ -26,6 +26,28 @@ def cache_policy_ensure(*, namespace: str) -> CachePolicy:
     except IntegrityError:  # another process created it first
         return CachePolicy.objects.get(namespace=namespace)
     return policy
+
+
+# What an optimizer (or any code outside admin) may change on a policy.
+TUNABLE_FIELDS = frozenset({"ttl_seconds", "stale_while_revalidate_seconds", "l1_max_entries"})
+
+
+@transaction.atomic
+def cache_policy_update(*, namespace: str, **changes: int) -> tuple[CachePolicy, dict[str, int]]:
+    """Change a policy's tunables after validating them; returns the policy and the values before.
+
+    Saving bumps the policy generation every process polls (signals.py): live within about a second.
+    """
+    unknown = set(changes) - TUNABLE_FIELDS
+    if unknown:
+        raise ValueError(f"Not tunable: {', '.join(sorted(unknown))}")
+    policy = CachePolicy.objects.select_for_update().get(namespace=namespace)
+    before = {name: getattr(policy, name) for name in changes}
+    for name, value in changes.items():
+        setattr(policy, name, value)
+    policy.full_clean()
+    policy.save()
+    return policy, before
 
 
 @transaction.atomic

@@ -93,8 +93,8 @@ def _point_series(series: str, since, until) -> list:
     )
 
 
-def cache_hit_rate(*, namespace: str = "", since, until) -> float | None:
-    """The share of reads not loaded from the source, from the per-minute cache series."""
+def cache_reads(*, namespace: str = "", since, until) -> tuple[int, int]:
+    """Reads asked for and reads loaded from the source, from the per-minute cache series."""
     from django.db.models import Sum
 
     from apps.metrics.models import MetricPoint
@@ -108,6 +108,12 @@ def cache_hit_rate(*, namespace: str = "", since, until) -> float | None:
     )
     requests = sum(v for k, v in sums.items() if k.endswith(".requests"))
     loads = sum(v for k, v in sums.items() if k.endswith(".loads"))
+    return int(requests), int(loads)
+
+
+def cache_hit_rate(*, namespace: str = "", since, until) -> float | None:
+    """The share of reads not loaded from the source, from the per-minute cache series."""
+    requests, loads = cache_reads(namespace=namespace, since=since, until=until)
     return 1 - loads / requests if requests else None
 
 

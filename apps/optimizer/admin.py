@@ -1,20 +1,83 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.html import format_html
 
-from apps.optimizer.models import OptimizationRun
+from apps.optimizer import services
+from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
+
+
+class StepInline(admin.TabularInline):
+    model = OptimizationStep
+    extra = 0
+    max_num = 0
+    can_delete = False
+    fields = readonly_fields = ["name", "status", "attempts", "progress", "progress_message", "error", "started_at",
+                                "finished_at"]  # fmt: skip
+
+
+class RecommendationInline(admin.TabularInline):
+    model = Recommendation
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+    fields = readonly_fields = ["step", "title", "status", "decided_by", "decided_at"]
 
 
 @admin.register(OptimizationRun)
 class OptimizationRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "target", "status", "apply", "started_at", "finished_at", "report_link"]
-    list_filter = ["target", "status", "apply"]
-    readonly_fields = ["target", "status", "apply", "started_at", "finished_at", "findings", "recommendations",
-                       "applied", "error", "report_link"]  # fmt: skip
+    list_display = ["id", "target", "status", "targets_met", "apply", "requested_by", "started_at", "finished_at",
+                    "report_link"]  # fmt: skip
+    list_filter = ["target", "status", "targets_met", "apply"]
+    readonly_fields = ["target", "status", "targets_met", "apply", "service", "response_time_ms",
+                       "cache_hit_rate", "requested_by", "inline", "started_at", "finished_at", "verdicts", "error",
+                       "report_link"]  # fmt: skip
     exclude = ["report_html"]
+    inlines = [StepInline, RecommendationInline]
 
     def has_add_permission(self, request) -> bool:
-        return False  # runs are started with `manage.py optimize` (or by a schedule), not typed in
+        return False  # runs are started with `manage.py optimize` or by a schedule (Periodic tasks)
 
     @admin.display(description="Report")
     def report_link(self, run: OptimizationRun) -> str:
         return format_html('<a href="/optimizer/runs/{}/report/">open</a>', run.pk)
+
+
+@admin.register(Recommendation)
+class RecommendationAdmin(admin.ModelAdmin):
+    list_display = ["title", "step", "status", "actionable", "run", "decided_by", "decided_via", "decided_at"]
+    list_filter = ["status", "step", "kind", "actionable"]
+    search_fields = ["title", "subject"]
+    readonly_fields = ["run", "step", "kind", "subject", "title", "reason", "change", "evidence", "actionable",
+                       "status", "decided_by", "decided_via", "decided_at", "outcome", "created_at"]  # fmt: skip
+    actions = ["apply_selected", "dismiss_selected"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # the record of who decided what stays
+
+    @admin.action(description="Apply the selected recommendations", permissions=["change"])
+    def apply_selected(self, request: HttpRequest, queryset: QuerySet[Recommendation]) -> None:
+        for recommendation in queryset:
+            try:
+                done = services.recommendation_apply(recommendation=recommendation, user=request.user, via="admin")
+            except ValueError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+                continue
+            if done.status == Recommendation.Status.APPLIED:
+                self.message_user(request, f"Applied: {done.title}", messages.SUCCESS)
+            else:
+                self.message_user(request, f"Failed: {done.title}: {done.outcome.get('error')}", messages.ERROR)
+
+    @admin.action(description="Dismiss the selected recommendations", permissions=["change"])
+    def dismiss_selected(self, request: HttpRequest, queryset: QuerySet[Recommendation]) -> None:
+        for recommendation in queryset:
+            try:
+                services.recommendation_dismiss(recommendation=recommendation, user=request.user, via="admin")
+            except ValueError as exc:
+                self.message_user(request, str(exc), messages.WARNING)
+            else:
+                self.message_user(request, f"Dismissed: {recommendation.title}", messages.SUCCESS)

@@ -4,11 +4,14 @@ statistics, and recommend (or, with apply, create) the indexes the models define
 from __future__ import annotations
 
 import json
+import statistics
+import time
 from collections.abc import Callable
 
 from django.db import connection
 
 from apps.clinical.query_patterns import QUERY_PATTERNS, pick_sample
+from apps.optimizer.types import Draft
 
 # A table is worth flagging for sequential scans only above this many rows.
 SEQ_SCAN_ROWS = 10_000
@@ -34,15 +37,31 @@ def _plan_nodes(node: dict) -> list[dict]:
     return nodes
 
 
+# Each pattern is also executed this many times through the ORM; the median is its wall time.
+TIMED_EXECUTIONS = 5
+
+
+def wall_ms(queryset) -> float:
+    """Median wall time of fetching the queryset's rows from this process: what a request pays."""
+    timings = []
+    for _ in range(TIMED_EXECUTIONS):
+        started = time.perf_counter()
+        list(queryset.all())
+        timings.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(timings), 3)
+
+
 def explain_patterns(progress: Callable[[str], None] = lambda _: None) -> list[dict]:
-    """EXPLAIN (ANALYZE, BUFFERS) each pattern with a real sample; SQLite gets EXPLAIN QUERY PLAN."""
+    """EXPLAIN (ANALYZE, BUFFERS) each pattern with a real sample (SQLite: EXPLAIN QUERY PLAN), and time
+    its real execution on every database."""
     sample = pick_sample()
     if sample is None:
         return []
     results = []
     for pattern in QUERY_PATTERNS:
         progress(f"explain {pattern.name}")
-        sql, params = pattern.build(sample).query.sql_with_params()
+        queryset = pattern.build(sample)
+        sql, params = queryset.query.sql_with_params()
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params)
@@ -56,6 +75,7 @@ def explain_patterns(progress: Callable[[str], None] = lambda _: None) -> list[d
                         "pattern": pattern.name,
                         "description": pattern.description,
                         "execution_ms": round(plan["Execution Time"], 3),
+                        "wall_ms": wall_ms(queryset),
                         "planning_ms": round(plan["Planning Time"], 3),
                         "indexes_used": indexes,
                         "seq_scans": seq_scans,
@@ -73,6 +93,7 @@ def explain_patterns(progress: Callable[[str], None] = lambda _: None) -> list[d
                     {
                         "pattern": pattern.name,
                         "description": pattern.description,
+                        "wall_ms": wall_ms(queryset),
                         "indexes_used": sorted({d.split("USING ")[-1] for d in details if "USING" in d}),
                         "seq_scans": [d for d in details if d.startswith("SCAN ")],
                         "expected_index": pattern.expected_index[1] if pattern.expected_index else None,
@@ -87,7 +108,11 @@ def missing_indexes() -> list[dict]:
     if connection.vendor != "postgresql":
         return []
     with connection.cursor() as cursor:
-        cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()")
+        # An INVALID index (a concurrent build that was interrupted) is as good as missing.
+        cursor.execute(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relnamespace = current_schema()::regnamespace AND i.indisvalid"
+        )
         present = {row[0] for row in cursor.fetchall()}
     missing, seen = [], set()
     for pattern in QUERY_PATTERNS:
@@ -169,47 +194,64 @@ def slow_statements(limit: int = 10) -> dict:
         }
 
 
-def recommendations_for(findings: dict) -> list[dict]:
-    recommendations = [
-        {
-            "kind": "create_index",
-            "index": missing["index"],
-            "sql": missing["sql"],
-            "reason": f"Query pattern {missing['pattern']} is designed around this index and it is missing.",
-        }
+def recommendations_for(findings: dict) -> list[Draft]:
+    drafts = [
+        Draft(
+            kind="create_index",
+            subject=missing["index"],
+            title=f"Create index {missing['index']} on {missing['table']}",
+            reason=f"Query pattern {missing['pattern']} is designed around this index and it is missing.",
+            change={"index": missing["index"], "sql": missing["sql"]},
+            evidence={"pattern": missing["pattern"]},
+        )
         for missing in findings["missing_indexes"]
     ]
     for usage in findings["index_usage"]:
         if usage["scans"] == 0 and not (usage["unique"] or usage["primary"]) and usage["bytes"] > 8 * 1024 * 1024:
-            recommendations.append(
-                {
-                    "kind": "review_unused_index",
-                    "index": usage["index"],
-                    "reason": f"Never scanned since statistics were reset, {usage['bytes'] // 1024 // 1024} MiB. "
+            drafts.append(
+                Draft(
+                    kind="review_unused_index",
+                    subject=usage["index"],
+                    title=f"Review unused index {usage['index']}",
+                    reason=f"Never scanned since statistics were reset, {usage['bytes'] // 1024 // 1024} MiB. "
                     "Drop it only after a representative period of traffic.",
-                }
+                    change={},
+                    evidence=usage,
+                    actionable=False,
+                )
             )
     for table in findings["table_scans"]:
         if table["live_rows"] > SEQ_SCAN_ROWS and table["seq_tup_read"] > 10 * max(table["live_rows"], 1):
-            recommendations.append(
-                {
-                    "kind": "investigate_seq_scans",
-                    "table": table["table"],
-                    "reason": f"{table['seq_scan']} sequential scans read {table['seq_tup_read']:,} rows; "
+            drafts.append(
+                Draft(
+                    kind="investigate_seq_scans",
+                    subject=table["table"],
+                    title=f"Investigate sequential scans on {table['table']}",
+                    reason=f"{table['seq_scan']} sequential scans read {table['seq_tup_read']:,} rows; "
                     "a query outside the registered patterns may lack an index.",
-                }
+                    change={},
+                    evidence=table,
+                    actionable=False,
+                )
             )
-    return recommendations
+    return drafts
 
 
-def apply_recommendations(recommendations: list[dict], progress: Callable[[str], None]) -> list[dict]:
-    """Create the missing indexes CONCURRENTLY (no table lock); other recommendations are for people."""
-    applied = []
-    for recommendation in recommendations:
-        if recommendation["kind"] != "create_index":
-            continue
-        progress(f"create index {recommendation['index']} concurrently")
-        with connection.cursor() as cursor:
-            cursor.execute(recommendation["sql"])
-        applied.append({"index": recommendation["index"], "sql": recommendation["sql"]})
-    return applied
+def index_create(*, index: str, sql: str) -> dict:
+    """Create a designed index CONCURRENTLY (no table lock), replacing an invalid leftover of the same name.
+
+    Safe to repeat: a worker lost in the middle leaves an INVALID index, which the next attempt drops.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE c.relname = %s AND c.relnamespace = current_schema()::regnamespace",
+            [index],
+        )
+        row = cursor.fetchone()
+        if row and row[0]:
+            return {"index": index, "sql": sql, "note": "already present"}
+        if row:
+            cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
+        cursor.execute(sql)
+    return {"index": index, "sql": sql}

@@ -1,82 +1,319 @@
-"""Running optimizations and recording them. Admin, commands and (later) Celery tasks call these."""
+"""The optimization orchestrator: runs, their steps (inline or as Celery tasks), recommendations and
+their apply/dismiss flow, verdicts against targets, the stored report, and the schedules."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from datetime import timedelta
 
-from django.db import connection
-from django.template.loader import render_to_string
+from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 
-from apps.core.selectors import database_pool_stats
-from apps.optimizer import database
-from apps.optimizer.models import OptimizationRun
+from apps.audit.models import AuditEvent
+from apps.audit.services import AuditEntry, audit_record
+from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
+from apps.optimizer.report import render_report
+from apps.optimizer.steps import STEPS
+from apps.optimizer.types import Goals, verdict
 
-BAR_COLOURS = ("#0a58ca", "#1a7f37")
+logger = logging.getLogger(__name__)
 
-
-def _bar_chart(rows: list[dict], value_keys: tuple[str, ...]) -> dict:
-    """Geometry of an inline SVG bar chart: the report must open offline, without scripts."""
-    peak = max((row.get(key) or 0 for row in rows for key in value_keys), default=0) or 1
-    bars, y = [], 4
-    for row in rows:
-        for position, key in enumerate(value_keys):
-            value = row.get(key)
-            width = round(360 * (value or 0) / peak, 1)
-            bars.append(
-                {
-                    "label": row["pattern"] if position == 0 else "",
-                    "y": y,
-                    "width": width,
-                    "colour": BAR_COLOURS[position],
-                    "text": "-" if value is None else f"{value} ms",
-                    "text_x": 236 + width,
-                }
-            )
-            y += 18
-        y += 6
-    return {"bars": bars, "height": y + 4}
+STEP_ORDER = ("database", "caching", "model", "scaling")
+StepHook = Callable[[OptimizationStep, float, str], None]
 
 
-def database_optimization_run(
-    *, apply: bool = False, progress: Callable[[str], None] = lambda _: None
+def run_goals(run: OptimizationRun) -> Goals:
+    return Goals(
+        response_time_ms=run.response_time_ms,
+        cache_hit_rate=run.cache_hit_rate,
+        service_slug=run.service.slug if run.service_id else None,
+    )
+
+
+@transaction.atomic
+def optimization_run_create(
+    *,
+    target: str,
+    apply: bool = False,
+    response_time_ms: float | None = None,
+    cache_hit_rate: float | None = None,
+    service=None,
+    requested_by: str = "",
+    inline: bool = False,
 ) -> OptimizationRun:
-    """Measure every query pattern, recommend indexes, apply them if asked, and measure again."""
-    run = OptimizationRun.objects.create(target=OptimizationRun.Target.DATABASE, apply=apply)
+    """A run with one pending step per optimizer it covers; nothing is measured yet."""
+    if response_time_ms is not None and response_time_ms <= 0:
+        raise ValueError("The response-time target must be positive.")
+    if cache_hit_rate is not None and not 0 < cache_hit_rate <= 1:
+        raise ValueError("The cache hit-rate target must be above 0 and at most 1.")
+    run = OptimizationRun.objects.create(
+        target=target,
+        apply=apply,
+        response_time_ms=response_time_ms,
+        cache_hit_rate=cache_hit_rate,
+        service=service,
+        requested_by=requested_by,
+        inline=inline,
+    )
+    names = STEP_ORDER if target == OptimizationRun.Target.ALL else (target,)
+    OptimizationStep.objects.bulk_create(
+        OptimizationStep(run=run, name=name, position=position) for position, name in enumerate(names)
+    )
+    return run
+
+
+def optimization_run_inline(run: OptimizationRun, *, hook: StepHook | None = None) -> OptimizationRun:
+    """Every step in this process, one after the other, then the verdicts and the report."""
+    for step in run.steps.order_by("position"):
+        optimization_step_execute(step_id=step.pk, hook=hook)
+    return optimization_run_finalize(run_id=run.pk)
+
+
+def optimization_run_dispatch(run: OptimizationRun) -> None:
+    """Each step as a task on the workers, in order, then the finalizer; sent once the run is committed."""
+    from celery import chain
+
+    from apps.optimizer.tasks import finalize_run, run_step
+
+    signatures = [run_step.si(step_id) for step_id in run.steps.order_by("position").values_list("pk", flat=True)]
+    workflow = chain(*signatures, finalize_run.si(run.pk))
+    transaction.on_commit(workflow.apply_async)
+
+
+def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> OptimizationStep:
+    """Run one step. Safe to repeat: a finished step is left alone, and a step whose worker was lost
+    starts over (its earlier proposals are replaced, and applying is idempotent)."""
+    with transaction.atomic():
+        step = (
+            OptimizationStep.objects.select_for_update(of=("self",))
+            .select_related("run", "run__service")
+            .get(pk=step_id)
+        )
+        if step.is_finished or step.run.is_finished:
+            return step
+        step.status, step.attempts, step.started_at = OptimizationStep.Status.RUNNING, step.attempts + 1, timezone.now()
+        step.save(update_fields=["status", "attempts", "started_at"])
+        OptimizationRun.objects.filter(pk=step.run_id, status=OptimizationRun.Status.PENDING).update(
+            status=OptimizationRun.Status.RUNNING
+        )
+        step.run.recommendations.filter(step=step.name, status=Recommendation.Status.PENDING).delete()
+
+    run, implementation, goals = step.run, STEPS[step.name], run_goals(step.run)
+
+    def progress(fraction: float, message: str) -> None:
+        OptimizationStep.objects.filter(pk=step.pk).update(progress=fraction, progress_message=message[:200])
+        if hook:
+            hook(step, fraction, message)
+
     try:
-        before = database.explain_patterns(progress)
-        findings = {
-            "vendor": connection.vendor,
-            "patterns": before,
-            "missing_indexes": database.missing_indexes(),
-            "index_usage": database.index_usage(),
-            "table_scans": database.table_scans(),
-            "slow_statements": database.slow_statements(),
-            "pool": database_pool_stats(),
-        }
-        recommendations = database.recommendations_for(findings)
-        applied = database.apply_recommendations(recommendations, progress) if apply else []
-        if applied:
-            after = {row["pattern"]: row for row in database.explain_patterns(progress)}
-            for row in before:
-                row["execution_ms_after"] = after[row["pattern"]].get("execution_ms")
-                row["indexes_used_after"] = after[row["pattern"]]["indexes_used"]
-        run.findings, run.recommendations, run.applied = findings, recommendations, applied
-        run.status = OptimizationRun.Status.SUCCEEDED
+        progress(0.0, "measuring")
+        result = implementation.measure(goals, progress)
+        if result.skipped:
+            step.status, step.findings = OptimizationStep.Status.SKIPPED, {"skipped": result.skipped}
+        else:
+            recommendations = _store_recommendations(run, step.name, result.drafts)
+            findings = result.findings
+            if run.apply:
+                for recommendation in recommendations:
+                    if recommendation.actionable:
+                        progress(0.8, f"apply: {recommendation.title}")
+                        recommendation_apply(recommendation=recommendation, via="optimize --apply")
+                step.applied = list(
+                    run.recommendations.filter(step=step.name, status=Recommendation.Status.APPLIED).values_list(
+                        "outcome", flat=True
+                    )
+                )
+                if step.applied:
+                    findings = implementation.remeasure(findings, step.applied, progress)
+            step.findings, step.verdicts = findings, implementation.verdicts(findings, goals)
+            step.status = OptimizationStep.Status.SUCCEEDED
     except Exception as exc:
-        run.status, run.error = OptimizationRun.Status.FAILED, f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
+        logger.exception("optimization step %s of run %s failed", step.name, run.pk)
+        step.status, step.error = OptimizationStep.Status.FAILED, f"{type(exc).__name__}: {exc}"
+    step.progress, step.progress_message, step.finished_at = 1.0, step.get_status_display(), timezone.now()
+    step.save()
+    if hook:
+        hook(step, 1.0, step.progress_message)
+    return step
+
+
+def _store_recommendations(run: OptimizationRun, step: str, drafts) -> list[Recommendation]:
+    """Store this run's proposals; the same proposal still pending from an earlier run is superseded."""
+    with transaction.atomic():
+        for draft in drafts:
+            Recommendation.objects.filter(
+                step=step, kind=draft.kind, subject=draft.subject, status=Recommendation.Status.PENDING
+            ).exclude(run=run).update(status=Recommendation.Status.SUPERSEDED)
+        return Recommendation.objects.bulk_create(
+            Recommendation(
+                run=run,
+                step=step,
+                kind=draft.kind,
+                subject=draft.subject,
+                title=draft.title[:200],
+                reason=draft.reason,
+                change=draft.change,
+                evidence=draft.evidence,
+                actionable=draft.actionable,
+            )
+            for draft in drafts
+        )
+
+
+def service_verdicts(goals: Goals) -> list[dict]:
+    """Each service's measured p95 (request rollups) against the run's target, or its own SLO."""
+    from apps.metrics.selectors import route_latency
+    from apps.services.models import Service
+
+    services = Service.objects.filter(is_active=True).exclude(route_prefix="")
+    if goals.service_slug:
+        services = services.filter(slug=goals.service_slug)
+    since = timezone.now() - timedelta(minutes=settings.OPTIMIZER_SERVICE_WINDOW_MINUTES)
+    verdicts = []
+    for service in services:
+        latency = route_latency(route_prefix=service.route_prefix, since=since)
+        enough = latency["count"] >= settings.OPTIMIZER_SERVICE_MIN_REQUESTS
+        goal = goals.response_time_ms if goals.response_time_ms is not None else float(service.slo_p95_ms)
+        verdicts.append(
+            verdict(
+                target="response_time",
+                subject=f"{service.slug} p95 over {settings.OPTIMIZER_SERVICE_WINDOW_MINUTES} min, "
+                f"{latency['count']:,} requests",
+                measured=latency["p95_ms"] if enough else None,
+                goal=goal,
+                unit="ms",
+                higher_is_better=False,
+            )
+        )
+    return verdicts
+
+
+def optimization_run_finalize(*, run_id: int) -> OptimizationRun:
+    """Collect the verdicts, settle the run's status, and store its report. Safe to repeat."""
+    with transaction.atomic():
+        run = OptimizationRun.objects.select_for_update(of=("self",)).select_related("service").get(pk=run_id)
+        if run.is_finished:
+            return run
+        steps = list(run.steps.order_by("position"))
+        unfinished = [step.name for step in steps if not step.is_finished]
+        verdicts = [v for step in steps for v in step.verdicts] + service_verdicts(run_goals(run))
+        judged = [v["met"] for v in verdicts if v["met"] is not None]
+        run.verdicts = verdicts
+        run.targets_met = all(judged) if judged else None
+        failed = [step.name for step in steps if step.status == OptimizationStep.Status.FAILED]
+        if failed or unfinished:
+            run.status = OptimizationRun.Status.FAILED
+            run.error = "; ".join(
+                [f"step {name} failed" for name in failed] + [f"step {name} never finished" for name in unfinished]
+            )
+        else:
+            run.status = OptimizationRun.Status.SUCCEEDED
         run.finished_at = timezone.now()
         run.report_html = render_report(run)
         run.save()
     return run
 
 
-def render_report(run: OptimizationRun) -> str:
-    patterns = [p for p in run.findings.get("patterns", []) if "execution_ms" in p]
-    keys = ("execution_ms", "execution_ms_after") if run.applied else ("execution_ms",)
-    return render_to_string(
-        "optimizer/database_report.html",
-        {"run": run, "findings": run.findings, "chart": _bar_chart(patterns, keys) if patterns else None},
+def run_exit_code(run: OptimizationRun) -> int:
+    """0 when the run finished and no measured target was missed; what `optimize` exits with."""
+    if run.status != OptimizationRun.Status.SUCCEEDED:
+        return 2
+    return 1 if run.targets_met is False else 0
+
+
+def _audit_decision(recommendation: Recommendation, user, via: str) -> None:
+    audit_record(
+        AuditEntry(
+            actor_type=AuditEvent.ActorType.USER if user else AuditEvent.ActorType.SYSTEM,
+            actor_id=user.pk if user else None,
+            actor_name=user.get_username() if user else via,
+            action=AuditEvent.Action.UPDATE,
+            resource_type="OptimizationRecommendation",
+            resource_id=f"{recommendation.pk}:{recommendation.status}",
+            purpose_of_use="HOPERAT",  # healthcare operations (FHIR v3 PurposeOfUse)
+        )
     )
+
+
+def recommendation_apply(*, recommendation: Recommendation, user=None, via: str = "admin") -> Recommendation:
+    """Make the recommended change through its optimizer; who applied it is recorded and audited."""
+    with transaction.atomic():
+        recommendation = Recommendation.objects.select_for_update().get(pk=recommendation.pk)
+        if recommendation.status != Recommendation.Status.PENDING:
+            raise ValueError(f"Recommendation {recommendation.pk} is {recommendation.get_status_display().lower()}.")
+        if not recommendation.actionable:
+            raise ValueError(f"Recommendation {recommendation.pk} is advice: there is nothing to apply.")
+        recommendation.decided_by, recommendation.decided_via, recommendation.decided_at = user, via, timezone.now()
+    # Outside the lock's transaction: CREATE INDEX CONCURRENTLY cannot run inside one.
+    try:
+        outcome = STEPS[recommendation.step].apply(recommendation.change, recommendation.subject)
+    except Exception as exc:
+        logger.warning("recommendation %s could not be applied", recommendation.pk, exc_info=True)
+        recommendation.status, recommendation.outcome = (
+            Recommendation.Status.FAILED,
+            {"error": f"{type(exc).__name__}: {exc}"},
+        )
+    else:
+        recommendation.status, recommendation.outcome = Recommendation.Status.APPLIED, outcome
+    with transaction.atomic():
+        recommendation.save(update_fields=["status", "outcome", "decided_by", "decided_via", "decided_at"])
+        _audit_decision(recommendation, user, via)
+    return recommendation
+
+
+def recommendation_dismiss(*, recommendation: Recommendation, user=None, via: str = "admin") -> Recommendation:
+    with transaction.atomic():
+        recommendation = Recommendation.objects.select_for_update().get(pk=recommendation.pk)
+        if recommendation.status != Recommendation.Status.PENDING:
+            raise ValueError(f"Recommendation {recommendation.pk} is {recommendation.get_status_display().lower()}.")
+        recommendation.status = Recommendation.Status.DISMISSED
+        recommendation.decided_by, recommendation.decided_via, recommendation.decided_at = user, via, timezone.now()
+        recommendation.save(update_fields=["status", "decided_by", "decided_via", "decided_at"])
+        _audit_decision(recommendation, user, via)
+    return recommendation
+
+
+def optimization_runs_fail_stuck(*, now=None) -> int:
+    """Runs past their deadline lost their worker (or never got one): mark them failed, never leave them."""
+    now = now or timezone.now()
+    deadline = now - timedelta(seconds=settings.OPTIMIZER_RUN_DEADLINE_SECONDS)
+    stuck = OptimizationRun.objects.filter(
+        status__in=[OptimizationRun.Status.PENDING, OptimizationRun.Status.RUNNING], started_at__lt=deadline
+    )
+    count = 0
+    for run_id in stuck.values_list("pk", flat=True):
+        with transaction.atomic():
+            OptimizationStep.objects.filter(run_id=run_id).exclude(
+                status__in=[
+                    OptimizationStep.Status.SUCCEEDED,
+                    OptimizationStep.Status.SKIPPED,
+                    OptimizationStep.Status.FAILED,
+                ]
+            ).update(status=OptimizationStep.Status.FAILED, error="No worker finished it before the deadline.")
+        optimization_run_finalize(run_id=run_id)
+        count += 1
+    return count
+
+
+NIGHTLY_OPTIMIZE = "Nightly optimize all (recommendations only)"
+
+
+def optimizer_schedules_ensure() -> list[str]:
+    """The control plane's editable schedules (django-celery-beat rows); existing rows keep an admin's edits."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    nightly, _ = CrontabSchedule.objects.get_or_create(minute="30", hour="2", day_of_week="*", day_of_month="*",
+                                                        month_of_year="*", timezone="UTC")  # fmt: skip
+    _, created = PeriodicTask.objects.get_or_create(
+        name=NIGHTLY_OPTIMIZE,
+        defaults={
+            "task": "optimizer.scheduled_run",
+            "crontab": nightly,
+            "kwargs": '{"target": "all"}',
+            "queue": "default",
+            "description": "Measures every optimizer's figures and stores recommendations; applies nothing.",
+        },
+    )
+    return [NIGHTLY_OPTIMIZE] if created else []

@@ -1,8 +1,11 @@
+from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 
 from apps.optimizer.models import OptimizationRun
+from apps.optimizer.selectors import control_plane_overview
 
 
 @staff_member_required
@@ -10,3 +13,9 @@ def run_report(request: HttpRequest, run_id: int) -> HttpResponse:
     """The stored, self-contained HTML report of one optimization run."""
     run = get_object_or_404(OptimizationRun, pk=run_id)
     return HttpResponse(run.report_html)
+
+
+def overview(request: HttpRequest) -> TemplateResponse:
+    """The control plane at a glance, inside admin (wrapped by admin_view in urls)."""
+    context = {**admin.site.each_context(request), "title": "Control plane overview", **control_plane_overview()}
+    return TemplateResponse(request, "admin/control_plane_overview.html", context)

@@ -1,28 +1,18 @@
 """`optimize database`: EXPLAIN of every query pattern, the index advisor, --apply, the stored report."""
 
-from io import StringIO
-
 import pytest
-from django.core.management import call_command
 from django.db import connection
 
-from apps.clinical.loader import synthetic_patients_load
 from apps.clinical.query_patterns import QUERY_PATTERNS
-from apps.optimizer.models import OptimizationRun
-from tests.clinical.conftest import LOAD_END
+from apps.optimizer.models import Recommendation
+from tests.optimizer.conftest import optimize
 
 pytestmark = pytest.mark.django_db(transaction=True)  # CREATE INDEX CONCURRENTLY cannot run in a transaction
 
 
-@pytest.fixture
-def data():
-    synthetic_patients_load(patients=40, days=1, seed=21, end=LOAD_END, batch_size=20, workers=1)
-
-
-def _optimize(*args) -> tuple[OptimizationRun, str]:
-    out = StringIO()
-    call_command("optimize", "database", *args, stdout=out)
-    return OptimizationRun.objects.latest("started_at"), out.getvalue()
+def _optimize(*args):
+    run, output, _ = optimize("database", "--inline", *args)
+    return run, run.steps.get(name="database"), output
 
 
 def _indexes() -> set[str]:
@@ -32,30 +22,35 @@ def _indexes() -> set[str]:
 
 
 def test_every_pattern_is_explained_with_its_plan(data):
-    run, output = _optimize()
-    assert run.status == "succeeded" and not run.apply and not run.applied
-    measured = {p["pattern"]: p for p in run.findings["patterns"]}
+    run, step, output = _optimize()
+    assert run.status == "succeeded" and not run.apply and not step.applied
+    measured = {p["pattern"]: p for p in step.findings["patterns"]}
     assert set(measured) == {pattern.name for pattern in QUERY_PATTERNS}
     assert all(p["execution_ms"] >= 0 and p["plan"] for p in measured.values())
     assert "clinical_patient_identifier_unique" in measured["patient_by_mrn"]["indexes_used"]
-    assert not [r for r in run.recommendations if r["kind"] == "create_index"]
+    assert not run.recommendations.filter(kind="create_index").exists()
     assert "patient_by_mrn" in output
 
 
 def test_a_dropped_index_is_recommended_and_recreated_with_apply(data, client, admin_user):
     with connection.cursor() as cursor:
         cursor.execute("DROP INDEX clinical_obs_patient_cat")
-    run, _ = _optimize()
+    run, _, _ = _optimize()
     assert "clinical_obs_patient_cat" not in _indexes()  # a dry run changes nothing
-    recommended = [r for r in run.recommendations if r["kind"] == "create_index"]
-    assert [r["index"] for r in recommended] == ["clinical_obs_patient_cat"]
-    assert recommended[0]["sql"].startswith("CREATE INDEX CONCURRENTLY")
+    recommended = list(run.recommendations.filter(kind="create_index"))
+    assert [r.subject for r in recommended] == ["clinical_obs_patient_cat"]
+    assert recommended[0].change["sql"].startswith("CREATE INDEX CONCURRENTLY")
+    assert recommended[0].status == Recommendation.Status.PENDING
 
-    run, output = _optimize("--apply")
+    run, step, output = _optimize("--apply")
     assert "clinical_obs_patient_cat" in _indexes()
-    assert run.applied[0]["index"] == "clinical_obs_patient_cat"
+    assert step.applied[0]["index"] == "clinical_obs_patient_cat"
     assert "APPLIED" in output
-    measured = {p["pattern"]: p for p in run.findings["patterns"]}
+    recommended[0].refresh_from_db()
+    assert recommended[0].status == Recommendation.Status.SUPERSEDED  # the later run's own proposal was applied
+    applied = run.recommendations.get(kind="create_index")
+    assert applied.status == Recommendation.Status.APPLIED and applied.decided_via == "optimize --apply"
+    measured = {p["pattern"]: p for p in step.findings["patterns"]}
     assert "clinical_obs_patient_cat" in measured["observations_by_category"]["indexes_used_after"]
 
     client.force_login(admin_user)
@@ -65,15 +60,27 @@ def test_a_dropped_index_is_recommended_and_recreated_with_apply(data, client, a
     assert "<svg" in html and "observations_by_category" in html and "CREATE INDEX CONCURRENTLY" in html
 
 
+def test_an_index_left_invalid_by_a_lost_build_is_rebuilt(data):
+    """A worker lost mid CREATE INDEX CONCURRENTLY leaves an INVALID index: it counts as missing."""
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'clinical_obs_patient_cat'::regclass")
+    run, _, _ = _optimize("--apply")
+    applied = run.recommendations.get(kind="create_index")
+    assert applied.status == Recommendation.Status.APPLIED, applied.outcome
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'clinical_obs_patient_cat'::regclass")
+        assert cursor.fetchone()[0] is True
+
+
 def test_reports_are_for_staff_only(data, client):
-    run, _ = _optimize()
+    run, _, _ = _optimize()
     response = client.get(f"/optimizer/runs/{run.pk}/report/")
     assert response.status_code == 302
 
 
 def test_pg_stat_statements_availability_is_reported(data):
-    run, _ = _optimize()
-    slow = run.findings["slow_statements"]
+    _, step, _ = _optimize()
+    slow = step.findings["slow_statements"]
     assert "available" in slow
     assert slow["available"] or "shared_preload_libraries" in slow["reason"]
 
@@ -81,7 +88,7 @@ def test_pg_stat_statements_availability_is_reported(data):
 def test_stored_plans_never_quote_the_sample_patient(data):
     from apps.clinical.models import Patient
 
-    run, _ = _optimize()
-    stored = str(run.findings) + run.report_html
+    run, step, _ = _optimize()
+    stored = str(step.findings) + run.report_html
     for patient in Patient.objects.all():
         assert patient.mrn not in stored

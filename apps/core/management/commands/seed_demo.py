@@ -13,6 +13,7 @@ from django.db import transaction
 from apps.accounts.models import ApiClient
 from apps.accounts.scopes import SCOPES
 from apps.accounts.services import api_client_create, api_client_rotate, token_hash
+from apps.optimizer.services import optimizer_schedules_ensure
 from apps.services.models import Service
 from apps.services.services import service_ensure
 
@@ -87,11 +88,14 @@ class Command(BaseCommand):
                     created.append(spec["slug"])
             password = self._ensure_admin(stored)
             token = self._ensure_client(stored)
+            schedules = optimizer_schedules_ensure()
 
         credentials_file.write_text(json.dumps({"admin_password": password, "api_token": token}))
         credentials_file.chmod(0o600)
 
         self.stdout.write(f"Services: {Service.objects.count()} ({len(created)} new).")
+        if schedules:
+            self.stdout.write(f"Schedules created: {', '.join(schedules)} (edit them in admin, Periodic tasks).")
         self.stdout.write(f"Admin:     {base_url}/admin/  user {ADMIN_USERNAME!r}  password {password!r}")
         self.stdout.write(f"Dashboard: {base_url}/dashboard/")
         self.stdout.write(f"API token ({DEMO_CLIENT_NAME}, scopes {', '.join(SCOPES)}):")

@@ -1,32 +1,123 @@
 import sys
+import time
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.optimizer.services import database_optimization_run
+from apps.optimizer import services
+from apps.optimizer.models import OptimizationRun, OptimizationStep
+from apps.services.models import Service
 
 
 class Command(BaseCommand):
-    help = "Measure and optimize a part of the system. Without --apply nothing is changed."
+    help = (
+        "Measure and optimize the system: each step runs on a Celery worker (or here with --inline). "
+        "Without --apply nothing is changed. Exits 1 when a measured target is missed, 2 when the run failed."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("target", choices=["database"])
+        parser.add_argument("target", choices=[choice for choice, _ in OptimizationRun.Target.choices])
+        parser.add_argument("--response-time", type=float, help="Target p95 response time in seconds (e.g. 1.5).")
+        parser.add_argument("--cache-hit-rate", type=float, help="Target cache hit rate, 0-1 (e.g. 0.85).")
+        parser.add_argument("--service", help="Judge only this service (its slug).")
         parser.add_argument("--apply", action="store_true", help="Apply the recommendations that are safe to apply.")
+        parser.add_argument("--inline", action="store_true", help="Run every step in this process, not on workers.")
+        parser.add_argument("--no-wait", action="store_true", help="Send the steps to the workers and return.")
+        parser.add_argument("--timeout", type=float, default=3600, help="Seconds to wait for the workers.")
         parser.add_argument("--report", help="Also write the HTML report to this file.")
 
-    def handle(self, *args, target: str, apply: bool, report: str | None, **options) -> None:
-        run = database_optimization_run(apply=apply, progress=lambda step: print(f"  … {step}", file=sys.stderr))
-        for pattern in run.findings["patterns"]:
-            timing = f"{pattern['execution_ms']:>8.3f} ms" if "execution_ms" in pattern else "    (plan)"
-            after = f" -> {pattern['execution_ms_after']:.3f} ms" if pattern.get("execution_ms_after") else ""
-            scans = f"  SEQ SCAN {', '.join(pattern['seq_scans'])}" if pattern["seq_scans"] else ""
-            self.stdout.write(
-                f"{pattern['pattern']:<26}{timing}{after}  {', '.join(pattern['indexes_used']) or '-'}{scans}"
+    def handle(self, *args, target: str, **options) -> None:
+        service = None
+        if options["service"]:
+            service = Service.objects.filter(slug=options["service"]).first()
+            if service is None:
+                raise CommandError(f"No service {options['service']!r}.")
+        try:
+            run = services.optimization_run_create(
+                target=target,
+                apply=options["apply"],
+                response_time_ms=options["response_time"] * 1000 if options["response_time"] is not None else None,
+                cache_hit_rate=options["cache_hit_rate"],
+                service=service,
+                requested_by="manage.py optimize",
+                inline=options["inline"],
             )
-        for recommendation in run.recommendations:
-            self.stdout.write(f"RECOMMEND {recommendation['kind']}: {recommendation['reason']}")
-        for change in run.applied:
-            self.stdout.write(f"APPLIED   {change['sql']}")
-        if report:
-            with open(report, "w", encoding="utf-8") as handle:
-                handle.write(run.report_html)
-        self.stdout.write(f"Optimization run #{run.pk} stored; report at /optimizer/runs/{run.pk}/report/")
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stderr.write(f"Optimization run #{run.pk}: {', '.join(run.steps.values_list('name', flat=True))}")
+        if options["inline"]:
+            run = services.optimization_run_inline(run, hook=self._progress)
+        else:
+            services.optimization_run_dispatch(run)
+            if options["no_wait"]:
+                self.stdout.write(
+                    f"Sent to the workers; follow it at /admin/optimizer/optimizationrun/{run.pk}/change/"
+                )
+                return
+            run = self._follow(run, timeout=options["timeout"])
+        self._summarize(run)
+        if options["report"]:
+            try:
+                with open(options["report"], "w", encoding="utf-8") as handle:
+                    handle.write(run.report_html)
+            except OSError as exc:
+                raise CommandError(f"The report could not be written to {options['report']}: {exc.strerror}") from exc
+        code = services.run_exit_code(run)
+        if code:
+            sys.exit(code)
+
+    def _progress(self, step: OptimizationStep, fraction: float, message: str) -> None:
+        self.stderr.write(f"  [{step.name:<8} {fraction:4.0%}] {message}")
+
+    def _follow(self, run: OptimizationRun, *, timeout: float) -> OptimizationRun:
+        """Print each step's progress as the workers report it, until the run is finished."""
+        deadline, shown, warned = time.monotonic() + timeout, {}, False
+        started = time.monotonic()
+        while True:
+            run.refresh_from_db()
+            for step in run.steps.order_by("position"):
+                state = (step.status, step.progress_message)
+                if step.status != OptimizationStep.Status.PENDING and shown.get(step.pk) != state:
+                    shown[step.pk] = state
+                    self._progress(step, step.progress, step.progress_message)
+            if run.is_finished:
+                return run
+            if not warned and not shown and time.monotonic() - started > 15:
+                warned = True
+                self.stderr.write("  No worker has started it yet: is one running (`make run` starts one)?")
+            if time.monotonic() > deadline:
+                raise CommandError(f"Run #{run.pk} did not finish within {timeout:.0f} s; it goes on on the workers.")
+            time.sleep(0.5)
+
+    def _summarize(self, run: OptimizationRun) -> None:
+        for step in run.steps.order_by("position"):
+            note = step.error or step.findings.get("skipped", "")
+            self.stdout.write(f"{step.name:<9} {step.status:<10} {note}")
+            for pattern in step.findings.get("patterns", []):
+                timing = f"{pattern['wall_ms']:>8.3f} ms"
+                after = f" -> {pattern['wall_ms_after']:.3f} ms" if pattern.get("wall_ms_after") else ""
+                scans = f"  SEQ SCAN {', '.join(pattern['seq_scans'])}" if pattern["seq_scans"] else ""
+                used = ", ".join(pattern["indexes_used"]) or "-"
+                self.stdout.write(f"  {pattern['pattern']:<26}{timing}{after}  {used}{scans}")
+            for namespace in step.findings.get("namespaces", []):
+                rate = "-" if namespace["hit_rate"] is None else f"{namespace['hit_rate']:.3f}"
+                self.stdout.write(
+                    f"  {namespace['namespace']:<16} reads {namespace['reads']:>9,}  hit rate {rate:>6}  "
+                    f"TTL {namespace['ttl_seconds']} s"
+                )
+        for recommendation in run.recommendations.order_by("step", "id"):
+            label = "APPLIED  " if recommendation.status == "applied" else "RECOMMEND"
+            self.stdout.write(f"{label} [{recommendation.step}] {recommendation.title}: {recommendation.reason}")
+            if recommendation.change.get("sql"):
+                self.stdout.write(f"          {recommendation.change['sql']}")
+        for verdict in run.verdicts:
+            state = {True: "MET    ", False: "MISSED ", None: "UNKNOWN"}[verdict["met"]]
+            measured = "not measured" if verdict["measured"] is None else f"{verdict['measured']:.3f}"
+            sign = "<=" if verdict["unit"] == "ms" else ">="
+            self.stdout.write(
+                f"{state} {verdict['target']}: {verdict['subject']}: {measured} {sign} {verdict['goal']:.3f}"
+                f"{' ms' if verdict['unit'] == 'ms' else ''}"
+            )
+        self.stdout.write(
+            f"Optimization run #{run.pk} {run.status}; report at /optimizer/runs/{run.pk}/report/"
+            + (f" ({run.error})" if run.error else "")
+        )

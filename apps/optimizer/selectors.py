@@ -1,0 +1,31 @@
+"""Reads for the control-plane overview in admin."""
+
+from __future__ import annotations
+
+from django.apps import apps as django_apps
+
+from apps.metrics.selectors import alert_list, slo_status
+from apps.optimizer.models import OptimizationRun, Recommendation
+from apps.services.models import Service
+
+
+def control_plane_overview() -> dict:
+    """Services with SLO status, the last run, pending recommendations, active alerts, recent regressions."""
+    services = []
+    for service in Service.objects.filter(is_active=True).order_by("name"):
+        status = slo_status(service)["windows"]["1h"] if service.route_prefix else None
+        services.append({"service": service, "last_hour": status})
+    pending = Recommendation.objects.filter(status=Recommendation.Status.PENDING).select_related("run")
+    regressions = None
+    if django_apps.is_installed("apps.benchmarks"):
+        from apps.benchmarks.selectors import recent_regressions
+
+        regressions = recent_regressions(limit=10)
+    return {
+        "services": services,
+        "last_run": OptimizationRun.objects.prefetch_related("steps").first(),
+        "pending_count": pending.count(),
+        "pending": list(pending.order_by("-created_at")[:15]),
+        "alerts": alert_list(state="firing", limit=20),
+        "regressions": regressions,
+    }

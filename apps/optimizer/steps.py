@@ -1,0 +1,168 @@
+"""The optimizers the orchestrator runs, one class per step.
+
+Each step measures (`measure`), proposes drafts, applies one recommendation when asked (`apply`, which
+must be safe to repeat: a step re-runs when its worker is lost), measures again after changes
+(`remeasure`), and judges its findings against the run's goals (`verdicts`).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.apps import apps as django_apps
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from apps.core.selectors import database_pool_stats
+from apps.optimizer import caching, database
+from apps.optimizer.types import Goals, Progress, StepResult, verdict
+
+
+class Step:
+    name = ""
+
+    def measure(self, goals: Goals, progress: Progress) -> StepResult:
+        raise NotImplementedError
+
+    def apply(self, change: dict, subject: str) -> dict:
+        """Make one recommended change; returns what changed (with the values before)."""
+        raise NotImplementedError(f"{self.name} recommendations are advice, not changes")
+
+    def remeasure(self, findings: dict, applied: list[dict], progress: Progress) -> dict:
+        return findings
+
+    def verdicts(self, findings: dict, goals: Goals) -> list[dict]:
+        return []
+
+
+class DatabaseStep(Step):
+    """EXPLAIN (ANALYZE, BUFFERS) of every data-plane query pattern, index advice, CONCURRENTLY applied."""
+
+    name = "database"
+
+    def measure(self, goals: Goals, progress: Progress) -> StepResult:
+        patterns = database.explain_patterns(lambda message: progress(0.1, message))
+        if not patterns:
+            return StepResult(skipped="No clinical data to measure yet: load some with `manage.py load_synthetic`.")
+        progress(0.6, "read index and table statistics")
+        findings = {
+            "vendor": connection.vendor,
+            "patterns": patterns,
+            "missing_indexes": database.missing_indexes(),
+            "index_usage": database.index_usage(),
+            "table_scans": database.table_scans(),
+            "slow_statements": database.slow_statements(),
+            "pool": database_pool_stats(),
+        }
+        return StepResult(findings=findings, drafts=database.recommendations_for(findings))
+
+    def apply(self, change: dict, subject: str) -> dict:
+        return database.index_create(index=change["index"], sql=change["sql"])
+
+    def remeasure(self, findings: dict, applied: list[dict], progress: Progress) -> dict:
+        after = {row["pattern"]: row for row in database.explain_patterns(lambda m: progress(0.9, f"after: {m}"))}
+        for row in findings["patterns"]:
+            row["execution_ms_after"] = after[row["pattern"]].get("execution_ms")
+            row["wall_ms_after"] = after[row["pattern"]]["wall_ms"]
+            row["indexes_used_after"] = after[row["pattern"]]["indexes_used"]
+        findings["missing_indexes"] = database.missing_indexes()
+        return findings
+
+    def verdicts(self, findings: dict, goals: Goals) -> list[dict]:
+        timed = [p for p in findings.get("patterns", []) if "wall_ms" in p]
+        if goals.response_time_ms is None or not timed:
+            return []
+        slowest = max(timed, key=lambda p: p.get("wall_ms_after") or p["wall_ms"])
+        return [
+            verdict(
+                target="response_time",
+                subject=f"slowest query pattern ({slowest['pattern']}), median of {database.TIMED_EXECUTIONS}",
+                measured=slowest.get("wall_ms_after") or slowest["wall_ms"],
+                goal=goals.response_time_ms,
+                unit="ms",
+                higher_is_better=False,
+            )
+        ]
+
+
+class CachingStep(Step):
+    """Hit rate and staleness per namespace against the target; TTL, L1 and stale-window advice."""
+
+    name = "caching"
+
+    def measure(self, goals: Goals, progress: Progress) -> StepResult:
+        now = timezone.now()
+        window = timedelta(minutes=settings.OPTIMIZER_CACHE_WINDOW_MINUTES)
+        progress(0.2, "read hit rates per namespace")
+        figures = caching.namespace_figures(window=window, now=now)
+        progress(0.6, "measure the effect of earlier changes")
+        followups = caching.followups_measure(now=now)
+        target = goals.cache_hit_rate if goals.cache_hit_rate is not None else settings.OPTIMIZER_CACHE_HIT_RATE_TARGET
+        drafts = [draft for figure in figures for draft in caching.recommendations_for(figure, target=target)]
+        reads = sum(f["reads"] for f in figures)
+        loads = sum(f["loads"] for f in figures)
+        findings = {
+            "window_minutes": settings.OPTIMIZER_CACHE_WINDOW_MINUTES,
+            "target": target,
+            "namespaces": figures,
+            "overall": {"reads": reads, "loads": loads, "hit_rate": round(1 - loads / reads, 4) if reads else None},
+            "followups": followups,
+        }
+        return StepResult(findings=findings, drafts=drafts)
+
+    def apply(self, change: dict, subject: str) -> dict:
+        from apps.caching.services import cache_policy_update
+
+        _, before = cache_policy_update(namespace=subject, **change)
+        return {"namespace": subject, "before": before, "after": change}
+
+    def remeasure(self, findings: dict, applied: list[dict], progress: Progress) -> dict:
+        # A TTL's effect shows only in the reads that follow; the next run measures it (followups).
+        findings["pending_followups"] = [change["namespace"] for change in applied]
+        return findings
+
+    def verdicts(self, findings: dict, goals: Goals) -> list[dict]:
+        overall = findings.get("overall", {})
+        if not overall:
+            return []
+        enough = overall["reads"] >= caching.MIN_READS
+        return [
+            verdict(
+                target="cache_hit_rate",
+                subject=f"all namespaces, {overall['reads']:,} reads",
+                measured=overall["hit_rate"] if enough else None,
+                goal=findings["target"],
+                unit="ratio",
+                higher_is_better=True,
+            )
+        ]
+
+
+class ModelStep(Step):
+    """The inference optimizer: it arrives with the inference capability (apps.inference)."""
+
+    name = "model"
+
+    def measure(self, goals: Goals, progress: Progress) -> StepResult:
+        if not django_apps.is_installed("apps.inference"):
+            return StepResult(skipped="No inference deployments: the inference app is not installed here.")
+        from apps.inference.optimizer import measure
+
+        return measure(goals, progress)
+
+
+class ScalingStep(Step):
+    """Forecasts, replica recommendations and manifests: they arrive with the scaling capability."""
+
+    name = "scaling"
+
+    def measure(self, goals: Goals, progress: Progress) -> StepResult:
+        if not django_apps.is_installed("apps.scaling"):
+            return StepResult(skipped="No scaling policies: the scaling app is not installed here.")
+        from apps.scaling.optimizer import measure
+
+        return measure(goals, progress)
+
+
+STEPS: dict[str, Step] = {step.name: step for step in (DatabaseStep(), CachingStep(), ModelStep(), ScalingStep())}

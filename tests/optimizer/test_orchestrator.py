@@ -1,0 +1,177 @@
+"""`optimize {all,database,caching,model,scaling}`: runs and steps (inline and on a real worker), targets
+and exit codes, caching recommendations, the apply/dismiss flow in admin, follow-ups, stuck runs, report."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.caching.models import CachePolicy
+from apps.caching.services import cache_policy_ensure
+from apps.caching.stack import default_stack
+from apps.metrics.services import cache_series_record
+from apps.optimizer import caching as cache_optimizer
+from apps.optimizer import services
+from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
+from tests.optimizer.conftest import optimize
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _reads(namespace: str, *, keys: int, reads: int, tag: str = "first") -> None:
+    """Real reads through this process's cache stack; `keys` distinct keys set the hit rate."""
+    stack = default_stack()
+    for i in range(reads):
+        stack.get_or_load(namespace, ("optimizer-test", tag, i % keys), lambda i=i: {"value": i})
+    stack.flush_stats()
+
+
+def test_all_inline_completes_on_an_empty_system_and_stores_its_report(client, admin_user):
+    run, output, code = optimize("all", "--inline")
+    assert code == 0, output
+    assert run.status == "succeeded" and run.targets_met is None
+    steps = dict(run.steps.values_list("name", "status"))
+    assert steps == {"database": "skipped", "caching": "succeeded", "model": "skipped", "scaling": "skipped"}
+    assert "load_synthetic" in run.steps.get(name="database").findings["skipped"]
+    assert "not measured" in run.report_html and "Targets" in run.report_html
+    client.force_login(admin_user)
+    assert "Recommendations" in client.get(f"/optimizer/runs/{run.pk}/report/").content.decode()
+
+
+def test_an_unreachable_response_time_fails_the_exit_code(data):
+    run, output, code = optimize("all", "--inline", "--response-time", "0.000001")
+    assert code == 1, output
+    assert run.status == "succeeded" and run.targets_met is False
+    missed = [v for v in run.verdicts if v["met"] is False]
+    assert missed and missed[0]["target"] == "response_time" and missed[0]["goal"] == pytest.approx(0.001)
+    assert "MISSED" in output
+
+
+def test_bad_targets_are_refused_before_anything_runs():
+    with pytest.raises(CommandError, match="hit-rate"):
+        optimize("caching", "--inline", "--cache-hit-rate", "1.5")
+    with pytest.raises(CommandError, match="No service"):
+        optimize("caching", "--inline", "--service", "nope")
+    assert not OptimizationRun.objects.exists()
+
+
+def test_ttl_model_round_trip():
+    ttl = cache_optimizer.ttl_for_hit_rate(ttl_seconds=600, measured=0.5, target=0.8)
+    assert ttl == pytest.approx(2400)
+    assert cache_optimizer.predicted_hit_rate(ttl_seconds=600, measured=0.5, new_ttl_seconds=ttl) == pytest.approx(0.8)
+
+
+def test_a_low_hit_rate_gets_a_ttl_inside_the_freshness_limit_and_misses_the_target():
+    _reads("vital_signs", keys=250, reads=300)  # 50 hits in 300 reads
+    run, output, code = optimize("caching", "--inline", "--cache-hit-rate", "0.8")
+    assert code == 1, output
+    figures = {n["namespace"]: n for n in run.steps.get(name="caching").findings["namespaces"]}
+    assert figures["vital_signs"]["reads"] == 300 and figures["vital_signs"]["hit_rate"] == pytest.approx(50 / 300, abs=1e-4)
+    recommendation = run.recommendations.get(kind="cache_ttl", subject="vital_signs")
+    # The model wants far more than 600 s; vital signs may be at most 1200 s old.
+    assert recommendation.change == {"ttl_seconds": 1200} and "capped" in recommendation.title
+    assert recommendation.evidence["needed_ttl_seconds"] > 1200
+    assert CachePolicy.objects.get(namespace="vital_signs").ttl_seconds == 600  # dry run: nothing changed
+
+
+def test_without_a_freshness_limit_the_ttl_is_left_alone_and_the_advice_says_why():
+    cache_policy_ensure(namespace="medications")
+    CachePolicy.objects.filter(namespace="medications").update(max_ttl_seconds=None)
+    _reads("medications", keys=250, reads=300)
+    run, _, _ = optimize("caching", "--inline")
+    advice = run.recommendations.get(subject="medications")
+    assert advice.kind == "cache_ttl_limit" and not advice.actionable and "no freshness limit" in advice.reason
+
+
+def test_admin_applies_and_dismisses_recommendations_and_both_are_audited(admin_client, admin_user):
+    _reads("vital_signs", keys=250, reads=300)
+    _reads("medications", keys=250, reads=300)
+    run, _, _ = optimize("caching", "--inline")
+    vitals = run.recommendations.get(kind="cache_ttl", subject="vital_signs")
+    meds = run.recommendations.get(kind="cache_ttl", subject="medications")
+    changelist = "/admin/optimizer/recommendation/"
+
+    response = admin_client.post(changelist, {"action": "apply_selected", "_selected_action": [vitals.pk]})
+    assert response.status_code == 302
+    vitals.refresh_from_db()
+    assert vitals.status == "applied" and vitals.decided_by == admin_user and vitals.decided_via == "admin"
+    assert vitals.outcome == {
+        "namespace": "vital_signs",
+        "before": {"ttl_seconds": 600},
+        "after": {"ttl_seconds": 1200},
+    }
+    assert CachePolicy.objects.get(namespace="vital_signs").ttl_seconds == 1200
+
+    admin_client.post(changelist, {"action": "dismiss_selected", "_selected_action": [meds.pk]})
+    meds.refresh_from_db()
+    assert meds.status == "dismissed" and meds.decided_by == admin_user
+    assert CachePolicy.objects.get(namespace="medications").ttl_seconds == 1200  # unchanged (seeded 20 min)
+
+    admin_client.post(changelist, {"action": "apply_selected", "_selected_action": [vitals.pk]})
+    assert CachePolicy.objects.get(namespace="vital_signs").ttl_seconds == 1200  # applying twice changes nothing
+    audited = AuditEvent.objects.filter(resource_type="OptimizationRecommendation").order_by("seq")
+    assert [(e.actor_name, e.resource_id) for e in audited] == [
+        ("admin", f"{vitals.pk}:applied"),
+        ("admin", f"{meds.pk}:dismissed"),
+    ]
+    assert "Pending recommendations" in admin_client.get("/admin/overview/").content.decode()
+
+
+def test_the_next_run_measures_what_an_applied_change_really_did():
+    cache_series_record()  # the metrics beat's baseline
+    _reads("vital_signs", keys=250, reads=300)
+    cache_series_record()
+    run, _, _ = optimize("caching", "--inline")
+    services.recommendation_apply(recommendation=run.recommendations.get(subject="vital_signs", kind="cache_ttl"))
+    time.sleep(0.01)
+    _reads("vital_signs", keys=20, reads=300, tag="after")  # after the change: 280 hits in 300 reads
+    cache_series_record()
+    later, _, _ = optimize("caching", "--inline")
+    followup = later.steps.get(name="caching").findings["followups"][0]
+    assert followup["namespace"] == "vital_signs"
+    assert followup["measured_after"]["reads"] == 300
+    assert followup["measured_after"]["hit_rate"] == pytest.approx(280 / 300, abs=1e-3)
+    assert "predicted against measured" in later.report_html
+
+
+def test_a_step_whose_worker_was_lost_runs_again_and_a_finished_step_is_left_alone():
+    _reads("vital_signs", keys=250, reads=300)
+    run = services.optimization_run_create(target="caching")
+    step = run.steps.get()
+    OptimizationStep.objects.filter(pk=step.pk).update(status="running", attempts=1)  # the worker died here
+    Recommendation.objects.create(run=run, step="caching", kind="cache_ttl", subject="vital_signs", title="half",
+                                  reason="from the lost attempt", change={"ttl_seconds": 700})  # fmt: skip
+
+    step = services.optimization_step_execute(step_id=step.pk)
+    assert step.status == "succeeded" and step.attempts == 2
+    assert list(run.recommendations.values_list("reason", flat=True)) != ["from the lost attempt"]
+    assert run.recommendations.filter(subject="vital_signs").count() == 1
+
+    again = services.optimization_step_execute(step_id=step.pk)
+    assert again.attempts == 2  # redelivered after it finished: nothing runs twice
+
+
+def test_runs_stuck_past_their_deadline_are_failed(settings):
+    run = services.optimization_run_create(target="all")
+    OptimizationRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(hours=3))
+    assert services.optimization_runs_fail_stuck() == 1
+    run.refresh_from_db()
+    assert run.status == "failed" and "database failed" in run.error
+    assert set(run.steps.values_list("status", flat=True)) == {"failed"}
+    assert services.run_exit_code(run) == 2 and run.report_html
+
+
+@pytest.mark.slow
+def test_steps_run_as_tasks_on_a_real_worker(worker):
+    _reads("vital_signs", keys=250, reads=300)
+    run, output, code = optimize("all", "--timeout", "120")
+    assert code == 1, output  # measured on the worker: 50 of 300 reads hit, under the 80% target
+    assert not run.inline and run.status == "succeeded" and run.targets_met is False
+    assert list(run.steps.values_list("name", "attempts")) == [
+        ("database", 1), ("caching", 1), ("model", 1), ("scaling", 1),
+    ]  # fmt: skip
+    assert run.recommendations.filter(subject="vital_signs").exists()
+    assert "[caching" in output  # progress followed from the workers' updates
