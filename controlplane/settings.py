@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "apps.caching",
     "apps.ratelimits",
     "apps.resources",
+    "apps.scaling",
 ]
 
 MIDDLEWARE = [
@@ -301,6 +302,18 @@ OPTIMIZER_RUN_DEADLINE_SECONDS = env.int("OPTIMIZER_RUN_DEADLINE_SECONDS", defau
 # Request rollups of this window decide whether each service meets its response-time target.
 OPTIMIZER_SERVICE_WINDOW_MINUTES = env.int("OPTIMIZER_SERVICE_WINDOW_MINUTES", default=60)
 OPTIMIZER_SERVICE_MIN_REQUESTS = env.int("OPTIMIZER_SERVICE_MIN_REQUESTS", default=20)
+
+# --- Scaling --------------------------------------------------------------------------------------
+# Where generated manifests are applied: a kubeconfig path, "in-cluster", or empty (export only).
+SCALING_KUBECONFIG = env.str("SCALING_KUBECONFIG", default="")
+SCALING_KUBE_CONTEXT = env.str("SCALING_KUBE_CONTEXT", default="")
+SCALING_APPLY_TIMEOUT_SECONDS = env.float("SCALING_APPLY_TIMEOUT_SECONDS", default=10.0)
+SCALING_APPLY_MAX_ATTEMPTS = env.int("SCALING_APPLY_MAX_ATTEMPTS", default=6)
+SCALING_APPLY_STUCK_SECONDS = env.int("SCALING_APPLY_STUCK_SECONDS", default=600)
+# Prometheus for workload history (query_range) and for KEDA's requests-per-pod trigger.
+SCALING_PROMETHEUS_URL = env.str("SCALING_PROMETHEUS_URL", default="")
+SCALING_HISTORY_DAYS = env.int("SCALING_HISTORY_DAYS", default=28)
+SCALING_BACKTEST_FOLDS = env.int("SCALING_BACKTEST_FOLDS", default=3)
 
 # --- Health ---------------------------------------------------------------------------------------
 # A failed check in this list makes /readyz answer 503; any other failed check answers 200 with

@@ -48,14 +48,21 @@ def _caching_chart(findings: dict) -> dict | None:
     return bar_chart(rows, peak=1.0, marker=findings.get("target"))
 
 
-CHARTS = {"database": _database_chart, "caching": _caching_chart}
+def _scaling_charts(findings: dict) -> dict:
+    from apps.scaling.optimizer import report_charts
+
+    return report_charts(findings)
+
+
+CHARTS = {"database": _database_chart, "caching": _caching_chart, "scaling": _scaling_charts}
 
 
 def render_report(run) -> str:
     steps = []
     for step in run.steps.order_by("position"):
         chart = CHARTS.get(step.name)
-        steps.append({"step": step, "findings": step.findings, "chart": chart(step.findings) if chart else None})
+        drawn = chart(step.findings) if chart and step.status == step.Status.SUCCEEDED else None
+        steps.append({"step": step, "findings": step.findings, "chart": drawn})
     return render_to_string(
         "optimizer/run_report.html",
         {

@@ -153,7 +153,7 @@ class ModelStep(Step):
 
 
 class ScalingStep(Step):
-    """Forecasts, replica recommendations and manifests: they arrive with the scaling capability."""
+    """Forecasts, replica plans and validated manifests (apps.scaling)."""
 
     name = "scaling"
 
@@ -163,6 +163,16 @@ class ScalingStep(Step):
         from apps.scaling.optimizer import measure
 
         return measure(goals, progress)
+
+    def apply(self, change: dict, subject: str) -> dict:
+        from apps.scaling.optimizer import apply
+
+        return apply(change, subject)
+
+    def verdicts(self, findings: dict, goals: Goals) -> list[dict]:
+        from apps.scaling.optimizer import verdicts
+
+        return verdicts(findings, goals)
 
 
 STEPS: dict[str, Step] = {step.name: step for step in (DatabaseStep(), CachingStep(), ModelStep(), ScalingStep())}

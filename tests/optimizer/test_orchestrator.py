@@ -69,7 +69,8 @@ def test_a_low_hit_rate_gets_a_ttl_inside_the_freshness_limit_and_misses_the_tar
     run, output, code = optimize("caching", "--inline", "--cache-hit-rate", "0.8")
     assert code == 1, output
     figures = {n["namespace"]: n for n in run.steps.get(name="caching").findings["namespaces"]}
-    assert figures["vital_signs"]["reads"] == 300 and figures["vital_signs"]["hit_rate"] == pytest.approx(50 / 300, abs=1e-4)
+    assert figures["vital_signs"]["reads"] == 300
+    assert figures["vital_signs"]["hit_rate"] == pytest.approx(50 / 300, abs=1e-4)
     recommendation = run.recommendations.get(kind="cache_ttl", subject="vital_signs")
     # The model wants far more than 600 s; vital signs may be at most 1200 s old.
     assert recommendation.change == {"ttl_seconds": 1200} and "capped" in recommendation.title

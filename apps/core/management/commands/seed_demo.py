@@ -14,6 +14,9 @@ from apps.accounts.models import ApiClient
 from apps.accounts.scopes import SCOPES
 from apps.accounts.services import api_client_create, api_client_rotate, token_hash
 from apps.optimizer.services import optimizer_schedules_ensure
+from apps.scaling.models import ScalingPolicy, WorkloadForecast
+from apps.scaling.services import scaling_policy_ensure
+from apps.scaling.tasks import forecast as forecast_task
 from apps.services.models import Service
 from apps.services.services import service_ensure
 
@@ -72,8 +75,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--base-url", default=os.environ.get("CONTROLPLANE_URL", "http://127.0.0.1:8000"))
+        parser.add_argument(
+            "--forecast", action="store_true", help="Send the first workload forecasts to the workers if none exist."
+        )
 
-    def handle(self, *args, base_url: str, **options) -> None:
+    def handle(self, *args, base_url: str, forecast: bool = False, **options) -> None:
         credentials_file = Path(settings.VAR_DIR) / "demo-credentials.json"
         stored = json.loads(credentials_file.read_text()) if credentials_file.is_file() else {}
 
@@ -83,9 +89,13 @@ class Command(BaseCommand):
                 fields = dict(spec)
                 if fields["kind"] == Service.Kind.API:
                     fields["base_url"] = base_url
-                _, is_new = service_ensure(**fields)
+                service, is_new = service_ensure(**fields)
                 if is_new:
                     created.append(spec["slug"])
+                if service.kind in (Service.Kind.API, Service.Kind.INFERENCE):
+                    # Demo services have no traffic history yet: their forecasts learn synthetic hospital
+                    # traffic, labelled as such; switch the history source in admin once real traffic flows.
+                    scaling_policy_ensure(service, history_source=ScalingPolicy.HistorySource.SYNTHETIC)
             password = self._ensure_admin(stored)
             token = self._ensure_client(stored)
             schedules = optimizer_schedules_ensure()
@@ -96,6 +106,9 @@ class Command(BaseCommand):
         self.stdout.write(f"Services: {Service.objects.count()} ({len(created)} new).")
         if schedules:
             self.stdout.write(f"Schedules created: {', '.join(schedules)} (edit them in admin, Periodic tasks).")
+        if forecast and not WorkloadForecast.objects.exists():
+            forecast_task.delay()
+            self.stdout.write("First workload forecasts sent to the workers (admin: Workload forecasts).")
         self.stdout.write(f"Admin:     {base_url}/admin/  user {ADMIN_USERNAME!r}  password {password!r}")
         self.stdout.write(f"Dashboard: {base_url}/dashboard/")
         self.stdout.write(f"API token ({DEMO_CLIENT_NAME}, scopes {', '.join(SCOPES)}):")

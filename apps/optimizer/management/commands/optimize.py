@@ -104,6 +104,13 @@ class Command(BaseCommand):
                     f"  {namespace['namespace']:<16} reads {namespace['reads']:>9,}  hit rate {rate:>6}  "
                     f"TTL {namespace['ttl_seconds']} s"
                 )
+            for summary in step.findings.get("services", []):
+                plan = summary.get("plan")
+                model = summary.get("forecast", {}).get("model", "no forecast")
+                replicas = f"replicas {plan['min']}-{plan['peak']}" if plan else "no plan"
+                self.stdout.write(
+                    f"  {summary['service']:<20} {model:<20} {replicas}  cluster: {summary['apply_state']}"
+                )
         for recommendation in run.recommendations.order_by("step", "id"):
             label = "APPLIED  " if recommendation.status == "applied" else "RECOMMEND"
             self.stdout.write(f"{label} [{recommendation.step}] {recommendation.title}: {recommendation.reason}")

@@ -1,0 +1,191 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from apps.scaling import charts, manifests, services
+from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
+
+
+@admin.register(ScalingPolicy)
+class ScalingPolicyAdmin(admin.ModelAdmin):
+    list_display = [
+        "service",
+        "enabled",
+        "min_replicas",
+        "max_replicas",
+        "target_cpu_pct",
+        "target_memory_pct",
+        "vpa_mode",
+        "keda_enabled",
+        "predictive",
+        "emergency_mode",
+        "history_source",
+        "apply_state",
+    ]
+    list_filter = ["enabled", "apply_state", "emergency_mode", "keda_enabled"]
+    actions = ["apply_now", "emergency_on", "emergency_off"]
+    readonly_fields = [
+        "apply_state",
+        "apply_attempts",
+        "apply_error",
+        "desired_hash",
+        "applied_hash",
+        "state_changed_at",
+        "latest_plan",
+        "manifest_preview",
+    ]
+    fieldsets = [
+        (None, {"fields": ["service", "enabled", "namespace", "image", "container_port"]}),
+        ("Resources", {"fields": ["cpu_request", "cpu_limit", "memory_request", "memory_limit"]}),
+        (
+            "Horizontal scaling",
+            {
+                "fields": [
+                    "min_replicas",
+                    "max_replicas",
+                    "target_cpu_pct",
+                    "target_memory_pct",
+                    "target_rps_per_pod",
+                    "keda_enabled",
+                    "pdb_max_unavailable",
+                ]
+            },
+        ),
+        (
+            "Behavior",
+            {
+                "fields": [
+                    "scale_up_percent",
+                    "scale_up_period_seconds",
+                    "scale_up_stabilization_seconds",
+                    "scale_down_percent",
+                    "scale_down_period_seconds",
+                    "scale_down_stabilization_seconds",
+                ]
+            },
+        ),
+        ("Vertical scaling", {"fields": ["vpa_mode"]}),
+        (
+            "Prediction",
+            {
+                "fields": [
+                    "predictive",
+                    "history_source",
+                    "prometheus_selector",
+                    "replica_capacity_rps",
+                    "target_utilization",
+                    "lead_minutes",
+                    "latest_plan",
+                ]
+            },
+        ),
+        ("Emergency", {"fields": ["emergency_mode", "emergency_min_replicas", "emergency_alert_rule"]}),
+        (
+            "On the cluster",
+            {
+                "fields": [
+                    "apply_state",
+                    "apply_attempts",
+                    "apply_error",
+                    "desired_hash",
+                    "applied_hash",
+                    "state_changed_at",
+                ]
+            },
+        ),
+        ("Manifests", {"fields": ["manifest_preview"]}),
+    ]
+
+    @admin.display(description="Manifests (preview)")
+    def manifest_preview(self, policy: ScalingPolicy) -> str:
+        if not policy.pk:
+            return "Saved policies show their manifests here."
+        docs = services.policy_manifests(policy)
+        errors = manifests.validate(docs)
+        text = "\n---\n".join(manifests.to_yaml(doc) for doc in docs.values())
+        status = (
+            format_html('<p style="color:#cf222e">{}</p>', "; ".join(errors))
+            if errors
+            else format_html('<p style="color:#1a7f37">{}</p>', "Valid (schemas, ranges, HPA/VPA rule).")
+        )
+        return format_html('{}<pre style="max-height:30rem;overflow:auto">{}</pre>', status, text)
+
+    @admin.display(description="Latest replica plan")
+    def latest_plan(self, policy: ScalingPolicy) -> str:
+        latest = policy.service.scaling_recommendations.first() if policy.pk else None
+        if latest is None:
+            return "No plan yet: forecasts run hourly (`manage.py scaling forecast` runs them now)."
+        reasons = format_html_join("", "<li>{}</li>", ((reason,) for reason in latest.reasons))
+        return format_html("{}<ul>{}</ul>", charts.replicas_svg(latest.hours), reasons)
+
+    @admin.action(description="Apply to the cluster now", permissions=["change"])
+    def apply_now(self, request: HttpRequest, queryset: QuerySet[ScalingPolicy]) -> None:
+        from apps.scaling.tasks import apply_policy
+
+        for policy in queryset:
+            if services.policy_state_refresh(policy) == ScalingPolicy.ApplyState.NOT_CONFIGURED:
+                self.message_user(request, f"{policy}: no cluster configured (SCALING_KUBECONFIG).", messages.WARNING)
+                continue
+            ScalingPolicy.objects.filter(pk=policy.pk).update(apply_state=ScalingPolicy.ApplyState.PENDING)
+            apply_policy.delay(policy.pk)
+            self.message_user(request, f"{policy}: sent to the workers.", messages.SUCCESS)
+
+    @admin.action(description="Emergency mode on", permissions=["change"])
+    def emergency_on(self, request: HttpRequest, queryset: QuerySet[ScalingPolicy]) -> None:
+        for policy in queryset:
+            services.emergency_mode_set(policy, on=True)
+
+    @admin.action(description="Emergency mode off", permissions=["change"])
+    def emergency_off(self, request: HttpRequest, queryset: QuerySet[ScalingPolicy]) -> None:
+        for policy in queryset:
+            services.emergency_mode_set(policy, on=False)
+
+
+@admin.register(WorkloadForecast)
+class WorkloadForecastAdmin(admin.ModelAdmin):
+    list_display = ["service", "metric", "model", "source", "history_hours", "created_at"]
+    list_filter = ["metric", "model", "source", "service"]
+    readonly_fields = [
+        "service",
+        "metric",
+        "model",
+        "source",
+        "history_hours",
+        "created_at",
+        "chart",
+        "scores",
+        "patterns",
+    ]
+    exclude = ["points", "recent"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="Forecast")
+    def chart(self, forecast: WorkloadForecast) -> str:
+        return charts.forecast_svg(forecast.recent, forecast.points)
+
+
+@admin.register(ScalingRecommendation)
+class ScalingRecommendationAdmin(admin.ModelAdmin):
+    list_display = ["service", "min_replicas", "peak_replicas", "emergency", "created_at"]
+    list_filter = ["service", "emergency"]
+    readonly_fields = [
+        "service",
+        "forecast",
+        "created_at",
+        "min_replicas",
+        "peak_replicas",
+        "emergency",
+        "plan",
+        "reasons",
+    ]
+    exclude = ["hours"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="Replicas per hour")
+    def plan(self, recommendation: ScalingRecommendation) -> str:
+        return charts.replicas_svg(recommendation.hours)

@@ -1,0 +1,75 @@
+"""Inline SVG charts for admin and reports: no scripts, numbers only in the markup."""
+
+from __future__ import annotations
+
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
+WIDTH, HEIGHT, PAD = 720, 220, 36
+
+
+def _scale(values: list[float]) -> tuple[float, float]:
+    low, high = min(values), max(values)
+    return (low, high) if high > low else (low - 1, high + 1)
+
+
+def forecast_svg(recent: list[dict], points: list[dict], *, unit: str = "") -> SafeString:
+    """The last days as a line, then the forecast: P10-P90 band and P50 line."""
+    if not points:
+        return format_html("<p>No forecast points.</p>")
+    series = [r["value"] for r in recent] + [v for p in points for v in (p["p10"], p["p90"])]
+    low, high = _scale([0.0, *series])
+    total = len(recent) + len(points)
+
+    def x(i: int) -> float:
+        return round(PAD + (WIDTH - 2 * PAD) * i / max(total - 1, 1), 1)
+
+    def y(value: float) -> float:
+        return round(HEIGHT - PAD - (HEIGHT - 2 * PAD) * (value - low) / (high - low), 1)
+
+    start = len(recent)
+    actual = " ".join(f"{x(i)},{y(r['value'])}" for i, r in enumerate(recent))
+    upper = [f"{x(start + i)},{y(p['p90'])}" for i, p in enumerate(points)]
+    lower = [f"{x(start + i)},{y(p['p10'])}" for i, p in enumerate(points)][::-1]
+    median = " ".join(f"{x(start + i)},{y(p['p50'])}" for i, p in enumerate(points))
+    ticks = "".join(
+        f'<text x="4" y="{y(v) + 4}" font-size="10">{v:,.0f}{unit}</text>' for v in (low, (low + high) / 2, high)
+    )
+    svg = (
+        f'<svg width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="Forecast with P10-P90 band">{ticks}'
+        f'<polygon points="{" ".join(upper + lower)}" fill="#0a58ca" fill-opacity="0.18"></polygon>'
+        f'<polyline points="{actual}" fill="none" stroke="#57606a" stroke-width="1.5"></polyline>'
+        f'<polyline points="{median}" fill="none" stroke="#0a58ca" stroke-width="2"></polyline>'
+        f'<line x1="{x(start)}" x2="{x(start)}" y1="{PAD / 2}" y2="{HEIGHT - PAD}" stroke="#cf222e" '
+        f'stroke-dasharray="4 3"></line><text x="{x(start) + 4}" y="{PAD / 2 + 10}" font-size="10">now</text>'
+        f'<text x="{PAD}" y="{HEIGHT - 8}" font-size="10">grey: history · blue: P50 with the P10-P90 band</text></svg>'
+    )
+    return mark_safe(svg)  # noqa: S308 (built from numbers only)
+
+
+def replicas_svg(hours: list[dict]) -> SafeString:
+    """Planned replicas per hour as bars."""
+    if not hours:
+        return format_html("<p>No hours.</p>")
+    peak = max(h["replicas"] for h in hours) or 1
+    bar = (WIDTH - 2 * PAD) / len(hours)
+    bars = "".join(
+        f'<rect x="{round(PAD + i * bar, 1)}" y="{round(HEIGHT - PAD - (HEIGHT - 2 * PAD) * h["replicas"] / peak, 1)}" '
+        f'width="{round(bar - 2, 1)}" height="{round((HEIGHT - 2 * PAD) * h["replicas"] / peak, 1)}" fill="#1a7f37">'
+        f"<title>{h['at'][11:16]} UTC: {h['replicas']} replicas</title></rect>"
+        + (
+            f'<text x="{round(PAD + i * bar, 1)}" y="{HEIGHT - PAD + 14}" font-size="10">{h["at"][11:13]}h</text>'
+            if i % 3 == 0
+            else ""
+        )
+        for i, h in enumerate(hours)
+    )
+    svg = (
+        f'<svg width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="Planned replicas per hour">'
+        f'<text x="4" y="{PAD - 6}" font-size="10">{peak} replicas</text>{bars}</svg>'
+    )
+    return mark_safe(svg)  # noqa: S308 (built from numbers only)
+
+
+def _hour_label(x: float, at: str) -> str:
+    return f'<text x="{round(x, 1)}" y="{HEIGHT - PAD + 14}" font-size="10">{at[11:13]}h</text>'

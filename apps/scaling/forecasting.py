@@ -1,0 +1,414 @@
+"""24-hour workload forecasts with P10/P50/P90 bands, chosen by backtest, and the patterns in the data.
+
+Candidates: seasonal naive (the baseline every score is relative to), Holt-Winters (statsmodels), and
+gradient boosting with quantile loss (scikit-learn) on the clinical calendar and lags of a day and a
+week. Every candidate's band is calibrated on data it was not fitted on (split conformal), so a P10-P90
+band means about 80% of actuals, not a hope. Pure computation: no Django here.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+HORIZON = 24
+DAY, WEEK = 24, 168
+QUANTILES = (0.1, 0.5, 0.9)
+BAND = 0.8  # the P10-P90 band's nominal coverage
+
+# The clinical calendar (UTC hours of the hospital's day): [start, end).
+CALENDAR = {
+    "morning rounds": (6, 9),
+    "afternoon rounds": (14, 16),
+    "evening": (17, 22),
+    "night": (22, 6),
+}
+SHIFT_CHANGES = (7, 15, 23)
+
+
+def _in_window(hours: np.ndarray, start: int, end: int) -> np.ndarray:
+    return (hours >= start) & (hours < end) if start < end else (hours >= start) | (hours < end)
+
+
+def _holidays(index: pd.DatetimeIndex) -> np.ndarray:
+    from pandas.tseries.holiday import USFederalHolidayCalendar
+
+    days = index.normalize()
+    holidays = USFederalHolidayCalendar().holidays(days.min(), days.max())
+    return np.asarray(days.tz_localize(None).isin(holidays) if days.tz is not None else days.isin(holidays))
+
+
+def calendar_features(index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Hour, weekday, holidays and the clinical calendar: what a hospital's load follows."""
+    hours = np.asarray(index.hour)
+    frame = pd.DataFrame(index=index)
+    frame["hour"] = hours
+    frame["weekday"] = np.asarray(index.day_of_week)
+    frame["weekend"] = (frame["weekday"] >= 5).astype(int)
+    frame["holiday"] = _holidays(index).astype(int)
+    frame["hour_sin"] = np.sin(2 * np.pi * hours / DAY)
+    frame["hour_cos"] = np.cos(2 * np.pi * hours / DAY)
+    for name, (start, end) in CALENDAR.items():
+        frame[name.replace(" ", "_")] = _in_window(hours, start, end).astype(int)
+    frame["shift_change"] = np.isin(hours, SHIFT_CHANGES).astype(int)
+    return frame
+
+
+def _features(series: pd.Series, index: pd.DatetimeIndex) -> pd.DataFrame:
+    """Calendar plus lags of at least a day, so every row of the next 24 hours has all its inputs."""
+    frame = calendar_features(index)
+    known = series.reindex(series.index.union(index))
+    for lag in (DAY, 2 * DAY, WEEK):
+        frame[f"lag_{lag}"] = known.shift(lag).reindex(index).to_numpy()
+    frame["mean_prev_day"] = known.shift(DAY).rolling(DAY, min_periods=1).mean().reindex(index).to_numpy()
+    return frame
+
+
+def _future_index(series: pd.Series, hours: int) -> pd.DatetimeIndex:
+    return pd.date_range(series.index[-1] + pd.Timedelta(hours=1), periods=hours, freq="h")
+
+
+@dataclass
+class Forecast:
+    index: pd.DatetimeIndex
+    p10: np.ndarray
+    p50: np.ndarray
+    p90: np.ndarray
+
+    def points(self) -> list[dict]:
+        return [
+            {"at": at.isoformat(), "p10": round(float(lo), 4), "p50": round(float(mid), 4), "p90": round(float(hi), 4)}
+            for at, lo, mid, hi in zip(self.index, self.p10, self.p50, self.p90, strict=True)
+        ]
+
+
+def _band_offsets(errors: np.ndarray) -> tuple[float, float]:
+    """Error quantiles around the point forecast that hold BAND of the calibration errors."""
+    errors = errors[np.isfinite(errors)]
+    if errors.size == 0:
+        return 0.0, 0.0
+    tail = (1 - BAND) / 2
+    return float(np.quantile(errors, tail)), float(np.quantile(errors, 1 - tail))
+
+
+class SeasonalNaive:
+    """Tomorrow is today (m = 24), or this hour last week (m = 168)."""
+
+    def __init__(self, period: int):
+        self.period = period
+        self.name = f"seasonal_naive_{period}"
+
+    def fit_predict(self, series: pd.Series, hours: int) -> Forecast:
+        values = series.to_numpy()
+        steps = np.arange(hours)
+        p50 = values[len(values) - self.period + (steps % self.period)]
+        # Its h-step errors for h <= m are exactly the seasonal differences.
+        low, high = _band_offsets(values[self.period :] - values[: -self.period])
+        return Forecast(_future_index(series, hours), np.maximum(p50 + low, 0), p50, p50 + high)
+
+
+class HoltWinters:
+    """Additive Holt-Winters with the weekly season when there are two weeks to learn it, else the daily."""
+
+    name = "holt_winters"
+
+    @staticmethod
+    def _fit(series: pd.Series, params: dict | None = None):
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+        period = WEEK if len(series) >= 2 * WEEK + DAY else DAY
+        model = ExponentialSmoothing(
+            series.to_numpy(), trend=None, seasonal="add", seasonal_periods=period, initialization_method="heuristic"
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return model.fit(**params, optimized=False) if params else model.fit()
+
+    def fit_predict(self, series: pd.Series, hours: int) -> Forecast:
+        calibration = _calibration_split(series)
+        errors = []
+        if calibration:
+            # Day-ahead forecasts over the held-out days with the smoothing learnt before them (cheap refits).
+            learnt = self._fit(series.iloc[:-calibration]).params
+            params = {"smoothing_level": learnt["smoothing_level"], "smoothing_seasonal": learnt["smoothing_seasonal"]}
+            for start in range(len(series) - calibration, len(series), DAY):
+                day = series.iloc[start : start + DAY].to_numpy()
+                predicted = np.asarray(self._fit(series.iloc[:start], params).forecast(len(day)))
+                errors.extend(day - predicted)
+        p50 = np.asarray(self._fit(series).forecast(hours))
+        low, high = _band_offsets(np.asarray(errors))
+        return Forecast(_future_index(series, hours), np.maximum(p50 + low, 0), p50, p50 + high)
+
+
+def _calibration_split(series: pd.Series) -> int:
+    """Hours held out to calibrate the band: a week when there are three, else two days, else none."""
+    if len(series) >= 3 * WEEK:
+        return WEEK
+    if len(series) >= 5 * DAY:
+        return 2 * DAY
+    return 0
+
+
+class QuantileBoosting:
+    """Gradient boosting with quantile loss on calendar features and day/week lags; conformal bands."""
+
+    name = "gradient_boosting"
+
+    def _models(self, frame: pd.DataFrame, target: np.ndarray) -> dict:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        models = {}
+        for quantile in QUANTILES:
+            model = HistGradientBoostingRegressor(
+                loss="quantile", quantile=quantile, max_iter=200, learning_rate=0.06, max_leaf_nodes=15,
+                min_samples_leaf=10, random_state=0,
+            )  # fmt: skip
+            models[quantile] = model.fit(frame, target)
+        return models
+
+    def _train(self, series: pd.Series) -> tuple[dict, list[str]]:
+        """The three quantile models, and the feature columns they use (a lag longer than the history is
+        all missing, and left out)."""
+        frame = _features(series, series.index).iloc[DAY:]
+        columns = [name for name in frame.columns if frame[name].notna().any()]
+        return self._models(frame[columns], series.to_numpy()[DAY:]), columns
+
+    def fit_predict(self, series: pd.Series, hours: int) -> Forecast:
+        calibration = _calibration_split(series)
+        widen = 0.0
+        if calibration:
+            models, columns = self._train(series.iloc[:-calibration])
+            scores = []
+            for start in range(len(series) - calibration, len(series), DAY):
+                # Each held-out day forecast from the history before it, as the horizon really is.
+                day = series.iloc[start : start + DAY]
+                frame = _features(series.iloc[:start], day.index)[columns]
+                low, high = models[0.1].predict(frame), models[0.9].predict(frame)
+                scores.extend(np.maximum(low - day.to_numpy(), day.to_numpy() - high))
+            # Conformalized quantile regression: how far outside its band the truth fell, at level BAND.
+            widen = float(np.quantile(scores, min(1.0, BAND * (1 + 1 / len(scores)))))
+        models, columns = self._train(series)
+        index = _future_index(series, hours)
+        frame = _features(series, index)[columns]
+        p10, p50, p90 = (models[q].predict(frame) for q in QUANTILES)
+        p10, p90 = np.minimum(p10, p50) - widen, np.maximum(p90, p50) + widen
+        return Forecast(index, np.maximum(p10, 0), np.maximum(p50, 0), p90)
+
+
+def candidates(history_hours: int) -> list:
+    models = [SeasonalNaive(DAY)]
+    if history_hours >= WEEK + DAY:
+        models.append(SeasonalNaive(WEEK))
+    if history_hours >= 3 * DAY:
+        models.append(HoltWinters())
+    if history_hours >= WEEK + 2 * DAY:
+        models.append(QuantileBoosting())
+    return models
+
+
+# --- scoring ----------------------------------------------------------------------------------------
+
+
+def mase(actual: np.ndarray, predicted: np.ndarray, train: np.ndarray, period: int) -> float | None:
+    """Mean absolute error over the in-sample seasonal naive's (Hyndman & Koehler): below 1 beats it."""
+    if len(train) <= period:
+        return None
+    scale = np.mean(np.abs(train[period:] - train[:-period]))
+    return float(np.mean(np.abs(actual - predicted)) / scale) if scale > 0 else None
+
+
+def smape(actual: np.ndarray, predicted: np.ndarray) -> float:
+    denominator = np.abs(actual) + np.abs(predicted)
+    ratio = np.where(denominator > 0, 2 * np.abs(actual - predicted) / np.where(denominator > 0, denominator, 1), 0)
+    return float(100 * np.mean(ratio))
+
+
+@dataclass
+class Backtest:
+    model: str
+    folds: int
+    mase_24: float | None
+    mase_168: float | None
+    smape: float
+    coverage: float
+
+    def as_dict(self) -> dict:
+        return {key: (round(value, 4) if isinstance(value, float) else value) for key, value in self.__dict__.items()}
+
+
+def backtest(model, series: pd.Series, *, folds: int = 3, horizon: int = HORIZON) -> Backtest:
+    """Rolling origin: fit on everything before each of the last `folds` days, forecast that day."""
+    errors24, errors168, smapes, inside, total = [], [], [], 0, 0
+    for fold in range(folds, 0, -1):
+        cut = len(series) - fold * horizon
+        train, test = series.iloc[:cut], series.iloc[cut : cut + horizon]
+        forecast = model.fit_predict(train, len(test))
+        actual = test.to_numpy()
+        for period, store in ((DAY, errors24), (WEEK, errors168)):
+            score = mase(actual, forecast.p50, train.to_numpy(), period)
+            if score is not None:
+                store.append(score)
+        smapes.append(smape(actual, forecast.p50))
+        inside += int(np.sum((actual >= forecast.p10) & (actual <= forecast.p90)))
+        total += len(actual)
+    return Backtest(
+        model=model.name,
+        folds=folds,
+        mase_24=float(np.mean(errors24)) if len(errors24) == folds else None,
+        mase_168=float(np.mean(errors168)) if len(errors168) == folds else None,
+        smape=float(np.mean(smapes)),
+        coverage=inside / total if total else 0.0,
+    )
+
+
+def backtest_folds(history_hours: int, *, max_folds: int = 7) -> int:
+    """As many day-long folds as leave a week (or three days) to train on, at most `max_folds`."""
+    minimum = WEEK + 2 * DAY if history_hours >= 2 * WEEK else 3 * DAY
+    return max(0, min(max_folds, (history_hours - minimum) // DAY))
+
+
+@dataclass
+class Selection:
+    model: object
+    scores: list[Backtest] = field(default_factory=list)
+    criterion: str = "mase_24"
+
+    @property
+    def chosen(self) -> Backtest | None:
+        return next((s for s in self.scores if s.model == self.model.name), None)
+
+
+def select_model(series: pd.Series, *, max_folds: int = 7) -> Selection:
+    """The candidate with the lowest backtest MASE (against the weekly naive when a week is there)."""
+    models = candidates(len(series))
+    folds = backtest_folds(len(series), max_folds=max_folds)
+    if folds == 0:
+        return Selection(model=models[0])
+    scores = [backtest(model, series, folds=folds) for model in models]
+    criterion = "mase_168" if all(s.mase_168 is not None for s in scores) else "mase_24"
+    ranked = sorted(
+        zip(scores, models, strict=True),
+        key=lambda pair: getattr(pair[0], criterion) if getattr(pair[0], criterion) is not None else math.inf,
+    )
+    return Selection(model=ranked[0][1], scores=scores, criterion=criterion)
+
+
+def forecast(series: pd.Series, hours: int = HORIZON, *, max_folds: int = 7) -> tuple[Forecast, Selection]:
+    """The next `hours` of the series from the model its backtest chose."""
+    series = regularize(series)
+    selection = select_model(series, max_folds=max_folds)
+    return selection.model.fit_predict(series, hours), selection
+
+
+def regularize(series: pd.Series) -> pd.Series:
+    """Hourly, gap-free, non-negative: short gaps interpolated, the rest from the same hour a day before."""
+    series = series.sort_index().astype(float)
+    full = pd.date_range(series.index[0], series.index[-1], freq="h")
+    series = series.reindex(full).interpolate(limit=3)
+    series = series.fillna(series.shift(DAY)).fillna(series.mean())
+    return series.clip(lower=0)
+
+
+# --- patterns -------------------------------------------------------------------------------------
+
+
+def _windows(hours: list[int]) -> list[tuple[int, int]]:
+    """Contiguous runs of hours (wrapping midnight) as [start, end)."""
+    chosen = set(hours)
+    runs, seen = [], set()
+    for hour in sorted(chosen):
+        if hour in seen or ((hour - 1) % DAY in chosen and len(chosen) < DAY):
+            continue
+        end = hour
+        while end % DAY in chosen and end % DAY not in seen:
+            seen.add(end % DAY)
+            end += 1
+        runs.append((hour, end % DAY))
+    return runs
+
+
+def _calendar_name(start: int, end: int) -> str:
+    hours = set(range(start, end if end > start else end + DAY))
+    best, overlap = "", 0
+    for name, (low, high) in CALENDAR.items():
+        window = set(range(low, high if high > low else high + DAY))
+        shared = len({h % DAY for h in hours} & {h % DAY for h in window})
+        if shared > overlap:
+            best, overlap = name, shared
+    return best or "outside the clinical calendar"
+
+
+def daily_peaks(profile: np.ndarray, *, prominence: float = 0.15) -> list[dict]:
+    """Local maxima of the hour-of-day profile (relative to the mean), each with the hours around it above
+    half its prominence, named after the clinical-calendar window its top falls in. Circular: a peak may
+    cross midnight."""
+    from scipy.signal import find_peaks, peak_widths
+
+    tiled = np.tile(profile, 3)  # the middle copy sees its neighbours across midnight
+    found, _ = find_peaks(tiled, prominence=prominence)
+    middle = [index for index in found if DAY <= index < 2 * DAY]
+    if not middle:
+        return []
+    _, _, lefts, rights = peak_widths(tiled, middle, rel_height=0.5)
+    peaks = []
+    for index, left, right in zip(middle, lefts, rights, strict=True):
+        start, end = math.ceil(left) % DAY, (math.floor(right) + 1) % DAY
+        peaks.append(
+            {
+                "hour": int(index % DAY),
+                "start_hour": start,
+                "end_hour": end,
+                "name": _calendar_name(int(index % DAY), int(index % DAY) + 1),  # where its top falls
+                "ratio_to_mean": round(float(tiled[index]), 2),
+            }
+        )
+    return peaks
+
+
+def analyze_patterns(series: pd.Series) -> dict:
+    """Daily and weekly periods (autocorrelation), the named peaks and troughs, surges and the trend."""
+    from statsmodels.tsa.stattools import acf
+
+    series = regularize(series)
+    values = series.to_numpy()
+    result: dict = {"hours": len(values)}
+    if len(values) < 2 * DAY:
+        return result
+    correlation = acf(values, nlags=min(len(values) - 1, WEEK + 1), fft=True)
+    threshold = 2 / math.sqrt(len(values))
+    result["periods"] = {
+        "daily": {"acf": round(float(correlation[DAY]), 3), "found": bool(correlation[DAY] > max(threshold, 0.3))},
+        "weekly": (
+            {"acf": round(float(correlation[WEEK]), 3), "found": bool(correlation[WEEK] > max(threshold, 0.3))}
+            if len(correlation) > WEEK
+            else None
+        ),
+    }
+    mean = values.mean() or 1.0
+    profile = series.groupby(series.index.hour).mean() / mean
+    result["hourly_profile"] = {int(hour): round(float(ratio), 3) for hour, ratio in profile.items()}
+    result["peaks"] = daily_peaks(profile.reindex(range(DAY), fill_value=1.0).to_numpy())
+    result["troughs"] = [
+        {"start_hour": start, "end_hour": end, "name": _calendar_name(start, end)}
+        for start, end in _windows([int(h) for h, r in profile.items() if r <= 0.85])
+    ]
+    weekdays = series.groupby(series.index.day_of_week).mean()
+    if len(weekdays) == 7:
+        result["weekend_ratio"] = round(float(weekdays[[5, 6]].mean() / weekdays[:5].mean()), 3)
+    # Surges: hours far above what their hour of the week usually sees (emergencies, incidents).
+    usual = series.groupby([series.index.day_of_week, series.index.hour]).transform("median")
+    excess = series - usual
+    mad = float(np.median(np.abs(excess - np.median(excess)))) or 1e-9
+    surges = excess[excess > 5 * 1.4826 * mad].sort_values(ascending=False)
+    result["surges"] = [
+        {"at": at.isoformat(), "value": round(float(series[at]), 3), "usual": round(float(usual[at]), 3)}
+        for at in surges.index[:10]
+    ]
+    days = np.arange(len(values)) / DAY
+    slope = float(np.polyfit(days, values, 1)[0]) if len(values) >= WEEK else 0.0
+    result["trend_pct_per_week"] = round(float(100 * slope * 7 / mean), 2)
+    return result

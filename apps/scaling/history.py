@@ -1,0 +1,111 @@
+"""Hourly workload history of a service: our own metric rollups, Prometheus, or synthetic (demo) traffic."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+from datetime import datetime, timedelta
+
+import pandas as pd
+from django.conf import settings
+from django.db.models import F, FloatField, Sum
+from django.db.models.functions import Cast, TruncHour
+
+from apps.scaling.models import ScalingPolicy, WorkloadForecast
+
+Metric = WorkloadForecast.Metric
+
+# PromQL per metric; {selector} is the policy's label selector.
+PROMETHEUS_QUERIES = {
+    Metric.REQUEST_RATE: "sum(rate(http_requests_total{{{selector}}}[5m]))",
+    Metric.CPU: "100 * avg(rate(container_cpu_usage_seconds_total{{{selector}}}[5m]))",
+    Metric.MEMORY: "100 * avg(container_memory_working_set_bytes{{{selector}}}"
+    " / container_spec_memory_limit_bytes{{{selector}}})",
+    Metric.RESPONSE_TIME: "1000 * histogram_quantile(0.95,"
+    " sum by (le) (rate(http_request_duration_seconds_bucket{{{selector}}}[5m])))",
+}  # fmt: skip
+
+
+class HistoryUnavailable(Exception):
+    pass
+
+
+def hourly_history(policy: ScalingPolicy, metric: str, *, now: datetime, days: int | None = None) -> pd.Series:
+    """The metric per hour over the last `days`, indexed by the hour's start (UTC)."""
+    days = days or settings.SCALING_HISTORY_DAYS
+    since = (now - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
+    source = policy.history_source
+    if source == ScalingPolicy.HistorySource.SYNTHETIC:
+        from apps.scaling.synthetic import hospital_traffic
+
+        frame = hospital_traffic(
+            end=pd.Timestamp(now), hours=days * 24, seed=policy.service.slug, peak_rps=6 * policy.replica_capacity_rps
+        )
+        return frame[metric]
+    if source == ScalingPolicy.HistorySource.PROMETHEUS:
+        return _prometheus(policy, metric, since=since, until=now)
+    return _from_metrics(policy, metric, since=since, until=now)
+
+
+def _series(rows) -> pd.Series:
+    if not rows:
+        return pd.Series(dtype=float)
+    index, values = zip(*rows, strict=True)
+    return pd.Series(values, index=pd.DatetimeIndex(index).tz_convert("UTC"), dtype=float)
+
+
+def _from_metrics(policy: ScalingPolicy, metric: str, *, since: datetime, until: datetime) -> pd.Series:
+    """Request rate and response time from the service's request rollups; CPU and memory from this host."""
+    from apps.metrics.models import MetricPoint, RequestRollup
+
+    if metric in (Metric.CPU, Metric.MEMORY):
+        series = "host.cpu_pct" if metric == Metric.CPU else "host.memory_pct"
+        rows = (
+            MetricPoint.objects.filter(series=series, at__gte=since, at__lt=until)
+            .annotate(hour=TruncHour("at"))
+            .values("hour")
+            .annotate(total=Sum("sum"), samples=Sum("count"))
+            .order_by("hour")
+        )
+        return _series([(row["hour"], row["total"] / row["samples"]) for row in rows if row["samples"]])
+    if not policy.service.route_prefix:
+        raise HistoryUnavailable(f"{policy.service.slug} has no route prefix: its requests are not measured here.")
+    rows = (
+        RequestRollup.objects.filter(route__startswith=policy.service.route_prefix, minute__gte=since, minute__lt=until)
+        .annotate(hour=TruncHour("minute"))
+        .values("hour")
+        .annotate(requests=Sum("count"), weighted_p95=Sum(F("p95_ms") * Cast("count", FloatField())))
+        .order_by("hour")
+    )
+    if metric == Metric.REQUEST_RATE:
+        return _series([(row["hour"], row["requests"] / 3600) for row in rows])
+    # The count-weighted p95 of the hour's minute rollups (per route): a response-time level to forecast.
+    return _series([(row["hour"], row["weighted_p95"] / row["requests"]) for row in rows if row["requests"]])
+
+
+def _prometheus(policy: ScalingPolicy, metric: str, *, since: datetime, until: datetime) -> pd.Series:
+    if not settings.SCALING_PROMETHEUS_URL:
+        raise HistoryUnavailable("SCALING_PROMETHEUS_URL is not set.")
+    selector = policy.prometheus_selector or f'service="{policy.service.slug}"'
+    query = urllib.parse.urlencode(
+        {
+            "query": PROMETHEUS_QUERIES[metric].format(selector=selector),
+            "start": since.timestamp(),
+            "end": until.timestamp(),
+            "step": "3600",
+        }
+    )
+    url = f"{settings.SCALING_PROMETHEUS_URL.rstrip('/')}/api/v1/query_range?{query}"
+    try:
+        with urllib.request.urlopen(url, timeout=15) as response:  # noqa: S310 (an operator-set URL)
+            payload = json.load(response)
+    except OSError as exc:
+        raise HistoryUnavailable(f"Prometheus did not answer: {exc}") from exc
+    if payload.get("status") != "success":
+        raise HistoryUnavailable(f"Prometheus: {payload.get('error', 'query failed')}")
+    results = payload["data"]["result"]
+    if not results:
+        return pd.Series(dtype=float)
+    values = [(datetime.fromtimestamp(float(at), tz=since.tzinfo), float(value)) for at, value in results[0]["values"]]
+    return _series([(at, value) for at, value in values if value == value])  # NaN is not equal to itself

@@ -1,0 +1,75 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.scaling import services
+from apps.scaling.models import ScalingPolicy
+from apps.services.models import Service
+
+
+class Command(BaseCommand):
+    help = "Kubernetes scaling: export manifests, forecast workloads and plan replicas, apply to a cluster."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        commands = parser.add_subparsers(dest="action", required=True)
+        export = commands.add_parser("export", help="Write every policy's manifests (validated) to a folder.")
+        export.add_argument("--out", default="deploy/generated/")
+        forecast = commands.add_parser("forecast", help="Forecast the next 24 h and plan replicas, now.")
+        apply = commands.add_parser("apply", help="Apply the manifests to SCALING_KUBECONFIG's cluster, here.")
+        commands.add_parser("status", help="Each policy's state on the cluster.")
+        for sub in (export, forecast, apply):
+            sub.add_argument("--service", action="append", help="Only this service (slug); repeatable.")
+
+    def _services(self, slugs: list[str] | None) -> list[Service] | None:
+        if not slugs:
+            return None
+        found = list(Service.objects.filter(slug__in=slugs))
+        missing = set(slugs) - {s.slug for s in found}
+        if missing:
+            raise CommandError(f"No service {', '.join(sorted(missing))}.")
+        return found
+
+    def handle(self, *args, action: str, **options) -> None:
+        getattr(self, f"_{action}")(**options)
+
+    def _export(self, *, out: str, service: list[str] | None, **options) -> None:
+        try:
+            written = services.manifests_export(out=Path(out), services=self._services(service))
+        except ValueError as exc:
+            raise CommandError(f"Manifests would be refused: {exc}") from exc
+        except OSError as exc:
+            raise CommandError(f"Cannot write to {out}: {exc.strerror}") from exc
+        for path in written:
+            self.stdout.write(str(path))
+        self.stdout.write(f"{len(written)} manifests written, each validated (schemas, ranges, HPA/VPA rule).")
+
+    def _forecast(self, *, service: list[str] | None, **options) -> None:
+        report = services.forecasts_refresh(services=self._services(service))
+        for line in report["forecasts"]:
+            self.stdout.write(f"forecast  {line}")
+        for line in report["recommendations"]:
+            self.stdout.write(f"plan      {line}")
+        for line in report["skipped"]:
+            self.stderr.write(f"skipped   {line}")
+
+    def _apply(self, *, service: list[str] | None, **options) -> None:
+        policies = ScalingPolicy.objects.filter(enabled=True).select_related("service")
+        if service:
+            policies = policies.filter(service__in=self._services(service))
+        failed = False
+        for policy in policies:
+            if services.policy_state_refresh(policy) == ScalingPolicy.ApplyState.NOT_CONFIGURED:
+                raise CommandError("No cluster configured: set SCALING_KUBECONFIG (or export the manifests).")
+            ScalingPolicy.objects.filter(pk=policy.pk).update(apply_state=ScalingPolicy.ApplyState.PENDING)
+            done = services.policy_apply(policy_id=policy.pk)
+            self.stdout.write(f"{policy.service.slug:<20} {done.apply_state:<8} {done.apply_error}")
+            failed |= done.apply_state == ScalingPolicy.ApplyState.FAILED
+        if failed:
+            raise CommandError("Some manifests were not applied.")
+
+    def _status(self, **options) -> None:
+        for policy in ScalingPolicy.objects.select_related("service"):
+            self.stdout.write(
+                f"{policy.service.slug:<20} {policy.apply_state:<15} attempts {policy.apply_attempts}  "
+                f"{policy.apply_error[:100]}"
+            )

@@ -1,0 +1,458 @@
+"""Kubernetes manifests for one service: Deployment, Service, HPA autoscaling/v2 (or a KEDA ScaledObject),
+VPA and PodDisruptionBudget, built from the `kubernetes` client's models and validated offline.
+
+HPA and VPA must never both act on CPU or memory: the HPA scales out on a resource's utilization while
+the VPA resizes the same requests, and each undoes the other. The generator resolves it: the VPA keeps
+only the resources the HPA does not scale on, or recommends only (updateMode Off), and says which in an
+annotation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, fields
+
+import yaml
+from kubernetes import client
+
+ANNOTATION = "scaling.controlplane.io"
+RESOURCES = ("cpu", "memory")
+KUBERNETES_VERSION = "1.33"
+MANAGED_BY = "medical-ai-control-plane"
+# API groups kubernetes-validate has schemas for; the CRDs (VPA, KEDA) get our range checks only.
+BUILT_IN = ("apps/v1", "v1", "autoscaling/v2", "policy/v1")
+
+
+@dataclass
+class ServiceScaling:
+    """Everything the manifests of one service depend on (a ScalingPolicy, or the brief's service_config)."""
+
+    name: str
+    namespace: str = "medical-ai"
+    image: str = ""
+    container_port: int = 8000
+    cpu_request: str = "500m"
+    cpu_limit: str = "2"
+    memory_request: str = "512Mi"
+    memory_limit: str = "2Gi"
+    min_replicas: int = 2
+    max_replicas: int = 50
+    target_cpu_pct: int | None = 70
+    target_memory_pct: int | None = 80
+    target_rps_per_pod: float | None = None
+    scale_up_percent: int = 100
+    scale_up_period_seconds: int = 60
+    scale_up_stabilization_seconds: int = 0
+    scale_down_percent: int = 10
+    scale_down_period_seconds: int = 300
+    scale_down_stabilization_seconds: int = 300
+    pdb_max_unavailable: int = 1
+    vpa_mode: str = "Off"
+    keda_enabled: bool = False
+    emergency_mode: bool = False
+    emergency_min_replicas: int = 10
+    prometheus_url: str = "http://prometheus.monitoring:9090"
+    # Forecast peaks as KEDA cron windows: [{"start_hour": 6, "end_hour": 9, "replicas": 8}] (UTC).
+    peak_windows: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, config: dict) -> ServiceScaling:
+        """The brief's service_config: a dict with `name` and any of the fields above."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(config) - known
+        if unknown:
+            raise ValueError(f"Unknown service_config keys: {', '.join(sorted(unknown))}")
+        if not config.get("name"):
+            raise ValueError("service_config needs a name.")
+        return cls(**config)
+
+    @classmethod
+    def from_policy(cls, policy, *, peak_windows: list[dict] | None = None, prometheus_url: str = "") -> ServiceScaling:
+        values = {f.name: getattr(policy, f.name) for f in fields(cls) if hasattr(policy, f.name)}
+        values["name"] = policy.service.slug
+        values["peak_windows"] = peak_windows or []
+        if prometheus_url:
+            values["prometheus_url"] = prometheus_url
+        return cls(**values)
+
+    @property
+    def floor_replicas(self) -> int:
+        """The minimum in force: lifted in emergency mode."""
+        return max(self.min_replicas, self.emergency_min_replicas) if self.emergency_mode else self.min_replicas
+
+    @property
+    def hpa_resources(self) -> list[str]:
+        return [r for r, target in (("cpu", self.target_cpu_pct), ("memory", self.target_memory_pct)) if target]
+
+
+def vpa_resolution(spec: ServiceScaling) -> tuple[str, list[str], str]:
+    """(updateMode, controlledResources, why): never a resource the HPA scales on, unless only recommending."""
+    if spec.vpa_mode == "Off":
+        return "Off", list(RESOURCES), "VPA recommends requests only (updateMode Off); the HPA scales out."
+    free = [r for r in RESOURCES if r not in spec.hpa_resources]
+    if not free:
+        return (
+            "Off",
+            list(RESOURCES),
+            f"Requested VPA mode {spec.vpa_mode}, but the HPA scales on {' and '.join(spec.hpa_resources)}: "
+            "the VPA only recommends (updateMode Off) so the two never fight.",
+        )
+    return (
+        spec.vpa_mode,
+        free,
+        f"VPA ({spec.vpa_mode}) sizes {', '.join(free)} only; the HPA scales out on "
+        f"{', '.join(spec.hpa_resources) or 'requests per pod'}.",
+    )
+
+
+def _plain(model) -> dict:
+    return client.ApiClient().sanitize_for_serialization(model)
+
+
+def _labels(spec: ServiceScaling) -> dict[str, str]:
+    return {"app.kubernetes.io/name": spec.name, "app.kubernetes.io/managed-by": MANAGED_BY}
+
+
+def _metadata(spec: ServiceScaling, annotations: dict | None = None) -> client.V1ObjectMeta:
+    return client.V1ObjectMeta(name=spec.name, namespace=spec.namespace, labels=_labels(spec), annotations=annotations)
+
+
+def deployment(spec: ServiceScaling) -> dict:
+    container = client.V1Container(
+        name=spec.name,
+        image=spec.image or f"{spec.name}:latest",
+        ports=[client.V1ContainerPort(container_port=spec.container_port, name="http")],
+        resources=client.V1ResourceRequirements(
+            requests={"cpu": spec.cpu_request, "memory": spec.memory_request},
+            limits={"cpu": spec.cpu_limit, "memory": spec.memory_limit},
+        ),
+        readiness_probe=client.V1Probe(http_get=client.V1HTTPGetAction(path="/readyz", port="http"), period_seconds=5),
+        liveness_probe=client.V1Probe(http_get=client.V1HTTPGetAction(path="/healthz", port="http"), period_seconds=10),
+    )
+    # No spec.replicas: the autoscaler owns the count, and an apply must not reset it.
+    return _plain(
+        client.V1Deployment(
+            api_version="apps/v1",
+            kind="Deployment",
+            metadata=_metadata(spec),
+            spec=client.V1DeploymentSpec(
+                selector=client.V1LabelSelector(match_labels={"app.kubernetes.io/name": spec.name}),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=_labels(spec)),
+                    spec=client.V1PodSpec(containers=[container]),
+                ),
+            ),
+        )
+    )
+
+
+def service(spec: ServiceScaling) -> dict:
+    return _plain(
+        client.V1Service(
+            api_version="v1",
+            kind="Service",
+            metadata=_metadata(spec),
+            spec=client.V1ServiceSpec(
+                selector={"app.kubernetes.io/name": spec.name},
+                ports=[client.V1ServicePort(name="http", port=80, target_port="http")],
+            ),
+        )
+    )
+
+
+def behavior(spec: ServiceScaling) -> dict:
+    """Scale up fast (100% per 60 s), down slowly (10% per 300 s), each after its stabilization window."""
+    return _plain(client.V2HorizontalPodAutoscalerBehavior(**_behavior_models(spec)))
+
+
+def _hpa_metrics(spec: ServiceScaling) -> list:
+    metrics = [
+        client.V2MetricSpec(
+            type="Resource",
+            resource=client.V2ResourceMetricSource(
+                name=resource,
+                target=client.V2MetricTarget(type="Utilization", average_utilization=target),
+            ),
+        )
+        for resource, target in (("cpu", spec.target_cpu_pct), ("memory", spec.target_memory_pct))
+        if target
+    ]
+    if spec.target_rps_per_pod:
+        metrics.append(
+            client.V2MetricSpec(
+                type="Pods",
+                pods=client.V2PodsMetricSource(
+                    metric=client.V2MetricIdentifier(name="http_requests_per_second"),
+                    target=client.V2MetricTarget(type="AverageValue", average_value=_quantity(spec.target_rps_per_pod)),
+                ),
+            )
+        )
+    return metrics
+
+
+def _quantity(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{round(value * 1000)}m"
+
+
+def hpa(spec: ServiceScaling) -> dict:
+    return _plain(
+        client.V2HorizontalPodAutoscaler(
+            api_version="autoscaling/v2",
+            kind="HorizontalPodAutoscaler",
+            metadata=_metadata(spec, {f"{ANNOTATION}/emergency-mode": str(spec.emergency_mode).lower()}),
+            spec=client.V2HorizontalPodAutoscalerSpec(
+                scale_target_ref=client.V2CrossVersionObjectReference(
+                    api_version="apps/v1", kind="Deployment", name=spec.name
+                ),
+                min_replicas=spec.floor_replicas,
+                max_replicas=spec.max_replicas,
+                metrics=_hpa_metrics(spec),
+                behavior=client.V2HorizontalPodAutoscalerBehavior(**_behavior_models(spec)),
+            ),
+        )
+    )
+
+
+def _behavior_models(spec: ServiceScaling) -> dict:
+    def rules(stabilization: int, percent: int, period: int):
+        return client.V2HPAScalingRules(
+            stabilization_window_seconds=stabilization,
+            select_policy="Max",
+            policies=[client.V2HPAScalingPolicy(type="Percent", value=percent, period_seconds=period)],
+        )
+
+    return {
+        "scale_up": rules(spec.scale_up_stabilization_seconds, spec.scale_up_percent, spec.scale_up_period_seconds),
+        "scale_down": rules(
+            spec.scale_down_stabilization_seconds, spec.scale_down_percent, spec.scale_down_period_seconds
+        ),
+    }
+
+
+def pdb(spec: ServiceScaling) -> dict:
+    return _plain(
+        client.V1PodDisruptionBudget(
+            api_version="policy/v1",
+            kind="PodDisruptionBudget",
+            metadata=_metadata(spec),
+            spec=client.V1PodDisruptionBudgetSpec(
+                max_unavailable=spec.pdb_max_unavailable,
+                selector=client.V1LabelSelector(match_labels={"app.kubernetes.io/name": spec.name}),
+            ),
+        )
+    )
+
+
+def vpa(spec: ServiceScaling) -> dict:
+    """A custom resource (autoscaling.k8s.io/v1): the client has no model for it, so a plain dict."""
+    mode, controlled, why = vpa_resolution(spec)
+    return {
+        "apiVersion": "autoscaling.k8s.io/v1",
+        "kind": "VerticalPodAutoscaler",
+        "metadata": {
+            "name": spec.name,
+            "namespace": spec.namespace,
+            "labels": _labels(spec),
+            "annotations": {f"{ANNOTATION}/hpa-vpa-resolution": why},
+        },
+        "spec": {
+            "targetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
+            "updatePolicy": {"updateMode": mode},
+            "resourcePolicy": {
+                "containerPolicies": [
+                    {
+                        "containerName": spec.name,
+                        "controlledResources": controlled,
+                        "minAllowed": {"cpu": spec.cpu_request, "memory": spec.memory_request},
+                        "maxAllowed": {"cpu": spec.cpu_limit, "memory": spec.memory_limit},
+                    }
+                ]
+            },
+        },
+    }
+
+
+def scaled_object(spec: ServiceScaling) -> dict:
+    """KEDA owns the HPA when enabled: resource triggers, requests per pod from Prometheus, and a cron
+    trigger per forecast peak so replicas are there before the load (never a second HPA beside it)."""
+    triggers = [
+        {"type": resource, "metricType": "Utilization", "metadata": {"value": str(target)}}
+        for resource, target in (("cpu", spec.target_cpu_pct), ("memory", spec.target_memory_pct))
+        if target
+    ]
+    if spec.target_rps_per_pod:
+        triggers.append(
+            {
+                "type": "prometheus",
+                "metadata": {
+                    "serverAddress": spec.prometheus_url,
+                    "query": f'sum(rate(controlplane_request_latency_seconds_count{{service="{spec.name}"}}[2m]))',
+                    "threshold": str(spec.target_rps_per_pod),
+                },
+            }
+        )
+    for window in spec.peak_windows:
+        triggers.append(
+            {
+                "type": "cron",
+                "metadata": {
+                    "timezone": "Etc/UTC",
+                    "start": f"0 {window['start_hour']} * * *",
+                    "end": f"0 {window['end_hour'] % 24} * * *",
+                    "desiredReplicas": str(window["replicas"]),
+                },
+            }
+        )
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {
+            "name": spec.name,
+            "namespace": spec.namespace,
+            "labels": _labels(spec),
+            "annotations": {f"{ANNOTATION}/emergency-mode": str(spec.emergency_mode).lower()},
+        },
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},
+            "minReplicaCount": spec.floor_replicas,
+            "maxReplicaCount": spec.max_replicas,
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": behavior(spec)}},
+            "triggers": triggers,
+        },
+    }
+
+
+def documents(spec: ServiceScaling) -> dict[str, dict]:
+    """{filename: manifest} for one service."""
+    built = {
+        f"{spec.name}-deployment.yaml": deployment(spec),
+        f"{spec.name}-service.yaml": service(spec),
+        f"{spec.name}-pdb.yaml": pdb(spec),
+        f"{spec.name}-vpa.yaml": vpa(spec),
+    }
+    if spec.keda_enabled:
+        built[f"{spec.name}-scaledobject.yaml"] = scaled_object(spec)
+    else:
+        built[f"{spec.name}-hpa.yaml"] = hpa(spec)
+    return built
+
+
+def to_yaml(document: dict) -> str:
+    return yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+def digest(docs: dict[str, dict]) -> str:
+    return hashlib.sha256("".join(to_yaml(docs[name]) for name in sorted(docs)).encode()).hexdigest()
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+
+def _rules_errors(where: str, rules: dict | None) -> list[str]:
+    errors = []
+    if not rules:
+        return errors
+    window = rules.get("stabilizationWindowSeconds")
+    if window is not None and not 0 <= window <= 3600:
+        errors.append(f"{where}.stabilizationWindowSeconds {window}: must be 0-3600")
+    for policy in rules.get("policies", []):
+        if not 1 <= policy.get("periodSeconds", 0) <= 1800:
+            errors.append(f"{where}.policies.periodSeconds {policy.get('periodSeconds')}: must be 1-1800")
+        if policy.get("value", 0) <= 0:
+            errors.append(f"{where}.policies.value {policy.get('value')}: must be above 0")
+    return errors
+
+
+def range_errors(document: dict) -> list[str]:
+    """What the API server would refuse, checked here (CRDs included, which the schemas do not cover)."""
+    kind, spec, errors = document.get("kind"), document.get("spec", {}), []
+    if kind == "HorizontalPodAutoscaler":
+        low, high = spec.get("minReplicas", 1), spec.get("maxReplicas", 0)
+        if low < 1:
+            errors.append(f"minReplicas {low}: must be at least 1")
+        if high < low:
+            errors.append(f"maxReplicas {high}: must be at least minReplicas {low}")
+        if not spec.get("metrics"):
+            errors.append("metrics: at least one")
+        for metric in spec.get("metrics", []):
+            target = (metric.get("resource") or {}).get("target", {})
+            if target.get("type") == "Utilization" and not 1 <= target.get("averageUtilization", 0) <= 100:
+                errors.append(f"averageUtilization {target.get('averageUtilization')}: must be 1-100")
+        for direction in ("scaleUp", "scaleDown"):
+            errors += _rules_errors(f"behavior.{direction}", spec.get("behavior", {}).get(direction))
+    elif kind == "ScaledObject":
+        low, high = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 0)
+        if high < max(low, 1):
+            errors.append(f"maxReplicaCount {high}: must be at least minReplicaCount {low} and 1")
+        if not spec.get("triggers"):
+            errors.append("triggers: at least one")
+        behavior_spec = spec.get("advanced", {}).get("horizontalPodAutoscalerConfig", {}).get("behavior", {})
+        for direction in ("scaleUp", "scaleDown"):
+            errors += _rules_errors(f"behavior.{direction}", behavior_spec.get(direction))
+        for trigger in spec.get("triggers", []):
+            if trigger["type"] == "cron" and not 0 < int(trigger["metadata"]["desiredReplicas"]) <= high:
+                errors.append(f"cron desiredReplicas {trigger['metadata']['desiredReplicas']}: must be 1-{high}")
+    elif kind == "VerticalPodAutoscaler":
+        mode = spec.get("updatePolicy", {}).get("updateMode")
+        if mode not in ("Off", "Initial", "Recreate", "Auto", "InPlaceOrRecreate"):
+            errors.append(f"updateMode {mode!r}: not a VPA mode")
+        for policy in spec.get("resourcePolicy", {}).get("containerPolicies", []):
+            extra = set(policy.get("controlledResources", [])) - set(RESOURCES)
+            if extra:
+                errors.append(f"controlledResources {sorted(extra)}: only cpu and memory")
+    elif kind == "PodDisruptionBudget" and "minAvailable" in spec and "maxUnavailable" in spec:
+        errors.append("minAvailable and maxUnavailable: only one")
+    return errors
+
+
+def conflict_errors(docs: dict[str, dict]) -> list[str]:
+    """An HPA (or KEDA) scaling on a resource that an acting VPA also controls."""
+    scaled_on: set[str] = set()
+    for document in docs.values():
+        if document["kind"] == "HorizontalPodAutoscaler":
+            scaled_on |= {m["resource"]["name"] for m in document["spec"]["metrics"] if m["type"] == "Resource"}
+        elif document["kind"] == "ScaledObject":
+            scaled_on |= {t["type"] for t in document["spec"]["triggers"] if t["type"] in RESOURCES}
+    errors = []
+    for document in docs.values():
+        if document["kind"] != "VerticalPodAutoscaler" or document["spec"]["updatePolicy"]["updateMode"] == "Off":
+            continue
+        for policy in document["spec"]["resourcePolicy"]["containerPolicies"]:
+            both = scaled_on & set(policy.get("controlledResources", RESOURCES))
+            if both:
+                errors.append(f"HPA and VPA both act on {', '.join(sorted(both))}")
+    return errors
+
+
+def validate(docs: dict[str, dict]) -> list[str]:
+    """Schema (kubernetes-validate, built-in kinds), ranges (every kind) and the HPA/VPA rule."""
+    import kubernetes_validate
+
+    errors = []
+    for filename, document in docs.items():
+        if document["apiVersion"] in BUILT_IN:
+            try:
+                kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                errors.append(f"{filename}: {exc.message}")
+        errors += [f"{filename}: {error}" for error in range_errors(document)]
+    return errors + conflict_errors(docs)
+
+
+class MedicalAIServiceAutoscalingConfig:
+    """The brief's API: `MedicalAIServiceAutoscalingConfig().generate_complete_config(service_config)`."""
+
+    def generate_complete_config(self, service_config: dict | ServiceScaling) -> dict[str, str]:
+        """{filename: YAML} of every manifest; raises ValueError when any would be refused."""
+        spec = (
+            service_config if isinstance(service_config, ServiceScaling) else ServiceScaling.from_config(service_config)
+        )
+        docs = documents(spec)
+        errors = validate(docs)
+        if errors:
+            raise ValueError("; ".join(errors))
+        return {filename: to_yaml(document) for filename, document in docs.items()}
+
+    @staticmethod
+    def defaults() -> dict:
+        return asdict(ServiceScaling(name="example"))

@@ -1,0 +1,182 @@
+"""Scaling policies (edited in admin), their deployment state on a cluster, forecasts and recommendations."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+
+QUANTITY = RegexValidator(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$", "A Kubernetes quantity, e.g. 500m or 1Gi.")
+DNS_LABEL = RegexValidator(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "A DNS label: lower case letters, digits, '-'.")
+
+
+class ScalingPolicy(models.Model):
+    """How one service scales on Kubernetes, seeded with the brief's values."""
+
+    class VpaMode(models.TextChoices):
+        OFF = "Off", "Off (recommendations only)"
+        INITIAL = "Initial", "Initial (at pod creation)"
+        RECREATE = "Recreate", "Recreate"
+        AUTO = "Auto", "Auto"
+
+    class HistorySource(models.TextChoices):
+        METRICS = "metrics", "This control plane's metrics"
+        PROMETHEUS = "prometheus", "Prometheus (PROMETHEUS_URL)"
+        SYNTHETIC = "synthetic", "Synthetic hospital traffic (demo)"
+
+    class ApplyState(models.TextChoices):
+        NOT_CONFIGURED = "not_configured", "No cluster configured"
+        PENDING = "pending", "Pending"
+        APPLYING = "applying", "Applying"
+        ACTIVE = "active", "Active"
+        FAILED = "failed", "Failed"
+
+    service = models.OneToOneField("services.Service", on_delete=models.CASCADE, related_name="scaling_policy")
+    enabled = models.BooleanField(default=True)
+    namespace = models.CharField(max_length=63, default="medical-ai", validators=[DNS_LABEL])
+    image = models.CharField(max_length=300, blank=True, help_text="Container image; empty: <slug>:latest.")
+    container_port = models.PositiveIntegerField(
+        default=8000, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    cpu_request = models.CharField(max_length=16, default="500m", validators=[QUANTITY])
+    cpu_limit = models.CharField(max_length=16, default="2", validators=[QUANTITY])
+    memory_request = models.CharField(max_length=16, default="512Mi", validators=[QUANTITY])
+    memory_limit = models.CharField(max_length=16, default="2Gi", validators=[QUANTITY])
+
+    min_replicas = models.PositiveIntegerField(default=2, validators=[MinValueValidator(1)])
+    max_replicas = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1)])
+    target_cpu_pct = models.PositiveIntegerField(
+        "target CPU (%)", null=True, blank=True, default=70, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    target_memory_pct = models.PositiveIntegerField(
+        "target memory (%)",
+        null=True,
+        blank=True,
+        default=80,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
+    )
+    target_rps_per_pod = models.FloatField(
+        "target req/s per pod", null=True, blank=True, validators=[MinValueValidator(0.01)],
+        help_text="Scale on the pods' http_requests_per_second (Prometheus adapter) as well.",
+    )  # fmt: skip
+    scale_up_percent = models.PositiveIntegerField(default=100, validators=[MinValueValidator(1)])
+    scale_up_period_seconds = models.PositiveIntegerField(default=60)
+    scale_up_stabilization_seconds = models.PositiveIntegerField(default=0)
+    scale_down_percent = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    scale_down_period_seconds = models.PositiveIntegerField(default=300)
+    scale_down_stabilization_seconds = models.PositiveIntegerField(default=300)
+    pdb_max_unavailable = models.PositiveIntegerField(
+        "PDB max unavailable", default=1, validators=[MinValueValidator(1)]
+    )
+    vpa_mode = models.CharField("VPA mode", max_length=10, choices=VpaMode.choices, default=VpaMode.OFF)
+
+    predictive = models.BooleanField(default=True, help_text="Forecast the load and plan replicas ahead of it.")
+    keda_enabled = models.BooleanField(
+        "KEDA",
+        default=False,
+        help_text="Emit a KEDA ScaledObject (with cron windows for forecast peaks) instead of a plain HPA.",
+    )  # fmt: skip
+    replica_capacity_rps = models.FloatField(
+        "capacity per replica (req/s)", default=50.0, validators=[MinValueValidator(0.01)],
+        help_text="Used until a stress benchmark measures the knee.",
+    )  # fmt: skip
+    target_utilization = models.FloatField(
+        default=0.7, validators=[MinValueValidator(0.05), MaxValueValidator(1.0)],
+        help_text="Share of a replica's capacity planned to be used at the P90 forecast.",
+    )  # fmt: skip
+    lead_minutes = models.PositiveIntegerField(default=15, help_text="Replicas are planned this far ahead of the load.")
+    emergency_mode = models.BooleanField(default=False, help_text="Lifts the minimum to the emergency minimum.")
+    emergency_min_replicas = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
+    emergency_alert_rule = models.ForeignKey(
+        "metrics.AlertRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="While this alert fires, emergency mode is on.",
+    )  # fmt: skip
+    history_source = models.CharField(max_length=12, choices=HistorySource.choices, default=HistorySource.METRICS)
+    prometheus_selector = models.CharField(
+        max_length=200, blank=True, help_text='Label selector for Prometheus queries, e.g. service="clinical-api".'
+    )
+
+    apply_state = models.CharField(max_length=16, choices=ApplyState.choices, default=ApplyState.NOT_CONFIGURED)
+    apply_attempts = models.PositiveIntegerField(default=0)
+    apply_error = models.TextField(blank=True)
+    desired_hash = models.CharField(max_length=64, blank=True, help_text="Digest of the manifests last generated.")
+    applied_hash = models.CharField(max_length=64, blank=True, help_text="Digest of the manifests on the cluster.")
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "scaling policies"
+        ordering = ["service__name"]
+
+    def __str__(self) -> str:
+        return f"Scaling of {self.service}"
+
+    @property
+    def name(self) -> str:
+        return self.service.slug
+
+    def clean(self) -> None:
+        errors = {}
+        if self.min_replicas and self.max_replicas and self.min_replicas > self.max_replicas:
+            errors["min_replicas"] = "The minimum cannot be above the maximum."
+        if self.emergency_min_replicas and self.max_replicas and self.emergency_min_replicas > self.max_replicas:
+            errors["emergency_min_replicas"] = "The emergency minimum cannot be above the maximum."
+        for field in ("scale_up_period_seconds", "scale_down_period_seconds"):
+            if not 1 <= (getattr(self, field) or 0) <= 1800:
+                errors[field] = "Kubernetes accepts 1 to 1800 seconds."
+        for field in ("scale_up_stabilization_seconds", "scale_down_stabilization_seconds"):
+            if (getattr(self, field) or 0) > 3600:
+                errors[field] = "Kubernetes accepts 0 to 3600 seconds."
+        if not (self.target_cpu_pct or self.target_memory_pct or self.target_rps_per_pod):
+            errors["target_cpu_pct"] = "Scale on at least one metric: CPU, memory or requests per pod."
+        if errors:
+            raise ValidationError(errors)
+
+
+class WorkloadForecast(models.Model):
+    """A 24 h forecast of one metric of one service, with the backtest that chose its model."""
+
+    class Metric(models.TextChoices):
+        REQUEST_RATE = "request_rate", "Request rate (req/s)"
+        CPU = "cpu", "CPU (%)"
+        MEMORY = "memory", "Memory (%)"
+        RESPONSE_TIME = "response_time", "Response time p95 (ms)"
+
+    service = models.ForeignKey("services.Service", on_delete=models.CASCADE, related_name="forecasts")
+    metric = models.CharField(max_length=16, choices=Metric.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    source = models.CharField(max_length=12, choices=ScalingPolicy.HistorySource.choices)
+    history_hours = models.PositiveIntegerField()
+    model = models.CharField(max_length=32, help_text="The model the backtest chose.")
+    scores = models.JSONField(default=dict, help_text="Backtest MASE (m=24, 168), sMAPE and band coverage per model.")
+    points = models.JSONField(default=list, help_text="[{at, p10, p50, p90}] per hour ahead.")
+    recent = models.JSONField(default=list, help_text="[{at, value}]: the last days of history, for the chart.")
+    patterns = models.JSONField(default=dict, help_text="Periods found and the named peaks.")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["service", "metric", "-created_at"], name="scaling_forecast_latest")]
+
+    def __str__(self) -> str:
+        return f"{self.service} {self.metric} forecast {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class ScalingRecommendation(models.Model):
+    """Replicas per hour for the next day, from the request-rate forecast, with the reasons."""
+
+    service = models.ForeignKey("services.Service", on_delete=models.CASCADE, related_name="scaling_recommendations")
+    forecast = models.ForeignKey(WorkloadForecast, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    hours = models.JSONField(default=list, help_text="[{at, replicas, p90_rps}] per hour ahead.")
+    peak_replicas = models.PositiveIntegerField()
+    min_replicas = models.PositiveIntegerField()
+    emergency = models.BooleanField(default=False)
+    reasons = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.service}: {self.min_replicas}-{self.peak_replicas} replicas ({self.created_at:%Y-%m-%d %H:%M})"

@@ -1,0 +1,74 @@
+"""The brief's API: `WorkloadPredictionService().predictor.predict_workload_range(datetime.now(), hours_ahead=24)`
+and `.analyze_workload_trends()`, over the same history, models and backtests as the hourly forecasts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.utils import timezone
+
+from apps.scaling import forecasting
+from apps.scaling.history import HistoryUnavailable, hourly_history
+from apps.scaling.models import ScalingPolicy, WorkloadForecast
+from apps.services.models import Service
+
+METRICS = WorkloadForecast.Metric.values
+
+
+class WorkloadPredictor:
+    """Forecasts and patterns of one service's workload (request rate, CPU, memory, response time)."""
+
+    def __init__(self, policy: ScalingPolicy):
+        self.policy = policy
+
+    def _history(self, metric: str, until: datetime):
+        series = hourly_history(self.policy, metric, now=until).dropna()
+        if len(series) < 3 * forecasting.DAY:
+            raise HistoryUnavailable(f"{self.policy.service.slug} {metric}: {len(series)} hours of history")
+        return forecasting.regularize(series)
+
+    def predict_workload_range(self, start: datetime, hours_ahead: int = 24) -> list[dict]:
+        """Per hour from `start`: each metric's P10/P50/P90 and the model that made it (None: no history)."""
+        if not 1 <= hours_ahead <= 168:
+            raise ValueError("hours_ahead must be 1 to 168.")
+        start = timezone.make_aware(start) if timezone.is_naive(start) else start
+        hours: list[dict] = []
+        for metric in METRICS:
+            try:
+                series = self._history(metric, start)
+            except HistoryUnavailable:
+                continue
+            prediction, selection = forecasting.forecast(series, hours_ahead, max_folds=settings.SCALING_BACKTEST_FOLDS)
+            for position, point in enumerate(prediction.points()):
+                if position == len(hours):
+                    hours.append({"timestamp": point["at"]})
+                hours[position][metric] = {key: point[key] for key in ("p10", "p50", "p90")}
+                hours[position][f"{metric}_model"] = selection.model.name
+        return hours
+
+    def analyze_workload_trends(self, until: datetime | None = None) -> dict:
+        """Periods, named peaks and troughs, surges and trend of each metric's history."""
+        until = until or timezone.now()
+        trends = {}
+        for metric in METRICS:
+            try:
+                trends[metric] = forecasting.analyze_patterns(self._history(metric, until))
+            except HistoryUnavailable as exc:
+                trends[metric] = {"unavailable": str(exc)}
+        return {"service": self.policy.service.slug, "source": self.policy.history_source, "metrics": trends}
+
+
+class WorkloadPredictionService:
+    """Bound to one service's scaling policy: a slug, a Service, or the first predictive policy."""
+
+    def __init__(self, service: str | Service | None = None):
+        policies = ScalingPolicy.objects.select_related("service").filter(predictive=True)
+        if isinstance(service, Service):
+            policies = policies.filter(service=service)
+        elif service:
+            policies = policies.filter(service__slug=service)
+        policy = policies.order_by("service__name").first()
+        if policy is None:
+            raise LookupError(f"No predictive scaling policy for {service or 'any service'}.")
+        self.predictor = WorkloadPredictor(policy)

@@ -1,0 +1,305 @@
+"""Forecasts, replica recommendations, manifests, export, and the apply state machine."""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.scaling import forecasting, kube, manifests
+from apps.scaling.history import HistoryUnavailable, hourly_history
+from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
+from apps.services.models import Service
+
+logger = logging.getLogger(__name__)
+
+MIN_HISTORY_HOURS = 3 * forecasting.DAY
+RECENT_HOURS = 3 * forecasting.DAY  # history kept with a forecast, for its chart
+
+
+def scaling_policy_ensure(service: Service, **fields) -> tuple[ScalingPolicy, bool]:
+    """The service's policy, created with the brief's values (the model's defaults) and `fields`."""
+    return ScalingPolicy.objects.get_or_create(service=service, defaults=fields)
+
+
+# --- forecasts and recommendations ----------------------------------------------------------------
+
+
+def forecast_create(policy: ScalingPolicy, metric: str, *, now: datetime | None = None) -> WorkloadForecast:
+    """Forecast the next 24 h of one metric from the policy's history source, with the model's backtest."""
+    now = now or timezone.now()
+    history = hourly_history(policy, metric, now=now)
+    history = history.dropna()
+    if len(history) < MIN_HISTORY_HOURS:
+        raise HistoryUnavailable(
+            f"{policy.service.slug} {metric}: {len(history)} hours of history, {MIN_HISTORY_HOURS} needed."
+        )
+    series = forecasting.regularize(history)
+    prediction, selection = forecasting.forecast(series, max_folds=settings.SCALING_BACKTEST_FOLDS)
+    recent = series.iloc[-RECENT_HOURS:]
+    return WorkloadForecast.objects.create(
+        service=policy.service,
+        metric=metric,
+        source=policy.history_source,
+        history_hours=len(series),
+        model=selection.model.name,
+        scores={
+            "criterion": selection.criterion,
+            "candidates": [score.as_dict() for score in selection.scores],
+        },
+        points=prediction.points(),
+        recent=[{"at": at.isoformat(), "value": round(float(value), 4)} for at, value in recent.items()],
+        patterns=forecasting.analyze_patterns(series),
+    )
+
+
+def replica_capacity(policy: ScalingPolicy) -> tuple[float, str]:
+    """Requests per second one replica serves inside the SLO: the stress-test knee where one exists."""
+    from django.apps import apps as django_apps
+
+    if django_apps.is_installed("apps.benchmarks"):
+        from apps.benchmarks.selectors import service_knee_rps
+
+        knee = service_knee_rps(policy.service)
+        if knee:
+            return knee, "the knee of the last stress benchmark"
+    return policy.replica_capacity_rps, "the policy's capacity per replica (no stress benchmark measured it yet)"
+
+
+def recommendation_create(policy: ScalingPolicy, forecast: WorkloadForecast) -> ScalingRecommendation:
+    """Replicas for each hour ahead from the P90 request rate, planned `lead_minutes` before the load."""
+    capacity, capacity_source = replica_capacity(policy)
+    usable = capacity * policy.target_utilization
+    floor = max(policy.min_replicas, policy.emergency_min_replicas) if policy.emergency_mode else policy.min_replicas
+    lead = math.ceil(policy.lead_minutes / 60)
+    p90 = [point["p90"] for point in forecast.points]
+    hours, capped = [], []
+    for index, point in enumerate(forecast.points):
+        ahead = max(p90[index : index + lead + 1])
+        needed = math.ceil(ahead / usable) if ahead > 0 else 0
+        replicas = min(max(needed, floor), policy.max_replicas)
+        if needed > policy.max_replicas:
+            capped.append((point["at"], needed))
+        hours.append({"at": point["at"], "replicas": replicas, "p90_rps": round(ahead, 3), "needed": needed})
+    peak = max(hours, key=lambda hour: hour["replicas"])
+    reasons = [
+        f"Peak {peak['replicas']} replicas at {peak['at'][11:16]} UTC for a P90 of {peak['p90_rps']:.1f} req/s, "
+        f"with {capacity:.1f} req/s per replica ({capacity_source}) planned at {policy.target_utilization:.0%}.",
+        f"Each hour covers the load up to {policy.lead_minutes} min ahead, so replicas are ready before it.",
+        f"Forecast by {forecast.model} (backtest MASE {_chosen_mase(forecast)}) from {forecast.history_hours} h "
+        f"of {forecast.get_source_display().lower()}.",
+    ]
+    if policy.emergency_mode:
+        reasons.append(f"Emergency mode: the minimum is lifted to {floor}.")
+    if capped:
+        reasons.append(
+            f"The forecast needs up to {max(n for _, n in capped)} replicas, above the maximum of "
+            f"{policy.max_replicas}, in {len(capped)} hour(s): raise the maximum or the capacity per replica."
+        )
+    named = [p["name"] for p in forecast.patterns.get("peaks", [])]
+    if named:
+        reasons.append(f"Peaks found in the history: {', '.join(named)}.")
+    return ScalingRecommendation.objects.create(
+        service=policy.service,
+        forecast=forecast,
+        hours=hours,
+        peak_replicas=peak["replicas"],
+        min_replicas=min(hour["replicas"] for hour in hours),
+        emergency=policy.emergency_mode,
+        reasons=reasons,
+    )
+
+
+def _chosen_mase(forecast: WorkloadForecast) -> str:
+    criterion = forecast.scores.get("criterion", "mase_24")
+    for candidate in forecast.scores.get("candidates", []):
+        if candidate["model"] == forecast.model and candidate.get(criterion) is not None:
+            return f"{candidate[criterion]:.2f}, m={criterion.split('_')[1]}"
+    return "not scored: too little history"
+
+
+def forecasts_refresh(*, services: list[Service] | None = None, now: datetime | None = None) -> dict[str, list[str]]:
+    """Every predictive policy's four forecasts and its replica plan; what could not be done, and why."""
+    report: dict[str, list[str]] = {"forecasts": [], "recommendations": [], "skipped": []}
+    policies = ScalingPolicy.objects.filter(enabled=True, predictive=True).select_related("service")
+    if services is not None:
+        policies = policies.filter(service__in=services)
+    for policy in policies:
+        request_forecast = None
+        for metric in WorkloadForecast.Metric.values:
+            try:
+                made = forecast_create(policy, metric, now=now)
+            except HistoryUnavailable as exc:
+                report["skipped"].append(str(exc))
+                continue
+            report["forecasts"].append(f"{policy.service.slug}/{metric}: {made.model}")
+            if metric == WorkloadForecast.Metric.REQUEST_RATE:
+                request_forecast = made
+        if request_forecast is not None:
+            recommendation = recommendation_create(policy, request_forecast)
+            report["recommendations"].append(
+                f"{policy.service.slug}: {recommendation.min_replicas}-{recommendation.peak_replicas} replicas"
+            )
+            policy_state_refresh(policy)  # KEDA cron windows follow the new plan
+    return report
+
+
+def forecasts_prune(*, keep_days: int = 30) -> int:
+    cutoff = timezone.now() - timedelta(days=keep_days)
+    deleted, _ = WorkloadForecast.objects.filter(created_at__lt=cutoff).delete()
+    ScalingRecommendation.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+# --- manifests ------------------------------------------------------------------------------------
+
+
+def peak_windows(recommendation: ScalingRecommendation | None, floor: int) -> list[dict]:
+    """Runs of hours planned above the floor, as KEDA cron windows (UTC hours) with their replicas."""
+    if recommendation is None:
+        return []
+    windows: list[dict] = []
+    for hour in recommendation.hours:
+        at = pd.Timestamp(hour["at"])
+        if hour["replicas"] <= floor:
+            continue
+        if windows and windows[-1]["end_hour"] == at.hour:
+            windows[-1]["end_hour"] = (at.hour + 1) % 24
+            windows[-1]["replicas"] = max(windows[-1]["replicas"], hour["replicas"])
+        else:
+            windows.append({"start_hour": at.hour, "end_hour": (at.hour + 1) % 24, "replicas": hour["replicas"]})
+    return windows
+
+
+def policy_spec(policy: ScalingPolicy) -> manifests.ServiceScaling:
+    latest = policy.service.scaling_recommendations.first() if policy.predictive else None
+    floor = max(policy.min_replicas, policy.emergency_min_replicas) if policy.emergency_mode else policy.min_replicas
+    return manifests.ServiceScaling.from_policy(
+        policy, peak_windows=peak_windows(latest, floor), prometheus_url=settings.SCALING_PROMETHEUS_URL
+    )
+
+
+def policy_manifests(policy: ScalingPolicy) -> dict[str, dict]:
+    return manifests.documents(policy_spec(policy))
+
+
+def manifests_export(*, out: Path, services: list[Service] | None = None) -> list[Path]:
+    """Write every enabled policy's manifests; refuses (ValueError) when any would not validate."""
+    policies = ScalingPolicy.objects.filter(enabled=True).select_related("service")
+    if services is not None:
+        policies = policies.filter(service__in=services)
+    built = {filename: doc for policy in policies for filename, doc in policy_manifests(policy).items()}
+    errors = manifests.validate(built)
+    if errors:
+        raise ValueError("; ".join(errors))
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for filename, document in sorted(built.items()):
+        path = out / filename
+        path.write_text(manifests.to_yaml(document))
+        written.append(path)
+    return written
+
+
+# --- apply state machine: NOT_CONFIGURED | PENDING -> APPLYING -> ACTIVE | FAILED ------------------
+
+
+def _set_state(policy: ScalingPolicy, state: str, **fields) -> None:
+    fields = {"apply_state": state, "state_changed_at": timezone.now(), **fields}
+    ScalingPolicy.objects.filter(pk=policy.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(policy, name, value)
+
+
+def policy_state_refresh(policy: ScalingPolicy) -> str:
+    """Record the manifests' digest. New manifests (or a first cluster) make the policy PENDING with fresh
+    attempts; a failed policy keeps its attempts, so its retries keep backing off."""
+    desired = manifests.digest(policy_manifests(policy)) if policy.enabled else ""
+    states = ScalingPolicy.ApplyState
+    if not kube.cluster_configured() or not policy.enabled:
+        _set_state(policy, states.NOT_CONFIGURED, desired_hash=desired)
+    elif desired == policy.applied_hash:
+        if policy.apply_state in (states.NOT_CONFIGURED, states.PENDING, states.FAILED):
+            _set_state(policy, states.ACTIVE, desired_hash=desired, apply_error="")
+    elif desired != policy.desired_hash or policy.apply_state in (states.NOT_CONFIGURED, states.ACTIVE):
+        _set_state(policy, states.PENDING, desired_hash=desired, apply_attempts=0, apply_error="")
+    return policy.apply_state
+
+
+def policy_apply(*, policy_id: int) -> ScalingPolicy:
+    """Apply the policy's manifests (a server dry run of all first). Safe to repeat: apply is idempotent."""
+    with transaction.atomic():
+        policy = ScalingPolicy.objects.select_for_update(of=("self",)).select_related("service").get(pk=policy_id)
+        if policy.apply_state not in (ScalingPolicy.ApplyState.PENDING, ScalingPolicy.ApplyState.FAILED,
+                                      ScalingPolicy.ApplyState.APPLYING):  # fmt: skip
+            return policy
+        _set_state(policy, ScalingPolicy.ApplyState.APPLYING, apply_attempts=policy.apply_attempts + 1)
+    docs = policy_manifests(policy)
+    digest = manifests.digest(docs)
+    errors = manifests.validate(docs)
+    try:
+        if errors:
+            raise kube.ApplyError("; ".join(errors))
+        applied = kube.apply_documents(list(docs.values()))
+    except kube.ApplyError as exc:
+        logger.warning("scaling manifests of %s were not applied: %s", policy.service.slug, exc)
+        _set_state(policy, ScalingPolicy.ApplyState.FAILED, apply_error=str(exc)[:4000])
+        return policy
+    _set_state(policy, ScalingPolicy.ApplyState.ACTIVE, applied_hash=digest, desired_hash=digest,
+               apply_error=f"applied {', '.join(applied)}")  # fmt: skip
+    return policy
+
+
+def _retry_due(policy: ScalingPolicy, now: datetime) -> bool:
+    if policy.apply_attempts >= settings.SCALING_APPLY_MAX_ATTEMPTS:
+        return False
+    backoff = timedelta(seconds=30 * 2 ** max(policy.apply_attempts - 1, 0))
+    return policy.state_changed_at is None or now - policy.state_changed_at >= backoff
+
+
+def policies_reconcile(*, now: datetime | None = None) -> list[int]:
+    """The checker: follow alerts into emergency mode, refresh digests, and send the applies that are due
+    (pending, failed with backoff elapsed, or applying for longer than a worker can take)."""
+    from apps.scaling.tasks import apply_policy
+
+    now = now or timezone.now()
+    due = []
+    for policy in ScalingPolicy.objects.filter(enabled=True).select_related("service", "emergency_alert_rule"):
+        _follow_emergency_alert(policy)
+        state = policy_state_refresh(policy)
+        stuck = (
+            state == ScalingPolicy.ApplyState.APPLYING
+            and policy.state_changed_at is not None
+            and now - policy.state_changed_at > timedelta(seconds=settings.SCALING_APPLY_STUCK_SECONDS)
+        )
+        if (
+            state == ScalingPolicy.ApplyState.PENDING
+            or stuck
+            or (state == ScalingPolicy.ApplyState.FAILED and _retry_due(policy, now))
+        ):
+            due.append(policy.pk)
+            transaction.on_commit(lambda pk=policy.pk: apply_policy.delay(pk))
+    return due
+
+
+def emergency_mode_set(policy: ScalingPolicy, *, on: bool) -> ScalingPolicy:
+    """Lift (or drop) the minimum at once; the manifests follow through the apply state machine."""
+    if policy.emergency_mode != on:
+        policy.emergency_mode = on
+        policy.save(update_fields=["emergency_mode", "updated_at"])
+    return policy
+
+
+def _follow_emergency_alert(policy: ScalingPolicy) -> None:
+    rule = policy.emergency_alert_rule
+    if rule is None:
+        return
+    firing = rule.alerts.filter(state="firing").exists()
+    if firing != policy.emergency_mode:
+        emergency_mode_set(policy, on=firing)

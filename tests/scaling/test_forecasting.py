@@ -1,0 +1,84 @@
+"""Forecasting: scores, backtests, model selection, calibrated bands and the patterns it names."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from apps.scaling import forecasting
+from apps.scaling.forecasting import Forecast, SeasonalNaive, backtest, mase, select_model, smape
+from apps.scaling.synthetic import hospital_traffic
+
+END = pd.Timestamp("2026-11-23", tz="UTC")  # a Monday
+
+
+def test_mase_and_smape():
+    train = np.array([1.0, 2.0, 1.0, 2.0, 1.0, 2.0])
+    # The in-sample naive (m=2) never errs: no scale, no score.
+    assert mase(np.array([1.0]), np.array([1.0]), train, 2) is None
+    train = np.array([0.0, 2.0, 4.0, 6.0])  # naive (m=1) errs by 2 each step
+    assert mase(np.array([10.0, 10.0]), np.array([11.0, 9.0]), train, 1) == pytest.approx(0.5)
+    assert smape(np.array([100.0, 0.0]), np.array([50.0, 0.0])) == pytest.approx(100 * (2 * 50 / 150) / 2)
+
+
+class Fixed:
+    """A model whose band is fixed, to check what the backtest counts."""
+
+    name = "fixed"
+
+    def __init__(self, width: float):
+        self.width = width
+
+    def fit_predict(self, series, hours):
+        index = pd.date_range(series.index[-1] + pd.Timedelta(hours=1), periods=hours, freq="h")
+        mid = np.full(hours, series.mean())
+        return Forecast(index, mid - self.width, mid, mid + self.width)
+
+
+def test_backtest_counts_coverage_over_its_folds():
+    series = hospital_traffic(end=END, hours=10 * 24, seed=1)["request_rate"]
+    assert backtest(Fixed(1e9), series, folds=2).coverage == 1.0
+    assert backtest(Fixed(0.0), series, folds=2).coverage == 0.0
+    assert backtest(Fixed(0.0), series, folds=2).folds == 2
+
+
+def test_seasonal_naive_repeats_the_season():
+    series = pd.Series(np.tile(np.arange(24.0), 5), index=pd.date_range(END, periods=120, freq="h"))
+    prediction = SeasonalNaive(24).fit_predict(series, 24)
+    assert list(prediction.p50) == list(np.arange(24.0))
+
+
+def test_selection_picks_the_lowest_backtest_mase_and_the_learned_model_beats_the_naive():
+    series = hospital_traffic(end=END, hours=21 * 24, seed="selection")["request_rate"]
+    selection = select_model(series, max_folds=2)
+    scores = {s.model: s for s in selection.scores}
+    assert set(scores) == {"seasonal_naive_24", "seasonal_naive_168", "holt_winters", "gradient_boosting"}
+    assert selection.criterion == "mase_168"
+    best = min(scores.values(), key=lambda s: s.mase_168)
+    assert selection.model.name == best.model
+    assert best.mase_168 < scores["seasonal_naive_168"].mase_168
+
+
+def test_too_little_history_falls_back_to_the_daily_naive():
+    series = hospital_traffic(end=END, hours=60, seed=2)["request_rate"]
+    selection = select_model(series)
+    assert selection.model.name == "seasonal_naive_24" and selection.scores == []
+
+
+def test_regularize_fills_gaps_and_clips():
+    index = pd.date_range(END, periods=72, freq="h")
+    series = pd.Series(np.arange(72.0), index=index).drop(index[[10, 11, 40]])
+    series.iloc[0] = -5
+    filled = forecasting.regularize(series)
+    assert len(filled) == 72 and filled.min() == 0 and filled[index[10]] == pytest.approx(10.0)
+
+
+def test_patterns_name_the_rounds_the_nights_and_the_surges():
+    traffic = hospital_traffic(end=END, hours=21 * 24, seed="patterns", surges_per_week=0)["request_rate"]
+    traffic[traffic.index[-50]] *= 4  # an emergency
+    patterns = forecasting.analyze_patterns(traffic)
+    assert patterns["periods"]["daily"]["found"] and patterns["periods"]["weekly"]["found"]
+    names = [peak["name"] for peak in patterns["peaks"]]
+    assert names == ["morning rounds", "afternoon rounds"]
+    assert [trough["name"] for trough in patterns["troughs"]] == ["night"]
+    assert 0.5 < patterns["weekend_ratio"] < 0.7
+    assert patterns["surges"][0]["at"] == traffic.index[-50].isoformat()

@@ -1,0 +1,95 @@
+"""Manifests from the Kubernetes client's models: schemas, the API server's ranges, the HPA/VPA rule."""
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from apps.scaling import manifests
+from apps.scaling.manifests import MedicalAIServiceAutoscalingConfig, ServiceScaling
+
+KINDS = {"Deployment", "Service", "PodDisruptionBudget", "VerticalPodAutoscaler", "HorizontalPodAutoscaler"}
+
+
+def _generate(**config) -> dict[str, dict]:
+    files = MedicalAIServiceAutoscalingConfig().generate_complete_config({"name": "triage", **config})
+    return {doc["kind"]: doc for doc in (yaml.safe_load(text) for text in files.values())}
+
+
+def test_the_brief_defaults_give_five_valid_manifests():
+    files = MedicalAIServiceAutoscalingConfig().generate_complete_config({"name": "triage"})
+    assert set(files) == {f"triage-{kind}.yaml" for kind in ("deployment", "service", "pdb", "vpa", "hpa")}
+    docs = {doc["kind"]: doc for doc in (yaml.safe_load(text) for text in files.values())}
+    assert set(docs) == KINDS
+    for kind in KINDS - {"VerticalPodAutoscaler"}:
+        kubernetes_validate.validate(docs[kind], manifests.KUBERNETES_VERSION, strict=True)
+    hpa = docs["HorizontalPodAutoscaler"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 50)
+    targets = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["metrics"]}
+    assert targets == {"cpu": 70, "memory": 80}
+    up, down = hpa["behavior"]["scaleUp"], hpa["behavior"]["scaleDown"]
+    assert up["policies"] == [{"periodSeconds": 60, "type": "Percent", "value": 100}]
+    assert down["policies"] == [{"periodSeconds": 300, "type": "Percent", "value": 10}]
+    assert down["stabilizationWindowSeconds"] == 300
+    assert "replicas" not in docs["Deployment"]["spec"]  # the autoscaler owns the count
+
+
+def test_vpa_never_acts_on_what_the_hpa_scales_on():
+    both = _generate(vpa_mode="Auto")
+    vpa = both["VerticalPodAutoscaler"]
+    assert vpa["spec"]["updatePolicy"]["updateMode"] == "Off"
+    assert (
+        "HPA scales on cpu and memory" in vpa["metadata"]["annotations"]["scaling.controlplane.io/hpa-vpa-resolution"]
+    )
+
+    cpu_only = _generate(vpa_mode="Auto", target_memory_pct=None)
+    vpa = cpu_only["VerticalPodAutoscaler"]["spec"]
+    assert vpa["updatePolicy"]["updateMode"] == "Auto"
+    assert vpa["resourcePolicy"]["containerPolicies"][0]["controlledResources"] == ["memory"]
+    assert [m["resource"]["name"] for m in cpu_only["HorizontalPodAutoscaler"]["spec"]["metrics"]] == ["cpu"]
+
+
+def test_a_hand_made_conflict_is_caught():
+    spec = ServiceScaling(name="triage")
+    docs = manifests.documents(spec)
+    docs["triage-vpa.yaml"]["spec"]["updatePolicy"]["updateMode"] = "Auto"
+    assert manifests.validate(docs) == ["HPA and VPA both act on cpu, memory"]
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"scale_up_period_seconds": 0}, "periodSeconds 0: must be 1-1800"),
+        ({"scale_down_period_seconds": 1801}, "periodSeconds 1801: must be 1-1800"),
+        ({"scale_down_stabilization_seconds": 3601}, "stabilizationWindowSeconds 3601: must be 0-3600"),
+        ({"min_replicas": 8, "max_replicas": 4}, "maxReplicas 4: must be at least minReplicas 8"),
+        ({"target_cpu_pct": 150}, "averageUtilization 150: must be 1-100"),
+        ({"min_replicas": 0}, "minReplicas 0: must be at least 1"),
+    ],
+)
+def test_ranges_the_api_server_would_refuse_are_refused_offline(config, message):
+    with pytest.raises(ValueError, match=message):
+        MedicalAIServiceAutoscalingConfig().generate_complete_config({"name": "triage", **config})
+
+
+def test_unknown_service_config_keys_are_named():
+    with pytest.raises(ValueError, match="Unknown service_config keys: replicas"):
+        MedicalAIServiceAutoscalingConfig().generate_complete_config({"name": "triage", "replicas": 3})
+
+
+def test_keda_replaces_the_hpa_and_warms_up_for_forecast_peaks():
+    docs = _generate(
+        keda_enabled=True, target_rps_per_pod=25, peak_windows=[{"start_hour": 6, "end_hour": 9, "replicas": 8}]
+    )
+    assert "HorizontalPodAutoscaler" not in docs  # KEDA creates its own: never two HPAs on one Deployment
+    scaled = docs["ScaledObject"]["spec"]
+    assert [t["type"] for t in scaled["triggers"]] == ["cpu", "memory", "prometheus", "cron"]
+    cron = scaled["triggers"][-1]["metadata"]
+    assert (cron["start"], cron["end"], cron["desiredReplicas"]) == ("0 6 * * *", "0 9 * * *", "8")
+    assert scaled["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleUp"]["policies"][0]["value"] == 100
+
+
+def test_emergency_mode_lifts_the_minimum():
+    assert (
+        _generate(emergency_mode=True, emergency_min_replicas=12)["HorizontalPodAutoscaler"]["spec"]["minReplicas"]
+        == 12
+    )

@@ -1,0 +1,234 @@
+"""Scaling with the database: policies, forecasts and replica plans for the demo services, export, the
+apply state machine against a fake API server (no cluster exists here), emergency mode, Prometheus
+history from a fake Prometheus, the brief's prediction API, and the optimizer's scaling step."""
+
+import math
+from datetime import datetime, timedelta
+from io import StringIO
+
+import kubernetes_validate
+import pytest
+import yaml
+from django.core.management import call_command
+from django.utils import timezone
+
+from apps.metrics.models import Alert, AlertRule
+from apps.scaling import services
+from apps.scaling.history import hourly_history
+from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
+from apps.scaling.prediction import WorkloadPredictionService
+from apps.services.models import Service
+from controlplane.celery import app as celery_app
+from tests.scaling.fake_servers import FakeKubernetes, FakePrometheus
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _short_history(settings):
+    settings.SCALING_HISTORY_DAYS = 10  # enough for every candidate model, quick to backtest
+    settings.SCALING_BACKTEST_FOLDS = 1
+
+
+@pytest.fixture
+def demo():
+    call_command("seed_demo", stdout=StringIO())
+    return ScalingPolicy.objects.select_related("service")
+
+
+@pytest.fixture
+def cluster(settings, tmp_path):
+    """A fake Kubernetes API server on loopback, configured as the cluster; applies run eagerly."""
+    fake = FakeKubernetes()
+    settings.SCALING_KUBECONFIG = fake.kubeconfig(tmp_path / "kubeconfig")
+    celery_app.conf.task_always_eager = True
+    yield fake
+    celery_app.conf.task_always_eager = False
+    fake.stop()
+
+
+def test_demo_services_get_policies_forecasts_and_a_plan(demo):
+    assert {p.service.slug for p in demo} == {"clinical-api", "clinical-assistant", "embeddings"}
+    assert all(p.history_source == "synthetic" and p.min_replicas == 2 and p.max_replicas == 50 for p in demo)
+    out = StringIO()
+    call_command("scaling", "forecast", "--service", "clinical-api", stdout=out)
+    service = Service.objects.get(slug="clinical-api")
+    forecasts = {f.metric: f for f in service.forecasts.all()}
+    assert set(forecasts) == set(WorkloadForecast.Metric.values)
+    rate = forecasts["request_rate"]
+    assert len(rate.points) == 24 and all(p["p10"] <= p["p50"] <= p["p90"] for p in rate.points)
+    assert rate.scores["candidates"] and rate.history_hours == 240
+    assert [peak["name"] for peak in rate.patterns["peaks"]] == ["morning rounds", "afternoon rounds"]
+    plan = service.scaling_recommendations.get()
+    assert 2 <= plan.min_replicas <= plan.peak_replicas <= 50 and len(plan.hours) == 24
+    assert any("morning rounds" in reason for reason in plan.reasons)
+    assert "plan      clinical-api" in out.getvalue()
+
+
+def _forecast(service: Service, p90: list[float]) -> WorkloadForecast:
+    start = timezone.now().replace(minute=0, second=0, microsecond=0)
+    points = [{"at": (start + timedelta(hours=i)).isoformat(), "p10": v / 2, "p50": v * 0.8, "p90": v}
+              for i, v in enumerate(p90)]  # fmt: skip
+    return WorkloadForecast.objects.create(service=service, metric="request_rate", source="metrics", history_hours=240,
+                                           model="gradient_boosting", points=points)  # fmt: skip
+
+
+def test_replicas_follow_the_p90_with_lead_time_capacity_and_limits(demo):
+    policy = demo.get(service__slug="clinical-api")
+    policy.replica_capacity_rps, policy.target_utilization, policy.lead_minutes, policy.max_replicas = 10, 0.5, 30, 12
+    policy.save()
+    p90 = [10.0] * 6 + [40.0, 50.0] + [200.0] + [10.0] * 15
+    plan = services.recommendation_create(policy, _forecast(policy.service, p90))
+    replicas = [hour["replicas"] for hour in plan.hours]
+    # 5 req/s usable per replica; each hour also covers the next (30 min lead).
+    assert replicas[:5] == [2] * 5
+    assert replicas[5] == math.ceil(40 / 5) and replicas[6] == math.ceil(50 / 5)
+    assert replicas[7] == 12 and replicas[8] == 12  # 40 needed, capped at the maximum
+    assert plan.hours[8]["needed"] == 40 and any("above the maximum of 12" in r for r in plan.reasons)
+
+    services.emergency_mode_set(policy, on=True)
+    policy.emergency_min_replicas = 6
+    policy.save()
+    plan = services.recommendation_create(policy, _forecast(policy.service, p90))
+    assert min(hour["replicas"] for hour in plan.hours) == 6 and plan.emergency
+
+
+def test_export_writes_valid_manifests_for_every_policy(demo, tmp_path):
+    out = StringIO()
+    call_command("scaling", "export", "--out", str(tmp_path), stdout=out)
+    files = sorted(tmp_path.glob("*.yaml"))
+    assert len(files) == 3 * 5
+    for path in files:
+        document = yaml.safe_load(path.read_text())
+        if document["apiVersion"] in ("apps/v1", "v1", "autoscaling/v2", "policy/v1"):
+            kubernetes_validate.validate(document, "1.33", strict=True)
+    assert "15 manifests written" in out.getvalue()
+
+
+def test_an_edit_that_would_be_refused_is_not_exported(demo, tmp_path):
+    ScalingPolicy.objects.filter(service__slug="embeddings").update(scale_up_period_seconds=0)
+    with pytest.raises(Exception, match="periodSeconds 0"):
+        call_command("scaling", "export", "--out", str(tmp_path), stdout=StringIO())
+    assert not list(tmp_path.glob("*.yaml"))
+
+
+def test_apply_dry_runs_then_applies_and_reaches_active(demo, cluster):
+    policy = demo.get(service__slug="clinical-api")
+    policy.save()  # a cluster is configured now: the manifests are due
+    policy.refresh_from_db()
+    assert policy.apply_state == "pending"
+    # The other demo policies learn of the cluster on this pass too: all three are applied.
+    assert sorted(services.policies_reconcile()) == sorted(p.pk for p in demo)
+    policy.refresh_from_db()
+    assert policy.apply_state == "active" and policy.applied_hash == policy.desired_hash
+    mine = [r for r in cluster.requests if r["path"].endswith("/clinical-api")]
+    assert [r["query"].get("dryRun") for r in mine] == ["All"] * 5 + [None] * 5  # every dry run before any apply
+    assert all(r["query"]["fieldManager"] == "medical-ai-control-plane" and r["query"]["force"] == "true" for r in mine)
+    assert all(r["content_type"] == "application/apply-patch+yaml" for r in mine)
+    assert mine[0]["authorization"] == "Bearer test-token"
+    assert {r["path"] for r in mine} >= {
+        "/apis/autoscaling/v2/namespaces/medical-ai/horizontalpodautoscalers/clinical-api",
+        "/apis/autoscaling.k8s.io/v1/namespaces/medical-ai/verticalpodautoscalers/clinical-api",
+    }
+
+    seen = len(cluster.requests)
+    assert services.policies_reconcile() == []  # nothing changed: nothing sent
+    assert len(cluster.requests) == seen
+    policy.max_replicas = 30
+    policy.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "active" and len(cluster.requests) == seen + 10
+
+
+def test_a_refused_dry_run_applies_nothing_and_is_retried_with_backoff(demo, cluster):
+    cluster.fail["HorizontalPodAutoscaler"] = 422
+    ScalingPolicy.objects.exclude(service__slug="clinical-api").update(enabled=False)
+    policy = demo.get(service__slug="clinical-api")
+    policy.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "failed" and "HTTP 422" in policy.apply_error and policy.apply_attempts == 1
+    assert all(r["query"].get("dryRun") == "All" for r in cluster.requests)  # nothing was really applied
+
+    assert services.policies_reconcile() == []  # backing off
+    del cluster.fail["HorizontalPodAutoscaler"]
+    assert services.policies_reconcile(now=timezone.now() + timedelta(seconds=31)) == [policy.pk]
+    policy.refresh_from_db()
+    assert policy.apply_state == "active" and policy.apply_attempts == 2
+
+
+def test_an_unreachable_cluster_fails_and_a_stuck_apply_is_sent_again(demo, cluster):
+    ScalingPolicy.objects.exclude(service__slug="clinical-api").update(enabled=False)
+    cluster.stop()
+    policy = demo.get(service__slug="clinical-api")
+    policy.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "failed" and "clinical-api" in policy.apply_error
+
+    ScalingPolicy.objects.filter(pk=policy.pk).update(apply_state="applying", state_changed_at=timezone.now())
+    assert services.policies_reconcile() == []
+    assert services.policies_reconcile(now=timezone.now() + timedelta(minutes=11)) == [policy.pk]
+
+
+def test_an_alert_turns_emergency_mode_on_and_off(demo):
+    rule = AlertRule.objects.create(name="ED surge", metric="p95_ms", operator=">", threshold=500, severity="critical")
+    policy = demo.get(service__slug="clinical-api")
+    policy.emergency_alert_rule, policy.emergency_min_replicas = rule, 9
+    policy.save()
+    alert = Alert.objects.create(rule=rule, state="firing", value=900, last_value=900, message="p95 900 ms")
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.emergency_mode
+    assert services.policy_manifests(policy)["clinical-api-hpa.yaml"]["spec"]["minReplicas"] == 9
+    alert.state = "resolved"
+    alert.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert not policy.emergency_mode
+
+
+def test_history_from_prometheus(demo, settings):
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    values = [((now - timedelta(hours=h)).timestamp(), 10.0 + h % 24) for h in range(100, 0, -1)]
+    prometheus = FakePrometheus(values)
+    settings.SCALING_PROMETHEUS_URL = prometheus.url
+    try:
+        policy = demo.get(service__slug="embeddings")
+        policy.history_source, policy.prometheus_selector = "prometheus", 'app="embeddings"'
+        series = hourly_history(policy, "request_rate", now=now)
+    finally:
+        prometheus.stop()
+    assert len(series) == 100 and series.iloc[-1] == 11.0
+    assert 'app="embeddings"' in prometheus.queries[0]["query"] and prometheus.queries[0]["step"] == "3600"
+
+
+def test_the_brief_prediction_api(demo):
+    service = WorkloadPredictionService("embeddings")
+    hours = service.predictor.predict_workload_range(datetime.now(), hours_ahead=24)
+    assert len(hours) == 24
+    assert set(hours[0]) >= {"timestamp", "request_rate", "cpu", "memory", "response_time", "request_rate_model"}
+    assert hours[0]["request_rate"]["p10"] <= hours[0]["request_rate"]["p90"]
+    trends = service.predictor.analyze_workload_trends()
+    assert trends["metrics"]["request_rate"]["periods"]["daily"]["found"]
+    with pytest.raises(LookupError):
+        WorkloadPredictionService("no-such-service")
+
+
+def test_the_optimizer_scaling_step_proposes_a_higher_maximum_and_applies_it(demo):
+    ScalingPolicy.objects.exclude(service__slug="embeddings").update(enabled=False)
+    ScalingPolicy.objects.filter(service__slug="embeddings").update(max_replicas=3, emergency_min_replicas=3)
+    from tests.optimizer.conftest import optimize
+
+    run, output, code = optimize("scaling", "--inline", "--apply")
+    assert code == 0, output
+    step = run.steps.get()
+    assert step.status == "succeeded"
+    summary = step.findings["services"][0]
+    assert summary["service"] == "embeddings" and summary["forecast"]["model"]
+    applied = run.recommendations.get(kind="scaling_max_replicas")
+    assert applied.status == "applied"
+    assert ScalingPolicy.objects.get(service__slug="embeddings").max_replicas == applied.change["max_replicas"] > 3
+    assert "<svg" in run.report_html and "embeddings" in run.report_html
+    assert ScalingRecommendation.objects.filter(service__slug="embeddings").exists()
