@@ -24,7 +24,15 @@ pytestmark = pytest.mark.slow
 def product(tmp_path_factory):
     var_dir = tmp_path_factory.mktemp("embedded")
     port, live_port = free_port(), free_port()
-    env = embedded_env(var_dir, CP_HOST="127.0.0.1", CP_PORT=str(port), LIVE_PORT=str(live_port))
+    # Ten days of (synthetic) history and one backtest fold keep `optimize all`'s forecasts quick here.
+    env = embedded_env(
+        var_dir,
+        CP_HOST="127.0.0.1",
+        CP_PORT=str(port),
+        LIVE_PORT=str(live_port),
+        SCALING_HISTORY_DAYS="10",
+        SCALING_BACKTEST_FOLDS="1",
+    )
     migrate = manage("migrate", "--noinput", env=env)
     assert migrate.returncode == 0, migrate.stderr
     seed = manage("seed_demo", "--base-url", f"http://127.0.0.1:{port}", env=env)

@@ -8,4 +8,9 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from apps.accounts import schema  # noqa: F401 - registers the OpenAPI security scheme
+        from apps.accounts.roles import roles_ensure
+
+        post_migrate.connect(roles_ensure, dispatch_uid="accounts-roles")

@@ -6,13 +6,13 @@ from django.apps import apps as django_apps
 
 from apps.metrics.selectors import alert_list, slo_status
 from apps.optimizer.models import OptimizationRun, Recommendation
-from apps.services.models import Service
+from apps.services.selectors import services_visible_to
 
 
-def control_plane_overview() -> dict:
+def control_plane_overview(user) -> dict:
     """Services with SLO status, the last run, pending recommendations, active alerts, recent regressions."""
     services = []
-    for service in Service.objects.filter(is_active=True).order_by("name"):
+    for service in services_visible_to(user).filter(is_active=True).order_by("name"):
         status = slo_status(service)["windows"]["1h"] if service.route_prefix else None
         services.append({"service": service, "last_hour": status})
     pending = Recommendation.objects.filter(status=Recommendation.Status.PENDING).select_related("run")

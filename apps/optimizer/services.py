@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import AuditEntry, audit_record
@@ -71,15 +72,31 @@ def optimization_run_inline(run: OptimizationRun, *, hook: StepHook | None = Non
     return optimization_run_finalize(run_id=run.pk)
 
 
+class DispatchFailed(Exception):
+    pass
+
+
 def optimization_run_dispatch(run: OptimizationRun) -> None:
-    """Each step as a task on the workers, in order, then the finalizer; sent once the run is committed."""
+    """Each step as a task on the workers, in order, then the finalizer; sent once the run is committed.
+    If the broker cannot take it, the run is finished as failed (never left pending) and DispatchFailed raised."""
     from celery import chain
 
     from apps.optimizer.tasks import finalize_run, run_step
 
     signatures = [run_step.si(step_id) for step_id in run.steps.order_by("position").values_list("pk", flat=True)]
     workflow = chain(*signatures, finalize_run.si(run.pk))
-    transaction.on_commit(workflow.apply_async)
+
+    def send() -> None:
+        try:
+            workflow.apply_async()
+        except OperationalError as exc:
+            OptimizationStep.objects.filter(run=run, status=OptimizationStep.Status.PENDING).update(
+                status=OptimizationStep.Status.FAILED, error="Never sent: the broker was unreachable."
+            )
+            optimization_run_finalize(run_id=run.pk)
+            raise DispatchFailed(f"The broker is unreachable ({exc}); run #{run.pk} was not sent.") from exc
+
+    transaction.on_commit(send)
 
 
 def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> OptimizationStep:

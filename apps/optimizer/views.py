@@ -17,5 +17,9 @@ def run_report(request: HttpRequest, run_id: int) -> HttpResponse:
 
 def overview(request: HttpRequest) -> TemplateResponse:
     """The control plane at a glance, inside admin (wrapped by admin_view in urls)."""
-    context = {**admin.site.each_context(request), "title": "Control plane overview", **control_plane_overview()}
+    context = {
+        **admin.site.each_context(request),
+        "title": "Control plane overview",
+        **control_plane_overview(request.user),
+    }
     return TemplateResponse(request, "admin/control_plane_overview.html", context)

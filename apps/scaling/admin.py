@@ -2,13 +2,18 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
+from kombu.exceptions import OperationalError
 
 from apps.scaling import charts, manifests, services
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
+from apps.services.selectors import services_visible_to
 
 
 @admin.register(ScalingPolicy)
 class ScalingPolicyAdmin(admin.ModelAdmin):
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).filter(service__in=services_visible_to(request.user))
+
     list_display = [
         "service",
         "enabled",
@@ -128,8 +133,13 @@ class ScalingPolicyAdmin(admin.ModelAdmin):
                 self.message_user(request, f"{policy}: no cluster configured (SCALING_KUBECONFIG).", messages.WARNING)
                 continue
             ScalingPolicy.objects.filter(pk=policy.pk).update(apply_state=ScalingPolicy.ApplyState.PENDING)
-            apply_policy.delay(policy.pk)
-            self.message_user(request, f"{policy}: sent to the workers.", messages.SUCCESS)
+            try:
+                apply_policy.delay(policy.pk)
+            except OperationalError:
+                self.message_user(request, f"{policy}: the broker is unreachable; the checker will send it.",
+                                  messages.WARNING)  # fmt: skip
+            else:
+                self.message_user(request, f"{policy}: sent to the workers.", messages.SUCCESS)
 
     @admin.action(description="Emergency mode on", permissions=["change"])
     def emergency_on(self, request: HttpRequest, queryset: QuerySet[ScalingPolicy]) -> None:
@@ -144,6 +154,9 @@ class ScalingPolicyAdmin(admin.ModelAdmin):
 
 @admin.register(WorkloadForecast)
 class WorkloadForecastAdmin(admin.ModelAdmin):
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).filter(service__in=services_visible_to(request.user))
+
     list_display = ["service", "metric", "model", "source", "history_hours", "created_at"]
     list_filter = ["metric", "model", "source", "service"]
     readonly_fields = [
@@ -169,6 +182,9 @@ class WorkloadForecastAdmin(admin.ModelAdmin):
 
 @admin.register(ScalingRecommendation)
 class ScalingRecommendationAdmin(admin.ModelAdmin):
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).filter(service__in=services_visible_to(request.user))
+
     list_display = ["service", "min_replicas", "peak_replicas", "emergency", "created_at"]
     list_filter = ["service", "emergency"]
     readonly_fields = [

@@ -164,7 +164,7 @@ class QuantileBoosting:
         models = {}
         for quantile in QUANTILES:
             model = HistGradientBoostingRegressor(
-                loss="quantile", quantile=quantile, max_iter=200, learning_rate=0.06, max_leaf_nodes=15,
+                loss="quantile", quantile=quantile, max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
                 min_samples_leaf=10, random_state=0,
             )  # fmt: skip
             models[quantile] = model.fit(frame, target)

@@ -3,6 +3,7 @@ from django.db import models
 from django.http import HttpRequest
 
 from apps.services.models import Service
+from apps.services.selectors import services_visible_to
 from apps.services.services import EDITABLE_FIELDS, service_create, service_update
 
 
@@ -16,10 +17,16 @@ class ServiceAdmin(admin.ModelAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = [
         (None, {"fields": ["name", "slug", "kind", "base_url", "owner_team", "description", "is_active"]}),
+        ("Access", {"fields": ["visible_to"]}),
         ("Metrics", {"fields": ["route_prefix"]}),
         ("SLO targets", {"fields": ["slo_p95_ms", "slo_p99_ms", "slo_avg_ms", "slo_min_rps", "slo_error_rate_pct"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
+
+    filter_horizontal = ["visible_to"]
+
+    def get_queryset(self, request: HttpRequest):
+        return services_visible_to(request.user)
 
     def save_model(self, request: HttpRequest, obj: Service, form, change: bool) -> None:
         # The form already validated; the service layer saves so admin and API behave the same.

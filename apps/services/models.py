@@ -25,6 +25,13 @@ class Service(models.Model):
         "their request metrics are this service's.",
     )
     owner_team = models.CharField(max_length=120, blank=True)
+    visible_to = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="services",
+        help_text="Only members of these groups (and administrators) see and operate this service. "
+        "Empty: every staff role.",
+    )
     description = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
 

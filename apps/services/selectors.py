@@ -1,6 +1,6 @@
 """Reads of the service registry."""
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.services.models import Service
 
@@ -12,3 +12,14 @@ def service_list(*, kind: str | None = None, active_only: bool = False) -> Query
     if active_only:
         services = services.filter(is_active=True)
     return services.order_by("name")
+
+
+def services_visible_to(user) -> QuerySet[Service]:
+    """The services a staff user may see: all for superusers and administrators; otherwise those open to
+    every role and those restricted to one of the user's groups (object-level visibility)."""
+    from apps.accounts.roles import ADMINISTRATORS
+
+    services = Service.objects.all()
+    if user.is_superuser or user.groups.filter(name=ADMINISTRATORS).exists():
+        return services
+    return services.filter(Q(visible_to=None) | Q(visible_to__in=user.groups.all())).distinct()

@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable; retry shortly. Nothing was changed."
+    default_code = "database_unavailable"
+
+
+# Seconds a client should wait before retrying a request the database could not serve.
+DATABASE_RETRY_AFTER = 2
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    # Lost or refused database connections (a restart, a failover, an exhausted pool) are the server's
+    # temporary state, not a bug: 503 with Retry-After. The request's transaction was rolled back.
+    if isinstance(exc, OperationalError | InterfaceError):
+        exc = DatabaseUnavailable()
+        exc.wait = DATABASE_RETRY_AFTER  # DRF sends it as Retry-After
     # Model validation raised by a service becomes a 400 with field-level messages.
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

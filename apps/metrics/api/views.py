@@ -10,7 +10,7 @@ from apps.accounts.permissions import IsStaffUser
 from apps.core.api.params import reject_unknown_params, validated_query
 from apps.metrics import selectors
 from apps.metrics.api.serializers import AlertListInputSerializer, SeriesInputSerializer
-from apps.services.models import Service
+from apps.services.selectors import services_visible_to
 
 
 class SeriesView(APIView):
@@ -41,7 +41,7 @@ class SloView(APIView):
 
     def get(self, request: Request) -> Response:
         reject_unknown_params(request, [])
-        services = Service.objects.filter(is_active=True).exclude(route_prefix="")
+        services = services_visible_to(request.user).filter(is_active=True).exclude(route_prefix="")
         return Response({"results": [selectors.slo_status(service) for service in services]})
 
 

@@ -3,7 +3,7 @@ from rest_framework.serializers import BaseSerializer
 
 from apps.accounts.permissions import IsStaffUser
 from apps.services.api.serializers import ServiceSerializer
-from apps.services.selectors import service_list
+from apps.services.selectors import service_list, services_visible_to
 from apps.services.services import service_create, service_update
 
 
@@ -15,7 +15,8 @@ class ServiceViewSet(viewsets.ModelViewSet):
     lookup_field = "slug"
 
     def get_queryset(self):
-        return service_list(kind=self.request.query_params.get("kind") or None)
+        visible = services_visible_to(self.request.user)
+        return service_list(kind=self.request.query_params.get("kind") or None).filter(pk__in=visible)
 
     def perform_create(self, serializer: BaseSerializer) -> None:
         serializer.instance = service_create(**serializer.validated_data)

@@ -2,6 +2,7 @@ import time
 import uuid
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from kombu.exceptions import OperationalError
 
 from apps.core.selectors import worker_ping_answer
 from apps.core.tasks import heartbeat
@@ -16,7 +17,10 @@ class Command(BaseCommand):
     def handle(self, *args, timeout: float, **options) -> None:
         nonce = uuid.uuid4().hex
         started = time.monotonic()
-        heartbeat.apply_async(kwargs={"nonce": nonce}, expires=timeout)
+        try:
+            heartbeat.apply_async(kwargs={"nonce": nonce}, expires=timeout)
+        except OperationalError as exc:
+            raise CommandError(f"The broker is unreachable ({exc}); the task was not sent.") from exc
         while time.monotonic() - started < timeout:
             answer = worker_ping_answer(nonce)
             if answer:

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from kombu.exceptions import OperationalError
 
 from apps.accounts.models import ApiClient
 from apps.accounts.scopes import SCOPES
@@ -107,8 +108,11 @@ class Command(BaseCommand):
         if schedules:
             self.stdout.write(f"Schedules created: {', '.join(schedules)} (edit them in admin, Periodic tasks).")
         if forecast and not WorkloadForecast.objects.exists():
-            forecast_task.delay()
-            self.stdout.write("First workload forecasts sent to the workers (admin: Workload forecasts).")
+            try:
+                forecast_task.delay()
+                self.stdout.write("First workload forecasts sent to the workers (admin: Workload forecasts).")
+            except OperationalError:
+                self.stderr.write("The broker is unreachable: forecasts will run on the hourly schedule.")
         self.stdout.write(f"Admin:     {base_url}/admin/  user {ADMIN_USERNAME!r}  password {password!r}")
         self.stdout.write(f"Dashboard: {base_url}/dashboard/")
         self.stdout.write(f"API token ({DEMO_CLIENT_NAME}, scopes {', '.join(SCOPES)}):")

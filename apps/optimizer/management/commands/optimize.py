@@ -47,7 +47,10 @@ class Command(BaseCommand):
         if options["inline"]:
             run = services.optimization_run_inline(run, hook=self._progress)
         else:
-            services.optimization_run_dispatch(run)
+            try:
+                services.optimization_run_dispatch(run)
+            except services.DispatchFailed as exc:
+                raise CommandError(f"{exc} Use --inline to run it here.", returncode=2) from exc
             if options["no_wait"]:
                 self.stdout.write(
                     f"Sent to the workers; follow it at /admin/optimizer/optimizationrun/{run.pk}/change/"
@@ -60,7 +63,11 @@ class Command(BaseCommand):
                 with open(options["report"], "w", encoding="utf-8") as handle:
                     handle.write(run.report_html)
             except OSError as exc:
-                raise CommandError(f"The report could not be written to {options['report']}: {exc.strerror}") from exc
+                raise CommandError(
+                    f"Run #{run.pk} is stored, but its report could not be written to {options['report']}: "
+                    f"{exc.strerror}",
+                    returncode=3,
+                ) from exc
         code = services.run_exit_code(run)
         if code:
             sys.exit(code)

@@ -1,0 +1,46 @@
+"""Staff roles as Django groups, kept in step with the models on every migrate.
+
+Administrators: every permission of the control plane. Operators: see everything that is not patient
+data, and change policies (cache, rate limits, scaling, alerts, services, schedules) and decide
+recommendations. Viewers: see what operators see, change nothing. Patient data and the audit trail are
+read through the scoped API only, never through a role's admin pages.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
+
+ADMINISTRATORS, OPERATORS, VIEWERS = "Administrators", "Operators", "Viewers"
+
+CONTROL_PLANE_APPS = ("services", "metrics", "caching", "ratelimits", "resources", "optimizer", "scaling",
+                      "accounts", "django_celery_beat")  # fmt: skip
+PHI_APPS = ("clinical", "audit")
+OPERATOR_CHANGES = {
+    "caching": ["cachepolicy"],
+    "ratelimits": ["ratelimitpolicy"],
+    "scaling": ["scalingpolicy"],
+    "metrics": ["alertrule"],
+    "services": ["service"],
+    "optimizer": ["recommendation"],
+    "django_celery_beat": ["periodictask", "crontabschedule", "intervalschedule"],
+}
+
+
+def roles_ensure(*, sender=None, **kwargs) -> None:
+    """Create or refresh the three groups' permissions. Connected to post_migrate, it acts once, after the
+    last app's permissions exist."""
+    from django.apps import apps
+
+    if sender is not None and sender is not list(apps.get_app_configs())[-1]:
+        return
+    ours = Permission.objects.filter(content_type__app_label__in=(*CONTROL_PLANE_APPS, *PHI_APPS, "auth"))
+    Group.objects.get_or_create(name=ADMINISTRATORS)[0].permissions.set(ours)
+    view = Permission.objects.filter(content_type__app_label__in=CONTROL_PLANE_APPS, codename__startswith="view_")
+    view = view.exclude(content_type__app_label="accounts")  # API clients' names and scopes are for admins
+    change = Q()
+    for app_label, models in OPERATOR_CHANGES.items():
+        for model in models:
+            change |= Q(content_type__app_label=app_label, codename__in=[f"change_{model}", f"add_{model}"])
+    Group.objects.get_or_create(name=OPERATORS)[0].permissions.set([*view, *Permission.objects.filter(change)])
+    Group.objects.get_or_create(name=VIEWERS)[0].permissions.set(view)

@@ -1,0 +1,269 @@
+"""Faults injected into services each test starts itself, on its own ports: PostgreSQL restarted under a
+read/write load, a Celery worker killed in the middle of an optimization step, the broker down, and a
+full disk for reports. What must hold: no 500, no partial write, no audit record lost, nothing stuck."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from apps.optimizer.models import OptimizationRun
+from apps.optimizer.services import optimization_run_create, optimization_run_dispatch
+from tests.caching.conftest import start_redis
+from tests.helpers import REPO_ROOT, VENV_BIN, embedded_env, free_port, manage
+
+pytestmark = [pytest.mark.slow]
+
+PG_BIN = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]) if glob.glob("/usr/lib/postgresql/*/bin") else None
+
+
+def _as_postgres(*command: str) -> subprocess.CompletedProcess:
+    """PostgreSQL refuses to run as root: run its tools as the postgres user when we are root."""
+    if os.geteuid() == 0:
+        return subprocess.run(["su", "postgres", "-c", " ".join(command)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(list(command), capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def private_postgres():
+    """A PostgreSQL server of the test's own (initdb, own port), which the test may restart."""
+    assert PG_BIN is not None, "PostgreSQL server binaries are needed (apt-get install postgresql)"
+    data = Path(tempfile.mkdtemp(prefix="pg-fault-"))
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+    port = free_port()
+    init = _as_postgres(str(PG_BIN / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres", "--no-sync")
+    assert init.returncode == 0, init.stderr
+    options = f"'-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200'"
+    pg_ctl = (str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-o", options, "-l", str(data / "log"), "-w")
+    started = _as_postgres(*pg_ctl, "start")
+    assert started.returncode == 0, started.stderr + (data / "log").read_text()
+
+    def restart() -> None:
+        result = _as_postgres(*pg_ctl, "-m", "fast", "restart")
+        assert result.returncode == 0, result.stderr
+
+    yield f"postgres://postgres@127.0.0.1:{port}/postgres", restart
+    _as_postgres(*pg_ctl, "-m", "immediate", "stop")
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def _request(url: str, token: str, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET")
+    request.add_header("Authorization", f"Bearer {token}")
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+    except OSError as error:  # a connection refused or reset would be a lost request
+        return 0, {"error": str(error)}
+
+
+def test_postgresql_restarted_under_load_loses_no_write_and_the_pool_recovers(private_postgres, tmp_path):
+    database_url, restart = private_postgres
+    env = embedded_env(tmp_path, DATABASE_URL=database_url, DB_POOL_MIN_SIZE="2", DB_POOL_MAX_SIZE="8")
+    for command in (("migrate", "--noinput"), ("load_synthetic", "--patients", "4", "--days", "1", "--no-progress")):
+        result = manage(*command, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+    port = free_port()
+    seed = manage("seed_demo", "--base-url", f"http://127.0.0.1:{port}", env=env)
+    token = json.loads((tmp_path / "demo-credentials.json").read_text())["api_token"]
+    server = subprocess.Popen(
+        [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py", "--bind",
+         f"127.0.0.1:{port}", "--workers", "2", "--threads", "4"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            if _request(f"{base}/healthz", token)[0] == 200:
+                break
+            time.sleep(0.1)
+        patient = _request(f"{base}/api/v1/patients/", token)[1]["results"][0]["id"]
+        outcomes: list[tuple[float, str, int, dict]] = []
+        stop = time.monotonic() + 9
+
+        def load(writer: bool) -> None:
+            while time.monotonic() < stop:
+                if writer:
+                    value = 60 + len(outcomes) % 40
+                    body = {"code": "8867-4", "value": value, "unit": "/min", "effective_at": "2026-01-01T08:00:00Z"}
+                    status, payload = _request(f"{base}/api/v1/patients/{patient}/vitals/", token, body)
+                    outcomes.append((time.monotonic(), "write", status, payload))
+                else:
+                    status, payload = _request(f"{base}/api/v1/patients/{patient}/", token)
+                    outcomes.append((time.monotonic(), "read", status, payload))
+
+        threads = [threading.Thread(target=load, args=(i % 2 == 0,)) for i in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)
+        restarted_at = time.monotonic()
+        restart()
+        recovered_by = time.monotonic() + 2
+        for thread in threads:
+            thread.join()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    statuses = {status for _, _, status, _ in outcomes}
+    assert statuses <= {200, 201, 503}, statuses  # refused while down (503 + Retry-After), never a 500 or a reset
+    assert any(at < restarted_at for at, *_ in outcomes) and any(at > recovered_by for at, *_ in outcomes)
+    assert all(status in (200, 201) for at, _, status, _ in outcomes if at > recovered_by + 1), "the pool recovered"
+    created = [payload for _, kind, status, payload in outcomes if kind == "write" and status == 201]
+    assert created
+
+    check = manage(
+        "shell", "-c",
+        "from apps.clinical.models import Observation; from apps.audit.models import AuditEvent;"
+        "import json; print(json.dumps({'written': Observation.objects.filter(effective_at='2026-01-01T08:00:00Z')"
+        ".count(), 'audited': AuditEvent.objects.filter(action='create', resource_type='Observation').count()}))",
+        env=env,
+    )  # fmt: skip
+    assert check.returncode == 0, check.stderr
+    counts = json.loads(check.stdout.strip().splitlines()[-1])
+    # Every 201 is stored with its audit record; every refused write left nothing behind.
+    assert counts == {"written": len(created), "audited": len(created)}
+    verify = manage("audit", "verify", env=env)
+    assert verify.returncode == 0 and "intact" in verify.stdout, verify.stdout + verify.stderr
+    assert seed.returncode == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_step_is_replaced_and_the_run_finishes():
+    """acks_late + reject_on_worker_lost: the killed worker's step goes back to the queue, the next worker
+    starts it over (attempts 2), and the run finishes; a step is never left running."""
+    from django.db import connection
+
+    from apps.scaling.models import ScalingPolicy
+    from apps.services.models import Service
+
+    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    ScalingPolicy.objects.exclude(service=Service.objects.get(slug="embeddings")).update(enabled=False)
+    db = connection.settings_dict
+    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+
+    def worker() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", "default", "-c", "1",
+             "-n", f"fault-{uuid.uuid4().hex[:6]}@localhost", "--without-gossip", "--without-mingle",
+             "--loglevel", "WARNING"],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+
+    run = optimization_run_create(target="scaling", requested_by="fault test")  # forecasts: seconds of work
+    optimization_run_dispatch(run)
+    first = worker()
+    step = run.steps.get()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        step.refresh_from_db()
+        if step.status == "running":
+            break
+        time.sleep(0.05)
+    assert step.status == "running", "the worker never started the step"
+    os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool child, mid-step
+    first.wait()
+
+    second = worker()
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            run.refresh_from_db()
+            if run.is_finished:
+                break
+            time.sleep(0.5)
+    finally:
+        os.killpg(second.pid, signal.SIGTERM)
+        second.wait(timeout=30)
+    step.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    assert step.status == "succeeded" and step.attempts == 2
+
+
+def test_the_broker_down_leaves_the_api_serving_and_work_runs_when_it_returns(tmp_path):
+    """A broker of the test's own (a Redis) stopped: clinical reads go on, /readyz says degraded, sending
+    work fails with a clear message; back up, the worker reconnects and runs what is sent."""
+    broker_port = free_port()
+    broker = start_redis(broker_port)
+    broker_url = f"redis://127.0.0.1:{broker_port}/0"
+    env = embedded_env(tmp_path, CELERY_BROKER_URL=broker_url, CELERY_BROKER_CONNECTION_TIMEOUT="1")
+    assert manage("migrate", "--noinput", env=env, timeout=300).returncode == 0
+    assert manage("load_synthetic", "--patients", "2", "--days", "1", "--no-progress", env=env).returncode == 0
+    port = free_port()
+    manage("seed_demo", "--base-url", f"http://127.0.0.1:{port}", env=env)
+    token = json.loads((tmp_path / "demo-credentials.json").read_text())["api_token"]
+    processes = [
+        subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+             "--threads", "4"],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        ),
+        subprocess.Popen(
+            [str(VENV_BIN / "celery"), "-A", "controlplane", "worker", "-Q", "default", "-c", "1", "--loglevel",
+             "WARNING", "--without-gossip", "--without-mingle"],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        ),
+    ]  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            if _request(f"{base}/healthz", token)[0] == 200:
+                break
+            time.sleep(0.1)
+        broker.kill()
+        broker.wait()
+        patients = _request(f"{base}/api/v1/patients/", token)
+        assert patients[0] == 200 and len(patients[1]["results"]) == 2
+        status, ready = _request(f"{base}/readyz", token)
+        assert status == 200 and ready["status"] == "degraded" and ready["checks"]["broker"]["status"] == "error"
+        refused = manage("ping_worker", "--timeout", "5", env=env)
+        assert refused.returncode != 0 and "Traceback" not in refused.stderr, refused.stderr
+
+        broker = start_redis(broker_port)
+        answered = manage("ping_worker", "--timeout", "60", env=env)
+        assert answered.returncode == 0, answered.stdout + answered.stderr
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        broker.kill()
+        broker.wait()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_full_disk_for_the_report_is_a_clear_error_and_the_run_is_kept():
+    result = subprocess.run(
+        [sys.executable, "manage.py", "optimize", "caching", "--inline", "--report", "/dev/full"],
+        cwd=REPO_ROOT, env={**os.environ, "DATABASE_URL": _database_url()}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 3 and "Traceback" not in result.stderr
+    assert "is stored, but its report could not be written to /dev/full: No space left on device" in result.stderr
+    assert OptimizationRun.objects.filter(status="succeeded").exists()  # the run and its report are stored
+
+
+def _database_url() -> str:
+    from django.db import connection
+
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"

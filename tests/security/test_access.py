@@ -1,0 +1,83 @@
+"""Access control: roles as groups, per-service visibility, brute-force lockout, CSP and cookie flags."""
+
+import pytest
+from django.contrib.auth.models import Group
+
+from apps.accounts.roles import ADMINISTRATORS, OPERATORS, VIEWERS
+from apps.caching.models import CachePolicy
+from apps.caching.services import cache_policy_ensure
+from apps.services.services import service_ensure
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff(django_user_model):
+    def make(username: str, *groups: str):
+        user = django_user_model.objects.create_user(username, f"{username}@example.org", "pw-Long-enough-1",
+                                                     is_staff=True)  # fmt: skip
+        user.groups.set(Group.objects.filter(name__in=groups))
+        return user
+
+    return make
+
+
+def test_the_three_roles_exist_with_their_permissions(staff):
+    operator, viewer, admin = staff("op", OPERATORS), staff("viewer", VIEWERS), staff("adm", ADMINISTRATORS)
+    assert operator.has_perm("caching.change_cachepolicy") and operator.has_perm("optimizer.change_recommendation")
+    assert operator.has_perm("metrics.view_alert") and not operator.has_perm("accounts.change_apiclient")
+    assert not operator.has_perm("clinical.view_patient") and not operator.has_perm("audit.view_auditevent")
+    assert viewer.has_perm("caching.view_cachepolicy") and not viewer.has_perm("caching.change_cachepolicy")
+    assert admin.has_perm("accounts.change_apiclient") and admin.has_perm("clinical.view_patient")
+
+
+def test_a_viewer_sees_policies_but_cannot_change_them(client, staff):
+    policy = cache_policy_ensure(namespace="vital_signs")
+    client.force_login(staff("viewer", VIEWERS))
+    url = f"/admin/caching/cachepolicy/{policy.pk}/change/"
+    assert client.get(url).status_code == 200
+    response = client.post(url, {"namespace": "vital_signs", "ttl_seconds": 5, "stale_while_revalidate_seconds": 0,
+                                 "l1_max_entries": 10})  # fmt: skip
+    assert response.status_code == 403
+    assert CachePolicy.objects.get(pk=policy.pk).ttl_seconds == 600
+
+
+def test_a_service_restricted_to_a_team_is_invisible_to_other_roles(client, api, staff):
+    team = Group.objects.create(name="Oncology AI")
+    hidden, _ = service_ensure(slug="onco-triage", name="Oncology triage")
+    hidden.visible_to.add(team)
+    service_ensure(slug="open-svc", name="Open service")
+    outsider, member = staff("outsider", OPERATORS), staff("member", OPERATORS, "Oncology AI")
+
+    api.force_login(outsider)
+    assert {s["slug"] for s in api.get("/api/v1/services/").json()["results"]} == {"open-svc"}
+    assert api.get("/api/v1/services/onco-triage/").status_code == 404
+    client.force_login(outsider)
+    assert "Oncology triage" not in client.get("/admin/services/service/").content.decode()
+    assert client.get(f"/admin/services/service/{hidden.pk}/change/").status_code == 302  # "does not exist"
+
+    api.force_login(member)
+    assert {s["slug"] for s in api.get("/api/v1/services/").json()["results"]} == {"open-svc", "onco-triage"}
+
+
+def test_admin_login_locks_out_after_five_failures(client, staff, settings):
+    staff("nurse-admin", OPERATORS)
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        failed = client.post("/admin/login/?next=/admin/", {"username": "nurse-admin", "password": "wrong"})
+        assert failed.status_code == 200  # the form again, with its error
+    last = client.post("/admin/login/?next=/admin/", {"username": "nurse-admin", "password": "wrong"})
+    assert last.status_code == 429  # the fifth failure locks the username from this address
+    locked = client.post("/admin/login/?next=/admin/", {"username": "nurse-admin", "password": "pw-Long-enough-1"})
+    assert locked.status_code == 429
+    assert client.get("/admin/").status_code == 302  # not signed in
+
+
+def test_headers_csp_and_cookie_flags(client, staff, settings):
+    response = client.get("/admin/login/")
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+    assert response["X-Frame-Options"] == "DENY" and response["X-Content-Type-Options"] == "nosniff"
+    assert "Content-Security-Policy" not in client.get("/api/docs/")
+    staff("cookie", OPERATORS)
+    signed_in = client.post("/admin/login/?next=/admin/", {"username": "cookie", "password": "pw-Long-enough-1"})
+    assert signed_in.cookies["sessionid"]["httponly"] and client.cookies["csrftoken"]["httponly"]
