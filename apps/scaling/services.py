@@ -223,7 +223,8 @@ def policy_state_refresh(policy: ScalingPolicy) -> str:
     desired = manifests.digest(policy_manifests(policy)) if policy.enabled else ""
     states = ScalingPolicy.ApplyState
     if not kube.cluster_configured() or not policy.enabled:
-        _set_state(policy, states.NOT_CONFIGURED, desired_hash=desired)
+        if (policy.apply_state, policy.desired_hash) != (states.NOT_CONFIGURED, desired):
+            _set_state(policy, states.NOT_CONFIGURED, desired_hash=desired)
     elif desired == policy.applied_hash:
         if policy.apply_state in (states.NOT_CONFIGURED, states.PENDING, states.FAILED):
             _set_state(policy, states.ACTIVE, desired_hash=desired, apply_error="")
@@ -297,9 +298,11 @@ def emergency_mode_set(policy: ScalingPolicy, *, on: bool) -> ScalingPolicy:
 
 
 def _follow_emergency_alert(policy: ScalingPolicy) -> None:
+    from apps.metrics.models import Alert
+
     rule = policy.emergency_alert_rule
     if rule is None:
         return
-    firing = rule.alerts.filter(state="firing").exists()
+    firing = rule.alerts.filter(state=Alert.State.FIRING).exists()
     if firing != policy.emergency_mode:
         emergency_mode_set(policy, on=firing)

@@ -71,12 +71,12 @@ def test_search_by_name_prefix_accents_and_birth_date(clinician, patient):
     assert _last_audit().action == "search"
 
 
-def test_search_pages_with_a_cursor_within_a_query_budget(clinician, loaded, django_assert_max_num_queries):
+def test_search_pages_with_a_cursor_within_a_query_budget(clinician, loaded, query_budget):
     seen = []
     url = "/api/v1/patients/?page_size=7"
     while url:
         # token lookup, audit (head lock, insert, head update) and the page itself
-        with django_assert_max_num_queries(8):
+        with query_budget(8):
             body = clinician.get(url).json()
         seen += [p["id"] for p in body["results"]]
         url = body["next"]

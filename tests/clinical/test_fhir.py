@@ -161,10 +161,10 @@ def test_unsupported_paths_and_methods(clinician):
     assert _outcome(clinician.post("/fhir/Patient", {}), 405).issue[0].code == "not-supported"
 
 
-def test_search_within_a_query_budget(clinician, loaded, django_assert_max_num_queries):
+def test_search_within_a_query_budget(clinician, loaded, query_budget):
     patient_id = Patient.objects.order_by("pk").first().pk
     clinician.get("/fhir/Observation", {"patient": patient_id})  # rate-limit policies are read once per process
-    with django_assert_max_num_queries(7):
+    with query_budget(7):
         _bundle(clinician.get("/fhir/Observation", {"patient": patient_id, "_count": 50}))
 
 

@@ -12,6 +12,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 
+def _reply(handler: BaseHTTPRequestHandler, status: int, payload: dict) -> None:
+    data = json.dumps(payload).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class FakeKubernetes:
     def __init__(self):
         self.requests: list[dict] = []
@@ -33,12 +42,7 @@ class FakeKubernetes:
                 )
                 status = fake.fail.get(body["kind"], 200)
                 payload = body if status == 200 else {"kind": "Status", "status": "Failure", "message": "invalid"}
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                _reply(self, status, payload)
 
             def log_message(self, *args):
                 pass
@@ -85,12 +89,7 @@ class FakePrometheus:
                         "result": [{"metric": {}, "values": [[t, str(v)] for t, v in values]}],
                     },
                 }
-                data = json.dumps(payload).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                _reply(self, 200, payload)
 
             def log_message(self, *args):
                 pass
