@@ -4,16 +4,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
-        ('services', '0002_service_route_prefix'),
+        ("auth", "0012_alter_user_first_name_max_length"),
+        ("services", "0002_service_route_prefix"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='service',
-            name='visible_to',
-            field=models.ManyToManyField(blank=True, help_text='Only members of these groups (and administrators) see and operate this service. Empty: every staff role.', related_name='services', to='auth.group'),
+            model_name="service",
+            name="visible_to",
+            field=models.ManyToManyField(
+                blank=True,
+                help_text="Only members of these groups (and administrators) see and operate this service. Empty: every staff role.",
+                related_name="services",
+                to="auth.group",
+            ),
         ),
     ]
