@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "apps.ratelimits",
     "apps.resources",
     "apps.scaling",
+    "apps.benchmarks",
 ]
 
 MIDDLEWARE = [

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.benchmarks import views as benchmark_views
 from apps.core import views as core_views
 from apps.metrics import views as metrics_views
 from apps.optimizer import views as optimizer_views
@@ -30,6 +31,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("optimizer/runs/<int:run_id>/report/", optimizer_views.run_report, name="optimizer-run-report"),
+    path("benchmarks/runs/<int:run_id>/report/", benchmark_views.run_report, name="benchmark-run-report"),
+    path("benchmarks/plans/<int:plan_id>/report/", benchmark_views.plan_report, name="benchmark-plan-report"),
     path("dashboard/", core_views.dashboard, name="dashboard"),
     path("dashboard/<path:subpath>", core_views.dashboard, name="dashboard-route"),
 ]

@@ -6,6 +6,7 @@ CLINICAL_READ = "clinical:read"
 CLINICAL_WRITE = "clinical:write"
 INFERENCE = "inference"
 AUDIT_READ = "audit:read"
+BENCHMARK = "benchmark"
 
 SCOPES: dict[str, str] = {
     PATIENT_READ: "Read patient demographics and identifiers",
@@ -14,4 +15,5 @@ SCOPES: dict[str, str] = {
     CLINICAL_WRITE: "Record encounters, observations and medications",
     INFERENCE: "Call the AI inference endpoints",
     AUDIT_READ: "Read the audit trail",
+    BENCHMARK: "Load tests: exempt from rate limits (the benchmark runner's short-lived tokens)",
 }

@@ -12,8 +12,10 @@ from django.db import transaction
 from kombu.exceptions import OperationalError
 
 from apps.accounts.models import ApiClient
-from apps.accounts.scopes import SCOPES
+from apps.accounts.scopes import BENCHMARK, SCOPES
 from apps.accounts.services import api_client_create, api_client_rotate, token_hash
+from apps.benchmarks.models import BenchmarkPlan
+from apps.benchmarks.services import nightly_benchmarks_ensure
 from apps.optimizer.services import optimizer_schedules_ensure
 from apps.scaling.models import ScalingPolicy, WorkloadForecast
 from apps.scaling.services import scaling_policy_ensure
@@ -67,6 +69,8 @@ DEMO_SERVICES = [
     },
 ]
 
+# A clinician's app: every scope but the benchmark runner's (which skips rate limits).
+DEMO_SCOPES = [scope for scope in SCOPES if scope != BENCHMARK]
 ADMIN_USERNAME = "admin"
 DEMO_CLIENT_NAME = "demo-clinical-app"
 
@@ -99,7 +103,8 @@ class Command(BaseCommand):
                     scaling_policy_ensure(service, history_source=ScalingPolicy.HistorySource.SYNTHETIC)
             password = self._ensure_admin(stored)
             token = self._ensure_client(stored)
-            schedules = optimizer_schedules_ensure()
+            self._ensure_benchmark_plan()
+            schedules = optimizer_schedules_ensure() + nightly_benchmarks_ensure()
 
         credentials_file.write_text(json.dumps({"admin_password": password, "api_token": token}))
         credentials_file.chmod(0o600)
@@ -115,8 +120,25 @@ class Command(BaseCommand):
                 self.stderr.write("The broker is unreachable: forecasts will run on the hourly schedule.")
         self.stdout.write(f"Admin:     {base_url}/admin/  user {ADMIN_USERNAME!r}  password {password!r}")
         self.stdout.write(f"Dashboard: {base_url}/dashboard/")
-        self.stdout.write(f"API token ({DEMO_CLIENT_NAME}, scopes {', '.join(SCOPES)}):")
+        self.stdout.write(f"API token ({DEMO_CLIENT_NAME}, scopes {', '.join(DEMO_SCOPES)}):")
         self.stdout.write(f"  curl -H 'Authorization: Bearer {token}' {base_url}/api/v1/whoami/")
+
+    def _ensure_benchmark_plan(self) -> None:
+        """A load plan for the demo clinical API: patient cards and latest vitals, 10 users for a minute."""
+        BenchmarkPlan.objects.get_or_create(
+            name="clinical-api load",
+            defaults={
+                "service": Service.objects.get(slug="clinical-api"),
+                "kind": BenchmarkPlan.Kind.LOAD,
+                "requests": [
+                    {"name": "patient card", "method": "GET", "path": "/api/v1/patients/{patient_id}/", "weight": 2},
+                    {"name": "latest vitals", "method": "GET", "weight": 1,
+                     "path": "/api/v1/patients/{patient_id}/vitals/?latest=true"},
+                ],
+                "users": 10,
+                "duration_seconds": 60,
+            },
+        )  # fmt: skip
 
     def _ensure_admin(self, stored: dict) -> str:
         User = get_user_model()
@@ -139,7 +161,7 @@ class Command(BaseCommand):
         client = ApiClient.objects.filter(name=DEMO_CLIENT_NAME).first()
         if client is None:
             return api_client_create(
-                name=DEMO_CLIENT_NAME, scopes=list(SCOPES), description="Demo clinician app created by seed_demo."
+                name=DEMO_CLIENT_NAME, scopes=DEMO_SCOPES, description="Demo clinician app created by seed_demo."
             ).token
         token = stored.get("api_token")
 

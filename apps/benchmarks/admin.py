@@ -1,0 +1,77 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+from kombu.exceptions import OperationalError
+
+from apps.benchmarks import services
+from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression
+
+
+@admin.register(BenchmarkPlan)
+class BenchmarkPlanAdmin(admin.ModelAdmin):
+    list_display = ["name", "service", "kind", "users", "arrival_rate", "duration_seconds", "enabled", "history"]
+    list_filter = ["kind", "enabled", "service"]
+    actions = ["run_now", "schedule_nightly"]
+
+    @admin.display(description="History")
+    def history(self, plan: BenchmarkPlan) -> str:
+        return format_html('<a href="/benchmarks/plans/{}/report/">report</a>', plan.pk)
+
+    @admin.action(description="Run now on the benchmark workers", permissions=["change"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[BenchmarkPlan]) -> None:
+        for plan in queryset:
+            run = services.benchmark_run_create(plan=plan, requested_by=request.user.get_username())
+            try:
+                services.benchmark_run_dispatch(run)
+            except OperationalError:
+                services.benchmark_run_cancel(run=run)
+                self.message_user(request, f"{plan}: the broker is unreachable; nothing was sent.", messages.ERROR)
+            else:
+                self.message_user(request, f"{plan}: run #{run.pk} sent.", messages.SUCCESS)
+
+    @admin.action(description="Schedule nightly (03:00 UTC)", permissions=["change"])
+    def schedule_nightly(self, request: HttpRequest, queryset: QuerySet[BenchmarkPlan]) -> None:
+        created = services.nightly_benchmarks_ensure()
+        self.message_user(request, f"{len(created)} schedule(s) created (Periodic tasks).", messages.SUCCESS)
+
+
+HEAVY_FIELDS = ["report_html", "histogram", "timeline"]  # shown in the report, not the form
+
+
+@admin.register(BenchmarkRun)
+class BenchmarkRunAdmin(admin.ModelAdmin):
+    list_display = ["id", "plan", "status", "passed", "progress", "started_at", "finished_at", "report"]
+    list_filter = ["status", "passed", "plan"]
+    actions = ["cancel"]
+    exclude = HEAVY_FIELDS
+    readonly_fields = [*(f.name for f in BenchmarkRun._meta.fields if f.name not in HEAVY_FIELDS), "report"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.display(description="Report")
+    def report(self, run: BenchmarkRun) -> str:
+        return format_html('<a href="/benchmarks/runs/{}/report/">open</a>', run.pk) if run.is_finished else "-"
+
+    @admin.action(description="Cancel", permissions=["change"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[BenchmarkRun]) -> None:
+        for run in queryset:
+            services.benchmark_run_cancel(run=run)
+        self.message_user(request, "Cancellation requested; a running load stops within a second.", messages.SUCCESS)
+
+
+@admin.register(Regression)
+class RegressionAdmin(admin.ModelAdmin):
+    list_display = ["plan", "run", "metric", "change_pct", "p_value", "change_point", "detected_at", "acknowledged_at"]
+    list_filter = ["plan", "change_point"]
+    readonly_fields = [f.name for f in Regression._meta.fields]
+    actions = ["acknowledge"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Acknowledge", permissions=["change"])
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[Regression]) -> None:
+        for regression in queryset.filter(acknowledged_at=None):
+            services.regression_acknowledge(regression=regression, user=request.user)

@@ -1,0 +1,228 @@
+"""What a run's samples and Locust's CSVs say: percentiles, an HDR histogram, the timeline, verdicts per
+gate, the stress knee, spike recovery, the endurance slope, and regressions across a plan's runs."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+from hdrh.histogram import HdrHistogram
+
+# Latencies from 1 µs to 10 min at 3 significant digits, recorded in µs.
+LOWEST_US, HIGHEST_US, DIGITS = 1, 600_000_000, 3
+PERCENTILES = (50, 90, 95, 99)
+
+
+def _float(value: str) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_stats(path: Path) -> list[dict]:
+    """Locust's *_stats.csv: one row per endpoint, then the aggregate."""
+    rows = []
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            rows.append(
+                {
+                    "name": row["Name"],
+                    "method": row["Type"],
+                    "requests": int(row["Request Count"]),
+                    "failures": int(row["Failure Count"]),
+                    "rps": round(_float(row["Requests/s"]) or 0.0, 3),
+                    "avg_ms": round(_float(row["Average Response Time"]) or 0.0, 3),
+                    **{f"p{p}_ms": _float(row[f"{p}%"]) for p in PERCENTILES},
+                    "max_ms": _float(row["Max Response Time"]),
+                }
+            )
+    return rows
+
+
+def parse_history(path: Path) -> list[dict]:
+    """Locust's *_stats_history.csv, aggregate rows: per second, users, req/s, errors/s, rolling p95."""
+    timeline, first = [], None
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            if row["Name"] != "Aggregated":
+                continue
+            at = int(row["Timestamp"])
+            first = at if first is None else first
+            timeline.append(
+                {
+                    "t": at - first,
+                    "users": int(row["User Count"]),
+                    "rps": round(_float(row["Requests/s"]) or 0.0, 3),
+                    "errors_per_s": round(_float(row["Failures/s"]) or 0.0, 3),
+                    "p95_ms": _float(row["95%"]),
+                }
+            )
+    return timeline
+
+
+def histogram_of(latencies_ms: list[float]) -> HdrHistogram:
+    histogram = HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+    for value in latencies_ms:
+        histogram.record_value(max(LOWEST_US, min(HIGHEST_US, int(value * 1000))))
+    return histogram
+
+
+def summarize(samples: list[list], seconds: float) -> dict:
+    """Counts, errors, req/s and exact percentiles (HDR) of the service's and the intended-time latency."""
+    if not samples:
+        return {"requests": 0, "errors": 0, "error_rate_pct": 0.0, "rps": 0.0}
+    latency = histogram_of([s[1] for s in samples])
+    intended = histogram_of([s[2] for s in samples])
+    errors = sum(1 for s in samples if not s[3])
+    return {
+        "requests": len(samples),
+        "errors": errors,
+        "error_rate_pct": round(100 * errors / len(samples), 3),
+        "rps": round(len(samples) / seconds, 3) if seconds else 0.0,
+        "avg_ms": round(latency.get_mean_value() / 1000, 3),
+        **{f"p{p}_ms": latency.get_value_at_percentile(p) / 1000 for p in PERCENTILES},
+        "max_ms": latency.get_max_value() / 1000,
+        **{f"p{p}_from_intended_ms": intended.get_value_at_percentile(p) / 1000 for p in (50, 95, 99)},
+    }
+
+
+def histogram_buckets(samples: list[list], buckets: int = 40) -> list[list[float]]:
+    """Log-spaced [upper ms, count] buckets of the latencies, for the report's chart."""
+    if not samples:
+        return []
+    latencies = np.asarray([max(s[1], 0.001) for s in samples])
+    low, high = latencies.min(), max(latencies.max(), latencies.min() * 1.01)
+    counts, edges = np.histogram(latencies, bins=np.geomspace(low, high, buckets + 1))
+    return [[round(float(edge), 3), int(count)] for edge, count in zip(edges[1:], counts, strict=True)]
+
+
+def verdicts(summary: dict, gates: dict[str, float]) -> list[dict]:
+    checks = [
+        ("p95_ms", summary.get("p95_ms"), gates["p95_ms"], False),
+        ("p99_ms", summary.get("p99_ms"), gates["p99_ms"], False),
+        ("avg_ms", summary.get("avg_ms"), gates["avg_ms"], False),
+        ("error_rate_pct", summary.get("error_rate_pct"), gates["error_rate_pct"], False),
+        ("min_rps", summary.get("rps"), gates["min_rps"], True),
+    ]
+    return [
+        {
+            "gate": name,
+            "measured": measured,
+            "limit": limit,
+            "passed": measured is not None and (measured >= limit if at_least else measured <= limit),
+        }
+        for name, measured, limit, at_least in checks
+    ]
+
+
+def stress_knee(samples: list[list], stages: list[list], gates: dict[str, float]) -> dict:
+    """Per step: users, req/s, p95, errors; the knee is the highest req/s of a step inside the gates."""
+    steps, start = [], 0.0
+    for until, users, _ in stages:
+        window = [s for s in samples if start <= s[0] < until]
+        start = until
+        if not window:
+            continue
+        latency = histogram_of([s[1] for s in window])
+        errors = 100 * sum(1 for s in window if not s[3]) / len(window)
+        steps.append(
+            {
+                "users": users,
+                "rps": round(len(window) / (window[-1][0] - window[0][0] or 1), 2),
+                "p95_ms": latency.get_value_at_percentile(95) / 1000,
+                "error_rate_pct": round(errors, 3),
+            }
+        )
+    inside = [s for s in steps if s["p95_ms"] <= gates["p95_ms"] and s["error_rate_pct"] <= gates["error_rate_pct"]]
+    knee = max(inside, key=lambda s: s["rps"]) if inside else None
+    return {"steps": steps, "knee_rps": knee["rps"] if knee else None, "knee_users": knee["users"] if knee else None}
+
+
+def spike_recovery(samples: list[list], stages: list[list]) -> dict:
+    """Seconds after the spike ends until the per-second p95 is back within 1.2x the pre-spike p95."""
+    if len(stages) < 3:
+        return {}
+    spike_start, spike_end = stages[0][0], stages[1][0]
+    before = [s[1] for s in samples if s[0] < spike_start]
+    during = [s[1] for s in samples if spike_start <= s[0] < spike_end]
+    if not before or not during:
+        return {}
+    baseline = float(np.percentile(before, 95))
+    recovered_at = None
+    for second in range(int(spike_end), int(max(s[0] for s in samples)) + 1):
+        window = [s[1] for s in samples if second <= s[0] < second + 1]
+        if window and float(np.percentile(window, 95)) <= 1.2 * baseline:
+            recovered_at = second
+            break
+    return {
+        "baseline_p95_ms": round(baseline, 3),
+        "spike_p95_ms": round(float(np.percentile(during, 95)), 3),
+        "recovery_seconds": round(recovered_at - spike_end, 1) if recovered_at is not None else None,
+    }
+
+
+def endurance_slope(samples: list[list], window_seconds: int = 30) -> dict:
+    """The trend of the windowed p95 over the run (ms per hour), with its significance."""
+    from scipy.stats import linregress
+
+    if not samples:
+        return {}
+    end = max(s[0] for s in samples)
+    points = []
+    for start in np.arange(0, end, window_seconds):
+        window = [s[1] for s in samples if start <= s[0] < start + window_seconds]
+        if len(window) >= 10:
+            points.append((start + window_seconds / 2, float(np.percentile(window, 95))))
+    if len(points) < 3:
+        return {"windows": len(points)}
+    fit = linregress([p[0] for p in points], [p[1] for p in points])
+    return {
+        "windows": len(points),
+        "p95_slope_ms_per_hour": round(fit.slope * 3600, 3),
+        "p_value": round(float(fit.pvalue), 6),
+        "significant": bool(fit.pvalue < 0.01),
+    }
+
+
+# --- regressions across runs -------------------------------------------------------------------------
+
+
+def change_points(series: list[float], *, penalty: float | None = None) -> list[int]:
+    """Indexes where the p95 history shifts (ruptures' PELT on a normal cost; penalty ~ 2 log n sigma^2)."""
+    import ruptures
+
+    if len(series) < 4:
+        return []
+    values = np.asarray(series, dtype=float).reshape(-1, 1)
+    sigma = float(np.median(np.abs(np.diff(values[:, 0]))) / 0.6745 / math.sqrt(2)) or 1e-9
+    penalty = penalty if penalty is not None else 2 * math.log(len(series)) * sigma**2 * 4
+    breaks = ruptures.Pelt(model="l2", min_size=2, jump=1).fit(values).predict(pen=penalty)
+    return [index for index in breaks if index < len(series)]
+
+
+def compare_with_baseline(current: list[float], baseline: list[float], *, threshold_pct: float) -> dict:
+    """One-sided Mann-Whitney U (current slower) and the median change; a regression needs both."""
+    from scipy.stats import mannwhitneyu
+
+    base_median, current_median = float(np.median(baseline)), float(np.median(current))
+    change = 100 * (current_median / base_median - 1) if base_median else 0.0
+    p_value = float(mannwhitneyu(current, baseline, alternative="greater").pvalue)
+    return {
+        "baseline": round(base_median, 3),
+        "current": round(current_median, 3),
+        "change_pct": round(change, 2),
+        "p_value": p_value,
+        "threshold_pct": round(threshold_pct, 2),
+        "regression": p_value < 0.01 and change >= threshold_pct,
+    }
+
+
+def noise_pct(run_medians: list[float]) -> float:
+    """A/A noise: how much the median of runs with nothing changed differs, as 2x their relative spread."""
+    if len(run_medians) < 2:
+        return 0.0
+    values = np.asarray(run_medians, dtype=float)
+    return float(200 * np.std(values, ddof=1) / np.mean(values)) if np.mean(values) else 0.0

@@ -1,0 +1,100 @@
+# ruff: noqa
+# The locustfile every run executes (copied into the run's folder; never imported by Django or Celery:
+# locust monkey-patches the standard library with gevent). Everything it needs comes from the
+# environment the runner sets: the request mix, the token, the patients, the stages and the gate.
+import json
+import os
+import random
+import time
+
+from locust import HttpUser, LoadTestShape, constant, constant_throughput, events, task
+
+REQUESTS = json.loads(os.environ["BENCH_REQUESTS"])
+WEIGHTS = [float(r.get("weight", 1)) for r in REQUESTS]
+TOKEN = os.environ["BENCH_TOKEN"]
+PATIENTS = json.loads(open(os.environ["BENCH_PATIENTS_FILE"]).read() or "[]")
+STAGES = json.loads(os.environ["BENCH_STAGES"])  # [[until_seconds, users, spawn_rate], ...]
+GATE = json.loads(os.environ.get("BENCH_STRESS_GATE") or "null")  # stress: stop once a step breaks it
+RATE_PER_USER = float(os.environ.get("BENCH_RATE_PER_USER") or 0)  # open model
+SAMPLES = []  # (seconds since start, latency ms, latency from the intended send ms, ok, name)
+T0 = time.monotonic()
+FLUSHED = [T0]
+
+
+def flush_samples():
+    """Append what was measured to the samples file (JSON lines): a stopped run keeps what it measured."""
+    if SAMPLES:
+        with open(os.environ["BENCH_SAMPLES_FILE"], "a") as handle:
+            handle.write("".join(json.dumps(sample) + "\n" for sample in SAMPLES))
+        SAMPLES.clear()
+    FLUSHED[0] = time.monotonic()
+
+
+class ApiUser(HttpUser):
+    wait_time = constant_throughput(RATE_PER_USER) if RATE_PER_USER else constant(0)
+
+    def on_start(self):
+        self.client.headers["Authorization"] = f"Bearer {TOKEN}"
+        self.intended = time.monotonic()
+
+    @task
+    def mix(self):
+        request = random.choices(REQUESTS, WEIGHTS)[0]
+        path = request["path"]
+        if "{patient_id}" in path:
+            path = path.replace("{patient_id}", str(random.choice(PATIENTS)))
+        started = time.monotonic()
+        intended = self.intended if RATE_PER_USER else started
+        with self.client.request(
+            request.get("method", "GET"), path, json=request.get("body"), name=request["name"], catch_response=True
+        ) as response:
+            ok = response.status_code < 400
+            if ok:
+                response.success()
+            else:
+                response.failure(f"HTTP {response.status_code}")
+        ended = time.monotonic()
+        SAMPLES.append(
+            (
+                round(started - T0, 3),
+                round((ended - started) * 1000, 3),
+                round((ended - intended) * 1000, 3),
+                int(ok),
+                request["name"],
+            )
+        )
+        if RATE_PER_USER:
+            # The schedule never waits for a slow answer: a stall shows as latency from the intended time.
+            self.intended += 1 / RATE_PER_USER
+        if ended - FLUSHED[0] > 1:
+            flush_samples()
+
+
+class Stages(LoadTestShape):
+    broken_at = None
+
+    def tick(self):
+        now = self.get_run_time()
+        if GATE and now >= GATE["step_seconds"]:
+            step = int(now // GATE["step_seconds"])
+            if step != getattr(self, "checked_step", 0):
+                self.checked_step = step
+                total = self.runner.stats.total
+                p95 = total.get_current_response_time_percentile(0.95) or 0
+                errors = 100 * total.fail_ratio
+                if p95 > GATE["p95_ms"] or errors > GATE["error_rate_pct"]:
+                    return None
+        for until, users, rate in STAGES:
+            if now < until:
+                return (int(users), float(rate))
+        return None
+
+
+@events.test_stop.add_listener
+def on_test_stop(environment, **kwargs):
+    flush_samples()
+
+
+@events.quitting.add_listener
+def on_quitting(environment, **kwargs):
+    flush_samples()

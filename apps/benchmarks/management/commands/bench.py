@@ -1,0 +1,89 @@
+import json
+import sys
+import time
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from kombu.exceptions import OperationalError
+
+from apps.benchmarks import services
+from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
+
+
+class Command(BaseCommand):
+    help = "Benchmarks: run a plan (on the benchmark workers, or here with --inline), or check its latest run."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        commands = parser.add_subparsers(dest="action", required=True)
+        run = commands.add_parser("run", help="Run a plan.")
+        run.add_argument("plan", help="The plan's name or id.")
+        run.add_argument("--wait", action="store_true", help="Follow the run until it finishes.")
+        run.add_argument("--inline", action="store_true", help="Run Locust from this process, not on a worker.")
+        run.add_argument("--json", action="store_true", help="Print the run's results as JSON.")
+        check = commands.add_parser("check", help="Judge the plan's latest finished run (for CI gates).")
+        check.add_argument("plan")
+        check.add_argument("--fail-on-regression", action="store_true")
+
+    def _plan(self, key: str) -> BenchmarkPlan:
+        plan = BenchmarkPlan.objects.filter(pk=int(key)).first() if key.isdigit() else None
+        plan = plan or BenchmarkPlan.objects.filter(name=key).first()
+        if plan is None:
+            raise CommandError(f"No benchmark plan {key!r}.")
+        return plan
+
+    def handle(self, *args, action: str, plan: str, **options) -> None:
+        plan_row = self._plan(plan)
+        if action == "run":
+            self._run(plan_row, **options)
+        else:
+            self._check(plan_row, **options)
+
+    def _run(self, plan: BenchmarkPlan, *, wait: bool, inline: bool, json: bool, **options) -> None:
+        run = services.benchmark_run_create(plan=plan, requested_by="manage.py bench")
+        if inline:
+            run = services.benchmark_run_execute(run_id=run.pk)
+        else:
+            try:
+                services.benchmark_run_dispatch(run)
+            except OperationalError as exc:
+                services.benchmark_run_cancel(run=run)
+                raise CommandError(f"The broker is unreachable ({exc}); run #{run.pk} was not sent.") from exc
+            self.stderr.write(f"Run #{run.pk} sent to the benchmark workers.")
+            if not wait:
+                return
+            shown = ""
+            while not run.is_finished:
+                time.sleep(1)
+                run.refresh_from_db()
+                if run.progress_message != shown:
+                    shown = run.progress_message
+                    self.stderr.write(f"  {run.status} {run.progress:4.0%} {shown}")
+        self._print(run, as_json=json)
+
+    def _print(self, run: BenchmarkRun, *, as_json: bool) -> None:
+        if as_json:
+            self.stdout.write(json.dumps({"run": run.pk, "status": run.status, "passed": run.passed,
+                                          "summary": run.summary, "verdicts": run.verdicts}))  # fmt: skip
+            return
+        summary = run.summary
+        self.stdout.write(
+            f"Run #{run.pk} {run.status}: {summary.get('requests', 0)} requests, {summary.get('rps', 0)} req/s, "
+            f"p95 {summary.get('p95_ms')} ms, errors {summary.get('error_rate_pct', 0)}%"
+        )
+        for verdict in run.verdicts:
+            self.stdout.write(f"  {'PASS' if verdict['passed'] else 'FAIL'} {verdict['gate']}: {verdict['measured']} "
+                              f"(limit {verdict['limit']})")  # fmt: skip
+        if run.error:
+            self.stdout.write(f"  {run.error}")
+        self.stdout.write(f"Report: /benchmarks/runs/{run.pk}/report/")
+
+    def _check(self, plan: BenchmarkPlan, *, fail_on_regression: bool, **options) -> None:
+        run = plan.runs.exclude(status__in=[BenchmarkRun.Status.PENDING, BenchmarkRun.Status.RUNNING]).first()
+        if run is None:
+            raise CommandError(f"{plan} has no finished run.")
+        self._print(run, as_json=False)
+        regressions = list(run.regressions.all())
+        for regression in regressions:
+            self.stdout.write(f"REGRESSION {regression}")
+        failed = run.status != BenchmarkRun.Status.SUCCEEDED or not run.passed
+        if failed or (fail_on_regression and regressions):
+            sys.exit(1)

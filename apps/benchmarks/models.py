@@ -1,0 +1,164 @@
+"""Benchmark plans (edited in admin), their runs with results and verdicts, and detected regressions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+
+def default_requests() -> list[dict]:
+    return [{"name": "patient card", "method": "GET", "path": "/api/v1/patients/{patient_id}/", "weight": 1}]
+
+
+def default_scopes() -> list[str]:
+    return ["patient:read", "clinical:read"]
+
+
+class BenchmarkPlan(models.Model):
+    """What to send to which service, how (the shape), and the SLO gates a run must pass."""
+
+    class Kind(models.TextChoices):
+        LOAD = "load", "Load (steady users)"
+        STRESS = "stress", "Stress (step up until a gate breaks)"
+        SPIKE = "spike", "Spike (N x the users, then back)"
+        ENDURANCE = "endurance", "Endurance (long steady load)"
+        VOLUME = "volume", "Volume (across the full data set)"
+
+    name = models.CharField(max_length=120, unique=True)
+    service = models.ForeignKey("services.Service", on_delete=models.CASCADE, related_name="benchmark_plans")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.LOAD)
+    requests = models.JSONField(
+        default=default_requests,
+        help_text='Weighted mix: [{"name", "method", "path", "weight", "body"}]; {patient_id} picks a real patient.',
+    )
+    scopes = models.JSONField(default=default_scopes, help_text="Scopes of the short-lived token each run uses.")
+    users = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1), MaxValueValidator(10_000)])
+    spawn_rate = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
+    arrival_rate = models.FloatField(
+        "arrival rate (req/s)", null=True, blank=True, validators=[MinValueValidator(0.1)],
+        help_text="Open model: the users send at this total rate, latency also measured from the intended send "
+        "time. Empty: closed model (each user sends as soon as it has its answer).",
+    )  # fmt: skip
+    duration_seconds = models.PositiveIntegerField(default=60, validators=[MinValueValidator(5)])
+    step_users = models.PositiveIntegerField("stress: users added per step", default=10)
+    step_seconds = models.PositiveIntegerField(
+        "stress: seconds per step", default=20, validators=[MinValueValidator(5)]
+    )
+    max_users = models.PositiveIntegerField("stress: at most this many users", default=200)
+    spike_multiplier = models.FloatField("spike: x the users", default=4.0, validators=[MinValueValidator(1.0)])
+    gate_p95_ms = models.FloatField("gate: p95 (ms)", null=True, blank=True, help_text="Empty: the service's SLO.")
+    gate_p99_ms = models.FloatField("gate: p99 (ms)", null=True, blank=True)
+    gate_avg_ms = models.FloatField("gate: average (ms)", null=True, blank=True)
+    gate_error_rate_pct = models.FloatField("gate: error rate (%)", null=True, blank=True)
+    gate_min_rps = models.FloatField("gate: minimum req/s", null=True, blank=True)
+    min_regression_pct = models.FloatField(
+        default=5.0, help_text="Smallest p95 change reported as a regression (raised to the plan's own noise)."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if not isinstance(self.requests, list) or not self.requests:
+            errors["requests"] = "At least one request."
+        else:
+            for position, request in enumerate(self.requests):
+                if not isinstance(request, dict) or not str(request.get("path", "")).startswith("/"):
+                    errors["requests"] = f"Request {position + 1}: a path starting with /."
+                elif request.get("method", "GET").upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+                    errors["requests"] = f"Request {position + 1}: an HTTP method."
+                elif not isinstance(request.get("weight", 1), int | float) or request.get("weight", 1) <= 0:
+                    errors["requests"] = f"Request {position + 1}: a positive weight."
+        if self.kind == self.Kind.STRESS and self.max_users < self.users:
+            errors["max_users"] = "Stress starts at `users` and steps up to this: it must not be lower."
+        if errors:
+            raise ValidationError(errors)
+
+    def gates(self) -> dict[str, float]:
+        """Each gate in force: the plan's own, else the service's SLO."""
+        service = self.service
+        return {
+            "p95_ms": self.gate_p95_ms or service.slo_p95_ms,
+            "p99_ms": self.gate_p99_ms or service.slo_p99_ms,
+            "avg_ms": self.gate_avg_ms or service.slo_avg_ms,
+            "error_rate_pct": self.gate_error_rate_pct if self.gate_error_rate_pct is not None
+            else service.slo_error_rate_pct,
+            "min_rps": self.gate_min_rps if self.gate_min_rps is not None else 0.0,
+        }  # fmt: skip
+
+
+class BenchmarkRun(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        INVALID = "invalid", "Invalid (the generator was saturated)"
+
+    plan = models.ForeignKey(BenchmarkPlan, on_delete=models.CASCADE, related_name="runs")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    requested_by = models.CharField(max_length=150, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True, help_text="Past this, the checker marks it failed.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+    progress = models.FloatField(default=0.0)
+    progress_message = models.CharField(max_length=200, blank=True)
+    generator_cpu_max = models.FloatField(null=True, blank=True, help_text="Locust's own CPU, % of one core.")
+    summary = models.JSONField(default=dict, help_text="Requests, errors, req/s, latency percentiles.")
+    endpoints = models.JSONField(default=list)
+    timeline = models.JSONField(default=list, help_text="Per second: users, req/s, errors, p95.")
+    histogram = models.JSONField(default=list, help_text="HDR latency histogram: [[ms, count]].")
+    findings = models.JSONField(default=dict, help_text="Per shape: the knee, spike recovery, endurance slope.")
+    verdicts = models.JSONField(default=list)
+    passed = models.BooleanField(null=True)
+    report_html = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["plan", "status", "-created_at"], name="bench_run_plan")]
+
+    def __str__(self) -> str:
+        return f"{self.plan} #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status not in (self.Status.PENDING, self.Status.RUNNING)
+
+
+class Regression(models.Model):
+    """A run slower than its plan's baseline beyond noise; acknowledged by a person."""
+
+    plan = models.ForeignKey(BenchmarkPlan, on_delete=models.CASCADE, related_name="regressions")
+    run = models.ForeignKey(BenchmarkRun, on_delete=models.CASCADE, related_name="regressions")
+    metric = models.CharField(max_length=32, default="latency_ms")
+    baseline = models.FloatField(help_text="Median of the baseline runs' samples.")
+    current = models.FloatField(help_text="Median of this run's samples.")
+    change_pct = models.FloatField()
+    p_value = models.FloatField(help_text="Mann-Whitney U, one-sided: this run slower than the baseline.")
+    threshold_pct = models.FloatField(help_text="The magnitude it had to exceed (the plan's, or its A/A noise).")
+    change_point = models.BooleanField(default=False, help_text="Also a change point in the plan's p95 history.")
+    detected_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-detected_at"]
+
+    def __str__(self) -> str:
+        return f"{self.plan}: {self.metric} +{self.change_pct:.1f}% (run #{self.run_id})"

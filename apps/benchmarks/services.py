@@ -1,0 +1,224 @@
+"""Benchmark runs: create, execute (on the `benchmarks` queue), cancel, fail stuck ones, judge against
+the gates, detect regressions across a plan's runs, and schedule a nightly run per service."""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.scopes import BENCHMARK
+from apps.accounts.services import api_client_create, api_client_revoke
+from apps.benchmarks import analysis, runner
+from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression
+from apps.benchmarks.report import render_run_report
+
+logger = logging.getLogger(__name__)
+
+# Patients drawn for {patient_id}: a sample for most shapes, every patient for volume runs.
+PATIENT_SAMPLE = 1000
+BASELINE_RUNS = 5
+DEADLINE_MARGIN_SECONDS = 300
+
+
+def benchmark_run_create(*, plan: BenchmarkPlan, requested_by: str = "") -> BenchmarkRun:
+    planned = runner.stages_for(plan)[-1][0]
+    return BenchmarkRun.objects.create(
+        plan=plan,
+        requested_by=requested_by,
+        deadline=timezone.now() + timedelta(seconds=planned + DEADLINE_MARGIN_SECONDS),
+    )
+
+
+def benchmark_run_dispatch(run: BenchmarkRun) -> None:
+    from apps.benchmarks.tasks import execute_run
+
+    transaction.on_commit(lambda: execute_run.delay(run.pk))
+
+
+def _patients(plan: BenchmarkPlan) -> list[int]:
+    from apps.clinical.models import Patient
+
+    if not any("{patient_id}" in request["path"] for request in plan.requests):
+        return []
+    ids = Patient.objects.filter(is_deleted=False).values_list("pk", flat=True)
+    if plan.kind == BenchmarkPlan.Kind.VOLUME:
+        return list(ids)
+    return random.sample(list(ids[: PATIENT_SAMPLE * 10]), k=min(PATIENT_SAMPLE, ids.count()))
+
+
+def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
+    """Run Locust for the plan and store what it measured. Safe to repeat: a finished run is left alone,
+    and a run whose worker was lost starts over."""
+    with transaction.atomic():
+        run = BenchmarkRun.objects.select_for_update().select_related("plan", "plan__service").get(pk=run_id)
+        if run.is_finished:
+            return run
+        run.status, run.started_at, run.attempts = BenchmarkRun.Status.RUNNING, timezone.now(), run.attempts + 1
+        run.save(update_fields=["status", "started_at", "attempts"])
+    plan = run.plan
+    stages = runner.stages_for(plan)
+    gates = plan.gates()
+    client = api_client_create(
+        name=f"benchmark-run-{run.pk}-{run.attempts}",
+        scopes=sorted({*plan.scopes, BENCHMARK}),  # exempt from rate limits: the run measures capacity
+        description=f"Short-lived token of benchmark run #{run.pk}.",
+        expires_at=run.deadline,
+    )
+
+    def on_tick(fraction: float, elapsed: float) -> None:
+        BenchmarkRun.objects.filter(pk=run.pk).update(progress=fraction, progress_message=f"{elapsed:.0f} s")
+
+    def should_stop() -> bool:
+        return BenchmarkRun.objects.filter(pk=run.pk, cancel_requested=True).exists() or timezone.now() > run.deadline
+
+    try:
+        outcome = runner.run_locust(
+            base_url=plan.service.base_url.rstrip("/"),
+            requests=[{"name": r.get("name") or r["path"], **r} for r in plan.requests],
+            token=client.token,
+            patients=_patients(plan),
+            stages=stages,
+            stress_gate={**gates, "step_seconds": plan.step_seconds} if plan.kind == plan.Kind.STRESS else None,
+            rate_per_user=plan.arrival_rate / plan.users if plan.arrival_rate else None,
+            should_stop=should_stop,
+            on_tick=on_tick,
+        )
+    except Exception as exc:
+        logger.exception("benchmark run %s could not run", run.pk)
+        return _finish(run, status=BenchmarkRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+    finally:
+        api_client_revoke(client=client.client)
+    return _record(run, outcome, stages, gates)
+
+
+def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dict) -> BenchmarkRun:
+    plan = run.plan
+    run.generator_cpu_max = round(outcome.cpu_max, 1)
+    run.summary = analysis.summarize(outcome.samples, outcome.seconds)
+    run.histogram = analysis.histogram_buckets(outcome.samples)
+    if outcome.stats and outcome.stats.exists():
+        run.endpoints = [row for row in analysis.parse_stats(outcome.stats) if row["name"] != "Aggregated"]
+    if outcome.history and outcome.history.exists():
+        run.timeline = analysis.parse_history(outcome.history)
+    findings = {"stages": stages}
+    if plan.kind == plan.Kind.STRESS:
+        findings["stress"] = analysis.stress_knee(outcome.samples, stages, gates)
+    elif plan.kind == plan.Kind.SPIKE:
+        findings["spike"] = analysis.spike_recovery(outcome.samples, stages)
+    elif plan.kind in (plan.Kind.ENDURANCE, plan.Kind.LOAD, plan.Kind.VOLUME):
+        findings["endurance"] = analysis.endurance_slope(outcome.samples)
+    run.findings = findings
+    run.verdicts = analysis.verdicts(run.summary, gates)
+    if outcome.status == "failed":
+        return _finish(run, status=BenchmarkRun.Status.FAILED, error=outcome.error)
+    if outcome.status == "cancelled":
+        cancelled = BenchmarkRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
+        error = "" if cancelled else "Stopped at its deadline."
+        return _finish(
+            run, status=BenchmarkRun.Status.CANCELLED if cancelled else BenchmarkRun.Status.FAILED, error=error
+        )
+    if outcome.cpu_max > runner.SATURATED_CPU_PCT:
+        return _finish(
+            run,
+            status=BenchmarkRun.Status.INVALID,
+            error=f"The load generator used {outcome.cpu_max:.0f}% CPU: it, not the service, may have been the "
+            "limit. Lower the users or run Locust distributed.",
+        )
+    run.passed = all(v["passed"] for v in run.verdicts)
+    regressions_detect(run=run, samples=outcome.samples)  # before the report, which shows the comparison
+    return _finish(run, status=BenchmarkRun.Status.SUCCEEDED, samples=outcome.samples)
+
+
+def _finish(run: BenchmarkRun, *, status: str, error: str = "", samples: list | None = None) -> BenchmarkRun:
+    run.status, run.error, run.finished_at, run.progress = status, error, timezone.now(), 1.0
+    if samples is not None:
+        run.findings = {**run.findings, "latencies_ms": [s[1] for s in samples][:: max(1, len(samples) // 5000)]}
+    run.report_html = render_run_report(run)
+    run.save()
+    return run
+
+
+def benchmark_run_cancel(*, run: BenchmarkRun) -> BenchmarkRun:
+    """Ask the worker to stop the run (it polls every second); a run not started yet is cancelled at once."""
+    BenchmarkRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+    BenchmarkRun.objects.filter(pk=run.pk, status=BenchmarkRun.Status.PENDING).update(
+        status=BenchmarkRun.Status.CANCELLED, finished_at=timezone.now()
+    )
+    run.refresh_from_db()
+    return run
+
+
+def benchmark_runs_fail_stuck(*, now=None) -> int:
+    """Runs still pending or running well past their deadline lost their worker: mark them failed."""
+    now = now or timezone.now()
+    stuck = BenchmarkRun.objects.filter(
+        status__in=[BenchmarkRun.Status.PENDING, BenchmarkRun.Status.RUNNING],
+        deadline__lt=now - timedelta(seconds=DEADLINE_MARGIN_SECONDS),
+    )
+    return stuck.update(
+        status=BenchmarkRun.Status.FAILED, finished_at=now, error="No worker finished it by its deadline."
+    )
+
+
+def regressions_detect(*, run: BenchmarkRun, samples: list[list]) -> Regression | None:
+    """This run's latencies against the plan's last successful runs: Mann-Whitney U plus a magnitude above
+    the plan's A/A noise, and whether the p95 history has a change point at this run."""
+    plan = run.plan
+    baseline_runs = list(
+        plan.runs.filter(status=BenchmarkRun.Status.SUCCEEDED, created_at__lt=run.created_at)
+        .exclude(pk=run.pk)
+        .order_by("-created_at")[:BASELINE_RUNS]
+    )
+    baseline = [value for previous in baseline_runs for value in previous.findings.get("latencies_ms", [])]
+    current = [s[1] for s in samples if s[3]]
+    if len(baseline_runs) < 2 or not baseline or not current:
+        return None
+    noise = analysis.noise_pct([previous.summary.get("p50_ms") or 0 for previous in baseline_runs])
+    comparison = analysis.compare_with_baseline(current, baseline, threshold_pct=max(plan.min_regression_pct, noise))
+    history = [previous.summary.get("p95_ms") or 0 for previous in reversed(baseline_runs)] + [run.summary["p95_ms"]]
+    at_change_point = (len(history) - 1) in analysis.change_points(history)
+    run.findings = {**run.findings, "regression_check": {**comparison, "change_point": at_change_point}}
+    if not comparison["regression"]:
+        return None
+    return Regression.objects.create(
+        plan=plan,
+        run=run,
+        metric="latency_ms",
+        baseline=comparison["baseline"],
+        current=comparison["current"],
+        change_pct=comparison["change_pct"],
+        p_value=comparison["p_value"],
+        threshold_pct=comparison["threshold_pct"],
+        change_point=at_change_point,
+    )
+
+
+def regression_acknowledge(*, regression: Regression, user) -> Regression:
+    regression.acknowledged_by, regression.acknowledged_at = user, timezone.now()
+    regression.save(update_fields=["acknowledged_by", "acknowledged_at"])
+    return regression
+
+
+def nightly_benchmarks_ensure() -> list[str]:
+    """A nightly regression run of every enabled plan (django-celery-beat rows an admin can edit)."""
+    import json
+
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+    nightly, _ = CrontabSchedule.objects.get_or_create(minute="0", hour="3", day_of_week="*", day_of_month="*",
+                                                        month_of_year="*", timezone="UTC")  # fmt: skip
+    created = []
+    for plan in BenchmarkPlan.objects.filter(enabled=True):
+        name = f"Nightly benchmark: {plan.name}"
+        _, is_new = PeriodicTask.objects.get_or_create(
+            name=name,
+            defaults={"task": "benchmarks.scheduled_run", "crontab": nightly, "queue": "benchmarks",
+                      "kwargs": json.dumps({"plan_id": plan.pk})},
+        )  # fmt: skip
+        if is_new:
+            created.append(name)
+    return created

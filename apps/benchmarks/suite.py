@@ -1,0 +1,58 @@
+"""The brief's Python API over the same services:
+`MedicalAIBenchmarkSuite().load_test(endpoint, concurrent_users=10, duration=300)`, `.stress_test(...)`,
+`PerformanceRegressionDetector().generate_performance_report(results, "performance_report.html")`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from apps.benchmarks import services
+from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
+from apps.benchmarks.report import render_plan_report
+from apps.services.models import Service
+
+
+class MedicalAIBenchmarkSuite:
+    """Runs plans inline (Locust as a subprocess of this process) and returns the stored runs."""
+
+    def __init__(self, service: str | Service = "clinical-api"):
+        self.service = service if isinstance(service, Service) else Service.objects.get(slug=service)
+
+    def _plan(self, name: str, endpoint: str, **fields) -> BenchmarkPlan:
+        plan, _ = BenchmarkPlan.objects.update_or_create(
+            name=name,
+            defaults={"service": self.service, "requests": [{"name": endpoint, "method": "GET", "path": endpoint,
+                                                              "weight": 1}], **fields},
+        )  # fmt: skip
+        plan.full_clean()
+        return plan
+
+    def _run(self, plan: BenchmarkPlan) -> BenchmarkRun:
+        return services.benchmark_run_execute(run_id=services.benchmark_run_create(plan=plan, requested_by="suite").pk)
+
+    def load_test(self, endpoint: str, concurrent_users: int = 10, duration: int = 300) -> BenchmarkRun:
+        plan = self._plan(f"load {endpoint} x{concurrent_users}", endpoint, kind=BenchmarkPlan.Kind.LOAD,
+                          users=concurrent_users, spawn_rate=concurrent_users, duration_seconds=duration)  # fmt: skip
+        return self._run(plan)
+
+    def stress_test(self, endpoint: str, max_concurrent_users: int = 25, step_users: int = 5,
+                    step_seconds: int = 20) -> BenchmarkRun:  # fmt: skip
+        plan = self._plan(f"stress {endpoint} to {max_concurrent_users}", endpoint, kind=BenchmarkPlan.Kind.STRESS,
+                          users=step_users, max_users=max_concurrent_users, step_users=step_users,
+                          step_seconds=step_seconds)  # fmt: skip
+        return self._run(plan)
+
+
+class PerformanceRegressionDetector:
+    """Regressions of the plans behind some runs, and their history as one HTML report."""
+
+    def detect(self, run: BenchmarkRun) -> list:
+        return list(run.regressions.all())
+
+    def generate_performance_report(self, results: list[BenchmarkRun] | BenchmarkRun, path: str) -> Path:
+        runs = results if isinstance(results, list) else [results]
+        plans = {run.plan_id: run.plan for run in runs}
+        html = "\n".join(render_plan_report(plan) for plan in plans.values())
+        target = Path(path)
+        target.write_text(html, encoding="utf-8")
+        return target

@@ -1,0 +1,26 @@
+"""Thin Celery tasks on the `benchmarks` queue (routed by name); each is safe to run twice."""
+
+from celery import shared_task
+
+from apps.benchmarks import services
+from apps.benchmarks.models import BenchmarkPlan
+
+
+@shared_task(name="benchmarks.execute_run")
+def execute_run(run_id: int) -> str:
+    return services.benchmark_run_execute(run_id=run_id).status
+
+
+@shared_task(name="benchmarks.scheduled_run")
+def scheduled_run(plan_id: int) -> int | None:
+    plan = BenchmarkPlan.objects.filter(pk=plan_id, enabled=True).first()
+    if plan is None:
+        return None
+    run = services.benchmark_run_create(plan=plan, requested_by="schedule")
+    services.benchmark_run_execute(run_id=run.pk)  # already on a benchmarks worker: run it here
+    return run.pk
+
+
+@shared_task(name="benchmarks.fail_stuck_runs")
+def fail_stuck_runs() -> int:
+    return services.benchmark_runs_fail_stuck()

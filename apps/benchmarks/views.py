@@ -1,0 +1,16 @@
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+
+from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
+from apps.benchmarks.report import render_plan_report
+
+
+@staff_member_required
+def run_report(request: HttpRequest, run_id: int) -> HttpResponse:
+    return HttpResponse(get_object_or_404(BenchmarkRun, pk=run_id).report_html)
+
+
+@staff_member_required
+def plan_report(request: HttpRequest, plan_id: int) -> HttpResponse:
+    return HttpResponse(render_plan_report(get_object_or_404(BenchmarkPlan, pk=plan_id)))

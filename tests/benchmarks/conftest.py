@@ -1,0 +1,47 @@
+"""A target of the tests' own: a threaded HTTP server whose answers take a settable time (the
+"endpoint that sleeps" a slowdown is injected with), optionally more under concurrency."""
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+class SleepyServer:
+    def __init__(self):
+        self.delay_ms = 10.0
+        self.per_inflight_ms = 0.0  # extra latency per request in flight: a saturating service
+        self.inflight = 0
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                with server.lock:
+                    server.inflight += 1
+                    extra = server.per_inflight_ms * (server.inflight - 1)
+                time.sleep((server.delay_ms + extra) / 1000)
+                with server.lock:
+                    server.inflight -= 1
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def sleepy():
+    server = SleepyServer()
+    yield server
+    server.httpd.shutdown()
+    server.httpd.server_close()

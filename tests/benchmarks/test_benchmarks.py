@@ -1,0 +1,87 @@
+"""Plans and runs with the database: `bench run` and `bench check`, regressions after an injected
+slowdown (the target sleeps longer), cancellation, the stuck-run checker, reports, the brief's API."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from apps.accounts.models import ApiClient
+from apps.benchmarks import services
+from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression
+from apps.benchmarks.suite import MedicalAIBenchmarkSuite, PerformanceRegressionDetector
+from apps.services.services import service_ensure
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def plan(sleepy):
+    service, _ = service_ensure(slug="sleepy", name="Sleepy service", base_url=sleepy.url)
+    return BenchmarkPlan.objects.create(name="sleepy load", service=service, users=3, spawn_rate=3, duration_seconds=5,
+                                        requests=[{"name": "card", "method": "GET", "path": "/card", "weight": 1}],
+                                        gate_p95_ms=500, min_regression_pct=5)  # fmt: skip
+
+
+def _bench(*args) -> tuple[int, str]:
+    out = StringIO()
+    try:
+        call_command("bench", *args, stdout=out, stderr=StringIO())
+    except SystemExit as exit_:
+        return exit_.code, out.getvalue()
+    return 0, out.getvalue()
+
+
+def test_runs_pass_then_an_injected_slowdown_is_a_regression(plan, sleepy, client, admin_user):
+    for _ in range(3):
+        code, output = _bench("run", "sleepy load", "--inline")
+        assert "succeeded" in output, output
+    assert _bench("check", "sleepy load", "--fail-on-regression")[0] == 0
+    assert not Regression.objects.exists()
+    run = plan.runs.first()
+    assert run.passed and run.summary["requests"] > 50 and run.endpoints[0]["name"] == "card"
+    token_clients = ApiClient.objects.filter(name__startswith="benchmark-run-")
+    assert token_clients.count() == 3 and all(c.revoked_at for c in token_clients)  # short-lived, revoked
+
+    sleepy.delay_ms = 25  # the slowdown
+    code, output = _bench("run", "sleepy load", "--inline")
+    regression = Regression.objects.get()
+    assert regression.change_pct > 10 and regression.p_value < 0.01
+    code, output = _bench("check", "sleepy load", "--fail-on-regression")
+    assert code == 1 and "REGRESSION" in output
+
+    client.force_login(admin_user)
+    report = client.get(f"/benchmarks/runs/{regression.run_id}/report/").content.decode()
+    assert "<svg" in report and "regression" in report
+    history = client.get(f"/benchmarks/plans/{plan.pk}/report/").content.decode()
+    assert history.count("<tr>") == 1 + 4 and "+" in history
+
+
+def test_cancel_pending_and_fail_stuck_runs(plan):
+    pending = services.benchmark_run_create(plan=plan)
+    assert services.benchmark_run_cancel(run=pending).status == "cancelled"
+    stuck = services.benchmark_run_create(plan=plan)
+    BenchmarkRun.objects.filter(pk=stuck.pk).update(status="running", deadline=timezone.now() - timedelta(hours=1))
+    assert services.benchmark_runs_fail_stuck() == 1
+    stuck.refresh_from_db()
+    assert stuck.status == "failed" and "deadline" in stuck.error
+    assert services.benchmark_run_execute(run_id=stuck.pk).attempts == 0  # a finished run never runs again
+
+
+def test_a_run_past_its_deadline_is_stopped_and_failed(plan):
+    plan.duration_seconds = 60
+    plan.save()
+    run = services.benchmark_run_create(plan=plan)
+    BenchmarkRun.objects.filter(pk=run.pk).update(deadline=timezone.now() + timedelta(seconds=3))
+    run = services.benchmark_run_execute(run_id=run.pk)
+    assert run.status == "failed" and run.error == "Stopped at its deadline."
+
+
+def test_the_brief_api(plan, sleepy, tmp_path):
+    suite = MedicalAIBenchmarkSuite(plan.service)
+    result = suite.load_test("/card", concurrent_users=2, duration=5)
+    assert result.status == "succeeded" and result.summary["requests"] > 20
+    report = PerformanceRegressionDetector().generate_performance_report(result, str(tmp_path / "report.html"))
+    assert "<svg" in report.read_text() or "history" in report.read_text()

@@ -1,0 +1,79 @@
+"""The runner with real Locust subprocesses against a server of the test's own: each shape's stages,
+parsing of Locust's CSVs and our samples, the verdicts, the knee, spike recovery, cancellation."""
+
+import threading
+
+import pytest
+
+from apps.benchmarks import analysis, runner
+from apps.benchmarks.models import BenchmarkPlan
+
+pytestmark = pytest.mark.slow
+GATES = {"p95_ms": 1000.0, "p99_ms": 2000.0, "avg_ms": 500.0, "error_rate_pct": 1.0, "min_rps": 1.0}
+REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
+
+
+def _run(url, stages, *, gate=None, rate_per_user=None, stop=lambda: False):
+    return runner.run_locust(base_url=url, requests=REQUESTS, token="t", patients=[], stages=stages,
+                             stress_gate=gate, rate_per_user=rate_per_user, should_stop=stop,
+                             on_tick=lambda fraction, elapsed: None)  # fmt: skip
+
+
+def test_stages_of_each_shape():
+    plan = BenchmarkPlan(kind="stress", users=5, step_users=5, step_seconds=10, max_users=20, spawn_rate=5)
+    assert runner.stages_for(plan) == [[10, 5, 5], [20, 10, 5], [30, 15, 5], [40, 20, 5]]
+    plan = BenchmarkPlan(kind="spike", users=4, spike_multiplier=3, duration_seconds=30, spawn_rate=4)
+    assert runner.stages_for(plan) == [[10, 4, 4], [20, 12, 12.0], [30, 4, 12.0]]
+    assert runner.stages_for(BenchmarkPlan(kind="load", users=7, duration_seconds=60, spawn_rate=7)) == [[60, 7, 7]]
+
+
+def test_a_load_run_is_parsed_and_judged(sleepy):
+    outcome = _run(sleepy.url, [[6, 4, 4]])
+    assert outcome.status == "succeeded"
+    summary = analysis.summarize(outcome.samples, outcome.seconds)
+    assert summary["requests"] > 100 and summary["errors"] == 0
+    assert 10 <= summary["p50_ms"] < 100  # the server sleeps 10 ms
+    endpoints = analysis.parse_stats(outcome.stats)
+    assert [e["name"] for e in endpoints] == ["card", "Aggregated"]
+    assert abs(endpoints[0]["requests"] - summary["requests"]) <= 0.02 * summary["requests"]  # users stopping
+    assert analysis.parse_history(outcome.history)[-1]["users"] == 4
+    assert all(v["passed"] for v in analysis.verdicts(summary, GATES))
+    failing = analysis.verdicts(summary, {**GATES, "p95_ms": 1.0})
+    assert [v["gate"] for v in failing if not v["passed"]] == ["p95_ms"]
+    assert analysis.histogram_buckets(outcome.samples)
+
+
+def test_the_open_model_measures_from_the_intended_send_time(sleepy):
+    sleepy.delay_ms = 200  # each user is scheduled every 100 ms but each answer takes 200 ms
+    outcome = _run(sleepy.url, [[6, 2, 2]], rate_per_user=10)
+    summary = analysis.summarize(outcome.samples, outcome.seconds)
+    assert summary["p50_ms"] < 400
+    assert summary["p95_from_intended_ms"] > 2 * summary["p95_ms"]  # the backlog a closed model would hide
+
+
+def test_stress_steps_up_until_a_gate_breaks_and_finds_the_knee(sleepy):
+    sleepy.per_inflight_ms = 8  # latency grows with concurrency
+    stages = [[4, 2, 10], [8, 6, 10], [12, 12, 10], [16, 24, 10]]
+    gate = {**GATES, "p95_ms": 60.0, "step_seconds": 4}
+    outcome = _run(sleepy.url, stages, gate=gate)
+    knee = analysis.stress_knee(outcome.samples, stages, gate)
+    assert knee["steps"] and knee["steps"][0]["users"] == 2
+    assert outcome.seconds < 16 + 10  # stopped once a step broke the gate, not after every step
+    inside = [s for s in knee["steps"] if s["p95_ms"] <= 60]
+    assert knee["knee_rps"] == max(s["rps"] for s in inside)
+
+
+def test_a_spike_and_its_recovery(sleepy):
+    sleepy.per_inflight_ms = 5
+    stages = [[4, 2, 2], [8, 12, 12], [14, 2, 12]]
+    outcome = _run(sleepy.url, stages)
+    spike = analysis.spike_recovery(outcome.samples, stages)
+    assert spike["spike_p95_ms"] > spike["baseline_p95_ms"]
+    assert spike["recovery_seconds"] is not None and spike["recovery_seconds"] < 6
+
+
+def test_cancelling_stops_locust_within_seconds(sleepy):
+    stop = threading.Event()
+    threading.Timer(3, stop.set).start()
+    outcome = _run(sleepy.url, [[60, 2, 2]], stop=stop.is_set)
+    assert outcome.status == "cancelled" and outcome.seconds < 20 and outcome.samples
