@@ -153,8 +153,11 @@ def test_clinical_data_loads_and_is_served_on_sqlite(product):
     assert unreachable.returncode == 1, unreachable.stdout + unreachable.stderr
     assert "MISSED  response_time" in unreachable.stdout
     # The demo load plan, shortened, on the product's own worker (benchmarks queue) against its API.
-    shorten = manage("shell", "-c", "from apps.benchmarks.models import BenchmarkPlan as P; "
-                     "P.objects.filter(name='clinical-api load').update(duration_seconds=5, users=3)", env=product["env"])  # fmt: skip
+    shorten_plan = (
+        "from apps.benchmarks.models import BenchmarkPlan as P; "
+        "P.objects.filter(name='clinical-api load').update(duration_seconds=5, users=3)"
+    )
+    shorten = manage("shell", "-c", shorten_plan, env=product["env"])
     assert shorten.returncode == 0, shorten.stderr
     bench = manage("bench", "run", "clinical-api load", "--wait", env=product["env"], timeout=180)
     assert bench.returncode == 0 and re.search(r"Run #\d+ succeeded", bench.stdout), bench.stdout + bench.stderr
