@@ -83,6 +83,7 @@ class AlertRule(models.Model):
         CPU_PCT = "cpu_pct", "host CPU (%)"
         MEMORY_PCT = "memory_pct", "host memory (%)"
         CACHE_HIT_RATE_PCT = "cache_hit_rate_pct", "cache hit rate (%)"
+        BENCHMARK_REGRESSIONS = "benchmark_regressions", "unacknowledged benchmark regressions"
 
     class Operator(models.TextChoices):
         ABOVE = "gt", "above"

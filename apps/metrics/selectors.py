@@ -146,6 +146,17 @@ def alert_rule_value(rule, *, now=None) -> float | None:
     if metric == "cache_hit_rate_pct":
         rate = cache_hit_rate(namespace=rule.cache_namespace, since=since, until=now)
         return None if rate is None else 100 * rate
+    if metric == "benchmark_regressions":
+        from django.apps import apps
+
+        if not apps.is_installed("apps.benchmarks"):
+            return None
+        from apps.benchmarks.models import Regression
+
+        regressions = Regression.objects.filter(acknowledged_at=None)
+        if rule.service_id:
+            regressions = regressions.filter(plan__service_id=rule.service_id)
+        return float(regressions.count())
     return host_gauge(metric, since=since, until=now)
 
 

@@ -12,6 +12,8 @@ from apps.accounts.models import ApiClient
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression
 from apps.benchmarks.suite import MedicalAIBenchmarkSuite, PerformanceRegressionDetector
+from apps.metrics.models import AlertRule
+from apps.metrics.services import alerts_evaluate
 from apps.services.services import service_ensure
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -51,6 +53,14 @@ def test_runs_pass_then_an_injected_slowdown_is_a_regression(plan, sleepy, clien
     assert regression.change_pct > 10 and regression.p_value < 0.01
     code, output = _bench("check", "sleepy load", "--fail-on-regression")
     assert code == 1 and "REGRESSION" in output
+    rule, _ = AlertRule.objects.get_or_create(  # seeded by a migration; transactional tests flush it
+        name="Benchmark regression",
+        defaults={"metric": "benchmark_regressions", "operator": "gt", "threshold": 0.5, "for_seconds": 0,
+                  "hysteresis_pct": 0},
+    )  # fmt: skip
+    assert [a.state for a in alerts_evaluate() if a.rule == rule] == ["firing"]
+    services.regression_acknowledge(regression=regression, user=admin_user)
+    assert [a.state for a in alerts_evaluate() if a.rule == rule] == ["resolved"]
 
     client.force_login(admin_user)
     report = client.get(f"/benchmarks/runs/{regression.run_id}/report/").content.decode()
