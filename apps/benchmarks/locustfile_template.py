@@ -24,7 +24,7 @@ FLUSHED = [T0]
 def flush_samples():
     """Append what was measured to the samples file (JSON lines): a stopped run keeps what it measured."""
     if SAMPLES:
-        with open(os.environ["BENCH_SAMPLES_FILE"], "a") as handle:
+        with open(os.environ["BENCH_SAMPLES_FILE"].replace("{pid}", str(os.getpid())), "a") as handle:
             handle.write("".join(json.dumps(sample) + "\n" for sample in SAMPLES))
         SAMPLES.clear()
     FLUSHED[0] = time.monotonic()

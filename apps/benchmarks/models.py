@@ -42,6 +42,10 @@ class BenchmarkPlan(models.Model):
         "time. Empty: closed model (each user sends as soon as it has its answer).",
     )  # fmt: skip
     duration_seconds = models.PositiveIntegerField(default=60, validators=[MinValueValidator(5)])
+    generator_processes = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(32)],
+        help_text="More than 1: Locust runs distributed (a master and this many worker processes).",
+    )  # fmt: skip
     step_users = models.PositiveIntegerField("stress: users added per step", default=10)
     step_seconds = models.PositiveIntegerField(
         "stress: seconds per step", default=20, validators=[MinValueValidator(5)]

@@ -9,6 +9,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,12 @@ import psutil
 TEMPLATE = Path(__file__).with_name("locustfile_template.py")
 LOCUST = str(Path(sys.executable).with_name("locust"))
 SATURATED_CPU_PCT = 90.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def stages_for(plan) -> list[list[float]]:
@@ -66,9 +73,13 @@ def run_locust(
     rate_per_user: float | None,
     should_stop: Callable[[], bool],
     on_tick: Callable[[float, float], None],
+    processes: int = 1,
     workdir: Path | None = None,
 ) -> Outcome:
-    """Start Locust, watch it, return what it measured. `should_stop` is polled every second."""
+    """Start Locust, watch it, return what it measured. `should_stop` is polled every second.
+
+    With processes > 1, Locust runs distributed: a master (the shape, the CSVs) and that many local
+    worker processes generating the load, the same layout that spreads over many machines."""
     folder = Path(workdir or tempfile.mkdtemp(prefix="bench-"))
     shutil.copy(TEMPLATE, folder / "locustfile.py")
     (folder / "patients.json").write_text(json.dumps(patients))
@@ -80,23 +91,34 @@ def run_locust(
         "BENCH_STAGES": json.dumps(stages),
         "BENCH_STRESS_GATE": json.dumps(stress_gate) if stress_gate else "",
         "BENCH_RATE_PER_USER": str(rate_per_user or ""),
-        "BENCH_SAMPLES_FILE": str(folder / "samples.jsonl"),
+        "BENCH_SAMPLES_FILE": str(folder / "samples-{pid}.jsonl"),  # one file per generator process
     }
     planned = stages[-1][0]
     command = [LOCUST, "-f", str(folder / "locustfile.py"), "--headless", "--host", base_url, "--csv",
                str(folder / "run"), "--csv-full-history", "--only-summary", "--loglevel", "WARNING",
                "--run-time", f"{int(planned) + 30}s", "--stop-timeout", "5"]  # fmt: skip
+    workers: list[list[str]] = []
+    if processes > 1:
+        port = _free_port()
+        command += ["--master", "--expect-workers", str(processes), "--master-bind-port", str(port)]
+        workers = [[LOCUST, "-f", str(folder / "locustfile.py"), "--worker", "--master-host", "127.0.0.1",
+                    "--master-port", str(port), "--loglevel", "WARNING"]] * processes  # fmt: skip
     with open(folder / "locust.log", "w") as log:
-        process = subprocess.Popen(  # noqa: S603 (our own command line)
-            command, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
-        )
-    watched = psutil.Process(process.pid)
-    watched.cpu_percent(None)
+        process, *helpers = [
+            subprocess.Popen(  # noqa: S603 (our own command lines)
+                argv, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+            )
+            for argv in [command, *workers]
+        ]
+    watched = [psutil.Process(p.pid) for p in (process, *helpers)]
+    for generator in watched:
+        generator.cpu_percent(None)
     started, cpu_max, status = time.monotonic(), 0.0, "succeeded"
     while process.poll() is None:
         time.sleep(1)
-        with contextlib.suppress(psutil.Error):
-            cpu_max = max(cpu_max, watched.cpu_percent(None))
+        for generator in watched:  # each generator process is bound to one core
+            with contextlib.suppress(psutil.Error):
+                cpu_max = max(cpu_max, generator.cpu_percent(None))
         elapsed = time.monotonic() - started
         on_tick(min(elapsed / planned, 1.0), elapsed)
         if should_stop():
@@ -107,9 +129,13 @@ def run_locust(
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
             break
+    for helper in helpers:  # workers leave when their master quits
+        try:
+            helper.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(helper.pid, signal.SIGKILL)
     seconds = time.monotonic() - started
-    samples_file = folder / "samples.jsonl"
-    samples = [json.loads(line) for line in samples_file.read_text().splitlines()] if samples_file.exists() else []
+    samples = [json.loads(line) for path in folder.glob("samples-*.jsonl") for line in path.read_text().splitlines()]
     samples.sort(key=lambda sample: sample[0])
     if status != "cancelled" and process.returncode not in (0, 1):  # 1: Locust saw failed requests
         error = (folder / "locust.log").read_text()[-2000:]

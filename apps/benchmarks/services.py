@@ -86,6 +86,7 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
             rate_per_user=plan.arrival_rate / plan.users if plan.arrival_rate else None,
             should_stop=should_stop,
             on_tick=on_tick,
+            processes=plan.generator_processes,
         )
     except Exception as exc:
         logger.exception("benchmark run %s could not run", run.pk)

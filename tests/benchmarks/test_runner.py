@@ -77,3 +77,14 @@ def test_cancelling_stops_locust_within_seconds(sleepy):
     threading.Timer(3, stop.set).start()
     outcome = _run(sleepy.url, [[60, 2, 2]], stop=stop.is_set)
     assert outcome.status == "cancelled" and outcome.seconds < 20 and outcome.samples
+
+
+def test_distributed_mode_runs_a_master_and_worker_processes(sleepy, tmp_path):
+    outcome = runner.run_locust(base_url=sleepy.url, requests=REQUESTS, token="t", patients=[], stages=[[6, 4, 4]],
+                                stress_gate=None, rate_per_user=None, should_stop=lambda: False,
+                                on_tick=lambda *_: None, processes=2, workdir=tmp_path)  # fmt: skip
+    assert outcome.status == "succeeded"
+    assert len(list(tmp_path.glob("samples-*.jsonl"))) == 2  # both worker processes generated load
+    summary = analysis.summarize(outcome.samples, outcome.seconds)
+    assert summary["requests"] > 100 and summary["errors"] == 0
+    assert analysis.parse_stats(outcome.stats)[-1]["requests"] > 100  # the master aggregated the workers
