@@ -3,57 +3,17 @@
 from __future__ import annotations
 
 from django.template.loader import render_to_string
-from django.utils.safestring import SafeString, mark_safe
 
-WIDTH, HEIGHT, PAD = 720, 200, 40
-
-
-def _line_svg(points: list[tuple[float, float]], *, colour: str, label: str, marker: float | None = None) -> SafeString:
-    if len(points) < 2:
-        return mark_safe("")
-    xs, ys = [p[0] for p in points], [p[1] for p in points]
-    x_low, x_high = min(xs), max(xs) or 1
-    y_high = max([*ys, marker or 0]) or 1
-
-    def x(value: float) -> float:
-        return round(PAD + (WIDTH - 2 * PAD) * (value - x_low) / ((x_high - x_low) or 1), 1)
-
-    def y(value: float) -> float:
-        return round(HEIGHT - PAD - (HEIGHT - 2 * PAD) * value / y_high, 1)
-
-    line = " ".join(f"{x(a)},{y(b)}" for a, b in points)
-    gate = (
-        f'<line x1="{PAD}" x2="{WIDTH - PAD}" y1="{y(marker)}" y2="{y(marker)}" stroke="#cf222e" '
-        'stroke-dasharray="4 3"></line>'
-        if marker
-        else ""
-    )
-    return mark_safe(  # noqa: S308 (numbers only)
-        f'<svg width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{label}">'
-        f'<text x="4" y="{PAD - 8}" font-size="10">{y_high:,.1f}</text><text x="4" y="{HEIGHT - PAD}" font-size="10">0'
-        f'</text>{gate}<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="1.6"></polyline>'
-        f'<text x="{PAD}" y="{HEIGHT - 10}" font-size="10">{label}</text></svg>'
-    )
+from apps.core import svg
 
 
-def _bars_svg(buckets: list[list[float]], label: str) -> SafeString:
-    if not buckets:
-        return mark_safe("")
-    peak = max(count for _, count in buckets) or 1
-    width = (WIDTH - 2 * PAD) / len(buckets)
-    bars = "".join(
-        f'<rect x="{round(PAD + i * width, 1)}" y="{round(HEIGHT - PAD - (HEIGHT - 2 * PAD) * count / peak, 1)}" '
-        f'width="{round(width - 1, 1)}" height="{round((HEIGHT - 2 * PAD) * count / peak, 1)}" fill="#0a58ca">'
-        f"<title>up to {upper} ms: {count}</title></rect>"
-        for i, (upper, count) in enumerate(buckets)
-    )
-    ends = f'<text x="{PAD}" y="{HEIGHT - PAD + 14}" font-size="10">{buckets[0][0]} ms</text>' + (
-        f'<text x="{WIDTH - PAD - 60}" y="{HEIGHT - PAD + 14}" font-size="10">{buckets[-1][0]} ms</text>'
-    )
-    return mark_safe(  # noqa: S308 (numbers only)
-        f'<svg width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{label}">{bars}{ends}'
-        f'<text x="{PAD}" y="{HEIGHT - 8}" font-size="10">{label}</text></svg>'
-    )
+def _histogram_svg(buckets: list[list[float]]):
+    last = len(buckets) - 1
+    bars = [
+        (count, f"up to {upper} ms: {count}", f"{upper} ms" if index in (0, last) else "")
+        for index, (upper, count) in enumerate(buckets)
+    ]
+    return svg.columns(bars, colour="#0a58ca", label="latency histogram (log-spaced buckets)")
 
 
 def render_run_report(run) -> str:
@@ -65,14 +25,14 @@ def render_run_report(run) -> str:
             "run": run,
             "plan": run.plan,
             "gates": gates,
-            "rps_chart": _line_svg([(p["t"], p["rps"]) for p in timeline], colour="#1a7f37", label="req/s per second"),
-            "p95_chart": _line_svg(
+            "rps_chart": svg.line([(p["t"], p["rps"]) for p in timeline], colour="#1a7f37", label="req/s per second"),
+            "p95_chart": svg.line(
                 [(p["t"], p["p95_ms"]) for p in timeline if p["p95_ms"] is not None],
                 colour="#0a58ca",
                 label="p95 (ms, rolling 10 s), dashed: the gate",
                 marker=gates["p95_ms"],
             ),
-            "histogram_chart": _bars_svg(run.histogram, "latency histogram (log-spaced buckets)"),
+            "histogram_chart": _histogram_svg(run.histogram),
         },
     )
 
@@ -85,7 +45,7 @@ def render_plan_report(plan) -> str:
             "plan": plan,
             "runs": runs,
             "regressions": plan.regressions.select_related("run"),
-            "history_chart": _line_svg(
+            "history_chart": svg.line(
                 [(index, run.summary.get("p95_ms") or 0) for index, run in enumerate(runs)],
                 colour="#0a58ca",
                 label="p95 per run (ms), dashed: the gate",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
+from apps.core import svg
+
 WIDTH, HEIGHT, PAD = 720, 220, 36
 
 
@@ -35,7 +37,7 @@ def forecast_svg(recent: list[dict], points: list[dict], *, unit: str = "") -> S
     ticks = "".join(
         f'<text x="4" y="{y(v) + 4}" font-size="10">{v:,.0f}{unit}</text>' for v in (low, (low + high) / 2, high)
     )
-    svg = (
+    markup = (
         f'<svg width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="Forecast with P10-P90 band">{ticks}'
         f'<polygon points="{" ".join(upper + lower)}" fill="#0a58ca" fill-opacity="0.18"></polygon>'
         f'<polyline points="{actual}" fill="none" stroke="#57606a" stroke-width="1.5"></polyline>'
@@ -44,32 +46,15 @@ def forecast_svg(recent: list[dict], points: list[dict], *, unit: str = "") -> S
         f'stroke-dasharray="4 3"></line><text x="{x(start) + 4}" y="{PAD / 2 + 10}" font-size="10">now</text>'
         f'<text x="{PAD}" y="{HEIGHT - 8}" font-size="10">grey: history · blue: P50 with the P10-P90 band</text></svg>'
     )
-    return mark_safe(svg)  # noqa: S308 (built from numbers only)
+    return mark_safe(markup)  # noqa: S308 (built from numbers only)
 
 
 def replicas_svg(hours: list[dict]) -> SafeString:
     """Planned replicas per hour as bars."""
     if not hours:
         return format_html("<p>No hours.</p>")
-    peak = max(h["replicas"] for h in hours) or 1
-    bar = (WIDTH - 2 * PAD) / len(hours)
-    bars = "".join(
-        f'<rect x="{round(PAD + i * bar, 1)}" y="{round(HEIGHT - PAD - (HEIGHT - 2 * PAD) * h["replicas"] / peak, 1)}" '
-        f'width="{round(bar - 2, 1)}" height="{round((HEIGHT - 2 * PAD) * h["replicas"] / peak, 1)}" fill="#1a7f37">'
-        f"<title>{h['at'][11:16]} UTC: {h['replicas']} replicas</title></rect>"
-        + (
-            f'<text x="{round(PAD + i * bar, 1)}" y="{HEIGHT - PAD + 14}" font-size="10">{h["at"][11:13]}h</text>'
-            if i % 3 == 0
-            else ""
-        )
+    bars = [
+        (h["replicas"], f"{h['at'][11:16]} UTC: {h['replicas']} replicas", f"{h['at'][11:13]}h" if i % 3 == 0 else "")
         for i, h in enumerate(hours)
-    )
-    svg = (
-        f'<svg width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="Planned replicas per hour">'
-        f'<text x="4" y="{PAD - 6}" font-size="10">{peak} replicas</text>{bars}</svg>'
-    )
-    return mark_safe(svg)  # noqa: S308 (built from numbers only)
-
-
-def _hour_label(x: float, at: str) -> str:
-    return f'<text x="{round(x, 1)}" y="{HEIGHT - PAD + 14}" font-size="10">{at[11:13]}h</text>'
+    ]
+    return svg.columns(bars, colour="#1a7f37", label="planned replicas per hour (UTC)")

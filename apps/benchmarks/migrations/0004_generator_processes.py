@@ -5,15 +5,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('benchmarks', '0003_regression_alert_rule'),
+        ("benchmarks", "0003_regression_alert_rule"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='benchmarkplan',
-            name='generator_processes',
-            field=models.PositiveSmallIntegerField(default=1, help_text='More than 1: Locust runs distributed (a master and this many worker processes).', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(32)]),
+            model_name="benchmarkplan",
+            name="generator_processes",
+            field=models.PositiveSmallIntegerField(
+                default=1,
+                help_text="More than 1: Locust runs distributed (a master and this many worker processes).",
+                validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(32)],
+            ),
         ),
     ]
