@@ -212,7 +212,32 @@ def live_snapshot(*, now=None) -> dict:
         "cache_hit_rate": round(hit_rate, 4) if hit_rate is not None else None,
         "host": {k: v for k, v in (sample or {}).items() if k != "at"},
         "alerts": alerts,
+        "work": running_work(),
     }
+
+
+def running_work() -> list[dict]:
+    """Benchmark and optimization runs not finished yet, with their progress (0-1), for the live feed."""
+    from django.apps import apps
+
+    work = []
+    if apps.is_installed("apps.benchmarks"):
+        from apps.benchmarks.models import BenchmarkRun
+
+        for run in BenchmarkRun.objects.filter(status__in=["pending", "running"]).select_related("plan")[:10]:
+            work.append({"kind": "benchmark", "id": run.pk, "name": run.plan.name, "status": run.status,
+                         "progress": round(run.progress, 3), "message": run.progress_message})  # fmt: skip
+    if apps.is_installed("apps.optimizer"):
+        from apps.optimizer.models import OptimizationRun
+
+        for run in OptimizationRun.objects.filter(status__in=["pending", "running"]).prefetch_related("steps")[:10]:
+            steps = list(run.steps.all())
+            done = sum(step.is_finished for step in steps)
+            current = next((step for step in steps if step.status == "running"), None)
+            work.append({"kind": "optimization", "id": run.pk, "name": f"optimize {run.target}", "status": run.status,
+                         "progress": round(done / len(steps), 3) if steps else 0.0,
+                         "message": f"{current.name}: {current.progress_message}" if current else ""})  # fmt: skip
+    return work
 
 
 def _minute_floor(at):

@@ -176,3 +176,21 @@ def test_steps_run_as_tasks_on_a_real_worker(worker):
     ]  # fmt: skip
     assert run.recommendations.filter(subject="vital_signs").exists()
     assert "[caching" in output  # progress followed from the workers' updates
+
+
+def test_runs_still_going_are_in_the_live_feed_with_their_progress():
+    from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
+    from apps.metrics.selectors import live_snapshot
+    from apps.services.services import service_ensure
+
+    run = services.optimization_run_create(target="all")
+    OptimizationStep.objects.filter(run=run, name="database").update(status="skipped")
+    OptimizationStep.objects.filter(run=run, name="caching").update(status="running", progress_message="measuring")
+    service, _ = service_ensure(slug="feed", name="Feed")
+    plan = BenchmarkPlan.objects.create(name="feed load", service=service)
+    BenchmarkRun.objects.create(plan=plan, status="running", progress=0.25, progress_message="15 s")
+
+    work = {item["kind"]: item for item in live_snapshot()["work"]}
+    assert work["optimization"]["progress"] == 0.25 and work["optimization"]["message"] == "caching: measuring"
+    assert work["benchmark"] == {"kind": "benchmark", "id": plan.runs.get().pk, "name": "feed load",
+                                 "status": "running", "progress": 0.25, "message": "15 s"}  # fmt: skip

@@ -14,12 +14,23 @@ export interface LiveAlert {
   since: string;
 }
 
+/** A benchmark or optimization run still going, with its progress from 0 to 1. */
+export interface LiveWork {
+  kind: "benchmark" | "optimization";
+  id: number;
+  name: string;
+  status: string;
+  progress: number;
+  message: string;
+}
+
 export interface LiveSnapshot {
   overall: LiveRow;
   services: LiveRow[];
   cache_hit_rate: number | null;
   host: { cpu_pct?: number | null; memory_pct?: number | null; pool_pct?: number | null };
   alerts: LiveAlert[];
+  work?: LiveWork[];
 }
 
 export function isLiveSnapshot(data: unknown): data is LiveSnapshot {

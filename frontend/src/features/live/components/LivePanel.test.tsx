@@ -30,6 +30,15 @@ describe("LivePanel", () => {
     expect(screen.getByRole("alert").textContent).toContain("CPU above 80%: host CPU (%) is 93.0");
   });
 
+  it("shows the progress of runs still going", () => {
+    const work = [
+      { kind: "benchmark" as const, id: 7, name: "clinical-api load", status: "running", progress: 0.4, message: "24 s" },
+    ];
+    render(<LivePanel snapshot={{ ...snapshot, work }} />);
+    const bar = screen.getByRole("progressbar", { name: /Benchmark #7 clinical-api load \(running\): 24 s/ });
+    expect((bar as HTMLProgressElement).value).toBe(0.4);
+  });
+
   it("waits for the first snapshot, and tells a snapshot from a broadcast", () => {
     render(<LivePanel snapshot={null} />);
     expect(screen.getByText(/Waiting for the first live snapshot/)).toBeTruthy();

@@ -14,7 +14,8 @@ function Row({ row }: { row: LiveRow }) {
   );
 }
 
-/** The last minute, refreshed each second: traffic per service, the cache, the host and firing alerts. */
+/** The last minute, refreshed each second: traffic per service, the cache, the host, firing alerts and
+ * the benchmark and optimization runs still going, with their progress. */
 export function LivePanel({ snapshot }: { snapshot: LiveSnapshot | null }) {
   if (!snapshot) {
     return <p className="muted">Waiting for the first live snapshot…</p>;
@@ -38,6 +39,24 @@ export function LivePanel({ snapshot }: { snapshot: LiveSnapshot | null }) {
           </ul>
         )}
       </section>
+      {snapshot.work && snapshot.work.length > 0 && (
+        <section aria-labelledby="work-title">
+          <h2 id="work-title">Running</h2>
+          <ul role="list" data-testid="work">
+            {snapshot.work.map((item) => (
+              <li key={`${item.kind}-${item.id}`}>
+                <label htmlFor={`work-${item.kind}-${item.id}`}>
+                  {item.kind === "benchmark" ? "Benchmark" : "Optimization"} #{item.id} {item.name} ({item.status})
+                  {item.message ? `: ${item.message}` : ""}
+                </label>{" "}
+                <progress id={`work-${item.kind}-${item.id}`} max={1} value={item.progress}>
+                  {Math.round(item.progress * 100)}%
+                </progress>
+              </li>
+            ))}
+          </ul>
+        </section>
+      )}
       <h2>Last minute</h2>
       <table className="table">
         <caption className="sr-only">Requests per second, p95 latency and error rate over the last minute</caption>
