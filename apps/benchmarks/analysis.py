@@ -187,6 +187,23 @@ def endurance_slope(samples: list[list], window_seconds: int = 30) -> dict:
     }
 
 
+def memory_slope(points: list[tuple[float, float]]) -> dict:
+    """The trend of the target's memory (% per hour) over the run, from (seconds, percent) samples."""
+    from scipy.stats import linregress
+
+    if len(points) < 3:
+        return {"samples": len(points)}
+    if len({value for _, value in points}) < 2:  # flat: no trend at all
+        return {"samples": len(points), "memory_slope_pct_per_hour": 0.0, "p_value": 1.0, "significant": False}
+    fit = linregress([p[0] for p in points], [p[1] for p in points])
+    return {
+        "samples": len(points),
+        "memory_slope_pct_per_hour": round(fit.slope * 3600, 3),
+        "p_value": round(float(fit.pvalue), 6),
+        "significant": bool(fit.pvalue < 0.01),
+    }
+
+
 # --- regressions across runs -------------------------------------------------------------------------
 
 

@@ -112,6 +112,7 @@ def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dic
         findings["spike"] = analysis.spike_recovery(outcome.samples, stages)
     elif plan.kind in (plan.Kind.ENDURANCE, plan.Kind.LOAD, plan.Kind.VOLUME):
         findings["endurance"] = analysis.endurance_slope(outcome.samples)
+        findings["target_memory"] = _target_memory(run, outcome.seconds)
     run.findings = findings
     run.verdicts = analysis.verdicts(run.summary, gates)
     if outcome.status == "failed":
@@ -132,6 +133,32 @@ def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dic
     run.passed = all(v["passed"] for v in run.verdicts)
     regressions_detect(run=run, samples=outcome.samples)  # before the report, which shows the comparison
     return _finish(run, status=BenchmarkRun.Status.SUCCEEDED, samples=outcome.samples)
+
+
+def _target_memory(run: BenchmarkRun, seconds: float) -> dict:
+    """The target's memory over the run: its Prometheus series where its scaling policy reads Prometheus,
+    else this host's memory samples (the resource monitor, every 30 s) when the service is served here."""
+    from apps.metrics.models import MetricPoint
+
+    started, service = run.started_at, run.plan.service
+    until = started + timedelta(seconds=seconds)
+    policy = getattr(service, "scaling_policy", None)
+    if policy is not None and policy.history_source == "prometheus":
+        from apps.scaling.history import HistoryUnavailable, prometheus_range
+
+        try:
+            series = prometheus_range(policy, "memory", since=started, until=until, step_seconds=15)
+        except HistoryUnavailable as exc:
+            return {"source": "prometheus", "unavailable": str(exc)}
+        points = [((at - started).total_seconds(), value) for at, value in series.items()]
+        return {"source": "prometheus", **analysis.memory_slope(points)}
+    if not service.route_prefix:
+        return {"source": None, "unavailable": "the service's memory is not measured here"}
+    rows = MetricPoint.objects.filter(series="host.memory_pct", at__gte=started, at__lte=until).order_by("at")
+    points = [
+        ((at - started).total_seconds(), total / count) for at, total, count in rows.values_list("at", "sum", "count")
+    ]
+    return {"source": "host.memory_pct", **analysis.memory_slope(points)}
 
 
 def _finish(run: BenchmarkRun, *, status: str, error: str = "", samples: list | None = None) -> BenchmarkRun:

@@ -44,7 +44,7 @@ def hourly_history(policy: ScalingPolicy, metric: str, *, now: datetime, days: i
         )
         return frame[metric]
     if source == ScalingPolicy.HistorySource.PROMETHEUS:
-        return _prometheus(policy, metric, since=since, until=now)
+        return prometheus_range(policy, metric, since=since, until=now)
     return _from_metrics(policy, metric, since=since, until=now)
 
 
@@ -84,7 +84,10 @@ def _from_metrics(policy: ScalingPolicy, metric: str, *, since: datetime, until:
     return _series([(row["hour"], row["weighted_p95"] / row["requests"]) for row in rows if row["requests"]])
 
 
-def _prometheus(policy: ScalingPolicy, metric: str, *, since: datetime, until: datetime) -> pd.Series:
+def prometheus_range(
+    policy: ScalingPolicy, metric: str, *, since: datetime, until: datetime, step_seconds: int = 3600
+) -> pd.Series:
+    """One metric of the service from Prometheus' query_range (the policy's label selector)."""
     if not settings.SCALING_PROMETHEUS_URL:
         raise HistoryUnavailable("SCALING_PROMETHEUS_URL is not set.")
     selector = policy.prometheus_selector or f'service="{policy.service.slug}"'
@@ -93,7 +96,7 @@ def _prometheus(policy: ScalingPolicy, metric: str, *, since: datetime, until: d
             "query": PROMETHEUS_QUERIES[metric].format(selector=selector),
             "start": since.timestamp(),
             "end": until.timestamp(),
-            "step": "3600",
+            "step": str(step_seconds),
         }
     )
     url = f"{settings.SCALING_PROMETHEUS_URL.rstrip('/')}/api/v1/query_range?{query}"

@@ -95,3 +95,35 @@ def test_the_brief_api(plan, sleepy, tmp_path):
     assert result.status == "succeeded" and result.summary["requests"] > 20
     report = PerformanceRegressionDetector().generate_performance_report(result, str(tmp_path / "report.html"))
     assert "<svg" in report.read_text() or "history" in report.read_text()
+
+
+def test_an_endurance_run_reports_the_latency_and_target_memory_trends(plan):
+    """The target is served here (a route prefix): its memory is the resource monitor's host samples,
+    taken by the real monitor task while the load runs."""
+    import threading
+
+    from apps.resources.tasks import monitor
+
+    plan.service.route_prefix = "card"
+    plan.service.save()
+    plan.kind, plan.duration_seconds = BenchmarkPlan.Kind.ENDURANCE, 8
+    plan.save()
+    stop = threading.Event()
+
+    def sample_memory() -> None:
+        while not stop.is_set():
+            monitor()
+
+    sampler = threading.Thread(target=sample_memory)
+    sampler.start()
+    try:
+        _, output = _bench("run", "sleepy load", "--inline")
+    finally:
+        stop.set()
+        sampler.join()
+    run = plan.runs.get()
+    assert run.status == "succeeded", output
+    assert run.findings["endurance"]["windows"] >= 0
+    memory = run.findings["target_memory"]
+    assert memory["source"] == "host.memory_pct" and memory["samples"] >= 3
+    assert "memory_slope_pct_per_hour" in memory and "p_value" in memory
