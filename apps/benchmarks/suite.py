@@ -44,10 +44,7 @@ class MedicalAIBenchmarkSuite:
 
 
 class PerformanceRegressionDetector:
-    """Regressions of the plans behind some runs, and their history as one HTML report."""
-
-    def detect(self, run: BenchmarkRun) -> list:
-        return list(run.regressions.all())
+    """The history (runs, regressions) of the plans behind some runs, as one HTML report."""
 
     def generate_performance_report(self, results: list[BenchmarkRun] | BenchmarkRun, path: str) -> Path:
         runs = results if isinstance(results, list) else [results]

@@ -277,10 +277,6 @@ class Selection:
     scores: list[Backtest] = field(default_factory=list)
     criterion: str = "mase_24"
 
-    @property
-    def chosen(self) -> Backtest | None:
-        return next((s for s in self.scores if s.model == self.model.name), None)
-
 
 def select_model(series: pd.Series, *, max_folds: int = 7) -> Selection:
     """The candidate with the lowest backtest MASE (against the weekly naive when a week is there)."""

@@ -10,7 +10,7 @@ annotation.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 
 import yaml
 from kubernetes import client
@@ -452,7 +452,3 @@ class MedicalAIServiceAutoscalingConfig:
         if errors:
             raise ValueError("; ".join(errors))
         return {filename: to_yaml(document) for filename, document in docs.items()}
-
-    @staticmethod
-    def defaults() -> dict:
-        return asdict(ServiceScaling(name="example"))

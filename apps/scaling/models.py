@@ -117,6 +117,11 @@ class ScalingPolicy(models.Model):
     def name(self) -> str:
         return self.service.slug
 
+    @property
+    def floor_replicas(self) -> int:
+        """The minimum in force: lifted in emergency mode."""
+        return max(self.min_replicas, self.emergency_min_replicas) if self.emergency_mode else self.min_replicas
+
     def clean(self) -> None:
         errors = {}
         if self.min_replicas and self.max_replicas and self.min_replicas > self.max_replicas:

@@ -76,7 +76,7 @@ def recommendation_create(policy: ScalingPolicy, forecast: WorkloadForecast) -> 
     """Replicas for each hour ahead from the P90 request rate, planned `lead_minutes` before the load."""
     capacity, capacity_source = replica_capacity(policy)
     usable = capacity * policy.target_utilization
-    floor = max(policy.min_replicas, policy.emergency_min_replicas) if policy.emergency_mode else policy.min_replicas
+    floor = policy.floor_replicas
     lead = math.ceil(policy.lead_minutes / 60)
     p90 = [point["p90"] for point in forecast.points]
     hours, capped = [], []
@@ -179,7 +179,7 @@ def peak_windows(recommendation: ScalingRecommendation | None, floor: int) -> li
 
 def policy_spec(policy: ScalingPolicy) -> manifests.ServiceScaling:
     latest = policy.service.scaling_recommendations.first() if policy.predictive else None
-    floor = max(policy.min_replicas, policy.emergency_min_replicas) if policy.emergency_mode else policy.min_replicas
+    floor = policy.floor_replicas
     return manifests.ServiceScaling.from_policy(
         policy, peak_windows=peak_windows(latest, floor), prometheus_url=settings.SCALING_PROMETHEUS_URL
     )
