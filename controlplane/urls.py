@@ -18,6 +18,10 @@ api_v1 = [
     path("", include("apps.clinical.api.urls")),
     path("", include("apps.audit.api.urls")),
     path("", include("apps.metrics.api.urls")),
+    path("", include("apps.caching.api.urls")),
+    path("", include("apps.ratelimits.api.urls")),
+    path("", include("apps.benchmarks.api.urls")),
+    path("", include("apps.scaling.api.urls")),
 ]
 
 urlpatterns = [

@@ -44,3 +44,17 @@ class IsStaffUser(BasePermission):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+
+
+def staff_can_view(permission: str) -> type[BasePermission]:
+    """Staff holding a model's view permission (e.g. "caching.view_cachepolicy"): the dashboard's pages
+    show what the same user's admin shows, no more."""
+
+    class StaffCanView(BasePermission):
+        message = f"Needs the {permission} permission."
+
+        def has_permission(self, request: Request, view: APIView) -> bool:
+            user = request.user
+            return bool(user and user.is_authenticated and user.is_staff and user.has_perm(permission))
+
+    return StaffCanView

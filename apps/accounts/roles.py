@@ -14,7 +14,7 @@ from django.db.models import Q
 ADMINISTRATORS, OPERATORS, VIEWERS = "Administrators", "Operators", "Viewers"
 
 CONTROL_PLANE_APPS = ("services", "metrics", "caching", "ratelimits", "resources", "optimizer", "scaling",
-                      "accounts", "django_celery_beat")  # fmt: skip
+                      "benchmarks", "accounts", "django_celery_beat")  # fmt: skip
 PHI_APPS = ("clinical", "audit")
 OPERATOR_CHANGES = {
     "caching": ["cachepolicy"],
@@ -23,6 +23,7 @@ OPERATOR_CHANGES = {
     "metrics": ["alertrule"],
     "services": ["service"],
     "optimizer": ["recommendation"],
+    "benchmarks": ["benchmarkplan", "benchmarkrun", "regression"],
     "django_celery_beat": ["periodictask", "crontabschedule", "intervalschedule"],
 }
 

@@ -21,3 +21,48 @@ def recent_regressions(*, limit: int = 10) -> list[str]:
         + ("" if r.acknowledged_at is None else ", acknowledged")
         for r in Regression.objects.select_related("plan")[:limit]
     ]
+
+
+def _regression_json(regression: Regression) -> dict:
+    return {
+        "id": regression.pk, "run": regression.run_id, "plan": regression.plan.name, "metric": regression.metric,
+        "baseline": regression.baseline, "current": regression.current, "change_pct": regression.change_pct,
+        "p_value": regression.p_value, "threshold_pct": regression.threshold_pct,
+        "change_point": regression.change_point, "detected_at": regression.detected_at.isoformat(),
+        "acknowledged": regression.acknowledged_at is not None,
+    }  # fmt: skip
+
+
+def _run_json(run: BenchmarkRun) -> dict:
+    return {
+        "id": run.pk, "plan": run.plan.name, "plan_id": run.plan_id, "kind": run.plan.kind,
+        "service": run.plan.service.slug, "status": run.status, "passed": run.passed,
+        "created_at": run.created_at.isoformat(),
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "progress": run.progress, "progress_message": run.progress_message, "summary": run.summary,
+        "regressions": [_regression_json(r) for r in run.regressions.all()],
+    }  # fmt: skip
+
+
+def benchmark_runs(*, plan_id: int | None = None, limit: int = 50) -> list[dict]:
+    """The latest runs (newest first), with their summary and any regression they showed."""
+    runs = BenchmarkRun.objects.select_related("plan__service").prefetch_related("regressions__plan")
+    if plan_id is not None:
+        runs = runs.filter(plan_id=plan_id)
+    return [_run_json(run) for run in runs.order_by("-created_at")[:limit]]
+
+
+def benchmark_run_detail(run_id: int) -> dict | None:
+    """One run as the dashboard draws it: latency over time, the histogram, verdicts and findings."""
+    run = (
+        BenchmarkRun.objects.select_related("plan__service").prefetch_related("regressions__plan")
+        .filter(pk=run_id).first()
+    )  # fmt: skip
+    if run is None:
+        return None
+    return {
+        **_run_json(run), "endpoints": run.endpoints, "timeline": run.timeline, "histogram": run.histogram,
+        "findings": run.findings, "verdicts": run.verdicts, "error": run.error,
+        "generator_cpu_max": run.generator_cpu_max, "report_url": f"/benchmarks/runs/{run.pk}/report/",
+    }  # fmt: skip

@@ -36,3 +36,31 @@ def cache_stats(*, namespace: str | None = None) -> dict[str, dict]:
                 looked = counts["hits"] + counts["misses"]
                 counts["hit_rate"] = round(counts["hits"] / looked, 4) if looked else None
     return report
+
+
+def namespace_overview(*, now=None) -> list[dict]:
+    """Every policy with its settings, its counters per tier and the last hour's hit rate (the dashboard)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.caching.models import CachePolicy
+    from apps.metrics.selectors import cache_hit_rate
+
+    now = now or timezone.now()
+    stats = cache_stats()
+    rows = []
+    for policy in CachePolicy.objects.order_by("namespace"):
+        summary = stats.get(policy.namespace, {"tiers": {}, "requests": 0, "hit_rate": None, "stale_serves": 0,
+                                               "mean_load_ms": None})  # fmt: skip
+        rows.append({
+            "id": policy.pk, "namespace": policy.namespace, "description": policy.description,
+            "enabled": policy.enabled, "contains_phi": policy.contains_phi, "encrypt": policy.encrypt,
+            "tiers_enabled": [t for t in ("l1", "l2", "l3") if getattr(policy, f"{t}_enabled")],
+            "ttl_seconds": policy.ttl_seconds, "max_ttl_seconds": policy.max_ttl_seconds,
+            "stale_while_revalidate_seconds": policy.stale_while_revalidate_seconds,
+            "l1_max_entries": policy.l1_max_entries,
+            "hit_rate_1h": cache_hit_rate(namespace=policy.namespace, since=now - timedelta(hours=1), until=now),
+            **summary,
+        })  # fmt: skip
+    return rows

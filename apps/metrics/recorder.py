@@ -103,12 +103,17 @@ class Recorder:
             self._flush_lock.release()
 
 
+def status_class(status: int) -> str:
+    """ "2xx", "4xx", ...; a 429 keeps its own class, so rate-limit refusals can be counted per route."""
+    return "429" if status == 429 else f"{status // 100}xx"
+
+
 def _fold(records: array, keys: list[tuple]) -> dict[tuple, Series]:
     folded: dict[tuple, Series] = {}
     for index in range(0, len(records), 3):
         key_id, minute, elapsed_us = records[index], records[index + 1], records[index + 2]
         route, method, status, client = keys[key_id]
-        series_key = (minute, route, method, f"{status // 100}xx", client)
+        series_key = (minute, route, method, status_class(status), client)
         series = folded.get(series_key)
         if series is None:
             series = folded[series_key] = Series()

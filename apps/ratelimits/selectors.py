@@ -1,11 +1,17 @@
-"""Reads of the rate-limit app: the policies (cached per process, refreshed within a second of an edit)."""
+"""Reads of the rate-limit app: the policies (cached per process, refreshed within a second of an edit), and
+how much of each limit is used."""
 
 from __future__ import annotations
 
+import functools
+from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Prefetch
 
 from apps.core.local_cache import VersionedLocalCache
-from apps.ratelimits.models import RateLimitPolicy
+from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
 
 policy_cache = VersionedLocalCache("ratelimit-policies", check_interval=1.0, ttl=300)
 
@@ -31,3 +37,85 @@ def active_policies() -> dict[str, ActivePolicy]:
 
 def active_policy(scope: str) -> ActivePolicy | None:
     return active_policies().get(scope)
+
+
+@functools.cache
+def route_scopes() -> dict[str, str]:
+    """Each URL route template (as the request rollups store it) to the rate-limit scope of its view."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    found: dict[str, str] = {}
+
+    def walk(patterns, prefix: str) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                view_class = getattr(pattern.callback, "cls", None) or getattr(pattern.callback, "view_class", None)
+                try:
+                    scope = getattr(view_class(), "throttle_scope", None) if view_class else None
+                except TypeError:  # a view that needs arguments to exist names no scope we can read
+                    scope = None
+                if isinstance(scope, str) and scope:
+                    found[prefix + str(pattern.pattern)] = scope
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+def scope_usage(*, since: datetime, until: datetime) -> dict[str, dict]:
+    """Per scope, from the request rollups: requests and 429s per minute, and the busiest client's
+    requests in one minute (what the per-client limit is compared with)."""
+    from apps.metrics.models import RequestRollup
+
+    by_route = route_scopes()
+    usage: dict[str, dict] = {}
+    per_client: dict[tuple[str, str, datetime], int] = defaultdict(int)
+    rows = RequestRollup.objects.filter(resolution="1m", minute__gte=since, minute__lt=until, route__in=list(by_route))
+    for route, minute, status_class, client, count in rows.values_list("route", "minute", "status_class", "client",
+                                                                        "count"):  # fmt: skip
+        scope = by_route[route]
+        entry = usage.setdefault(scope, {"requests": 0, "refused": 0, "minutes": defaultdict(lambda: [0, 0])})
+        entry["requests"] += count
+        entry["minutes"][minute][0] += count
+        if status_class == "429":
+            entry["refused"] += count
+            entry["minutes"][minute][1] += count
+        else:
+            per_client[(scope, client, minute)] += count
+    busiest: dict[str, int] = defaultdict(int)
+    for (scope, _, _), count in per_client.items():
+        busiest[scope] = max(busiest[scope], count)
+    for scope, entry in usage.items():
+        entry["busiest_client_per_minute"] = busiest[scope]
+        entry["minutes"] = [[at.isoformat(), *counts] for at, counts in sorted(entry["minutes"].items())]
+    return usage
+
+
+def policy_overview(*, now: datetime | None = None, minutes: int = 60) -> list[dict]:
+    """Every policy with its limit in force, the last hour's usage against it and its adaptive changes."""
+    from django.utils import timezone
+
+    now = now or timezone.now()
+    usage = scope_usage(since=now - timedelta(minutes=minutes), until=now)
+    policies = RateLimitPolicy.objects.prefetch_related(
+        Prefetch("adjustments", queryset=RateLimitAdjustment.objects.order_by("-at"))
+    )
+    rows = []
+    for policy in policies.order_by("priority", "scope"):
+        used = usage.get(policy.scope, {"requests": 0, "refused": 0, "minutes": [], "busiest_client_per_minute": 0})
+        per_minute_limit = policy.effective_requests * 60 / policy.period_seconds
+        rows.append({
+            "id": policy.pk, "scope": policy.scope, "description": policy.description, "enabled": policy.enabled,
+            "requests": policy.requests, "effective_requests": policy.effective_requests,
+            "period_seconds": policy.period_seconds, "burst_per_second": policy.burst_per_second,
+            "fail_open": policy.fail_open, "priority": policy.priority, "adaptive": policy.adaptive,
+            "current_factor": policy.current_factor,
+            "usage": {**used, "busiest_client_share": round(used["busiest_client_per_minute"] / per_minute_limit, 4)},
+            "adjustments": [
+                {"at": a.at.isoformat(), "direction": a.direction, "old_factor": a.old_factor,
+                 "new_factor": a.new_factor, "reason": a.reason}
+                for a in list(policy.adjustments.all())[:20]
+            ],
+        })  # fmt: skip
+    return rows

@@ -40,6 +40,12 @@ class PatientSearchInputSerializer(serializers.Serializer):
     page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
 
 
+class PatientWindowInputSerializer(PatientSearchInputSerializer):
+    page_size = None
+    offset = serializers.IntegerField(min_value=0, max_value=100_000_000, default=0)
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
+
+
 class PatientCreateInputSerializer(serializers.Serializer):
     mrn = serializers.CharField(max_length=64)
     system = serializers.CharField(max_length=255, required=False)

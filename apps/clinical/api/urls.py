@@ -5,6 +5,7 @@ from apps.clinical.api import views
 
 urlpatterns = [
     path("patients/", views.PatientListView.as_view(), name="patient-list"),
+    path("patients/window/", views.PatientWindowView.as_view(), name="patient-window"),
     path("patients/lookup/", views.PatientLookupView.as_view(), name="patient-lookup"),
     path("patients/<id:patient_id>/", views.PatientDetailView.as_view(), name="patient-detail"),
     path("patients/<id:patient_id>/vitals/", views.PatientVitalsView.as_view(), name="patient-vitals"),

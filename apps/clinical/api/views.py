@@ -54,6 +54,24 @@ class PatientLookupView(PhiAPIView):
         return Response(patient)
 
 
+class PatientWindowView(PhiAPIView):
+    """Rows `offset` to `offset + limit` of a patient search and the total: what a virtualized list asks
+    for when the user drags its scrollbar to any point of 100k+ rows (a keyset page cannot jump)."""
+
+    required_scopes = [scopes.PATIENT_READ]
+    resource_type = "Patient"
+
+    @extend_schema(parameters=[s.PatientWindowInputSerializer])
+    def get(self, request: Request) -> Response:
+        query = validated_query(request, s.PatientWindowInputSerializer)
+        offset, limit = query.pop("offset"), query.pop("limit")
+        patients = selectors.patient_search(**query)
+        rows = [patient_json(patient) for patient in patients[offset : offset + limit]]
+        self.audit(request, action="search", result_count=len(rows),
+                   query={**{k: str(v) for k, v in query.items()}, "offset": str(offset)})  # fmt: skip
+        return Response({"count": patients.count(), "offset": offset, "results": rows})
+
+
 class PatientListView(PhiAPIView):
     """Search active patients by name prefix and birth date (GET), or register one (POST)."""
 

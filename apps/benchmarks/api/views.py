@@ -1,0 +1,39 @@
+"""The dashboard's benchmark pages (staff with the run's view permission)."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.permissions import staff_can_view
+from apps.benchmarks import selectors
+from apps.core.api.params import reject_unknown_params, validated_query
+
+CAN_VIEW = staff_can_view("benchmarks.view_benchmarkrun")
+
+
+class RunListInputSerializer(serializers.Serializer):
+    plan = serializers.IntegerField(min_value=1, required=False)
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=50)
+
+
+class BenchmarkRunListView(APIView):
+    permission_classes = [CAN_VIEW]
+
+    def get(self, request: Request) -> Response:
+        query = validated_query(request, RunListInputSerializer)
+        return Response({"results": selectors.benchmark_runs(plan_id=query.get("plan"), limit=query["limit"])})
+
+
+class BenchmarkRunDetailView(APIView):
+    permission_classes = [CAN_VIEW]
+
+    def get(self, request: Request, run_id: int) -> Response:
+        reject_unknown_params(request, [])
+        detail = selectors.benchmark_run_detail(run_id)
+        if detail is None:
+            raise NotFound("No such benchmark run.")
+        return Response(detail)

@@ -1,0 +1,74 @@
+"""Reads of the scaling app for the dashboard: forecasts against what happened, plans, manifests."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+
+from apps.scaling import manifests
+from apps.scaling.models import ScalingPolicy, WorkloadForecast
+
+
+def _forecast_json(forecast: WorkloadForecast | None) -> dict | None:
+    if forecast is None:
+        return None
+    return {
+        "id": forecast.pk, "metric": forecast.metric, "created_at": forecast.created_at.isoformat(),
+        "model": forecast.model, "source": forecast.source, "scores": forecast.scores,
+        "points": forecast.points, "recent": forecast.recent, "patterns": forecast.patterns,
+    }  # fmt: skip
+
+
+def _earlier_forecast(service_id: int, metric: str, now: datetime) -> dict | None:
+    """Yesterday's forecast, whose bands now lie over actuals: how good the model has been."""
+    earlier = (
+        WorkloadForecast.objects.filter(service_id=service_id, metric=metric, created_at__lte=now - timedelta(hours=20))
+        .order_by("-created_at").only("created_at", "points", "model").first()
+    )  # fmt: skip
+    if earlier is None:
+        return None
+    return {"created_at": earlier.created_at.isoformat(), "model": earlier.model, "points": earlier.points}
+
+
+def scaling_overview(*, now: datetime | None = None) -> list[dict]:
+    """Every policy: its limits and state, the latest forecast per metric, yesterday's forecast of the
+    request rate (against actuals), and the replica plan."""
+    now = now or timezone.now()
+    rows = []
+    for policy in ScalingPolicy.objects.select_related("service").order_by("service__name"):
+        service = policy.service
+        forecasts = {}
+        for metric in WorkloadForecast.Metric.values:
+            latest = service.forecasts.filter(metric=metric).order_by("-created_at").first()
+            forecasts[metric] = _forecast_json(latest)
+        plan = service.scaling_recommendations.first()
+        rows.append({
+            "id": policy.pk, "service": service.slug, "service_name": service.name, "enabled": policy.enabled,
+            "min_replicas": policy.min_replicas, "max_replicas": policy.max_replicas,
+            "floor_replicas": policy.floor_replicas, "target_cpu_pct": policy.target_cpu_pct,
+            "target_memory_pct": policy.target_memory_pct, "vpa_mode": policy.vpa_mode,
+            "predictive": policy.predictive, "keda_enabled": policy.keda_enabled,
+            "emergency_mode": policy.emergency_mode, "apply_state": policy.apply_state,
+            "apply_error": policy.apply_error, "history_source": policy.history_source,
+            "forecasts": forecasts,
+            "earlier_request_rate": _earlier_forecast(service.pk, WorkloadForecast.Metric.REQUEST_RATE, now),
+            "plan": None if plan is None else {
+                "created_at": plan.created_at.isoformat(), "hours": plan.hours, "peak_replicas": plan.peak_replicas,
+                "min_replicas": plan.min_replicas, "emergency": plan.emergency, "reasons": plan.reasons,
+            },
+        })  # fmt: skip
+    return rows
+
+
+def manifest_preview(policy: ScalingPolicy) -> dict:
+    """The YAML the policy generates now, file by file, with the offline validation's findings."""
+    from apps.scaling.services import policy_manifests
+
+    docs = policy_manifests(policy)
+    return {
+        "service": policy.service.slug,
+        "files": {name: manifests.to_yaml(doc) for name, doc in docs.items()},
+        "errors": manifests.validate(docs),
+        "digest": manifests.digest(docs),
+    }
