@@ -218,6 +218,9 @@ METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1
 # Request timing (apps/metrics/middleware.py): off only to measure its own overhead (bench/metrics.py).
 METRICS_REQUEST_TIMING = env.bool("METRICS_REQUEST_TIMING", default=True)
 METRICS_FLUSH_SECONDS = env.float("METRICS_FLUSH_SECONDS", default=5.0)
+# A thread per process also flushes when no request comes after a burst (off in the test process, whose
+# tests flush explicitly and must not see another thread write rollups in the middle).
+METRICS_BACKGROUND_FLUSH = env.bool("METRICS_BACKGROUND_FLUSH", default=True)
 ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 # Alert e-mail: EMAIL_URL such as smtp+tls://user:password@smtp.example.org:587 (console by default).
 _email = env.email_url("EMAIL_URL", default="consolemail://")

@@ -26,6 +26,7 @@ api_v1 = [
 
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
+    path("favicon.ico", core_views.favicon, name="favicon"),
     path("metrics", metrics_views.prometheus_metrics, name="prometheus-metrics"),
     path("readyz", core_views.readyz, name="readyz"),
     path("admin/overview/", admin.site.admin_view(optimizer_views.overview), name="control-plane-overview"),

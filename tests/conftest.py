@@ -16,7 +16,12 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from apps.accounts.services import api_client_create
+from apps.metrics.recorder import recorder
 from tests.helpers import REPO_ROOT
+
+# This process's tests flush request timings themselves (settings.METRICS_BACKGROUND_FLUSH); the
+# servers they start keep the background flush.
+recorder.background = False
 
 
 @pytest.fixture(autouse=True)

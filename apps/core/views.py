@@ -27,6 +27,20 @@ def readyz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": overall, "checks": checks}, status=503 if overall == ERROR else 200)
 
 
+FAVICON_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#0a58ca"/>'
+    '<path d="M3 9h2l1.5-4 3 7L11 8h2" fill="none" stroke="#fff" stroke-width="1.5"/></svg>'
+)
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico on every page, admin included: answer it rather than log a 404."""
+    response = HttpResponse(FAVICON_SVG, content_type="image/svg+xml")
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
 @never_cache
 @staff_member_required
 def dashboard(request: HttpRequest, subpath: str = "") -> HttpResponse:

@@ -44,8 +44,9 @@ class Recorder:
     MAX_PENDING = 600_000  # three integers a request: a flush that keeps failing must not grow memory forever
     MAX_UNSAVED = 5_000  # series (one HDR histogram each) kept while the database refuses them
 
-    def __init__(self, flush_interval: float = 5.0):
+    def __init__(self, flush_interval: float = 5.0, *, background: bool = True):
         self.flush_interval = flush_interval
+        self.background = background
         self._records = array("q")
         self._key_ids: dict[tuple, int] = {}
         self._keys: list[tuple] = []
@@ -53,8 +54,27 @@ class Recorder:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._flushed_at = time.monotonic()
+        self._flusher: threading.Thread | None = None
+
+    def _ensure_flusher(self) -> None:
+        """A daemon thread flushes what a burst left behind when no request follows it (a thread of
+        this process: after a fork the child starts its own)."""
+        flusher = self._flusher
+        if flusher is None or not flusher.is_alive():
+            with self._lock:
+                if self._flusher is None or not self._flusher.is_alive():
+                    self._flusher = threading.Thread(target=self._flush_idle, name="metrics-flush", daemon=True)
+                    self._flusher.start()
+
+    def _flush_idle(self) -> None:
+        while True:
+            time.sleep(self.flush_interval)
+            if self._records and time.monotonic() - self._flushed_at >= self.flush_interval:
+                self.flush(block=False)
 
     def record(self, *, route: str, method: str, status: int, client: str, elapsed_us: int) -> None:
+        if self.background and (self._flusher is None or not self._flusher.is_alive()):
+            self._ensure_flusher()
         key = (route, method, status, client)
         key_id = self._key_ids.get(key)
         minute = int(time.time()) // 60 * 60
@@ -141,4 +161,4 @@ def _export(series: dict[tuple, Series]) -> None:
                               total_seconds=data.total_us / 1e6)  # fmt: skip
 
 
-recorder = Recorder(flush_interval=settings.METRICS_FLUSH_SECONDS)
+recorder = Recorder(flush_interval=settings.METRICS_FLUSH_SECONDS, background=settings.METRICS_BACKGROUND_FLUSH)

@@ -2,6 +2,7 @@ import { Suspense, useContext, useEffect, useMemo } from "react";
 import { BrowserRouter, NavLink, Route, Routes } from "react-router";
 
 import { ConnectionBadge } from "../components/ui/ConnectionBadge";
+import { ThemeToggle } from "../components/ui/ThemeToggle";
 import { websocketUrl } from "../lib/config";
 import { lazyWithRetry } from "../lib/lazyWithRetry";
 import { LiveFeed } from "../lib/liveFeed";
@@ -10,7 +11,24 @@ import { ConfigContext } from "./config";
 
 // One lazily loaded chunk per page.
 const OverviewPage = lazyWithRetry(() => import("./routes/OverviewPage"));
+const ServicePage = lazyWithRetry(() => import("./routes/ServicePage"));
+const CachePage = lazyWithRetry(() => import("./routes/CachePage"));
+const RateLimitsPage = lazyWithRetry(() => import("./routes/RateLimitsPage"));
+const BenchmarksPage = lazyWithRetry(() => import("./routes/BenchmarksPage"));
+const BenchmarkRunPage = lazyWithRetry(() => import("./routes/BenchmarkRunPage"));
+const ScalingPage = lazyWithRetry(() => import("./routes/ScalingPage"));
+const PatientsPage = lazyWithRetry(() => import("./routes/PatientsPage"));
+const AuditPage = lazyWithRetry(() => import("./routes/AuditPage"));
 const NotFoundPage = lazyWithRetry(() => import("./routes/NotFoundPage"));
+
+const PAGES: [string, string][] = [
+  ["/cache", "Cache"],
+  ["/ratelimits", "Rate limits"],
+  ["/benchmarks", "Benchmarks"],
+  ["/scaling", "Scaling"],
+  ["/patients", "Patients"],
+  ["/audit", "Audit"],
+];
 
 function Header() {
   const config = useContext(ConfigContext);
@@ -18,6 +36,9 @@ function Header() {
   const heartbeat = useLatestMessage("heartbeat");
   return (
     <header className="header">
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
       <a className="brand" href="/dashboard/">
         Control plane
       </a>
@@ -25,9 +46,15 @@ function Header() {
         <NavLink to="/" end>
           Overview
         </NavLink>
+        {PAGES.map(([to, label]) => (
+          <NavLink key={to} to={to}>
+            {label}
+          </NavLink>
+        ))}
       </nav>
       <div className="header-end">
         <ConnectionBadge state={state} lastSeen={heartbeat?.at ?? null} />
+        <ThemeToggle />
         <a href={config.adminUrl}>Admin</a>
         {config.username ? <span className="muted">{config.username}</span> : null}
       </div>
@@ -47,10 +74,18 @@ export function App() {
     <LiveFeedContext.Provider value={feed}>
       <BrowserRouter basename="/dashboard">
         <Header />
-        <main className="main">
+        <main className="main" id="main" tabIndex={-1}>
           <Suspense fallback={<p className="muted">Loading…</p>}>
             <Routes>
               <Route path="/" element={<OverviewPage />} />
+              <Route path="/services/:slug" element={<ServicePage />} />
+              <Route path="/cache" element={<CachePage />} />
+              <Route path="/ratelimits" element={<RateLimitsPage />} />
+              <Route path="/benchmarks" element={<BenchmarksPage />} />
+              <Route path="/benchmarks/:runId" element={<BenchmarkRunPage />} />
+              <Route path="/scaling" element={<ScalingPage />} />
+              <Route path="/patients" element={<PatientsPage />} />
+              <Route path="/audit" element={<AuditPage />} />
               <Route path="*" element={<NotFoundPage />} />
             </Routes>
           </Suspense>

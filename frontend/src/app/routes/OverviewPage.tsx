@@ -3,7 +3,9 @@ import { useContext } from "react";
 import { LivePanel } from "../../features/live/components/LivePanel";
 import { isLiveSnapshot } from "../../features/live/snapshot";
 import { ServiceTable } from "../../features/overview/components/ServiceTable";
+import type { SloStatus } from "../../features/overview/api/services";
 import { useServices } from "../../features/overview/hooks/useServices";
+import { useJson } from "../../lib/useJson";
 import { ConfigContext } from "../config";
 import { useConnectionState, useLatestMessage } from "../../lib/useLiveFeed";
 
@@ -14,6 +16,8 @@ export default function OverviewPage() {
   const latest = useLatestMessage("snapshot");
   const snapshot = latest && isLiveSnapshot(latest.data) ? latest.data : null;
   const connection = useConnectionState();
+  const slo = useJson<{ results: SloStatus[] }>("/api/v1/metrics/slo/", { refreshMs: 30000 });
+  const sloBySlug = slo.status === "ready" ? Object.fromEntries(slo.data.results.map((s) => [s.service, s])) : {};
 
   return (
     <section aria-labelledby="overview-title">
@@ -31,7 +35,7 @@ export default function OverviewPage() {
       <h2>Services</h2>
       {services.status === "loading" ? <p className="muted">Loading services…</p> : null}
       {services.status === "error" ? <p role="alert">Could not load services: {services.message}</p> : null}
-      {services.status === "ready" ? <ServiceTable services={services.data} adminUrl={config.adminUrl} /> : null}
+      {services.status === "ready" ? <ServiceTable services={services.data} adminUrl={config.adminUrl} slo={sloBySlug} /> : null}
     </section>
   );
 }

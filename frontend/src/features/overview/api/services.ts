@@ -22,3 +22,20 @@ interface Page<T> {
 export async function fetchServices(signal?: AbortSignal): Promise<Service[]> {
   return (await getJson<Page<Service>>("/api/v1/services/?limit=500", signal)).results;
 }
+
+export interface SloWindow {
+  count: number;
+  p95_ms: number | null;
+  p99_ms: number | null;
+  error_rate_pct: number | null;
+  p95_met: boolean | null;
+  p99_met: boolean | null;
+  error_rate_met: boolean | null;
+  error_budget_remaining: number | null;
+}
+
+export interface SloStatus {
+  service: string;
+  name: string;
+  windows: Record<"1h" | "24h" | "7d", SloWindow>;
+}

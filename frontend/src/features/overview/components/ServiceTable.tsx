@@ -1,12 +1,27 @@
-import type { Service } from "../api/services";
+import { Link } from "react-router";
 
-export function ServiceTable({ services, adminUrl }: { services: Service[]; adminUrl: string }) {
+import { fixed } from "../../../lib/format";
+import type { Service, SloStatus } from "../api/services";
+
+function SloCell({ slo }: { slo: SloStatus | undefined }) {
+  const hour = slo?.windows["1h"];
+  if (!hour || !hour.count) return <span className="muted">no traffic</span>;
+  const met = hour.p95_met !== false && hour.p99_met !== false && hour.error_rate_met !== false;
+  return (
+    <span className={met ? "ok" : "bad"}>
+      {met ? "met" : "missed"} · p95 {fixed(hour.p95_ms, 1, " ms")} · budget left{" "}
+      {hour.error_budget_remaining === null ? "—" : `${Math.round(hour.error_budget_remaining * 100)}%`}
+    </span>
+  );
+}
+
+export function ServiceTable({ services, adminUrl, slo = {} }: { services: Service[]; adminUrl: string; slo?: Record<string, SloStatus> }) {
   if (services.length === 0) {
     return <p className="muted">No services registered yet. Add one in the admin.</p>;
   }
   return (
     <table className="table">
-      <caption className="sr-only">Registered services and their SLO targets</caption>
+      <caption className="sr-only">Registered services, their SLO targets and their SLO status over the last hour</caption>
       <thead>
         <tr>
           <th scope="col">Service</th>
@@ -15,13 +30,15 @@ export function ServiceTable({ services, adminUrl }: { services: Service[]; admi
           <th scope="col" className="num">p95 target</th>
           <th scope="col" className="num">p99 target</th>
           <th scope="col" className="num">Max errors</th>
+          <th scope="col">SLO, last hour</th>
+          <th scope="col">Settings</th>
         </tr>
       </thead>
       <tbody>
         {services.map((service) => (
           <tr key={service.slug}>
             <th scope="row">
-              <a href={`${adminUrl}services/service/${service.id}/change/`}>{service.name}</a>
+              <Link to={`/services/${service.slug}`}>{service.name}</Link>
               {service.is_active ? null : <span className="muted"> (inactive)</span>}
             </th>
             <td>{service.kind}</td>
@@ -29,6 +46,14 @@ export function ServiceTable({ services, adminUrl }: { services: Service[]; admi
             <td className="num">{service.slo_p95_ms} ms</td>
             <td className="num">{service.slo_p99_ms} ms</td>
             <td className="num">{service.slo_error_rate_pct}%</td>
+            <td>
+              <SloCell slo={slo[service.slug]} />
+            </td>
+            <td>
+              <a href={`${adminUrl}services/service/${service.id}/change/`} aria-label={`${service.name} in the admin`}>
+                admin
+              </a>
+            </td>
           </tr>
         ))}
       </tbody>

@@ -1,0 +1,77 @@
+import { Link, useParams } from "react-router";
+
+import { Chart } from "../../components/ui/Chart";
+import { LoadStatus } from "../../components/ui/Status";
+import { fixed, when } from "../../lib/format";
+import { useJson } from "../../lib/useJson";
+import type { RunDetail } from "../../features/benchmarks/types";
+
+export default function BenchmarkRunPage() {
+  const { runId = "" } = useParams();
+  const state = useJson<RunDetail>(`/api/v1/benchmarks/runs/${encodeURIComponent(runId)}/`, { refreshMs: 5000 });
+  if (state.status !== "ready") return <LoadStatus state={state} what={`run #${runId}`} />;
+  const run = state.data;
+  const t = run.timeline.map((point) => point.t);
+
+  return (
+    <section aria-labelledby="run-title">
+      <p>
+        <Link to="/benchmarks">← Benchmarks</Link>
+      </p>
+      <h1 id="run-title">
+        Run #{run.id}: {run.plan}
+      </h1>
+      <p>
+        {run.kind} against {run.service}, {run.status}
+        {run.status === "running" ? ` (${Math.round(run.progress * 100)}%)` : ""}, started {when(run.created_at)}.{" "}
+        <a href={run.report_url}>HTML report</a>
+      </p>
+      {run.error ? <p role="alert" className="error">{run.error}</p> : null}
+      {run.regressions.map((r) => (
+        <p key={r.id} role="alert" className="bad">
+          Regression: median latency {r.baseline.toFixed(1)} → {r.current.toFixed(1)} ms (+{r.change_pct.toFixed(1)}%, p = {r.p_value.toPrecision(2)}, threshold {r.threshold_pct.toFixed(1)}%).
+        </p>
+      ))}
+      <h2>SLO gates</h2>
+      <table className="table" data-testid="verdicts">
+        <thead>
+          <tr>
+            <th scope="col">Gate</th>
+            <th scope="col" className="num">Measured</th>
+            <th scope="col" className="num">Limit</th>
+            <th scope="col">Verdict</th>
+          </tr>
+        </thead>
+        <tbody>
+          {run.verdicts.map((v) => (
+            <tr key={v.gate}>
+              <th scope="row">{v.gate}</th>
+              <td className="num">{fixed(v.measured, 2)}</td>
+              <td className="num">{fixed(v.limit, 2)}</td>
+              <td className={v.passed ? "ok" : "bad"}>{v.passed ? "met" : "missed"}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <div className="grid">
+        <Chart
+          title="Latency (rolling p95) and throughput over the run"
+          x={t}
+          time={false}
+          series={[
+            { label: "p95 ms", values: run.timeline.map((p) => p.p95_ms) },
+            { label: "req/s", values: run.timeline.map((p) => p.rps), color: "var(--ok)" },
+            { label: "users", values: run.timeline.map((p) => p.users), color: "var(--muted)", dash: true },
+          ]}
+        />
+        <Chart
+          title="Latency histogram (requests per ms bucket)"
+          x={run.histogram.map(([ms]) => ms)}
+          time={false}
+          kind="bars"
+          series={[{ label: "requests", values: run.histogram.map(([, n]) => n) }]}
+        />
+      </div>
+    </section>
+  );
+}

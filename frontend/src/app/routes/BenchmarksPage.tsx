@@ -1,0 +1,80 @@
+import { Link } from "react-router";
+
+import { Chart } from "../../components/ui/Chart";
+import { LoadStatus } from "../../components/ui/Status";
+import { count, epoch, fixed, when } from "../../lib/format";
+import { useJson } from "../../lib/useJson";
+import type { RunSummary } from "../../features/benchmarks/types";
+
+function Verdict({ run }: { run: RunSummary }) {
+  if (run.status !== "succeeded") return <span className="muted">{run.status}</span>;
+  return run.passed ? <span className="ok">passed</span> : <span className="bad">failed a gate</span>;
+}
+
+export default function BenchmarksPage() {
+  const state = useJson<{ results: RunSummary[] }>("/api/v1/benchmarks/runs/?limit=100", { refreshMs: 15000 });
+  const runs = state.status === "ready" ? state.data.results : [];
+  const finished = runs.filter((run) => run.status === "succeeded").reverse();
+
+  return (
+    <section aria-labelledby="benchmarks-title">
+      <h1 id="benchmarks-title">Benchmarks</h1>
+      <LoadStatus state={state} what="benchmark runs" />
+      {finished.length > 1 ? (
+        <Chart
+          title="p95 of successive runs (dashed lines: regressions)"
+          x={finished.map((run) => epoch(run.created_at))}
+          unit=" ms"
+          series={[{ label: "p95 ms", values: finished.map((run) => run.summary.p95_ms ?? null) }]}
+          markers={finished.filter((run) => run.regressions.length).map((run) => epoch(run.created_at))}
+        />
+      ) : null}
+      {state.status === "ready" && runs.length === 0 ? (
+        <p className="muted">No runs yet: start one from a plan in the admin, or with `manage.py bench run`.</p>
+      ) : null}
+      {runs.length ? (
+        <table className="table" data-testid="runs-table">
+          <caption className="sr-only">Benchmark runs, newest first</caption>
+          <thead>
+            <tr>
+              <th scope="col">Run</th>
+              <th scope="col">Plan</th>
+              <th scope="col">Started</th>
+              <th scope="col" className="num">Requests</th>
+              <th scope="col" className="num">req/s</th>
+              <th scope="col" className="num">p95</th>
+              <th scope="col">SLO gates</th>
+              <th scope="col">Regression</th>
+            </tr>
+          </thead>
+          <tbody>
+            {runs.map((run) => (
+              <tr key={run.id}>
+                <th scope="row">
+                  <Link to={`/benchmarks/${run.id}`}>#{run.id}</Link>
+                </th>
+                <td>
+                  {run.plan} <span className="muted">({run.kind})</span>
+                </td>
+                <td>{when(run.created_at)}</td>
+                <td className="num">{run.summary.requests === undefined ? "—" : count(run.summary.requests)}</td>
+                <td className="num">{fixed(run.summary.rps)}</td>
+                <td className="num">{fixed(run.summary.p95_ms, 1, " ms")}</td>
+                <td>
+                  <Verdict run={run} />
+                </td>
+                <td>
+                  {run.regressions.map((r) => (
+                    <span key={r.id} className="bad">
+                      +{r.change_pct.toFixed(1)}%{r.acknowledged ? " (acknowledged)" : ""}
+                    </span>
+                  ))}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+    </section>
+  );
+}

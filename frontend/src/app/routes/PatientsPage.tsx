@@ -1,0 +1,67 @@
+import { useCallback, useDeferredValue, useState } from "react";
+
+import { VirtualList } from "../../components/ui/VirtualList";
+import { count as formatCount } from "../../lib/format";
+import type { Patient } from "../../features/patients/api/patients";
+import { VitalsChart } from "../../features/patients/components/VitalsChart";
+import { usePatientWindow } from "../../features/patients/hooks/usePatientWindow";
+
+const ROW_HEIGHT = 36;
+
+export default function PatientsPage() {
+  const [search, setSearch] = useState("");
+  const name = useDeferredValue(search.trim());
+  const window = usePatientWindow(name.length >= 2 ? name : "");
+  const [selected, setSelected] = useState<Patient | null>(null);
+
+  const renderRow = useCallback(
+    (index: number) => {
+      const patient = window.rows.get(index);
+      if (!patient) return <span className="muted cell">Loading row {formatCount(index + 1)}…</span>;
+      return (
+        <button type="button" className="row-button" onClick={() => setSelected(patient)} aria-pressed={selected?.id === patient.id}>
+          <span className="cell" role="cell">{patient.family_name}, {patient.given_name}</span>
+          <span className="cell" role="cell">{patient.birth_date}</span>
+          <span className="cell" role="cell">{patient.sex}</span>
+          <span className="cell muted" role="cell">#{patient.id}</span>
+        </button>
+      );
+    },
+    [window.rows, selected],
+  );
+
+  return (
+    <section aria-labelledby="patients-title">
+      <h1 id="patients-title">Patients</h1>
+      <p className="muted">Every page of this list and every chart opened is a PHI read, written to the audit trail.</p>
+      <label>
+        Search by name{" "}
+        <input type="search" value={search} onChange={(event) => setSearch(event.target.value)} placeholder="at least 2 letters" />
+      </label>
+      {window.error ? <p role="alert" className="error">Could not load patients: {window.error}</p> : null}
+      {window.limitedFor ? <p role="status">Rate limited: resuming in {window.limitedFor} s.</p> : null}
+      <p className="muted" data-testid="patient-count">
+        {window.count === null ? "Counting…" : `${formatCount(window.count)} patients`}
+      </p>
+      <div className="split">
+        <VirtualList
+          count={window.count ?? 0}
+          rowHeight={ROW_HEIGHT}
+          height={520}
+          label="Patients"
+          header={
+            <div role="row" className="vlist-row vlist-head">
+              <span className="cell" role="columnheader">Name</span>
+              <span className="cell" role="columnheader">Born</span>
+              <span className="cell" role="columnheader">Sex</span>
+              <span className="cell" role="columnheader">Id</span>
+            </div>
+          }
+          renderRow={renderRow}
+          onRange={window.onRange}
+        />
+        {selected ? <VitalsChart patient={selected} /> : <p className="muted">Choose a patient to see their vital signs.</p>}
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,108 @@
+import { useState } from "react";
+
+import { Chart } from "../../components/ui/Chart";
+import { LoadStatus } from "../../components/ui/Status";
+import { count, epoch, percent, seconds, when } from "../../lib/format";
+import { useJson } from "../../lib/useJson";
+
+interface Policy {
+  id: number;
+  scope: string;
+  description: string;
+  enabled: boolean;
+  requests: number;
+  effective_requests: number;
+  period_seconds: number;
+  burst_per_second: number | null;
+  fail_open: boolean;
+  adaptive: boolean;
+  current_factor: number;
+  usage: {
+    requests: number;
+    refused: number;
+    busiest_client_per_minute: number;
+    busiest_client_share: number;
+    minutes: [string, number, number][];
+  };
+  adjustments: { at: string; direction: string; old_factor: number; new_factor: number; reason: string }[];
+}
+
+export default function RateLimitsPage() {
+  const state = useJson<{ results: Policy[] }>("/api/v1/ratelimits/", { refreshMs: 10000 });
+  const [chosen, setChosen] = useState<string | null>(null);
+  const policies = state.status === "ready" ? state.data.results : [];
+  const shown = policies.find((p) => p.scope === chosen) ?? policies.find((p) => p.usage.requests > 0) ?? policies[0];
+
+  return (
+    <section aria-labelledby="limits-title">
+      <h1 id="limits-title">Rate limits</h1>
+      <p className="muted">Per client token, over the last hour. "Busiest client" is the most one client sent in a minute, against its limit.</p>
+      <LoadStatus state={state} what="rate limits" />
+      {policies.length ? (
+        <table className="table" data-testid="limits-table">
+          <caption className="sr-only">Rate-limit policies with the last hour's usage and refusals</caption>
+          <thead>
+            <tr>
+              <th scope="col">Scope</th>
+              <th scope="col" className="num">Limit in force</th>
+              <th scope="col" className="num">Requests (1 h)</th>
+              <th scope="col" className="num">429s (1 h)</th>
+              <th scope="col">Busiest client</th>
+              <th scope="col">Adaptive</th>
+              <th scope="col">If Redis is down</th>
+            </tr>
+          </thead>
+          <tbody>
+            {policies.map((p) => (
+              <tr key={p.scope} aria-selected={shown?.scope === p.scope}>
+                <th scope="row">
+                  <button type="button" className="link-button" onClick={() => setChosen(p.scope)}>
+                    {p.scope}
+                  </button>
+                  {p.enabled ? null : <span className="muted"> (off)</span>}
+                </th>
+                <td className="num">
+                  {p.effective_requests}/{seconds(p.period_seconds)}
+                  {p.effective_requests !== p.requests ? <span className="muted"> (of {p.requests})</span> : null}
+                </td>
+                <td className="num">{count(p.usage.requests)}</td>
+                <td className="num">{count(p.usage.refused)}</td>
+                <td>
+                  <meter min={0} max={1} high={0.8} optimum={0} value={Math.min(p.usage.busiest_client_share, 1)} aria-label={`${p.scope} busiest client usage`} />{" "}
+                  {percent(p.usage.busiest_client_share, 0)}
+                </td>
+                <td>{p.adaptive ? `on, ×${p.current_factor.toFixed(2)}` : "off"}</td>
+                <td>{p.fail_open ? "allow" : "refuse"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ) : null}
+      {shown ? (
+        <>
+          <Chart
+            title={`${shown.scope}: requests and 429s per minute`}
+            x={shown.usage.minutes.map(([at]) => epoch(at))}
+            kind="bars"
+            series={[
+              { label: "requests", values: shown.usage.minutes.map(([, n]) => n) },
+              { label: "429s", values: shown.usage.minutes.map(([, , refused]) => refused), color: "var(--bad)" },
+            ]}
+          />
+          <h2>Adaptive changes of {shown.scope}</h2>
+          {shown.adjustments.length === 0 ? (
+            <p className="muted">None yet.</p>
+          ) : (
+            <ul>
+              {shown.adjustments.map((a) => (
+                <li key={a.at}>
+                  {when(a.at)}: {a.direction} ×{a.old_factor.toFixed(2)} → ×{a.new_factor.toFixed(2)} ({a.reason})
+                </li>
+              ))}
+            </ul>
+          )}
+        </>
+      ) : null}
+    </section>
+  );
+}

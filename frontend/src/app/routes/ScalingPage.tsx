@@ -1,0 +1,125 @@
+import { useState } from "react";
+
+import { Chart } from "../../components/ui/Chart";
+import { LoadStatus } from "../../components/ui/Status";
+import { epoch, fixed, when } from "../../lib/format";
+import { useJson } from "../../lib/useJson";
+import { forecastSeries, type Forecast, type ForecastPoint } from "../../features/scaling/forecastChart";
+
+interface Policy {
+  id: number;
+  service: string;
+  service_name: string;
+  min_replicas: number;
+  max_replicas: number;
+  floor_replicas: number;
+  vpa_mode: string;
+  keda_enabled: boolean;
+  emergency_mode: boolean;
+  apply_state: string;
+  apply_error: string;
+  history_source: string;
+  forecasts: Record<string, Forecast | null>;
+  earlier_request_rate: { created_at: string; points: ForecastPoint[] } | null;
+  plan: { created_at: string; hours: { at: string; replicas: number; p90_rps?: number }[]; peak_replicas: number; reasons: string[] } | null;
+}
+
+const METRICS: Record<string, { label: string; unit: string }> = {
+  request_rate: { label: "Request rate", unit: " req/s" },
+  response_time: { label: "Response time p95", unit: " ms" },
+  cpu: { label: "CPU", unit: "%" },
+  memory: { label: "Memory", unit: "%" },
+};
+
+function Manifests({ policyId }: { policyId: number }) {
+  const state = useJson<{ files: Record<string, string>; errors: string[] }>(`/api/v1/scaling/policies/${policyId}/manifests/`);
+  const [file, setFile] = useState<string | null>(null);
+  if (state.status !== "ready") return <LoadStatus state={state} what="manifests" />;
+  const names = Object.keys(state.data.files);
+  const shown = file ?? names[0];
+  return (
+    <div>
+      <div role="tablist" aria-label="Manifest files" className="segmented">
+        {names.map((name) => (
+          <button key={name} role="tab" type="button" aria-selected={name === shown} onClick={() => setFile(name)}>
+            {name}
+          </button>
+        ))}
+      </div>
+      {state.data.errors.length ? (
+        <ul role="alert" className="error">
+          {state.data.errors.map((e) => (
+            <li key={e}>{e}</li>
+          ))}
+        </ul>
+      ) : (
+        <p className="ok">Valid against the Kubernetes schemas and the API server's ranges.</p>
+      )}
+      <pre className="code" data-testid="manifest" tabIndex={0}>{state.data.files[shown]}</pre>
+    </div>
+  );
+}
+
+function PolicyCard({ policy }: { policy: Policy }) {
+  const [metric, setMetric] = useState("request_rate");
+  const [showManifests, setShowManifests] = useState(false);
+  const forecast = policy.forecasts[metric];
+  const chart = forecast ? forecastSeries(forecast, metric === "request_rate" ? policy.earlier_request_rate : null) : null;
+  const chosen = forecast?.scores.candidates?.find((candidate) => candidate.model === forecast.model);
+
+  return (
+    <article className="panel" aria-labelledby={`policy-${policy.id}`}>
+      <h2 id={`policy-${policy.id}`}>{policy.service_name}</h2>
+      <p className="muted">
+        {policy.min_replicas}–{policy.max_replicas} replicas{policy.emergency_mode ? `, emergency floor ${policy.floor_replicas}` : ""} · VPA{" "}
+        {policy.vpa_mode} · KEDA {policy.keda_enabled ? "on" : "off"} · cluster: {policy.apply_state} · history: {policy.history_source}
+      </p>
+      <label>
+        Forecast of{" "}
+        <select value={metric} onChange={(event) => setMetric(event.target.value)}>
+          {Object.entries(METRICS).map(([value, { label }]) => (
+            <option key={value} value={value}>
+              {label}
+            </option>
+          ))}
+        </select>
+      </label>
+      {forecast && chart ? (
+        <>
+          <Chart title={`${METRICS[metric].label}: last days and the next 24 h (P10–P90 band)`} x={chart.x} series={chart.series} bands={chart.bands} unit={METRICS[metric].unit} markers={[epoch(forecast.created_at)]} />
+          <p className="muted">
+            Model {forecast.model}, made {when(forecast.created_at)}; backtest MASE (m=24) {fixed(chosen?.mase_24, 2)}, sMAPE{" "}
+            {fixed(chosen?.smape, 1, "%")}, P10–P90 coverage {fixed(chosen?.coverage, 2)}.
+          </p>
+        </>
+      ) : (
+        <p className="muted">No forecast yet: the hourly task makes one once there is history.</p>
+      )}
+      {policy.plan ? (
+        <Chart
+          title={`Planned replicas (peak ${policy.plan.peak_replicas})`}
+          x={policy.plan.hours.map((h) => epoch(h.at))}
+          kind="step"
+          series={[{ label: "replicas", values: policy.plan.hours.map((h) => h.replicas), color: "var(--ok)" }]}
+          height={160}
+        />
+      ) : null}
+      <button type="button" onClick={() => setShowManifests((shown) => !shown)} aria-expanded={showManifests}>
+        {showManifests ? "Hide manifests" : "Preview manifests"}
+      </button>
+      {showManifests ? <Manifests policyId={policy.id} /> : null}
+    </article>
+  );
+}
+
+export default function ScalingPage() {
+  const state = useJson<{ results: Policy[] }>("/api/v1/scaling/policies/", { refreshMs: 60000 });
+  return (
+    <section aria-labelledby="scaling-title">
+      <h1 id="scaling-title">Scaling</h1>
+      <LoadStatus state={state} what="scaling policies" />
+      {state.status === "ready" && state.data.results.length === 0 ? <p className="muted">No scaling policy yet.</p> : null}
+      {state.status === "ready" ? state.data.results.map((policy) => <PolicyCard key={policy.id} policy={policy} />) : null}
+    </section>
+  );
+}

@@ -1,0 +1,125 @@
+import { useEffect, useRef } from "react";
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+
+export interface ChartSeries {
+  label: string;
+  values: (number | null)[];
+  /** A CSS colour or custom property, e.g. "var(--accent)". */
+  color?: string;
+  dash?: boolean;
+  /** Drawn as a filled band's edge only (no line of its own in the legend). */
+  band?: boolean;
+}
+
+export interface ChartProps {
+  title: string;
+  x: number[];
+  series: ChartSeries[];
+  /** Pairs of series indexes (1-based, as uPlot counts: 0 is x) whose gap is filled, high first. */
+  bands?: [number, number][];
+  time?: boolean;
+  kind?: "line" | "bars" | "step";
+  height?: number;
+  unit?: string;
+  /** Vertical markers (x values) drawn across the plot, e.g. regressions or "now". */
+  markers?: number[];
+}
+
+const PALETTE = ["var(--accent)", "var(--ok)", "var(--warn)", "var(--bad)", "var(--violet)"];
+
+function resolve(color: string, element: Element): string {
+  const match = /^var\((--[\w-]+)\)$/.exec(color);
+  return match ? getComputedStyle(element).getPropertyValue(match[1]).trim() || "#888" : color;
+}
+
+/** A small, fast canvas chart (uPlot) that follows its container's width and the theme's colours. */
+export function Chart({ title, x, series, bands = [], time = true, kind = "line", height = 220, unit = "", markers = [] }: ChartProps) {
+  const holder = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const markersRef = useRef(markers);
+  markersRef.current = markers;
+  const shape = `${series.length}:${kind}:${time}:${bands.join(";")}:${unit}:${series.map((s) => s.label).join("|")}`;
+
+  useEffect(() => {
+    const element = holder.current;
+    if (!element) return;
+    const colors = series.map((s, i) => resolve(s.color ?? PALETTE[i % PALETTE.length], element));
+    const axis = resolve("var(--muted)", element);
+    const grid = resolve("var(--line)", element);
+    const paths =
+      kind === "bars" ? uPlot.paths.bars!({ size: [0.9, 40] }) : kind === "step" ? uPlot.paths.stepped!({ align: 1 }) : undefined;
+    const options: uPlot.Options = {
+      width: Math.max(element.clientWidth, 200),
+      height,
+      scales: { x: { time } },
+      axes: [
+        { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
+        {
+          stroke: axis,
+          grid: { stroke: grid, width: 1 },
+          ticks: { stroke: grid },
+          // Wide enough for the longest tick label (about 7 px a character at this font size).
+          size: (_, values) => (values ? Math.max(...values.map((v) => String(v).length), 2) * 7 + 18 : 48),
+          values: (_, ticks) => ticks.map((t) => `${+t.toFixed(2)}${unit}`),
+        },
+      ],
+      series: [
+        {},
+        ...series.map((s, i) => ({
+          label: s.label,
+          stroke: colors[i],
+          width: s.band ? 0 : 2,
+          dash: s.dash ? [6, 4] : undefined,
+          fill: kind === "bars" ? colors[i] : undefined,
+          paths,
+          points: { show: false },
+          spanGaps: false,
+        })),
+      ],
+      bands: bands.map(([high, low]) => ({ series: [high, low] as [number, number], fill: `${colors[high - 1]}33` })),
+      legend: { live: false },
+      hooks: {
+        draw: [
+          (u) => {
+            const ctx = u.ctx;
+            ctx.save();
+            ctx.strokeStyle = resolve("var(--bad)", element);
+            ctx.setLineDash([4, 4]);
+            for (const at of markersRef.current) {
+              const px = u.valToPos(at, "x", true);
+              ctx.beginPath();
+              ctx.moveTo(px, u.bbox.top);
+              ctx.lineTo(px, u.bbox.top + u.bbox.height);
+              ctx.stroke();
+            }
+            ctx.restore();
+          },
+        ],
+      },
+    };
+    plot.current = new uPlot(options, [x, ...series.map((s) => s.values)] as uPlot.AlignedData, element);
+    const observer = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(element.clientWidth, 200), height }));
+    observer.observe(element);
+    return () => {
+      observer.disconnect();
+      plot.current?.destroy();
+      plot.current = null;
+    };
+    // The plot is rebuilt only when its shape changes; new numbers go through setData below.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [shape, height]);
+
+  useEffect(() => {
+    plot.current?.setData([x, ...series.map((s) => s.values)] as uPlot.AlignedData);
+  }, [x, series]);
+
+  const empty = x.length === 0;
+  return (
+    <figure className="chart">
+      <figcaption>{title}</figcaption>
+      {empty ? <p className="muted">No data in this range yet.</p> : null}
+      <div ref={holder} role="img" aria-label={`${title}: ${series.map((s) => s.label).join(", ")}`} hidden={empty} />
+    </figure>
+  );
+}

@@ -1,0 +1,44 @@
+export interface RegressionInfo {
+  id: number;
+  run: number;
+  change_pct: number;
+  p_value: number;
+  threshold_pct: number;
+  baseline: number;
+  current: number;
+  detected_at: string;
+  acknowledged: boolean;
+}
+
+export interface RunSummary {
+  id: number;
+  plan: string;
+  plan_id: number;
+  kind: string;
+  service: string;
+  status: string;
+  passed: boolean | null;
+  created_at: string;
+  finished_at: string | null;
+  progress: number;
+  summary: { requests?: number; rps?: number; p50_ms?: number; p95_ms?: number; p99_ms?: number; error_rate_pct?: number };
+  regressions: RegressionInfo[];
+}
+
+/** Locust's per-second history: seconds since the start, users, req/s, failures/s, rolling p95. */
+export interface TimelinePoint {
+  t: number;
+  users: number;
+  rps: number;
+  errors_per_s: number;
+  p95_ms: number | null;
+}
+
+export interface RunDetail extends RunSummary {
+  timeline: TimelinePoint[];
+  histogram: [number, number][];
+  verdicts: { gate: string; measured: number | null; limit: number; passed: boolean }[];
+  findings: Record<string, Record<string, unknown>>;
+  error: string;
+  report_url: string;
+}

@@ -1,0 +1,15 @@
+export type Theme = "light" | "dark";
+
+const KEY = "controlplane-theme";
+
+/** The stored choice, else the system's. */
+export function initialTheme(storage: Pick<Storage, "getItem"> = window.localStorage): Theme {
+  const stored = storage.getItem(KEY);
+  if (stored === "light" || stored === "dark") return stored;
+  return window.matchMedia?.("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+}
+
+export function applyTheme(theme: Theme, storage: Pick<Storage, "setItem"> = window.localStorage): void {
+  document.documentElement.dataset.theme = theme;
+  storage.setItem(KEY, theme);
+}

@@ -1,0 +1,155 @@
+"""The whole product as `make run` starts it (gunicorn for the API and the dashboard, uvicorn for the
+live websocket), on its own PostgreSQL database and Redis db, with 100k synthetic patients: what the
+browser test and bench/frontend.py drive Debian's Chromium against."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import redis
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+CHROMIUM = "/usr/bin/chromium"
+# Chromium as root in a container, on a machine with no outside network: no sandbox, no GPU, and none of
+# the background connections that would otherwise be refused at every start.
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]  # fmt: skip
+
+
+@dataclass
+class Stack:
+    base: str
+    live_port: int
+    admin_password: str
+    api_token: str
+    env: dict[str, str]
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _manage(*args: str, env: dict[str, str], timeout: float = 900) -> str:
+    done = subprocess.run([str(VENV_BIN / "python"), "manage.py", *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    if done.returncode:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def _database_ready(admin_url: str, name: str) -> str:
+    """The database's URL, created when missing (kept between runs: 100k patients take a while to load)."""
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        if not connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            connection.execute(f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _wait_for(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(url, timeout=2).read()
+            return
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer in {seconds}s")
+
+
+def prepare(*, patients: int, var_dir: Path, database: str = "controlplane_e2e", redis_db: int = 13,
+            progress=print) -> dict[str, str]:  # fmt: skip
+    """Migrate, seed the demo and load `patients` synthetic patients (only the ones missing)."""
+    admin_url = os.environ.get("E2E_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_ready(admin_url, database),
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "VAR_DIR": str(var_dir),
+        "DEMO_ADMIN_PASSWORD": secrets.token_urlsafe(12),  # the database outlives this run's credentials file
+    }
+    redis.Redis.from_url(env["REDIS_URL"]).flushdb()  # rate-limit windows and caches of an earlier run
+    env.pop("CELERY_BROKER_URL", None)  # no worker runs here: tasks would wait in RabbitMQ forever
+    var_dir.mkdir(parents=True, exist_ok=True)
+    progress("migrating and seeding the demo")
+    _manage("migrate", "--noinput", "-v0", env=env)
+    _manage("seed_demo", env=env)
+    have = int(_manage("shell", "-c", "from apps.clinical.models import Patient; print(Patient.objects.count())",
+                       env=env).strip().splitlines()[-1])  # fmt: skip
+    if have < patients:
+        progress(f"loading {patients - have:,} synthetic patients (one day of vitals each)")
+        _manage("load_synthetic", f"--patients={patients - have}", f"--first-index={have}", "--days=1",
+                "--rounds-per-day=1", "--no-progress", env=env)  # fmt: skip
+    forecasts = "from apps.scaling.models import WorkloadForecast; print(WorkloadForecast.objects.count())"
+    if not int(_manage("shell", "-c", forecasts, env=env).strip().splitlines()[-1]):
+        progress("forecasting the clinical API's workload (synthetic history)")
+        _manage("scaling", "forecast", "--service=clinical-api", env=env)
+    return env
+
+
+@contextlib.contextmanager
+def running(env: dict[str, str], *, api_workers: int = 2) -> Iterator[Stack]:
+    """gunicorn (API and dashboard) and uvicorn (live feed) as in the Procfile; stopped on exit."""
+    api_port, live_port = free_port(), free_port()
+    env = {**env, "LIVE_PORT": str(live_port)}
+    commands = [
+        [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py",
+         f"--bind=127.0.0.1:{api_port}", f"--workers={api_workers}", "--threads=8", "--no-control-socket",
+         "--log-level=warning"],
+        [str(VENV_BIN / "uvicorn"), "controlplane.asgi:application", "--host=127.0.0.1", f"--port={live_port}",
+         "--no-access-log", "--lifespan=off", "--log-level=warning"],
+    ]  # fmt: skip
+    processes = [subprocess.Popen(c, cwd=REPO_ROOT, env=env, start_new_session=True) for c in commands]
+    try:
+        base = f"http://127.0.0.1:{api_port}"
+        _wait_for(base + "/healthz", processes[0])
+        _wait_for(f"http://127.0.0.1:{live_port}/healthz", processes[1])
+        credentials = json.loads((Path(env["VAR_DIR"]) / "demo-credentials.json").read_text())
+        yield Stack(base, live_port, credentials["admin_password"], credentials["api_token"], env, processes)
+    finally:
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=30)
+
+
+def log_in(page, stack: Stack) -> None:
+    """Through the admin's login form, as a person would; lands on the dashboard."""
+    page.goto(f"{stack.base}/admin/login/?next=/dashboard/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", stack.admin_password)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{stack.base}/dashboard/")
+
+
+def api_traffic(
+    stack: Stack, *, requests: int = 60, paths: tuple[str, ...] = ("/api/v1/patients/?page_size=5",)
+) -> int:
+    """Requests with the demo API token, as a clinical app would send them; the number that succeeded."""
+    ok = 0
+    for n in range(requests):
+        request = urllib.request.Request(stack.base + paths[n % len(paths)],
+                                         headers={"Authorization": f"Bearer {stack.api_token}"})  # fmt: skip
+        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=10) as response:
+            ok += response.status == 200
+    return ok

@@ -1,0 +1,132 @@
+"""The dashboard end to end, in Debian's Chromium driven by Playwright (never a downloaded browser):
+log in through the admin, watch API traffic reach the live feed, open every page, open a patient's vital
+signs, scroll 100,000 patients, and see the views in the audit trail. The whole product runs as
+`make run` starts it, on PostgreSQL and Redis. Screenshots and the scroll's frame figures are kept in
+test-artifacts/e2e/ (frame times are reported there, not asserted: this machine is shared and noisy)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.browser import SCROLL_FRAMES_JS, frame_figures
+from tests.e2e.stack import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, api_traffic, log_in, prepare, running
+
+PATIENTS = 100_000
+PAGES = {  # path under /dashboard/ -> its heading and something only real data puts on it
+    "": ("Overview", "[data-testid=live-state]"),
+    "services/clinical-api": ("Service clinical-api", ".chart canvas"),
+    "cache": ("Cache", "[data-testid=cache-table]"),
+    "ratelimits": ("Rate limits", "[data-testid=limits-table]"),
+    "benchmarks": ("Benchmarks", "text=No runs yet"),
+    "scaling": ("Scaling", ".chart canvas"),
+    "patients": ("Patients", "text=100,000 patients"),
+    "audit": ("Audit trail", "[data-testid=vlist-scroller] [role=row]"),
+}
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def artifacts() -> Path:
+    folder = Path(os.environ.get("E2E_ARTIFACTS", REPO_ROOT / "test-artifacts" / "e2e"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    from playwright.sync_api import sync_playwright  # noqa: F401  (fail here, clearly, if it is missing)
+
+    assert Path(CHROMIUM).is_file(), "Debian's chromium is not installed (scripts/test.sh installs it)"
+    env = prepare(patients=PATIENTS, var_dir=tmp_path_factory.mktemp("e2e-var"))
+    with running(env) as running_stack:
+        yield running_stack
+
+
+@pytest.fixture
+def page(stack):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.console_errors = []
+        page.on("console", lambda message: message.type == "error" and page.console_errors.append(message.text))
+        page.on("pageerror", lambda error: page.console_errors.append(str(error)))
+        yield page
+        browser.close()
+
+
+def overall_rps(page) -> float:
+    cells = page.locator("tr:has(th:text-is('All routes')) td").all_inner_texts()
+    return float(cells[0]) if cells else 0.0
+
+
+def test_live_numbers_every_page_and_the_patient_list(stack, page, artifacts):
+    log_in(page, stack)
+    page.wait_for_selector("[data-testid=live-state]:text-is('open')", timeout=30_000)
+
+    # API traffic from a clinical app (the demo token) moves the live numbers within a few seconds.
+    before = overall_rps(page)
+    assert api_traffic(stack, requests=40) == 40
+    deadline = time.monotonic() + 20
+    while overall_rps(page) <= before and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+    assert overall_rps(page) > before, "the live feed never showed the new traffic"
+    page.screenshot(path=artifacts / "overview.png", full_page=True)
+
+    # Every page, reached through the navigation where it has a link, renders real data.
+    for path, (heading, evidence) in PAGES.items():
+        page.goto(f"{stack.base}/dashboard/{path}")
+        page.wait_for_selector(f"h1:text-is('{heading}')", timeout=20_000)
+        page.wait_for_selector(evidence, timeout=30_000)
+        page.screenshot(path=artifacts / f"{path.replace('/', '-') or 'overview'}-page.png", full_page=True)
+    assert page.locator("nav[aria-label=Main] a").count() == 7
+
+    # Patients: open one, see the vital-signs chart, then scroll all 100,000 rows.
+    page.goto(f"{stack.base}/dashboard/patients")
+    page.wait_for_selector("text=100,000 patients")
+    page.locator(".row-button").first.click()
+    page.wait_for_selector("#vitals-title")
+    page.wait_for_selector(".panel .chart canvas", timeout=20_000)
+    assert re.search(r"Heart rate \(\d+ readings\)", page.inner_text(".panel"))
+    page.screenshot(path=artifacts / "patient-vitals.png", full_page=True)
+
+    result = page.evaluate(SCROLL_FRAMES_JS, {"ms": 4000, "selector": "[data-testid=vlist-scroller]"})
+    figures = frame_figures(result)
+    (artifacts / "scroll-frames.json").write_text(json.dumps(figures, indent=2))
+    assert figures["max_rows_in_dom"] < 80, "the list rendered far more rows than fit on screen"
+    last_row = page.locator("[data-testid=vlist-scroller] [aria-rowindex='100000']")
+    last_row.wait_for(timeout=20_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=vlist-scroller] [aria-rowindex=\"100000\"]')"
+        ".textContent.includes('Loading')",
+        timeout=30_000,
+    )  # the block at the end was fetched once the scroll settled
+    page.screenshot(path=artifacts / "patients-scrolled-to-end.png", full_page=True)
+
+    # The views were audited: the list's windows and the vitals read, by the signed-in admin.
+    page.goto(f"{stack.base}/dashboard/audit")
+    page.locator("select").first.select_option("search")
+    page.wait_for_selector("[data-testid=vlist-scroller] [role=row]:has-text('admin')", timeout=20_000)
+    page.screenshot(path=artifacts / "audit-page.png", full_page=True)
+    assert page.console_errors == []
+
+
+def test_keyboard_and_dark_theme(stack, page, artifacts):
+    log_in(page, stack)
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.get_by_role("button", name=re.compile("Switch to the (dark|light) theme")).click()
+    theme = page.evaluate("document.documentElement.dataset.theme")
+    page.goto(f"{stack.base}/dashboard/cache")
+    page.wait_for_selector("[data-testid=cache-table]")
+    assert page.evaluate("document.documentElement.dataset.theme") == theme  # remembered across pages
+    page.screenshot(path=artifacts / f"cache-{theme}.png", full_page=True)
+    assert page.console_errors == []
