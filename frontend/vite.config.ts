@@ -10,6 +10,8 @@ export default defineConfig({
     outDir: "../static/dashboard",
     emptyOutDir: true,
     target: "es2022",
+    // .vite/manifest.json: which chunks each page loads, for the size budgets (bench/frontend.py).
+    manifest: true,
   },
   server: {
     proxy: {

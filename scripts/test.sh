@@ -32,6 +32,13 @@ ensure_service PostgreSQL 5432 'pg_ctlcluster --skip-systemctl-redirect $(ls /et
 ensure_service Redis 6379 'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /tmp --logfile /tmp/redis-ci.log' redis-server
 ensure_service RabbitMQ 5672 'rabbitmq-server -detached' rabbitmq-server
 
+# The browser tests drive Debian's Chromium (never a browser a test tool downloads).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "== installing Debian's chromium and chromium-driver"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 echo "== ruff"
 $VENV/bin/ruff check .
 $VENV/bin/ruff format --check .

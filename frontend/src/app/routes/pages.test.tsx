@@ -1,0 +1,92 @@
+import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { MemoryRouter } from "react-router";
+import { afterEach, describe, expect, it, vi } from "vitest";
+
+// uPlot draws on a canvas jsdom does not have; the chart's props are what these tests check.
+vi.mock("../../components/ui/Chart", () => ({
+  Chart: ({ title, series }: { title: string; series: { label: string; values: unknown[] }[] }) => (
+    <figure data-testid="chart">
+      {title}: {series.map((s) => `${s.label}=${s.values.join(",")}`).join(" ")}
+    </figure>
+  ),
+}));
+
+import CachePage from "./CachePage";
+import RateLimitsPage from "./RateLimitsPage";
+
+function serve(routes: Record<string, unknown>) {
+  vi.stubGlobal(
+    "fetch",
+    vi.fn(async (url: string) => {
+      const path = Object.keys(routes).find((prefix) => url.startsWith(prefix));
+      if (!path) return new Response(JSON.stringify({ detail: "Not found." }), { status: 404 });
+      const body = routes[path];
+      if (body instanceof Response) return body;
+      return new Response(JSON.stringify(body), { status: 200, headers: { "Content-Type": "application/json" } });
+    }),
+  );
+}
+
+afterEach(() => {
+  cleanup();
+  vi.unstubAllGlobals();
+});
+
+const policy = (scope: string, requests: number, refused: number) => ({
+  id: 1, scope, description: "", enabled: true, requests: 100, effective_requests: 50, period_seconds: 60,
+  burst_per_second: null, fail_open: true, priority: 1, adaptive: true, current_factor: 0.5,
+  usage: { requests, refused, busiest_client_per_minute: 45, busiest_client_share: 0.9,
+           minutes: [["2026-11-27T12:00:00Z", requests, refused]] },
+  adjustments: [{ at: "2026-11-27T12:00:00Z", direction: "tighten", old_factor: 1, new_factor: 0.5, reason: "CPU 92% > 70%" }],
+});
+
+describe("RateLimitsPage", () => {
+  it("shows each scope's limit in force, usage, 429s and adaptive changes", async () => {
+    serve({ "/api/v1/ratelimits/": { results: [policy("patient_data", 120, 7), policy("audit_logs", 0, 0)] } });
+    render(<RateLimitsPage />);
+    await screen.findByTestId("limits-table");
+    expect(screen.getAllByText(/50\/1 min/)).toHaveLength(2);
+    expect(screen.getAllByText("(of 100)")).toHaveLength(2);
+    expect(screen.getByText("120")).toBeTruthy();
+    expect(screen.getByTestId("chart").textContent).toContain("patient_data: requests and 429s per minute");
+    expect(screen.getByTestId("chart").textContent).toContain("429s=7");
+    expect(screen.getByText(/tighten ×1.00 → ×0.50 \(CPU 92% > 70%\)/)).toBeTruthy();
+    fireEvent.click(screen.getByRole("button", { name: "audit_logs" }));
+    expect(screen.getByTestId("chart").textContent).toContain("audit_logs");
+  });
+
+  it("says which permission is missing on a 403", async () => {
+    serve({ "/api/v1/ratelimits/": new Response(JSON.stringify({ detail: "Needs the permission." }), { status: 403 }) });
+    render(<RateLimitsPage />);
+    await waitFor(() => expect(screen.getByRole("alert").textContent).toMatch(/lacks the permission/));
+  });
+});
+
+describe("CachePage", () => {
+  it("lists namespaces with TTLs, hit rates per tier and a link to the admin policy", async () => {
+    serve({
+      "/api/v1/metrics/series/": { metric: "cache_hit_rate_pct", step: 900, points: [["2026-11-27T12:00:00Z", 91.5]] },
+      "/api/v1/cache/namespaces/": {
+        results: [{
+          id: 3, namespace: "vital_signs", description: "", enabled: true, contains_phi: true, encrypt: true,
+          tiers_enabled: ["l1", "l2"], ttl_seconds: 600, stale_while_revalidate_seconds: 60, requests: 1000,
+          hit_rate: 0.9, hit_rate_1h: 0.85, stale_serves: 2, mean_load_ms: 3.2,
+          tiers: { l1: { hits: 700, misses: 300, hit_rate: 0.7, evictions: 0, entries: 10 },
+                   l2: { hits: 200, misses: 100, hit_rate: 0.6667, evictions: 0, entries: 0 } },
+        }],
+      },
+    });
+    render(
+      <MemoryRouter>
+        <CachePage />
+      </MemoryRouter>,
+    );
+    await screen.findByTestId("cache-table");
+    expect(screen.getByRole("link", { name: "vital_signs" }).getAttribute("href")).toBe("/admin/caching/cachepolicy/3/change/");
+    expect(screen.getByText("10 min")).toBeTruthy();
+    expect(screen.getByText("85.0%")).toBeTruthy();
+    expect(screen.getByText("70.0%")).toBeTruthy();
+    expect(screen.getByText("off")).toBeTruthy(); // L3 is disabled for this namespace
+    await waitFor(() => expect(screen.getByTestId("chart").textContent).toContain("hit rate %=91.5"));
+  });
+});

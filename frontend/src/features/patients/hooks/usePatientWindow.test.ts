@@ -1,0 +1,68 @@
+import { act, renderHook, waitFor } from "@testing-library/react";
+import { afterEach, describe, expect, it, vi } from "vitest";
+
+import { ApiError } from "../../../lib/api";
+import type { Patient, PatientWindow } from "../api/patients";
+import { BLOCK, usePatientWindow } from "./usePatientWindow";
+
+const patient = (index: number): Patient => ({
+  id: index + 1, identifier_system: "s", mrn: `M${index}`, family_name: `F${index}`, given_name: "G",
+  birth_date: "1970-01-01", sex: "female",
+});
+
+function fakeServer(total: number) {
+  return vi.fn(async (_name: string, offset: number, limit: number): Promise<PatientWindow> => ({
+    count: total,
+    offset,
+    results: Array.from({ length: Math.max(0, Math.min(limit, total - offset)) }, (_, i) => patient(offset + i)),
+  }));
+}
+
+afterEach(() => vi.useRealTimers());
+
+describe("usePatientWindow", () => {
+  it("loads the first block and the total, then only the blocks a scroll settles on, once each", async () => {
+    const load = fakeServer(100_000);
+    const { result } = renderHook(() => usePatientWindow("", { load, debounceMs: 5 }));
+    await waitFor(() => expect(result.current.count).toBe(100_000));
+    expect(result.current.rows.get(0)?.id).toBe(1);
+
+    act(() => result.current.onRange(20_000, 20_000)); // a fling: superseded before the debounce ends
+    act(() => result.current.onRange(99_990, 99_999));
+    await waitFor(() => expect(result.current.rows.get(99_999)?.id).toBe(100_000));
+    act(() => result.current.onRange(99_990, 99_999));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(load.mock.calls.map(([, offset]) => offset)).toEqual([0, 99_900]);
+    expect(result.current.rows.has(20_000)).toBe(false);
+    expect(load.mock.calls.every(([, , limit]) => limit === BLOCK)).toBe(true);
+  });
+
+  it("waits out a 429's Retry-After and tries the block again", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    const server = fakeServer(500);
+    let refused = false;
+    const load = vi.fn(async (name: string, offset: number, limit: number) => {
+      if (!refused) {
+        refused = true;
+        throw new ApiError(429, "Too many requests", 2);
+      }
+      return server(name, offset, limit);
+    });
+    const { result } = renderHook(() => usePatientWindow("", { load }));
+    await waitFor(() => expect(result.current.limitedFor).toBe(2));
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(2100);
+    });
+    await waitFor(() => expect(result.current.count).toBe(500));
+    expect(result.current.limitedFor).toBeNull();
+    expect(load).toHaveBeenCalledTimes(2);
+  });
+
+  it("starts over for a new search", async () => {
+    const load = fakeServer(10);
+    const { result, rerender } = renderHook(({ name }) => usePatientWindow(name, { load }), { initialProps: { name: "" } });
+    await waitFor(() => expect(result.current.count).toBe(10));
+    rerender({ name: "smi" });
+    await waitFor(() => expect(load).toHaveBeenLastCalledWith("smi", 0, BLOCK));
+  });
+});

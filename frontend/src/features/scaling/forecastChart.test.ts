@@ -1,0 +1,37 @@
+import { describe, expect, it } from "vitest";
+
+import { forecastSeries, type Forecast } from "./forecastChart";
+
+const forecast: Forecast = {
+  metric: "request_rate",
+  created_at: "2026-11-27T12:00:00Z",
+  model: "holt_winters",
+  scores: {},
+  patterns: {},
+  recent: [
+    { at: "2026-11-27T10:00:00Z", value: 5 },
+    { at: "2026-11-27T11:00:00Z", value: 7 },
+  ],
+  points: [
+    { at: "2026-11-27T12:00:00Z", p10: 6, p50: 8, p90: 10 },
+    { at: "2026-11-27T13:00:00Z", p10: 7, p50: 9, p90: 12 },
+  ],
+};
+
+describe("forecastSeries", () => {
+  it("puts actuals and the forecast band on one time axis", () => {
+    const { x, series, bands } = forecastSeries(forecast);
+    expect(x).toEqual([10, 11, 12, 13].map((h) => Date.parse(`2026-11-27T${h}:00:00Z`) / 1000));
+    expect(series.map((s) => s.label)).toEqual(["actual", "P90", "P50 forecast", "P10"]);
+    expect(series[0].values).toEqual([5, 7, null, null]);
+    expect(series[2].values).toEqual([null, null, 8, 9]);
+    expect(bands).toEqual([[2, 4]]); // P90 down to P10
+  });
+
+  it("lays yesterday's forecast over the actuals it predicted, and nowhere else", () => {
+    const earlier = { points: [{ at: "2026-11-27T11:00:00Z", p10: 5, p50: 6.5, p90: 8 }, { at: "2026-11-26T01:00:00Z", p10: 1, p50: 2, p90: 3 }] };
+    const { x, series } = forecastSeries(forecast, earlier);
+    expect(x).toHaveLength(4);
+    expect(series[4]).toMatchObject({ label: "yesterday's P50", dash: true, values: [null, 6.5, null, null] });
+  });
+});
