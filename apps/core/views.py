@@ -44,15 +44,20 @@ def favicon(request: HttpRequest) -> HttpResponse:
 @never_cache
 @staff_member_required
 def dashboard(request: HttpRequest, subpath: str = "") -> HttpResponse:
-    """Serve the built single-page dashboard, telling it where the live websocket is."""
+    """Serve the built single-page dashboard, telling it where the live websocket is and what the live
+    feed says now."""
     index = settings.DASHBOARD_BUILD_DIR / "index.html"
     if not index.is_file():
         return render(request, "core/dashboard_missing.html", status=503)
+    from apps.metrics.selectors import live_snapshot
+
     config = {
         "websocketUrl": settings.LIVE_WEBSOCKET_URL,
         "livePort": settings.LIVE_PORT,
         "adminUrl": "/admin/",
         "username": request.user.get_username(),
+        # The first frame shows real numbers at once, and the socket's first snapshot moves nothing.
+        "snapshot": live_snapshot(),
     }
     # JSON inside a <script> tag: escape "<" so no value can close the tag.
     config_script = (

@@ -1,5 +1,7 @@
 """OpenAPI schema and docs, the admin login and the dashboard shell."""
 
+import json
+
 import pytest
 from django.conf import settings
 from django.test import override_settings
@@ -48,6 +50,8 @@ def test_dashboard_serves_the_built_app_with_its_config(client, admin_user):
         assert '<script id="controlplane-config" type="application/json">' in html
         assert '"livePort": 8001' in html
         assert "/static/dashboard/assets/" in html
+        config = json.loads(html.split('type="application/json">', 1)[1].split("</script>", 1)[0])
+        assert set(config["snapshot"]) >= {"overall", "services", "alerts"}  # the first frame has numbers
 
 
 def test_dashboard_explains_a_missing_build(client, admin_user, tmp_path):

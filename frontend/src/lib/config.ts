@@ -4,9 +4,11 @@ export interface DashboardConfig {
   livePort: number | null;
   adminUrl: string;
   username: string;
+  /** The live snapshot when the page was served, shown until the socket sends a newer one. */
+  snapshot: unknown;
 }
 
-const defaults: DashboardConfig = { websocketUrl: "", livePort: null, adminUrl: "/admin/", username: "" };
+const defaults: DashboardConfig = { websocketUrl: "", livePort: null, adminUrl: "/admin/", username: "", snapshot: null };
 
 export function readConfig(doc: Document = document): DashboardConfig {
   const element = doc.getElementById("controlplane-config");

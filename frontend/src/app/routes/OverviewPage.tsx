@@ -14,7 +14,7 @@ export default function OverviewPage() {
   const services = useServices();
   const heartbeat = useLatestMessage("heartbeat");
   const latest = useLatestMessage("snapshot");
-  const snapshot = latest && isLiveSnapshot(latest.data) ? latest.data : null;
+  const snapshot = latest && isLiveSnapshot(latest.data) ? latest.data : isLiveSnapshot(config.snapshot) ? config.snapshot : null;
   const connection = useConnectionState();
   const slo = useJson<{ results: SloStatus[] }>("/api/v1/metrics/slo/", { refreshMs: 30000 });
   const sloBySlug = slo.status === "ready" ? Object.fromEntries(slo.data.results.map((s) => [s.service, s])) : {};

@@ -5,10 +5,10 @@ import type { Service, SloStatus } from "../api/services";
 
 function SloCell({ slo }: { slo: SloStatus | undefined }) {
   const hour = slo?.windows["1h"];
-  if (!hour || !hour.count) return <span className="muted">no traffic</span>;
+  if (!hour || !hour.count) return <span className="muted nowrap">no traffic</span>;
   const met = hour.p95_met !== false && hour.p99_met !== false && hour.error_rate_met !== false;
   return (
-    <span className={met ? "ok" : "bad"}>
+    <span className={`nowrap ${met ? "ok" : "bad"}`}>
       {met ? "met" : "missed"} · p95 {fixed(hour.p95_ms, 1, " ms")} · budget left{" "}
       {hour.error_budget_remaining === null ? "—" : `${Math.round(hour.error_budget_remaining * 100)}%`}
     </span>
