@@ -55,7 +55,13 @@ def lighthouse(url: str, name: str, cookie: str | None, runs: int) -> dict:
         ]  # fmt: skip
         if cookie:
             command.append("--extra-headers=" + json.dumps({"Cookie": cookie}))
-        subprocess.run(command, check=True, env={**os.environ, "CHROME_PATH": CHROMIUM}, timeout=300)
+        for attempt in range(3):  # Lighthouse now and then fails to record a trace (NO_NAVSTART): run it again
+            done = subprocess.run(command, env={**os.environ, "CHROME_PATH": CHROMIUM}, timeout=300)
+            if done.returncode == 0:
+                break
+            progress(f"lighthouse {name}: attempt {attempt + 1} failed, running it again")
+        else:
+            raise RuntimeError(f"Lighthouse failed three times on {url}")
         report = json.loads(path.with_suffix(".report.json").read_text())
         audits = report["audits"]
         results.append({
