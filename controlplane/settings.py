@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "apps.resources",
     "apps.scaling",
     "apps.benchmarks",
+    "apps.inference",
 ]
 
 MIDDLEWARE = [

@@ -22,6 +22,7 @@ api_v1 = [
     path("", include("apps.ratelimits.api.urls")),
     path("", include("apps.benchmarks.api.urls")),
     path("", include("apps.scaling.api.urls")),
+    path("", include("apps.inference.api.urls")),
 ]
 
 urlpatterns = [

@@ -26,8 +26,10 @@ recorder.background = False
 
 @pytest.fixture(autouse=True)
 def _clean_cache():
-    """Each test starts with an empty cache (Redis db 15 under `make test`)."""
+    """Each test starts with an empty cache (Redis db 15 under `make test`) and no request timings
+    pending from the test before."""
     cache.clear()
+    recorder.discard()
     yield
     cache.clear()
 

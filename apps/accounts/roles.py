@@ -14,7 +14,7 @@ from django.db.models import Q
 ADMINISTRATORS, OPERATORS, VIEWERS = "Administrators", "Operators", "Viewers"
 
 CONTROL_PLANE_APPS = ("services", "metrics", "caching", "ratelimits", "resources", "optimizer", "scaling",
-                      "benchmarks", "accounts", "django_celery_beat")  # fmt: skip
+                      "benchmarks", "inference", "accounts", "django_celery_beat")  # fmt: skip
 PHI_APPS = ("clinical", "audit")
 OPERATOR_CHANGES = {
     "caching": ["cachepolicy"],
@@ -24,6 +24,7 @@ OPERATOR_CHANGES = {
     "services": ["service"],
     "optimizer": ["recommendation"],
     "benchmarks": ["benchmarkplan", "benchmarkrun", "regression"],
+    "inference": ["modeldeployment"],
     "django_celery_beat": ["periodictask", "crontabschedule", "intervalschedule"],
 }
 

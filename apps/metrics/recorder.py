@@ -88,6 +88,12 @@ class Recorder:
         if time.monotonic() - self._flushed_at >= self.flush_interval or len(self._records) > self.MAX_PENDING:
             self.flush(block=False)
 
+    def discard(self) -> None:
+        """Drop what is recorded and not written yet (a test's requests must not leak into the next)."""
+        with self._lock:
+            self._records = array("q")
+            self._unsaved = {}
+
     def flush(self, *, block: bool = True) -> int:
         """Fold what was recorded into series, export them to Prometheus, merge them into the rollups
         (kept for the next flush if the database refuses); the number of series written."""

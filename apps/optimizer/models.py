@@ -26,6 +26,7 @@ class OptimizationRun(models.Model):
     service = models.ForeignKey(
         "services.Service", null=True, blank=True, on_delete=models.SET_NULL, help_text="Only this service's figures."
     )
+    subject = models.CharField(max_length=120, blank=True, help_text="One thing to optimize: a model deployment.")
     response_time_ms = models.FloatField(null=True, blank=True, help_text="Target p95 response time.")
     cache_hit_rate = models.FloatField(null=True, blank=True, help_text="Target cache hit rate (0-1).")
     requested_by = models.CharField(max_length=150, blank=True, help_text="Who or what started the run.")

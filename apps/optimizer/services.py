@@ -30,6 +30,7 @@ def run_goals(run: OptimizationRun) -> Goals:
         response_time_ms=run.response_time_ms,
         cache_hit_rate=run.cache_hit_rate,
         service_slug=run.service.slug if run.service_id else None,
+        subject=run.subject or None,
     )
 
 
@@ -41,6 +42,7 @@ def optimization_run_create(
     response_time_ms: float | None = None,
     cache_hit_rate: float | None = None,
     service=None,
+    subject: str = "",
     requested_by: str = "",
     inline: bool = False,
 ) -> OptimizationRun:
@@ -55,6 +57,7 @@ def optimization_run_create(
         response_time_ms=response_time_ms,
         cache_hit_rate=cache_hit_rate,
         service=service,
+        subject=subject,
         requested_by=requested_by,
         inline=inline,
     )

@@ -140,7 +140,7 @@ class CachingStep(Step):
 
 
 class ModelStep(Step):
-    """The inference optimizer: it arrives with the inference capability (apps.inference)."""
+    """Quantization chosen by measurement for every model deployment (apps.inference)."""
 
     name = "model"
 
@@ -150,6 +150,16 @@ class ModelStep(Step):
         from apps.inference.optimizer import measure
 
         return measure(goals, progress)
+
+    def apply(self, change: dict, subject: str) -> dict:
+        from apps.inference.optimizer import apply
+
+        return apply(change, subject)
+
+    def verdicts(self, findings: dict, goals: Goals) -> list[dict]:
+        from apps.inference.optimizer import verdicts
+
+        return verdicts(findings, goals)
 
 
 class ScalingStep(Step):

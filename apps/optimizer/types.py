@@ -35,6 +35,7 @@ class Goals:
     response_time_ms: float | None = None
     cache_hit_rate: float | None = None
     service_slug: str | None = None
+    subject: str | None = None  # one thing to optimize, e.g. a model deployment's name
 
 
 Progress = Callable[[float, str], None]

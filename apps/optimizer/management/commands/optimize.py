@@ -16,6 +16,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("target", choices=[choice for choice, _ in OptimizationRun.Target.choices])
+        parser.add_argument("subject", nargs="?", default="", help="model: only this deployment (its name).")
         parser.add_argument("--response-time", type=float, help="Target p95 response time in seconds (e.g. 1.5).")
         parser.add_argument("--cache-hit-rate", type=float, help="Target cache hit rate, 0-1 (e.g. 0.85).")
         parser.add_argument("--service", help="Judge only this service (its slug).")
@@ -25,7 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=3600, help="Seconds to wait for the workers.")
         parser.add_argument("--report", help="Also write the HTML report to this file.")
 
-    def handle(self, *args, target: str, **options) -> None:
+    def handle(self, *args, target: str, subject: str = "", **options) -> None:
+        if subject and target != OptimizationRun.Target.MODEL:
+            raise CommandError("Only `optimize model` takes a subject (a deployment name).")
         service = None
         if options["service"]:
             service = Service.objects.filter(slug=options["service"]).first()
@@ -38,6 +41,7 @@ class Command(BaseCommand):
                 response_time_ms=options["response_time"] * 1000 if options["response_time"] is not None else None,
                 cache_hit_rate=options["cache_hit_rate"],
                 service=service,
+                subject=subject,
                 requested_by="manage.py optimize",
                 inline=options["inline"],
             )

@@ -1,0 +1,8 @@
+from django.urls import path
+
+from apps.inference.api.views import EmbedView, GenerateView
+
+urlpatterns = [
+    path("inference/<slug:name>/embed", EmbedView.as_view(), name="inference-embed"),
+    path("inference/<slug:name>/generate", GenerateView.as_view(), name="inference-generate"),
+]

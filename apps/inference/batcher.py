@@ -1,0 +1,158 @@
+"""Dynamic batching in the serving process: requests wait briefly in an asyncio queue, are grouped up
+to a batch size or a delay, sorted by length so padding stays small, run together in a worker thread,
+and each caller gets its own result. A controller moves the batch size and delay to keep p95 inside
+the SLO while taking the biggest batches that do.
+
+WSGI threads (gunicorn) reach the batcher through `EventLoopThread.call`; async callers await
+`DynamicBatcher.submit` directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class BatchController:
+    """AIMD on the batch size (and the queue delay) against the p95 of recent requests.
+
+    Over the SLO: halve the batch size and the delay (multiplicative decrease). Comfortably under it
+    (p95 below `headroom` x SLO) while batches fill up: one more per batch, the delay back toward its
+    maximum (additive increase). Every change is kept in `changes`.
+    """
+
+    slo_ms: float
+    max_batch_size: int
+    max_delay_ms: float
+    batch_size: int = 0
+    delay_ms: float = -1.0
+    window: int = 64
+    headroom: float = 0.7
+    latencies: deque = field(default_factory=deque)
+    changes: list[dict] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.batch_size = self.batch_size or self.max_batch_size
+        self.delay_ms = self.max_delay_ms if self.delay_ms < 0 else self.delay_ms
+
+    def p95_ms(self) -> float | None:
+        if len(self.latencies) < 8:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+    def observe(self, latencies_ms: Sequence[float], batch_filled: bool) -> None:
+        self.latencies.extend(latencies_ms)
+        while len(self.latencies) > self.window:
+            self.latencies.popleft()
+        p95 = self.p95_ms()
+        if p95 is None:
+            return
+        size, delay = self.batch_size, self.delay_ms
+        if p95 > self.slo_ms:
+            size, delay = max(1, size // 2), delay / 2
+        elif p95 < self.headroom * self.slo_ms and batch_filled:
+            size, delay = min(self.max_batch_size, size + 1), min(self.max_delay_ms, max(delay * 2, 0.5))
+        if (size, delay) != (self.batch_size, self.delay_ms):
+            change = {"at": time.time(), "p95_ms": round(p95, 2), "batch_size": size, "delay_ms": round(delay, 3)}
+            self.changes.append({**change, "was": [self.batch_size, round(self.delay_ms, 3)]})
+            self.changes = self.changes[-100:]
+            self.batch_size, self.delay_ms = size, delay
+            self.latencies.clear()  # judge the new setting on its own requests
+
+
+@dataclass
+class _Pending:
+    item: Any
+    length: int
+    future: asyncio.Future
+    enqueued: float
+
+
+class DynamicBatcher:
+    """`run_batch(items) -> results` (same order) is called in a thread with up to the controller's batch
+    size of items; `length(item)` sorts a batch so similar lengths are padded together."""
+
+    def __init__(self, run_batch: Callable[[list[Any]], list[Any]], controller: BatchController,
+                 *, length: Callable[[Any], int] = len):  # fmt: skip
+        self.run_batch, self.controller, self.length = run_batch, controller, length
+        self.queue: asyncio.Queue[_Pending] | None = None
+        self.worker: asyncio.Task | None = None
+        self.batches = 0
+        self.items = 0
+
+    async def submit(self, item: Any) -> Any:
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+            self.worker = asyncio.get_running_loop().create_task(self._serve())
+        future = asyncio.get_running_loop().create_future()
+        await self.queue.put(_Pending(item, self.length(item), future, time.perf_counter()))
+        return await future
+
+    async def _serve(self) -> None:
+        assert self.queue is not None
+        while True:
+            batch = [await self.queue.get()]
+            deadline = time.perf_counter() + self.controller.delay_ms / 1000
+            while len(batch) < self.controller.batch_size:
+                remaining = deadline - time.perf_counter()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+                except TimeoutError:
+                    break
+            while len(batch) < self.controller.batch_size and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            await self._run(batch)
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        ordered = sorted(batch, key=lambda pending: pending.length)
+        try:
+            results = await asyncio.to_thread(self.run_batch, [pending.item for pending in ordered])
+            if len(results) != len(ordered):
+                raise RuntimeError(f"the model answered {len(results)} of {len(ordered)} inputs")
+        except Exception as error:  # noqa: BLE001 - every caller of the batch gets the failure; serving goes on
+            for pending in ordered:
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+            return
+        finished = time.perf_counter()
+        for pending, result in zip(ordered, results, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(result)
+        self.batches += 1
+        self.items += len(ordered)
+        self.controller.observe([(finished - p.enqueued) * 1000 for p in ordered],
+                                batch_filled=len(ordered) >= self.controller.batch_size)  # fmt: skip
+
+
+class EventLoopThread:
+    """One asyncio loop in a daemon thread, for callers that are threads (WSGI): `call` runs a coroutine
+    there and waits for its result."""
+
+    def __init__(self):
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+        self._pid = 0
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        import os
+
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():  # a forked child starts its own
+                self._loop = asyncio.new_event_loop()
+                self._pid = os.getpid()
+                threading.Thread(target=self._loop.run_forever, name="inference-batcher", daemon=True).start()
+            return self._loop
+
+    def call(self, coroutine, timeout: float | None = None) -> Any:
+        future: Future = asyncio.run_coroutine_threadsafe(coroutine, self.loop())
+        return future.result(timeout)

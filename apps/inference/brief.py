@@ -1,0 +1,54 @@
+"""The brief's model-optimization API, over the same services the product uses."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from apps.inference import services
+from apps.inference.backends import LoadSpec, load
+from apps.inference.models import ModelDeployment
+
+
+class ModelPerformanceOptimizer:
+    """`auto_optimize_quantization(name, prompts)` and `dynamic_batch_optimization(name, prompts, ...)`,
+    where `name` is a ModelDeployment's name."""
+
+    def auto_optimize_quantization(self, model_name: str, test_prompts: list[str]) -> dict:
+        """Measure every mode on these prompts (fidelity on the fixed clinical sets) and record the choice."""
+        deployment = ModelDeployment.objects.get(name=model_name)
+        profiles = services.deployment_profile(deployment, workload=list(test_prompts) or None)
+        chosen = next(p for p in profiles if p.chosen)
+        return {
+            "model": model_name,
+            "chosen_quantization": chosen.mode,
+            "reason": chosen.verdict,
+            "modes": {p.mode: {"available": p.available, "verdict": p.verdict, "sequences_per_s": p.sequences_per_s,
+                               "tokens_per_s": p.tokens_per_s, "peak_memory_mb": p.peak_memory_mb,
+                               "fidelity_loss": p.fidelity_loss} for p in profiles},
+        }  # fmt: skip
+
+    def dynamic_batch_optimization(self, model_name: str, test_prompts: list[str], max_batch_size: int = 8) -> dict:
+        """Throughput and latency at each batch size up to `max_batch_size` in the serving mode; the best size
+        is the fastest whose batch latency stays inside the deployment's p95 SLO."""
+        deployment = ModelDeployment.objects.get(name=model_name)
+        runner = load(LoadSpec.of(deployment), deployment.serving_quantization)
+        prompts = list(test_prompts) or ["Summarize the patient's vital signs."]
+        sizes, best = {}, None
+        for size in range(1, max_batch_size + 1):
+            batch = (prompts * size)[:size]
+            samples = []
+            for _ in range(3):
+                started = time.perf_counter()
+                if deployment.task == ModelDeployment.Task.EMBEDDING:
+                    runner.embed(batch)
+                else:
+                    runner.generate(batch, 16)
+                samples.append((time.perf_counter() - started) * 1000)
+            latency = statistics.median(samples)
+            sizes[size] = {"latency_ms": round(latency, 2), "sequences_per_s": round(size * 1000 / latency, 2)}
+            slo = deployment.slo_p95_ms
+            if latency <= slo and (best is None or sizes[size]["sequences_per_s"] > sizes[best]["sequences_per_s"]):
+                best = size
+        return {"model": model_name, "quantization": deployment.serving_quantization, "best_batch_size": best or 1,
+                "batch_sizes": sizes}  # fmt: skip

@@ -1,0 +1,79 @@
+"""The orchestrator's model step: measure every deployment's modes, propose the measured choice."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from apps.inference import services
+from apps.inference.models import ModelDeployment
+from apps.optimizer.types import Draft, Goals, Progress, StepResult, verdict
+
+TOKENS_PER_S_FLOOR = 10.0  # the brief's floor for generation
+TABLE_FIELDS = ("mode", "device", "available", "chosen", "verdict", "p50_ms_batch1", "p95_ms_batch1",
+                "best_batch_size", "p95_ms_best_batch", "sequences_per_s", "tokens_per_s", "ttft_ms", "tpot_ms",
+                "peak_memory_mb", "load_seconds", "fidelity", "fidelity_loss")  # fmt: skip
+
+
+def measure(goals: Goals, progress: Progress) -> StepResult:
+    deployments = list(ModelDeployment.objects.filter(enabled=True))
+    if goals.subject:
+        deployments = [d for d in deployments if d.name == goals.subject]
+        if not deployments:
+            return StepResult(skipped=f"No enabled deployment named {goals.subject!r} (admin: Model deployments).")
+    if not deployments:
+        return StepResult(skipped="No enabled model deployment (admin: Model deployments).")
+    findings, drafts = {"deployments": []}, []
+    for position, deployment in enumerate(deployments):
+        share = 1 / len(deployments)
+
+        def step_progress(fraction: float, message: str, position=position, name=deployment.name, share=share) -> None:
+            progress((position + fraction) * share, f"{name}: {message}")
+
+        profiles = services.deployment_profile(deployment, progress=step_progress)
+        chosen = next(p for p in profiles if p.chosen)
+        findings["deployments"].append({
+            "deployment": deployment.name, "task": deployment.task, "configured": deployment.quantization,
+            "serving": deployment.serving_quantization, "chosen": chosen.mode, "slo_p95_ms": deployment.slo_p95_ms,
+            "fidelity_budget": deployment.fidelity_budget,
+            "table": [{name: getattr(p, name) for name in TABLE_FIELDS} for p in profiles],
+        })  # fmt: skip
+        if deployment.quantization not in (ModelDeployment.Quantization.AUTO, chosen.mode):
+            drafts.append(
+                Draft(
+                    kind="model_quantization",
+                    subject=deployment.name,
+                    title=f"Serve {deployment.name} in {chosen.mode} instead of {deployment.quantization}",
+                    reason=chosen.verdict,
+                    change={"quantization": chosen.mode},
+                    evidence={"table": findings["deployments"][-1]["table"]},
+                )
+            )
+    return StepResult(findings=findings, drafts=drafts)
+
+
+def apply(change: dict, subject: str) -> dict:
+    with transaction.atomic():
+        deployment = ModelDeployment.objects.select_for_update().get(name=subject)
+        before = {name: getattr(deployment, name) for name in change}
+        for name, value in change.items():
+            setattr(deployment, name, value)
+        deployment.full_clean()
+        deployment.save()
+    return {"deployment": subject, "before": before, "after": change}
+
+
+def verdicts(findings: dict, goals: Goals) -> list[dict]:
+    results = []
+    for summary in findings.get("deployments", []):
+        chosen = next(row for row in summary["table"] if row["chosen"])
+        if summary["task"] == ModelDeployment.Task.GENERATION:
+            results.append(verdict(target="tokens_per_s", subject=f"{summary['deployment']} in {chosen['mode']}",
+                                   measured=chosen["tokens_per_s"], goal=TOKENS_PER_S_FLOOR, unit="tokens/s",
+                                   higher_is_better=True))  # fmt: skip
+        else:
+            goal = goals.response_time_ms or summary["slo_p95_ms"]
+            results.append(verdict(target="response_time",
+                                   subject=f"{summary['deployment']} p95 at batch {chosen['best_batch_size']}",
+                                   measured=chosen["p95_ms_best_batch"], goal=goal, unit="ms",
+                                   higher_is_better=False))  # fmt: skip
+    return results

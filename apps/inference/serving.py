@@ -1,0 +1,101 @@
+"""This process's served deployments: each loaded once, in the mode it serves with, behind a dynamic
+batcher. An admin edit (mode, batch size, SLO) reaches the next request: the key includes updated_at."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass
+
+from apps.inference.backends import LoadSpec, load
+from apps.inference.batcher import BatchController, DynamicBatcher, EventLoopThread
+from apps.inference.models import ModelDeployment
+
+bridge = EventLoopThread()
+_lock = threading.Lock()
+_served: dict[int, Served] = {}
+
+
+@dataclass
+class Served:
+    key: tuple
+    runner: object
+    batcher: DynamicBatcher
+    mode: str
+
+
+class TokenMeter:
+    """Generated tokens per second, written as the `inference.tokens_per_s` series every 10 s at most."""
+
+    def __init__(self, interval: float = 10.0):
+        self.interval, self.tokens, self.seconds, self.since = interval, 0, 0.0, time.monotonic()
+        self.lock = threading.Lock()
+
+    def add(self, tokens: int, seconds: float) -> None:
+        with self.lock:
+            self.tokens += tokens
+            self.seconds += seconds
+            if time.monotonic() - self.since < self.interval or not self.seconds:
+                return
+            rate, self.tokens, self.seconds, self.since = self.tokens / self.seconds, 0, 0.0, time.monotonic()
+        from django.db import connection
+
+        from apps.metrics.services import metric_points_record
+
+        try:
+            metric_points_record(values={"inference.tokens_per_s": round(rate, 3)})
+        finally:
+            connection.close()  # a batcher thread, not a request's: hold no connection between batches
+
+
+token_meter = TokenMeter()
+
+
+def served(deployment: ModelDeployment) -> Served:
+    key = (deployment.pk, deployment.updated_at, deployment.serving_quantization)
+    current = _served.get(deployment.pk)
+    if current is not None and current.key == key:
+        return current
+    with _lock:
+        current = _served.get(deployment.pk)
+        if current is None or current.key != key:
+            mode = deployment.serving_quantization
+            runner = load(LoadSpec.of(deployment), mode)
+            controller = BatchController(slo_ms=deployment.slo_p95_ms, max_batch_size=deployment.max_batch_size,
+                                         max_delay_ms=deployment.max_queue_delay_ms)  # fmt: skip
+            if deployment.task == ModelDeployment.Task.EMBEDDING:
+                batcher = DynamicBatcher(runner.embed, controller, length=len)
+            else:
+                batcher = DynamicBatcher(_generate_batch(runner), controller, length=lambda item: len(item[0]))
+            current = _served[deployment.pk] = Served(key, runner, batcher, mode)
+        return current
+
+
+def _generate_batch(runner):
+    def run(items: list[tuple[str, int]]) -> list[dict]:
+        started = time.perf_counter()
+        results = runner.generate([prompt for prompt, _ in items], [limit for _, limit in items])
+        token_meter.add(sum(r["output_tokens"] for r in results), time.perf_counter() - started)
+        return results
+
+    return run
+
+
+def embed(deployment: ModelDeployment, texts: list[str], timeout: float = 120) -> tuple[list[list[float]], str]:
+    """Each text goes through the batcher on its own, so one caller's inputs share batches with others'."""
+    current = served(deployment)
+
+    async def gather():
+        return await asyncio.gather(*(current.batcher.submit(text) for text in texts))
+
+    return bridge.call(gather(), timeout), current.mode
+
+
+def generate(deployment: ModelDeployment, prompt: str, max_new_tokens: int, timeout: float = 300) -> tuple[dict, str]:
+    current = served(deployment)
+    return bridge.call(current.batcher.submit((prompt, max_new_tokens)), timeout), current.mode
+
+
+def token_count(deployment: ModelDeployment, text: str) -> int:
+    return served(deployment).runner.token_count(text)

@@ -1,0 +1,103 @@
+"""The dynamic batcher and its controller, with a model stand-in that records every batch it is given
+(no weights needed: what is tested is grouping, ordering, answering and adjusting)."""
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from apps.inference.batcher import BatchController, DynamicBatcher, EventLoopThread
+
+
+class RecordingModel:
+    def __init__(self, seconds: float = 0.01, fail_on: str | None = None):
+        self.batches: list[list[str]] = []
+        self.seconds, self.fail_on = seconds, fail_on
+
+    def __call__(self, items: list[str]) -> list[str]:
+        self.batches.append(list(items))
+        if self.fail_on in items:
+            raise ValueError("the model refused this batch")
+        time.sleep(self.seconds)
+        return [item.upper() for item in items]
+
+
+async def test_concurrent_callers_each_get_their_own_answer_in_few_sorted_batches():
+    model = RecordingModel()
+    batcher = DynamicBatcher(model, BatchController(slo_ms=10_000, max_batch_size=8, max_delay_ms=20))
+    texts = [f"note {i} " + "x" * (i * 7 % 13) for i in range(40)]  # mixed lengths
+    answers = await asyncio.gather(*(batcher.submit(text) for text in texts))
+    assert answers == [text.upper() for text in texts]
+    assert all(len(batch) <= 8 for batch in model.batches) and sum(map(len, model.batches)) == 40
+    assert len(model.batches) <= 6  # 40 callers, batches of up to 8
+    assert all(batch == sorted(batch, key=len) for batch in model.batches)  # little padding
+
+
+async def test_a_lone_request_waits_no_longer_than_the_queue_delay():
+    batcher = DynamicBatcher(
+        RecordingModel(seconds=0), BatchController(slo_ms=1000, max_batch_size=32, max_delay_ms=30)
+    )
+    started = time.perf_counter()
+    assert await batcher.submit("alone") == "ALONE"
+    assert time.perf_counter() - started < 1.0  # the delay (30 ms) then the batch of one; never a full batch's wait
+
+
+async def test_a_failing_batch_fails_its_callers_only_and_serving_goes_on():
+    model = RecordingModel(fail_on="poison")
+    batcher = DynamicBatcher(model, BatchController(slo_ms=1000, max_batch_size=4, max_delay_ms=20))
+    results = await asyncio.gather(batcher.submit("poison"), batcher.submit("fine"), return_exceptions=True)
+    assert all(isinstance(r, ValueError) for r in results)  # they shared the batch
+    assert await batcher.submit("after") == "AFTER"
+
+
+def test_threads_reach_the_batcher_through_the_loop_thread():
+    """WSGI request threads: each thread's call is batched with the others' and answered in its thread."""
+    bridge = EventLoopThread()
+    model = RecordingModel(seconds=0.02)
+    batcher = DynamicBatcher(model, BatchController(slo_ms=10_000, max_batch_size=16, max_delay_ms=20))
+    answers: dict[int, str] = {}
+
+    def call(n: int) -> None:
+        answers[n] = bridge.call(batcher.submit(f"thread {n}"), timeout=10)
+
+    threads = [threading.Thread(target=call, args=(n,)) for n in range(24)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == {n: f"THREAD {n}" for n in range(24)}
+    assert len(model.batches) < 24
+
+
+def test_the_controller_halves_over_the_slo_and_grows_back_with_headroom():
+    controller = BatchController(slo_ms=100, max_batch_size=32, max_delay_ms=10)
+    controller.observe([150.0] * 16, batch_filled=True)  # p95 over the SLO
+    assert (controller.batch_size, controller.delay_ms) == (16, 5.0)
+    controller.observe([130.0] * 16, batch_filled=True)
+    assert controller.batch_size == 8
+    for _ in range(3):
+        controller.observe([20.0] * 16, batch_filled=True)  # far inside: one more per full batch
+    assert controller.batch_size == 11 and controller.delay_ms == 10
+    controller.observe([20.0] * 16, batch_filled=False)  # batches not filling: no reason to grow
+    assert controller.batch_size == 11
+    assert [change["batch_size"] for change in controller.changes] == [16, 8, 9, 10, 11]
+    assert controller.changes[0]["was"] == [32, 10] and controller.changes[0]["p95_ms"] == 150.0
+
+
+def test_the_controller_never_leaves_its_bounds():
+    controller = BatchController(slo_ms=10, max_batch_size=4, max_delay_ms=5)
+    for _ in range(10):
+        controller.observe([1000.0] * 8, batch_filled=True)
+    assert controller.batch_size == 1 and controller.delay_ms >= 0
+    for _ in range(20):
+        controller.observe([1.0] * 8, batch_filled=True)
+    assert controller.batch_size == 4 and controller.delay_ms <= 5
+
+
+@pytest.mark.parametrize("size", [1, 3])
+async def test_batch_size_one_and_small_batches_answer_in_order(size):
+    batcher = DynamicBatcher(
+        RecordingModel(seconds=0), BatchController(slo_ms=1000, max_batch_size=size, max_delay_ms=5)
+    )
+    assert await asyncio.gather(*(batcher.submit(c) for c in "abcde")) == list("ABCDE")
