@@ -96,10 +96,14 @@ class QuantizationProfile(models.Model):
     best_batch_size = models.PositiveIntegerField(null=True, blank=True)
     p95_ms_best_batch = models.FloatField(null=True, blank=True)
     sequences_per_s = models.FloatField(null=True, blank=True)
-    tokens_per_s = models.FloatField(null=True, blank=True)
+    tokens_per_s = models.FloatField(null=True, blank=True, help_text="Generation: at the best batch size.")
+    tokens_per_s_batch1 = models.FloatField(null=True, blank=True, help_text="Generation: one stream alone.")
     ttft_ms = models.FloatField("time to first token (ms)", null=True, blank=True)
     tpot_ms = models.FloatField("time per output token (ms)", null=True, blank=True)
-    peak_memory_mb = models.FloatField(null=True, blank=True, help_text="RSS growth on CPU; max allocated on CUDA.")
+    peak_memory_mb = models.FloatField(
+        null=True, blank=True, help_text="Peak RSS growth while loading and serving (CPU); max allocated on CUDA."
+    )
+    weights_mb = models.FloatField(null=True, blank=True, help_text="The model's tensors in memory.")
     fidelity = models.JSONField(default=dict)
     fidelity_loss = models.FloatField(null=True, blank=True)
 

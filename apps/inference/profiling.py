@@ -8,6 +8,7 @@ fidelity budget wins; every other mode gets the reason it lost.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import statistics
@@ -43,6 +44,50 @@ def _rss_mb() -> float:
     import psutil
 
     return psutil.Process().memory_info().rss / 2**20
+
+
+def _release_memory() -> None:
+    """Collect, then hand freed heap back to the OS (glibc keeps it otherwise), so RSS is a fair baseline."""
+    import ctypes
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: the baseline is only less tight
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+class PeakRss:
+    """The highest RSS seen while the block runs (sampled every 5 ms in a thread)."""
+
+    def __enter__(self) -> PeakRss:
+        import threading
+
+        self.peak, self._stop = _rss_mb(), threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, _rss_mb())
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb())
+
+
+def weights_mb(model) -> float:
+    """Bytes of every tensor the model holds (int8-packed weights included), in MB."""
+    import torch
+
+    def size(value) -> int:
+        if isinstance(value, torch.Tensor):
+            return value.numel() * value.element_size()
+        if isinstance(value, (tuple, list)):
+            return sum(size(item) for item in value)
+        return 0
+
+    return sum(size(value) for value in model.state_dict().values()) / 2**20
 
 
 def _timed(call: Callable[[], object], repeat: int) -> list[float]:
@@ -83,6 +128,7 @@ def _generation_figures(runner, slo_ms: float, max_batch: int, prompts: list[str
     figures = {
         "p50_ms_batch1": total_ms, "p95_ms_batch1": total_ms, "ttft_ms": ttft,
         "tpot_ms": (total_ms - ttft) / max(tokens - 1, 1), "tokens_per_s": tokens * 1000 / total_ms,
+        "tokens_per_s_batch1": tokens * 1000 / total_ms,
         "best_batch_size": 1, "sequences_per_s": 1000 / total_ms, "p95_ms_best_batch": total_ms,
     }  # fmt: skip
     size = min(len(prompts), max_batch)
@@ -130,51 +176,49 @@ def profile(spec: LoadSpec, *, slo_ms: float, max_batch: int, modes: list[str] |
             progress: Progress = lambda fraction, message: None) -> list[ModeResult]:  # fmt: skip
     """Measure every mode (fp32 first: it is the fidelity reference). `workload` replaces the texts
     (or prompts) speed is measured on; fidelity is always scored on the fixed sets."""
-    import torch
 
     device = resolve_device(spec.device)
     modes = ["fp32", *[m for m in (modes or CPU_MODES) if m != "fp32"]]
-    results, reference = [], None
+    results, reference = [], {}
     for index, mode in enumerate(modes):
         progress(index / len(modes), f"{mode}: loading and measuring")
         result = ModeResult(mode, device)
-        gc.collect()
-        if device == "cuda":
-            torch.cuda.reset_peak_memory_stats()
-        before = _rss_mb()
-        started = time.perf_counter()
         try:
-            runner = load(spec, mode)
+            _measure_mode(spec, result, reference, slo_ms=slo_ms, max_batch=max_batch, workload=workload)
         except ModelUnavailable as unavailable:
             result.available, result.verdict = False, f"unavailable: {unavailable}"
-            results.append(result)
-            continue
         except Exception as error:  # noqa: BLE001 - a mode this torch cannot run is recorded, the others measured
-            result.available, result.verdict = False, f"failed to load: {type(error).__name__}: {error}"[:500]
-            results.append(result)
-            continue
-        load_seconds = time.perf_counter() - started
-        try:
-            if spec.task == "embedding":
-                figures, result.speed = _embedding_figures(runner, slo_ms, max_batch, workload or EMBEDDING_TEXTS)
-                if reference is None:
-                    reference = runner.embed(EMBEDDING_TEXTS)
-                result.fidelity, result.fidelity_loss = _embedding_fidelity(runner, reference)
-            else:
-                figures, result.speed = _generation_figures(runner, slo_ms, max_batch, workload or GENERATION_PROMPTS)
-                if reference is None:
-                    reference = [runner.next_token_logits(text) for text in FIDELITY_TEXTS]
-                result.fidelity, result.fidelity_loss = _generation_fidelity(runner, reference)
-        except Exception as error:  # noqa: BLE001 - as above, while measuring
-            result.available, result.verdict = False, f"failed while measuring: {type(error).__name__}: {error}"[:500]
-            results.append(result)
-            continue
-        memory = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else _rss_mb() - before
-        result.figures = {**figures, "load_seconds": load_seconds, "peak_memory_mb": max(memory, 0.0)}
+            result.available, result.verdict = False, f"failed: {type(error).__name__}: {error}"[:500]
         results.append(result)
-        del runner
     progress(1.0, "measured")
     return results
+
+
+def _measure_mode(spec: LoadSpec, result: ModeResult, reference: dict, *, slo_ms: float, max_batch: int,
+                  workload: list[str] | None) -> None:  # fmt: skip
+    """Load one mode and fill `result`; the first mode measured (fp32) also fills `reference`."""
+    import torch
+
+    _release_memory()
+    if result.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    before = _rss_mb()
+    with PeakRss() as rss:
+        started = time.perf_counter()
+        runner = load(spec, result.mode)
+        load_seconds = time.perf_counter() - started
+        if spec.task == "embedding":
+            figures, result.speed = _embedding_figures(runner, slo_ms, max_batch, workload or EMBEDDING_TEXTS)
+            reference.setdefault("vectors", runner.embed(EMBEDDING_TEXTS))
+            result.fidelity, result.fidelity_loss = _embedding_fidelity(runner, reference["vectors"])
+        else:
+            figures, result.speed = _generation_figures(runner, slo_ms, max_batch, workload or GENERATION_PROMPTS)
+            if "logits" not in reference:
+                reference["logits"] = [runner.next_token_logits(text) for text in FIDELITY_TEXTS]
+            result.fidelity, result.fidelity_loss = _generation_fidelity(runner, reference["logits"])
+    memory = torch.cuda.max_memory_allocated() / 2**20 if result.device == "cuda" else rss.peak - before
+    result.figures = {**figures, "load_seconds": load_seconds, "peak_memory_mb": max(memory, 0.0),
+                      "weights_mb": weights_mb(runner.model)}  # fmt: skip
 
 
 def choose(results: list[ModeResult], *, budget: float, task: str) -> ModeResult:

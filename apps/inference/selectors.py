@@ -12,3 +12,28 @@ def latest_profiles(deployment: ModelDeployment) -> list[QuantizationProfile]:
         return []
     rows = list(deployment.profiles.filter(measured_at=newest))
     return sorted(rows, key=lambda p: (not p.chosen, not p.available, -(p.tokens_per_s or p.sequences_per_s or 0)))
+
+
+PROFILE_FIELDS = (
+    *("mode", "device", "available", "chosen", "verdict", "p50_ms_batch1", "p95_ms_batch1", "best_batch_size"),
+    *("p95_ms_best_batch", "sequences_per_s", "tokens_per_s", "tokens_per_s_batch1", "ttft_ms", "tpot_ms"),
+    *("peak_memory_mb", "weights_mb", "load_seconds", "fidelity", "fidelity_loss"),
+)
+
+
+def deployment_overview() -> list[dict]:
+    """Every deployment with what it serves and the table of its last measurement (the dashboard)."""
+    rows = []
+    for deployment in ModelDeployment.objects.select_related("service"):
+        profiles = latest_profiles(deployment)
+        rows.append({
+            "id": deployment.pk, "name": deployment.name, "task": deployment.task, "source": deployment.source,
+            "service": deployment.service.slug if deployment.service else None, "enabled": deployment.enabled,
+            "quantization": deployment.quantization, "serving_quantization": deployment.serving_quantization,
+            "chosen_quantization": deployment.chosen_quantization or None,
+            "measured_at": profiles[0].measured_at.isoformat() if profiles else None,
+            "max_batch_size": deployment.max_batch_size, "max_queue_delay_ms": deployment.max_queue_delay_ms,
+            "slo_p95_ms": deployment.slo_p95_ms, "fidelity_budget": deployment.fidelity_budget,
+            "profiles": [{name: getattr(p, name) for name in PROFILE_FIELDS} for p in profiles],
+        })  # fmt: skip
+    return rows

@@ -5,7 +5,7 @@ from tests.e2e.budgets import INITIAL_JS_BUDGET_KB, PAGE_CHUNK_BUDGET_KB, bundle
 from tests.e2e.stack import REPO_ROOT
 
 PAGES = {"OverviewPage", "ServicePage", "CachePage", "RateLimitsPage", "BenchmarksPage", "BenchmarkRunPage",
-         "ScalingPage", "PatientsPage", "AuditPage", "NotFoundPage"}  # fmt: skip
+         "ScalingPage", "InferencePage", "PatientsPage", "AuditPage", "NotFoundPage"}  # fmt: skip
 
 
 def test_initial_javascript_and_every_page_chunk_fit_their_budgets():

@@ -25,6 +25,7 @@ PAGES = {  # path under /dashboard/ -> its heading and something only real data 
     "ratelimits": ("Rate limits", "[data-testid=limits-table]"),
     "benchmarks": ("Benchmarks", "text=No runs yet"),
     "scaling": ("Scaling", ".chart canvas"),
+    "inference": ("Inference", "[data-testid=modes-clinical-embeddings]"),
     "patients": ("Patients", "text=100,000 patients"),
     "audit": ("Audit trail", "[data-testid=vlist-scroller] [role=row]"),
 }
@@ -87,7 +88,7 @@ def test_live_numbers_every_page_and_the_patient_list(stack, page, artifacts):
         page.wait_for_selector(f"h1:text-is('{heading}')", timeout=20_000)
         page.wait_for_selector(evidence, timeout=30_000)
         page.screenshot(path=artifacts / f"{path.replace('/', '-') or 'overview'}-page.png", full_page=True)
-    assert page.locator("nav[aria-label=Main] a").count() == 7
+    assert page.locator("nav[aria-label=Main] a").count() == 8
 
     # Patients: open one, see the vital-signs chart, then scroll all 100,000 rows.
     page.goto(f"{stack.base}/dashboard/patients")

@@ -9,12 +9,14 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from apps.accounts import scopes
+from apps.accounts.permissions import staff_can_view
 from apps.audit.views import PhiAPIView
 from apps.caching.stack import get_or_load
 from apps.core.api.params import reject_unknown_params
-from apps.inference import serving
+from apps.inference import selectors, serving
 from apps.inference.api.serializers import EmbedInputSerializer, GenerateInputSerializer
 from apps.inference.models import ModelDeployment
 
@@ -102,3 +104,13 @@ class GenerateView(_InferenceView):
         answer = get_or_load("ai_inference", [deployment.name, mode, "generate", limit, prompt], load)
         self.audit_patient(request, deployment, data.validated_data.get("patient_id"), cached=not loaded)
         return Response({"deployment": deployment.name, "quantization": mode, **answer, "cached": not loaded})
+
+
+class DeploymentOverviewView(APIView):
+    """The dashboard's inference page (staff with the deployment's view permission)."""
+
+    permission_classes = [staff_can_view("inference.view_modeldeployment")]
+
+    def get(self, request: Request) -> Response:
+        reject_unknown_params(request, [])
+        return Response({"results": selectors.deployment_overview()})

@@ -17,6 +17,7 @@ const RateLimitsPage = lazyWithRetry(() => import("./routes/RateLimitsPage"));
 const BenchmarksPage = lazyWithRetry(() => import("./routes/BenchmarksPage"));
 const BenchmarkRunPage = lazyWithRetry(() => import("./routes/BenchmarkRunPage"));
 const ScalingPage = lazyWithRetry(() => import("./routes/ScalingPage"));
+const InferencePage = lazyWithRetry(() => import("./routes/InferencePage"));
 const PatientsPage = lazyWithRetry(() => import("./routes/PatientsPage"));
 const AuditPage = lazyWithRetry(() => import("./routes/AuditPage"));
 const NotFoundPage = lazyWithRetry(() => import("./routes/NotFoundPage"));
@@ -25,6 +26,7 @@ const PAGES: [string, string][] = [
   ["/cache", "Cache"],
   ["/ratelimits", "Rate limits"],
   ["/benchmarks", "Benchmarks"],
+  ["/inference", "Inference"],
   ["/scaling", "Scaling"],
   ["/patients", "Patients"],
   ["/audit", "Audit"],
@@ -83,6 +85,7 @@ export function App() {
               <Route path="/ratelimits" element={<RateLimitsPage />} />
               <Route path="/benchmarks" element={<BenchmarksPage />} />
               <Route path="/benchmarks/:runId" element={<BenchmarkRunPage />} />
+              <Route path="/inference" element={<InferencePage />} />
               <Route path="/scaling" element={<ScalingPage />} />
               <Route path="/patients" element={<PatientsPage />} />
               <Route path="/audit" element={<AuditPage />} />

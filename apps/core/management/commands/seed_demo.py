@@ -16,6 +16,7 @@ from apps.accounts.scopes import BENCHMARK, SCOPES
 from apps.accounts.services import api_client_create, api_client_rotate, token_hash
 from apps.benchmarks.models import BenchmarkPlan
 from apps.benchmarks.services import nightly_benchmarks_ensure
+from apps.inference.services import bundled_deployments_ensure
 from apps.optimizer.services import optimizer_schedules_ensure
 from apps.scaling.models import ScalingPolicy, WorkloadForecast
 from apps.scaling.services import scaling_policy_ensure
@@ -104,6 +105,7 @@ class Command(BaseCommand):
             password = self._ensure_admin(stored)
             token = self._ensure_client(stored)
             self._ensure_benchmark_plan()
+            bundled_deployments_ensure()  # the bundled models, served at /api/v1/inference/<name>/...
             schedules = optimizer_schedules_ensure() + nightly_benchmarks_ensure()
 
         credentials_file.write_text(json.dumps({"admin_password": password, "api_token": token}))

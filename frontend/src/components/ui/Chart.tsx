@@ -24,6 +24,8 @@ export interface ChartProps {
   unit?: string;
   /** Vertical markers (x values) drawn across the plot, e.g. regressions or "now". */
   markers?: number[];
+  /** Category names for x = 0, 1, 2 ... (bar charts of modes, pages ...). */
+  xLabels?: string[];
 }
 
 const PALETTE = ["var(--accent)", "var(--ok)", "var(--warn)", "var(--bad)", "var(--violet)"];
@@ -34,12 +36,12 @@ function resolve(color: string, element: Element): string {
 }
 
 /** A small, fast canvas chart (uPlot) that follows its container's width and the theme's colours. */
-export function Chart({ title, x, series, bands = [], time = true, kind = "line", height = 220, unit = "", markers = [] }: ChartProps) {
+export function Chart({ title, x, series, bands = [], time = true, kind = "line", height = 220, unit = "", markers = [], xLabels }: ChartProps) {
   const holder = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const markersRef = useRef(markers);
   markersRef.current = markers;
-  const shape = `${series.length}:${kind}:${time}:${bands.join(";")}:${unit}:${series.map((s) => s.label).join("|")}`;
+  const shape = `${series.length}:${kind}:${time}:${bands.join(";")}:${unit}:${series.map((s) => s.label).join("|")}:${xLabels?.join("|")}`;
 
   useEffect(() => {
     const element = holder.current;
@@ -52,9 +54,14 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
     const options: uPlot.Options = {
       width: Math.max(element.clientWidth, 200),
       height,
-      scales: { x: { time } },
+      scales: { x: xLabels ? { time: false, range: [-0.5, xLabels.length - 0.5] } : { time } },
       axes: [
-        { stroke: axis, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
+        {
+          stroke: axis,
+          grid: { stroke: grid, width: 1 },
+          ticks: { stroke: grid },
+          ...(xLabels ? { splits: () => xLabels.map((_, i) => i), values: () => xLabels } : {}),
+        },
         {
           stroke: axis,
           grid: { stroke: grid, width: 1 },

@@ -1,0 +1,123 @@
+import { useEffect, useState } from "react";
+
+import { Chart } from "../../components/ui/Chart";
+import { LoadStatus } from "../../components/ui/Status";
+import { fixed, when } from "../../lib/format";
+import { useJson } from "../../lib/useJson";
+import { fetchSeries } from "../../features/service/series";
+
+interface Profile {
+  mode: string;
+  available: boolean;
+  chosen: boolean;
+  verdict: string;
+  p95_ms_batch1: number | null;
+  best_batch_size: number | null;
+  sequences_per_s: number | null;
+  tokens_per_s: number | null;
+  tokens_per_s_batch1: number | null;
+  ttft_ms: number | null;
+  tpot_ms: number | null;
+  peak_memory_mb: number | null;
+  weights_mb: number | null;
+  fidelity_loss: number | null;
+}
+
+interface Deployment {
+  id: number;
+  name: string;
+  task: "embedding" | "generation";
+  source: string;
+  quantization: string;
+  serving_quantization: string;
+  measured_at: string | null;
+  max_batch_size: number;
+  slo_p95_ms: number;
+  fidelity_budget: number;
+  profiles: Profile[];
+}
+
+function ModeTable({ deployment }: { deployment: Deployment }) {
+  const generation = deployment.task === "generation";
+  return (
+    <table className="table" data-testid={`modes-${deployment.name}`}>
+      <caption className="sr-only">Quantization modes of {deployment.name} as measured on this host</caption>
+      <thead>
+        <tr>
+          <th scope="col">Mode</th>
+          <th scope="col" className="num">{generation ? "tokens/s (1 stream)" : "seq/s"}</th>
+          <th scope="col" className="num">{generation ? "tokens/s (batched)" : "best batch"}</th>
+          <th scope="col" className="num">{generation ? "TTFT" : "p95 at batch 1"}</th>
+          <th scope="col" className="num">Peak memory</th>
+          <th scope="col" className="num">Weights</th>
+          <th scope="col" className="num">Fidelity loss</th>
+          <th scope="col">Verdict</th>
+        </tr>
+      </thead>
+      <tbody>
+        {deployment.profiles.map((p) => (
+          <tr key={p.mode}>
+            <th scope="row">
+              {p.mode}
+              {p.chosen ? <span className="tag">chosen</span> : null}
+            </th>
+            <td className="num">{fixed(generation ? p.tokens_per_s_batch1 : p.sequences_per_s)}</td>
+            <td className="num">{generation ? fixed(p.tokens_per_s) : (p.best_batch_size ?? "—")}</td>
+            <td className="num">{fixed(generation ? p.ttft_ms : p.p95_ms_batch1, 1, " ms")}</td>
+            <td className="num">{fixed(p.peak_memory_mb, 0, " MB")}</td>
+            <td className="num">{fixed(p.weights_mb, 0, " MB")}</td>
+            <td className="num">{p.fidelity_loss === null ? "—" : p.fidelity_loss.toFixed(4)}</td>
+            <td className={p.chosen ? "ok" : p.available ? "" : "muted"}>{p.verdict}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+export default function InferencePage() {
+  const state = useJson<{ results: Deployment[] }>("/api/v1/inference/deployments/", { refreshMs: 30000 });
+  const [tokens, setTokens] = useState<{ x: number[]; values: (number | null)[][] } | null>(null);
+  useEffect(() => {
+    fetchSeries(["inference_tokens_per_s"], "24h").then(setTokens, () => setTokens(null));
+  }, []);
+
+  return (
+    <section aria-labelledby="inference-title">
+      <h1 id="inference-title">Inference</h1>
+      <p className="muted">
+        Each deployment serves in the mode measured fastest on this host inside its fidelity budget (`manage.py optimize model`).
+      </p>
+      {tokens ? <Chart title="Generated tokens per second, served traffic, last 24 h" x={tokens.x} series={[{ label: "tokens/s", values: tokens.values[0] }]} /> : null}
+      <LoadStatus state={state} what="model deployments" />
+      {state.status === "ready"
+        ? state.data.results.map((deployment) => {
+            const measured = deployment.profiles.filter((p) => p.available);
+            const generation = deployment.task === "generation";
+            return (
+              <article key={deployment.id} className="panel" aria-labelledby={`deployment-${deployment.id}`}>
+                <h2 id={`deployment-${deployment.id}`}>{deployment.name}</h2>
+                <p className="muted">
+                  {deployment.task} · serving <strong>{deployment.serving_quantization}</strong>
+                  {deployment.quantization === "auto" ? " (auto)" : " (fixed in admin)"} · batches up to {deployment.max_batch_size} · p95 SLO{" "}
+                  {deployment.slo_p95_ms} ms · fidelity budget {deployment.fidelity_budget} · measured {when(deployment.measured_at)}
+                </p>
+                {measured.length ? (
+                  <Chart
+                    title={generation ? "Tokens per second by mode (one stream)" : "Sequences per second by mode (best batch)"}
+                    x={measured.map((_, i) => i)}
+                    time={false}
+                    kind="bars"
+                    height={160}
+                    xLabels={measured.map((p) => p.mode)}
+                    series={[{ label: generation ? "tokens/s" : "sequences/s", values: measured.map((p) => (generation ? p.tokens_per_s_batch1 : p.sequences_per_s)) }]}
+                  />
+                ) : null}
+                {deployment.profiles.length ? <ModeTable deployment={deployment} /> : <p className="muted">Not measured yet.</p>}
+              </article>
+            );
+          })
+        : null}
+    </section>
+  );
+}
