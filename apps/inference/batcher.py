@@ -21,11 +21,14 @@ from typing import Any
 
 @dataclass
 class BatchController:
-    """AIMD on the batch size (and the queue delay) against the p95 of recent requests.
+    """Batch size and queue delay steered by the p95 of recent requests against the SLO.
 
-    Over the SLO: halve the batch size and the delay (multiplicative decrease). Comfortably under it
-    (p95 below `headroom` x SLO) while batches fill up: one more per batch, the delay back toward its
-    maximum (additive increase). Every change is kept in `changes`.
+    A request's latency is its wait in the queue plus its batch's run. Over the SLO, the cause decides:
+    when a batch's own run takes more than `headroom` of the SLO, batches are too big for it (halve the
+    size and the delay); when the run is short and the wait is long, the batcher is behind its queue,
+    and a smaller batch would only lower throughput (the spiral an AIMD on latency alone falls into), so
+    it takes bigger batches without waiting. Comfortably under the SLO while batches fill: one more per
+    batch, the delay back toward its maximum. Every change is kept in `changes`.
     """
 
     slo_ms: float
@@ -36,6 +39,7 @@ class BatchController:
     window: int = 64
     headroom: float = 0.7
     latencies: deque = field(default_factory=deque)
+    run_ms: float = 0.0
     changes: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -48,21 +52,26 @@ class BatchController:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
 
-    def observe(self, latencies_ms: Sequence[float], batch_filled: bool) -> None:
+    def observe(self, latencies_ms: Sequence[float], batch_filled: bool, run_ms: float = 0.0) -> None:
         self.latencies.extend(latencies_ms)
         while len(self.latencies) > self.window:
             self.latencies.popleft()
+        self.run_ms = max(run_ms, 0.8 * self.run_ms)  # the slowest recent batch run, decaying
         p95 = self.p95_ms()
         if p95 is None:
             return
-        size, delay = self.batch_size, self.delay_ms
-        if p95 > self.slo_ms:
-            size, delay = max(1, size // 2), delay / 2
+        size, delay, reason = self.batch_size, self.delay_ms, ""
+        if p95 > self.slo_ms and self.run_ms > self.headroom * self.slo_ms:
+            size, delay, reason = max(1, size // 2), delay / 2, "a batch's run takes most of the SLO"
+        elif p95 > self.slo_ms:
+            size, delay, reason = min(self.max_batch_size, size * 2), 0.0, "behind the queue: bigger batches, no wait"
         elif p95 < self.headroom * self.slo_ms and batch_filled:
             size, delay = min(self.max_batch_size, size + 1), min(self.max_delay_ms, max(delay * 2, 0.5))
+            reason = "room under the SLO"
         if (size, delay) != (self.batch_size, self.delay_ms):
-            change = {"at": time.time(), "p95_ms": round(p95, 2), "batch_size": size, "delay_ms": round(delay, 3)}
-            self.changes.append({**change, "was": [self.batch_size, round(self.delay_ms, 3)]})
+            change = {"at": time.time(), "p95_ms": round(p95, 2), "run_ms": round(self.run_ms, 2), "reason": reason}
+            self.changes.append({**change, "batch_size": size, "delay_ms": round(delay, 3),
+                                 "was": [self.batch_size, round(self.delay_ms, 3)]})  # fmt: skip
             self.changes = self.changes[-100:]
             self.batch_size, self.delay_ms = size, delay
             self.latencies.clear()  # judge the new setting on its own requests
@@ -115,6 +124,7 @@ class DynamicBatcher:
 
     async def _run(self, batch: list[_Pending]) -> None:
         ordered = sorted(batch, key=lambda pending: pending.length)
+        started = time.perf_counter()
         try:
             results = await asyncio.to_thread(self.run_batch, [pending.item for pending in ordered])
             if len(results) != len(ordered):
@@ -131,7 +141,8 @@ class DynamicBatcher:
         self.batches += 1
         self.items += len(ordered)
         self.controller.observe([(finished - p.enqueued) * 1000 for p in ordered],
-                                batch_filled=len(ordered) >= self.controller.batch_size)  # fmt: skip
+                                batch_filled=len(ordered) >= self.controller.batch_size,
+                                run_ms=(finished - started) * 1000)  # fmt: skip
 
 
 class EventLoopThread:

@@ -70,28 +70,37 @@ def test_threads_reach_the_batcher_through_the_loop_thread():
     assert len(model.batches) < 24
 
 
-def test_the_controller_halves_over_the_slo_and_grows_back_with_headroom():
+def test_the_controller_halves_batches_whose_run_takes_the_slo_and_grows_back_with_headroom():
     controller = BatchController(slo_ms=100, max_batch_size=32, max_delay_ms=10)
-    controller.observe([150.0] * 16, batch_filled=True)  # p95 over the SLO
+    controller.observe([150.0] * 16, batch_filled=True, run_ms=90)  # over the SLO, and the batch itself is slow
     assert (controller.batch_size, controller.delay_ms) == (16, 5.0)
-    controller.observe([130.0] * 16, batch_filled=True)
+    controller.observe([130.0] * 16, batch_filled=True, run_ms=80)
     assert controller.batch_size == 8
     for _ in range(3):
-        controller.observe([20.0] * 16, batch_filled=True)  # far inside: one more per full batch
+        controller.observe([20.0] * 16, batch_filled=True, run_ms=10)  # far inside: one more per full batch
     assert controller.batch_size == 11 and controller.delay_ms == 10
-    controller.observe([20.0] * 16, batch_filled=False)  # batches not filling: no reason to grow
+    controller.observe([20.0] * 16, batch_filled=False, run_ms=10)  # batches not filling: no reason to grow
     assert controller.batch_size == 11
     assert [change["batch_size"] for change in controller.changes] == [16, 8, 9, 10, 11]
     assert controller.changes[0]["was"] == [32, 10] and controller.changes[0]["p95_ms"] == 150.0
 
 
+def test_behind_its_queue_the_controller_takes_bigger_batches_not_smaller():
+    """Over the SLO because requests wait, not because batches are slow: shrinking would cut throughput."""
+    controller = BatchController(slo_ms=100, max_batch_size=32, max_delay_ms=10, batch_size=4)
+    controller.observe([400.0] * 16, batch_filled=True, run_ms=20)
+    assert (controller.batch_size, controller.delay_ms) == (8, 0.0)
+    controller.observe([300.0] * 16, batch_filled=True, run_ms=30)
+    assert controller.batch_size == 16 and controller.changes[-1]["reason"].startswith("behind the queue")
+
+
 def test_the_controller_never_leaves_its_bounds():
     controller = BatchController(slo_ms=10, max_batch_size=4, max_delay_ms=5)
     for _ in range(10):
-        controller.observe([1000.0] * 8, batch_filled=True)
+        controller.observe([1000.0] * 8, batch_filled=True, run_ms=900)
     assert controller.batch_size == 1 and controller.delay_ms >= 0
     for _ in range(20):
-        controller.observe([1.0] * 8, batch_filled=True)
+        controller.observe([1.0] * 8, batch_filled=True, run_ms=0.5)
     assert controller.batch_size == 4 and controller.delay_ms <= 5
 
 

@@ -156,3 +156,23 @@ def test_the_briefs_api_measures_and_batches(deployments):
     assert result["chosen_quantization"] in result["modes"]
     fp32 = result["modes"]["fp32"]
     assert fp32["tokens_per_s"] > 0 and fp32["fidelity_loss"] == 0
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda(), reason="no CUDA device on this host: the CUDA and bitsandbytes paths run where one is")
+def test_cuda_modes_are_measured_on_a_gpu(deployments):
+    from apps.inference import profiling
+    from apps.inference.backends import LoadSpec
+
+    embeddings, _ = deployments
+    spec = LoadSpec(embeddings.source, "", "embedding", "cuda", 256)
+    results = {r.mode: r for r in profiling.profile(spec, slo_ms=300, max_batch=32, modes=["fp16", "bnb_int8", "nf4"])}
+    assert results["fp32"].available and results["fp16"].available
+    assert results["fp32"].device == "cuda" and results["fp16"].figures["peak_memory_mb"] > 0
+    for mode in ("bnb_int8", "nf4"):
+        assert results[mode].available or "bitsandbytes" in results[mode].verdict
