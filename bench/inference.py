@@ -22,6 +22,9 @@ from harness import REPO_ROOT, django_setup, emit, progress
 sys.path.insert(0, str(REPO_ROOT))
 
 
+_bridge = None
+
+
 def _p95(samples: list[float]) -> float:
     ordered = sorted(samples)
     return round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2)
@@ -32,7 +35,9 @@ def concurrent_embeddings(runner, *, clients: int, requests: int, max_batch: int
     from apps.inference.batcher import BatchController, DynamicBatcher, EventLoopThread
     from apps.inference.workloads import EMBEDDING_TEXTS
 
-    bridge = EventLoopThread()
+    global _bridge
+    _bridge = _bridge or EventLoopThread()  # one loop thread for every measurement of this run
+    bridge = _bridge
     controller = BatchController(slo_ms=300, max_batch_size=max_batch, max_delay_ms=delay_ms)
     batcher = DynamicBatcher(runner.embed, controller, length=len)
     latencies: list[float] = []

@@ -1,6 +1,7 @@
 """The staff API behind the dashboard's pages: cache, rate limits, benchmarks, scaling, the patient window.
 Real PostgreSQL and Redis; every figure comes from traffic or rows the test made."""
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -120,3 +121,30 @@ def test_patient_window_jumps_anywhere_and_is_audited(api, admin_user):
     assert AuditEvent.objects.count() == before + 1 and event.action == "search" and event.result_count == 20
     assert api.get("/api/v1/patients/window/", {"limit": 100000}).status_code == 400
     assert api.get("/api/v1/patients/window/", {"offset": -1}).status_code == 400
+
+
+def test_inference_page_shows_each_deployment_and_its_last_measured_table(api, staff_user, viewer):
+    from django.utils import timezone
+
+    from apps.inference.models import ModelDeployment, QuantizationProfile
+    from apps.inference.services import bundled_deployments_ensure
+
+    embeddings, _ = bundled_deployments_ensure()
+    earlier, now = timezone.now() - timedelta(days=1), timezone.now()
+    QuantizationProfile.objects.create(deployment=embeddings, measured_at=earlier, mode="fp32", device="cpu")
+    for mode, chosen, speed in (("fp32", False, 200.0), ("bf16", True, 400.0)):
+        QuantizationProfile.objects.create(deployment=embeddings, measured_at=now, mode=mode, device="cpu",
+                                           chosen=chosen, sequences_per_s=speed, fidelity_loss=0.0)  # fmt: skip
+    missing = "unavailable: bitsandbytes is not installed"
+    QuantizationProfile.objects.create(deployment=embeddings, measured_at=now, mode="nf4", device="cpu",
+                                       available=False, verdict=missing)  # fmt: skip
+    ModelDeployment.objects.filter(pk=embeddings.pk).update(chosen_quantization="bf16")
+    url = "/api/v1/inference/deployments/"
+    api.force_login(staff_user)
+    assert api.get(url).status_code == 403
+    api.force_login(viewer)
+    rows = {row["name"]: row for row in api.get(url).json()["results"]}
+    row = rows["clinical-embeddings"]
+    assert row["serving_quantization"] == "bf16" and row["quantization"] == "auto"
+    assert [p["mode"] for p in row["profiles"]] == ["bf16", "fp32", "nf4"]  # chosen, then fastest, then unavailable
+    assert rows["clinical-assistant"]["profiles"] == [] and rows["clinical-assistant"]["measured_at"] is None
