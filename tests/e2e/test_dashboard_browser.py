@@ -122,8 +122,11 @@ def test_live_numbers_every_page_and_the_patient_list(stack, page, artifacts):
 
 def test_keyboard_and_dark_theme(stack, page, artifacts):
     log_in(page, stack)
+    page.wait_for_selector("h1:text-is('Overview')")
     page.keyboard.press("Tab")
-    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.wait_for_function("() => document.activeElement?.classList.contains('skip-link')")
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => location.hash === '#main'")
     page.get_by_role("button", name=re.compile("Switch to the (dark|light) theme")).click()
     theme = page.evaluate("document.documentElement.dataset.theme")
     page.goto(f"{stack.base}/dashboard/cache")
