@@ -8,7 +8,9 @@ Two series, day-ahead forecasts from rolling origins (one per day, the last FOLD
 For every candidate (seasonal naive m=24 and m=168, Holt-Winters, quantile gradient boosting): MASE
 against the in-sample seasonal naive (m=24 and m=168; below 1 beats it), sMAPE, the share of actuals
 inside the P10-P90 band (nominal 80%), and its MAE as a ratio of the weekly naive's in the same folds.
-Goals (issue #9): the chosen model's MASE < 0.8 and coverage 75-85%.
+Goals (issue #9): the chosen model's MASE < 0.8 and coverage 75-85%. For the synthetic series the
+oracle (the generator's own expected load, without its noise and surges) is scored in the same folds:
+the floor no forecaster without foreknowledge of emergencies gets under.
 
 Run:  .venv/bin/python bench/forecast.py [--folds 7]
 Prints JSON on stdout; progress on stderr.
@@ -29,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import emit, progress
 
 from apps.scaling import forecasting
-from apps.scaling.synthetic import hospital_traffic
+from apps.scaling.synthetic import expected_request_rate, hospital_traffic
 
 SEEDS = ("a", "b", "c", "d")
 
@@ -51,7 +53,20 @@ def mae_of(model, series: pd.Series, folds: int) -> float:
     return float(np.mean(np.concatenate(errors)))
 
 
-def evaluate(name: str, series: pd.Series, folds: int) -> dict:
+def oracle_mase(series: pd.Series, expected: np.ndarray, folds: int) -> dict:
+    """MASE of the generator's own expected load (no noise, no surges) in the same folds: the floor a
+    forecaster without foreknowledge of emergencies can reach on this series."""
+    scores = {"mase_24": [], "mase_168": []}
+    values = series.to_numpy()
+    for fold in range(folds, 0, -1):
+        cut = len(series) - fold * forecasting.DAY
+        actual, predicted = values[cut : cut + forecasting.DAY], expected[cut : cut + forecasting.DAY]
+        for key, period in (("mase_24", forecasting.DAY), ("mase_168", forecasting.WEEK)):
+            scores[key].append(forecasting.mase(actual, predicted, values[:cut], period))
+    return {key: round(float(np.mean(v)), 4) for key, v in scores.items()}
+
+
+def evaluate(name: str, series: pd.Series, folds: int, expected: np.ndarray | None = None) -> dict:
     started = time.perf_counter()
     models = forecasting.candidates(len(series))
     baseline = mae_of(forecasting.SeasonalNaive(forecasting.WEEK), series, folds)
@@ -63,7 +78,13 @@ def evaluate(name: str, series: pd.Series, folds: int) -> dict:
         rows[model.name] = score
     criterion = "mase_168" if all(r["mase_168"] is not None for r in rows.values()) else "mase_24"
     chosen = min(rows.values(), key=lambda r: r[criterion])
+    oracle = oracle_mase(series, expected, folds) if expected is not None else None
     return {
+        **(
+            {"oracle_mase": oracle[criterion], "chosen_over_oracle": round(chosen[criterion] / oracle[criterion], 3)}
+            if oracle
+            else {}
+        ),
         "hours": len(series),
         "folds": folds,
         "criterion": criterion,
@@ -85,10 +106,12 @@ def main() -> None:
     hospitals = {}
     for seed in SEEDS:
         traffic = hospital_traffic(end=pd.Timestamp("2026-11-23", tz="UTC"), hours=28 * 24, seed=seed)
-        hospitals[seed] = evaluate(f"hospital {seed}", traffic["request_rate"], args.folds)
+        expected = expected_request_rate(traffic.index)
+        hospitals[seed] = evaluate(f"hospital {seed}", traffic["request_rate"], args.folds, expected)
     figures["synthetic_hospital_request_rate"] = {
         "seeds": hospitals,
         "mean_chosen_mase": round(float(np.mean([h["chosen_mase"] for h in hospitals.values()])), 4),
+        "mean_oracle_mase": round(float(np.mean([h["oracle_mase"] for h in hospitals.values()])), 4),
         "mean_chosen_coverage_p10_p90": round(
             float(np.mean([h["chosen_coverage_p10_p90"] for h in hospitals.values()])), 4
         ),

@@ -221,6 +221,23 @@ class Generator:
             results.append({"text": self.tokenizer.decode(row, skip_special_tokens=True), "output_tokens": len(row)})
         return results
 
+    def stream(self, prompt: str, max_new_tokens: int):
+        """Greedy generation of one prompt, yielding text as tokens arrive (the model runs in a thread)."""
+        import torch
+        from transformers import TextIteratorStreamer
+
+        ids = torch.tensor([self.prompt_ids(prompt)[-self.max_tokens :]], device=self.device)
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
+
+        options = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": self.tokenizer.pad_token_id}
+
+        def run() -> None:
+            with torch.inference_mode():
+                self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer, **options)
+
+        threading.Thread(target=run, name="inference-stream", daemon=True).start()
+        yield from (text for text in streamer if text)
+
     def next_token_logits(self, text: str):
         """Teacher-forced logits at every position of `text` (fidelity: top-1 agreement, perplexity)."""
         import torch

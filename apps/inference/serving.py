@@ -99,3 +99,8 @@ def generate(deployment: ModelDeployment, prompt: str, max_new_tokens: int, time
 
 def token_count(deployment: ModelDeployment, text: str) -> int:
     return served(deployment).runner.token_count(text)
+
+
+def stream(deployment: ModelDeployment, prompt: str, max_new_tokens: int):
+    """Text chunks as they are generated: a stream is a batch of its own, outside the batcher."""
+    return served(deployment).runner.stream(prompt, max_new_tokens)

@@ -199,6 +199,63 @@ class QuantileBoosting:
         return Forecast(index, np.maximum(p10, 0), np.maximum(p50, 0), p90)
 
 
+class CalendarProfile:
+    """The similar-day method of load forecasting: each hour's median over the last four weeks' days of
+    the same type (working day, or weekend and holiday), scaled to the last week's level. A median passes
+    over emergency surges that a mean or a seasonal lag carries into tomorrow. Multiplicative bands from
+    held-out days, since the noise scales with the load."""
+
+    name = "calendar_profile"
+    lookback_days = 28
+
+    @staticmethod
+    def _day_types(index: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray]:
+        calendar = calendar_features(index)
+        return ((calendar["weekend"] | calendar["holiday"]) == 1).to_numpy(), calendar["hour"].to_numpy()
+
+    def _fit(self, series: pd.Series):
+        recent = series.iloc[-self.lookback_days * DAY :]
+        quiet, hours = self._day_types(recent.index)
+        values = recent.to_numpy()
+        table = np.full((2, DAY), np.nan)
+        for kind in (0, 1):
+            for hour in range(DAY):
+                chosen = values[(quiet == kind) & (hours == hour)]
+                if chosen.size:
+                    table[kind, hour] = np.median(chosen)
+        for kind in (0, 1):  # a day type the history never had: the other's profile
+            if np.isnan(table[kind]).all():
+                table[kind] = table[1 - kind]
+
+        def profile(index: pd.DatetimeIndex) -> np.ndarray:
+            kinds, hours = self._day_types(index)
+            return table[kinds.astype(int), hours]
+
+        last = series.iloc[-WEEK:]
+        base = profile(last.index)
+        usable = base > 0
+        level = float(np.median(last.to_numpy()[usable] / base[usable])) if usable.any() else 1.0
+        return lambda index: profile(index) * level
+
+    def fit_predict(self, series: pd.Series, hours: int) -> Forecast:
+        calibration = _calibration_split(series)
+        ratios = []
+        if calibration:
+            for start in range(len(series) - calibration, len(series), DAY):
+                day = series.iloc[start : start + DAY]
+                predicted = self._fit(series.iloc[:start])(day.index)
+                usable = predicted > 0
+                ratios.extend(day.to_numpy()[usable] / predicted[usable])
+        index = _future_index(series, hours)
+        p50 = np.nan_to_num(self._fit(series)(index))
+        if ratios:
+            tail = (1 - BAND) / 2
+            low, high = np.quantile(ratios, tail), np.quantile(ratios, 1 - tail)
+        else:
+            low, high = 1.0, 1.0
+        return Forecast(index, np.maximum(p50 * min(low, 1.0), 0), p50, p50 * max(high, 1.0))
+
+
 def candidates(history_hours: int) -> list:
     models = [SeasonalNaive(DAY)]
     if history_hours >= WEEK + DAY:
@@ -207,6 +264,7 @@ def candidates(history_hours: int) -> list:
         models.append(HoltWinters())
     if history_hours >= WEEK + 2 * DAY:
         models.append(QuantileBoosting())
+        models.append(CalendarProfile())
     return models
 
 

@@ -21,6 +21,16 @@ HOURLY_SHAPE = np.array(
 )  # fmt: skip
 
 
+def expected_request_rate(index: pd.DatetimeIndex, *, peak_rps: float = 120.0) -> np.ndarray:
+    """The request rate the generator draws around: rounds, nights, weekends, holidays and trend, without
+    its noise and surges. What no forecaster can beat (bench/forecast.py scores it as the oracle)."""
+    calendar = calendar_features(index)
+    shape = HOURLY_SHAPE[calendar["hour"].to_numpy()] / HOURLY_SHAPE.max()
+    quiet = np.where((calendar["weekend"] | calendar["holiday"]).to_numpy() == 1, 0.6, 1.0)
+    trend = 1 + 0.01 * np.arange(len(index)) / 168  # +1% a week
+    return peak_rps * shape * quiet * trend
+
+
 def hospital_traffic(
     *, end: pd.Timestamp, hours: int, peak_rps: float = 120.0, seed: int | str = 0, surges_per_week: float = 0.7
 ) -> pd.DataFrame:
@@ -28,15 +38,11 @@ def hospital_traffic(
     seed = zlib.crc32(seed.encode()) if isinstance(seed, str) else seed
     rng = np.random.default_rng(seed)
     index = pd.date_range(end=end.floor("h") - pd.Timedelta(hours=1), periods=hours, freq="h", tz="UTC")
-    calendar = calendar_features(index)
-    shape = HOURLY_SHAPE[calendar["hour"].to_numpy()] / HOURLY_SHAPE.max()
-    quiet = np.where((calendar["weekend"] | calendar["holiday"]).to_numpy() == 1, 0.6, 1.0)
-    trend = 1 + 0.01 * np.arange(hours) / 168  # +1% a week
     surge = np.ones(hours)
     for start in np.flatnonzero(rng.random(hours) < surges_per_week / 168):
         length = int(rng.integers(2, 5))
         surge[start : start + length] *= rng.uniform(1.8, 2.6)
-    rate = peak_rps * shape * quiet * trend * surge * rng.lognormal(0, 0.08, hours)
+    rate = expected_request_rate(index, peak_rps=peak_rps) * surge * rng.lognormal(0, 0.08, hours)
     load = rate / peak_rps
     return pd.DataFrame(
         {

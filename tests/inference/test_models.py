@@ -2,6 +2,7 @@
 the endpoints and the optimizer, on PostgreSQL and Redis. CUDA paths (bitsandbytes int8/nf4/fp4) are
 recorded as unavailable here, with the reason; they are measured where a GPU and bitsandbytes exist."""
 
+import json
 import math
 import threading
 from io import StringIO
@@ -176,3 +177,13 @@ def test_cuda_modes_are_measured_on_a_gpu(deployments):
     assert results["fp32"].device == "cuda" and results["fp16"].figures["peak_memory_mb"] > 0
     for mode in ("bnb_int8", "nf4"):
         assert results[mode].available or "bitsandbytes" in results[mode].verdict
+
+
+def test_generation_streams_server_sent_events(api, token, deployments):
+    response = post(api, token, "/api/v1/inference/clinical-assistant/generate",
+                    {"prompt": "Name one vital sign.", "max_new_tokens": 6, "stream": True})  # fmt: skip
+    assert response.status_code == 200 and response["Content-Type"] == "text/event-stream"
+    body = b"".join(response.streaming_content).decode()
+    chunks = [json.loads(line[6:])["text"] for line in body.splitlines() if line.startswith('data: {"text"')]
+    done = json.loads(body.split("event: done\ndata: ", 1)[1].split("\n", 1)[0])
+    assert chunks and done["text"] == "".join(chunks) and done["quantization"]

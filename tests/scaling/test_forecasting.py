@@ -51,11 +51,37 @@ def test_selection_picks_the_lowest_backtest_mase_and_the_learned_model_beats_th
     series = hospital_traffic(end=END, hours=21 * 24, seed="selection")["request_rate"]
     selection = select_model(series, max_folds=2)
     scores = {s.model: s for s in selection.scores}
-    assert set(scores) == {"seasonal_naive_24", "seasonal_naive_168", "holt_winters", "gradient_boosting"}
+    assert set(scores) == {"seasonal_naive_24", "seasonal_naive_168", "holt_winters", "gradient_boosting",
+                           "calendar_profile"}  # fmt: skip
     assert selection.criterion == "mase_168"
     best = min(scores.values(), key=lambda s: s.mase_168)
     assert selection.model.name == best.model
     assert best.mase_168 < scores["seasonal_naive_168"].mase_168
+
+
+def test_the_calendar_profile_passes_over_a_surge_and_knows_weekends():
+    index = pd.date_range("2026-10-05", periods=21 * 24, freq="h", tz="UTC")  # a Monday, three weeks
+    quiet = np.where(index.day_of_week >= 5, 0.5, 1.0)
+    series = pd.Series(100 * quiet * (1 + 0.5 * np.sin(2 * np.pi * index.hour / 24)), index=index)
+    series.iloc[-30:-26] *= 3  # an emergency surge yesterday
+    forecast = forecasting.CalendarProfile().fit_predict(series, 48)  # the next two days: Monday, Tuesday
+    expected = (
+        100
+        * np.where(forecast.index.day_of_week >= 5, 0.5, 1.0)
+        * (1 + 0.5 * np.sin(2 * np.pi * forecast.index.hour / 24))
+    )
+    assert np.allclose(forecast.p50, expected, rtol=0.01)  # the surge left no trace, the day types kept
+    assert np.all(forecast.p10 <= forecast.p50) and np.all(forecast.p50 <= forecast.p90)
+
+
+def test_on_hospital_traffic_the_calendar_profile_beats_the_weekly_naive_with_calibrated_bands():
+    series = hospital_traffic(end=END, hours=28 * 24, seed="profile")["request_rate"]
+    profile, naive = (
+        backtest(forecasting.CalendarProfile(), series, folds=7),
+        backtest(SeasonalNaive(168), series, folds=7),
+    )
+    assert profile.mase_168 < naive.mase_168
+    assert 0.7 <= profile.coverage <= 0.9
 
 
 def test_too_little_history_falls_back_to_the_daily_naive():

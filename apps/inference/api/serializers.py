@@ -17,6 +17,9 @@ class EmbedInputSerializer(serializers.Serializer):
 class GenerateInputSerializer(serializers.Serializer):
     prompt = serializers.CharField(max_length=MAX_CHARS, allow_blank=False, trim_whitespace=False)
     max_new_tokens = serializers.IntegerField(min_value=1, required=False)
+    stream = serializers.BooleanField(
+        default=False, help_text="Server-sent events: text as it is generated, then a `done` event."
+    )
     patient_id = serializers.IntegerField(
         min_value=1, required=False, help_text="The patient the prompt is about: the call is then audited."
     )

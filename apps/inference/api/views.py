@@ -4,6 +4,9 @@ audited when the input carries a patient's context. Thin: validate, then apps.in
 
 from __future__ import annotations
 
+import json
+
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import ValidationError
@@ -94,6 +97,9 @@ class GenerateView(_InferenceView):
             )
         self.check_length(deployment, "prompt", [prompt])
         mode = deployment.serving_quantization
+        if data.validated_data["stream"]:
+            self.audit_patient(request, deployment, data.validated_data.get("patient_id"), cached=False)
+            return _event_stream(deployment.name, mode, serving.stream(deployment, prompt, limit))
         loaded = []
 
         def load() -> dict:
@@ -104,6 +110,21 @@ class GenerateView(_InferenceView):
         answer = get_or_load("ai_inference", [deployment.name, mode, "generate", limit, prompt], load)
         self.audit_patient(request, deployment, data.validated_data.get("patient_id"), cached=not loaded)
         return Response({"deployment": deployment.name, "quantization": mode, **answer, "cached": not loaded})
+
+
+def _event_stream(name: str, mode: str, chunks) -> StreamingHttpResponse:
+    def events():
+        parts = []
+        for text in chunks:
+            parts.append(text)
+            yield f"data: {json.dumps({'text': text})}\n\n"
+        done = {"deployment": name, "quantization": mode, "text": "".join(parts)}
+        yield f"event: done\ndata: {json.dumps(done)}\n\n"
+
+    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # proxies pass each event on as it comes
+    return response
 
 
 class DeploymentOverviewView(APIView):
