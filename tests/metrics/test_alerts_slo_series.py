@@ -157,7 +157,10 @@ def test_downsampling_keeps_totals_and_merges_histograms_exactly():
 
 
 def test_prometheus_exposition_has_request_and_cache_figures(client):
+    from apps.metrics.recorder import recorder
+
     client.get("/healthz")
+    recorder.flush()  # timings reach the Prometheus histograms when they are flushed
     body = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
     assert 'cp_http_request_duration_seconds_count{method="GET",route="healthz",status_class="2xx"}' in body
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 403
