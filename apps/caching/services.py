@@ -9,6 +9,7 @@ from django.db.models import F
 
 from apps.caching.defaults import DEFAULT_POLICIES, FRESHNESS_LIMITS
 from apps.caching.models import CacheEntry, CachePolicy, CacheStat
+from apps.core.services import fields_update
 
 
 def cache_policy_ensure(*, namespace: str) -> CachePolicy:
@@ -41,13 +42,7 @@ def cache_policy_update(*, namespace: str, **changes: int) -> tuple[CachePolicy,
     unknown = set(changes) - TUNABLE_FIELDS
     if unknown:
         raise ValueError(f"Not tunable: {', '.join(sorted(unknown))}")
-    policy = CachePolicy.objects.select_for_update().get(namespace=namespace)
-    before = {name: getattr(policy, name) for name in changes}
-    for name, value in changes.items():
-        setattr(policy, name, value)
-    policy.full_clean()
-    policy.save()
-    return policy, before
+    return fields_update(CachePolicy.objects.filter(namespace=namespace), changes)
 
 
 @transaction.atomic

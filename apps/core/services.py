@@ -6,6 +6,8 @@ import socket
 from datetime import UTC, datetime
 
 from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Model, QuerySet
 
 from apps.core.selectors import WORKER_HEARTBEAT_CACHE_KEY, worker_ping_cache_key
 
@@ -22,3 +24,16 @@ def worker_heartbeat_record(*, hostname: str | None = None, nonce: str | None = 
     if nonce:
         cache.set(worker_ping_cache_key(nonce), beat, timeout=300)
     return beat
+
+
+def fields_update(queryset: QuerySet, changes: dict) -> tuple[Model, dict]:
+    """Change some fields of the one row `queryset` selects, locked, validated as the admin would
+    (full_clean), saved; returns the row and the values before. What applying a recommendation does."""
+    with transaction.atomic():
+        row = queryset.select_for_update().get()
+        before = {name: getattr(row, name) for name in changes}
+        for name, value in changes.items():
+            setattr(row, name, value)
+        row.full_clean()
+        row.save()
+    return row, before

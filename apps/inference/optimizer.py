@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import transaction
-
+from apps.core.services import fields_update
 from apps.inference import services
 from apps.inference.models import ModelDeployment
 from apps.inference.selectors import PROFILE_FIELDS
@@ -50,13 +49,7 @@ def measure(goals: Goals, progress: Progress) -> StepResult:
 
 
 def apply(change: dict, subject: str) -> dict:
-    with transaction.atomic():
-        deployment = ModelDeployment.objects.select_for_update().get(name=subject)
-        before = {name: getattr(deployment, name) for name in change}
-        for name, value in change.items():
-            setattr(deployment, name, value)
-        deployment.full_clean()
-        deployment.save()
+    _, before = fields_update(ModelDeployment.objects.filter(name=subject), change)
     return {"deployment": subject, "before": before, "after": change}
 
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import transaction
-
+from apps.core.services import fields_update
 from apps.optimizer.types import Draft, Goals, Progress, StepResult, verdict
 from apps.scaling import manifests, services
 from apps.scaling.models import ScalingPolicy, WorkloadForecast
@@ -95,13 +94,7 @@ def _drafts(policy: ScalingPolicy, summary: dict, errors: list[str]) -> list[Dra
 
 
 def apply(change: dict, subject: str) -> dict:
-    with transaction.atomic():
-        policy = ScalingPolicy.objects.select_for_update().get(service__slug=subject)
-        before = {name: getattr(policy, name) for name in change}
-        for name, value in change.items():
-            setattr(policy, name, value)
-        policy.full_clean()
-        policy.save()
+    _, before = fields_update(ScalingPolicy.objects.filter(service__slug=subject), change)
     return {"service": subject, "before": before, "after": change}
 
 

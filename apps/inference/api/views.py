@@ -24,6 +24,18 @@ from apps.inference.api.serializers import EmbedInputSerializer, GenerateInputSe
 from apps.inference.models import ModelDeployment
 
 
+def _cached_answer(key_parts: list, compute) -> tuple[object, bool]:
+    """The answer from the ai_inference namespace (keyed by an HMAC of the parts), else computed and kept;
+    and whether it came from the cache (the audit record says so)."""
+    computed = []
+
+    def load():
+        computed.append(True)
+        return compute()
+
+    return get_or_load("ai_inference", key_parts, load), not computed
+
+
 class _InferenceView(PhiAPIView):
     required_scopes = [scopes.INFERENCE]
     throttle_scope = "ai_inference"
@@ -67,17 +79,11 @@ class EmbedView(_InferenceView):
         texts = data.validated_data["inputs"]
         self.check_length(deployment, "inputs", texts)
         mode = deployment.serving_quantization
-        loaded = []
-
-        def load() -> list[list[float]]:
-            vectors, _ = serving.embed(deployment, texts)
-            loaded.append(True)
-            return vectors
-
-        vectors = get_or_load("ai_inference", [deployment.name, mode, "embed", *texts], load)
-        self.audit_patient(request, deployment, data.validated_data.get("patient_id"), cached=not loaded)
+        vectors, cached = _cached_answer([deployment.name, mode, "embed", *texts],
+                                         lambda: serving.embed(deployment, texts)[0])  # fmt: skip
+        self.audit_patient(request, deployment, data.validated_data.get("patient_id"), cached=cached)
         return Response({"deployment": deployment.name, "quantization": mode, "dimensions": len(vectors[0]),
-                         "embeddings": vectors, "cached": not loaded})  # fmt: skip
+                         "embeddings": vectors, "cached": cached})  # fmt: skip
 
 
 class GenerateView(_InferenceView):
@@ -100,16 +106,10 @@ class GenerateView(_InferenceView):
         if data.validated_data["stream"]:
             self.audit_patient(request, deployment, data.validated_data.get("patient_id"), cached=False)
             return _event_stream(deployment.name, mode, serving.stream(deployment, prompt, limit))
-        loaded = []
-
-        def load() -> dict:
-            answer, _ = serving.generate(deployment, prompt, limit)
-            loaded.append(True)
-            return answer
-
-        answer = get_or_load("ai_inference", [deployment.name, mode, "generate", limit, prompt], load)
-        self.audit_patient(request, deployment, data.validated_data.get("patient_id"), cached=not loaded)
-        return Response({"deployment": deployment.name, "quantization": mode, **answer, "cached": not loaded})
+        answer, cached = _cached_answer([deployment.name, mode, "generate", limit, prompt],
+                                        lambda: serving.generate(deployment, prompt, limit)[0])  # fmt: skip
+        self.audit_patient(request, deployment, data.validated_data.get("patient_id"), cached=cached)
+        return Response({"deployment": deployment.name, "quantization": mode, **answer, "cached": cached})
 
 
 def _event_stream(name: str, mode: str, chunks) -> StreamingHttpResponse:
