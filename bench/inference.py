@@ -22,22 +22,16 @@ from harness import REPO_ROOT, django_setup, emit, progress
 sys.path.insert(0, str(REPO_ROOT))
 
 
-_bridge = None
-
-
 def _p95(samples: list[float]) -> float:
     ordered = sorted(samples)
     return round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2)
 
 
-def concurrent_embeddings(runner, *, clients: int, requests: int, max_batch: int, delay_ms: float) -> dict:
+def concurrent_embeddings(runner, bridge, *, clients: int, requests: int, max_batch: int, delay_ms: float) -> dict:
     """`clients` threads, each sending `requests` single texts and waiting for each answer."""
-    from apps.inference.batcher import BatchController, DynamicBatcher, EventLoopThread
+    from apps.inference.batcher import BatchController, DynamicBatcher
     from apps.inference.workloads import EMBEDDING_TEXTS
 
-    global _bridge
-    _bridge = _bridge or EventLoopThread()  # one loop thread for every measurement of this run
-    bridge = _bridge
     controller = BatchController(slo_ms=300, max_batch_size=max_batch, max_delay_ms=delay_ms)
     batcher = DynamicBatcher(runner.embed, controller, length=len)
     latencies: list[float] = []
@@ -102,17 +96,21 @@ def main() -> None:
     django_setup(args.database_url)
 
     from apps.inference.backends import LoadSpec, load
+    from apps.inference.batcher import EventLoopThread
     from apps.inference.services import bundled_deployments_ensure
 
     embeddings, assistant = bundled_deployments_ensure()
+    bridge = EventLoopThread()  # one loop thread for every measurement of this run
     figures = {"bench": "inference", "embedding_modes": modes_table(embeddings)}
     for mode in ("fp32", figures["embedding_modes"]["chosen"]):
         runner = load(LoadSpec.of(embeddings), mode)
         progress(f"embeddings {mode}: {args.clients} clients x {args.requests} texts, one at a time (baseline)")
-        alone = concurrent_embeddings(runner, clients=args.clients, requests=args.requests, max_batch=1, delay_ms=0)
+        alone = concurrent_embeddings(
+            runner, bridge, clients=args.clients, requests=args.requests, max_batch=1, delay_ms=0
+        )
         progress(f"embeddings {mode}: the same with dynamic batching (up to {embeddings.max_batch_size})")
         batching = {"max_batch": embeddings.max_batch_size, "delay_ms": embeddings.max_queue_delay_ms}
-        batched = concurrent_embeddings(runner, clients=args.clients, requests=args.requests, **batching)
+        batched = concurrent_embeddings(runner, bridge, clients=args.clients, requests=args.requests, **batching)
         figures[f"embeddings_concurrent_{mode}"] = {
             "clients": args.clients, "one_at_a_time": alone, "dynamic_batching": batched,
             "throughput_ratio": round(batched["per_s"] / alone["per_s"], 2),

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import statistics
-import time
 
 from apps.inference import services
 from apps.inference.backends import LoadSpec, load
 from apps.inference.models import ModelDeployment
+from apps.inference.profiling import timed_ms
 
 
 class ModelPerformanceOptimizer:
@@ -34,21 +34,16 @@ class ModelPerformanceOptimizer:
         deployment = ModelDeployment.objects.get(name=model_name)
         runner = load(LoadSpec.of(deployment), deployment.serving_quantization)
         prompts = list(test_prompts) or ["Summarize the patient's vital signs."]
+        embedding = deployment.task == ModelDeployment.Task.EMBEDDING
         sizes, best = {}, None
         for size in range(1, max_batch_size + 1):
             batch = (prompts * size)[:size]
-            samples = []
-            for _ in range(3):
-                started = time.perf_counter()
-                if deployment.task == ModelDeployment.Task.EMBEDDING:
-                    runner.embed(batch)
-                else:
-                    runner.generate(batch, 16)
-                samples.append((time.perf_counter() - started) * 1000)
-            latency = statistics.median(samples)
+            call = (lambda b=batch: runner.embed(b)) if embedding else (lambda b=batch: runner.generate(b, 16))
+            latency = statistics.median(timed_ms(call, 3))
             sizes[size] = {"latency_ms": round(latency, 2), "sequences_per_s": round(size * 1000 / latency, 2)}
-            slo = deployment.slo_p95_ms
-            if latency <= slo and (best is None or sizes[size]["sequences_per_s"] > sizes[best]["sequences_per_s"]):
+            if latency <= deployment.slo_p95_ms and (
+                best is None or sizes[size]["sequences_per_s"] > sizes[best]["sequences_per_s"]
+            ):
                 best = size
         return {"model": model_name, "quantization": deployment.serving_quantization, "best_batch_size": best or 1,
                 "batch_sizes": sizes}  # fmt: skip

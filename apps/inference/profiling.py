@@ -90,7 +90,7 @@ def weights_mb(model) -> float:
     return sum(size(value) for value in model.state_dict().values()) / 2**20
 
 
-def _timed(call: Callable[[], object], repeat: int) -> list[float]:
+def timed_ms(call: Callable[[], object], repeat: int) -> list[float]:
     samples = []
     for _ in range(repeat):
         started = time.perf_counter()
@@ -101,12 +101,12 @@ def _timed(call: Callable[[], object], repeat: int) -> list[float]:
 
 def _embedding_figures(runner, slo_ms: float, max_batch: int, texts: list[str]) -> tuple[dict, float]:
     runner.embed(texts[:4])  # warm-up
-    single = _timed(lambda: runner.embed([texts[0]]), 20)
+    single = timed_ms(lambda: runner.embed([texts[0]]), 20)
     best = (1, 1000 / statistics.median(single), _percentile(single, 0.95))
     size = 2
     while size <= max_batch:
         batch = (texts * math.ceil(size / len(texts)))[:size]
-        samples = _timed(lambda batch=batch: runner.embed(batch), 3)
+        samples = timed_ms(lambda batch=batch: runner.embed(batch), 3)
         rate, p95 = size * 1000 / statistics.median(samples), _percentile(samples, 0.95)
         if p95 <= slo_ms and rate > best[1]:
             best = (size, rate, p95)
@@ -119,7 +119,7 @@ def _embedding_figures(runner, slo_ms: float, max_batch: int, texts: list[str]) 
 def _generation_figures(runner, slo_ms: float, max_batch: int, prompts: list[str]) -> tuple[dict, float]:
     prompt = prompts[0]
     runner.generate([prompt], 2)  # warm-up
-    first = _timed(lambda: runner.generate([prompt], 1), 3)
+    first = timed_ms(lambda: runner.generate([prompt], 1), 3)
     started = time.perf_counter()
     [answer] = runner.generate([prompt], GENERATED_TOKENS)
     total_ms = (time.perf_counter() - started) * 1000

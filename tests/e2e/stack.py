@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,7 +20,8 @@ from pathlib import Path
 import psycopg
 import redis
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import REPO_ROOT, free_port
+
 VENV_BIN = Path(sys.executable).parent
 CHROMIUM = "/usr/bin/chromium"
 # Chromium as root in a container, on a machine with no outside network: no sandbox, no GPU, and none of
@@ -40,12 +40,6 @@ class Stack:
     api_token: str
     env: dict[str, str]
     processes: list[subprocess.Popen] = field(default_factory=list)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _manage(*args: str, env: dict[str, str], timeout: float = 900, ok: tuple[int, ...] = (0,)) -> str:

@@ -50,14 +50,13 @@ class _InferenceView(PhiAPIView):
             )
         return deployment
 
-    def check_length(self, deployment: ModelDeployment, field: str, texts: list[str]) -> None:
+    def check_length(self, deployment: ModelDeployment, texts: dict[str, str]) -> None:
+        """Each text (by its field name) within the deployment's input token cap."""
         errors = {}
-        for index, text in enumerate(texts):
+        for field, text in texts.items():
             tokens = serving.token_count(deployment, text)
             if tokens > deployment.max_input_tokens:
-                errors[f"{field}[{index}]" if len(texts) > 1 or field == "inputs" else field] = (
-                    f"{tokens} tokens; {deployment.name} takes at most {deployment.max_input_tokens}."
-                )
+                errors[field] = f"{tokens} tokens; {deployment.name} takes at most {deployment.max_input_tokens}."
         if errors:
             raise ValidationError(errors)
 
@@ -77,7 +76,7 @@ class EmbedView(_InferenceView):
         data.is_valid(raise_exception=True)
         deployment = self.deployment(name)
         texts = data.validated_data["inputs"]
-        self.check_length(deployment, "inputs", texts)
+        self.check_length(deployment, {f"inputs[{index}]": text for index, text in enumerate(texts)})
         mode = deployment.serving_quantization
         vectors, cached = _cached_answer([deployment.name, mode, "embed", *texts],
                                          lambda: serving.embed(deployment, texts)[0])  # fmt: skip
@@ -101,7 +100,7 @@ class GenerateView(_InferenceView):
             raise ValidationError(
                 {"max_new_tokens": f"{deployment.name} generates at most {deployment.max_new_tokens}."}
             )
-        self.check_length(deployment, "prompt", [prompt])
+        self.check_length(deployment, {"prompt": prompt})
         mode = deployment.serving_quantization
         if data.validated_data["stream"]:
             self.audit_patient(request, deployment, data.validated_data.get("patient_id"), cached=False)

@@ -3,15 +3,15 @@ import { useContext } from "react";
 import { LivePanel } from "../../features/live/components/LivePanel";
 import { isLiveSnapshot } from "../../features/live/snapshot";
 import { ServiceTable } from "../../features/overview/components/ServiceTable";
-import type { SloStatus } from "../../features/overview/api/services";
-import { useServices } from "../../features/overview/hooks/useServices";
+import { SERVICES_URL, type Service, type SloStatus } from "../../features/overview/api/services";
+import { LoadStatus } from "../../components/ui/Status";
 import { useJson } from "../../lib/useJson";
 import { ConfigContext } from "../config";
 import { useConnectionState, useLatestMessage } from "../../lib/useLiveFeed";
 
 export default function OverviewPage() {
   const config = useContext(ConfigContext);
-  const services = useServices();
+  const services = useJson<{ results: Service[] }>(SERVICES_URL);
   const heartbeat = useLatestMessage("heartbeat");
   const latest = useLatestMessage("snapshot");
   const snapshot = latest && isLiveSnapshot(latest.data) ? latest.data : isLiveSnapshot(config.snapshot) ? config.snapshot : null;
@@ -33,9 +33,8 @@ export default function OverviewPage() {
       </p>
       <LivePanel snapshot={snapshot} />
       <h2>Services</h2>
-      {services.status === "loading" ? <p className="muted">Loading services…</p> : null}
-      {services.status === "error" ? <p role="alert">Could not load services: {services.message}</p> : null}
-      {services.status === "ready" ? <ServiceTable services={services.data} adminUrl={config.adminUrl} slo={sloBySlug} /> : null}
+      <LoadStatus state={services} what="services" />
+      {services.status === "ready" ? <ServiceTable services={services.data.results} adminUrl={config.adminUrl} slo={sloBySlug} /> : null}
     </section>
   );
 }

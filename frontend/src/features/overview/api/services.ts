@@ -1,5 +1,3 @@
-import { getJson } from "../../../lib/api";
-
 export interface Service {
   id: number;
   name: string;
@@ -14,14 +12,7 @@ export interface Service {
   slo_error_rate_pct: number;
 }
 
-interface Page<T> {
-  count: number;
-  results: T[];
-}
-
-export async function fetchServices(signal?: AbortSignal): Promise<Service[]> {
-  return (await getJson<Page<Service>>("/api/v1/services/?limit=500", signal)).results;
-}
+export const SERVICES_URL = "/api/v1/services/?limit=500";
 
 export interface SloWindow {
   count: number;
