@@ -13,18 +13,25 @@ from apps.caching.stack import get_or_load
 from apps.clinical.api.representations import observation_json, patient_json
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import identifier_scope, patient_scope, search_form
-from apps.core.selectors import one_or_none
+from apps.core.compiled import CompiledLookup
+
+# The two lookups every patient read starts with, compiled once (apps/core/compiled.py), reading
+# the columns a patient card and a FHIR Patient show (the search and audit columns stay deferred).
+PATIENT_CARD_COLUMNS = ["identifier_system", "mrn", "family_name", "given_name", "birth_date", "sex", "is_deleted"]
+_active_patients = Patient.objects.filter(is_deleted=False)
+_active_patient_by_pk = CompiledLookup(_active_patients, ["pk"], columns=PATIENT_CARD_COLUMNS)
+_active_patient_by_identifier = CompiledLookup(
+    _active_patients, ["identifier_system", "mrn"], columns=PATIENT_CARD_COLUMNS
+)
 
 
 def patient_get(*, patient_id: int) -> Patient | None:
-    return one_or_none(Patient.objects.filter(pk=patient_id, is_deleted=False))
+    return _active_patient_by_pk.get(pk=patient_id)
 
 
 def patient_by_identifier(*, value: str, system: str | None = None) -> Patient | None:
     """Look a patient up by MRN: one probe of the unique (system, mrn) index."""
-    return one_or_none(
-        Patient.objects.filter(identifier_system=system or settings.MRN_SYSTEM, mrn=value, is_deleted=False)
-    )
+    return _active_patient_by_identifier.get(identifier_system=system or settings.MRN_SYSTEM, mrn=value)
 
 
 def patient_card(*, patient_id: int) -> dict | None:
