@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -74,6 +75,7 @@ def _canonical(value: object) -> str:
     return str(value)
 
 
+@functools.lru_cache(maxsize=4096)  # a handful of addresses send nearly every request
 def normalize_ip(value: str | None) -> str | None:
     """The form the database gives back, so a stored record hashes the same when re-read."""
     if not value:
@@ -89,8 +91,8 @@ def normalize_ip(value: str | None) -> str | None:
 
 def chain_hash(values: dict) -> str:
     """HMAC-SHA256 over the chained fields: without the key an edited record cannot be re-sealed."""
-    message = "\x1f".join(_canonical(values[name]) for name in CHAINED_FIELDS).encode()
-    return hmac.new(_chain_key(), message, hashlib.sha256).hexdigest()
+    message = "\x1f".join([_canonical(values[name]) for name in CHAINED_FIELDS]).encode()
+    return hmac.digest(_chain_key(), message, "sha256").hex()
 
 
 def head_seal(name: str, seq: int, last_hash: str) -> str:
@@ -105,6 +107,8 @@ def query_digest(parameters: dict[str, object]) -> str:
 
 
 PRIMARY_CHAIN = "primary"
+# AuditEvent's columns in model order: instances are built positionally (the ORM's fast path).
+_EVENT_ATTNAMES = tuple(field.attname for field in AuditEvent._meta.concrete_fields)
 
 
 def _seal(entries: list[AuditEntry], *, chain_id: int, seq: int, prev_hash: str) -> list[AuditEvent]:
@@ -112,16 +116,17 @@ def _seal(entries: list[AuditEntry], *, chain_id: int, seq: int, prev_hash: str)
     events = []
     for entry in entries:
         seq += 1
-        values = {
-            **entry.__dict__,
-            "recorded_at": entry.recorded_at.astimezone(UTC),
-            "source_ip": normalize_ip(entry.source_ip),
-            "chain_id": chain_id,
-            "seq": seq,
-            "prev_hash": prev_hash,
-        }
+        values = entry.__dict__.copy()
+        values.update(
+            id=None,
+            recorded_at=entry.recorded_at.astimezone(UTC),
+            source_ip=normalize_ip(entry.source_ip),
+            chain_id=chain_id,
+            seq=seq,
+            prev_hash=prev_hash,
+        )
         values["hash"] = prev_hash = chain_hash(values)
-        events.append(AuditEvent(**values))
+        events.append(AuditEvent(*[values[name] for name in _EVENT_ATTNAMES]))
     return events
 
 
@@ -186,6 +191,20 @@ _EVENT_COLUMNS = (
 )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=128)
+def _append_owned_sql(rows: int) -> str:
+    """The statement for a batch of `rows` records; one text per batch size, so psycopg prepares each."""
+    row = "(" + ", ".join(f"%s::{kind}" for _, kind in _EVENT_COLUMNS) + ")"
+    names = ", ".join(name for name, _ in _EVENT_COLUMNS)
+    # Only the column list and casts above are interpolated; every value is a parameter.
+    return (
+        "WITH moved AS (UPDATE audit_auditchainhead SET seq = %s, last_hash = %s, seal = %s, updated_at = now() "  # noqa: S608
+        "WHERE id = %s AND seq = %s AND last_hash = %s RETURNING 1) "
+        f"INSERT INTO audit_auditevent ({names}) SELECT * FROM (VALUES {', '.join([row] * rows)}) "
+        f"AS v({names}) WHERE EXISTS (SELECT 1 FROM moved) RETURNING id"
+    )
+
+
 def audit_append_owned(*, state: ChainState, entries: list[AuditEntry]) -> list[AuditEvent]:
     """Append to a process's own chain in ONE statement (PostgreSQL, autocommit).
 
@@ -194,22 +213,12 @@ def audit_append_owned(*, state: ChainState, entries: list[AuditEntry]) -> list[
     other processes. Raises ChainMoved when the head was elsewhere (nothing is written then).
     """
     events = _seal(entries, chain_id=state.chain_id, seq=state.seq, prev_hash=state.last_hash)
-    row = "(" + ", ".join(f"%s::{kind}" for _, kind in _EVENT_COLUMNS) + ")"
-    names = ", ".join(name for name, _ in _EVENT_COLUMNS)
-    values = ", ".join([row] * len(events))
-    # Only the column list and casts above are interpolated; every value is a parameter.
-    sql = (
-        "WITH moved AS (UPDATE audit_auditchainhead SET seq = %s, last_hash = %s, seal = %s, updated_at = now() "  # noqa: S608
-        "WHERE id = %s AND seq = %s AND last_hash = %s RETURNING 1) "
-        f"INSERT INTO audit_auditevent ({names}) SELECT * FROM (VALUES {values}) "
-        f"AS v({names}) WHERE EXISTS (SELECT 1 FROM moved) RETURNING id"
-    )
     seal = head_seal(state.name, events[-1].seq, events[-1].hash)
     params: list = [events[-1].seq, events[-1].hash, seal, state.chain_id, state.seq, state.last_hash]
     for event in events:
-        params.extend(getattr(event, name) for name, _ in _EVENT_COLUMNS)
+        params.extend([getattr(event, name) for name, _ in _EVENT_COLUMNS])
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_append_owned_sql(len(events)), params)
         ids = [row[0] for row in cursor.fetchall()]
     if len(ids) != len(events):
         raise ChainMoved(f"chain {state.name} is not at #{state.seq}")
