@@ -254,8 +254,9 @@ def wsgi_get(handler, path: str, headers: dict[str, str] | None = None) -> bytes
     """A GET through a Django WSGI handler in this process: no network, no server."""
     import io
 
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "SERVER_NAME": "127.0.0.1", "HTTP_HOST": "127.0.0.1",
-               "SERVER_PORT": "80", "wsgi.url_scheme": "http", "REMOTE_ADDR": "127.0.0.1",
+    path, _, query = path.partition("?")
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": path, "QUERY_STRING": query, "SERVER_NAME": "127.0.0.1",
+               "HTTP_HOST": "127.0.0.1", "SERVER_PORT": "80", "wsgi.url_scheme": "http", "REMOTE_ADDR": "127.0.0.1",
                "wsgi.input": io.BytesIO()}  # fmt: skip
     for name, value in (headers or {}).items():
         environ["HTTP_" + name.upper().replace("-", "_")] = value
