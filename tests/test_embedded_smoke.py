@@ -145,6 +145,14 @@ def test_clinical_data_loads_and_is_served_on_sqlite(product):
         assert response.headers["Content-Type"].startswith("application/fhir+json")
         bundle = json.loads(response.read())
     assert bundle["resourceType"] == "Bundle"
+    # A read by id goes through the compiled lookup, whose rows need SQLite's date converters.
+    shell = "from apps.clinical.models import Patient as P; p = P.objects.first(); print(p.pk, p.birth_date)"
+    patient_id, birth_date = manage("shell", "-c", shell, env=product["env"]).stdout.strip().splitlines()[-1].split()
+    request = urllib.request.Request(
+        product["base"] + f"/fhir/Patient/{patient_id}", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert json.loads(response.read())["birthDate"] == birth_date
     # On the product's own worker (the filesystem broker), then inline with a target no system meets.
     optimize = manage("optimize", "all", "--timeout", "120", env=product["env"])
     assert optimize.returncode in (0, 1), optimize.stdout + optimize.stderr  # 1: a measured target missed
