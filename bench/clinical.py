@@ -83,9 +83,12 @@ def database_layer(url: str, sample_ids: list[int], sample_mrns: list[str], repe
             raw_ns += timed(raw_lookup, [pk])
             mrn_ns += timed(mrn_lookup, [mrn])
     raw_pk, mrn_lookup_figures = percentiles(raw_ns), percentiles(mrn_ns)
-    latest_query = lambda i: selectors.latest_observations(patient_id=i, category="vital-signs", since=since)  # noqa: E731
-    timed(latest_query, sample_ids)
-    latest = percentiles(timed(latest_query, ids))
+
+    def latest_vitals(pk: int) -> None:
+        selectors.latest_observations(patient_id=pk, category="vital-signs", since=since)
+
+    timed(latest_vitals, sample_ids)
+    latest = percentiles(timed(latest_vitals, ids))
     return {
         "raw_psycopg_pk_lookup": raw_pk,
         "mrn_lookup_selector": mrn_lookup_figures,
