@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEvent
 from apps.caching.stack import default_stack
@@ -23,6 +25,22 @@ def test_a_cached_read_is_served_from_the_cache_and_audited_every_time(clinician
         assert clinician.get(f"/api/v1/patients/{patient.pk}/").json()["family_name"] == "Müller"
     assert _hits("patient_data") >= 2
     assert AuditEvent.objects.count() - before == 3
+
+
+def test_fhir_patient_reads_share_the_cache_with_the_api_and_a_delete_ends_them(
+    clinician, patient, django_capture_on_commit_callbacks
+):
+    card = clinician.get(f"/api/v1/patients/{patient.pk}/").json()  # loads the card into patient_data
+    with CaptureQueriesContext(connection) as queries:
+        resource = clinician.get(f"/fhir/Patient/{patient.pk}").json()
+    assert queries and not [q for q in queries if "clinical_patient" in q["sql"]]  # only the audit record's
+    assert resource["name"][0]["family"] == card["family_name"] and resource["birthDate"] == card["birth_date"]
+    assert resource["active"] is True
+    assert AuditEvent.objects.filter(resource_type="Patient", patient_id=patient.pk).count() == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        patient_soft_delete(patient=patient)
+    default_stack().clear_local()  # as another process sees it: Redis must not serve the old card
+    assert clinician.get(f"/fhir/Patient/{patient.pk}").status_code == 404
 
 
 def test_a_recorded_vital_sign_is_in_the_next_read(clinician, patient, django_capture_on_commit_callbacks):

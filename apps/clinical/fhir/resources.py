@@ -13,7 +13,7 @@ from apps.clinical.codes import (
     RXNORM,
     UCUM,
 )
-from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
+from apps.clinical.models import Encounter, MedicationRequest, Observation
 
 FHIR_VERSION = "4.0.1"
 IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -25,22 +25,26 @@ def _instant(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def patient_resource(patient: Patient) -> dict:
+def patient_resource(card: dict) -> dict:
+    """A patient card (`patient_json`, the form the `patient_data` cache keeps) as a FHIR Patient.
+
+    Only active patients are ever served (reads and searches skip soft-deleted ones).
+    """
     return {
         "resourceType": "Patient",
-        "id": str(patient.pk),
+        "id": str(card["id"]),
         "identifier": [
             {
                 "use": "usual",
                 "type": {"coding": [{"system": IDENTIFIER_TYPE, "code": "MR"}]},
-                "system": patient.identifier_system,
-                "value": patient.mrn,
+                "system": card["identifier_system"],
+                "value": card["mrn"],
             }
         ],
-        "active": not patient.is_deleted,
-        "name": [{"use": "official", "family": patient.family_name, "given": [patient.given_name]}],
-        "gender": patient.sex,
-        "birthDate": patient.birth_date.isoformat(),
+        "active": True,
+        "name": [{"use": "official", "family": card["family_name"], "given": [card["given_name"]]}],
+        "gender": card["sex"],
+        "birthDate": card["birth_date"],
     }
 
 

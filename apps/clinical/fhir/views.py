@@ -29,6 +29,7 @@ from apps.audit.views import PhiAPIView
 from apps.caching.layers import CodecError
 from apps.caching.stack import default_stack
 from apps.clinical import selectors
+from apps.clinical.api.representations import patient_json
 from apps.clinical.codes import LOINC, OBSERVATION_CATEGORY, OBSERVATION_CODES, RXNORM
 from apps.clinical.fhir import resources
 from apps.clinical.fhir.params import (
@@ -161,12 +162,12 @@ class PatientReadView(FhirMixin, PhiAPIView):
     def get(self, request: Request, patient_id: str) -> Response:
         if not re.fullmatch(r"[0-9]{1,18}", patient_id):
             raise NotFound(f"Patient/{patient_id[:64]} does not exist.")
-        patient = selectors.patient_get(patient_id=int(patient_id))
-        if patient is None:
+        card = selectors.patient_card(patient_id=int(patient_id))  # through the patient_data cache
+        if card is None:
             self.audit(request, action="read", resource_id=patient_id, outcome="not_found")
             raise NotFound(f"Patient/{patient_id} does not exist.")
-        self.audit(request, action="read", resource_id=patient.pk, patient_id=patient.pk)
-        return Response(resources.patient_resource(patient))
+        self.audit(request, action="read", resource_id=card["id"], patient_id=card["id"])
+        return Response(resources.patient_resource(card))
 
 
 class FhirSearchView(FhirMixin, PhiAPIView):
@@ -248,7 +249,7 @@ class PatientSearchView(FhirSearchView):
     search_params = {"identifier": "token", "name": "string", "family": "string", "given": "string",
                      "birthdate": "date", "_id": "token"}  # fmt: skip
     ordering = ["id"]  # the cursor then carries no name
-    to_resource = staticmethod(resources.patient_resource)
+    to_resource = staticmethod(lambda patient: resources.patient_resource(patient_json(patient)))
 
     def filter(self, params) -> tuple[QuerySet, int | None, dict]:
         for name in ("name", "family", "given"):
