@@ -72,9 +72,12 @@ class CompiledLookup(Generic[ModelT]):
         return sql, params, slots, converters
 
     def get(self, **values: object) -> ModelT | None:
-        """The matching row as an instance, or None; `values` names exactly the compiled fields."""
-        if values.keys() != set(self.fields):
-            raise TypeError(f"expected values for {self.fields}, got {sorted(values)}")
+        """The matching row as an instance, or None; `values` names exactly the compiled fields.
+
+        None is refused: the ORM would turn it into IS NULL, which the compiled `=` cannot match.
+        """
+        if values.keys() != set(self.fields) or None in values.values():
+            raise TypeError(f"expected non-null values for {self.fields}, got values for {sorted(values)}")
         using = router.db_for_read(self.model) or "default"
         compiled = self._compiled.get(using)
         if compiled is None:

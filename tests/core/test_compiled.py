@@ -56,6 +56,8 @@ def test_wrong_values_are_refused():
     by_pk = CompiledLookup(ACTIVE, ["pk"])
     with pytest.raises(TypeError):
         by_pk.get(mrn="x")
+    with pytest.raises(TypeError):
+        by_pk.get(pk=None)
     with pytest.raises(TypeError, match="cannot bind"):
         CompiledLookup(ACTIVE, ["birth_date"]).get(birth_date=date(2000, 1, 1))
 
