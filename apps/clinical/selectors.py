@@ -16,8 +16,8 @@ from apps.clinical.services import identifier_scope, patient_scope, search_form
 from apps.core.compiled import CompiledLookup
 
 # The two lookups every patient read starts with, compiled once (apps/core/compiled.py), reading
-# the columns a patient card and a FHIR Patient show (the search and audit columns stay deferred).
-PATIENT_CARD_COLUMNS = ["identifier_system", "mrn", "family_name", "given_name", "birth_date", "sex", "is_deleted"]
+# the columns of a patient card, which the REST and FHIR reads are built from (the rest stay deferred).
+PATIENT_CARD_COLUMNS = ["identifier_system", "mrn", "family_name", "given_name", "birth_date", "sex"]
 _active_patients = Patient.objects.filter(is_deleted=False)
 _active_patient_by_pk = CompiledLookup(_active_patients, ["pk"], columns=PATIENT_CARD_COLUMNS)
 _active_patient_by_identifier = CompiledLookup(
