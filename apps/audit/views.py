@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from apps.accounts.permissions import HasScope
 from apps.audit.http import audit_entry, purpose_of_use
 from apps.audit.services import audit_record
-from apps.caching.stack import get_or_load
+from apps.caching.stack import cache_reads_reset, get_or_load, served_from_cache
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class PhiAPIView(APIView):
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
         purpose_of_use(request)  # a bad header is a 400 before any data is read
+        cache_reads_reset()
 
     def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> None:
         # An authenticated caller refused for want of a scope is itself an access attempt worth keeping.
@@ -62,7 +63,7 @@ class PhiAPIView(APIView):
 
         With `cache=(namespace, scope)` the page is kept in that cache namespace, keyed by the view, the
         URL's path and query (HMAC'd, so no identifier reaches a store); the audit record is written
-        either way.
+        either way, and says whether the page came from the cache.
         """
 
         def load() -> dict:
@@ -76,6 +77,7 @@ class PhiAPIView(APIView):
             namespace, scope = cache
             key = [type(self).__name__, request.get_host(), request.path, sorted(request.query_params.lists())]
             body = get_or_load(namespace, key, load, scope=scope)
+            audit_fields["served_from_cache"] = served_from_cache()
         self.audit(request, action="search", result_count=len(body["results"]), **audit_fields)
         return Response(body)
 

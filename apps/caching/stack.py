@@ -25,6 +25,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -70,6 +71,28 @@ class Policy:
     l1_max_entries: int = 10_000
     encrypt: bool = True
     generation: int = 1
+
+
+# Per request (each thread and each task has its own context): None before any cached read, then
+# whether every cached read since `cache_reads_reset` was served from a tier rather than loaded.
+_served_from_cache: ContextVar[bool | None] = ContextVar("served_from_cache", default=None)
+
+
+def cache_reads_reset() -> None:
+    """Start a request's account of its cached reads (a thread serves many requests, one at a time)."""
+    _served_from_cache.set(None)
+
+
+def served_from_cache() -> bool:
+    """Whether this request made cached reads and every one was served from the cache, none loaded."""
+    return bool(_served_from_cache.get())
+
+
+def _note_read(*, loaded: bool) -> None:
+    if loaded:
+        _served_from_cache.set(False)
+    elif _served_from_cache.get() is None:
+        _served_from_cache.set(True)
 
 
 COUNTERS = ("requests", "hits", "misses", "stale_serves", "loads", "load_seconds", "evictions", "errors", "bytes")
@@ -265,13 +288,17 @@ class CacheStack:
         policy = self.policy(namespace)
         self._count(namespace, "source", requests=1)
         if not policy.enabled:
+            _note_read(loaded=True)
             return loader()
         key = self.key(policy, key_parts)
         scope_key = self.scope_key(scope) if scope else ""
         found = self.lookup(policy, key, scope_key)
         if found.entry is not None and found.fresh:
-            return found.entry.value
-        return self._load_once(policy, key, scope_key, loader, found, ttl)
+            value = found.entry.value
+        else:
+            value = self._load_once(policy, key, scope_key, loader, found, ttl)
+        _note_read(loaded=False)  # a load on the way has already said so, and that sticks
+        return value
 
     @dataclass(slots=True)
     class Found:
@@ -376,6 +403,7 @@ class CacheStack:
     ) -> Any:
         generations = self._generations_before_load(policy, scope_key, found)
         started = time.perf_counter()
+        _note_read(loaded=True)
         with reads_from_primary():  # the generations came from the primary: so must the data
             value = loader()
         self._count(policy.namespace, "source", loads=1, load_seconds=time.perf_counter() - started)
@@ -449,19 +477,24 @@ class CacheStack:
         window is served while that load runs."""
         policy, key, scope_key, found = await sync_to_async(self._prepare)(namespace, list(key_parts), scope)
         if found is None:
+            _note_read(loaded=True)
             return await loader()
         if found.entry is not None and found.fresh:
+            _note_read(loaded=False)
             return found.entry.value
         pending = self._async_flights.get(key)
         if pending is not None:
             if found.entry is not None:
                 self._count(namespace, "l1", stale_serves=1)
+                _note_read(loaded=False)
                 return found.entry.value
+            _note_read(loaded=True)  # loaded for this request too, by the task it waits on
             return await asyncio.shield(pending)
         future = asyncio.get_running_loop().create_future()
         self._async_flights[key] = future
         try:
             started = time.perf_counter()
+            _note_read(loaded=True)
             with reads_from_primary():
                 value = await loader()
             self._count(namespace, "source", loads=1, load_seconds=time.perf_counter() - started)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -9,13 +10,15 @@ from datetime import timedelta
 
 import pytest
 import redis
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from apps.caching import selectors, services
 from apps.caching.layers import CodecError, ValueCodec
 from apps.caching.models import CacheEntry, CachePolicy
+from apps.caching.stack import cache_reads_reset, served_from_cache
 from tests.caching.conftest import make_stack, start_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -183,6 +186,35 @@ def test_concurrent_misses_in_separate_stacks_run_one_loader_through_the_redis_l
     results = threads_of(*[lambda s=s: s.get_or_load("ai_inference", ["q", 2], slow_loader) for s in stacks])
     assert len(calls) == 1
     assert results == [{"answer": 42}] * 6
+
+
+def test_a_request_knows_whether_all_its_cached_reads_were_served_from_the_cache(stack):
+    def account(*reads: tuple) -> bool:
+        cache_reads_reset()
+        for namespace, key in reads:
+            stack.get_or_load(namespace, key, lambda: {"v": 1}, scope="patient:7")
+        return served_from_cache()
+
+    assert account() is False  # no cached read at all: nothing came from the cache
+    assert account(("patient_data", ["p", 7])) is False  # loaded
+    assert account(("patient_data", ["p", 7])) is True
+    assert account(("patient_data", ["p", 7]), ("vital_signs", ["v", 7])) is False  # one of two loaded
+    assert account(("vital_signs", ["v", 7]), ("patient_data", ["p", 7])) is True
+    set_policy("vital_signs", enabled=False)
+    stack.tick(force=True)
+    assert account(("patient_data", ["p", 7]), ("vital_signs", ["v", 7])) is False  # straight to the source
+
+    async def async_read() -> bool:
+        cache_reads_reset()
+        await stack.aget_or_load("patient_data", ["p", 7], _async_value)
+        await sync_to_async(connections.close_all)()  # asgiref's thread read the tiers: its connection goes back
+        return served_from_cache()
+
+    assert asyncio.run(async_read()) is True
+
+
+async def _async_value() -> dict:
+    return {"v": 1}
 
 
 def test_inside_the_stale_window_one_caller_reloads_and_the_others_get_the_old_value(stack):

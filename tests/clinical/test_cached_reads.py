@@ -20,11 +20,11 @@ def _hits(namespace: str) -> int:
 
 
 def test_a_cached_read_is_served_from_the_cache_and_audited_every_time(clinician, patient):
-    before = AuditEvent.objects.count()
     for _ in range(3):
         assert clinician.get(f"/api/v1/patients/{patient.pk}/").json()["family_name"] == "Müller"
     assert _hits("patient_data") >= 2
-    assert AuditEvent.objects.count() - before == 3
+    records = AuditEvent.objects.filter(action="read", patient_id=patient.pk).order_by("id")
+    assert [record.served_from_cache for record in records] == [False, True, True]  # loaded once, then hits
 
 
 def test_fhir_patient_reads_share_the_cache_with_the_api_and_a_delete_ends_them(
@@ -52,6 +52,8 @@ def test_a_recorded_vital_sign_is_in_the_next_read(clinician, patient, django_ca
             f"/api/v1/patients/{patient.pk}/vitals/", {"code": "8867-4", "value": 88, "effective_at": at}, format="json"
         )
     assert created.status_code == 201
+    # The patient check before the write was a cache hit; the record of the write still says it was none.
+    assert AuditEvent.objects.get(action="create", resource_type="Observation").served_from_cache is False
     default_stack().clear_local()  # another process: its L1 never held it, Redis must not serve the old page
     assert [o["value"] for o in clinician.get(url).json()["results"]] == [88]
 
@@ -75,6 +77,9 @@ def test_paged_lists_are_cached_per_query_and_dropped_by_a_delete(
     url = f"/api/v1/patients/{patient.pk}/{path}"
     assert clinician.get(url).json()["results"] == []
     assert clinician.get(url + "?page_size=5").json()["results"] == []
+    assert clinician.get(url).json()["results"] == []
+    pages = AuditEvent.objects.filter(action="search", patient_id=patient.pk).order_by("id")
+    assert [record.served_from_cache for record in pages] == [False, False, True]  # each query is its own entry
     with django_capture_on_commit_callbacks(execute=True):
         patient_soft_delete(patient=patient)
     assert clinician.get(url).status_code == 404

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from apps.accounts import scopes
 from apps.audit.views import PhiAPIView
+from apps.caching.stack import served_from_cache
 from apps.clinical import selectors, services
 from apps.clinical.api import serializers as s
 from apps.clinical.api.representations import observation_json, patient_json
@@ -50,7 +51,8 @@ class PatientLookupView(PhiAPIView):
         if patient is None:
             self.audit(request, action="search", outcome="not_found", result_count=0, query=query)
             raise NotFound("No patient has this MRN.")
-        self.audit(request, action="read", resource_id=patient_id, patient_id=patient_id, query=query)
+        self.audit(request, action="read", resource_id=patient_id, patient_id=patient_id, query=query,
+                   served_from_cache=served_from_cache())  # fmt: skip
         return Response(patient)
 
 
@@ -111,7 +113,8 @@ class PatientDetailView(PhiAPIView):
     def get(self, request: Request, patient_id: int) -> Response:
         reject_unknown_params(request, [])
         patient = _patient_or_404(self, request, patient_id)
-        self.audit(request, action="read", resource_id=patient_id, patient_id=patient_id)
+        self.audit(request, action="read", resource_id=patient_id, patient_id=patient_id,
+                   served_from_cache=served_from_cache())  # fmt: skip
         return Response(patient)
 
 
@@ -133,7 +136,8 @@ class PatientVitalsView(PhiAPIView):
             latest=query["latest"],
             limit=query["limit"],
         )
-        self.audit(request, action="search", patient_id=patient_id, result_count=len(observations))
+        self.audit(request, action="search", patient_id=patient_id, result_count=len(observations),
+                   served_from_cache=served_from_cache())  # fmt: skip
         return Response({"results": observations})
 
     @extend_schema(request=s.ObservationCreateInputSerializer, responses={201: s.ObservationOutputSerializer})

@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 from apps.accounts import scopes
 from apps.audit.views import PhiAPIView
 from apps.caching.layers import CodecError
-from apps.caching.stack import default_stack
+from apps.caching.stack import default_stack, served_from_cache
 from apps.clinical import selectors
 from apps.clinical.api.representations import patient_json
 from apps.clinical.codes import LOINC, OBSERVATION_CATEGORY, OBSERVATION_CODES, RXNORM
@@ -166,7 +166,8 @@ class PatientReadView(FhirMixin, PhiAPIView):
         if card is None:
             self.audit(request, action="read", resource_id=patient_id, outcome="not_found")
             raise NotFound(f"Patient/{patient_id} does not exist.")
-        self.audit(request, action="read", resource_id=card["id"], patient_id=card["id"])
+        self.audit(request, action="read", resource_id=card["id"], patient_id=card["id"],
+                   served_from_cache=served_from_cache())  # fmt: skip
         return Response(resources.patient_resource(card))
 
 
