@@ -31,6 +31,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import (
+    clinician_token,
     cpu_us,
     django_setup,
     emit,
@@ -301,15 +302,13 @@ def main() -> None:
     redis.Redis.from_url(args.redis_url).flushdb()
     ensure_patients(args.patients)
 
-    from apps.accounts.scopes import SCOPES
-    from apps.accounts.services import api_client_create
     from apps.clinical.api.representations import patient_json
     from apps.clinical.models import Patient
 
     ids = list(Patient.objects.filter(mrn__startswith="S200-").values_list("pk", flat=True)[: args.patients])
     sample_ids = random.Random(2).sample(ids, min(2000, len(ids)))
     sample = patient_json(Patient.objects.get(pk=sample_ids[0]))
-    token = api_client_create(name=f"bench-cache-{time.time_ns()}", scopes=list(SCOPES)).token
+    token = clinician_token("bench-cache")
 
     figures = {"bench": "caching", "patients": len(ids)}
     if "tiers" not in args.skip:

@@ -29,6 +29,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import (
     REPO_ROOT,
+    clinician_token,
     django_setup,
     emit,
     ensure_patients,
@@ -189,8 +190,6 @@ def main() -> None:
 
     url = args.database_url
     django_setup(url)
-    from apps.accounts.scopes import SCOPES
-    from apps.accounts.services import api_client_create
     from apps.clinical.models import Observation, Patient
 
     load = None
@@ -220,7 +219,7 @@ def main() -> None:
     ids = list(Patient.objects.filter(mrn__startswith="S200-").values_list("pk", flat=True)[: args.patients])
     sample_ids = rng.sample(ids, min(2000, len(ids)))
     sample_mrns = list(Patient.objects.filter(pk__in=sample_ids).values_list("mrn", flat=True))
-    token = api_client_create(name=f"bench-{time.time_ns()}", scopes=list(SCOPES)).token
+    token = clinician_token("bench")
 
     progress("database layer, designed indexes")
     database = database_layer(url, sample_ids, sample_mrns, args.repeat)

@@ -204,6 +204,14 @@ def ensure_patients(count: int, *, days: int = 2, rounds_per_day: int = 4) -> fl
     return elapsed
 
 
+def clinician_token(name: str) -> str:
+    """A token with a clinical app's read scopes and not `benchmark`, so every request meets the limiter."""
+    from apps.accounts import scopes
+    from apps.accounts.services import api_client_create
+
+    return api_client_create(name=f"{name}-{time.time_ns()}", scopes=[scopes.PATIENT_READ, scopes.CLINICAL_READ]).token
+
+
 @contextlib.contextmanager
 def policies(*, cache: bool | None = None, rate_limit_requests: int | None = None) -> Iterator[None]:
     """Switch the cache namespaces on or off and set every rate limit for a bench phase; restore after.
