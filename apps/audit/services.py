@@ -6,6 +6,7 @@ import functools
 import hashlib
 import hmac
 import ipaddress
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
@@ -182,27 +183,27 @@ def audit_chain_open(*, name: str) -> ChainState:
     return ChainState(chain_id=head.pk, name=head.name, seq=head.seq, last_hash=head.last_hash)
 
 
+# The columns a record's row sets (its id comes from the sequence).
 _EVENT_COLUMNS = (
-    ("chain_id", "bigint"), ("seq", "bigint"), ("recorded_at", "timestamptz"), ("actor_type", "varchar"),
-    ("actor_id", "bigint"), ("actor_name", "varchar"), ("action", "varchar"), ("resource_type", "varchar"),
-    ("resource_id", "varchar"), ("patient_id", "bigint"), ("outcome", "varchar"), ("source_ip", "inet"),
-    ("purpose_of_use", "varchar"), ("request_id", "varchar"), ("query_digest", "varchar"),
-    ("result_count", "integer"), ("served_from_cache", "boolean"), ("prev_hash", "varchar"), ("hash", "varchar"),
+    "chain_id", "seq", "recorded_at", "actor_type", "actor_id", "actor_name", "action", "resource_type",
+    "resource_id", "patient_id", "outcome", "source_ip", "purpose_of_use", "request_id", "query_digest",
+    "result_count", "served_from_cache", "prev_hash", "hash",
 )  # fmt: skip
+# One constant statement for any batch size, so psycopg prepares it once. The records travel as one
+# JSON parameter that PostgreSQL expands into typed rows: a parameter per field cost ~7 us each to send.
+_APPEND_OWNED_SQL = (  # only the fixed column names above are interpolated
+    "WITH moved AS (UPDATE audit_auditchainhead SET seq = %s, last_hash = %s, seal = %s, updated_at = now() "  # noqa: S608
+    "WHERE id = %s AND seq = %s AND last_hash = %s RETURNING 1) "
+    f"INSERT INTO audit_auditevent ({', '.join(_EVENT_COLUMNS)}) "
+    f"SELECT {', '.join(_EVENT_COLUMNS)} FROM json_populate_recordset(NULL::audit_auditevent, %s::json) "
+    "WHERE EXISTS (SELECT 1 FROM moved) RETURNING id"
+)
 
 
-@functools.lru_cache(maxsize=128)
-def _append_owned_sql(rows: int) -> str:
-    """The statement for a batch of `rows` records; one text per batch size, so psycopg prepares each."""
-    row = "(" + ", ".join(f"%s::{kind}" for _, kind in _EVENT_COLUMNS) + ")"
-    names = ", ".join(name for name, _ in _EVENT_COLUMNS)
-    # Only the column list and casts above are interpolated; every value is a parameter.
-    return (
-        "WITH moved AS (UPDATE audit_auditchainhead SET seq = %s, last_hash = %s, seal = %s, updated_at = now() "  # noqa: S608
-        "WHERE id = %s AND seq = %s AND last_hash = %s RETURNING 1) "
-        f"INSERT INTO audit_auditevent ({names}) SELECT * FROM (VALUES {', '.join([row] * rows)}) "
-        f"AS v({names}) WHERE EXISTS (SELECT 1 FROM moved) RETURNING id"
-    )
+def _json_value(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()  # aware and in UTC: PostgreSQL reads back the same microsecond
+    raise TypeError(f"{type(value).__name__} in an audit record")
 
 
 def audit_append_owned(*, state: ChainState, entries: list[AuditEntry]) -> list[AuditEvent]:
@@ -214,11 +215,13 @@ def audit_append_owned(*, state: ChainState, entries: list[AuditEntry]) -> list[
     """
     events = _seal(entries, chain_id=state.chain_id, seq=state.seq, prev_hash=state.last_hash)
     seal = head_seal(state.name, events[-1].seq, events[-1].hash)
-    params: list = [events[-1].seq, events[-1].hash, seal, state.chain_id, state.seq, state.last_hash]
-    for event in events:
-        params.extend([getattr(event, name) for name, _ in _EVENT_COLUMNS])
+    rows = json.dumps(
+        [{name: getattr(event, name) for name in _EVENT_COLUMNS} for event in events], default=_json_value
+    )
     with connection.cursor() as cursor:
-        cursor.execute(_append_owned_sql(len(events)), params)
+        cursor.execute(
+            _APPEND_OWNED_SQL, [events[-1].seq, events[-1].hash, seal, state.chain_id, state.seq, state.last_hash, rows]
+        )
         ids = [row[0] for row in cursor.fetchall()]
     if len(ids) != len(events):
         raise ChainMoved(f"chain {state.name} is not at #{state.seq}")

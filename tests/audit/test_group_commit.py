@@ -60,3 +60,30 @@ def test_a_failed_batch_fails_its_requests_and_the_next_batch_still_works(monkey
     monkeypatch.setattr(services, "audit_append_owned", original)
     assert writer.submit(_entry(2)).resource_id == "2"
     assert audit_chain_verify().ok
+
+
+def test_a_batch_stores_every_field_exactly_as_it_was_sealed():
+    """The batch travels as JSON: names, addresses, empty fields and instants must come back the same."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from apps.audit.services import audit_append_owned, audit_chain_open
+
+    state = audit_chain_open(name="round-trip")
+    entries = [
+        AuditEntry(actor_type="user", actor_id=7, actor_name="Zoë O'Brien \"night\" \\ ward 北", action="search",
+                   resource_type="Observation", patient_id=None, source_ip="::ffff:10.1.2.3", purpose_of_use="ETREAT",
+                   request_id="r-1", query_digest="d" * 64, result_count=0, served_from_cache=True,
+                   recorded_at=datetime(2026, 3, 29, 1, 30, 0, 123456, tzinfo=timezone(timedelta(hours=2)))),
+        AuditEntry(actor_type="client", actor_id=None, actor_name="", action="read", resource_type="Patient",
+                   resource_id="", source_ip=None, recorded_at=datetime(2026, 1, 1, tzinfo=UTC)),
+        AuditEntry(actor_type="client", actor_id=3, actor_name="a", action="read", resource_type="Patient",
+                   resource_id="9", patient_id=9, source_ip="2001:db8::1"),
+    ]  # fmt: skip
+    written = audit_append_owned(state=state, entries=entries)
+    stored = {event.pk: event for event in AuditEvent.objects.filter(pk__in=[event.pk for event in written])}
+    fields = [field.attname for field in AuditEvent._meta.concrete_fields]
+    for event in written:
+        assert {name: getattr(stored[event.pk], name) for name in fields} == {n: getattr(event, n) for n in fields}
+    assert [event.seq for event in written] == [1, 2, 3]
+    assert stored[written[0].pk].recorded_at == datetime(2026, 3, 28, 23, 30, 0, 123456, tzinfo=UTC)
+    assert audit_chain_verify().ok
