@@ -111,14 +111,18 @@ def run_locust(
             for argv in [command, *workers]
         ]
     watched = [psutil.Process(p.pid) for p in (process, *helpers)]
-    for generator in watched:
-        generator.cpu_percent(None)
+    # Locust writes its stats history from the moment the load starts: its start-up before that
+    # (imports, spawning users: a full core for seconds on a slow machine) is not load it generates.
+    history, measuring = folder / "run_stats_history.csv", False
     started, cpu_max, status = time.monotonic(), 0.0, "succeeded"
     while process.poll() is None:
         time.sleep(1)
         for generator in watched:  # each generator process is bound to one core
             with contextlib.suppress(psutil.Error):
-                cpu_max = max(cpu_max, generator.cpu_percent(None))
+                load = generator.cpu_percent(None)  # since the previous call: the first one primes it
+                if measuring:
+                    cpu_max = max(cpu_max, load)
+        measuring = measuring or history.exists()
         elapsed = time.monotonic() - started
         on_tick(min(elapsed / planned, 1.0), elapsed)
         if should_stop():
