@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from apps.accounts import scopes
 from apps.accounts.permissions import staff_can_view
 from apps.audit.views import PhiAPIView
-from apps.caching.stack import get_or_load
+from apps.caching.stack import get_or_load, served_from_cache
 from apps.core.api.params import reject_unknown_params
 from apps.inference import selectors, serving
 from apps.inference.api.serializers import EmbedInputSerializer, GenerateInputSerializer
@@ -26,14 +26,8 @@ from apps.inference.models import ModelDeployment
 
 def _cached_answer(key_parts: list, compute) -> tuple[object, bool]:
     """The answer from the ai_inference namespace (keyed by an HMAC of the parts), else computed and kept;
-    and whether it came from the cache (the audit record says so)."""
-    computed = []
-
-    def load():
-        computed.append(True)
-        return compute()
-
-    return get_or_load("ai_inference", key_parts, load), not computed
+    and whether it came from the cache (the response and the audit record say so)."""
+    return get_or_load("ai_inference", key_parts, compute), served_from_cache()
 
 
 class _InferenceView(PhiAPIView):
