@@ -391,7 +391,9 @@ class CacheStack:
         while time.monotonic() < deadline:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
-            entry, _ = self._l2_get(policy, key, scope_key)
+            entry, generation = self._l2_get(policy, key, scope_key)
+            if generation is None:
+                break  # Redis is unreachable: the value cannot reach us through it, so load it here
             if entry is not None and entry.is_fresh(self.clock()):
                 self._count(policy.namespace, "l2", hits=1)
                 self._fill_l1(policy, key, entry)

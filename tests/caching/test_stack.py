@@ -268,6 +268,19 @@ def test_redis_going_down_fails_no_read_opens_the_breaker_and_recovers(own_redis
     assert stack.stats()[("ai_inference", "l2")]["hits"] == before + 1  # L2 serves again
 
 
+def test_a_reader_waiting_for_another_process_stops_waiting_when_redis_goes_down(own_redis):
+    url, servers = own_redis
+    holder, reader = make_stack(url), make_stack(url, single_flight_wait=5)
+    policy = holder.policy("ai_inference")
+    assert holder._redis_lock(policy, holder.key(policy, ["triage", 9]))  # another process is loading it
+    killer = threading.Timer(0.3, servers[0].kill)
+    killer.start()
+    started = time.monotonic()
+    assert reader.get_or_load("ai_inference", ["triage", 9], lambda: {"score": 0.5}) == {"score": 0.5}
+    killer.join()
+    assert time.monotonic() - started < 2.5  # loaded once Redis was gone, not after the whole 5 s wait
+
+
 def test_a_policy_turned_off_goes_to_the_source_and_a_clear_orphans_everything(stack):
     loader, calls = counting({"x": 1})
     stack.get_or_load("medications", ["m", 1], loader, scope="patient:1")
