@@ -187,9 +187,10 @@ else:
         }
     }
 
-# The multi-level cache (apps/caching). Keys are HMACs with CACHE_KEY_SECRET; values of encrypted
-# namespaces are sealed with the first of CACHE_ENCRYPTION_KEYS (Fernet keys, comma separated) and
-# opened with any of them, so a key is rotated by putting the new one first.
+# The multi-level cache (apps/caching). Keys are HMACs with CACHE_KEY_SECRET. Values of encrypted
+# namespaces are sealed with AES-256-GCM under the first of CACHE_ENCRYPTION_KEYS (comma separated, each
+# 32 random bytes in urlsafe base64, as `base64.urlsafe_b64encode(os.urandom(32))` makes) and opened
+# with any of them, so a key is rotated by putting the new one first.
 CACHE_KEY_SECRET = env.str("CACHE_KEY_SECRET", default=hashlib.sha256(f"cache-keys:{SECRET_KEY}".encode()).hexdigest())
 CACHE_ENCRYPTION_KEYS = env.list("CACHE_ENCRYPTION_KEYS", default=[]) or [
     base64.urlsafe_b64encode(hashlib.sha256(f"cache-encryption:{SECRET_KEY}".encode()).digest()).decode()

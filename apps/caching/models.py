@@ -38,7 +38,7 @@ class CachePolicy(models.Model):
         "L1 entry bound", default=10_000, validators=[MinValueValidator(1), MaxValueValidator(1_000_000)]
     )
     encrypt = models.BooleanField(
-        "encrypt at rest", default=True, help_text="Encrypt L2 and L3 values (Fernet). Required for PHI."
+        "encrypt at rest", default=True, help_text="Encrypt L2 and L3 values (AES-256-GCM). Required for PHI."
     )
     contains_phi = models.BooleanField("holds PHI", default=True)
     # Part of every key: bumping it ("clear namespace") orphans every entry at once, in every tier.

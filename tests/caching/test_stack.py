@@ -113,6 +113,46 @@ def test_encryption_keys_rotate_without_losing_entries():
         ValueCodec([new_key]).decode(sealed)
 
 
+def test_a_sealed_value_opens_only_under_its_own_cache_key_and_known_keys():
+    codec = ValueCodec([ValueCodec.derive_key("k")])
+    sealed = codec.encode(PATIENT, encrypt=True, context=b"key-of-patient-41")
+    assert codec.decode(sealed, b"key-of-patient-41") == PATIENT
+    with pytest.raises(CodecError):
+        codec.decode(sealed, b"key-of-patient-42")
+    tampered = sealed[:-1] + bytes([sealed[-1] ^ 1])
+    with pytest.raises(CodecError):
+        codec.decode(tampered, b"key-of-patient-41")
+    with pytest.raises(CodecError, match="no longer configured"):
+        ValueCodec([ValueCodec.derive_key("other")]).decode(sealed, b"key-of-patient-41")
+    for garbage in (b"", b"G", b"G\x00\x01", b"Pnot json", b"X{}", b"P\xff\xfe"):
+        with pytest.raises(CodecError):
+            codec.decode(garbage)
+    with pytest.raises(ValueError, match="32 random bytes"):
+        ValueCodec(["too-short"])
+
+
+def test_a_card_copied_under_another_patients_key_is_not_served(stack):
+    """Someone with write access to Redis moves patient 41's sealed card under patient 42's key: the read of
+    42 does not open it (it is bound to 41's key), counts an error and loads 42's own card."""
+    stack.get_or_load("patient_data", ["patient", 41], lambda: PATIENT, scope="patient:41")
+    other = {**PATIENT, "id": 42, "mrn": "MRN-0042"}
+    stack.get_or_load("patient_data", ["patient", 42], lambda: other, scope="patient:42")
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    policy = stack.policy("patient_data")
+    key_41, key_42 = (f"cpc:v:{stack.key(policy, ['patient', pid])}" for pid in (41, 42))
+    generation, fresh, stale, _ = client.get(key_42).split(b"|", 3)
+    sealed_41 = client.get(key_41).split(b"|", 3)[3]
+    client.set(key_42, b"|".join([generation, fresh, stale, sealed_41]))
+
+    CacheEntry.objects.filter(key=key_42.removeprefix("cpc:v:")).delete()  # the database tier has no copy
+
+    fresh_process = make_stack()  # no L1: Redis is asked first
+    loader, calls = counting(other)
+    assert fresh_process.get_or_load("patient_data", ["patient", 42], loader, scope="patient:42") == other
+    assert calls == [1]
+    assert fresh_process.stats()[("patient_data", "l2")]["errors"] == 1
+
+
 def test_a_write_invalidates_every_tier_and_other_processes_l1(stack):
     other_process = make_stack()
     version = {"n": 1}

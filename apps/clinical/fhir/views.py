@@ -54,15 +54,16 @@ POSTED_SEARCH_TTL = 15 * 60
 def _store_search(resource_type: str, kept: dict) -> str:
     """Keep a posted search's parameters (identifiers among them) sealed, under an opaque key."""
     key = secrets.token_urlsafe(16)
-    sealed = default_stack().codec.encode(kept, encrypt=True)
-    cache.set(f"fhir:search:{resource_type}:{key}", sealed, POSTED_SEARCH_TTL)
+    name = f"fhir:search:{resource_type}:{key}"
+    cache.set(name, default_stack().codec.encode(kept, encrypt=True, context=name.encode()), POSTED_SEARCH_TTL)
     return key
 
 
 def _stored_search(resource_type: str, params) -> QueryDict:
-    sealed = cache.get(f"fhir:search:{resource_type}:{params['_search'][:64]}")
+    name = f"fhir:search:{resource_type}:{params['_search'][:64]}"
+    sealed = cache.get(name)
     try:
-        stored = default_stack().codec.decode(sealed) if isinstance(sealed, bytes) else None
+        stored = default_stack().codec.decode(sealed, name.encode()) if isinstance(sealed, bytes) else None
     except CodecError:  # sealed with a key since rotated out
         stored = None
     if stored is None:
