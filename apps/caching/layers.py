@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 PLAIN, SEALED = b"P", b"G"
 _KEY_ID_BYTES, _NONCE_BYTES = 4, 12
-_json_decode = json.JSONDecoder().decode  # values are always UTF-8 text: skip loads()'s encoding sniffing
+_json_scan = json.JSONDecoder().raw_decode  # values are compact UTF-8 JSON: no encoding sniffing, no whitespace
 
 
 class CodecError(Exception):
@@ -88,9 +89,9 @@ class ValueCodec:
         kind = blob[:1]
         try:
             if kind == SEALED:
-                return _json_decode(self._open(blob, context).decode())
+                return _json_value(self._open(blob, context).decode())
             if kind == PLAIN:
-                return _json_decode(blob[1:].decode())
+                return _json_value(blob[1:].decode())
         except (InvalidTag, ValueError) as exc:
             raise CodecError(str(exc) or type(exc).__name__) from exc
         raise CodecError("unknown value format")
@@ -105,15 +106,29 @@ class ValueCodec:
             raise CodecError("the value does not open with its key") from exc
 
 
-class KeyHasher:
-    """Cache keys and scopes are HMAC-SHA256 of their parts: no identifier ever reaches Redis or the table."""
+def _json_value(text: str) -> Any:
+    value, end = _json_scan(text)
+    if end != len(text):
+        raise ValueError("extra data after the value")
+    return value
 
-    def __init__(self, secret: str):
+
+class KeyHasher:
+    """Cache keys and scopes are HMAC-SHA256 of their parts: no identifier ever reaches Redis or the table.
+
+    The MACs of the last `remembered` messages are kept (in this process only): the same keys are read
+    over and over, and the MAC is a third of a cache hit's own CPU.
+    """
+
+    def __init__(self, secret: str, remembered: int = 8192):
         self._secret = secret.encode()
+        self._mac = functools.lru_cache(maxsize=remembered)(self._mac_of)
 
     def digest(self, *parts: Any) -> str:
-        message = "\x1f".join(map(_part, parts)).encode()
-        return hmac.digest(self._secret, message, "sha256").hex()
+        return self._mac("\x1f".join(map(_part, parts)))
+
+    def _mac_of(self, message: str) -> str:
+        return hmac.digest(self._secret, message.encode(), "sha256").hex()
 
 
 def _part(value: Any) -> str:

@@ -17,7 +17,6 @@ How a read stays correct:
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import os
 import socket
@@ -118,8 +117,6 @@ class CacheStack:
         self._redis_factory = redis_client_factory
         self._redis = None
         self.hasher = KeyHasher(key_secret)
-        # Scopes repeat (a patient read often): their HMAC is remembered, a few thousand at most.
-        self._scope_key = functools.lru_cache(maxsize=4096)(lambda scope: self.hasher.digest("scope", scope))
         self.codec = ValueCodec(encryption_keys)
         self.l1 = MemoryTier(l1_max_bytes)
         self.breaker = CircuitBreaker(breaker_seconds)
@@ -169,7 +166,8 @@ class CacheStack:
 
     # --- policies and the once-a-second poll ------------------------------------------------------
     def policy(self, namespace: str) -> Policy:
-        self.tick()
+        if time.monotonic() - self._polled_at >= self.poll_interval or self._policy_generation is None:
+            self.tick()  # checked here too: every read asks for its policy, and the poll is due once a second
         policy = self._policies.get(namespace)
         if policy is None:
             from apps.caching.services import cache_policy_ensure
@@ -272,7 +270,7 @@ class CacheStack:
         return self.hasher.digest(policy.namespace, policy.generation, *key_parts)
 
     def scope_key(self, scope: str) -> str:
-        return self._scope_key(scope)
+        return self.hasher.digest("scope", scope)
 
     # --- the read path ---------------------------------------------------------------------------
     def get_or_load(
@@ -567,16 +565,13 @@ class CacheStack:
             return None, generation
         try:
             stored_generation, fresh_until, stale_until, payload = blob.split(b"|", 3)
+            if int(stored_generation) != generation:
+                return None, generation  # invalidated: not worth opening
             value = self.codec.decode(payload, key.encode())
-            entry = Entry(
-                value, int(stored_generation), float(fresh_until), float(stale_until), scope_key, len(payload)
-            )
         except (ValueError, CodecError):
             self._count(policy.namespace, "l2", errors=1)
             return None, generation
-        if entry.generation != generation:
-            return None, generation
-        return entry, generation
+        return Entry(value, generation, float(fresh_until), float(stale_until), scope_key, len(payload)), generation
 
     def _l2_set(
         self, policy: Policy, key: str, entry: Entry, blob: bytes | None = None, lock: HeldLock | None = None
