@@ -16,7 +16,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from apps.caching import selectors, services
-from apps.caching.layers import CodecError, ValueCodec
+from apps.caching.layers import CodecError, KeyHasher, ValueCodec
 from apps.caching.models import CacheEntry, CachePolicy
 from apps.caching.stack import cache_reads_reset, served_from_cache
 from tests.caching.conftest import make_stack, start_redis
@@ -129,6 +129,17 @@ def test_a_sealed_value_opens_only_under_its_own_cache_key_and_known_keys():
             codec.decode(garbage)
     with pytest.raises(ValueError, match="32 random bytes"):
         ValueCodec(["too-short"])
+
+
+def test_keys_differ_by_type_and_remembered_keys_equal_computed_ones():
+    hasher = KeyHasher("secret")
+    variants = [("v", 1), ("v", True), ("v", 1.0), ("v", "1"), ("v", None), ("v", (1, 2)), ("v", (1, True)),
+                ("v", [1, True]), ("v", {"a": 1}), ("v", 1, 2)]  # fmt: skip
+    first = [hasher.digest(*parts) for parts in variants]
+    assert len(set(first)) == len(variants) - 1 and first[6] == first[7]  # a tuple and a list spell the same
+    assert [hasher.digest(*parts) for parts in variants] == first  # the second time from memory: the same
+    assert [KeyHasher("secret")._mac_of(*parts) for parts in variants] == first
+    assert KeyHasher("other").digest("v", 1) != first[0]
 
 
 def test_a_card_copied_under_another_patients_key_is_not_served(stack):
