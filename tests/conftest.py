@@ -24,6 +24,16 @@ from tests.helpers import REPO_ROOT
 recorder.background = False
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_the_audit_writers_connection(django_db_setup, django_db_blocker):
+    """The audit writer keeps a connection of its own open; PostgreSQL will not drop the test database
+    while it is."""
+    yield
+    from apps.audit.writer import writer
+
+    writer.close()
+
+
 @pytest.fixture(autouse=True)
 def _clean_cache():
     """Each test starts with an empty cache (Redis db 15 under `make test`) and no request timings

@@ -206,19 +206,20 @@ def _json_value(value: object) -> str:
     raise TypeError(f"{type(value).__name__} in an audit record")
 
 
-def audit_append_owned(*, state: ChainState, entries: list[AuditEntry]) -> list[AuditEvent]:
+def audit_append_owned(*, state: ChainState, entries: list[AuditEntry], database=None) -> list[AuditEvent]:
     """Append to a process's own chain in ONE statement (PostgreSQL, autocommit).
 
     The head moves only if it is where this process left it, and the records are inserted only if
     the head moved: a single round trip and a single commit per batch, with nothing to lock against
     other processes. Raises ChainMoved when the head was elsewhere (nothing is written then).
+    `database`: an autocommit psycopg connection to use instead of Django's (the group-commit writer's own).
     """
     events = _seal(entries, chain_id=state.chain_id, seq=state.seq, prev_hash=state.last_hash)
     seal = head_seal(state.name, events[-1].seq, events[-1].hash)
     rows = json.dumps(
         [{name: getattr(event, name) for name in _EVENT_COLUMNS} for event in events], default=_json_value
     )
-    with connection.cursor() as cursor:
+    with (database or connection).cursor() as cursor:
         cursor.execute(
             _APPEND_OWNED_SQL, [events[-1].seq, events[-1].hash, seal, state.chain_id, state.seq, state.last_hash, rows]
         )

@@ -8,6 +8,11 @@ promoted to lead the next batch. No extra thread and no hand-off to one.
 Each process appends to a chain of its own, whose end it keeps in memory, so a batch is one
 statement and one commit on PostgreSQL and processes never queue on a shared lock. Every record is
 committed before the response that caused it leaves.
+
+On PostgreSQL the writer appends through a connection of its own (autocommit, one leader at a time
+uses it), not the leader's request connection: a cached read then needs no pooled connection at
+all, and its audit record skips Django's connect and cursor layers (about 15% of a cached read's
+CPU on this machine).
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import socket
 import threading
 import uuid
 
-from django.db import connection
+import psycopg
+import psycopg.sql
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections
 
 from apps.audit.models import AuditEvent
 
@@ -40,6 +47,8 @@ class GroupCommitWriter:
         self._leader_active = False
         self._chain = None
         self._chain_pid: int | None = None
+        self._database: psycopg.Connection | None = None
+        self._database_pid: int | None = None
 
     def submit(self, entry, timeout: float = 30.0) -> AuditEvent:
         """Write one entry, sharing the commit with whatever else is queued; raises if it failed."""
@@ -95,10 +104,44 @@ class GroupCommitWriter:
         if connection.vendor != "postgresql":
             return audit_record_batch(entries, chain=self._chain.name)
         try:
-            return audit_append_owned(state=self._chain, entries=entries)
-        except ChainMoved:
-            self._chain = audit_chain_open(name=self._chain.name)  # re-read where the chain really ends
-            return audit_append_owned(state=self._chain, entries=entries)
+            database = self._own_database()
+            try:
+                return audit_append_owned(state=self._chain, entries=entries, database=database)
+            except ChainMoved:
+                self._chain = audit_chain_open(name=self._chain.name)  # re-read where the chain really ends
+                return audit_append_owned(state=self._chain, entries=entries, database=database)
+        except psycopg.Error as exc:
+            # Not retried: the batch may have committed before the connection broke. The next batch
+            # reconnects; the callers get Django's error, which the API answers with a 503.
+            self.close()
+            raise _as_django_error(exc) from exc
+
+    def _own_database(self) -> psycopg.Connection:
+        """The writer's autocommit connection, opened with Django's own parameters for `default`."""
+        if self._database is None or self._database.closed or self._database_pid != os.getpid():
+            # A forked child drops its parent's connection without closing it (that would end the
+            # parent's session on the shared socket).
+            default = connections["default"]
+            database = psycopg.connect(**default.get_connection_params(), autocommit=True)
+            role = default.settings_dict["OPTIONS"].get("assume_role")
+            if role:  # as Django's own connections do
+                database.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(role)))
+            self._database, self._database_pid = database, os.getpid()
+        return self._database
+
+    def close(self) -> None:
+        """Close the writer's own connection (tests close it before their database is dropped)."""
+        database, self._database = self._database, None
+        if database is not None and self._database_pid == os.getpid():
+            database.close()
+
+
+def _as_django_error(exc: psycopg.Error) -> DatabaseError:
+    if isinstance(exc, psycopg.OperationalError):
+        return OperationalError(str(exc))
+    if isinstance(exc, psycopg.InterfaceError):
+        return InterfaceError(str(exc))
+    return DatabaseError(str(exc))
 
 
 writer = GroupCommitWriter()

@@ -10,7 +10,7 @@ from apps.audit.selectors import audit_chain_verify
 from apps.audit.services import AuditEntry, audit_record
 from apps.audit.writer import GroupCommitWriter
 
-pytestmark = pytest.mark.django_db(transaction=True)  # the writer commits on the callers' own connections
+pytestmark = pytest.mark.django_db(transaction=True)  # the writer commits on a connection of its own
 
 
 def _entry(n: int) -> AuditEntry:
@@ -87,3 +87,27 @@ def test_a_batch_stores_every_field_exactly_as_it_was_sealed():
     assert [event.seq for event in written] == [1, 2, 3]
     assert stored[written[0].pk].recorded_at == datetime(2026, 3, 28, 23, 30, 0, 123456, tzinfo=UTC)
     assert audit_chain_verify().ok
+
+
+def test_the_writer_uses_a_connection_of_its_own_and_reconnects_after_losing_it():
+    """A terminated writer connection fails that batch with Django's OperationalError (the API's 503), and
+    the next batch reconnects; nothing is half-written and the chain still verifies."""
+    from django.db import OperationalError, connection
+
+    writer = GroupCommitWriter()
+    try:
+        writer.submit(_entry(1))
+        own_pid = writer._database.info.backend_pid
+        with connection.cursor() as cursor:
+            assert own_pid != connection.connection.info.backend_pid
+            cursor.execute("SELECT pg_terminate_backend(%s)", [own_pid])
+        with pytest.raises(OperationalError):
+            writer.submit(_entry(2))
+        third = writer.submit(_entry(3))
+        assert writer._database.info.backend_pid != own_pid
+        assert third.resource_id == "3"
+        stored = set(AuditEvent.objects.filter(chain_id=third.chain_id).values_list("resource_id", flat=True))
+        assert stored == {"1", "3"}
+        assert audit_chain_verify().ok
+    finally:
+        writer.close()
