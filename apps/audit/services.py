@@ -9,12 +9,16 @@ import ipaddress
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditChainHead, AuditEvent
+
+if TYPE_CHECKING:
+    import psycopg
 
 GENESIS_HASH = "0" * 64
 
@@ -206,7 +210,9 @@ def _json_value(value: object) -> str:
     raise TypeError(f"{type(value).__name__} in an audit record")
 
 
-def audit_append_owned(*, state: ChainState, entries: list[AuditEntry], database=None) -> list[AuditEvent]:
+def audit_append_owned(
+    *, state: ChainState, entries: list[AuditEntry], database: psycopg.Connection | None = None
+) -> list[AuditEvent]:
     """Append to a process's own chain in ONE statement (PostgreSQL, autocommit).
 
     The head moves only if it is where this process left it, and the records are inserted only if

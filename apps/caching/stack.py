@@ -324,8 +324,7 @@ class CacheStack:
                 entry = None  # Redis has not heard of a write this process has (a publish still pending)
             if entry is not None and now < entry.fresh_until:
                 self._tally(policy.namespace, "l2", "hits")
-                if policy.l1:
-                    self._fill_l1(policy, key, entry)
+                self._fill_l1(policy, key, entry)
                 found.entry, found.fresh = entry, True
                 return found
             if found.redis_generation is not None:
