@@ -188,10 +188,16 @@ def main() -> None:
     parser.add_argument("--deep-patients", type=int, default=200, help="Patients with a long history.")
     parser.add_argument("--deep-days", type=int, default=180, help="Days of history of those patients.")
     parser.add_argument("--skip-no-index", action="store_true")
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/14",
+        help="The servers' Redis (limiter, cache, channel layer). Without one the product runs embedded: the "
+        "limiter then keeps its window in the database, a transaction per request.",
+    )
     args = parser.parse_args()
 
     url = args.database_url
-    django_setup(url)
+    django_setup(url, args.redis_url)
     from apps.clinical.models import Observation, Patient
 
     load = None
