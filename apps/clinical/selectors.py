@@ -13,7 +13,7 @@ from apps.caching.stack import get_or_load
 from apps.clinical.api.representations import observation_json, patient_json
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import identifier_scope, patient_scope, search_form
-from apps.core.compiled import CompiledLookup
+from apps.core.compiled import CompiledLookup, CompiledQuery
 
 # The two lookups every patient read starts with, compiled once (apps/core/compiled.py), reading
 # the columns of a patient card, which the REST and FHIR reads are built from (the rest stay deferred).
@@ -128,6 +128,25 @@ def latest_observations_query(*, patient_id: int, **window) -> QuerySet[Observat
     return observation_list(patient_id=patient_id, **window).order_by("code", "-effective_at", "-id").distinct("code")
 
 
+# The latest-vitals query, compiled once per shape (which filters are present, how many codes): the
+# ORM writing this DISTINCT ON query was most of its CPU. More codes than a panel holds: plain ORM.
+_COMPILED_CODES_AT_MOST = 16
+_SLOT_FIELDS = {"patient_id": "patient", "category": "category", "since": "effective_at", "until": "effective_at"}
+_latest_queries: dict[tuple[str, ...], CompiledQuery[Observation]] = {}
+
+
+def _latest_query(shape: tuple[str, ...]) -> CompiledQuery[Observation]:
+    codes = sorted((slot for slot in shape if slot.startswith("code_")), key=lambda slot: int(slot[5:]))
+
+    def build(**slots) -> QuerySet[Observation]:
+        return latest_observations_query(
+            patient_id=slots["patient_id"], category=slots.get("category"), codes=[slots[c] for c in codes],
+            since=slots.get("since"), until=slots.get("until"),
+        )  # fmt: skip
+
+    return CompiledQuery(Observation, build, {slot: _SLOT_FIELDS.get(slot, "code") for slot in shape})
+
+
 def latest_observations(
     *,
     patient_id: int,
@@ -137,9 +156,18 @@ def latest_observations(
     until: datetime | None = None,
 ) -> list[Observation]:
     """The newest observation of each code in the window."""
+    codes = list(codes or [])
     window = {"category": category, "codes": codes, "since": since, "until": until}
     if connection.vendor == "postgresql":
-        return list(latest_observations_query(patient_id=patient_id, **window))
+        if len(codes) > _COMPILED_CODES_AT_MOST:
+            return list(latest_observations_query(patient_id=patient_id, **window))
+        # The slots observation_list filters on (it skips empty ones), then one per code.
+        values = {"patient_id": patient_id, "category": category, "since": since, "until": until}
+        values = {slot: value for slot, value in values.items() if value or slot == "patient_id"}
+        values.update((f"code_{i}", code) for i, code in enumerate(codes))
+        shape = tuple(sorted(values))
+        query = _latest_queries.get(shape) or _latest_queries.setdefault(shape, _latest_query(shape))
+        return query.rows(**values)
     observations = observation_list(patient_id=patient_id, **window)
     latest: dict[str, Observation] = {}
     for observation in observations:
