@@ -4,9 +4,8 @@ Django compiles a QuerySet to SQL each time it is evaluated: cloning the query, 
 running the compiler. For a probe of a unique index that is most of the cost of the whole lookup.
 A `CompiledQuery` (and `CompiledLookup`, its single-row form) lets the ORM write the SQL (same
 columns, quoting and backend) the first time it runs on a database alias, then binds new values to
-that text on every later call. Identical SQL text
-is also what lets psycopg prepare the statement (server-side binding and DB_PREPARE_THRESHOLD), so
-PostgreSQL stops parsing and planning it too.
+that text on every later call. Identical SQL text is also what lets psycopg prepare the statement
+(server-side binding and DB_PREPARE_THRESHOLD), so PostgreSQL stops parsing and planning it too.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ def _marker_for(field: models.Field) -> object:
         return f"\x1fcompiled-lookup-slot-{number}\x1f"
     if isinstance(field, models.DateTimeField):
         return datetime(2, 1, 1, tzinfo=UTC) + timedelta(microseconds=number)
-    raise TypeError(f"CompiledLookup cannot bind {type(field).__name__} ({field.name}); use the ORM for it")
+    raise TypeError(f"CompiledQuery cannot bind {type(field).__name__} ({field.name}); use the ORM for it")
 
 
 class CompiledQuery(Generic[ModelT]):
