@@ -166,8 +166,8 @@ class CacheStack:
 
     # --- policies and the once-a-second poll ------------------------------------------------------
     def policy(self, namespace: str) -> Policy:
-        if time.monotonic() - self._polled_at >= self.poll_interval or self._policy_generation is None:
-            self.tick()  # checked here too: every read asks for its policy, and the poll is due once a second
+        if self._poll_due(time.monotonic()):  # asked here first: every read wants its policy, a poll is rare
+            self.tick()
         policy = self._policies.get(namespace)
         if policy is None:
             from apps.caching.services import cache_policy_ensure
@@ -179,7 +179,7 @@ class CacheStack:
     def tick(self, *, force: bool = False) -> None:
         """Poll generations changed since the last poll (one indexed query), at most once per interval."""
         now = time.monotonic()
-        if not force and now - self._polled_at < self.poll_interval and self._policy_generation is not None:
+        if not force and not self._poll_due(now):
             return
         if not self._tick_lock.acquire(blocking=force):
             return
@@ -191,6 +191,9 @@ class CacheStack:
                 self.flush_stats()
         finally:
             self._tick_lock.release()
+
+    def _poll_due(self, now: float) -> bool:
+        return now - self._polled_at >= self.poll_interval or self._policy_generation is None
 
     def _poll(self) -> None:
         from apps.caching.models import CacheScopeGeneration

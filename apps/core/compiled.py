@@ -123,10 +123,8 @@ class CompiledLookup(CompiledQuery[ModelT]):
     """`base.filter(field=value, ...).only(*columns)[:1]` for the named fields, compiled once per alias."""
 
     def __init__(self, base: QuerySet[ModelT], fields: Iterable[str], *, columns: Iterable[str] | None = None) -> None:
-        self.base = base
-        self.fields = tuple(fields)
         super().__init__(
-            base.model, lambda **markers: base.filter(**markers), {name: name for name in self.fields},
+            base.model, lambda **markers: base.filter(**markers), {name: name for name in fields},
             columns=columns, limit=1,
         )  # fmt: skip
 
