@@ -6,7 +6,7 @@ In one run, on PostgreSQL and Redis:
     Zipf(1.1) patient popularity over N patients, replayed on a simulated clock at --rate req/s;
   * a cached patient read end to end (gunicorn 2 workers x 16 threads, wrk 16 connections; auth,
     throttle, cache, audit) as a ratio of the bare /healthz view in the same run, with the same read
-    uncached beside it;
+    uncached beside it, and the CPU each request cost the api server, PostgreSQL, Redis and wrk;
   * a Redis of the bench's own, stopped in the middle of a load run: failed requests counted by wrk.
 
 Run:  .venv/bin/python bench/caching.py --patients 200000
@@ -210,10 +210,10 @@ def end_to_end(token: str, sample_ids: list[int], seconds: int) -> dict:
                     for patient_id in sample_ids:
                         patient_card(patient_id=patient_id)
                 wrk(base + "/healthz", seconds=2)
-                bare = wrk(base + "/healthz", seconds=seconds)
+                bare = wrk(base + "/healthz", seconds=seconds, cpu=True)
                 wrk(base + "/", seconds=3, script=script)
                 before = AuditEvent.objects.aggregate(last=Max("id"))["last"] or 0
-                read = wrk(base + "/", seconds=seconds, script=script)
+                read = wrk(base + "/", seconds=seconds, script=script, cpu=True)
                 read["rps_over_bare"] = round(read["rps"] / bare["rps"], 3)
                 read["served_from_cache"] = served_from_cache_share(before)
                 results[label] = {"bare_healthz": bare, "patient_read": read}

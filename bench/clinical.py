@@ -141,12 +141,13 @@ def api_layer(env: dict, token: str, sample_ids: list[int], sample_mrns: list[st
             # The bare view is measured right before each endpoint: this machine's speed drifts within
             # a run, and a baseline from a minute earlier would put that drift into the ratio.
             progress(f"api: bare /healthz, then {name}")
-            bare = wrk(base + "/healthz", seconds=seconds)
+            bare = wrk(base + "/healthz", seconds=seconds, cpu=True)
             results.setdefault("bare_healthz", bare)
             script = random_paths_script(paths, auth)
             wrk(base + "/", seconds=2, script=script)
-            figures = wrk(base + "/", seconds=seconds, script=script)
+            figures = wrk(base + "/", seconds=seconds, script=script, cpu=True)
             figures["bare_rps"] = bare["rps"]
+            figures["bare_cpu_us_per_request"] = bare["cpu_us_per_request"]
             figures["rps_over_bare"] = round(figures["rps"] / bare["rps"], 3)
             results[name] = figures
             os.unlink(script)

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +90,35 @@ def server(kind: str, env: dict[str, str] | None = None, workers: int = 2, threa
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
 
+def _process_cpu_seconds(api_port: int) -> dict[tuple[str, int], float]:
+    """CPU seconds so far of the api server listening on `api_port` and of PostgreSQL and Redis, by process."""
+    import psutil
+
+    bind = f"127.0.0.1:{api_port}"
+    seconds = {}
+    for process in psutil.process_iter(["name", "cmdline"]):
+        name, cmdline = process.info["name"] or "", " ".join(process.info["cmdline"] or [])
+        if bind in cmdline:
+            group = "api"
+        elif name.startswith("postgres"):
+            group = "postgres"
+        elif name.startswith("redis-server"):
+            group = "redis"
+        else:
+            continue
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            seconds[(group, process.pid)] = times.user + times.system
+    return seconds
+
+
+def _children_cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def wrk(
     url: str,
     connections: int = 16,
@@ -96,27 +126,44 @@ def wrk(
     threads: int = 2,
     headers: dict | None = None,
     script: str | None = None,
+    cpu: bool = False,
 ) -> dict:
-    """Run wrk and return req/s with latency percentiles in ms (a Lua `script` may vary the requests)."""
+    """Run wrk and return req/s with latency percentiles in ms (a Lua `script` may vary the requests).
+
+    `cpu`: also where the CPU went, per request, in microseconds: the api server (its processes on the
+    URL's port), PostgreSQL, Redis and wrk itself, all on this machine's two cores.
+    """
     command = [require_wrk(), f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
     if script:
         command += ["-s", script]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
+    port = urllib.parse.urlsplit(url).port
+    before, wrk_before = (_process_cpu_seconds(port), _children_cpu_seconds()) if cpu else ({}, 0.0)
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    cpu_seconds = {}
+    if cpu:
+        for (group, pid), total in _process_cpu_seconds(port).items():
+            cpu_seconds[group] = cpu_seconds.get(group, 0.0) + total - before.get((group, pid), 0.0)
+        cpu_seconds["wrk"] = _children_cpu_seconds() - wrk_before
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     latency = {}
     for pct, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)$", output, re.MULTILINE):
         latency[f"p{pct}_ms"] = round(float(value) * _UNITS[unit], 3)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    return {
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    figures = {
         "rps": round(rps, 1),
         **latency,
-        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "requests": requests,
         "non_2xx": int(errors.group(1)) if errors else 0,
         "socket_errors": sum(map(int, sockets.groups())) if sockets else 0,
     }
+    if cpu:
+        per_request = {group: round(total / max(requests, 1) * 1e6) for group, total in cpu_seconds.items()}
+        figures["cpu_us_per_request"] = {**per_request, "total": sum(per_request.values())}
+    return figures
 
 
 def percentiles(samples_ns: list[int]) -> dict:

@@ -301,6 +301,8 @@ AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default=hashlib.sha256(f"audit-chai
 
 # Audit records of concurrent requests share one commit (apps/audit/writer.py).
 AUDIT_GROUP_COMMIT = env.bool("AUDIT_GROUP_COMMIT", default=True)
+# How long a batch's leader may wait for the records of reads still running in its process (0: never).
+AUDIT_GROUP_COMMIT_GATHER_MS = env.float("AUDIT_GROUP_COMMIT_GATHER_MS", default=2.0)
 
 # --- Optimizer ------------------------------------------------------------------------------------
 # The cache hit rate an `optimize` run aims for when none is given (the brief's 80%), over this window.

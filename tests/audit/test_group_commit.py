@@ -1,5 +1,6 @@
 """Group commit: concurrent requests share commits, each gets its own committed record, the chain holds."""
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -111,3 +112,130 @@ def test_the_writer_uses_a_connection_of_its_own_and_reconnects_after_losing_it(
         assert audit_chain_verify().ok
     finally:
         writer.close()
+
+
+class _CountingWriter(GroupCommitWriter):
+    """Remembers the size of every batch it writes."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.batches: list[int] = []
+
+    def _write(self, entries):
+        self.batches.append(len(entries))
+        return super()._write(entries)
+
+
+def _in_thread(target):
+    import threading
+
+    def run():
+        try:
+            target()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_a_leader_waits_for_the_records_of_reads_still_running_and_commits_them_together():
+    import threading
+
+    writer = _CountingWriter(gather_seconds=30)
+    writer.submit(_entry(0))  # opens the chain: its own batch
+    slow_read_started, leader_submitting = threading.Event(), threading.Event()
+    events = {}
+
+    def slow_read():
+        with writer.expecting():
+            slow_read_started.set()
+            leader_submitting.wait(10)
+            events["slow"] = writer.submit(_entry(2))
+
+    def fast_read():
+        with writer.expecting():
+            slow_read_started.wait(10)
+            leader_submitting.set()
+            events["fast"] = writer.submit(_entry(1))  # leads, and waits for the slow read's record
+
+    try:
+        threads = [_in_thread(slow_read), _in_thread(fast_read)]
+        for thread in threads:
+            thread.join(20)
+        assert writer.batches == [1, 2]
+        assert {events["fast"].seq, events["slow"].seq} == {2, 3}
+        assert audit_chain_verify().ok
+    finally:
+        writer.close()
+
+
+def test_a_read_that_ends_without_a_record_releases_the_waiting_leader():
+    """A read that fails before its audit (a 404, a bad parameter) must not hold a batch for the whole
+    gather time: the leader goes as soon as no read of its process is still expected."""
+    import threading
+    import time
+
+    writer = _CountingWriter(gather_seconds=30)
+    writer.submit(_entry(0))
+    failing_started, leader_waiting = threading.Event(), threading.Event()
+    done = {}
+
+    def failing_read():
+        with contextlib.suppress(LookupError), writer.expecting():
+            failing_started.set()
+            leader_waiting.wait(10)
+            time.sleep(0.2)  # the leader is inside its wait by now
+            raise LookupError("no such patient")
+
+    def leading_read():
+        with writer.expecting():
+            failing_started.wait(10)
+            leader_waiting.set()
+            started = time.monotonic()
+            done["event"] = writer.submit(_entry(1))
+            done["waited"] = time.monotonic() - started
+
+    try:
+        threads = [_in_thread(failing_read), _in_thread(leading_read)]
+        for thread in threads:
+            thread.join(20)
+        assert done["event"].resource_id == "1"
+        assert done["waited"] < 10  # released by the failing read, not by the 30 s bound
+        assert writer.batches == [1, 1]
+        assert writer._expected == 0
+    finally:
+        writer.close()
+
+
+def test_a_leader_alone_does_not_wait():
+    import time
+
+    writer = _CountingWriter(gather_seconds=30)
+    try:
+        started = time.monotonic()
+        with writer.expecting():
+            writer.submit(_entry(1))
+        writer.submit(_entry(2))  # nothing announced at all
+        assert time.monotonic() - started < 10  # not the 30 s bound
+        assert writer.batches == [1, 1] and writer._expected == 0
+    finally:
+        writer.close()
+
+
+def test_api_reads_leave_nothing_expected_whatever_their_outcome(api, issue_token):
+    """Every read announces its record; reads that end in a 200, 404 or 400 all leave the count at zero
+    (a leaked announcement would make every later leader wait its full gather time)."""
+    from datetime import date
+
+    from apps.audit.writer import writer
+    from apps.clinical.services import patient_create
+
+    patient = patient_create(mrn="MRN-000777", family_name="Okafor", given_name="Ada", birth_date=date(1981, 2, 3))
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('patient:read')}")
+    assert api.get(f"/api/v1/patients/{patient.pk}/").status_code == 200
+    assert api.get(f"/api/v1/patients/{patient.pk + 1000}/").status_code == 404
+    assert api.get(f"/api/v1/patients/{patient.pk}/?colour=blue").status_code == 400
+    assert writer._expected == 0
+    assert AuditEvent.objects.filter(resource_type="Patient", patient_id=patient.pk, outcome="success").count() == 1
