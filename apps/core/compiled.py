@@ -42,7 +42,7 @@ class CompiledQuery(Generic[ModelT]):
     """`build(**slots)` as SQL the ORM writes once per database alias; each call binds new values.
 
     `slots` maps each value bound per call to the model field it is compared with (the field gives the
-    marker's type and the value's database form). `build` must use every slot exactly once and build
+    marker's type and the value's database form). `build` must use every slot (once or more) and build
     the same query apart from them on every call. Rows become instances through `Model.from_db`, as
     the ORM's own iterator makes them (with `columns`, the other fields are deferred, as `.only()`).
     """
@@ -83,9 +83,9 @@ class CompiledQuery(Generic[ModelT]):
         slots = []
         for slot, marker in markers.items():
             positions = [i for i, param in enumerate(params) if param == marker]
-            if len(positions) != 1:
-                raise ValueError(f"{slot} is bound {len(positions)} times in {sql}")
-            slots.append((positions[0], slot))
+            if not positions:
+                raise ValueError(f"{slot} is not bound in {sql}")
+            slots.extend((position, slot) for position in positions)  # a keyset condition repeats a value
         return sql, params, slots, converters
 
     def rows(self, **values: object) -> list[ModelT]:

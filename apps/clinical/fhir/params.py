@@ -108,18 +108,28 @@ def parse_date(parameter: str, raw: str) -> tuple[str, datetime, datetime]:
     return prefix, start, end
 
 
+# Which of a date parameter's bounds each prefix compares with: the start of the period it names,
+# its end (exclusive), or both.
+DATE_PREFIX_BOUNDS = {"eq": ("start", "end"), "gt": ("end",), "ge": ("start",), "lt": ("start",), "le": ("end",)}
+
+
+def date_condition(field: str, prefix: str, start: object = None, end: object = None) -> Q:
+    """One `date=` parameter as a condition on `field`, given the bounds its prefix uses."""
+    return {
+        "eq": lambda: Q(**{f"{field}__gte": start, f"{field}__lt": end}),
+        "gt": lambda: Q(**{f"{field}__gte": end}),
+        "ge": lambda: Q(**{f"{field}__gte": start}),
+        "lt": lambda: Q(**{f"{field}__lt": start}),
+        "le": lambda: Q(**{f"{field}__lt": end}),
+    }[prefix]()
+
+
 def date_filter(field: str, parameter: str, raws: list[str]) -> Q:
     """AND of every `date=` given: `date=ge2024-01-01&date=le2024-01-31` is January."""
     condition = Q()
     for raw in raws:
         prefix, start, end = parse_date(parameter, raw)
-        condition &= {
-            "eq": Q(**{f"{field}__gte": start, f"{field}__lt": end}),
-            "gt": Q(**{f"{field}__gte": end}),
-            "ge": Q(**{f"{field}__gte": start}),
-            "lt": Q(**{f"{field}__lt": start}),
-            "le": Q(**{f"{field}__lt": end}),
-        }[prefix]
+        condition &= date_condition(field, prefix, start, end)
     return condition
 
 

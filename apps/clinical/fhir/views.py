@@ -33,19 +33,23 @@ from apps.clinical.api.representations import patient_json
 from apps.clinical.codes import LOINC, OBSERVATION_CATEGORY, OBSERVATION_CODES, RXNORM
 from apps.clinical.fhir import resources
 from apps.clinical.fhir.params import (
+    DATE_PREFIX_BOUNDS,
     FhirParamError,
+    date_condition,
     date_filter,
     decode_cursor,
     encode_cursor,
     keyset_after,
     parse_birthdate,
     parse_count,
+    parse_date,
     parse_reference,
     parse_token,
     parse_tokens,
 )
 from apps.clinical.models import Encounter, MedicationRequest, Observation
 from apps.core.api.exceptions import api_exception_handler
+from apps.core.compiled import CompiledQuery
 
 COMMON_PARAMS = {"_count", "_cursor", "_format", "_search"}
 POSTED_SEARCH_TTL = 15 * 60
@@ -202,20 +206,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         if params.get("_format", "json") not in ("json", "application/fhir+json", "application/json"):
             raise FhirParamError("_format", "only JSON is supported")
         count = parse_count(params.get("_count"), self.default_count)
-        rows, patient_id, digest_query = self.filter(params)
-        ordering = self.ordering_for(params)
-        rows = rows.order_by(*ordering)
-        if params.get("_cursor"):
-            values = decode_cursor(params["_cursor"], len(ordering))
-            try:  # a tampered cursor is a 400, never a 500 from the database layer
-                values = [
-                    rows.model._meta.get_field(field.lstrip("-")).to_python(value)
-                    for field, value in zip(ordering, values, strict=True)
-                ]
-            except (ValidationError, ValueError, TypeError) as exc:
-                raise FhirParamError("_cursor", "not a cursor this server issued") from exc
-            rows = rows.filter(keyset_after(ordering, values))
-        page = list(rows[: count + 1])
+        page, ordering, patient_id, digest_query = self.find(params, limit=count + 1)
         has_more = len(page) > count
         page = page[:count]
         if patient_id is None and self.resource_type == "Patient" and len(page) == 1:
@@ -234,6 +225,33 @@ class FhirSearchView(FhirMixin, PhiAPIView):
                 kept = {"_search": [_store_search(self.resource_type, kept)]}
             next_url = f"{type_url}?{urlencode({**kept, '_cursor': cursor}, doseq=True)}"
         return Response(resources.searchset([self.to_resource(row) for row in page], base, self_url, next_url))
+
+    def find(self, params, *, limit: int) -> tuple[list, list[str], int | None, dict]:
+        """The first `limit` matching rows after the cursor, the ordering, the patient and the query to digest."""
+        rows, patient_id, digest_query = self.filter(params)
+        ordering = self.ordering_for(params)
+        rows = rows.order_by(*ordering)
+        after = self.cursor_after(params, ordering, rows.model)
+        if after is not None:
+            rows = rows.filter(keyset_after(ordering, after))
+        return list(rows[:limit]), ordering, patient_id, digest_query
+
+    @staticmethod
+    def cursor_after(params, ordering: list[str], model) -> list | None:
+        """The ordering values a `_cursor` carries, typed; a tampered cursor is a 400, never a 500."""
+        if not params.get("_cursor"):
+            return None
+        values = decode_cursor(params["_cursor"], len(ordering))
+        try:
+            values = [
+                model._meta.get_field(field.lstrip("-")).to_python(value)
+                for field, value in zip(ordering, values, strict=True)
+            ]
+        except (ValidationError, ValueError, TypeError) as exc:
+            raise FhirParamError("_cursor", "not a cursor this server issued") from exc
+        if None in values:
+            raise FhirParamError("_cursor", "not a cursor this server issued")
+        return values
 
     def ordering_for(self, params) -> list[str]:
         return self.ordering
@@ -289,27 +307,73 @@ class ObservationSearchView(FhirSearchView):
             raise FhirParamError("_sort", "supported: date, -date")
         return ["effective_at", "id"] if sort == "date" else ["-effective_at", "-id"]
 
-    def filter(self, params) -> tuple[QuerySet, int | None, dict]:
-        patient_id = self.required_patient(params)
-        category = None
+    # Searches are compiled once per shape (filters present, codes, date prefixes and statuses counted,
+    # sort, cursor, page size), so the ORM does not write the same SQL on every request; a bounded
+    # number of shapes, the rest through the ORM as it is.
+    _compiled: dict[tuple, CompiledQuery[Observation]] = {}
+    _COMPILED_SHAPES_AT_MOST = 256
+    _SLOT_FIELDS = {"patient": "patient", "category": "category", "code": "code", "date": "effective_at",
+                    "status": "status", "after_at": "effective_at", "after_id": "id"}  # fmt: skip
+
+    def find(self, params, *, limit: int) -> tuple[list, list[str], int | None, dict]:
+        values, shape = self.parsed(params)
+        ordering = self.ordering_for(params)
+        after = self.cursor_after(params, ordering, Observation)
+        if after is not None:
+            values["after_at"], values["after_id"] = after
+        key = (shape, tuple(ordering), after is not None, limit)
+        query = self._compiled.get(key)
+        if query is None:
+            if len(self._compiled) >= self._COMPILED_SHAPES_AT_MOST:
+                return list(self.build(key, **values)[:limit]), ordering, values["patient"], {}
+            slots = {slot: self._SLOT_FIELDS.get(slot) or self._SLOT_FIELDS[slot.split("_")[0]] for slot in values}
+            query = self._compiled.setdefault(
+                key, CompiledQuery(Observation, lambda **v: self.build(key, **v), slots, limit=limit)
+            )
+        return query.rows(**values), ordering, values["patient"], {}
+
+    def parsed(self, params) -> tuple[dict[str, object], tuple]:
+        """The search's values by slot (validated), and its shape: what the SQL depends on besides them."""
+        values: dict[str, object] = {"patient": self.required_patient(params)}
         if "category" in params:
             token = parse_token("category", params["category"])
             if token.system not in (None, OBSERVATION_CATEGORY) or token.code not in Observation.Category.values:
                 raise FhirParamError("category", f"supported: {', '.join(Observation.Category.values)}")
-            category = token.code
-        codes = None
+            values["category"] = token.code
+        codes = []
         if "code" in params:
-            codes = []
             for token in parse_tokens("code", params["code"]):
                 if token.system not in (None, LOINC) or token.code not in OBSERVATION_CODES:
                     raise FhirParamError("code", f"unknown LOINC code {token.code!r}")
                 codes.append(token.code)
-        rows = selectors.observation_list(patient_id=patient_id, category=category, codes=codes)
-        if "date" in params:
-            rows = rows.filter(date_filter("effective_at", "date", params.getlist("date")))
-        if "status" in params:
-            rows = rows.filter(status__in=_choices("status", params["status"], Observation.Status.values))
-        return rows, patient_id, {}
+        values.update((f"code_{i}", code) for i, code in enumerate(codes))
+        prefixes = []
+        for i, raw in enumerate(params.getlist("date") if "date" in params else []):
+            prefix, start, end = parse_date("date", raw)
+            bounds = {"start": start, "end": end}
+            values.update((f"date_{i}_{bound}", bounds[bound]) for bound in DATE_PREFIX_BOUNDS[prefix])
+            prefixes.append(prefix)
+        statuses = _choices("status", params["status"], Observation.Status.values) if "status" in params else []
+        values.update((f"status_{i}", status) for i, status in enumerate(statuses))
+        return values, ("category" in values, len(codes), tuple(prefixes), len(statuses))
+
+    @staticmethod
+    def build(key: tuple, **values) -> QuerySet[Observation]:
+        """The search of `key`'s shape on `values` (real ones, or the markers of its compilation)."""
+        (has_category, codes, prefixes, statuses), ordering, after, _ = key
+        rows = selectors.observation_list(
+            patient_id=values["patient"], category=values["category"] if has_category else None,
+            codes=[values[f"code_{i}"] for i in range(codes)],
+        )  # fmt: skip
+        for i, prefix in enumerate(prefixes):
+            rows = rows.filter(date_condition("effective_at", prefix, values.get(f"date_{i}_start"),
+                                              values.get(f"date_{i}_end")))  # fmt: skip
+        if statuses:
+            rows = rows.filter(status__in=[values[f"status_{i}"] for i in range(statuses)])
+        rows = rows.order_by(*ordering)
+        if after:
+            rows = rows.filter(keyset_after(list(ordering), [values["after_at"], values["after_id"]]))
+        return rows
 
 
 class EncounterSearchView(FhirSearchView):

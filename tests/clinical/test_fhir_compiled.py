@@ -1,0 +1,110 @@
+"""Observation searches run through SQL compiled once per shape: every page of every shape must hold
+exactly the rows the ORM finds for the same search."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+
+from apps.clinical import selectors
+from apps.clinical.fhir.params import date_filter
+from apps.clinical.fhir.views import ObservationSearchView
+from apps.clinical.models import Observation, Patient
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_shapes():
+    ObservationSearchView._compiled.clear()
+    yield
+    ObservationSearchView._compiled.clear()
+
+
+def _all_pages(client, query: str) -> list[int]:
+    ids, url = [], f"/fhir/Observation?{query}"
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200, response.content[:300]
+        bundle = response.json()
+        ids += [int(entry["resource"]["id"]) for entry in bundle.get("entry", [])]
+        url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
+        url = url and url.replace("http://testserver", "")
+    return ids
+
+
+def _orm(patient_id: int, *, category=None, codes=(), dates=(), statuses=(), ascending=False) -> list[int]:
+    rows = selectors.observation_list(patient_id=patient_id, category=category, codes=codes)
+    if dates:
+        rows = rows.filter(date_filter("effective_at", "date", list(dates)))
+    if statuses:
+        rows = rows.filter(status__in=statuses)
+    ordering = ["effective_at", "id"] if ascending else ["-effective_at", "-id"]
+    return list(rows.order_by(*ordering).values_list("id", flat=True))
+
+
+def test_every_shape_pages_through_exactly_the_orms_rows(clinician, loaded):
+    patient_id = Patient.objects.order_by("pk").first().pk
+    first = Observation.objects.filter(patient_id=patient_id).order_by("effective_at").first().effective_at
+    day, next_day = first.date().isoformat(), (first + timedelta(days=1)).date().isoformat()
+    noon = f"{next_day}T12:00:00Z"
+    amended = Observation.objects.filter(patient_id=patient_id, code="8867-4").order_by("id")[:3]
+    Observation.objects.filter(pk__in=[o.pk for o in amended]).update(status="amended")
+    cases = [
+        ("", {}),
+        ("&category=vital-signs", {"category": "vital-signs"}),
+        ("&code=8867-4", {"codes": ["8867-4"]}),
+        ("&code=http://loinc.org|8867-4,8310-5", {"codes": ["8867-4", "8310-5"]}),
+        (f"&date={day}", {"dates": [day]}),
+        (f"&date=ge{day}&date=lt{noon}", {"dates": [f"ge{day}", f"lt{noon}"]}),
+        (f"&date=gt{day}", {"dates": [f"gt{day}"]}),
+        (f"&date=le{day}", {"dates": [f"le{day}"]}),
+        ("&status=amended", {"statuses": ["amended"]}),
+        ("&status=final,amended&code=8867-4", {"statuses": ["final", "amended"], "codes": ["8867-4"]}),
+        (f"&category=vital-signs&code=8867-4&date=ge{day}&_sort=date", {
+            "category": "vital-signs", "codes": ["8867-4"], "dates": [f"ge{day}"], "ascending": True}),
+    ]  # fmt: skip
+    for query, orm in cases:
+        expected = _orm(patient_id, **orm)
+        for count in (7, 50):
+            found = _all_pages(clinician, f"patient={patient_id}{query}&_count={count}")
+            assert found == expected, query
+    assert expected  # the last case matches rows, so its pages were compared, not two empty lists
+
+
+def test_a_shape_is_compiled_once_and_reused_with_other_values(clinician, loaded):
+    first, second = Patient.objects.order_by("pk")[:2]
+    for patient in (first, second):
+        _all_pages(clinician, f"patient={patient.pk}&category=vital-signs&_count=10")
+    shapes = len(ObservationSearchView._compiled)
+    statements = []
+
+    def remember(execute, sql, params, many, context):
+        statements.append(sql)
+        return execute(sql, params, many, context)
+
+    expected = _orm(second.pk, category="vital-signs")
+    with connection.execute_wrapper(remember):
+        assert _all_pages(clinician, f"patient={second.pk}&category=vital-signs&_count=10") == expected
+    assert len(ObservationSearchView._compiled) == shapes  # no new shape for new values
+    searches = {sql for sql in statements if "clinical_observation" in sql}
+    assert len(searches) == 2  # one statement text for the first page, one for the pages after a cursor
+
+
+def test_past_the_bound_on_shapes_searches_take_the_orm_with_the_same_answer(clinician, loaded, monkeypatch):
+    patient_id = Patient.objects.order_by("pk").first().pk
+    monkeypatch.setattr(ObservationSearchView, "_COMPILED_SHAPES_AT_MOST", 0)
+    assert _all_pages(clinician, f"patient={patient_id}&code=8867-4&_count=5") == _orm(patient_id, codes=["8867-4"])
+    assert ObservationSearchView._compiled == {}
+
+
+def test_a_cursor_with_an_empty_value_is_a_400(clinician, loaded):
+    import base64
+    import json
+
+    patient_id = Patient.objects.order_by("pk").first().pk
+    for values in (["", 5], [None, 5], ["2026-01-01T00:00:00Z", ""]):
+        cursor = base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+        response = clinician.get(f"/fhir/Observation?patient={patient_id}&_cursor={cursor}")
+        assert response.status_code == 400, (values, response.content[:200])
+        assert response.json()["resourceType"] == "OperationOutcome"
