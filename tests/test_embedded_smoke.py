@@ -153,6 +153,27 @@ def test_clinical_data_loads_and_is_served_on_sqlite(product):
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert json.loads(response.read())["birthDate"] == birth_date
+    # Searches compiled per shape bind datetimes as SQLite's text: every page, through the cursor.
+    shell = (
+        f"from apps.clinical.models import Observation as O, Patient as P; p = P.objects.get(pk={patient_id});"
+        "print(p.mrn, list(O.objects.filter(patient=p, category='vital-signs')"
+        ".order_by('-effective_at', '-id').values_list('id', flat=True)))"
+    )
+    mrn, expected = manage("shell", "-c", shell, env=product["env"]).stdout.strip().splitlines()[-1].split(" ", 1)
+    found, url = [], f"/fhir/Observation?patient={patient_id}&category=vital-signs&_count=4"
+    while url:
+        request = urllib.request.Request(product["base"] + url, headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            bundle = json.loads(response.read())
+        found += [int(entry["resource"]["id"]) for entry in bundle.get("entry", [])]
+        url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
+        url = url and url.removeprefix(product["base"])
+    assert found == json.loads(expected) and len(found) > 4
+    request = urllib.request.Request(
+        product["base"] + f"/fhir/Patient?identifier={mrn}", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert [entry["resource"]["id"] for entry in json.loads(response.read())["entry"]] == [patient_id]
     # On the product's own worker (the filesystem broker), then inline with a target no system meets.
     # The run profiles the models too: minutes on a slow machine. The command's deadline comes first.
     optimize = manage("optimize", "all", "--timeout", "240", env=product["env"], timeout=300)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Generic, TypeVar
 
 from django.db import connections, models, router
@@ -35,6 +35,8 @@ def _marker_for(field: models.Field) -> object:
         return f"\x1fcompiled-lookup-slot-{number}\x1f"
     if isinstance(field, models.DateTimeField):
         return datetime(2, 1, 1, tzinfo=UTC) + timedelta(microseconds=number)
+    if isinstance(field, models.DateField):
+        return date(2, 1, 1) + timedelta(days=number)
     raise TypeError(f"CompiledQuery cannot bind {type(field).__name__} ({field.name}); use the ORM for it")
 
 
@@ -81,8 +83,11 @@ class CompiledQuery(Generic[ModelT]):
         converters = compiler.get_converters([column for column, _, _ in compiler.select])
         params = list(params)
         slots = []
+        connection = connections[using]
         for slot, marker in markers.items():
-            positions = [i for i, param in enumerate(params) if param == marker]
+            # The ORM may have adapted the marker already (a datetime is text on SQLite).
+            forms = (marker, self._field_of[slot].get_db_prep_value(marker, connection))
+            positions = [i for i, param in enumerate(params) if any(param == form for form in forms)]
             if not positions:
                 raise ValueError(f"{slot} is not bound in {sql}")
             slots.extend((position, slot) for position in positions)  # a keyset condition repeats a value

@@ -1,5 +1,5 @@
-"""Observation searches run through SQL compiled once per shape: every page of every shape must hold
-exactly the rows the ORM finds for the same search."""
+"""FHIR searches run through SQL compiled once per shape: every page of every shape must hold exactly
+the rows the ORM finds for the same search."""
 
 from datetime import timedelta
 
@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 
 from apps.clinical import selectors
+from apps.clinical.fhir import views
 from apps.clinical.fhir.params import date_filter
-from apps.clinical.fhir.views import ObservationSearchView
 from apps.clinical.models import Observation, Patient
 
 pytestmark = pytest.mark.django_db
@@ -16,9 +16,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _fresh_shapes():
-    ObservationSearchView._compiled.clear()
+    views._compiled_searches.clear()
     yield
-    ObservationSearchView._compiled.clear()
+    views._compiled_searches.clear()
 
 
 def _all_pages(client, query: str) -> list[int]:
@@ -76,7 +76,7 @@ def test_a_shape_is_compiled_once_and_reused_with_other_values(clinician, loaded
     first, second = Patient.objects.order_by("pk")[:2]
     for patient in (first, second):
         _all_pages(clinician, f"patient={patient.pk}&category=vital-signs&_count=10")
-    shapes = len(ObservationSearchView._compiled)
+    shapes = len(views._compiled_searches)
     statements = []
 
     def remember(execute, sql, params, many, context):
@@ -86,16 +86,16 @@ def test_a_shape_is_compiled_once_and_reused_with_other_values(clinician, loaded
     expected = _orm(second.pk, category="vital-signs")
     with connection.execute_wrapper(remember):
         assert _all_pages(clinician, f"patient={second.pk}&category=vital-signs&_count=10") == expected
-    assert len(ObservationSearchView._compiled) == shapes  # no new shape for new values
+    assert len(views._compiled_searches) == shapes  # no new shape for new values
     searches = {sql for sql in statements if "clinical_observation" in sql}
     assert len(searches) == 2  # one statement text for the first page, one for the pages after a cursor
 
 
 def test_past_the_bound_on_shapes_searches_take_the_orm_with_the_same_answer(clinician, loaded, monkeypatch):
     patient_id = Patient.objects.order_by("pk").first().pk
-    monkeypatch.setattr(ObservationSearchView, "_COMPILED_SHAPES_AT_MOST", 0)
+    monkeypatch.setattr(views, "COMPILED_SHAPES_AT_MOST", 0)
     assert _all_pages(clinician, f"patient={patient_id}&code=8867-4&_count=5") == _orm(patient_id, codes=["8867-4"])
-    assert ObservationSearchView._compiled == {}
+    assert views._compiled_searches == {}
 
 
 def test_a_cursor_with_an_empty_value_is_a_400(clinician, loaded):
@@ -108,3 +108,54 @@ def test_a_cursor_with_an_empty_value_is_a_400(clinician, loaded):
         response = clinician.get(f"/fhir/Observation?patient={patient_id}&_cursor={cursor}")
         assert response.status_code == 400, (values, response.content[:200])
         assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def _patient_ids(client, query: str) -> list[int]:
+    response = client.get(f"/fhir/Patient?{query}")
+    assert response.status_code == 200, response.content[:300]
+    return [int(entry["resource"]["id"]) for entry in response.json().get("entry", [])]
+
+
+def test_patient_searches_without_names_find_what_the_orm_finds(clinician, loaded):
+    from django.conf import settings
+
+    patients = list(Patient.objects.order_by("pk"))
+    target = patients[3]
+    Patient.objects.filter(pk=patients[4].pk).update(birth_date=target.birth_date)
+    Patient.objects.filter(pk=patients[5].pk).update(is_deleted=True, birth_date=target.birth_date)
+    born = target.birth_date.isoformat()
+    cases = [
+        (f"identifier={target.mrn}", [target.pk]),
+        (f"identifier={settings.MRN_SYSTEM}|{target.mrn}", [target.pk]),
+        (f"identifier=|{target.mrn}", [target.pk]),  # an empty system is the default one
+        (f"identifier=http://other.example.org/mrn|{target.mrn}", []),
+        (f"_id={target.pk}", [target.pk]),
+        (f"_id={target.pk}&identifier={patients[0].mrn}", []),
+        (f"birthdate={born}", sorted({target.pk, patients[4].pk} | {
+            p.pk for p in patients if p.birth_date == target.birth_date and p.pk != patients[5].pk})),
+        (f"birthdate={born}&identifier={target.mrn}", [target.pk]),
+    ]  # fmt: skip
+    for query, expected in cases:
+        assert _patient_ids(clinician, query) == expected, query
+    with_names = f"family={target.family_name[:3]}&birthdate={born}"
+    assert target.pk in _patient_ids(clinician, with_names)  # names: the ORM path, unchanged
+
+
+def test_patient_pages_by_cursor_through_the_compiled_path(clinician, loaded):
+    target = Patient.objects.order_by("pk").first()
+    same_day = list(Patient.objects.filter(birth_date=target.birth_date, is_deleted=False).order_by("pk"))
+    Patient.objects.exclude(pk__in=[p.pk for p in same_day]).filter(pk__lte=same_day[-1].pk + 3).update(
+        birth_date=target.birth_date
+    )
+    expected = list(
+        Patient.objects.filter(birth_date=target.birth_date, is_deleted=False)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    ids, url = [], f"/fhir/Patient?birthdate={target.birth_date.isoformat()}&_count=2"
+    while url:
+        bundle = clinician.get(url).json()
+        ids += [int(entry["resource"]["id"]) for entry in bundle.get("entry", [])]
+        url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
+        url = url and url.replace("http://testserver", "")
+    assert len(expected) > 2 and ids == expected

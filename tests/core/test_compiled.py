@@ -59,7 +59,14 @@ def test_wrong_values_are_refused():
     with pytest.raises(TypeError):
         by_pk.get(pk=None)
     with pytest.raises(TypeError, match="cannot bind"):
-        CompiledLookup(ACTIVE, ["birth_date"]).get(birth_date=date(2000, 1, 1))
+        CompiledLookup(Patient.objects.all(), ["is_deleted"]).get(is_deleted=True)
+
+
+def test_date_slots_bind_like_the_orm(patients):
+    by_birth_date = CompiledLookup(ACTIVE, ["birth_date"])
+    for patient in patients:
+        assert by_birth_date.get(birth_date=patient.birth_date) == ACTIVE.get(birth_date=patient.birth_date)
+    assert by_birth_date.get(birth_date=date(1979, 12, 31)) is None
 
 
 def test_columns_leave_the_other_fields_deferred(patients):

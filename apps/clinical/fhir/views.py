@@ -5,6 +5,7 @@ Every error is an OperationOutcome; every PHI read and search writes an audit re
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
@@ -47,11 +48,15 @@ from apps.clinical.fhir.params import (
     parse_token,
     parse_tokens,
 )
-from apps.clinical.models import Encounter, MedicationRequest, Observation
+from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.core.api.exceptions import api_exception_handler
 from apps.core.compiled import CompiledQuery
 
 COMMON_PARAMS = {"_count", "_cursor", "_format", "_search"}
+
+# Search SQL compiled per (view, shape, sort, cursor, page size): see FhirSearchView.find.
+_compiled_searches: dict[tuple, CompiledQuery] = {}
+COMPILED_SHAPES_AT_MOST = 512
 POSTED_SEARCH_TTL = 15 * 60
 
 
@@ -183,6 +188,8 @@ class FhirSearchView(FhirMixin, PhiAPIView):
     ordering: list[str] = []
     default_count = 50
     to_resource: Callable = staticmethod(lambda row: {})
+    model: type[Model]
+    slot_fields: dict[str, str] = {}  # a parsed search's slot (or what its name starts with) -> model field
 
     def get(self, request: Request) -> Response:
         return self.search(request, request.query_params)
@@ -227,14 +234,58 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         return Response(resources.searchset([self.to_resource(row) for row in page], base, self_url, next_url))
 
     def find(self, params, *, limit: int) -> tuple[list, list[str], int | None, dict]:
-        """The first `limit` matching rows after the cursor, the ordering, the patient and the query to digest."""
-        rows, patient_id, digest_query = self.filter(params)
+        """The first `limit` matching rows after the cursor, the ordering, the patient and the query to digest.
+
+        A search whose shape `parsed` describes runs through SQL compiled once per shape (which filters,
+        how many values each, sort, cursor, page size), so the ORM does not write the same statement on
+        every request; at most COMPILED_SHAPES_AT_MOST shapes, then the ORM as it is.
+        """
+        parsed = self.parsed(params)
+        if parsed is None:
+            rows, patient_id, digest_query = self.filter(params)
+            ordering = self.ordering_for(params)
+            rows = rows.order_by(*ordering)
+            after = self.cursor_after(params, ordering, rows.model)
+            if after is not None:
+                rows = rows.filter(keyset_after(ordering, after))
+            return list(rows[:limit]), ordering, patient_id, digest_query
+        values, shape, patient_id, digest_query = parsed
         ordering = self.ordering_for(params)
-        rows = rows.order_by(*ordering)
-        after = self.cursor_after(params, ordering, rows.model)
-        if after is not None:
-            rows = rows.filter(keyset_after(ordering, after))
-        return list(rows[:limit]), ordering, patient_id, digest_query
+        after = self.cursor_after(params, ordering, self.model)
+        values.update((f"after_{i}", value) for i, value in enumerate(after or []))
+        key = (type(self), shape, tuple(ordering), after is not None, limit)
+        query = _compiled_searches.get(key)
+        if query is None:
+            if len(_compiled_searches) >= COMPILED_SHAPES_AT_MOST:
+                return list(self.compiled_rows(key, **values)[:limit]), ordering, patient_id, digest_query
+            slots = {slot: self.slot_field(slot, ordering) for slot in values}
+            query = _compiled_searches.setdefault(
+                key, CompiledQuery(self.model, functools.partial(self.compiled_rows, key), slots, limit=limit)
+            )
+        return query.rows(**values), ordering, patient_id, digest_query
+
+    def parsed(self, params) -> tuple[dict[str, object], tuple, int | None, dict] | None:
+        """The search's validated values by slot, its shape (what its SQL depends on besides them), the
+        patient and the query to digest; None for a search the ORM runs as it is (`filter`)."""
+        return None
+
+    def rows_for(self, shape: tuple, **values) -> QuerySet:
+        """The filters of a parsed search, on real values or on the markers of its compilation."""
+        raise NotImplementedError
+
+    def compiled_rows(self, key: tuple, **values) -> QuerySet:
+        _, shape, ordering, after, _ = key
+        rows = self.rows_for(shape, **values).order_by(*ordering)
+        if after:
+            rows = rows.filter(keyset_after(list(ordering), [values[f"after_{i}"] for i in range(len(ordering))]))
+        return rows
+
+    def slot_field(self, slot: str, ordering: list[str]) -> str:
+        """The model field a slot's values are compared with: a cursor's, or the one its name starts with."""
+        name, _, index = slot.partition("_")
+        if name == "after":
+            return ordering[int(index)].lstrip("-")
+        return self.slot_fields.get(slot) or self.slot_fields[name]
 
     @staticmethod
     def cursor_after(params, ordering: list[str], model) -> list | None:
@@ -270,6 +321,32 @@ class PatientSearchView(FhirSearchView):
                      "birthdate": "date", "_id": "token"}  # fmt: skip
     ordering = ["id"]  # the cursor then carries no name
     to_resource = staticmethod(lambda patient: resources.patient_resource(patient_json(patient)))
+
+    model = Patient
+    slot_fields = {"mrn": "mrn", "system": "identifier_system", "id": "id", "birth_date": "birth_date"}
+
+    def parsed(self, params) -> tuple[dict[str, object], tuple, None, dict] | None:
+        if any(name in params for name in ("name", "family", "given")):
+            return None  # prefix matches: LIKE patterns, which the ORM builds around each value
+        values: dict[str, object] = {}
+        if "birthdate" in params:
+            values["birth_date"] = parse_birthdate(params["birthdate"])
+        if "_id" in params:
+            values["id"] = parse_reference("_id", params["_id"], "Patient")
+        digest = {}
+        if "identifier" in params:
+            token = parse_token("identifier", params["identifier"])
+            values["mrn"] = token.code
+            if token.system is not None:
+                values["system"] = token.system or settings.MRN_SYSTEM
+            digest = {"identifier": params["identifier"]}
+        shape = tuple(sorted(values))
+        return values, shape, None, digest or {k: params[k] for k in params if k in self.search_params}
+
+    def rows_for(self, shape: tuple, **values) -> QuerySet[Patient]:
+        rows = selectors.patient_search(birth_date=values.get("birth_date"))
+        filters = {"pk": "id", "mrn": "mrn", "identifier_system": "system"}
+        return rows.filter(**{field: values[slot] for field, slot in filters.items() if slot in shape})
 
     def filter(self, params) -> tuple[QuerySet, int | None, dict]:
         for name in ("name", "family", "given"):
@@ -307,33 +384,11 @@ class ObservationSearchView(FhirSearchView):
             raise FhirParamError("_sort", "supported: date, -date")
         return ["effective_at", "id"] if sort == "date" else ["-effective_at", "-id"]
 
-    # Searches are compiled once per shape (filters present, codes, date prefixes and statuses counted,
-    # sort, cursor, page size), so the ORM does not write the same SQL on every request; a bounded
-    # number of shapes, the rest through the ORM as it is.
-    _compiled: dict[tuple, CompiledQuery[Observation]] = {}
-    _COMPILED_SHAPES_AT_MOST = 256
-    _SLOT_FIELDS = {"patient": "patient", "category": "category", "code": "code", "date": "effective_at",
-                    "status": "status", "after_at": "effective_at", "after_id": "id"}  # fmt: skip
+    model = Observation
+    slot_fields = {"patient": "patient", "category": "category", "code": "code", "date": "effective_at",
+                   "status": "status"}  # fmt: skip
 
-    def find(self, params, *, limit: int) -> tuple[list, list[str], int | None, dict]:
-        values, shape = self.parsed(params)
-        ordering = self.ordering_for(params)
-        after = self.cursor_after(params, ordering, Observation)
-        if after is not None:
-            values["after_at"], values["after_id"] = after
-        key = (shape, tuple(ordering), after is not None, limit)
-        query = self._compiled.get(key)
-        if query is None:
-            if len(self._compiled) >= self._COMPILED_SHAPES_AT_MOST:
-                return list(self.build(key, **values)[:limit]), ordering, values["patient"], {}
-            slots = {slot: self._SLOT_FIELDS.get(slot) or self._SLOT_FIELDS[slot.split("_")[0]] for slot in values}
-            query = self._compiled.setdefault(
-                key, CompiledQuery(Observation, lambda **v: self.build(key, **v), slots, limit=limit)
-            )
-        return query.rows(**values), ordering, values["patient"], {}
-
-    def parsed(self, params) -> tuple[dict[str, object], tuple]:
-        """The search's values by slot (validated), and its shape: what the SQL depends on besides them."""
+    def parsed(self, params) -> tuple[dict[str, object], tuple, int, dict]:
         values: dict[str, object] = {"patient": self.required_patient(params)}
         if "category" in params:
             token = parse_token("category", params["category"])
@@ -355,12 +410,11 @@ class ObservationSearchView(FhirSearchView):
             prefixes.append(prefix)
         statuses = _choices("status", params["status"], Observation.Status.values) if "status" in params else []
         values.update((f"status_{i}", status) for i, status in enumerate(statuses))
-        return values, ("category" in values, len(codes), tuple(prefixes), len(statuses))
+        shape = ("category" in values, len(codes), tuple(prefixes), len(statuses))
+        return values, shape, values["patient"], {}
 
-    @staticmethod
-    def build(key: tuple, **values) -> QuerySet[Observation]:
-        """The search of `key`'s shape on `values` (real ones, or the markers of its compilation)."""
-        (has_category, codes, prefixes, statuses), ordering, after, _ = key
+    def rows_for(self, shape: tuple, **values) -> QuerySet[Observation]:
+        has_category, codes, prefixes, statuses = shape
         rows = selectors.observation_list(
             patient_id=values["patient"], category=values["category"] if has_category else None,
             codes=[values[f"code_{i}"] for i in range(codes)],
@@ -370,9 +424,6 @@ class ObservationSearchView(FhirSearchView):
                                               values.get(f"date_{i}_end")))  # fmt: skip
         if statuses:
             rows = rows.filter(status__in=[values[f"status_{i}"] for i in range(statuses)])
-        rows = rows.order_by(*ordering)
-        if after:
-            rows = rows.filter(keyset_after(list(ordering), [values["after_at"], values["after_id"]]))
         return rows
 
 
