@@ -260,7 +260,9 @@ class FhirSearchView(FhirMixin, PhiAPIView):
                 return list(self.compiled_rows(key, **values)[:limit]), ordering, patient_id, digest_query
             slots = {slot: self.slot_field(slot, ordering) for slot in values}
             query = _compiled_searches.setdefault(
-                key, CompiledQuery(self.model, functools.partial(self.compiled_rows, key), slots, limit=limit)
+                # The class's method, not this view's: the table outlives the request.
+                key,
+                CompiledQuery(self.model, functools.partial(type(self).compiled_rows, key), slots, limit=limit),
             )
         return query.rows(**values), ordering, patient_id, digest_query
 
@@ -269,13 +271,15 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         patient and the query to digest; None for a search the ORM runs as it is (`filter`)."""
         return None
 
-    def rows_for(self, shape: tuple, **values) -> QuerySet:
+    @classmethod
+    def rows_for(cls, shape: tuple, **values) -> QuerySet:
         """The filters of a parsed search, on real values or on the markers of its compilation."""
         raise NotImplementedError
 
-    def compiled_rows(self, key: tuple, **values) -> QuerySet:
+    @classmethod
+    def compiled_rows(cls, key: tuple, **values) -> QuerySet:
         _, shape, ordering, after, _ = key
-        rows = self.rows_for(shape, **values).order_by(*ordering)
+        rows = cls.rows_for(shape, **values).order_by(*ordering)
         if after:
             rows = rows.filter(keyset_after(list(ordering), [values[f"after_{i}"] for i in range(len(ordering))]))
         return rows
@@ -343,7 +347,8 @@ class PatientSearchView(FhirSearchView):
         shape = tuple(sorted(values))
         return values, shape, None, digest or {k: params[k] for k in params if k in self.search_params}
 
-    def rows_for(self, shape: tuple, **values) -> QuerySet[Patient]:
+    @classmethod
+    def rows_for(cls, shape: tuple, **values) -> QuerySet[Patient]:
         rows = selectors.patient_search(birth_date=values.get("birth_date"))
         filters = {"pk": "id", "mrn": "mrn", "identifier_system": "system"}
         return rows.filter(**{field: values[slot] for field, slot in filters.items() if slot in shape})
@@ -413,7 +418,8 @@ class ObservationSearchView(FhirSearchView):
         shape = ("category" in values, len(codes), tuple(prefixes), len(statuses))
         return values, shape, values["patient"], {}
 
-    def rows_for(self, shape: tuple, **values) -> QuerySet[Observation]:
+    @classmethod
+    def rows_for(cls, shape: tuple, **values) -> QuerySet[Observation]:
         has_category, codes, prefixes, statuses = shape
         rows = selectors.observation_list(
             patient_id=values["patient"], category=values["category"] if has_category else None,
