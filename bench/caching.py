@@ -215,6 +215,11 @@ def end_to_end(token: str, sample_ids: list[int], seconds: int) -> dict:
                 before = AuditEvent.objects.aggregate(last=Max("id"))["last"] or 0
                 read = wrk(base + "/", seconds=seconds, script=script, cpu=True)
                 read["rps_over_bare"] = round(read["rps"] / bare["rps"], 3)
+                # Steadier than req/s, which swings with this machine's phase: CPU the bare view costs
+                # per request over what the read costs, all processes counted.
+                read["bare_cpu_over_read_cpu"] = round(
+                    bare["cpu_us_per_request"]["total"] / read["cpu_us_per_request"]["total"], 3
+                )
                 read["served_from_cache"] = served_from_cache_share(before)
                 results[label] = {"bare_healthz": bare, "patient_read": read}
     finally:
