@@ -71,7 +71,7 @@ def vital_signs_cards(
         if latest:
             rows = latest_observations(patient_id=patient_id, category="vital-signs", **window)
         else:
-            rows = observation_list(patient_id=patient_id, category="vital-signs", **window)[:limit]
+            rows = newest_observations(patient_id=patient_id, category="vital-signs", limit=limit, **window)
         return [observation_json(o) for o in rows]
 
     key = ["vitals", patient_id, sorted(codes or []), str(since or ""), str(until or ""), latest, limit]
@@ -128,23 +128,64 @@ def latest_observations_query(*, patient_id: int, **window) -> QuerySet[Observat
     return observation_list(patient_id=patient_id, **window).order_by("code", "-effective_at", "-id").distinct("code")
 
 
-# The latest-vitals query, compiled once per shape (which filters are present, how many codes): the
-# ORM writing this DISTINCT ON query was most of its CPU. More codes than a panel holds: plain ORM.
+# A patient's observations in a window (the newest `limit`, or the latest of each code), compiled once
+# per shape: which filters are present, how many codes, the limit. The ORM writing these queries was
+# most of their CPU. More codes than a panel holds, or more shapes than the table keeps: plain ORM.
 _COMPILED_CODES_AT_MOST = 16
+_COMPILED_WINDOWS_AT_MOST = 512
 _SLOT_FIELDS = {"patient_id": "patient", "category": "category", "since": "effective_at", "until": "effective_at"}
-_latest_queries: dict[tuple[str, ...], CompiledQuery[Observation]] = {}
+_window_queries: dict[tuple, CompiledQuery[Observation]] = {}
 
 
-def _latest_query(shape: tuple[str, ...]) -> CompiledQuery[Observation]:
+def _window_query(shape: tuple[str, ...], *, latest: bool, limit: int | None) -> CompiledQuery[Observation] | None:
+    key = (shape, latest, limit)
+    query = _window_queries.get(key)
+    if query is not None or len(_window_queries) >= _COMPILED_WINDOWS_AT_MOST:
+        return query
     codes = sorted((slot for slot in shape if slot.startswith("code_")), key=lambda slot: int(slot[5:]))
 
     def build(**slots) -> QuerySet[Observation]:
-        return latest_observations_query(
-            patient_id=slots["patient_id"], category=slots.get("category"), codes=[slots[c] for c in codes],
-            since=slots.get("since"), until=slots.get("until"),
-        )  # fmt: skip
+        window = {name: slots.get(name) for name in ("category", "since", "until")}
+        window["codes"] = [slots[code] for code in codes]
+        if latest:
+            return latest_observations_query(patient_id=slots["patient_id"], **window)
+        return observation_list(patient_id=slots["patient_id"], **window)
 
-    return CompiledQuery(Observation, build, {slot: _SLOT_FIELDS.get(slot, "code") for slot in shape})
+    fields = {slot: _SLOT_FIELDS.get(slot, "code") for slot in shape}
+    return _window_queries.setdefault(key, CompiledQuery(Observation, build, fields, limit=limit))
+
+
+def _compiled_window(
+    patient_id: int, category: str | None, codes: list[str], since: datetime | None, until: datetime | None,
+    *, latest: bool, limit: int | None,
+) -> list[Observation] | None:  # fmt: skip
+    """The window through its compiled query; None where the plain ORM must run it."""
+    if len(codes) > _COMPILED_CODES_AT_MOST:
+        return None
+    # The slots observation_list filters on (it skips empty ones), then one per code.
+    values = {"patient_id": patient_id, "category": category, "since": since, "until": until}
+    values = {slot: value for slot, value in values.items() if value or slot == "patient_id"}
+    values.update((f"code_{i}", code) for i, code in enumerate(codes))
+    query = _window_query(tuple(sorted(values)), latest=latest, limit=limit)
+    return None if query is None else query.rows(**values)
+
+
+def newest_observations(
+    *,
+    patient_id: int,
+    category: str | None = None,
+    codes: Iterable[str] | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int,
+) -> list[Observation]:
+    """The newest `limit` observations in the window, newest first."""
+    codes = list(codes or [])
+    found = _compiled_window(patient_id, category, codes, since, until, latest=False, limit=limit)
+    if found is None:
+        window = {"category": category, "codes": codes, "since": since, "until": until}
+        found = list(observation_list(patient_id=patient_id, **window)[:limit])
+    return found
 
 
 def latest_observations(
@@ -158,16 +199,9 @@ def latest_observations(
     """The newest observation of each code in the window."""
     codes = list(codes or [])
     window = {"category": category, "codes": codes, "since": since, "until": until}
-    if connection.vendor == "postgresql":
-        if len(codes) > _COMPILED_CODES_AT_MOST:
-            return list(latest_observations_query(patient_id=patient_id, **window))
-        # The slots observation_list filters on (it skips empty ones), then one per code.
-        values = {"patient_id": patient_id, "category": category, "since": since, "until": until}
-        values = {slot: value for slot, value in values.items() if value or slot == "patient_id"}
-        values.update((f"code_{i}", code) for i, code in enumerate(codes))
-        shape = tuple(sorted(values))
-        query = _latest_queries.get(shape) or _latest_queries.setdefault(shape, _latest_query(shape))
-        return query.rows(**values)
+    if connection.vendor == "postgresql":  # DISTINCT ON
+        found = _compiled_window(patient_id, category, codes, since, until, latest=True, limit=None)
+        return list(latest_observations_query(patient_id=patient_id, **window)) if found is None else found
     observations = observation_list(patient_id=patient_id, **window)
     latest: dict[str, Observation] = {}
     for observation in observations:

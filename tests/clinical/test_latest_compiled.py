@@ -49,3 +49,31 @@ def test_one_statement_text_per_shape_and_an_empty_category_filters_nothing(pati
     assert len(selectors.latest_observations(patient_id=patient.pk, category="")) == 2  # as the ORM: no filter
     many = [f"{n}-0" for n in range(20)] + ["8867-4"]  # more codes than any panel: the plain ORM path
     assert [o.code for o in selectors.latest_observations(patient_id=patient.pk, codes=many)] == ["8867-4"]
+
+
+@pytest.mark.parametrize(
+    ("window", "limit"),
+    [
+        ({}, 100),
+        ({"category": "vital-signs"}, 3),
+        ({"codes": ["8867-4"]}, 2),
+        ({"codes": ["8867-4", "8310-5"], "since": timedelta(hours=25)}, 100),
+        ({"since": timedelta(hours=25), "until": timedelta(hours=5)}, 1),
+    ],
+)
+def test_compiled_newest_is_the_orms_answer(patient, vitals, window, limit):
+    now = datetime.now(UTC)
+    window = {name: now - value if isinstance(value, timedelta) else value for name, value in window.items()}
+    compiled = selectors.newest_observations(patient_id=patient.pk, limit=limit, **window)
+    expected = list(selectors.observation_list(patient_id=patient.pk, **window)[:limit])
+    assert [(o.pk, o.code, o.effective_at) for o in compiled] == [(o.pk, o.code, o.effective_at) for o in expected]
+    assert compiled and all(not o._state.adding for o in compiled)
+
+
+def test_past_the_bound_on_windows_the_orm_answers_the_same(patient, vitals, monkeypatch):
+    expected = selectors.newest_observations(patient_id=patient.pk, codes=["8867-4"], limit=3)
+    monkeypatch.setattr(selectors, "_window_queries", {})
+    monkeypatch.setattr(selectors, "_COMPILED_WINDOWS_AT_MOST", 0)
+    assert selectors.newest_observations(patient_id=patient.pk, codes=["8867-4"], limit=3) == expected
+    assert selectors.latest_observations(patient_id=patient.pk, codes=["8867-4"]) == _orm(patient.pk, codes=["8867-4"])
+    assert selectors._window_queries == {}
