@@ -13,7 +13,7 @@ from apps.caching.stack import get_or_load
 from apps.clinical.api.representations import observation_json, patient_json
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import identifier_scope, patient_scope, search_form
-from apps.core.compiled import CompiledLookup, CompiledQuery
+from apps.core.compiled import CompiledLookup, CompiledQuery, CompiledShapes
 
 # The two lookups every patient read starts with, compiled once (apps/core/compiled.py), reading
 # the columns of a patient card, which the REST and FHIR reads are built from (the rest stay deferred).
@@ -132,16 +132,11 @@ def latest_observations_query(*, patient_id: int, **window) -> QuerySet[Observat
 # per shape: which filters are present, how many codes, the limit. The ORM writing these queries was
 # most of their CPU. More codes than a panel holds, or more shapes than the table keeps: plain ORM.
 _COMPILED_CODES_AT_MOST = 16
-_COMPILED_WINDOWS_AT_MOST = 512
 _SLOT_FIELDS = {"patient_id": "patient", "category": "category", "since": "effective_at", "until": "effective_at"}
-_window_queries: dict[tuple, CompiledQuery[Observation]] = {}
+window_queries = CompiledShapes(at_most=512)
 
 
-def _window_query(shape: tuple[str, ...], *, latest: bool, limit: int | None) -> CompiledQuery[Observation] | None:
-    key = (shape, latest, limit)
-    query = _window_queries.get(key)
-    if query is not None or len(_window_queries) >= _COMPILED_WINDOWS_AT_MOST:
-        return query
+def _window_query(shape: tuple[str, ...], *, latest: bool, limit: int | None) -> CompiledQuery[Observation]:
     codes = sorted((slot for slot in shape if slot.startswith("code_")), key=lambda slot: int(slot[5:]))
 
     def build(**slots) -> QuerySet[Observation]:
@@ -152,7 +147,7 @@ def _window_query(shape: tuple[str, ...], *, latest: bool, limit: int | None) ->
         return observation_list(patient_id=slots["patient_id"], **window)
 
     fields = {slot: _SLOT_FIELDS.get(slot, "code") for slot in shape}
-    return _window_queries.setdefault(key, CompiledQuery(Observation, build, fields, limit=limit))
+    return CompiledQuery(Observation, build, fields, limit=limit)
 
 
 def _compiled_window(
@@ -166,7 +161,8 @@ def _compiled_window(
     values = {"patient_id": patient_id, "category": category, "since": since, "until": until}
     values = {slot: value for slot, value in values.items() if value or slot == "patient_id"}
     values.update((f"code_{i}", code) for i, code in enumerate(codes))
-    query = _window_query(tuple(sorted(values)), latest=latest, limit=limit)
+    shape = tuple(sorted(values))
+    query = window_queries.get((shape, latest, limit), lambda: _window_query(shape, latest=latest, limit=limit))
     return None if query is None else query.rows(**values)
 
 

@@ -137,3 +137,28 @@ class CompiledLookup(CompiledQuery[ModelT]):
         """The matching row as an instance, or None; `values` names exactly the compiled fields."""
         found = self.rows(**values)
         return found[0] if found else None
+
+
+class CompiledShapes:
+    """The compiled queries of one query family, one per shape, at most `at_most` of them.
+
+    A shape is whatever the SQL depends on besides the bound values (which filters are present, how
+    many values each, sort, page size). Shapes come from requests, so the table is bounded: past it,
+    `get` answers None and the caller runs the ORM as it is.
+    """
+
+    def __init__(self, at_most: int) -> None:
+        self.at_most = at_most
+        self._queries: dict[object, CompiledQuery] = {}
+
+    def get(self, shape: object, make: Callable[[], CompiledQuery]) -> CompiledQuery | None:
+        query = self._queries.get(shape)
+        if query is None and len(self._queries) < self.at_most:
+            query = self._queries.setdefault(shape, make())
+        return query
+
+    def __len__(self) -> int:
+        return len(self._queries)
+
+    def clear(self) -> None:
+        self._queries.clear()

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _fresh_shapes():
-    views._compiled_searches.clear()
+    views.compiled_searches.clear()
     yield
-    views._compiled_searches.clear()
+    views.compiled_searches.clear()
 
 
 def _all_pages(client, query: str) -> list[int]:
@@ -76,7 +76,7 @@ def test_a_shape_is_compiled_once_and_reused_with_other_values(clinician, loaded
     first, second = Patient.objects.order_by("pk")[:2]
     for patient in (first, second):
         _all_pages(clinician, f"patient={patient.pk}&category=vital-signs&_count=10")
-    shapes = len(views._compiled_searches)
+    shapes = len(views.compiled_searches)
     statements = []
 
     def remember(execute, sql, params, many, context):
@@ -86,16 +86,16 @@ def test_a_shape_is_compiled_once_and_reused_with_other_values(clinician, loaded
     expected = _orm(second.pk, category="vital-signs")
     with connection.execute_wrapper(remember):
         assert _all_pages(clinician, f"patient={second.pk}&category=vital-signs&_count=10") == expected
-    assert len(views._compiled_searches) == shapes  # no new shape for new values
+    assert len(views.compiled_searches) == shapes  # no new shape for new values
     searches = {sql for sql in statements if "clinical_observation" in sql}
     assert len(searches) == 2  # one statement text for the first page, one for the pages after a cursor
 
 
 def test_past_the_bound_on_shapes_searches_take_the_orm_with_the_same_answer(clinician, loaded, monkeypatch):
     patient_id = Patient.objects.order_by("pk").first().pk
-    monkeypatch.setattr(views, "COMPILED_SHAPES_AT_MOST", 0)
+    monkeypatch.setattr(views.compiled_searches, "at_most", 0)
     assert _all_pages(clinician, f"patient={patient_id}&code=8867-4&_count=5") == _orm(patient_id, codes=["8867-4"])
-    assert views._compiled_searches == {}
+    assert len(views.compiled_searches) == 0
 
 
 def test_a_cursor_with_an_empty_value_is_a_400(clinician, loaded):

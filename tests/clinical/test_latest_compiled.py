@@ -8,6 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.clinical import selectors
 from apps.clinical.services import observation_record
+from apps.core.compiled import CompiledShapes
 
 pytestmark = pytest.mark.django_db
 
@@ -72,8 +73,7 @@ def test_compiled_newest_is_the_orms_answer(patient, vitals, window, limit):
 
 def test_past_the_bound_on_windows_the_orm_answers_the_same(patient, vitals, monkeypatch):
     expected = selectors.newest_observations(patient_id=patient.pk, codes=["8867-4"], limit=3)
-    monkeypatch.setattr(selectors, "_window_queries", {})
-    monkeypatch.setattr(selectors, "_COMPILED_WINDOWS_AT_MOST", 0)
+    monkeypatch.setattr(selectors, "window_queries", CompiledShapes(at_most=0))
     assert selectors.newest_observations(patient_id=patient.pk, codes=["8867-4"], limit=3) == expected
     assert selectors.latest_observations(patient_id=patient.pk, codes=["8867-4"]) == _orm(patient.pk, codes=["8867-4"])
-    assert selectors._window_queries == {}
+    assert len(selectors.window_queries) == 0

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.clinical.models import Patient
 from apps.clinical.services import patient_create, patient_soft_delete
-from apps.core.compiled import CompiledLookup
+from apps.core.compiled import CompiledLookup, CompiledShapes
 
 pytestmark = pytest.mark.django_db
 
@@ -77,3 +77,21 @@ def test_columns_leave_the_other_fields_deferred(patients):
     with CaptureQueriesContext(connection) as queries:
         assert found.family_name == "Ng"  # loaded on access, as with .only()
     assert len(queries) == 1
+
+
+def test_shapes_are_compiled_once_each_and_the_table_stays_bounded(patients):
+    made = []
+
+    def make(field):
+        def compile_shape():
+            made.append(field)
+            return CompiledLookup(ACTIVE, [field])
+
+        return compile_shape
+
+    shapes = CompiledShapes(at_most=2)
+    by_pk = shapes.get("pk", make("pk"))
+    assert shapes.get("pk", make("pk")) is by_pk and made == ["pk"]
+    assert shapes.get("mrn", make("mrn")) is not None and len(shapes) == 2
+    assert shapes.get("birth_date", make("birth_date")) is None  # past the bound: the caller runs the ORM
+    assert made == ["pk", "mrn"] and by_pk.get(pk=patients[0].pk) == patients[0]

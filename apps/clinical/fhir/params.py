@@ -108,20 +108,22 @@ def parse_date(parameter: str, raw: str) -> tuple[str, datetime, datetime]:
     return prefix, start, end
 
 
-# Which of a date parameter's bounds each prefix compares with: the start of the period it names,
-# its end (exclusive), or both.
-DATE_PREFIX_BOUNDS = {"eq": ("start", "end"), "gt": ("end",), "ge": ("start",), "lt": ("start",), "le": ("end",)}
+# What each prefix compares the field with: the start of the period the value names, or its end
+# (exclusive). `eq` is the whole period.
+_DATE_PREFIX_LOOKUPS = {
+    "eq": (("gte", "start"), ("lt", "end")),
+    "gt": (("gte", "end"),),
+    "ge": (("gte", "start"),),
+    "lt": (("lt", "start"),),
+    "le": (("lt", "end"),),
+}
+DATE_PREFIX_BOUNDS = {prefix: tuple(bound for _, bound in lookups) for prefix, lookups in _DATE_PREFIX_LOOKUPS.items()}
 
 
 def date_condition(field: str, prefix: str, start: object = None, end: object = None) -> Q:
     """One `date=` parameter as a condition on `field`, given the bounds its prefix uses."""
-    return {
-        "eq": lambda: Q(**{f"{field}__gte": start, f"{field}__lt": end}),
-        "gt": lambda: Q(**{f"{field}__gte": end}),
-        "ge": lambda: Q(**{f"{field}__gte": start}),
-        "lt": lambda: Q(**{f"{field}__lt": start}),
-        "le": lambda: Q(**{f"{field}__lt": end}),
-    }[prefix]()
+    bounds = {"start": start, "end": end}
+    return Q(**{f"{field}__{lookup}": bounds[bound] for lookup, bound in _DATE_PREFIX_LOOKUPS[prefix]})
 
 
 def date_filter(field: str, parameter: str, raws: list[str]) -> Q:

@@ -50,13 +50,12 @@ from apps.clinical.fhir.params import (
 )
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.core.api.exceptions import api_exception_handler
-from apps.core.compiled import CompiledQuery
+from apps.core.compiled import CompiledQuery, CompiledShapes
 
 COMMON_PARAMS = {"_count", "_cursor", "_format", "_search"}
 
 # Search SQL compiled per (view, shape, sort, cursor, page size): see FhirSearchView.find.
-_compiled_searches: dict[tuple, CompiledQuery] = {}
-COMPILED_SHAPES_AT_MOST = 512
+compiled_searches = CompiledShapes(at_most=512)
 POSTED_SEARCH_TTL = 15 * 60
 
 
@@ -238,7 +237,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
 
         A search whose shape `parsed` describes runs through SQL compiled once per shape (which filters,
         how many values each, sort, cursor, page size), so the ORM does not write the same statement on
-        every request; at most COMPILED_SHAPES_AT_MOST shapes, then the ORM as it is.
+        every request; past the table's bound, the ORM as it is.
         """
         parsed = self.parsed(params)
         if parsed is None:
@@ -254,16 +253,16 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         after = self.cursor_after(params, ordering, self.model)
         values.update((f"after_{i}", value) for i, value in enumerate(after or []))
         key = (type(self), shape, tuple(ordering), after is not None, limit)
-        query = _compiled_searches.get(key)
-        if query is None:
-            if len(_compiled_searches) >= COMPILED_SHAPES_AT_MOST:
-                return list(self.compiled_rows(key, **values)[:limit]), ordering, patient_id, digest_query
+
+        def compile_shape() -> CompiledQuery:
+            # The class's method, not this view's: the table outlives the request.
+            build = functools.partial(type(self).compiled_rows, key)
             slots = {slot: self.slot_field(slot, ordering) for slot in values}
-            query = _compiled_searches.setdefault(
-                # The class's method, not this view's: the table outlives the request.
-                key,
-                CompiledQuery(self.model, functools.partial(type(self).compiled_rows, key), slots, limit=limit),
-            )
+            return CompiledQuery(self.model, build, slots, limit=limit)
+
+        query = compiled_searches.get(key, compile_shape)
+        if query is None:
+            return list(self.compiled_rows(key, **values)[:limit]), ordering, patient_id, digest_query
         return query.rows(**values), ordering, patient_id, digest_query
 
     def parsed(self, params) -> tuple[dict[str, object], tuple, int | None, dict] | None:
