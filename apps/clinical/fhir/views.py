@@ -328,9 +328,32 @@ class PatientSearchView(FhirSearchView):
     model = Patient
     slot_fields = {"mrn": "mrn", "system": "identifier_system", "id": "id", "birth_date": "birth_date"}
 
+    _NAMES = ("name", "family", "given")
+    _SLOT_FILTERS = {"id": "pk", "mrn": "mrn", "system": "identifier_system"}  # slot -> lookup
+
     def parsed(self, params) -> tuple[dict[str, object], tuple, None, dict] | None:
-        if any(name in params for name in ("name", "family", "given")):
+        if any(name in params for name in self._NAMES):
             return None  # prefix matches: LIKE patterns, which the ORM builds around each value
+        values, digest = self._slots(params)
+        return values, tuple(sorted(values)), None, digest
+
+    @classmethod
+    def rows_for(cls, shape: tuple, **values) -> QuerySet[Patient]:
+        return cls._matching(selectors.patient_search(birth_date=values.get("birth_date")), values)
+
+    def filter(self, params) -> tuple[QuerySet, int | None, dict]:
+        for name in self._NAMES:
+            if name in params and not 0 < len(params[name]) <= 100:
+                raise FhirParamError(name, "expected 1-100 characters")
+        values, digest = self._slots(params)
+        rows = selectors.patient_search(
+            name=params.get("name"), family=params.get("family"), given=params.get("given"),
+            birth_date=values.get("birth_date"),
+        )  # fmt: skip
+        return self._matching(rows, values), None, digest
+
+    def _slots(self, params) -> tuple[dict[str, object], dict]:
+        """The search's values other than names, by slot, and what its audit record digests."""
         values: dict[str, object] = {}
         if "birthdate" in params:
             values["birth_date"] = parse_birthdate(params["birthdate"])
@@ -343,35 +366,11 @@ class PatientSearchView(FhirSearchView):
             if token.system is not None:
                 values["system"] = token.system or settings.MRN_SYSTEM
             digest = {"identifier": params["identifier"]}
-        shape = tuple(sorted(values))
-        return values, shape, None, digest or {k: params[k] for k in params if k in self.search_params}
+        return values, digest or {k: params[k] for k in params if k in self.search_params}
 
     @classmethod
-    def rows_for(cls, shape: tuple, **values) -> QuerySet[Patient]:
-        rows = selectors.patient_search(birth_date=values.get("birth_date"))
-        filters = {"pk": "id", "mrn": "mrn", "identifier_system": "system"}
-        return rows.filter(**{field: values[slot] for field, slot in filters.items() if slot in shape})
-
-    def filter(self, params) -> tuple[QuerySet, int | None, dict]:
-        for name in ("name", "family", "given"):
-            if name in params and not 0 < len(params[name]) <= 100:
-                raise FhirParamError(name, "expected 1-100 characters")
-        rows = selectors.patient_search(
-            name=params.get("name"),
-            family=params.get("family"),
-            given=params.get("given"),
-            birth_date=parse_birthdate(params["birthdate"]) if "birthdate" in params else None,
-        )
-        if "_id" in params:
-            rows = rows.filter(pk=parse_reference("_id", params["_id"], "Patient"))
-        digest = {}
-        if "identifier" in params:
-            token = parse_token("identifier", params["identifier"])
-            rows = rows.filter(mrn=token.code)
-            if token.system is not None:
-                rows = rows.filter(identifier_system=token.system or settings.MRN_SYSTEM)
-            digest = {"identifier": params["identifier"]}
-        return rows, None, digest or {k: params[k] for k in params if k in self.search_params}
+    def _matching(cls, rows: QuerySet[Patient], values: dict[str, object]) -> QuerySet[Patient]:
+        return rows.filter(**{lookup: values[slot] for slot, lookup in cls._SLOT_FILTERS.items() if slot in values})
 
 
 class ObservationSearchView(FhirSearchView):
