@@ -5,8 +5,9 @@ In one run, on PostgreSQL and Redis:
   * hit rate of the patient_data and vital_signs namespaces, default TTLs and L1 bounds, under a
     Zipf(1.1) patient popularity over N patients, replayed on a simulated clock at --rate req/s;
   * a cached patient read end to end (gunicorn 2 workers x 16 threads, wrk 16 connections; auth,
-    throttle, cache, audit) as a ratio of the bare /healthz view in the same run, with the same read
-    uncached beside it, and the CPU each request cost the api server, PostgreSQL, Redis and wrk;
+    throttle, cache, audit) as a ratio of the bare /healthz view, the two alternated in short pairs
+    (medians over the pairs), with the same read uncached beside it, and the CPU each request cost
+    the api server, PostgreSQL, Redis and wrk;
   * a Redis of the bench's own, stopped in the middle of a load run: failed requests counted by wrk.
 
 Run:  .venv/bin/python bench/caching.py --patients 200000
@@ -37,6 +38,7 @@ from harness import (
     emit,
     ensure_patients,
     free_port,
+    paired,
     per_call_us,
     policies,
     progress,
@@ -205,28 +207,20 @@ def end_to_end(token: str, sample_ids: list[int], seconds: int) -> dict:
                 policies(cache=cache_on, rate_limit_requests=10**9),
                 server("wsgi", env=os.environ.copy(), workers=2, threads=16) as base,
             ):
-                progress(f"end to end: bare /healthz, then the {label} patient read")
+                progress(f"end to end: bare /healthz and the {label} patient read, alternated")
                 if cache_on:  # Redis and the table hold every sampled card; each worker's L1 fills on first use
                     for patient_id in sample_ids:
                         patient_card(patient_id=patient_id)
                 wrk(base + "/healthz", seconds=2)
-                bare = wrk(base + "/healthz", seconds=seconds, cpu=True)
                 wrk(base + "/", seconds=3, script=script)
                 before = AuditEvent.objects.aggregate(last=Max("id"))["last"] or 0
-                read = wrk(base + "/", seconds=seconds, script=script, cpu=True)
-                read["rps_over_bare"] = round(read["rps"] / bare["rps"], 3)
-                # Steadier than req/s, which swings with this machine's phase: CPU the bare view costs
-                # per request over what the read costs, all processes counted.
-                read["bare_cpu_over_read_cpu"] = round(
-                    bare["cpu_us_per_request"]["total"] / read["cpu_us_per_request"]["total"], 3
-                )
+                # Alternating short pairs, medians (harness.paired); the CPU ratio is the steadier one.
+                read = paired(base, script, seconds)
                 read["served_from_cache"] = served_from_cache_share(before)
-                results[label] = {"bare_healthz": bare, "patient_read": read}
+                results[label] = read
     finally:
         os.unlink(script)
-    results["cached_rps_over_uncached_rps"] = round(
-        results["cached"]["patient_read"]["rps"] / results["uncached"]["patient_read"]["rps"], 2
-    )
+    results["cached_rps_over_uncached_rps"] = round(results["cached"]["rps"] / results["uncached"]["rps"], 2)
     return results
 
 

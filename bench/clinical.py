@@ -4,8 +4,9 @@ Loads N synthetic patients into its own database (once: a later run reuses them)
   * MRN lookup through the selector (Django ORM + pool) against a raw psycopg primary-key lookup;
   * a patient's latest value of every vital sign over 24 h;
   * the API end to end, uncached, under gunicorn (the Procfile's 2 workers x 16 threads) with wrk at
-    16 connections, each endpoint as a ratio of the bare /healthz view measured in the same run, with
-    the CPU per request of the api server, PostgreSQL, Redis and wrk, for both;
+    16 connections, each endpoint as a ratio of the bare /healthz view, the two alternated in short
+    pairs (medians over the pairs), with the CPU per request of the api server, PostgreSQL, Redis and
+    wrk, for both;
   * the queries the indexes are designed for, on a few patients with months of history;
   * the same database queries and two API endpoints with the designed indexes replaced by Django's
     default single-column foreign-key index, to show what the indexes buy.
@@ -34,6 +35,7 @@ from harness import (
     django_setup,
     emit,
     ensure_patients,
+    paired,
     percentiles,
     policies,
     progress,
@@ -139,21 +141,13 @@ def api_layer(env: dict, token: str, sample_ids: list[int], sample_mrns: list[st
     with server("wsgi", env=env, workers=2, threads=16) as base:
         wrk(base + "/healthz", seconds=2)
         for name, paths in endpoints.items():
-            # The bare view is measured right before each endpoint: this machine's speed drifts within
-            # a run, and a baseline from a minute earlier would put that drift into the ratio.
-            progress(f"api: bare /healthz, then {name}")
-            bare = wrk(base + "/healthz", seconds=seconds, cpu=True)
-            results.setdefault("bare_healthz", bare)
+            # The bare view alternates with each endpoint in short pairs (harness.paired): this
+            # machine's speed drifts within a run, and a baseline from another moment would put that
+            # drift into the ratio.
+            progress(f"api: bare /healthz and {name}, alternated")
             script = random_paths_script(paths, auth)
             wrk(base + "/", seconds=2, script=script)
-            figures = wrk(base + "/", seconds=seconds, script=script, cpu=True)
-            figures["bare_rps"] = bare["rps"]
-            figures["bare_cpu_us_per_request"] = bare["cpu_us_per_request"]
-            figures["bare_cpu_over_read_cpu"] = round(
-                bare["cpu_us_per_request"]["total"] / figures["cpu_us_per_request"]["total"], 3
-            )
-            figures["rps_over_bare"] = round(figures["rps"] / bare["rps"], 3)
-            results[name] = figures
+            results[name] = paired(base, script, seconds)
             os.unlink(script)
     return results
 

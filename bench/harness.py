@@ -166,6 +166,48 @@ def wrk(
     return figures
 
 
+def paired(base: str, script: str, seconds: int, rounds: int = 3) -> dict:
+    """The bare /healthz view and a read (`script`'s paths), alternated in `rounds` short pairs.
+
+    This machine's speed swings 2-3x within a minute, so one long bare run and one long read run can
+    land in different phases and the ratio measures the drift. Each pair's ratio is taken inside the
+    pair, and the figures are medians over the pairs (p99: the median of the pairs' p99s), so one
+    dip does not decide them. CPU per request is counted for every process, as `wrk(cpu=True)` does.
+    """
+    import statistics
+
+    length = max(2, round(seconds / rounds))
+    pairs = []
+    for _ in range(rounds):
+        bare = wrk(base + "/healthz", seconds=length, cpu=True)
+        read = wrk(base + "/", seconds=length, script=script, cpu=True)
+        pairs.append({
+            "bare_rps": bare["rps"], "rps": read["rps"], "rps_over_bare": round(read["rps"] / bare["rps"], 3),
+            "bare_cpu_over_read_cpu": round(
+                bare["cpu_us_per_request"]["total"] / read["cpu_us_per_request"]["total"], 3
+            ),
+            "p50_ms": read.get("p50_ms"), "p99_ms": read.get("p99_ms"),
+            "bare_cpu_us_per_request": bare["cpu_us_per_request"], "cpu_us_per_request": read["cpu_us_per_request"],
+            "requests": read["requests"], "non_2xx": read["non_2xx"], "socket_errors": read["socket_errors"],
+        })  # fmt: skip
+
+    def median(name: str) -> float:
+        return round(statistics.median(pair[name] for pair in pairs), 3)
+
+    def median_cpu(name: str) -> dict:
+        return {group: round(statistics.median(pair[name][group] for pair in pairs)) for group in pairs[0][name]}
+
+    return {
+        **{name: median(name) for name in ("rps_over_bare", "bare_cpu_over_read_cpu", "rps", "bare_rps")},
+        "p50_ms": median("p50_ms"),
+        "p99_ms": median("p99_ms"),
+        "cpu_us_per_request": median_cpu("cpu_us_per_request"),
+        "bare_cpu_us_per_request": median_cpu("bare_cpu_us_per_request"),
+        **{name: sum(pair[name] for pair in pairs) for name in ("requests", "non_2xx", "socket_errors")},
+        "pairs": pairs,
+    }
+
+
 def percentiles(samples_ns: list[int]) -> dict:
     """p50/p90/p99/max of latencies measured in nanoseconds, in milliseconds."""
     ordered = sorted(samples_ns)
