@@ -21,10 +21,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def plan(sleepy):
+    # A 25% floor: identical runs on this two-core machine drift by more than 5% when its speed swings
+    # (a CI run once flagged the third of three identical runs at 5%); the injected slowdown is +150%.
     service, _ = service_ensure(slug="sleepy", name="Sleepy service", base_url=sleepy.url)
     return BenchmarkPlan.objects.create(name="sleepy load", service=service, users=3, spawn_rate=3, duration_seconds=5,
                                         requests=[{"name": "card", "method": "GET", "path": "/card", "weight": 1}],
-                                        gate_p95_ms=500, min_regression_pct=5)  # fmt: skip
+                                        gate_p95_ms=500, min_regression_pct=25)  # fmt: skip
 
 
 def _bench(*args) -> tuple[int, str]:
