@@ -150,17 +150,16 @@ def _window_query(shape: tuple[str, ...], *, latest: bool, limit: int | None) ->
     return CompiledQuery(Observation, build, fields, limit=limit)
 
 
-def _compiled_window(
-    patient_id: int, category: str | None, codes: list[str], since: datetime | None, until: datetime | None,
-    *, latest: bool, limit: int | None,
-) -> list[Observation] | None:  # fmt: skip
+def _compiled_window(patient_id: int, window: dict, *, latest: bool, limit: int | None) -> list[Observation] | None:
     """The window through its compiled query; None where the plain ORM must run it."""
-    if len(codes) > _COMPILED_CODES_AT_MOST:
+    if len(window["codes"]) > _COMPILED_CODES_AT_MOST:
         return None
     # The slots observation_list filters on (it skips empty ones), then one per code.
-    values = {"patient_id": patient_id, "category": category, "since": since, "until": until}
-    values = {slot: value for slot, value in values.items() if value or slot == "patient_id"}
-    values.update((f"code_{i}", code) for i, code in enumerate(codes))
+    values = {
+        "patient_id": patient_id,
+        **{slot: window[slot] for slot in ("category", "since", "until") if window[slot]},
+    }
+    values.update((f"code_{i}", code) for i, code in enumerate(window["codes"]))
     shape = tuple(sorted(values))
     query = window_queries.get((shape, latest, limit), lambda: _window_query(shape, latest=latest, limit=limit))
     return None if query is None else query.rows(**values)
@@ -176,12 +175,9 @@ def newest_observations(
     limit: int,
 ) -> list[Observation]:
     """The newest `limit` observations in the window, newest first."""
-    codes = list(codes or [])
-    found = _compiled_window(patient_id, category, codes, since, until, latest=False, limit=limit)
-    if found is None:
-        window = {"category": category, "codes": codes, "since": since, "until": until}
-        found = list(observation_list(patient_id=patient_id, **window)[:limit])
-    return found
+    window = {"category": category, "codes": list(codes or []), "since": since, "until": until}
+    found = _compiled_window(patient_id, window, latest=False, limit=limit)
+    return list(observation_list(patient_id=patient_id, **window)[:limit]) if found is None else found
 
 
 def latest_observations(
@@ -193,10 +189,9 @@ def latest_observations(
     until: datetime | None = None,
 ) -> list[Observation]:
     """The newest observation of each code in the window."""
-    codes = list(codes or [])
-    window = {"category": category, "codes": codes, "since": since, "until": until}
+    window = {"category": category, "codes": list(codes or []), "since": since, "until": until}
     if connection.vendor == "postgresql":  # DISTINCT ON
-        found = _compiled_window(patient_id, category, codes, since, until, latest=True, limit=None)
+        found = _compiled_window(patient_id, window, latest=True, limit=None)
         return list(latest_observations_query(patient_id=patient_id, **window)) if found is None else found
     observations = observation_list(patient_id=patient_id, **window)
     latest: dict[str, Observation] = {}

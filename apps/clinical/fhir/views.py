@@ -243,10 +243,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         if parsed is None:
             rows, patient_id, digest_query = self.filter(params)
             ordering = self.ordering_for(params)
-            rows = rows.order_by(*ordering)
-            after = self.cursor_after(params, ordering, rows.model)
-            if after is not None:
-                rows = rows.filter(keyset_after(ordering, after))
+            rows = _page_order(rows, ordering, self.cursor_after(params, ordering, rows.model))
             return list(rows[:limit]), ordering, patient_id, digest_query
         values, shape, patient_id, digest_query = parsed
         ordering = self.ordering_for(params)
@@ -278,10 +275,8 @@ class FhirSearchView(FhirMixin, PhiAPIView):
     @classmethod
     def compiled_rows(cls, key: tuple, **values) -> QuerySet:
         _, shape, ordering, after, _ = key
-        rows = cls.rows_for(shape, **values).order_by(*ordering)
-        if after:
-            rows = rows.filter(keyset_after(list(ordering), [values[f"after_{i}"] for i in range(len(ordering))]))
-        return rows
+        cursor = [values[f"after_{i}"] for i in range(len(ordering))] if after else None
+        return _page_order(cls.rows_for(shape, **values), list(ordering), cursor)
 
     def slot_field(self, slot: str, ordering: list[str]) -> str:
         """The model field a slot's values are compared with: a cursor's, or the one its name starts with."""
@@ -470,6 +465,12 @@ class MedicationRequestSearchView(FhirSearchView):
                 condition |= Q(rxnorm_code=token.code)
             rows = rows.filter(condition)
         return rows, patient_id, {}
+
+
+def _page_order(rows: QuerySet, ordering: list[str], after: list | None) -> QuerySet:
+    """`rows` in the search's order, past the cursor's values when there is one."""
+    rows = rows.order_by(*ordering)
+    return rows if after is None else rows.filter(keyset_after(ordering, after))
 
 
 def _choices(parameter: str, raw: str, allowed: list[str]) -> list[str]:
