@@ -9,7 +9,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,15 +19,11 @@ from pathlib import Path
 
 import psutil
 
+from apps.core.ports import free_port
+
 TEMPLATE = Path(__file__).with_name("locustfile_template.py")
 LOCUST = str(Path(sys.executable).with_name("locust"))
 SATURATED_CPU_PCT = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stages_for(plan) -> list[list[float]]:
@@ -99,7 +94,7 @@ def run_locust(
                "--run-time", f"{int(planned) + 30}s", "--stop-timeout", "5"]  # fmt: skip
     workers: list[list[str]] = []
     if processes > 1:
-        port = _free_port()
+        port = free_port()
         command += ["--master", "--expect-workers", str(processes), "--master-bind-port", str(port)]
         workers = [[LOCUST, "-f", str(folder / "locustfile.py"), "--worker", "--master-host", "127.0.0.1",
                     "--master-port", str(port), "--loglevel", "WARNING"]] * processes  # fmt: skip
