@@ -9,7 +9,7 @@ from django.db import connection
 from apps.clinical import selectors
 from apps.clinical.fhir import views
 from apps.clinical.fhir.params import date_filter
-from apps.clinical.models import Observation, Patient
+from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 
 pytestmark = pytest.mark.django_db
 
@@ -21,8 +21,8 @@ def _fresh_shapes():
     views.compiled_searches.clear()
 
 
-def _all_pages(client, query: str) -> list[int]:
-    ids, url = [], f"/fhir/Observation?{query}"
+def _all_pages(client, query: str, resource_type: str = "Observation") -> list[int]:
+    ids, url = [], f"/fhir/{resource_type}?{query}"
     while url:
         response = client.get(url)
         assert response.status_code == 200, response.content[:300]
@@ -159,3 +159,68 @@ def test_patient_pages_by_cursor_through_the_compiled_path(clinician, loaded):
         url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
         url = url and url.replace("http://testserver", "")
     assert len(expected) > 2 and ids == expected
+
+
+def _with_history(patient: Patient, start) -> None:
+    """Twelve encounters and twelve prescriptions over as many days, some on the same instant (the cursor's
+    tie-breaker), across statuses and intents."""
+    statuses = ["finished", "in-progress", "cancelled"]
+    intents = ["order", "plan", "proposal"]
+    for n in range(12):
+        at = start + timedelta(days=n // 2)  # pairs on one instant
+        encounter = Encounter.objects.create(patient=patient, encounter_class="AMB", status=statuses[n % 3],
+                                             period_start=at, period_end=at + timedelta(hours=2))  # fmt: skip
+        MedicationRequest.objects.create(patient=patient, encounter=encounter, rxnorm_code=["197361", "310965"][n % 2],
+                                         display="drug", status=["active", "stopped"][n % 2], intent=intents[n % 3],
+                                         authored_at=at)  # fmt: skip
+
+
+def test_encounter_and_medication_searches_page_through_exactly_the_orms_rows(clinician, loaded):
+    patient = Patient.objects.order_by("pk").first()
+    start = Encounter.objects.filter(patient=patient).order_by("period_start").first().period_start
+    _with_history(patient, start - timedelta(days=20))
+    day = (start - timedelta(days=17)).date().isoformat()
+    encounters = Encounter.objects.filter(patient=patient).order_by("-period_start", "-id")
+    encounter_cases = [
+        ("", encounters),
+        ("&status=finished", encounters.filter(status="finished")),
+        ("&status=finished,cancelled", encounters.filter(status__in=["finished", "cancelled"])),
+        (f"&date=ge{day}", encounters.filter(date_filter("period_start", "date", [f"ge{day}"]))),
+        (f"&date=ge{day}&date=le{(start - timedelta(days=15)).date()}&status=in-progress", encounters.filter(
+            date_filter("period_start", "date", [f"ge{day}", f"le{(start - timedelta(days=15)).date()}"]),
+            status="in-progress")),
+        (f"&date={day}", encounters.filter(date_filter("period_start", "date", [day]))),
+    ]  # fmt: skip
+    medications = MedicationRequest.objects.filter(patient=patient).order_by("-authored_at", "-id")
+    medication_cases = [
+        ("", medications),
+        ("&status=active", medications.filter(status="active")),
+        ("&intent=order,plan", medications.filter(intent__in=["order", "plan"])),
+        ("&code=http://www.nlm.nih.gov/research/umls/rxnorm|197361", medications.filter(rxnorm_code="197361")),
+        ("&code=197361,310965&status=stopped&intent=plan", medications.filter(
+            rxnorm_code__in=["197361", "310965"], status="stopped", intent="plan")),
+    ]  # fmt: skip
+    for resource_type, cases in (("Encounter", encounter_cases), ("MedicationRequest", medication_cases)):
+        for query, rows in cases:
+            expected = list(rows.values_list("id", flat=True))
+            assert expected, (resource_type, query)  # every case compares pages of rows, not two empty lists
+            for count in (3, 50):
+                found = _all_pages(clinician, f"patient={patient.pk}{query}&_count={count}", resource_type)
+                assert found == expected, (resource_type, query, count)
+    shapes = len(views.compiled_searches)
+    other = Patient.objects.order_by("pk")[1]
+    _all_pages(clinician, f"patient={other.pk}&status=finished&_count=3", "Encounter")
+    assert shapes and len(views.compiled_searches) == shapes  # the same shapes serve another patient's searches
+
+
+def test_encounter_and_medication_searches_refuse_bad_values(clinician, loaded):
+    patient_id = Patient.objects.order_by("pk").first().pk
+    for resource_type, query in [
+        ("Encounter", "status=done"),
+        ("Encounter", "date=2024-02-30"),
+        ("MedicationRequest", "intent=wish"),
+        ("MedicationRequest", "code=http://loinc.org|8867-4"),
+    ]:
+        response = clinician.get(f"/fhir/{resource_type}?patient={patient_id}&{query}")
+        assert response.status_code == 400, (resource_type, query, response.content[:200])
+        assert response.json()["resourceType"] == "OperationOutcome"

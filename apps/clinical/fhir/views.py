@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Model, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
@@ -37,7 +37,6 @@ from apps.clinical.fhir.params import (
     DATE_PREFIX_BOUNDS,
     FhirParamError,
     date_condition,
-    date_filter,
     decode_cursor,
     encode_cursor,
     keyset_after,
@@ -400,15 +399,9 @@ class ObservationSearchView(FhirSearchView):
                     raise FhirParamError("code", f"unknown LOINC code {token.code!r}")
                 codes.append(token.code)
         values.update((f"code_{i}", code) for i, code in enumerate(codes))
-        prefixes = []
-        for i, raw in enumerate(params.getlist("date") if "date" in params else []):
-            prefix, start, end = parse_date("date", raw)
-            bounds = {"start": start, "end": end}
-            values.update((f"date_{i}_{bound}", bounds[bound]) for bound in DATE_PREFIX_BOUNDS[prefix])
-            prefixes.append(prefix)
-        statuses = _choices("status", params["status"], Observation.Status.values) if "status" in params else []
-        values.update((f"status_{i}", status) for i, status in enumerate(statuses))
-        shape = ("category" in values, len(codes), tuple(prefixes), len(statuses))
+        prefixes = _date_slots(params, values)
+        statuses = _choice_slots("status", params, Observation.Status.values, values)
+        shape = ("category" in values, len(codes), prefixes, statuses)
         return values, shape, values["patient"], {}
 
     @classmethod
@@ -418,12 +411,7 @@ class ObservationSearchView(FhirSearchView):
             patient_id=values["patient"], category=values["category"] if has_category else None,
             codes=[values[f"code_{i}"] for i in range(codes)],
         )  # fmt: skip
-        for i, prefix in enumerate(prefixes):
-            rows = rows.filter(date_condition("effective_at", prefix, values.get(f"date_{i}_start"),
-                                              values.get(f"date_{i}_end")))  # fmt: skip
-        if statuses:
-            rows = rows.filter(status__in=[values[f"status_{i}"] for i in range(statuses)])
-        return rows
+        return _among(_dated(rows, "effective_at", prefixes, values), "status", statuses, values)
 
 
 class EncounterSearchView(FhirSearchView):
@@ -433,14 +421,20 @@ class EncounterSearchView(FhirSearchView):
     ordering = ["-period_start", "-id"]
     to_resource = staticmethod(resources.encounter_resource)
 
-    def filter(self, params) -> tuple[QuerySet, int | None, dict]:
-        patient_id = self.required_patient(params)
-        rows = selectors.encounter_list(patient_id=patient_id)
-        if "date" in params:
-            rows = rows.filter(date_filter("period_start", "date", params.getlist("date")))
-        if "status" in params:
-            rows = rows.filter(status__in=_choices("status", params["status"], Encounter.Status.values))
-        return rows, patient_id, {}
+    model = Encounter
+    slot_fields = {"patient": "patient", "date": "period_start", "status": "status"}
+
+    def parsed(self, params) -> tuple[dict[str, object], tuple, int, dict]:
+        values: dict[str, object] = {"patient": self.required_patient(params)}
+        prefixes = _date_slots(params, values)
+        statuses = _choice_slots("status", params, Encounter.Status.values, values)
+        return values, (prefixes, statuses), values["patient"], {}
+
+    @classmethod
+    def rows_for(cls, shape: tuple, **values) -> QuerySet[Encounter]:
+        prefixes, statuses = shape
+        rows = _dated(selectors.encounter_list(patient_id=values["patient"]), "period_start", prefixes, values)
+        return _among(rows, "status", statuses, values)
 
 
 class MedicationRequestSearchView(FhirSearchView):
@@ -450,21 +444,60 @@ class MedicationRequestSearchView(FhirSearchView):
     ordering = ["-authored_at", "-id"]
     to_resource = staticmethod(resources.medication_request_resource)
 
-    def filter(self, params) -> tuple[QuerySet, int | None, dict]:
-        patient_id = self.required_patient(params)
-        rows = selectors.medication_request_list(patient_id=patient_id)
-        if "status" in params:
-            rows = rows.filter(status__in=_choices("status", params["status"], MedicationRequest.Status.values))
-        if "intent" in params:
-            rows = rows.filter(intent__in=_choices("intent", params["intent"], MedicationRequest.Intent.values))
+    model = MedicationRequest
+    slot_fields = {"patient": "patient", "status": "status", "intent": "intent", "code": "rxnorm_code"}
+
+    def parsed(self, params) -> tuple[dict[str, object], tuple, int, dict]:
+        values: dict[str, object] = {"patient": self.required_patient(params)}
+        statuses = _choice_slots("status", params, MedicationRequest.Status.values, values)
+        intents = _choice_slots("intent", params, MedicationRequest.Intent.values, values)
+        codes = []
         if "code" in params:
-            condition = Q()
             for token in parse_tokens("code", params["code"]):
                 if token.system not in (None, RXNORM):
                     raise FhirParamError("code", "medications are coded in RxNorm")
-                condition |= Q(rxnorm_code=token.code)
-            rows = rows.filter(condition)
-        return rows, patient_id, {}
+                codes.append(token.code)
+        values.update((f"code_{i}", code) for i, code in enumerate(codes))
+        return values, (statuses, intents, len(codes)), values["patient"], {}
+
+    @classmethod
+    def rows_for(cls, shape: tuple, **values) -> QuerySet[MedicationRequest]:
+        statuses, intents, codes = shape
+        rows = selectors.medication_request_list(patient_id=values["patient"])
+        rows = _among(_among(rows, "status", statuses, values), "intent", intents, values)
+        return _among(rows, "rxnorm_code", codes, values, slot="code")
+
+
+def _date_slots(params, values: dict[str, object]) -> tuple[str, ...]:
+    """Each `date=` parameter's bounds into `values` as slots; their prefixes, which shape the SQL."""
+    prefixes = []
+    for i, raw in enumerate(params.getlist("date")):
+        prefix, start, end = parse_date("date", raw)
+        bounds = {"start": start, "end": end}
+        values.update((f"date_{i}_{bound}", bounds[bound]) for bound in DATE_PREFIX_BOUNDS[prefix])
+        prefixes.append(prefix)
+    return tuple(prefixes)
+
+
+def _dated(rows: QuerySet, field: str, prefixes: tuple[str, ...], values: dict[str, object]) -> QuerySet:
+    """AND of the `date=` conditions `_date_slots` parsed, on `field`."""
+    for i, prefix in enumerate(prefixes):
+        rows = rows.filter(date_condition(field, prefix, values.get(f"date_{i}_start"), values.get(f"date_{i}_end")))
+    return rows
+
+
+def _choice_slots(parameter: str, params, allowed: list[str], values: dict[str, object]) -> int:
+    """A comma-separated token parameter's values into `values` as slots; how many there are."""
+    chosen = _choices(parameter, params[parameter], allowed) if parameter in params else []
+    values.update((f"{parameter}_{i}", value) for i, value in enumerate(chosen))
+    return len(chosen)
+
+
+def _among(rows: QuerySet, field: str, count: int, values: dict[str, object], *, slot: str = "") -> QuerySet:
+    """`field` IN the `count` values of the slots named after it (or `slot`); no filter for none."""
+    if not count:
+        return rows
+    return rows.filter(**{f"{field}__in": [values[f"{slot or field}_{i}"] for i in range(count)]})
 
 
 def _page_order(rows: QuerySet, ordering: list[str], after: list | None) -> QuerySet:
