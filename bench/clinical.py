@@ -7,6 +7,9 @@ Loads N synthetic patients into its own database (once: a later run reuses them)
     16 connections, each endpoint as a ratio of the bare /healthz view, the two alternated in short
     pairs (medians over the pairs), with the CPU per request of the api server, PostgreSQL, Redis and
     wrk, for both;
+  * the server-side CPU of each read, uncached, through Django's WSGI handler in this process (no
+    network, one thread) as a ratio of the bare view's: steadier than req/s on this machine, and what
+    an A/B of two commits compares (`--cpu-only` from each checkout);
   * the queries the indexes are designed for, on a few patients with months of history;
   * the same database queries and two API endpoints with the designed indexes replaced by Django's
     default single-column foreign-key index, to show what the indexes buy.
@@ -32,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness import (
     REPO_ROOT,
     clinician_token,
+    cpu_us,
     django_setup,
     emit,
     ensure_patients,
@@ -42,6 +46,7 @@ from harness import (
     random_paths_script,
     server,
     wrk,
+    wsgi_get,
 )
 
 DESIGNED_INDEXES = {
@@ -152,6 +157,53 @@ def api_layer(env: dict, token: str, sample_ids: list[int], sample_mrns: list[st
     return results
 
 
+# Each uncached read (a path template by patient id) whose CPU `request_cpu` measures.
+CPU_READS = {
+    "bare_healthz": "/healthz",
+    "api_patient_by_id": "/api/v1/patients/{}/",
+    "api_latest_vitals": "/api/v1/patients/{}/vitals/?latest=true",
+    "api_vitals_newest_10": "/api/v1/patients/{}/vitals/?limit=10",
+    "api_encounters": "/api/v1/patients/{}/encounters/",
+    "api_medications_active": "/api/v1/patients/{}/medications/?status=active",
+    "fhir_patient_read": "/fhir/Patient/{}",
+    "fhir_vitals_search": "/fhir/Observation?patient={}&category=vital-signs&_sort=-date&_count=10",
+    "fhir_encounter_search": "/fhir/Encounter?patient={}&status=finished,in-progress",
+    "fhir_medication_search": "/fhir/MedicationRequest?patient={}&status=active&_count=10",
+}
+
+
+def request_cpu(token: str, sample_ids: list[int], n: int = 1000, rounds: int = 3) -> dict:
+    """CPU per request of each read in `CPU_READS` through Django's WSGI handler in this process, the reads
+    alternated over `rounds` (the fastest round of each: this machine's speed swings), and the bare view's
+    as a ratio of each."""
+    from django.core.wsgi import get_wsgi_application
+
+    application = get_wsgi_application()
+    auth = {"Authorization": f"Bearer {token}"}
+    ids = sample_ids[:500]
+    actions = {}
+    for name, template in CPU_READS.items():
+
+        def action(i: int, template: str = template) -> bytes:
+            return wsgi_get(application, template.format(ids[i % len(ids)]), auth)
+
+        body = action(0)
+        if b'"error"' in body or b"OperationOutcome" in body:
+            raise RuntimeError(f"{name}: {body[:300]!r}")
+        cpu_us(action, n // 5)  # warm: compiled shapes, pooled connections
+        actions[name] = action
+    fastest: dict[str, float] = {}
+    for _ in range(rounds):
+        for name, action in actions.items():
+            spent = cpu_us(action, n)
+            fastest[name] = min(fastest.get(name, spent), spent)
+    bare = fastest["bare_healthz"]
+    return {
+        name: {"cpu_us": round(spent, 1), "bare_cpu_over_read_cpu": round(bare / spent, 3)}
+        for name, spent in fastest.items()
+    }
+
+
 def swap_indexes(url: str, *, designed: bool) -> None:
     """Replace the designed indexes with Django's default FK index (designed=False), or back."""
     from django.db import connection
@@ -187,6 +239,7 @@ def main() -> None:
     parser.add_argument("--deep-patients", type=int, default=200, help="Patients with a long history.")
     parser.add_argument("--deep-days", type=int, default=180, help="Days of history of those patients.")
     parser.add_argument("--skip-no-index", action="store_true")
+    parser.add_argument("--cpu-only", action="store_true", help="Only the in-process CPU per read (request_cpu).")
     parser.add_argument(
         "--redis-url",
         default="redis://127.0.0.1:6379/14",
@@ -227,6 +280,14 @@ def main() -> None:
     sample_ids = rng.sample(ids, min(2000, len(ids)))
     sample_mrns = list(Patient.objects.filter(pk__in=sample_ids).values_list("mrn", flat=True))
     token = clinician_token("bench")
+
+    progress("CPU per uncached read, in process")
+    with policies(cache=False, rate_limit_requests=10**9):
+        cpu = request_cpu(token, sample_ids)
+    if args.cpu_only:
+        emit({"bench": "clinical", "patients": Patient.objects.count(), "observations_estimate": observations,
+              "request_cpu": cpu})  # fmt: skip
+        return
 
     progress("database layer, designed indexes")
     database = database_layer(url, sample_ids, sample_mrns, args.repeat)
@@ -273,6 +334,7 @@ def main() -> None:
             "database_layer": database,
             "deep_history": {"patients": len(deep_ids), "days": args.deep_days, "queries": deep},
             "api_end_to_end_uncached": api,
+            "request_cpu": cpu,
             "without_designed_indexes": without,
         }
     )

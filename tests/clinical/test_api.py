@@ -1,6 +1,6 @@
 """The clinical REST API: every endpoint, its scope, bad input, and an audit record on every path."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -203,10 +203,27 @@ def test_request_id_is_echoed_and_audited(clinician, patient):
 
 def test_lean_representations_match_the_documented_serializers(patient, vitals):
     from apps.clinical.api import serializers as s
-    from apps.clinical.api.representations import observation_json, patient_json
+    from apps.clinical.api.representations import (
+        encounter_json,
+        medication_request_json,
+        observation_json,
+        patient_json,
+    )
+    from apps.clinical.models import Encounter, MedicationRequest
 
     assert patient_json(patient) == dict(s.PatientOutputSerializer(patient).data)
     assert observation_json(vitals[0]) == dict(s.ObservationOutputSerializer(vitals[0]).data)
+    started = vitals[0].effective_at
+    open_encounter = Encounter.objects.create(patient=patient, encounter_class="EMER", status="in-progress",
+                                             period_start=started)  # fmt: skip
+    closed = Encounter.objects.create(patient=patient, encounter_class="AMB", status="finished", period_start=started,
+                              period_end=started + timedelta(minutes=42, microseconds=5))  # fmt: skip
+    for encounter in (open_encounter, closed):
+        assert encounter_json(encounter) == dict(s.EncounterOutputSerializer(encounter).data)
+    prescription = MedicationRequest.objects.create(patient=patient, encounter=closed, rxnorm_code="197361",
+                                             display="amlodipine 5 MG Oral Tablet", authored_at=started,
+                                             dosage_text="1 tablet daily")  # fmt: skip
+    assert medication_request_json(prescription) == dict(s.MedicationOutputSerializer(prescription).data)
 
 
 def test_huge_ids_and_tampered_cursors_are_404_not_500(clinician, api, issue_token, loaded):

@@ -6,8 +6,15 @@ two in step.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from apps.clinical.codes import OBSERVATION_CODES
-from apps.clinical.models import Observation, Patient
+from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
+
+
+def _instant(moment: datetime | None) -> str | None:
+    """As DRF's DateTimeField writes it: ISO 8601, UTC as `Z`."""
+    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 
 def patient_json(patient: Patient) -> dict:
@@ -32,7 +39,30 @@ def observation_json(observation: Observation) -> dict:
         "value": observation.value,
         "unit": observation.unit,
         "components": observation.components,
-        "effective_at": observation.effective_at.isoformat().replace("+00:00", "Z"),
+        "effective_at": _instant(observation.effective_at),
         "status": observation.status,
         "encounter_id": observation.encounter_id,
+    }
+
+
+def encounter_json(encounter: Encounter) -> dict:
+    return {
+        "id": encounter.pk,
+        "encounter_class": encounter.encounter_class,
+        "status": encounter.status,
+        "period_start": _instant(encounter.period_start),
+        "period_end": _instant(encounter.period_end),
+    }
+
+
+def medication_request_json(request: MedicationRequest) -> dict:
+    return {
+        "id": request.pk,
+        "rxnorm_code": request.rxnorm_code,
+        "display": request.display,
+        "status": request.status,
+        "intent": request.intent,
+        "authored_at": _instant(request.authored_at),
+        "dosage_text": request.dosage_text,
+        "encounter_id": request.encounter_id,
     }

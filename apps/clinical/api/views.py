@@ -15,7 +15,7 @@ from apps.audit.views import PhiAPIView
 from apps.caching.stack import served_from_cache
 from apps.clinical import selectors, services
 from apps.clinical.api import serializers as s
-from apps.clinical.api.representations import observation_json, patient_json
+from apps.clinical.api.representations import encounter_json, medication_request_json, observation_json, patient_json
 from apps.clinical.models import Encounter, Patient
 from apps.clinical.services import patient_scope
 from apps.core.api.pagination import keyset_pagination
@@ -171,7 +171,7 @@ class PatientEncountersView(PhiAPIView):
         return self.audited_page(
             request,
             encounters,
-            lambda page: s.EncounterOutputSerializer(page, many=True).data,
+            lambda page: [encounter_json(encounter) for encounter in page],
             patient_id=patient_id,
             cache=("clinical_data", patient_scope(patient_id)),
         )
@@ -192,7 +192,7 @@ class PatientMedicationsView(PhiAPIView):
         return self.audited_page(
             request,
             requests,
-            lambda page: s.MedicationOutputSerializer(page, many=True).data,
+            lambda page: [medication_request_json(request) for request in page],
             patient_id=patient_id,
             cache=("medications", patient_scope(patient_id)),
         )
