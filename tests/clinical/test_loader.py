@@ -79,3 +79,25 @@ def test_parallel_workers_load_disjoint_ranges():
     assert sorted(mrns)[0] == "S011-0000000" and sorted(mrns)[-1] == "S011-0000059"
     assert Encounter.objects.count() == 60
     assert Observation.objects.values("patient_id").distinct().count() == 60
+
+
+@pytest.mark.django_db
+def test_a_load_skips_foreign_key_checks_only_for_its_own_rows():
+    """The COPY batches switch trigger checks off (their parents are written first, in the same transaction)
+    and back on: the caller's transaction keeps its checks, and every loaded row has its parents."""
+    from django.db import IntegrityError, connection, transaction
+
+    call_command("load_synthetic", "--patients", "12", "--days", "1", "--seed", "12", "--no-progress",
+                 "--batch-size", "5", stdout=StringIO())  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('session_replication_role')")
+        assert cursor.fetchone()[0] == "origin"
+        cursor.execute(
+            "SELECT count(*) FROM clinical_observation o LEFT JOIN clinical_patient p ON p.id = o.patient_id "
+            "LEFT JOIN clinical_encounter e ON e.id = o.encounter_id WHERE p.id IS NULL OR e.id IS NULL"
+        )
+        assert cursor.fetchone()[0] == 0
+    observation = Observation.objects.first()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Observation.objects.filter(pk=observation.pk).update(patient_id=10**12)  # no such patient
+        connection.check_constraints()  # the deferred check, now rather than at commit
