@@ -345,7 +345,7 @@ def cpu_us(action, n: int) -> float:
 
 
 def wsgi_get(handler, path: str, headers: dict[str, str] | None = None) -> bytes:
-    """A GET through a Django WSGI handler in this process: no network, no server."""
+    """A GET through a Django WSGI handler in this process (no network, no server); raises unless it is a 2xx."""
     import io
 
     path, _, query = path.partition("?")
@@ -354,8 +354,12 @@ def wsgi_get(handler, path: str, headers: dict[str, str] | None = None) -> bytes
                "wsgi.input": io.BytesIO()}  # fmt: skip
     for name, value in (headers or {}).items():
         environ["HTTP_" + name.upper().replace("-", "_")] = value
-    body = handler(environ, lambda status, response_headers: None)
+    statuses = []
+    body = handler(environ, lambda status, response_headers: statuses.append(status))
     try:
-        return b"".join(body)
+        content = b"".join(body)
     finally:
         body.close()
+    if not statuses[0].startswith("2"):  # a figure measured on an error response would mean nothing
+        raise RuntimeError(f"GET {path}: {statuses[0]}: {content[:300]!r}")
+    return content

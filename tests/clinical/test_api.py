@@ -214,15 +214,19 @@ def test_lean_representations_match_the_documented_serializers(patient, vitals):
     assert patient_json(patient) == dict(s.PatientOutputSerializer(patient).data)
     assert observation_json(vitals[0]) == dict(s.ObservationOutputSerializer(vitals[0]).data)
     started = vitals[0].effective_at
-    open_encounter = Encounter.objects.create(patient=patient, encounter_class="EMER", status="in-progress",
-                                             period_start=started)  # fmt: skip
-    closed = Encounter.objects.create(patient=patient, encounter_class="AMB", status="finished", period_start=started,
-                              period_end=started + timedelta(minutes=42, microseconds=5))  # fmt: skip
+    open_encounter = Encounter.objects.create(
+        patient=patient, encounter_class="EMER", status="in-progress", period_start=started
+    )
+    closed = Encounter.objects.create(
+        patient=patient, encounter_class="AMB", status="finished", period_start=started,
+        period_end=started + timedelta(minutes=42, microseconds=5),
+    )  # fmt: skip
     for encounter in (open_encounter, closed):
         assert encounter_json(encounter) == dict(s.EncounterOutputSerializer(encounter).data)
-    prescription = MedicationRequest.objects.create(patient=patient, encounter=closed, rxnorm_code="197361",
-                                             display="amlodipine 5 MG Oral Tablet", authored_at=started,
-                                             dosage_text="1 tablet daily")  # fmt: skip
+    prescription = MedicationRequest.objects.create(
+        patient=patient, encounter=closed, rxnorm_code="197361", display="amlodipine 5 MG Oral Tablet",
+        authored_at=started, dosage_text="1 tablet daily",
+    )  # fmt: skip
     assert medication_request_json(prescription) == dict(s.MedicationOutputSerializer(prescription).data)
 
 

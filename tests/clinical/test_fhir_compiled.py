@@ -152,12 +152,7 @@ def test_patient_pages_by_cursor_through_the_compiled_path(clinician, loaded):
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    ids, url = [], f"/fhir/Patient?birthdate={target.birth_date.isoformat()}&_count=2"
-    while url:
-        bundle = clinician.get(url).json()
-        ids += [int(entry["resource"]["id"]) for entry in bundle.get("entry", [])]
-        url = next((link["url"] for link in bundle["link"] if link["relation"] == "next"), None)
-        url = url and url.replace("http://testserver", "")
+    ids = _all_pages(clinician, f"birthdate={target.birth_date.isoformat()}&_count=2", "Patient")
     assert len(expected) > 2 and ids == expected
 
 
@@ -179,16 +174,15 @@ def test_encounter_and_medication_searches_page_through_exactly_the_orms_rows(cl
     patient = Patient.objects.order_by("pk").first()
     start = Encounter.objects.filter(patient=patient).order_by("period_start").first().period_start
     _with_history(patient, start - timedelta(days=20))
-    day = (start - timedelta(days=17)).date().isoformat()
+    day, until = (start - timedelta(days=17)).date().isoformat(), (start - timedelta(days=15)).date().isoformat()
     encounters = Encounter.objects.filter(patient=patient).order_by("-period_start", "-id")
     encounter_cases = [
         ("", encounters),
         ("&status=finished", encounters.filter(status="finished")),
         ("&status=finished,cancelled", encounters.filter(status__in=["finished", "cancelled"])),
         (f"&date=ge{day}", encounters.filter(date_filter("period_start", "date", [f"ge{day}"]))),
-        (f"&date=ge{day}&date=le{(start - timedelta(days=15)).date()}&status=in-progress", encounters.filter(
-            date_filter("period_start", "date", [f"ge{day}", f"le{(start - timedelta(days=15)).date()}"]),
-            status="in-progress")),
+        (f"&date=ge{day}&date=le{until}&status=in-progress", encounters.filter(
+            date_filter("period_start", "date", [f"ge{day}", f"le{until}"]), status="in-progress")),
         (f"&date={day}", encounters.filter(date_filter("period_start", "date", [day]))),
     ]  # fmt: skip
     medications = MedicationRequest.objects.filter(patient=patient).order_by("-authored_at", "-id")
