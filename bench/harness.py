@@ -359,7 +359,8 @@ def wsgi_get(handler, path: str, headers: dict[str, str] | None = None) -> bytes
     try:
         content = b"".join(body)
     finally:
-        body.close()
+        if hasattr(body, "close"):  # optional in WSGI; Django's responses have it
+            body.close()
     if not statuses[0].startswith("2"):  # a figure measured on an error response would mean nothing
         raise RuntimeError(f"GET {path}: {statuses[0]}: {content[:300]!r}")
     return content
