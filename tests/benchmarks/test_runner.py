@@ -52,14 +52,17 @@ def test_the_open_model_measures_from_the_intended_send_time(sleepy):
 
 
 def test_stress_steps_up_until_a_gate_breaks_and_finds_the_knee(sleepy):
-    sleepy.per_inflight_ms = 8  # latency grows with concurrency
+    # Latency grows with concurrency: ~30 ms at 2 users, ~110 at 6, ~230 at 12. The first step keeps 120 ms
+    # of headroom under the gate (a CI run once saw its p95 past a 60 ms gate set 40 ms above it).
+    sleepy.per_inflight_ms = 20
     stages = [[4, 2, 10], [8, 6, 10], [12, 12, 10], [16, 24, 10]]
-    gate = {**GATES, "p95_ms": 60.0, "step_seconds": 4}
+    gate = {**GATES, "p95_ms": 150.0, "step_seconds": 4}
     outcome = _run(sleepy.url, stages, gate=gate)
     knee = analysis.stress_knee(outcome.samples, stages, gate)
     assert knee["steps"] and knee["steps"][0]["users"] == 2
     assert outcome.seconds < 16 + 10  # stopped once a step broke the gate, not after every step
-    inside = [s for s in knee["steps"] if s["p95_ms"] <= 60]
+    inside = [s for s in knee["steps"] if s["p95_ms"] <= 150]
+    assert inside, knee["steps"]
     assert knee["knee_rps"] == max(s["rps"] for s in inside)
 
 
