@@ -7,6 +7,7 @@ PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
 LIVE_PORT ?= 8001
+DEMO_PATIENTS ?= 2000
 
 FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts \
 	frontend/tsconfig.json frontend/package-lock.json
@@ -15,7 +16,7 @@ FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/inde
 
 run: install frontend
 	@$(PY) manage.py migrate --noinput -v0
-	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) --forecast
+	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) --forecast --patients $(DEMO_PATIENTS)
 	@rm -rf "$${VAR_DIR:-var}/prometheus"  # counters of processes from an earlier run
 	@echo "Starting api (http://$(HOST):$(PORT)), live (ws://$(HOST):$(LIVE_PORT)/ws/metrics/), worker and beat. Ctrl-C stops all."
 	@CP_HOST=$(HOST) CP_PORT=$(PORT) LIVE_PORT=$(LIVE_PORT) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \

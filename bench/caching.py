@@ -295,7 +295,9 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--patients", type=int, default=200_000)
     parser.add_argument(
-        "--rates", default="20,50,200", help="Simulated requests per second of the Zipf replays, comma separated."
+        "--rates",
+        default="20,50,200,500",
+        help="Simulated requests per second of the Zipf replays, comma separated (500: the brief's peak).",
     )
     parser.add_argument("--exponent", type=float, default=1.1)
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per measurement.")

@@ -45,9 +45,13 @@ def server(kind: str, env: dict[str, str] | None = None, workers: int = 2, threa
     """Start the api (gunicorn, WSGI) or live (uvicorn, ASGI) server; yield its base URL."""
     port = free_port()
     if kind == "wsgi":
+        # BENCH_API_WORKERS / BENCH_API_THREADS: try another process/thread mix than the Procfile's.
+        workers = int(os.environ.get("BENCH_API_WORKERS") or workers)
+        threads = int(os.environ.get("BENCH_API_THREADS") or threads)
         command = [
             str(VENV_BIN / "gunicorn"),
             "controlplane.wsgi",
+            "--config=controlplane/gunicorn.conf.py",  # the Procfile's hooks
             f"--bind=127.0.0.1:{port}",
             f"--workers={workers}",
             f"--threads={threads}",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import multiprocessing
 import time
 from collections.abc import Callable, Iterable
@@ -254,6 +253,12 @@ def _copy_batch(batch: list[SyntheticPatient], report: LoadReport) -> None:
     report.medications += len(medications)
 
 
+_OBSERVATION_INSERT_SQL = (  # only the model's own table name is interpolated
+    f"INSERT INTO {Observation._meta.db_table} (patient_id, encounter_id, category, code, value, unit, "  # noqa: S608
+    "components, effective_at, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
 def _orm_batch(batch: list[SyntheticPatient], report: LoadReport) -> None:
     system = settings.MRN_SYSTEM
     patients = Patient.objects.bulk_create(
@@ -279,22 +284,16 @@ def _orm_batch(batch: list[SyntheticPatient], report: LoadReport) -> None:
         )
         for p, r in zip(patients, batch, strict=True)
     )
+    # Nearly every row of a load: one prepared INSERT over plain tuples, the COPY path's columns and
+    # values, instead of a model instance and per-field preparation each (3-4x the rate on SQLite).
+    adapt_datetime = connection.ops.adapt_datetimefield_value
     observations = [
-        Observation(
-            patient=p,
-            encounter=e,
-            category=o.category,
-            code=o.code,
-            value=o.value,
-            unit=o.unit,
-            components=None if o.components is None else json.loads(o.components),
-            effective_at=o.effective_at,
-            status=o.status,
-        )
+        (p.pk, e.pk, o.category, o.code, o.value, o.unit, o.components, adapt_datetime(o.effective_at), o.status)
         for p, e, r in zip(patients, encounters, batch, strict=True)
         for o in r.observations
     ]
-    Observation.objects.bulk_create(observations, batch_size=5000)
+    with connection.cursor() as cursor:
+        cursor.executemany(_OBSERVATION_INSERT_SQL, observations)
     medications = [
         MedicationRequest(
             patient=p,

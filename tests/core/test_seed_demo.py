@@ -5,9 +5,10 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from apps.accounts.models import ApiClient
+from apps.clinical.models import Observation, Patient
 from apps.services.models import Service
 
 pytestmark = pytest.mark.django_db
@@ -18,9 +19,9 @@ def _own_var_dir(settings, tmp_path):
     settings.VAR_DIR = tmp_path
 
 
-def _seed() -> str:
+def _seed(*args: str) -> str:
     out = StringIO()
-    call_command("seed_demo", stdout=out)
+    call_command("seed_demo", *args, stdout=out, stderr=StringIO())
     return out.getvalue()
 
 
@@ -57,3 +58,20 @@ def test_seed_keeps_admin_edits_to_demo_services():
     Service.objects.filter(slug="clinical-api").update(slo_p95_ms=150)
     _seed()
     assert Service.objects.get(slug="clinical-api").slo_p95_ms == 150
+
+
+def test_seed_loads_demo_patients_into_an_empty_database_only():
+    first = _seed("--patients", "6")
+    assert "Loaded 6 patients" in first
+    assert Patient.objects.count() == 6
+    assert Observation.objects.filter(category="vital-signs").values("code").distinct().count() == 13
+
+    second = _seed("--patients", "50")  # `make run` again: the demo's patients are there
+    assert "Patients: 6 (already loaded)" in second and "Loaded" not in second
+    assert Patient.objects.count() == 6
+
+
+def test_seed_refuses_a_negative_patient_count():
+    with pytest.raises(CommandError, match="--patients"):
+        _seed("--patients", "-1")
+    assert not Patient.objects.exists()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
@@ -16,6 +17,7 @@ from apps.accounts.scopes import BENCHMARK, SCOPES
 from apps.accounts.services import api_client_create, api_client_rotate, token_hash
 from apps.benchmarks.models import BenchmarkPlan
 from apps.benchmarks.services import nightly_benchmarks_ensure
+from apps.clinical.models import Patient
 from apps.inference.services import bundled_deployments_ensure
 from apps.optimizer.services import optimizer_schedules_ensure
 from apps.scaling.models import ScalingPolicy, WorkloadForecast
@@ -84,8 +86,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--forecast", action="store_true", help="Send the first workload forecasts to the workers if none exist."
         )
+        parser.add_argument(
+            "--patients", type=int, default=0,
+            help="Load this many synthetic patients (two days of history) when the database has none.",
+        )  # fmt: skip
 
-    def handle(self, *args, base_url: str, forecast: bool = False, **options) -> None:
+    def handle(self, *args, base_url: str, forecast: bool = False, patients: int = 0, **options) -> None:
+        if patients < 0:
+            raise CommandError("--patients must be 0 or more.")
         credentials_file = Path(settings.VAR_DIR) / "demo-credentials.json"
         stored = json.loads(credentials_file.read_text()) if credentials_file.is_file() else {}
 
@@ -112,6 +120,8 @@ class Command(BaseCommand):
         credentials_file.chmod(0o600)
 
         self.stdout.write(f"Services: {Service.objects.count()} ({len(created)} new).")
+        if patients > 0:
+            self._ensure_patients(patients)
         if schedules:
             self.stdout.write(f"Schedules created: {', '.join(schedules)} (edit them in admin, Periodic tasks).")
         if forecast and not WorkloadForecast.objects.exists():
@@ -124,6 +134,15 @@ class Command(BaseCommand):
         self.stdout.write(f"Dashboard: {base_url}/dashboard/")
         self.stdout.write(f"API token ({DEMO_CLIENT_NAME}, scopes {', '.join(DEMO_SCOPES)}):")
         self.stdout.write(f"  curl -H 'Authorization: Bearer {token}' {base_url}/api/v1/whoami/")
+
+    def _ensure_patients(self, count: int) -> None:
+        """Patients for the APIs, the dashboard and the load plan to show, loaded once (a progress bar)."""
+        existing = Patient.objects.count()
+        if existing:
+            self.stdout.write(f"Patients: {existing:,} (already loaded).")
+            return
+        self.stdout.write(f"Loading {count:,} synthetic demo patients (two days of history each).")
+        call_command("load_synthetic", patients=count, days=2, stdout=self.stdout._out, stderr=self.stderr._out)
 
     def _ensure_benchmark_plan(self) -> None:
         """A load plan for the demo clinical API: patient cards and latest vitals, 10 users for a minute."""
