@@ -14,6 +14,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 from apps.clinical.codes import BP_PANEL, DIASTOLIC, LABORATORY, MEDICATIONS, SYSTOLIC, VITAL_PANEL, VITAL_SIGNS
 
@@ -95,8 +96,7 @@ def generate_patient(*, seed: int, index: int, end: datetime, days: int, rounds_
     """One patient and the clinical history of the `days` before `end`."""
     rng = random.Random(f"{seed}:{index}")
     sex = "female" if rng.random() < 0.51 else "male"
-    age_years = min(100.0, rng.choice((rng.uniform(0, 3), rng.uniform(3, 18), rng.gauss(55, 20), rng.gauss(72, 10))))
-    age_years = max(0.05, age_years)
+    age_years = _age_years(rng)
     birth_date = (end - timedelta(days=age_years * 365.25)).date()
     patient = PatientRecord(
         index=index,
@@ -192,6 +192,30 @@ LAB_PROFILE = {
     "2823-3": (4.2, 0.4),  # potassium mmol/L
     "6690-2": (7.5, 2.0),  # leukocytes 10*3/uL
 }
+
+
+class AgeBand(NamedTuple):
+    percent: int
+    low: float
+    high: float
+    bell: tuple[float, float] | None  # mean and standard deviation inside the band; None: uniform
+
+
+# A general hospital's patients: newborns and infants (births), children, adults, and the over-65s who
+# account for the largest share of admissions.
+AGE_BANDS = (
+    AgeBand(10, 0.05, 3.0, None),
+    AgeBand(6, 3.0, 18.0, None),
+    AgeBand(44, 18.0, 65.0, (45.0, 13.0)),
+    AgeBand(40, 65.0, 100.0, (76.0, 7.0)),
+)
+
+
+def _age_years(rng: random.Random) -> float:
+    band = rng.choices(AGE_BANDS, weights=[band.percent for band in AGE_BANDS])[0]
+    age = rng.gauss(*band.bell) if band.bell else rng.uniform(band.low, band.high)
+    # A bell's tail outside its band is drawn again uniformly inside it, so no age piles up at an edge.
+    return age if band.low <= age < band.high else rng.uniform(band.low, band.high)
 
 
 def _height(rng: random.Random, age: float, sex: str) -> float:

@@ -32,6 +32,19 @@ def test_values_are_plausible_and_units_are_ucum():
                 assert known.low <= observation.value <= known.high, (observation.code, observation.value)
 
 
+def test_ages_follow_a_general_hospitals_mix():
+    ages = [
+        (END.date() - generate_patient(seed=1, index=i, end=END, days=1, rounds_per_day=1).patient.birth_date).days
+        / 365.25
+        for i in range(2000)
+    ]
+    shares = [
+        sum(low <= age < high for age in ages) / len(ages) for low, high in ((0, 3), (3, 18), (18, 65), (65, 101))
+    ]
+    assert shares == pytest.approx([0.10, 0.06, 0.44, 0.40], abs=0.03)
+    assert min(ages) > 0 and max(ages) <= 100.01
+
+
 def test_infants_get_every_vital_sign_code():
     infants = (
         record
