@@ -72,7 +72,7 @@ def synthetic_patients_load(
 
 def _load_range(*, first_index: int, count: int, on_batch, **options) -> LoadReport:
     report = LoadReport()
-    writer = _copy_batch if connection.vendor == "postgresql" else _orm_batch
+    writer = _copy_batch if connection.vendor == "postgresql" else _insert_batch
     batch_size = options.pop("batch_size")
     generated = generate_patients(first_index=first_index, count=count, **options)
     while batch := list(itertools.islice(generated, batch_size)):
@@ -259,7 +259,8 @@ _OBSERVATION_INSERT_SQL = (  # only the model's own table name is interpolated
 )
 
 
-def _orm_batch(batch: list[SyntheticPatient], report: LoadReport) -> None:
+def _insert_batch(batch: list[SyntheticPatient], report: LoadReport) -> None:
+    """A batch through INSERTs, for databases without COPY (SQLite): the ORM returns the parents' ids."""
     system = settings.MRN_SYSTEM
     patients = Patient.objects.bulk_create(
         Patient(

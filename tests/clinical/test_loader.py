@@ -140,7 +140,7 @@ def test_the_embedded_databases_writer_stores_what_copy_stores(monkeypatch):
     copied = _loaded_rows()
     for model in (Observation, MedicationRequest, Encounter, Patient):
         model.objects.all().delete()
-    monkeypatch.setattr(loader, "_copy_batch", loader._orm_batch)
+    monkeypatch.setattr(loader, "_copy_batch", loader._insert_batch)
     call_command(*load, stdout=StringIO())
     inserted = _loaded_rows()
     assert len(copied) > 6 * 40
