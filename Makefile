@@ -16,7 +16,7 @@ FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/inde
 
 run: install frontend
 	@$(PY) manage.py migrate --noinput -v0
-	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) --forecast --patients $(DEMO_PATIENTS)
+	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) --forecast --patients $(or $(DEMO_PATIENTS),0)
 	@rm -rf "$${VAR_DIR:-var}/prometheus"  # counters of processes from an earlier run
 	@echo "Starting api (http://$(HOST):$(PORT)), live (ws://$(HOST):$(LIVE_PORT)/ws/metrics/), worker and beat. Ctrl-C stops all."
 	@CP_HOST=$(HOST) CP_PORT=$(PORT) LIVE_PORT=$(LIVE_PORT) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \

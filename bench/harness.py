@@ -44,10 +44,13 @@ def progress(message: str) -> None:
 def server(kind: str, env: dict[str, str] | None = None, workers: int = 2, threads: int = 1) -> Iterator[str]:
     """Start the api (gunicorn, WSGI) or live (uvicorn, ASGI) server; yield its base URL."""
     port = free_port()
-    if kind == "wsgi":
-        # BENCH_API_WORKERS / BENCH_API_THREADS: try another process/thread mix than the Procfile's.
+    # BENCH_API_WORKERS / BENCH_API_THREADS: another process/thread mix than the bench's own (the
+    # Procfile's), for both server kinds alike; announced, since every figure of the run depends on it.
+    if os.environ.get("BENCH_API_WORKERS") or os.environ.get("BENCH_API_THREADS"):
         workers = int(os.environ.get("BENCH_API_WORKERS") or workers)
         threads = int(os.environ.get("BENCH_API_THREADS") or threads)
+        progress(f"{kind} server: {workers} workers x {threads} threads (BENCH_API_WORKERS/THREADS)")
+    if kind == "wsgi":
         command = [
             str(VENV_BIN / "gunicorn"),
             "controlplane.wsgi",

@@ -1,4 +1,4 @@
-"""Bulk loading of synthetic patients: COPY on PostgreSQL, bulk_create elsewhere."""
+"""Bulk loading of synthetic patients: COPY on PostgreSQL, batched INSERTs elsewhere (SQLite)."""
 
 from __future__ import annotations
 

@@ -146,3 +146,45 @@ def test_the_embedded_databases_writer_stores_what_copy_stores(monkeypatch):
     assert len(copied) > 6 * 40
     assert any(len(row) == 9 and row[6] for row in copied)  # blood pressure's components, through both writers
     assert inserted == copied
+
+
+# Run on SQLite in a process of its own: each loaded observation's stored text is what Django's fields
+# would have written (so the ORM, JSON lookups and the compiled searches read it as before).
+_SQLITE_STORAGE_CHECK = """
+from django.db import connection
+from apps.clinical.models import Observation
+columns = ("components", "effective_at")
+fields = [Observation._meta.get_field(name) for name in columns]
+loaded = Observation.objects.in_bulk()
+with connection.cursor() as cursor:
+    # CAST: the raw text, past the sqlite3 converters Django registers for declared column types
+    cursor.execute("SELECT id, CAST(components AS TEXT), CAST(effective_at AS TEXT) FROM clinical_observation")
+    stored = cursor.fetchall()
+wrong = [
+    (pk, name, text, field.get_db_prep_save(getattr(loaded[pk], field.attname), connection))
+    for pk, *texts in stored
+    for name, field, text in zip(columns, fields, texts)
+    if text != field.get_db_prep_save(getattr(loaded[pk], field.attname), connection)
+]
+panels = Observation.objects.filter(code="85354-9").count()
+with_systolic = Observation.objects.filter(components__has_key="8480-6").count()
+print("rows", len(stored), "panels", panels, "with_systolic", with_systolic)
+print("wrong", wrong[:3])
+"""
+
+
+def test_sqlite_stores_loaded_observations_as_djangos_fields_would(tmp_path):
+    from tests.helpers import embedded_env, manage
+
+    env = embedded_env(tmp_path)
+    for command in (
+        ("migrate", "--noinput", "-v0"),
+        ("load_synthetic", "--patients", "3", "--days", "1", "--no-progress"),
+    ):
+        done = manage(*command, env=env)
+        assert done.returncode == 0, done.stderr
+    check = manage("shell", "-c", _SQLITE_STORAGE_CHECK, env=env)
+    assert check.returncode == 0, check.stderr
+    rows, panels, with_systolic = (int(word) for word in check.stdout.split("\n")[-3].split()[1::2])
+    assert rows > 3 * 30 and panels > 0 and with_systolic == panels
+    assert check.stdout.splitlines()[-1] == "wrong []"

@@ -60,15 +60,19 @@ def test_seed_keeps_admin_edits_to_demo_services():
     assert Service.objects.get(slug="clinical-api").slo_p95_ms == 150
 
 
-def test_seed_loads_demo_patients_into_an_empty_database_only():
+def test_seed_tops_the_demo_patients_up_once():
     first = _seed("--patients", "6")
     assert "Loaded 6 patients" in first
     assert Patient.objects.count() == 6
     assert Observation.objects.filter(category="vital-signs").values("patient").distinct().count() == 6
 
-    second = _seed("--patients", "50")  # `make run` again: the demo's patients are there
-    assert "Patients: 6 (already loaded)" in second and "Loaded" not in second
-    assert Patient.objects.count() == 6
+    again = _seed("--patients", "6")  # `make run` again: the demo's patients are there
+    assert "Patients: 6 (already loaded)" in again and "Loaded" not in again
+    # A load stopped half-way (Ctrl-C) or a larger DEMO_PATIENTS: the next run adds only what is missing.
+    more = _seed("--patients", "9")
+    assert "Loaded 3 patients" in more
+    assert Patient.objects.count() == 9
+    assert sorted(Patient.objects.values_list("mrn", flat=True)) == [f"S001-{i:07d}" for i in range(9)]
 
 
 def test_seed_refuses_a_negative_patient_count():

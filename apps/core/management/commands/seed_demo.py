@@ -88,7 +88,7 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--patients", type=int, default=0,
-            help="Load this many synthetic patients (two days of history) when the database has none.",
+            help="Top the database up to this many patients with synthetic ones (two days of history).",
         )  # fmt: skip
 
     def handle(self, *args, base_url: str, forecast: bool = False, patients: int = 0, **options) -> None:
@@ -136,13 +136,20 @@ class Command(BaseCommand):
         self.stdout.write(f"  curl -H 'Authorization: Bearer {token}' {base_url}/api/v1/whoami/")
 
     def _ensure_patients(self, count: int) -> None:
-        """Patients for the APIs, the dashboard and the load plan to show, loaded once (a progress bar)."""
+        """Patients for the APIs, the dashboard and the load plan to show: topped up to `count` (a load
+        stopped half-way, by Ctrl-C in `make run`, is finished by the next run), never more."""
         existing = Patient.objects.count()
-        if existing:
+        if existing >= count:
             self.stdout.write(f"Patients: {existing:,} (already loaded).")
             return
-        self.stdout.write(f"Loading {count:,} synthetic demo patients (two days of history each).")
-        call_command("load_synthetic", patients=count, days=2, stdout=self.stdout._out, stderr=self.stderr._out)
+        self.stdout.write(f"Loading {count - existing:,} synthetic demo patients (two days of history each).")
+        try:
+            call_command(
+                "load_synthetic", patients=count - existing, first_index=existing, days=2,
+                stdout=self.stdout._out, stderr=self.stderr._out,
+            )  # fmt: skip
+        except CommandError as exc:  # those synthetic patients exist already (another load): keep the demo going
+            self.stderr.write(f"Demo patients not loaded: {exc}")
 
     def _ensure_benchmark_plan(self) -> None:
         """A load plan for the demo clinical API: patient cards and latest vitals, 10 users for a minute."""
