@@ -164,6 +164,12 @@ def _foreign_key_checks_off(cursor) -> str | None:
     return previous
 
 
+# The columns both writers give an observation, in the order of their rows.
+_OBSERVATION_COLUMNS = (
+    "patient_id", "encounter_id", "category", "code", "value", "unit", "components", "effective_at", "status",
+)  # fmt: skip
+
+
 def _copy_batch(batch: list[SyntheticPatient], report: LoadReport) -> None:
     now = datetime.now().astimezone()
     system = settings.MRN_SYSTEM
@@ -223,10 +229,7 @@ def _copy_batch(batch: list[SyntheticPatient], report: LoadReport) -> None:
             ),
         )
         observations = 0
-        with cursor.copy(
-            f"COPY {Observation._meta.db_table} (patient_id, encounter_id, category, code, value, unit, "
-            "components, effective_at, status) FROM STDIN"
-        ) as copy:
+        with cursor.copy(f"COPY {Observation._meta.db_table} ({', '.join(_OBSERVATION_COLUMNS)}) FROM STDIN") as copy:
             write = copy.write_row
             for pid, eid, r in zip(patient_ids, encounter_ids, batch, strict=True):
                 for o in r.observations:
@@ -253,9 +256,9 @@ def _copy_batch(batch: list[SyntheticPatient], report: LoadReport) -> None:
     report.medications += len(medications)
 
 
-_OBSERVATION_INSERT_SQL = (  # only the model's own table name is interpolated
-    f"INSERT INTO {Observation._meta.db_table} (patient_id, encounter_id, category, code, value, unit, "  # noqa: S608
-    "components, effective_at, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+_OBSERVATION_INSERT_SQL = (  # only the model's table and the fixed column names are interpolated
+    f"INSERT INTO {Observation._meta.db_table} ({', '.join(_OBSERVATION_COLUMNS)}) "  # noqa: S608
+    f"VALUES ({', '.join(['%s'] * len(_OBSERVATION_COLUMNS))})"
 )
 
 
