@@ -75,7 +75,7 @@ MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
     *(["apps.metrics.middleware.RequestTimingMiddleware"] if env.bool("METRICS_REQUEST_TIMING", default=True) else []),
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "apps.core.csp.CSPMiddleware",  # django-csp's, its default headers built once
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
