@@ -34,7 +34,15 @@ from collections.abc import Iterator
 import psycopg
 import psycopg.sql
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, connection, connections
+from django.db import (
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connection,
+    connections,
+)
 
 from apps.audit.models import AuditEvent
 
@@ -131,13 +139,7 @@ class GroupCommitWriter:
                     self._arrived.wait(remaining)
                 self._leader_gathering = False
             batch, self._queue = self._queue, []
-        try:
-            events = self._write([pending.entry for pending in batch])
-            for pending, event in zip(batch, events, strict=True):
-                pending.event = event
-        except Exception as exc:  # noqa: BLE001 - each waiter learns that its record was not written
-            for pending in batch:
-                pending.error = exc
+        self._commit(batch)
         with self._lock:
             successor = self._queue[0] if self._queue else None
             if successor is not None:
@@ -148,6 +150,29 @@ class GroupCommitWriter:
             pending.done.set()
         if successor is not None:
             successor.done.set()
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        """Write a batch; each waiter gets its record or the error that kept it out.
+
+        A record the database refuses (a value out of range, a constraint) fails its one statement and
+        writes nothing, so the batch is written again one record at a time: one malformed record costs
+        its own request a 503, never those of the requests that happened to share its commit.
+        """
+        try:
+            events = self._write([pending.entry for pending in batch])
+        except (DataError, IntegrityError, OverflowError) as exc:  # OverflowError: SQLite's, binding
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+            for pending in batch:
+                self._commit([pending])
+            return
+        except Exception as exc:  # noqa: BLE001 - each waiter learns that its record was not written
+            for pending in batch:
+                pending.error = exc
+            return
+        for pending, event in zip(batch, events, strict=True):
+            pending.event = event
 
     def _write(self, entries: list) -> list[AuditEvent]:
         from apps.audit.services import ChainMoved, audit_append_owned, audit_chain_open, audit_record_batch
@@ -168,7 +193,8 @@ class GroupCommitWriter:
         except psycopg.Error as exc:
             # Not retried: the batch may have committed before the connection broke. The next batch
             # reconnects; the callers get Django's error, which the API answers with a 503.
-            self.close()
+            if not isinstance(exc, psycopg.DataError | psycopg.IntegrityError):  # the connection is fine then
+                self.close()
             raise _as_django_error(exc) from exc
 
     def _own_database(self) -> psycopg.Connection:
@@ -192,10 +218,14 @@ class GroupCommitWriter:
 
 
 def _as_django_error(exc: psycopg.Error) -> DatabaseError:
-    if isinstance(exc, psycopg.OperationalError):
-        return OperationalError(str(exc))
-    if isinstance(exc, psycopg.InterfaceError):
-        return InterfaceError(str(exc))
+    for theirs, ours in (
+        (psycopg.OperationalError, OperationalError),
+        (psycopg.InterfaceError, InterfaceError),
+        (psycopg.DataError, DataError),
+        (psycopg.IntegrityError, IntegrityError),
+    ):
+        if isinstance(exc, theirs):
+            return ours(str(exc))
     return DatabaseError(str(exc))
 
 

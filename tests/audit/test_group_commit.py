@@ -171,6 +171,44 @@ def test_a_leader_waits_for_the_records_of_reads_still_running_and_commits_them_
         writer.close()
 
 
+def test_a_record_the_database_refuses_fails_only_its_own_request():
+    """A malformed record (here a patient id beyond bigint) must not cost the requests that shared its
+    batch their records: the batch is written again one record at a time."""
+    import threading
+
+    from django.db import DataError
+
+    writer = _CountingWriter(gather_seconds=30)
+    writer.submit(_entry(0))  # opens the chain: its own batch
+    all_running = threading.Barrier(3)
+    outcomes = {}
+
+    def read(n: int):
+        with writer.expecting():
+            all_running.wait(10)
+            try:
+                outcomes[n] = writer.submit(_entry(n))
+            except Exception as exc:  # noqa: BLE001 - the test looks at what each request got
+                outcomes[n] = exc
+
+    try:
+        threads = [_in_thread(lambda n=n: read(n)) for n in (1, 10**20, 3)]
+        for thread in threads:
+            thread.join(20)
+        assert writer.batches[:2] == [1, 3]  # one batch of the three, then each alone
+        assert isinstance(outcomes[10**20], DataError)
+        assert {outcomes[1].resource_id, outcomes[3].resource_id} == {"1", "3"}
+        assert sorted(AuditEvent.objects.exclude(resource_type="AuditChain").values_list("patient_id", flat=True)) == [
+            0,
+            1,
+            3,
+        ]
+        assert writer.submit(_entry(4)).seq == max(outcomes[1].seq, outcomes[3].seq) + 1
+        assert audit_chain_verify().ok
+    finally:
+        writer.close()
+
+
 def test_a_read_that_ends_without_a_record_releases_the_waiting_leader():
     """A read that fails before its audit (a 404, a bad parameter) must not hold a batch for the whole
     gather time: the leader goes as soon as no read of its process is still expected."""

@@ -1,12 +1,12 @@
 """The clinical REST API: every endpoint, its scope, bad input, and an audit record on every path."""
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from apps.audit.models import AuditEvent
-from apps.clinical.models import Observation, Patient
-from apps.clinical.services import patient_soft_delete
+from apps.clinical.models import Encounter, Observation, Patient
+from apps.clinical.services import patient_create, patient_soft_delete
 
 pytestmark = pytest.mark.django_db
 
@@ -146,6 +146,10 @@ def test_bad_vitals_input_is_400(clinician, patient, query):
 
 def test_recording_an_observation_validates_code_unit_and_value(clinician, patient):
     url = f"/api/v1/patients/{patient.pk}/vitals/"
+    other = patient_create(mrn="MRN-000999", family_name="Okafor", given_name="Ada", birth_date=date(1981, 2, 3))
+    other_patients_encounter = Encounter.objects.create(
+        patient=other, encounter_class="AMB", status="finished", period_start=datetime(2026, 1, 1, tzinfo=UTC)
+    )
     ok = {"code": "8867-4", "value": 64, "unit": "/min", "effective_at": "2026-01-01T08:00:00Z"}
     assert clinician.post(url, ok, format="json").status_code == 201
     assert _last_audit().action == "create"
@@ -155,6 +159,9 @@ def test_recording_an_observation_validates_code_unit_and_value(clinician, patie
         ({**ok, "value": 900}, "value"),
         ({**ok, "value": "fast"}, "value"),
         ({**ok, "effective_at": "2999-01-01T00:00:00Z"}, "effective_at"),
+        ({**ok, "encounter_id": 99999999999999999999}, "encounter_id"),  # beyond bigint
+        ({**ok, "encounter_id": 987654}, "encounter_id"),  # no such encounter
+        ({**ok, "encounter_id": other_patients_encounter.pk}, "encounter_id"),
     ):
         response = clinician.post(url, bad, format="json")
         assert response.status_code == 400, bad

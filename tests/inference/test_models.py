@@ -5,12 +5,14 @@ recorded as unavailable here, with the reason; they are measured where a GPU and
 import json
 import math
 import threading
+from datetime import date
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 
 from apps.audit.models import AuditEvent
+from apps.clinical.services import patient_create
 from apps.inference import services, serving
 from apps.inference.brief import ModelPerformanceOptimizer
 from apps.inference.models import ModelDeployment, QuantizationProfile
@@ -51,13 +53,14 @@ def test_embeddings_are_real_normalised_and_cached(api, token, deployments):
 
 def test_patient_context_is_audited_even_from_the_cache(api, token, deployments):
     url = "/api/v1/inference/clinical-embeddings/embed"
+    patient = patient_create(mrn="MRN-000042", family_name="Okafor", given_name="Ada", birth_date=date(1981, 2, 3))
     before = AuditEvent.objects.count()
     for _ in range(2):
-        assert post(api, token, url, {"inputs": ["sepsis risk"], "patient_id": 42}).status_code == 200
+        assert post(api, token, url, {"inputs": ["sepsis risk"], "patient_id": patient.pk}).status_code == 200
     assert post(api, token, url, {"inputs": ["no patient here"]}).status_code == 200
     events = list(AuditEvent.objects.order_by("id")[before:])
     assert [(e.patient_id, e.resource_type, e.served_from_cache) for e in events] == [
-        (42, "ModelInference", False), (42, "ModelInference", True)
+        (patient.pk, "ModelInference", False), (patient.pk, "ModelInference", True)
     ]  # fmt: skip
 
 
@@ -70,6 +73,8 @@ def test_patient_context_is_audited_even_from_the_cache(api, token, deployments)
         ({"inputs": [7, {"a": 1}]}, "inputs"),
         ({"inputs": ["word " * 400]}, "inputs[0]"),  # over max_input_tokens (256)
         ({"inputs": ["x"], "patient_id": "abc"}, "patient_id"),
+        ({"inputs": ["x"], "patient_id": 99999999999999999999}, "patient_id"),  # beyond bigint: never a 503
+        ({"inputs": ["x"], "patient_id": 424242}, "patient_id"),  # no such patient
         ({}, "inputs"),
     ],
 )

@@ -18,6 +18,27 @@ def _codes(value: str, known: dict) -> list[str]:
     return codes
 
 
+# The largest id a bigint primary key holds: a larger one is bad input, not a missing row.
+MAX_ID = 2**63 - 1
+
+
+class PatientIdField(serializers.IntegerField):
+    """A reference to an active patient in a request body (400 when there is none)."""
+
+    default_error_messages = {"no_patient": "No active patient has this id."}
+
+    def __init__(self, **kwargs):
+        super().__init__(min_value=1, max_value=MAX_ID, **kwargs)
+
+    def to_internal_value(self, data) -> int:
+        from apps.clinical.selectors import patient_card
+
+        patient_id = super().to_internal_value(data)
+        if patient_card(patient_id=patient_id) is None:
+            self.fail("no_patient")
+        return patient_id
+
+
 class _RangeMixin:
     def validate(self, attrs):
         since, until = attrs.get("since"), attrs.get("until")
@@ -92,7 +113,8 @@ class ObservationCreateInputSerializer(serializers.Serializer):
     unit = serializers.CharField(max_length=16, required=False)
     effective_at = serializers.DateTimeField()
     status = serializers.ChoiceField(choices=Observation.Status.choices, default=Observation.Status.FINAL)
-    encounter_id = serializers.IntegerField(required=False, min_value=1)
+    encounter_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
+                                            help_text="One of this patient's encounters.")  # fmt: skip
 
 
 # --- encounters and medications -------------------------------------------------------------------

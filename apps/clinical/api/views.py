@@ -6,7 +6,7 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -149,7 +149,11 @@ class PatientVitalsView(PhiAPIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         encounter_id = fields.pop("encounter_id", None)
-        encounter = get_object_or_404(Encounter, pk=encounter_id) if encounter_id else None
+        encounter = None
+        if encounter_id is not None:
+            encounter = Encounter.objects.filter(pk=encounter_id, patient=patient).first()
+            if encounter is None:
+                raise ValidationError({"encounter_id": "This patient has no encounter with this id."})
         with transaction.atomic():  # the observation and its audit record commit together, or neither
             observation = services.observation_record(patient=patient, encounter=encounter, **fields)
             self.audit(request, action="create", resource_id=observation.pk, patient_id=patient.pk)

@@ -1,5 +1,7 @@
 from rest_framework import serializers
 
+from apps.clinical.api.serializers import PatientIdField
+
 MAX_INPUTS = 64
 MAX_CHARS = 20_000
 
@@ -9,9 +11,7 @@ class EmbedInputSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=MAX_CHARS, allow_blank=False, trim_whitespace=False),
         min_length=1, max_length=MAX_INPUTS, help_text=f"1 to {MAX_INPUTS} texts.",
     )  # fmt: skip
-    patient_id = serializers.IntegerField(
-        min_value=1, required=False, help_text="The patient the texts are about: the call is then audited."
-    )
+    patient_id = PatientIdField(required=False, help_text="The patient the texts are about: the call is then audited.")
 
 
 class GenerateInputSerializer(serializers.Serializer):
@@ -20,6 +20,4 @@ class GenerateInputSerializer(serializers.Serializer):
     stream = serializers.BooleanField(
         default=False, help_text="Server-sent events: text as it is generated, then a `done` event."
     )
-    patient_id = serializers.IntegerField(
-        min_value=1, required=False, help_text="The patient the prompt is about: the call is then audited."
-    )
+    patient_id = PatientIdField(required=False, help_text="The patient the prompt is about: the call is then audited.")
