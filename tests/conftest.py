@@ -74,12 +74,25 @@ def issue_token(db) -> Callable[..., str]:
 
 @pytest.fixture
 def staff_user(django_user_model):
+    """Staff with no role: signed in to admin, but holding no model permission."""
     return django_user_model.objects.create_user("operator", "operator@example.org", "pw-operator-1", is_staff=True)
 
 
 @pytest.fixture
-def staff_api(api, staff_user) -> APIClient:
-    api.force_login(staff_user)
+def operator_user(django_user_model):
+    """A member of the Operators role: sees the control plane and edits its policies (deletes nothing)."""
+    from django.contrib.auth.models import Group
+
+    from apps.accounts.roles import OPERATORS
+
+    user = django_user_model.objects.create_user("ops", "ops@example.org", "pw-operator-1", is_staff=True)
+    user.groups.add(Group.objects.get(name=OPERATORS))
+    return user
+
+
+@pytest.fixture
+def staff_api(api, operator_user) -> APIClient:
+    api.force_login(operator_user)
     return api
 
 

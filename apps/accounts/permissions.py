@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import BasePermission, DjangoModelPermissions
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -58,3 +58,18 @@ def staff_can_view(permission: str) -> type[BasePermission]:
             return bool(user and user.is_authenticated and user.is_staff and user.has_perm(permission))
 
     return StaffCanView
+
+
+class StaffModelPermissions(DjangoModelPermissions):
+    """Staff holding the model's permission for the method: view to read, add, change or delete to
+    write, as in admin (a Viewer reads the registry, an Operator edits it, only an Administrator deletes)."""
+
+    perms_map = {
+        **DjangoModelPermissions.perms_map,
+        "GET": ["%(app_label)s.view_%(model_name)s"],
+        "HEAD": ["%(app_label)s.view_%(model_name)s"],
+        "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
+    }
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        return bool(request.user and request.user.is_staff) and super().has_permission(request, view)

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib.auth.decorators import permission_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -9,6 +10,7 @@ from apps.optimizer.selectors import control_plane_overview
 
 
 @staff_member_required
+@permission_required("optimizer.view_optimizationrun", raise_exception=True)
 def run_report(request: HttpRequest, run_id: int) -> HttpResponse:
     """The stored, self-contained HTML report of one optimization run."""
     run = get_object_or_404(OptimizationRun, pk=run_id)

@@ -56,8 +56,28 @@ def test_a_service_restricted_to_a_team_is_invisible_to_other_roles(client, api,
     assert "Oncology triage" not in client.get("/admin/services/service/").content.decode()
     assert client.get(f"/admin/services/service/{hidden.pk}/change/").status_code == 302  # "does not exist"
 
+    series = {"metric": "rps", "service": "onco-triage"}
+    assert api.get("/api/v1/metrics/series/", series).status_code == 400  # as unknown as a missing service
+
     api.force_login(member)
     assert {s["slug"] for s in api.get("/api/v1/services/").json()["results"]} == {"open-svc", "onco-triage"}
+    assert api.get("/api/v1/metrics/series/", series).status_code == 200
+
+
+def test_report_pages_need_the_view_permission_the_api_needs(client, staff):
+    from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
+    from apps.optimizer.models import OptimizationRun
+
+    service, _ = service_ensure(slug="reports", name="Reports")
+    plan = BenchmarkPlan.objects.create(name="nightly", service=service)
+    run = BenchmarkRun.objects.create(plan=plan, report_html="<h1>run</h1>")
+    optimization = OptimizationRun.objects.create(target="database", report_html="<h1>optimization</h1>")
+    pages = (f"/benchmarks/runs/{run.pk}/report/", f"/benchmarks/plans/{plan.pk}/report/",
+             f"/optimizer/runs/{optimization.pk}/report/")  # fmt: skip
+    client.force_login(staff("no-role"))
+    assert [client.get(page).status_code for page in pages] == [403, 403, 403]
+    client.force_login(staff("viewer", VIEWERS))
+    assert [client.get(page).status_code for page in pages] == [200, 200, 200]
 
 
 def test_admin_login_locks_out_after_five_failures(client, staff, settings):

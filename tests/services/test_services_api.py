@@ -1,7 +1,9 @@
 """`/api/v1/services/`: CRUD for staff, refused to everyone else, validated field by field."""
 
 import pytest
+from django.contrib.auth.models import Group
 
+from apps.accounts.roles import ADMINISTRATORS, OPERATORS, VIEWERS
 from apps.services.models import Service
 from apps.services.services import service_create
 
@@ -16,14 +18,37 @@ def test_staff_create_a_service_with_the_brief_slo_defaults(staff_api):
     assert (body["slo_min_rps"], body["slo_error_rate_pct"]) == (50.0, 5.0)
 
 
-def test_staff_read_update_and_delete(staff_api):
+def test_staff_read_update_and_delete(staff_api, django_user_model):
     service_create(name="Embeddings", slug="embeddings", kind="inference")
     assert staff_api.get("/api/v1/services/embeddings/").json()["name"] == "Embeddings"
     response = staff_api.patch("/api/v1/services/embeddings/", {"slo_p95_ms": 250}, format="json")
     assert response.status_code == 200
     assert Service.objects.get(slug="embeddings").slo_p95_ms == 250
+    assert staff_api.delete("/api/v1/services/embeddings/").status_code == 403  # operators delete nothing
+    staff_api.force_login(_staff(django_user_model, "adm", ADMINISTRATORS))
     assert staff_api.delete("/api/v1/services/embeddings/").status_code == 204
     assert not Service.objects.filter(slug="embeddings").exists()
+
+
+def _staff(django_user_model, username: str, *roles: str):
+    user = django_user_model.objects.create_user(username, f"{username}@example.org", "pw-Long-enough-1", is_staff=True)
+    user.groups.set(Group.objects.filter(name__in=roles))
+    return user
+
+
+def test_each_role_does_what_its_permissions_allow(api, django_user_model):
+    service_create(name="Embeddings", slug="embeddings", kind="inference")
+    new = {"name": "Triage", "slug": "triage", "kind": "inference"}
+    for username, roles, can_read, can_write in (("nobody", (), False, False), ("viewer", (VIEWERS,), True, False),
+                                                 ("op", (OPERATORS,), True, True)):  # fmt: skip
+        api.force_login(_staff(django_user_model, username, *roles))
+        assert (api.get("/api/v1/services/").status_code == 200) is can_read, username
+        assert (api.post("/api/v1/services/", new, format="json").status_code == 201) is can_write, username
+        changed = api.patch("/api/v1/services/embeddings/", {"slo_p95_ms": 250}, format="json")
+        assert (changed.status_code == 200) is can_write, username
+        assert api.delete("/api/v1/services/embeddings/").status_code == 403, username
+        Service.objects.filter(slug="triage").delete()
+    assert Service.objects.filter(slug="embeddings").exists()
 
 
 def test_inconsistent_slo_is_a_field_level_400_and_changes_nothing(staff_api):
@@ -62,7 +87,8 @@ def test_machine_clients_and_anonymous_callers_are_refused(api, issue_token):
 def test_list_filters_by_kind_within_a_query_budget(staff_api, query_budget):
     for index in range(30):
         service_create(name=f"Service {index}", slug=f"s-{index}", kind="inference" if index % 2 else "api")
-    with query_budget(5):  # session, user, the user's role (which services it may see), count, page
+    # session, user, its own and its groups' permissions, its groups (which services it may see), count, page
+    with query_budget(8):
         response = staff_api.get("/api/v1/services/?kind=inference")
     assert response.status_code == 200
     assert response.json()["count"] == 15

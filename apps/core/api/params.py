@@ -20,9 +20,9 @@ def reject_unknown_params(request: Request, allowed: Iterable[str]) -> None:
         )
 
 
-def validated_query(request: Request, serializer_class) -> dict:
+def validated_query(request: Request, serializer_class, context: dict | None = None) -> dict:
     """Validate the query string with an input serializer, refusing parameters it does not declare."""
-    serializer = serializer_class(data=request.query_params)
+    serializer = serializer_class(data=request.query_params, context=context or {})
     reject_unknown_params(request, [*serializer.fields, "cursor"])
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data

@@ -22,6 +22,15 @@ class SeriesInputSerializer(serializers.Serializer):
     end = serializers.DateTimeField(required=False)
     step = serializers.IntegerField(min_value=10, max_value=86_400, default=60, help_text="Seconds per point.")
 
+    def get_fields(self) -> dict:
+        fields = super().get_fields()
+        user = self.context.get("user")
+        if user is not None:  # a service hidden from this user is as unknown as a missing one
+            from apps.services.selectors import services_visible_to
+
+            fields["service"].queryset = services_visible_to(user)
+        return fields
+
     def validate(self, data: dict) -> dict:
         data["end"] = data.get("end") or timezone.now()
         data["start"] = data.get("start") or data["end"] - timedelta(hours=1)

@@ -6,7 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.accounts.permissions import IsStaffUser
+from apps.accounts.permissions import staff_can_view
 from apps.core.api.params import reject_unknown_params, validated_query
 from apps.metrics import selectors
 from apps.metrics.api.serializers import AlertListInputSerializer, SeriesInputSerializer
@@ -14,10 +14,10 @@ from apps.services.selectors import services_visible_to
 
 
 class SeriesView(APIView):
-    permission_classes = [IsStaffUser]
+    permission_classes = [staff_can_view("metrics.view_metricpoint")]
 
     def get(self, request: Request) -> Response:
-        query = validated_query(request, SeriesInputSerializer)
+        query = validated_query(request, SeriesInputSerializer, context={"user": request.user})
         points = selectors.time_series(
             metric=query["metric"],
             since=query["start"],
@@ -37,7 +37,7 @@ class SeriesView(APIView):
 
 
 class SloView(APIView):
-    permission_classes = [IsStaffUser]
+    permission_classes = [staff_can_view("services.view_service")]
 
     def get(self, request: Request) -> Response:
         reject_unknown_params(request, [])
@@ -46,7 +46,7 @@ class SloView(APIView):
 
 
 class AlertListView(APIView):
-    permission_classes = [IsStaffUser]
+    permission_classes = [staff_can_view("metrics.view_alert")]
 
     def get(self, request: Request) -> Response:
         query = validated_query(request, AlertListInputSerializer)

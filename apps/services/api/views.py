@@ -1,17 +1,18 @@
 from rest_framework import viewsets
 from rest_framework.serializers import BaseSerializer
 
-from apps.accounts.permissions import IsStaffUser
+from apps.accounts.permissions import StaffModelPermissions
 from apps.services.api.serializers import ServiceSerializer
 from apps.services.selectors import service_list, services_visible_to
 from apps.services.services import service_create, service_update
 
 
 class ServiceViewSet(viewsets.ModelViewSet):
-    """CRUD on the service registry, for staff. Writes go through the service layer."""
+    """CRUD on the service registry, for staff with the matching model permission. Writes go through the
+    service layer."""
 
     serializer_class = ServiceSerializer
-    permission_classes = [IsStaffUser]
+    permission_classes = [StaffModelPermissions]
     lookup_field = "slug"
 
     def get_queryset(self):
