@@ -12,6 +12,11 @@ from apps.optimizer import views as optimizer_views
 admin.site.site_header = "Medical AI performance control plane"
 admin.site.site_title = "Control plane"
 
+handler400 = "apps.core.errors.bad_request"
+handler403 = "apps.core.errors.permission_denied"
+handler404 = "apps.core.errors.not_found"
+handler500 = "apps.core.errors.server_error"
+
 api_v1 = [
     path("", include("apps.accounts.api.urls")),
     path("", include("apps.services.api.urls")),

@@ -1,6 +1,6 @@
 """FHIR R4 endpoints, with every response validated by the fhir.resources R4B models."""
 
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -147,6 +147,51 @@ def test_bad_search_parameters_are_operation_outcomes(clinician, path, query, pa
     outcome = _outcome(clinician.get(path, query), 400)
     assert outcome.issue[0].code == "invalid"
     assert outcome.issue[0].expression == [parameter]
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ({"patient": "1", "code": ["8867-4", "2708-6"]}, "code"),  # repeats mean AND: refused, not half-read
+        ({"patient": ["1", "2"]}, "patient"),
+        ({"patient": "1", "category": ["vital-signs", "laboratory"]}, "category"),
+    ],
+)
+def test_a_repeated_parameter_is_refused_not_partly_read(clinician, query, parameter):
+    outcome = _outcome(clinician.get("/fhir/Observation", query), 400)
+    assert outcome.issue[0].expression == [parameter]
+    assert "comma" in outcome.issue[0].diagnostics
+
+
+def test_a_date_range_may_repeat_date(clinician, patient):
+    _bundle(clinician.get("/fhir/Observation", {"patient": patient.pk, "date": ["ge2024-01-01", "le2024-12-31"]}))
+
+
+def _post_search(client, path: str, body: dict):
+    return client.post(path, urlencode(body), content_type="application/x-www-form-urlencoded")
+
+
+def test_a_posted_search_combines_the_url_and_the_body(clinician, patient):
+    outcome = _outcome(_post_search(clinician, "/fhir/Patient/_search?family=M%C3%BCller", {"family": "Okafor"}), 400)
+    assert outcome.issue[0].expression == ["family"]
+    bundle = _bundle(_post_search(clinician, "/fhir/Patient/_search?family=M%C3%BCller", {"given": "Anna"}))
+    assert [entry.resource.id for entry in bundle.entry] == [str(patient.pk)]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/fhir/Patient?identifier=%00", None),
+        ("/fhir/Patient?name=a%00", None),
+        ("/fhir/MedicationRequest?patient=1&code=1%00", None),
+        ("/fhir/Patient/_search", {"identifier": "MRN-000123\x00"}),  # a form body: POST
+        ("/fhir/Patient/_search", {"name": "\x00"}),
+    ],
+)
+def test_a_nul_character_is_a_400_outcome_not_a_database_error(clinician, patient, path, body):
+    response = _post_search(clinician, path, body) if body else clinician.get(path)
+    assert response["Content-Type"].startswith("application/fhir+json")
+    assert "NUL" in _outcome(response, 400).issue[0].diagnostics
 
 
 def test_auth_failures_are_operation_outcomes(api, issue_token, patient):

@@ -52,6 +52,7 @@ from apps.core.api.exceptions import api_exception_handler
 from apps.core.compiled import CompiledQuery, CompiledShapes
 
 COMMON_PARAMS = {"_count", "_cursor", "_format", "_search"}
+REPEATABLE_PARAMS = {"date"}  # date=ge...&date=le...: a range
 
 # Search SQL compiled per (view, shape, sort, cursor, page size): see FhirSearchView.find.
 compiled_searches = CompiledShapes(at_most=512)
@@ -193,9 +194,10 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         return self.search(request, request.query_params)
 
     def post(self, request: Request) -> Response:
-        params = request.query_params.copy()
+        params = request.query_params.copy()  # the URL's and the body's parameters together, as FHIR says
         for key in request.data:
-            params.setlist(key, request.data.getlist(key))
+            for value in request.data.getlist(key):
+                params.appendlist(key, value)
         return self.search(request, params, posted=True)
 
     def filter(self, params) -> tuple[QuerySet, int | None, dict]:
@@ -208,6 +210,14 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         unknown = sorted(set(params) - set(self.search_params) - COMMON_PARAMS)
         if unknown:
             raise FhirParamError(unknown[0], f"unknown search parameter; supported: {', '.join(self.search_params)}")
+        for name in params:
+            values = params.getlist(name)
+            if len(values) > 1 and name not in REPEATABLE_PARAMS:
+                # Repeats mean AND in FHIR; only a date range needs that here. Keeping the last value
+                # would answer a different question than the one asked.
+                raise FhirParamError(name, "given more than once; list alternatives in one value, comma-separated")
+            if any("\x00" in value for value in values):  # a form body's; the URL's never get this far
+                raise FhirParamError(name, "contains a NUL character")
         if params.get("_format", "json") not in ("json", "application/fhir+json", "application/json"):
             raise FhirParamError("_format", "only JSON is supported")
         count = parse_count(params.get("_count"), self.default_count)
