@@ -345,6 +345,11 @@ REST_FRAMEWORK = {
     # Views that name a `throttle_scope` are limited by its RateLimitPolicy (apps/ratelimits).
     "DEFAULT_THROTTLE_CLASSES": ["apps.ratelimits.throttling.PolicyRateThrottle"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.core.api.parsers.JSONParser",  # DRF's; a too deeply nested body is a 400
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -61,3 +61,11 @@ def test_a_body_over_the_limits_is_a_400_in_the_apis_format(api, issue_token, se
     response = api.post("/fhir/Patient/_search", form, content_type="application/x-www-form-urlencoded")
     assert response.status_code == 400 and response["Content-Type"].startswith(FHIR_JSON)
     assert "DATA_UPLOAD_MAX_NUMBER_FIELDS" in response.json()["issue"][0]["diagnostics"]
+
+
+def test_json_nested_past_the_recursion_limit_is_a_400(api, issue_token):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('patient:read')}")
+    deep = '{"mrn": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    response = api.post("/api/v1/patients/lookup/", deep, content_type="application/json")
+    body = _json_error(response, 400)
+    assert body["code"] == "parse_error" and "nested" in body["detail"]

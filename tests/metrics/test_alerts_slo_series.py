@@ -120,8 +120,63 @@ def test_series_api_for_staff(staff_api):
         ).status_code
         == 400
     )
+    for edge in ({"end": "0001-01-01T00:10:00Z"}, {"start": "9999-12-31T22:00Z", "end": "9999-12-31T23:59:59Z"}):
+        response = staff_api.get("/api/v1/metrics/series/", {"metric": "rps", **edge})
+        assert response.status_code == 400 and set(response.json()["errors"]) <= {"start", "end"}
     assert staff_api.get("/api/v1/metrics/slo/").json()["results"][0]["service"] == "patients"
     assert staff_api.get("/api/v1/metrics/alerts/", {"state": "firing"}).json() == {"results": []}
+
+
+def _rollup(minute: datetime, latency_ms: float, count: int, errors: int, route: str) -> RequestRollup:
+    from apps.metrics.recorder import new_histogram
+
+    histogram = new_histogram()
+    histogram.record_value(int(latency_ms * 1000), count)
+    return RequestRollup(minute=minute, route=route, method="GET", status_class="200", client="app", count=count,
+                         errors=errors, total_ms=latency_ms * count, max_ms=latency_ms,
+                         histogram=histogram.encode())  # fmt: skip
+
+
+@pytest.mark.parametrize("step", [30, 60, 300, 420])
+def test_a_series_is_one_query_and_equals_each_steps_own_figures(step, django_assert_max_num_queries):
+    """The oracle: each step's figure computed on its own window, as the series did with a query per step."""
+    since = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    until = since + timedelta(minutes=37, seconds=30)
+    RequestRollup.objects.bulk_create(
+        _rollup(since + timedelta(minutes=m), 10 + 7 * m, 5 + m, m % 3, route)
+        for m in range(40) if m % 5 != 3  # gaps: steps with no traffic
+        for route in ("api/v1/patients/<id>/", "fhir/Patient/<id>")
+    )  # fmt: skip
+    MetricPoint.objects.bulk_create(
+        MetricPoint(series=series, at=since + timedelta(seconds=50 * i), sum=value, count=1, min=value, max=value)
+        for i in range(45)
+        for series, value in (("host.cpu_pct", 20 + i), ("cache.vital_signs.requests", 10 + i),
+                              ("cache.vital_signs.loads", i % 4), ("cache.patient_data.requests", 3))
+    )  # fmt: skip
+    for metric in ("p50_ms", "p95_ms", "p99_ms", "rps", "requests", "error_rate_pct", "cache_hit_rate_pct",
+                   "cpu_pct"):  # fmt: skip
+        for prefix in ("", "api/v1/"):
+            service = Service(route_prefix=prefix)
+            with django_assert_max_num_queries(1):
+                series = selectors.time_series(metric=metric, since=since, until=until, step_seconds=step,
+                                               service=service)  # fmt: skip
+            expected = []
+            start = since
+            while start < until:
+                end = min(start + timedelta(seconds=step), until)
+                if metric == "cache_hit_rate_pct":
+                    rate = selectors.cache_hit_rate(since=start, until=end)
+                    value = None if rate is None else 100 * rate
+                elif metric == "cpu_pct":
+                    value = selectors.host_gauge("cpu_pct", since=start, until=end)
+                else:
+                    latency = selectors.route_latency(route_prefix=prefix, since=start, until=end)
+                    value = {"rps": latency["count"] / (end - start).total_seconds(), "requests": latency["count"],
+                             "error_rate_pct": 100 * latency["errors"] / latency["count"] if latency["count"] else None,
+                             }.get(metric, latency.get(metric))  # fmt: skip
+                expected.append((start, None if value is None else round(value, 3)))
+                start = end
+            assert series == expected, (metric, prefix)
 
 
 def test_the_metrics_api_is_for_staff_only(api, issue_token):

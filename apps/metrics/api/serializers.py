@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.utils import timezone
 from rest_framework import serializers
@@ -12,6 +12,8 @@ SERIES_METRICS = [
     *("cpu_pct", "memory_pct", "disk_pct", "pool_pct", "db_connections_pct", "inference_tokens_per_s"),
 ]
 MAX_POINTS = 1440
+CALENDAR_MARGIN = datetime.min + timedelta(days=2)
+MAX_END = datetime.max - timedelta(days=2)
 
 
 class SeriesInputSerializer(serializers.Serializer):
@@ -33,6 +35,10 @@ class SeriesInputSerializer(serializers.Serializer):
 
     def validate(self, data: dict) -> dict:
         data["end"] = data.get("end") or timezone.now()
+        # The default window reaches an hour back and the last step a day on: both must stay in the calendar.
+        for name in ("start", "end"):
+            if name in data and not CALENDAR_MARGIN <= data[name].replace(tzinfo=None) <= MAX_END:
+                raise serializers.ValidationError({name: "Too close to the calendar's limits."})
         data["start"] = data.get("start") or data["end"] - timedelta(hours=1)
         if data["start"] >= data["end"]:
             raise serializers.ValidationError({"start": "Must be before end."})
