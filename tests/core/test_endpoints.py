@@ -19,6 +19,12 @@ def test_openapi_schema_describes_the_api(client):
     assert schema["components"]["securitySchemes"]["bearerToken"]["scheme"] == "bearer"
 
 
+def test_an_unknown_schema_version_is_ignored_not_echoed_into_a_header(client):
+    response = client.get("/api/schema/", {"format": "json", "version": "a\r\nX-Injected: 1"})
+    assert response.status_code == 200
+    assert "X-Injected" not in response["Content-Disposition"] and "X-Injected" not in response
+
+
 def test_api_docs_load_offline(client):
     response = client.get("/api/docs/")
     assert response.status_code == 200

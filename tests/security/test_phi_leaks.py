@@ -81,3 +81,59 @@ def test_a_traffic_run_leaves_no_identifier_outside_the_clinical_tables(api, iss
         found += [f"audit #{event.seq}" for secret in _secrets() if secret in searchable]
     assert found == []
     assert AuditEvent.objects.filter(patient_id=patient_id).count() >= 12  # every read audited, cached or not
+
+
+def test_gunicorns_error_log_does_not_write_request_targets(tmp_path):
+    """gunicorn quotes a request line it cannot parse; an identifier search's MRN must not reach its log."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    from tests.helpers import REPO_ROOT, VENV_BIN, closed_port
+
+    port, log = closed_port(), tmp_path / "gunicorn.log"
+    with log.open("w") as stderr:
+        server = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py", "--bind",
+             f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket"],
+            cwd=REPO_ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+        )  # fmt: skip
+    try:
+        for _ in range(200):
+            try:
+                connection = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                time.sleep(0.1)
+        with connection:
+            connection.sendall(f"GET /fhir/Patient?identifier={MRN}\x01 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            assert connection.recv(4096).startswith(b"HTTP/1.1 400")
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    written = log.read_text()
+    assert "Invalid request from" in written and "[target redacted]" in written
+    assert MRN not in written and "/fhir/Patient" not in written
+
+
+def test_the_error_log_filter_redacts_an_unhandled_requests_target_and_nothing_else():
+    import importlib.util
+
+    from tests.helpers import REPO_ROOT
+
+    spec = importlib.util.spec_from_file_location("gunicorn_conf", REPO_ROOT / "controlplane" / "gunicorn.conf.py")
+    conf = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conf)
+
+    def logged(msg: str, *args) -> str:
+        record = logging.LogRecord("gunicorn.error", logging.ERROR, __file__, 1, msg, args, None)
+        assert conf.RedactRequestTargets().filter(record)
+        return record.getMessage()
+
+    assert (
+        logged("Error handling request %s", f"/fhir/Patient?identifier={MRN}")
+        == "Error handling request [target redacted]"
+    )
+    assert logged("Listening at: %s (%s)", "http://127.0.0.1:8000", 42) == "Listening at: http://127.0.0.1:8000 (42)"
