@@ -12,6 +12,10 @@ def default_mrn_system() -> str:
     return settings.MRN_SYSTEM
 
 
+# How much of a name its search form keeps.
+SEARCH_FORM_LENGTH = 100
+
+
 class Patient(models.Model):
     """A patient, identified by an MRN unique within its identifier system. Deletion is soft."""
 
@@ -25,9 +29,10 @@ class Patient(models.Model):
     mrn = models.CharField("MRN", max_length=64)
     family_name = models.CharField(max_length=100)
     given_name = models.CharField(max_length=100)
-    # Lower-cased, accent-free copies for prefix search (FHIR `name`, `family`, `given`).
-    family_search = models.CharField(max_length=100, editable=False)
-    given_search = models.CharField(max_length=100, editable=False)
+    # Lower-cased, accent-free copies for prefix search (FHIR `name`, `family`, `given`), cut to their
+    # length: decomposing can lengthen a name ("ﬃ" is three letters).
+    family_search = models.CharField(max_length=SEARCH_FORM_LENGTH, editable=False)
+    given_search = models.CharField(max_length=SEARCH_FORM_LENGTH, editable=False)
     birth_date = models.DateField()
     sex = models.CharField(max_length=8, choices=Sex.choices, default=Sex.UNKNOWN)
     is_deleted = models.BooleanField(default=False)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.caching.stack import invalidate_scopes
 from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
-from apps.clinical.models import Encounter, Observation, Patient
+from apps.clinical.models import SEARCH_FORM_LENGTH, Encounter, Observation, Patient
 
 MRN_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,63}$")
 # Clocks drift: a measurement stamped a few minutes ahead is accepted, one from tomorrow is not.
@@ -21,9 +21,10 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 def search_form(text: str) -> str:
-    """Lower-case, accents removed: 'Müller' and 'muller' find the same patient."""
+    """Lower-case, accents removed: 'Müller' and 'muller' find the same patient. Cut to the stored length,
+    so a long search term still finds the names it starts."""
     decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower().strip()
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower().strip()[:SEARCH_FORM_LENGTH]
 
 
 def validate_mrn(mrn: str) -> str:

@@ -110,6 +110,15 @@ def test_create_patient_needs_patient_write_and_is_audited(api, issue_token):
     assert Patient.objects.count() == 1
 
 
+def test_a_name_that_decomposes_longer_is_stored_and_found(clinician):
+    """'ﬃ' decomposes to 'ffi': a 40-character family name has a 120-character search form, cut to fit."""
+    payload = {"mrn": "LIG-1", "family_name": "ﬃ" * 40, "given_name": "Ǆ" * 60, "birth_date": "1988-01-02"}
+    created = clinician.post("/api/v1/patients/", payload, format="json")
+    assert created.status_code == 201, created.json()
+    found = clinician.get("/api/v1/patients/", {"family": "ﬃ" * 40}).json()["results"]
+    assert [patient["id"] for patient in found] == [created.json()["id"]]
+
+
 def test_vitals_by_code_window_and_latest(clinician, patient, vitals):
     url = f"/api/v1/patients/{patient.pk}/vitals/"
     assert len(clinician.get(url).json()["results"]) == 8

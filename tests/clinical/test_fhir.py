@@ -163,6 +163,23 @@ def test_a_repeated_parameter_is_refused_not_partly_read(clinician, query, param
     assert "comma" in outcome.issue[0].diagnostics
 
 
+def test_a_time_without_a_zone_says_so(clinician, patient):
+    outcome = _outcome(clinician.get("/fhir/Observation", {"patient": patient.pk, "date": "2024-01-01T10:00"}), 400)
+    assert "time zone" in outcome.issue[0].diagnostics
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [("/fhir/Patient", {"birthdate": "9999-12-31"}), ("/fhir/Observation", {"date": "le9999-12-31"}),
+     ("/fhir/Observation", {"date": "eq9999-12-31T23:59:59Z"}), ("/fhir/Observation", {"date": "lt9999-12-31T23:59Z"}),
+     ("/fhir/Observation", {"date": "9999"}), ("/fhir/Observation", {"date": "gt9999-12"})],
+)  # fmt: skip
+def test_the_calendars_last_day_is_a_date_like_any_other(clinician, patient, path, query):
+    if path.endswith("Observation"):
+        query = {**query, "patient": patient.pk}
+    _bundle(clinician.get(path, query))
+
+
 def test_a_date_range_may_repeat_date(clinician, patient):
     _bundle(clinician.get("/fhir/Observation", {"patient": patient.pk, "date": ["ge2024-01-01", "le2024-12-31"]}))
 
@@ -219,10 +236,8 @@ def test_search_within_a_query_budget(clinician, loaded, query_budget):
         ("/fhir/Patient/²", {}),
         ("/fhir/Observation", {"patient": "²"}),
         ("/fhir/Observation", {"patient": "1", "_count": "²"}),
-        ("/fhir/Observation", {"patient": "1", "date": "9999-12-31"}),
-        ("/fhir/Observation", {"patient": "1", "date": "9999-12"}),
-        ("/fhir/Observation", {"patient": "1", "date": "0001-01-01T00:00+01:00"}),
-        ("/fhir/Patient", {"birthdate": "9999-12-31"}),
+        ("/fhir/Observation", {"patient": "1", "date": "0001-01-01T00:00+01:00"}),  # before the calendar in UTC
+        ("/fhir/Observation", {"patient": "1", "date": "9999-12-31T23:30-01:00"}),  # after it
         ("/fhir/Patient", {"_search": "never-issued"}),
     ],
 )

@@ -72,6 +72,8 @@ _DATE_RE = re.compile(
     r"(?:T(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
 SUPPORTED_DATE_PREFIXES = ("eq", "gt", "lt", "ge", "le")
+END_OF_CALENDAR = datetime.max.replace(tzinfo=UTC)
+_EXACT_DATE = re.compile(r"^(eq)?\d{4}-\d{2}-\d{2}$")
 
 
 def parse_date(parameter: str, raw: str) -> tuple[str, datetime, datetime]:
@@ -85,26 +87,29 @@ def parse_date(parameter: str, raw: str) -> tuple[str, datetime, datetime]:
     prefix = match["prefix"] or "eq"
     if prefix not in SUPPORTED_DATE_PREFIXES:
         raise FhirParamError(parameter, f"prefix {prefix!r} is not supported; use {', '.join(SUPPORTED_DATE_PREFIXES)}")
+    if match["time"] and not match["tz"]:
+        raise FhirParamError(parameter, "a date with a time needs a time zone (Z or +hh:mm)")
     try:
         year, month, day = int(match["year"]), int(match["month"] or 1), int(match["day"] or 1)
         start_day = date(year, month, day)
         if match["time"]:
-            if not match["tz"]:
-                raise FhirParamError(parameter, "a date with a time needs a time zone (Z or +hh:mm)")
             tz = "+00:00" if match["tz"] == "Z" else match["tz"]
             start = datetime.fromisoformat(f"{start_day.isoformat()}T{match['time']}{tz}").astimezone(UTC)
-            precision = timedelta(seconds=1) if match["time"].count(":") == 2 else timedelta(minutes=1)
-            end = start + precision
         else:
             start = datetime.combine(start_day, time.min, tzinfo=UTC)
-            if match["day"]:
-                end = start + timedelta(days=1)
-            elif match["month"]:
-                end = datetime.combine((start_day.replace(day=28) + timedelta(days=4)).replace(day=1), time.min, UTC)
-            else:
-                end = datetime.combine(date(year + 1, 1, 1), time.min, tzinfo=UTC)
     except (ValueError, OverflowError) as exc:
         raise FhirParamError(parameter, f"not a real date or time: {raw!r}") from exc
+    try:
+        if match["time"]:
+            end = start + (timedelta(seconds=1) if match["time"].count(":") == 2 else timedelta(minutes=1))
+        elif match["day"]:
+            end = start + timedelta(days=1)
+        elif match["month"]:
+            end = datetime.combine((start_day.replace(day=28) + timedelta(days=4)).replace(day=1), time.min, UTC)
+        else:
+            end = datetime.combine(date(year + 1, 1, 1), time.min, tzinfo=UTC)
+    except (ValueError, OverflowError):  # the period ends with the calendar (9999-12-31)
+        end = END_OF_CALENDAR
     return prefix, start, end
 
 
@@ -136,10 +141,9 @@ def date_filter(field: str, parameter: str, raws: list[str]) -> Q:
 
 
 def parse_birthdate(raw: str) -> date:
-    prefix, start, end = parse_date("birthdate", raw)
-    if prefix != "eq" or end - start != timedelta(days=1):
+    if not _EXACT_DATE.match(raw or ""):
         raise FhirParamError("birthdate", "expected an exact date: YYYY-MM-DD")
-    return start.date()
+    return parse_date("birthdate", raw)[1].date()
 
 
 # --- keyset cursors -------------------------------------------------------------------------------
