@@ -7,19 +7,19 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from apps.core.selectors import ERROR, readiness_report
 
 
-@require_GET
+@require_safe  # GET, and HEAD for probes that send it
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness: the process answers. Touches no dependency, so an outage never restarts pods."""
     return JsonResponse({"status": "ok"})
 
 
-@require_GET
+@require_safe  # GET, and HEAD for probes that send it
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: every dependency with its status and latency; 503 when a required one is down."""
@@ -33,7 +33,7 @@ FAVICON_SVG = (
 )
 
 
-@require_GET
+@require_safe
 def favicon(request: HttpRequest) -> HttpResponse:
     """Browsers ask for /favicon.ico on every page, admin included: answer it rather than log a 404."""
     response = HttpResponse(FAVICON_SVG, content_type="image/svg+xml")

@@ -246,12 +246,19 @@ def test_lean_representations_match_the_documented_serializers(patient, vitals):
     assert medication_request_json(prescription) == dict(s.MedicationOutputSerializer(prescription).data)
 
 
-def test_huge_ids_and_tampered_cursors_are_404_not_500(clinician, api, issue_token, loaded):
+def test_huge_ids_are_404_and_tampered_cursors_400_never_500(clinician, api, issue_token, loaded):
     assert clinician.get("/api/v1/patients/" + "9" * 65 + "/").status_code == 404
     token = issue_token("clinical:read")
     response = api.get("/api/v1/patients/" + "9" * 20 + "/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code in (403, 404)
-    assert clinician.get("/api/v1/patients/?cursor=cD1hYmM%3D").status_code == 404  # p=abc
+    patient = Patient.objects.order_by("pk").first().pk
+    for path, cursor in (
+        ("/api/v1/patients/", "cD1hYmM="),  # p=abc: decodes, but no id
+        (f"/api/v1/patients/{patient}/encounters/", "cD0yMDI2LTEzLTQ1"),  # p=2026-13-45
+    ):
+        response = clinician.get(path, {"cursor": cursor})
+        assert response.status_code == 400, (path, cursor)
+        assert response.json()["errors"]["cursor"] == ["Invalid cursor"]
 
 
 def test_a_refused_caller_with_a_bad_purpose_is_still_audited(api, issue_token, patient):

@@ -255,6 +255,19 @@ def test_posted_searches_page_without_parameters_in_urls(clinician, loaded):
     assert "family" not in next_url and "_search=" in next_url
     second = _bundle(clinician.get(next_url.replace("http://testserver", "")))
     assert second.entry and {e.resource.id for e in second.entry}.isdisjoint({e.resource.id for e in first.entry})
+    extra = _outcome(clinician.get(next_url.replace("http://testserver", "") + "&family=x"), 400)
+    assert extra.issue[0].expression == ["family"]
+
+
+def test_a_posted_searchs_next_page_is_only_for_the_client_that_posted_it(clinician, issue_token, loaded):
+    from rest_framework.test import APIClient
+
+    first = _bundle(_post_search(clinician, "/fhir/Patient/_search", {"_count": 2}))
+    next_url = next(link.url for link in first.link if link.relation == "next").replace("http://testserver", "")
+    other = issue_token("patient:read", "clinical:read", name="other-app")
+    outcome = _outcome(APIClient().get(next_url, HTTP_AUTHORIZATION=f"Bearer {other}"), 400)
+    assert outcome.issue[0].expression == ["_search"]
+    _bundle(clinician.get(next_url))
 
 
 def test_identifier_search_audits_the_patient_it_found(clinician, patient):

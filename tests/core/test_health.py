@@ -17,6 +17,12 @@ def test_healthz_touches_nothing(client, django_assert_num_queries):
     assert response.json() == {"status": "ok"}
 
 
+def test_probes_answer_head_and_refuse_writes(client):
+    for path in ("/healthz", "/readyz"):
+        assert client.head(path).status_code in (200, 503)
+        assert client.post(path).status_code in (403, 405)  # CSRF refuses a cookie-less POST first
+
+
 def test_readyz_reports_every_dependency_with_latency(client):
     worker_heartbeat_record(hostname="celery@test")
     response = client.get("/readyz")

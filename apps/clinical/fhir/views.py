@@ -50,6 +50,7 @@ from apps.clinical.fhir.params import (
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.core.api.exceptions import api_exception_handler
 from apps.core.compiled import CompiledQuery, CompiledShapes
+from apps.ratelimits.throttling import client_identity
 
 COMMON_PARAMS = {"_count", "_cursor", "_format", "_search"}
 REPEATABLE_PARAMS = {"date"}  # date=ge...&date=le...: a range
@@ -59,23 +60,28 @@ compiled_searches = CompiledShapes(at_most=512)
 POSTED_SEARCH_TTL = 15 * 60
 
 
-def _store_search(resource_type: str, kept: dict) -> str:
-    """Keep a posted search's parameters (identifiers among them) sealed, under an opaque key."""
+def _store_search(resource_type: str, kept: dict, owner: str) -> str:
+    """Keep a posted search's parameters (identifiers among them) sealed, under an opaque key, for the
+    client that posted it: the seal's context names that client, so no other one can open it."""
     key = secrets.token_urlsafe(16)
     name = f"fhir:search:{resource_type}:{key}"
-    cache.set(name, default_stack().codec.encode(kept, encrypt=True, context=name.encode()), POSTED_SEARCH_TTL)
+    sealed = default_stack().codec.encode(kept, encrypt=True, context=f"{name}:{owner}".encode())
+    cache.set(name, sealed, POSTED_SEARCH_TTL)
     return key
 
 
-def _stored_search(resource_type: str, params) -> QueryDict:
+def _stored_search(resource_type: str, params, owner: str) -> QueryDict:
+    extra = sorted(set(params) - {"_search", "_cursor"})
+    if extra:
+        raise FhirParamError(extra[0], "the next page of a posted search takes only _search and _cursor")
     name = f"fhir:search:{resource_type}:{params['_search'][:64]}"
     sealed = cache.get(name)
     try:
-        stored = default_stack().codec.decode(sealed, name.encode()) if isinstance(sealed, bytes) else None
-    except CodecError:  # sealed with a key since rotated out
+        stored = default_stack().codec.decode(sealed, f"{name}:{owner}".encode()) if isinstance(sealed, bytes) else None
+    except CodecError:  # sealed for another client, or with a key since rotated out
         stored = None
     if stored is None:
-        raise FhirParamError("_search", "this paged search has expired; post the search again")
+        raise FhirParamError("_search", "no such paged search for this client (they expire); post the search again")
     restored = QueryDict(mutable=True)
     for key, values in stored.items():
         restored.setlist(key, values)
@@ -205,7 +211,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
 
     def search(self, request: Request, params, posted: bool = False) -> Response:
         if "_search" in params:  # the next page of a posted search: its parameters stayed on the server
-            params = _stored_search(self.resource_type, params)
+            params = _stored_search(self.resource_type, params, client_identity(request))
             posted = True
         unknown = sorted(set(params) - set(self.search_params) - COMMON_PARAMS)
         if unknown:
@@ -237,7 +243,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         if has_more and page:
             cursor = encode_cursor([getattr(page[-1], field.lstrip("-")) for field in ordering])
             if posted:
-                kept = {"_search": [_store_search(self.resource_type, kept)]}
+                kept = {"_search": [_store_search(self.resource_type, kept, client_identity(request))]}
             next_url = f"{type_url}?{urlencode({**kept, '_cursor': cursor}, doseq=True)}"
         return Response(resources.searchset([self.to_resource(row) for row in page], base, self_url, next_url))
 

@@ -1,7 +1,7 @@
 """Keyset (cursor) pagination: stable under inserts and cheap at any depth, unlike OFFSET."""
 
-from django.core.exceptions import ValidationError
-from rest_framework.exceptions import NotFound
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 
 
@@ -11,10 +11,13 @@ class KeysetPagination(CursorPagination):
     max_page_size = 1000
 
     def paginate_queryset(self, queryset, request, view=None):
+        # A cursor the server never issued is bad input, a 400 that names it (DRF answers 404).
         try:
             return super().paginate_queryset(queryset, request, view)
-        except (ValueError, TypeError, ValidationError) as exc:  # a tampered cursor
-            raise NotFound(self.invalid_cursor_message) from exc
+        except NotFound as exc:
+            raise ValidationError({self.cursor_query_param: [str(exc.detail)]}) from exc
+        except (ValueError, TypeError, DjangoValidationError) as exc:  # decodes, but its values do not fit
+            raise ValidationError({self.cursor_query_param: [self.invalid_cursor_message]}) from exc
 
 
 def keyset_pagination(*ordering: str) -> type[KeysetPagination]:
