@@ -5,12 +5,13 @@ from django.shortcuts import get_object_or_404
 
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.benchmarks.report import render_plan_report
+from apps.core.views import stored_report
 
 
 @staff_member_required
 @permission_required("benchmarks.view_benchmarkrun", raise_exception=True)
 def run_report(request: HttpRequest, run_id: int) -> HttpResponse:
-    return HttpResponse(get_object_or_404(BenchmarkRun, pk=run_id).report_html)
+    return stored_report(get_object_or_404(BenchmarkRun, pk=run_id))
 
 
 @staff_member_required

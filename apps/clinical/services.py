@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -18,6 +18,10 @@ from apps.clinical.models import SEARCH_FORM_LENGTH, Encounter, Observation, Pat
 MRN_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,63}$")
 # Clocks drift: a measurement stamped a few minutes ahead is accepted, one from tomorrow is not.
 FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+# FHIR's Identifier.system: an absolute URI, a scheme then something (https://..., urn:oid:1.2.3).
+URI_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
 
 
 def search_form(text: str) -> str:
@@ -52,6 +56,8 @@ def patient_create(
     identifier_system: str | None = None,
 ) -> Patient:
     """Register a patient; the MRN must be unique within its identifier system."""
+    if identifier_system is not None and not URI_PATTERN.match(identifier_system):
+        raise ValidationError({"system": "An identifier system is an absolute URI (https://..., urn:oid:...)."})
     patient = Patient(
         identifier_system=identifier_system or settings.MRN_SYSTEM,
         mrn=validate_mrn(mrn),
@@ -114,6 +120,8 @@ def observation_record(
         )
     if effective_at > timezone.now() + FUTURE_TOLERANCE:
         raise ValidationError({"effective_at": "A measurement cannot be taken in the future."})
+    if effective_at < datetime.combine(patient.birth_date, datetime.min.time(), UTC) - timedelta(days=1):
+        raise ValidationError({"effective_at": "A measurement cannot be taken before the patient was born."})
     if encounter is not None and encounter.patient_id != patient.pk:
         raise ValidationError({"encounter": "The encounter belongs to another patient."})
     observation = Observation(

@@ -67,3 +67,10 @@ def dashboard(request: HttpRequest, subpath: str = "") -> HttpResponse:
     )
     html = index.read_text(encoding="utf-8").replace("</head>", f"{config_script}</head>", 1)
     return HttpResponse(html)
+
+
+def stored_report(run) -> HttpResponse:
+    """A run's stored HTML report; a 404 that says why while the run has none (pending, running, failed)."""
+    if not run.report_html:
+        return HttpResponse(f"This run has no report yet (it is {run.status}).", status=404, content_type="text/plain")
+    return HttpResponse(run.report_html)

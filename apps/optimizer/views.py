@@ -5,6 +5,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 
+from apps.core.views import stored_report
 from apps.optimizer.models import OptimizationRun
 from apps.optimizer.selectors import control_plane_overview
 
@@ -13,8 +14,7 @@ from apps.optimizer.selectors import control_plane_overview
 @permission_required("optimizer.view_optimizationrun", raise_exception=True)
 def run_report(request: HttpRequest, run_id: int) -> HttpResponse:
     """The stored, self-contained HTML report of one optimization run."""
-    run = get_object_or_404(OptimizationRun, pk=run_id)
-    return HttpResponse(run.report_html)
+    return stored_report(get_object_or_404(OptimizationRun, pk=run_id))
 
 
 def overview(request: HttpRequest) -> TemplateResponse:

@@ -104,6 +104,10 @@ def test_create_patient_needs_patient_write_and_is_audited(api, issue_token):
     assert _last_audit().action == "create"
     duplicate = api.post("/api/v1/patients/", payload, format="json", HTTP_AUTHORIZATION=f"Bearer {writer}")
     assert duplicate.status_code == 400
+    for system in ("not a url", "hospital.example.org/mrn", ""):
+        response = api.post("/api/v1/patients/", {**payload, "mrn": "NEW-3", "system": system}, format="json",
+                            HTTP_AUTHORIZATION=f"Bearer {writer}")  # fmt: skip
+        assert response.status_code == 400 and "system" in response.json()["errors"], system
     future = {**payload, "mrn": "NEW-2", "birth_date": date.today().replace(year=date.today().year + 1).isoformat()}
     response = api.post("/api/v1/patients/", future, format="json", HTTP_AUTHORIZATION=f"Bearer {writer}")
     assert response.status_code == 400 and "birth_date" in response.json()["errors"]
@@ -134,6 +138,12 @@ def test_vitals_by_code_window_and_latest(clinician, patient, vitals):
     assert (event.action, event.resource_type, event.patient_id, event.result_count) == (
         "search", "Observation", patient.pk, 3
     )  # fmt: skip
+
+
+def test_a_single_valued_parameter_given_twice_is_400(clinician, patient):
+    url = f"/api/v1/patients/{patient.pk}/vitals/?since=2026-01-01T00:00:00Z&since=2026-02-01T00:00:00Z"
+    response = clinician.get(url)
+    assert response.status_code == 400 and set(response.json()["errors"]) == {"since"}
 
 
 @pytest.mark.parametrize(
@@ -168,6 +178,7 @@ def test_recording_an_observation_validates_code_unit_and_value(clinician, patie
         ({**ok, "value": 900}, "value"),
         ({**ok, "value": "fast"}, "value"),
         ({**ok, "effective_at": "2999-01-01T00:00:00Z"}, "effective_at"),
+        ({**ok, "effective_at": "1969-01-01T00:00:00Z"}, "effective_at"),  # before the patient was born
         ({**ok, "encounter_id": 99999999999999999999}, "encounter_id"),  # beyond bigint
         ({**ok, "encounter_id": 987654}, "encounter_id"),  # no such encounter
         ({**ok, "encounter_id": other_patients_encounter.pk}, "encounter_id"),

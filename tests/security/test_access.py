@@ -78,6 +78,9 @@ def test_report_pages_need_the_view_permission_the_api_needs(client, staff):
     assert [client.get(page).status_code for page in pages] == [403, 403, 403]
     client.force_login(staff("viewer", VIEWERS))
     assert [client.get(page).status_code for page in pages] == [200, 200, 200]
+    running = BenchmarkRun.objects.create(plan=plan, status="running")
+    response = client.get(f"/benchmarks/runs/{running.pk}/report/")
+    assert response.status_code == 404 and b"no report yet (it is running)" in response.content
 
 
 def test_admin_login_locks_out_after_five_failures(client, staff, settings):

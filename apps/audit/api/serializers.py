@@ -1,9 +1,10 @@
 from rest_framework import serializers
 
 from apps.audit.models import AuditEvent
+from apps.core.api.params import SinceUntilMixin
 
 
-class AuditListInputSerializer(serializers.Serializer):
+class AuditListInputSerializer(SinceUntilMixin, serializers.Serializer):
     patient_id = serializers.IntegerField(required=False, min_value=1)
     actor_type = serializers.ChoiceField(choices=AuditEvent.ActorType.choices, required=False)
     actor_id = serializers.IntegerField(required=False, min_value=1)

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
+from apps.core.api.params import SinceUntilMixin
 
 
 def _codes(value: str, known: dict) -> list[str]:
@@ -37,14 +38,6 @@ class PatientIdField(serializers.IntegerField):
         if patient_card(patient_id=patient_id) is None:
             self.fail("no_patient")
         return patient_id
-
-
-class _RangeMixin:
-    def validate(self, attrs):
-        since, until = attrs.get("since"), attrs.get("until")
-        if since and until and since > until:
-            raise serializers.ValidationError({"since": "`since` is after `until`."})
-        return attrs
 
 
 # --- patients -------------------------------------------------------------------------------------
@@ -83,7 +76,7 @@ class PatientOutputSerializer(serializers.ModelSerializer):
 
 
 # --- observations ---------------------------------------------------------------------------------
-class VitalsInputSerializer(_RangeMixin, serializers.Serializer):
+class VitalsInputSerializer(SinceUntilMixin, serializers.Serializer):
     code = serializers.CharField(required=False, help_text="Comma-separated LOINC codes.")
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
@@ -118,7 +111,7 @@ class ObservationCreateInputSerializer(serializers.Serializer):
 
 
 # --- encounters and medications -------------------------------------------------------------------
-class EncounterListInputSerializer(_RangeMixin, serializers.Serializer):
+class EncounterListInputSerializer(SinceUntilMixin, serializers.Serializer):
     status = serializers.ChoiceField(choices=Encounter.Status.choices, required=False)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rest_framework.exceptions import ValidationError
+from rest_framework.fields import ListField, MultipleChoiceField
 from rest_framework.request import Request
 
 
@@ -21,8 +22,28 @@ def reject_unknown_params(request: Request, allowed: Iterable[str]) -> None:
 
 
 def validated_query(request: Request, serializer_class, context: dict | None = None) -> dict:
-    """Validate the query string with an input serializer, refusing parameters it does not declare."""
+    """Validate the query string with an input serializer, refusing parameters it does not declare and
+    single-valued ones given twice (the serializer would read the last and drop the others unseen)."""
     serializer = serializer_class(data=request.query_params, context=context or {})
     reject_unknown_params(request, [*serializer.fields, "cursor"])
+    repeated = sorted(
+        name
+        for name, values in request.query_params.lists()
+        if len(values) > 1 and not isinstance(serializer.fields.get(name), ListField | MultipleChoiceField)
+    )
+    if repeated:
+        raise ValidationError(dict.fromkeys(repeated, "Given more than once; give it once."))
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
+
+
+class SinceUntilMixin:
+    """For an input serializer with `since` and `until`: a window that ends before it starts is a 400, not
+    an empty answer."""
+
+    def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)
+        since, until = attrs.get("since"), attrs.get("until")
+        if since and until and since > until:
+            raise ValidationError({"since": "`since` is after `until`."})
+        return attrs
