@@ -1,12 +1,14 @@
 """Metrics: what request timing costs, and whether 200 dashboards each get every live snapshot in time.
 
 In one run, on PostgreSQL and Redis:
+  * in process: the bare view's CPU with our CSP middleware and with django-csp's; the dashboard's
+    24-hour series of 1-minute points read in one query and with a query per step;
   * the bare /healthz under gunicorn (2 workers x 16 threads, wrk 16 connections) with the request
     timing middleware and without it (METRICS_REQUEST_TIMING=false), alternating A/B rounds;
   * 200 websocket dashboards (staff sessions) on the live process (uvicorn): for each snapshot the
     process sends (one a second), how many dashboards received it and how late.
 
-Run:  .venv/bin/python bench/metrics.py
+Run:  .venv/bin/python bench/metrics.py [--in-process-only]
 Prints JSON on stdout; progress on stderr.
 """
 
@@ -55,34 +57,93 @@ def middleware_overhead(rounds: int, seconds: int) -> dict:
     }
 
 
-def middleware_cost_in_process(n: int = 20_000) -> dict:
-    """The same bare request through Django's WSGI handler with the middleware and without it, in this
-    process, one thread, alternating: steadier than the HTTP A/B on a noisy machine."""
-    from django.conf import settings
+def bare_cpu_with_other_middleware(middleware: list[str], n: int = 20_000) -> tuple[float, float]:
+    """CPU per bare request (/healthz) through Django's WSGI handler with the product's MIDDLEWARE and with
+    `middleware` instead, in this process, one thread, alternating: steadier than an HTTP A/B on a noisy
+    machine. Medians over the rounds, in microseconds: (product's, other)."""
     from django.core.handlers.wsgi import WSGIHandler
     from django.test import override_settings
 
     from apps.metrics.recorder import recorder
 
-    with_timing = WSGIHandler()
-    with override_settings(MIDDLEWARE=[m for m in settings.MIDDLEWARE if not m.endswith("RequestTimingMiddleware")]):
-        without = WSGIHandler()
+    product = WSGIHandler()
+    with override_settings(MIDDLEWARE=middleware):
+        other = WSGIHandler()
 
     def cpu(handler, count: int) -> float:
         return cpu_us(lambda i: wsgi_get(handler, "/healthz"), count)
 
-    timed, plain = [], []
+    ours, theirs = [], []
     for round_number in range(10):  # alternating which goes first, so neither gains from the order
         if round_number % 2:
-            plain.append(cpu(without, n // 10))
-            timed.append(cpu(with_timing, n // 10))
+            theirs.append(cpu(other, n // 10))
+            ours.append(cpu(product, n // 10))
         else:
-            timed.append(cpu(with_timing, n // 10))
-            plain.append(cpu(without, n // 10))
+            ours.append(cpu(product, n // 10))
+            theirs.append(cpu(other, n // 10))
     recorder.flush()
-    cost, bare = statistics.median(timed), statistics.median(plain)
+    return statistics.median(ours), statistics.median(theirs)
+
+
+def middleware_cost_in_process() -> dict:
+    """The request timing middleware: the product's stack against the same without it."""
+    from django.conf import settings
+
+    cost, bare = bare_cpu_with_other_middleware(
+        [m for m in settings.MIDDLEWARE if not m.endswith("RequestTimingMiddleware")]
+    )
     return {"with_timing_cpu_us": round(cost, 1), "without_timing_cpu_us": round(bare, 1),
             "overhead_pct": round(100 * (cost - bare) / bare, 2)}  # fmt: skip
+
+
+def csp_cost_in_process() -> dict:
+    """Our CSP middleware (default headers built once) against django-csp's own (built per response)."""
+    from django.conf import settings
+
+    ours, theirs = bare_cpu_with_other_middleware(
+        [m.replace("apps.core.csp.CSPMiddleware", "csp.middleware.CSPMiddleware") for m in settings.MIDDLEWARE]
+    )
+    return {"ours_cpu_us": round(ours, 1), "django_csp_cpu_us": round(theirs, 1),
+            "saved_pct": round(100 * (theirs - ours) / theirs, 1)}  # fmt: skip
+
+
+def series_cost(hours: int = 24) -> dict:
+    """The dashboard's longest series (`hours` of 1-minute steps, two routes) as the API reads it, one
+    query, against a query per step (what it did before), the same rows, the same process."""
+    from datetime import UTC, timedelta
+
+    from apps.metrics import selectors
+    from apps.metrics.models import RequestRollup
+    from apps.metrics.recorder import new_histogram
+
+    since = datetime(2001, 1, 1, tzinfo=UTC)  # a day of its own, removed afterwards
+    until = since + timedelta(hours=hours)
+    histogram = new_histogram()
+    histogram.record_value(40_000, 100)
+    encoded = histogram.encode()
+    RequestRollup.objects.bulk_create(
+        RequestRollup(minute=since + timedelta(minutes=m), route=route, method="GET", status_class="200",
+                      client="bench", count=100, errors=1, total_ms=4000, max_ms=40, histogram=encoded)
+        for m in range(hours * 60) for route in ("api/v1/patients/<int:patient_id>/", "fhir/Patient/<id>")
+    )  # fmt: skip
+    figures = {}
+    try:
+        for metric in ("rps", "p95_ms"):
+            started = time.perf_counter()
+            series = selectors.time_series(metric=metric, since=since, until=until, step_seconds=60)
+            one_query = time.perf_counter() - started
+            started = time.perf_counter()
+            for start, _ in series:
+                selectors.route_latency(since=start, until=start + timedelta(seconds=60))
+            per_step = time.perf_counter() - started
+            figures[metric] = {"points": len(series), "one_query_ms": round(one_query * 1000, 1),
+                               "query_per_step_ms": round(per_step * 1000, 1),
+                               "speedup": round(per_step / one_query, 1)}  # fmt: skip
+            progress(f"series of {len(series)} points, {metric}: {one_query * 1000:,.0f} ms, "
+                     f"a query per step {per_step * 1000:,.0f} ms")  # fmt: skip
+    finally:
+        RequestRollup.objects.filter(minute__gte=since, minute__lt=until).delete()
+    return figures
 
 
 def staff_session_cookie() -> str:
@@ -151,10 +212,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--dashboards", type=int, default=200)
     parser.add_argument("--listen-seconds", type=float, default=15)
+    parser.add_argument("--in-process-only", action="store_true",
+                        help="Only the in-process figures: middleware and CSP CPU, the series query.")  # fmt: skip
     args = parser.parse_args()
     django_setup(args.database_url, args.redis_url)
 
     figures = {"bench": "metrics"}
+    progress("CSP headers: ours (built once) against django-csp's (built per response), in process")
+    figures["csp_cost_in_process"] = csp_cost_in_process()
+    progress("the metrics series API: one query against a query per step")
+    figures["series"] = series_cost()
+    if args.in_process_only:
+        figures["middleware_cost_in_process"] = middleware_cost_in_process()
+        emit(figures)
+        return
     progress("request timing middleware: A/B against the same server without it")
     figures["middleware_overhead"] = middleware_overhead(args.rounds, args.seconds)
     figures["middleware_cost_in_process"] = middleware_cost_in_process()

@@ -3,20 +3,23 @@ own error log must not write request targets (a FHIR identifier search carries a
 
 import logging
 import os
-import re
 from pathlib import Path
-
-# gunicorn's messages that quote a request's target: a request line it cannot parse, an unhandled error.
-_QUOTING_TARGETS = ("Invalid request from", "Error handling request")
-_TARGET = re.compile(r"(?<![\w/])/[^\s'\"]*")
 
 
 class RedactRequestTargets(logging.Filter):
-    """The access log's format already leaves paths out; this does the same for the error log."""
+    """The access log's format already leaves paths out; this does the same for the error log's two
+    messages that quote a request: a request line or header it cannot parse (what was wrong is kept, not
+    what was sent) and an unhandled error (its URI)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and record.msg.startswith(_QUOTING_TARGETS):
-            record.msg, record.args = _TARGET.sub("[target redacted]", record.getMessage()), ()
+        if not isinstance(record.msg, str):
+            return True
+        if record.msg.startswith("Error handling request"):
+            record.msg, record.args = "Error handling request [target redacted]", ()
+        elif record.msg.startswith("Invalid request from"):
+            source, _, error = record.getMessage().partition(": ")
+            kind = error.partition(":")[0]
+            record.msg, record.args = f"{source}: {kind}: [target redacted]", ()
         return True
 
 

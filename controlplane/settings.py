@@ -74,9 +74,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
     *(["apps.metrics.middleware.RequestTimingMiddleware"] if env.bool("METRICS_REQUEST_TIMING", default=True) else []),
-    "apps.core.errors.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "apps.core.csp.CSPMiddleware",  # django-csp's, its default headers built once
+    "apps.core.errors.RejectNulMiddleware",  # after the security headers, which its 400 carries too
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "apps.core.errors.APICommonMiddleware",  # Django's, without slash redirects for API writes
@@ -354,8 +354,6 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exceptions.api_exception_handler",
-    # The one API version; the schema view then ignores any other `?version=` (it went into a header).
-    "ALLOWED_VERSIONS": ["v1"],
 }
 
 SPECTACULAR_SETTINGS = {

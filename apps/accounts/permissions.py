@@ -39,13 +39,6 @@ class HasScope(BasePermission):
         return allowed
 
 
-class IsStaffUser(BasePermission):
-    """Staff signed in through the admin session; machine clients are never staff."""
-
-    def has_permission(self, request: Request, view: APIView) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.is_staff)
-
-
 def staff_can_view(permission: str) -> type[BasePermission]:
     """Staff holding a model's view permission (e.g. "caching.view_cachepolicy"): the dashboard's pages
     show what the same user's admin shows, no more."""
@@ -73,3 +66,7 @@ class StaffModelPermissions(DjangoModelPermissions):
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         return bool(request.user and request.user.is_staff) and super().has_permission(request, view)
+
+    def _queryset(self, view: APIView):
+        # Only the model's name is needed, not the view's queryset (which asks for the user's groups).
+        return view.get_serializer_class().Meta.model._default_manager.none()

@@ -21,7 +21,7 @@ FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 # FHIR's Identifier.system: an absolute URI, a scheme then something (https://..., urn:oid:1.2.3).
-URI_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S+$")
+URI_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
 
 
 def search_form(text: str) -> str:
@@ -56,7 +56,7 @@ def patient_create(
     identifier_system: str | None = None,
 ) -> Patient:
     """Register a patient; the MRN must be unique within its identifier system."""
-    if identifier_system is not None and not URI_PATTERN.match(identifier_system):
+    if identifier_system is not None and not URI_PATTERN.fullmatch(identifier_system):
         raise ValidationError({"system": "An identifier system is an absolute URI (https://..., urn:oid:...)."})
     patient = Patient(
         identifier_system=identifier_system or settings.MRN_SYSTEM,

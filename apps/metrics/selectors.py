@@ -197,12 +197,14 @@ def _latency_steps(metric: str, starts: list, since, until, index, *, route_pref
     histograms: dict[int, HdrHistogram] = {}  # only the steps with traffic, and only for a percentile
     columns = ("minute", "count", "errors", *(["histogram"] if metric.startswith("p") else []))
     rows = RequestRollup.objects.filter(route__startswith=route_prefix, minute__gte=since, minute__lt=until)
-    for minute, count, row_errors, *histogram in rows.values_list(*columns):
+    for minute, count, row_errors, *histogram in rows.values_list(*columns).iterator(chunk_size=2000):
         i = index(minute)
         counts[i] += count
         errors[i] += row_errors
         if histogram:
-            histograms.setdefault(i, new_histogram()).add(HdrHistogram.decode(bytes(histogram[0])))
+            if i not in histograms:
+                histograms[i] = new_histogram()
+            histograms[i].add(HdrHistogram.decode(bytes(histogram[0])))
     values = []
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else until

@@ -74,7 +74,7 @@ def test_patient_context_is_audited_even_from_the_cache(api, token, deployments)
         ({"inputs": ["word " * 400]}, "inputs[0]"),  # over max_input_tokens (256)
         ({"inputs": ["x"], "patient_id": "abc"}, "patient_id"),
         ({"inputs": ["x"], "patient_id": 99999999999999999999}, "patient_id"),  # beyond bigint: never a 503
-        ({"inputs": ["x"], "patient_id": 424242}, "patient_id"),  # no such patient
+        ({"inputs": ["x"], "patient_id": 424242}, "patient_id"),  # no such patient: audited, see below
         ({}, "inputs"),
     ],
 )
@@ -82,6 +82,14 @@ def test_bad_embedding_input_is_a_400_with_the_field(api, token, deployments, bo
     response = post(api, token, "/api/v1/inference/clinical-embeddings/embed", body)
     assert response.status_code == 400, response.content
     assert field in response.json()["errors"]
+
+
+def test_asking_about_a_patient_who_does_not_exist_is_audited(api, token, deployments):
+    """Else an inference client could probe which patient ids exist without leaving a trace."""
+    response = post(api, token, "/api/v1/inference/clinical-embeddings/embed", {"inputs": ["x"], "patient_id": 424242})
+    assert response.status_code == 400 and "patient_id" in response.json()["errors"]
+    event = AuditEvent.objects.order_by("-id").first()
+    assert (event.resource_type, event.resource_id, event.outcome) == ("Patient", "424242", "not_found")
 
 
 def test_wrong_endpoint_unknown_deployment_and_missing_scope(api, token, issue_token, deployments):

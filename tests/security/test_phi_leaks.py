@@ -101,12 +101,14 @@ def test_gunicorns_error_log_does_not_write_request_targets(tmp_path):
             cwd=REPO_ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
         )  # fmt: skip
     try:
-        for _ in range(200):
+        connection = None
+        for _ in range(300):
             try:
                 connection = socket.create_connection(("127.0.0.1", port), timeout=5)
                 break
             except OSError:
                 time.sleep(0.1)
+        assert connection is not None, f"gunicorn did not listen within 30 s: {log.read_text()[-2000:]}"
         with connection:
             connection.sendall(f"GET /fhir/Patient?identifier={MRN}\x01 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             assert connection.recv(4096).startswith(b"HTTP/1.1 400")
@@ -137,3 +139,7 @@ def test_the_error_log_filter_redacts_an_unhandled_requests_target_and_nothing_e
         == "Error handling request [target redacted]"
     )
     assert logged("Listening at: %s (%s)", "http://127.0.0.1:8000", 42) == "Listening at: http://127.0.0.1:8000 (42)"
+    line = "Invalid HTTP request line: 'GET /fhir/Patient?name=O'Brien Anna HTTP/1.1'"
+    assert logged(f"Invalid request from ip=10.0.0.7: {line}") == (
+        "Invalid request from ip=10.0.0.7: Invalid HTTP request line: [target redacted]"
+    )

@@ -88,7 +88,7 @@ def test_list_filters_by_kind_within_a_query_budget(staff_api, query_budget):
     for index in range(30):
         service_create(name=f"Service {index}", slug=f"s-{index}", kind="inference" if index % 2 else "api")
     # session, user, its own and its groups' permissions, its groups (which services it may see), count, page
-    with query_budget(8):
+    with query_budget(7):
         response = staff_api.get("/api/v1/services/?kind=inference")
     assert response.status_code == 200
     assert response.json()["count"] == 15

@@ -23,23 +23,6 @@ def _codes(value: str, known: dict) -> list[str]:
 MAX_ID = 2**63 - 1
 
 
-class PatientIdField(serializers.IntegerField):
-    """A reference to an active patient in a request body (400 when there is none)."""
-
-    default_error_messages = {"no_patient": "No active patient has this id."}
-
-    def __init__(self, **kwargs):
-        super().__init__(min_value=1, max_value=MAX_ID, **kwargs)
-
-    def to_internal_value(self, data) -> int:
-        from apps.clinical.selectors import patient_card
-
-        patient_id = super().to_internal_value(data)
-        if patient_card(patient_id=patient_id) is None:
-            self.fail("no_patient")
-        return patient_id
-
-
 # --- patients -------------------------------------------------------------------------------------
 class PatientLookupInputSerializer(serializers.Serializer):
     mrn = serializers.CharField(max_length=64)

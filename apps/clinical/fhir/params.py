@@ -73,7 +73,7 @@ _DATE_RE = re.compile(
 )
 SUPPORTED_DATE_PREFIXES = ("eq", "gt", "lt", "ge", "le")
 END_OF_CALENDAR = datetime.max.replace(tzinfo=UTC)
-_EXACT_DATE = re.compile(r"^(eq)?\d{4}-\d{2}-\d{2}$")
+_EXACT_DATE = re.compile(r"(eq)?\d{4}-\d{2}-\d{2}")
 
 
 def parse_date(parameter: str, raw: str) -> tuple[str, datetime, datetime]:
@@ -141,7 +141,7 @@ def date_filter(field: str, parameter: str, raws: list[str]) -> Q:
 
 
 def parse_birthdate(raw: str) -> date:
-    if not _EXACT_DATE.match(raw or ""):
+    if not _EXACT_DATE.fullmatch(raw or ""):
         raise FhirParamError("birthdate", "expected an exact date: YYYY-MM-DD")
     return parse_date("birthdate", raw)[1].date()
 

@@ -210,12 +210,6 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         raise NotImplementedError
 
     def search(self, request: Request, params, posted: bool = False) -> Response:
-        if "_search" in params:  # the next page of a posted search: its parameters stayed on the server
-            params = _stored_search(self.resource_type, params, client_identity(request))
-            posted = True
-        unknown = sorted(set(params) - set(self.search_params) - COMMON_PARAMS)
-        if unknown:
-            raise FhirParamError(unknown[0], f"unknown search parameter; supported: {', '.join(self.search_params)}")
         for name in params:
             values = params.getlist(name)
             if len(values) > 1 and name not in REPEATABLE_PARAMS:
@@ -224,6 +218,12 @@ class FhirSearchView(FhirMixin, PhiAPIView):
                 raise FhirParamError(name, "given more than once; list alternatives in one value, comma-separated")
             if any("\x00" in value for value in values):  # a form body's; the URL's never get this far
                 raise FhirParamError(name, "contains a NUL character")
+        if "_search" in params:  # the next page of a posted search: its parameters stayed on the server
+            params = _stored_search(self.resource_type, params, client_identity(request))
+            posted = True
+        unknown = sorted(set(params) - set(self.search_params) - COMMON_PARAMS)
+        if unknown:
+            raise FhirParamError(unknown[0], f"unknown search parameter; supported: {', '.join(self.search_params)}")
         if params.get("_format", "json") not in ("json", "application/fhir+json", "application/json"):
             raise FhirParamError("_format", "only JSON is supported")
         count = parse_count(params.get("_count"), self.default_count)

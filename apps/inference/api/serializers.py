@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from apps.clinical.api.serializers import PatientIdField
+from apps.clinical.api.serializers import MAX_ID
 
 MAX_INPUTS = 64
 MAX_CHARS = 20_000
@@ -11,7 +11,12 @@ class EmbedInputSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=MAX_CHARS, allow_blank=False, trim_whitespace=False),
         min_length=1, max_length=MAX_INPUTS, help_text=f"1 to {MAX_INPUTS} texts.",
     )  # fmt: skip
-    patient_id = PatientIdField(required=False, help_text="The patient the texts are about: the call is then audited.")
+    patient_id = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_ID,
+        required=False,
+        help_text="The patient the texts are about: the call is then audited.",
+    )
 
 
 class GenerateInputSerializer(serializers.Serializer):
@@ -20,4 +25,9 @@ class GenerateInputSerializer(serializers.Serializer):
     stream = serializers.BooleanField(
         default=False, help_text="Server-sent events: text as it is generated, then a `done` event."
     )
-    patient_id = PatientIdField(required=False, help_text="The patient the prompt is about: the call is then audited.")
+    patient_id = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_ID,
+        required=False,
+        help_text="The patient the prompt is about: the call is then audited.",
+    )

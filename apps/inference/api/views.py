@@ -18,6 +18,7 @@ from apps.accounts import scopes
 from apps.accounts.permissions import staff_can_view
 from apps.audit.views import PhiAPIView
 from apps.caching.stack import get_or_load, served_from_cache
+from apps.clinical.selectors import patient_card
 from apps.core.api.params import reject_unknown_params
 from apps.inference import selectors, serving
 from apps.inference.api.serializers import EmbedInputSerializer, GenerateInputSerializer
@@ -54,6 +55,13 @@ class _InferenceView(PhiAPIView):
         if errors:
             raise ValidationError(errors)
 
+    def check_patient(self, request: Request, patient_id: int | None) -> None:
+        """A call about a patient names an active one (400 otherwise), checked before the model runs. The miss
+        is audited: without it an inference client could probe which patient ids exist, unrecorded."""
+        if patient_id is not None and patient_card(patient_id=patient_id) is None:
+            self.audit(request, action="read", resource_type="Patient", resource_id=patient_id, outcome="not_found")
+            raise ValidationError({"patient_id": "No active patient has this id."})
+
     def audit_patient(self, request: Request, deployment: ModelDeployment, patient_id: int | None, cached: bool):
         if patient_id is not None:
             self.audit(request, action="create", resource_id=deployment.name, patient_id=patient_id,
@@ -68,6 +76,7 @@ class EmbedView(_InferenceView):
         reject_unknown_params(request, [])
         data = EmbedInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        self.check_patient(request, data.validated_data.get("patient_id"))
         deployment = self.deployment(name)
         texts = data.validated_data["inputs"]
         self.check_length(deployment, {f"inputs[{index}]": text for index, text in enumerate(texts)})
@@ -87,6 +96,7 @@ class GenerateView(_InferenceView):
         reject_unknown_params(request, [])
         data = GenerateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        self.check_patient(request, data.validated_data.get("patient_id"))
         deployment = self.deployment(name)
         prompt = data.validated_data["prompt"]
         limit = data.validated_data.get("max_new_tokens", deployment.max_new_tokens)
