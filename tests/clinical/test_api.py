@@ -140,6 +140,12 @@ def test_vitals_by_code_window_and_latest(clinician, patient, vitals):
     )  # fmt: skip
 
 
+def test_a_cursor_is_refused_where_nothing_pages_by_cursor(clinician, patient):
+    response = clinician.get(f"/api/v1/patients/{patient.pk}/vitals/", {"cursor": "cD0x"})
+    assert response.status_code == 400 and set(response.json()["errors"]) == {"cursor"}
+    # (A list that pages reads it: see test_huge_ids_are_404_and_tampered_cursors_400_never_500.)
+
+
 def test_a_single_valued_parameter_given_twice_is_400(clinician, patient):
     url = f"/api/v1/patients/{patient.pk}/vitals/?since=2026-01-01T00:00:00Z&since=2026-02-01T00:00:00Z"
     response = clinician.get(url)

@@ -218,6 +218,13 @@ def test_auth_failures_are_operation_outcomes(api, issue_token, patient):
     assert _outcome(response, 403).issue[0].code == "forbidden"
 
 
+def test_only_json_is_served_on_every_fhir_path(clinician, patient):
+    for path in (f"/fhir/Patient/{patient.pk}", "/fhir/metadata", "/fhir/Patient"):
+        outcome = _outcome(clinician.get(path, {"_format": "xml"}), 400)
+        assert outcome.issue[0].expression == ["_format"], path
+    assert clinician.get(f"/fhir/Patient/{patient.pk}", {"_format": "json"}).status_code == 200
+
+
 def test_unsupported_paths_and_methods(clinician):
     assert _outcome(clinician.get("/fhir/Condition"), 404).issue[0].code == "not-found"
     assert _outcome(clinician.post("/fhir/Patient", {}), 405).issue[0].code == "not-supported"

@@ -53,6 +53,7 @@ from apps.core.compiled import CompiledQuery, CompiledShapes
 from apps.ratelimits.throttling import client_identity
 
 COMMON_PARAMS = {"_count", "_cursor", "_format", "_search"}
+JSON_FORMATS = ("json", "application/fhir+json", "application/json")
 REPEATABLE_PARAMS = {"date"}  # date=ge...&date=le...: a range
 
 # Search SQL compiled per (view, shape, sort, cursor, page size): see FhirSearchView.find.
@@ -122,6 +123,11 @@ class FhirMixin:
 
     def get_exception_handler(self) -> Callable:
         return fhir_exception_handler
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        if request.query_params.get("_format", "json") not in JSON_FORMATS:  # every FHIR path: read, metadata
+            raise FhirParamError("_format", "only JSON is supported")
 
     def base_url(self, request: Request) -> str:
         return request.build_absolute_uri("/fhir/")
@@ -224,7 +230,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         unknown = sorted(set(params) - set(self.search_params) - COMMON_PARAMS)
         if unknown:
             raise FhirParamError(unknown[0], f"unknown search parameter; supported: {', '.join(self.search_params)}")
-        if params.get("_format", "json") not in ("json", "application/fhir+json", "application/json"):
+        if params.get("_format", "json") not in JSON_FORMATS:  # a posted search's body may carry it too
             raise FhirParamError("_format", "only JSON is supported")
         count = parse_count(params.get("_count"), self.default_count)
         page, ordering, patient_id, digest_query = self.find(params, limit=count + 1)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from rest_framework.exceptions import ValidationError
 from rest_framework.fields import ListField, MultipleChoiceField
+from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 
 
@@ -25,7 +26,10 @@ def validated_query(request: Request, serializer_class, context: dict | None = N
     """Validate the query string with an input serializer, refusing parameters it does not declare and
     single-valued ones given twice (the serializer would read the last and drop the others unseen)."""
     serializer = serializer_class(data=request.query_params, context=context or {})
-    reject_unknown_params(request, [*serializer.fields, "cursor"])
+    # `cursor` only where the view pages by cursor: elsewhere it would be accepted and ignored.
+    pagination = getattr(request.parser_context.get("view"), "pagination_class", None)
+    paged = isinstance(pagination, type) and issubclass(pagination, CursorPagination)
+    reject_unknown_params(request, [*serializer.fields, *(["cursor"] if paged else [])])
     repeated = sorted(
         name
         for name, values in request.query_params.lists()
