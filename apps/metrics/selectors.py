@@ -97,13 +97,18 @@ def _point_series(series: str, since, until) -> list:
     )
 
 
+def _cache_series_prefix(namespace: str) -> str:
+    """The per-minute cache series of one namespace (`cache.<namespace>.requests`, `.loads`), or of all."""
+    return f"cache.{namespace}." if namespace else "cache."
+
+
 def cache_reads(*, namespace: str = "", since, until) -> tuple[int, int]:
     """Reads asked for and reads loaded from the source, from the per-minute cache series."""
     from django.db.models import Sum
 
     from apps.metrics.models import MetricPoint
 
-    prefix = f"cache.{namespace}." if namespace else "cache."
+    prefix = _cache_series_prefix(namespace)
     sums = dict(
         MetricPoint.objects.filter(series__startswith=prefix, at__gte=since, at__lt=until)
         .values_list("series")
@@ -223,7 +228,7 @@ def _cache_hit_rate_steps(steps: int, since, until, index, *, namespace: str) ->
     from apps.metrics.models import MetricPoint
 
     requests, loads = [0.0] * steps, [0.0] * steps
-    prefix = f"cache.{namespace}." if namespace else "cache."
+    prefix = _cache_series_prefix(namespace)
     points = MetricPoint.objects.filter(series__startswith=prefix, at__gte=since, at__lt=until)
     for at, series, total in points.values_list("at", "series", "sum"):
         if series.endswith(".requests"):

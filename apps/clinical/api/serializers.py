@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
-from apps.core.api.params import SinceUntilMixin
+from apps.core.api.params import MAX_ID, SinceUntilMixin
 
 
 def _codes(value: str, known: dict) -> list[str]:
@@ -17,10 +17,6 @@ def _codes(value: str, known: dict) -> list[str]:
     if not codes:
         raise serializers.ValidationError("Give at least one LOINC code.")
     return codes
-
-
-# The largest id a bigint primary key holds: a larger one is bad input, not a missing row.
-MAX_ID = 2**63 - 1
 
 
 # --- patients -------------------------------------------------------------------------------------

@@ -9,6 +9,9 @@ from rest_framework.fields import ListField, MultipleChoiceField
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 
+# The largest id a bigint primary key holds: a larger one in a body is bad input, not a missing row.
+MAX_ID = 2**63 - 1
+
 
 def reject_unknown_params(request: Request, allowed: Iterable[str]) -> None:
     allowed = set(allowed)

@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from apps.clinical.api.serializers import MAX_ID
+from apps.core.api.params import MAX_ID
 
 MAX_INPUTS = 64
 MAX_CHARS = 20_000
