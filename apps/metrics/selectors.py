@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 from hdrh.histogram import HdrHistogram
 
@@ -12,9 +13,20 @@ from apps.metrics.recorder import new_histogram
 from apps.services.models import Service
 
 
-def route_latency(*, route_prefix: str = "", since=None, until=None) -> dict:
-    """Requests, errors and merged percentiles of the routes under `route_prefix` in a time range."""
-    rows = RequestRollup.objects.filter(route__startswith=route_prefix)
+def routes_under(prefixes: list[str] | None) -> Q:
+    """The rollup rows of the routes under any of the prefixes; None: every route. A blank prefix names no
+    route (a service served elsewhere), so a service without one is never credited with all the traffic."""
+    if prefixes is None:
+        return Q()
+    routes = Q(pk__in=[])
+    for prefix in filter(None, prefixes):
+        routes |= Q(route__startswith=prefix)
+    return routes
+
+
+def route_latency(*, route_prefixes: list[str] | None = None, since=None, until=None) -> dict:
+    """Requests, errors and merged percentiles of the routes under `route_prefixes` (None: all) in a time range."""
+    rows = RequestRollup.objects.filter(routes_under(route_prefixes))
     if since is not None:
         rows = rows.filter(minute__gte=since)
     if until is not None:
@@ -46,7 +58,7 @@ def service_p95_ms_recent(*, minutes: int = 5) -> dict[int, float]:
     since = timezone.now() - timedelta(minutes=minutes)
     p95 = {}
     for service in Service.objects.filter(is_active=True).exclude(route_prefix=""):
-        latency = route_latency(route_prefix=service.route_prefix, since=since)
+        latency = route_latency(route_prefixes=[service.route_prefix], since=since)
         if latency["p95_ms"] is not None:
             p95[service.pk] = latency["p95_ms"]
     return p95
@@ -63,7 +75,7 @@ def slo_status(service: Service, *, now=None) -> dict:
     now = now or timezone.now()
     windows = {}
     for label, span in WINDOWS.items():
-        latency = route_latency(route_prefix=service.route_prefix, since=now - span)
+        latency = route_latency(route_prefixes=[service.route_prefix], since=now - span)
         count, errors = latency["count"], latency["errors"]
         error_rate_pct = 100 * errors / count if count else None
         allowed = count * service.slo_error_rate_pct / 100
@@ -148,7 +160,7 @@ def alert_rule_value(rule, *, now=None) -> float | None:
     since = now - timedelta(minutes=rule.window_minutes)
     metric = rule.metric
     if metric in ("p95_ms", "error_rate_pct"):
-        latency = route_latency(route_prefix=rule.service.route_prefix if rule.service_id else "", since=since)
+        latency = route_latency(route_prefixes=[rule.service.route_prefix] if rule.service_id else None, since=since)
         if latency["count"] < rule.min_requests:
             return None
         return latency["p95_ms"] if metric == "p95_ms" else 100 * latency["errors"] / latency["count"]
@@ -172,8 +184,11 @@ def alert_rule_value(rule, *, now=None) -> float | None:
 LATENCY_METRICS = ("p50_ms", "p95_ms", "p99_ms", "rps", "error_rate_pct", "requests")
 
 
-def time_series(*, metric: str, since, until, step_seconds: int, service: Service | None = None, namespace: str = ""):
-    """[(bucket start, value)] of a metric between two instants, one value per step.
+def time_series(
+    *, metric: str, since, until, step_seconds: int, route_prefixes: list[str] | None = None, namespace: str = ""
+):
+    """[(bucket start, value)] of a metric between two instants, one value per step; request metrics over the
+    routes under `route_prefixes` (None: every route).
 
     One query for the whole range, its rows summed into their steps here: the dashboard asks for up to
     1,440 steps, and a query per step took about a second and a pooled connection all that time.
@@ -187,9 +202,7 @@ def time_series(*, metric: str, since, until, step_seconds: int, service: Servic
         return int((at - since) // step)
 
     if metric in LATENCY_METRICS:
-        values = _latency_steps(
-            metric, starts, since, until, index, route_prefix=service.route_prefix if service else ""
-        )
+        values = _latency_steps(metric, starts, since, until, index, route_prefixes=route_prefixes)
     elif metric == "cache_hit_rate_pct":
         values = _cache_hit_rate_steps(len(starts), since, until, index, namespace=namespace)
     else:
@@ -197,11 +210,11 @@ def time_series(*, metric: str, since, until, step_seconds: int, service: Servic
     return [(start, None if value is None else round(value, 3)) for start, value in zip(starts, values, strict=True)]
 
 
-def _latency_steps(metric: str, starts: list, since, until, index, *, route_prefix: str) -> list[float | None]:
+def _latency_steps(metric: str, starts: list, since, until, index, *, route_prefixes) -> list[float | None]:
     counts, errors = [0] * len(starts), [0] * len(starts)
     histograms: dict[int, HdrHistogram] = {}  # only the steps with traffic, and only for a percentile
     columns = ("minute", "count", "errors", *(["histogram"] if metric.startswith("p") else []))
-    rows = RequestRollup.objects.filter(route__startswith=route_prefix, minute__gte=since, minute__lt=until)
+    rows = RequestRollup.objects.filter(routes_under(route_prefixes), minute__gte=since, minute__lt=until)
     for minute, count, row_errors, *histogram in rows.values_list(*columns).iterator(chunk_size=2000):
         i = index(minute)
         counts[i] += count
@@ -255,7 +268,7 @@ def live_snapshot(*, now=None) -> dict:
     since = now - timedelta(seconds=60)
     services = []
     for service in Service.objects.filter(is_active=True).exclude(route_prefix=""):
-        latency = route_latency(route_prefix=service.route_prefix, since=_minute_floor(since))
+        latency = route_latency(route_prefixes=[service.route_prefix], since=_minute_floor(since))
         services.append(_live_row(service.slug, service.name, latency, now))
     overall = route_latency(since=_minute_floor(since))
     sample = ResourceSample.objects.order_by("-at").values("cpu_pct", "memory_pct", "pool_pct", "at").first()

@@ -193,7 +193,7 @@ def service_verdicts(goals: Goals) -> list[dict]:
     since = timezone.now() - timedelta(minutes=settings.OPTIMIZER_SERVICE_WINDOW_MINUTES)
     verdicts = []
     for service in services:
-        latency = route_latency(route_prefix=service.route_prefix, since=since)
+        latency = route_latency(route_prefixes=[service.route_prefix], since=since)
         enough = latency["count"] >= settings.OPTIMIZER_SERVICE_MIN_REQUESTS
         goal = goals.response_time_ms if goals.response_time_ms is not None else float(service.slo_p95_ms)
         verdicts.append(

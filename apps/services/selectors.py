@@ -14,12 +14,16 @@ def service_list(*, kind: str | None = None, active_only: bool = False) -> Query
     return services.order_by("name")
 
 
+def sees_every_service(user) -> bool:
+    from apps.accounts.roles import ADMINISTRATORS
+
+    return user.is_superuser or user.groups.filter(name=ADMINISTRATORS).exists()
+
+
 def services_visible_to(user) -> QuerySet[Service]:
     """The services a staff user may see: all for superusers and administrators; otherwise those open to
     every role and those restricted to one of the user's groups (object-level visibility)."""
-    from apps.accounts.roles import ADMINISTRATORS
-
     services = Service.objects.all()
-    if user.is_superuser or user.groups.filter(name=ADMINISTRATORS).exists():
+    if sees_every_service(user):
         return services
     return services.filter(Q(visible_to=None) | Q(visible_to__in=user.groups.all())).distinct()

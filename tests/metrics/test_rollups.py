@@ -32,7 +32,7 @@ def test_rollups_from_several_processes_merge_into_exact_percentiles():
                 route="api/x/", method="GET", status=200 if ms < 100 else 503, client="c", elapsed_us=ms * 1000 + n
             )
         process.flush()
-    summary = route_latency(route_prefix="api/x/")
+    summary = route_latency(route_prefixes=["api/x/"])
     assert summary["count"] == 300 and summary["errors"] == 3
     assert summary["p50_ms"] == pytest.approx(50, rel=0.02)
     assert summary["p95_ms"] == pytest.approx(95, rel=0.02)

@@ -6,6 +6,8 @@ from django.contrib.auth.models import Group
 from apps.accounts.roles import ADMINISTRATORS, OPERATORS, VIEWERS
 from apps.caching.models import CachePolicy
 from apps.caching.services import cache_policy_ensure
+from apps.metrics.recorder import Recorder
+from apps.services.models import Service
 from apps.services.services import service_ensure
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +44,10 @@ def test_a_viewer_sees_policies_but_cannot_change_them(client, staff):
     assert CachePolicy.objects.get(pk=policy.pk).ttl_seconds == 600
 
 
-def test_a_service_restricted_to_a_team_is_invisible_to_other_roles(client, api, staff):
+def test_a_service_restricted_to_a_team_is_invisible_to_other_roles(client, api, staff, monkeypatch):
+    from apps.metrics.recorder import recorder as requests_recorder
+
+    monkeypatch.setattr(requests_recorder, "flush_interval", 3600)  # this test's own requests stay out of the totals
     team = Group.objects.create(name="Oncology AI")
     hidden, _ = service_ensure(slug="onco-triage", name="Oncology triage")
     hidden.visible_to.add(team)
@@ -58,6 +63,29 @@ def test_a_service_restricted_to_a_team_is_invisible_to_other_roles(client, api,
 
     series = {"metric": "rps", "service": "onco-triage"}
     assert api.get("/api/v1/metrics/series/", series).status_code == 400  # as unknown as a missing service
+
+    # Without service=, the total carries only the traffic of the services this user sees.
+    hidden.route_prefix, open_service = "api/onco/", Service.objects.get(slug="open-svc")
+    hidden.save()
+    open_service.route_prefix = "api/open/"
+    open_service.save()
+    recorder = Recorder(flush_interval=3600)
+    for route, count in (("api/onco/<int:id>/", 30), ("api/open/<int:id>/", 5), ("healthz", 2)):
+        for _ in range(count):
+            recorder.record(route=route, method="GET", status=200, client="app", elapsed_us=1000)
+    recorder.flush()
+
+    def total(user) -> int:
+        api.force_login(user)
+        points = api.get("/api/v1/metrics/series/", {"metric": "requests", "step": 300}).json()["points"]
+        return sum(value for _, value in points)
+
+    assert total(outsider) == 5
+    assert total(member) == 35
+    assert total(staff("adm", ADMINISTRATORS)) == 37  # those who see every service see every route
+    open_service.route_prefix = ""  # served elsewhere: no route of this process is its
+    open_service.save()
+    assert total(outsider) == 0
 
     api.force_login(member)
     assert {s["slug"] for s in api.get("/api/v1/services/").json()["results"]} == {"open-svc", "onco-triage"}

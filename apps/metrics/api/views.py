@@ -10,7 +10,18 @@ from apps.accounts.permissions import staff_can_view
 from apps.core.api.params import reject_unknown_params, validated_query
 from apps.metrics import selectors
 from apps.metrics.api.serializers import AlertListInputSerializer, SeriesInputSerializer
-from apps.services.selectors import services_visible_to
+from apps.services.models import Service
+from apps.services.selectors import sees_every_service, services_visible_to
+
+
+def series_routes(user, service: Service | None) -> list[str] | None:
+    """One service's routes; without one, every route for those who see every service, else the routes of
+    the services this user sees (a total must not carry hidden services' traffic)."""
+    if service is not None:
+        return [service.route_prefix]
+    if sees_every_service(user):
+        return None
+    return list(services_visible_to(user).values_list("route_prefix", flat=True))
 
 
 class SeriesView(APIView):
@@ -23,7 +34,7 @@ class SeriesView(APIView):
             since=query["start"],
             until=query["end"],
             step_seconds=query["step"],
-            service=query.get("service"),
+            route_prefixes=series_routes(request.user, query.get("service")),
             namespace=query["namespace"],
         )
         return Response(
