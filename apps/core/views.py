@@ -49,15 +49,17 @@ def dashboard(request: HttpRequest, subpath: str = "") -> HttpResponse:
     index = settings.DASHBOARD_BUILD_DIR / "index.html"
     if not index.is_file():
         return render(request, "core/dashboard_missing.html", status=503)
+    from apps.metrics.consumers import live_feed_access
     from apps.metrics.selectors import live_snapshot
 
+    may_watch, audience = live_feed_access(request.user)
     config = {
         "websocketUrl": settings.LIVE_WEBSOCKET_URL,
         "livePort": settings.LIVE_PORT,
         "adminUrl": "/admin/",
         "username": request.user.get_username(),
         # The first frame shows real numbers at once, and the socket's first snapshot moves nothing.
-        "snapshot": live_snapshot(),
+        "snapshot": live_snapshot(visible_services=audience) if may_watch else None,
     }
     # JSON inside a <script> tag: escape "<" so no value can close the tag.
     config_script = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -27,28 +28,38 @@ SNAPSHOT_SECONDS = 1.0
 
 
 class SnapshotPublisher:
-    """Builds the live snapshot once a second, once per process, while any dashboard listens.
+    """Builds the live snapshot once a second, once per process and audience, while any dashboard listens.
 
-    It sends to a group of this process's dashboards only: with the Redis layer and several live
-    processes, each dashboard still gets one snapshot a second, not one from every process.
+    An audience is the set of services its members see (None: all): each gets a snapshot of those
+    only, built once however many dashboards share it. It sends to groups of this process's dashboards
+    only: with the Redis layer and several live processes, each dashboard still gets one snapshot a
+    second, not one from every process.
     """
 
     def __init__(self) -> None:
         name = re.sub(r"[^A-Za-z0-9.-]", "-", f"{socket.gethostname()}.{os.getpid()}")[:60]
         self.group = f"metrics.snapshot.{name}"
-        self.listeners = 0
+        self.listeners: dict[frozenset[int] | None, int] = {}
         self.task: asyncio.Task | None = None
         self.sent = 0
 
-    async def join(self, channel_name: str) -> None:
-        await get_channel_layer().group_add(self.group, channel_name)
-        self.listeners += 1
+    def audience_group(self, audience: frozenset[int] | None) -> str:
+        if audience is None:
+            return f"{self.group}.all"
+        return f"{self.group}.{hashlib.sha256(repr(sorted(audience)).encode()).hexdigest()[:16]}"
+
+    async def join(self, channel_name: str, audience: frozenset[int] | None = None) -> None:
+        await get_channel_layer().group_add(self.audience_group(audience), channel_name)
+        self.listeners[audience] = self.listeners.get(audience, 0) + 1
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._run())
 
-    async def leave(self, channel_name: str) -> None:
-        self.listeners = max(0, self.listeners - 1)
-        await get_channel_layer().group_discard(self.group, channel_name)
+    async def leave(self, channel_name: str, audience: frozenset[int] | None = None) -> None:
+        if self.listeners.get(audience, 0) <= 1:
+            self.listeners.pop(audience, None)
+        else:
+            self.listeners[audience] -= 1
+        await get_channel_layer().group_discard(self.audience_group(audience), channel_name)
         if not self.listeners and self.task is not None:
             task, self.task = self.task, None
             task.cancel()
@@ -61,13 +72,14 @@ class SnapshotPublisher:
         layer = get_channel_layer()
         while self.listeners:
             started = time.monotonic()
-            try:
-                data = await database_sync_to_async(live_snapshot)()
-                self.sent += 1
-                event = {"type": "metrics.snapshot", "at": _now(), "seq": self.sent, "data": data}
-                await layer.group_send(self.group, event)
-            except Exception:
-                logger.warning("live snapshot failed", exc_info=True)
+            self.sent += 1
+            for audience in list(self.listeners):
+                try:
+                    data = await database_sync_to_async(live_snapshot)(visible_services=audience)
+                    event = {"type": "metrics.snapshot", "at": _now(), "seq": self.sent, "data": data}
+                    await layer.group_send(self.audience_group(audience), event)
+                except Exception:
+                    logger.warning("live snapshot failed", exc_info=True)
             await asyncio.sleep(max(0.0, SNAPSHOT_SECONDS - (time.monotonic() - started)))
 
 
@@ -82,6 +94,7 @@ def snapshot_publisher() -> SnapshotPublisher:
     return _publishers[loop]
 
 
+LIVE_FEED_PERMISSION = "metrics.view_metricpoint"
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 
@@ -94,14 +107,15 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        if not (user.is_active and user.is_staff):
+        allowed, self._audience = await database_sync_to_async(live_feed_access)(user)
+        if not allowed:
             await self.close(code=CLOSE_FORBIDDEN)
             return
         await self.channel_layer.group_add(LIVE_GROUP, self.channel_name)
         await self.accept()
         self._heartbeat = asyncio.create_task(self._send_heartbeats())
         self._publisher = snapshot_publisher()
-        await self._publisher.join(self.channel_name)
+        await self._publisher.join(self.channel_name, self._audience)
 
     async def disconnect(self, code: int) -> None:
         heartbeat = getattr(self, "_heartbeat", None)
@@ -112,7 +126,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_discard(LIVE_GROUP, self.channel_name)
         publisher = getattr(self, "_publisher", None)
         if publisher is not None:
-            await publisher.leave(self.channel_name)
+            await publisher.leave(self.channel_name, self._audience)
 
     async def receive_json(self, content: dict, **kwargs) -> None:
         # The feed is one-way; a client ping is answered so it can measure round trips.
@@ -131,6 +145,17 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             sequence += 1
             await self.send_json({"type": "heartbeat", "seq": sequence, "at": _now()})
             await asyncio.sleep(HEARTBEAT_SECONDS)
+
+
+def live_feed_access(user) -> tuple[bool, frozenset[int] | None]:
+    """Whether the user may watch the feed (the permission the metrics series asks for) and the services
+    it shows them (None: all). Read once, at connect: a visibility change reaches a dashboard when it
+    reconnects."""
+    from apps.services.selectors import visible_service_ids
+
+    if not (user.is_active and user.is_staff and user.has_perm(LIVE_FEED_PERMISSION)):
+        return False, None
+    return True, visible_service_ids(user)
 
 
 def _now() -> str:

@@ -259,37 +259,47 @@ def _gauge_steps(series: str, steps: int, since, until, index) -> list[float | N
     return [total / count if count else None for total, count in zip(sums, counts, strict=True)]
 
 
-def live_snapshot(*, now=None) -> dict:
-    """What the dashboard's live feed shows each second: the last minute per service, the host, alerts."""
+def live_snapshot(*, now=None, visible_services: frozenset[int] | None = None) -> dict:
+    """What the dashboard's live feed shows each second: the last minute per service, the host, alerts.
+
+    `visible_services` (ids; None: all) is what the viewer may see: hidden services' rows, alerts and
+    benchmark runs are left out, and the overall row covers the visible services' routes only."""
     from apps.metrics.models import Alert
     from apps.resources.models import ResourceSample
 
     now = now or timezone.now()
     since = now - timedelta(seconds=60)
-    services = []
-    for service in Service.objects.filter(is_active=True).exclude(route_prefix=""):
-        latency = route_latency(route_prefixes=[service.route_prefix], since=_minute_floor(since))
-        services.append(_live_row(service.slug, service.name, latency, now))
-    overall = route_latency(since=_minute_floor(since))
+    services = Service.objects.filter(is_active=True).exclude(route_prefix="")
+    alerts = Alert.objects.filter(state="firing")
+    overall_routes = None
+    if visible_services is not None:
+        services = services.filter(pk__in=visible_services)
+        alerts = alerts.filter(Q(rule__service=None) | Q(rule__service__in=visible_services))
+        overall_routes = list(Service.objects.filter(pk__in=visible_services).values_list("route_prefix", flat=True))
+    rows = [
+        _live_row(service.slug, service.name, route_latency(route_prefixes=[service.route_prefix],
+                                                            since=_minute_floor(since)), now)
+        for service in services
+    ]  # fmt: skip
+    overall = route_latency(route_prefixes=overall_routes, since=_minute_floor(since))
     sample = ResourceSample.objects.order_by("-at").values("cpu_pct", "memory_pct", "pool_pct", "at").first()
     hit_rate = cache_hit_rate(since=now - timedelta(minutes=5), until=now)
-    alerts = [
-        {"rule": name, "severity": severity, "message": message, "since": started.isoformat()}
-        for name, severity, message, started in Alert.objects.filter(state="firing").values_list(
-            "rule__name", "rule__severity", "message", "started_at"
-        )
-    ]
     return {
-        "overall": _live_row("all", "All routes", overall, now),
-        "services": services,
+        "overall": _live_row("all", "All routes" if overall_routes is None else "All your services", overall, now),
+        "services": rows,
         "cache_hit_rate": round(hit_rate, 4) if hit_rate is not None else None,
         "host": {k: v for k, v in (sample or {}).items() if k != "at"},
-        "alerts": alerts,
-        "work": running_work(),
+        "alerts": [
+            {"rule": name, "severity": severity, "message": message, "since": started.isoformat()}
+            for name, severity, message, started in alerts.values_list(
+                "rule__name", "rule__severity", "message", "started_at"
+            )
+        ],
+        "work": running_work(visible_services=visible_services),
     }
 
 
-def running_work() -> list[dict]:
+def running_work(*, visible_services: frozenset[int] | None = None) -> list[dict]:
     """Benchmark and optimization runs not finished yet, with their progress (0-1), for the live feed."""
     from django.apps import apps
 
@@ -297,7 +307,10 @@ def running_work() -> list[dict]:
     if apps.is_installed("apps.benchmarks"):
         from apps.benchmarks.models import BenchmarkRun
 
-        for run in BenchmarkRun.objects.filter(status__in=["pending", "running"]).select_related("plan")[:10]:
+        runs = BenchmarkRun.objects.filter(status__in=["pending", "running"]).select_related("plan")
+        if visible_services is not None:
+            runs = runs.filter(plan__service__in=visible_services)
+        for run in runs[:10]:
             work.append({"kind": "benchmark", "id": run.pk, "name": run.plan.name, "status": run.status,
                          "progress": round(run.progress, 3), "message": run.progress_message})  # fmt: skip
     if apps.is_installed("apps.optimizer"):

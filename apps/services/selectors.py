@@ -20,6 +20,13 @@ def sees_every_service(user) -> bool:
     return user.is_superuser or user.groups.filter(name=ADMINISTRATORS).exists()
 
 
+def visible_service_ids(user) -> frozenset[int] | None:
+    """The ids of the services this user sees; None when that is every service, present and future."""
+    if sees_every_service(user):
+        return None
+    return frozenset(services_visible_to(user).values_list("pk", flat=True))
+
+
 def services_visible_to(user) -> QuerySet[Service]:
     """The services a staff user may see: all for superusers and administrators; otherwise those open to
     every role and those restricted to one of the user's groups (object-level visibility)."""

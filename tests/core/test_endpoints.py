@@ -60,6 +60,14 @@ def test_dashboard_serves_the_built_app_with_its_config(client, admin_user):
         assert set(config["snapshot"]) >= {"overall", "services", "alerts"}  # the first frame has numbers
 
 
+def test_dashboard_embeds_no_live_snapshot_for_staff_without_the_metrics_permission(client, django_user_model):
+    user = django_user_model.objects.create_user("no-role", "n@example.org", "pw-no-role-1", is_staff=True)
+    client.force_login(user)
+    html = client.get("/dashboard/").content.decode()
+    config = json.loads(html.split('type="application/json">', 1)[1].split("</script>", 1)[0])
+    assert config["snapshot"] is None  # the live socket refuses them too (4403)
+
+
 def test_dashboard_explains_a_missing_build(client, admin_user, tmp_path):
     client.force_login(admin_user)
     with override_settings(DASHBOARD_BUILD_DIR=tmp_path):

@@ -8,6 +8,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from apps.accounts.roles import OPERATORS, VIEWERS
 from apps.metrics.consumers import LIVE_GROUP
 from controlplane.asgi import application
 
@@ -17,10 +18,12 @@ ORIGIN = (b"origin", b"http://127.0.0.1:8000")
 
 
 @database_sync_to_async
-def _session_cookie(**user_fields) -> bytes:
+def _session_cookie(*groups: str, username: str = "u", **user_fields) -> bytes:
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
 
-    user = get_user_model().objects.create_user("u", "u@example.org", "pw-not-used-1", **user_fields)
+    user = get_user_model().objects.create_user(username, f"{username}@example.org", "pw-not-used-1", **user_fields)
+    user.groups.set(Group.objects.filter(name__in=groups))
     client = Client()
     client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}".encode()
@@ -47,8 +50,16 @@ async def test_signed_in_non_staff_users_are_rejected():
     await communicator.disconnect()
 
 
+async def test_staff_without_the_metrics_view_permission_are_rejected():
+    cookie = await _session_cookie(is_staff=True)  # staff, but no role grants metrics.view_metricpoint
+    communicator, connected, code = await _connect((b"cookie", cookie))
+    assert not connected
+    assert code == 4403
+    await communicator.disconnect()
+
+
 async def test_foreign_origins_are_rejected():
-    cookie = await _session_cookie(is_staff=True)
+    cookie = await _session_cookie(VIEWERS, is_staff=True)
     communicator = WebsocketCommunicator(
         application, "/ws/metrics/", headers=[(b"origin", b"https://evil.example"), (b"cookie", cookie)]
     )
@@ -58,7 +69,7 @@ async def test_foreign_origins_are_rejected():
 
 
 async def test_staff_receive_heartbeats_snapshots_and_group_broadcasts():
-    cookie = await _session_cookie(is_staff=True)
+    cookie = await _session_cookie(VIEWERS, is_staff=True)
     communicator, connected, _ = await _connect((b"cookie", cookie))
     assert connected
     messages = [await communicator.receive_json_from(timeout=3) for _ in range(4)]
@@ -81,3 +92,51 @@ async def test_staff_receive_heartbeats_snapshots_and_group_broadcasts():
             break
     assert message["type"] == "pong"
     await communicator.disconnect()
+
+
+@database_sync_to_async
+def _services_one_hidden_from_outsiders() -> None:
+    from django.contrib.auth.models import Group
+
+    from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
+    from apps.metrics.models import Alert, AlertRule
+    from apps.metrics.recorder import Recorder
+    from apps.services.services import service_ensure
+
+    hidden, _ = service_ensure(slug="onco-triage", name="Oncology triage", route_prefix="api/onco/")
+    hidden.visible_to.add(Group.objects.create(name="Oncology AI"))
+    service_ensure(slug="open-svc", name="Open service", route_prefix="api/open/")
+    rule = AlertRule.objects.create(name="Oncology p95", metric="p95_ms", threshold=100, service=hidden)
+    Alert.objects.create(rule=rule, state="firing", value=180, last_value=180, message="p95 over 100 ms")
+    BenchmarkRun.objects.create(plan=BenchmarkPlan.objects.create(name="onco nightly", service=hidden),
+                                status="running")  # fmt: skip
+    recorder = Recorder(flush_interval=3600)
+    for route, count in (("api/onco/<int:id>/", 30), ("api/open/<int:id>/", 5)):
+        for _ in range(count):
+            recorder.record(route=route, method="GET", status=200, client="app", elapsed_us=1000)
+    recorder.flush()
+
+
+async def _first_snapshot(cookie: bytes) -> dict:
+    communicator, connected, _ = await _connect((b"cookie", cookie))
+    assert connected
+    for _ in range(6):
+        message = await communicator.receive_json_from(timeout=3)
+        if message["type"] == "snapshot":
+            break
+    await communicator.disconnect()
+    return message["data"]
+
+
+async def test_each_dashboard_sees_only_the_services_its_user_sees():
+    await _services_one_hidden_from_outsiders()
+    outsider = await _first_snapshot(await _session_cookie(OPERATORS, username="outsider", is_staff=True))
+    member = await _first_snapshot(await _session_cookie(OPERATORS, "Oncology AI", username="member", is_staff=True))
+
+    assert [row["service"] for row in outsider["services"]] == ["open-svc"]
+    assert outsider["alerts"] == [] and outsider["work"] == []
+    assert {row["service"] for row in member["services"]} == {"open-svc", "onco-triage"}
+    assert [alert["rule"] for alert in member["alerts"]] == ["Oncology p95"]
+    assert [item["name"] for item in member["work"]] == ["onco nightly"]
+    # The overall row of each covers what that user sees (35 and 5 requests in the same minute window).
+    assert member["overall"]["rps"] == pytest.approx(7 * outsider["overall"]["rps"], rel=0.1)
