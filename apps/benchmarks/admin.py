@@ -6,12 +6,13 @@ from kombu.exceptions import OperationalError
 
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression
+from apps.services.admin import ServiceVisibilityAdmin
 
 
 @admin.register(BenchmarkPlan)
-class BenchmarkPlanAdmin(admin.ModelAdmin):
+class BenchmarkPlanAdmin(ServiceVisibilityAdmin):
     list_display = ["name", "service", "kind", "users", "arrival_rate", "duration_seconds", "enabled", "history"]
-    list_filter = ["kind", "enabled", "service"]
+    list_filter = ["kind", "enabled", ("service", admin.RelatedOnlyFieldListFilter)]
     actions = ["run_now", "schedule_nightly"]
 
     @admin.display(description="History")
@@ -40,9 +41,10 @@ HEAVY_FIELDS = ["report_html", "histogram", "timeline"]  # shown in the report, 
 
 
 @admin.register(BenchmarkRun)
-class BenchmarkRunAdmin(admin.ModelAdmin):
+class BenchmarkRunAdmin(ServiceVisibilityAdmin):
+    service_field = "plan__service"
     list_display = ["id", "plan", "status", "passed", "progress", "started_at", "finished_at", "report"]
-    list_filter = ["status", "passed", "plan"]
+    list_filter = ["status", "passed", ("plan", admin.RelatedOnlyFieldListFilter)]
     actions = ["cancel"]
     exclude = HEAVY_FIELDS
     readonly_fields = [*(f.name for f in BenchmarkRun._meta.fields if f.name not in HEAVY_FIELDS), "report"]
@@ -62,9 +64,10 @@ class BenchmarkRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(Regression)
-class RegressionAdmin(admin.ModelAdmin):
+class RegressionAdmin(ServiceVisibilityAdmin):
+    service_field = "plan__service"
     list_display = ["plan", "run", "metric", "change_pct", "p_value", "change_point", "detected_at", "acknowledged_at"]
-    list_filter = ["plan", "change_point"]
+    list_filter = [("plan", admin.RelatedOnlyFieldListFilter), "change_point"]
     readonly_fields = [f.name for f in Regression._meta.fields]
     actions = ["acknowledge"]
 

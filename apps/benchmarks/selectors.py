@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from apps.benchmarks.models import BenchmarkRun, Regression
+from apps.services.selectors import of_visible_services
 
 
 def service_knee_rps(service) -> float | None:
@@ -15,11 +16,12 @@ def service_knee_rps(service) -> float | None:
     return (run.findings.get("stress") or {}).get("knee_rps") if run else None
 
 
-def recent_regressions(*, limit: int = 10) -> list[str]:
+def recent_regressions(*, limit: int = 10, visible_services: frozenset[int] | None = None) -> list[str]:
+    regressions = of_visible_services(Regression.objects.select_related("plan"), visible_services, "plan__service")
     return [
         f"{r.plan.name}: latency +{r.change_pct:.1f}% in run #{r.run_id} ({r.detected_at:%Y-%m-%d})"
         + ("" if r.acknowledged_at is None else ", acknowledged")
-        for r in Regression.objects.select_related("plan")[:limit]
+        for r in regressions[:limit]
     ]
 
 
@@ -45,20 +47,21 @@ def _run_json(run: BenchmarkRun) -> dict:
     }  # fmt: skip
 
 
-def benchmark_runs(*, plan_id: int | None = None, limit: int = 50) -> list[dict]:
+def benchmark_runs(
+    *, plan_id: int | None = None, limit: int = 50, visible_services: frozenset[int] | None = None
+) -> list[dict]:
     """The latest runs (newest first), with their summary and any regression they showed."""
     runs = BenchmarkRun.objects.select_related("plan__service").prefetch_related("regressions__plan")
+    runs = of_visible_services(runs, visible_services, "plan__service")
     if plan_id is not None:
         runs = runs.filter(plan_id=plan_id)
     return [_run_json(run) for run in runs.order_by("-created_at")[:limit]]
 
 
-def benchmark_run_detail(run_id: int) -> dict | None:
+def benchmark_run_detail(run_id: int, *, visible_services: frozenset[int] | None = None) -> dict | None:
     """One run as the dashboard draws it: latency over time, the histogram, verdicts and findings."""
-    run = (
-        BenchmarkRun.objects.select_related("plan__service").prefetch_related("regressions__plan")
-        .filter(pk=run_id).first()
-    )  # fmt: skip
+    runs = BenchmarkRun.objects.select_related("plan__service").prefetch_related("regressions__plan")
+    run = of_visible_services(runs, visible_services, "plan__service").filter(pk=run_id).first()
     if run is None:
         return None
     return {

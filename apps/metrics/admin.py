@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from apps.metrics.models import Alert, AlertNotification, AlertRule
+from apps.services.admin import ServiceVisibilityAdmin
 
 
 class NotificationInline(admin.TabularInline):
@@ -12,7 +13,8 @@ class NotificationInline(admin.TabularInline):
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
+class AlertRuleAdmin(ServiceVisibilityAdmin):
+    unassigned_visible = True
     list_display = ["name", "enabled", "metric", "operator", "threshold", "service", "for_seconds", "severity",
                     "last_value", "last_evaluated_at"]  # fmt: skip
     list_editable = ["enabled", "threshold"]
@@ -20,7 +22,8 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(ServiceVisibilityAdmin):
+    service_field, unassigned_visible = "rule__service", True
     list_display = ["rule", "state", "started_at", "resolved_at", "value", "last_value", "message"]
     list_filter = ["state", "rule__severity"]
     inlines = [NotificationInline]

@@ -11,6 +11,7 @@ from hdrh.histogram import HdrHistogram
 from apps.metrics.models import RequestRollup
 from apps.metrics.recorder import new_histogram
 from apps.services.models import Service
+from apps.services.selectors import of_visible_services
 
 
 def routes_under(prefixes: list[str] | None) -> Q:
@@ -270,11 +271,12 @@ def live_snapshot(*, now=None, visible_services: frozenset[int] | None = None) -
     now = now or timezone.now()
     since = now - timedelta(seconds=60)
     services = Service.objects.filter(is_active=True).exclude(route_prefix="")
-    alerts = Alert.objects.filter(state="firing")
+    alerts = of_visible_services(
+        Alert.objects.filter(state="firing"), visible_services, "rule__service", unassigned=True
+    )
     overall_routes = None
     if visible_services is not None:
         services = services.filter(pk__in=visible_services)
-        alerts = alerts.filter(Q(rule__service=None) | Q(rule__service__in=visible_services))
         overall_routes = list(Service.objects.filter(pk__in=visible_services).values_list("route_prefix", flat=True))
     rows = [
         _live_row(service.slug, service.name, route_latency(route_prefixes=[service.route_prefix],
@@ -308,8 +310,7 @@ def running_work(*, visible_services: frozenset[int] | None = None) -> list[dict
         from apps.benchmarks.models import BenchmarkRun
 
         runs = BenchmarkRun.objects.filter(status__in=["pending", "running"]).select_related("plan")
-        if visible_services is not None:
-            runs = runs.filter(plan__service__in=visible_services)
+        runs = of_visible_services(runs, visible_services, "plan__service")
         for run in runs[:10]:
             work.append({"kind": "benchmark", "id": run.pk, "name": run.plan.name, "status": run.status,
                          "progress": round(run.progress, 3), "message": run.progress_message})  # fmt: skip
@@ -341,10 +342,13 @@ def _live_row(slug: str, name: str, latency: dict, now) -> dict:
     }
 
 
-def alert_list(*, state: str | None = None, limit: int = 100) -> list[dict]:
+def alert_list(
+    *, state: str | None = None, limit: int = 100, visible_services: frozenset[int] | None = None
+) -> list[dict]:
     from apps.metrics.models import Alert
 
     alerts = Alert.objects.select_related("rule").order_by("-started_at")
+    alerts = of_visible_services(alerts, visible_services, "rule__service", unassigned=True)
     if state:
         alerts = alerts.filter(state=state)
     return [

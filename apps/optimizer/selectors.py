@@ -6,11 +6,13 @@ from django.apps import apps as django_apps
 
 from apps.metrics.selectors import alert_list, slo_status
 from apps.optimizer.models import OptimizationRun, Recommendation
-from apps.services.selectors import services_visible_to
+from apps.services.selectors import services_visible_to, visible_service_ids
 
 
 def control_plane_overview(user) -> dict:
-    """Services with SLO status, the last run, pending recommendations, active alerts, recent regressions."""
+    """Services with SLO status, the last run, pending recommendations, active alerts, recent regressions:
+    of the services the user sees."""
+    visible = visible_service_ids(user)
     services = []
     for service in services_visible_to(user).filter(is_active=True).order_by("name"):
         status = slo_status(service)["windows"]["1h"] if service.route_prefix else None
@@ -20,12 +22,12 @@ def control_plane_overview(user) -> dict:
     if django_apps.is_installed("apps.benchmarks"):
         from apps.benchmarks.selectors import recent_regressions
 
-        regressions = recent_regressions(limit=10)
+        regressions = recent_regressions(limit=10, visible_services=visible)
     return {
         "services": services,
         "last_run": OptimizationRun.objects.prefetch_related("steps").first(),
         "pending_count": pending.count(),
         "pending": list(pending.order_by("-created_at")[:15]),
-        "alerts": alert_list(state="firing", limit=20),
+        "alerts": alert_list(state="firing", limit=20, visible_services=visible),
         "regressions": regressions,
     }

@@ -6,14 +6,11 @@ from kombu.exceptions import OperationalError
 
 from apps.scaling import charts, manifests, services
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
-from apps.services.selectors import services_visible_to
+from apps.services.admin import ServiceVisibilityAdmin
 
 
 @admin.register(ScalingPolicy)
-class ScalingPolicyAdmin(admin.ModelAdmin):
-    def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).filter(service__in=services_visible_to(request.user))
-
+class ScalingPolicyAdmin(ServiceVisibilityAdmin):
     list_display = [
         "service",
         "enabled",
@@ -153,12 +150,9 @@ class ScalingPolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkloadForecast)
-class WorkloadForecastAdmin(admin.ModelAdmin):
-    def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).filter(service__in=services_visible_to(request.user))
-
+class WorkloadForecastAdmin(ServiceVisibilityAdmin):
     list_display = ["service", "metric", "model", "source", "history_hours", "created_at"]
-    list_filter = ["metric", "model", "source", "service"]
+    list_filter = ["metric", "model", "source", ("service", admin.RelatedOnlyFieldListFilter)]
     readonly_fields = [
         "service",
         "metric",
@@ -181,12 +175,9 @@ class WorkloadForecastAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScalingRecommendation)
-class ScalingRecommendationAdmin(admin.ModelAdmin):
-    def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).filter(service__in=services_visible_to(request.user))
-
+class ScalingRecommendationAdmin(ServiceVisibilityAdmin):
     list_display = ["service", "min_replicas", "peak_replicas", "emergency", "created_at"]
-    list_filter = ["service", "emergency"]
+    list_filter = [("service", admin.RelatedOnlyFieldListFilter), "emergency"]
     readonly_fields = [
         "service",
         "forecast",

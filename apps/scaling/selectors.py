@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from apps.scaling import manifests
 from apps.scaling.models import ScalingPolicy, WorkloadForecast
+from apps.services.selectors import of_visible_services
 
 
 def _forecast_json(forecast: WorkloadForecast | None) -> dict | None:
@@ -31,12 +32,13 @@ def _earlier_forecast(service_id: int, metric: str, now: datetime) -> dict | Non
     return {"created_at": earlier.created_at.isoformat(), "model": earlier.model, "points": earlier.points}
 
 
-def scaling_overview(*, now: datetime | None = None) -> list[dict]:
+def scaling_overview(*, now: datetime | None = None, visible_services: frozenset[int] | None = None) -> list[dict]:
     """Every policy: its limits and state, the latest forecast per metric, yesterday's forecast of the
     request rate (against actuals), and the replica plan."""
     now = now or timezone.now()
     rows = []
-    for policy in ScalingPolicy.objects.select_related("service").order_by("service__name"):
+    policies = of_visible_services(ScalingPolicy.objects.select_related("service"), visible_services)
+    for policy in policies.order_by("service__name"):
         service = policy.service
         forecasts = {}
         for metric in WorkloadForecast.Metric.values:

@@ -3,8 +3,25 @@ from django.db import models
 from django.http import HttpRequest
 
 from apps.services.models import Service
-from apps.services.selectors import services_visible_to
+from apps.services.selectors import of_visible_services, services_visible_to, visible_service_ids
 from apps.services.services import EDITABLE_FIELDS, service_create, service_update
+
+
+class ServiceVisibilityAdmin(admin.ModelAdmin):
+    """Rows of a service hidden from the user are as absent as missing ones (lists, pages, actions), and
+    their forms offer only the services the user sees."""
+
+    service_field = "service"  # the path from this model to its service
+    unassigned_visible = False  # rows without a service: everyone's (True) or nobody's but administrators'
+
+    def get_queryset(self, request: HttpRequest):
+        return of_visible_services(super().get_queryset(request), visible_service_ids(request.user),
+                                   self.service_field, unassigned=self.unassigned_visible)  # fmt: skip
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.related_model is Service:
+            kwargs["queryset"] = services_visible_to(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 @admin.register(Service)

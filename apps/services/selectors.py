@@ -27,6 +27,19 @@ def visible_service_ids(user) -> frozenset[int] | None:
     return frozenset(services_visible_to(user).values_list("pk", flat=True))
 
 
+def of_visible_services(
+    rows: QuerySet, visible_services: frozenset[int] | None, service_field: str = "service", *, unassigned: bool = False
+) -> QuerySet:
+    """The rows whose service (reached through `service_field`) is one of `visible_services` (None: all);
+    `unassigned`: rows without a service too (an alert rule on every route is everyone's)."""
+    if visible_services is None:
+        return rows
+    visible = Q(**{f"{service_field}__in": visible_services})
+    if unassigned:
+        visible |= Q(**{f"{service_field}__isnull": True})
+    return rows.filter(visible)
+
+
 def services_visible_to(user) -> QuerySet[Service]:
     """The services a staff user may see: all for superusers and administrators; otherwise those open to
     every role and those restricted to one of the user's groups (object-level visibility)."""

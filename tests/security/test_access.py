@@ -92,6 +92,63 @@ def test_a_service_restricted_to_a_team_is_invisible_to_other_roles(client, api,
     assert api.get("/api/v1/metrics/series/", series).status_code == 200
 
 
+def test_what_belongs_to_a_hidden_service_is_hidden_with_it(client, api, staff):
+    from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression
+    from apps.metrics.models import Alert, AlertRule
+    from apps.scaling.services import scaling_policy_ensure
+
+    team = Group.objects.create(name="Oncology AI")
+    hidden, _ = service_ensure(slug="onco-triage", name="Oncology triage")
+    hidden.visible_to.add(team)
+    shown, _ = service_ensure(slug="open-svc", name="Open service")
+    rows = {}
+    for service in (hidden, shown):
+        plan = BenchmarkPlan.objects.create(name=f"{service.slug} nightly", service=service)
+        run = BenchmarkRun.objects.create(plan=plan, report_html="<h1>run</h1>")
+        Regression.objects.create(plan=plan, run=run, metric="p95_ms", baseline=10, current=20, change_pct=100, p_value=0.01,
+                                  threshold_pct=10)  # fmt: skip
+        rule = AlertRule.objects.create(name=f"{service.slug} p95", metric="p95_ms", threshold=100, service=service)
+        Alert.objects.create(rule=rule, state="firing", value=200, last_value=200, message="over")
+        policy, _ = scaling_policy_ensure(service)
+        rows[service.slug] = (plan, run, policy)
+    every_route = AlertRule.objects.create(name="every route p95", metric="p95_ms", threshold=100)
+    Alert.objects.create(rule=every_route, state="firing", value=200, last_value=200, message="over")
+
+    outsider, member = staff("outsider", OPERATORS), staff("member", OPERATORS, "Oncology AI")
+    plan, run, policy = rows["onco-triage"]
+    for user, sees_hidden in ((outsider, False), (member, True)):
+        api.force_login(user)
+        runs = {r["service"] for r in api.get("/api/v1/benchmarks/runs/").json()["results"]}
+        assert runs == ({"open-svc", "onco-triage"} if sees_hidden else {"open-svc"})
+        assert api.get(f"/api/v1/benchmarks/runs/{run.pk}/").status_code == (200 if sees_hidden else 404)
+        policies = {p["service"] for p in api.get("/api/v1/scaling/policies/").json()["results"]}
+        assert policies == ({"open-svc", "onco-triage"} if sees_hidden else {"open-svc"})
+        manifests = api.get(f"/api/v1/scaling/policies/{policy.pk}/manifests/")
+        assert manifests.status_code == (200 if sees_hidden else 404)
+        alerts = {a["rule"] for a in api.get("/api/v1/metrics/alerts/").json()["results"]}
+        assert alerts == {"every route p95", "open-svc p95", *(["onco-triage p95"] if sees_hidden else [])}
+
+        client.force_login(user)
+        pages = (
+            f"/benchmarks/runs/{run.pk}/report/",
+            f"/benchmarks/plans/{plan.pk}/report/",
+            f"/admin/benchmarks/benchmarkrun/{run.pk}/change/",
+            f"/admin/scaling/scalingpolicy/{policy.pk}/change/",
+        )
+        assert [client.get(page).status_code for page in pages] == (
+            [200, 200, 200, 200] if sees_hidden else [404, 404, 302, 302]  # admin: "does not exist", to its list
+        )  # fmt: skip
+        listed = client.get("/admin/benchmarks/regression/").content.decode()
+        assert ("onco-triage nightly" in listed) is sees_hidden and "open-svc nightly" in listed
+        alert_page = client.get("/admin/metrics/alert/").content.decode()
+        assert ("onco-triage p95" in alert_page) is sees_hidden and "every route p95" in alert_page
+        plan_form = client.get("/admin/benchmarks/benchmarkplan/add/").content.decode()
+        assert ("Oncology triage" in plan_form) is sees_hidden  # the service choices too
+        overview = client.get("/admin/overview/").content.decode()
+        assert ("onco-triage p95" in overview) is sees_hidden and "open-svc p95" in overview  # firing alerts
+        assert ("onco-triage nightly" in overview) is sees_hidden  # recent regressions
+
+
 def test_report_pages_need_the_view_permission_the_api_needs(client, staff):
     from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
     from apps.optimizer.models import OptimizationRun

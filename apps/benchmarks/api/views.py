@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from apps.accounts.permissions import staff_can_view
 from apps.benchmarks import selectors
 from apps.core.api.params import reject_unknown_params, validated_query
+from apps.services.selectors import visible_service_ids
 
 CAN_VIEW = staff_can_view("benchmarks.view_benchmarkrun")
 
@@ -25,7 +26,10 @@ class BenchmarkRunListView(APIView):
 
     def get(self, request: Request) -> Response:
         query = validated_query(request, RunListInputSerializer)
-        return Response({"results": selectors.benchmark_runs(plan_id=query.get("plan"), limit=query["limit"])})
+        runs = selectors.benchmark_runs(
+            plan_id=query.get("plan"), limit=query["limit"], visible_services=visible_service_ids(request.user)
+        )
+        return Response({"results": runs})
 
 
 class BenchmarkRunDetailView(APIView):
@@ -33,7 +37,7 @@ class BenchmarkRunDetailView(APIView):
 
     def get(self, request: Request, run_id: int) -> Response:
         reject_unknown_params(request, [])
-        detail = selectors.benchmark_run_detail(run_id)
+        detail = selectors.benchmark_run_detail(run_id, visible_services=visible_service_ids(request.user))
         if detail is None:
             raise NotFound("No such benchmark run.")
         return Response(detail)

@@ -11,7 +11,7 @@ from apps.core.api.params import reject_unknown_params, validated_query
 from apps.metrics import selectors
 from apps.metrics.api.serializers import AlertListInputSerializer, SeriesInputSerializer
 from apps.services.models import Service
-from apps.services.selectors import sees_every_service, services_visible_to
+from apps.services.selectors import sees_every_service, services_visible_to, visible_service_ids
 
 
 def series_routes(user, service: Service | None) -> list[str] | None:
@@ -61,4 +61,6 @@ class AlertListView(APIView):
 
     def get(self, request: Request) -> Response:
         query = validated_query(request, AlertListInputSerializer)
-        return Response({"results": selectors.alert_list(state=query.get("state"), limit=query["limit"])})
+        return Response({"results": selectors.alert_list(
+            state=query.get("state"), limit=query["limit"], visible_services=visible_service_ids(request.user)
+        )})  # fmt: skip

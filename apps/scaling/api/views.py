@@ -11,6 +11,7 @@ from apps.accounts.permissions import staff_can_view
 from apps.core.api.params import reject_unknown_params
 from apps.scaling import selectors
 from apps.scaling.models import ScalingPolicy
+from apps.services.selectors import of_visible_services, visible_service_ids
 
 CAN_VIEW = staff_can_view("scaling.view_scalingpolicy")
 
@@ -20,7 +21,7 @@ class ScalingOverviewView(APIView):
 
     def get(self, request: Request) -> Response:
         reject_unknown_params(request, [])
-        return Response({"results": selectors.scaling_overview()})
+        return Response({"results": selectors.scaling_overview(visible_services=visible_service_ids(request.user))})
 
 
 class ManifestPreviewView(APIView):
@@ -28,5 +29,8 @@ class ManifestPreviewView(APIView):
 
     def get(self, request: Request, policy_id: int) -> Response:
         reject_unknown_params(request, [])
-        policy = get_object_or_404(ScalingPolicy.objects.select_related("service"), pk=policy_id)
+        policies = of_visible_services(
+            ScalingPolicy.objects.select_related("service"), visible_service_ids(request.user)
+        )
+        policy = get_object_or_404(policies, pk=policy_id)
         return Response(selectors.manifest_preview(policy))
