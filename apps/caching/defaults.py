@@ -9,6 +9,10 @@ DEFAULT_POLICIES: dict[str, dict] = {
     "medications": {"ttl_seconds": 20 * 60, "description": "Medication requests"},
 }
 
+# The code stores patient data in every one of the brief's namespaces: an admin cannot mark them PHI-free,
+# and their L2/L3 values are encrypted whatever a row says.
+PHI_NAMESPACES: frozenset[str] = frozenset(DEFAULT_POLICIES)
+
 # The longest TTL the optimizer may recommend per namespace (twice the brief's TTL): its clinical
 # freshness limit. Admins edit it per policy; an empty limit means the optimizer never raises the TTL.
 FRESHNESS_LIMITS: dict[str, int] = {namespace: 2 * spec["ttl_seconds"] for namespace, spec in DEFAULT_POLICIES.items()}

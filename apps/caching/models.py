@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from apps.caching.defaults import PHI_NAMESPACES
+
 # Entries never outlive this, so a scope generation is only ever compared with entries younger than it.
 MAX_TTL_SECONDS = 24 * 3600
 
@@ -55,6 +57,8 @@ class CachePolicy(models.Model):
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
+        if self.namespace in PHI_NAMESPACES and not self.contains_phi:
+            raise ValidationError({"contains_phi": "The code stores patient data in this namespace: it holds PHI."})
         if self.contains_phi and not self.encrypt and (self.l2_enabled or self.l3_enabled):
             raise ValidationError({"encrypt": "A namespace that holds PHI must be encrypted outside process memory."})
         if self.ttl_seconds + self.stale_while_revalidate_seconds > MAX_TTL_SECONDS:

@@ -34,6 +34,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
+from apps.caching.defaults import PHI_NAMESPACES
 from apps.caching.layers import CircuitBreaker, CodecError, Entry, KeyHasher, MemoryTier, ValueCodec
 from controlplane.db_router import reads_from_primary
 
@@ -264,7 +265,7 @@ class CacheStack:
             ttl=row.ttl_seconds,
             swr=row.stale_while_revalidate_seconds,
             l1_max_entries=row.l1_max_entries,
-            encrypt=row.encrypt,
+            encrypt=row.encrypt or row.namespace in PHI_NAMESPACES,  # a row edited outside admin included
             generation=row.generation,
         )
 
