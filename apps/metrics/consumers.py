@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import re
@@ -95,6 +96,7 @@ def snapshot_publisher() -> SnapshotPublisher:
 
 
 LIVE_FEED_PERMISSION = "metrics.view_metricpoint"
+CLOSE_UNSUPPORTED_DATA = 1003  # RFC 6455: a binary frame on a text-only socket
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 
@@ -105,11 +107,11 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self._refuse(CLOSE_UNAUTHENTICATED)
             return
         allowed, self._audience = await database_sync_to_async(live_feed_access)(user)
         if not allowed:
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self._refuse(CLOSE_FORBIDDEN)
             return
         await self.channel_layer.group_add(LIVE_GROUP, self.channel_name)
         await self.accept()
@@ -128,9 +130,27 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         if publisher is not None:
             await publisher.leave(self.channel_name, self._audience)
 
-    async def receive_json(self, content: dict, **kwargs) -> None:
-        # The feed is one-way; a client ping is answered so it can measure round trips.
-        if content.get("type") == "ping":
+    async def _refuse(self, code: int) -> None:
+        # Accepted first: a close before the handshake is an HTTP 403, and the browser sees only 1006, so
+        # the dashboard could not tell "sign in" from "the network dropped" and would retry forever.
+        await self.accept()
+        await self.close(code=code)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs) -> None:
+        """The feed is one-way; a client ping is answered so it can measure round trips. Anything else a
+        client sends is answered with an error, never raised: an exception here would end the socket
+        without `disconnect`, leaving its group memberships and a snapshot publisher behind."""
+        if text_data is None:
+            await self.close(code=CLOSE_UNSUPPORTED_DATA)
+            return
+        try:
+            content = json.loads(text_data)
+        except (ValueError, RecursionError):
+            await self.send_json({"type": "error", "detail": "Messages are JSON objects."})
+            return
+        if not isinstance(content, dict):
+            await self.send_json({"type": "error", "detail": "Messages are JSON objects."})
+        elif content.get("type") == "ping":
             await self.send_json({"type": "pong", "at": _now()})
 
     async def metrics_snapshot(self, event: dict) -> None:

@@ -35,27 +35,29 @@ async def _connect(*headers):
     return communicator, connected, code
 
 
-async def test_anonymous_users_are_rejected():
-    communicator, connected, code = await _connect()
-    assert not connected
-    assert code == 4401
+async def _close_code(*headers) -> int:
+    """Refusals complete the handshake, then close with their code: a browser sees 4401/4403 (a refusal
+    before the handshake reaches it as 1006, which a dashboard cannot tell from a dropped network)."""
+    communicator, connected, _ = await _connect(*headers)
+    assert connected
+    message = await communicator.receive_output(timeout=3)
+    assert message["type"] == "websocket.close"
     await communicator.disconnect()
+    return message["code"]
+
+
+async def test_anonymous_users_are_rejected():
+    assert await _close_code() == 4401
 
 
 async def test_signed_in_non_staff_users_are_rejected():
     cookie = await _session_cookie(is_staff=False)
-    communicator, connected, code = await _connect((b"cookie", cookie))
-    assert not connected
-    assert code == 4403
-    await communicator.disconnect()
+    assert await _close_code((b"cookie", cookie)) == 4403
 
 
 async def test_staff_without_the_metrics_view_permission_are_rejected():
     cookie = await _session_cookie(is_staff=True)  # staff, but no role grants metrics.view_metricpoint
-    communicator, connected, code = await _connect((b"cookie", cookie))
-    assert not connected
-    assert code == 4403
-    await communicator.disconnect()
+    assert await _close_code((b"cookie", cookie)) == 4403
 
 
 async def test_foreign_origins_are_rejected():
@@ -140,3 +142,33 @@ async def test_each_dashboard_sees_only_the_services_its_user_sees():
     assert [item["name"] for item in member["work"]] == ["onco nightly"]
     # The overall row of each covers what that user sees (35 and 5 requests in the same minute window).
     assert member["overall"]["rps"] == pytest.approx(7 * outsider["overall"]["rps"], rel=0.1)
+
+
+async def test_malformed_messages_get_an_error_and_leave_the_feed_running():
+    from apps.metrics.consumers import snapshot_publisher
+
+    cookie = await _session_cookie(VIEWERS, is_staff=True)
+    communicator, connected, _ = await _connect((b"cookie", cookie))
+    assert connected
+    for bad in ("{not json", "[1, 2]", '"ping"', "[" * 100_000):
+        await communicator.send_to(text_data=bad)
+        for _ in range(6):
+            message = await communicator.receive_json_from(timeout=3)
+            if message["type"] == "error":
+                break
+        assert message == {"type": "error", "detail": "Messages are JSON objects."}
+    await communicator.send_to(text_data=json.dumps({"type": "ping"}))
+    for _ in range(6):
+        message = await communicator.receive_json_from(timeout=3)
+        if message["type"] == "pong":
+            break
+    assert message["type"] == "pong"  # still served
+
+    await communicator.send_to(bytes_data=b"\x00\x01")  # binary: closed as unsupported, and cleaned up
+    for _ in range(6):
+        output = await communicator.receive_output(timeout=3)
+        if output["type"] == "websocket.close":
+            break
+    assert output["code"] == 1003
+    await communicator.disconnect()  # what the server sends after a close; the consumer did not crash
+    assert snapshot_publisher().listeners == {}  # disconnect ran: no publisher left polling for it
