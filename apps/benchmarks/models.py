@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -14,6 +16,46 @@ def default_requests() -> list[dict]:
 
 def default_scopes() -> list[str]:
     return ["patient:read", "clinical:read"]
+
+
+# A run's shape is built in memory and its deadline computed from it (runner.stages_for): these keep both
+# bounded, and a run within a day, so "Run now" never fails on a value the form accepted.
+MAX_USERS = 10_000
+MAX_SECONDS = 24 * 3600
+MAX_STAGES = 1_000
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+REQUEST_KEYS = {"name", "method", "path", "weight", "body"}
+
+
+def _non_finite(value) -> bool:
+    """NaN or an infinity anywhere in a JSON value: Python's json reads them, PostgreSQL's json refuses them."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(item) for item in value)
+    return False
+
+
+def _request_error(request) -> str | None:
+    """What is wrong with one entry of a plan's request mix, if anything."""
+    if not isinstance(request, dict):
+        return 'an object like {"path": "/...", "weight": 1}'
+    unknown = sorted(set(request) - REQUEST_KEYS)
+    if unknown:
+        return f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(REQUEST_KEYS))})"
+    if not isinstance(request.get("path"), str) or not request["path"].startswith("/"):
+        return "a path starting with /"
+    if "name" in request and not isinstance(request["name"], str):
+        return "a name that is text"
+    method = request.get("method", "GET")
+    if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
+        return f"an HTTP method ({', '.join(HTTP_METHODS)})"
+    weight = request.get("weight", 1)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight < math.inf:
+        return "a positive, finite weight"
+    return None
 
 
 class BenchmarkPlan(models.Model):
@@ -34,24 +76,32 @@ class BenchmarkPlan(models.Model):
         help_text='Weighted mix: [{"name", "method", "path", "weight", "body"}]; {patient_id} picks a real patient.',
     )
     scopes = models.JSONField(default=default_scopes, help_text="Scopes of the short-lived token each run uses.")
-    users = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1), MaxValueValidator(10_000)])
-    spawn_rate = models.FloatField(default=10.0, validators=[MinValueValidator(0.1)])
+    users = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1), MaxValueValidator(MAX_USERS)])
+    spawn_rate = models.FloatField(default=10.0, validators=[MinValueValidator(0.1), MaxValueValidator(MAX_USERS)])
     arrival_rate = models.FloatField(
-        "arrival rate (req/s)", null=True, blank=True, validators=[MinValueValidator(0.1)],
+        "arrival rate (req/s)", null=True, blank=True, validators=[MinValueValidator(0.1), MaxValueValidator(1e6)],
         help_text="Open model: the users send at this total rate, latency also measured from the intended send "
         "time. Empty: closed model (each user sends as soon as it has its answer).",
     )  # fmt: skip
-    duration_seconds = models.PositiveIntegerField(default=60, validators=[MinValueValidator(5)])
+    duration_seconds = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(5), MaxValueValidator(MAX_SECONDS)]
+    )
     generator_processes = models.PositiveSmallIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(32)],
         help_text="More than 1: Locust runs distributed (a master and this many worker processes).",
     )  # fmt: skip
-    step_users = models.PositiveIntegerField("stress: users added per step", default=10)
-    step_seconds = models.PositiveIntegerField(
-        "stress: seconds per step", default=20, validators=[MinValueValidator(5)]
+    step_users = models.PositiveIntegerField(
+        "stress: users added per step", default=10, validators=[MinValueValidator(1), MaxValueValidator(MAX_USERS)]
     )
-    max_users = models.PositiveIntegerField("stress: at most this many users", default=200)
-    spike_multiplier = models.FloatField("spike: x the users", default=4.0, validators=[MinValueValidator(1.0)])
+    step_seconds = models.PositiveIntegerField(
+        "stress: seconds per step", default=20, validators=[MinValueValidator(5), MaxValueValidator(MAX_SECONDS)]
+    )
+    max_users = models.PositiveIntegerField(
+        "stress: at most this many users", default=200, validators=[MinValueValidator(1), MaxValueValidator(MAX_USERS)]
+    )
+    spike_multiplier = models.FloatField(
+        "spike: x the users", default=4.0, validators=[MinValueValidator(1.0), MaxValueValidator(100.0)]
+    )
     gate_p95_ms = models.FloatField("gate: p95 (ms)", null=True, blank=True, help_text="Empty: the service's SLO.")
     gate_p99_ms = models.FloatField("gate: p99 (ms)", null=True, blank=True)
     gate_avg_ms = models.FloatField("gate: average (ms)", null=True, blank=True)
@@ -71,21 +121,78 @@ class BenchmarkPlan(models.Model):
         return self.name
 
     def clean(self) -> None:
+        """Refuse what would fail only later, in a run: a malformed mix, unknown scopes, a shape too big."""
         errors = {}
-        if not isinstance(self.requests, list) or not self.requests:
-            errors["requests"] = "At least one request."
-        else:
-            for position, request in enumerate(self.requests):
-                if not isinstance(request, dict) or not str(request.get("path", "")).startswith("/"):
-                    errors["requests"] = f"Request {position + 1}: a path starting with /."
-                elif request.get("method", "GET").upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-                    errors["requests"] = f"Request {position + 1}: an HTTP method."
-                elif not isinstance(request.get("weight", 1), int | float) or request.get("weight", 1) <= 0:
-                    errors["requests"] = f"Request {position + 1}: a positive weight."
-        if self.kind == self.Kind.STRESS and self.max_users < self.users:
-            errors["max_users"] = "Stress starts at `users` and steps up to this: it must not be lower."
+        for name in ("requests", "scopes"):
+            if _non_finite(getattr(self, name)):
+                errors[name] = "NaN and Infinity are not JSON numbers: use a finite number."
+        if "requests" not in errors:
+            if not isinstance(self.requests, list) or not self.requests:
+                errors["requests"] = "A list of at least one request."
+            else:
+                for position, request in enumerate(self.requests):
+                    problem = _request_error(request)
+                    if problem:
+                        errors["requests"] = f"Request {position + 1}: {problem}."
+                        break
+        if "scopes" not in errors:
+            problem = self._scopes_error()
+            if problem:
+                errors["scopes"] = problem
+        for field in self._meta.concrete_fields:  # validators let NaN through: it compares False to any bound
+            value = getattr(self, field.attname)
+            if isinstance(field, models.FloatField) and isinstance(value, float) and not math.isfinite(value):
+                errors[field.name] = "A finite number."
+        errors = {**self._shape_errors(), **errors}
         if errors:
             raise ValidationError(errors)
+
+    def _scopes_error(self) -> str | None:
+        from apps.accounts.scopes import SCOPES
+
+        if not isinstance(self.scopes, list) or not all(isinstance(scope, str) for scope in self.scopes):
+            return f'A list of scope names, e.g. ["patient:read"]. Known scopes: {", ".join(SCOPES)}.'
+        unknown = sorted(set(self.scopes) - set(SCOPES))
+        if unknown:
+            return f"Unknown scope(s): {', '.join(unknown)}. Known scopes: {', '.join(SCOPES)}."
+        if not self.scopes:
+            return f"At least one scope. Known scopes: {', '.join(SCOPES)}."
+        return None
+
+    def _shape_errors(self) -> dict[str, str]:
+        """The run's stages (as runner.stages_for builds them) stay few and within a day. Computed, never
+        built: a bad value must not build millions of stages just to be refused. A value its own validators
+        refuse (or one the form could not read) is left to them."""
+
+        def valid(name: str) -> bool:
+            value = getattr(self, name)
+            try:
+                self._meta.get_field(name).run_validators(value)
+            except ValidationError:
+                return False
+            return value is not None and not (isinstance(value, float) and not math.isfinite(value))
+
+        errors = {}
+        stress = self.kind == self.Kind.STRESS
+        if stress and valid("users") and valid("max_users") and self.max_users < self.users:
+            errors["max_users"] = "Stress starts at `users` and steps up to this: it must not be lower."
+        elif stress and all(valid(name) for name in ("users", "max_users", "step_users", "step_seconds")):
+            steps = math.ceil((self.max_users - self.users) / self.step_users) + 1
+            if steps > MAX_STAGES:
+                errors["step_users"] = (
+                    f"From {self.users} to {self.max_users} users this is {steps} steps: at most {MAX_STAGES}. "
+                    "Add more users per step."
+                )
+            elif steps * self.step_seconds > MAX_SECONDS:
+                errors["step_seconds"] = (
+                    f"{steps} steps of {self.step_seconds} s last {steps * self.step_seconds} s: at most "
+                    f"{MAX_SECONDS} s (24 h). Shorten the steps or add more users per step."
+                )
+        if self.kind == self.Kind.SPIKE and valid("users") and valid("spike_multiplier"):
+            peak = math.ceil(self.users * self.spike_multiplier)
+            if peak > MAX_USERS:
+                errors["spike_multiplier"] = f"The spike peaks at {peak} users: at most {MAX_USERS}."
+        return errors
 
     def gates(self) -> dict[str, float]:
         """Each gate in force: the plan's own, else the service's SLO."""

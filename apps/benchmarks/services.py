@@ -60,14 +60,6 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
         run.status, run.started_at, run.attempts = BenchmarkRun.Status.RUNNING, timezone.now(), run.attempts + 1
         run.save(update_fields=["status", "started_at", "attempts"])
     plan = run.plan
-    stages = runner.stages_for(plan)
-    gates = plan.gates()
-    client = api_client_create(
-        name=f"benchmark-run-{run.pk}-{run.attempts}",
-        scopes=sorted({*plan.scopes, BENCHMARK}),  # exempt from rate limits: the run measures capacity
-        description=f"Short-lived token of benchmark run #{run.pk}.",
-        expires_at=run.deadline,
-    )
 
     def on_tick(fraction: float, elapsed: float) -> None:
         BenchmarkRun.objects.filter(pk=run.pk).update(progress=fraction, progress_message=f"{elapsed:.0f} s")
@@ -75,7 +67,16 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
     def should_stop() -> bool:
         return BenchmarkRun.objects.filter(pk=run.pk, cancel_requested=True).exists() or timezone.now() > run.deadline
 
-    try:
+    client = None
+    try:  # everything that can fail on the plan's values is in here: a failure fails the run, never strands it
+        stages = runner.stages_for(plan)
+        gates = plan.gates()
+        client = api_client_create(
+            name=f"benchmark-run-{run.pk}-{run.attempts}",
+            scopes=sorted({*plan.scopes, BENCHMARK}),  # exempt from rate limits: the run measures capacity
+            description=f"Short-lived token of benchmark run #{run.pk}.",
+            expires_at=run.deadline,
+        )
         outcome = runner.run_locust(
             base_url=plan.service.base_url.rstrip("/"),
             requests=[{"name": r.get("name") or r["path"], **r} for r in plan.requests],
@@ -92,7 +93,8 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
         logger.exception("benchmark run %s could not run", run.pk)
         return _finish(run, status=BenchmarkRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
     finally:
-        api_client_revoke(client=client.client)
+        if client is not None:
+            api_client_revoke(client=client.client)
     return _record(run, outcome, stages, gates)
 
 

@@ -1,0 +1,126 @@
+"""A plan is refused, field by field, when a run of it could only fail later: shapes too big to build or to
+time, scopes no token can hold, request mixes PostgreSQL or Locust cannot take. A plan that slipped past
+(saved without validation) fails its run with the reason instead of leaving it running."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from apps.accounts.models import ApiClient
+from apps.benchmarks import services
+from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
+from apps.services.services import service_ensure
+
+pytestmark = pytest.mark.django_db
+REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
+
+
+@pytest.fixture
+def service():
+    return service_ensure(slug="target", name="Target", base_url="http://127.0.0.1:9")[0]
+
+
+def _errors(service, **fields) -> dict[str, list[str]]:
+    plan = BenchmarkPlan(name="plan", service=service, requests=REQUESTS, **fields)
+    with pytest.raises(ValidationError) as refused:
+        plan.full_clean()
+    return refused.value.message_dict
+
+
+def test_a_sensible_plan_of_each_shape_is_accepted(service):
+    for kind in BenchmarkPlan.Kind.values:
+        BenchmarkPlan(name=f"plan {kind}", service=service, requests=REQUESTS, kind=kind).full_clean()
+    BenchmarkPlan(name="big stress", service=service, requests=REQUESTS, kind="stress", users=10,
+                  max_users=10_000, step_users=10, step_seconds=60).full_clean()  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"kind": "spike", "spike_multiplier": 1e308}, "spike_multiplier"),
+        ({"kind": "spike", "spike_multiplier": float("inf")}, "spike_multiplier"),
+        ({"kind": "spike", "spike_multiplier": float("nan")}, "spike_multiplier"),
+        ({"kind": "spike", "users": 1000, "spike_multiplier": 50}, "spike_multiplier"),  # a 50,000-user peak
+        ({"kind": "stress", "step_seconds": 2_147_483_647}, "step_seconds"),
+        ({"kind": "stress", "max_users": 2_147_483_647, "step_users": 1}, "max_users"),
+        ({"kind": "stress", "users": 1, "max_users": 5000, "step_users": 1}, "step_users"),  # 5,000 stages
+        ({"kind": "stress", "users": 10, "max_users": 1000, "step_users": 10, "step_seconds": 3600}, "step_seconds"),
+        ({"kind": "stress", "users": 50, "max_users": 20}, "max_users"),
+        ({"duration_seconds": 68 * 365 * 86400}, "duration_seconds"),
+        ({"spawn_rate": float("nan")}, "spawn_rate"),
+        ({"gate_p95_ms": float("inf")}, "gate_p95_ms"),
+    ],
+)
+def test_shapes_a_run_could_not_build_or_time_are_refused(service, fields, field):
+    assert field in _errors(service, **fields)
+
+
+def test_stages_of_a_refused_stress_plan_are_never_built(service, monkeypatch):
+    from apps.benchmarks import runner
+
+    monkeypatch.setattr(runner, "stages_for", lambda plan: pytest.fail("validation built the stages"))
+    assert "max_users" in _errors(service, kind="stress", max_users=2_147_483_647, step_users=1)
+
+
+@pytest.mark.parametrize("scopes", [["nope", 5], "patient:read", ["patient:read", "nope"], {"patient:read": 1}])
+def test_scopes_must_be_a_list_of_known_scopes(service, scopes):
+    errors = _errors(service, scopes=scopes)
+    assert list(errors) == ["scopes"] and "patient:read" in errors["scopes"][0]
+
+
+@pytest.mark.parametrize(
+    "requests",
+    [
+        [{"path": "/x", "weight": float("nan")}],
+        [{"path": "/x", "weight": float("inf")}],
+        [{"path": "/x", "weight": 1, "body": {"dose": [1, float("-inf")]}}],
+        [{"path": "/x", "weight": 0}],
+        [{"path": "/x", "weight": True}],
+        [{"path": "/x", "weight": "1"}],
+        [{"path": 5}],
+        [{"path": "/x", "method": 5}],
+        [{"path": "/x", "method": "TRACE"}],
+        [{"path": "/x", "name": ["card"]}],
+        [{"path": "/x", "wieght": 2}],
+        ["/x"],
+        [],
+        {"path": "/x"},
+    ],
+)
+def test_request_mixes_are_checked_and_non_finite_numbers_refused(service, requests):
+    plan = BenchmarkPlan(name="plan", service=service, requests=requests)
+    with pytest.raises(ValidationError) as refused:
+        plan.full_clean()
+    assert list(refused.value.message_dict) == ["requests"]
+
+
+def test_admin_form_shows_a_field_error_for_nan_in_json_not_a_500(service, admin_client):
+    form = {"name": "nan plan", "service": service.pk, "kind": "load", "scopes": '["patient:read"]', "users": 10,
+            "spawn_rate": 10, "duration_seconds": 60, "generator_processes": 1, "step_users": 10, "step_seconds": 20,
+            "max_users": 200, "spike_multiplier": 4, "min_regression_pct": 5, "enabled": "on",
+            "requests": '[{"path": "/x", "weight": NaN}]'}  # fmt: skip
+    response = admin_client.post("/admin/benchmarks/benchmarkplan/add/", form)
+    assert response.status_code == 200
+    assert "requests" in response.context["adminform"].form.errors
+    assert not BenchmarkPlan.objects.exists()
+
+    form |= {"requests": '[{"path": "/x", "weight": 1}]', "kind": "spike", "spike_multiplier": "1e308"}
+    response = admin_client.post("/admin/benchmarks/benchmarkplan/add/", form)
+    assert response.status_code == 200
+    assert "spike_multiplier" in response.context["adminform"].form.errors
+
+    form |= {"spike_multiplier": 4}
+    assert admin_client.post("/admin/benchmarks/benchmarkplan/add/", form).status_code == 302
+    assert BenchmarkPlan.objects.get().requests == [{"path": "/x", "weight": 1}]
+
+
+def test_a_run_whose_token_cannot_be_issued_fails_with_the_reason(service):
+    plan = BenchmarkPlan.objects.create(name="bad scopes", service=service, requests=REQUESTS, scopes=["nope"])
+    run = services.benchmark_run_execute(run_id=services.benchmark_run_create(plan=plan).pk)
+    assert run.status == BenchmarkRun.Status.FAILED and "nope" in run.error
+    assert not ApiClient.objects.exists()
+
+    BenchmarkPlan.objects.filter(pk=plan.pk).update(scopes=["nope", 5])
+    run = services.benchmark_run_execute(run_id=services.benchmark_run_create(plan=plan).pk)
+    assert run.status == BenchmarkRun.Status.FAILED and run.error.startswith("TypeError")
