@@ -139,8 +139,16 @@ def load(spec: LoadSpec, mode: str) -> Embedder | Generator:
                 model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
         model = model.to(device)
     model.eval()
+    if spec.task == "generation" and not getattr(tokenizer, "chat_template", None):
+        raise ModelUnavailable("the tokenizer has no chat template: generation needs an instruct (chat) model")
     runner = Embedder if spec.task == "embedding" else Generator
-    return runner(tokenizer, model, device, mode, spec.max_input_tokens)
+    return runner(tokenizer, model, device, mode, min(spec.max_input_tokens, model_context(base)))
+
+
+def model_context(model) -> int:
+    """The most positions the model reads (its position embeddings): inputs are cut there, never beyond,
+    or a long text fails its whole batch."""
+    return getattr(model.config, "max_position_embeddings", None) or 1 << 30
 
 
 def _bitsandbytes(spec: LoadSpec, mode: str):  # pragma: no cover - needs CUDA and bitsandbytes

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+
+from apps.inference.backends import BNB_MODES
 
 
 class ModelDeployment(models.Model):
@@ -72,12 +75,49 @@ class ModelDeployment(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def clean(self) -> None:
+        """What can never serve is refused here, with the field to fix, not as an error on the first call."""
+        import importlib.util
+        from pathlib import Path
+
+        errors = {}
+        bundled = BUNDLED_MODELS.get(self.source)
+        if bundled is not None:
+            task, context = bundled
+            if self.task != task:
+                errors["task"] = f"{self.get_source_display()} is a {task} model."
+            if self.max_input_tokens and self.max_input_tokens > context:
+                errors["max_input_tokens"] = f"The model reads at most {context} tokens."
+            if self.local_path:
+                errors["local_path"] = "Only for source 'path'."
+        elif self.source == self.Source.PATH:
+            if not self.local_path:
+                errors["local_path"] = "A local path is needed for source 'path'."
+            elif not Path(self.local_path).exists():
+                errors["local_path"] = "No such file or folder on this host."
+        mode = self.quantization
+        if mode == self.Quantization.INT8 and self.device == self.Device.CUDA:
+            errors["quantization"] = "torch dynamic int8 runs on the CPU only."
+        elif mode in BNB_MODES and self.device == self.Device.CPU:
+            errors["quantization"] = "bitsandbytes modes need a CUDA device."
+        elif mode in BNB_MODES and importlib.util.find_spec("bitsandbytes") is None:
+            errors["quantization"] = "bitsandbytes is not installed on this host."
+        if errors:
+            raise ValidationError(errors)
+
     @property
     def serving_quantization(self) -> str:
         """What the deployment serves with: the admin's choice, else the measured one, else fp32."""
         if self.quantization != self.Quantization.AUTO:
             return self.quantization
         return self.chosen_quantization or self.Quantization.FP32
+
+
+# Each bundled model's task and context (position embeddings): MiniLM reads 512 tokens, SmolLM2 8,192.
+BUNDLED_MODELS: dict[str, tuple[str, int]] = {
+    ModelDeployment.Source.MINILM: (ModelDeployment.Task.EMBEDDING, 512),
+    ModelDeployment.Source.SMOLLM2: (ModelDeployment.Task.GENERATION, 8192),
+}
 
 
 class QuantizationProfile(models.Model):

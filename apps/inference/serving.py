@@ -97,6 +97,11 @@ def generate(deployment: ModelDeployment, prompt: str, max_new_tokens: int, time
     return bridge.call(current.batcher.submit((prompt, max_new_tokens)), timeout), current.mode
 
 
+def input_token_cap(deployment: ModelDeployment) -> int:
+    """The deployment's input cap, or the model's context where that is shorter."""
+    return served(deployment).runner.max_tokens
+
+
 def token_count(deployment: ModelDeployment, text: str) -> int:
     return served(deployment).runner.token_count(text)
 

@@ -200,3 +200,46 @@ def test_generation_streams_server_sent_events(api, token, deployments):
     chunks = [json.loads(line[6:])["text"] for line in body.splitlines() if line.startswith('data: {"text"')]
     done = json.loads(body.split("event: done\ndata: ", 1)[1].split("\n", 1)[0])
     assert chunks and done["text"] == "".join(chunks) and done["quantization"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"source": ModelDeployment.Source.MINILM, "task": "generation"}, "task"),
+        ({"source": ModelDeployment.Source.MINILM, "task": "embedding", "max_input_tokens": 4096}, "max_input_tokens"),
+        ({"source": ModelDeployment.Source.PATH, "task": "embedding", "local_path": "/nonexistent/m"}, "local_path"),
+        ({"source": ModelDeployment.Source.PATH, "task": "embedding"}, "local_path"),
+        ({"source": ModelDeployment.Source.MINILM, "task": "embedding", "quantization": "nf4", "device": "cpu"},
+         "quantization"),
+        ({"source": ModelDeployment.Source.MINILM, "task": "embedding", "quantization": "int8", "device": "cuda"},
+         "quantization"),
+    ],
+)  # fmt: skip
+def test_a_deployment_that_can_never_serve_is_refused_with_its_field(fields, field):
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        ModelDeployment(name="broken", **fields).full_clean()
+    assert field in refused.value.message_dict
+
+
+def test_a_deployment_that_cannot_load_here_is_a_503_and_an_input_past_the_models_context_a_400(api, token, caplog):
+    """Rows as they may exist (edited before these checks, or the host changed): never a 500."""
+    RateLimitPolicy.objects.filter(scope="ai_inference").update(requests=10_000)
+    ModelDeployment.objects.create(name="gone", source="path", local_path="/nonexistent/model", task="embedding")
+    response = post(api, token, "/api/v1/inference/gone/embed", {"inputs": ["x"]})
+    assert response.status_code == 503 and response.json()["code"] == "deployment_unavailable"
+    assert "/nonexistent" not in response.content.decode()  # the reason goes to the log, for the operator
+    assert "no such path: /nonexistent/model" in caplog.text
+
+    ModelDeployment.objects.create(name="wide", source=ModelDeployment.Source.MINILM, task="embedding",
+                                   max_input_tokens=4096)  # fmt: skip
+    response = post(api, token, "/api/v1/inference/wide/embed", {"inputs": ["word " * 600, "short"]})
+    assert response.status_code == 400 and "at most 512" in response.json()["errors"]["inputs[0]"]
+    assert post(api, token, "/api/v1/inference/wide/embed", {"inputs": ["word " * 500]}).status_code == 200
+
+
+@pytest.mark.parametrize("inputs", [[1, 2], ["   "], ["ok", "\n\t"]])
+def test_embedding_inputs_are_text_with_content(api, token, deployments, inputs):
+    response = post(api, token, "/api/v1/inference/clinical-embeddings/embed", {"inputs": inputs})
+    assert response.status_code == 400 and "inputs" in response.json()["errors"]

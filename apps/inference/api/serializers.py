@@ -6,9 +6,26 @@ MAX_INPUTS = 64
 MAX_CHARS = 20_000
 
 
+class TextField(serializers.CharField):
+    """Text as sent: a JSON string (a number is not text) with something in it besides white space; kept
+    untrimmed, since white space is part of what a model reads."""
+
+    default_error_messages = {"not_text": "Must be a string.", "no_content": "Must contain more than white space."}
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(max_length=MAX_CHARS, allow_blank=False, trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("not_text")
+        if not data.strip():
+            self.fail("no_content")
+        return super().to_internal_value(data)
+
+
 class EmbedInputSerializer(serializers.Serializer):
     inputs = serializers.ListField(
-        child=serializers.CharField(max_length=MAX_CHARS, allow_blank=False, trim_whitespace=False),
+        child=TextField(),
         min_length=1, max_length=MAX_INPUTS, help_text=f"1 to {MAX_INPUTS} texts.",
     )  # fmt: skip
     patient_id = serializers.IntegerField(
@@ -20,7 +37,7 @@ class EmbedInputSerializer(serializers.Serializer):
 
 
 class GenerateInputSerializer(serializers.Serializer):
-    prompt = serializers.CharField(max_length=MAX_CHARS, allow_blank=False, trim_whitespace=False)
+    prompt = TextField()
     max_new_tokens = serializers.IntegerField(min_value=1, required=False)
     stream = serializers.BooleanField(
         default=False, help_text="Server-sent events: text as it is generated, then a `done` event."

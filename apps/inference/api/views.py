@@ -5,11 +5,12 @@ audited when the input carries a patient's context. Thin: validate, then apps.in
 from __future__ import annotations
 
 import json
+import logging
 
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -22,7 +23,10 @@ from apps.clinical.selectors import patient_card
 from apps.core.api.params import reject_unknown_params
 from apps.inference import selectors, serving
 from apps.inference.api.serializers import EmbedInputSerializer, GenerateInputSerializer
+from apps.inference.backends import ModelUnavailable
 from apps.inference.models import ModelDeployment
+
+logger = logging.getLogger(__name__)
 
 
 def _cached_answer(key_parts: list, compute) -> tuple[object, bool]:
@@ -31,11 +35,24 @@ def _cached_answer(key_parts: list, compute) -> tuple[object, bool]:
     return get_or_load("ai_inference", key_parts, compute), served_from_cache()
 
 
+class DeploymentUnavailable(APIException):
+    status_code = 503
+    default_detail = "This deployment cannot be served on this host; its reason is in the server log."
+    default_code = "deployment_unavailable"
+
+
 class _InferenceView(PhiAPIView):
     required_scopes = [scopes.INFERENCE]
     throttle_scope = "ai_inference"
     resource_type = "ModelInference"
     task = ""
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, ModelUnavailable):
+            # The reason (a missing path, no CUDA device, no bitsandbytes) is for the operator, not the caller.
+            logger.warning("deployment %s cannot be served: %s", self.kwargs.get("name"), exc)
+            exc = DeploymentUnavailable()
+        return super().handle_exception(exc)
 
     def deployment(self, name: str) -> ModelDeployment:
         deployment = get_object_or_404(ModelDeployment, name=name, enabled=True)
@@ -48,10 +65,11 @@ class _InferenceView(PhiAPIView):
     def check_length(self, deployment: ModelDeployment, texts: dict[str, str]) -> None:
         """Each text (by its field name) within the deployment's input token cap."""
         errors = {}
+        cap = serving.input_token_cap(deployment)
         for field, text in texts.items():
             tokens = serving.token_count(deployment, text)
-            if tokens > deployment.max_input_tokens:
-                errors[field] = f"{tokens} tokens; {deployment.name} takes at most {deployment.max_input_tokens}."
+            if tokens > cap:
+                errors[field] = f"{tokens} tokens; {deployment.name} takes at most {cap}."
         if errors:
             raise ValidationError(errors)
 
