@@ -69,3 +69,9 @@ def test_json_nested_past_the_recursion_limit_is_a_400(api, issue_token):
     response = api.post("/api/v1/patients/lookup/", deep, content_type="application/json")
     body = _json_error(response, 400)
     assert body["code"] == "parse_error" and "nested" in body["detail"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/services/no-such-service/", "/api/v1/scaling/policies/999/manifests/"])
+def test_a_missing_object_behind_a_known_route_is_a_404_with_its_code(staff_api, path):
+    """get_object_or_404 raises Django's Http404: it gets the API's shape and code like DRF's NotFound."""
+    assert _json_error(staff_api.get(path), 404)["code"] == "not_found"

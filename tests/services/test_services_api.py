@@ -127,3 +127,14 @@ def test_admin_saves_through_the_service_layer_and_validates(client, admin_user)
     response = client.post("/admin/services/service/add/", data)
     assert response.status_code == 302
     assert Service.objects.get(slug="pharmacy").slo_p95_ms == 2000
+
+
+def test_the_list_checks_its_parameters(staff_api):
+    service_create(name="Embeddings", slug="embeddings", kind="inference")
+    service_create(name="Patients", slug="patients", kind="api")
+    listed = staff_api.get("/api/v1/services/", {"kind": "inference", "limit": 1})
+    assert listed.status_code == 200 and [s["slug"] for s in listed.json()["results"]] == ["embeddings"]
+    for bad, field in (({"bogus": 1}, "bogus"), ({"limit": -1}, "limit"), ({"limit": 10**9}, "limit"),
+                       ({"offset": -5}, "offset"), ({"kind": "mainframe"}, "kind")):  # fmt: skip
+        response = staff_api.get("/api/v1/services/", bad)
+        assert response.status_code == 400 and field in response.json()["errors"], (bad, response.content)
