@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import models
 
 
@@ -102,9 +106,18 @@ class AlertRule(models.Model):
         "services.Service", null=True, blank=True, on_delete=models.CASCADE, help_text="Empty: every route."
     )
     cache_namespace = models.CharField(max_length=64, blank=True, help_text="Cache hit rate: one namespace, or all.")
-    window_minutes = models.PositiveIntegerField(default=5, help_text="The value is computed over this window.")
-    for_seconds = models.PositiveIntegerField(default=120, help_text="Breaching this long before it fires.")
-    hysteresis_pct = models.FloatField(default=10.0, help_text="Resolves only this far (in %) past the threshold.")
+    # Up to a week: the value is about recent traffic, and `now - window` always stays a date.
+    window_minutes = models.PositiveIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)],
+        help_text="The value is computed over this window (1 minute to 7 days).",
+    )  # fmt: skip
+    for_seconds = models.PositiveIntegerField(
+        default=120, validators=[MaxValueValidator(7 * 24 * 3600)], help_text="Breaching this long before it fires."
+    )
+    hysteresis_pct = models.FloatField(
+        default=10.0, validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
+        help_text="Resolves only this far (in %) past the threshold.",
+    )  # fmt: skip
     min_requests = models.PositiveIntegerField(default=20, help_text="Request metrics need this many in the window.")
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     webhook_url = models.URLField(blank=True)
@@ -118,6 +131,25 @@ class AlertRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        """NaN passes the range validators (it compares False to any bound) and never breaches; a bad address
+        would fail only when the alert fires."""
+        errors = {}
+        for name in ("threshold", "hysteresis_pct"):
+            value = getattr(self, name)
+            if isinstance(value, float) and not math.isfinite(value):
+                errors[name] = "A finite number."
+        bad = []
+        for address in filter(None, (part.strip() for part in (self.email_to or "").split(","))):
+            try:
+                validate_email(address)
+            except ValidationError:
+                bad.append(address)
+        if bad:
+            errors["email_to"] = f"Not an email address: {', '.join(bad)}. Separate addresses with commas."
+        if errors:
+            raise ValidationError(errors)
 
     def breaches(self, value: float) -> bool:
         return value > self.threshold if self.operator == self.Operator.ABOVE else value < self.threshold

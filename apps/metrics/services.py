@@ -182,35 +182,50 @@ def retention_apply() -> dict[str, int]:
 
 # --- alerts -----------------------------------------------------------------------------------------
 def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
-    """Evaluate every enabled rule; fire those breaching for long enough, resolve those recovered."""
-    from apps.metrics.selectors import alert_rule_value
+    """Evaluate every enabled rule; fire those breaching for long enough, resolve those recovered.
 
+    Each rule on its own: one that cannot be evaluated (a value out of range, a notification that raises)
+    is logged and skipped, and never keeps the others from firing."""
     now = now or timezone.now()
     changed = []
     for rule in AlertRule.objects.filter(enabled=True).select_related("service"):
-        value = alert_rule_value(rule, now=now)
-        rule.last_value, rule.last_evaluated_at = value, now
-        firing = rule.alerts.filter(state=Alert.State.FIRING).first()
-        if value is None:  # no data (too few requests): neither fires nor resolves, and a breach restarts
-            rule.pending_since = None
-            rule.save(update_fields=["pending_since", "last_value", "last_evaluated_at"])
+        try:
+            alert = _alert_rule_evaluate(rule, now=now)
+        except Exception:  # one broken rule must not silence the others
+            logger.warning("alert rule %s (%s) could not be evaluated", rule.pk, rule.name, exc_info=True)
             continue
-        if rule.breaches(value):
-            rule.pending_since = rule.pending_since or now
-            if firing is None and (now - rule.pending_since).total_seconds() >= rule.for_seconds:
-                firing = _fire(rule, value)
-                changed.append(firing)
-            elif firing is not None:
-                firing.last_value = value
-                firing.save(update_fields=["last_value"])
-        else:
-            rule.pending_since = None
-            if firing is not None and rule.recovered(value):
-                firing.state, firing.resolved_at, firing.last_value = Alert.State.RESOLVED, now, value
-                firing.save(update_fields=["state", "resolved_at", "last_value"])
-                _notify(firing, "resolved")
-                changed.append(firing)
+        if alert is not None:
+            changed.append(alert)
+    return changed
+
+
+def _alert_rule_evaluate(rule: AlertRule, *, now: datetime) -> Alert | None:
+    """One rule's step: the alert it fired or resolved, if any."""
+    from apps.metrics.selectors import alert_rule_value
+
+    changed = None
+    value = alert_rule_value(rule, now=now)
+    rule.last_value, rule.last_evaluated_at = value, now
+    firing = rule.alerts.filter(state=Alert.State.FIRING).first()
+    if value is None:  # no data (too few requests): neither fires nor resolves, and a breach restarts
+        rule.pending_since = None
         rule.save(update_fields=["pending_since", "last_value", "last_evaluated_at"])
+        return None
+    if rule.breaches(value):
+        rule.pending_since = rule.pending_since or now
+        if firing is None and (now - rule.pending_since).total_seconds() >= rule.for_seconds:
+            changed = _fire(rule, value)
+        elif firing is not None:
+            firing.last_value = value
+            firing.save(update_fields=["last_value"])
+    else:
+        rule.pending_since = None
+        if firing is not None and rule.recovered(value):
+            firing.state, firing.resolved_at, firing.last_value = Alert.State.RESOLVED, now, value
+            firing.save(update_fields=["state", "resolved_at", "last_value"])
+            _notify(firing, "resolved")
+            changed = firing
+    rule.save(update_fields=["pending_since", "last_value", "last_evaluated_at"])
     return changed
 
 
