@@ -38,8 +38,8 @@ class RateLimitPolicy(models.Model):
         "services.Service", null=True, blank=True, on_delete=models.SET_NULL, help_text="Whose p95 is watched."
     )
     cpu_threshold_pct = models.FloatField(default=70.0, validators=[MinValueValidator(1), MaxValueValidator(100)])
-    p95_threshold_ms = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Empty: the service's own p95 SLO target."
+    p95_threshold_ms = models.PositiveIntegerField(  # 0 would read as empty: "use the SLO"
+        null=True, blank=True, validators=[MinValueValidator(1)], help_text="Empty: the service's own p95 SLO target."
     )
     recover_below = models.FloatField(
         default=0.8,
@@ -60,10 +60,14 @@ class RateLimitPolicy(models.Model):
         return max(1, int(self.requests * self.current_factor))
 
     def clean(self) -> None:
-        if self.min_factor > 1 or self.min_factor <= 0:
-            raise ValidationError({"min_factor": "Between 0 and 1."})
-        if self.burst_per_second and self.burst_per_second > self.requests:
-            raise ValidationError({"burst_per_second": "A per-second burst cap above the whole limit never acts."})
+        """Cross-field checks. A field the form could not read is None here: its own error already says why."""
+        errors = {}
+        if self.min_factor is not None and not 0 < self.min_factor <= 1:
+            errors["min_factor"] = "Between 0 and 1."
+        if self.burst_per_second and self.requests is not None and self.burst_per_second > self.requests:
+            errors["burst_per_second"] = "A per-second burst cap above the whole limit never acts."
+        if errors:
+            raise ValidationError(errors)
 
 
 class RateLimitAdjustment(models.Model):

@@ -1,0 +1,43 @@
+"""The policy form answers a bad value with its field's error, never a 500; a p95 threshold of 0 is refused
+(it would silently mean "use the service's SLO", which is what leaving it empty says)."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.ratelimits.models import RateLimitPolicy
+
+pytestmark = pytest.mark.django_db
+ADD = "/admin/ratelimits/ratelimitpolicy/add/"
+
+
+def _form(**fields) -> dict:
+    return {"scope": "reports", "enabled": "on", "priority": 2, "requests": 100, "period_seconds": 60,
+            "burst_per_second": "", "fail_open": "on", "cpu_threshold_pct": 70, "p95_threshold_ms": "",
+            "tighten_factor": 0.5, "min_factor": 0.1, "recover_below": 0.8,
+            "adjustments-TOTAL_FORMS": 0, "adjustments-INITIAL_FORMS": 0, "adjustments-MIN_NUM_FORMS": 0,
+            "adjustments-MAX_NUM_FORMS": 0, **fields}  # fmt: skip
+
+
+def _field_errors(response) -> dict:
+    assert response.status_code == 200
+    return response.context["adminform"].form.errors
+
+
+@pytest.mark.parametrize("requests", ["", "abc"])
+def test_a_missing_or_unreadable_limit_with_a_burst_cap_is_a_field_error(admin_client, requests):
+    errors = _field_errors(admin_client.post(ADD, _form(requests=requests, burst_per_second=5)))
+    assert list(errors) == ["requests"]
+    assert not RateLimitPolicy.objects.filter(scope="reports").exists()
+
+
+def test_a_burst_cap_above_the_limit_is_still_refused(admin_client):
+    errors = _field_errors(admin_client.post(ADD, _form(requests=10, burst_per_second=50)))
+    assert list(errors) == ["burst_per_second"]
+
+
+def test_a_p95_threshold_of_zero_is_refused_and_empty_means_the_slo(admin_client):
+    errors = _field_errors(admin_client.post(ADD, _form(p95_threshold_ms=0)))
+    assert list(errors) == ["p95_threshold_ms"]
+    assert admin_client.post(ADD, _form()).status_code == 302
+    assert RateLimitPolicy.objects.get(scope="reports").p95_threshold_ms is None
