@@ -7,7 +7,7 @@ import unicodedata
 from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -45,6 +45,18 @@ def validate_birth_date(birth_date: date) -> date:
     return birth_date
 
 
+def validate_name(field: str, name: str) -> str:
+    """A name as shown to clinicians: trimmed, with at least one letter (not only spaces, digits,
+    punctuation or invisible characters such as a zero-width space)."""
+    name = name.strip()
+    if not any(character.isalpha() for character in name):
+        raise ValidationError({field: "A name has at least one letter."})
+    return name
+
+
+DUPLICATE_MRN = "A patient with this MRN already exists in this system."
+
+
 @transaction.atomic
 def patient_create(
     *,
@@ -61,19 +73,25 @@ def patient_create(
     patient = Patient(
         identifier_system=identifier_system or settings.MRN_SYSTEM,
         mrn=validate_mrn(mrn),
-        family_name=family_name.strip(),
-        given_name=given_name.strip(),
+        family_name=validate_name("family_name", family_name),
+        given_name=validate_name("given_name", given_name),
         family_search=search_form(family_name),
         given_search=search_form(given_name),
         birth_date=validate_birth_date(birth_date),
         sex=sex,
     )
-    patient.full_clean()
+    try:
+        patient.full_clean()
+    except ValidationError as exc:
+        # The (system, MRN) constraint reports under __all__; the client should see which field to fix.
+        if any(error.code == "unique_together" for error in exc.error_dict.get(NON_FIELD_ERRORS, [])):
+            raise ValidationError({"mrn": DUPLICATE_MRN}) from exc
+        raise
     try:
         with transaction.atomic():
             patient.save()
     except IntegrityError as exc:  # a concurrent create of the same MRN won the race
-        raise ValidationError({"mrn": "A patient with this MRN already exists in this system."}) from exc
+        raise ValidationError({"mrn": DUPLICATE_MRN}) from exc
     return patient
 
 

@@ -137,6 +137,8 @@ def test_audit_api_needs_audit_read_and_filters(api, issue_token):
     assert [e["seq"] for e in body["results"]] == [3, 2]
     response = api.get("/api/v1/audit/?action=peek", HTTP_AUTHORIZATION=f"Bearer {auditor}")
     assert response.status_code == 400
+    response = api.get("/api/v1/audit/?patient_id=99999999999999999999", HTTP_AUTHORIZATION=f"Bearer {auditor}")
+    assert response.status_code == 400 and "patient_id" in response.json()["errors"]  # no patient has it
     backwards = {"since": "2030-01-01T00:00:00Z", "until": "2020-01-01T00:00:00Z"}
     response = api.get("/api/v1/audit/", backwards, HTTP_AUTHORIZATION=f"Bearer {auditor}")
     assert response.status_code == 400 and "since" in response.json()["errors"]

@@ -103,7 +103,12 @@ def test_create_patient_needs_patient_write_and_is_audited(api, issue_token):
     assert response.status_code == 201
     assert _last_audit().action == "create"
     duplicate = api.post("/api/v1/patients/", payload, format="json", HTTP_AUTHORIZATION=f"Bearer {writer}")
-    assert duplicate.status_code == 400
+    assert duplicate.status_code == 400 and "mrn" in duplicate.json()["errors"]  # the field to fix
+    for bad, field in (({"given_name": "\u200b\u200b"}, "given_name"), ({"family_name": " 42 "}, "family_name"),
+                       ({"sexx": "female"}, "sexx"), ({"id": 5}, "id")):  # fmt: skip
+        response = api.post("/api/v1/patients/", {**payload, "mrn": "NEW-4", **bad}, format="json",
+                            HTTP_AUTHORIZATION=f"Bearer {writer}")  # fmt: skip
+        assert response.status_code == 400 and field in response.json()["errors"], bad
     for system in ("not a url", "hospital.example.org/mrn", ""):
         response = api.post("/api/v1/patients/", {**payload, "mrn": "NEW-3", "system": system}, format="json",
                             HTTP_AUTHORIZATION=f"Bearer {writer}")  # fmt: skip
@@ -183,6 +188,8 @@ def test_recording_an_observation_validates_code_unit_and_value(clinician, patie
         ({**ok, "unit": "bpm"}, "unit"),
         ({**ok, "value": 900}, "value"),
         ({**ok, "value": "fast"}, "value"),
+        ({**ok, "value": True}, "value"),  # not 1.0
+        ({**ok, "note": "typo'd field"}, "note"),
         ({**ok, "effective_at": "2999-01-01T00:00:00Z"}, "effective_at"),
         ({**ok, "effective_at": "1969-01-01T00:00:00Z"}, "effective_at"),  # before the patient was born
         ({**ok, "encounter_id": 99999999999999999999}, "encounter_id"),  # beyond bigint

@@ -1,13 +1,13 @@
 from rest_framework import serializers
 
 from apps.audit.models import AuditEvent
-from apps.core.api.params import SinceUntilMixin
+from apps.core.api.params import MAX_ID, SinceUntilMixin
 
 
 class AuditListInputSerializer(SinceUntilMixin, serializers.Serializer):
-    patient_id = serializers.IntegerField(required=False, min_value=1)
+    patient_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     actor_type = serializers.ChoiceField(choices=AuditEvent.ActorType.choices, required=False)
-    actor_id = serializers.IntegerField(required=False, min_value=1)
+    actor_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     action = serializers.ChoiceField(choices=AuditEvent.Action.choices, required=False)
     resource_type = serializers.CharField(max_length=40, required=False)
     since = serializers.DateTimeField(required=False)

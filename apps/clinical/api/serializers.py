@@ -79,9 +79,18 @@ class ObservationOutputSerializer(serializers.ModelSerializer):
         return known.display if known else ""
 
 
+class NumberField(serializers.FloatField):
+    """A measured value: a JSON number (or numeric string), never `true`, which Python would take for 1."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ObservationCreateInputSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=16)
-    value = serializers.FloatField()
+    value = NumberField()
     unit = serializers.CharField(max_length=16, required=False)
     effective_at = serializers.DateTimeField()
     status = serializers.ChoiceField(choices=Observation.Status.choices, default=Observation.Status.FINAL)

@@ -19,7 +19,7 @@ from apps.clinical.api.representations import encounter_json, medication_request
 from apps.clinical.models import Encounter, Patient
 from apps.clinical.services import patient_scope
 from apps.core.api.pagination import keyset_pagination
-from apps.core.api.params import reject_unknown_params, validated_query
+from apps.core.api.params import reject_unknown_params, validated_body, validated_query
 
 
 def _patient_or_404(view: PhiAPIView, request: Request, patient_id: int) -> dict:
@@ -40,14 +40,11 @@ class PatientLookupView(PhiAPIView):
     @extend_schema(request=s.PatientLookupInputSerializer, responses=s.PatientOutputSerializer)
     def post(self, request: Request) -> Response:
         reject_unknown_params(request, [])
-        data = s.PatientLookupInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        services.validate_mrn(data.validated_data["mrn"])
-        patient_id = selectors.patient_id_by_identifier(
-            value=data.validated_data["mrn"], system=data.validated_data.get("system")
-        )
+        body = validated_body(request, s.PatientLookupInputSerializer)
+        services.validate_mrn(body["mrn"])
+        patient_id = selectors.patient_id_by_identifier(value=body["mrn"], system=body.get("system"))
         patient = selectors.patient_card(patient_id=patient_id) if patient_id else None
-        query = {"identifier": data.validated_data["mrn"], "system": data.validated_data.get("system", "")}
+        query = {"identifier": body["mrn"], "system": body.get("system", "")}
         if patient is None:
             self.audit(request, action="search", outcome="not_found", result_count=0, query=query)
             raise NotFound("No patient has this MRN.")
@@ -96,9 +93,7 @@ class PatientListView(PhiAPIView):
     @extend_schema(request=s.PatientCreateInputSerializer, responses={201: s.PatientOutputSerializer})
     def post(self, request: Request) -> Response:
         reject_unknown_params(request, [])
-        data = s.PatientCreateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        fields = dict(validated_body(request, s.PatientCreateInputSerializer))
         with transaction.atomic():  # the patient and its audit record commit together, or neither
             patient = services.patient_create(identifier_system=fields.pop("system", None), **fields)
             self.audit(request, action="create", resource_id=patient.pk, patient_id=patient.pk)
@@ -145,9 +140,7 @@ class PatientVitalsView(PhiAPIView):
         reject_unknown_params(request, [])
         _patient_or_404(self, request, patient_id)
         patient = get_object_or_404(Patient, pk=patient_id, is_deleted=False)
-        data = s.ObservationCreateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        fields = dict(validated_body(request, s.ObservationCreateInputSerializer))
         encounter_id = fields.pop("encounter_id", None)
         encounter = None
         if encounter_id is not None:

@@ -1,4 +1,5 @@
-"""Query-string handling shared by the API views: unknown parameters are an error, not ignored."""
+"""Query-string and body handling shared by the API views: unknown parameters and fields are an error, not
+ignored."""
 
 from __future__ import annotations
 
@@ -23,6 +24,19 @@ def reject_unknown_params(request: Request, allowed: Iterable[str]) -> None:
                 for name in unknown
             }
         )
+
+
+def validated_body(request: Request, serializer_class) -> dict:
+    """Validate a JSON body with an input serializer, refusing fields it does not declare: a misspelt
+    optional field (`sexx`) would otherwise be dropped unseen and its default stored instead."""
+    serializer = serializer_class(data=request.data)
+    if isinstance(request.data, dict):
+        unknown = sorted(set(request.data) - set(serializer.fields))
+        if unknown:
+            accepted = ", ".join(sorted(serializer.fields))
+            raise ValidationError(dict.fromkeys(unknown, f"Unknown field; this endpoint accepts: {accepted}."))
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
 
 
 def validated_query(request: Request, serializer_class, context: dict | None = None) -> dict:

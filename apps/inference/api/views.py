@@ -20,7 +20,7 @@ from apps.accounts.permissions import staff_can_view
 from apps.audit.views import PhiAPIView
 from apps.caching.stack import get_or_load, served_from_cache
 from apps.clinical.selectors import patient_card
-from apps.core.api.params import reject_unknown_params
+from apps.core.api.params import reject_unknown_params, validated_body
 from apps.inference import selectors, serving
 from apps.inference.api.serializers import EmbedInputSerializer, GenerateInputSerializer
 from apps.inference.backends import ModelUnavailable
@@ -92,16 +92,15 @@ class EmbedView(_InferenceView):
     @extend_schema(request=EmbedInputSerializer)
     def post(self, request: Request, name: str) -> Response:
         reject_unknown_params(request, [])
-        data = EmbedInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        self.check_patient(request, data.validated_data.get("patient_id"))
+        body = validated_body(request, EmbedInputSerializer)
+        self.check_patient(request, body.get("patient_id"))
         deployment = self.deployment(name)
-        texts = data.validated_data["inputs"]
+        texts = body["inputs"]
         self.check_length(deployment, {f"inputs[{index}]": text for index, text in enumerate(texts)})
         mode = deployment.serving_quantization
         vectors, cached = _cached_answer([deployment.name, mode, "embed", *texts],
                                          lambda: serving.embed(deployment, texts)[0])  # fmt: skip
-        self.audit_patient(request, deployment, data.validated_data.get("patient_id"), cached=cached)
+        self.audit_patient(request, deployment, body.get("patient_id"), cached=cached)
         return Response({"deployment": deployment.name, "quantization": mode, "dimensions": len(vectors[0]),
                          "embeddings": vectors, "cached": cached})  # fmt: skip
 
@@ -112,24 +111,23 @@ class GenerateView(_InferenceView):
     @extend_schema(request=GenerateInputSerializer)
     def post(self, request: Request, name: str) -> Response:
         reject_unknown_params(request, [])
-        data = GenerateInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        self.check_patient(request, data.validated_data.get("patient_id"))
+        body = validated_body(request, GenerateInputSerializer)
+        self.check_patient(request, body.get("patient_id"))
         deployment = self.deployment(name)
-        prompt = data.validated_data["prompt"]
-        limit = data.validated_data.get("max_new_tokens", deployment.max_new_tokens)
+        prompt = body["prompt"]
+        limit = body.get("max_new_tokens", deployment.max_new_tokens)
         if limit > deployment.max_new_tokens:
             raise ValidationError(
                 {"max_new_tokens": f"{deployment.name} generates at most {deployment.max_new_tokens}."}
             )
         self.check_length(deployment, {"prompt": prompt})
         mode = deployment.serving_quantization
-        if data.validated_data["stream"]:
-            self.audit_patient(request, deployment, data.validated_data.get("patient_id"), cached=False)
+        if body["stream"]:
+            self.audit_patient(request, deployment, body.get("patient_id"), cached=False)
             return _event_stream(deployment.name, mode, serving.stream(deployment, prompt, limit))
         answer, cached = _cached_answer([deployment.name, mode, "generate", limit, prompt],
                                         lambda: serving.generate(deployment, prompt, limit)[0])  # fmt: skip
-        self.audit_patient(request, deployment, data.validated_data.get("patient_id"), cached=cached)
+        self.audit_patient(request, deployment, body.get("patient_id"), cached=cached)
         return Response({"deployment": deployment.name, "quantization": mode, **answer, "cached": cached})
 
 
