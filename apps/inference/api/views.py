@@ -58,27 +58,21 @@ class _InferenceView(PhiAPIView):
         deployment = get_object_or_404(ModelDeployment, name=name, enabled=True)
         if deployment.task != self.task:
             raise ValidationError(
-                {"deployment": f"{name} is a {deployment.task} model; use its {deployment.task} endpoint."}
+                {"deployment": [f"{name} is a {deployment.task} model; use its {deployment.task} endpoint."]}
             )
         return deployment
 
-    def check_length(self, deployment: ModelDeployment, texts: dict[str, str]) -> None:
-        """Each text (by its field name) within the deployment's input token cap."""
-        errors = {}
-        cap = serving.input_token_cap(deployment)
-        for field, text in texts.items():
-            tokens = serving.token_count(deployment, text)
-            if tokens > cap:
-                errors[field] = f"{tokens} tokens; {deployment.name} takes at most {cap}."
-        if errors:
-            raise ValidationError(errors)
+    def over_cap(self, deployment: ModelDeployment, text: str) -> list[str]:
+        """The error of a text past the deployment's input token cap (a list, as the serializer's are)."""
+        tokens, cap = serving.token_count(deployment, text), serving.input_token_cap(deployment)
+        return [f"{tokens} tokens; {deployment.name} takes at most {cap}."] if tokens > cap else []
 
     def check_patient(self, request: Request, patient_id: int | None) -> None:
         """A call about a patient names an active one (400 otherwise), checked before the model runs. The miss
         is audited: without it an inference client could probe which patient ids exist, unrecorded."""
         if patient_id is not None and patient_card(patient_id=patient_id) is None:
             self.audit(request, action="read", resource_type="Patient", resource_id=patient_id, outcome="not_found")
-            raise ValidationError({"patient_id": "No active patient has this id."})
+            raise ValidationError({"patient_id": ["No active patient has this id."]})
 
     def audit_patient(self, request: Request, deployment: ModelDeployment, patient_id: int | None, cached: bool):
         if patient_id is not None:
@@ -96,7 +90,9 @@ class EmbedView(_InferenceView):
         self.check_patient(request, body.get("patient_id"))
         deployment = self.deployment(name)
         texts = body["inputs"]
-        self.check_length(deployment, {f"inputs[{index}]": text for index, text in enumerate(texts)})
+        too_long = {index: error for index, text in enumerate(texts) if (error := self.over_cap(deployment, text))}
+        if too_long:
+            raise ValidationError({"inputs": too_long})  # shaped as DRF shapes a list field's item errors
         mode = deployment.serving_quantization
         vectors, cached = _cached_answer([deployment.name, mode, "embed", *texts],
                                          lambda: serving.embed(deployment, texts)[0])  # fmt: skip
@@ -118,9 +114,10 @@ class GenerateView(_InferenceView):
         limit = body.get("max_new_tokens", deployment.max_new_tokens)
         if limit > deployment.max_new_tokens:
             raise ValidationError(
-                {"max_new_tokens": f"{deployment.name} generates at most {deployment.max_new_tokens}."}
+                {"max_new_tokens": [f"{deployment.name} generates at most {deployment.max_new_tokens}."]}
             )
-        self.check_length(deployment, {"prompt": prompt})
+        if error := self.over_cap(deployment, prompt):
+            raise ValidationError({"prompt": error})
         mode = deployment.serving_quantization
         if body["stream"]:
             self.audit_patient(request, deployment, body.get("patient_id"), cached=False)
