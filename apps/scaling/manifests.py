@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, fields
+from decimal import Decimal
 
 import yaml
 from kubernetes import client
+from kubernetes.utils import parse_quantity
 
 ANNOTATION = "scaling.controlplane.io"
 RESOURCES = ("cpu", "memory")
@@ -363,10 +365,45 @@ def _rules_errors(where: str, rules: dict | None) -> list[str]:
     return errors
 
 
+def _parsed_quantity(text) -> Decimal | None:
+    try:
+        value = parse_quantity(text)
+    except ValueError:
+        return None
+    return value if value.is_finite() else None
+
+
+def _resources_errors(container: dict) -> list[str]:
+    """A container's requests and limits: readable, above 0, and no request above its limit (the API server
+    refuses that; the schema checks only that each is a quantity)."""
+    resources, errors = container.get("resources") or {}, []
+    parsed: dict[str, dict[str, Decimal]] = {"requests": {}, "limits": {}}
+    for kind, values in parsed.items():
+        for resource, text in (resources.get(kind) or {}).items():
+            value = _parsed_quantity(text)
+            if value is None:
+                errors.append(f"{kind}.{resource} {text!r}: not a quantity")
+                continue
+            if value <= 0:
+                errors.append(f"{kind}.{resource} {text}: must be above 0")
+            values[resource] = value
+    for resource, request in parsed["requests"].items():
+        limit = parsed["limits"].get(resource)
+        if limit is not None and request > limit:
+            errors.append(
+                f"requests.{resource} {resources['requests'][resource]}: must not be above "
+                f"limits.{resource} {resources['limits'][resource]}"
+            )
+    return errors
+
+
 def range_errors(document: dict) -> list[str]:
     """What the API server would refuse, checked here (CRDs included, which the schemas do not cover)."""
     kind, spec, errors = document.get("kind"), document.get("spec", {}), []
-    if kind == "HorizontalPodAutoscaler":
+    if kind == "Deployment":
+        for container in spec.get("template", {}).get("spec", {}).get("containers", []):
+            errors += _resources_errors(container)
+    elif kind == "HorizontalPodAutoscaler":
         low, high = spec.get("minReplicas", 1), spec.get("maxReplicas", 0)
         if low < 1:
             errors.append(f"minReplicas {low}: must be at least 1")

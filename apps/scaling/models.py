@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
 QUANTITY = RegexValidator(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$", "A Kubernetes quantity, e.g. 500m or 1Gi.")
+QUANTITY_SUFFIXES = {"": 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+                     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}  # fmt: skip
+# A Docker image reference (distribution's grammar): [host[:port]/]path[:tag][@sha256:digest], the path in
+# lower case. Kubernetes takes any string here and fails only when the kubelet pulls it.
+_HOST = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+IMAGE_REFERENCE = RegexValidator(
+    rf"^(?:{_HOST}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::{_TAG})?(?:@sha256:[a-f0-9]{{64}})?\Z",
+    "An image reference: [registry[:port]/]lower-case/path[:tag][@sha256:digest], e.g. "
+    "registry.example.org:5000/medical/triage:1.4.",
+)
+
+
+def quantity_value(text: str) -> Decimal | None:
+    """A Kubernetes quantity in base units (cores, bytes); None when QUANTITY refuses it."""
+    match = QUANTITY.regex.fullmatch(text or "")
+    if match is None:
+        return None
+    suffix = match.group(2) or ""
+    return Decimal(text[: len(text) - len(suffix)]) * QUANTITY_SUFFIXES[suffix]
+
+
 DNS_LABEL = RegexValidator(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "A DNS label: lower case letters, digits, '-'.")
 
 
@@ -34,7 +59,9 @@ class ScalingPolicy(models.Model):
     service = models.OneToOneField("services.Service", on_delete=models.CASCADE, related_name="scaling_policy")
     enabled = models.BooleanField(default=True)
     namespace = models.CharField(max_length=63, default="medical-ai", validators=[DNS_LABEL])
-    image = models.CharField(max_length=300, blank=True, help_text="Container image; empty: <slug>:latest.")
+    image = models.CharField(
+        max_length=300, blank=True, validators=[IMAGE_REFERENCE], help_text="Container image; empty: <slug>:latest."
+    )
     container_port = models.PositiveIntegerField(
         default=8000, validators=[MinValueValidator(1), MaxValueValidator(65535)]
     )
@@ -136,8 +163,26 @@ class ScalingPolicy(models.Model):
                 errors[field] = "Kubernetes accepts 0 to 3600 seconds."
         if not (self.target_cpu_pct or self.target_memory_pct or self.target_rps_per_pod):
             errors["target_cpu_pct"] = "Scale on at least one metric: CPU, memory or requests per pod."
+        errors |= self._resource_errors()
         if errors:
             raise ValidationError(errors)
+
+    def _resource_errors(self) -> dict[str, str]:
+        """The API server refuses a request above its limit, and a zero request means no share of the node
+        for the scheduler: refused here rather than at apply time. Unreadable quantities are QUANTITY's."""
+        errors = {}
+        for resource in ("cpu", "memory"):
+            request_field, limit_field = f"{resource}_request", f"{resource}_limit"
+            request, limit = quantity_value(getattr(self, request_field)), quantity_value(getattr(self, limit_field))
+            for field, value in ((request_field, request), (limit_field, limit)):
+                if value is not None and value <= 0:
+                    errors[field] = "Must be above 0."
+            if request and limit and request > limit:
+                errors[request_field] = (
+                    f"The request ({getattr(self, request_field)}) is above the limit "
+                    f"({getattr(self, limit_field)}): Kubernetes refuses it."
+                )
+        return errors
 
 
 class WorkloadForecast(models.Model):
