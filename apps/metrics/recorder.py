@@ -10,8 +10,10 @@ import logging
 import threading
 import time
 from array import array
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
 from django.conf import settings
 from hdrh.histogram import HdrHistogram
 
@@ -22,6 +24,24 @@ LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS = 1, 120_000_000, 2
 
 def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+def percentile_values(histogram: HdrHistogram, percentiles: Iterable[float]) -> dict[float, int]:
+    """hdrh's `get_value_at_percentile` for several percentiles at once, the same values (a test compares),
+    from one cumulative sum of the counts in numpy: hdrh walks its 2,688 buckets in Python for each
+    percentile, about 130 us, which a day of one-minute p95 points and every rollup flush paid."""
+    counts = np.ctypeslib.as_array(histogram.counts)[: histogram.counts_len]
+    cumulative = np.cumsum(counts, dtype=np.int64)
+    values = {}
+    for percentile in percentiles:
+        index = int(np.searchsorted(cumulative, histogram.get_target_count_at_percentile(percentile), side="left"))
+        if index >= histogram.counts_len:  # an empty histogram
+            values[percentile] = 0
+            continue
+        value = histogram.get_value_from_index(index)
+        equivalent = histogram.get_highest_equivalent_value if percentile else histogram.get_lowest_equivalent_value
+        values[percentile] = equivalent(value)
+    return values
 
 
 @dataclass

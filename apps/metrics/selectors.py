@@ -9,7 +9,7 @@ from django.utils import timezone
 from hdrh.histogram import HdrHistogram
 
 from apps.metrics.models import RequestRollup
-from apps.metrics.recorder import new_histogram
+from apps.metrics.recorder import new_histogram, percentile_values
 from apps.services.models import Service
 from apps.services.selectors import of_visible_services
 
@@ -44,12 +44,13 @@ def route_latency(*, route_prefixes: list[str] | None = None, since=None, until=
 def _latency(merged: HdrHistogram | None, count: int, errors: int) -> dict:
     if not count:
         return {"count": 0, "errors": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
+    values = percentile_values(merged, (50, 95, 99))
     return {
         "count": count,
         "errors": errors,
-        "p50_ms": merged.get_value_at_percentile(50) / 1000,
-        "p95_ms": merged.get_value_at_percentile(95) / 1000,
-        "p99_ms": merged.get_value_at_percentile(99) / 1000,
+        "p50_ms": values[50] / 1000,
+        "p95_ms": values[95] / 1000,
+        "p99_ms": values[99] / 1000,
         "max_ms": merged.get_max_value() / 1000,
     }
 

@@ -14,14 +14,14 @@ from django.utils import timezone
 from hdrh.histogram import HdrHistogram
 
 from apps.metrics.models import Alert, AlertNotification, AlertRule, MetricPoint, RequestRollup
+from apps.metrics.recorder import percentile_values
 
 logger = logging.getLogger(__name__)
 
 
 def _summarize(row: RequestRollup, histogram: HdrHistogram) -> None:
-    row.p50_ms = histogram.get_value_at_percentile(50) / 1000
-    row.p95_ms = histogram.get_value_at_percentile(95) / 1000
-    row.p99_ms = histogram.get_value_at_percentile(99) / 1000
+    values = percentile_values(histogram, (50, 95, 99))
+    row.p50_ms, row.p95_ms, row.p99_ms = values[50] / 1000, values[95] / 1000, values[99] / 1000
     row.max_ms = histogram.get_max_value() / 1000
     row.histogram = histogram.encode()
 

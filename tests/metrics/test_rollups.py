@@ -46,3 +46,25 @@ def test_a_service_p95_comes_from_the_routes_under_its_prefix():
     process.record(route="api/v1/other/", method="GET", status=200, client="c", elapsed_us=9_000_000)
     process.flush()
     assert service_p95_ms_recent()[service.pk] == pytest.approx(2000, rel=0.02)
+
+
+def test_percentile_values_equal_hdrhs_own():
+    """Our one-pass percentiles must be hdrh's values exactly, for our histograms and the benchmarks'."""
+    import random
+
+    from hdrh.histogram import HdrHistogram
+
+    from apps.metrics.recorder import new_histogram, percentile_values
+
+    rng = random.Random(7)
+    percentiles = (0, 1, 50, 90, 95, 99, 99.9, 100)
+    for make in (new_histogram, lambda: HdrHistogram(1, 600_000_000, 3)):
+        empty = make()
+        assert percentile_values(empty, percentiles) == {p: empty.get_value_at_percentile(p) for p in percentiles}
+        for size in (1, 2, 7, 100, 5_000):
+            histogram = make()
+            for _ in range(size):
+                histogram.record_value(int(rng.lognormvariate(9, 1.5)) + 1, rng.choice((1, 1, 3)))
+            for candidate in (histogram, HdrHistogram.decode(histogram.encode())):
+                expected = {p: candidate.get_value_at_percentile(p) for p in percentiles}
+                assert percentile_values(candidate, percentiles) == expected, size
