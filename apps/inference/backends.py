@@ -127,8 +127,10 @@ def load(spec: LoadSpec, mode: str) -> Embedder | Generator:
     tokenizer, base = _base_model(spec)
     if mode in BNB_MODES:
         model = _bitsandbytes(spec, mode)
+    elif mode == "fp32" and device == "cpu":
+        model = base  # nothing to convert or move: a copy would only double the weights in memory (~540 MB)
     else:
-        model = copy.deepcopy(base)
+        model = copy.deepcopy(base)  # the conversions below work in place; the base stays fp32 on the CPU
         if mode == "bf16":
             model = model.to(torch.bfloat16)
         elif mode == "fp16":
