@@ -28,6 +28,16 @@ def on_starting(server) -> None:
     logging.getLogger("gunicorn.error").addFilter(RedactRequestTargets())
 
 
+def post_worker_init(worker) -> None:
+    # Django is set up by now (the worker loaded the WSGI application).
+    from django.conf import settings
+
+    if settings.INFERENCE_PRELOAD:
+        from apps.inference.serving import preload
+
+        preload.start()
+
+
 def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 

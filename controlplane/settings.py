@@ -327,6 +327,11 @@ SCALING_PROMETHEUS_URL = env.str("SCALING_PROMETHEUS_URL", default="")
 SCALING_HISTORY_DAYS = env.int("SCALING_HISTORY_DAYS", default=28)
 SCALING_BACKTEST_FOLDS = env.int("SCALING_BACKTEST_FOLDS", default=3)
 
+# --- Inference ------------------------------------------------------------------------------------
+# Load the enabled model deployments when a gunicorn worker starts (in a thread), so no first call waits
+# for its model; /readyz's "inference" check says when they are in memory. Each worker holds its own.
+INFERENCE_PRELOAD = env.bool("INFERENCE_PRELOAD", default=False)
+
 # --- Health ---------------------------------------------------------------------------------------
 # A failed check in this list makes /readyz answer 503; any other failed check answers 200 with
 # status "degraded", so a broker or Redis outage does not take the API out of its load balancer.

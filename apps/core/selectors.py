@@ -147,12 +147,21 @@ def _probe_worker() -> tuple[str, str]:
     return OK, detail
 
 
+def _probe_inference() -> tuple[str, str]:
+    """This process's preload of the inference models: not ready while loading (add "inference" to
+    READYZ_REQUIRED to keep traffic away until its models are in memory)."""
+    from apps.inference.serving import preload
+
+    return (OK if preload.state in ("off", "ready") else ERROR), preload.detail
+
+
 CHECKS: dict[str, Callable[[], tuple[str, str]]] = {
     "database": _probe_database,
     "cache": _probe_cache,
     "broker": _probe_broker,
     "channel_layer": _probe_channel_layer,
     "worker": _probe_worker,
+    "inference": _probe_inference,
 }
 
 

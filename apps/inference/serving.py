@@ -4,6 +4,7 @@ batcher. An admin edit (mode, batch size, SLO) reaches the next request: the key
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from apps.inference.backends import LoadSpec, load
 from apps.inference.batcher import BatchController, DynamicBatcher, EventLoopThread
 from apps.inference.models import ModelDeployment
 
+logger = logging.getLogger(__name__)
 bridge = EventLoopThread()
 _lock = threading.Lock()
 _served: dict[int, Served] = {}
@@ -70,6 +72,51 @@ def served(deployment: ModelDeployment) -> Served:
                 batcher = DynamicBatcher(_generate_batch(runner), controller, length=lambda item: len(item[0]))
             current = _served[deployment.pk] = Served(key, runner, batcher, mode)
         return current
+
+
+class Preload:
+    """Loads the enabled deployments when a server process starts (INFERENCE_PRELOAD), in a thread of its
+    own, so that the first call does not wait for its model (about 20 s for SmolLM2 here). /readyz shows
+    where it is; a deployment that fails to load is logged and left to load (and fail) on its first call.
+    """
+
+    def __init__(self) -> None:
+        self.state, self.detail = "off", "models load on their first call (INFERENCE_PRELOAD is off)"
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> threading.Thread:
+        self.state, self.detail = "loading", "starting"
+        self.thread = threading.Thread(target=self._run, name="inference-preload", daemon=True)
+        self.thread.start()
+        return self.thread
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        started, loaded, failed = time.monotonic(), [], []
+        try:
+            deployments = list(ModelDeployment.objects.filter(enabled=True).order_by("name"))
+            for number, deployment in enumerate(deployments, 1):
+                self.detail = f"loading {deployment.name} ({number} of {len(deployments)})"
+                try:
+                    served(deployment)
+                    loaded.append(deployment.name)
+                except Exception:
+                    logger.warning("preloading deployment %s failed", deployment.name, exc_info=True)
+                    failed.append(deployment.name)
+        except Exception:
+            logger.warning("preloading the inference deployments failed", exc_info=True)
+            failed.append("(the deployment list)")
+        finally:
+            connection.close()  # this thread's own connection: it ends here
+        seconds = time.monotonic() - started
+        self.detail = f"loaded {', '.join(loaded) or 'none'} in {seconds:.1f} s"
+        if failed:
+            self.detail += f"; failed: {', '.join(failed)} (see the log)"
+        self.state = "failed" if failed else "ready"
+
+
+preload = Preload()
 
 
 def _generate_batch(runner):

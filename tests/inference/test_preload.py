@@ -1,0 +1,92 @@
+"""INFERENCE_PRELOAD: a server process loads the enabled deployments when it starts, and /readyz says when
+they are in memory. Real models (MiniLM only: SmolLM2 would add ~20 s), real gunicorn."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.request
+
+import pytest
+from django.conf import settings
+
+from apps.inference import services, serving
+from apps.inference.models import ModelDeployment
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the preload thread reads committed rows
+
+
+@pytest.fixture
+def only_embeddings():
+    embeddings, assistant = services.bundled_deployments_ensure()
+    ModelDeployment.objects.filter(pk=assistant.pk).update(enabled=False)
+    return embeddings
+
+
+def test_preload_loads_the_enabled_deployments_and_readyz_follows(client, monkeypatch, only_embeddings):
+    preload = serving.Preload()
+    monkeypatch.setattr(serving, "preload", preload)
+    assert client.get("/readyz").json()["checks"]["inference"]["status"] == "ok"  # off: loads on first call
+
+    preload.start().join(timeout=120)
+    check = client.get("/readyz").json()["checks"]["inference"]
+    assert preload.state == "ready" and check["status"] == "ok"
+    assert "loaded clinical-embeddings" in check["detail"]
+    assert serving.served(only_embeddings) is serving._served[only_embeddings.pk]  # no load on the first call
+
+    preload.state, preload.detail = "loading", "loading clinical-embeddings (1 of 1)"
+    body = client.get("/readyz").json()
+    assert body["status"] == "degraded" and body["checks"]["inference"]["status"] == "error"
+    monkeypatch.setattr(settings, "READYZ_REQUIRED", ["database", "inference"])
+    assert client.get("/readyz").status_code == 503  # kept out of the load balancer until loaded
+
+
+def test_a_deployment_that_fails_to_load_is_named_and_the_others_still_load(client, monkeypatch, only_embeddings):
+    ModelDeployment.objects.create(name="gone", source="path", local_path="/nonexistent/model", task="embedding")
+    preload = serving.Preload()
+    monkeypatch.setattr(serving, "preload", preload)
+    preload.start().join(timeout=120)
+    assert preload.state == "failed"
+    assert "loaded clinical-embeddings" in preload.detail and "failed: gone" in preload.detail
+    assert client.get("/readyz").json()["checks"]["inference"]["status"] == "error"
+
+
+def test_gunicorn_workers_preload_when_asked(only_embeddings, tmp_path):
+    from tests.helpers import REPO_ROOT, VENV_BIN, closed_port
+
+    database = settings.DATABASES["default"]
+    port = closed_port()
+    env = {
+        **os.environ,
+        "INFERENCE_PRELOAD": "true",
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "DEBUG": "false",
+        "SECRET_KEY": "preload-test-" + "k" * 50,
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py", "--bind",
+             f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket"],
+            cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        check, deadline = None, time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+                    check = json.load(response)["checks"]["inference"]
+            except OSError as error:  # not listening yet, or a 503 while a required check fails
+                body = getattr(error, "read", lambda: b"")()
+                check = json.loads(body)["checks"]["inference"] if body else None
+            if check and check["status"] == "ok":
+                break
+            time.sleep(0.5)
+        assert check is not None and check["status"] == "ok", (check, log.read_text()[-3000:])
+        assert "loaded clinical-embeddings" in check["detail"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
