@@ -260,11 +260,17 @@ def _next_month(day: date) -> date:
     return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
 
 
+# Three years ahead is plenty for a monthly schedule; beyond it a typo would create thousands of tables.
+PARTITION_MONTHS_AHEAD_MAX = 36
+
+
 def audit_partitions_ensure(*, months_ahead: int = 3, today: date | None = None) -> list[str]:
     """Create the monthly partitions from this month to `months_ahead` ahead (PostgreSQL only).
 
     Rows outside every partition land in the default partition, so a missed run never loses a record.
     """
+    if not 0 <= months_ahead <= PARTITION_MONTHS_AHEAD_MAX:
+        raise ValueError(f"months_ahead must be between 0 and {PARTITION_MONTHS_AHEAD_MAX}, not {months_ahead}.")
     if connection.vendor != "postgresql":
         return []
     table = AuditEvent._meta.db_table

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.audit.selectors import audit_chain_verify
-from apps.audit.services import audit_partitions_ensure
+from apps.audit.services import PARTITION_MONTHS_AHEAD_MAX, audit_partitions_ensure
 
 
 class Command(BaseCommand):
@@ -15,7 +15,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, action: str, **options) -> None:
         if action == "partitions":
-            created = audit_partitions_ensure(months_ahead=options["months_ahead"])
+            months_ahead = options["months_ahead"]
+            if not 0 <= months_ahead <= PARTITION_MONTHS_AHEAD_MAX:
+                raise CommandError(f"--months-ahead must be between 0 and {PARTITION_MONTHS_AHEAD_MAX}.")
+            created = audit_partitions_ensure(months_ahead=months_ahead)
             self.stdout.write(f"Created {len(created)} partition(s): {', '.join(created) or 'none needed'}.")
             return
         report = audit_chain_verify()
