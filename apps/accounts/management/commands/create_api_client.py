@@ -7,6 +7,9 @@ from django.utils import timezone
 from apps.accounts.scopes import SCOPES
 from apps.accounts.services import api_client_create
 
+# Ten years: a longer-lived token is a forgotten one (and past year 9999 the date overflows).
+MAX_EXPIRES_DAYS = 3650
+
 
 class Command(BaseCommand):
     help = "Create a machine client and print its bearer token once, as the last line."
@@ -14,12 +17,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
         parser.add_argument("--scopes", required=True, help=f"Comma-separated, from: {', '.join(SCOPES)}")
-        parser.add_argument("--expires-days", type=int, default=None, help="Days until the token expires.")
+        parser.add_argument(
+            "--expires-days", type=int, default=None, help=f"Days until the token expires (1-{MAX_EXPIRES_DAYS})."
+        )
         parser.add_argument("--description", default="")
 
     def handle(self, *args, name: str, scopes: str, expires_days: int | None, description: str, **options) -> None:
-        if expires_days is not None and expires_days <= 0:
-            raise CommandError("--expires-days must be a positive number of days.")
+        if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRES_DAYS:
+            raise CommandError(f"--expires-days must be between 1 and {MAX_EXPIRES_DAYS} days.")
         expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
         try:
             issued = api_client_create(
