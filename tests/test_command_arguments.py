@@ -10,6 +10,7 @@ from django.db import connection
 
 from apps.accounts.models import ApiClient
 from apps.audit.services import audit_partitions_ensure
+from apps.clinical.models import Patient
 
 pytestmark = pytest.mark.django_db
 
@@ -57,3 +58,35 @@ def test_create_api_client_takes_the_longest_expiry():
 def test_revoke_api_client_answers_an_over_long_name_without_a_traceback():
     with pytest.raises(CommandError, match="No API client named"):
         _run("revoke_api_client", "x" * 300)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--patients", "1", "--days", "100000000"], r"--days must be between 1 and 3,650"),
+        (["--patients", "1", "--days", "3651"], r"--days must be between 1 and 3,650"),
+        (["--patients", "1", "--end", "0001-01-01"], r"--end must be between 1900-01-08 and now"),
+        (["--patients", "1", "--days", "30", "--end", "1900-01-15"], r"--end must be between 1900-01-31 and now"),
+        (["--patients", "1", "--end", "9999-12-31"], r"--end must be between .* and now"),
+        (["--patients", "1", "--end", (datetime.now(UTC) + timedelta(days=2)).date().isoformat()], r"--end"),
+        (["--patients", "1", "--first-index", "-5"], r"--first-index must be between 0 and 9,999,999"),
+        (["--patients", "10", "--first-index", "9999995"], r"--first-index plus --patients"),
+        (["--patients", "0"], r"--patients must be between 1 and 10,000,000"),
+        (["--patients", "10000001"], r"--patients must be between 1 and 10,000,000"),
+        (["--patients", "1", "--workers", "1000"], r"--workers must be between 1 and 32"),
+        (["--patients", "1", "--rounds-per-day", "100000"], r"--rounds-per-day must be between 1 and 1,440"),
+        (["--patients", "1", "--batch-size", "0"], r"--batch-size must be between 1 and 100,000"),
+    ],
+)
+def test_load_synthetic_refuses_arguments_out_of_range(args, message):
+    with pytest.raises(CommandError, match=message):
+        _run("load_synthetic", *args, "--seed", "7", "--no-progress")
+    assert not Patient.objects.exists()
+
+
+def test_load_synthetic_takes_an_end_in_the_past():
+    _run("load_synthetic", "--patients", "2", "--days", "1", "--seed", "7", "--end", "2001-02-03T04:00",
+         "--first-index", "9999998", "--no-progress")  # fmt: skip
+    patients = list(Patient.objects.order_by("mrn"))
+    assert [p.mrn for p in patients] == ["S007-9999998", "S007-9999999"]
+    assert all(p.birth_date < datetime(2001, 2, 3).date() for p in patients)

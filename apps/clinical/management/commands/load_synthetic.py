@@ -1,9 +1,22 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from apps.clinical.loader import AlreadyLoaded, synthetic_patients_load
+
+# Inclusive bounds: past them a load overflows a date, forks a process per worker or never ends.
+BOUNDS = {
+    "patients": (1, 10_000_000),
+    "days": (1, 3650),
+    "rounds_per_day": (1, 1440),
+    "batch_size": (1, 100_000),
+    "workers": (1, 32),
+    "seed": (0, 999),
+    # An MRN holds the index in seven digits (S001-0000042).
+    "first_index": (0, 9_999_999),
+}
+EARLIEST_START = datetime(1900, 1, 1, tzinfo=UTC)
 
 
 class Command(BaseCommand):
@@ -22,14 +35,22 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **o) -> None:
-        for name in ("patients", "days", "rounds_per_day", "batch_size", "workers"):
-            if o[name] < 1:
-                raise CommandError(f"--{name.replace('_', '-')} must be at least 1.")
-        if not 0 <= o["seed"] <= 999:
-            raise CommandError("--seed must be between 0 and 999.")
-        end = o["end"] or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        for name, (low, high) in BOUNDS.items():
+            if not low <= o[name] <= high:
+                raise CommandError(f"--{name.replace('_', '-')} must be between {low:,} and {high:,}.")
+        last_index = BOUNDS["first_index"][1]
+        if o["first_index"] + o["patients"] - 1 > last_index:
+            raise CommandError(
+                f"--first-index plus --patients must end at index {last_index:,} at most (an MRN holds seven digits)."
+            )
+        now = datetime.now(UTC)
+        end = o["end"] or now.replace(minute=0, second=0, microsecond=0)
         if end.tzinfo is None:
             end = end.replace(tzinfo=UTC)
+        # Patients born after today, or a history before 1900 (and dates before year 1), are not data.
+        earliest = EARLIEST_START + timedelta(days=o["days"])
+        if not earliest <= end <= now:
+            raise CommandError(f"--end must be between {earliest:%Y-%m-%d} and now (with --days {o['days']}).")
         bar = tqdm(total=o["patients"], unit="patient", disable=o["no_progress"], file=self.stderr._out)
 
         observations = 0
