@@ -1,6 +1,7 @@
 """Management commands refuse an out-of-range argument with a CommandError naming the option, before
 they write anything (no traceback, no half-done work)."""
 
+import math
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
@@ -11,6 +12,8 @@ from django.db import connection
 from apps.accounts.models import ApiClient
 from apps.audit.services import audit_partitions_ensure
 from apps.clinical.models import Patient
+from apps.optimizer import services as optimizer_services
+from apps.optimizer.models import OptimizationRun
 
 pytestmark = pytest.mark.django_db
 
@@ -90,3 +93,48 @@ def test_load_synthetic_takes_an_end_in_the_past():
     patients = list(Patient.objects.order_by("mrn"))
     assert [p.mrn for p in patients] == ["S007-9999998", "S007-9999999"]
     assert all(p.birth_date < datetime(2001, 2, 3).date() for p in patients)
+
+
+def test_optimize_refuses_an_over_long_deployment_name():
+    with pytest.raises(CommandError, match=r"No model deployment has a name that long \(300 characters\)"):
+        _run("optimize", "model", "x" * 300, "--inline")
+    assert not OptimizationRun.objects.exists()
+
+
+def test_optimize_refuses_an_unknown_deployment():
+    with pytest.raises(CommandError, match=r"No model deployment named 'nowhere'"):
+        _run("optimize", "model", "nowhere", "--inline")
+    assert not OptimizationRun.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--response-time", "nan"], r"--response-time must be a positive, finite number"),
+        (["--response-time", "inf"], r"--response-time must be a positive, finite number"),
+        (["--response-time", "1e308"], r"--response-time must be a positive, finite number"),
+        (["--response-time", "0"], r"--response-time must be a positive, finite number"),
+        (["--cache-hit-rate", "nan"], r"--cache-hit-rate must be above 0 and at most 1"),
+        (["--timeout", "nan"], r"--timeout must be a positive, finite number"),
+        (["--timeout", "-1"], r"--timeout must be a positive, finite number"),
+    ],
+)
+def test_optimize_refuses_non_finite_targets(args, message):
+    with pytest.raises(CommandError, match=message):
+        _run("optimize", "caching", *args, "--inline")
+    assert not OptimizationRun.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"response_time_ms": math.nan},
+        {"response_time_ms": math.inf},
+        {"cache_hit_rate": math.nan},
+        {"subject": "x" * 121},
+    ],
+)
+def test_optimization_run_create_refuses_non_finite_targets_and_long_subjects(fields):
+    with pytest.raises(ValueError):
+        optimizer_services.optimization_run_create(target="model", **fields)
+    assert not OptimizationRun.objects.exists()

@@ -4,6 +4,7 @@ their apply/dismiss flow, verdicts against targets, the stored report, and the s
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -47,10 +48,13 @@ def optimization_run_create(
     inline: bool = False,
 ) -> OptimizationRun:
     """A run with one pending step per optimizer it covers; nothing is measured yet."""
-    if response_time_ms is not None and response_time_ms <= 0:
-        raise ValueError("The response-time target must be positive.")
-    if cache_hit_rate is not None and not 0 < cache_hit_rate <= 1:
+    # NaN fails every comparison, so `<= 0` alone would let it through.
+    if response_time_ms is not None and not (math.isfinite(response_time_ms) and response_time_ms > 0):
+        raise ValueError("The response-time target must be a positive, finite number.")
+    if cache_hit_rate is not None and not (math.isfinite(cache_hit_rate) and 0 < cache_hit_rate <= 1):
         raise ValueError("The cache hit-rate target must be above 0 and at most 1.")
+    if len(subject) > OptimizationRun._meta.get_field("subject").max_length:
+        raise ValueError("The subject is longer than any deployment name.")
     run = OptimizationRun.objects.create(
         target=target,
         apply=apply,

@@ -1,6 +1,8 @@
+import math
 import sys
 import time
 
+from django.apps import apps as django_apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.optimizer import services
@@ -29,6 +31,17 @@ class Command(BaseCommand):
     def handle(self, *args, target: str, subject: str = "", **options) -> None:
         if subject and target != OptimizationRun.Target.MODEL:
             raise CommandError("Only `optimize model` takes a subject (a deployment name).")
+        if subject:
+            self._check_deployment(subject)
+        response_time = options["response_time"]
+        if response_time is not None and not (math.isfinite(response_time * 1000) and response_time > 0):
+            raise CommandError("--response-time must be a positive, finite number of seconds.")
+        hit_rate = options["cache_hit_rate"]
+        if hit_rate is not None and not (math.isfinite(hit_rate) and 0 < hit_rate <= 1):
+            raise CommandError("--cache-hit-rate must be above 0 and at most 1.")
+        # A NaN timeout would never be reached: the command would wait forever.
+        if not (math.isfinite(options["timeout"]) and options["timeout"] > 0):
+            raise CommandError("--timeout must be a positive, finite number of seconds.")
         service = None
         if options["service"]:
             service = Service.objects.filter(slug=options["service"]).first()
@@ -38,8 +51,8 @@ class Command(BaseCommand):
             run = services.optimization_run_create(
                 target=target,
                 apply=options["apply"],
-                response_time_ms=options["response_time"] * 1000 if options["response_time"] is not None else None,
-                cache_hit_rate=options["cache_hit_rate"],
+                response_time_ms=response_time * 1000 if response_time is not None else None,
+                cache_hit_rate=hit_rate,
                 service=service,
                 subject=subject,
                 requested_by="manage.py optimize",
@@ -75,6 +88,17 @@ class Command(BaseCommand):
         code = services.run_exit_code(run)
         if code:
             sys.exit(code)
+
+    def _check_deployment(self, name: str) -> None:
+        """Refuse a name no deployment has before the run is stored, rather than a run that skips its step."""
+        if len(name) > OptimizationRun._meta.get_field("subject").max_length:
+            raise CommandError(f"No model deployment has a name that long ({len(name)} characters).")
+        if not django_apps.is_installed("apps.inference"):
+            return
+        from apps.inference.models import ModelDeployment
+
+        if not ModelDeployment.objects.filter(name=name).exists():
+            raise CommandError(f"No model deployment named {name!r} (admin: Model deployments).")
 
     def _progress(self, step: OptimizationStep, fraction: float, message: str) -> None:
         self.stderr.write(f"  [{step.name:<8} {fraction:4.0%}] {message}")
