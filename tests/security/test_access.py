@@ -105,8 +105,8 @@ def test_what_belongs_to_a_hidden_service_is_hidden_with_it(client, api, staff):
     for service in (hidden, shown):
         plan = BenchmarkPlan.objects.create(name=f"{service.slug} nightly", service=service)
         run = BenchmarkRun.objects.create(plan=plan, report_html="<h1>run</h1>")
-        Regression.objects.create(plan=plan, run=run, metric="p95_ms", baseline=10, current=20, change_pct=100, p_value=0.01,
-                                  threshold_pct=10)  # fmt: skip
+        Regression.objects.create(plan=plan, run=run, metric="p95_ms", baseline=10, current=20, change_pct=100,
+                                  p_value=0.01, threshold_pct=10)  # fmt: skip
         rule = AlertRule.objects.create(name=f"{service.slug} p95", metric="p95_ms", threshold=100, service=service)
         Alert.objects.create(rule=rule, state="firing", value=200, last_value=200, message="over")
         policy, _ = scaling_policy_ensure(service)
