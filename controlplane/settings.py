@@ -371,6 +371,15 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Fields named alike with different choices: each choice set gets its own name, not a hashed suffix.
+    "ENUM_NAME_OVERRIDES": {
+        "BenchmarkKindEnum": "apps.benchmarks.models.BenchmarkPlan.Kind",
+        "BenchmarkRunStatusEnum": "apps.benchmarks.models.BenchmarkRun.Status",
+        "EncounterStatusEnum": "apps.clinical.models.Encounter.Status",
+        "MedicationRequestStatusEnum": "apps.clinical.models.MedicationRequest.Status",
+        "ObservationStatusEnum": "apps.clinical.models.Observation.Status",
+        "ServiceKindEnum": "apps.services.models.Service.Kind",
+    },
 }
 
 # --- Auth, i18n, static ---------------------------------------------------------------------------

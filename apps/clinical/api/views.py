@@ -16,10 +16,16 @@ from apps.caching.stack import served_from_cache
 from apps.clinical import selectors, services
 from apps.clinical.api import serializers as s
 from apps.clinical.api.representations import encounter_json, medication_request_json, observation_json, patient_json
+from apps.clinical.api.schema import PatientWindowOutputSerializer, VitalsOutputSerializer
 from apps.clinical.models import Encounter, Patient
 from apps.clinical.services import patient_scope
 from apps.core.api.pagination import keyset_pagination
 from apps.core.api.params import reject_unknown_params, validated_body, validated_query
+from apps.core.api.schema import error_responses
+
+# Every PHI view: bad input (or X-Purpose-Of-Use), credentials, scope, its rate limit, the audit trail.
+PHI_ERRORS = error_responses(400, 401, 403, 429, 503)
+PATIENT_ERRORS = {**PHI_ERRORS, **error_responses(404, e404="No active patient has this id.")}
 
 
 def _patient_or_404(view: PhiAPIView, request: Request, patient_id: int) -> dict:
@@ -37,7 +43,14 @@ class PatientLookupView(PhiAPIView):
     required_scopes = [scopes.PATIENT_READ]
     resource_type = "Patient"
 
-    @extend_schema(request=s.PatientLookupInputSerializer, responses=s.PatientOutputSerializer)
+    @extend_schema(
+        request=s.PatientLookupInputSerializer,
+        responses={
+            200: s.PatientOutputSerializer,
+            **PHI_ERRORS,
+            **error_responses(404, e404="No active patient has this MRN."),
+        },
+    )
     def post(self, request: Request) -> Response:
         reject_unknown_params(request, [])
         body = validated_body(request, s.PatientLookupInputSerializer)
@@ -60,7 +73,9 @@ class PatientWindowView(PhiAPIView):
     required_scopes = [scopes.PATIENT_READ]
     resource_type = "Patient"
 
-    @extend_schema(parameters=[s.PatientWindowInputSerializer])
+    @extend_schema(
+        parameters=[s.PatientWindowInputSerializer], responses={200: PatientWindowOutputSerializer, **PHI_ERRORS}
+    )
     def get(self, request: Request) -> Response:
         query = validated_query(request, s.PatientWindowInputSerializer)
         offset, limit = query.pop("offset"), query.pop("limit")
@@ -79,7 +94,10 @@ class PatientListView(PhiAPIView):
     # By id: the cursor then carries no name, and pages stay exact however many share a surname.
     pagination_class = keyset_pagination("id")
 
-    @extend_schema(parameters=[s.PatientSearchInputSerializer], responses=s.PatientOutputSerializer(many=True))
+    @extend_schema(
+        parameters=[s.PatientSearchInputSerializer],
+        responses={200: s.PatientOutputSerializer(many=True), **PHI_ERRORS},
+    )
     def get(self, request: Request) -> Response:
         query = validated_query(request, s.PatientSearchInputSerializer)
         query.pop("page_size", None)
@@ -90,7 +108,7 @@ class PatientListView(PhiAPIView):
             query={k: str(v) for k, v in query.items()},
         )
 
-    @extend_schema(request=s.PatientCreateInputSerializer, responses={201: s.PatientOutputSerializer})
+    @extend_schema(request=s.PatientCreateInputSerializer, responses={201: s.PatientOutputSerializer, **PHI_ERRORS})
     def post(self, request: Request) -> Response:
         reject_unknown_params(request, [])
         fields = dict(validated_body(request, s.PatientCreateInputSerializer))
@@ -104,7 +122,7 @@ class PatientDetailView(PhiAPIView):
     required_scopes = [scopes.PATIENT_READ]
     resource_type = "Patient"
 
-    @extend_schema(responses=s.PatientOutputSerializer)
+    @extend_schema(responses={200: s.PatientOutputSerializer, **PATIENT_ERRORS})
     def get(self, request: Request, patient_id: int) -> Response:
         reject_unknown_params(request, [])
         patient = _patient_or_404(self, request, patient_id)
@@ -119,7 +137,7 @@ class PatientVitalsView(PhiAPIView):
     required_scopes = {"GET": [scopes.CLINICAL_READ], "POST": [scopes.CLINICAL_WRITE]}
     resource_type = "Observation"
 
-    @extend_schema(parameters=[s.VitalsInputSerializer], responses=s.ObservationOutputSerializer(many=True))
+    @extend_schema(parameters=[s.VitalsInputSerializer], responses={200: VitalsOutputSerializer, **PATIENT_ERRORS})
     def get(self, request: Request, patient_id: int) -> Response:
         query = validated_query(request, s.VitalsInputSerializer)
         _patient_or_404(self, request, patient_id)
@@ -135,7 +153,10 @@ class PatientVitalsView(PhiAPIView):
                    served_from_cache=served_from_cache())  # fmt: skip
         return Response({"results": observations})
 
-    @extend_schema(request=s.ObservationCreateInputSerializer, responses={201: s.ObservationOutputSerializer})
+    @extend_schema(
+        request=s.ObservationCreateInputSerializer,
+        responses={201: s.ObservationOutputSerializer, **PATIENT_ERRORS},
+    )
     def post(self, request: Request, patient_id: int) -> Response:
         reject_unknown_params(request, [])
         _patient_or_404(self, request, patient_id)
@@ -158,7 +179,10 @@ class PatientEncountersView(PhiAPIView):
     resource_type = "Encounter"
     pagination_class = keyset_pagination("-period_start", "-id")
 
-    @extend_schema(parameters=[s.EncounterListInputSerializer], responses=s.EncounterOutputSerializer(many=True))
+    @extend_schema(
+        parameters=[s.EncounterListInputSerializer],
+        responses={200: s.EncounterOutputSerializer(many=True), **PATIENT_ERRORS},
+    )
     def get(self, request: Request, patient_id: int) -> Response:
         query = validated_query(request, s.EncounterListInputSerializer)
         _patient_or_404(self, request, patient_id)
@@ -179,7 +203,10 @@ class PatientMedicationsView(PhiAPIView):
     resource_type = "MedicationRequest"
     pagination_class = keyset_pagination("-authored_at", "-id")
 
-    @extend_schema(parameters=[s.MedicationListInputSerializer], responses=s.MedicationOutputSerializer(many=True))
+    @extend_schema(
+        parameters=[s.MedicationListInputSerializer],
+        responses={200: s.MedicationOutputSerializer(many=True), **PATIENT_ERRORS},
+    )
     def get(self, request: Request, patient_id: int) -> Response:
         query = validated_query(request, s.MedicationListInputSerializer)
         _patient_or_404(self, request, patient_id)

@@ -17,6 +17,15 @@ from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
@@ -31,10 +40,13 @@ from apps.caching.layers import CodecError
 from apps.caching.stack import default_stack, served_from_cache
 from apps.clinical import selectors
 from apps.clinical.api.representations import patient_json
+from apps.clinical.api.schema import FhirBundleSerializer, FhirOperationOutcomeSerializer
 from apps.clinical.codes import LOINC, OBSERVATION_CATEGORY, OBSERVATION_CODES, RXNORM
 from apps.clinical.fhir import resources
 from apps.clinical.fhir.params import (
     DATE_PREFIX_BOUNDS,
+    MAX_COUNT,
+    SUPPORTED_DATE_PREFIXES,
     FhirParamError,
     date_condition,
     decode_cursor,
@@ -91,6 +103,91 @@ def _stored_search(resource_type: str, params, owner: str) -> QueryDict:
     return restored
 
 
+# --- OpenAPI: what each endpoint takes and answers (documentation only) ----------------------------
+_OUTCOME_TEXT = {
+    400: "An unsupported or malformed search parameter, or a _format other than JSON.",
+    401: "No or invalid credentials.",
+    403: "The credentials lack this resource's scope.",
+    404: "No such resource.",
+    429: "Rate limited.",
+    503: "The audit trail cannot be written, so patient data is not served; retry shortly.",
+}
+
+
+def _outcomes(*statuses: int, **descriptions: str) -> dict[int, OpenApiResponse]:
+    """Error responses: each an OperationOutcome (`descriptions`, e.g. `e404=`, replace the generic text)."""
+    return {
+        status: OpenApiResponse(
+            FhirOperationOutcomeSerializer, description=descriptions.get(f"e{status}", _OUTCOME_TEXT[status])
+        )
+        for status in statuses
+    }
+
+
+_FORMAT_PARAM = OpenApiParameter("_format", str, enum=list(JSON_FORMATS), description="JSON only (the default).")
+_COUNT_DOC = f"Entries per page, 1-{MAX_COUNT} (default 50)."
+_DATE_DOC = (
+    f"[prefix]YYYY[-MM[-DD[Thh:mm[:ss][Z|+hh:mm]]]], prefix one of {', '.join(SUPPORTED_DATE_PREFIXES)} (eq: the "
+    "whole period the value names); repeat it for a range (date=ge2024-01-01&date=lt2024-02-01)."
+)
+
+
+def documented_search(**docs: str):
+    """A search view's parameters, form body and answers in the OpenAPI schema, from its `search_params`
+    (`docs` describes each one; they must match, so the schema cannot drift from what the view accepts)."""
+
+    def decorate(view: type[FhirSearchView]) -> type[FhirSearchView]:
+        assert set(docs) == set(view.search_params), f"{view.__name__}: document exactly its search_params"
+        name = view.resource_type
+
+        parameters = [
+            OpenApiParameter(param, str, description=docs[param], many=True, explode=True)
+            if param in REPEATABLE_PARAMS
+            else OpenApiParameter(
+                param, str, description=docs[param], enum=["date", "-date"] if param == "_sort" else None
+            )
+            for param in view.search_params
+        ]
+        parameters += [
+            OpenApiParameter("_count", {"type": "integer", "minimum": 1, "maximum": MAX_COUNT}, description=_COUNT_DOC),
+            OpenApiParameter("_cursor", str, description="From the Bundle's next link."),
+            OpenApiParameter(
+                "_search", str, description="From a posted search's next link: its parameters, kept on the server "
+                "for this client (15 minutes); only _cursor may go with it.",
+            ),
+            _FORMAT_PARAM,
+        ]  # fmt: skip
+        # The form body takes the same parameters (label: DRF would title `_count` " count").
+        optional = {"required": False}
+        form_fields = {
+            param: serializers.ListField(child=serializers.CharField(), label=param, help_text=docs[param], **optional)
+            if param in REPEATABLE_PARAMS
+            else serializers.CharField(label=param, help_text=docs[param], **optional)
+            for param in view.search_params
+        }
+        form_fields["_count"] = serializers.IntegerField(min_value=1, max_value=MAX_COUNT, label="_count",
+                                                         help_text=_COUNT_DOC, **optional)  # fmt: skip
+        form_fields["_format"] = serializers.CharField(label="_format", help_text=f"One of {', '.join(JSON_FORMATS)}.",
+                                                       **optional)  # fmt: skip
+        bundle = OpenApiResponse(
+            FhirBundleSerializer, description=f"A searchset Bundle of {name} resources, keyset-paged: follow `next`."
+        )
+        errors = _outcomes(400, 401, 403, 429, 503)
+        return extend_schema_view(
+            get=extend_schema(operation_id=f"fhir_{name}_search", parameters=parameters,
+                              responses={200: bundle, **errors}),
+            post=extend_schema(
+                operation_id=f"fhir_{name}_search_post",
+                description="The same search with its parameters in a form body, kept out of URLs and logs: the "
+                "Bundle's self link is the bare type URL and its next link names the search by an opaque `_search`.",
+                request=inline_serializer(f"Fhir{name}SearchForm", form_fields),
+                responses={200: bundle, **errors},
+            ),
+        )(view)  # fmt: skip
+
+    return decorate
+
+
 class FhirJSONRenderer(JSONRenderer):
     media_type = "application/fhir+json"
     format = "fhir"
@@ -139,6 +236,13 @@ class CapabilityStatementView(FhirMixin, APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        parameters=[_FORMAT_PARAM],
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="A FHIR R4 CapabilityStatement."),
+            **_outcomes(400, e400="A _format other than JSON."),
+        },
+    )
     def get(self, request: Request) -> Response:
         return Response(
             {
@@ -180,6 +284,15 @@ class PatientReadView(FhirMixin, PhiAPIView):
     required_scopes = [scopes.PATIENT_READ]
     resource_type = "Patient"
 
+    @extend_schema(
+        operation_id="fhir_Patient_read",
+        parameters=[_FORMAT_PARAM],
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="A FHIR R4 Patient."),
+            **_outcomes(400, 401, 403, 404, 429, 503, e400="A _format other than JSON.",
+                        e404="No active patient has this id."),
+        },
+    )  # fmt: skip
     def get(self, request: Request, patient_id: str) -> Response:
         if not re.fullmatch(r"[0-9]{1,18}", patient_id):
             raise NotFound(f"Patient/{patient_id[:64]} does not exist.")
@@ -333,6 +446,14 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         return parse_reference("patient", params["patient"], "Patient")
 
 
+@documented_search(
+    identifier="The MRN: [system|]value (without a system, any; `|value`: the server's own MRN system).",
+    name="A prefix of the family or given name (1-100 characters).",
+    family="A prefix of the family name (1-100 characters).",
+    given="A prefix of the given name (1-100 characters).",
+    birthdate="An exact date: YYYY-MM-DD.",
+    _id="The patient's id (or Patient/<id>).",
+)
 class PatientSearchView(FhirSearchView):
     required_scopes = [scopes.PATIENT_READ]
     resource_type = "Patient"
@@ -389,6 +510,14 @@ class PatientSearchView(FhirSearchView):
         return rows.filter(**{lookup: values[slot] for slot, lookup in cls._SLOT_FILTERS.items() if slot in values})
 
 
+@documented_search(
+    patient="Required (but with _search): Patient/<id> or <id>.",
+    category=f"[{OBSERVATION_CATEGORY}|]code: {', '.join(Observation.Category.values)}.",
+    code=f"LOINC codes, [{LOINC}|]code, comma-separated: any of them.",
+    date=_DATE_DOC,
+    status=f"Comma-separated, any of: {', '.join(Observation.Status.values)}.",
+    _sort="date (oldest first) or -date (newest first, the default).",
+)
 class ObservationSearchView(FhirSearchView):
     required_scopes = [scopes.CLINICAL_READ]
     resource_type = "Observation"
@@ -436,6 +565,11 @@ class ObservationSearchView(FhirSearchView):
         return _among(_dated(rows, "effective_at", prefixes, values), "status", statuses, values)
 
 
+@documented_search(
+    patient="Required (but with _search): Patient/<id> or <id>.",
+    date=_DATE_DOC + " Compared with the period's start.",
+    status=f"Comma-separated, any of: {', '.join(Encounter.Status.values)}.",
+)
 class EncounterSearchView(FhirSearchView):
     required_scopes = [scopes.CLINICAL_READ]
     resource_type = "Encounter"
@@ -459,6 +593,12 @@ class EncounterSearchView(FhirSearchView):
         return _among(rows, "status", statuses, values)
 
 
+@documented_search(
+    patient="Required (but with _search): Patient/<id> or <id>.",
+    status=f"Comma-separated, any of: {', '.join(MedicationRequest.Status.values)}.",
+    intent=f"Comma-separated, any of: {', '.join(MedicationRequest.Intent.values)}.",
+    code=f"RxNorm codes, [{RXNORM}|]code, comma-separated: any of them.",
+)
 class MedicationRequestSearchView(FhirSearchView):
     required_scopes = [scopes.CLINICAL_READ]
     resource_type = "MedicationRequest"
@@ -550,6 +690,11 @@ class UnsupportedView(FhirMixin, APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
+    @extend_schema(
+        parameters=[_FORMAT_PARAM],
+        request=None,
+        responses=_outcomes(400, 404, e400="A _format other than JSON.", e404="Always: the path is not supported."),
+    )
     def get(self, request: Request, rest: str) -> Response:
         raise NotFound(f"This server does not support {rest[:64]!r}. See /fhir/metadata.")
 

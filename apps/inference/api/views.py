@@ -9,7 +9,8 @@ import logging
 
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,12 +22,26 @@ from apps.audit.views import PhiAPIView
 from apps.caching.stack import get_or_load, served_from_cache
 from apps.clinical.selectors import patient_card
 from apps.core.api.params import reject_unknown_params, validated_body
+from apps.core.api.schema import error_responses
 from apps.inference import selectors, serving
+from apps.inference.api.schema import (
+    DeploymentOverviewOutputSerializer,
+    EmbedOutputSerializer,
+    GenerateOutputSerializer,
+)
 from apps.inference.api.serializers import EmbedInputSerializer, GenerateInputSerializer
 from apps.inference.backends import ModelUnavailable
 from apps.inference.models import ModelDeployment
 
 logger = logging.getLogger(__name__)
+
+INFERENCE_ERRORS = error_responses(
+    400, 401, 403, 404, 429, 503,
+    e400="Invalid input: also an input past the deployment's token cap, a deployment of the other task, or a "
+    "patient_id that names no active patient.",
+    e404="No enabled deployment has this name.",
+    e503="The deployment cannot be served on this host, or the audit trail cannot be written.",
+)  # fmt: skip
 
 
 def _cached_answer(key_parts: list, compute) -> tuple[object, bool]:
@@ -83,7 +98,7 @@ class _InferenceView(PhiAPIView):
 class EmbedView(_InferenceView):
     task = ModelDeployment.Task.EMBEDDING
 
-    @extend_schema(request=EmbedInputSerializer)
+    @extend_schema(request=EmbedInputSerializer, responses={200: EmbedOutputSerializer, **INFERENCE_ERRORS})
     def post(self, request: Request, name: str) -> Response:
         reject_unknown_params(request, [])
         body = validated_body(request, EmbedInputSerializer)
@@ -104,7 +119,18 @@ class EmbedView(_InferenceView):
 class GenerateView(_InferenceView):
     task = ModelDeployment.Task.GENERATION
 
-    @extend_schema(request=GenerateInputSerializer)
+    @extend_schema(
+        request=GenerateInputSerializer,
+        responses={
+            (200, "application/json"): GenerateOutputSerializer,
+            (200, "text/event-stream"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description='With `stream`: `data: {"text": ...}` events as text is generated, then an `event: '
+                'done` whose data is {"deployment", "quantization", "text"}.',
+            ),
+            **INFERENCE_ERRORS,
+        },
+    )
     def post(self, request: Request, name: str) -> Response:
         reject_unknown_params(request, [])
         body = validated_body(request, GenerateInputSerializer)
@@ -148,6 +174,7 @@ class DeploymentOverviewView(APIView):
 
     permission_classes = [staff_can_view("inference.view_modeldeployment")]
 
+    @extend_schema(responses={200: DeploymentOverviewOutputSerializer, **error_responses(400, 401, 403)})
     def get(self, request: Request) -> Response:
         reject_unknown_params(request, [])
         return Response({"results": selectors.deployment_overview()})

@@ -1,0 +1,47 @@
+"""Documentation only: the shape `apps.ratelimits.selectors.policy_overview` answers with."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.ratelimits.models import RateLimitAdjustment
+
+
+class RateLimitUsageOutputSerializer(serializers.Serializer):
+    requests = serializers.IntegerField()
+    refused = serializers.IntegerField(help_text="Answered 429.")
+    minutes = serializers.ListField(
+        child=serializers.ListField(child=serializers.JSONField()),
+        help_text="[ISO minute, requests, refused] per minute with traffic.",
+    )
+    busiest_client_per_minute = serializers.IntegerField()
+    busiest_client_share = serializers.FloatField(help_text="The busiest client's minute against the limit.")
+
+
+class RateLimitAdjustmentOutputSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    direction = serializers.ChoiceField(choices=RateLimitAdjustment.Direction.choices)
+    old_factor = serializers.FloatField()
+    new_factor = serializers.FloatField()
+    reason = serializers.CharField()
+
+
+class RateLimitPolicyOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    scope = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    enabled = serializers.BooleanField()
+    requests = serializers.IntegerField()
+    effective_requests = serializers.IntegerField(help_text="The limit in force: requests x current_factor.")
+    period_seconds = serializers.IntegerField()
+    burst_per_second = serializers.IntegerField(allow_null=True)
+    fail_open = serializers.BooleanField()
+    priority = serializers.IntegerField()
+    adaptive = serializers.BooleanField()
+    current_factor = serializers.FloatField()
+    usage = RateLimitUsageOutputSerializer(help_text="The last hour.")
+    adjustments = RateLimitAdjustmentOutputSerializer(many=True, help_text="The latest 20, newest first.")
+
+
+class RateLimitOverviewOutputSerializer(serializers.Serializer):
+    results = RateLimitPolicyOutputSerializer(many=True, help_text="By priority, then scope.")

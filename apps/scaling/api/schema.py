@@ -1,0 +1,69 @@
+"""Documentation only: the shapes `apps.scaling.selectors` answers with, for the views' `@extend_schema`."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+
+class ForecastOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    metric = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    model = serializers.CharField(help_text="The model the backtest chose.")
+    source = serializers.CharField()
+    scores = serializers.JSONField(help_text="Backtest MASE (m=24, 168), sMAPE and band coverage per model.")
+    points = serializers.JSONField(help_text="[{at, p10, p50, p90}] per hour ahead.")
+    recent = serializers.JSONField(help_text="[{at, value}]: the last days of history.")
+    patterns = serializers.JSONField(help_text="Periods found and the named peaks.")
+
+
+class EarlierForecastOutputSerializer(serializers.Serializer):
+    created_at = serializers.DateTimeField()
+    model = serializers.CharField()
+    points = serializers.JSONField()
+
+
+class ReplicaPlanOutputSerializer(serializers.Serializer):
+    created_at = serializers.DateTimeField()
+    hours = serializers.JSONField(help_text="[{at, replicas, p90_rps}] per hour ahead.")
+    peak_replicas = serializers.IntegerField()
+    min_replicas = serializers.IntegerField()
+    emergency = serializers.BooleanField()
+    reasons = serializers.JSONField()
+
+
+class ScalingPolicyOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    service = serializers.CharField(help_text="The service's slug.")
+    service_name = serializers.CharField()
+    enabled = serializers.BooleanField()
+    min_replicas = serializers.IntegerField()
+    max_replicas = serializers.IntegerField()
+    floor_replicas = serializers.IntegerField(help_text="The minimum in force (lifted in emergency mode).")
+    target_cpu_pct = serializers.IntegerField(allow_null=True)
+    target_memory_pct = serializers.IntegerField(allow_null=True)
+    vpa_mode = serializers.CharField()
+    predictive = serializers.BooleanField()
+    keda_enabled = serializers.BooleanField()
+    emergency_mode = serializers.BooleanField()
+    apply_state = serializers.CharField()
+    apply_error = serializers.CharField(allow_blank=True)
+    history_source = serializers.CharField()
+    forecasts = serializers.DictField(
+        child=ForecastOutputSerializer(allow_null=True), help_text="The latest forecast per metric (null: none yet)."
+    )
+    earlier_request_rate = EarlierForecastOutputSerializer(
+        allow_null=True, help_text="Yesterday's request-rate forecast, to lay over the actuals."
+    )
+    plan = ReplicaPlanOutputSerializer(allow_null=True, help_text="The latest replica plan.")
+
+
+class ScalingOverviewOutputSerializer(serializers.Serializer):
+    results = ScalingPolicyOutputSerializer(many=True, help_text="By service name.")
+
+
+class ManifestPreviewOutputSerializer(serializers.Serializer):
+    service = serializers.CharField(help_text="The service's slug.")
+    files = serializers.DictField(child=serializers.CharField(), help_text="File name -> YAML.")
+    errors = serializers.ListField(child=serializers.CharField(), help_text="The offline validation's findings.")
+    digest = serializers.CharField(help_text="SHA-256 of the manifests.")
