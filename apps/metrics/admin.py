@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 
 from apps.metrics.models import Alert, AlertNotification, AlertRule
 from apps.services.admin import ServiceVisibilityAdmin
@@ -15,6 +16,7 @@ class NotificationInline(admin.TabularInline):
 @admin.register(AlertRule)
 class AlertRuleAdmin(ServiceVisibilityAdmin):
     unassigned_visible = True
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # a webhook without a scheme
     list_display = ["name", "enabled", "metric", "operator", "threshold", "service", "for_seconds", "severity",
                     "last_value", "last_evaluated_at"]  # fmt: skip
     list_editable = ["enabled", "threshold"]
