@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
@@ -22,7 +23,11 @@ class BenchmarkPlanAdmin(ServiceVisibilityAdmin):
     @admin.action(description="Run now on the benchmark workers", permissions=["change"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[BenchmarkPlan]) -> None:
         for plan in queryset:
-            run = services.benchmark_run_create(plan=plan, requested_by=request.user.get_username())
+            try:
+                run = services.benchmark_run_create(plan=plan, requested_by=request.user.get_username())
+            except ValidationError as invalid:
+                self.message_user(request, f"{plan}: fix the plan first: {'; '.join(invalid.messages)}", messages.ERROR)
+                continue
             try:
                 services.benchmark_run_dispatch(run)
             except OperationalError:

@@ -25,6 +25,9 @@ DEADLINE_MARGIN_SECONDS = 300
 
 
 def benchmark_run_create(*, plan: BenchmarkPlan, requested_by: str = "") -> BenchmarkRun:
+    """A run of a valid plan. A plan stored before its checks existed (or edited outside admin) raises
+    ValidationError here, before its shape is built: its values could overflow or exhaust memory."""
+    plan.full_clean(validate_unique=False, validate_constraints=False)
     planned = runner.stages_for(plan)[-1][0]
     return BenchmarkRun.objects.create(
         plan=plan,

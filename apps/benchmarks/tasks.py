@@ -1,9 +1,14 @@
 """Thin Celery tasks on the `benchmarks` queue (routed by name); each is safe to run twice."""
 
+import logging
+
 from celery import shared_task
+from django.core.exceptions import ValidationError
 
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="benchmarks.execute_run")
@@ -16,7 +21,11 @@ def scheduled_run(plan_id: int) -> int | None:
     plan = BenchmarkPlan.objects.filter(pk=plan_id, enabled=True).first()
     if plan is None:
         return None
-    run = services.benchmark_run_create(plan=plan, requested_by="schedule")
+    try:
+        run = services.benchmark_run_create(plan=plan, requested_by="schedule")
+    except ValidationError:
+        logger.warning("benchmark plan %s is not valid; its scheduled run was skipped", plan_id, exc_info=True)
+        return None
     services.benchmark_run_execute(run_id=run.pk)  # already on a benchmarks worker: run it here
     return run.pk
 

@@ -115,12 +115,40 @@ def test_admin_form_shows_a_field_error_for_nan_in_json_not_a_500(service, admin
     assert BenchmarkPlan.objects.get().requests == [{"path": "/x", "weight": 1}]
 
 
+def _queued_run(plan: BenchmarkPlan) -> BenchmarkRun:
+    """A run queued while the plan was valid; the plan is changed (outside admin) before it executes."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    return BenchmarkRun.objects.create(plan=plan, deadline=timezone.now() + timedelta(minutes=5))
+
+
 def test_a_run_whose_token_cannot_be_issued_fails_with_the_reason(service):
     plan = BenchmarkPlan.objects.create(name="bad scopes", service=service, requests=REQUESTS, scopes=["nope"])
-    run = services.benchmark_run_execute(run_id=services.benchmark_run_create(plan=plan).pk)
+    run = services.benchmark_run_execute(run_id=_queued_run(plan).pk)
     assert run.status == BenchmarkRun.Status.FAILED and "nope" in run.error
     assert not ApiClient.objects.exists()
 
     BenchmarkPlan.objects.filter(pk=plan.pk).update(scopes=["nope", 5])
-    run = services.benchmark_run_execute(run_id=services.benchmark_run_create(plan=plan).pk)
+    run = services.benchmark_run_execute(run_id=_queued_run(plan).pk)
     assert run.status == BenchmarkRun.Status.FAILED and run.error.startswith("TypeError")
+
+
+def test_a_stored_plan_that_is_no_longer_valid_starts_no_run(service, admin_client):
+    """Saved before these checks (or edited outside admin): each way to start it says why, nothing crashes."""
+    from django.core.management import CommandError, call_command
+
+    from apps.benchmarks.tasks import scheduled_run
+
+    plan = BenchmarkPlan.objects.create(name="huge stress", service=service, requests=REQUESTS, kind="stress",
+                                        users=1, max_users=2_000_000_000, step_users=1)  # fmt: skip
+    with pytest.raises(ValidationError):
+        services.benchmark_run_create(plan=plan)
+    response = admin_client.post("/admin/benchmarks/benchmarkplan/",
+                                 {"action": "run_now", "_selected_action": [plan.pk]}, follow=True)  # fmt: skip
+    assert response.status_code == 200 and "fix the plan first" in response.content.decode()
+    assert scheduled_run(plan.pk) is None
+    with pytest.raises(CommandError, match="Fix the plan first"):
+        call_command("bench", "run", str(plan.pk))
+    assert not BenchmarkRun.objects.exists()

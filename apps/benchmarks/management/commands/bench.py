@@ -2,6 +2,7 @@ import json
 import sys
 import time
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from kombu.exceptions import OperationalError
 
@@ -38,7 +39,10 @@ class Command(BaseCommand):
             self._check(plan_row, **options)
 
     def _run(self, plan: BenchmarkPlan, *, wait: bool, inline: bool, json: bool, **options) -> None:
-        run = services.benchmark_run_create(plan=plan, requested_by="manage.py bench")
+        try:
+            run = services.benchmark_run_create(plan=plan, requested_by="manage.py bench")
+        except ValidationError as invalid:
+            raise CommandError(f"Fix the plan first: {'; '.join(invalid.messages)}") from invalid
         if inline:
             run = services.benchmark_run_execute(run_id=run.pk)
         else:
