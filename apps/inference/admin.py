@@ -3,6 +3,7 @@ from django.utils.html import format_html, format_html_join
 
 from apps.inference import selectors
 from apps.inference.models import ModelDeployment, QuantizationProfile
+from apps.services.admin import ServiceVisibilityAdmin
 
 
 def _figure(value, digits: int = 1) -> str:
@@ -14,7 +15,8 @@ SERVING_FIELDS = ["max_batch_size", "max_queue_delay_ms", "max_input_tokens", "m
 
 
 @admin.register(ModelDeployment)
-class ModelDeploymentAdmin(admin.ModelAdmin):
+class ModelDeploymentAdmin(ServiceVisibilityAdmin):
+    unassigned_visible = True  # a deployment of no service is everyone's
     list_display = ["name", "task", "source", "quantization", "chosen_quantization", "max_batch_size",
                     "slo_p95_ms", "enabled"]  # fmt: skip
     readonly_fields = ["chosen_quantization", "chosen_at", "updated_at", "measured_modes"]
@@ -61,10 +63,11 @@ class ModelDeploymentAdmin(admin.ModelAdmin):
 
 
 @admin.register(QuantizationProfile)
-class QuantizationProfileAdmin(admin.ModelAdmin):
+class QuantizationProfileAdmin(ServiceVisibilityAdmin):
+    service_field, unassigned_visible = "deployment__service", True
     list_display = ["deployment", "mode", "measured_at", "available", "chosen", "sequences_per_s", "tokens_per_s",
                     "peak_memory_mb", "fidelity_loss"]  # fmt: skip
-    list_filter = ["deployment", "mode", "chosen", "available"]
+    list_filter = [("deployment", admin.RelatedOnlyFieldListFilter), "mode", "chosen", "available"]
 
     def has_add_permission(self, request) -> bool:
         return False

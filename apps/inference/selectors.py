@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from apps.inference.models import ModelDeployment, QuantizationProfile
+from apps.services.selectors import of_visible_services
 
 
 def latest_profiles(deployment: ModelDeployment) -> list[QuantizationProfile]:
@@ -21,10 +22,13 @@ PROFILE_FIELDS = (
 )
 
 
-def deployment_overview() -> list[dict]:
-    """Every deployment with what it serves and the table of its last measurement (the dashboard)."""
+def deployment_overview(*, visible_services: frozenset[int] | None = None) -> list[dict]:
+    """Every deployment (of the visible services, and those of none) with what it serves and the table of
+    its last measurement (the dashboard)."""
     rows = []
-    for deployment in ModelDeployment.objects.select_related("service"):
+    deployments = of_visible_services(ModelDeployment.objects.select_related("service"), visible_services,
+                                      unassigned=True)  # fmt: skip
+    for deployment in deployments:
         profiles = latest_profiles(deployment)
         rows.append({
             "id": deployment.pk, "name": deployment.name, "task": deployment.task, "source": deployment.source,

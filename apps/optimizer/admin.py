@@ -5,6 +5,7 @@ from django.utils.html import format_html
 
 from apps.optimizer import services
 from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
+from apps.services.admin import ServiceVisibilityAdmin
 
 
 class StepInline(admin.TabularInline):
@@ -26,7 +27,8 @@ class RecommendationInline(admin.TabularInline):
 
 
 @admin.register(OptimizationRun)
-class OptimizationRunAdmin(admin.ModelAdmin):
+class OptimizationRunAdmin(ServiceVisibilityAdmin):
+    unassigned_visible = True  # a run over every service is everyone's
     list_display = ["id", "target", "status", "targets_met", "apply", "requested_by", "started_at", "finished_at",
                     "report_link"]  # fmt: skip
     list_filter = ["target", "status", "targets_met", "apply"]
@@ -45,7 +47,8 @@ class OptimizationRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(Recommendation)
-class RecommendationAdmin(admin.ModelAdmin):
+class RecommendationAdmin(ServiceVisibilityAdmin):
+    service_field, unassigned_visible = "run__service", True
     list_display = ["title", "step", "status", "actionable", "run", "decided_by", "decided_via", "decided_at"]
     list_filter = ["status", "step", "kind", "actionable"]
     search_fields = ["title", "subject"]

@@ -8,13 +8,15 @@ from django.template.response import TemplateResponse
 from apps.core.views import stored_report
 from apps.optimizer.models import OptimizationRun
 from apps.optimizer.selectors import control_plane_overview
+from apps.services.selectors import of_visible_services, visible_service_ids
 
 
 @staff_member_required
 @permission_required("optimizer.view_optimizationrun", raise_exception=True)
 def run_report(request: HttpRequest, run_id: int) -> HttpResponse:
     """The stored, self-contained HTML report of one optimization run."""
-    return stored_report(get_object_or_404(OptimizationRun, pk=run_id))
+    runs = of_visible_services(OptimizationRun.objects.all(), visible_service_ids(request.user), unassigned=True)
+    return stored_report(get_object_or_404(runs, pk=run_id))
 
 
 def overview(request: HttpRequest) -> TemplateResponse:

@@ -94,7 +94,9 @@ def test_a_service_restricted_to_a_team_is_invisible_to_other_roles(client, api,
 
 def test_what_belongs_to_a_hidden_service_is_hidden_with_it(client, api, staff):
     from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression
+    from apps.inference.models import ModelDeployment
     from apps.metrics.models import Alert, AlertRule
+    from apps.optimizer.models import OptimizationRun
     from apps.scaling.services import scaling_policy_ensure
 
     team = Group.objects.create(name="Oncology AI")
@@ -111,6 +113,10 @@ def test_what_belongs_to_a_hidden_service_is_hidden_with_it(client, api, staff):
         Alert.objects.create(rule=rule, state="firing", value=200, last_value=200, message="over")
         policy, _ = scaling_policy_ensure(service)
         rows[service.slug] = (plan, run, policy)
+    for name, service in (("onco-embed", hidden), ("open-embed", shown), ("any-embed", None)):
+        ModelDeployment.objects.create(name=name, service=service, source=ModelDeployment.Source.MINILM,
+                                       task="embedding")  # fmt: skip
+    optimization = OptimizationRun.objects.create(target="caching", service=hidden, report_html="<h1>run</h1>")
     every_route = AlertRule.objects.create(name="every route p95", metric="p95_ms", threshold=100)
     Alert.objects.create(rule=every_route, state="firing", value=200, last_value=200, message="over")
 
@@ -144,6 +150,10 @@ def test_what_belongs_to_a_hidden_service_is_hidden_with_it(client, api, staff):
         assert ("onco-triage p95" in alert_page) is sees_hidden and "every route p95" in alert_page
         plan_form = client.get("/admin/benchmarks/benchmarkplan/add/").content.decode()
         assert ("Oncology triage" in plan_form) is sees_hidden  # the service choices too
+        deployments = {d["name"] for d in api.get("/api/v1/inference/deployments/").json()["results"]}
+        assert deployments == {"open-embed", "any-embed", *(["onco-embed"] if sees_hidden else [])}
+        optimizer_page = client.get(f"/optimizer/runs/{optimization.pk}/report/").status_code
+        assert optimizer_page == (200 if sees_hidden else 404)
         overview = client.get("/admin/overview/").content.decode()
         assert ("onco-triage p95" in overview) is sees_hidden and "open-svc p95" in overview  # firing alerts
         assert ("onco-triage nightly" in overview) is sees_hidden  # recent regressions

@@ -32,6 +32,7 @@ from apps.inference.api.schema import (
 from apps.inference.api.serializers import EmbedInputSerializer, GenerateInputSerializer
 from apps.inference.backends import ModelUnavailable
 from apps.inference.models import ModelDeployment
+from apps.services.selectors import visible_service_ids
 
 logger = logging.getLogger(__name__)
 
@@ -177,4 +178,4 @@ class DeploymentOverviewView(APIView):
     @extend_schema(responses={200: DeploymentOverviewOutputSerializer, **error_responses(400, 401, 403)})
     def get(self, request: Request) -> Response:
         reject_unknown_params(request, [])
-        return Response({"results": selectors.deployment_overview()})
+        return Response({"results": selectors.deployment_overview(visible_services=visible_service_ids(request.user))})
