@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -44,26 +44,39 @@ class PhiAPIView(APIView):
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
-        purpose_of_use(request)  # a bad header is a 400 before any data is read
+        try:
+            purpose_of_use(request)  # a bad header is a 400 before any data is read
+        except ValidationError:
+            self.audit_refusal(request, outcome="error")
+            raise
         cache_reads_reset()
 
     def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> None:
-        # An authenticated caller refused for want of a scope is itself an access attempt worth keeping.
-        if request.user and request.user.is_authenticated and request.successful_authenticator is not None:
-            raw_id = str(self.kwargs.get("patient_id") or "")
-            patient_id = int(raw_id) if re.fullmatch(r"[0-9]{1,18}", raw_id) else None
-            audit_record(
-                audit_entry(
-                    request,
-                    action="read" if request.method in ("GET", "HEAD") else "create",
-                    resource_type=self.resource_type,
-                    resource_id=str(patient_id or ""),
-                    patient_id=patient_id,
-                    outcome="denied",
-                    lenient_purpose=True,
-                )
-            )
+        self.audit_refusal(request, outcome="denied")
         super().permission_denied(request, message=message, code=code)
+
+    def throttled(self, request: Request, wait: float | None) -> None:
+        self.audit_refusal(request, outcome="denied")
+        super().throttled(request, wait)
+
+    def audit_refusal(self, request: Request, *, outcome: str) -> None:
+        """An authenticated caller refused (a scope, the rate limit, a bad purpose of use) made an access
+        attempt worth keeping, naming the patient of the URL if there is one."""
+        if not (request.user and request.user.is_authenticated and request.successful_authenticator is not None):
+            return
+        raw_id = str(self.kwargs.get("patient_id") or "")
+        patient_id = int(raw_id) if re.fullmatch(r"[0-9]{1,18}", raw_id) else None
+        audit_record(
+            audit_entry(
+                request,
+                action="read" if request.method in ("GET", "HEAD") else "create",
+                resource_type=self.resource_type,
+                resource_id=str(patient_id or ""),
+                patient_id=patient_id,
+                outcome=outcome,
+                lenient_purpose=True,
+            )
+        )
 
     def audited_page(self, request: Request, rows, to_json, *, cache: tuple[str, str] | None = None, **audit_fields):
         """One keyset page of `rows` as JSON, audited as a search with its result count.
@@ -78,13 +91,17 @@ class PhiAPIView(APIView):
             page = paginator.paginate_queryset(rows, request, view=self)
             return dict(paginator.get_paginated_response(to_json(page)).data)
 
-        if cache is None:
-            body = load()
-        else:
-            namespace, scope = cache
-            key = [type(self).__name__, request.get_host(), request.path, sorted(request.query_params.lists())]
-            body = get_or_load(namespace, key, load, scope=scope)
-            audit_fields["served_from_cache"] = served_from_cache()
+        try:
+            if cache is None:
+                body = load()
+            else:
+                namespace, scope = cache
+                key = [type(self).__name__, request.get_host(), request.path, sorted(request.query_params.lists())]
+                body = get_or_load(namespace, key, load, scope=scope)
+                audit_fields["served_from_cache"] = served_from_cache()
+        except ValidationError:  # a bad cursor after the patient was found: the attempt is kept all the same
+            self.audit(request, action="search", outcome="error", **audit_fields)
+            raise
         self.audit(request, action="search", result_count=len(body["results"]), **audit_fields)
         return Response(body)
 

@@ -228,7 +228,8 @@ def test_bad_purpose_of_use_is_400_before_any_read(clinician, patient):
     response = clinician.get(f"/api/v1/patients/{patient.pk}/", HTTP_X_PURPOSE_OF_USE="CURIOSITY")
     assert response.status_code == 400
     assert "X-Purpose-Of-Use" in response.json()["errors"]
-    assert AuditEvent.objects.count() == before
+    [refused] = AuditEvent.objects.order_by("seq")[before:]  # the attempt is kept, no data was read
+    assert (refused.outcome, refused.purpose_of_use, refused.result_count) == ("error", "INVALID", None)
     clinician.get(f"/api/v1/patients/{patient.pk}/", HTTP_X_PURPOSE_OF_USE="ETREAT")
     assert _last_audit().purpose_of_use == "ETREAT"
 

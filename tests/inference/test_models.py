@@ -244,3 +244,15 @@ def test_a_deployment_that_cannot_load_here_is_a_503_and_an_input_past_the_model
 def test_embedding_inputs_are_text_with_content(api, token, deployments, inputs):
     response = post(api, token, "/api/v1/inference/clinical-embeddings/embed", {"inputs": inputs})
     assert response.status_code == 400 and "inputs" in response.json()["errors"]
+
+
+def test_no_error_tells_an_existing_patient_from_a_missing_one(api, token, deployments):
+    """The patient is checked after everything else: an unknown deployment or a too-long input answers the
+    same for any patient_id, and only the patient check itself (audited either way) tells them apart."""
+    patient = patient_create(mrn="MRN-000077", family_name="Okafor", given_name="Ada", birth_date=date(1981, 2, 3))
+    cases = (("no-such-model", {"inputs": ["x"]}), ("clinical-embeddings", {"inputs": ["word " * 400]}))
+    for name, body in cases:
+        answers = [post(api, token, f"/api/v1/inference/{name}/embed", {**body, "patient_id": patient_id})
+                   for patient_id in (patient.pk, 999_999)]  # fmt: skip
+        assert answers[0].status_code in (400, 404)
+        assert (answers[0].status_code, answers[0].content) == (answers[1].status_code, answers[1].content), name

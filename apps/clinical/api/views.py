@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
@@ -112,9 +113,17 @@ class PatientListView(PhiAPIView):
     def post(self, request: Request) -> Response:
         reject_unknown_params(request, [])
         fields = dict(validated_body(request, s.PatientCreateInputSerializer))
-        with transaction.atomic():  # the patient and its audit record commit together, or neither
-            patient = services.patient_create(identifier_system=fields.pop("system", None), **fields)
-            self.audit(request, action="create", resource_id=patient.pk, patient_id=patient.pk)
+        system = fields.pop("system", None)
+        try:
+            with transaction.atomic():  # the patient and its audit record commit together, or neither
+                patient = services.patient_create(identifier_system=system, **fields)
+                self.audit(request, action="create", resource_id=patient.pk, patient_id=patient.pk)
+        except DjangoValidationError as refused:
+            if services.DUPLICATE_MRN in refused.message_dict.get("mrn", []):
+                # "This MRN exists" answers a lookup: recorded like one (after the rollback, so it stays).
+                self.audit(request, action="create", outcome="error", query={"identifier": fields["mrn"],
+                                                                              "system": system or ""})  # fmt: skip
+            raise
         return Response(patient_json(patient), status=status.HTTP_201_CREATED)
 
 
@@ -161,16 +170,22 @@ class PatientVitalsView(PhiAPIView):
         reject_unknown_params(request, [])
         _patient_or_404(self, request, patient_id)
         patient = get_object_or_404(Patient, pk=patient_id, is_deleted=False)
-        fields = dict(validated_body(request, s.ObservationCreateInputSerializer))
-        encounter_id = fields.pop("encounter_id", None)
-        encounter = None
-        if encounter_id is not None:
-            encounter = Encounter.objects.filter(pk=encounter_id, patient=patient).first()
-            if encounter is None:
-                raise ValidationError({"encounter_id": "This patient has no encounter with this id."})
-        with transaction.atomic():  # the observation and its audit record commit together, or neither
-            observation = services.observation_record(patient=patient, encounter=encounter, **fields)
-            self.audit(request, action="create", resource_id=observation.pk, patient_id=patient.pk)
+        try:
+            fields = dict(validated_body(request, s.ObservationCreateInputSerializer))
+            encounter_id = fields.pop("encounter_id", None)
+            encounter = None
+            if encounter_id is not None:
+                encounter = Encounter.objects.filter(pk=encounter_id, patient=patient).first()
+                if encounter is None:
+                    raise ValidationError({"encounter_id": "This patient has no encounter with this id."})
+            with transaction.atomic():  # the observation and its audit record commit together, or neither
+                observation = services.observation_record(patient=patient, encounter=encounter, **fields)
+                self.audit(request, action="create", resource_id=observation.pk, patient_id=patient.pk)
+        except (ValidationError, DjangoValidationError):
+            # Refused after the patient was found (a missing one is audited as such): kept, or the two
+            # answers would tell an existing patient from a missing one unrecorded.
+            self.audit(request, action="create", outcome="error", patient_id=patient.pk)
+            raise
         return Response(observation_json(observation), status=status.HTTP_201_CREATED)
 
 

@@ -84,8 +84,9 @@ class _InferenceView(PhiAPIView):
         return [f"{tokens} tokens; {deployment.name} takes at most {cap}."] if tokens > cap else []
 
     def check_patient(self, request: Request, patient_id: int | None) -> None:
-        """A call about a patient names an active one (400 otherwise), checked before the model runs. The miss
-        is audited: without it an inference client could probe which patient ids exist, unrecorded."""
+        """A call about a patient names an active one (400 otherwise), checked after everything else about the
+        request (so no other error tells an existing patient from a missing one) and before the model runs.
+        The miss is audited: without it an inference client could probe which patient ids exist, unrecorded."""
         if patient_id is not None and patient_card(patient_id=patient_id) is None:
             self.audit(request, action="read", resource_type="Patient", resource_id=patient_id, outcome="not_found")
             raise ValidationError({"patient_id": ["No active patient has this id."]})
@@ -103,12 +104,12 @@ class EmbedView(_InferenceView):
     def post(self, request: Request, name: str) -> Response:
         reject_unknown_params(request, [])
         body = validated_body(request, EmbedInputSerializer)
-        self.check_patient(request, body.get("patient_id"))
         deployment = self.deployment(name)
         texts = body["inputs"]
         too_long = {index: error for index, text in enumerate(texts) if (error := self.over_cap(deployment, text))}
         if too_long:
             raise ValidationError({"inputs": too_long})  # shaped as DRF shapes a list field's item errors
+        self.check_patient(request, body.get("patient_id"))
         mode = deployment.serving_quantization
         vectors, cached = _cached_answer([deployment.name, mode, "embed", *texts],
                                          lambda: serving.embed(deployment, texts)[0])  # fmt: skip
@@ -135,7 +136,6 @@ class GenerateView(_InferenceView):
     def post(self, request: Request, name: str) -> Response:
         reject_unknown_params(request, [])
         body = validated_body(request, GenerateInputSerializer)
-        self.check_patient(request, body.get("patient_id"))
         deployment = self.deployment(name)
         prompt = body["prompt"]
         limit = body.get("max_new_tokens", deployment.max_new_tokens)
@@ -145,6 +145,7 @@ class GenerateView(_InferenceView):
             )
         if error := self.over_cap(deployment, prompt):
             raise ValidationError({"prompt": error})
+        self.check_patient(request, body.get("patient_id"))
         mode = deployment.serving_quantization
         if body["stream"]:
             self.audit_patient(request, deployment, body.get("patient_id"), cached=False)

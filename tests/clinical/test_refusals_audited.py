@@ -1,0 +1,68 @@
+"""Refused PHI requests leave a record too: a throttled or malformed attempt, a duplicate MRN (which
+answers "this MRN exists"), an error after the patient was found; and reading the audit trail is itself
+recorded. Otherwise an existing patient and a missing one would be told apart without a trace."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.audit.models import AuditEvent
+from apps.ratelimits.models import RateLimitPolicy
+from apps.ratelimits.selectors import policy_cache
+
+pytestmark = pytest.mark.django_db
+
+
+def _new_events(before: int) -> list[AuditEvent]:
+    return list(AuditEvent.objects.order_by("seq")[before:])
+
+
+def test_a_throttled_or_malformed_attempt_is_recorded(clinician, patient):
+    RateLimitPolicy.objects.filter(scope="patient_data").update(requests=2, burst_per_second=None)
+    policy_cache._bump()  # what the on-commit hook does once an edit commits
+    for _ in range(2):
+        assert clinician.get(f"/api/v1/patients/{patient.pk}/").status_code == 200
+    before = AuditEvent.objects.count()
+    assert clinician.get(f"/api/v1/patients/{patient.pk}/").status_code == 429
+    assert clinician.get(f"/fhir/Patient/{patient.pk}").status_code == 429
+    events = _new_events(before)
+    assert [(e.outcome, e.patient_id) for e in events] == [("denied", patient.pk), ("denied", patient.pk)]
+
+    before = AuditEvent.objects.count()
+    response = clinician.get(f"/api/v1/patients/{patient.pk}/encounters/", HTTP_X_PURPOSE_OF_USE="SNOOP")
+    assert response.status_code == 400
+    [event] = _new_events(before)
+    assert (event.outcome, event.patient_id, event.purpose_of_use) == ("error", patient.pk, "INVALID")
+
+
+def test_a_duplicate_mrn_is_recorded_like_a_lookup(clinician, patient):
+    before = AuditEvent.objects.count()
+    body = {"mrn": patient.mrn, "family_name": "X", "given_name": "Y", "birth_date": "1990-01-01"}
+    assert clinician.post("/api/v1/patients/", body, format="json").status_code == 400
+    [event] = _new_events(before)
+    assert (event.action, event.outcome, event.patient_id) == ("create", "error", None)
+    assert event.query_digest and patient.mrn not in event.query_digest  # keyed digest, never the MRN
+
+
+def test_errors_after_the_patient_was_found_are_recorded(clinician, patient):
+    before = AuditEvent.objects.count()
+    assert clinician.post(f"/api/v1/patients/{patient.pk}/vitals/", {}, format="json").status_code == 400
+    assert clinician.get(f"/api/v1/patients/{patient.pk}/encounters/", {"cursor": "zzz"}).status_code == 400
+    events = _new_events(before)
+    assert [(e.action, e.outcome, e.patient_id) for e in events] == [
+        ("create", "error", patient.pk), ("search", "error", patient.pk)
+    ]  # fmt: skip
+
+
+def test_reading_the_audit_trail_is_recorded(api, issue_token, patient):
+    auditor = issue_token("audit:read", name="compliance")
+    before = AuditEvent.objects.count()
+    response = api.get("/api/v1/audit/", {"patient_id": patient.pk}, HTTP_AUTHORIZATION=f"Bearer {auditor}")
+    assert response.status_code == 200
+    [event] = _new_events(before)
+    assert (event.resource_type, event.action, event.patient_id, event.actor_name) == (
+        "AuditEvent", "search", patient.pk, "compliance"
+    )  # fmt: skip
+    reader = issue_token("patient:read")
+    assert api.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {reader}").status_code == 403
+    assert AuditEvent.objects.order_by("-seq").first().outcome == "denied"
