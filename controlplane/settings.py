@@ -327,6 +327,12 @@ SCALING_PROMETHEUS_URL = env.str("SCALING_PROMETHEUS_URL", default="")
 SCALING_HISTORY_DAYS = env.int("SCALING_HISTORY_DAYS", default=28)
 SCALING_BACKTEST_FOLDS = env.int("SCALING_BACKTEST_FOLDS", default=3)
 
+# --- Benchmarks -----------------------------------------------------------------------------------
+# The hosts a benchmark run may send its short-lived token to (this product's API): admins edit a
+# service's base URL, and a run's token carries the plan's PHI scopes, so where it may go is set here,
+# by whoever deploys, not in admin.
+BENCHMARK_TOKEN_HOSTS = env.list("BENCHMARK_TOKEN_HOSTS", default=["127.0.0.1", "localhost", "::1"])
+
 # --- Inference ------------------------------------------------------------------------------------
 # Load the enabled model deployments when a gunicorn worker starts (in a thread), so no first call waits
 # for its model; /readyz's "inference" check says when they are in memory. Each worker holds its own.
@@ -390,6 +396,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+LOGIN_REDIRECT_URL = "admin:index"  # where a sign-in lands when its `next` was refused (an outside URL)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -5,6 +5,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 from kombu.exceptions import OperationalError
 
+from apps.accounts.models import scope_permission_codename
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression
 from apps.services.admin import ServiceVisibilityAdmin
@@ -15,6 +16,25 @@ class BenchmarkPlanAdmin(ServiceVisibilityAdmin):
     list_display = ["name", "service", "kind", "users", "arrival_rate", "duration_seconds", "enabled", "history"]
     list_filter = ["kind", "enabled", ("service", admin.RelatedOnlyFieldListFilter)]
     actions = ["run_now", "schedule_nightly"]
+
+    def get_form(self, request: HttpRequest, obj=None, change: bool = False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        user = request.user
+
+        class PlanForm(form):
+            def clean_scopes(self):
+                """A run's token carries these scopes: a user may give a plan only scopes they hold, or an
+                Operator (who reads no patient data) could issue themselves a PHI token through a run."""
+                scopes = self.cleaned_data.get("scopes")
+                if isinstance(scopes, list):
+                    before = self.instance.scopes if self.instance.pk and isinstance(self.instance.scopes, list) else []
+                    added = [scope for scope in scopes if isinstance(scope, str) and scope not in before]
+                    missing = [s for s in added if not user.has_perm(f"accounts.{scope_permission_codename(s)}")]
+                    if missing:
+                        raise ValidationError(f"You may give a plan only scopes you hold; not {', '.join(missing)}.")
+                return scopes
+
+        return PlanForm
 
     @admin.display(description="History")
     def history(self, plan: BenchmarkPlan) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -56,6 +57,12 @@ def _request_error(request) -> str | None:
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight < math.inf:
         return "a positive, finite weight"
     return None
+
+
+def token_host_allowed(base_url: str) -> bool:
+    """Whether a run may send its token to this URL (settings.BENCHMARK_TOKEN_HOSTS, set at deploy time)."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    return host in {allowed.lower() for allowed in settings.BENCHMARK_TOKEN_HOSTS}
 
 
 class BenchmarkPlan(models.Model):
@@ -144,6 +151,11 @@ class BenchmarkPlan(models.Model):
             if isinstance(field, models.FloatField) and isinstance(value, float) and not math.isfinite(value):
                 errors[field.name] = "A finite number."
         errors = {**self._shape_errors(), **errors}
+        if self.service_id and not token_host_allowed(self.service.base_url):
+            errors["service"] = (
+                f"Its base URL's host is not in BENCHMARK_TOKEN_HOSTS ({', '.join(settings.BENCHMARK_TOKEN_HOSTS)}): "
+                "a run's token carries the plan's scopes and goes only to the hosts the deployment allows."
+            )
         if errors:
             raise ValidationError(errors)
 

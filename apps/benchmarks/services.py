@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.accounts.scopes import BENCHMARK
 from apps.accounts.services import api_client_create, api_client_revoke
 from apps.benchmarks import analysis, runner
-from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression
+from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression, token_host_allowed
 from apps.benchmarks.report import render_run_report
 
 logger = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
     try:  # everything that can fail on the plan's values is in here: a failure fails the run, never strands it
         stages = runner.stages_for(plan)
         gates = plan.gates()
+        if not token_host_allowed(plan.service.base_url):  # the service's URL changed since the run was queued
+            raise PermissionError("the service's base URL is not in BENCHMARK_TOKEN_HOSTS: no token is sent there")
         client = api_client_create(
             name=f"benchmark-run-{run.pk}-{run.attempts}",
             scopes=sorted({*plan.scopes, BENCHMARK}),  # exempt from rate limits: the run measures capacity

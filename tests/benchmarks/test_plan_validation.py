@@ -152,3 +152,50 @@ def test_a_stored_plan_that_is_no_longer_valid_starts_no_run(service, admin_clie
     with pytest.raises(CommandError, match="Fix the plan first"):
         call_command("bench", "run", str(plan.pk))
     assert not BenchmarkRun.objects.exists()
+
+
+def test_a_run_token_goes_only_to_the_hosts_the_deployment_allows(service, settings):
+    """An admin-editable base URL must not decide where a PHI-scoped token is sent."""
+    plan = BenchmarkPlan.objects.create(name="exfil", service=service, requests=REQUESTS)
+    run = _queued_run(plan)
+    service.base_url = "http://collector.example:8399"
+    service.save()
+    plan.refresh_from_db()
+    with pytest.raises(ValidationError) as refused:
+        plan.full_clean()
+    assert "BENCHMARK_TOKEN_HOSTS" in refused.value.message_dict["service"][0]
+    run = services.benchmark_run_execute(run_id=run.pk)  # queued before the URL changed
+    assert run.status == BenchmarkRun.Status.FAILED and "BENCHMARK_TOKEN_HOSTS" in run.error
+    assert not ApiClient.objects.exists()  # no token was issued
+    settings.BENCHMARK_TOKEN_HOSTS = ["collector.example"]
+    plan.full_clean()  # allowed where the deployment says so
+
+
+def test_a_user_gives_a_plan_only_scopes_they_hold(service, client, django_user_model):
+    from django.contrib.auth.models import Group
+
+    from apps.accounts.roles import ADMINISTRATORS, OPERATORS
+
+    operator = django_user_model.objects.create_user("op", "op@example.org", "pw-Long-enough-1", is_staff=True)
+    operator.groups.set(Group.objects.filter(name=OPERATORS))
+    client.force_login(operator)
+    form = {"name": "phi plan", "service": service.pk, "kind": "load", "users": 10, "spawn_rate": 10,
+            "duration_seconds": 60, "generator_processes": 1, "step_users": 10, "step_seconds": 20,
+            "max_users": 200, "spike_multiplier": 4, "min_regression_pct": 5, "enabled": "on",
+            "requests": '[{"path": "/x", "weight": 1}]', "scopes": '["patient:read", "audit:read"]'}  # fmt: skip
+    response = client.post("/admin/benchmarks/benchmarkplan/add/", form)
+    assert response.status_code == 200 and "scopes you hold" in response.content.decode()
+    assert not BenchmarkPlan.objects.exists()
+
+    admin = django_user_model.objects.create_user("adm", "adm@example.org", "pw-Long-enough-1", is_staff=True)
+    admin.groups.set(Group.objects.filter(name=ADMINISTRATORS))
+    client.force_login(admin)
+    assert client.post("/admin/benchmarks/benchmarkplan/add/", form).status_code == 302
+    plan = BenchmarkPlan.objects.get()
+
+    client.force_login(operator)  # an operator still edits the rest of a plan an administrator scoped
+    edit = {**form, "duration_seconds": 90}
+    response = client.post(f"/admin/benchmarks/benchmarkplan/{plan.pk}/change/", edit)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    plan.refresh_from_db()
+    assert plan.duration_seconds == 90 and plan.scopes == ["patient:read", "audit:read"]
