@@ -199,3 +199,12 @@ def test_headers_csp_and_cookie_flags(client, staff, settings):
     staff("cookie", OPERATORS)
     signed_in = client.post("/admin/login/?next=/admin/", {"username": "cookie", "password": "pw-Long-enough-1"})
     assert signed_in.cookies["sessionid"]["httponly"] and client.cookies["csrftoken"]["httponly"]
+
+
+def test_a_sign_in_whose_next_points_elsewhere_lands_on_the_admin(client, staff):
+    staff("nurse-admin", OPERATORS)
+    for outside in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
+        response = client.post(f"/admin/login/?next={outside}",
+                               {"username": "nurse-admin", "password": "pw-Long-enough-1"})  # fmt: skip
+        assert response.status_code == 302 and response["Location"] == "/admin/", outside
+        client.logout()
