@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 
+from django.core.cache import cache
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,6 +19,9 @@ from apps.audit.writer import writer
 from apps.caching.stack import cache_reads_reset, get_or_load, served_from_cache
 
 logger = logging.getLogger(__name__)
+
+
+THROTTLED_RECORD_SECONDS = 10
 
 
 class AuditUnavailable(APIException):
@@ -56,7 +61,18 @@ class PhiAPIView(APIView):
         super().permission_denied(request, message=message, code=code)
 
     def throttled(self, request: Request, wait: float | None) -> None:
-        self.audit_refusal(request, outcome="denied")
+        # A client past its limit keeps sending: one record per client and view every THROTTLED_RECORD_SECONDS
+        # keeps the attempt without letting it write to the chain at its own rate (what the limit bounds).
+        from apps.ratelimits.throttling import client_identity
+
+        window = int(time.time() // THROTTLED_RECORD_SECONDS)
+        key = f"audit:throttled:{client_identity(request)}:{type(self).__name__}:{window}"
+        try:
+            first = cache.add(key, 1, timeout=THROTTLED_RECORD_SECONDS)
+        except Exception:  # noqa: BLE001 - without the cache, every refusal is recorded
+            first = True
+        if first:
+            self.audit_refusal(request, outcome="denied")
         super().throttled(request, wait)
 
     def audit_refusal(self, request: Request, *, outcome: str) -> None:

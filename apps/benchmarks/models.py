@@ -60,9 +60,20 @@ def _request_error(request) -> str | None:
 
 
 def token_host_allowed(base_url: str) -> bool:
-    """Whether a run may send its token to this URL (settings.BENCHMARK_TOKEN_HOSTS, set at deploy time)."""
-    host = (urlsplit(base_url).hostname or "").lower()
-    return host in {allowed.lower() for allowed in settings.BENCHMARK_TOKEN_HOSTS}
+    """Whether a run may send its token to this URL (settings.BENCHMARK_TOKEN_HOSTS, set at deploy time).
+
+    The host must be the same to urllib and to urllib3 (what requests, and so Locust, sends with), and the
+    URL may hold no credentials or backslash: `http://evil.example\\@127.0.0.1` is 127.0.0.1 to one
+    and evil.example to the other."""
+    from urllib3.util import parse_url
+
+    if "@" in base_url or "\\" in base_url:
+        return False
+    try:
+        host, sent_to = (urlsplit(base_url).hostname or "").lower(), (parse_url(base_url).host or "").lower()
+    except ValueError:
+        return False
+    return host == sent_to.strip("[]") and host in {allowed.lower() for allowed in settings.BENCHMARK_TOKEN_HOSTS}
 
 
 class BenchmarkPlan(models.Model):

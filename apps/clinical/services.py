@@ -85,13 +85,13 @@ def patient_create(
     except ValidationError as exc:
         # The (system, MRN) constraint reports under __all__; the client should see which field to fix.
         if any(error.code == "unique_together" for error in exc.error_dict.get(NON_FIELD_ERRORS, [])):
-            raise ValidationError({"mrn": DUPLICATE_MRN}) from exc
+            raise ValidationError({"mrn": ValidationError(DUPLICATE_MRN, code="duplicate_mrn")}) from exc
         raise
     try:
         with transaction.atomic():
             patient.save()
     except IntegrityError as exc:  # a concurrent create of the same MRN won the race
-        raise ValidationError({"mrn": DUPLICATE_MRN}) from exc
+        raise ValidationError({"mrn": ValidationError(DUPLICATE_MRN, code="duplicate_mrn")}) from exc
     return patient
 
 

@@ -149,10 +149,11 @@ def _probe_worker() -> tuple[str, str]:
 
 def _probe_inference() -> tuple[str, str]:
     """This process's preload of the inference models: not ready while loading (add "inference" to
-    READYZ_REQUIRED to keep traffic away until its models are in memory)."""
+    READYZ_REQUIRED to keep traffic away until its models are in memory). A deployment that failed is
+    degraded, not down: it loads (or fails) on its first call, and must not keep the pod unready."""
     from apps.inference.serving import preload
 
-    return (OK if preload.state in ("off", "ready") else ERROR), preload.detail
+    return {"loading": ERROR, "failed": DEGRADED}.get(preload.state, OK), preload.detail
 
 
 CHECKS: dict[str, Callable[[], tuple[str, str]]] = {

@@ -318,7 +318,8 @@ def running_work(*, visible_services: frozenset[int] | None = None) -> list[dict
     if apps.is_installed("apps.optimizer"):
         from apps.optimizer.models import OptimizationRun
 
-        for run in OptimizationRun.objects.filter(status__in=["pending", "running"]).prefetch_related("steps")[:10]:
+        runs = OptimizationRun.objects.filter(status__in=["pending", "running"]).prefetch_related("steps")
+        for run in of_visible_services(runs, visible_services, unassigned=True)[:10]:
             steps = list(run.steps.all())
             done = sum(step.is_finished for step in steps)
             current = next((step for step in steps if step.status == "running"), None)

@@ -6,7 +6,7 @@ from django.apps import apps as django_apps
 
 from apps.metrics.selectors import alert_list, slo_status
 from apps.optimizer.models import OptimizationRun, Recommendation
-from apps.services.selectors import services_visible_to, visible_service_ids
+from apps.services.selectors import of_visible_services, services_visible_to, visible_service_ids
 
 
 def control_plane_overview(user) -> dict:
@@ -17,7 +17,8 @@ def control_plane_overview(user) -> dict:
     for service in services_visible_to(user).filter(is_active=True).order_by("name"):
         status = slo_status(service)["windows"]["1h"] if service.route_prefix else None
         services.append({"service": service, "last_hour": status})
-    pending = Recommendation.objects.filter(status=Recommendation.Status.PENDING).select_related("run")
+    pending = of_visible_services(Recommendation.objects.filter(status=Recommendation.Status.PENDING),
+                                  visible, "run__service", unassigned=True).select_related("run")  # fmt: skip
     regressions = None
     if django_apps.is_installed("apps.benchmarks"):
         from apps.benchmarks.selectors import recent_regressions
@@ -25,7 +26,9 @@ def control_plane_overview(user) -> dict:
         regressions = recent_regressions(limit=10, visible_services=visible)
     return {
         "services": services,
-        "last_run": OptimizationRun.objects.prefetch_related("steps").first(),
+        "last_run": of_visible_services(OptimizationRun.objects.all(), visible, unassigned=True)
+        .prefetch_related("steps")
+        .first(),
         "pending_count": pending.count(),
         "pending": list(pending.order_by("-created_at")[:15]),
         "alerts": alert_list(state="firing", limit=20, visible_services=visible),

@@ -171,6 +171,17 @@ def test_a_run_token_goes_only_to_the_hosts_the_deployment_allows(service, setti
     plan.full_clean()  # allowed where the deployment says so
 
 
+@pytest.mark.parametrize(
+    "base_url",
+    ["http://evil.example\\@127.0.0.1:8000", "http://evil.example@127.0.0.1:8000", "http://127.0.0.1@evil.example/"],
+)
+def test_a_url_that_parsers_read_differently_gets_no_token(base_url):
+    """urllib reads 127.0.0.1 where urllib3 (requests, Locust) connects to evil.example: refused."""
+    from apps.benchmarks.models import token_host_allowed
+
+    assert token_host_allowed("http://127.0.0.1:8000") and not token_host_allowed(base_url)
+
+
 def test_a_user_gives_a_plan_only_scopes_they_hold(service, client, django_user_model):
     from django.contrib.auth.models import Group
 

@@ -17,7 +17,8 @@ def _new_events(before: int) -> list[AuditEvent]:
     return list(AuditEvent.objects.order_by("seq")[before:])
 
 
-def test_a_throttled_or_malformed_attempt_is_recorded(clinician, patient):
+def test_a_throttled_or_malformed_attempt_is_recorded(clinician, patient, monkeypatch):
+    monkeypatch.setattr("apps.audit.views.THROTTLED_RECORD_SECONDS", 3600)  # no window edge inside the test
     RateLimitPolicy.objects.filter(scope="patient_data").update(requests=2, burst_per_second=None)
     policy_cache._bump()  # what the on-commit hook does once an edit commits
     for _ in range(2):
@@ -25,6 +26,8 @@ def test_a_throttled_or_malformed_attempt_is_recorded(clinician, patient):
     before = AuditEvent.objects.count()
     assert clinician.get(f"/api/v1/patients/{patient.pk}/").status_code == 429
     assert clinician.get(f"/fhir/Patient/{patient.pk}").status_code == 429
+    for _ in range(5):  # a client hammering past its limit: recorded once per view and 10 s, not per request
+        assert clinician.get(f"/api/v1/patients/{patient.pk}/").status_code == 429
     events = _new_events(before)
     assert [(e.outcome, e.patient_id) for e in events] == [("denied", patient.pk), ("denied", patient.pk)]
 
@@ -44,9 +47,20 @@ def test_a_duplicate_mrn_is_recorded_like_a_lookup(clinician, patient):
     assert event.query_digest and patient.mrn not in event.query_digest  # keyed digest, never the MRN
 
 
+def test_a_malformed_body_answers_alike_for_any_patient(clinician, patient):
+    """Parsed and checked before the patient is looked up: no answer tells an existing patient apart."""
+    for body, content_type in (("{not json", "application/json"), ("x", "text/plain")):
+        answers = [clinician.generic("POST", f"/api/v1/patients/{patient_id}/vitals/", body, content_type=content_type)
+                   for patient_id in (patient.pk, 999_999)]  # fmt: skip
+        assert answers[0].status_code in (400, 415)
+        assert (answers[0].status_code, answers[0].content) == (answers[1].status_code, answers[1].content)
+
+
 def test_errors_after_the_patient_was_found_are_recorded(clinician, patient):
     before = AuditEvent.objects.count()
-    assert clinician.post(f"/api/v1/patients/{patient.pk}/vitals/", {}, format="json").status_code == 400
+    bad_encounter = {"code": "8867-4", "value": 64, "unit": "/min", "effective_at": "2026-01-01T08:00:00Z",
+                     "encounter_id": 987654}  # fmt: skip
+    assert clinician.post(f"/api/v1/patients/{patient.pk}/vitals/", bad_encounter, format="json").status_code == 400
     assert clinician.get(f"/api/v1/patients/{patient.pk}/encounters/", {"cursor": "zzz"}).status_code == 400
     events = _new_events(before)
     assert [(e.action, e.outcome, e.patient_id) for e in events] == [

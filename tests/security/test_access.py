@@ -117,6 +117,8 @@ def test_what_belongs_to_a_hidden_service_is_hidden_with_it(client, api, staff):
         ModelDeployment.objects.create(name=name, service=service, source=ModelDeployment.Source.MINILM,
                                        task="embedding")  # fmt: skip
     optimization = OptimizationRun.objects.create(target="caching", service=hidden, report_html="<h1>run</h1>")
+    optimization.recommendations.create(step="caching", kind="ttl", subject="onco cache", title="Raise onco TTL",
+                                        reason="hit rate")  # fmt: skip
     every_route = AlertRule.objects.create(name="every route p95", metric="p95_ms", threshold=100)
     Alert.objects.create(rule=every_route, state="firing", value=200, last_value=200, message="over")
 
@@ -157,6 +159,7 @@ def test_what_belongs_to_a_hidden_service_is_hidden_with_it(client, api, staff):
         overview = client.get("/admin/overview/").content.decode()
         assert ("onco-triage p95" in overview) is sees_hidden and "open-svc p95" in overview  # firing alerts
         assert ("onco-triage nightly" in overview) is sees_hidden  # recent regressions
+        assert ("Raise onco TTL" in overview) is sees_hidden  # pending recommendations
 
 
 def test_report_pages_need_the_view_permission_the_api_needs(client, staff):

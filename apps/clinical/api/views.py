@@ -119,7 +119,7 @@ class PatientListView(PhiAPIView):
                 patient = services.patient_create(identifier_system=system, **fields)
                 self.audit(request, action="create", resource_id=patient.pk, patient_id=patient.pk)
         except DjangoValidationError as refused:
-            if services.DUPLICATE_MRN in refused.message_dict.get("mrn", []):
+            if any(error.code == "duplicate_mrn" for error in getattr(refused, "error_dict", {}).get("mrn", [])):
                 # "This MRN exists" answers a lookup: recorded like one (after the rollback, so it stays).
                 self.audit(request, action="create", outcome="error", query={"identifier": fields["mrn"],
                                                                               "system": system or ""})  # fmt: skip
@@ -168,10 +168,11 @@ class PatientVitalsView(PhiAPIView):
     )
     def post(self, request: Request, patient_id: int) -> Response:
         reject_unknown_params(request, [])
+        # The body first: its errors (unparsable, wrong type, a bad field) answer alike for any patient id.
+        fields = dict(validated_body(request, s.ObservationCreateInputSerializer))
         _patient_or_404(self, request, patient_id)
         patient = get_object_or_404(Patient, pk=patient_id, is_deleted=False)
         try:
-            fields = dict(validated_body(request, s.ObservationCreateInputSerializer))
             encounter_id = fields.pop("encounter_id", None)
             encounter = None
             if encounter_id is not None:
