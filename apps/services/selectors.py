@@ -15,6 +15,7 @@ def service_list(*, kind: str | None = None, active_only: bool = False) -> Query
 
 
 def sees_every_service(user) -> bool:
+    """Superusers and administrators: what belongs to any service, and to none, is theirs to see."""
     from apps.accounts.roles import ADMINISTRATORS
 
     return user.is_superuser or user.groups.filter(name=ADMINISTRATORS).exists()
@@ -24,7 +25,7 @@ def visible_service_ids(user) -> frozenset[int] | None:
     """The ids of the services this user sees; None when that is every service, present and future."""
     if sees_every_service(user):
         return None
-    return frozenset(services_visible_to(user).values_list("pk", flat=True))
+    return frozenset(_services_open_to(user).values_list("pk", flat=True))
 
 
 def of_visible_services(
@@ -43,7 +44,8 @@ def of_visible_services(
 def services_visible_to(user) -> QuerySet[Service]:
     """The services a staff user may see: all for superusers and administrators; otherwise those open to
     every role and those restricted to one of the user's groups (object-level visibility)."""
-    services = Service.objects.all()
-    if sees_every_service(user):
-        return services
-    return services.filter(Q(visible_to=None) | Q(visible_to__in=user.groups.all())).distinct()
+    return Service.objects.all() if sees_every_service(user) else _services_open_to(user)
+
+
+def _services_open_to(user) -> QuerySet[Service]:
+    return Service.objects.filter(Q(visible_to=None) | Q(visible_to__in=user.groups.all())).distinct()

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Model, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
@@ -137,7 +137,8 @@ def documented_search(**docs: str):
     (`docs` describes each one; they must match, so the schema cannot drift from what the view accepts)."""
 
     def decorate(view: type[FhirSearchView]) -> type[FhirSearchView]:
-        assert set(docs) == set(view.search_params), f"{view.__name__}: document exactly its search_params"
+        if set(docs) != set(view.search_params):  # checked at import, also under python -O
+            raise ImproperlyConfigured(f"{view.__name__}: document exactly its search_params")
         name = view.resource_type
 
         parameters = [
