@@ -9,8 +9,6 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 
 QUANTITY = RegexValidator(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$", "A Kubernetes quantity, e.g. 500m or 1Gi.")
-QUANTITY_SUFFIXES = {"": 1, "m": Decimal("0.001"), "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-                     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}  # fmt: skip
 # A Docker image reference (distribution's grammar): [host[:port]/]path[:tag][@sha256:digest], the path in
 # lower case. Kubernetes takes any string here and fails only when the kubelet pulls it.
 _HOST = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?"
@@ -24,12 +22,13 @@ IMAGE_REFERENCE = RegexValidator(
 
 
 def quantity_value(text: str) -> Decimal | None:
-    """A Kubernetes quantity in base units (cores, bytes); None when QUANTITY refuses it."""
-    match = QUANTITY.regex.fullmatch(text or "")
-    if match is None:
+    """A Kubernetes quantity in base units (cores, bytes), read by the kubernetes client's own parser (as the
+    manifests are); None when QUANTITY refuses it."""
+    if QUANTITY.regex.fullmatch(text or "") is None:
         return None
-    suffix = match.group(2) or ""
-    return Decimal(text[: len(text) - len(suffix)]) * QUANTITY_SUFFIXES[suffix]
+    from kubernetes.utils import parse_quantity  # a heavy import, needed only when a policy is validated
+
+    return parse_quantity(text)
 
 
 DNS_LABEL = RegexValidator(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "A DNS label: lower case letters, digits, '-'.")
