@@ -3,6 +3,14 @@ from django.db import models
 
 from apps.metrics.models import Alert, AlertNotification, AlertRule
 from apps.services.admin import ServiceVisibilityAdmin
+from apps.services.selectors import sees_all_traffic
+
+
+class AlertVisibilityAdmin(ServiceVisibilityAdmin):
+    """A rule of no service watches every route, so it and its alerts are for viewers who see all traffic."""
+
+    def unassigned_visible_to(self, visible_services: frozenset[int] | None) -> bool:
+        return sees_all_traffic(visible_services)
 
 
 class NotificationInline(admin.TabularInline):
@@ -14,8 +22,7 @@ class NotificationInline(admin.TabularInline):
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(ServiceVisibilityAdmin):
-    unassigned_visible = True
+class AlertRuleAdmin(AlertVisibilityAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # a webhook without a scheme
     list_display = ["name", "enabled", "metric", "operator", "threshold", "service", "for_seconds", "severity",
                     "last_value", "last_evaluated_at"]  # fmt: skip
@@ -24,8 +31,8 @@ class AlertRuleAdmin(ServiceVisibilityAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(ServiceVisibilityAdmin):
-    service_field, unassigned_visible = "rule__service", True
+class AlertAdmin(AlertVisibilityAdmin):
+    service_field = "rule__service"
     list_display = ["rule", "state", "started_at", "resolved_at", "value", "last_value", "message"]
     list_filter = ["state", "rule__severity"]
     inlines = [NotificationInline]

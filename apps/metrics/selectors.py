@@ -11,7 +11,7 @@ from hdrh.histogram import HdrHistogram
 from apps.metrics.models import RequestRollup
 from apps.metrics.recorder import new_histogram, percentile_values
 from apps.services.models import Service
-from apps.services.selectors import of_visible_services
+from apps.services.selectors import of_visible_services, sees_all_traffic
 
 
 def routes_under(prefixes: list[str] | None) -> Q:
@@ -273,7 +273,10 @@ def live_snapshot(*, now=None, visible_services: frozenset[int] | None = None) -
     since = now - timedelta(seconds=60)
     services = Service.objects.filter(is_active=True).exclude(route_prefix="")
     alerts = of_visible_services(
-        Alert.objects.filter(state="firing"), visible_services, "rule__service", unassigned=True
+        Alert.objects.filter(state="firing"),
+        visible_services,
+        "rule__service",
+        unassigned=sees_all_traffic(visible_services),
     )
     overall_routes = None
     if visible_services is not None:
@@ -350,7 +353,9 @@ def alert_list(
     from apps.metrics.models import Alert
 
     alerts = Alert.objects.select_related("rule").order_by("-started_at")
-    alerts = of_visible_services(alerts, visible_services, "rule__service", unassigned=True)
+    alerts = of_visible_services(
+        alerts, visible_services, "rule__service", unassigned=sees_all_traffic(visible_services)
+    )
     if state:
         alerts = alerts.filter(state=state)
     return [

@@ -15,8 +15,12 @@ class ServiceVisibilityAdmin(admin.ModelAdmin):
     unassigned_visible = False  # rows without a service: everyone's (True) or nobody's but administrators'
 
     def get_queryset(self, request: HttpRequest):
-        return of_visible_services(super().get_queryset(request), visible_service_ids(request.user),
-                                   self.service_field, unassigned=self.unassigned_visible)  # fmt: skip
+        visible = visible_service_ids(request.user)
+        return of_visible_services(super().get_queryset(request), visible, self.service_field,
+                                   unassigned=self.unassigned_visible_to(visible))  # fmt: skip
+
+    def unassigned_visible_to(self, visible_services: frozenset[int] | None) -> bool:
+        return self.unassigned_visible
 
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
         if db_field.related_model is Service:

@@ -41,6 +41,13 @@ def of_visible_services(
     return rows.filter(visible)
 
 
+def sees_all_traffic(visible_services: frozenset[int] | None) -> bool:
+    """Whether no service is hidden from a viewer who sees `visible_services` (None: all). What is measured
+    over every route (an alert rule of no service) sums every service's traffic, hidden ones included, so
+    only such a viewer may see it."""
+    return visible_services is None or not Service.objects.exclude(pk__in=visible_services).exists()
+
+
 def services_visible_to(user) -> QuerySet[Service]:
     """The services a staff user may see: all for superusers and administrators; otherwise those open to
     every role and those restricted to one of the user's groups (object-level visibility)."""
