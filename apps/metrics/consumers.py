@@ -26,6 +26,9 @@ logger = logging.getLogger(__name__)
 LIVE_GROUP = "metrics.live"
 HEARTBEAT_SECONDS = 1.0
 SNAPSHOT_SECONDS = 1.0
+# How often an open feed re-reads its viewer: a sign-out, a deactivated account, a lost permission or a
+# group change reaches a dashboard that stays connected within this time.
+ACCESS_RECHECK_SECONDS = 10.0
 
 
 class SnapshotPublisher:
@@ -115,9 +118,9 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             return
         await self.channel_layer.group_add(LIVE_GROUP, self.channel_name)
         await self.accept()
-        self._heartbeat = asyncio.create_task(self._send_heartbeats())
         self._publisher = snapshot_publisher()
         await self._publisher.join(self.channel_name, self._audience)
+        self._heartbeat = asyncio.create_task(self._send_heartbeats())
 
     async def disconnect(self, code: int) -> None:
         heartbeat = getattr(self, "_heartbeat", None)
@@ -160,22 +163,64 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(message)
 
     async def _send_heartbeats(self) -> None:
-        sequence = 0
+        sequence, checked_at = 0, time.monotonic()
         while True:
             sequence += 1
             await self.send_json({"type": "heartbeat", "seq": sequence, "at": _now()})
             await asyncio.sleep(HEARTBEAT_SECONDS)
+            if time.monotonic() - checked_at >= ACCESS_RECHECK_SECONDS:
+                checked_at = time.monotonic()
+                if not await self._recheck_access():
+                    return
+
+    async def _recheck_access(self) -> bool:
+        """Re-read the viewer: closes the feed if it may no longer watch, moves it if what it sees changed."""
+        try:
+            code, audience = await database_sync_to_async(live_feed_recheck)(self.scope)
+        except Exception:  # noqa: BLE001 - the database is away: keep the feed, check again next time
+            logger.warning("live feed: the viewer's access could not be re-read", exc_info=True)
+            return True
+        if code is not None:
+            await self.close(code=code)
+            return False
+        if audience != self._audience:
+            await self._publisher.leave(self.channel_name, self._audience)
+            self._audience = audience
+            await self._publisher.join(self.channel_name, audience)
+        return True
 
 
 def live_feed_access(user) -> tuple[bool, frozenset[int] | None]:
     """Whether the user may watch the feed (the permission the metrics series asks for) and the services
-    it shows them (None: all). Read once, at connect: a visibility change reaches a dashboard when it
-    reconnects."""
+    it shows them (None: all)."""
     from apps.services.selectors import visible_service_ids
 
     if not (user.is_active and user.is_staff and user.has_perm(LIVE_FEED_PERMISSION)):
         return False, None
     return True, visible_service_ids(user)
+
+
+def live_feed_recheck(scope: dict) -> tuple[int | None, frozenset[int] | None]:
+    """An open feed's viewer read afresh: (a close code, None) if it may no longer watch, else (None, the
+    services it sees now). The session is read from its store again, so signing out (or a password
+    change, which ends the other sessions) ends the feed too, as it ends the viewer's other pages."""
+    from importlib import import_module
+    from types import SimpleNamespace
+
+    from django.conf import settings
+    from django.contrib.auth import get_user, get_user_model
+
+    connected = scope["user"]
+    session = scope.get("session")
+    if session is not None and session.session_key:
+        store = import_module(settings.SESSION_ENGINE).SessionStore(session.session_key)
+        user = get_user(SimpleNamespace(session=store))
+    else:  # a scope built without a session (a test, a custom stack): the account itself
+        user = get_user_model().objects.filter(pk=connected.pk).first()
+    if user is None or not user.is_authenticated or user.pk != connected.pk:
+        return CLOSE_UNAUTHENTICATED, None
+    allowed, audience = live_feed_access(user)
+    return (None, audience) if allowed else (CLOSE_FORBIDDEN, None)
 
 
 def _now() -> str:

@@ -172,3 +172,71 @@ async def test_malformed_messages_get_an_error_and_leave_the_feed_running():
     assert output["code"] == 1003
     await communicator.disconnect()  # what the server sends after a close; the consumer did not crash
     assert snapshot_publisher().listeners == {}  # disconnect ran: no publisher left polling for it
+
+
+async def _next(communicator, kind: str, attempts: int = 12) -> dict:
+    """The next output of `kind` ("websocket.close", or a JSON message type), skipping the others."""
+    for _ in range(attempts):
+        output = await communicator.receive_output(timeout=3)
+        if output["type"] == kind:
+            return output
+        if output["type"] == "websocket.send" and json.loads(output["text"])["type"] == kind:
+            return json.loads(output["text"])
+    raise AssertionError(f"no {kind} in {attempts} messages")
+
+
+@database_sync_to_async
+def _change_user(username: str, **changes) -> None:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    user = get_user_model().objects.get(username=username)
+    for name in changes.pop("groups", ()):
+        user.groups.add(Group.objects.get(name=name))
+    for field, value in changes.items():
+        setattr(user, field, value)
+    user.save()
+
+
+@database_sync_to_async
+def _end_sessions() -> None:
+    from django.contrib.sessions.models import Session
+
+    Session.objects.all().delete()
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        (_end_sessions, 4401),  # signed out (or the session expired) in another tab
+        (lambda: _change_user("watcher", is_active=False), 4401),  # deactivated: Django signs it out
+        (lambda: _change_user("watcher", is_staff=False), 4403),
+    ],
+    ids=["signed-out", "deactivated", "no-longer-staff"],
+)
+async def test_an_open_feed_ends_when_its_viewer_loses_access(monkeypatch, change, code):
+    monkeypatch.setattr("apps.metrics.consumers.ACCESS_RECHECK_SECONDS", 0.5)
+    communicator, connected, _ = await _connect((b"cookie", await _session_cookie(VIEWERS, username="watcher",
+                                                                                 is_staff=True)))  # fmt: skip
+    assert connected
+    await _next(communicator, "snapshot")
+    await change()
+    assert (await _next(communicator, "websocket.close"))["code"] == code
+    await communicator.disconnect()
+
+
+async def test_an_open_feed_follows_its_viewers_group_changes(monkeypatch):
+    monkeypatch.setattr("apps.metrics.consumers.ACCESS_RECHECK_SECONDS", 0.5)
+    await _services_one_hidden_from_outsiders()
+    cookie = await _session_cookie(OPERATORS, username="joiner", is_staff=True)
+    communicator, connected, _ = await _connect((b"cookie", cookie))
+    assert connected
+    assert [row["service"] for row in (await _next(communicator, "snapshot"))["data"]["services"]] == ["open-svc"]
+
+    await _change_user("joiner", groups=["Oncology AI"])
+    for _ in range(5):  # a recheck within half a second, then the next second's snapshot
+        services = {row["service"] for row in (await _next(communicator, "snapshot"))["data"]["services"]}
+        if "onco-triage" in services:
+            break
+    assert services == {"open-svc", "onco-triage"}
+    await communicator.disconnect()
