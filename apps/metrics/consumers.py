@@ -177,7 +177,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         """Re-read the viewer: closes the feed if it may no longer watch, moves it if what it sees changed."""
         try:
             code, audience = await database_sync_to_async(live_feed_recheck)(self.scope)
-        except Exception:  # noqa: BLE001 - the database is away: keep the feed, check again next time
+        except Exception:  # the database is away: keep the feed, check again next time
             logger.warning("live feed: the viewer's access could not be re-read", exc_info=True)
             return True
         if code is not None:
