@@ -139,18 +139,24 @@ _PLAIN_PART_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 def _part(value: Any) -> str:
-    """A part with its type (1, "1" and True make different keys), containers spelled out in a stable order."""
+    """A part with its type (1, "1" and True make different keys), containers spelled out in a stable order.
+
+    Text is length-prefixed, so every part's spelling ends where it says: a part that contains the
+    separators (a text with "\x1fstr:" in it, one with "," in a list) cannot spell two parts, and
+    one client's input can never produce the key of another's.
+    """
     kind = type(value)
     if kind is str:  # the common parts first: a key is computed on every read, hits included
-        return "str:" + value
-    if kind is int:
-        return f"int:{value}"
+        return f"str:{len(value)}:{value}"
+    if kind is int or kind is bool or kind is float or value is None:  # no separator in their spelling
+        return f"{kind.__name__}:{value!r}"
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(map(_part, value)) + "]"
     if isinstance(value, dict):
         items = sorted(value.items(), key=lambda kv: str(kv[0]))
         return "{" + ",".join(f"{_part(k)}:{_part(v)}" for k, v in items) + "}"
-    return f"{kind.__name__}:{value}"
+    text = str(value)
+    return f"{kind.__name__}:{len(text)}:{text}"
 
 
 @dataclass(slots=True)

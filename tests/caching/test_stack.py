@@ -142,6 +142,22 @@ def test_keys_differ_by_type_and_remembered_keys_equal_computed_ones():
     assert KeyHasher("other").digest("v", 1) != first[0]
 
 
+def test_parts_that_contain_the_separators_never_spell_other_parts():
+    """One client's text must not produce another's key (an embedding request keys by its texts: a text
+    holding the part separator would otherwise read another client's cached vectors)."""
+    hasher = KeyHasher("secret")
+    pairs = [
+        (("m", "embed", "a", "b"), ("m", "embed", "a\x1fstr:b")),
+        (("m", "embed", "a", "b"), ("m", "embed", "a\x1fstr:1:b")),
+        ((["x", "y"],), (["x,str:y"],)),
+        ((["x", "y"],), (["x,str:1:y"],)),
+        (({"a": "b", "c": "d"},), ({"a": "b,str:1:c:str:1:d"},)),
+        (("1:a",), ("1", "a")),
+    ]
+    for left, right in pairs:
+        assert hasher.digest(*left) != hasher.digest(*right), (left, right)
+
+
 def test_a_card_copied_under_another_patients_key_is_not_served(stack):
     """Someone with write access to Redis moves patient 41's sealed card under patient 42's key: the read of
     42 does not open it (it is bound to 41's key), counts an error and loads 42's own card."""
