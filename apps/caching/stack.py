@@ -41,8 +41,9 @@ from controlplane.db_router import reads_from_primary
 logger = logging.getLogger(__name__)
 
 POLICY_SCOPE = "policies"  # a CacheScopeGeneration row bumped on every policy edit
-# A write's timestamp is taken before its commit, so each poll looks back this far (a transaction
-# that takes longer than this between its invalidation and its commit is caught by the entry TTL).
+# A bump is stamped before its commit, so each poll looks back this far past the previous one. The
+# stamps and the polls' starts are the database's clock (on PostgreSQL: hosts' clocks may disagree),
+# and a transaction that commits later than this after its bump stamps its rows again on commit.
 POLL_MARGIN = timedelta(seconds=5)
 
 # Set the generation only upward, so replays and out-of-order publishes are harmless.
@@ -199,13 +200,17 @@ class CacheStack:
     def _poll(self) -> None:
         from apps.caching.models import CacheScopeGeneration
 
-        started = timezone.now()
+        since = self._poll_since - POLL_MARGIN
         try:
-            changed = list(
-                CacheScopeGeneration.objects.using(self.database)
-                .filter(updated_at__gte=self._poll_since - POLL_MARGIN)
-                .values_list("scope", "generation")
-            )
+            if connections[self.database].vendor == "postgresql":
+                started, changed = self._changed_since_by_database_clock(since)
+            else:  # embedded: one host, one clock
+                started = timezone.now()
+                changed = list(
+                    CacheScopeGeneration.objects.using(self.database)
+                    .filter(updated_at__gte=since)
+                    .values_list("scope", "generation")
+                )
         except Exception:
             logger.warning("cache generation poll failed; dropping L1", exc_info=True)
             self.l1.clear()
@@ -227,6 +232,20 @@ class CacheStack:
         for scope, (_, until) in list(self._known_generations.items()):
             if until < time.monotonic():
                 self._known_generations.pop(scope, None)
+
+    def _changed_since_by_database_clock(self, since) -> tuple[Any, list[tuple[str, int]]]:
+        """The database's time at this poll and the generations stamped since `since`, in one round trip."""
+        from apps.caching.models import CacheScopeGeneration
+
+        table = CacheScopeGeneration._meta.db_table
+        with connections[self.database].cursor() as cursor:
+            cursor.execute(
+                f"SELECT c.now, g.scope, g.generation FROM (SELECT statement_timestamp() AS now) c "  # noqa: S608
+                f"LEFT JOIN {table} g ON g.updated_at >= %s",
+                [since],
+            )
+            rows = cursor.fetchall()
+        return rows[0][0], [(scope, generation) for _, scope, generation in rows if scope is not None]
 
     def _reload_policies_safely(self, generation: int) -> None:
         try:
@@ -411,8 +430,9 @@ class CacheStack:
         _note_read(loaded=True)
         with reads_from_primary():  # the generations came from the primary: so must the data
             value = loader()
-        self._count(policy.namespace, "source", loads=1, load_seconds=time.perf_counter() - started)
-        self.store(policy, key, scope_key, value, ttl=ttl, generations=generations, lock=lock)
+        elapsed = time.perf_counter() - started
+        self._count(policy.namespace, "source", loads=1, load_seconds=elapsed)
+        self.store(policy, key, scope_key, value, ttl=ttl, generations=generations, lock=lock, load_seconds=elapsed)
         return value
 
     def _generations_before_load(self, policy: Policy, scope_key: str, found: Found) -> tuple[int | None, int | None]:
@@ -435,10 +455,14 @@ class CacheStack:
         ttl: int | None,
         generations: tuple,
         lock: HeldLock | None = None,
+        load_seconds: float = 0.0,
     ) -> None:
         """Put a loaded value in every enabled tier whose generation is known (None is never stored).
 
-        A held single-flight lock is released in the same round trip as the L2 write."""
+        A held single-flight lock is released in the same round trip as the L2 write. L2 and L3 readers
+        compare an entry's generation with the current one; L1 hits do not, so L1 relies on this process
+        having heard of any write since the load began. It remembers what it hears for
+        2 x POLL_MARGIN, so a load slower than POLL_MARGIN asks the database before filling L1."""
         if value is None:
             return
         redis_generation, db_generation = generations
@@ -451,6 +475,10 @@ class CacheStack:
         if policy.l3 and (db_generation is not None or not scope_key):
             self._l3_set(policy, key, _with_generation(entry, db_generation or 0), blob)
         generation = db_generation if db_generation is not None else redis_generation
+        if scope_key and load_seconds >= POLL_MARGIN.total_seconds():
+            current = self._db_generation(scope_key)
+            if current is None or current > (generation or 0):
+                return  # written during the load (or unknown): not for L1, which would not check
         if generation is not None or not scope_key:
             self._fill_l1(policy, key, _with_generation(entry, generation or 0))
 
@@ -502,9 +530,12 @@ class CacheStack:
             _note_read(loaded=True)
             with reads_from_primary():
                 value = await loader()
-            self._count(namespace, "source", loads=1, load_seconds=time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self._count(namespace, "source", loads=1, load_seconds=elapsed)
             generations = (found.redis_generation, found.db_generation)
-            await sync_to_async(self.store)(policy, key, scope_key, value, ttl=ttl, generations=generations)
+            await sync_to_async(self.store)(
+                policy, key, scope_key, value, ttl=ttl, generations=generations, load_seconds=elapsed
+            )
             future.set_result(value)
             return value
         except BaseException as exc:
@@ -694,23 +725,47 @@ class CacheStack:
         from apps.caching.models import CacheScopeGeneration
 
         table = CacheScopeGeneration._meta.db_table
-        now = timezone.now()
+        stamp, stamp_params = self._database_now()
         bumped: dict[str, int] = {}
         with connections[self.database].cursor() as cursor:
             for scope in scopes:
                 scope_key = scope if scope == POLICY_SCOPE else self.scope_key(scope)
                 cursor.execute(
-                    f"INSERT INTO {table} (scope, generation, updated_at) VALUES (%s, 1, %s) "  # noqa: S608
+                    f"INSERT INTO {table} (scope, generation, updated_at) VALUES (%s, 1, {stamp}) "  # noqa: S608
                     f"ON CONFLICT (scope) DO UPDATE SET generation = {table}.generation + 1, "
                     f"updated_at = excluded.updated_at RETURNING generation",
-                    [scope_key, now],
+                    [scope_key, *stamp_params],
                 )
                 bumped[scope_key] = cursor.fetchone()[0]
         for scope_key in bumped:  # this process's own reads see the write at once, committed or not
             self.l1.drop_scope(scope_key)
-        transaction.on_commit(lambda: self._published(bumped), using=self.database)
+        bumped_at = time.monotonic()
+        transaction.on_commit(lambda: self._published(bumped, bumped_at), using=self.database)
 
-    def _published(self, bumped: dict[str, int]) -> None:
+    def _database_now(self) -> tuple[str, list]:
+        """SQL for "now" by the database's clock where processes may run on several hosts (PostgreSQL)."""
+        if connections[self.database].vendor == "postgresql":
+            return "statement_timestamp()", []
+        return "%s", [timezone.now()]
+
+    def _restamp(self, scope_keys: list[str]) -> None:
+        """Stamp committed bumps again: their first stamp may be older than a poll's look-back by now."""
+        from apps.caching.models import CacheScopeGeneration
+
+        table = CacheScopeGeneration._meta.db_table
+        stamp, stamp_params = self._database_now()
+        try:
+            with connections[self.database].cursor() as cursor:
+                cursor.execute(
+                    f"UPDATE {table} SET updated_at = {stamp} WHERE scope IN ({', '.join(['%s'] * len(scope_keys))})",  # noqa: S608
+                    [*stamp_params, *scope_keys],
+                )
+        except Exception:  # Redis has the generation; other processes' L1 entries then wait out their TTL
+            logger.warning("committed cache invalidations could not be stamped again", exc_info=True)
+
+    def _published(self, bumped: dict[str, int], bumped_at: float) -> None:
+        if time.monotonic() - bumped_at > POLL_MARGIN.total_seconds() / 2:
+            self._restamp(list(bumped))  # a long transaction: the polls since its bump looked past it
         expire = time.monotonic() + 2 * POLL_MARGIN.total_seconds()
         for scope_key, generation in bumped.items():
             if scope_key == POLICY_SCOPE:

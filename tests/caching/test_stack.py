@@ -228,6 +228,86 @@ def test_a_reader_that_started_before_a_write_cannot_store_a_stale_value(stack):
         }
 
 
+def test_a_write_that_commits_long_after_its_invalidation_still_reaches_other_processes(monkeypatch):
+    """The bump is stamped before the commit; a transaction that commits after the other processes'
+    polls have looked past that stamp is stamped again on commit, so their L1 copies still drop."""
+    monkeypatch.setattr("apps.caching.stack.POLL_MARGIN", timedelta(seconds=0.3))
+    writer, reader = make_stack(), make_stack()
+    version = {"n": 1}
+    assert reader.get_or_load("vital_signs", ["latest", 11], lambda: dict(version), scope="patient:11") == {"n": 1}
+    committed = threading.Event()
+
+    def slow_write():  # on a connection of its own, as another process's would be
+        with transaction.atomic():
+            writer.invalidate_scopes(["patient:11"])
+            version["n"] = 2
+            time.sleep(1)
+        connection.close()
+        committed.set()
+
+    thread = threading.Thread(target=slow_write)
+    thread.start()
+    while not committed.is_set():  # the reader polls many times while the write is open
+        reader.tick(force=True)
+        time.sleep(0.05)
+    thread.join()
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        seen = reader.get_or_load("vital_signs", ["latest", 11], lambda: dict(version), scope="patient:11")
+        if seen == {"n": 2}:
+            break
+        time.sleep(0.05)
+    assert seen == {"n": 2}
+
+
+def test_invalidations_reach_other_processes_whatever_their_clocks_say(monkeypatch):
+    """Stamps and polls use the database's clock: a writer host a minute behind is heard all the same."""
+    writer, reader = make_stack(), make_stack()
+    version = {"n": 1}
+    assert reader.get_or_load("vital_signs", ["latest", 12], lambda: dict(version), scope="patient:12") == {"n": 1}
+    reader.tick(force=True)
+    behind = timezone.now() - timedelta(seconds=60)
+    with transaction.atomic(), monkeypatch.context() as writer_host:
+        writer_host.setattr("apps.caching.stack.timezone.now", lambda: behind)
+        writer.invalidate_scopes(["patient:12"])
+        version["n"] = 2
+    time.sleep(0.2)  # a few of the reader's 50 ms polls
+    assert reader.get_or_load("vital_signs", ["latest", 12], lambda: dict(version), scope="patient:12") == {"n": 2}
+
+
+def test_a_load_slower_than_the_memory_of_writes_does_not_fill_l1_with_what_it_read(stack, monkeypatch):
+    """A process remembers the writes it heard of for 2 x POLL_MARGIN. A load that outlasts that memory
+    asks the database before its value goes into L1, which serves hits without checking generations."""
+    monkeypatch.setattr("apps.caching.stack.POLL_MARGIN", timedelta(seconds=0.2))
+    database = {"heart_rate": 70}
+    loading, release = threading.Event(), threading.Event()
+
+    def slow_loader():
+        value = dict(database)
+        loading.set()
+        release.wait(5)
+        return value
+
+    def writer_then_polls():
+        loading.wait(5)
+        with transaction.atomic():
+            database["heart_rate"] = 120
+            make_stack().invalidate_scopes(["patient:13"])
+        for _ in range(16):  # this process keeps serving: it hears of the write, then forgets it
+            stack.tick(force=True)
+            time.sleep(0.05)
+        connection.close()
+        release.set()
+
+    thread = threading.Thread(target=writer_then_polls)
+    thread.start()
+    assert stack.get_or_load("vital_signs", ["latest", 13], slow_loader, scope="patient:13") == {"heart_rate": 70}
+    thread.join()
+    assert stack.get_or_load("vital_signs", ["latest", 13], lambda: dict(database), scope="patient:13") == {
+        "heart_rate": 120
+    }
+
+
 def test_concurrent_misses_in_one_process_run_one_loader(stack):
     calls = []
 
