@@ -36,4 +36,35 @@ describe("useJson", () => {
     rerender({ url: null });
     expect(load).toHaveBeenCalledTimes(2);
   });
+
+  it("reports loading, not the older URL's data, while a new URL's request is in flight", async () => {
+    const pending = new Map<string, (value: unknown) => void>();
+    // A loader that ignores the abort signal: a late answer for an older URL must still not be shown.
+    const load = vi.fn((url: string) => new Promise((resolve) => pending.set(url, resolve))) as never;
+    const { result, rerender } = renderHook(({ url }) => useJson<{ patient: number }>(url, { load }), {
+      initialProps: { url: "/patients/1/vitals/" },
+    });
+    await act(async () => pending.get("/patients/1/vitals/")!({ patient: 1 }));
+    expect(result.current).toMatchObject({ status: "ready", data: { patient: 1 } });
+
+    rerender({ url: "/patients/2/vitals/" });
+    expect(result.current.status).toBe("loading");
+    expect("data" in result.current).toBe(false);
+
+    rerender({ url: "/patients/3/vitals/" }); // chosen before patient 2's answer came
+    await act(async () => pending.get("/patients/2/vitals/")!({ patient: 2 })); // late: not shown
+    expect(result.current.status).toBe("loading");
+    await act(async () => pending.get("/patients/3/vitals/")!({ patient: 3 }));
+    expect(result.current).toMatchObject({ status: "ready", data: { patient: 3 } });
+  });
+
+  it("does not show an older URL's error under the new URL", async () => {
+    let fail = true;
+    const load = vi.fn(() => (fail ? Promise.reject(new ApiError(403, "Forbidden")) : new Promise(() => {}))) as never;
+    const { result, rerender } = renderHook(({ url }) => useJson(url, { load }), { initialProps: { url: "/a" } });
+    await waitFor(() => expect(result.current).toMatchObject({ status: "error", code: 403 }));
+    fail = false;
+    rerender({ url: "/b" });
+    expect(result.current.status).toBe("loading");
+  });
 });

@@ -7,15 +7,19 @@ export type Loadable<T> =
   | { status: "ready"; data: T }
   | { status: "error"; message: string; code: number | null };
 
+const LOADING = { status: "loading" } as const;
+
 /**
  * GET a URL as JSON whenever it changes (null: nothing to load), optionally again every
- * `refreshMs`. A refresh keeps the data on screen while it loads; a newer URL aborts the older request.
+ * `refreshMs`. A refresh keeps the data on screen while it loads; a newer URL aborts the older request
+ * and reports loading until its own answer arrives (never the older URL's data under the new one).
  */
 export function useJson<T>(
   url: string | null,
   { refreshMs = 0, load = getJson<T> }: { refreshMs?: number; load?: typeof getJson<T> } = {},
 ): Loadable<T> & { reload: () => void } {
-  const [state, setState] = useState<Loadable<T>>({ status: "loading" });
+  // The URL each answer belongs to: the state of an older URL is never shown for the current one.
+  const [answer, setAnswer] = useState<{ url: string | null; state: Loadable<T> }>({ url: null, state: LOADING });
   const [generation, setGeneration] = useState(0);
   const reload = useCallback(() => setGeneration((n) => n + 1), []);
 
@@ -23,9 +27,13 @@ export function useJson<T>(
     if (url === null) return;
     const controller = new AbortController();
     load(url, controller.signal)
-      .then((data) => setState({ status: "ready", data }))
+      .then((data) => {
+        if (!controller.signal.aborted) setAnswer({ url, state: { status: "ready", data } });
+      })
       .catch((error: Error & { status?: number }) => {
-        if (!controller.signal.aborted) setState({ status: "error", message: error.message, code: error.status ?? null });
+        if (!controller.signal.aborted) {
+          setAnswer({ url, state: { status: "error", message: error.message, code: error.status ?? null } });
+        }
       });
     return () => controller.abort();
   }, [url, generation, load]);
@@ -36,5 +44,6 @@ export function useJson<T>(
     return () => window.clearInterval(timer);
   }, [refreshMs, reload]);
 
+  const state = url !== null && answer.url === url ? answer.state : LOADING;
   return { ...state, reload };
 }

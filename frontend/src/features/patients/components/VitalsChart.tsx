@@ -55,7 +55,10 @@ export function VitalsChart({ patient }: { patient: Patient }) {
         </select>
       </label>
       <LoadStatus state={state} what="vital signs" />
-      {chart ? <Chart title={`${vital.label} (${chart.x.length} readings)`} x={chart.x} series={chart.series} unit={vital.unit} /> : null}
+      {chart ? (
+        // A new plot per patient and sign: its scales and legend start from this patient's readings.
+        <Chart key={`${patient.id}:${code}`} title={`${vital.label} (${chart.x.length} readings)`} x={chart.x} series={chart.series} unit={vital.unit} />
+      ) : null}
     </section>
   );
 }
