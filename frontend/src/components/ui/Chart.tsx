@@ -2,6 +2,8 @@ import { useEffect, useRef } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
+import { axisSize, tickLabels } from "./axis";
+
 export interface ChartSeries {
   label: string;
   values: (number | null)[];
@@ -35,6 +37,21 @@ function resolve(color: string, element: Element): string {
   return match ? getComputedStyle(element).getPropertyValue(match[1]).trim() || "#888" : color;
 }
 
+/** A value axis as wide as its widest label in the axis font, with its tick and gap. */
+function measuredAxisSize(u: uPlot, values: string[] | null, axisIdx: number): number {
+  const axis = u.axes[axisIdx];
+  if (!values) return 50; // uPlot's first pass, before there are labels
+  // Once built, uPlot holds the font as [font scaled to device pixels, its size, its CSS size].
+  const font = axis.font as unknown as string | [string, number, number];
+  const ctx = u.ctx;
+  ctx.save(); // uPlot caches the context's font: leave it as found
+  ctx.font = Array.isArray(font) ? font[0] : (font ?? ctx.font);
+  const tickSize = axis.ticks?.show === false ? 0 : (axis.ticks?.size ?? 10);
+  const size = axisSize(values, (text) => ctx.measureText(text).width / (uPlot.pxRatio || 1), tickSize, axis.gap ?? 5);
+  ctx.restore();
+  return size;
+}
+
 /** A small, fast canvas chart (uPlot) that follows its container's width and the theme's colours. */
 export function Chart({ title, x, series, bands = [], time = true, kind = "line", height = 220, unit = "", markers = [], xLabels }: ChartProps) {
   const holder = useRef<HTMLDivElement>(null);
@@ -66,9 +83,8 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
           stroke: axis,
           grid: { stroke: grid, width: 1 },
           ticks: { stroke: grid },
-          // Wide enough for the longest tick label (about 7 px a character at this font size).
-          size: (_, values) => (values ? Math.max(...values.map((v) => String(v).length), 2) * 7 + 18 : 48),
-          values: (_, ticks) => ticks.map((t) => `${+t.toFixed(2)}${unit}`),
+          size: measuredAxisSize,
+          values: (_, ticks, _axis, _space, incr) => tickLabels(ticks, incr, unit),
         },
       ],
       series: [
