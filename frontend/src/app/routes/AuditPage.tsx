@@ -1,64 +1,23 @@
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useState } from "react";
 
+import { LoadError } from "../../components/ui/Status";
 import { VirtualList } from "../../components/ui/VirtualList";
-import { getJson, query } from "../../lib/api";
+import { auditUrl } from "../../features/audit/api/audit";
+import { useAuditTrail } from "../../features/audit/hooks/useAuditTrail";
 import { when } from "../../lib/format";
-
-interface AuditEvent {
-  id: number;
-  recorded_at: string;
-  actor_type: string;
-  actor_name: string;
-  action: string;
-  resource_type: string;
-  resource_id: string;
-  outcome: string;
-  purpose_of_use: string;
-  result_count: number | null;
-  served_from_cache: boolean;
-  request_id: string;
-}
-
-interface Page {
-  next: string | null;
-  results: AuditEvent[];
-}
+import { useDebounced } from "../../lib/useDebounced";
 
 const ACTIONS = ["", "read", "search", "create", "update", "delete"];
+
+/** Filters apply once typing pauses this long: one request per word, not per keystroke. */
+const FILTER_DEBOUNCE_MS = 300;
 
 /** The audit trail, newest first: a keyset page of 500 at a time, fetched as the list nears its end. */
 export default function AuditPage() {
   const [action, setAction] = useState("");
   const [resourceType, setResourceType] = useState("");
-  const [events, setEvents] = useState<AuditEvent[]>([]);
-  const [next, setNext] = useState<string | null>(null);
-  const [error, setError] = useState<string | null>(null);
-  const loading = useRef(false);
-
-  const load = useCallback(async (url: string, replace: boolean) => {
-    loading.current = true;
-    try {
-      const page = await getJson<Page>(url);
-      setEvents((previous) => (replace ? page.results : [...previous, ...page.results]));
-      setNext(page.next);
-      setError(null);
-    } catch (failure) {
-      setError((failure as Error).message);
-    } finally {
-      loading.current = false;
-    }
-  }, []);
-
-  useEffect(() => {
-    void load(`/api/v1/audit/${query({ action, resource_type: resourceType.trim(), page_size: 500 })}`, true);
-  }, [action, resourceType, load]);
-
-  const onRange = useCallback(
-    (_first: number, last: number) => {
-      if (next && !loading.current && last >= events.length - 50) void load(next, false);
-    },
-    [next, events.length, load],
-  );
+  const url = useDebounced(auditUrl(action, resourceType), FILTER_DEBOUNCE_MS);
+  const { events, loading, hasMore, error, limitedFor, onRange } = useAuditTrail(url);
 
   return (
     <section aria-labelledby="audit-title">
@@ -78,9 +37,14 @@ export default function AuditPage() {
           Resource type <input value={resourceType} onChange={(event) => setResourceType(event.target.value)} placeholder="e.g. Patient" />
         </label>
       </div>
-      {error ? <p role="alert" className="error">Could not load the audit trail: {error}</p> : null}
+      {error ? <LoadError what="the audit trail" message={error.message} code={error.code} /> : null}
+      {limitedFor ? <p role="status">Rate limited: resuming in {limitedFor} s.</p> : null}
       <p className="muted" data-testid="audit-count">
-        {events.length} events loaded{next ? ", more as you scroll" : ""}
+        {loading
+          ? "Loading the audit trail…"
+          : error && events.length === 0
+            ? "No events loaded."
+            : `${events.length} events loaded${hasMore ? ", more as you scroll" : ""}`}
       </p>
       <VirtualList
         count={events.length}

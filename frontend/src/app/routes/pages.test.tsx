@@ -11,6 +11,7 @@ vi.mock("../../components/ui/Chart", () => ({
   ),
 }));
 
+import AuditPage from "./AuditPage";
 import CachePage from "./CachePage";
 import RateLimitsPage from "./RateLimitsPage";
 
@@ -88,5 +89,30 @@ describe("CachePage", () => {
     expect(screen.getByText("70.0%")).toBeTruthy();
     expect(screen.getByText("off")).toBeTruthy(); // L3 is disabled for this namespace
     await waitFor(() => expect(screen.getByTestId("chart").textContent).toContain("hit rate %=91.5"));
+  });
+});
+
+describe("AuditPage", () => {
+  it("asks once per pause in typing, not once per keystroke, and shows the latest filter's events", async () => {
+    const event = { id: 1, recorded_at: "2026-11-27T12:00:00Z", actor_type: "user", actor_name: "admin", action: "read",
+      resource_type: "Patient", resource_id: "7", outcome: "success", purpose_of_use: "TREAT", result_count: null,
+      served_from_cache: false, request_id: "r" };  // prettier-ignore
+    serve({ "/api/v1/audit/": { next: null, results: [event] } });
+    render(<AuditPage />);
+    await waitFor(() => expect(screen.getByTestId("audit-count").textContent).toBe("1 events loaded"));
+    const input = screen.getByPlaceholderText("e.g. Patient");
+    for (const typed of ["P", "Pa", "Pat", "Pati", "Patie", "Patien", "Patient"]) fireEvent.change(input, { target: { value: typed } });
+    await waitFor(() => expect(vi.mocked(fetch)).toHaveBeenCalledTimes(2));
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    const urls = vi.mocked(fetch).mock.calls.map(([url]) => String(url));
+    expect(urls).toEqual(["/api/v1/audit/?page_size=500", "/api/v1/audit/?resource_type=Patient&page_size=500"]);
+    await waitFor(() => expect(screen.getByTestId("audit-count").textContent).toBe("1 events loaded"));
+  });
+
+  it("says why it is refused, once, with the permission hint", async () => {
+    serve({ "/api/v1/audit/": new Response(JSON.stringify({ detail: "You do not have permission to perform this action." }), { status: 403 }) });
+    render(<AuditPage />);
+    await waitFor(() => expect(screen.getByRole("alert").textContent).toMatch(/perform this action\. Your account lacks the permission/));
+    expect(screen.getByTestId("audit-count").textContent).toBe("No events loaded.");
   });
 });
