@@ -54,6 +54,17 @@ class CachePolicy(models.Model):
     def __str__(self) -> str:
         return self.namespace
 
+    def save(self, *args, **kwargs) -> None:
+        """An edit that entries already stored would not honour (a shorter TTL or stale window, encryption
+        turned on) moves the key generation on: those entries are orphaned in every tier at once."""
+        if self.pk is not None:
+            before = type(self).objects.filter(pk=self.pk).values(*_ORPHANING_FIELDS, "generation").first()
+            if before is not None and _orphans_entries(before, self):
+                self.generation = before["generation"] + 1
+                if kwargs.get("update_fields") is not None:
+                    kwargs["update_fields"] = {*kwargs["update_fields"], "generation"}
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
 
@@ -67,6 +78,17 @@ class CachePolicy(models.Model):
             raise ValidationError(
                 {"ttl_seconds": f"Above this namespace's freshness limit ({self.max_ttl_seconds} s)."}
             )
+
+
+_ORPHANING_FIELDS = ("ttl_seconds", "stale_while_revalidate_seconds", "encrypt")
+
+
+def _orphans_entries(before: dict, policy: CachePolicy) -> bool:
+    return (
+        policy.ttl_seconds < before["ttl_seconds"]
+        or policy.stale_while_revalidate_seconds < before["stale_while_revalidate_seconds"]
+        or (policy.encrypt and not before["encrypt"])
+    )
 
 
 class CacheEntry(models.Model):

@@ -373,17 +373,24 @@ class CacheStack:
         return found
 
     def _load_once(self, policy: Policy, key: str, scope_key: str, loader, found: Found, ttl: int | None) -> Any:
-        """Single flight: one loader per key in this process, and (with Redis) across processes."""
+        """Single flight: one loader per key in this process, and (with Redis) across processes.
+
+        The threads that waited for a load get its outcome, whatever it was: a value, None (which no tier
+        stores: an unknown patient, say) or the loader's error; they do not each load again."""
         with self._flights_lock:
             flight = self._flights.get(key)
             leader = flight is None
             if leader:
-                flight = self._flights[key] = threading.Event()
+                flight = self._flights[key] = _Flight()
         if not leader:
             if found.entry is not None:  # someone is already reloading: the stale value will do
                 self._count(policy.namespace, "l1", stale_serves=1)
                 return found.entry.value
-            flight.wait(self.single_flight_wait)
+            if flight.done.wait(self.single_flight_wait):
+                if flight.error is not None:
+                    raise flight.error
+                if flight.value is not _MISSING:
+                    return flight.value
             again = self.lookup(policy, key, scope_key)
             if again.entry is not None and again.fresh:
                 return again.entry.value
@@ -396,20 +403,27 @@ class CacheStack:
                     return found.entry.value
                 value = self._wait_for_other_process(policy, key, scope_key)
                 if value is not _MISSING:
+                    flight.value = value
                     return value
             try:
-                return self._load_and_store(policy, key, scope_key, loader, found, ttl, lock=lock or None)
+                flight.value = self._load_and_store(policy, key, scope_key, loader, found, ttl, lock=lock or None)
+                return flight.value
             finally:
                 if lock and not lock.released:
                     self._release(lock)
+        except Exception as exc:
+            flight.error = exc
+            raise
         finally:
             with self._flights_lock:
                 self._flights.pop(key, None)
-            flight.set()
+            flight.done.set()
 
     def _wait_for_other_process(self, policy: Policy, key: str, scope_key: str) -> Any:
+        """The value another process is loading, once it is in L2; _MISSING if it will not come (Redis is
+        away, the wait is over, or the loader let go of its lock without storing: None or an error)."""
         deadline = time.monotonic() + self.single_flight_wait
-        pause = 0.005
+        pause, released = 0.005, False
         while time.monotonic() < deadline:
             time.sleep(pause)
             pause = min(pause * 2, 0.05)
@@ -420,6 +434,10 @@ class CacheStack:
                 self._count(policy.namespace, "l2", hits=1)
                 self._fill_l1(policy, key, entry)
                 return entry.value
+            if released:
+                break  # released, and still nothing stored: that load is over (None, or it failed)
+            ok, held = self._redis_call(policy.namespace, lambda r: r.exists(_lock_key(key)))
+            released, pause = ok and not held, 0.0 if ok and not held else pause  # look once more at once
         return _MISSING
 
     def _load_and_store(
@@ -638,7 +656,7 @@ class CacheStack:
         """A held lock, False when another process holds it, None when Redis cannot arbitrate."""
         if not policy.l2:
             return None
-        lock = HeldLock(f"cpc:l:{key}", os.urandom(8).hex())
+        lock = HeldLock(_lock_key(key), os.urandom(8).hex())
         expires_ms = int(max(5.0, self.single_flight_wait * 5) * 1000)  # a crashed loader's lock expires
         ok, acquired = self._redis_call(
             policy.namespace, lambda r: r.set(lock.name, lock.token, nx=True, px=expires_ms)
@@ -847,6 +865,17 @@ class CacheStack:
 _MISSING = object()
 
 
+class _Flight:
+    """One load of a key in this process, which the threads that want the same key wait for."""
+
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = _MISSING
+        self.error: BaseException | None = None
+
+
 @dataclass(slots=True)
 class HeldLock:
     """A single-flight lock this process holds in Redis: its key and the token only the holder knows."""
@@ -858,6 +887,10 @@ class HeldLock:
 
 def _with_generation(entry: Entry, generation: int) -> Entry:
     return Entry(entry.value, generation, entry.fresh_until, entry.stale_until, entry.scope, entry.size)
+
+
+def _lock_key(key: str) -> str:
+    return f"cpc:l:{key}"
 
 
 def _value_key(key: str) -> str:

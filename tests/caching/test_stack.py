@@ -335,6 +335,54 @@ def test_concurrent_misses_in_separate_stacks_run_one_loader_through_the_redis_l
     assert results == [{"answer": 42}] * 6
 
 
+@pytest.mark.parametrize("outcome", ["none", "error"])
+def test_waiters_share_a_load_that_returns_nothing_or_fails(stack, outcome):
+    """None (an unknown patient) is never stored and an error stores nothing: the threads that waited for
+    that load get its outcome instead of each loading again, and other processes stop waiting once its
+    lock is let go, instead of waiting out the single-flight limit."""
+    calls = []
+
+    def slow_loader():
+        calls.append(1)
+        time.sleep(0.3)
+        if outcome == "error":
+            raise LookupError("source unavailable")
+        return None
+
+    def read(reader):
+        started = time.monotonic()
+        try:
+            result = reader.get_or_load("patient_data", ["gone", 3], slow_loader, scope="patient:3")
+        except LookupError as exc:
+            result = exc
+        return result, time.monotonic() - started
+
+    other_processes = [make_stack(single_flight_wait=5.0) for _ in range(2)]
+    results = threads_of(*[lambda: read(stack)] * 4, *[lambda s=s: read(s) for s in other_processes])
+    in_process, elsewhere = results[:4], results[4:]
+    assert len(calls) <= 1 + len(other_processes)  # one per process at most, never one per thread
+    assert all((value is None) if outcome == "none" else isinstance(value, LookupError) for value, _ in results)
+    assert max(seconds for _, seconds in elsewhere) < 2.0  # not the 5 s limit
+    assert len(in_process) == 4
+
+
+def test_a_shorter_ttl_or_encryption_turned_on_orphans_what_is_stored(stack):
+    """Entries carry the freshness they were stored with: an edit they would not honour moves the keys on."""
+    set_policy("clinical_data", ttl_seconds=1200, encrypt=False, contains_phi=False)
+    stack.tick(force=True)
+    loader, calls = counting({"v": 1})
+    stack.get_or_load("clinical_data", ["k"], loader)
+    set_policy("clinical_data", ttl_seconds=1300)  # longer: stored entries still honour it
+    stack.tick(force=True)
+    stack.get_or_load("clinical_data", ["k"], loader)
+    assert len(calls) == 1
+    for change in ({"ttl_seconds": 2}, {"stale_while_revalidate_seconds": 0}, {"encrypt": True}):
+        set_policy("clinical_data", **change)
+        stack.tick(force=True)
+        stack.get_or_load("clinical_data", ["k"], loader)
+    assert len(calls) == 4  # each such edit: loaded afresh
+
+
 def test_a_request_knows_whether_all_its_cached_reads_were_served_from_the_cache(stack):
     def account(*reads: tuple) -> bool:
         cache_reads_reset()
