@@ -127,23 +127,35 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
     run, implementation, goals = step.run, STEPS[step.name], run_goals(step.run)
 
     def progress(fraction: float, message: str) -> None:
-        OptimizationStep.objects.filter(pk=step.pk).update(progress=fraction, progress_message=message[:200])
+        OptimizationStep.objects.filter(pk=step.pk, status=OptimizationStep.Status.RUNNING).update(
+            progress=fraction, progress_message=message[:200]
+        )
         if hook:
             hook(step, fraction, message)
 
+    drafts, recommendations = [], []
     try:
         progress(0.0, "measuring")
         result = implementation.measure(goals, progress)
         if result.skipped:
             step.status, step.findings = OptimizationStep.Status.SKIPPED, {"skipped": result.skipped}
         else:
-            recommendations = _store_recommendations(run, step.name, result.drafts)
-            findings = result.findings
+            findings, drafts = result.findings, result.drafts
             if run.apply:
+                # Applying runs outside any transaction, so the proposals are stored first, and only
+                # while the step still counts; the stuck checker may fail the run at any point after.
+                with transaction.atomic():
+                    if not _step_still_counts(step):
+                        return _step_abandoned(step, hook)
+                    recommendations, drafts = _store_recommendations(run, step.name, drafts), []
                 for recommendation in recommendations:
-                    if recommendation.actionable:
-                        progress(0.8, f"apply: {recommendation.title}")
-                        recommendation_apply(recommendation=recommendation, via="optimize --apply")
+                    if not recommendation.actionable:
+                        continue
+                    with transaction.atomic():
+                        if not _step_still_counts(step):
+                            break
+                    progress(0.8, f"apply: {recommendation.title}")
+                    recommendation_apply(recommendation=recommendation, via="optimize --apply")
                 step.applied = list(
                     run.recommendations.filter(step=step.name, status=Recommendation.Status.APPLIED).values_list(
                         "outcome", flat=True
@@ -155,9 +167,54 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
             step.status = OptimizationStep.Status.SUCCEEDED
     except Exception as exc:
         logger.exception("optimization step %s of run %s failed", step.name, run.pk)
-        step.status, step.error = OptimizationStep.Status.FAILED, f"{type(exc).__name__}: {exc}"
+        step.status, step.error, drafts = OptimizationStep.Status.FAILED, f"{type(exc).__name__}: {exc}", []
     step.progress, step.progress_message, step.finished_at = 1.0, step.get_status_display(), timezone.now()
-    step.save()
+    with transaction.atomic():
+        # The stuck checker may have failed this step and its run while it measured: a full save() here
+        # would write SUCCEEDED over FAILED and leave proposals on a run already reported as failed.
+        if not _step_still_counts(step):
+            stored = [recommendation.pk for recommendation in recommendations]
+            Recommendation.objects.filter(pk__in=stored, status=Recommendation.Status.PENDING).delete()
+            return _step_abandoned(step, hook)
+        _store_recommendations(run, step.name, drafts)
+        OptimizationStep.objects.filter(pk=step.pk, status=OptimizationStep.Status.RUNNING).update(
+            **{name: getattr(step, name) for name in STEP_RESULT_FIELDS}
+        )
+    if hook:
+        hook(step, 1.0, step.progress_message)
+    return step
+
+
+STEP_RESULT_FIELDS = ("status", "findings", "applied", "verdicts", "error", "progress", "progress_message",
+                      "finished_at")  # fmt: skip
+FINISHED_RUN_STATUSES = (OptimizationRun.Status.SUCCEEDED, OptimizationRun.Status.FAILED)
+
+
+def _step_still_counts(step: OptimizationStep) -> bool:
+    """Whether this attempt may still report: its step is running and its run unfinished. Inside a
+    transaction it holds the step's row, so the stuck checker cannot fail the step until that commits."""
+    status, run_status = (
+        OptimizationStep.objects.select_for_update(of=("self",))
+        .filter(pk=step.pk)
+        .values_list("status", "run__status")
+        .get()
+    )
+    return status == OptimizationStep.Status.RUNNING and run_status not in FINISHED_RUN_STATUSES
+
+
+def _step_abandoned(step: OptimizationStep, hook: StepHook | None) -> OptimizationStep:
+    """This attempt no longer counts (the stuck checker failed its step and run meanwhile): its results are
+    dropped and the step keeps what the checker wrote. A step its finished run left running is failed."""
+    logger.warning("optimization step %s of run %s ended after its run was finished; results dropped",
+                   step.name, step.run_id)  # fmt: skip
+    OptimizationStep.objects.filter(pk=step.pk, status=OptimizationStep.Status.RUNNING).update(
+        status=OptimizationStep.Status.FAILED,
+        error="Its run was finished before this step ended; its results were dropped.",
+        progress=1.0,
+        progress_message=OptimizationStep.Status.FAILED.label,
+        finished_at=timezone.now(),
+    )
+    step.refresh_from_db()
     if hook:
         hook(step, 1.0, step.progress_message)
     return step
