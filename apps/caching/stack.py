@@ -7,8 +7,9 @@ How a read stays correct:
   on commit, and every tier compares an entry's generation with the current one. A reader that
   started before a write stores its value under the old generation, so it can never be served after
   the write: the stale-read race is closed by construction, not by timing.
-- Other processes learn of writes and policy edits from one indexed query a second (the generations
-  changed since the last poll) and drop just the affected L1 entries.
+- Other processes hear of a committed write at once on a Redis channel and drop just the affected L1
+  entries; one indexed query a second (the generations changed since the last poll) is the backstop
+  that needs no Redis, and brings policy edits.
 - A miss is loaded once per key: threads of a process wait for the one loading, other processes wait
   on a Redis lock for the value to appear, or are served the stale value inside the SWR window.
 - Redis failures open a circuit breaker: reads go on through L1, L3 and the loader, no request fails.
@@ -17,6 +18,7 @@ How a read stays correct:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -45,6 +47,8 @@ POLICY_SCOPE = "policies"  # a CacheScopeGeneration row bumped on every policy e
 # stamps and the polls' starts are the database's clock (on PostgreSQL: hosts' clocks may disagree),
 # and a transaction that commits later than this after its bump stamps its rows again on commit.
 POLL_MARGIN = timedelta(seconds=5)
+# Committed invalidations ("<scope key> <generation>"), for the processes' L1 tiers.
+INVALIDATIONS_CHANNEL = "cpc:invalidations"
 
 # Set the generation only upward, so replays and out-of-order publishes are harmless.
 _SET_IF_GREATER = """
@@ -115,6 +119,7 @@ class CacheStack:
         breaker_seconds: float = 3.0,
         database: str = "default",
         clock: Callable[[], float] = time.time,
+        subscribe: bool = True,
     ):
         self._redis_factory = redis_client_factory
         self._redis = None
@@ -144,6 +149,8 @@ class CacheStack:
         self._async_flights: dict[str, asyncio.Future] = {}
         self._set_if_greater = None
         self._release_lock = None
+        self._subscribe = subscribe and redis_client_factory is not None
+        self._listener_pid: int | None = None
 
     @classmethod
     def from_settings(cls, redis_url: str = "", **overrides) -> CacheStack:
@@ -170,6 +177,8 @@ class CacheStack:
     def policy(self, namespace: str) -> Policy:
         if self._poll_due(time.monotonic()):  # asked here first: every read wants its policy, a poll is rare
             self.tick()
+            if self._subscribe and self._listener_pid != os.getpid():
+                self._start_listener()
         policy = self._policies.get(namespace)
         if policy is None:
             from apps.caching.services import cache_policy_ensure
@@ -246,6 +255,46 @@ class CacheStack:
             )
             rows = cursor.fetchall()
         return rows[0][0], [(scope, generation) for _, scope, generation in rows if scope is not None]
+
+    def _start_listener(self) -> None:
+        """Listen for committed invalidations in a thread of this process (started again after a fork)."""
+        with self._tick_lock:
+            if self._listener_pid == os.getpid():
+                return
+            self._listener_pid = os.getpid()
+        threading.Thread(target=self._listen, name="cache-invalidations", daemon=True).start()
+
+    def _listen(self) -> None:
+        pause = 0.5
+        while self._listener_pid == os.getpid():
+            pubsub = None
+            try:
+                pubsub = self.redis().pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(INVALIDATIONS_CHANNEL)
+                pause = 0.5
+                while self._listener_pid == os.getpid():
+                    message = pubsub.get_message(timeout=1.0)
+                    if message is not None:
+                        self._heard(message["data"])
+            except Exception:  # noqa: BLE001 - Redis away: the poll still brings every write, a second late
+                time.sleep(pause)
+                pause = min(pause * 2, 30.0)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        pubsub.close()
+
+    def _heard(self, data: bytes) -> None:
+        try:
+            scope_key, generation = data.decode().split(" ")
+            generation = int(generation)
+        except ValueError:
+            return
+        if scope_key == POLICY_SCOPE:
+            self._polled_at = 0.0  # reload on the next read
+            return
+        self._remember_generation(scope_key, generation, time.monotonic() + 2 * POLL_MARGIN.total_seconds())
+        self.l1.drop_scope(scope_key, below_generation=generation)
 
     def _reload_policies_safely(self, generation: int) -> None:
         try:
@@ -792,13 +841,14 @@ class CacheStack:
             self._remember_generation(scope_key, generation, expire)
             self.l1.drop_scope(scope_key, below_generation=generation)
             self._queue_publish(scope_key, generation)
-        self._retry_publishes()
+        self._retry_publishes(announce=bumped)
 
-    def _retry_publishes(self) -> None:
-        """Send generations to Redis; those that fail are retried on the next tick."""
+    def _retry_publishes(self, announce: dict[str, int] | None = None) -> None:
+        """Send generations to Redis; those that fail are retried on the next tick. `announce`: a
+        committed write's bumps, also told to every process's listener in the same round trip."""
         with self._publish_lock:
             pending = dict(self._pending_publishes)
-        if not pending:
+        if not pending and not announce:
             return
 
         def publish(client):
@@ -807,6 +857,8 @@ class CacheStack:
             pipe = client.pipeline(transaction=False)
             for scope_key, generation in pending.items():
                 self._set_if_greater(keys=[_generation_key(scope_key)], args=[generation], client=pipe)
+            for scope_key, generation in (announce or {}).items():
+                pipe.publish(INVALIDATIONS_CHANNEL, f"{scope_key} {generation}")
             pipe.execute()
 
         ok, _ = self._redis_call("", publish)

@@ -27,7 +27,7 @@ class AlertRuleAdmin(AlertVisibilityAdmin):
     list_display = ["name", "enabled", "metric", "operator", "threshold", "service", "for_seconds", "severity",
                     "last_value", "last_evaluated_at"]  # fmt: skip
     list_editable = ["enabled", "threshold"]
-    readonly_fields = ["pending_since", "last_value", "last_evaluated_at"]
+    readonly_fields = ["pending_since", "no_data_since", "last_value", "last_evaluated_at"]
 
 
 @admin.register(Alert)

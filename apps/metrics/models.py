@@ -118,11 +118,17 @@ class AlertRule(models.Model):
         default=10.0, validators=[MinValueValidator(0.0), MaxValueValidator(100.0)],
         help_text="Resolves only this far (in %) past the threshold.",
     )  # fmt: skip
-    min_requests = models.PositiveIntegerField(default=20, help_text="Request metrics need this many in the window.")
+    min_requests = models.PositiveIntegerField(
+        default=20,
+        help_text="Request metrics need this many requests in the window; the cache hit rate this many reads, "
+        "and never fewer than the caching optimizer's minimum (200).",
+    )
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     webhook_url = models.URLField(blank=True)
     email_to = models.CharField(max_length=400, blank=True, help_text="Comma-separated addresses.")
     pending_since = models.DateTimeField(null=True, blank=True, editable=False)
+    # The first evaluation of the current run without a value: a firing alert is resolved once it lasts a window.
+    no_data_since = models.DateTimeField(null=True, blank=True, editable=False)
     last_value = models.FloatField(null=True, blank=True, editable=False)
     last_evaluated_at = models.DateTimeField(null=True, blank=True, editable=False)
 

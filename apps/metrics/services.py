@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import urllib.request
@@ -182,12 +183,13 @@ def retention_apply() -> dict[str, int]:
 
 # --- alerts -----------------------------------------------------------------------------------------
 def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
-    """Evaluate every enabled rule; fire those breaching for long enough, resolve those recovered.
+    """Evaluate every enabled rule; fire those breaching for long enough, resolve those recovered or without
+    data for a whole window, and resolve the alerts of rules disabled while firing.
 
     Each rule on its own: one that cannot be evaluated (a value out of range, a notification that raises)
     is logged and skipped, and never keeps the others from firing."""
     now = now or timezone.now()
-    changed = []
+    changed = _disabled_rules_alerts_resolve(now=now)
     for rule in AlertRule.objects.filter(enabled=True).select_related("service"):
         try:
             alert = _alert_rule_evaluate(rule, now=now)
@@ -199,6 +201,21 @@ def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
     return changed
 
 
+def _disabled_rules_alerts_resolve(*, now: datetime) -> list[Alert]:
+    """A disabled rule is never evaluated, so an alert it left firing would fire for ever (and keep scaling's
+    emergency mode on): resolve it, and forget the rule's pending breach so re-enabling it starts afresh."""
+    resolved = []
+    for alert in Alert.objects.filter(state=Alert.State.FIRING, rule__enabled=False).select_related("rule"):
+        try:
+            resolved.append(_resolve(alert, now=now, reason="rule disabled"))
+        except Exception:  # one broken notification must not keep the other alerts firing
+            logger.warning("alert %s of disabled rule %s could not be resolved", alert.pk, alert.rule_id, exc_info=True)
+    AlertRule.objects.filter(enabled=False).exclude(pending_since=None, no_data_since=None).update(
+        pending_since=None, no_data_since=None
+    )
+    return resolved
+
+
 def _alert_rule_evaluate(rule: AlertRule, *, now: datetime) -> Alert | None:
     """One rule's step: the alert it fired or resolved, if any."""
     from apps.metrics.selectors import alert_rule_value
@@ -207,10 +224,20 @@ def _alert_rule_evaluate(rule: AlertRule, *, now: datetime) -> Alert | None:
     value = alert_rule_value(rule, now=now)
     rule.last_value, rule.last_evaluated_at = value, now
     firing = rule.alerts.filter(state=Alert.State.FIRING).first()
-    if value is None:  # no data (too few requests): neither fires nor resolves, and a breach restarts
+    fields = ["pending_since", "no_data_since", "last_value", "last_evaluated_at"]
+    if value is None:
+        # No data (too few requests or reads, no samples): nothing to fire on, and a breach restarts. A firing
+        # alert is resolved once a whole window of evaluations had none (the traffic stopped, a namespace went
+        # away), never on one thin window, so traffic around `min_requests` does not flap it.
         rule.pending_since = None
-        rule.save(update_fields=["pending_since", "last_value", "last_evaluated_at"])
-        return None
+        rule.no_data_since = rule.no_data_since or now
+        if firing is not None and now - rule.no_data_since >= timedelta(minutes=rule.window_minutes):
+            # each window without a value had too little data, and the first one began a window earlier
+            minutes = round((now - rule.no_data_since).total_seconds() / 60) + rule.window_minutes
+            changed = _resolve(firing, now=now, reason=f"no data for {minutes} min")
+        rule.save(update_fields=fields)
+        return changed
+    rule.no_data_since = None
     if rule.breaches(value):
         rule.pending_since = rule.pending_since or now
         if firing is None and (now - rule.pending_since).total_seconds() >= rule.for_seconds:
@@ -221,12 +248,24 @@ def _alert_rule_evaluate(rule: AlertRule, *, now: datetime) -> Alert | None:
     else:
         rule.pending_since = None
         if firing is not None and rule.recovered(value):
-            firing.state, firing.resolved_at, firing.last_value = Alert.State.RESOLVED, now, value
-            firing.save(update_fields=["state", "resolved_at", "last_value"])
-            _notify(firing, "resolved")
-            changed = firing
-    rule.save(update_fields=["pending_since", "last_value", "last_evaluated_at"])
+            changed = _resolve(firing, now=now, value=value)
+    rule.save(update_fields=fields)
     return changed
+
+
+def _resolve(alert: Alert, *, now: datetime, value: float | None = None, reason: str = "") -> Alert:
+    """Resolve a firing alert and notify; `reason` (why it ends without a recovered value) leads its message."""
+    alert.state, alert.resolved_at = Alert.State.RESOLVED, now
+    fields = ["state", "resolved_at"]
+    if value is not None:
+        alert.last_value = value
+        fields.append("last_value")
+    if reason:
+        alert.message = f"Resolved: {reason}. {alert.message}"[:300]
+        fields.append("message")
+    alert.save(update_fields=fields)
+    _notify(alert, "resolved")
+    return alert
 
 
 def _fire(rule: AlertRule, value: float) -> Alert:
@@ -238,6 +277,8 @@ def _fire(rule: AlertRule, value: float) -> Alert:
 
 
 def _notify(alert: Alert, event: str) -> None:
+    """Post to the webhook and e-mail, each channel on its own: one failing (whatever it raises) is recorded
+    as a failed delivery and never keeps the other from being tried."""
     rule = alert.rule
     payload = {
         "event": event,
@@ -251,7 +292,12 @@ def _notify(alert: Alert, event: str) -> None:
         "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
     }
     if rule.webhook_url:
-        _record(alert, event, "webhook", rule.webhook_url, *_post_webhook(rule.webhook_url, payload))
+        try:
+            delivered, detail = _post_webhook(rule.webhook_url, payload)
+        except Exception as exc:  # a webhook's failure, whatever it raises, must not cost the e-mail
+            logger.warning("alert webhook to %s failed", rule.webhook_url, exc_info=True)
+            delivered, detail = False, f"{type(exc).__name__}: {exc}"
+        _record(alert, event, "webhook", rule.webhook_url, delivered, detail)
     recipients = [address.strip() for address in rule.email_to.split(",") if address.strip()]
     if recipients:
         subject = f"[{rule.severity}] {event}: {rule.name}"
@@ -271,9 +317,9 @@ def _post_webhook(url: str, payload: dict) -> tuple[bool, str]:
     try:
         with urllib.request.urlopen(request, timeout=settings.ALERT_WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
             return 200 <= response.status < 300, f"HTTP {response.status}"
-    except OSError as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # no server, not HTTP, a malformed answer
         logger.warning("alert webhook to %s failed: %s", url, exc)
-        return False, str(exc)
+        return False, f"{type(exc).__name__}: {exc}"
 
 
 def _record(alert: Alert, event: str, channel: str, target: str, delivered: bool, detail: str) -> None:

@@ -228,6 +228,28 @@ def test_a_reader_that_started_before_a_write_cannot_store_a_stale_value(stack):
         }
 
 
+def test_other_processes_hear_of_a_committed_write_at_once(stack):
+    """Read your writes across processes: the committing process tells every listener, so another
+    process's L1 copy is gone long before its next poll (a minute away here)."""
+    other_process = make_stack(poll_interval=60.0, subscribe=True)
+    version = {"n": 1}
+    assert other_process.get_or_load("vital_signs", ["latest", 14], lambda: dict(version), scope="patient:14") == {
+        "n": 1
+    }
+    time.sleep(0.3)  # its listener has subscribed
+    with transaction.atomic():
+        stack.invalidate_scopes(["patient:14"])
+        version["n"] = 2
+    deadline, seen = time.monotonic() + 1.0, None
+    while time.monotonic() < deadline:
+        seen = other_process.get_or_load("vital_signs", ["latest", 14], lambda: dict(version), scope="patient:14")
+        if seen == {"n": 2}:
+            break
+        time.sleep(0.01)
+    assert seen == {"n": 2}
+    other_process._listener_pid = None  # its listener ends
+
+
 def test_a_write_that_commits_long_after_its_invalidation_still_reaches_other_processes(monkeypatch):
     """The bump is stamped before the commit; a transaction that commits after the other processes'
     polls have looked past that stamp is stamped again on commit, so their L1 copies still drop."""

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.core import mail
@@ -17,27 +14,6 @@ from apps.metrics.recorder import Recorder
 from apps.services.models import Service
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def webhook_receiver():
-    """An HTTP server on loopback that keeps every JSON body posted to it."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/hooks/alerts", received
-    server.shutdown()
 
 
 def _traffic(latency_ms: float, *, count: int = 50, status: int = 200, route: str = "api/v1/patients/<id:pk>/"):
