@@ -4,7 +4,7 @@ import { Chart } from "../../components/ui/Chart";
 import { LoadStatus } from "../../components/ui/Status";
 import { epoch, fixed, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
-import { forecastSeries, type Forecast, type ForecastPoint } from "../../features/scaling/forecastChart";
+import { chosenMase, forecastSeries, type Forecast, type ForecastPoint } from "../../features/scaling/forecastChart";
 
 interface Policy {
   id: number;
@@ -23,6 +23,26 @@ interface Policy {
   earlier_request_rate: { created_at: string; points: ForecastPoint[] } | null;
   plan: { created_at: string; hours: { at: string; replicas: number; p90_rps?: number }[]; peak_replicas: number; reasons: string[] } | null;
 }
+
+// The models' choice labels (apps/scaling/models.py); the API sends the stored values.
+const APPLY_STATES: Record<string, string> = {
+  not_configured: "no cluster configured",
+  pending: "pending",
+  applying: "applying",
+  active: "active",
+  failed: "failed",
+};
+const VPA_MODES: Record<string, string> = {
+  Off: "off (recommendations only)",
+  Initial: "initial (at pod creation)",
+  Recreate: "recreate",
+  Auto: "auto",
+};
+const HISTORY_SOURCES: Record<string, string> = {
+  metrics: "this control plane's metrics",
+  prometheus: "Prometheus",
+  synthetic: "synthetic hospital traffic (demo)",
+};
 
 const METRICS: Record<string, { label: string; unit: string }> = {
   request_rate: { label: "Request rate", unit: " req/s" },
@@ -66,14 +86,22 @@ function PolicyCard({ policy }: { policy: Policy }) {
   const forecast = policy.forecasts[metric];
   const chart = forecast ? forecastSeries(forecast, metric === "request_rate" ? policy.earlier_request_rate : null) : null;
   const chosen = forecast?.scores.candidates?.find((candidate) => candidate.model === forecast.model);
+  const mase = forecast ? chosenMase(forecast) : null;
 
   return (
     <article className="panel" aria-labelledby={`policy-${policy.id}`}>
       <h2 id={`policy-${policy.id}`}>{policy.service_name}</h2>
       <p className="muted">
         {policy.min_replicas}–{policy.max_replicas} replicas{policy.emergency_mode ? `, emergency floor ${policy.floor_replicas}` : ""} · VPA{" "}
-        {policy.vpa_mode} · KEDA {policy.keda_enabled ? "on" : "off"} · cluster: {policy.apply_state} · history: {policy.history_source}
+        {VPA_MODES[policy.vpa_mode] ?? policy.vpa_mode} · KEDA {policy.keda_enabled ? "on" : "off"} · cluster:{" "}
+        <span className={policy.apply_state === "failed" ? "bad" : undefined}>{APPLY_STATES[policy.apply_state] ?? policy.apply_state}</span> · history:{" "}
+        {HISTORY_SOURCES[policy.history_source] ?? policy.history_source}
       </p>
+      {policy.apply_state === "failed" && policy.apply_error ? (
+        <p role="alert" className="error">
+          Applying to the cluster failed: {policy.apply_error}
+        </p>
+      ) : null}
       <label>
         Forecast of{" "}
         <select value={metric} onChange={(event) => setMetric(event.target.value)}>
@@ -88,7 +116,7 @@ function PolicyCard({ policy }: { policy: Policy }) {
         <>
           <Chart title={`${METRICS[metric].label}: last days and the next 24 h (P10–P90 band)`} x={chart.x} series={chart.series} bands={chart.bands} unit={METRICS[metric].unit} markers={[epoch(forecast.created_at)]} />
           <p className="muted">
-            Model {forecast.model}, made {when(forecast.created_at)}; backtest MASE (m=24) {fixed(chosen?.mase_24, 2)}, sMAPE{" "}
+            Model {forecast.model}, made {when(forecast.created_at)}; chosen on backtest MASE (m={mase?.seasonality}) {fixed(mase?.value, 2)}, sMAPE{" "}
             {fixed(chosen?.smape, 1, "%")}, P10–P90 coverage {fixed(chosen?.coverage, 2)}.
           </p>
         </>

@@ -13,6 +13,7 @@ vi.mock("../../components/ui/Chart", () => ({
 
 import AuditPage from "./AuditPage";
 import CachePage from "./CachePage";
+import ScalingPage from "./ScalingPage";
 import RateLimitsPage from "./RateLimitsPage";
 
 function serve(routes: Record<string, unknown>) {
@@ -96,7 +97,7 @@ describe("AuditPage", () => {
   it("asks once per pause in typing, not once per keystroke, and shows the latest filter's events", async () => {
     const event = { id: 1, recorded_at: "2026-11-27T12:00:00Z", actor_type: "user", actor_name: "admin", action: "read",
       resource_type: "Patient", resource_id: "7", outcome: "success", purpose_of_use: "TREAT", result_count: null,
-      served_from_cache: false, request_id: "r" };  // prettier-ignore
+      served_from_cache: false, request_id: "r" };
     serve({ "/api/v1/audit/": { next: null, results: [event] } });
     render(<AuditPage />);
     await waitFor(() => expect(screen.getByTestId("audit-count").textContent).toBe("1 events loaded"));
@@ -114,5 +115,32 @@ describe("AuditPage", () => {
     render(<AuditPage />);
     await waitFor(() => expect(screen.getByRole("alert").textContent).toMatch(/perform this action\. Your account lacks the permission/));
     expect(screen.getByTestId("audit-count").textContent).toBe("No events loaded.");
+  });
+});
+
+describe("ScalingPage", () => {
+  const forecast = {
+    metric: "request_rate", created_at: "2026-11-27T12:00:00Z", model: "holt_winters", points: [], recent: [], patterns: {},
+    scores: { criterion: "mase_168", candidates: [{ model: "holt_winters", mase_24: 0.71, mase_168: 0.64, smape: 9.5, coverage: 0.8 }] },
+  };
+
+  it("shows the policy's states by their names and the score the model was chosen on", async () => {
+    serve({
+      "/api/v1/scaling/policies/": {
+        results: [{
+          id: 1, service: "clinical-api", service_name: "Clinical data API", min_replicas: 2, max_replicas: 50, floor_replicas: 2,
+          vpa_mode: "Off", keda_enabled: false, emergency_mode: false, apply_state: "not_configured", apply_error: "",
+          history_source: "synthetic", forecasts: { request_rate: forecast }, earlier_request_rate: null, plan: null,
+        }],
+      },
+    });
+    render(<ScalingPage />);
+    await screen.findByRole("heading", { name: "Clinical data API" });
+    const text = document.body.textContent!;
+    expect(text).toContain("VPA off (recommendations only)");
+    expect(text).toContain("cluster: no cluster configured");
+    expect(text).toContain("history: synthetic hospital traffic (demo)");
+    expect(text).toContain("chosen on backtest MASE (m=168) 0.64");
+    expect(text).not.toMatch(/not_configured|m=24/);
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { forecastSeries, type Forecast } from "./forecastChart";
+import { chosenMase, forecastSeries, type Forecast } from "./forecastChart";
 
 const forecast: Forecast = {
   metric: "request_rate",
@@ -33,5 +33,22 @@ describe("forecastSeries", () => {
     const { x, series } = forecastSeries(forecast, earlier);
     expect(x).toHaveLength(4);
     expect(series[4]).toMatchObject({ label: "yesterday's P50", dash: true, values: [null, 6.5, null, null] });
+  });
+});
+
+describe("chosenMase", () => {
+  const candidates = [
+    { model: "seasonal_naive", mase_24: 0.9, mase_168: 1.1, smape: 12, coverage: 0.8 },
+    { model: "holt_winters", mase_24: 0.7, mase_168: 0.6, smape: 10, coverage: 0.82 },
+  ];
+
+  it("gives the chosen model's score on the criterion it was chosen on", () => {
+    expect(chosenMase({ ...forecast, scores: { criterion: "mase_168", candidates } })).toEqual({ seasonality: 168, value: 0.6 });
+    expect(chosenMase({ ...forecast, scores: { criterion: "mase_24", candidates } })).toEqual({ seasonality: 24, value: 0.7 });
+  });
+
+  it("falls back to m=24 for forecasts stored without a criterion, and to nothing without candidates", () => {
+    expect(chosenMase({ ...forecast, scores: { candidates } })).toEqual({ seasonality: 24, value: 0.7 });
+    expect(chosenMase(forecast)).toEqual({ seasonality: 24, value: null });
   });
 });

@@ -60,3 +60,10 @@ export function forecastSeries(forecast: Forecast, earlier?: { points: ForecastP
   if (earlier) series.push({ label: "yesterday's P50", values: column(4), color: "var(--warn)", dash: true });
   return { x, series, bands: [[2, 4]] as [number, number][] };
 }
+
+/** The backtest score the model was chosen on (mase_168 when every candidate had a week, else mase_24). */
+export function chosenMase(forecast: Forecast): { seasonality: number; value: number | null } {
+  const criterion = forecast.scores.criterion === "mase_168" ? "mase_168" : "mase_24";
+  const chosen = forecast.scores.candidates?.find((candidate) => candidate.model === forecast.model);
+  return { seasonality: criterion === "mase_168" ? 168 : 24, value: chosen?.[criterion] ?? null };
+}
