@@ -2,6 +2,7 @@ import { Link, useParams } from "react-router";
 
 import { Chart } from "../../components/ui/Chart";
 import { LoadStatus } from "../../components/ui/Status";
+import { TableScroll } from "../../components/ui/TableScroll";
 import { fixed, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
 import type { RunDetail } from "../../features/benchmarks/types";
@@ -33,26 +34,28 @@ export default function BenchmarkRunPage() {
         </p>
       ))}
       <h2>SLO gates</h2>
-      <table className="table" data-testid="verdicts">
-        <thead>
-          <tr>
-            <th scope="col">Gate</th>
-            <th scope="col" className="num">Measured</th>
-            <th scope="col" className="num">Limit</th>
-            <th scope="col">Verdict</th>
-          </tr>
-        </thead>
-        <tbody>
-          {run.verdicts.map((v) => (
-            <tr key={v.gate}>
-              <th scope="row">{v.gate}</th>
-              <td className="num">{fixed(v.measured, 2)}</td>
-              <td className="num">{fixed(v.limit, 2)}</td>
-              <td className={v.passed ? "ok" : "bad"}>{v.passed ? "met" : "missed"}</td>
+      <TableScroll label="SLO gates">
+        <table className="table" data-testid="verdicts">
+          <thead>
+            <tr>
+              <th scope="col">Gate</th>
+              <th scope="col" className="num">Measured</th>
+              <th scope="col" className="num">Limit</th>
+              <th scope="col">Verdict</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {run.verdicts.map((v) => (
+              <tr key={v.gate}>
+                <th scope="row">{v.gate}</th>
+                <td className="num">{fixed(v.measured, 2)}</td>
+                <td className="num">{fixed(v.limit, 2)}</td>
+                <td className={v.passed ? "ok" : "bad"}>{v.passed ? "met" : "missed"}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </TableScroll>
       <div className="grid">
         <Chart
           title="Latency (rolling p95) and throughput over the run"

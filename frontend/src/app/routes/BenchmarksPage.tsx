@@ -2,6 +2,7 @@ import { Link } from "react-router";
 
 import { Chart } from "../../components/ui/Chart";
 import { LoadStatus } from "../../components/ui/Status";
+import { TableScroll } from "../../components/ui/TableScroll";
 import { count, epoch, fixed, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
 import type { RunSummary } from "../../features/benchmarks/types";
@@ -30,50 +31,52 @@ export default function BenchmarksPage() {
         />
       ) : null}
       {state.status === "ready" && runs.length === 0 ? (
-        <p className="muted">No runs yet: start one from a plan in the admin, or with `manage.py bench run`.</p>
+        <p className="muted">No runs yet: start one from a plan in the admin, or with <code>manage.py bench run</code>.</p>
       ) : null}
       {runs.length ? (
-        <table className="table" data-testid="runs-table">
-          <caption className="sr-only">Benchmark runs, newest first</caption>
-          <thead>
-            <tr>
-              <th scope="col">Run</th>
-              <th scope="col">Plan</th>
-              <th scope="col">Started</th>
-              <th scope="col" className="num">Requests</th>
-              <th scope="col" className="num">req/s</th>
-              <th scope="col" className="num">p95</th>
-              <th scope="col">SLO gates</th>
-              <th scope="col">Regression</th>
-            </tr>
-          </thead>
-          <tbody>
-            {runs.map((run) => (
-              <tr key={run.id}>
-                <th scope="row">
-                  <Link to={`/benchmarks/${run.id}`}>#{run.id}</Link>
-                </th>
-                <td>
-                  {run.plan} <span className="muted">({run.kind})</span>
-                </td>
-                <td>{when(run.created_at)}</td>
-                <td className="num">{run.summary.requests === undefined ? "—" : count(run.summary.requests)}</td>
-                <td className="num">{fixed(run.summary.rps)}</td>
-                <td className="num">{fixed(run.summary.p95_ms, 1, " ms")}</td>
-                <td>
-                  <Verdict run={run} />
-                </td>
-                <td>
-                  {run.regressions.map((r) => (
-                    <span key={r.id} className="bad">
-                      +{r.change_pct.toFixed(1)}%{r.acknowledged ? " (acknowledged)" : ""}
-                    </span>
-                  ))}
-                </td>
+        <TableScroll label="Benchmark runs">
+          <table className="table" data-testid="runs-table">
+            <caption className="sr-only">Benchmark runs, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Run</th>
+                <th scope="col">Plan</th>
+                <th scope="col">Started</th>
+                <th scope="col" className="num">Requests</th>
+                <th scope="col" className="num">req/s</th>
+                <th scope="col" className="num">p95</th>
+                <th scope="col">SLO gates</th>
+                <th scope="col">Regression</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {runs.map((run) => (
+                <tr key={run.id}>
+                  <th scope="row">
+                    <Link to={`/benchmarks/${run.id}`}>#{run.id}</Link>
+                  </th>
+                  <td>
+                    {run.plan} <span className="muted">({run.kind})</span>
+                  </td>
+                  <td>{when(run.created_at)}</td>
+                  <td className="num">{run.summary.requests === undefined ? "—" : count(run.summary.requests)}</td>
+                  <td className="num">{fixed(run.summary.rps)}</td>
+                  <td className="num">{fixed(run.summary.p95_ms, 1, " ms")}</td>
+                  <td>
+                    <Verdict run={run} />
+                  </td>
+                  <td>
+                    {run.regressions.map((r) => (
+                      <span key={r.id} className="bad">
+                        +{r.change_pct.toFixed(1)}%{r.acknowledged ? " (acknowledged)" : ""}
+                      </span>
+                    ))}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
       ) : null}
     </section>
   );

@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 
 import { Chart } from "../../components/ui/Chart";
 import { LoadStatus } from "../../components/ui/Status";
+import { TableScroll } from "../../components/ui/TableScroll";
 import { count, fixed, percent, seconds } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
 import { fetchSeries } from "../../features/service/series";
@@ -48,48 +49,50 @@ export default function CachePage() {
       ) : null}
       <LoadStatus state={state} what="cache namespaces" />
       {state.status === "ready" ? (
-        <table className="table" data-testid="cache-table">
-          <caption className="sr-only">Hit rate per namespace and tier, with each namespace's TTL</caption>
-          <thead>
-            <tr>
-              <th scope="col">Namespace</th>
-              <th scope="col" className="num">TTL</th>
-              <th scope="col" className="num">Stale window</th>
-              <th scope="col" className="num">Reads</th>
-              <th scope="col" className="num">Hit rate (1 h)</th>
-              <th scope="col" className="num">Hit rate (all)</th>
-              <th scope="col" className="num">L1</th>
-              <th scope="col" className="num">L2</th>
-              <th scope="col" className="num">L3</th>
-              <th scope="col" className="num">Mean load</th>
-            </tr>
-          </thead>
-          <tbody>
-            {state.data.results.map((ns) => (
-              <tr key={ns.namespace}>
-                <th scope="row">
-                  <a href={`/admin/caching/cachepolicy/${ns.id}/change/`}>{ns.namespace}</a>
-                  {ns.enabled ? null : <span className="muted"> (off)</span>}
-                  {ns.contains_phi ? <span className="tag">PHI</span> : null}
-                </th>
-                <td className="num">{seconds(ns.ttl_seconds)}</td>
-                <td className="num">{seconds(ns.stale_while_revalidate_seconds)}</td>
-                <td className="num">{count(ns.requests)}</td>
-                <td className="num">{percent(ns.hit_rate_1h)}</td>
-                <td className="num">
-                  <meter min={0} max={1} low={0.8} optimum={1} value={ns.hit_rate ?? 0} aria-label={`${ns.namespace} hit rate`} />{" "}
-                  {percent(ns.hit_rate)}
-                </td>
-                {["l1", "l2", "l3"].map((tier) => (
-                  <td key={tier} className="num">
-                    {ns.tiers_enabled.includes(tier) ? percent(ns.tiers[tier]?.hit_rate ?? null) : <span className="muted">off</span>}
-                  </td>
-                ))}
-                <td className="num">{fixed(ns.mean_load_ms, 2, " ms")}</td>
+        <TableScroll label="Cache namespaces">
+          <table className="table" data-testid="cache-table">
+            <caption className="sr-only">Hit rate per namespace and tier, with each namespace's TTL</caption>
+            <thead>
+              <tr>
+                <th scope="col">Namespace</th>
+                <th scope="col" className="num">TTL</th>
+                <th scope="col" className="num">Stale window</th>
+                <th scope="col" className="num">Reads</th>
+                <th scope="col" className="num">Hit rate (1 h)</th>
+                <th scope="col" className="num">Hit rate (all)</th>
+                <th scope="col" className="num">L1</th>
+                <th scope="col" className="num">L2</th>
+                <th scope="col" className="num">L3</th>
+                <th scope="col" className="num">Mean load</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {state.data.results.map((ns) => (
+                <tr key={ns.namespace}>
+                  <th scope="row">
+                    <a href={`/admin/caching/cachepolicy/${ns.id}/change/`}>{ns.namespace}</a>
+                    {ns.enabled ? null : <span className="muted"> (off)</span>}
+                    {ns.contains_phi ? <span className="tag">PHI</span> : null}
+                  </th>
+                  <td className="num">{seconds(ns.ttl_seconds)}</td>
+                  <td className="num">{seconds(ns.stale_while_revalidate_seconds)}</td>
+                  <td className="num">{count(ns.requests)}</td>
+                  <td className="num">{percent(ns.hit_rate_1h)}</td>
+                  <td className="num">
+                    <meter min={0} max={1} low={0.8} optimum={1} value={ns.hit_rate ?? 0} aria-label={`${ns.namespace} hit rate`} />{" "}
+                    {percent(ns.hit_rate)}
+                  </td>
+                  {["l1", "l2", "l3"].map((tier) => (
+                    <td key={tier} className="num">
+                      {ns.tiers_enabled.includes(tier) ? percent(ns.tiers[tier]?.hit_rate ?? null) : <span className="muted">off</span>}
+                    </td>
+                  ))}
+                  <td className="num">{fixed(ns.mean_load_ms, 2, " ms")}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
       ) : null}
     </section>
   );

@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 
 import { Chart } from "../../components/ui/Chart";
 import { LoadStatus } from "../../components/ui/Status";
+import { TableScroll } from "../../components/ui/TableScroll";
 import { fixed, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
 import { fetchSeries } from "../../features/service/series";
@@ -40,38 +41,40 @@ interface Deployment {
 function ModeTable({ deployment }: { deployment: Deployment }) {
   const generation = deployment.task === "generation";
   return (
-    <table className="table" data-testid={`modes-${deployment.name}`}>
-      <caption className="sr-only">Quantization modes of {deployment.name} as measured on this host</caption>
-      <thead>
-        <tr>
-          <th scope="col">Mode</th>
-          <th scope="col" className="num">{generation ? "tokens/s (1 stream)" : "seq/s"}</th>
-          <th scope="col" className="num">{generation ? "tokens/s (batched)" : "best batch"}</th>
-          <th scope="col" className="num">{generation ? "TTFT" : "p95 at batch 1"}</th>
-          <th scope="col" className="num">Peak memory</th>
-          <th scope="col" className="num">Weights</th>
-          <th scope="col" className="num">Fidelity loss</th>
-          <th scope="col">Verdict</th>
-        </tr>
-      </thead>
-      <tbody>
-        {deployment.profiles.map((p) => (
-          <tr key={p.mode}>
-            <th scope="row">
-              {p.mode}
-              {p.chosen ? <span className="tag">chosen</span> : null}
-            </th>
-            <td className="num">{fixed(generation ? p.tokens_per_s_batch1 : p.sequences_per_s)}</td>
-            <td className="num">{generation ? fixed(p.tokens_per_s) : (p.best_batch_size ?? "—")}</td>
-            <td className="num">{fixed(generation ? p.ttft_ms : p.p95_ms_batch1, 1, " ms")}</td>
-            <td className="num">{fixed(p.peak_memory_mb, 0, " MB")}</td>
-            <td className="num">{fixed(p.weights_mb, 0, " MB")}</td>
-            <td className="num">{p.fidelity_loss === null ? "—" : p.fidelity_loss.toFixed(4)}</td>
-            <td className={p.chosen ? "ok" : p.available ? "" : "muted"}>{p.verdict}</td>
+    <TableScroll label={`Quantization modes of ${deployment.name}`}>
+      <table className="table" data-testid={`modes-${deployment.name}`}>
+        <caption className="sr-only">Quantization modes of {deployment.name} as measured on this host</caption>
+        <thead>
+          <tr>
+            <th scope="col">Mode</th>
+            <th scope="col" className="num">{generation ? "tokens/s (1 stream)" : "seq/s"}</th>
+            <th scope="col" className="num">{generation ? "tokens/s (batched)" : "best batch"}</th>
+            <th scope="col" className="num">{generation ? "TTFT" : "p95 at batch 1"}</th>
+            <th scope="col" className="num">Peak memory</th>
+            <th scope="col" className="num">Weights</th>
+            <th scope="col" className="num">Fidelity loss</th>
+            <th scope="col">Verdict</th>
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {deployment.profiles.map((p) => (
+            <tr key={p.mode}>
+              <th scope="row">
+                {p.mode}
+                {p.chosen ? <span className="tag">chosen</span> : null}
+              </th>
+              <td className="num">{fixed(generation ? p.tokens_per_s_batch1 : p.sequences_per_s)}</td>
+              <td className="num">{generation ? fixed(p.tokens_per_s) : (p.best_batch_size ?? "—")}</td>
+              <td className="num">{fixed(generation ? p.ttft_ms : p.p95_ms_batch1, 1, " ms")}</td>
+              <td className="num">{fixed(p.peak_memory_mb, 0, " MB")}</td>
+              <td className="num">{fixed(p.weights_mb, 0, " MB")}</td>
+              <td className="num">{p.fidelity_loss === null ? "—" : p.fidelity_loss.toFixed(4)}</td>
+              <td className={p.chosen ? "ok" : p.available ? "" : "muted"}>{p.verdict}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </TableScroll>
   );
 }
 
@@ -86,7 +89,7 @@ export default function InferencePage() {
     <section aria-labelledby="inference-title">
       <h1 id="inference-title">Inference</h1>
       <p className="muted">
-        Each deployment serves in the mode measured fastest on this host inside its fidelity budget (`manage.py optimize model`).
+        Each deployment serves in the mode measured fastest on this host inside its fidelity budget (<code>manage.py optimize model</code>).
       </p>
       {tokens ? <Chart title="Generated tokens per second, served traffic, last 24 h" x={tokens.x} series={[{ label: "tokens/s", values: tokens.values[0] }]} /> : null}
       <LoadStatus state={state} what="model deployments" />

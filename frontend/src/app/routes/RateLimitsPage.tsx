@@ -2,6 +2,7 @@ import { useState } from "react";
 
 import { Chart } from "../../components/ui/Chart";
 import { LoadStatus } from "../../components/ui/Status";
+import { TableScroll } from "../../components/ui/TableScroll";
 import { count, epoch, percent, seconds, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
 
@@ -39,44 +40,46 @@ export default function RateLimitsPage() {
       <p className="muted">Per client token, over the last hour. "Busiest client" is the most one client sent in a minute, against its limit.</p>
       <LoadStatus state={state} what="rate limits" />
       {policies.length ? (
-        <table className="table" data-testid="limits-table">
-          <caption className="sr-only">Rate-limit policies with the last hour's usage and refusals</caption>
-          <thead>
-            <tr>
-              <th scope="col">Scope</th>
-              <th scope="col" className="num">Limit in force</th>
-              <th scope="col" className="num">Requests (1 h)</th>
-              <th scope="col" className="num">429s (1 h)</th>
-              <th scope="col">Busiest client</th>
-              <th scope="col">Adaptive</th>
-              <th scope="col">If Redis is down</th>
-            </tr>
-          </thead>
-          <tbody>
-            {policies.map((p) => (
-              <tr key={p.scope} aria-selected={shown?.scope === p.scope}>
-                <th scope="row">
-                  <button type="button" className="link-button" onClick={() => setChosen(p.scope)}>
-                    {p.scope}
-                  </button>
-                  {p.enabled ? null : <span className="muted"> (off)</span>}
-                </th>
-                <td className="num">
-                  {p.effective_requests}/{seconds(p.period_seconds)}
-                  {p.effective_requests !== p.requests ? <span className="muted"> (of {p.requests})</span> : null}
-                </td>
-                <td className="num">{count(p.usage.requests)}</td>
-                <td className="num">{count(p.usage.refused)}</td>
-                <td>
-                  <meter min={0} max={1} high={0.8} optimum={0} value={Math.min(p.usage.busiest_client_share, 1)} aria-label={`${p.scope} busiest client usage`} />{" "}
-                  {percent(p.usage.busiest_client_share, 0)}
-                </td>
-                <td>{p.adaptive ? `on, ×${p.current_factor.toFixed(2)}` : "off"}</td>
-                <td>{p.fail_open ? "allow" : "refuse"}</td>
+        <TableScroll label="Rate-limit policies">
+          <table className="table" data-testid="limits-table">
+            <caption className="sr-only">Rate-limit policies with the last hour's usage and refusals</caption>
+            <thead>
+              <tr>
+                <th scope="col">Scope</th>
+                <th scope="col" className="num">Limit in force</th>
+                <th scope="col" className="num">Requests (1 h)</th>
+                <th scope="col" className="num">429s (1 h)</th>
+                <th scope="col">Busiest client</th>
+                <th scope="col">Adaptive</th>
+                <th scope="col">If Redis is down</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {policies.map((p) => (
+                <tr key={p.scope} aria-selected={shown?.scope === p.scope}>
+                  <th scope="row">
+                    <button type="button" className="link-button" onClick={() => setChosen(p.scope)}>
+                      {p.scope}
+                    </button>
+                    {p.enabled ? null : <span className="muted"> (off)</span>}
+                  </th>
+                  <td className="num">
+                    {p.effective_requests}/{seconds(p.period_seconds)}
+                    {p.effective_requests !== p.requests ? <span className="muted"> (of {p.requests})</span> : null}
+                  </td>
+                  <td className="num">{count(p.usage.requests)}</td>
+                  <td className="num">{count(p.usage.refused)}</td>
+                  <td>
+                    <meter min={0} max={1} high={0.8} optimum={0} value={Math.min(p.usage.busiest_client_share, 1)} aria-label={`${p.scope} busiest client usage`} />{" "}
+                    {percent(p.usage.busiest_client_share, 0)}
+                  </td>
+                  <td>{p.adaptive ? `on, ×${p.current_factor.toFixed(2)}` : "off"}</td>
+                  <td>{p.fail_open ? "allow" : "refuse"}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </TableScroll>
       ) : null}
       {shown ? (
         <>

@@ -12,9 +12,13 @@ vi.mock("../../components/ui/Chart", () => ({
 }));
 
 import AuditPage from "./AuditPage";
+import BenchmarksPage from "./BenchmarksPage";
 import CachePage from "./CachePage";
+import InferencePage from "./InferencePage";
 import ScalingPage from "./ScalingPage";
 import RateLimitsPage from "./RateLimitsPage";
+
+const refuse = (status: number, detail: string) => () => new Response(JSON.stringify({ detail }), { status });
 
 function serve(routes: Record<string, unknown>) {
   vi.stubGlobal(
@@ -24,6 +28,7 @@ function serve(routes: Record<string, unknown>) {
       if (!path) return new Response(JSON.stringify({ detail: "Not found." }), { status: 404 });
       const body = routes[path];
       if (body instanceof Response) return body;
+      if (typeof body === "function") return (body as () => Response)();
       return new Response(JSON.stringify(body), { status: 200, headers: { "Content-Type": "application/json" } });
     }),
   );
@@ -142,5 +147,20 @@ describe("ScalingPage", () => {
     expect(text).toContain("history: synthetic hospital traffic (demo)");
     expect(text).toContain("chosen on backtest MASE (m=168) 0.64");
     expect(text).not.toMatch(/not_configured|m=24/);
+  });
+});
+
+describe("Command names", () => {
+  it("are code, not backticks", async () => {
+    serve({ "/api/v1/benchmarks/runs/": { results: [] }, "/api/v1/inference/deployments/": { results: [] }, "/api/v1/metrics/series/": refuse(403, "No.") });
+    const { container } = render(
+      <MemoryRouter>
+        <BenchmarksPage />
+        <InferencePage />
+      </MemoryRouter>,
+    );
+    await screen.findByText(/No runs yet/);
+    expect([...container.querySelectorAll("code")].map((code) => code.textContent)).toEqual(["manage.py bench run", "manage.py optimize model"]);
+    expect(container.textContent).not.toContain("`");
   });
 });

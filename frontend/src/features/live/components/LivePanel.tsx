@@ -1,3 +1,4 @@
+import { TableScroll } from "../../../components/ui/TableScroll";
 import type { LiveRow, LiveSnapshot } from "../snapshot";
 
 const fixed = (value: number | null | undefined, digits = 1, unit = "") =>
@@ -58,23 +59,25 @@ export function LivePanel({ snapshot }: { snapshot: LiveSnapshot | null }) {
         </section>
       )}
       <h2>Last minute</h2>
-      <table className="table">
-        <caption className="sr-only">Requests per second, p95 latency and error rate over the last minute</caption>
-        <thead>
-          <tr>
-            <th scope="col">Service</th>
-            <th scope="col" className="num">req/s</th>
-            <th scope="col" className="num">p95</th>
-            <th scope="col" className="num">errors</th>
-          </tr>
-        </thead>
-        <tbody>
-          {snapshot.services.map((row) => (
-            <Row key={row.service} row={row} />
-          ))}
-          <Row row={snapshot.overall} />
-        </tbody>
-      </table>
+      <TableScroll label="Last minute per service">
+        <table className="table">
+          <caption className="sr-only">Requests per second, p95 latency and error rate over the last minute</caption>
+          <thead>
+            <tr>
+              <th scope="col">Service</th>
+              <th scope="col" className="num">req/s</th>
+              <th scope="col" className="num">p95</th>
+              <th scope="col" className="num">errors</th>
+            </tr>
+          </thead>
+          <tbody>
+            {snapshot.services.map((row) => (
+              <Row key={row.service} row={row} />
+            ))}
+            <Row row={snapshot.overall} />
+          </tbody>
+        </table>
+      </TableScroll>
       <p className="muted" data-testid="host">
         Cache hit rate {fixed(hitRate, 1, "%")} · CPU {fixed(snapshot.host.cpu_pct, 0, "%")} · memory{" "}
         {fixed(snapshot.host.memory_pct, 0, "%")} · pool {fixed(snapshot.host.pool_pct, 0, "%")}

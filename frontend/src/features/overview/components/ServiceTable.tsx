@@ -1,5 +1,6 @@
 import { Link } from "react-router";
 
+import { TableScroll } from "../../../components/ui/TableScroll";
 import { fixed } from "../../../lib/format";
 import type { Service, SloStatus } from "../api/services";
 
@@ -20,43 +21,45 @@ export function ServiceTable({ services, adminUrl, slo = {} }: { services: Servi
     return <p className="muted">No services registered yet. Add one in the admin.</p>;
   }
   return (
-    <table className="table">
-      <caption className="sr-only">Registered services, their SLO targets and their SLO status over the last hour</caption>
-      <thead>
-        <tr>
-          <th scope="col">Service</th>
-          <th scope="col">Kind</th>
-          <th scope="col">Owner</th>
-          <th scope="col" className="num">p95 target</th>
-          <th scope="col" className="num">p99 target</th>
-          <th scope="col" className="num">Max errors</th>
-          <th scope="col">SLO, last hour</th>
-          <th scope="col">Settings</th>
-        </tr>
-      </thead>
-      <tbody>
-        {services.map((service) => (
-          <tr key={service.slug}>
-            <th scope="row">
-              <Link to={`/services/${service.slug}`}>{service.name}</Link>
-              {service.is_active ? null : <span className="muted"> (inactive)</span>}
-            </th>
-            <td>{service.kind}</td>
-            <td>{service.owner_team || "—"}</td>
-            <td className="num">{service.slo_p95_ms} ms</td>
-            <td className="num">{service.slo_p99_ms} ms</td>
-            <td className="num">{service.slo_error_rate_pct}%</td>
-            <td>
-              <SloCell slo={slo[service.slug]} />
-            </td>
-            <td>
-              <a href={`${adminUrl}services/service/${service.id}/change/`} aria-label={`${service.name} in the admin`}>
-                admin
-              </a>
-            </td>
+    <TableScroll label="Services">
+      <table className="table">
+        <caption className="sr-only">Registered services, their SLO targets and their SLO status over the last hour</caption>
+        <thead>
+          <tr>
+            <th scope="col">Service</th>
+            <th scope="col">Kind</th>
+            <th scope="col">Owner</th>
+            <th scope="col" className="num">p95 target</th>
+            <th scope="col" className="num">p99 target</th>
+            <th scope="col" className="num">Max errors</th>
+            <th scope="col">SLO, last hour</th>
+            <th scope="col">Settings</th>
           </tr>
-        ))}
-      </tbody>
-    </table>
+        </thead>
+        <tbody>
+          {services.map((service) => (
+            <tr key={service.slug}>
+              <th scope="row">
+                <Link to={`/services/${service.slug}`}>{service.name}</Link>
+                {service.is_active ? null : <span className="muted"> (inactive)</span>}
+              </th>
+              <td>{service.kind}</td>
+              <td>{service.owner_team || "—"}</td>
+              <td className="num">{service.slo_p95_ms} ms</td>
+              <td className="num">{service.slo_p99_ms} ms</td>
+              <td className="num">{service.slo_error_rate_pct}%</td>
+              <td>
+                <SloCell slo={slo[service.slug]} />
+              </td>
+              <td>
+                <a href={`${adminUrl}services/service/${service.id}/change/`} aria-label={`${service.name} in the admin`}>
+                  admin
+                </a>
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </TableScroll>
   );
 }
