@@ -4,7 +4,7 @@ import { LivePanel } from "../../features/live/components/LivePanel";
 import { isLiveSnapshot } from "../../features/live/snapshot";
 import { ServiceTable } from "../../features/overview/components/ServiceTable";
 import { SERVICES_URL, type Service, type SloStatus } from "../../features/overview/api/services";
-import { LoadStatus } from "../../components/ui/Status";
+import { LoadStatus, signInUrl } from "../../components/ui/Status";
 import { useJson } from "../../lib/useJson";
 import { ConfigContext } from "../config";
 import { useConnectionState, useLatestMessage } from "../../lib/useLiveFeed";
@@ -31,7 +31,15 @@ export default function OverviewPage() {
           </>
         ) : null}
       </p>
-      <LivePanel snapshot={snapshot} />
+      {connection === "forbidden" ? (
+        // The feed closed with "not allowed" and will not retry: waiting for a snapshot would be forever.
+        <p role="alert" className="error" data-testid="live-forbidden">
+          The live feed is not allowed for this account (it needs the permission to view metrics, or the session has
+          ended). <a href={signInUrl()}>Sign in again</a> or ask an administrator.
+        </p>
+      ) : (
+        <LivePanel snapshot={snapshot} />
+      )}
       <h2>Services</h2>
       <LoadStatus state={services} what="services" />
       {services.status === "ready" ? <ServiceTable services={services.data.results} adminUrl={config.adminUrl} slo={sloBySlug} /> : null}

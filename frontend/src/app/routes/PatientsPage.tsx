@@ -1,5 +1,6 @@
 import { useCallback, useDeferredValue, useState } from "react";
 
+import { LoadError } from "../../components/ui/Status";
 import { VirtualList } from "../../components/ui/VirtualList";
 import { count as formatCount } from "../../lib/format";
 import type { Patient } from "../../features/patients/api/patients";
@@ -38,10 +39,10 @@ export default function PatientsPage() {
         Search by name{" "}
         <input type="search" value={search} onChange={(event) => setSearch(event.target.value)} placeholder="at least 2 letters" />
       </label>
-      {window.error ? <p role="alert" className="error">Could not load patients: {window.error}</p> : null}
+      {window.error ? <LoadError what="patients" message={window.error.message} code={window.error.code} /> : null}
       {window.limitedFor ? <p role="status">Rate limited: resuming in {window.limitedFor} s.</p> : null}
       <p className="muted" data-testid="patient-count">
-        {window.count === null ? "Counting…" : `${formatCount(window.count)} patients`}
+        {window.count !== null ? `${formatCount(window.count)} patients` : window.error ? "Not counted." : "Counting…"}
       </p>
       <div className="split">
         <VirtualList

@@ -2,7 +2,11 @@ import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router";
 
 import { Chart } from "../../components/ui/Chart";
+import { LoadError } from "../../components/ui/Status";
+import type { Service } from "../../features/overview/api/services";
 import { fetchSeries, RANGES, type RangeName } from "../../features/service/series";
+import type { ApiError } from "../../lib/api";
+import { useJson } from "../../lib/useJson";
 
 interface Panel {
   title: string;
@@ -21,18 +25,37 @@ const PANELS: Panel[] = [
 
 type Loaded = { x: number[]; values: (number | null)[][] };
 
+/** One panel's series: the last that loaded (kept through a failed refresh) and the last failure. */
+interface PanelState {
+  data: Loaded | null;
+  error: { message: string; code: number | null } | null;
+}
+
+const EMPTY: PanelState = { data: null, error: null };
+
 export default function ServicePage() {
   const { slug = "" } = useParams();
   const [range, setRange] = useState<RangeName>("1h");
-  const [data, setData] = useState<(Loaded | null)[]>(PANELS.map(() => null));
-  const [error, setError] = useState<string | null>(null);
+  const [panels, setPanels] = useState<PanelState[]>(PANELS.map(() => EMPTY));
+  const service = useJson<Service>(`/api/v1/services/${encodeURIComponent(slug)}/`);
 
   useEffect(() => {
     let live = true;
+    setPanels(PANELS.map(() => EMPTY)); // another service or range: nothing of the older one is shown
+    // Each panel on its own: one refused or failing series (the host's, another permission) leaves the others.
     const load = () =>
-      Promise.all(PANELS.map((panel) => fetchSeries(panel.metrics, range, { service: panel.host ? undefined : slug })))
-        .then((loaded) => live && (setData(loaded), setError(null)))
-        .catch((failure: Error) => live && setError(failure.message));
+      Promise.allSettled(PANELS.map((panel) => fetchSeries(panel.metrics, range, { service: panel.host ? undefined : slug }))).then(
+        (outcomes) => {
+          if (!live) return;
+          setPanels((previous) =>
+            outcomes.map((outcome, i) =>
+              outcome.status === "fulfilled"
+                ? { data: outcome.value, error: null }
+                : { data: previous[i].data, error: { message: (outcome.reason as Error).message, code: (outcome.reason as ApiError).status ?? null } },
+            ),
+          );
+        },
+      );
     void load();
     const timer = window.setInterval(load, range === "1h" ? 15000 : 60000);
     return () => {
@@ -46,7 +69,8 @@ export default function ServicePage() {
       <p>
         <Link to="/">← Overview</Link>
       </p>
-      <h1 id="service-title">Service {slug}</h1>
+      <h1 id="service-title">{service.status === "ready" ? service.data.name : slug}</h1>
+      {service.status === "error" ? <LoadError what={`the service ${slug}`} message={service.message} code={service.code} /> : null}
       <div role="group" aria-label="Time range" className="segmented">
         {(Object.keys(RANGES) as RangeName[]).map((name) => (
           <button key={name} type="button" aria-pressed={range === name} onClick={() => setRange(name)}>
@@ -54,20 +78,19 @@ export default function ServicePage() {
           </button>
         ))}
       </div>
-      {error ? <p role="alert" className="error">Could not load the series: {error}</p> : null}
       <div className="grid">
         {PANELS.map((panel, i) => {
-          const loaded = data[i];
-          return loaded ? (
-            <Chart
-              key={panel.title}
-              title={panel.title}
-              x={loaded.x}
-              unit={panel.unit}
-              series={panel.labels.map((label, j) => ({ label, values: loaded.values[j] }))}
-            />
-          ) : (
-            <p key={panel.title} className="muted">Loading {panel.title.toLowerCase()}…</p>
+          const { data, error } = panels[i];
+          const what = panel.title.toLowerCase();
+          return (
+            <div key={panel.title} className="grid-cell" data-testid={`panel-${i}`}>
+              {data ? (
+                <Chart title={panel.title} x={data.x} unit={panel.unit} series={panel.labels.map((label, j) => ({ label, values: data.values[j] }))} />
+              ) : error ? null : (
+                <p className="muted">Loading {what}…</p>
+              )}
+              {error ? <LoadError what={data ? `the latest ${what}` : what} message={error.message} code={error.code} /> : null}
+            </div>
           );
         })}
       </div>

@@ -1,5 +1,5 @@
 import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
-import { MemoryRouter } from "react-router";
+import { MemoryRouter, Route, Routes } from "react-router";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
 // uPlot draws on a canvas jsdom does not have; the chart's props are what these tests check.
@@ -11,11 +11,16 @@ vi.mock("../../components/ui/Chart", () => ({
   ),
 }));
 
+import type { LiveFeed } from "../../lib/liveFeed";
+import { LiveFeedContext } from "../../lib/useLiveFeed";
 import AuditPage from "./AuditPage";
 import BenchmarksPage from "./BenchmarksPage";
 import CachePage from "./CachePage";
 import InferencePage from "./InferencePage";
+import OverviewPage from "./OverviewPage";
+import PatientsPage from "./PatientsPage";
 import ScalingPage from "./ScalingPage";
+import ServicePage from "./ServicePage";
 import RateLimitsPage from "./RateLimitsPage";
 
 const refuse = (status: number, detail: string) => () => new Response(JSON.stringify({ detail }), { status });
@@ -120,6 +125,80 @@ describe("AuditPage", () => {
     render(<AuditPage />);
     await waitFor(() => expect(screen.getByRole("alert").textContent).toMatch(/perform this action\. Your account lacks the permission/));
     expect(screen.getByTestId("audit-count").textContent).toBe("No events loaded.");
+  });
+});
+
+describe("ServicePage", () => {
+  const point = (value: number) => ({ metric: "m", step: 60, points: [["2026-11-27T12:00:00Z", value]] });
+  const renderAt = (path: string) =>
+    render(
+      <MemoryRouter initialEntries={[path]}>
+        <Routes>
+          <Route path="/services/:slug" element={<ServicePage />} />
+        </Routes>
+      </MemoryRouter>,
+    );
+
+  it("is titled by the service's name, and a refused series fails its own panel only", async () => {
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (url: string) => {
+        if (url.startsWith("/api/v1/services/clinical-api/")) return new Response(JSON.stringify({ slug: "clinical-api", name: "Clinical data API" }));
+        if (url.includes("metric=cpu_pct") || url.includes("metric=memory_pct")) return refuse(403, "You do not have permission to perform this action.")();
+        return new Response(JSON.stringify(point(12)));
+      }),
+    );
+    renderAt("/services/clinical-api");
+    expect(await screen.findByRole("heading", { level: 1, name: "Clinical data API" })).toBeTruthy();
+    await waitFor(() => expect(screen.getAllByTestId("chart")).toHaveLength(3));
+    expect(screen.getByTestId("panel-3").textContent).toBe(
+      "Could not load host cpu and memory: You do not have permission to perform this action. Your account lacks the permission for it; ask an administrator.",
+    );
+    expect(screen.queryByText(/Loading/)).toBeNull();
+  });
+
+  it("says so for an unknown service instead of loading forever", async () => {
+    serve({
+      "/api/v1/services/nope/": refuse(404, "Not found."),
+      "/api/v1/metrics/series/?metric=cpu_pct": point(50),
+      "/api/v1/metrics/series/?metric=memory_pct": point(40),
+      "/api/v1/metrics/series/": refuse(400, "Invalid input."),
+    });
+    renderAt("/services/nope");
+    await waitFor(() => expect(screen.getAllByRole("alert")).toHaveLength(4)); // the service and three panels
+    expect(screen.getByRole("heading", { level: 1 }).textContent).toBe("nope");
+    expect(screen.getAllByRole("alert")[0].textContent).toBe("Could not load the service nope: Not found.");
+    expect(screen.getByTestId("panel-0").textContent).toBe("Could not load latency percentiles: Invalid input.");
+    expect(screen.getAllByTestId("chart")).toHaveLength(1); // the host panel still draws
+    expect(screen.queryByText(/Loading/)).toBeNull();
+  });
+});
+
+describe("OverviewPage", () => {
+  it("says the live feed is not allowed instead of waiting for a snapshot forever", async () => {
+    serve({ "/api/v1/services/": { results: [] }, "/api/v1/metrics/slo/": { results: [] } });
+    const feed = { state: "forbidden", onState: (listener: (state: string) => void) => (listener("forbidden"), () => {}), onMessage: () => () => {} };
+    window.history.pushState({}, "", "/dashboard/");
+    render(
+      <LiveFeedContext.Provider value={feed as unknown as LiveFeed}>
+        <MemoryRouter>
+          <OverviewPage />
+        </MemoryRouter>
+      </LiveFeedContext.Provider>,
+    );
+    expect(screen.getByTestId("live-forbidden").textContent).toMatch(/live feed is not allowed for this account/);
+    expect(screen.getByRole("link", { name: "Sign in again" }).getAttribute("href")).toBe("/admin/login/?next=%2Fdashboard%2F");
+    expect(screen.queryByText(/Waiting for the first live snapshot/)).toBeNull();
+    await screen.findByText(/No services registered yet/);
+  });
+});
+
+describe("PatientsPage", () => {
+  it("shows a refused search's error instead of counting forever", async () => {
+    serve({ "/api/v1/patients/window/": refuse(403, "You do not have permission to perform this action.") });
+    render(<PatientsPage />);
+    await waitFor(() => expect(screen.getByRole("alert").textContent).toMatch(/^Could not load patients: You do not have permission to perform this action\. Your account lacks/));
+    expect(screen.getByTestId("patient-count").textContent).toBe("Not counted.");
   });
 });
 

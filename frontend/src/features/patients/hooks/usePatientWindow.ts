@@ -8,7 +8,7 @@ export const BLOCK = 100;
 export interface PatientWindowState {
   count: number | null;
   rows: Map<number, Patient>;
-  error: string | null;
+  error: { message: string; code: number | null } | null;
   /** Seconds to wait because the rate limit refused us, or null. */
   limitedFor: number | null;
   onRange: (first: number, last: number) => void;
@@ -24,7 +24,7 @@ export function usePatientWindow(
 ): PatientWindowState {
   const [count, setCount] = useState<number | null>(null);
   const [rows, setRows] = useState<Map<number, Patient>>(new Map());
-  const [error, setError] = useState<string | null>(null);
+  const [error, setError] = useState<PatientWindowState["error"]>(null);
   const [limitedFor, setLimitedFor] = useState<number | null>(null);
   const requested = useRef(new Set<number>());
   const timer = useRef<number | undefined>(undefined);
@@ -46,7 +46,7 @@ export function usePatientWindow(
             return next;
           });
         })
-        .catch((failure: Error) => {
+        .catch((failure: Error & { status?: number }) => {
           if (mine !== generation.current) return;
           requested.current.delete(block);
           if (failure instanceof ApiError && failure.status === 429) {
@@ -54,7 +54,7 @@ export function usePatientWindow(
             setLimitedFor(wait);
             window.setTimeout(() => fetchBlock(block), wait * 1000);
           } else {
-            setError(failure.message);
+            setError({ message: failure.message, code: failure.status ?? null });
           }
         });
     },
