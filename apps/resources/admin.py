@@ -5,10 +5,10 @@ from apps.resources.models import ResourceRecommendation, ResourceSample
 
 @admin.register(ResourceRecommendation)
 class ResourceRecommendationAdmin(admin.ModelAdmin):
-    list_display = ["kind", "status", "value", "threshold", "occurrences", "last_seen", "message"]
-    list_filter = ["status", "kind"]
-    readonly_fields = ["kind", "metric", "value", "threshold", "message", "occurrences", "first_seen", "last_seen",
-                       "resolved_at"]  # fmt: skip
+    list_display = ["kind", "host", "status", "value", "threshold", "occurrences", "last_seen", "message"]
+    list_filter = ["status", "kind", "host"]
+    readonly_fields = ["kind", "host", "metric", "value", "threshold", "message", "occurrences", "calm_samples",
+                       "first_seen", "last_seen", "resolved_at"]  # fmt: skip
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -25,19 +25,22 @@ class ResourceSample(models.Model):
 
 
 class ResourceRecommendation(models.Model):
-    """One open problem per kind: re-sightings bump `last_seen`; a calm sample resolves it."""
+    """One open problem per kind and host: re-sightings bump `last_seen`; it resolves only after a few
+    samples in a row well under the threshold (services.RECOVER_FACTOR, RECOVER_SAMPLES)."""
 
     class Status(models.TextChoices):
         OPEN = "open"
         RESOLVED = "resolved"
 
     kind = models.CharField(max_length=40)
+    host = models.CharField(max_length=120, blank=True, help_text="The host whose samples crossed the threshold.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     metric = models.CharField(max_length=40)
     value = models.FloatField()
     threshold = models.FloatField()
     message = models.TextField()
     occurrences = models.PositiveIntegerField(default=1)
+    calm_samples = models.PositiveIntegerField(default=0, help_text="Samples in a row under the recovery level.")
     first_seen = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(auto_now=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
@@ -46,9 +49,9 @@ class ResourceRecommendation(models.Model):
         ordering = ["status", "-last_seen"]
         constraints = [
             models.UniqueConstraint(
-                fields=["kind"], condition=models.Q(status="open"), name="one_open_recommendation_per_kind"
+                fields=["kind", "host"], condition=models.Q(status="open"), name="one_open_recommendation_per_host"
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} ({self.status})"
+        return f"{self.kind} on {self.host} ({self.status})"

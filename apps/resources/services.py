@@ -49,6 +49,15 @@ RULES = [
 ]  # fmt: skip
 
 
+# An open recommendation resolves only under threshold x RECOVER_FACTOR (a CPU hovering at 69-71% against 70%
+# stays one open row, not one per crossing), and only after RECOVER_SAMPLES such samples in a row (2 minutes
+# at the monitor's 30 s), so one quiet sample in a busy spell does not close it.
+RECOVER_FACTOR = 0.9
+RECOVER_SAMPLES = 4
+# Resolved recommendations stay this long as history (admin), like the samples they came from.
+RESOLVED_KEEP_DAYS = 30
+
+
 def _redis_pct(sample: ResourceSample) -> float | None:
     if sample.redis_memory_bytes is None or not sample.redis_maxmemory_bytes:
         return None
@@ -98,28 +107,57 @@ def resources_sample(*, cpu_interval: float = 1.0) -> ResourceSample:
 
 @transaction.atomic
 def recommendations_update(*, sample: ResourceSample) -> list[ResourceRecommendation]:
-    """Open (or re-see) a recommendation per threshold crossed; resolve those no longer crossed."""
+    """Keep the sample's host's recommendations current, and return those open after it.
+
+    Over a threshold opens one (or re-sees it); an open one resolves only after RECOVER_SAMPLES samples in a
+    row under threshold x RECOVER_FACTOR. A figure the sample lacks (Redis unreachable, no pool) is unknown:
+    it neither opens, resolves, nor counts towards recovery. Each host has its own, because one busy host
+    next to an idle one is a problem, not a flapping one."""
     thresholds = settings.RESOURCE_THRESHOLDS
     current = []
     for rule in RULES:
         value = _redis_pct(sample) if rule.metric == "redis_memory_pct" else getattr(sample, rule.metric)
+        if value is None:
+            continue
         threshold = thresholds[rule.threshold_setting]
-        open_one = ResourceRecommendation.objects.select_for_update().filter(kind=rule.kind, status="open").first()
-        if value is not None and value > threshold:
+        open_one = (
+            ResourceRecommendation.objects.select_for_update()
+            .filter(kind=rule.kind, host=sample.host, status=ResourceRecommendation.Status.OPEN)
+            .first()
+        )
+        if value > threshold:
             message = rule.advice(sample, threshold)
             if open_one:
-                open_one.value, open_one.message, open_one.occurrences = value, message, open_one.occurrences + 1
-                open_one.save(update_fields=["value", "message", "occurrences", "last_seen"])
+                open_one.value, open_one.threshold, open_one.message = value, threshold, message
+                open_one.occurrences, open_one.calm_samples = open_one.occurrences + 1, 0
+                open_one.save(update_fields=["value", "threshold", "message", "occurrences", "calm_samples",
+                                             "last_seen"])  # fmt: skip
             else:
                 open_one = ResourceRecommendation.objects.create(
-                    kind=rule.kind, metric=rule.metric, value=value, threshold=threshold, message=message
-                )
+                    kind=rule.kind, host=sample.host, metric=rule.metric, value=value, threshold=threshold,
+                    message=message,
+                )  # fmt: skip
+        elif open_one is None:
+            continue
+        elif value < threshold * RECOVER_FACTOR:
+            open_one.calm_samples += 1
+            if open_one.calm_samples >= RECOVER_SAMPLES:
+                open_one.status, open_one.resolved_at = ResourceRecommendation.Status.RESOLVED, timezone.now()
+            open_one.save(update_fields=["calm_samples", "status", "resolved_at"])
+        elif open_one.calm_samples:  # back inside the band: the calm run starts over
+            open_one.calm_samples = 0
+            open_one.save(update_fields=["calm_samples"])
+        if open_one.status == ResourceRecommendation.Status.OPEN:
             current.append(open_one)
-        elif open_one:
-            open_one.status, open_one.resolved_at = "resolved", timezone.now()
-            open_one.save(update_fields=["status", "resolved_at", "last_seen"])
     return current
 
 
 def resource_samples_prune(*, keep_days: int = 30) -> int:
     return ResourceSample.objects.filter(at__lt=timezone.now() - timezone.timedelta(days=keep_days)).delete()[0]
+
+
+def resource_recommendations_prune(*, keep_days: int = RESOLVED_KEEP_DAYS) -> int:
+    """Delete the recommendations resolved more than `keep_days` ago; open ones stay however old."""
+    cutoff = timezone.now() - timezone.timedelta(days=keep_days)
+    resolved = ResourceRecommendation.objects.filter(status=ResourceRecommendation.Status.RESOLVED)
+    return resolved.filter(resolved_at__lt=cutoff).delete()[0]

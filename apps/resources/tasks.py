@@ -16,4 +16,5 @@ def monitor() -> int:
         at=sample.at,
     )
     services.resource_samples_prune()
+    services.resource_recommendations_prune()
     return len(services.recommendations_update(sample=sample))

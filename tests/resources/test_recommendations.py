@@ -1,0 +1,86 @@
+"""Recommendations are per host, resolve with hysteresis after a calm run, ignore missing figures and are
+pruned once long resolved (real PostgreSQL)."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from apps.resources import services, tasks
+from apps.resources.models import ResourceRecommendation, ResourceSample
+
+pytestmark = pytest.mark.django_db
+
+THRESHOLDS = {"cpu": 70.0, "memory": 80.0, "disk": 90.0, "pool": 90.0, "redis_memory": 90.0}
+
+
+@pytest.fixture(autouse=True)
+def _thresholds():
+    with override_settings(RESOURCE_THRESHOLDS=THRESHOLDS):
+        yield
+
+
+def _sample(host: str = "worker-a", cpu: float = 10.0, **figures) -> ResourceSample:
+    values = {"memory_pct": 40, "disk_pct": 40, "db_connections_pct": 10, "pool_pct": 10, **figures}
+    sample = ResourceSample.objects.create(host=host, cpu_pct=cpu, **values)
+    services.recommendations_update(sample=sample)
+    return sample
+
+
+def _cpu(**filters):
+    return ResourceRecommendation.objects.filter(kind="cpu", **filters)
+
+
+def test_a_cpu_hovering_around_its_threshold_is_one_open_recommendation():
+    for i in range(20):  # 10 minutes at 30 s: 71, 69, 71, 69...
+        _sample(cpu=71 if i % 2 == 0 else 69)
+    [cpu] = _cpu()
+    assert cpu.status == "open" and cpu.occurrences == 10
+
+
+def test_it_resolves_only_after_a_calm_run_under_the_recovery_level():
+    _sample(cpu=80)
+    below = 70 * services.RECOVER_FACTOR - 1
+    for _ in range(services.RECOVER_SAMPLES - 1):
+        _sample(cpu=below)
+    _sample(cpu=65)  # under the threshold, over the recovery level: the calm run starts over
+    assert _cpu().get().calm_samples == 0
+    for _ in range(services.RECOVER_SAMPLES - 1):
+        _sample(cpu=below)
+    assert _cpu().get().status == "open"
+    _sample(cpu=below)
+    [cpu] = _cpu()
+    assert cpu.status == "resolved" and cpu.resolved_at is not None and cpu.occurrences == 1
+
+
+def test_each_host_has_its_own_recommendation():
+    for i in range(20):  # the monitor lands on either worker: one host saturated, the other idle
+        _sample(host="worker-a" if i % 2 == 0 else "worker-b", cpu=95 if i % 2 == 0 else 5)
+    [cpu] = _cpu()
+    assert (cpu.host, cpu.status, cpu.occurrences) == ("worker-a", "open", 10)
+    _sample(host="worker-b", cpu=96)
+    assert sorted(_cpu(status="open").values_list("host", flat=True)) == ["worker-a", "worker-b"]
+
+
+def test_a_figure_the_sample_lacks_neither_opens_nor_resolves():
+    _sample(redis_memory_bytes=95, redis_maxmemory_bytes=100)
+    for _ in range(services.RECOVER_SAMPLES + 2):  # Redis unreachable: no figures
+        _sample(redis_memory_bytes=None, redis_maxmemory_bytes=None, pool_pct=None, db_connections_pct=None)
+    [redis] = ResourceRecommendation.objects.filter(kind="redis_memory")
+    assert redis.status == "open" and redis.calm_samples == 0
+    assert not ResourceRecommendation.objects.filter(kind__in=["pool", "db_connections"]).exists()
+
+
+def test_the_monitor_prunes_recommendations_resolved_long_ago():
+    now = timezone.now()
+    _old, recent, still_open = (
+        ResourceRecommendation.objects.create(kind=kind, host="worker-a", metric="cpu_pct", value=90, threshold=70,
+                                              message="m", status=status, resolved_at=resolved_at)
+        for kind, status, resolved_at in [("cpu", "resolved", now - timedelta(days=services.RESOLVED_KEEP_DAYS + 1)),
+                                          ("memory", "resolved", now - timedelta(days=1)), ("disk", "open", None)]
+    )  # fmt: skip
+    ResourceRecommendation.objects.filter(pk=still_open.pk).update(first_seen=now - timedelta(days=90))
+    with override_settings(RESOURCE_THRESHOLDS=dict.fromkeys(THRESHOLDS, 101.0)):
+        tasks.monitor()
+    assert set(ResourceRecommendation.objects.values_list("pk", flat=True)) == {recent.pk, still_open.pk}
