@@ -58,8 +58,18 @@ class BenchmarkPlanAdmin(ServiceVisibilityAdmin):
 
     @admin.action(description="Schedule nightly (03:00 UTC)", permissions=["change"])
     def schedule_nightly(self, request: HttpRequest, queryset: QuerySet[BenchmarkPlan]) -> None:
-        created = services.nightly_benchmarks_ensure()
-        self.message_user(request, f"{len(created)} schedule(s) created (Periodic tasks).", messages.SUCCESS)
+        outcome = services.nightly_benchmarks_ensure(plans=queryset)
+        for label, names, level in (
+            ("Scheduled nightly", outcome.created, messages.SUCCESS),
+            ("Already scheduled", outcome.existing, messages.INFO),
+            ("Renamed after its plan", outcome.renamed, messages.SUCCESS),
+            ("Removed a second schedule of the same plan", outcome.duplicates_removed, messages.SUCCESS),
+        ):
+            if names:
+                self.message_user(request, f"{label} (Periodic tasks): {', '.join(names)}.", level)
+        if outcome.disabled_plans:
+            self.message_user(request, f"Not scheduled, the plan is disabled: {', '.join(outcome.disabled_plans)}.",
+                              messages.WARNING)  # fmt: skip
 
 
 HEAVY_FIELDS = ["report_html", "histogram", "timeline"]  # shown in the report, not the form

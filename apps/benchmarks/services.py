@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import transaction
@@ -238,22 +239,89 @@ def regression_acknowledge(*, regression: Regression, user) -> Regression:
     return regression
 
 
-def nightly_benchmarks_ensure() -> list[str]:
-    """A nightly regression run of every enabled plan (django-celery-beat rows an admin can edit)."""
+NIGHTLY_TASK = "benchmarks.scheduled_run"
+NIGHTLY_PREFIX = "Nightly benchmark: "
+
+
+@dataclass
+class NightlySchedules:
+    """What `nightly_benchmarks_ensure` did, plan by plan (schedule names; renamed as "old -> new")."""
+
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)
+    duplicates_removed: list[str] = field(default_factory=list)
+    disabled_plans: list[str] = field(default_factory=list)
+
+
+def _scheduled_plan_id(task) -> int | None:
+    import json
+
+    try:
+        kwargs = json.loads(task.kwargs or "{}")
+    except ValueError:
+        return None
+    plan_id = kwargs.get("plan_id") if isinstance(kwargs, dict) else None
+    return plan_id if isinstance(plan_id, int) else None
+
+
+@transaction.atomic
+def nightly_benchmarks_ensure(*, plans=None) -> NightlySchedules:
+    """A nightly regression run (03:00 UTC) of each plan: `plans`, or every enabled plan. Django-celery-beat
+    rows an admin can edit, found by task and plan id (not by name: a renamed plan would get a second
+    schedule and run twice a night); a generated name that went stale follows the plan's new name."""
     import json
 
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-    nightly, _ = CrontabSchedule.objects.get_or_create(minute="0", hour="3", day_of_week="*", day_of_month="*",
-                                                        month_of_year="*", timezone="UTC")  # fmt: skip
-    created = []
-    for plan in BenchmarkPlan.objects.filter(enabled=True):
-        name = f"Nightly benchmark: {plan.name}"
-        _, is_new = PeriodicTask.objects.get_or_create(
-            name=name,
-            defaults={"task": "benchmarks.scheduled_run", "crontab": nightly, "queue": "benchmarks",
-                      "kwargs": json.dumps({"plan_id": plan.pk})},
-        )  # fmt: skip
-        if is_new:
-            created.append(name)
-    return created
+    outcome = NightlySchedules()
+    plans = BenchmarkPlan.objects.filter(enabled=True) if plans is None else plans
+    by_plan: dict[int, list] = {}
+    for task in PeriodicTask.objects.select_for_update().filter(task=NIGHTLY_TASK).order_by("pk"):
+        plan_id = _scheduled_plan_id(task)
+        if plan_id is not None:
+            by_plan.setdefault(plan_id, []).append(task)
+    nightly = None
+    for plan in plans.order_by("name"):
+        if not plan.enabled:
+            outcome.disabled_plans.append(plan.name)
+            continue
+        name = _free_name(PeriodicTask, f"{NIGHTLY_PREFIX}{plan.name}", plan)
+        tasks = by_plan.get(plan.pk, [])
+        if not tasks:
+            if nightly is None:
+                nightly, _ = CrontabSchedule.objects.get_or_create(minute="0", hour="3", day_of_week="*",
+                                                                    day_of_month="*", month_of_year="*",
+                                                                    timezone="UTC")  # fmt: skip
+            PeriodicTask.objects.create(name=name, task=NIGHTLY_TASK, crontab=nightly, queue="benchmarks",
+                                        kwargs=json.dumps({"plan_id": plan.pk}))  # fmt: skip
+            outcome.created.append(name)
+            continue
+        generated = [task for task in tasks if task.name.startswith(NIGHTLY_PREFIX)]
+        if not generated:
+            outcome.existing.append(tasks[0].name)  # renamed by an admin: their name is theirs to keep
+            continue
+        kept, *duplicates = generated
+        # More than one generated schedule is what the lookup by name made of a renamed plan: it ran twice.
+        for duplicate in duplicates:
+            duplicate.delete()
+            outcome.duplicates_removed.append(duplicate.name)
+        if _name_is_current(kept.name, plan):
+            outcome.existing.append(kept.name)
+        else:
+            outcome.renamed.append(f"{kept.name} -> {name}")
+            kept.name = name
+            kept.save(update_fields=["name"])
+    return outcome
+
+
+def _name_is_current(name: str, plan: BenchmarkPlan) -> bool:
+    return name in (f"{NIGHTLY_PREFIX}{plan.name}", f"{NIGHTLY_PREFIX}{plan.name} (plan {plan.pk})")
+
+
+def _free_name(model, name: str, plan: BenchmarkPlan) -> str:
+    """The schedule's name, made unique with the plan's id where another schedule already holds it."""
+    holder = model.objects.filter(name=name).first()
+    if holder is None or (holder.task == NIGHTLY_TASK and _scheduled_plan_id(holder) == plan.pk):
+        return name
+    return f"{name} (plan {plan.pk})"

@@ -114,7 +114,7 @@ class Command(BaseCommand):
             token = self._ensure_client(stored)
             self._ensure_benchmark_plan()
             bundled_deployments_ensure()  # the bundled models, served at /api/v1/inference/<name>/...
-            schedules = optimizer_schedules_ensure() + nightly_benchmarks_ensure()
+            schedules = optimizer_schedules_ensure() + nightly_benchmarks_ensure().created
 
         credentials_file.write_text(json.dumps({"admin_password": password, "api_token": token}))
         credentials_file.chmod(0o600)
