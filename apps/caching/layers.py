@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -178,13 +179,28 @@ class Entry:
 
 
 class MemoryTier:
-    """L1: per-namespace LRU with TTL, an entry bound per namespace and a byte bound for the process."""
+    """L1: an LRU with TTL over every namespace, an entry bound per namespace and a byte bound for the process.
+
+    The byte bound counts what the values take in this process's memory, not their stored (JSON) size:
+    a decoded card takes several times its JSON. Measuring a value means walking it, so each namespace's
+    ratio of memory to stored bytes is measured on one fill in `SIZE_SAMPLE_EVERY` and applied to the rest.
+    When full, the entry used longest ago goes, whatever its namespace; entries past their stale window
+    go first.
+    """
+
+    SIZE_SAMPLE_EVERY = 64
+    ENTRY_OVERHEAD_BYTES = 400  # the Entry, its key and the bookkeeping that finds it
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self._namespaces: dict[str, OrderedDict[str, Entry]] = {}
+        self._order: OrderedDict[tuple[str, str], None] = OrderedDict()  # least recently used first
         self._by_scope: dict[str, set[tuple[str, str]]] = {}
         self._bytes: dict[str, int] = {}
+        self._sizes: dict[tuple[str, str], int] = {}  # what each entry is counted as
+        self._total_bytes = 0
+        self._memory_ratio: dict[str, float] = {}
+        self._fills: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def get(self, namespace: str, key: str) -> Entry | None:
@@ -195,32 +211,57 @@ class MemoryTier:
         if entry is not None:
             with contextlib.suppress(KeyError):  # dropped by another thread in between
                 entries.move_to_end(key)
+                self._order.move_to_end((namespace, key))
         return entry
 
-    def put(self, namespace: str, key: str, entry: Entry, *, max_entries: int) -> int:
-        """Store an entry; the number of entries evicted to make room."""
+    def put(self, namespace: str, key: str, entry: Entry, *, max_entries: int, now: float | None = None) -> int:
+        """Store an entry (its `size`: its stored bytes); the number of entries evicted to make room.
+
+        Readers move entries to the end of the LRU orders without the lock, so these are only ever
+        popped from (one atomic call each), never iterated."""
         evicted = 0
+        size = self._memory_estimate(namespace, entry)
         with self._lock:
             entries = self._namespaces.setdefault(namespace, OrderedDict())
             old = entries.pop(key, None)
             if old is not None:
                 self._forget(namespace, key, old)
             entries[key] = entry
-            self._bytes[namespace] = self._bytes.get(namespace, 0) + entry.size
+            self._order[(namespace, key)] = None
+            self._sizes[(namespace, key)] = size
+            self._bytes[namespace] = self._bytes.get(namespace, 0) + size
+            self._total_bytes += size
             if entry.scope:
                 self._by_scope.setdefault(entry.scope, set()).add((namespace, key))
             while len(entries) > max_entries:
-                evicted += self._evict_oldest(namespace)
-            while sum(self._bytes.values()) > self.max_bytes and any(self._namespaces.values()):
-                victim = namespace if entries else max(self._bytes, key=self._bytes.get)
-                evicted += self._evict_oldest(victim)
+                oldest_key, oldest = entries.popitem(last=False)
+                evicted += self._forget(namespace, oldest_key, oldest)
+            now = time.time() if now is None else now
+            while self._order:  # the least recently used first, while it is past its stale window
+                oldest_namespace, oldest_key = self._order.popitem(last=False)[0]
+                oldest = self._namespaces[oldest_namespace][oldest_key]
+                if oldest.stale_until > now:
+                    self._order[(oldest_namespace, oldest_key)] = None
+                    self._order.move_to_end((oldest_namespace, oldest_key), last=False)
+                    break
+                evicted += self._evict(oldest_namespace, oldest_key)
+            while self._total_bytes > self.max_bytes and len(self._order) > 1:
+                evicted += self._evict(*self._order.popitem(last=False)[0])
         return evicted
+
+    def _memory_estimate(self, namespace: str, entry: Entry) -> int:
+        fills = self._fills.get(namespace, 0)
+        self._fills[namespace] = fills + 1
+        if fills % self.SIZE_SAMPLE_EVERY == 0 or namespace not in self._memory_ratio:
+            measured = deep_size(entry.value) / max(entry.size, 1)
+            known = self._memory_ratio.get(namespace)
+            self._memory_ratio[namespace] = measured if known is None else (known + measured) / 2
+        return int(entry.size * self._memory_ratio[namespace]) + self.ENTRY_OVERHEAD_BYTES
 
     def drop(self, namespace: str, key: str) -> None:
         with self._lock:
-            entry = self._namespaces.get(namespace, {}).pop(key, None)
-            if entry is not None:
-                self._forget(namespace, key, entry)
+            if key in self._namespaces.get(namespace, {}):
+                self._evict(namespace, key)
 
     def drop_scope(self, scope: str, below_generation: int | None = None) -> int:
         """Drop the scope's entries (those loaded under an older generation, when one is given)."""
@@ -229,41 +270,49 @@ class MemoryTier:
             for namespace, key in list(self._by_scope.get(scope, ())):
                 entry = self._namespaces.get(namespace, {}).get(key)
                 if entry is not None and (below_generation is None or entry.generation < below_generation):
-                    del self._namespaces[namespace][key]
-                    self._forget(namespace, key, entry)
-                    dropped += 1
+                    dropped += self._evict(namespace, key)
         return dropped
 
     def clear(self, namespace: str | None = None) -> None:
         with self._lock:
             names = [namespace] if namespace else list(self._namespaces)
             for name in names:
-                for key, entry in list(self._namespaces.get(name, {}).items()):
-                    self._forget(name, key, entry)
+                for key in list(self._namespaces.get(name, {})):
+                    self._evict(name, key)
                 self._namespaces.pop(name, None)
                 self._bytes.pop(name, None)
 
     def usage(self) -> dict[str, tuple[int, int]]:
-        """Entries and bytes held, per namespace."""
+        """Entries and bytes held (in memory, estimated), per namespace."""
         return {name: (len(entries), self._bytes.get(name, 0)) for name, entries in self._namespaces.items()}
 
-    def _evict_oldest(self, namespace: str) -> int:
-        entries = self._namespaces.get(namespace)
-        if not entries:
-            self._bytes.pop(namespace, None)
-            return 0
-        key, entry = entries.popitem(last=False)
-        self._forget(namespace, key, entry)
-        return 1
+    def _evict(self, namespace: str, key: str) -> int:
+        return self._forget(namespace, key, self._namespaces[namespace].pop(key))
 
-    def _forget(self, namespace: str, key: str, entry: Entry) -> None:
-        self._bytes[namespace] = self._bytes.get(namespace, 0) - entry.size
+    def _forget(self, namespace: str, key: str, entry: Entry) -> int:
+        """Everything but the namespace's own dict (the caller has taken the entry out of it already)."""
+        self._order.pop((namespace, key), None)
+        size = self._sizes.pop((namespace, key), 0)
+        self._bytes[namespace] = self._bytes.get(namespace, 0) - size
+        self._total_bytes -= size
         if entry.scope:
             keys = self._by_scope.get(entry.scope)
             if keys is not None:
                 keys.discard((namespace, key))
                 if not keys:
                     del self._by_scope[entry.scope]
+        return 1
+
+
+def deep_size(value: Any) -> int:
+    """Bytes a JSON-shaped value takes in this process (containers and what they hold; shared objects
+    counted each time they appear, which only overstates)."""
+    size = sys.getsizeof(value)
+    if isinstance(value, dict):
+        return size + sum(deep_size(k) + deep_size(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return size + sum(deep_size(item) for item in value)
+    return size
 
 
 class CircuitBreaker:

@@ -617,7 +617,7 @@ class CacheStack:
             return
         if self._behind_known(entry):
             return  # loaded before a write this process has already heard of
-        evicted = self.l1.put(policy.namespace, key, entry, max_entries=policy.l1_max_entries)
+        evicted = self.l1.put(policy.namespace, key, entry, max_entries=policy.l1_max_entries, now=self.clock())
         if evicted:
             self._count(policy.namespace, "l1", evictions=evicted)
         if self._behind_known(entry):  # a write was heard of between the check and the put

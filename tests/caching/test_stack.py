@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from apps.caching import selectors, services
-from apps.caching.layers import CodecError, KeyHasher, ValueCodec
+from apps.caching.layers import CodecError, Entry, KeyHasher, MemoryTier, ValueCodec, deep_size
 from apps.caching.models import CacheEntry, CachePolicy
 from apps.caching.stack import cache_reads_reset, served_from_cache
 from tests.caching.conftest import make_stack, start_redis
@@ -531,6 +532,42 @@ def test_the_l1_entry_bound_evicts_the_least_recently_used(stack):
         stack.get_or_load("ai_inference", ["n", n], lambda n=n: {"n": n})
     assert stack.l1.usage()["ai_inference"][0] == 3
     assert stack.stats()[("ai_inference", "l1")]["evictions"] == 2
+
+
+def _card(n: int) -> dict:
+    identifiers = [{"system": "http://hospital.example.org/mrn", "value": f"S{n:08d}"}]
+    return {"id": n, "family_name": f"Family{n:06d}", "given_name": "Given", "birth_date": "1970-01-01",
+            "sex": "female", "identifiers": identifiers}  # fmt: skip
+
+
+def test_the_l1_byte_bound_counts_what_values_take_in_memory():
+    """A decoded card takes several times its JSON; the bound is on the memory, not the stored bytes."""
+    tier = MemoryTier(max_bytes=1_000_000)
+    for n in range(5_000):
+        value = _card(n)
+        tier.put("patient_data", f"k{n}", Entry(value, 0, 1e12, 1e12, "", len(json.dumps(value))), max_entries=10**6)
+    held = [entry.value for entries in tier._namespaces.values() for entry in entries.values()]
+    assert 0.7e6 < sum(map(deep_size, held)) + len(held) * MemoryTier.ENTRY_OVERHEAD_BYTES <= 1.2e6
+    assert tier.usage()["patient_data"][1] <= 1_000_000
+
+
+def test_when_l1_is_full_the_least_recently_used_entry_goes_whatever_its_namespace():
+    tier = MemoryTier(max_bytes=200_000)
+    for n in range(2_000):  # written once, never read again: L1 is full of them
+        tier.put("ai_inference", f"once{n}", Entry([0.1] * 32, 0, 1e12, 1e12, "", 200), max_entries=10**6)
+    for n in range(100):  # then cards, read again and again
+        tier.put("patient_data", f"hot{n}", Entry(_card(n), 0, 1e12, 1e12, "", 200), max_entries=10**6)
+        for hot in range(n + 1):
+            assert tier.get("patient_data", f"hot{hot}") is not None
+    assert tier.usage()["patient_data"][0] == 100  # every card kept: the unread entries made room
+
+
+def test_l1_entries_past_their_stale_window_are_dropped_first():
+    tier = MemoryTier(max_bytes=10**9)
+    tier.put("vital_signs", "old", Entry({"v": 1}, 0, 10.0, 20.0, "patient:1", 10), max_entries=100, now=5.0)
+    tier.put("vital_signs", "new", Entry({"v": 2}, 0, 100.0, 200.0, "patient:1", 10), max_entries=100, now=30.0)
+    assert tier.get("vital_signs", "old") is None and tier.get("vital_signs", "new") is not None
+    assert tier.usage()["vital_signs"][0] == 1 and tier._by_scope == {"patient:1": {("vital_signs", "new")}}
 
 
 def test_values_that_are_not_json_are_refused_clearly(stack):
