@@ -25,9 +25,11 @@ def routes_under(prefixes: list[str] | None) -> Q:
     return routes
 
 
-def route_latency(*, route_prefixes: list[str] | None = None, since=None, until=None) -> dict:
+def route_latency(
+    *, route_prefixes: list[str] | None = None, since=None, until=None, exclude_status_classes: tuple[str, ...] = ()
+) -> dict:
     """Requests, errors and merged percentiles of the routes under `route_prefixes` (None: all) in a time range."""
-    rows = RequestRollup.objects.filter(routes_under(route_prefixes))
+    rows = RequestRollup.objects.filter(routes_under(route_prefixes)).exclude(status_class__in=exclude_status_classes)
     if since is not None:
         rows = rows.filter(minute__gte=since)
     if until is not None:
@@ -55,12 +57,15 @@ def _latency(merged: HdrHistogram | None, count: int, errors: int) -> dict:
     }
 
 
-def service_p95_ms_recent(*, minutes: int = 5) -> dict[int, float]:
-    """Each active service's p95 over the last minutes, from the routes under its `route_prefix`."""
+def service_p95_ms_recent(*, minutes: int = 5, exclude_status_classes: tuple[str, ...] = ()) -> dict[int, float]:
+    """Each active service's p95 over the last minutes, from the routes under its `route_prefix`; without the
+    responses of `exclude_status_classes` ("429": the limiter's refusals, answered in a few ms)."""
     since = timezone.now() - timedelta(minutes=minutes)
     p95 = {}
     for service in Service.objects.filter(is_active=True).exclude(route_prefix=""):
-        latency = route_latency(route_prefixes=[service.route_prefix], since=since)
+        latency = route_latency(
+            route_prefixes=[service.route_prefix], since=since, exclude_status_classes=exclude_status_classes
+        )
         if latency["p95_ms"] is not None:
             p95[service.pk] = latency["p95_ms"]
     return p95

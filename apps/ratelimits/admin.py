@@ -1,9 +1,10 @@
 from django.contrib import admin
 
+from apps.ratelimits import services
 from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
 
 ADAPTIVE_FIELDS = ["adaptive", "service", "cpu_threshold_pct", "p95_threshold_ms", "tighten_factor", "min_factor",
-                   "recover_below", "current_factor"]  # fmt: skip
+                   "recover_below", "current_factor", "last_step_at"]  # fmt: skip
 
 
 class AdjustmentInline(admin.TabularInline):
@@ -21,7 +22,7 @@ class RateLimitPolicyAdmin(admin.ModelAdmin):
     list_display = ["scope", "enabled", "requests", "period_seconds", "burst_per_second", "effective",
                     "fail_open", "priority", "adaptive", "updated_at"]  # fmt: skip
     list_editable = ["enabled", "requests"]
-    readonly_fields = ["current_factor", "updated_at"]
+    readonly_fields = ["current_factor", "last_step_at", "updated_at"]
     inlines = [AdjustmentInline]
     fieldsets = [
         (None, {"fields": ["scope", "description", "enabled", "priority"]}),
@@ -29,6 +30,10 @@ class RateLimitPolicyAdmin(admin.ModelAdmin):
         ("Adaptive", {"fields": ADAPTIVE_FIELDS}),
         (None, {"fields": ["updated_at"]}),
     ]
+
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        services.ratelimit_policy_settle(policy_id=obj.pk)  # adaptive off: the configured limit, now
 
     @admin.display(description="in force")
     def effective(self, policy: RateLimitPolicy) -> str:

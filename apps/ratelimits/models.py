@@ -34,6 +34,9 @@ class RateLimitPolicy(models.Model):
     )
     min_factor = models.FloatField(default=0.1, validators=[MinValueValidator(0.01), MaxValueValidator(1)])
     current_factor = models.FloatField(default=1.0, editable=False)
+    last_step_at = models.DateTimeField(
+        null=True, editable=False, help_text="The adaptive controller's last step; the next one waits a signal window."
+    )
     service = models.ForeignKey(
         "services.Service", null=True, blank=True, on_delete=models.SET_NULL, help_text="Whose p95 is watched."
     )
@@ -66,6 +69,8 @@ class RateLimitPolicy(models.Model):
             errors["min_factor"] = "Between 0 and 1."
         if self.burst_per_second and self.requests is not None and self.burst_per_second > self.requests:
             errors["burst_per_second"] = "A per-second burst cap above the whole limit never acts."
+        if self.adaptive and self.priority == 1:
+            errors["adaptive"] = "Priority-1 scopes are never shed: lower the priority (2 or more) to make it adaptive."
         if errors:
             raise ValidationError(errors)
 

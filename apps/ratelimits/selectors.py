@@ -8,7 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Prefetch
+from django.db.models import Avg, Prefetch
 
 from apps.core.local_cache import VersionedLocalCache
 from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
@@ -37,6 +37,22 @@ def active_policies() -> dict[str, ActivePolicy]:
 
 def active_policy(scope: str) -> ActivePolicy | None:
     return active_policies().get(scope)
+
+
+def host_cpu_pct(*, since: datetime) -> float | None:
+    """The CPU of the hosts the resource monitor samples: each host's mean since `since`, averaged over the
+    hosts (a host sampled more often does not weigh more); None without samples. The monitor task runs on
+    whichever worker takes it, so one sample is one host's, never the whole deployment's."""
+    from apps.resources.models import ResourceSample
+
+    per_host = list(
+        ResourceSample.objects.filter(at__gte=since)
+        .order_by()
+        .values("host")
+        .annotate(cpu=Avg("cpu_pct"))
+        .values_list("cpu", flat=True)
+    )
+    return sum(per_host) / len(per_host) if per_host else None
 
 
 @functools.cache

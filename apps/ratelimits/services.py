@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
+
+# The span the signals are read over (CPU samples of every host, the service's p95), and the least time
+# between two adaptive steps of a policy: a step is taken on a window that holds none of the minutes the
+# step before it was taken on, so one bad minute is one step, not one per run (the task runs every 15 s).
+SIGNAL_WINDOW = timedelta(minutes=3)
+STEP_DWELL = SIGNAL_WINDOW
 
 
 @dataclass(frozen=True)
@@ -32,34 +41,80 @@ def _over_and_calm(policy: RateLimitPolicy, signals: LoadSignals) -> tuple[list[
     return reasons, calm
 
 
+def _is_shed(policy: RateLimitPolicy) -> bool:
+    """Whether the controller may move this policy's factor: adaptive, and not a priority-1 scope."""
+    return policy.adaptive and policy.priority > 1
+
+
+def _record(
+    policy: RateLimitPolicy, new: float, reason: str, signals: LoadSignals | None = None
+) -> RateLimitAdjustment:
+    """Set the factor and record the change, named by what it did to the limit (a lower factor tightens).
+    With `signals`, it is a step of the controller, and the next one waits STEP_DWELL; a change that only
+    follows an edit (adaptive off, a raised floor) starts no wait."""
+    old = policy.current_factor
+    policy.current_factor = new
+    if signals is not None:
+        policy.last_step_at = timezone.now()
+    policy.save(update_fields=["current_factor", "last_step_at", "updated_at"])
+    direction = RateLimitAdjustment.Direction.TIGHTEN if new < old else RateLimitAdjustment.Direction.RECOVER
+    return RateLimitAdjustment.objects.create(
+        policy=policy,
+        direction=direction,
+        old_factor=old,
+        new_factor=new,
+        reason=reason[:200],
+        cpu_pct=signals.cpu_pct if signals else None,
+        p95_ms=signals.p95_ms_by_service.get(policy.service_id) if signals and policy.service_id else None,
+    )
+
+
+def _settle(policy: RateLimitPolicy) -> RateLimitAdjustment | None:
+    """Bring the factor within what the policy's settings allow now: 1.0 when it is not shed (adaptive turned
+    off, or priority 1), at least `min_factor` when it is (the floor may have been raised)."""
+    old = policy.current_factor
+    if not _is_shed(policy):
+        if old == 1.0:
+            return None
+        why = "adaptive turned off" if not policy.adaptive else "priority 1 is never shed"
+        return _record(policy, 1.0, f"{why}: back to the configured limit")
+    if old < policy.min_factor:
+        return _record(policy, policy.min_factor, f"min_factor raised to {policy.min_factor:g}")
+    return None
+
+
+@transaction.atomic
+def ratelimit_policy_settle(*, policy_id: int) -> RateLimitAdjustment | None:
+    """After an edit of the policy (admin): a policy no longer adaptive gets its configured limit back at once,
+    and a raised `min_factor` lifts the factor to it; a row records the change (it starts no wait)."""
+    policy = RateLimitPolicy.objects.select_for_update().get(pk=policy_id)
+    return _settle(policy)
+
+
 @transaction.atomic
 def ratelimits_adapt(*, signals: LoadSignals) -> list[RateLimitAdjustment]:
     """Tighten adaptive policies whose signals are over threshold; recover them, a step at a time,
-    once every signal is below its threshold times `recover_below` (the hysteresis band)."""
+    once every signal is below its threshold times `recover_below` (the hysteresis band). A policy steps
+    at most once per STEP_DWELL. Priority-1 scopes are never shed; a policy turned off, or a priority-1 one
+    with a tightened factor, is set back to its configured limit."""
     changes = []
     policies = RateLimitPolicy.objects.select_for_update(of=("self",)).select_related("service")
-    for policy in policies.filter(adaptive=True):
+    recent = timezone.now() - STEP_DWELL
+    for policy in policies.filter(Q(adaptive=True) | ~Q(current_factor=1.0)):
+        settled = _settle(policy)
+        if settled:
+            changes.append(settled)
+        if not _is_shed(policy) or (policy.last_step_at and policy.last_step_at > recent):
+            continue
         reasons, calm = _over_and_calm(policy, signals)
         old = policy.current_factor
         if reasons:
-            new, direction, reason = max(policy.min_factor, old * policy.tighten_factor), "tighten", "; ".join(reasons)
+            new, reason = max(policy.min_factor, old * policy.tighten_factor), "; ".join(reasons)
         elif calm and old < 1.0:
-            new, direction, reason = min(1.0, old / policy.tighten_factor), "recover", "signals back under threshold"
+            new, reason = min(1.0, old / policy.tighten_factor), "signals back under threshold"
         else:
             continue
         if abs(new - old) < 1e-9:
             continue
-        policy.current_factor = new
-        policy.save(update_fields=["current_factor", "updated_at"])
-        changes.append(
-            RateLimitAdjustment.objects.create(
-                policy=policy,
-                direction=direction,
-                old_factor=old,
-                new_factor=new,
-                reason=reason[:200],
-                cpu_pct=signals.cpu_pct,
-                p95_ms=signals.p95_ms_by_service.get(policy.service_id) if policy.service_id else None,
-            )
-        )
+        changes.append(_record(policy, new, reason, signals))
     return changes

@@ -1,0 +1,245 @@
+"""The adaptive controller: one step per signal window, signals every host and only served requests give,
+priority-1 scopes never shed, and a policy turned off (or given a higher floor) set straight, with a row."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db.models import F
+from django.utils import timezone
+
+from apps.metrics.models import RequestRollup
+from apps.metrics.recorder import new_histogram
+from apps.metrics.selectors import service_p95_ms_recent
+from apps.ratelimits import selectors, services, tasks
+from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
+from apps.resources.models import ResourceSample
+from apps.services.models import Service
+
+pytestmark = pytest.mark.django_db
+HOT = services.LoadSignals(cpu_pct=95.0, p95_ms_by_service={})
+CALM = services.LoadSignals(cpu_pct=10.0, p95_ms_by_service={})
+
+
+def _policy(**fields) -> RateLimitPolicy:
+    return RateLimitPolicy.objects.create(
+        **{"scope": "reports", "requests": 50, "priority": 3, "adaptive": True, "cpu_threshold_pct": 70, **fields}
+    )
+
+
+def _steps(changes: list[RateLimitAdjustment], policy: RateLimitPolicy) -> list[str]:
+    return [f"{c.direction} {c.old_factor:g}->{c.new_factor:g}" for c in changes if c.policy_id == policy.pk]
+
+
+def _a_window_later(*policies: RateLimitPolicy) -> None:
+    """As if the policies' last adaptive step had been taken one signal window ago (every policy: none named)."""
+    rows = RateLimitPolicy.objects.filter(pk__in=[p.pk for p in policies]) if policies else RateLimitPolicy.objects
+    rows.update(last_step_at=F("last_step_at") - services.STEP_DWELL)
+
+
+def _rollup(minute, *, route: str, count: int, ms: float, status_class: str = "2xx") -> None:
+    histogram = new_histogram()
+    for _ in range(count):
+        histogram.record_value(int(ms * 1000))
+    RequestRollup.objects.create(minute=minute, route=route, method="GET", status_class=status_class, client="c",
+                                 count=count, histogram=histogram.encode())  # fmt: skip
+
+
+def _this_minute():
+    return timezone.now().replace(second=0, microsecond=0)
+
+
+# 1. Turning adaptive off, and raising the floor
+
+
+def test_turning_adaptive_off_in_admin_restores_the_configured_limit_and_records_it(admin_client):
+    policy = _policy()
+    services.ratelimits_adapt(signals=HOT)
+    policy.refresh_from_db()
+    assert policy.effective_requests == 25
+    form = {"scope": "reports", "enabled": "on", "priority": 3, "requests": 50, "period_seconds": 60,
+            "burst_per_second": "", "fail_open": "on", "cpu_threshold_pct": 70, "p95_threshold_ms": "",
+            "tighten_factor": 0.5, "min_factor": 0.1, "recover_below": 0.8,
+            "adjustments-TOTAL_FORMS": 0, "adjustments-INITIAL_FORMS": 0, "adjustments-MIN_NUM_FORMS": 0,
+            "adjustments-MAX_NUM_FORMS": 0}  # fmt: skip
+    # no "adaptive" in the form: its box unticked
+    response = admin_client.post(f"/admin/ratelimits/ratelimitpolicy/{policy.pk}/change/", form)
+    assert response.status_code == 302
+    policy.refresh_from_db()
+    assert not policy.adaptive and policy.current_factor == 1.0 and policy.effective_requests == 50
+    last = policy.adjustments.order_by("-at", "-id").first()
+    assert (last.direction, last.old_factor, last.new_factor) == ("recover", 0.5, 1.0)
+    assert last.reason.startswith("adaptive turned off")
+
+
+def test_a_policy_turned_off_outside_admin_gets_its_limit_back_on_the_next_run():
+    policy = _policy()
+    for _ in range(4):
+        services.ratelimits_adapt(signals=HOT)
+        _a_window_later(policy)
+    policy.refresh_from_db()
+    assert policy.current_factor == 0.1
+    policy.adaptive = False
+    policy.save()
+    assert _steps(services.ratelimits_adapt(signals=HOT), policy) == ["recover 0.1->1"]  # no dwell for this
+    assert _steps(services.ratelimits_adapt(signals=HOT), policy) == []
+    policy.refresh_from_db()
+    assert policy.effective_requests == 50
+
+
+def test_adaptive_turned_back_on_tightens_at_once():
+    policy = _policy()
+    services.ratelimits_adapt(signals=HOT)
+    RateLimitPolicy.objects.filter(pk=policy.pk).update(adaptive=False)
+    services.ratelimits_adapt(signals=HOT)
+    _a_window_later(policy)  # the controller's own step is a window old; the reset after it starts no wait
+    RateLimitPolicy.objects.filter(pk=policy.pk).update(adaptive=True)
+    assert _steps(services.ratelimits_adapt(signals=HOT), policy) == ["tighten 1->0.5"]
+    history = policy.adjustments.order_by("at", "id").values_list("direction", "old_factor", "new_factor")
+    assert list(history) == [("tighten", 1.0, 0.5), ("recover", 0.5, 1.0), ("tighten", 1.0, 0.5)]
+
+
+def test_a_raised_floor_lifts_the_factor_and_the_row_calls_it_a_recovery():
+    policy = _policy()
+    RateLimitPolicy.objects.filter(pk=policy.pk).update(current_factor=0.1, min_factor=0.5)
+    assert _steps(services.ratelimits_adapt(signals=HOT), policy) == ["recover 0.1->0.5"]
+    policy.refresh_from_db()
+    assert policy.current_factor == 0.5
+    assert policy.adjustments.get().reason == "min_factor raised to 0.5"
+
+
+# 2. One step per signal window
+
+
+def test_a_policy_steps_at_most_once_per_signal_window():
+    policy = _policy()
+    assert [_steps(services.ratelimits_adapt(signals=HOT), policy) for _ in range(4)] == [
+        ["tighten 1->0.5"], [], [], []
+    ]  # fmt: skip
+    _a_window_later(policy)
+    assert _steps(services.ratelimits_adapt(signals=HOT), policy) == ["tighten 0.5->0.25"]
+    assert _steps(services.ratelimits_adapt(signals=CALM), policy) == []
+    _a_window_later(policy)
+    band = services.LoadSignals(cpu_pct=65.0, p95_ms_by_service={})  # under 70, not under 70 x 0.8
+    assert _steps(services.ratelimits_adapt(signals=band), policy) == []
+    assert _steps(services.ratelimits_adapt(signals=CALM), policy) == ["recover 0.25->0.5"]
+    _a_window_later(policy)
+    assert _steps(services.ratelimits_adapt(signals=CALM), policy) == ["recover 0.5->1"]
+    history = list(policy.adjustments.order_by("at", "id").values_list("direction", flat=True))
+    assert history == ["tighten", "tighten", "recover", "recover"]
+
+
+def test_one_slow_minute_is_one_step_and_has_left_the_window_by_the_next():
+    service = Service.objects.create(name="Slow", slug="slow", route_prefix="api/slow/")
+    policy = _policy(service=service, cpu_threshold_pct=100, p95_threshold_ms=2000)
+    now = _this_minute()
+    _rollup(now, route="api/slow/x/", count=400, ms=5000)
+    for _ in range(4):  # a minute of runs
+        tasks.adapt()
+    assert _steps(list(policy.adjustments.all()), policy) == ["tighten 1->0.5"]
+    # A window later the slow minute is 4 minutes old and the service has been calm since.
+    RequestRollup.objects.filter(route="api/slow/x/").update(minute=now - timedelta(minutes=4))
+    for minutes_ago in (2, 1, 0):
+        _rollup(now - timedelta(minutes=minutes_ago), route="api/slow/x/", count=100, ms=40)
+    _a_window_later(policy)
+    tasks.adapt()
+    policy.refresh_from_db()
+    assert policy.current_factor == 1.0
+
+
+def test_two_hosts_read_in_turn_no_longer_flap_the_limit():
+    policy = _policy()
+    changes = []
+    for run in range(8):  # two minutes of runs, busy and idle hosts in turn
+        cpu = 95.0 if run % 2 == 0 else 12.0
+        changes += _steps(services.ratelimits_adapt(signals=services.LoadSignals(cpu, {})), policy)
+    assert changes == ["tighten 1->0.5"]
+
+
+# 3. The p95 of served requests, not of 429s
+
+
+def test_the_watched_p95_leaves_out_the_limiters_own_429s():
+    service = Service.objects.create(name="Triage", slug="triage", route_prefix="api/triage/")
+    policy = _policy(service=service, cpu_threshold_pct=100, p95_threshold_ms=2000)
+    now = _this_minute()
+    for minutes_ago in (2, 1, 0):
+        _rollup(now - timedelta(minutes=minutes_ago), route="api/triage/x/", count=5, ms=3000)
+        _rollup(now - timedelta(minutes=minutes_ago), route="api/triage/x/", count=120, ms=2, status_class="429")
+    assert service_p95_ms_recent(minutes=3)[service.pk] < 5  # refusals are most of the responses
+    assert service_p95_ms_recent(minutes=3, exclude_status_classes=("429",))[service.pk] == pytest.approx(
+        3000, rel=0.02
+    )
+    tasks.adapt()
+    tightened = policy.adjustments.get()
+    assert tightened.direction == "tighten" and re.fullmatch(r"Triage p95 30\d\d ms > 2000 ms", tightened.reason)
+
+
+# 4. CPU: every host's recorded samples, not the worker's own reading
+
+
+def _sample(host: str, cpu: float, *, ago: timedelta = timedelta(seconds=30)) -> None:
+    sample = ResourceSample.objects.create(host=host, cpu_pct=cpu, memory_pct=40, disk_pct=40)
+    ResourceSample.objects.filter(pk=sample.pk).update(at=timezone.now() - ago)
+
+
+def test_cpu_is_the_mean_over_hosts_of_their_recent_samples():
+    for _ in range(3):
+        _sample("worker-a", 95.0)
+    _sample("worker-b", 12.0)
+    _sample("worker-b", 99.0, ago=services.SIGNAL_WINDOW + timedelta(minutes=1))  # too old to count
+    since = timezone.now() - services.SIGNAL_WINDOW
+    assert selectors.host_cpu_pct(since=since) == pytest.approx((95.0 + 12.0) / 2)
+    policy = _policy()
+    tasks.adapt()
+    assert not policy.adjustments.exists()
+    ResourceSample.objects.filter(host="worker-b").delete()
+    _sample("worker-b", 90.0)
+    tasks.adapt()
+    assert policy.adjustments.get().reason == "CPU 92% > 70%"
+
+
+def test_no_recent_sample_leaves_the_cpu_out():
+    _sample("worker-a", 99.0, ago=services.SIGNAL_WINDOW + timedelta(seconds=30))
+    assert selectors.host_cpu_pct(since=timezone.now() - services.SIGNAL_WINDOW) is None
+    policy = _policy()
+    tasks.adapt()
+    assert not policy.adjustments.exists()
+
+
+# 5. Priority 1 is never shed
+
+
+def test_priority_1_cannot_be_made_adaptive():
+    policy = RateLimitPolicy.objects.get(scope="patient_data")
+    policy.adaptive = True
+    with pytest.raises(ValidationError) as refused:
+        policy.full_clean()
+    assert list(refused.value.message_dict) == ["adaptive"]
+
+
+def test_the_admin_form_refuses_adaptive_for_priority_1_with_a_field_error(admin_client):
+    form = {"scope": "reports", "enabled": "on", "priority": 1, "requests": 100, "period_seconds": 60,
+            "burst_per_second": "", "fail_open": "on", "adaptive": "on", "cpu_threshold_pct": 70,
+            "p95_threshold_ms": "", "tighten_factor": 0.5, "min_factor": 0.1, "recover_below": 0.8,
+            "adjustments-TOTAL_FORMS": 0, "adjustments-INITIAL_FORMS": 0, "adjustments-MIN_NUM_FORMS": 0,
+            "adjustments-MAX_NUM_FORMS": 0}  # fmt: skip
+    response = admin_client.post("/admin/ratelimits/ratelimitpolicy/add/", form)
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == ["adaptive"]
+    assert not RateLimitPolicy.objects.filter(scope="reports").exists()
+
+
+def test_a_priority_1_policy_marked_adaptive_anyway_is_never_shed():
+    RateLimitPolicy.objects.filter(scope="patient_data").update(adaptive=True, current_factor=0.5)
+    patient = RateLimitPolicy.objects.get(scope="patient_data")
+    assert _steps(services.ratelimits_adapt(signals=HOT), patient) == ["recover 0.5->1"]
+    _a_window_later()
+    changes = services.ratelimits_adapt(signals=HOT)
+    assert _steps(changes, patient) == []
+    assert {c.policy.scope for c in changes} == {"ai_inference", "audit_logs"}
+    patient.refresh_from_db()
+    assert patient.effective_requests == 100
