@@ -7,6 +7,7 @@ import threading
 import pytest
 import redis
 from django.conf import settings
+from django.db.models import F
 
 from apps.ratelimits import services
 from apps.ratelimits.limiter import DatabaseSlidingWindow, RedisSlidingWindow
@@ -112,12 +113,19 @@ def test_adaptive_policies_tighten_under_load_and_recover_with_hysteresis():
     patient.refresh_from_db()
     assert inference.effective_requests == 25 and patient.effective_requests == 100
 
+    def a_window_later():  # a policy steps at most once per signal window
+        RateLimitPolicy.objects.update(last_step_at=F("last_step_at") - services.STEP_DWELL)
+
+    assert services.ratelimits_adapt(signals=services.LoadSignals(cpu_pct=95.0, p95_ms_by_service={})) == []
+    a_window_later()
     services.ratelimits_adapt(signals=services.LoadSignals(cpu_pct=95.0, p95_ms_by_service={}))
     inference.refresh_from_db()
     assert inference.effective_requests == 12
 
+    a_window_later()
     assert services.ratelimits_adapt(signals=services.LoadSignals(cpu_pct=65.0, p95_ms_by_service={})) == []  # band
     services.ratelimits_adapt(signals=services.LoadSignals(cpu_pct=30.0, p95_ms_by_service={}))
+    a_window_later()
     services.ratelimits_adapt(signals=services.LoadSignals(cpu_pct=30.0, p95_ms_by_service={}))
     inference.refresh_from_db()
     assert inference.current_factor == 1.0
