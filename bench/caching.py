@@ -75,7 +75,7 @@ def tier_costs(redis_url: str, sample: dict) -> dict:
     results = {"l1_hit_us": round(l1, 2)}
     for namespace in ("bench_l2_plain", "bench_l2_sealed"):
         stack.get_or_load(namespace, ["k"], lambda: sample, scope="patient:bench")
-        raw_key = next(k for k in client.scan_iter("cpc:v:*") if k not in results.get("_seen", set()))
+        raw_key = next(k for k in client.scan_iter("cpc:*:v:*") if k not in results.get("_seen", set()))
         results.setdefault("_seen", set()).add(raw_key)
         raw, ours = [], []
         for _ in range(20):

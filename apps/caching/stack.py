@@ -149,6 +149,7 @@ class CacheStack:
         self._async_flights: dict[str, asyncio.Future] = {}
         self._set_if_greater = None
         self._release_lock = None
+        self._l2_epoch: str | None = None  # the Redis server's run id, part of every L2 key
         self._subscribe = subscribe and redis_client_factory is not None
         self._listener_pid: int | None = None
 
@@ -195,6 +196,7 @@ class CacheStack:
         if not self._tick_lock.acquire(blocking=force):
             return
         try:
+            self._learn_l2_epoch()
             self._poll()
             self._polled_at = now
             self._retry_publishes()
@@ -485,7 +487,7 @@ class CacheStack:
                 return entry.value
             if released:
                 break  # released, and still nothing stored: that load is over (None, or it failed)
-            ok, held = self._redis_call(policy.namespace, lambda r: r.exists(_lock_key(key)))
+            ok, held = self._redis_call(policy.namespace, lambda r: r.exists(self._l2_key("l", key)))
             released, pause = ok and not held, 0.0 if ok and not held else pause  # look once more at once
         return _MISSING
 
@@ -635,13 +637,33 @@ class CacheStack:
             self._redis = self._redis_factory()
         return self._redis
 
-    def _redis_call(self, namespace: str, call: Callable[[Any], Any]) -> tuple[bool, Any]:
+    def _l2_key(self, kind: str, key: str) -> str:
+        return f"cpc:{self._l2_epoch}:{kind}:{key}"
+
+    def _learn_l2_epoch(self) -> None:
+        """Key L2 by the Redis server's run id, read once a poll. A Redis restarted from a snapshot (or a
+        replica promoted) holds generations older than the writes since, which would make the values
+        stored before those writes valid again: a new server is a new, empty key space instead."""
         client = self.redis()
         if client is None or not self.breaker.allow():
+            return
+        try:
+            run_id = client.execute_command("INFO", "server")["run_id"]
+        except Exception:  # noqa: BLE001 - any Redis trouble: L2 waits for a server that answers
+            self._l2_epoch = None
+            self.breaker.failure()
+            return
+        self.breaker.success()
+        self._l2_epoch = str(run_id)[:12]
+
+    def _redis_call(self, namespace: str, call: Callable[[Any], Any]) -> tuple[bool, Any]:
+        client = self.redis()
+        if client is None or self._l2_epoch is None or not self.breaker.allow():
             return False, None
         try:
             result = call(client)
         except Exception:  # noqa: BLE001 - any Redis trouble: stop calling it for a while
+            self._l2_epoch = None  # and when it answers again, it may be another server: ask first
             self.breaker.failure()
             self._count(namespace, "l2", errors=1)
             logger.warning("Redis unavailable; cache continues on L1/L3 for %.0fs", self.breaker.open_seconds)
@@ -652,12 +674,12 @@ class CacheStack:
     def _l2_get(self, policy: Policy, key: str, scope_key: str) -> tuple[Entry | None, int | None]:
         """The L2 entry (None if absent or invalidated) and the scope's generation in Redis (None if unreachable)."""
         if scope_key:
-            value_key, generation_key = _value_key(key), _generation_key(scope_key)
+            value_key, generation_key = self._l2_key("v", key), self._l2_key("g", scope_key)
             ok, result = self._redis_call(
                 policy.namespace, lambda r: r.execute_command("MGET", value_key, generation_key)
             )
         else:
-            ok, result = self._redis_call(policy.namespace, lambda r: [r.get(_value_key(key)), None])
+            ok, result = self._redis_call(policy.namespace, lambda r: [r.get(self._l2_key("v", key)), None])
         if not ok:
             return None, None
         blob, raw_generation = result
@@ -685,9 +707,9 @@ class CacheStack:
 
         def write(client):
             if lock is None:
-                return client.set(_value_key(key), record, px=expires_ms)
+                return client.set(self._l2_key("v", key), record, px=expires_ms)
             pipe = client.pipeline(transaction=False)
-            pipe.set(_value_key(key), record, px=expires_ms)
+            pipe.set(self._l2_key("v", key), record, px=expires_ms)
             self._release_script(client)(keys=[lock.name], args=[lock.token], client=pipe)
             return pipe.execute()
 
@@ -698,14 +720,14 @@ class CacheStack:
                 lock.released = True
 
     def _redis_generation(self, scope_key: str) -> int | None:
-        ok, raw = self._redis_call("", lambda r: r.get(_generation_key(scope_key)))
+        ok, raw = self._redis_call("", lambda r: r.get(self._l2_key("g", scope_key)))
         return int(raw or 0) if ok else None
 
     def _redis_lock(self, policy: Policy, key: str) -> HeldLock | bool | None:
         """A held lock, False when another process holds it, None when Redis cannot arbitrate."""
         if not policy.l2:
             return None
-        lock = HeldLock(_lock_key(key), os.urandom(8).hex())
+        lock = HeldLock(self._l2_key("l", key), os.urandom(8).hex())
         expires_ms = int(max(5.0, self.single_flight_wait * 5) * 1000)  # a crashed loader's lock expires
         ok, acquired = self._redis_call(
             policy.namespace, lambda r: r.set(lock.name, lock.token, nx=True, px=expires_ms)
@@ -856,7 +878,7 @@ class CacheStack:
                 self._set_if_greater = client.register_script(_SET_IF_GREATER)
             pipe = client.pipeline(transaction=False)
             for scope_key, generation in pending.items():
-                self._set_if_greater(keys=[_generation_key(scope_key)], args=[generation], client=pipe)
+                self._set_if_greater(keys=[self._l2_key("g", scope_key)], args=[generation], client=pipe)
             for scope_key, generation in (announce or {}).items():
                 pipe.publish(INVALIDATIONS_CHANNEL, f"{scope_key} {generation}")
             pipe.execute()
@@ -939,18 +961,6 @@ class HeldLock:
 
 def _with_generation(entry: Entry, generation: int) -> Entry:
     return Entry(entry.value, generation, entry.fresh_until, entry.stale_until, entry.scope, entry.size)
-
-
-def _lock_key(key: str) -> str:
-    return f"cpc:l:{key}"
-
-
-def _value_key(key: str) -> str:
-    return f"cpc:v:{key}"
-
-
-def _generation_key(scope_key: str) -> str:
-    return f"cpc:g:{scope_key}"
 
 
 _default: CacheStack | None = None

@@ -63,5 +63,5 @@ def test_a_namespace_the_code_fills_with_phi_cannot_be_marked_phi_free(client, d
     assert stack.policy("patient_data").encrypt
     stack.get_or_load("patient_data", ["mrn", "MRN-7731"], lambda: {"family_name": "Okonkwo"}, scope="patient:7")
     client_redis = redis.Redis.from_url(settings.REDIS_URL)
-    values = [client_redis.get(key) or b"" for key in client_redis.keys("cpc:v:*")]
+    values = [client_redis.get(key) or b"" for key in client_redis.keys("cpc:*:v:*")]
     assert values and not any(b"Okonkwo" in value for value in values)

@@ -99,7 +99,7 @@ def test_a_namespace_without_phi_may_be_stored_in_the_clear(stack):
     CachePolicy.objects.create(namespace="model_catalog", contains_phi=False, encrypt=False)
     stack.get_or_load("model_catalog", ["all"], lambda: {"models": ["minilm"]})
     raw = next(v for v in (redis.Redis.from_url(settings.REDIS_URL).get(k) for k in
-                           redis.Redis.from_url(settings.REDIS_URL).keys("cpc:v:*")) if v)  # fmt: skip
+                           redis.Redis.from_url(settings.REDIS_URL).keys("cpc:*:v:*")) if v)  # fmt: skip
     assert b"minilm" in raw
 
 
@@ -167,12 +167,12 @@ def test_a_card_copied_under_another_patients_key_is_not_served(stack):
     stack.get_or_load("patient_data", ["patient", 42], lambda: other, scope="patient:42")
     client = redis.Redis.from_url(settings.REDIS_URL)
     policy = stack.policy("patient_data")
-    key_41, key_42 = (f"cpc:v:{stack.key(policy, ['patient', pid])}" for pid in (41, 42))
+    key_41, key_42 = (stack._l2_key("v", stack.key(policy, ["patient", pid])) for pid in (41, 42))
     generation, fresh, stale, _ = client.get(key_42).split(b"|", 3)
     sealed_41 = client.get(key_41).split(b"|", 3)[3]
     client.set(key_42, b"|".join([generation, fresh, stale, sealed_41]))
 
-    CacheEntry.objects.filter(key=key_42.removeprefix("cpc:v:")).delete()  # the database tier has no copy
+    CacheEntry.objects.filter(key=stack.key(policy, ["patient", 42])).delete()  # the database tier has no copy
 
     fresh_process = make_stack()  # no L1: Redis is asked first
     loader, calls = counting(other)
@@ -459,6 +459,53 @@ def test_inside_the_stale_window_one_caller_reloads_and_the_others_get_the_old_v
     assert served == [{"v": 1}] * 4
     assert len(calls) == 1
     assert stack.get_or_load("clinical_data", ["enc", 3], slow_reload) == {"v": 2}
+
+
+def test_a_redis_restarted_from_an_older_snapshot_does_not_bring_invalidated_values_back(tmp_path, monkeypatch):
+    """The snapshot holds a value and its scope's generation from before a write: consistent with each
+    other again, so without more the old value would pass the generation check. L2 is keyed by the
+    server's run id, and a restarted server is a new, empty key space."""
+    import subprocess
+
+    from tests.helpers import free_port
+
+    port = free_port()
+    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+               "--dir", str(tmp_path), "--dbfilename", "snapshot.rdb"]  # fmt: skip
+
+    def start() -> subprocess.Popen:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        client = redis.Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                return process
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("redis did not start")
+
+    server = start()
+    try:
+        url = f"redis://127.0.0.1:{port}/0"
+        writer = make_stack(url)
+        version = {"n": 1}
+        assert writer.get_or_load("vital_signs", ["latest", 15], lambda: dict(version), scope="patient:15") == {"n": 1}
+        redis.Redis(port=port).save()  # the snapshot: the value and generation before the write
+        with transaction.atomic():
+            writer.invalidate_scopes(["patient:15"])
+            version["n"] = 2
+        monkeypatch.setattr("apps.caching.stack.POLL_MARGIN", timedelta(seconds=0.2))
+        time.sleep(0.5)  # the write has left the polls' look-back: only Redis would tell of it
+        server.kill()
+        server.wait()
+        server = start()  # loads the older snapshot
+        fresh_process = make_stack(url)
+        assert fresh_process.get_or_load("vital_signs", ["latest", 15], lambda: dict(version), scope="patient:15") == {
+            "n": 2
+        }
+    finally:
+        server.kill()
+        server.wait()
 
 
 def test_redis_going_down_fails_no_read_opens_the_breaker_and_recovers(own_redis):
