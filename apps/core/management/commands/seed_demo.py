@@ -20,11 +20,12 @@ from apps.benchmarks.services import nightly_benchmarks_ensure
 from apps.clinical.models import Patient
 from apps.inference.services import bundled_deployments_ensure
 from apps.optimizer.services import optimizer_schedules_ensure
+from apps.ratelimits.models import RateLimitPolicy
 from apps.scaling.models import ScalingPolicy, WorkloadForecast
 from apps.scaling.services import scaling_policy_ensure
 from apps.scaling.tasks import forecast as forecast_task
 from apps.services.models import Service
-from apps.services.services import service_ensure
+from apps.services.services import service_ensure, service_update
 
 DEMO_SERVICES = [
     {
@@ -45,6 +46,9 @@ DEMO_SERVICES = [
         "kind": Service.Kind.INFERENCE,
         "owner_team": "Clinical AI",
         "description": "Text generation for clinicians (SmolLM2-135M-Instruct, bundled offline).",
+        # Metrics are kept per route template, which names no deployment: every /generate call is this
+        # service's (the bundled generation model), as every /embed call is the embeddings service's.
+        "route_prefix": "api/v1/inference/<slug:name>/generate",
     },
     {
         "slug": "embeddings",
@@ -52,6 +56,7 @@ DEMO_SERVICES = [
         "kind": Service.Kind.INFERENCE,
         "owner_team": "Clinical AI",
         "description": "Sentence embeddings for triage and search (MiniLM, bundled offline).",
+        "route_prefix": "api/v1/inference/<slug:name>/embed",
         "slo_p95_ms": 300,
         "slo_p99_ms": 600,
         "slo_avg_ms": 150,
@@ -72,6 +77,9 @@ DEMO_SERVICES = [
     },
 ]
 
+# The service whose p95 the adaptive ai_inference limit watches: the latency-bound one (a 300 ms SLO);
+# a generation's time follows how much text is asked for (up to 64 new tokens), so it says less about load.
+AI_INFERENCE_WATCHED = "embeddings"
 # A clinician's app: every scope but the benchmark runner's (which skips rate limits).
 DEMO_SCOPES = [scope for scope in SCOPES if scope != BENCHMARK]
 ADMIN_USERNAME = "admin"
@@ -106,10 +114,14 @@ class Command(BaseCommand):
                 service, is_new = service_ensure(**fields)
                 if is_new:
                     created.append(spec["slug"])
+                elif spec.get("route_prefix") and not service.route_prefix:
+                    # Seeded before it had one: without a prefix its traffic is no one's. An admin's own is kept.
+                    service_update(service=service, route_prefix=spec["route_prefix"])
                 if service.kind in (Service.Kind.API, Service.Kind.INFERENCE):
                     # Demo services have no traffic history yet: their forecasts learn synthetic hospital
                     # traffic, labelled as such; switch the history source in admin once real traffic flows.
                     scaling_policy_ensure(service, history_source=ScalingPolicy.HistorySource.SYNTHETIC)
+            self._ensure_ai_inference_watch()
             password = self._ensure_admin(stored)
             token = self._ensure_client(stored)
             self._ensure_benchmark_plan()
@@ -167,6 +179,13 @@ class Command(BaseCommand):
                 "duration_seconds": 60,
             },
         )  # fmt: skip
+
+    def _ensure_ai_inference_watch(self) -> None:
+        """The adaptive ai_inference limit watches an inference service's p95, unless an admin chose one."""
+        policy = RateLimitPolicy.objects.filter(scope="ai_inference", service=None).first()
+        if policy is not None:
+            policy.service = Service.objects.get(slug=AI_INFERENCE_WATCHED)
+            policy.save(update_fields=["service", "updated_at"])  # post_save invalidates the policy cache
 
     def _ensure_admin(self, stored: dict) -> str:
         User = get_user_model()
