@@ -6,12 +6,18 @@ response on this project's machines. A response that no view decorated with its 
 request whose page asked for no nonce, gets the same two strings every time; those are built once,
 with django-csp's own `build_policy`, and again whenever the CSP settings change. Everything else
 (per-view `@csp_update`/`@csp_replace`/`@csp`, nonces, DEBUG error pages) goes through django-csp.
+
+A few third-party admin pages run an inline script of their own template, which takes no nonce: on those
+pages alone, the policy allows that one script by its SHA-256 (`INLINE_SCRIPTS`), and nothing else inline.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import http
+import re
 
 from csp.constants import HEADER, HEADER_REPORT_ONLY
 from csp.middleware import CheckableLazyObject
@@ -27,6 +33,29 @@ _PER_RESPONSE_POLICY = (
     "_csp_config", "_csp_update", "_csp_replace", "_csp_config_ro", "_csp_update_ro", "_csp_replace_ro",
 )  # fmt: skip
 _DEBUG_PAGES = (http.HTTPStatus.NOT_FOUND, http.HTTPStatus.INTERNAL_SERVER_ERROR)
+
+# View name -> the id of the one inline <script> its third-party template renders (no nonce in it).
+# django-celery-beat's task form: the crontab's help text shows the schedule in words.
+_PERIODIC_TASK_SCRIPT = "periodic-task-overrides"
+INLINE_SCRIPTS = {
+    "admin:django_celery_beat_periodictask_add": _PERIODIC_TASK_SCRIPT,
+    "admin:django_celery_beat_periodictask_change": _PERIODIC_TASK_SCRIPT,
+}
+
+
+def inline_script_source(request: HttpRequest, response: HttpResponseBase) -> str | None:
+    """The source ('sha256-...') of the inline script this page's template is known to render, or None.
+    Two scripts with that id (one of them injected) allow neither."""
+    match = getattr(request, "resolver_match", None)
+    script_id = INLINE_SCRIPTS.get(match.view_name) if match else None
+    if script_id is None or response.streaming or "html" not in response.get("Content-Type", ""):
+        return None
+    scripts = re.findall(rb'<script id="' + script_id.encode() + rb'">(.*?)</script>', response.content, re.DOTALL)
+    if len(scripts) != 1:
+        return None
+    # A browser hashes the text after its parser turned CR LF and lone CR into LF.
+    text = scripts[0].replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text).digest()).decode("ascii") + "'"
 
 
 @functools.cache
@@ -52,6 +81,11 @@ def _forget_default_headers(*, setting: str, **kwargs) -> None:
 
 class CSPMiddleware(DjangoCSPMiddleware):
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        source = inline_script_source(request, response)
+        if source is not None:  # added to the enforced policy's script-src, for this response alone
+            update = dict(getattr(response, "_csp_update", None) or {})
+            update["script-src"] = [*_sources(update.get("script-src")), source]
+            response._csp_update = update
         if (
             getattr(request, "_csp_nonce", None) is not None
             or any(hasattr(response, name) for name in _PER_RESPONSE_POLICY)
@@ -68,3 +102,9 @@ class CSPMiddleware(DjangoCSPMiddleware):
         # As django-csp does: a nonce asked for after the header is written would not be in it.
         request.csp_nonce = CheckableLazyObject(self._csp_nonce_post_response)
         return response
+
+
+def _sources(value) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
