@@ -594,7 +594,22 @@ class CacheStack:
             return await asyncio.shield(pending)
         future = asyncio.get_running_loop().create_future()
         self._async_flights[key] = future
+        lock = None
         try:
+            lock = await sync_to_async(self._redis_lock)(policy, key)  # across processes, as the sync path
+            if lock is False:
+                if found.entry is not None:
+                    self._count(namespace, "l2", stale_serves=1)
+                    future.set_result(found.entry.value)
+                    _note_read(loaded=False)
+                    return found.entry.value
+                # Redis only, so not on the loop's one database thread, which this wait would hold.
+                waiting = sync_to_async(self._wait_for_other_process, thread_sensitive=False)
+                value = await waiting(policy, key, scope_key)
+                if value is not _MISSING:
+                    future.set_result(value)
+                    _note_read(loaded=False)
+                    return value
             started = time.perf_counter()
             _note_read(loaded=True)
             with reads_from_primary():
@@ -603,8 +618,9 @@ class CacheStack:
             self._count(namespace, "source", loads=1, load_seconds=elapsed)
             generations = (found.redis_generation, found.db_generation)
             await sync_to_async(self.store)(
-                policy, key, scope_key, value, ttl=ttl, generations=generations, load_seconds=elapsed
-            )
+                policy, key, scope_key, value, ttl=ttl, generations=generations, load_seconds=elapsed,
+                lock=lock or None,
+            )  # fmt: skip
             future.set_result(value)
             return value
         except BaseException as exc:
@@ -613,6 +629,8 @@ class CacheStack:
             raise
         finally:
             self._async_flights.pop(key, None)
+            if lock and not lock.released:
+                await sync_to_async(self._release)(lock)
 
     def _fill_l1(self, policy: Policy, key: str, entry: Entry) -> None:
         if not policy.l1:

@@ -44,6 +44,23 @@ async def test_the_briefs_decorator_caches_a_coroutine_once_per_argument():
     assert cache.redis_available
 
 
+async def test_concurrent_async_misses_in_separate_processes_load_once():
+    """Other processes' coroutines wait on the same Redis lock as the sync path's callers."""
+    from apps.caching.stack import CacheStack
+
+    stacks = [CacheStack.from_settings(settings.REDIS_URL, subscribe=False) for _ in range(3)]
+    calls = []
+
+    async def slow_loader():
+        calls.append(1)
+        await asyncio.sleep(0.3)
+        return {"answer": 42}
+
+    results = await asyncio.gather(*[s.aget_or_load("ai_inference", ["async-q", 1], slow_loader) for s in stacks])
+    assert results == [{"answer": 42}] * 3
+    assert len(calls) == 1
+
+
 async def test_an_uninitialized_cache_says_so():
     cache = MedicalAICache("redis://127.0.0.1:1/0")
 
