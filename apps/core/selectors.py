@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -18,6 +20,19 @@ DEGRADED = "degraded"
 ERROR = "error"
 
 WORKER_HEARTBEAT_CACHE_KEY = "core:worker-heartbeat"
+
+# The checks run at once, and the report answers by its deadline whatever a hung dependency does:
+# the Kubernetes probe gives up after 3 s (deploy/k8s) and would mark the pod unready for an optional
+# dependency. A check without an answer by then is an error, required or optional as usual.
+CHECK_TIMEOUT_SECONDS = 1.0  # a check's own bound, where its client takes none (the channel layer)
+REPORT_DEADLINE_SECONDS = 2.0
+# A check still running from an earlier report is not started again (one thread per check at most),
+# unless it has been running this long: then its thread is left behind and a new one tries.
+STUCK_CHECK_SECONDS = 30.0
+# Run in the caller's thread, bounded by their own timeout. Under ASGI the channel layer's round trip
+# must use the server's event loop: channels_redis refuses receive() from a second loop while the live
+# feed's consumers receive on the first.
+IN_CALLERS_THREAD = frozenset({"channel_layer"})
 
 
 @dataclass(frozen=True)
@@ -108,14 +123,23 @@ def _probe_channel_layer() -> tuple[str, str]:
         return ERROR, "no channel layer configured"
 
     async def round_trip() -> bool:
-        import asyncio
-
-        channel = await layer.new_channel("readyz.")
+        # The consumers' own prefix: channels_redis keys a process's channels by it, and a consumer
+        # receiving holds the receive lock blocked on its key for up to 5 s; on the same key it hands
+        # this message over at once.
+        channel = await layer.new_channel()
         await layer.send(channel, {"type": "readyz.ping"})
-        message = await asyncio.wait_for(layer.receive(channel), timeout=2)
+        message = await layer.receive(channel)
         return message.get("type") == "readyz.ping"
 
-    if not async_to_sync(round_trip)():
+    async def bounded() -> bool:
+        # channels_redis sets no socket timeout: a hung Redis would hold the send or receive for good.
+        return await asyncio.wait_for(round_trip(), timeout=CHECK_TIMEOUT_SECONDS)
+
+    try:
+        received = async_to_sync(bounded)()
+    except TimeoutError:
+        return ERROR, f"no round trip within {CHECK_TIMEOUT_SECONDS:g}s"
+    if not received:
         return ERROR, "message sent was not received"
     return OK, ""
 
@@ -166,9 +190,53 @@ CHECKS: dict[str, Callable[[], tuple[str, str]]] = {
 }
 
 
+_running: dict[str, tuple[object, float]] = {}  # check name -> (its run, when it started)
+_running_lock = threading.Lock()
+
+
+def _run_check(name: str, probe: Callable[[], tuple[str, str]], run: object, box: list[CheckResult]) -> None:
+    try:
+        box.append(_timed(name, probe))
+    finally:
+        connections.close_all()  # this thread's database connection goes back to the pool
+        with _running_lock:
+            if _running.get(name, (None,))[0] is run:
+                del _running[name]
+
+
 def readiness_report() -> tuple[str, dict[str, dict]]:
-    """Run every check; the overall status is error only when a required check failed."""
-    results = [_timed(name, probe) for name, probe in CHECKS.items()]
+    """Run every check at once (a thread each, but those IN_CALLERS_THREAD) and answer within
+    REPORT_DEADLINE_SECONDS; the overall status is error only when a required check failed (or gave no
+    answer in time)."""
+    started = time.perf_counter()
+    finished: dict[str, CheckResult] = {}
+    waiting: dict[str, tuple[threading.Thread, list[CheckResult]]] = {}
+    for name, probe in CHECKS.items():
+        if name in IN_CALLERS_THREAD:
+            continue
+        with _running_lock:
+            earlier = _running.get(name)
+            if earlier is not None and started - earlier[1] < STUCK_CHECK_SECONDS:
+                busy_ms = round((started - earlier[1]) * 1000, 2)
+                finished[name] = CheckResult(name, ERROR, busy_ms, "no answer yet from the previous check")
+                continue
+            run = object()
+            _running[name] = (run, started)
+        box: list[CheckResult] = []
+        thread = threading.Thread(target=_run_check, args=(name, probe, run, box), name=f"readyz-{name}", daemon=True)
+        thread.start()
+        waiting[name] = (thread, box)
+    for name in IN_CALLERS_THREAD & CHECKS.keys():
+        finished[name] = _timed(name, CHECKS[name])
+    deadline = started + REPORT_DEADLINE_SECONDS
+    for name, (thread, box) in waiting.items():
+        thread.join(max(0.0, deadline - time.perf_counter()))
+        if box:
+            finished[name] = box[0]
+        else:
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
+            finished[name] = CheckResult(name, ERROR, elapsed_ms, f"no answer within {REPORT_DEADLINE_SECONDS:g}s")
+    results = [finished[name] for name in CHECKS]
     required = set(settings.READYZ_REQUIRED)
     if any(r.status == ERROR and r.name in required for r in results):
         overall = ERROR

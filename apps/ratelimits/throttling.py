@@ -12,6 +12,7 @@ from rest_framework.throttling import BaseThrottle
 
 from apps.accounts.scopes import BENCHMARK
 from apps.caching.layers import CircuitBreaker
+from apps.core.local_cache import shared_cache_breaker
 from apps.ratelimits.limiter import DatabaseSlidingWindow, Decision, LimiterUnavailable, RedisSlidingWindow
 from apps.ratelimits.selectors import active_policy
 
@@ -43,10 +44,15 @@ class _Limiter:
         return self._backend
 
     def hit(self, key: str, **limits) -> Decision:
+        backend = self.backend()
+        if isinstance(backend, RedisSlidingWindow) and not shared_cache_breaker.available():
+            # The same Redis as the cache's, known unreachable: its own half-open probe would make a
+            # request wait the socket timeout when Redis hangs; it probes once the shared one is back.
+            raise LimiterUnavailable("shared cache unreachable")
         if not self.breaker.allow():
             raise LimiterUnavailable("circuit open")
         try:
-            decision = self.backend().hit(key, **limits)
+            decision = backend.hit(key, **limits)
         except LimiterUnavailable:
             self.breaker.failure()
             raise
