@@ -20,7 +20,7 @@ from tests.e2e.stack import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, api_traffic, log
 PATIENTS = 100_000
 PAGES = {  # path under /dashboard/ -> its heading and something only real data puts on it
     "": ("Overview", "[data-testid=live-state]"),
-    "services/clinical-api": ("Service clinical-api", ".chart canvas"),
+    "services/clinical-api": ("Clinical data API", ".chart canvas"),
     "cache": ("Cache", "[data-testid=cache-table]"),
     "ratelimits": ("Rate limits", "[data-testid=limits-table]"),
     "benchmarks": ("Benchmarks", "text=No runs yet"),
