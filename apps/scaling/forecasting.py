@@ -86,6 +86,14 @@ class Forecast:
         ]
 
 
+def _banded(index: pd.DatetimeIndex, p10: np.ndarray, p50: np.ndarray, p90: np.ndarray) -> Forecast:
+    """The forecast with its band offsets applied, then P10 <= P50 <= P90 and none below 0 enforced. An
+    offset may be negative (errors all on one side under a trend, or quantile models that over-covered
+    their held-out days), and the replica plan reads the P90: it must never fall under the P50."""
+    p50 = np.maximum(p50, 0)
+    return Forecast(index, np.maximum(np.minimum(p10, p50), 0), p50, np.maximum(p90, p50))
+
+
 def _band_offsets(errors: np.ndarray) -> tuple[float, float]:
     """Error quantiles around the point forecast that hold BAND of the calibration errors."""
     errors = errors[np.isfinite(errors)]
@@ -108,7 +116,7 @@ class SeasonalNaive:
         p50 = values[len(values) - self.period + (steps % self.period)]
         # Its h-step errors for h <= m are exactly the seasonal differences.
         low, high = _band_offsets(values[self.period :] - values[: -self.period])
-        return Forecast(_future_index(series, hours), np.maximum(p50 + low, 0), p50, p50 + high)
+        return _banded(_future_index(series, hours), p50 + low, p50, p50 + high)
 
 
 class HoltWinters:
@@ -141,7 +149,7 @@ class HoltWinters:
                 errors.extend(day - predicted)
         p50 = np.asarray(self._fit(series).forecast(hours))
         low, high = _band_offsets(np.asarray(errors))
-        return Forecast(_future_index(series, hours), np.maximum(p50 + low, 0), p50, p50 + high)
+        return _banded(_future_index(series, hours), p50 + low, p50, p50 + high)
 
 
 def _calibration_split(series: pd.Series) -> int:
@@ -189,14 +197,14 @@ class QuantileBoosting:
                 frame = _features(series.iloc[:start], day.index)[columns]
                 low, high = models[0.1].predict(frame), models[0.9].predict(frame)
                 scores.extend(np.maximum(low - day.to_numpy(), day.to_numpy() - high))
-            # Conformalized quantile regression: how far outside its band the truth fell, at level BAND.
+            # Conformalized quantile regression: how far outside its band the truth fell, at level BAND
+            # (negative when the quantile models over-covered: the band narrows).
             widen = float(np.quantile(scores, min(1.0, BAND * (1 + 1 / len(scores)))))
         models, columns = self._train(series)
         index = _future_index(series, hours)
         frame = _features(series, index)[columns]
         p10, p50, p90 = (models[q].predict(frame) for q in QUANTILES)
-        p10, p90 = np.minimum(p10, p50) - widen, np.maximum(p90, p50) + widen
-        return Forecast(index, np.maximum(p10, 0), np.maximum(p50, 0), p90)
+        return _banded(index, p10 - widen, p50, p90 + widen)
 
 
 class CalendarProfile:
@@ -253,7 +261,7 @@ class CalendarProfile:
             low, high = np.quantile(ratios, tail), np.quantile(ratios, 1 - tail)
         else:
             low, high = 1.0, 1.0
-        return Forecast(index, np.maximum(p50 * min(low, 1.0), 0), p50, p50 * max(high, 1.0))
+        return _banded(index, p50 * low, p50, p50 * high)
 
 
 def candidates(history_hours: int) -> list:
@@ -276,7 +284,10 @@ def mase(actual: np.ndarray, predicted: np.ndarray, train: np.ndarray, period: i
     if len(train) <= period:
         return None
     scale = np.mean(np.abs(train[period:] - train[:-period]))
-    return float(np.mean(np.abs(actual - predicted)) / scale) if scale > 0 else None
+    if not (scale > 0 and math.isfinite(scale)):
+        return None
+    score = float(np.mean(np.abs(actual - predicted)) / scale)
+    return score if math.isfinite(score) else None
 
 
 def smape(actual: np.ndarray, predicted: np.ndarray) -> float:
@@ -432,16 +443,19 @@ def analyze_patterns(series: pd.Series) -> dict:
     result: dict = {"hours": len(values)}
     if len(values) < 2 * DAY:
         return result
-    correlation = acf(values, nlags=min(len(values) - 1, WEEK + 1), fft=True)
+    # A flat series has no variance to correlate (acf divides by it): no period, and no NaN to store.
+    varies = bool(np.ptp(values) > 0)
+    correlation = acf(values, nlags=min(len(values) - 1, WEEK + 1), fft=True) if varies else None
     threshold = 2 / math.sqrt(len(values))
-    result["periods"] = {
-        "daily": {"acf": round(float(correlation[DAY]), 3), "found": bool(correlation[DAY] > max(threshold, 0.3))},
-        "weekly": (
-            {"acf": round(float(correlation[WEEK]), 3), "found": bool(correlation[WEEK] > max(threshold, 0.3))}
-            if len(correlation) > WEEK
-            else None
-        ),
-    }
+
+    def period(lag: int) -> dict | None:
+        if lag >= len(values):
+            return None
+        if correlation is None or not math.isfinite(correlation[lag]):
+            return {"acf": None, "found": False}
+        return {"acf": round(float(correlation[lag]), 3), "found": bool(correlation[lag] > max(threshold, 0.3))}
+
+    result["periods"] = {"daily": period(DAY), "weekly": period(WEEK)}
     mean = values.mean() or 1.0
     profile = series.groupby(series.index.hour).mean() / mean
     result["hourly_profile"] = {int(hour): round(float(ratio), 3) for hour, ratio in profile.items()}
@@ -451,7 +465,7 @@ def analyze_patterns(series: pd.Series) -> dict:
         for start, end in _windows([int(h) for h, r in profile.items() if r <= 0.85])
     ]
     weekdays = series.groupby(series.index.day_of_week).mean()
-    if len(weekdays) == 7:
+    if len(weekdays) == 7 and weekdays[:5].mean() > 0:
         result["weekend_ratio"] = round(float(weekdays[[5, 6]].mean() / weekdays[:5].mean()), 3)
     # Surges: hours far above what their hour of the week usually sees (emergencies, incidents).
     usual = series.groupby([series.index.day_of_week, series.index.hour]).transform("median")

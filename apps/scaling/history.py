@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import urllib.parse
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 from django.conf import settings
@@ -71,6 +72,8 @@ def _from_metrics(policy: ScalingPolicy, metric: str, *, since: datetime, until:
         return _series([(row["hour"], row["total"] / row["samples"]) for row in rows if row["samples"]])
     if not policy.service.route_prefix:
         raise HistoryUnavailable(f"{policy.service.slug} has no route prefix: its requests are not measured here.")
+    if metric == Metric.REQUEST_RATE:
+        until = _hour_start(until)  # whole hours only: see _request_rate
     rows = (
         RequestRollup.objects.filter(route__startswith=policy.service.route_prefix, minute__gte=since, minute__lt=until)
         .annotate(hour=TruncHour("minute"))
@@ -79,9 +82,24 @@ def _from_metrics(policy: ScalingPolicy, metric: str, *, since: datetime, until:
         .order_by("hour")
     )
     if metric == Metric.REQUEST_RATE:
-        return _series([(row["hour"], row["requests"] / 3600) for row in rows])
+        return _request_rate(rows, until=until)
     # The count-weighted p95 of the hour's minute rollups (per route): a response-time level to forecast.
     return _series([(row["hour"], row["weighted_p95"] / row["requests"]) for row in rows if row["requests"]])
+
+
+def _hour_start(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _request_rate(rows, *, until: datetime) -> pd.Series:
+    """Requests per second of each hour from the first with traffic up to `until` (an hour's start: the
+    hour in progress is left out, its requests so far would read as a drop). The rollups hold rows only
+    for minutes with requests: an hour without any is 0 req/s, not a gap to fill from the hours around."""
+    series = _series([(row["hour"], row["requests"] / 3600) for row in rows])
+    if series.empty:
+        return series
+    hours = pd.date_range(series.index[0], pd.Timestamp(until), freq="h", inclusive="left")
+    return series.reindex(hours, fill_value=0.0)
 
 
 def prometheus_range(
@@ -111,4 +129,5 @@ def prometheus_range(
     if not results:
         return pd.Series(dtype=float)
     values = [(datetime.fromtimestamp(float(at), tz=since.tzinfo), float(value)) for at, value in results[0]["values"]]
-    return _series([(at, value) for at, value in values if value == value])  # NaN is not equal to itself
+    # NaN (no samples) and +Inf (histogram_quantile when the quantile falls in the +Inf bucket) are not loads.
+    return _series([(at, value) for at, value in values if math.isfinite(value)])

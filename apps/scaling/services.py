@@ -35,28 +35,45 @@ def forecast_create(policy: ScalingPolicy, metric: str, *, now: datetime | None 
     """Forecast the next 24 h of one metric from the policy's history source, with the model's backtest."""
     now = now or timezone.now()
     history = hourly_history(policy, metric, now=now)
-    history = history.dropna()
+    history = history.replace([math.inf, -math.inf], math.nan).dropna()
     if len(history) < MIN_HISTORY_HOURS:
         raise HistoryUnavailable(
             f"{policy.service.slug} {metric}: {len(history)} hours of history, {MIN_HISTORY_HOURS} needed."
         )
     series = forecasting.regularize(history)
     prediction, selection = forecasting.forecast(series, max_folds=settings.SCALING_BACKTEST_FOLDS)
-    recent = series.iloc[-RECENT_HOURS:]
-    return WorkloadForecast.objects.create(
-        service=policy.service,
-        metric=metric,
-        source=policy.history_source,
-        history_hours=len(series),
-        model=selection.model.name,
-        scores={
-            "criterion": selection.criterion,
-            "candidates": [score.as_dict() for score in selection.scores],
-        },
-        points=prediction.points(),
-        recent=[{"at": at.isoformat(), "value": round(float(value), 4)} for at, value in recent.items()],
-        patterns=forecasting.analyze_patterns(series),
-    )
+    points = prediction.points()
+    recent = [
+        {"at": at.isoformat(), "value": round(float(value), 4)} for at, value in series.iloc[-RECENT_HOURS:].items()
+    ]
+    if not all(math.isfinite(value) for row in points + recent for key, value in row.items() if key != "at"):
+        raise ValueError(f"{policy.service.slug} {metric}: the forecast is not finite, not stored.")
+    patterns = _finite_or_none(forecasting.analyze_patterns(series))
+    with transaction.atomic():  # a savepoint when nested: a refused insert leaves the caller's transaction usable
+        return WorkloadForecast.objects.create(
+            service=policy.service,
+            metric=metric,
+            source=policy.history_source,
+            history_hours=len(series),
+            model=selection.model.name,
+            scores=_finite_or_none(
+                {"criterion": selection.criterion, "candidates": [score.as_dict() for score in selection.scores]}
+            ),
+            points=points,
+            recent=recent,
+            patterns=patterns,
+        )
+
+
+def _finite_or_none(value):
+    """NaN and infinity as None (a score or pattern that has no value): PostgreSQL's jsonb refuses them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_none(item) for item in value]
+    return value
 
 
 def replica_capacity(policy: ScalingPolicy) -> tuple[float, str]:
@@ -131,23 +148,48 @@ def forecasts_refresh(*, services: list[Service] | None = None, now: datetime | 
     if services is not None:
         policies = policies.filter(service__in=services)
     for policy in policies:
-        request_forecast = None
-        for metric in WorkloadForecast.Metric.values:
-            try:
-                made = forecast_create(policy, metric, now=now)
-            except HistoryUnavailable as exc:
-                report["skipped"].append(str(exc))
-                continue
-            report["forecasts"].append(f"{policy.service.slug}/{metric}: {made.model}")
-            if metric == WorkloadForecast.Metric.REQUEST_RATE:
-                request_forecast = made
-        if request_forecast is not None:
-            recommendation = recommendation_create(policy, request_forecast)
-            report["recommendations"].append(
-                f"{policy.service.slug}: {recommendation.min_replicas}-{recommendation.peak_replicas} replicas"
-            )
-            policy_state_refresh(policy)  # KEDA cron windows follow the new plan
+        # Whatever goes wrong with one policy (its data, a model, the service deleted meanwhile) is logged
+        # and reported, and the policies after it still get their forecasts this hour.
+        try:
+            _policy_forecasts_refresh(policy, now=now, report=report)
+        except Exception as exc:
+            logger.exception("scaling forecasts of %s failed", policy.service.slug)
+            report["skipped"].append(f"{policy.service.slug}: {_failure(exc)}")
     return report
+
+
+def _failure(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
+
+
+def _policy_forecasts_refresh(policy: ScalingPolicy, *, now: datetime | None, report: dict[str, list[str]]) -> None:
+    request_forecast = None
+    for metric in WorkloadForecast.Metric.values:
+        try:
+            made = forecast_create(policy, metric, now=now)
+        except HistoryUnavailable as exc:
+            report["skipped"].append(str(exc))
+            continue
+        except Exception as exc:
+            if not ScalingPolicy.objects.filter(pk=policy.pk).exists():
+                logger.info("scaling forecasts of %s stopped: the service was deleted", policy.service.slug)
+                report["skipped"].append(f"{policy.service.slug}: deleted during its forecast.")
+                return
+            # One metric's failure leaves the others, and the replica plan from the request rate.
+            logger.exception("scaling forecast of %s %s failed", policy.service.slug, metric)
+            report["skipped"].append(f"{policy.service.slug} {metric}: {_failure(exc)}")
+            continue
+        report["forecasts"].append(f"{policy.service.slug}/{metric}: {made.model}")
+        if metric == WorkloadForecast.Metric.REQUEST_RATE:
+            request_forecast = made
+    if request_forecast is not None:
+        with transaction.atomic():
+            recommendation = recommendation_create(policy, request_forecast)
+            policy_state_refresh(policy)  # KEDA cron windows follow the new plan
+        report["recommendations"].append(
+            f"{policy.service.slug}: {recommendation.min_replicas}-{recommendation.peak_replicas} replicas"
+        )
 
 
 def forecasts_prune(*, keep_days: int = 30) -> int:

@@ -1,5 +1,7 @@
 """Forecasting: scores, backtests, model selection, calibrated bands and the patterns it names."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -108,3 +110,37 @@ def test_patterns_name_the_rounds_the_nights_and_the_surges():
     assert [trough["name"] for trough in patterns["troughs"]] == ["night"]
     assert 0.5 < patterns["weekend_ratio"] < 0.7
     assert patterns["surges"][0]["at"] == traffic.index[-50].isoformat()
+
+
+def test_a_flat_or_empty_history_has_no_period_and_nothing_jsonb_refuses():
+    flat = pd.Series(120.0, index=pd.date_range(END, periods=96, freq="h"))
+    patterns = forecasting.analyze_patterns(flat)
+    assert patterns["periods"] == {"daily": {"acf": None, "found": False}, "weekly": None}
+    json.dumps(patterns, allow_nan=False)
+    idle = pd.Series(0.0, index=pd.date_range(END, periods=21 * 24, freq="h"))  # no request in three weeks
+    patterns = forecasting.analyze_patterns(idle)
+    assert patterns["periods"]["weekly"] == {"acf": None, "found": False} and "weekend_ratio" not in patterns
+    json.dumps(patterns, allow_nan=False)
+
+
+def _band_is_ordered(prediction: Forecast) -> bool:
+    return bool(np.all(prediction.p10 <= prediction.p50) and np.all(prediction.p50 <= prediction.p90))
+
+
+def test_the_band_never_crosses_the_median():
+    # Gradient boosting whose quantile models over-cover the calm held-out week: a negative correction.
+    hours = np.arange(28 * 24)
+    noise = np.where(hours < 21 * 24, np.random.default_rng(1).normal(0, 40, hours.size), 0.0)
+    noisy = pd.Series(
+        100 + 60 * np.sin(2 * np.pi * (hours % 24) / 24) + noise, index=pd.date_range(END, periods=hours.size, freq="h")
+    )
+    assert _band_is_ordered(forecasting.QuantileBoosting().fit_predict(noisy.clip(lower=0), 24))
+    # A falling load: every seasonal difference is negative, so both error quantiles are below 0.
+    hours = np.arange(10 * 24)
+    falling = pd.Series(
+        500 - 1.5 * hours + 20 * np.sin(2 * np.pi * (hours % 24) / 24),
+        index=pd.date_range(END, periods=hours.size, freq="h"),
+    )
+    for model in (SeasonalNaive(24), forecasting.HoltWinters()):
+        prediction = model.fit_predict(falling, 24)
+        assert _band_is_ordered(prediction) and np.all(prediction.p10 >= 0), model.name

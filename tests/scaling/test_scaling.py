@@ -2,17 +2,20 @@
 apply state machine against a fake API server (no cluster exists here), emergency mode, Prometheus
 history from a fake Prometheus, the brief's prediction API, and the optimizer's scaling step."""
 
+import json
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import kubernetes_validate
+import pandas as pd
 import pytest
 import yaml
 from django.core.management import call_command
 from django.utils import timezone
 
-from apps.metrics.models import Alert, AlertRule
+from apps.metrics.models import Alert, AlertRule, RequestRollup
+from apps.metrics.recorder import new_histogram
 from apps.scaling import services
 from apps.scaling.history import hourly_history
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
@@ -232,3 +235,90 @@ def test_the_optimizer_scaling_step_proposes_a_higher_maximum_and_applies_it(dem
     assert ScalingPolicy.objects.get(service__slug="embeddings").max_replicas == applied.change["max_replicas"] > 3
     assert "<svg" in run.report_html and "embeddings" in run.report_html
     assert ScalingRecommendation.objects.filter(service__slug="embeddings").exists()
+
+
+def _policy(slug: str, **fields) -> ScalingPolicy:
+    service = Service.objects.create(name=slug, slug=slug, route_prefix=f"api/{slug}/")
+    return services.scaling_policy_ensure(service, **{"history_source": "synthetic", **fields})[0]
+
+
+def test_a_failing_policy_or_metric_keeps_no_other_from_its_forecast(settings, monkeypatch):
+    settings.SCALING_HISTORY_DAYS = 4
+    broken, deleted, fine = _policy("a-broken"), _policy("b-deleted"), _policy("c-fine")
+    real = services.hourly_history
+
+    def history(policy, metric, *, now):
+        if policy.service.slug == "a-broken" and metric == "cpu":
+            raise RuntimeError("the exporter answered garbage")
+        if policy.service.slug == "b-deleted":
+            Service.objects.filter(slug="b-deleted").delete()  # an admin deletes it meanwhile
+        return real(policy, metric, now=now)
+
+    monkeypatch.setattr(services, "hourly_history", history)
+    report = services.forecasts_refresh(services=[broken.service, deleted.service, fine.service])
+    assert report["skipped"] == ["a-broken cpu: RuntimeError: the exporter answered garbage",
+                                 "b-deleted: deleted during its forecast."]  # fmt: skip
+    assert broken.service.forecasts.count() == 3 and broken.service.scaling_recommendations.count() == 1
+    assert fine.service.forecasts.count() == 4 and fine.service.scaling_recommendations.count() == 1
+
+
+def test_a_flat_history_is_forecast_and_stored(monkeypatch):
+    policy = _policy("flat")
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    flat = pd.Series(120.0, index=pd.date_range(end=now - timedelta(hours=1), periods=96, freq="h"))
+    monkeypatch.setattr(services, "hourly_history", lambda policy, metric, *, now: flat)
+    made = services.forecast_create(policy, "cpu", now=now)
+    made.refresh_from_db()
+    assert made.patterns["periods"]["daily"] == {"acf": None, "found": False}
+    assert all(point["p50"] == pytest.approx(120.0) for point in made.points)
+    json.dumps([made.scores, made.patterns, made.points], allow_nan=False)
+
+
+def test_prometheus_infinities_are_not_history(settings):
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    # histogram_quantile answers +Inf when the quantile falls in the +Inf bucket; NaN when there were no samples.
+    values = [((now - timedelta(hours=h)).timestamp(), "+Inf" if h % 10 == 0 else "NaN" if h == 55 else 100 + h % 24)
+              for h in range(100, 0, -1)]  # fmt: skip
+    prometheus = FakePrometheus(values)
+    settings.SCALING_PROMETHEUS_URL = prometheus.url
+    try:
+        policy = _policy("latency", history_source="prometheus")
+        series = hourly_history(policy, "response_time", now=now)
+        made = services.forecast_create(policy, "response_time", now=now)
+    finally:
+        prometheus.stop()
+    assert len(series) == 100 - 10 - 1 and series.map(math.isfinite).all()
+    made.refresh_from_db()
+    assert made.history_hours == 99 and all(math.isfinite(point["p90"]) for point in made.points)
+
+
+def test_hours_without_requests_are_zero_requests(settings):
+    policy = _policy("daytime", history_source="metrics")
+    now = datetime(2026, 11, 20, 0, 5, tzinfo=UTC)
+    histogram = new_histogram()
+    histogram.record_value(20_000)
+    blob = histogram.encode()
+
+    def minute(at: datetime) -> RequestRollup:
+        return RequestRollup(minute=at, route="api/daytime/x/", method="GET", status_class="2xx", client="c",
+                             count=600, histogram=blob, p95_ms=20)  # fmt: skip
+
+    # Traffic 08:00-18:00 only, for 8 days (3,600 requests an hour: 1 req/s), and the hour in progress.
+    first = now.replace(minute=0) - timedelta(days=8)
+    RequestRollup.objects.bulk_create(
+        [minute(first + timedelta(days=day, hours=hour, minutes=m))
+         for day in range(8) for hour in range(8, 18) for m in range(0, 60, 10)]
+        + [minute(now.replace(minute=1))]
+    )  # fmt: skip
+    series = hourly_history(policy, "request_rate", now=now)
+    # Every hour from the first with traffic to the last whole one; the hour in progress left out.
+    assert series.index[0] == first + timedelta(hours=8) and series.index[-1] == now.replace(minute=0) - timedelta(
+        hours=1
+    )
+    assert len(series) == 8 * 24 - 8
+    assert set(series[series.index.hour < 8]) == {0.0} and set(series[series.index.hour >= 18]) == {0.0}
+    assert set(series[(series.index.hour >= 8) & (series.index.hour < 18)]) == {1.0}
+    made = services.forecast_create(policy, "request_rate", now=now)
+    assert made.history_hours == 8 * 24 - 8
+    night = [point["p50"] for point in made.points if pd.Timestamp(point["at"]).hour < 6]
+    assert max(night) < 0.1
