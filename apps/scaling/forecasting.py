@@ -8,6 +8,7 @@ band means about 80% of actuals, not a hope. Pure computation: no Django here.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -34,12 +35,19 @@ def _in_window(hours: np.ndarray, start: int, end: int) -> np.ndarray:
     return (hours >= start) & (hours < end) if start < end else (hours >= start) | (hours < end)
 
 
-def _holidays(index: pd.DatetimeIndex) -> np.ndarray:
+@functools.cache
+def _holiday_dates(first_year: int, last_year: int) -> pd.DatetimeIndex:
+    """The US federal holidays of whole years: computing them took most of the calendar profile's time, and
+    every fit asks for the same few years."""
     from pandas.tseries.holiday import USFederalHolidayCalendar
 
+    return USFederalHolidayCalendar().holidays(f"{first_year}-01-01", f"{last_year}-12-31")
+
+
+def _holidays(index: pd.DatetimeIndex) -> np.ndarray:
     days = index.normalize()
-    holidays = USFederalHolidayCalendar().holidays(days.min(), days.max())
-    return np.asarray(days.tz_localize(None).isin(holidays) if days.tz is not None else days.isin(holidays))
+    days = days.tz_localize(None) if days.tz is not None else days
+    return np.asarray(days.isin(_holiday_dates(days.min().year, days.max().year)))
 
 
 def calendar_features(index: pd.DatetimeIndex) -> pd.DataFrame:
@@ -70,6 +78,29 @@ def _features(series: pd.Series, index: pd.DatetimeIndex) -> pd.DataFrame:
 
 def _future_index(series: pd.Series, hours: int) -> pd.DatetimeIndex:
     return pd.date_range(series.index[-1] + pd.Timedelta(hours=1), periods=hours, freq="h")
+
+
+@functools.cache
+def _thread_pools():
+    """The BLAS and OpenMP pools of numpy, scipy and scikit-learn, found once they are all loaded."""
+    import sklearn.ensemble  # noqa: F401 (loads its OpenMP runtime)
+    import statsmodels.tsa.holtwinters  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _one_thread(fit_predict):
+    """Fit on one thread. These series are hundreds of rows: BLAS and OpenMP threads spend longer waking
+    and spinning than working (Holt-Winters 18x and each gradient boosting fit 4-6x slower with two
+    threads on a busy host), and the workers already run forecasts side by side."""
+
+    @functools.wraps(fit_predict)
+    def wrapper(*args, **kwargs):
+        with _thread_pools().limit(limits=1):
+            return fit_predict(*args, **kwargs)
+
+    return wrapper
 
 
 @dataclass
@@ -136,6 +167,7 @@ class HoltWinters:
             warnings.simplefilter("ignore")
             return model.fit(**params, optimized=False) if params else model.fit()
 
+    @_one_thread
     def fit_predict(self, series: pd.Series, hours: int) -> Forecast:
         calibration = _calibration_split(series)
         errors = []
@@ -166,11 +198,11 @@ class QuantileBoosting:
 
     name = "gradient_boosting"
 
-    def _models(self, frame: pd.DataFrame, target: np.ndarray) -> dict:
+    def _models(self, frame: pd.DataFrame, target: np.ndarray, quantiles: tuple[float, ...]) -> dict:
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         models = {}
-        for quantile in QUANTILES:
+        for quantile in quantiles:
             model = HistGradientBoostingRegressor(
                 loss="quantile", quantile=quantile, max_iter=100, learning_rate=0.1, max_leaf_nodes=15,
                 min_samples_leaf=10, random_state=0,
@@ -178,18 +210,20 @@ class QuantileBoosting:
             models[quantile] = model.fit(frame, target)
         return models
 
-    def _train(self, series: pd.Series) -> tuple[dict, list[str]]:
-        """The three quantile models, and the feature columns they use (a lag longer than the history is
-        all missing, and left out)."""
+    def _train(self, series: pd.Series, quantiles: tuple[float, ...] = QUANTILES) -> tuple[dict, list[str]]:
+        """The quantile models, and the feature columns they use (a lag longer than the history is all
+        missing, and left out)."""
         frame = _features(series, series.index).iloc[DAY:]
         columns = [name for name in frame.columns if frame[name].notna().any()]
-        return self._models(frame[columns], series.to_numpy()[DAY:]), columns
+        return self._models(frame[columns], series.to_numpy()[DAY:], quantiles), columns
 
+    @_one_thread
     def fit_predict(self, series: pd.Series, hours: int) -> Forecast:
         calibration = _calibration_split(series)
         widen = 0.0
         if calibration:
-            models, columns = self._train(series.iloc[:-calibration])
+            # The band's ends only: the calibration needs no median model.
+            models, columns = self._train(series.iloc[:-calibration], (QUANTILES[0], QUANTILES[-1]))
             scores = []
             for start in range(len(series) - calibration, len(series), DAY):
                 # Each held-out day forecast from the history before it, as the horizon really is.

@@ -144,3 +144,27 @@ def test_the_band_never_crosses_the_median():
     for model in (SeasonalNaive(24), forecasting.HoltWinters()):
         prediction = model.fit_predict(falling, 24)
         assert _band_is_ordered(prediction) and np.all(prediction.p10 >= 0), model.name
+
+
+def test_gradient_boosting_fits_on_one_thread_and_calibrates_without_a_median_model(monkeypatch):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from threadpoolctl import threadpool_info
+
+    fits, fit = [], HistGradientBoostingRegressor.fit
+
+    def recorded(self, *args, **kwargs):
+        fits.append((self.quantile, {pool["num_threads"] for pool in threadpool_info()}))
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(HistGradientBoostingRegressor, "fit", recorded)
+    series = hospital_traffic(end=END, hours=21 * 24, seed="threads")["request_rate"]
+    forecasting.QuantileBoosting().fit_predict(series, 24)
+    # Tiny fits: OpenMP and BLAS threads cost more than they give (several times slower on a busy host).
+    assert [quantile for quantile, _ in fits] == [0.1, 0.9, 0.1, 0.5, 0.9]
+    assert all(threads == {1} for _, threads in fits)
+
+
+def test_holidays_are_found_in_utc_hours():
+    index = pd.date_range("2026-11-10", periods=72, freq="h", tz="UTC")  # Veterans Day is the 11th
+    holiday = forecasting.calendar_features(index)["holiday"]
+    assert list(holiday.groupby(index.day).max()) == [0, 1, 0]
