@@ -28,6 +28,7 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
     list_filter = ["enabled", "apply_state", "emergency_mode", "keda_enabled"]
     actions = ["apply_now", "emergency_on", "emergency_off"]
     readonly_fields = [
+        "emergency_mode",
         "apply_state",
         "apply_attempts",
         "apply_error",
@@ -82,7 +83,10 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
                 ]
             },
         ),
-        ("Emergency", {"fields": ["emergency_mode", "emergency_min_replicas", "emergency_alert_rule"]}),
+        (
+            "Emergency",
+            {"fields": ["emergency_manual", "emergency_alert_rule", "emergency_mode", "emergency_min_replicas"]},
+        ),
         (
             "On the cluster",
             {
@@ -138,15 +142,39 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
             else:
                 self.message_user(request, f"{policy}: sent to the workers.", messages.SUCCESS)
 
+    def save_model(self, request: HttpRequest, obj: ScalingPolicy, form, change: bool) -> None:
+        # The mode in force follows an edit of the hand's setting or of the alert rule at once, as the
+        # actions do, rather than at the checker's next pass.
+        obj.emergency_mode = services.emergency_in_force(obj)
+        super().save_model(request, obj, form, change)
+
     @admin.action(description="Emergency mode on", permissions=["change"])
     def emergency_on(self, request: HttpRequest, queryset: QuerySet[ScalingPolicy]) -> None:
-        for policy in queryset:
+        for policy in queryset.select_related("service", "emergency_alert_rule"):
+            was, by_hand = policy.emergency_mode, policy.emergency_manual
             services.emergency_mode_set(policy, on=True)
+            if by_hand:
+                self.message_user(request, f"{policy}: emergency mode was already on.", messages.INFO)
+            elif was:
+                self.message_user(request, f"{policy}: emergency mode was on for its alert rule; it now stays on "
+                                  "until switched off by hand.", messages.SUCCESS)  # fmt: skip
+            else:
+                self.message_user(request, f"{policy}: emergency mode on, the minimum lifted to "
+                                  f"{policy.floor_replicas} replicas.", messages.SUCCESS)  # fmt: skip
 
     @admin.action(description="Emergency mode off", permissions=["change"])
     def emergency_off(self, request: HttpRequest, queryset: QuerySet[ScalingPolicy]) -> None:
-        for policy in queryset:
+        for policy in queryset.select_related("service", "emergency_alert_rule"):
+            was = policy.emergency_mode
             services.emergency_mode_set(policy, on=False)
+            if policy.emergency_mode:
+                self.message_user(request, f"{policy}: stays in emergency mode while alert rule "
+                                  f"{policy.emergency_alert_rule} fires.", messages.WARNING)  # fmt: skip
+            elif was:
+                self.message_user(request, f"{policy}: emergency mode off, the minimum back to "
+                                  f"{policy.floor_replicas} replicas.", messages.SUCCESS)  # fmt: skip
+            else:
+                self.message_user(request, f"{policy}: emergency mode was already off.", messages.INFO)
 
 
 @admin.register(WorkloadForecast)

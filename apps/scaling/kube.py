@@ -32,14 +32,19 @@ def cluster_configured() -> bool:
 
 
 def cluster_client() -> client.ApiClient:
-    """The API client for SCALING_KUBECONFIG: a kubeconfig path, or "in-cluster" for a service account."""
-    if settings.SCALING_KUBECONFIG == "in-cluster":
-        configuration = client.Configuration()
-        config.load_incluster_config(client_configuration=configuration)
-        return client.ApiClient(configuration)
-    return config.new_client_from_config(
-        config_file=settings.SCALING_KUBECONFIG, context=settings.SCALING_KUBE_CONTEXT or None
-    )
+    """The API client for SCALING_KUBECONFIG: a kubeconfig path, or "in-cluster" for a service account.
+    ApplyError when it cannot be built (a missing or unreadable kubeconfig, an unknown context, in-cluster
+    outside a cluster), so the policy fails with the reason instead of staying APPLYING."""
+    try:
+        if settings.SCALING_KUBECONFIG == "in-cluster":
+            configuration = client.Configuration()
+            config.load_incluster_config(client_configuration=configuration)
+            return client.ApiClient(configuration)
+        return config.new_client_from_config(
+            config_file=settings.SCALING_KUBECONFIG, context=settings.SCALING_KUBE_CONTEXT or None
+        )
+    except Exception as exc:  # ConfigException, OSError, and a malformed file's YAML or type errors
+        raise ApplyError(f"SCALING_KUBECONFIG {settings.SCALING_KUBECONFIG!r} is not usable: {exc}") from exc
 
 
 def server_side_apply(api: client.ApiClient, document: dict, *, dry_run: bool) -> dict:

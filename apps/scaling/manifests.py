@@ -427,8 +427,13 @@ def range_errors(document: dict) -> list[str]:
         for direction in ("scaleUp", "scaleDown"):
             errors += _rules_errors(f"behavior.{direction}", behavior_spec.get(direction))
         for trigger in spec.get("triggers", []):
-            if trigger["type"] == "cron" and not 0 < int(trigger["metadata"]["desiredReplicas"]) <= high:
-                errors.append(f"cron desiredReplicas {trigger['metadata']['desiredReplicas']}: must be 1-{high}")
+            if trigger["type"] != "cron":
+                continue
+            metadata = trigger["metadata"]
+            if not 0 < int(metadata["desiredReplicas"]) <= high:
+                errors.append(f"cron desiredReplicas {metadata['desiredReplicas']}: must be 1-{high}")
+            if metadata.get("start") == metadata.get("end"):
+                errors.append(f"cron start and end {metadata.get('start')!r}: must differ")
     elif kind == "VerticalPodAutoscaler":
         mode = spec.get("updatePolicy", {}).get("updateMode")
         if mode not in ("Off", "Initial", "Recreate", "Auto", "InPlaceOrRecreate"):

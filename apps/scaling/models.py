@@ -113,7 +113,16 @@ class ScalingPolicy(models.Model):
         help_text="Share of a replica's capacity planned to be used at the P90 forecast.",
     )  # fmt: skip
     lead_minutes = models.PositiveIntegerField(default=15, help_text="Replicas are planned this far ahead of the load.")
-    emergency_mode = models.BooleanField(default=False, help_text="Lifts the minimum to the emergency minimum.")
+    emergency_mode = models.BooleanField(
+        default=False,
+        help_text="In force: lifts the minimum to the emergency minimum. On while set by hand or while the alert "
+        "rule fires.",
+    )
+    emergency_manual = models.BooleanField(
+        "emergency mode by hand",
+        default=False,
+        help_text="Set by hand (admin actions or here): keeps emergency mode on whatever the alert rule does.",
+    )
     emergency_min_replicas = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
     emergency_alert_rule = models.ForeignKey(
         "metrics.AlertRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",

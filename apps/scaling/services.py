@@ -203,19 +203,30 @@ def forecasts_prune(*, keep_days: int = 30) -> int:
 
 
 def peak_windows(recommendation: ScalingRecommendation | None, floor: int) -> list[dict]:
-    """Runs of hours planned above the floor, as KEDA cron windows (UTC hours) with their replicas."""
+    """Runs of hours planned above the floor, as KEDA cron windows (UTC hours) with their replicas. A run
+    of all 24 hours is two windows of 12: one window would start and end at the same hour, which KEDA
+    refuses."""
     if recommendation is None:
         return []
-    windows: list[dict] = []
+    runs: list[list[tuple[int, int]]] = []  # [(hour, replicas)] per run of consecutive hours
     for hour in recommendation.hours:
         at = pd.Timestamp(hour["at"])
         if hour["replicas"] <= floor:
             continue
-        if windows and windows[-1]["end_hour"] == at.hour:
-            windows[-1]["end_hour"] = (at.hour + 1) % 24
-            windows[-1]["replicas"] = max(windows[-1]["replicas"], hour["replicas"])
+        if runs and (runs[-1][-1][0] + 1) % 24 == at.hour and len(runs[-1]) < 24:
+            runs[-1].append((at.hour, hour["replicas"]))
         else:
-            windows.append({"start_hour": at.hour, "end_hour": (at.hour + 1) % 24, "replicas": hour["replicas"]})
+            runs.append([(at.hour, hour["replicas"])])
+    windows = []
+    for run in runs:
+        for part in (run[:12], run[12:]) if len(run) == 24 else (run,):
+            windows.append(
+                {
+                    "start_hour": part[0][0],
+                    "end_hour": (part[-1][0] + 1) % 24,
+                    "replicas": max(replicas for _, replicas in part),
+                }
+            )
     return windows
 
 
@@ -277,26 +288,41 @@ def policy_state_refresh(policy: ScalingPolicy) -> str:
 
 def policy_apply(*, policy_id: int) -> ScalingPolicy:
     """Apply the policy's manifests (a server dry run of all first). Safe to repeat: apply is idempotent."""
+    states = ScalingPolicy.ApplyState
     with transaction.atomic():
         policy = ScalingPolicy.objects.select_for_update(of=("self",)).select_related("service").get(pk=policy_id)
-        if policy.apply_state not in (ScalingPolicy.ApplyState.PENDING, ScalingPolicy.ApplyState.FAILED,
-                                      ScalingPolicy.ApplyState.APPLYING):  # fmt: skip
+        # APPLYING is another worker's apply in flight (a second delivery, overlapping checkers) unless it
+        # has been stuck there longer than a worker can take.
+        if not (policy.apply_state in (states.PENDING, states.FAILED) or _stuck(policy, timezone.now())):
             return policy
-        _set_state(policy, ScalingPolicy.ApplyState.APPLYING, apply_attempts=policy.apply_attempts + 1)
-    docs = policy_manifests(policy)
-    digest = manifests.digest(docs)
-    errors = manifests.validate(docs)
+        _set_state(policy, states.APPLYING, apply_attempts=policy.apply_attempts + 1)
     try:
+        docs = policy_manifests(policy)
+        digest = manifests.digest(docs)
+        errors = manifests.validate(docs)
         if errors:
             raise kube.ApplyError("; ".join(errors))
         applied = kube.apply_documents(list(docs.values()))
     except kube.ApplyError as exc:
         logger.warning("scaling manifests of %s were not applied: %s", policy.service.slug, exc)
-        _set_state(policy, ScalingPolicy.ApplyState.FAILED, apply_error=str(exc)[:4000])
+        _set_state(policy, states.FAILED, apply_error=str(exc)[:4000])
         return policy
-    _set_state(policy, ScalingPolicy.ApplyState.ACTIVE, applied_hash=digest, desired_hash=digest,
+    except Exception as exc:  # never leave it APPLYING: FAILED retries with backoff, up to the cap
+        logger.exception("scaling manifests of %s were not applied", policy.service.slug)
+        _set_state(policy, states.FAILED, apply_error=f"{type(exc).__name__}: {exc}"[:4000])
+        return policy
+    _set_state(policy, states.ACTIVE, applied_hash=digest, desired_hash=digest,
                apply_error=f"applied {', '.join(applied)}")  # fmt: skip
     return policy
+
+
+def _stuck(policy: ScalingPolicy, now: datetime) -> bool:
+    """APPLYING for longer than a worker can take: the worker that took it is gone."""
+    return (
+        policy.apply_state == ScalingPolicy.ApplyState.APPLYING
+        and policy.state_changed_at is not None
+        and now - policy.state_changed_at > timedelta(seconds=settings.SCALING_APPLY_STUCK_SECONDS)
+    )
 
 
 def _retry_due(policy: ScalingPolicy, now: datetime) -> bool:
@@ -316,11 +342,10 @@ def policies_reconcile(*, now: datetime | None = None) -> list[int]:
     for policy in ScalingPolicy.objects.filter(enabled=True).select_related("service", "emergency_alert_rule"):
         _follow_emergency_alert(policy)
         state = policy_state_refresh(policy)
-        stuck = (
-            state == ScalingPolicy.ApplyState.APPLYING
-            and policy.state_changed_at is not None
-            and now - policy.state_changed_at > timedelta(seconds=settings.SCALING_APPLY_STUCK_SECONDS)
-        )
+        stuck = _stuck(policy, now)
+        if stuck and policy.apply_attempts >= settings.SCALING_APPLY_MAX_ATTEMPTS:
+            _give_up_stuck(policy)
+            continue
         if (
             state == ScalingPolicy.ApplyState.PENDING
             or stuck
@@ -331,20 +356,49 @@ def policies_reconcile(*, now: datetime | None = None) -> list[int]:
     return due
 
 
+def _give_up_stuck(policy: ScalingPolicy) -> None:
+    """A policy stuck in APPLYING as often as failed applies are retried is not sent again: FAILED says why
+    (new manifests start its attempts afresh; an apply by hand still runs). Only if it is still the same
+    stuck apply: a worker that finished meanwhile keeps its outcome."""
+    error = (
+        f"No worker finished the apply in {policy.apply_attempts} attempts "
+        f"(each stuck for over {settings.SCALING_APPLY_STUCK_SECONDS} s); not sent again."
+    )
+    now = timezone.now()
+    updated = ScalingPolicy.objects.filter(
+        pk=policy.pk, apply_state=ScalingPolicy.ApplyState.APPLYING, state_changed_at=policy.state_changed_at
+    ).update(apply_state=ScalingPolicy.ApplyState.FAILED, state_changed_at=now, apply_error=error)
+    if updated:
+        logger.warning("scaling apply of %s: %s", policy.service.slug, error)
+        policy.apply_state, policy.state_changed_at, policy.apply_error = ScalingPolicy.ApplyState.FAILED, now, error
+
+
 def emergency_mode_set(policy: ScalingPolicy, *, on: bool) -> ScalingPolicy:
-    """Lift (or drop) the minimum at once; the manifests follow through the apply state machine."""
-    if policy.emergency_mode != on:
-        policy.emergency_mode = on
-        policy.save(update_fields=["emergency_mode", "updated_at"])
+    """Emergency mode by hand. On lifts the minimum at once and keeps it lifted whatever the alert rule does;
+    off ends only the hand's part (the mode stays on while the alert rule fires). The manifests follow
+    through the apply state machine."""
+    in_force = on or _alert_firing(policy)
+    if (policy.emergency_manual, policy.emergency_mode) != (on, in_force):
+        policy.emergency_manual, policy.emergency_mode = on, in_force
+        policy.save(update_fields=["emergency_manual", "emergency_mode", "updated_at"])
     return policy
 
 
-def _follow_emergency_alert(policy: ScalingPolicy) -> None:
+def emergency_in_force(policy: ScalingPolicy) -> bool:
+    """Emergency mode as it should be now: set by hand, or the policy's alert rule firing."""
+    return policy.emergency_manual or _alert_firing(policy)
+
+
+def _alert_firing(policy: ScalingPolicy) -> bool:
     from apps.metrics.models import Alert
 
     rule = policy.emergency_alert_rule
-    if rule is None:
-        return
-    firing = rule.alerts.filter(state=Alert.State.FIRING).exists()
-    if firing != policy.emergency_mode:
-        emergency_mode_set(policy, on=firing)
+    # A disabled rule is no longer evaluated: an alert it left firing says nothing about now.
+    return rule is not None and rule.enabled and rule.alerts.filter(state=Alert.State.FIRING).exists()
+
+
+def _follow_emergency_alert(policy: ScalingPolicy) -> None:
+    in_force = emergency_in_force(policy)
+    if in_force != policy.emergency_mode:
+        policy.emergency_mode = in_force
+        policy.save(update_fields=["emergency_mode", "updated_at"])

@@ -93,3 +93,30 @@ def test_emergency_mode_lifts_the_minimum():
         _generate(emergency_mode=True, emergency_min_replicas=12)["HorizontalPodAutoscaler"]["spec"]["minReplicas"]
         == 12
     )
+
+
+def test_a_plan_above_the_floor_all_day_is_two_cron_windows_that_keda_accepts():
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from apps.scaling.services import peak_windows
+
+    start = pd.Timestamp("2026-11-20T15:00:00+00:00")
+    hours = [{"at": (start + pd.Timedelta(hours=i)).isoformat(), "replicas": 6 + i % 3} for i in range(24)]
+    windows = peak_windows(SimpleNamespace(hours=hours), floor=2)
+    # One window of 24 hours would start and end at 15:00, which KEDA refuses.
+    assert windows == [
+        {"start_hour": 15, "end_hour": 3, "replicas": 8},
+        {"start_hour": 3, "end_hour": 15, "replicas": 8},
+    ]
+    assert (
+        manifests.validate(manifests.documents(ServiceScaling(name="busy", keda_enabled=True, peak_windows=windows)))
+        == []
+    )
+    same = ServiceScaling(
+        name="busy", keda_enabled=True, peak_windows=[{"start_hour": 15, "end_hour": 15, "replicas": 8}]
+    )
+    assert manifests.validate(manifests.documents(same)) == [
+        "busy-scaledobject.yaml: cron start and end '0 15 * * *': must differ"
+    ]

@@ -11,7 +11,7 @@ import kubernetes_validate
 import pandas as pd
 import pytest
 import yaml
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from apps.metrics.models import Alert, AlertRule, RequestRollup
@@ -322,3 +322,93 @@ def test_hours_without_requests_are_zero_requests(settings):
     assert made.history_hours == 8 * 24 - 8
     night = [point["p50"] for point in made.points if pd.Timestamp(point["at"]).hour < 6]
     assert max(night) < 0.1
+
+
+def test_an_unusable_kubeconfig_fails_the_apply_with_its_reason(settings, tmp_path, monkeypatch):
+    settings.SCALING_KUBECONFIG = str(tmp_path / "missing-kubeconfig")
+    policy = _policy("kube", predictive=False)
+    policy.refresh_from_db()
+    assert policy.apply_state == "pending"
+    done = services.policy_apply(policy_id=policy.pk)
+    assert done.apply_state == "failed" and "missing-kubeconfig" in done.apply_error and done.apply_attempts == 1
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    settings.SCALING_KUBECONFIG = "in-cluster"  # outside a cluster
+    done = services.policy_apply(policy_id=policy.pk)
+    assert done.apply_state == "failed" and "'in-cluster' is not usable" in done.apply_error
+
+    out = StringIO()
+    with pytest.raises(CommandError, match="Some manifests were not applied"):
+        call_command("scaling", "apply", "--service", "kube", stdout=out)
+    assert "failed" in out.getvalue() and "'in-cluster' is not usable" in out.getvalue()
+
+
+def test_an_apply_stuck_as_often_as_the_attempts_cap_is_not_sent_again(cluster, settings):
+    policy = _policy("stuck", predictive=False)
+    long_ago = timezone.now() - timedelta(seconds=settings.SCALING_APPLY_STUCK_SECONDS + 60)
+    ScalingPolicy.objects.filter(pk=policy.pk).update(
+        apply_state="applying", state_changed_at=long_ago, apply_attempts=settings.SCALING_APPLY_MAX_ATTEMPTS - 1
+    )
+    assert services.policies_reconcile() == [policy.pk]  # below the cap: sent again
+    policy.refresh_from_db()
+    assert policy.apply_state == "active"
+
+    ScalingPolicy.objects.filter(pk=policy.pk).update(
+        apply_state="applying", state_changed_at=long_ago, apply_attempts=settings.SCALING_APPLY_MAX_ATTEMPTS
+    )
+    seen = len(cluster.requests)
+    assert services.policies_reconcile() == []
+    policy.refresh_from_db()
+    assert policy.apply_state == "failed" and "not sent again" in policy.apply_error
+    assert len(cluster.requests) == seen
+    assert services.policies_reconcile(now=timezone.now() + timedelta(hours=1)) == []  # no retry past the cap
+
+
+def test_a_second_delivery_does_not_apply_while_the_first_is_applying(cluster, settings):
+    policy = _policy("twice", predictive=False)
+    ScalingPolicy.objects.filter(pk=policy.pk).update(
+        apply_state="applying", state_changed_at=timezone.now(), apply_attempts=1
+    )
+    done = services.policy_apply(policy_id=policy.pk)
+    assert done.apply_state == "applying" and done.apply_attempts == 1 and cluster.requests == []
+    # A worker lost with it: once stuck for longer than a worker can take, it is applied again.
+    ScalingPolicy.objects.filter(pk=policy.pk).update(
+        state_changed_at=timezone.now() - timedelta(seconds=settings.SCALING_APPLY_STUCK_SECONDS + 1)
+    )
+    done = services.policy_apply(policy_id=policy.pk)
+    assert done.apply_state == "active" and done.apply_attempts == 2 and cluster.requests
+
+
+def test_emergency_mode_by_hand_and_by_alert_each_keep_it_on():
+    rule = AlertRule.objects.create(name="ED surge", metric="p95_ms", operator="gt", threshold=500)
+    policy = _policy("ed", predictive=False, emergency_alert_rule=rule)
+    services.emergency_mode_set(policy, on=True)
+    services.policies_reconcile()  # the rule is quiet
+    policy.refresh_from_db()
+    assert policy.emergency_mode and policy.floor_replicas == 10
+
+    alert = Alert.objects.create(rule=rule, state="firing", value=900, last_value=900, message="p95 900 ms")
+    services.emergency_mode_set(policy, on=False)
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.emergency_mode and not policy.emergency_manual  # the alert holds it
+
+    alert.state = "resolved"
+    alert.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert not policy.emergency_mode
+
+
+def test_an_alert_left_firing_by_a_disabled_rule_does_not_hold_emergency_mode():
+    rule = AlertRule.objects.create(name="CPU", metric="cpu_pct", operator="gt", threshold=80)
+    policy = _policy("cpu-bound", predictive=False, emergency_alert_rule=rule)
+    Alert.objects.create(rule=rule, state="firing", value=97, last_value=97, message="CPU 97%")
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.emergency_mode
+    rule.enabled = False  # an operator silences the rule
+    rule.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert not policy.emergency_mode

@@ -1,0 +1,60 @@
+"""The scaling policy admin: its emergency actions say what they changed."""
+
+import pytest
+
+from apps.metrics.models import Alert, AlertRule
+from apps.scaling import services
+from apps.scaling.models import ScalingPolicy
+from apps.services.models import Service
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/scaling/scalingpolicy/"
+
+
+@pytest.fixture
+def admin_session(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.org", "pw-root-123"))
+    return client
+
+
+def _act(client, action: str, policy: ScalingPolicy) -> list[str]:
+    response = client.post(CHANGELIST, {"action": action, "_selected_action": [policy.pk]}, follow=True)
+    assert response.redirect_chain == [(CHANGELIST, 302)]
+    return [str(message) for message in response.context["messages"]]
+
+
+def test_the_emergency_actions_say_what_they_changed(admin_session):
+    service = Service.objects.create(name="Triage", slug="triage")
+    policy, _ = services.scaling_policy_ensure(service, predictive=False, emergency_min_replicas=8)
+    assert _act(admin_session, "emergency_on", policy) == [
+        "Scaling of Triage: emergency mode on, the minimum lifted to 8 replicas."
+    ]
+    assert _act(admin_session, "emergency_on", policy) == ["Scaling of Triage: emergency mode was already on."]
+    assert _act(admin_session, "emergency_off", policy) == [
+        "Scaling of Triage: emergency mode off, the minimum back to 2 replicas."
+    ]
+    assert _act(admin_session, "emergency_off", policy) == ["Scaling of Triage: emergency mode was already off."]
+
+    rule = AlertRule.objects.create(name="ED surge", metric="p95_ms", operator="gt", threshold=500)
+    Alert.objects.create(rule=rule, state="firing", value=900, last_value=900, message="p95 900 ms")
+    ScalingPolicy.objects.filter(pk=policy.pk).update(emergency_alert_rule=rule, emergency_mode=True)
+    assert _act(admin_session, "emergency_off", policy) == [
+        "Scaling of Triage: stays in emergency mode while alert rule ED surge fires."
+    ]
+    assert ScalingPolicy.objects.get(pk=policy.pk).emergency_mode
+
+
+def test_setting_emergency_mode_by_hand_in_the_form_puts_it_in_force_at_once(admin_session):
+    from django.forms.models import model_to_dict
+
+    service = Service.objects.create(name="Triage", slug="triage")
+    policy, _ = services.scaling_policy_ensure(service, predictive=False, emergency_min_replicas=8)
+    form = {key: value for key, value in model_to_dict(policy).items() if value is not None and value is not False}
+    form = {key: "on" if value is True else value for key, value in form.items()}
+    response = admin_session.post(f"{CHANGELIST}{policy.pk}/change/", {**form, "emergency_manual": "on"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    policy.refresh_from_db()
+    assert policy.emergency_manual and policy.emergency_mode
+    hpa = services.policy_manifests(policy)["triage-hpa.yaml"]
+    assert hpa["spec"]["minReplicas"] == 8
