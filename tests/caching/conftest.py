@@ -1,14 +1,10 @@
 from __future__ import annotations
 
-import subprocess
-import time
-
 import pytest
-import redis
 from django.conf import settings
 
 from apps.caching.stack import CacheStack
-from tests.helpers import free_port
+from tests.helpers import free_port, start_redis
 
 
 def make_stack(redis_url: str = settings.REDIS_URL, **options) -> CacheStack:
@@ -21,21 +17,6 @@ def make_stack(redis_url: str = settings.REDIS_URL, **options) -> CacheStack:
 @pytest.fixture
 def stack() -> CacheStack:
     return make_stack()
-
-
-def start_redis(port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    return process
 
 
 @pytest.fixture

@@ -465,24 +465,12 @@ def test_a_redis_restarted_from_an_older_snapshot_does_not_bring_invalidated_val
     """The snapshot holds a value and its scope's generation from before a write: consistent with each
     other again, so without more the old value would pass the generation check. L2 is keyed by the
     server's run id, and a restarted server is a new, empty key space."""
-    import subprocess
-
     from tests.helpers import free_port
 
     port = free_port()
-    command = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-               "--dir", str(tmp_path), "--dbfilename", "snapshot.rdb"]  # fmt: skip
 
-    def start() -> subprocess.Popen:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-        client = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                return process
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis did not start")
+    def start():
+        return start_redis(port, "--dir", str(tmp_path), "--dbfilename", "snapshot.rdb")
 
     server = start()
     try:

@@ -12,7 +12,6 @@ import threading
 import time
 
 import pytest
-import redis
 from django.conf import settings
 from django.test import override_settings
 
@@ -21,7 +20,7 @@ from apps.core.local_cache import VersionedLocalCache, shared_cache_breaker
 from apps.core.selectors import DEGRADED, ERROR, OK, readiness_report
 from apps.core.services import worker_heartbeat_record
 from apps.ratelimits.throttling import limiter
-from tests.helpers import free_port
+from tests.helpers import free_port, start_redis
 
 # Twice settings.py's, so that a call that waited on the socket stands apart from a slow machine.
 SOCKET_TIMEOUT = 1.0
@@ -30,22 +29,6 @@ BREAKER_SECONDS = 1.0
 # read takes microseconds, an API request tens of milliseconds.
 NO_WAIT = 0.05
 NO_WAIT_REQUEST = SOCKET_TIMEOUT / 2
-
-
-def _start_redis(port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            client.ping()
-            return process
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("redis-server did not start")
 
 
 class HungRedis:
@@ -63,7 +46,7 @@ class HungRedis:
 def hung_redis():
     """The cache, the limiter and the channel layer on a Redis of the test's own, which the test stops."""
     port = free_port()
-    process = _start_redis(port)
+    process = start_redis(port)
     url = f"redis://127.0.0.1:{port}/0"
     own_cache = {"default": {**settings.CACHES["default"], "LOCATION": url}}
     own_cache["default"]["OPTIONS"] = {**own_cache["default"].get("OPTIONS", {}), "SOCKET_TIMEOUT": SOCKET_TIMEOUT}
