@@ -227,14 +227,12 @@ class CacheStack:
             self.l1.clear()
             return
         self._poll_since = started
-        expire = time.monotonic() + 2 * POLL_MARGIN.total_seconds()
         for scope, generation in changed:
             if scope == POLICY_SCOPE:
                 if generation != self._policy_generation:
                     self._reload_policies_safely(generation)
                 continue
-            self._remember_generation(scope, generation, expire)
-            self.l1.drop_scope(scope, below_generation=generation)
+            self._heard_of_write(scope, generation)
             # Every process re-publishes what it sees: Redis catches up within a poll even when the
             # writer's own publish failed, or its process ended before it could retry.
             self._queue_publish(scope, generation)
@@ -295,8 +293,7 @@ class CacheStack:
         if scope_key == POLICY_SCOPE:
             self._polled_at = 0.0  # reload on the next read
             return
-        self._remember_generation(scope_key, generation, time.monotonic() + 2 * POLL_MARGIN.total_seconds())
-        self.l1.drop_scope(scope_key, below_generation=generation)
+        self._heard_of_write(scope_key, generation)
 
     def _reload_policies_safely(self, generation: int) -> None:
         try:
@@ -308,10 +305,13 @@ class CacheStack:
         with self._publish_lock:
             self._pending_publishes[scope_key] = max(generation, self._pending_publishes.get(scope_key, 0))
 
-    def _remember_generation(self, scope: str, generation: int, expire: float) -> None:
+    def _heard_of_write(self, scope: str, generation: int) -> None:
+        """A write to `scope` committed (from the poll, the channel or this process): drop the L1 entries it
+        invalidated, and remember it for 2 x POLL_MARGIN so a load that began before it fills no L1."""
         known = self._known_generations.get(scope)
         if known is None or known[0] < generation:
-            self._known_generations[scope] = (generation, expire)
+            self._known_generations[scope] = (generation, time.monotonic() + 2 * POLL_MARGIN.total_seconds())
+        self.l1.drop_scope(scope, below_generation=generation)
 
     def _reload_policies(self, generation: int) -> None:
         from apps.caching.models import CachePolicy
@@ -476,8 +476,9 @@ class CacheStack:
         deadline = time.monotonic() + self.single_flight_wait
         pause, released = 0.005, False
         while time.monotonic() < deadline:
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
+            if not released:  # once released, look again at once
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
             entry, generation = self._l2_get(policy, key, scope_key)
             if generation is None:
                 break  # Redis is unreachable: the value cannot reach us through it, so load it here
@@ -488,7 +489,7 @@ class CacheStack:
             if released:
                 break  # released, and still nothing stored: that load is over (None, or it failed)
             ok, held = self._redis_call(policy.namespace, lambda r: r.exists(self._l2_key("l", key)))
-            released, pause = ok and not held, 0.0 if ok and not held else pause  # look once more at once
+            released = ok and not held
         return _MISSING
 
     def _load_and_store(
@@ -873,13 +874,11 @@ class CacheStack:
     def _published(self, bumped: dict[str, int], bumped_at: float) -> None:
         if time.monotonic() - bumped_at > POLL_MARGIN.total_seconds() / 2:
             self._restamp(list(bumped))  # a long transaction: the polls since its bump looked past it
-        expire = time.monotonic() + 2 * POLL_MARGIN.total_seconds()
         for scope_key, generation in bumped.items():
             if scope_key == POLICY_SCOPE:
                 self._polled_at = 0.0  # this process reloads on its next read
                 continue
-            self._remember_generation(scope_key, generation, expire)
-            self.l1.drop_scope(scope_key, below_generation=generation)
+            self._heard_of_write(scope_key, generation)
             self._queue_publish(scope_key, generation)
         self._retry_publishes(announce=bumped)
 
