@@ -3,6 +3,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
 import { axisSize, tickLabels } from "./axis";
+import { describeChart, hasNoValues, isolatedIndexes, singleReading, xRange } from "./chartText";
 
 export interface ChartSeries {
   label: string;
@@ -71,7 +72,11 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
     const options: uPlot.Options = {
       width: Math.max(element.clientWidth, 200),
       height,
-      scales: { x: xLabels ? { time: false, range: [-0.5, xLabels.length - 0.5] } : { time } },
+      scales: {
+        x: xLabels
+          ? { time: false, range: [-0.5, xLabels.length - 0.5] }
+          : { time, range: (u, min, max) => xRange(u.data[0] as number[], min, max, time) },
+      },
       axes: [
         {
           stroke: axis,
@@ -96,7 +101,13 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
           dash: s.dash ? [6, 4] : undefined,
           fill: kind === "bars" ? colors[i] : undefined,
           paths,
-          points: { show: false },
+          // A line needs two points: a value with none beside it (a single reading) is drawn as a dot.
+          points: {
+            show: (u: uPlot, seriesIdx: number) => !s.band && kind !== "bars" && isolatedIndexes(u.data[seriesIdx] as (number | null)[]).length > 0,
+            filter: (u: uPlot, seriesIdx: number) => isolatedIndexes(u.data[seriesIdx] as (number | null)[]),
+            size: 8,
+            fill: colors[i],
+          },
           spanGaps: false,
         })),
       ],
@@ -137,12 +148,19 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
     plot.current?.setData([x, ...series.map((s) => s.values)] as uPlot.AlignedData);
   }, [x, series]);
 
-  const empty = x.length === 0;
+  const text = { title, x, series, unit, time, xLabels };
+  const empty = hasNoValues(text);
+  const single = singleReading(text);
   return (
     <figure className="chart">
       <figcaption>{title}</figcaption>
       {empty ? <p className="muted">No data in this range yet.</p> : null}
-      <div ref={holder} role="img" aria-label={`${title}: ${series.map((s) => s.label).join(", ")}`} hidden={empty} />
+      <div ref={holder} role="img" aria-label={describeChart(text)} hidden={empty} />
+      {single && !empty ? (
+        <p className="chart-note" data-testid="single-reading">
+          {single}
+        </p>
+      ) : null}
     </figure>
   );
 }

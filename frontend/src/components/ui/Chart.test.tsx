@@ -1,0 +1,60 @@
+import { cleanup, render, screen } from "@testing-library/react";
+import { afterEach, describe, expect, it, vi } from "vitest";
+
+// uPlot draws on a canvas jsdom lacks: record the options it is given, and play the plot's part.
+const built: { options: any; data: any }[] = [];
+vi.mock("uplot", () => {
+  class FakePlot {
+    static paths = { bars: () => undefined, stepped: () => undefined };
+    static pxRatio = 1;
+    constructor(options: unknown, data: unknown) {
+      built.push({ options, data });
+    }
+    setData() {}
+    setSize() {}
+    destroy() {}
+  }
+  return { default: FakePlot };
+});
+vi.stubGlobal(
+  "ResizeObserver",
+  class {
+    observe() {}
+    disconnect() {}
+  },
+);
+
+import { Chart } from "./Chart";
+
+const AT = Date.parse("2026-12-04T10:00:00Z") / 1000;
+
+afterEach(() => {
+  cleanup();
+  built.length = 0;
+});
+
+describe("Chart", () => {
+  it("draws a series of one reading as a dot in the middle, and says its value", () => {
+    render(<Chart title="Heart rate (1 readings)" x={[AT]} series={[{ label: "bpm", values: [72] }]} unit="/min" />);
+    const { options, data } = built[0];
+    const plot = { data };
+    expect(options.series[1].points.show(plot, 1)).toBe(true);
+    expect(options.series[1].points.filter(plot, 1)).toEqual([0]);
+    expect(options.scales.x.range(plot, AT, AT + 86400)).toEqual([AT - 1800, AT + 1800]);
+    expect(screen.getByTestId("single-reading").textContent).toContain("bpm 72/min");
+    expect(screen.queryByText("No data in this range yet.")).toBeNull();
+    expect(screen.getByRole("img").getAttribute("aria-label")).toContain("one value, 72/min");
+  });
+
+  it("draws no dots on a continuous line", () => {
+    render(<Chart title="Throughput" x={[AT, AT + 60]} series={[{ label: "req/s", values: [1, 2] }]} />);
+    const { options, data } = built[0];
+    expect(options.series[1].points.show({ data }, 1)).toBe(false);
+    expect(screen.queryByTestId("single-reading")).toBeNull();
+  });
+
+  it("says there is no data when every value is missing, rather than drawing empty axes", () => {
+    render(<Chart title="Errors" x={[AT, AT + 60]} series={[{ label: "5xx %", values: [null, null] }]} />);
+    expect(screen.getByText("No data in this range yet.")).toBeTruthy();
+  });
+});
