@@ -1,3 +1,6 @@
+/** Field name (dotted for nested ones, e.g. "items[0].code") -> its messages, from a 400's body. */
+export type FieldErrors = Record<string, string[]>;
+
 /** JSON over the session the admin login opened; Django's CSRF cookie rides along on writes. */
 export class ApiError extends Error {
   constructor(
@@ -5,22 +8,71 @@ export class ApiError extends Error {
     message: string,
     /** Seconds the server asked us to wait (a 429's Retry-After), else null. */
     public retryAfter: number | null = null,
+    /** A 400's field-level messages ({} when there are none). */
+    public fields: FieldErrors = {},
   ) {
     super(message);
   }
+}
+
+/** What an error state holds: the message, the HTTP status and the field-level messages. */
+export interface ErrorState {
+  message: string;
+  code: number | null;
+  fields?: FieldErrors;
+}
+
+/** Any failure as an error state (a network error has no status and no fields). */
+export function errorState(failure: unknown): ErrorState {
+  const error = failure as Partial<ApiError> & { message?: string };
+  return {
+    message: error?.message ?? String(failure),
+    code: error?.status ?? null,
+    ...(error?.fields && Object.keys(error.fields).length ? { fields: error.fields } : {}),
+  };
+}
+
+function collect(value: unknown, path: string, into: FieldErrors): void {
+  if (typeof value === "string") {
+    (into[path] ??= []).push(value);
+  } else if (Array.isArray(value)) {
+    value.forEach((item, i) => collect(item, typeof item === "string" ? path : `${path}[${i}]`, into));
+  } else if (value && typeof value === "object") {
+    for (const [key, inner] of Object.entries(value)) collect(inner, path ? `${path}.${key}` : key, into);
+  }
+}
+
+/**
+ * The field-level messages of an error body: the API's `{"detail", "code", "errors": {field: [...]}}`, or
+ * DRF's bare `{field: ["message"]}`. Nested serializers' messages are keyed by their dotted path.
+ */
+export function fieldErrors(body: unknown): FieldErrors {
+  if (!body || typeof body !== "object" || Array.isArray(body)) return {};
+  const record = body as Record<string, unknown>;
+  const fields: FieldErrors = {};
+  if (record.errors && typeof record.errors === "object") {
+    collect(record.errors, "", fields);
+  } else if (!("detail" in record)) {
+    collect(record, "", fields);
+  }
+  return fields;
 }
 
 export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
   const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, signal });
   if (!response.ok) {
     let detail = response.statusText;
+    let fields: FieldErrors = {};
     try {
-      detail = ((await response.json()) as { detail?: string }).detail ?? detail;
+      const body = (await response.json()) as { detail?: unknown };
+      fields = fieldErrors(body);
+      if (typeof body?.detail === "string") detail = body.detail;
+      else if (Object.keys(fields).length) detail = "Invalid input";
     } catch {
       // a non-JSON error page: keep the status text
     }
     const retryAfter = Number(response.headers.get("Retry-After"));
-    throw new ApiError(response.status, detail, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : null);
+    throw new ApiError(response.status, detail, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : null, fields);
   }
   return (await response.json()) as T;
 }

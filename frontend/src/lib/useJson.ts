@@ -1,11 +1,11 @@
 import { useCallback, useEffect, useState } from "react";
 
-import { getJson } from "./api";
+import { errorState, getJson, type FieldErrors } from "./api";
 
 export type Loadable<T> =
   | { status: "loading" }
   | { status: "ready"; data: T }
-  | { status: "error"; message: string; code: number | null };
+  | { status: "error"; message: string; code: number | null; fields?: FieldErrors };
 
 const LOADING = { status: "loading" } as const;
 
@@ -30,10 +30,8 @@ export function useJson<T>(
       .then((data) => {
         if (!controller.signal.aborted) setAnswer({ url, state: { status: "ready", data } });
       })
-      .catch((error: Error & { status?: number }) => {
-        if (!controller.signal.aborted) {
-          setAnswer({ url, state: { status: "error", message: error.message, code: error.status ?? null } });
-        }
+      .catch((error: unknown) => {
+        if (!controller.signal.aborted) setAnswer({ url, state: { status: "error", ...errorState(error) } });
       });
     return () => controller.abort();
   }, [url, generation, load]);

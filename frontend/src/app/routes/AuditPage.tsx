@@ -1,6 +1,6 @@
 import { useState } from "react";
 
-import { LoadError } from "../../components/ui/Status";
+import { FieldMessage, fieldProps, LoadError } from "../../components/ui/Status";
 import { VirtualList } from "../../components/ui/VirtualList";
 import { auditUrl } from "../../features/audit/api/audit";
 import { useAuditTrail } from "../../features/audit/hooks/useAuditTrail";
@@ -11,6 +11,9 @@ const ACTIONS = ["", "read", "search", "create", "update", "delete"];
 
 /** Filters apply once typing pauses this long: one request per word, not per keystroke. */
 const FILTER_DEBOUNCE_MS = 300;
+
+/** Query parameters that have an input here: the server's messages about them are shown by it. */
+const FILTER_FIELDS = ["action", "resource_type"];
 
 /** The audit trail, newest first: a keyset page of 500 at a time, fetched as the list nears its end. */
 export default function AuditPage() {
@@ -25,19 +28,27 @@ export default function AuditPage() {
       <div className="filters">
         <label>
           Action{" "}
-          <select value={action} onChange={(event) => setAction(event.target.value)}>
+          <select value={action} onChange={(event) => setAction(event.target.value)} {...fieldProps("audit", "action", error?.fields)}>
             {ACTIONS.map((a) => (
               <option key={a} value={a}>
                 {a || "any"}
               </option>
             ))}
           </select>
+          <FieldMessage form="audit" name="action" fields={error?.fields} />
         </label>
         <label>
-          Resource type <input value={resourceType} onChange={(event) => setResourceType(event.target.value)} placeholder="e.g. Patient" />
+          Resource type{" "}
+          <input
+            value={resourceType}
+            onChange={(event) => setResourceType(event.target.value)}
+            placeholder="e.g. Patient"
+            {...fieldProps("audit", "resource_type", error?.fields)}
+          />
+          <FieldMessage form="audit" name="resource_type" fields={error?.fields} />
         </label>
       </div>
-      {error ? <LoadError what="the audit trail" message={error.message} code={error.code} /> : null}
+      {error ? <LoadError what="the audit trail" message={error.message} code={error.code} fields={error.fields} shown={FILTER_FIELDS} /> : null}
       {limitedFor ? <p role="status">Rate limited: resuming in {limitedFor} s.</p> : null}
       <p className="muted" data-testid="audit-count">
         {loading

@@ -1,6 +1,6 @@
 import { useCallback, useDeferredValue, useState } from "react";
 
-import { LoadError } from "../../components/ui/Status";
+import { FieldMessage, fieldProps, LoadError } from "../../components/ui/Status";
 import { VirtualList } from "../../components/ui/VirtualList";
 import { count as formatCount } from "../../lib/format";
 import type { Patient } from "../../features/patients/api/patients";
@@ -37,9 +37,16 @@ export default function PatientsPage() {
       <p className="muted">Every page of this list and every chart opened is a PHI read, written to the audit trail.</p>
       <label>
         Search by name{" "}
-        <input type="search" value={search} onChange={(event) => setSearch(event.target.value)} placeholder="at least 2 letters" />
+        <input
+          type="search"
+          value={search}
+          onChange={(event) => setSearch(event.target.value)}
+          placeholder="at least 2 letters"
+          {...fieldProps("patients", "name", window.error?.fields)}
+        />
+        <FieldMessage form="patients" name="name" fields={window.error?.fields} />
       </label>
-      {window.error ? <LoadError what="patients" message={window.error.message} code={window.error.code} /> : null}
+      {window.error ? <LoadError what="patients" message={window.error.message} code={window.error.code} fields={window.error.fields} shown={["name"]} /> : null}
       {window.limitedFor ? <p role="status">Rate limited: resuming in {window.limitedFor} s.</p> : null}
       <p className="muted" data-testid="patient-count">
         {window.count !== null ? `${formatCount(window.count)} patients` : window.error ? "Not counted." : "Counting…"}

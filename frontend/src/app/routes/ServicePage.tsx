@@ -5,7 +5,7 @@ import { Chart } from "../../components/ui/Chart";
 import { LoadError } from "../../components/ui/Status";
 import type { Service } from "../../features/overview/api/services";
 import { fetchSeries, RANGES, type RangeName } from "../../features/service/series";
-import type { ApiError } from "../../lib/api";
+import { errorState, type ErrorState } from "../../lib/api";
 import { useJson } from "../../lib/useJson";
 
 interface Panel {
@@ -28,7 +28,7 @@ type Loaded = { x: number[]; values: (number | null)[][] };
 /** One panel's series: the last that loaded (kept through a failed refresh) and the last failure. */
 interface PanelState {
   data: Loaded | null;
-  error: { message: string; code: number | null } | null;
+  error: ErrorState | null;
 }
 
 const EMPTY: PanelState = { data: null, error: null };
@@ -51,7 +51,7 @@ export default function ServicePage() {
             outcomes.map((outcome, i) =>
               outcome.status === "fulfilled"
                 ? { data: outcome.value, error: null }
-                : { data: previous[i].data, error: { message: (outcome.reason as Error).message, code: (outcome.reason as ApiError).status ?? null } },
+                : { data: previous[i].data, error: errorState(outcome.reason) },
             ),
           );
         },
@@ -70,7 +70,7 @@ export default function ServicePage() {
         <Link to="/">← Overview</Link>
       </p>
       <h1 id="service-title">{service.status === "ready" ? service.data.name : slug}</h1>
-      {service.status === "error" ? <LoadError what={`the service ${slug}`} message={service.message} code={service.code} /> : null}
+      {service.status === "error" ? <LoadError what={`the service ${slug}`} message={service.message} code={service.code} fields={service.fields} /> : null}
       <div role="group" aria-label="Time range" className="segmented">
         {(Object.keys(RANGES) as RangeName[]).map((name) => (
           <button key={name} type="button" aria-pressed={range === name} onClick={() => setRange(name)}>
@@ -89,7 +89,7 @@ export default function ServicePage() {
               ) : error ? null : (
                 <p className="muted">Loading {what}…</p>
               )}
-              {error ? <LoadError what={data ? `the latest ${what}` : what} message={error.message} code={error.code} /> : null}
+              {error ? <LoadError what={data ? `the latest ${what}` : what} message={error.message} code={error.code} fields={error.fields} /> : null}
             </div>
           );
         })}

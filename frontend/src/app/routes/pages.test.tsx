@@ -24,6 +24,9 @@ import ServicePage from "./ServicePage";
 import RateLimitsPage from "./RateLimitsPage";
 
 const refuse = (status: number, detail: string) => () => new Response(JSON.stringify({ detail }), { status });
+// The API's 400: DRF's field errors under "errors" (apps/core/api/exceptions.py).
+const invalid = (errors: Record<string, string[]>) => () =>
+  new Response(JSON.stringify({ detail: "Invalid input.", code: "invalid", errors }), { status: 400 });
 
 function serve(routes: Record<string, unknown>) {
   vi.stubGlobal(
@@ -126,6 +129,23 @@ describe("AuditPage", () => {
     await waitFor(() => expect(screen.getByRole("alert").textContent).toMatch(/perform this action\. Your account lacks the permission/));
     expect(screen.getByTestId("audit-count").textContent).toBe("No events loaded.");
   });
+
+  it("shows a refused filter's message by its input, not only 'Invalid input'", async () => {
+    serve({ "/api/v1/audit/": invalid({ resource_type: ["Ensure this field has no more than 40 characters."] }) });
+    render(<AuditPage />);
+    const input = screen.getByPlaceholderText("e.g. Patient");
+    await waitFor(() => expect(input.getAttribute("aria-invalid")).toBe("true"));
+    const message = document.getElementById(input.getAttribute("aria-describedby")!)!;
+    expect(message.textContent).toBe("Ensure this field has no more than 40 characters.");
+    expect(message.closest("label")).toBe(input.closest("label"));
+    expect(screen.getByRole("alert").textContent).toBe("Could not load the audit trail: Invalid input. See the message by the field.");
+  });
+
+  it("lists the messages of parameters it has no input for", async () => {
+    serve({ "/api/v1/audit/": invalid({ page_size: ["Ensure this value is less than or equal to 1000."] }) });
+    render(<AuditPage />);
+    await waitFor(() => expect(screen.getByTestId("field-errors").textContent).toBe("Page size: Ensure this value is less than or equal to 1000."));
+  });
 });
 
 describe("ServicePage", () => {
@@ -199,6 +219,14 @@ describe("PatientsPage", () => {
     render(<PatientsPage />);
     await waitFor(() => expect(screen.getByRole("alert").textContent).toMatch(/^Could not load patients: You do not have permission to perform this action\. Your account lacks/));
     expect(screen.getByTestId("patient-count").textContent).toBe("Not counted.");
+  });
+
+  it("shows a refused search's field message by the search box", async () => {
+    serve({ "/api/v1/patients/window/": invalid({ name: ["Ensure this field has no more than 100 characters."] }) });
+    render(<PatientsPage />);
+    const input = screen.getByRole("searchbox");
+    await waitFor(() => expect(input.getAttribute("aria-invalid")).toBe("true"));
+    expect(document.getElementById(input.getAttribute("aria-describedby")!)!.textContent).toBe("Ensure this field has no more than 100 characters.");
   });
 });
 

@@ -38,3 +38,17 @@ describe("LoadStatus", () => {
     expect(container.textContent).toBe("");
   });
 });
+
+describe("LoadError with field messages", () => {
+  it("lists each field's messages readably, by a label or the field's name in words", () => {
+    render(
+      <LoadStatus
+        state={{ status: "error", message: "Invalid input.", code: 400, fields: { since: ["Enter a valid date/time."], non_field_errors: ["Since is after until."] } }}
+        what="events"
+      />,
+    );
+    const items = screen.getAllByRole("listitem").map((item) => item.textContent);
+    expect(items).toEqual(["Since: Enter a valid date/time.", "Since is after until."]);
+    expect(screen.getByRole("alert").textContent).toMatch(/^Could not load events: Invalid input\./);
+  });
+});

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 
-import { ApiError } from "../../../lib/api";
+import { ApiError, errorState, type ErrorState } from "../../../lib/api";
 import { fetchAuditPage, type AuditEvent } from "../api/audit";
 
 export interface AuditTrailState {
@@ -9,7 +9,7 @@ export interface AuditTrailState {
   loading: boolean;
   /** More pages exist, fetched as the list nears its end. */
   hasMore: boolean;
-  error: { message: string; code: number | null } | null;
+  error: ErrorState | null;
   /** Seconds to wait because the rate limit refused us, or null. */
   limitedFor: number | null;
   onRange: (first: number, last: number) => void;
@@ -58,7 +58,7 @@ export function useAuditTrail(url: string, { load = fetchAuditPage }: { load?: t
             return;
           }
           busy.current = false;
-          setError({ message: failure.message, code: failure.status ?? null });
+          setError(errorState(failure));
           setLoading(false);
         });
     },

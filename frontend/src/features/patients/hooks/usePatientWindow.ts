@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 
-import { ApiError } from "../../../lib/api";
+import { ApiError, errorState, type ErrorState } from "../../../lib/api";
 import { fetchPatientWindow, type Patient } from "../api/patients";
 
 export const BLOCK = 100;
@@ -8,7 +8,7 @@ export const BLOCK = 100;
 export interface PatientWindowState {
   count: number | null;
   rows: Map<number, Patient>;
-  error: { message: string; code: number | null } | null;
+  error: ErrorState | null;
   /** Seconds to wait because the rate limit refused us, or null. */
   limitedFor: number | null;
   onRange: (first: number, last: number) => void;
@@ -54,7 +54,7 @@ export function usePatientWindow(
             setLimitedFor(wait);
             window.setTimeout(() => fetchBlock(block), wait * 1000);
           } else {
-            setError({ message: failure.message, code: failure.status ?? null });
+            setError(errorState(failure));
           }
         });
     },

@@ -1,0 +1,44 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+
+import { ApiError, errorState, fieldErrors, getJson } from "./api";
+
+afterEach(() => vi.unstubAllGlobals());
+
+const answer = (status: number, body: unknown) => vi.stubGlobal("fetch", vi.fn(async () => new Response(JSON.stringify(body), { status })));
+
+describe("fieldErrors", () => {
+  it("reads the API's errors, DRF's bare shape and nested serializers' messages", () => {
+    expect(fieldErrors({ detail: "Invalid input.", code: "invalid", errors: { name: ["Too long."] } })).toEqual({ name: ["Too long."] });
+    expect(fieldErrors({ name: ["Too long.", "Not a name."], since: "Bad date." })).toEqual({ name: ["Too long.", "Not a name."], since: ["Bad date."] });
+    expect(fieldErrors({ errors: { items: [{}, { code: ["Unknown code."] }], period: { start: ["Required."] } } })).toEqual({
+      "items[1].code": ["Unknown code."],
+      "period.start": ["Required."],
+    });
+    expect(fieldErrors({ detail: "Not found." })).toEqual({});
+    expect(fieldErrors(["a list"])).toEqual({});
+  });
+});
+
+describe("getJson", () => {
+  it("keeps a 400's field messages on the error, not only its detail", async () => {
+    answer(400, { detail: "Invalid input.", code: "invalid", errors: { resource_type: ["Ensure this field has no more than 40 characters."] } });
+    const error = (await getJson("/api/v1/audit/").catch((e) => e)) as ApiError;
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error.message).toBe("Invalid input.");
+    expect(error.fields).toEqual({ resource_type: ["Ensure this field has no more than 40 characters."] });
+    expect(errorState(error)).toEqual({ message: "Invalid input.", code: 400, fields: error.fields });
+  });
+
+  it("says 'Invalid input' for DRF's bare field errors, which have no detail", async () => {
+    answer(400, { limit: ["Ensure this value is less than or equal to 500."] });
+    const error = (await getJson("/x/").catch((e) => e)) as ApiError;
+    expect(error.message).toBe("Invalid input");
+    expect(error.fields).toEqual({ limit: ["Ensure this value is less than or equal to 500."] });
+  });
+
+  it("has no fields on other errors", async () => {
+    answer(403, { detail: "No." });
+    expect(errorState(await getJson("/x/").catch((e) => e))).toEqual({ message: "No.", code: 403 });
+    expect(errorState(new TypeError("Failed to fetch"))).toEqual({ message: "Failed to fetch", code: null });
+  });
+});
