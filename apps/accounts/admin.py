@@ -1,9 +1,18 @@
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.accounts.models import ApiClient
-from apps.accounts.services import UPDATABLE_FIELDS, api_client_revoke, api_client_rotate, api_client_update
+from apps.accounts.selectors import scopes_held_by
+from apps.accounts.services import (
+    UPDATABLE_FIELDS,
+    api_client_delete,
+    api_client_revoke,
+    api_client_rotate,
+    api_client_update,
+    validate_application_scopes,
+)
 
 
 @admin.register(ApiClient)
@@ -11,27 +20,61 @@ class ApiClientAdmin(admin.ModelAdmin):
     list_display = ["name", "token_prefix", "scopes", "is_active", "expires_at", "revoked_at", "created_at"]
     list_filter = ["is_active", "expires_at", "revoked_at"]
     search_fields = ["name", "token_prefix", "description"]
-    readonly_fields = ["token_prefix", "token_hash", "created_at", "rotated_at", "revoked_at"]
+    readonly_fields = ["name", "token_prefix", "token_hash", "created_at", "rotated_at", "revoked_at"]
     actions = ["revoke_tokens", "rotate_tokens"]
+
+    def get_form(self, request: HttpRequest, obj=None, change: bool = False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        held = scopes_held_by(request.user)
+
+        class ApiClientForm(form):
+            def clean_scopes(self):
+                """Checked here, not only in the service, so a refusal is a message on the field (not a 500);
+                a user may give a client only scopes they hold, or a token would carry what they lack."""
+                before = self.instance.scopes if self.instance.pk else []
+                try:
+                    scopes = validate_application_scopes(self.cleaned_data.get("scopes"), before=before)
+                except ValidationError as invalid:
+                    raise ValidationError(invalid.message_dict["scopes"]) from None
+                missing = sorted(set(scopes) - set(before) - set(held))
+                if missing:
+                    raise ValidationError(f"You may give a client only scopes you hold; not {', '.join(missing)}.")
+                return scopes
+
+        return ApiClientForm
 
     def save_model(self, request: HttpRequest, obj: ApiClient, form, change: bool) -> None:
         # Through the service, so every process drops its cached copy of the client.
         changed = {name: form.cleaned_data[name] for name in UPDATABLE_FIELDS if name in form.changed_data}
         api_client_update(client=obj, **changed)
 
+    def delete_model(self, request: HttpRequest, obj: ApiClient) -> None:
+        api_client_delete(client=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
+        for client in queryset:
+            api_client_delete(client=client)
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         # A token is shown exactly once; `manage.py create_api_client` is the place to see it.
         return False
 
-    @admin.action(description="Revoke the selected clients' tokens")
+    @admin.action(description="Revoke the selected clients' tokens", permissions=["change"])
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
         for client in queryset:
             api_client_revoke(client=client)
         self.message_user(request, f"Revoked {queryset.count()} client(s).", messages.SUCCESS)
 
-    @admin.action(description="Rotate the selected clients' tokens (shown once)")
+    @admin.action(description="Rotate the selected clients' tokens (shown once)", permissions=["change"])
     def rotate_tokens(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
+        held = set(scopes_held_by(request.user))
         for client in queryset:
+            missing = sorted(set(client.scopes) - held)
+            if missing:  # whoever sees the new token holds the client's scopes
+                self.message_user(
+                    request, f"{client.name}: not rotated; you do not hold {', '.join(missing)}.", messages.ERROR
+                )
+                continue
             issued = api_client_rotate(client=client)
             self.message_user(
                 request,

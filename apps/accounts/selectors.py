@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from apps.accounts.models import ApiClient
+from apps.accounts.models import ApiClient, scope_permission_codename
+from apps.accounts.scopes import SCOPES
 from apps.accounts.services import api_clients_cache, token_hash
 from apps.core.selectors import one_or_none
 
@@ -18,3 +19,8 @@ def api_client_for_token(token: str) -> ApiClient | None:
     return api_clients_cache.get(
         digest, lambda: one_or_none(ApiClient.objects.using("default").filter(token_hash=digest))
     )
+
+
+def scopes_held_by(user) -> list[str]:
+    """The scopes a staff user holds, through the Django permissions of the same names (superusers: all)."""
+    return [scope for scope in SCOPES if user.has_perm(f"accounts.{scope_permission_codename(scope)}")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,13 +13,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import ApiClient
-from apps.accounts.scopes import SCOPES
+from apps.accounts.scopes import BENCHMARK, SCOPES
 from apps.core.local_cache import VersionedLocalCache
 
 # Authenticating a request reads its client from here; every write below invalidates it.
 api_clients_cache = VersionedLocalCache("api-clients")
 
 TOKEN_PREFIX = "cpk"  # noqa: S105 - a public marker that tells our tokens apart, not a secret
+
+# Issued by the product's own runners to their short-lived tokens, never held by an application: the
+# benchmark scope lifts every rate limit, fail-closed ones included.
+RUNNER_ONLY_SCOPES = frozenset({BENCHMARK})
 
 
 def token_hash(token: str) -> str:
@@ -38,12 +43,31 @@ def _new_token() -> tuple[str, str]:
 
 
 def validate_scopes(scopes: list[str]) -> list[str]:
+    if not isinstance(scopes, list | tuple) or not all(isinstance(scope, str) for scope in scopes):
+        raise ValidationError(
+            {"scopes": f'A list of scope names, e.g. ["patient:read"]. Known scopes: {", ".join(SCOPES)}.'}
+        )
     unknown = sorted(set(scopes) - set(SCOPES))
     if unknown:
         raise ValidationError({"scopes": f"Unknown scope(s): {', '.join(unknown)}. Known scopes: {', '.join(SCOPES)}."})
     if not scopes:
         raise ValidationError({"scopes": "At least one scope is required."})
     return sorted(set(scopes))
+
+
+def validate_application_scopes(scopes: list[str], *, before: Iterable[str] = ()) -> list[str]:
+    """`validate_scopes`, refusing to add a runner-only scope to an application's client (`before`: the
+    scopes it holds already, e.g. a benchmark run's own token being edited)."""
+    cleaned = validate_scopes(scopes)
+    added = sorted(RUNNER_ONLY_SCOPES.intersection(cleaned) - set(before))
+    if added:
+        raise ValidationError(
+            {
+                "scopes": f"{', '.join(added)}: issued only by the benchmark runner to its own short-lived tokens "
+                "(it lifts every rate limit); an application must not hold it."
+            }
+        )
+    return cleaned
 
 
 @transaction.atomic
@@ -90,6 +114,13 @@ def api_client_revoke(*, client: ApiClient) -> ApiClient:
     return client
 
 
+@transaction.atomic
+def api_client_delete(*, client: ApiClient) -> None:
+    """Delete a client; every process drops its cached copy, so the token stops working at once."""
+    client.delete()
+    api_clients_cache.invalidate()
+
+
 UPDATABLE_FIELDS = ("scopes", "is_active", "expires_at", "description")
 
 
@@ -101,7 +132,7 @@ def api_client_update(*, client: ApiClient, **fields) -> ApiClient:
     if unknown:
         raise TypeError(f"Not updatable on ApiClient: {', '.join(sorted(unknown))}")
     if "scopes" in fields:
-        fields["scopes"] = validate_scopes(fields["scopes"])
+        fields["scopes"] = validate_application_scopes(fields["scopes"], before=client.scopes)
     for name, value in fields.items():
         setattr(client, name, value)
     client.full_clean()

@@ -49,3 +49,9 @@ def test_revoke_command_stops_the_token(api):
     assert response.status_code == 401
     with pytest.raises(CommandError, match="No API client"):
         call_command("revoke_api_client", "nobody", stdout=StringIO())
+
+
+def test_the_benchmark_scope_is_not_given_to_an_application():
+    with pytest.raises(CommandError, match="issued only by the benchmark runner"):
+        _create("limitless", "--scopes", "inference,benchmark")
+    assert not ApiClient.objects.filter(name="limitless").exists()

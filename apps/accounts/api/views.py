@@ -4,8 +4,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.api.serializers import WhoAmIOutputSerializer
-from apps.accounts.models import ApiClient, scope_permission_codename
-from apps.accounts.scopes import SCOPES
+from apps.accounts.models import ApiClient
+from apps.accounts.selectors import scopes_held_by
 
 
 class WhoAmIView(APIView):
@@ -18,6 +18,5 @@ class WhoAmIView(APIView):
             data = {"kind": "client", "name": client.name, "scopes": client.scopes, "expires_at": client.expires_at}
         else:
             user = request.user
-            scopes = [s for s in SCOPES if user.has_perm(f"accounts.{scope_permission_codename(s)}")]
-            data = {"kind": "user", "name": user.get_username(), "scopes": scopes, "expires_at": None}
+            data = {"kind": "user", "name": user.get_username(), "scopes": scopes_held_by(user), "expires_at": None}
         return Response(WhoAmIOutputSerializer(data).data)

@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from apps.accounts.scopes import SCOPES
-from apps.accounts.services import api_client_create
+from apps.accounts.services import RUNNER_ONLY_SCOPES, api_client_create, validate_application_scopes
 
 # Ten years: a longer-lived token is a forgotten one (and past year 9999 the date overflows).
 MAX_EXPIRES_DAYS = 3650
@@ -16,7 +16,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("name")
-        parser.add_argument("--scopes", required=True, help=f"Comma-separated, from: {', '.join(SCOPES)}")
+        application_scopes = [scope for scope in SCOPES if scope not in RUNNER_ONLY_SCOPES]
+        parser.add_argument("--scopes", required=True, help=f"Comma-separated, from: {', '.join(application_scopes)}")
         parser.add_argument(
             "--expires-days", type=int, default=None, help=f"Days until the token expires (1-{MAX_EXPIRES_DAYS})."
         )
@@ -29,7 +30,7 @@ class Command(BaseCommand):
         try:
             issued = api_client_create(
                 name=name,
-                scopes=[s.strip() for s in scopes.split(",") if s.strip()],
+                scopes=validate_application_scopes([s.strip() for s in scopes.split(",") if s.strip()]),
                 expires_at=expires_at,
                 description=description,
             )
