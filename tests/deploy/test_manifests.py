@@ -1,12 +1,13 @@
 """Every Kubernetes manifest validates offline against the API schemas (kubernetes-validate)."""
 
+import json
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, embedded_env, run_python
 
 DEPLOY = REPO_ROOT / "deploy"
 BASE = DEPLOY / "k8s" / "base"
@@ -72,3 +73,57 @@ def test_dockerfile_builds_the_frontend_and_runs_as_non_root():
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert "npm run build" in dockerfile
     assert "USER 10001" in dockerfile
+
+
+# --- what the manifests ask of the product, checked against the product itself ------------------------
+
+
+def _config() -> dict[str, str]:
+    return _documents(BASE / "configmap.yaml")[0]["data"]
+
+
+def _pod_templates() -> dict[str, dict]:
+    """Every pod the base runs (Deployments and the migration Job), by its workload's name."""
+    return {
+        doc["metadata"]["name"]: doc["spec"]["template"]["spec"]
+        for path in BASE.glob("*.yaml")
+        for doc in _documents(path)
+        if doc["kind"] in ("Deployment", "Job")
+    }
+
+
+def _probe_requests() -> list[tuple[str, str, str]]:
+    """(container, Host header, path) of each HTTP probe. The kubelet sends the pod's IP as the Host unless
+    the probe names one; a pod IP is in no ALLOWED_HOSTS."""
+    requests = []
+    for name, pod in _pod_templates().items():
+        for container in pod["containers"]:
+            for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+                probe = container.get(kind, {}).get("httpGet")
+                if probe:
+                    headers = {h["name"].lower(): h["value"] for h in probe.get("httpHeaders", [])}
+                    requests.append((f"{name} {kind}", headers.get("host", "10.244.1.17:8000"), probe["path"]))
+    return requests
+
+
+def test_probes_and_benchmark_runs_pass_django_host_validation(tmp_path):
+    """With the ConfigMap's settings (DEBUG off), Django answers 400 to a Host outside ALLOWED_HOSTS: a probe
+    sending the pod's IP never passed (api and live restarted for ever), nor did a benchmark run sent to
+    BENCHMARK_TOKEN_HOSTS' `controlplane-api`. Asked of the real settings and middleware, in a process of
+    its own."""
+    probes = _probe_requests()
+    assert len(probes) == 6  # startup, liveness and readiness of api and live
+    benchmark_hosts = [h.strip() for h in _config()["BENCHMARK_TOKEN_HOSTS"].split(",")]
+    asked = [*probes, *((f"benchmark run to {host}", host, "/healthz") for host in benchmark_hosts)]
+    code = (
+        "import json, os, django; django.setup()\n"
+        "from django.test import Client\n"
+        "asked = json.loads(os.environ['ASKED'])\n"
+        "print(json.dumps([[who, Client().get(path, HTTP_HOST=host).status_code] for who, host, path in asked]))\n"
+    )
+    settings = {**_config(), "SECRET_KEY": "s" * 50, "INFERENCE_PRELOAD": "false"}  # no models loaded here
+    env = embedded_env(tmp_path, **settings, ASKED=json.dumps(asked))
+    result = run_python(code, env, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    assert [who for who, status in answers if status != 200] == []
