@@ -90,6 +90,11 @@ def _cpu_threads() -> None:
     torch.set_num_threads(max(1, int(os.environ.get("INFERENCE_THREADS", os.cpu_count() or 1))))
 
 
+# What transformers raises for weights it cannot read: missing or unreadable files (OSError), a bad
+# config, tokenizer or GGUF header (ValueError, KeyError), a corrupt tensor file (RuntimeError), a
+# loader's package missing (ImportError).
+UNLOADABLE = (OSError, ValueError, KeyError, RuntimeError, ImportError)
+
 _base_lock = threading.Lock()
 _bases: dict[tuple, tuple] = {}
 
@@ -104,9 +109,14 @@ def _base_model(spec: LoadSpec):
 
             folder, gguf = model_location(spec)
             options = {"gguf_file": gguf} if gguf else {}
-            tokenizer = AutoTokenizer.from_pretrained(folder, **options)
             model_class = AutoModel if spec.task == "embedding" else AutoModelForCausalLM
-            model = model_class.from_pretrained(folder, dtype="float32", **options).eval()
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(folder, **options)
+                model = model_class.from_pretrained(folder, dtype="float32", **options).eval()
+            except UNLOADABLE as error:
+                # Weights that are there but unreadable (an empty folder, a file that is not GGUF, a
+                # partial install, gguf missing) cannot serve on this host, as a missing path cannot.
+                raise ModelUnavailable(f"the weights at {folder / (gguf or '')} cannot be loaded: {error}") from error
             if spec.task == "generation":
                 tokenizer.padding_side = "left"
                 if tokenizer.pad_token is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from apps.core.services import fields_update
 from apps.inference import services
+from apps.inference.backends import ModelUnavailable
 from apps.inference.models import ModelDeployment
 from apps.inference.selectors import PROFILE_FIELDS
 from apps.optimizer.types import Draft, Goals, Progress, StepResult, verdict
@@ -19,14 +20,18 @@ def measure(goals: Goals, progress: Progress) -> StepResult:
             return StepResult(skipped=f"No enabled deployment named {goals.subject!r} (admin: Model deployments).")
     if not deployments:
         return StepResult(skipped="No enabled model deployment (admin: Model deployments).")
-    findings, drafts = {"deployments": []}, []
+    findings, drafts, unavailable = {"deployments": []}, [], {}
     for position, deployment in enumerate(deployments):
         share = 1 / len(deployments)
 
         def step_progress(fraction: float, message: str, position=position, name=deployment.name, share=share) -> None:
             progress((position + fraction) * share, f"{name}: {message}")
 
-        profiles = services.deployment_profile(deployment, progress=step_progress)
+        try:
+            profiles = services.deployment_profile(deployment, progress=step_progress)
+        except ModelUnavailable as reason:  # one deployment this host cannot load does not stop the others
+            unavailable[deployment.name] = str(reason)
+            continue
         chosen = next(p for p in profiles if p.chosen)
         findings["deployments"].append({
             "deployment": deployment.name, "task": deployment.task, "configured": deployment.quantization,
@@ -45,6 +50,11 @@ def measure(goals: Goals, progress: Progress) -> StepResult:
                     evidence={"table": findings["deployments"][-1]["table"]},
                 )
             )
+    if unavailable:
+        findings["unavailable"] = unavailable
+        if not findings["deployments"]:
+            reasons = "; ".join(f"{name}: {reason}" for name, reason in unavailable.items())
+            return StepResult(skipped=f"No deployment can be measured on this host. {reasons}"[:2000])
     return StepResult(findings=findings, drafts=drafts)
 
 

@@ -175,7 +175,8 @@ def profile(spec: LoadSpec, *, slo_ms: float, max_batch: int, modes: list[str] |
             workload: list[str] | None = None,
             progress: Progress = lambda fraction, message: None) -> list[ModeResult]:  # fmt: skip
     """Measure every mode (fp32 first: it is the fidelity reference). `workload` replaces the texts
-    (or prompts) speed is measured on; fidelity is always scored on the fixed sets."""
+    (or prompts) speed is measured on; fidelity is always scored on the fixed sets. Raises
+    ModelUnavailable when fp32 cannot run here (the model cannot be loaded)."""
 
     device = resolve_device(spec.device)
     modes = ["fp32", *[m for m in (modes or CPU_MODES) if m != "fp32"]]
@@ -189,6 +190,9 @@ def profile(spec: LoadSpec, *, slo_ms: float, max_batch: int, modes: list[str] |
             result.available, result.verdict = False, f"unavailable: {unavailable}"
         except Exception as error:  # noqa: BLE001 - a mode this torch cannot run is recorded, the others measured
             result.available, result.verdict = False, f"failed: {type(error).__name__}: {error}"[:500]
+        if not results and not result.available:
+            # Without fp32 no mode has a fidelity to compare, so there is nothing to choose from.
+            raise ModelUnavailable(f"fp32, the reference every mode is scored against, did not run: {result.verdict}")
         results.append(result)
     progress(1.0, "measured")
     return results
