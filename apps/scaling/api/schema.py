@@ -32,6 +32,13 @@ class ReplicaPlanOutputSerializer(serializers.Serializer):
     reasons = serializers.JSONField()
 
 
+class EmergencyAlertRuleOutputSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    enabled = serializers.BooleanField()
+    firing = serializers.BooleanField(help_text="Enabled and firing now: holds emergency mode on.")
+
+
 class ScalingPolicyOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     service = serializers.CharField(help_text="The service's slug.")
@@ -45,7 +52,13 @@ class ScalingPolicyOutputSerializer(serializers.Serializer):
     vpa_mode = serializers.CharField()
     predictive = serializers.BooleanField()
     keda_enabled = serializers.BooleanField()
-    emergency_mode = serializers.BooleanField()
+    emergency_mode = serializers.BooleanField(help_text="In force: set by hand, or the alert rule firing.")
+    emergency_manual = serializers.BooleanField(
+        help_text="Set by hand (admin): keeps emergency mode on whatever the alert rule does. Read-only here."
+    )
+    emergency_alert_rule = EmergencyAlertRuleOutputSerializer(
+        allow_null=True, help_text="The alert rule that turns emergency mode on while it fires (null: none)."
+    )
     apply_state = serializers.CharField()
     apply_error = serializers.CharField(allow_blank=True)
     history_source = serializers.CharField()

@@ -4,6 +4,7 @@ import { Chart } from "../../components/ui/Chart";
 import { LoadStatus } from "../../components/ui/Status";
 import { epoch, fixed, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
+import { emergencyText, type EmergencyRule } from "../../features/scaling/emergency";
 import { chosenMase, forecastSeries, type Forecast, type ForecastPoint } from "../../features/scaling/forecastChart";
 
 interface Policy {
@@ -16,6 +17,8 @@ interface Policy {
   vpa_mode: string;
   keda_enabled: boolean;
   emergency_mode: boolean;
+  emergency_manual: boolean;
+  emergency_alert_rule: EmergencyRule | null;
   apply_state: string;
   apply_error: string;
   history_source: string;
@@ -87,15 +90,19 @@ function PolicyCard({ policy }: { policy: Policy }) {
   const chart = forecast ? forecastSeries(forecast, metric === "request_rate" ? policy.earlier_request_rate : null) : null;
   const chosen = forecast?.scores.candidates?.find((candidate) => candidate.model === forecast.model);
   const mase = forecast ? chosenMase(forecast) : null;
+  const emergency = emergencyText(policy);
 
   return (
     <article className="panel" aria-labelledby={`policy-${policy.id}`}>
       <h2 id={`policy-${policy.id}`}>{policy.service_name}</h2>
       <p className="muted">
-        {policy.min_replicas}–{policy.max_replicas} replicas{policy.emergency_mode ? `, emergency floor ${policy.floor_replicas}` : ""} · VPA{" "}
+        {policy.min_replicas}–{policy.max_replicas} replicas · VPA{" "}
         {VPA_MODES[policy.vpa_mode] ?? policy.vpa_mode} · KEDA {policy.keda_enabled ? "on" : "off"} · cluster:{" "}
         <span className={policy.apply_state === "failed" ? "bad" : undefined}>{APPLY_STATES[policy.apply_state] ?? policy.apply_state}</span> · history:{" "}
         {HISTORY_SOURCES[policy.history_source] ?? policy.history_source}
+      </p>
+      <p className={emergency.on ? "bad" : "muted"} data-testid={`emergency-${policy.id}`}>
+        {emergency.on ? <strong>{emergency.text}</strong> : emergency.text}
       </p>
       {policy.apply_state === "failed" && policy.apply_error ? (
         <p role="alert" className="error">

@@ -241,7 +241,8 @@ describe("ScalingPage", () => {
       "/api/v1/scaling/policies/": {
         results: [{
           id: 1, service: "clinical-api", service_name: "Clinical data API", min_replicas: 2, max_replicas: 50, floor_replicas: 2,
-          vpa_mode: "Off", keda_enabled: false, emergency_mode: false, apply_state: "not_configured", apply_error: "",
+          vpa_mode: "Off", keda_enabled: false, emergency_mode: false, emergency_manual: false, emergency_alert_rule: null,
+          apply_state: "not_configured", apply_error: "",
           history_source: "synthetic", forecasts: { request_rate: forecast }, earlier_request_rate: null, plan: null,
         }],
       },
@@ -254,6 +255,22 @@ describe("ScalingPage", () => {
     expect(text).toContain("history: synthetic hospital traffic (demo)");
     expect(text).toContain("chosen on backtest MASE (m=168) 0.64");
     expect(text).not.toMatch(/not_configured|m=24/);
+    expect(screen.getByTestId("emergency-1").textContent).toBe("Emergency mode: off");
+  });
+
+  it("says emergency mode was set by hand, apart from the alert rule that would also set it", async () => {
+    serve({
+      "/api/v1/scaling/policies/": {
+        results: [{
+          id: 1, service: "clinical-api", service_name: "Clinical data API", min_replicas: 2, max_replicas: 50, floor_replicas: 10,
+          vpa_mode: "Off", keda_enabled: false, emergency_mode: true, emergency_manual: true,
+          emergency_alert_rule: { id: 4, name: "ED surge", enabled: true, firing: false },
+          apply_state: "active", apply_error: "", history_source: "synthetic", forecasts: {}, earlier_request_rate: null, plan: null,
+        }],
+      },
+    });
+    render(<ScalingPage />);
+    expect((await screen.findByTestId("emergency-1")).textContent).toBe("Emergency mode: on (set by hand), minimum lifted to 10 replicas");
   });
 });
 

@@ -1,0 +1,91 @@
+"""The scaling API says why a policy is in emergency mode: set by hand, or its alert rule firing."""
+
+import pytest
+from django.contrib.auth.models import Group
+
+from apps.accounts.roles import VIEWERS
+from apps.metrics.models import Alert, AlertRule
+from apps.scaling import services
+from apps.scaling.api.views import _with_emergency_sources
+from apps.scaling.models import ScalingPolicy
+from apps.services.models import Service
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/scaling/policies/"
+
+
+@pytest.fixture
+def viewer_api(api, django_user_model):
+    user = django_user_model.objects.create_user("viewer", "v@example.org", "pw-viewer-1", is_staff=True)
+    user.groups.set(Group.objects.filter(name=VIEWERS))
+    api.force_login(user)
+    return api
+
+
+def _policy(slug: str) -> ScalingPolicy:
+    service = Service.objects.create(name=slug.title(), slug=slug)
+    return services.scaling_policy_ensure(service, predictive=False, emergency_min_replicas=8)[0]
+
+
+def _row(api, policy: ScalingPolicy) -> dict:
+    response = api.get(URL)
+    assert response.status_code == 200
+    return next(row for row in response.json()["results"] if row["id"] == policy.pk)
+
+
+def _firing_rule(name: str, *, enabled: bool = True) -> AlertRule:
+    rule = AlertRule.objects.create(name=name, metric="p95_ms", operator="gt", threshold=500, enabled=enabled)
+    Alert.objects.create(rule=rule, state="firing", value=900, last_value=900, message="p95 900 ms")
+    return rule
+
+
+def test_emergency_mode_set_by_hand_is_said_so(viewer_api):
+    policy = services.emergency_mode_set(_policy("triage"), on=True)
+    row = _row(viewer_api, policy)
+    assert (row["emergency_mode"], row["emergency_manual"], row["emergency_alert_rule"]) == (True, True, None)
+    assert row["floor_replicas"] == 8
+
+
+def test_emergency_mode_held_by_a_firing_rule_names_the_rule(viewer_api):
+    policy = _policy("triage")
+    rule = _firing_rule("ED surge")
+    ScalingPolicy.objects.filter(pk=policy.pk).update(emergency_alert_rule=rule, emergency_mode=True)
+    row = _row(viewer_api, policy)
+    assert row["emergency_mode"] and not row["emergency_manual"]
+    assert row["emergency_alert_rule"] == {"id": rule.pk, "name": "ED surge", "enabled": True, "firing": True}
+
+
+def test_a_disabled_rules_leftover_alert_is_not_reported_as_firing(viewer_api):
+    policy = _policy("triage")
+    rule = _firing_rule("Old surge", enabled=False)
+    ScalingPolicy.objects.filter(pk=policy.pk).update(emergency_alert_rule=rule)
+    row = _row(viewer_api, policy)
+    assert row["emergency_alert_rule"]["firing"] is False and row["emergency_alert_rule"]["enabled"] is False
+    assert row["emergency_manual"] is False
+
+
+def test_off_with_no_rule(viewer_api):
+    row = _row(viewer_api, _policy("triage"))
+    assert (row["emergency_mode"], row["emergency_manual"], row["emergency_alert_rule"]) == (False, False, None)
+
+
+def test_emergency_mode_cannot_be_set_through_this_api(viewer_api):
+    policy = _policy("triage")
+    for method in (viewer_api.post, viewer_api.patch, viewer_api.put):
+        assert method(URL, {"emergency_manual": True}, format="json").status_code in (403, 405)
+    policy.refresh_from_db()
+    assert not policy.emergency_manual and not policy.emergency_mode
+
+
+def test_the_sources_of_every_policy_cost_one_query(django_assert_num_queries):
+    rows = [{"id": _policy(slug).pk} for slug in ("a-one", "b-two", "c-three")]
+    rule = _firing_rule("Surge")
+    ScalingPolicy.objects.filter(pk=rows[1]["id"]).update(emergency_alert_rule=rule)
+    with django_assert_num_queries(1):
+        _with_emergency_sources(rows)
+    assert [row["emergency_alert_rule"] and row["emergency_alert_rule"]["name"] for row in rows] == [
+        None,
+        "Surge",
+        None,
+    ]
