@@ -17,7 +17,31 @@ from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+
+class CheckedEnv(environ.Env):
+    """django-environ, except that a value that does not parse stops start-up with a message naming the
+    variable and what it takes, not a ValueError from deep inside the parser."""
+
+    EXPECTED = {int: "a whole number, e.g. 10", float: "a number, e.g. 2.5"}
+
+    def get_value(self, var: str, cast=None, default=environ.Env.NOTSET, parse_default: bool = False):
+        try:
+            return super().get_value(var, cast=cast, default=default, parse_default=parse_default)
+        except (ValueError, TypeError):
+            expected = self.EXPECTED.get(cast, f"a valid {getattr(cast, '__name__', 'value')}")
+            raise ImproperlyConfigured(f"The environment variable {var} must be {expected}.") from None
+
+    def db(self, var: str = environ.Env.DEFAULT_DATABASE_ENV, default=environ.Env.NOTSET, engine=None) -> dict:
+        config = super().db(var, default=default, engine=engine)
+        if config.get("ENGINE") not in self.DB_SCHEMES.values():  # not echoed: a database URL carries a password
+            raise ImproperlyConfigured(
+                f"The environment variable {var} is not a database URL; "
+                "expected e.g. postgres://user:password@host:5432/dbname."
+            )
+        return config
+
+
+env = CheckedEnv()
 if (BASE_DIR / ".env").is_file():
     env.read_env(BASE_DIR / ".env")
 
@@ -27,8 +51,13 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=True)
 
+# Published values: in this repository (the embedded default, deploy/k8s/secret.example.yaml) or Django's
+# startproject marker. Anyone could sign sessions and derive the cache and audit keys with them.
+DEVELOPMENT_SECRET_KEY = "django-insecure-embedded-development-key-only"  # noqa: S105
+PLACEHOLDER_SECRET_KEYS = {DEVELOPMENT_SECRET_KEY, "replace-with-50-random-characters"}
+
 if DEBUG:
-    SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-embedded-development-key-only")
+    SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 else:
     _missing = [name for name in ("SECRET_KEY", "ALLOWED_HOSTS") if not env.str(name, default="")]
@@ -40,6 +69,11 @@ else:
         )
     SECRET_KEY = env.str("SECRET_KEY")
     ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+    if SECRET_KEY in PLACEHOLDER_SECRET_KEYS or SECRET_KEY.startswith("django-insecure"):
+        raise ImproperlyConfigured(
+            "DEBUG is off and SECRET_KEY is a published placeholder: set it to 50+ random characters, e.g. "
+            'the output of `python -c "import secrets; print(secrets.token_urlsafe(50))"`.'
+        )
 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -196,6 +230,21 @@ CACHE_KEY_SECRET = env.str("CACHE_KEY_SECRET", default=hashlib.sha256(f"cache-ke
 CACHE_ENCRYPTION_KEYS = env.list("CACHE_ENCRYPTION_KEYS", default=[]) or [
     base64.urlsafe_b64encode(hashlib.sha256(f"cache-encryption:{SECRET_KEY}".encode()).digest()).decode()
 ]
+
+
+def _is_encryption_key(key: str) -> bool:
+    try:
+        return len(base64.urlsafe_b64decode(key)) == 32
+    except ValueError:
+        return False
+
+
+# Checked here: a bad key would otherwise fail every cached request once the cache stack is first built.
+if not all(_is_encryption_key(key) for key in CACHE_ENCRYPTION_KEYS):
+    raise ImproperlyConfigured(
+        "Every key in CACHE_ENCRYPTION_KEYS must be 32 random bytes in urlsafe base64, e.g. the output of "
+        '`python -c "import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())"`.'
+    )
 CACHE_L1_MAX_BYTES = env.int("CACHE_L1_MAX_BYTES", default=64 * 1024 * 1024)
 CACHE_SINGLE_FLIGHT_WAIT_SECONDS = env.float("CACHE_SINGLE_FLIGHT_WAIT_SECONDS", default=2.0)
 CACHE_REDIS_BREAKER_SECONDS = env.float("CACHE_REDIS_BREAKER_SECONDS", default=3.0)

@@ -100,3 +100,36 @@ def test_this_suite_runs_on_postgres_through_the_native_pool():
     connection.ensure_connection()
     assert connection.pool is not None
     assert settings.CACHES["default"]["BACKEND"] == "django_redis.cache.RedisCache"
+
+
+@pytest.mark.parametrize(
+    "secret_key",
+    [
+        "django-insecure-embedded-development-key-only",
+        "replace-with-50-random-characters",
+        "django-insecure-" + "x" * 50,
+    ],
+)
+def test_debug_off_refuses_a_published_secret_key(tmp_path, secret_key):
+    env = embedded_env(tmp_path, DEBUG="false", SECRET_KEY=secret_key, ALLOWED_HOSTS="cp.example.org")
+    result = run_python("import django; django.setup()", env)
+    assert result.returncode != 0
+    assert "SECRET_KEY is a published placeholder" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DB_POOL_MAX_SIZE", "fifty", "DB_POOL_MAX_SIZE must be a whole number"),
+        ("CACHE_SINGLE_FLIGHT_WAIT_SECONDS", "soon", "CACHE_SINGLE_FLIGHT_WAIT_SECONDS must be a number"),
+        ("DATABASE_URL", "db.example:5432", "DATABASE_URL is not a database URL"),
+        ("DATABASE_URL", "mongodb://u:hunter2@db.example/cp", "DATABASE_URL is not a database URL"),
+        ("CACHE_ENCRYPTION_KEYS", "not-a-key", "CACHE_ENCRYPTION_KEYS must be 32 random bytes"),
+    ],
+)
+def test_a_bad_value_names_its_variable(tmp_path, variable, value, message):
+    result = run_python("import django; django.setup()", embedded_env(tmp_path, **{variable: value}))
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured") and message in last_line
+    assert "hunter2" not in result.stderr
