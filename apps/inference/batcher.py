@@ -122,27 +122,54 @@ class DynamicBatcher:
                 batch.append(self.queue.get_nowait())
             await self._run(batch)
 
+    def _answers(self, items: list[Any]) -> list[Any]:
+        results = self.run_batch(items)
+        if len(results) != len(items):
+            raise RuntimeError(f"the model answered {len(results)} of {len(items)} inputs")
+        return results
+
     async def _run(self, batch: list[_Pending]) -> None:
-        ordered = sorted(batch, key=lambda pending: pending.length)
+        # A caller that gave up (its wait timed out, its client left) cancelled its future: not computed.
+        ordered = sorted((p for p in batch if not p.future.done()), key=lambda pending: pending.length)
+        if not ordered:
+            return
         started = time.perf_counter()
         try:
-            results = await asyncio.to_thread(self.run_batch, [pending.item for pending in ordered])
-            if len(results) != len(ordered):
-                raise RuntimeError(f"the model answered {len(results)} of {len(ordered)} inputs")
-        except Exception as error:  # noqa: BLE001 - every caller of the batch gets the failure; serving goes on
+            results = await asyncio.to_thread(self._answers, [pending.item for pending in ordered])
+        except Exception as error:  # noqa: BLE001 - reported to the callers below; serving goes on
+            if len(ordered) == 1:
+                _settle(ordered[0], error=error)
+                return
+            # One input can be what fails its batch: each runs again alone, so only its own caller gets
+            # the error and the others their answers.
             for pending in ordered:
-                if not pending.future.done():
-                    pending.future.set_exception(error)
+                if pending.future.done():
+                    continue
+                try:
+                    [result] = await asyncio.to_thread(self._answers, [pending.item])
+                except Exception as alone:  # noqa: BLE001 - this caller's own failure
+                    _settle(pending, error=alone)
+                else:
+                    _settle(pending, result=result)
             return
         finished = time.perf_counter()
         for pending, result in zip(ordered, results, strict=True):
-            if not pending.future.done():
-                pending.future.set_result(result)
+            _settle(pending, result=result)
         self.batches += 1
         self.items += len(ordered)
         self.controller.observe([(finished - p.enqueued) * 1000 for p in ordered],
                                 batch_filled=len(ordered) >= self.controller.batch_size,
                                 run_ms=(finished - started) * 1000)  # fmt: skip
+
+
+def _settle(pending: _Pending, *, result: Any = None, error: BaseException | None = None) -> None:
+    """Answer a caller that is still waiting (one that gave up has a cancelled future)."""
+    if pending.future.done():
+        return
+    if error is not None:
+        pending.future.set_exception(error)
+    else:
+        pending.future.set_result(result)
 
 
 class EventLoopThread:
@@ -165,5 +192,11 @@ class EventLoopThread:
             return self._loop
 
     def call(self, coroutine, timeout: float | None = None) -> Any:
+        """The coroutine's result; past `timeout` it is cancelled (what it queued is not computed) and
+        TimeoutError raised."""
         future: Future = asyncio.run_coroutine_threadsafe(coroutine, self.loop())
-        return future.result(timeout)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise

@@ -129,19 +129,38 @@ def _generate_batch(runner):
     return run
 
 
-def embed(deployment: ModelDeployment, texts: list[str], timeout: float = 120) -> tuple[list[list[float]], str]:
+# How long a call waits for its answer (queue and run) before it gives up: InferenceTimeout.
+EMBED_TIMEOUT_SECONDS = 120.0
+GENERATE_TIMEOUT_SECONDS = 300.0
+
+
+class InferenceTimeout(Exception):
+    """The answer did not come in time (the batcher is far behind); nothing of the call is computed after."""
+
+
+def _answer(coroutine, timeout: float):
+    try:
+        return bridge.call(coroutine, timeout)
+    except TimeoutError as error:
+        raise InferenceTimeout(f"no answer within {timeout:g} s") from error
+
+
+def embed(deployment: ModelDeployment, texts: list[str], timeout: float | None = None) -> tuple[list[list[float]], str]:
     """Each text goes through the batcher on its own, so one caller's inputs share batches with others'."""
     current = served(deployment)
 
     async def gather():
         return await asyncio.gather(*(current.batcher.submit(text) for text in texts))
 
-    return bridge.call(gather(), timeout), current.mode
+    return _answer(gather(), timeout or EMBED_TIMEOUT_SECONDS), current.mode
 
 
-def generate(deployment: ModelDeployment, prompt: str, max_new_tokens: int, timeout: float = 300) -> tuple[dict, str]:
+def generate(
+    deployment: ModelDeployment, prompt: str, max_new_tokens: int, timeout: float | None = None
+) -> tuple[dict, str]:
     current = served(deployment)
-    return bridge.call(current.batcher.submit((prompt, max_new_tokens)), timeout), current.mode
+    submitted = current.batcher.submit((prompt, max_new_tokens))
+    return _answer(submitted, timeout or GENERATE_TIMEOUT_SECONDS), current.mode
 
 
 def input_token_cap(deployment: ModelDeployment) -> int:

@@ -43,12 +43,29 @@ async def test_a_lone_request_waits_no_longer_than_the_queue_delay():
     assert time.perf_counter() - started < 1.0  # the delay (30 ms) then the batch of one; never a full batch's wait
 
 
-async def test_a_failing_batch_fails_its_callers_only_and_serving_goes_on():
+async def test_a_failing_input_fails_its_own_caller_only_and_serving_goes_on():
     model = RecordingModel(fail_on="poison")
     batcher = DynamicBatcher(model, BatchController(slo_ms=1000, max_batch_size=4, max_delay_ms=20))
-    results = await asyncio.gather(batcher.submit("poison"), batcher.submit("fine"), return_exceptions=True)
-    assert all(isinstance(r, ValueError) for r in results)  # they shared the batch
+    results = await asyncio.gather(*(batcher.submit(item) for item in ("fine", "poison", "also fine")),
+                                   return_exceptions=True)  # fmt: skip
+    assert results[0] == "FINE" and results[2] == "ALSO FINE"
+    assert isinstance(results[1], ValueError)
+    assert model.batches[0] == ["fine", "poison", "also fine"]  # they shared a batch, which failed; then alone
     assert await batcher.submit("after") == "AFTER"
+
+
+def test_a_caller_that_times_out_gets_timeout_error_and_its_input_is_never_computed():
+    bridge = EventLoopThread()
+    model = RecordingModel(seconds=0.4)
+    batcher = DynamicBatcher(model, BatchController(slo_ms=10_000, max_batch_size=1, max_delay_ms=0))
+    first = threading.Thread(target=lambda: bridge.call(batcher.submit("first"), timeout=10))
+    first.start()
+    time.sleep(0.1)  # "first" is running: "late" waits in the queue behind it
+    with pytest.raises(TimeoutError):
+        bridge.call(batcher.submit("late"), timeout=0.05)
+    first.join()
+    assert bridge.call(batcher.submit("after"), timeout=10) == "AFTER"
+    assert ["late"] not in model.batches and model.batches == [["first"], ["after"]]
 
 
 def test_threads_reach_the_batcher_through_the_loop_thread():

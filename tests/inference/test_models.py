@@ -133,6 +133,16 @@ def test_generation_answers_within_its_token_cap_and_bad_input_is_refused(api, t
     assert post(api, token, url, {"prompt": ["a"]}).status_code == 400
 
 
+def test_a_call_that_gets_no_answer_in_time_is_a_503_to_retry(api, token, deployments, monkeypatch):
+    monkeypatch.setattr(serving, "EMBED_TIMEOUT_SECONDS", 1e-6)  # less than the batcher's queue delay
+    response = post(api, token, "/api/v1/inference/clinical-embeddings/embed", {"inputs": ["fever and cough"]})
+    assert response.status_code == 503 and response.json()["code"] == "inference_busy"
+    assert response["Retry-After"] == "5"
+    monkeypatch.undo()
+    answer = post(api, token, "/api/v1/inference/clinical-embeddings/embed", {"inputs": ["fever and cough"]})
+    assert answer.status_code == 200 and answer.json()["cached"] is False  # nothing was kept from the timeout
+
+
 def test_optimize_model_measures_every_mode_and_chooses_inside_the_budget(deployments):
     """The embedding deployment's modes on this CPU: the table, a choice, and a reason for each loser."""
     embeddings, _ = deployments

@@ -41,7 +41,8 @@ INFERENCE_ERRORS = error_responses(
     e400="Invalid input: also an input past the deployment's token cap, a deployment of the other task, or a "
     "patient_id that names no active patient.",
     e404="No enabled deployment has this name.",
-    e503="The deployment cannot be served on this host, or the audit trail cannot be written.",
+    e503="The deployment cannot be served on this host, did not answer in time (`inference_busy`, with "
+    "Retry-After), or the audit trail cannot be written.",
 )  # fmt: skip
 
 
@@ -57,6 +58,16 @@ class DeploymentUnavailable(APIException):
     default_code = "deployment_unavailable"
 
 
+class InferenceBusy(APIException):
+    status_code = 503
+    default_detail = "The deployment could not answer in time; retry shortly."
+    default_code = "inference_busy"
+
+
+# Seconds a caller whose call timed out should wait before retrying.
+BUSY_RETRY_AFTER = 5
+
+
 class _InferenceView(PhiAPIView):
     required_scopes = [scopes.INFERENCE]
     throttle_scope = "ai_inference"
@@ -68,6 +79,10 @@ class _InferenceView(PhiAPIView):
             # The reason (a missing path, no CUDA device, no bitsandbytes) is for the operator, not the caller.
             logger.warning("deployment %s cannot be served: %s", self.kwargs.get("name"), exc)
             exc = DeploymentUnavailable()
+        elif isinstance(exc, serving.InferenceTimeout):
+            logger.warning("deployment %s did not answer: %s", self.kwargs.get("name"), exc)
+            exc = InferenceBusy()
+            exc.wait = BUSY_RETRY_AFTER  # DRF sends it as Retry-After
         return super().handle_exception(exc)
 
     def deployment(self, name: str) -> ModelDeployment:
