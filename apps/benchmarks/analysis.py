@@ -72,10 +72,17 @@ def histogram_of(latencies_ms: list[float]) -> HdrHistogram:
     return histogram
 
 
-def summarize(samples: list[list], seconds: float) -> dict:
+def load_seconds(samples: list[list]) -> float:
+    """How long the load ran: from the test's start (samples are timed from it) to the last answer. Not the
+    runner's wall time, which adds Locust's start-up and shutdown (seconds of a 5 s run on a busy machine)."""
+    return max((s[0] + s[1] / 1000 for s in samples), default=0.0)
+
+
+def summarize(samples: list[list]) -> dict:
     """Counts, errors, req/s and exact percentiles (HDR) of the service's and the intended-time latency."""
     if not samples:
         return {"requests": 0, "errors": 0, "error_rate_pct": 0.0, "rps": 0.0}
+    seconds = load_seconds(samples)
     latency = histogram_of([s[1] for s in samples])
     intended = histogram_of([s[2] for s in samples])
     errors = sum(1 for s in samples if not s[3])

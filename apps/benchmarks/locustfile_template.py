@@ -16,9 +16,11 @@ PATIENTS = json.loads(open(os.environ["BENCH_PATIENTS_FILE"]).read() or "[]")
 STAGES = json.loads(os.environ["BENCH_STAGES"])  # [[until_seconds, users, spawn_rate], ...]
 GATE = json.loads(os.environ.get("BENCH_STRESS_GATE") or "null")  # stress: stop once a step breaks it
 RATE_PER_USER = float(os.environ.get("BENCH_RATE_PER_USER") or 0)  # open model
-SAMPLES = []  # (seconds since start, latency ms, latency from the intended send ms, ok, name)
-T0 = time.monotonic()
-FLUSHED = [T0]
+SAMPLES = []  # (seconds since the test started, latency ms, latency from the intended send ms, ok, name)
+# The test's start, as the shape counts its stages: set when it starts (on a worker, at its first spawn),
+# not at import, which comes seconds earlier on a busy machine and would stretch every figure per second.
+T0 = [time.monotonic()]
+FLUSHED = [T0[0]]
 
 
 def flush_samples():
@@ -56,7 +58,7 @@ class ApiUser(HttpUser):
         ended = time.monotonic()
         SAMPLES.append(
             (
-                round(started - T0, 3),
+                round(started - T0[0], 3),
                 round((ended - started) * 1000, 3),
                 round((ended - intended) * 1000, 3),
                 int(ok),
@@ -88,6 +90,11 @@ class Stages(LoadTestShape):
             if now < until:
                 return (int(users), float(rate))
         return None
+
+
+@events.test_start.add_listener
+def on_test_start(environment, **kwargs):
+    T0[0] = time.monotonic()
 
 
 @events.test_stop.add_listener

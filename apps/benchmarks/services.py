@@ -107,7 +107,7 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
 def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dict) -> BenchmarkRun:
     plan = run.plan
     run.generator_cpu_max = round(outcome.cpu_max, 1)
-    run.summary = analysis.summarize(outcome.samples, outcome.seconds)
+    run.summary = analysis.summarize(outcome.samples)
     run.histogram = analysis.histogram_buckets(outcome.samples)
     if outcome.stats and outcome.stats.exists():
         run.endpoints = [row for row in analysis.parse_stats(outcome.stats) if row["name"] != "Aggregated"]

@@ -1,8 +1,6 @@
 """The runner with real Locust subprocesses against a server of the test's own: each shape's stages,
 parsing of Locust's CSVs and our samples, the verdicts, the knee, spike recovery, cancellation."""
 
-import threading
-
 import pytest
 
 from apps.benchmarks import analysis, runner
@@ -30,11 +28,14 @@ def test_stages_of_each_shape():
 def test_a_load_run_is_parsed_and_judged(sleepy):
     outcome = _run(sleepy.url, [[6, 4, 4]])
     assert outcome.status == "succeeded"
-    summary = analysis.summarize(outcome.samples, outcome.seconds)
+    summary = analysis.summarize(outcome.samples)
     assert summary["requests"] > 100 and summary["errors"] == 0
     assert 10 <= summary["p50_ms"] < 100  # the server sleeps 10 ms
     endpoints = analysis.parse_stats(outcome.stats)
     assert [e["name"] for e in endpoints] == ["card", "Aggregated"]
+    # req/s over the load itself: it was divided by the runner's wall time, Locust's start-up and shutdown
+    # included (29 req/s reported for Locust's 52 in a 5 s run)
+    assert summary["rps"] == pytest.approx(endpoints[-1]["rps"], rel=0.1)
     assert abs(endpoints[0]["requests"] - summary["requests"]) <= 0.02 * summary["requests"]  # users stopping
     assert analysis.parse_history(outcome.history)[-1]["users"] == 4
     assert all(v["passed"] for v in analysis.verdicts(summary, GATES))
@@ -46,7 +47,7 @@ def test_a_load_run_is_parsed_and_judged(sleepy):
 def test_the_open_model_measures_from_the_intended_send_time(sleepy):
     sleepy.delay_ms = 200  # each user is scheduled every 100 ms but each answer takes 200 ms
     outcome = _run(sleepy.url, [[6, 2, 2]], rate_per_user=10)
-    summary = analysis.summarize(outcome.samples, outcome.seconds)
+    summary = analysis.summarize(outcome.samples)
     assert summary["p50_ms"] < 400
     assert summary["p95_from_intended_ms"] > 2 * summary["p95_ms"]  # the backlog a closed model would hide
 
@@ -75,11 +76,13 @@ def test_a_spike_and_its_recovery(sleepy):
     assert spike["recovery_seconds"] is not None and spike["recovery_seconds"] < 6
 
 
-def test_cancelling_stops_locust_within_seconds(sleepy):
-    stop = threading.Event()
-    threading.Timer(3, stop.set).start()
-    outcome = _run(sleepy.url, [[60, 2, 2]], stop=stop.is_set)
-    assert outcome.status == "cancelled" and outcome.seconds < 20 and outcome.samples
+def test_cancelling_stops_locust_within_seconds(sleepy, tmp_path):
+    # Cancelled once the load has run (its first samples are written): Locust's start-up alone can take
+    # more than a fixed few seconds on a busy machine, and a run cancelled before it has no samples.
+    outcome = runner.run_locust(base_url=sleepy.url, requests=REQUESTS, token="t", patients=[], stages=[[60, 2, 2]],
+                                stress_gate=None, rate_per_user=None, on_tick=lambda *_: None, workdir=tmp_path,
+                                should_stop=lambda: any(tmp_path.glob("samples-*.jsonl")))  # fmt: skip
+    assert outcome.status == "cancelled" and outcome.seconds < 30 and outcome.samples
 
 
 def test_distributed_mode_runs_a_master_and_worker_processes(sleepy, tmp_path):
@@ -88,6 +91,6 @@ def test_distributed_mode_runs_a_master_and_worker_processes(sleepy, tmp_path):
                                 on_tick=lambda *_: None, processes=2, workdir=tmp_path)  # fmt: skip
     assert outcome.status == "succeeded"
     assert len(list(tmp_path.glob("samples-*.jsonl"))) == 2  # both worker processes generated load
-    summary = analysis.summarize(outcome.samples, outcome.seconds)
+    summary = analysis.summarize(outcome.samples)
     assert summary["requests"] > 100 and summary["errors"] == 0
     assert analysis.parse_stats(outcome.stats)[-1]["requests"] > 100  # the master aggregated the workers
