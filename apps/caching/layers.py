@@ -1,4 +1,4 @@
-"""The pieces the cache stack is built from: value codec, L1 memory tier, Redis circuit breaker, keys.
+"""The pieces the cache stack is built from: value codec, L1 memory tier, keys.
 
 Kept free of Django models so each piece can be tested and benchmarked on its own.
 """
@@ -313,44 +313,3 @@ def deep_size(value: Any) -> int:
     if isinstance(value, (list, tuple)):
         return size + sum(deep_size(item) for item in value)
     return size
-
-
-class CircuitBreaker:
-    """Stops calling a failing dependency for `open_seconds` at a time, then lets one call probe it."""
-
-    CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
-
-    def __init__(self, open_seconds: float = 3.0):
-        self.open_seconds = open_seconds
-        self._opened_at: float | None = None
-        self._probing = False
-        self._lock = threading.Lock()
-        self.trips = 0
-
-    @property
-    def state(self) -> str:
-        if self._opened_at is None:
-            return self.CLOSED
-        if time.monotonic() - self._opened_at >= self.open_seconds:
-            return self.HALF_OPEN
-        return self.OPEN
-
-    def allow(self) -> bool:
-        if self._opened_at is None:
-            return True
-        with self._lock:
-            if self.state == self.HALF_OPEN and not self._probing:
-                self._probing = True
-                return True
-        return False
-
-    def success(self) -> None:
-        if self._opened_at is not None:
-            with self._lock:
-                self._opened_at, self._probing = None, False
-
-    def failure(self) -> None:
-        with self._lock:
-            if self._opened_at is None:
-                self.trips += 1
-            self._opened_at, self._probing = time.monotonic(), False

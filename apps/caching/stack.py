@@ -37,7 +37,8 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from apps.caching.defaults import PHI_NAMESPACES
-from apps.caching.layers import CircuitBreaker, CodecError, Entry, KeyHasher, MemoryTier, ValueCodec
+from apps.caching.layers import CodecError, Entry, KeyHasher, MemoryTier, ValueCodec
+from apps.core.breaker import CircuitBreaker
 from controlplane.db_router import reads_from_primary
 
 logger = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class CacheStack:
         flush_interval: float = 5.0,
         single_flight_wait: float = 2.0,
         breaker_seconds: float = 3.0,
+        breaker: CircuitBreaker | None = None,
         database: str = "default",
         clock: Callable[[], float] = time.time,
         subscribe: bool = True,
@@ -126,7 +128,8 @@ class CacheStack:
         self.hasher = KeyHasher(key_secret)
         self.codec = ValueCodec(encryption_keys)
         self.l1 = MemoryTier(l1_max_bytes)
-        self.breaker = CircuitBreaker(breaker_seconds)
+        # Shared with whatever else calls the same Redis (see `from_settings`), else the stack's own.
+        self.breaker = breaker or CircuitBreaker(self._probe_l2, name="cache L2 (Redis)", open_seconds=breaker_seconds)
         self.poll_interval = poll_interval
         self.flush_interval = flush_interval
         self.single_flight_wait = single_flight_wait
@@ -164,7 +167,12 @@ class CacheStack:
                 return redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
 
         else:
+            from apps.core.local_cache import shared_cache_breaker
+
             factory = _settings_redis if settings.REDIS_URL else None
+            # The Django cache's own Redis: once the local caches or the limiter saw it hang, the stack
+            # does not wait on it too, nor they on the stack's discovery.
+            overrides.setdefault("breaker", shared_cache_breaker)
         options = {
             "key_secret": settings.CACHE_KEY_SECRET,
             "encryption_keys": settings.CACHE_ENCRYPTION_KEYS,
@@ -663,21 +671,23 @@ class CacheStack:
         """Key L2 by the Redis server's run id, read once a poll. A Redis restarted from a snapshot (or a
         replica promoted) holds generations older than the writes since, which would make the values
         stored before those writes valid again: a new server is a new, empty key space instead."""
-        client = self.redis()
-        if client is None or not self.breaker.allow():
+        if self.redis() is None or not self.breaker.available():
             return
         try:
-            run_id = client.execute_command("INFO", "server")["run_id"]
+            self._probe_l2()
         except Exception:  # noqa: BLE001 - any Redis trouble: L2 waits for a server that answers
             self._l2_epoch = None
             self.breaker.failure()
             return
         self.breaker.success()
-        self._l2_epoch = str(run_id)[:12]
+
+    def _probe_l2(self) -> None:
+        """Ask the server its run id (raises when it does not answer); also the breaker's probe."""
+        self._l2_epoch = str(self.redis().execute_command("INFO", "server")["run_id"])[:12]
 
     def _redis_call(self, namespace: str, call: Callable[[Any], Any]) -> tuple[bool, Any]:
         client = self.redis()
-        if client is None or self._l2_epoch is None or not self.breaker.allow():
+        if client is None or self._l2_epoch is None or not self.breaker.available():
             return False, None
         try:
             result = call(client)
@@ -685,7 +695,6 @@ class CacheStack:
             self._l2_epoch = None  # and when it answers again, it may be another server: ask first
             self.breaker.failure()
             self._count(namespace, "l2", errors=1)
-            logger.warning("Redis unavailable; cache continues on L1/L3 for %.0fs", self.breaker.open_seconds)
             return False, None
         self.breaker.success()
         return True, result

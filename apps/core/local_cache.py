@@ -14,7 +14,6 @@ CACHE_REDIS_BREAKER_SECONDS, then a background thread, not a request, probes it.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 import uuid
@@ -22,84 +21,20 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+
+from apps.core.breaker import CircuitBreaker
 
 logger = logging.getLogger(__name__)
 
 
-class SharedCacheBreaker:
-    """Whether this process may call the shared cache, for all its local caches at once.
-
-    Down from when a failure was seen (after the call gave up, so a timeout does not eat the back-off);
-    once the back-off has passed, one background thread probes and closes it or starts the back-off
-    again. Callers only read a timestamp: none waits on a socket while the shared cache is down."""
-
-    PROBE_KEY = "local-cache-probe"
-
-    def __init__(self, open_seconds: float | None = None):
-        self._open_seconds = open_seconds
-        self._failed_at: float | None = None
-        self._probing = False
-        self._lock = threading.Lock()
-        self.trips = 0
-
-    @property
-    def open_seconds(self) -> float:
-        return settings.CACHE_REDIS_BREAKER_SECONDS if self._open_seconds is None else self._open_seconds
-
-    @property
-    def state(self) -> str:
-        return "closed" if self._failed_at is None else "open"
-
-    def available(self) -> bool:
-        """Whether to call the shared cache now; when a probe is due, starts it and answers False."""
-        failed_at = self._failed_at
-        if failed_at is None:
-            return True
-        if time.monotonic() - failed_at >= self.open_seconds:
-            self._start_probe()
-        return False
-
-    def failure(self) -> None:
-        with self._lock:
-            if self._failed_at is None:
-                self.trips += 1
-                logger.warning("shared cache unreachable; local caches bypassed for %.0fs", self.open_seconds)
-            self._failed_at = time.monotonic()
-
-    def success(self) -> None:
-        if self._failed_at is not None:
-            with self._lock:
-                self._failed_at = None
-
-    def reset(self) -> None:
-        """Closed, with no probe in flight (tests; a forked child)."""
-        self._lock = threading.Lock()
-        self._failed_at, self._probing = None, False
-
-    def _start_probe(self) -> None:
-        with self._lock:
-            if self._probing or self._failed_at is None:
-                return
-            self._probing = True
-        threading.Thread(target=self._probe, name="shared-cache-probe", daemon=True).start()
-
-    def _probe(self) -> None:
-        try:
-            cache.get(self.PROBE_KEY)
-        except Exception:  # noqa: BLE001 - still down: back off again from now
-            self.failure()
-        else:
-            self.success()
-        finally:
-            self._probing = False
+def _probe_shared_cache() -> None:
+    cache.get("local-cache-probe")
 
 
-shared_cache_breaker = SharedCacheBreaker()
-# A probe thread does not survive a fork: the child starts closed and probes for itself.
-os.register_at_fork(after_in_child=shared_cache_breaker.reset)
+# One per process for every local cache and the limiter: they all call the same shared cache.
+shared_cache_breaker = CircuitBreaker(_probe_shared_cache, name="shared cache")
 
 
 class VersionedLocalCache:

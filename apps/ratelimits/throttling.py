@@ -11,7 +11,6 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from apps.accounts.scopes import BENCHMARK
-from apps.caching.layers import CircuitBreaker
 from apps.core.local_cache import shared_cache_breaker
 from apps.ratelimits.limiter import DatabaseSlidingWindow, Decision, LimiterUnavailable, RedisSlidingWindow
 from apps.ratelimits.selectors import active_policy
@@ -24,12 +23,17 @@ class RateLimiterUnavailable(APIException):
 
 
 class _Limiter:
-    """This process's limiter: Redis when configured (behind a circuit breaker), else the database."""
+    """This process's limiter: Redis when configured, else the database.
+
+    Redis is the cache's own, so the limiter goes through the same breaker as every other caller of it:
+    once anything in the process saw it hang, no request waits on it, and only a background thread
+    probes it."""
+
+    breaker = shared_cache_breaker
 
     def __init__(self):
         self._backend = None
         self._lock = threading.Lock()
-        self.breaker = CircuitBreaker(settings.CACHE_REDIS_BREAKER_SECONDS)
 
     def backend(self):
         if self._backend is None:
@@ -45,11 +49,9 @@ class _Limiter:
 
     def hit(self, key: str, **limits) -> Decision:
         backend = self.backend()
-        if isinstance(backend, RedisSlidingWindow) and not shared_cache_breaker.available():
-            # The same Redis as the cache's, known unreachable: its own half-open probe would make a
-            # request wait the socket timeout when Redis hangs; it probes once the shared one is back.
-            raise LimiterUnavailable("shared cache unreachable")
-        if not self.breaker.allow():
+        if not isinstance(backend, RedisSlidingWindow):
+            return backend.hit(key, **limits)  # the database: a request that cannot reach it fails anyway
+        if not self.breaker.available():
             raise LimiterUnavailable("circuit open")
         try:
             decision = backend.hit(key, **limits)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -508,17 +510,63 @@ def test_redis_going_down_fails_no_read_opens_the_breaker_and_recovers(own_redis
         assert stack.get_or_load("ai_inference", ["triage", 1], loader) == {"score": 0.93}
     assert stack.get_or_load("ai_inference", ["triage", 2], loader) == {"score": 0.93}  # a miss still loads
     assert len(calls) == 2
-    assert stack.breaker.state in ("open", "half-open")
+    assert stack.breaker.state == "open"
     assert stack.breaker.trips >= 1
 
     servers.append(start_redis(int(url.rsplit(":", 1)[1].split("/")[0])))  # Redis comes back, empty
-    time.sleep(0.6)  # past the breaker's open window: the next call probes
-    stack.get_or_load("ai_inference", ["triage", 3], loader)
-    assert stack.breaker.state == "closed"
+    # Past the breaker's open window the next call starts a probe in the background.
+    assert wait_for(
+        lambda: stack.get_or_load("ai_inference", ["triage", 2], loader) and stack.breaker.state == "closed"
+    )
+    stack.get_or_load("ai_inference", ["triage", 3], loader)  # stored in L2 again
     stack.clear_local()
     before = stack.stats().get(("ai_inference", "l2"), {}).get("hits", 0)
     assert stack.get_or_load("ai_inference", ["triage", 3], loader) == {"score": 0.93}
     assert stack.stats()[("ai_inference", "l2")]["hits"] == before + 1  # L2 serves again
+
+
+def test_a_hung_redis_makes_no_read_wait_on_it_twice(own_redis):
+    """A stopped Redis (SIGSTOP: what a partition looks like) answers nothing until the socket timeout
+    (0.5 s here). The read that finds out pays it once; after that the breaker's probe runs in the
+    background, never in a read, however many back-off periods pass, and L2 serves once Redis answers."""
+    url, servers = own_redis
+    stack = make_stack(url, breaker_seconds=0.2)
+    loader, _calls = counting({"score": 0.5})
+    stack.get_or_load("ai_inference", ["triage", 1], loader)
+    os.kill(servers[0].pid, signal.SIGSTOP)
+    try:
+        stack.clear_local()
+        stack.get_or_load("ai_inference", ["triage", 1], loader)  # pays the timeout, opens the breaker
+        assert stack.breaker.state == "open"
+        slowest, reads = 0.0, 0
+        until = time.monotonic() + 1.2  # six back-off periods
+        while time.monotonic() < until:
+            stack.clear_local()
+            started = time.monotonic()
+            assert stack.get_or_load("ai_inference", ["triage", 1], loader) == {"score": 0.5}
+            slowest, reads = max(slowest, time.monotonic() - started), reads + 1
+            time.sleep(0.01)
+        assert reads > 10
+        assert slowest < 0.25, f"a read waited {slowest:.2f} s on the hung Redis"
+        assert stack.breaker.state == "open"  # every background probe timed out
+    finally:
+        os.kill(servers[0].pid, signal.SIGCONT)
+    assert wait_for(
+        lambda: stack.get_or_load("ai_inference", ["triage", 1], loader) and stack.breaker.state == "closed"
+    )
+    stack.clear_local()
+    before = stack.stats().get(("ai_inference", "l2"), {}).get("hits", 0)
+    stack.get_or_load("ai_inference", ["triage", 1], loader)
+    assert stack.stats()[("ai_inference", "l2")]["hits"] == before + 1
+
+
+def wait_for(condition: Callable[[], object], seconds: float = 5.0) -> bool:
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def test_a_reader_waiting_for_another_process_stops_waiting_when_redis_goes_down(own_redis):
