@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -9,7 +10,14 @@ from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from apps.audit.models import AuditChainHead, AuditEvent
-from apps.audit.services import CHAINED_FIELDS, GENESIS_HASH, PRIMARY_CHAIN, chain_hash, head_seal
+from apps.audit.services import (
+    CHAINED_FIELDS,
+    GENESIS_HASH,
+    PRIMARY_CHAIN,
+    TRUNCATE_GUARD,
+    chain_hash,
+    head_seal,
+)
 
 
 def audit_event_list(
@@ -50,6 +58,14 @@ class ChainReport:
     deleted_chains: list[str] = field(default_factory=list)  # registered, or with records, but no head
     unregistered_chains: list[str] = field(default_factory=list)  # a head primary never registered
     forged_heads: list[str] = field(default_factory=list)  # a head whose seal does not match it
+    # PostgreSQL's tables of the trail (the records they held are reported above, if any):
+    missing_partitions: list[str] = field(default_factory=list)  # the default partition, gone
+    detached_partitions: list[str] = field(default_factory=list)  # a partition's table no longer attached
+    unguarded_tables: list[str] = field(default_factory=list)  # no enabled TRUNCATE guard
+    # Not a failure on its own: a month between others that has no partition was dropped (its records, if it
+    # had any, are reported as missing from their chains) or never created (the partition task stopped for
+    # longer than it creates ahead, and the month's rows went to the default partition).
+    month_gaps: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -60,6 +76,9 @@ class ChainReport:
             or self.deleted_chains
             or self.unregistered_chains
             or self.forged_heads
+            or self.missing_partitions
+            or self.detached_partitions
+            or self.unguarded_tables
         )
 
 
@@ -95,7 +114,46 @@ def audit_chain_verify(*, chunk_size: int = 5000) -> ChainReport:
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
         _verify_all(report, chunk_size)
+        if connection.vendor == "postgresql":
+            _verify_partitions(report)
     return report
+
+
+_MONTHLY_PARTITION = re.compile(r"_y(\d{4})m(\d{2})$")
+
+
+def _verify_partitions(report: ChainReport) -> None:
+    """What a TRUNCATE, DROP or DETACH leaves behind besides the records missing from their chains: truncating
+    needs a guard disabled or dropped, a detached partition stays as a table of its own, a month dropped between
+    others leaves a gap in the months."""
+    table, heads = AuditEvent._meta.db_table, AuditChainHead._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, c.relname = %s OR c.relispartition, "
+            "EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = %s AND t.tgenabled <> 'D') "
+            "FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') "
+            "AND (c.relname = %s OR c.relname = %s OR c.relname LIKE %s OR c.oid IN "
+            "(SELECT relid FROM pg_partition_tree(%s::regclass)))",
+            [table, TRUNCATE_GUARD, table, heads, table.replace("_", r"\_") + r"\_%", table],
+        )
+        rows = cursor.fetchall()
+    attached = set()
+    for name, is_attached, guarded in sorted(rows):
+        if name != heads and not is_attached:
+            report.detached_partitions.append(name)
+            continue
+        attached.add(name)
+        if not guarded:
+            report.unguarded_tables.append(name)
+    if f"{table}_default" not in attached:
+        report.missing_partitions.append(f"{table}_default")
+    months = sorted((int(match[1]), int(match[2])) for name in attached if (match := _MONTHLY_PARTITION.search(name)))
+    if months:
+        year, month = months[0]
+        while (year, month) < months[-1]:
+            if (year, month) not in months:
+                report.month_gaps.append(f"{table}_y{year}m{month:02d}")
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
 
 def _verify_all(report: ChainReport, chunk_size: int) -> None:
@@ -106,6 +164,8 @@ def _verify_all(report: ChainReport, chunk_size: int) -> None:
             report.forged_heads.append(head.name)
         _verify_chain(report, head.name, head.pk, head.seq, chunk_size)
     primary = next((h for h in heads.values() if h.name == PRIMARY_CHAIN), None)
+    if primary is None and (heads or AuditEvent.objects.exists()):
+        report.deleted_chains.append(PRIMARY_CHAIN)  # the migration made it; every other chain is registered in it
     registered = set()
     if primary is not None:
         registered = {

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -19,6 +20,8 @@ from apps.audit.models import AuditChainHead, AuditEvent
 
 if TYPE_CHECKING:
     import psycopg
+
+logger = logging.getLogger(__name__)
 
 GENESIS_HASH = "0" * 64
 
@@ -262,30 +265,69 @@ def _next_month(day: date) -> date:
 
 # Three years ahead is plenty for a monthly schedule; beyond it a typo would create thousands of tables.
 PARTITION_MONTHS_AHEAD_MAX = 36
+# The BEFORE TRUNCATE trigger every table of the trail carries (migration 0003): a statement-level trigger
+# is not cloned onto new partitions the way row-level ones are, so each partition gets its own.
+TRUNCATE_GUARD = "audit_refuse_truncate"
 
 
+def audit_truncate_guard_add(cursor, table: str) -> None:
+    """Refuse TRUNCATE on `table` (PostgreSQL). Only `manage.py flush` (which empties every table) passes."""
+    cursor.execute("SELECT to_regprocedure(%s)", [f"{TRUNCATE_GUARD}()"])
+    if cursor.fetchone()[0] is None:  # migration 0002, before 0003 made it: 0003 guards every table there is
+        return
+    cursor.execute(
+        f'CREATE TRIGGER {TRUNCATE_GUARD} BEFORE TRUNCATE ON "{table}" '
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {TRUNCATE_GUARD}()"
+    )
+
+
+def _utc_bound(day: date) -> str:
+    # Explicitly UTC: a bare date is read in the session's time zone, which would shift the month's edges.
+    return f"{day.isoformat()} 00:00:00+00"
+
+
+def _default_partition_has_rows(cursor, table: str, start: date, end: date) -> bool:
+    cursor.execute("SELECT to_regclass(%s)", [f"{table}_default"])
+    if cursor.fetchone()[0] is None:  # gone (`audit verify` reports it): inserts need the partitions more
+        return False
+    cursor.execute(
+        f'SELECT 1 FROM "{table}_default" WHERE recorded_at >= %s AND recorded_at < %s LIMIT 1',  # noqa: S608
+        [_utc_bound(start), _utc_bound(end)],
+    )
+    return cursor.fetchone() is not None
+
+
+@transaction.atomic
 def audit_partitions_ensure(*, months_ahead: int = 3, today: date | None = None) -> list[str]:
-    """Create the monthly partitions from this month to `months_ahead` ahead (PostgreSQL only).
+    """Create the monthly partitions from this month (UTC) to `months_ahead` ahead, each with its TRUNCATE
+    guard (PostgreSQL only). Idempotent, and concurrent runs take turns.
 
-    Rows outside every partition land in the default partition, so a missed run never loses a record.
+    Rows outside every partition land in the default partition, so a missed run never loses a record; a
+    month that already has rows there is skipped (PostgreSQL cannot create it over them, and they may not
+    be moved: the trail refuses DELETE), so the months after it are still created.
     """
     if not 0 <= months_ahead <= PARTITION_MONTHS_AHEAD_MAX:
         raise ValueError(f"months_ahead must be between 0 and {PARTITION_MONTHS_AHEAD_MAX}, not {months_ahead}.")
     if connection.vendor != "postgresql":
         return []
     table = AuditEvent._meta.db_table
-    start = _month_start(today or timezone.now().date())
+    start = _month_start(today or timezone.now().astimezone(UTC).date())
     created = []
     with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{table}:partitions"])
         for _ in range(months_ahead + 1):
             end = _next_month(start)
             name = f"{table}_y{start.year}m{start.month:02d}"
             cursor.execute("SELECT to_regclass(%s)", [name])
             if cursor.fetchone()[0] is None:
-                cursor.execute(
-                    f'CREATE TABLE IF NOT EXISTS "{name}" PARTITION OF "{table}" '
-                    f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
-                )
-                created.append(name)
+                if _default_partition_has_rows(cursor, table, start, end):
+                    logger.warning("audit partition %s not created: its month has rows in the default partition", name)
+                else:
+                    cursor.execute(
+                        f'CREATE TABLE "{name}" PARTITION OF "{table}" '
+                        f"FOR VALUES FROM ('{_utc_bound(start)}') TO ('{_utc_bound(end)}')"
+                    )
+                    audit_truncate_guard_add(cursor, name)
+                    created.append(name)
             start = end
     return created

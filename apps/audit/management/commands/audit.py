@@ -35,6 +35,14 @@ class Command(BaseCommand):
             self.stdout.write(f"FORGED   head of chain {chain}: moved without the key (records cut from its end?)")
         for chain in report.unregistered_chains:
             self.stdout.write(f"FORGED   chain {chain}: never registered in the primary chain")
+        for table in report.missing_partitions:
+            self.stdout.write(f"DROPPED  partition {table}: gone from the partitioned table")
+        for table in report.detached_partitions:
+            self.stdout.write(f"DETACHED partition {table}: a table of the trail, no longer in it")
+        for table in report.unguarded_tables:
+            self.stdout.write(f"UNGUARDED table {table}: its TRUNCATE guard is missing or disabled")
+        for table in report.month_gaps:
+            self.stdout.write(f"NOTE     no partition {table} between the others: dropped, or never created")
         if not report.ok:
             raise CommandError(f"Audit trail tampered with: checked {report.checked} record(s).")
         self.stdout.write(f"Audit trail intact: {report.checked} record(s) in {report.chains} chain(s) verified.")

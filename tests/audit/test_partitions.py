@@ -1,0 +1,136 @@
+"""The trail's PostgreSQL tables refuse TRUNCATE (the table, every partition, the chain heads); what a
+TRUNCATE, DROP or DETACH by someone who switched the guard off leaves behind, `audit verify` reports."""
+
+from datetime import UTC, date, datetime
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.audit.selectors import audit_chain_verify
+from apps.audit.services import AuditEntry, audit_chain_open, audit_partitions_ensure, audit_record_batch
+
+pytestmark = pytest.mark.django_db
+
+
+def _entry(at: datetime, **fields) -> AuditEntry:
+    return AuditEntry(actor_type="system", actor_id=None, actor_name="test", action="read", resource_type="Patient",
+                      recorded_at=at, **fields)  # fmt: skip
+
+
+def _months_after_the_last_partition(count: int) -> list[date]:
+    """Months right after those the migration created, so the test's partitions leave no gap."""
+    day = timezone.now().date().replace(day=1)
+    months = []
+    for index in range(4, 4 + count):
+        year, month = divmod(day.month - 1 + index, 12)
+        months.append(date(day.year + year, month + 1, 1))
+    return months
+
+
+def _sql(*statements: str) -> None:
+    with connection.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(statement)
+
+
+@pytest.fixture
+def three_months() -> list[str]:
+    """Three new monthly partitions, two records on the primary chain in each (seq 1-2, 3-4, 5-6)."""
+    months = _months_after_the_last_partition(3)
+    created = audit_partitions_ensure(months_ahead=2, today=months[0])
+    assert created == [f"audit_auditevent_y{m.year}m{m.month:02d}" for m in months]
+    for month in months:
+        audit_record_batch([_entry(datetime(month.year, month.month, 10, tzinfo=UTC)) for _ in range(2)])
+    assert audit_chain_verify().ok
+    return created
+
+
+@pytest.mark.parametrize("table", ["audit_auditevent", "audit_auditevent_default", "new", "audit_auditchainhead"])
+def test_truncate_is_refused_on_the_table_every_partition_and_the_chain_heads(table, three_months):
+    table = three_months[1] if table == "new" else table
+    with pytest.raises(Exception, match="append-only"), transaction.atomic():
+        _sql(f'TRUNCATE "{table}" CASCADE')
+    assert AuditEvent.objects.count() == 6 and audit_chain_verify().ok
+
+
+def test_a_chain_head_cannot_be_deleted():
+    audit_chain_open(name="host:1:cccc")
+    with pytest.raises(Exception, match="append-only"), transaction.atomic():
+        _sql("DELETE FROM audit_auditchainhead WHERE name = 'host:1:cccc'")
+
+
+def test_verify_reports_the_records_of_a_truncated_partition(three_months):
+    truncated = three_months[1]
+    _sql(f'ALTER TABLE "{truncated}" DISABLE TRIGGER audit_refuse_truncate', f'TRUNCATE "{truncated}"')
+    report = audit_chain_verify()
+    assert report.missing == [("primary", 3, 4)] and report.unguarded_tables == [truncated]
+    _sql(f'ALTER TABLE "{truncated}" ENABLE TRIGGER audit_refuse_truncate')  # covering the tracks
+    out = StringIO()
+    with pytest.raises(CommandError, match="tampered"):
+        call_command("audit", "verify", stdout=out)
+    assert "DELETED  record(s) #3-#4 of chain primary" in out.getvalue()
+
+
+def test_verify_reports_a_chain_whose_records_all_vanished(three_months):
+    audit_chain_open(name="host:9:dddd")
+    last_month = _months_after_the_last_partition(3)[2]
+    at = datetime(last_month.year, last_month.month, 20, tzinfo=UTC)
+    audit_record_batch([_entry(at), _entry(at)], chain="host:9:dddd")
+    _sql(f'ALTER TABLE "{three_months[2]}" DISABLE TRIGGER audit_refuse_truncate', f'TRUNCATE "{three_months[2]}"',
+         f'ALTER TABLE "{three_months[2]}" ENABLE TRIGGER audit_refuse_truncate')  # fmt: skip
+    report = audit_chain_verify()
+    assert ("host:9:dddd", 1, 2) in report.missing and ("primary", 5, 6) in report.missing
+    assert not report.ok
+
+
+def test_verify_reports_a_detached_and_a_dropped_partition(three_months):
+    first, middle, _ = three_months
+    _sql(f'ALTER TABLE audit_auditevent DETACH PARTITION "{first}"', f'DROP TABLE "{middle}"')
+    report = audit_chain_verify()
+    assert report.detached_partitions == [first]
+    assert report.month_gaps == [first, middle]
+    assert report.missing == [("primary", 1, 4)]
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("audit", "verify", stdout=out)
+    assert f"DETACHED partition {first}" in out.getvalue() and f"NOTE     no partition {middle}" in out.getvalue()
+
+
+def test_verify_reports_a_dropped_default_partition():
+    _sql("DROP TABLE audit_auditevent_default")
+    assert audit_chain_verify().missing_partitions == ["audit_auditevent_default"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_flush_still_empties_the_trail():
+    """Tests flush between transactional tests, through the audit app's `flush`; nothing else may."""
+    audit_record_batch([_entry(timezone.now())])
+    call_command("flush", interactive=False, verbosity=0)
+    assert not AuditEvent.objects.exists()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('audit.allow_truncate', true)")
+        assert cursor.fetchone()[0] in (None, "", "off")  # for the flush's transaction only
+
+
+def test_partitions_are_cut_at_utc_midnight_whatever_the_sessions_time_zone():
+    month = _months_after_the_last_partition(1)[0]
+    _sql("SET LOCAL TIME ZONE 'Pacific/Auckland'")
+    [name] = audit_partitions_ensure(months_ahead=0, today=month)
+    _sql("SET LOCAL TIME ZONE 'UTC'")
+    [event] = audit_record_batch([_entry(datetime(month.year, month.month, 1, 0, 30, tzinfo=UTC))])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tableoid::regclass::text FROM audit_auditevent WHERE id = %s", [event.pk])
+        assert cursor.fetchone()[0] == name
+
+
+def test_a_month_with_rows_in_the_default_partition_is_skipped_and_later_months_created():
+    months = _months_after_the_last_partition(3)
+    audit_record_batch([_entry(datetime(months[0].year, months[0].month, 3, tzinfo=UTC))])  # no partition yet
+    created = audit_partitions_ensure(months_ahead=2, today=months[0])
+    assert created == [f"audit_auditevent_y{m.year}m{m.month:02d}" for m in months[1:]]
+    assert audit_partitions_ensure(months_ahead=2, today=months[0]) == []
+    assert audit_chain_verify().ok
