@@ -513,8 +513,12 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {
+        "redact_request_paths": {"()": "apps.core.log_filters.RedactRequestPaths"},
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # Paths carry patient ids: a line about a request names its route template and request id.
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_request_paths"]},
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
