@@ -11,6 +11,7 @@ from fhir.resources.R4B.patient import Patient as FhirPatient
 from apps.audit.models import AuditEvent
 from apps.clinical.codes import VITAL_SIGNS
 from apps.clinical.models import Observation, Patient
+from apps.clinical.services import patient_soft_delete
 
 pytestmark = pytest.mark.django_db
 FHIR_JSON = "application/fhir+json"
@@ -280,3 +281,21 @@ def test_a_posted_searchs_next_page_is_only_for_the_client_that_posted_it(clinic
 def test_identifier_search_audits_the_patient_it_found(clinician, patient):
     clinician.get("/fhir/Patient", {"identifier": "MRN-000123"})
     assert AuditEvent.objects.order_by("-id").first().patient_id == patient.pk
+
+
+@pytest.mark.parametrize("resource_type", ["Observation", "Encounter", "MedicationRequest"])
+def test_a_deleted_patients_records_are_not_searchable(
+    clinician, loaded, resource_type, django_capture_on_commit_callbacks
+):
+    """The REST lists answer 404 for a soft-deleted patient; FHIR searches by that patient find nothing, even
+    right after the delete, with the patient's card still cached from a read before it."""
+    patient = Patient.objects.filter(medication_requests__isnull=False).order_by("pk").first()
+    assert _bundle(clinician.get(f"/fhir/{resource_type}", {"patient": patient.pk})).entry
+    with django_capture_on_commit_callbacks(execute=True):
+        patient_soft_delete(patient=patient)
+    for _ in range(2):  # the same search again: its shape already compiled
+        bundle = _bundle(clinician.get(f"/fhir/{resource_type}", {"patient": f"Patient/{patient.pk}"}))
+        assert not bundle.entry
+        event = AuditEvent.objects.order_by("-seq").first()
+        assert (event.action, event.patient_id, event.result_count) == ("search", patient.pk, 0)
+    assert not _bundle(_post_search(clinician, f"/fhir/{resource_type}/_search", {"patient": patient.pk})).entry

@@ -383,6 +383,8 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         values, shape, patient_id, digest_query = parsed
         ordering = self.ordering_for(params)
         after = self.cursor_after(params, ordering, self.model)
+        if patient_id is not None and not self.patient_is_active(patient_id):
+            return [], ordering, patient_id, digest_query
         values.update((f"after_{i}", value) for i, value in enumerate(after or []))
         key = (type(self), shape, tuple(ordering), after is not None, limit)
 
@@ -439,6 +441,13 @@ class FhirSearchView(FhirMixin, PhiAPIView):
 
     def ordering_for(self, params) -> list[str]:
         return self.ordering
+
+    @staticmethod
+    def patient_is_active(patient_id: int) -> bool:
+        """A search by patient finds nothing for a soft-deleted (or unknown) one, as the REST lists answer 404
+        for it: the records outlive the patient's deletion, but no read serves them. Checked through the
+        cached card, which a deletion invalidates; after every parameter is parsed, so a 400 reads nothing."""
+        return selectors.patient_card(patient_id=patient_id) is not None
 
     @staticmethod
     def required_patient(params) -> int:
