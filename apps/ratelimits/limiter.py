@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from django.db import connections, router, transaction
 
 # KEYS[1]: the log. ARGV: window ms, limit, burst per second (0: none), member.
-# Returns {allowed, remaining, reset_ms, retry_after_ms}; the clock is Redis's, shared by every caller.
+# Returns {allowed, quota, remaining, reset_ms, retry_after_ms}: see Decision. The clock is Redis's, shared by
+# every caller.
 SLIDING_WINDOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -29,27 +30,37 @@ local count = redis.call('ZCARD', KEYS[1])
 if count >= limit then
   local freeing = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
   local wait = tonumber(freeing[2]) + window - now
-  return {0, 0, wait, wait}
+  return {0, limit, 0, wait, wait}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local reset = window
 if oldest[2] then reset = tonumber(oldest[2]) + window - now end
+local quota, remaining = limit, limit - count - 1
 if burst > 0 then
   local recent = redis.call('ZRANGEBYSCORE', KEYS[1], now - 999, '+inf', 'WITHSCORES', 'LIMIT', 0, burst)
-  if #recent / 2 >= burst then
+  local in_second = #recent / 2
+  if in_second >= burst then
     local wait = tonumber(recent[2]) + 1000 - now
-    return {0, limit - count, reset, wait}
+    return {0, burst, 0, wait, wait}
+  end
+  if burst - in_second - 1 < remaining then
+    quota, remaining, reset = burst, burst - in_second - 1, 1000
+    if in_second > 0 then reset = tonumber(recent[2]) + 1000 - now end
   end
 end
 redis.call('ZADD', KEYS[1], now, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], window)
-if count == 0 then reset = window end
-return {1, limit - count - 1, reset, 0}
+if count == 0 and quota == limit then reset = window end
+return {1, quota, remaining, reset, 0}
 """
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """One hit's answer. `limit`, `remaining` and `reset_seconds` describe the quota nearest to exhaustion, as
+    the RateLimit headers do when a client has several: the window's, or the per-second burst's when it has
+    fewer left (a 429 of the burst says 0 left of it, reset when Retry-After says)."""
+
     allowed: bool
     limit: int
     remaining: int
@@ -68,16 +79,20 @@ class RedisSlidingWindow:
 
     def hit(self, key: str, *, limit: int, window_seconds: int, burst: int | None = None) -> Decision:
         try:
-            allowed, remaining, reset_ms, retry_ms = self.script(
+            allowed, quota, remaining, reset_ms, retry_ms = self.script(
                 keys=[f"rl:{key}"], args=[window_seconds * 1000, limit, burst or 0, os.urandom(8).hex()]
             )
         except Exception as exc:
             raise LimiterUnavailable(str(exc)) from exc
-        return Decision(bool(allowed), limit, int(remaining), int(reset_ms) / 1000, int(retry_ms) / 1000)
+        return Decision(bool(allowed), int(quota), int(remaining), int(reset_ms) / 1000, int(retry_ms) / 1000)
 
 
 class DatabaseSlidingWindow:
-    """The same rule in SQL, without Redis: SQLite (one writer at a time) or PostgreSQL (a lock per key)."""
+    """The same rule in SQL, without Redis: SQLite (one writer at a time) or PostgreSQL (a lock per key).
+
+    On PostgreSQL the clock is the database's, as the Redis script's is Redis's: processes whose clocks
+    disagree would otherwise expire one another's hits early or late. SQLite is one file on one host, whose
+    processes share its clock."""
 
     def hit(self, key: str, *, limit: int, window_seconds: int, burst: int | None = None) -> Decision:
         from apps.ratelimits.models import RateLimitHit
@@ -86,24 +101,39 @@ class DatabaseSlidingWindow:
         using = router.db_for_write(RateLimitHit)
         try:
             with transaction.atomic(using=using):
-                connection = connections[using]
-                if connection.vendor == "postgresql":
-                    # Count-then-insert is a race under READ COMMITTED: every concurrent hit counts the
-                    # same rows and all pass. One hit per key at a time; the lock ends with the
-                    # transaction, and the count below (a new snapshot) sees the previous holder's row.
-                    with connection.cursor() as cursor:
-                        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"rl:{key}"])
-                now = int(time.time() * 1000)  # read once the lock is held: a waiter must not use a stale clock
+                now = self._locked_now(connections[using], key)
                 RateLimitHit.objects.filter(key=key, at_ms__lte=now - window).delete()
                 times = list(RateLimitHit.objects.filter(key=key).order_by("at_ms").values_list("at_ms", flat=True))
                 if len(times) >= limit:
                     wait = times[len(times) - limit] + window - now
                     return Decision(False, limit, 0, wait / 1000, wait / 1000)
                 reset = (times[0] + window - now) if times else window
+                quota, remaining = limit, limit - len(times) - 1
                 recent = [at for at in times if at > now - 1000]
                 if burst and len(recent) >= burst:
-                    return Decision(False, limit, limit - len(times), reset / 1000, (recent[0] + 1000 - now) / 1000)
+                    wait = recent[0] + 1000 - now
+                    return Decision(False, burst, 0, wait / 1000, wait / 1000)
+                if burst and burst - len(recent) - 1 < remaining:
+                    quota, remaining = burst, burst - len(recent) - 1
+                    reset = (recent[0] + 1000 - now) if recent else 1000
                 RateLimitHit.objects.create(key=key, at_ms=now)
         except Exception as exc:
             raise LimiterUnavailable(str(exc)) from exc
-        return Decision(True, limit, limit - len(times) - 1, reset / 1000, 0.0)
+        return Decision(True, quota, remaining, reset / 1000, 0.0)
+
+    @staticmethod
+    def _locked_now(connection, key: str) -> int:
+        """Milliseconds now, read once the key is this transaction's alone: a waiter must not use a stale clock."""
+        if connection.vendor != "postgresql":
+            return int(time.time() * 1000)
+        # Count-then-insert is a race under READ COMMITTED: every concurrent hit counts the same rows and all
+        # pass. One hit per key at a time; the lock ends with the transaction, and the count after it (a new
+        # snapshot) sees the previous holder's row. clock_timestamp(), not now(): that is when the
+        # transaction began, before the wait for the lock.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint "
+                "FROM (SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))) AS locked",
+                [f"rl:{key}"],
+            )
+            return cursor.fetchone()[0]

@@ -43,7 +43,9 @@ def test_the_burst_cap_refuses_a_spike_inside_the_window():
     decisions = [window.hit("burst:t", limit=100, window_seconds=60, burst=5) for _ in range(8)]
     assert [d.allowed for d in decisions] == [True] * 5 + [False] * 3
     assert 0 < decisions[-1].retry_after_seconds <= 1
-    assert decisions[-1].remaining == 95
+    # The headers describe the burst, the quota nearest to exhaustion: none left, back when Retry-After says.
+    assert [(d.limit, d.remaining) for d in decisions] == [(5, 4), (5, 3), (5, 2), (5, 1), (5, 0)] + [(5, 0)] * 3
+    assert decisions[-1].reset_seconds == decisions[-1].retry_after_seconds
 
 
 def test_the_database_limiter_keeps_the_same_rule():
