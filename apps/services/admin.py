@@ -3,7 +3,7 @@ from django.db import models
 from django.http import HttpRequest
 
 from apps.services.models import Service
-from apps.services.selectors import of_visible_services, services_visible_to, visible_service_ids
+from apps.services.selectors import of_visible_services, sees_every_service, services_visible_to, visible_service_ids
 from apps.services.services import EDITABLE_FIELDS, service_create, service_update
 
 
@@ -48,6 +48,13 @@ class ServiceAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest):
         return services_visible_to(request.user)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Service | None = None) -> list[str]:
+        # Who sees a service is the administrators' decision: an Operator of a restricted service could
+        # otherwise open it, its traffic and its benchmarks to every role.
+        if sees_every_service(request.user):
+            return self.readonly_fields
+        return [*self.readonly_fields, "visible_to"]
 
     def save_model(self, request: HttpRequest, obj: Service, form, change: bool) -> None:
         # The form already validated; the service layer saves so admin and API behave the same.
