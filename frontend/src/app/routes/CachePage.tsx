@@ -1,11 +1,9 @@
-import { useEffect, useState } from "react";
-
 import { Chart } from "../../components/ui/Chart";
-import { LoadStatus } from "../../components/ui/Status";
+import { LoadError, LoadStatus } from "../../components/ui/Status";
 import { TableScroll } from "../../components/ui/TableScroll";
 import { count, fixed, percent, seconds } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
-import { fetchSeries } from "../../features/service/series";
+import { useSeries } from "../../features/service/useSeries";
 
 interface TierCounts {
   hits: number;
@@ -35,18 +33,16 @@ interface Namespace {
 
 export default function CachePage() {
   const state = useJson<{ results: Namespace[] }>("/api/v1/cache/namespaces/", { refreshMs: 10000 });
-  const [trend, setTrend] = useState<{ x: number[]; values: (number | null)[][] } | null>(null);
-  useEffect(() => {
-    fetchSeries(["cache_hit_rate_pct"], "24h").then(setTrend, () => setTrend(null));
-  }, []);
+  const trend = useSeries(["cache_hit_rate_pct"], "24h", { refreshMs: 60000 });
 
   return (
     <section aria-labelledby="cache-title">
       <h1 id="cache-title">Cache</h1>
       <p className="muted">L1 process memory → L2 Redis → L3 database, per namespace. The target hit rate is 80%.</p>
-      {trend ? (
-        <Chart title="Hit rate, all namespaces, last 24 h" x={trend.x} unit="%" series={[{ label: "hit rate %", values: trend.values[0] }]} />
+      {trend.data ? (
+        <Chart title="Hit rate, all namespaces, last 24 h" x={trend.data.x} unit="%" series={[{ label: "hit rate %", values: trend.data.values[0] }]} />
       ) : null}
+      {trend.error ? <LoadError what={trend.data ? "the latest hit rates" : "the hit rate trend"} {...trend.error} /> : null}
       <LoadStatus state={state} what="cache namespaces" />
       {state.status === "ready" ? (
         <TableScroll label="Cache namespaces">
@@ -79,7 +75,12 @@ export default function CachePage() {
                   <td className="num">{count(ns.requests)}</td>
                   <td className="num">{percent(ns.hit_rate_1h)}</td>
                   <td className="num">
-                    <meter min={0} max={1} low={0.8} optimum={1} value={ns.hit_rate ?? 0} aria-label={`${ns.namespace} hit rate`} />{" "}
+                    {/* No reads yet: no meter, whose empty bar would read as a 0% hit rate. */}
+                    {ns.hit_rate === null ? null : (
+                      <>
+                        <meter min={0} max={1} low={0.8} optimum={1} value={ns.hit_rate} aria-label={`${ns.namespace} hit rate`} />{" "}
+                      </>
+                    )}
                     {percent(ns.hit_rate)}
                   </td>
                   {["l1", "l2", "l3"].map((tier) => (

@@ -1,11 +1,9 @@
-import { useEffect, useState } from "react";
-
 import { Chart } from "../../components/ui/Chart";
-import { LoadStatus } from "../../components/ui/Status";
+import { LoadError, LoadStatus } from "../../components/ui/Status";
 import { TableScroll } from "../../components/ui/TableScroll";
 import { fixed, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
-import { fetchSeries } from "../../features/service/series";
+import { useSeries } from "../../features/service/useSeries";
 
 interface Profile {
   mode: string;
@@ -80,10 +78,7 @@ function ModeTable({ deployment }: { deployment: Deployment }) {
 
 export default function InferencePage() {
   const state = useJson<{ results: Deployment[] }>("/api/v1/inference/deployments/", { refreshMs: 30000 });
-  const [tokens, setTokens] = useState<{ x: number[]; values: (number | null)[][] } | null>(null);
-  useEffect(() => {
-    fetchSeries(["inference_tokens_per_s"], "24h").then(setTokens, () => setTokens(null));
-  }, []);
+  const tokens = useSeries(["inference_tokens_per_s"], "24h", { refreshMs: 60000 });
 
   return (
     <section aria-labelledby="inference-title">
@@ -91,7 +86,10 @@ export default function InferencePage() {
       <p className="muted">
         Each deployment serves in the mode measured fastest on this host inside its fidelity budget (<code>manage.py optimize model</code>).
       </p>
-      {tokens ? <Chart title="Generated tokens per second, served traffic, last 24 h" x={tokens.x} series={[{ label: "tokens/s", values: tokens.values[0] }]} /> : null}
+      {tokens.data ? (
+        <Chart title="Generated tokens per second, served traffic, last 24 h" x={tokens.data.x} series={[{ label: "tokens/s", values: tokens.data.values[0] }]} />
+      ) : null}
+      {tokens.error ? <LoadError what={tokens.data ? "the latest tokens per second" : "tokens per second"} {...tokens.error} /> : null}
       <LoadStatus state={state} what="model deployments" />
       {state.status === "ready"
         ? state.data.results.map((deployment) => {
@@ -121,6 +119,7 @@ export default function InferencePage() {
             );
           })
         : null}
+      {state.status === "ready" && state.data.results.length === 0 ? <p className="muted">No model deployment yet.</p> : null}
     </section>
   );
 }

@@ -104,6 +104,27 @@ describe("CachePage", () => {
     expect(screen.getByText("off")).toBeTruthy(); // L3 is disabled for this namespace
     await waitFor(() => expect(screen.getByTestId("chart").textContent).toContain("hit rate %=91.5"));
   });
+
+  it("says why the trend is missing, and shows no meter for a namespace never read", async () => {
+    serve({
+      "/api/v1/metrics/series/": refuse(403, "You do not have permission to perform this action."),
+      "/api/v1/cache/namespaces/": {
+        results: [{
+          id: 4, namespace: "medications", description: "", enabled: true, contains_phi: true, encrypt: true,
+          tiers_enabled: ["l1"], ttl_seconds: 600, stale_while_revalidate_seconds: 60, requests: 0,
+          hit_rate: null, hit_rate_1h: null, stale_serves: 0, mean_load_ms: null, tiers: {},
+        }],
+      },
+    });
+    render(
+      <MemoryRouter>
+        <CachePage />
+      </MemoryRouter>,
+    );
+    await screen.findByTestId("cache-table");
+    await waitFor(() => expect(screen.getByRole("alert").textContent).toMatch(/^Could not load the hit rate trend: .*lacks the permission/));
+    expect(document.querySelector("meter")).toBeNull();
+  });
 });
 
 describe("AuditPage", () => {

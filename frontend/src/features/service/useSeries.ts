@@ -1,0 +1,39 @@
+import { useEffect, useState } from "react";
+
+import { errorState, type ErrorState } from "../../lib/api";
+import { fetchSeries, type RangeName } from "./series";
+
+export interface SeriesState {
+  /** The last series that loaded: kept through a failed refresh. */
+  data: { x: number[]; values: (number | null)[][] } | null;
+  /** The last failure, until a refresh succeeds. */
+  error: ErrorState | null;
+}
+
+/**
+ * Metrics over a range ending now, fetched again every `refreshMs` (the window moves with the clock).
+ * The cache and inference pages fetched their 24 h trend once, so it went stale while the tables under it
+ * refreshed, and a failure hid the chart without a word.
+ */
+export function useSeries(metrics: string[], range: RangeName, { refreshMs = 60000, load = fetchSeries } = {}): SeriesState {
+  const [state, setState] = useState<SeriesState>({ data: null, error: null });
+  const key = metrics.join(",");
+
+  useEffect(() => {
+    let live = true;
+    setState({ data: null, error: null });
+    const fetchNow = () =>
+      load(key.split(","), range).then(
+        (data) => live && setState({ data, error: null }),
+        (failure: unknown) => live && setState((previous) => ({ data: previous.data, error: errorState(failure) })),
+      );
+    void fetchNow();
+    const timer = refreshMs ? window.setInterval(fetchNow, refreshMs) : undefined;
+    return () => {
+      live = false;
+      window.clearInterval(timer);
+    };
+  }, [key, range, refreshMs, load]);
+
+  return state;
+}
