@@ -47,7 +47,13 @@ def optimization_run_create(
     requested_by: str = "",
     inline: bool = False,
 ) -> OptimizationRun:
-    """A run with one pending step per optimizer it covers; nothing is measured yet."""
+    """A run with one pending step per optimizer it covers; nothing is measured yet. Bad parameters (a
+    schedule's kwargs are typed by hand in admin) raise ValueError and store nothing."""
+    if target not in OptimizationRun.Target.values:
+        # Stored, an unknown step would fail outside its try on the worker and leave the run running for hours.
+        raise ValueError(f"Unknown target {target!r}; one of: {', '.join(OptimizationRun.Target.values)}.")
+    if not isinstance(apply, bool):
+        raise ValueError(f"apply must be true or false, not {apply!r}.")
     # NaN fails every comparison, so `<= 0` alone would let it through.
     if response_time_ms is not None and not (math.isfinite(response_time_ms) and response_time_ms > 0):
         raise ValueError("The response-time target must be a positive, finite number.")

@@ -58,6 +58,20 @@ def test_bad_targets_are_refused_before_anything_runs():
     assert not OptimizationRun.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"target": "bogus"}, "Unknown target"), ({"target": "all", "apply": "false"}, "apply must be")],
+)
+def test_a_schedule_with_bad_kwargs_stores_no_run(kwargs, message):
+    """A schedule's kwargs are JSON typed in admin: an unknown target used to store a run whose step failed
+    outside its error handling on the worker, leaving the run `running` until the stuck checker."""
+    from apps.optimizer.tasks import scheduled_run
+
+    with pytest.raises(ValueError, match=message):
+        scheduled_run(**kwargs)
+    assert not OptimizationRun.objects.exists()
+
+
 def test_ttl_model_round_trip():
     ttl = cache_optimizer.ttl_for_hit_rate(ttl_seconds=600, measured=0.5, target=0.8)
     assert ttl == pytest.approx(2400)
