@@ -25,9 +25,10 @@ class NotificationInline(admin.TabularInline):
 class AlertRuleAdmin(AlertVisibilityAdmin):
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # a webhook without a scheme
     list_display = ["name", "enabled", "metric", "operator", "threshold", "service", "for_seconds", "severity",
-                    "last_value", "last_evaluated_at"]  # fmt: skip
+                    "last_value", "last_evaluated_at", "last_error"]  # fmt: skip
     list_editable = ["enabled", "threshold"]
-    readonly_fields = ["pending_since", "no_data_since", "last_value", "last_evaluated_at"]
+    readonly_fields = ["pending_since", "no_data_since", "last_value", "last_evaluated_at", "last_error",
+                       "last_error_at"]  # fmt: skip
 
 
 @admin.register(Alert)

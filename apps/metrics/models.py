@@ -131,6 +131,9 @@ class AlertRule(models.Model):
     no_data_since = models.DateTimeField(null=True, blank=True, editable=False)
     last_value = models.FloatField(null=True, blank=True, editable=False)
     last_evaluated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The last evaluation's failure, kept until one succeeds: a rule that cannot be evaluated never fires.
+    last_error = models.CharField(max_length=300, blank=True, editable=False)
+    last_error_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

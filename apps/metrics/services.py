@@ -186,19 +186,33 @@ def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
     """Evaluate every enabled rule; fire those breaching for long enough, resolve those recovered or without
     data for a whole window, and resolve the alerts of rules disabled while firing.
 
-    Each rule on its own: one that cannot be evaluated (a value out of range, a notification that raises)
-    is logged and skipped, and never keeps the others from firing."""
+    Each rule on its own, in a savepoint of its own: one that cannot be evaluated (a value out of range, a
+    database error, a notification that raises) is rolled back alone, logged and recorded on the rule
+    (`last_error`, shown in admin), and never keeps the others from firing, inside a transaction or not."""
     now = now or timezone.now()
     changed = _disabled_rules_alerts_resolve(now=now)
     for rule in AlertRule.objects.filter(enabled=True).select_related("service"):
         try:
-            alert = _alert_rule_evaluate(rule, now=now)
-        except Exception:  # one broken rule must not silence the others
+            with transaction.atomic():
+                alert = _alert_rule_evaluate(rule, now=now)
+        except Exception as exc:  # one broken rule must not silence the others
             logger.warning("alert rule %s (%s) could not be evaluated", rule.pk, rule.name, exc_info=True)
+            _alert_rule_failure_record(rule, now=now, error=exc)
             continue
         if alert is not None:
             changed.append(alert)
     return changed
+
+
+def _alert_rule_failure_record(rule: AlertRule, *, now: datetime, error: Exception) -> None:
+    """Say on the rule why it was not evaluated: a rule that silently never fires looks like a quiet system."""
+    try:
+        with transaction.atomic():
+            AlertRule.objects.filter(pk=rule.pk).update(
+                last_error=f"{type(error).__name__}: {error}"[:300], last_error_at=now
+            )
+    except Exception:  # the database itself is failing: the log line above is all there is
+        logger.warning("alert rule %s: its failure could not be recorded", rule.pk, exc_info=True)
 
 
 def _disabled_rules_alerts_resolve(*, now: datetime) -> list[Alert]:
@@ -207,7 +221,8 @@ def _disabled_rules_alerts_resolve(*, now: datetime) -> list[Alert]:
     resolved = []
     for alert in Alert.objects.filter(state=Alert.State.FIRING, rule__enabled=False).select_related("rule"):
         try:
-            resolved.append(_resolve(alert, now=now, reason="rule disabled"))
+            with transaction.atomic():
+                resolved.append(_resolve(alert, now=now, reason="rule disabled"))
         except Exception:  # one broken notification must not keep the other alerts firing
             logger.warning("alert %s of disabled rule %s could not be resolved", alert.pk, alert.rule_id, exc_info=True)
     AlertRule.objects.filter(enabled=False).exclude(pending_since=None, no_data_since=None).update(
@@ -223,8 +238,9 @@ def _alert_rule_evaluate(rule: AlertRule, *, now: datetime) -> Alert | None:
     changed = None
     value = alert_rule_value(rule, now=now)
     rule.last_value, rule.last_evaluated_at = value, now
+    rule.last_error, rule.last_error_at = "", None
     firing = rule.alerts.filter(state=Alert.State.FIRING).first()
-    fields = ["pending_since", "no_data_since", "last_value", "last_evaluated_at"]
+    fields = ["pending_since", "no_data_since", "last_value", "last_evaluated_at", "last_error", "last_error_at"]
     if value is None:
         # No data (too few requests or reads, no samples): nothing to fire on, and a breach restarts. A firing
         # alert is resolved once a whole window of evaluations had none (the traffic stopped, a namespace went
