@@ -5,8 +5,10 @@
 import json
 import os
 import random
+import signal
 import time
 
+import gevent
 from locust import HttpUser, LoadTestShape, constant, constant_throughput, events, task
 
 REQUESTS = json.loads(os.environ["BENCH_REQUESTS"])
@@ -16,6 +18,7 @@ PATIENTS = json.loads(open(os.environ["BENCH_PATIENTS_FILE"]).read() or "[]")
 STAGES = json.loads(os.environ["BENCH_STAGES"])  # [[until_seconds, users, spawn_rate], ...]
 GATE = json.loads(os.environ.get("BENCH_STRESS_GATE") or "null")  # stress: stop once a step breaks it
 RATE_PER_USER = float(os.environ.get("BENCH_RATE_PER_USER") or 0)  # open model
+RUNNER_PID = int(os.environ.get("BENCH_RUNNER_PID") or 0)  # the process watching this run
 SAMPLES = []  # (seconds since the test started, latency ms, latency from the intended send ms, ok, name)
 # The test's start, as the shape counts its stages: set when it starts (on a worker, at its first spawn),
 # not at import, which comes seconds earlier on a busy machine and would stretch every figure per second.
@@ -90,6 +93,21 @@ class Stages(LoadTestShape):
             if now < until:
                 return (int(users), float(rate))
         return None
+
+
+def quit_when_orphaned():
+    """Locust runs in a session of its own: when the worker running it dies, nothing would stop it, and it
+    would load the target to the end of its run-time with no one to cancel or record it. Quit as a
+    cancellation does (SIGTERM) once this process is no longer the runner's child."""
+    while os.getppid() == RUNNER_PID:
+        gevent.sleep(1)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+@events.init.add_listener
+def on_init(environment, **kwargs):
+    if RUNNER_PID:
+        gevent.spawn(quit_when_orphaned)
 
 
 @events.test_start.add_listener

@@ -247,6 +247,9 @@ class BenchmarkRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True, help_text="Past this, the checker marks it failed.")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Its worker's last word (every second while Locust runs)."
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     progress = models.FloatField(default=0.0)
     progress_message = models.CharField(max_length=200, blank=True)

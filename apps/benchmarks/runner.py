@@ -87,6 +87,7 @@ def run_locust(
         "BENCH_STRESS_GATE": json.dumps(stress_gate) if stress_gate else "",
         "BENCH_RATE_PER_USER": str(rate_per_user or ""),
         "BENCH_SAMPLES_FILE": str(folder / "samples-{pid}.jsonl"),  # one file per generator process
+        "BENCH_RUNNER_PID": str(os.getpid()),  # each Locust process quits when this one is gone
     }
     planned = stages[-1][0]
     command = [LOCUST, "-f", str(folder / "locustfile.py"), "--headless", "--host", base_url, "--csv",

@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 PATIENT_SAMPLE = 1000
 BASELINE_RUNS = 5
 DEADLINE_MARGIN_SECONDS = 300
+# A running run's worker writes its heartbeat every second; this long without one, the worker is gone.
+# Generous: recording a long run's samples (after its last tick) takes a while.
+HEARTBEAT_STALE_SECONDS = 300
 
 
 def benchmark_run_create(*, plan: BenchmarkPlan, requested_by: str = "") -> BenchmarkRun:
@@ -55,18 +58,26 @@ def _patients(plan: BenchmarkPlan) -> list[int]:
 
 
 def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
-    """Run Locust for the plan and store what it measured. Safe to repeat: a finished run is left alone,
-    and a run whose worker was lost starts over."""
+    """Run Locust for the plan and store what it measured. Safe to repeat: only a pending run starts (a
+    running one has a worker, or the checker fails it when its heartbeat stops)."""
     with transaction.atomic():
         run = BenchmarkRun.objects.select_for_update().select_related("plan", "plan__service").get(pk=run_id)
-        if run.is_finished:
+        if run.status != BenchmarkRun.Status.PENDING:
             return run
-        run.status, run.started_at, run.attempts = BenchmarkRun.Status.RUNNING, timezone.now(), run.attempts + 1
-        run.save(update_fields=["status", "started_at", "attempts"])
+        now = timezone.now()
+        run.status, run.started_at, run.heartbeat_at, run.attempts = (
+            BenchmarkRun.Status.RUNNING,
+            now,
+            now,
+            run.attempts + 1,
+        )
+        run.save(update_fields=["status", "started_at", "heartbeat_at", "attempts"])
     plan = run.plan
 
     def on_tick(fraction: float, elapsed: float) -> None:
-        BenchmarkRun.objects.filter(pk=run.pk).update(progress=fraction, progress_message=f"{elapsed:.0f} s")
+        BenchmarkRun.objects.filter(pk=run.pk).update(
+            progress=fraction, progress_message=f"{elapsed:.0f} s", heartbeat_at=timezone.now()
+        )
 
     def should_stop() -> bool:
         return BenchmarkRun.objects.filter(pk=run.pk, cancel_requested=True).exists() or timezone.now() > run.deadline
@@ -74,6 +85,10 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
     client = None
     try:  # everything that can fail on the plan's values is in here: a failure fails the run, never strands it
         stages = runner.stages_for(plan)
+        # Counted from now: a run that waited in the queue (or the plan's edit since) must not be stopped
+        # early by a deadline counted from when it was created.
+        run.deadline = run.started_at + timedelta(seconds=stages[-1][0] + DEADLINE_MARGIN_SECONDS)
+        run.save(update_fields=["deadline"])
         gates = plan.gates()
         if not token_host_allowed(plan.service.base_url):  # the service's URL changed since the run was queued
             raise PermissionError("the service's base URL is not in BENCHMARK_TOKEN_HOSTS: no token is sent there")
@@ -101,6 +116,7 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
     finally:
         if client is not None:
             api_client_revoke(client=client.client)
+    BenchmarkRun.objects.filter(pk=run.pk).update(progress_message="recording", heartbeat_at=timezone.now())
     return _record(run, outcome, stages, gates)
 
 
@@ -189,15 +205,35 @@ def benchmark_run_cancel(*, run: BenchmarkRun) -> BenchmarkRun:
 
 
 def benchmark_runs_fail_stuck(*, now=None) -> int:
-    """Runs still pending or running well past their deadline lost their worker: mark them failed."""
+    """Fail the runs that lost their worker: running without a heartbeat for HEARTBEAT_STALE_SECONDS (the
+    worker died), or still unfinished well past their deadline. Their tokens are revoked with them."""
     now = now or timezone.now()
-    stuck = BenchmarkRun.objects.filter(
-        status__in=[BenchmarkRun.Status.PENDING, BenchmarkRun.Status.RUNNING],
-        deadline__lt=now - timedelta(seconds=DEADLINE_MARGIN_SECONDS),
+    unfinished = [BenchmarkRun.Status.PENDING, BenchmarkRun.Status.RUNNING]
+    overdue = BenchmarkRun.objects.filter(
+        status__in=unfinished, deadline__lt=now - timedelta(seconds=DEADLINE_MARGIN_SECONDS)
     )
-    return stuck.update(
-        status=BenchmarkRun.Status.FAILED, finished_at=now, error="No worker finished it by its deadline."
+    silent = BenchmarkRun.objects.filter(
+        status=BenchmarkRun.Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=HEARTBEAT_STALE_SECONDS)
     )
+    failed = 0
+    for runs, error in (
+        (overdue, "No worker finished it by its deadline."),
+        (silent, f"Its worker stopped reporting (no heartbeat for {HEARTBEAT_STALE_SECONDS} s): it died mid-run."),
+    ):
+        ids = list(runs.values_list("pk", flat=True))
+        failed += BenchmarkRun.objects.filter(pk__in=ids, status__in=unfinished).update(
+            status=BenchmarkRun.Status.FAILED, finished_at=now, error=error
+        )
+        for run_id in ids:
+            _revoke_run_tokens(run_id)
+    return failed
+
+
+def _revoke_run_tokens(run_id: int) -> None:
+    from apps.accounts.models import ApiClient
+
+    for client in ApiClient.objects.filter(name__startswith=f"benchmark-run-{run_id}-", revoked_at=None):
+        api_client_revoke(client=client)
 
 
 def regressions_detect(*, run: BenchmarkRun, samples: list[list]) -> Regression | None:

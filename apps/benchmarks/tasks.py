@@ -11,12 +11,16 @@ from apps.benchmarks.models import BenchmarkPlan
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="benchmarks.execute_run")
+# A run is acknowledged when a worker takes it, unlike the other tasks: it lasts up to a day, and RabbitMQ
+# takes back a delivery unacknowledged for 30 minutes (consumer_timeout) and hands it to another worker,
+# which would load the target a second time. A run whose worker dies is failed by the checker instead
+# (its heartbeat stops); started over, it would measure a target the first attempt had been loading.
+@shared_task(name="benchmarks.execute_run", acks_late=False)
 def execute_run(run_id: int) -> str:
     return services.benchmark_run_execute(run_id=run_id).status
 
 
-@shared_task(name="benchmarks.scheduled_run")
+@shared_task(name="benchmarks.scheduled_run", acks_late=False)
 def scheduled_run(plan_id: int) -> int | None:
     plan = BenchmarkPlan.objects.filter(pk=plan_id, enabled=True).first()
     if plan is None:

@@ -13,6 +13,7 @@ class SleepyServer:
         self.delay_ms = 10.0
         self.per_inflight_ms = 0.0  # extra latency per request in flight: a saturating service
         self.inflight = 0
+        self.served = 0  # requests answered: whether any load generator is still sending
         self.lock = threading.Lock()
         server = self
 
@@ -26,6 +27,7 @@ class SleepyServer:
                 time.sleep((server.delay_ms + extra) / 1000)
                 with server.lock:
                     server.inflight -= 1
+                    server.served += 1
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
                 self.end_headers()

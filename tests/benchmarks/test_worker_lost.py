@@ -1,0 +1,82 @@
+"""A benchmark worker SIGKILLed in the middle of a run, with a real Celery worker on the real broker (a
+queue of the test's own, so no other worker takes the run)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from apps.accounts.models import ApiClient
+from apps.benchmarks import services
+from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
+from apps.benchmarks.tasks import execute_run
+from apps.services.services import service_ensure
+from controlplane.celery import app
+from tests.helpers import REPO_ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+@pytest.fixture
+def queue():
+    name = f"benchmarks-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    with app.connection_for_write() as broker:  # a message left by a redelivery must not outlive the test
+        broker.default_channel.queue_delete(name)
+
+
+def test_a_killed_worker_stops_its_load_and_its_run_is_failed(sleepy, queue):
+    """The run's Locust lived on in its own session after its worker died, sending load with no one to
+    watch, cancel or record it (up to the plan's whole duration); the run stayed RUNNING until its deadline
+    had passed by 5 minutes (a 24 h run: a day) and its token stayed valid. Now Locust quits within seconds
+    of losing its worker and the checker fails a run whose worker stopped reporting."""
+    service, _ = service_ensure(slug="sleepy", name="Sleepy service", base_url=sleepy.url)
+    plan = BenchmarkPlan.objects.create(
+        name="sleepy long", service=service, users=2, spawn_rate=2, duration_seconds=120,
+        requests=[{"name": "card", "method": "GET", "path": "/card", "weight": 1}],
+    )  # fmt: skip
+    run = services.benchmark_run_create(plan=plan)
+    db = connection.settings_dict
+    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", queue, "-c", "1",
+         "-n", f"{queue}@localhost", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        execute_run.apply_async(args=[run.pk], queue=queue)
+        _wait_for(lambda: sleepy.served > 20, 90, "the run's load reached the target")
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool process, mid-run
+        worker.wait()
+
+    time.sleep(5)
+    served = sleepy.served
+    time.sleep(3)
+    assert sleepy.served == served, "Locust kept sending after its worker died"
+
+    run.refresh_from_db()
+    assert run.status == BenchmarkRun.Status.RUNNING  # nothing has noticed yet
+    later = timezone.now() + timedelta(seconds=services.HEARTBEAT_STALE_SECONDS + 1)
+    assert run.deadline > later - timedelta(seconds=services.DEADLINE_MARGIN_SECONDS)  # its deadline is far off
+    assert services.benchmark_runs_fail_stuck(now=later) == 1
+    run.refresh_from_db()
+    assert run.status == BenchmarkRun.Status.FAILED and "stopped reporting" in run.error
+    tokens = ApiClient.objects.filter(name__startswith=f"benchmark-run-{run.pk}-")
+    assert tokens.exists() and all(token.revoked_at for token in tokens)
