@@ -80,3 +80,26 @@ def test_reading_the_audit_trail_is_recorded(api, issue_token, patient):
     reader = issue_token("patient:read")
     assert api.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {reader}").status_code == 403
     assert AuditEvent.objects.order_by("-seq").first().outcome == "denied"
+
+
+def test_a_refused_fhir_search_is_recorded_as_a_search_of_its_patient(api, issue_token, patient):
+    """A FHIR search names its patient in a parameter, not the path: the refusal keeps it all the same, and a
+    POST _search is a search, not a create."""
+    demographics_only = issue_token("patient:read", name="registration-desk")
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {demographics_only}"}
+    before = AuditEvent.objects.count()
+    assert api.get("/fhir/Observation", {"patient": f"Patient/{patient.pk}"}, **auth).status_code == 403
+    posted = api.post("/fhir/Encounter/_search", f"patient={patient.pk}",
+                      content_type="application/x-www-form-urlencoded", **auth)  # fmt: skip
+    assert posted.status_code == 403
+    unreadable = api.post("/fhir/Encounter/_search", "{", content_type="application/json", **auth)
+    assert unreadable.status_code == 403
+    bad_purpose = api.get("/fhir/Patient", {"_id": patient.pk}, HTTP_X_PURPOSE_OF_USE="SNOOP", **auth)
+    assert bad_purpose.status_code == 400
+    events = _new_events(before)
+    assert [(e.action, e.resource_type, e.patient_id, e.outcome) for e in events] == [
+        ("search", "Observation", patient.pk, "denied"),
+        ("search", "Encounter", patient.pk, "denied"),
+        ("search", "Encounter", None, "denied"),
+        ("search", "Patient", patient.pk, "error"),
+    ]

@@ -35,6 +35,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts import scopes
+from apps.audit.http import audit_entry
+from apps.audit.services import audit_record
 from apps.audit.views import PhiAPIView
 from apps.caching.layers import CodecError
 from apps.caching.stack import default_stack, served_from_cache
@@ -81,6 +83,16 @@ def _store_search(resource_type: str, kept: dict, owner: str) -> str:
     sealed = default_stack().codec.encode(kept, encrypt=True, context=f"{name}:{owner}".encode())
     cache.set(name, sealed, POSTED_SEARCH_TTL)
     return key
+
+
+def _readable_form(request: Request) -> QueryDict:
+    """A refused POST's form body, or nothing where it cannot be read: the refusal stands either way."""
+    if request.method != "POST":
+        return QueryDict()
+    try:
+        return request.data if isinstance(request.data, QueryDict) else QueryDict()
+    except Exception:  # noqa: BLE001 - any unreadable body (type, size, encoding) names no patient
+        return QueryDict()
 
 
 def _stored_search(resource_type: str, params, owner: str) -> QueryDict:
@@ -328,6 +340,28 @@ class FhirSearchView(FhirMixin, PhiAPIView):
 
     def filter(self, params) -> tuple[QuerySet, int | None, dict]:
         raise NotImplementedError
+
+    def audit_refusal(self, request: Request, *, outcome: str) -> None:
+        """A refused search (scope, rate limit, purpose of use) is recorded as a search, a POST _search
+        included, naming the patient it asked for: here that is a parameter, not part of the path."""
+        if not (request.user and request.user.is_authenticated and request.successful_authenticator is not None):
+            return
+        entry = audit_entry(request, action="search", resource_type=self.resource_type, outcome=outcome,
+                            patient_id=self._asked_patient(request), lenient_purpose=True)  # fmt: skip
+        audit_record(entry)
+
+    def _asked_patient(self, request: Request) -> int | None:
+        """The patient a refused search names (`patient`, or `_id` of a Patient search), if it parses."""
+        params = request.query_params.copy()
+        for key, values in _readable_form(request).lists():
+            params.setlist(key, params.getlist(key) + values)
+        name = "_id" if self.resource_type == "Patient" else "patient"
+        try:
+            if "_search" in params:
+                params = _stored_search(self.resource_type, params, client_identity(request))
+            return parse_reference(name, params[name], "Patient") if len(params.getlist(name)) == 1 else None
+        except FhirParamError:
+            return None
 
     def search(self, request: Request, params, posted: bool = False) -> Response:
         for name in params:
