@@ -8,6 +8,7 @@ import { lazyWithRetry } from "../lib/lazyWithRetry";
 import { LiveFeed } from "../lib/liveFeed";
 import { LiveFeedContext, useConnectionState, useLatestMessage } from "../lib/useLiveFeed";
 import { ConfigContext } from "./config";
+import { FocusOnNavigate } from "./FocusOnNavigate";
 
 // One lazily loaded chunk per page.
 const OverviewPage = lazyWithRetry(() => import("./routes/OverviewPage"));
@@ -75,6 +76,7 @@ export function App() {
   return (
     <LiveFeedContext.Provider value={feed}>
       <BrowserRouter basename="/dashboard">
+        <FocusOnNavigate targetId="main" />
         <Header />
         <main className="main" id="main" tabIndex={-1}>
           <Suspense fallback={<p className="muted">Loading…</p>}>

@@ -6,6 +6,7 @@ import { auditUrl } from "../../features/audit/api/audit";
 import { useAuditTrail } from "../../features/audit/hooks/useAuditTrail";
 import { when } from "../../lib/format";
 import { useDebounced } from "../../lib/useDebounced";
+import { usePageTitle } from "../../lib/usePageTitle";
 
 const ACTIONS = ["", "read", "search", "create", "update", "delete"];
 
@@ -17,6 +18,7 @@ const FILTER_FIELDS = ["action", "resource_type"];
 
 /** The audit trail, newest first: a keyset page of 500 at a time, fetched as the list nears its end. */
 export default function AuditPage() {
+  usePageTitle("Audit trail");
   const [action, setAction] = useState("");
   const [resourceType, setResourceType] = useState("");
   const url = useDebounced(auditUrl(action, resourceType), FILTER_DEBOUNCE_MS);

@@ -5,11 +5,13 @@ import { LoadStatus } from "../../components/ui/Status";
 import { TableScroll } from "../../components/ui/TableScroll";
 import { fixed, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
+import { usePageTitle } from "../../lib/usePageTitle";
 import type { RunDetail } from "../../features/benchmarks/types";
 
 export default function BenchmarkRunPage() {
   const { runId = "" } = useParams();
   const state = useJson<RunDetail>(`/api/v1/benchmarks/runs/${encodeURIComponent(runId)}/`, { refreshMs: 5000 });
+  usePageTitle(`Run #${runId}`);
   if (state.status !== "ready") return <LoadStatus state={state} what={`run #${runId}`} />;
   const run = state.data;
   const t = run.timeline.map((point) => point.t);

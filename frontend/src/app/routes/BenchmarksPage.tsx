@@ -6,6 +6,7 @@ import { TableScroll } from "../../components/ui/TableScroll";
 import { count, epoch, fixed, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
 import type { RunSummary } from "../../features/benchmarks/types";
+import { usePageTitle } from "../../lib/usePageTitle";
 
 function Verdict({ run }: { run: RunSummary }) {
   if (run.status !== "succeeded") return <span className="muted">{run.status}</span>;
@@ -13,6 +14,7 @@ function Verdict({ run }: { run: RunSummary }) {
 }
 
 export default function BenchmarksPage() {
+  usePageTitle("Benchmarks");
   const state = useJson<{ results: RunSummary[] }>("/api/v1/benchmarks/runs/?limit=100", { refreshMs: 15000 });
   const runs = state.status === "ready" ? state.data.results : [];
   const finished = runs.filter((run) => run.status === "succeeded").reverse();
@@ -21,7 +23,7 @@ export default function BenchmarksPage() {
     <section aria-labelledby="benchmarks-title">
       <h1 id="benchmarks-title">Benchmarks</h1>
       <LoadStatus state={state} what="benchmark runs" />
-      {finished.length > 1 ? (
+      {finished.length > 0 ? (
         <Chart
           title="p95 of successive runs (dashed lines: regressions)"
           x={finished.map((run) => epoch(run.created_at))}

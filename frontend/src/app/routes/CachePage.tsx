@@ -4,6 +4,7 @@ import { TableScroll } from "../../components/ui/TableScroll";
 import { count, fixed, percent, seconds } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
 import { useSeries } from "../../features/service/useSeries";
+import { usePageTitle } from "../../lib/usePageTitle";
 
 interface TierCounts {
   hits: number;
@@ -32,6 +33,7 @@ interface Namespace {
 }
 
 export default function CachePage() {
+  usePageTitle("Cache");
   const state = useJson<{ results: Namespace[] }>("/api/v1/cache/namespaces/", { refreshMs: 10000 });
   const trend = useSeries(["cache_hit_rate_pct"], "24h", { refreshMs: 60000 });
 

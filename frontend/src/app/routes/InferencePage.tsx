@@ -4,6 +4,7 @@ import { TableScroll } from "../../components/ui/TableScroll";
 import { fixed, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
 import { useSeries } from "../../features/service/useSeries";
+import { usePageTitle } from "../../lib/usePageTitle";
 
 interface Profile {
   mode: string;
@@ -77,6 +78,7 @@ function ModeTable({ deployment }: { deployment: Deployment }) {
 }
 
 export default function InferencePage() {
+  usePageTitle("Inference");
   const state = useJson<{ results: Deployment[] }>("/api/v1/inference/deployments/", { refreshMs: 30000 });
   const tokens = useSeries(["inference_tokens_per_s"], "24h", { refreshMs: 60000 });
 

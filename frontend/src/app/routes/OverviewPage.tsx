@@ -8,8 +8,10 @@ import { LoadStatus, signInUrl } from "../../components/ui/Status";
 import { useJson } from "../../lib/useJson";
 import { ConfigContext } from "../config";
 import { useConnectionState, useLatestMessage } from "../../lib/useLiveFeed";
+import { usePageTitle } from "../../lib/usePageTitle";
 
 export default function OverviewPage() {
+  usePageTitle("Overview");
   const config = useContext(ConfigContext);
   const services = useJson<{ results: Service[] }>(SERVICES_URL);
   const heartbeat = useLatestMessage("heartbeat");

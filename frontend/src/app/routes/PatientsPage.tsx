@@ -6,10 +6,12 @@ import { count as formatCount } from "../../lib/format";
 import type { Patient } from "../../features/patients/api/patients";
 import { VitalsChart } from "../../features/patients/components/VitalsChart";
 import { usePatientWindow } from "../../features/patients/hooks/usePatientWindow";
+import { usePageTitle } from "../../lib/usePageTitle";
 
 const ROW_HEIGHT = 36;
 
 export default function PatientsPage() {
+  usePageTitle("Patients");
   const [search, setSearch] = useState("");
   const name = useDeferredValue(search.trim());
   const window = usePatientWindow(name.length >= 2 ? name : "");

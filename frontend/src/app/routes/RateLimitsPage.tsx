@@ -5,6 +5,7 @@ import { LoadStatus } from "../../components/ui/Status";
 import { TableScroll } from "../../components/ui/TableScroll";
 import { count, epoch, percent, seconds, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
+import { usePageTitle } from "../../lib/usePageTitle";
 
 interface Policy {
   id: number;
@@ -29,6 +30,7 @@ interface Policy {
 }
 
 export default function RateLimitsPage() {
+  usePageTitle("Rate limits");
   const state = useJson<{ results: Policy[] }>("/api/v1/ratelimits/", { refreshMs: 10000 });
   const [chosen, setChosen] = useState<string | null>(null);
   const policies = state.status === "ready" ? state.data.results : [];

@@ -6,6 +6,7 @@ import { epoch, fixed, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
 import { emergencyText, type EmergencyRule } from "../../features/scaling/emergency";
 import { chosenMase, forecastSeries, type Forecast, type ForecastPoint } from "../../features/scaling/forecastChart";
+import { usePageTitle } from "../../lib/usePageTitle";
 
 interface Policy {
   id: number;
@@ -148,6 +149,7 @@ function PolicyCard({ policy }: { policy: Policy }) {
 }
 
 export default function ScalingPage() {
+  usePageTitle("Scaling");
   const state = useJson<{ results: Policy[] }>("/api/v1/scaling/policies/", { refreshMs: 60000 });
   return (
     <section aria-labelledby="scaling-title">

@@ -7,6 +7,7 @@ import type { Service } from "../../features/overview/api/services";
 import { fetchSeries, RANGES, type RangeName } from "../../features/service/series";
 import { errorState, type ErrorState } from "../../lib/api";
 import { useJson } from "../../lib/useJson";
+import { usePageTitle } from "../../lib/usePageTitle";
 
 interface Panel {
   title: string;
@@ -38,6 +39,7 @@ export default function ServicePage() {
   const [range, setRange] = useState<RangeName>("1h");
   const [panels, setPanels] = useState<PanelState[]>(PANELS.map(() => EMPTY));
   const service = useJson<Service>(`/api/v1/services/${encodeURIComponent(slug)}/`);
+  usePageTitle(service.status === "ready" ? service.data.name : slug);
 
   useEffect(() => {
     let live = true;

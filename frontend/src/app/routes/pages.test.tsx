@@ -22,6 +22,7 @@ import PatientsPage from "./PatientsPage";
 import ScalingPage from "./ScalingPage";
 import ServicePage from "./ServicePage";
 import RateLimitsPage from "./RateLimitsPage";
+import { VitalsChart } from "../../features/patients/components/VitalsChart";
 
 const refuse = (status: number, detail: string) => () => new Response(JSON.stringify({ detail }), { status });
 // The API's 400: DRF's field errors under "errors" (apps/core/api/exceptions.py).
@@ -191,6 +192,7 @@ describe("ServicePage", () => {
     );
     renderAt("/services/clinical-api");
     expect(await screen.findByRole("heading", { level: 1, name: "Clinical data API" })).toBeTruthy();
+    await waitFor(() => expect(document.title).toBe("Clinical data API · Control plane · Dashboard"));
     await waitFor(() => expect(screen.getAllByTestId("chart")).toHaveLength(3));
     expect(screen.getByTestId("panel-3").textContent).toBe(
       "Could not load host cpu and memory: You do not have permission to perform this action. Your account lacks the permission for it; ask an administrator.",
@@ -248,6 +250,32 @@ describe("PatientsPage", () => {
     const input = screen.getByRole("searchbox");
     await waitFor(() => expect(input.getAttribute("aria-invalid")).toBe("true"));
     expect(document.getElementById(input.getAttribute("aria-describedby")!)!.textContent).toBe("Ensure this field has no more than 100 characters.");
+  });
+});
+
+describe("VitalsChart", () => {
+  it("charts a patient's single reading, titled in the singular", async () => {
+    serve({
+      "/api/v1/patients/7/vitals/": {
+        results: [{ id: 1, code: "8867-4", display: "Heart rate", value: 72, unit: "/min", effective_at: "2026-11-27T12:00:00Z" }],
+      },
+    });
+    render(<VitalsChart patient={{ id: 7, identifier_system: "", mrn: "M", family_name: "Doe", given_name: "Jo", birth_date: "1980-01-02", sex: "female" }} />);
+    await waitFor(() => expect(screen.getByTestId("chart").textContent).toBe("Heart rate (1 reading): Heart rate=72"));
+  });
+});
+
+describe("BenchmarksPage", () => {
+  it("charts the p95 of a first finished run (one point), not only from the second", async () => {
+    const run = { id: 1, plan: "clinical-api load", plan_id: 1, kind: "load", service: "clinical-api", status: "succeeded", passed: true,
+      created_at: "2026-11-27T12:00:00Z", finished_at: "2026-11-27T12:05:00Z", progress: 1, summary: { requests: 100, rps: 10, p95_ms: 120 }, regressions: [] };
+    serve({ "/api/v1/benchmarks/runs/": { results: [run] } });
+    render(
+      <MemoryRouter>
+        <BenchmarksPage />
+      </MemoryRouter>,
+    );
+    await waitFor(() => expect(screen.getByTestId("chart").textContent).toContain("p95 ms=120"));
   });
 });
 

@@ -57,7 +57,7 @@ export function VitalsChart({ patient }: { patient: Patient }) {
       <LoadStatus state={state} what="vital signs" />
       {chart ? (
         // A new plot per patient and sign: its scales and legend start from this patient's readings.
-        <Chart key={`${patient.id}:${code}`} title={`${vital.label} (${chart.x.length} readings)`} x={chart.x} series={chart.series} unit={vital.unit} />
+        <Chart key={`${patient.id}:${code}`} title={`${vital.label} (${chart.x.length === 1 ? "1 reading" : `${chart.x.length} readings`})`} x={chart.x} series={chart.series} unit={vital.unit} />
       ) : null}
     </section>
   );
