@@ -1,10 +1,11 @@
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import HttpRequest
 
 from apps.services.models import Service
 from apps.services.selectors import of_visible_services, sees_every_service, services_visible_to, visible_service_ids
-from apps.services.services import EDITABLE_FIELDS, service_create, service_update
+from apps.services.services import EDITABLE_FIELDS, route_prefix_check, service_create, service_update
 
 
 class ServiceVisibilityAdmin(admin.ModelAdmin):
@@ -49,6 +50,22 @@ class ServiceAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest):
         return services_visible_to(request.user)
 
+    def get_form(self, request: HttpRequest, obj: Service | None = None, change: bool = False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        user = request.user
+
+        class ServiceForm(form):
+            def clean_route_prefix(self) -> str:
+                """Checked here too, so a refusal is a message on the field, not an error page."""
+                route_prefix = self.cleaned_data.get("route_prefix", "")
+                try:
+                    route_prefix_check(route_prefix=route_prefix, service_pk=self.instance.pk, editor=user)
+                except ValidationError as refused:
+                    raise ValidationError(refused.message_dict["route_prefix"]) from None
+                return route_prefix
+
+        return ServiceForm
+
     def get_readonly_fields(self, request: HttpRequest, obj: Service | None = None) -> list[str]:
         # Who sees a service is the administrators' decision: an Operator of a restricted service could
         # otherwise open it, its traffic and its benchmarks to every role.
@@ -60,7 +77,7 @@ class ServiceAdmin(admin.ModelAdmin):
         # The form already validated; the service layer saves so admin and API behave the same.
         fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS if name in form.cleaned_data}
         if change:
-            service_update(service=obj, **fields)
+            service_update(service=obj, editor=request.user, **fields)
         else:
-            saved = service_create(**fields)
+            saved = service_create(editor=request.user, **fields)
             obj.pk = saved.pk

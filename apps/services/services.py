@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.services.models import Service
@@ -26,22 +27,41 @@ EDITABLE_FIELDS = (
 
 
 @transaction.atomic
-def service_create(*, name: str, slug: str, **fields: Any) -> Service:
-    """Register a service; SLO targets not given take the brief's defaults."""
+def service_create(*, name: str, slug: str, editor=None, **fields: Any) -> Service:
+    """Register a service; SLO targets not given take the brief's defaults. `editor`: the staff user
+    making the change (None: the product itself, e.g. seeding)."""
     service = Service(name=name, slug=slug, **_editable(fields))
     service.full_clean()
+    route_prefix_check(route_prefix=service.route_prefix, service_pk=service.pk, editor=editor)
     service.save()
     return service
 
 
 @transaction.atomic
-def service_update(*, service: Service, **fields: Any) -> Service:
+def service_update(*, service: Service, editor=None, **fields: Any) -> Service:
     """Change a service, validating the whole row (e.g. p95 ≤ p99) before it is saved."""
     for field, value in _editable(fields).items():
         setattr(service, field, value)
     service.full_clean()
+    route_prefix_check(route_prefix=service.route_prefix, service_pk=service.pk, editor=editor)
     service.save()
     return service
+
+
+def route_prefix_check(*, route_prefix: str, service_pk: int | None, editor) -> None:
+    """A service's metrics are the routes under its prefix, so a prefix covering (or inside) a service
+    hidden from the editor would show them that service's traffic through their own."""
+    from apps.services.selectors import visible_service_ids
+
+    visible = visible_service_ids(editor) if editor is not None and route_prefix else None
+    if visible is None:
+        return
+    others = Service.objects.exclude(pk__in=[*visible, service_pk or 0]).exclude(route_prefix="")
+    prefixes = others.values_list("route_prefix", flat=True)
+    if any(other.startswith(route_prefix) or route_prefix.startswith(other) for other in prefixes):
+        raise ValidationError(
+            {"route_prefix": "It overlaps the routes of a service you do not see; choose a narrower one."}
+        )
 
 
 @transaction.atomic

@@ -45,3 +45,33 @@ def test_an_administrator_can(client, django_user_model, restricted):
     response = client.post(f"/admin/services/service/{service.pk}/change/", _form(service, visible_to=[]))
     assert response.status_code == 302
     assert not service.visible_to.exists()
+
+
+@pytest.fixture
+def outsider_operator(django_user_model):
+    user = django_user_model.objects.create_user("outsider", "o@example.org", "pw-Long-enough-1", is_staff=True)
+    user.groups.set([Group.objects.get(name=OPERATORS)])
+    return user
+
+
+@pytest.mark.parametrize("prefix", ["api/", "api/v1/onco/triage/"])
+def test_an_operator_cannot_point_a_service_at_a_hidden_one_s_routes(
+    client, api, outsider_operator, restricted, prefix
+):
+    """Otherwise the series, SLO and live row of their own service would carry the hidden one's traffic."""
+    service, _team = restricted
+    service.route_prefix = "api/v1/onco/"
+    service.save()
+    mine, _ = service_ensure(slug="mine", name="Mine")
+    client.force_login(outsider_operator)
+    page = client.post(f"/admin/services/service/{mine.pk}/change/", _form(mine, route_prefix=prefix))
+    assert page.status_code == 200 and "overlaps the routes of a service you do not see" in page.content.decode()
+    api.force_login(outsider_operator)
+    response = api.patch("/api/v1/services/mine/", {"route_prefix": prefix}, format="json")
+    assert response.status_code == 400
+    assert "overlaps" in str(response.json()["errors"]["route_prefix"])
+    created = api.post("/api/v1/services/", {"name": "New", "slug": "new", "route_prefix": prefix}, format="json")
+    assert created.status_code == 400
+    mine.refresh_from_db()
+    assert mine.route_prefix == ""
+    assert api.patch("/api/v1/services/mine/", {"route_prefix": "api/v1/mine/"}, format="json").status_code == 200

@@ -40,7 +40,9 @@ class ServiceViewSet(viewsets.ModelViewSet):
         return service_list(kind=self.kind).filter(pk__in=services_visible_to(self.request.user))
 
     def perform_create(self, serializer: BaseSerializer) -> None:
-        serializer.instance = service_create(**serializer.validated_data)
+        serializer.instance = service_create(editor=self.request.user, **serializer.validated_data)
 
     def perform_update(self, serializer: BaseSerializer) -> None:
-        serializer.instance = service_update(service=serializer.instance, **serializer.validated_data)
+        serializer.instance = service_update(
+            service=serializer.instance, editor=self.request.user, **serializer.validated_data
+        )
