@@ -241,17 +241,34 @@ def index_create(*, index: str, sql: str) -> dict:
     """Create a designed index CONCURRENTLY (no table lock), replacing an invalid leftover of the same name.
 
     Safe to repeat: a worker lost in the middle leaves an INVALID index, which the next attempt drops.
+    Two appliers at once (two runs, or a run and an admin) take turns on an advisory lock: two concurrent
+    builds of one index deadlock, and the second would take the first's build in progress for a leftover.
     """
+    lock = f"optimizer.index_create:{index}"
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE c.relname = %s AND c.relnamespace = current_schema()::regnamespace",
-            [index],
-        )
-        row = cursor.fetchone()
-        if row and row[0]:
-            return {"index": index, "sql": sql, "note": "already present"}
-        if row:
-            cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
-        cursor.execute(sql)
+        # Polled, not waited for in a statement: CREATE INDEX CONCURRENTLY waits for every open transaction,
+        # a statement blocked on the lock included, so a blocking pg_advisory_lock would deadlock with it.
+        while True:
+            cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [lock])
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.2)
+        try:
+            return _index_create(cursor, index=index, sql=sql)
+        finally:
+            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [lock])
+
+
+def _index_create(cursor, *, index: str, sql: str) -> dict:
+    cursor.execute(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = %s AND c.relnamespace = current_schema()::regnamespace",
+        [index],
+    )
+    row = cursor.fetchone()
+    if row and row[0]:
+        return {"index": index, "sql": sql, "note": "already present"}
+    if row:
+        cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
+    cursor.execute(sql)
     return {"index": index, "sql": sql}

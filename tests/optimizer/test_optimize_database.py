@@ -92,3 +92,36 @@ def test_stored_plans_never_quote_the_sample_patient(data):
     stored = str(step.findings) + run.report_html
     for patient in Patient.objects.all():
         assert patient.mrn not in stored
+
+
+def test_two_runs_applying_the_same_index_at_once_build_it_once(data):
+    """Two `optimize database --apply` at once: the second waits for the first's build and finds the index
+    there (it used to fail on "already exists", or drop the first's fresh index as an invalid leftover)."""
+    import threading
+
+    from apps.optimizer.database import index_create, missing_indexes
+
+    for _ in range(3):
+        with connection.cursor() as cursor:
+            cursor.execute("DROP INDEX clinical_obs_patient_cat")
+        [missing] = missing_indexes()
+        start, outcomes = threading.Barrier(2), []
+
+        def apply(missing=missing, start=start, outcomes=outcomes) -> None:
+            start.wait()
+            try:
+                outcomes.append(index_create(index=missing["index"], sql=missing["sql"]).get("note"))
+            except Exception as exc:  # noqa: BLE001 - the failure is what the assertion reports
+                outcomes.append(f"{type(exc).__name__}: {exc}")
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=apply) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes, key=str) == [None, "already present"], outcomes
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'clinical_obs_patient_cat'::regclass")
+            assert cursor.fetchone()[0] is True
