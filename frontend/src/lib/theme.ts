@@ -13,3 +13,14 @@ export function applyTheme(theme: Theme, storage: Pick<Storage, "setItem"> = win
   document.documentElement.dataset.theme = theme;
   storage.setItem(KEY, theme);
 }
+
+/** Calls `onChange` whenever the page's theme changes (the <html> element's data-theme); returns the unsubscribe. */
+export function subscribeTheme(onChange: () => void): () => void {
+  const observer = new MutationObserver(onChange);
+  observer.observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
+  return () => observer.disconnect();
+}
+
+export function currentTheme(): string {
+  return document.documentElement.dataset.theme ?? "";
+}

@@ -1,8 +1,9 @@
-import { cleanup, render, screen } from "@testing-library/react";
+import { act, cleanup, render, screen } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
 // uPlot draws on a canvas jsdom lacks: record the options it is given, and play the plot's part.
 const built: { options: any; data: any }[] = [];
+let destroyed = 0;
 vi.mock("uplot", () => {
   class FakePlot {
     static paths = { bars: () => undefined, stepped: () => undefined };
@@ -12,7 +13,9 @@ vi.mock("uplot", () => {
     }
     setData() {}
     setSize() {}
-    destroy() {}
+    destroy() {
+      destroyed += 1;
+    }
   }
   return { default: FakePlot };
 });
@@ -56,5 +59,17 @@ describe("Chart", () => {
   it("says there is no data when every value is missing, rather than drawing empty axes", () => {
     render(<Chart title="Errors" x={[AT, AT + 60]} series={[{ label: "5xx %", values: [null, null] }]} />);
     expect(screen.getByText("No data in this range yet.")).toBeTruthy();
+  });
+
+  it("is built again in the new theme's colours when the theme changes", async () => {
+    document.documentElement.dataset.theme = "light";
+    render(<Chart title="Throughput" x={[AT, AT + 60]} series={[{ label: "req/s", values: [1, 2] }]} />);
+    expect(built).toHaveLength(1);
+    await act(async () => {
+      document.documentElement.dataset.theme = "dark";
+      await new Promise((resolve) => setTimeout(resolve, 0)); // MutationObserver callbacks are microtasks
+    });
+    expect(built).toHaveLength(2);
+    expect(destroyed).toBeGreaterThanOrEqual(1);
   });
 });

@@ -1,7 +1,8 @@
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useSyncExternalStore } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
+import { currentTheme, subscribeTheme } from "../../lib/theme";
 import { axisSize, tickLabels } from "./axis";
 import { describeChart, hasNoValues, isolatedIndexes, singleReading, xRange } from "./chartText";
 
@@ -59,6 +60,9 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
   const plot = useRef<uPlot | null>(null);
   const markersRef = useRef(markers);
   markersRef.current = markers;
+  // The colours are resolved from the theme's custom properties when the plot is built: a theme switch
+  // builds it again (it kept the old theme's colours, e.g. a near-black line on the dark background).
+  const theme = useSyncExternalStore(subscribeTheme, currentTheme, () => "");
   const shape = `${series.length}:${kind}:${time}:${bands.join(";")}:${unit}:${series.map((s) => s.label).join("|")}:${xLabels?.join("|")}`;
 
   useEffect(() => {
@@ -142,7 +146,7 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
     };
     // The plot is rebuilt only when its shape changes; new numbers go through setData below.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [shape, height]);
+  }, [shape, height, theme]);
 
   useEffect(() => {
     plot.current?.setData([x, ...series.map((s) => s.values)] as uPlot.AlignedData);
