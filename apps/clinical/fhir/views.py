@@ -250,6 +250,7 @@ class CapabilityStatementView(FhirMixin, APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
+        operation_id="fhir_capabilities",
         parameters=[_FORMAT_PARAM],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="A FHIR R4 CapabilityStatement."),
@@ -728,18 +729,26 @@ SEARCH_VIEWS: dict[str, type[FhirSearchView]] = {
 }
 
 
+def _unsupported(method: str) -> Callable:
+    """One handler per method, each with its own operationId: drf-spectacular would otherwise name the
+    catch-all's operations from its path (fhir_create, fhir_destroy, ...), as if they did something."""
+
+    @extend_schema(
+        operation_id=f"fhir_unsupported_{method}",
+        parameters=[_FORMAT_PARAM],
+        request=None,
+        responses=_outcomes(400, 404, e400="A _format other than JSON.", e404="Always: the path is not supported."),
+    )
+    def answer(self, request: Request, rest: str) -> Response:
+        raise NotFound(f"This server does not support {rest[:64]!r}. See /fhir/metadata.")
+
+    return answer
+
+
 class UnsupportedView(FhirMixin, APIView):
     """Any other FHIR path: an OperationOutcome, never Django's HTML 404."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(
-        parameters=[_FORMAT_PARAM],
-        request=None,
-        responses=_outcomes(400, 404, e400="A _format other than JSON.", e404="Always: the path is not supported."),
-    )
-    def get(self, request: Request, rest: str) -> Response:
-        raise NotFound(f"This server does not support {rest[:64]!r}. See /fhir/metadata.")
-
-    post = put = patch = delete = get
+    get, post, put, patch, delete = (_unsupported(method) for method in ("get", "post", "put", "patch", "delete"))
