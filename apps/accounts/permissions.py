@@ -12,7 +12,8 @@ from apps.accounts.models import ApiClient, scope_permission_codename
 class HasScope(BasePermission):
     """A token client must hold every required scope; a staff user the matching permissions.
 
-    `required_scopes` is a list, or a dict from HTTP method to list.
+    `required_scopes` is a list, or a dict from HTTP method to list; a method the dict does not name needs
+    every scope it names (a handler added without its entry is closed, not open to any token).
     """
 
     message = "This endpoint requires the scope(s): {scopes}."
@@ -21,7 +22,10 @@ class HasScope(BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         required = getattr(view, "required_scopes", [])
         if isinstance(required, dict):  # per-method scopes, e.g. {"GET": [...], "POST": [...]}
-            required = required.get("GET" if request.method == "HEAD" else request.method, [])
+            method = "GET" if request.method == "HEAD" else request.method
+            required = (
+                required[method] if method in required else sorted({s for scopes in required.values() for s in scopes})
+            )
         required = list(required)
         user = request.user
         if not user or not user.is_authenticated:

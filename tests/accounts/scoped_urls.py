@@ -16,4 +16,21 @@ class ScopedView(APIView):
         return Response({"ok": True})
 
 
-urlpatterns = [*product_urlpatterns, path("scoped/", ScopedView.as_view())]
+class PerMethodScopedView(APIView):
+    """DELETE has no entry in `required_scopes`."""
+
+    permission_classes = [HasScope]
+    required_scopes = {"GET": ["patient:read"], "POST": ["patient:write"]}
+
+    def get(self, request):
+        return Response({"ok": True})
+
+    def delete(self, request):
+        return Response({"deleted": True})
+
+
+urlpatterns = [
+    *product_urlpatterns,
+    path("scoped/", ScopedView.as_view()),
+    path("scoped-per-method/", PerMethodScopedView.as_view()),
+]

@@ -60,6 +60,15 @@ def test_token_without_the_scope_is_403(api, issue_token):
     assert "patient:read" in body["detail"]
 
 
+def test_a_method_without_its_own_scopes_needs_every_scope_the_view_names(api, issue_token):
+    reader = issue_token("patient:read")
+    assert api.get("/scoped-per-method/", **_bearer(reader)).status_code == 200
+    refused = api.delete("/scoped-per-method/", **_bearer(reader))
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == "This endpoint requires the scope(s): patient:read, patient:write."
+    assert api.delete("/scoped-per-method/", **_bearer(issue_token("patient:read", "patient:write"))).status_code == 200
+
+
 def test_rotation_invalidates_the_old_token(api, issue_token):
     old = issue_token("patient:read", name="rotating")
     new = api_client_rotate(client=ApiClient.objects.get(name="rotating")).token
