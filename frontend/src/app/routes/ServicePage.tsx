@@ -40,8 +40,12 @@ export default function ServicePage() {
   const [panels, setPanels] = useState<PanelState[]>(PANELS.map(() => EMPTY));
   const service = useJson<Service>(`/api/v1/services/${encodeURIComponent(slug)}/`);
   usePageTitle(service.status === "ready" ? service.data.name : slug);
+  // No such service (or not one this user sees): its series would only repeat the 404 as a 400 per panel,
+  // every 15 s; the page says it once.
+  const missing = service.status === "error" && service.code === 404;
 
   useEffect(() => {
+    if (missing) return;
     let live = true;
     setPanels(PANELS.map(() => EMPTY)); // another service or range: nothing of the older one is shown
     // Each panel on its own: one refused or failing series (the host's, another permission) leaves the others.
@@ -64,7 +68,7 @@ export default function ServicePage() {
       live = false;
       window.clearInterval(timer);
     };
-  }, [slug, range]);
+  }, [slug, range, missing]);
 
   return (
     <section aria-labelledby="service-title">
@@ -73,29 +77,33 @@ export default function ServicePage() {
       </p>
       <h1 id="service-title">{service.status === "ready" ? service.data.name : slug}</h1>
       {service.status === "error" ? <LoadError what={`the service ${slug}`} message={service.message} code={service.code} fields={service.fields} /> : null}
-      <div role="group" aria-label="Time range" className="segmented">
-        {(Object.keys(RANGES) as RangeName[]).map((name) => (
-          <button key={name} type="button" aria-pressed={range === name} onClick={() => setRange(name)}>
-            {name}
-          </button>
-        ))}
-      </div>
-      <div className="grid">
-        {PANELS.map((panel, i) => {
-          const { data, error } = panels[i];
-          const what = panel.title.toLowerCase();
-          return (
-            <div key={panel.title} className="grid-cell" data-testid={`panel-${i}`}>
-              {data ? (
-                <Chart title={panel.title} x={data.x} unit={panel.unit} series={panel.labels.map((label, j) => ({ label, values: data.values[j] }))} />
-              ) : error ? null : (
-                <p className="muted">Loading {what}…</p>
-              )}
-              {error ? <LoadError what={data ? `the latest ${what}` : what} message={error.message} code={error.code} fields={error.fields} /> : null}
-            </div>
-          );
-        })}
-      </div>
+      {missing ? null : (
+        <>
+          <div role="group" aria-label="Time range" className="segmented">
+            {(Object.keys(RANGES) as RangeName[]).map((name) => (
+              <button key={name} type="button" aria-pressed={range === name} onClick={() => setRange(name)}>
+                {name}
+              </button>
+            ))}
+          </div>
+          <div className="grid">
+            {PANELS.map((panel, i) => {
+              const { data, error } = panels[i];
+              const what = panel.title.toLowerCase();
+              return (
+                <div key={panel.title} className="grid-cell" data-testid={`panel-${i}`}>
+                  {data ? (
+                    <Chart title={panel.title} x={data.x} unit={panel.unit} series={panel.labels.map((label, j) => ({ label, values: data.values[j] }))} />
+                  ) : error ? null : (
+                    <p className="muted">Loading {what}…</p>
+                  )}
+                  {error ? <LoadError what={data ? `the latest ${what}` : what} message={error.message} code={error.code} fields={error.fields} /> : null}
+                </div>
+              );
+            })}
+          </div>
+        </>
+      )}
     </section>
   );
 }
