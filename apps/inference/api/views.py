@@ -4,6 +4,7 @@ audited when the input carries a patient's context. Thin: validate, then apps.in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 
@@ -46,10 +47,15 @@ INFERENCE_ERRORS = error_responses(
 )  # fmt: skip
 
 
-def _cached_answer(key_parts: list, compute) -> tuple[object, bool]:
-    """The answer from the ai_inference namespace (keyed by an HMAC of the parts), else computed and kept;
-    and whether it came from the cache (the response and the audit record say so)."""
-    return get_or_load("ai_inference", key_parts, compute), served_from_cache()
+def _cached_answer(key_parts: list, inputs: list[str], compute) -> tuple[object, bool]:
+    """The answer from the ai_inference namespace (keyed by an HMAC of the parts and the inputs), else
+    computed and kept; and whether it came from the cache (the response and the audit record say so).
+
+    The inputs enter the key as one SHA-256 of them: the cache remembers the MACs of recent keys with their
+    parts in process memory (8,192 of them), which with the texts themselves could hold gigabytes of
+    clinical text (64 texts of 20,000 characters a call)."""
+    digest = hashlib.sha256(json.dumps(inputs).encode()).hexdigest()
+    return get_or_load("ai_inference", [*key_parts, digest], compute), served_from_cache()
 
 
 class DeploymentUnavailable(APIException):
@@ -126,7 +132,7 @@ class EmbedView(_InferenceView):
             raise ValidationError({"inputs": too_long})  # shaped as DRF shapes a list field's item errors
         self.check_patient(request, body.get("patient_id"))
         mode = deployment.serving_quantization
-        vectors, cached = _cached_answer([deployment.name, mode, "embed", *texts],
+        vectors, cached = _cached_answer([deployment.name, mode, "embed"], texts,
                                          lambda: serving.embed(deployment, texts)[0])  # fmt: skip
         self.audit_patient(request, deployment, body.get("patient_id"), cached=cached)
         return Response({"deployment": deployment.name, "quantization": mode, "dimensions": len(vectors[0]),
@@ -165,7 +171,7 @@ class GenerateView(_InferenceView):
         if body["stream"]:
             self.audit_patient(request, deployment, body.get("patient_id"), cached=False)
             return _event_stream(deployment.name, mode, serving.stream(deployment, prompt, limit))
-        answer, cached = _cached_answer([deployment.name, mode, "generate", limit, prompt],
+        answer, cached = _cached_answer([deployment.name, mode, "generate", limit], [prompt],
                                         lambda: serving.generate(deployment, prompt, limit)[0])  # fmt: skip
         self.audit_patient(request, deployment, body.get("patient_id"), cached=cached)
         return Response({"deployment": deployment.name, "quantization": mode, **answer, "cached": cached})
