@@ -72,4 +72,24 @@ describe("Chart", () => {
     expect(built).toHaveLength(2);
     expect(destroyed).toBeGreaterThanOrEqual(1);
   });
+
+  it("leaves a band's edges out of the legend, which has no line for them", () => {
+    render(
+      <Chart
+        title="Forecast"
+        x={[AT, AT + 60]}
+        series={[
+          { label: "P90", values: [3, 4], band: true },
+          { label: "P50", values: [2, 3] },
+          { label: "P10", values: [1, 2], band: true },
+        ]}
+        bands={[[1, 3]]}
+      />,
+    );
+    const root = document.createElement("div");
+    root.innerHTML = `<table class="u-legend">${"<tr class='u-series'><th>s</th></tr>".repeat(4)}</table>`;
+    built[0].options.hooks.init.forEach((hook: (u: unknown) => void) => hook({ root }));
+    const shown = [...root.querySelectorAll<HTMLElement>(".u-series")].map((row) => row.style.display !== "none");
+    expect(shown).toEqual([true, false, true, false]);
+  });
 });

@@ -118,6 +118,16 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
       bands: bands.map(([high, low]) => ({ series: [high, low] as [number, number], fill: `${colors[high - 1]}33` })),
       legend: { live: false },
       hooks: {
+        // A band's edges are drawn as its fill only: their legend entries (coloured boxes for lines that
+        // are not there, P10 in red) are hidden. Row 0 is x.
+        init: [
+          (u) => {
+            const rows = u.root.querySelectorAll<HTMLElement>(".u-legend .u-series");
+            series.forEach((s, i) => {
+              if (s.band && rows[i + 1]) rows[i + 1].style.display = "none";
+            });
+          },
+        ],
         draw: [
           (u) => {
             const ctx = u.ctx;
