@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useRef, useState, type KeyboardEvent } from "react";
 
 import { Chart } from "../../components/ui/Chart";
 import { LoadStatus } from "../../components/ui/Status";
@@ -58,14 +58,38 @@ const METRICS: Record<string, { label: string; unit: string }> = {
 function Manifests({ policyId }: { policyId: number }) {
   const state = useJson<{ files: Record<string, string>; errors: string[] }>(`/api/v1/scaling/policies/${policyId}/manifests/`);
   const [file, setFile] = useState<string | null>(null);
+  const tabs = useRef<(HTMLButtonElement | null)[]>([]);
   if (state.status !== "ready") return <LoadStatus state={state} what="manifests" />;
   const names = Object.keys(state.data.files);
-  const shown = file ?? names[0];
+  const shown = file !== null && names.includes(file) ? file : names[0];
+  const id = (i: number) => `manifest-${policyId}-${i}`;
+  // The tabs pattern: one tab stop, arrows (and Home/End) move between files; the file shown is its tabpanel.
+  const onKeyDown = (event: KeyboardEvent<HTMLDivElement>) => {
+    const at = names.indexOf(shown);
+    const to = { ArrowRight: at + 1, ArrowLeft: at - 1, Home: 0, End: names.length - 1 }[event.key];
+    if (to === undefined) return;
+    event.preventDefault();
+    const next = (to + names.length) % names.length;
+    setFile(names[next]);
+    tabs.current[next]?.focus();
+  };
   return (
     <div>
-      <div role="tablist" aria-label="Manifest files" className="segmented">
-        {names.map((name) => (
-          <button key={name} role="tab" type="button" aria-selected={name === shown} onClick={() => setFile(name)}>
+      <div role="tablist" aria-label="Manifest files" className="segmented" onKeyDown={onKeyDown}>
+        {names.map((name, i) => (
+          <button
+            key={name}
+            ref={(element) => {
+              tabs.current[i] = element;
+            }}
+            id={`${id(i)}-tab`}
+            role="tab"
+            type="button"
+            aria-selected={name === shown}
+            aria-controls={`${id(i)}-panel`}
+            tabIndex={name === shown ? 0 : -1}
+            onClick={() => setFile(name)}
+          >
             {name}
           </button>
         ))}
@@ -79,7 +103,11 @@ function Manifests({ policyId }: { policyId: number }) {
       ) : (
         <p className="ok">Valid against the Kubernetes schemas and the API server's ranges.</p>
       )}
-      <pre className="code" data-testid="manifest" tabIndex={0}>{state.data.files[shown]}</pre>
+      {names.length ? (
+        <pre className="code" data-testid="manifest" tabIndex={0} role="tabpanel" id={`${id(names.indexOf(shown))}-panel`} aria-labelledby={`${id(names.indexOf(shown))}-tab`}>
+          {state.data.files[shown]}
+        </pre>
+      ) : null}
     </div>
   );
 }

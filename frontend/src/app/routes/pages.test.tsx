@@ -320,6 +320,32 @@ describe("ScalingPage", () => {
     render(<ScalingPage />);
     expect((await screen.findByTestId("emergency-1")).textContent).toBe("Emergency mode: on (set by hand), minimum lifted to 10 replicas");
   });
+
+  it("moves between manifest files with the arrow keys, the file shown being the selected tab's panel", async () => {
+    serve({
+      "/api/v1/scaling/policies/1/manifests/": { files: { "a-hpa.yaml": "kind: HorizontalPodAutoscaler", "a-pdb.yaml": "kind: PodDisruptionBudget" }, errors: [] },
+      "/api/v1/scaling/policies/": {
+        results: [{
+          id: 1, service: "a", service_name: "A", min_replicas: 2, max_replicas: 5, floor_replicas: 2, vpa_mode: "Off", keda_enabled: false,
+          emergency_mode: false, emergency_manual: false, emergency_alert_rule: null, apply_state: "active", apply_error: "",
+          history_source: "metrics", forecasts: {}, earlier_request_rate: null, plan: null,
+        }],
+      },
+    });
+    render(<ScalingPage />);
+    fireEvent.click(await screen.findByRole("button", { name: "Preview manifests" }));
+    const first = await screen.findByRole("tab", { name: "a-hpa.yaml" });
+    expect(screen.getByRole("tabpanel", { name: "a-hpa.yaml" }).textContent).toBe("kind: HorizontalPodAutoscaler");
+    expect(screen.getByRole("tab", { name: "a-pdb.yaml" }).getAttribute("tabindex")).toBe("-1");
+    first.focus();
+    fireEvent.keyDown(first, { key: "ArrowRight" });
+    const second = screen.getByRole("tab", { name: "a-pdb.yaml" });
+    expect(second.getAttribute("aria-selected")).toBe("true");
+    expect(document.activeElement).toBe(second);
+    expect(screen.getByRole("tabpanel", { name: "a-pdb.yaml" }).textContent).toBe("kind: PodDisruptionBudget");
+    fireEvent.keyDown(second, { key: "ArrowRight" }); // wraps round
+    expect(document.activeElement).toBe(first);
+  });
 });
 
 describe("Command names", () => {
