@@ -1,4 +1,6 @@
 from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -81,3 +83,21 @@ class ApiClientAdmin(admin.ModelAdmin):
                 f"New token for {client.name} (copy it now, it is not stored): {issued.token}",
                 messages.WARNING,
             )
+
+
+class StaffUserAdmin(UserAdmin):
+    """Django's user admin, except that only a superuser makes or edits a superuser: an Administrator holds
+    every permission of the control plane, but could otherwise tick their own superuser box, or reset a
+    superuser's password and act as them."""
+
+    def get_queryset(self, request: HttpRequest):
+        users = super().get_queryset(request)
+        return users if request.user.is_superuser else users.filter(is_superuser=False)
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        readonly = super().get_readonly_fields(request, obj)
+        return readonly if request.user.is_superuser else [*readonly, "is_superuser"]
+
+
+admin.site.unregister(User)
+admin.site.register(User, StaffUserAdmin)

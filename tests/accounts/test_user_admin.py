@@ -1,0 +1,53 @@
+"""Staff accounts in admin: an Administrator manages users, but never becomes or edits a superuser."""
+
+import pytest
+from django.contrib.auth.models import Group
+
+from apps.accounts.roles import ADMINISTRATORS
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def administrator(django_user_model):
+    user = django_user_model.objects.create_user("adm", "adm@example.org", "pw-Long-enough-1", is_staff=True)
+    user.groups.set([Group.objects.get(name=ADMINISTRATORS)])
+    return user
+
+
+def _user_form(user, **changes) -> dict:
+    data = {"username": user.username, "first_name": "", "last_name": "", "email": user.email, "is_active": "on",
+            "is_staff": "on", "groups": [g.pk for g in user.groups.all()], "last_login_0": "", "last_login_1": "",
+            "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00"}  # fmt: skip
+    return {**data, **changes}
+
+
+def test_an_administrator_cannot_make_themselves_superuser(client, administrator):
+    client.force_login(administrator)
+    url = f"/admin/auth/user/{administrator.pk}/change/"
+    response = client.post(url, _user_form(administrator, is_superuser="on", first_name="Ada"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    administrator.refresh_from_db()
+    assert administrator.first_name == "Ada" and not administrator.is_superuser
+
+
+def test_an_administrator_cannot_reach_a_superuser_account(client, administrator, admin_user):
+    client.force_login(administrator)
+    listed = client.get("/admin/auth/user/").content.decode()
+    assert f"/admin/auth/user/{administrator.pk}/change/" in listed
+    assert f"/admin/auth/user/{admin_user.pk}/change/" not in listed
+    for page in (f"/admin/auth/user/{admin_user.pk}/change/", f"/admin/auth/user/{admin_user.pk}/password/"):
+        assert client.get(page).status_code in (302, 404), page
+    response = client.post(f"/admin/auth/user/{admin_user.pk}/password/",
+                           {"password1": "Taken-over-123", "password2": "Taken-over-123"})  # fmt: skip
+    assert response.status_code in (302, 404)
+    admin_user.refresh_from_db()
+    assert not admin_user.check_password("Taken-over-123")
+
+
+def test_a_superuser_still_can(client, admin_user, administrator):
+    client.force_login(admin_user)
+    response = client.post(f"/admin/auth/user/{administrator.pk}/change/", _user_form(administrator, is_superuser="on"))
+    assert response.status_code == 302
+    administrator.refresh_from_db()
+    assert administrator.is_superuser
