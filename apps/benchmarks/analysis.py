@@ -229,8 +229,14 @@ def change_points(series: list[float], *, penalty: float | None = None) -> list[
     return [index for index in breaks if index < len(series)]
 
 
+# Fewer successful requests than this on either side is no verdict: one slow request against thousands
+# has p = 0.0002 and "changed" by its own latency.
+MIN_SAMPLES = 30
+
+
 def compare_with_baseline(current: list[float], baseline: list[float], *, threshold_pct: float) -> dict:
-    """One-sided Mann-Whitney U (current slower) and the median change; a regression needs both."""
+    """One-sided Mann-Whitney U (current slower) and the median change; a regression needs both, and at
+    least MIN_SAMPLES samples on each side."""
     from scipy.stats import mannwhitneyu
 
     base_median, current_median = float(np.median(baseline)), float(np.median(current))
@@ -242,7 +248,8 @@ def compare_with_baseline(current: list[float], baseline: list[float], *, thresh
         "change_pct": round(change, 2),
         "p_value": p_value,
         "threshold_pct": round(threshold_pct, 2),
-        "regression": p_value < 0.01 and change >= threshold_pct,
+        "samples": len(current),
+        "regression": p_value < 0.01 and change >= threshold_pct and min(len(current), len(baseline)) >= MIN_SAMPLES,
     }
 
 

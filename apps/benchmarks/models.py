@@ -28,6 +28,12 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 REQUEST_KEYS = {"name", "method", "path", "weight", "body"}
 
 
+def above_zero(value: float) -> None:
+    """A latency or rate gate of 0 or less could never pass (and 0 read as empty: the service's SLO)."""
+    if value is not None and not value > 0:
+        raise ValidationError("Above 0, or empty for the service's SLO.")
+
+
 def _non_finite(value) -> bool:
     """NaN or an infinity anywhere in a JSON value: Python's json reads them, PostgreSQL's json refuses them."""
     if isinstance(value, float):
@@ -120,14 +126,20 @@ class BenchmarkPlan(models.Model):
     spike_multiplier = models.FloatField(
         "spike: x the users", default=4.0, validators=[MinValueValidator(1.0), MaxValueValidator(100.0)]
     )
-    gate_p95_ms = models.FloatField("gate: p95 (ms)", null=True, blank=True, help_text="Empty: the service's SLO.")
-    gate_p99_ms = models.FloatField("gate: p99 (ms)", null=True, blank=True)
-    gate_avg_ms = models.FloatField("gate: average (ms)", null=True, blank=True)
-    gate_error_rate_pct = models.FloatField("gate: error rate (%)", null=True, blank=True)
-    gate_min_rps = models.FloatField("gate: minimum req/s", null=True, blank=True)
-    min_regression_pct = models.FloatField(
-        default=5.0, help_text="Smallest p95 change reported as a regression (raised to the plan's own noise)."
+    gate_p95_ms = models.FloatField(
+        "gate: p95 (ms)", null=True, blank=True, validators=[above_zero], help_text="Empty: the service's SLO."
     )
+    gate_p99_ms = models.FloatField("gate: p99 (ms)", null=True, blank=True, validators=[above_zero])
+    gate_avg_ms = models.FloatField("gate: average (ms)", null=True, blank=True, validators=[above_zero])
+    gate_error_rate_pct = models.FloatField(
+        "gate: error rate (%)", null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(100.0)]
+    )
+    gate_min_rps = models.FloatField("gate: minimum req/s", null=True, blank=True, validators=[MinValueValidator(0.0)])
+    # Below 0 the threshold was the A/A noise alone: on pooled samples any significant change, however small.
+    min_regression_pct = models.FloatField(
+        default=5.0, validators=[MinValueValidator(0.0), MaxValueValidator(1000.0)],
+        help_text="Smallest median latency change reported as a regression (raised to the plan's own noise).",
+    )  # fmt: skip
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -247,6 +259,9 @@ class BenchmarkRun(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True, help_text="Past this, the checker marks it failed.")
+    config_digest = models.CharField(
+        max_length=64, blank=True, help_text="The load it ran (shape, mix, target): regressions compare equal ones."
+    )
     heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="Its worker's last word (every second while Locust runs)."
     )

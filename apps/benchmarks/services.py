@@ -3,8 +3,11 @@ the gates, detect regressions across a plan's runs, and schedule a nightly run p
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import random
+import statistics
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -32,12 +35,23 @@ def benchmark_run_create(*, plan: BenchmarkPlan, requested_by: str = "") -> Benc
     """A run of a valid plan. A plan stored before its checks existed (or edited outside admin) raises
     ValidationError here, before its shape is built: its values could overflow or exhaust memory."""
     plan.full_clean(validate_unique=False, validate_constraints=False)
-    planned = runner.stages_for(plan)[-1][0]
+    stages = runner.stages_for(plan)
     return BenchmarkRun.objects.create(
         plan=plan,
         requested_by=requested_by,
-        deadline=timezone.now() + timedelta(seconds=planned + DEADLINE_MARGIN_SECONDS),
+        deadline=timezone.now() + timedelta(seconds=stages[-1][0] + DEADLINE_MARGIN_SECONDS),
+        config_digest=load_digest(plan, stages),
     )
+
+
+def load_digest(plan: BenchmarkPlan, stages: list) -> str:
+    """What shapes the load, and so the latencies: a run is compared only with runs of the same (ten times
+    the users is slower by design, not a regression)."""
+    load = {
+        "kind": plan.kind, "stages": stages, "requests": plan.requests, "arrival_rate": plan.arrival_rate,
+        "generator_processes": plan.generator_processes, "target": plan.service.base_url,
+    }  # fmt: skip
+    return hashlib.sha256(json.dumps(load, sort_keys=True).encode()).hexdigest()
 
 
 def benchmark_run_dispatch(run: BenchmarkRun) -> None:
@@ -88,7 +102,8 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
         # Counted from now: a run that waited in the queue (or the plan's edit since) must not be stopped
         # early by a deadline counted from when it was created.
         run.deadline = run.started_at + timedelta(seconds=stages[-1][0] + DEADLINE_MARGIN_SECONDS)
-        run.save(update_fields=["deadline"])
+        run.config_digest = load_digest(plan, stages)  # the plan as it runs, edited since it was queued or not
+        run.save(update_fields=["deadline", "config_digest"])
         gates = plan.gates()
         if not token_host_allowed(plan.service.base_url):  # the service's URL changed since the run was queued
             raise PermissionError("the service's base URL is not in BENCHMARK_TOKEN_HOSTS: no token is sent there")
@@ -188,7 +203,10 @@ def _target_memory(run: BenchmarkRun, seconds: float) -> dict:
 def _finish(run: BenchmarkRun, *, status: str, error: str = "", samples: list | None = None) -> BenchmarkRun:
     run.status, run.error, run.finished_at, run.progress = status, error, timezone.now(), 1.0
     if samples is not None:
-        run.findings = {**run.findings, "latencies_ms": [s[1] for s in samples][:: max(1, len(samples) // 5000)]}
+        # Successful requests only, as the regression check takes the run's own: a fast 401 or 503 is no
+        # latency of the service's work.
+        latencies = [s[1] for s in samples if s[3]]
+        run.findings = {**run.findings, "latencies_ms": latencies[:: max(1, len(latencies) // 5000)]}
     run.report_html = render_run_report(run)
     run.save()
     return run
@@ -240,16 +258,23 @@ def regressions_detect(*, run: BenchmarkRun, samples: list[list]) -> Regression 
     """This run's latencies against the plan's last successful runs: Mann-Whitney U plus a magnitude above
     the plan's A/A noise, and whether the p95 history has a change point at this run."""
     plan = run.plan
-    baseline_runs = list(
-        plan.runs.filter(status=BenchmarkRun.Status.SUCCEEDED, created_at__lt=run.created_at)
+    alike = (
+        plan.runs.filter(
+            status=BenchmarkRun.Status.SUCCEEDED, created_at__lt=run.created_at, config_digest=run.config_digest
+        )
         .exclude(pk=run.pk)
-        .order_by("-created_at")[:BASELINE_RUNS]
+        .order_by("-created_at")
     )
+    # Runs with too few successful requests (a target that was down) say nothing of its latency.
+    baseline_runs = [
+        previous for previous in alike[: BASELINE_RUNS * 4]
+        if len(previous.findings.get("latencies_ms", [])) >= analysis.MIN_SAMPLES
+    ][:BASELINE_RUNS]  # fmt: skip
     baseline = [value for previous in baseline_runs for value in previous.findings.get("latencies_ms", [])]
     current = [s[1] for s in samples if s[3]]
     if len(baseline_runs) < 2 or not baseline or not current:
         return None
-    noise = analysis.noise_pct([previous.summary.get("p50_ms") or 0 for previous in baseline_runs])
+    noise = analysis.noise_pct([statistics.median(previous.findings["latencies_ms"]) for previous in baseline_runs])
     comparison = analysis.compare_with_baseline(current, baseline, threshold_pct=max(plan.min_regression_pct, noise))
     history = [previous.summary.get("p95_ms") or 0 for previous in reversed(baseline_runs)] + [run.summary["p95_ms"]]
     at_change_point = (len(history) - 1) in analysis.change_points(history)
@@ -291,8 +316,6 @@ class NightlySchedules:
 
 
 def _scheduled_plan_id(task) -> int | None:
-    import json
-
     try:
         kwargs = json.loads(task.kwargs or "{}")
     except ValueError:
@@ -306,8 +329,6 @@ def nightly_benchmarks_ensure(*, plans=None) -> NightlySchedules:
     """A nightly regression run (03:00 UTC) of each plan: `plans`, or every enabled plan. Django-celery-beat
     rows an admin can edit, found by task and plan id (not by name: a renamed plan would get a second
     schedule and run twice a night); a generated name that went stale follows the plan's new name."""
-    import json
-
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
     outcome = NightlySchedules()

@@ -50,6 +50,14 @@ def test_a_sensible_plan_of_each_shape_is_accepted(service):
         ({"duration_seconds": 68 * 365 * 86400}, "duration_seconds"),
         ({"spawn_rate": float("nan")}, "spawn_rate"),
         ({"gate_p95_ms": float("inf")}, "gate_p95_ms"),
+        # gates no run could pass, or that read as empty (0 ms took the service's SLO instead)
+        ({"gate_p95_ms": 0}, "gate_p95_ms"),
+        ({"gate_p99_ms": -5}, "gate_p99_ms"),
+        ({"gate_avg_ms": -1}, "gate_avg_ms"),
+        ({"gate_error_rate_pct": -1}, "gate_error_rate_pct"),
+        ({"gate_error_rate_pct": 150}, "gate_error_rate_pct"),
+        ({"gate_min_rps": -1}, "gate_min_rps"),
+        ({"min_regression_pct": -50}, "min_regression_pct"),  # the threshold was the A/A noise alone
     ],
 )
 def test_shapes_a_run_could_not_build_or_time_are_refused(service, fields, field):
@@ -210,3 +218,25 @@ def test_a_user_gives_a_plan_only_scopes_they_hold(service, client, django_user_
     assert response.status_code == 302, response.context["adminform"].form.errors
     plan.refresh_from_db()
     assert plan.duration_seconds == 90 and plan.scopes == ["patient:read", "audit:read"]
+
+
+def test_admin_refuses_bad_numbers_field_by_field_and_keeps_a_hostile_name_inert(service, admin_client):
+    form = {"name": "<script>alert(1)</script>", "service": service.pk, "kind": "load", "scopes": '["patient:read"]',
+            "users": -3, "spawn_rate": 10, "duration_seconds": 0, "generator_processes": 1, "step_users": 10,
+            "step_seconds": 20, "max_users": 200, "spike_multiplier": 4, "min_regression_pct": -50,
+            "gate_p95_ms": -5, "gate_error_rate_pct": 120, "enabled": "on",
+            "requests": '[{"path": "/x", "weight": 1}]'}  # fmt: skip
+    response = admin_client.post("/admin/benchmarks/benchmarkplan/add/", form)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    expected = {"users", "duration_seconds", "min_regression_pct", "gate_p95_ms", "gate_error_rate_pct"}
+    assert expected <= set(errors), errors
+    assert not BenchmarkPlan.objects.exists()
+
+    form |= {"users": 3, "duration_seconds": 5, "min_regression_pct": 5, "gate_p95_ms": 500, "gate_error_rate_pct": 1}
+    assert admin_client.post("/admin/benchmarks/benchmarkplan/add/", form).status_code == 302
+    plan = BenchmarkPlan.objects.get()
+    listing = admin_client.get("/admin/benchmarks/benchmarkplan/").content.decode()
+    history = admin_client.get(f"/benchmarks/plans/{plan.pk}/report/").content.decode()
+    for page in (listing, history):
+        assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page

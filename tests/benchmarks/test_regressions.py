@@ -1,0 +1,102 @@
+"""The regression check compares like with like: runs of the same load, successful requests on both sides,
+enough samples for a verdict. Runs are recorded from made-up Locust outcomes (no Locust here: what is
+tested is what the service makes of the samples)."""
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from apps.benchmarks import runner, services
+from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression
+from apps.services.services import service_ensure
+
+pytestmark = pytest.mark.django_db
+rng = np.random.default_rng(7)
+
+
+@pytest.fixture
+def plan():
+    service, _ = service_ensure(slug="target", name="Target", base_url="http://127.0.0.1:9")
+    return BenchmarkPlan.objects.create(
+        name="target load",
+        service=service,
+        users=3,
+        spawn_rate=3,
+        duration_seconds=10,
+        min_regression_pct=10,
+        requests=[{"name": "card", "method": "GET", "path": "/card", "weight": 1}],
+    )
+
+
+def _samples(median_ms: float, count: int = 300, *, failures: int = 0, failure_ms: float = 1.0) -> list[list]:
+    """[[seconds since start, latency ms, from intended ms, ok, name]] over 10 s, failures first."""
+    latencies = [failure_ms] * failures + [float(ms) for ms in rng.normal(median_ms, median_ms * 0.03, count)]
+    return [[10 * i / len(latencies), ms, ms, int(i >= failures), "card"] for i, ms in enumerate(latencies)]
+
+
+def _recorded(plan: BenchmarkPlan, samples: list[list]) -> BenchmarkRun:
+    run = services.benchmark_run_create(plan=plan)
+    BenchmarkRun.objects.filter(pk=run.pk).update(status="running", started_at=timezone.now())
+    run.refresh_from_db()
+    outcome = runner.Outcome("succeeded", 10.0, samples)
+    return services._record(run, outcome, runner.stages_for(plan), plan.gates())
+
+
+def test_a_run_slower_than_its_baseline_is_a_regression(plan):
+    for _ in range(3):
+        _recorded(plan, _samples(10))
+    run = _recorded(plan, _samples(13))
+    assert run.status == "succeeded" and Regression.objects.filter(run=run).exists(), run.findings
+
+
+def test_one_slow_request_is_no_regression(plan):
+    """A run with one successful request (the rest failed) was a +900% latency regression at p = 0.0002."""
+    for _ in range(3):
+        _recorded(plan, _samples(10))
+    run = _recorded(plan, _samples(100, count=1, failures=299))
+    assert not Regression.objects.exists(), run.findings.get("regression_check")
+
+
+def test_a_run_of_an_edited_plan_is_not_compared_with_the_runs_before_the_edit(plan):
+    """Ten times the users is slower by design: it was compared with the old load's runs and flagged."""
+    for _ in range(3):
+        _recorded(plan, _samples(10))
+    plan.users = 30
+    plan.save()
+    run = _recorded(plan, _samples(30))
+    assert not Regression.objects.exists(), run.findings.get("regression_check")
+    for _ in range(2):
+        _recorded(plan, _samples(30))
+    slower = _recorded(plan, _samples(40))  # a baseline of its own load again
+    assert Regression.objects.filter(run=slower).exists(), slower.findings.get("regression_check")
+
+
+def test_failed_requests_are_left_out_of_the_baseline_as_of_the_run(plan):
+    """The baseline kept every sample, fast failures (401s, 503s) included, while the run kept its
+    successes only: a baseline of 60% 1 ms failures made an unchanged 10 ms service a +900% regression."""
+    for _ in range(3):
+        _recorded(plan, _samples(10, failures=450))
+    run = _recorded(plan, _samples(10))
+    assert not Regression.objects.exists(), run.findings.get("regression_check")
+
+
+def test_the_run_report_escapes_names_draws_its_charts_and_quotes_the_samples(plan, admin_client):
+    from apps.benchmarks import analysis
+
+    plan.name = '<img src=x onerror="alert(1)">'
+    plan.save()
+    samples = _samples(10, failures=30)
+    run = _recorded(plan, samples)
+    BenchmarkRun.objects.filter(pk=run.pk).update(
+        timeline=[{"t": t, "users": 3, "rps": 30.0, "errors_per_s": 0.0, "p95_ms": 10.0 + t} for t in range(10)]
+    )
+    run.refresh_from_db()
+    report = services.render_run_report(run)
+    assert "<img src=x" not in report and "&lt;img src=x" in report
+    assert report.count("<svg") == 3  # req/s and p95 over time, the latency histogram
+    exact = analysis.histogram_of([s[1] for s in samples]).get_value_at_percentile(95) / 1000
+    assert run.summary["requests"] == len(samples) and run.summary["errors"] == 30
+    assert run.summary["p95_ms"] == pytest.approx(exact) and f"p95 {run.summary['p95_ms']}," in report
+    assert run.summary["rps"] == pytest.approx(len(samples) / (samples[-1][0] + samples[-1][1] / 1000), abs=0.001)
+    page = admin_client.get(f"/benchmarks/runs/{run.pk}/report/").content.decode()
+    assert "<img src=x" not in page
