@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
@@ -50,11 +53,13 @@ def forecast_svg(recent: list[dict], points: list[dict], *, unit: str = "") -> S
 
 
 def replicas_svg(hours: list[dict]) -> SafeString:
-    """Planned replicas per hour as bars."""
+    """Planned replicas per hour as bars, on the hospital's clock (settings.TIME_ZONE)."""
     if not hours:
         return format_html("<p>No hours.</p>")
+    zone = timezone.get_current_timezone_name()
+    times = [timezone.localtime(datetime.fromisoformat(h["at"])) for h in hours]
     bars = [
-        (h["replicas"], f"{h['at'][11:16]} UTC: {h['replicas']} replicas", f"{h['at'][11:13]}h" if i % 3 == 0 else "")
-        for i, h in enumerate(hours)
+        (h["replicas"], f"{at:%H:%M} {zone}: {h['replicas']} replicas", f"{at:%H}h" if i % 3 == 0 else "")
+        for i, (h, at) in enumerate(zip(hours, times, strict=True))
     ]
-    return svg.columns(bars, colour="#1a7f37", label="planned replicas per hour (UTC)")
+    return svg.columns(bars, colour="#1a7f37", label=f"planned replicas per hour ({zone})")

@@ -21,7 +21,8 @@ DAY, WEEK = 24, 168
 QUANTILES = (0.1, 0.5, 0.9)
 BAND = 0.8  # the P10-P90 band's nominal coverage
 
-# The clinical calendar (UTC hours of the hospital's day): [start, end).
+# The clinical calendar (hours of the hospital's day on its own clock: series come indexed in its time
+# zone, see apps/scaling/history.py): [start, end).
 CALENDAR = {
     "morning rounds": (6, 9),
     "afternoon rounds": (14, 16),

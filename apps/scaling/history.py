@@ -33,7 +33,9 @@ class HistoryUnavailable(Exception):
 
 
 def hourly_history(policy: ScalingPolicy, metric: str, *, now: datetime, days: int | None = None) -> pd.Series:
-    """The metric per hour over the last `days`, indexed by the hour's start (UTC)."""
+    """The metric per hour over the last `days`, indexed by the hour's start in the hospital's time zone
+    (settings.TIME_ZONE): rounds, clinics, weekends and holidays follow its wall clock, not UTC's, so the
+    forecasts' calendar, the named peaks and KEDA's cron windows are read in it."""
     days = days or settings.SCALING_HISTORY_DAYS
     since = (now - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
     source = policy.history_source
@@ -41,7 +43,11 @@ def hourly_history(policy: ScalingPolicy, metric: str, *, now: datetime, days: i
         from apps.scaling.synthetic import hospital_traffic
 
         frame = hospital_traffic(
-            end=pd.Timestamp(now), hours=days * 24, seed=policy.service.slug, peak_rps=6 * policy.replica_capacity_rps
+            end=pd.Timestamp(now),
+            hours=days * 24,
+            seed=policy.service.slug,
+            peak_rps=6 * policy.replica_capacity_rps,
+            time_zone=settings.TIME_ZONE,
         )
         return frame[metric]
     if source == ScalingPolicy.HistorySource.PROMETHEUS:
@@ -53,7 +59,7 @@ def _series(rows) -> pd.Series:
     if not rows:
         return pd.Series(dtype=float)
     index, values = zip(*rows, strict=True)
-    return pd.Series(values, index=pd.DatetimeIndex(index).tz_convert("UTC"), dtype=float)
+    return pd.Series(values, index=pd.DatetimeIndex(index).tz_convert(settings.TIME_ZONE), dtype=float)
 
 
 def _from_metrics(policy: ScalingPolicy, metric: str, *, since: datetime, until: datetime) -> pd.Series:
@@ -98,7 +104,7 @@ def _request_rate(rows, *, until: datetime) -> pd.Series:
     series = _series([(row["hour"], row["requests"] / 3600) for row in rows])
     if series.empty:
         return series
-    hours = pd.date_range(series.index[0], pd.Timestamp(until), freq="h", inclusive="left")
+    hours = pd.date_range(series.index[0], pd.Timestamp(until).tz_convert(series.index.tz), freq="h", inclusive="left")
     return series.reindex(hours, fill_value=0.0)
 
 

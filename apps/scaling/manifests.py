@@ -54,8 +54,10 @@ class ServiceScaling:
     emergency_mode: bool = False
     emergency_min_replicas: int = 10
     prometheus_url: str = "http://prometheus.monitoring:9090"
-    # Forecast peaks as KEDA cron windows: [{"start_hour": 6, "end_hour": 9, "replicas": 8}] (UTC).
+    # Forecast peaks as KEDA cron windows: [{"start_hour": 6, "end_hour": 9, "replicas": 8}], hours of the
+    # hospital's clock in `time_zone` (an IANA name: KEDA follows its daylight-saving changes).
     peak_windows: list[dict] = field(default_factory=list)
+    time_zone: str = "Etc/UTC"
 
     @classmethod
     def from_config(cls, config: dict) -> ServiceScaling:
@@ -69,10 +71,14 @@ class ServiceScaling:
         return cls(**config)
 
     @classmethod
-    def from_policy(cls, policy, *, peak_windows: list[dict] | None = None, prometheus_url: str = "") -> ServiceScaling:
+    def from_policy(
+        cls, policy, *, peak_windows: list[dict] | None = None, prometheus_url: str = "", time_zone: str = ""
+    ) -> ServiceScaling:
         values = {f.name: getattr(policy, f.name) for f in fields(cls) if hasattr(policy, f.name)}
         values["name"] = policy.service.slug
         values["peak_windows"] = peak_windows or []
+        if time_zone:
+            values["time_zone"] = time_zone
         if prometheus_url:
             values["prometheus_url"] = prometheus_url
         return cls(**values)
@@ -298,7 +304,7 @@ def scaled_object(spec: ServiceScaling) -> dict:
             {
                 "type": "cron",
                 "metadata": {
-                    "timezone": "Etc/UTC",
+                    "timezone": spec.time_zone,
                     "start": f"0 {window['start_hour']} * * *",
                     "end": f"0 {window['end_hour'] % 24} * * *",
                     "desiredReplicas": str(window["replicas"]),

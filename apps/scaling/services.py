@@ -105,8 +105,10 @@ def recommendation_create(policy: ScalingPolicy, forecast: WorkloadForecast) -> 
             capped.append((point["at"], needed))
         hours.append({"at": point["at"], "replicas": replicas, "p90_rps": round(ahead, 3), "needed": needed})
     peak = max(hours, key=lambda hour: hour["replicas"])
+    peak_at = timezone.localtime(datetime.fromisoformat(peak["at"]))
     reasons = [
-        f"Peak {peak['replicas']} replicas at {peak['at'][11:16]} UTC for a P90 of {peak['p90_rps']:.1f} req/s, "
+        f"Peak {peak['replicas']} replicas at {peak_at:%H:%M} {timezone.get_current_timezone_name()} for a P90 of "
+        f"{peak['p90_rps']:.1f} req/s, "
         f"with {capacity:.1f} req/s per replica ({capacity_source}) planned at {policy.target_utilization:.0%}.",
         f"Each hour covers the load up to {policy.lead_minutes} min ahead, so replicas are ready before it.",
         f"Forecast by {forecast.model} (backtest MASE {_chosen_mase(forecast)}) from {forecast.history_hours} h "
@@ -203,14 +205,15 @@ def forecasts_prune(*, keep_days: int = 30) -> int:
 
 
 def peak_windows(recommendation: ScalingRecommendation | None, floor: int) -> list[dict]:
-    """Runs of hours planned above the floor, as KEDA cron windows (UTC hours) with their replicas. A run
-    of all 24 hours is two windows of 12: one window would start and end at the same hour, which KEDA
-    refuses."""
+    """Runs of hours planned above the floor, as KEDA cron windows (hours of the hospital's clock,
+    settings.TIME_ZONE, whatever offset a plan was stored with) with their replicas. A run of all 24 hours
+    is two windows of 12: one window would start and end at the same hour, which KEDA refuses."""
     if recommendation is None:
         return []
     runs: list[list[tuple[int, int]]] = []  # [(hour, replicas)] per run of consecutive hours
     for hour in recommendation.hours:
         at = pd.Timestamp(hour["at"])
+        at = at.tz_convert(settings.TIME_ZONE) if at.tzinfo is not None else at
         if hour["replicas"] <= floor:
             continue
         if runs and (runs[-1][-1][0] + 1) % 24 == at.hour and len(runs[-1]) < 24:
@@ -234,7 +237,10 @@ def policy_spec(policy: ScalingPolicy) -> manifests.ServiceScaling:
     latest = policy.service.scaling_recommendations.first() if policy.predictive else None
     floor = policy.floor_replicas
     return manifests.ServiceScaling.from_policy(
-        policy, peak_windows=peak_windows(latest, floor), prometheus_url=settings.SCALING_PROMETHEUS_URL
+        policy,
+        peak_windows=peak_windows(latest, floor),
+        prometheus_url=settings.SCALING_PROMETHEUS_URL,
+        time_zone=settings.TIME_ZONE,
     )
 
 

@@ -32,12 +32,21 @@ def expected_request_rate(index: pd.DatetimeIndex, *, peak_rps: float = 120.0) -
 
 
 def hospital_traffic(
-    *, end: pd.Timestamp, hours: int, peak_rps: float = 120.0, seed: int | str = 0, surges_per_week: float = 0.7
+    *,
+    end: pd.Timestamp,
+    hours: int,
+    peak_rps: float = 120.0,
+    seed: int | str = 0,
+    surges_per_week: float = 0.7,
+    time_zone: str = "UTC",
 ) -> pd.DataFrame:
-    """Hourly request rate, CPU %, memory % and p95 response time ending at `end` (exclusive)."""
+    """Hourly request rate, CPU %, memory % and p95 response time ending at `end` (exclusive), of a hospital
+    whose day runs on `time_zone`'s clock."""
     seed = zlib.crc32(seed.encode()) if isinstance(seed, str) else seed
     rng = np.random.default_rng(seed)
-    index = pd.date_range(end=end.floor("h") - pd.Timedelta(hours=1), periods=hours, freq="h", tz="UTC")
+    end = end.tz_localize("UTC") if end.tzinfo is None else end
+    last = end.tz_convert("UTC").floor("h") - pd.Timedelta(hours=1)
+    index = pd.date_range(end=last, periods=hours, freq="h").tz_convert(time_zone)
     surge = np.ones(hours)
     for start in np.flatnonzero(rng.random(hours) < surges_per_week / 168):
         length = int(rng.integers(2, 5))

@@ -412,3 +412,38 @@ def test_an_alert_left_firing_by_a_disabled_rule_does_not_hold_emergency_mode():
     services.policies_reconcile()
     policy.refresh_from_db()
     assert not policy.emergency_mode
+
+
+def test_a_hospital_off_utc_is_forecast_and_scaled_on_its_own_clock(settings):
+    """New York's clinics open at 08:00 New York time, 13:00 UTC in winter and 12:00 in summer: the history,
+    the named peaks and KEDA's cron windows are all read on the hospital's clock (settings.TIME_ZONE), so
+    a window does not drift an hour twice a year nor land on the wrong day's holiday."""
+    settings.TIME_ZONE = "America/New_York"
+    policy = _policy("clinic", history_source="metrics", keda_enabled=True, replica_capacity_rps=1)
+    now = datetime(2026, 11, 20, 5, 5, tzinfo=UTC)  # 00:05 in New York
+    histogram = new_histogram()
+    histogram.record_value(20_000)
+    blob = histogram.encode()
+    first = datetime(2026, 11, 12, 13, tzinfo=UTC)  # 08:00 in New York (EST, UTC-5)
+    RequestRollup.objects.bulk_create(
+        [RequestRollup(minute=first + timedelta(days=day, hours=hour, minutes=m), route="api/clinic/x/", method="GET",
+                       status_class="2xx", client="c", count=6000, histogram=blob, p95_ms=20)
+         for day in range(8) for hour in range(10) for m in range(0, 60, 10)]
+    )  # fmt: skip
+    series = hourly_history(policy, "request_rate", now=now)
+    assert str(series.index.tz) == "America/New_York"
+    assert set(series[(series.index.hour >= 8) & (series.index.hour < 18)]) == {10.0}
+    made = services.forecast_create(policy, "request_rate", now=now)
+    busy = [pd.Timestamp(point["at"]).hour for point in made.points if point["p50"] > 5]
+    assert min(busy) == 8 and max(busy) == 17
+    plan = services.recommendation_create(policy, made)
+    assert any(" America/New_York for a P90 " in reason for reason in plan.reasons)
+    policy.refresh_from_db()
+    cron = [
+        trigger["metadata"]
+        for trigger in services.policy_manifests(policy)["clinic-scaledobject.yaml"]["spec"]["triggers"]
+        if trigger["type"] == "cron"
+    ]
+    assert cron and all(window["timezone"] == "America/New_York" for window in cron)
+    # The clinic's day, ready an hour ahead (lead time), on New York's clock: KEDA keeps it there in summer.
+    assert cron[0]["start"] in ("0 7 * * *", "0 8 * * *") and cron[-1]["end"] == "0 18 * * *"
