@@ -21,6 +21,25 @@ describe("useJson", () => {
     await waitFor(() => expect(result.current).toMatchObject({ status: "error", message: "Forbidden", code: 403 }));
   });
 
+  it("keeps the data through a refresh that failed for a passing reason (503, network), saying so", async () => {
+    let answer: Promise<unknown> = Promise.resolve({ n: 1 });
+    const load = vi.fn(() => answer) as never;
+    const { result } = renderHook(() => useJson<{ n: number }>("/api/x", { load }));
+    await waitFor(() => expect(result.current).toMatchObject({ status: "ready", data: { n: 1 } }));
+
+    answer = Promise.reject(new ApiError(503, "The database is unavailable"));
+    act(() => result.current.reload());
+    await waitFor(() => expect(result.current).toMatchObject({ status: "ready", data: { n: 1 }, refreshError: { code: 503 } }));
+    answer = Promise.reject(new TypeError("Failed to fetch"));
+    act(() => result.current.reload());
+    await waitFor(() => expect(result.current).toMatchObject({ status: "ready", data: { n: 1 }, refreshError: { code: null } }));
+
+    answer = Promise.resolve({ n: 2 });
+    act(() => result.current.reload());
+    await waitFor(() => expect(result.current).toMatchObject({ status: "ready", data: { n: 2 } }));
+    expect(result.current).not.toHaveProperty("refreshError");
+  });
+
   it("aborts the older request when the URL changes, and loads nothing for a null URL", async () => {
     const signals: AbortSignal[] = [];
     const load = vi.fn((url: string, signal?: AbortSignal) => {

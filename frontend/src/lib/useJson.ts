@@ -1,10 +1,15 @@
 import { useCallback, useEffect, useState } from "react";
 
-import { errorState, getJson, type FieldErrors } from "./api";
+import { errorState, getJson, type ErrorState, type FieldErrors } from "./api";
+
+/** A failure that says nothing about the data already shown: the server busy or restarting, the network. */
+function passing(error: ErrorState): boolean {
+  return error.code === null || error.code === 429 || error.code >= 500;
+}
 
 export type Loadable<T> =
   | { status: "loading" }
-  | { status: "ready"; data: T }
+  | { status: "ready"; data: T; /** A refresh failed for a passing reason: the data shown is older. */ refreshError?: ErrorState }
   | { status: "error"; message: string; code: number | null; fields?: FieldErrors };
 
 const LOADING = { status: "loading" } as const;
@@ -31,7 +36,15 @@ export function useJson<T>(
         if (!controller.signal.aborted) setAnswer({ url, state: { status: "ready", data } });
       })
       .catch((error: unknown) => {
-        if (!controller.signal.aborted) setAnswer({ url, state: { status: "error", ...errorState(error) } });
+        if (controller.signal.aborted) return;
+        const failure = errorState(error);
+        // A refresh that failed for a passing reason keeps what was loaded on screen, with the failure;
+        // it replaced the whole page with an error before. A 4xx (signed out, permission revoked, gone) does not.
+        setAnswer((previous) =>
+          previous.url === url && previous.state.status === "ready" && passing(failure)
+            ? { url, state: { status: "ready", data: previous.state.data, refreshError: failure } }
+            : { url, state: { status: "error", ...failure } },
+        );
       });
     return () => controller.abort();
   }, [url, generation, load]);

@@ -29,6 +29,7 @@ export default function BenchmarkRunPage() {
         {run.status === "running" ? ` (${Math.round(run.progress * 100)}%)` : ""}, started {when(run.created_at)}.{" "}
         <a href={run.report_url}>HTML report</a>
       </p>
+      <LoadStatus state={state} what={`run #${runId}`} />
       {run.error ? <p role="alert" className="error">{run.error}</p> : null}
       {run.regressions.map((r) => (
         <p key={r.id} role="alert" className="bad">

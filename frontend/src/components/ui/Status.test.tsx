@@ -52,3 +52,12 @@ describe("LoadError with field messages", () => {
     expect(screen.getByRole("alert").textContent).toMatch(/^Could not load events: Invalid input\./);
   });
 });
+
+describe("LoadStatus after a failed refresh", () => {
+  it("says the data shown is older, and why", () => {
+    render(<LoadStatus state={{ status: "ready", data: {}, refreshError: { message: "The database is unavailable; retry shortly.", code: 503 } }} what="cache namespaces" />);
+    expect(screen.getByRole("status").textContent).toBe(
+      "Could not refresh cache namespaces: The database is unavailable; retry shortly. Showing what was loaded before; trying again.",
+    );
+  });
+});

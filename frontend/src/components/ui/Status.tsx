@@ -96,5 +96,12 @@ export function fieldProps(form: string, name: string, fields?: FieldErrors) {
 export function LoadStatus({ state, what }: { state: Loadable<unknown>; what: string }) {
   if (state.status === "loading") return <p className="muted">Loading {what}…</p>;
   if (state.status === "error") return <LoadError what={what} message={state.message} code={state.code} fields={state.fields} />;
+  if (state.refreshError) {
+    return (
+      <p role="status" className="warn" data-testid="refresh-error">
+        Could not refresh {what}: {sentence(state.refreshError.message)} Showing what was loaded before; trying again.
+      </p>
+    );
+  }
   return null;
 }
