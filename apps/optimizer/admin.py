@@ -37,6 +37,15 @@ class OptimizationRunAdmin(ServiceVisibilityAdmin):
                        "report_link"]  # fmt: skip
     exclude = ["report_html"]
     inlines = [StepInline, RecommendationInline]
+    actions = ["cancel_selected"]
+
+    @admin.action(description="Cancel the selected runs", permissions=["change"])
+    def cancel_selected(self, request: HttpRequest, queryset: QuerySet[OptimizationRun]) -> None:
+        for run in queryset:
+            if services.optimization_run_cancel(run=run, by=request.user.get_username()):
+                self.message_user(request, f"Cancelled run #{run.pk}.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"Run #{run.pk} had already finished.", messages.WARNING)
 
     def has_add_permission(self, request) -> bool:
         return False  # runs are started with `manage.py optimize` or by a schedule (Periodic tasks)

@@ -133,9 +133,11 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
     run, implementation, goals = step.run, STEPS[step.name], run_goals(step.run)
 
     def progress(fraction: float, message: str) -> None:
-        OptimizationStep.objects.filter(pk=step.pk, status=OptimizationStep.Status.RUNNING).update(
+        reported = OptimizationStep.objects.filter(pk=step.pk, status=OptimizationStep.Status.RUNNING).update(
             progress=fraction, progress_message=message[:200]
         )
+        if not reported:  # cancelled, or failed by the stuck checker: stop measuring at once
+            raise StepAbandoned(f"step {step.name} of run {run.pk} is no longer running")
         if hook:
             hook(step, fraction, message)
 
@@ -171,6 +173,8 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
                     findings = implementation.remeasure(findings, step.applied, progress)
             step.findings, step.verdicts = findings, implementation.verdicts(findings, goals)
             step.status = OptimizationStep.Status.SUCCEEDED
+    except StepAbandoned:
+        pass  # below, the step no longer counts: what it stored is dropped and it keeps its failure
     except Exception as exc:
         logger.exception("optimization step %s of run %s failed", step.name, run.pk)
         step.status, step.error, drafts = OptimizationStep.Status.FAILED, f"{type(exc).__name__}: {exc}", []
@@ -189,6 +193,10 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
     if hook:
         hook(step, 1.0, step.progress_message)
     return step
+
+
+class StepAbandoned(Exception):
+    """Raised into a step's measurement by its progress report once the step no longer counts."""
 
 
 STEP_RESULT_FIELDS = ("status", "findings", "applied", "verdicts", "error", "progress", "progress_message",
@@ -277,7 +285,32 @@ def service_verdicts(goals: Goals) -> list[dict]:
     return verdicts
 
 
-def optimization_run_finalize(*, run_id: int) -> OptimizationRun:
+def optimization_run_cancel(*, run: OptimizationRun, by: str) -> bool:
+    """Stop an unfinished run: its unfinished steps fail as cancelled (a step measuring stops at its next
+    progress report, one applying applies nothing more), and the run is finished as failed, its report
+    stored. False when the run had already finished."""
+    with transaction.atomic():
+        locked = OptimizationRun.objects.select_for_update().get(pk=run.pk)
+        if locked.is_finished:
+            return False
+        OptimizationStep.objects.filter(run=locked).exclude(status__in=FINISHED_STEP_STATUSES).update(
+            status=OptimizationStep.Status.FAILED,
+            error=f"Cancelled by {by}.",
+            progress_message=OptimizationStep.Status.FAILED.label,
+            finished_at=timezone.now(),
+        )
+    optimization_run_finalize(run_id=run.pk, cancelled_by=by)
+    return True
+
+
+FINISHED_STEP_STATUSES = (
+    OptimizationStep.Status.SUCCEEDED,
+    OptimizationStep.Status.SKIPPED,
+    OptimizationStep.Status.FAILED,
+)
+
+
+def optimization_run_finalize(*, run_id: int, cancelled_by: str = "") -> OptimizationRun:
     """Collect the verdicts, settle the run's status, and store its report. Safe to repeat."""
     with transaction.atomic():
         run = OptimizationRun.objects.select_for_update(of=("self",)).select_related("service").get(pk=run_id)
@@ -290,7 +323,9 @@ def optimization_run_finalize(*, run_id: int) -> OptimizationRun:
         run.verdicts = verdicts
         run.targets_met = all(judged) if judged else None
         failed = [step.name for step in steps if step.status == OptimizationStep.Status.FAILED]
-        if failed or unfinished:
+        if cancelled_by:
+            run.status, run.error = OptimizationRun.Status.FAILED, f"Cancelled by {cancelled_by}."
+        elif failed or unfinished:
             run.status = OptimizationRun.Status.FAILED
             run.error = "; ".join(
                 [f"step {name} failed" for name in failed] + [f"step {name} never finished" for name in unfinished]
@@ -372,13 +407,9 @@ def optimization_runs_fail_stuck(*, now=None) -> int:
     count = 0
     for run_id in stuck.values_list("pk", flat=True):
         with transaction.atomic():
-            OptimizationStep.objects.filter(run_id=run_id).exclude(
-                status__in=[
-                    OptimizationStep.Status.SUCCEEDED,
-                    OptimizationStep.Status.SKIPPED,
-                    OptimizationStep.Status.FAILED,
-                ]
-            ).update(status=OptimizationStep.Status.FAILED, error="No worker finished it before the deadline.")
+            OptimizationStep.objects.filter(run_id=run_id).exclude(status__in=FINISHED_STEP_STATUSES).update(
+                status=OptimizationStep.Status.FAILED, error="No worker finished it before the deadline."
+            )
         optimization_run_finalize(run_id=run_id)
         count += 1
     return count

@@ -62,7 +62,12 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stderr.write(f"Optimization run #{run.pk}: {', '.join(run.steps.values_list('name', flat=True))}")
         if options["inline"]:
-            run = services.optimization_run_inline(run, hook=self._progress)
+            try:
+                run = services.optimization_run_inline(run, hook=self._progress)
+            except KeyboardInterrupt:
+                # Left as it was, the run would show as running (live feed, admin) until the stuck checker.
+                services.optimization_run_cancel(run=run, by="manage.py optimize (interrupted)")
+                raise CommandError(f"Interrupted: run #{run.pk} is cancelled.", returncode=2) from None
         else:
             try:
                 services.optimization_run_dispatch(run)
