@@ -9,6 +9,7 @@ PostgreSQL, Redis and RabbitMQ/Redis. Nothing here exists only in production.
 import base64
 import hashlib
 import os
+import zoneinfo
 from pathlib import Path
 
 import environ
@@ -340,7 +341,6 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_TIMEZONE = "UTC"
 
 # --- Clinical data and audit --------------------------------------------------------------------
 # The identifier system of the hospital's MRNs (FHIR Identifier.system).
@@ -448,7 +448,18 @@ LOGIN_URL = "admin:login"
 LOGIN_REDIRECT_URL = "admin:index"  # where a sign-in lands when its `next` was refused (an outside URL)
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# The hospital's own clock, an IANA name (America/New_York): the workload forecasts read rounds, clinics
+# and holidays on it, KEDA's cron windows and the nightly schedules follow it through daylight saving, and
+# admin shows times in it. Stored times are UTC whatever it says.
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+try:
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(
+        f"The environment variable TIME_ZONE must be an IANA time zone name such as America/New_York or UTC, "
+        f"not {TIME_ZONE!r}."
+    ) from None
+CELERY_TIMEZONE = TIME_ZONE  # crontab schedules without a zone of their own
 USE_I18N = True
 USE_TZ = True
 

@@ -125,6 +125,7 @@ def test_debug_off_refuses_a_published_secret_key(tmp_path, secret_key):
         ("DATABASE_URL", "db.example:5432", "DATABASE_URL is not a database URL"),
         ("DATABASE_URL", "mongodb://u:hunter2@db.example/cp", "DATABASE_URL is not a database URL"),
         ("CACHE_ENCRYPTION_KEYS", "not-a-key", "CACHE_ENCRYPTION_KEYS must be 32 random bytes"),
+        ("TIME_ZONE", "Mars/Olympus", "TIME_ZONE must be an IANA time zone name"),
     ],
 )
 def test_a_bad_value_names_its_variable(tmp_path, variable, value, message):
