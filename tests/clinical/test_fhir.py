@@ -299,3 +299,53 @@ def test_a_deleted_patients_records_are_not_searchable(
         event = AuditEvent.objects.order_by("-seq").first()
         assert (event.action, event.patient_id, event.result_count) == ("search", patient.pk, 0)
     assert not _bundle(_post_search(clinician, f"/fhir/{resource_type}/_search", {"patient": patient.pk})).entry
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "parameter"),
+    [
+        # Arabic-Indic digits: a regex's \d matched them, and int() read them as 2024
+        ("/fhir/Observation", {"date": "\u0662\u0660\u0662\u0664"}, "date"),
+        ("/fhir/Observation", {"date": "ge\uff12\uff10\uff12\uff14-01-01"}, "date"),  # fullwidth
+        ("/fhir/Patient", {"birthdate": "\u0661\u0669\u0667\u0660-05-04"}, "birthdate"),
+    ],
+)
+def test_dates_take_ascii_digits_only(clinician, patient, path, query, parameter):
+    if path.endswith("Observation"):
+        query = {**query, "patient": patient.pk}
+    assert _outcome(clinician.get(path, query), 400).issue[0].expression == [parameter]
+
+
+def test_a_cursor_without_a_time_zone_is_not_one_this_server_issued(clinician, patient, vitals, recwarn):
+    """The server's cursors carry aware instants; a naive one was compared in the server's zone, with a warning."""
+    import base64
+    import json
+
+    for instant in ("2026-12-04T18:16:30", "2026-12-04"):
+        cursor = base64.urlsafe_b64encode(json.dumps([instant, 5]).encode()).decode().rstrip("=")
+        response = clinician.get("/fhir/Observation", {"patient": patient.pk, "_cursor": cursor})
+        assert _outcome(response, 400).issue[0].expression == ["_cursor"]
+    assert not [w for w in recwarn if "naive datetime" in str(w.message)]
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "parameter"),
+    [
+        ("/fhir/Patient/{id}", {"_pretty": "true"}, "_pretty"),
+        ("/fhir/Patient/{id}", {"identifier": "MRN-000123"}, "identifier"),
+        ("/fhir/Patient/{id}", {"_format": ["xml", "json"]}, "_format"),  # the last one no longer wins
+        ("/fhir/metadata", {"flavour": "x"}, "flavour"),
+        ("/fhir/metadata", {"mode": "terminology"}, "mode"),
+    ],
+)
+def test_reads_refuse_parameters_they_do_not_take(clinician, patient, path, query, parameter):
+    response = clinician.get(path.format(id=patient.pk), query)
+    assert _outcome(response, 400).issue[0].expression == [parameter]
+    assert clinician.get("/fhir/metadata", {"mode": "full", "_format": "json"}).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/fhir/Patient/{id}", "/fhir/metadata", "/fhir/Condition", "/fhir/Patient"])
+def test_options_is_an_operation_outcome_like_any_unsupported_method(clinician, patient, path):
+    response = clinician.options(path.format(id=patient.pk))
+    assert response["Content-Type"].startswith(FHIR_JSON)
+    assert _outcome(response, 405).issue[0].code == "not-supported"

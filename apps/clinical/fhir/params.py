@@ -69,11 +69,12 @@ def parse_count(raw: str | None, default: int) -> int:
 _DATE_RE = re.compile(
     r"^(?P<prefix>eq|ne|gt|lt|ge|le|sa|eb|ap)?"
     r"(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2})"
-    r"(?:T(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$"
+    r"(?:T(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$",
+    re.ASCII,  # \d would match any script's digits ("٢٠٢٤"), which int() then reads as 2024
 )
 SUPPORTED_DATE_PREFIXES = ("eq", "gt", "lt", "ge", "le")
 END_OF_CALENDAR = datetime.max.replace(tzinfo=UTC)
-_EXACT_DATE = re.compile(r"(eq)?\d{4}-\d{2}-\d{2}")
+_EXACT_DATE = re.compile(r"(eq)?\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 def parse_date(parameter: str, raw: str) -> tuple[str, datetime, datetime]:

@@ -9,6 +9,7 @@ import functools
 import re
 import secrets
 from collections.abc import Callable
+from datetime import datetime
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -230,14 +231,28 @@ def _flat(errors: object) -> list[tuple[str, list]]:
 class FhirMixin:
     renderer_classes = [FhirJSONRenderer, JSONRenderer]
     parser_classes = [FormParser]
+    metadata_class = None  # OPTIONS: 405 as an OperationOutcome, not DRF's description of the view
+    # What the view's URL may carry besides _format: name -> the values it takes. None where the view
+    # checks its parameters itself (searches). Anything else is refused, never ignored.
+    accepted_params: dict[str, tuple[str, ...]] | None = {}
 
     def get_exception_handler(self) -> Callable:
         return fhir_exception_handler
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
+        if len(request.query_params.getlist("_format")) > 1:
+            raise FhirParamError("_format", "given more than once")
         if request.query_params.get("_format", "json") not in JSON_FORMATS:  # every FHIR path: read, metadata
             raise FhirParamError("_format", "only JSON is supported")
+        for name, values in sorted(request.query_params.lists()) if self.accepted_params is not None else ():
+            if name == "_format":
+                continue
+            if name not in self.accepted_params:
+                supported = ", ".join(["_format", *self.accepted_params])
+                raise FhirParamError(name, f"unknown parameter; supported: {supported}")
+            if len(values) > 1 or values[0] not in self.accepted_params[name]:
+                raise FhirParamError(name, f"supported: {', '.join(self.accepted_params[name])}")
 
     def base_url(self, request: Request) -> str:
         return request.build_absolute_uri("/fhir/")
@@ -248,10 +263,14 @@ class CapabilityStatementView(FhirMixin, APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    accepted_params = {"mode": ("full",)}  # the whole statement is all this server has
 
     @extend_schema(
         operation_id="fhir_capabilities",
-        parameters=[_FORMAT_PARAM],
+        parameters=[
+            _FORMAT_PARAM,
+            OpenApiParameter("mode", str, enum=["full"], description="Only the full statement."),
+        ],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="A FHIR R4 CapabilityStatement."),
             **_outcomes(400, e400="A _format other than JSON."),
@@ -323,6 +342,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
     """GET [type]?params and POST [type]/_search (form body): a searchset Bundle, keyset-paged."""
 
     search_params: dict[str, str] = {}
+    accepted_params = None  # `search` checks them, with the body's
     ordering: list[str] = []
     default_count = 50
     to_resource: Callable = staticmethod(lambda row: {})
@@ -470,7 +490,8 @@ class FhirSearchView(FhirMixin, PhiAPIView):
             ]
         except (ValidationError, ValueError, TypeError) as exc:
             raise FhirParamError("_cursor", "not a cursor this server issued") from exc
-        if None in values:
+        # The server's cursors carry aware instants; a naive one would be read in the server's zone.
+        if None in values or any(isinstance(value, datetime) and timezone.is_naive(value) for value in values):
             raise FhirParamError("_cursor", "not a cursor this server issued")
         return values
 
@@ -750,5 +771,6 @@ class UnsupportedView(FhirMixin, APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    accepted_params = None  # whatever it asks, the path is not supported
 
     get, post, put, patch, delete = (_unsupported(method) for method in ("get", "post", "put", "patch", "delete"))
