@@ -41,6 +41,7 @@ export default function RateLimitsPage() {
       <h1 id="limits-title">Rate limits</h1>
       <p className="muted">Per client token, over the last hour. "Busiest client" is the most one client sent in a minute, against its limit.</p>
       <LoadStatus state={state} what="rate limits" />
+      {state.status === "ready" && policies.length === 0 ? <p className="muted">No rate-limit policy yet.</p> : null}
       {policies.length ? (
         <TableScroll label="Rate-limit policies">
           <table className="table" data-testid="limits-table">
@@ -58,9 +59,10 @@ export default function RateLimitsPage() {
             </thead>
             <tbody>
               {policies.map((p) => (
-                <tr key={p.scope} aria-selected={shown?.scope === p.scope}>
+                <tr key={p.scope} className={shown?.scope === p.scope ? "selected" : undefined}>
                   <th scope="row">
-                    <button type="button" className="link-button" onClick={() => setChosen(p.scope)}>
+                    {/* aria-selected on a plain table's row is not announced: the button says which scope is charted. */}
+                    <button type="button" className="link-button" aria-pressed={shown?.scope === p.scope} onClick={() => setChosen(p.scope)}>
                       {p.scope}
                     </button>
                     {p.enabled ? null : <span className="muted"> (off)</span>}

@@ -69,6 +69,14 @@ describe("RateLimitsPage", () => {
     expect(screen.getByText(/tighten ×1.00 → ×0.50 \(CPU 92% > 70%\)/)).toBeTruthy();
     fireEvent.click(screen.getByRole("button", { name: "audit_logs" }));
     expect(screen.getByTestId("chart").textContent).toContain("audit_logs");
+    expect(screen.getByRole("button", { name: "audit_logs" }).getAttribute("aria-pressed")).toBe("true");
+    expect(screen.getByRole("button", { name: "patient_data" }).getAttribute("aria-pressed")).toBe("false");
+  });
+
+  it("says there is no policy rather than showing nothing", async () => {
+    serve({ "/api/v1/ratelimits/": { results: [] } });
+    render(<RateLimitsPage />);
+    expect(await screen.findByText("No rate-limit policy yet.")).toBeTruthy();
   });
 
   it("says which permission is missing on a 403", async () => {
