@@ -46,7 +46,8 @@ export default function CachePage() {
       ) : null}
       {trend.error ? <LoadError what={trend.data ? "the latest hit rates" : "the hit rate trend"} {...trend.error} /> : null}
       <LoadStatus state={state} what="cache namespaces" />
-      {state.status === "ready" ? (
+      {state.status === "ready" && state.data.results.length === 0 ? <p className="muted">No cache namespace yet.</p> : null}
+      {state.status === "ready" && state.data.results.length > 0 ? (
         <TableScroll label="Cache namespaces">
           <table className="table" data-testid="cache-table">
             <caption className="sr-only">Hit rate per namespace and tier, with each namespace's TTL</caption>

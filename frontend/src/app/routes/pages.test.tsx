@@ -134,6 +134,17 @@ describe("CachePage", () => {
     await waitFor(() => expect(screen.getByRole("alert").textContent).toMatch(/^Could not load the hit rate trend: .*lacks the permission/));
     expect(document.querySelector("meter")).toBeNull();
   });
+
+  it("says there is no namespace rather than an empty table", async () => {
+    serve({ "/api/v1/metrics/series/": { metric: "cache_hit_rate_pct", step: 900, points: [] }, "/api/v1/cache/namespaces/": { results: [] } });
+    render(
+      <MemoryRouter>
+        <CachePage />
+      </MemoryRouter>,
+    );
+    expect(await screen.findByText("No cache namespace yet.")).toBeTruthy();
+    expect(screen.queryByTestId("cache-table")).toBeNull();
+  });
 });
 
 describe("AuditPage", () => {
