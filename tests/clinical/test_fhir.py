@@ -349,3 +349,19 @@ def test_options_is_an_operation_outcome_like_any_unsupported_method(clinician, 
     response = clinician.options(path.format(id=patient.pk))
     assert response["Content-Type"].startswith(FHIR_JSON)
     assert _outcome(response, 405).issue[0].code == "not-supported"
+
+
+@pytest.mark.parametrize(
+    ("identifier", "says"),
+    [
+        ("MRN-000123,MRN-000999", "one identifier"),  # FHIR's OR list: read as one MRN with a comma, found nothing
+        ("http://hospital.example.org/mrn|", "an MRN"),  # every patient of a system: not offered
+        ("MRN 000123", "An MRN"),  # the REST lookup refuses a malformed MRN; the FHIR search looked it up
+        ("\ufffd\ufffd", "An MRN"),  # a form body that was not UTF-8
+    ],
+)
+def test_an_identifier_search_refuses_what_no_mrn_can_be(clinician, patient, identifier, says):
+    for response in (clinician.get("/fhir/Patient", {"identifier": identifier}),
+                     _post_search(clinician, "/fhir/Patient/_search", {"identifier": identifier})):  # fmt: skip
+        outcome = _outcome(response, 400)
+        assert outcome.issue[0].expression == ["identifier"] and says in outcome.issue[0].diagnostics

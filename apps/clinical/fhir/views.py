@@ -51,6 +51,7 @@ from apps.clinical.fhir.params import (
     MAX_COUNT,
     SUPPORTED_DATE_PREFIXES,
     FhirParamError,
+    Token,
     date_condition,
     decode_cursor,
     encode_cursor,
@@ -63,6 +64,7 @@ from apps.clinical.fhir.params import (
     parse_tokens,
 )
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
+from apps.clinical.services import validate_mrn
 from apps.core.api.exceptions import api_exception_handler
 from apps.core.compiled import CompiledQuery, CompiledShapes
 from apps.ratelimits.throttling import client_identity
@@ -564,12 +566,27 @@ class PatientSearchView(FhirSearchView):
             values["id"] = parse_reference("_id", params["_id"], "Patient")
         digest = {}
         if "identifier" in params:
-            token = parse_token("identifier", params["identifier"])
+            token = self._identifier(params["identifier"])
             values["mrn"] = token.code
             if token.system is not None:
                 values["system"] = token.system or settings.MRN_SYSTEM
             digest = {"identifier": params["identifier"]}
         return values, digest or {k: params[k] for k in params if k in self.search_params}
+
+    @staticmethod
+    def _identifier(raw: str) -> Token:
+        """`[system|]MRN`, refusing what no stored MRN can be (registration validates every one), so the
+        search is not answered "no such patient" for a question it did not ask."""
+        if "," in raw:  # FHIR's OR list; a single MRN has no comma
+            raise FhirParamError("identifier", "one identifier per search: [system|]MRN")
+        if raw.endswith("|"):
+            raise FhirParamError("identifier", "expected [system|]MRN: give an MRN (a whole system is not searchable)")
+        token = parse_token("identifier", raw)
+        try:
+            validate_mrn(token.code)
+        except ValidationError as exc:
+            raise FhirParamError("identifier", exc.message_dict["mrn"][0]) from exc
+        return token
 
     @classmethod
     def _matching(cls, rows: QuerySet[Patient], values: dict[str, object]) -> QuerySet[Patient]:
