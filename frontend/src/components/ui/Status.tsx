@@ -47,11 +47,11 @@ export function LoadError({
         Could not load {what}: {sentence(message)}
         {byInputs ? " See the message by the field." : null}
         {code === 401 ? (
-        <>
-          {" "}
-          <a href={signInUrl()}>Sign in again</a> to see it.
-        </>
-      ) : null}
+          <>
+            {" "}
+            <a href={signInUrl()}>Sign in again</a> to see it.
+          </>
+        ) : null}
         {code === 403 ? " Your account lacks the permission for it; ask an administrator." : null}
       </p>
       {listed.length ? (
