@@ -365,3 +365,10 @@ def test_an_identifier_search_refuses_what_no_mrn_can_be(clinician, patient, ide
                      _post_search(clinician, "/fhir/Patient/_search", {"identifier": identifier})):  # fmt: skip
         outcome = _outcome(response, 400)
         assert outcome.issue[0].expression == ["identifier"] and says in outcome.issue[0].diagnostics
+
+
+@pytest.mark.parametrize("code", ["|8867-4", "http://snomed.info/sct|8867-4"])
+def test_a_known_code_in_another_system_is_refused_for_its_system(clinician, patient, code):
+    """Not 'unknown LOINC code 8867-4': the code is known, the system named with it is what is wrong."""
+    outcome = _outcome(clinician.get("/fhir/Observation", {"patient": patient.pk, "code": code}), 400)
+    assert "http://loinc.org|" in outcome.issue[0].diagnostics and "unknown" not in outcome.issue[0].diagnostics

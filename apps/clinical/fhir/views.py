@@ -629,7 +629,9 @@ class ObservationSearchView(FhirSearchView):
         codes = []
         if "code" in params:
             for token in parse_tokens("code", params["code"]):
-                if token.system not in (None, LOINC) or token.code not in OBSERVATION_CODES:
+                if token.system not in (None, LOINC):
+                    raise FhirParamError("code", f"observations are coded in LOINC: [{LOINC}|]code")
+                if token.code not in OBSERVATION_CODES:
                     raise FhirParamError("code", f"unknown LOINC code {token.code!r}")
                 codes.append(token.code)
         values.update((f"code_{i}", code) for i, code in enumerate(codes))
