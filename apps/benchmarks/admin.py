@@ -48,6 +48,9 @@ class BenchmarkPlanAdmin(ServiceVisibilityAdmin):
             except ValidationError as invalid:
                 self.message_user(request, f"{plan}: fix the plan first: {'; '.join(invalid.messages)}", messages.ERROR)
                 continue
+            except services.RunInProgress as busy:
+                self.message_user(request, f"{plan}: not started, {busy}.", messages.WARNING)
+                continue
             try:
                 services.benchmark_run_dispatch(run)
             except OperationalError:

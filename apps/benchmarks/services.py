@@ -31,11 +31,25 @@ DEADLINE_MARGIN_SECONDS = 300
 HEARTBEAT_STALE_SECONDS = 300
 
 
+class RunInProgress(Exception):
+    """The plan already has a run pending or running: a second would load the target on top of it."""
+
+    def __init__(self, run: BenchmarkRun):
+        self.run = run
+        super().__init__(f"run #{run.pk} is still {run.status}: cancel it or let it finish first")
+
+
+@transaction.atomic
 def benchmark_run_create(*, plan: BenchmarkPlan, requested_by: str = "") -> BenchmarkRun:
-    """A run of a valid plan. A plan stored before its checks existed (or edited outside admin) raises
-    ValidationError here, before its shape is built: its values could overflow or exhaust memory."""
+    """A run of a valid plan, when none of its runs is pending or running (RunInProgress). A plan stored
+    before its checks existed (or edited outside admin) raises ValidationError here, before its shape is
+    built: its values could overflow or exhaust memory."""
     plan.full_clean(validate_unique=False, validate_constraints=False)
     stages = runner.stages_for(plan)
+    BenchmarkPlan.objects.select_for_update().filter(pk=plan.pk).exists()  # one creation at a time per plan
+    active = plan.runs.filter(status__in=[BenchmarkRun.Status.PENDING, BenchmarkRun.Status.RUNNING]).first()
+    if active is not None:
+        raise RunInProgress(active)
     return BenchmarkRun.objects.create(
         plan=plan,
         requested_by=requested_by,
@@ -200,6 +214,10 @@ def _target_memory(run: BenchmarkRun, seconds: float) -> dict:
     return {"source": "host.memory_pct", **analysis.memory_slope(points)}
 
 
+RESULT_FIELDS = ["status", "error", "finished_at", "progress", "progress_message", "generator_cpu_max", "summary",
+                 "endpoints", "timeline", "histogram", "findings", "verdicts", "passed", "report_html"]  # fmt: skip
+
+
 def _finish(run: BenchmarkRun, *, status: str, error: str = "", samples: list | None = None) -> BenchmarkRun:
     run.status, run.error, run.finished_at, run.progress = status, error, timezone.now(), 1.0
     if samples is not None:
@@ -207,8 +225,9 @@ def _finish(run: BenchmarkRun, *, status: str, error: str = "", samples: list | 
         # latency of the service's work.
         latencies = [s[1] for s in samples if s[3]]
         run.findings = {**run.findings, "latencies_ms": latencies[:: max(1, len(latencies) // 5000)]}
+    run.progress_message = ""
     run.report_html = render_run_report(run)
-    run.save()
+    run.save(update_fields=RESULT_FIELDS)  # not the cancellation asked meanwhile, nor the heartbeat
     return run
 
 

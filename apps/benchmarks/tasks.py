@@ -30,6 +30,9 @@ def scheduled_run(plan_id: int) -> int | None:
     except ValidationError:
         logger.warning("benchmark plan %s is not valid; its scheduled run was skipped", plan_id, exc_info=True)
         return None
+    except services.RunInProgress as busy:
+        logger.warning("benchmark plan %s: its scheduled run was skipped, %s", plan_id, busy)
+        return None
     services.benchmark_run_execute(run_id=run.pk)  # already on a benchmarks worker: run it here
     return run.pk
 

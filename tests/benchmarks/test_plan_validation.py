@@ -240,3 +240,28 @@ def test_admin_refuses_bad_numbers_field_by_field_and_keeps_a_hostile_name_inert
     history = admin_client.get(f"/benchmarks/plans/{plan.pk}/report/").content.decode()
     for page in (listing, history):
         assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
+
+
+def test_a_plan_runs_once_at_a_time(service, admin_client, monkeypatch):
+    """Two runs of one plan at once (Run now twice, or the nightly run during a manual one) each loaded the
+    target on top of the other: both reported a service under twice the plan's load, and both became the
+    baseline of later runs. A second run is refused, saying which run is in the way, until that one ends."""
+    from django.core.management import CommandError, call_command
+
+    from apps.benchmarks.tasks import scheduled_run
+
+    monkeypatch.setattr(services, "benchmark_run_dispatch", lambda run: None)  # no worker here: runs stay pending
+    plan = BenchmarkPlan.objects.create(name="once", service=service, requests=REQUESTS)
+    first = services.benchmark_run_create(plan=plan)
+    with pytest.raises(services.RunInProgress, match=f"#{first.pk}"):
+        services.benchmark_run_create(plan=plan)
+    response = admin_client.post("/admin/benchmarks/benchmarkplan/",
+                                 {"action": "run_now", "_selected_action": [plan.pk]}, follow=True)  # fmt: skip
+    assert f"run #{first.pk} is still pending" in response.content.decode()
+    assert scheduled_run(plan.pk) is None
+    with pytest.raises(CommandError, match=f"#{first.pk}"):
+        call_command("bench", "run", str(plan.pk))
+    assert list(plan.runs.all()) == [first]
+
+    services.benchmark_run_cancel(run=first)
+    assert services.benchmark_run_create(plan=plan).pk != first.pk

@@ -100,3 +100,15 @@ def test_the_run_report_escapes_names_draws_its_charts_and_quotes_the_samples(pl
     assert run.summary["rps"] == pytest.approx(len(samples) / (samples[-1][0] + samples[-1][1] / 1000), abs=0.001)
     page = admin_client.get(f"/benchmarks/runs/{run.pk}/report/").content.decode()
     assert "<img src=x" not in page
+
+
+def test_a_cancelled_run_keeps_its_cancellation_on_record(plan):
+    """The run's final save wrote back the whole row as its worker had read it at the start: the admin's
+    cancel_requested went back to False on the cancelled run."""
+    run = services.benchmark_run_create(plan=plan)
+    BenchmarkRun.objects.filter(pk=run.pk).update(status="running", started_at=timezone.now())
+    run.refresh_from_db()
+    services.benchmark_run_cancel(run=BenchmarkRun.objects.get(pk=run.pk))  # from admin, while it runs
+    services._record(run, runner.Outcome("cancelled", 3.0, _samples(10)), runner.stages_for(plan), plan.gates())
+    run.refresh_from_db()
+    assert run.status == "cancelled" and run.cancel_requested

@@ -43,6 +43,8 @@ class Command(BaseCommand):
             run = services.benchmark_run_create(plan=plan, requested_by="manage.py bench")
         except ValidationError as invalid:
             raise CommandError(f"Fix the plan first: {'; '.join(invalid.messages)}") from invalid
+        except services.RunInProgress as busy:
+            raise CommandError(f"Not started: {busy}.") from busy
         if inline:
             run = services.benchmark_run_execute(run_id=run.pk)
         else:
