@@ -2,7 +2,8 @@
 
 Administrators: every permission of the control plane. Operators: see everything that is not patient
 data, and change policies (cache, rate limits, scaling, alerts, services, schedules) and decide
-recommendations. Viewers: see what operators see, change nothing. Patient data and the audit trail are
+recommendations; they retime and switch the beat schedules but never add one nor choose what one
+runs. Viewers: see what operators see, change nothing. Patient data and the audit trail are
 read through the scoped API only, never through a role's admin pages.
 """
 
@@ -27,6 +28,8 @@ OPERATOR_CHANGES = {
     "inference": ["modeldeployment"],
     "django_celery_beat": ["periodictask", "crontabschedule", "intervalschedule"],
 }
+# Changed but never added by operators: a new schedule chooses a task and its arguments (apps/core/admin.py).
+OPERATORS_NEVER_ADD = {"django_celery_beat": ["periodictask"]}
 
 
 def roles_ensure(*, sender=None, **kwargs) -> None:
@@ -43,6 +46,7 @@ def roles_ensure(*, sender=None, **kwargs) -> None:
     change = Q()
     for app_label, models in OPERATOR_CHANGES.items():
         for model in models:
-            change |= Q(content_type__app_label=app_label, codename__in=[f"change_{model}", f"add_{model}"])
+            adds = [] if model in OPERATORS_NEVER_ADD.get(app_label, []) else [f"add_{model}"]
+            change |= Q(content_type__app_label=app_label, codename__in=[f"change_{model}", *adds])
     Group.objects.get_or_create(name=OPERATORS)[0].permissions.set([*view, *Permission.objects.filter(change)])
     Group.objects.get_or_create(name=VIEWERS)[0].permissions.set(view)
