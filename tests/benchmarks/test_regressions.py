@@ -112,3 +112,28 @@ def test_a_cancelled_run_keeps_its_cancellation_on_record(plan):
     services._record(run, runner.Outcome("cancelled", 3.0, _samples(10)), runner.stages_for(plan), plan.gates())
     run.refresh_from_db()
     assert run.status == "cancelled" and run.cancel_requested
+
+
+def test_the_analyses_of_a_long_run_take_seconds():
+    """Each window (of the endurance trend, a stress step, a second after a spike) scanned every sample:
+    an hour at 100 req/s took over a minute here, a day's endurance run hours, past the heartbeat the
+    checker waits for."""
+    import time
+
+    from apps.benchmarks import analysis
+
+    times = np.sort(rng.uniform(0, 3600, 360_000))
+    samples = [
+        [float(t), float(ms), float(ms), 1, "card"] for t, ms in zip(times, rng.gamma(4, 3, len(times)), strict=True)
+    ]
+    stages = [[20 * (step + 1), 10 + step, 10] for step in range(180)]
+    started = time.monotonic()
+    summary = analysis.summarize(samples)
+    trend = analysis.endurance_slope(samples)
+    knee = analysis.stress_knee(samples, stages, {"p95_ms": 100.0, "error_rate_pct": 1.0})
+    spike = analysis.spike_recovery(samples, [[1200, 10, 10], [2400, 40, 40], [3600, 10, 40]])
+    assert time.monotonic() - started < 20
+    assert summary["requests"] == 360_000 and trend["windows"] == 120 and len(knee["steps"]) == 180
+    assert spike["recovery_seconds"] == 0  # the made-up latencies never rose
+    exact = np.percentile([s[1] for s in samples], 95)
+    assert summary["p95_ms"] == pytest.approx(exact, rel=0.002)  # HDR at 3 significant digits
