@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Q
+from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.lookups import StartsWith
 from django.utils import timezone
 from hdrh.histogram import HdrHistogram
 
@@ -15,13 +16,22 @@ from apps.services.selectors import of_visible_services, sees_all_traffic
 
 
 def routes_under(prefixes: list[str] | None) -> Q:
-    """The rollup rows of the routes under any of the prefixes; None: every route. A blank prefix names no
-    route (a service served elsewhere), so a service without one is never credited with all the traffic."""
+    """The rollup rows of the routes of the services with these prefixes; None: every route. A route is
+    one service's: the active service with the longest prefix it starts with, so a service under
+    `api/v1/` is not credited with (nor shows its viewers) the traffic of one under `api/v1/patients/`,
+    which may be hidden from them. A blank prefix names no route (a service served elsewhere), so a
+    service without one is never credited with all the traffic. Part of the rows' own query."""
     if prefixes is None:
         return Q()
+    wanted = [prefix for prefix in prefixes if prefix]
     routes = Q(pk__in=[])
-    for prefix in filter(None, prefixes):
-        routes |= Q(route__startswith=prefix)
+    for prefix in wanted:
+        more_specific = (
+            Service.objects.filter(is_active=True, route_prefix__startswith=prefix)
+            .exclude(route_prefix__in=wanted)
+            .filter(StartsWith(OuterRef("route"), F("route_prefix")))
+        )
+        routes |= Q(route__startswith=prefix) & ~Exists(more_specific)
     return routes
 
 

@@ -65,6 +65,7 @@ def _series(rows) -> pd.Series:
 def _from_metrics(policy: ScalingPolicy, metric: str, *, since: datetime, until: datetime) -> pd.Series:
     """Request rate and response time from the service's request rollups; CPU and memory from this host."""
     from apps.metrics.models import MetricPoint, RequestRollup
+    from apps.metrics.selectors import routes_under
 
     if metric in (Metric.CPU, Metric.MEMORY):
         series = "host.cpu_pct" if metric == Metric.CPU else "host.memory_pct"
@@ -81,7 +82,7 @@ def _from_metrics(policy: ScalingPolicy, metric: str, *, since: datetime, until:
     if metric == Metric.REQUEST_RATE:
         until = _hour_start(until)  # whole hours only: see _request_rate
     rows = (
-        RequestRollup.objects.filter(route__startswith=policy.service.route_prefix, minute__gte=since, minute__lt=until)
+        RequestRollup.objects.filter(routes_under([policy.service.route_prefix]), minute__gte=since, minute__lt=until)
         .annotate(hour=TruncHour("minute"))
         .values("hour")
         .annotate(requests=Sum("count"), weighted_p95=Sum(F("p95_ms") * Cast("count", FloatField())))

@@ -68,3 +68,26 @@ def test_percentile_values_equal_hdrhs_own():
             for candidate in (histogram, HdrHistogram.decode(histogram.encode())):
                 expected = {p: candidate.get_value_at_percentile(p) for p in percentiles}
                 assert percentile_values(candidate, percentiles) == expected, size
+
+
+def test_a_route_is_the_service_with_the_longest_prefix_it_matches():
+    """A service on `api/v1/` is not credited with the traffic of one on `api/v1/patients/`: that one may be
+    hidden from the first's viewers, and its requests are its own SLO's, not both services'."""
+    from apps.metrics.selectors import live_snapshot
+
+    platform = Service.objects.create(name="Platform", slug="platform", route_prefix="api/v1/")
+    patients = Service.objects.create(name="Patients", slug="patients", route_prefix="api/v1/patients/")
+    process = Recorder(flush_interval=3600)
+    for _ in range(3):
+        process.record(route="api/v1/patients/<id>/", method="GET", status=200, client="c", elapsed_us=900_000)
+    process.record(route="api/v1/whoami/", method="GET", status=200, client="c", elapsed_us=5_000)
+    process.flush()
+    assert route_latency(route_prefixes=["api/v1/"])["count"] == 1
+    assert route_latency(route_prefixes=["api/v1/patients/"])["count"] == 3
+    assert route_latency(route_prefixes=["api/v1/", "api/v1/patients/"])["count"] == 4
+    assert service_p95_ms_recent()[platform.pk] == pytest.approx(5, rel=0.02)
+    assert service_p95_ms_recent()[patients.pk] == pytest.approx(900, rel=0.02)
+    # A viewer who sees only the platform: neither its row nor "all your services" holds the patients' reads.
+    snapshot = live_snapshot(visible_services=frozenset({platform.pk}))
+    assert [row["service"] for row in snapshot["services"]] == ["platform"]
+    assert snapshot["overall"]["rps"] == snapshot["services"][0]["rps"]
