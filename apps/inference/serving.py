@@ -47,6 +47,8 @@ class TokenMeter:
 
         try:
             metric_points_record(values={"inference.tokens_per_s": round(rate, 3)})
+        except Exception:  # runs inside a batch: a lost figure must not cost its callers' answers
+            logger.warning("the inference.tokens_per_s figure could not be recorded", exc_info=True)
         finally:
             connection.close()  # a batcher thread, not a request's: hold no connection between batches
 

@@ -127,3 +127,21 @@ async def test_batch_size_one_and_small_batches_answer_in_order(size):
         RecordingModel(seconds=0), BatchController(slo_ms=1000, max_batch_size=size, max_delay_ms=5)
     )
     assert await asyncio.gather(*(batcher.submit(c) for c in "abcde")) == list("ABCDE")
+
+
+def test_a_tokens_per_second_figure_that_cannot_be_stored_does_not_fail_the_batch(monkeypatch, caplog):
+    """The figure is written from inside a generation batch: its failure (here the database is out of
+    reach: this test holds no database access) used to fail every caller of the batch, which then ran again."""
+    from apps.inference import serving
+
+    class Generator:  # a model stand-in: the batch function and the meter are what is tested
+        def generate(self, prompts, limits):
+            return [
+                {"text": prompt.upper(), "output_tokens": limit} for prompt, limit in zip(prompts, limits, strict=True)
+            ]
+
+    monkeypatch.setattr(serving, "token_meter", serving.TokenMeter(interval=0))
+    run = serving._generate_batch(Generator())
+    assert run([("fever", 3), ("cough", 2)]) == [{"text": "FEVER", "output_tokens": 3},
+                                                 {"text": "COUGH", "output_tokens": 2}]  # fmt: skip
+    assert "inference.tokens_per_s figure could not be recorded" in caplog.text
