@@ -63,7 +63,10 @@ class SnapshotPublisher:
             self.listeners.pop(audience, None)
         else:
             self.listeners[audience] -= 1
-        await get_channel_layer().group_discard(self.audience_group(audience), channel_name)
+        try:
+            await get_channel_layer().group_discard(self.audience_group(audience), channel_name)
+        except Exception:  # the publisher must still stop when no one listens
+            logger.warning("live feed: could not leave a snapshot group", exc_info=True)
         if not self.listeners and self.task is not None:
             task, self.task = self.task, None
             task.cancel()
@@ -102,10 +105,20 @@ LIVE_FEED_PERMISSION = "metrics.view_metricpoint"
 CLOSE_UNSUPPORTED_DATA = 1003  # RFC 6455: a binary frame on a text-only socket
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455: the channel layer (Redis) did not answer; the dashboard reconnects
 
 
 class MetricsConsumer(AsyncJsonWebsocketConsumer):
     """Sends a heartbeat and a metrics snapshot every second, and relays whatever the group broadcasts."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        # Channels' own loop also reads this consumer's channel from the layer, and fails when Redis is
+        # down: once the socket is closed with 1013 for that very reason, that is not a second error.
+        try:
+            await super().__call__(scope, receive, send)
+        except Exception:
+            if not getattr(self, "_channel_layer_down", False):
+                raise
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -116,10 +129,17 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         if not allowed:
             await self._refuse(CLOSE_FORBIDDEN)
             return
-        await self.channel_layer.group_add(LIVE_GROUP, self.channel_name)
+        try:
+            await self.channel_layer.group_add(LIVE_GROUP, self.channel_name)
+            publisher = snapshot_publisher()
+            await publisher.join(self.channel_name, self._audience)
+            self._publisher = publisher  # only once joined: `disconnect` leaves what was joined
+        except Exception:  # a Redis that is down or hung: an ASGI error would leave the browser a bare 1006
+            logger.warning("live feed: the channel layer did not answer; the dashboard will retry", exc_info=True)
+            self._channel_layer_down = True
+            await self._refuse(CLOSE_TRY_AGAIN_LATER)
+            return
         await self.accept()
-        self._publisher = snapshot_publisher()
-        await self._publisher.join(self.channel_name, self._audience)
         self._heartbeat = asyncio.create_task(self._send_heartbeats())
 
     async def disconnect(self, code: int) -> None:
@@ -128,7 +148,10 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
-        await self.channel_layer.group_discard(LIVE_GROUP, self.channel_name)
+        try:
+            await self.channel_layer.group_discard(LIVE_GROUP, self.channel_name)
+        except Exception:  # the layer forgets a channel's memberships after its group expiry anyway
+            logger.warning("live feed: could not leave the broadcast group", exc_info=True)
         publisher = getattr(self, "_publisher", None)
         if publisher is not None:
             await publisher.leave(self.channel_name, self._audience)

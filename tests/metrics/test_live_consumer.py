@@ -240,3 +240,18 @@ async def test_an_open_feed_follows_its_viewers_group_changes(monkeypatch):
             break
     assert services == {"open-svc", "onco-triage"}
     await communicator.disconnect()
+
+
+async def test_a_channel_layer_that_does_not_answer_closes_the_feed_to_be_retried(settings):
+    """Redis down (or timing out) when a dashboard connects: a clean close with 1013 (try again later),
+    which the dashboard retries, instead of an ASGI exception that reaches the browser as a bare 1006."""
+    from tests.helpers import closed_port
+
+    cookie = await _session_cookie(OPERATORS, is_staff=True)
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{closed_port()}/0"]},
+        }
+    }
+    assert await _close_code((b"cookie", cookie)) == 1013
