@@ -16,6 +16,7 @@ Prints JSON on stdout; progress on stderr.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -30,6 +31,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import emit, progress
+
+# The detector and runner are plain functions, but their modules read settings when imported.
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
 from apps.benchmarks import analysis, runner
 
