@@ -37,6 +37,11 @@ class LoadSpec:
     device: str
     max_input_tokens: int = 256
 
+    @property
+    def weights(self) -> tuple[str, str, str]:
+        """What identifies the fp32 weights every mode of this model starts from."""
+        return (self.source, self.local_path, self.task)
+
     @classmethod
     def of(cls, deployment) -> LoadSpec:
         return cls(deployment.source, deployment.local_path, deployment.task, deployment.device,
@@ -102,7 +107,7 @@ _bases: dict[tuple, tuple] = {}
 def _base_model(spec: LoadSpec):
     """The fp32 model and tokenizer, loaded once per process (dequantizing a GGUF file takes seconds);
     every mode starts from a copy of it."""
-    key = (spec.source, spec.local_path, spec.task)
+    key = spec.weights
     with _base_lock:
         if key not in _bases:
             from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
@@ -123,6 +128,14 @@ def _base_model(spec: LoadSpec):
                     tokenizer.pad_token = tokenizer.eos_token
             _bases[key] = (tokenizer, model)
         return _bases[key]
+
+
+def base_models_release(*, keep: set[tuple[str, str, str]]) -> None:
+    """Forget the fp32 weights of every model but these (a deployment moved to other weights, a new model
+    version in another folder): kept here, each version would stay in memory for the process's life."""
+    with _base_lock:
+        for key in set(_bases) - keep:
+            del _bases[key]
 
 
 def load(spec: LoadSpec, mode: str) -> Embedder | Generator:

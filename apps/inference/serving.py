@@ -9,7 +9,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from apps.inference.backends import LoadSpec, load
+from apps.inference.backends import LoadSpec, base_models_release, load
 from apps.inference.batcher import BatchController, DynamicBatcher, EventLoopThread
 from apps.inference.models import ModelDeployment
 
@@ -22,6 +22,7 @@ _served: dict[int, Served] = {}
 @dataclass
 class Served:
     key: tuple
+    spec: LoadSpec
     runner: object
     batcher: DynamicBatcher
     mode: str
@@ -64,15 +65,18 @@ def served(deployment: ModelDeployment) -> Served:
     with _lock:
         current = _served.get(deployment.pk)
         if current is None or current.key != key:
-            mode = deployment.serving_quantization
-            runner = load(LoadSpec.of(deployment), mode)
+            mode, spec = deployment.serving_quantization, LoadSpec.of(deployment)
+            runner = load(spec, mode)
             controller = BatchController(slo_ms=deployment.slo_p95_ms, max_batch_size=deployment.max_batch_size,
                                          max_delay_ms=deployment.max_queue_delay_ms)  # fmt: skip
             if deployment.task == ModelDeployment.Task.EMBEDDING:
                 batcher = DynamicBatcher(runner.embed, controller, length=len)
             else:
                 batcher = DynamicBatcher(_generate_batch(runner), controller, length=lambda item: len(item[0]))
-            current = _served[deployment.pk] = Served(key, runner, batcher, mode)
+            replaced = _served.get(deployment.pk)
+            current = _served[deployment.pk] = Served(key, spec, runner, batcher, mode)
+            if replaced is not None and replaced.spec.weights != spec.weights:
+                base_models_release(keep={served.spec.weights for served in _served.values()})
         return current
 
 
