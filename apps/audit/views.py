@@ -35,6 +35,8 @@ class PhiAPIView(APIView):
 
     permission_classes = [HasScope]
     resource_type = ""
+    # What a refused request was trying to do, when its method does not say it (a POST that reads).
+    refusal_action = ""
 
     @property
     def throttle_scope(self) -> str:
@@ -85,7 +87,7 @@ class PhiAPIView(APIView):
         audit_record(
             audit_entry(
                 request,
-                action="read" if request.method in ("GET", "HEAD") else "create",
+                action=self.refusal_action or ("read" if request.method in ("GET", "HEAD") else "create"),
                 resource_type=self.resource_type,
                 resource_id=str(patient_id or ""),
                 patient_id=patient_id,

@@ -103,3 +103,14 @@ def test_a_refused_fhir_search_is_recorded_as_a_search_of_its_patient(api, issue
         ("search", "Encounter", None, "denied"),
         ("search", "Patient", patient.pk, "error"),
     ]
+
+
+def test_a_refused_mrn_lookup_is_recorded_as_a_search(api, issue_token, patient):
+    """The lookup is a POST so that the MRN stays out of URLs; refused, it is still a search, not a create."""
+    clinical_only = issue_token("clinical:read", name="lab-feed")
+    before = AuditEvent.objects.count()
+    response = api.post("/api/v1/patients/lookup/", {"mrn": patient.mrn}, format="json",
+                        HTTP_AUTHORIZATION=f"Bearer {clinical_only}")  # fmt: skip
+    assert response.status_code == 403
+    [event] = _new_events(before)
+    assert (event.action, event.resource_type, event.outcome) == ("search", "Patient", "denied")

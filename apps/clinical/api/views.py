@@ -43,6 +43,7 @@ class PatientLookupView(PhiAPIView):
 
     required_scopes = [scopes.PATIENT_READ]
     resource_type = "Patient"
+    refusal_action = "search"  # a POST, yet a search by identifier
 
     @extend_schema(
         request=s.PatientLookupInputSerializer,
