@@ -134,10 +134,15 @@ def test_generation_answers_within_its_token_cap_and_bad_input_is_refused(api, t
 
 
 def test_a_call_that_gets_no_answer_in_time_is_a_503_to_retry(api, token, deployments, monkeypatch):
+    """About a patient, the attempt is audited too: the patient's text reached the model."""
+    patient = patient_create(mrn="MRN-000091", family_name="Okafor", given_name="Ada", birth_date=date(1981, 2, 3))
     monkeypatch.setattr(serving, "EMBED_TIMEOUT_SECONDS", 1e-6)  # less than the batcher's queue delay
-    response = post(api, token, "/api/v1/inference/clinical-embeddings/embed", {"inputs": ["fever and cough"]})
+    response = post(api, token, "/api/v1/inference/clinical-embeddings/embed",
+                    {"inputs": ["fever and cough"], "patient_id": patient.pk})  # fmt: skip
     assert response.status_code == 503 and response.json()["code"] == "inference_busy"
     assert response["Retry-After"] == "5"
+    event = AuditEvent.objects.order_by("-id").first()
+    assert (event.patient_id, event.resource_id, event.outcome) == (patient.pk, "clinical-embeddings", "error")
     monkeypatch.undo()
     answer = post(api, token, "/api/v1/inference/clinical-embeddings/embed", {"inputs": ["fever and cough"]})
     assert answer.status_code == 200 and answer.json()["cached"] is False  # nothing was kept from the timeout

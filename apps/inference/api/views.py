@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from apps.accounts import scopes
 from apps.accounts.permissions import staff_can_view
-from apps.audit.views import PhiAPIView
+from apps.audit.views import AuditUnavailable, PhiAPIView
 from apps.caching.stack import get_or_load, served_from_cache
 from apps.clinical.selectors import patient_card
 from apps.core.api.params import reject_unknown_params, validated_body
@@ -79,6 +79,8 @@ class _InferenceView(PhiAPIView):
     throttle_scope = "ai_inference"
     resource_type = "ModelInference"
     task = ""
+    # The patient of a call whose text went to the model and which is not audited yet (see check_patient).
+    patient_unaudited: int | None = None
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, ModelUnavailable):
@@ -89,6 +91,15 @@ class _InferenceView(PhiAPIView):
             logger.warning("deployment %s did not answer: %s", self.kwargs.get("name"), exc)
             exc = InferenceBusy()
             exc.wait = BUSY_RETRY_AFTER  # DRF sends it as Retry-After
+        if self.patient_unaudited is not None:
+            # A patient's text reached the model and no answer came back (a timeout, a model error): the
+            # attempt is kept all the same, as a success is.
+            patient_id, self.patient_unaudited = self.patient_unaudited, None
+            try:
+                self.audit(self.request, action="create", resource_id=self.kwargs.get("name", ""),
+                           patient_id=patient_id, outcome="error")  # fmt: skip
+            except AuditUnavailable as unavailable:
+                exc = unavailable
         return super().handle_exception(exc)
 
     def deployment(self, name: str) -> ModelDeployment:
@@ -111,8 +122,10 @@ class _InferenceView(PhiAPIView):
         if patient_id is not None and patient_card(patient_id=patient_id) is None:
             self.audit(request, action="read", resource_type="Patient", resource_id=patient_id, outcome="not_found")
             raise ValidationError({"patient_id": ["No active patient has this id."]})
+        self.patient_unaudited = patient_id
 
     def audit_patient(self, request: Request, deployment: ModelDeployment, patient_id: int | None, cached: bool):
+        self.patient_unaudited = None  # audited here, once, whatever the trail answers
         if patient_id is not None:
             self.audit(request, action="create", resource_id=deployment.name, patient_id=patient_id,
                        served_from_cache=cached)  # fmt: skip
