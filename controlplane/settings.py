@@ -348,6 +348,22 @@ MRN_SYSTEM = env.str("MRN_SYSTEM", default="http://hospital.example.org/mrn")
 # Seals the audit hash chain. Set it explicitly in production: changing it makes `audit verify`
 # report every record sealed with the old key.
 AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default=hashlib.sha256(f"audit-chain:{SECRET_KEY}".encode()).hexdigest())
+if not DEBUG:
+    # deploy/k8s/secret.example.yaml's placeholders, copied as they are: published values, like its SECRET_KEY.
+    _placeholders = [
+        name
+        for name, value in (
+            ("CACHE_KEY_SECRET", CACHE_KEY_SECRET),
+            ("AUDIT_CHAIN_KEY", AUDIT_CHAIN_KEY),
+            ("METRICS_TOKEN", METRICS_TOKEN),
+        )
+        if value.startswith("replace-with-")
+    ]
+    if _placeholders:
+        raise ImproperlyConfigured(
+            f"DEBUG is off and {', '.join(_placeholders)} still hold the example's placeholder: set each to "
+            'random characters, e.g. the output of `python -c "import secrets; print(secrets.token_hex(32))"`.'
+        )
 
 # Audit records of concurrent requests share one commit (apps/audit/writer.py).
 AUDIT_GROUP_COMMIT = env.bool("AUDIT_GROUP_COMMIT", default=True)
@@ -464,8 +480,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
+# The image collects into its own folder (deploy/Dockerfile): VAR_DIR is a volume there, which would hide it.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

@@ -117,6 +117,29 @@ def test_debug_off_refuses_a_published_secret_key(tmp_path, secret_key):
     assert "SECRET_KEY is a published placeholder" in result.stderr
 
 
+def test_debug_off_refuses_the_example_secrets_placeholders(tmp_path):
+    """deploy/k8s/secret.example.yaml copied without filling it in: its other keys are published too."""
+    env = embedded_env(tmp_path, DEBUG="false", SECRET_KEY="s" * 50, ALLOWED_HOSTS="cp.example.org",
+                       CACHE_KEY_SECRET="replace-with-64-random-hex-characters",
+                       AUDIT_CHAIN_KEY="replace-with-64-random-hex-characters",
+                       METRICS_TOKEN="replace-with-a-long-random-token")  # fmt: skip
+    result = run_python("import django; django.setup()", env)
+    assert result.returncode != 0
+    assert "CACHE_KEY_SECRET, AUDIT_CHAIN_KEY, METRICS_TOKEN still hold the example's placeholder" in result.stderr
+    filled = dict.fromkeys(("CACHE_KEY_SECRET", "AUDIT_CHAIN_KEY", "METRICS_TOKEN"), "f" * 64)
+    env = embedded_env(tmp_path, DEBUG="false", SECRET_KEY="s" * 50, ALLOWED_HOSTS="cp.example.org", **filled)
+    assert run_python("import django; django.setup()", env).returncode == 0
+
+
+def test_static_files_collect_outside_var_dir_when_told(tmp_path):
+    """The image collects into /app/staticfiles: VAR_DIR is a volume in its pods, which would hide them."""
+    env = embedded_env(tmp_path, STATIC_ROOT=str(tmp_path / "collected"))
+    result = run_python(
+        "import django; django.setup(); from django.conf import settings; print(settings.STATIC_ROOT)", env
+    )
+    assert result.stdout.strip() == str(tmp_path / "collected")
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "message"),
     [
