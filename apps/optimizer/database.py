@@ -4,6 +4,7 @@ statistics, and recommend (or, with apply, create) the indexes the models define
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -89,18 +90,37 @@ def explain_patterns(progress: Callable[[str], None] = lambda _: None) -> list[d
                 cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
                 # EXPLAIN QUERY PLAN names tables and indexes, never the bound values.
                 details = [row[-1] for row in cursor.fetchall()]
+                indexes, seq_scans = sqlite_plan_summary(details)
                 results.append(
                     {
                         "pattern": pattern.name,
                         "description": pattern.description,
                         "wall_ms": wall_ms(queryset),
-                        "indexes_used": sorted({d.split("USING ")[-1] for d in details if "USING" in d}),
-                        "seq_scans": [d for d in details if d.startswith("SCAN ")],
+                        "indexes_used": indexes,
+                        "seq_scans": seq_scans,
                         "expected_index": pattern.expected_index[1] if pattern.expected_index else None,
                         "plan": details,
                     }
                 )
     return results
+
+
+_SQLITE_INDEX = re.compile(r"USING (?:COVERING )?INDEX (\S+)")
+_SQLITE_TABLE_SCAN = re.compile(r"SCAN (\S+)$")
+
+
+def sqlite_plan_summary(details: list[str]) -> tuple[list[str], list[str]]:
+    """(indexes used, tables read whole) from SQLite's EXPLAIN QUERY PLAN lines, named as PostgreSQL's
+    are (the lines themselves, "SEARCH t USING INDEX i (a=?)", went into the report as index names)."""
+    indexes, tables = set(), set()
+    for detail in details:
+        if index := _SQLITE_INDEX.search(detail):
+            indexes.add(index.group(1))
+        elif "USING INTEGER PRIMARY KEY" in detail:
+            indexes.add(f"{detail.split()[1]} (rowid)")
+        elif table := _SQLITE_TABLE_SCAN.match(detail):
+            tables.add(table.group(1))
+    return sorted(indexes), sorted(tables)
 
 
 def missing_indexes() -> list[dict]:
