@@ -11,6 +11,7 @@ import statistics
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -368,7 +369,7 @@ def nightly_benchmarks_ensure(*, plans=None) -> NightlySchedules:
             if nightly is None:
                 nightly, _ = CrontabSchedule.objects.get_or_create(minute="0", hour="3", day_of_week="*",
                                                                     day_of_month="*", month_of_year="*",
-                                                                    timezone="UTC")  # fmt: skip
+                                                                    timezone=settings.TIME_ZONE)  # fmt: skip
             PeriodicTask.objects.create(name=name, task=NIGHTLY_TASK, crontab=nightly, queue="benchmarks",
                                         kwargs=json.dumps({"plan_id": plan.pk}))  # fmt: skip
             outcome.created.append(name)

@@ -423,7 +423,7 @@ def optimizer_schedules_ensure() -> list[str]:
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
     nightly, _ = CrontabSchedule.objects.get_or_create(minute="30", hour="2", day_of_week="*", day_of_month="*",
-                                                        month_of_year="*", timezone="UTC")  # fmt: skip
+                                                        month_of_year="*", timezone=settings.TIME_ZONE)  # fmt: skip
     _, created = PeriodicTask.objects.get_or_create(
         name=NIGHTLY_OPTIMIZE,
         defaults={

@@ -102,3 +102,18 @@ def test_the_admin_action_schedules_the_selected_plans_and_says_what_it_did(admi
     assert _schedules(left) == [] and _schedules(disabled) == []
     assert act(chosen) == ["Already scheduled (Periodic tasks): Nightly benchmark: chosen."]
     assert _schedules(chosen) == ["Nightly benchmark: chosen"] and _schedules(renamed) == ["Nightly benchmark: after"]
+
+
+def test_the_nightly_schedules_run_at_night_on_the_hospitals_clock(service, settings):
+    """03:00 and 02:30 of TIME_ZONE (DST included), not of UTC: 03:00 UTC is 22:00 in New York, evening work."""
+    from apps.optimizer.services import NIGHTLY_OPTIMIZE, optimizer_schedules_ensure
+
+    settings.TIME_ZONE = "America/New_York"
+    plan = _plan(service, "ward load")
+    nightly_benchmarks_ensure()
+    optimizer_schedules_ensure()
+    benchmark = PeriodicTask.objects.get(name="Nightly benchmark: ward load").crontab
+    optimize = PeriodicTask.objects.get(name=NIGHTLY_OPTIMIZE).crontab
+    assert (benchmark.hour, str(benchmark.timezone)) == ("3", "America/New_York")
+    assert (optimize.hour, optimize.minute, str(optimize.timezone)) == ("2", "30", "America/New_York")
+    assert _schedules(plan) == ["Nightly benchmark: ward load"]
