@@ -52,15 +52,15 @@ def wall_ms(queryset) -> float:
     return round(statistics.median(timings), 3)
 
 
-def explain_patterns(progress: Callable[[str], None] = lambda _: None) -> list[dict]:
+def explain_patterns(progress: Callable[[float, str], None] = lambda fraction, message: None) -> list[dict]:
     """EXPLAIN (ANALYZE, BUFFERS) each pattern with a real sample (SQLite: EXPLAIN QUERY PLAN), and time
-    its real execution on every database."""
+    its real execution on every database. `progress` hears the share of patterns done before each."""
     sample = pick_sample()
     if sample is None:
         return []
     results = []
-    for pattern in QUERY_PATTERNS:
-        progress(f"explain {pattern.name}")
+    for done, pattern in enumerate(QUERY_PATTERNS):
+        progress(done / len(QUERY_PATTERNS), f"explain {pattern.name}")
         queryset = pattern.build(sample)
         sql, params = queryset.query.sql_with_params()
         with connection.cursor() as cursor:

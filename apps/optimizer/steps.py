@@ -42,7 +42,7 @@ class DatabaseStep(Step):
     name = "database"
 
     def measure(self, goals: Goals, progress: Progress) -> StepResult:
-        patterns = database.explain_patterns(lambda message: progress(0.1, message))
+        patterns = database.explain_patterns(lambda done, message: progress(0.1 + 0.5 * done, message))
         if not patterns:
             return StepResult(skipped="No clinical data to measure yet: load some with `manage.py load_synthetic`.")
         progress(0.6, "read index and table statistics")
@@ -61,7 +61,8 @@ class DatabaseStep(Step):
         return database.index_create(index=change["index"], sql=change["sql"])
 
     def remeasure(self, findings: dict, applied: list[dict], progress: Progress) -> dict:
-        after = {row["pattern"]: row for row in database.explain_patterns(lambda m: progress(0.9, f"after: {m}"))}
+        again = database.explain_patterns(lambda done, message: progress(0.85 + 0.1 * done, f"after: {message}"))
+        after = {row["pattern"]: row for row in again}
         for row in findings["patterns"]:
             row["execution_ms_after"] = after[row["pattern"]].get("execution_ms")
             row["wall_ms_after"] = after[row["pattern"]]["wall_ms"]

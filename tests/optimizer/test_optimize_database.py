@@ -125,3 +125,13 @@ def test_two_runs_applying_the_same_index_at_once_build_it_once(data):
         with connection.cursor() as cursor:
             cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'clinical_obs_patient_cat'::regclass")
             assert cursor.fetchone()[0] is True
+
+
+def test_progress_advances_pattern_by_pattern(data):
+    """The live feed and `optimize` show a step's progress: it used to sit at 10% for every pattern."""
+    import re
+
+    _, _, output = _optimize()
+    shares = [int(share) for share in re.findall(r"\[database\s+(\d+)%\] explain", output)]
+    assert len(shares) == len(QUERY_PATTERNS) and len(set(shares)) == len(shares)
+    assert shares == sorted(shares) and shares[0] == 10 and shares[-1] < 60
