@@ -6,3 +6,6 @@ class BenchmarksConfig(AppConfig):
 
     name = "apps.benchmarks"
     label = "benchmarks"
+
+    def ready(self) -> None:
+        from apps.benchmarks import signals  # noqa: F401

@@ -335,6 +335,16 @@ class NightlySchedules:
     disabled_plans: list[str] = field(default_factory=list)
 
 
+def nightly_benchmark_forget(*, plan_id: int) -> list[str]:
+    """Remove the schedules of a deleted plan: left behind, each would wake a worker every night to find
+    no plan, and an admin's list of schedules would name plans that no longer exist."""
+    from django_celery_beat.models import PeriodicTask
+
+    stale = [task for task in PeriodicTask.objects.filter(task=NIGHTLY_TASK) if _scheduled_plan_id(task) == plan_id]
+    PeriodicTask.objects.filter(pk__in=[task.pk for task in stale]).delete()
+    return [task.name for task in stale]
+
+
 def _scheduled_plan_id(task) -> int | None:
     try:
         kwargs = json.loads(task.kwargs or "{}")
@@ -346,9 +356,10 @@ def _scheduled_plan_id(task) -> int | None:
 
 @transaction.atomic
 def nightly_benchmarks_ensure(*, plans=None) -> NightlySchedules:
-    """A nightly regression run (03:00 UTC) of each plan: `plans`, or every enabled plan. Django-celery-beat
-    rows an admin can edit, found by task and plan id (not by name: a renamed plan would get a second
-    schedule and run twice a night); a generated name that went stale follows the plan's new name."""
+    """A nightly regression run (03:00 on the hospital's clock, TIME_ZONE) of each plan: `plans`, or every
+    enabled plan. Django-celery-beat rows an admin can edit, found by task and plan id (not by name: a
+    renamed plan would get a second schedule and run twice a night); a generated name that went stale
+    follows the plan's new name."""
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
     outcome = NightlySchedules()

@@ -117,3 +117,14 @@ def test_the_nightly_schedules_run_at_night_on_the_hospitals_clock(service, sett
     assert (benchmark.hour, str(benchmark.timezone)) == ("3", "America/New_York")
     assert (optimize.hour, optimize.minute, str(optimize.timezone)) == ("2", "30", "America/New_York")
     assert _schedules(plan) == ["Nightly benchmark: ward load"]
+
+
+def test_a_deleted_plan_takes_its_nightly_schedule_with_it(service):
+    kept, dropped = _plan(service, "kept load"), _plan(service, "dropped load")
+    nightly_benchmarks_ensure()
+    dropped_id = dropped.pk
+    dropped.delete()
+    names = set(PeriodicTask.objects.filter(task="benchmarks.scheduled_run").values_list("name", flat=True))
+    assert names == {"Nightly benchmark: kept load"}
+    assert _schedules(kept) == ["Nightly benchmark: kept load"]
+    assert not [row for row in PeriodicTask.objects.all() if json.loads(row.kwargs).get("plan_id") == dropped_id]
