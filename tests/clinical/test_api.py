@@ -157,6 +157,15 @@ def test_a_single_valued_parameter_given_twice_is_400(clinician, patient):
     assert response.status_code == 400 and set(response.json()["errors"]) == {"since"}
 
 
+def test_an_empty_parameter_is_400_not_a_search_for_everything(clinician, patient):
+    """DRF's form rule would read `name=` as absent: the search for nothing answered with every patient."""
+    for url, name in (("/api/v1/patients/?name=", "name"), (f"/api/v1/patients/{patient.pk}/vitals/?code=%20", "code"),
+                      (f"/api/v1/patients/{patient.pk}/encounters/?status=", "status")):  # fmt: skip
+        response = clinician.get(url)
+        assert response.status_code == 400, url
+        assert response.json()["errors"] == {name: "Empty; give a value or leave the parameter out."}
+
+
 @pytest.mark.parametrize(
     "query",
     [

@@ -40,8 +40,9 @@ def validated_body(request: Request, serializer_class) -> dict:
 
 
 def validated_query(request: Request, serializer_class, context: dict | None = None) -> dict:
-    """Validate the query string with an input serializer, refusing parameters it does not declare and
-    single-valued ones given twice (the serializer would read the last and drop the others unseen)."""
+    """Validate the query string with an input serializer, refusing parameters it does not declare, empty
+    ones, and single-valued ones given twice (the serializer would read the last and drop the others
+    unseen)."""
     serializer = serializer_class(data=request.query_params, context=context or {})
     # `cursor` only where the view pages by cursor: elsewhere it would be accepted and ignored.
     pagination = getattr(request.parser_context.get("view"), "pagination_class", None)
@@ -54,6 +55,15 @@ def validated_query(request: Request, serializer_class, context: dict | None = N
     )
     if repeated:
         raise ValidationError(dict.fromkeys(repeated, "Given more than once; give it once."))
+    # DRF reads `name=` in a query string as "not given" (its HTML-form rule): a search for nothing would
+    # answer as a search for everything.
+    blank = sorted(
+        name
+        for name, values in request.query_params.lists()
+        if name in serializer.fields and any(not value.strip() for value in values)
+    )
+    if blank:
+        raise ValidationError(dict.fromkeys(blank, "Empty; give a value or leave the parameter out."))
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
