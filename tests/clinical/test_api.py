@@ -151,6 +151,13 @@ def test_a_cursor_is_refused_where_nothing_pages_by_cursor(clinician, patient):
     # (A list that pages reads it: see test_huge_ids_are_404_and_tampered_cursors_400_never_500.)
 
 
+def test_a_cursor_that_is_not_base64_or_empty_is_400_not_page_one(clinician, patient):
+    for cursor in ("%%%", "", "!!!!", "é"):
+        response = clinician.get("/api/v1/patients/", {"name": patient.family_name, "cursor": cursor})
+        assert response.status_code == 400, cursor
+        assert set(response.json()["errors"]) == {"cursor"}
+
+
 def test_a_single_valued_parameter_given_twice_is_400(clinician, patient):
     url = f"/api/v1/patients/{patient.pk}/vitals/?since=2026-01-01T00:00:00Z&since=2026-02-01T00:00:00Z"
     response = clinician.get(url)
