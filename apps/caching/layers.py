@@ -117,17 +117,23 @@ def _json_value(text: str) -> Any:
 class KeyHasher:
     """Cache keys and scopes are HMAC-SHA256 of their parts: no identifier ever reaches Redis or the table.
 
-    The MACs of the last `remembered` keys made of plain parts (strings, numbers, booleans, None) are
-    kept, in this process only: the same keys are read over and over, and making one is a third of a
-    cache hit's own CPU. Remembered per type too, as 1, 1.0 and True are equal but make other keys.
+    The MACs of the last `remembered` keys made of short plain parts (strings, numbers, booleans, None)
+    are kept, in this process only: the same keys are read over and over, and making one is a third of a
+    cache hit's own CPU. Remembered per type too, as 1, 1.0 and True are equal but make other keys. Long
+    text (a model's input, a note) is never remembered: the memo keeps its parts, so 8,192 of them would
+    hold gigabytes, and clinical text in memory for no reason.
     """
+
+    REMEMBERED_TEXT_CHARS = 256
 
     def __init__(self, secret: str, remembered: int = 8192):
         self._secret = secret.encode()
         self._remembered = functools.lru_cache(maxsize=remembered, typed=True)(self._mac_of)
 
     def digest(self, *parts: Any) -> str:
-        if _PLAIN_PART_TYPES.issuperset(map(type, parts)):
+        if _PLAIN_PART_TYPES.issuperset(map(type, parts)) and (
+            sum(len(part) for part in parts if type(part) is str) <= self.REMEMBERED_TEXT_CHARS
+        ):
             return self._remembered(*parts)
         return self._mac_of(*parts)  # containers among the parts: (1, 2) == (1, True) would mix keys up
 

@@ -145,6 +145,15 @@ def test_keys_differ_by_type_and_remembered_keys_equal_computed_ones():
     assert KeyHasher("other").digest("v", 1) != first[0]
 
 
+def test_long_text_parts_are_hashed_but_never_remembered():
+    """The memo keeps its keys' parts: a model's inputs or a note would stay in memory, 8,192 of them."""
+    hasher = KeyHasher("secret")
+    note = "Patient reports chest pain radiating to the left arm. " * 40
+    assert hasher.digest("ai", note) == hasher._mac_of("ai", note)
+    assert hasher.digest("ai", "short") == hasher._mac_of("ai", "short")
+    assert hasher._remembered.cache_info().currsize == 1  # the short key only
+
+
 def test_parts_that_contain_the_separators_never_spell_other_parts():
     """One client's text must not produce another's key (an embedding request keys by its texts: a text
     holding the part separator would otherwise read another client's cached vectors)."""
