@@ -42,5 +42,8 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     # The arbiter never loads Django's settings, so it finds the folder the way settings.py does.
-    default = Path(os.environ.get("VAR_DIR") or Path(__file__).resolve().parent.parent / "var") / "prometheus"
-    multiprocess.mark_process_dead(worker.pid, path=os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(default))
+    var_dir = Path(os.environ.get("VAR_DIR") or Path(__file__).resolve().parent.parent / "var")
+    prometheus = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(var_dir / "prometheus")
+    multiprocess.mark_process_dead(worker.pid, path=prometheus)
+    # Its inference preload state: a worker replaced after a crash is not a sibling still loading.
+    (var_dir / "preload" / f"{server.pid}-{worker.pid}.json").unlink(missing_ok=True)

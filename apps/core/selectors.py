@@ -175,9 +175,10 @@ def _probe_inference() -> tuple[str, str]:
     """This process's preload of the inference models: not ready while loading (add "inference" to
     READYZ_REQUIRED to keep traffic away until its models are in memory). A deployment that failed is
     degraded, not down: it loads (or fails) on its first call, and must not keep the pod unready."""
-    from apps.inference.serving import preload
+    from apps.inference.serving import server_preload
 
-    return {"loading": ERROR, "failed": DEGRADED}.get(preload.state, OK), preload.detail
+    state, detail = server_preload()  # every worker of this server: any of them may take the next request
+    return {"loading": ERROR, "failed": DEGRADED}.get(state, OK), detail
 
 
 CHECKS: dict[str, Callable[[], tuple[str, str]]] = {

@@ -4,10 +4,16 @@ batcher. An admin edit (mode, batch size, SLO) reaches the next request: the key
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
 
 from apps.inference.backends import LoadSpec, base_models_release, load
 from apps.inference.batcher import BatchController, DynamicBatcher, EventLoopThread
@@ -84,6 +90,10 @@ class Preload:
     """Loads the enabled deployments when a server process starts (INFERENCE_PRELOAD), in a thread of its
     own, so that the first call does not wait for its model (about 20 s for SmolLM2 here). /readyz shows
     where it is; a deployment that fails to load is logged and left to load (and fail) on its first call.
+
+    Each gunicorn worker loads its own copy, and any of them may take the next request, so each also
+    writes its state to a file beside its siblings' (`server_preload` reads them all): a pod is ready
+    when every worker is, not when the one answering the probe is.
     """
 
     def __init__(self) -> None:
@@ -91,10 +101,21 @@ class Preload:
         self.thread: threading.Thread | None = None
 
     def start(self) -> threading.Thread:
-        self.state, self.detail = "loading", "starting"
+        self._set("loading", "starting")
         self.thread = threading.Thread(target=self._run, name="inference-preload", daemon=True)
         self.thread.start()
         return self.thread
+
+    def _set(self, state: str, detail: str) -> None:
+        self.state, self.detail = state, detail
+        path = preload_state_path(os.getpid())
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            written = path.with_suffix(".tmp")
+            written.write_text(json.dumps({"state": state, "detail": detail}))
+            written.replace(path)
+        except OSError:
+            logger.warning("could not write the preload state of this worker", exc_info=True)
 
     def _run(self) -> None:
         from django.db import connection
@@ -103,7 +124,7 @@ class Preload:
         try:
             deployments = list(ModelDeployment.objects.filter(enabled=True).order_by("name"))
             for number, deployment in enumerate(deployments, 1):
-                self.detail = f"loading {deployment.name} ({number} of {len(deployments)})"
+                self._set("loading", f"loading {deployment.name} ({number} of {len(deployments)})")
                 try:
                     served(deployment)
                     loaded.append(deployment.name)
@@ -116,10 +137,45 @@ class Preload:
         finally:
             connection.close()  # this thread's own connection: it ends here
         seconds = time.monotonic() - started
-        self.detail = f"loaded {', '.join(loaded) or 'none'} in {seconds:.1f} s"
+        detail = f"loaded {', '.join(loaded) or 'none'} in {seconds:.1f} s"
         if failed:
-            self.detail += f"; failed: {', '.join(failed)} (see the log)"
-        self.state = "failed" if failed else "ready"
+            detail += f"; failed: {', '.join(failed)} (see the log)"
+        self._set("failed" if failed else "ready", detail)
+
+
+def preload_state_path(pid: int, *, parent: int | None = None) -> Path:
+    """Where worker `pid` of server `parent` (default: this process's parent) keeps its preload state."""
+    return Path(settings.VAR_DIR) / "preload" / f"{os.getppid() if parent is None else parent}-{pid}.json"
+
+
+def server_preload() -> tuple[str, str]:
+    """The preload of this process and of its live siblings (the other workers of its server): loading
+    while any is loading, failed if any failed, else this process's own state."""
+    states = [(os.getpid(), preload.state, preload.detail)]
+    for path in preload_state_path(0).parent.glob(f"{os.getppid()}-*.json"):
+        pid_text = path.stem.rpartition("-")[2]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or not _alive(int(pid_text)):
+            continue
+        pid = int(pid_text)
+        with contextlib.suppress(OSError, ValueError):
+            sibling = json.loads(path.read_text())
+            states.append((pid, str(sibling.get("state")), str(sibling.get("detail"))))
+    for worst in ("loading", "failed"):
+        matching = [(pid, detail) for pid, state, detail in states if state == worst]
+        if matching:
+            pid, detail = matching[0]
+            return worst, f"{len(matching)} of {len(states)} workers {worst}; worker {pid}: {detail}"
+    return preload.state, preload.detail if len(states) == 1 else f"{len(states)} workers: {preload.detail}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 preload = Preload()

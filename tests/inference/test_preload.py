@@ -90,3 +90,29 @@ def test_gunicorn_workers_preload_when_asked(only_embeddings, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_pod_is_ready_for_inference_only_when_every_worker_of_its_server_is(client, monkeypatch, tmp_path):
+    """Gunicorn's workers each load their own copy and any of them may take the next request: the probe
+    that reaches a loaded worker must still say "loading" while its sibling loads. A sibling here is a
+    real process (a sleeper) whose state file sits beside ours, as a worker's does."""
+    monkeypatch.setattr(settings, "VAR_DIR", tmp_path)
+    preload = serving.Preload()
+    monkeypatch.setattr(serving, "preload", preload)
+    preload._set("ready", "loaded clinical-embeddings in 3.0 s")
+    sibling = subprocess.Popen(["sleep", "60"])  # a stand-in for the other worker
+    try:
+        path = serving.preload_state_path(sibling.pid)
+        path.write_text(json.dumps({"state": "loading", "detail": "loading clinical-assistant (2 of 2)"}))
+        check = client.get("/readyz").json()["checks"]["inference"]
+        assert check["status"] == "error"
+        assert check["detail"] == f"1 of 2 workers loading; worker {sibling.pid}: loading clinical-assistant (2 of 2)"
+        path.write_text(json.dumps({"state": "ready", "detail": "loaded clinical-assistant in 21.0 s"}))
+        assert client.get("/readyz").json()["checks"]["inference"]["status"] == "ok"
+        path.write_text(json.dumps({"state": "loading", "detail": "starting"}))
+    finally:
+        sibling.kill()
+        sibling.wait()
+    # A worker that died (its file left behind, its pid gone) is no sibling: ready again.
+    assert client.get("/readyz").json()["checks"]["inference"]["status"] == "ok"
+    assert json.loads(serving.preload_state_path(os.getpid()).read_text())["state"] == "ready"
