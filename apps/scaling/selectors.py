@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from apps.scaling import manifests
@@ -32,12 +33,27 @@ def _earlier_forecast(service_id: int, metric: str, now: datetime) -> dict | Non
     return {"created_at": earlier.created_at.isoformat(), "model": earlier.model, "points": earlier.points}
 
 
+def _emergency_rule_json(policy: ScalingPolicy) -> dict | None:
+    rule = policy.emergency_alert_rule
+    if rule is None:
+        return None
+    # A disabled rule's leftover alert holds nothing (services._alert_firing).
+    return {"id": rule.pk, "name": rule.name, "enabled": rule.enabled, "firing": rule.enabled and policy.rule_firing}
+
+
 def scaling_overview(*, now: datetime | None = None, visible_services: frozenset[int] | None = None) -> list[dict]:
-    """Every policy: its limits and state, the latest forecast per metric, yesterday's forecast of the
-    request rate (against actuals), and the replica plan."""
+    """Every policy: its limits and state, why it is in emergency mode (set by hand, its alert rule
+    firing, or both; read-only here: set in admin), the latest forecast per metric, yesterday's forecast
+    of the request rate (against actuals), and the replica plan."""
+    from apps.metrics.models import Alert
+
     now = now or timezone.now()
     rows = []
-    policies = of_visible_services(ScalingPolicy.objects.select_related("service"), visible_services)
+    firing = Alert.objects.filter(rule=OuterRef("emergency_alert_rule"), state=Alert.State.FIRING)
+    policies = of_visible_services(
+        ScalingPolicy.objects.select_related("service", "emergency_alert_rule").annotate(rule_firing=Exists(firing)),
+        visible_services,
+    )
     for policy in policies.order_by("service__name"):
         service = policy.service
         forecasts = {}
@@ -51,7 +67,8 @@ def scaling_overview(*, now: datetime | None = None, visible_services: frozenset
             "floor_replicas": policy.floor_replicas, "target_cpu_pct": policy.target_cpu_pct,
             "target_memory_pct": policy.target_memory_pct, "vpa_mode": policy.vpa_mode,
             "predictive": policy.predictive, "keda_enabled": policy.keda_enabled,
-            "emergency_mode": policy.emergency_mode, "apply_state": policy.apply_state,
+            "emergency_mode": policy.emergency_mode, "emergency_manual": policy.emergency_manual,
+            "emergency_alert_rule": _emergency_rule_json(policy), "apply_state": policy.apply_state,
             "apply_error": policy.apply_error, "history_source": policy.history_source,
             "forecasts": forecasts,
             "earlier_request_rate": _earlier_forecast(service.pk, WorkloadForecast.Metric.REQUEST_RATE, now),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -20,38 +19,6 @@ from apps.services.selectors import of_visible_services, visible_service_ids
 CAN_VIEW = staff_can_view("scaling.view_scalingpolicy")
 
 
-def _with_emergency_sources(rows: list[dict]) -> list[dict]:
-    """Why each policy is in emergency mode: set by hand (`emergency_manual`) and/or its alert rule firing.
-    Read-only here: emergency mode is set through the admin (`emergency_mode_set`), never by this API.
-    One query for every row; belongs in `selectors.scaling_overview`, which this API does not own."""
-    from apps.metrics.models import Alert
-
-    firing = Alert.objects.filter(rule=OuterRef("emergency_alert_rule"), state=Alert.State.FIRING)
-    sources = {
-        source["pk"]: source
-        for source in ScalingPolicy.objects.filter(pk__in=[row["id"] for row in rows])
-        .annotate(rule_firing=Exists(firing))
-        .values("pk", "emergency_manual", "emergency_alert_rule_id", "emergency_alert_rule__name",
-                "emergency_alert_rule__enabled", "rule_firing")
-    }  # fmt: skip
-    for row in rows:
-        source = sources.get(row["id"], {})
-        row["emergency_manual"] = bool(source.get("emergency_manual"))
-        rule_id = source.get("emergency_alert_rule_id")
-        row["emergency_alert_rule"] = (
-            None
-            if rule_id is None
-            else {
-                "id": rule_id,
-                "name": source["emergency_alert_rule__name"],
-                "enabled": source["emergency_alert_rule__enabled"],
-                # A disabled rule's leftover alert holds nothing (services._alert_firing).
-                "firing": source["emergency_alert_rule__enabled"] and source["rule_firing"],
-            }
-        )
-    return rows
-
-
 class ScalingOverviewView(APIView):
     permission_classes = [CAN_VIEW]
 
@@ -59,7 +26,7 @@ class ScalingOverviewView(APIView):
     def get(self, request: Request) -> Response:
         reject_unknown_params(request, [])
         rows = selectors.scaling_overview(visible_services=visible_service_ids(request.user))
-        return Response({"results": _with_emergency_sources(rows)})
+        return Response({"results": rows})
 
 
 class ManifestPreviewView(APIView):
