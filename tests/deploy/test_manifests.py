@@ -241,3 +241,40 @@ def test_the_secret_holds_every_secret_and_nothing_else_names_one():
 
 def _env_names(container: dict) -> set[str]:
     return {variable["name"] for variable in container.get("env", [])}
+
+
+def _exec_probes() -> dict[str, list[str]]:
+    """{"<workload> <probe kind>": command} of every exec probe."""
+    return {
+        f"{name} {kind}": container[kind]["exec"]["command"]
+        for name, pod in _pod_templates().items()
+        for container in pod["containers"]
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe")
+        if "exec" in container.get(kind, {})
+    }
+
+
+def test_no_probe_asks_the_broker():
+    """`celery inspect ping` went through RabbitMQ: a broker restart failed every worker's liveness and
+    Kubernetes killed the tasks they were running. Nor does a probe start Django or Celery (seconds of CPU
+    each period)."""
+    for probe, command in _exec_probes().items():
+        words = " ".join(command)
+        assert "celery" not in words and "manage.py" not in words, probe
+
+
+def test_worker_liveness_reads_the_heartbeat_its_event_loop_touches():
+    """The probe is apps/core/liveness.py, which the image holds, run from its WORKDIR; the worker's
+    heartbeat lands in /tmp, a volume. Its window leaves a worker several missed touches before a
+    restart, and restarts a stuck one within minutes."""
+    from apps.core.liveness import MAX_AGE, TOUCH_INTERVAL
+
+    container = _deployments()["controlplane-worker"]["spec"]["template"]["spec"]["containers"][0]
+    probe = container["livenessProbe"]
+    assert probe["exec"]["command"] == ["python", "-m", "apps.core.liveness", "worker"]
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "COPY apps/ apps/" in dockerfile and "WORKDIR /app" in dockerfile
+    assert "/tmp" in {mount["mountPath"] for mount in container["volumeMounts"]}
+    assert not _env_names(container) & {"CELERY_WORKER_HEARTBEAT_FILE", "TMPDIR"}  # the default, in /tmp
+    assert MAX_AGE >= 6 * TOUCH_INTERVAL
+    assert MAX_AGE + probe["periodSeconds"] * probe["failureThreshold"] <= 300
