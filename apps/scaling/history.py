@@ -56,6 +56,9 @@ def hourly_history(policy: ScalingPolicy, metric: str, *, now: datetime, days: i
 
 
 def _series(rows) -> pd.Series:
+    """Rows of (UTC hour, value), indexed on the hospital's clock. The hours are cut in UTC (TruncHour's
+    tzinfo): cut on the local clock, the night clocks go back would fold two hours into one, and a zone
+    off by half an hour (Asia/Kolkata) would straddle the whole UTC hours the history is bounded by."""
     if not rows:
         return pd.Series(dtype=float)
     index, values = zip(*rows, strict=True)
@@ -71,7 +74,7 @@ def _from_metrics(policy: ScalingPolicy, metric: str, *, since: datetime, until:
         series = "host.cpu_pct" if metric == Metric.CPU else "host.memory_pct"
         rows = (
             MetricPoint.objects.filter(series=series, at__gte=since, at__lt=until)
-            .annotate(hour=TruncHour("at"))
+            .annotate(hour=TruncHour("at", tzinfo=UTC))
             .values("hour")
             .annotate(total=Sum("sum"), samples=Sum("count"))
             .order_by("hour")
@@ -83,7 +86,7 @@ def _from_metrics(policy: ScalingPolicy, metric: str, *, since: datetime, until:
         until = _hour_start(until)  # whole hours only: see _request_rate
     rows = (
         RequestRollup.objects.filter(routes_under([policy.service.route_prefix]), minute__gte=since, minute__lt=until)
-        .annotate(hour=TruncHour("minute"))
+        .annotate(hour=TruncHour("minute", tzinfo=UTC))
         .values("hour")
         .annotate(requests=Sum("count"), weighted_p95=Sum(F("p95_ms") * Cast("count", FloatField())))
         .order_by("hour")

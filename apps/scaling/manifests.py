@@ -54,8 +54,9 @@ class ServiceScaling:
     emergency_mode: bool = False
     emergency_min_replicas: int = 10
     prometheus_url: str = "http://prometheus.monitoring:9090"
-    # Forecast peaks as KEDA cron windows: [{"start_hour": 6, "end_hour": 9, "replicas": 8}], hours of the
-    # hospital's clock in `time_zone` (an IANA name: KEDA follows its daylight-saving changes).
+    # Forecast peaks as KEDA cron windows: [{"start_hour": 6, "end_hour": 9, "replicas": 8}] (minutes
+    # optional: "start_minute", "end_minute"), on the hospital's clock in `time_zone` (an IANA name: KEDA
+    # follows its daylight-saving changes).
     peak_windows: list[dict] = field(default_factory=list)
     time_zone: str = "Etc/UTC"
 
@@ -305,8 +306,8 @@ def scaled_object(spec: ServiceScaling) -> dict:
                 "type": "cron",
                 "metadata": {
                     "timezone": spec.time_zone,
-                    "start": f"0 {window['start_hour']} * * *",
-                    "end": f"0 {window['end_hour'] % 24} * * *",
+                    "start": f"{window.get('start_minute', 0)} {window['start_hour']} * * *",
+                    "end": f"{window.get('end_minute', 0)} {window['end_hour'] % 24} * * *",
                     "desiredReplicas": str(window["replicas"]),
                 },
             }

@@ -205,28 +205,34 @@ def forecasts_prune(*, keep_days: int = 30) -> int:
 
 
 def peak_windows(recommendation: ScalingRecommendation | None, floor: int) -> list[dict]:
-    """Runs of hours planned above the floor, as KEDA cron windows (hours of the hospital's clock,
-    settings.TIME_ZONE, whatever offset a plan was stored with) with their replicas. A run of all 24 hours
-    is two windows of 12: one window would start and end at the same hour, which KEDA refuses."""
+    """Runs of hours planned above the floor, as KEDA cron windows on the hospital's clock (settings.TIME_ZONE,
+    whatever offset a plan was stored with) with their replicas. Runs follow real time, so the night clocks
+    change neither splits a run nor overlaps two; a window starts and ends on the plan's own minutes (a
+    zone off by half an hour plans at hh:30). A run of all 24 hours is two windows of 12: one window would
+    start and end at the same time, which KEDA refuses."""
     if recommendation is None:
         return []
-    runs: list[list[tuple[int, int]]] = []  # [(hour, replicas)] per run of consecutive hours
+    hour_long = pd.Timedelta(hours=1)
+    runs: list[list[tuple[pd.Timestamp, int]]] = []  # [(start of the hour, replicas)] per run
     for hour in recommendation.hours:
         at = pd.Timestamp(hour["at"])
         at = at.tz_convert(settings.TIME_ZONE) if at.tzinfo is not None else at
         if hour["replicas"] <= floor:
             continue
-        if runs and (runs[-1][-1][0] + 1) % 24 == at.hour and len(runs[-1]) < 24:
-            runs[-1].append((at.hour, hour["replicas"]))
+        if runs and at - runs[-1][-1][0] == hour_long and len(runs[-1]) < 24:
+            runs[-1].append((at, hour["replicas"]))
         else:
-            runs.append([(at.hour, hour["replicas"])])
+            runs.append([(at, hour["replicas"])])
     windows = []
     for run in runs:
         for part in (run[:12], run[12:]) if len(run) == 24 else (run,):
+            start, end = part[0][0], part[-1][0] + hour_long  # real time: 01:00 + 1 h may read 01:00 or 03:00
             windows.append(
                 {
-                    "start_hour": part[0][0],
-                    "end_hour": (part[-1][0] + 1) % 24,
+                    "start_hour": start.hour,
+                    "start_minute": start.minute,
+                    "end_hour": end.hour,
+                    "end_minute": end.minute,
                     "replicas": max(replicas for _, replicas in part),
                 }
             )

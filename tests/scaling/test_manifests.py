@@ -107,8 +107,8 @@ def test_a_plan_above_the_floor_all_day_is_two_cron_windows_that_keda_accepts():
     windows = peak_windows(SimpleNamespace(hours=hours), floor=2)
     # One window of 24 hours would start and end at 15:00, which KEDA refuses.
     assert windows == [
-        {"start_hour": 15, "end_hour": 3, "replicas": 8},
-        {"start_hour": 3, "end_hour": 15, "replicas": 8},
+        {"start_hour": 15, "start_minute": 0, "end_hour": 3, "end_minute": 0, "replicas": 8},
+        {"start_hour": 3, "start_minute": 0, "end_hour": 15, "end_minute": 0, "replicas": 8},
     ]
     assert (
         manifests.validate(manifests.documents(ServiceScaling(name="busy", keda_enabled=True, peak_windows=windows)))

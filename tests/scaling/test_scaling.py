@@ -447,3 +447,44 @@ def test_a_hospital_off_utc_is_forecast_and_scaled_on_its_own_clock(settings):
     assert cron and all(window["timezone"] == "America/New_York" for window in cron)
     # The clinic's day, ready an hour ahead (lead time), on New York's clock: KEDA keeps it there in summer.
     assert cron[0]["start"] in ("0 7 * * *", "0 8 * * *") and cron[-1]["end"] == "0 18 * * *"
+
+
+def _constant_traffic(route: str, first: datetime, hours: int) -> None:
+    histogram = new_histogram()
+    histogram.record_value(20_000)
+    blob = histogram.encode()
+    RequestRollup.objects.bulk_create(
+        [RequestRollup(minute=first + timedelta(hours=hour, minutes=m), route=route, method="GET", status_class="2xx",
+                       client="c", count=600, histogram=blob, p95_ms=20)
+         for hour in range(hours) for m in range(0, 60, 10)]
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata"])
+def test_hours_are_cut_in_utc_on_the_night_clocks_go_back_and_in_half_hour_zones(settings, zone):
+    """1 req/s for three days across New York's fall-back night (01:00 comes twice): cut on the local clock,
+    the two 01:00s would fold into one hour of 2 req/s beside an empty one, and Kolkata's hours (hh:30 in
+    UTC terms) would straddle the UTC bounds and read half the traffic at both ends."""
+    settings.TIME_ZONE = zone
+    policy = _policy("steady", history_source="metrics")
+    first = datetime(2026, 10, 31, 12, tzinfo=UTC)
+    _constant_traffic("api/steady/x/", first, 72)
+    series = hourly_history(policy, "request_rate", now=first + timedelta(hours=72, minutes=5))
+    assert len(series) == 72 and set(series) == {1.0}
+    assert str(series.index.tz) == zone and (series.index[1:] - series.index[:-1] == pd.Timedelta(hours=1)).all()
+
+
+def test_keda_windows_keep_half_hours_and_the_fall_back_night_in_one_window(settings):
+    from types import SimpleNamespace
+
+    settings.TIME_ZONE = "Asia/Kolkata"
+    start = pd.Timestamp("2026-11-20T00:00:00+00:00")  # 05:30 in Kolkata
+    hours = [{"at": (start + pd.Timedelta(hours=i)).isoformat(), "replicas": 6 if i < 12 else 1} for i in range(24)]
+    windows = services.peak_windows(SimpleNamespace(hours=hours), floor=2)
+    assert windows == [{"start_hour": 5, "start_minute": 30, "end_hour": 17, "end_minute": 30, "replicas": 6}]
+
+    settings.TIME_ZONE = "America/New_York"
+    start = pd.Timestamp("2026-11-01T04:00:00+00:00")  # 00:00 EDT; 01:00 comes twice that night
+    hours = [{"at": (start + pd.Timedelta(hours=i)).isoformat(), "replicas": 6 if i < 4 else 1} for i in range(24)]
+    windows = services.peak_windows(SimpleNamespace(hours=hours), floor=2)
+    assert windows == [{"start_hour": 0, "start_minute": 0, "end_hour": 3, "end_minute": 0, "replicas": 6}]
