@@ -280,7 +280,7 @@ def _resolve(alert: Alert, *, now: datetime, value: float | None = None, reason:
         alert.message = f"Resolved: {reason}. {alert.message}"[:300]
         fields.append("message")
     alert.save(update_fields=fields)
-    _notify(alert, "resolved")
+    _notify_on_commit(alert, "resolved")
     return alert
 
 
@@ -288,8 +288,15 @@ def _fire(rule: AlertRule, value: float) -> Alert:
     where = f" ({rule.service.name})" if rule.service_id else ""
     message = f"{rule.get_metric_display()}{where} is {value:.1f}, {rule.get_operator_display()} {rule.threshold:g}"
     alert = Alert.objects.create(rule=rule, value=value, last_value=value, message=message[:300])
-    _notify(alert, "firing")
+    _notify_on_commit(alert, "firing")
     return alert
+
+
+def _notify_on_commit(alert: Alert, event: str) -> None:
+    """Page once the alert's state is stored: sent from inside the rule's savepoint, a page would go out
+    for a change that a later failure rolls back, and go out again at the next evaluation (duplicate pages,
+    the firing state never kept); nor does a slow webhook hold the transaction open."""
+    transaction.on_commit(lambda: _notify(alert, event))
 
 
 def _notify(alert: Alert, event: str) -> None:

@@ -1,4 +1,5 @@
-"""Receivers on loopback for the alerts' webhooks: one speaking HTTP, one answering something else."""
+"""Receivers on loopback for the alerts' webhooks: one speaking HTTP, one answering something else; and the
+alert evaluation as the beat task runs it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from django.test import TestCase
+
+from apps.metrics import services
 
 
 @pytest.fixture
@@ -54,3 +58,11 @@ def non_http_receiver():
     stop.set()
     thread.join()
     listener.close()
+
+
+def alerts_evaluate_committed(**options):
+    """`alerts_evaluate` as the beat task runs it, outside any transaction: each rule's savepoint commits,
+    and its pages go out then (on commit). A test's own transaction never commits, so its on-commit
+    callbacks are run as the evaluation ends."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return services.alerts_evaluate(**options)

@@ -12,6 +12,7 @@ from apps.metrics import selectors, services
 from apps.metrics.models import Alert, AlertRule, MetricPoint, RequestRollup
 from apps.metrics.recorder import Recorder
 from apps.services.models import Service
+from tests.metrics.conftest import alerts_evaluate_committed
 
 pytestmark = pytest.mark.django_db
 
@@ -32,20 +33,20 @@ def test_an_alert_fires_after_its_duration_and_resolves_with_hysteresis(webhook_
     )  # fmt: skip
     start = timezone.now()
     _traffic(900)
-    assert services.alerts_evaluate(now=start) == []  # breaching, but not yet for 60 s
+    assert alerts_evaluate_committed(now=start) == []  # breaching, but not yet for 60 s
     rule.refresh_from_db()
     assert rule.pending_since == start
-    [fired] = services.alerts_evaluate(now=start + timedelta(seconds=61))
+    [fired] = alerts_evaluate_committed(now=start + timedelta(seconds=61))
     assert fired.state == "firing" and fired.value == pytest.approx(900, rel=0.02)
     assert received[0]["event"] == "firing" and received[0]["rule"] == "Patient p95"
     assert mail.outbox[0].subject.startswith("[warning] firing")
 
     RequestRollup.objects.all().delete()
     _traffic(480)  # under the threshold, but inside the 10% hysteresis band: stays firing
-    assert services.alerts_evaluate(now=start + timedelta(seconds=120)) == []
+    assert alerts_evaluate_committed(now=start + timedelta(seconds=120)) == []
     RequestRollup.objects.all().delete()
     _traffic(200)
-    [resolved] = services.alerts_evaluate(now=start + timedelta(seconds=180))
+    [resolved] = alerts_evaluate_committed(now=start + timedelta(seconds=180))
     assert resolved.state == "resolved" and resolved.resolved_at is not None
     assert [r["event"] for r in received] == ["firing", "resolved"]
     assert {n.channel for n in resolved.notifications.all()} == {"webhook", "email"}
@@ -55,7 +56,7 @@ def test_an_alert_fires_after_its_duration_and_resolves_with_hysteresis(webhook_
 def test_too_little_traffic_neither_fires_nor_resolves():
     AlertRule.objects.create(name="Errors", metric="error_rate_pct", threshold=5, for_seconds=0, min_requests=20)
     _traffic(10, count=5, status=500)
-    assert services.alerts_evaluate() == []
+    assert alerts_evaluate_committed() == []
     assert not Alert.objects.filter(rule__name="Errors").exists()
 
 
@@ -66,7 +67,7 @@ def test_an_unreachable_webhook_is_recorded_not_raised():
         name="CPU", metric="cpu_pct", threshold=1, for_seconds=0, webhook_url=f"http://127.0.0.1:{closed_port()}/x"
     )
     services.metric_points_record(values={"host.cpu_pct": 90.0})
-    [alert] = services.alerts_evaluate()
+    [alert] = alerts_evaluate_committed()
     [notification] = alert.notifications.all()
     assert not notification.delivered and notification.detail
 
@@ -226,10 +227,10 @@ def test_a_gap_in_the_data_restarts_the_for_duration():
     rule = AlertRule.objects.create(name="Slow", metric="p95_ms", threshold=100, for_seconds=60, min_requests=5)
     start = timezone.now()
     _traffic(500, count=10)
-    services.alerts_evaluate(now=start)
+    alerts_evaluate_committed(now=start)
     RequestRollup.objects.all().delete()
-    services.alerts_evaluate(now=start + timedelta(seconds=30))  # no data: the breach does not carry over
+    alerts_evaluate_committed(now=start + timedelta(seconds=30))  # no data: the breach does not carry over
     rule.refresh_from_db()
     assert rule.pending_since is None
     _traffic(500, count=10)
-    assert services.alerts_evaluate(now=start + timedelta(seconds=90)) == []  # breaching again, but only now
+    assert alerts_evaluate_committed(now=start + timedelta(seconds=90)) == []  # breaching again, but only now
