@@ -10,6 +10,7 @@ WSGI threads (gunicorn) reach the batcher through `EventLoopThread.call`; async 
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
 from collections import deque
@@ -122,6 +123,31 @@ class DynamicBatcher:
                 batch.append(self.queue.get_nowait())
             await self._run(batch)
 
+    async def _isolate(self, failed: list[_Pending], error: Exception, *, budget: list[int]) -> None:
+        """One input can be what fails its batch: run the halves again, and theirs, so only the failing
+        input's caller gets the error (about 2·log2(n) more runs for one bad input of n, not n). A batch
+        that fails whatever it holds (the model itself broken) spends the run budget and its callers get
+        the error, rather than every queued caller waiting out n runs of a broken model."""
+        failed = [pending for pending in failed if not pending.future.done()]
+        if len(failed) <= 1:
+            for pending in failed:
+                _settle(pending, error=error)
+            return
+        middle = len(failed) // 2
+        for half in (failed[:middle], failed[middle:]):
+            if budget[0] <= 0:
+                for pending in half:
+                    _settle(pending, error=error)
+                continue
+            budget[0] -= 1
+            try:
+                results = await asyncio.to_thread(self._answers, [pending.item for pending in half])
+            except Exception as half_error:  # noqa: BLE001 - narrowed down below
+                await self._isolate(half, half_error, budget=budget)
+            else:
+                for pending, result in zip(half, results, strict=True):
+                    _settle(pending, result=result)
+
     def _answers(self, items: list[Any]) -> list[Any]:
         results = self.run_batch(items)
         if len(results) != len(items):
@@ -137,20 +163,7 @@ class DynamicBatcher:
         try:
             results = await asyncio.to_thread(self._answers, [pending.item for pending in ordered])
         except Exception as error:  # noqa: BLE001 - reported to the callers below; serving goes on
-            if len(ordered) == 1:
-                _settle(ordered[0], error=error)
-                return
-            # One input can be what fails its batch: each runs again alone, so only its own caller gets
-            # the error and the others their answers.
-            for pending in ordered:
-                if pending.future.done():
-                    continue
-                try:
-                    [result] = await asyncio.to_thread(self._answers, [pending.item])
-                except Exception as alone:  # noqa: BLE001 - this caller's own failure
-                    _settle(pending, error=alone)
-                else:
-                    _settle(pending, result=result)
+            await self._isolate(ordered, error, budget=[4 * math.ceil(math.log2(len(ordered))) + 2])
             return
         finished = time.perf_counter()
         for pending, result in zip(ordered, results, strict=True):

@@ -50,8 +50,28 @@ async def test_a_failing_input_fails_its_own_caller_only_and_serving_goes_on():
                                    return_exceptions=True)  # fmt: skip
     assert results[0] == "FINE" and results[2] == "ALSO FINE"
     assert isinstance(results[1], ValueError)
-    assert model.batches[0] == ["fine", "poison", "also fine"]  # they shared a batch, which failed; then alone
+    assert model.batches[0] == ["fine", "poison", "also fine"]  # they shared a batch, which failed; then halves
     assert await batcher.submit("after") == "AFTER"
+
+
+async def test_a_bad_input_among_many_is_found_by_halving_and_a_broken_model_is_not_retried_per_caller():
+    model = RecordingModel(seconds=0, fail_on="poison")
+    batcher = DynamicBatcher(model, BatchController(slo_ms=10_000, max_batch_size=32, max_delay_ms=50))
+    items = [f"note {i:02d}" for i in range(31)] + ["poison"]
+    results = await asyncio.gather(*(batcher.submit(item) for item in items), return_exceptions=True)
+    assert results[:31] == [item.upper() for item in items[:31]] and isinstance(results[31], ValueError)
+    assert len(model.batches) <= 1 + 2 * 5  # the batch, then two halves a level down to the one: not 1 + 32
+
+    runs = []
+
+    def broken_model(batch: list[str]) -> list[str]:  # fails whatever it is given: its weights are gone
+        runs.append(list(batch))
+        raise RuntimeError("weights unreadable")
+
+    batcher = DynamicBatcher(broken_model, BatchController(slo_ms=10_000, max_batch_size=32, max_delay_ms=200))
+    results = await asyncio.gather(*(batcher.submit(item) for item in items), return_exceptions=True)
+    assert all(isinstance(result, RuntimeError) for result in results)
+    assert len(runs) <= 1 + 4 * 5 + 2  # the batch and its run budget, not a run per caller
 
 
 def test_a_caller_that_times_out_gets_timeout_error_and_its_input_is_never_computed():
