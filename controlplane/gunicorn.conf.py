@@ -26,6 +26,15 @@ class RedactRequestTargets(logging.Filter):
 def on_starting(server) -> None:
     # Before the workers fork: each inherits the filter.
     logging.getLogger("gunicorn.error").addFilter(RedactRequestTargets())
+    # Preload states left by this server's earlier life (killed before child_exit ran; in a container it is
+    # PID 1 every time, and VAR_DIR outlives a restart): a new worker with an old pid is not still loading.
+    for stale in (_var_dir() / "preload").glob(f"{os.getpid()}-*.json"):
+        stale.unlink(missing_ok=True)
+
+
+def _var_dir() -> Path:
+    # The arbiter never loads Django's settings, so it finds the folder the way settings.py does.
+    return Path(os.environ.get("VAR_DIR") or Path(__file__).resolve().parent.parent / "var")
 
 
 def post_worker_init(worker) -> None:
@@ -41,8 +50,7 @@ def post_worker_init(worker) -> None:
 def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
-    # The arbiter never loads Django's settings, so it finds the folder the way settings.py does.
-    var_dir = Path(os.environ.get("VAR_DIR") or Path(__file__).resolve().parent.parent / "var")
+    var_dir = _var_dir()
     prometheus = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(var_dir / "prometheus")
     multiprocess.mark_process_dead(worker.pid, path=prometheus)
     # Its inference preload state: a worker replaced after a crash is not a sibling still loading.

@@ -17,7 +17,7 @@ from apps.services.selectors import of_visible_services, sees_all_traffic
 
 def routes_under(prefixes: list[str] | None) -> Q:
     """The rollup rows of the routes of the services with these prefixes; None: every route. A route is
-    one service's: the active service with the longest prefix it starts with, so a service under
+    one service's: the service (active or not) with the longest prefix it starts with, so a service under
     `api/v1/` is not credited with (nor shows its viewers) the traffic of one under `api/v1/patients/`,
     which may be hidden from them. A blank prefix names no route (a service served elsewhere), so a
     service without one is never credited with all the traffic. Part of the rows' own query."""
@@ -27,7 +27,7 @@ def routes_under(prefixes: list[str] | None) -> Q:
     routes = Q(pk__in=[])
     for prefix in wanted:
         more_specific = (
-            Service.objects.filter(is_active=True, route_prefix__startswith=prefix)
+            Service.objects.filter(route_prefix__startswith=prefix)
             .exclude(route_prefix__in=wanted)
             .filter(StartsWith(OuterRef("route"), F("route_prefix")))
         )

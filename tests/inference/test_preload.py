@@ -116,3 +116,20 @@ def test_a_pod_is_ready_for_inference_only_when_every_worker_of_its_server_is(cl
     # A worker that died (its file left behind, its pid gone) is no sibling: ready again.
     assert client.get("/readyz").json()["checks"]["inference"]["status"] == "ok"
     assert json.loads(serving.preload_state_path(os.getpid()).read_text())["state"] == "ready"
+
+
+def test_a_restarted_server_forgets_the_preload_states_of_its_earlier_life(monkeypatch, tmp_path):
+    """A container's gunicorn is PID 1 every time and VAR_DIR outlives its restart: states left by workers
+    killed before child_exit ran would read as siblings still loading once a new process takes their pid."""
+    import runpy
+
+    from tests.helpers import REPO_ROOT
+
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    hooks = runpy.run_path(str(REPO_ROOT / "controlplane" / "gunicorn.conf.py"))
+    (tmp_path / "preload").mkdir()
+    earlier, other_server = tmp_path / "preload" / f"{os.getpid()}-7.json", tmp_path / "preload" / "999999-7.json"
+    for path in (earlier, other_server):
+        path.write_text(json.dumps({"state": "loading", "detail": "starting"}))
+    hooks["on_starting"](object())  # the arbiter: this process stands in for it
+    assert not earlier.exists() and other_server.exists()

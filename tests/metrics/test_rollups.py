@@ -91,3 +91,6 @@ def test_a_route_is_the_service_with_the_longest_prefix_it_matches():
     snapshot = live_snapshot(visible_services=frozenset({platform.pk}))
     assert [row["service"] for row in snapshot["services"]] == ["platform"]
     assert snapshot["overall"]["rps"] == snapshot["services"][0]["rps"]
+    # Deactivated, the patients' service still owns its routes: they do not fall to the wider service.
+    Service.objects.filter(pk=patients.pk).update(is_active=False)
+    assert route_latency(route_prefixes=["api/v1/"])["count"] == 1
