@@ -195,8 +195,10 @@ def paired(base: str, script: str, seconds: int, rounds: int = 3) -> dict:
             "requests": read["requests"], "non_2xx": read["non_2xx"], "socket_errors": read["socket_errors"],
         })  # fmt: skip
 
-    def median(name: str) -> float:
-        return round(statistics.median(pair[name] for pair in pairs), 3)
+    def median(name: str) -> float | None:
+        # A run whose output had no such percentile (wrk prints none for a run without a reply) is left out.
+        values = [pair[name] for pair in pairs if pair[name] is not None]
+        return round(statistics.median(values), 3) if values else None
 
     def median_cpu(name: str) -> dict:
         return {group: round(statistics.median(pair[name][group] for pair in pairs)) for group in pairs[0][name]}
