@@ -145,14 +145,18 @@ class Preload:
 
 def preload_state_path(pid: int, *, parent: int | None = None) -> Path:
     """Where worker `pid` of server `parent` (default: this process's parent) keeps its preload state."""
-    return Path(settings.VAR_DIR) / "preload" / f"{os.getppid() if parent is None else parent}-{pid}.json"
+    return _preload_dir() / f"{os.getppid() if parent is None else parent}-{pid}.json"
+
+
+def _preload_dir() -> Path:
+    return Path(settings.VAR_DIR) / "preload"
 
 
 def server_preload() -> tuple[str, str]:
     """The preload of this process and of its live siblings (the other workers of its server): loading
     while any is loading, failed if any failed, else this process's own state."""
     states = [(os.getpid(), preload.state, preload.detail)]
-    for path in preload_state_path(0).parent.glob(f"{os.getppid()}-*.json"):
+    for path in _preload_dir().glob(f"{os.getppid()}-*.json"):
         pid_text = path.stem.rpartition("-")[2]
         if not pid_text.isdigit() or int(pid_text) == os.getpid() or not _alive(int(pid_text)):
             continue
@@ -170,11 +174,11 @@ def server_preload() -> tuple[str, str]:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # no signal sent: only whether the process exists (another user's still does)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
 
 
