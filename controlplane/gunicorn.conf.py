@@ -5,6 +5,11 @@ import logging
 import os
 from pathlib import Path
 
+from apps.core.log_filters import gunicorn_logconfig
+
+# LOG_FORMAT=json: gunicorn's error and access lines are JSON objects like the rest of the process's.
+logconfig_dict = gunicorn_logconfig(os.environ.get("LOG_FORMAT", "plain"))
+
 
 class RedactRequestTargets(logging.Filter):
     """The access log's format already leaves paths out; this does the same for the error log's two

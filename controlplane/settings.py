@@ -535,20 +535,44 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 
 # --- Logging --------------------------------------------------------------------------------------
+# plain: one line per record for a terminal; json: one object per record for a log pipeline. Both carry
+# a UTC timestamp with its zone and the id of the request or Celery task the line belongs to.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"The environment variable LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+if LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+    raise ImproperlyConfigured(
+        f"The environment variable LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {LOG_LEVEL!r}."
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {
+            "()": "apps.core.log_filters.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
+        "json": {
+            "()": "apps.core.log_filters.StructuredFormatter",
+            "format": "{asctime}{levelname}{name}{request_id}{message}",
+            "style": "{",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
     },
     "filters": {
         "redact_request_paths": {"()": "apps.core.log_filters.RedactRequestPaths"},
+        "correlation_id": {"()": "apps.core.log_filters.CorrelationIdFilter"},
     },
     "handlers": {
         # Paths carry patient ids: a line about a request names its route template and request id.
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_request_paths"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["redact_request_paths", "correlation_id"],
+        },
     },
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Request paths can carry identifiers: never log them from Django's request logger.
         "django.request": {"level": "ERROR"},

@@ -1,8 +1,127 @@
-"""Log filters that keep request paths, which carry patient ids, out of the product's logs."""
+"""Log formatting and filters: request paths, which carry patient ids, stay out of the product's logs;
+every line carries a UTC timestamp with its zone and the id of the request or task it belongs to."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+# The request (or Celery task) the current thread or coroutine works for, so a line logged deep in a
+# service can be joined to the access log line and the audit record of the same request.
+_correlation_id: ContextVar[str | None] = ContextVar("log_correlation_id", default=None)
+
+
+@contextmanager
+def correlation_id(value: str) -> Iterator[None]:
+    """Tag every log line written inside the block with `value`."""
+    token = _correlation_id.set(value)
+    try:
+        yield
+    finally:
+        _correlation_id.reset(token)
+
+
+def bind_task_id(task_id: str | None = None, **_signal) -> None:
+    """Celery's task_prerun: the lines a task logs carry its id (a worker process runs one task at a time)."""
+    _correlation_id.set(task_id)
+
+
+def unbind_task_id(**_signal) -> None:
+    """Celery's task_postrun: lines between tasks belong to none."""
+    _correlation_id.set(None)
+
+
+class CorrelationIdFilter(logging.Filter):
+    """Adds `request_id` to every record: the current request's or task's id, "-" outside both."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = _correlation_id.get() or "-"
+        return True
+
+
+class AccessLogFields(logging.Filter):
+    """gunicorn's access records carry the request's atoms as a dict: the structured log gets the method,
+    status, duration and request id as fields of their own; never the path or query, which can carry an MRN."""
+
+    ATOMS = {"h": "remote_addr", "m": "method", "s": "status", "M": "duration_ms", "{x-request-id}o": "request_id"}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, dict):
+            for atom, field in self.ATOMS.items():
+                if atom in record.args:
+                    setattr(record, field, record.args[atom])
+            if str(getattr(record, "status", "")).isdigit():
+                record.status = int(record.status)
+        return True
+
+
+def gunicorn_logconfig(log_format: str) -> dict:
+    """gunicorn's own logs (error and access) in the format Django's processes use; {} keeps gunicorn's."""
+    if log_format != "json":
+        return {}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "root": {"level": "INFO", "handlers": []},
+        "formatters": {
+            "json": {
+                "()": StructuredFormatter,
+                "format": "{asctime}{levelname}{name}{request_id}{message}",
+                "style": "{",
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            }
+        },
+        "filters": {"correlation_id": {"()": CorrelationIdFilter}, "access_fields": {"()": AccessLogFields}},
+        "handlers": {
+            "json": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "filters": ["correlation_id", "access_fields"],
+                "stream": "ext://sys.stdout",
+            }
+        },
+        "loggers": {
+            "gunicorn.error": {"level": "INFO", "handlers": ["json"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["json"], "propagate": False},
+        },
+    }
+
+
+def _utc_iso(record: logging.LogRecord) -> str:
+    # UTC with its zone: the hospital's local clock repeats an hour on the fall-back night, and pods in
+    # several zones must sort into one timeline.
+    return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class PlainFormatter(logging.Formatter):
+    """One line per record for people reading a terminal, with an unambiguous timestamp."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return _utc_iso(record)
+
+
+class StructuredFormatter(JsonFormatter):
+    """One JSON object per record for log pipelines (Loki, Elasticsearch, Cloud Logging).
+
+    Extra attributes become fields only when they are plain values: Django attaches the request object to
+    some records, and its text is the raw path, which can carry a patient id.
+    """
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return _utc_iso(record)
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        return {key: value for key, value in log_data.items() if _is_plain(value)}
+
+
+def _is_plain(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 class RedactRequestPaths(logging.Filter):

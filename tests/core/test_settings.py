@@ -149,6 +149,8 @@ def test_static_files_collect_outside_var_dir_when_told(tmp_path):
         ("DATABASE_URL", "mongodb://u:hunter2@db.example/cp", "DATABASE_URL is not a database URL"),
         ("CACHE_ENCRYPTION_KEYS", "not-a-key", "CACHE_ENCRYPTION_KEYS must be 32 random bytes"),
         ("TIME_ZONE", "Mars/Olympus", "TIME_ZONE must be an IANA time zone name"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT must be plain or json"),
+        ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
     ],
 )
 def test_a_bad_value_names_its_variable(tmp_path, variable, value, message):

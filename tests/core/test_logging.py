@@ -1,0 +1,120 @@
+"""Log lines: one JSON object each with LOG_FORMAT=json, a UTC timestamp with its zone, the id of the request
+or task they belong to, and never a request path (which can carry a patient id)."""
+
+import io
+import json
+import logging
+import logging.config
+import re
+
+import pytest
+from celery.signals import task_postrun, task_prerun
+from django.conf import settings
+from django.http import HttpResponse
+from django.test import Client, RequestFactory
+
+from apps.core.log_filters import gunicorn_logconfig
+from apps.core.middleware import RequestIdMiddleware
+
+logger = logging.getLogger("tests.core.logging")
+
+
+def _configured_formatter(name: str) -> logging.Formatter:
+    """The formatter settings.LOGGING declares under `name`, built the way dictConfig builds it."""
+    return logging.config.DictConfigurator({}).configure_formatter(dict(settings.LOGGING["formatters"][name]))
+
+
+@pytest.fixture
+def console_log():
+    """What the configured console handler writes during the test, in the format the test picks."""
+    handler = next(h for h in logging.getLogger().handlers if h.get_name() == "console")
+    stream, previous_formatter = io.StringIO(), handler.formatter
+    previous_stream = handler.setStream(stream)
+
+    def use(format_name: str) -> io.StringIO:
+        handler.setFormatter(_configured_formatter(format_name))
+        return stream
+
+    yield use
+    handler.setStream(previous_stream)
+    handler.setFormatter(previous_formatter)
+
+
+def _records(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_a_line_logged_while_a_request_is_handled_carries_its_request_id(console_log):
+    stream = console_log("json")
+
+    def view(request):
+        logger.warning("loading the patient card")
+        return HttpResponse()
+
+    response = RequestIdMiddleware(view)(RequestFactory().get("/", HTTP_X_REQUEST_ID="req-42"))
+    logger.warning("after the request")
+
+    during, after = _records(stream)
+    assert response["X-Request-ID"] == "req-42"
+    assert during["request_id"] == "req-42" and during["message"] == "loading the patient card"
+    assert during["level"] == "WARNING" and during["logger"] == "tests.core.logging"
+    assert after["request_id"] == "-"
+
+
+def test_timestamps_are_utc_with_their_zone(console_log):
+    stream = console_log("plain")
+    logger.warning("plain line")
+    line = stream.getvalue().strip()
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARNING tests\.core\.logging \[-\] plain line$", line)
+
+
+@pytest.mark.django_db
+@pytest.mark.urls("tests.core.failing_urls")
+def test_a_json_server_error_line_names_the_route_not_the_patient_id(console_log):
+    stream = console_log("json")
+    response = Client(raise_request_exception=False).get("/api/v1/patients/424242/fail/")
+    assert response.status_code == 500
+    (error,) = [record for record in _records(stream) if record["logger"] == "django.request"]
+    assert error["message"].startswith("Internal Server Error: route api/v1/patients/<id:patient_id>/fail/")
+    assert error["request_id"] == response["X-Request-ID"]
+    assert error["status_code"] == 500
+    assert "exc_info" in error and "RuntimeError" in error["exc_info"]
+    # Django attaches the request object to the record; its text is the raw path.
+    assert "request" not in error
+    assert "424242" not in stream.getvalue()
+
+
+def test_a_celery_task_s_lines_carry_its_task_id(console_log):
+    stream = console_log("json")
+    task_prerun.send(sender=None, task_id="task-7", task=None, args=(), kwargs={})
+    logger.warning("inside the task")
+    task_postrun.send(sender=None, task_id="task-7", task=None, args=(), kwargs={}, retval=None, state="SUCCESS")
+    logger.warning("between tasks")
+    inside, between = _records(stream)
+    assert inside["request_id"] == "task-7"
+    assert between["request_id"] == "-"
+
+
+def test_gunicorn_json_access_lines_have_fields_and_no_path():
+    stream = io.StringIO()
+    config = gunicorn_logconfig("json")
+    config["handlers"]["json"]["stream"] = stream
+    access = logging.getLogger("gunicorn.access")
+    saved = access.handlers[:], access.propagate, access.level
+    try:
+        logging.config.dictConfig(config)
+        # The atoms gunicorn passes with its access format (glogging.Logger.atoms), path and query included.
+        atoms = {"h": "10.0.0.7", "m": "GET", "s": "200", "M": 3, "{x-request-id}o": "req-9"}
+        atoms |= {"U": "/api/v1/patients/424242/", "q": "mrn=MRN-0042", "r": "GET /fhir/Patient?identifier=x"}
+        access.info('%(h)s "%(m)s" %(s)s %(M)sms request=%({x-request-id}o)s', atoms)
+    finally:
+        access.handlers[:], access.propagate = saved[0], saved[1]
+        access.setLevel(saved[2])
+    (line,) = _records(stream)
+    assert line["status"] == 200 and line["method"] == "GET" and line["duration_ms"] == 3
+    assert line["request_id"] == "req-9" and line["remote_addr"] == "10.0.0.7"
+    assert "424242" not in stream.getvalue() and "MRN-0042" not in stream.getvalue()
+
+
+def test_plain_logs_leave_gunicorn_its_own_format():
+    assert gunicorn_logconfig("plain") == {}
