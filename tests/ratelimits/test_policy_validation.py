@@ -41,3 +41,27 @@ def test_a_p95_threshold_of_zero_is_refused_and_empty_means_the_slo(admin_client
     assert list(errors) == ["p95_threshold_ms"]
     assert admin_client.post(ADD, _form()).status_code == 302
     assert RateLimitPolicy.objects.get(scope="reports").p95_threshold_ms is None
+
+
+def _changelist(rows: list[RateLimitPolicy], **requests_by_scope: int) -> dict:
+    form = {"form-TOTAL_FORMS": len(rows), "form-INITIAL_FORMS": len(rows), "form-MIN_NUM_FORMS": 0,
+            "form-MAX_NUM_FORMS": 1000, "_save": "Save"}  # fmt: skip
+    for i, policy in enumerate(rows):
+        form[f"form-{i}-id"] = policy.pk
+        form[f"form-{i}-requests"] = requests_by_scope.get(policy.scope, policy.requests)
+        if policy.enabled:
+            form[f"form-{i}-enabled"] = "on"
+    return form
+
+
+def test_a_limit_lowered_under_the_burst_cap_in_the_list_is_the_rows_error_not_a_500(admin_client):
+    """The list edits `requests` alone; the rule it breaks names `burst_per_second`, a field the row lacks."""
+    RateLimitPolicy.objects.filter(scope="audit_logs").update(burst_per_second=10)
+    rows = list(RateLimitPolicy.objects.order_by("priority", "scope"))
+    response = admin_client.post("/admin/ratelimits/ratelimitpolicy/", _changelist(rows, audit_logs=5))
+    assert response.status_code == 200
+    row = next(form for form in response.context["cl"].formset if form.instance.scope == "audit_logs")
+    assert row.non_field_errors() == ["Burst per second: A per-second burst cap above the whole limit never acts."]
+    assert RateLimitPolicy.objects.get(scope="audit_logs").requests == 30
+    saved = admin_client.post("/admin/ratelimits/ratelimitpolicy/", _changelist(rows, audit_logs=12))
+    assert saved.status_code == 302 and RateLimitPolicy.objects.get(scope="audit_logs").requests == 12
