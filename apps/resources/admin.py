@@ -16,8 +16,8 @@ class ResourceRecommendationAdmin(admin.ModelAdmin):
 
 @admin.register(ResourceSample)
 class ResourceSampleAdmin(admin.ModelAdmin):
-    list_display = ["at", "host", "cpu_pct", "memory_pct", "disk_pct", "pool_pct", "db_connections_pct",
-                    "redis_memory_bytes", "l1_cache_bytes"]  # fmt: skip
+    list_display = ["at", "host", "cpu_pct", "cpu_source", "memory_pct", "memory_source", "disk_pct", "pool_pct",
+                    "db_connections_pct", "redis_memory_bytes", "l1_cache_bytes"]  # fmt: skip
     date_hierarchy = "at"
 
     def has_add_permission(self, request) -> bool:

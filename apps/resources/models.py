@@ -8,8 +8,13 @@ from django.db import models
 class ResourceSample(models.Model):
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     host = models.CharField(max_length=120)
-    cpu_pct = models.FloatField()
-    memory_pct = models.FloatField()
+    cpu_pct = models.FloatField(help_text="Of the container's CPU limit when it has one (cpu_source), else the host's.")
+    memory_pct = models.FloatField(help_text="Of the container's memory limit when it has one, else the host's.")
+    # Where each figure came from: a pod's own cgroup limit, or the host (node) when no limit is set.
+    cpu_source = models.CharField(max_length=10, default="host")
+    memory_source = models.CharField(max_length=10, default="host")
+    cpu_limit = models.FloatField(null=True, blank=True, help_text="The container's CPU limit, in cores.")
+    memory_limit_bytes = models.BigIntegerField(null=True, blank=True)
     disk_pct = models.FloatField()
     db_connections_pct = models.FloatField(null=True, help_text="Server connections in use / max_connections.")
     pool_pct = models.FloatField(null=True, help_text="The sampling process's pool: in use / maximum.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 from django.conf import settings
@@ -12,6 +13,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from apps.core.selectors import database_pool_stats
+from apps.resources import cgroup
 from apps.resources.models import ResourceRecommendation, ResourceSample
 
 
@@ -86,7 +88,25 @@ def _redis_memory() -> tuple[int | None, int | None]:
     return info.get("used_memory"), info.get("maxmemory") or None
 
 
-def resources_sample(*, cpu_interval: float = 1.0) -> ResourceSample:
+def _cpu_and_memory(*, cpu_interval: float, cgroup_root: Path) -> dict:
+    """CPU and memory against the container's cgroup limits where it has them, else the host's (psutil);
+    each figure says which."""
+    limits = cgroup.limits(cgroup_root)
+    figures = {}
+    if limits is not None and limits.cpus:
+        figures.update(cpu_pct=cgroup.cpu_percent(limits, interval=cpu_interval), cpu_source=limits.source,
+                       cpu_limit=round(limits.cpus, 3))  # fmt: skip
+    else:
+        figures.update(cpu_pct=psutil.cpu_percent(interval=cpu_interval), cpu_source="host")
+    if limits is not None and limits.memory_bytes:
+        figures.update(memory_pct=cgroup.memory_percent(limits), memory_source=limits.source,
+                       memory_limit_bytes=limits.memory_bytes)  # fmt: skip
+    else:
+        figures.update(memory_pct=psutil.virtual_memory().percent, memory_source="host")
+    return figures
+
+
+def resources_sample(*, cpu_interval: float = 1.0, cgroup_root: Path = cgroup.CGROUP_ROOT) -> ResourceSample:
     """Measure CPU (over `cpu_interval`), memory, disk, connections and Redis memory, and store it."""
     from apps.caching.stack import default_stack
 
@@ -94,8 +114,7 @@ def resources_sample(*, cpu_interval: float = 1.0) -> ResourceSample:
     redis_used, redis_max = _redis_memory()
     return ResourceSample.objects.create(
         host=socket.gethostname(),
-        cpu_pct=psutil.cpu_percent(interval=cpu_interval),
-        memory_pct=psutil.virtual_memory().percent,
+        **_cpu_and_memory(cpu_interval=cpu_interval, cgroup_root=cgroup_root),
         disk_pct=psutil.disk_usage(str(settings.VAR_DIR)).percent,
         db_connections_pct=_database_connections_pct(),
         pool_pct=round(100 * pool["utilization"], 1) if pool else None,
