@@ -10,6 +10,7 @@ annotation.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 
@@ -23,6 +24,23 @@ KUBERNETES_VERSION = "1.33"
 MANAGED_BY = "medical-ai-control-plane"
 # API groups kubernetes-validate has schemas for; the CRDs (VPA, KEDA) get our range checks only.
 BUILT_IN = ("apps/v1", "v1", "autoscaling/v2", "policy/v1")
+# Every object, the container and the name label share one name, and a v1 Service's is the strictest rule:
+# an RFC 1035 label (the schemas check none of these, the API server refuses them).
+NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+
+
+def kubernetes_name(slug: str) -> str:
+    """The objects' name for a service slug. A slug may hold upper case and '_', start with a digit or run
+    to 80 characters, none of which the API server takes in a name; such a slug is made into a valid name
+    with a digest of the slug appended, so two slugs (CT_Scan, ct-scan) never share the objects."""
+    if NAME.fullmatch(slug):
+        return slug
+    name = re.sub(r"[^a-z0-9]+", "-", slug.lower()).strip("-")
+    if not name[:1].isalpha():
+        name = f"svc-{name}".rstrip("-")
+    suffix = hashlib.sha256(slug.encode()).hexdigest()[:8]
+    return f"{name[: 63 - len(suffix) - 1].rstrip('-')}-{suffix}"
 
 
 @dataclass
@@ -76,7 +94,7 @@ class ServiceScaling:
         cls, policy, *, peak_windows: list[dict] | None = None, prometheus_url: str = "", time_zone: str = ""
     ) -> ServiceScaling:
         values = {f.name: getattr(policy, f.name) for f in fields(cls) if hasattr(policy, f.name)}
-        values["name"] = policy.service.slug
+        values["name"] = kubernetes_name(policy.service.slug)
         values["peak_windows"] = peak_windows or []
         if time_zone:
             values["time_zone"] = time_zone
@@ -404,9 +422,21 @@ def _resources_errors(container: dict) -> list[str]:
     return errors
 
 
+def _name_errors(document: dict) -> list[str]:
+    metadata, errors = document.get("metadata", {}), []
+    name = metadata.get("name", "")
+    if not NAME.fullmatch(name):
+        errors.append(f"metadata.name {name!r}: must be a lower-case RFC 1035 label (a-z, 0-9, '-'; 63 at most)")
+    for key, value in (metadata.get("labels") or {}).items():
+        if len(value) > 63 or not LABEL_VALUE.fullmatch(value):
+            errors.append(f"label {key} {value!r}: must be 63 characters at most of A-Z, a-z, 0-9, '-', '_', '.'")
+    return errors
+
+
 def range_errors(document: dict) -> list[str]:
     """What the API server would refuse, checked here (CRDs included, which the schemas do not cover)."""
-    kind, spec, errors = document.get("kind"), document.get("spec", {}), []
+    kind, spec = document.get("kind"), document.get("spec", {})
+    errors = _name_errors(document)
     if kind == "Deployment":
         for container in spec.get("template", {}).get("spec", {}).get("containers", []):
             errors += _resources_errors(container)

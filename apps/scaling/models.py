@@ -150,7 +150,10 @@ class ScalingPolicy(models.Model):
 
     @property
     def name(self) -> str:
-        return self.service.slug
+        """The name of the service's objects on the cluster."""
+        from apps.scaling.manifests import kubernetes_name
+
+        return kubernetes_name(self.service.slug)
 
     @property
     def floor_replicas(self) -> int:

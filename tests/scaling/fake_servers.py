@@ -1,12 +1,14 @@
 """Fake HTTP servers on loopback for what cannot run here: a Kubernetes API server and Prometheus.
 
 The Kubernetes one answers server-side apply PATCHes the way the real one does for our purposes (echo
-the object, honour dryRun); each test can make a kind fail. Real clusters are not reachable here.
+the object, honour dryRun, refuse a name a v1 Service may not have); each test can make a kind fail. Real
+clusters are not reachable here.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -41,6 +43,8 @@ class FakeKubernetes:
                     }
                 )
                 status = fake.fail.get(body["kind"], 200)
+                if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", body["metadata"]["name"]):
+                    status = 422
                 payload = body if status == 200 else {"kind": "Status", "status": "Failure", "message": "invalid"}
                 _reply(self, status, payload)
 

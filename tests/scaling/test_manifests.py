@@ -64,11 +64,29 @@ def test_a_hand_made_conflict_is_caught():
         ({"min_replicas": 8, "max_replicas": 4}, "maxReplicas 4: must be at least minReplicas 8"),
         ({"target_cpu_pct": 150}, "averageUtilization 150: must be 1-100"),
         ({"min_replicas": 0}, "minReplicas 0: must be at least 1"),
+        # Names the schemas take and the API server refuses: upper case, '_', a digit first, over 63.
+        ({"name": "Triage_Model"}, "metadata.name 'Triage_Model': must be a lower-case RFC 1035 label"),
+        ({"name": "3d-imaging"}, "metadata.name '3d-imaging': must be"),
+        ({"name": "t" * 64}, "label app.kubernetes.io/name 't{64}': must be 63 characters at most"),
     ],
 )
 def test_ranges_the_api_server_would_refuse_are_refused_offline(config, message):
     with pytest.raises(ValueError, match=message):
         MedicalAIServiceAutoscalingConfig().generate_complete_config({"name": "triage", **config})
+
+
+@pytest.mark.parametrize("slug", ["ok-name", "CT_Scanner", "3d-imaging", "x" * 80, "Radiology_AI_" + "b" * 60])
+def test_a_service_slug_always_gives_a_name_the_api_server_takes(slug):
+    name = manifests.kubernetes_name(slug)
+    assert manifests.NAME.fullmatch(name) and len(name) <= 63
+    assert name == slug if slug == "ok-name" else name != slug
+    docs = manifests.documents(ServiceScaling(name=name))
+    assert manifests.validate(docs) == []
+
+
+def test_slugs_that_read_alike_never_share_their_objects():
+    names = {manifests.kubernetes_name(slug) for slug in ("ct-scanner", "CT_Scanner", "ct_scanner", "CT-Scanner")}
+    assert len(names) == 4 and "ct-scanner" in names
 
 
 def test_unknown_service_config_keys_are_named():

@@ -108,6 +108,21 @@ def test_export_writes_valid_manifests_for_every_policy(demo, tmp_path):
     assert "15 manifests written" in out.getvalue()
 
 
+def test_a_service_whose_slug_is_no_kubernetes_name_is_exported_and_applied_under_a_valid_one(cluster, tmp_path):
+    """A slug with upper case and '_' (the registry takes any slug) named every object, and the API server
+    refused them all while the offline validation passed: the objects get a valid name of the slug."""
+    service = Service.objects.create(name="CT scanner triage", slug="CT_Scanner_Triage")
+    policy, _ = services.scaling_policy_ensure(service, predictive=False)
+    call_command("scaling", "export", "--out", str(tmp_path), stdout=StringIO())
+    documents = [yaml.safe_load(path.read_text()) for path in tmp_path.glob("*.yaml")]
+    names = {document["metadata"]["name"] for document in documents}
+    assert len(names) == 1 and names.pop().startswith("ct-scanner-triage-")
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "active", policy.apply_error
+    assert all("/ct-scanner-triage-" in request["path"] for request in cluster.requests)
+
+
 def test_an_edit_that_would_be_refused_is_not_exported(demo, tmp_path):
     ScalingPolicy.objects.filter(service__slug="embeddings").update(scale_up_period_seconds=0)
     with pytest.raises(Exception, match="periodSeconds 0"):
