@@ -17,4 +17,6 @@ def monitor() -> int:
     )
     services.resource_samples_prune()
     services.resource_recommendations_prune()
-    return len(services.recommendations_update(sample=sample))
+    open_ones = services.recommendations_update(sample=sample)
+    services.recommendations_of_gone_hosts_resolve()
+    return len(open_ones)

@@ -84,3 +84,18 @@ def test_the_monitor_prunes_recommendations_resolved_long_ago():
     with override_settings(RESOURCE_THRESHOLDS=dict.fromkeys(THRESHOLDS, 101.0)):
         tasks.monitor()
     assert set(ResourceRecommendation.objects.values_list("pk", flat=True)) == {recent.pk, still_open.pk}
+
+
+def test_a_host_gone_for_an_hour_has_its_open_recommendations_resolved():
+    """Pods get new names on every rollout: the old pod's open recommendation was never sampled again, so it
+    stayed open for ever beside the new pod's."""
+    _sample(host="worker-7f9c-old", cpu=95)
+    _sample(host="worker-7f9c-recent", cpu=95)
+    ResourceSample.objects.filter(host="worker-7f9c-old").update(at=timezone.now() - timedelta(hours=2))
+    ResourceSample.objects.filter(host="worker-7f9c-recent").update(at=timezone.now() - timedelta(minutes=50))
+    with override_settings(RESOURCE_THRESHOLDS=dict.fromkeys(THRESHOLDS, 101.0)):
+        tasks.monitor()  # a sample of this host, the one still running
+    gone = _cpu(host="worker-7f9c-old").get()
+    assert gone.status == "resolved" and gone.resolved_at is not None
+    assert gone.message.startswith("Resolved: worker-7f9c-old sent no sample for 1 h")
+    assert _cpu(host="worker-7f9c-recent").get().status == "open"  # unsampled 50 minutes: maybe just unlucky
