@@ -59,5 +59,13 @@ class Service(models.Model):
             errors["slo_p95_ms"] = "The p95 target cannot be above the p99 target."
         if self.slo_avg_ms and self.slo_p99_ms and self.slo_avg_ms > self.slo_p99_ms:
             errors["slo_avg_ms"] = "The average target cannot be above the p99 target."
+        # Requests are recorded by their URL pattern as Django resolves it (api/v1/patients/<int:pk>/), so a
+        # path as a browser shows it (/api/..., a full URL, a query) matches no route: the service would
+        # silently have no traffic, SLO status or forecast.
+        prefix = self.route_prefix or ""
+        if prefix.startswith("/") or "://" in prefix or "?" in prefix or prefix != "".join(prefix.split()):
+            errors["route_prefix"] = (
+                "A URL pattern as Django resolves it: no leading '/', host, query or spaces, e.g. api/v1/patients/."
+            )
         if errors:
             raise ValidationError(errors)

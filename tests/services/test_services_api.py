@@ -69,6 +69,10 @@ def test_inconsistent_slo_is_a_field_level_400_and_changes_nothing(staff_api):
         ({"name": "X", "slug": "x", "slo_error_rate_pct": 140}, "slo_error_rate_pct"),
         ({"name": "X", "slug": "x", "base_url": "nope"}, "base_url"),
         ({"slug": "x"}, "name"),
+        # Routes are recorded as Django's URL patterns: a path as a browser shows it matches none of them.
+        ({"name": "X", "slug": "x", "route_prefix": "/api/v1/patients/"}, "route_prefix"),
+        ({"name": "X", "slug": "x", "route_prefix": "https://ehr.example.org/api/"}, "route_prefix"),
+        ({"name": "X", "slug": "x", "route_prefix": "api/v1/ patients/"}, "route_prefix"),
     ],
 )
 def test_bad_input_names_the_field(staff_api, payload, field):
