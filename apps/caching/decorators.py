@@ -1,4 +1,4 @@
-"""`@cached(namespace=...)`: the cache stack as a decorator, for plain functions and coroutines."""
+"""`@cached(namespace=...)`: the cache stack as a decorator, for plain functions, coroutines and methods."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from apps.caching.stack import CacheStack, default_stack
+
+_NOT_A_CALL = object()
 
 
 def cached(
@@ -19,24 +21,43 @@ def cached(
 ) -> Callable:
     """Cache a function's result under its qualified name and arguments.
 
+    Arguments are keyed as the function sees them (bound to its signature, defaults filled in), so
+    `f(5)`, `f(patient_id=5)` and `f(5, limit=10)` with `limit=10` the default share one entry. A
+    method's `self` is keyed by its class, unless the class gives itself a text (`__str__` or
+    `__repr__`): state the result depends on belongs in the arguments or that text. Arguments become
+    HMAC'd key parts, so identifiers among them never reach a store.
+
     `scope(*args, **kwargs)` names what a write invalidates (e.g. `lambda patient_id: f"patient:{patient_id}"`);
-    `ttl` overrides the namespace policy's TTL for this function. Arguments become HMAC'd key parts, so
-    identifiers among them never reach a store.
+    `ttl` overrides the namespace policy's TTL for this function.
     """
 
     def decorate(function: Callable) -> Callable:
         name = f"{function.__module__}.{function.__qualname__}"
+        signature = inspect.signature(function)
+        parameters = list(signature.parameters)
+        method = bool(parameters) and parameters[0] in ("self", "cls") and "." in function.__qualname__
 
-        def key_parts(args: tuple, kwargs: dict) -> list[Any]:
-            return [name, list(args), kwargs]
+        def key_parts(args: tuple, kwargs: dict) -> list[Any] | object:
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError:
+                return _NOT_A_CALL  # the function itself says what is wrong with the call
+            bound.apply_defaults()
+            values = list(bound.arguments.values())  # in the signature's order: positions are names
+            if method and not _has_own_text(values[0]):
+                values[0] = type(values[0])  # its default text is its address: another each instance
+            return [name, *values]
 
         if inspect.iscoroutinefunction(function):
 
             @functools.wraps(function)
             async def async_wrapper(*args, **kwargs):
+                parts = key_parts(args, kwargs)
+                if parts is _NOT_A_CALL:
+                    return await function(*args, **kwargs)
                 return await stack().aget_or_load(
                     namespace,
-                    key_parts(args, kwargs),
+                    parts,
                     lambda: function(*args, **kwargs),
                     scope=scope(*args, **kwargs) if scope else None,
                     ttl=ttl,
@@ -46,9 +67,12 @@ def cached(
 
         @functools.wraps(function)
         def wrapper(*args, **kwargs):
+            parts = key_parts(args, kwargs)
+            if parts is _NOT_A_CALL:
+                return function(*args, **kwargs)
             return stack().get_or_load(
                 namespace,
-                key_parts(args, kwargs),
+                parts,
                 lambda: function(*args, **kwargs),
                 scope=scope(*args, **kwargs) if scope else None,
                 ttl=ttl,
@@ -57,3 +81,8 @@ def cached(
         return wrapper
 
     return decorate
+
+
+def _has_own_text(value: Any) -> bool:
+    kind = type(value)
+    return kind.__str__ is not object.__str__ or kind.__repr__ is not object.__repr__

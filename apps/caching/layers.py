@@ -160,8 +160,13 @@ def _part(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(map(_part, value)) + "]"
     if isinstance(value, dict):
-        items = sorted(value.items(), key=lambda kv: str(kv[0]))
-        return "{" + ",".join(f"{_part(k)}:{_part(v)}" for k, v in items) + "}"
+        items = sorted(((_part(k), v) for k, v in value.items()), key=lambda kv: kv[0])
+        return "{" + ",".join(f"{k}:{_part(v)}" for k, v in items) + "}"
+    if isinstance(value, (set, frozenset)):  # iteration order: insertion history and per-process hashing
+        return "<" + ",".join(sorted(map(_part, value))) + ">"
+    if kind.__str__ is object.__str__ and kind.__repr__ is object.__repr__:
+        # Its text is its address: another key for each equal object, and the key of a freed one's successor.
+        raise TypeError(f"a {kind.__name__} cannot be part of a cache key: give it a __str__ that says what it is")
     text = str(value)
     return f"{kind.__name__}:{len(text)}:{text}"
 

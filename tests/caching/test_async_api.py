@@ -84,3 +84,72 @@ def test_the_sync_decorator_keys_by_arguments():
     assert embed("chest pain") == [10.0]
     assert embed("fever") == [5.0]
     assert calls == ["chest pain", "fever"]
+
+
+def test_the_decorator_keys_arguments_as_the_function_binds_them(stack):
+    """Positional or keyword, a default given or left out: one call of the function, one entry."""
+    calls = []
+
+    @cached("ai_inference", stack=lambda: stack)
+    def triage(patient_id: int, window: int = 24) -> dict:
+        calls.append((patient_id, window))
+        return {"patient": patient_id, "window": window}
+
+    assert triage(7) == triage(patient_id=7) == triage(7, 24) == triage(7, window=24) == {"patient": 7, "window": 24}
+    assert triage(7, 48) == {"patient": 7, "window": 48}
+    assert calls == [(7, 24), (7, 48)]
+    with pytest.raises(TypeError):  # a wrong call fails as the function would, nothing loaded
+        triage(7, hours=3)
+    assert len(calls) == 2
+
+
+async def test_the_briefs_coroutine_decorator_keys_keyword_and_positional_calls_alike():
+    cache = MedicalAICache(settings.REDIS_URL)
+    await cache.initialize()
+    fetched = []
+
+    @cache.cache_decorator(ttl=1800, namespace="patient_data")
+    async def get_patient_data(patient_id):
+        fetched.append(patient_id)
+        return {"id": patient_id}
+
+    assert await get_patient_data(8) == await get_patient_data(patient_id=8) == {"id": 8}
+    assert fetched == [8]
+
+
+def test_a_cached_method_is_keyed_by_its_class_and_an_address_is_never_a_key(stack):
+    """`self`'s default text is its address: another key for each instance (never a hit across two
+    live ones), and a freed instance's successor at the same address would get its entry."""
+    calls = []
+
+    class Cards:
+        @cached("ai_inference", stack=lambda: stack)
+        def card(self, patient_id: int) -> dict:
+            calls.append(patient_id)
+            return {"id": patient_id}
+
+    first, second = Cards(), Cards()
+    assert first.card(3) == second.card(3) == {"id": 3}
+    assert calls == [3]
+
+    class Opaque:  # no text of its own
+        pass
+
+    @cached("ai_inference", stack=lambda: stack)
+    def summary(context) -> dict:
+        calls.append("summary")
+        return {}
+
+    with pytest.raises(TypeError, match="cannot be part of a cache key"):
+        summary(Opaque())
+    assert calls == [3]
+
+
+def test_sets_make_one_key_whatever_order_they_were_built_in():
+    from apps.caching.layers import KeyHasher
+
+    built_up, built_down = {1, 9}, {9, 1}  # 1 and 9 share a slot: iteration follows insertion
+    assert list(built_up) != list(built_down)
+    hasher = KeyHasher("secret")
+    assert hasher.digest("codes", built_up) == hasher.digest("codes", built_down)
+    assert hasher.digest("codes", frozenset(built_up)) == hasher.digest("codes", built_down)
