@@ -28,8 +28,11 @@ def cached(
     HMAC'd key parts, so identifiers among them never reach a store.
 
     `scope(*args, **kwargs)` names what a write invalidates (e.g. `lambda patient_id: f"patient:{patient_id}"`);
-    `ttl` overrides the namespace policy's TTL for this function.
+    `ttl` shortens the namespace policy's TTL for this function (never lengthens it: an admin's shorter
+    TTL still holds).
     """
+    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 1):
+        raise ValueError(f"ttl is a whole number of seconds, at least 1 (got {ttl!r})")
 
     def decorate(function: Callable) -> Callable:
         name = f"{function.__module__}.{function.__qualname__}"

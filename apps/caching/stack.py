@@ -364,7 +364,9 @@ class CacheStack:
         scope: str | None = None,
         ttl: int | None = None,
     ) -> Any:
-        """The cached value of `key_parts`, or `loader()`'s, stored in every enabled tier (unless None)."""
+        """The cached value of `key_parts`, or `loader()`'s, stored in every enabled tier (unless None).
+
+        `ttl` shortens the policy's TTL for this read, never lengthens it."""
         policy = self.policy(namespace)
         self._tally(namespace, "source", "requests")
         if not policy.enabled:
@@ -544,7 +546,7 @@ class CacheStack:
         if value is None:
             return
         redis_generation, db_generation = generations
-        lifetime = ttl or policy.ttl
+        lifetime = min(ttl, policy.ttl) if ttl else policy.ttl  # a caller's TTL never outlasts the admin's
         now = self.clock()
         blob = self.codec.encode(value, encrypt=policy.encrypt, context=key.encode())
         entry = Entry(value, 0, now + lifetime, now + lifetime + policy.swr, scope_key, len(blob))

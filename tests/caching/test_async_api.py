@@ -153,3 +153,24 @@ def test_sets_make_one_key_whatever_order_they_were_built_in():
     hasher = KeyHasher("secret")
     assert hasher.digest("codes", built_up) == hasher.digest("codes", built_down)
     assert hasher.digest("codes", frozenset(built_up)) == hasher.digest("codes", built_down)
+
+
+def test_a_decorators_ttl_never_outlasts_the_policys(stack):
+    """The brief's `ttl=1800` on a namespace whose TTL an admin shortened to 60 s: 60 s it is."""
+    from tests.caching.test_stack import set_policy
+
+    set_policy("ai_inference", ttl_seconds=60)
+    stack.tick(force=True)
+
+    @cached("ai_inference", ttl=1800, stack=lambda: stack)
+    def answer(question: str) -> dict:
+        return {"q": question}
+
+    before = stack.clock()
+    answer("dose")
+    (entry,) = stack.l1._namespaces["ai_inference"].values()
+    assert entry.fresh_until <= stack.clock() + 60
+    assert entry.fresh_until >= before + 59
+    for bad in (0, -5, 1.5):
+        with pytest.raises(ValueError, match="ttl"):
+            cached("ai_inference", ttl=bad)
