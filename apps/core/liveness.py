@@ -1,9 +1,10 @@
-"""Heartbeat files for the Celery worker's liveness probe, and the probe itself.
+"""Heartbeat files for the Celery worker's and beat's liveness probes, and the probe itself.
 
 `celery inspect ping` asks the worker through the broker, so a broker restart failed every worker's
 liveness and Kubernetes killed the tasks they were running. The worker instead touches a file from its
-own event loop (controlplane/celery.py) and the probe reads the file's age. Standard library only: the
-probe runs as `python -m apps.core.liveness worker` every period, without starting Django or Celery.
+own event loop (controlplane/celery.py), beat from each pass of its loop (apps/core/beat_liveness.py), and
+the probe reads the file's age. Standard library only: the probe runs as `python -m apps.core.liveness
+worker` (or `beat`) every period, without starting Django or Celery.
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from pathlib import Path
 TOUCH_INTERVAL = 10.0
 MAX_AGE = 120.0
 
-_FILE_VARIABLES = {"worker": "CELERY_WORKER_HEARTBEAT_FILE"}
+_FILE_VARIABLES = {"worker": "CELERY_WORKER_HEARTBEAT_FILE", "beat": "CELERY_BEAT_HEARTBEAT_FILE"}
 
 
 def heartbeat_path(process: str = "worker") -> Path:
     """Where `process` keeps its heartbeat: under the temporary folder (/tmp, a volume in the pods) unless
-    the variable names another file (tests run several workers on one host)."""
+    the variable names another file (tests run several processes on one host)."""
     default = Path(tempfile.gettempdir()) / f"controlplane-celery-{process}.heartbeat"
     return Path(os.environ.get(_FILE_VARIABLES[process], default))
 

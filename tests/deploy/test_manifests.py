@@ -306,18 +306,32 @@ def test_no_probe_asks_the_broker():
         assert "celery" not in words and "manage.py" not in words, probe
 
 
-def test_worker_liveness_reads_the_heartbeat_its_event_loop_touches():
-    """The probe is apps/core/liveness.py, which the image holds, run from its WORKDIR; the worker's
-    heartbeat lands in /tmp, a volume. Its window leaves a worker several missed touches before a
-    restart, and restarts a stuck one within minutes."""
+@pytest.mark.parametrize("process", ["worker", "beat"])
+def test_celery_liveness_reads_the_heartbeat_its_loop_touches(process):
+    """The probe is apps/core/liveness.py, which the image holds, run from its WORKDIR; the heartbeat
+    lands in /tmp, a volume. Its window leaves a process several missed touches before a restart, and
+    restarts a stuck one within minutes. Beat had no liveness at all: hung on a database lock, it stayed
+    Running and no nightly job was sent."""
     from apps.core.liveness import MAX_AGE, TOUCH_INTERVAL
 
-    container = _deployments()["controlplane-worker"]["spec"]["template"]["spec"]["containers"][0]
+    container = _deployments()[f"controlplane-{process}"]["spec"]["template"]["spec"]["containers"][0]
     probe = container["livenessProbe"]
-    assert probe["exec"]["command"] == ["python", "-m", "apps.core.liveness", "worker"]
+    assert probe["exec"]["command"] == ["python", "-m", "apps.core.liveness", process]
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert "COPY apps/ apps/" in dockerfile and "WORKDIR /app" in dockerfile
     assert "/tmp" in {mount["mountPath"] for mount in container["volumeMounts"]}
-    assert not _env_names(container) & {"CELERY_WORKER_HEARTBEAT_FILE", "TMPDIR"}  # the default, in /tmp
+    assert not _env_names(container) & {f"CELERY_{process.upper()}_HEARTBEAT_FILE", "TMPDIR"}  # the default, in /tmp
     assert MAX_AGE >= 6 * TOUCH_INTERVAL
     assert MAX_AGE + probe["periodSeconds"] * probe["failureThreshold"] <= 300
+
+
+def test_beat_runs_the_settings_scheduler_with_its_heartbeat():
+    """The heartbeat comes from beat's scheduler, which the Deployment names: it must be the one the
+    settings choose (the schedules admins edit), with the touch added."""
+    from celery.utils.imports import symbol_by_name
+    from django.conf import settings
+
+    _, options = _options(_deployments()["controlplane-beat"]["spec"]["template"]["spec"]["containers"][0]["command"])
+    scheduler = symbol_by_name(options["--scheduler"])
+    assert scheduler.__module__ == "apps.core.beat_liveness"
+    assert scheduler.__mro__[1] is symbol_by_name(settings.CELERY_BEAT_SCHEDULER)

@@ -1,0 +1,100 @@
+"""Beat's liveness probe reads a heartbeat file each pass of its loop touches: a real beat, started with
+the Deployment's own command, keeps it fresh, and lets it go stale while a pass waits on a database lock
+(as behind a migration's ACCESS EXCLUSIVE lock), Running but sending nothing. The probe is the manifest's
+command, run as the kubelet would (no cluster here)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psycopg
+import pytest
+import yaml
+from django.db import connection
+
+from apps.core.liveness import TOUCH_INTERVAL
+from tests.deploy.test_worker_liveness import _touches_during, _wait_for
+from tests.helpers import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+BEAT_DEPLOYMENT = REPO_ROOT / "deploy" / "k8s" / "base" / "beat-deployment.yaml"
+
+
+def _container() -> dict:
+    return yaml.safe_load(BEAT_DEPLOYMENT.read_text())["spec"]["template"]["spec"]["containers"][0]
+
+
+def _probe(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
+    """The Deployment's probe command, from the repository root as the image's WORKDIR."""
+    command = _container()["livenessProbe"]["exec"]["command"]
+    assert command[0] == "python"
+    return subprocess.run(
+        [sys.executable, *command[1:], *extra], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=10
+    )
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def _waiting_on_a_lock(observer: psycopg.Connection) -> bool:
+    """Whether a session of this database waits for a lock (beat's pass: no other runs there). Asked on a
+    connection in autocommit: within one transaction pg_stat_activity is read once and kept."""
+    row = observer.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    ).fetchone()
+    return row[0] > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_heartbeat_goes_stale_while_its_loop_waits_on_a_database_lock(tmp_path):
+    heartbeat = tmp_path / "beat.heartbeat"
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": "memory://",  # nothing this test's beat sends may reach a real queue
+        "CELERY_BEAT_HEARTBEAT_FILE": str(heartbeat),
+        "VAR_DIR": str(tmp_path),
+    }
+    command = _container()["command"]
+    assert command[0] == "celery"
+    log = tmp_path / "beat.log"
+    beat = subprocess.Popen(
+        [sys.executable, "-m", *command, "--loglevel=DEBUG"],
+        cwd=REPO_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    lock = psycopg.connect(_database_url())
+    observer = psycopg.connect(_database_url(), autocommit=True)
+    try:
+        _wait_for(heartbeat.exists, 90, "beat touched no heartbeat", log)
+        assert _probe(env).returncode == 0
+        assert len(_touches_during(heartbeat, TOUCH_INTERVAL + 3)) >= 2  # each pass touches it
+
+        # A pass reads the schedule's change marker: behind the lock it waits, and beat stays Running.
+        lock.execute("LOCK TABLE django_celery_beat_periodictasks IN ACCESS EXCLUSIVE MODE")
+        _wait_for(lambda: _waiting_on_a_lock(observer), 4 * TOUCH_INTERVAL, "beat's pass never reached the lock", log)
+        waiting_since = time.time()
+        time.sleep(TOUCH_INTERVAL * 1.5)
+        assert beat.poll() is None
+        assert heartbeat.stat().st_mtime <= waiting_since
+        stale = _probe(env, "--max-age", str(TOUCH_INTERVAL))
+        assert stale.returncode == 1 and "last touched" in stale.stderr
+
+        # The lock released, the pass completes and the loop touches the file again.
+        lock.rollback()
+        _wait_for(lambda: heartbeat.stat().st_mtime > waiting_since, 4 * TOUCH_INTERVAL, "no touch after", log)
+        assert _probe(env).returncode == 0
+    finally:
+        lock.close()
+        observer.close()
+        os.killpg(beat.pid, signal.SIGTERM)
+        try:
+            beat.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(beat.pid, signal.SIGKILL)
