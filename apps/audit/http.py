@@ -39,13 +39,16 @@ def audit_entry(
     resource_type: str,
     resource_id: object = "",
     patient_id: int | None = None,
+    patient_ids: list[int] | None = None,
     outcome: str = "success",
     result_count: int | None = None,
     query: dict[str, object] | None = None,
     served_from_cache: bool = False,
     lenient_purpose: bool = False,
 ) -> AuditEntry:
-    """`lenient_purpose` records a refused attempt even when its purpose header is invalid."""
+    """`patient_ids`: every patient a response spanning patients disclosed (a search by name), so the
+    accounting of each one's disclosures finds it. `lenient_purpose` records a refused attempt even when
+    its purpose header is invalid."""
     if isinstance(request.auth, ApiClient):
         actor_type, actor_id, actor_name = "client", request.auth.pk, request.auth.name
     else:
@@ -58,6 +61,7 @@ def audit_entry(
         resource_type=resource_type,
         resource_id=str(resource_id or ""),
         patient_id=patient_id,
+        patient_ids=patient_ids,
         outcome=outcome,
         source_ip=request.META.get("REMOTE_ADDR"),
         purpose_of_use=_purpose(request, lenient_purpose),

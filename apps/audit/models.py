@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.db.models import Q
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -11,6 +13,33 @@ class AuditEventQuerySet(models.QuerySet):
 
     def delete(self):
         raise PermissionError("Audit events are append-only.")
+
+
+class Discloses(models.Lookup):
+    """`patient_ids__discloses=<id>`: the record's list of disclosed patients holds this one.
+
+    PostgreSQL: jsonb containment, which the partial GIN index answers. SQLite (the embedded default):
+    a scan of the list with json_each, which it has built in.
+    """
+
+    lookup_name = "discloses"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        # Only the column's own SQL is interpolated; the id is a parameter.
+        return f"EXISTS (SELECT 1 FROM json_each({lhs}) WHERE json_each.value = %s)", [*params, int(self.rhs)]  # noqa: S608
+
+    def as_postgresql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        return f"{lhs} @> %s::jsonb", [*params, f"[{int(self.rhs)}]"]
+
+
+class PatientIdsField(models.JSONField):
+    """Internal ids of the patients one response disclosed: a JSON list, jsonb on PostgreSQL."""
+
+
+PatientIdsField.register_lookup(Discloses)
 
 
 class AuditEvent(models.Model):
@@ -49,6 +78,11 @@ class AuditEvent(models.Model):
     resource_type = models.CharField(max_length=40)
     resource_id = models.CharField(max_length=64, blank=True)
     patient_id = models.BigIntegerField(null=True, help_text="Internal patient id, never the MRN.")
+    # A response that spans patients (a search by name or birth date) names each of them here, so "who has
+    # seen patient X" finds it; NULL for a single patient's read, which `patient_id` says alone.
+    patient_ids = PatientIdsField(
+        null=True, blank=True, help_text="Internal ids of every patient a multi-patient response disclosed."
+    )
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.SUCCESS)
     source_ip = models.GenericIPAddressField(null=True)
     purpose_of_use = models.CharField(max_length=32, default="TREAT")
@@ -68,6 +102,13 @@ class AuditEvent(models.Model):
             models.Index(fields=["patient_id", "-recorded_at"], name="audit_event_patient"),
             models.Index(fields=["actor_type", "actor_id", "-recorded_at"], name="audit_event_actor"),
             models.Index(fields=["-recorded_at"], name="audit_event_recorded"),
+            # Partial: single-patient reads (NULL) never touch it, so the hot path pays nothing for it.
+            GinIndex(
+                fields=["patient_ids"],
+                opclasses=["jsonb_path_ops"],
+                condition=Q(patient_ids__isnull=False),
+                name="audit_event_patient_ids",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.audit.services import (
@@ -30,9 +30,11 @@ def audit_event_list(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> QuerySet[AuditEvent]:
+    """The trail, filtered. `patient_id` finds every record that disclosed the patient: the reads and
+    searches about that patient alone, and the searches whose results spanned patients and named them."""
     events = AuditEvent.objects.all()
     if patient_id is not None:
-        events = events.filter(patient_id=patient_id)
+        events = events.filter(Q(patient_id=patient_id) | Q(patient_ids__discloses=patient_id))
     if actor_type:
         events = events.filter(actor_type=actor_type)
     if actor_id is not None:

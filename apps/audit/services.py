@@ -45,7 +45,11 @@ CHAINED_FIELDS = (
     "result_count",
     "served_from_cache",
     "prev_hash",
+    "patient_ids",
 )
+# The chained fields every record has always had: `patient_ids` came later and enters the HMAC only when
+# set, so a record sealed before it existed (or one naming a single patient) hashes as it always did.
+_CHAINED_ALWAYS = CHAINED_FIELDS[:-1]
 
 
 @dataclass
@@ -59,6 +63,7 @@ class AuditEntry:
     resource_type: str
     resource_id: str = ""
     patient_id: int | None = None
+    patient_ids: list[int] | None = None
     outcome: str = AuditEvent.Outcome.SUCCESS
     source_ip: str | None = None
     purpose_of_use: str = "TREAT"
@@ -99,13 +104,21 @@ def normalize_ip(value: str | None) -> str | None:
 
 def chain_hash(values: dict) -> str:
     """HMAC-SHA256 over the chained fields: without the key an edited record cannot be re-sealed."""
-    message = "\x1f".join([_canonical(values[name]) for name in CHAINED_FIELDS]).encode()
+    parts = [_canonical(values[name]) for name in _CHAINED_ALWAYS]
+    if values.get("patient_ids"):
+        parts.append("patients:" + ",".join(str(int(pk)) for pk in values["patient_ids"]))
+    message = "\x1f".join(parts).encode()
     return hmac.digest(_chain_key(), message, "sha256").hex()
 
 
 def head_seal(name: str, seq: int, last_hash: str) -> str:
     """Seals a chain head, so moving it back over deleted records needs the key."""
     return hmac.new(_chain_key(), f"head\x1f{name}\x1f{seq}\x1f{last_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+def disclosed_patients(ids) -> list[int] | None:
+    """The ids a response disclosed, as a record keeps them: distinct, ascending; None for none."""
+    return sorted({int(pk) for pk in ids}) or None
 
 
 def query_digest(parameters: dict[str, object]) -> str:
@@ -128,6 +141,7 @@ def _seal(entries: list[AuditEntry], *, chain_id: int, seq: int, prev_hash: str)
         values.update(
             id=None,
             recorded_at=entry.recorded_at.astimezone(UTC),
+            patient_ids=disclosed_patients(entry.patient_ids) if entry.patient_ids else None,
             source_ip=normalize_ip(entry.source_ip),
             chain_id=chain_id,
             seq=seq,
@@ -194,7 +208,7 @@ def audit_chain_open(*, name: str) -> ChainState:
 _EVENT_COLUMNS = (
     "chain_id", "seq", "recorded_at", "actor_type", "actor_id", "actor_name", "action", "resource_type",
     "resource_id", "patient_id", "outcome", "source_ip", "purpose_of_use", "request_id", "query_digest",
-    "result_count", "served_from_cache", "prev_hash", "hash",
+    "result_count", "served_from_cache", "prev_hash", "hash", "patient_ids",
 )  # fmt: skip
 # One constant statement for any batch size, so psycopg prepares it once. The records travel as one
 # JSON parameter that PostgreSQL expands into typed rows: a parameter per field cost ~7 us each to send.
@@ -225,8 +239,10 @@ def audit_append_owned(
     """
     events = _seal(entries, chain_id=state.chain_id, seq=state.seq, prev_hash=state.last_hash)
     seal = head_seal(state.name, events[-1].seq, events[-1].hash)
+    # A key left out is NULL: most records disclose no list, and need not carry one.
     rows = json.dumps(
-        [{name: getattr(event, name) for name in _EVENT_COLUMNS} for event in events], default=_json_value
+        [{name: value for name in _EVENT_COLUMNS if (value := getattr(event, name)) is not None} for event in events],
+        default=_json_value,
     )
     with (database or connection).cursor() as cursor:
         cursor.execute(

@@ -96,8 +96,19 @@ class PhiAPIView(APIView):
             )
         )
 
-    def audited_page(self, request: Request, rows, to_json, *, cache: tuple[str, str] | None = None, **audit_fields):
+    def audited_page(
+        self,
+        request: Request,
+        rows,
+        to_json,
+        *,
+        cache: tuple[str, str] | None = None,
+        spans_patients: bool = False,
+        **audit_fields,
+    ):
         """One keyset page of `rows` as JSON, audited as a search with its result count.
+
+        `spans_patients`: the rows are patients (their JSON has the `id`), and the record names each one.
 
         With `cache=(namespace, scope)` the page is kept in that cache namespace, keyed by the view, the
         URL's path and query (HMAC'd, so no identifier reaches a store); the audit record is written
@@ -120,6 +131,8 @@ class PhiAPIView(APIView):
         except ValidationError:  # a bad cursor after the patient was found: the attempt is kept all the same
             self.audit(request, action="search", outcome="error", **audit_fields)
             raise
+        if spans_patients:
+            audit_fields["patient_ids"] = [row["id"] for row in body["results"]]
         self.audit(request, action="search", result_count=len(body["results"]), **audit_fields)
         return Response(body)
 

@@ -20,5 +20,5 @@ class AuditEventOutputSerializer(serializers.ModelSerializer):
         model = AuditEvent
         fields = ["id", "chain_id", "seq", "recorded_at",
                   "actor_type", "actor_id", "actor_name", "action", "resource_type",
-                  "resource_id", "patient_id", "outcome", "source_ip", "purpose_of_use", "request_id",
+                  "resource_id", "patient_id", "patient_ids", "outcome", "source_ip", "purpose_of_use", "request_id",
                   "query_digest", "result_count", "served_from_cache", "hash"]  # fmt: skip

@@ -83,7 +83,7 @@ class PatientWindowView(PhiAPIView):
         offset, limit = query.pop("offset"), query.pop("limit")
         patients = selectors.patient_search(**query)
         rows = [patient_json(patient) for patient in patients[offset : offset + limit]]
-        self.audit(request, action="search", result_count=len(rows),
+        self.audit(request, action="search", result_count=len(rows), patient_ids=[row["id"] for row in rows],
                    query={**{k: str(v) for k, v in query.items()}, "offset": str(offset)})  # fmt: skip
         return Response({"count": patients.count(), "offset": offset, "results": rows})
 
@@ -108,6 +108,7 @@ class PatientListView(PhiAPIView):
             selectors.patient_search(**query),
             lambda page: [patient_json(patient) for patient in page],
             query={k: str(v) for k, v in query.items()},
+            spans_patients=True,
         )
 
     @extend_schema(request=s.PatientCreateInputSerializer, responses={201: s.PatientOutputSerializer, **PHI_ERRORS})

@@ -407,9 +407,14 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         page, ordering, patient_id, digest_query = self.find(params, limit=count + 1)
         has_more = len(page) > count
         page = page[:count]
-        if patient_id is None and self.resource_type == "Patient" and len(page) == 1:
-            patient_id = page[0].pk  # an identifier search read exactly this patient
-        self.audit(request, action="search", patient_id=patient_id, result_count=len(page), query=digest_query or None)
+        patient_ids = None
+        if patient_id is None and self.resource_type == "Patient":
+            if len(page) == 1:
+                patient_id = page[0].pk  # an identifier search read exactly this patient
+            else:
+                patient_ids = [row.pk for row in page]  # each patient of the page was disclosed
+        self.audit(request, action="search", patient_id=patient_id, patient_ids=patient_ids, result_count=len(page),
+                   query=digest_query or None)  # fmt: skip
         base = self.base_url(request)
         type_url = f"{base}{self.resource_type}"
         kept = {k: params.getlist(k) for k in params if k not in ("_cursor", "_search")}

@@ -1,0 +1,178 @@
+"""Accounting of disclosures: every patient a response disclosed is findable in the trail, searches that
+span patients included, and the list of them is sealed in the hash chain."""
+
+import hashlib
+import hmac
+import os
+import subprocess
+import sys
+from datetime import date
+from io import StringIO
+
+import pytest
+from django.conf import settings
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.audit.models import AuditEvent
+from apps.audit.selectors import audit_chain_verify, audit_event_list
+from apps.audit.services import AuditEntry, audit_record, audit_record_batch
+from apps.clinical.services import patient_create
+from apps.metrics.recorder import recorder
+from tests.helpers import REPO_ROOT
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def smiths(db):
+    """Three patients one name search finds, and one it does not."""
+    born = date(1980, 1, 2)
+    found = [
+        patient_create(mrn=f"MRN-00070{i}", family_name="Smithson", given_name=given, birth_date=born, sex="female")
+        for i, given in enumerate(["Ada", "Bea", "Cy"])
+    ]
+    patient_create(mrn="MRN-000799", family_name="Jones", given_name="Dee", birth_date=born, sex="male")
+    return found
+
+
+def _search(api, how: str):
+    if how == "rest":
+        return api.get("/api/v1/patients/", {"name": "Smiths"})
+    if how == "window":
+        return api.get("/api/v1/patients/window/", {"family": "Smiths"})
+    if how == "fhir":
+        return api.get("/fhir/Patient", {"name": "Smiths"})
+    if how == "fhir-birthdate":
+        return api.get("/fhir/Patient", {"birthdate": "1980-01-02", "family": "Smiths"})
+    return api.post("/fhir/Patient/_search", "name=Smiths", content_type="application/x-www-form-urlencoded")
+
+
+@pytest.mark.parametrize("how", ["rest", "window", "fhir", "fhir-birthdate", "fhir-post"])
+def test_a_search_disclosing_three_patients_is_found_by_each_ones_filter(api, issue_token, smiths, how):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('patient:read')}")
+    response = _search(api, how)
+    assert response.status_code == 200, response.content
+    search = AuditEvent.objects.order_by("-id").first()
+    assert search.action == "search" and search.result_count == 3 and search.patient_id is None
+    assert search.patient_ids == sorted(patient.pk for patient in smiths)
+
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('audit:read')}")
+    for patient in smiths:
+        listed = api.get("/api/v1/audit/", {"patient_id": patient.pk}).json()["results"]
+        assert search.pk in [event["id"] for event in listed], (how, patient.pk)
+    jones = api.get("/api/v1/audit/", {"patient_id": smiths[-1].pk + 1}).json()["results"]
+    assert search.pk not in [event["id"] for event in jones]
+
+
+def test_the_patient_filter_finds_single_reads_and_searches_alike(smiths):
+    read, search, other = audit_record_batch(
+        [
+            _entry(patient_id=smiths[0].pk),
+            _entry(action="search", patient_ids=[smiths[2].pk, smiths[0].pk]),
+            _entry(action="search", patient_ids=[smiths[1].pk, smiths[2].pk]),
+        ]
+    )
+    assert list(audit_event_list(patient_id=smiths[0].pk)) == [search, read]
+    assert list(audit_event_list(patient_id=smiths[2].pk)) == [other, search]
+
+
+def _entry(**fields) -> AuditEntry:
+    return AuditEntry(
+        **{"actor_type": "client", "actor_id": 1, "actor_name": "ward-app", "action": "read",
+           "resource_type": "Patient", "source_ip": "10.1.2.3", **fields}
+    )  # fmt: skip
+
+
+def _verify() -> tuple[int, str]:
+    out = StringIO()
+    try:
+        call_command("audit", "verify", stdout=out)
+    except CommandError as error:
+        return 1, out.getvalue() + str(error)
+    return 0, out.getvalue()
+
+
+@pytest.mark.parametrize("edited", ["[1, 2]", "[1, 2, 3, 4]", "[3, 2, 1]", None])
+def test_an_edited_list_of_disclosed_patients_fails_verify(edited):
+    audit_record_batch([_entry(action="search", patient_ids=[3, 1, 2]), _entry(patient_id=5)])
+    assert _verify()[0] == 0
+    with connection.cursor() as cursor:  # an attacker with database access, trigger off
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
+        cursor.execute("UPDATE audit_auditevent SET patient_ids = %s::jsonb WHERE seq = 1", [edited])
+        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
+    status, output = _verify()
+    assert status == 1 and "EDITED   record #1 of chain primary" in output, output
+
+
+def test_a_list_added_to_a_single_read_fails_verify():
+    audit_record_batch([_entry(patient_id=5)])
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
+        cursor.execute("UPDATE audit_auditevent SET patient_ids = '[6]'::jsonb WHERE seq = 1")
+        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
+    assert _verify()[0] == 1
+
+
+def test_records_sealed_before_the_list_existed_still_verify():
+    """A record without a list hashes exactly as every record did before `patient_ids` was added."""
+    (event,) = audit_record_batch([_entry(patient_id=5, result_count=1)])
+    old_fields = ("chain_id", "seq", "recorded_at", "actor_type", "actor_id", "actor_name", "action",
+                  "resource_type", "resource_id", "patient_id", "outcome", "source_ip", "purpose_of_use",
+                  "request_id", "query_digest", "result_count", "served_from_cache", "prev_hash")  # fmt: skip
+    row = AuditEvent.objects.values(*old_fields).get(pk=event.pk)
+    canonical = {None: "", True: "1", False: "0"}
+    parts = [
+        row[name].isoformat(timespec="microseconds") if name == "recorded_at"
+        else canonical[row[name]] if row[name] is None or isinstance(row[name], bool)
+        else str(row[name])
+        for name in old_fields
+    ]  # fmt: skip
+    old_hash = hmac.new(settings.AUDIT_CHAIN_KEY.encode(), "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
+    assert event.hash == old_hash and _verify()[0] == 0
+
+
+@pytest.mark.parametrize("url", ["/api/v1/patients/{id}/", "/fhir/Patient/{id}"])
+def test_a_single_read_costs_no_more_queries_and_keeps_no_list(api, issue_token, smiths, url):
+    """Exactly the queries a cached single read made before the list existed: its record's own (a savepoint,
+    the chain head, the INSERT, the head's update, the release: inside the test's transaction)."""
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('patient:read')}")
+    api.get(url.format(id=smiths[0].pk))  # warm: the token and the card are cached from here on
+    recorder.flush()
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get(url.format(id=smiths[0].pk))
+    assert response.status_code == 200
+    assert len(queries) == 5, [query["sql"][:80] for query in queries]
+    event = AuditEvent.objects.order_by("-id").first()
+    assert event.patient_id == smiths[0].pk and event.patient_ids is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_group_commit_writer_stores_and_seals_the_list():
+    """The writer's own one-statement append (outside any transaction) keeps the list too."""
+    event = audit_record(_entry(action="search", patient_ids=[9, 8, 9]))
+    assert AuditEvent.objects.get(pk=event.pk).patient_ids == [8, 9]
+    assert list(audit_event_list(patient_id=8)) == [AuditEvent.objects.get(pk=event.pk)]
+    assert audit_chain_verify().ok
+
+
+def test_sqlite_keeps_and_finds_the_list(tmp_path):
+    """The embedded default (`make run`) migrates and filters without GIN or jsonb."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_REPLICA_URL")}
+    env["VAR_DIR"] = str(tmp_path)
+    script = (
+        "from django.core.management import call_command; call_command('migrate', verbosity=0);"
+        "from apps.audit.services import AuditEntry, audit_record_batch;"
+        "from apps.audit.selectors import audit_event_list, audit_chain_verify;"
+        "e = dict(actor_type='client', actor_id=1, actor_name='a', action='search', resource_type='Patient');"
+        "audit_record_batch([AuditEntry(**e, patient_ids=[12, 3]), AuditEntry(**e, patient_id=3),"
+        " AuditEntry(**e, patient_ids=[123])]);"
+        "print(sorted(x.seq for x in audit_event_list(patient_id=3)), audit_chain_verify().ok)"
+    )
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "[1, 2] True"
