@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
@@ -24,21 +24,22 @@ class LoadSignals:
     p95_ms_by_service: dict[int, float]
 
 
-def _over_and_calm(policy: RateLimitPolicy, signals: LoadSignals) -> tuple[list[str], bool]:
-    """The thresholds crossed (reasons), and whether every signal is calm enough to recover."""
-    reasons, calm = [], True
+def _over_and_calm(policy: RateLimitPolicy, signals: LoadSignals) -> tuple[dict[str, str], bool]:
+    """The thresholds crossed (the signal, "cpu" or "p95:<service>", to the reason), and whether every signal
+    is calm enough to recover."""
+    over, calm = {}, True
     if signals.cpu_pct is not None:
         if signals.cpu_pct > policy.cpu_threshold_pct:
-            reasons.append(f"CPU {signals.cpu_pct:.0f}% > {policy.cpu_threshold_pct:.0f}%")
+            over["cpu"] = f"CPU {signals.cpu_pct:.0f}% > {policy.cpu_threshold_pct:.0f}%"
         calm &= signals.cpu_pct < policy.cpu_threshold_pct * policy.recover_below
     if policy.service_id is not None:
         p95 = signals.p95_ms_by_service.get(policy.service_id)
         threshold = policy.p95_threshold_ms or policy.service.slo_p95_ms
         if p95 is not None:
             if p95 > threshold:
-                reasons.append(f"{policy.service.name} p95 {p95:.0f} ms > {threshold} ms")
+                over[f"p95:{policy.service_id}"] = f"{policy.service.name} p95 {p95:.0f} ms > {threshold} ms"
             calm &= p95 < threshold * policy.recover_below
-    return reasons, calm
+    return over, calm
 
 
 def _is_shed(policy: RateLimitPolicy) -> bool:
@@ -91,30 +92,75 @@ def ratelimit_policy_settle(*, policy_id: int) -> RateLimitAdjustment | None:
     return _settle(policy)
 
 
+@dataclass
+class _State:
+    policy: RateLimitPolicy
+    over: dict[str, str]
+    calm: bool
+
+    def settled_since(self, recent: datetime) -> bool:
+        """Its last step's effect has been read over a whole signal window."""
+        return not (self.policy.last_step_at and self.policy.last_step_at > recent)
+
+
+def _sheds_first(lower: _State, state: _State, signal: str, recent: datetime) -> bool:
+    """A less important policy under the same pressure is shed first: down to its floor, and a signal window
+    after its last step (the pressure read once that step took effect) before `state` is touched."""
+    return (
+        lower.policy.enabled  # a disabled policy limits nothing: shedding it relieves nothing
+        and lower.policy.priority > state.policy.priority
+        and signal in lower.over
+        and (lower.policy.current_factor > lower.policy.min_factor + 1e-9 or not lower.settled_since(recent))
+    )
+
+
+def _recovers_first(higher: _State, state: _State, recent: datetime) -> bool:
+    """A more important policy, calm too, gets its limit back first, and a window passes before the next."""
+    return (
+        higher.policy.enabled
+        and higher.policy.priority < state.policy.priority
+        and higher.calm
+        and (higher.policy.current_factor < 1.0 or not higher.settled_since(recent))
+    )
+
+
 @transaction.atomic
 def ratelimits_adapt(*, signals: LoadSignals) -> list[RateLimitAdjustment]:
     """Tighten adaptive policies whose signals are over threshold; recover them, a step at a time,
     once every signal is below its threshold times `recover_below` (the hysteresis band). A policy steps
     at most once per STEP_DWELL. Priority-1 scopes are never shed; a policy turned off, or a priority-1 one
-    with a tightened factor, is set back to its configured limit."""
+    with a tightened factor, is set back to its configured limit.
+
+    Graded: under one pressure (the CPU, a service's p95) the least important policy is shed first, and the
+    next only if the pressure persists a window after the one before reached its floor; of the calm ones the
+    most important recovers first, the next a window after it is back at its configured limit."""
     changes = []
     policies = RateLimitPolicy.objects.select_for_update(of=("self",)).select_related("service")
     recent = timezone.now() - STEP_DWELL
+    states = []
     for policy in policies.filter(Q(adaptive=True) | ~Q(current_factor=1.0)):
         settled = _settle(policy)
         if settled:
             changes.append(settled)
-        if not _is_shed(policy) or (policy.last_step_at and policy.last_step_at > recent):
+        if _is_shed(policy):
+            states.append(_State(policy, *_over_and_calm(policy, signals)))
+    # Least important first, so that a step of this run holds back the more important ones.
+    for state in sorted(states, key=lambda s: -s.policy.priority):
+        policy, old = state.policy, state.policy.current_factor
+        if not state.over or not state.settled_since(recent):
             continue
-        reasons, calm = _over_and_calm(policy, signals)
-        old = policy.current_factor
-        if reasons:
-            new, reason = max(policy.min_factor, old * policy.tighten_factor), "; ".join(reasons)
-        elif calm and old < 1.0:
-            new, reason = min(1.0, old / policy.tighten_factor), "signals back under threshold"
-        else:
+        # Held while every pressure on it has a less important policy left to shed (one only it can relieve,
+        # its own service's p95, does not wait).
+        if all(any(_sheds_first(other, state, signal, recent) for other in states) for signal in state.over):
             continue
-        if abs(new - old) < 1e-9:
+        new = max(policy.min_factor, old * policy.tighten_factor)
+        if abs(new - old) >= 1e-9:
+            changes.append(_record(policy, new, "; ".join(state.over.values()), signals))
+    for state in sorted(states, key=lambda s: s.policy.priority):
+        policy, old = state.policy, state.policy.current_factor
+        if state.over or not state.calm or old >= 1.0 or not state.settled_since(recent):
             continue
-        changes.append(_record(policy, new, reason, signals))
+        if any(_recovers_first(other, state, recent) for other in states):
+            continue
+        changes.append(_record(policy, min(1.0, old / policy.tighten_factor), "signals back under threshold", signals))
     return changes

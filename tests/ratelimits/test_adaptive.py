@@ -26,7 +26,7 @@ CALM = services.LoadSignals(cpu_pct=10.0, p95_ms_by_service={})
 
 def _policy(**fields) -> RateLimitPolicy:
     return RateLimitPolicy.objects.create(
-        **{"scope": "reports", "requests": 50, "priority": 3, "adaptive": True, "cpu_threshold_pct": 70, **fields}
+        **{"scope": "reports", "requests": 50, "priority": 5, "adaptive": True, "cpu_threshold_pct": 70, **fields}
     )
 
 
@@ -240,6 +240,62 @@ def test_a_priority_1_policy_marked_adaptive_anyway_is_never_shed():
     _a_window_later()
     changes = services.ratelimits_adapt(signals=HOT)
     assert _steps(changes, patient) == []
-    assert {c.policy.scope for c in changes} == {"ai_inference", "audit_logs"}
+    assert {c.policy.scope for c in changes} == {"audit_logs"}  # the least important first
     patient.refresh_from_db()
     assert patient.effective_requests == 100
+
+
+# 6. Graded: the least important shed first, the most important back first
+
+
+def _run(signals: services.LoadSignals) -> list[str]:
+    return [f"{c.policy.scope} {c.old_factor:g}->{c.new_factor:g}" for c in services.ratelimits_adapt(signals=signals)]
+
+
+def test_under_persisting_pressure_the_least_important_is_shed_to_its_floor_before_the_next():
+    """Seeded: audit_logs (priority 4) and ai_inference (3), both adaptive, both over the same CPU threshold."""
+    runs = []
+    for _ in range(6):
+        runs.append(_run(HOT))
+        runs.append(_run(HOT))  # within the window: nothing, not even the next priority
+        _a_window_later()
+    assert runs == [
+        ["audit_logs 1->0.5"], [], ["audit_logs 0.5->0.25"], [], ["audit_logs 0.25->0.125"], [],
+        ["audit_logs 0.125->0.1"], [],  # at its floor: the CPU read a window later decides on the next
+        ["ai_inference 1->0.5"], [], ["ai_inference 0.5->0.25"], [],
+    ]  # fmt: skip
+
+
+def test_of_the_calm_policies_the_most_important_gets_its_limit_back_first():
+    RateLimitPolicy.objects.filter(scope="audit_logs").update(current_factor=0.1)
+    RateLimitPolicy.objects.filter(scope="ai_inference").update(current_factor=0.25)
+    runs = []
+    for _ in range(4):
+        runs.append(_run(CALM))
+        runs.append(_run(CALM))
+        _a_window_later()
+    assert runs == [
+        ["ai_inference 0.25->0.5"], [],
+        ["ai_inference 0.5->1"], [],  # back at its limit: audit_logs waits for the window that reads it
+        ["audit_logs 0.1->0.2"], [], ["audit_logs 0.2->0.4"], [],
+    ]  # fmt: skip
+
+
+def test_a_pressure_no_less_important_policy_shares_does_not_wait_and_two_services_step_at_once():
+    """ai_inference (3) watches one service, reports (5) another: both over, the CPU calm. audit_logs (4)
+    could be shed, but it is under neither pressure, so shedding it would relieve neither."""
+    triage = Service.objects.create(name="Triage", slug="triage", slo_p95_ms=800)
+    embed = Service.objects.create(name="Embed", slug="embed", slo_p95_ms=300)
+    RateLimitPolicy.objects.filter(scope="ai_inference").update(service=triage)
+    _policy(service=embed)
+    slow = services.LoadSignals(cpu_pct=10.0, p95_ms_by_service={triage.pk: 2000, embed.pk: 900})
+    assert sorted(_run(slow)) == ["ai_inference 1->0.5", "reports 1->0.5"]
+    # The CPU over too: audit_logs shares that pressure, not ai_inference's own service's, which still steps.
+    _a_window_later()
+    both = services.LoadSignals(cpu_pct=95.0, p95_ms_by_service={triage.pk: 2000, embed.pk: 900})
+    assert sorted(_run(both)) == ["ai_inference 0.5->0.25", "reports 0.5->0.25"]
+
+
+def test_a_disabled_less_important_policy_does_not_hold_the_next_back():
+    RateLimitPolicy.objects.filter(scope="audit_logs").update(enabled=False)
+    assert "ai_inference 1->0.5" in _run(HOT)
