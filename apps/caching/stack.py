@@ -149,7 +149,7 @@ class CacheStack:
         self._stats: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
         self._flights: dict[str, threading.Event] = {}
         self._flights_lock = threading.Lock()
-        self._async_flights: dict[str, asyncio.Future] = {}
+        self._async_flights: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future] = {}
         self._set_if_greater = None
         self._release_lock = None
         self._l2_epoch: str | None = None  # the Redis server's run id, part of every L2 key
@@ -586,25 +586,32 @@ class CacheStack:
     ) -> Any:
         """`get_or_load` for coroutines: the tiers are read in a thread, the loader awaited in the loop.
 
-        Concurrent misses of a key in one event loop share one load; a stale value inside the SWR
-        window is served while that load runs."""
-        policy, key, scope_key, found = await sync_to_async(self._prepare)(namespace, list(key_parts), scope)
+        Concurrent misses of a key in one event loop share one load (other loops, as other processes,
+        wait on the Redis lock: a future belongs to its loop); a stale value inside the SWR window is
+        served while that load runs. A load cancelled (its request gone) is not the waiters' outcome:
+        they go round again."""
+        key_parts = list(key_parts)
+        policy, key, scope_key, found = await sync_to_async(self._prepare)(namespace, key_parts, scope)
         if found is None:
             _note_read(loaded=True)
             return await loader()
         if found.entry is not None and found.fresh:
             _note_read(loaded=False)
             return found.entry.value
-        pending = self._async_flights.get(key)
+        loop = asyncio.get_running_loop()
+        pending = self._async_flights.get((loop, key))
         if pending is not None:
             if found.entry is not None:
                 self._count(namespace, "l1", stale_serves=1)
                 _note_read(loaded=False)
                 return found.entry.value
             _note_read(loaded=True)  # loaded for this request too, by the task it waits on
-            return await asyncio.shield(pending)
-        future = asyncio.get_running_loop().create_future()
-        self._async_flights[key] = future
+            value = await asyncio.shield(pending)
+            if value is _MISSING:  # that load was cancelled
+                return await self.aget_or_load(namespace, key_parts, loader, scope=scope, ttl=ttl)
+            return value
+        future = loop.create_future()
+        self._async_flights[(loop, key)] = future
         lock = None
         try:
             lock = await sync_to_async(self._redis_lock)(policy, key)  # across processes, as the sync path
@@ -634,12 +641,16 @@ class CacheStack:
             )  # fmt: skip
             future.set_result(value)
             return value
+        except asyncio.CancelledError:
+            if not future.done():
+                future.set_result(_MISSING)  # the waiters were not cancelled: they load again
+            raise
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # retrieved: waiters re-raise it, nobody else needs to
             raise
         finally:
-            self._async_flights.pop(key, None)
+            self._async_flights.pop((loop, key), None)
             if lock and not lock.released:
                 await sync_to_async(self._release)(lock)
 

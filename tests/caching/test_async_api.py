@@ -174,3 +174,58 @@ def test_a_decorators_ttl_never_outlasts_the_policys(stack):
     for bad in (0, -5, 1.5):
         with pytest.raises(ValueError, match="ttl"):
             cached("ai_inference", ttl=bad)
+
+
+def test_coroutines_in_separate_event_loops_share_a_load_without_crossing_loops(stack):
+    """Sync code calling the cache's coroutines through async_to_sync runs one event loop per call: a
+    waiter awaited a load's future from another loop (RuntimeError: attached to a different loop)."""
+    import threading
+
+    from asgiref.sync import async_to_sync
+
+    calls = []
+
+    async def loader():
+        calls.append(1)
+        await asyncio.sleep(0.3)
+        return {"v": 1}
+
+    results: list = [None] * 4
+
+    def read(index: int) -> None:
+        try:
+            results[index] = async_to_sync(stack.aget_or_load)("ai_inference", ["loops", 1], loader)
+        except Exception as exc:  # noqa: BLE001 - the test reports it
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=read, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [{"v": 1}] * 4
+    assert len(calls) == 1  # the other loops waited on the Redis lock, as other processes do
+
+
+async def test_a_cancelled_load_does_not_cancel_the_coroutines_waiting_for_it(stack):
+    """A request whose client went away is cancelled mid-load; the others waiting for the same key were
+    not, and get the value (loaded again) rather than a CancelledError."""
+    started = asyncio.Event()
+    calls = []
+
+    async def loader():
+        calls.append(1)
+        started.set()
+        await asyncio.sleep(0.5)
+        return {"v": 1}
+
+    leader = asyncio.create_task(stack.aget_or_load("ai_inference", ["cancel", 1], loader))
+    await started.wait()
+    waiter = asyncio.create_task(stack.aget_or_load("ai_inference", ["cancel", 1], loader))
+    await asyncio.sleep(0.1)  # the waiter is waiting on the leader's load by now
+    leader.cancel()
+    assert await waiter == {"v": 1}
+    assert leader.cancelled()
+    assert len(calls) == 2
