@@ -405,12 +405,22 @@ def forecast(series: pd.Series, hours: int = HORIZON, *, max_folds: int = 7) -> 
 
 
 def regularize(series: pd.Series) -> pd.Series:
-    """Hourly, gap-free, non-negative: short gaps interpolated, the rest from the same hour a day before."""
+    """Hourly, gap-free, non-negative: short gaps interpolated, the rest from the same hour a day or a week
+    before (the mean where neither was seen)."""
     series = series.sort_index().astype(float)
     full = pd.date_range(series.index[0], series.index[-1], freq="h")
     series = series.reindex(full).interpolate(limit=3)
-    series = series.fillna(series.shift(DAY)).fillna(series.mean())
+    series = series.fillna(series.shift(DAY)).fillna(series.shift(WEEK)).fillna(series.mean())
     return series.clip(lower=0)
+
+
+def since_last_long_gap(series: pd.Series, *, longest: int = WEEK) -> pd.Series:
+    """The observations after the last gap of more than `longest` hours. Filling a longer gap is invention:
+    a lone burst weeks before (a load test, a retired service's slug reused) became weeks of its mean, and
+    the plan followed that instead of the hours really seen."""
+    observed = series.dropna().sort_index()
+    gaps = observed.index.to_series().diff() > pd.Timedelta(hours=longest)
+    return observed[observed.index >= gaps[gaps].index[-1]] if gaps.any() else observed
 
 
 # --- patterns -------------------------------------------------------------------------------------

@@ -9,8 +9,9 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.scaling import forecasting
-from apps.scaling.history import HistoryUnavailable, hourly_history
+from apps.scaling.history import HistoryUnavailable
 from apps.scaling.models import ScalingPolicy, WorkloadForecast
+from apps.scaling.services import usable_history
 from apps.services.models import Service
 
 METRICS = WorkloadForecast.Metric.values
@@ -23,10 +24,7 @@ class WorkloadPredictor:
         self.policy = policy
 
     def _history(self, metric: str, until: datetime):
-        series = hourly_history(self.policy, metric, now=until).dropna()
-        if len(series) < 3 * forecasting.DAY:
-            raise HistoryUnavailable(f"{self.policy.service.slug} {metric}: {len(series)} hours of history")
-        return forecasting.regularize(series)
+        return usable_history(self.policy, metric, now=until)
 
     def predict_workload_range(self, start: datetime, hours_ahead: int = 24) -> list[dict]:
         """Per hour from `start`: each metric's P10/P50/P90 and the model that made it (None: no history)."""

@@ -31,16 +31,23 @@ def scaling_policy_ensure(service: Service, **fields) -> tuple[ScalingPolicy, bo
 # --- forecasts and recommendations ----------------------------------------------------------------
 
 
+def usable_history(policy: ScalingPolicy, metric: str, *, now: datetime) -> pd.Series:
+    """The hourly history to forecast from, gap-free; HistoryUnavailable says why there is not enough (the
+    first days of use, or too few hours since a long gap) rather than a plan made from a guess."""
+    history = hourly_history(policy, metric, now=now).replace([math.inf, -math.inf], math.nan).dropna()
+    recent = forecasting.since_last_long_gap(history)
+    if len(recent) < MIN_HISTORY_HOURS:
+        gap = f" since a gap of over {forecasting.WEEK // 24} days" if len(recent) < len(history) else ""
+        raise HistoryUnavailable(
+            f"{policy.service.slug} {metric}: not enough history, {len(recent)} hours{gap}, {MIN_HISTORY_HOURS} needed."
+        )
+    return forecasting.regularize(recent)
+
+
 def forecast_create(policy: ScalingPolicy, metric: str, *, now: datetime | None = None) -> WorkloadForecast:
     """Forecast the next 24 h of one metric from the policy's history source, with the model's backtest."""
     now = now or timezone.now()
-    history = hourly_history(policy, metric, now=now)
-    history = history.replace([math.inf, -math.inf], math.nan).dropna()
-    if len(history) < MIN_HISTORY_HOURS:
-        raise HistoryUnavailable(
-            f"{policy.service.slug} {metric}: {len(history)} hours of history, {MIN_HISTORY_HOURS} needed."
-        )
-    series = forecasting.regularize(history)
+    series = usable_history(policy, metric, now=now)
     prediction, selection = forecasting.forecast(series, max_folds=settings.SCALING_BACKTEST_FOLDS)
     points = prediction.points()
     recent = [

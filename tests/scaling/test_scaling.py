@@ -17,7 +17,7 @@ from django.utils import timezone
 from apps.metrics.models import Alert, AlertRule, RequestRollup
 from apps.metrics.recorder import new_histogram
 from apps.scaling import services
-from apps.scaling.history import hourly_history
+from apps.scaling.history import HistoryUnavailable, hourly_history
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
 from apps.scaling.prediction import WorkloadPredictionService
 from apps.services.models import Service
@@ -287,6 +287,27 @@ def test_a_flat_history_is_forecast_and_stored(monkeypatch):
     assert made.patterns["periods"]["daily"] == {"acf": None, "found": False}
     assert all(point["p50"] == pytest.approx(120.0) for point in made.points)
     json.dumps([made.scores, made.patterns, made.points], allow_nan=False)
+
+
+def test_a_lone_burst_weeks_before_is_not_history_to_plan_from(monkeypatch):
+    """One hour of a load test (or of a retired service whose slug was reused) three weeks before the hours
+    really seen was spread over the gap as its mean: the plan asked for ~18 replicas for ~10 req/s."""
+    policy = _policy("burst")
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    seen = pd.date_range(end=now - timedelta(hours=1), periods=80, freq="h", tz="UTC")
+    daily = pd.Series([10.0 + 4 * math.sin(2 * math.pi * at.hour / 24) for at in seen], index=seen)
+    burst = pd.Series([50_000.0], index=[seen[0] - timedelta(days=21)])
+    history = pd.concat([burst, daily])
+    monkeypatch.setattr(services, "hourly_history", lambda policy, metric, *, now: history)
+    made = services.forecast_create(policy, "request_rate", now=now)
+    assert made.history_hours == 80
+    assert max(point["p90"] for point in made.points) < 30
+    plan = services.recommendation_create(policy, made)
+    assert plan.peak_replicas == policy.min_replicas
+
+    monkeypatch.setattr(services, "hourly_history", lambda policy, metric, *, now: pd.concat([burst, daily[-60:]]))
+    with pytest.raises(HistoryUnavailable, match="not enough history, 60 hours since a gap of over 7 days, 72"):
+        services.forecast_create(policy, "request_rate", now=now)
 
 
 def test_prometheus_infinities_are_not_history(settings):
