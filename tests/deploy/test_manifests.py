@@ -108,6 +108,19 @@ def test_every_process_reads_config_and_the_secret_reference():
         assert sources == {"configMapRef": "controlplane-config", "secretRef": "controlplane-secrets"}
 
 
+def test_the_migration_job_is_gone_once_finished_and_every_pod_waits_for_it():
+    """The Job's template is immutable: kept after it finished (an hour), the next release's
+    `kubectl apply -k` failed on it. It is deleted as it finishes, so nothing ordered the new pods after
+    it: each waits in an init container (tests/deploy/test_migration_gate.py runs it)."""
+    job = _documents(BASE / "migrate-job.yaml")[0]["spec"]
+    assert job["ttlSecondsAfterFinished"] == 0
+    for name, deployment in _deployments().items():
+        pod = deployment["spec"]["template"]["spec"]
+        [gate] = pod["initContainers"]
+        assert gate["name"] == "wait-for-migrations" and "migrate --check" in gate["command"][-1], name
+        assert gate["envFrom"] == pod["containers"][0]["envFrom"], name  # the same database
+
+
 def test_beat_never_runs_twice():
     beat = _deployments()["controlplane-beat"]["spec"]
     assert beat["replicas"] == 1
@@ -182,7 +195,7 @@ def test_every_pod_meets_the_restricted_pod_security_standard():
     for name, pod in _pod_templates().items():
         assert pod["securityContext"]["runAsNonRoot"] is True, name
         assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
-        for container in pod["containers"]:
+        for container in pod["containers"] + pod.get("initContainers", []):
             context = container.get("securityContext", {})
             assert context.get("allowPrivilegeEscalation") is False, name
             assert context.get("capabilities", {}).get("drop") == ["ALL"], name
