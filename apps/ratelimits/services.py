@@ -16,6 +16,9 @@ from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
 # step before it was taken on, so one bad minute is one step, not one per run (the task runs every 15 s).
 SIGNAL_WINDOW = timedelta(minutes=3)
 STEP_DWELL = SIGNAL_WINDOW
+# Fewer served requests in the window and a service's "p95" is its slowest one or two: no signal, neither
+# over (a quiet service's one cold start would shed a scope) nor in the way of a recovery.
+P95_MIN_REQUESTS = 20
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,17 @@
 from celery import shared_task
 from django.utils import timezone
 
-from apps.metrics.selectors import service_p95_ms_recent
 from apps.ratelimits import selectors, services
 
 
 @shared_task(name="ratelimits.adapt")
 def adapt() -> int:
     """Adjust the adaptive policies to the load over the last SIGNAL_WINDOW: the resource monitor's CPU samples
-    of every host (not this worker's own CPU) and each service's p95 of the requests it served (not its 429s)."""
-    window = services.SIGNAL_WINDOW
+    of every host (not this worker's own CPU) and each service's p95 of the requests it served (not its 429s),
+    where it served enough of them for a p95 to mean something."""
+    since = timezone.now() - services.SIGNAL_WINDOW
     signals = services.LoadSignals(
-        cpu_pct=selectors.host_cpu_pct(since=timezone.now() - window),
-        p95_ms_by_service=service_p95_ms_recent(
-            minutes=int(window.total_seconds() // 60), exclude_status_classes=("429",)
-        ),
+        cpu_pct=selectors.host_cpu_pct(since=since),
+        p95_ms_by_service=selectors.service_p95_ms(since=since, min_requests=services.P95_MIN_REQUESTS),
     )
     return len(services.ratelimits_adapt(signals=signals))

@@ -167,8 +167,8 @@ def test_the_watched_p95_leaves_out_the_limiters_own_429s():
     policy = _policy(service=service, cpu_threshold_pct=100, p95_threshold_ms=2000)
     now = _this_minute()
     for minutes_ago in (2, 1, 0):
-        _rollup(now - timedelta(minutes=minutes_ago), route="api/triage/x/", count=5, ms=3000)
-        _rollup(now - timedelta(minutes=minutes_ago), route="api/triage/x/", count=120, ms=2, status_class="429")
+        _rollup(now - timedelta(minutes=minutes_ago), route="api/triage/x/", count=10, ms=3000)
+        _rollup(now - timedelta(minutes=minutes_ago), route="api/triage/x/", count=300, ms=2, status_class="429")
     assert service_p95_ms_recent(minutes=3)[service.pk] < 5  # refusals are most of the responses
     assert service_p95_ms_recent(minutes=3, exclude_status_classes=("429",))[service.pk] == pytest.approx(
         3000, rel=0.02
@@ -176,6 +176,20 @@ def test_the_watched_p95_leaves_out_the_limiters_own_429s():
     tasks.adapt()
     tightened = policy.adjustments.get()
     assert tightened.direction == "tighten" and re.fullmatch(r"Triage p95 30\d\d ms > 2000 ms", tightened.reason)
+
+
+def test_a_quiet_services_few_slow_requests_are_no_p95_to_shed_on():
+    """A service served a handful of requests in the window, one cold start among them: that "p95" is the
+    cold start. From P95_MIN_REQUESTS served requests up it is a reading."""
+    service = Service.objects.create(name="Quiet", slug="quiet", route_prefix="api/quiet/")
+    policy = _policy(service=service, cpu_threshold_pct=100, p95_threshold_ms=2000)
+    _rollup(_this_minute(), route="api/quiet/x/", count=services.P95_MIN_REQUESTS - 1, ms=5000)
+    _rollup(_this_minute(), route="api/quiet/x/", count=50, ms=2, status_class="429")  # refusals are not served
+    tasks.adapt()
+    assert not policy.adjustments.exists()
+    _rollup(_this_minute(), route="api/quiet/y/", count=1, ms=5000)
+    tasks.adapt()
+    assert re.fullmatch(r"Quiet p95 (49|50)\d\d ms > 2000 ms", policy.adjustments.get().reason)
 
 
 # 4. CPU: every host's recorded samples, not the worker's own reading
