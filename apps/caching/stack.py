@@ -371,7 +371,8 @@ class CacheStack:
         self._tally(namespace, "source", "requests")
         if not policy.enabled:
             _note_read(loaded=True)
-            return loader()
+            with self._loading(namespace):
+                return loader()
         key = self.key(policy, key_parts)
         scope_key = self.scope_key(scope) if scope else ""
         found = self.lookup(policy, key, scope_key)
@@ -506,14 +507,28 @@ class CacheStack:
         self, policy: Policy, key: str, scope_key: str, loader, found: Found, ttl: int | None, lock=None
     ) -> Any:
         generations = self._generations_before_load(policy, scope_key, found)
-        started = time.perf_counter()
         _note_read(loaded=True)
-        with reads_from_primary():  # the generations came from the primary: so must the data
+        with reads_from_primary(), self._loading(policy.namespace) as load:  # the generations came from the primary
             value = loader()
-        elapsed = time.perf_counter() - started
-        self._count(policy.namespace, "source", loads=1, load_seconds=elapsed)
-        self.store(policy, key, scope_key, value, ttl=ttl, generations=generations, lock=lock, load_seconds=elapsed)
+        self.store(
+            policy, key, scope_key, value, ttl=ttl, generations=generations, lock=lock, load_seconds=load.seconds
+        )
         return value
+
+    @contextlib.contextmanager
+    def _loading(self, namespace: str):
+        """Count a load of the source, its time and whether it failed: a failed load is a load all the
+        same (the read was not served by the cache), not a hit."""
+        load = _Load()
+        started = time.perf_counter()
+        try:
+            yield load
+        except Exception:
+            load.failed = True
+            raise
+        finally:  # a cancelled load too
+            load.seconds = time.perf_counter() - started
+            self._count(namespace, "source", loads=1, load_seconds=load.seconds, errors=int(load.failed))
 
     def _generations_before_load(self, policy: Policy, scope_key: str, found: Found) -> tuple[int | None, int | None]:
         """The scope's generations in Redis and the database, read *before* the loader runs: that
@@ -594,7 +609,8 @@ class CacheStack:
         policy, key, scope_key, found = await sync_to_async(self._prepare)(namespace, key_parts, scope)
         if found is None:
             _note_read(loaded=True)
-            return await loader()
+            with self._loading(namespace):
+                return await loader()
         if found.entry is not None and found.fresh:
             _note_read(loaded=False)
             return found.entry.value
@@ -628,12 +644,10 @@ class CacheStack:
                     future.set_result(value)
                     _note_read(loaded=False)
                     return value
-            started = time.perf_counter()
             _note_read(loaded=True)
-            with reads_from_primary():
+            with reads_from_primary(), self._loading(namespace) as load:
                 value = await loader()
-            elapsed = time.perf_counter() - started
-            self._count(namespace, "source", loads=1, load_seconds=elapsed)
+            elapsed = load.seconds
             generations = (found.redis_generation, found.db_generation)
             await sync_to_async(self.store)(
                 policy, key, scope_key, value, ttl=ttl, generations=generations, load_seconds=elapsed,
@@ -976,6 +990,12 @@ class CacheStack:
 
 
 _MISSING = object()
+
+
+@dataclass(slots=True)
+class _Load:
+    seconds: float = 0.0
+    failed: bool = False
 
 
 class _Flight:

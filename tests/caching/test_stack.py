@@ -617,6 +617,28 @@ def test_counters_are_flushed_and_summed_per_namespace_and_tier(stack):
     assert summary["tiers"]["l1"]["entries"] == 1
 
 
+def test_reads_of_a_disabled_namespace_or_a_failing_loader_count_as_loads_not_hits(stack):
+    """Both went to the source on every read; the admin page showed them as a 100% hit rate."""
+    set_policy("medications", enabled=False)
+    stack.tick(force=True)
+    for _ in range(3):
+        stack.get_or_load("medications", ["m", 1], lambda: {"x": 1})
+    asyncio.run(stack.aget_or_load("medications", ["m", 1], _async_value))
+
+    def failing():
+        raise LookupError("source unavailable")
+
+    for _ in range(2):
+        with pytest.raises(LookupError):
+            stack.get_or_load("audit_logs", ["page", 9], failing)
+    stack.flush_stats()
+    summary = selectors.cache_stats()
+    assert summary["medications"]["requests"] == 4
+    assert summary["medications"]["hit_rate"] == 0
+    assert summary["audit_logs"]["hit_rate"] == 0
+    assert summary["audit_logs"]["tiers"]["source"]["errors"] == 2
+
+
 def test_the_l1_entry_bound_evicts_the_least_recently_used(stack):
     set_policy("ai_inference", l1_max_entries=3)
     stack.tick(force=True)
