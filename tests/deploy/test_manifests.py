@@ -121,6 +121,53 @@ def test_the_migration_job_is_gone_once_finished_and_every_pod_waits_for_it():
         assert gate["envFrom"] == pod["containers"][0]["envFrom"], name  # the same database
 
 
+def _server_drain_seconds(command: list[str]) -> int:
+    """How long the web server, asked to stop, waits for in-flight requests: read by the server's own
+    command-line parser (gunicorn with its config file), defaults included."""
+    if command[0] == "gunicorn":
+        from gunicorn.app.wsgiapp import WSGIApplication
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("sys.argv", command)
+            return WSGIApplication().cfg.graceful_timeout
+    from uvicorn.main import main as uvicorn_cli  # the click command (the package's `main` is a function)
+
+    timeout = uvicorn_cli.make_context("uvicorn", command[1:]).params["timeout_graceful_shutdown"]
+    assert timeout is not None, "uvicorn waits for ever: the kubelet's SIGKILL would end it, mid-request"
+    return timeout
+
+
+@pytest.mark.parametrize("name", ["controlplane-api", "controlplane-live"])
+def test_web_pods_finish_in_flight_requests_before_they_are_killed(name):
+    """Without a preStop pause the server stopped listening while endpoints and the ingress still sent it
+    requests (refused); the api's 30 s grace period was also gunicorn's own graceful timeout, so the
+    kubelet's SIGKILL came as the last requests were allowed to finish. The pause, then the server's
+    drain, then a few seconds to exit, fit the grace period."""
+    pod = _deployments()[name]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    pause = container["lifecycle"]["preStop"]["exec"]["command"]
+    assert pause[0] == "sleep" and int(pause[1]) >= 5
+    grace = pod.get("terminationGracePeriodSeconds", 30)
+    assert int(pause[1]) + _server_drain_seconds(container["command"]) + 5 <= grace
+
+
+def test_each_replicated_process_has_a_disruption_budget_that_lets_a_drain_proceed():
+    """A node drain evicted both api pods (or both live, or both workers) at once: down until rescheduled.
+    Each Deployment of more than one replica has a budget selecting its pods; it leaves one disruption
+    allowed, so a drain is never blocked for good (not even scaled to one replica)."""
+    budgets = {
+        doc["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]: doc["spec"]
+        for doc in _documents(BASE / "pdb.yaml")
+    }
+    for name, deployment in _deployments().items():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        if deployment["spec"]["replicas"] > 1:
+            assert labels["app.kubernetes.io/name"] == name and name in budgets, name
+    for name, budget in budgets.items():
+        assert budget == {"maxUnavailable": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": name}}}
+        assert name in _deployments()
+
+
 def test_beat_never_runs_twice():
     beat = _deployments()["controlplane-beat"]["spec"]
     assert beat["replicas"] == 1
