@@ -60,7 +60,8 @@ class RateLimitPolicy(models.Model):
 
     @property
     def effective_requests(self) -> int:
-        return max(1, int(self.requests * self.current_factor))
+        # Rounded before the floor: 100 x 0.57 is 56.99999999999999 in binary, and the limit is 57.
+        return max(1, int(round(self.requests * self.current_factor, 6)))
 
     def clean(self) -> None:
         """Cross-field checks. A field the form could not read is None here: its own error already says why."""

@@ -111,6 +111,14 @@ def test_a_raised_floor_lifts_the_factor_and_the_row_calls_it_a_recovery():
     assert policy.adjustments.get().reason == "min_factor raised to 0.5"
 
 
+def test_the_limit_in_force_is_not_one_short_of_an_exact_product():
+    policy = _policy(requests=100, tighten_factor=0.57)
+    services.ratelimits_adapt(signals=HOT)
+    policy.refresh_from_db()
+    assert policy.effective_requests == 57  # the float 100 x 0.57 is 56.99999999999999
+    assert selectors.active_policy("reports").requests == 57
+
+
 # 2. One step per signal window
 
 
