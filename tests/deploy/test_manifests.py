@@ -342,6 +342,21 @@ def test_the_secret_holds_every_secret_and_nothing_else_names_one():
     assert (set(secret) | set(_config()) | given) - read == set()
 
 
+def test_the_image_and_the_config_name_only_what_the_code_reads():
+    """A misspelt name is ignored without a word: the Dockerfile's ENV (the Python interpreter's own aside)
+    must be settings the code reads, and READYZ_REQUIRED's values /readyz checks (a misspelt one gated
+    readiness on nothing)."""
+    from apps.core.selectors import CHECKS
+
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    block = re.search(r"^ENV ((?:.*\\\n)*.*)$", dockerfile, re.M).group(1)
+    names = set(re.findall(r"\b([A-Z][A-Z0-9_]*)=", block)) - {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
+    assert {"DEBUG", "VAR_DIR"} <= names  # the pattern finds what it should
+    assert names <= _settings_read(), names - _settings_read()
+    required = {name.strip() for name in _config()["READYZ_REQUIRED"].split(",")}
+    assert required <= set(CHECKS), required - set(CHECKS)
+
+
 def _env_names(container: dict) -> set[str]:
     return {variable["name"] for variable in container.get("env", [])}
 
