@@ -89,10 +89,17 @@ class Recorder:
                     self._flusher.start()
 
     def _flush_idle(self) -> None:
+        from apps.resources.pools import pool_usage_publish
+
         while True:
             time.sleep(self.flush_interval)
             if self._records and time.monotonic() - self._flushed_at >= self.flush_interval:
                 self.flush(block=False)
+            # The pool this process's requests wait on, for the resource monitor (a Celery worker elsewhere).
+            try:
+                pool_usage_publish()
+            except Exception:  # never let it stop the flushes
+                logger.debug("pool use not published", exc_info=True)
 
     def record(self, *, route: str, method: str, status: int, client: str, elapsed_us: int) -> None:
         if self.background and (self._flusher is None or not self._flusher.is_alive()):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import psutil
@@ -129,8 +130,12 @@ def resources_sample(*, cpu_interval: float = 1.0, cgroup_root: Path = cgroup.CG
 
 
 @transaction.atomic
-def recommendations_update(*, sample: ResourceSample) -> list[ResourceRecommendation]:
-    """Keep the sample's host's recommendations current, and return those open after it.
+def recommendations_update(
+    *, sample: ResourceSample, pools: dict[str, dict] | None = None
+) -> list[ResourceRecommendation]:
+    """Keep the recommendations current, and return those open after it: the sample's host's, and the pool
+    of each host in `pools` (pools.pool_usage_by_host: the request-serving processes, on hosts that never
+    sample themselves).
 
     Over a threshold opens one (or re-sees it); an open one resolves only after RECOVER_SAMPLES samples in a
     row under threshold x RECOVER_FACTOR. A figure the sample lacks (Redis unreachable, no pool) is unknown:
@@ -140,47 +145,69 @@ def recommendations_update(*, sample: ResourceSample) -> list[ResourceRecommenda
     current = []
     for rule in RULES:
         value = _redis_pct(sample) if rule.metric == "redis_memory_pct" else getattr(sample, rule.metric)
-        if value is None:
-            continue
         threshold = thresholds[rule.threshold_setting]
-        open_one = (
-            ResourceRecommendation.objects.select_for_update()
-            .filter(kind=rule.kind, host=sample.host, status=ResourceRecommendation.Status.OPEN)
-            .first()
-        )
-        if value > threshold:
-            message = rule.advice(sample, threshold)
-            if open_one:
-                open_one.value, open_one.threshold, open_one.message = value, threshold, message
-                open_one.occurrences, open_one.calm_samples = open_one.occurrences + 1, 0
-                open_one.save(update_fields=["value", "threshold", "message", "occurrences", "calm_samples",
-                                             "last_seen"])  # fmt: skip
-            else:
-                open_one = ResourceRecommendation.objects.create(
-                    kind=rule.kind, host=sample.host, metric=rule.metric, value=value, threshold=threshold,
-                    message=message,
-                )  # fmt: skip
-        elif open_one is None:
-            continue
-        elif value < threshold * RECOVER_FACTOR:
-            open_one.calm_samples += 1
-            if open_one.calm_samples >= RECOVER_SAMPLES:
-                open_one.status, open_one.resolved_at = ResourceRecommendation.Status.RESOLVED, timezone.now()
-            open_one.save(update_fields=["calm_samples", "status", "resolved_at"])
-        elif open_one.calm_samples:  # back inside the band: the calm run starts over
-            open_one.calm_samples = 0
-            open_one.save(update_fields=["calm_samples"])
-        if open_one.status == ResourceRecommendation.Status.OPEN:
-            current.append(open_one)
+        figures = {} if value is None else {sample.host: (value, partial(rule.advice, sample, threshold))}
+        if rule.kind == "pool":  # each host by its busiest pool, the sampling process's own included
+            for host, entry in (pools or {}).items():
+                if host not in figures or entry["pct"] > figures[host][0]:
+                    figures[host] = (entry["pct"], partial(_pool_advice, entry, threshold))
+        for host, (figure, advice) in figures.items():
+            current += _recommendation_apply(rule, host, figure, threshold, advice)
     return current
 
 
-def recommendations_of_gone_hosts_resolve(*, now=None) -> int:
-    """Resolve the open recommendations of hosts that sent no sample for GONE_AFTER; the number resolved."""
+def _pool_advice(entry: dict, threshold: float) -> str:
+    return (
+        f"Connection pool at {_pct(entry['pct'])} (threshold {_pct(threshold)}) in process {entry['pid']}: "
+        f"{entry['in_use']} of {entry['max_size']} connections in use, {entry['waiting']} requests waiting. Raise "
+        "DB_POOL_MAX_SIZE of this deployment within PostgreSQL's max_connections, or add a read replica."
+    )
+
+
+def _recommendation_apply(
+    rule: Rule, host: str, value: float, threshold: float, advice: Callable[[], str]
+) -> list[ResourceRecommendation]:
+    """One figure of one host against its rule: the recommendation open after it, if any."""
+    open_one = (
+        ResourceRecommendation.objects.select_for_update()
+        .filter(kind=rule.kind, host=host, status=ResourceRecommendation.Status.OPEN)
+        .first()
+    )
+    if value > threshold:
+        message = advice()
+        if open_one:
+            open_one.value, open_one.threshold, open_one.message = value, threshold, message
+            open_one.occurrences, open_one.calm_samples = open_one.occurrences + 1, 0
+            open_one.save(update_fields=["value", "threshold", "message", "occurrences", "calm_samples",
+                                         "last_seen"])  # fmt: skip
+        else:
+            open_one = ResourceRecommendation.objects.create(
+                kind=rule.kind, host=host, metric=rule.metric, value=value, threshold=threshold, message=message
+            )
+    elif open_one is None:
+        return []
+    elif value < threshold * RECOVER_FACTOR:
+        open_one.calm_samples += 1
+        if open_one.calm_samples >= RECOVER_SAMPLES:
+            open_one.status, open_one.resolved_at = ResourceRecommendation.Status.RESOLVED, timezone.now()
+        open_one.save(update_fields=["calm_samples", "status", "resolved_at"])
+    elif open_one.calm_samples:  # back inside the band: the calm run starts over
+        open_one.calm_samples = 0
+        open_one.save(update_fields=["calm_samples"])
+    return [open_one] if open_one.status == ResourceRecommendation.Status.OPEN else []
+
+
+def recommendations_of_gone_hosts_resolve(*, now=None, live_hosts: Iterable[str] = ()) -> int:
+    """Resolve the open recommendations of hosts that sent no sample for GONE_AFTER, other than `live_hosts`
+    (those publishing their pools now); the number resolved."""
     now = now or timezone.now()
     live = ResourceSample.objects.filter(at__gte=now - GONE_AFTER).values("host")
-    gone = ResourceRecommendation.objects.filter(status=ResourceRecommendation.Status.OPEN).exclude(host__in=live)
-    note = f"Resolved: {{}} sent no sample for {GONE_AFTER.total_seconds() / 3600:g} h (gone, e.g. a replaced pod). "
+    gone = (
+        ResourceRecommendation.objects.filter(status=ResourceRecommendation.Status.OPEN)
+        .exclude(host__in=live)
+        .exclude(host__in=list(live_hosts))
+    )
+    note = "Resolved: {} stopped reporting (gone, e.g. a replaced pod). "
     resolved = 0
     for recommendation in gone:
         recommendation.status, recommendation.resolved_at = ResourceRecommendation.Status.RESOLVED, now
