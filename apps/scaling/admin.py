@@ -153,6 +153,9 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
         for policy in queryset.select_related("service", "emergency_alert_rule"):
             was, by_hand = policy.emergency_mode, policy.emergency_manual
             services.emergency_mode_set(policy, on=True)
+            if not by_hand:
+                # The policy's history says who lifted the minimum and when (actions log nothing themselves).
+                self.log_change(request, policy, f"Emergency mode on by hand: minimum {policy.floor_replicas}.")
             if by_hand:
                 self.message_user(request, f"{policy}: emergency mode was already on.", messages.INFO)
             elif was:
@@ -165,8 +168,10 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
     @admin.action(description="Emergency mode off", permissions=["change"])
     def emergency_off(self, request: HttpRequest, queryset: QuerySet[ScalingPolicy]) -> None:
         for policy in queryset.select_related("service", "emergency_alert_rule"):
-            was = policy.emergency_mode
+            was, by_hand = policy.emergency_mode, policy.emergency_manual
             services.emergency_mode_set(policy, on=False)
+            if by_hand:
+                self.log_change(request, policy, "Emergency mode off by hand.")
             if policy.emergency_mode:
                 self.message_user(request, f"{policy}: stays in emergency mode while alert rule "
                                   f"{policy.emergency_alert_rule} fires.", messages.WARNING)  # fmt: skip

@@ -1,6 +1,7 @@
 """The scaling policy admin: its emergency actions say what they changed."""
 
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
 
 from apps.metrics.models import Alert, AlertRule
 from apps.scaling import services
@@ -43,6 +44,22 @@ def test_the_emergency_actions_say_what_they_changed(admin_session):
         "Scaling of Triage: stays in emergency mode while alert rule ED surge fires."
     ]
     assert ScalingPolicy.objects.get(pk=policy.pk).emergency_mode
+
+
+def test_who_set_emergency_mode_by_hand_and_when_is_in_the_policy_history(admin_session):
+    """The actions changed the policy without a trace: who lifted a service's minimum, and who dropped it
+    again, was nowhere (a saved form is in the admin's history; an action was not)."""
+    service = Service.objects.create(name="Triage", slug="triage")
+    policy, _ = services.scaling_policy_ensure(service, predictive=False, emergency_min_replicas=8)
+    for action in ("emergency_on", "emergency_on", "emergency_off", "emergency_off"):  # each repeat changes nothing
+        _act(admin_session, action, policy)
+    entries = LogEntry.objects.filter(object_id=str(policy.pk)).order_by("action_time")
+    assert [(entry.user.username, entry.action_flag, entry.get_change_message()) for entry in entries] == [
+        ("root", CHANGE, "Emergency mode on by hand: minimum 8."),
+        ("root", CHANGE, "Emergency mode off by hand."),
+    ]
+    history = admin_session.get(f"{CHANGELIST}{policy.pk}/history/")
+    assert b"Emergency mode on by hand" in history.content
 
 
 def test_setting_emergency_mode_by_hand_in_the_form_puts_it_in_force_at_once(admin_session):
