@@ -17,8 +17,11 @@ class RateLimitPolicy(models.Model):
     period_seconds = models.PositiveIntegerField(
         default=60, validators=[MinValueValidator(1), MaxValueValidator(86_400)]
     )
-    burst_per_second = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Optional: also at most this many in any one second (absorbs spikes)."
+    burst_per_second = models.PositiveIntegerField(  # 0 would read as empty (no cap), not "no requests"
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Optional: also at most this many in any one second (absorbs spikes).",
     )
     fail_open = models.BooleanField(
         default=True, help_text="When Redis is unreachable: on, requests pass; off, they are refused (503)."

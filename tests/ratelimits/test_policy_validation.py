@@ -65,3 +65,10 @@ def test_a_limit_lowered_under_the_burst_cap_in_the_list_is_the_rows_error_not_a
     assert RateLimitPolicy.objects.get(scope="audit_logs").requests == 30
     saved = admin_client.post("/admin/ratelimits/ratelimitpolicy/", _changelist(rows, audit_logs=12))
     assert saved.status_code == 302 and RateLimitPolicy.objects.get(scope="audit_logs").requests == 12
+
+
+def test_a_burst_cap_of_zero_is_refused_not_read_as_no_cap(admin_client):
+    """The limiter reads 0 as "no burst cap", the opposite of what 0 per second says: empty is how to say none."""
+    errors = _field_errors(admin_client.post(ADD, _form(burst_per_second=0)))
+    assert list(errors) == ["burst_per_second"]
+    assert not RateLimitPolicy.objects.filter(scope="reports").exists()
