@@ -78,22 +78,29 @@ def vital_signs_cards(
     return get_or_load("vital_signs", key, load, scope=patient_scope(patient_id))
 
 
+def _prefixes(value: str | list[str]) -> list[str]:
+    return [search_form(term) for term in ([value] if isinstance(value, str) else value)]
+
+
 def patient_search(
     *,
-    name: str | None = None,
-    family: str | None = None,
-    given: str | None = None,
+    name: str | list[str] | None = None,
+    family: str | list[str] | None = None,
+    given: str | list[str] | None = None,
     birth_date=None,
 ) -> QuerySet[Patient]:
-    """Active patients by name prefix and birth date, in id order: the order the APIs page in, by keyset."""
+    """Active patients by name prefix and birth date, in id order: the order the APIs page in, by keyset.
+
+    A list of prefixes is any of them (FHIR's `name=smith,jones`)."""
     patients = Patient.objects.filter(is_deleted=False)
-    if family:
-        patients = patients.filter(family_search__startswith=search_form(family))
-    if given:
-        patients = patients.filter(given_search__startswith=search_form(given))
-    if name:
-        term = search_form(name)
-        patients = patients.filter(Q(family_search__startswith=term) | Q(given_search__startswith=term))
+    for value, fields in ((family, ["family_search"]), (given, ["given_search"]),
+                          (name, ["family_search", "given_search"])):  # fmt: skip
+        if value:
+            either = Q()
+            for term in _prefixes(value):
+                for field in fields:
+                    either |= Q(**{f"{field}__startswith": term})
+            patients = patients.filter(either)
     if birth_date:
         patients = patients.filter(birth_date=birth_date)
     return patients.order_by("id")

@@ -42,9 +42,34 @@ def parse_token(parameter: str, raw: str) -> Token:
     return Token(system=None, code=raw)
 
 
+# Alternatives in one value: each is a slot of the search's compiled SQL, and its count part of the shape.
+MAX_ALTERNATIVES = 50
+
+
+def split_or(parameter: str, raw: str) -> list[str]:
+    r"""A parameter's value as FHIR reads it: a comma-separated list of alternatives (OR), in which `\,` is a
+    literal comma and `\\` a backslash. Other escapes (`\|`, `\$`) stay as they are, for the value's parser."""
+    parts, current, chars = [], [], iter(raw)
+    for char in chars:
+        if char == "\\":
+            escaped = next(chars, "")
+            current.append(escaped if escaped in (",", "\\") else char + escaped)
+        elif char == ",":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    if any(not part for part in parts):
+        raise FhirParamError(parameter, "an empty value in a comma-separated list")
+    if len(parts) > MAX_ALTERNATIVES:
+        raise FhirParamError(parameter, f"at most {MAX_ALTERNATIVES} comma-separated values")
+    return parts
+
+
 def parse_tokens(parameter: str, raw: str) -> list[Token]:
     """A comma-separated OR list of tokens."""
-    return [parse_token(parameter, part) for part in raw.split(",")]
+    return [parse_token(parameter, part) for part in split_or(parameter, raw)]
 
 
 def parse_reference(parameter: str, raw: str, resource_type: str) -> int:
@@ -133,11 +158,15 @@ def date_condition(field: str, prefix: str, start: object = None, end: object = 
 
 
 def date_filter(field: str, parameter: str, raws: list[str]) -> Q:
-    """AND of every `date=` given: `date=ge2024-01-01&date=le2024-01-31` is January."""
+    """AND of every `date=` given (`date=ge2024-01-01&date=le2024-01-31` is January), each one an OR of
+    its comma-separated values (`date=2024-01-05,2024-02-05`: either day)."""
     condition = Q()
     for raw in raws:
-        prefix, start, end = parse_date(parameter, raw)
-        condition &= date_condition(field, prefix, start, end)
+        either = Q()
+        for part in split_or(parameter, raw):
+            prefix, start, end = parse_date(parameter, part)
+            either |= date_condition(field, prefix, start, end)
+        condition &= either
     return condition
 
 

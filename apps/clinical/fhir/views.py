@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -62,6 +62,7 @@ from apps.clinical.fhir.params import (
     parse_reference,
     parse_token,
     parse_tokens,
+    split_or,
 )
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import validate_mrn
@@ -143,7 +144,8 @@ _FORMAT_PARAM = OpenApiParameter("_format", str, enum=list(JSON_FORMATS), descri
 _COUNT_DOC = f"Entries per page, 1-{MAX_COUNT} (default 50)."
 _DATE_DOC = (
     f"[prefix]YYYY[-MM[-DD[Thh:mm[:ss][Z|+hh:mm]]]], prefix one of {', '.join(SUPPORTED_DATE_PREFIXES)} (eq: the "
-    "whole period the value names); repeat it for a range (date=ge2024-01-01&date=lt2024-02-01)."
+    "whole period the value names); comma-separated: any of them; repeat it for a range "
+    "(date=ge2024-01-01&date=lt2024-02-01)."
 )
 
 
@@ -516,16 +518,18 @@ class FhirSearchView(FhirMixin, PhiAPIView):
     def required_patient(params) -> int:
         if "patient" not in params:
             raise FhirParamError("patient", "this server requires `patient` on this search")
+        if len(split_or("patient", params["patient"])) > 1:
+            raise FhirParamError("patient", "one patient per search: search each patient on its own")
         return parse_reference("patient", params["patient"], "Patient")
 
 
 @documented_search(
     identifier="The MRN: [system|]value (without a system, any; `|value`: the server's own MRN system).",
-    name="A prefix of the family or given name (1-100 characters).",
-    family="A prefix of the family name (1-100 characters).",
-    given="A prefix of the given name (1-100 characters).",
-    birthdate="An exact date: YYYY-MM-DD.",
-    _id="The patient's id (or Patient/<id>).",
+    name="A prefix of the family or given name (1-100 characters); comma-separated: any of them (`\\,`: a comma).",
+    family="A prefix of the family name (1-100 characters); comma-separated: any of them.",
+    given="A prefix of the given name (1-100 characters); comma-separated: any of them.",
+    birthdate="An exact date, YYYY-MM-DD; comma-separated: any of them.",
+    _id="The patient's id (or Patient/<id>); comma-separated: any of them.",
 )
 class PatientSearchView(FhirSearchView):
     required_scopes = [scopes.PATIENT_READ]
@@ -536,10 +540,11 @@ class PatientSearchView(FhirSearchView):
     to_resource = staticmethod(lambda patient: resources.patient_resource(patient_json(patient)))
 
     model = Patient
-    slot_fields = {"mrn": "mrn", "system": "identifier_system", "id": "id", "birth_date": "birth_date"}
+    slot_fields = {"mrn": "mrn", "system": "identifier_system", "id": "id", "birthdate": "birth_date"}
 
     _NAMES = ("name", "family", "given")
-    _SLOT_FILTERS = {"id": "pk", "mrn": "mrn", "system": "identifier_system"}  # slot -> lookup
+    # Slot (or what the slots of an OR list start with) -> lookup.
+    _SLOT_FILTERS = {"id": "pk", "mrn": "mrn", "system": "identifier_system", "birthdate": "birth_date"}
 
     def parsed(self, params) -> tuple[dict[str, object], tuple, None, dict] | None:
         if any(name in params for name in self._NAMES):
@@ -549,26 +554,31 @@ class PatientSearchView(FhirSearchView):
 
     @classmethod
     def rows_for(cls, shape: tuple, **values) -> QuerySet[Patient]:
-        return cls._matching(selectors.patient_search(birth_date=values.get("birth_date")), values)
+        return cls._matching(selectors.patient_search(), values)
 
     def filter(self, params) -> tuple[QuerySet, int | None, dict]:
+        names = {}
         for name in self._NAMES:
-            if name in params and not 0 < len(params[name]) <= 100:
-                raise FhirParamError(name, "expected 1-100 characters")
+            if name in params:
+                names[name] = split_or(name, params[name])  # name=smith,jones: either
+                if not all(len(term) <= 100 for term in names[name]):
+                    raise FhirParamError(name, "expected 1-100 characters")
         values, digest = self._slots(params)
-        rows = selectors.patient_search(
-            name=params.get("name"), family=params.get("family"), given=params.get("given"),
-            birth_date=values.get("birth_date"),
-        )  # fmt: skip
-        return self._matching(rows, values), None, digest
+        return self._matching(selectors.patient_search(**names), values), None, digest
 
     def _slots(self, params) -> tuple[dict[str, object], dict]:
         """The search's values other than names, by slot, and what its audit record digests."""
         values: dict[str, object] = {}
-        if "birthdate" in params:
-            values["birth_date"] = parse_birthdate(params["birthdate"])
+        if "birthdate" in params:  # each an OR list: birthdate=1970-05-04,1980-01-02
+            values.update(
+                (f"birthdate_{i}", parse_birthdate(part))
+                for i, part in enumerate(split_or("birthdate", params["birthdate"]))
+            )
         if "_id" in params:
-            values["id"] = parse_reference("_id", params["_id"], "Patient")
+            values.update(
+                (f"id_{i}", parse_reference("_id", part, "Patient"))
+                for i, part in enumerate(split_or("_id", params["_id"]))
+            )
         digest = {}
         if "identifier" in params:
             token = self._identifier(params["identifier"])
@@ -595,12 +605,17 @@ class PatientSearchView(FhirSearchView):
 
     @classmethod
     def _matching(cls, rows: QuerySet[Patient], values: dict[str, object]) -> QuerySet[Patient]:
-        return rows.filter(**{lookup: values[slot] for slot, lookup in cls._SLOT_FILTERS.items() if slot in values})
+        for name, lookup in cls._SLOT_FILTERS.items():
+            if name in values:
+                rows = rows.filter(**{lookup: values[name]})
+            elif alternatives := [value for slot, value in values.items() if slot.startswith(f"{name}_")]:
+                rows = rows.filter(**{f"{lookup}__in": alternatives})
+        return rows
 
 
 @documented_search(
     patient="Required (but with _search): Patient/<id> or <id>.",
-    category=f"[{OBSERVATION_CATEGORY}|]code: {', '.join(Observation.Category.values)}.",
+    category=f"[{OBSERVATION_CATEGORY}|]code, comma-separated, any of: {', '.join(Observation.Category.values)}.",
     code=f"LOINC codes, [{LOINC}|]code, comma-separated: any of them.",
     date=_DATE_DOC,
     status=f"Comma-separated, any of: {', '.join(Observation.Status.values)}.",
@@ -626,11 +641,12 @@ class ObservationSearchView(FhirSearchView):
 
     def parsed(self, params) -> tuple[dict[str, object], tuple, int, dict]:
         values: dict[str, object] = {"patient": self.required_patient(params)}
-        if "category" in params:
-            token = parse_token("category", params["category"])
+        categories = []
+        for token in parse_tokens("category", params["category"]) if "category" in params else ():
             if token.system not in (None, OBSERVATION_CATEGORY) or token.code not in Observation.Category.values:
                 raise FhirParamError("category", f"supported: {', '.join(Observation.Category.values)}")
-            values["category"] = token.code
+            categories.append(token.code)
+        values.update((f"category_{i}", category) for i, category in enumerate(categories))
         codes = []
         if "code" in params:
             for token in parse_tokens("code", params["code"]):
@@ -642,16 +658,18 @@ class ObservationSearchView(FhirSearchView):
         values.update((f"code_{i}", code) for i, code in enumerate(codes))
         prefixes = _date_slots(params, values)
         statuses = _choice_slots("status", params, Observation.Status.values, values)
-        shape = ("category" in values, len(codes), prefixes, statuses)
+        shape = (len(categories), len(codes), prefixes, statuses)
         return values, shape, values["patient"], {}
 
     @classmethod
     def rows_for(cls, shape: tuple, **values) -> QuerySet[Observation]:
-        has_category, codes, prefixes, statuses = shape
+        categories, codes, prefixes, statuses = shape
         rows = selectors.observation_list(
-            patient_id=values["patient"], category=values["category"] if has_category else None,
+            patient_id=values["patient"], category=values["category_0"] if categories == 1 else None,
             codes=[values[f"code_{i}"] for i in range(codes)],
         )  # fmt: skip
+        if categories > 1:
+            rows = _among(rows, "category", categories, values)
         return _among(_dated(rows, "effective_at", prefixes, values), "status", statuses, values)
 
 
@@ -720,21 +738,28 @@ class MedicationRequestSearchView(FhirSearchView):
         return _among(rows, "rxnorm_code", codes, values, slot="code")
 
 
-def _date_slots(params, values: dict[str, object]) -> tuple[str, ...]:
-    """Each `date=` parameter's bounds into `values` as slots; their prefixes, which shape the SQL."""
+def _date_slots(params, values: dict[str, object]) -> tuple[tuple[str, ...], ...]:
+    """Each `date=` parameter's bounds into `values` as slots; their prefixes, which shape the SQL. A repeated
+    `date` is AND (a range), a comma within one is OR (`date=2024-01-05,2024-02-05`: either day)."""
     prefixes = []
     for i, raw in enumerate(params.getlist("date")):
-        prefix, start, end = parse_date("date", raw)
-        bounds = {"start": start, "end": end}
-        values.update((f"date_{i}_{bound}", bounds[bound]) for bound in DATE_PREFIX_BOUNDS[prefix])
-        prefixes.append(prefix)
+        alternatives = []
+        for j, part in enumerate(split_or("date", raw)):
+            prefix, start, end = parse_date("date", part)
+            bounds = {"start": start, "end": end}
+            values.update((f"date_{i}_{j}_{bound}", bounds[bound]) for bound in DATE_PREFIX_BOUNDS[prefix])
+            alternatives.append(prefix)
+        prefixes.append(tuple(alternatives))
     return tuple(prefixes)
 
 
-def _dated(rows: QuerySet, field: str, prefixes: tuple[str, ...], values: dict[str, object]) -> QuerySet:
-    """AND of the `date=` conditions `_date_slots` parsed, on `field`."""
-    for i, prefix in enumerate(prefixes):
-        rows = rows.filter(date_condition(field, prefix, values.get(f"date_{i}_start"), values.get(f"date_{i}_end")))
+def _dated(rows: QuerySet, field: str, prefixes: tuple[tuple[str, ...], ...], values: dict[str, object]) -> QuerySet:
+    """AND of the `date=` parameters `_date_slots` parsed, each the OR of its values, on `field`."""
+    for i, alternatives in enumerate(prefixes):
+        either = Q()
+        for j, prefix in enumerate(alternatives):
+            either |= date_condition(field, prefix, values.get(f"date_{i}_{j}_start"), values.get(f"date_{i}_{j}_end"))
+        rows = rows.filter(either)
     return rows
 
 
@@ -759,7 +784,7 @@ def _page_order(rows: QuerySet, ordering: list[str], after: list | None) -> Quer
 
 
 def _choices(parameter: str, raw: str, allowed: list[str]) -> list[str]:
-    values = [parse_token(parameter, part).code for part in raw.split(",")]
+    values = [token.code for token in parse_tokens(parameter, raw)]
     unknown = [value for value in values if value not in allowed]
     if unknown:
         raise FhirParamError(parameter, f"unknown code {unknown[0]!r}; supported: {', '.join(allowed)}")
