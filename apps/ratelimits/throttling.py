@@ -66,13 +66,15 @@ limiter = _Limiter()
 
 
 def client_identity(request: Request) -> str:
-    """The token's client, else the signed-in user: never anything from the URL or the body."""
+    """The token's client, else the signed-in user, else the peer's address: never anything from the URL or the
+    body, nor a header the client writes (X-Forwarded-For would hand a new quota to each made-up value).
+    Anonymous callers sharing one key would let one of them spend the quota of all."""
     auth = getattr(request, "auth", None)
     if auth is not None and getattr(auth, "pk", None) is not None:
         return f"c{auth.pk}"
     if request.user and request.user.is_authenticated:
         return f"u{request.user.pk}"
-    return "anon"
+    return f"ip{request.META.get('REMOTE_ADDR', '')}"
 
 
 class PolicyRateThrottle(BaseThrottle):
