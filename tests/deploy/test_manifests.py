@@ -74,6 +74,20 @@ def test_the_ingress_names_its_class_and_an_overlay_changes_it(tmp_path):
     assert built["spec"]["ingressClassName"] == "traefik"
 
 
+def test_the_ingress_serves_every_host_over_tls_and_the_settings_accept_it():
+    """The Ingress had no tls: patient data went over plain HTTP, and the session and CSRF cookies (Secure
+    with DEBUG off) never came back, so no one could sign in. Each host it serves is one Django allows,
+    with its https origin trusted for CSRF."""
+    spec = _documents(BASE / "ingress.yaml")[0]["spec"]
+    hosts = {rule["host"] for rule in spec["rules"]}
+    covered = {host for entry in spec["tls"] for host in entry["hosts"] if entry.get("secretName")}
+    assert hosts <= covered, hosts - covered
+    allowed = {host.strip() for host in _config()["ALLOWED_HOSTS"].split(",")}
+    origins = {origin.strip() for origin in _config()["CSRF_TRUSTED_ORIGINS"].split(",")}
+    for host in hosts:
+        assert host in allowed and f"https://{host}" in origins, host
+
+
 def test_kustomization_lists_every_base_manifest():
     kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
     listed = set(kustomization["resources"])
