@@ -66,3 +66,14 @@ def alerts_evaluate_committed(**options):
     callbacks are run as the evaluation ends."""
     with TestCase.captureOnCommitCallbacks(execute=True):
         return services.alerts_evaluate(**options)
+
+
+def host_sample(*, at=None, host: str = "worker-a", cpu: float = 10.0, memory: float = 10.0):
+    """A resource monitor sample (the CPU and memory alerts read them, per host)."""
+    from django.utils import timezone
+
+    from apps.resources.models import ResourceSample
+
+    sample = ResourceSample.objects.create(host=host, cpu_pct=cpu, memory_pct=memory, disk_pct=10.0)
+    ResourceSample.objects.filter(pk=sample.pk).update(at=at or timezone.now())  # `at` is auto_now_add
+    return sample

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.metrics import selectors, services
 from apps.metrics.models import Alert, AlertRule
-from tests.metrics.conftest import alerts_evaluate_committed
+from tests.metrics.conftest import alerts_evaluate_committed, host_sample
 
 pytestmark = pytest.mark.django_db
 
@@ -33,7 +33,7 @@ def test_disabling_a_firing_rule_resolves_its_alert_and_notifies(webhook_receive
     rule = AlertRule.objects.create(name="CPU", metric="cpu_pct", threshold=80, for_seconds=0, window_minutes=1,
                                     webhook_url=url, email_to="oncall@example.org")  # fmt: skip
     start = timezone.now()
-    services.metric_points_record(values={"host.cpu_pct": 97.0}, at=start)
+    host_sample(cpu=97.0, at=start)
     [fired] = alerts_evaluate_committed(now=start + timedelta(seconds=1))
     rule.enabled = False
     rule.save()
@@ -52,7 +52,7 @@ def test_disabling_a_firing_rule_resolves_its_alert_and_notifies(webhook_receive
 def test_a_disabled_rule_forgets_its_pending_breach():
     rule = AlertRule.objects.create(name="CPU", metric="cpu_pct", threshold=80, for_seconds=300)
     start = timezone.now()
-    services.metric_points_record(values={"host.cpu_pct": 97.0}, at=start)
+    host_sample(cpu=97.0, at=start)
     alerts_evaluate_committed(now=start + timedelta(seconds=1))
     AlertRule.objects.filter(pk=rule.pk).update(enabled=False)
     alerts_evaluate_committed(now=start + timedelta(seconds=2))
@@ -65,13 +65,13 @@ def test_a_webhook_answering_something_other_than_http_is_recorded_and_the_email
                                     window_minutes=1, webhook_url=non_http_receiver,
                                     email_to="oncall@example.org")  # fmt: skip
     start = timezone.now()
-    services.metric_points_record(values={"host.memory_pct": 97.0}, at=start)
+    host_sample(memory=97.0, at=start)
     [alert] = alerts_evaluate_committed(now=start + timedelta(seconds=1))
     deliveries = {n.channel: n for n in alert.notifications.all()}
     assert not deliveries["webhook"].delivered and "BadStatusLine" in deliveries["webhook"].detail
     assert deliveries["email"].delivered and len(mail.outbox) == 1
 
-    services.metric_points_record(values={"host.memory_pct": 20.0}, at=start + timedelta(minutes=2))
+    host_sample(memory=20.0, at=start + timedelta(minutes=2))
     [resolved] = alerts_evaluate_committed(now=start + timedelta(minutes=2, seconds=1))
     assert resolved.pk == alert.pk and resolved.state == Alert.State.RESOLVED
     assert sorted(alert.notifications.values_list("event", "channel", "delivered")) == [
@@ -88,7 +88,7 @@ def test_a_webhook_failing_in_any_way_is_a_failed_delivery_not_a_lost_email(monk
     monkeypatch.setattr(services, "_post_webhook", broken)
     AlertRule.objects.create(name="Memory", metric="memory_pct", threshold=85, for_seconds=0,
                              webhook_url="http://127.0.0.1:9/x", email_to="oncall@example.org")  # fmt: skip
-    services.metric_points_record(values={"host.memory_pct": 97.0})
+    host_sample(memory=97.0)
     [alert] = alerts_evaluate_committed()
     deliveries = {n.channel: n for n in alert.notifications.all()}
     assert not deliveries["webhook"].delivered and "proxy misconfigured" in deliveries["webhook"].detail
@@ -101,7 +101,7 @@ def test_no_page_goes_out_for_a_firing_that_was_rolled_back(webhook_receiver, mo
     url, received = webhook_receiver
     rule = AlertRule.objects.create(name="CPU", metric="cpu_pct", threshold=80, for_seconds=0, webhook_url=url,
                                     email_to="oncall@example.org")  # fmt: skip
-    services.metric_points_record(values={"host.cpu_pct": 97.0})
+    host_sample(cpu=97.0)
     real_save = AlertRule.save
 
     def failing_save(self, *args, **kwargs):
@@ -164,10 +164,10 @@ def test_a_firing_alert_resolves_saying_no_data_after_a_whole_window_without_any
 def test_data_coming_back_restarts_the_no_data_count():
     rule = AlertRule.objects.create(name="CPU", metric="cpu_pct", threshold=80, for_seconds=0, window_minutes=1)
     start = timezone.now()
-    services.metric_points_record(values={"host.cpu_pct": 97.0}, at=start)
+    host_sample(cpu=97.0, at=start)
     alerts_evaluate_committed(now=start + timedelta(seconds=1))
     alerts_evaluate_committed(now=start + timedelta(minutes=2))  # no sample in the last minute
-    services.metric_points_record(values={"host.cpu_pct": 96.0}, at=start + timedelta(minutes=2, seconds=30))
+    host_sample(cpu=96.0, at=start + timedelta(minutes=2, seconds=30))
     alerts_evaluate_committed(now=start + timedelta(minutes=3))
     rule.refresh_from_db()
     assert rule.no_data_since is None

@@ -12,7 +12,7 @@ from apps.metrics import selectors, services
 from apps.metrics.models import Alert, AlertRule, MetricPoint, RequestRollup
 from apps.metrics.recorder import Recorder
 from apps.services.models import Service
-from tests.metrics.conftest import alerts_evaluate_committed
+from tests.metrics.conftest import alerts_evaluate_committed, host_sample
 
 pytestmark = pytest.mark.django_db
 
@@ -66,7 +66,7 @@ def test_an_unreachable_webhook_is_recorded_not_raised():
     AlertRule.objects.create(
         name="CPU", metric="cpu_pct", threshold=1, for_seconds=0, webhook_url=f"http://127.0.0.1:{closed_port()}/x"
     )
-    services.metric_points_record(values={"host.cpu_pct": 90.0})
+    host_sample(cpu=90.0)
     [alert] = alerts_evaluate_committed()
     [notification] = alert.notifications.all()
     assert not notification.delivered and notification.detail
