@@ -30,6 +30,7 @@ local count = redis.call('ZCARD', KEYS[1])
 if count >= limit then
   local freeing = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
   local wait = tonumber(freeing[2]) + window - now
+  redis.call('PEXPIRE', KEYS[1], window)  -- a period lengthened since the last admission: keep the log that long
   return {0, limit, 0, wait, wait}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')

@@ -74,3 +74,15 @@ def test_redis_retry_after_holds_after_the_limit_is_tightened_mid_window():
 @pytest.mark.django_db
 def test_database_retry_after_holds_after_the_limit_is_tightened_mid_window():
     _tighten_and_retry(DatabaseSlidingWindow(), f"db-tighten:{uuid.uuid4().hex}")
+
+
+def test_a_lengthened_period_keeps_refusing_until_retry_after_says():
+    """Two hits under 2 per second, then the period edited to a minute: the refusal's Retry-After is about a
+    minute, and the log must outlive the one-second expiry it was given when the hits were admitted."""
+    window = RedisSlidingWindow(redis.Redis.from_url(settings.REDIS_URL))
+    key = f"lengthened:{uuid.uuid4().hex}"
+    assert all(window.hit(key, limit=2, window_seconds=1).allowed for _ in range(2))
+    refused = window.hit(key, limit=2, window_seconds=60)
+    assert not refused.allowed and refused.retry_after_seconds > 58
+    time.sleep(1.1)  # past the expiry the admitted hits set
+    assert not window.hit(key, limit=2, window_seconds=60).allowed
