@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
+from collections.abc import Callable, Iterator
 
 from django.core.cache import cache
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -120,7 +123,7 @@ class PhiAPIView(APIView):
             page = paginator.paginate_queryset(rows, request, view=self)
             return dict(paginator.get_paginated_response(to_json(page)).data)
 
-        try:
+        with self.refusal_audited(request, action="search", **audit_fields):  # a bad cursor, the patient found
             if cache is None:
                 body = load()
             else:
@@ -128,13 +131,24 @@ class PhiAPIView(APIView):
                 key = [type(self).__name__, request.get_host(), request.path, sorted(request.query_params.lists())]
                 body = get_or_load(namespace, key, load, scope=scope)
                 audit_fields["served_from_cache"] = served_from_cache()
-        except ValidationError:  # a bad cursor after the patient was found: the attempt is kept all the same
-            self.audit(request, action="search", outcome="error", **audit_fields)
-            raise
         if spans_patients:
             audit_fields["patient_ids"] = [row["id"] for row in body["results"]]
         self.audit(request, action="search", result_count=len(body["results"]), **audit_fields)
         return Response(body)
+
+    @contextlib.contextmanager
+    def refusal_audited(
+        self, request: Request, *, action: str, only: Callable[[Exception], bool] | None = None, **fields
+    ) -> Iterator[None]:
+        """Around work that follows a finding worth keeping (the patient exists, the MRN is taken): a 400 raised
+        inside (DRF's or Django's ValidationError, where `only` accepts it) still leaves a record with outcome
+        `error`, written after any transaction inside has rolled back, so it stays."""
+        try:
+            yield
+        except (ValidationError, DjangoValidationError) as refused:
+            if only is None or only(refused):
+                self.audit(request, action=action, outcome="error", **fields)
+            raise
 
     def audit(self, request: Request, **fields) -> None:
         """Record the access; if the trail cannot be written, the data is not served (fail closed)."""

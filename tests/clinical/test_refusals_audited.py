@@ -68,6 +68,21 @@ def test_errors_after_the_patient_was_found_are_recorded(clinician, patient):
     ]  # fmt: skip
 
 
+def test_a_refusal_inside_the_write_is_recorded_after_its_rollback(clinician, patient):
+    """A value the service refuses (Django's ValidationError, raised inside the write's transaction): the
+    observation is rolled back, its refusal record stays. A registration refused for anything but a taken MRN
+    answers no question about a patient, and leaves no record."""
+    before = AuditEvent.objects.count()
+    too_fast = {"code": "8867-4", "value": 900, "unit": "/min", "effective_at": "2026-01-01T08:00:00Z"}
+    assert clinician.post(f"/api/v1/patients/{patient.pk}/vitals/", too_fast, format="json").status_code == 400
+    [event] = _new_events(before)
+    assert (event.action, event.outcome, event.patient_id) == ("create", "error", patient.pk)
+    assert not patient.observations.exists()
+    unborn = {"mrn": "MRN-NEW-1", "family_name": "X", "given_name": "Y", "birth_date": "2999-01-01"}
+    assert clinician.post("/api/v1/patients/", unborn, format="json").status_code == 400
+    assert AuditEvent.objects.count() == before + 1
+
+
 def test_reading_the_audit_trail_is_recorded(api, issue_token, patient):
     auditor = issue_token("audit:read", name="compliance")
     before = AuditEvent.objects.count()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
@@ -27,6 +26,10 @@ from apps.core.api.schema import error_responses
 # Every PHI view: bad input (or X-Purpose-Of-Use), credentials, scope, its rate limit, the audit trail.
 PHI_ERRORS = error_responses(400, 401, 403, 429, 503)
 PATIENT_ERRORS = {**PHI_ERRORS, **error_responses(404, e404="No active patient has this id.")}
+
+
+def _duplicate_mrn(refused: Exception) -> bool:
+    return any(error.code == "duplicate_mrn" for error in getattr(refused, "error_dict", {}).get("mrn", []))
 
 
 def _patient_or_404(view: PhiAPIView, request: Request, patient_id: int) -> dict:
@@ -116,16 +119,15 @@ class PatientListView(PhiAPIView):
         reject_unknown_params(request, [])
         fields = dict(validated_body(request, s.PatientCreateInputSerializer))
         system = fields.pop("system", None)
-        try:
-            with transaction.atomic():  # the patient and its audit record commit together, or neither
-                patient = services.patient_create(identifier_system=system, **fields)
-                self.audit(request, action="create", resource_id=patient.pk, patient_id=patient.pk)
-        except DjangoValidationError as refused:
-            if any(error.code == "duplicate_mrn" for error in getattr(refused, "error_dict", {}).get("mrn", [])):
-                # "This MRN exists" answers a lookup: recorded like one (after the rollback, so it stays).
-                self.audit(request, action="create", outcome="error", query={"identifier": fields["mrn"],
-                                                                              "system": system or ""})  # fmt: skip
-            raise
+        # The patient and its audit record commit together, or neither; "this MRN exists" answers a lookup, so
+        # it is recorded like one (after the rollback, so the record stays).
+        lookup = {"identifier": fields["mrn"], "system": system or ""}
+        with (
+            self.refusal_audited(request, action="create", only=_duplicate_mrn, query=lookup),
+            transaction.atomic(),
+        ):
+            patient = services.patient_create(identifier_system=system, **fields)
+            self.audit(request, action="create", resource_id=patient.pk, patient_id=patient.pk)
         return Response(patient_json(patient), status=status.HTTP_201_CREATED)
 
 
@@ -174,7 +176,9 @@ class PatientVitalsView(PhiAPIView):
         fields = dict(validated_body(request, s.ObservationCreateInputSerializer))
         _patient_or_404(self, request, patient_id)
         patient = get_object_or_404(Patient, pk=patient_id, is_deleted=False)
-        try:
+        # Refused after the patient was found (a missing one is audited as such): kept, or the two answers
+        # would tell an existing patient from a missing one unrecorded.
+        with self.refusal_audited(request, action="create", patient_id=patient.pk):
             encounter_id = fields.pop("encounter_id", None)
             encounter = None
             if encounter_id is not None:
@@ -184,11 +188,6 @@ class PatientVitalsView(PhiAPIView):
             with transaction.atomic():  # the observation and its audit record commit together, or neither
                 observation = services.observation_record(patient=patient, encounter=encounter, **fields)
                 self.audit(request, action="create", resource_id=observation.pk, patient_id=patient.pk)
-        except (ValidationError, DjangoValidationError):
-            # Refused after the patient was found (a missing one is audited as such): kept, or the two
-            # answers would tell an existing patient from a missing one unrecorded.
-            self.audit(request, action="create", outcome="error", patient_id=patient.pk)
-            raise
         return Response(observation_json(observation), status=status.HTTP_201_CREATED)
 
 
