@@ -211,12 +211,14 @@ def forecasts_prune(*, keep_days: int = 30) -> int:
 # --- manifests ------------------------------------------------------------------------------------
 
 
-def peak_windows(recommendation: ScalingRecommendation | None, floor: int) -> list[dict]:
+def peak_windows(recommendation: ScalingRecommendation | None, floor: int, ceiling: int | None = None) -> list[dict]:
     """Runs of hours planned above the floor, as KEDA cron windows on the hospital's clock (settings.TIME_ZONE,
     whatever offset a plan was stored with) with their replicas. Runs follow real time, so the night clocks
     change neither splits a run nor overlaps two; a window starts and ends on the plan's own minutes (a
     zone off by half an hour plans at hh:30). A run of all 24 hours is two windows of 12: one window would
-    start and end at the same time, which KEDA refuses."""
+    start and end at the same time, which KEDA refuses. Replicas are held to `ceiling`, the maximum now: a plan
+    made under a higher one would ask KEDA for more than its maxReplicaCount, and the manifests would be
+    refused until the next plan."""
     if recommendation is None:
         return []
     hour_long = pd.Timedelta(hours=1)
@@ -224,12 +226,13 @@ def peak_windows(recommendation: ScalingRecommendation | None, floor: int) -> li
     for hour in recommendation.hours:
         at = pd.Timestamp(hour["at"])
         at = at.tz_convert(settings.TIME_ZONE) if at.tzinfo is not None else at
-        if hour["replicas"] <= floor:
+        replicas = hour["replicas"] if ceiling is None else min(hour["replicas"], ceiling)
+        if replicas <= floor:
             continue
         if runs and at - runs[-1][-1][0] == hour_long and len(runs[-1]) < 24:
-            runs[-1].append((at, hour["replicas"]))
+            runs[-1].append((at, replicas))
         else:
-            runs.append([(at, hour["replicas"])])
+            runs.append([(at, replicas)])
     windows = []
     for run in runs:
         for part in (run[:12], run[12:]) if len(run) == 24 else (run,):
@@ -251,7 +254,7 @@ def policy_spec(policy: ScalingPolicy) -> manifests.ServiceScaling:
     floor = policy.floor_replicas
     return manifests.ServiceScaling.from_policy(
         policy,
-        peak_windows=peak_windows(latest, floor),
+        peak_windows=peak_windows(latest, floor, policy.max_replicas),
         prometheus_url=settings.SCALING_PROMETHEUS_URL,
         time_zone=settings.TIME_ZONE,
     )

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from apps.metrics.models import Alert, AlertRule, RequestRollup
 from apps.metrics.recorder import new_histogram
-from apps.scaling import services
+from apps.scaling import manifests, services
 from apps.scaling.history import HistoryUnavailable, hourly_history
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
 from apps.scaling.prediction import WorkloadPredictionService
@@ -526,3 +526,20 @@ def test_keda_windows_keep_half_hours_and_the_fall_back_night_in_one_window(sett
     hours = [{"at": (start + pd.Timedelta(hours=i)).isoformat(), "replicas": 6 if i < 4 else 1} for i in range(24)]
     windows = services.peak_windows(SimpleNamespace(hours=hours), floor=2)
     assert windows == [{"start_hour": 0, "start_minute": 0, "end_hour": 3, "end_minute": 0, "replicas": 6}]
+
+
+def test_a_maximum_lowered_after_the_plan_keeps_the_keda_manifests_valid(tmp_path):
+    """The plan's cron windows kept the replicas planned under the old maximum (40), above the new one (30):
+    the ScaledObject was refused offline, so export and apply stopped for every policy until a new plan."""
+    policy = _policy("triage", keda_enabled=True, max_replicas=50)
+    start = timezone.now().replace(minute=0, second=0, microsecond=0)
+    hours = [{"at": (start + timedelta(hours=i)).isoformat(), "replicas": 40 if 6 <= i < 9 else 2} for i in range(24)]
+    ScalingRecommendation.objects.create(service=policy.service, hours=hours, peak_replicas=40, min_replicas=2)
+    policy.max_replicas = 30
+    policy.full_clean()
+    policy.save()
+    docs = services.policy_manifests(policy)
+    assert manifests.validate(docs) == []
+    crons = [t for t in docs["triage-scaledobject.yaml"]["spec"]["triggers"] if t["type"] == "cron"]
+    assert [cron["metadata"]["desiredReplicas"] for cron in crons] == ["30"]
+    assert len(services.manifests_export(out=tmp_path)) == 5
