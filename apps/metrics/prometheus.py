@@ -3,7 +3,10 @@ rate-limit and resource figures the database already holds, read when /metrics i
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
+from django.utils import timezone
 from prometheus_client import CollectorRegistry, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -15,6 +18,9 @@ REQUEST_SECONDS = Histogram(
     ["route", "method", "status_class"],
     buckets=REQUEST_BUCKETS,
 )
+
+
+HOST_FRESH = timedelta(minutes=5)
 
 
 def request_histogram_add(*, route: str, method: str, status_class: str, histogram, total_seconds: float) -> None:
@@ -64,12 +70,17 @@ class DatabaseFiguresCollector:
             limit.add_metric([policy.scope], policy.effective_requests)
         yield limit
 
-        sample = ResourceSample.objects.order_by("-at").first()
-        if sample is not None:
-            for name in ("cpu_pct", "memory_pct", "disk_pct", "pool_pct", "db_connections_pct"):
-                value = getattr(sample, name)
-                if value is not None:
-                    yield GaugeMetricFamily(f"cp_host_{name}", f"Latest resource sample: {name}.", value=value)
+        # Each host's latest sample, labelled: the latest of any host made one series jump between pods from
+        # one scrape to the next (one at 95% CPU, the next at 10%). A host silent for HOST_FRESH is left out.
+        latest: dict[str, ResourceSample] = {}
+        for sample in ResourceSample.objects.filter(at__gte=timezone.now() - HOST_FRESH).order_by("-at"):
+            latest.setdefault(sample.host, sample)
+        for name in ("cpu_pct", "memory_pct", "disk_pct", "pool_pct", "db_connections_pct"):
+            gauge = GaugeMetricFamily(f"cp_host_{name}", f"Latest resource sample per host: {name}.", labels=["host"])
+            for host, sample in sorted(latest.items()):
+                if getattr(sample, name) is not None:
+                    gauge.add_metric([host], getattr(sample, name))
+            yield gauge
 
 
 def exposition() -> bytes:

@@ -234,3 +234,17 @@ def test_a_gap_in_the_data_restarts_the_for_duration():
     assert rule.pending_since is None
     _traffic(500, count=10)
     assert alerts_evaluate_committed(now=start + timedelta(seconds=90)) == []  # breaching again, but only now
+
+
+def test_prometheus_has_each_hosts_latest_sample_labelled(client):
+    """The monitor lands on any worker: the latest sample of any host made cp_host_cpu_pct jump between pods."""
+    from tests.metrics.conftest import host_sample
+
+    now = timezone.now()
+    host_sample(host="worker-a", cpu=95.0, at=now - timedelta(seconds=30))
+    host_sample(host="worker-a", cpu=91.0, at=now - timedelta(seconds=60))
+    host_sample(host="worker-b", cpu=12.0, at=now)
+    host_sample(host="worker-gone", cpu=50.0, at=now - timedelta(minutes=10))
+    body = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    cpu = sorted(line for line in body.splitlines() if line.startswith("cp_host_cpu_pct{"))
+    assert cpu == ['cp_host_cpu_pct{host="worker-a"} 95.0', 'cp_host_cpu_pct{host="worker-b"} 12.0']
