@@ -195,12 +195,18 @@ class MemoryTier:
     The byte bound counts what the values take in this process's memory, not their stored (JSON) size:
     a decoded card takes several times its JSON. Measuring a value means walking it, so each namespace's
     ratio of memory to stored bytes is measured on one fill in `SIZE_SAMPLE_EVERY` and applied to the rest.
+    A large value is measured on its own (walking it costs about what decoding it did) and kept out of
+    the ratio: one long text would otherwise set the ratio of a namespace of small cards, or the reverse.
+    A value over an eighth of the bound is not kept at all: it would push out a large share of the hot
+    entries (all of them, past the bound) for a read that L2 serves anyway.
     When full, the entry used longest ago goes, whatever its namespace; entries past their stale window
     go first.
     """
 
     SIZE_SAMPLE_EVERY = 64
     ENTRY_OVERHEAD_BYTES = 400  # the Entry, its key and the bookkeeping that finds it
+    MEASURED_FROM_BYTES = 64 * 1024  # stored size from which a value is measured, not estimated
+    LARGEST_SHARE = 8  # no entry takes more than 1/8 of the bound
 
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
@@ -232,6 +238,9 @@ class MemoryTier:
         popped from (one atomic call each), never iterated."""
         evicted = 0
         size = self._memory_estimate(namespace, entry)
+        if size > self.max_bytes // self.LARGEST_SHARE:
+            self.drop(namespace, key)  # an older, smaller value of the key is not current either
+            return 0
         with self._lock:
             entries = self._namespaces.setdefault(namespace, OrderedDict())
             old = entries.pop(key, None)
@@ -261,6 +270,8 @@ class MemoryTier:
         return evicted
 
     def _memory_estimate(self, namespace: str, entry: Entry) -> int:
+        if entry.size >= self.MEASURED_FROM_BYTES:
+            return deep_size(entry.value) + self.ENTRY_OVERHEAD_BYTES
         fills = self._fills.get(namespace, 0)
         self._fills[namespace] = fills + 1
         if fills % self.SIZE_SAMPLE_EVERY == 0 or namespace not in self._memory_ratio:

@@ -665,6 +665,30 @@ def test_the_l1_byte_bound_counts_what_values_take_in_memory():
     assert tier.usage()["patient_data"][1] <= 1_000_000
 
 
+def test_a_value_too_large_for_l1_is_not_kept_and_pushes_nothing_out():
+    """A 1 MB report under a 100 kB bound: it evicted every other entry and stayed, 10x over the bound."""
+    tier = MemoryTier(max_bytes=100_000)
+    for n in range(10):
+        tier.put("ai_inference", f"k{n}", Entry({"n": n}, 0, 1e12, 1e12, "", 7), max_entries=100)
+    report = "x" * 1_000_000
+    assert tier.put("ai_inference", "report", Entry(report, 0, 1e12, 1e12, "", 1_000_002), max_entries=100) == 0
+    assert tier.get("ai_inference", "report") is None
+    assert tier.usage()["ai_inference"][0] == 10
+    assert tier._total_bytes <= 100_000
+
+
+def test_a_large_value_is_counted_by_what_it_takes_not_by_the_namespaces_small_values():
+    """Sized by a ratio sampled on small dicts (30x their JSON), a 200 kB text was counted as 6 MB and
+    pushed every card out of a 2 MB L1."""
+    tier = MemoryTier(max_bytes=2_000_000)
+    for n in range(20):
+        tier.put("clinical_data", f"k{n}", Entry({"n": n}, 0, 1e12, 1e12, "", 8), max_entries=100)
+    note = "y" * 200_000
+    tier.put("clinical_data", "note", Entry(note, 0, 1e12, 1e12, "", 200_002), max_entries=100)
+    assert tier.usage()["clinical_data"][0] == 21
+    assert tier._sizes[("clinical_data", "note")] <= deep_size(note) + MemoryTier.ENTRY_OVERHEAD_BYTES
+
+
 def test_when_l1_is_full_the_least_recently_used_entry_goes_whatever_its_namespace():
     tier = MemoryTier(max_bytes=200_000)
     for n in range(2_000):  # written once, never read again: L1 is full of them
