@@ -925,6 +925,8 @@ class CacheStack:
             pending = dict(self._pending_publishes)
         if not pending and not announce:
             return
+        if self._l2_epoch is None:  # a process that writes before it ever read (a worker): ask the server now
+            self._learn_l2_epoch()
 
         def publish(client):
             if self._set_if_greater is None:

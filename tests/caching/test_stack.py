@@ -262,6 +262,19 @@ def test_other_processes_hear_of_a_committed_write_at_once(stack):
     other_process._listener_pid = None  # its listener ends
 
 
+def test_a_process_whose_first_cache_call_is_a_write_announces_it_at_once():
+    """A worker that writes vitals before it ever read the cache did not know the Redis server's run id
+    (learned on a read's poll), so its publish was held back: other processes' L2 served the old value
+    until a poll somewhere re-published the generation."""
+    reader = make_stack(poll_interval=60.0)  # its poll, a backstop, is not due in this test
+    reader.get_or_load("vital_signs", ["latest", 15], lambda: {"n": 1}, scope="patient:15")
+    writer = make_stack()  # no read yet
+    with transaction.atomic():
+        writer.invalidate_scopes(["patient:15"])
+    reader.l1.clear()  # its L1 aside (the channel's business): L2 must not serve the old value
+    assert reader.get_or_load("vital_signs", ["latest", 15], lambda: {"n": 2}, scope="patient:15") == {"n": 2}
+
+
 def test_a_write_that_commits_long_after_its_invalidation_still_reaches_other_processes(monkeypatch):
     """The bump is stamped before the commit; a transaction that commits after the other processes'
     polls have looked past that stamp is stamped again on commit, so their L1 copies still drop."""
