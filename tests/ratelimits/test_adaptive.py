@@ -321,3 +321,50 @@ def test_a_pressure_no_less_important_policy_shares_does_not_wait_and_two_servic
 def test_a_disabled_less_important_policy_does_not_hold_the_next_back():
     RateLimitPolicy.objects.filter(scope="audit_logs").update(enabled=False)
     assert "ai_inference 1->0.5" in _run(HOT)
+
+
+# 7. Several workers run the controller at once
+
+
+@pytest.mark.django_db(transaction=True)  # each worker commits on its own connection
+def test_workers_running_the_controller_at_once_step_once_and_record_it_once():
+    """Two runs start while a third holds the policies: both wait, and the second to go sees the first's step.
+    Without the row locks both would read the same factor and record the same step twice."""
+    import threading
+
+    from django.db import connection, transaction
+
+    policy = _policy()
+    results, errors = [], []
+
+    def worker():
+        from django.db import connection as own
+
+        try:
+            results.append(_steps(services.ratelimits_adapt(signals=HOT), policy))
+        except Exception as exc:  # noqa: BLE001 - reported below, not lost in the thread
+            errors.append(exc)
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    with transaction.atomic():
+        list(RateLimitPolicy.objects.select_for_update())
+        for thread in threads:
+            thread.start()
+        with connection.cursor() as cursor:
+            for _ in range(600):  # until both wait on the locks held here
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+                if cursor.fetchone()[0] >= 2:
+                    break
+                threading.Event().wait(0.05)
+            else:
+                pytest.fail("the controller runs did not wait on the policies' locks")
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sorted(results) == [[], ["tighten 1->0.5"]]
+    assert _steps(list(policy.adjustments.all()), policy) == ["tighten 1->0.5"]
