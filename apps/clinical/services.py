@@ -31,6 +31,14 @@ def search_form(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower().strip()[:SEARCH_FORM_LENGTH]
 
 
+def validate_search_term(field: str, text: str) -> str:
+    """A name prefix to search by. One whose search form is empty (spaces, an accent alone) would be a prefix of
+    every name: a search that discloses every patient, page by page, for a question that named no one."""
+    if not search_form(text):
+        raise ValidationError({field: "A name to search by has at least one letter or digit."})
+    return text
+
+
 def validate_mrn(mrn: str) -> str:
     if not isinstance(mrn, str) or not MRN_PATTERN.match(mrn):
         raise ValidationError({"mrn": "An MRN is 1-64 letters, digits, '.' or '-', starting with a letter or digit."})

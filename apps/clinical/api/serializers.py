@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
+from apps.clinical.services import validate_search_term
 from apps.core.api.params import MAX_ID, SinceUntilMixin
 
 
@@ -31,6 +33,15 @@ class PatientSearchInputSerializer(serializers.Serializer):
     given = serializers.CharField(max_length=100, required=False)
     birth_date = serializers.DateField(required=False)
     page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        for field in ("name", "family", "given"):
+            if field in attrs:
+                try:
+                    validate_search_term(field, attrs[field])
+                except DjangoValidationError as exc:
+                    raise serializers.ValidationError(exc.message_dict) from exc
+        return attrs
 
 
 class PatientWindowInputSerializer(PatientSearchInputSerializer):

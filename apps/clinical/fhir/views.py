@@ -65,7 +65,7 @@ from apps.clinical.fhir.params import (
     split_or,
 )
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
-from apps.clinical.services import validate_mrn
+from apps.clinical.services import validate_mrn, validate_search_term
 from apps.core.api.exceptions import api_exception_handler
 from apps.core.compiled import CompiledQuery, CompiledShapes
 from apps.ratelimits.throttling import client_identity
@@ -563,6 +563,11 @@ class PatientSearchView(FhirSearchView):
                 names[name] = split_or(name, params[name])  # name=smith,jones: either
                 if not all(len(term) <= 100 for term in names[name]):
                     raise FhirParamError(name, "expected 1-100 characters")
+                for term in names[name]:
+                    try:
+                        validate_search_term(name, term)
+                    except ValidationError as exc:
+                        raise FhirParamError(name, exc.message_dict[name][0]) from exc
         values, digest = self._slots(params)
         return self._matching(selectors.patient_search(**names), values), None, digest
 
