@@ -96,7 +96,9 @@ class PolicyRateThrottle(BaseThrottle):
         except LimiterUnavailable as exc:
             if policy.fail_open:
                 return True
-            raise RateLimiterUnavailable() from exc
+            refused = RateLimiterUnavailable()
+            refused.wait = math.ceil(limiter.breaker.open_seconds)  # Retry-After: when the breaker next tries
+            raise refused from exc
         request._request.rate_limit = decision  # the headers middleware reads it
         self._wait = decision.retry_after_seconds
         return decision.allowed
