@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -30,6 +31,11 @@ def quantity_value(text: str) -> Decimal | None:
 
     return parse_quantity(text)
 
+
+# A PromQL label selector's matchers (label op "value", comma-separated), pasted inside {...} of every query:
+# anything else breaks the queries or, with a '}', ends the selector and adds to the query.
+_MATCHER = r"""\s*[A-Za-z_][A-Za-z0-9_]*\s*(?:=~|!~|!=|=)\s*(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*"""
+PROMETHEUS_SELECTOR = re.compile(rf"{_MATCHER}(?:,{_MATCHER})*,?\s*")
 
 DNS_LABEL = RegexValidator(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "A DNS label: lower case letters, digits, '-'.")
 
@@ -174,6 +180,8 @@ class ScalingPolicy(models.Model):
                 errors[field] = "Kubernetes accepts 0 to 3600 seconds."
         if not (self.target_cpu_pct or self.target_memory_pct or self.target_rps_per_pod):
             errors["target_cpu_pct"] = "Scale on at least one metric: CPU, memory or requests per pod."
+        if self.prometheus_selector and not PROMETHEUS_SELECTOR.fullmatch(self.prometheus_selector):
+            errors["prometheus_selector"] = 'Label matchers only, e.g. service="clinical-api", namespace=~"medical-.*".'
         errors |= self._resource_errors()
         if errors:
             raise ValidationError(errors)

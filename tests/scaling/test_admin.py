@@ -75,3 +75,26 @@ def test_setting_emergency_mode_by_hand_in_the_form_puts_it_in_force_at_once(adm
     assert policy.emergency_manual and policy.emergency_mode
     hpa = services.policy_manifests(policy)["triage-hpa.yaml"]
     assert hpa["spec"]["minReplicas"] == 8
+
+
+@pytest.mark.parametrize(
+    "selector", ['service="triage"}) or vector(1e9', 'service="triage"} or vector(1)', "triage", "service=triage"]
+)
+def test_a_prometheus_selector_that_is_not_label_matchers_is_a_field_error(admin_session, selector):
+    """The selector is pasted inside {...} of every history query: a '}' ended it and added to the query
+    (`or vector(1e9)` made a billion req/s of history), and anything else broke every query."""
+    from django.forms.models import model_to_dict
+
+    service = Service.objects.create(name="Triage", slug="triage")
+    policy, _ = services.scaling_policy_ensure(service, predictive=False)
+    form = {key: value for key, value in model_to_dict(policy).items() if value is not None and value is not False}
+    form = {key: "on" if value is True else value for key, value in form.items()}
+    response = admin_session.post(f"{CHANGELIST}{policy.pk}/change/", {**form, "prometheus_selector": selector})
+    assert response.status_code == 200
+    assert "Label matchers only" in response.context["adminform"].form.errors["prometheus_selector"][0]
+    assert ScalingPolicy.objects.get(pk=policy.pk).prometheus_selector == ""
+
+    valid = 'service="triage", namespace=~"medical-.*"'
+    response = admin_session.post(f"{CHANGELIST}{policy.pk}/change/", {**form, "prometheus_selector": valid})
+    assert response.status_code == 302
+    assert ScalingPolicy.objects.get(pk=policy.pk).prometheus_selector == valid
