@@ -182,6 +182,18 @@ def test_each_replicated_process_has_a_disruption_budget_that_lets_a_drain_proce
         assert name in _deployments()
 
 
+def test_replicas_spread_over_nodes():
+    """The scheduler may put both replicas of a process on one node (a node's loss then took the process
+    down, which no disruption budget prevents): each replicated Deployment asks to spread its own pods by
+    node, softly, so a one-node cluster still schedules them."""
+    for name, deployment in _deployments().items():
+        if deployment["spec"]["replicas"] > 1:
+            [spread] = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+            assert spread["topologyKey"] == "kubernetes.io/hostname", name
+            assert spread["whenUnsatisfiable"] == "ScheduleAnyway", name
+            assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"], name
+
+
 def test_beat_never_runs_twice():
     beat = _deployments()["controlplane-beat"]["spec"]
     assert beat["replicas"] == 1
