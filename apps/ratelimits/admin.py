@@ -46,10 +46,6 @@ class RateLimitPolicyAdmin(admin.ModelAdmin):
     list_editable = ["enabled", "requests"]
     readonly_fields = ["current_factor", "last_step_at", "updated_at"]
     inlines = [AdjustmentInline]
-
-    def get_changelist_form(self, request, **kwargs):
-        return super().get_changelist_form(request, form=PolicyRowForm, **kwargs)
-
     fieldsets = [
         (None, {"fields": ["scope", "description", "enabled", "priority"]}),
         ("Limit (per client token)", {"fields": ["requests", "period_seconds", "burst_per_second", "fail_open"]}),
@@ -57,8 +53,15 @@ class RateLimitPolicyAdmin(admin.ModelAdmin):
         (None, {"fields": ["updated_at"]}),
     ]
 
+    def get_changelist_form(self, request, **kwargs):
+        return super().get_changelist_form(request, form=PolicyRowForm, **kwargs)
+
     def save_model(self, request, obj, form, change) -> None:
-        super().save_model(request, obj, form, change)
+        if change:  # the controller's fields are left as the row has them now, not as this request read them
+            edited = [f.name for f in obj._meta.concrete_fields if f.editable and not f.primary_key]
+            obj.save(update_fields=[*edited, "updated_at"])
+        else:
+            super().save_model(request, obj, form, change)
         services.ratelimit_policy_settle(policy_id=obj.pk)  # adaptive off: the configured limit, now
 
     @admin.display(description="in force")

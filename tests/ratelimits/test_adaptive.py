@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -73,6 +74,34 @@ def test_turning_adaptive_off_in_admin_restores_the_configured_limit_and_records
     last = policy.adjustments.order_by("-at", "-id").first()
     assert (last.direction, last.old_factor, last.new_factor) == ("recover", 0.5, 1.0)
     assert last.reason.startswith("adaptive turned off")
+
+
+def test_an_admin_edit_keeps_a_step_the_controller_took_while_it_was_saved(admin_client):
+    """The controller steps between the admin reading the policy and saving it: the edit must not write back the
+    factor it read (the step's row would then describe a limit not in force). Here the step is an UPDATE on
+    the admin's own connection right after its read; in production it is another worker's committed step."""
+    from apps.ratelimits.admin import RateLimitPolicyAdmin
+
+    policy = _policy()
+    read = RateLimitPolicyAdmin.get_object
+
+    def read_then_step(self, request, object_id, from_field=None):
+        obj = read(self, request, object_id, from_field)
+        services.ratelimits_adapt(signals=HOT)
+        return obj
+
+    form = {"scope": "reports", "enabled": "on", "priority": 5, "requests": 60, "period_seconds": 60,
+            "burst_per_second": "", "fail_open": "on", "adaptive": "on", "cpu_threshold_pct": 70,
+            "p95_threshold_ms": "", "tighten_factor": 0.5, "min_factor": 0.1, "recover_below": 0.8,
+            "adjustments-TOTAL_FORMS": 0, "adjustments-INITIAL_FORMS": 0, "adjustments-MIN_NUM_FORMS": 0,
+            "adjustments-MAX_NUM_FORMS": 0}  # fmt: skip
+    with mock.patch.object(RateLimitPolicyAdmin, "get_object", read_then_step):
+        response = admin_client.post(f"/admin/ratelimits/ratelimitpolicy/{policy.pk}/change/", form)
+    assert response.status_code == 302
+    policy.refresh_from_db()
+    assert (policy.requests, policy.current_factor, policy.effective_requests) == (60, 0.5, 30)
+    assert policy.last_step_at is not None
+    assert _steps(list(policy.adjustments.all()), policy) == ["tighten 1->0.5"]
 
 
 def test_a_policy_turned_off_outside_admin_gets_its_limit_back_on_the_next_run():
