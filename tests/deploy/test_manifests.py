@@ -201,9 +201,15 @@ def test_beat_never_runs_twice():
 
 
 def test_dockerfile_builds_the_frontend_and_runs_as_non_root():
+    """The image's user is the one every pod runs as: a pod's runAsUser without an entry in the image's
+    /etc/passwd has no home and no name, and a group other than the image's own reads nothing it owns."""
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert "npm run build" in dockerfile
-    assert "USER 10001" in dockerfile
+    uid = re.search(r"useradd [^\n]*--uid (\d+)", dockerfile).group(1)
+    gid = re.search(r"groupadd [^\n]*--gid (\d+)", dockerfile).group(1)
+    assert re.search(rf"^USER {uid}$", dockerfile, re.M)
+    for name, pod in _pod_templates().items():
+        assert (str(pod["securityContext"]["runAsUser"]), str(pod["securityContext"]["runAsGroup"])) == (uid, gid), name
 
 
 # --- what the manifests ask of the product, checked against the product itself ------------------------
