@@ -120,6 +120,19 @@ def test_a_refused_fhir_search_is_recorded_as_a_search_of_its_patient(api, issue
     ]
 
 
+def test_a_refused_search_of_several_patients_names_each_of_them(api, issue_token, patient):
+    """`_id=1,2` asks for two patients: the refusal keeps both, as a search disclosing them would."""
+    no_scope = issue_token("clinical:read", name="lab-feed")
+    other = patient.pk + 1000
+    response = api.get(
+        "/fhir/Patient", {"_id": f"{patient.pk},Patient/{other}"}, HTTP_AUTHORIZATION=f"Bearer {no_scope}"
+    )
+    assert response.status_code == 403
+    event = AuditEvent.objects.order_by("-seq").first()
+    assert (event.action, event.outcome, event.patient_id) == ("search", "denied", None)
+    assert event.patient_ids == sorted([patient.pk, other])
+
+
 def test_a_refused_mrn_lookup_is_recorded_as_a_search(api, issue_token, patient):
     """The lookup is a POST so that the MRN stays out of URLs; refused, it is still a search, not a create."""
     clinical_only = issue_token("clinical:read", name="lab-feed")

@@ -371,12 +371,15 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         included, naming the patient it asked for: here that is a parameter, not part of the path."""
         if not (request.user and request.user.is_authenticated and request.successful_authenticator is not None):
             return
+        asked = self._asked_patients(request)
         entry = audit_entry(request, action="search", resource_type=self.resource_type, outcome=outcome,
-                            patient_id=self._asked_patient(request), lenient_purpose=True)  # fmt: skip
+                            patient_id=asked[0] if len(asked) == 1 else None,
+                            patient_ids=asked if len(asked) > 1 else None, lenient_purpose=True)  # fmt: skip
         audit_record(entry)
 
-    def _asked_patient(self, request: Request) -> int | None:
-        """The patient a refused search names (`patient`, or `_id` of a Patient search), if it parses."""
+    def _asked_patients(self, request: Request) -> list[int]:
+        """The patients a refused search names (`patient`, or `_id` of a Patient search, an OR list of them
+        too), if they parse."""
         params = request.query_params.copy()
         for key, values in _readable_form(request).lists():
             params.setlist(key, params.getlist(key) + values)
@@ -384,9 +387,11 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         try:
             if "_search" in params:
                 params = _stored_search(self.resource_type, params, client_identity(request))
-            return parse_reference(name, params[name], "Patient") if len(params.getlist(name)) == 1 else None
+            if len(params.getlist(name)) != 1:
+                return []
+            return [parse_reference(name, part, "Patient") for part in split_or(name, params[name])]
         except FhirParamError:
-            return None
+            return []
 
     def search(self, request: Request, params, posted: bool = False) -> Response:
         for name in params:
