@@ -1,6 +1,22 @@
 from django.contrib import admin
 
-from apps.resources.models import ResourceRecommendation, ResourceSample
+from apps.resources.models import ResourceRecommendation, ResourceSample, ResourceThreshold
+
+
+@admin.register(ResourceThreshold)
+class ResourceThresholdAdmin(admin.ModelAdmin):
+    """One row per kind, seeded: edited, never added or removed (the monitor knows these kinds only)."""
+
+    list_display = ["kind", "pct", "updated_at"]
+    list_editable = ["pct"]
+    fields = ["kind", "pct", "updated_at"]
+    readonly_fields = ["kind", "updated_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(ResourceRecommendation)

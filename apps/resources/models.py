@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 
@@ -60,3 +64,34 @@ class ResourceRecommendation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} on {self.host} ({self.status})"
+
+
+class ResourceThreshold(models.Model):
+    """The level, in percent, above which the monitor opens a recommendation: edited in admin and read by the
+    next sample (the RESOURCE_*_PCT settings only seed them)."""
+
+    class Kind(models.TextChoices):
+        CPU = "cpu", "CPU"
+        MEMORY = "memory", "memory"
+        DISK = "disk", "disk"
+        POOL = "pool", "connection pool and PostgreSQL connections"
+        REDIS_MEMORY = "redis_memory", "Redis memory (of maxmemory)"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices, unique=True)
+    # Over 100 could never be crossed, and 0 is crossed by every sample: both silence or flood the admin.
+    pct = models.FloatField(
+        "threshold (%)", validators=[MinValueValidator(1.0), MaxValueValidator(100.0)],
+        help_text="Over this, a recommendation opens; it resolves under 90% of it.",
+    )  # fmt: skip
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.pct:g}%"
+
+    def clean(self) -> None:
+        # NaN passes the range validators (it compares False to any bound) and is never crossed.
+        if isinstance(self.pct, float) and not math.isfinite(self.pct):
+            raise ValidationError({"pct": "A finite number."})

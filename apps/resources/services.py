@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.core.selectors import database_pool_stats
 from apps.resources import cgroup
 from apps.resources.models import ResourceRecommendation, ResourceSample
+from apps.resources.selectors import thresholds_current
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ def recommendations_update(
     row under threshold x RECOVER_FACTOR. A figure the sample lacks (Redis unreachable, no pool) is unknown:
     it neither opens, resolves, nor counts towards recovery. Each host has its own, because one busy host
     next to an idle one is a problem, not a flapping one."""
-    thresholds = settings.RESOURCE_THRESHOLDS
+    thresholds = thresholds_current()
     current = []
     for rule in RULES:
         value = _redis_pct(sample) if rule.metric == "redis_memory_pct" else getattr(sample, rule.metric)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import psutil
 import pytest
-from django.test import override_settings
 
 from apps.resources import cgroup, services
 from apps.resources.models import ResourceRecommendation
+from tests.resources.conftest import use_thresholds
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +62,7 @@ def test_a_pod_whose_cpu_limit_is_all_busy_reads_saturated_and_says_so(tmp_path,
     sample = services.resources_sample(cpu_interval=1.0, cgroup_root=root)
     assert (sample.cpu_pct, sample.cpu_source, sample.cpu_limit) == (100.0, "cgroup v2", 1.0)
     # psutil alone reads the node's /proc/stat: nothing here is busy on it
-    with override_settings(RESOURCE_THRESHOLDS={"cpu": 70, "memory": 101, "disk": 101, "pool": 101,
+    with use_thresholds({"cpu": 70, "memory": 101, "disk": 101, "pool": 101,
                                                 "redis_memory": 101}):  # fmt: skip
         [recommendation] = services.recommendations_update(sample=sample)
     assert recommendation.kind == "cpu" and "100%" in recommendation.message

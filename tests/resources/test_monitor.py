@@ -1,10 +1,10 @@
 """The resource monitor samples the real host, PostgreSQL and Redis, and keeps recommendations current."""
 
 import pytest
-from django.test import override_settings
 
 from apps.resources import services
 from apps.resources.models import ResourceRecommendation
+from tests.resources.conftest import use_thresholds
 
 pytestmark = pytest.mark.django_db
 
@@ -20,13 +20,13 @@ def test_a_sample_reads_the_host_database_and_redis():
 def test_crossing_a_threshold_opens_one_recommendation_and_calm_samples_resolve_it():
     sample = services.resources_sample(cpu_interval=0.1)
     low = {"cpu": 101.0, "memory": 0.0, "disk": 101.0, "pool": 101.0, "redis_memory": 101.0}
-    with override_settings(RESOURCE_THRESHOLDS=low):
+    with use_thresholds(low):
         services.recommendations_update(sample=sample)
         services.recommendations_update(sample=sample)
     memory = ResourceRecommendation.objects.get(kind="memory")
     assert memory.status == "open" and memory.occurrences == 2
     assert "CACHE_L1_MAX_BYTES" in memory.message
-    with override_settings(RESOURCE_THRESHOLDS={**low, "memory": 100.0}):
+    with use_thresholds({**low, "memory": 100.0}):
         for _ in range(services.RECOVER_SAMPLES):
             services.recommendations_update(sample=sample)
     memory.refresh_from_db()
@@ -36,8 +36,6 @@ def test_crossing_a_threshold_opens_one_recommendation_and_calm_samples_resolve_
 def test_a_full_pool_recommends_raising_its_maximum():
     sample = services.resources_sample(cpu_interval=0.1)
     sample.pool_pct = 95.0
-    with override_settings(
-        RESOURCE_THRESHOLDS={"cpu": 101, "memory": 101, "disk": 101, "pool": 90, "redis_memory": 101}
-    ):
+    with use_thresholds({"cpu": 101, "memory": 101, "disk": 101, "pool": 90, "redis_memory": 101}):
         [recommendation] = services.recommendations_update(sample=sample)
     assert recommendation.kind == "pool" and "DB_POOL_MAX_SIZE" in recommendation.message

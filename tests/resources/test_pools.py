@@ -15,6 +15,7 @@ from django.test import override_settings
 
 from apps.resources import pools, tasks
 from apps.resources.models import ResourceRecommendation
+from tests.resources.conftest import use_thresholds
 
 pytestmark = pytest.mark.django_db
 QUIET = {"cpu": 101.0, "memory": 101.0, "disk": 101.0, "pool": 90.0, "redis_memory": 101.0}
@@ -51,7 +52,7 @@ def _publish_from_a_full_pool(monkeypatch, host: str) -> dict:
 def test_a_full_pool_on_an_api_pod_opens_a_recommendation_for_that_pod(monkeypatch):
     entry = _publish_from_a_full_pool(monkeypatch, "api-7d9f-x2")
     assert (entry["pct"], entry["waiting"]) == (100.0, 1)
-    with override_settings(RESOURCE_THRESHOLDS=QUIET):
+    with use_thresholds(QUIET):
         tasks.monitor()  # on the worker's host, whose own pool is idle
     [pool_rec] = ResourceRecommendation.objects.filter(kind="pool", status="open")
     assert pool_rec.host == "api-7d9f-x2" and pool_rec.value == 100.0
@@ -74,11 +75,11 @@ def test_stale_entries_are_ignored_then_forgotten():
 
 def test_with_redis_down_the_monitor_samples_and_concludes_nothing_about_pools(monkeypatch):
     _publish_from_a_full_pool(monkeypatch, "api-7d9f-x2")
-    with override_settings(RESOURCE_THRESHOLDS=QUIET):
+    with use_thresholds(QUIET):
         tasks.monitor()
     unreachable = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0",
                                "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2}}}  # fmt: skip
-    with override_settings(RESOURCE_THRESHOLDS=QUIET, CACHES=unreachable):
+    with use_thresholds(QUIET), override_settings(CACHES=unreachable):
         assert pools.pool_usage_by_host() is None and pools.pool_usage_publish() is None
         tasks.monitor()
         tasks.monitor()
@@ -89,7 +90,7 @@ def test_with_redis_down_the_monitor_samples_and_concludes_nothing_about_pools(m
 
 def test_a_pod_that_stopped_publishing_is_gone_only_after_its_entry_is_forgotten():
     redis = pools._redis()
-    with override_settings(RESOURCE_THRESHOLDS=QUIET):
+    with use_thresholds(QUIET):
         for host, age in (("api-quiet", pools.FRESH_SECONDS + 60), ("api-replaced", pools.FORGET_SECONDS + 60)):
             ResourceRecommendation.objects.create(kind="pool", host=host, metric="pool_pct", value=100,
                                                   threshold=90, message="m")  # fmt: skip

@@ -4,11 +4,11 @@ pruned once long resolved (real PostgreSQL)."""
 from datetime import timedelta
 
 import pytest
-from django.test import override_settings
 from django.utils import timezone
 
 from apps.resources import services, tasks
 from apps.resources.models import ResourceRecommendation, ResourceSample
+from tests.resources.conftest import use_thresholds
 
 pytestmark = pytest.mark.django_db
 
@@ -17,7 +17,7 @@ THRESHOLDS = {"cpu": 70.0, "memory": 80.0, "disk": 90.0, "pool": 90.0, "redis_me
 
 @pytest.fixture(autouse=True)
 def _thresholds():
-    with override_settings(RESOURCE_THRESHOLDS=THRESHOLDS):
+    with use_thresholds(THRESHOLDS):
         yield
 
 
@@ -81,7 +81,7 @@ def test_the_monitor_prunes_recommendations_resolved_long_ago():
                                           ("memory", "resolved", now - timedelta(days=1)), ("disk", "open", None)]
     )  # fmt: skip
     ResourceRecommendation.objects.filter(pk=still_open.pk).update(first_seen=now - timedelta(days=90))
-    with override_settings(RESOURCE_THRESHOLDS=dict.fromkeys(THRESHOLDS, 101.0)):
+    with use_thresholds(dict.fromkeys(THRESHOLDS, 101.0)):
         tasks.monitor()
     assert set(ResourceRecommendation.objects.values_list("pk", flat=True)) == {recent.pk, still_open.pk}
 
@@ -93,7 +93,7 @@ def test_a_host_gone_for_an_hour_has_its_open_recommendations_resolved():
     _sample(host="worker-7f9c-recent", cpu=95)
     ResourceSample.objects.filter(host="worker-7f9c-old").update(at=timezone.now() - timedelta(hours=2))
     ResourceSample.objects.filter(host="worker-7f9c-recent").update(at=timezone.now() - timedelta(minutes=50))
-    with override_settings(RESOURCE_THRESHOLDS=dict.fromkeys(THRESHOLDS, 101.0)):
+    with use_thresholds(dict.fromkeys(THRESHOLDS, 101.0)):
         tasks.monitor()  # a sample of this host, the one still running
     gone = _cpu(host="worker-7f9c-old").get()
     assert gone.status == "resolved" and gone.resolved_at is not None
