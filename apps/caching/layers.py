@@ -69,11 +69,20 @@ class ValueCodec:
         return base64.urlsafe_b64encode(hashlib.sha256(f"cache-encryption:{secret}".encode()).digest()).decode()
 
     def encode(self, value: Any, *, encrypt: bool, context: bytes = b"") -> bytes:
+        raw = self._dumps(value)
+        return self._seal(raw, context) if encrypt else PLAIN + raw
+
+    def encode_as_read(self, value: Any, *, encrypt: bool, context: bytes = b"") -> tuple[bytes, Any]:
+        """The stored form and the value as a read will give it back (`{1: (2,)}` reads as `{"1": [2]}`)."""
+        raw = self._dumps(value)
+        return (self._seal(raw, context) if encrypt else PLAIN + raw), _json_value(raw.decode())
+
+    @staticmethod
+    def _dumps(value: Any) -> bytes:
         try:
-            raw = json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+            return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
             raise TypeError(f"cached values must be JSON data (dicts, lists, strings, numbers): {exc}") from exc
-        return self._seal(raw, context) if encrypt else PLAIN + raw
 
     def _seal(self, raw: bytes, context: bytes) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)

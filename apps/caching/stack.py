@@ -510,10 +510,9 @@ class CacheStack:
         _note_read(loaded=True)
         with reads_from_primary(), self._loading(policy.namespace) as load:  # the generations came from the primary
             value = loader()
-        self.store(
+        return self.store(
             policy, key, scope_key, value, ttl=ttl, generations=generations, lock=lock, load_seconds=load.seconds
         )
-        return value
 
     @contextlib.contextmanager
     def _loading(self, namespace: str):
@@ -551,19 +550,21 @@ class CacheStack:
         generations: tuple,
         lock: HeldLock | None = None,
         load_seconds: float = 0.0,
-    ) -> None:
-        """Put a loaded value in every enabled tier whose generation is known (None is never stored).
+    ) -> Any:
+        """Put a loaded value in every enabled tier whose generation is known (None is never stored), and
+        return it as every tier gives it back: what JSON makes of it (tuples as lists, keys as text), so
+        the caller that loaded it, the ones that waited and later L1 hits see what an L2 hit sees.
 
         A held single-flight lock is released in the same round trip as the L2 write. L2 and L3 readers
         compare an entry's generation with the current one; L1 hits do not, so L1 relies on this process
         having heard of any write since the load began. It remembers what it hears for
         2 x POLL_MARGIN, so a load slower than POLL_MARGIN asks the database before filling L1."""
         if value is None:
-            return
+            return None
         redis_generation, db_generation = generations
         lifetime = min(ttl, policy.ttl) if ttl else policy.ttl  # a caller's TTL never outlasts the admin's
         now = self.clock()
-        blob = self.codec.encode(value, encrypt=policy.encrypt, context=key.encode())
+        blob, value = self.codec.encode_as_read(value, encrypt=policy.encrypt, context=key.encode())
         entry = Entry(value, 0, now + lifetime, now + lifetime + policy.swr, scope_key, len(blob))
         if policy.l2 and (redis_generation is not None or not scope_key):
             self._l2_set(policy, key, _with_generation(entry, redis_generation or 0), blob, lock=lock)
@@ -573,9 +574,10 @@ class CacheStack:
         if scope_key and load_seconds >= POLL_MARGIN.total_seconds():
             current = self._db_generation(scope_key)
             if current is None or current > (generation or 0):
-                return  # written during the load (or unknown): not for L1, which would not check
+                return value  # written during the load (or unknown): not for L1, which would not check
         if generation is not None or not scope_key:
             self._fill_l1(policy, key, _with_generation(entry, generation or 0))
+        return value
 
     # --- the async read path ---------------------------------------------------------------------
     def _prepare(self, namespace: str, key_parts, scope: str | None) -> tuple[Policy, str, str, Found | None]:
@@ -649,7 +651,7 @@ class CacheStack:
                 value = await loader()
             elapsed = load.seconds
             generations = (found.redis_generation, found.db_generation)
-            await sync_to_async(self.store)(
+            value = await sync_to_async(self.store)(
                 policy, key, scope_key, value, ttl=ttl, generations=generations, load_seconds=elapsed,
                 lock=lock or None,
             )  # fmt: skip

@@ -721,6 +721,20 @@ def test_l1_entries_past_their_stale_window_are_dropped_first():
     assert tier.usage()["vital_signs"][0] == 1 and tier._by_scope == {"patient:1": {("vital_signs", "new")}}
 
 
+def test_a_value_reads_back_the_same_from_every_tier_and_to_the_caller_that_loaded_it(stack):
+    """JSON makes text of integer keys and lists of tuples: L1 kept the loader's own object, so the same
+    read gave `{7: (1, 2)}` from L1 and `{"7": [1, 2]}` from L2, depending on which process answered."""
+    loaded = stack.get_or_load("ai_inference", ["shape", 1], lambda: {7: (1, 2)})
+    from_l1 = stack.get_or_load("ai_inference", ["shape", 1], lambda: {7: (1, 2)})
+    from_l2 = make_stack().get_or_load("ai_inference", ["shape", 1], lambda: {7: (1, 2)})
+    assert loaded == from_l1 == from_l2 == {"7": [1, 2]}
+
+    async def async_loader():
+        return ("a", 1)
+
+    assert asyncio.run(stack.aget_or_load("ai_inference", ["shape", 2], async_loader)) == ["a", 1]
+
+
 def test_values_that_are_not_json_are_refused_clearly(stack):
     with pytest.raises(TypeError, match="JSON"):
         stack.get_or_load("ai_inference", ["bad"], lambda: {"when": object()})
