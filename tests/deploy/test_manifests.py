@@ -194,6 +194,16 @@ def test_replicas_spread_over_nodes():
             assert spread["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"], name
 
 
+def test_no_pod_holds_a_kubernetes_api_token_it_does_not_use():
+    """Every pod had the namespace's default service account token mounted, which a compromised process
+    could use against the API server with whatever that account is bound to. Only the scaling policies
+    call the API, with SCALING_KUBECONFIG set, and the base leaves it unset."""
+    assert "SCALING_KUBECONFIG" not in _config()
+    for name, pod in _pod_templates().items():
+        assert pod["automountServiceAccountToken"] is False, name
+        assert not {"SCALING_KUBECONFIG"} & {n for c in pod["containers"] for n in _env_names(c)}, name
+
+
 def test_beat_never_runs_twice():
     beat = _deployments()["controlplane-beat"]["spec"]
     assert beat["replicas"] == 1
