@@ -72,7 +72,7 @@ def test_beat_heartbeat_goes_stale_while_its_loop_waits_on_a_database_lock(tmp_p
     lock = psycopg.connect(_database_url())
     observer = psycopg.connect(_database_url(), autocommit=True)
     try:
-        _wait_for(heartbeat.exists, 90, "beat touched no heartbeat", log)
+        _wait_for(heartbeat.exists, 120, "beat touched no heartbeat", log)
         assert _probe(env).returncode == 0
         assert len(_touches_during(heartbeat, TOUCH_INTERVAL + 3)) >= 2  # each pass touches it
 
