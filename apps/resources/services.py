@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from apps.core.selectors import database_pool_stats
@@ -176,15 +176,20 @@ def _recommendation_apply(
     )
     if value > threshold:
         message = advice()
-        if open_one:
-            open_one.value, open_one.threshold, open_one.message = value, threshold, message
-            open_one.occurrences, open_one.calm_samples = open_one.occurrences + 1, 0
-            open_one.save(update_fields=["value", "threshold", "message", "occurrences", "calm_samples",
-                                         "last_seen"])  # fmt: skip
-        else:
-            open_one = ResourceRecommendation.objects.create(
-                kind=rule.kind, host=host, metric=rule.metric, value=value, threshold=threshold, message=message
-            )
+        if open_one is None:
+            try:
+                with transaction.atomic():
+                    created = ResourceRecommendation.objects.create(
+                        kind=rule.kind, host=host, metric=rule.metric, value=value, threshold=threshold, message=message
+                    )
+                return [created]
+            except IntegrityError:  # another monitor run (a task queued behind this one) opened it first
+                open_one = ResourceRecommendation.objects.select_for_update().get(
+                    kind=rule.kind, host=host, status=ResourceRecommendation.Status.OPEN
+                )
+        open_one.value, open_one.threshold, open_one.message = value, threshold, message
+        open_one.occurrences, open_one.calm_samples = open_one.occurrences + 1, 0
+        open_one.save(update_fields=["value", "threshold", "message", "occurrences", "calm_samples", "last_seen"])
     elif open_one is None:
         return []
     elif value < threshold * RECOVER_FACTOR:
