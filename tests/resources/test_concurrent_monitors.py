@@ -40,11 +40,14 @@ def test_the_second_of_two_concurrent_runs_re_sees_the_firsts_recommendation():
     assert inserted.wait(60)
 
     def release_once_blocked() -> None:  # this run's insert waits on the other's uncommitted row
-        for _ in range(1200):
-            if _waiting_on_a_lock():
-                break
-            time.sleep(0.05)
-        commit.set()
+        try:
+            for _ in range(1200):
+                if _waiting_on_a_lock():
+                    break
+                time.sleep(0.05)
+        finally:
+            commit.set()
+            connections.close_all()
 
     releaser = threading.Thread(target=release_once_blocked)
     releaser.start()
