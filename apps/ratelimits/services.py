@@ -28,10 +28,12 @@ class LoadSignals:
 
 
 def _over_and_calm(policy: RateLimitPolicy, signals: LoadSignals) -> tuple[dict[str, str], bool]:
-    """The thresholds crossed (the signal, "cpu" or "p95:<service>", to the reason), and whether every signal
-    is calm enough to recover."""
-    over, calm = {}, True
+    """The thresholds crossed (the signal, "cpu" or "p95:<service>", to the reason), and whether the signals are
+    calm enough to recover: at least one read, and every one read below its band. With none read (no CPU
+    sample, too few requests: a monitor starved by the very overload) nothing says the load has gone."""
+    over, calm, read = {}, True, False
     if signals.cpu_pct is not None:
+        read = True
         if signals.cpu_pct > policy.cpu_threshold_pct:
             over["cpu"] = f"CPU {signals.cpu_pct:.0f}% > {policy.cpu_threshold_pct:.0f}%"
         calm &= signals.cpu_pct < policy.cpu_threshold_pct * policy.recover_below
@@ -39,10 +41,11 @@ def _over_and_calm(policy: RateLimitPolicy, signals: LoadSignals) -> tuple[dict[
         p95 = signals.p95_ms_by_service.get(policy.service_id)
         threshold = policy.p95_threshold_ms or policy.service.slo_p95_ms
         if p95 is not None:
+            read = True
             if p95 > threshold:
                 over[f"p95:{policy.service_id}"] = f"{policy.service.name} p95 {p95:.0f} ms > {threshold} ms"
             calm &= p95 < threshold * policy.recover_below
-    return over, calm
+    return over, calm and read
 
 
 def _is_shed(policy: RateLimitPolicy) -> bool:

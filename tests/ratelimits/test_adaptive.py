@@ -261,6 +261,16 @@ def test_no_recent_sample_leaves_the_cpu_out():
     assert not policy.adjustments.exists()
 
 
+def test_with_no_signal_read_a_shed_policy_holds_rather_than_recovers():
+    """The CPU samples stop (the monitor's worker starved by the overload) and the service is too quiet for a p95:
+    nothing says the load has gone, so the limit stays where it is until a signal reads calm."""
+    policy = _policy()
+    services.ratelimits_adapt(signals=HOT)
+    _a_window_later(policy)
+    assert _steps(services.ratelimits_adapt(signals=services.LoadSignals(None, {})), policy) == []
+    assert _steps(services.ratelimits_adapt(signals=CALM), policy) == ["recover 0.5->1"]
+
+
 # 5. Priority 1 is never shed
 
 
