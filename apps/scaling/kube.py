@@ -74,14 +74,23 @@ def server_side_apply(api: client.ApiClient, document: dict, *, dry_run: bool) -
 
 
 def apply_documents(documents: list[dict]) -> list[str]:
-    """Dry-run every document on the server, then apply them all; nothing is applied if a dry run fails."""
+    """Dry-run every document on the server, then apply them all; nothing is applied if a dry run fails.
+    A failure after the dry runs (the API server gone mid-way) says which objects were applied before it:
+    the cluster holds part of the new manifests until the retry applies them all."""
     api = cluster_client()
     try:
         for document in documents:
             server_side_apply(api, document, dry_run=True)
-        return [
-            f"{document['kind']}/{server_side_apply(api, document, dry_run=False)['metadata']['name']}"
-            for document in documents
-        ]
+        applied: list[str] = []
+        for document in documents:
+            try:
+                applied.append(
+                    f"{document['kind']}/{server_side_apply(api, document, dry_run=False)['metadata']['name']}"
+                )
+            except ApplyError as exc:
+                if not applied:
+                    raise
+                raise ApplyError(f"{exc} (applied before it: {', '.join(applied)}; not the rest)") from exc
+        return applied
     finally:
         api.close()

@@ -27,6 +27,7 @@ class FakeKubernetes:
     def __init__(self):
         self.requests: list[dict] = []
         self.fail: dict[str, int] = {}  # kind -> HTTP status to answer
+        self.fail_apply: dict[str, int] = {}  # the same, for real applies only (their dry runs pass)
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,6 +44,8 @@ class FakeKubernetes:
                     }
                 )
                 status = fake.fail.get(body["kind"], 200)
+                if "dryRun" not in url.query:
+                    status = fake.fail_apply.get(body["kind"], status)
                 if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", body["metadata"]["name"]):
                     status = 422
                 payload = body if status == 200 else {"kind": "Status", "status": "Failure", "message": "invalid"}

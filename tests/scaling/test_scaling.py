@@ -176,6 +176,28 @@ def test_a_refused_dry_run_applies_nothing_and_is_retried_with_backoff(demo, clu
     assert policy.apply_state == "active" and policy.apply_attempts == 2
 
 
+def test_an_apply_failing_after_its_dry_runs_says_what_it_left_applied_and_claims_nothing(demo, cluster):
+    """The API server refuses the HPA (RBAC: 403) after every dry run passed: the Deployment, Service, PDB and
+    VPA are on the cluster by then. The failure said only the HPA's error, as if nothing had been applied."""
+    ScalingPolicy.objects.exclude(service__slug="clinical-api").update(enabled=False)
+    cluster.fail_apply["HorizontalPodAutoscaler"] = 403
+    policy = demo.get(service__slug="clinical-api")
+    policy.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "failed" and policy.applied_hash == ""
+    assert policy.apply_error.startswith("HorizontalPodAutoscaler clinical-api: HTTP 403")
+    assert policy.apply_error.endswith(
+        "(applied before it: Deployment/clinical-api, Service/clinical-api, PodDisruptionBudget/clinical-api, "
+        "VerticalPodAutoscaler/clinical-api; not the rest)"
+    )
+
+    del cluster.fail_apply["HorizontalPodAutoscaler"]  # RBAC fixed: the retry applies them all
+    services.policies_reconcile(now=timezone.now() + timedelta(seconds=31))
+    policy.refresh_from_db()
+    assert policy.apply_state == "active" and policy.applied_hash == policy.desired_hash
+
+
 def test_an_unreachable_cluster_fails_and_a_stuck_apply_is_sent_again(demo, cluster):
     ScalingPolicy.objects.exclude(service__slug="clinical-api").update(enabled=False)
     cluster.stop()
