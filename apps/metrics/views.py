@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
+import ipaddress
+import logging
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -10,12 +13,37 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from apps.metrics.prometheus import exposition
 
+logger = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=4)
+def _networks(entries: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses or networks (10.0.0.0/8: a pod network, whose scraper's address changes); one that is neither
+    is left out, and said once."""
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            logger.warning("METRICS_ALLOWED_IPS: %r is not an address or network; ignored", entry)
+    return tuple(networks)
+
+
+def _address_allowed(remote: str) -> bool:
+    try:
+        address = ipaddress.ip_address(remote)
+    except ValueError:
+        return False
+    # A server listening on [::] sees an IPv4 client as ::ffff:a.b.c.d
+    address = getattr(address, "ipv4_mapped", None) or address
+    return any(address in network for network in _networks(tuple(settings.METRICS_ALLOWED_IPS)))
+
 
 def _allowed(request: HttpRequest) -> bool:
     header = request.headers.get("Authorization", "")
     if settings.METRICS_TOKEN and header.startswith("Bearer "):
         return hmac.compare_digest(header.removeprefix("Bearer ").encode(), settings.METRICS_TOKEN.encode())
-    return request.META.get("REMOTE_ADDR", "") in settings.METRICS_ALLOWED_IPS
+    return _address_allowed(request.META.get("REMOTE_ADDR", ""))
 
 
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:

@@ -248,3 +248,19 @@ def test_prometheus_has_each_hosts_latest_sample_labelled(client):
     body = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
     cpu = sorted(line for line in body.splitlines() if line.startswith("cp_host_cpu_pct{"))
     assert cpu == ['cp_host_cpu_pct{host="worker-a"} 95.0', 'cp_host_cpu_pct{host="worker-b"} 12.0']
+
+
+@pytest.mark.parametrize(
+    ("allowed", "remote", "status"),
+    [
+        (["10.0.0.0/8"], "10.42.7.19", 200),  # the pod network: Prometheus' address changes with its pod
+        (["10.0.0.0/8"], "11.0.0.1", 403),
+        (["127.0.0.1", "::1"], "::ffff:127.0.0.1", 200),  # gunicorn on [::] sees a loopback IPv4 client so
+        (["127.0.0.1", "::1"], "::ffff:10.0.0.1", 403),
+        (["not-an-address", "192.168.1.5"], "192.168.1.5", 200),  # a typo leaves the other entries working
+        (["127.0.0.1"], "", 403),
+    ],
+)
+def test_metrics_allowed_addresses_may_be_networks(client, settings, allowed, remote, status):
+    settings.METRICS_ALLOWED_IPS = allowed
+    assert client.get("/metrics", REMOTE_ADDR=remote).status_code == status
