@@ -147,3 +147,30 @@ def test_a_services_p95_over_its_slo_tightens_its_policy():
     changes = services.ratelimits_adapt(signals=signals)
     assert [c.policy.scope for c in changes] == ["ai_inference"]
     assert "Triage model p95 1500 ms > 800 ms" in changes[0].reason
+
+
+def test_a_limit_lowered_mid_window_refuses_at_once_with_consistent_headers(api, issue_token):
+    from apps.ratelimits.selectors import policy_cache
+
+    token = issue_token("audit:read")
+    for _ in range(5):
+        assert api.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    RateLimitPolicy.objects.filter(scope="audit_logs").update(requests=2)
+    policy_cache._bump()  # what the on-commit hook does once the edit commits
+    refused = api.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert refused.status_code == 429
+    assert (refused["RateLimit-Limit"], refused["RateLimit-Remaining"]) == ("2", "0")
+    # Free again only when the 4th oldest of the 5 expires, about a minute on: both say so, in whole seconds.
+    assert refused["RateLimit-Reset"] == refused["Retry-After"] and 55 <= int(refused["Retry-After"]) <= 60
+
+
+def test_a_client_that_waits_retry_after_is_let_in(api, issue_token):
+    import time
+
+    RateLimitPolicy.objects.filter(scope="audit_logs").update(requests=1, period_seconds=1)
+    token = issue_token("audit:read")
+    assert api.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    refused = api.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert refused.status_code == 429 and refused["Retry-After"] == refused["RateLimit-Reset"] == "1"
+    time.sleep(int(refused["Retry-After"]))
+    assert api.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
