@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from tests.helpers import REPO_ROOT, free_port
+from tests.helpers import REPO_ROOT
 
 VENV_BIN = Path(sys.executable).parent
 CHROMIUM = "/usr/bin/chromium"
@@ -70,9 +71,18 @@ def _wait_for(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
     raise RuntimeError(f"{url} did not answer in {seconds}s")
 
 
-def prepare(*, patients: int, var_dir: Path, database: str = "controlplane_e2e", redis_db: int = 13,
+def _e2e_database() -> str:
+    """Beside the test run's own database, so runs given different databases never share (and reseed) one."""
+    name = os.environ.get("DATABASE_URL", "").rsplit("/", 1)[-1].split("?", 1)[0]
+    return f"{name}_e2e" if name.startswith("controlplane") else "controlplane_e2e"
+
+
+def prepare(*, patients: int, var_dir: Path, database: str | None = None, redis_db: int | None = None,
             progress=print) -> dict[str, str]:  # fmt: skip
-    """Migrate, seed the demo and load `patients` synthetic patients (only the ones missing)."""
+    """Migrate, seed the demo and load `patients` synthetic patients (only the ones missing). The Redis db
+    (E2E_REDIS_DB, default 13) is flushed: one no other run on this Redis uses."""
+    database = database or _e2e_database()
+    redis_db = int(os.environ.get("E2E_REDIS_DB", "13")) if redis_db is None else redis_db
     admin_url = os.environ.get("E2E_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     env = {
         **os.environ,
@@ -104,19 +114,33 @@ def prepare(*, patients: int, var_dir: Path, database: str = "controlplane_e2e",
     return env
 
 
+def _listening_socket() -> socket.socket:
+    """A socket listening on a port of its own, handed to a server by its descriptor: no other process can
+    take the port before the server starts, and no other test's server can answer on it in its place."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 @contextlib.contextmanager
 def running(env: dict[str, str], *, api_workers: int = 2) -> Iterator[Stack]:
     """gunicorn (API and dashboard) and uvicorn (live feed) as in the Procfile; stopped on exit."""
-    api_port, live_port = free_port(), free_port()
-    env = {**env, "LIVE_PORT": str(live_port)}
-    commands = [
-        [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py",
-         f"--bind=127.0.0.1:{api_port}", f"--workers={api_workers}", "--threads=8", "--no-control-socket",
-         "--log-level=warning"],
-        [str(VENV_BIN / "uvicorn"), "controlplane.asgi:application", "--host=127.0.0.1", f"--port={live_port}",
-         "--no-access-log", "--lifespan=off", "--log-level=warning"],
-    ]  # fmt: skip
-    processes = [subprocess.Popen(c, cwd=REPO_ROOT, env=env, start_new_session=True) for c in commands]
+    with _listening_socket() as api_socket, _listening_socket() as live_socket:
+        api_port, live_port = api_socket.getsockname()[1], live_socket.getsockname()[1]
+        env = {**env, "LIVE_PORT": str(live_port)}
+        commands = [
+            [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py",
+             f"--bind=fd://{api_socket.fileno()}", f"--workers={api_workers}", "--threads=8", "--no-control-socket",
+             "--log-level=warning"],
+            [str(VENV_BIN / "uvicorn"), "controlplane.asgi:application", f"--fd={live_socket.fileno()}",
+             "--no-access-log", "--lifespan=off", "--log-level=warning"],
+        ]  # fmt: skip
+        processes = [
+            subprocess.Popen(c, cwd=REPO_ROOT, env=env, start_new_session=True, pass_fds=(s.fileno(),))
+            for c, s in zip(commands, (api_socket, live_socket), strict=True)
+        ]
     try:
         base = f"http://127.0.0.1:{api_port}"
         _wait_for(base + "/healthz", processes[0])
