@@ -592,6 +592,20 @@ class CacheStack:
             found.redis_generation, found.db_generation = self._generations_before_load(policy, scope_key, found)
         return policy, key, scope_key, found
 
+    def _fresh_l1_value(self, namespace: str, key_parts: list) -> Any:
+        """A fresh L1 hit, read in the event loop itself: that path has no I/O, so no thread hop, and no
+        wait behind the database calls queued on asgiref's one sync thread. _MISSING when the policy is
+        not loaded yet, a poll is due (it queries), or L1 has no fresh entry: `_prepare` then."""
+        policy = self._policies.get(namespace)
+        if policy is None or not policy.enabled or not policy.l1 or self._poll_due(time.monotonic()):
+            return _MISSING
+        entry = self.l1.get(namespace, self.key(policy, key_parts))
+        if entry is None or self.clock() >= entry.fresh_until:
+            return _MISSING
+        self._tally(namespace, "source", "requests")
+        self._tally(namespace, "l1", "hits")
+        return entry.value
+
     async def aget_or_load(
         self,
         namespace: str,
@@ -608,6 +622,10 @@ class CacheStack:
         served while that load runs. A load cancelled (its request gone) is not the waiters' outcome:
         they go round again."""
         key_parts = list(key_parts)
+        value = self._fresh_l1_value(namespace, key_parts)
+        if value is not _MISSING:
+            _note_read(loaded=False)
+            return value
         policy, key, scope_key, found = await sync_to_async(self._prepare)(namespace, key_parts, scope)
         if found is None:
             _note_read(loaded=True)

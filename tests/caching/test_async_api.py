@@ -229,3 +229,25 @@ async def test_a_cancelled_load_does_not_cancel_the_coroutines_waiting_for_it(st
     assert await waiter == {"v": 1}
     assert leader.cancelled()
     assert len(calls) == 2
+
+
+async def test_an_l1_hit_of_a_coroutine_does_not_wait_behind_the_sync_thread(stack):
+    """Every async read hopped to asgiref's one sync thread, L1 hits included: a slow query running there
+    (any sync_to_async call of the process) held every cached coroutine read behind it."""
+    import threading
+
+    await stack.aget_or_load("ai_inference", ["hot", 1], _answer)  # loaded: now in L1
+    stack.poll_interval = 3600.0  # no poll due during the test (a poll queries, in that thread)
+    release = threading.Event()
+    blocker = asyncio.create_task(sync_to_async(release.wait)(30))  # the sync thread, busy
+    await asyncio.sleep(0.05)
+    try:
+        assert await asyncio.wait_for(stack.aget_or_load("ai_inference", ["hot", 1], _answer), 10) == {"v": 1}
+    finally:
+        release.set()
+        await blocker
+    assert stack.stats()[("ai_inference", "l1")]["hits"] == 1
+
+
+async def _answer() -> dict:
+    return {"v": 1}
