@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.utils import timezone
 from prometheus_client import CollectorRegistry, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -47,7 +46,7 @@ class DatabaseFiguresCollector:
     def collect(self):
         from apps.caching.selectors import cache_stats
         from apps.ratelimits.models import RateLimitPolicy
-        from apps.resources.models import ResourceSample
+        from apps.resources.selectors import latest_samples_by_host
 
         hits = CounterMetricFamily("cp_cache_hits", "Cache hits by namespace and tier.", labels=["namespace", "tier"])
         misses = CounterMetricFamily(
@@ -72,9 +71,7 @@ class DatabaseFiguresCollector:
 
         # Each host's latest sample, labelled: the latest of any host made one series jump between pods from
         # one scrape to the next (one at 95% CPU, the next at 10%). A host silent for HOST_FRESH is left out.
-        latest: dict[str, ResourceSample] = {}
-        for sample in ResourceSample.objects.filter(at__gte=timezone.now() - HOST_FRESH).order_by("-at"):
-            latest.setdefault(sample.host, sample)
+        latest = latest_samples_by_host(within=HOST_FRESH)
         for name in ("cpu_pct", "memory_pct", "disk_pct", "pool_pct", "db_connections_pct"):
             gauge = GaugeMetricFamily(f"cp_host_{name}", f"Latest resource sample per host: {name}.", labels=["host"])
             for host, sample in sorted(latest.items()):

@@ -317,7 +317,7 @@ def live_snapshot(*, now=None, visible_services: frozenset[int] | None = None) -
     `visible_services` (ids; None: all) is what the viewer may see: hidden services' rows, alerts and
     benchmark runs are left out, and the overall row covers the visible services' routes only."""
     from apps.metrics.models import Alert
-    from apps.resources.models import ResourceSample
+    from apps.resources.selectors import latest_samples_by_host
 
     now = now or timezone.now()
     since = now - timedelta(seconds=60)
@@ -338,13 +338,19 @@ def live_snapshot(*, now=None, visible_services: frozenset[int] | None = None) -
         for service in services
     ]  # fmt: skip
     overall = route_latency(route_prefixes=overall_routes, since=_minute_floor(since))
-    sample = ResourceSample.objects.order_by("-at").values("cpu_pct", "memory_pct", "pool_pct", "at").first()
+    # The busiest of the hosts that sample (the newest sample of any host showed whichever pod the monitor
+    # last ran on: a saturated one half the time).
+    latest = latest_samples_by_host(now=now).values()
+    host = {}
+    for name in ("cpu_pct", "memory_pct", "pool_pct"):
+        values = [getattr(sample, name) for sample in latest if getattr(sample, name) is not None]
+        host[name] = max(values, default=None)
     hit_rate = cache_hit_rate(since=now - timedelta(minutes=5), until=now)
     return {
         "overall": _live_row("all", "All routes" if overall_routes is None else "All your services", overall, now),
         "services": rows,
         "cache_hit_rate": round(hit_rate, 4) if hit_rate is not None else None,
-        "host": {k: v for k, v in (sample or {}).items() if k != "at"},
+        "host": host if latest else {},
         "alerts": [
             {"rule": name, "severity": severity, "message": message, "since": started.isoformat()}
             for name, severity, message, started in alerts.values_list(

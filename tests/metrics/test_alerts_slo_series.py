@@ -264,3 +264,15 @@ def test_prometheus_has_each_hosts_latest_sample_labelled(client):
 def test_metrics_allowed_addresses_may_be_networks(client, settings, allowed, remote, status):
     settings.METRICS_ALLOWED_IPS = allowed
     assert client.get("/metrics", REMOTE_ADDR=remote).status_code == status
+
+
+def test_the_live_snapshot_shows_the_busiest_hosts_figures():
+    """The newest sample of any host showed whichever pod the monitor last ran on: a saturated worker only
+    half the time."""
+    from tests.metrics.conftest import host_sample
+
+    now = timezone.now()
+    host_sample(host="worker-a", cpu=96.0, memory=40.0, at=now - timedelta(seconds=20))
+    host_sample(host="worker-b", cpu=8.0, memory=88.0, at=now - timedelta(seconds=5))
+    host_sample(host="worker-gone", cpu=100.0, memory=100.0, at=now - timedelta(minutes=20))
+    assert selectors.live_snapshot(now=now)["host"] == {"cpu_pct": 96.0, "memory_pct": 88.0, "pool_pct": None}
