@@ -50,18 +50,23 @@ def service_update(*, service: Service, editor=None, **fields: Any) -> Service:
 
 def route_prefix_check(*, route_prefix: str, service_pk: int | None, editor) -> None:
     """A service's metrics are the routes under its prefix, so a prefix covering (or inside) a service
-    hidden from the editor would show them that service's traffic through their own."""
+    hidden from the editor would show them that service's traffic through their own. A route is owned by
+    the longest prefix it starts with, so two services with the same prefix would each count all its
+    traffic (twice the load in the totals, each one's alerts and forecasts on the other's requests)."""
     from apps.services.selectors import visible_service_ids
 
-    visible = visible_service_ids(editor) if editor is not None and route_prefix else None
-    if visible is None:
+    if not route_prefix:
         return
-    others = Service.objects.exclude(pk__in=[*visible, service_pk or 0]).exclude(route_prefix="")
-    prefixes = others.values_list("route_prefix", flat=True)
-    if any(other.startswith(route_prefix) or route_prefix.startswith(other) for other in prefixes):
-        raise ValidationError(
-            {"route_prefix": "It overlaps the routes of a service you do not see; choose a narrower one."}
-        )
+    visible = visible_service_ids(editor) if editor is not None else None
+    if visible is not None:
+        others = Service.objects.exclude(pk__in=[*visible, service_pk or 0]).exclude(route_prefix="")
+        prefixes = others.values_list("route_prefix", flat=True)
+        if any(other.startswith(route_prefix) or route_prefix.startswith(other) for other in prefixes):
+            raise ValidationError(
+                {"route_prefix": "It overlaps the routes of a service you do not see; choose a narrower one."}
+            )
+    if Service.objects.exclude(pk=service_pk or 0).filter(route_prefix=route_prefix).exists():
+        raise ValidationError({"route_prefix": "Another service has this route prefix: a route is one service's."})
 
 
 @transaction.atomic

@@ -142,3 +142,27 @@ def test_the_list_checks_its_parameters(staff_api):
                        ({"offset": -5}, "offset"), ({"kind": "mainframe"}, "kind")):  # fmt: skip
         response = staff_api.get("/api/v1/services/", bad)
         assert response.status_code == 400 and field in response.json()["errors"], (bad, response.content)
+
+
+def test_a_route_prefix_another_service_has_is_a_field_level_400(staff_api):
+    """Two services with one prefix each owned all its routes: the same requests counted for both (twice the
+    traffic in the totals, each one's SLO alerts and forecasts on the other's load)."""
+    service_create(name="Patients", slug="patients", route_prefix="api/v1/patients/")
+    new = {"name": "Patients v2", "slug": "patients-v2", "route_prefix": "api/v1/patients/"}
+    response = staff_api.post("/api/v1/services/", new, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"]["route_prefix"] == [
+        "Another service has this route prefix: a route is one service's."
+    ]
+    assert not Service.objects.filter(slug="patients-v2").exists()
+
+    service_create(name="Vitals", slug="vitals", route_prefix="api/v1/vitals/")
+    response = staff_api.patch("/api/v1/services/vitals/", {"route_prefix": "api/v1/patients/"}, format="json")
+    assert response.status_code == 400 and "route_prefix" in response.json()["errors"]
+    # Its own prefix saved again, and a narrower one under another's, are fine.
+    assert (
+        staff_api.patch("/api/v1/services/vitals/", {"route_prefix": "api/v1/vitals/"}, format="json").status_code
+        == 200
+    )
+    narrower = {"route_prefix": "api/v1/patients/search/"}
+    assert staff_api.patch("/api/v1/services/vitals/", narrower, format="json").status_code == 200
