@@ -12,15 +12,26 @@ DEMO_PATIENTS ?= 2000
 FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts \
 	frontend/tsconfig.json frontend/package-lock.json
 
-.PHONY: run test install frontend lint format clean
+.PHONY: run test install frontend lint format clean ports-free
 
-run: install frontend
+run: ports-free install frontend
 	@$(PY) manage.py migrate --noinput -v0
 	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) --forecast --patients $(or $(DEMO_PATIENTS),0)
 	@rm -rf "$${VAR_DIR:-var}/prometheus"  # counters of processes from an earlier run
 	@echo "Starting api (http://$(HOST):$(PORT)), live (ws://$(HOST):$(LIVE_PORT)/ws/metrics/), worker and beat. Ctrl-C stops all."
 	@CP_HOST=$(HOST) CP_PORT=$(PORT) LIVE_PORT=$(LIVE_PORT) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
 		exec $(VENV)/bin/honcho -f Procfile start
+
+# Before anything is set up: a taken port otherwise shows only as a few lines deep in the servers' output
+# after migrating and seeding, and honcho then stops the other processes too.
+ports-free:
+	@for port in $(PORT) $(LIVE_PORT); do \
+		if (exec 3<>/dev/tcp/$(HOST)/$$port) 2>/dev/null; then \
+			echo "Port $$port on $(HOST) is in use (another make run?). Choose free ones:" \
+				"make run PORT=9000 LIVE_PORT=9001" >&2; \
+			exit 1; \
+		fi; \
+	done
 
 test: install frontend
 	@bash scripts/test.sh

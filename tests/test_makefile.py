@@ -4,13 +4,14 @@ clone or a branch switch (files dated anew, content unchanged) rebuilds, and wha
 import hashlib
 import os
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, free_port
 
 REQUIREMENTS = ["requirements.txt", "requirements-dev.txt", "requirements-models.txt"]
 PACKAGE = ["frontend/package.json", "frontend/package-lock.json"]
@@ -78,3 +79,16 @@ def test_changed_requirements_reinstall_the_virtualenv(checkout: Path) -> None:
     assert (checkout / "python.calls").read_text().startswith("-m venv .venv")
     again = make(checkout, "install")
     assert again.returncode == 0 and (checkout / "python.calls").read_text().count("-m venv") == 1
+
+
+def test_a_port_in_use_stops_make_run_before_anything_is_set_up(checkout: Path) -> None:
+    (checkout / "frontend/package.json").write_text("changed\n")  # an install would be due
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = make(checkout, "run", f"PORT={port}", f"LIVE_PORT={free_port()}")
+    assert done.returncode != 0
+    assert f"Port {port} on 127.0.0.1 is in use" in done.stderr
+    assert "make run PORT=9000 LIVE_PORT=9001" in done.stderr
+    assert not (checkout / "npm.calls").exists()
