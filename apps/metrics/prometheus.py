@@ -3,9 +3,11 @@ rate-limit and resource figures the database already holds, read when /metrics i
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import DatabaseError
 from prometheus_client import CollectorRegistry, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -19,6 +21,7 @@ REQUEST_SECONDS = Histogram(
 )
 
 
+logger = logging.getLogger(__name__)
 HOST_FRESH = timedelta(minutes=5)
 
 
@@ -44,6 +47,21 @@ class DatabaseFiguresCollector:
     """Figures every process contributes to through the database: cache counters, limits, resources."""
 
     def collect(self):
+        """With the database away, the rest of the scrape still answers: the request latency and errors of
+        the outage itself must reach Prometheus, not a 500 for the whole page."""
+        try:
+            families = list(self._database_families())
+        except DatabaseError:
+            logger.warning("/metrics: the database figures are left out", exc_info=True)
+            families = []
+        yield GaugeMetricFamily(
+            "cp_database_figures_up",
+            "1 when the cache, limit and host figures could be read.",
+            value=int(bool(families)),
+        )
+        yield from families
+
+    def _database_families(self):
         from apps.caching.selectors import cache_stats
         from apps.ratelimits.models import RateLimitPolicy
         from apps.resources.selectors import latest_samples_by_host

@@ -276,3 +276,27 @@ def test_the_live_snapshot_shows_the_busiest_hosts_figures():
     host_sample(host="worker-b", cpu=8.0, memory=88.0, at=now - timedelta(seconds=5))
     host_sample(host="worker-gone", cpu=100.0, memory=100.0, at=now - timedelta(minutes=20))
     assert selectors.live_snapshot(now=now)["host"] == {"cpu_pct": 96.0, "memory_pct": 88.0, "pool_pct": None}
+
+
+def test_metrics_still_answer_with_the_request_figures_when_the_database_is_away(client, monkeypatch):
+    """The database cannot be taken away in the middle of a test here: its first read in the scrape raises
+    what psycopg raises for a server gone (the rest is real)."""
+    from django.db import OperationalError
+
+    from apps.caching import selectors as caching_selectors
+    from apps.metrics.recorder import recorder
+
+    client.get("/healthz")
+    recorder.flush()
+
+    def gone(**kwargs):
+        raise OperationalError("connection to server at 127.0.0.1, port 5432 failed: Connection refused")
+
+    monkeypatch.setattr(caching_selectors, "cache_stats", gone)
+    response = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert 'cp_http_request_duration_seconds_count{method="GET",route="healthz",status_class="2xx"}' in body
+    assert "cp_database_figures_up 0.0" in body and "cp_cache_hits" not in body
+    monkeypatch.undo()
+    assert "cp_database_figures_up 1.0" in client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
