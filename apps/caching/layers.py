@@ -310,8 +310,7 @@ class MemoryTier:
             for name in names:
                 for key in list(self._namespaces.get(name, {})):
                     self._evict(name, key)
-                self._namespaces.pop(name, None)
-                self._bytes.pop(name, None)
+                # The namespace stays, empty: `usage` says 0, and the admin page stops showing what it held.
 
     def usage(self) -> dict[str, tuple[int, int]]:
         """Entries and bytes held (in memory, estimated), per namespace."""

@@ -652,6 +652,18 @@ def test_reads_of_a_disabled_namespace_or_a_failing_loader_count_as_loads_not_hi
     assert summary["audit_logs"]["tiers"]["source"]["errors"] == 2
 
 
+def test_after_a_clear_the_l1_entries_and_bytes_shown_are_none(stack):
+    """The L1 gauges of a cleared namespace were never reported again, so the admin page kept showing
+    the entries and bytes it held before the clear."""
+    stack.get_or_load("audit_logs", ["page", 2], lambda: {"rows": [1, 2, 3]})
+    stack.flush_stats()
+    assert selectors.cache_stats(namespace="audit_logs")["audit_logs"]["tiers"]["l1"]["entries"] == 1
+    services.cache_namespace_clear(namespace="audit_logs")
+    stack.tick(force=True)  # hears of the clear (and flushes its counters)
+    l1 = selectors.cache_stats(namespace="audit_logs")["audit_logs"]["tiers"]["l1"]
+    assert (l1["entries"], l1["bytes"]) == (0, 0)
+
+
 def test_the_l1_entry_bound_evicts_the_least_recently_used(stack):
     set_policy("ai_inference", l1_max_entries=3)
     stack.tick(force=True)
