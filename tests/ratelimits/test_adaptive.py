@@ -342,6 +342,15 @@ def test_of_the_calm_policies_the_most_important_gets_its_limit_back_first():
     ]  # fmt: skip
 
 
+def test_a_more_important_policy_still_held_by_its_own_signal_does_not_hold_back_a_calm_one():
+    """ai_inference's service p95 sits in its band (under 800 ms, not under 640): that is its service's business,
+    and audit_logs, calm on every signal it watches, gets its limit back."""
+    triage = Service.objects.create(name="Triage", slug="triage", slo_p95_ms=800)
+    RateLimitPolicy.objects.filter(scope="ai_inference").update(service=triage, current_factor=0.5)
+    RateLimitPolicy.objects.filter(scope="audit_logs").update(current_factor=0.5)
+    assert _run(services.LoadSignals(cpu_pct=10.0, p95_ms_by_service={triage.pk: 700})) == ["audit_logs 0.5->1"]
+
+
 def test_a_pressure_no_less_important_policy_shares_does_not_wait_and_two_services_step_at_once():
     """ai_inference (3) watches one service, reports (5) another: both over, the CPU calm. audit_logs (4)
     could be shed, but it is under neither pressure, so shedding it would relieve neither."""
