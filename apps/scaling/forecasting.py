@@ -419,6 +419,8 @@ def since_last_long_gap(series: pd.Series, *, longest: int = WEEK) -> pd.Series:
     a lone burst weeks before (a load test, a retired service's slug reused) became weeks of its mean, and
     the plan followed that instead of the hours really seen."""
     observed = series.dropna().sort_index()
+    if len(observed) < 2:  # no gap; and no history may come without a time index at all
+        return observed
     gaps = observed.index.to_series().diff() > pd.Timedelta(hours=longest)
     return observed[observed.index >= gaps[gaps].index[-1]] if gaps.any() else observed
 

@@ -334,6 +334,20 @@ def test_a_lone_burst_weeks_before_is_not_history_to_plan_from(monkeypatch, sett
         services.forecast_create(policy, "request_rate", now=now)
 
 
+@pytest.mark.parametrize("hours", [0, 1])
+def test_a_service_without_history_yet_is_not_enough_history(monkeypatch, hours):
+    """A service's first hour (no requests yet: an empty series without a time index) is a skip that says
+    so, not a TypeError from looking for gaps."""
+    policy = _policy("new")
+    now = timezone.now().replace(minute=0, second=0, microsecond=0)
+    history = pd.Series([5.0] * hours, index=pd.date_range(end=now, periods=hours, freq="h")) if hours else None
+    monkeypatch.setattr(
+        services, "hourly_history", lambda *a, **k: pd.Series(dtype=float) if history is None else history
+    )
+    with pytest.raises(HistoryUnavailable, match=f"new request_rate: not enough history, {hours} hours, 72 needed."):
+        services.forecast_create(policy, "request_rate", now=now)
+
+
 def test_prometheus_infinities_are_not_history(settings):
     now = timezone.now().replace(minute=0, second=0, microsecond=0)
     # histogram_quantile answers +Inf when the quantile falls in the +Inf bucket; NaN when there were no samples.
