@@ -82,22 +82,30 @@ class PhiAPIView(APIView):
 
     def audit_refusal(self, request: Request, *, outcome: str) -> None:
         """An authenticated caller refused (a scope, the rate limit, a bad purpose of use) made an access
-        attempt worth keeping, naming the patient of the URL if there is one."""
+        attempt worth keeping, naming the patients it asked for (`refused_patients`)."""
         if not (request.user and request.user.is_authenticated and request.successful_authenticator is not None):
             return
-        raw_id = str(self.kwargs.get("patient_id") or "")
-        patient_id = int(raw_id) if re.fullmatch(r"[0-9]{1,18}", raw_id) else None
+        action = self.refusal_action or ("read" if request.method in ("GET", "HEAD") else "create")
+        asked = self.refused_patients(request)
+        patient_id = asked[0] if len(asked) == 1 else None
         audit_record(
             audit_entry(
                 request,
-                action=self.refusal_action or ("read" if request.method in ("GET", "HEAD") else "create"),
+                action=action,
                 resource_type=self.resource_type,
-                resource_id=str(patient_id or ""),
+                resource_id=str(patient_id or "") if action != "search" else "",
                 patient_id=patient_id,
+                patient_ids=asked if len(asked) > 1 else None,
                 outcome=outcome,
                 lenient_purpose=True,
             )
         )
+
+    def refused_patients(self, request: Request) -> list[int]:
+        """The patients a refused request asked for: the one its URL names, if any (searches name theirs in
+        parameters, and say so by overriding this)."""
+        raw_id = str(self.kwargs.get("patient_id") or "")
+        return [int(raw_id)] if re.fullmatch(r"[0-9]{1,18}", raw_id) else []
 
     def audited_page(
         self,

@@ -36,8 +36,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts import scopes
-from apps.audit.http import audit_entry
-from apps.audit.services import audit_record
 from apps.audit.views import PhiAPIView
 from apps.caching.layers import CodecError
 from apps.caching.stack import default_stack, served_from_cache
@@ -352,6 +350,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
     to_resource: Callable = staticmethod(lambda row: {})
     model: type[Model]
     slot_fields: dict[str, str] = {}  # a parsed search's slot (or what its name starts with) -> model field
+    refusal_action = "search"  # a refused POST _search too
 
     def get(self, request: Request) -> Response:
         return self.search(request, request.query_params)
@@ -366,20 +365,9 @@ class FhirSearchView(FhirMixin, PhiAPIView):
     def filter(self, params) -> tuple[QuerySet, int | None, dict]:
         raise NotImplementedError
 
-    def audit_refusal(self, request: Request, *, outcome: str) -> None:
-        """A refused search (scope, rate limit, purpose of use) is recorded as a search, a POST _search
-        included, naming the patient it asked for: here that is a parameter, not part of the path."""
-        if not (request.user and request.user.is_authenticated and request.successful_authenticator is not None):
-            return
-        asked = self._asked_patients(request)
-        entry = audit_entry(request, action="search", resource_type=self.resource_type, outcome=outcome,
-                            patient_id=asked[0] if len(asked) == 1 else None,
-                            patient_ids=asked if len(asked) > 1 else None, lenient_purpose=True)  # fmt: skip
-        audit_record(entry)
-
-    def _asked_patients(self, request: Request) -> list[int]:
+    def refused_patients(self, request: Request) -> list[int]:
         """The patients a refused search names (`patient`, or `_id` of a Patient search, an OR list of them
-        too), if they parse."""
+        too), if they parse: here they are parameters, of the URL or a POST _search's body, not the path."""
         params = request.query_params.copy()
         for key, values in _readable_form(request).lists():
             params.setlist(key, params.getlist(key) + values)
