@@ -8,9 +8,15 @@ selects this scheduler (`--scheduler`) and probes `python -m apps.core.liveness 
 
 from __future__ import annotations
 
+import logging
+from functools import partial
+
 from django_celery_beat.schedulers import DatabaseScheduler
+from kombu import Connection
 
 from apps.core.liveness import TOUCH_INTERVAL, heartbeat_path, touch_heartbeat
+
+logger = logging.getLogger(__name__)
 
 
 class HeartbeatScheduler(DatabaseScheduler):
@@ -27,3 +33,17 @@ class HeartbeatScheduler(DatabaseScheduler):
         interval = super().tick(*args, **kwargs)
         touch_heartbeat(self.heartbeat)
         return interval
+
+    def _ensure_connected(self) -> Connection:
+        """Celery's first connection to the broker (when an entry is first due), touching the heartbeat each
+        second its retry loop waits: beat waiting for RabbitMQ is alive, and a restart would drop the entry
+        it is sending (already marked run), where waiting sends it when the broker is back."""
+        return self.connection.ensure_connection(
+            _log_retry,
+            self.app.conf.broker_connection_max_retries,
+            callback=partial(touch_heartbeat, self.heartbeat),
+        )
+
+
+def _log_retry(exc: Exception, interval: float) -> None:
+    logger.error("beat: Connection error: %s. Trying again in %s seconds...", exc, interval)

@@ -1,10 +1,11 @@
 """Beat's liveness probe reads a heartbeat file each pass of its loop touches: a real beat, started with
 the Deployment's own command, keeps it fresh, and lets it go stale while a pass waits on a database lock
-(as behind a migration's ACCESS EXCLUSIVE lock), Running but sending nothing. The probe is the manifest's
-command, run as the kubelet would (no cluster here)."""
+(as behind a migration's ACCESS EXCLUSIVE lock), Running but sending nothing; waiting for its broker, it
+is alive. The probe is the manifest's command, run as the kubelet would (no cluster here)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from django.db import connection
 
 from apps.core.liveness import TOUCH_INTERVAL
 from tests.deploy.test_worker_liveness import _touches_during, _wait_for
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, closed_port
 
 pytestmark = pytest.mark.slow
 
@@ -52,14 +53,14 @@ def _waiting_on_a_lock(observer: psycopg.Connection) -> bool:
     return row[0] > 0
 
 
-@pytest.mark.django_db(transaction=True)
-def test_beat_heartbeat_goes_stale_while_its_loop_waits_on_a_database_lock(tmp_path):
-    heartbeat = tmp_path / "beat.heartbeat"
+def _start_beat(tmp_path, broker_url: str) -> tuple[subprocess.Popen, dict[str, str], os.PathLike]:
+    """The Deployment's beat command on the test database; (process, its environment, its log)."""
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": "memory://",  # nothing this test's beat sends may reach a real queue
-        "CELERY_BEAT_HEARTBEAT_FILE": str(heartbeat),
+        "CELERY_BROKER_URL": broker_url,
+        "CELERY_BROKER_CONNECTION_TIMEOUT": "1",
+        "CELERY_BEAT_HEARTBEAT_FILE": str(tmp_path / "beat.heartbeat"),
         "VAR_DIR": str(tmp_path),
     }
     command = _container()["command"]
@@ -69,6 +70,21 @@ def test_beat_heartbeat_goes_stale_while_its_loop_waits_on_a_database_lock(tmp_p
         [sys.executable, "-m", *command, "--loglevel=DEBUG"],
         cwd=REPO_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
+    return beat, env, log
+
+
+def _stop(beat: subprocess.Popen) -> None:
+    os.killpg(beat.pid, signal.SIGTERM)
+    try:
+        beat.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(beat.pid, signal.SIGKILL)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_heartbeat_goes_stale_while_its_loop_waits_on_a_database_lock(tmp_path):
+    heartbeat = tmp_path / "beat.heartbeat"
+    beat, env, log = _start_beat(tmp_path, "memory://")  # nothing this test's beat sends may reach a real queue
     lock = psycopg.connect(_database_url())
     observer = psycopg.connect(_database_url(), autocommit=True)
     try:
@@ -93,8 +109,24 @@ def test_beat_heartbeat_goes_stale_while_its_loop_waits_on_a_database_lock(tmp_p
     finally:
         lock.close()
         observer.close()
-        os.killpg(beat.pid, signal.SIGTERM)
-        try:
-            beat.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(beat.pid, signal.SIGKILL)
+        _stop(beat)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_waiting_for_its_broker_keeps_its_heartbeat(tmp_path):
+    """An entry falls due while RabbitMQ is away: beat's first connection retries for minutes, outside its
+    loop's passes. Restarted as dead, beat would drop the entry (marked run before it is sent)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    every_second = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.create(name="liveness test", task="tests.never_sent", interval=every_second)
+    heartbeat = tmp_path / "beat.heartbeat"
+    beat, env, log = _start_beat(tmp_path, f"amqp://guest:guest@127.0.0.1:{closed_port()}//")
+    try:
+        _wait_for(lambda: "beat: Connection error" in log.read_text(), 120, "beat never tried the broker", log)
+        touches = _touches_during(heartbeat, 2 * TOUCH_INTERVAL)
+        assert len(touches) >= 4 and max(b - a for a, b in itertools.pairwise(touches)) < 5, touches
+        assert beat.poll() is None
+        assert _probe(env, "--max-age", "5").returncode == 0
+    finally:
+        _stop(beat)
