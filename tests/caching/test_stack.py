@@ -459,6 +459,14 @@ async def _async_value() -> dict:
     return {"v": 1}
 
 
+async def _async_read(read):
+    """An async read, and asgiref's thread's connection (it read the tiers) back to the pool after."""
+    try:
+        return await read
+    finally:
+        await sync_to_async(connections.close_all)()
+
+
 def test_inside_the_stale_window_one_caller_reloads_and_the_others_get_the_old_value(stack):
     set_policy("clinical_data", ttl_seconds=1, stale_while_revalidate_seconds=30)
     stack.tick(force=True)
@@ -636,7 +644,7 @@ def test_reads_of_a_disabled_namespace_or_a_failing_loader_count_as_loads_not_hi
     stack.tick(force=True)
     for _ in range(3):
         stack.get_or_load("medications", ["m", 1], lambda: {"x": 1})
-    asyncio.run(stack.aget_or_load("medications", ["m", 1], _async_value))
+    asyncio.run(_async_read(stack.aget_or_load("medications", ["m", 1], _async_value)))
 
     def failing():
         raise LookupError("source unavailable")
@@ -744,7 +752,7 @@ def test_a_value_reads_back_the_same_from_every_tier_and_to_the_caller_that_load
     async def async_loader():
         return ("a", 1)
 
-    assert asyncio.run(stack.aget_or_load("ai_inference", ["shape", 2], async_loader)) == ["a", 1]
+    assert asyncio.run(_async_read(stack.aget_or_load("ai_inference", ["shape", 2], async_loader))) == ["a", 1]
 
 
 def test_values_that_are_not_json_are_refused_clearly(stack):
