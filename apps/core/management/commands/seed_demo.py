@@ -167,6 +167,10 @@ class Command(BaseCommand):
             )  # fmt: skip
         except CommandError as exc:  # those synthetic patients exist already (another load): keep the demo going
             self.stderr.write(f"Demo patients not loaded: {exc}")
+        except KeyboardInterrupt:
+            # Ctrl-C in `make run` while the bar runs: an expected stop, so no traceback; 130 as a shell's.
+            self.stderr.write("\nStopped while loading demo patients: the next `make run` loads the rest.")
+            raise SystemExit(130) from None
 
     def _ensure_benchmark_plan(self) -> None:
         """A load plan for the demo clinical API: patient cards and latest vitals, 10 users for a minute."""
