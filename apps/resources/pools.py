@@ -1,9 +1,10 @@
-"""The connection pools of the processes that serve requests, as the resource monitor sees them.
+"""The pods that serve requests, as the resource monitor sees them.
 
-The monitor runs in a Celery worker, whose own pool is idle between tasks: it says nothing of the pools of
-the gunicorn and uvicorn workers that the requests wait on, on other hosts (pods). Each of those publishes
-its pool's use every few seconds (the metrics recorder's background thread, off the request path) into one
-Redis hash; the monitor reads the fresh entries and judges each host by its busiest pool.
+The monitor runs in a Celery worker, whose own pool is idle between tasks and whose CPU is not the api's:
+it says nothing of the gunicorn and uvicorn pods the requests run on. Each of their processes publishes its
+pool's use and its pod's CPU, memory and disk every few seconds (the metrics recorder's background thread,
+off the request path) into one Redis hash; the monitor reads the fresh entries, records a sample for each
+such pod and judges each by its busiest pool.
 """
 
 from __future__ import annotations
@@ -13,8 +14,12 @@ import logging
 import os
 import socket
 import time
+from pathlib import Path
 
+import psutil
 from django.conf import settings
+
+from apps.resources import cgroup
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +32,38 @@ def _redis():
     from django_redis import get_redis_connection
 
     return get_redis_connection("default")
+
+
+# This process's CPU counter at its last publish: (usage in µs or None for psutil, monotonic seconds).
+_cpu_before: dict[int, tuple[int | None, float]] = {}
+
+
+def pod_figures(cgroup_root: Path = cgroup.CGROUP_ROOT) -> dict:
+    """This pod's CPU, memory and disk as the monitor samples its own (cgroup limits, else the host), without
+    blocking: CPU since this process's previous call, None on its first (psutil's first reading is 0.0, a
+    meaningless figure, not an idle pod)."""
+    limits = cgroup.limits(cgroup_root)
+    now, pid = time.monotonic(), os.getpid()
+    figures: dict = {"disk_pct": psutil.disk_usage(str(settings.VAR_DIR)).percent}
+    if limits is not None and limits.cpus:
+        usage = limits.usage_usec()
+        before = _cpu_before.get(pid)
+        cpu = None
+        if before is not None and before[0] is not None and now > before[1]:
+            cpu = round(min(100.0, 100 * (usage - before[0]) / ((now - before[1]) * 1e6 * limits.cpus)), 1)
+        _cpu_before[pid] = (usage, now)
+        figures.update(cpu_pct=cpu, cpu_source=limits.source, cpu_limit=round(limits.cpus, 3))
+    else:
+        cpu = psutil.cpu_percent(interval=None)
+        first = pid not in _cpu_before
+        _cpu_before[pid] = (None, now)
+        figures.update(cpu_pct=None if first else cpu, cpu_source="host", cpu_limit=None)
+    if limits is not None and limits.memory_bytes:
+        figures.update(memory_pct=cgroup.memory_percent(limits), memory_source=limits.source,
+                       memory_limit_bytes=limits.memory_bytes)  # fmt: skip
+    else:
+        figures.update(memory_pct=psutil.virtual_memory().percent, memory_source="host", memory_limit_bytes=None)
+    return figures
 
 
 def pool_usage_publish(alias: str = "default") -> dict | None:
@@ -47,6 +84,7 @@ def pool_usage_publish(alias: str = "default") -> dict | None:
         "in_use": stats["in_use"],
         "max_size": stats["max_size"],
         "waiting": stats["waiting"],
+        **pod_figures(),
     }
     try:
         _redis().hset(KEY, f"{entry['host']}:{entry['pid']}", json.dumps(entry))

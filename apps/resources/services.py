@@ -150,11 +150,27 @@ def recommendations_update(
         figures = {} if value is None else {sample.host: (value, partial(rule.advice, sample, threshold))}
         if rule.kind == "pool":  # each host by its busiest pool, the sampling process's own included
             for host, entry in (pools or {}).items():
-                if host not in figures or entry["pct"] > figures[host][0]:
+                if host not in figures or entry["pct"] >= figures[host][0]:  # its advice names the process
                     figures[host] = (entry["pct"], partial(_pool_advice, entry, threshold))
         for host, (figure, advice) in figures.items():
             current += _recommendation_apply(rule, host, figure, threshold, advice)
     return current
+
+
+PUBLISHED_FIGURES = ("cpu_pct", "cpu_source", "cpu_limit", "memory_pct", "memory_source", "memory_limit_bytes",
+                     "disk_pct")  # fmt: skip
+
+
+def published_samples_record(usage: dict[str, dict], *, own_host: str) -> dict[str, ResourceSample]:
+    """A sample of each pod that published its figures (pools.pod_figures: the api and live pods), the
+    sampling host's own aside; a pod whose CPU is not known yet (its first publish) waits for the next."""
+    samples = {}
+    for host, entry in usage.items():
+        if host == own_host or entry.get("cpu_pct") is None or entry.get("memory_pct") is None:
+            continue
+        figures = {name: entry.get(name) for name in PUBLISHED_FIGURES}
+        samples[host] = ResourceSample.objects.create(host=host, pool_pct=entry["pct"], **figures)
+    return samples
 
 
 def _pool_advice(entry: dict, threshold: float) -> str:

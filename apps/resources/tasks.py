@@ -2,11 +2,10 @@ from celery import shared_task
 
 from apps.metrics.services import metric_points_record
 from apps.resources import pools, services
+from apps.resources.models import ResourceSample
 
 
-@shared_task(name="resources.monitor")
-def monitor() -> int:
-    sample = services.resources_sample()
+def _series_record(sample: ResourceSample) -> None:
     metric_points_record(
         values={
             f"host.{name}": getattr(sample, name)
@@ -15,10 +14,22 @@ def monitor() -> int:
         },
         at=sample.at,
     )
+
+
+@shared_task(name="resources.monitor")
+def monitor() -> int:
+    sample = services.resources_sample()
+    _series_record(sample)
     services.resource_samples_prune()
     services.resource_recommendations_prune()
     usage = pools.pool_usage_by_host()
-    open_ones = services.recommendations_update(sample=sample, pools=usage)
+    # The api and live pods, which never run this task, get a sample of their own from what they published.
+    published = services.published_samples_record(usage or {}, own_host=sample.host)
+    unsampled = {host: entry for host, entry in (usage or {}).items() if host not in published}
+    open_ones = services.recommendations_update(sample=sample, pools=unsampled)
+    for host, other in published.items():
+        _series_record(other)
+        open_ones += services.recommendations_update(sample=other, pools={host: usage[host]})
     # A host publishing its pools (every 5 s, whatever its traffic) is alive while it has an entry at all;
     # with Redis unread, the hosts that only publish there are not known gone.
     seen = pools.pool_usage_by_host(fresh_seconds=pools.FORGET_SECONDS)

@@ -8,6 +8,7 @@ name of the publishing process is changed, to stand for an api pod.
 import json
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from django.db import connections
@@ -100,3 +101,49 @@ def test_a_pod_that_stopped_publishing_is_gone_only_after_its_entry_is_forgotten
         tasks.monitor()
     statuses = dict(ResourceRecommendation.objects.filter(kind="pool").values_list("host", "status"))
     assert statuses == {"api-quiet": "open", "api-replaced": "resolved"}
+
+
+def _api_entry(host: str, **figures) -> dict:
+    return {"host": host, "pid": 12, "at": time.time(), "pct": 25.0, "in_use": 4, "max_size": 16, "waiting": 0,
+            "cpu_pct": 97.0, "cpu_source": "cgroup v2", "cpu_limit": 2.0, "memory_pct": 60.0,
+            "memory_source": "cgroup v2", "memory_limit_bytes": 3 * 2**30, "disk_pct": 12.0, **figures}  # fmt: skip
+
+
+def test_an_api_pod_that_never_runs_the_monitor_is_sampled_from_what_it_published():
+    """Before, only the workers that run the task were ever sampled: an api pod at 97% of its CPU limit was
+    invisible to the recommendations, the CPU alert and the adaptive rate limits."""
+    from apps.metrics.models import MetricPoint
+    from apps.resources.models import ResourceSample
+
+    pools._redis().hset(pools.KEY, "api-7d9f-x2:12", json.dumps(_api_entry("api-7d9f-x2")))
+    pools._redis().hset(pools.KEY, "api-new-pod:9", json.dumps(_api_entry("api-new-pod", cpu_pct=None)))
+    with use_thresholds({**QUIET, "cpu": 70.0}):
+        tasks.monitor()
+    api = ResourceSample.objects.get(host="api-7d9f-x2")
+    assert (api.cpu_pct, api.cpu_source, api.cpu_limit, api.memory_pct, api.pool_pct) == (97.0, "cgroup v2", 2.0,
+                                                                                            60.0, 25.0)  # fmt: skip
+    assert not ResourceSample.objects.filter(host="api-new-pod").exists()  # its CPU is known from its next publish
+    assert ResourceRecommendation.objects.filter(kind="cpu", host="api-7d9f-x2", status="open").exists()
+    assert MetricPoint.objects.filter(series="host.cpu_pct", sum=97.0).exists()
+
+
+def test_a_pod_publishes_its_cgroup_cpu_since_its_previous_publish(tmp_path, monkeypatch):
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    for name, text in {
+        "cgroup.controllers": "cpu memory",
+        "cpu.max": "100000 100000",
+        "memory.max": "1000",
+        "memory.current": "250",
+        "memory.stat": "inactive_file 0",
+        "cpu.stat": "usage_usec 0",
+    }.items():
+        (root / name).write_text(text + "\n")  # fmt: skip
+    clock = [100.0]
+    monkeypatch.setattr(pools, "time", SimpleNamespace(monotonic=lambda: clock[0], time=time.time))
+    monkeypatch.setattr(pools, "os", SimpleNamespace(getpid=lambda: 424242))  # a process that never published
+    first = pools.pod_figures(root)
+    assert first["cpu_pct"] is None and first["memory_pct"] == 25.0 and first["cpu_source"] == "cgroup v2"
+    (root / "cpu.stat").write_text("usage_usec 2500000\n")  # 2.5 s of CPU in the next 5 s: half its one core
+    clock[0] += 5
+    assert pools.pod_figures(root)["cpu_pct"] == 50.0
