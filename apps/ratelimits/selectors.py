@@ -129,8 +129,10 @@ def policy_overview(*, now: datetime | None = None, minutes: int = 60) -> list[d
 
     now = now or timezone.now()
     usage = scope_usage(since=now - timedelta(minutes=minutes), until=now)
+    # The latest 20 of each policy in the query itself (a window function): the history grows by a row per
+    # step, and the page must not read all of it to show 20.
     policies = RateLimitPolicy.objects.prefetch_related(
-        Prefetch("adjustments", queryset=RateLimitAdjustment.objects.order_by("-at"))
+        Prefetch("adjustments", queryset=RateLimitAdjustment.objects.order_by("-at", "-id")[:20], to_attr="latest")
     )
     rows = []
     for policy in policies.order_by("priority", "scope"):
@@ -146,7 +148,7 @@ def policy_overview(*, now: datetime | None = None, minutes: int = 60) -> list[d
             "adjustments": [
                 {"at": a.at.isoformat(), "direction": a.direction, "old_factor": a.old_factor,
                  "new_factor": a.new_factor, "reason": a.reason}
-                for a in list(policy.adjustments.all())[:20]
+                for a in policy.latest
             ],
         })  # fmt: skip
     return rows
