@@ -36,6 +36,7 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
         "applied_hash",
         "state_changed_at",
         "latest_plan",
+        "forecast_skipped",
         "manifest_preview",
     ]
     fieldsets = [
@@ -80,6 +81,7 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
                     "target_utilization",
                     "lead_minutes",
                     "latest_plan",
+                    "forecast_skipped",
                 ]
             },
         ),

@@ -139,6 +139,9 @@ class ScalingPolicy(models.Model):
         max_length=200, blank=True, help_text='Label selector for Prometheus queries, e.g. service="clinical-api".'
     )
 
+    forecast_skipped = models.JSONField(
+        default=dict, blank=True, help_text="Why the last refresh made no forecast of a metric: {metric: reason}."
+    )
     apply_state = models.CharField(max_length=16, choices=ApplyState.choices, default=ApplyState.NOT_CONFIGURED)
     apply_attempts = models.PositiveIntegerField(default=0)
     apply_error = models.TextField(blank=True)

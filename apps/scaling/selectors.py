@@ -70,7 +70,7 @@ def scaling_overview(*, now: datetime | None = None, visible_services: frozenset
             "emergency_mode": policy.emergency_mode, "emergency_manual": policy.emergency_manual,
             "emergency_alert_rule": _emergency_rule_json(policy), "apply_state": policy.apply_state,
             "apply_error": policy.apply_error, "history_source": policy.history_source,
-            "forecasts": forecasts,
+            "forecasts": forecasts, "forecast_skipped": policy.forecast_skipped,
             "earlier_request_rate": _earlier_forecast(service.pk, WorkloadForecast.Metric.REQUEST_RATE, now),
             "plan": None if plan is None else {
                 "created_at": plan.created_at.isoformat(), "hours": plan.hours, "peak_replicas": plan.peak_replicas,

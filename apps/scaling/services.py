@@ -174,11 +174,13 @@ def _failure(exc: Exception) -> str:
 
 def _policy_forecasts_refresh(policy: ScalingPolicy, *, now: datetime | None, report: dict[str, list[str]]) -> None:
     request_forecast = None
+    skipped: dict[str, str] = {}  # kept on the policy: the dashboard says why a metric has no fresh forecast
     for metric in WorkloadForecast.Metric.values:
         try:
             made = forecast_create(policy, metric, now=now)
         except HistoryUnavailable as exc:
             report["skipped"].append(str(exc))
+            skipped[metric] = str(exc)
             continue
         except Exception as exc:
             if not ScalingPolicy.objects.filter(pk=policy.pk).exists():
@@ -188,10 +190,14 @@ def _policy_forecasts_refresh(policy: ScalingPolicy, *, now: datetime | None, re
             # One metric's failure leaves the others, and the replica plan from the request rate.
             logger.exception("scaling forecast of %s %s failed", policy.service.slug, metric)
             report["skipped"].append(f"{policy.service.slug} {metric}: {_failure(exc)}")
+            skipped[metric] = _failure(exc)
             continue
         report["forecasts"].append(f"{policy.service.slug}/{metric}: {made.model}")
         if metric == WorkloadForecast.Metric.REQUEST_RATE:
             request_forecast = made
+    if skipped != policy.forecast_skipped:
+        ScalingPolicy.objects.filter(pk=policy.pk).update(forecast_skipped=skipped)
+        policy.forecast_skipped = skipped
     if request_forecast is not None:
         with transaction.atomic():
             recommendation = recommendation_create(policy, request_forecast)

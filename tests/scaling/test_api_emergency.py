@@ -92,3 +92,19 @@ def test_the_sources_of_every_policy_cost_no_query_of_their_own(django_assert_nu
         "Surge",
         None,
     ]
+
+
+def test_the_api_says_why_a_metric_has_no_fresh_forecast(viewer_api, settings):
+    """A service in its first days (or after a long gap) had its forecasts skipped with the reason only in a
+    worker's log: the dashboard showed no forecast, or yesterday's as if current, and never why."""
+    settings.SCALING_HISTORY_DAYS = 4
+    service = Service.objects.create(name="Triage", slug="triage", route_prefix="api/triage/")
+    policy = services.scaling_policy_ensure(service, history_source="metrics")[0]
+    services.forecasts_refresh(services=[service])
+    skipped = _row(viewer_api, policy)["forecast_skipped"]
+    assert skipped["request_rate"] == "triage request_rate: not enough history, 0 hours, 72 needed."
+    assert skipped["response_time"].startswith("triage response_time: not enough history")
+
+    ScalingPolicy.objects.filter(pk=policy.pk).update(history_source="synthetic")
+    services.forecasts_refresh(services=[service])
+    assert _row(viewer_api, policy)["forecast_skipped"] == {}  # every metric forecast this time

@@ -65,6 +65,11 @@ class ScalingPolicyOutputSerializer(serializers.Serializer):
     forecasts = serializers.DictField(
         child=ForecastOutputSerializer(allow_null=True), help_text="The latest forecast per metric (null: none yet)."
     )
+    forecast_skipped = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="Why the last hourly refresh made no forecast of a metric (e.g. not enough history): "
+        "{metric: reason}; the forecast shown, if any, is an older one.",
+    )
     earlier_request_rate = EarlierForecastOutputSerializer(
         allow_null=True, help_text="Yesterday's request-rate forecast, to lay over the actuals."
     )
