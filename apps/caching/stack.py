@@ -389,11 +389,13 @@ class CacheStack:
         fresh: bool = False
         redis_generation: int | None = None
         db_generation: int | None = None
+        stale_tier: str = ""  # the tier a stale entry came from: where serving it is counted
 
     def lookup(self, policy: Policy, key: str, scope_key: str) -> Found:
         """Walk the tiers; a fresh hit is copied into the faster tiers above it."""
         now = self.clock()
         stale: Entry | None = None
+        stale_tier = ""
         if policy.l1:
             entry = self.l1.get(policy.namespace, key)
             if entry is not None and now < entry.fresh_until:
@@ -401,7 +403,7 @@ class CacheStack:
                 return self.Found(entry, True)
             self._tally(policy.namespace, "l1", "misses")
             if entry is not None and entry.is_servable_stale(now):
-                stale = entry
+                stale, stale_tier = entry, "l1"
         found = self.Found()
         if policy.l2:
             entry, found.redis_generation = self._l2_get(policy, key, scope_key)
@@ -414,8 +416,8 @@ class CacheStack:
                 return found
             if found.redis_generation is not None:
                 self._tally(policy.namespace, "l2", "misses")
-            if entry is not None and entry.is_servable_stale(now):
-                stale = stale or entry
+            if stale is None and entry is not None and entry.is_servable_stale(now):
+                stale, stale_tier = entry, "l2"
         if policy.l3:
             entry, found.db_generation = self._l3_get(policy, key, scope_key)
             if entry is not None and entry.is_fresh(now):
@@ -426,12 +428,12 @@ class CacheStack:
                     self._l2_set(policy, key, _with_generation(entry, found.redis_generation))
                 return self.Found(entry, True, found.redis_generation, found.db_generation)
             self._count(policy.namespace, "l3", misses=1)
-            if entry is not None and entry.is_servable_stale(now):
-                stale = stale or entry
+            if stale is None and entry is not None and entry.is_servable_stale(now):
+                stale, stale_tier = entry, "l3"
         observed = max(found.redis_generation or 0, found.db_generation or 0)
         if stale is not None and stale.scope and stale.generation < observed:
             stale = None  # invalidated, not merely old: never served, not even inside the stale window
-        found.entry = stale
+        found.entry, found.stale_tier = stale, stale_tier if stale is not None else ""
         return found
 
     def _load_once(self, policy: Policy, key: str, scope_key: str, loader, found: Found, ttl: int | None) -> Any:
@@ -446,7 +448,7 @@ class CacheStack:
                 flight = self._flights[key] = _Flight()
         if not leader:
             if found.entry is not None:  # someone is already reloading: the stale value will do
-                self._count(policy.namespace, "l1", stale_serves=1)
+                self._count(policy.namespace, found.stale_tier, stale_serves=1)
                 return found.entry.value
             if flight.done.wait(self.single_flight_wait):
                 if flight.error is not None:
@@ -461,7 +463,7 @@ class CacheStack:
             lock = self._redis_lock(policy, key)
             if lock is False:  # another process holds the lock
                 if found.entry is not None:
-                    self._count(policy.namespace, "l2", stale_serves=1)
+                    self._count(policy.namespace, found.stale_tier, stale_serves=1)
                     return found.entry.value
                 value = self._wait_for_other_process(policy, key, scope_key)
                 if value is not _MISSING:
@@ -638,7 +640,7 @@ class CacheStack:
         pending = self._async_flights.get((loop, key))
         if pending is not None:
             if found.entry is not None:
-                self._count(namespace, "l1", stale_serves=1)
+                self._count(namespace, found.stale_tier, stale_serves=1)
                 _note_read(loaded=False)
                 return found.entry.value
             _note_read(loaded=True)  # loaded for this request too, by the task it waits on
@@ -653,7 +655,7 @@ class CacheStack:
             lock = await sync_to_async(self._redis_lock)(policy, key)  # across processes, as the sync path
             if lock is False:
                 if found.entry is not None:
-                    self._count(namespace, "l2", stale_serves=1)
+                    self._count(namespace, found.stale_tier, stale_serves=1)
                     future.set_result(found.entry.value)
                     _note_read(loaded=False)
                     return found.entry.value

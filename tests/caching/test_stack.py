@@ -493,6 +493,32 @@ def test_inside_the_stale_window_one_caller_reloads_and_the_others_get_the_old_v
     assert stack.get_or_load("clinical_data", ["enc", 3], slow_reload) == {"v": 2}
 
 
+def test_a_stale_serve_is_counted_on_the_tier_that_served_it(stack):
+    """A process with no L1 copy served L2's stale value while its reload ran: counted as L1's."""
+    set_policy("clinical_data", ttl_seconds=1, stale_while_revalidate_seconds=30)
+    stack.tick(force=True)
+    stack.get_or_load("clinical_data", ["enc", 4], lambda: {"v": 1})
+    time.sleep(1.05)
+    reader = make_stack()  # another process: the stale value it finds is L2's
+    release = threading.Event()
+
+    def slow_reload():
+        release.wait(5)
+        return {"v": 2}
+
+    def second_reader():
+        time.sleep(0.1)  # the first one is inside its reload by now
+        try:
+            return reader.get_or_load("clinical_data", ["enc", 4], slow_reload)
+        finally:
+            release.set()
+
+    threads_of(lambda: reader.get_or_load("clinical_data", ["enc", 4], slow_reload), second_reader)
+    counts = reader.stats()
+    assert counts[("clinical_data", "l2")]["stale_serves"] == 1
+    assert counts[("clinical_data", "l1")]["stale_serves"] == 0
+
+
 def test_a_redis_restarted_from_an_older_snapshot_does_not_bring_invalidated_values_back(tmp_path, monkeypatch):
     """The snapshot holds a value and its scope's generation from before a write: consistent with each
     other again, so without more the old value would pass the generation check. L2 is keyed by the
