@@ -1,6 +1,8 @@
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.db.models import F, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from apps.ratelimits import services
 from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
@@ -36,7 +38,19 @@ class AdjustmentInline(admin.TabularInline):
     max_num = 0
     fields = ["at", "direction", "old_factor", "new_factor", "reason", "cpu_pct", "p95_ms"]
     readonly_fields = fields
-    ordering = ["-at"]
+    ordering = ["-at", "-id"]
+    shown = 50  # the whole history is the *Rate limit adjustments* list, filtered by policy
+
+    def get_queryset(self, request) -> QuerySet:
+        """The latest `shown` changes: a policy's history only grows, and its page must not render all of it."""
+        latest = (
+            RateLimitAdjustment.objects.annotate(
+                rank=Window(RowNumber(), partition_by=F("policy_id"), order_by=[F("at").desc(), F("id").desc()])
+            )
+            .filter(rank__lte=self.shown)
+            .values("pk")
+        )
+        return super().get_queryset(request).filter(pk__in=latest)
 
 
 @admin.register(RateLimitPolicy)
