@@ -113,8 +113,7 @@ def _sheds_first(lower: _State, state: _State, signal: str, recent: datetime) ->
     """A less important policy under the same pressure is shed first: down to its floor, and a signal window
     after its last step (the pressure read once that step took effect) before `state` is touched."""
     return (
-        lower.policy.enabled  # a disabled policy limits nothing: shedding it relieves nothing
-        and lower.policy.priority > state.policy.priority
+        lower.policy.priority > state.policy.priority
         and signal in lower.over
         and (lower.policy.current_factor > lower.policy.min_factor + 1e-9 or not lower.settled_since(recent))
     )
@@ -123,8 +122,7 @@ def _sheds_first(lower: _State, state: _State, signal: str, recent: datetime) ->
 def _recovers_first(higher: _State, state: _State, recent: datetime) -> bool:
     """A more important policy, calm too, gets its limit back first, and a window passes before the next."""
     return (
-        higher.policy.enabled
-        and higher.policy.priority < state.policy.priority
+        higher.policy.priority < state.policy.priority
         and higher.calm
         and (higher.policy.current_factor < 1.0 or not higher.settled_since(recent))
     )
@@ -148,7 +146,7 @@ def ratelimits_adapt(*, signals: LoadSignals) -> list[RateLimitAdjustment]:
         settled = _settle(policy)
         if settled:
             changes.append(settled)
-        if _is_shed(policy):
+        if _is_shed(policy) and policy.enabled:  # a disabled policy limits nothing: no step of it sheds load
             states.append(_State(policy, *_over_and_calm(policy, signals)))
     # Least important first, so that a step of this run holds back the more important ones.
     for state in sorted(states, key=lambda s: -s.policy.priority):
