@@ -175,6 +175,13 @@ class ScalingPolicy(models.Model):
             errors["min_replicas"] = "The minimum cannot be above the maximum."
         if self.emergency_min_replicas and self.max_replicas and self.emergency_min_replicas > self.max_replicas:
             errors["emergency_min_replicas"] = "The emergency minimum cannot be above the maximum."
+        # A budget letting as many pods go as the minimum keeps runs no pod through a node drain: the service
+        # goes down during routine maintenance. (One replica cannot be protected without blocking drains.)
+        minimum = self.min_replicas or 0
+        if minimum > 1 and (self.pdb_max_unavailable or 0) >= minimum:
+            errors["pdb_max_unavailable"] = (
+                f"Must be below the minimum of {minimum} replicas, or a node drain may evict every pod at once."
+            )
         for field in ("scale_up_period_seconds", "scale_down_period_seconds"):
             if not 1 <= (getattr(self, field) or 0) <= 1800:
                 errors[field] = "Kubernetes accepts 1 to 1800 seconds."

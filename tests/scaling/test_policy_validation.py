@@ -105,3 +105,12 @@ def test_range_errors_name_unreadable_quantities():
     resources = docs["triage-deployment.yaml"]["spec"]["template"]["spec"]["containers"][0]["resources"]
     resources["limits"]["cpu"] = "NaN"
     assert manifests.range_errors(docs["triage-deployment.yaml"]) == ["limits.cpu 'NaN': not a quantity"]
+
+
+def test_a_disruption_budget_that_lets_every_pod_go_is_refused(service):
+    """maxUnavailable at the minimum (2 of 2 replicas) is taken by the API server, and lets a node drain
+    evict every pod of the service at once."""
+    assert "pdb_max_unavailable" in _errors(service, min_replicas=2, pdb_max_unavailable=2)
+    assert "pdb_max_unavailable" in _errors(service, min_replicas=3, pdb_max_unavailable=5)
+    ScalingPolicy(service=service, min_replicas=3, pdb_max_unavailable=2).full_clean()
+    ScalingPolicy(service=service, min_replicas=1, pdb_max_unavailable=1).full_clean()  # nothing to keep
