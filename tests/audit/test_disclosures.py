@@ -3,6 +3,7 @@ span patients included, and the list of them is sealed in the hash chain."""
 
 import hashlib
 import hmac
+import importlib
 import os
 import subprocess
 import sys
@@ -158,6 +159,17 @@ def test_the_group_commit_writer_stores_and_seals_the_list():
     assert AuditEvent.objects.get(pk=event.pk).patient_ids == [8, 9]
     assert list(audit_event_list(patient_id=8)) == [AuditEvent.objects.get(pk=event.pk)]
     assert audit_chain_verify().ok
+
+
+def test_the_migration_is_not_reversed_over_sealed_lists():
+    """Reversing 0004 would drop lists the seals cover: refused once a record has one."""
+    from django.apps import apps
+
+    migration = importlib.import_module("apps.audit.migrations.0004_patient_ids")
+    migration.refuse_to_drop_sealed_lists(apps, None)  # none yet: reversible
+    audit_record_batch([_entry(action="search", patient_ids=[1, 2])])
+    with pytest.raises(RuntimeError, match="patient_ids"):
+        migration.refuse_to_drop_sealed_lists(apps, None)
 
 
 def test_sqlite_keeps_and_finds_the_list(tmp_path):
