@@ -191,3 +191,11 @@ def test_sqlite_keeps_and_finds_the_list(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "[1, 2] True"
+
+
+def test_the_schema_says_the_list_is_of_patient_ids():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    field = schema["components"]["schemas"]["AuditEventOutput"]["properties"]["patient_ids"]
+    assert field["type"] == "array" and field["items"]["type"] == "integer" and field["nullable"] is True

@@ -16,6 +16,11 @@ class AuditListInputSerializer(SinceUntilMixin, serializers.Serializer):
 
 
 class AuditEventOutputSerializer(serializers.ModelSerializer):
+    patient_ids = serializers.ListField(
+        child=serializers.IntegerField(), allow_null=True, read_only=True,
+        help_text="Every patient a response spanning patients disclosed (internal ids); null otherwise.",
+    )  # fmt: skip
+
     class Meta:
         model = AuditEvent
         fields = ["id", "chain_id", "seq", "recorded_at",
