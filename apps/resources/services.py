@@ -72,13 +72,22 @@ def _redis_pct(sample: ResourceSample) -> float | None:
     return 100 * sample.redis_memory_bytes / sample.redis_maxmemory_bytes
 
 
+# Client sessions against the slots this role may take: the server's own processes (checkpointer, WAL writer,
+# autovacuum, parallel workers) are listed in pg_stat_activity but take no connection slot, and a role that is
+# not a superuser is refused at max_connections less the reserved slots, not at max_connections.
+CONNECTIONS_SQL = """
+SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::float
+     / (current_setting('max_connections')::int - CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+        THEN 0 ELSE current_setting('superuser_reserved_connections')::int
+                    + coalesce(current_setting('reserved_connections', true), '0')::int END)
+"""
+
+
 def _database_connections_pct() -> float | None:
     if connections["default"].vendor != "postgresql":
         return None
     with connections["default"].cursor() as cursor:
-        cursor.execute(
-            "SELECT (SELECT count(*) FROM pg_stat_activity)::float / current_setting('max_connections')::float"
-        )
+        cursor.execute(CONNECTIONS_SQL)
         return round(100 * cursor.fetchone()[0], 1)
 
 

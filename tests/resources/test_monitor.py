@@ -39,3 +39,24 @@ def test_a_full_pool_recommends_raising_its_maximum():
     with use_thresholds({"cpu": 101, "memory": 101, "disk": 101, "pool": 90, "redis_memory": 101}):
         [recommendation] = services.recommendations_update(sample=sample)
     assert recommendation.kind == "pool" and "DB_POOL_MAX_SIZE" in recommendation.message
+
+
+def test_database_connections_count_client_sessions_against_the_slots_they_may_take():
+    """pg_stat_activity also lists the server's own processes (checkpointer, WAL writer...), which take no
+    connection slot: counted, a server at 97 of its 97 usable slots read 101%, an idle one some 5%. Read in
+    one transaction, which holds one snapshot of the server's sessions."""
+    from django.db import connection, transaction
+
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FILTER (WHERE backend_type = 'client backend'), count(*) FROM pg_stat_activity")
+        clients, listed = cursor.fetchone()
+        cursor.execute(
+            "SELECT current_setting('max_connections')::int, rolsuper, "
+            "current_setting('superuser_reserved_connections')::int"
+            " + coalesce(current_setting('reserved_connections', true), '0')::int FROM pg_roles "
+            "WHERE rolname = current_user"
+        )
+        max_connections, superuser, reserved = cursor.fetchone()
+        slots = max_connections if superuser else max_connections - reserved
+        assert listed > clients  # the server's own processes are there to be left out
+        assert services._database_connections_pct() == round(100 * clients / slots, 1)
