@@ -178,3 +178,18 @@ def test_a_posted_searchs_pages_never_put_its_values_in_a_url(clinician, people)
             break
         response = clinician.get(links["next"].replace("http://testserver", ""))
     assert pages == 4 and seen == {str(patient.pk) for patient in people.values()}  # Smith,Jr is a Smith too
+
+
+def test_an_or_list_pages_through_its_next_links(clinician, chart):
+    patient, days, (pulse, _, temperature) = chart
+    query = {"patient": patient.pk, "date": f"{days[0].date()},{days[2].date()}", "category": "vital-signs,laboratory",
+             "_count": 1}  # fmt: skip
+    response, seen = clinician.get("/fhir/Observation", query), []
+    while True:
+        body = response.json()
+        seen += [entry["resource"]["id"] for entry in body.get("entry", [])]
+        links = {link["relation"]: link["url"] for link in body["link"]}
+        if "next" not in links:
+            break
+        response = clinician.get(links["next"].replace("http://testserver", ""))
+    assert seen == [str(temperature.pk), str(pulse.pk)]  # newest first, each once
