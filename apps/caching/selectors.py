@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from django.db.models import Sum
+from datetime import timedelta
+
+from django.db.models import Q, Sum
+from django.utils import timezone
 
 from apps.caching.models import CacheStat
 
@@ -10,6 +13,10 @@ SUMMED = (
     *("requests", "hits", "misses", "stale_serves", "loads", "load_seconds"),
     *("evictions", "errors", "entries", "bytes"),
 )
+# L1's entries and bytes are what a process holds now: a process silent this long (ended, restarted
+# with another pid, or idle while its entries expired) holds nothing anyone should count. Its counters
+# stay in the totals.
+L1_GAUGES_FRESH_FOR = timedelta(minutes=15)
 
 
 def cache_stats(*, namespace: str | None = None) -> dict[str, dict]:
@@ -17,7 +24,10 @@ def cache_stats(*, namespace: str | None = None) -> dict[str, dict]:
     rows = CacheStat.objects.all()
     if namespace:
         rows = rows.filter(namespace=namespace)
-    sums = rows.values("namespace", "tier").annotate(**{f"{name}_sum": Sum(name) for name in SUMMED})
+    alive = ~Q(tier=CacheStat.Tier.L1) | Q(updated_at__gte=timezone.now() - L1_GAUGES_FRESH_FOR)
+    sums = rows.values("namespace", "tier").annotate(
+        **{f"{name}_sum": Sum(name, filter=alive if name in ("entries", "bytes") else None) for name in SUMMED}
+    )
     report: dict[str, dict] = {}
     for row in sums:
         tiers = report.setdefault(row["namespace"], {"tiers": {}})["tiers"]

@@ -6,6 +6,7 @@ import time
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from apps.caching.defaults import DEFAULT_POLICIES, FRESHNESS_LIMITS
 from apps.caching.models import CacheEntry, CachePolicy, CacheStat
@@ -69,7 +70,8 @@ def cache_stats_record(
             counters.pop("bytes", None)
         if not counters and not gauges:
             continue
-        changes = {name: F(name) + value for name, value in counters.items()} | gauges
+        # update() does not apply auto_now: the stamp says the process (and its L1 gauges) is alive.
+        changes = {name: F(name) + value for name, value in counters.items()} | gauges | {"updated_at": timezone.now()}
         rows = CacheStat.objects.using(using).filter(namespace=namespace, tier=tier, process=process)
         if not rows.update(**changes):
             try:

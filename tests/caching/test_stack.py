@@ -686,6 +686,24 @@ def test_reads_of_a_disabled_namespace_or_a_failing_loader_count_as_loads_not_hi
     assert summary["audit_logs"]["tiers"]["source"]["errors"] == 2
 
 
+def test_the_l1_memory_shown_is_that_of_processes_still_running(stack):
+    """Each process's L1 entries and bytes were summed for ever: every restarted worker (a new pid) left
+    its last figures in the total. And the stamp that says a process is alive never moved after its
+    row was created (update() does not apply auto_now)."""
+    from apps.caching.models import CacheStat
+
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    CacheStat.objects.create(namespace="audit_logs", tier="l1", process="gone:1", hits=5, entries=500, bytes=10**6)
+    stack.get_or_load("audit_logs", ["page", 3], lambda: {"rows": []})
+    stack.flush_stats()
+    CacheStat.objects.update(updated_at=an_hour_ago)  # both silent for an hour
+    stack.get_or_load("audit_logs", ["page", 3], lambda: {"rows": []})
+    stack.flush_stats()  # this one is not
+    l1 = selectors.cache_stats(namespace="audit_logs")["audit_logs"]["tiers"]["l1"]
+    assert l1["entries"] == 1
+    assert l1["hits"] == 6  # counters stay in the totals
+
+
 def test_after_a_clear_the_l1_entries_and_bytes_shown_are_none(stack):
     """The L1 gauges of a cleared namespace were never reported again, so the admin page kept showing
     the entries and bytes it held before the clear."""
