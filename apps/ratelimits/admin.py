@@ -14,7 +14,8 @@ ADAPTIVE_FIELDS = ["adaptive", "service", "cpu_threshold_pct", "p95_threshold_ms
 class PolicyRowForm(forms.ModelForm):
     """A row of the list's editable columns (`enabled`, `requests`). The model's cross-field rules name fields
     the row lacks (a limit lowered under the burst cap names `burst_per_second`), which a form cannot hold:
-    Django raises ValueError, a 500. The row shows them as its own errors, named."""
+    Django raises ValueError, a 500. The row shows them as its own errors, named; a row left as it was keeps
+    them out of the way (every row is validated, and one set wrong outside admin would block every save)."""
 
     def add_error(self, field: str | None, error) -> None:
         if field is None and isinstance(error, ValidationError) and hasattr(error, "error_dict"):
@@ -22,11 +23,13 @@ class PolicyRowForm(forms.ModelForm):
             for name, errors in error.error_dict.items():
                 if name in self.fields or name == NON_FIELD_ERRORS:
                     kept.setdefault(name, []).extend(errors)
-                else:
+                elif self.has_changed():
                     label = self._meta.model._meta.get_field(name).verbose_name
                     kept.setdefault(NON_FIELD_ERRORS, []).extend(
                         ValidationError(f"{label.capitalize()}: {message}") for e in errors for message in e
                     )
+            if not kept:
+                return
             error = ValidationError(kept)
         super().add_error(field, error)
 

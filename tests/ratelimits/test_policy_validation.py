@@ -72,3 +72,13 @@ def test_a_burst_cap_of_zero_is_refused_not_read_as_no_cap(admin_client):
     errors = _field_errors(admin_client.post(ADD, _form(burst_per_second=0)))
     assert list(errors) == ["burst_per_second"]
     assert not RateLimitPolicy.objects.filter(scope="reports").exists()
+
+
+def test_a_row_set_wrong_outside_admin_does_not_block_saving_another_in_the_list(admin_client):
+    """patient_data made adaptive by a script (admin refuses it for priority 1): the list still saves an edit of
+    another row, and the untouched row is not reported."""
+    RateLimitPolicy.objects.filter(scope="patient_data").update(adaptive=True)
+    rows = list(RateLimitPolicy.objects.order_by("priority", "scope"))
+    response = admin_client.post("/admin/ratelimits/ratelimitpolicy/", _changelist(rows, audit_logs=12))
+    assert response.status_code == 302
+    assert RateLimitPolicy.objects.get(scope="audit_logs").requests == 12
