@@ -271,7 +271,9 @@ def policy_manifests(policy: ScalingPolicy) -> dict[str, dict]:
 
 
 def manifests_export(*, out: Path, services: list[Service] | None = None) -> list[Path]:
-    """Write every enabled policy's manifests; refuses (ValueError) when any would not validate."""
+    """Write every enabled policy's manifests; refuses (ValueError) when any would not validate. A whole
+    export also removes the files an earlier one wrote that no policy makes now (a disabled or deleted
+    policy, a renamed service): `kubectl apply -f` on the folder would otherwise bring them back."""
     policies = ScalingPolicy.objects.filter(enabled=True).select_related("service")
     if services is not None:
         policies = policies.filter(service__in=services)
@@ -285,7 +287,25 @@ def manifests_export(*, out: Path, services: list[Service] | None = None) -> lis
         path = out / filename
         path.write_text(manifests.to_yaml(document))
         written.append(path)
+    if services is None:
+        for path in sorted(set(out.glob("*.yaml")) - set(written)):
+            if _generated_here(path):
+                path.unlink()
+                logger.info("scaling export removed %s: no policy makes it now", path)
     return written
+
+
+def _generated_here(path: Path) -> bool:
+    """A manifest this product wrote (its managed-by label); any other file in the folder is left alone."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    metadata = document.get("metadata") if isinstance(document, dict) else None
+    labels = metadata.get("labels") if isinstance(metadata, dict) else None
+    return isinstance(labels, dict) and labels.get("app.kubernetes.io/managed-by") == manifests.MANAGED_BY
 
 
 # --- apply state machine: NOT_CONFIGURED | PENDING -> APPLYING -> ACTIVE | FAILED ------------------

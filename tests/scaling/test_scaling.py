@@ -123,6 +123,21 @@ def test_a_service_whose_slug_is_no_kubernetes_name_is_exported_and_applied_unde
     assert all("/ct-scanner-triage-" in request["path"] for request in cluster.requests)
 
 
+def test_an_export_removes_the_manifests_no_policy_makes_any_more(demo, tmp_path):
+    """A disabled policy's files stayed in the folder from the export before, and `kubectl apply -f` on it
+    kept applying the service's old HPA. A whole export removes what it wrote earlier, nothing else."""
+    call_command("scaling", "export", "--out", str(tmp_path), stdout=StringIO())
+    (tmp_path / "namespace.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: medical-ai}\n")
+    (tmp_path / "notes.yaml").write_text("- not: a manifest\n")
+    ScalingPolicy.objects.filter(service__slug="embeddings").update(enabled=False)
+    call_command("scaling", "export", "--out", str(tmp_path), "--service", "clinical-api", stdout=StringIO())
+    assert (tmp_path / "embeddings-hpa.yaml").exists()  # a partial export removes nothing
+    call_command("scaling", "export", "--out", str(tmp_path), stdout=StringIO())
+    names = {path.name for path in tmp_path.glob("*.yaml")}
+    assert not any(name.startswith("embeddings-") for name in names)
+    assert {"namespace.yaml", "notes.yaml", "clinical-api-hpa.yaml"} <= names and len(names) == 2 * 5 + 2
+
+
 def test_an_edit_that_would_be_refused_is_not_exported(demo, tmp_path):
     ScalingPolicy.objects.filter(service__slug="embeddings").update(scale_up_period_seconds=0)
     with pytest.raises(Exception, match="periodSeconds 0"):
