@@ -340,7 +340,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's database scheduler, touching the beat liveness heartbeat after each pass of its loop.
+CELERY_BEAT_SCHEDULER = "apps.core.beat_liveness:HeartbeatScheduler"
 
 # --- Clinical data and audit --------------------------------------------------------------------
 # The identifier system of the hospital's MRNs (FHIR Identifier.system).
