@@ -219,11 +219,15 @@ def test_clinical_data_loads_and_is_served_on_sqlite(product):
     with urllib.request.urlopen(request, timeout=10) as response:
         assert [entry["resource"]["id"] for entry in json.loads(response.read())["entry"]] == [patient_id]
     # On the product's own worker (the filesystem broker), then inline with a target no system meets.
-    # The run profiles the models too: minutes on a slow machine. The command's deadline comes first.
-    optimize = manage("optimize", "all", "--timeout", "240", env=product["env"], timeout=300)
+    # Without the models' profiling (tests/inference measures it): loading each model in seven modes took
+    # past any deadline on a loaded machine, and nothing of it depends on the embedded defaults.
+    disable = "from apps.inference.models import ModelDeployment as D; D.objects.update(enabled=False)"
+    assert manage("shell", "-c", disable, env=product["env"]).returncode == 0
+    optimize = manage("optimize", "all", "--timeout", "600", env=product["env"], timeout=660)
+    assert "did not finish" not in optimize.stderr, optimize.stdout + optimize.stderr
     assert optimize.returncode in (0, 1), optimize.stdout + optimize.stderr  # 1: a measured target missed
     assert "patient_by_mrn" in optimize.stdout and re.search(r"run #\d+ succeeded", optimize.stdout)
-    unreachable = manage("optimize", "all", "--inline", "--response-time", "0.000001", env=product["env"], timeout=300)
+    unreachable = manage("optimize", "all", "--inline", "--response-time", "0.000001", env=product["env"], timeout=600)
     assert unreachable.returncode == 1, unreachable.stdout + unreachable.stderr
     assert "MISSED  response_time" in unreachable.stdout
     # The demo load plan, shortened, on the product's own worker (benchmarks queue) against its API.
