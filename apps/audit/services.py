@@ -105,10 +105,19 @@ def normalize_ip(value: str | None) -> str | None:
 def chain_hash(values: dict) -> str:
     """HMAC-SHA256 over the chained fields: without the key an edited record cannot be re-sealed."""
     parts = [_canonical(values[name]) for name in _CHAINED_ALWAYS]
-    if values.get("patient_ids"):
-        parts.append("patients:" + ",".join(str(int(pk)) for pk in values["patient_ids"]))
+    ids = values.get("patient_ids")
+    if ids is not None and ids != []:
+        parts.append("patients:" + _canonical_ids(ids))
     message = "\x1f".join(parts).encode()
     return hmac.digest(_chain_key(), message, "sha256").hex()
+
+
+def _canonical_ids(ids: object) -> str:
+    if isinstance(ids, list) and all(type(pk) is int for pk in ids):
+        return ",".join(map(str, ids))
+    # Never written so (ids are ints): an edit to strings ("7" would filter as no patient), a number or an object
+    # hashes apart from every list, so `audit verify` reports it instead of passing or crashing on it.
+    return "json:" + json.dumps(ids, sort_keys=True, default=str)
 
 
 def head_seal(name: str, seq: int, last_hash: str) -> str:

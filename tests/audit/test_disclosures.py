@@ -95,7 +95,11 @@ def _verify() -> tuple[int, str]:
     return 0, out.getvalue()
 
 
-@pytest.mark.parametrize("edited", ["[1, 2]", "[1, 2, 3, 4]", "[3, 2, 1]", None])
+@pytest.mark.parametrize(
+    "edited",
+    ["[1, 2]", "[1, 2, 3, 4]", "[3, 2, 1]", None, '["1", "2", "3"]', "[1.0, 2, 3]", "5", '{"1": 1}', "{}", "[]",
+     '"1,2,3"', "true"],
+)  # fmt: skip
 def test_an_edited_list_of_disclosed_patients_fails_verify(edited):
     audit_record_batch([_entry(action="search", patient_ids=[3, 1, 2]), _entry(patient_id=5)])
     assert _verify()[0] == 0
@@ -107,13 +111,15 @@ def test_an_edited_list_of_disclosed_patients_fails_verify(edited):
     assert status == 1 and "EDITED   record #1 of chain primary" in output, output
 
 
-def test_a_list_added_to_a_single_read_fails_verify():
+@pytest.mark.parametrize("added", ["[6]", '["6"]', "6", "{}", "false", '""'])
+def test_a_list_added_to_a_single_read_fails_verify(added):
     audit_record_batch([_entry(patient_id=5)])
     with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
-        cursor.execute("UPDATE audit_auditevent SET patient_ids = '[6]'::jsonb WHERE seq = 1")
+        cursor.execute("UPDATE audit_auditevent SET patient_ids = %s::jsonb WHERE seq = 1", [added])
         cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
-    assert _verify()[0] == 1
+    status, output = _verify()
+    assert status == 1 and "EDITED   record #1 of chain primary" in output, output
 
 
 def test_records_sealed_before_the_list_existed_still_verify():
