@@ -171,8 +171,9 @@ def host_gauge(name: str, *, since, until) -> float | None:
     return series_mean(SAMPLED_SERIES.get(name, f"host.{name}"), since=since, until=until)
 
 
-def busiest_host_mean(name: str, *, since, until) -> float | None:
-    """The highest of the hosts' means of a resource-monitor figure (cpu_pct, memory_pct) over a window.
+def busiest_host(name: str, *, since, until) -> tuple[str, float] | None:
+    """The host with the highest mean of a resource-monitor figure (cpu_pct, memory_pct) over a window, and
+    that mean.
 
     An alert pages for the pod about to be throttled or OOM-killed: averaged with idle siblings (one at 97% of
     its memory limit, two at 30%: 52%) it would never fire. Each host's mean, so one spike does not page."""
@@ -184,10 +185,15 @@ def busiest_host_mean(name: str, *, since, until) -> float | None:
         ResourceSample.objects.filter(at__gte=since, at__lt=until)
         .values("host")
         .annotate(mean=Avg(name))
-        .order_by("-mean")
-        .values_list("mean", flat=True)
+        .order_by("-mean", "host")
+        .values_list("host", "mean")
     )
     return next(iter(means[:1]), None)
+
+
+def busiest_host_mean(name: str, *, since, until) -> float | None:
+    busiest = busiest_host(name, since=since, until=until)
+    return busiest[1] if busiest else None
 
 
 def cache_min_reads() -> int:

@@ -257,7 +257,7 @@ def _alert_rule_evaluate(rule: AlertRule, *, now: datetime) -> Alert | None:
     if rule.breaches(value):
         rule.pending_since = rule.pending_since or now
         if firing is None and (now - rule.pending_since).total_seconds() >= rule.for_seconds:
-            changed = _fire(rule, value)
+            changed = _fire(rule, value, now=now)
         elif firing is not None:
             firing.last_value = value
             firing.save(update_fields=["last_value"])
@@ -284,8 +284,13 @@ def _resolve(alert: Alert, *, now: datetime, value: float | None = None, reason:
     return alert
 
 
-def _fire(rule: AlertRule, value: float) -> Alert:
+def _fire(rule: AlertRule, value: float, *, now: datetime) -> Alert:
+    from apps.metrics.selectors import busiest_host
+
     where = f" ({rule.service.name})" if rule.service_id else ""
+    if rule.metric in (AlertRule.Metric.CPU_PCT, AlertRule.Metric.MEMORY_PCT):  # the page says which pod
+        busiest = busiest_host(rule.metric, since=now - timedelta(minutes=rule.window_minutes), until=now)
+        where += f" on {busiest[0]}" if busiest else ""
     message = f"{rule.get_metric_display()}{where} is {value:.1f}, {rule.get_operator_display()} {rule.threshold:g}"
     alert = Alert.objects.create(rule=rule, value=value, last_value=value, message=message[:300])
     _notify_on_commit(alert, "firing")

@@ -29,6 +29,7 @@ def test_one_worker_near_its_memory_limit_beside_idle_ones_fires():
             services.metric_points_record(values={"host.memory_pct": memory}, at=at)  # as the monitor task does
     [alert] = alerts_evaluate_committed(now=start + timedelta(minutes=3))
     assert alert.rule == rule and alert.value == pytest.approx(97.0)
+    assert alert.message.startswith("host memory (%) on worker-a is 97.0")  # the page says which pod
 
 
 def test_a_single_spike_on_one_host_is_averaged_over_that_hosts_window():
