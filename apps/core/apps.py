@@ -9,6 +9,17 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from celery.signals import task_postrun, task_prerun
+        from django.conf import settings
+        from django.core.exceptions import ImproperlyConfigured
+
+        from apps.core.selectors import CHECKS
+
+        # A misspelt check would gate readiness on nothing, silently.
+        unknown = [name for name in settings.READYZ_REQUIRED if name not in CHECKS]
+        if unknown:
+            raise ImproperlyConfigured(
+                f"READYZ_REQUIRED names no /readyz check: {', '.join(unknown)}; the checks are {', '.join(CHECKS)}."
+            )
 
         from apps.core.log_filters import bind_task_id, unbind_task_id
 

@@ -150,6 +150,7 @@ def test_static_files_collect_outside_var_dir_when_told(tmp_path):
         ("CACHE_ENCRYPTION_KEYS", "not-a-key", "CACHE_ENCRYPTION_KEYS must be 32 random bytes"),
         ("TIME_ZONE", "Mars/Olympus", "TIME_ZONE must be an IANA time zone name"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be plain or json"),
+        ("READYZ_REQUIRED", "database,databse", "READYZ_REQUIRED names no /readyz check: databse"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
     ],
 )
