@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
@@ -168,3 +168,14 @@ def ratelimits_adapt(*, signals: LoadSignals) -> list[RateLimitAdjustment]:
             continue
         changes.append(_record(policy, min(1.0, old / policy.tighten_factor), "signals back under threshold", signals))
     return changes
+
+
+ADJUSTMENTS_KEEP = timedelta(days=90)
+
+
+def ratelimit_adjustments_prune(*, keep: timedelta = ADJUSTMENTS_KEEP) -> int:
+    """Drop adaptive changes older than `keep` (the controller may record one per policy every few minutes,
+    for ever); each policy's latest stays whatever its age, since it explains the factor in force."""
+    latest = RateLimitAdjustment.objects.filter(policy=OuterRef("policy")).order_by("-at", "-id").values("id")[:1]
+    stale = RateLimitAdjustment.objects.filter(at__lt=timezone.now() - keep).exclude(pk=Subquery(latest))
+    return stale.delete()[0]

@@ -15,3 +15,8 @@ def adapt() -> int:
         p95_ms_by_service=selectors.service_p95_ms(since=since, min_requests=services.P95_MIN_REQUESTS),
     )
     return len(services.ratelimits_adapt(signals=signals))
+
+
+@shared_task(name="ratelimits.prune_adjustments")
+def prune_adjustments() -> int:
+    return services.ratelimit_adjustments_prune()
