@@ -133,6 +133,7 @@ class CacheStack:
         self.poll_interval = poll_interval
         self.flush_interval = flush_interval
         self.single_flight_wait = single_flight_wait
+        self.loader_lifetime = max(5.0, single_flight_wait * 5)  # past this, a load is taken for dead
         self.database = database
         self.clock = clock  # epoch seconds; a bench replays hours of traffic on a simulated clock
         self.process = f"{socket.gethostname()}:{os.getpid()}"
@@ -450,7 +451,10 @@ class CacheStack:
             if found.entry is not None:  # someone is already reloading: the stale value will do
                 self._count(policy.namespace, found.stale_tier, stale_serves=1)
                 return found.entry.value
-            if flight.done.wait(self.single_flight_wait):
+            # The load is this process's own, alive and doing what this thread would do: wait for it as long
+            # as the Redis lock trusts a loader (not the brief wait for another process, after which each
+            # waiting thread ran the loader too: 16 runs of a 5 s model for one key).
+            if flight.done.wait(self.loader_lifetime):
                 if flight.error is not None:
                     raise flight.error
                 if flight.value is not _MISSING:
@@ -805,7 +809,7 @@ class CacheStack:
         if not policy.l2:
             return None
         lock = HeldLock(self._l2_key("l", key), os.urandom(8).hex())
-        expires_ms = int(max(5.0, self.single_flight_wait * 5) * 1000)  # a crashed loader's lock expires
+        expires_ms = int(self.loader_lifetime * 1000)  # a crashed loader's lock expires
         ok, acquired = self._redis_call(
             policy.namespace, lambda r: r.set(lock.name, lock.token, nx=True, px=expires_ms)
         )

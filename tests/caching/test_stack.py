@@ -368,6 +368,22 @@ def test_concurrent_misses_in_one_process_run_one_loader(stack):
     assert results == [{"embedding": [0.1, 0.2]}] * 8
 
 
+def test_threads_waiting_for_a_slow_load_of_their_own_process_do_not_each_run_it():
+    """A model slower than the single-flight wait: each waiting thread gave up on the load running in
+    its own process after that wait and ran the model itself."""
+    stack = make_stack(single_flight_wait=0.2)
+    calls = []
+
+    def slow_model():
+        calls.append(1)
+        time.sleep(1.0)
+        return {"label": "sepsis"}
+
+    results = threads_of(*[lambda: stack.get_or_load("ai_inference", ["slow", 1], slow_model)] * 6)
+    assert results == [{"label": "sepsis"}] * 6
+    assert len(calls) == 1
+
+
 def test_concurrent_misses_in_separate_stacks_run_one_loader_through_the_redis_lock():
     stacks = [make_stack() for _ in range(6)]
     calls = []
