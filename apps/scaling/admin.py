@@ -87,7 +87,15 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
         ),
         (
             "Emergency",
-            {"fields": ["emergency_manual", "emergency_alert_rule", "emergency_mode", "emergency_min_replicas"]},
+            {
+                "fields": [
+                    "emergency_manual",
+                    "emergency_until",
+                    "emergency_alert_rule",
+                    "emergency_mode",
+                    "emergency_min_replicas",
+                ]
+            },
         ),
         (
             "On the cluster",

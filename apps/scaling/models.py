@@ -129,6 +129,13 @@ class ScalingPolicy(models.Model):
         default=False,
         help_text="Set by hand (admin actions or here): keeps emergency mode on whatever the alert rule does.",
     )
+    emergency_until = models.DateTimeField(
+        "emergency mode by hand until",
+        null=True,
+        blank=True,
+        help_text="The hand's setting ends then (the checker switches it off within a minute); empty: when "
+        "switched off. A mode left on after the emergency keeps paying for its replicas.",
+    )
     emergency_min_replicas = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
     emergency_alert_rule = models.ForeignKey(
         "metrics.AlertRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",

@@ -68,6 +68,7 @@ def scaling_overview(*, now: datetime | None = None, visible_services: frozenset
             "target_memory_pct": policy.target_memory_pct, "vpa_mode": policy.vpa_mode,
             "predictive": policy.predictive, "keda_enabled": policy.keda_enabled,
             "emergency_mode": policy.emergency_mode, "emergency_manual": policy.emergency_manual,
+            "emergency_until": policy.emergency_until.isoformat() if policy.emergency_until else None,
             "emergency_alert_rule": _emergency_rule_json(policy), "apply_state": policy.apply_state,
             "apply_error": policy.apply_error, "history_source": policy.history_source,
             "forecasts": forecasts, "forecast_skipped": policy.forecast_skipped,

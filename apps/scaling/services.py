@@ -388,7 +388,7 @@ def policies_reconcile(*, now: datetime | None = None) -> list[int]:
     now = now or timezone.now()
     due = []
     for policy in ScalingPolicy.objects.filter(enabled=True).select_related("service", "emergency_alert_rule"):
-        _follow_emergency_alert(policy)
+        _follow_emergency_alert(policy, now)
         state = policy_state_refresh(policy)
         stuck = _stuck(policy, now)
         if stuck and policy.apply_attempts >= settings.SCALING_APPLY_MAX_ATTEMPTS:
@@ -426,15 +426,18 @@ def emergency_mode_set(policy: ScalingPolicy, *, on: bool) -> ScalingPolicy:
     off ends only the hand's part (the mode stays on while the alert rule fires). The manifests follow
     through the apply state machine."""
     in_force = on or _alert_firing(policy)
-    if (policy.emergency_manual, policy.emergency_mode) != (on, in_force):
-        policy.emergency_manual, policy.emergency_mode = on, in_force
-        policy.save(update_fields=["emergency_manual", "emergency_mode", "updated_at"])
+    until = policy.emergency_until if on else None
+    if (policy.emergency_manual, policy.emergency_mode, policy.emergency_until) != (on, in_force, until):
+        policy.emergency_manual, policy.emergency_mode, policy.emergency_until = on, in_force, until
+        policy.save(update_fields=["emergency_manual", "emergency_mode", "emergency_until", "updated_at"])
     return policy
 
 
-def emergency_in_force(policy: ScalingPolicy) -> bool:
-    """Emergency mode as it should be now: set by hand, or the policy's alert rule firing."""
-    return policy.emergency_manual or _alert_firing(policy)
+def emergency_in_force(policy: ScalingPolicy, now: datetime | None = None) -> bool:
+    """Emergency mode as it should be now: set by hand (and not past its end), or the alert rule firing."""
+    until = policy.emergency_until
+    by_hand = policy.emergency_manual and (until is None or (now or timezone.now()) < until)
+    return by_hand or _alert_firing(policy)
 
 
 def _alert_firing(policy: ScalingPolicy) -> bool:
@@ -445,8 +448,15 @@ def _alert_firing(policy: ScalingPolicy) -> bool:
     return rule is not None and rule.enabled and rule.alerts.filter(state=Alert.State.FIRING).exists()
 
 
-def _follow_emergency_alert(policy: ScalingPolicy) -> None:
-    in_force = emergency_in_force(policy)
+def _follow_emergency_alert(policy: ScalingPolicy, now: datetime) -> None:
+    fields = []
+    if policy.emergency_manual and policy.emergency_until is not None and now >= policy.emergency_until:
+        logger.info("emergency mode of %s set by hand until %s: ended", policy.service.slug, policy.emergency_until)
+        policy.emergency_manual, policy.emergency_until = False, None
+        fields += ["emergency_manual", "emergency_until"]
+    in_force = emergency_in_force(policy, now)
     if in_force != policy.emergency_mode:
         policy.emergency_mode = in_force
-        policy.save(update_fields=["emergency_mode", "updated_at"])
+        fields.append("emergency_mode")
+    if fields:
+        policy.save(update_fields=[*fields, "updated_at"])

@@ -489,6 +489,28 @@ def test_emergency_mode_by_hand_and_by_alert_each_keep_it_on():
     assert not policy.emergency_mode
 
 
+def test_emergency_mode_set_by_hand_until_a_time_ends_then_and_lifts_the_minimum_until_it():
+    """Emergency mode set by hand stayed on until someone remembered it: a night's mass-casualty response
+    kept ten replicas for weeks. Set with an end, the checker ends it then (an alert still holds it)."""
+    policy = _policy("ed", predictive=False)
+    now = timezone.now()
+    policy.emergency_until = now + timedelta(hours=12)
+    services.emergency_mode_set(policy, on=True)
+    services.policies_reconcile(now=now + timedelta(hours=11))
+    policy.refresh_from_db()
+    assert policy.emergency_mode and policy.emergency_manual and policy.floor_replicas == 10
+    services.policies_reconcile(now=now + timedelta(hours=12, minutes=1))
+    policy.refresh_from_db()
+    assert (policy.emergency_mode, policy.emergency_manual, policy.emergency_until) == (False, False, None)
+    assert services.policy_manifests(policy)["ed-hpa.yaml"]["spec"]["minReplicas"] == 2
+
+    policy.emergency_until = now + timedelta(hours=1)  # switched off by hand before its end: the end goes too
+    services.emergency_mode_set(policy, on=True)
+    services.emergency_mode_set(policy, on=False)
+    policy.refresh_from_db()
+    assert (policy.emergency_mode, policy.emergency_until) == (False, None)
+
+
 def test_an_alert_left_firing_by_a_disabled_rule_does_not_hold_emergency_mode():
     rule = AlertRule.objects.create(name="CPU", metric="cpu_pct", operator="gt", threshold=80)
     policy = _policy("cpu-bound", predictive=False, emergency_alert_rule=rule)

@@ -56,6 +56,9 @@ class ScalingPolicyOutputSerializer(serializers.Serializer):
     emergency_manual = serializers.BooleanField(
         help_text="Set by hand (admin): keeps emergency mode on whatever the alert rule does. Read-only here."
     )
+    emergency_until = serializers.DateTimeField(
+        allow_null=True, help_text="When the hand's setting ends (null: when switched off by hand)."
+    )
     emergency_alert_rule = EmergencyAlertRuleOutputSerializer(
         allow_null=True, help_text="The alert rule that turns emergency mode on while it fires (null: none)."
     )
