@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
@@ -99,11 +101,28 @@ class NumberField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
+class InstantField(serializers.DateTimeField):
+    """A measured moment: an ISO 8601 date-time with its offset (Z or +hh:mm), as FHIR asks. Without one it
+    was read on the server's clock (TIME_ZONE), where a time in the hour the clocks go back names two instants
+    and one of them was stored silently."""
+
+    default_error_messages = {"naive": "Give the time with its offset: Z or +hh:mm (e.g. 2024-01-01T08:00:00Z)."}
+
+    def to_internal_value(self, value):
+        try:
+            parsed = parse_datetime(value.strip()) if isinstance(value, str) else None
+        except ValueError:  # well-formed but not a real time: the parent says so
+            parsed = None
+        if parsed is not None and timezone.is_naive(parsed):
+            self.fail("naive")
+        return super().to_internal_value(value)
+
+
 class ObservationCreateInputSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=16)
     value = NumberField()
     unit = serializers.CharField(max_length=16, required=False)
-    effective_at = serializers.DateTimeField()
+    effective_at = InstantField()
     status = serializers.ChoiceField(choices=Observation.Status.choices, default=Observation.Status.FINAL)
     encounter_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
                                             help_text="One of this patient's encounters.")  # fmt: skip
