@@ -95,7 +95,8 @@ class Recorder:
             time.sleep(self.flush_interval)
             if self._records and time.monotonic() - self._flushed_at >= self.flush_interval:
                 self.flush(block=False)
-            # The pool this process's requests wait on, for the resource monitor (a Celery worker elsewhere).
+            # This process's pool and its pod's CPU and memory, for the resource monitor (a Celery worker
+            # elsewhere, which never sees this pod otherwise); off the request path.
             try:
                 pool_usage_publish()
             except Exception:  # never let it stop the flushes
