@@ -648,7 +648,10 @@ class CacheStack:
                 _note_read(loaded=False)
                 return found.entry.value
             _note_read(loaded=True)  # loaded for this request too, by the task it waits on
-            value = await asyncio.shield(pending)
+            try:
+                value = await asyncio.wait_for(asyncio.shield(pending), self.loader_lifetime)
+            except TimeoutError:  # a load past a loader's lifetime is taken for hung, as in the sync path
+                return await self._aload_and_store(policy, key, scope_key, loader, found, ttl)
             if value is _MISSING:  # that load was cancelled
                 return await self.aget_or_load(namespace, key_parts, loader, scope=scope, ttl=ttl)
             return value
@@ -670,15 +673,7 @@ class CacheStack:
                     future.set_result(value)
                     _note_read(loaded=False)
                     return value
-            _note_read(loaded=True)
-            with reads_from_primary(), self._loading(namespace) as load:
-                value = await loader()
-            elapsed = load.seconds
-            generations = (found.redis_generation, found.db_generation)
-            value = await sync_to_async(self.store)(
-                policy, key, scope_key, value, ttl=ttl, generations=generations, load_seconds=elapsed,
-                lock=lock or None,
-            )  # fmt: skip
+            value = await self._aload_and_store(policy, key, scope_key, loader, found, ttl, lock=lock or None)
             future.set_result(value)
             return value
         except asyncio.CancelledError:
@@ -693,6 +688,18 @@ class CacheStack:
             self._async_flights.pop((loop, key), None)
             if lock and not lock.released:
                 await sync_to_async(self._release)(lock)
+
+    async def _aload_and_store(
+        self, policy: Policy, key: str, scope_key: str, loader, found: Found, ttl: int | None, lock=None
+    ) -> Any:
+        """Await the loader and store its value under the generations `found` read before the load."""
+        _note_read(loaded=True)
+        with reads_from_primary(), self._loading(policy.namespace) as load:
+            value = await loader()
+        generations = (found.redis_generation, found.db_generation)
+        return await sync_to_async(self.store)(
+            policy, key, scope_key, value, ttl=ttl, generations=generations, load_seconds=load.seconds, lock=lock
+        )
 
     def _fill_l1(self, policy: Policy, key: str, entry: Entry) -> None:
         if not policy.l1:

@@ -251,3 +251,28 @@ async def test_an_l1_hit_of_a_coroutine_does_not_wait_behind_the_sync_thread(sta
 
 async def _answer() -> dict:
     return {"v": 1}
+
+
+async def test_coroutines_waiting_for_a_hung_load_give_up_on_it_and_load(stack):
+    """The sync path's waiters stop waiting once a load outlives a loader's lifetime; coroutines waited
+    on a hung load (a source that never answers) for ever."""
+    stack.loader_lifetime = 0.3  # 10 s by default
+    never = asyncio.Event()
+    calls = []
+
+    async def loader():
+        calls.append(1)
+        if len(calls) == 1:
+            await never.wait()  # the first load hangs
+        return {"v": 1}
+
+    hung = asyncio.create_task(stack.aget_or_load("ai_inference", ["hung", 1], loader))
+    while not calls:
+        await asyncio.sleep(0.01)
+    try:
+        assert await asyncio.wait_for(stack.aget_or_load("ai_inference", ["hung", 1], loader), 10) == {"v": 1}
+    finally:
+        hung.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await hung
+    assert len(calls) == 2
