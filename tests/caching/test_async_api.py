@@ -176,6 +176,14 @@ def test_a_decorators_ttl_never_outlasts_the_policys(stack):
             cached("ai_inference", ttl=bad)
 
 
+def test_a_namespace_no_policy_can_have_is_refused_where_it_is_written():
+    """A policy is created on a namespace's first read; one its slug cannot name failed every read (500)."""
+    for bad in ("patient data", "notes/v2", "x" * 65, ""):
+        with pytest.raises(ValueError, match="namespace"):
+            cached(bad)
+    cached("triage-v2")  # a namespace with no policy yet: created on first use
+
+
 def test_coroutines_in_separate_event_loops_share_a_load_without_crossing_loops(stack):
     """Sync code calling the cache's coroutines through async_to_sync runs one event loop per call: a
     waiter awaited a load's future from another loop (RuntimeError: attached to a different loop)."""
