@@ -73,10 +73,37 @@ def server_side_apply(api: client.ApiClient, document: dict, *, dry_run: bool) -
         raise ApplyError(f"{document['kind']} {metadata['name']}: {type(exc).__name__}: {exc}") from exc
 
 
-def apply_documents(documents: list[dict]) -> list[str]:
-    """Dry-run every document on the server, then apply them all; nothing is applied if a dry run fails.
-    A failure after the dry runs (the API server gone mid-way) says which objects were applied before it:
-    the cluster holds part of the new manifests until the retry applies them all."""
+def object_ref(document: dict) -> dict[str, str]:
+    """What names an object on the cluster, as kept on the policy once applied."""
+    metadata = document["metadata"]
+    return {"apiVersion": document["apiVersion"], "kind": document["kind"],
+            "namespace": metadata["namespace"], "name": metadata["name"]}  # fmt: skip
+
+
+def delete_object(api: client.ApiClient, ref: dict[str, str]) -> None:
+    """Delete one object we applied before; already gone is fine."""
+    key = (ref["apiVersion"], ref["kind"])
+    if key not in RESOURCES:
+        raise ApplyError(f"No API path known for {key}")
+    path = RESOURCES[key].format(namespace=ref["namespace"]) + f"/{ref['name']}"
+    try:
+        api.call_api(
+            path, "DELETE", header_params={"Accept": "application/json"},
+            response_types_map={200: "object", 202: "object"}, auth_settings=["BearerToken"],
+            _return_http_data_only=True, _request_timeout=settings.SCALING_APPLY_TIMEOUT_SECONDS,
+        )  # fmt: skip
+    except client.ApiException as exc:
+        if exc.status != 404:
+            raise ApplyError(f"{ref['kind']} {ref['name']}: not removed: HTTP {exc.status} {exc.reason}") from exc
+    except Exception as exc:
+        raise ApplyError(f"{ref['kind']} {ref['name']}: not removed: {type(exc).__name__}: {exc}") from exc
+
+
+def apply_documents(documents: list[dict], *, remove: list[dict[str, str]] = ()) -> list[str]:
+    """Dry-run every document on the server, then apply them all (nothing is applied if a dry run fails),
+    then delete the `remove` objects. A failure after the dry runs (the API server gone mid-way) says which
+    objects were applied before it: the cluster holds part of the new manifests until the retry applies
+    them all."""
     api = cluster_client()
     try:
         for document in documents:
@@ -91,6 +118,11 @@ def apply_documents(documents: list[dict]) -> list[str]:
                 if not applied:
                     raise
                 raise ApplyError(f"{exc} (applied before it: {', '.join(applied)}; not the rest)") from exc
+        # Objects applied before that the manifests no longer have (the HPA once KEDA's ScaledObject
+        # replaces it, a renamed service's or moved namespace's), removed once their successors are in.
+        for ref in remove:
+            delete_object(api, ref)
+            applied.append(f"removed {ref['kind']}/{ref['name']}")
         return applied
     finally:
         api.close()

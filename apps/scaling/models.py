@@ -154,6 +154,9 @@ class ScalingPolicy(models.Model):
     apply_error = models.TextField(blank=True)
     desired_hash = models.CharField(max_length=64, blank=True, help_text="Digest of the manifests last generated.")
     applied_hash = models.CharField(max_length=64, blank=True, help_text="Digest of the manifests on the cluster.")
+    applied_objects = models.JSONField(
+        default=list, blank=True, help_text="The objects last applied: those the manifests drop are removed."
+    )
     state_changed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

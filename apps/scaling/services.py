@@ -350,7 +350,10 @@ def policy_apply(*, policy_id: int) -> ScalingPolicy:
         errors = manifests.validate(docs)
         if errors:
             raise kube.ApplyError("; ".join(errors))
-        applied = kube.apply_documents(list(docs.values()))
+        refs = [kube.object_ref(document) for document in docs.values()]
+        applied = kube.apply_documents(
+            list(docs.values()), remove=[ref for ref in policy.applied_objects if ref not in refs]
+        )
     except kube.ApplyError as exc:
         logger.warning("scaling manifests of %s were not applied: %s", policy.service.slug, exc)
         _set_state(policy, states.FAILED, apply_error=str(exc)[:4000])
@@ -359,7 +362,7 @@ def policy_apply(*, policy_id: int) -> ScalingPolicy:
         logger.exception("scaling manifests of %s were not applied", policy.service.slug)
         _set_state(policy, states.FAILED, apply_error=f"{type(exc).__name__}: {exc}"[:4000])
         return policy
-    _set_state(policy, states.ACTIVE, applied_hash=digest, desired_hash=digest,
+    _set_state(policy, states.ACTIVE, applied_hash=digest, desired_hash=digest, applied_objects=refs,
                apply_error=f"applied {', '.join(applied)}")  # fmt: skip
     return policy
 

@@ -28,6 +28,7 @@ class FakeKubernetes:
         self.requests: list[dict] = []
         self.fail: dict[str, int] = {}  # kind -> HTTP status to answer
         self.fail_apply: dict[str, int] = {}  # the same, for real applies only (their dry runs pass)
+        self.deleted: list[str] = []  # paths of DELETE requests
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,6 +51,10 @@ class FakeKubernetes:
                     status = 422
                 payload = body if status == 200 else {"kind": "Status", "status": "Failure", "message": "invalid"}
                 _reply(self, status, payload)
+
+            def do_DELETE(self):
+                fake.deleted.append(urlparse(self.path).path)
+                _reply(self, 200, {"kind": "Status", "status": "Success"})
 
             def log_message(self, *args):
                 pass

@@ -213,6 +213,30 @@ def test_an_apply_failing_after_its_dry_runs_says_what_it_left_applied_and_claim
     assert policy.apply_state == "active" and policy.applied_hash == policy.desired_hash
 
 
+def test_switching_to_keda_removes_the_hpa_it_replaces_from_the_cluster(demo, cluster):
+    """With KEDA enabled the ScaledObject (and the HPA KEDA makes for it) was applied beside the plain HPA
+    applied before, which stayed: two HPAs fighting over one Deployment. Objects applied before that the
+    manifests no longer have are removed once the new ones are in."""
+    ScalingPolicy.objects.exclude(service__slug="clinical-api").update(enabled=False)
+    policy = demo.get(service__slug="clinical-api")
+    policy.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "active" and cluster.deleted == []
+    assert {ref["kind"] for ref in policy.applied_objects} >= {"HorizontalPodAutoscaler", "Deployment"}
+
+    policy.keda_enabled = True
+    policy.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "active", policy.apply_error
+    assert cluster.deleted == ["/apis/autoscaling/v2/namespaces/medical-ai/horizontalpodautoscalers/clinical-api"]
+    assert "removed HorizontalPodAutoscaler/clinical-api" in policy.apply_error
+    assert "HorizontalPodAutoscaler" not in {ref["kind"] for ref in policy.applied_objects}
+    last_apply = max(i for i, r in enumerate(cluster.requests) if r["kind"] == "ScaledObject")
+    assert cluster.requests[last_apply]["query"].get("dryRun") is None  # applied before the HPA went
+
+
 def test_an_unreachable_cluster_fails_and_a_stuck_apply_is_sent_again(demo, cluster):
     ScalingPolicy.objects.exclude(service__slug="clinical-api").update(enabled=False)
     cluster.stop()
