@@ -42,16 +42,24 @@ def cached(
     def decorate(function: Callable) -> Callable:
         name = f"{function.__module__}.{function.__qualname__}"
         signature = inspect.signature(function)
-        parameters = list(signature.parameters)
-        method = bool(parameters) and parameters[0] in ("self", "cls") and "." in function.__qualname__
+        parameters = list(signature.parameters.values())
+        method = bool(parameters) and parameters[0].name in ("self", "cls") and "." in function.__qualname__
+        # The common call, positional arguments only to a plain signature, skips bind() (as long as an
+        # L1 hit): it binds as bind() would.
+        plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in parameters)
+        defaults = [p.default for p in parameters]
+        required = sum(p.default is p.empty for p in parameters)
 
         def key_parts(args: tuple, kwargs: dict) -> list[Any] | object:
-            try:
-                bound = signature.bind(*args, **kwargs)
-            except TypeError:
-                return _NOT_A_CALL  # the function itself says what is wrong with the call
-            bound.apply_defaults()
-            values = list(bound.arguments.values())  # in the signature's order: positions are names
+            if plain and not kwargs and required <= len(args) <= len(parameters):
+                values = [*args, *defaults[len(args) :]]
+            else:
+                try:
+                    bound = signature.bind(*args, **kwargs)
+                except TypeError:
+                    return _NOT_A_CALL  # the function itself says what is wrong with the call
+                bound.apply_defaults()
+                values = list(bound.arguments.values())  # in the signature's order: positions are names
             if method and not _has_own_text(values[0]):
                 values[0] = type(values[0])  # its default text is its address: another each instance
             return [name, *values]
