@@ -32,9 +32,13 @@ class MedicalAICache:
         self.stack: CacheStack | None = None
 
     async def initialize(self) -> MedicalAICache:
-        """Build the stack and load the policies (an unreachable Redis leaves L1 and L3 working)."""
-        self.stack = CacheStack.from_settings(self.redis_url)
-        await sync_to_async(self.stack.tick)(force=True)
+        """Build the stack and load the policies (an unreachable Redis leaves L1 and L3 working).
+
+        Once: called again (an app's startup hook run per worker or per test), it keeps its stack; a new
+        one each time left the old one's listener thread and Redis connection behind, and its L1."""
+        if self.stack is None:
+            self.stack = CacheStack.from_settings(self.redis_url)  # set before the await: concurrent calls share it
+            await sync_to_async(self.stack.tick)(force=True)
         return self
 
     def _stack(self) -> CacheStack:

@@ -284,3 +284,11 @@ async def test_coroutines_waiting_for_a_hung_load_give_up_on_it_and_load(stack):
         with pytest.raises(asyncio.CancelledError):
             await hung
     assert len(calls) == 2
+
+
+async def test_initializing_the_briefs_cache_again_keeps_its_stack():
+    cache = MedicalAICache(settings.REDIS_URL)
+    await asyncio.gather(cache.initialize(), cache.initialize())
+    first = cache.stack
+    await cache.initialize()
+    assert cache.stack is first
