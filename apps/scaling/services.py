@@ -351,9 +351,8 @@ def policy_apply(*, policy_id: int) -> ScalingPolicy:
         if errors:
             raise kube.ApplyError("; ".join(errors))
         refs = [kube.object_ref(document) for document in docs.values()]
-        applied = kube.apply_documents(
-            list(docs.values()), remove=[ref for ref in policy.applied_objects if ref not in refs]
-        )
+        remove, left = _dropped_objects(policy.applied_objects, refs)
+        applied = kube.apply_documents(list(docs.values()), remove=remove)
     except kube.ApplyError as exc:
         logger.warning("scaling manifests of %s were not applied: %s", policy.service.slug, exc)
         _set_state(policy, states.FAILED, apply_error=str(exc)[:4000])
@@ -362,9 +361,27 @@ def policy_apply(*, policy_id: int) -> ScalingPolicy:
         logger.exception("scaling manifests of %s were not applied", policy.service.slug)
         _set_state(policy, states.FAILED, apply_error=f"{type(exc).__name__}: {exc}"[:4000])
         return policy
+    if left:
+        names = ", ".join("{kind}/{namespace}/{name}".format(**ref) for ref in left)
+        applied.append(
+            f"left on the cluster under their old name or namespace (remove them once the new ones serve): {names}"
+        )
     _set_state(policy, states.ACTIVE, applied_hash=digest, desired_hash=digest, applied_objects=refs,
                apply_error=f"applied {', '.join(applied)}")  # fmt: skip
     return policy
+
+
+def _dropped_objects(before: list[dict], now: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Objects applied before that the manifests no longer have: (to delete, to leave). The service's own
+    name's (the HPA once KEDA's ScaledObject replaces it, or the reverse) are deleted, or two HPAs would
+    fight over one Deployment. Those of a renamed service or a moved namespace are left: deleting the old
+    Deployment and Service while the new pods are still starting would cut the service off."""
+    places = {(ref["namespace"], ref["name"]) for ref in now}
+    dropped = [ref for ref in before if ref not in now]
+    return (
+        [ref for ref in dropped if (ref["namespace"], ref["name"]) in places],
+        [ref for ref in dropped if (ref["namespace"], ref["name"]) not in places],
+    )
 
 
 def _stuck(policy: ScalingPolicy, now: datetime) -> bool:

@@ -236,6 +236,15 @@ def test_switching_to_keda_removes_the_hpa_it_replaces_from_the_cluster(demo, cl
     last_apply = max(i for i, r in enumerate(cluster.requests) if r["kind"] == "ScaledObject")
     assert cluster.requests[last_apply]["query"].get("dryRun") is None  # applied before the HPA went
 
+    # A moved namespace: the old objects are named, not deleted under the pods still starting elsewhere.
+    policy.namespace = "medical-ai-2"
+    policy.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "active" and len(cluster.deleted) == 1
+    assert "left on the cluster under their old name or namespace" in policy.apply_error
+    assert "Deployment/medical-ai/clinical-api" in policy.apply_error
+
 
 def test_an_unreachable_cluster_fails_and_a_stuck_apply_is_sent_again(demo, cluster):
     ScalingPolicy.objects.exclude(service__slug="clinical-api").update(enabled=False)
