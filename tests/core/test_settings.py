@@ -39,7 +39,7 @@ def test_embedded_defaults_need_no_server(tmp_path):
     assert "journal_mode=WAL" in dumped["options"]["init_command"]
     assert dumped["cache"].endswith("FileBasedCache")
     assert dumped["channels"] == "channels.layers.InMemoryChannelLayer"
-    assert dumped["broker"] == "filesystem://"
+    assert dumped["broker"] == "filesystem://localhost//"
     assert dumped["debug"] is True
     assert (tmp_path / "broker" / "queue").is_dir()
 
