@@ -81,6 +81,12 @@ def _patients(plan: BenchmarkPlan) -> list[int]:
     if not any("{patient_id}" in request["path"] for request in plan.requests):
         return []
     ids = Patient.objects.filter(is_deleted=False).values_list("pk", flat=True)
+    if not ids.exists():
+        # Locust's users would fail on their first draw and send nothing: a run of 0 requests "passing".
+        raise ValueError(
+            "the plan's requests read {patient_id} and there are no patients: load some "
+            "(manage.py load_synthetic) or take {patient_id} out of the requests"
+        )
     if plan.kind == BenchmarkPlan.Kind.VOLUME:
         return list(ids)
     return random.sample(list(ids[: PATIENT_SAMPLE * 10]), k=min(PATIENT_SAMPLE, ids.count()))
@@ -120,6 +126,7 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
         run.config_digest = load_digest(plan, stages)  # the plan as it runs, edited since it was queued or not
         run.save(update_fields=["deadline", "config_digest"])
         gates = plan.gates()
+        patients = _patients(plan)
         if not token_host_allowed(plan.service.base_url):  # the service's URL changed since the run was queued
             raise PermissionError("the service's base URL is not in BENCHMARK_TOKEN_HOSTS: no token is sent there")
         client = api_client_create(
@@ -132,7 +139,7 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
             base_url=plan.service.base_url.rstrip("/"),
             requests=[{"name": r.get("name") or r["path"], **r} for r in plan.requests],
             token=client.token,
-            patients=_patients(plan),
+            patients=patients,
             stages=stages,
             stress_gate={**gates, "step_seconds": plan.step_seconds} if plan.kind == plan.Kind.STRESS else None,
             rate_per_user=plan.arrival_rate / plan.users if plan.arrival_rate else None,

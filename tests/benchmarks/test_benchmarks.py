@@ -144,3 +144,14 @@ def test_an_endurance_run_reports_the_latency_and_target_memory_trends(plan):
     memory = run.findings["target_memory"]
     assert memory["source"] == "host.memory_pct" and memory["samples"] >= 3
     assert "memory_slope_pct_per_hour" in memory and "p_value" in memory
+
+
+def test_a_plan_reading_patients_fails_clearly_when_there_are_none(plan):
+    """Locust's users failed on their first draw from an empty patient list and sent nothing, and the run
+    finished with 0 requests as if it had measured something."""
+    plan.requests = [{"name": "card", "method": "GET", "path": "/card/{patient_id}", "weight": 1}]
+    plan.save()
+    run = services.benchmark_run_execute(run_id=services.benchmark_run_create(plan=plan).pk)
+    assert run.status == "failed"
+    assert "there are no patients" in run.error and "load_synthetic" in run.error
+    assert not ApiClient.objects.filter(name__startswith=f"benchmark-run-{run.pk}-").exists()  # no token minted
