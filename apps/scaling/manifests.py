@@ -440,6 +440,9 @@ def range_errors(document: dict) -> list[str]:
     if kind == "Deployment":
         for container in spec.get("template", {}).get("spec", {}).get("containers", []):
             errors += _resources_errors(container)
+            for port in container.get("ports") or []:
+                if not _whole(port.get("containerPort"), 1) or port["containerPort"] > 65535:
+                    errors.append(f"containerPort {port.get('containerPort')}: must be 1-65535")
     elif kind == "HorizontalPodAutoscaler":
         low, high = spec.get("minReplicas", 1), spec.get("maxReplicas", 0)
         if low < 1:
@@ -452,11 +455,16 @@ def range_errors(document: dict) -> list[str]:
             target = (metric.get("resource") or {}).get("target", {})
             if target.get("type") == "Utilization" and not 1 <= target.get("averageUtilization", 0) <= 100:
                 errors.append(f"averageUtilization {target.get('averageUtilization')}: must be 1-100")
+            value = ((metric.get("pods") or {}).get("target") or {}).get("averageValue")
+            if value is not None and not (_parsed_quantity(value) or 0) > 0:
+                errors.append(f"pods averageValue {value}: must be a quantity above 0")
         for direction in ("scaleUp", "scaleDown"):
             errors += _rules_errors(f"behavior.{direction}", spec.get("behavior", {}).get(direction))
     elif kind == "ScaledObject":
         low, high = spec.get("minReplicaCount", 0), spec.get("maxReplicaCount", 0)
-        if high < max(low, 1):
+        if not (_whole(low, 0) and _whole(high, 1)):  # KEDA's CRD: int32 counts, no schema check offline
+            errors.append(f"minReplicaCount {low}, maxReplicaCount {high}: must be whole, at least 0 and 1")
+        elif high < max(low, 1):
             errors.append(f"maxReplicaCount {high}: must be at least minReplicaCount {low} and 1")
         if not spec.get("triggers"):
             errors.append("triggers: at least one")
@@ -464,13 +472,7 @@ def range_errors(document: dict) -> list[str]:
         for direction in ("scaleUp", "scaleDown"):
             errors += _rules_errors(f"behavior.{direction}", behavior_spec.get(direction))
         for trigger in spec.get("triggers", []):
-            if trigger["type"] != "cron":
-                continue
-            metadata = trigger["metadata"]
-            if not 0 < int(metadata["desiredReplicas"]) <= high:
-                errors.append(f"cron desiredReplicas {metadata['desiredReplicas']}: must be 1-{high}")
-            if metadata.get("start") == metadata.get("end"):
-                errors.append(f"cron start and end {metadata.get('start')!r}: must differ")
+            errors += _trigger_errors(trigger, high)
     elif kind == "VerticalPodAutoscaler":
         mode = spec.get("updatePolicy", {}).get("updateMode")
         if mode not in ("Off", "Initial", "Recreate", "Auto", "InPlaceOrRecreate"):
@@ -479,8 +481,43 @@ def range_errors(document: dict) -> list[str]:
             extra = set(policy.get("controlledResources", [])) - set(RESOURCES)
             if extra:
                 errors.append(f"controlledResources {sorted(extra)}: only cpu and memory")
-    elif kind == "PodDisruptionBudget" and "minAvailable" in spec and "maxUnavailable" in spec:
-        errors.append("minAvailable and maxUnavailable: only one")
+    elif kind == "PodDisruptionBudget":
+        if "minAvailable" in spec and "maxUnavailable" in spec:
+            errors.append("minAvailable and maxUnavailable: only one")
+        budget = spec.get("maxUnavailable", 0)
+        if not isinstance(budget, str) and not _whole(budget, 0):
+            errors.append(f"maxUnavailable {budget}: must be a whole number, at least 0, or a percentage")
+    return errors
+
+
+def _whole(value, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+_CRON = re.compile(r"(\d{1,2}) (\d{1,2}) \* \* \*")
+
+
+def _trigger_errors(trigger: dict, high) -> list[str]:
+    """KEDA's triggers take strings the CRD does not check: KEDA refuses them when it reads the object."""
+    metadata, errors = trigger.get("metadata") or {}, []
+    if trigger["type"] in RESOURCES:
+        value = str(metadata.get("value", ""))
+        if not (value.isdigit() and 1 <= int(value) <= 100):
+            errors.append(f"{trigger['type']} trigger value {value!r}: must be 1-100")
+    elif trigger["type"] == "prometheus":
+        threshold = _parsed_quantity(str(metadata.get("threshold", "")))
+        if not (threshold or 0) > 0:
+            errors.append(f"prometheus threshold {metadata.get('threshold')!r}: must be above 0")
+    elif trigger["type"] == "cron":
+        desired = str(metadata.get("desiredReplicas", ""))
+        if not (desired.isdigit() and _whole(high, 1) and 0 < int(desired) <= high):
+            errors.append(f"cron desiredReplicas {desired}: must be a whole number, 1-{high}")
+        for field in ("start", "end"):
+            when = _CRON.fullmatch(str(metadata.get(field, "")))
+            if when is None or int(when[1]) > 59 or int(when[2]) > 23:
+                errors.append(f"cron {field} {metadata.get(field)!r}: must be 'minute hour * * *', 0-59 and 0-23")
+        if metadata.get("start") == metadata.get("end"):
+            errors.append(f"cron start and end {metadata.get('start')!r}: must differ")
     return errors
 
 

@@ -68,6 +68,23 @@ def test_a_hand_made_conflict_is_caught():
         ({"name": "Triage_Model"}, "metadata.name 'Triage_Model': must be a lower-case RFC 1035 label"),
         ({"name": "3d-imaging"}, "metadata.name '3d-imaging': must be"),
         ({"name": "t" * 64}, "label app.kubernetes.io/name 't{64}': must be 63 characters at most"),
+        # The brief's service_config takes any value: what KEDA's CRD (no schema offline) and the API server
+        # refuse is refused here too, not accepted (or a ValueError from int("2.5")).
+        ({"keda_enabled": True, "min_replicas": -1}, "minReplicaCount -1, maxReplicaCount 50: must be whole"),
+        ({"keda_enabled": True, "max_replicas": 7.5}, "maxReplicaCount 7.5: must be whole"),
+        ({"keda_enabled": True, "target_cpu_pct": 150}, "cpu trigger value '150': must be 1-100"),
+        ({"keda_enabled": True, "target_rps_per_pod": -5}, "prometheus threshold '-5': must be above 0"),
+        (
+            {"keda_enabled": True, "peak_windows": [{"start_hour": 6, "end_hour": 9, "replicas": 2.5}]},
+            "cron desiredReplicas 2.5: must be a whole number",
+        ),
+        (
+            {"keda_enabled": True, "peak_windows": [{"start_hour": 25, "end_hour": 9, "replicas": 4}]},
+            r"cron start '0 25 \* \* \*': must be",
+        ),
+        ({"target_rps_per_pod": -5}, "pods averageValue -5: must be a quantity above 0"),
+        ({"pdb_max_unavailable": -1}, "maxUnavailable -1: must be a whole number"),
+        ({"container_port": 70000}, "containerPort 70000: must be 1-65535"),
     ],
 )
 def test_ranges_the_api_server_would_refuse_are_refused_offline(config, message):
