@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Q, Sum
+from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
 from apps.caching.models import CacheStat
@@ -26,12 +26,16 @@ def cache_stats(*, namespace: str | None = None) -> dict[str, dict]:
         rows = rows.filter(namespace=namespace)
     alive = ~Q(tier=CacheStat.Tier.L1) | Q(updated_at__gte=timezone.now() - L1_GAUGES_FRESH_FOR)
     sums = rows.values("namespace", "tier").annotate(
-        **{f"{name}_sum": Sum(name, filter=alive if name in ("entries", "bytes") else None) for name in SUMMED}
+        **{f"{name}_sum": Sum(name, filter=alive if name in ("entries", "bytes") else None) for name in SUMMED},
+        # L1's entry bound is per process: the fullest live process says whether it binds, not the sum.
+        fullest_process_entries=Max("entries", filter=alive),
     )
     report: dict[str, dict] = {}
     for row in sums:
         tiers = report.setdefault(row["namespace"], {"tiers": {}})["tiers"]
         tiers[row["tier"]] = {name: row[f"{name}_sum"] or 0 for name in SUMMED}
+        if row["tier"] == CacheStat.Tier.L1:
+            tiers[row["tier"]]["fullest_process_entries"] = row["fullest_process_entries"] or 0
     for summary in report.values():
         tiers = summary["tiers"]
         source = tiers.get("source", {})

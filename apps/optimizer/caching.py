@@ -73,6 +73,7 @@ def namespace_figures(*, window: timedelta, now: datetime) -> list[dict]:
                 "reads_source": source,
                 "stale_share": round(summary["stale_serves"] / summary["requests"], 4) if summary["requests"] else None,
                 "l1_entries": l1.get("entries", 0),
+                "l1_fullest_process_entries": l1.get("fullest_process_entries", 0),
                 "l1_bytes": l1.get("bytes", 0),
                 "l1_evictions": l1.get("evictions", 0),
                 "l1_eviction_share": round(l1.get("evictions", 0) / l1_lookups, 4) if l1_lookups else None,
@@ -167,8 +168,10 @@ def _l1_drafts(figure: dict) -> list[Draft]:
     share, bound = figure["l1_eviction_share"], figure["l1_max_entries"]
     if not figure["l1_enabled"] or share is None or share <= L1_EVICTION_SHARE:
         return []
-    if figure["l1_entries"] < 0.9 * bound:
-        return []  # evicted for the process-wide byte bound, not this namespace's entry bound
+    if figure["l1_fullest_process_entries"] < 0.9 * bound:
+        # The bound is per process (entries are summed over processes): no process near it evicted for the
+        # process-wide byte bound, not this namespace's entry bound.
+        return []
     per_entry = figure["l1_bytes"] / figure["l1_entries"] if figure["l1_entries"] else 0
     new_bound = bound * 2
     budget = settings.CACHE_L1_MAX_BYTES // 2
@@ -185,7 +188,10 @@ def _l1_drafts(figure: dict) -> list[Draft]:
             f"entry takes about {per_entry:,.0f} bytes, so the new bound needs about "
             f"{per_entry * new_bound / 2**20:,.1f} MiB per process.",
             change={"l1_max_entries": new_bound},
-            evidence={key: figure[key] for key in ("l1_evictions", "l1_eviction_share", "l1_entries", "l1_bytes")},
+            evidence={
+                key: figure[key]
+                for key in ("l1_evictions", "l1_eviction_share", "l1_entries", "l1_fullest_process_entries", "l1_bytes")
+            },
         )
     ]
 

@@ -1,0 +1,36 @@
+"""The L1 entry bound is per process: advice to raise it reads the fullest live process, not the sum."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.caching.models import CachePolicy, CacheStat
+from apps.optimizer import caching as cache_optimizer
+
+pytestmark = pytest.mark.django_db
+
+
+def _l1_drafts_with(per_process_entries: list[int]) -> list:
+    policy = CachePolicy.objects.get(namespace="patient_data")
+    for number, entries in enumerate(per_process_entries):
+        # Each process evicts a third of its lookups: well over the share that calls for a larger bound.
+        CacheStat.objects.create(namespace=policy.namespace, tier="l1", process=f"api-{number}", hits=200, misses=100,
+                                 evictions=100, entries=entries, bytes=entries * 1_000)  # fmt: skip
+    (figure,) = [f for f in cache_optimizer.namespace_figures(window=timedelta(hours=1), now=timezone.now())
+                 if f["namespace"] == policy.namespace]  # fmt: skip
+    return [
+        draft for draft in cache_optimizer.recommendations_for(figure, target=0.8) if draft.kind == "cache_l1_entries"
+    ]
+
+
+def test_four_processes_each_a_third_full_are_no_reason_to_raise_the_bound():
+    bound = CachePolicy.objects.get(namespace="patient_data").l1_max_entries
+    # Summed, they hold 4 x 0.3 = 1.2 bounds: the old advice read that as one full process.
+    assert _l1_drafts_with([int(0.3 * bound)] * 4) == []
+
+
+def test_one_process_at_its_bound_is():
+    bound = CachePolicy.objects.get(namespace="patient_data").l1_max_entries
+    (draft,) = _l1_drafts_with([bound, int(0.1 * bound)])
+    assert draft.evidence["l1_fullest_process_entries"] == bound
