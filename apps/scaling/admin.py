@@ -143,7 +143,9 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
             if services.policy_state_refresh(policy) == ScalingPolicy.ApplyState.NOT_CONFIGURED:
                 self.message_user(request, f"{policy}: no cluster configured (SCALING_KUBECONFIG).", messages.WARNING)
                 continue
-            ScalingPolicy.objects.filter(pk=policy.pk).update(apply_state=ScalingPolicy.ApplyState.PENDING)
+            if not services.apply_requested(policy):
+                self.message_user(request, f"{policy}: an apply is in flight; it was not sent twice.", messages.INFO)
+                continue
             try:
                 apply_policy.delay(policy.pk)
             except OperationalError:

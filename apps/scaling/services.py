@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.scaling import forecasting, kube, manifests
@@ -332,6 +333,20 @@ def policy_state_refresh(policy: ScalingPolicy) -> str:
     elif desired != policy.desired_hash or policy.apply_state in (states.NOT_CONFIGURED, states.ACTIVE):
         _set_state(policy, states.PENDING, desired_hash=desired, apply_attempts=0, apply_error="")
     return policy.apply_state
+
+
+def apply_requested(policy: ScalingPolicy) -> bool:
+    """An apply asked for by hand (admin, `manage.py scaling apply`): PENDING, unless another apply is in
+    flight (APPLYING and not stuck), which must not be overlapped with a second one. Whether it was marked."""
+    states = ScalingPolicy.ApplyState
+    stuck_before = timezone.now() - timedelta(seconds=settings.SCALING_APPLY_STUCK_SECONDS)
+    in_flight = Q(apply_state=states.APPLYING) & (
+        Q(state_changed_at__isnull=True) | Q(state_changed_at__gte=stuck_before)
+    )
+    marked = ScalingPolicy.objects.filter(pk=policy.pk).exclude(in_flight).update(apply_state=states.PENDING)
+    if marked:
+        policy.apply_state = states.PENDING
+    return bool(marked)
 
 
 def policy_apply(*, policy_id: int) -> ScalingPolicy:

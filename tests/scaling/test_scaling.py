@@ -501,6 +501,21 @@ def test_a_second_delivery_does_not_apply_while_the_first_is_applying(cluster, s
     assert done.apply_state == "active" and done.apply_attempts == 2 and cluster.requests
 
 
+def test_an_apply_by_hand_does_not_overlap_one_in_flight(cluster, settings):
+    """`manage.py scaling apply` (and admin's Apply now) set PENDING over a worker's APPLYING, so a second
+    apply ran beside the one in flight, which the state machine exists to prevent."""
+    policy = _policy("busy", predictive=False)
+    ScalingPolicy.objects.filter(pk=policy.pk).update(apply_state="applying", state_changed_at=timezone.now())
+    out = StringIO()
+    call_command("scaling", "apply", "--service", "busy", stdout=out)
+    assert "an apply is in flight" in out.getvalue() and cluster.requests == []
+    assert ScalingPolicy.objects.get(pk=policy.pk).apply_state == "applying"
+    stuck = timezone.now() - timedelta(seconds=settings.SCALING_APPLY_STUCK_SECONDS + 1)
+    ScalingPolicy.objects.filter(pk=policy.pk).update(state_changed_at=stuck)  # its worker is gone
+    call_command("scaling", "apply", "--service", "busy", stdout=StringIO())
+    assert ScalingPolicy.objects.get(pk=policy.pk).apply_state == "active" and cluster.requests
+
+
 def test_emergency_mode_by_hand_and_by_alert_each_keep_it_on():
     rule = AlertRule.objects.create(name="ED surge", metric="p95_ms", operator="gt", threshold=500)
     policy = _policy("ed", predictive=False, emergency_alert_rule=rule)

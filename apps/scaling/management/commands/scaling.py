@@ -60,7 +60,9 @@ class Command(BaseCommand):
         for policy in policies:
             if services.policy_state_refresh(policy) == ScalingPolicy.ApplyState.NOT_CONFIGURED:
                 raise CommandError("No cluster configured: set SCALING_KUBECONFIG (or export the manifests).")
-            ScalingPolicy.objects.filter(pk=policy.pk).update(apply_state=ScalingPolicy.ApplyState.PENDING)
+            if not services.apply_requested(policy):
+                self.stdout.write(f"{policy.service.slug:<20} an apply is in flight; not applied twice")
+                continue
             done = services.policy_apply(policy_id=policy.pk)
             self.stdout.write(f"{policy.service.slug:<20} {done.apply_state:<8} {done.apply_error}")
             failed |= done.apply_state == ScalingPolicy.ApplyState.FAILED
