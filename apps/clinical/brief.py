@@ -1,0 +1,76 @@
+"""The brief's database-optimization API (`PatientRecordOptimizer`), over the services the product uses."""
+
+from __future__ import annotations
+
+import environ
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from apps.audit.models import AuditEvent
+from apps.audit.services import AuditEntry, audit_record, query_digest
+from apps.caching.stack import cache_reads_reset, served_from_cache
+from apps.clinical import selectors, services
+
+
+class PatientRecordOptimizer:
+    """`await create_optimized_indexes()` and `await optimize_patient_lookup(mrn, session)`.
+
+    The database is the product's own (DATABASE_URL): a URL naming another is refused rather than ignored,
+    since the indexes and the cache belong to the database the API serves from.
+    """
+
+    def __init__(self, database_url: str | None = None) -> None:
+        if database_url:
+            _same_database_or_refuse(database_url)
+
+    async def create_optimized_indexes(self) -> list[dict]:
+        """Create, CONCURRENTLY, the indexes the data plane's query patterns are designed around and the
+        database lacks (what `optimize database --apply` does); an empty list when none is missing."""
+        return await sync_to_async(_missing_indexes_create, thread_sensitive=True)()
+
+    async def optimize_patient_lookup(
+        self, mrn: str, session: object = None, *, system: str | None = None
+    ) -> dict | None:
+        """The patient's card by MRN through the cache (None when no patient has it), audited as a read by the
+        control plane itself. `session` is the brief's database session: the product's pool serves the read."""
+        return await sync_to_async(_patient_lookup, thread_sensitive=True)(mrn, system)
+
+
+def _same_database_or_refuse(database_url: str) -> None:
+    given = environ.Env.db_url_config(database_url)
+    ours = settings.DATABASES["default"]
+    where = lambda config: (config.get("NAME"), config.get("HOST") or "", str(config.get("PORT") or ""))  # noqa: E731
+    if where(given) != where(ours):
+        raise ValueError(
+            "PatientRecordOptimizer works on the product's own database (DATABASE_URL), which this URL does not "
+            "name; omit the URL or pass DATABASE_URL's."
+        )
+
+
+def _missing_indexes_create() -> list[dict]:
+    from apps.optimizer.database import index_create, missing_indexes
+
+    return [index_create(index=missing["index"], sql=missing["sql"]) for missing in missing_indexes()]
+
+
+def _patient_lookup(mrn: str, system: str | None) -> dict | None:
+    services.validate_mrn(mrn)
+    cache_reads_reset()
+    patient_id = selectors.patient_id_by_identifier(value=mrn, system=system)
+    card = selectors.patient_card(patient_id=patient_id) if patient_id else None
+    audit_record(
+        AuditEntry(
+            actor_type=AuditEvent.ActorType.SYSTEM,
+            actor_id=None,
+            actor_name="PatientRecordOptimizer",
+            action=AuditEvent.Action.READ if card else AuditEvent.Action.SEARCH,
+            resource_type="Patient",
+            resource_id=str(patient_id) if card else "",
+            patient_id=patient_id if card else None,
+            outcome=AuditEvent.Outcome.SUCCESS if card else AuditEvent.Outcome.NOT_FOUND,
+            query_digest=query_digest({"identifier": mrn, "system": system or ""}),
+            result_count=1 if card else 0,
+            served_from_cache=served_from_cache() if card else False,
+        )
+    )
+    return card
