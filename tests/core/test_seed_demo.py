@@ -60,6 +60,17 @@ def test_seed_keeps_admin_edits_to_demo_services():
     assert Service.objects.get(slug="clinical-api").slo_p95_ms == 150
 
 
+def test_seed_leaves_a_route_prefix_an_admin_gave_another_service():
+    """A route is one service's: seeding stopped with a ValidationError when the demo service's prefix was
+    taken (a first seed after an admin's own service, or a re-seed of a demo service that had none)."""
+    Service.objects.create(slug="ehr-gateway", name="EHR gateway", route_prefix="api/v1/patients/")
+    output = _seed()
+    assert "clinical-api: route prefix api/v1/patients/ is another service's; left" in output
+    assert Service.objects.get(slug="clinical-api").route_prefix == ""
+    assert Service.objects.get(slug="ehr-gateway").route_prefix == "api/v1/patients/"
+    _seed()  # and again, the demo service still without one
+
+
 def test_seed_tops_the_demo_patients_up_once():
     first = _seed("--patients", "6")
     assert "Loaded 6 patients" in first

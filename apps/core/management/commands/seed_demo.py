@@ -116,10 +116,15 @@ class Command(BaseCommand):
                 fields = dict(spec)
                 if fields["kind"] == Service.Kind.API:
                     fields["base_url"] = base_url
+                taken = Service.objects.filter(route_prefix=spec.get("route_prefix", "")).exclude(slug=spec["slug"])
+                if spec.get("route_prefix") and taken.exists():
+                    # An admin gave the prefix to a service of their own (a route is one service's): theirs stays.
+                    fields.pop("route_prefix")
+                    self.stdout.write(f"{spec['slug']}: route prefix {spec['route_prefix']} is another service's; left")
                 service, is_new = service_ensure(**fields)
                 if is_new:
                     created.append(spec["slug"])
-                elif spec.get("route_prefix") and not service.route_prefix:
+                elif fields.get("route_prefix") and not service.route_prefix:
                     # Seeded before it had one: without a prefix its traffic is no one's. An admin's own is kept.
                     service_update(service=service, route_prefix=spec["route_prefix"])
                 if service.kind in (Service.Kind.API, Service.Kind.INFERENCE):
