@@ -19,11 +19,14 @@ interface Policy {
   keda_enabled: boolean;
   emergency_mode: boolean;
   emergency_manual: boolean;
+  emergency_until: string | null;
   emergency_alert_rule: EmergencyRule | null;
   apply_state: string;
   apply_error: string;
   history_source: string;
   forecasts: Record<string, Forecast | null>;
+  /** Why the last hourly refresh made no forecast of a metric: {metric: reason}. */
+  forecast_skipped?: Record<string, string>;
   earlier_request_rate: { created_at: string; points: ForecastPoint[] } | null;
   plan: { created_at: string; hours: { at: string; replicas: number; p90_rps?: number }[]; peak_replicas: number; reasons: string[] } | null;
 }
@@ -120,6 +123,7 @@ function PolicyCard({ policy }: { policy: Policy }) {
   const chosen = forecast?.scores.candidates?.find((candidate) => candidate.model === forecast.model);
   const mase = forecast ? chosenMase(forecast) : null;
   const emergency = emergencyText(policy);
+  const skipped = policy.forecast_skipped?.[metric];
 
   return (
     <article className="panel" aria-labelledby={`policy-${policy.id}`}>
@@ -155,7 +159,16 @@ function PolicyCard({ policy }: { policy: Policy }) {
             Model {forecast.model}, made {when(forecast.created_at)}; chosen on backtest MASE (m={mase?.seasonality}) {fixed(mase?.value, 2)}, sMAPE{" "}
             {fixed(chosen?.smape, 1, "%")}, P10–P90 coverage {fixed(chosen?.coverage, 2)}.
           </p>
+          {skipped ? (
+            <p className="bad" data-testid={`forecast-skipped-${policy.id}`}>
+              The last hourly refresh made no new forecast: {skipped}. This one is older.
+            </p>
+          ) : null}
         </>
+      ) : skipped ? (
+        <p className="muted" data-testid={`forecast-skipped-${policy.id}`}>
+          No forecast: {skipped}.
+        </p>
       ) : (
         <p className="muted">No forecast yet: the hourly task makes one once there is history.</p>
       )}

@@ -340,6 +340,24 @@ describe("ScalingPage", () => {
     expect((await screen.findByTestId("emergency-1")).textContent).toBe("Emergency mode: on (set by hand), minimum lifted to 10 replicas");
   });
 
+  it("says why a metric has no new forecast, beside the older one or in its place", async () => {
+    serve({
+      "/api/v1/scaling/policies/": {
+        results: [{
+          id: 1, service: "clinical-api", service_name: "Clinical data API", min_replicas: 2, max_replicas: 50, floor_replicas: 2,
+          vpa_mode: "Off", keda_enabled: false, emergency_mode: false, emergency_manual: false, emergency_until: null,
+          emergency_alert_rule: null, apply_state: "active", apply_error: "", history_source: "synthetic",
+          forecasts: { request_rate: forecast }, earlier_request_rate: null, plan: null,
+          forecast_skipped: { request_rate: "not enough history: 40 hours since a gap of over a week (72 needed)" },
+        }],
+      },
+    });
+    render(<ScalingPage />);
+    expect((await screen.findByTestId("forecast-skipped-1")).textContent).toBe(
+      "The last hourly refresh made no new forecast: not enough history: 40 hours since a gap of over a week (72 needed). This one is older.",
+    );
+  });
+
   it("moves between manifest files with the arrow keys, the file shown being the selected tab's panel", async () => {
     serve({
       "/api/v1/scaling/policies/1/manifests/": { files: { "a-hpa.yaml": "kind: HorizontalPodAutoscaler", "a-pdb.yaml": "kind: PodDisruptionBudget" }, errors: [] },

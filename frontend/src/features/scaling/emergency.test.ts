@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 
+import { when } from "../../lib/format";
 import { emergencyText } from "./emergency";
 
 const rule = (firing: boolean, enabled = true) => ({ id: 3, name: "ED surge", enabled, firing });
@@ -16,6 +17,13 @@ describe("emergencyText", () => {
     expect(emergencyText({ emergency_mode: true, emergency_manual: true, emergency_alert_rule: rule(true), floor_replicas: 8 }).text).toBe(
       "Emergency mode: on (set by hand; alert rule “ED surge” is firing too), minimum lifted to 8 replicas",
     );
+  });
+
+  it("says when a mode set by hand ends, where it was given an end", () => {
+    const until = "2026-12-05T18:00:00Z";
+    expect(
+      emergencyText({ emergency_mode: true, emergency_manual: true, emergency_until: until, emergency_alert_rule: null, floor_replicas: 8 }).text,
+    ).toBe(`Emergency mode: on (set by hand until ${when(until)}), minimum lifted to 8 replicas`);
   });
 
   it("says what would turn it on while it is off", () => {

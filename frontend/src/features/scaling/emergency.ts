@@ -1,3 +1,5 @@
+import { when } from "../../lib/format";
+
 /** The alert rule a scaling policy follows into emergency mode (the API's `emergency_alert_rule`). */
 export interface EmergencyRule {
   id: number;
@@ -11,6 +13,8 @@ export interface EmergencySource {
   emergency_mode: boolean;
   /** Set by hand in the admin: holds emergency mode on whatever the rule does. */
   emergency_manual?: boolean;
+  /** When the hand's setting ends (null: when switched off by hand). */
+  emergency_until?: string | null;
   emergency_alert_rule?: EmergencyRule | null;
   floor_replicas: number;
 }
@@ -31,7 +35,8 @@ export function emergencyText(policy: EmergencySource): { on: boolean; text: str
   const floor = `, minimum lifted to ${policy.floor_replicas} replicas`;
   if (policy.emergency_manual) {
     const also = rule?.firing ? `; ${ruleName} is firing too` : "";
-    return { on: true, text: `Emergency mode: on (set by hand${also})${floor}` };
+    const until = policy.emergency_until ? ` until ${when(policy.emergency_until)}` : "";
+    return { on: true, text: `Emergency mode: on (set by hand${until}${also})${floor}` };
   }
   if (rule?.firing) return { on: true, text: `Emergency mode: on (set by ${ruleName}, firing)${floor}` };
   // Neither: the checker ends it within a minute (the rule resolved or was turned off since).
