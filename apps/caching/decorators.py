@@ -25,9 +25,11 @@ def cached(
 
     Arguments are keyed as the function sees them (bound to its signature, defaults filled in), so
     `f(5)`, `f(patient_id=5)` and `f(5, limit=10)` with `limit=10` the default share one entry. A
-    method's `self` is keyed by its class, unless the class gives itself a text (`__str__` or
-    `__repr__`): state the result depends on belongs in the arguments or that text. Arguments become
-    HMAC'd key parts, so identifiers among them never reach a store.
+    method's `self` is a key part like any argument: its class must give it a text (`__str__` or
+    `__repr__`) that names the state the result depends on, or the call is refused (TypeError). Keyed by
+    its class alone, Summarizer(patient 1) and Summarizer(patient 2) would share one entry: one patient's
+    data served for another. Arguments become HMAC'd key parts, so identifiers among them never reach a
+    store.
 
     `scope(*args, **kwargs)` names what a write invalidates (e.g. `lambda patient_id: f"patient:{patient_id}"`);
     `ttl` shortens the namespace policy's TTL for this function (never lengthens it: an admin's shorter
@@ -43,7 +45,6 @@ def cached(
         name = f"{function.__module__}.{function.__qualname__}"
         signature = inspect.signature(function)
         parameters = list(signature.parameters.values())
-        method = bool(parameters) and parameters[0].name in ("self", "cls") and "." in function.__qualname__
         # The common call, positional arguments only to a plain signature, skips bind() (as long as an
         # L1 hit): it binds as bind() would.
         plain = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in parameters)
@@ -60,8 +61,6 @@ def cached(
                     return _NOT_A_CALL  # the function itself says what is wrong with the call
                 bound.apply_defaults()
                 values = list(bound.arguments.values())  # in the signature's order: positions are names
-            if method and not _has_own_text(values[0]):
-                values[0] = type(values[0])  # its default text is its address: another each instance
             return [name, *values]
 
         if inspect.iscoroutinefunction(function):
@@ -97,8 +96,3 @@ def cached(
         return wrapper
 
     return decorate
-
-
-def _has_own_text(value: Any) -> bool:
-    kind = type(value)
-    return kind.__str__ is not object.__str__ or kind.__repr__ is not object.__repr__

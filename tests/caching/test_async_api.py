@@ -117,20 +117,38 @@ async def test_the_briefs_coroutine_decorator_keys_keyword_and_positional_calls_
     assert fetched == [8]
 
 
-def test_a_cached_method_is_keyed_by_its_class_and_an_address_is_never_a_key(stack):
-    """`self`'s default text is its address: another key for each instance (never a hit across two
-    live ones), and a freed instance's successor at the same address would get its entry."""
+def test_a_cached_method_is_keyed_by_its_instance_s_own_text_and_an_address_is_never_a_key(stack):
+    """`self`'s default text is its address (another key for each instance, and a freed instance's successor
+    at the same address would get its entry), and its class alone would serve one instance's result for
+    another's: Summarizer(patient 1) answering for patient 2. A method's instance must name its state."""
     calls = []
 
-    class Cards:
-        @cached("ai_inference", stack=lambda: stack)
-        def card(self, patient_id: int) -> dict:
-            calls.append(patient_id)
-            return {"id": patient_id}
+    class Summarizer:
+        def __init__(self, patient_id: int) -> None:
+            self.patient_id = patient_id
 
-    first, second = Cards(), Cards()
-    assert first.card(3) == second.card(3) == {"id": 3}
-    assert calls == [3]
+        @cached("ai_inference", stack=lambda: stack)
+        def summary(self) -> dict:
+            calls.append(self.patient_id)
+            return {"patient": self.patient_id}
+
+    with pytest.raises(TypeError, match="cannot be part of a cache key"):
+        Summarizer(1).summary()
+    assert calls == []
+
+    class NamedSummarizer(Summarizer):
+        def __str__(self) -> str:
+            return f"summarizer of {self.patient_id}"
+
+        @cached("ai_inference", stack=lambda: stack)
+        def summary(self) -> dict:
+            calls.append(self.patient_id)
+            return {"patient": self.patient_id}
+
+    assert NamedSummarizer(1).summary() == {"patient": 1}
+    assert NamedSummarizer(2).summary() == {"patient": 2}
+    assert NamedSummarizer(1).summary() == {"patient": 1}  # another instance, the same text: a hit
+    assert calls == [1, 2]
 
     class Opaque:  # no text of its own
         pass
@@ -142,7 +160,7 @@ def test_a_cached_method_is_keyed_by_its_class_and_an_address_is_never_a_key(sta
 
     with pytest.raises(TypeError, match="cannot be part of a cache key"):
         summary(Opaque())
-    assert calls == [3]
+    assert calls == [1, 2]
 
 
 def test_sets_make_one_key_whatever_order_they_were_built_in():
@@ -199,6 +217,9 @@ def test_coroutines_in_separate_event_loops_share_a_load_without_crossing_loops(
         return {"v": 1}
 
     results: list = [None] * 4
+    # The other loops wait on the Redis lock up to this long before loading themselves: 2 s by default, which
+    # threads starting late on a loaded machine could pass (a second load, a flaky failure).
+    stack.single_flight_wait = 30.0
 
     def read(index: int) -> None:
         try:
