@@ -578,5 +578,8 @@ LOGGING = {
     "loggers": {
         # Request paths can carry identifiers: never log them from Django's request logger.
         "django.request": {"level": "ERROR"},
+        # The live process's server: uvicorn configures its own handler first; this one replaces it, so its
+        # lines take LOG_FORMAT too (its access log is off: paths carry patient ids).
+        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }

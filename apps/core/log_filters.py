@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,14 +27,26 @@ def correlation_id(value: str) -> Iterator[None]:
         _correlation_id.reset(token)
 
 
+# Tokens of the ids bound by task_prerun, by task id: postrun puts back what was there before, so a task run
+# eagerly inside a request (CELERY_TASK_ALWAYS_EAGER, a test) hands the request its own id back.
+_task_tokens: dict[str, Token] = {}
+
+
 def bind_task_id(task_id: str | None = None, **_signal) -> None:
-    """Celery's task_prerun: the lines a task logs carry its id (a worker process runs one task at a time)."""
-    _correlation_id.set(task_id)
+    """Celery's task_prerun: the lines a task logs carry its id."""
+    if task_id:
+        _task_tokens[task_id] = _correlation_id.set(task_id)
 
 
-def unbind_task_id(**_signal) -> None:
-    """Celery's task_postrun: lines between tasks belong to none."""
-    _correlation_id.set(None)
+def unbind_task_id(task_id: str | None = None, **_signal) -> None:
+    """Celery's task_postrun: the id in force before the task is back (none, in a worker)."""
+    token = _task_tokens.pop(task_id, None) if task_id else None
+    if token is None:
+        return
+    try:
+        _correlation_id.reset(token)
+    except ValueError:  # set in another context (a thread pool's): that context ends with the task anyway
+        _correlation_id.set(None)
 
 
 class CorrelationIdFilter(logging.Filter):

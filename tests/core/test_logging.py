@@ -95,12 +95,29 @@ def test_a_celery_task_s_lines_carry_its_task_id(console_log):
     assert between["request_id"] == "-"
 
 
+def test_a_task_run_eagerly_inside_a_request_gives_the_request_its_id_back(console_log):
+    stream = console_log("json")
+
+    def view(request):
+        task_prerun.send(sender=None, task_id="task-8", task=None, args=(), kwargs={})
+        logger.warning("inside the eager task")
+        task_postrun.send(sender=None, task_id="task-8", task=None, args=(), kwargs={}, retval=None, state="SUCCESS")
+        logger.warning("after the eager task")
+        return HttpResponse()
+
+    RequestIdMiddleware(view)(RequestFactory().get("/", HTTP_X_REQUEST_ID="req-43"))
+    inside, after = _records(stream)
+    assert inside["request_id"] == "task-8"
+    assert after["request_id"] == "req-43"
+
+
 def test_gunicorn_json_access_lines_have_fields_and_no_path():
     stream = io.StringIO()
     config = gunicorn_logconfig("json")
     config["handlers"]["json"]["stream"] = stream
-    access = logging.getLogger("gunicorn.access")
+    access, root = logging.getLogger("gunicorn.access"), logging.getLogger()
     saved = access.handlers[:], access.propagate, access.level
+    root_saved = root.handlers[:], root.level  # the config sets gunicorn's root, which has no handler
     try:
         logging.config.dictConfig(config)
         # The atoms gunicorn passes with its access format (glogging.Logger.atoms), path and query included.
@@ -110,10 +127,19 @@ def test_gunicorn_json_access_lines_have_fields_and_no_path():
     finally:
         access.handlers[:], access.propagate = saved[0], saved[1]
         access.setLevel(saved[2])
+        root.handlers[:] = root_saved[0]
+        root.setLevel(root_saved[1])
     (line,) = _records(stream)
     assert line["status"] == 200 and line["method"] == "GET" and line["duration_ms"] == 3
     assert line["request_id"] == "req-9" and line["remote_addr"] == "10.0.0.7"
     assert "424242" not in stream.getvalue() and "MRN-0042" not in stream.getvalue()
+
+
+def test_the_live_server_s_uvicorn_lines_take_the_log_format(console_log):
+    stream = console_log("json")
+    logging.getLogger("uvicorn.error").info("Started server process [%d]", 7)
+    (line,) = _records(stream)
+    assert line["logger"] == "uvicorn.error" and line["message"] == "Started server process [7]"
 
 
 def test_plain_logs_leave_gunicorn_its_own_format():
