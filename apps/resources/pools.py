@@ -103,15 +103,33 @@ def pool_usage_by_host(*, now: float | None = None, fresh_seconds: float = FRESH
     try:
         redis = _redis()
         raw = redis.hgetall(KEY)
-        forgotten = [field for field, value in raw.items() if now - json.loads(value)["at"] > FORGET_SECONDS]
-        if forgotten:
-            redis.hdel(KEY, *forgotten)
     except Exception:  # an unreachable Redis is reported by /readyz, not here
         logger.debug("pool use not read", exc_info=True)
         return None
+    entries = {field: _parsed(value) for field, value in raw.items()}
+    # Old entries, and any that cannot be read (one such entry made every read fail, for ever): gone.
+    forgotten = [field for field, entry in entries.items() if entry is None or now - entry["at"] > FORGET_SECONDS]
+    if forgotten:
+        try:
+            redis.hdel(KEY, *forgotten)
+        except Exception:  # removed on a later read
+            logger.debug("old pool entries not removed", exc_info=True)
     busiest: dict[str, dict] = {}
-    for value in raw.values():
-        entry = json.loads(value)
-        if now - entry["at"] <= fresh_seconds and entry["pct"] >= busiest.get(entry["host"], {"pct": -1})["pct"]:
+    for entry in entries.values():
+        if entry is None or now - entry["at"] > fresh_seconds:
+            continue
+        if entry["pct"] >= busiest.get(entry["host"], {"pct": -1})["pct"]:
             busiest[entry["host"]] = entry
     return busiest
+
+
+def _parsed(value: bytes | str) -> dict | None:
+    """A published entry, or None when it is not one (written by hand, by an older release, or cut short)."""
+    try:
+        entry = json.loads(value)
+        if isinstance(entry, dict) and isinstance(entry["host"], str):
+            entry["at"], entry["pct"] = float(entry["at"]), float(entry["pct"])
+            return entry
+    except (ValueError, TypeError, KeyError):
+        pass
+    return None

@@ -74,6 +74,19 @@ def test_stale_entries_are_ignored_then_forgotten():
     assert sorted(redis.hkeys(pools.KEY)) == [b"api-fresh:1", b"api-fresh:2", b"api-stale:1"]
 
 
+def test_an_unreadable_entry_is_dropped_and_silences_no_pool():
+    """One entry that was not JSON (or lacked its time) made every read fail: every pool unknown, for ever."""
+    now = time.time()
+    redis = pools._redis()
+    redis.hset(pools.KEY, "api-ok:1", json.dumps({"host": "api-ok", "pid": 1, "at": now, "pct": 95.0, "in_use": 19,
+                                                  "max_size": 20, "waiting": 0}))  # fmt: skip
+    redis.hset(pools.KEY, "api-cut:1", '{"host": "api-cut", "pid": 1, "at"')
+    redis.hset(pools.KEY, "api-old:1", json.dumps({"host": "api-old", "pid": 1, "pct": 50.0}))
+    usage = pools.pool_usage_by_host(now=now)
+    assert list(usage) == ["api-ok"] and usage["api-ok"]["pct"] == 95.0
+    assert redis.hkeys(pools.KEY) == [b"api-ok:1"]
+
+
 def test_with_redis_down_the_monitor_samples_and_concludes_nothing_about_pools(monkeypatch):
     _publish_from_a_full_pool(monkeypatch, "api-7d9f-x2")
     with use_thresholds(QUIET):
