@@ -1,19 +1,15 @@
-"""The patients a multi-patient response disclosed (`patient_ids`), and its index.
+"""The patients a multi-patient response disclosed (`patient_ids`).
 
 Adding a nullable column is a catalogue change only, on the partitioned table too (every partition gets
-it). The GIN index is partial (NOT NULL), so the single-patient reads that make most of the trail never
-enter it; on the partitioned table PostgreSQL builds it on each partition, and partitions created later
-get it from the parent. SQLite (the embedded default) has no GIN: it keeps the column and scans.
+it). Its index is 0005's: built here, inside this transaction, it held the ACCESS EXCLUSIVE lock AddField
+takes on the trail (and so every audited read and write) while it scanned every partition.
 
 Reversing it would drop lists that records' seals cover (`audit verify` would then call them edited), so it
 is refused once any record has one."""
 
-from django.contrib.postgres.indexes import GinIndex
 from django.db import migrations
-from django.db.models import Q
 
 import apps.audit.models
-from apps.core.migration_operations import PostgresOnlyAddIndex
 
 
 def refuse_to_drop_sealed_lists(apps, schema_editor) -> None:
@@ -33,15 +29,6 @@ class Migration(migrations.Migration):
             name="patient_ids",
             field=apps.audit.models.PatientIdsField(
                 blank=True, help_text="Internal ids of every patient a multi-patient response disclosed.", null=True
-            ),
-        ),
-        PostgresOnlyAddIndex(
-            model_name="auditevent",
-            index=GinIndex(
-                condition=Q(patient_ids__isnull=False),
-                fields=["patient_ids"],
-                name="audit_event_patient_ids",
-                opclasses=["jsonb_path_ops"],
             ),
         ),
         # Last, so it runs first on the way back.
