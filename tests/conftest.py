@@ -98,15 +98,19 @@ def staff_api(api, operator_user) -> APIClient:
 
 @pytest.fixture(autouse=True)
 def _fresh_cache_stack():
-    """The process's cache stack and rate-limit policies are forgotten between tests."""
+    """The process's cache stack and rate-limit policies are forgotten between tests, and the metrics'
+    database breaker closed (a test's simulated outage must not skip the next test's figures)."""
     from apps.caching.stack import default_stack
+    from apps.core.breaker import metrics_database_breaker
     from apps.ratelimits.selectors import policy_cache
 
     default_stack().clear_local()
     policy_cache.forget()
+    metrics_database_breaker.reset()
     yield
     default_stack().clear_local()
     policy_cache.forget()
+    metrics_database_breaker.reset()
 
 
 @pytest.fixture

@@ -99,3 +99,19 @@ def _reset_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _probe_database() -> None:
+    from django.db import connection, connections
+
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        connections.close_all()  # the probe thread's own connection
+
+
+# For the database work that is not a request's own purpose (request rollups flushed on a request's thread,
+# the /metrics database figures): after a failure it is skipped for a while, rather than each caller
+# waiting out the pool's timeout (10 s: past Prometheus's scrape timeout) while the database is away.
+metrics_database_breaker = CircuitBreaker(_probe_database, name="database (metrics)", open_seconds=30)

@@ -11,6 +11,8 @@ from django.db import DatabaseError
 from prometheus_client import CollectorRegistry, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from apps.core.breaker import metrics_database_breaker
+
 # Labels are route templates, methods and status classes only: never a raw path or an identifier.
 REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
 REQUEST_SECONDS = Histogram(
@@ -49,11 +51,15 @@ class DatabaseFiguresCollector:
     def collect(self):
         """With the database away, the rest of the scrape still answers: the request latency and errors of
         the outage itself must reach Prometheus, not a 500 for the whole page."""
-        try:
-            families = list(self._database_families())
-        except DatabaseError:
-            logger.warning("/metrics: the database figures are left out", exc_info=True)
-            families = []
+        families = []
+        if metrics_database_breaker.available():
+            try:
+                families = list(self._database_families())
+            except DatabaseError:
+                metrics_database_breaker.failure()
+                logger.warning("/metrics: the database figures are left out", exc_info=True)
+            else:
+                metrics_database_breaker.success()
         yield GaugeMetricFamily(
             "cp_database_figures_up",
             "1 when the cache, limit and host figures could be read.",

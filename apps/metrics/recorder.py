@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.db import DatabaseError
 from hdrh.histogram import HdrHistogram
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,10 @@ class Recorder:
         if time.monotonic() - self._flushed_at >= self.flush_interval or len(self._records) > self.MAX_PENDING:
             self.flush(block=False)
 
+    def _keep_unsaved(self, series: dict) -> None:
+        # Bounded: while the database is away, the oldest minutes go first.
+        self._unsaved = dict(sorted(series.items(), key=lambda kv: kv[0][0])[-self.MAX_UNSAVED :])
+
     def discard(self) -> None:
         """Drop what is recorded and not written yet (a test's requests must not leak into the next)."""
         with self._lock:
@@ -145,14 +150,19 @@ class Recorder:
                 _add(series.setdefault(key, Series()), data)
             if not series:
                 return 0
+            from apps.core.breaker import metrics_database_breaker
             from apps.metrics.services import rollups_merge
 
+            if not metrics_database_breaker.available():  # failed a moment ago: no request thread waits for it
+                self._keep_unsaved(series)
+                return 0
             try:
                 rollups_merge(series)
-            except Exception:
+            except Exception as exc:
+                if isinstance(exc, DatabaseError):
+                    metrics_database_breaker.failure()
                 logger.warning("request rollups could not be written; kept for the next flush", exc_info=True)
-                # Bounded: while the database is away, the oldest minutes go first.
-                self._unsaved = dict(sorted(series.items(), key=lambda kv: kv[0][0])[-self.MAX_UNSAVED :])
+                self._keep_unsaved(series)
                 return 0
             return len(series)
         finally:

@@ -289,14 +289,50 @@ def test_metrics_still_answer_with_the_request_figures_when_the_database_is_away
     client.get("/healthz")
     recorder.flush()
 
+    from apps.core.breaker import metrics_database_breaker
+
+    attempts = []
+
     def gone(**kwargs):
+        attempts.append(1)
         raise OperationalError("connection to server at 127.0.0.1, port 5432 failed: Connection refused")
 
     monkeypatch.setattr(caching_selectors, "cache_stats", gone)
+    monkeypatch.setattr(metrics_database_breaker, "_start_probe", lambda: None)  # the probe would find it up
     response = client.get("/metrics", REMOTE_ADDR="127.0.0.1")
     body = response.content.decode()
     assert response.status_code == 200
     assert 'cp_http_request_duration_seconds_count{method="GET",route="healthz",status_class="2xx"}' in body
     assert "cp_database_figures_up 0.0" in body and "cp_cache_hits" not in body
+    # The next scrapes do not try the database again (each would wait out the pool's timeout, 10 s, past
+    # Prometheus's scrape timeout) until the breaker's background probe finds it back.
+    assert "cp_database_figures_up 0.0" in client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert attempts == [1]
     monkeypatch.undo()
+    metrics_database_breaker.success()  # what the probe does when the database answers
     assert "cp_database_figures_up 1.0" in client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+
+
+def test_request_rollups_wait_for_no_database_that_just_failed(monkeypatch):
+    """Rollups are flushed on a request's thread: with the database away, each flush waited out the pool's
+    timeout. After one failure the flushes keep the minutes in memory until the breaker closes."""
+    from django.db import OperationalError
+
+    from apps.core.breaker import metrics_database_breaker
+    from apps.metrics import services
+    from apps.metrics.recorder import Recorder
+
+    attempts = []
+
+    def gone(series):
+        attempts.append(len(series))
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(services, "rollups_merge", gone)
+    monkeypatch.setattr(metrics_database_breaker, "_start_probe", lambda: None)
+    recorder = Recorder(flush_interval=3600)
+    for _ in range(2):
+        recorder.record(route="healthz", method="GET", status=200, client="app", elapsed_us=900)
+        recorder.flush()
+    assert attempts == [1]  # the second flush did not try
+    assert sum(series.count for series in recorder._unsaved.values()) == 2  # both minutes' requests kept
