@@ -246,8 +246,11 @@ class MemoryTier:
         Readers move entries to the end of the LRU orders without the lock, so these are only ever
         popped from (one atomic call each), never iterated."""
         evicted = 0
-        size = self._memory_estimate(namespace, entry)
-        if size > self.max_bytes // self.LARGEST_SHARE:
+        largest = self.max_bytes // self.LARGEST_SHARE
+        # Over the share as stored, it is over it decoded too (Python objects outweigh their JSON): left to L2
+        # without walking it, which every read of such a value paid before dropping it.
+        size = entry.size if entry.size > largest else self._memory_estimate(namespace, entry)
+        if size > largest:
             self.drop(namespace, key)  # an older, smaller value of the key is not current either
             return 0
         with self._lock:

@@ -770,6 +770,17 @@ def test_a_value_too_large_for_l1_is_not_kept_and_pushes_nothing_out():
     assert tier._total_bytes <= 100_000
 
 
+def test_a_value_too_large_as_stored_is_not_walked_to_be_measured(monkeypatch):
+    """Every read of such a value (an L2 hit, then an L1 fill) walked all of it, then dropped it anyway."""
+    from apps.caching import layers
+
+    walked = []
+    monkeypatch.setattr(layers, "deep_size", lambda value: walked.append(1) or 10**9)
+    tier = MemoryTier(max_bytes=100_000)
+    tier.put("ai_inference", "report", Entry("x" * 1_000_000, 0, 1e12, 1e12, "", 1_000_002), max_entries=100)
+    assert walked == [] and tier.get("ai_inference", "report") is None
+
+
 def test_a_large_value_is_counted_by_what_it_takes_not_by_the_namespaces_small_values():
     """Sized by a ratio sampled on small dicts (30x their JSON), a 200 kB text was counted as 6 MB and
     pushed every card out of a 2 MB L1."""
