@@ -73,6 +73,11 @@ def server_side_apply(api: client.ApiClient, document: dict, *, dry_run: bool) -
         raise ApplyError(f"{document['kind']} {metadata['name']}: {type(exc).__name__}: {exc}") from exc
 
 
+# The kinds that set a Deployment's replicas: two on one Deployment fight, and KEDA's admission webhook
+# refuses a ScaledObject for a Deployment another HPA or ScaledObject already scales.
+AUTOSCALER_KINDS = ("HorizontalPodAutoscaler", "ScaledObject")
+
+
 def object_ref(document: dict) -> dict[str, str]:
     """What names an object on the cluster, as kept on the policy once applied."""
     metadata = document["metadata"]
@@ -80,12 +85,14 @@ def object_ref(document: dict) -> dict[str, str]:
             "namespace": metadata["namespace"], "name": metadata["name"]}  # fmt: skip
 
 
-def delete_object(api: client.ApiClient, ref: dict[str, str]) -> None:
-    """Delete one object we applied before; already gone is fine."""
-    key = (ref["apiVersion"], ref["kind"])
-    if key not in RESOURCES:
-        raise ApplyError(f"No API path known for {key}")
-    path = RESOURCES[key].format(namespace=ref["namespace"]) + f"/{ref['name']}"
+def delete_object(api: client.ApiClient, ref: dict[str, str]) -> bool:
+    """Delete one object we applied before; whether it was there (already gone is fine). Found by its kind,
+    not the apiVersion it was applied under: the API server serves one object under each of its kind's
+    versions, and a version it no longer serves would answer 404 for an object still there."""
+    paths = [path for (_, kind), path in RESOURCES.items() if kind == ref["kind"]]
+    if not paths:
+        raise ApplyError(f"No API path known for {ref['kind']}")
+    path = paths[0].format(namespace=ref["namespace"]) + f"/{ref['name']}"
     try:
         api.call_api(
             path, "DELETE", header_params={"Accept": "application/json"},
@@ -93,21 +100,41 @@ def delete_object(api: client.ApiClient, ref: dict[str, str]) -> None:
             _return_http_data_only=True, _request_timeout=settings.SCALING_APPLY_TIMEOUT_SECONDS,
         )  # fmt: skip
     except client.ApiException as exc:
-        if exc.status != 404:
-            raise ApplyError(f"{ref['kind']} {ref['name']}: not removed: HTTP {exc.status} {exc.reason}") from exc
+        if exc.status == 404:
+            return False
+        raise ApplyError(f"{ref['kind']} {ref['name']}: not removed: HTTP {exc.status} {exc.reason}") from exc
     except Exception as exc:
         raise ApplyError(f"{ref['kind']} {ref['name']}: not removed: {type(exc).__name__}: {exc}") from exc
+    return True
 
 
-def apply_documents(documents: list[dict], *, remove: list[dict[str, str]] = ()) -> list[str]:
+def apply_documents(
+    documents: list[dict], *, replace: list[dict[str, str]] = (), remove: list[dict[str, str]] = ()
+) -> list[str]:
     """Dry-run every document on the server, then apply them all (nothing is applied if a dry run fails),
-    then delete the `remove` objects. A failure after the dry runs (the API server gone mid-way) says which
-    objects were applied before it: the cluster holds part of the new manifests until the retry applies
-    them all."""
+    then delete the `remove` objects. The `replace` objects (an autoscaler whose successor scales the same
+    Deployment) are deleted before their successors' dry runs, once every other document's has passed:
+    KEDA's webhook refuses a ScaledObject, dry run included, while another autoscaler scales its
+    Deployment. Until the successor is in, the replicas stay where they are. A failure after the dry runs
+    (the API server gone mid-way) says which objects were applied or removed before it: the cluster holds
+    part of the new manifests until the retry applies them all."""
     api = cluster_client()
+    successors = [document for document in documents if replace and document["kind"] in AUTOSCALER_KINDS]
     try:
         for document in documents:
-            server_side_apply(api, document, dry_run=True)
+            if document not in successors:
+                server_side_apply(api, document, dry_run=True)
+        removed = [f"{ref['kind']}/{ref['name']}" for ref in replace if delete_object(api, ref)]
+        for document in successors:
+            try:
+                server_side_apply(api, document, dry_run=True)
+            except ApplyError as exc:
+                if not removed:
+                    raise
+                raise ApplyError(
+                    f"{exc} (removed before it: {', '.join(removed)}; the Deployment keeps its replicas, "
+                    "unscaled, until the retry applies the successor)"
+                ) from exc
         applied: list[str] = []
         for document in documents:
             try:
@@ -115,14 +142,17 @@ def apply_documents(documents: list[dict], *, remove: list[dict[str, str]] = ())
                     f"{document['kind']}/{server_side_apply(api, document, dry_run=False)['metadata']['name']}"
                 )
             except ApplyError as exc:
-                if not applied:
+                done = [
+                    f"{what} before it: {', '.join(names)}"
+                    for what, names in (("applied", applied), ("removed", removed))
+                    if names
+                ]
+                if not done:
                     raise
-                raise ApplyError(f"{exc} (applied before it: {', '.join(applied)}; not the rest)") from exc
-        # Objects applied before that the manifests no longer have (the HPA once KEDA's ScaledObject
-        # replaces it, a renamed service's or moved namespace's), removed once their successors are in.
-        for ref in remove:
-            delete_object(api, ref)
-            applied.append(f"removed {ref['kind']}/{ref['name']}")
-        return applied
+                raise ApplyError(f"{exc} ({'; '.join(done)}; not the rest)") from exc
+        # Any other kind the manifests no longer have at the service's own name: nothing refuses it beside
+        # the new objects, so it goes once they are in.
+        removed += [f"{ref['kind']}/{ref['name']}" for ref in remove if delete_object(api, ref)]
+        return applied + [f"removed {name}" for name in removed]
     finally:
         api.close()

@@ -366,8 +366,8 @@ def policy_apply(*, policy_id: int) -> ScalingPolicy:
         if errors:
             raise kube.ApplyError("; ".join(errors))
         refs = [kube.object_ref(document) for document in docs.values()]
-        remove, left = _dropped_objects(policy.applied_objects, refs)
-        applied = kube.apply_documents(list(docs.values()), remove=remove)
+        replace, remove, left = _dropped_objects(policy.applied_objects, refs, applied_before=bool(policy.applied_hash))
+        applied = kube.apply_documents(list(docs.values()), replace=replace, remove=remove)
     except kube.ApplyError as exc:
         logger.warning("scaling manifests of %s were not applied: %s", policy.service.slug, exc)
         _set_state(policy, states.FAILED, apply_error=str(exc)[:4000])
@@ -386,17 +386,44 @@ def policy_apply(*, policy_id: int) -> ScalingPolicy:
     return policy
 
 
-def _dropped_objects(before: list[dict], now: list[dict]) -> tuple[list[dict], list[dict]]:
-    """Objects applied before that the manifests no longer have: (to delete, to leave). The service's own
-    name's (the HPA once KEDA's ScaledObject replaces it, or the reverse) are deleted, or two HPAs would
-    fight over one Deployment. Those of a renamed service or a moved namespace are left: deleting the old
-    Deployment and Service while the new pods are still starting would cut the service off."""
+def _dropped_objects(
+    before: list[dict], now: list[dict], *, applied_before: bool
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """Objects applied before that the manifests no longer have: (autoscalers to delete before their
+    successors, others to delete after the apply, others to leave). Objects are told apart by kind,
+    namespace and name: an apiVersion that changed between releases names the same object, which must not
+    be deleted once applied. The service's own name's are deleted: an HPA or ScaledObject its opposite
+    replaces (or two autoscalers would fight over one Deployment, and KEDA's webhook refuses the
+    ScaledObject while the HPA is there). Those of a renamed service or a moved namespace are left:
+    deleting the old Deployment and Service while the new pods are still starting would cut the service
+    off."""
     places = {(ref["namespace"], ref["name"]) for ref in now}
-    dropped = [ref for ref in before if ref not in now]
+    names = {_ref_key(ref) for ref in now}
+    if not before and applied_before:
+        # Applied before the policy kept its objects (migration 0007 starts them empty): the autoscaler
+        # of the other mode may be on the cluster under the service's name.
+        before = [
+            {**ref, "kind": kind, "apiVersion": api_version}
+            for ref in now
+            if ref["kind"] in kube.AUTOSCALER_KINDS
+            for (api_version, kind) in kube.RESOURCES
+            if kind in kube.AUTOSCALER_KINDS and kind != ref["kind"]
+        ]
+    dropped = [ref for ref in before if _ref_key(ref) not in names]
+    here = [ref for ref in dropped if (ref["namespace"], ref["name"]) in places]
+    successors = {(ref["namespace"], ref["name"]) for ref in now if ref["kind"] in kube.AUTOSCALER_KINDS}
+    replace = [
+        ref for ref in here if ref["kind"] in kube.AUTOSCALER_KINDS and (ref["namespace"], ref["name"]) in successors
+    ]
     return (
-        [ref for ref in dropped if (ref["namespace"], ref["name"]) in places],
+        replace,
+        [ref for ref in here if ref not in replace],
         [ref for ref in dropped if (ref["namespace"], ref["name"]) not in places],
     )
+
+
+def _ref_key(ref: dict) -> tuple[str, str, str]:
+    return ref["kind"], ref["namespace"], ref["name"]
 
 
 def _stuck(policy: ScalingPolicy, now: datetime) -> bool:

@@ -1,8 +1,10 @@
 """Fake HTTP servers on loopback for what cannot run here: a Kubernetes API server and Prometheus.
 
 The Kubernetes one answers server-side apply PATCHes the way the real one does for our purposes (echo
-the object, honour dryRun, refuse a name a v1 Service may not have); each test can make a kind fail. Real
-clusters are not reachable here.
+the object, honour dryRun, refuse a name a v1 Service may not have, keep what was applied, answer 404
+to a DELETE of what is not there), and stands in for KEDA too: its validating admission webhook, and the
+HPA it makes for a ScaledObject; each test can make a kind fail. No Kubernetes cluster exists here: this
+is the only API server the tests have.
 """
 
 from __future__ import annotations
@@ -23,12 +25,31 @@ def _reply(handler: BaseHTTPRequestHandler, status: int, payload: dict) -> None:
     handler.wfile.write(data)
 
 
+def _object_key(path: str) -> tuple[str, str, str, str]:
+    """(group, resource, namespace, name) of an object's path: one object whichever version it is read,
+    applied or deleted under, as on a real API server."""
+    parts = path.strip("/").split("/")
+    group = "" if parts[0] == "api" else parts[1]
+    namespace, resource, name = parts[-3:]
+    return group, resource, namespace, name
+
+
+def _status(code: int, reason: str, message: str) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": message,
+            "reason": reason, "code": code}  # fmt: skip
+
+
 class FakeKubernetes:
     def __init__(self):
-        self.requests: list[dict] = []
+        self.requests: list[dict] = []  # PATCHes and DELETEs, in the order they came
         self.fail: dict[str, int] = {}  # kind -> HTTP status to answer
         self.fail_apply: dict[str, int] = {}  # the same, for real applies only (their dry runs pass)
-        self.deleted: list[str] = []  # paths of DELETE requests
+        self.deleted: list[str] = []  # paths of the DELETE requests that found their object
+        self.objects: dict[tuple[str, str, str, str], dict] = {}  # what is applied, by _object_key
+        # KEDA's validating admission webhook (on by default since KEDA 2.12): off stands for a cluster
+        # without it, or one whose webhook is down under its default failurePolicy Ignore.
+        self.keda_webhook = True
+        self.lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,6 +58,7 @@ class FakeKubernetes:
                 url = urlparse(self.path)
                 fake.requests.append(
                     {
+                        "method": "PATCH",
                         "path": url.path,
                         "query": {k: v[0] for k, v in parse_qs(url.query).items()},
                         "content_type": self.headers["Content-Type"],
@@ -44,17 +66,39 @@ class FakeKubernetes:
                         "kind": body["kind"],
                     }
                 )
+                dry_run = "dryRun" in url.query
                 status = fake.fail.get(body["kind"], 200)
-                if "dryRun" not in url.query:
+                if not dry_run:
                     status = fake.fail_apply.get(body["kind"], status)
                 if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", body["metadata"]["name"]):
                     status = 422
-                payload = body if status == 200 else {"kind": "Status", "status": "Failure", "message": "invalid"}
-                _reply(self, status, payload)
+                if status != 200:
+                    _reply(self, status, _status(status, "Invalid", "invalid"))
+                    return
+                with fake.lock:
+                    refusal = fake._keda_refusal(body) if body["kind"] == "ScaledObject" else None
+                    if refusal is None and not dry_run:
+                        fake._store(url.path, body)
+                if refusal:
+                    # What the API server answers when KEDA's webhook (controller-runtime's Denied) says no.
+                    message = f'admission webhook "vscaledobject.kb.io" denied the request: {refusal}'
+                    _reply(self, 403, _status(403, "Forbidden", message))
+                    return
+                _reply(self, 200, body)
 
             def do_DELETE(self):
-                fake.deleted.append(urlparse(self.path).path)
-                _reply(self, 200, {"kind": "Status", "status": "Success"})
+                path = urlparse(self.path).path
+                fake.requests.append({"method": "DELETE", "path": path, "query": {}, "kind": None})
+                with fake.lock:
+                    gone = fake.objects.pop(_object_key(path), None)
+                    if gone and gone["kind"] == "ScaledObject":
+                        # Its HPA goes with it (an owner reference: the garbage collector deletes it).
+                        fake.objects.pop(fake._keda_hpa_key(gone), None)
+                if gone is None:
+                    _reply(self, 404, _status(404, "NotFound", f"{path.rsplit('/', 1)[-1]} not found"))
+                    return
+                fake.deleted.append(path)
+                _reply(self, 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
 
             def log_message(self, *args):
                 pass
@@ -81,6 +125,61 @@ class FakeKubernetes:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def autoscalers_of(self, namespace: str, deployment: str) -> list[str]:
+        """The HPAs (plain, or KEDA's for a ScaledObject) that scale one Deployment: more than one fight."""
+        with self.lock:
+            return sorted(
+                obj["metadata"]["name"]
+                for obj in self.objects.values()
+                if obj["kind"] == "HorizontalPodAutoscaler"
+                and obj["metadata"]["namespace"] == namespace
+                and obj["spec"]["scaleTargetRef"]["name"] == deployment
+            )
+
+    def _store(self, path: str, body: dict) -> None:
+        self.objects[_object_key(path)] = body
+        if body["kind"] == "ScaledObject":
+            # KEDA's operator makes the HPA that does the scaling: keda-hpa-<name>, owned by the ScaledObject.
+            name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+            self.objects[self._keda_hpa_key(body)] = {
+                "apiVersion": "autoscaling/v2",
+                "kind": "HorizontalPodAutoscaler",
+                "metadata": {
+                    "name": f"keda-hpa-{name}",
+                    "namespace": namespace,
+                    "ownerReferences": [{"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "name": name}],
+                },
+                "spec": {"scaleTargetRef": body["spec"]["scaleTargetRef"]},
+            }
+
+    @staticmethod
+    def _keda_hpa_key(scaled_object: dict) -> tuple[str, str, str, str]:
+        metadata = scaled_object["metadata"]
+        return "autoscaling", "horizontalpodautoscalers", metadata["namespace"], f"keda-hpa-{metadata['name']}"
+
+    def _keda_refusal(self, scaled_object: dict) -> str | None:
+        """KEDA's webhook (on create, update and their dry runs): a workload is scaled by one autoscaler,
+        so a ScaledObject is refused while an HPA it does not own, or another ScaledObject, scales its
+        target. Worded as KEDA words it (kedacore/keda, scaledobject_webhook.go)."""
+        if not self.keda_webhook:
+            return None
+        name, namespace = scaled_object["metadata"]["name"], scaled_object["metadata"]["namespace"]
+        target = scaled_object["spec"]["scaleTargetRef"]
+        workload = f"the workload '{target['name']}' of type '{target['apiVersion']}.{target['kind']}'"
+        for obj in self.objects.values():
+            if obj["metadata"]["namespace"] != namespace or obj.get("spec", {}).get("scaleTargetRef") != target:
+                continue
+            owners = [
+                ref["name"] for ref in obj["metadata"].get("ownerReferences", []) if ref["kind"] == "ScaledObject"
+            ]
+            if obj["kind"] == "HorizontalPodAutoscaler" and name not in owners:
+                if owners:
+                    return f"{workload} is already managed by the ScaledObject '{owners[0]}'"
+                return f"{workload} is already managed by the hpa '{obj['metadata']['name']}'"
+            if obj["kind"] == "ScaledObject" and obj["metadata"]["name"] != name:
+                return f"{workload} is already managed by the ScaledObject '{obj['metadata']['name']}'"
+        return None
 
 
 class FakePrometheus:

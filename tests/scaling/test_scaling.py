@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from apps.metrics.models import Alert, AlertRule, RequestRollup
 from apps.metrics.recorder import new_histogram
-from apps.scaling import manifests, services
+from apps.scaling import kube, manifests, services
 from apps.scaling.history import HistoryUnavailable, hourly_history
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
 from apps.scaling.prediction import WorkloadPredictionService
@@ -213,37 +213,164 @@ def test_an_apply_failing_after_its_dry_runs_says_what_it_left_applied_and_claim
     assert policy.apply_state == "active" and policy.applied_hash == policy.desired_hash
 
 
-def test_switching_to_keda_removes_the_hpa_it_replaces_from_the_cluster(demo, cluster):
-    """With KEDA enabled the ScaledObject (and the HPA KEDA makes for it) was applied beside the plain HPA
-    applied before, which stayed: two HPAs fighting over one Deployment. Objects applied before that the
-    manifests no longer have are removed once the new ones are in."""
+HPA_PATH = "/apis/autoscaling/v2/namespaces/medical-ai/horizontalpodautoscalers/clinical-api"
+SCALED_OBJECT_PATH = "/apis/keda.sh/v1alpha1/namespaces/medical-ai/scaledobjects/clinical-api"
+
+
+def _applied_alone(demo, cluster) -> ScalingPolicy:
+    """clinical-api's manifests applied (a plain HPA), the other demo policies off."""
     ScalingPolicy.objects.exclude(service__slug="clinical-api").update(enabled=False)
     policy = demo.get(service__slug="clinical-api")
     policy.save()
     services.policies_reconcile()
     policy.refresh_from_db()
-    assert policy.apply_state == "active" and cluster.deleted == []
-    assert {ref["kind"] for ref in policy.applied_objects} >= {"HorizontalPodAutoscaler", "Deployment"}
+    assert policy.apply_state == "active" and cluster.autoscalers_of("medical-ai", "clinical-api") == ["clinical-api"]
+    assert [r for r in cluster.requests if r["method"] == "DELETE"] == []  # never applied: nothing to remove
+    return policy
 
+
+def test_switching_to_keda_and_back_removes_the_autoscaler_replaced_before_its_successors_dry_run(demo, cluster):
+    """The plain HPA was deleted only after the ScaledObject's dry run and apply: against KEDA's webhook
+    (the fake API server's, no cluster exists here) the ScaledObject's dry run was refused while the HPA
+    was there, and the policy failed until its attempts ran out. Once every other dry run has passed, the
+    HPA is deleted, then the ScaledObject is dry-run and applied (KEDA makes its own HPA for it); switching
+    back deletes the ScaledObject (KEDA's HPA with it) before the plain HPA's dry run. KEDA's webhook
+    refuses a ScaledObject, dry run included, while an HPA it does not own scales the same Deployment
+    (keda.sh/docs/concepts/admission-webhooks)."""
+    policy = _applied_alone(demo, cluster)
+    assert {ref["kind"] for ref in policy.applied_objects} >= {"HorizontalPodAutoscaler", "Deployment"}
+    # The fake's webhook refuses a ScaledObject's dry run while the plain HPA scales its Deployment.
+    api = kube.cluster_client()
+    try:
+        with pytest.raises(kube.ApplyError, match="HTTP 403") as refused:
+            spec = manifests.ServiceScaling(name="clinical-api", namespace="medical-ai", keda_enabled=True)
+            kube.server_side_apply(api, manifests.scaled_object(spec), dry_run=True)
+    finally:
+        api.close()
+    assert "vscaledobject.kb.io" in str(refused.value)
+    assert (
+        "denied the request: the workload 'clinical-api' of type 'apps/v1.Deployment' is already managed by the "
+        "hpa 'clinical-api'"
+    ) in str(refused.value)
+
+    seen = len(cluster.requests)
     policy.keda_enabled = True
     policy.save()
     services.policies_reconcile()
     policy.refresh_from_db()
-    assert policy.apply_state == "active", policy.apply_error
-    assert cluster.deleted == ["/apis/autoscaling/v2/namespaces/medical-ai/horizontalpodautoscalers/clinical-api"]
-    assert "removed HorizontalPodAutoscaler/clinical-api" in policy.apply_error
+    assert policy.apply_state == "active" and policy.apply_attempts == 1, policy.apply_error
+    assert cluster.deleted == [HPA_PATH]
+    assert policy.apply_error.endswith("removed HorizontalPodAutoscaler/clinical-api")
     assert "HorizontalPodAutoscaler" not in {ref["kind"] for ref in policy.applied_objects}
-    last_apply = max(i for i, r in enumerate(cluster.requests) if r["kind"] == "ScaledObject")
-    assert cluster.requests[last_apply]["query"].get("dryRun") is None  # applied before the HPA went
+    assert cluster.autoscalers_of("medical-ai", "clinical-api") == ["keda-hpa-clinical-api"]
+    sent = [(r["method"], r["kind"], r["query"].get("dryRun")) for r in cluster.requests[seen:]]
+    assert sent == [
+        ("PATCH", kind, "All") for kind in ("Deployment", "Service", "PodDisruptionBudget", "VerticalPodAutoscaler")
+    ] + [
+        ("DELETE", None, None),
+        ("PATCH", "ScaledObject", "All"),
+    ] + [
+        ("PATCH", kind, None)
+        for kind in ("Deployment", "Service", "PodDisruptionBudget", "VerticalPodAutoscaler", "ScaledObject")
+    ]
+
+    seen = len(cluster.requests)
+    policy.keda_enabled = False
+    policy.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "active", policy.apply_error
+    assert cluster.deleted == [HPA_PATH, SCALED_OBJECT_PATH]
+    assert cluster.autoscalers_of("medical-ai", "clinical-api") == ["clinical-api"]
+    hpa_dry_run = next(
+        i for i, r in enumerate(cluster.requests) if i >= seen and r["kind"] == "HorizontalPodAutoscaler"
+    )
+    assert cluster.requests[hpa_dry_run]["query"]["dryRun"] == "All"
+    assert cluster.requests[hpa_dry_run - 1]["path"] == SCALED_OBJECT_PATH  # the DELETE, just before
 
     # A moved namespace: the old objects are named, not deleted under the pods still starting elsewhere.
     policy.namespace = "medical-ai-2"
     policy.save()
     services.policies_reconcile()
     policy.refresh_from_db()
-    assert policy.apply_state == "active" and len(cluster.deleted) == 1
+    assert policy.apply_state == "active" and len(cluster.deleted) == 2
     assert "left on the cluster under their old name or namespace" in policy.apply_error
     assert "Deployment/medical-ai/clinical-api" in policy.apply_error
+
+
+def test_a_successor_refused_after_the_autoscaler_went_says_so_and_the_retry_applies_it(demo, cluster):
+    """A refusal of the ScaledObject's dry run once the HPA is gone (KEDA's webhook answering from a cache
+    that still holds it) fails the apply saying the HPA was removed; the retry applies the ScaledObject."""
+    policy = _applied_alone(demo, cluster)
+    cluster.fail["ScaledObject"] = 403
+    policy.keda_enabled = True
+    policy.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "failed" and cluster.deleted == [HPA_PATH]
+    assert policy.apply_error.startswith("ScaledObject clinical-api: HTTP 403")
+    assert policy.apply_error.endswith(
+        "(removed before it: HorizontalPodAutoscaler/clinical-api; the Deployment keeps its replicas, unscaled, "
+        "until the retry applies the successor)"
+    )
+    del cluster.fail["ScaledObject"]
+    services.policies_reconcile(now=timezone.now() + timedelta(seconds=31))
+    policy.refresh_from_db()
+    assert policy.apply_state == "active" and policy.apply_attempts == 2, policy.apply_error
+    assert cluster.autoscalers_of("medical-ai", "clinical-api") == ["keda-hpa-clinical-api"]
+
+
+@pytest.mark.parametrize("webhook", [True, False], ids=["kedas-webhook", "no-webhook"])
+def test_the_first_switch_after_the_upgrade_removes_the_hpa_applied_before_it(demo, cluster, webhook):
+    """Migration 0007 starts applied_objects empty for policies applied before it: their first switch to
+    KEDA deleted nothing, so KEDA's webhook refused the ScaledObject (the policy failed until its attempts
+    ran out) or, without the webhook, two HPAs scaled one Deployment. Applied before and with no objects
+    kept, the other mode's autoscaler of the service's name is removed (already gone is fine). The fake
+    API server stands in for the cluster and KEDA: no cluster exists here."""
+    cluster.keda_webhook = webhook
+    policy = _applied_alone(demo, cluster)
+    ScalingPolicy.objects.filter(pk=policy.pk).update(applied_objects=[])  # as migration 0007 left it
+
+    policy.refresh_from_db()
+    policy.keda_enabled = True
+    policy.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "active", policy.apply_error
+    assert cluster.deleted == [HPA_PATH]
+    assert cluster.autoscalers_of("medical-ai", "clinical-api") == ["keda-hpa-clinical-api"]
+    assert "ScaledObject" in {ref["kind"] for ref in policy.applied_objects}
+
+
+def test_an_api_version_changed_between_releases_does_not_delete_the_object_just_applied(demo, cluster, monkeypatch):
+    """applied_objects kept each object's apiVersion, and an object was dropped when any of its ref
+    changed: the HPA kept as autoscaling/v2beta2 by an earlier release was deleted (the API server serves
+    one object under each of its versions) right after the autoscaling/v2 one was applied. Objects are
+    told apart by kind, namespace and name. The fake API server serves both versions; no cluster exists
+    here."""
+    monkeypatch.setitem(
+        kube.RESOURCES,
+        ("autoscaling/v2beta2", "HorizontalPodAutoscaler"),
+        "/apis/autoscaling/v2beta2/namespaces/{namespace}/horizontalpodautoscalers",
+    )
+    policy = _applied_alone(demo, cluster)
+    older = [
+        {**ref, "apiVersion": "autoscaling/v2beta2"} if ref["kind"] == "HorizontalPodAutoscaler" else ref
+        for ref in policy.applied_objects
+    ]
+    ScalingPolicy.objects.filter(pk=policy.pk).update(applied_objects=older)
+
+    policy.refresh_from_db()
+    policy.max_replicas = 30
+    policy.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "active", policy.apply_error
+    assert cluster.deleted == [] and "removed" not in policy.apply_error
+    assert cluster.autoscalers_of("medical-ai", "clinical-api") == ["clinical-api"]
+    assert {ref["apiVersion"] for ref in policy.applied_objects if ref["kind"] == "HorizontalPodAutoscaler"} == {
+        "autoscaling/v2"
+    }
 
 
 def test_an_unreachable_cluster_fails_and_a_stuck_apply_is_sent_again(demo, cluster):
