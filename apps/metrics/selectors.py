@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.lookups import StartsWith
@@ -67,16 +67,19 @@ def _latency(merged: HdrHistogram | None, count: int, errors: int) -> dict:
     }
 
 
-def service_p95_ms_recent(*, minutes: int = 5, exclude_status_classes: tuple[str, ...] = ()) -> dict[int, float]:
-    """Each active service's p95 over the last minutes, from the routes under its `route_prefix`; without the
-    responses of `exclude_status_classes` ("429": the limiter's refusals, answered in a few ms)."""
-    since = timezone.now() - timedelta(minutes=minutes)
+def service_p95_ms(
+    *, since: datetime, min_requests: int = 1, exclude_status_classes: tuple[str, ...] = ()
+) -> dict[int, float]:
+    """Each active service's p95 since `since`, from the routes under its `route_prefix`, where it served
+    `min_requests` requests or more (below that the "p95" is the slowest few, a cold start on a quiet
+    service: no reading); without the responses of `exclude_status_classes` ("429": the limiter's refusals,
+    answered in a few ms)."""
     p95 = {}
     for service in Service.objects.filter(is_active=True).exclude(route_prefix=""):
         latency = route_latency(
             route_prefixes=[service.route_prefix], since=since, exclude_status_classes=exclude_status_classes
         )
-        if latency["p95_ms"] is not None:
+        if latency["count"] >= max(min_requests, 1) and latency["p95_ms"] is not None:
             p95[service.pk] = latency["p95_ms"]
     return p95
 

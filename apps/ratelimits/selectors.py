@@ -55,21 +55,6 @@ def host_cpu_pct(*, since: datetime) -> float | None:
     return sum(per_host) / len(per_host) if per_host else None
 
 
-def service_p95_ms(*, since: datetime, min_requests: int) -> dict[int, float]:
-    """Each active service's p95 of the requests it served since `since` (its limiter's 429s left out), from
-    `min_requests` requests up: below that the "p95" is the slowest few (one cold start on a quiet service),
-    no reading to shed a scope on."""
-    from apps.metrics.selectors import route_latency
-    from apps.services.models import Service
-
-    p95 = {}
-    for service in Service.objects.filter(is_active=True).exclude(route_prefix=""):
-        latency = route_latency(route_prefixes=[service.route_prefix], since=since, exclude_status_classes=("429",))
-        if latency["count"] >= min_requests:
-            p95[service.pk] = latency["p95_ms"]
-    return p95
-
-
 @functools.cache
 def route_scopes() -> dict[str, str]:
     """Each URL route template (as the request rollups store it) to the rate-limit scope of its view."""

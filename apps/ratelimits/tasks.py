@@ -1,6 +1,7 @@
 from celery import shared_task
 from django.utils import timezone
 
+from apps.metrics.selectors import service_p95_ms
 from apps.ratelimits import selectors, services
 
 
@@ -12,7 +13,9 @@ def adapt() -> int:
     since = timezone.now() - services.SIGNAL_WINDOW
     signals = services.LoadSignals(
         cpu_pct=selectors.host_cpu_pct(since=since),
-        p95_ms_by_service=selectors.service_p95_ms(since=since, min_requests=services.P95_MIN_REQUESTS),
+        p95_ms_by_service=service_p95_ms(
+            since=since, min_requests=services.P95_MIN_REQUESTS, exclude_status_classes=("429",)
+        ),
     )
     return len(services.ratelimits_adapt(signals=signals))
 

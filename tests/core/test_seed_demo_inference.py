@@ -1,13 +1,15 @@
 """`seed_demo`'s inference services own the traffic of their endpoints (route prefixes matching the route
 templates the metrics middleware records), and the adaptive ai_inference limit watches one of them."""
 
+from datetime import timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from apps.metrics.recorder import recorder
-from apps.metrics.selectors import route_latency, service_p95_ms_recent
+from apps.metrics.selectors import route_latency, service_p95_ms
 from apps.ratelimits.models import RateLimitPolicy
 from apps.services.models import Service
 
@@ -41,7 +43,7 @@ def test_calls_to_each_deployment_are_its_services_traffic(client):
     assert _requests_of("embeddings") == 2
     assert _requests_of("clinical-api") == 0
     watched = Service.objects.get(slug="embeddings")
-    assert watched.pk in service_p95_ms_recent()
+    assert watched.pk in service_p95_ms(since=timezone.now() - timedelta(minutes=5))
     assert RateLimitPolicy.objects.get(scope="ai_inference").service == watched
 
 
