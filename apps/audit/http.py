@@ -6,7 +6,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 
 from apps.accounts.models import ApiClient
-from apps.audit.services import AuditEntry, query_digest
+from apps.audit.services import AuditEntry, disclosed_patients, query_digest
 
 PURPOSE_OF_USE_HEADER = "X-Purpose-Of-Use"
 # HL7 v3 PurposeOfUse codes a clinical application may declare.
@@ -47,8 +47,12 @@ def audit_entry(
     lenient_purpose: bool = False,
 ) -> AuditEntry:
     """`patient_ids`: every patient a response spanning patients disclosed (a search by name), so the
-    accounting of each one's disclosures finds it. `lenient_purpose` records a refused attempt even when
-    its purpose header is invalid."""
+    accounting of each one's disclosures finds it; one disclosure has one shape whichever view writes it: a
+    single patient is `patient_id`, several are the list. `lenient_purpose` records a refused attempt even
+    when its purpose header is invalid."""
+    if patient_ids is not None and patient_id is None:
+        distinct = disclosed_patients(patient_ids) or []
+        patient_id, patient_ids = (distinct[0], None) if len(distinct) == 1 else (None, distinct or None)
     if isinstance(request.auth, ApiClient):
         actor_type, actor_id, actor_name = "client", request.auth.pk, request.auth.name
     else:

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope
 from apps.audit.http import audit_entry, purpose_of_use
-from apps.audit.services import audit_record
+from apps.audit.services import audit_record, disclosed_patients
 from apps.audit.writer import writer
 from apps.caching.stack import cache_reads_reset, get_or_load, served_from_cache
 
@@ -86,7 +86,7 @@ class PhiAPIView(APIView):
         if not (request.user and request.user.is_authenticated and request.successful_authenticator is not None):
             return
         action = self.refusal_action or ("read" if request.method in ("GET", "HEAD") else "create")
-        asked = self.refused_patients(request)
+        asked = disclosed_patients(self.refused_patients(request)) or []
         patient_id = asked[0] if len(asked) == 1 else None
         audit_record(
             audit_entry(
@@ -94,8 +94,7 @@ class PhiAPIView(APIView):
                 action=action,
                 resource_type=self.resource_type,
                 resource_id=str(patient_id or "") if action != "search" else "",
-                patient_id=patient_id,
-                patient_ids=asked if len(asked) > 1 else None,
+                patient_ids=asked,
                 outcome=outcome,
                 lenient_purpose=True,
             )

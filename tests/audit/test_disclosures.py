@@ -67,6 +67,29 @@ def test_a_search_disclosing_three_patients_is_found_by_each_ones_filter(api, is
     assert search.pk not in [event["id"] for event in jones]
 
 
+@pytest.mark.parametrize("how", ["rest", "window", "fhir", "fhir-post"])
+def test_a_search_disclosing_one_patient_records_it_as_a_read_does(api, issue_token, smiths, how):
+    """One disclosure, one shape whichever view writes it: REST kept a one-row search as a list of one,
+    FHIR as patient_id, and anything reading patient_id alone saw only the FHIR one."""
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('patient:read')}")
+    search = {"rest": lambda: api.get("/api/v1/patients/", {"family": "Smithson", "given": "Ada"}),
+              "window": lambda: api.get("/api/v1/patients/window/", {"family": "Smithson", "given": "Ada"}),
+              "fhir": lambda: api.get("/fhir/Patient", {"family": "Smithson", "given": "Ada"}),
+              "fhir-post": lambda: api.post("/fhir/Patient/_search", "family=Smithson&given=Ada",
+                                            content_type="application/x-www-form-urlencoded")}[how]  # fmt: skip
+    assert search().status_code == 200
+    record = AuditEvent.objects.order_by("-id").first()
+    assert (record.result_count, record.patient_id, record.patient_ids) == (1, smiths[0].pk, None)
+
+
+def test_a_refused_search_naming_one_patient_twice_names_it_once(api, issue_token, smiths):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('audit:read')}")  # no patient:read
+    pk = smiths[0].pk
+    assert api.get("/fhir/Patient", {"_id": f"{pk},{pk}"}).status_code == 403
+    record = AuditEvent.objects.order_by("-id").first()
+    assert (record.outcome, record.patient_id, record.patient_ids) == ("denied", pk, None)
+
+
 def test_the_patient_filter_finds_single_reads_and_searches_alike(smiths):
     read, search, other = audit_record_batch(
         [

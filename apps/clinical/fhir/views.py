@@ -402,12 +402,8 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         page, ordering, patient_id, digest_query = self.find(params, limit=count + 1)
         has_more = len(page) > count
         page = page[:count]
-        patient_ids = None
-        if patient_id is None and self.resource_type == "Patient":
-            if len(page) == 1:
-                patient_id = page[0].pk  # an identifier search read exactly this patient
-            else:
-                patient_ids = [row.pk for row in page]  # each patient of the page was disclosed
+        # Each patient of a Patient page was disclosed (one: an identifier search read exactly this patient).
+        patient_ids = [row.pk for row in page] if patient_id is None and self.resource_type == "Patient" else None
         self.audit(request, action="search", patient_id=patient_id, patient_ids=patient_ids, result_count=len(page),
                    query=digest_query or None)  # fmt: skip
         base = self.base_url(request)
