@@ -198,6 +198,8 @@ class ScalingPolicy(models.Model):
         for field in ("scale_up_stabilization_seconds", "scale_down_stabilization_seconds"):
             if (getattr(self, field) or 0) > 3600:
                 errors[field] = "Kubernetes accepts 0 to 3600 seconds."
+        if self.emergency_until and not self.emergency_manual:
+            errors["emergency_until"] = "An end applies to emergency mode set by hand: set it on, or clear the end."
         if not (self.target_cpu_pct or self.target_memory_pct or self.target_rps_per_pod):
             errors["target_cpu_pct"] = "Scale on at least one metric: CPU, memory or requests per pod."
         if self.prometheus_selector and not PROMETHEUS_SELECTOR.fullmatch(self.prometheus_selector):

@@ -488,7 +488,10 @@ def emergency_mode_set(policy: ScalingPolicy, *, on: bool) -> ScalingPolicy:
     off ends only the hand's part (the mode stays on while the alert rule fires). The manifests follow
     through the apply state machine."""
     in_force = on or _alert_firing(policy)
-    until = policy.emergency_until if on else None
+    # An end already past (left from an earlier time) would switch the mode off at the checker's next pass.
+    until = (
+        policy.emergency_until if on and policy.emergency_until and policy.emergency_until > timezone.now() else None
+    )
     if (policy.emergency_manual, policy.emergency_mode, policy.emergency_until) != (on, in_force, until):
         policy.emergency_manual, policy.emergency_mode, policy.emergency_until = on, in_force, until
         policy.save(update_fields=["emergency_manual", "emergency_mode", "emergency_until", "updated_at"])

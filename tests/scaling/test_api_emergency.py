@@ -47,6 +47,27 @@ def test_emergency_mode_set_by_hand_is_said_so(viewer_api):
     assert row["floor_replicas"] == 8
 
 
+def test_emergency_mode_set_on_again_drops_an_end_already_past():
+    """An end left from an earlier time switched the mode off at the checker's next pass, without a word."""
+    from datetime import timedelta
+
+    from django.core.exceptions import ValidationError
+    from django.utils import timezone
+
+    policy = _policy("triage")
+    ScalingPolicy.objects.filter(pk=policy.pk).update(emergency_until=timezone.now() - timedelta(days=3))
+    policy.refresh_from_db()
+    policy = services.emergency_mode_set(policy, on=True)
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert (policy.emergency_mode, policy.emergency_manual, policy.emergency_until) == (True, True, None)
+
+    policy.emergency_manual, policy.emergency_until = False, timezone.now() + timedelta(hours=2)
+    with pytest.raises(ValidationError) as refused:
+        policy.full_clean()
+    assert "emergency_until" in refused.value.message_dict
+
+
 def test_emergency_mode_held_by_a_firing_rule_names_the_rule(viewer_api):
     policy = _policy("triage")
     rule = _firing_rule("ED surge")
