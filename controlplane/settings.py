@@ -537,6 +537,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 
 # --- Logging --------------------------------------------------------------------------------------
+from apps.core.log_filters import JSON_FORMATTER  # noqa: E402 - plain Python, no Django: safe at settings time
+
 # plain: one line per record for a terminal; json: one object per record for a log pipeline. Both carry
 # a UTC timestamp with its zone and the id of the request or Celery task the line belongs to.
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
@@ -555,12 +557,7 @@ LOGGING = {
             "()": "apps.core.log_filters.PlainFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
         },
-        "json": {
-            "()": "apps.core.log_filters.StructuredFormatter",
-            "format": "{asctime}{levelname}{name}{request_id}{message}",
-            "style": "{",
-            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-        },
+        "json": dict(JSON_FORMATTER),
     },
     "filters": {
         "redact_request_paths": {"()": "apps.core.log_filters.RedactRequestPaths"},

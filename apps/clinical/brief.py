@@ -37,14 +37,15 @@ class PatientRecordOptimizer:
 
 
 def _same_database_or_refuse(database_url: str) -> None:
-    given = environ.Env.db_url_config(database_url)
-    ours = settings.DATABASES["default"]
-    where = lambda config: (config.get("NAME"), config.get("HOST") or "", str(config.get("PORT") or ""))  # noqa: E731
-    if where(given) != where(ours):
+    if _where(environ.Env.db_url_config(database_url)) != _where(settings.DATABASES["default"]):
         raise ValueError(
             "PatientRecordOptimizer works on the product's own database (DATABASE_URL), which this URL does not "
             "name; omit the URL or pass DATABASE_URL's."
         )
+
+
+def _where(config: dict) -> tuple[str, str, str]:
+    return str(config.get("NAME") or ""), config.get("HOST") or "", str(config.get("PORT") or "")
 
 
 def _missing_indexes_create() -> list[dict]:

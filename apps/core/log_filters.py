@@ -73,6 +73,15 @@ class AccessLogFields(logging.Filter):
         return True
 
 
+# The JSON formatter as settings.LOGGING and gunicorn's own log config both declare it.
+JSON_FORMATTER = {
+    "()": "apps.core.log_filters.StructuredFormatter",
+    "format": "{asctime}{levelname}{name}{request_id}{message}",
+    "style": "{",
+    "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+}
+
+
 def gunicorn_logconfig(log_format: str) -> dict:
     """gunicorn's own logs (error and access) in the format Django's processes use; {} keeps gunicorn's."""
     if log_format != "json":
@@ -81,14 +90,7 @@ def gunicorn_logconfig(log_format: str) -> dict:
         "version": 1,
         "disable_existing_loggers": False,
         "root": {"level": "INFO", "handlers": []},
-        "formatters": {
-            "json": {
-                "()": StructuredFormatter,
-                "format": "{asctime}{levelname}{name}{request_id}{message}",
-                "style": "{",
-                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-            }
-        },
+        "formatters": {"json": dict(JSON_FORMATTER)},
         "filters": {"correlation_id": {"()": CorrelationIdFilter}, "access_fields": {"()": AccessLogFields}},
         "handlers": {
             "json": {
