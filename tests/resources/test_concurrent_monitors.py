@@ -11,7 +11,7 @@ from django.db import connection, connections, transaction
 from apps.resources import services
 from apps.resources.models import ResourceRecommendation, ResourceSample
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)  # two sessions: each commits
 
 
 def _waiting_on_a_lock() -> bool:
