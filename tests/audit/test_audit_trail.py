@@ -1,33 +1,20 @@
 """The audit trail is append-only and tamper-evident: `audit verify` finds edited and deleted rows."""
 
 import itertools
-from io import StringIO
 
 import pytest
-from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.audit.selectors import audit_chain_verify
 from apps.audit.services import AuditEntry, audit_partitions_ensure, audit_record, audit_record_batch
+from tests.audit.helpers import run_verify, ward_app_entry
 
 pytestmark = pytest.mark.django_db
 
 
 def _entry(**fields) -> AuditEntry:
-    return AuditEntry(
-        **{"actor_type": "client", "actor_id": 1, "actor_name": "ward-app", "action": "read",
-           "resource_type": "Patient", "resource_id": "7", "patient_id": 7, "source_ip": "10.1.2.3", **fields}
-    )  # fmt: skip
-
-
-def _verify() -> tuple[int, str]:
-    out = StringIO()
-    try:
-        call_command("audit", "verify", stdout=out)
-    except CommandError as error:
-        return 1, out.getvalue() + str(error)
-    return 0, out.getvalue()
+    return ward_app_entry(**{"resource_id": "7", "patient_id": 7, **fields})
 
 
 def _tamper(sql: str, params: list) -> None:
@@ -45,7 +32,7 @@ def test_records_chain_in_order_and_verify_clean():
     assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]
     assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
     assert AuditChainHead.objects.get(pk=1).last_hash == events[-1].hash
-    assert _verify() == (0, "Audit trail intact: 6 record(s) in 1 chain(s) verified.\n")
+    assert run_verify() == (0, "Audit trail intact: 6 record(s) in 1 chain(s) verified.\n")
 
 
 def test_the_orm_refuses_updates_and_deletes():
@@ -72,7 +59,7 @@ def test_the_database_refuses_updates_and_deletes():
 def test_verify_reports_an_edited_row():
     audit_record_batch([_entry(resource_id=str(i)) for i in range(4)])
     _tamper("UPDATE audit_auditevent SET patient_id = 99 WHERE seq = 2", [])
-    code, output = _verify()
+    code, output = run_verify()
     assert code == 1
     assert "EDITED   record #2 of chain primary" in output
 
@@ -80,7 +67,7 @@ def test_verify_reports_an_edited_row():
 def test_verify_reports_a_deleted_row_and_a_cut_tail():
     audit_record_batch([_entry(resource_id=str(i)) for i in range(6)])
     _tamper("DELETE FROM audit_auditevent WHERE seq IN (3, 6)", [])
-    code, output = _verify()
+    code, output = run_verify()
     assert code == 1
     assert "DELETED  record(s) #3 of chain primary" in output
     assert "DELETED  record(s) #6 of chain primary" in output
@@ -110,7 +97,7 @@ def test_process_chains_are_registered_and_a_chain_deleted_whole_is_found():
     with connection.cursor() as cursor:  # the heads refuse DELETE too: the attacker switches that off as well
         cursor.execute("ALTER TABLE audit_auditchainhead DISABLE TRIGGER audit_chain_head_kept")
         cursor.execute("DELETE FROM audit_auditchainhead WHERE id = %s", [other.chain_id])
-    code, output = _verify()
+    code, output = run_verify()
     assert code == 1
     assert f"DELETED  chain #{other.chain_id}" in output
 
@@ -159,5 +146,5 @@ def test_a_head_moved_back_over_deleted_records_is_found():
         cursor.execute("UPDATE audit_auditchainhead SET seq = 3, last_hash = %s WHERE name = 'primary'", [previous])
     report = audit_chain_verify()
     assert report.forged_heads == ["primary"] and not report.missing
-    code, output = _verify()
+    code, output = run_verify()
     assert code == 1 and "FORGED   head of chain primary" in output

@@ -8,19 +8,18 @@ import os
 import subprocess
 import sys
 from datetime import date
-from io import StringIO
 
 import pytest
 from django.conf import settings
-from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify, audit_event_list
-from apps.audit.services import AuditEntry, audit_record, audit_record_batch
+from apps.audit.services import audit_record, audit_record_batch
 from apps.clinical.services import patient_create
 from apps.metrics.recorder import recorder
+from tests.audit.helpers import run_verify, ward_app_entry
 from tests.helpers import REPO_ROOT
 
 pytestmark = pytest.mark.django_db
@@ -93,29 +92,13 @@ def test_a_refused_search_naming_one_patient_twice_names_it_once(api, issue_toke
 def test_the_patient_filter_finds_single_reads_and_searches_alike(smiths):
     read, search, other = audit_record_batch(
         [
-            _entry(patient_id=smiths[0].pk),
-            _entry(action="search", patient_ids=[smiths[2].pk, smiths[0].pk]),
-            _entry(action="search", patient_ids=[smiths[1].pk, smiths[2].pk]),
+            ward_app_entry(patient_id=smiths[0].pk),
+            ward_app_entry(action="search", patient_ids=[smiths[2].pk, smiths[0].pk]),
+            ward_app_entry(action="search", patient_ids=[smiths[1].pk, smiths[2].pk]),
         ]
     )
     assert list(audit_event_list(patient_id=smiths[0].pk)) == [search, read]
     assert list(audit_event_list(patient_id=smiths[2].pk)) == [other, search]
-
-
-def _entry(**fields) -> AuditEntry:
-    return AuditEntry(
-        **{"actor_type": "client", "actor_id": 1, "actor_name": "ward-app", "action": "read",
-           "resource_type": "Patient", "source_ip": "10.1.2.3", **fields}
-    )  # fmt: skip
-
-
-def _verify() -> tuple[int, str]:
-    out = StringIO()
-    try:
-        call_command("audit", "verify", stdout=out)
-    except CommandError as error:
-        return 1, out.getvalue() + str(error)
-    return 0, out.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -124,30 +107,30 @@ def _verify() -> tuple[int, str]:
      '"1,2,3"', "true"],
 )  # fmt: skip
 def test_an_edited_list_of_disclosed_patients_fails_verify(edited):
-    audit_record_batch([_entry(action="search", patient_ids=[3, 1, 2]), _entry(patient_id=5)])
-    assert _verify()[0] == 0
+    audit_record_batch([ward_app_entry(action="search", patient_ids=[3, 1, 2]), ward_app_entry(patient_id=5)])
+    assert run_verify()[0] == 0
     with connection.cursor() as cursor:  # an attacker with database access, trigger off
         cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
         cursor.execute("UPDATE audit_auditevent SET patient_ids = %s::jsonb WHERE seq = 1", [edited])
         cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
-    status, output = _verify()
+    status, output = run_verify()
     assert status == 1 and "EDITED   record #1 of chain primary" in output, output
 
 
 @pytest.mark.parametrize("added", ["[6]", '["6"]', "6", "{}", "false", '""'])
 def test_a_list_added_to_a_single_read_fails_verify(added):
-    audit_record_batch([_entry(patient_id=5)])
+    audit_record_batch([ward_app_entry(patient_id=5)])
     with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
         cursor.execute("UPDATE audit_auditevent SET patient_ids = %s::jsonb WHERE seq = 1", [added])
         cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
-    status, output = _verify()
+    status, output = run_verify()
     assert status == 1 and "EDITED   record #1 of chain primary" in output, output
 
 
 def test_records_sealed_before_the_list_existed_still_verify():
     """A record without a list hashes exactly as every record did before `patient_ids` was added."""
-    (event,) = audit_record_batch([_entry(patient_id=5, result_count=1)])
+    (event,) = audit_record_batch([ward_app_entry(patient_id=5, result_count=1)])
     old_fields = ("chain_id", "seq", "recorded_at", "actor_type", "actor_id", "actor_name", "action",
                   "resource_type", "resource_id", "patient_id", "outcome", "source_ip", "purpose_of_use",
                   "request_id", "query_digest", "result_count", "served_from_cache", "prev_hash")  # fmt: skip
@@ -160,7 +143,7 @@ def test_records_sealed_before_the_list_existed_still_verify():
         for name in old_fields
     ]  # fmt: skip
     old_hash = hmac.new(settings.AUDIT_CHAIN_KEY.encode(), "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
-    assert event.hash == old_hash and _verify()[0] == 0
+    assert event.hash == old_hash and run_verify()[0] == 0
 
 
 @pytest.mark.parametrize("url", ["/api/v1/patients/{id}/", "/fhir/Patient/{id}"])
@@ -184,7 +167,7 @@ def test_a_single_read_costs_no_more_queries_and_keeps_no_list(api, issue_token,
 @pytest.mark.django_db(transaction=True)
 def test_the_group_commit_writer_stores_and_seals_the_list():
     """The writer's own one-statement append (outside any transaction) keeps the list too."""
-    event = audit_record(_entry(action="search", patient_ids=[9, 8, 9]))
+    event = audit_record(ward_app_entry(action="search", patient_ids=[9, 8, 9]))
     assert AuditEvent.objects.get(pk=event.pk).patient_ids == [8, 9]
     assert list(audit_event_list(patient_id=8)) == [AuditEvent.objects.get(pk=event.pk)]
     assert audit_chain_verify().ok
@@ -196,7 +179,7 @@ def test_the_migration_is_not_reversed_over_sealed_lists():
 
     migration = importlib.import_module("apps.audit.migrations.0004_patient_ids")
     migration.refuse_to_drop_sealed_lists(apps, None)  # none yet: reversible
-    audit_record_batch([_entry(action="search", patient_ids=[1, 2])])
+    audit_record_batch([ward_app_entry(action="search", patient_ids=[1, 2])])
     with pytest.raises(RuntimeError, match="patient_ids"):
         migration.refuse_to_drop_sealed_lists(apps, None)
 

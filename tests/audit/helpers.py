@@ -1,0 +1,24 @@
+"""What the audit tests share: an entry as a ward app's read writes it, and `audit verify` as a shell runs it."""
+
+from io import StringIO
+
+from django.core.management import CommandError, call_command
+
+from apps.audit.services import AuditEntry
+
+
+def ward_app_entry(**fields) -> AuditEntry:
+    return AuditEntry(
+        **{"actor_type": "client", "actor_id": 1, "actor_name": "ward-app", "action": "read",
+           "resource_type": "Patient", "source_ip": "10.1.2.3", **fields}
+    )  # fmt: skip
+
+
+def run_verify() -> tuple[int, str]:
+    """`audit verify`'s exit status (1: a problem reported) and what it printed."""
+    out = StringIO()
+    try:
+        call_command("audit", "verify", stdout=out)
+    except CommandError as error:
+        return 1, out.getvalue() + str(error)
+    return 0, out.getvalue()
