@@ -107,6 +107,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "apps.core.client_address.ClientAddressMiddleware",  # first: everything below reads REMOTE_ADDR
     "apps.core.middleware.RequestIdMiddleware",
     *(["apps.metrics.middleware.RequestTimingMiddleware"] if env.bool("METRICS_REQUEST_TIMING", default=True) else []),
     "django.middleware.security.SecurityMiddleware",
@@ -508,6 +509,11 @@ if not DEBUG:
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 CSRF_COOKIE_HTTPONLY = True
+# The reverse proxies in front of the api (the ingress controller's pod network, a load balancer):
+# CIDR networks or addresses. A request arriving from one of them is attributed to the first address of
+# its X-Forwarded-For, from the right, that is not one of them (audit source_ip, rate limits, lockouts).
+# Empty: X-Forwarded-For is never read and REMOTE_ADDR is the caller.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)  # a working shift
 
 # Content Security Policy (django-csp): scripts only from this origin; styles may be inline (Django

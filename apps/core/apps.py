@@ -21,6 +21,10 @@ class CoreConfig(AppConfig):
                 f"READYZ_REQUIRED names no /readyz check: {', '.join(unknown)}; the checks are {', '.join(CHECKS)}."
             )
 
+        from apps.core.client_address import parse_trusted_proxies
+
+        parse_trusted_proxies(settings.TRUSTED_PROXIES)  # a typo stops start-up, not the first request
+
         from apps.core.log_filters import bind_task_id, unbind_task_id
 
         # weak=False: the receivers are module functions, kept alive anyway; dispatch_uid: ready() may run twice.

@@ -67,7 +67,8 @@ limiter = _Limiter()
 
 def client_identity(request: Request) -> str:
     """The token's client, else the signed-in user, else the peer's address: never anything from the URL or the
-    body, nor a header the client writes (X-Forwarded-For would hand a new quota to each made-up value).
+    body, nor a header the client writes (X-Forwarded-For would hand a new quota to each made-up value; behind
+    TRUSTED_PROXIES, ClientAddressMiddleware has already put the caller's address in REMOTE_ADDR).
     Anonymous callers sharing one key would let one of them spend the quota of all."""
     auth = getattr(request, "auth", None)
     if auth is not None and getattr(auth, "pk", None) is not None:

@@ -1,0 +1,94 @@
+"""The caller's address behind the hospital's reverse proxies.
+
+Behind an ingress every request's REMOTE_ADDR is the ingress pod: the audit trail would name it as the
+source of every PHI read, anonymous callers would share one rate-limit quota and the axes lockout would
+lock the ingress out. X-Forwarded-For says who the proxies talked to, but any caller can write one, so
+it is read only when the connection comes from a proxy named in TRUSTED_PROXIES, and then from the right
+(the hops our own proxies appended) to the first address that is not one of ours: entries left of that
+are whatever the caller chose to send. python-ipware trusts proxies by their position in the chain, not
+by the connection's own address, so it cannot give this guarantee.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Sequence
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
+from django.http import HttpRequest, HttpResponse
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_trusted_proxies(entries: Iterable[str]) -> tuple[Network, ...]:
+    """CIDR networks (or single addresses) from settings; a typo stops start-up instead of trusting nobody."""
+    networks = []
+    for entry in entries:
+        entry = entry.strip()
+        if not entry:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"TRUSTED_PROXIES: {entry!r} is not an address or a CIDR network") from exc
+    return tuple(networks)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443"
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # "192.0.2.1:51234"
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return address.ipv4_mapped or address if isinstance(address, ipaddress.IPv6Address) else address
+
+
+def _trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: Sequence[Network]) -> bool:
+    return any(address.version == network.version and address in network for network in networks)
+
+
+def client_address(remote_addr: str, forwarded_for: str, trusted: Sequence[Network]) -> str:
+    """The address of the first hop, from the right, that is not one of our proxies.
+
+    A malformed hop ends the walk at the last proxy we trust: what lies left of it cannot be told apart
+    from a made-up value.
+    """
+    connection = _address(remote_addr)
+    if connection is None or not trusted or not _trusted(connection, trusted):
+        return remote_addr
+    client = connection
+    for hop in reversed(forwarded_for.split(",")):
+        address = _address(hop)
+        if address is None:
+            break
+        client = address
+        if not _trusted(address, trusted):
+            break
+    return str(client)
+
+
+class ClientAddressMiddleware:
+    """Sets REMOTE_ADDR to the caller behind our proxies, before anything reads it (audit, limiter, axes).
+
+    The connection's own address stays in META["PROXY_REMOTE_ADDR"] when it differs.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.trusted = parse_trusted_proxies(settings.TRUSTED_PROXIES)
+        if not self.trusted:
+            raise MiddlewareNotUsed  # no proxy named: nothing on the hot path
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        meta = request.META
+        remote_addr = meta.get("REMOTE_ADDR", "")
+        client = client_address(remote_addr, meta.get("HTTP_X_FORWARDED_FOR", ""), self.trusted)
+        if client != remote_addr:
+            meta["PROXY_REMOTE_ADDR"] = remote_addr
+            meta["REMOTE_ADDR"] = client
+        return self.get_response(request)

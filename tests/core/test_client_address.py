@@ -1,0 +1,60 @@
+"""Behind the hospital's ingress the audit trail, the limiter and the lockout see the caller, not the proxy."""
+
+from datetime import date
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from apps.audit.models import AuditEvent
+from apps.clinical.services import patient_create
+from apps.core.client_address import client_address, parse_trusted_proxies
+
+INGRESS = parse_trusted_proxies(["10.42.0.0/16", "2001:db8:42::/48"])
+
+
+@pytest.mark.parametrize(
+    ("remote_addr", "forwarded_for", "client"),
+    [
+        ("203.0.113.9", "198.51.100.1", "203.0.113.9"),  # not through our proxy: a forged header is ignored
+        ("10.42.0.7", "198.51.100.1", "198.51.100.1"),  # through the ingress
+        ("10.42.0.7", "1.1.1.1, 198.51.100.1", "198.51.100.1"),  # the caller wrote 1.1.1.1 itself
+        ("10.42.0.7", "198.51.100.1, 10.42.3.3", "198.51.100.1"),  # two of our hops
+        ("10.42.0.7", "10.42.9.9, 10.42.3.3", "10.42.9.9"),  # every hop ours: the farthest one
+        ("10.42.0.7", "", "10.42.0.7"),  # no header: the proxy is the caller
+        ("10.42.0.7", "198.51.100.1, not-an-address", "10.42.0.7"),  # garbage ends the walk at our proxy
+        ("10.42.0.7", "198.51.100.1:51234", "198.51.100.1"),  # a port
+        ("2001:db8:42::5", "[2001:db8:77::1]:443", "2001:db8:77::1"),
+        ("::ffff:10.42.0.7", "::ffff:198.51.100.1", "198.51.100.1"),  # IPv4-mapped on a dual-stack socket
+    ],
+)
+def test_the_caller_is_the_first_hop_from_the_right_that_is_not_ours(remote_addr, forwarded_for, client):
+    assert client_address(remote_addr, forwarded_for, INGRESS) == client
+
+
+def test_without_trusted_proxies_the_header_is_never_read():
+    assert client_address("10.42.0.7", "198.51.100.1", ()) == "10.42.0.7"
+
+
+def test_a_misspelt_network_stops_start_up():
+    with pytest.raises(ImproperlyConfigured, match=r"10\.42\.0\.0/33"):
+        parse_trusted_proxies(["10.42.0.0/33"])
+
+
+@pytest.mark.django_db
+def test_a_phi_read_through_the_ingress_is_audited_with_the_callers_address(issue_token):
+    patient = patient_create(mrn="MRN-0042", family_name="Ode", given_name="Ada", birth_date=date(1980, 1, 2))
+    token = issue_token("patient:read", name="ward-app")
+    with override_settings(TRUSTED_PROXIES=["10.42.0.0/16"]):
+        ward = APIClient(REMOTE_ADDR="10.42.0.7", HTTP_AUTHORIZATION=f"Bearer {token}")
+        assert (
+            ward.get(f"/api/v1/patients/{patient.pk}/", HTTP_X_FORWARDED_FOR="1.1.1.1, 198.51.100.23").status_code
+            == 200
+        )
+    forger = APIClient(REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION=f"Bearer {token}")  # no proxy configured
+    assert forger.get(f"/api/v1/patients/{patient.pk}/", HTTP_X_FORWARDED_FOR="198.51.100.23").status_code == 200
+    assert list(AuditEvent.objects.order_by("id").values_list("source_ip", flat=True)) == [
+        "198.51.100.23",
+        "203.0.113.9",
+    ]
