@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -81,6 +82,45 @@ def cache_stats_record(
                     )
             except IntegrityError:
                 rows.update(**changes)
+
+
+RETIRED_PROCESS = "(retired processes)"
+COUNTERS = ("requests", "hits", "misses", "stale_serves", "loads", "load_seconds", "evictions", "errors")
+
+
+def cache_stats_retire(*, silent_for: timedelta = timedelta(days=1)) -> int:
+    """Fold the counters of processes silent this long into one row per namespace and tier; the rows folded.
+
+    Every restart of a pod's workers starts rows of its own (namespaces x tiers per process): without this the
+    table, and the sums every dashboard read makes over it, grew with each deploy. The totals stay; the L1
+    gauges of a process that is gone count for nothing anyway. A process that was only idle and flushes
+    again starts a new row, so nothing it adds is lost.
+    """
+    cutoff = timezone.now() - silent_for
+    with transaction.atomic():
+        # Locked: a late flush of one of these rows waits, then finds it gone and creates a fresh one.
+        silent = list(
+            CacheStat.objects.select_for_update()
+            .filter(updated_at__lt=cutoff)
+            .exclude(process=RETIRED_PROCESS)
+            .values("pk", "namespace", "tier", *COUNTERS)
+        )
+        if not silent:
+            return 0
+        folded: dict[tuple[str, str], dict[str, float]] = {}
+        for row in silent:
+            sums = folded.setdefault((row["namespace"], row["tier"]), dict.fromkeys(COUNTERS, 0))
+            for name in COUNTERS:
+                sums[name] += row[name]
+        for (namespace, tier), sums in folded.items():
+            retired, _ = CacheStat.objects.select_for_update().get_or_create(
+                namespace=namespace, tier=tier, process=RETIRED_PROCESS
+            )
+            CacheStat.objects.filter(pk=retired.pk).update(
+                **{name: F(name) + value for name, value in sums.items()}, entries=0, bytes=0
+            )
+        CacheStat.objects.filter(pk__in=[row["pk"] for row in silent]).delete()
+    return len(silent)
 
 
 def cache_entries_prune(*, batch_size: int = 10_000) -> int:

@@ -720,6 +720,30 @@ def test_the_l1_memory_shown_is_that_of_processes_still_running(stack):
     assert l1["hits"] == 6  # counters stay in the totals
 
 
+def test_the_counters_of_processes_long_gone_are_folded_into_one_row_not_lost(stack):
+    """Every restarted worker left namespaces x tiers rows for ever: a year of daily deploys of ten processes
+    is ~90,000 rows, summed on every dashboard read. Silent for a day, they are folded into one row per
+    namespace and tier; the totals do not move, and a process that was only idle starts a new row."""
+    from apps.caching.models import CacheStat
+    from apps.caching.tasks import prune_entries
+
+    for pid in range(3):
+        CacheStat.objects.create(namespace="audit_logs", tier="l2", process=f"gone:{pid}", hits=5, misses=1)
+        CacheStat.objects.create(namespace="audit_logs", tier="l1", process=f"gone:{pid}", hits=2, entries=9)
+    CacheStat.objects.update(updated_at=timezone.now() - timedelta(days=2))
+    stack.get_or_load("audit_logs", ["page", 4], lambda: {"rows": []})
+    stack.flush_stats()  # this process is alive
+    before = selectors.cache_stats(namespace="audit_logs")["audit_logs"]["tiers"]
+    prune_entries()  # the beat task's body
+    after = selectors.cache_stats(namespace="audit_logs")["audit_logs"]["tiers"]
+    assert not CacheStat.objects.filter(process__startswith="gone:").exists()
+    assert CacheStat.objects.filter(process=services.RETIRED_PROCESS).count() == 2  # l1 and l2
+    assert after["l2"]["hits"] == before["l2"]["hits"] == 15 and after["l2"]["misses"] == before["l2"]["misses"]
+    assert after["l1"]["hits"] == before["l1"]["hits"] and after["l1"]["entries"] == before["l1"]["entries"] == 1
+    prune_entries()  # folding again adds nothing twice
+    assert selectors.cache_stats(namespace="audit_logs")["audit_logs"]["tiers"]["l2"]["hits"] == 15
+
+
 def test_after_a_clear_the_l1_entries_and_bytes_shown_are_none(stack):
     """The L1 gauges of a cleared namespace were never reported again, so the admin page kept showing
     the entries and bytes it held before the clear."""
