@@ -453,3 +453,57 @@ def test_beat_runs_the_settings_scheduler_with_its_heartbeat():
     assert scheduler.__module__ == "apps.core.beat_liveness"
     # The settings' scheduler is this one's base (or this one itself, once the settings name it).
     assert symbol_by_name(settings.CELERY_BEAT_SCHEDULER) in scheduler.__mro__
+
+
+def _labels_match(selector: dict, labels: dict) -> bool:
+    """A LabelSelector (matchLabels and In expressions: what these policies use) against a pod's labels."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", expression
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def test_the_network_policies_let_in_only_what_the_product_sends(tmp_path):
+    """The opt-in component, built onto the base: every pod is covered by the default deny; the worker and beat
+    take no connection; the api and live pods only on their serving port, from the ingress controller (and the
+    api from the worker's benchmark runs and Prometheus); each policy's port is one the pods it selects name."""
+    (tmp_path / "kustomization.yaml").write_text(
+        f"resources:\n  - {os.path.relpath(BASE, tmp_path)}\n"
+        f"components:\n  - {os.path.relpath(DEPLOY / 'k8s' / 'components' / 'network-policies', tmp_path)}\n"
+    )
+    documents = _kustomize(tmp_path)
+    for document in documents:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    policies = [doc for doc in documents if doc["kind"] == "NetworkPolicy"]
+    pods = {
+        doc["metadata"]["name"]: doc["spec"]["template"] for doc in documents if doc["kind"] in ("Deployment", "Job")
+    }
+    [deny] = [p for p in policies if not p["spec"].get("ingress")]
+    assert deny["spec"]["podSelector"] == {} and deny["spec"]["policyTypes"] == ["Ingress"]
+    allowed: dict[str, set[str]] = {name: set() for name in pods}
+    for policy in policies:
+        for name, pod in pods.items():
+            if not _labels_match(policy["spec"]["podSelector"], pod["metadata"]["labels"]):
+                continue
+            port_names = {p["name"] for c in pod["spec"]["containers"] for p in c.get("ports", [])}
+            for rule in policy["spec"].get("ingress", []):
+                assert {p["port"] for p in rule["ports"]} <= port_names, (policy["metadata"]["name"], name)
+                for peer in rule["from"]:
+                    if "podSelector" in peer:
+                        allowed[name] |= {
+                            n for n, p in pods.items() if _labels_match(peer["podSelector"], p["metadata"]["labels"])
+                        }
+                    else:
+                        allowed[name].add(
+                            "namespace " + peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                        )
+    assert allowed == {
+        "controlplane-api": {"namespace ingress-nginx", "namespace monitoring", "controlplane-worker"},
+        "controlplane-live": {"namespace ingress-nginx"},
+        "controlplane-worker": set(),
+        "controlplane-beat": set(),
+        "controlplane-migrate": set(),
+    }
