@@ -96,9 +96,11 @@ def api_client_rotate(*, client: ApiClient, expires_at: datetime | None = None) 
     client.token_prefix = prefix
     client.token_hash = token_hash(token)
     client.rotated_at = timezone.now()
-    if expires_at is not None:
+    changed = ["token_prefix", "token_hash", "rotated_at"]
+    if expires_at is not None:  # otherwise left as stored: a stale instance must not write back an old expiry
         client.expires_at = expires_at
-    client.save(update_fields=["token_prefix", "token_hash", "rotated_at", "expires_at"])
+        changed.append("expires_at")
+    client.save(update_fields=changed)
     api_clients_cache.invalidate()
     return IssuedToken(client=client, token=token)
 
@@ -127,7 +129,11 @@ UPDATABLE_FIELDS = ("scopes", "is_active", "expires_at", "description")
 @transaction.atomic
 def api_client_update(*, client: ApiClient, **fields) -> ApiClient:
     """Change a client's scopes, activity, expiry (None: never) or description; every process sees
-    the change within about a second."""
+    the change within about a second.
+
+    Only the named fields are written: a full save from an instance read before a revoke or a rotation
+    (an admin form, a long-lived object) would write back `revoked_at=None` or the old token's hash, and
+    bring a revoked or rotated-away token back to life."""
     unknown = set(fields) - set(UPDATABLE_FIELDS)
     if unknown:
         raise TypeError(f"Not updatable on ApiClient: {', '.join(sorted(unknown))}")
@@ -136,6 +142,7 @@ def api_client_update(*, client: ApiClient, **fields) -> ApiClient:
     for name, value in fields.items():
         setattr(client, name, value)
     client.full_clean()
-    client.save()
+    if fields:
+        client.save(update_fields=list(fields))
     api_clients_cache.invalidate()
     return client

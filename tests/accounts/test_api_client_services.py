@@ -1,0 +1,48 @@
+"""The API-client services write only what they change: an instance read before a revoke or a rotation
+(an admin form opened earlier, an object kept in memory) must not bring the old token back."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.accounts.models import ApiClient
+from apps.accounts.services import api_client_create, api_client_revoke, api_client_rotate, api_client_update
+
+pytestmark = pytest.mark.django_db
+
+
+def _status(api, token: str) -> int:
+    return api.get("/api/v1/whoami/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code
+
+
+def test_an_edit_from_an_instance_read_before_a_revoke_leaves_the_token_revoked(api):
+    token = api_client_create(name="ward-app", scopes=["patient:read"]).token
+    stale = ApiClient.objects.get(name="ward-app")  # e.g. an admin's change form, opened before the revoke
+    api_client_revoke(client=ApiClient.objects.get(name="ward-app"))
+    api_client_update(client=stale, description="ward 7 tablets")
+
+    stored = ApiClient.objects.get(name="ward-app")
+    assert stored.revoked_at is not None and not stored.is_active
+    assert stored.description == "ward 7 tablets"
+    assert _status(api, token) == 401
+
+
+def test_an_edit_from_an_instance_read_before_a_rotation_keeps_the_new_token(api):
+    old = api_client_create(name="ward-app", scopes=["patient:read"]).token
+    stale = ApiClient.objects.get(name="ward-app")
+    new = api_client_rotate(client=ApiClient.objects.get(name="ward-app")).token
+    api_client_update(client=stale, scopes=["patient:read", "clinical:read"])
+
+    assert _status(api, old) == 401  # the rotated-away token stays dead
+    assert _status(api, new) == 200
+    assert ApiClient.objects.get(name="ward-app").scopes == ["clinical:read", "patient:read"]
+
+
+def test_a_rotation_from_a_stale_instance_keeps_the_expiry_an_admin_set_meanwhile():
+    api_client_create(name="ward-app", scopes=["patient:read"])
+    stale = ApiClient.objects.get(name="ward-app")
+    soon = timezone.now() + timedelta(days=7)
+    api_client_update(client=ApiClient.objects.get(name="ward-app"), expires_at=soon)
+    api_client_rotate(client=stale)
+    assert ApiClient.objects.get(name="ward-app").expires_at == soon
