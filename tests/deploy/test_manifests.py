@@ -291,6 +291,10 @@ def test_every_pod_meets_the_restricted_pod_security_standard():
             assert context.get("readOnlyRootFilesystem") is True, name
             mounted = {mount["mountPath"] for mount in container.get("volumeMounts", [])}
             assert {"/tmp", var_dir} <= mounted, name  # settings create folders under VAR_DIR at import
+        # Unbounded, a runaway writer (a benchmark's output, a leak of temporary files) filled the node's disk
+        # and every pod on it was evicted; bounded, only this pod is.
+        for volume in pod["volumes"]:
+            assert volume["emptyDir"].get("sizeLimit"), (name, volume["name"])
 
 
 def _processes_of(name: str, pod: dict) -> int:
