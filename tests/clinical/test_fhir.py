@@ -126,7 +126,7 @@ def test_encounter_and_medication_request_searches(clinician, loaded):
     [
         ("/fhir/Observation", {"patient": "1", "date": "ge2024-13-45"}, "date"),
         ("/fhir/Observation", {"patient": "1", "date": "2024-01-01T10:00"}, "date"),
-        ("/fhir/Observation", {"patient": "1", "date": "sa2024-01-01"}, "date"),
+        ("/fhir/Observation", {"patient": "1", "date": "xx2024-01-01"}, "date"),
         ("/fhir/Observation", {"patient": "1", "_count": "1000000"}, "_count"),
         ("/fhir/Observation", {"patient": "1", "_count": "-3"}, "_count"),
         ("/fhir/Observation", {"patient": "1", "code": "http://loinc.org|9999-9"}, "code"),

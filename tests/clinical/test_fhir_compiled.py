@@ -59,6 +59,9 @@ def test_every_shape_pages_through_exactly_the_orms_rows(clinician, loaded):
         (f"&date=ge{day}&date=lt{noon}", {"dates": [f"ge{day}", f"lt{noon}"]}),
         (f"&date=gt{day}", {"dates": [f"gt{day}"]}),
         (f"&date=le{day}", {"dates": [f"le{day}"]}),
+        (f"&date=ne{day}", {"dates": [f"ne{day}"]}),
+        (f"&date=sa{day}&date=eb{noon}", {"dates": [f"sa{day}", f"eb{noon}"]}),
+        (f"&date=ap{noon}", {"dates": [f"ap{noon}"]}),
         ("&status=amended", {"statuses": ["amended"]}),
         ("&status=final,amended&code=8867-4", {"statuses": ["final", "amended"], "codes": ["8867-4"]}),
         (f"&category=vital-signs&code=8867-4&date=ge{day}&_sort=date", {
@@ -176,14 +179,21 @@ def test_encounter_and_medication_searches_page_through_exactly_the_orms_rows(cl
     _with_history(patient, start - timedelta(days=20))
     day, until = (start - timedelta(days=17)).date().isoformat(), (start - timedelta(days=15)).date().isoformat()
     encounters = Encounter.objects.filter(patient=patient).order_by("-period_start", "-id")
+
+    def dated(*dates: str):
+        return encounters.filter(date_filter("period_start", "date", list(dates), end_field="period_end"))
+
     encounter_cases = [
         ("", encounters),
         ("&status=finished", encounters.filter(status="finished")),
         ("&status=finished,cancelled", encounters.filter(status__in=["finished", "cancelled"])),
-        (f"&date=ge{day}", encounters.filter(date_filter("period_start", "date", [f"ge{day}"]))),
-        (f"&date=ge{day}&date=le{until}&status=in-progress", encounters.filter(
-            date_filter("period_start", "date", [f"ge{day}", f"le{until}"]), status="in-progress")),
-        (f"&date={day}", encounters.filter(date_filter("period_start", "date", [day]))),
+        (f"&date=ge{day}", dated(f"ge{day}")),
+        (f"&date=ge{day}&date=le{until}&status=in-progress", dated(f"ge{day}", f"le{until}").filter(
+            status="in-progress")),
+        (f"&date={day}", dated(day)),
+        (f"&date=ne{day}", dated(f"ne{day}")),
+        (f"&date=sa{day}", dated(f"sa{day}")),
+        (f"&date=eb{until}", dated(f"eb{until}")),
     ]  # fmt: skip
     medications = MedicationRequest.objects.filter(patient=patient).order_by("-authored_at", "-id")
     medication_cases = [

@@ -97,7 +97,7 @@ _DATE_RE = re.compile(
     r"(?:T(?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)(?P<tz>Z|[+-]\d{2}:\d{2})?)?)?)?$",
     re.ASCII,  # \d would match any script's digits ("٢٠٢٤"), which int() then reads as 2024
 )
-SUPPORTED_DATE_PREFIXES = ("eq", "gt", "lt", "ge", "le")
+SUPPORTED_DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 END_OF_CALENDAR = datetime.max.replace(tzinfo=UTC)
 _EXACT_DATE = re.compile(r"(eq)?\d{4}-\d{2}-\d{2}", re.ASCII)
 
@@ -111,8 +111,6 @@ def parse_date(parameter: str, raw: str) -> tuple[str, datetime, datetime]:
     if not match:
         raise FhirParamError(parameter, "expected [prefix]YYYY[-MM[-DD[Thh:mm[:ss][Z|+hh:mm]]]]")
     prefix = match["prefix"] or "eq"
-    if prefix not in SUPPORTED_DATE_PREFIXES:
-        raise FhirParamError(parameter, f"prefix {prefix!r} is not supported; use {', '.join(SUPPORTED_DATE_PREFIXES)}")
     if match["time"] and not match["tz"]:
         raise FhirParamError(parameter, "a date with a time needs a time zone (Z or +hh:mm)")
     try:
@@ -136,28 +134,72 @@ def parse_date(parameter: str, raw: str) -> tuple[str, datetime, datetime]:
             end = datetime.combine(date(year + 1, 1, 1), time.min, tzinfo=UTC)
     except (ValueError, OverflowError):  # the period ends with the calendar (9999-12-31)
         end = END_OF_CALENDAR
+    if prefix == "ap":
+        start, end = _approximately(start, end)
     return prefix, start, end
 
 
-# What each prefix compares the field with: the start of the period the value names, or its end
-# (exclusive). `eq` is the whole period.
-_DATE_PREFIX_LOOKUPS = {
-    "eq": (("gte", "start"), ("lt", "end")),
-    "gt": (("gte", "end"),),
-    "ge": (("gte", "start"),),
-    "lt": (("lt", "start"),),
-    "le": (("lt", "end"),),
+START_OF_CALENDAR = datetime.min.replace(tzinfo=UTC)
+
+
+def _approximately(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """`ap`: the period widened on each side by a tenth of its distance from now, as FHIR recommends
+    (ap2024-05-01 asked in 2026 reaches about 2.4 months either way), and never narrower than the period."""
+    now = datetime.now(UTC)
+    margin = max(abs(now - start), abs(now - end)) / 10
+    try:
+        start = start - margin
+    except OverflowError:
+        start = START_OF_CALENDAR
+    try:
+        end = end + margin
+    except OverflowError:
+        end = END_OF_CALENDAR
+    return start, end
+
+
+# What each prefix asks of a target, as FHIR defines it: an OR of ANDs of (which end of the target, lookup,
+# bound of the searched period), the bounds being the start of the period the value names and its end
+# (exclusive; `ap` widened both). A bound of None: the target's end is missing.
+#
+# A target with one instant (Observation.effective) has both ends there. A Period (Encounter.period) runs
+# from its start to its end, and one without an end is ongoing: `date=ge2024-05-01` finds a stay admitted in
+# April and not yet discharged, `eq` only periods wholly inside the day, `ne` the others.
+_Term = tuple[str, str, str | None]
+_DATE_PREFIX_TERMS: dict[str, tuple[tuple[_Term, ...], ...]] = {
+    "eq": ((("start", "gte", "start"), ("end", "lt", "end")),),
+    "ne": ((("start", "lt", "start"),), (("end", "isnull", None),), (("end", "gte", "end"),)),
+    "gt": ((("end", "isnull", None),), (("end", "gte", "end"),)),
+    "ge": ((("end", "isnull", None),), (("end", "gte", "start"),)),
+    "lt": ((("start", "lt", "start"),),),
+    "le": ((("start", "lt", "end"),),),
+    "sa": ((("start", "gte", "end"),),),
+    "eb": ((("end", "lt", "start"),),),
+    "ap": ((("start", "lt", "end"), ("end", "isnull", None)), (("start", "lt", "end"), ("end", "gte", "start"))),
 }
-DATE_PREFIX_BOUNDS = {prefix: tuple(bound for _, bound in lookups) for prefix, lookups in _DATE_PREFIX_LOOKUPS.items()}
+DATE_PREFIX_BOUNDS = {
+    prefix: tuple(sorted({bound for terms in either for _, _, bound in terms if bound}, key=("start", "end").index))
+    for prefix, either in _DATE_PREFIX_TERMS.items()
+}
 
 
-def date_condition(field: str, prefix: str, start: object = None, end: object = None) -> Q:
-    """One `date=` parameter as a condition on `field`, given the bounds its prefix uses."""
+def date_condition(field: str, prefix: str, start: object = None, end: object = None, *, end_field: str = "") -> Q:
+    """One `date=` value as a condition on an instant `field`, or on the period from `field` to `end_field`,
+    given the bounds its prefix uses."""
     bounds = {"start": start, "end": end}
-    return Q(**{f"{field}__{lookup}": bounds[bound] for lookup, bound in _DATE_PREFIX_LOOKUPS[prefix]})
+    condition = Q()
+    for terms in _DATE_PREFIX_TERMS[prefix]:
+        if not end_field and any(bound is None for _, _, bound in terms):
+            continue  # an instant is never missing its end
+        both = Q()
+        for side, lookup, bound in terms:
+            column = end_field if side == "end" and end_field else field
+            both &= Q(**{f"{column}__isnull": True}) if bound is None else Q(**{f"{column}__{lookup}": bounds[bound]})
+        condition |= both
+    return condition
 
 
-def date_filter(field: str, parameter: str, raws: list[str]) -> Q:
+def date_filter(field: str, parameter: str, raws: list[str], *, end_field: str = "") -> Q:
     """AND of every `date=` given (`date=ge2024-01-01&date=le2024-01-31` is January), each one an OR of
     its comma-separated values (`date=2024-01-05,2024-02-05`: either day)."""
     condition = Q()
@@ -165,7 +207,7 @@ def date_filter(field: str, parameter: str, raws: list[str]) -> Q:
         either = Q()
         for part in split_or(parameter, raw):
             prefix, start, end = parse_date(parameter, part)
-            either |= date_condition(field, prefix, start, end)
+            either |= date_condition(field, prefix, start, end, end_field=end_field)
         condition &= either
     return condition
 

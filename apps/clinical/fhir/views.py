@@ -142,8 +142,8 @@ _FORMAT_PARAM = OpenApiParameter("_format", str, enum=list(JSON_FORMATS), descri
 _COUNT_DOC = f"Entries per page, 1-{MAX_COUNT} (default 50)."
 _DATE_DOC = (
     f"[prefix]YYYY[-MM[-DD[Thh:mm[:ss][Z|+hh:mm]]]], prefix one of {', '.join(SUPPORTED_DATE_PREFIXES)} (eq: the "
-    "whole period the value names); comma-separated: any of them; repeat it for a range "
-    "(date=ge2024-01-01&date=lt2024-02-01)."
+    "whole period the value names; ap: widened by a tenth of its distance from now); comma-separated: any of "
+    "them; repeat it for a range (date=ge2024-01-01&date=lt2024-02-01)."
 )
 
 
@@ -669,7 +669,8 @@ class ObservationSearchView(FhirSearchView):
 
 @documented_search(
     patient="Required (but with _search): Patient/<id> or <id>.",
-    date=_DATE_DOC + " Compared with the period's start.",
+    date=_DATE_DOC + " Compared with the encounter's period; one without an end is ongoing (date=ge<today> "
+    "finds a stay admitted earlier and not yet discharged; eq: periods wholly inside the value's).",
     status=f"Comma-separated, any of: {', '.join(Encounter.Status.values)}.",
 )
 class EncounterSearchView(FhirSearchView):
@@ -691,7 +692,8 @@ class EncounterSearchView(FhirSearchView):
     @classmethod
     def rows_for(cls, shape: tuple, **values) -> QuerySet[Encounter]:
         prefixes, statuses = shape
-        rows = _dated(selectors.encounter_list(patient_id=values["patient"]), "period_start", prefixes, values)
+        rows = _dated(selectors.encounter_list(patient_id=values["patient"]), "period_start", prefixes, values,
+                      end_field="period_end")  # fmt: skip
         return _among(rows, "status", statuses, values)
 
 
@@ -747,12 +749,21 @@ def _date_slots(params, values: dict[str, object]) -> tuple[tuple[str, ...], ...
     return tuple(prefixes)
 
 
-def _dated(rows: QuerySet, field: str, prefixes: tuple[tuple[str, ...], ...], values: dict[str, object]) -> QuerySet:
-    """AND of the `date=` parameters `_date_slots` parsed, each the OR of its values, on `field`."""
+def _dated(
+    rows: QuerySet,
+    field: str,
+    prefixes: tuple[tuple[str, ...], ...],
+    values: dict[str, object],
+    *,
+    end_field: str = "",
+) -> QuerySet:
+    """AND of the `date=` parameters `_date_slots` parsed, each the OR of its values, on the instant `field`
+    or the period from `field` to `end_field`."""
     for i, alternatives in enumerate(prefixes):
         either = Q()
         for j, prefix in enumerate(alternatives):
-            either |= date_condition(field, prefix, values.get(f"date_{i}_{j}_start"), values.get(f"date_{i}_{j}_end"))
+            start, end = values.get(f"date_{i}_{j}_start"), values.get(f"date_{i}_{j}_end")
+            either |= date_condition(field, prefix, start, end, end_field=end_field)
         rows = rows.filter(either)
     return rows
 
