@@ -43,4 +43,6 @@ class ApiClient(models.Model):
         return self.expires_at is not None and self.expires_at <= timezone.now()
 
     def has_scope(self, scope: str) -> bool:
-        return scope in self.scopes
+        # A list's membership, never a string's: scopes written as "audit:read,patient:read" by a script would
+        # otherwise match any substring ("read", "audit").
+        return isinstance(self.scopes, list) and scope in self.scopes

@@ -13,7 +13,8 @@ class HasScope(BasePermission):
     """A token client must hold every required scope; a staff user the matching permissions.
 
     `required_scopes` is a list, or a dict from HTTP method to list; a method the dict does not name needs
-    every scope it names (a handler added without its entry is closed, not open to any token).
+    every scope it names (a handler added without its entry is closed, not open to any token), and a view
+    naming no scope at all is closed to everyone (`all([])` would let any token in).
     """
 
     message = "This endpoint requires the scope(s): {scopes}."
@@ -29,6 +30,9 @@ class HasScope(BasePermission):
         required = list(required)
         user = request.user
         if not user or not user.is_authenticated:
+            return False
+        if not required:  # a view that names no scope is a mistake: closed, not open to every token
+            self.message = "This endpoint names no scope; it is closed until it does."
             return False
         if isinstance(request.auth, ApiClient):
             allowed = all(request.auth.has_scope(scope) for scope in required)

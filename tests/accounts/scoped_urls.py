@@ -29,8 +29,18 @@ class PerMethodScopedView(APIView):
         return Response({"deleted": True})
 
 
+class NoScopeNamedView(APIView):
+    """HasScope on a view that forgot to name its scopes."""
+
+    permission_classes = [HasScope]
+
+    def get(self, request):
+        return Response({"ok": True})
+
+
 urlpatterns = [
     *product_urlpatterns,
     path("scoped/", ScopedView.as_view()),
     path("scoped-per-method/", PerMethodScopedView.as_view()),
+    path("no-scope-named/", NoScopeNamedView.as_view()),
 ]

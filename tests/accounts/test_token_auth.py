@@ -69,6 +69,24 @@ def test_a_method_without_its_own_scopes_needs_every_scope_the_view_names(api, i
     assert api.delete("/scoped-per-method/", **_bearer(issue_token("patient:read", "patient:write"))).status_code == 200
 
 
+def test_a_view_naming_no_scope_is_closed_to_every_token_and_staff_user(api, issue_token, admin_user):
+    every_scope = issue_token("patient:read", "patient:write", "clinical:read", "clinical:write", "audit:read")
+    response = api.get("/no-scope-named/", **_bearer(every_scope))
+    assert response.status_code == 403 and response.json()["code"] == "insufficient_scope"
+    api.force_login(admin_user)
+    assert api.get("/no-scope-named/").status_code == 403
+
+
+def test_scopes_stored_as_a_string_grant_nothing(api, issue_token):
+    """A script writing scopes as text must not make each scope's name a substring match."""
+    from apps.accounts.services import api_clients_cache
+
+    token = issue_token("inference", name="scripted")
+    ApiClient.objects.filter(name="scripted").update(scopes="inference,audit:read")
+    api_clients_cache.forget()  # as a change through the services would
+    assert api.get("/api/v1/audit/", **_bearer(token)).status_code == 403
+
+
 def test_rotation_invalidates_the_old_token(api, issue_token):
     old = issue_token("patient:read", name="rotating")
     new = api_client_rotate(client=ApiClient.objects.get(name="rotating")).token
