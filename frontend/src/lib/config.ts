@@ -6,6 +6,8 @@ export interface DashboardConfig {
   username: string;
   /** The live snapshot when the page was served, shown until the socket sends a newer one. */
   snapshot: unknown;
+  /** When this browser read the configuration (ms since the epoch): the age of `snapshot`. */
+  readAt?: number;
 }
 
 const defaults: DashboardConfig = { websocketUrl: "", livePort: null, adminUrl: "/admin/", username: "", snapshot: null };
@@ -14,7 +16,7 @@ export function readConfig(doc: Document = document): DashboardConfig {
   const element = doc.getElementById("controlplane-config");
   if (!element?.textContent) return defaults;
   try {
-    return { ...defaults, ...(JSON.parse(element.textContent) as Partial<DashboardConfig>) };
+    return { ...defaults, ...(JSON.parse(element.textContent) as Partial<DashboardConfig>), readAt: Date.now() };
   } catch {
     return defaults;
   }

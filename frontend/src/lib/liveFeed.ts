@@ -9,6 +9,9 @@ export interface LiveMessage {
   at?: string;
   seq?: number;
   data?: unknown;
+  /** When this browser received it (ms since the epoch, this browser's clock): the server's `at` is on
+   * another clock, so how old a figure on screen is, is measured from here. */
+  receivedAt?: number;
 }
 
 type Listener = (message: LiveMessage) => void;
@@ -16,6 +19,9 @@ type StateListener = (state: ConnectionState) => void;
 
 // Close codes the server uses when the session is not allowed to listen: retrying will not help.
 const FORBIDDEN_CODES = new Set([4401, 4403]);
+
+/** The server sends a heartbeat every second: this long without any frame means the socket is dead. */
+export const SILENCE_MS = 5000;
 
 export function backoffDelay(attempt: number, baseMs = 500, maxMs = 15000, random: () => number = Math.random): number {
   const ceiling = Math.min(maxMs, baseMs * 2 ** attempt);
@@ -26,26 +32,39 @@ export class LiveFeed {
   private socket: WebSocket | null = null;
   private attempt = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
+  private watchdog: ReturnType<typeof setInterval> | null = null;
+  private lastFrameAt = 0;
   private stopped = false;
   private listeners = new Set<Listener>();
+  private last = new Map<string, LiveMessage>();
   private stateListeners = new Set<StateListener>();
   state: ConnectionState = "connecting";
 
   constructor(
     private url: string,
     private createSocket: (url: string) => WebSocket = (u) => new WebSocket(u),
+    private silenceMs = SILENCE_MS,
   ) {}
 
   start(): void {
     this.stopped = false;
+    if (typeof window !== "undefined") window.addEventListener("online", this.onOnline);
     this.connect();
   }
 
   stop(): void {
     this.stopped = true;
+    if (typeof window !== "undefined") window.removeEventListener("online", this.onOnline);
     if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.clearWatchdog();
     this.socket?.close();
     this.socket = null;
+  }
+
+  /** The latest message of a type this feed received, so a page opened again starts from it (with its age). */
+  latest(type: string): LiveMessage | null {
+    return this.last.get(type) ?? null;
   }
 
   onMessage(listener: Listener): () => void {
@@ -64,30 +83,86 @@ export class LiveFeed {
     this.stateListeners.forEach((listener) => listener(state));
   }
 
+  /** The network is back (a laptop woke, Wi-Fi returned): try now rather than at the end of a long backoff. */
+  private onOnline = (): void => {
+    if (this.stopped || this.state !== "reconnecting" || !this.timer) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.connect();
+  };
+
   private connect(): void {
+    this.timer = null;
     const socket = this.createSocket(this.url);
     this.socket = socket;
+    let heard = false;
     socket.onopen = () => {
-      this.attempt = 0;
+      if (this.stopped || this.socket !== socket) return;
+      this.lastFrameAt = Date.now();
       this.setState("open");
+      this.watch(socket);
     };
     socket.onmessage = (event: MessageEvent) => {
-      try {
-        const message = JSON.parse(String(event.data)) as LiveMessage;
-        this.listeners.forEach((listener) => listener(message));
-      } catch {
-        // a malformed frame is dropped, not fatal
+      if (this.stopped || this.socket !== socket) return;
+      this.lastFrameAt = Date.now();
+      // The backoff starts over only once the server has said something: a server that accepts and at
+      // once closes (1013 while its channel layer is down) reset it at every open before, so every
+      // dashboard retried twice a second for as long as the outage lasted.
+      if (!heard) {
+        heard = true;
+        this.attempt = 0;
       }
+      let message: LiveMessage;
+      try {
+        message = JSON.parse(String(event.data)) as LiveMessage;
+      } catch {
+        return; // a malformed frame is dropped, not fatal
+      }
+      if (!message || typeof message !== "object") return;
+      message.receivedAt = this.lastFrameAt;
+      if (typeof message.type === "string") this.last.set(message.type, message);
+      this.listeners.forEach((listener) => listener(message));
     };
     socket.onclose = (event: CloseEvent) => {
       if (this.stopped || this.socket !== socket) return;
+      this.clearWatchdog();
+      this.socket = null;
       if (FORBIDDEN_CODES.has(event.code)) {
         this.setState("forbidden");
         return;
       }
-      this.setState("reconnecting");
-      this.timer = setTimeout(() => this.connect(), backoffDelay(this.attempt));
-      this.attempt += 1;
+      this.retry();
     };
+  }
+
+  private retry(): void {
+    this.setState("reconnecting");
+    this.timer = setTimeout(() => this.connect(), backoffDelay(this.attempt));
+    this.attempt += 1;
+  }
+
+  /**
+   * An open socket that has gone silent is dead: a sleeping laptop, a NAT or proxy that dropped the
+   * connection, a server that hangs. The browser may not fire `close` for minutes, and until then the
+   * badge said "Live" over figures that had stopped. It is given up and replaced.
+   */
+  private watch(socket: WebSocket): void {
+    this.clearWatchdog();
+    this.watchdog = setInterval(() => {
+      if (this.socket !== socket || Date.now() - this.lastFrameAt <= this.silenceMs) return;
+      this.clearWatchdog();
+      this.socket = null; // its own close, whenever it comes, is then ignored
+      try {
+        socket.close(4000, "silent");
+      } catch {
+        // closing a socket the browser already counts as closed
+      }
+      this.retry();
+    }, 1000);
+  }
+
+  private clearWatchdog(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = null;
   }
 }

@@ -11,10 +11,12 @@ export function useConnectionState(): ConnectionState {
   return state;
 }
 
-/** The latest message of a given type, or null until one arrives. */
+/** The latest message of a given type (the feed's last one when the page opens), or null until one arrives. */
 export function useLatestMessage(type: string): LiveMessage | null {
   const feed = useContext(LiveFeedContext);
-  const [message, setMessage] = useState<LiveMessage | null>(null);
+  // A page opened again started from nothing, and the Overview showed the snapshot the page was served
+  // with, however old, until the next frame.
+  const [message, setMessage] = useState<LiveMessage | null>(() => feed?.latest(type) ?? null);
   useEffect(
     () =>
       feed?.onMessage((incoming) => {

@@ -1,7 +1,7 @@
 import { useContext } from "react";
 
 import { LivePanel } from "../../features/live/components/LivePanel";
-import { isLiveSnapshot } from "../../features/live/snapshot";
+import { isLiveSnapshot, type LiveSnapshot } from "../../features/live/snapshot";
 import { ServiceTable } from "../../features/overview/components/ServiceTable";
 import { SERVICES_URL, type Service, type SloStatus } from "../../features/overview/api/services";
 import { LoadStatus, signInUrl } from "../../components/ui/Status";
@@ -9,6 +9,7 @@ import { useJson } from "../../lib/useJson";
 import { ConfigContext } from "../config";
 import { useConnectionState, useLatestMessage } from "../../lib/useLiveFeed";
 import { usePageTitle } from "../../lib/usePageTitle";
+import { useNow } from "../../lib/useNow";
 
 export default function OverviewPage() {
   usePageTitle("Overview");
@@ -16,8 +17,12 @@ export default function OverviewPage() {
   const services = useJson<{ results: Service[] }>(SERVICES_URL);
   const heartbeat = useLatestMessage("heartbeat");
   const latest = useLatestMessage("snapshot");
-  const snapshot = latest && isLiveSnapshot(latest.data) ? latest.data : isLiveSnapshot(config.snapshot) ? config.snapshot : null;
+  const fromSocket = latest && isLiveSnapshot(latest.data) ? latest : null;
+  const snapshot = fromSocket ? (fromSocket.data as LiveSnapshot) : isLiveSnapshot(config.snapshot) ? config.snapshot : null;
+  // When this browser got it: the socket's, or the one the page was served with (read at page load).
+  const receivedAt = fromSocket ? (fromSocket.receivedAt ?? null) : (config.readAt ?? null);
   const connection = useConnectionState();
+  const now = useNow(1000); // ages the figures when no frame comes to re-render the page
   const slo = useJson<{ results: SloStatus[] }>("/api/v1/metrics/slo/", { refreshMs: 30000 });
   const sloBySlug = slo.status === "ready" ? Object.fromEntries(slo.data.results.map((s) => [s.service, s])) : {};
 
@@ -40,7 +45,7 @@ export default function OverviewPage() {
           ended). <a href={signInUrl()}>Sign in again</a> or ask an administrator.
         </p>
       ) : (
-        <LivePanel snapshot={snapshot} />
+        <LivePanel snapshot={snapshot} receivedAt={receivedAt} now={now} connection={connection} />
       )}
       <h2>Services</h2>
       <LoadStatus state={services} what="services" />

@@ -1,4 +1,4 @@
-import { cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { act, cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
 import { MemoryRouter, Route, Routes } from "react-router";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
@@ -11,7 +11,7 @@ vi.mock("../../components/ui/Chart", () => ({
   ),
 }));
 
-import type { LiveFeed } from "../../lib/liveFeed";
+import { LiveFeed } from "../../lib/liveFeed";
 import { LiveFeedContext } from "../../lib/useLiveFeed";
 import AuditPage from "./AuditPage";
 import BenchmarksPage from "./BenchmarksPage";
@@ -238,7 +238,7 @@ describe("ServicePage", () => {
 describe("OverviewPage", () => {
   it("says the live feed is not allowed instead of waiting for a snapshot forever", async () => {
     serve({ "/api/v1/services/": { results: [] }, "/api/v1/metrics/slo/": { results: [] } });
-    const feed = { state: "forbidden", onState: (listener: (state: string) => void) => (listener("forbidden"), () => {}), onMessage: () => () => {} };
+    const feed = { state: "forbidden", onState: (listener: (state: string) => void) => (listener("forbidden"), () => {}), onMessage: () => () => {}, latest: () => null };
     window.history.pushState({}, "", "/dashboard/");
     render(
       <LiveFeedContext.Provider value={feed as unknown as LiveFeed}>
@@ -251,6 +251,52 @@ describe("OverviewPage", () => {
     expect(screen.getByRole("link", { name: "Sign in again" }).getAttribute("href")).toBe("/admin/login/?next=%2Fdashboard%2F");
     expect(screen.queryByText(/Waiting for the first live snapshot/)).toBeNull();
     await screen.findByText(/No services registered yet/);
+  });
+
+  it("marks the live figures as not live when the feed drops, and starts from the feed's last snapshot when opened again", async () => {
+    serve({ "/api/v1/services/": { results: [] }, "/api/v1/metrics/slo/": { results: [] } });
+    vi.useFakeTimers({ toFake: ["Date", "setInterval", "clearInterval", "setTimeout", "clearTimeout"] });
+    try {
+      const sockets: { onopen?: () => void; onmessage?: (event: { data: string }) => void; onclose?: (event: { code: number }) => void; close: () => void }[] = [];
+      const feed = new LiveFeed("ws://x/ws/metrics/", () => {
+        const socket = { close: () => {} };
+        sockets.push(socket);
+        return socket as unknown as WebSocket;
+      });
+      feed.start();
+      sockets[0].onopen?.();
+      const data = {
+        overall: { service: "all", name: "All routes", rps: 42.5, p95_ms: 18.2, error_rate_pct: 0.5 },
+        services: [], cache_hit_rate: null, host: {}, alerts: [],
+      };
+      sockets[0].onmessage?.({ data: JSON.stringify({ type: "snapshot", at: "2026-12-05T07:00:00Z", data }) });
+      const page = () =>
+        render(
+          <LiveFeedContext.Provider value={feed}>
+            <MemoryRouter>
+              <OverviewPage />
+            </MemoryRouter>
+          </LiveFeedContext.Provider>,
+        );
+      const first = page();
+      expect(screen.getByRole("rowheader", { name: "All routes" })).toBeTruthy();
+      expect(screen.getByTestId("live-as-of")).toBeTruthy();
+      expect(screen.queryByTestId("live-stale")).toBeNull();
+
+      act(() => sockets[0].onclose?.({ code: 1006 })); // the live process restarts
+      expect(screen.getByTestId("live-stale").textContent).toMatch(/^Not live: the live feed is reconnecting\./);
+      expect(screen.getByTestId("no-alerts").textContent).toMatch(/^No alert was firing at/);
+      first.unmount();
+
+      // Opened again later: the feed's last snapshot, with its age, not the page's first one as if new.
+      act(() => vi.advanceTimersByTime(60_000));
+      page();
+      expect(screen.getByRole("rowheader", { name: "All routes" })).toBeTruthy();
+      expect(screen.getByTestId("live-stale").textContent).toMatch(/from .+, 60 s ago\.$/);
+      feed.stop();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

@@ -37,3 +37,7 @@ export function isLiveSnapshot(data: unknown): data is LiveSnapshot {
   const candidate = data as Partial<LiveSnapshot> | null;
   return !!candidate && typeof candidate === "object" && !!candidate.overall && Array.isArray(candidate.services);
 }
+
+/** Snapshots come each second: one older than this is no longer live (the feed dropped, or the server
+ * stopped building them: its database away, say, while its heartbeats went on). */
+export const STALE_AFTER_MS = 5000;

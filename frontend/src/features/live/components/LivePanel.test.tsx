@@ -45,4 +45,22 @@ describe("LivePanel", () => {
     expect(isLiveSnapshot(snapshot)).toBe(true);
     expect(isLiveSnapshot({ req_s: 1 })).toBe(false);
   });
+
+  it("says when its figures are from, and that they are not live once they are old", () => {
+    const received = Date.parse("2026-12-05T07:00:00Z");
+    const { rerender } = render(<LivePanel snapshot={snapshot} receivedAt={received} now={received + 2000} connection="open" />);
+    expect(screen.getByTestId("live-as-of").textContent).toContain(new Date(received).toLocaleTimeString(undefined, { timeZoneName: "short" }));
+    expect(screen.queryByTestId("live-stale")).toBeNull();
+    expect(screen.getByTestId("no-alerts").textContent).toBe("No alert is firing.");
+
+    // Heartbeats still come, but no snapshot has for a while (the server's database is away, say).
+    rerender(<LivePanel snapshot={snapshot} receivedAt={received} now={received + 90_000} connection="open" />);
+    expect(screen.getByTestId("live-stale").textContent).toMatch(/^Not live: no new figures from the server\. These figures and alerts are from .+, 90 s ago\.$/);
+    expect(screen.getByRole("status").textContent).toBe("Not live: no new figures from the server.");
+    expect(screen.getByTestId("no-alerts").textContent).toMatch(/^No alert was firing at .+; nothing is known since\.$/);
+
+    // The feed dropped: not live at once, whatever the age.
+    rerender(<LivePanel snapshot={snapshot} receivedAt={received} now={received + 1000} connection="reconnecting" />);
+    expect(screen.getByTestId("live-stale").textContent).toMatch(/^Not live: the live feed is reconnecting\. .+, 1 s ago\.$/);
+  });
 });

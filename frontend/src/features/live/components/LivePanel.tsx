@@ -1,8 +1,7 @@
 import { TableScroll } from "../../../components/ui/TableScroll";
-import type { LiveRow, LiveSnapshot } from "../snapshot";
-
-const fixed = (value: number | null | undefined, digits = 1, unit = "") =>
-  value === null || value === undefined ? "—" : `${value.toFixed(digits)}${unit}`;
+import { ago, clockTime, fixed } from "../../../lib/format";
+import type { ConnectionState } from "../../../lib/liveFeed";
+import { STALE_AFTER_MS, type LiveRow, type LiveSnapshot } from "../snapshot";
 
 function Row({ row }: { row: LiveRow }) {
   return (
@@ -15,20 +14,50 @@ function Row({ row }: { row: LiveRow }) {
   );
 }
 
-/** The last minute, refreshed each second: traffic per service, the cache, the host, firing alerts and
- * the benchmark and optimization runs still going, with their progress. */
-export function LivePanel({ snapshot }: { snapshot: LiveSnapshot | null }) {
+/**
+ * The last minute, refreshed each second: traffic per service, the cache, the host, firing alerts and
+ * the benchmark and optimization runs still going, with their progress. Each snapshot says when it
+ * arrived; one that is no longer live says so. The last numbers stayed on screen, under "No alert is
+ * firing", for as long as the feed was down or the server sent heartbeats without snapshots.
+ */
+export function LivePanel({
+  snapshot,
+  receivedAt = null,
+  now = Date.now(),
+  connection = "open",
+}: {
+  snapshot: LiveSnapshot | null;
+  /** When this browser received the snapshot (its own clock), or null when unknown. */
+  receivedAt?: number | null;
+  now?: number;
+  connection?: ConnectionState;
+}) {
   if (!snapshot) {
     return <p className="muted">Waiting for the first live snapshot…</p>;
   }
   const hitRate = snapshot.cache_hit_rate === null ? null : snapshot.cache_hit_rate * 100;
+  const stale = receivedAt !== null && (connection === "reconnecting" || now - receivedAt > STALE_AFTER_MS);
+  const asOf = receivedAt === null ? null : clockTime(receivedAt);
   return (
-    <div>
+    <div className={stale ? "live-stale" : undefined}>
+      {stale ? (
+        <div className="stale-banner" data-testid="live-stale">
+          {/* The live region holds the news, not the age: that would be read out again every second. */}
+          <strong role="status">
+            Not live: {connection === "reconnecting" ? "the live feed is reconnecting" : "no new figures from the server"}.
+          </strong>{" "}
+          These figures and alerts are from {asOf}, {ago(now - (receivedAt ?? now))} ago.
+        </div>
+      ) : asOf ? (
+        <p className="muted" data-testid="live-as-of">
+          As of {asOf}
+        </p>
+      ) : null}
       <section aria-labelledby="alerts-title">
         <h2 id="alerts-title">Alerts</h2>
         {snapshot.alerts.length === 0 ? (
           <p className="muted" data-testid="no-alerts">
-            No alert is firing.
+            {stale ? `No alert was firing at ${asOf}; nothing is known since.` : "No alert is firing."}
           </p>
         ) : (
           <ul role="list" data-testid="alerts">
