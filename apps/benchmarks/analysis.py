@@ -24,21 +24,34 @@ def _float(value: str) -> float | None:
         return None
 
 
+def _is_aggregate(row: dict) -> bool:
+    """Locust's aggregate row: named "Aggregated" with no method. A plan's request may be named "Aggregated"
+    too (its rows have a method): by name alone it was dropped from the endpoints, and its history rows
+    were read as the aggregate's, two points a second in the run's timeline."""
+    return row.get("Name") == "Aggregated" and not row.get("Type")
+
+
 def parse_stats(path: Path) -> list[dict]:
-    """Locust's *_stats.csv: one row per endpoint, then the aggregate."""
+    """Locust's *_stats.csv: one row per endpoint, then the aggregate (`"aggregate": True`). A row Locust
+    could not finish writing (killed on a stop that outlasted its grace) is left out, not a failed run."""
     rows = []
     with path.open() as handle:
         for row in csv.DictReader(handle):
+            try:
+                requests, failures = int(row["Request Count"]), int(row["Failure Count"])
+            except (TypeError, ValueError):
+                continue
             rows.append(
                 {
                     "name": row["Name"],
                     "method": row["Type"],
-                    "requests": int(row["Request Count"]),
-                    "failures": int(row["Failure Count"]),
+                    "aggregate": _is_aggregate(row),
+                    "requests": requests,
+                    "failures": failures,
                     "rps": round(_float(row["Requests/s"]) or 0.0, 3),
                     "avg_ms": round(_float(row["Average Response Time"]) or 0.0, 3),
-                    **{f"p{p}_ms": _float(row[f"{p}%"]) for p in PERCENTILES},
-                    "max_ms": _float(row["Max Response Time"]),
+                    **{f"p{p}_ms": _float(row.get(f"{p}%")) for p in PERCENTILES},
+                    "max_ms": _float(row.get("Max Response Time")),
                 }
             )
     return rows
@@ -49,17 +62,20 @@ def parse_history(path: Path) -> list[dict]:
     timeline, first = [], None
     with path.open() as handle:
         for row in csv.DictReader(handle):
-            if row["Name"] != "Aggregated":
+            if not _is_aggregate(row):
                 continue
-            at = int(row["Timestamp"])
+            try:
+                at, users = int(row["Timestamp"]), int(row["User Count"])
+            except (TypeError, ValueError):  # the last line, cut short
+                continue
             first = at if first is None else first
             timeline.append(
                 {
                     "t": at - first,
-                    "users": int(row["User Count"]),
+                    "users": users,
                     "rps": round(_float(row["Requests/s"]) or 0.0, 3),
                     "errors_per_s": round(_float(row["Failures/s"]) or 0.0, 3),
-                    "p95_ms": _float(row["95%"]),
+                    "p95_ms": _float(row.get("95%")),
                 }
             )
     return timeline

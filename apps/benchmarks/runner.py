@@ -19,6 +19,7 @@ from pathlib import Path
 
 import psutil
 
+from apps.benchmarks import analysis
 from apps.core.ports import free_port
 
 TEMPLATE = Path(__file__).with_name("locustfile_template.py")
@@ -51,10 +52,36 @@ class Outcome:
     status: str  # succeeded | cancelled | failed
     seconds: float
     samples: list[list] = field(default_factory=list)
-    stats: Path | None = None
-    history: Path | None = None
+    endpoints: list[dict] = field(default_factory=list)  # Locust's stats CSV, the aggregate row last
+    timeline: list[dict] = field(default_factory=list)  # Locust's stats history, aggregate rows
     cpu_max: float = 0.0
     error: str = ""
+
+
+# What Locust's processes get of the runner's environment: what Python and TLS need, nothing else. The
+# worker's own environment holds the deployment's secrets (SECRET_KEY, DATABASE_URL, cache and audit keys),
+# which a load generator has no use for, and proxy settings, which requests (and so Locust) obeys: with
+# HTTP_PROXY set, every request of the run, its bearer token included, went to the proxy.
+INHERITED_ENV = {"PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "VIRTUAL_ENV", "LD_LIBRARY_PATH",
+                 "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"}  # fmt: skip
+
+
+def _inherited_env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key in INHERITED_ENV or key.startswith("LC_")}
+
+
+def _end(process: subprocess.Popen, grace: float) -> None:
+    """Stop a Locust process and everything in its session (SIGTERM, then SIGKILL after `grace` seconds),
+    and reap it: an unreaped child stays a zombie for as long as the worker lives."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)  # Locust stops its users and writes its CSVs
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def run_locust(
@@ -74,12 +101,35 @@ def run_locust(
     """Start Locust, watch it, return what it measured. `should_stop` is polled every second.
 
     With processes > 1, Locust runs distributed: a master (the shape, the CSVs) and that many local
-    worker processes generating the load, the same layout that spreads over many machines."""
-    folder = Path(workdir or tempfile.mkdtemp(prefix="bench-"))
+    worker processes generating the load, the same layout that spreads over many machines.
+
+    Without a `workdir`, the run's files (the patients drawn, every sample, Locust's log) go to a temporary
+    folder removed when the run ends: each run left one behind in /tmp, for good."""
+    if workdir is not None:
+        return _run_in(Path(workdir), base_url, requests, token, patients, stages, stress_gate, rate_per_user,
+                       should_stop, on_tick, processes)  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+        return _run_in(Path(folder), base_url, requests, token, patients, stages, stress_gate, rate_per_user,
+                       should_stop, on_tick, processes)  # fmt: skip
+
+
+def _run_in(
+    folder: Path,
+    base_url: str,
+    requests: list[dict],
+    token: str,
+    patients: list[int],
+    stages: list[list[float]],
+    stress_gate: dict | None,
+    rate_per_user: float | None,
+    should_stop: Callable[[], bool],
+    on_tick: Callable[[float, float], None],
+    processes: int,
+) -> Outcome:
     shutil.copy(TEMPLATE, folder / "locustfile.py")
     (folder / "patients.json").write_text(json.dumps(patients))
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DJANGO")},
+        **_inherited_env(),
         "BENCH_REQUESTS": json.dumps(requests),
         "BENCH_TOKEN": token,
         "BENCH_PATIENTS_FILE": str(folder / "patients.json"),
@@ -99,18 +149,55 @@ def run_locust(
         command += ["--master", "--expect-workers", str(processes), "--master-bind-port", str(port)]
         workers = [[LOCUST, "-f", str(folder / "locustfile.py"), "--worker", "--master-host", "127.0.0.1",
                     "--master-port", str(port), "--loglevel", "WARNING"]] * processes  # fmt: skip
-    with open(folder / "locust.log", "w") as log:
-        process, *helpers = [
-            subprocess.Popen(  # noqa: S603 (our own command lines)
-                argv, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
-            )
-            for argv in [command, *workers]
-        ]
-    watched = [psutil.Process(p.pid) for p in (process, *helpers)]
+    started_processes: list[subprocess.Popen] = []
+    try:
+        with open(folder / "locust.log", "w") as log:
+            for argv in [command, *workers]:
+                started_processes.append(
+                    subprocess.Popen(  # noqa: S603 (our own command lines)
+                        argv, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+                    )
+                )
+        status, cpu_max, seconds = _watch(started_processes, folder / "run_stats_history.csv", planned,
+                                          should_stop, on_tick)  # fmt: skip
+    finally:
+        # However the watch ended (a database error in a tick or a stop check, a worker's shutdown), no Locust
+        # outlives it: it would go on loading the target with no one to stop or record it.
+        for process in started_processes:
+            _end(process, grace=5)
+    process = started_processes[0]
+    samples = [json.loads(line) for path in folder.glob("samples-*.jsonl") for line in path.read_text().splitlines()]
+    samples.sort(key=lambda sample: sample[0])
+    if status != "cancelled" and process.returncode not in (0, 1):  # 1: Locust saw failed requests
+        error = (folder / "locust.log").read_text()[-2000:]
+        return Outcome(
+            "failed", seconds, samples, cpu_max=cpu_max, error=f"locust exited {process.returncode}: {error}"
+        )
+    stats, history = folder / "run_stats.csv", folder / "run_stats_history.csv"
+    return Outcome(
+        status,
+        seconds,
+        samples,
+        endpoints=analysis.parse_stats(stats) if stats.exists() else [],
+        timeline=analysis.parse_history(history) if history.exists() else [],
+        cpu_max=cpu_max,
+    )
+
+
+def _watch(
+    started: list[subprocess.Popen],
+    history: Path,
+    planned: float,
+    should_stop: Callable[[], bool],
+    on_tick: Callable[[float, float], None],
+) -> tuple[str, float, float]:
+    """Poll Locust every second until it exits or `should_stop` says so: (status, its max CPU, seconds)."""
+    process, *helpers = started
+    watched = [psutil.Process(p.pid) for p in started]
     # Locust writes its stats history from the moment the load starts: its start-up before that
     # (imports, spawning users: a full core for seconds on a slow machine) is not load it generates.
-    history, measuring = folder / "run_stats_history.csv", False
-    started, cpu_max, status = time.monotonic(), 0.0, "succeeded"
+    measuring = False
+    began, cpu_max, status = time.monotonic(), 0.0, "succeeded"
     while process.poll() is None:
         time.sleep(1)
         for generator in watched:  # each generator process is bound to one core
@@ -119,34 +206,19 @@ def run_locust(
                 if measuring:
                     cpu_max = max(cpu_max, load)
         measuring = measuring or history.exists()
-        elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - began
         on_tick(min(elapsed / planned, 1.0), elapsed)
         if should_stop():
             status = "cancelled"
-            os.killpg(process.pid, signal.SIGTERM)  # Locust stops its users and writes its CSVs
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            _end(process, grace=20)
             break
     for helper in helpers:  # workers leave when their master quits
-        try:
-            helper.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(helper.pid, signal.SIGKILL)
-    seconds = time.monotonic() - started
-    samples = [json.loads(line) for path in folder.glob("samples-*.jsonl") for line in path.read_text().splitlines()]
-    samples.sort(key=lambda sample: sample[0])
-    if status != "cancelled" and process.returncode not in (0, 1):  # 1: Locust saw failed requests
-        error = (folder / "locust.log").read_text()[-2000:]
-        return Outcome(
-            "failed", seconds, samples, cpu_max=cpu_max, error=f"locust exited {process.returncode}: {error}"
-        )
-    return Outcome(
-        status,
-        seconds,
-        samples,
-        stats=folder / "run_stats.csv",
-        history=folder / "run_stats_history.csv",
-        cpu_max=cpu_max,
-    )
+        _end_when_done(helper)
+    return status, cpu_max, time.monotonic() - began
+
+
+def _end_when_done(helper: subprocess.Popen) -> None:
+    try:
+        helper.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        _end(helper, grace=0)

@@ -162,10 +162,11 @@ def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dic
     run.generator_cpu_max = round(outcome.cpu_max, 1)
     run.summary = analysis.summarize(outcome.samples)
     run.histogram = analysis.histogram_buckets(outcome.samples)
-    if outcome.stats and outcome.stats.exists():
-        run.endpoints = [row for row in analysis.parse_stats(outcome.stats) if row["name"] != "Aggregated"]
-    if outcome.history and outcome.history.exists():
-        run.timeline = analysis.parse_history(outcome.history)
+    run.endpoints = [
+        {key: value for key, value in row.items() if key != "aggregate"} for row in outcome.endpoints
+        if not row["aggregate"]
+    ]  # fmt: skip
+    run.timeline = outcome.timeline
     findings = {"stages": stages}
     if plan.kind == plan.Kind.STRESS:
         findings["stress"] = analysis.stress_knee(outcome.samples, stages, gates)

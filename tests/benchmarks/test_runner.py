@@ -1,6 +1,11 @@
 """The runner with real Locust subprocesses against a server of the test's own: each shape's stages,
 parsing of Locust's CSVs and our samples, the verdicts, the knee, spike recovery, cancellation."""
 
+import contextlib
+import tempfile
+import time
+
+import psutil
 import pytest
 
 from apps.benchmarks import analysis, runner
@@ -31,13 +36,13 @@ def test_a_load_run_is_parsed_and_judged(sleepy):
     summary = analysis.summarize(outcome.samples)
     assert summary["requests"] > 100 and summary["errors"] == 0
     assert 10 <= summary["p50_ms"] < 100  # the server sleeps 10 ms
-    endpoints = analysis.parse_stats(outcome.stats)
-    assert [e["name"] for e in endpoints] == ["card", "Aggregated"]
+    endpoints = outcome.endpoints
+    assert [(e["name"], e["aggregate"]) for e in endpoints] == [("card", False), ("Aggregated", True)]
     # req/s over the load itself: it was divided by the runner's wall time, Locust's start-up and shutdown
     # included (29 req/s reported for Locust's 52 in a 5 s run)
     assert summary["rps"] == pytest.approx(endpoints[-1]["rps"], rel=0.1)
     assert abs(endpoints[0]["requests"] - summary["requests"]) <= 0.02 * summary["requests"]  # users stopping
-    assert analysis.parse_history(outcome.history)[-1]["users"] == 4
+    assert outcome.timeline[-1]["users"] == 4
     assert all(v["passed"] for v in analysis.verdicts(summary, GATES))
     failing = analysis.verdicts(summary, {**GATES, "p95_ms": 1.0})
     assert [v["gate"] for v in failing if not v["passed"]] == ["p95_ms"]
@@ -93,4 +98,95 @@ def test_distributed_mode_runs_a_master_and_worker_processes(sleepy, tmp_path):
     assert len(list(tmp_path.glob("samples-*.jsonl"))) == 2  # both worker processes generated load
     summary = analysis.summarize(outcome.samples)
     assert summary["requests"] > 100 and summary["errors"] == 0
-    assert analysis.parse_stats(outcome.stats)[-1]["requests"] > 100  # the master aggregated the workers
+    assert outcome.endpoints[-1]["requests"] > 100  # the master aggregated the workers
+
+
+def _locusts() -> list[psutil.Process]:
+    """This process's Locust children, zombies included (a zombie has a name but no command line)."""
+    found = []
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if process.name() == "locust":
+                found.append(process)
+    return found
+
+
+def test_a_failing_stop_check_leaves_no_locust_running(sleepy):
+    """A database error in the run's stop check or progress tick (a PostgreSQL restart mid-run) ended the
+    watch with Locust still running: it loaded the target to the end of its run-time with no one to stop or
+    record it, and stayed a zombie of the worker afterwards."""
+
+    def stop() -> bool:
+        if sleepy.served > 20:
+            raise ConnectionError("the database went away")
+        return False
+
+    with pytest.raises(ConnectionError):
+        _run(sleepy.url, [[60, 2, 2]], stop=stop)
+    assert not [p for p in _locusts() if p.status() != psutil.STATUS_ZOMBIE]
+    served = sleepy.served
+    time.sleep(2)
+    assert sleepy.served == served, "Locust kept sending after its runner gave up"
+    assert not _locusts()  # reaped too: no zombie left to the worker
+
+
+def test_a_run_leaves_no_files_behind(sleepy, monkeypatch, tmp_path):
+    """Each run left its folder in /tmp for good: the patients drawn, every sample, Locust's log."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    outcome = runner.run_locust(base_url=sleepy.url, requests=REQUESTS, token="t", patients=[1, 2], stages=[[5, 2, 2]],
+                                stress_gate=None, rate_per_user=None, should_stop=lambda: False,
+                                on_tick=lambda *_: None)  # fmt: skip
+    assert outcome.status == "succeeded" and outcome.samples and outcome.endpoints and outcome.timeline
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_locust_gets_neither_the_deployments_secrets_nor_its_proxy(sleepy, monkeypatch):
+    """Locust inherited the worker's whole environment: the deployment's secrets, and HTTP_PROXY, which
+    requests obeys, so every request of the run, bearer token and all, went through the proxy."""
+    from tests.benchmarks.conftest import SleepyServer
+
+    proxy = SleepyServer()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        monkeypatch.setenv("SECRET_KEY", "a-deployment-secret")
+        seen: list[dict] = []
+
+        def stop() -> bool:
+            for process in _locusts():
+                with contextlib.suppress(psutil.Error):  # one that just quit
+                    seen.append(process.environ())
+            return False
+
+        outcome = _run(sleepy.url, [[5, 2, 2]], stop=stop)
+        assert outcome.status == "succeeded" and sleepy.served > 20
+        assert proxy.served == 0
+        assert seen and not any("SECRET_KEY" in env or "HTTP_PROXY" in env for env in seen)
+        assert all(env["BENCH_TOKEN"] == "t" for env in seen)
+    finally:
+        proxy.httpd.shutdown()
+        proxy.httpd.server_close()
+
+
+def test_a_request_named_aggregated_is_an_endpoint_like_any_other(sleepy):
+    """Endpoints and the timeline told Locust's aggregate row apart by its name alone."""
+    requests = [{"name": "Aggregated", "method": "GET", "path": "/card", "weight": 1}]
+    outcome = runner.run_locust(base_url=sleepy.url, requests=requests, token="t", patients=[], stages=[[5, 2, 2]],
+                                stress_gate=None, rate_per_user=None, should_stop=lambda: False,
+                                on_tick=lambda *_: None)  # fmt: skip
+    assert [(e["name"], e["method"], e["aggregate"]) for e in outcome.endpoints] == [
+        ("Aggregated", "GET", False),
+        ("Aggregated", "", True),
+    ]
+    seconds = [point["t"] for point in outcome.timeline]
+    assert seconds and len(seconds) == len(set(seconds))  # one point a second
+
+
+def test_a_stats_file_cut_short_is_read_without_its_last_row(tmp_path):
+    stats = tmp_path / "run_stats.csv"
+    stats.write_text(
+        "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,"
+        "Max Response Time,Average Content Size,Requests/s,Failures/s,50%,90%,95%,99%\n"
+        "GET,card,10,0,5,5.5,1,9,2,3.3,0,5,8,9,9\n"
+        ",Aggregated,10"
+    )
+    assert [row["name"] for row in analysis.parse_stats(stats)] == ["card"]
