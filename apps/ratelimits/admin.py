@@ -1,37 +1,13 @@
-from django import forms
 from django.contrib import admin
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 
 from apps.ratelimits import services
 from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
+from apps.services.admin import ListRowFormAdmin
 
 ADAPTIVE_FIELDS = ["adaptive", "service", "cpu_threshold_pct", "p95_threshold_ms", "tighten_factor", "min_factor",
                    "recover_below", "current_factor", "last_step_at"]  # fmt: skip
-
-
-class PolicyRowForm(forms.ModelForm):
-    """A row of the list's editable columns (`enabled`, `requests`). The model's cross-field rules name fields
-    the row lacks (a limit lowered under the burst cap names `burst_per_second`), which a form cannot hold:
-    Django raises ValueError, a 500. The row shows them as its own errors, named; a row left as it was keeps
-    them out of the way (every row is validated, and one set wrong outside admin would block every save)."""
-
-    def add_error(self, field: str | None, error) -> None:
-        if field is None and isinstance(error, ValidationError) and hasattr(error, "error_dict"):
-            kept: dict[str, list] = {}
-            for name, errors in error.error_dict.items():
-                if name in self.fields or name == NON_FIELD_ERRORS:
-                    kept.setdefault(name, []).extend(errors)
-                elif self.has_changed():
-                    label = self._meta.model._meta.get_field(name).verbose_name
-                    kept.setdefault(NON_FIELD_ERRORS, []).extend(
-                        ValidationError(f"{label.capitalize()}: {message}") for e in errors for message in e
-                    )
-            if not kept:
-                return
-            error = ValidationError(kept)
-        super().add_error(field, error)
 
 
 class AdjustmentInline(admin.TabularInline):
@@ -57,7 +33,7 @@ class AdjustmentInline(admin.TabularInline):
 
 
 @admin.register(RateLimitPolicy)
-class RateLimitPolicyAdmin(admin.ModelAdmin):
+class RateLimitPolicyAdmin(ListRowFormAdmin):
     list_display = ["scope", "enabled", "requests", "period_seconds", "burst_per_second", "effective",
                     "fail_open", "priority", "adaptive", "updated_at"]  # fmt: skip
     list_editable = ["enabled", "requests"]
@@ -69,9 +45,6 @@ class RateLimitPolicyAdmin(admin.ModelAdmin):
         ("Adaptive", {"fields": ADAPTIVE_FIELDS}),
         (None, {"fields": ["updated_at"]}),
     ]
-
-    def get_changelist_form(self, request, **kwargs):
-        return super().get_changelist_form(request, form=PolicyRowForm, **kwargs)
 
     def save_model(self, request, obj, form, change) -> None:
         if change:  # the controller's fields are left as the row has them now, not as this request read them

@@ -1,10 +1,11 @@
 from django.contrib import admin
 
 from apps.resources.models import ResourceRecommendation, ResourceSample, ResourceThreshold
+from apps.services.admin import ListRowFormAdmin
 
 
 @admin.register(ResourceThreshold)
-class ResourceThresholdAdmin(admin.ModelAdmin):
+class ResourceThresholdAdmin(ListRowFormAdmin):
     """One row per kind, seeded: edited, never added or removed (the monitor knows these kinds only)."""
 
     list_display = ["kind", "pct", "updated_at"]

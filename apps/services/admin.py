@@ -1,11 +1,44 @@
+from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.http import HttpRequest
 
 from apps.services.models import Service
 from apps.services.selectors import of_visible_services, sees_every_service, services_visible_to, visible_service_ids
 from apps.services.services import EDITABLE_FIELDS, route_prefix_check, service_create, service_update
+
+
+class ListRowForm(forms.ModelForm):
+    """A row of a changelist's editable columns (`list_editable`). The model's cross-field rules name fields the
+    row lacks (a TTL raised past what the stale window leaves names `stale_while_revalidate_seconds`), which a
+    form cannot hold: Django raises ValueError, a 500. The row shows them as its own errors, named; a row left as
+    it was keeps them out of the way (every row is validated, and one set wrong outside admin would block every
+    save of the list)."""
+
+    def add_error(self, field: str | None, error) -> None:
+        if field is None and isinstance(error, ValidationError) and hasattr(error, "error_dict"):
+            kept: dict[str, list] = {}
+            for name, errors in error.error_dict.items():
+                if name in self.fields or name == NON_FIELD_ERRORS:
+                    kept.setdefault(name, []).extend(errors)
+                elif self.has_changed():
+                    label = self._meta.model._meta.get_field(name).verbose_name
+                    kept.setdefault(NON_FIELD_ERRORS, []).extend(
+                        ValidationError(f"{label[:1].upper()}{label[1:]}: {message}") for e in errors for message in e
+                    )
+            if not kept:
+                return
+            error = ValidationError(kept)
+        super().add_error(field, error)
+
+
+class ListRowFormAdmin(admin.ModelAdmin):
+    """An admin whose list has editable columns: a row's errors are shown on the row, never a 500."""
+
+    def get_changelist_form(self, request: HttpRequest, **kwargs):
+        kwargs.setdefault("form", ListRowForm)
+        return super().get_changelist_form(request, **kwargs)
 
 
 class ServiceVisibilityAdmin(admin.ModelAdmin):
