@@ -131,7 +131,7 @@ def overhead(users: int = 8, seconds: int = 15) -> dict:
             should_stop=lambda: False,
             on_tick=lambda *_: None,
         )
-        ours_stats = analysis.parse_stats(ours.stats)[-1]
+        ours_stats = ours.endpoints[-1]  # the aggregate row
         progress("runner overhead: bare locust")
         folder = Path(tempfile.mkdtemp(prefix="bare-locust-"))
         (folder / "locustfile.py").write_text(BARE_LOCUSTFILE)
