@@ -34,6 +34,12 @@ def patient_by_identifier(*, value: str, system: str | None = None) -> Patient |
     return _active_patient_by_identifier.get(identifier_system=system or settings.MRN_SYSTEM, mrn=value)
 
 
+def patient_was_deleted(*, patient_id: int) -> bool:
+    """Whether this id names a soft-deleted patient: FHIR answers its read 410 Gone, not 404. Asked only when
+    no active patient has the id, so the hot path never pays for it."""
+    return Patient.objects.filter(pk=patient_id, is_deleted=True).exists()
+
+
 def patient_card(*, patient_id: int) -> dict | None:
     """An active patient as JSON, through the `patient_data` cache (None when there is none)."""
 

@@ -27,7 +27,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -123,6 +123,7 @@ _OUTCOME_TEXT = {
     401: "No or invalid credentials.",
     403: "The credentials lack this resource's scope.",
     404: "No such resource.",
+    410: "The resource was deleted.",
     429: "Rate limited.",
     503: "The audit trail cannot be written, so patient data is not served; retry shortly.",
 }
@@ -260,6 +261,14 @@ class FhirMixin:
         return request.build_absolute_uri("/fhir/")
 
 
+class Gone(APIException):
+    """FHIR's answer to a read of a resource the server knows was deleted: 410, not 404."""
+
+    status_code = 410
+    default_detail = "The resource was deleted."
+    default_code = "gone"
+
+
 class CapabilityStatementView(FhirMixin, APIView):
     """`GET /fhir/metadata`: what this server supports. Public, as FHIR clients expect."""
 
@@ -324,8 +333,8 @@ class PatientReadView(FhirMixin, PhiAPIView):
         parameters=[_FORMAT_PARAM],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="A FHIR R4 Patient."),
-            **_outcomes(400, 401, 403, 404, 429, 503, e400="A _format other than JSON.",
-                        e404="No active patient has this id."),
+            **_outcomes(400, 401, 403, 404, 410, 429, 503, e400="A _format other than JSON.",
+                        e404="No patient has this id.", e410="The patient was deleted."),
         },
     )  # fmt: skip
     def get(self, request: Request, patient_id: str) -> Response:
@@ -334,6 +343,8 @@ class PatientReadView(FhirMixin, PhiAPIView):
         card = selectors.patient_card(patient_id=int(patient_id))  # through the patient_data cache
         if card is None:
             self.audit(request, action="read", resource_id=patient_id, outcome="not_found")
+            if selectors.patient_was_deleted(patient_id=int(patient_id)):
+                raise Gone(f"Patient/{patient_id} was deleted.")
             raise NotFound(f"Patient/{patient_id} does not exist.")
         self.audit(request, action="read", resource_id=card["id"], patient_id=card["id"],
                    served_from_cache=served_from_cache())  # fmt: skip
