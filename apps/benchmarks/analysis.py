@@ -249,16 +249,25 @@ def memory_slope(points: list[tuple[float, float]]) -> dict:
 # --- regressions across runs -------------------------------------------------------------------------
 
 
+# The p95 history's noise is never taken below this share of its level: a history of equal values (a
+# target answering in a fixed time, p95s rounded alike) has no spread, and every later wobble was a change.
+MIN_SIGMA_SHARE = 0.01
+
+
 def change_points(series: list[float], *, penalty: float | None = None) -> list[int]:
-    """Indexes where the p95 history shifts (ruptures' PELT on a normal cost; penalty ~ 2 log n sigma^2)."""
+    """Indexes where the p95 history shifts (ruptures' PELT on a normal cost; penalty ~ 2 log n sigma^2).
+
+    A segment may be one run long: the run just recorded is the newest point, and with segments of two or
+    more a change at it could never be found (a threefold p95 at the last run was no change point)."""
     import ruptures
 
     if len(series) < 4:
         return []
     values = np.asarray(series, dtype=float).reshape(-1, 1)
-    sigma = float(np.median(np.abs(np.diff(values[:, 0]))) / 0.6745 / math.sqrt(2)) or 1e-9
+    sigma = float(np.median(np.abs(np.diff(values[:, 0]))) / 0.6745 / math.sqrt(2))
+    sigma = max(sigma, MIN_SIGMA_SHARE * float(np.median(np.abs(values[:, 0]))), 1e-9)
     penalty = penalty if penalty is not None else 2 * math.log(len(series)) * sigma**2 * 4
-    breaks = ruptures.Pelt(model="l2", min_size=2, jump=1).fit(values).predict(pen=penalty)
+    breaks = ruptures.Pelt(model="l2", min_size=1, jump=1).fit(values).predict(pen=penalty)
     return [index for index in breaks if index < len(series)]
 
 

@@ -137,3 +137,21 @@ def test_the_analyses_of_a_long_run_take_seconds():
     assert spike["recovery_seconds"] == 0  # the made-up latencies never rose
     exact = np.percentile([s[1] for s in samples], 95)
     assert summary["p95_ms"] == pytest.approx(exact, rel=0.002)  # HDR at 3 significant digits
+
+
+def test_a_shift_at_the_run_just_recorded_is_a_change_point(plan):
+    """PELT's segments were at least two runs long, so the run just recorded, the history's last point,
+    could never start one: a threefold p95 was a regression "without a change point" every time."""
+    for _ in range(4):
+        _recorded(plan, _samples(10))
+    run = _recorded(plan, _samples(30))
+    regression = Regression.objects.get(run=run)
+    assert regression.change_point and run.findings["regression_check"]["change_point"]
+
+
+def test_a_flat_p95_history_has_no_change_point_at_a_wobble():
+    """Equal p95s have no spread: with the noise taken as zero every wobble was a change."""
+    from apps.benchmarks import analysis
+
+    assert analysis.change_points([10.0] * 5 + [10.1]) == []
+    assert analysis.change_points([10.0] * 5 + [12.0]) == [5]
