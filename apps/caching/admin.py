@@ -54,7 +54,9 @@ class CachePolicyAdmin(ListRowFormAdmin):
             rows,
         )
 
-    @admin.action(description="Clear the selected namespaces (every tier, every process)")
+    # Only for those who may edit policies: a Viewer could otherwise empty every PHI namespace at once, and
+    # every clinician's next read would go to the database together.
+    @admin.action(description="Clear the selected namespaces (every tier, every process)", permissions=["change"])
     def clear_namespaces(self, request, queryset) -> None:
         for policy in queryset:
             services.cache_namespace_clear(namespace=policy.namespace)

@@ -49,7 +49,9 @@ class ModelDeploymentAdmin(ServiceVisibilityAdmin):
             rows,
         )
 
-    @admin.action(description="Measure every quantization mode (on an inference worker)")
+    # Only for those who may edit deployments: a measurement loads every mode of the model on the inference
+    # workers, beside the traffic they serve.
+    @admin.action(description="Measure every quantization mode (on an inference worker)", permissions=["change"])
     def measure_modes(self, request, queryset) -> None:
         from apps.inference.tasks import profile_deployment
 

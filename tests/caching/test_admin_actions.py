@@ -1,0 +1,46 @@
+"""Changelist actions that change something are for those who may change the rows: a Viewer reads the cache
+policies and cannot empty a namespace."""
+
+import pytest
+from django.contrib.auth.models import Group
+
+from apps.accounts.roles import OPERATORS, VIEWERS
+from apps.caching.models import CachePolicy
+
+pytestmark = pytest.mark.django_db
+
+
+def _staff(django_user_model, role: str):
+    user = django_user_model.objects.create_user(role.lower(), f"{role}@example.org", "pw-Long-enough-1", is_staff=True)
+    user.groups.set([Group.objects.get(name=role)])
+    return user
+
+
+def _offered(client, url: str) -> set[str]:
+    response = client.get(url)
+    assert response.status_code == 200
+    form = response.context["action_form"]
+    return {name for name, _label in form.fields["action"].choices} if form else set()
+
+
+def test_a_viewer_cannot_clear_a_namespace(client, django_user_model):
+    client.force_login(_staff(django_user_model, VIEWERS))
+    policy = CachePolicy.objects.get(namespace="patient_data")
+    assert "clear_namespaces" not in _offered(client, "/admin/caching/cachepolicy/")
+    response = client.post(
+        "/admin/caching/cachepolicy/", {"action": "clear_namespaces", "_selected_action": [policy.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    assert "Cleared" not in response.content.decode()
+    assert CachePolicy.objects.get(pk=policy.pk).generation == policy.generation
+
+
+def test_an_operator_can(client, django_user_model):
+    client.force_login(_staff(django_user_model, OPERATORS))
+    policy = CachePolicy.objects.get(namespace="patient_data")
+    assert "clear_namespaces" in _offered(client, "/admin/caching/cachepolicy/")
+    response = client.post(
+        "/admin/caching/cachepolicy/", {"action": "clear_namespaces", "_selected_action": [policy.pk]}, follow=True
+    )
+    assert "Cleared 1 namespace(s)." in response.content.decode()
+    assert CachePolicy.objects.get(pk=policy.pk).generation == policy.generation + 1
