@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import socket
@@ -26,6 +27,10 @@ logger = logging.getLogger(__name__)
 LIVE_GROUP = "metrics.live"
 HEARTBEAT_SECONDS = 1.0
 SNAPSHOT_SECONDS = 1.0
+# A snapshot older than this when its dashboard's turn comes is dropped, not sent: a slow client (a congested
+# link, a socket whose sends block) would otherwise be sent the backlog its channel queued, up to its
+# capacity of 100 snapshots, a minute and more behind, each looking live. A newer one follows within a second.
+SNAPSHOT_MAX_AGE_SECONDS = 3.0
 # How often an open feed re-reads its viewer: a sign-out, a deactivated account, a lost permission or a
 # group change reaches a dashboard that stays connected within this time.
 ACCESS_RECHECK_SECONDS = 10.0
@@ -83,7 +88,8 @@ class SnapshotPublisher:
             for audience in list(self.listeners):
                 try:
                     data = await database_sync_to_async(live_snapshot)(visible_services=audience)
-                    event = {"type": "metrics.snapshot", "at": _now(), "seq": self.sent, "data": data}
+                    event = {"type": "metrics.snapshot", "at": _now(), "seq": self.sent, "data": data,
+                             "built": time.time()}  # fmt: skip
                     await layer.group_send(self.audience_group(audience), event)
                 except Exception:
                     logger.warning("live snapshot failed", exc_info=True)
@@ -179,7 +185,20 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         elif content.get("type") == "ping":
             await self.send_json({"type": "pong", "at": _now()})
 
+    @classmethod
+    async def encode_json(cls, content) -> str:
+        """Strict JSON: a NaN or an infinity (json.dumps writes them bare) makes the browser's JSON.parse throw,
+        so the dashboard dropped every such frame and kept showing the last one it could read."""
+        try:
+            return json.dumps(content, allow_nan=False)
+        except ValueError:
+            return json.dumps(_finite(content), allow_nan=False)
+
     async def metrics_snapshot(self, event: dict) -> None:
+        # Built by this process's publisher (same clock); broadcasts from elsewhere carry no build time.
+        built = event.get("built")
+        if built is not None and time.time() - built > SNAPSHOT_MAX_AGE_SECONDS:
+            return
         message = {"type": "snapshot", "at": event.get("at", _now()), "data": event["data"]}
         if "seq" in event:
             message["seq"] = event["seq"]
@@ -248,3 +267,14 @@ def live_feed_recheck(scope: dict) -> tuple[int | None, frozenset[int] | None]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def _finite(value):
+    """`value` with every NaN and infinity as None (no figure), containers walked."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(inner) for key, inner in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(inner) for inner in value]
+    return value

@@ -259,3 +259,55 @@ async def test_a_channel_layer_that_does_not_answer_closes_the_feed_to_be_retrie
         }
     }
     assert await _close_code((b"cookie", cookie)) == 1013
+
+
+async def _snapshot_to_every_audience(data: dict, *, built: float) -> None:
+    """A snapshot event as this process's publisher sends it, built at `built` (time.time())."""
+    from apps.metrics.consumers import snapshot_publisher
+
+    publisher = snapshot_publisher()
+    for audience in list(publisher.listeners):
+        event = {"type": "metrics.snapshot", "at": "2026-12-05T07:00:00+00:00", "data": data, "built": built}
+        await get_channel_layer().group_send(publisher.audience_group(audience), event)
+
+
+async def test_a_snapshot_that_waited_in_a_slow_dashboards_queue_is_dropped_not_sent_as_live():
+    """A dashboard whose sends block (a slow link) has its snapshots queued by the channel layer, up to 100:
+    once it drains, it was sent a minute of old snapshots, each shown as live. Old ones are dropped now."""
+    import time
+
+    communicator, connected, _ = await _connect((b"cookie", await _session_cookie(VIEWERS, is_staff=True)))
+    assert connected
+    await _next(communicator, "snapshot")  # joined: the publisher knows this dashboard's audience
+    await _snapshot_to_every_audience({"backlog": True}, built=time.time() - 30)
+    await _snapshot_to_every_audience({"fresh": True}, built=time.time())
+    seen = []
+    for _ in range(12):
+        message = await _next(communicator, "snapshot")
+        seen.append(message["data"])
+        if message["data"] == {"fresh": True}:
+            break
+    assert {"fresh": True} in seen
+    assert {"backlog": True} not in seen
+    await communicator.disconnect()
+
+
+async def test_a_figure_that_is_not_a_number_reaches_the_browser_as_null_in_strict_json():
+    """json.dumps writes NaN bare, which the browser's JSON.parse refuses: the dashboard dropped the frame
+    and every later one like it, and kept the last snapshot it could read on screen."""
+    import time
+
+    communicator, connected, _ = await _connect((b"cookie", await _session_cookie(VIEWERS, is_staff=True)))
+    assert connected
+    await _next(communicator, "snapshot")
+    data = {"overall": {"rps": float("nan"), "p95_ms": float("inf")}, "services": [{"rps": [float("-inf"), 1.5]}]}
+    await _snapshot_to_every_audience(data, built=time.time())
+    for _ in range(12):
+        output = await communicator.receive_output(timeout=3)
+        if output["type"] == "websocket.send" and '"rps"' in output["text"] and "overall" in output["text"]:
+            text = output["text"]
+            if "1.5" in text:
+                break
+    strict = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert strict["data"] == {"overall": {"rps": None, "p95_ms": None}, "services": [{"rps": [None, 1.5]}]}
+    await communicator.disconnect()
