@@ -9,6 +9,11 @@ with django-csp's own `build_policy`, and again whenever the CSP settings change
 
 A few third-party admin pages run an inline script of their own template, which takes no nonce: on those
 pages alone, the policy allows that one script by its SHA-256 (`INLINE_SCRIPTS`), and nothing else inline.
+
+As the chain's response-header middleware it also says `Cache-Control: no-store` on every response whose
+view chose no caching of its own: API and FHIR answers carry PHI or a staff user's view of the control
+plane, and no browser disk cache, back/forward cache or proxy may keep a copy. Static files, the favicon
+and admin's `never_cache` pages keep their own.
 """
 
 from __future__ import annotations
@@ -79,8 +84,13 @@ def _forget_default_headers(*, setting: str, **kwargs) -> None:
         default_headers.cache_clear()
 
 
+NO_STORE = "no-store"
+
+
 class CSPMiddleware(DjangoCSPMiddleware):
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if "Cache-Control" not in response:
+            response["Cache-Control"] = NO_STORE
         source = inline_script_source(request, response)
         if source is not None:  # added to the enforced policy's script-src, for this response alone
             update = dict(getattr(response, "_csp_update", None) or {})
