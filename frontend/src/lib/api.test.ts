@@ -20,6 +20,24 @@ describe("fieldErrors", () => {
 });
 
 describe("getJson", () => {
+  it("never reads or stores patient data in the browser's HTTP cache", async () => {
+    const fetch = vi.fn(async () => new Response(JSON.stringify({ count: 1 }), { status: 200 }));
+    vi.stubGlobal("fetch", fetch);
+    expect(await getJson("/api/v1/patients/window/?offset=0&limit=100")).toEqual({ count: 1 });
+    expect(fetch).toHaveBeenCalledWith("/api/v1/patients/window/?offset=0&limit=100", expect.objectContaining({ cache: "no-store" }));
+  });
+
+  it("says a web page answered, not data, and a sign-in page is a 401", async () => {
+    vi.stubGlobal("fetch", vi.fn(async () => new Response("<!doctype html><title>Proxy</title>", { status: 200 })));
+    const page = (await getJson("/api/v1/services/").catch((e) => e)) as ApiError;
+    expect(page.message).toBe("The server answered with a web page, not data");
+    const signIn = new Response("<!doctype html><form>", { status: 200 });
+    Object.defineProperties(signIn, { redirected: { value: true }, url: { value: "http://x/admin/login/?next=/api/v1/services/" } });
+    vi.stubGlobal("fetch", vi.fn(async () => signIn));
+    const ended = (await getJson("/api/v1/services/").catch((e) => e)) as ApiError;
+    expect([ended.status, ended.message]).toEqual([401, "Your session has ended"]);
+  });
+
   it("keeps a 400's field messages on the error, not only its detail", async () => {
     answer(400, { detail: "Invalid input.", code: "invalid", errors: { resource_type: ["Ensure this field has no more than 40 characters."] } });
     const error = (await getJson("/api/v1/audit/").catch((e) => e)) as ApiError;

@@ -58,8 +58,12 @@ export function fieldErrors(body: unknown): FieldErrors {
   return fields;
 }
 
+/**
+ * GET JSON. Never through the browser's HTTP cache: the API's answers carry patient data and say nothing
+ * about caching, so Chromium kept them in its disk cache, on a ward's shared workstation, after sign-out.
+ */
 export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
-  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, signal });
+  const response = await fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" }, signal });
   if (!response.ok) {
     let detail = response.statusText;
     let fields: FieldErrors = {};
@@ -74,7 +78,13 @@ export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> 
     const retryAfter = Number(response.headers.get("Retry-After"));
     throw new ApiError(response.status, detail, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : null, fields);
   }
-  return (await response.json()) as T;
+  try {
+    return (await response.json()) as T;
+  } catch {
+    // A sign-in page or a proxy's error page answered instead of the API: "Unexpected token '<'" said nothing.
+    const signIn = response.redirected && /\/login\b/.test(response.url);
+    throw new ApiError(signIn ? 401 : response.status, signIn ? "Your session has ended" : "The server answered with a web page, not data");
+  }
 }
 
 /** A query string from the defined values only. */
