@@ -108,6 +108,15 @@ def delete_object(api: client.ApiClient, ref: dict[str, str]) -> bool:
     return True
 
 
+def remove_objects(refs: list[dict[str, str]]) -> list[str]:
+    """Delete objects we applied before (already gone is fine); the kind/name of each that was there."""
+    api = cluster_client()
+    try:
+        return [f"{ref['kind']}/{ref['name']}" for ref in refs if delete_object(api, ref)]
+    finally:
+        api.close()
+
+
 def apply_documents(
     documents: list[dict], *, replace: list[dict[str, str]] = (), remove: list[dict[str, str]] = ()
 ) -> list[str]:

@@ -422,6 +422,49 @@ def _dropped_objects(
     )
 
 
+# What scales a service on the cluster: withdrawn when its policy is disabled or deleted, or the autoscalers
+# went on scaling it by the last plan applied (a ScaledObject's cron windows from a forecast no one keeps
+# any more, a VPA still evicting pods) with nothing here saying so. The Deployment, Service and disruption
+# budget stay: removing them would take the AI service itself down; the replicas stay where they are.
+WITHDRAWN_KINDS = (*kube.AUTOSCALER_KINDS, "VerticalPodAutoscaler")
+
+
+def _withdrawable(policy: ScalingPolicy) -> list[dict]:
+    return [ref for ref in policy.applied_objects or [] if ref["kind"] in WITHDRAWN_KINDS]
+
+
+def policy_withdraw(*, policy_id: int) -> ScalingPolicy:
+    """Remove a disabled policy's autoscalers from the cluster. Safe to repeat: already gone is fine."""
+    states = ScalingPolicy.ApplyState
+    with transaction.atomic():  # the row stays locked: an edit re-enabling it waits for the outcome
+        policy = ScalingPolicy.objects.select_for_update(of=("self",)).select_related("service").get(pk=policy_id)
+        refs = _withdrawable(policy)
+        if policy.enabled or not refs or not kube.cluster_configured():
+            return policy
+        try:
+            removed = kube.remove_objects(refs)
+        except kube.ApplyError as exc:
+            logger.warning("autoscalers of disabled policy %s were not removed: %s", policy.service.slug, exc)
+            attempts = policy.apply_attempts + 1 if policy.apply_state == states.FAILED else 1  # not the apply's
+            _set_state(policy, states.FAILED, apply_attempts=attempts,
+                       apply_error=f"policy disabled; its autoscaling not withdrawn yet: {exc}"[:4000])  # fmt: skip
+            return policy
+        kept = [ref for ref in policy.applied_objects if ref not in refs]
+        _set_state(policy, states.NOT_CONFIGURED, applied_objects=kept, applied_hash="", apply_attempts=0,
+                   apply_error=f"policy disabled: removed {', '.join(removed) or 'nothing (already gone)'}; "
+                   "the Deployment keeps its replicas")  # fmt: skip
+    return policy
+
+
+def policy_deleted(policy: ScalingPolicy) -> None:
+    """A policy deleted (or its service): its autoscalers leave the cluster once the delete commits."""
+    from apps.scaling.tasks import remove_objects
+
+    refs = _withdrawable(policy)
+    if refs and kube.cluster_configured():
+        transaction.on_commit(lambda: remove_objects.delay(refs))
+
+
 def _ref_key(ref: dict) -> tuple[str, str, str]:
     return ref["kind"], ref["namespace"], ref["name"]
 
@@ -444,8 +487,9 @@ def _retry_due(policy: ScalingPolicy, now: datetime) -> bool:
 
 def policies_reconcile(*, now: datetime | None = None) -> list[int]:
     """The checker: follow alerts into emergency mode, refresh digests, and send the applies that are due
-    (pending, failed with backoff elapsed, or applying for longer than a worker can take)."""
-    from apps.scaling.tasks import apply_policy
+    (pending, failed with backoff elapsed, or applying for longer than a worker can take), and the
+    withdrawals of disabled policies' autoscalers (retried with the same backoff)."""
+    from apps.scaling.tasks import apply_policy, withdraw_policy
 
     now = now or timezone.now()
     due = []
@@ -463,6 +507,13 @@ def policies_reconcile(*, now: datetime | None = None) -> list[int]:
         ):
             due.append(policy.pk)
             transaction.on_commit(lambda pk=policy.pk: apply_policy.delay(pk))
+    if kube.cluster_configured():
+        for policy in ScalingPolicy.objects.filter(enabled=False):
+            if _withdrawable(policy) and (
+                policy.apply_state != ScalingPolicy.ApplyState.FAILED or _retry_due(policy, now)
+            ):
+                due.append(policy.pk)
+                transaction.on_commit(lambda pk=policy.pk: withdraw_policy.delay(pk))
     return due
 
 

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from apps.scaling import services
+from apps.scaling import kube, services
 
 
 @shared_task(name="scaling.forecast")
@@ -13,6 +13,17 @@ def forecast() -> dict:
 @shared_task(name="scaling.apply_policy")
 def apply_policy(policy_id: int) -> str:
     return services.policy_apply(policy_id=policy_id).apply_state
+
+
+@shared_task(name="scaling.withdraw_policy")
+def withdraw_policy(policy_id: int) -> str:
+    return services.policy_withdraw(policy_id=policy_id).apply_state
+
+
+@shared_task(name="scaling.remove_objects", autoretry_for=(kube.ApplyError,), retry_backoff=30, max_retries=6)
+def remove_objects(refs: list[dict[str, str]]) -> list[str]:
+    """A deleted policy's autoscalers: no row is left to keep a failure on, so the task retries itself."""
+    return kube.remove_objects(refs)
 
 
 @shared_task(name="scaling.reconcile")

@@ -90,6 +90,11 @@ class FakeKubernetes:
                 path = urlparse(self.path).path
                 fake.requests.append({"method": "DELETE", "path": path, "query": {}, "kind": None})
                 with fake.lock:
+                    there = fake.objects.get(_object_key(path))
+                    status = fake.fail.get(there["kind"], 200) if there else 200
+                    if status != 200:
+                        _reply(self, status, _status(status, "Forbidden", "forbidden"))
+                        return
                     gone = fake.objects.pop(_object_key(path), None)
                     if gone and gone["kind"] == "ScaledObject":
                         # Its HPA goes with it (an owner reference: the garbage collector deletes it).

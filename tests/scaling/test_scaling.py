@@ -298,6 +298,69 @@ def test_switching_to_keda_and_back_removes_the_autoscaler_replaced_before_its_s
     assert "Deployment/medical-ai/clinical-api" in policy.apply_error
 
 
+def _kinds_on_cluster(cluster, namespace: str, name: str) -> set[str]:
+    with cluster.lock:
+        return {
+            obj["kind"]
+            for obj in cluster.objects.values()
+            if obj["metadata"]["namespace"] == namespace and obj["metadata"]["name"] == name
+        }
+
+
+def test_a_disabled_policy_withdraws_its_autoscalers_and_enabled_again_applies_them(demo, cluster):
+    """Disabling a policy left its HPA (or ScaledObject, with the forecast's cron windows) and VPA scaling the
+    service on the cluster, by a plan nothing kept any more. They are removed; the Deployment, Service and
+    disruption budget stay (the service keeps running at its replicas). The fake API server stands in for
+    the cluster: none exists here."""
+    policy = _applied_alone(demo, cluster)
+    policy.enabled = False
+    policy.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert cluster.autoscalers_of("medical-ai", "clinical-api") == []
+    assert _kinds_on_cluster(cluster, "medical-ai", "clinical-api") == {"Deployment", "Service", "PodDisruptionBudget"}
+    assert policy.apply_state == "not_configured"
+    assert policy.apply_error == (
+        "policy disabled: removed VerticalPodAutoscaler/clinical-api, HorizontalPodAutoscaler/clinical-api; "
+        "the Deployment keeps its replicas"
+    )
+    deletes = len(cluster.deleted)
+    services.policies_reconcile()  # nothing left to withdraw: nothing sent
+    assert len(cluster.deleted) == deletes
+
+    policy.enabled = True
+    policy.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "active", policy.apply_error
+    assert cluster.autoscalers_of("medical-ai", "clinical-api") == ["clinical-api"]
+
+
+def test_a_withdrawal_the_cluster_refuses_fails_and_is_retried_with_backoff(demo, cluster):
+    policy = _applied_alone(demo, cluster)
+    cluster.fail["HorizontalPodAutoscaler"] = 403
+    policy.enabled = False
+    policy.save()
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "failed" and policy.apply_attempts == 1
+    assert policy.apply_error.startswith("policy disabled; its autoscaling not withdrawn yet: HorizontalPodAutoscaler")
+    assert services.policies_reconcile() == []  # backing off
+    del cluster.fail["HorizontalPodAutoscaler"]
+    services.policies_reconcile(now=timezone.now() + timedelta(seconds=31))
+    policy.refresh_from_db()
+    assert policy.apply_state == "not_configured" and cluster.autoscalers_of("medical-ai", "clinical-api") == []
+
+
+def test_deleting_a_service_removes_its_autoscalers_from_the_cluster(demo, cluster):
+    """Deleting the service (its policy with it) left the autoscalers scaling a service the product no longer
+    knows. They go once the delete commits; the workload stays."""
+    _applied_alone(demo, cluster)
+    Service.objects.get(slug="clinical-api").delete()
+    assert cluster.autoscalers_of("medical-ai", "clinical-api") == []
+    assert _kinds_on_cluster(cluster, "medical-ai", "clinical-api") == {"Deployment", "Service", "PodDisruptionBudget"}
+
+
 def test_a_successor_refused_after_the_autoscaler_went_says_so_and_the_retry_applies_it(demo, cluster):
     """A refusal of the ScaledObject's dry run once the HPA is gone (KEDA's webhook answering from a cache
     that still holds it) fails the apply saying the HPA was removed; the retry applies the ScaledObject."""
