@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { ApiError } from "../../../lib/api";
 import type { Patient, PatientWindow } from "../api/patients";
-import { BLOCK, usePatientWindow } from "./usePatientWindow";
+import { BLOCK, MAX_BLOCKS, usePatientWindow } from "./usePatientWindow";
 
 const patient = (index: number): Patient => ({
   id: index + 1, identifier_system: "s", mrn: `M${index}`, family_name: `F${index}`, given_name: "G",
@@ -35,6 +35,22 @@ describe("usePatientWindow", () => {
     expect(load.mock.calls.map(([, offset]) => offset)).toEqual([0, 99_900]);
     expect(result.current.rows.has(20_000)).toBe(false);
     expect(load.mock.calls.every(([, , limit]) => limit === BLOCK)).toBe(true);
+  });
+
+  it("keeps a bounded number of blocks in memory, the nearest, and fetches a dropped one again", async () => {
+    const load = fakeServer(100_000);
+    const { result } = renderHook(() => usePatientWindow("", { load, debounceMs: 1 }));
+    await waitFor(() => expect(result.current.count).toBe(100_000));
+    for (let block = 1; block < 3 * MAX_BLOCKS; block += 1) {
+      act(() => result.current.onRange(block * BLOCK, block * BLOCK + 10)); // dragged down the whole list
+      await waitFor(() => expect(result.current.rows.has(block * BLOCK)).toBe(true));
+    }
+    expect(result.current.rows.size).toBeLessThanOrEqual(MAX_BLOCKS * BLOCK);
+    expect(result.current.rows.has((3 * MAX_BLOCKS - 2) * BLOCK)).toBe(true); // where the list is now
+    expect(result.current.rows.has(0)).toBe(false); // far behind: let go
+    act(() => result.current.onRange(0, 10)); // back to the top: fetched again
+    await waitFor(() => expect(result.current.rows.get(0)?.id).toBe(1));
+    expect(load.mock.calls.filter(([, offset]) => offset === 0)).toHaveLength(2);
   });
 
   it("waits out a 429's Retry-After and tries the block again", async () => {

@@ -4,6 +4,12 @@ import { ApiError, errorState, type ErrorState } from "../../../lib/api";
 import { fetchPatientWindow, type Patient } from "../api/patients";
 
 export const BLOCK = 100;
+/**
+ * Blocks kept in memory, the farthest from the one just loaded dropped first (fetched again, and audited
+ * again, if scrolled back to). Dragging through 100,000 patients kept every row, names and birth dates,
+ * in the tab for as long as it stayed open.
+ */
+export const MAX_BLOCKS = 20;
 
 export interface PatientWindowState {
   count: number | null;
@@ -27,6 +33,7 @@ export function usePatientWindow(
   const [error, setError] = useState<PatientWindowState["error"]>(null);
   const [limitedFor, setLimitedFor] = useState<number | null>(null);
   const requested = useRef(new Set<number>());
+  const loaded = useRef(new Set<number>());
   const timer = useRef<number | undefined>(undefined);
   const generation = useRef(0);
 
@@ -40,8 +47,19 @@ export function usePatientWindow(
           if (mine !== generation.current) return;
           setCount(page.count);
           setLimitedFor(null);
+          loaded.current.add(block);
+          const kept = new Set(
+            [...loaded.current].sort((a, b) => Math.abs(a - block) - Math.abs(b - block)).slice(0, MAX_BLOCKS),
+          );
+          for (const old of loaded.current) {
+            if (!kept.has(old)) requested.current.delete(old);
+          }
+          loaded.current = kept;
           setRows((previous) => {
-            const next = new Map(previous);
+            const next = new Map<number, Patient>();
+            previous.forEach((patient, index) => {
+              if (kept.has(Math.floor(index / BLOCK))) next.set(index, patient);
+            });
             page.results.forEach((patient, i) => next.set(page.offset + i, patient));
             return next;
           });
@@ -64,6 +82,7 @@ export function usePatientWindow(
   useEffect(() => {
     generation.current += 1;
     requested.current = new Set();
+    loaded.current = new Set();
     setRows(new Map());
     setCount(null);
     setError(null);
