@@ -9,6 +9,7 @@ from rest_framework.request import Request
 
 from apps.accounts.models import ApiClient
 from apps.accounts.selectors import api_client_for_token
+from apps.accounts.services import TOKEN_PREFIX
 
 
 class ClientPrincipal:
@@ -34,6 +35,13 @@ class ClientPrincipal:
         return False
 
 
+def _token_in_url(request: Request) -> bool:
+    """Whether the query string carries one of our tokens (RFC 6750's `access_token=`, or under any name):
+    refused with its own code rather than ignored, so the client learns to stop and to rotate it."""
+    query = request.META.get("QUERY_STRING", "")
+    return "access_token=" in query or f"{TOKEN_PREFIX}_" in query
+
+
 class BearerTokenAuthentication(BaseAuthentication):
     """`Authorization: Bearer <token>`; absent header falls through to the next authenticator."""
 
@@ -41,6 +49,14 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[ClientPrincipal, ApiClient] | None:
         header = get_authorization_header(request).split()
+        if not header and _token_in_url(request):
+            raise exceptions.AuthenticationFailed(
+                _(
+                    "Send the token in the Authorization header, never in a URL (URLs are kept in logs, proxies "
+                    "and browser history): this one may have been exposed, rotate it."
+                ),
+                code="token_in_url",
+            )
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         if len(header) != 2:

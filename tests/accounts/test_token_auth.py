@@ -37,6 +37,16 @@ def test_wrong_or_malformed_token_is_401(api, issue_token, header):
     assert response.json()["code"] in {"invalid_token", "malformed_token"}
 
 
+@pytest.mark.parametrize("query", ["access_token={token}", "token={token}", "limit=5&key={token}"])
+def test_a_token_in_the_url_is_refused_with_its_own_code_and_not_logged(api, issue_token, caplog, query):
+    token = issue_token("patient:read")
+    caplog.set_level("DEBUG")
+    response = api.get("/scoped/?" + query.format(token=token))
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_in_url" and "rotate it" in response.json()["detail"]
+    assert not any(token in record.getMessage() for record in caplog.records)
+
+
 def test_revoked_token_is_401(api, issue_token):
     token = issue_token("patient:read", name="revoked")
     api_client_revoke(client=ApiClient.objects.get(name="revoked"))
