@@ -159,12 +159,21 @@ def verdicts(summary: dict, gates: dict[str, float]) -> list[dict]:
 
 
 def stress_knee(samples: list[list], stages: list[list], gates: dict[str, float]) -> dict:
-    """Per step: users, req/s, p95, errors; the knee is the highest req/s of a step inside the gates."""
+    """Per step: users, req/s, p95, errors; the knee is the highest req/s of a step inside the gates, among
+    the steps before the first that broke them (past it the service is beyond its knee, whatever a later
+    step's p95 says).
+
+    A step is judged only when it ran at least half its length with MIN_SAMPLES requests, and its req/s is
+    its requests over the time it ran: a step the gate cut off a moment after it began had a few requests a
+    few milliseconds apart, read as hundreds of req/s, and the scaling planner took that as a replica's
+    capacity."""
     steps, start = [], 0.0
     ordered, times = _in_time_order(samples)
+    load_end = float(times[-1]) if len(times) else 0.0
     for until, users, _ in stages:
         window = _window(ordered, times, start, until)
-        start = until
+        ran = min(until, load_end) - start
+        length, start = until - start, until
         if not window:
             continue
         latency = histogram_of([s[1] for s in window])
@@ -172,13 +181,20 @@ def stress_knee(samples: list[list], stages: list[list], gates: dict[str, float]
         steps.append(
             {
                 "users": users,
-                "rps": round(len(window) / (window[-1][0] - window[0][0] or 1), 2),
+                "rps": round(len(window) / max(ran, 1e-3), 2),
                 "p95_ms": latency.get_value_at_percentile(95) / 1000,
                 "error_rate_pct": round(errors, 3),
+                "judged": len(window) >= MIN_SAMPLES and ran >= length / 2,
             }
         )
-    inside = [s for s in steps if s["p95_ms"] <= gates["p95_ms"] and s["error_rate_pct"] <= gates["error_rate_pct"]]
-    knee = max(inside, key=lambda s: s["rps"]) if inside else None
+    knee = None
+    for step in steps:
+        if not step["judged"]:
+            continue
+        if step["p95_ms"] > gates["p95_ms"] or step["error_rate_pct"] > gates["error_rate_pct"]:
+            break
+        if knee is None or step["rps"] > knee["rps"]:
+            knee = step
     return {"steps": steps, "knee_rps": knee["rps"] if knee else None, "knee_users": knee["users"] if knee else None}
 
 
