@@ -66,6 +66,17 @@ def pod_figures(cgroup_root: Path = cgroup.CGROUP_ROOT) -> dict:
     return figures
 
 
+def _l1_bytes() -> int | None:
+    """What this process's in-memory cache tier holds (the monitor's own process is not the api's)."""
+    try:
+        from apps.caching.stack import default_stack
+
+        return sum(size for _, size in default_stack().l1.usage().values())
+    except Exception:  # a figure for the admin, never a reason not to publish the pool
+        logger.debug("L1 size not read", exc_info=True)
+        return None
+
+
 def pool_usage_publish(alias: str = "default") -> dict | None:
     """Publish this process's pool use (in use / maximum; a full pool with requests queued is 100%)."""
     from apps.core.selectors import database_pool_stats
@@ -84,6 +95,7 @@ def pool_usage_publish(alias: str = "default") -> dict | None:
         "in_use": stats["in_use"],
         "max_size": stats["max_size"],
         "waiting": stats["waiting"],
+        "l1_cache_bytes": _l1_bytes(),
         **pod_figures(),
     }
     try:
@@ -115,11 +127,16 @@ def pool_usage_by_host(*, now: float | None = None, fresh_seconds: float = FRESH
         except Exception:  # removed on a later read
             logger.debug("old pool entries not removed", exc_info=True)
     busiest: dict[str, dict] = {}
+    l1_bytes: dict[str, int] = {}
     for entry in entries.values():
         if entry is None or now - entry["at"] > fresh_seconds:
             continue
         if entry["pct"] >= busiest.get(entry["host"], {"pct": -1})["pct"]:
             busiest[entry["host"]] = entry
+        if isinstance(entry.get("l1_cache_bytes"), int):
+            l1_bytes[entry["host"]] = l1_bytes.get(entry["host"], 0) + entry["l1_cache_bytes"]
+    for host, entry in busiest.items():  # each process has an L1 of its own: the pod holds their sum
+        entry["l1_cache_bytes"] = l1_bytes.get(host)
     return busiest
 
 

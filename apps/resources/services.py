@@ -178,7 +178,9 @@ def published_samples_record(usage: dict[str, dict], *, own_host: str) -> dict[s
         if host == own_host or entry.get("cpu_pct") is None or entry.get("memory_pct") is None:
             continue
         figures = {name: entry.get(name) for name in PUBLISHED_FIGURES}
-        samples[host] = ResourceSample.objects.create(host=host, pool_pct=entry["pct"], **figures)
+        samples[host] = ResourceSample.objects.create(
+            host=host, pool_pct=entry["pct"], l1_cache_bytes=entry.get("l1_cache_bytes"), **figures
+        )
     return samples
 
 

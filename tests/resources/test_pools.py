@@ -53,6 +53,7 @@ def _publish_from_a_full_pool(monkeypatch, host: str) -> dict:
 def test_a_full_pool_on_an_api_pod_opens_a_recommendation_for_that_pod(monkeypatch):
     entry = _publish_from_a_full_pool(monkeypatch, "api-7d9f-x2")
     assert (entry["pct"], entry["waiting"]) == (100.0, 1)
+    assert isinstance(entry["l1_cache_bytes"], int)  # this process's in-memory cache tier
     with use_thresholds(QUIET):
         tasks.monitor()  # on the worker's host, whose own pool is idle
     [pool_rec] = ResourceRecommendation.objects.filter(kind="pool", status="open")
@@ -128,7 +129,9 @@ def test_an_api_pod_that_never_runs_the_monitor_is_sampled_from_what_it_publishe
     from apps.metrics.models import MetricPoint
     from apps.resources.models import ResourceSample
 
-    pools._redis().hset(pools.KEY, "api-7d9f-x2:12", json.dumps(_api_entry("api-7d9f-x2")))
+    pools._redis().hset(pools.KEY, "api-7d9f-x2:12", json.dumps(_api_entry("api-7d9f-x2", l1_cache_bytes=2**20)))
+    sibling = _api_entry("api-7d9f-x2", pid=13, pct=5.0, l1_cache_bytes=2 * 2**20)  # a second gunicorn worker
+    pools._redis().hset(pools.KEY, "api-7d9f-x2:13", json.dumps(sibling))
     pools._redis().hset(pools.KEY, "api-new-pod:9", json.dumps(_api_entry("api-new-pod", cpu_pct=None)))
     with use_thresholds({**QUIET, "cpu": 70.0}):
         tasks.monitor()
@@ -136,6 +139,7 @@ def test_an_api_pod_that_never_runs_the_monitor_is_sampled_from_what_it_publishe
     assert (api.cpu_pct, api.cpu_source, api.cpu_limit, api.memory_pct, api.pool_pct) == (97.0, "cgroup v2", 2.0,
                                                                                             60.0, 25.0)  # fmt: skip
     assert not ResourceSample.objects.filter(host="api-new-pod").exists()  # its CPU is known from its next publish
+    assert api.l1_cache_bytes == 3 * 2**20  # the sum of its processes' (the monitor's own L1 is the worker's)
     assert ResourceRecommendation.objects.filter(kind="cpu", host="api-7d9f-x2", status="open").exists()
     assert MetricPoint.objects.filter(series="host.cpu_pct", sum=97.0).exists()
 
