@@ -55,3 +55,34 @@ def test_the_benchmark_scope_is_not_given_to_an_application():
     with pytest.raises(CommandError, match="issued only by the benchmark runner"):
         _create("limitless", "--scopes", "inference,benchmark")
     assert not ApiClient.objects.filter(name="limitless").exists()
+
+
+def test_rotate_command_prints_the_new_token_once_last_and_the_old_one_stops(api):
+    old = _create("ward-app", "--scopes", "patient:read", "--expires-days", "30")[-1]
+    before = ApiClient.objects.get(name="ward-app").expires_at
+    out = StringIO()
+    call_command("rotate_api_client", "ward-app", stdout=out)
+    lines = out.getvalue().strip().splitlines()
+    new = lines[-1]
+    assert new.startswith("cpk_") and new != old and sum(new in line for line in lines) == 1
+    client = ApiClient.objects.get(name="ward-app")
+    assert client.token_hash == hashlib.sha256(new.encode()).hexdigest() and client.expires_at == before
+    assert api.get("/api/v1/whoami/", HTTP_AUTHORIZATION=f"Bearer {old}").status_code == 401
+    assert api.get("/api/v1/whoami/", HTTP_AUTHORIZATION=f"Bearer {new}").status_code == 200
+
+
+def test_rotate_command_prints_no_token_for_a_revoked_or_expired_client():
+    _create("leaving", "--scopes", "inference")
+    call_command("revoke_api_client", "leaving", stdout=StringIO())
+    out = StringIO()
+    with pytest.raises(CommandError, match="revoked; create a new client"):
+        call_command("rotate_api_client", "leaving", stdout=out)
+    assert "cpk_" not in out.getvalue()
+    _create("lapsed", "--scopes", "inference", "--expires-days", "1")
+    ApiClient.objects.filter(name="lapsed").update(expires_at=ApiClient.objects.get(name="lapsed").created_at)
+    with pytest.raises(CommandError, match="pass --expires-days"):
+        call_command("rotate_api_client", "lapsed", stdout=StringIO())
+    call_command("rotate_api_client", "lapsed", "--expires-days", "7", stdout=out)
+    assert not ApiClient.objects.get(name="lapsed").is_expired
+    with pytest.raises(CommandError, match="No API client"):
+        call_command("rotate_api_client", "nobody", stdout=StringIO())
