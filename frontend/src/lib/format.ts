@@ -30,6 +30,11 @@ export function clockTime(ms: number): string {
   return new Date(ms).toLocaleTimeString(undefined, { timeZoneName: "short" });
 }
 
+/** This browser's time zone as it names it ("GMT+1", "CET", "UTC"): what a chart's time axis is drawn in. */
+export function zoneName(at: Date = new Date()): string {
+  return new Intl.DateTimeFormat(undefined, { timeZoneName: "short" }).formatToParts(at).find((part) => part.type === "timeZoneName")?.value ?? "";
+}
+
 /** How long ago, roughly: "4 s", "3 min", "2 h". */
 export function ago(ms: number): string {
   const secondsAgo = Math.max(0, Math.round(ms / 1000));

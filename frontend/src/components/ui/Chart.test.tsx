@@ -27,6 +27,7 @@ vi.stubGlobal(
   },
 );
 
+import { zoneName } from "../../lib/format";
 import { Chart } from "./Chart";
 
 const AT = Date.parse("2026-12-04T10:00:00Z") / 1000;
@@ -47,6 +48,14 @@ describe("Chart", () => {
     expect(screen.getByTestId("single-reading").textContent).toContain("bpm 72/min");
     expect(screen.queryByText("No data in this range yet.")).toBeNull();
     expect(screen.getByRole("img").getAttribute("aria-label")).toContain("one value, 72/min");
+  });
+
+  it("names the time zone its times are drawn and said in", () => {
+    render(<Chart title="Throughput" x={[AT, AT + 60]} series={[{ label: "req/s", values: [1, 2] }]} />);
+    const zone = zoneName();
+    expect(zone).not.toBe("");
+    expect(document.querySelector("figcaption")!.textContent).toBe(`Throughput · times in ${zone}`);
+    expect(screen.getByRole("img").getAttribute("aria-label")).toContain(new Date(AT * 1000).toLocaleString(undefined, { timeZoneName: "short" }));
   });
 
   it("draws no dots on a continuous line", () => {

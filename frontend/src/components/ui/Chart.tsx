@@ -2,6 +2,7 @@ import { useEffect, useRef, useSyncExternalStore } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 
+import { zoneName } from "../../lib/format";
 import { currentTheme, subscribeTheme } from "../../lib/theme";
 import { axisSize, tickLabels } from "./axis";
 import { describeChart, hasNoValues, isolatedIndexes, singleReading, xRange } from "./chartText";
@@ -167,7 +168,11 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
   const single = singleReading(text);
   return (
     <figure className="chart">
-      <figcaption>{title}</figcaption>
+      <figcaption>
+        {title}
+        {/* uPlot draws times in this browser's zone; the server, its logs and reports are in UTC. */}
+        {time && !xLabels && !empty ? <span className="muted chart-zone"> · times in {zoneName()}</span> : null}
+      </figcaption>
       {empty ? <p className="muted">No data in this range yet.</p> : null}
       <div ref={holder} role="img" aria-label={describeChart(text)} hidden={empty} />
       {single && !empty ? (

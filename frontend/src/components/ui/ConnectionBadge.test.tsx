@@ -11,7 +11,7 @@ describe("ConnectionBadge", () => {
     expect(screen.getByRole("status").textContent).toBe("Live");
     rerender(<ConnectionBadge state="open" lastSeen="2026-12-05T01:00:05Z" />);
     expect(screen.getByRole("status").textContent).toBe("Live");
-    expect(document.querySelector(".badge")!.textContent).toContain(new Date("2026-12-05T01:00:05Z").toLocaleTimeString());
+    expect(document.querySelector(".badge")!.textContent).toContain(new Date("2026-12-05T01:00:05Z").toLocaleTimeString(undefined, { timeZoneName: "short" }));
     rerender(<ConnectionBadge state="reconnecting" />);
     expect(screen.getByRole("status").textContent).toBe("Reconnecting…");
   });

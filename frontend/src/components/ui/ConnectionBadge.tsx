@@ -1,3 +1,4 @@
+import { clockTime } from "../../lib/format";
 import type { ConnectionState } from "../../lib/liveFeed";
 
 const LABELS: Record<ConnectionState, string> = {
@@ -18,7 +19,7 @@ export function ConnectionBadge({ state, lastSeen }: { state: ConnectionState; l
       <span role="status" aria-live="polite">
         {LABELS[state]}
       </span>
-      {state === "open" && lastSeen ? <span className="muted"> · {new Date(lastSeen).toLocaleTimeString()}</span> : null}
+      {state === "open" && lastSeen ? <span className="muted"> · {clockTime(Date.parse(lastSeen))}</span> : null}
     </span>
   );
 }

@@ -42,7 +42,7 @@ export function formatValue(value: number, unit = ""): string {
 function formatX(chart: ChartText, i: number): string {
   const at = chart.x[i];
   if (chart.xLabels) return chart.xLabels[at] ?? String(at);
-  if (chart.time ?? true) return new Date(at * 1000).toLocaleString();
+  if (chart.time ?? true) return new Date(at * 1000).toLocaleString(undefined, { timeZoneName: "short" });
   return formatValue(at);
 }
 
