@@ -4,15 +4,18 @@ statistics, and recommend (or, with apply, create) the indexes the models define
 from __future__ import annotations
 
 import json
+import logging
 import re
 import statistics
 import time
 from collections.abc import Callable
 
-from django.db import connection
+from django.db import DatabaseError, Error, connection, models
 
 from apps.clinical.query_patterns import QUERY_PATTERNS, pick_sample
 from apps.optimizer.types import Draft
+
+logger = logging.getLogger(__name__)
 
 # A table is worth flagging for sequential scans only above this many rows.
 SEQ_SCAN_ROWS = 10_000
@@ -123,30 +126,185 @@ def sqlite_plan_summary(details: list[str]) -> tuple[list[str], list[str]]:
     return sorted(indexes), sorted(tables)
 
 
+def designed_indexes() -> dict[str, tuple[type, models.Index]]:
+    """Index name -> (model, index) for every index the data plane's models declare."""
+    from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
+
+    return {index.name: (model, index) for model in (Patient, Encounter, Observation, MedicationRequest)
+            for index in model._meta.indexes}  # fmt: skip
+
+
+def designed_index_sql(name: str) -> str:
+    """The CREATE INDEX CONCURRENTLY statement of a designed index, from the model's current definition.
+
+    Applying never runs SQL stored in a recommendation: a row is not code, and a proposal made before an
+    upgrade would build the old definition under the new name."""
+    designed = designed_indexes()
+    if name not in designed:
+        raise ValueError(f"{name!r} is not an index the data plane's models declare.")
+    model, index = designed[name]
+    with connection.schema_editor(collect_sql=True) as editor:
+        return str(index.create_sql(model, editor, concurrently=True))
+
+
+_CATALOG = """
+SELECT c.relname, t.relname, i.indisvalid, i.indisunique, am.amname, i.indnkeyatts,
+       (SELECT array_agg(coalesce(a.attname, '') ORDER BY k.n)
+          FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n)
+          LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum),
+       (SELECT array_agg((o.opt & 1) = 1 ORDER BY o.n) FROM unnest(i.indoption::int2[]) WITH ORDINALITY o(opt, n)),
+       (SELECT array_agg(CASE WHEN oc.opcdefault THEN '' ELSE oc.opcname END ORDER BY q.n)
+          FROM unnest(i.indclass::oid[]) WITH ORDINALITY q(cls, n) JOIN pg_opclass oc ON oc.oid = q.cls),
+       pg_get_expr(i.indpred, i.indrelid), i.indexprs IS NOT NULL,
+       EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid)
+FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+     JOIN pg_am am ON am.oid = c.relam
+WHERE c.relnamespace = current_schema()::regnamespace
+"""
+
+
+def index_catalog(cursor) -> dict[str, dict]:
+    """Every index of this schema as PostgreSQL has it: validity, whether a build is in progress, its
+    access method, key columns with their direction and operator class, INCLUDE columns and predicate."""
+    cursor.execute(_CATALOG)
+    catalog = {}
+    for (
+        name,
+        table,
+        valid,
+        unique,
+        method,
+        nkey,
+        columns,
+        descending,
+        opclasses,
+        predicate,
+        expr,
+        building,
+    ) in cursor.fetchall():
+        catalog[name] = {
+            "index": name,
+            "table": table,
+            "valid": valid,
+            "unique": unique,
+            "method": method,
+            "keys": list(zip(columns[:nkey], descending or [], opclasses or [], strict=False)),
+            "include": list(columns[nkey:]),
+            "predicate": predicate,
+            "expressions": expr,
+            "building": building,
+        }
+    return catalog
+
+
+def _normalized_predicate(sql: str | None) -> str | None:
+    """A predicate's text as both Django and pg_get_expr spell it: no quotes, casts, parentheses or spaces."""
+    if not sql:
+        return None
+    sql = re.sub(r"::[a-z_]+(?: [a-z_]+)*(?:\[\])?", "", sql.lower())
+    sql = re.sub(r'[\s"()]', "", sql)
+    return re.sub(r"(\w+)=true\b", r"\1", re.sub(r"(\w+)=false\b", r"not\1", sql))
+
+
+def _designed_shape(model, index, statement: str) -> dict | None:
+    """The designed index in the catalog's terms, or None where it cannot be compared (expressions)."""
+    if index.expressions:
+        return None
+    opclasses = list(index.opclasses) or [""] * len(index.fields)
+    keys = []
+    for field_name, opclass in zip(index.fields, opclasses, strict=True):
+        descending = field_name.startswith("-")
+        keys.append((model._meta.get_field(field_name.lstrip("-")).column, descending, opclass))
+    predicate = statement.split(" WHERE ", 1)[1] if " WHERE " in statement else None
+    return {
+        "method": "btree" if type(index) is models.Index else index.suffix,
+        "keys": keys,
+        "include": [model._meta.get_field(name).column for name in index.include],
+        "predicate": _normalized_predicate(predicate),
+    }
+
+
+def covering_index(designed: dict, candidates: list[dict]) -> str | None:
+    """An existing valid index that already answers what the designed one would: same table and access
+    method, the designed key columns as its leading columns (same operator classes; same directions, or
+    all reversed, which a btree scans backwards), the designed INCLUDE columns among its columns, and the
+    same predicate. Creating the designed index beside it would only cost writes and disk."""
+    keys = designed["keys"]
+    for candidate in candidates:
+        if not candidate["valid"] or candidate["expressions"] or candidate["method"] != designed["method"]:
+            continue
+        if _normalized_predicate(candidate["predicate"]) != designed["predicate"]:
+            continue
+        leading = candidate["keys"][: len(keys)]
+        if len(leading) < len(keys):
+            continue
+        if [(column, opclass) for column, _, opclass in leading] != [(column, opclass) for column, _, opclass in keys]:
+            continue
+        flips = {
+            candidate_desc != designed_desc
+            for (_, candidate_desc, _), (_, designed_desc, _) in zip(leading, keys, strict=True)
+        }
+        if len(flips) > 1 or (flips == {True} and designed["method"] != "btree"):
+            continue
+        columns = {column for column, _, _ in candidate["keys"]} | set(candidate["include"])
+        if set(designed["include"]) <= columns:
+            return candidate["index"]
+    return None
+
+
 def missing_indexes() -> list[dict]:
-    """Indexes a query pattern expects that the database does not have (dropped, or never created)."""
+    """Designed indexes the database lacks in working order: absent (dropped, never created) or INVALID
+    (left by an interrupted concurrent build: never read, still written). Not listed: one another session
+    is building right now, and one an existing index under another name already covers (`index_states`
+    says which)."""
+    return [state for state in index_states() if state["state"] in ("missing", "invalid")]
+
+
+def index_states() -> list[dict]:
+    """Every designed index that is not present and valid, with its state: missing, invalid, building
+    (another session's CREATE INDEX CONCURRENTLY in progress) or covered (by an index of another name)."""
     if connection.vendor != "postgresql":
         return []
     with connection.cursor() as cursor:
-        # An INVALID index (a concurrent build that was interrupted) is as good as missing.
-        cursor.execute(
-            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE c.relnamespace = current_schema()::regnamespace AND i.indisvalid"
-        )
-        present = {row[0] for row in cursor.fetchall()}
-    missing, seen = [], set()
+        catalog = index_catalog(cursor)
+    patterns = {}
     for pattern in QUERY_PATTERNS:
-        if not pattern.expected_index:
+        if pattern.expected_index:
+            patterns.setdefault(pattern.expected_index[1], pattern.name)
+    designed = designed_indexes()
+    states = []
+    for name, (model, index) in designed.items():
+        present = catalog.get(name)
+        if present and present["valid"]:
             continue
-        model, name = pattern.expected_index
-        if name in present or name in seen:
-            continue
-        seen.add(name)
-        index = next(i for i in model._meta.indexes if i.name == name)
-        with connection.schema_editor(collect_sql=True) as editor:
-            statement = str(index.create_sql(model, editor, concurrently=True))
-        missing.append({"index": name, "table": model._meta.db_table, "pattern": pattern.name, "sql": statement})
-    return missing
+        statement = designed_index_sql(name)
+        row = {"index": name, "table": model._meta.db_table, "pattern": patterns.get(name), "sql": statement}
+        if present and present["building"]:
+            states.append({**row, "state": "building"})
+        elif present:
+            states.append({**row, "state": "invalid"})
+        else:
+            shape = _designed_shape(model, index, statement)
+            candidates = [i for i in catalog.values() if i["table"] == row["table"] and i["index"] not in designed]
+            cover = covering_index(shape, candidates) if shape else None
+            states.append({**row, "state": "covered", "covered_by": cover} if cover else {**row, "state": "missing"})
+    return states
+
+
+def invalid_indexes() -> list[dict]:
+    """INVALID indexes of our tables that no model declares (a hand-made build or a REINDEX CONCURRENTLY
+    that was interrupted): never used by reads, still maintained on every write."""
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cursor:
+        catalog = index_catalog(cursor)
+    designed = designed_indexes()
+    return [
+        {"index": i["index"], "table": i["table"]}
+        for i in catalog.values()
+        if not i["valid"] and not i["building"] and i["index"] not in designed
+        and i["table"].startswith(("clinical_", "audit_"))
+    ]  # fmt: skip
 
 
 def index_usage() -> list[dict]:
@@ -191,41 +349,98 @@ def slow_statements(limit: int = 10) -> dict:
     if connection.vendor != "postgresql":
         return {"available": False, "reason": "PostgreSQL only"}
     with connection.cursor() as cursor:
-        cursor.execute("SHOW shared_preload_libraries")
-        if "pg_stat_statements" not in cursor.fetchone()[0]:
-            return {
-                "available": False,
-                "reason": "pg_stat_statements is not in shared_preload_libraries; add it to collect statement "
-                "statistics (a server restart is needed).",
-            }
-        cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        return statement_statistics(cursor, limit=limit)
+
+
+def statement_statistics(cursor, *, limit: int = 10) -> dict:
+    """pg_stat_statements' slowest statements of this database, their text without literals. Never fails
+    the step: a server without the library, or a role that may not create the extension, is a reason."""
+    cursor.execute("SHOW shared_preload_libraries")
+    if "pg_stat_statements" not in cursor.fetchone()[0]:
+        return {
+            "available": False,
+            "reason": "pg_stat_statements is not in shared_preload_libraries; add it to collect statement "
+            "statistics (a server restart is needed).",
+        }
+    try:
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'")
+        if cursor.fetchone() is None:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         cursor.execute(
             "SELECT query, calls, mean_exec_time, total_exec_time FROM pg_stat_statements "
             "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "ORDER BY mean_exec_time DESC LIMIT %s",
             [limit],
         )
+        rows = cursor.fetchall()
+    except DatabaseError as exc:
         return {
-            "available": True,
-            "statements": [
-                {"query": q[:500], "calls": c, "mean_ms": round(m, 3), "total_ms": round(t, 1)}
-                for q, c, m, t in cursor.fetchall()
-            ],
+            "available": False,
+            "reason": "pg_stat_statements is loaded, but this role cannot use it "
+            f"({str(exc).strip().splitlines()[0][:200]}); a superuser can run CREATE EXTENSION pg_stat_statements "
+            "and GRANT pg_read_all_stats.",
         }
+    return {
+        "available": True,
+        "statements": [
+            {"query": redact_sql(q or "")[:500], "calls": c, "mean_ms": round(m, 3), "total_ms": round(t, 1)}
+            for q, c, m, t in rows
+        ],
+    }
+
+
+_SQL_LITERALS = re.compile(
+    r"""(?:[eEnNbBxXuU]&?)?'(?:[^']|'')*'?"""  # quoted strings, E'', N'', B'', U&'' ('' escapes a quote)
+    r"""|\$(?P<tag>(?:[A-Za-z_]\w*)?)\$.*?(?:\$(?P=tag)\$|$)"""  # dollar-quoted strings
+    r"""|(?<![\w$."])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?""",  # numbers (not $1 placeholders, not in names)
+    re.DOTALL,
+)
+
+
+def redact_sql(text: str) -> str:
+    """A statement's text with every literal replaced by `?`. pg_stat_statements normalizes the constants
+    of plannable statements only: a utility statement (DECLARE ... CURSOR FOR SELECT, EXPLAIN, COPY (SELECT
+    ...) on PostgreSQL before 16; any statement with client-side binding) keeps its values, an MRN or a
+    name among them, and the report must never quote one."""
+    return _SQL_LITERALS.sub("?", text)
 
 
 def recommendations_for(findings: dict) -> list[Draft]:
-    drafts = [
-        Draft(
-            kind="create_index",
-            subject=missing["index"],
-            title=f"Create index {missing['index']} on {missing['table']}",
-            reason=f"Query pattern {missing['pattern']} is designed around this index and it is missing.",
-            change={"index": missing["index"], "sql": missing["sql"]},
-            evidence={"pattern": missing["pattern"]},
+    drafts = []
+    for missing in findings["missing_indexes"]:
+        used_by = f"Query pattern {missing['pattern']} is designed around this index" if missing.get("pattern") else (
+            "The data plane's models declare this index")  # fmt: skip
+        state = (
+            "it is INVALID (an interrupted concurrent build): never read, still written on every change; applying "
+            "drops it and builds it again"
+            if missing.get("state") == "invalid"
+            else "it is missing"
         )
-        for missing in findings["missing_indexes"]
-    ]
+        drafts.append(
+            Draft(
+                kind="create_index",
+                subject=missing["index"],
+                title=f"{'Rebuild invalid' if missing.get('state') == 'invalid' else 'Create'} index "
+                f"{missing['index']} on {missing['table']}",
+                reason=f"{used_by}, and {state}.",
+                change={"index": missing["index"], "sql": missing["sql"]},
+                evidence={"pattern": missing.get("pattern"), "state": missing.get("state", "missing")},
+            )
+        )
+    for invalid in findings.get("invalid_indexes", []):
+        drafts.append(
+            Draft(
+                kind="repair_invalid_index",
+                subject=invalid["index"],
+                title=f"Repair invalid index {invalid['index']} on {invalid['table']}",
+                reason="An interrupted concurrent build left it INVALID: no query reads it, every write still "
+                "maintains it. Rebuild it (REINDEX INDEX CONCURRENTLY) or drop it (DROP INDEX CONCURRENTLY); "
+                "a name ending in _ccnew or _ccold is a REINDEX CONCURRENTLY leftover: drop it.",
+                change={},
+                evidence=invalid,
+                actionable=False,
+            )
+        )
     for usage in findings["index_usage"]:
         if usage["scans"] == 0 and not (usage["unique"] or usage["primary"]) and usage["bytes"] > 8 * 1024 * 1024:
             drafts.append(
@@ -257,13 +472,19 @@ def recommendations_for(findings: dict) -> list[Draft]:
     return drafts
 
 
-def index_create(*, index: str, sql: str) -> dict:
+def index_create(*, index: str, sql: str | None = None) -> dict:
     """Create a designed index CONCURRENTLY (no table lock), replacing an invalid leftover of the same name.
 
-    Safe to repeat: a worker lost in the middle leaves an INVALID index, which the next attempt drops.
-    Two appliers at once (two runs, or a run and an admin) take turns on an advisory lock: two concurrent
-    builds of one index deadlock, and the second would take the first's build in progress for a leftover.
+    The statement is built from the model's current definition (`sql`, what was proposed, is not run).
+    Safe to repeat: a worker lost in the middle leaves an INVALID index, which the next attempt drops; a
+    build that fails here drops its own invalid index at once. Two appliers at once (two runs, or a run and
+    an admin) take turns on an advisory lock: two concurrent builds of one index deadlock, and the second
+    would take the first's build in progress for a leftover. A build by another session (a migration)
+    is waited for, never dropped.
     """
+    if connection.vendor != "postgresql":
+        raise ValueError("Indexes are created CONCURRENTLY on PostgreSQL only.")
+    statement = designed_index_sql(index)
     lock = f"optimizer.index_create:{index}"
     with connection.cursor() as cursor:
         # Polled, not waited for in a statement: CREATE INDEX CONCURRENTLY waits for every open transaction,
@@ -274,21 +495,57 @@ def index_create(*, index: str, sql: str) -> dict:
                 break
             time.sleep(0.2)
         try:
-            return _index_create(cursor, index=index, sql=sql)
+            return _index_create(cursor, index=index, sql=statement)
         finally:
-            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [lock])
+            try:
+                cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [lock])
+            except Error:  # a broken connection: its session, and the lock with it, is gone
+                logger.warning("could not release the advisory lock of %s", index, exc_info=True)
 
 
-def _index_create(cursor, *, index: str, sql: str) -> dict:
+# How long to wait for another session's build of the same index before giving up.
+FOREIGN_BUILD_WAIT_SECONDS = 3600
+
+
+def _index_state(cursor, index: str) -> tuple[bool, bool] | None:
+    """(valid, being built by some session) of an index of this schema, or None when there is none."""
     cursor.execute(
-        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "SELECT i.indisvalid, EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = c.oid) "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
         "WHERE c.relname = %s AND c.relnamespace = current_schema()::regnamespace",
         [index],
     )
-    row = cursor.fetchone()
-    if row and row[0]:
+    return cursor.fetchone()
+
+
+def _index_create(cursor, *, index: str, sql: str) -> dict:
+    state = _index_state(cursor, index)
+    waited_until, seen_idle = time.monotonic() + FOREIGN_BUILD_WAIT_SECONDS, False
+    while state and not state[0]:
+        if state[1]:
+            seen_idle = False
+            if time.monotonic() > waited_until:
+                raise RuntimeError(f"Another session has been building {index} for over an hour; try again later.")
+        elif seen_idle:
+            break  # invalid, and no session building it twice in a row: a leftover
+        else:
+            # A build's progress report ends just before its transaction commits the index valid: look twice.
+            seen_idle = True
+        time.sleep(0.5)
+        state = _index_state(cursor, index)
+    if state and state[0]:
         return {"index": index, "sql": sql, "note": "already present"}
-    if row:
+    if state:
         cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
-    cursor.execute(sql)
+    try:
+        cursor.execute(sql)
+    except DatabaseError:
+        # A failed concurrent build leaves its index INVALID: written on every change, read by nothing.
+        try:
+            left = _index_state(cursor, index)
+            if left and not left[0] and not left[1]:
+                cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
+        except Error:
+            logger.warning("could not drop the invalid index %s left by a failed build", index, exc_info=True)
+        raise
     return {"index": index, "sql": sql}

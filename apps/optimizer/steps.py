@@ -46,10 +46,13 @@ class DatabaseStep(Step):
         if not patterns:
             return StepResult(skipped="No clinical data to measure yet: load some with `manage.py load_synthetic`.")
         progress(0.6, "read index and table statistics")
+        states = database.index_states()
         findings = {
             "vendor": connection.vendor,
             "patterns": patterns,
-            "missing_indexes": database.missing_indexes(),
+            "index_states": states,
+            "missing_indexes": [state for state in states if state["state"] in ("missing", "invalid")],
+            "invalid_indexes": database.invalid_indexes(),
             "index_usage": database.index_usage(),
             "table_scans": database.table_scans(),
             "slow_statements": database.slow_statements(),
@@ -58,7 +61,7 @@ class DatabaseStep(Step):
         return StepResult(findings=findings, drafts=database.recommendations_for(findings))
 
     def apply(self, change: dict, subject: str) -> dict:
-        return database.index_create(index=change["index"], sql=change["sql"])
+        return database.index_create(index=change["index"])
 
     def remeasure(self, findings: dict, applied: list[dict], progress: Progress) -> dict:
         again = database.explain_patterns(lambda done, message: progress(0.85 + 0.1 * done, f"after: {message}"))
@@ -67,7 +70,8 @@ class DatabaseStep(Step):
             row["execution_ms_after"] = after[row["pattern"]].get("execution_ms")
             row["wall_ms_after"] = after[row["pattern"]]["wall_ms"]
             row["indexes_used_after"] = after[row["pattern"]]["indexes_used"]
-        findings["missing_indexes"] = database.missing_indexes()
+        findings["index_states"] = database.index_states()
+        findings["missing_indexes"] = [s for s in findings["index_states"] if s["state"] in ("missing", "invalid")]
         return findings
 
     def verdicts(self, findings: dict, goals: Goals) -> list[dict]:

@@ -1,0 +1,173 @@
+"""The index advisor against the real catalog: what it builds when it applies, an index someone already
+made under another name, a concurrent build by another session, and a build that fails half-way."""
+
+import threading
+import time
+
+import psycopg
+import pytest
+from django.db import connection
+
+from apps.optimizer.database import designed_index_sql, index_create, index_states, missing_indexes
+from apps.optimizer.models import Recommendation
+from tests.optimizer.conftest import optimize
+
+pytestmark = pytest.mark.django_db(transaction=True)  # CREATE INDEX CONCURRENTLY cannot run in a transaction
+
+INDEX = "clinical_obs_patient_cat"  # (patient, category, effective_at DESC) on clinical_observation
+
+
+def _sql(statement: str, params=None) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _state(name: str) -> tuple | None:
+    rows = _sql("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [name])
+    return rows[0] if rows else None
+
+
+def _connect() -> psycopg.Connection:
+    settings = connection.settings_dict
+    return psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"], autocommit=True
+    )
+
+
+def _wait_for(condition, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def _building(name: str) -> list[tuple]:
+    return _sql("SELECT pid FROM pg_stat_progress_create_index WHERE index_relid = to_regclass(%s)", [name])
+
+
+@pytest.fixture(autouse=True)
+def _designed_indexes_restored():
+    """The schema outlives a transactional test's flush: put back what a test dropped, drop what it made."""
+    yield
+    for (name,) in _sql("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'dba\\_%%'"):
+        _sql(f'DROP INDEX "{name}"')
+    _sql("DROP TABLE IF EXISTS optimizer_not_an_index")
+    for state in index_states():
+        index_create(index=state["index"])
+
+
+def test_applying_builds_the_models_definition_never_the_sql_stored_in_the_row(data):
+    """A recommendation's `change` is a row, not code: applying ran whatever SQL it held."""
+    _sql(f"DROP INDEX {INDEX}")
+    run, _, _ = optimize("database", "--inline")
+    recommendation = run.recommendations.get(kind="create_index", subject=INDEX)
+    recommendation.change = {**recommendation.change, "sql": "CREATE TABLE optimizer_not_an_index (id int)"}
+    recommendation.save(update_fields=["change"])
+
+    from apps.optimizer.services import recommendation_apply
+
+    applied = recommendation_apply(recommendation=recommendation, via="test")
+    assert applied.status == Recommendation.Status.APPLIED, applied.outcome
+    assert _sql("SELECT to_regclass('optimizer_not_an_index')") == [(None,)]
+    assert _state(INDEX) == (True,)
+    assert applied.outcome["sql"] == designed_index_sql(INDEX)
+
+
+def test_an_index_an_existing_one_already_covers_is_not_proposed_again(data):
+    """A DBA's index under another name with the designed columns first: a second copy costs every write."""
+    _sql(f"DROP INDEX {INDEX}")
+    _sql("CREATE INDEX dba_obs_by_category ON clinical_observation (patient_id, category, effective_at DESC, id)")
+    # The same for a partial index, its predicate spelled the way PostgreSQL prints it.
+    _sql("DROP INDEX clinical_patient_birth")
+    _sql("CREATE INDEX dba_patient_birth ON clinical_patient (birth_date) WHERE is_deleted = false")
+
+    states = {state["index"]: state for state in index_states()}
+    assert states[INDEX]["state"] == "covered" and states[INDEX]["covered_by"] == "dba_obs_by_category"
+    assert states["clinical_patient_birth"]["covered_by"] == "dba_patient_birth"
+    run, output, _ = optimize("database", "--inline", "--apply")
+    assert not run.recommendations.filter(kind="create_index").exists(), output
+    assert _state(INDEX) is None  # nothing built beside it
+    assert "dba_obs_by_category" in run.report_html
+
+
+def test_an_index_with_other_columns_or_order_still_counts_as_missing(data):
+    _sql(f"DROP INDEX {INDEX}")
+    _sql("CREATE INDEX dba_obs_other_order ON clinical_observation (patient_id, effective_at DESC, category)")
+    _sql("CREATE INDEX dba_obs_mixed ON clinical_observation (patient_id, category, effective_at) WHERE value > 0")
+    assert [state["index"] for state in missing_indexes()] == [INDEX]
+
+
+def test_a_build_another_session_has_in_progress_is_waited_for_never_dropped_or_proposed(data):
+    """A migration building the index CONCURRENTLY shows as INVALID until it ends: taken for a leftover,
+    the optimizer proposed it, and applying dropped the build in progress."""
+    _sql(f"DROP INDEX {INDEX}")
+    holder, builder = _connect(), _connect()
+    holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")  # an old snapshot the build must wait out
+    built = threading.Thread(target=builder.execute, args=(designed_index_sql(INDEX),))
+    built.start()
+    outcome = []
+
+    def apply() -> None:
+        try:
+            outcome.append(index_create(index=INDEX))
+        finally:
+            connection.close()
+
+    applier = threading.Thread(target=apply)
+    try:
+        _wait_for(lambda: _building(INDEX))
+        assert INDEX not in [state["index"] for state in missing_indexes()]
+        assert {s["index"]: s["state"] for s in index_states()}[INDEX] == "building"
+        applier.start()
+        time.sleep(1.5)
+        assert applier.is_alive() and _building(INDEX)  # waiting, the other build untouched
+    finally:
+        holder.execute("COMMIT")
+        built.join(30)
+        applier.join(30)
+        holder.close()
+        builder.close()
+    assert outcome == [{"index": INDEX, "sql": designed_index_sql(INDEX), "note": "already present"}]
+    assert _state(INDEX) == (True,)
+
+
+def test_a_build_that_fails_leaves_no_invalid_index_behind(data):
+    """A cancelled CREATE INDEX CONCURRENTLY leaves an INVALID index that every write maintains until the
+    next run: the failed build drops it at once."""
+    _sql(f"DROP INDEX {INDEX}")
+    holder = _connect()
+    holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")
+    errors = []
+
+    def apply() -> None:
+        try:
+            index_create(index=INDEX)
+        except Exception as exc:  # noqa: BLE001 - the failure is what the test checks
+            errors.append(type(exc).__name__)
+        finally:
+            connection.close()
+
+    applier = threading.Thread(target=apply)
+    applier.start()
+    try:
+        _wait_for(lambda: _building(INDEX))
+        [(pid,)] = _building(INDEX)
+        _sql("SELECT pg_cancel_backend(%s)", [pid])
+        applier.join(30)
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    assert errors == ["OperationalError"]  # canceling statement due to user request
+    assert _state(INDEX) is None
+    assert [state["index"] for state in missing_indexes()] == [INDEX]
+
+
+def test_an_invalid_index_no_model_declares_is_reported_for_repair(data):
+    _sql("CREATE INDEX dba_obs_value ON clinical_observation (value)")
+    _sql("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'dba_obs_value'::regclass")
+    run, _, _ = optimize("database", "--inline")
+    advice = run.recommendations.get(kind="repair_invalid_index")
+    assert advice.subject == "dba_obs_value" and not advice.actionable and "REINDEX INDEX CONCURRENTLY" in advice.reason
