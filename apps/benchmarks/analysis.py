@@ -18,10 +18,13 @@ PERCENTILES = (50, 90, 95, 99)
 
 
 def _float(value: str) -> float | None:
+    """A number of Locust's CSVs; "N/A", "nan" or "inf" (no requests yet) are none: PostgreSQL's json
+    refuses NaN, and the run's results would not save."""
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
 
 
 def _is_aggregate(row: dict) -> bool:
@@ -224,8 +227,6 @@ def spike_recovery(samples: list[list], stages: list[list]) -> dict:
 
 def endurance_slope(samples: list[list], window_seconds: int = 30) -> dict:
     """The trend of the windowed p95 over the run (ms per hour), with its significance."""
-    from scipy.stats import linregress
-
     if not samples:
         return {}
     ordered, times = _in_time_order(samples)
@@ -236,27 +237,27 @@ def endurance_slope(samples: list[list], window_seconds: int = 30) -> dict:
             points.append((start + window_seconds / 2, float(np.percentile(window, 95))))
     if len(points) < 3:
         return {"windows": len(points)}
-    fit = linregress([p[0] for p in points], [p[1] for p in points])
-    return {
-        "windows": len(points),
-        "p95_slope_ms_per_hour": round(fit.slope * 3600, 3),
-        "p_value": round(float(fit.pvalue), 6),
-        "significant": bool(fit.pvalue < 0.01),
-    }
+    return {"windows": len(points), **_trend(points, "p95_slope_ms_per_hour")}
 
 
 def memory_slope(points: list[tuple[float, float]]) -> dict:
     """The trend of the target's memory (% per hour) over the run, from (seconds, percent) samples."""
-    from scipy.stats import linregress
-
     if len(points) < 3:
         return {"samples": len(points)}
-    if len({value for _, value in points}) < 2:  # flat: no trend at all
-        return {"samples": len(points), "memory_slope_pct_per_hour": 0.0, "p_value": 1.0, "significant": False}
+    return {"samples": len(points), **_trend(points, "memory_slope_pct_per_hour")}
+
+
+def _trend(points: list[tuple[float, float]], name: str) -> dict:
+    """The least-squares slope per hour of (seconds, value) points, with its p-value. A flat series is no
+    trend at all: linregress gives it a NaN p-value, which PostgreSQL's json refuses, and the run's results
+    did not save (it stayed running until the checker failed it as if its worker had died)."""
+    from scipy.stats import linregress
+
+    if len({value for _, value in points}) < 2:
+        return {name: 0.0, "p_value": 1.0, "significant": False}
     fit = linregress([p[0] for p in points], [p[1] for p in points])
     return {
-        "samples": len(points),
-        "memory_slope_pct_per_hour": round(fit.slope * 3600, 3),
+        name: round(fit.slope * 3600, 3),
         "p_value": round(float(fit.pvalue), 6),
         "significant": bool(fit.pvalue < 0.01),
     }

@@ -154,7 +154,16 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
         if client is not None:
             api_client_revoke(client=client.client)
     BenchmarkRun.objects.filter(pk=run.pk).update(progress_message="recording", heartbeat_at=timezone.now())
-    return _record(run, outcome, stages, gates)
+    try:
+        return _record(run, outcome, stages, gates)
+    except Exception as exc:  # left running, the checker would fail it minutes later as if its worker had died
+        logger.exception("benchmark run %s: its results could not be recorded", run.pk)
+        BenchmarkRun.objects.filter(pk=run.pk, status=BenchmarkRun.Status.RUNNING).update(
+            status=BenchmarkRun.Status.FAILED, finished_at=timezone.now(), progress=1.0, progress_message="",
+            error=f"Its results could not be recorded: {type(exc).__name__}: {exc}"[:2000],
+        )  # fmt: skip
+        run.refresh_from_db()
+        return run
 
 
 def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dict) -> BenchmarkRun:
@@ -184,6 +193,13 @@ def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dic
         error = "" if cancelled else "Stopped at its deadline."
         return _finish(
             run, status=BenchmarkRun.Status.CANCELLED if cancelled else BenchmarkRun.Status.FAILED, error=error
+        )
+    if not outcome.samples:  # nothing measured: no gate, no baseline, no figure for the scaling planner
+        return _finish(
+            run,
+            status=BenchmarkRun.Status.FAILED,
+            error="Locust sent no requests: the load never started (its users could not be spawned in the run's "
+            "time, or each failed before sending).",
         )
     if outcome.cpu_max > runner.SATURATED_CPU_PCT:
         return _finish(

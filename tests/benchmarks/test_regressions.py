@@ -155,3 +155,25 @@ def test_a_flat_p95_history_has_no_change_point_at_a_wobble():
 
     assert analysis.change_points([10.0] * 5 + [10.1]) == []
     assert analysis.change_points([10.0] * 5 + [12.0]) == [5]
+
+
+def test_a_run_with_a_flat_latency_trend_is_recorded(plan):
+    """A target answering in a fixed time gave every 30 s window the same p95: linregress's p-value was
+    NaN, PostgreSQL's json refused it, and the run stayed running until the checker failed it as if its
+    worker had died, its results lost."""
+    samples = [[i / 10, 10.0, 10.0, 1, "card"] for i in range(1000)]  # 100 s at 10 req/s, 10 ms each
+    run = _recorded(plan, samples)
+    run.refresh_from_db()
+    assert run.status == "succeeded", run.error
+    assert run.findings["endurance"] == {
+        "windows": 4, "p95_slope_ms_per_hour": 0.0, "p_value": 1.0, "significant": False
+    }  # fmt: skip
+
+
+def test_a_run_that_sent_no_requests_failed(plan):
+    """Locust that never got its users going finished 'succeeded' with 0 requests: a run that measured
+    nothing stood in the plan's history beside real ones."""
+    run = _recorded(plan, [])
+    assert run.status == "failed" and "sent no requests" in run.error
+    assert run.summary == {"requests": 0, "errors": 0, "error_rate_pct": 0.0, "rps": 0.0}
+    assert "0 requests" in run.report_html
