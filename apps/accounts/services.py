@@ -16,8 +16,14 @@ from apps.accounts.models import ApiClient
 from apps.accounts.scopes import BENCHMARK, SCOPES
 from apps.core.local_cache import VersionedLocalCache
 
-# Authenticating a request reads its client from here; every write below invalidates it.
-api_clients_cache = VersionedLocalCache("api-clients")
+# Authenticating a request reads its client from here; every write below invalidates it, and other
+# processes drop their copies within about a second (the shared version, re-read once a second). Entries
+# live 5 s, not the default minute: that bounds the two cases the version does not reach, a revoke whose
+# publication failed (Redis unreachable from the revoking process only, or a change made in SQL) and a
+# load that read the client just before a revoke and stored it just after another thread saw the new
+# version. One indexed query per token per process every 5 s is nothing next to the requests it serves.
+API_CLIENT_CACHE_TTL_SECONDS = 5.0
+api_clients_cache = VersionedLocalCache("api-clients", ttl=API_CLIENT_CACHE_TTL_SECONDS)
 
 TOKEN_PREFIX = "cpk"  # noqa: S105 - a public marker that tells our tokens apart, not a secret
 
