@@ -98,3 +98,19 @@ def test_a_token_holding_every_application_scope_reaches_no_staff_endpoint(api, 
             if response.status_code not in (401, 403):
                 reached.append(f"{method.upper()} {_concrete(route)}: {response.status_code}")
     assert reached == [] and tried >= 15
+
+
+@pytest.mark.django_db
+def test_a_staff_sessions_writes_need_the_csrf_token(admin_user):
+    """A page on another site cannot make a signed-in administrator's browser write: DRF's session
+    authentication checks CSRF on every unsafe method (a bearer token, which no browser sends by itself,
+    needs none)."""
+    from rest_framework.test import APIClient
+
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(admin_user)
+    patient = {"mrn": "MRN-1", "family_name": "Doe", "given_name": "Jo", "birth_date": "1970-01-01", "sex": "male"}
+    for path, body in (("/api/v1/patients/", patient), ("/api/v1/services/", {"slug": "x", "name": "X"})):
+        refused = browser.post(path, body, format="json")
+        assert refused.status_code == 403 and "CSRF" in refused.json()["detail"], path
+    assert browser.get("/api/v1/services/").status_code == 200  # reads need none
