@@ -30,6 +30,10 @@ DEADLINE_MARGIN_SECONDS = 300
 # A running run's worker writes its heartbeat every second; this long without one, the worker is gone.
 # Generous: recording a long run's samples (after its last tick) takes a while.
 HEARTBEAT_STALE_SECONDS = 300
+# A run still pending this long after it was created was never taken by a worker (its message lost): it is
+# failed, so that the plan can run again. Its deadline says nothing while it waits (it counts from its start):
+# a run queued behind a longer one was failed minutes past its own length, before any worker had taken it.
+QUEUE_WAIT_SECONDS = 24 * 3600
 
 
 class RunInProgress(Exception):
@@ -268,22 +272,28 @@ def benchmark_run_cancel(*, run: BenchmarkRun) -> BenchmarkRun:
 
 def benchmark_runs_fail_stuck(*, now=None) -> int:
     """Fail the runs that lost their worker: running without a heartbeat for HEARTBEAT_STALE_SECONDS (the
-    worker died), or still unfinished well past their deadline. Their tokens are revoked with them."""
+    worker died), running well past their deadline, or pending for QUEUE_WAIT_SECONDS (never taken). Their
+    tokens are revoked with them."""
     now = now or timezone.now()
-    unfinished = [BenchmarkRun.Status.PENDING, BenchmarkRun.Status.RUNNING]
     overdue = BenchmarkRun.objects.filter(
-        status__in=unfinished, deadline__lt=now - timedelta(seconds=DEADLINE_MARGIN_SECONDS)
+        status=BenchmarkRun.Status.RUNNING, deadline__lt=now - timedelta(seconds=DEADLINE_MARGIN_SECONDS)
     )
     silent = BenchmarkRun.objects.filter(
         status=BenchmarkRun.Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=HEARTBEAT_STALE_SECONDS)
     )
+    unclaimed = BenchmarkRun.objects.filter(
+        status=BenchmarkRun.Status.PENDING, created_at__lt=now - timedelta(seconds=QUEUE_WAIT_SECONDS)
+    )
     failed = 0
-    for runs, error in (
-        (overdue, "No worker finished it by its deadline."),
-        (silent, f"Its worker stopped reporting (no heartbeat for {HEARTBEAT_STALE_SECONDS} s): it died mid-run."),
-    ):
+    for runs, status, error in (
+        (overdue, BenchmarkRun.Status.RUNNING, "No worker finished it by its deadline."),
+        (silent, BenchmarkRun.Status.RUNNING,
+         f"Its worker stopped reporting (no heartbeat for {HEARTBEAT_STALE_SECONDS} s): it died mid-run."),
+        (unclaimed, BenchmarkRun.Status.PENDING,
+         f"No worker took it within {QUEUE_WAIT_SECONDS // 3600} h of its creation (its message was lost?)."),
+    ):  # fmt: skip
         ids = list(runs.values_list("pk", flat=True))
-        failed += BenchmarkRun.objects.filter(pk__in=ids, status__in=unfinished).update(
+        failed += BenchmarkRun.objects.filter(pk__in=ids, status=status).update(
             status=BenchmarkRun.Status.FAILED, finished_at=now, error=error
         )
         for run_id in ids:

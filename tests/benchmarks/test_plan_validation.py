@@ -265,3 +265,25 @@ def test_a_plan_runs_once_at_a_time(service, admin_client, monkeypatch):
 
     services.benchmark_run_cancel(run=first)
     assert services.benchmark_run_create(plan=plan).pk != first.pk
+
+
+def test_a_run_waiting_in_the_queue_is_not_failed_by_its_deadline(service):
+    """The checker failed pending runs past the deadline counted from their creation: a run queued behind a
+    longer one (Run now on several plans, one worker) was failed before any worker had taken it. A pending
+    run is failed only once it has waited a day, its message lost."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    plan = BenchmarkPlan.objects.create(name="queued", service=service, requests=REQUESTS, duration_seconds=60)
+    run = services.benchmark_run_create(plan=plan)
+    later = timezone.now() + timedelta(hours=2)  # well past its 60 s + margin
+    assert services.benchmark_runs_fail_stuck(now=later) == 0
+    run.refresh_from_db()
+    assert run.status == BenchmarkRun.Status.PENDING
+
+    a_day_later = timezone.now() + timedelta(seconds=services.QUEUE_WAIT_SECONDS + 60)
+    assert services.benchmark_runs_fail_stuck(now=a_day_later) == 1
+    run.refresh_from_db()
+    assert run.status == BenchmarkRun.Status.FAILED and "No worker took it" in run.error
+    assert services.benchmark_run_create(plan=plan).status == BenchmarkRun.Status.PENDING  # the plan runs again
