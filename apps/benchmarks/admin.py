@@ -82,6 +82,7 @@ HEAVY_FIELDS = ["report_html", "histogram", "timeline"]  # shown in the report, 
 class BenchmarkRunAdmin(ServiceVisibilityAdmin):
     service_field = "plan__service"
     list_display = ["id", "plan", "status", "passed", "progress", "started_at", "finished_at", "report"]
+    show_full_result_count = False
     list_filter = ["status", "passed", ("plan", admin.RelatedOnlyFieldListFilter)]
     actions = ["cancel"]
     exclude = HEAVY_FIELDS
@@ -105,6 +106,8 @@ class BenchmarkRunAdmin(ServiceVisibilityAdmin):
 class RegressionAdmin(ServiceVisibilityAdmin):
     service_field = "plan__service"
     list_display = ["plan", "run", "metric", "change_pct", "p_value", "change_point", "detected_at", "acknowledged_at"]
+    list_select_related = ["plan", "run__plan"]
+    show_full_result_count = False
     list_filter = [("plan", admin.RelatedOnlyFieldListFilter), "change_point"]
     readonly_fields = [f.name for f in Regression._meta.fields]
     actions = ["acknowledge"]
@@ -114,5 +117,11 @@ class RegressionAdmin(ServiceVisibilityAdmin):
 
     @admin.action(description="Acknowledge", permissions=["change"])
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[Regression]) -> None:
-        for regression in queryset.filter(acknowledged_at=None):
+        pending = list(queryset.filter(acknowledged_at=None))
+        for regression in pending:
             services.regression_acknowledge(regression=regression, user=request.user)
+        already = len(queryset) - len(pending)
+        if pending:
+            self.message_user(request, f"Acknowledged {len(pending)} regression(s).", messages.SUCCESS)
+        if already:
+            self.message_user(request, f"{already} were already acknowledged; left as they were.", messages.INFO)

@@ -67,6 +67,7 @@ class ModelDeploymentAdmin(ServiceVisibilityAdmin):
 @admin.register(QuantizationProfile)
 class QuantizationProfileAdmin(ServiceVisibilityAdmin):
     service_field, unassigned_visible = "deployment__service", True
+    show_full_result_count = False  # one row per mode per measurement
     list_display = ["deployment", "mode", "measured_at", "available", "chosen", "sequences_per_s", "tokens_per_s",
                     "peak_memory_mb", "fidelity_loss"]  # fmt: skip
     list_filter = [("deployment", admin.RelatedOnlyFieldListFilter), "mode", "chosen", "available"]

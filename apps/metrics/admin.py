@@ -87,6 +87,8 @@ class AlertRuleAdmin(AlertVisibilityAdmin):
 class AlertAdmin(AlertVisibilityAdmin):
     service_field = "rule__service"
     list_display = ["rule", "state", "started_at", "resolved_at", "value", "last_value", "message"]
+    list_select_related = ["rule"]
+    show_full_result_count = False  # alerts only accumulate: a filtered list counts its own rows only
     list_filter = ["state", "rule__severity"]
     inlines = [NotificationInline]
     readonly_fields = ["rule", "state", "started_at", "resolved_at", "value", "last_value", "message"]

@@ -29,6 +29,7 @@ class RecommendationInline(admin.TabularInline):
 @admin.register(OptimizationRun)
 class OptimizationRunAdmin(ServiceVisibilityAdmin):
     unassigned_visible = True  # a run over every service is everyone's
+    show_full_result_count = False  # a filtered list counts its own rows only, not the whole history again
     list_display = ["id", "target", "status", "targets_met", "apply", "requested_by", "started_at", "finished_at",
                     "report_link"]  # fmt: skip
     list_filter = ["target", "status", "targets_met", "apply"]
@@ -59,6 +60,8 @@ class OptimizationRunAdmin(ServiceVisibilityAdmin):
 class RecommendationAdmin(ServiceVisibilityAdmin):
     service_field, unassigned_visible = "run__service", True
     list_display = ["title", "step", "status", "actionable", "run", "decided_by", "decided_via", "decided_at"]
+    list_select_related = ["run", "decided_by"]  # one query for the page, not one per decided recommendation
+    show_full_result_count = False
     list_filter = ["status", "step", "kind", "actionable"]
     search_fields = ["title", "subject"]
     readonly_fields = ["run", "step", "kind", "subject", "title", "reason", "change", "evidence", "actionable",

@@ -61,11 +61,19 @@ class RateLimitPolicyAdmin(ListRowFormAdmin):
 
 @admin.register(RateLimitAdjustment)
 class RateLimitAdjustmentAdmin(admin.ModelAdmin):
+    """The record of every adaptive change (the issue: "every change is recorded and visible in admin"): read,
+    never edited or deleted here; the retention task prunes it."""
+
     list_display = ["at", "policy", "direction", "old_factor", "new_factor", "reason"]
     list_filter = ["direction", "policy"]
+    list_select_related = ["policy"]
+    show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False

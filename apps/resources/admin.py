@@ -23,6 +23,7 @@ class ResourceThresholdAdmin(ListRowFormAdmin):
 @admin.register(ResourceRecommendation)
 class ResourceRecommendationAdmin(admin.ModelAdmin):
     list_display = ["kind", "host", "status", "value", "threshold", "occurrences", "last_seen", "message"]
+    show_full_result_count = False
     list_filter = ["status", "kind", "host"]
     readonly_fields = ["kind", "host", "metric", "value", "threshold", "message", "occurrences", "calm_samples",
                        "first_seen", "last_seen", "resolved_at"]  # fmt: skip
@@ -36,6 +37,7 @@ class ResourceSampleAdmin(admin.ModelAdmin):
     list_display = ["at", "host", "cpu_pct", "cpu_source", "memory_pct", "memory_source", "disk_pct", "pool_pct",
                     "db_connections_pct", "redis_memory_bytes", "l1_cache_bytes"]  # fmt: skip
     date_hierarchy = "at"
+    show_full_result_count = False  # a sample per host per minute: a filtered list counts its own rows only
 
     def has_add_permission(self, request) -> bool:
         return False

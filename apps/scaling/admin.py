@@ -197,6 +197,7 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
 @admin.register(WorkloadForecast)
 class WorkloadForecastAdmin(ServiceVisibilityAdmin):
     list_display = ["service", "metric", "model", "source", "history_hours", "created_at"]
+    show_full_result_count = False  # hourly forecasts per service and metric
     list_filter = ["metric", "model", "source", ("service", admin.RelatedOnlyFieldListFilter)]
     readonly_fields = [
         "service",
@@ -222,6 +223,7 @@ class WorkloadForecastAdmin(ServiceVisibilityAdmin):
 @admin.register(ScalingRecommendation)
 class ScalingRecommendationAdmin(ServiceVisibilityAdmin):
     list_display = ["service", "min_replicas", "peak_replicas", "emergency", "created_at"]
+    show_full_result_count = False
     list_filter = [("service", admin.RelatedOnlyFieldListFilter), "emergency"]
     readonly_fields = [
         "service",

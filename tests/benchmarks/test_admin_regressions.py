@@ -1,0 +1,33 @@
+"""Acknowledging regressions in admin says what it did (the action was silent: no message at all)."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression
+from apps.services.services import service_ensure
+
+pytestmark = pytest.mark.django_db
+
+
+def test_acknowledging_says_how_many_and_leaves_earlier_acknowledgements(admin_client, admin_user):
+    service, _ = service_ensure(slug="triage", name="Triage")
+    plan = BenchmarkPlan.objects.create(name="triage load", service=service, requests=[])
+    regressions = []
+    for _ in range(3):
+        run = BenchmarkRun.objects.create(plan=plan)
+        regressions.append(Regression.objects.create(plan=plan, run=run, baseline=10, current=15, change_pct=50,
+                                                     p_value=0.001, threshold_pct=10))  # fmt: skip
+    yesterday = timezone.now() - timedelta(days=1)
+    Regression.objects.filter(pk=regressions[0].pk).update(acknowledged_by=admin_user, acknowledged_at=yesterday)
+    response = admin_client.post(
+        "/admin/benchmarks/regression/",
+        {"action": "acknowledge", "_selected_action": [r.pk for r in regressions]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "Acknowledged 2 regression(s)." in page
+    assert "1 were already acknowledged; left as they were." in page
+    assert Regression.objects.get(pk=regressions[0].pk).acknowledged_at == yesterday
+    assert Regression.objects.filter(acknowledged_at__gt=yesterday).count() == 2
