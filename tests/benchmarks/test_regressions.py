@@ -177,3 +177,20 @@ def test_a_run_that_sent_no_requests_failed(plan):
     assert run.status == "failed" and "sent no requests" in run.error
     assert run.summary == {"requests": 0, "errors": 0, "error_rate_pct": 0.0, "rps": 0.0}
     assert "0 requests" in run.report_html
+
+
+def test_reports_give_times_on_the_hospitals_clock_and_name_its_zone(plan, settings):
+    """The run report wrote the start on the hospital's clock (TIME_ZONE) followed by "UTC": 07:00 in New
+    York read as 07:00 UTC, five hours off."""
+    from datetime import UTC, datetime
+
+    from apps.benchmarks.report import render_plan_report
+
+    settings.TIME_ZONE = "America/New_York"
+    run = _recorded(plan, _samples(10))
+    noon_utc = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
+    BenchmarkRun.objects.filter(pk=run.pk).update(started_at=noon_utc, created_at=noon_utc)
+    run.refresh_from_db()
+    report = services.render_run_report(run)
+    assert "2026-01-15 07:00:00 EST" in report and "07:00:00 UTC" not in report
+    assert "2026-01-15 07:00 EST" in render_plan_report(plan)
