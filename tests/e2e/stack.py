@@ -114,14 +114,38 @@ def prepare(*, patients: int, var_dir: Path, database: str | None = None, redis_
     return env
 
 
-def _listening_socket() -> socket.socket:
+def _listening_socket(port: int = 0) -> socket.socket:
     """A socket listening on a port of its own, handed to a server by its descriptor: no other process can
     take the port before the server starts, and no other test's server can answer on it in its place."""
     sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    # Linux lets a port be bound again while connections of a stopped server on it are closing only if both
+    # that server's socket and the new one say so: the live process is restarted on its port.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def _live_command(fd: int) -> list[str]:
+    return [str(VENV_BIN / "uvicorn"), "controlplane.asgi:application", f"--fd={fd}", "--no-access-log",
+            "--lifespan=off", "--log-level=warning"]  # fmt: skip
+
+
+def stop_live(stack: Stack) -> None:
+    """Stop the live process (uvicorn), as a deploy or a crash would; `start_live` starts it again."""
+    live = stack.processes[1]
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(live.pid, signal.SIGTERM)
+    live.wait(timeout=30)
+
+
+def start_live(stack: Stack) -> None:
+    """A new live process on the port of the one `stop_live` stopped."""
+    with _listening_socket(stack.live_port) as live_socket:
+        stack.processes[1] = subprocess.Popen(_live_command(live_socket.fileno()), cwd=REPO_ROOT, env=stack.env,
+                                              start_new_session=True, pass_fds=(live_socket.fileno(),))  # fmt: skip
+    _wait_for(f"http://127.0.0.1:{stack.live_port}/healthz", stack.processes[1])
 
 
 @contextlib.contextmanager
@@ -134,8 +158,7 @@ def running(env: dict[str, str], *, api_workers: int = 2) -> Iterator[Stack]:
             [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py",
              f"--bind=fd://{api_socket.fileno()}", f"--workers={api_workers}", "--threads=8", "--no-control-socket",
              "--log-level=warning"],
-            [str(VENV_BIN / "uvicorn"), "controlplane.asgi:application", f"--fd={live_socket.fileno()}",
-             "--no-access-log", "--lifespan=off", "--log-level=warning"],
+            _live_command(live_socket.fileno()),
         ]  # fmt: skip
         processes = [
             subprocess.Popen(c, cwd=REPO_ROOT, env=env, start_new_session=True, pass_fds=(s.fileno(),))

@@ -15,7 +15,17 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.browser import SCROLL_FRAMES_JS, frame_figures
-from tests.e2e.stack import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, api_traffic, log_in, prepare, running
+from tests.e2e.stack import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO_ROOT,
+    api_traffic,
+    log_in,
+    prepare,
+    running,
+    start_live,
+    stop_live,
+)
 
 PATIENTS = 100_000
 PAGES = {  # path under /dashboard/ -> its heading and something only real data puts on it
@@ -138,3 +148,30 @@ def test_keyboard_and_dark_theme(stack, page, artifacts):
     assert page.evaluate("document.documentElement.dataset.theme") == theme  # remembered across pages
     page.screenshot(path=artifacts / f"cache-{theme}.png", full_page=True)
     assert page.console_errors == []
+
+
+def test_the_overview_says_its_figures_are_not_live_while_the_live_process_restarts(stack, page, artifacts):
+    """The live process stops (a deploy, a crash): the Overview must not go on showing its last figures
+    and "No alert is firing." as if live; once a new one listens, the feed reconnects by itself."""
+    log_in(page, stack)
+    page.wait_for_selector("[data-testid=live-state]:text-is('open')", timeout=30_000)
+    page.wait_for_selector("[data-testid=live-as-of]", timeout=30_000)
+    stop_live(stack)
+    try:
+        page.wait_for_selector("[data-testid=live-stale]", timeout=15_000)
+        assert page.inner_text("[data-testid=live-state]") == "reconnecting"
+        assert page.inner_text("[data-testid=live-stale]").startswith("Not live: the live feed is reconnecting.")
+        if page.locator("[data-testid=no-alerts]").count():  # the demo may have an alert firing
+            assert page.inner_text("[data-testid=no-alerts]").startswith("No alert was firing at")
+        page.screenshot(path=artifacts / "overview-live-down.png", full_page=True)
+        page.wait_for_timeout(4_000)  # a few failed tries: the backoff grows meanwhile
+    finally:
+        start_live(stack)
+    # The longest wait after a handful of failures is a few seconds (capped at 15 s).
+    page.wait_for_selector("[data-testid=live-state]:text-is('open')", timeout=30_000)
+    page.wait_for_selector("[data-testid=live-as-of]", timeout=15_000)
+    assert page.locator("[data-testid=live-stale]").count() == 0
+    if page.locator("[data-testid=no-alerts]").count():
+        assert page.inner_text("[data-testid=no-alerts]") == "No alert is firing."
+    # The browser logs each refused connection as a console error; nothing else may have failed.
+    assert [e for e in page.console_errors if "WebSocket connection" not in e] == []
