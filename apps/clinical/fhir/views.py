@@ -68,7 +68,8 @@ from apps.core.api.exceptions import api_exception_handler
 from apps.core.compiled import CompiledQuery, CompiledShapes
 from apps.ratelimits.throttling import client_identity
 
-COMMON_PARAMS = {"_count", "_cursor", "_format", "_search"}
+COMMON_PARAMS = {"_count", "_cursor", "_format", "_search", "_summary"}
+SUMMARIES = ("count", "false")  # the total alone, or whole resources (the default)
 JSON_FORMATS = ("json", "application/fhir+json", "application/json")
 REPEATABLE_PARAMS = {"date"}  # date=ge...&date=le...: a range
 
@@ -140,7 +141,7 @@ def _outcomes(*statuses: int, **descriptions: str) -> dict[int, OpenApiResponse]
 
 
 _FORMAT_PARAM = OpenApiParameter("_format", str, enum=list(JSON_FORMATS), description="JSON only (the default).")
-_COUNT_DOC = f"Entries per page, 1-{MAX_COUNT} (default 50)."
+_COUNT_DOC = f"Entries per page, 1-{MAX_COUNT} (default 50); 0: the total alone, as _summary=count."
 _DATE_DOC = (
     f"[prefix]YYYY[-MM[-DD[Thh:mm[:ss][Z|+hh:mm]]]], prefix one of {', '.join(SUPPORTED_DATE_PREFIXES)} (eq: the "
     "whole period the value names; ap: widened by a tenth of its distance from now); comma-separated: any of "
@@ -166,7 +167,8 @@ def documented_search(**docs: str):
             for param in view.search_params
         ]
         parameters += [
-            OpenApiParameter("_count", {"type": "integer", "minimum": 1, "maximum": MAX_COUNT}, description=_COUNT_DOC),
+            OpenApiParameter("_count", {"type": "integer", "minimum": 0, "maximum": MAX_COUNT}, description=_COUNT_DOC),
+            OpenApiParameter("_summary", str, enum=list(SUMMARIES), description="count: Bundle.total alone."),
             OpenApiParameter("_cursor", str, description="From the Bundle's next link."),
             OpenApiParameter(
                 "_search", str, description="From a posted search's next link: its parameters, kept on the server "
@@ -182,8 +184,10 @@ def documented_search(**docs: str):
             else serializers.CharField(label=param, help_text=docs[param], **optional)
             for param in view.search_params
         }
-        form_fields["_count"] = serializers.IntegerField(min_value=1, max_value=MAX_COUNT, label="_count",
+        form_fields["_count"] = serializers.IntegerField(min_value=0, max_value=MAX_COUNT, label="_count",
                                                          help_text=_COUNT_DOC, **optional)  # fmt: skip
+        form_fields["_summary"] = serializers.ChoiceField(SUMMARIES, label="_summary", help_text="count: Bundle.total "
+                                                          "alone.", **optional)  # fmt: skip
         form_fields["_format"] = serializers.CharField(label="_format", help_text=f"One of {', '.join(JSON_FORMATS)}.",
                                                        **optional)  # fmt: skip
         bundle = OpenApiResponse(
@@ -409,6 +413,11 @@ class FhirSearchView(FhirMixin, PhiAPIView):
             raise FhirParamError(unknown[0], f"unknown search parameter; supported: {', '.join(self.search_params)}")
         if params.get("_format", "json") not in JSON_FORMATS:  # a posted search's body may carry it too
             raise FhirParamError("_format", "only JSON is supported")
+        summary = params.get("_summary", "false")
+        if summary not in SUMMARIES:
+            raise FhirParamError("_summary", f"supported: {', '.join(SUMMARIES)}")
+        if summary == "count" or re.fullmatch(r"0+", params.get("_count", "")):
+            return self.total(request, params, posted)
         count = parse_count(params.get("_count"), self.default_count)
         page, ordering, patient_id, digest_query = self.find(params, limit=count + 1)
         has_more = len(page) > count
@@ -430,6 +439,25 @@ class FhirSearchView(FhirMixin, PhiAPIView):
                 kept = {"_search": [_store_search(self.resource_type, kept, client_identity(request))]}
             next_url = f"{type_url}?{urlencode({**kept, '_cursor': cursor}, doseq=True)}"
         return Response(resources.searchset([self.to_resource(row) for row in page], base, self_url, next_url))
+
+    def total(self, request: Request, params, posted: bool) -> Response:
+        """`_summary=count` or `_count=0`: how many resources match, in Bundle.total, with no entries and no
+        next link, as FHIR defines both. It names no resource, so it is audited as a search that disclosed
+        none (with the patient it was about)."""
+        parsed = self.parsed(params)
+        if parsed is None:
+            rows, patient_id, digest_query = self.filter(params)
+        else:
+            values, shape, patient_id, digest_query = parsed
+            rows = type(self).rows_for(shape, **values)
+        self.ordering_for(params)  # an unsupported _sort is refused here too
+        if patient_id is not None and not self.patient_is_active(patient_id):
+            rows = rows.none()
+        total = rows.count()
+        self.audit(request, action="search", patient_id=patient_id, result_count=0, query=digest_query or None)
+        base = self.base_url(request)
+        self_url = f"{base}{self.resource_type}" if posted else request.build_absolute_uri()
+        return Response({**resources.searchset([], base, self_url, None), "total": total})
 
     def find(self, params, *, limit: int) -> tuple[list, list[str], int | None, dict]:
         """The first `limit` matching rows after the cursor, the ordering, the patient and the query to digest.
