@@ -354,9 +354,17 @@ def slow_statements(limit: int = 10) -> dict:
 
 def statement_statistics(cursor, *, limit: int = 10) -> dict:
     """pg_stat_statements' slowest statements of this database, their text without literals. Never fails
-    the step: a server without the library, or a role that may not create the extension, is a reason."""
-    cursor.execute("SHOW shared_preload_libraries")
-    if "pg_stat_statements" not in cursor.fetchone()[0]:
+    the step: a server without the library, or a role that may not read it (a production role is rarely a
+    superuser: it may not even read shared_preload_libraries), is a reason in the report."""
+    import psycopg
+
+    refused = (DatabaseError, psycopg.Error)
+    try:
+        cursor.execute("SHOW shared_preload_libraries")
+        loaded = "pg_stat_statements" in cursor.fetchone()[0]
+    except refused:
+        loaded = None  # this role may not read the setting: reading the view tells
+    if loaded is False:
         return {
             "available": False,
             "reason": "pg_stat_statements is not in shared_preload_libraries; add it to collect statement "
@@ -373,12 +381,12 @@ def statement_statistics(cursor, *, limit: int = 10) -> dict:
             [limit],
         )
         rows = cursor.fetchall()
-    except DatabaseError as exc:
+    except refused as exc:
         return {
             "available": False,
-            "reason": "pg_stat_statements is loaded, but this role cannot use it "
-            f"({str(exc).strip().splitlines()[0][:200]}); a superuser can run CREATE EXTENSION pg_stat_statements "
-            "and GRANT pg_read_all_stats.",
+            "reason": "pg_stat_statements cannot be used by this role "
+            f"({str(exc).strip().splitlines()[0][:200]}); a superuser can preload it, run CREATE EXTENSION "
+            "pg_stat_statements and GRANT pg_read_all_stats to it.",
         }
     return {
         "available": True,

@@ -1,0 +1,73 @@
+"""pg_stat_statements on a PostgreSQL server of the test's own that preloads it (the suite's server does
+not): statements quoted without their literals, and a role that may not create the extension."""
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from apps.optimizer.database import statement_statistics
+from tests.helpers import free_port
+from tests.reliability.test_faults import PG_BIN, _as_postgres
+
+MRN = "MRN-77410023"
+
+
+@pytest.fixture(scope="module")
+def preloading_postgres():
+    """A server with shared_preload_libraries=pg_stat_statements; yields its address."""
+    assert PG_BIN is not None, "PostgreSQL server binaries are needed (apt-get install postgresql)"
+    data = Path(tempfile.mkdtemp(prefix="pg-statements-"))
+    if os.geteuid() == 0:
+        shutil.chown(data, "postgres", "postgres")
+    port = free_port()
+    init = _as_postgres(str(PG_BIN / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres", "--no-sync")
+    assert init.returncode == 0, init.stderr
+    options = (
+        f"'-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off "
+        "-c shared_preload_libraries=pg_stat_statements'"
+    )
+    pg_ctl = (str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-o", options, "-l", str(data / "log"), "-w")
+    started = _as_postgres(*pg_ctl, "start")
+    assert started.returncode == 0, started.stderr + (data / "log").read_text()
+    yield {"host": "127.0.0.1", "port": port, "dbname": "postgres"}
+    _as_postgres(*pg_ctl, "-m", "immediate", "stop")
+    shutil.rmtree(data, ignore_errors=True)
+
+
+def test_statements_are_quoted_without_their_literals(preloading_postgres):
+    """A utility statement keeps its values in pg_stat_statements before PostgreSQL 16 (DECLARE ... CURSOR,
+    EXPLAIN, COPY (SELECT)): the report quoted the MRN a server-side cursor looked up."""
+    with psycopg.connect(**preloading_postgres, user="postgres", autocommit=True) as db:
+        db.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        db.execute("CREATE TABLE clinical_patient (id int, mrn text)")
+        with db.transaction():
+            db.execute(f"DECLARE c CURSOR FOR SELECT id FROM clinical_patient WHERE mrn = '{MRN}' AND id = 40017")  # noqa: S608
+        db.execute(f"EXPLAIN SELECT id FROM clinical_patient WHERE mrn = $${MRN}$$")  # noqa: S608
+        found = statement_statistics(db.cursor(), limit=100)
+    assert found["available"], found
+    quoted = [statement["query"] for statement in found["statements"]]
+    assert any("DECLARE c CURSOR" in query and "mrn = ?" in query for query in quoted), quoted
+    assert not any(MRN in query or "40017" in query for query in quoted), quoted
+
+
+def test_a_role_that_may_not_create_the_extension_gets_a_reason_not_a_failed_step(preloading_postgres):
+    with psycopg.connect(**preloading_postgres, user="postgres", autocommit=True) as db:
+        db.execute("CREATE DATABASE plain_app")
+        db.execute("CREATE ROLE app LOGIN")
+    try:
+        with psycopg.connect(**{**preloading_postgres, "dbname": "plain_app"}, user="app", autocommit=True) as db:
+            found = statement_statistics(db.cursor())
+            assert db.execute("SELECT 1").fetchone() == (1,)  # the connection is still usable
+        assert (
+            not found["available"]
+            and "cannot be used by this role" in found["reason"]
+            and "CREATE EXTENSION" in found["reason"]
+        )
+    finally:
+        with psycopg.connect(**preloading_postgres, user="postgres", autocommit=True) as db:
+            db.execute("DROP DATABASE plain_app")
+            db.execute("DROP ROLE app")
