@@ -163,7 +163,10 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
                         if not _step_still_counts(step):
                             break
                     progress(0.8, f"apply: {recommendation.title}")
-                    recommendation_apply(recommendation=recommendation, via="optimize --apply")
+                    try:
+                        recommendation_apply(recommendation=recommendation, via="optimize --apply")
+                    except ValueError as exc:  # decided meanwhile (an admin dismissed or applied it): left as is
+                        logger.info("run %s did not apply recommendation %s: %s", run.pk, recommendation.pk, exc)
                 step.applied = list(
                     run.recommendations.filter(step=step.name, status=Recommendation.Status.APPLIED).values_list(
                         "outcome", flat=True
@@ -235,12 +238,15 @@ def _step_abandoned(step: OptimizationStep, hook: StepHook | None) -> Optimizati
 
 
 def _store_recommendations(run: OptimizationRun, step: str, drafts) -> list[Recommendation]:
-    """Store this run's proposals; the same proposal still pending from an earlier run is superseded."""
+    """Store this run's proposals; the same proposal still pending from an earlier run is superseded, unless
+    that run is still going with --apply: it is about to apply it (superseded, it would skip the change)."""
     with transaction.atomic():
         for draft in drafts:
             Recommendation.objects.filter(
                 step=step, kind=draft.kind, subject=draft.subject, status=Recommendation.Status.PENDING
-            ).exclude(run=run).update(status=Recommendation.Status.SUPERSEDED)
+            ).exclude(run=run).exclude(
+                run__apply=True, run__status__in=[OptimizationRun.Status.PENDING, OptimizationRun.Status.RUNNING]
+            ).update(status=Recommendation.Status.SUPERSEDED)
         return Recommendation.objects.bulk_create(
             Recommendation(
                 run=run,

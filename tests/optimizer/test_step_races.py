@@ -106,3 +106,54 @@ def test_a_step_that_ends_in_time_stores_its_proposals_and_succeeds():
     assert returned.status == step.status == OptimizationStep.Status.SUCCEEDED
     assert step.findings == {"x": 1} and step.progress == 1.0 and step.finished_at
     assert list(run.recommendations.values_list("subject", "status")) == [("kept", "pending")]
+
+
+def test_a_run_measuring_meanwhile_does_not_take_the_changes_an_applying_run_is_about_to_make():
+    """Two runs at once (an `optimize --apply` and the nightly dry run): the dry run's proposals used to
+    supersede the applying run's pending ones, and its next apply failed the whole step on "superseded"."""
+    run = services.optimization_run_create(target="caching", apply=True)
+    applied = []
+
+    def apply(change, subject):
+        if not applied:  # while the first change is made, another run stores the same proposals
+            other = services.optimization_run_create(target="caching")
+            services._store_recommendations(other, "caching", [_draft("first", actionable=True),
+                                                               _draft("second", actionable=True)])  # fmt: skip
+        applied.append(subject)
+        return {"changed": subject}
+
+    drafts = [_draft("first", actionable=True), _draft("second", actionable=True)]
+    with (
+        mock.patch.object(STEPS["caching"], "measure", return_value=StepResult(findings={"x": 1}, drafts=drafts)),
+        mock.patch.object(STEPS["caching"], "apply", side_effect=apply),
+        mock.patch.object(STEPS["caching"], "remeasure", side_effect=lambda findings, applied, progress: findings),
+        mock.patch.object(STEPS["caching"], "verdicts", return_value=[]),
+    ):
+        step = services.optimization_step_execute(step_id=run.steps.get().pk)
+    assert step.status == OptimizationStep.Status.SUCCEEDED, step.error
+    assert applied == ["first", "second"]
+    assert dict(run.recommendations.values_list("subject", "status")) == {"first": "applied", "second": "applied"}
+
+
+def test_a_proposal_an_admin_decides_while_the_run_applies_is_left_as_decided():
+    run = services.optimization_run_create(target="caching", apply=True)
+    applied = []
+
+    def apply(change, subject):
+        if not applied:
+            second = run.recommendations.get(subject="second")
+            services.recommendation_dismiss(recommendation=second, via="admin")
+        applied.append(subject)
+        return {"changed": subject}
+
+    drafts = [_draft("first", actionable=True), _draft("second", actionable=True)]
+    with (
+        mock.patch.object(STEPS["caching"], "measure", return_value=StepResult(findings={"x": 1}, drafts=drafts)),
+        mock.patch.object(STEPS["caching"], "apply", side_effect=apply),
+        mock.patch.object(STEPS["caching"], "remeasure", side_effect=lambda findings, applied, progress: findings),
+        mock.patch.object(STEPS["caching"], "verdicts", return_value=[]),
+    ):
+        step = services.optimization_step_execute(step_id=run.steps.get().pk)
+    assert step.status == OptimizationStep.Status.SUCCEEDED, step.error
+    assert applied == ["first"]
+    assert dict(run.recommendations.values_list("subject", "status")) == {"first": "applied", "second": "dismissed"}
