@@ -3,6 +3,7 @@ and exit codes, caching recommendations, the apply/dismiss flow in admin, follow
 
 import time
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core.management import CommandError
@@ -51,11 +52,45 @@ def test_an_unreachable_response_time_fails_the_exit_code(data):
 
 
 def test_bad_targets_are_refused_before_anything_runs():
-    with pytest.raises(CommandError, match="hit-rate"):
+    """Exit status 2, as argparse's own refusals: a refused option used to exit 1, "a target missed"."""
+    with pytest.raises(CommandError, match="hit-rate") as refused:
         optimize("caching", "--inline", "--cache-hit-rate", "1.5")
-    with pytest.raises(CommandError, match="No service"):
+    assert refused.value.returncode == 2
+    with pytest.raises(CommandError, match="No service") as refused:
         optimize("caching", "--inline", "--service", "nope")
+    assert refused.value.returncode == 2
     assert not OptimizationRun.objects.exists()
+
+
+def test_a_run_that_cannot_finish_exits_2_not_the_1_of_a_missed_target():
+    """The database lost while the run is settled (injected: the report's rendering raises what a dropped
+    connection raises): the command died with a traceback and exit status 1."""
+    from django.db import OperationalError
+
+    with (
+        mock.patch("apps.optimizer.services.render_report", side_effect=OperationalError("server closed")),
+        pytest.raises(CommandError, match="could not finish: OperationalError") as failed,
+    ):
+        optimize("caching", "--inline")
+    assert failed.value.returncode == 2
+
+
+def test_ctrl_c_while_following_the_workers_cancels_the_run():
+    """Interrupted while it waited for the workers, the command left the run pending: a worker coming
+    later ran it with no one following, or the stuck checker failed it two hours on."""
+    from controlplane.celery import app
+
+    try:
+        with (
+            mock.patch("apps.optimizer.management.commands.optimize.time.sleep", side_effect=KeyboardInterrupt),
+            pytest.raises(CommandError, match="Interrupted") as interrupted,
+        ):
+            optimize("caching")
+    finally:
+        app.control.purge()  # no worker here: the sent step would wait for the next test's
+    assert interrupted.value.returncode == 2
+    run = OptimizationRun.objects.get()
+    assert run.status == OptimizationRun.Status.FAILED and "interrupted" in run.error
 
 
 @pytest.mark.parametrize(

@@ -1,3 +1,4 @@
+import logging
 import math
 import sys
 import time
@@ -8,6 +9,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from apps.optimizer import services
 from apps.optimizer.models import OptimizationRun, OptimizationStep
 from apps.services.models import Service
+
+logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
@@ -28,7 +31,20 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=3600, help="Seconds to wait for the workers.")
         parser.add_argument("--report", help="Also write the HTML report to this file.")
 
-    def handle(self, *args, target: str, subject: str = "", **options) -> None:
+    def handle(self, *args, **options) -> None:
+        """The exit status is the contract (0 met, 1 missed, 2 failed): whatever stops the command before a
+        verdict (a refused option, a lost database, a timeout) exits 2, never the 1 of "a target missed" that
+        a plain CommandError or an uncaught exception would give a script reading it."""
+        try:
+            self._optimize(*args, **options)
+        except CommandError as exc:
+            exc.returncode = 2 if exc.returncode == 1 else exc.returncode
+            raise
+        except Exception as exc:
+            logger.exception("manage.py optimize failed")
+            raise CommandError(f"The run could not finish: {type(exc).__name__}: {exc}", returncode=2) from exc
+
+    def _optimize(self, *args, target: str, subject: str = "", **options) -> None:
         if subject and target != OptimizationRun.Target.MODEL:
             raise CommandError("Only `optimize model` takes a subject (a deployment name).")
         if subject:
@@ -78,7 +94,12 @@ class Command(BaseCommand):
                     f"Sent to the workers; follow it at /admin/optimizer/optimizationrun/{run.pk}/change/"
                 )
                 return
-            run = self._follow(run, timeout=options["timeout"])
+            try:
+                run = self._follow(run, timeout=options["timeout"])
+            except KeyboardInterrupt:
+                # Left alone, the run would go on (or start whenever a worker comes) with no one following it.
+                services.optimization_run_cancel(run=run, by="manage.py optimize (interrupted)")
+                raise CommandError(f"Interrupted: run #{run.pk} is cancelled.", returncode=2) from None
         self._summarize(run)
         if options["report"]:
             try:
