@@ -6,6 +6,7 @@ machines are noisy: compare ratios, not absolute numbers across runs.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -88,7 +89,11 @@ def server(kind: str, env: dict[str, str] | None = None, workers: int = 2, threa
         yield base
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a worker stuck in a request: it would outlive the bench
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -241,7 +246,14 @@ def random_paths_script(paths: list[str], headers: dict[str, str]) -> str:
     handle = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115 - wrk reads it later
     handle.write(body)
     handle.close()
+    # It holds the bench's bearer token: removed when the bench exits (each run left one in /tmp for good).
+    atexit.register(_remove_quietly, handle.name)
     return handle.name
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def emit(figures: dict) -> None:
@@ -299,12 +311,33 @@ def ensure_patients(count: int, *, days: int = 2, rounds_per_day: int = 4) -> fl
     return elapsed
 
 
+def short_lived_token(name: str, scopes: list[str], *, hours: float = 12):
+    """An API token for a bench (an IssuedToken): it expires after `hours` and is revoked when the bench
+    exits. A bench's PHI-reading tokens stayed valid for good, one more each run."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.accounts.services import api_client_create
+
+    issued = api_client_create(name=name, scopes=scopes, expires_at=timezone.now() + timedelta(hours=hours))
+    atexit.register(_revoke_quietly, issued.client.pk)
+    return issued
+
+
+def _revoke_quietly(client_id: int) -> None:
+    from apps.accounts.models import ApiClient
+    from apps.accounts.services import api_client_revoke
+
+    with contextlib.suppress(Exception):  # the bench database is gone: the token expires on its own
+        api_client_revoke(client=ApiClient.objects.get(pk=client_id))
+
+
 def clinician_token(name: str) -> str:
     """A token with a clinical app's read scopes and not `benchmark`, so every request meets the limiter."""
     from apps.accounts import scopes
-    from apps.accounts.services import api_client_create
 
-    return api_client_create(name=f"{name}-{time.time_ns()}", scopes=[scopes.PATIENT_READ, scopes.CLINICAL_READ]).token
+    return short_lived_token(f"{name}-{time.time_ns()}", [scopes.PATIENT_READ, scopes.CLINICAL_READ]).token
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import REPO_ROOT, django_setup, emit, ensure_patients, policies, progress, server
+from harness import REPO_ROOT, django_setup, emit, ensure_patients, policies, progress, server, short_lived_token
 
 CLIENTS = 8
 WARMUP_SECONDS = 60
@@ -95,13 +95,12 @@ def main() -> None:
 
     django_setup(args.database, args.redis)
     ensure_patients(args.patients)
-    from apps.accounts.services import api_client_create
     from apps.audit.models import AuditEvent
     from apps.clinical.models import Patient
 
     patient_ids = list(Patient.objects.filter(mrn__startswith="S200-").values_list("pk", flat=True)[: args.patients])
     client_name = f"soak-{int(time.time())}"
-    token = api_client_create(name=client_name, scopes=["patient:read", "clinical:read"]).token
+    token = short_lived_token(client_name, ["patient:read", "clinical:read"], hours=args.minutes / 60 + 1).token
     seconds = args.minutes * 60
     results: list[tuple[float, int, float]] = []
     samples: list[tuple[float, float]] = []
