@@ -126,6 +126,33 @@ describe("LiveFeed", () => {
     feed.stop();
   });
 
+  it("tells a session that ended (4401) from a missing permission (4403), and retries neither", () => {
+    const { feed, made, states } = sockets();
+    feed.start();
+    made[0].onopen?.();
+    made[0].onclose?.({ code: 4401 });
+    expect(states.at(-1)).toBe("signed-out");
+    vi.advanceTimersByTime(60000);
+    expect(made).toHaveLength(1);
+    feed.stop();
+  });
+
+  it("retries at once when its tab is looked at again", () => {
+    vi.spyOn(Math, "random").mockReturnValue(1);
+    const { feed, made } = sockets();
+    feed.start();
+    for (let i = 0; i < 6; i += 1) {
+      made.at(-1)!.onclose?.({ code: 1006 });
+      vi.advanceTimersByTime(15000);
+    }
+    made.at(-1)!.onclose?.({ code: 1006 });
+    const before = made.length;
+    document.dispatchEvent(new Event("visibilitychange")); // jsdom's document is "visible"
+    expect(made).toHaveLength(before + 1);
+    feed.stop();
+    vi.restoreAllMocks();
+  });
+
   it("reconnects at once when the network comes back", () => {
     vi.spyOn(Math, "random").mockReturnValue(1);
     const { feed, made, states } = sockets();

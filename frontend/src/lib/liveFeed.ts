@@ -2,7 +2,8 @@
  * The dashboard's one websocket to /ws/metrics/, reconnecting with capped exponential backoff and
  * jitter. Pages render without it; they only listen to what it brings.
  */
-export type ConnectionState = "connecting" | "open" | "reconnecting" | "forbidden";
+/** "signed-out": the server closed with 4401 (no session, or it ended); "forbidden": 4403 (no permission). */
+export type ConnectionState = "connecting" | "open" | "reconnecting" | "signed-out" | "forbidden";
 
 export interface LiveMessage {
   type: string;
@@ -18,7 +19,7 @@ type Listener = (message: LiveMessage) => void;
 type StateListener = (state: ConnectionState) => void;
 
 // Close codes the server uses when the session is not allowed to listen: retrying will not help.
-const FORBIDDEN_CODES = new Set([4401, 4403]);
+const REFUSALS: Record<number, ConnectionState> = { 4401: "signed-out", 4403: "forbidden" };
 
 /** The server sends a heartbeat every second: this long without any frame means the socket is dead. */
 export const SILENCE_MS = 5000;
@@ -49,12 +50,14 @@ export class LiveFeed {
   start(): void {
     this.stopped = false;
     if (typeof window !== "undefined") window.addEventListener("online", this.onOnline);
+    if (typeof document !== "undefined") document.addEventListener("visibilitychange", this.onVisible);
     this.connect();
   }
 
   stop(): void {
     this.stopped = true;
     if (typeof window !== "undefined") window.removeEventListener("online", this.onOnline);
+    if (typeof document !== "undefined") document.removeEventListener("visibilitychange", this.onVisible);
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.clearWatchdog();
@@ -89,6 +92,11 @@ export class LiveFeed {
     clearTimeout(this.timer);
     this.timer = null;
     this.connect();
+  };
+
+  /** A tab looked at again (a wall screen woken, a laptop opened) retries at once too. */
+  private onVisible = (): void => {
+    if (document.visibilityState === "visible") this.onOnline();
   };
 
   private connect(): void {
@@ -127,8 +135,9 @@ export class LiveFeed {
       if (this.stopped || this.socket !== socket) return;
       this.clearWatchdog();
       this.socket = null;
-      if (FORBIDDEN_CODES.has(event.code)) {
-        this.setState("forbidden");
+      const refusal = REFUSALS[event.code];
+      if (refusal) {
+        this.setState(refusal);
         return;
       }
       this.retry();

@@ -38,11 +38,16 @@ export default function OverviewPage() {
           </>
         ) : null}
       </p>
-      {connection === "forbidden" ? (
-        // The feed closed with "not allowed" and will not retry: waiting for a snapshot would be forever.
+      {connection === "signed-out" ? (
+        // The feed closed with "signed out" and will not retry: waiting for a snapshot would be forever.
         <p role="alert" className="error" data-testid="live-forbidden">
-          The live feed is not allowed for this account (it needs the permission to view metrics, or the session has
-          ended). <a href={signInUrl()}>Sign in again</a> or ask an administrator.
+          The live feed stopped: this session has ended (signed out, or expired). <a href={signInUrl()}>Sign in again</a> to
+          see live figures.
+        </p>
+      ) : connection === "forbidden" ? (
+        <p role="alert" className="error" data-testid="live-forbidden">
+          The live feed is not allowed for this account: it needs the permission to view metrics. Ask an administrator,
+          or <a href={signInUrl()}>sign in again</a> as another user.
         </p>
       ) : (
         <LivePanel snapshot={snapshot} receivedAt={receivedAt} now={now} connection={connection} />

@@ -247,9 +247,24 @@ describe("OverviewPage", () => {
         </MemoryRouter>
       </LiveFeedContext.Provider>,
     );
-    expect(screen.getByTestId("live-forbidden").textContent).toMatch(/live feed is not allowed for this account/);
-    expect(screen.getByRole("link", { name: "Sign in again" }).getAttribute("href")).toBe("/admin/login/?next=%2Fdashboard%2F");
+    expect(screen.getByTestId("live-forbidden").textContent).toMatch(/live feed is not allowed for this account: it needs the permission/);
+    expect(screen.getByRole("link", { name: "sign in again" }).getAttribute("href")).toBe("/admin/login/?next=%2Fdashboard%2F");
     expect(screen.queryByText(/Waiting for the first live snapshot/)).toBeNull();
+    await screen.findByText(/No services registered yet/);
+  });
+
+  it("tells an ended session from a missing permission", async () => {
+    serve({ "/api/v1/services/": { results: [] }, "/api/v1/metrics/slo/": { results: [] } });
+    const feed = { state: "signed-out", onState: (listener: (state: string) => void) => (listener("signed-out"), () => {}), onMessage: () => () => {}, latest: () => null };
+    render(
+      <LiveFeedContext.Provider value={feed as unknown as LiveFeed}>
+        <MemoryRouter>
+          <OverviewPage />
+        </MemoryRouter>
+      </LiveFeedContext.Provider>,
+    );
+    expect(screen.getByTestId("live-forbidden").textContent).toMatch(/^The live feed stopped: this session has ended/);
+    expect(screen.getByRole("link", { name: "Sign in again" })).toBeTruthy();
     await screen.findByText(/No services registered yet/);
   });
 
