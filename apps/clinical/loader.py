@@ -53,10 +53,16 @@ def synthetic_patients_load(
     reports progress as batches commit.
     """
     first_mrn, last_mrn = synthetic_mrn(seed, first_index), synthetic_mrn(seed, first_index + patients - 1)
-    if Patient.objects.filter(identifier_system=settings.MRN_SYSTEM, mrn__in=[first_mrn, last_mrn]).exists():
+    # Any of the range, not only its ends: a load over an earlier one's middle (indexes 0-99 after 40-59)
+    # otherwise stopped on a unique violation after committing its first batches. The MRNs of a seed are
+    # fixed-width, so the range is one scan of the (system, MRN) index.
+    loaded = Patient.objects.filter(
+        identifier_system=settings.MRN_SYSTEM, mrn__range=(first_mrn, last_mrn), mrn__regex=r"^S[0-9]{3}-[0-9]{7}$"
+    ).first()
+    if loaded is not None:
         raise AlreadyLoaded(
-            f"Synthetic patients of seed {seed} from index {first_index} are already loaded; "
-            f"use another --seed or --first-index."
+            f"Synthetic patients of seed {seed} from index {first_index} to {first_index + patients - 1} are already "
+            f"loaded, in whole or in part (an earlier load holds {loaded.mrn}); use another --seed or --first-index."
         )
     options = {"days": days, "seed": seed, "end": end, "rounds_per_day": rounds_per_day, "batch_size": batch_size}
     started = time.perf_counter()

@@ -74,6 +74,23 @@ def test_command_loads_with_copy_and_reports_rate():
 
 
 @pytest.mark.django_db
+def test_a_load_over_an_earlier_loads_middle_is_refused_before_it_writes():
+    """Indexes 0-59 after 20-29: neither end was loaded, so only the ends' check let it start, and it stopped
+    on a unique violation (an IntegrityError traceback) after committing its first batches."""
+    call_command("load_synthetic", "--patients", "10", "--days", "1", "--seed", "9", "--first-index", "20",
+                 "--no-progress", stdout=StringIO())  # fmt: skip
+    before = (Patient.objects.count(), Observation.objects.count())
+    with pytest.raises(CommandError, match="already loaded, in whole or in part"):
+        call_command("load_synthetic", "--patients", "60", "--days", "1", "--seed", "9", "--batch-size", "10",
+                     "--no-progress", stdout=StringIO())  # fmt: skip
+    assert (Patient.objects.count(), Observation.objects.count()) == before
+    # Another seed's range, or the same seed's next one, loads.
+    call_command("load_synthetic", "--patients", "20", "--days", "1", "--seed", "9", "--no-progress",
+                 stdout=StringIO())  # fmt: skip
+    assert Patient.objects.count() == before[0] + 20
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     "args", [["--patients", "0"], ["--patients", "5", "--seed", "5000"], ["--patients", "5", "--days", "0"]]
 )
