@@ -215,3 +215,20 @@ def test_a_sign_in_whose_next_points_elsewhere_lands_on_the_admin(client, staff)
                                {"username": "nurse-admin", "password": "pw-Long-enough-1"})  # fmt: skip
         assert response.status_code == 302 and response["Location"] == "/admin/", outside
         client.logout()
+
+
+def test_admin_sign_in_does_not_tell_a_known_username_from_an_unknown_one(client, staff, settings):
+    """The failure and the lockout read the same for a staff account, a non-staff one and no account at all."""
+    import re
+
+    staff("nurse-admin", OPERATORS)
+    answers = {}
+    for username in ("nurse-admin", "nobody-here"):
+        texts = []
+        for _ in range(settings.AXES_FAILURE_LIMIT):
+            response = client.post("/admin/login/?next=/admin/", {"username": username, "password": "wrong"})
+            body = re.sub(r'value="[^"]*"', "", response.content.decode())  # the CSRF token and echoed username
+            texts.append((response.status_code, body.replace(username, "<name>")))
+        answers[username] = texts
+    assert answers["nurse-admin"] == answers["nobody-here"]
+    assert [status for status, _ in answers["nobody-here"]] == [200] * (settings.AXES_FAILURE_LIMIT - 1) + [429]
