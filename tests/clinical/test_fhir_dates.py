@@ -126,3 +126,26 @@ def test_ap_widens_the_value_by_a_tenth_of_its_distance_from_now(clinician, pati
     assert _ids(clinician, "Observation", f"patient={patient.pk}&date={day}") == set()
     assert far not in _ids(clinician, "Observation", f"patient={patient.pk}&date=ap{day}")
     assert Observation.objects.filter(pk__in=[near, far]).count() == 2
+
+
+def test_a_day_is_the_hospitals_day(clinician, patient, settings):
+    """`date=2024-05-03` on a New York ward: its own day (04:00Z to 04:00Z next day in May), not UTC's, which
+    took in 20:00-24:00 of 2 May and left out the evening of the 3rd. Values with a zone keep theirs."""
+    settings.TIME_ZONE = "America/New_York"
+    evening_before = observation_record(
+        patient=patient, code="8867-4", value=70, effective_at=datetime(2024, 5, 3, 2, tzinfo=UTC)
+    ).pk  # 22:00 on 2 May
+    evening = observation_record(
+        patient=patient, code="8867-4", value=70, effective_at=datetime(2024, 5, 4, 2, tzinfo=UTC)
+    ).pk  # 22:00 on 3 May
+    assert _ids(clinician, "Observation", f"patient={patient.pk}&date=2024-05-03") == {evening}
+    assert _ids(clinician, "Observation", f"patient={patient.pk}&date=lt2024-05-03") == {evening_before}
+    assert _ids(clinician, "Observation", f"patient={patient.pk}&date=2024-05") == {evening, evening_before}
+    assert _ids(clinician, "Observation", f"patient={patient.pk}&date=2024-05-03T00:00:00Z,2024-05-03T02:00:00Z") == {
+        evening_before
+    }
+
+
+def test_a_birth_date_is_a_day_in_any_zone(clinician, patient, settings):
+    settings.TIME_ZONE = "Asia/Tokyo"  # its midnight is the day before in UTC
+    assert _ids(clinician, "Patient", f"birthdate={patient.birth_date.isoformat()}") == {patient.pk}

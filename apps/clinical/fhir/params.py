@@ -8,7 +8,9 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.db.models import Q
 
 MAX_COUNT = 1000
@@ -98,14 +100,16 @@ _DATE_RE = re.compile(
     re.ASCII,  # \d would match any script's digits ("٢٠٢٤"), which int() then reads as 2024
 )
 SUPPORTED_DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
-END_OF_CALENDAR = datetime.max.replace(tzinfo=UTC)
+START_OF_CALENDAR, END_OF_CALENDAR = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
 _EXACT_DATE = re.compile(r"(eq)?\d{4}-\d{2}-\d{2}", re.ASCII)
 
 
 def parse_date(parameter: str, raw: str) -> tuple[str, datetime, datetime]:
     """A prefixed FHIR date (`ge2024-03`, `2024-03-05T10:00:00Z`) -> (prefix, start, end) in UTC.
 
-    The value stands for the whole interval its precision implies: `2024-03` is all of March.
+    The value stands for the whole interval its precision implies: `2024-03` is all of March. A value without a
+    time (a year, month or day) is the hospital's (settings.TIME_ZONE), as FHIR has servers assume their local
+    time where a date has no zone: `2024-05-03` on a New York ward is its day, 04:00Z to 04:00Z, not UTC's.
     """
     match = _DATE_RE.match(raw or "")
     if not match:
@@ -120,26 +124,33 @@ def parse_date(parameter: str, raw: str) -> tuple[str, datetime, datetime]:
             tz = "+00:00" if match["tz"] == "Z" else match["tz"]
             start = datetime.fromisoformat(f"{start_day.isoformat()}T{match['time']}{tz}").astimezone(UTC)
         else:
-            start = datetime.combine(start_day, time.min, tzinfo=UTC)
+            start = _local_midnight(start_day, START_OF_CALENDAR)
     except (ValueError, OverflowError) as exc:
         raise FhirParamError(parameter, f"not a real date or time: {raw!r}") from exc
-    try:
-        if match["time"]:
+    if match["time"]:
+        try:
             end = start + (timedelta(seconds=1) if match["time"].count(":") == 2 else timedelta(minutes=1))
-        elif match["day"]:
-            end = start + timedelta(days=1)
+        except OverflowError:  # the period ends with the calendar (9999-12-31)
+            end = END_OF_CALENDAR
+    else:
+        if match["day"]:
+            end_day = start_day + timedelta(days=1) if start_day < date.max else None
         elif match["month"]:
-            end = datetime.combine((start_day.replace(day=28) + timedelta(days=4)).replace(day=1), time.min, UTC)
+            end_day = date(year + month // 12, month % 12 + 1, 1) if (year, month) < (9999, 12) else None
         else:
-            end = datetime.combine(date(year + 1, 1, 1), time.min, tzinfo=UTC)
-    except (ValueError, OverflowError):  # the period ends with the calendar (9999-12-31)
-        end = END_OF_CALENDAR
+            end_day = date(year + 1, 1, 1) if year < 9999 else None
+        end = END_OF_CALENDAR if end_day is None else _local_midnight(end_day, END_OF_CALENDAR)
     if prefix == "ap":
         start, end = _approximately(start, end)
     return prefix, start, end
 
 
-START_OF_CALENDAR = datetime.min.replace(tzinfo=UTC)
+def _local_midnight(day: date, beyond: datetime) -> datetime:
+    """The instant the hospital's `day` begins, in UTC; `beyond` where that falls outside the calendar."""
+    try:
+        return datetime.combine(day, time.min, tzinfo=ZoneInfo(settings.TIME_ZONE)).astimezone(UTC)
+    except OverflowError:
+        return beyond
 
 
 def _approximately(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -215,7 +226,10 @@ def date_filter(field: str, parameter: str, raws: list[str], *, end_field: str =
 def parse_birthdate(raw: str) -> date:
     if not _EXACT_DATE.fullmatch(raw or ""):
         raise FhirParamError("birthdate", "expected an exact date: YYYY-MM-DD")
-    return parse_date("birthdate", raw)[1].date()
+    try:  # a day, not an instant: no zone applies
+        return date.fromisoformat(raw.removeprefix("eq"))
+    except ValueError as exc:
+        raise FhirParamError("birthdate", f"not a real date: {raw!r}") from exc
 
 
 # --- keyset cursors -------------------------------------------------------------------------------
