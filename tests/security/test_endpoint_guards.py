@@ -114,3 +114,26 @@ def test_a_staff_sessions_writes_need_the_csrf_token(admin_user):
         refused = browser.post(path, body, format="json")
         assert refused.status_code == 403 and "CSRF" in refused.json()["detail"], path
     assert browser.get("/api/v1/services/").status_code == 200  # reads need none
+
+
+APPLICATION_SCOPES = ("patient:read", "patient:write", "clinical:read", "clinical:write", "inference", "audit:read")
+
+
+@pytest.mark.django_db
+def test_a_token_lacking_one_needed_scope_is_refused_whatever_else_it_holds(api, issue_token):
+    """patient:read never reaches the audit trail or clinical data, a read scope never writes, and so on:
+    for each scoped handler, a token holding every other application scope gets 403 insufficient_scope."""
+    tried = 0
+    for route, view, callback in _api_routes():
+        if HasScope not in view.permission_classes:
+            continue
+        scopes = view.required_scopes
+        for method in sorted(_handled_methods(view, callback)):
+            needed = scopes if isinstance(scopes, list) else scopes.get(method.upper())
+            for missing in needed or []:
+                token = issue_token(*[scope for scope in APPLICATION_SCOPES if scope != missing])
+                response = getattr(api, method)(_concrete(route), HTTP_AUTHORIZATION=f"Bearer {token}")
+                assert response.status_code == 403, (method, route, missing, response.status_code)
+                assert response.json().get("code") == "insufficient_scope" or "issue" in response.json()
+                tried += 1
+    assert tried >= 15
