@@ -113,10 +113,10 @@ def test_live_numbers_every_page_and_the_patient_list(stack, page, artifacts):
     figures = frame_figures(result)
     (artifacts / "scroll-frames.json").write_text(json.dumps(figures, indent=2))
     assert figures["max_rows_in_dom"] < 80, "the list rendered far more rows than fit on screen"
-    last_row = page.locator("[data-testid=vlist-scroller] [aria-rowindex='100000']")
+    last_row = page.locator("[data-testid=vlist-scroller] [aria-rowindex='100001']")  # row 1 is the header
     last_row.wait_for(timeout=20_000)
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=vlist-scroller] [aria-rowindex=\"100000\"]')"
+        "() => !document.querySelector('[data-testid=vlist-scroller] [aria-rowindex=\"100001\"]')"
         ".textContent.includes('Loading')",
         timeout=30_000,
     )  # the block at the end was fetched once the scroll settled

@@ -66,7 +66,7 @@ export default function AuditPage() {
         label="Audit events"
         onRange={onRange}
         header={
-          <div role="row" className="vlist-row vlist-head audit-row">
+          <div role="row" aria-rowindex={1} className="vlist-row vlist-head audit-row">
             {["When", "Who", "Action", "Resource", "Outcome", "Purpose", "Rows", "Cache"].map((title) => (
               <span key={title} className="cell" role="columnheader">
                 {title}

@@ -60,7 +60,7 @@ export default function PatientsPage() {
           height={520}
           label="Patients"
           header={
-            <div role="row" className="vlist-row vlist-head">
+            <div role="row" aria-rowindex={1} className="vlist-row vlist-head">
               <span className="cell" role="columnheader">Name</span>
               <span className="cell" role="columnheader">Born</span>
               <span className="cell" role="columnheader">Sex</span>

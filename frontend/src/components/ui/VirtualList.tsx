@@ -32,7 +32,9 @@ export function VirtualList({ count, rowHeight, height, label, header, renderRow
   }, [first, last, count, onRange]);
 
   return (
-    <div className="vlist" role="table" aria-label={label} aria-rowcount={count}>
+    // The header is row 1 (ARIA counts every row of a table): the last of 100,000 patients is row 100,001
+    // of 100,001, where a screen reader said "row 100,000 of 100,000" and the header row was uncounted.
+    <div className="vlist" role="table" aria-label={label} aria-rowcount={count + 1}>
       <div role="rowgroup">{header}</div>
       <div ref={scroller} className="vlist-scroller" style={{ height }} tabIndex={0} data-testid="vlist-scroller">
         <div role="rowgroup" style={{ height: virtualizer.getTotalSize(), position: "relative" }}>
@@ -40,7 +42,7 @@ export function VirtualList({ count, rowHeight, height, label, header, renderRow
             <div
               key={item.key}
               role="row"
-              aria-rowindex={item.index + 1}
+              aria-rowindex={item.index + 2}
               className="vlist-row"
               style={{ height: rowHeight, transform: `translateY(${item.start}px)` }}
             >
