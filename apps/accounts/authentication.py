@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -35,11 +37,16 @@ class ClientPrincipal:
         return False
 
 
+# A parameter named access_token, or any parameter whose value has our tokens' shape (a value that merely
+# contains the prefix, an opaque paging key say, is not one).
+_TOKEN_IN_QUERY = re.compile(rf"(?:^|&)access_token=|(?:^|=){TOKEN_PREFIX}_[0-9a-f]{{8}}_")
+
+
 def _token_in_url(request: Request) -> bool:
     """Whether the query string carries one of our tokens (RFC 6750's `access_token=`, or under any name):
     refused with its own code rather than ignored, so the client learns to stop and to rotate it."""
     query = request.META.get("QUERY_STRING", "")
-    return "access_token=" in query or f"{TOKEN_PREFIX}_" in query
+    return bool(query) and _TOKEN_IN_QUERY.search(query) is not None
 
 
 class BearerTokenAuthentication(BaseAuthentication):

@@ -47,6 +47,11 @@ def test_a_token_in_the_url_is_refused_with_its_own_code_and_not_logged(api, iss
     assert not any(token in record.getMessage() for record in caplog.records)
 
 
+def test_a_query_value_merely_containing_the_prefix_is_not_taken_for_a_token(api, staff_user):
+    api.force_login(staff_user)  # a session caller: no Authorization header
+    assert api.get("/scoped/?_search=xcpk_12345678_abc").json()["code"] == "insufficient_scope"
+
+
 def test_revoked_token_is_401(api, issue_token):
     token = issue_token("patient:read", name="revoked")
     api_client_revoke(client=ApiClient.objects.get(name="revoked"))
