@@ -1,3 +1,4 @@
+import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router";
 
 import { Chart } from "../../components/ui/Chart";
@@ -8,9 +9,17 @@ import { useJson } from "../../lib/useJson";
 import { usePageTitle } from "../../lib/usePageTitle";
 import type { RunDetail } from "../../features/benchmarks/types";
 
+/** A run in one of these states changes no more. */
+const FINISHED = new Set(["succeeded", "failed", "cancelled", "invalid"]);
+
 export default function BenchmarkRunPage() {
   const { runId = "" } = useParams();
-  const state = useJson<RunDetail>(`/api/v1/benchmarks/runs/${encodeURIComponent(runId)}/`, { refreshMs: 5000 });
+  // Refreshed every 5 s while it runs, not after: a finished run left open (timeline, histogram and all)
+  // was fetched again 720 times an hour for as long as the tab stayed open.
+  const [finished, setFinished] = useState(false);
+  const state = useJson<RunDetail>(`/api/v1/benchmarks/runs/${encodeURIComponent(runId)}/`, { refreshMs: finished ? 0 : 5000 });
+  const status = state.status === "ready" ? state.data.status : null;
+  useEffect(() => setFinished(status !== null && FINISHED.has(status)), [status]);
   usePageTitle(`Run #${runId}`);
   if (state.status !== "ready") return <LoadStatus state={state} what={`run #${runId}`} />;
   const run = state.data;

@@ -14,6 +14,7 @@ vi.mock("../../components/ui/Chart", () => ({
 import { LiveFeed } from "../../lib/liveFeed";
 import { LiveFeedContext } from "../../lib/useLiveFeed";
 import AuditPage from "./AuditPage";
+import BenchmarkRunPage from "./BenchmarkRunPage";
 import BenchmarksPage from "./BenchmarksPage";
 import CachePage from "./CachePage";
 import InferencePage from "./InferencePage";
@@ -458,5 +459,41 @@ describe("Command names", () => {
     await screen.findByText(/No runs yet/);
     expect([...container.querySelectorAll("code")].map((code) => code.textContent)).toEqual(["manage.py bench run", "manage.py optimize model"]);
     expect(container.textContent).not.toContain("`");
+  });
+});
+
+describe("BenchmarkRunPage", () => {
+  const run = (status: string) => ({
+    id: 7, plan: "clinical-api load", plan_id: 1, kind: "load", service: "clinical-api", status, passed: null,
+    created_at: "2026-12-05T07:00:00Z", finished_at: null, progress: 0.5, summary: {}, regressions: [],
+    timeline: [], histogram: [], verdicts: [], findings: {}, error: "", report_url: "/r/7/",
+  });
+
+  it("refreshes a run while it runs, and stops once it has finished", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    try {
+      let status = "running";
+      serve({ "/api/v1/benchmarks/runs/7/": () => new Response(JSON.stringify(run(status)), { status: 200 }) });
+      render(
+        <MemoryRouter initialEntries={["/benchmarks/7"]}>
+          <Routes>
+            <Route path="/benchmarks/:runId" element={<BenchmarkRunPage />} />
+          </Routes>
+        </MemoryRouter>,
+      );
+      await screen.findByText(/clinical-api, running/);
+      status = "succeeded";
+      await act(async () => {
+        await vi.advanceTimersByTimeAsync(5100);
+      });
+      await screen.findByText(/clinical-api, succeeded/);
+      const calls = (fetch as unknown as { mock: { calls: unknown[] } }).mock.calls.length;
+      await act(async () => {
+        await vi.advanceTimersByTimeAsync(60_000);
+      });
+      expect((fetch as unknown as { mock: { calls: unknown[] } }).mock.calls.length).toBe(calls);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
