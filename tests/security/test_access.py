@@ -232,3 +232,16 @@ def test_admin_sign_in_does_not_tell_a_known_username_from_an_unknown_one(client
         answers[username] = texts
     assert answers["nurse-admin"] == answers["nobody-here"]
     assert [status for status, _ in answers["nobody-here"]] == [200] * (settings.AXES_FAILURE_LIMIT - 1) + [429]
+
+
+def test_only_a_superuser_clears_a_lockout(client, staff, settings, admin_user):
+    """An Administrator who could delete axes' access attempts could keep guessing a superuser's password."""
+    staff("nurse-admin", OPERATORS)
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post("/admin/login/?next=/admin/", {"username": "nurse-admin", "password": "wrong"})
+    administrator = staff("adm", ADMINISTRATORS)
+    assert not any(administrator.has_perm(f"axes.{action}_accessattempt") for action in ("view", "change", "delete"))
+    client.force_login(administrator)
+    assert client.get("/admin/axes/accessattempt/").status_code == 403
+    client.force_login(admin_user)
+    assert client.get("/admin/axes/accessattempt/").status_code == 200
