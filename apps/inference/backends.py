@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import math
 import os
 import threading
 import warnings
@@ -25,6 +26,14 @@ CPU_MODES = ("fp32", "bf16", "fp16", "int8", *BNB_MODES)
 
 class ModelUnavailable(Exception):
     """The mode cannot run here; the message says why (it goes into the profile's verdict)."""
+
+
+class GenerationFailed(Exception):
+    """A streamed generation stopped with an error in the model's thread."""
+
+
+# The longest a stream waits for its next token before it gives up (queue.Empty from its iterator).
+STREAM_TOKEN_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -89,10 +98,25 @@ def unavailable_reason(mode: str, device: str) -> str | None:
     return None
 
 
+def cpu_threads() -> int:
+    """The threads torch computes with: INFERENCE_THREADS, else the cores this process may use. os.cpu_count()
+    counts the node's: in a container limited to 2 CPUs on a 64-core node torch ran 64 threads, throttled by
+    the quota (every batch slower than on 2); a narrower CPU affinity (taskset, cpuset) caps it the same way."""
+    if configured := os.environ.get("INFERENCE_THREADS"):
+        return max(1, int(configured))
+    from apps.resources.cgroup import limits
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    found = limits()
+    if found is not None and found.cpus:
+        cores = min(cores, math.ceil(found.cpus))
+    return max(1, cores)
+
+
 def _cpu_threads() -> None:
     import torch
 
-    torch.set_num_threads(max(1, int(os.environ.get("INFERENCE_THREADS", os.cpu_count() or 1))))
+    torch.set_num_threads(cpu_threads())
 
 
 # What transformers raises for weights it cannot read: missing or unreadable files (OSError), a bad
@@ -101,7 +125,7 @@ def _cpu_threads() -> None:
 UNLOADABLE = (OSError, ValueError, KeyError, RuntimeError, ImportError)
 
 _base_lock = threading.Lock()
-_bases: dict[tuple, tuple] = {}
+_bases: dict[tuple, tuple] = {}  # weights -> (tokenizer, fp32 model, the lock every user of that tokenizer takes)
 
 
 def _base_model(spec: LoadSpec):
@@ -126,7 +150,7 @@ def _base_model(spec: LoadSpec):
                 tokenizer.padding_side = "left"
                 if tokenizer.pad_token is None:
                     tokenizer.pad_token = tokenizer.eos_token
-            _bases[key] = (tokenizer, model)
+            _bases[key] = (tokenizer, model, threading.Lock())
         return _bases[key]
 
 
@@ -147,7 +171,7 @@ def load(spec: LoadSpec, mode: str) -> Embedder | Generator:
     reason = unavailable_reason(mode, device)
     if reason:
         raise ModelUnavailable(reason)
-    tokenizer, base = _base_model(spec)
+    tokenizer, base, tokenizing = _base_model(spec)
     if mode in BNB_MODES:
         model = _bitsandbytes(spec, mode)
     elif mode == "fp32" and device == "cpu":
@@ -167,7 +191,7 @@ def load(spec: LoadSpec, mode: str) -> Embedder | Generator:
     if spec.task == "generation" and not getattr(tokenizer, "chat_template", None):
         raise ModelUnavailable("the tokenizer has no chat template: generation needs an instruct (chat) model")
     runner = Embedder if spec.task == "embedding" else Generator
-    return runner(tokenizer, model, device, mode, min(spec.max_input_tokens, model_context(base)))
+    return runner(tokenizer, model, device, mode, min(spec.max_input_tokens, model_context(base)), tokenizing)
 
 
 def model_context(model) -> int:
@@ -191,22 +215,37 @@ def _bitsandbytes(spec: LoadSpec, mode: str):  # pragma: no cover - needs CUDA a
     return model_class.from_pretrained(folder, quantization_config=config, device_map="cuda")
 
 
-class Embedder:
+class _Runner:
+    """What both tasks share: the tokenizer is used under `tokenizing`.
+
+    A fast (Rust) tokenizer keeps its padding and truncation as state that each call sets and resets: a
+    request thread counting a text's tokens (no padding) between the batch thread's setting of padding and
+    its encoding left the batch unpadded ("Unable to create tensor", every caller's batch failed and ran
+    again in halves), and two borrows at once raise "Already borrowed". Every mode of one model shares its
+    tokenizer, and so its lock. Tokenizing takes milliseconds; the model runs outside the lock."""
+
+    def __init__(self, tokenizer, model, device: str, mode: str, max_tokens: int,
+                 tokenizing: threading.Lock | None = None):  # fmt: skip
+        self.tokenizer, self.model, self.device, self.mode, self.max_tokens = tokenizer, model, device, mode, max_tokens
+        self.tokenizing = tokenizing or threading.Lock()
+
+
+class Embedder(_Runner):
     """Sentence embeddings: mean of the token states under the attention mask, L2-normalised (what
     sentence-transformers does for all-MiniLM-L6-v2)."""
 
     task = "embedding"
 
-    def __init__(self, tokenizer, model, device: str, mode: str, max_tokens: int):
-        self.tokenizer, self.model, self.device, self.mode, self.max_tokens = tokenizer, model, device, mode, max_tokens
-
     def token_count(self, text: str) -> int:
-        return len(self.tokenizer(text, truncation=False)["input_ids"])
+        with self.tokenizing:
+            return len(self.tokenizer(text, truncation=False)["input_ids"])
 
     def embed(self, texts: list[str]) -> list[list[float]]:
         import torch
 
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens, return_tensors="pt")
+        with self.tokenizing:
+            batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_tokens,
+                                   return_tensors="pt")  # fmt: skip
         batch = {key: value.to(self.device) for key, value in batch.items()}
         with torch.inference_mode():
             states = self.model(**batch).last_hidden_state.float()
@@ -215,18 +254,20 @@ class Embedder:
         return torch.nn.functional.normalize(pooled, dim=1).cpu().tolist()
 
 
-class Generator:
+class Generator(_Runner):
     """Greedy chat completion, batched with left padding."""
 
     task = "generation"
 
-    def __init__(self, tokenizer, model, device: str, mode: str, max_tokens: int):
-        self.tokenizer, self.model, self.device, self.mode, self.max_tokens = tokenizer, model, device, mode, max_tokens
-
     def prompt_ids(self, prompt: str) -> list[int]:
         messages = [{"role": "user", "content": prompt}]
-        return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                  return_dict=True)["input_ids"]  # fmt: skip
+        with self.tokenizing:
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                      return_dict=True)["input_ids"]  # fmt: skip
+
+    def decode(self, ids: list[int]) -> str:
+        with self.tokenizing:
+            return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def token_count(self, text: str) -> int:
         return len(self.prompt_ids(text))
@@ -251,30 +292,67 @@ class Generator:
             row = row[:limit]
             if self.tokenizer.eos_token_id in row:
                 row = row[: row.index(self.tokenizer.eos_token_id)]
-            results.append({"text": self.tokenizer.decode(row, skip_special_tokens=True), "output_tokens": len(row)})
+            results.append({"text": self.decode(row), "output_tokens": len(row)})
         return results
 
     def stream(self, prompt: str, max_new_tokens: int):
-        """Greedy generation of one prompt, yielding text as tokens arrive (the model runs in a thread)."""
+        """Greedy generation of one prompt: an iterator of text as tokens arrive (the model runs in a thread
+        of its own). The prompt is read here, before the first chunk is asked for. A generation that fails
+        raises GenerationFailed from the iterator (at once, not when the next token's wait runs out); one
+        whose reader stops (the client left: the iterator is closed) stops at its next token rather than
+        running to its cap for no one."""
         import torch
-        from transformers import TextIteratorStreamer
+        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         ids = torch.tensor([self.prompt_ids(prompt)[-self.max_tokens :]], device=self.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300)
+        tokenizing = self.tokenizing
 
+        class Streamer(TextIteratorStreamer):  # decodes in the model's thread: under the tokenizer's lock too
+            def put(self, value) -> None:
+                with tokenizing:
+                    super().put(value)
+
+            def end(self) -> None:
+                with tokenizing:
+                    super().end()
+
+        class ReaderGone(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return torch.full((input_ids.shape[0],), stopped.is_set(), dtype=torch.bool, device=input_ids.device)
+
+        streamer = Streamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=STREAM_TOKEN_TIMEOUT)
+        stopped, failures = threading.Event(), []
         options = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": self.tokenizer.pad_token_id}
 
         def run() -> None:
-            with torch.inference_mode():
-                self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer, **options)
+            try:
+                with torch.inference_mode():
+                    self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
+                                        stopping_criteria=StoppingCriteriaList([ReaderGone()]), **options)  # fmt: skip
+            except Exception as error:  # noqa: BLE001 - handed to the reader, which reports it
+                failures.append(error)
+                streamer.end()
+
+        def chunks():
+            try:
+                for text in streamer:
+                    if failures:
+                        break
+                    if text:
+                        yield text
+            finally:
+                stopped.set()
+            if failures:
+                raise GenerationFailed(f"{type(failures[0]).__name__}: {failures[0]}") from failures[0]
 
         threading.Thread(target=run, name="inference-stream", daemon=True).start()
-        yield from (text for text in streamer if text)
+        return chunks()
 
     def next_token_logits(self, text: str):
         """Teacher-forced logits at every position of `text` (fidelity: top-1 agreement, perplexity)."""
         import torch
 
-        ids = self.tokenizer(text, return_tensors="pt")["input_ids"][:, : self.max_tokens].to(self.device)
+        with self.tokenizing:
+            ids = self.tokenizer(text, return_tensors="pt")["input_ids"][:, : self.max_tokens].to(self.device)
         with torch.inference_mode():
             return self.model(input_ids=ids).logits[0].float().cpu(), ids[0].cpu()

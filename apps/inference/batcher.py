@@ -10,6 +10,8 @@ WSGI threads (gunicorn) reach the batcher through `EventLoopThread.call`; async 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import threading
 import time
@@ -18,6 +20,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +50,14 @@ class BatchController:
     def __post_init__(self) -> None:
         self.batch_size = self.batch_size or self.max_batch_size
         self.delay_ms = self.max_delay_ms if self.delay_ms < 0 else self.delay_ms
+
+    def retune(self, *, slo_ms: float, max_batch_size: int, max_delay_ms: float) -> None:
+        """New bounds from the admin (the model and its queue stay): the current setting is brought inside
+        them and judged afresh."""
+        self.slo_ms, self.max_batch_size, self.max_delay_ms = slo_ms, max_batch_size, max_delay_ms
+        self.batch_size = min(self.batch_size, max_batch_size)
+        self.delay_ms = min(self.delay_ms, max_delay_ms)
+        self.latencies.clear()
 
     def p95_ms(self) -> float | None:
         if len(self.latencies) < 8:
@@ -93,35 +105,62 @@ class DynamicBatcher:
     def __init__(self, run_batch: Callable[[list[Any]], list[Any]], controller: BatchController,
                  *, length: Callable[[Any], int] = len):  # fmt: skip
         self.run_batch, self.controller, self.length = run_batch, controller, length
-        self.queue: asyncio.Queue[_Pending] | None = None
+        self.queue: asyncio.Queue[_Pending | None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.worker: asyncio.Task | None = None
+        self.closed = False
         self.batches = 0
         self.items = 0
 
     async def submit(self, item: Any) -> Any:
+        loop = asyncio.get_running_loop()
         if self.queue is None:
-            self.queue = asyncio.Queue()
-            self.worker = asyncio.get_running_loop().create_task(self._serve())
-        future = asyncio.get_running_loop().create_future()
+            self.queue, self.loop = asyncio.Queue(), loop
+        if self.worker is None or self.worker.done():  # first call, or a closed batcher reached late
+            self.worker = loop.create_task(self._serve())
+        future = loop.create_future()
         await self.queue.put(_Pending(item, self.length(item), future, time.perf_counter()))
         return await future
 
+    def close(self) -> None:
+        """From any thread: answer what is queued, then stop serving (a replaced deployment's batcher). Its
+        task would otherwise wait on its queue for ever, holding the old model's weights until the garbage
+        collector destroyed it pending (an error in the log at each replacement)."""
+        self.closed = True
+        if self.loop is not None and self.queue is not None:
+            with contextlib.suppress(RuntimeError):  # its loop is closed: nothing is waiting there
+                self.loop.call_soon_threadsafe(self.queue.put_nowait, None)  # wakes an idle worker
+
     async def _serve(self) -> None:
         assert self.queue is not None
-        while True:
-            batch = [await self.queue.get()]
+        while not (self.closed and self.queue.empty()):
+            first = await self.queue.get()
+            if first is None:
+                continue
+            batch = [first]
             deadline = time.perf_counter() + self.controller.delay_ms / 1000
             while len(batch) < self.controller.batch_size:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
                 try:
-                    batch.append(await asyncio.wait_for(self.queue.get(), remaining))
+                    pending = await asyncio.wait_for(self.queue.get(), remaining)
                 except TimeoutError:
                     break
+                if pending is None:  # closing: what is here runs now
+                    break
+                batch.append(pending)
             while len(batch) < self.controller.batch_size and not self.queue.empty():
-                batch.append(self.queue.get_nowait())
-            await self._run(batch)
+                if (pending := self.queue.get_nowait()) is not None:
+                    batch.append(pending)
+            try:
+                await self._run(batch)
+            except Exception as error:  # one batch's surprise must not stop serving
+                # Before, the worker task ended here and every later caller waited out its timeout (503s
+                # until the process restarted).
+                logger.exception("an inference batch failed outside its model run; serving goes on")
+                for pending in batch:
+                    _settle(pending, error=error)
 
     async def _isolate(self, failed: list[_Pending], error: Exception, *, budget: list[int]) -> None:
         """One input can be what fails its batch: run the halves again, and theirs, so only the failing

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from apps.inference.backends import LoadSpec, base_models_release, load
+from apps.inference.backends import LoadSpec, base_models_release, load, model_location
 from apps.inference.batcher import BatchController, DynamicBatcher, EventLoopThread
 from apps.inference.models import ModelDeployment
 
@@ -32,6 +33,16 @@ class Served:
     runner: object
     batcher: DynamicBatcher
     mode: str
+    weights: str = ""  # a digest of the weights' files as loaded (see weights_fingerprint)
+
+    @property
+    def answer_key(self) -> list[str]:
+        """What an answer depends on, for the ai_inference cache: the model as loaded (the files of its
+        weights), the mode and the device. Keyed by the deployment's name and mode alone, a deployment moved
+        to a new model version (another folder, or new files in its folder) answered from the cache with the
+        old model's vectors and texts for the namespace's TTL: embeddings of two models side by side, which
+        do not compare."""
+        return [self.mode, self.runner.device, self.weights]
 
 
 class TokenMeter:
@@ -64,26 +75,53 @@ token_meter = TokenMeter()
 
 
 def served(deployment: ModelDeployment) -> Served:
+    """The deployment as this process serves it, loaded on first use.
+
+    An edit that changes only how it is batched (batch size, queue delay, SLO; also a measurement, which
+    touches the row) keeps the loaded model and its queue and gives the controller its new bounds: each
+    such edit used to load the model again (a copy of its weights for bf16) in the request thread that saw
+    it first. A row read before an edit that is already served does not take the deployment back."""
     key = (deployment.pk, deployment.updated_at, deployment.serving_quantization)
     current = _served.get(deployment.pk)
-    if current is not None and current.key == key:
+    if current is not None and (current.key == key or current.key[1] > key[1]):
         return current
     with _lock:
         current = _served.get(deployment.pk)
-        if current is None or current.key != key:
-            mode, spec = deployment.serving_quantization, LoadSpec.of(deployment)
-            runner = load(spec, mode)
-            controller = BatchController(slo_ms=deployment.slo_p95_ms, max_batch_size=deployment.max_batch_size,
-                                         max_delay_ms=deployment.max_queue_delay_ms)  # fmt: skip
-            if deployment.task == ModelDeployment.Task.EMBEDDING:
-                batcher = DynamicBatcher(runner.embed, controller, length=len)
-            else:
-                batcher = DynamicBatcher(_generate_batch(runner), controller, length=lambda item: len(item[0]))
-            replaced = _served.get(deployment.pk)
-            current = _served[deployment.pk] = Served(key, spec, runner, batcher, mode)
-            if replaced is not None and replaced.spec.weights != spec.weights:
+        if current is not None and (current.key == key or current.key[1] > key[1]):
+            return current
+        mode, spec = deployment.serving_quantization, LoadSpec.of(deployment)
+        bounds = {"slo_ms": deployment.slo_p95_ms, "max_batch_size": deployment.max_batch_size,
+                  "max_delay_ms": deployment.max_queue_delay_ms}  # fmt: skip
+        if current is not None and (current.spec, current.mode) == (spec, mode):
+            current.batcher.controller.retune(**bounds)
+            current.key = key
+            return current
+        runner = load(spec, mode)
+        controller = BatchController(**bounds)
+        if deployment.task == ModelDeployment.Task.EMBEDDING:
+            batcher = DynamicBatcher(runner.embed, controller, length=len)
+        else:
+            batcher = DynamicBatcher(_generate_batch(runner), controller, length=lambda item: len(item[0]))
+        replaced = _served.get(deployment.pk)
+        current = _served[deployment.pk] = Served(key, spec, runner, batcher, mode, weights_fingerprint(spec))
+        if replaced is not None:
+            replaced.batcher.close()  # its queued calls are answered by the old model, then its task ends
+            if replaced.spec.weights != spec.weights:
                 base_models_release(keep={served.spec.weights for served in _served.values()})
         return current
+
+
+def weights_fingerprint(spec: LoadSpec) -> str:
+    """A digest of the weights' files (name, size, modification time): new files in the same folder are
+    another model as much as another folder is."""
+    folder, gguf = model_location(spec)
+    files = [folder / gguf] if gguf else sorted(path for path in folder.iterdir() if path.is_file())
+    digest = hashlib.sha256(str(spec.weights).encode())
+    for path in files:
+        with contextlib.suppress(OSError):
+            stat = path.stat()
+            digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()[:32]
 
 
 class Preload:
@@ -211,9 +249,11 @@ def _answer(coroutine, timeout: float):
         raise InferenceTimeout(f"no answer within {timeout:g} s") from error
 
 
-def embed(deployment: ModelDeployment, texts: list[str], timeout: float | None = None) -> tuple[list[list[float]], str]:
-    """Each text goes through the batcher on its own, so one caller's inputs share batches with others'."""
-    current = served(deployment)
+def embed(deployment: ModelDeployment, texts: list[str], timeout: float | None = None, *,
+          via: Served | None = None) -> tuple[list[list[float]], str]:  # fmt: skip
+    """Each text goes through the batcher on its own, so one caller's inputs share batches with others'.
+    `via`: the served model to use (the one a cache key was made from), else the deployment's current one."""
+    current = via or served(deployment)
 
     async def gather():
         return await asyncio.gather(*(current.batcher.submit(text) for text in texts))
@@ -222,9 +262,10 @@ def embed(deployment: ModelDeployment, texts: list[str], timeout: float | None =
 
 
 def generate(
-    deployment: ModelDeployment, prompt: str, max_new_tokens: int, timeout: float | None = None
-) -> tuple[dict, str]:
-    current = served(deployment)
+    deployment: ModelDeployment, prompt: str, max_new_tokens: int, timeout: float | None = None, *,
+    via: Served | None = None,
+) -> tuple[dict, str]:  # fmt: skip
+    current = via or served(deployment)
     submitted = current.batcher.submit((prompt, max_new_tokens))
     return _answer(submitted, timeout or GENERATE_TIMEOUT_SECONDS), current.mode
 

@@ -165,3 +165,39 @@ def test_a_tokens_per_second_figure_that_cannot_be_stored_does_not_fail_the_batc
     assert run([("fever", 3), ("cough", 2)]) == [{"text": "FEVER", "output_tokens": 3},
                                                  {"text": "COUGH", "output_tokens": 2}]  # fmt: skip
     assert "inference.tokens_per_s figure could not be recorded" in caplog.text
+
+
+class ControllerFailingOnce(BatchController):
+    """A controller whose bookkeeping fails once (any surprise after a batch's run)."""
+
+    failed = False
+
+    def observe(self, *args, **kwargs) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ZeroDivisionError("a bookkeeping surprise")
+        super().observe(*args, **kwargs)
+
+
+async def test_a_surprise_outside_the_model_run_fails_that_batch_only_and_serving_goes_on():
+    """The batcher's one task ended on it, and every later caller of the deployment waited out its timeout
+    (a 503 each, until the process restarted)."""
+    batcher = DynamicBatcher(RecordingModel(seconds=0), ControllerFailingOnce(slo_ms=1000, max_batch_size=4,
+                                                                               max_delay_ms=5))  # fmt: skip
+    first = await asyncio.wait_for(asyncio.gather(batcher.submit("a"), return_exceptions=True), 5)
+    assert isinstance(first[0], ZeroDivisionError) or first == ["A"]
+    assert await asyncio.wait_for(batcher.submit("after"), 5) == "AFTER"
+
+
+async def test_a_closed_batcher_answers_what_is_queued_and_its_task_ends():
+    model = RecordingModel(seconds=0.05)
+    batcher = DynamicBatcher(model, BatchController(slo_ms=1000, max_batch_size=2, max_delay_ms=5))
+    calls = [asyncio.ensure_future(batcher.submit(text)) for text in ("a", "b", "c", "d")]
+    await asyncio.sleep(0)
+    batcher.close()
+    assert await asyncio.wait_for(asyncio.gather(*calls), 5) == ["A", "B", "C", "D"]
+    await asyncio.wait_for(asyncio.shield(batcher.worker), 5)
+    assert batcher.worker.done()
+    assert (
+        await asyncio.wait_for(batcher.submit("late"), 5) == "LATE"
+    )  # a caller holding the old one still gets an answer

@@ -3,6 +3,7 @@ new ones and lets the old go (each version's fp32 weights used to stay in memory
 Real MiniLM weights, linked into two version folders."""
 
 import gc
+import time
 import weakref
 
 import pytest
@@ -42,3 +43,58 @@ def test_a_new_weights_folder_is_served_and_the_old_weights_are_freed(versions):
     assert sum(a * b for a, b in zip(first, second, strict=True)) > 0.9999  # the same weights, linked twice
     gc.collect()
     assert old_weights() is None
+
+
+def test_an_edit_of_batching_only_keeps_the_loaded_model_and_its_queue(versions):
+    """Batch size, queue delay and SLO (and a measurement, which touches the row) used to load the model again
+    in the request thread that saw the edit; a row read before the edit must not take it back either."""
+    deployment = ModelDeployment.objects.create(name="tuned", source="path", local_path=str(versions[0]),
+                                                task="embedding", device="cpu", quantization="fp32")  # fmt: skip
+    stale = ModelDeployment.objects.get(pk=deployment.pk)
+    before = serving.served(deployment)
+    deployment.max_batch_size, deployment.slo_p95_ms = 4, 200
+    deployment.save()
+    after = serving.served(deployment)
+    assert after.runner is before.runner and after.batcher is before.batcher
+    assert (after.batcher.controller.max_batch_size, after.batcher.controller.slo_ms) == (4, 200)
+    assert after.batcher.controller.batch_size <= 4
+    assert serving.served(stale) is after and after.batcher.controller.max_batch_size == 4
+
+
+def test_a_replaced_batcher_answers_its_queue_then_stops(versions):
+    """Its task used to wait on its queue for ever, holding the old model until the garbage collector
+    destroyed it pending ("Task was destroyed but it is pending!" in the log)."""
+    deployment = ModelDeployment.objects.create(name="moved", source="path", local_path=str(versions[0]),
+                                                task="embedding", device="cpu", quantization="fp32")  # fmt: skip
+    serving.embed(deployment, ["fever"])
+    old = serving.served(deployment).batcher
+    deployment.quantization = "bf16"
+    deployment.save()
+    assert serving.served(deployment).batcher is not old
+    deadline = time.monotonic() + 10
+    while not old.worker.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert old.worker.done() and not old.worker.cancelled()
+
+
+def test_an_answer_of_the_old_weights_is_not_served_from_the_cache_after_a_model_change(versions, api, issue_token):
+    """Keyed by name and mode only, the old model's embeddings came back for an hour after the move: vectors
+    from two models mixed in one index, which do not compare."""
+    from apps.ratelimits.models import RateLimitPolicy
+
+    RateLimitPolicy.objects.filter(scope="ai_inference").update(requests=10_000)
+    deployment = ModelDeployment.objects.create(name="cached-model", source="path", local_path=str(versions[0]),
+                                                task="embedding", device="cpu", quantization="fp32")  # fmt: skip
+    token = issue_token("inference")
+
+    def call() -> bool:
+        response = api.post("/api/v1/inference/cached-model/embed", {"inputs": ["fever and cough"]}, format="json",
+                            HTTP_AUTHORIZATION=f"Bearer {token}")  # fmt: skip
+        assert response.status_code == 200, response.content
+        return response.json()["cached"]
+
+    assert call() is False and call() is True
+    deployment.local_path = str(versions[1])
+    deployment.save()
+    assert call() is False  # the new model's answer
+    assert call() is True

@@ -144,11 +144,11 @@ class EmbedView(_InferenceView):
         if too_long:
             raise ValidationError({"inputs": too_long})  # shaped as DRF shapes a list field's item errors
         self.check_patient(request, body.get("patient_id"))
-        mode = deployment.serving_quantization
-        vectors, cached = _cached_answer([deployment.name, mode, "embed"], texts,
-                                         lambda: serving.embed(deployment, texts)[0])  # fmt: skip
+        current = serving.served(deployment)
+        vectors, cached = _cached_answer([deployment.name, *current.answer_key, "embed"], texts,
+                                         lambda: serving.embed(deployment, texts, via=current)[0])  # fmt: skip
         self.audit_patient(request, deployment, body.get("patient_id"), cached=cached)
-        return Response({"deployment": deployment.name, "quantization": mode, "dimensions": len(vectors[0]),
+        return Response({"deployment": deployment.name, "quantization": current.mode, "dimensions": len(vectors[0]),
                          "embeddings": vectors, "cached": cached})  # fmt: skip
 
 
@@ -180,22 +180,37 @@ class GenerateView(_InferenceView):
         if error := self.over_cap(deployment, prompt):
             raise ValidationError({"prompt": error})
         self.check_patient(request, body.get("patient_id"))
-        mode = deployment.serving_quantization
+        current = serving.served(deployment)
         if body["stream"]:
             self.audit_patient(request, deployment, body.get("patient_id"), cached=False)
-            return _event_stream(deployment.name, mode, serving.stream(deployment, prompt, limit))
-        answer, cached = _cached_answer([deployment.name, mode, "generate", limit], [prompt],
-                                        lambda: serving.generate(deployment, prompt, limit)[0])  # fmt: skip
+            return _event_stream(deployment.name, current.mode, serving.stream(deployment, prompt, limit))
+        key = [deployment.name, *current.answer_key, "generate", limit]
+        answer, cached = _cached_answer(
+            key, [prompt], lambda: serving.generate(deployment, prompt, limit, via=current)[0]
+        )
         self.audit_patient(request, deployment, body.get("patient_id"), cached=cached)
-        return Response({"deployment": deployment.name, "quantization": mode, **answer, "cached": cached})
+        return Response({"deployment": deployment.name, "quantization": current.mode, **answer, "cached": cached})
 
 
 def _event_stream(name: str, mode: str, chunks) -> StreamingHttpResponse:
+    """The status (200) is sent before the model has finished: a generation that fails part-way ends with an
+    `error` event (the reason goes to the log, without the prompt) instead of a cut connection."""
+
     def events():
         parts = []
-        for text in chunks:
-            parts.append(text)
-            yield f"data: {json.dumps({'text': text})}\n\n"
+        try:
+            for text in chunks:
+                parts.append(text)
+                yield f"data: {json.dumps({'text': text})}\n\n"
+        except Exception as error:  # the stream is already open: reported in it
+            logger.warning("a streamed generation of deployment %s failed: %s", name, type(error).__name__,
+                           exc_info=True)  # fmt: skip
+            failed = {"detail": "The generation failed part-way; retry.", "code": "inference_failed"}
+            yield f"event: error\ndata: {json.dumps(failed)}\n\n"
+            return
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()  # a client that left stops the model's thread at its next token
         done = {"deployment": name, "quantization": mode, "text": "".join(parts)}
         yield f"event: done\ndata: {json.dumps(done)}\n\n"
 
