@@ -40,7 +40,7 @@ def test_fhir_patient_reads_share_the_cache_with_the_api_and_a_delete_ends_them(
     with django_capture_on_commit_callbacks(execute=True):
         patient_soft_delete(patient=patient)
     default_stack().clear_local()  # as another process sees it: Redis must not serve the old card
-    assert clinician.get(f"/fhir/Patient/{patient.pk}").status_code == 404
+    assert clinician.get(f"/fhir/Patient/{patient.pk}").status_code == 410  # Gone: not served, known deleted
 
 
 def test_a_recorded_vital_sign_is_in_the_next_read(clinician, patient, django_capture_on_commit_callbacks):
