@@ -311,3 +311,32 @@ async def test_a_figure_that_is_not_a_number_reaches_the_browser_as_null_in_stri
     strict = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
     assert strict["data"] == {"overall": {"rps": None, "p95_ms": None}, "services": [{"rps": [None, 1.5]}]}
     await communicator.disconnect()
+
+
+async def test_heartbeats_go_on_while_a_slow_database_holds_the_access_recheck(monkeypatch):
+    """The dashboard gives up a socket silent for 5 s: a recheck awaited in the heartbeat loop stopped the
+    heartbeats for as long as the database took (a hung one: until its timeout), so a sound socket was
+    dropped and reconnected over and over."""
+    import time
+
+    from apps.metrics import consumers
+
+    recheck = consumers.live_feed_recheck
+
+    def slow_recheck(scope):
+        time.sleep(3)  # the database answering slowly
+        return recheck(scope)
+
+    monkeypatch.setattr("apps.metrics.consumers.ACCESS_RECHECK_SECONDS", 0.5)
+    monkeypatch.setattr("apps.metrics.consumers.live_feed_recheck", slow_recheck)
+    communicator, connected, _ = await _connect((b"cookie", await _session_cookie(VIEWERS, is_staff=True)))
+    assert connected
+    await _next(communicator, "heartbeat")
+    await _next(communicator, "heartbeat")  # a recheck has started by now
+    started, gaps, last = time.monotonic(), [], time.monotonic()
+    while time.monotonic() - started < 4:
+        await _next(communicator, "heartbeat")
+        gaps.append(time.monotonic() - last)
+        last = time.monotonic()
+    assert max(gaps) < 2.0, gaps
+    await communicator.disconnect()
