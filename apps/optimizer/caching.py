@@ -190,10 +190,34 @@ def _l1_drafts(figure: dict) -> list[Draft]:
             change={"l1_max_entries": new_bound},
             evidence={
                 key: figure[key]
-                for key in ("l1_evictions", "l1_eviction_share", "l1_entries", "l1_fullest_process_entries", "l1_bytes")
+                for key in (
+                    "l1_evictions",
+                    "l1_eviction_share",
+                    "l1_entries",
+                    "l1_fullest_process_entries",
+                    "l1_bytes",
+                    "l1_max_entries",
+                )
             },
         )
     ]
+
+
+def change_still_valid(namespace: str, change: dict, evidence: dict) -> None:
+    """Refuse a proposal the policy has moved past since it was made (it is applied from admin, maybe days
+    later): a value an admin has changed meanwhile (the proposal, computed on the old one, would overwrite
+    theirs), or a TTL raise on a namespace whose freshness limit was removed meanwhile (the optimizer never
+    raises a TTL without one; above a limit, the policy's own validation refuses it)."""
+    policy = CachePolicy.objects.get(namespace=namespace)
+    for field, value in change.items():
+        seen, now = evidence.get(field), getattr(policy, field)
+        if seen is not None and now not in (seen, value):
+            raise ValueError(
+                f"{namespace}'s {field} is {now} now, not the {seen} this was computed on: run the optimizer again."
+            )
+    ttl = change.get("ttl_seconds")
+    if ttl is not None and ttl > policy.ttl_seconds and policy.max_ttl_seconds is None:
+        raise ValueError(f"{namespace}'s TTL may not be raised to {ttl} s: it has no freshness limit now.")
 
 
 def followups_measure(*, now: datetime) -> list[dict]:

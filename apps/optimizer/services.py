@@ -376,7 +376,9 @@ def recommendation_apply(*, recommendation: Recommendation, user=None, via: str 
         recommendation.decided_by, recommendation.decided_via, recommendation.decided_at = user, via, timezone.now()
     # Outside the lock's transaction: CREATE INDEX CONCURRENTLY cannot run inside one.
     try:
-        outcome = STEPS[recommendation.step].apply(recommendation.change, recommendation.subject)
+        outcome = STEPS[recommendation.step].apply(
+            recommendation.change, recommendation.subject, evidence=recommendation.evidence
+        )
     except Exception as exc:
         logger.warning("recommendation %s could not be applied", recommendation.pk, exc_info=True)
         recommendation.status, recommendation.outcome = (

@@ -25,8 +25,9 @@ class Step:
     def measure(self, goals: Goals, progress: Progress) -> StepResult:
         raise NotImplementedError
 
-    def apply(self, change: dict, subject: str) -> dict:
-        """Make one recommended change; returns what changed (with the values before)."""
+    def apply(self, change: dict, subject: str, evidence: dict | None = None) -> dict:
+        """Make one recommended change; returns what changed (with the values before). `evidence` is what
+        the proposal was computed on: a step may refuse a change the world has moved past."""
         raise NotImplementedError(f"{self.name} recommendations are advice, not changes")
 
     def remeasure(self, findings: dict, applied: list[dict], progress: Progress) -> dict:
@@ -60,7 +61,7 @@ class DatabaseStep(Step):
         }
         return StepResult(findings=findings, drafts=database.recommendations_for(findings))
 
-    def apply(self, change: dict, subject: str) -> dict:
+    def apply(self, change: dict, subject: str, evidence: dict | None = None) -> dict:
         return database.index_create(index=change["index"])
 
     def remeasure(self, findings: dict, applied: list[dict], progress: Progress) -> dict:
@@ -116,9 +117,10 @@ class CachingStep(Step):
         }
         return StepResult(findings=findings, drafts=drafts)
 
-    def apply(self, change: dict, subject: str) -> dict:
+    def apply(self, change: dict, subject: str, evidence: dict | None = None) -> dict:
         from apps.caching.services import cache_policy_update
 
+        caching.change_still_valid(subject, change, evidence or {})
         _, before = cache_policy_update(namespace=subject, **change)
         return {"namespace": subject, "before": before, "after": change}
 
@@ -156,7 +158,7 @@ class ModelStep(Step):
 
         return measure(goals, progress)
 
-    def apply(self, change: dict, subject: str) -> dict:
+    def apply(self, change: dict, subject: str, evidence: dict | None = None) -> dict:
         from apps.inference.optimizer import apply
 
         return apply(change, subject)
@@ -179,7 +181,7 @@ class ScalingStep(Step):
 
         return measure(goals, progress)
 
-    def apply(self, change: dict, subject: str) -> dict:
+    def apply(self, change: dict, subject: str, evidence: dict | None = None) -> dict:
         from apps.scaling.optimizer import apply
 
         return apply(change, subject)

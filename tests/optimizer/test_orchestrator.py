@@ -243,3 +243,23 @@ def test_runs_still_going_are_in_the_live_feed_with_their_progress():
     assert work["optimization"]["progress"] == 0.25 and work["optimization"]["message"] == "caching: measuring"
     assert work["benchmark"] == {"kind": "benchmark", "id": plan.runs.get().pk, "name": "feed load",
                                  "status": "running", "progress": 0.25, "message": "15 s"}  # fmt: skip
+
+
+def test_a_proposal_the_policy_has_moved_past_is_refused_when_applied_later():
+    """Applied from admin days later, a proposal computed on a TTL an admin has changed since overwrote the
+    admin's value (1200 -> 2400 s proposed; the admin set 1800; applied: 2400), and a TTL raise went through
+    on a namespace whose freshness limit was removed meanwhile (the optimizer never raises one without)."""
+    _reads("vital_signs", keys=250, reads=300)
+    _reads("medications", keys=250, reads=300)
+    run, _, _ = optimize("caching", "--inline")
+    vitals = run.recommendations.get(kind="cache_ttl", subject="vital_signs")  # 600 s -> 1200 s
+    meds = run.recommendations.get(kind="cache_ttl", subject="medications")  # 1200 s -> 2400 s
+    CachePolicy.objects.filter(namespace="vital_signs").update(max_ttl_seconds=None)
+    CachePolicy.objects.filter(namespace="medications").update(ttl_seconds=1800)
+
+    vitals = services.recommendation_apply(recommendation=vitals, via="admin")
+    assert vitals.status == "failed" and "no freshness limit" in vitals.outcome["error"]
+    assert CachePolicy.objects.get(namespace="vital_signs").ttl_seconds == 600
+    meds = services.recommendation_apply(recommendation=meds, via="admin")
+    assert meds.status == "failed" and "1800 now, not the 1200" in meds.outcome["error"]
+    assert CachePolicy.objects.get(namespace="medications").ttl_seconds == 1800

@@ -52,7 +52,7 @@ def test_a_step_whose_run_fails_while_it_applies_stops_applying_and_drops_its_pe
     step = run.steps.get()
     applied = []
 
-    def apply(change, subject):
+    def apply(change, subject, evidence=None):
         applied.append(subject)
         assert services.optimization_runs_fail_stuck(now=timezone.now() + LATER) == 1
         return {"changed": subject}
@@ -114,7 +114,7 @@ def test_a_run_measuring_meanwhile_does_not_take_the_changes_an_applying_run_is_
     run = services.optimization_run_create(target="caching", apply=True)
     applied = []
 
-    def apply(change, subject):
+    def apply(change, subject, evidence=None):
         if not applied:  # while the first change is made, another run stores the same proposals
             other = services.optimization_run_create(target="caching")
             services._store_recommendations(other, "caching", [_draft("first", actionable=True),
@@ -139,7 +139,7 @@ def test_a_proposal_an_admin_decides_while_the_run_applies_is_left_as_decided():
     run = services.optimization_run_create(target="caching", apply=True)
     applied = []
 
-    def apply(change, subject):
+    def apply(change, subject, evidence=None):
         if not applied:
             second = run.recommendations.get(subject="second")
             services.recommendation_dismiss(recommendation=second, via="admin")
