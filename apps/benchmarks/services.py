@@ -10,6 +10,7 @@ import random
 import statistics
 from dataclasses import dataclass, field
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -96,21 +97,63 @@ def _patients(plan: BenchmarkPlan) -> list[int]:
     return random.sample(list(ids[: PATIENT_SAMPLE * 10]), k=min(PATIENT_SAMPLE, ids.count()))
 
 
+class TargetBusy(Exception):
+    """Another run is loading the same target (host and port): started beside it, each would measure a
+    service under both loads and become a baseline that says so. The run stays pending."""
+
+    def __init__(self, run: BenchmarkRun):
+        self.run = run
+        super().__init__(f"run #{run.pk} ({run.plan}) is loading the same target: this run waits for it to end")
+
+
+def _target(base_url: str) -> str:
+    return urlsplit(base_url).netloc.lower()
+
+
+def _run_on_target(run: BenchmarkRun) -> BenchmarkRun | None:
+    """A running run against this run's target, its services' rows locked (in one order) so that two runs
+    of the same target starting at once (the nightly runs of every plan at 03:00) see each other."""
+    from apps.services.models import Service
+
+    target = _target(run.plan.service.base_url)
+    same = sorted(pk for pk, url in Service.objects.values_list("pk", "base_url") if _target(url) == target)
+    list(Service.objects.select_for_update().filter(pk__in=same).order_by("pk").values_list("pk", flat=True))
+    running = BenchmarkRun.objects.filter(status=BenchmarkRun.Status.RUNNING, plan__service__in=same)
+    return running.exclude(pk=run.pk).select_related("plan").first()
+
+
 def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
     """Run Locust for the plan and store what it measured. Safe to repeat: only a pending run starts (a
-    running one has a worker, or the checker fails it when its heartbeat stops)."""
+    running one has a worker, or the checker fails it when its heartbeat stops). While another run loads
+    the same target, the run stays pending and TargetBusy is raised: its caller tries again later."""
     with transaction.atomic():
         run = BenchmarkRun.objects.select_for_update().select_related("plan", "plan__service").get(pk=run_id)
         if run.status != BenchmarkRun.Status.PENDING:
             return run
-        now = timezone.now()
-        run.status, run.started_at, run.heartbeat_at, run.attempts = (
-            BenchmarkRun.Status.RUNNING,
-            now,
-            now,
-            run.attempts + 1,
+        busy = _run_on_target(run)
+        if busy is None:
+            _run_start(run)
+    if busy is not None:
+        BenchmarkRun.objects.filter(pk=run.pk, status=BenchmarkRun.Status.PENDING).update(
+            progress_message=f"waiting for run #{busy.pk} on the same target"[:200]
         )
-        run.save(update_fields=["status", "started_at", "heartbeat_at", "attempts"])
+        raise TargetBusy(busy)
+    return _run_measure(run)
+
+
+def _run_start(run: BenchmarkRun) -> None:
+    now = timezone.now()
+    run.status, run.started_at, run.heartbeat_at, run.attempts = (
+        BenchmarkRun.Status.RUNNING,
+        now,
+        now,
+        run.attempts + 1,
+    )
+    run.progress_message = ""
+    run.save(update_fields=["status", "started_at", "heartbeat_at", "attempts", "progress_message"])
+
+
+def _run_measure(run: BenchmarkRun) -> BenchmarkRun:
     plan = run.plan
 
     def on_tick(fraction: float, elapsed: float) -> None:

@@ -28,7 +28,13 @@ class MedicalAIBenchmarkSuite:
         return plan
 
     def _run(self, plan: BenchmarkPlan) -> BenchmarkRun:
-        return services.benchmark_run_execute(run_id=services.benchmark_run_create(plan=plan, requested_by="suite").pk)
+        """Raises services.TargetBusy, the run cancelled, while another run loads the same target."""
+        run = services.benchmark_run_create(plan=plan, requested_by="suite")
+        try:
+            return services.benchmark_run_execute(run_id=run.pk)
+        except services.TargetBusy:
+            services.benchmark_run_cancel(run=run)
+            raise
 
     def load_test(self, endpoint: str, concurrent_users: int = 10, duration: int = 300) -> BenchmarkRun:
         plan = self._plan(f"load {endpoint} x{concurrent_users}", endpoint, kind=BenchmarkPlan.Kind.LOAD,

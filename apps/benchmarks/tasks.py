@@ -15,9 +15,18 @@ logger = logging.getLogger(__name__)
 # takes back a delivery unacknowledged for 30 minutes (consumer_timeout) and hands it to another worker,
 # which would load the target a second time. A run whose worker dies is failed by the checker instead
 # (its heartbeat stops); started over, it would measure a target the first attempt had been loading.
-@shared_task(name="benchmarks.execute_run", acks_late=False)
-def execute_run(run_id: int) -> str:
-    return services.benchmark_run_execute(run_id=run_id).status
+# While another run loads the same target, a run waits this long between tries (pending, saying for which
+# run; the checker fails it after a day of waiting).
+TARGET_BUSY_RETRY_SECONDS = 30
+
+
+@shared_task(name="benchmarks.execute_run", acks_late=False, bind=True)
+def execute_run(self, run_id: int) -> str:
+    try:
+        return services.benchmark_run_execute(run_id=run_id).status
+    except services.TargetBusy as busy:
+        logger.info("benchmark run %s waits: %s", run_id, busy)
+        raise self.retry(countdown=TARGET_BUSY_RETRY_SECONDS, max_retries=None) from busy
 
 
 @shared_task(name="benchmarks.scheduled_run", acks_late=False)
@@ -33,7 +42,11 @@ def scheduled_run(plan_id: int) -> int | None:
     except services.RunInProgress as busy:
         logger.warning("benchmark plan %s: its scheduled run was skipped, %s", plan_id, busy)
         return None
-    services.benchmark_run_execute(run_id=run.pk)  # already on a benchmarks worker: run it here
+    try:
+        services.benchmark_run_execute(run_id=run.pk)  # already on a benchmarks worker: run it here
+    except services.TargetBusy as busy:  # another plan's nightly run on the same target: after it
+        logger.info("benchmark run %s waits: %s", run.pk, busy)
+        execute_run.apply_async(args=[run.pk], countdown=TARGET_BUSY_RETRY_SECONDS)
     return run.pk
 
 

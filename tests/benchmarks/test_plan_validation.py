@@ -287,3 +287,76 @@ def test_a_run_waiting_in_the_queue_is_not_failed_by_its_deadline(service):
     run.refresh_from_db()
     assert run.status == BenchmarkRun.Status.FAILED and "No worker took it" in run.error
     assert services.benchmark_run_create(plan=plan).status == BenchmarkRun.Status.PENDING  # the plan runs again
+
+
+def test_runs_of_one_target_run_one_at_a_time(service):
+    """Two plans' runs against one target at once (the nightly run of every plan at 03:00, Run now on two
+    plans) each measured the service under both loads, and each became a baseline saying so. The second
+    waits, pending and saying for which run, until the first ends; another target's runs are not held."""
+    from apps.services.services import service_ensure
+
+    first = BenchmarkPlan.objects.create(name="first", service=service, requests=REQUESTS)
+    running = services.benchmark_run_create(plan=first)
+    BenchmarkRun.objects.filter(pk=running.pk).update(status=BenchmarkRun.Status.RUNNING)
+    same_host, _ = service_ensure(slug="same-host", name="Same host", base_url="http://127.0.0.1:9/other/")
+    second = BenchmarkPlan.objects.create(name="second", service=same_host, requests=REQUESTS)
+    waiting = services.benchmark_run_create(plan=second)
+    BenchmarkPlan.objects.update(scopes=["nope"])  # a started run then fails at once (no token), not loading
+    with pytest.raises(services.TargetBusy, match=f"#{running.pk}"):
+        services.benchmark_run_execute(run_id=waiting.pk)
+    waiting.refresh_from_db()
+    assert waiting.status == BenchmarkRun.Status.PENDING and waiting.attempts == 0
+    assert waiting.progress_message == f"waiting for run #{running.pk} on the same target"
+
+    elsewhere, _ = service_ensure(slug="elsewhere", name="Elsewhere", base_url="http://127.0.0.1:10")
+    third = BenchmarkPlan.objects.create(name="third", service=elsewhere, requests=REQUESTS)
+    queued = services.benchmark_run_create(plan=third)
+    BenchmarkPlan.objects.update(scopes=["nope"])
+    other = services.benchmark_run_execute(run_id=queued.pk)
+    assert other.attempts == 1 and other.status == BenchmarkRun.Status.FAILED  # started (its token then failed)
+
+    BenchmarkRun.objects.filter(pk=running.pk).update(status=BenchmarkRun.Status.SUCCEEDED)
+    waiting = services.benchmark_run_execute(run_id=waiting.pk)
+    assert waiting.attempts == 1 and waiting.status == BenchmarkRun.Status.FAILED and "nope" in waiting.error
+
+
+def test_an_inline_run_on_a_busy_target_is_not_left_pending(service):
+    from django.core.management import CommandError, call_command
+
+    first = BenchmarkPlan.objects.create(name="first", service=service, requests=REQUESTS)
+    running = services.benchmark_run_create(plan=first)
+    BenchmarkRun.objects.filter(pk=running.pk).update(status=BenchmarkRun.Status.RUNNING)
+    second = BenchmarkPlan.objects.create(name="second", service=service, requests=REQUESTS)
+    with pytest.raises(CommandError, match=f"#{running.pk}"):
+        call_command("bench", "run", "second", "--inline")
+    assert second.runs.get().status == BenchmarkRun.Status.CANCELLED  # the plan is free to run later
+
+
+def test_a_nightly_run_on_a_busy_target_is_sent_again_for_later(service):
+    """The nightly schedule starts every plan at once: a second plan's run on the same target waits, sent to
+    the benchmark workers again with a countdown (read back from the real broker here)."""
+    import json
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    from apps.benchmarks.tasks import TARGET_BUSY_RETRY_SECONDS, scheduled_run
+    from controlplane.celery import app
+
+    first = BenchmarkPlan.objects.create(name="first", service=service, requests=REQUESTS)
+    running = services.benchmark_run_create(plan=first)
+    BenchmarkRun.objects.filter(pk=running.pk).update(status=BenchmarkRun.Status.RUNNING)
+    second = BenchmarkPlan.objects.create(name="second", service=service, requests=REQUESTS)
+    run_id = scheduled_run(second.pk)
+    assert BenchmarkRun.objects.get(pk=run_id).status == BenchmarkRun.Status.PENDING
+
+    found = None
+    with app.connection_for_write() as broker:
+        channel = broker.default_channel
+        while (message := channel.basic_get("benchmarks", no_ack=True)) is not None:
+            args = json.loads(message.body)[0]
+            if message.headers["task"] == "benchmarks.execute_run" and args == [run_id]:
+                found = message
+    assert found is not None and found.headers["eta"], "no later try was sent"
+    wait = (datetime.fromisoformat(found.headers["eta"]) - timezone.now()).total_seconds()
+    assert TARGET_BUSY_RETRY_SECONDS - 15 < wait <= TARGET_BUSY_RETRY_SECONDS

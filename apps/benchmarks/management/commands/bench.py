@@ -46,7 +46,11 @@ class Command(BaseCommand):
         except services.RunInProgress as busy:
             raise CommandError(f"Not started: {busy}.") from busy
         if inline:
-            run = services.benchmark_run_execute(run_id=run.pk)
+            try:
+                run = services.benchmark_run_execute(run_id=run.pk)
+            except services.TargetBusy as busy:
+                services.benchmark_run_cancel(run=run)
+                raise CommandError(f"Not started: {busy}.") from busy
         else:
             try:
                 services.benchmark_run_dispatch(run)
