@@ -22,9 +22,17 @@ export async function fetchSeries(
 ): Promise<{ x: number[]; values: (number | null)[][] }> {
   const { seconds, step } = RANGES[range];
   const start = new Date(Math.floor(now.getTime() / 1000 / step) * step * 1000 - seconds * 1000 + step * 1000).toISOString();
+  // One end for every metric of the chart: left to the server's clock, two requests either side of a step's
+  // boundary had different numbers of points, and the longer one's values were drawn against the other's times.
+  const end = now.toISOString();
   const responses = await Promise.all(
-    metrics.map((metric) => getJson<SeriesResponse>(`/api/v1/metrics/series/${query({ metric, service, start, step })}`)),
+    metrics.map((metric) => getJson<SeriesResponse>(`/api/v1/metrics/series/${query({ metric, service, start, end, step })}`)),
   );
   const x = responses[0]?.points.map(([at]) => epoch(at)) ?? [];
-  return { x, values: responses.map((response) => response.points.map(([, value]) => value)) };
+  // Each value is placed by its own time (a point the first metric lacks is left out, a missing one is a gap).
+  const values = responses.map((response) => {
+    const byTime = new Map(response.points.map(([at, value]) => [epoch(at), value]));
+    return x.map((at) => byTime.get(at) ?? null);
+  });
+  return { x, values };
 }

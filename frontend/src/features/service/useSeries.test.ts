@@ -2,6 +2,7 @@ import { act, renderHook, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
 import { ApiError } from "../../lib/api";
+import { fetchSeries } from "./series";
 import { useSeries } from "./useSeries";
 
 afterEach(() => vi.useRealTimers());
@@ -23,5 +24,30 @@ describe("useSeries", () => {
     await waitFor(() => expect(result.current.data?.x).toEqual([1, 2]));
     expect(result.current.error).toBeNull();
     expect(load).toHaveBeenCalledTimes(3);
+  });
+});
+
+describe("fetchSeries", () => {
+  it("asks every metric of a chart for the same window and places each value by its time", async () => {
+    const urls: string[] = [];
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (url: string) => {
+        urls.push(url);
+        // The second answer was computed a moment later, past a step's boundary: one point more.
+        const points = urls.length === 1 ? [["2026-12-05T07:00:00Z", 1], ["2026-12-05T07:01:00Z", 2]] : [["2026-12-05T07:00:00Z", 10], ["2026-12-05T07:01:00Z", 20], ["2026-12-05T07:02:00Z", 30]];
+        return new Response(JSON.stringify({ metric: "m", step: 60, points }), { status: 200 });
+      }),
+    );
+    try {
+      const now = new Date("2026-12-05T07:01:59.900Z");
+      const { x, values } = await fetchSeries(["p50_ms", "p95_ms"], "1h", { now });
+      const ends = urls.map((url) => new URL(url, "http://x").searchParams.get("end"));
+      expect(ends).toEqual([now.toISOString(), now.toISOString()]);
+      expect(x).toHaveLength(2);
+      expect(values).toEqual([[1, 2], [10, 20]]);
+    } finally {
+      vi.unstubAllGlobals();
+    }
   });
 });
