@@ -8,11 +8,13 @@ choose a task, its arguments and where it is sent.
 
 from __future__ import annotations
 
+import json
+
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
-from django_celery_beat.admin import PeriodicTaskAdmin
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.admin import CrontabScheduleAdmin, PeriodicTaskAdmin, PeriodicTaskForm
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 WHAT_RUNS = ("name", "task", "args", "kwargs", "queue", "exchange", "routing_key", "priority", "headers",
              "expires", "expire_seconds", "one_off")  # fmt: skip
@@ -26,7 +28,29 @@ class RetimeForm(forms.ModelForm):
         fields = ("enabled", "description", "interval", "crontab", "solar", "clocked", "start_time")
 
 
+class WhatRunsForm(PeriodicTaskForm):
+    """django-celery-beat's form, without its two 500s: a task name its own field refused (a NUL byte) reached
+    its `clean()` as a KeyError, and empty headers were saved as NULL into a NOT NULL column."""
+
+    def clean(self):
+        if "task" in self._errors or "regtask" in self._errors:
+            return self.cleaned_data  # the field's own error says why
+        return super().clean()
+
+    def clean_headers(self) -> str:
+        value = self.cleaned_data.get("headers") or "{}"
+        try:
+            headers = json.loads(value)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Unable to parse JSON: {exc}") from None
+        if not isinstance(headers, dict):
+            raise forms.ValidationError('A JSON object, e.g. {"x-origin": "admin"}.')
+        return value
+
+
 class ScheduleAdmin(PeriodicTaskAdmin):
+    form = WhatRunsForm
+
     @staticmethod
     def may_choose_what_runs(request: HttpRequest) -> bool:
         return request.user.has_perm("django_celery_beat.add_periodictask")
@@ -48,5 +72,23 @@ class ScheduleAdmin(PeriodicTaskAdmin):
         return super().get_form(request, obj, change=change, **kwargs)
 
 
+class CrontabAdmin(CrontabScheduleAdmin):
+    """django-celery-beat's crontab admin, whose page showed its readable form even for values the fields had
+    just refused: "-1" as a minute was a 500 (celery's ParseException) instead of the field's error."""
+
+    list_display = ("__str__", "readable")
+    fields = ("readable", "minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
+    readonly_fields = ("readable",)
+
+    @admin.display(description="human readable")
+    def readable(self, schedule: CrontabSchedule) -> str:
+        try:
+            return schedule.human_readable
+        except Exception:  # noqa: BLE001 - celery's ParseException is no ValueError; the fields say what is wrong
+            return "-"
+
+
 admin.site.unregister(PeriodicTask)
 admin.site.register(PeriodicTask, ScheduleAdmin)
+admin.site.unregister(CrontabSchedule)
+admin.site.register(CrontabSchedule, CrontabAdmin)
