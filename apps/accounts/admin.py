@@ -4,6 +4,8 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 
 from apps.accounts.models import ApiClient
 from apps.accounts.selectors import scopes_held_by
@@ -68,8 +70,11 @@ class ApiClientAdmin(admin.ModelAdmin):
         self.message_user(request, f"Revoked {queryset.count()} client(s).", messages.SUCCESS)
 
     @admin.action(description="Rotate the selected clients' tokens (shown once)", permissions=["change"])
-    def rotate_tokens(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
+    def rotate_tokens(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> TemplateResponse | None:
+        """The new tokens are shown on a page of their own, never cached: as a message they went into the
+        `messages` cookie (Django's default storage), readable in the browser and sent back on the next request."""
         held = set(scopes_held_by(request.user))
+        issued = []
         for client in queryset:
             missing = sorted(set(client.scopes) - held)
             if missing:  # whoever sees the new token holds the client's scopes
@@ -77,12 +82,14 @@ class ApiClientAdmin(admin.ModelAdmin):
                     request, f"{client.name}: not rotated; you do not hold {', '.join(missing)}.", messages.ERROR
                 )
                 continue
-            issued = api_client_rotate(client=client)
-            self.message_user(
-                request,
-                f"New token for {client.name} (copy it now, it is not stored): {issued.token}",
-                messages.WARNING,
-            )
+            issued.append(api_client_rotate(client=client))
+        if not issued:
+            return None
+        context = {**self.admin_site.each_context(request), "title": "New tokens", "tokens": issued,
+                   "opts": self.model._meta}  # fmt: skip
+        response = TemplateResponse(request, "admin/accounts/apiclient/rotated_tokens.html", context)
+        add_never_cache_headers(response)
+        return response
 
 
 class StaffUserAdmin(UserAdmin):
