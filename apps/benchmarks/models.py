@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -26,6 +27,7 @@ MAX_SECONDS = 24 * 3600
 MAX_STAGES = 1_000
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 REQUEST_KEYS = {"name", "method", "path", "weight", "body"}
+PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 
 def above_zero(value: float) -> None:
@@ -54,6 +56,10 @@ def _request_error(request) -> str | None:
         return f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(REQUEST_KEYS))})"
     if not isinstance(request.get("path"), str) or not request["path"].startswith("/"):
         return "a path starting with /"
+    unknown_fields = sorted(set(PLACEHOLDER.findall(request["path"])) - {"patient_id"})
+    if unknown_fields:
+        # Sent as written, "/patients/{mrn}/" made every request a 404: a run of errors, not of the service.
+        return f"a path whose only placeholder is {{patient_id}} (not {', '.join(f'{{{f}}}' for f in unknown_fields)})"
     if "name" in request and not isinstance(request["name"], str):
         return "a name that is text"
     method = request.get("method", "GET")

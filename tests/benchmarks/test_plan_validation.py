@@ -91,6 +91,8 @@ def test_scopes_must_be_a_list_of_known_scopes(service, scopes):
         [{"path": "/x", "method": "TRACE"}],
         [{"path": "/x", "name": ["card"]}],
         [{"path": "/x", "wieght": 2}],
+        [{"path": "/patients/{mrn}/", "weight": 1}],  # sent as written: every request a 404
+        [{"path": "/patients/{patient_id}/{code}", "weight": 1}],
         ["/x"],
         [],
         {"path": "/x"},
@@ -360,3 +362,12 @@ def test_a_nightly_run_on_a_busy_target_is_sent_again_for_later(service):
     assert found is not None and found.headers["eta"], "no later try was sent"
     wait = (datetime.fromisoformat(found.headers["eta"]) - timezone.now()).total_seconds()
     assert TARGET_BUSY_RETRY_SECONDS - 15 < wait <= TARGET_BUSY_RETRY_SECONDS
+
+
+def test_a_path_names_why_its_placeholder_is_refused(service):
+    plan = BenchmarkPlan(name="plan", service=service, requests=[{"path": "/patients/{mrn}/", "weight": 1}])
+    with pytest.raises(ValidationError) as refused:
+        plan.full_clean()
+    errors = refused.value.message_dict["requests"]
+    assert errors == ["Request 1: a path whose only placeholder is {patient_id} (not {mrn})."]
+    BenchmarkPlan(name="ok", service=service, requests=[{"path": "/p/{patient_id}/", "weight": 1}]).full_clean()
