@@ -61,7 +61,9 @@ def render_report(run) -> str:
     steps = []
     for step in run.steps.order_by("position"):
         chart = CHARTS.get(step.name)
-        drawn = chart(step.findings) if chart and step.status == step.Status.SUCCEEDED else None
+        # A step that measured and then failed to apply keeps its findings: they are drawn too.
+        measured = step.status == step.Status.SUCCEEDED or (step.status == step.Status.FAILED and step.findings)
+        drawn = chart(step.findings) if chart and measured else None
         steps.append({"step": step, "findings": step.findings, "chart": drawn})
     return render_to_string(
         "optimizer/run_report.html",

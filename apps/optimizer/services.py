@@ -176,6 +176,13 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
                     findings = implementation.remeasure(findings, step.applied, progress)
             step.findings, step.verdicts = findings, implementation.verdicts(findings, goals)
             step.status = OptimizationStep.Status.SUCCEEDED
+            if run.apply:
+                # --apply asked for these changes: one that failed fails the step (and the run, exit status 2),
+                # with its measurements kept; a run reported as succeeded would say the change was made.
+                failed = run.recommendations.filter(step=step.name, status=Recommendation.Status.FAILED)
+                errors = [f"{r.subject}: {r.outcome.get('error', 'failed')}" for r in failed.order_by("pk")]
+                if errors:
+                    step.status, step.error = OptimizationStep.Status.FAILED, "Could not apply " + "; ".join(errors)
     except StepAbandoned:
         pass  # below, the step no longer counts: what it stored is dropped and it keeps its failure
     except Exception as exc:

@@ -171,3 +171,33 @@ def test_an_invalid_index_no_model_declares_is_reported_for_repair(data):
     run, _, _ = optimize("database", "--inline")
     advice = run.recommendations.get(kind="repair_invalid_index")
     assert advice.subject == "dba_obs_value" and not advice.actionable and "REINDEX INDEX CONCURRENTLY" in advice.reason
+
+
+def test_an_index_that_could_not_be_built_under_apply_fails_the_run(data):
+    """`optimize database --apply` whose CREATE INDEX failed (here cancelled, as a statement timeout or an
+    operator would) exited 0, "succeeded", the index listed as RECOMMEND: a script took it as built."""
+    _sql(f"DROP INDEX {INDEX}")
+    holder = _connect()
+    holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")  # the build waits for this snapshot
+    canceller = _connect()
+
+    def cancel_the_build() -> None:
+        _wait_for(lambda: canceller.execute("SELECT count(*) FROM pg_stat_progress_create_index").fetchone()[0], 60)
+        canceller.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index")
+
+    cancelling = threading.Thread(target=cancel_the_build)
+    cancelling.start()
+    try:
+        run, output, code = optimize("database", "--inline", "--apply")
+    finally:
+        cancelling.join(60)
+        holder.execute("COMMIT")
+        holder.close()
+        canceller.close()
+    step = run.steps.get(name="database")
+    assert code == 2, output
+    assert run.status == "failed" and step.status == "failed" and INDEX in step.error, step.error
+    assert f"FAILED    [database] Create index {INDEX}" in output
+    assert step.findings["patterns"] and "observations_by_category" in run.report_html  # the measurements stay
+    assert run.recommendations.get(subject=INDEX).status == Recommendation.Status.FAILED

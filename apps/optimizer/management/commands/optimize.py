@@ -173,7 +173,7 @@ class Command(BaseCommand):
                     f"  {summary['service']:<20} {model:<20} {replicas}  cluster: {summary['apply_state']}"
                 )
         for recommendation in run.recommendations.order_by("step", "id"):
-            label = "APPLIED  " if recommendation.status == "applied" else "RECOMMEND"
+            label = {"applied": "APPLIED  ", "failed": "FAILED   "}.get(recommendation.status, "RECOMMEND")
             self.stdout.write(f"{label} [{recommendation.step}] {recommendation.title}: {recommendation.reason}")
             if recommendation.change.get("sql"):
                 self.stdout.write(f"          {recommendation.change['sql']}")
