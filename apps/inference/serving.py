@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.db import DatabaseError
 
 from apps.inference.backends import LoadSpec, base_models_release, load, model_location
 from apps.inference.batcher import BatchController, DynamicBatcher, EventLoopThread
@@ -81,6 +82,8 @@ def served(deployment: ModelDeployment) -> Served:
     touches the row) keeps the loaded model and its queue and gives the controller its new bounds: each
     such edit used to load the model again (a copy of its weights for bf16) in the request thread that saw
     it first. A row read before an edit that is already served does not take the deployment back."""
+    if time.monotonic() - _pruned_at[0] >= PRUNE_SECONDS:
+        served_prune()
     key = (deployment.pk, deployment.updated_at, deployment.serving_quantization)
     current = _served.get(deployment.pk)
     if current is not None and (current.key == key or current.key[1] > key[1]):
@@ -109,6 +112,35 @@ def served(deployment: ModelDeployment) -> Served:
             if replaced.spec.weights != spec.weights:
                 base_models_release(keep={served.spec.weights for served in _served.values()})
         return current
+
+
+# How often a serving process looks for the deployments it holds that were disabled or deleted since.
+PRUNE_SECONDS = 60.0
+_pruned_at = [time.monotonic()]
+
+
+def served_prune() -> list[int]:
+    """Forget the deployments this process serves that are no longer enabled (disabled or deleted in admin):
+    their batchers answer what is queued and stop, and weights no served deployment uses are released.
+    Without it a disabled model kept its memory (~540 MB for SmolLM2 in a worker) until the process ended:
+    nothing calls a disabled deployment again, so nothing else noticed. One query a minute, in the thread of
+    whichever call comes first."""
+    _pruned_at[0] = time.monotonic()
+    held = list(_served)
+    if not held:
+        return []
+    try:
+        enabled = set(ModelDeployment.objects.filter(pk__in=held, enabled=True).values_list("pk", flat=True))
+    except DatabaseError:  # a housekeeping look: the call that ran it is served all the same
+        logger.warning("could not look for disabled model deployments", exc_info=True)
+        return []
+    with _lock:
+        gone = [pk for pk in held if pk not in enabled and pk in _served]
+        for pk in gone:
+            _served.pop(pk).batcher.close()
+        if gone:
+            base_models_release(keep={served.spec.weights for served in _served.values()})
+    return gone
 
 
 def weights_fingerprint(spec: LoadSpec) -> str:

@@ -98,3 +98,30 @@ def test_an_answer_of_the_old_weights_is_not_served_from_the_cache_after_a_model
     deployment.save()
     assert call() is False  # the new model's answer
     assert call() is True
+
+
+def test_a_disabled_deployment_lets_its_weights_go(versions, monkeypatch):
+    """Nothing calls a disabled (or deleted) deployment again, so its model stayed in every worker's memory
+    until the process ended; the next call of any deployment, a minute on at most, releases it."""
+    v1, v2 = versions
+    retired = ModelDeployment.objects.create(name="retired", source="path", local_path=str(v1), task="embedding",
+                                             device="cpu", quantization="fp32")  # fmt: skip
+    kept = ModelDeployment.objects.create(name="kept", source="path", local_path=str(v2), task="embedding",
+                                          device="cpu", quantization="fp32")  # fmt: skip
+    serving.embed(retired, ["fever"])
+    serving.embed(kept, ["fever"])
+    old = serving.served(retired)
+    weights, batcher = weakref.ref(old.runner.model), old.batcher
+    del old
+    retired.enabled = False
+    retired.save()
+
+    monkeypatch.setattr(serving, "PRUNE_SECONDS", 0.0, raising=False)  # the minute has passed
+    assert len(serving.embed(kept, ["cough"])[0]) == 1
+    assert retired.pk not in serving._served and kept.pk in serving._served
+    deadline = time.monotonic() + 10
+    while not batcher.worker.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    del batcher
+    gc.collect()
+    assert weights() is None
