@@ -21,14 +21,27 @@ logger = logging.getLogger(__name__)
 SEQ_SCAN_ROWS = 10_000
 
 
-# Plan keys that can quote the sample's values (an MRN in an index condition): never stored.
-_VALUE_KEYS = {"Index Cond", "Filter", "Recheck Cond", "Join Filter", "Hash Cond", "Merge Cond", "Output",
-               "Sort Key", "Presorted Key", "Group Key", "Cache Key", "Subplan Name", "Order By"}  # fmt: skip
+# Plan keys kept in a stored plan: shape, costs, timings, buffers and names. Every other key is dropped, since
+# an expression (Index Cond, Filter, One-Time Filter, Function Call, Run Condition, a key PostgreSQL adds
+# later ...) can quote the sample's values, an MRN among them.
+_PLAN_KEYS = {
+    "Node Type", "Parent Relationship", "Parallel Aware", "Async Capable", "Relation Name", "Schema", "Alias",
+    "Index Name", "Scan Direction", "Join Type", "Strategy", "Partial Mode", "Inner Unique", "Command",
+    "Startup Cost", "Total Cost", "Plan Rows", "Plan Width", "Actual Startup Time", "Actual Total Time",
+    "Actual Rows", "Actual Loops", "Rows Removed by Filter", "Rows Removed by Index Recheck",
+    "Rows Removed by Join Filter", "Heap Fetches", "Exact Heap Blocks", "Lossy Heap Blocks",
+    "Shared Hit Blocks", "Shared Read Blocks", "Shared Dirtied Blocks", "Shared Written Blocks",
+    "Local Hit Blocks", "Local Read Blocks", "Local Dirtied Blocks", "Local Written Blocks",
+    "Temp Read Blocks", "Temp Written Blocks", "I/O Read Time", "I/O Write Time", "Sort Method",
+    "Sort Space Used", "Sort Space Type", "Hash Buckets", "Original Hash Buckets", "Hash Batches",
+    "Original Hash Batches", "Peak Memory Usage", "Workers Planned", "Workers Launched", "Single Copy",
+    "Subplans Removed",
+}  # fmt: skip
 
 
 def redact_plan(node: dict) -> dict:
     """The plan's shape, costs, timings and index names, without any expression that holds values."""
-    kept = {key: value for key, value in node.items() if key not in _VALUE_KEYS and key != "Plans"}
+    kept = {key: value for key, value in node.items() if key in _PLAN_KEYS}
     if "Plans" in node:
         kept["Plans"] = [redact_plan(child) for child in node["Plans"]]
     return kept
