@@ -16,8 +16,9 @@ class ModelPerformanceOptimizer:
 
     def auto_optimize_quantization(self, model_name: str, test_prompts: list[str]) -> dict:
         """Measure every mode on these prompts (fidelity on the fixed clinical sets) and record the choice."""
+        prompts = _texts(test_prompts)
         deployment = ModelDeployment.objects.get(name=model_name)
-        profiles = services.deployment_profile(deployment, workload=list(test_prompts) or None)
+        profiles = services.deployment_profile(deployment, workload=prompts or None)
         chosen = next(p for p in profiles if p.chosen)
         return {
             "model": model_name,
@@ -31,9 +32,12 @@ class ModelPerformanceOptimizer:
     def dynamic_batch_optimization(self, model_name: str, test_prompts: list[str], max_batch_size: int = 8) -> dict:
         """Throughput and latency at each batch size up to `max_batch_size` in the serving mode; the best size
         is the fastest whose batch latency stays inside the deployment's p95 SLO."""
+        prompts = _texts(test_prompts) or ["Summarize the patient's vital signs."]
+        if isinstance(max_batch_size, bool) or not isinstance(max_batch_size, int) or not 1 <= max_batch_size <= 256:
+            # 0 answered best_batch_size 1 with nothing measured
+            raise ValueError(f"max_batch_size must be a whole number from 1 to 256, not {max_batch_size!r}")
         deployment = ModelDeployment.objects.get(name=model_name)
         runner = load(LoadSpec.of(deployment), deployment.serving_quantization)
-        prompts = list(test_prompts) or ["Summarize the patient's vital signs."]
         embedding = deployment.task == ModelDeployment.Task.EMBEDDING
         sizes, best = {}, None
         for size in range(1, max_batch_size + 1):
@@ -47,3 +51,11 @@ class ModelPerformanceOptimizer:
                 best = size
         return {"model": model_name, "quantization": deployment.serving_quantization, "best_batch_size": best or 1,
                 "batch_sizes": sizes}  # fmt: skip
+
+
+def _texts(test_prompts) -> list[str]:
+    """The prompts as a list of texts. One string was taken letter by letter (a prompt per character), and a
+    number or an empty text failed every mode, reported as the model not loading."""
+    if isinstance(test_prompts, str) or not all(isinstance(text, str) and text.strip() for text in test_prompts):
+        raise ValueError("test_prompts must be a list of non-empty texts")
+    return list(test_prompts)

@@ -1,5 +1,7 @@
 """The optimizer's choice rule: the fastest mode inside the fidelity budget, and a reason for every other."""
 
+import pytest
+
 from apps.inference.profiling import ModeResult, choose
 
 
@@ -31,3 +33,19 @@ def test_a_looser_budget_lets_the_faster_mode_in_and_fp32_is_always_eligible():
 def test_equal_speed_prefers_the_smaller_memory():
     results = [mode("fp32", 10, 0.0, memory=500), mode("bf16", 10, 0.0, memory=250)]
     assert choose(results, budget=0.01, task="embedding").mode == "bf16"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("prompts", "max_batch_size"),
+    [("one prompt, not a list", 4), (["fever", 7], 4), (["fever", "  "], 4), (["fever"], 0), (["fever"], 2.5)],
+)
+def test_the_briefs_api_refuses_what_it_cannot_measure(prompts, max_batch_size):
+    """One string was measured letter by letter; a number or a blank text failed every mode ("fp32 did not
+    run", as if the model could not load); max_batch_size=0 answered best_batch_size 1, measured at none."""
+    from apps.inference import services
+    from apps.inference.brief import ModelPerformanceOptimizer
+
+    services.bundled_deployments_ensure()
+    with pytest.raises(ValueError, match=r"test_prompts|max_batch_size"):
+        ModelPerformanceOptimizer().dynamic_batch_optimization("clinical-embeddings", prompts, max_batch_size)
