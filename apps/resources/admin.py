@@ -22,6 +22,9 @@ class ResourceThresholdAdmin(ListRowFormAdmin):
 
 @admin.register(ResourceRecommendation)
 class ResourceRecommendationAdmin(admin.ModelAdmin):
+    """Opened and resolved by the monitor's samples only: a status set here would be undone by the next sample,
+    and a reopened one collided with the open one of the same kind and host (a 500)."""
+
     list_display = ["kind", "host", "status", "value", "threshold", "occurrences", "last_seen", "message"]
     show_full_result_count = False
     list_filter = ["status", "kind", "host"]
@@ -29,6 +32,9 @@ class ResourceRecommendationAdmin(admin.ModelAdmin):
                        "first_seen", "last_seen", "resolved_at"]  # fmt: skip
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
 
