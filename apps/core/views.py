@@ -1,7 +1,5 @@
 """Health endpoints and the dashboard shell. Plain Django views: no auth, no DRF on probes."""
 
-import json
-
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -49,7 +47,7 @@ def dashboard(request: HttpRequest, subpath: str = "") -> HttpResponse:
     index = settings.DASHBOARD_BUILD_DIR / "index.html"
     if not index.is_file():
         return render(request, "core/dashboard_missing.html", status=503)
-    from apps.metrics.consumers import live_feed_access
+    from apps.metrics.consumers import live_feed_access, strict_json
     from apps.metrics.selectors import live_snapshot
 
     may_watch, audience = live_feed_access(request.user)
@@ -61,10 +59,11 @@ def dashboard(request: HttpRequest, subpath: str = "") -> HttpResponse:
         # The first frame shows real numbers at once, and the socket's first snapshot moves nothing.
         "snapshot": live_snapshot(visible_services=audience) if may_watch else None,
     }
-    # JSON inside a <script> tag: escape "<" so no value can close the tag.
+    # JSON inside a <script> tag: escape "<" so no value can close the tag. Strict: one NaN in the snapshot
+    # made the browser refuse the whole config, the websocket's address with it.
     config_script = (
         '<script id="controlplane-config" type="application/json">'
-        + json.dumps(config).replace("<", "\\u003c")
+        + strict_json(config).replace("<", "\\u003c")
         + "</script>"
     )
     html = index.read_text(encoding="utf-8").replace("</head>", f"{config_script}</head>", 1)

@@ -189,10 +189,7 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
     async def encode_json(cls, content) -> str:
         """Strict JSON: a NaN or an infinity (json.dumps writes them bare) makes the browser's JSON.parse throw,
         so the dashboard dropped every such frame and kept showing the last one it could read."""
-        try:
-            return json.dumps(content, allow_nan=False)
-        except ValueError:
-            return json.dumps(_finite(content), allow_nan=False)
+        return strict_json(content)
 
     async def metrics_snapshot(self, event: dict) -> None:
         # Built by this process's publisher (same clock); broadcasts from elsewhere carry no build time.
@@ -277,6 +274,14 @@ def live_feed_recheck(scope: dict) -> tuple[int | None, frozenset[int] | None]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+def strict_json(content) -> str:
+    """JSON a browser's JSON.parse accepts: every NaN and infinity written as null (json.dumps writes them bare)."""
+    try:
+        return json.dumps(content, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(content), allow_nan=False)
 
 
 def _finite(value):

@@ -60,6 +60,22 @@ def test_dashboard_serves_the_built_app_with_its_config(client, admin_user):
         assert set(config["snapshot"]) >= {"overall", "services", "alerts"}  # the first frame has numbers
 
 
+def test_the_dashboards_config_is_strict_json_whatever_the_snapshot_holds(client, admin_user, monkeypatch):
+    """A NaN in the embedded snapshot (a rate over an empty window) was written bare: the browser's JSON.parse
+    refused the whole config, and the dashboard lost its websocket's address with it."""
+    from apps.metrics import selectors
+
+    monkeypatch.setattr(selectors, "live_snapshot", lambda **kwargs: {"overall": {"p95_ms": float("nan")}})
+    client.force_login(admin_user)
+    html = client.get("/dashboard/").content.decode()
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")  # as JSON.parse does
+
+    config = json.loads(html.split('type="application/json">', 1)[1].split("</script>", 1)[0], parse_constant=refuse)
+    assert config["snapshot"] == {"overall": {"p95_ms": None}} and config["adminUrl"] == "/admin/"
+
+
 def test_dashboard_embeds_no_live_snapshot_for_staff_without_the_metrics_permission(client, django_user_model):
     user = django_user_model.objects.create_user("no-role", "n@example.org", "pw-no-role-1", is_staff=True)
     client.force_login(user)
