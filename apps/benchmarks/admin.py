@@ -97,9 +97,19 @@ class BenchmarkRunAdmin(ServiceVisibilityAdmin):
 
     @admin.action(description="Cancel", permissions=["change"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[BenchmarkRun]) -> None:
+        finished = [run for run in queryset if run.is_finished]
+        if finished:  # nothing to stop: said, rather than "cancellation requested" for a run long over
+            names = ", ".join(f"#{r.pk} ({r.status})" for r in finished)
+            self.message_user(request, f"Already finished, left as they were: {names}.", messages.INFO)
         for run in queryset:
-            services.benchmark_run_cancel(run=run)
-        self.message_user(request, "Cancellation requested; a running load stops within a second.", messages.SUCCESS)
+            if run.is_finished:
+                continue
+            run = services.benchmark_run_cancel(run=run)
+            if run.status == BenchmarkRun.Status.CANCELLED:
+                self.message_user(request, f"Run #{run.pk} cancelled before it started.", messages.SUCCESS)
+            else:
+                self.message_user(request, f"Run #{run.pk}: cancellation requested; its load stops within a second.",
+                                  messages.SUCCESS)  # fmt: skip
 
 
 @admin.register(Regression)

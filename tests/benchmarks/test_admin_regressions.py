@@ -1,4 +1,5 @@
-"""Acknowledging regressions in admin says what it did (the action was silent: no message at all)."""
+"""Regressions and runs in admin: the actions say what they did (acknowledging said nothing; cancelling a run
+long over said "cancellation requested")."""
 
 from datetime import timedelta
 
@@ -31,3 +32,22 @@ def test_acknowledging_says_how_many_and_leaves_earlier_acknowledgements(admin_c
     assert "1 were already acknowledged; left as they were." in page
     assert Regression.objects.get(pk=regressions[0].pk).acknowledged_at == yesterday
     assert Regression.objects.filter(acknowledged_at__gt=yesterday).count() == 2
+
+
+def test_cancelling_says_which_runs_were_stopped_and_which_were_over(admin_client):
+    service, _ = service_ensure(slug="triage", name="Triage")
+    plan = BenchmarkPlan.objects.create(name="triage load", service=service, requests=[])
+    pending = BenchmarkRun.objects.create(plan=plan)
+    running = BenchmarkRun.objects.create(plan=plan, status=BenchmarkRun.Status.RUNNING)
+    done = BenchmarkRun.objects.create(plan=plan, status=BenchmarkRun.Status.SUCCEEDED, passed=True)
+    response = admin_client.post(
+        "/admin/benchmarks/benchmarkrun/",
+        {"action": "cancel", "_selected_action": [pending.pk, running.pk, done.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert f"Run #{pending.pk} cancelled before it started." in page
+    assert f"Run #{running.pk}: cancellation requested" in page
+    assert f"Already finished, left as they were: #{done.pk} (succeeded)." in page
+    done.refresh_from_db()
+    assert done.status == BenchmarkRun.Status.SUCCEEDED and not done.cancel_requested
