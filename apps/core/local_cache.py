@@ -46,6 +46,7 @@ class VersionedLocalCache:
         self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._version: str | None = None
         self._checked_at = 0.0
+        self._clears = 0  # bumped by every clear: a load that began before one must not store what it read
         self._lock = threading.Lock()
         self._reading_version = threading.Lock()
 
@@ -61,9 +62,14 @@ class VersionedLocalCache:
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             return entry[1]
+        clears = self._clears
         value = loader()
         if value is not None:
             with self._lock:
+                if clears != self._clears:
+                    # Read before a change this process has since heard of (a revoke): stored, it would be
+                    # served until its TTL ran out. Returned once, to the caller that asked before the change.
+                    return value
                 self._entries[key] = (now + self.ttl, value)
                 self._entries.move_to_end(key)
                 while len(self._entries) > self.max_entries:
@@ -72,12 +78,17 @@ class VersionedLocalCache:
 
     def invalidate(self) -> None:
         """Drop this process's entries now and every other process's once the change is committed."""
-        self._entries.clear()
+        self._clear()
         transaction.on_commit(self._bump)
+
+    def _clear(self) -> None:
+        with self._lock:
+            self._clears += 1
+            self._entries.clear()
 
     def forget(self) -> None:
         """Drop this process's entries and re-read the shared version on the next read (tests)."""
-        self._entries.clear()
+        self._clear()
         self._version = None
         shared_cache_breaker.reset()
 
@@ -91,11 +102,11 @@ class VersionedLocalCache:
             logger.warning("could not publish a new %s version; other processes catch up by TTL", self.namespace)
         else:
             shared_cache_breaker.success()
-        self._entries.clear()
+        self._clear()
 
     def _forget_version(self) -> None:
         # Whatever changed while the shared cache was out of reach is unknown: start over when it is back.
-        self._entries.clear()
+        self._clear()
         self._version = None
 
     def _current(self) -> bool:
@@ -121,7 +132,7 @@ class VersionedLocalCache:
         finally:
             self._reading_version.release()
         if version != self._version:
-            self._entries.clear()
+            self._clear()
             self._version = version
         self._checked_at = now
         return True

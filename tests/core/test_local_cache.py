@@ -29,6 +29,23 @@ def test_values_are_served_locally_until_another_process_bumps_the_version():
     assert len(loads) == 2
 
 
+def test_a_load_that_began_before_a_change_is_not_kept_after_it():
+    """A thread that read a client just before its revoke stored it just after another thread heard of the
+    revoke and cleared the entries: the revoked token then worked in that process until the entry's TTL."""
+    this_process = VersionedLocalCache("test-race", check_interval=0.05)
+    other_process = VersionedLocalCache("test-race", check_interval=0.05)
+    this_process.get("warm", lambda: "v")  # reads the shared version
+
+    def load_across_a_revoke():
+        other_process._bump()  # committed elsewhere while this load is in flight
+        time.sleep(0.06)
+        this_process.get("other-key", lambda: "x")  # another thread of this process hears of it and clears
+        return {"revoked_at": None}  # what the load read before the revoke
+
+    assert this_process.get("k", load_across_a_revoke) == {"revoked_at": None}  # its own caller asked before
+    assert this_process.get("k", lambda: {"revoked_at": "now"}) == {"revoked_at": "now"}
+
+
 def test_none_is_never_cached_and_entries_expire():
     local = VersionedLocalCache("test-ttl", check_interval=0.0, ttl=0.05)
     calls = []
