@@ -118,6 +118,7 @@ MIDDLEWARE = [
     "apps.core.errors.APICommonMiddleware",  # Django's, without slash redirects for API writes
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "apps.core.middleware.SessionIdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.ratelimits.throttling.RateLimitHeadersMiddleware",
@@ -515,6 +516,8 @@ CSRF_COOKIE_HTTPONLY = True
 # Empty: X-Forwarded-For is never read and REMOTE_ADDR is the caller.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)  # a working shift
+# Signed out after this long without a request (0: never); the dashboard's own reads count as activity.
+SESSION_IDLE_SECONDS = env.int("SESSION_IDLE_SECONDS", default=30 * 60)
 
 # Content Security Policy (django-csp): scripts only from this origin; styles may be inline (Django
 # admin, the self-contained reports); the dashboard's websocket may go to the live process's port.
