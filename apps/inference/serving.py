@@ -82,8 +82,6 @@ def served(deployment: ModelDeployment) -> Served:
     touches the row) keeps the loaded model and its queue and gives the controller its new bounds: each
     such edit used to load the model again (a copy of its weights for bf16) in the request thread that saw
     it first. A row read before an edit that is already served does not take the deployment back."""
-    if time.monotonic() - _pruned_at[0] >= PRUNE_SECONDS:
-        served_prune()
     key = (deployment.pk, deployment.updated_at, deployment.serving_quantization)
     current = _served.get(deployment.pk)
     if current is not None and (current.key == key or current.key[1] > key[1]):
@@ -119,12 +117,18 @@ PRUNE_SECONDS = 60.0
 _pruned_at = [time.monotonic()]
 
 
+def served_prune_if_due() -> None:
+    """served_prune at most once every PRUNE_SECONDS: called by the inference views, in a request's thread
+    (whose database connection the request closes)."""
+    if time.monotonic() - _pruned_at[0] >= PRUNE_SECONDS:
+        served_prune()
+
+
 def served_prune() -> list[int]:
     """Forget the deployments this process serves that are no longer enabled (disabled or deleted in admin):
     their batchers answer what is queued and stop, and weights no served deployment uses are released.
     Without it a disabled model kept its memory (~540 MB for SmolLM2 in a worker) until the process ended:
-    nothing calls a disabled deployment again, so nothing else noticed. One query a minute, in the thread of
-    whichever call comes first."""
+    nothing calls a disabled deployment again, so nothing else noticed."""
     _pruned_at[0] = time.monotonic()
     held = list(_served)
     if not held:
@@ -134,12 +138,17 @@ def served_prune() -> list[int]:
     except DatabaseError:  # a housekeeping look: the call that ran it is served all the same
         logger.warning("could not look for disabled model deployments", exc_info=True)
         return []
-    with _lock:
+    if not _lock.acquire(blocking=False):  # a model is loading (seconds): this call does not wait on it
+        _pruned_at[0] = 0.0  # the next call looks again
+        return []
+    try:
         gone = [pk for pk in held if pk not in enabled and pk in _served]
         for pk in gone:
             _served.pop(pk).batcher.close()
         if gone:
             base_models_release(keep={served.spec.weights for served in _served.values()})
+    finally:
+        _lock.release()
     return gone
 
 

@@ -3,6 +3,7 @@ new ones and lets the old go (each version's fp32 weights used to stay in memory
 Real MiniLM weights, linked into two version folders."""
 
 import gc
+import threading
 import time
 import weakref
 
@@ -100,9 +101,12 @@ def test_an_answer_of_the_old_weights_is_not_served_from_the_cache_after_a_model
     assert call() is True
 
 
-def test_a_disabled_deployment_lets_its_weights_go(versions, monkeypatch):
+def test_a_disabled_deployment_lets_its_weights_go(versions, monkeypatch, api, issue_token):
     """Nothing calls a disabled (or deleted) deployment again, so its model stayed in every worker's memory
-    until the process ended; the next call of any deployment, a minute on at most, releases it."""
+    until the process ended; the next inference call, a minute on at most, releases it."""
+    from apps.ratelimits.models import RateLimitPolicy
+
+    RateLimitPolicy.objects.filter(scope="ai_inference").update(requests=10_000)
     v1, v2 = versions
     retired = ModelDeployment.objects.create(name="retired", source="path", local_path=str(v1), task="embedding",
                                              device="cpu", quantization="fp32")  # fmt: skip
@@ -117,7 +121,9 @@ def test_a_disabled_deployment_lets_its_weights_go(versions, monkeypatch):
     retired.save()
 
     monkeypatch.setattr(serving, "PRUNE_SECONDS", 0.0, raising=False)  # the minute has passed
-    assert len(serving.embed(kept, ["cough"])[0]) == 1
+    response = api.post("/api/v1/inference/kept/embed", {"inputs": ["cough"]}, format="json",
+                        HTTP_AUTHORIZATION=f"Bearer {issue_token('inference')}")  # fmt: skip
+    assert response.status_code == 200
     assert retired.pk not in serving._served and kept.pk in serving._served
     deadline = time.monotonic() + 10
     while not batcher.worker.done() and time.monotonic() < deadline:
@@ -125,3 +131,31 @@ def test_a_disabled_deployment_lets_its_weights_go(versions, monkeypatch):
     del batcher
     gc.collect()
     assert weights() is None
+
+
+def test_looking_for_disabled_deployments_never_waits_on_a_model_loading(versions, monkeypatch):
+    """The look runs in whichever call comes first: behind another deployment's load (about 20 s for
+    SmolLM2) it would hold a call whose own model is in memory."""
+    deployment = ModelDeployment.objects.create(name="busy", source="path", local_path=str(versions[0]),
+                                                task="embedding", device="cpu", quantization="fp32")  # fmt: skip
+    serving.embed(deployment, ["fever"])
+    monkeypatch.setattr(serving, "PRUNE_SECONDS", 0.0)
+    held, release = threading.Event(), threading.Event()
+
+    def loading() -> None:  # another deployment's load holds the lock
+        with serving._lock:
+            held.set()
+            release.wait(10)
+
+    loader = threading.Thread(target=loading)
+    loader.start()
+    try:
+        held.wait(5)
+        started = time.monotonic()
+        serving.served_prune_if_due()
+        assert serving.served(deployment) is serving._served[deployment.pk]
+        waited = time.monotonic() - started
+    finally:
+        release.set()
+        loader.join()
+    assert waited < 2

@@ -103,6 +103,7 @@ class _InferenceView(PhiAPIView):
         return super().handle_exception(exc)
 
     def deployment(self, name: str) -> ModelDeployment:
+        serving.served_prune_if_due()  # models of deployments disabled since are let go
         deployment = get_object_or_404(ModelDeployment, name=name, enabled=True)
         if deployment.task != self.task:
             raise ValidationError(
