@@ -10,7 +10,7 @@ import statistics
 import time
 from collections.abc import Callable
 
-from django.db import DatabaseError, Error, connection, models
+from django.db import DatabaseError, Error, connection, connections, models
 
 from apps.clinical.query_patterns import QUERY_PATTERNS, pick_sample
 from apps.optimizer.types import Draft
@@ -320,24 +320,41 @@ def invalid_indexes() -> list[dict]:
     ]  # fmt: skip
 
 
-def index_usage() -> list[dict]:
-    """Every index of our tables with its size and scan count (pg_stat_user_indexes)."""
-    if connection.vendor != "postgresql":
+_INDEX_USAGE = """
+SELECT s.relname, s.indexrelname, s.idx_scan, pg_relation_size(s.indexrelid), i.indisunique, i.indisprimary
+FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
+WHERE s.relname LIKE 'clinical\\_%%' OR s.relname LIKE 'audit\\_%%'
+ORDER BY pg_relation_size(s.indexrelid) DESC
+"""
+
+
+def index_usage(*, primary: str = "default", replica: str = "replica") -> list[dict]:
+    """Every index of our tables with its size and scan count (pg_stat_user_indexes), counted on the
+    primary and, where reads go to a replica, on the replica too: each server counts only its own scans,
+    so an index serving every read there shows 0 on the primary. A replica that cannot be read marks the
+    counts incomplete (no index is then called unused)."""
+    if connections[primary].vendor != "postgresql":
         return []
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            SELECT s.relname, s.indexrelname, s.idx_scan, pg_relation_size(s.indexrelid), i.indisunique,
-                   i.indisprimary
-            FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
-            WHERE s.relname LIKE 'clinical\\_%%' OR s.relname LIKE 'audit\\_%%'
-            ORDER BY pg_relation_size(s.indexrelid) DESC
-            """
-        )
-        return [
-            {"table": t, "index": i, "scans": scans, "bytes": size, "unique": unique, "primary": primary}
-            for t, i, scans, size, unique, primary in cursor.fetchall()
+    with connections[primary].cursor() as cursor:
+        cursor.execute(_INDEX_USAGE)
+        usage = [
+            {"table": t, "index": i, "scans": scans, "bytes": size, "unique": unique, "primary": is_primary}
+            for t, i, scans, size, unique, is_primary in cursor.fetchall()
         ]
+    if replica not in connections.settings:
+        return usage
+    try:
+        with connections[replica].cursor() as cursor:
+            cursor.execute("SELECT pg_is_in_recovery()")
+            if not cursor.fetchone()[0]:
+                return usage  # the alias names the primary itself (as under test): its scans are counted
+            cursor.execute(_INDEX_USAGE)
+            on_replica = {index: scans for _, index, scans, *_ in cursor.fetchall()}
+    except Error:
+        logger.warning("index usage: the replica could not be read", exc_info=True)
+        return [{**row, "scans_incomplete": True} for row in usage]
+    return [{**row, "scans": row["scans"] + on_replica.get(row["index"], 0),
+             "replica_scans": on_replica.get(row["index"], 0)} for row in usage]  # fmt: skip
 
 
 def table_scans() -> list[dict]:
@@ -463,7 +480,11 @@ def recommendations_for(findings: dict) -> list[Draft]:
             )
         )
     for usage in findings["index_usage"]:
-        if usage["scans"] == 0 and not (usage["unique"] or usage["primary"]) and usage["bytes"] > 8 * 1024 * 1024:
+        if (
+            usage["scans"] == 0
+            and not (usage["unique"] or usage["primary"] or usage.get("scans_incomplete"))
+            and usage["bytes"] > 8 * 1024 * 1024
+        ):
             drafts.append(
                 Draft(
                     kind="review_unused_index",
