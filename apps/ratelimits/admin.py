@@ -5,6 +5,7 @@ from django.db.models.functions import RowNumber
 from apps.ratelimits import services
 from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
 from apps.services.admin import ListRowFormAdmin
+from apps.services.selectors import sees_every_service
 
 ADAPTIVE_FIELDS = ["adaptive", "service", "cpu_threshold_pct", "p95_threshold_ms", "tighten_factor", "min_factor",
                    "recover_below", "current_factor", "last_step_at"]  # fmt: skip
@@ -53,6 +54,13 @@ class RateLimitPolicyAdmin(ListRowFormAdmin):
         else:
             super().save_model(request, obj, form, change)
         services.ratelimit_policy_settle(policy_id=obj.pk)  # adaptive off: the configured limit, now
+
+    def get_readonly_fields(self, request, obj=None):
+        # A policy is every service's, so its watched service is chosen by those who see every service: the list
+        # named services hidden from an Operator, and narrowing it would clear a hidden one on their next save.
+        if sees_every_service(request.user):
+            return self.readonly_fields
+        return [*self.readonly_fields, "service"]
 
     @admin.display(description="in force")
     def effective(self, policy: RateLimitPolicy) -> str:

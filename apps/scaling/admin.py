@@ -4,9 +4,11 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from kombu.exceptions import OperationalError
 
+from apps.metrics.models import AlertRule
 from apps.scaling import charts, manifests, services
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
 from apps.services.admin import ServiceVisibilityAdmin
+from apps.services.selectors import of_visible_services, sees_all_traffic, visible_service_ids
 
 
 @admin.register(ScalingPolicy)
@@ -112,6 +114,19 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
         ),
         ("Manifests", {"fields": ["manifest_preview"]}),
     ]
+
+    def get_form(self, request: HttpRequest, obj=None, change: bool = False, **kwargs):
+        """The emergency alert rule among the rules the user sees: the list named every service's rules, those of
+        services hidden from an Operator included. The rule a policy holds now stays choosable, so a save by
+        someone who cannot see it does not clear it."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        field = form.base_fields.get("emergency_alert_rule")
+        if field is not None:
+            visible = visible_service_ids(request.user)
+            rules = of_visible_services(AlertRule.objects.all(), visible, unassigned=sees_all_traffic(visible))
+            held = obj.emergency_alert_rule_id if obj is not None else None
+            field.queryset = (rules | AlertRule.objects.filter(pk=held)) if held else rules
+        return form
 
     @admin.display(description="Manifests (preview)")
     def manifest_preview(self, policy: ScalingPolicy) -> str:
