@@ -86,6 +86,18 @@ def test_seed_tops_the_demo_patients_up_once():
     assert sorted(Patient.objects.values_list("mrn", flat=True)) == [f"S001-{i:07d}" for i in range(9)]
 
 
+def test_seed_fills_the_holes_a_stopped_two_process_load_leaves():
+    """Its two loader processes each commit batches of their own half: stopped (Ctrl-C) with 0-1 and 4-5 of
+    0-7 loaded, the next run resumed from the count (4), found 4-5 loaded and refused, and the demo stayed
+    short for good. Each missing run of indexes is loaded now."""
+    call_command("load_synthetic", "--patients", "2", "--days", "1", stdout=StringIO(), stderr=StringIO())
+    call_command("load_synthetic", "--patients", "2", "--first-index", "4", "--days", "1", stdout=StringIO(),
+                 stderr=StringIO())  # fmt: skip
+    out = _seed("--patients", "8")
+    assert "Loading 4 synthetic demo patients" in out and "not loaded" not in out
+    assert sorted(Patient.objects.values_list("mrn", flat=True)) == [f"S001-{i:07d}" for i in range(8)]
+
+
 def test_seed_refuses_a_negative_patient_count():
     with pytest.raises(CommandError, match="--patients"):
         _seed("--patients", "-1")

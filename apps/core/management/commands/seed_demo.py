@@ -18,6 +18,7 @@ from apps.accounts.services import api_client_create, api_client_rotate, token_h
 from apps.benchmarks.models import BenchmarkPlan
 from apps.benchmarks.services import nightly_benchmarks_ensure
 from apps.clinical.models import Patient
+from apps.clinical.synthetic import synthetic_mrn
 from apps.inference.services import bundled_deployments_ensure
 from apps.optimizer.services import optimizer_schedules_ensure
 from apps.ratelimits.models import RateLimitPolicy
@@ -158,24 +159,28 @@ class Command(BaseCommand):
         self.stdout.write(f"  curl -H 'Authorization: Bearer {token}' {base_url}/api/v1/whoami/")
 
     def _ensure_patients(self, count: int) -> None:
-        """Patients for the APIs, the dashboard and the load plan to show: topped up to `count` (a load
-        stopped half-way, by Ctrl-C in `make run`, is finished by the next run), never more."""
-        existing = Patient.objects.count()
-        if existing >= count:
-            self.stdout.write(f"Patients: {existing:,} (already loaded).")
+        """Patients for the APIs, the dashboard and the load plan to show: the demo seed's first `count`, each
+        missing one loaded (a load stopped half-way, by Ctrl-C in `make run`, is finished by the next run;
+        its two loader processes leave a hole in each half, so the count of patients says nothing of
+        where), never more."""
+        missing = _missing_ranges(_demo_indexes_loaded(count), count)
+        if not missing:
+            self.stdout.write(f"Patients: {Patient.objects.count():,} (already loaded).")
             return
-        self.stdout.write(f"Loading {count - existing:,} synthetic demo patients (two days of history each).")
-        try:
-            call_command(
-                "load_synthetic", patients=count - existing, first_index=existing, days=2,
-                stdout=self.stdout._out, stderr=self.stderr._out,
-            )  # fmt: skip
-        except CommandError as exc:  # those synthetic patients exist already (another load): keep the demo going
-            self.stderr.write(f"Demo patients not loaded: {exc}")
-        except KeyboardInterrupt:
-            # Ctrl-C in `make run` while the bar runs: an expected stop, so no traceback; 130 as a shell's.
-            self.stderr.write("\nStopped while loading demo patients: the next `make run` loads the rest.")
-            raise SystemExit(130) from None
+        total = sum(length for _, length in missing)
+        self.stdout.write(f"Loading {total:,} synthetic demo patients (two days of history each).")
+        for first_index, length in missing:
+            try:
+                call_command(
+                    "load_synthetic", patients=length, first_index=first_index, days=2, seed=DEMO_SEED,
+                    stdout=self.stdout._out, stderr=self.stderr._out,
+                )  # fmt: skip
+            except CommandError as exc:  # loaded meanwhile by another load: keep the demo going
+                self.stderr.write(f"Demo patients not loaded: {exc}")
+            except KeyboardInterrupt:
+                # Ctrl-C in `make run` while the bar runs: an expected stop, so no traceback; 130 as a shell's.
+                self.stderr.write("\nStopped while loading demo patients: the next `make run` loads the rest.")
+                raise SystemExit(130) from None
 
     def _ensure_benchmark_plan(self) -> None:
         """A load plan for the demo clinical API: patient cards and latest vitals, 10 users for a minute."""
@@ -230,3 +235,29 @@ class Command(BaseCommand):
             return token
         # Only the hash is stored, so a demo token we no longer know is rotated to print a fresh one.
         return api_client_rotate(client=client).token
+
+
+DEMO_SEED = 1  # load_synthetic's default: the demo's MRNs are S001-0000000 onwards
+
+
+def _demo_indexes_loaded(count: int) -> set[int]:
+    """Which of the demo seed's first `count` synthetic patients exist (their MRNs carry their index)."""
+    if count <= 0:
+        return set()
+    prefix = synthetic_mrn(DEMO_SEED, 0)[:5]  # "S001-"
+    span = (synthetic_mrn(DEMO_SEED, 0), synthetic_mrn(DEMO_SEED, count - 1))
+    mrns = Patient.objects.filter(identifier_system=settings.MRN_SYSTEM, mrn__range=span).values_list("mrn", flat=True)
+    return {int(mrn[len(prefix) :]) for mrn in mrns if mrn.startswith(prefix) and mrn[len(prefix) :].isdigit()}
+
+
+def _missing_ranges(loaded: set[int], count: int) -> list[tuple[int, int]]:
+    """(first index, length) of each run of indexes below `count` not in `loaded`."""
+    ranges: list[tuple[int, int]] = []
+    for index in range(count):
+        if index in loaded:
+            continue
+        if ranges and ranges[-1][0] + ranges[-1][1] == index:
+            ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
+        else:
+            ranges.append((index, 1))
+    return ranges
