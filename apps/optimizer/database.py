@@ -479,6 +479,7 @@ def recommendations_for(findings: dict) -> list[Draft]:
                 actionable=False,
             )
         )
+    designed = designed_indexes()
     for usage in findings["index_usage"]:
         if (
             usage["scans"] == 0
@@ -491,7 +492,13 @@ def recommendations_for(findings: dict) -> list[Draft]:
                     subject=usage["index"],
                     title=f"Review unused index {usage['index']}",
                     reason=f"Never scanned since statistics were reset, {usage['bytes'] // 1024 // 1024} MiB. "
-                    "Drop it only after a representative period of traffic.",
+                    "Drop it only after a representative period of traffic"
+                    + (
+                        ", and in the model that declares it (a migration): dropped by hand, the next run proposes "
+                        "it again."
+                        if usage["index"] in designed
+                        else "."
+                    ),
                     change={},
                     evidence=usage,
                     actionable=False,

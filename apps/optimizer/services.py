@@ -156,13 +156,13 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
                     if not _step_still_counts(step):
                         return _step_abandoned(step, hook)
                     recommendations, drafts = _store_recommendations(run, step.name, drafts), []
-                for recommendation in recommendations:
-                    if not recommendation.actionable:
-                        continue
+                changes = [recommendation for recommendation in recommendations if recommendation.actionable]
+                for done, recommendation in enumerate(changes):
                     with transaction.atomic():
                         if not _step_still_counts(step):
                             break
-                    progress(0.8, f"apply: {recommendation.title}")
+                    # Between measuring (up to 0.6) and measuring again (0.85): each change moves it on.
+                    progress(0.6 + 0.25 * done / len(changes), f"apply: {recommendation.title}")
                     try:
                         recommendation_apply(recommendation=recommendation, via="optimize --apply")
                     except ValueError as exc:  # decided meanwhile (an admin dismissed or applied it): left as is

@@ -201,3 +201,27 @@ def test_an_index_that_could_not_be_built_under_apply_fails_the_run(data):
     assert f"FAILED    [database] Create index {INDEX}" in output
     assert step.findings["patterns"] and "observations_by_category" in run.report_html  # the measurements stay
     assert run.recommendations.get(subject=INDEX).status == Recommendation.Status.FAILED
+
+
+def test_progress_moves_on_with_each_change_applied(data):
+    """Every change applied reported 80%: a run building several indexes sat there through all of them."""
+    import re
+
+    _sql(f"DROP INDEX {INDEX}")
+    _sql("DROP INDEX clinical_encounter_patient")
+    _, output, code = optimize("database", "--inline", "--apply")
+    assert code == 0, output
+    shares = [int(share) for share in re.findall(r"\[database\s+(\d+)%\] apply: ", output)]
+    assert len(shares) == 2 and 60 <= shares[0] < shares[1] < 85, output
+
+
+def test_unused_advice_on_a_designed_index_says_to_drop_it_in_the_model():
+    """Dropped by hand, a designed index is proposed again by the next run: the advice says where to drop it."""
+    from apps.optimizer.database import recommendations_for
+
+    usage = {"table": "clinical_observation", "scans": 0, "bytes": 2**30, "unique": False, "primary": False}
+    findings = {"missing_indexes": [], "table_scans": [],
+                "index_usage": [{**usage, "index": INDEX}, {**usage, "index": "dba_obs_value"}]}  # fmt: skip
+    reasons = {draft.subject: draft.reason for draft in recommendations_for(findings)}
+    assert "in the model that declares it" in reasons[INDEX]
+    assert "model" not in reasons["dba_obs_value"]
