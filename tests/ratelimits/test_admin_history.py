@@ -1,5 +1,5 @@
-"""The adaptive changes are the record of what the controller did to each limit: admin reads them, and neither
-an Administrator's delete button nor the bulk "Delete selected" action removes them."""
+"""What admin must not delete in rate limits: the adaptive changes (the record of what the controller did to each
+limit) and the policy of a scope the API's views throttle by (its limit would vanish)."""
 
 import pytest
 
@@ -23,3 +23,15 @@ def test_adjustments_cannot_be_deleted_in_admin(admin_client):
     admin_client.post(URL, {"action": "delete_selected", "_selected_action": [change.pk], "post": "yes"})
     assert RateLimitAdjustment.objects.filter(pk=change.pk).exists()
     assert admin_client.get(f"{URL}{change.pk}/change/").status_code == 200  # still read
+
+
+def test_a_policy_the_api_throttles_by_cannot_be_deleted(admin_client):
+    """Deleted, the limiter found no policy for `patient_data` and let every request through."""
+    policy = RateLimitPolicy.objects.get(scope="patient_data")
+    url = "/admin/ratelimits/ratelimitpolicy/"
+    assert admin_client.get(f"{url}{policy.pk}/delete/").status_code == 403
+    admin_client.post(url, {"action": "delete_selected", "_selected_action": [policy.pk], "post": "yes"})
+    assert RateLimitPolicy.objects.filter(pk=policy.pk).exists()
+    spare = RateLimitPolicy.objects.create(scope="no-view-uses-this", requests=10)
+    assert admin_client.post(f"{url}{spare.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not RateLimitPolicy.objects.filter(pk=spare.pk).exists()
