@@ -522,8 +522,6 @@ SESSION_IDLE_SECONDS = env.int("SESSION_IDLE_SECONDS", default=30 * 60)
 # Content Security Policy (django-csp): scripts only from this origin; styles may be inline (Django
 # admin, the self-contained reports); the dashboard's websocket may go to the live process's port.
 CONTENT_SECURITY_POLICY = {
-    # The Swagger UI page boots with an inline script; it only shows the public schema.
-    "EXCLUDE_URL_PREFIXES": ["/api/docs/"],
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.benchmarks import views as benchmark_views
 from apps.core import views as core_views
@@ -48,7 +48,9 @@ urlpatterns = [
     path("fhir/", include("apps.clinical.fhir.urls")),
     # The one API version: the view then ignores a `?version=` (which it would echo into a header).
     path("api/schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The split view serves its start-up script from this URL (?script), so the page runs under the site's CSP
+    # (script-src 'self'), as the page where developers paste their tokens should.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
     path("optimizer/runs/<int:run_id>/report/", optimizer_views.run_report, name="optimizer-run-report"),
     path("benchmarks/runs/<int:run_id>/report/", benchmark_views.run_report, name="benchmark-run-report"),
     path("benchmarks/plans/<int:plan_id>/report/", benchmark_views.plan_report, name="benchmark-plan-report"),
