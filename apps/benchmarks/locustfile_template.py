@@ -84,9 +84,13 @@ class Stages(LoadTestShape):
             step = int(now // GATE["step_seconds"])
             if step != getattr(self, "checked_step", 0):
                 self.checked_step = step
+                # Both over the last 10 s, this step's: the error ratio since the start (fail_ratio) let a
+                # cold start's errors stop the test at its first step, and thousands of earlier successes
+                # hide a step's errors, stepping on past where the service broke.
                 total = self.runner.stats.total
                 p95 = total.get_current_response_time_percentile(0.95) or 0
-                errors = 100 * total.fail_ratio
+                rps = total.current_rps
+                errors = 100 * total.current_fail_per_sec / rps if rps else 0.0
                 if p95 > GATE["p95_ms"] or errors > GATE["error_rate_pct"]:
                     return None
         for until, users, rate in STAGES:

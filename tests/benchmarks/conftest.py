@@ -14,6 +14,7 @@ class SleepyServer:
         self.per_inflight_ms = 0.0  # extra latency per request in flight: a saturating service
         self.inflight = 0
         self.served = 0  # requests answered: whether any load generator is still sending
+        self.fail_first = 0  # answer the first this many requests 503 (a cold start's errors)
         self.lock = threading.Lock()
         server = self
 
@@ -28,7 +29,8 @@ class SleepyServer:
                 with server.lock:
                     server.inflight -= 1
                     server.served += 1
-                self.send_response(200)
+                    failing = server.served <= server.fail_first
+                self.send_response(503 if failing else 200)
                 self.send_header("Content-Length", "2")
                 self.end_headers()
                 self.wfile.write(b"ok")

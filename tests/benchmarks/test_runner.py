@@ -192,3 +192,15 @@ def test_a_stats_file_cut_short_is_read_without_its_last_row(tmp_path):
         ",Aggregated,10"
     )
     assert [row["name"] for row in analysis.parse_stats(stats)] == ["card"]
+
+
+def test_the_stress_gate_judges_each_step_by_its_own_errors(sleepy):
+    """The stress gate read the error ratio since the test's start: a cold start's 40 errors (1.7% of the
+    first step, all in its first second) stopped the test at its first step, though the step's last 10 s
+    had none; the same sum hid a late step's errors under thousands of earlier successes."""
+    sleepy.fail_first = 40
+    stages = [[14, 2, 10], [28, 3, 10]]
+    gate = {**GATES, "p95_ms": 1000.0, "error_rate_pct": 1.0, "step_seconds": 14}
+    outcome = _run(sleepy.url, stages, gate=gate)
+    assert sum(1 for s in outcome.samples if not s[3]) == 40
+    assert max(s[0] for s in outcome.samples) > 16, "stopped after its first step"
