@@ -14,9 +14,19 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], add_help=True)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], add_help=False, epilog="Every other option is `manage.py optimize`'s:"
+    )
     parser.add_argument("--optimize", required=True, choices=["all", "database", "caching", "model", "scaling"])
-    known, passed_on = parser.parse_known_args(argv)
+    # --help shows the options that pass through too (--response-time, --apply, ...), not --optimize alone.
+    wants_help = any(arg in ("-h", "--help") for arg in argv)
+    if wants_help:
+        parser.print_help()
+        print()
+        known, passed_on = argparse.Namespace(optimize="all"), ["--help"]
+    else:
+        known, passed_on = parser.parse_known_args(argv)
     # Run as a file (python performance/performance_orchestrator.py), the repository is not on the path yet.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from apps.core.standalone import ensure_django
