@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from apps.caching.models import CachePolicy
 from apps.metrics.models import Alert, AlertNotification, AlertRule
 from apps.services.admin import ListRowForm, ServiceVisibilityAdmin
 from apps.services.selectors import sees_all_traffic
@@ -46,7 +47,13 @@ class AlertRuleFormMixin:
 
 
 class AlertRuleForm(AlertRuleFormMixin, forms.ModelForm):
-    pass
+    def clean_cache_namespace(self) -> str:
+        """A namespace no policy names has no reads: the rule would say "no data" forever, a typo unnoticed."""
+        namespace = self.cleaned_data.get("cache_namespace", "").strip()
+        if namespace and not CachePolicy.objects.filter(namespace=namespace).exists():
+            known = ", ".join(CachePolicy.objects.values_list("namespace", flat=True))
+            raise ValidationError(f"No cache namespace is called {namespace!r}: one of {known}, or empty for all.")
+        return namespace
 
 
 class AlertRuleRowForm(AlertRuleFormMixin, ListRowForm):

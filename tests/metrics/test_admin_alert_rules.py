@@ -105,3 +105,14 @@ def test_the_list_reads_each_rule_s_service_in_the_same_query(root_client, djang
     add(10)
     with django_assert_max_num_queries(len(few)):
         assert root_client.get(URL).status_code == 200
+
+
+def test_a_cache_namespace_no_policy_names_is_a_field_error(root_client):
+    """A typo ("patient-data") had no reads at all: the rule said "no data" forever and never fired."""
+    form = {**FORM, "metric": "cache_hit_rate_pct", "operator": "lt", "threshold": 80}
+    response = root_client.post(f"{URL}add/", {**form, "cache_namespace": "patient-data"})
+    assert response.status_code == 200
+    [message] = response.context["adminform"].form.errors["cache_namespace"]
+    assert message.startswith("No cache namespace is called 'patient-data'")
+    assert root_client.post(f"{URL}add/", {**form, "cache_namespace": "patient_data"}).status_code == 302
+    assert AlertRule.objects.get(name="rule").cache_namespace == "patient_data"
