@@ -11,6 +11,7 @@ import os
 import re
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -121,6 +122,31 @@ def test_live_numbers_every_page_and_the_patient_list(stack, page, artifacts):
         timeout=30_000,
     )  # the block at the end was fetched once the scroll settled
     page.screenshot(path=artifacts / "patients-scrolled-to-end.png", full_page=True)
+
+    # A search by name: posted with the staff session (JSON from this origin, no CSRF token on the page), the
+    # name in the body and in no URL, so in no access log.
+    page.locator("[data-testid=vlist-scroller]").evaluate("element => { element.scrollTop = 0; }")
+    family = page.locator(".row-button .cell").first.inner_text().split(",")[0]
+    fragment = family[:3]
+    sent = []
+    page.on("request", lambda request: sent.append((request.method, request.url, request.post_data or "")))
+    page.get_by_role("searchbox").fill(fragment)
+    page.wait_for_function(
+        """([prefix]) => {
+            const plain = (text) => text.normalize("NFKD").replace(/\\p{M}/gu, "").toLowerCase();
+            const first = document.querySelector(".row-button .cell");
+            const count = document.querySelector("[data-testid=patient-count]").textContent;
+            return first && !count.startsWith("100,000") && /^[0-9,]+ patients$/.test(count)
+                && first.textContent.split(", ").some((part) => plain(part).startsWith(plain(prefix)));
+        }""",
+        arg=[fragment],
+        timeout=20_000,
+    )
+    posted = [body for method, url, body in sent if method == "POST" and url.endswith("/api/v1/patients/window/")]
+    assert posted and all(json.loads(body)["name"] == fragment for body in posted)
+    queries = [urlsplit(url).query.lower() for _, url, _ in sent]
+    assert not [query for query in queries if "name=" in query or fragment.lower() in query]
+    page.screenshot(path=artifacts / "patients-searched-by-name.png", full_page=True)
 
     # The views were audited: the list's windows and the vitals read, by the signed-in admin.
     page.goto(f"{stack.base}/dashboard/audit")

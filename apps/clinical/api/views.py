@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts import scopes
+from apps.accounts.authentication import BearerTokenAuthentication
 from apps.audit.views import PhiAPIView
+from apps.audit.writer import writer
 from apps.caching.stack import served_from_cache
 from apps.clinical import selectors, services
 from apps.clinical.api import serializers as s
@@ -21,7 +24,8 @@ from apps.clinical.models import Encounter, Patient
 from apps.clinical.services import patient_scope
 from apps.core.api.pagination import keyset_pagination
 from apps.core.api.params import reject_unknown_params, validated_body, validated_query
-from apps.core.api.schema import error_responses
+from apps.core.api.parsers import JSONParser
+from apps.core.api.schema import ErrorOutputSerializer, error_responses
 
 # Every PHI view: bad input (or X-Purpose-Of-Use), credentials, scope, its rate limit, the audit trail.
 PHI_ERRORS = error_responses(400, 401, 403, 429, 503)
@@ -71,18 +75,67 @@ class PatientLookupView(PhiAPIView):
         return Response(patient)
 
 
+class SameOriginSearchSessionAuthentication(SessionAuthentication):
+    """A staff session's posted search: a read, which a JSON body from this site's own pages may post without
+    the CSRF token (the dashboard's CSRF cookie is HttpOnly and its page carries no token).
+
+    Why that is safe: a page of another origin cannot send `Content-Type: application/json` without a CORS
+    preflight, which this server never grants, nor set `Sec-Fetch-Site: same-origin`; and what the search does
+    (an audited read, a rate-limit count) is what the GET form, which no CSRF check can cover, does too. Any
+    other body, or a request the browser marks cross-site or same-site, needs the token like every write."""
+
+    def enforce_csrf(self, request: Request) -> None:
+        media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
+        site = request.headers.get("Sec-Fetch-Site", "same-origin")
+        if media_type != "application/json" or site not in ("same-origin", "none"):
+            super().enforce_csrf(request)
+
+
 class PatientWindowView(PhiAPIView):
     """Rows `offset` to `offset + limit` of a patient search and the total: what a virtualized list asks
-    for when the user drags its scrollbar to any point of 100k+ rows (a keyset page cannot jump)."""
+    for when the user drags its scrollbar to any point of 100k+ rows (a keyset page cannot jump).
+
+    GET takes the search in the query string; POST takes it as a JSON body, so a name (or birth date) never
+    reaches a URL, an access log or a proxy's log, as FHIR's `POST [type]/_search` does."""
 
     required_scopes = [scopes.PATIENT_READ]
     resource_type = "Patient"
+    refusal_action = "search"  # a refused GET or POST alike
+    authentication_classes = [BearerTokenAuthentication, SameOriginSearchSessionAuthentication]
+    parser_classes = [JSONParser]
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.method == "POST":  # a read, like the GET: its audit record joins the group commit
+            with writer.expecting():
+                return super().dispatch(request, *args, **kwargs)
+        return super().dispatch(request, *args, **kwargs)
 
     @extend_schema(
-        parameters=[s.PatientWindowInputSerializer], responses={200: PatientWindowOutputSerializer, **PHI_ERRORS}
+        parameters=[s.PatientWindowInputSerializer],
+        responses={200: PatientWindowOutputSerializer, **PHI_ERRORS},
+        description="The search in the query string puts names and birth dates in URLs, and so in access logs: "
+        "prefer the POST form.",
     )
     def get(self, request: Request) -> Response:
-        query = validated_query(request, s.PatientWindowInputSerializer)
+        return self._window(request, dict(validated_query(request, s.PatientWindowInputSerializer)))
+
+    @extend_schema(
+        operation_id="patients_window_search",
+        request=s.PatientWindowInputSerializer,
+        responses={
+            200: PatientWindowOutputSerializer,
+            **PHI_ERRORS,
+            415: OpenApiResponse(ErrorOutputSerializer, description="A body other than JSON."),
+        },
+        description="The same window with the search in a JSON body, kept out of URLs and logs. A staff session "
+        "posting JSON from this site's pages needs no CSRF token (a read); anything else posted with a session "
+        "does.",
+    )
+    def post(self, request: Request) -> Response:
+        reject_unknown_params(request, [])  # nothing in the URL: the search is the body
+        return self._window(request, dict(validated_body(request, s.PatientWindowInputSerializer)))
+
+    def _window(self, request: Request, query: dict) -> Response:
         offset, limit = query.pop("offset"), query.pop("limit")
         patients = selectors.patient_search(**query)
         rows = [patient_json(patient) for patient in patients[offset : offset + limit]]

@@ -63,7 +63,29 @@ export function fieldErrors(body: unknown): FieldErrors {
  * about caching, so Chromium kept them in its disk cache, on a ward's shared workstation, after sign-out.
  */
 export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
-  const response = await fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" }, signal });
+  return answered<T>(await fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" }, signal }));
+}
+
+/**
+ * POST a JSON body to a search that reads (the patient window): what it searches by, a name or a birth date,
+ * goes in the body, never in the URL, so no access log or proxy log keeps it. The body is JSON from this
+ * page's own origin, which the API takes from a staff session without a CSRF token (a read; another origin
+ * cannot post JSON here without a CORS preflight the server never grants).
+ */
+export async function postSearch<T>(url: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
+  return answered<T>(
+    await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      cache: "no-store",
+      headers: { Accept: "application/json", "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+      signal,
+    }),
+  );
+}
+
+async function answered<T>(response: Response): Promise<T> {
   if (!response.ok) {
     let detail = response.statusText;
     let fields: FieldErrors = {};

@@ -1,4 +1,4 @@
-import { getJson, query } from "../../../lib/api";
+import { getJson, postSearch, query } from "../../../lib/api";
 
 export interface Patient {
   id: number;
@@ -25,8 +25,15 @@ export interface Observation {
   effective_at: string;
 }
 
+const WINDOW = "/api/v1/patients/window/";
+
+/**
+ * A window of the patient list. A search by name is posted, so the name never appears in a URL (and so in no
+ * access log); the whole list, which names no one, stays a GET.
+ */
 export function fetchPatientWindow(name: string, offset: number, limit: number, signal?: AbortSignal) {
-  return getJson<PatientWindow>(`/api/v1/patients/window/${query({ name, offset, limit })}`, signal);
+  if (name) return postSearch<PatientWindow>(WINDOW, { name, offset, limit }, signal);
+  return getJson<PatientWindow>(`${WINDOW}${query({ offset, limit })}`, signal);
 }
 
 export function vitalsUrl(patientId: number, code: string, limit = 500): string {
