@@ -17,7 +17,7 @@ from apps.core.compiled import CompiledLookup, CompiledQuery, CompiledShapes
 
 # The two lookups every patient read starts with, compiled once (apps/core/compiled.py), reading
 # the columns of a patient card, which the REST and FHIR reads are built from (the rest stay deferred).
-PATIENT_CARD_COLUMNS = ["identifier_system", "mrn", "family_name", "given_name", "birth_date", "sex"]
+PATIENT_CARD_COLUMNS = ["identifier_system", "mrn", "family_name", "given_name", "birth_date", "sex", "updated_at"]
 _active_patients = Patient.objects.filter(is_deleted=False)
 _active_patient_by_pk = CompiledLookup(_active_patients, ["pk"], columns=PATIENT_CARD_COLUMNS)
 _active_patient_by_identifier = CompiledLookup(
@@ -47,7 +47,8 @@ def patient_card(*, patient_id: int) -> dict | None:
         patient = patient_get(patient_id=patient_id)
         return patient_json(patient) if patient else None
 
-    return get_or_load("patient_data", ["patient", patient_id], load, scope=patient_scope(patient_id))
+    # "card-2": cards carry updated_at since; one stored before (without it) is never read back as one.
+    return get_or_load("patient_data", ["card-2", patient_id], load, scope=patient_scope(patient_id))
 
 
 def patient_id_by_identifier(*, value: str, system: str | None = None) -> int | None:

@@ -26,6 +26,9 @@ def patient_json(patient: Patient) -> dict:
         "given_name": patient.given_name,
         "birth_date": patient.birth_date.isoformat(),
         "sex": patient.sex,
+        # When the row last changed: FHIR's meta.lastUpdated, versionId and the read's ETag come from it, so
+        # the cached card answers them without another query.
+        "updated_at": _instant(patient.updated_at),
     }
 
 

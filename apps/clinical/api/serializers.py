@@ -64,7 +64,7 @@ class PatientCreateInputSerializer(serializers.Serializer):
 class PatientOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = Patient
-        fields = ["id", "identifier_system", "mrn", "family_name", "given_name", "birth_date", "sex"]
+        fields = ["id", "identifier_system", "mrn", "family_name", "given_name", "birth_date", "sex", "updated_at"]
 
 
 # --- observations ---------------------------------------------------------------------------------

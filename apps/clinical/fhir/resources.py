@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from apps.clinical.codes import (
     ACT_CODE,
@@ -26,14 +26,39 @@ def _instant(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def last_updated(card: dict) -> datetime | None:
+    """When the patient's row last changed (None for a card that does not say)."""
+    stamp = card.get("updated_at")
+    return datetime.fromisoformat(stamp) if stamp else None
+
+
+def version_id(updated: datetime) -> str:
+    """The resource's version: its update time in microseconds since 1970. Every write of a patient row sets
+    `updated_at` (auto_now, the loader's COPY), so the version changes exactly when the resource does, with no
+    counter column to keep in step; FHIR versionIds are opaque strings."""
+    return str((updated - _EPOCH) // timedelta(microseconds=1))
+
+
+def patient_meta(card: dict) -> dict | None:
+    updated = last_updated(card)
+    if updated is None:
+        return None
+    return {"versionId": version_id(updated), "lastUpdated": card["updated_at"]}
+
+
 def patient_resource(card: dict) -> dict:
     """A patient card (`patient_json`, the form the `patient_data` cache keeps) as a FHIR Patient.
 
     Only active patients are ever served (reads and searches skip soft-deleted ones).
     """
+    meta = patient_meta(card)
     return {
         "resourceType": "Patient",
         "id": str(card["id"]),
+        **({"meta": meta} if meta is not None else {}),
         "identifier": [
             {
                 "use": "usual",

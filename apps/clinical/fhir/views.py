@@ -18,6 +18,7 @@ from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Model, Q, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
+from django.utils.http import http_date, parse_etags, parse_http_date_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -321,11 +322,11 @@ class CapabilityStatementView(FhirMixin, APIView):
 
 def _capability(resource_type: str, params: dict[str, str], read: bool) -> dict:
     interactions = [{"code": "search-type"}] + ([{"code": "read"}] if read else [])
-    return {
-        "type": resource_type,
-        "interaction": interactions,
-        "searchParam": [{"name": name, "type": kind} for name, kind in params.items()],
-    }
+    capability = {"type": resource_type, "interaction": interactions}
+    if read:  # meta.versionId, ETag and Last-Modified; If-None-Match and If-Modified-Since answer 304
+        capability.update(versioning="versioned", readHistory=False, conditionalRead="full-support")
+    capability["searchParam"] = [{"name": name, "type": kind} for name, kind in params.items()]
+    return capability
 
 
 class PatientReadView(FhirMixin, PhiAPIView):
@@ -334,9 +335,17 @@ class PatientReadView(FhirMixin, PhiAPIView):
 
     @extend_schema(
         operation_id="fhir_Patient_read",
-        parameters=[_FORMAT_PARAM],
+        parameters=[
+            _FORMAT_PARAM,
+            OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER,
+                             description='A version\'s ETag (W/"<versionId>"): 304 while it is current.'),
+            OpenApiParameter("If-Modified-Since", str, OpenApiParameter.HEADER,
+                             description="An HTTP date: 304 unless the patient changed after it."),
+        ],
         responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="A FHIR R4 Patient."),
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="A FHIR R4 Patient, with meta.versionId and "
+                                 'meta.lastUpdated; ETag W/"<versionId>" and Last-Modified say the same.'),
+            304: OpenApiResponse(description="Not modified: the version the client holds is current (no body)."),
             **_outcomes(400, 401, 403, 404, 410, 429, 503, e400="A _format other than JSON.",
                         e404="No patient has this id.", e410="The patient was deleted."),
         },
@@ -352,7 +361,25 @@ class PatientReadView(FhirMixin, PhiAPIView):
             raise NotFound(f"Patient/{patient_id} does not exist.")
         self.audit(request, action="read", resource_id=card["id"], patient_id=card["id"],
                    served_from_cache=served_from_cache())  # fmt: skip
-        return Response(resources.patient_resource(card))
+        updated = resources.last_updated(card)
+        if updated is None:  # a card without its update time: the resource, without validators
+            return Response(resources.patient_resource(card))
+        headers = {"ETag": f'W/"{resources.version_id(updated)}"', "Last-Modified": http_date(updated.timestamp())}
+        if _not_modified(request, headers["ETag"], updated):
+            # The client's copy is current: it was told so, which is a read like any other (audited above).
+            return Response(status=304, headers=headers)
+        return Response(resources.patient_resource(card), headers=headers)
+
+
+def _not_modified(request: Request, etag: str, updated: datetime) -> bool:
+    """A conditional read (RFC 9110): If-None-Match, by weak comparison, or else If-Modified-Since, which has
+    whole seconds."""
+    if_none_match = request.headers.get("If-None-Match")
+    if if_none_match is not None:
+        tags = parse_etags(if_none_match)
+        return "*" in tags or etag.removeprefix("W/") in {tag.removeprefix("W/") for tag in tags}
+    since = parse_http_date_safe(request.headers.get("If-Modified-Since") or "")
+    return since is not None and int(updated.timestamp()) <= since
 
 
 class FhirSearchView(FhirMixin, PhiAPIView):
