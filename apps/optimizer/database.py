@@ -3,12 +3,15 @@ statistics, and recommend (or, with apply, create) the indexes the models define
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import statistics
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 
 from django.db import DatabaseError, Error, connection, connections, models
 
@@ -521,6 +524,47 @@ def recommendations_for(findings: dict) -> list[Draft]:
     return drafts
 
 
+# Set by a run while it applies: true once the run no longer wants its changes (cancelled, or failed by the
+# stuck checker). A build takes minutes on a large table; it is stopped on the server rather than finished.
+build_abandoned: ContextVar[Callable[[], bool] | None] = ContextVar("build_abandoned", default=None)
+
+
+class BuildCancelled(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _cancelled_when_abandoned(cursor) -> Iterator[threading.Event]:
+    """Watch, from a thread with its own connection, whether the build is still wanted, and cancel this
+    session's statement when it is not. The watcher is stopped before the session runs anything else, so
+    the cancel can only reach the build (a cancel reaching an idle session is ignored by PostgreSQL)."""
+    abandoned, fired = build_abandoned.get(), threading.Event()
+    if abandoned is None:
+        yield fired
+        return
+    cursor.execute("SELECT pg_backend_pid()")
+    pid, done = cursor.fetchone()[0], threading.Event()
+
+    def watch() -> None:
+        try:
+            while not done.wait(1.0):
+                if abandoned():
+                    with connection.cursor() as other:
+                        other.execute("SELECT pg_cancel_backend(%s)", [pid])
+                    fired.set()
+                    return
+        finally:
+            connection.close()
+
+    watcher = threading.Thread(target=watch, name="index-build-watch", daemon=True)
+    watcher.start()
+    try:
+        yield fired
+    finally:
+        done.set()
+        watcher.join()
+
+
 def index_create(*, index: str, sql: str | None = None) -> dict:
     """Create a designed index CONCURRENTLY (no table lock), replacing an invalid leftover of the same name.
 
@@ -586,9 +630,11 @@ def _index_create(cursor, *, index: str, sql: str) -> dict:
         return {"index": index, "sql": sql, "note": "already present"}
     if state:
         cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
+    cancelled = threading.Event()
     try:
-        cursor.execute(sql)
-    except DatabaseError:
+        with _cancelled_when_abandoned(cursor) as cancelled:
+            cursor.execute(sql)
+    except DatabaseError as exc:
         # A failed concurrent build leaves its index INVALID: written on every change, read by nothing.
         try:
             left = _index_state(cursor, index)
@@ -596,5 +642,9 @@ def _index_create(cursor, *, index: str, sql: str) -> dict:
                 cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
         except Error:
             logger.warning("could not drop the invalid index %s left by a failed build", index, exc_info=True)
+        if cancelled.is_set():
+            raise BuildCancelled(
+                f"Stopped with its run: the build of {index} was cancelled, its leftover dropped."
+            ) from exc
         raise
     return {"index": index, "sql": sql}

@@ -15,6 +15,7 @@ from kombu.exceptions import OperationalError
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import AuditEntry, audit_record
+from apps.optimizer import database
 from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
 from apps.optimizer.report import render_report
 from apps.optimizer.steps import STEPS
@@ -163,10 +164,13 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
                             break
                     # Between measuring (up to 0.6) and measuring again (0.85): each change moves it on.
                     progress(0.6 + 0.25 * done / len(changes), f"apply: {recommendation.title}")
+                    watching = database.build_abandoned.set(lambda: not _step_running(step))
                     try:
                         recommendation_apply(recommendation=recommendation, via="optimize --apply")
                     except ValueError as exc:  # decided meanwhile (an admin dismissed or applied it): left as is
                         logger.info("run %s did not apply recommendation %s: %s", run.pk, recommendation.pk, exc)
+                    finally:
+                        database.build_abandoned.reset(watching)
                 step.applied = list(
                     run.recommendations.filter(step=step.name, status=Recommendation.Status.APPLIED).values_list(
                         "outcome", flat=True
@@ -212,6 +216,15 @@ class StepAbandoned(Exception):
 STEP_RESULT_FIELDS = ("status", "findings", "applied", "verdicts", "error", "progress", "progress_message",
                       "finished_at")  # fmt: skip
 FINISHED_RUN_STATUSES = (OptimizationRun.Status.SUCCEEDED, OptimizationRun.Status.FAILED)
+
+
+def _step_running(step: OptimizationStep) -> bool:
+    """_step_still_counts without the lock: for a watcher polling from another thread."""
+    return (
+        OptimizationStep.objects.filter(pk=step.pk, status=OptimizationStep.Status.RUNNING)
+        .exclude(run__status__in=FINISHED_RUN_STATUSES)
+        .exists()
+    )
 
 
 def _step_still_counts(step: OptimizationStep) -> bool:

@@ -225,3 +225,40 @@ def test_unused_advice_on_a_designed_index_says_to_drop_it_in_the_model():
     reasons = {draft.subject: draft.reason for draft in recommendations_for(findings)}
     assert "in the model that declares it" in reasons[INDEX]
     assert "model" not in reasons["dba_obs_value"]
+
+
+def test_cancelling_a_run_stops_the_index_build_it_is_waiting_on(data):
+    """A build takes minutes on a large table (or waits, as here, for an old transaction): a cancelled run
+    went on building until it ended. Now the build is cancelled on the server and its leftover dropped."""
+    from apps.optimizer import services
+
+    _sql(f"DROP INDEX {INDEX}")
+    run = services.optimization_run_create(target="database", apply=True)
+    holder = _connect()
+    holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")  # the build waits for this snapshot
+
+    def execute() -> None:
+        try:
+            services.optimization_run_inline(run)
+        finally:
+            connection.close()
+
+    running = threading.Thread(target=execute)
+    running.start()
+    try:
+        _wait_for(lambda: _building(INDEX), 60)
+        assert services.optimization_run_cancel(run=run, by="ops")
+        running.join(15)
+        assert not running.is_alive(), "the build went on after its run was cancelled"
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+        running.join(60)
+    run.refresh_from_db()
+    assert run.status == "failed" and run.error == "Cancelled by ops."
+    recommendation = run.recommendations.get(subject=INDEX)
+    assert recommendation.status == Recommendation.Status.FAILED and "Stopped with its run" in str(
+        recommendation.outcome
+    )
+    assert _state(INDEX) is None  # no INVALID leftover written on every change
