@@ -16,7 +16,8 @@ logger = logging.getLogger(__name__)
 class Command(BaseCommand):
     help = (
         "Measure and optimize the system: each step runs on a Celery worker (or here with --inline). "
-        "Without --apply nothing is changed. Exits 1 when a measured target is missed, 2 when the run failed."
+        "Without --apply nothing is changed. Exits 1 when a measured target is missed, 2 when the run failed or "
+        "could not run (a refused option, a timeout, a change --apply could not make), 3 when only --report failed."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
