@@ -23,6 +23,11 @@ class CachePolicyAdmin(ListRowFormAdmin):
         ("Statistics (all processes)", {"fields": ["statistics", "generation", "updated_at"]}),
     ]
 
+    def get_readonly_fields(self, request, obj=None):
+        # The code names its namespaces: a renamed policy governs nothing, and the old name is seeded again with
+        # the defaults, the admin's TTLs lost.
+        return [*self.readonly_fields, "namespace"] if obj is not None else self.readonly_fields
+
     def get_queryset(self, request):
         self._stats = selectors.cache_stats()
         return super().get_queryset(request)

@@ -64,11 +64,14 @@ class RateLimitPolicyAdmin(ListRowFormAdmin):
         return super().has_delete_permission(request, obj)
 
     def get_readonly_fields(self, request, obj=None):
+        readonly = list(self.readonly_fields)
+        if obj is not None and obj.scope in set(route_scopes().values()):
+            readonly.append("scope")  # renamed, it is deleted for the views that throttle by it
         # A policy is every service's, so its watched service is chosen by those who see every service: the list
         # named services hidden from an Operator, and narrowing it would clear a hidden one on their next save.
-        if sees_every_service(request.user):
-            return self.readonly_fields
-        return [*self.readonly_fields, "service"]
+        if not sees_every_service(request.user):
+            readonly.append("service")
+        return readonly
 
     @admin.display(description="in force")
     def effective(self, policy: RateLimitPolicy) -> str:

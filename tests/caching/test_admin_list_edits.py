@@ -47,3 +47,11 @@ def test_a_negative_ttl_is_refused_on_its_field(root_client):
     response = _list_post(root_client, lambda p: -5 if p.namespace == "ai_inference" else p.ttl_seconds)
     assert response.status_code == 200 and "errorlist" in response.content.decode()
     assert CachePolicy.objects.get(namespace="ai_inference").ttl_seconds > 0
+
+
+def test_a_policy_s_namespace_is_not_renamed_in_admin(root_client):
+    """Renamed, "patient_data" governed nothing: the code seeded the name again with the defaults."""
+    policy = CachePolicy.objects.get(namespace="patient_data")
+    page = root_client.get(f"{URL}{policy.pk}/change/")
+    assert "namespace" not in page.context["adminform"].form.fields
+    assert "namespace" in root_client.get(f"{URL}add/").context["adminform"].form.fields

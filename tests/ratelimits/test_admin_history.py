@@ -35,3 +35,9 @@ def test_a_policy_the_api_throttles_by_cannot_be_deleted(admin_client):
     spare = RateLimitPolicy.objects.create(scope="no-view-uses-this", requests=10)
     assert admin_client.post(f"{url}{spare.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not RateLimitPolicy.objects.filter(pk=spare.pk).exists()
+
+
+def test_a_policy_the_api_throttles_by_cannot_be_renamed(admin_client):
+    policy = RateLimitPolicy.objects.get(scope="patient_data")
+    page = admin_client.get(f"/admin/ratelimits/ratelimitpolicy/{policy.pk}/change/")
+    assert "scope" not in page.context["adminform"].form.fields
