@@ -254,6 +254,24 @@ class Embedder(_Runner):
         return torch.nn.functional.normalize(pooled, dim=1).cpu().tolist()
 
 
+class StreamChunks:
+    """A stream's text chunks; closing it stops the generation, also before the first chunk was asked for
+    (closing a generator that never started runs none of its code)."""
+
+    def __init__(self, chunks, stopped: threading.Event) -> None:
+        self.chunks, self.stopped = chunks, stopped
+
+    def __iter__(self) -> StreamChunks:
+        return self
+
+    def __next__(self) -> str:
+        return next(self.chunks)
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.chunks.close()
+
+
 class Generator(_Runner):
     """Greedy chat completion, batched with left padding."""
 
@@ -346,7 +364,7 @@ class Generator(_Runner):
                 raise GenerationFailed(f"{type(failures[0]).__name__}: {failures[0]}") from failures[0]
 
         threading.Thread(target=run, name="inference-stream", daemon=True).start()
-        return chunks()
+        return StreamChunks(chunks(), stopped)
 
     def next_token_logits(self, text: str):
         """Teacher-forced logits at every position of `text` (fidelity: top-1 agreement, perplexity)."""

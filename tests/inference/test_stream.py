@@ -84,3 +84,23 @@ def test_the_event_stream_ends_with_an_error_event_when_the_model_fails(api, iss
     assert body.count('data: {"text"') >= 1
     assert "event: error\ndata: " in body and '"code": "inference_failed"' in body and "event: done" not in body
     assert "Name one vital sign" not in caplog.text  # the prompt stays out of the log
+
+
+@pytest.mark.django_db
+def test_a_stream_response_closed_before_it_was_sent_stops_the_generation(api, issue_token):
+    """The generation starts as the view answers; Django closes a response it never sends (the client left
+    first), and that close reached only the events' generator, which had not started."""
+    RateLimitPolicy.objects.filter(scope="ai_inference").update(requests=10_000)
+    _, assistant = services.bundled_deployments_ensure()
+    assistant.max_new_tokens = 400  # run to its cap, it would go on for half a minute and more
+    assistant.save()
+    serving.served(assistant).runner.generate(["Warm up."], 2)  # the first run of a process is slow
+    response = api.post("/api/v1/inference/clinical-assistant/generate",
+                        {"prompt": "Write a long story about a night shift.", "max_new_tokens": 400, "stream": True},
+                        format="json", HTTP_AUTHORIZATION=f"Bearer {issue_token('inference')}")  # fmt: skip
+    assert response.status_code == 200 and _stream_threads()
+    response.close()
+    deadline = time.monotonic() + 5  # a token takes ~50-100 ms here
+    while _stream_threads() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not _stream_threads(), "the generation went on after its response was closed unsent"

@@ -210,15 +210,35 @@ def _event_stream(name: str, mode: str, chunks) -> StreamingHttpResponse:
             yield f"event: error\ndata: {json.dumps(failed)}\n\n"
             return
         finally:
-            if hasattr(chunks, "close"):
-                chunks.close()  # a client that left stops the model's thread at its next token
+            _close(chunks)  # a client that left stops the model's thread at its next token
         done = {"deployment": name, "quantization": mode, "text": "".join(parts)}
         yield f"event: done\ndata: {json.dumps(done)}\n\n"
 
-    response = StreamingHttpResponse(events(), content_type="text/event-stream")
+    response = StreamingHttpResponse(_Closing(events(), chunks), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # proxies pass each event on as it comes
     return response
+
+
+class _Closing:
+    """The events, closed with the model's chunks: Django closes a response it never sent (a client gone
+    before the first byte), and closing the events' generator before it started runs none of its code, so
+    the generation, already running, went on to its cap for no one."""
+
+    def __init__(self, events, chunks) -> None:
+        self.events, self.chunks = events, chunks
+
+    def __iter__(self):
+        return self.events
+
+    def close(self) -> None:
+        self.events.close()
+        _close(self.chunks)
+
+
+def _close(chunks) -> None:
+    if hasattr(chunks, "close"):
+        chunks.close()
 
 
 class DeploymentOverviewView(APIView):
