@@ -25,6 +25,12 @@ class CoreConfig(AppConfig):
 
         parse_trusted_proxies(settings.TRUSTED_PROXIES)  # a typo stops start-up, not the first request
 
+        from django.contrib.auth.signals import user_logged_in
+
+        from apps.core.middleware import stamp_session_on_sign_in
+
+        user_logged_in.connect(stamp_session_on_sign_in, dispatch_uid="core.session_idle.stamp")
+
         from apps.core.log_filters import bind_task_id, unbind_task_id
 
         # weak=False: the receivers are module functions, kept alive anyway; dispatch_uid: ready() may run twice.

@@ -58,3 +58,10 @@ class SessionIdleTimeoutMiddleware:
             elif last_seen is None or now - last_seen >= self.WRITE_EVERY_SECONDS:
                 session[LAST_SEEN_KEY] = now
         return self.get_response(request)
+
+
+def stamp_session_on_sign_in(sender, request: HttpRequest | None, **kwargs) -> None:
+    """A fresh session's last request is its sign-in: its first minute of requests then writes nothing."""
+    session = getattr(request, "session", None)
+    if session is not None:
+        session[LAST_SEEN_KEY] = time.time()
