@@ -8,7 +8,7 @@ from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 
 from apps.accounts.models import ApiClient
-from apps.accounts.selectors import scopes_held_by
+from apps.accounts.selectors import groups_grantable_by, permissions_grantable_by, scopes_held_by
 from apps.accounts.services import (
     UPDATABLE_FIELDS,
     api_client_delete,
@@ -95,7 +95,28 @@ class ApiClientAdmin(admin.ModelAdmin):
 class StaffUserAdmin(UserAdmin):
     """Django's user admin, except that only a superuser makes or edits a superuser: an Administrator holds
     every permission of the control plane, but could otherwise tick their own superuser box, or reset a
-    superuser's password and act as them."""
+    superuser's password and act as them. And a staff user hands out only the permissions and groups they
+    hold: an Administrator could otherwise grant themselves axes' permissions (clear their own lockouts and
+    keep guessing a superuser's password) or anything else outside their role."""
+
+    def formfield_for_manytomany(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "user_permissions":
+            kwargs["queryset"] = permissions_grantable_by(request.user).select_related("content_type")
+        elif db_field.name == "groups":
+            kwargs["queryset"] = groups_grantable_by(request.user)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        """The form offers only what the editor may grant, so saving it would drop whatever else the user
+        held (granted by a superuser): that is kept."""
+        user = form.instance
+        kept_permissions, kept_groups = [], []
+        if change and not request.user.is_superuser:
+            kept_permissions = list(user.user_permissions.exclude(pk__in=permissions_grantable_by(request.user)))
+            kept_groups = list(user.groups.exclude(pk__in=groups_grantable_by(request.user)))
+        super().save_related(request, form, formsets, change)
+        user.user_permissions.add(*kept_permissions)
+        user.groups.add(*kept_groups)
 
     def get_queryset(self, request: HttpRequest):
         users = super().get_queryset(request)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import Group, Permission
+from django.db.models import Q, QuerySet
+
 from apps.accounts.models import ApiClient, scope_permission_codename
 from apps.accounts.scopes import SCOPES
 from apps.accounts.services import api_clients_cache, token_hash
@@ -24,3 +27,19 @@ def api_client_for_token(token: str) -> ApiClient | None:
 def scopes_held_by(user) -> list[str]:
     """The scopes a staff user holds, through the Django permissions of the same names (superusers: all)."""
     return [scope for scope in SCOPES if user.has_perm(f"accounts.{scope_permission_codename(scope)}")]
+
+
+def permissions_grantable_by(editor) -> QuerySet[Permission]:
+    """The permissions a staff user may hand out: those they hold (directly or through a group); all, for a
+    superuser."""
+    if editor.is_superuser:
+        return Permission.objects.all()
+    return Permission.objects.filter(Q(user=editor) | Q(group__user=editor)).distinct()
+
+
+def groups_grantable_by(editor) -> QuerySet[Group]:
+    """The groups a staff user may put someone in: those granting nothing they do not hold themselves."""
+    if editor.is_superuser:
+        return Group.objects.all()
+    beyond = Permission.objects.exclude(pk__in=permissions_grantable_by(editor).values("pk"))
+    return Group.objects.exclude(permissions__in=beyond)

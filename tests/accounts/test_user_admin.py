@@ -1,7 +1,7 @@
 """Staff accounts in admin: an Administrator manages users, but never becomes or edits a superuser."""
 
 import pytest
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 
 from apps.accounts.roles import ADMINISTRATORS
 
@@ -51,3 +51,43 @@ def test_a_superuser_still_can(client, admin_user, administrator):
     assert response.status_code == 302
     administrator.refresh_from_db()
     assert administrator.is_superuser
+
+
+def _permission(codename: str) -> Permission:
+    return Permission.objects.get(codename=codename)
+
+
+def test_an_administrator_cannot_grant_a_permission_they_do_not_hold(client, administrator):
+    """Django's user form offered every permission: an Administrator could give themselves axes' permissions
+    (clear their own lockouts, keep guessing a superuser's password) or anything outside their role."""
+    client.force_login(administrator)
+    axes_clear = _permission("delete_accessattempt")
+    response = client.post(
+        f"/admin/auth/user/{administrator.pk}/change/",
+        _user_form(administrator, user_permissions=[axes_clear.pk]),
+    )
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    assert not administrator.user_permissions.exists()
+    superusers_only = Group.objects.create(name="Lockout clearers")
+    superusers_only.permissions.set([axes_clear])
+    form = client.get(f"/admin/auth/user/{administrator.pk}/change/").content.decode()
+    assert f'value="{axes_clear.pk}"' not in form and "Lockout clearers" not in form
+    # Within their own role they still grant freely.
+    view_services = _permission("view_service")
+    response = client.post(
+        f"/admin/auth/user/{administrator.pk}/change/",
+        _user_form(administrator, user_permissions=[view_services.pk]),
+    )
+    assert response.status_code == 302
+    assert list(administrator.user_permissions.all()) == [view_services]
+
+
+def test_an_administrators_edit_keeps_what_a_superuser_granted_beyond_it(client, administrator, django_user_model):
+    nurse = django_user_model.objects.create_user("nurse-lead", "n@example.org", "pw-Long-enough-1", is_staff=True)
+    axes_clear = _permission("delete_accessattempt")
+    nurse.user_permissions.set([axes_clear])
+    client.force_login(administrator)
+    response = client.post(f"/admin/auth/user/{nurse.pk}/change/", _user_form(nurse, first_name="Grace"))
+    assert response.status_code == 302, response.content.decode()[:2000]
+    nurse.refresh_from_db()
+    assert nurse.first_name == "Grace" and list(nurse.user_permissions.all()) == [axes_clear]
