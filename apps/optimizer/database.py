@@ -160,6 +160,8 @@ def designed_index_sql(name: str) -> str:
         raise ValueError(f"{name!r} is not an index the data plane's models declare.")
     model, index = designed[name]
     with connection.schema_editor(collect_sql=True) as editor:
+        if connection.vendor != "postgresql":  # SQLite builds in its one writer's transaction anyway
+            return str(index.create_sql(model, editor))
         return str(index.create_sql(model, editor, concurrently=True))
 
 
@@ -279,6 +281,8 @@ def missing_indexes() -> list[dict]:
 def index_states() -> list[dict]:
     """Every designed index that is not present and valid, with its state: missing, invalid, building
     (another session's CREATE INDEX CONCURRENTLY in progress) or covered (by an index of another name)."""
+    if connection.vendor == "sqlite":
+        return _sqlite_index_states()
     if connection.vendor != "postgresql":
         return []
     with connection.cursor() as cursor:
@@ -305,6 +309,27 @@ def index_states() -> list[dict]:
             cover = covering_index(shape, candidates) if shape else None
             states.append({**row, "state": "covered", "covered_by": cover} if cover else {**row, "state": "missing"})
     return states
+
+
+def _pattern_of(name: str) -> str | None:
+    return next((p.name for p in QUERY_PATTERNS if p.expected_index and p.expected_index[1] == name), None)
+
+
+def _sqlite_present(cursor) -> set[str]:
+    cursor.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    return {row[0] for row in cursor.fetchall()}
+
+
+def _sqlite_index_states() -> list[dict]:
+    """The embedded database's designed indexes that are missing (SQLite has no invalid or concurrent builds)."""
+    with connection.cursor() as cursor:
+        present = _sqlite_present(cursor)
+    return [
+        {"index": name, "table": model._meta.db_table, "pattern": _pattern_of(name), "sql": designed_index_sql(name),
+         "state": "missing"}
+        for name, (model, index) in designed_indexes().items()
+        if name not in present and type(index) is models.Index  # BRIN and GIN are PostgreSQL's alone
+    ]  # fmt: skip
 
 
 def invalid_indexes() -> list[dict]:
@@ -575,9 +600,17 @@ def index_create(*, index: str, sql: str | None = None) -> dict:
     would take the first's build in progress for a leftover. A build by another session (a migration)
     is waited for, never dropped.
     """
-    if connection.vendor != "postgresql":
-        raise ValueError("Indexes are created CONCURRENTLY on PostgreSQL only.")
     statement = designed_index_sql(index)
+    if connection.vendor == "sqlite":
+        if type(designed_indexes()[index][1]) is not models.Index:
+            raise ValueError(f"{index} is a PostgreSQL index type; SQLite runs without it.")
+        with connection.cursor() as cursor:
+            if index in _sqlite_present(cursor):
+                return {"index": index, "sql": statement, "note": "already present"}
+            cursor.execute(statement)
+        return {"index": index, "sql": statement}
+    if connection.vendor != "postgresql":
+        raise ValueError("Indexes are created on PostgreSQL and SQLite only.")
     lock = f"optimizer.index_create:{index}"
     with connection.cursor() as cursor:
         # Polled, not waited for in a statement: CREATE INDEX CONCURRENTLY waits for every open transaction,
