@@ -15,12 +15,13 @@ from apps.accounts.permissions import HasScope, StaffModelPermissions
 
 # Answer without a caller: the API's index, the FHIR CapabilityStatement and its "unsupported" catch-all,
 # the OpenAPI schema and its Swagger UI.
-PUBLIC = {"ApiRootView", "CapabilityStatementView", "UnsupportedView", "SpectacularAPIView", "SpectacularSwaggerView"}
+PUBLIC = {"ApiRootView", "CapabilityStatementView", "UnsupportedView", "SpectacularAPIView",
+          "SpectacularSwaggerSplitView"}  # fmt: skip
 # Any signed-in caller, about itself only.
 SELF_ONLY = {"WhoAmIView"}
 # POST handlers that read: the body keeps an MRN or search terms out of the URL.
 READS_BY_POST = {"PatientLookupView", "PatientSearchView", "ObservationSearchView", "EncounterSearchView",
-                 "MedicationRequestSearchView"}  # fmt: skip
+                 "MedicationRequestSearchView", "PatientWindowView"}  # fmt: skip
 UNSAFE = ("post", "put", "patch", "delete")
 
 
