@@ -59,7 +59,7 @@ class BenchmarkPlanAdmin(ServiceVisibilityAdmin):
             else:
                 self.message_user(request, f"{plan}: run #{run.pk} sent.", messages.SUCCESS)
 
-    @admin.action(description="Schedule nightly (03:00 UTC)", permissions=["change"])
+    @admin.action(description="Schedule nightly (03:00 on the hospital's clock, TIME_ZONE)", permissions=["change"])
     def schedule_nightly(self, request: HttpRequest, queryset: QuerySet[BenchmarkPlan]) -> None:
         outcome = services.nightly_benchmarks_ensure(plans=queryset)
         for label, names, level in (

@@ -51,7 +51,7 @@ def _where(config: dict) -> tuple[str, str, str]:
 def _missing_indexes_create() -> list[dict]:
     from apps.optimizer.database import index_create, missing_indexes
 
-    return [index_create(index=missing["index"], sql=missing["sql"]) for missing in missing_indexes()]
+    return [index_create(index=missing["index"]) for missing in missing_indexes()]
 
 
 def _patient_lookup(mrn: str, system: str | None) -> dict | None:

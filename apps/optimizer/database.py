@@ -590,10 +590,10 @@ def _cancelled_when_abandoned(cursor) -> Iterator[threading.Event]:
         watcher.join()
 
 
-def index_create(*, index: str, sql: str | None = None) -> dict:
+def index_create(*, index: str) -> dict:
     """Create a designed index CONCURRENTLY (no table lock), replacing an invalid leftover of the same name.
 
-    The statement is built from the model's current definition (`sql`, what was proposed, is not run).
+    The statement is built from the model's current definition, never from what a proposal stored.
     Safe to repeat: a worker lost in the middle leaves an INVALID index, which the next attempt drops; a
     build that fails here drops its own invalid index at once. Two appliers at once (two runs, or a run and
     an admin) take turns on an advisory lock: two concurrent builds of one index deadlock, and the second

@@ -110,7 +110,7 @@ def test_two_runs_applying_the_same_index_at_once_build_it_once(data):
         def apply(missing=missing, start=start, outcomes=outcomes) -> None:
             start.wait()
             try:
-                outcomes.append(index_create(index=missing["index"], sql=missing["sql"]).get("note"))
+                outcomes.append(index_create(index=missing["index"]).get("note"))
             except Exception as exc:  # noqa: BLE001 - the failure is what the assertion reports
                 outcomes.append(f"{type(exc).__name__}: {exc}")
             finally:
