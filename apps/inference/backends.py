@@ -191,7 +191,9 @@ def load(spec: LoadSpec, mode: str) -> Embedder | Generator:
     if spec.task == "generation" and not getattr(tokenizer, "chat_template", None):
         raise ModelUnavailable("the tokenizer has no chat template: generation needs an instruct (chat) model")
     runner = Embedder if spec.task == "embedding" else Generator
-    return runner(tokenizer, model, device, mode, min(spec.max_input_tokens, model_context(base)), tokenizing)
+    loaded = runner(tokenizer, model, device, mode, min(spec.max_input_tokens, model_context(base)), tokenizing)
+    loaded.context = model_context(base)
+    return loaded
 
 
 def model_context(model) -> int:
@@ -228,6 +230,7 @@ class _Runner:
                  tokenizing: threading.Lock | None = None):  # fmt: skip
         self.tokenizer, self.model, self.device, self.mode, self.max_tokens = tokenizer, model, device, mode, max_tokens
         self.tokenizing = tokenizing or threading.Lock()
+        self.context = max_tokens  # the positions the model reads, prompt and generated tokens together
 
 
 class Embedder(_Runner):

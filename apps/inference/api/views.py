@@ -180,8 +180,14 @@ class GenerateView(_InferenceView):
             )
         if error := self.over_cap(deployment, prompt):
             raise ValidationError({"prompt": error})
-        self.check_patient(request, body.get("patient_id"))
         current = serving.served(deployment)
+        if (tokens := serving.token_count(deployment, prompt)) + limit > current.runner.context:
+            # Past its position embeddings a model fails (an IndexError, a 500) or reads garbage.
+            raise ValidationError({"max_new_tokens": [
+                f"The prompt's {tokens} tokens and {limit} new ones pass {deployment.name}'s context of "
+                f"{current.runner.context} tokens; ask for at most {max(current.runner.context - tokens, 0)}."
+            ]})  # fmt: skip
+        self.check_patient(request, body.get("patient_id"))
         if body["stream"]:
             self.audit_patient(request, deployment, body.get("patient_id"), cached=False)
             return _event_stream(deployment.name, current.mode, serving.stream(deployment, prompt, limit))
