@@ -83,8 +83,32 @@ def namespace_figures(*, window: timedelta, now: datetime) -> list[dict]:
     return figures
 
 
-def recommendations_for(figure: dict, *, target: float) -> list[Draft]:
-    """What would bring one namespace to the target, or keep it there with fresher data."""
+def recommendations_for_all(figures: list[dict], *, target: float) -> list[Draft]:
+    """Every namespace's drafts. A larger L1 bound is offered only within the room the other namespaces leave
+    in a process's L1 memory (CACHE_L1_MAX_BYTES) at their own bounds, larger ones proposed here included:
+    one namespace at a time, several proposals each "fitting" the budget together overran it."""
+    footprint = {figure["namespace"]: _l1_footprint(figure, figure["l1_max_entries"]) for figure in figures}
+    drafts = []
+    for figure in figures:
+        others = sum(size for namespace, size in footprint.items() if namespace != figure["namespace"])
+        mine = recommendations_for(figure, target=target, l1_room_bytes=settings.CACHE_L1_MAX_BYTES - others)
+        for draft in mine:
+            if draft.kind == "cache_l1_entries":
+                footprint[figure["namespace"]] = _l1_footprint(figure, draft.change["l1_max_entries"])
+        drafts += mine
+    return drafts
+
+
+def _l1_footprint(figure: dict, bound: int) -> float:
+    """What a namespace's L1 may take in one process at `bound` entries of its measured mean size."""
+    if not figure["enabled"] or not figure["l1_enabled"] or not figure["l1_entries"]:
+        return 0.0
+    return figure["l1_bytes"] / figure["l1_entries"] * bound
+
+
+def recommendations_for(figure: dict, *, target: float, l1_room_bytes: float | None = None) -> list[Draft]:
+    """What would bring one namespace to the target, or keep it there with fresher data. `l1_room_bytes`: the
+    L1 memory the other namespaces leave this one (all of CACHE_L1_MAX_BYTES when not given)."""
     if not figure["enabled"]:
         return []
     drafts = []
@@ -92,7 +116,7 @@ def recommendations_for(figure: dict, *, target: float) -> list[Draft]:
     evidence = {key: figure[key] for key in ("reads", "loads", "hit_rate", "reads_source", "ttl_seconds")}
     if measured is not None and figure["reads"] >= MIN_READS:
         drafts.extend(_ttl_drafts(figure, measured=measured, ttl=ttl, target=target, evidence=evidence))
-    drafts.extend(_l1_drafts(figure))
+    drafts.extend(_l1_drafts(figure, room=settings.CACHE_L1_MAX_BYTES if l1_room_bytes is None else l1_room_bytes))
     if figure["contains_phi"] and (figure["stale_share"] or 0) > STALE_SHARE_LIMIT:
         window = figure["stale_while_revalidate_seconds"]
         drafts.append(
@@ -164,7 +188,7 @@ def _ttl_drafts(figure: dict, *, measured: float, ttl: int, target: float, evide
     return []
 
 
-def _l1_drafts(figure: dict) -> list[Draft]:
+def _l1_drafts(figure: dict, *, room: float) -> list[Draft]:
     share, bound = figure["l1_eviction_share"], figure["l1_max_entries"]
     if not figure["l1_enabled"] or share is None or share <= L1_EVICTION_SHARE:
         return []
@@ -174,7 +198,8 @@ def _l1_drafts(figure: dict) -> list[Draft]:
         return []
     per_entry = figure["l1_bytes"] / figure["l1_entries"] if figure["l1_entries"] else 0
     new_bound = bound * 2
-    budget = settings.CACHE_L1_MAX_BYTES // 2
+    # At most half a process's L1 for one namespace, and no more than the others leave it.
+    budget = min(settings.CACHE_L1_MAX_BYTES // 2, room)
     if per_entry * new_bound > budget:
         new_bound = int(budget // per_entry) if per_entry else bound
     if new_bound <= bound:

@@ -105,7 +105,7 @@ class CachingStep(Step):
         progress(0.6, "measure the effect of earlier changes")
         followups = caching.followups_measure(now=now)
         target = goals.cache_hit_rate if goals.cache_hit_rate is not None else settings.OPTIMIZER_CACHE_HIT_RATE_TARGET
-        drafts = [draft for figure in figures for draft in caching.recommendations_for(figure, target=target)]
+        drafts = caching.recommendations_for_all(figures, target=target)
         reads = sum(f["reads"] for f in figures)
         loads = sum(f["loads"] for f in figures)
         findings = {
