@@ -289,19 +289,21 @@ def django_setup(database_url: str, redis_url: str = "") -> None:
 
 
 def ensure_patients(count: int, *, days: int = 2, rounds_per_day: int = 4) -> float | None:
-    """At least `count` synthetic patients (MRNs S200-...); loads the missing ones, returns the load time."""
-    from apps.clinical.models import Patient
+    """The first `count` synthetic patients of seed 200 (MRNs S200-...); loads the missing ones (a load stopped
+    half-way leaves a hole in each loader process's range), returns the load time."""
+    from apps.clinical.loader import synthetic_ranges_missing
 
-    existing = Patient.objects.filter(mrn__startswith="S200-").count()
-    if existing >= count:
+    missing = synthetic_ranges_missing(seed=200, count=count)
+    if not missing:
         return None
-    progress(f"loading {count - existing:,} patients (COPY, 2 workers)")
+    progress(f"loading {sum(length for _, length in missing):,} patients (COPY, 2 workers)")
     started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "manage.py", "load_synthetic", "--patients", str(count - existing), "--days", str(days),
-         "--rounds-per-day", str(rounds_per_day), "--seed", "200", "--first-index", str(existing)],
-        cwd=REPO_ROOT, check=True, env=os.environ, stdout=sys.stderr,
-    )  # fmt: skip
+    for first_index, length in missing:
+        subprocess.run(
+            [sys.executable, "manage.py", "load_synthetic", "--patients", str(length), "--days", str(days),
+             "--rounds-per-day", str(rounds_per_day), "--seed", "200", "--first-index", str(first_index)],
+            cwd=REPO_ROOT, check=True, env=os.environ, stdout=sys.stderr,
+        )  # fmt: skip
     elapsed = time.perf_counter() - started
     import psycopg
 

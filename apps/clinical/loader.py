@@ -34,6 +34,27 @@ class AlreadyLoaded(Exception):
     pass
 
 
+def synthetic_ranges_missing(*, seed: int, count: int) -> list[tuple[int, int]]:
+    """(first index, length) of each run of the seed's first `count` synthetic patients not loaded. A load
+    stopped half-way leaves a hole in each of its processes' ranges, so a count of patients says nothing of
+    where to resume."""
+    if count <= 0:
+        return []
+    prefix = synthetic_mrn(seed, 0)[:5]  # "S001-": the MRN carries the index
+    span = (synthetic_mrn(seed, 0), synthetic_mrn(seed, count - 1))
+    mrns = Patient.objects.filter(identifier_system=settings.MRN_SYSTEM, mrn__range=span).values_list("mrn", flat=True)
+    loaded = {int(mrn[len(prefix) :]) for mrn in mrns.iterator() if mrn[len(prefix) :].isdigit()}
+    ranges: list[tuple[int, int]] = []
+    for index in range(count):
+        if index in loaded:
+            continue
+        if ranges and sum(ranges[-1]) == index:
+            ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
+        else:
+            ranges.append((index, 1))
+    return ranges
+
+
 def synthetic_patients_load(
     *,
     patients: int,

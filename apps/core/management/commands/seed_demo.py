@@ -17,8 +17,8 @@ from apps.accounts.scopes import BENCHMARK, SCOPES
 from apps.accounts.services import api_client_create, api_client_rotate, token_hash
 from apps.benchmarks.models import BenchmarkPlan
 from apps.benchmarks.services import nightly_benchmarks_ensure
+from apps.clinical.loader import synthetic_ranges_missing
 from apps.clinical.models import Patient
-from apps.clinical.synthetic import synthetic_mrn
 from apps.inference.services import bundled_deployments_ensure
 from apps.optimizer.services import optimizer_schedules_ensure
 from apps.ratelimits.models import RateLimitPolicy
@@ -163,7 +163,7 @@ class Command(BaseCommand):
         missing one loaded (a load stopped half-way, by Ctrl-C in `make run`, is finished by the next run;
         its two loader processes leave a hole in each half, so the count of patients says nothing of
         where), never more."""
-        missing = _missing_ranges(_demo_indexes_loaded(count), count)
+        missing = synthetic_ranges_missing(seed=DEMO_SEED, count=count)
         if not missing:
             self.stdout.write(f"Patients: {Patient.objects.count():,} (already loaded).")
             return
@@ -238,26 +238,3 @@ class Command(BaseCommand):
 
 
 DEMO_SEED = 1  # load_synthetic's default: the demo's MRNs are S001-0000000 onwards
-
-
-def _demo_indexes_loaded(count: int) -> set[int]:
-    """Which of the demo seed's first `count` synthetic patients exist (their MRNs carry their index)."""
-    if count <= 0:
-        return set()
-    prefix = synthetic_mrn(DEMO_SEED, 0)[:5]  # "S001-"
-    span = (synthetic_mrn(DEMO_SEED, 0), synthetic_mrn(DEMO_SEED, count - 1))
-    mrns = Patient.objects.filter(identifier_system=settings.MRN_SYSTEM, mrn__range=span).values_list("mrn", flat=True)
-    return {int(mrn[len(prefix) :]) for mrn in mrns if mrn.startswith(prefix) and mrn[len(prefix) :].isdigit()}
-
-
-def _missing_ranges(loaded: set[int], count: int) -> list[tuple[int, int]]:
-    """(first index, length) of each run of indexes below `count` not in `loaded`."""
-    ranges: list[tuple[int, int]] = []
-    for index in range(count):
-        if index in loaded:
-            continue
-        if ranges and ranges[-1][0] + ranges[-1][1] == index:
-            ranges[-1] = (ranges[-1][0], ranges[-1][1] + 1)
-        else:
-            ranges.append((index, 1))
-    return ranges
