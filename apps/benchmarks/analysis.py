@@ -161,6 +161,10 @@ def verdicts(summary: dict, gates: dict[str, float]) -> list[dict]:
     ]
 
 
+# The live gate (locustfile_template.Stages) reads Locust's current figures: its last 10 s.
+GATE_WINDOW_SECONDS = 10.0
+
+
 def stress_knee(samples: list[list], stages: list[list], gates: dict[str, float]) -> dict:
     """Per step: users, req/s, p95, errors; the knee is the highest req/s of a step inside the gates, among
     the steps before the first that broke them (past it the service is beyond its knee, whatever a later
@@ -169,7 +173,9 @@ def stress_knee(samples: list[list], stages: list[list], gates: dict[str, float]
     A step is judged only when it ran at least half its length with MIN_SAMPLES requests, and its req/s is
     its requests over the time it ran: a step the gate cut off a moment after it began had a few requests a
     few milliseconds apart, read as hundreds of req/s, and the scaling planner took that as a replica's
-    capacity."""
+    capacity. It is judged as the live gate judged it, by its last GATE_WINDOW_SECONDS: over the whole step,
+    a cold start's errors in the first one broke it after the gate had let the test step on, and the knee
+    was lost."""
     steps, start = [], 0.0
     ordered, times = _in_time_order(samples)
     load_end = float(times[-1]) if len(times) else 0.0
@@ -181,12 +187,16 @@ def stress_knee(samples: list[list], stages: list[list], gates: dict[str, float]
             continue
         latency = histogram_of([s[1] for s in window])
         errors = 100 * sum(1 for s in window if not s[3]) / len(window)
+        step_end = start - length + ran
+        tail = _window(ordered, times, max(start - length, step_end - GATE_WINDOW_SECONDS), step_end) or window
         steps.append(
             {
                 "users": users,
                 "rps": round(len(window) / max(ran, 1e-3), 2),
                 "p95_ms": latency.get_value_at_percentile(95) / 1000,
                 "error_rate_pct": round(errors, 3),
+                "gate_p95_ms": histogram_of([s[1] for s in tail]).get_value_at_percentile(95) / 1000,
+                "gate_error_rate_pct": round(100 * sum(1 for s in tail if not s[3]) / len(tail), 3),
                 "judged": len(window) >= MIN_SAMPLES and ran >= length / 2,
             }
         )
@@ -194,7 +204,7 @@ def stress_knee(samples: list[list], stages: list[list], gates: dict[str, float]
     for step in steps:
         if not step["judged"]:
             continue
-        if step["p95_ms"] > gates["p95_ms"] or step["error_rate_pct"] > gates["error_rate_pct"]:
+        if step["gate_p95_ms"] > gates["p95_ms"] or step["gate_error_rate_pct"] > gates["error_rate_pct"]:
             break
         if knee is None or step["rps"] > knee["rps"]:
             knee = step

@@ -127,7 +127,11 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
     running one has a worker, or the checker fails it when its heartbeat stops). While another run loads
     the same target, the run stays pending and TargetBusy is raised: its caller tries again later."""
     with transaction.atomic():
-        run = BenchmarkRun.objects.select_for_update().select_related("plan", "plan__service").get(pk=run_id)
+        # of=self: the plan's service is locked below with every other service of the target, in one order;
+        # locked here too, two runs of two services sharing a host:port took them in opposite orders.
+        run = (
+            BenchmarkRun.objects.select_for_update(of=("self",)).select_related("plan", "plan__service").get(pk=run_id)
+        )
         if run.status != BenchmarkRun.Status.PENDING:
             return run
         busy = _run_on_target(run)

@@ -37,3 +37,15 @@ def test_a_steps_rate_is_over_the_time_it_ran():
     knee = analysis.stress_knee(samples, stages, GATES)
     assert [step["rps"] for step in knee["steps"]] == [30, pytest.approx(40, rel=0.01)]
     assert knee["knee_rps"] == knee["steps"][1]["rps"]
+
+
+def test_a_cold_starts_errors_do_not_cost_the_step_its_knee():
+    """The live gate judges the last 10 s, so a first step with 40 cold-start errors steps on; the knee judged
+    the whole step (3% errors against a 1% gate) and was lost: the scaling planner got no capacity."""
+    stages = [[30, 5, 5], [60, 10, 5]]
+    cold = [[i / 20, 10.0, 10.0, 0, "card"] for i in range(40)]  # two seconds of refusals while it warms up
+    samples = cold + _steady(2, 30, 40) + _steady(30, 60, 70)
+    knee = analysis.stress_knee(samples, stages, GATES)
+    assert knee["steps"][0]["error_rate_pct"] > GATES["error_rate_pct"]  # over the whole step, as reported
+    assert knee["steps"][0]["gate_error_rate_pct"] == 0  # over its last 10 s, as the gate judged it
+    assert knee["knee_users"] == 10

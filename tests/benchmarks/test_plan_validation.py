@@ -371,3 +371,89 @@ def test_a_path_names_why_its_placeholder_is_refused(service):
     errors = refused.value.message_dict["requests"]
     assert errors == ["Request 1: a path whose only placeholder is {patient_id} (not {mrn})."]
     BenchmarkPlan(name="ok", service=service, requests=[{"path": "/p/{patient_id}/", "weight": 1}]).full_clean()
+
+
+def test_a_run_waits_for_a_busy_target_however_many_tries_it_takes(service):
+    """retry(max_retries=None) means "the task's limit", Celery's 3: a run waiting behind one longer than about
+    90 s was dropped after its third try, left pending until the checker failed it a day later. The fourth
+    and later tries are sent (to the real broker) like the first."""
+    import json
+
+    from celery.exceptions import Retry
+
+    from apps.benchmarks.tasks import execute_run
+    from controlplane.celery import app
+
+    first = BenchmarkPlan.objects.create(name="first", service=service, requests=REQUESTS)
+    running = services.benchmark_run_create(plan=first)
+    BenchmarkRun.objects.filter(pk=running.pk).update(status=BenchmarkRun.Status.RUNNING)
+    second = BenchmarkPlan.objects.create(name="second", service=service, requests=REQUESTS)
+    waiting = services.benchmark_run_create(plan=second)
+    # As a worker hands it the tenth try, from the benchmarks queue.
+    delivery = {"exchange": "benchmarks", "routing_key": "benchmarks"}
+    execute_run.push_request(
+        id="waiting-try-10",
+        args=[waiting.pk],
+        kwargs={},
+        retries=10,
+        is_eager=False,
+        called_directly=False,
+        delivery_info=delivery,
+    )
+    try:
+        with pytest.raises(Retry):
+            execute_run.run(waiting.pk)
+    finally:
+        execute_run.pop_request()
+    sent = []
+    with app.connection_for_write() as broker:
+        channel = broker.default_channel
+        while (message := channel.basic_get("benchmarks", no_ack=True)) is not None:
+            if message.headers["task"] == "benchmarks.execute_run" and json.loads(message.body)[0] == [waiting.pk]:
+                sent.append(message.headers["retries"])
+    assert sent == [11]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_of_services_sharing_a_target_do_not_deadlock(monkeypatch):
+    """Each run locked its own row with its plan's service (select_related), then every service of the target
+    in pk order: two runs of two services sharing a host:port (two plans' nightly runs at 03:00, a worker of
+    concurrency 2) held one service each and waited for the other's; PostgreSQL killed one as a deadlock,
+    which nothing retried. Here both reach the target check at once (a barrier): one runs, the other waits."""
+    import threading
+
+    from django.db import connection
+
+    target = service_ensure(slug="target", name="Target", base_url="http://127.0.0.1:9")[0]
+    same_host = service_ensure(slug="same-host", name="Same host", base_url="http://127.0.0.1:9/other/")[0]
+    runs = [
+        services.benchmark_run_create(plan=BenchmarkPlan.objects.create(name=name, service=service, requests=REQUESTS))
+        for name, service in (("on the second", same_host), ("on the first", target))
+    ]
+    BenchmarkPlan.objects.update(scopes=["nope"])  # a started run then fails at once (no token), not loading
+    barrier = threading.Barrier(2, timeout=10)
+    look = services._run_on_target
+
+    def meet_then_look(run):
+        barrier.wait()
+        return look(run)
+
+    monkeypatch.setattr(services, "_run_on_target", meet_then_look)
+    outcomes = {}
+
+    def execute(run_id: int) -> None:
+        try:
+            outcomes[run_id] = services.benchmark_run_execute(run_id=run_id).status
+        except services.TargetBusy:
+            outcomes[run_id] = "waits"
+        except Exception as error:  # noqa: BLE001 - what the test is about
+            outcomes[run_id] = f"{type(error).__name__}: {error}"
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=execute, args=(run.pk,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert set(outcomes.values()) <= {"waits", BenchmarkRun.Status.FAILED}, outcomes
