@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
-from django.contrib.auth.admin import UserAdmin
-from django.contrib.auth.models import User
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -92,31 +92,43 @@ class ApiClientAdmin(admin.ModelAdmin):
         return response
 
 
-class StaffUserAdmin(UserAdmin):
-    """Django's user admin, except that only a superuser makes or edits a superuser: an Administrator holds
-    every permission of the control plane, but could otherwise tick their own superuser box, or reset a
-    superuser's password and act as them. And a staff user hands out only the permissions and groups they
-    hold: an Administrator could otherwise grant themselves axes' permissions (clear their own lockouts and
-    keep guessing a superuser's password) or anything else outside their role."""
+class GrantsOnlyWhatTheEditorHolds:
+    """Permission and group choices limited to what the editor may hand out; an edit keeps what the object held
+    beyond that (granted by a superuser), since a form that did not offer it would drop it on save."""
 
     def formfield_for_manytomany(self, db_field, request: HttpRequest, **kwargs):
-        if db_field.name == "user_permissions":
+        if db_field.name in ("user_permissions", "permissions"):
             kwargs["queryset"] = permissions_grantable_by(request.user).select_related("content_type")
         elif db_field.name == "groups":
             kwargs["queryset"] = groups_grantable_by(request.user)
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
-        """The form offers only what the editor may grant, so saving it would drop whatever else the user
-        held (granted by a superuser): that is kept."""
-        user = form.instance
-        kept_permissions, kept_groups = [], []
+        kept: dict[str, list] = {}
         if change and not request.user.is_superuser:
-            kept_permissions = list(user.user_permissions.exclude(pk__in=permissions_grantable_by(request.user)))
-            kept_groups = list(user.groups.exclude(pk__in=groups_grantable_by(request.user)))
+            for field in self.granting_fields:
+                by = groups_grantable_by if field == "groups" else permissions_grantable_by
+                kept[field] = list(getattr(form.instance, field).exclude(pk__in=by(request.user)))
         super().save_related(request, form, formsets, change)
-        user.user_permissions.add(*kept_permissions)
-        user.groups.add(*kept_groups)
+        for field, objects in kept.items():
+            getattr(form.instance, field).add(*objects)
+
+
+class StaffGroupAdmin(GrantsOnlyWhatTheEditorHolds, GroupAdmin):
+    """Django's group admin offered every permission: an Administrator (who holds auth.change_group) could add
+    axes' permissions to their own group, clear their own lockouts and keep guessing a superuser's password."""
+
+    granting_fields = ("permissions",)
+
+
+class StaffUserAdmin(GrantsOnlyWhatTheEditorHolds, UserAdmin):
+    """Django's user admin, except that only a superuser makes or edits a superuser: an Administrator holds
+    every permission of the control plane, but could otherwise tick their own superuser box, or reset a
+    superuser's password and act as them. And a staff user hands out only the permissions and groups they
+    hold: an Administrator could otherwise grant themselves axes' permissions (clear their own lockouts and
+    keep guessing a superuser's password) or anything else outside their role."""
+
+    granting_fields = ("user_permissions", "groups")
 
     def get_queryset(self, request: HttpRequest):
         users = super().get_queryset(request)
@@ -129,3 +141,5 @@ class StaffUserAdmin(UserAdmin):
 
 admin.site.unregister(User)
 admin.site.register(User, StaffUserAdmin)
+admin.site.unregister(Group)
+admin.site.register(Group, StaffGroupAdmin)

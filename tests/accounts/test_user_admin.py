@@ -91,3 +91,30 @@ def test_an_administrators_edit_keeps_what_a_superuser_granted_beyond_it(client,
     assert response.status_code == 302, response.content.decode()[:2000]
     nurse.refresh_from_db()
     assert nurse.first_name == "Grace" and list(nurse.user_permissions.all()) == [axes_clear]
+
+
+def test_an_administrator_cannot_add_a_permission_they_do_not_hold_to_a_group(client, administrator):
+    """The user form was fixed first; Django's group form still offered every permission, and an Administrator
+    (auth.change_group) added axes' to their own group: same escalation, one page over."""
+    group = Group.objects.get(name=ADMINISTRATORS)
+    held = list(group.permissions.values_list("pk", flat=True))
+    axes_clear = _permission("delete_accessattempt")
+    client.force_login(administrator)
+    url = f"/admin/auth/group/{group.pk}/change/"
+    assert f'value="{axes_clear.pk}"' not in client.get(url).content.decode()
+    response = client.post(url, {"name": ADMINISTRATORS, "permissions": [*held, axes_clear.pk]})
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    assert not administrator.has_perm("axes.delete_accessattempt")
+    assert not Group.objects.get(pk=group.pk).permissions.filter(pk=axes_clear.pk).exists()
+
+
+def test_an_administrators_group_edit_keeps_what_a_superuser_granted_beyond_it(client, administrator):
+    axes_clear = _permission("delete_accessattempt")
+    view_services = _permission("view_service")
+    clearers = Group.objects.create(name="Lockout clearers")
+    clearers.permissions.set([axes_clear])
+    client.force_login(administrator)
+    response = client.post(f"/admin/auth/group/{clearers.pk}/change/",
+                           {"name": "Lockout clearers", "permissions": [view_services.pk]})  # fmt: skip
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert set(clearers.permissions.all()) == {axes_clear, view_services}
