@@ -446,7 +446,9 @@ def policy_withdraw(*, policy_id: int) -> ScalingPolicy:
         except kube.ApplyError as exc:
             logger.warning("autoscalers of disabled policy %s were not removed: %s", policy.service.slug, exc)
             attempts = policy.apply_attempts + 1 if policy.apply_state == states.FAILED else 1  # not the apply's
-            _set_state(policy, states.FAILED, apply_attempts=attempts,
+            # Some may be gone already (the VPA before the HPA refused): enabled again, the policy must apply
+            # everything again, not read its old digest as applied.
+            _set_state(policy, states.FAILED, apply_attempts=attempts, applied_hash="",
                        apply_error=f"policy disabled; its autoscaling not withdrawn yet: {exc}"[:4000])  # fmt: skip
             return policy
         kept = [ref for ref in policy.applied_objects if ref not in refs]
@@ -458,11 +460,21 @@ def policy_withdraw(*, policy_id: int) -> ScalingPolicy:
 
 def policy_deleted(policy: ScalingPolicy) -> None:
     """A policy deleted (or its service): its autoscalers leave the cluster once the delete commits."""
-    from apps.scaling.tasks import remove_objects
-
     refs = _withdrawable(policy)
     if refs and kube.cluster_configured():
-        transaction.on_commit(lambda: remove_objects.delay(refs))
+        transaction.on_commit(lambda: _send_removal(refs))
+
+
+def _send_removal(refs: list[dict]) -> None:
+    """The delete has committed: a broker that cannot take the task must not turn it into an error page, and
+    no row is left to retry from, so the log names what to remove by hand."""
+    from apps.scaling.tasks import remove_objects
+
+    try:
+        remove_objects.delay(refs)
+    except Exception:
+        names = ", ".join("{kind}/{namespace}/{name}".format(**ref) for ref in refs)
+        logger.exception("autoscalers of a deleted scaling policy were not sent for removal; remove them: %s", names)
 
 
 def _ref_key(ref: dict) -> tuple[str, str, str]:

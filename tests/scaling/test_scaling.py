@@ -346,10 +346,42 @@ def test_a_withdrawal_the_cluster_refuses_fails_and_is_retried_with_backoff(demo
     assert policy.apply_state == "failed" and policy.apply_attempts == 1
     assert policy.apply_error.startswith("policy disabled; its autoscaling not withdrawn yet: HorizontalPodAutoscaler")
     assert services.policies_reconcile() == []  # backing off
+    assert "VerticalPodAutoscaler" not in _kinds_on_cluster(cluster, "medical-ai", "clinical-api")  # went first
+    # Enabled again before the withdrawal went through: everything is applied again, the VPA included (its
+    # old digest read as applied had made it ACTIVE with the VPA missing).
+    policy.enabled = True
+    policy.save()
     del cluster.fail["HorizontalPodAutoscaler"]
+    services.policies_reconcile()
+    policy.refresh_from_db()
+    assert policy.apply_state == "active", policy.apply_error
+    assert "VerticalPodAutoscaler" in _kinds_on_cluster(cluster, "medical-ai", "clinical-api")
+    policy.enabled = False
+    policy.save()
     services.policies_reconcile(now=timezone.now() + timedelta(seconds=31))
     policy.refresh_from_db()
     assert policy.apply_state == "not_configured" and cluster.autoscalers_of("medical-ai", "clinical-api") == []
+
+
+def test_a_delete_while_the_broker_is_away_still_succeeds_and_logs_what_to_remove(demo, cluster, monkeypatch, caplog):
+    """The removal was sent on commit: a broker that refused it raised into the admin's delete, after the delete
+    had committed (an error page for a done delete), with nothing left to retry from."""
+    from kombu.exceptions import OperationalError
+
+    from apps.scaling import tasks
+
+    _applied_alone(demo, cluster)
+
+    def broker_away(*args, **kwargs):
+        raise OperationalError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(tasks.remove_objects, "delay", broker_away)  # the broker is stopped: nothing here stops it
+    Service.objects.get(slug="clinical-api").delete()
+    assert not Service.objects.filter(slug="clinical-api").exists()
+    assert (
+        "remove them: VerticalPodAutoscaler/medical-ai/clinical-api, HorizontalPodAutoscaler/medical-ai/clinical-api"
+        in caplog.text
+    )
 
 
 def test_deleting_a_service_removes_its_autoscalers_from_the_cluster(demo, cluster):
