@@ -211,3 +211,104 @@ def test_the_schema_says_the_list_is_of_patient_ids():
     schema = SchemaGenerator().get_schema(request=None, public=True)
     field = schema["components"]["schemas"]["AuditEventOutput"]["properties"]["patient_ids"]
     assert field["type"] == "array" and field["items"]["type"] == "integer" and field["nullable"] is True
+
+
+_FORM = "application/x-www-form-urlencoded"
+
+
+def _count_only(api, how: str, resource: str, query: str):
+    """One count-only search: GET with `_summary=count` or `_count=0`, or the same posted to `_search`."""
+    count = "_count=0" if how.endswith("count0") else "_summary=count"
+    if how.startswith("post"):
+        return api.post(f"/fhir/{resource}/_search", f"{query}&{count}", content_type=_FORM)
+    return api.get(f"/fhir/{resource}?{query}&{count}")
+
+
+def _found_by_each(api, issue_token, record: AuditEvent, patients) -> None:
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('audit:read')}")
+    for patient in patients:
+        listed = api.get("/api/v1/audit/", {"patient_id": patient.pk}).json()["results"]
+        assert record.pk in [event["id"] for event in listed], patient.pk
+
+
+@pytest.mark.parametrize("how", ["get-summary", "get-count0", "post-summary", "post-count0"])
+def test_a_count_only_patient_search_names_the_patients_its_total_counts(api, issue_token, smiths, how):
+    """`Patient?family=..&birthdate=..&_summary=count` answers "are these people patients here?": its record
+    said result_count 0 and named nobody, so no patient's accounting of disclosures found it."""
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('patient:read')}")
+    response = _count_only(api, how, "Patient", "family=Smiths&birthdate=1980-01-02")
+    assert response.status_code == 200 and response.json()["total"] == 3 and not response.json()["entry"]
+    record = AuditEvent.objects.order_by("-id").first()
+    assert (record.action, record.result_count, record.patient_id) == ("search", 3, None)
+    assert record.patient_ids == sorted(patient.pk for patient in smiths)
+    _found_by_each(api, issue_token, record, smiths)
+
+
+@pytest.mark.parametrize("how", ["get-summary", "post-count0"])
+def test_a_count_only_search_matching_one_patient_records_it_as_a_read_does(api, issue_token, smiths, how):
+    """ "Is Ada Smithson, born 1980-01-02, a patient here?": total 1, recorded as that patient's disclosure."""
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('patient:read')}")
+    response = _count_only(api, how, "Patient", "family=Smithson&given=Ada&birthdate=1980-01-02")
+    assert response.json()["total"] == 1
+    record = AuditEvent.objects.order_by("-id").first()
+    assert (record.result_count, record.patient_id, record.patient_ids) == (1, smiths[0].pk, None)
+    _found_by_each(api, issue_token, record, smiths[:1])
+
+
+def test_a_count_only_search_matching_none_names_nobody(api, issue_token, smiths):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('patient:read')}")
+    assert _count_only(api, "get-summary", "Patient", "family=Nobody").json()["total"] == 0
+    record = AuditEvent.objects.order_by("-id").first()
+    assert (record.result_count, record.patient_id, record.patient_ids) == (0, None, None)
+
+
+def test_a_count_only_search_past_the_cap_names_the_first_patients_and_the_whole_total(
+    api, issue_token, smiths, monkeypatch
+):
+    """A large total names the lowest ids up to the cap (a page's most, 1000; 2 here); the record's
+    result_count, larger than its list, says the list is partial."""
+    from apps.clinical.fhir import views
+
+    monkeypatch.setattr(views, "COUNT_NAMES_AT_MOST", 2)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('patient:read')}")
+    assert _count_only(api, "get-summary", "Patient", "family=Smiths").json()["total"] == 3
+    record = AuditEvent.objects.order_by("-id").first()
+    assert (record.result_count, record.patient_id) == (3, None)
+    assert record.patient_ids == sorted(patient.pk for patient in smiths)[:2]
+
+
+def test_the_count_cap_is_a_pages_most():
+    from apps.clinical.fhir.params import MAX_COUNT
+    from apps.clinical.fhir.views import COUNT_NAMES_AT_MOST
+
+    assert COUNT_NAMES_AT_MOST == MAX_COUNT == 1000
+
+
+@pytest.mark.parametrize("how", ["get-summary", "get-count0", "post-summary", "post-count0"])
+def test_a_count_only_search_of_one_patients_observations_names_that_patient(api, issue_token, smiths, how):
+    """ "How many heart rates has this patient had" names the patient, and keeps the total it disclosed."""
+    from datetime import UTC, datetime, timedelta
+
+    from apps.clinical.services import observation_record
+
+    ada = smiths[0]
+    now = datetime.now(UTC)
+    for hours in (1, 2, 3):
+        observation_record(patient=ada, code="8867-4", value=70 + hours, effective_at=now - timedelta(hours=hours))
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('clinical:read')}")
+    response = _count_only(api, how, "Observation", f"patient={ada.pk}&code=8867-4")
+    assert response.status_code == 200 and response.json()["total"] == 3
+    record = AuditEvent.objects.order_by("-id").first()
+    assert (record.action, record.resource_type, record.result_count) == ("search", "Observation", 3)
+    assert (record.patient_id, record.patient_ids) == (ada.pk, None)
+    _found_by_each(api, issue_token, record, [ada])
+
+
+def test_a_count_only_patient_search_costs_one_query_for_its_ids_and_total(api, issue_token, smiths):
+    """Within the cap the ids are the total: the count-only path reads the patients once, no COUNT after."""
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('patient:read')}")
+    _count_only(api, "get-summary", "Patient", "family=Smiths")  # warm: the token is cached from here on
+    with CaptureQueriesContext(connection) as queries:
+        assert _count_only(api, "get-summary", "Patient", "family=Smiths").json()["total"] == 3
+    reads = [query["sql"] for query in queries if 'FROM "clinical_patient"' in query["sql"]]
+    assert len(reads) == 1 and "COUNT(" not in reads[0], reads

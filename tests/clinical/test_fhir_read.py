@@ -45,7 +45,7 @@ def test_count_zero_and_summary_count_answer_the_total_alone(clinician, loaded):
         assert bundle.total == heart_rates and not bundle.entry
         assert [link.relation for link in bundle.link] == ["self"]
     event = AuditEvent.objects.order_by("-seq").first()
-    assert (event.action, event.patient_id, event.result_count) == ("search", patient.pk, 0)
+    assert (event.action, event.patient_id, event.result_count) == ("search", patient.pk, heart_rates)
     active = Patient.objects.filter(is_deleted=False, family_search__startswith="m").count()
     assert _bundle(clinician.get("/fhir/Patient?family=m&_count=0")).total == active
     assert _bundle(clinician.get("/fhir/Patient?_summary=count")).total == Patient.objects.count()

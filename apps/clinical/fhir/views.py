@@ -77,6 +77,9 @@ REPEATABLE_PARAMS = {"date"}  # date=ge...&date=le...: a range
 # Search SQL compiled per (view, shape, sort, cursor, page size): see FhirSearchView.find.
 compiled_searches = CompiledShapes(at_most=512)
 POSTED_SEARCH_TTL = 15 * 60
+# A count-only Patient search's record names at most this many of the patients its total counts (the lowest
+# ids): as many as the largest page of the same search would, so no record's list outgrows an ordinary one.
+COUNT_NAMES_AT_MOST = MAX_COUNT
 
 
 def _store_search(resource_type: str, kept: dict, owner: str) -> str:
@@ -469,8 +472,9 @@ class FhirSearchView(FhirMixin, PhiAPIView):
 
     def total(self, request: Request, params, posted: bool) -> Response:
         """`_summary=count` or `_count=0`: how many resources match, in Bundle.total, with no entries and no
-        next link, as FHIR defines both. It names no resource, so it is audited as a search that disclosed
-        none (with the patient it was about)."""
+        next link, as FHIR defines both. A total is a disclosure too ("is Jane Doe, born 1970-01-01, a patient
+        here?"): its record keeps the total as `result_count` and names the patients it was about, as the
+        same search's pages would (`counted`)."""
         parsed = self.parsed(params)
         if parsed is None:
             rows, patient_id, digest_query = self.filter(params)
@@ -480,11 +484,17 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         self.ordering_for(params)  # an unsupported _sort is refused here too
         if patient_id is not None and not self.patient_is_active(patient_id):
             rows = rows.none()
-        total = rows.count()
-        self.audit(request, action="search", patient_id=patient_id, result_count=0, query=digest_query or None)
+        total, patient_ids = self.counted(rows) if patient_id is None else (rows.count(), None)
+        self.audit(request, action="search", patient_id=patient_id, patient_ids=patient_ids, result_count=total,
+                   query=digest_query or None)  # fmt: skip
         base = self.base_url(request)
         self_url = f"{base}{self.resource_type}" if posted else request.build_absolute_uri()
         return Response({**resources.searchset([], base, self_url, None), "total": total})
+
+    def counted(self, rows: QuerySet) -> tuple[int, list[int] | None]:
+        """A count-only search's total and the patients it disclosed, where no one patient scopes it: none
+        here (a search by patient names that one); a Patient search names its matches."""
+        return rows.count(), None
 
     def find(self, params, *, limit: int) -> tuple[list, list[str], int | None, dict]:
         """The first `limit` matching rows after the cursor, the ordering, the patient and the query to digest.
@@ -610,6 +620,15 @@ class PatientSearchView(FhirSearchView):
     @classmethod
     def rows_for(cls, shape: tuple, **values) -> QuerySet[Patient]:
         return cls._matching(selectors.patient_search(), values)
+
+    def counted(self, rows: QuerySet[Patient]) -> tuple[int, list[int] | None]:
+        """The total and the matching patients' ids, the first COUNT_NAMES_AT_MOST by id (what one page of
+        the same search would name at most): a total past them says the list is partial. One query for a
+        total within the cap (its length is the total), a count after it for a larger one."""
+        ids = list(rows.order_by("pk").values_list("pk", flat=True)[: COUNT_NAMES_AT_MOST + 1])
+        if len(ids) <= COUNT_NAMES_AT_MOST:
+            return len(ids), ids
+        return rows.count(), ids[:COUNT_NAMES_AT_MOST]
 
     def filter(self, params) -> tuple[QuerySet, int | None, dict]:
         names = {}
