@@ -165,7 +165,21 @@ def designed_index_sql(name: str) -> str:
         return str(index.create_sql(model, editor, concurrently=True))
 
 
-_CATALOG = """
+# Whether some session is building index i (pg_index) now. pg_stat_progress_create_index shows another
+# role's build to a role without pg_read_all_stats as its pid alone (relid, index_relid and phase NULL): a
+# migration running as another role looked like an invalid leftover, and applying dropped it. Such a row
+# counts where its backend holds the build's ShareUpdateExclusiveLock on the index's table (pg_locks is
+# readable by every role; the lock is held, as a session lock, from the build's start to its end).
+_BUILDING = """
+EXISTS (SELECT 1 FROM pg_stat_progress_create_index p
+        WHERE p.index_relid = i.indexrelid
+           OR (p.relid IS NULL AND p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+               AND EXISTS (SELECT 1 FROM pg_locks l
+                           WHERE l.pid = p.pid AND l.locktype = 'relation' AND l.database = p.datid
+                             AND l.relation = i.indrelid AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted)))
+"""
+
+_CATALOG = f"""
 SELECT c.relname, t.relname, i.indisvalid, i.indisunique, am.amname, i.indnkeyatts,
        (SELECT array_agg(coalesce(a.attname, '') ORDER BY k.n)
           FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n)
@@ -174,11 +188,11 @@ SELECT c.relname, t.relname, i.indisvalid, i.indisunique, am.amname, i.indnkeyat
        (SELECT array_agg(CASE WHEN oc.opcdefault THEN '' ELSE oc.opcname END ORDER BY q.n)
           FROM unnest(i.indclass::oid[]) WITH ORDINALITY q(cls, n) JOIN pg_opclass oc ON oc.oid = q.cls),
        pg_get_expr(i.indpred, i.indrelid), i.indexprs IS NOT NULL,
-       EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid)
+       {_BUILDING.strip()}
 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
      JOIN pg_am am ON am.oid = c.relam
 WHERE c.relnamespace = current_schema()::regnamespace
-"""
+"""  # noqa: S608 - a constant fragment, no input
 
 
 def index_catalog(cursor) -> dict[str, dict]:
@@ -636,7 +650,7 @@ FOREIGN_BUILD_WAIT_SECONDS = 3600
 def _index_state(cursor, index: str) -> tuple[bool, bool] | None:
     """(valid, being built by some session) of an index of this schema, or None when there is none."""
     cursor.execute(
-        "SELECT i.indisvalid, EXISTS (SELECT 1 FROM pg_stat_progress_create_index p WHERE p.index_relid = c.oid) "
+        f"SELECT i.indisvalid, {_BUILDING} "  # noqa: S608 - a constant fragment; the name is a parameter
         "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
         "WHERE c.relname = %s AND c.relnamespace = current_schema()::regnamespace",
         [index],

@@ -262,3 +262,67 @@ def test_cancelling_a_run_stops_the_index_build_it_is_waiting_on(data):
         recommendation.outcome
     )
     assert _state(INDEX) is None  # no INVALID leftover written on every change
+
+
+@pytest.fixture
+def app_role():
+    """A login role like a production app's: no superuser, no pg_read_all_stats. Roles are the server's, not
+    the test database's: the name carries this process's id, and the role is dropped after."""
+    import os
+
+    name = f"optimizer_app_{os.getpid()}"
+    _sql(f'CREATE ROLE "{name}" NOSUPERUSER NOINHERIT LOGIN')
+    yield name
+    _sql(f'DROP ROLE IF EXISTS "{name}"')
+
+
+def _as_role(role: str, work):
+    """`work()` on this thread's connection as `role` (SET ROLE: what PostgreSQL checks is the current role)."""
+    _sql(f'SET ROLE "{role}"')
+    try:
+        return work()
+    finally:
+        _sql("RESET ROLE")  # the connection goes back to the pool
+
+
+def test_a_build_by_another_role_is_waited_for_by_a_role_that_may_not_read_its_progress(data, app_role):
+    """pg_stat_progress_create_index shows another role's build to a role without pg_read_all_stats as a pid
+    with relid NULL: a migration running as another role was proposed as "Rebuild invalid", and applying
+    ran DROP INDEX CONCURRENTLY on it. Here the build runs as the superuser and the optimizer as app."""
+    _sql(f"DROP INDEX {INDEX}")
+    holder, builder = _connect(), _connect()
+    holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")  # an old snapshot the build must wait out
+    built = threading.Thread(target=builder.execute, args=(designed_index_sql(INDEX),))
+    built.start()
+    outcome, errors = [], []
+
+    def apply() -> None:
+        try:
+            outcome.append(_as_role(app_role, lambda: index_create(index=INDEX)))
+        except Exception as exc:  # noqa: BLE001 - the test reports what the applier met
+            errors.append(repr(exc))
+        finally:
+            connection.close()
+
+    applier = threading.Thread(target=apply)
+    try:
+        _wait_for(lambda: _building(INDEX))
+        _wait_for(lambda: _state(INDEX) == (False,))  # the build's first transaction has committed it INVALID
+        seen = _as_role(app_role, lambda: _sql("SELECT relid, index_relid, phase FROM pg_stat_progress_create_index"))
+        assert seen == [(None, None, None)]  # the staging is the reviewer's: the app role sees a pid alone
+        states = _as_role(app_role, lambda: {s["index"]: s["state"] for s in index_states()})
+        assert states[INDEX] == "building"
+        assert INDEX not in _as_role(app_role, lambda: [s["index"] for s in missing_indexes()])
+        applier.start()
+        time.sleep(2)  # longer than the two looks a leftover needs
+        assert applier.is_alive() and _building(INDEX), errors  # waiting, the other build untouched
+    finally:
+        holder.execute("COMMIT")
+        built.join(30)
+        applier.join(30)
+        holder.close()
+        builder.close()
+    assert errors == []
+    assert outcome == [{"index": INDEX, "sql": designed_index_sql(INDEX), "note": "already present"}]
+    assert _state(INDEX) == (True,)
