@@ -55,8 +55,10 @@ def _trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: S
 def client_address(remote_addr: str, forwarded_for: str, trusted: Sequence[Network]) -> str:
     """The address of the first hop, from the right, that is not one of our proxies.
 
-    A malformed hop ends the walk at the last proxy we trust: what lies left of it cannot be told apart
-    from a made-up value.
+    A malformed hop, or a loopback one, ends the walk at the last proxy we trust: what lies left of it cannot
+    be told apart from a made-up value. TRUSTED_PROXIES must name the proxies only: any host inside it can
+    claim any address (in a cluster, name the ingress controller's pods, or keep other pods from reaching the
+    api with the NetworkPolicy component).
     """
     connection = _address(remote_addr)
     if connection is None or not trusted or not _trusted(connection, trusted):
@@ -64,7 +66,9 @@ def client_address(remote_addr: str, forwarded_for: str, trusted: Sequence[Netwo
     client = connection
     for hop in reversed(forwarded_for.split(",")):
         address = _address(hop)
-        if address is None:
+        if address is None or (address.is_loopback and not connection.is_loopback):
+            # Garbage, or loopback named by a connection that is not: no proxy of ours forwards from this
+            # host, and /metrics and other allow-lists trust loopback.
             break
         client = address
         if not _trusted(address, trusted):

@@ -27,6 +27,8 @@ INGRESS = parse_trusted_proxies(["10.42.0.0/16", "2001:db8:42::/48"])
         ("10.42.0.7", "198.51.100.1:51234", "198.51.100.1"),  # a port
         ("2001:db8:42::5", "[2001:db8:77::1]:443", "2001:db8:77::1"),
         ("::ffff:10.42.0.7", "::ffff:198.51.100.1", "198.51.100.1"),  # IPv4-mapped on a dual-stack socket
+        ("10.42.0.7", "127.0.0.1", "10.42.0.7"),  # loopback from a pod: /metrics' allow-list trusts loopback
+        ("10.42.0.7", "198.51.100.1, ::1", "10.42.0.7"),
     ],
 )
 def test_the_caller_is_the_first_hop_from_the_right_that_is_not_ours(remote_addr, forwarded_for, client):
