@@ -256,6 +256,15 @@ def _remove_quietly(path: str) -> None:
         os.unlink(path)
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
+# SIGTERM (a CI timeout, `kill`) ends a bench as Ctrl-C does, its finally blocks and atexit hooks run: Python's
+# default skipped them, which left the wrk script with the bench's bearer token in /tmp and the token valid.
+signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
 def emit(figures: dict) -> None:
     print(json.dumps(figures, indent=2))
 

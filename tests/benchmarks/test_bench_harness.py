@@ -42,3 +42,24 @@ def test_the_wrk_script_holding_the_token_is_removed_when_the_bench_exits():
     """random_paths_script wrote the bench's bearer token into a Lua file in /tmp and left it there."""
     path = _bench_python("print(harness.random_paths_script(['/x'], {'Authorization': 'Bearer t0ken'}))")
     assert path.endswith(".lua") and not Path(path).exists()
+
+
+def test_a_bench_stopped_by_sigterm_still_removes_the_script_and_revokes_its_token():
+    """The clean-ups are atexit hooks, which Python's default SIGTERM skips: a bench killed by a CI timeout left
+    its Lua file with the bearer token in /tmp and the token valid for its 12 hours."""
+    code = (
+        "import os, signal, time\n"
+        "token = harness.short_lived_token('bench-killed', ['patient:read'], hours=2)\n"
+        "print(harness.random_paths_script(['/x'], {'Authorization': 'Bearer ' + token.token}), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(30)\n"
+    )
+    db = connection.settings_dict
+    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+           "DJANGO_SETTINGS_MODULE": "controlplane.settings"}  # fmt: skip
+    prelude = "import sys; sys.path.insert(0, 'bench'); import django; django.setup(); import harness\n"
+    result = subprocess.run([sys.executable, "-c", prelude + code], cwd=REPO_ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 143, result.stderr[-2000:]
+    assert not Path(result.stdout.strip()).exists()
+    assert ApiClient.objects.get(name__startswith="bench-killed").revoked_at is not None
