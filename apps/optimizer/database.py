@@ -469,20 +469,99 @@ def statement_statistics(cursor, *, limit: int = 10) -> dict:
     }
 
 
-_SQL_LITERALS = re.compile(
-    r"""(?:[eEnNbBxXuU]&?)?'(?:[^']|'')*'?"""  # quoted strings, E'', N'', B'', U&'' ('' escapes a quote)
-    r"""|\$(?P<tag>(?:[A-Za-z_]\w*)?)\$.*?(?:\$(?P=tag)\$|$)"""  # dollar-quoted strings
-    r"""|(?<![\w$."])\d+(?:\.\d+)?(?:[eE][-+]?\d+)?""",  # numbers (not $1 placeholders, not in names)
-    re.DOTALL,
+# PostgreSQL's lexer, as far as redaction needs it. An identifier may hold $ after its first character, so a
+# $ starts a dollar quote or a $1 parameter only where no identifier runs into it.
+_SQL_IDENTIFIER = re.compile(r"[^\W\d][\w$]*")
+_SQL_DOLLAR_TAG = re.compile(r"\$(?:[^\W\d]\w*)?\$")
+_SQL_PARAMETER = re.compile(r"\$\d+")
+_SQL_NUMBER = re.compile(
+    r"0[xX][0-9A-Fa-f_]+|0[oO][0-7_]+|0[bB][01_]+"  # PostgreSQL 16's non-decimal integers
+    r"|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d+)?"
 )
+_STRING_PREFIXES = {"e": True, "n": False, "b": False, "x": False}  # prefix -> backslash escapes
+
+
+def _quoted_end(text: str, start: int, quote: str, *, backslash: bool = False) -> tuple[int, bool]:
+    """(where a quoted token that opened before `start` ends, whether it was closed): a doubled quote is one
+    quote, and in an E'' string a backslash escapes the next character. Unterminated: the end of the text."""
+    i = start
+    while i < len(text):
+        if backslash and text[i] == "\\":
+            i += 2
+        elif text[i] == quote:
+            if not text.startswith(quote, i + 1):
+                return i + 1, True
+            i += 2
+        else:
+            i += 1
+    return len(text), False
+
+
+def _block_comment_end(text: str, start: int) -> int:
+    """Where a /* comment that opens at `start` ends; PostgreSQL's comments nest."""
+    depth, i = 1, start + 2
+    while i < len(text) and depth:
+        if text.startswith("/*", i):
+            depth, i = depth + 1, i + 2
+        elif text.startswith("*/", i):
+            depth, i = depth - 1, i + 2
+        else:
+            i += 1
+    return i
 
 
 def redact_sql(text: str) -> str:
-    """A statement's text with every literal replaced by `?`. pg_stat_statements normalizes the constants
-    of plannable statements only: a utility statement (DECLARE ... CURSOR FOR SELECT, EXPLAIN, COPY (SELECT
-    ...) on PostgreSQL before 16; any statement with client-side binding) keeps its values, an MRN or a
-    name among them, and the report must never quote one."""
-    return _SQL_LITERALS.sub("?", text)
+    """A statement's text with every literal replaced by `?` and every comment by `/*?*/` or `--?`.
+
+    pg_stat_statements normalizes the constants of plannable statements only: a utility statement (DECLARE
+    ... CURSOR FOR SELECT, EXPLAIN, COPY (SELECT ...) on PostgreSQL before 16; any statement with
+    client-side binding) keeps its values, an MRN or a name among them, and a DBA's comment may quote one;
+    the report must never quote either. A tokenizer, not a pattern: a regular expression took E'O\\'Brien'
+    apart at the escaped quote and a quote inside a "quoted identifier" for the start of a string, quoting
+    what followed. Quoted identifiers and $1 parameters are kept; an unterminated token is redacted to the end.
+    """
+    out, i, n = [], 0, len(text)
+    while i < n:
+        char = text[i]
+        if text.startswith("--", i):
+            newline = text.find("\n", i)
+            i = n if newline < 0 else newline
+            out.append("--?")
+        elif text.startswith("/*", i):
+            i = _block_comment_end(text, i)
+            out.append("/*?*/")
+        elif char == "'":
+            i = _quoted_end(text, i + 1, "'")[0]
+            out.append("?")
+        elif char == '"':
+            end, closed = _quoted_end(text, i + 1, '"')
+            out.append(text[i:end] if closed else '"?')  # a runaway quote may have swallowed literals
+            i = end
+        elif char == "$" and (tag := _SQL_DOLLAR_TAG.match(text, i)):
+            closing = text.find(tag.group(), tag.end())
+            i = n if closing < 0 else closing + len(tag.group())
+            out.append("?")
+        elif char == "$" and (parameter := _SQL_PARAMETER.match(text, i)):
+            out.append(parameter.group())
+            i = parameter.end()
+        elif word := _SQL_IDENTIFIER.match(text, i):
+            prefix, after = word.group().lower(), word.end()
+            if prefix in _STRING_PREFIXES and text.startswith("'", after):
+                i = _quoted_end(text, after + 1, "'", backslash=_STRING_PREFIXES[prefix])[0]
+                out.append("?")
+            elif prefix == "u" and text.startswith("&'", after):  # U&'d\0061t\+000061': '' escapes only
+                i = _quoted_end(text, after + 2, "'")[0]
+                out.append("?")
+            else:
+                out.append(word.group())  # U&"..." goes on as a quoted identifier
+                i = after
+        elif number := _SQL_NUMBER.match(text, i):
+            out.append("?")
+            i = number.end()
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
 
 
 def recommendations_for(findings: dict) -> list[Draft]:
