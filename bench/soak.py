@@ -92,6 +92,9 @@ def main() -> None:
     parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/cp_bench")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     args = parser.parse_args()
+    for name in ("minutes", "rate", "patients"):
+        if getattr(args, name) <= 0:
+            parser.error(f"--{name} must be above 0")  # --patients 0 crashed drawing a patient from none
 
     django_setup(args.database, args.redis)
     ensure_patients(args.patients)

@@ -19,3 +19,11 @@ def test_a_bench_starts_and_explains_its_flags(script: Path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("usage:")
+
+
+def test_the_soak_refuses_nothing_to_do_before_it_starts_anything():
+    """--patients 0 loaded nothing, started the servers and crashed drawing a patient from an empty list."""
+    result = subprocess.run(
+        [sys.executable, "bench/soak.py", "--patients", "0"], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2 and "--patients must be above 0" in result.stderr
