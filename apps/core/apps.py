@@ -27,7 +27,9 @@ class CoreConfig(AppConfig):
 
         from django.contrib.auth.signals import user_logged_in
 
-        from apps.core.middleware import stamp_session_on_sign_in
+        from apps.core.middleware import check_session_idle_seconds, stamp_session_on_sign_in
+
+        check_session_idle_seconds(settings.SESSION_IDLE_SECONDS)  # under 2 minutes signed active users out
 
         user_logged_in.connect(stamp_session_on_sign_in, dispatch_uid="core.session_idle.stamp")
 

@@ -35,13 +35,62 @@ class RequestIdMiddleware:
         return response
 
 
-class SessionIdleTimeoutMiddleware:
-    """Signs a session out after SESSION_IDLE_SECONDS without a request (HIPAA's automatic logoff,
-    §164.312(a)(2)(iii)): a staff session left open on a ward workstation otherwise lasted the whole shift
-    (SESSION_COOKIE_AGE). The last request's time is written at most once a minute; requests that carry no
-    session (API tokens) cost nothing here."""
+# The dashboard says how long its user has been idle (no pointer, key, wheel, scroll, touch or focus) on every
+# API request it makes: its own polls of an unattended tab are then no activity. Whole seconds, capped (a day
+# is as idle as any longer time; the cap keeps a huge number from reaching float arithmetic).
+USER_IDLE_HEADER = "X-User-Idle-Seconds"
+USER_IDLE_MAX_SECONDS = 24 * 3600
+_USER_IDLE_VALUE = re.compile(r"[0-9]{1,12}")
+# The last request's time is written at most this often, so it lags the user's last action by up to this much:
+# a timeout shorter than twice it signed an active user out (see check_session_idle_seconds).
+LAST_SEEN_WRITE_SECONDS = 60
+SESSION_IDLE_MIN_SECONDS = 2 * LAST_SEEN_WRITE_SECONDS
 
-    WRITE_EVERY_SECONDS = 60
+
+def check_session_idle_seconds(value: object) -> None:
+    """Refuse, at start-up, an idle timeout the once-a-minute write cannot keep: under 2 minutes (0 is off), a
+    user whose requests came every 59 s was signed out, their last write being up to a minute old."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ImproperlyConfigured(
+            f"SESSION_IDLE_SECONDS must be a whole number of seconds, 0 or more; it is {value!r}."
+        )
+    if 0 < value < SESSION_IDLE_MIN_SECONDS:
+        raise ImproperlyConfigured(
+            f"SESSION_IDLE_SECONDS={value} is under {SESSION_IDLE_MIN_SECONDS}: the last request is recorded once "
+            f"a minute, so an active user would be signed out. Use 0 (off) or {SESSION_IDLE_MIN_SECONDS} or more."
+        )
+
+
+def user_active_at(request: HttpRequest, now: float) -> float | None:
+    """When the request's user last acted: now for a request that says nothing (an admin page, a script), now
+    less the dashboard's X-User-Idle-Seconds for one that says it, None (no activity) for a malformed value."""
+    offered = request.headers.get(USER_IDLE_HEADER)
+    if offered is None:
+        return now
+    if not _USER_IDLE_VALUE.fullmatch(offered):
+        return None
+    return now - min(int(offered), USER_IDLE_MAX_SECONDS)
+
+
+def session_idle_expired(session, now: float | None = None) -> bool:
+    """Whether a signed-in session's last activity is older than SESSION_IDLE_SECONDS (never when it is 0)."""
+    last_seen = session.get(LAST_SEEN_KEY)
+    if not settings.SESSION_IDLE_SECONDS or not isinstance(last_seen, int | float):
+        return False
+    return (time.time() if now is None else now) - last_seen > settings.SESSION_IDLE_SECONDS
+
+
+class SessionIdleTimeoutMiddleware:
+    """Signs a session out after SESSION_IDLE_SECONDS without its user's activity (HIPAA's automatic logoff,
+    §164.312(a)(2)(iii)): a staff session left open on a ward workstation otherwise lasted the whole shift
+    (SESSION_COOKIE_AGE). A request is activity at the time its user last acted: the dashboard's background
+    polls of a tab nobody touches said "active" every 10 s and kept it signed in all shift. The time is written
+    at most once a minute (so the logoff may come up to a minute early); requests that carry no session (API
+    tokens) cost nothing here."""
+
+    WRITE_EVERY_SECONDS = LAST_SEEN_WRITE_SECONDS
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -53,10 +102,15 @@ class SessionIdleTimeoutMiddleware:
         if session is not None and session.session_key and settings.SESSION_IDLE_SECONDS and SESSION_KEY in session:
             now = time.time()
             last_seen = session.get(LAST_SEEN_KEY)
+            active_at = user_active_at(request, now)
+            if not isinstance(last_seen, int | float):
+                last_seen = None
+            # Expiry is judged before this request counts: a user back after the timeout is signed out, whatever
+            # they did a moment ago (the server cannot tell that from having been there all along).
             if last_seen is not None and now - last_seen > settings.SESSION_IDLE_SECONDS:
-                logout(request)  # the request goes on signed out: admin asks for a sign-in, the API says 403
-            elif last_seen is None or now - last_seen >= self.WRITE_EVERY_SECONDS:
-                session[LAST_SEEN_KEY] = now
+                logout(request)  # the request goes on signed out: admin asks for a sign-in, the API says 401
+            elif active_at is not None and (last_seen is None or active_at - last_seen >= self.WRITE_EVERY_SECONDS):
+                session[LAST_SEEN_KEY] = active_at  # never later than now: the header only makes it less
         return self.get_response(request)
 
 

@@ -19,6 +19,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 
+from apps.core.middleware import session_idle_expired
 from apps.metrics.selectors import live_snapshot
 
 logger = logging.getLogger(__name__)
@@ -129,6 +130,10 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            await self._refuse(CLOSE_UNAUTHENTICATED)
+            return
+        if await database_sync_to_async(_scope_session_idle_expired)(self.scope):
+            # Idle past SESSION_IDLE_SECONDS: the next page request signs it out, so the feed is refused now.
             await self._refuse(CLOSE_UNAUTHENTICATED)
             return
         allowed, self._audience = await database_sync_to_async(live_feed_access)(user)
@@ -249,6 +254,12 @@ def live_feed_access(user) -> tuple[bool, frozenset[int] | None]:
     return True, visible_service_ids(user)
 
 
+def _scope_session_idle_expired(scope: dict) -> bool:
+    """Whether the connecting socket's session has gone idle past SESSION_IDLE_SECONDS (a database read)."""
+    session = scope.get("session")
+    return session is not None and bool(session.session_key) and session_idle_expired(session)
+
+
 def live_feed_recheck(scope: dict) -> tuple[int | None, frozenset[int] | None]:
     """An open feed's viewer read afresh: (a close code, None) if it may no longer watch, else (None, the
     services it sees now). The session is read from its store again, so signing out (or a password
@@ -267,6 +278,9 @@ def live_feed_recheck(scope: dict) -> tuple[int | None, frozenset[int] | None]:
     else:  # a scope built without a session (a test, a custom stack): the account itself
         user = get_user_model().objects.filter(pk=connected.pk).first()
     if user is None or not user.is_authenticated or user.pk != connected.pk:
+        return CLOSE_UNAUTHENTICATED, None
+    if session is not None and session.session_key and session_idle_expired(store):
+        # Idle past SESSION_IDLE_SECONDS while watching: the feed is no activity, so it ends as a sign-out does.
         return CLOSE_UNAUTHENTICATED, None
     allowed, audience = live_feed_access(user)
     return (None, audience) if allowed else (CLOSE_FORBIDDEN, None)

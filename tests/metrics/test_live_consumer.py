@@ -340,3 +340,41 @@ async def test_heartbeats_go_on_while_a_slow_database_holds_the_access_recheck(m
         last = time.monotonic()
     assert max(gaps) < 2.0, gaps
     await communicator.disconnect()
+
+
+@database_sync_to_async
+def _idle_the_sessions(seconds: float) -> None:
+    """Every session's last activity `seconds` ago, as if its user had left the workstation then."""
+    import time
+
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+
+    from apps.core.middleware import LAST_SEEN_KEY
+
+    for key in Session.objects.values_list("session_key", flat=True):
+        store = SessionStore(key)
+        store[LAST_SEEN_KEY] = time.time() - seconds
+        store.save()
+
+
+async def test_a_session_idle_past_the_timeout_is_refused_like_a_signed_out_one(settings):
+    settings.SESSION_IDLE_SECONDS = 900
+    cookie = await _session_cookie(VIEWERS, is_staff=True)
+    await _idle_the_sessions(901)
+    assert await _close_code((b"cookie", cookie)) == 4401
+
+
+async def test_an_open_feed_ends_when_its_session_goes_idle(monkeypatch, settings):
+    """The feed is no activity: a dashboard left open ends when its session goes idle, as its pages do."""
+    settings.SESSION_IDLE_SECONDS = 900
+    monkeypatch.setattr("apps.metrics.consumers.ACCESS_RECHECK_SECONDS", 0.5)
+    communicator, connected, _ = await _connect((b"cookie", await _session_cookie(VIEWERS, is_staff=True)))
+    assert connected
+    await _idle_the_sessions(600)
+    await _next(communicator, "snapshot")
+    for _ in range(3):  # idle but within the timeout: rechecks keep it open
+        assert (await _next(communicator, "heartbeat"))["type"] == "heartbeat"
+    await _idle_the_sessions(901)
+    assert (await _next(communicator, "websocket.close"))["code"] == 4401
+    await communicator.disconnect()
