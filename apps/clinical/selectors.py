@@ -89,6 +89,21 @@ def _prefixes(value: str | list[str]) -> list[str]:
     return [search_form(term) for term in ([value] if isinstance(value, str) else value)]
 
 
+# A total's audit record names at most this many of the patients it counts (the lowest ids): as many as the
+# largest page of a FHIR search names, so no record's list outgrows an ordinary one.
+COUNT_NAMES_AT_MOST = 1000
+
+
+def patients_counted(patients: QuerySet[Patient], *, at_most: int = COUNT_NAMES_AT_MOST) -> tuple[int, list[int]]:
+    """How many patients match and the ids of the first `at_most` by id, for the audit record of an answer
+    that discloses the total alone ("is Jane Doe, born 1970-01-01, a patient here?"). One query within the
+    cap (the ids are the total), a COUNT after it for a larger one; a total past the list says it is partial."""
+    ids = list(patients.order_by("pk").values_list("pk", flat=True)[: at_most + 1])
+    if len(ids) <= at_most:
+        return len(ids), ids
+    return patients.count(), ids[:at_most]
+
+
 def patient_search(
     *,
     name: str | list[str] | None = None,

@@ -312,3 +312,30 @@ def test_a_count_only_patient_search_costs_one_query_for_its_ids_and_total(api, 
         assert _count_only(api, "get-summary", "Patient", "family=Smiths").json()["total"] == 3
     reads = [query["sql"] for query in queries if 'FROM "clinical_patient"' in query["sql"]]
     assert len(reads) == 1 and "COUNT(" not in reads[0], reads
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_patient_window_past_the_end_of_its_matches_names_the_patients_its_count_counts(
+    api, issue_token, smiths, method
+):
+    """`/api/v1/patients/window/` with an offset past its matches answers their count alone (`count: 3`,
+    no rows), the same probe as FHIR's _summary=count: its record said result_count 0 and named nobody."""
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('patient:read')}")
+    search = {"family": "Smiths", "birth_date": "1980-01-02", "offset": 1000}
+    if method == "post":
+        response = api.post("/api/v1/patients/window/", search, format="json")
+    else:
+        response = api.get("/api/v1/patients/window/", search)
+    assert response.status_code == 200 and response.json()["count"] == 3 and response.json()["results"] == []
+    record = AuditEvent.objects.order_by("-id").first()
+    assert (record.action, record.result_count, record.patient_id) == ("search", 3, None)
+    assert record.patient_ids == sorted(patient.pk for patient in smiths)
+    _found_by_each(api, issue_token, record, smiths)
+
+
+def test_a_patient_window_within_its_matches_still_names_its_rows_alone(api, issue_token, smiths):
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('patient:read')}")
+    response = api.get("/api/v1/patients/window/", {"family": "Smiths", "offset": 1, "limit": 1})
+    assert response.json()["count"] == 3
+    record = AuditEvent.objects.order_by("-id").first()
+    assert (record.result_count, record.patient_id, record.patient_ids) == (1, smiths[1].pk, None)

@@ -139,9 +139,14 @@ class PatientWindowView(PhiAPIView):
         offset, limit = query.pop("offset"), query.pop("limit")
         patients = selectors.patient_search(**query)
         rows = [patient_json(patient) for patient in patients[offset : offset + limit]]
-        self.audit(request, action="search", result_count=len(rows), patient_ids=[row["id"] for row in rows],
+        if rows or offset == 0:
+            count, result_count, named = patients.count(), len(rows), [row["id"] for row in rows]
+        else:  # past the end of its matches, the answer is their count alone: audited as FHIR's _summary=count
+            count, named = selectors.patients_counted(patients)
+            result_count = count
+        self.audit(request, action="search", result_count=result_count, patient_ids=named,
                    query={**{k: str(v) for k, v in query.items()}, "offset": str(offset)})  # fmt: skip
-        return Response({"count": patients.count(), "offset": offset, "results": rows})
+        return Response({"count": count, "offset": offset, "results": rows})
 
 
 class PatientListView(PhiAPIView):

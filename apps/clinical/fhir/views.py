@@ -78,8 +78,8 @@ REPEATABLE_PARAMS = {"date"}  # date=ge...&date=le...: a range
 compiled_searches = CompiledShapes(at_most=512)
 POSTED_SEARCH_TTL = 15 * 60
 # A count-only Patient search's record names at most this many of the patients its total counts (the lowest
-# ids): as many as the largest page of the same search would, so no record's list outgrows an ordinary one.
-COUNT_NAMES_AT_MOST = MAX_COUNT
+# ids): as many as the largest page of the same search would (selectors.patients_counted).
+COUNT_NAMES_AT_MOST = min(MAX_COUNT, selectors.COUNT_NAMES_AT_MOST)
 
 
 def _store_search(resource_type: str, kept: dict, owner: str) -> str:
@@ -622,13 +622,8 @@ class PatientSearchView(FhirSearchView):
         return cls._matching(selectors.patient_search(), values)
 
     def counted(self, rows: QuerySet[Patient]) -> tuple[int, list[int] | None]:
-        """The total and the matching patients' ids, the first COUNT_NAMES_AT_MOST by id (what one page of
-        the same search would name at most): a total past them says the list is partial. One query for a
-        total within the cap (its length is the total), a count after it for a larger one."""
-        ids = list(rows.order_by("pk").values_list("pk", flat=True)[: COUNT_NAMES_AT_MOST + 1])
-        if len(ids) <= COUNT_NAMES_AT_MOST:
-            return len(ids), ids
-        return rows.count(), ids[:COUNT_NAMES_AT_MOST]
+        """The total and the matching patients' ids, the first COUNT_NAMES_AT_MOST by id."""
+        return selectors.patients_counted(rows, at_most=COUNT_NAMES_AT_MOST)
 
     def filter(self, params) -> tuple[QuerySet, int | None, dict]:
         names = {}
