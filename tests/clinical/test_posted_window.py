@@ -110,6 +110,11 @@ def test_a_staff_session_posts_json_from_its_own_pages_without_the_token_and_not
     for site in ("cross-site", "same-site"):
         forged = browser.post(WINDOW, {"name": "ok"}, format="json", HTTP_SEC_FETCH_SITE=site)
         assert forged.status_code == 403 and "CSRF" in forged.json()["detail"], site
+    # A browser without Sec-Fetch-Site that names another origin: no exemption either.
+    elsewhere = browser.post(WINDOW, {"name": "ok"}, format="json", HTTP_ORIGIN="https://evil.example")
+    assert elsewhere.status_code == 403 and "CSRF" in elsewhere.json()["detail"]
+    own = browser.post(WINDOW, {"name": "ok"}, format="json", HTTP_ORIGIN="http://testserver")
+    assert own.status_code == 200
     # Registering a patient with the same session still needs the token.
     write = browser.post(
         "/api/v1/patients/",

@@ -82,12 +82,15 @@ class SameOriginSearchSessionAuthentication(SessionAuthentication):
     Why that is safe: a page of another origin cannot send `Content-Type: application/json` without a CORS
     preflight, which this server never grants, nor set `Sec-Fetch-Site: same-origin`; and what the search does
     (an audited read, a rate-limit count) is what the GET form, which no CSRF check can cover, does too. Any
-    other body, or a request the browser marks cross-site or same-site, needs the token like every write."""
+    other body, a request the browser marks cross-site or same-site, or one naming another Origin, needs the
+    token like every write."""
 
     def enforce_csrf(self, request: Request) -> None:
         media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
         site = request.headers.get("Sec-Fetch-Site", "same-origin")
-        if media_type != "application/json" or site not in ("same-origin", "none"):
+        origin = request.headers.get("Origin")
+        foreign = origin is not None and origin != f"{request.scheme}://{request.get_host()}"
+        if media_type != "application/json" or site not in ("same-origin", "none") or foreign:
             super().enforce_csrf(request)
 
 
