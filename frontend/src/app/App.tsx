@@ -6,6 +6,7 @@ import { ThemeToggle } from "../components/ui/ThemeToggle";
 import { websocketUrl } from "../lib/config";
 import { lazyWithRetry } from "../lib/lazyWithRetry";
 import { LiveFeed } from "../lib/liveFeed";
+import { trackUserInput } from "../lib/session";
 import { LiveFeedContext, useConnectionState, useLatestMessage } from "../lib/useLiveFeed";
 import { ConfigContext } from "./config";
 import { FocusOnNavigate } from "./FocusOnNavigate";
@@ -68,6 +69,8 @@ function Header() {
 export function App() {
   const config = useContext(ConfigContext);
   const feed = useMemo(() => new LiveFeed(websocketUrl(config)), [config]);
+  // The user's own input, which every API request reports, so the server's idle logoff ignores the polls.
+  useEffect(() => trackUserInput(), []);
   useEffect(() => {
     feed.start();
     return () => feed.stop();

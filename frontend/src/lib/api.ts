@@ -1,3 +1,5 @@
+import { endSession, idleHeaders } from "./session";
+
 /** Field name (dotted for nested ones, e.g. "items[0].code") -> its messages, from a 400's body. */
 export type FieldErrors = Record<string, string[]>;
 
@@ -63,7 +65,9 @@ export function fieldErrors(body: unknown): FieldErrors {
  * about caching, so Chromium kept them in its disk cache, on a ward's shared workstation, after sign-out.
  */
 export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
-  return answered<T>(await fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json" }, signal }));
+  return answered<T>(
+    await fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json", ...idleHeaders() }, signal }),
+  );
 }
 
 /**
@@ -78,14 +82,19 @@ export async function postSearch<T>(url: string, body: Record<string, unknown>, 
       method: "POST",
       credentials: "same-origin",
       cache: "no-store",
-      headers: { Accept: "application/json", "Content-Type": "application/json" },
+      headers: { Accept: "application/json", "Content-Type": "application/json", ...idleHeaders() },
       body: JSON.stringify(body),
       signal,
     }),
   );
 }
 
+/**
+ * The answer's JSON, or an ApiError. A 401 (or a sign-in page) also ends the session in this tab: the pages
+ * holding patient data drop it, not just show a banner over it.
+ */
 async function answered<T>(response: Response): Promise<T> {
+  if (response.status === 401) endSession();
   if (!response.ok) {
     let detail = response.statusText;
     let fields: FieldErrors = {};
@@ -105,6 +114,7 @@ async function answered<T>(response: Response): Promise<T> {
   } catch {
     // A sign-in page or a proxy's error page answered instead of the API: "Unexpected token '<'" said nothing.
     const signIn = response.redirected && /\/login\b/.test(response.url);
+    if (signIn) endSession();
     throw new ApiError(signIn ? 401 : response.status, signIn ? "Your session has ended" : "The server answered with a web page, not data");
   }
 }

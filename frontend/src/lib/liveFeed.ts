@@ -1,3 +1,5 @@
+import { endSession } from "./session";
+
 /**
  * The dashboard's one websocket to /ws/metrics/, reconnecting with capped exponential backoff and
  * jitter. Pages render without it; they only listen to what it brings.
@@ -136,6 +138,7 @@ export class LiveFeed {
       this.clearWatchdog();
       this.socket = null;
       const refusal = REFUSALS[event.code];
+      if (event.code === 4401) endSession(); // signed out, or idle past the timeout: patient data goes too
       if (refusal) {
         this.setState(refusal);
         return;

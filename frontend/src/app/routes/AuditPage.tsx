@@ -7,6 +7,7 @@ import { useAuditTrail } from "../../features/audit/hooks/useAuditTrail";
 import { when } from "../../lib/format";
 import { useDebounced } from "../../lib/useDebounced";
 import { usePageTitle } from "../../lib/usePageTitle";
+import { SessionGuard } from "../../components/ui/SessionGuard";
 
 const ACTIONS = ["", "read", "search", "create", "update", "delete"];
 
@@ -17,7 +18,7 @@ const FILTER_DEBOUNCE_MS = 300;
 const FILTER_FIELDS = ["action", "resource_type"];
 
 /** The audit trail, newest first: a keyset page of 500 at a time, fetched as the list nears its end. */
-export default function AuditPage() {
+function AuditView() {
   usePageTitle("Audit trail");
   const [action, setAction] = useState("");
   const [resourceType, setResourceType] = useState("");
@@ -91,5 +92,14 @@ export default function AuditPage() {
         }}
       />
     </section>
+  );
+}
+
+/** Patient data on screen only while the session lasts (see SessionGuard). */
+export default function AuditPage() {
+  return (
+    <SessionGuard title="Audit trail" what="the audit trail">
+      <AuditView />
+    </SessionGuard>
   );
 }

@@ -7,10 +7,11 @@ import type { Patient } from "../../features/patients/api/patients";
 import { VitalsChart } from "../../features/patients/components/VitalsChart";
 import { usePatientWindow } from "../../features/patients/hooks/usePatientWindow";
 import { usePageTitle } from "../../lib/usePageTitle";
+import { SessionGuard } from "../../components/ui/SessionGuard";
 
 const ROW_HEIGHT = 36;
 
-export default function PatientsPage() {
+function PatientsView() {
   usePageTitle("Patients");
   const [search, setSearch] = useState("");
   const name = useDeferredValue(search.trim());
@@ -73,5 +74,14 @@ export default function PatientsPage() {
         {selected ? <VitalsChart patient={selected} /> : <p className="muted">Choose a patient to see their vital signs.</p>}
       </div>
     </section>
+  );
+}
+
+/** Patient data on screen only while the session lasts (see SessionGuard). */
+export default function PatientsPage() {
+  return (
+    <SessionGuard title="Patients" what="the patient list">
+      <PatientsView />
+    </SessionGuard>
   );
 }

@@ -1,0 +1,82 @@
+import { useSyncExternalStore } from "react";
+
+/**
+ * The staff session as this tab sees it: how long its user has been idle, and whether the session has ended.
+ *
+ * The server signs a session out after SESSION_IDLE_SECONDS without activity, but most pages poll on their own
+ * (every 10-60 s): counted as activity, they kept an unattended tab signed in all shift. Every API request says
+ * how long ago the user last touched the page (USER_IDLE_HEADER), and the server counts it at that time.
+ */
+export const USER_IDLE_HEADER = "X-User-Idle-Seconds";
+
+/** What a person does at the page; a poll, a websocket frame or a timer is none of them. */
+export const USER_INPUT_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "scroll", "touchstart", "focus"] as const;
+
+let lastInputAt = Date.now(); // opening the page is the user's own doing
+let tracking: (() => void) | null = null;
+
+/** Note the user's input now (exported for the listeners and for tests). */
+export function noteUserInput(now: number = Date.now()): void {
+  lastInputAt = Math.max(lastInputAt, now);
+}
+
+/**
+ * Listen for the user's input on the window (capture: a scroll inside a list, a focus moving between fields,
+ * do not bubble). Idempotent; returns the function that stops listening.
+ */
+export function trackUserInput(target: Window = window): () => void {
+  if (tracking) return tracking;
+  const onInput = () => noteUserInput();
+  const options = { capture: true, passive: true } as const;
+  USER_INPUT_EVENTS.forEach((type) => target.addEventListener(type, onInput, options));
+  tracking = () => {
+    USER_INPUT_EVENTS.forEach((type) => target.removeEventListener(type, onInput, options));
+    tracking = null;
+  };
+  return tracking;
+}
+
+/** Whole seconds since the user's last input, never negative (a clock set back counts as input now). */
+export function userIdleSeconds(now: number = Date.now()): number {
+  return Math.max(0, Math.floor((now - lastInputAt) / 1000));
+}
+
+/** The header every API request carries. */
+export function idleHeaders(now: number = Date.now()): Record<string, string> {
+  return { [USER_IDLE_HEADER]: String(userIdleSeconds(now)) };
+}
+
+// --- the session's end -------------------------------------------------------------------------------------
+
+let ended = false;
+const listeners = new Set<() => void>();
+
+/**
+ * The session has ended (an API 401, the live feed's 4401): pages holding patient data drop it. For good in
+ * this tab: signing in again loads the dashboard afresh.
+ */
+export function endSession(): void {
+  if (ended) return;
+  ended = true;
+  listeners.forEach((listener) => listener());
+}
+
+export function sessionEnded(): boolean {
+  return ended;
+}
+
+export function onSessionEnd(listener: () => void): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+/** Whether the session has ended, re-rendering when it does. */
+export function useSessionEnded(): boolean {
+  return useSyncExternalStore(onSessionEnd, sessionEnded, sessionEnded);
+}
+
+/** Tests only: a fresh tab's state. */
+export function resetSessionForTests(now: number = Date.now()): void {
+  ended = false;
+  lastInputAt = now;
+}
