@@ -105,10 +105,8 @@ def run_locust(
 
     Without a `workdir`, the run's files (the patients drawn, every sample, Locust's log) go to a temporary
     folder removed when the run ends: each run left one behind in /tmp, for good."""
-    if workdir is not None:
-        return _run_in(Path(workdir), base_url, requests, token, patients, stages, stress_gate, rate_per_user,
-                       should_stop, on_tick, processes)  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="bench-") as folder:
+    place = contextlib.nullcontext(workdir) if workdir is not None else tempfile.TemporaryDirectory(prefix="bench-")
+    with place as folder:
         return _run_in(Path(folder), base_url, requests, token, patients, stages, stress_gate, rate_per_user,
                        should_stop, on_tick, processes)  # fmt: skip
 

@@ -47,7 +47,8 @@ def dashboard(request: HttpRequest, subpath: str = "") -> HttpResponse:
     index = settings.DASHBOARD_BUILD_DIR / "index.html"
     if not index.is_file():
         return render(request, "core/dashboard_missing.html", status=503)
-    from apps.metrics.consumers import live_feed_access, strict_json
+    from apps.core.json_safe import strict_json
+    from apps.metrics.consumers import live_feed_access
     from apps.metrics.selectors import live_snapshot
 
     may_watch, audience = live_feed_access(request.user)

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.core.json_safe import finite_or_none
 from apps.scaling import forecasting, kube, manifests
 from apps.scaling.history import HistoryUnavailable, hourly_history
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
@@ -56,7 +57,7 @@ def forecast_create(policy: ScalingPolicy, metric: str, *, now: datetime | None 
     ]
     if not all(math.isfinite(value) for row in points + recent for key, value in row.items() if key != "at"):
         raise ValueError(f"{policy.service.slug} {metric}: the forecast is not finite, not stored.")
-    patterns = _finite_or_none(forecasting.analyze_patterns(series))
+    patterns = finite_or_none(forecasting.analyze_patterns(series))
     with transaction.atomic():  # a savepoint when nested: a refused insert leaves the caller's transaction usable
         return WorkloadForecast.objects.create(
             service=policy.service,
@@ -64,24 +65,13 @@ def forecast_create(policy: ScalingPolicy, metric: str, *, now: datetime | None 
             source=policy.history_source,
             history_hours=len(series),
             model=selection.model.name,
-            scores=_finite_or_none(
+            scores=finite_or_none(
                 {"criterion": selection.criterion, "candidates": [score.as_dict() for score in selection.scores]}
             ),
             points=points,
             recent=recent,
             patterns=patterns,
         )
-
-
-def _finite_or_none(value):
-    """NaN and infinity as None (a score or pattern that has no value): PostgreSQL's jsonb refuses them."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite_or_none(item) for item in value]
-    return value
 
 
 def replica_capacity(policy: ScalingPolicy) -> tuple[float, str]:

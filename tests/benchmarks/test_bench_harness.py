@@ -14,14 +14,18 @@ from tests.helpers import REPO_ROOT
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _bench_python(code: str) -> str:
+def _bench_process(code: str) -> subprocess.CompletedProcess:
     """Run `code` as a bench script does (the harness imported from bench/), on the test database."""
     db = connection.settings_dict
     env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
            "DJANGO_SETTINGS_MODULE": "controlplane.settings"}  # fmt: skip
     prelude = "import sys; sys.path.insert(0, 'bench'); import django; django.setup(); import harness\n"
-    result = subprocess.run([sys.executable, "-c", prelude + code], cwd=REPO_ROOT, env=env, capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    return subprocess.run([sys.executable, "-c", prelude + code], cwd=REPO_ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def _bench_python(code: str) -> str:
+    result = _bench_process(code)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout.strip()
 
@@ -54,12 +58,7 @@ def test_a_bench_stopped_by_sigterm_still_removes_the_script_and_revokes_its_tok
         "os.kill(os.getpid(), signal.SIGTERM)\n"
         "time.sleep(30)\n"
     )
-    db = connection.settings_dict
-    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-           "DJANGO_SETTINGS_MODULE": "controlplane.settings"}  # fmt: skip
-    prelude = "import sys; sys.path.insert(0, 'bench'); import django; django.setup(); import harness\n"
-    result = subprocess.run([sys.executable, "-c", prelude + code], cwd=REPO_ROOT, env=env, capture_output=True,
-                            text=True, timeout=120)  # fmt: skip
+    result = _bench_process(code)
     assert result.returncode == 143, result.stderr[-2000:]
     assert not Path(result.stdout.strip()).exists()
     assert ApiClient.objects.get(name__startswith="bench-killed").revoked_at is not None
