@@ -20,6 +20,7 @@ from tests.e2e.stack import (
     CHROMIUM,
     CHROMIUM_ARGS,
     REPO_ROOT,
+    _manage,
     api_traffic,
     log_in,
     prepare,
@@ -201,3 +202,37 @@ def test_the_overview_says_its_figures_are_not_live_while_the_live_process_resta
         assert page.inner_text("[data-testid=no-alerts]") == "No alert is firing."
     # The browser logs each refused connection as a console error; nothing else may have failed.
     assert [e for e in page.console_errors if "WebSocket connection" not in e] == []
+
+
+def test_an_idle_dashboard_does_not_keep_its_session_and_its_end_takes_the_patients_off_screen(stack, page):
+    """The pages poll whether anyone is there: each API request says how long its user has been idle (the
+    server counts it as activity at that time only), and when the session goes idle the live feed's recheck
+    closes with 4401 and the Patients page drops its rows (it polls nothing, so they stayed on screen)."""
+    log_in(page, stack)
+    idle: list[tuple[float, str | None]] = []
+    page.on(
+        "request", lambda r: "/api/" in r.url and idle.append((time.monotonic(), r.headers.get("x-user-idle-seconds")))
+    )
+    page.goto(f"{stack.base}/dashboard/cache")  # polls every 10 s
+    page.wait_for_selector("[data-testid=cache-table]")
+    opened = time.monotonic()
+    page.wait_for_timeout(12_500)  # nobody touches the page
+    assert idle and all(value is not None and value.isdigit() for _, value in idle)
+    polls = [int(value) for at, value in idle if at - opened > 5]  # the polls, not the first loads
+    assert polls and min(polls) >= 5, f"a poll of an untouched tab reported {polls} s idle"
+
+    page.goto(f"{stack.base}/dashboard/patients")
+    page.wait_for_selector("text=100,000 patients")
+    page.wait_for_selector(".row-button")
+    page.wait_for_selector(".badge-open", timeout=30_000)  # the live feed, whose recheck will notice
+    session_key = next(c["value"] for c in page.context.cookies() if c["name"] == "sessionid")
+    _manage("shell", "-c", (  # the session's last activity two hours ago, as the idle logoff sees it
+        "import time; from django.contrib.sessions.backends.db import SessionStore; "
+        "from apps.core.middleware import LAST_SEEN_KEY; "
+        f"s = SessionStore({session_key!r}); s[LAST_SEEN_KEY] = time.time() - 7200; s.save()"
+    ), env=stack.env)  # fmt: skip
+    page.wait_for_selector("[data-testid=session-ended]", timeout=25_000)  # the feed's recheck: every 10 s
+    assert page.locator(".row-button").count() == 0
+    assert page.locator("[data-testid=patient-count]").count() == 0
+    assert page.get_by_role("link", name="Sign in again").count() == 1
+    assert page.locator(".badge-signed-out").count() == 1
