@@ -31,6 +31,9 @@ describe("the user's idle time", () => {
   it("grows while nobody touches the page, whatever the page itself does", () => {
     vi.advanceTimersByTime(90_500);
     window.dispatchEvent(new MessageEvent("message")); // a frame, a poll's answer: no one's input
+    // A poll's answer that shortened the page under a reader at its end: the browser's scroll, not theirs.
+    document.body.appendChild(document.createElement("div")).dispatchEvent(new Event("scroll"));
+    window.dispatchEvent(new Event("scroll"));
     document.dispatchEvent(new Event("visibilitychange"));
     expect(userIdleSeconds()).toBe(90);
     expect(idleHeaders()).toEqual({ [USER_IDLE_HEADER]: "90" });
@@ -42,8 +45,8 @@ describe("the user's idle time", () => {
     ["the mouse moving", () => document.body.dispatchEvent(new Event("pointermove", { bubbles: true }))],
     ["a wheel", () => document.body.dispatchEvent(new WheelEvent("wheel", { bubbles: true }))],
     ["a touch", () => document.body.dispatchEvent(new Event("touchstart", { bubbles: true }))],
-    // Neither bubbles: heard only because the listeners capture.
-    ["a list scrolled", () => document.body.appendChild(document.createElement("div")).dispatchEvent(new Event("scroll"))],
+    ["a finger scrolling", () => document.body.dispatchEvent(new Event("touchmove", { bubbles: true }))],
+    // Does not bubble: heard only because the listeners capture.
     ["a field focused", () => document.body.appendChild(document.createElement("input")).dispatchEvent(new FocusEvent("focus"))],
   ])("starts again at %s", (_what, input) => {
     vi.advanceTimersByTime(600_000);

@@ -9,8 +9,12 @@ import { useSyncExternalStore } from "react";
  */
 export const USER_IDLE_HEADER = "X-User-Idle-Seconds";
 
-/** What a person does at the page; a poll, a websocket frame or a timer is none of them. */
-export const USER_INPUT_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "scroll", "touchstart", "focus"] as const;
+/**
+ * What a person does at the page; a poll, a websocket frame or a timer is none of them. Scrolling counts by
+ * what scrolls (a wheel, a touch, a key, a scrollbar's drag): a `scroll` event also fires when a poll's answer
+ * makes a page shorter under a reader scrolled to its end, which would keep an unattended tab "active".
+ */
+export const USER_INPUT_EVENTS = ["pointerdown", "pointermove", "keydown", "wheel", "touchstart", "touchmove", "focus"] as const;
 
 let lastInputAt = Date.now(); // opening the page is the user's own doing
 let tracking: (() => void) | null = null;
@@ -21,8 +25,8 @@ export function noteUserInput(now: number = Date.now()): void {
 }
 
 /**
- * Listen for the user's input on the window (capture: a scroll inside a list, a focus moving between fields,
- * do not bubble). Idempotent; returns the function that stops listening.
+ * Listen for the user's input on the window (capture: a focus moving between fields does not bubble, and a
+ * list may stop a wheel's propagation). Idempotent; returns the function that stops listening.
  */
 export function trackUserInput(target: Window = window): () => void {
   if (tracking) return tracking;
