@@ -6,7 +6,8 @@ import { ThemeToggle } from "../components/ui/ThemeToggle";
 import { websocketUrl } from "../lib/config";
 import { lazyWithRetry } from "../lib/lazyWithRetry";
 import { LiveFeed } from "../lib/liveFeed";
-import { trackUserInput } from "../lib/session";
+import { getJson } from "../lib/api";
+import { keepAliveWhileActive, trackUserInput } from "../lib/session";
 import { LiveFeedContext, useConnectionState, useLatestMessage } from "../lib/useLiveFeed";
 import { ConfigContext } from "./config";
 import { FocusOnNavigate } from "./FocusOnNavigate";
@@ -71,6 +72,8 @@ export function App() {
   const feed = useMemo(() => new LiveFeed(websocketUrl(config)), [config]);
   // The user's own input, which every API request reports, so the server's idle logoff ignores the polls.
   useEffect(() => trackUserInput(), []);
+  // The API root: no query, no audit; it passes the session's idle check like any request.
+  useEffect(() => keepAliveWhileActive(() => getJson("/api/v1/")), []);
   useEffect(() => {
     feed.start();
     return () => feed.stop();

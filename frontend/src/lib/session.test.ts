@@ -5,6 +5,8 @@ import { LiveFeed } from "./liveFeed";
 import {
   endSession,
   idleHeaders,
+  keepAliveWhileActive,
+  noteUserInput,
   onSessionEnd,
   resetSessionForTests,
   sessionEnded,
@@ -71,6 +73,31 @@ describe("the user's idle time", () => {
     } finally {
       vi.unstubAllGlobals();
     }
+  });
+});
+
+describe("a user at work on a page that fetches nothing", () => {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(START);
+    resetSessionForTests(START);
+  });
+  afterEach(() => vi.useRealTimers());
+
+  it("tells the server after 5 minutes without a request, while an untouched tab says nothing", () => {
+    const ping = vi.fn(async () => void idleHeaders()); // a request, as getJson's
+    const stop = keepAliveWhileActive(ping);
+    for (let minute = 1; minute <= 30; minute += 1) vi.advanceTimersByTime(60_000); // nobody there
+    expect(ping).not.toHaveBeenCalled();
+
+    resetSessionForTests(Date.now());
+    for (let minute = 0; minute < 12; minute += 1) {
+      vi.advanceTimersByTime(30_000);
+      noteUserInput(); // reading and moving the mouse, no request
+      vi.advanceTimersByTime(30_000);
+    }
+    expect(ping.mock.calls.length).toBe(2); // at minutes 5 and 10, not every minute
+    stop();
   });
 });
 

@@ -45,9 +45,31 @@ export function userIdleSeconds(now: number = Date.now()): number {
   return Math.max(0, Math.floor((now - lastInputAt) / 1000));
 }
 
-/** The header every API request carries. */
+let lastRequestAt = Date.now();
+
+/** The header every API request carries (and the moment of the request, for keepAliveWhileActive). */
 export function idleHeaders(now: number = Date.now()): Record<string, string> {
+  lastRequestAt = now;
   return { [USER_IDLE_HEADER]: String(userIdleSeconds(now)) };
+}
+
+export const KEEPALIVE_CHECK_MS = 60_000;
+/** Requests this far apart are what a user at work on a quiet page is allowed; a minute of idle is none. */
+export const KEEPALIVE_AFTER_MS = 5 * 60_000;
+const KEEPALIVE_ACTIVE_SECONDS = 60;
+
+/**
+ * A user at work on a page that fetches nothing (reading a patient's chart, scrolling rows already loaded) is
+ * not idle, but the server hears of activity only through requests: after 5 minutes without one, while the
+ * user has touched the page within the last minute, `ping` tells it. An untouched tab sends nothing.
+ */
+export function keepAliveWhileActive(ping: () => Promise<unknown>): () => void {
+  const timer = setInterval(() => {
+    const now = Date.now();
+    if (ended || now - lastRequestAt < KEEPALIVE_AFTER_MS || userIdleSeconds(now) >= KEEPALIVE_ACTIVE_SECONDS) return;
+    ping().catch(() => undefined); // the server away: the live feed says so
+  }, KEEPALIVE_CHECK_MS);
+  return () => clearInterval(timer);
 }
 
 // --- the session's end -------------------------------------------------------------------------------------
@@ -83,4 +105,5 @@ export function useSessionEnded(): boolean {
 export function resetSessionForTests(now: number = Date.now()): void {
   ended = false;
   lastInputAt = now;
+  lastRequestAt = now;
 }
