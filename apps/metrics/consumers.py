@@ -7,7 +7,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import socket
@@ -19,6 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
 
+from apps.core.json_safe import strict_json
 from apps.core.middleware import session_idle_expired
 from apps.metrics.selectors import live_snapshot
 
@@ -288,22 +288,3 @@ def live_feed_recheck(scope: dict) -> tuple[int | None, frozenset[int] | None]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def strict_json(content) -> str:
-    """JSON a browser's JSON.parse accepts: every NaN and infinity written as null (json.dumps writes them bare)."""
-    try:
-        return json.dumps(content, allow_nan=False)
-    except ValueError:
-        return json.dumps(_finite(content), allow_nan=False)
-
-
-def _finite(value):
-    """`value` with every NaN and infinity as None (no figure), containers walked."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _finite(inner) for key, inner in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(inner) for inner in value]
-    return value
