@@ -33,6 +33,8 @@ def _publish_from_a_full_pool(monkeypatch, host: str) -> dict:
     """Publish as `host` while every connection of this process's pool is taken and a request waits."""
     monkeypatch.setattr(pools.socket, "gethostname", lambda: host)
     pool = connections["default"].pool
+    if pool.closed:  # made anew after an earlier test closed the last one (a parallel load does); Django opens
+        pool.open(wait=True)  # it on its first connection, which this test's, older, did not need
     stats = pool.get_stats()
     held = [pool.getconn(timeout=30) for _ in range(pool.max_size - (stats["pool_size"] - stats["pool_available"]))]
     waiter = threading.Thread(target=lambda: pool.putconn(pool.getconn(timeout=60)))
