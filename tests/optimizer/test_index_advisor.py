@@ -28,6 +28,17 @@ def _state(name: str) -> tuple | None:
     return rows[0] if rows else None
 
 
+def _build_behind_an_old_snapshot() -> tuple[psycopg.Connection, psycopg.Connection, threading.Thread]:
+    """Start a CONCURRENTLY build of INDEX in another session, held in progress by `holder`'s old snapshot
+    until `holder` commits."""
+    holder, builder = _connect(), _connect()
+    holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")  # an old snapshot the build must wait out
+    built = threading.Thread(target=builder.execute, args=(designed_index_sql(INDEX),))
+    built.start()
+    return holder, builder, built
+
+
 def _connect() -> psycopg.Connection:
     settings = connection.settings_dict
     return psycopg.connect(
@@ -102,11 +113,7 @@ def test_a_build_another_session_has_in_progress_is_waited_for_never_dropped_or_
     """A migration building the index CONCURRENTLY shows as INVALID until it ends: taken for a leftover,
     the optimizer proposed it, and applying dropped the build in progress."""
     _sql(f"DROP INDEX {INDEX}")
-    holder, builder = _connect(), _connect()
-    holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-    holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")  # an old snapshot the build must wait out
-    built = threading.Thread(target=builder.execute, args=(designed_index_sql(INDEX),))
-    built.start()
+    holder, builder, built = _build_behind_an_old_snapshot()
     outcome = []
 
     def apply() -> None:
@@ -290,11 +297,7 @@ def test_a_build_by_another_role_is_waited_for_by_a_role_that_may_not_read_its_p
     with relid NULL: a migration running as another role was proposed as "Rebuild invalid", and applying
     ran DROP INDEX CONCURRENTLY on it. Here the build runs as the superuser and the optimizer as app."""
     _sql(f"DROP INDEX {INDEX}")
-    holder, builder = _connect(), _connect()
-    holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
-    holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")  # an old snapshot the build must wait out
-    built = threading.Thread(target=builder.execute, args=(designed_index_sql(INDEX),))
-    built.start()
+    holder, builder, built = _build_behind_an_old_snapshot()
     outcome, errors = [], []
 
     def apply() -> None:

@@ -58,13 +58,7 @@ def test_a_step_whose_run_fails_while_it_applies_stops_applying_and_drops_its_pe
         return {"changed": subject}
 
     drafts = [_draft("first", actionable=True), _draft("second", actionable=True), _draft("advice")]
-    with (
-        mock.patch.object(STEPS["caching"], "measure", return_value=StepResult(findings={"x": 1}, drafts=drafts)),
-        mock.patch.object(STEPS["caching"], "apply", side_effect=apply),
-        mock.patch.object(STEPS["caching"], "remeasure", side_effect=lambda findings, applied, progress: findings),
-        mock.patch.object(STEPS["caching"], "verdicts", return_value=[]),
-    ):
-        services.optimization_step_execute(step_id=step.pk)
+    _execute_applying(step.pk, drafts, apply)
 
     run.refresh_from_db()
     step.refresh_from_db()
@@ -123,13 +117,7 @@ def test_a_run_measuring_meanwhile_does_not_take_the_changes_an_applying_run_is_
         return {"changed": subject}
 
     drafts = [_draft("first", actionable=True), _draft("second", actionable=True)]
-    with (
-        mock.patch.object(STEPS["caching"], "measure", return_value=StepResult(findings={"x": 1}, drafts=drafts)),
-        mock.patch.object(STEPS["caching"], "apply", side_effect=apply),
-        mock.patch.object(STEPS["caching"], "remeasure", side_effect=lambda findings, applied, progress: findings),
-        mock.patch.object(STEPS["caching"], "verdicts", return_value=[]),
-    ):
-        step = services.optimization_step_execute(step_id=run.steps.get().pk)
+    step = _execute_applying(run.steps.get().pk, drafts, apply)
     assert step.status == OptimizationStep.Status.SUCCEEDED, step.error
     assert applied == ["first", "second"]
     assert dict(run.recommendations.values_list("subject", "status")) == {"first": "applied", "second": "applied"}
@@ -147,13 +135,18 @@ def test_a_proposal_an_admin_decides_while_the_run_applies_is_left_as_decided():
         return {"changed": subject}
 
     drafts = [_draft("first", actionable=True), _draft("second", actionable=True)]
+    step = _execute_applying(run.steps.get().pk, drafts, apply)
+    assert step.status == OptimizationStep.Status.SUCCEEDED, step.error
+    assert applied == ["first"]
+    assert dict(run.recommendations.values_list("subject", "status")) == {"first": "applied", "second": "dismissed"}
+
+
+def _execute_applying(step_id: int, drafts: list, apply) -> OptimizationStep:
+    """Execute the caching step with `drafts` measured and `apply` making each change (no cache is touched)."""
     with (
         mock.patch.object(STEPS["caching"], "measure", return_value=StepResult(findings={"x": 1}, drafts=drafts)),
         mock.patch.object(STEPS["caching"], "apply", side_effect=apply),
         mock.patch.object(STEPS["caching"], "remeasure", side_effect=lambda findings, applied, progress: findings),
         mock.patch.object(STEPS["caching"], "verdicts", return_value=[]),
     ):
-        step = services.optimization_step_execute(step_id=run.steps.get().pk)
-    assert step.status == OptimizationStep.Status.SUCCEEDED, step.error
-    assert applied == ["first"]
-    assert dict(run.recommendations.values_list("subject", "status")) == {"first": "applied", "second": "dismissed"}
+        return services.optimization_step_execute(step_id=step_id)
