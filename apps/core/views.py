@@ -57,6 +57,7 @@ def dashboard(request: HttpRequest, subpath: str = "") -> HttpResponse:
         "livePort": settings.LIVE_PORT,
         "adminUrl": "/admin/",
         "username": request.user.get_username(),
+        "sessionIdleSeconds": settings.SESSION_IDLE_SECONDS,
         # The first frame shows real numbers at once, and the socket's first snapshot moves nothing.
         "snapshot": live_snapshot(visible_services=audience) if may_watch else None,
     }

@@ -45,7 +45,7 @@ def test_dashboard_sends_anonymous_users_to_login(client):
     assert response["Location"].startswith("/admin/login/")
 
 
-@override_settings(LIVE_PORT=8001)
+@override_settings(LIVE_PORT=8001, SESSION_IDLE_SECONDS=900)
 def test_dashboard_serves_the_built_app_with_its_config(client, admin_user):
     assert (settings.DASHBOARD_BUILD_DIR / "index.html").is_file(), "build the frontend first (make test does)"
     client.force_login(admin_user)
@@ -58,6 +58,7 @@ def test_dashboard_serves_the_built_app_with_its_config(client, admin_user):
         assert "/static/dashboard/assets/" in html
         config = json.loads(html.split('type="application/json">', 1)[1].split("</script>", 1)[0])
         assert set(config["snapshot"]) >= {"overall", "services", "alerts"}  # the first frame has numbers
+        assert config["sessionIdleSeconds"] == 900  # an unattended tab drops patient data when the logoff is due
 
 
 def test_the_dashboards_config_is_strict_json_whatever_the_snapshot_holds(client, admin_user, monkeypatch):

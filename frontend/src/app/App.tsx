@@ -7,7 +7,7 @@ import { websocketUrl } from "../lib/config";
 import { lazyWithRetry } from "../lib/lazyWithRetry";
 import { LiveFeed } from "../lib/liveFeed";
 import { getJson } from "../lib/api";
-import { keepAliveWhileActive, trackUserInput } from "../lib/session";
+import { endSessionWhenIdle, keepAliveWhileActive, trackUserInput } from "../lib/session";
 import { LiveFeedContext, useConnectionState, useLatestMessage } from "../lib/useLiveFeed";
 import { ConfigContext } from "./config";
 import { FocusOnNavigate } from "./FocusOnNavigate";
@@ -74,6 +74,8 @@ export function App() {
   useEffect(() => trackUserInput(), []);
   // The API root: no query, no audit; it passes the session's idle check like any request.
   useEffect(() => keepAliveWhileActive(() => getJson("/api/v1/")), []);
+  // An unattended tab drops its patient data when the server's idle logoff is due, not at its next request.
+  useEffect(() => endSessionWhenIdle(config.sessionIdleSeconds ?? 0), [config]);
   useEffect(() => {
     feed.start();
     return () => feed.stop();

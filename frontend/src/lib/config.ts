@@ -4,13 +4,15 @@ export interface DashboardConfig {
   livePort: number | null;
   adminUrl: string;
   username: string;
+  /** The server's idle logoff (SESSION_IDLE_SECONDS; 0 is off): this tab ends its session at the same time. */
+  sessionIdleSeconds?: number;
   /** The live snapshot when the page was served, shown until the socket sends a newer one. */
   snapshot: unknown;
   /** When this browser read the configuration (ms since the epoch): the age of `snapshot`. */
   readAt?: number;
 }
 
-const defaults: DashboardConfig = { websocketUrl: "", livePort: null, adminUrl: "/admin/", username: "", snapshot: null };
+const defaults: DashboardConfig = { websocketUrl: "", livePort: null, adminUrl: "/admin/", username: "", sessionIdleSeconds: 0, snapshot: null };
 
 export function readConfig(doc: Document = document): DashboardConfig {
   const element = doc.getElementById("controlplane-config");

@@ -4,6 +4,8 @@ import { postSearch, getJson } from "./api";
 import { LiveFeed } from "./liveFeed";
 import {
   endSession,
+  endSessionWhenIdle,
+  IDLE_CHECK_MS,
   idleHeaders,
   keepAliveWhileActive,
   noteUserInput,
@@ -142,5 +144,38 @@ describe("the session's end", () => {
     expect([signedOut.state, sessionEnded()]).toEqual(["signed-out", true]);
     forbidden.stop();
     signedOut.stop();
+  });
+});
+
+describe("an unattended tab", () => {
+  let stopTracking: () => void;
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(START);
+    resetSessionForTests(START);
+    stopTracking = trackUserInput(window);
+  });
+  afterEach(() => {
+    stopTracking();
+    resetSessionForTests();
+    vi.useRealTimers();
+  });
+
+  it("ends its session when the server's idle logoff is due, without waiting for a request", () => {
+    const stop = endSessionWhenIdle(900);
+    vi.advanceTimersByTime(600_000);
+    document.body.dispatchEvent(new KeyboardEvent("keydown", { bubbles: true })); // the user, 10 min in
+    vi.advanceTimersByTime(899_000);
+    expect(sessionEnded()).toBe(false);
+    vi.advanceTimersByTime(1_000 + IDLE_CHECK_MS);
+    expect(sessionEnded()).toBe(true);
+    stop();
+  });
+
+  it("never ends while the logoff is off, however long nobody touches it", () => {
+    const stops = [endSessionWhenIdle(0), endSessionWhenIdle(Number.NaN)];
+    vi.advanceTimersByTime(24 * 3600_000);
+    expect(sessionEnded()).toBe(false);
+    stops.forEach((stop) => stop());
   });
 });

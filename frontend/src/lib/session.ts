@@ -72,6 +72,22 @@ export function keepAliveWhileActive(ping: () => Promise<unknown>): () => void {
   return () => clearInterval(timer);
 }
 
+export const IDLE_CHECK_MS = 5_000;
+
+/**
+ * End the session in this tab once its user has been idle for the server's SESSION_IDLE_SECONDS (0: never).
+ * The server signs the session out only when the next request or the live feed's recheck arrives; until then a
+ * patient's chart stayed on an unattended ward screen. The check runs every few seconds, so the page drops its
+ * patient data within IDLE_CHECK_MS of the timeout; the server ends the session at its own next check.
+ */
+export function endSessionWhenIdle(limitSeconds: number): () => void {
+  if (!Number.isFinite(limitSeconds) || limitSeconds <= 0) return () => undefined;
+  const timer = setInterval(() => {
+    if (!ended && userIdleSeconds() >= limitSeconds) endSession();
+  }, IDLE_CHECK_MS);
+  return () => clearInterval(timer);
+}
+
 // --- the session's end -------------------------------------------------------------------------------------
 
 let ended = false;
