@@ -135,6 +135,21 @@ def test_the_migration_job_is_gone_once_finished_and_every_pod_waits_for_it():
         assert gate["envFrom"] == pod["containers"][0]["envFrom"], name  # the same database
 
 
+def test_a_failed_migration_keeps_its_job_and_logs_while_a_successful_one_goes():
+    """backoffLimit 3 with ttlSecondsAfterFinished 0: a migration that failed made the Job Failed within a
+    minute and the TTL controller deleted it, pod and logs with it, so no one could read why the release
+    stalled. Now a failure never finishes the Job (its one pod retries at the kubelet's back-off, at least a
+    week of tries) and only a success lets the TTL delete it. Read from the YAML: no cluster exists here."""
+    job = _documents(BASE / "migrate-job.yaml")[0]["spec"]
+    pod = job["template"]["spec"]
+    kubelet_max_backoff_minutes = 5
+    assert job["ttlSecondsAfterFinished"] == 0
+    assert "activeDeadlineSeconds" not in job and "podFailurePolicy" not in job  # each would fail the Job
+    assert pod["restartPolicy"] == "OnFailure"  # one pod, restarted: its previous logs are the failure's
+    assert job["backoffLimit"] * kubelet_max_backoff_minutes >= 7 * 24 * 60
+    assert pod["containers"][0]["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
 def _server_drain_seconds(command: list[str]) -> int:
     """How long the web server, asked to stop, waits for in-flight requests: read by the server's own
     command-line parser (gunicorn with its config file), defaults included."""
