@@ -19,6 +19,9 @@ STEP_DWELL = SIGNAL_WINDOW
 # Fewer served requests in the window and a service's "p95" is its slowest one or two: no signal, neither
 # over (a quiet service's one cold start would shed a scope) nor in the way of a recovery.
 P95_MIN_REQUESTS = 20
+# Factors are kept to this many decimals: a product of binary floats drifts (0.42 x 0.42 / 0.42 / 0.42 is
+# 0.9999999999999998, one more recovery short of the configured limit).
+FACTOR_DECIMALS = 9
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ def _record(
     With `signals`, it is a step of the controller, and the next one waits STEP_DWELL; a change that only
     follows an edit (adaptive off, a raised floor) starts no wait."""
     old = policy.current_factor
+    new = round(new, FACTOR_DECIMALS)
     policy.current_factor = new
     if signals is not None:
         policy.last_step_at = timezone.now()

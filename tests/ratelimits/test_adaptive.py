@@ -419,3 +419,24 @@ def test_workers_running_the_controller_at_once_step_once_and_record_it_once():
     assert not errors
     assert sorted(results) == [[], ["tighten 1->0.5"]]
     assert _steps(list(policy.adjustments.all()), policy) == ["tighten 1->0.5"]
+
+
+# 8. Factors without float drift
+
+
+def test_two_tightenings_are_undone_by_two_recoveries_to_exactly_the_configured_limit():
+    """0.42 x 0.42 / 0.42 / 0.42 is 0.9999999999999998 in binary: the limit read 100% in force yet a third
+    'recover' waited another window, and held the next policy's recovery back meanwhile."""
+    policy = _policy(requests=100, tighten_factor=0.42)
+    for _ in range(2):
+        services.ratelimits_adapt(signals=HOT)
+        _a_window_later(policy)
+    policy.refresh_from_db()
+    assert policy.current_factor == 0.1764
+    steps = []
+    for _ in range(3):
+        steps += _steps(services.ratelimits_adapt(signals=CALM), policy)
+        _a_window_later(policy)
+    assert steps == ["recover 0.1764->0.42", "recover 0.42->1"]
+    policy.refresh_from_db()
+    assert policy.current_factor == 1.0
