@@ -50,6 +50,7 @@ CHAINED_FIELDS = (
 # The chained fields every record has always had: `patient_ids` came later and enters the HMAC only when
 # set, so a record sealed before it existed (or one naming a single patient) hashes as it always did.
 _CHAINED_ALWAYS = CHAINED_FIELDS[:-1]
+_SOURCE_IP_AT = _CHAINED_ALWAYS.index("source_ip")
 
 
 @dataclass
@@ -90,11 +91,11 @@ def _canonical(value: object) -> str:
 
 @functools.lru_cache(maxsize=4096)  # a handful of addresses send nearly every request
 def normalize_ip(value: str | None) -> str | None:
-    """The form the database gives back, so a stored record hashes the same when re-read."""
+    """The form a record keeps: a link-local peer's zone ("fe80::1%eth0") dropped, which the inet type refuses."""
     if not value:
         return None
     try:
-        address = ipaddress.ip_address(value)
+        address = ipaddress.ip_address(value.partition("%")[0])
     except ValueError:
         return None
     if address.version == 6 and address.ipv4_mapped:  # both databases write ::ffff:1.2.3.4
@@ -102,9 +103,19 @@ def normalize_ip(value: str | None) -> str | None:
     return str(address)
 
 
+@functools.lru_cache(maxsize=4096)
+def _canonical_ip(value: str | None) -> str:
+    # The address as the HMAC covers it, whichever way a database prints it: PostgreSQL writes "::1.2.3.4" for
+    # what Python writes "::102:304". Idempotent on normalize_ip's forms, so records sealed before hash the same.
+    if value is None:
+        return ""
+    return normalize_ip(value) or f"invalid:{value}"  # an edit to a non-address is still an edit
+
+
 def chain_hash(values: dict) -> str:
     """HMAC-SHA256 over the chained fields: without the key an edited record cannot be re-sealed."""
     parts = [_canonical(values[name]) for name in _CHAINED_ALWAYS]
+    parts[_SOURCE_IP_AT] = _canonical_ip(values["source_ip"])
     ids = values.get("patient_ids")
     if ids is not None and ids != []:
         parts.append("patients:" + _canonical_ids(ids))

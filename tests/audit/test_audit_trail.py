@@ -148,3 +148,19 @@ def test_a_head_moved_back_over_deleted_records_is_found():
     assert report.forged_heads == ["primary"] and not report.missing
     code, output = run_verify()
     assert code == 1 and "FORGED   head of chain primary" in output
+
+
+@pytest.mark.parametrize("address", ["::1.2.3.4", "::a00:1", "::ffff:0:a00:1"])
+def test_ipv6_addresses_postgresql_prints_another_way_verify_clean(address):
+    # PostgreSQL prints an IPv4-compatible address (::/96) dotted, "::1.2.3.4", where Python writes "::102:304":
+    # the record re-read from the table must hash as it was sealed, not be reported as edited.
+    audit_record(_entry(source_ip=address))
+    assert audit_chain_verify().ok
+
+
+def test_a_link_local_client_with_a_zone_is_recorded_without_it():
+    # A socket's peer on a link-local IPv6 address carries its zone ("%eth0"), which the inet type refuses: the
+    # record would fail, and the client be refused every read, for an interface name the trail does not need.
+    event = audit_record(_entry(source_ip="fe80::1%eth0"))
+    assert AuditEvent.objects.get(pk=event.pk).source_ip == "fe80::1"
+    assert audit_chain_verify().ok

@@ -90,6 +90,17 @@ def test_a_batch_stores_every_field_exactly_as_it_was_sealed():
     assert audit_chain_verify().ok
 
 
+def test_the_writer_records_ipv6_peers_postgresql_prints_its_own_way():
+    """An IPv4-compatible address comes back from PostgreSQL dotted ("::1.2.3.4"), and a link-local peer's
+    zone ("%eth0") is refused by the inet type: neither may fail the read nor read as an edited record."""
+    from dataclasses import replace
+
+    writer = GroupCommitWriter()
+    for address in ("::1.2.3.4", "fe80::1%eth0"):
+        writer.submit(replace(_entry(1), source_ip=address))
+    assert audit_chain_verify().ok
+
+
 def test_the_writer_uses_a_connection_of_its_own_and_reconnects_after_losing_it():
     """A terminated writer connection fails that batch with Django's OperationalError (the API's 503), and
     the next batch reconnects; nothing is half-written and the chain still verifies."""
