@@ -78,6 +78,24 @@ class MetricPoint(models.Model):
         return self.sum / self.count if self.count else 0.0
 
 
+PERCENT_METRICS = frozenset({"error_rate_pct", "cpu_pct", "memory_pct", "cache_hit_rate_pct"})
+
+
+def threshold_problem(metric: str, operator: str, threshold: float) -> str | None:
+    """A threshold the metric can never cross: the rule then never fires (CPU above 150%, a hit rate below 0)
+    or always does (a p95 above -1 ms), and nothing says so until the emergency it was meant to catch."""
+    if not math.isfinite(threshold):
+        return "A finite number."
+    low, high = (0.0, 100.0) if metric in PERCENT_METRICS else (0.0, math.inf)
+    if not low <= threshold <= high:
+        return f"This metric is {'a percentage, 0 to 100' if high == 100 else 'never negative'}."
+    if operator == "gt" and threshold == high:
+        return "The metric can never be above 100%: the rule would never fire."
+    if operator == "lt" and threshold == low:
+        return "The metric can never be below 0: the rule would never fire."
+    return None
+
+
 class AlertRule(models.Model):
     """A threshold on a metric, held for a while before it fires; resolved with hysteresis."""
 
@@ -143,12 +161,20 @@ class AlertRule(models.Model):
 
     def clean(self) -> None:
         """NaN passes the range validators (it compares False to any bound) and never breaches; a bad address
-        would fail only when the alert fires."""
+        would fail only when the alert fires. Here, not in the admin form, so every form and service that
+        validates a rule refuses the same things."""
         errors = {}
         for name in ("threshold", "hysteresis_pct"):
             value = getattr(self, name)
             if isinstance(value, float) and not math.isfinite(value):
                 errors[name] = "A finite number."
+        if "threshold" not in errors and self.threshold is not None and self.metric and self.operator:
+            problem = threshold_problem(self.metric, self.operator, float(self.threshold))
+            if problem:
+                errors["threshold"] = problem
+        namespace_problem = self._cache_namespace_problem()
+        if namespace_problem:
+            errors["cache_namespace"] = namespace_problem
         bad = []
         for address in filter(None, (part.strip() for part in (self.email_to or "").split(","))):
             try:
@@ -159,6 +185,16 @@ class AlertRule(models.Model):
             errors["email_to"] = f"Not an email address: {', '.join(bad)}. Separate addresses with commas."
         if errors:
             raise ValidationError(errors)
+
+    def _cache_namespace_problem(self) -> str | None:
+        """A namespace no policy names has no reads: the rule would say "no data" forever, a typo unnoticed."""
+        from apps.caching.models import CachePolicy
+
+        self.cache_namespace = (self.cache_namespace or "").strip()
+        if not self.cache_namespace or CachePolicy.objects.filter(namespace=self.cache_namespace).exists():
+            return None
+        known = ", ".join(CachePolicy.objects.values_list("namespace", flat=True))
+        return f"No cache namespace is called {self.cache_namespace!r}: one of {known}, or empty for all."
 
     def breaches(self, value: float) -> bool:
         return value > self.threshold if self.operator == self.Operator.ABOVE else value < self.threshold

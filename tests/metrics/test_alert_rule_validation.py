@@ -46,6 +46,28 @@ def test_values_evaluation_cannot_use_are_refused(fields, field):
     assert field in _errors(**fields)
 
 
+@pytest.mark.parametrize(
+    ("metric", "operator", "threshold"),
+    [("cpu_pct", "gt", 150), ("memory_pct", "gt", 100), ("error_rate_pct", "gt", -1), ("cache_hit_rate_pct", "lt", 0),
+     ("p95_ms", "gt", -50), ("benchmark_regressions", "lt", 0)],
+)  # fmt: skip
+def test_a_threshold_the_metric_cannot_cross_is_refused_by_the_model_itself(metric, operator, threshold):
+    """Not only in the admin form: a rule made by any path that validates (a service, a shell's full_clean, a
+    future API) is held to the same bounds."""
+    assert "threshold" in _errors(metric=metric, operator=operator, threshold=threshold)
+
+
+def test_a_cache_namespace_no_policy_names_is_refused_by_the_model_itself():
+    [message] = _errors(metric="cache_hit_rate_pct", operator="lt", threshold=80, cache_namespace="patient-data")[
+        "cache_namespace"
+    ]
+    assert message.startswith("No cache namespace is called 'patient-data'")
+    rule = AlertRule(name="hits", metric="cache_hit_rate_pct", operator="lt", threshold=80,
+                     cache_namespace=" patient_data ")  # fmt: skip
+    rule.full_clean()  # the migrations' seeded policy
+    assert rule.cache_namespace == "patient_data"
+
+
 def test_the_email_error_names_the_bad_addresses():
     [message] = _errors(email_to="oncall@example.org, not an address,,@@")["email_to"]
     assert "not an address" in message and "@@" in message and "oncall@" not in message
