@@ -49,6 +49,17 @@ class Service(models.Model):
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["kind", "is_active"])]
+        constraints = [
+            # A route is owned by the longest prefix it starts with: two services with one prefix would each
+            # count all its traffic. Held by the database, as two saves at once both pass a check in Python.
+            models.UniqueConstraint(
+                fields=["route_prefix"],
+                condition=~models.Q(route_prefix=""),
+                name="service_route_prefix_unique",
+                violation_error_code="unique",  # reported on the route_prefix field (Model.validate_constraints)
+                violation_error_message="Another service has this route prefix: a route is one service's.",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from apps.services.models import Service
 
@@ -33,7 +33,7 @@ def service_create(*, name: str, slug: str, editor=None, **fields: Any) -> Servi
     service = Service(name=name, slug=slug, **_editable(fields))
     service.full_clean()
     route_prefix_check(route_prefix=service.route_prefix, service_pk=service.pk, editor=editor)
-    service.save()
+    _save_or_refuse(service)
     return service
 
 
@@ -44,8 +44,19 @@ def service_update(*, service: Service, editor=None, **fields: Any) -> Service:
         setattr(service, field, value)
     service.full_clean()
     route_prefix_check(route_prefix=service.route_prefix, service_pk=service.pk, editor=editor)
-    service.save()
+    _save_or_refuse(service)
     return service
+
+
+def _save_or_refuse(service: Service) -> None:
+    """Save, refusing on the field when another save took the same name, slug or route prefix between this
+    one's checks and its insert (both pass the checks; the database keeps one): a 400, not a 500."""
+    try:
+        with transaction.atomic():
+            service.save()
+    except IntegrityError:
+        service.full_clean()  # the other save is committed now (the insert waited for it): it names the field
+        raise
 
 
 def route_prefix_check(*, route_prefix: str, service_pk: int | None, editor) -> None:

@@ -1,0 +1,91 @@
+"""A route prefix is one service's, held by the database: two saves at once both passed the check in Python
+and both inserted (two real PostgreSQL sessions), so each service owned all of the prefix's routes (the same
+requests counted twice in the totals, each one's alerts and forecasts on the other's load)."""
+
+import threading
+import time
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection, connections, transaction
+from django.db.migrations.executor import MigrationExecutor
+
+from apps.services.models import Service
+from apps.services.services import service_create
+
+
+def _waiting_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.django_db(transaction=True)  # two sessions: each commits
+def test_the_second_of_two_concurrent_saves_of_one_prefix_is_refused_on_the_field():
+    inserted, commit = threading.Event(), threading.Event()
+
+    def other_save() -> None:  # the other request: inserted its service, not committed yet
+        try:
+            with transaction.atomic():
+                service_create(name="Patients", slug="patients", route_prefix="api/v1/patients/")
+                inserted.set()
+                commit.wait(60)
+        finally:
+            connections.close_all()
+
+    other = threading.Thread(target=other_save)
+    other.start()
+    assert inserted.wait(60)
+
+    def release_once_blocked() -> None:  # this save's insert waits on the other's uncommitted row
+        try:
+            for _ in range(1200):
+                if _waiting_on_a_lock():
+                    break
+                time.sleep(0.05)
+        finally:
+            commit.set()
+            connections.close_all()
+
+    releaser = threading.Thread(target=release_once_blocked)
+    releaser.start()
+    try:
+        with pytest.raises(ValidationError) as refused:
+            service_create(name="Patients v2", slug="patients-v2", route_prefix="api/v1/patients/")
+    finally:
+        commit.set()
+        releaser.join()
+        other.join()
+    assert refused.value.message_dict == {
+        "route_prefix": ["Another service has this route prefix: a route is one service's."]
+    }
+    assert list(Service.objects.filter(route_prefix="api/v1/patients/").values_list("slug", flat=True)) == ["patients"]
+
+
+@pytest.mark.django_db
+def test_the_upgrade_keeps_a_shared_prefix_on_the_first_service_and_notes_it_on_the_others():
+    """Rows that already share a prefix (saved before the constraint) must not stop the upgrade."""
+    executor = MigrationExecutor(connection)
+    before, after = [("services", "0003_service_visible_to")], [("services", "0004_service_route_prefix_unique")]
+    executor.migrate(before)
+    OldService = executor.loader.project_state(before).apps.get_model("services", "Service")
+    for slug in ("patients", "patients-copy", "patients-again"):
+        OldService.objects.create(name=slug.title(), slug=slug, route_prefix="api/v1/patients/", description="Ward.")
+    OldService.objects.create(name="Vitals", slug="vitals", route_prefix="api/v1/vitals/")
+    OldService.objects.create(name="No routes", slug="none")
+    OldService.objects.create(name="No routes either", slug="none-2")
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+
+    prefixes = dict(Service.objects.values_list("slug", "route_prefix"))
+    assert prefixes == {"patients": "api/v1/patients/", "patients-copy": "", "patients-again": "",
+                        "vitals": "api/v1/vitals/", "none": "", "none-2": ""}  # fmt: skip
+    copy = Service.objects.get(slug="patients-copy")
+    assert "'api/v1/patients/'" in copy.description and "'Patients'" in copy.description
+    assert copy.description.endswith("Ward.")
+    with pytest.raises(ValidationError):
+        service_create(name="Again", slug="again", route_prefix="api/v1/patients/")
