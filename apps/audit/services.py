@@ -301,6 +301,11 @@ def _next_month(day: date) -> date:
 
 # Three years ahead is plenty for a monthly schedule; beyond it a typo would create thousands of tables.
 PARTITION_MONTHS_AHEAD_MAX = 36
+# How long creating a partition may wait for its lock on the trail. CREATE TABLE ... PARTITION OF needs an
+# ACCESS EXCLUSIVE lock on the parent, and while it waits behind a long reader (`audit verify`, pg_dump) every
+# audit INSERT queues behind it, so every PHI read would hang. Giving up costs nothing: the partitions are
+# made months ahead, and the next run (the beat task is daily) makes them.
+PARTITION_LOCK_TIMEOUT = "2s"
 # The BEFORE TRUNCATE trigger every table of the trail carries (migration 0003): a statement-level trigger
 # is not cloned onto new partitions the way row-level ones are, so each partition gets its own.
 TRUNCATE_GUARD = "audit_refuse_truncate"
@@ -338,6 +343,9 @@ def audit_partitions_ensure(*, months_ahead: int = 3, today: date | None = None)
     """Create the monthly partitions from this month (UTC) to `months_ahead` ahead, each with its TRUNCATE
     guard (PostgreSQL only). Idempotent, and concurrent runs take turns.
 
+    A partition whose lock is not granted within PARTITION_LOCK_TIMEOUT raises OperationalError (nothing is
+    created by that run) rather than stall every audit write queued behind it.
+
     Rows outside every partition land in the default partition, so a missed run never loses a record; a
     month that already has rows there is skipped (PostgreSQL cannot create it over them, and they may not
     be moved: the trail refuses DELETE), so the months after it are still created.
@@ -351,6 +359,10 @@ def audit_partitions_ensure(*, months_ahead: int = 3, today: date | None = None)
     created = []
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{table}:partitions"])
+        cursor.execute(
+            "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)", [PARTITION_LOCK_TIMEOUT]
+        )
+        caller_lock_timeout = cursor.fetchone()[0]
         for _ in range(months_ahead + 1):
             end = _next_month(start)
             name = f"{table}_y{start.year}m{start.month:02d}"
@@ -366,4 +378,6 @@ def audit_partitions_ensure(*, months_ahead: int = 3, today: date | None = None)
                     audit_truncate_guard_add(cursor, name)
                     created.append(name)
             start = end
+        # Restored for the rest of a caller's transaction (a migration); on an error the savepoint's rollback does it.
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [caller_lock_timeout])
     return created

@@ -134,3 +134,24 @@ def test_a_month_with_rows_in_the_default_partition_is_skipped_and_later_months_
     assert created == [f"audit_auditevent_y{m.year}m{m.month:02d}" for m in months[1:]]
     assert audit_partitions_ensure(months_ahead=2, today=months[0]) == []
     assert audit_chain_verify().ok
+
+
+def test_creating_a_partition_gives_up_rather_than_queue_every_audit_write_behind_a_long_reader():
+    """CREATE TABLE ... PARTITION OF waits for an ACCESS EXCLUSIVE lock behind a reader of the trail (`audit
+    verify`, pg_dump), and every audit INSERT queues behind the waiting DDL: PHI reads would hang for as long as
+    the reader runs. The creation gives up instead (the daily task makes the month on its next run)."""
+    import psycopg
+    from django.db import OperationalError
+
+    month = _months_after_the_last_partition(1)[0]
+    _sql("SET LOCAL statement_timeout = '30s'")  # bounds the wait where the creation does not give up
+    with psycopg.connect(**connection.get_connection_params()) as reader:
+        reader.execute("SELECT count(*) FROM audit_auditevent")  # its transaction holds the trail open
+        with pytest.raises(OperationalError) as refused:
+            audit_partitions_ensure(months_ahead=0, today=month)
+        assert isinstance(refused.value.__cause__, psycopg.errors.LockNotAvailable)
+        reader.rollback()
+    assert audit_partitions_ensure(months_ahead=0, today=month) == [f"audit_auditevent_y{month.year}m{month.month:02d}"]
+    with connection.cursor() as cursor:  # the caller's own lock_timeout is back for the rest of its transaction
+        cursor.execute("SHOW lock_timeout")
+        assert cursor.fetchone()[0] == "0"
