@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from django.db.models import Exists, F, OuterRef, Q
@@ -268,7 +269,11 @@ def time_series(
         values = _cache_hit_rate_steps(len(starts), since, until, index, namespace=namespace)
     else:
         values = _gauge_steps(SAMPLED_SERIES.get(metric, f"host.{metric}"), len(starts), since, until, index)
-    return [(start, None if value is None else round(value, 3)) for start, value in zip(starts, values, strict=True)]
+    # A NaN stored before samples were checked must not make the answer invalid JSON (a 500)
+    return [
+        (start, round(value, 3) if value is not None and math.isfinite(value) else None)
+        for start, value in zip(starts, values, strict=True)
+    ]
 
 
 def _latency_steps(metric: str, starts: list, since, until, index, *, route_prefixes) -> list[float | None]:

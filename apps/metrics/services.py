@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import math
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
@@ -60,10 +61,14 @@ def rollups_merge(series: dict[tuple, object]) -> None:
 
 # --- series -----------------------------------------------------------------------------------------
 def metric_points_record(*, values: dict[str, float], at: datetime | None = None) -> None:
-    """Store raw samples of gauge or counter series (e.g. host.cpu_pct)."""
+    """Store raw samples of gauge or counter series (e.g. host.cpu_pct). A non-finite value (a rate over no
+    time, a failed reading) is left out: summed into a bucket it would make the whole hour NaN for good."""
     at = at or timezone.now()
+    finite = {name: value for name, value in values.items() if value is not None and math.isfinite(value)}
+    if len(finite) < len(values):
+        logger.warning("metric samples left out, not finite: %s", sorted(set(values) - set(finite)))
     MetricPoint.objects.bulk_create(
-        [MetricPoint(series=name, at=at, sum=value, count=1, min=value, max=value) for name, value in values.items()]
+        [MetricPoint(series=name, at=at, sum=value, count=1, min=value, max=value) for name, value in finite.items()]
     )
 
 
