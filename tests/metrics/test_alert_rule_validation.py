@@ -8,6 +8,7 @@ import logging
 import pytest
 from django.core.exceptions import ValidationError
 
+from apps.caching.services import cache_policy_ensure
 from apps.metrics import services
 from apps.metrics.models import AlertRule
 from apps.metrics.recorder import Recorder
@@ -64,7 +65,8 @@ def test_a_cache_namespace_no_policy_names_is_refused_by_the_model_itself():
     assert message.startswith("No cache namespace is called 'patient-data'")
     rule = AlertRule(name="hits", metric="cache_hit_rate_pct", operator="lt", threshold=80,
                      cache_namespace=" patient_data ")  # fmt: skip
-    rule.full_clean()  # the migrations' seeded policy
+    cache_policy_ensure(namespace="patient_data")
+    rule.full_clean()
     assert rule.cache_namespace == "patient_data"
 
 
