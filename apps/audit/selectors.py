@@ -170,11 +170,13 @@ def _verify_all(report: ChainReport, chunk_size: int) -> None:
         report.deleted_chains.append(PRIMARY_CHAIN)  # the migration made it; every other chain is registered in it
     registered = set()
     if primary is not None:
+        # A registration edited to a non-number registers nothing (and is reported as edited), never a crash.
         registered = {
             int(value)
             for value in AuditEvent.objects.filter(
                 chain_id=primary.pk, resource_type="AuditChain", action="create"
             ).values_list("resource_id", flat=True)
+            if value.isascii() and value.isdigit()
         }
     for chain_id in sorted(registered - set(heads)):
         report.deleted_chains.append(f"#{chain_id}")

@@ -164,3 +164,14 @@ def test_a_link_local_client_with_a_zone_is_recorded_without_it():
     event = audit_record(_entry(source_ip="fe80::1%eth0"))
     assert AuditEvent.objects.get(pk=event.pk).source_ip == "fe80::1"
     assert audit_chain_verify().ok
+
+
+def test_verify_reports_a_chain_registration_edited_to_a_non_number_instead_of_crashing():
+    from apps.audit.services import audit_chain_open
+
+    audit_chain_open(name="host:1:aaaa")
+    _tamper("UPDATE audit_auditevent SET resource_id = 'gone' WHERE resource_type = 'AuditChain'", [])
+    code, output = run_verify()
+    assert code == 1
+    assert "EDITED   record #1 of chain primary" in output
+    assert "FORGED   chain host:1:aaaa: never registered" in output
