@@ -80,6 +80,7 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
                     "history_source",
                     "prometheus_selector",
                     "replica_capacity_rps",
+                    "stress_test_replicas",
                     "target_utilization",
                     "lead_minutes",
                     "latest_plan",

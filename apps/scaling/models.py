@@ -112,7 +112,13 @@ class ScalingPolicy(models.Model):
     )  # fmt: skip
     replica_capacity_rps = models.FloatField(
         "capacity per replica (req/s)", default=50.0, validators=[MinValueValidator(0.01)],
-        help_text="Used until a stress benchmark measures the knee.",
+        help_text="Used until a stress benchmark measures the knee (and the replicas it ran on are set below).",
+    )  # fmt: skip
+    stress_test_replicas = models.PositiveIntegerField(
+        "replicas serving the stress benchmark", null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="How many replicas served the service (autoscaling held) while its stress benchmark ran. The knee "
+        "is what they served together: a replica's capacity is the knee divided by this. Empty: the knee is not "
+        "used, the capacity per replica above is.",
     )  # fmt: skip
     target_utilization = models.FloatField(
         default=0.7, validators=[MinValueValidator(0.05), MaxValueValidator(1.0)],

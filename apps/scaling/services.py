@@ -75,16 +75,32 @@ def forecast_create(policy: ScalingPolicy, metric: str, *, now: datetime | None 
 
 
 def replica_capacity(policy: ScalingPolicy) -> tuple[float, str]:
-    """Requests per second one replica serves inside the SLO: the stress-test knee where one exists."""
+    """Requests per second one replica serves inside the SLO, and where the figure comes from. A stress
+    benchmark drives the service's URL, so its knee is what every replica serving it did together: a replica's
+    share is the knee over the replicas the policy says served the test. Taken whole, a knee measured on 4
+    replicas planned a quarter of the replicas the load needs."""
+    knee = _stress_knee_rps(policy)
+    if knee and policy.stress_test_replicas:
+        return knee / policy.stress_test_replicas, (
+            f"the last stress benchmark's knee of {knee:.1f} req/s over the {policy.stress_test_replicas} "
+            "replica(s) that served it"
+        )
+    if knee:
+        return policy.replica_capacity_rps, (
+            f"the policy's capacity per replica; the last stress benchmark's knee of {knee:.1f} req/s is the "
+            "whole service's and is used once the policy says how many replicas served it"
+        )
+    return policy.replica_capacity_rps, "the policy's capacity per replica (no stress benchmark measured it yet)"
+
+
+def _stress_knee_rps(policy: ScalingPolicy) -> float | None:
     from django.apps import apps as django_apps
 
-    if django_apps.is_installed("apps.benchmarks"):
-        from apps.benchmarks.selectors import service_knee_rps
+    if not django_apps.is_installed("apps.benchmarks"):
+        return None
+    from apps.benchmarks.selectors import service_knee_rps
 
-        knee = service_knee_rps(policy.service)
-        if knee:
-            return knee, "the knee of the last stress benchmark"
-    return policy.replica_capacity_rps, "the policy's capacity per replica (no stress benchmark measured it yet)"
+    return service_knee_rps(policy.service)
 
 
 def recommendation_create(policy: ScalingPolicy, forecast: WorkloadForecast) -> ScalingRecommendation:

@@ -11,6 +11,7 @@ import kubernetes_validate
 import pandas as pd
 import pytest
 import yaml
+from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
@@ -94,6 +95,45 @@ def test_replicas_follow_the_p90_with_lead_time_capacity_and_limits(demo):
     policy.save()
     plan = services.recommendation_create(policy, _forecast(policy.service, p90))
     assert min(hour["replicas"] for hour in plan.hours) == 6 and plan.emergency
+
+
+def _stress_run(service: Service, knee_rps: float) -> None:
+    from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
+
+    plan = BenchmarkPlan.objects.create(name=f"{service.slug} stress", service=service, kind="stress")
+    BenchmarkRun.objects.create(plan=plan, status=BenchmarkRun.Status.SUCCEEDED,
+                                findings={"stress": {"knee_rps": knee_rps, "knee_users": 80}})  # fmt: skip
+
+
+def test_a_stress_knee_is_the_whole_service_and_is_split_over_the_replicas_that_served_it(demo):
+    """The stress benchmark drives the service's URL: its knee (120 req/s on 4 replicas) is 30 req/s a replica.
+    Taken as one replica's capacity it planned 2 replicas where 7 are needed."""
+    policy = demo.get(service__slug="clinical-api")
+    policy.target_utilization, policy.lead_minutes, policy.min_replicas = 0.5, 0, 1
+    policy.save()
+    _stress_run(policy.service, knee_rps=120.0)
+    p90 = [100.0] * 24
+
+    policy.stress_test_replicas = 4
+    policy.save()
+    plan = services.recommendation_create(policy, _forecast(policy.service, p90))
+    assert plan.peak_replicas == math.ceil(100 / (120 / 4 * 0.5)) == 7
+    assert any("knee of 120.0 req/s over the 4 replica(s)" in reason for reason in plan.reasons)
+
+    # Without the count the knee cannot be split: the policy's own figure is used, and the reasons say why.
+    policy.stress_test_replicas, policy.replica_capacity_rps = None, 20.0
+    policy.save()
+    plan = services.recommendation_create(policy, _forecast(policy.service, p90))
+    assert plan.peak_replicas == math.ceil(100 / (20 * 0.5)) == 10
+    assert any("knee of 120.0 req/s is the whole service's" in reason for reason in plan.reasons)
+
+
+def test_stress_test_replicas_below_one_is_a_field_error(demo):
+    policy = demo.get(service__slug="clinical-api")
+    policy.stress_test_replicas = 0
+    with pytest.raises(ValidationError) as raised:
+        policy.full_clean()
+    assert "stress_test_replicas" in raised.value.message_dict
 
 
 def test_export_writes_valid_manifests_for_every_policy(demo, tmp_path):
