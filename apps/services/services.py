@@ -31,9 +31,8 @@ def service_create(*, name: str, slug: str, editor=None, **fields: Any) -> Servi
     """Register a service; SLO targets not given take the brief's defaults. `editor`: the staff user
     making the change (None: the product itself, e.g. seeding)."""
     service = Service(name=name, slug=slug, **_editable(fields))
-    service.full_clean()
-    route_prefix_check(route_prefix=service.route_prefix, service_pk=service.pk, editor=editor)
-    _save_or_refuse(service)
+    _validate(service, editor=editor)
+    _save_or_refuse(service, editor=editor)
     return service
 
 
@@ -42,20 +41,26 @@ def service_update(*, service: Service, editor=None, **fields: Any) -> Service:
     """Change a service, validating the whole row (e.g. p95 ≤ p99) before it is saved."""
     for field, value in _editable(fields).items():
         setattr(service, field, value)
-    service.full_clean()
-    route_prefix_check(route_prefix=service.route_prefix, service_pk=service.pk, editor=editor)
-    _save_or_refuse(service)
+    _validate(service, editor=editor)
+    _save_or_refuse(service, editor=editor)
     return service
 
 
-def _save_or_refuse(service: Service) -> None:
+def _validate(service: Service, *, editor) -> None:
+    # The prefix is checked by route_prefix_check, whose message about a service hidden from the editor says
+    # "overlaps", as admin's does, before the database constraint's "another service has this prefix".
+    service.full_clean(validate_constraints=False)
+    route_prefix_check(route_prefix=service.route_prefix, service_pk=service.pk, editor=editor)
+
+
+def _save_or_refuse(service: Service, *, editor) -> None:
     """Save, refusing on the field when another save took the same name, slug or route prefix between this
     one's checks and its insert (both pass the checks; the database keeps one): a 400, not a 500."""
     try:
         with transaction.atomic():
             service.save()
     except IntegrityError:
-        service.full_clean()  # the other save is committed now (the insert waited for it): it names the field
+        _validate(service, editor=editor)  # the other save is committed now (the insert waited for it)
         raise
 
 

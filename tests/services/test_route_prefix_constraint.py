@@ -89,3 +89,16 @@ def test_the_upgrade_keeps_a_shared_prefix_on_the_first_service_and_notes_it_on_
     assert copy.description.endswith("Ward.")
     with pytest.raises(ValidationError):
         service_create(name="Again", slug="again", route_prefix="api/v1/patients/")
+
+
+@pytest.mark.django_db
+def test_the_exact_prefix_of_a_hidden_service_is_refused_as_an_overlap_as_admin_says(staff_api):
+    """The constraint's own message ("another service has this prefix") is not what an Operator is told about
+    a service hidden from them: the API and admin say the same."""
+    from django.contrib.auth.models import Group
+
+    hidden = service_create(name="Oncology triage", slug="onco", route_prefix="api/v1/onco/")
+    hidden.visible_to.add(Group.objects.create(name="Oncology AI"))
+    response = staff_api.post("/api/v1/services/", {"name": "New", "slug": "new", "route_prefix": "api/v1/onco/"})
+    assert response.status_code == 400
+    assert "overlaps the routes of a service you do not see" in response.json()["errors"]["route_prefix"][0]

@@ -25,3 +25,7 @@ class ServiceSerializer(serializers.ModelSerializer):
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
+        # The service layer checks the prefix (the same message as admin, and a hidden service's prefix
+        # refused as an overlap, not named) and holds the race; DRF's own check from the constraint would
+        # answer before it, in other words.
+        extra_kwargs = {"route_prefix": {"validators": []}}
