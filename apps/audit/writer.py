@@ -46,6 +46,19 @@ from django.db import (
 
 from apps.audit.models import AuditEvent
 
+# libpq's limits on the writer's own connection, unless the settings' OPTIONS name them. Without them a database
+# that vanishes without a reset (a failover moving its address, a dropped route) leaves the leader waiting on a
+# dead socket for the kernel's two hours, and every PHI read of the process times out behind it; with them the
+# batch fails (a 503) within about half a minute and the next one reconnects.
+WRITER_SOCKET_LIMITS = {
+    "connect_timeout": 5,  # seconds
+    "keepalives": 1,
+    "keepalives_idle": 10,  # seconds: a dead peer is found ~25 s into a wait for its answer
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 15_000,  # milliseconds a sent batch may stay unacknowledged
+}
+
 
 class _Pending:
     __slots__ = ("done", "entry", "error", "event", "leads")
@@ -203,7 +216,7 @@ class GroupCommitWriter:
             # A forked child drops its parent's connection without closing it (that would end the
             # parent's session on the shared socket).
             default = connections["default"]
-            database = psycopg.connect(**default.get_connection_params(), autocommit=True)
+            database = psycopg.connect(**{**WRITER_SOCKET_LIMITS, **default.get_connection_params()}, autocommit=True)
             role = default.settings_dict["OPTIONS"].get("assume_role")
             if role:  # as Django's own connections do
                 database.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(role)))

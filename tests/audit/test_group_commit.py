@@ -125,6 +125,21 @@ def test_the_writer_uses_a_connection_of_its_own_and_reconnects_after_losing_it(
         writer.close()
 
 
+def test_the_writers_connection_gives_up_on_a_database_that_vanished_without_a_reset():
+    """A peer gone without a reset (failover, dropped route) cannot be staged here without root on the network;
+    what keeps the leader from waiting the kernel's two hours on it is libpq's socket limits, so those are checked."""
+    writer = GroupCommitWriter()
+    try:
+        writer.submit(_entry(1))
+        parameters = writer._database.info.get_parameters()
+        assert {name: parameters.get(name) for name in ("connect_timeout", "keepalives", "tcp_user_timeout")} == {
+            "connect_timeout": "5", "keepalives": "1", "tcp_user_timeout": "15000"
+        }  # fmt: skip
+        assert writer._database.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        writer.close()
+
+
 class _CountingWriter(GroupCommitWriter):
     """Remembers the size of every batch it writes."""
 
