@@ -9,7 +9,7 @@ from apps.services.admin import ListRowFormAdmin
 from apps.services.selectors import sees_every_service
 
 ADAPTIVE_FIELDS = ["adaptive", "service", "cpu_threshold_pct", "p95_threshold_ms", "tighten_factor", "min_factor",
-                   "recover_below", "current_factor", "last_step_at"]  # fmt: skip
+                   "recover_below", "current_factor", "last_step_at", "signal_read_at"]  # fmt: skip
 
 
 class AdjustmentInline(admin.TabularInline):
@@ -39,7 +39,7 @@ class RateLimitPolicyAdmin(ListRowFormAdmin):
     list_display = ["scope", "enabled", "requests", "period_seconds", "burst_per_second", "effective",
                     "fail_open", "priority", "adaptive", "updated_at"]  # fmt: skip
     list_editable = ["enabled", "requests"]
-    readonly_fields = ["current_factor", "last_step_at", "updated_at"]
+    readonly_fields = ["current_factor", "last_step_at", "signal_read_at", "updated_at"]
     inlines = [AdjustmentInline]
     fieldsets = [
         (None, {"fields": ["scope", "description", "enabled", "priority"]}),

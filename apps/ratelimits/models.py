@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
+
+# A tightening is load shedding the controller must keep confirming: once it has read no load signal for this
+# long (Celery's beat or workers stopped, the resource monitor too), the configured limit is in force again.
+# Nothing else would ever lift it, and a halved limit on a clinical API must not outlive its evidence.
+TIGHTENING_LAPSES_AFTER = timedelta(minutes=15)
 
 
 class RateLimitPolicy(models.Model):
@@ -40,6 +48,12 @@ class RateLimitPolicy(models.Model):
     last_step_at = models.DateTimeField(
         null=True, editable=False, help_text="The adaptive controller's last step; the next one waits a signal window."
     )
+    signal_read_at = models.DateTimeField(
+        null=True,
+        editable=False,
+        help_text="The adaptive controller last read a load signal for it; a tightening lapses "
+        f"{TIGHTENING_LAPSES_AFTER.seconds // 60} minutes after.",
+    )
     service = models.ForeignKey(
         "services.Service", null=True, blank=True, on_delete=models.SET_NULL, help_text="Whose p95 is watched."
     )
@@ -63,8 +77,15 @@ class RateLimitPolicy(models.Model):
 
     @property
     def effective_requests(self) -> int:
+        factor = 1.0 if self.tightening_lapsed() else self.current_factor
         # Rounded before the floor: 100 x 0.57 is 56.99999999999999 in binary, and the limit is 57.
-        return max(1, int(round(self.requests * self.current_factor, 6)))
+        return max(1, int(round(self.requests * factor, 6)))
+
+    def tightening_lapsed(self, now: datetime | None = None) -> bool:
+        """Tightened, but with no load signal read for TIGHTENING_LAPSES_AFTER: no longer in force."""
+        if self.current_factor >= 1.0:
+            return False
+        return self.signal_read_at is None or self.signal_read_at <= (now or timezone.now()) - TIGHTENING_LAPSES_AFTER
 
     def clean(self) -> None:
         """Cross-field checks. A field the form could not read is None here: its own error already says why."""

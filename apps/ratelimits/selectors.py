@@ -129,6 +129,7 @@ def policy_overview(*, now: datetime | None = None, minutes: int = 60) -> list[d
             "period_seconds": policy.period_seconds, "burst_per_second": policy.burst_per_second,
             "fail_open": policy.fail_open, "priority": policy.priority, "adaptive": policy.adaptive,
             "current_factor": policy.current_factor,
+            "signal_read_at": policy.signal_read_at.isoformat() if policy.signal_read_at else None,
             "usage": {**used, "busiest_client_share": round(used["busiest_client_per_minute"] / per_minute_limit, 4)},
             "adjustments": [
                 {"at": a.at.isoformat(), "direction": a.direction, "old_factor": a.old_factor,

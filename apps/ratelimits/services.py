@@ -9,7 +9,7 @@ from django.db import transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
-from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
+from apps.ratelimits.models import TIGHTENING_LAPSES_AFTER, RateLimitAdjustment, RateLimitPolicy
 
 # The span the signals are read over (CPU samples of every host, the service's p95), and the least time
 # between two adaptive steps of a policy: a step is taken on a window that holds none of the minutes the
@@ -30,10 +30,11 @@ class LoadSignals:
     p95_ms_by_service: dict[int, float]
 
 
-def _over_and_calm(policy: RateLimitPolicy, signals: LoadSignals) -> tuple[dict[str, str], bool]:
-    """The thresholds crossed (the signal, "cpu" or "p95:<service>", to the reason), and whether the signals are
-    calm enough to recover: at least one read, and every one read below its band. With none read (no CPU
-    sample, too few requests: a monitor starved by the very overload) nothing says the load has gone."""
+def _over_and_calm(policy: RateLimitPolicy, signals: LoadSignals) -> tuple[dict[str, str], bool, bool]:
+    """The thresholds crossed (the signal, "cpu" or "p95:<service>", to the reason), whether the signals are
+    calm enough to recover (at least one read, and every one read below its band), and whether any was read.
+    With none read (no CPU sample, too few requests: a monitor starved by the very overload) nothing says the
+    load has gone; the factor holds, until TIGHTENING_LAPSES_AFTER without a reading."""
     over, calm, read = {}, True, False
     if signals.cpu_pct is not None:
         read = True
@@ -48,7 +49,7 @@ def _over_and_calm(policy: RateLimitPolicy, signals: LoadSignals) -> tuple[dict[
             if p95 > threshold:
                 over[f"p95:{policy.service_id}"] = f"{policy.service.name} p95 {p95:.0f} ms > {threshold} ms"
             calm &= p95 < threshold * policy.recover_below
-    return over, calm and read
+    return over, calm and read, read
 
 
 def _is_shed(policy: RateLimitPolicy) -> bool:
@@ -82,13 +83,19 @@ def _record(
 
 def _settle(policy: RateLimitPolicy) -> RateLimitAdjustment | None:
     """Bring the factor within what the policy's settings allow now: 1.0 when it is not shed (adaptive turned
-    off, or priority 1), at least `min_factor` when it is (the floor may have been raised)."""
+    off, or priority 1) or its tightening has lapsed (the limiter went back to the configured limit then), at
+    least `min_factor` when it is shed (the floor may have been raised)."""
     old = policy.current_factor
     if not _is_shed(policy):
         if old == 1.0:
             return None
         why = "adaptive turned off" if not policy.adaptive else "priority 1 is never shed"
         return _record(policy, 1.0, f"{why}: back to the configured limit")
+    if policy.tightening_lapsed():
+        since = f"{policy.signal_read_at:%Y-%m-%d %H:%M} UTC" if policy.signal_read_at else "it was tightened"
+        minutes = TIGHTENING_LAPSES_AFTER.seconds // 60
+        return _record(policy, 1.0, f"no load signal read since {since}: lapsed after {minutes} min, back to the "
+                                    "configured limit")  # fmt: skip
     if old < policy.min_factor:
         return _record(policy, policy.min_factor, f"min_factor raised to {policy.min_factor:g}")
     return None
@@ -107,6 +114,7 @@ class _State:
     policy: RateLimitPolicy
     over: dict[str, str]
     calm: bool
+    read: bool
 
     def settled_since(self, recent: datetime) -> bool:
         """Its last step's effect has been read over a whole signal window."""
@@ -152,6 +160,12 @@ def ratelimits_adapt(*, signals: LoadSignals) -> list[RateLimitAdjustment]:
             changes.append(settled)
         if _is_shed(policy) and policy.enabled:  # a disabled policy limits nothing: no step of it sheds load
             states.append(_State(policy, *_over_and_calm(policy, signals)))
+    # Read, a signal keeps the policy's factor in force (see RateLimitPolicy.tightening_lapsed).
+    read_now = timezone.now()
+    for state in states:
+        if state.read:
+            state.policy.signal_read_at = read_now
+    RateLimitPolicy.objects.filter(pk__in=[s.policy.pk for s in states if s.read]).update(signal_read_at=read_now)
     # Least important first, so that a step of this run holds back the more important ones.
     for state in sorted(states, key=lambda s: -s.policy.priority):
         policy, old = state.policy, state.policy.current_factor

@@ -133,7 +133,9 @@ def test_adaptive_turned_back_on_tightens_at_once():
 
 def test_a_raised_floor_lifts_the_factor_and_the_row_calls_it_a_recovery():
     policy = _policy()
-    RateLimitPolicy.objects.filter(pk=policy.pk).update(current_factor=0.1, min_factor=0.5)
+    RateLimitPolicy.objects.filter(pk=policy.pk).update(
+        current_factor=0.1, min_factor=0.5, signal_read_at=timezone.now()
+    )
     assert _steps(services.ratelimits_adapt(signals=HOT), policy) == ["recover 0.1->0.5"]
     policy.refresh_from_db()
     assert policy.current_factor == 0.5
@@ -330,8 +332,8 @@ def test_under_persisting_pressure_the_least_important_is_shed_to_its_floor_befo
 
 
 def test_of_the_calm_policies_the_most_important_gets_its_limit_back_first():
-    RateLimitPolicy.objects.filter(scope="audit_logs").update(current_factor=0.1)
-    RateLimitPolicy.objects.filter(scope="ai_inference").update(current_factor=0.25)
+    RateLimitPolicy.objects.filter(scope="audit_logs").update(current_factor=0.1, signal_read_at=timezone.now())
+    RateLimitPolicy.objects.filter(scope="ai_inference").update(current_factor=0.25, signal_read_at=timezone.now())
     runs = []
     for _ in range(4):
         runs.append(_run(CALM))
@@ -348,8 +350,10 @@ def test_a_more_important_policy_still_held_by_its_own_signal_does_not_hold_back
     """ai_inference's service p95 sits in its band (under 800 ms, not under 640): that is its service's business,
     and audit_logs, calm on every signal it watches, gets its limit back."""
     triage = Service.objects.create(name="Triage", slug="triage", slo_p95_ms=800)
-    RateLimitPolicy.objects.filter(scope="ai_inference").update(service=triage, current_factor=0.5)
-    RateLimitPolicy.objects.filter(scope="audit_logs").update(current_factor=0.5)
+    RateLimitPolicy.objects.filter(scope="ai_inference").update(
+        service=triage, current_factor=0.5, signal_read_at=timezone.now()
+    )
+    RateLimitPolicy.objects.filter(scope="audit_logs").update(current_factor=0.5, signal_read_at=timezone.now())
     assert _run(services.LoadSignals(cpu_pct=10.0, p95_ms_by_service={triage.pk: 700})) == ["audit_logs 0.5->1"]
 
 
@@ -440,3 +444,46 @@ def test_two_tightenings_are_undone_by_two_recoveries_to_exactly_the_configured_
     assert steps == ["recover 0.1764->0.42", "recover 0.42->1"]
     policy.refresh_from_db()
     assert policy.current_factor == 1.0
+
+
+# 9. A tightening holds only while the controller keeps reading load
+
+
+def _minutes_later(minutes: int):
+    """As if `minutes` had passed since now: Celery's beat and workers (or the resource monitor) stopped meanwhile."""
+    return mock.patch("django.utils.timezone.now", return_value=timezone.now() + timedelta(minutes=minutes))
+
+
+def test_a_tightening_lapses_once_the_controller_has_read_no_signal_for_a_while():
+    """The workers stop (a broker outage, a bad deploy): nothing runs the controller, so nothing would ever
+    recover a halved limit. Twenty minutes on, the configured limit is in force again, in every process."""
+    policy = _policy()
+    services.ratelimits_adapt(signals=HOT)
+    selectors.policy_cache._bump()
+    assert selectors.active_policy("reports").requests == 25
+    with _minutes_later(20):
+        selectors.policy_cache._bump()  # the policy cache's TTL is 5 minutes: any process reloads by then
+        assert selectors.active_policy("reports").requests == 50
+        policy.refresh_from_db()
+        assert policy.effective_requests == 50
+
+
+def test_the_controller_records_the_lapse_when_it_next_runs_with_no_signal():
+    policy = _policy()
+    services.ratelimits_adapt(signals=HOT)
+    with _minutes_later(20):
+        changes = services.ratelimits_adapt(signals=services.LoadSignals(None, {}))
+    assert _steps(changes, policy) == ["recover 0.5->1"]
+    assert changes[0].reason.startswith("no load signal read since ")
+
+
+def test_a_tightening_held_in_the_band_by_signals_read_does_not_lapse():
+    policy = _policy()
+    services.ratelimits_adapt(signals=HOT)
+    band = services.LoadSignals(cpu_pct=65.0, p95_ms_by_service={})
+    with _minutes_later(10):
+        assert services.ratelimits_adapt(signals=band) == []
+    with _minutes_later(20):
+        assert services.ratelimits_adapt(signals=band) == []
+        policy.refresh_from_db()
+        assert (policy.current_factor, policy.effective_requests) == (0.5, 25)

@@ -39,6 +39,9 @@ class RateLimitPolicyOutputSerializer(serializers.Serializer):
     priority = serializers.IntegerField()
     adaptive = serializers.BooleanField()
     current_factor = serializers.FloatField()
+    signal_read_at = serializers.DateTimeField(
+        allow_null=True, help_text="The adaptive controller's last load reading; a tightening lapses 15 min after."
+    )
     usage = RateLimitUsageOutputSerializer(help_text="The last hour.")
     adjustments = RateLimitAdjustmentOutputSerializer(many=True, help_text="The latest 20, newest first.")
 
