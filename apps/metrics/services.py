@@ -199,6 +199,12 @@ def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
     for rule in AlertRule.objects.filter(enabled=True).select_related("service"):
         try:
             with transaction.atomic():
+                # Two evaluations at once (a slow one overlapping the next beat, two workers) each read the
+                # firing alert and each resolved it and paged: the rule's row is held, its state read after.
+                locked = AlertRule.objects.select_for_update(of=("self",)).filter(pk=rule.pk, enabled=True)
+                rule = locked.select_related("service").first()
+                if rule is None:  # disabled or deleted meanwhile
+                    continue
                 alert = _alert_rule_evaluate(rule, now=now)
         except Exception as exc:  # one broken rule must not silence the others
             logger.warning("alert rule %s (%s) could not be evaluated", rule.pk, rule.name, exc_info=True)
@@ -227,7 +233,11 @@ def _disabled_rules_alerts_resolve(*, now: datetime) -> list[Alert]:
     for alert in Alert.objects.filter(state=Alert.State.FIRING, rule__enabled=False).select_related("rule"):
         try:
             with transaction.atomic():
-                resolved.append(_resolve(alert, now=now, reason="rule disabled"))
+                # held and read again: an evaluation running beside this one may have resolved it already
+                locked = Alert.objects.select_for_update(of=("self",)).filter(pk=alert.pk, state=Alert.State.FIRING)
+                alert = locked.select_related("rule").first()
+                if alert is not None:
+                    resolved.append(_resolve(alert, now=now, reason="rule disabled"))
         except Exception:  # one broken notification must not keep the other alerts firing
             logger.warning("alert %s of disabled rule %s could not be resolved", alert.pk, alert.rule_id, exc_info=True)
     AlertRule.objects.filter(enabled=False).exclude(pending_since=None, no_data_since=None).update(
