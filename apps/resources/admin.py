@@ -37,9 +37,16 @@ class ResourceRecommendationAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A deleted open one is opened anew by the next sample, its first sighting and count lost; resolved
+        # ones are the history, pruned by the monitor after services.RESOLVED_KEEP_DAYS.
+        return False
+
 
 @admin.register(ResourceSample)
 class ResourceSampleAdmin(admin.ModelAdmin):
+    """What the monitor measured: history, read-only (pruned by the monitor after 30 days)."""
+
     list_display = ["at", "host", "cpu_pct", "cpu_source", "memory_pct", "memory_source", "disk_pct", "pool_pct",
                     "db_connections_pct", "redis_memory_bytes", "l1_cache_bytes"]  # fmt: skip
     date_hierarchy = "at"
@@ -49,4 +56,7 @@ class ResourceSampleAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
