@@ -95,12 +95,16 @@ class ValueCodec:
             raise CodecError("sealed with a key that is no longer configured")
         return cipher.decrypt(blob[start : start + _NONCE_BYTES], blob[start + _NONCE_BYTES :], context)
 
-    def decode(self, blob: bytes, context: bytes = b"") -> Any:
+    def decode(self, blob: bytes, context: bytes = b"", *, sealed_only: bool = False) -> Any:
+        """The value of a stored blob. `sealed_only` (an encrypted namespace): a value in the clear is refused,
+        since anyone who can write to Redis could otherwise plant one under a patient's key and have it served."""
         kind = blob[:1]
         try:
             if kind == SEALED:
                 return _json_value(self._open(blob, context).decode())
             if kind == PLAIN:
+                if sealed_only:
+                    raise CodecError("a value in the clear where only sealed values are stored")
                 return _json_value(blob[1:].decode())
         except (InvalidTag, ValueError) as exc:
             raise CodecError(str(exc) or type(exc).__name__) from exc

@@ -778,7 +778,7 @@ class CacheStack:
             stored_generation, fresh_until, stale_until, payload = blob.split(b"|", 3)
             if int(stored_generation) != generation:
                 return None, generation  # invalidated: not worth opening
-            value = self.codec.decode(payload, key.encode())
+            value = self.codec.decode(payload, key.encode(), sealed_only=policy.encrypt)
         except (ValueError, CodecError):
             self._count(policy.namespace, "l2", errors=1)
             return None, generation
@@ -856,7 +856,7 @@ class CacheStack:
         if blob is None or (scope_key and int(stored) != current):
             return None, current
         try:
-            value = self.codec.decode(bytes(blob), key.encode())
+            value = self.codec.decode(bytes(blob), key.encode(), sealed_only=policy.encrypt)
         except CodecError:
             self._count(policy.namespace, "l3", errors=1)
             return None, current

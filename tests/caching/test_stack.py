@@ -192,6 +192,27 @@ def test_a_card_copied_under_another_patients_key_is_not_served(stack):
     assert fresh_process.stats()[("patient_data", "l2")]["errors"] == 1
 
 
+def test_a_value_planted_in_the_clear_under_a_phi_key_is_not_served(stack):
+    """Someone with write access to Redis (or the table) replaces patient 41's sealed card with one of their
+    own, in the clear: an encrypted namespace only ever stores sealed values, so a read refuses it (an
+    error), and loads the real card, rather than serving made-up clinical data under the patient's key."""
+    stack.get_or_load("patient_data", ["patient", 41], lambda: PATIENT, scope="patient:41")
+    forged = b"P" + json.dumps({**PATIENT, "allergies": []}).encode()
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    policy = stack.policy("patient_data")
+    key = stack.key(policy, ["patient", 41])
+    generation, fresh, stale, _ = client.get(stack._l2_key("v", key)).split(b"|", 3)
+    client.set(stack._l2_key("v", key), b"|".join([generation, fresh, stale, forged]))
+    CacheEntry.objects.filter(key=key).update(value=forged)
+
+    fresh_process = make_stack()  # no L1: Redis is asked first, then the table
+    loader, calls = counting(PATIENT)
+    assert fresh_process.get_or_load("patient_data", ["patient", 41], loader, scope="patient:41") == PATIENT
+    assert calls == [1]
+    assert fresh_process.stats()[("patient_data", "l2")]["errors"] == 1
+    assert fresh_process.stats()[("patient_data", "l3")]["errors"] == 1
+
+
 def test_a_write_invalidates_every_tier_and_other_processes_l1(stack):
     other_process = make_stack()
     version = {"n": 1}
