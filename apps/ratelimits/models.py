@@ -13,6 +13,7 @@ from django.utils import timezone
 # long (Celery's beat or workers stopped, the resource monitor too), the configured limit is in force again.
 # Nothing else would ever lift it, and a halved limit on a clinical API must not outlive its evidence.
 TIGHTENING_LAPSES_AFTER = timedelta(minutes=15)
+MAX_REQUESTS_PER_PERIOD = 10_000
 
 
 class RateLimitPolicy(models.Model):
@@ -21,7 +22,19 @@ class RateLimitPolicy(models.Model):
     scope = models.SlugField(max_length=64, unique=True, help_text="Views name it in `throttle_scope`.")
     description = models.CharField(max_length=200, blank=True)
     enabled = models.BooleanField(default=True)
-    requests = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(1_000_000)])
+    # The exact limiter keeps one Redis entry (~130 bytes) per admitted request for the whole period, per client
+    # and scope: 1,000,000 a day was ~130 MB of the cache's Redis for one busy client.
+    requests = models.PositiveIntegerField(
+        validators=[
+            MinValueValidator(1),
+            MaxValueValidator(
+                MAX_REQUESTS_PER_PERIOD,
+                message="At most %(limit_value)s per period (each is kept in Redis for the period, per client): "
+                "for a higher rate, shorten the period.",
+            ),
+        ],
+        help_text=f"Per client token, at most {MAX_REQUESTS_PER_PERIOD} per period.",
+    )
     period_seconds = models.PositiveIntegerField(
         default=60, validators=[MinValueValidator(1), MaxValueValidator(86_400)]
     )

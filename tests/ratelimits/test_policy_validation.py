@@ -82,3 +82,13 @@ def test_a_row_set_wrong_outside_admin_does_not_block_saving_another_in_the_list
     response = admin_client.post("/admin/ratelimits/ratelimitpolicy/", _changelist(rows, audit_logs=12))
     assert response.status_code == 302
     assert RateLimitPolicy.objects.get(scope="audit_logs").requests == 12
+
+
+def test_a_limit_whose_exact_log_would_not_fit_in_redis_is_refused(admin_client):
+    """The exact limiter keeps one Redis entry (~130 bytes) per admitted request for the whole period, per client:
+    1,000,000 a day was ~130 MB of the cache's Redis for one busy client. A higher rate takes a shorter period."""
+    errors = _field_errors(admin_client.post(ADD, _form(requests=1_000_000, period_seconds=86_400)))
+    assert list(errors) == ["requests"]
+    assert "10000" in str(errors["requests"])
+    assert not RateLimitPolicy.objects.filter(scope="reports").exists()
+    assert admin_client.post(ADD, _form(requests=10_000, period_seconds=60)).status_code == 302
