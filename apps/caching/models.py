@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
@@ -56,8 +58,13 @@ class CachePolicy(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         """An edit that entries already stored would not honour (a shorter TTL or stale window, encryption
-        turned on) moves the key generation on: those entries are orphaned in every tier at once."""
-        if self.pk is not None:
+        turned on) moves the key generation on: those entries are orphaned in every tier at once.
+
+        A new policy's generation is the time in microseconds, not 1: a namespace whose policy was deleted (and
+        created again by the code's next read) would otherwise reuse the keys of the entries a clear orphaned."""
+        if self._state.adding and self.generation == 1:
+            self.generation = time.time_ns() // 1000
+        elif self.pk is not None:
             before = type(self).objects.filter(pk=self.pk).values(*_ORPHANING_FIELDS, "generation").first()
             if before is not None and _orphans_entries(before, self):
                 self.generation = before["generation"] + 1

@@ -689,6 +689,19 @@ def test_a_policy_turned_off_goes_to_the_source_and_a_clear_orphans_everything(s
     assert len(calls) == 4
 
 
+def test_a_policy_deleted_and_created_again_does_not_bring_back_what_a_clear_orphaned(stack):
+    """An admin clears a namespace that held wrong model outputs, then deletes its policy (the code creates it
+    again with the defaults): the new policy's keys are not those of the entries the clear orphaned in Redis."""
+    stack.get_or_load("ai_inference", ["summary", "note-7"], lambda: {"summary": "wrong"})
+    services.cache_namespace_clear(namespace="ai_inference")
+    CachePolicy.objects.get(namespace="ai_inference").delete()
+
+    other_process = make_stack()
+    loader, calls = counting({"summary": "right"})
+    assert other_process.get_or_load("ai_inference", ["summary", "note-7"], loader) == {"summary": "right"}
+    assert calls == [1]
+
+
 def test_counters_are_flushed_and_summed_per_namespace_and_tier(stack):
     for _ in range(9):
         stack.get_or_load("audit_logs", ["page", 1], lambda: {"rows": []})
