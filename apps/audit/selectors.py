@@ -166,8 +166,8 @@ def _verify_all(report: ChainReport, chunk_size: int) -> None:
             report.forged_heads.append(head.name)
         _verify_chain(report, head.name, head.pk, head.seq, chunk_size)
     primary = next((h for h in heads.values() if h.name == PRIMARY_CHAIN), None)
-    if primary is None and (heads or AuditEvent.objects.exists()):
-        report.deleted_chains.append(PRIMARY_CHAIN)  # the migration made it; every other chain is registered in it
+    if primary is None:  # the migration made it: gone, even with nothing else left, means the trail was wiped
+        report.deleted_chains.append(PRIMARY_CHAIN)
     registered = set()
     if primary is not None:
         # A registration edited to a non-number registers nothing (and is reported as edited), never a crash.

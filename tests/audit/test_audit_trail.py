@@ -175,3 +175,15 @@ def test_verify_reports_a_chain_registration_edited_to_a_non_number_instead_of_c
     assert code == 1
     assert "EDITED   record #1 of chain primary" in output
     assert "FORGED   chain host:1:aaaa: never registered" in output
+
+
+def test_verify_reports_a_trail_emptied_whole():
+    """The migration made the primary chain's head; a trail with no head and no record at all was wiped (by its
+    owner, who may pass the TRUNCATE guard), not never written."""
+    audit_record_batch([_entry(resource_id=str(i)) for i in range(3)])
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('audit.allow_truncate', 'on', true)")
+        cursor.execute("TRUNCATE audit_auditevent, audit_auditchainhead")
+    code, output = run_verify()
+    assert code == 1
+    assert "DELETED  chain primary" in output
