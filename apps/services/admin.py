@@ -6,7 +6,14 @@ from django.http import HttpRequest
 
 from apps.services.models import Service
 from apps.services.selectors import of_visible_services, sees_every_service, services_visible_to, visible_service_ids
-from apps.services.services import EDITABLE_FIELDS, route_prefix_check, service_create, service_update
+from apps.services.services import (
+    EDITABLE_FIELDS,
+    route_prefix_check,
+    service_create,
+    service_delete,
+    service_delete_refusal,
+    service_update,
+)
 
 
 class ListRowForm(forms.ModelForm):
@@ -105,6 +112,20 @@ class ServiceAdmin(admin.ModelAdmin):
         if sees_every_service(request.user):
             return self.readonly_fields
         return [*self.readonly_fields, "visible_to"]
+
+    def get_deleted_objects(self, objs, request: HttpRequest):
+        """A service with rows of its own (benchmark runs, alerts...) is shown as protected: the delete page
+        and 'Delete selected' refuse it, saying what it has and to deactivate it instead."""
+        to_delete, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        refusals = [refusal for service in objs if (refusal := service_delete_refusal(service))]
+        return to_delete, model_count, perms_needed, [*protected, *refusals]
+
+    def delete_model(self, request: HttpRequest, obj: Service) -> None:
+        service_delete(service=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset) -> None:
+        for service in queryset:
+            service_delete(service=service)
 
     def save_model(self, request: HttpRequest, obj: Service, form, change: bool) -> None:
         # The form already validated; the service layer saves so admin and API behave the same.

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
+from django.db.models.deletion import Collector
 
 from apps.services.models import Service
 
@@ -99,3 +101,41 @@ def _editable(fields: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"Not editable on Service: {', '.join(sorted(unknown))}")
     return fields
+
+
+def service_dependents(service: Service) -> dict[str, int]:
+    """What deleting this service would delete with it (benchmark plans and runs, alert rules and their
+    alerts, forecasts...: every row that cascades from it), counted by kind; its visibility rows aside."""
+    collector = Collector(using=router.db_for_write(Service))
+    collector.collect([service])
+    counts: Counter[str] = Counter()
+    for model, instances in collector.data.items():
+        if model is not Service and not model._meta.auto_created:
+            counts[str(model._meta.verbose_name_plural)] += len(instances)
+    for rows in collector.fast_deletes:
+        if not rows.model._meta.auto_created and (found := rows.count()):
+            counts[str(rows.model._meta.verbose_name_plural)] += found
+    return dict(counts)
+
+
+def service_delete_refusal(service: Service) -> str | None:
+    """Why this service may not be deleted, or None. Its rows are the record of what it went through (a
+    benchmark run, an alert that paged someone); deleting the service deleted them all, silently through the
+    API. Deactivated, it leaves the live views and keeps them; to delete it, delete those rows first."""
+    dependents = service_dependents(service)
+    if not dependents:
+        return None
+    listed = ", ".join(f"{kind}: {count}" for kind, count in sorted(dependents.items()))
+    return (
+        f"{service.name} has rows that would be deleted with it ({listed}): deactivate it (is_active off) to "
+        "keep them, or delete them first."
+    )
+
+
+@transaction.atomic
+def service_delete(*, service: Service) -> None:
+    """Delete a service that has nothing recorded against it; refuse (ValidationError) one that has."""
+    refusal = service_delete_refusal(service)
+    if refusal is not None:
+        raise ValidationError(refusal)
+    service.delete()

@@ -9,7 +9,7 @@ from apps.core.api.params import validated_query
 from apps.services.api.serializers import ServiceSerializer
 from apps.services.models import Service
 from apps.services.selectors import service_list, services_visible_to
-from apps.services.services import service_create, service_update
+from apps.services.services import service_create, service_delete, service_update
 
 
 class ServicePagination(LimitOffsetPagination):
@@ -46,3 +46,6 @@ class ServiceViewSet(viewsets.ModelViewSet):
         serializer.instance = service_update(
             service=serializer.instance, editor=self.request.user, **serializer.validated_data
         )
+
+    def perform_destroy(self, instance: Service) -> None:
+        service_delete(service=instance)  # refused (400) while it has benchmark runs, alerts... of its own
