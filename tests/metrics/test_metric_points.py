@@ -32,3 +32,43 @@ def test_a_nan_stored_before_samples_were_checked_reads_as_no_value(staff_api):
     response = staff_api.get("/api/v1/metrics/series/", {"metric": "disk_pct", "step": 60})
     assert response.status_code == 200
     assert all(value is None for _, value in response.json()["points"])
+
+
+def test_a_host_series_is_the_busiest_hosts_not_a_blend_of_every_pod(staff_api):
+    """The monitor records each host's sample into the same `host.memory_pct` series: a worker at 97% of its
+    memory limit beside an idle api pod read 63.5% on the dashboard, which the alert (busiest host) and the live
+    feed never showed. Each step is the busiest host's mean, as they judge it."""
+    from tests.metrics.conftest import host_sample
+
+    start = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=3)
+    for offset, (host, memory) in enumerate((("worker-a", 96.0), ("api-1", 30.0), ("worker-a", 98.0))):
+        at = start + timedelta(seconds=10 * offset)
+        host_sample(host=host, memory=memory, at=at)
+        services.metric_points_record(values={"host.memory_pct": memory}, at=at)  # as the monitor task does
+    response = staff_api.get(
+        "/api/v1/metrics/series/",
+        {
+            "metric": "memory_pct",
+            "step": 60,
+            "start": start.isoformat(),
+            "end": (start + timedelta(minutes=2)).isoformat(),
+        },
+    )
+    assert response.status_code == 200
+    assert [value for _, value in response.json()["points"]] == [97.0, None]
+
+
+def test_a_host_series_older_than_the_monitors_samples_reads_the_stored_series(staff_api):
+    """Past the monitor's retention only the series is kept (one figure for every host): shown, not lost."""
+    start = timezone.now().replace(second=0, microsecond=0) - timedelta(days=40)
+    services.metric_points_record(values={"host.cpu_pct": 40.0}, at=start)
+    response = staff_api.get(
+        "/api/v1/metrics/series/",
+        {
+            "metric": "cpu_pct",
+            "step": 60,
+            "start": start.isoformat(),
+            "end": (start + timedelta(minutes=1)).isoformat(),
+        },
+    )
+    assert [value for _, value in response.json()["points"]] == [40.0]
