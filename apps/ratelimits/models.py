@@ -14,6 +14,7 @@ from django.utils import timezone
 # Nothing else would ever lift it, and a halved limit on a clinical API must not outlive its evidence.
 TIGHTENING_LAPSES_AFTER = timedelta(minutes=15)
 MAX_REQUESTS_PER_PERIOD = 10_000
+MAX_PERIOD_SECONDS = 86_400
 
 
 class RateLimitPolicy(models.Model):
@@ -36,7 +37,7 @@ class RateLimitPolicy(models.Model):
         help_text=f"Per client token, at most {MAX_REQUESTS_PER_PERIOD} per period.",
     )
     period_seconds = models.PositiveIntegerField(
-        default=60, validators=[MinValueValidator(1), MaxValueValidator(86_400)]
+        default=60, validators=[MinValueValidator(1), MaxValueValidator(MAX_PERIOD_SECONDS)]
     )
     burst_per_second = models.PositiveIntegerField(  # 0 would read as empty (no cap), not "no requests"
         null=True,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -9,7 +10,13 @@ from django.db import transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
-from apps.ratelimits.models import TIGHTENING_LAPSES_AFTER, RateLimitAdjustment, RateLimitPolicy
+from apps.ratelimits.models import (
+    MAX_PERIOD_SECONDS,
+    TIGHTENING_LAPSES_AFTER,
+    RateLimitAdjustment,
+    RateLimitHit,
+    RateLimitPolicy,
+)
 
 # The span the signals are read over (CPU samples of every host, the service's p95), and the least time
 # between two adaptive steps of a policy: a step is taken on a window that holds none of the minutes the
@@ -197,3 +204,16 @@ def ratelimit_adjustments_prune(*, keep: timedelta = ADJUSTMENTS_KEEP) -> int:
     latest = RateLimitAdjustment.objects.filter(policy=OuterRef("policy")).order_by("-at", "-id").values("id")[:1]
     stale = RateLimitAdjustment.objects.filter(at__lt=timezone.now() - keep).exclude(pk=Subquery(latest))
     return stale.delete()[0]
+
+
+# Past the longest period a policy may have, with an hour's room for clocks that disagree (the database limiter
+# keeps PostgreSQL's time, this prune the worker's).
+HITS_KEEP_SECONDS = MAX_PERIOD_SECONDS + 3600
+
+
+def ratelimit_hits_prune() -> int:
+    """Drop the database limiter's hits no window can count any more. A key's own expired hits go at its next
+    hit; a key never hit again (a client gone, a token revoked, a scope renamed) would keep its last window's
+    rows for ever."""
+    horizon_ms = int((time.time() - HITS_KEEP_SECONDS) * 1000)
+    return RateLimitHit.objects.filter(at_ms__lt=horizon_ms).delete()[0]

@@ -23,3 +23,8 @@ def adapt() -> int:
 @shared_task(name="ratelimits.prune_adjustments")
 def prune_adjustments() -> int:
     return services.ratelimit_adjustments_prune()
+
+
+@shared_task(name="ratelimits.prune_hits")
+def prune_hits() -> int:
+    return services.ratelimit_hits_prune()

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -37,3 +38,24 @@ def test_old_adjustments_go_and_each_policys_latest_stays():
 def test_the_prune_runs_daily_from_beat():
     schedule = PeriodicTask.objects.get(task="ratelimits.prune_adjustments")
     assert schedule.enabled and (schedule.interval.every, schedule.interval.period) == (1, "days")
+
+
+def test_the_database_limiters_log_of_a_key_never_hit_again_goes():
+    """Without Redis the log is a table, and a key's expired hits go only at its next hit: a client gone (a token
+    revoked, a scope renamed) left its last window's rows for ever. None is needed past the longest period."""
+    from apps.ratelimits.limiter import DatabaseSlidingWindow
+    from apps.ratelimits.models import RateLimitHit
+
+    window = DatabaseSlidingWindow()
+    for key in ("gone:c1", "live:c2"):
+        assert window.hit(key, limit=10, window_seconds=60).allowed
+    two_days_ms = 2 * 86_400 * 1000
+    RateLimitHit.objects.filter(key="gone:c1").update(at_ms=F("at_ms") - two_days_ms)
+
+    assert tasks.prune_hits() == 1
+    assert list(RateLimitHit.objects.values_list("key", flat=True)) == ["live:c2"]
+
+
+def test_the_database_limiters_log_is_pruned_hourly_from_beat():
+    schedule = PeriodicTask.objects.get(task="ratelimits.prune_hits")
+    assert schedule.enabled and (schedule.interval.every, schedule.interval.period) == (1, "hours")
