@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -78,5 +80,12 @@ class Service(models.Model):
             errors["route_prefix"] = (
                 "A URL pattern as Django resolves it: no leading '/', host, query or spaces, e.g. api/v1/patients/."
             )
+        # Every staff role reads the registry (API and admin): a password in the URL would be shown to all of
+        # them, and benchmarks send their token to this URL only over HTTP(S).
+        url = urlsplit(self.base_url or "")
+        if self.base_url and (url.username is not None or url.password is not None or "@" in url.netloc):
+            errors["base_url"] = "No user name or password in the URL: every staff role can read it."
+        elif self.base_url and url.scheme.lower() not in ("http", "https"):
+            errors["base_url"] = "An http:// or https:// URL."
         if errors:
             raise ValidationError(errors)

@@ -166,3 +166,17 @@ def test_a_route_prefix_another_service_has_is_a_field_level_400(staff_api):
     )
     narrower = {"route_prefix": "api/v1/patients/search/"}
     assert staff_api.patch("/api/v1/services/vitals/", narrower, format="json").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    ["https://triage:s3cret@triage.internal/", "https://triage@triage.internal/", "ftp://triage.internal/models/"],
+)
+def test_a_base_url_with_credentials_or_not_http_is_a_field_level_400(staff_api, base_url):
+    """Every staff role reads the registry: a password in the URL was stored and shown to Viewers (GET
+    /api/v1/services/), and an ftp:// URL was taken for a service that benchmarks send HTTP to."""
+    response = staff_api.post("/api/v1/services/", {"name": "Triage", "slug": "triage", "base_url": base_url})
+    assert response.status_code == 400 and "base_url" in response.json()["errors"]
+    assert not Service.objects.filter(slug="triage").exists()
+    fine = staff_api.post("/api/v1/services/", {"name": "T", "slug": "t", "base_url": "https://triage.internal:8443/"})
+    assert fine.status_code == 201
