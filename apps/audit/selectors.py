@@ -64,6 +64,7 @@ class ChainReport:
     missing_partitions: list[str] = field(default_factory=list)  # the default partition, gone
     detached_partitions: list[str] = field(default_factory=list)  # a partition's table no longer attached
     unguarded_tables: list[str] = field(default_factory=list)  # no enabled TRUNCATE guard
+    writable_tables: list[str] = field(default_factory=list)  # no enabled UPDATE/DELETE (append-only) trigger
     # Not a failure on its own: a month between others that has no partition was dropped (its records, if it
     # had any, are reported as missing from their chains) or never created (the partition task stopped for
     # longer than it creates ahead, and the month's rows went to the default partition).
@@ -81,6 +82,7 @@ class ChainReport:
             or self.missing_partitions
             or self.detached_partitions
             or self.unguarded_tables
+            or self.writable_tables
         )
 
 
@@ -122,31 +124,43 @@ def audit_chain_verify(*, chunk_size: int = 5000) -> ChainReport:
 
 
 _MONTHLY_PARTITION = re.compile(r"_y(\d{4})m(\d{2})$")
+# The row triggers that refuse UPDATE and DELETE (migrations 0001 and 0003; partitions inherit the first).
+APPEND_ONLY = "audit_event_append_only"
+HEAD_KEPT = "audit_chain_head_kept"
 
 
 def _verify_partitions(report: ChainReport) -> None:
     """What a TRUNCATE, DROP or DETACH leaves behind besides the records missing from their chains: truncating
     needs a guard disabled or dropped, a detached partition stays as a table of its own, a month dropped between
-    others leaves a gap in the months."""
+    others leaves a gap in the months. An append-only trigger left off is reported too: edits are caught by their
+    seals, but the control that refuses them is gone."""
     table, heads = AuditEvent._meta.db_table, AuditChainHead._meta.db_table
+    # A trigger fires in an ordinary session when enabled ('O') or always ('A'); not when disabled ('D') or set
+    # to fire only while replicating ('R').
+    enabled = (
+        "EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = {} AND t.tgenabled IN ('O', 'A'))"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT c.relname, c.relname = %s OR c.relispartition, "
-            "EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND t.tgname = %s AND t.tgenabled <> 'D') "
+            "SELECT c.relname, c.relname = %s OR c.relispartition, "  # noqa: S608 - only the fixed text above
+            f"{enabled.format('%s')}, {enabled.format('CASE WHEN c.relname = %s THEN %s ELSE %s END')} "
             "FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p') "
             "AND (c.relname = %s OR c.relname = %s OR c.relname LIKE %s OR c.oid IN "
             "(SELECT relid FROM pg_partition_tree(%s::regclass)))",
-            [table, TRUNCATE_GUARD, table, heads, table.replace("_", r"\_") + r"\_%", table],
-        )
+            [table, TRUNCATE_GUARD, heads, HEAD_KEPT, APPEND_ONLY,
+             table, heads, table.replace("_", r"\_") + r"\_%", table],
+        )  # fmt: skip
         rows = cursor.fetchall()
     attached = set()
-    for name, is_attached, guarded in sorted(rows):
+    for name, is_attached, guarded, append_only in sorted(rows):
         if name != heads and not is_attached:
             report.detached_partitions.append(name)
             continue
         attached.add(name)
         if not guarded:
             report.unguarded_tables.append(name)
+        if not append_only:
+            report.writable_tables.append(name)
     if f"{table}_default" not in attached:
         report.missing_partitions.append(f"{table}_default")
     months = sorted((int(match[1]), int(match[2])) for name in attached if (match := _MONTHLY_PARTITION.search(name)))

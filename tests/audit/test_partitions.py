@@ -155,3 +155,23 @@ def test_creating_a_partition_gives_up_rather_than_queue_every_audit_write_behin
     with connection.cursor() as cursor:  # the caller's own lock_timeout is back for the rest of its transaction
         cursor.execute("SHOW lock_timeout")
         assert cursor.fetchone()[0] == "0"
+
+
+def test_verify_reports_the_append_only_trigger_switched_off_and_left_off(three_months):
+    """Edits are caught by their seals; the trigger that refuses them being off is reported too, not left for the
+    next attacker. A trigger set to fire only for replication (ENABLE REPLICA) never fires in a normal session."""
+    _sql(f'ALTER TABLE "{three_months[0]}" DISABLE TRIGGER audit_event_append_only',
+         f'ALTER TABLE "{three_months[1]}" ENABLE REPLICA TRIGGER audit_event_append_only',
+         "ALTER TABLE audit_auditchainhead DISABLE TRIGGER audit_chain_head_kept")  # fmt: skip
+    report = audit_chain_verify()
+    assert report.writable_tables == sorted(["audit_auditchainhead", three_months[0], three_months[1]])
+    assert not report.ok and not report.missing and not report.edited
+    out = StringIO()
+    with pytest.raises(CommandError, match="tampered"):
+        call_command("audit", "verify", stdout=out)
+    assert f"WRITABLE table {three_months[0]}: its append-only trigger is missing or disabled" in out.getvalue()
+
+
+def test_verify_reports_a_truncate_guard_set_to_fire_only_for_replication(three_months):
+    _sql(f'ALTER TABLE "{three_months[1]}" ENABLE REPLICA TRIGGER audit_refuse_truncate')
+    assert audit_chain_verify().unguarded_tables == [three_months[1]]

@@ -41,6 +41,8 @@ class Command(BaseCommand):
             self.stdout.write(f"DETACHED partition {table}: a table of the trail, no longer in it")
         for table in report.unguarded_tables:
             self.stdout.write(f"UNGUARDED table {table}: its TRUNCATE guard is missing or disabled")
+        for table in report.writable_tables:
+            self.stdout.write(f"WRITABLE table {table}: its append-only trigger is missing or disabled")
         for table in report.month_gaps:
             self.stdout.write(f"NOTE     no partition {table} between the others: dropped, or never created")
         if not report.ok:
