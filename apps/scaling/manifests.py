@@ -144,6 +144,19 @@ def _metadata(spec: ServiceScaling, annotations: dict | None = None) -> client.V
     return client.V1ObjectMeta(name=spec.name, namespace=spec.namespace, labels=_labels(spec), annotations=annotations)
 
 
+# How long a pod may take to answer /healthz after it starts (loading its model) before it is restarted.
+STARTUP_SECONDS = 600
+
+
+def _probe(path: str, *, period: int, timeout: int, failures: int) -> client.V1Probe:
+    return client.V1Probe(
+        http_get=client.V1HTTPGetAction(path=path, port="http"),
+        period_seconds=period,
+        timeout_seconds=timeout,
+        failure_threshold=failures,
+    )
+
+
 def deployment(spec: ServiceScaling) -> dict:
     container = client.V1Container(
         name=spec.name,
@@ -153,8 +166,17 @@ def deployment(spec: ServiceScaling) -> dict:
             requests={"cpu": spec.cpu_request, "memory": spec.memory_request},
             limits={"cpu": spec.cpu_limit, "memory": spec.memory_limit},
         ),
-        readiness_probe=client.V1Probe(http_get=client.V1HTTPGetAction(path="/readyz", port="http"), period_seconds=5),
-        liveness_probe=client.V1Probe(http_get=client.V1HTTPGetAction(path="/healthz", port="http"), period_seconds=10),
+        # A model service may load its weights for minutes, and answers slowly while it infers at its peak. With
+        # the defaults (1 s timeout, no startup probe) liveness killed a pod still loading after 30 s (a crash
+        # loop it never left) and pods whose /healthz waited behind inference at the peak (restarted as the
+        # load came, their share thrown on the others). Liveness starts once /healthz has answered, and
+        # restarts only a pod unresponsive for a minute; readiness takes a slow one out of rotation first.
+        startup_probe=_probe("/healthz", period=10, timeout=5, failures=STARTUP_SECONDS // 10),
+        liveness_probe=_probe("/healthz", period=10, timeout=5, failures=6),
+        readiness_probe=_probe("/readyz", period=5, timeout=3, failures=3),
+        # The Service's endpoints and the ingress drop a terminating pod a few seconds after its SIGTERM, and
+        # each scale-down sent it requests meanwhile, refused. The kubelet's own sleep: no binary in the image.
+        lifecycle=client.V1Lifecycle(pre_stop=client.V1LifecycleHandler(sleep=client.V1SleepAction(seconds=5))),
     )
     # No spec.replicas: the autoscaler owns the count, and an apply must not reset it.
     return _plain(

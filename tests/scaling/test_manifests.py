@@ -33,6 +33,26 @@ def test_the_brief_defaults_give_five_valid_manifests():
     assert "replicas" not in docs["Deployment"]["spec"]  # the autoscaler owns the count
 
 
+def test_the_deployment_survives_a_slow_model_load_and_a_slow_peak_and_drains_on_scale_down():
+    """The generated Deployment had liveness on /healthz with the kubelet's defaults (1 s timeout, 3 failures
+    10 s apart, no startup probe): a model service still loading its weights after 30 s was restarted, for
+    ever, and one whose /healthz waited over a second behind inference at its peak was restarted as the load
+    came. Nor did a pod taken away by a scale-down wait for the endpoints to drop it. Read from the manifest:
+    no cluster here."""
+    container = _generate()["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    startup, liveness, readiness = (container[probe] for probe in ("startupProbe", "livenessProbe", "readinessProbe"))
+
+    def tolerated(probe: dict) -> int:  # seconds of failed checks before the kubelet acts
+        return probe.get("periodSeconds", 10) * probe.get("failureThreshold", 3)
+
+    assert startup["httpGet"]["path"] == liveness["httpGet"]["path"] == "/healthz"
+    assert readiness["httpGet"]["path"] == "/readyz"
+    assert tolerated(startup) >= 300  # five minutes to load a model before liveness applies
+    assert liveness.get("timeoutSeconds", 1) >= 5 and tolerated(liveness) >= 60
+    assert tolerated(readiness) < tolerated(liveness)  # out of rotation before it is restarted
+    assert container["lifecycle"]["preStop"]["sleep"]["seconds"] >= 5
+
+
 def test_vpa_never_acts_on_what_the_hpa_scales_on():
     both = _generate(vpa_mode="Auto")
     vpa = both["VerticalPodAutoscaler"]
