@@ -166,3 +166,23 @@ def test_a_pod_publishes_its_cgroup_cpu_since_its_previous_publish(tmp_path, mon
     (root / "cpu.stat").write_text("usage_usec 2500000\n")  # 2.5 s of CPU in the next 5 s: half its one core
     clock[0] += 5
     assert pools.pod_figures(root)["cpu_pct"] == 50.0
+
+
+def test_a_pool_not_open_holds_no_connection_and_reads_0_not_its_minimum(monkeypatch):
+    """psycopg_pool counts the min_size connections an unopened pool would open as in use: a fixed-size pool
+    (DB_POOL_MIN_SIZE = DB_POOL_MAX_SIZE, here 4 and 4) of a process that has not connected yet read 100%, and
+    opened a 'raise DB_POOL_MAX_SIZE' recommendation for it. A real psycopg pool, never opened, stands in for
+    this process's (the test's own connection is already taken from the real one)."""
+    from psycopg_pool import ConnectionPool
+
+    from apps.resources import services
+
+    unopened = ConnectionPool(kwargs={}, min_size=4, max_size=4, open=False)
+    monkeypatch.setitem(type(connections["default"])._connection_pools, "default", unopened)
+    monkeypatch.setattr(pools.socket, "gethostname", lambda: "api-7d9f-x2")
+    published = pools.pool_usage_publish()
+    assert (published["pct"], published["in_use"], published["max_size"]) == (0.0, 0, 4)
+    sample = services.resources_sample(cpu_interval=0.01)
+    assert sample.pool_pct == 0.0
+    with use_thresholds(QUIET):
+        assert [r for r in services.recommendations_update(sample=sample) if r.kind == "pool"] == []
