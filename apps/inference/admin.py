@@ -10,8 +10,8 @@ def _figure(value, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-SERVING_FIELDS = ["max_batch_size", "max_queue_delay_ms", "max_input_tokens", "max_new_tokens", "slo_p95_ms",
-                  "updated_at"]  # fmt: skip
+SERVING_FIELDS = ["max_batch_size", "max_queue_delay_ms", "max_input_tokens", "max_new_tokens",
+                  "max_concurrent_streams", "slo_p95_ms", "updated_at"]  # fmt: skip
 
 
 @admin.register(ModelDeployment)

@@ -13,6 +13,7 @@ import math
 import os
 import threading
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -316,12 +317,13 @@ class Generator(_Runner):
             results.append({"text": self.decode(row), "output_tokens": len(row)})
         return results
 
-    def stream(self, prompt: str, max_new_tokens: int):
+    def stream(self, prompt: str, max_new_tokens: int, *, on_end: Callable[[], None] | None = None):
         """Greedy generation of one prompt: an iterator of text as tokens arrive (the model runs in a thread
         of its own). The prompt is read here, before the first chunk is asked for. A generation that fails
         raises GenerationFailed from the iterator (at once, not when the next token's wait runs out); one
         whose reader stops (the client left: the iterator is closed) stops at its next token rather than
-        running to its cap for no one."""
+        running to its cap for no one. `on_end` is called when the model's thread ends, however it ends; a
+        reader that reaches the end waits for that, so its next stream finds the slot it held free."""
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
@@ -353,6 +355,9 @@ class Generator(_Runner):
             except Exception as error:  # noqa: BLE001 - handed to the reader, which reports it
                 failures.append(error)
                 streamer.end()
+            finally:
+                if on_end is not None:
+                    on_end()
 
         def chunks():
             try:
@@ -363,10 +368,17 @@ class Generator(_Runner):
                         yield text
             finally:
                 stopped.set()
+            generation.join(STREAM_TOKEN_TIMEOUT)  # ended (or failed): its thread is returning from generate
             if failures:
                 raise GenerationFailed(f"{type(failures[0]).__name__}: {failures[0]}") from failures[0]
 
-        threading.Thread(target=run, name="inference-stream", daemon=True).start()
+        generation = threading.Thread(target=run, name="inference-stream", daemon=True)
+        try:
+            generation.start()
+        except BaseException:  # no thread (the process's limit): nothing runs, nothing holds the slot
+            if on_end is not None:
+                on_end()
+            raise
         return StreamChunks(chunks(), stopped)
 
     def next_token_logits(self, text: str):

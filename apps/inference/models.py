@@ -60,6 +60,11 @@ class ModelDeployment(models.Model):
     max_new_tokens = models.PositiveIntegerField(
         default=64, validators=[MinValueValidator(1), MaxValueValidator(1024)], help_text="Generation: the cap."
     )
+    max_concurrent_streams = models.PositiveIntegerField(
+        default=4, validators=[MinValueValidator(1), MaxValueValidator(64)],
+        help_text="Generation: streams one serving process runs at once (each runs the model in a thread of "
+        "its own, outside the batcher); past it a stream is refused with 503 and Retry-After.",
+    )  # fmt: skip
     slo_p95_ms = models.FloatField("p95 SLO (ms)", default=500.0, validators=[MinValueValidator(1)])
     fidelity_budget = models.FloatField(
         default=0.02, validators=[MinValueValidator(0), MaxValueValidator(1)],

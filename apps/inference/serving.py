@@ -11,6 +11,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -320,6 +321,57 @@ def token_count(deployment: ModelDeployment, text: str) -> int:
     return served(deployment).runner.token_count(text)
 
 
-def stream(deployment: ModelDeployment, prompt: str, max_new_tokens: int):
-    """Text chunks as they are generated: a stream is a batch of its own, outside the batcher."""
-    return served(deployment).runner.stream(prompt, max_new_tokens)
+class StreamsFull(Exception):
+    """Every stream slot of the deployment is taken in this process."""
+
+
+class StreamSlots:
+    """The streams each deployment runs at once in this process, capped by its `max_concurrent_streams`.
+
+    A stream is a batch of its own in a thread of its own, outside the batcher's queue: uncapped, one client
+    with a valid token could open any number and take every thread and core of the process. A slot is held
+    from before the model starts until its thread ends (the generation finished, failed, or stopped after
+    its reader left), so it measures what actually runs; `release` may be called any number of times."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running: dict[int, int] = {}
+
+    def take(self, deployment: ModelDeployment) -> Callable[[], None]:
+        """A slot's release, or StreamsFull when the deployment's streams are all running."""
+        key, limit = deployment.pk, deployment.max_concurrent_streams
+        with self.lock:
+            if self.running.get(key, 0) >= limit:
+                raise StreamsFull(f"{limit} streams of {deployment.name} are running")
+            self.running[key] = self.running.get(key, 0) + 1
+        released = threading.Event()
+
+        def release() -> None:
+            with self.lock:
+                if released.is_set():
+                    return
+                released.set()
+                self.running[key] -= 1
+                if not self.running[key]:
+                    del self.running[key]
+
+        return release
+
+    def in_use(self, deployment: ModelDeployment) -> int:
+        with self.lock:
+            return self.running.get(deployment.pk, 0)
+
+
+stream_slots = StreamSlots()
+
+
+def stream(deployment: ModelDeployment, prompt: str, max_new_tokens: int, *,
+           release: Callable[[], None] | None = None):  # fmt: skip
+    """Text chunks as they are generated: a stream is a batch of its own, outside the batcher. `release` (a
+    slot's, see StreamSlots) is called when the model's thread ends, or here when the stream cannot start."""
+    try:
+        return served(deployment).runner.stream(prompt, max_new_tokens, on_end=release)
+    except BaseException:
+        if release is not None:
+            release()
+        raise

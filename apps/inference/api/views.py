@@ -70,8 +70,16 @@ class InferenceBusy(APIException):
     default_code = "inference_busy"
 
 
+class StreamsBusy(APIException):
+    status_code = 503
+    default_detail = "Every stream of this deployment is running on this server; retry shortly."
+    default_code = "streams_busy"
+
+
 # Seconds a caller whose call timed out should wait before retrying.
 BUSY_RETRY_AFTER = 5
+# Seconds a stream refused for want of a slot should wait: a short generation frees one within that.
+STREAMS_RETRY_AFTER = 2
 
 
 class _InferenceView(PhiAPIView):
@@ -91,6 +99,9 @@ class _InferenceView(PhiAPIView):
             logger.warning("deployment %s did not answer: %s", self.kwargs.get("name"), exc)
             exc = InferenceBusy()
             exc.wait = BUSY_RETRY_AFTER  # DRF sends it as Retry-After
+        elif isinstance(exc, serving.StreamsFull):
+            exc = StreamsBusy()
+            exc.wait = STREAMS_RETRY_AFTER
         if self.patient_unaudited is not None:
             # A patient's text reached the model and no answer came back (a timeout, a model error): the
             # attempt is kept all the same, as a success is.
@@ -187,16 +198,29 @@ class GenerateView(_InferenceView):
                 f"The prompt's {tokens} tokens and {limit} new ones pass {deployment.name}'s context of "
                 f"{current.runner.context} tokens; ask for at most {max(current.runner.context - tokens, 0)}."
             ]})  # fmt: skip
-        self.check_patient(request, body.get("patient_id"))
         if body["stream"]:
-            self.audit_patient(request, deployment, body.get("patient_id"), cached=False)
-            return _event_stream(deployment.name, current.mode, serving.stream(deployment, prompt, limit))
+            return self.open_stream(request, deployment, current, prompt, limit, body.get("patient_id"))
+        self.check_patient(request, body.get("patient_id"))
         key = [deployment.name, *current.answer_key, "generate", limit]
         answer, cached = _cached_answer(
             key, [prompt], lambda: serving.generate(deployment, prompt, limit, via=current)[0]
         )
         self.audit_patient(request, deployment, body.get("patient_id"), cached=cached)
         return Response({"deployment": deployment.name, "quantization": current.mode, **answer, "cached": cached})
+
+    def open_stream(self, request: Request, deployment: ModelDeployment, current: serving.Served, prompt: str,
+                    limit: int, patient_id: int | None) -> StreamingHttpResponse:  # fmt: skip
+        """A slot is taken before the patient check (a full server answers alike for any patient_id) and given
+        back if the stream does not start (the patient refused, the audit trail down)."""
+        release = serving.stream_slots.take(deployment)
+        try:
+            self.check_patient(request, patient_id)
+            self.audit_patient(request, deployment, patient_id, cached=False)
+            chunks = serving.stream(deployment, prompt, limit, release=release)
+        except BaseException:
+            release()
+            raise
+        return _event_stream(deployment.name, current.mode, chunks)
 
 
 def _event_stream(name: str, mode: str, chunks) -> StreamingHttpResponse:

@@ -1,0 +1,139 @@
+"""The cap on streams a deployment runs at once in one process (`max_concurrent_streams`): past it a stream
+is a 503 with Retry-After, and the slot comes back however the stream ends. Real SmolLM2 weights; where the
+model must fail part-way, the stand-in of test_stream (a real model cannot be made to fail on cue)."""
+
+import json
+import time
+from datetime import date
+from unittest import mock
+
+import pytest
+from django.core.signals import request_finished
+
+from apps.clinical.services import patient_create
+from apps.inference import services, serving
+from apps.ratelimits.models import RateLimitPolicy
+from tests.inference.test_stream import FailingModel
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/inference/clinical-assistant/generate"
+
+
+@pytest.fixture
+def assistant():
+    RateLimitPolicy.objects.filter(scope="ai_inference").update(requests=10_000)
+    _, assistant = services.bundled_deployments_ensure()
+    assistant.max_concurrent_streams, assistant.max_new_tokens = 1, 400
+    assistant.save()
+    serving.served(assistant).runner.generate(["Warm up."], 2)  # the first run of a process is slow
+    return assistant
+
+
+@pytest.fixture
+def open_stream(api, issue_token):
+    token = issue_token("inference")
+
+    def post(prompt: str = "Write a long story about a night shift.", max_new_tokens: int = 400, **extra):
+        body = {"prompt": prompt, "max_new_tokens": max_new_tokens, "stream": True, **extra}
+        return api.post(URL, body, format="json", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    return post
+
+
+def _client_leaves(response) -> None:
+    """What a WSGI server does when its client is gone: it closes the response. The request_finished signal
+    that sends would close the test's database connection (close_old_connections) mid-test; it is held off,
+    as the test client's own wrapper of a streamed response does."""
+    with mock.patch.object(request_finished, "send", return_value=[]):
+        response.close()
+
+
+def _slots_free(assistant, seconds: float = 15) -> bool:
+    """Whether the deployment's slots come back within `seconds` (a stopped model ends at its next token)."""
+    deadline = time.monotonic() + seconds
+    while serving.stream_slots.in_use(assistant) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return serving.stream_slots.in_use(assistant) == 0
+
+
+def test_a_stream_past_the_deployments_cap_is_a_503_with_retry_after_until_one_ends(assistant, open_stream):
+    """Before, any number of streams ran at once, each a model run in a thread of its own: one client with a
+    valid token could take every thread and core of the serving process."""
+    running = open_stream()
+    assert running.status_code == 200
+    refused = open_stream()
+    assert refused.status_code == 503, refused.content
+    assert refused["Retry-After"] and refused.json()["code"] == "streams_busy"
+    _client_leaves(running)  # the client left before its first event
+    assert _slots_free(assistant), "the slot of a stream closed unsent was never given back"
+    again = open_stream()
+    assert again.status_code == 200
+    _client_leaves(again)
+    assert _slots_free(assistant)
+
+
+def test_a_stream_read_to_its_end_gives_its_slot_back_before_the_reader_sees_the_end(assistant, open_stream):
+    """The `done` event means the slot is free: the same client's next stream is not refused."""
+    for _ in range(2):
+        response = open_stream("Name one vital sign.", 6)
+        assert response.status_code == 200
+        body = b"".join(response.streaming_content).decode()
+        assert "event: done" in body
+        assert serving.stream_slots.in_use(assistant) == 0
+
+
+def test_a_client_that_leaves_part_way_gives_its_slot_back(assistant, open_stream):
+    response = open_stream()
+    events = iter(response.streaming_content)
+    assert json.loads(next(events).decode()[6:])["text"]
+    _client_leaves(response)
+    assert _slots_free(assistant), "the slot of a client that left was never given back"
+    assert open_stream("Name one vital sign.", 4).status_code == 200
+
+
+def test_a_stream_that_fails_part_way_gives_its_slot_back(assistant, open_stream):
+    current = serving.served(assistant)
+    real_model = current.runner.model
+    current.runner.model = FailingModel()
+    try:
+        response = open_stream("Name one vital sign.", 8)
+        assert response.status_code == 200
+        body = b"".join(response.streaming_content).decode()
+    finally:
+        current.runner.model = real_model
+    assert "event: error" in body
+    assert serving.stream_slots.in_use(assistant) == 0
+
+
+def test_a_stream_refused_before_it_starts_gives_its_slot_back(assistant, open_stream, monkeypatch):
+    """A patient who does not exist (a 400), or a model that cannot start the stream: no slot is kept."""
+    assert open_stream("Name one vital sign.", 4, patient_id=424242).status_code == 400
+    assert serving.stream_slots.in_use(assistant) == 0
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the stream could not start")
+
+    monkeypatch.setattr(serving.served(assistant).runner, "stream", broken)
+    with pytest.raises(RuntimeError):
+        open_stream("Name one vital sign.", 4)
+    assert serving.stream_slots.in_use(assistant) == 0
+    monkeypatch.undo()
+    patient = patient_create(mrn="MRN-000123", family_name="Okafor", given_name="Ada", birth_date=date(1981, 2, 3))
+    response = open_stream("Name one vital sign.", 4, patient_id=patient.pk)
+    assert response.status_code == 200
+    b"".join(response.streaming_content)
+    assert serving.stream_slots.in_use(assistant) == 0
+
+
+def test_a_full_server_answers_alike_for_any_patient(assistant, open_stream):
+    """The slot is taken before the patient check: a 503 tells no existing patient from a missing one."""
+    patient = patient_create(mrn="MRN-000124", family_name="Okafor", given_name="Ada", birth_date=date(1981, 2, 3))
+    running = open_stream()
+    try:
+        answers = [open_stream(patient_id=patient_id) for patient_id in (patient.pk, 999_999)]
+        assert [answer.status_code for answer in answers] == [503, 503]
+        assert answers[0].content == answers[1].content
+    finally:
+        _client_leaves(running)
+    assert _slots_free(assistant)
