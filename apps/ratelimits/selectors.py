@@ -12,6 +12,7 @@ from django.db.models import Avg, Prefetch
 
 from apps.core.local_cache import VersionedLocalCache
 from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
+from controlplane.db_router import reads_from_primary
 
 policy_cache = VersionedLocalCache("ratelimit-policies", check_interval=1.0, ttl=300)
 
@@ -27,10 +28,14 @@ class ActivePolicy:
 
 def active_policies() -> dict[str, ActivePolicy]:
     def load() -> dict[str, ActivePolicy]:
-        return {
-            p.scope: ActivePolicy(p.scope, p.effective_requests, p.period_seconds, p.burst_per_second, p.fail_open)
-            for p in RateLimitPolicy.objects.filter(enabled=True)
-        }
+        # From the primary: the version this load follows was bumped once an edit committed there, and what is
+        # loaded now stays until the next edit. A replica a moment behind would have this process keep the old
+        # limit (or none, for a new policy) for minutes.
+        with reads_from_primary():
+            return {
+                p.scope: ActivePolicy(p.scope, p.effective_requests, p.period_seconds, p.burst_per_second, p.fail_open)
+                for p in RateLimitPolicy.objects.filter(enabled=True)
+            }
 
     return policy_cache.get("all", load)
 
