@@ -457,7 +457,7 @@ class CacheStack:
             if flight.done.wait(self.loader_lifetime):
                 if flight.error is not None:
                     raise flight.error
-                if flight.value is not _MISSING:
+                if flight.value is not _MISSING and not self._behind_seen(flight.generations, found, scope_key):
                     return flight.value
             again = self.lookup(policy, key, scope_key)
             if again.entry is not None and again.fresh:
@@ -469,12 +469,14 @@ class CacheStack:
                 if found.entry is not None:
                     self._count(policy.namespace, found.stale_tier, stale_serves=1)
                     return found.entry.value
-                value = self._wait_for_other_process(policy, key, scope_key)
+                value = self._wait_for_other_process(policy, key, scope_key, flight)
                 if value is not _MISSING:
                     flight.value = value
                     return value
             try:
-                flight.value = self._load_and_store(policy, key, scope_key, loader, found, ttl, lock=lock or None)
+                flight.value = self._load_and_store(
+                    policy, key, scope_key, loader, found, ttl, lock=lock or None, flight=flight
+                )
                 return flight.value
             finally:
                 if lock and not lock.released:
@@ -487,7 +489,22 @@ class CacheStack:
                 self._flights.pop(key, None)
             flight.done.set()
 
-    def _wait_for_other_process(self, policy: Policy, key: str, scope_key: str) -> Any:
+    def _behind_seen(self, generations: tuple[int | None, int | None], found: Found, scope_key: str) -> bool:
+        """Whether the load a reader waited for read its scope's `generations` before a write this reader has
+        seen (in its own lookup, or heard of): its value is then older than that write, and a client that
+        reads right after its own write must not be given it."""
+        if not scope_key:
+            return False
+        redis_generation, db_generation = generations
+        if found.redis_generation is not None and (redis_generation or 0) < found.redis_generation:
+            return True
+        if found.db_generation is not None and (db_generation or 0) < found.db_generation:
+            return True
+        known = self._known_generations.get(scope_key)
+        loaded_under = db_generation if db_generation is not None else redis_generation
+        return known is not None and (loaded_under or 0) < known[0]
+
+    def _wait_for_other_process(self, policy: Policy, key: str, scope_key: str, flight: _Flight | None = None) -> Any:
         """The value another process is loading, once it is in L2; _MISSING if it will not come (Redis is
         away, the wait is over, or the loader let go of its lock without storing: None or an error)."""
         deadline = time.monotonic() + self.single_flight_wait
@@ -502,6 +519,8 @@ class CacheStack:
             if entry is not None and entry.is_fresh(self.clock()):
                 self._count(policy.namespace, "l2", hits=1)
                 self._fill_l1(policy, key, entry)
+                if flight is not None:
+                    flight.generations = (generation, None)  # current when read
                 return entry.value
             if released:
                 break  # released, and still nothing stored: that load is over (None, or it failed)
@@ -510,9 +529,11 @@ class CacheStack:
         return _MISSING
 
     def _load_and_store(
-        self, policy: Policy, key: str, scope_key: str, loader, found: Found, ttl: int | None, lock=None
+        self, policy: Policy, key: str, scope_key: str, loader, found: Found, ttl: int | None, lock=None, flight=None
     ) -> Any:
         generations = self._generations_before_load(policy, scope_key, found)
+        if flight is not None:  # what the threads waiting for this load compare with what they saw
+            flight.generations = generations
         _note_read(loaded=True)
         with reads_from_primary(), self._loading(policy.namespace) as load:  # the generations came from the primary
             value = loader()
@@ -649,32 +670,38 @@ class CacheStack:
                 return found.entry.value
             _note_read(loaded=True)  # loaded for this request too, by the task it waits on
             try:
-                value = await asyncio.wait_for(asyncio.shield(pending), self.loader_lifetime)
+                outcome = await asyncio.wait_for(asyncio.shield(pending), self.loader_lifetime)
             except TimeoutError:  # a load past a loader's lifetime is taken for hung, as in the sync path
                 return await self._aload_and_store(policy, key, scope_key, loader, found, ttl)
-            if value is _MISSING:  # that load was cancelled
+            if outcome is _MISSING:  # that load was cancelled
                 return await self.aget_or_load(namespace, key_parts, loader, scope=scope, ttl=ttl)
+            value, generations = outcome
+            if self._behind_seen(generations, found, scope_key):  # that load began before a write seen here
+                return await self._aload_and_store(policy, key, scope_key, loader, found, ttl)
             return value
+        # Its outcome: (value, the scope's generations it is valid as of), or _MISSING when cancelled.
         future = loop.create_future()
         self._async_flights[(loop, key)] = future
+        seen = (found.redis_generation, found.db_generation)
         lock = None
         try:
             lock = await sync_to_async(self._redis_lock)(policy, key)  # across processes, as the sync path
             if lock is False:
                 if found.entry is not None:
                     self._count(namespace, found.stale_tier, stale_serves=1)
-                    future.set_result(found.entry.value)
+                    future.set_result((found.entry.value, seen))
                     _note_read(loaded=False)
                     return found.entry.value
                 # Redis only, so not on the loop's one database thread, which this wait would hold.
                 waiting = sync_to_async(self._wait_for_other_process, thread_sensitive=False)
-                value = await waiting(policy, key, scope_key)
+                other = _Flight()  # the generation the other process's value was read under
+                value = await waiting(policy, key, scope_key, other)
                 if value is not _MISSING:
-                    future.set_result(value)
+                    future.set_result((value, other.generations))
                     _note_read(loaded=False)
                     return value
             value = await self._aload_and_store(policy, key, scope_key, loader, found, ttl, lock=lock or None)
-            future.set_result(value)
+            future.set_result((value, seen))
             return value
         except asyncio.CancelledError:
             if not future.done():
@@ -1036,12 +1063,13 @@ class _Load:
 class _Flight:
     """One load of a key in this process, which the threads that want the same key wait for."""
 
-    __slots__ = ("done", "error", "value")
+    __slots__ = ("done", "error", "generations", "value")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.value: Any = _MISSING
         self.error: BaseException | None = None
+        self.generations: tuple[int | None, int | None] = (None, None)  # the scope's, read before the load
 
 
 @dataclass(slots=True)

@@ -313,3 +313,44 @@ async def test_initializing_the_briefs_cache_again_keeps_its_stack():
     first = cache.stack
     await cache.initialize()
     assert cache.stack is first
+
+
+async def test_an_async_read_after_a_write_is_not_given_a_load_that_began_before_it():
+    """The async twin of the sync test: a coroutine reading right after a committed write joined the load in
+    flight in its loop, which read the database before the write, and was given the card without the write."""
+    from django.db import transaction
+
+    from apps.caching.stack import CacheStack
+
+    stack = CacheStack.from_settings(settings.REDIS_URL, subscribe=False)
+    database = {"allergies": []}
+    loading, written = asyncio.Event(), asyncio.Event()
+
+    async def loader():
+        value = {"allergies": list(database["allergies"])}  # what the database said when this reader looked
+        if not loading.is_set():
+            loading.set()
+            await written.wait()  # ... and the write commits, and the writer reads, before this load returns
+        return value
+
+    def write():
+        with transaction.atomic():
+            database["allergies"] = ["penicillin"]
+            stack.invalidate_scopes(["patient:13"])
+
+    def read():
+        return stack.aget_or_load("patient_data", ["card", 13], loader, scope="patient:13")
+
+    early_read = asyncio.ensure_future(read())
+    await asyncio.wait_for(loading.wait(), 5)
+    await sync_to_async(write)()
+    own_read = asyncio.ensure_future(read())
+    (pending,) = stack._async_flights.values()
+    for _ in range(500):  # until the writer's read waits on the load in flight (no sleep to guess it)
+        if pending._callbacks:
+            break
+        await asyncio.sleep(0.01)
+    assert pending._callbacks
+    written.set()
+    assert await own_read == {"allergies": ["penicillin"]}
+    assert await early_read == {"allergies": []}

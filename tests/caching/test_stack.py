@@ -261,6 +261,54 @@ def test_a_reader_that_started_before_a_write_cannot_store_a_stale_value(stack):
         }
 
 
+def test_a_read_after_a_write_is_not_given_a_load_that_began_before_it(stack):
+    """A clinician's read that began before another's write is loading the card; the write commits; the
+    writer reads the card at once in the same process. That read must not share the load in flight (it read
+    the database before the write), as it shared it before: the writer was shown the card without its write."""
+    database = {"allergies": []}
+    loading, written = threading.Event(), threading.Event()
+    key = stack.key(stack.policy("patient_data"), ["card", 12])
+
+    def loader():
+        value = {"allergies": list(database["allergies"])}  # what the database said when this reader looked
+        if not loading.is_set():
+            loading.set()
+            written.wait(5)  # ... and the write commits, and the writer reads, before this load returns
+        return value
+
+    class WaitSeen(threading.Event):
+        """The flight's event, telling the test when a thread waits on it (no sleep to guess it)."""
+
+        def wait(self, timeout=None):
+            waiting.set()
+            return super().wait(timeout)
+
+    waiting = threading.Event()
+
+    def read():
+        try:
+            return stack.get_or_load("patient_data", ["card", 12], loader, scope="patient:12")
+        finally:
+            connection.close()
+
+    early_read = threading.Thread(target=read)
+    early_read.start()
+    assert loading.wait(5)
+    stack._flights[key].done.__class__ = WaitSeen  # the same event, now telling when it is waited on
+    with transaction.atomic():
+        database["allergies"] = ["penicillin"]
+        stack.invalidate_scopes(["patient:12"])
+
+    results = []
+    own_read = threading.Thread(target=lambda: results.append(read()))
+    own_read.start()
+    assert waiting.wait(5)  # the writer's read joined the load in flight
+    written.set()
+    own_read.join()
+    early_read.join()
+    assert results == [{"allergies": ["penicillin"]}]
+
+
 def test_other_processes_hear_of_a_committed_write_at_once(stack):
     """Read your writes across processes: the committing process tells every listener, so another
     process's L1 copy is gone long before its next poll (a minute away here)."""
