@@ -267,7 +267,8 @@ def test_no_recent_sample_leaves_the_cpu_out():
 
 def test_with_no_signal_read_a_shed_policy_holds_rather_than_recovers():
     """The CPU samples stop (the monitor's worker starved by the overload) and the service is too quiet for a p95:
-    nothing says the load has gone, so the limit stays where it is until a signal reads calm."""
+    nothing says the load has gone, so the limit stays where it is until a signal reads calm (or none has been
+    read for TIGHTENING_LAPSES_AFTER: section 9)."""
     policy = _policy()
     services.ratelimits_adapt(signals=HOT)
     _a_window_later(policy)
