@@ -38,9 +38,7 @@ RULES = [
     Rule("memory", "memory_pct", "memory", lambda s, t: (
         f"Memory at {_pct(s.memory_pct)} (threshold {_pct(t)}): shrink the L1 cache (CACHE_L1_MAX_BYTES, now "
         f"{settings.CACHE_L1_MAX_BYTES // 2**20} MiB per process) or lower the policies' L1 entry bounds.")),
-    Rule("disk", "disk_pct", "disk", lambda s, t: (
-        f"Disk at {_pct(s.disk_pct)} (threshold {_pct(t)}): prune expired L3 cache entries, archive old audit "
-        "partitions, check PostgreSQL WAL retention.")),
+    Rule("disk", "disk_pct", "disk", lambda s, t: _disk_advice(s, t)),
     Rule("pool", "pool_pct", "pool", lambda s, t: (
         f"Connection pool at {_pct(s.pool_pct)} (threshold {_pct(t)}): raise DB_POOL_MAX_SIZE (now "
         f"{settings.DB_POOL_MAX_SIZE}) within PostgreSQL's max_connections, or add a read replica.")),
@@ -51,6 +49,21 @@ RULES = [
         f"Redis memory at {_pct(_redis_pct(s) or 0)} of maxmemory (threshold {_pct(t)}): raise maxmemory, "
         "shorten TTLs or turn L2 off for bulky namespaces.")),
 ]  # fmt: skip
+
+
+def _disk_advice(sample: ResourceSample, threshold: float) -> str:
+    """The figure is the disk of VAR_DIR on the sampled host, never PostgreSQL's (another server, unmeasured
+    here): the advice names it and what fills it, not the database's WAL or audit tables it cannot see."""
+    said = (
+        f"Disk of VAR_DIR ({settings.VAR_DIR}) on {sample.host} at {_pct(sample.disk_pct)} "
+        f"(threshold {_pct(threshold)})"
+    )
+    if connections["default"].vendor == "sqlite":  # embedded: the database is in VAR_DIR
+        return f"{said}: the embedded database is there; prune expired L3 cache entries, archive old audit events."
+    return (
+        f"{said}: free or grow that volume (Prometheus multiprocess files, preloaded models, the file cache and "
+        "broker folder when embedded). PostgreSQL's disk is not measured here: watch it on its server."
+    )
 
 
 # An open recommendation resolves only under threshold x RECOVER_FACTOR (a CPU hovering at 69-71% against 70%

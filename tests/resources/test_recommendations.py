@@ -99,3 +99,12 @@ def test_a_host_gone_for_an_hour_has_its_open_recommendations_resolved():
     assert gone.status == "resolved" and gone.resolved_at is not None
     assert gone.message.startswith("Resolved: worker-7f9c-old stopped reporting")
     assert _cpu(host="worker-7f9c-recent").get().status == "open"  # unsampled 50 minutes: maybe just unlucky
+
+
+def test_a_full_disk_names_the_volume_measured_not_the_database_it_cannot_see(settings):
+    """The figure is VAR_DIR's volume on the sampled host; the advice sent operators to PostgreSQL's WAL and
+    audit partitions, on another server whose disk nothing here measures."""
+    _sample(host="api-7d9f-x2", disk_pct=95)
+    [disk] = ResourceRecommendation.objects.filter(kind="disk")
+    assert str(settings.VAR_DIR) in disk.message and "api-7d9f-x2" in disk.message
+    assert "WAL" not in disk.message and "PostgreSQL's disk is not measured here" in disk.message
