@@ -103,21 +103,24 @@ def cache_stats_retire(*, silent_for: timedelta = timedelta(days=1)) -> int:
             CacheStat.objects.select_for_update()
             .filter(updated_at__lt=cutoff)
             .exclude(process=RETIRED_PROCESS)
-            .values("pk", "namespace", "tier", *COUNTERS)
+            .values("pk", "namespace", "tier", *COUNTERS, "bytes")
         )
         if not silent:
             return 0
         folded: dict[tuple[str, str], dict[str, float]] = {}
         for row in silent:
-            sums = folded.setdefault((row["namespace"], row["tier"]), dict.fromkeys(COUNTERS, 0))
-            for name in COUNTERS:
+            # L2's and L3's bytes are bytes written (a counter, folded); L1's what a process held (a gauge: 0).
+            counters = COUNTERS if row["tier"] == CacheStat.Tier.L1 else (*COUNTERS, "bytes")
+            sums = folded.setdefault((row["namespace"], row["tier"]), dict.fromkeys(counters, 0))
+            for name in counters:
                 sums[name] += row[name]
         for (namespace, tier), sums in folded.items():
             retired, _ = CacheStat.objects.select_for_update().get_or_create(
                 namespace=namespace, tier=tier, process=RETIRED_PROCESS
             )
+            gauges = {"entries": 0, "bytes": 0} if tier == CacheStat.Tier.L1 else {"entries": 0}
             CacheStat.objects.filter(pk=retired.pk).update(
-                **{name: F(name) + value for name, value in sums.items()}, entries=0, bytes=0
+                **{name: F(name) + value for name, value in sums.items()}, **gauges
             )
         CacheStat.objects.filter(pk__in=[row["pk"] for row in silent]).delete()
     return len(silent)

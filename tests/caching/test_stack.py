@@ -810,7 +810,9 @@ def test_the_counters_of_processes_long_gone_are_folded_into_one_row_not_lost(st
     from apps.caching.tasks import prune_entries
 
     for pid in range(3):
-        CacheStat.objects.create(namespace="audit_logs", tier="l2", process=f"gone:{pid}", hits=5, misses=1)
+        CacheStat.objects.create(
+            namespace="audit_logs", tier="l2", process=f"gone:{pid}", hits=5, misses=1, bytes=100
+        )  # L2's bytes: what it wrote, a counter like the others (L1's are what a process holds: a gauge)
         CacheStat.objects.create(namespace="audit_logs", tier="l1", process=f"gone:{pid}", hits=2, entries=9)
     CacheStat.objects.update(updated_at=timezone.now() - timedelta(days=2))
     stack.get_or_load("audit_logs", ["page", 4], lambda: {"rows": []})
@@ -821,6 +823,7 @@ def test_the_counters_of_processes_long_gone_are_folded_into_one_row_not_lost(st
     assert not CacheStat.objects.filter(process__startswith="gone:").exists()
     assert CacheStat.objects.filter(process=services.RETIRED_PROCESS).count() == 2  # l1 and l2
     assert after["l2"]["hits"] == before["l2"]["hits"] == 15 and after["l2"]["misses"] == before["l2"]["misses"]
+    assert after["l2"]["bytes"] == before["l2"]["bytes"] > 300
     assert after["l1"]["hits"] == before["l1"]["hits"] and after["l1"]["entries"] == before["l1"]["entries"] == 1
     prune_entries()  # folding again adds nothing twice
     assert selectors.cache_stats(namespace="audit_logs")["audit_logs"]["tiers"]["l2"]["hits"] == 15
