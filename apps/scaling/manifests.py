@@ -177,6 +177,10 @@ def deployment(spec: ServiceScaling) -> dict:
         # The Service's endpoints and the ingress drop a terminating pod a few seconds after its SIGTERM, and
         # each scale-down sent it requests meanwhile, refused. The kubelet's own sleep: no binary in the image.
         lifecycle=client.V1Lifecycle(pre_stop=client.V1LifecycleHandler(sleep=client.V1SleepAction(seconds=5))),
+        # No setuid binary lifts a compromised process (a model parses what clinicians send) above its user.
+        # Run-as-user, capabilities and the root filesystem are the image's to choose: one that runs as root
+        # or writes to its own files would not start without them.
+        security_context=client.V1SecurityContext(allow_privilege_escalation=False),
     )
     # No spec.replicas: the autoscaler owns the count, and an apply must not reset it.
     return _plain(
@@ -188,7 +192,15 @@ def deployment(spec: ServiceScaling) -> dict:
                 selector=client.V1LabelSelector(match_labels={"app.kubernetes.io/name": spec.name}),
                 template=client.V1PodTemplateSpec(
                     metadata=client.V1ObjectMeta(labels=_labels(spec)),
-                    spec=client.V1PodSpec(containers=[container]),
+                    # The service never calls the Kubernetes API: every pod held the namespace's default
+                    # service account token, usable against the API server with whatever it is bound to.
+                    spec=client.V1PodSpec(
+                        containers=[container],
+                        automount_service_account_token=False,
+                        security_context=client.V1PodSecurityContext(
+                            seccomp_profile=client.V1SeccompProfile(type="RuntimeDefault")
+                        ),
+                    ),
                 ),
             ),
         )

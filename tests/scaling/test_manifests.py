@@ -53,6 +53,16 @@ def test_the_deployment_survives_a_slow_model_load_and_a_slow_peak_and_drains_on
     assert container["lifecycle"]["preStop"]["sleep"]["seconds"] >= 5
 
 
+def test_the_service_pods_hold_no_api_token_and_cannot_escalate():
+    """Every generated pod had the namespace's default service account token mounted (a compromised model
+    server could call the API server with it) and could gain privileges through a setuid binary. Both are
+    off; the pods run the syscall filter the runtime ships."""
+    pod = _generate()["Deployment"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
+
+
 def test_vpa_never_acts_on_what_the_hpa_scales_on():
     both = _generate(vpa_mode="Auto")
     vpa = both["VerticalPodAutoscaler"]
