@@ -224,6 +224,36 @@ def audit_chain_open(*, name: str) -> ChainState:
     return ChainState(chain_id=head.pk, name=head.name, seq=head.seq, last_hash=head.last_hash)
 
 
+def audit_chain_resume(stale: ChainState) -> ChainState:
+    """Re-read a process's chain whose head is not where the process left it, and say how it moved.
+
+    Forward: a batch whose commit was never acknowledged (the connection broke). Back, over records this process
+    wrote: records cut from the chain's end and its head restored from an earlier state, whose seal is genuine,
+    so `audit verify` cannot see it. This process is the one witness: it logs the cut (a line the log shipper
+    keeps off this database) and records it in the primary chain.
+    """
+    state = audit_chain_open(name=stale.name)
+    if state.seq > stale.seq:
+        logger.warning(
+            "audit chain %s is at #%s, past #%s where this process left it", state.name, state.seq, stale.seq
+        )
+    elif state.seq == 0:  # the head row itself was gone: a flushed database (tests) or a wiped trail
+        logger.error("audit chain %s was at #%s (%s) and its head is gone: started again", stale.name, stale.seq,
+                     stale.last_hash)  # fmt: skip
+    elif (state.seq, state.last_hash) != (stale.seq, stale.last_hash):
+        logger.error(
+            "audit chain %s moved back from #%s (%s) to #%s outside this process: records after #%s were cut",
+            stale.name, stale.seq, stale.last_hash, state.seq, state.seq,
+        )  # fmt: skip
+        cut = AuditEntry(
+            actor_type=AuditEvent.ActorType.SYSTEM, actor_id=None, actor_name="audit-writer", action="delete",
+            resource_type="AuditChain", resource_id=str(state.chain_id), outcome=AuditEvent.Outcome.ERROR,
+            result_count=max(stale.seq - state.seq, 1),
+        )  # fmt: skip
+        audit_record_batch([cut])
+    return state
+
+
 # The columns a record's row sets (its id comes from the sequence).
 _EVENT_COLUMNS = (
     "chain_id", "seq", "recorded_at", "actor_type", "actor_id", "actor_name", "action", "resource_type",

@@ -188,7 +188,13 @@ class GroupCommitWriter:
             pending.event = event
 
     def _write(self, entries: list) -> list[AuditEvent]:
-        from apps.audit.services import ChainMoved, audit_append_owned, audit_chain_open, audit_record_batch
+        from apps.audit.services import (
+            ChainMoved,
+            audit_append_owned,
+            audit_chain_open,
+            audit_chain_resume,
+            audit_record_batch,
+        )
 
         if self._chain is None or self._chain_pid != os.getpid():
             # A forked child (gunicorn, Celery prefork) must not share its parent's chain.
@@ -201,7 +207,7 @@ class GroupCommitWriter:
             try:
                 return audit_append_owned(state=self._chain, entries=entries, database=database)
             except ChainMoved:
-                self._chain = audit_chain_open(name=self._chain.name)  # re-read where the chain really ends
+                self._chain = audit_chain_resume(self._chain)  # where the chain really ends, and how it got there
                 return audit_append_owned(state=self._chain, entries=entries, database=database)
         except psycopg.Error as exc:
             # Not retried: the batch may have committed before the connection broke. The next batch

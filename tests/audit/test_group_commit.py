@@ -45,6 +45,35 @@ def test_the_writer_recovers_when_its_chain_head_moves():
     assert second.chain_id == first.chain_id and second.seq == first.seq + 6
 
 
+def test_a_head_restored_from_an_earlier_state_over_cut_records_is_witnessed_by_the_writer(caplog):
+    """Cut a chain's last records and put its head back as it was before them (copied earlier, seal and all):
+    every seal is genuine, so `audit verify` sees an intact chain. The process that wrote the cut records
+    knows where its chain ended, and says so: an error in its log and a record in the primary chain."""
+    from django.db import connection
+
+    writer = GroupCommitWriter()
+    try:
+        first = writer.submit(_entry(1))
+        earlier = AuditChainHead.objects.values("seq", "last_hash", "seal").get(pk=first.chain_id)
+        writer.submit(_entry(2))
+        writer.submit(_entry(3))
+        with connection.cursor() as cursor:
+            cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
+            cursor.execute("DELETE FROM audit_auditevent WHERE chain_id = %s AND seq > 1", [first.chain_id])
+            cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
+        AuditChainHead.objects.filter(pk=first.chain_id).update(**earlier)
+        assert audit_chain_verify().ok  # what the seals alone cannot tell
+
+        with caplog.at_level("ERROR", logger="apps.audit.services"):
+            fourth = writer.submit(_entry(4))
+        assert fourth.seq == 2 and audit_chain_verify().ok
+        assert "moved back from #3" in caplog.text and "records after #1 were cut" in caplog.text
+        cut = AuditEvent.objects.get(resource_type="AuditChain", action="delete")
+        assert (cut.resource_id, cut.outcome, cut.result_count) == (str(first.chain_id), "error", 2)
+    finally:
+        writer.close()
+
+
 def test_a_failed_batch_fails_its_requests_and_the_next_batch_still_works(monkeypatch):
     from apps.audit import services
 
