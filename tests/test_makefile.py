@@ -33,18 +33,32 @@ def checkout(tmp_path: Path) -> Path:
     # Stand-ins that record being called: a real install would need the network and minutes.
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("python", "npm"):
-        (bin_dir / tool).write_text(f'#!/bin/sh\necho "$*" >> "{tmp_path}/{tool}.calls"\n')
-        (bin_dir / tool).chmod(0o755)
-    (bin_dir / "python").write_text(
-        f'#!/bin/sh\necho "$*" >> "{tmp_path}/python.calls"\nmkdir -p .venv/bin\n'
-        'printf "#!/bin/sh\\n" > .venv/bin/pip && chmod +x .venv/bin/pip\n'
-    )
+    (bin_dir / "npm").write_text(f'#!/bin/sh\necho "$*" >> "{tmp_path}/npm.calls"\n')
+    (bin_dir / "npm").chmod(0o755)
+    stand_in_python(bin_dir / "python", "3.11", calls=tmp_path / "python.calls")
+    stand_in_python(tmp_path / ".venv/bin/python", "3.11")  # the venv an earlier run made
     # The checkout's files are newer than the stamps, as after `git clone` beside an existing install.
     old = time.time() - 3600
     for stamp in STAMPS:
         os.utime(tmp_path / stamp, (old, old))
     return tmp_path
+
+
+def stand_in_python(path: Path, version: str, calls: Path | None = None) -> None:
+    """A python that answers the Makefile's version checks as `version` and, given `calls`, records any other
+    call and makes a venv of its own version (with a pip that does nothing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    script = (
+        f'#!/bin/sh\ncase "$1" in -c) echo {version}; exit 0;; --version) echo "Python {version}.9"; exit 0;; esac\n'
+    )
+    if calls is not None:
+        script += (
+            f'echo "$*" >> "{calls}"\nmkdir -p .venv/bin\n'
+            'printf "#!/bin/sh\\n" > .venv/bin/pip && chmod +x .venv/bin/pip\n'
+            f'cp "$0" .venv/bin/python\n'
+        )
+    path.write_text(script)
+    path.chmod(0o755)
 
 
 def make(checkout: Path, *targets: str) -> subprocess.CompletedProcess:
@@ -92,3 +106,36 @@ def test_a_port_in_use_stops_make_run_before_anything_is_set_up(checkout: Path) 
     assert f"Port {port} on 127.0.0.1 is in use" in done.stderr
     assert "make run PORT=9000 LIVE_PORT=9001" in done.stderr
     assert not (checkout / "npm.calls").exists()
+
+
+def test_a_venv_whose_python_went_away_is_made_anew_though_its_stamp_matches(checkout: Path) -> None:
+    (checkout / ".venv/bin/python").unlink()  # e.g. the Python it linked to was upgraded away
+    (checkout / ".venv/lib").mkdir()
+    done = make(checkout, "install")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (checkout / "python.calls").read_text().startswith("-m venv .venv")
+    assert not (checkout / ".venv/lib").exists()  # made from scratch, not over the broken one
+    again = make(checkout, "install")
+    assert again.returncode == 0 and (checkout / "python.calls").read_text().count("-m venv") == 1
+
+
+def test_a_python3_that_is_not_3_11_stops_the_install_with_what_to_do(checkout: Path) -> None:
+    (checkout / "requirements.txt").write_text("Django==9.9\n")  # an install is due
+    stand_in_python(checkout / "bin/python", "3.12", calls=checkout / "python.calls")
+    done = make(checkout, "install")
+    assert done.returncode != 0
+    assert "Python 3.11 is needed" in done.stderr and "found: Python 3.12.9" in done.stderr
+    assert "make run PYTHON=/path/to/python3.11" in done.stderr
+    assert not (checkout / "python.calls").exists()  # no venv made, nothing fetched
+
+
+def test_neither_python3_11_nor_python3_on_path_is_said_so(checkout: Path) -> None:
+    (checkout / ".venv/bin/python").unlink()
+    (checkout / "bin/python").unlink()
+    for tool in ("cat", "cksum", "rm"):  # what the recipe uses besides python
+        (checkout / "bin" / tool).symlink_to(shutil.which(tool))
+    env = {**os.environ, "PATH": str(checkout / "bin")}  # no python3.11, no python3
+    make_path = shutil.which("make")
+    done = subprocess.run([make_path, "install"], cwd=checkout, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "found: neither python3.11 nor python3 on PATH" in done.stderr, done.stderr
