@@ -35,3 +35,14 @@ def test_anonymous_callers_each_spend_their_own_quota_by_address():
     assert _get("10.0.0.2") == 200  # another caller: not refused for the first one's request
     assert _get("10.0.0.1") == 429
     assert _get("10.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9") == 429  # a header it writes is no new quota
+
+
+def test_an_ipv6_caller_spends_one_quota_for_its_whole_slash_64():
+    """One IPv6 host is given a /64 (2^64 addresses) and picks any of them: keyed by address, each request could
+    come from a fresh one and a fresh quota. The /64 is the caller; IPv4 inside IPv6 is its IPv4 address."""
+    RateLimitPolicy.objects.filter(scope="audit_logs").update(requests=1)
+    assert _get("2001:db8:1:2::1") == 200
+    assert _get("2001:db8:1:2:ffff::9") == 429
+    assert _get("2001:db8:1:3::1") == 200  # another /64, another caller
+    assert _get("192.0.2.7") == 200
+    assert _get("::ffff:192.0.2.7") == 429
