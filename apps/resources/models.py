@@ -12,6 +12,8 @@ from django.db import models
 class ResourceSample(models.Model):
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     host = models.CharField(max_length=120)
+    # A pod's published figures: when it measured them (its own clock), which makes one publish one sample.
+    measured_at = models.DateTimeField(null=True, blank=True, help_text="When the pod measured a published sample.")
     cpu_pct = models.FloatField(help_text="Of the container's CPU limit when it has one (cpu_source), else the host's.")
     memory_pct = models.FloatField(help_text="Of the container's memory limit when it has one, else the host's.")
     # Where each figure came from: a pod's own cgroup limit, or the host (node) when no limit is set.
@@ -28,6 +30,12 @@ class ResourceSample(models.Model):
 
     class Meta:
         ordering = ["-at"]
+        indexes = [
+            models.Index(
+                fields=["host", "measured_at"], condition=models.Q(measured_at__isnull=False),
+                name="resources_sample_published",
+            )
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.host} @ {self.at:%Y-%m-%d %H:%M:%S}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
@@ -183,16 +184,28 @@ PUBLISHED_FIGURES = ("cpu_pct", "cpu_source", "cpu_limit", "memory_pct", "memory
                      "disk_pct")  # fmt: skip
 
 
-def published_samples_record(usage: dict[str, dict], *, own_host: str) -> dict[str, ResourceSample]:
+def published_samples_record(usage: dict[str, dict], *, own_host: str) -> dict[str, ResourceSample | None]:
     """A sample of each pod that published its figures (pools.pod_figures: the api and live pods), the
-    sampling host's own aside; a pod whose CPU is not known yet (its first publish) waits for the next."""
-    samples = {}
+    sampling host's own aside; a pod whose CPU is not known yet (its first publish) waits for the next.
+
+    A publish already recorded (None for its host) is not recorded again: an entry stays fresh for a minute,
+    so a pod that stopped publishing, or two monitor runs close together, gave one measurement two samples,
+    and two calm ones resolve a recommendation twice as fast as RECOVER_SAMPLES says."""
+    samples: dict[str, ResourceSample | None] = {}
     for host, entry in usage.items():
         if host == own_host or entry.get("cpu_pct") is None or entry.get("memory_pct") is None:
             continue
+        measured_at = datetime.fromtimestamp(entry["at"], tz=UTC)
+        if ResourceSample.objects.filter(host=host, measured_at=measured_at).exists():
+            samples[host] = None
+            continue
         figures = {name: entry.get(name) for name in PUBLISHED_FIGURES}
         samples[host] = ResourceSample.objects.create(
-            host=host, pool_pct=entry["pct"], l1_cache_bytes=entry.get("l1_cache_bytes"), **figures
+            host=host,
+            measured_at=measured_at,
+            pool_pct=entry["pct"],
+            l1_cache_bytes=entry.get("l1_cache_bytes"),
+            **figures,
         )
     return samples
 

@@ -28,6 +28,8 @@ def monitor() -> int:
     unsampled = {host: entry for host, entry in (usage or {}).items() if host not in published}
     open_ones = services.recommendations_update(sample=sample, pools=unsampled)
     for host, other in published.items():
+        if other is None:  # this publish was recorded and judged by an earlier run
+            continue
         _series_record(other)
         open_ones += services.recommendations_update(sample=other, pools={host: usage[host]})
     # A host publishing its pools (every 5 s, whatever its traffic) is alive while it has an entry at all;

@@ -186,3 +186,23 @@ def test_a_pool_not_open_holds_no_connection_and_reads_0_not_its_minimum(monkeyp
     assert sample.pool_pct == 0.0
     with use_thresholds(QUIET):
         assert [r for r in services.recommendations_update(sample=sample) if r.kind == "pool"] == []
+
+
+def test_one_publish_is_one_sample_however_many_monitor_runs_read_it():
+    """An entry stays fresh for a minute: a pod that stopped publishing (its last entry read by two runs 30 s
+    apart), or two runs close together, recorded one measurement twice, and two calm samples counted towards
+    resolving its recommendation where there was one."""
+    from apps.resources.models import ResourceSample
+
+    entry = _api_entry("api-7d9f-x2", cpu_pct=97.0)
+    pools._redis().hset(pools.KEY, "api-7d9f-x2:12", json.dumps(entry))
+    with use_thresholds({**QUIET, "cpu": 70.0}):
+        tasks.monitor()
+        tasks.monitor()
+        [cpu] = ResourceRecommendation.objects.filter(kind="cpu", host="api-7d9f-x2")
+        assert ResourceSample.objects.filter(host="api-7d9f-x2").count() == 1 and cpu.occurrences == 1
+        pools._redis().hset(pools.KEY, "api-7d9f-x2:12", json.dumps({**entry, "at": entry["at"] + 5}))
+        tasks.monitor()  # its next publish is a sample of its own
+    assert ResourceSample.objects.filter(host="api-7d9f-x2").count() == 2
+    cpu.refresh_from_db()
+    assert cpu.occurrences == 2
