@@ -32,6 +32,20 @@ ensure_service PostgreSQL 5432 'pg_ctlcluster --skip-systemctl-redirect $(ls /et
 ensure_service Redis 6379 'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /tmp --logfile /tmp/redis-ci.log' redis-server
 ensure_service RabbitMQ 5672 'rabbitmq-server -detached' rabbitmq-server
 
+# The suite's own vhost: on "/", where the README's RabbitMQ-backed `make run` puts its queues, a
+# developer's worker ran the tests' tasks against their own database and the tests' purge dropped their
+# queued work. Without rabbitmqctl here (a server in a container) "/" it is, said so.
+TEST_VHOST=controlplane_test
+if [ -z "${TEST_CELERY_BROKER_URL:-}" ]; then
+  if command -v rabbitmqctl >/dev/null 2>&1 && rabbitmqctl -q add_vhost "$TEST_VHOST" >/dev/null \
+      && rabbitmqctl -q set_permissions -p "$TEST_VHOST" guest '.*' '.*' '.*' >/dev/null; then
+    TEST_CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672/$TEST_VHOST"
+  else
+    echo "note: no RabbitMQ vhost $TEST_VHOST (rabbitmqctl failed or is missing): the tests use \"/\"" >&2
+    TEST_CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//"
+  fi
+fi
+
 # The browser tests drive Debian's Chromium (never a browser a test tool downloads).
 if ! command -v chromium >/dev/null 2>&1; then
   echo "== installing Debian's chromium and chromium-driver"
@@ -49,7 +63,7 @@ echo "== dashboard unit tests (vitest)"
 echo "== pytest (PostgreSQL, Redis, RabbitMQ)"
 export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/controlplane}"
 export REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
-export CELERY_BROKER_URL="${TEST_CELERY_BROKER_URL:-amqp://guest:guest@127.0.0.1:5672//}"
+export CELERY_BROKER_URL="$TEST_CELERY_BROKER_URL"
 # Small pools: one pytest process, plus the worker processes some tests start.
 export DB_POOL_MIN_SIZE=2 DB_POOL_MAX_SIZE=10
 VAR_DIR="$(mktemp -d)"
