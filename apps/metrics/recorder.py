@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 import time
 from array import array
@@ -80,7 +79,6 @@ class Recorder:
         self._flush_lock = threading.Lock()
         self._flushed_at = time.monotonic()
         self._flusher: threading.Thread | None = None
-        self._exit_flush_pid: int | None = None
 
     def _ensure_flusher(self) -> None:
         """A daemon thread flushes what a burst left behind when no request follows it (a thread of
@@ -89,15 +87,15 @@ class Recorder:
         if flusher is None or not flusher.is_alive():
             with self._lock:
                 if self._flusher is None or not self._flusher.is_alive():
-                    if self._exit_flush_pid != os.getpid():
-                        atexit.register(self._flush_at_exit)
-                        self._exit_flush_pid = os.getpid()
                     self._flusher = threading.Thread(target=self._flush_idle, name="metrics-flush", daemon=True)
                     self._flusher.start()
 
-    def _flush_at_exit(self) -> None:
+    def flush_at_exit(self) -> None:
         """The daemon flusher dies with the process: a worker's restart (max_requests, a deploy, a scale-down)
-        lost the timings of its last seconds, the requests that were slow or failing among them."""
+        lost the timings of its last seconds, the requests that were slow or failing among them. Not where
+        the process flushes its own (`background` off: the test process)."""
+        if not self.background:
+            return
         try:
             self.flush()
         except Exception:  # an exit must not fail for metrics
@@ -222,3 +220,4 @@ def _export(series: dict[tuple, Series]) -> None:
 
 
 recorder = Recorder(flush_interval=settings.METRICS_FLUSH_SECONDS, background=settings.METRICS_BACKGROUND_FLUSH)
+atexit.register(recorder.flush_at_exit)  # a forked worker inherits it
