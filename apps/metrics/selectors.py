@@ -218,7 +218,13 @@ def alert_rule_value(rule, *, now=None) -> float | None:
     since = now - timedelta(minutes=rule.window_minutes)
     metric = rule.metric
     if metric in ("p95_ms", "error_rate_pct"):
-        latency = route_latency(route_prefixes=[rule.service.route_prefix] if rule.service_id else None, since=since)
+        # Rollups are whole minutes, each stamped with its start: from `since` itself, the minute it falls in
+        # was left out, so a 1-minute window read only the seconds of the minute in progress (about none).
+        latency = route_latency(
+            route_prefixes=[rule.service.route_prefix] if rule.service_id else None,
+            since=_minute_floor(since),
+            until=now,
+        )
         if latency["count"] < rule.min_requests:
             return None
         return latency["p95_ms"] if metric == "p95_ms" else 100 * latency["errors"] / latency["count"]

@@ -337,3 +337,18 @@ def test_request_rollups_wait_for_no_database_that_just_failed(monkeypatch):
         recorder.flush()
     assert attempts == [1]  # the second flush did not try
     assert sum(series.count for series in recorder._unsaved.values()) == 2  # both minutes' requests kept
+
+
+def test_a_one_minute_window_reads_the_minute_it_reaches_into():
+    """Evaluated at 10:05:10, a 1-minute window reaches back to 10:04:10: the rollup of 10:04 (its requests
+    stamped with the minute's start) was left out, and the rule read only the ten seconds of 10:05, no data."""
+    AlertRule.objects.all().delete()
+    rule = AlertRule.objects.create(name="p95 1 min", metric="p95_ms", threshold=500, window_minutes=1,
+                                    for_seconds=0, min_requests=20)  # fmt: skip
+    minute = datetime(2026, 3, 2, 10, 4, tzinfo=UTC)
+    _rollup(minute, 900, 40, 0, "api/v1/patients/<id>/").save()
+    _rollup(minute + timedelta(minutes=5), 10, 40, 0, "api/v1/patients/<id>/").save()  # after `now`: not read
+
+    assert selectors.alert_rule_value(rule, now=minute + timedelta(minutes=1, seconds=10)) == pytest.approx(
+        900, rel=0.02
+    )
