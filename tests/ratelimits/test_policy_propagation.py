@@ -44,3 +44,37 @@ def test_a_lowered_limit_is_loaded_from_the_primary_not_a_lagging_replica(laggin
     policy.save()
     selectors.policy_cache.forget()  # what the version bump does in every process
     assert selectors.active_policy("reports").requests == 5
+
+
+def _another_process():
+    """The policies as another process caches them: its own local entries, the shared version read on every get
+    (a process checks it at most once a second; no wait here)."""
+    from apps.core.local_cache import VersionedLocalCache
+
+    cache = VersionedLocalCache(selectors.policy_cache.namespace, check_interval=0, ttl=300)
+    return lambda: cache.get("all", lambda: {p.scope: p.effective_requests for p in RateLimitPolicy.objects.all()})
+
+
+@pytest.mark.django_db
+def test_an_admin_edit_reaches_another_process_once_committed(admin_client, django_capture_on_commit_callbacks):
+    policies_there = _another_process()
+    assert policies_there()["audit_logs"] == 30
+    policy = RateLimitPolicy.objects.get(scope="audit_logs")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post("/admin/ratelimits/ratelimitpolicy/", {
+            "form-TOTAL_FORMS": 1, "form-INITIAL_FORMS": 1, "form-MIN_NUM_FORMS": 0, "form-MAX_NUM_FORMS": 1000,
+            "_save": "Save", "form-0-id": policy.pk, "form-0-requests": 7, "form-0-enabled": "on",
+        })  # fmt: skip
+    assert response.status_code == 302
+    assert policies_there()["audit_logs"] == 7
+
+
+@pytest.mark.django_db
+def test_an_adaptive_step_reaches_another_process_once_committed(django_capture_on_commit_callbacks):
+    from apps.ratelimits import services
+
+    policies_there = _another_process()
+    assert policies_there()["audit_logs"] == 30
+    with django_capture_on_commit_callbacks(execute=True):
+        services.ratelimits_adapt(signals=services.LoadSignals(cpu_pct=95.0, p95_ms_by_service={}))
+    assert policies_there()["audit_logs"] == 15
