@@ -122,6 +122,7 @@ class CacheStack:
         database: str = "default",
         clock: Callable[[], float] = time.time,
         subscribe: bool = True,
+        listener_ping_seconds: float = 10.0,
     ):
         self._redis_factory = redis_client_factory
         self._redis = None
@@ -155,6 +156,8 @@ class CacheStack:
         self._release_lock = None
         self._l2_epoch: str | None = None  # the Redis server's run id, part of every L2 key
         self._subscribe = subscribe and redis_client_factory is not None
+        # The channel is pinged this often, and taken for dead after three pings without an answer.
+        self.listener_ping_seconds = listener_ping_seconds
         self._listener_pid: int | None = None
 
     @classmethod
@@ -274,6 +277,9 @@ class CacheStack:
         threading.Thread(target=self._listen, name="cache-invalidations", daemon=True).start()
 
     def _listen(self) -> None:
+        """A subscriber only reads, so a connection that died without a word (a NAT or load balancer that
+        dropped it while idle, a Redis failed over to another host) never raised: the process heard no write
+        again, for ever. The channel is pinged, and one that stops answering is connected again."""
         pause = 0.5
         while self._listener_pid == os.getpid():
             pubsub = None
@@ -281,11 +287,21 @@ class CacheStack:
                 pubsub = self.redis().pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(INVALIDATIONS_CHANNEL)
                 pause = 0.5
+                answered_at = pinged_at = time.monotonic()
                 while self._listener_pid == os.getpid():
-                    message = pubsub.get_message(timeout=1.0)
+                    message = pubsub.get_message(timeout=min(1.0, self.listener_ping_seconds))
+                    now = time.monotonic()
                     if message is not None:
-                        self._heard(message["data"])
+                        answered_at = now
+                        if message["type"] == "message":
+                            self._heard(message["data"])
+                    if now - answered_at > 3 * self.listener_ping_seconds:
+                        raise ConnectionError("the invalidation channel answers no pings")
+                    if now - pinged_at >= self.listener_ping_seconds:
+                        pubsub.ping()
+                        pinged_at = now
             except Exception:  # noqa: BLE001 - Redis away: the poll still brings every write, a second late
+                self._polled_at = 0.0  # what was published meanwhile was not heard: the next read polls
                 time.sleep(pause)
                 pause = min(pause * 2, 30.0)
             finally:

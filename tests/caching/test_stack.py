@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -329,6 +331,79 @@ def test_other_processes_hear_of_a_committed_write_at_once(stack):
         time.sleep(0.01)
     assert seen == {"n": 2}
     other_process._listener_pid = None  # its listener ends
+
+
+class SilencingProxy:
+    """A TCP proxy to Redis whose open connections can go silent: a NAT or load balancer that dropped them
+    while idle, telling neither end (no reset, nothing). Connections made after that still go through."""
+
+    def __init__(self, target: tuple[str, int]):
+        self.target = target
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.silenced: set[int] = set()
+        self.links: list[tuple[int, socket.socket, socket.socket]] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            link = len(self.links)
+            self.links.append((link, client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(link, source, sink), daemon=True).start()
+
+    def _pump(self, link: int, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                if link not in self.silenced:
+                    sink.sendall(data)
+
+    def silence_open_connections(self) -> None:
+        self.silenced.update(link for link, _, _ in self.links)
+
+    def close(self) -> None:
+        self.server.close()
+        for _, client, upstream in self.links:
+            client.close()
+            upstream.close()
+
+
+def test_a_listener_whose_connection_died_silently_connects_again():
+    """The invalidation channel's connection is dropped silently while idle (a cloud load balancer's idle
+    timeout): a subscriber sends nothing, so it never noticed, and the process heard no committed write on
+    the channel again, for ever; its L1 served each patient's old data until its next poll (a second in
+    production: the gap after a clinician's own write that the channel exists to close)."""
+    server = redis.Redis.from_url(settings.REDIS_URL).connection_pool.connection_kwargs
+    proxy = SilencingProxy((server["host"], server["port"]))
+    listener = make_stack(
+        f"redis://127.0.0.1:{proxy.port}/{server['db']}",
+        poll_interval=3600.0,
+        subscribe=True,
+        listener_ping_seconds=0.2,
+    )
+    writer = make_stack()
+    scope, parts = "patient:22", ["latest", 22]
+    key = listener.key(listener.policy("vital_signs"), parts)
+
+    def written_and_heard() -> bool:
+        listener.get_or_load("vital_signs", parts, lambda: {"heart_rate": 80}, scope=scope)
+        with transaction.atomic():
+            writer.invalidate_scopes([scope])
+        return wait_for(lambda: listener.l1.get("vital_signs", key) is None, seconds=0.5)
+
+    try:
+        assert wait_for(written_and_heard, seconds=10)  # the listener hears writes
+        proxy.silence_open_connections()
+        # Its poll is an hour away here: only the channel can tell it of a write.
+        assert wait_for(written_and_heard, seconds=15)
+    finally:
+        listener._listener_pid = None  # its listener ends
+        proxy.close()
 
 
 def test_a_process_whose_first_cache_call_is_a_write_announces_it_at_once():
