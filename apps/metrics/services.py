@@ -280,6 +280,9 @@ def _alert_rule_evaluate(rule: AlertRule, *, now: datetime) -> Alert | None:
         rule.pending_since = None
         if firing is not None and rule.recovered(value):
             changed = _resolve(firing, now=now, value=value)
+        elif firing is not None:  # inside the hysteresis band: still firing, at today's value, not the peak's
+            firing.last_value = value
+            firing.save(update_fields=["last_value"])
     rule.save(update_fields=fields)
     return changed
 

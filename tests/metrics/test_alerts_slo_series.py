@@ -44,6 +44,8 @@ def test_an_alert_fires_after_its_duration_and_resolves_with_hysteresis(webhook_
     RequestRollup.objects.all().delete()
     _traffic(480)  # under the threshold, but inside the 10% hysteresis band: stays firing
     assert alerts_evaluate_committed(now=start + timedelta(seconds=120)) == []
+    fired.refresh_from_db()  # ... at the value it has now (the alert list showed 900 until it resolved)
+    assert fired.state == "firing" and fired.last_value == pytest.approx(480, rel=0.02)
     RequestRollup.objects.all().delete()
     _traffic(200)
     [resolved] = alerts_evaluate_committed(now=start + timedelta(seconds=180))
