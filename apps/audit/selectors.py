@@ -65,6 +65,9 @@ class ChainReport:
     detached_partitions: list[str] = field(default_factory=list)  # a partition's table no longer attached
     unguarded_tables: list[str] = field(default_factory=list)  # no enabled TRUNCATE guard
     writable_tables: list[str] = field(default_factory=list)  # no enabled UPDATE/DELETE (append-only) trigger
+    # (chain, seq): a record an anchor (kept off the database by an earlier verify) names, gone or changed since.
+    cut_below_anchor: list[tuple[str, int]] = field(default_factory=list)
+    heads: dict[str, tuple[int, str]] = field(default_factory=dict)  # each chain's (seq, last_hash): the next anchors
     # Not a failure on its own: a month between others that has no partition was dropped (its records, if it
     # had any, are reported as missing from their chains) or never created (the partition task stopped for
     # longer than it creates ahead, and the month's rows went to the default partition).
@@ -83,11 +86,20 @@ class ChainReport:
             or self.detached_partitions
             or self.unguarded_tables
             or self.writable_tables
+            or self.cut_below_anchor
         )
 
 
-def _verify_chain(report: ChainReport, name: str, chain_id: int, head_seq: int | None, chunk_size: int) -> None:
+def _verify_chain(
+    report: ChainReport,
+    name: str,
+    chain_id: int,
+    head_seq: int | None,
+    chunk_size: int,
+    anchor: tuple[int, str] | None = None,
+) -> None:
     expected_seq, previous_hash = 1, GENESIS_HASH
+    anchor_held = anchor is None or anchor[0] == 0
     rows = (
         AuditEvent.objects.filter(chain_id=chain_id)
         .order_by("seq")
@@ -102,14 +114,23 @@ def _verify_chain(report: ChainReport, name: str, chain_id: int, head_seq: int |
             report.relinked.append((name, row["seq"]))
         if chain_hash(row) != row["hash"]:
             report.edited.append((name, row["seq"]))
+        if anchor is not None and row["seq"] == anchor[0]:
+            anchor_held = anchor_held or row["hash"] == anchor[1]
         expected_seq, previous_hash = row["seq"] + 1, row["hash"]
     if head_seq is not None and head_seq >= expected_seq:
         report.missing.append((name, expected_seq, head_seq))
+    if not anchor_held:
+        report.cut_below_anchor.append((name, anchor[0]))
 
 
-def audit_chain_verify(*, chunk_size: int = 5000) -> ChainReport:
+def audit_chain_verify(*, chunk_size: int = 5000, anchors: dict[str, tuple[int, str]] | None = None) -> ChainReport:
     """Walk every chain in order: recompute each HMAC, check each link, find gaps, cut tails and
-    chains deleted whole (every chain but primary is registered by a record in primary)."""
+    chains deleted whole (every chain but primary is registered by a record in primary).
+
+    `anchors`: each chain's (seq, hash) as an earlier verify saw its end, kept off this database. Records cut from
+    a chain's end with its head restored from an earlier state leave every seal genuine; the anchored record
+    gone or changed is what shows it.
+    """
     report = ChainReport()
     outermost = not connection.in_atomic_block
     with transaction.atomic():
@@ -117,7 +138,7 @@ def audit_chain_verify(*, chunk_size: int = 5000) -> ChainReport:
             # One snapshot for every query below: a chain opened meanwhile is not a false alarm.
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        _verify_all(report, chunk_size)
+        _verify_all(report, chunk_size, anchors or {})
         if connection.vendor == "postgresql":
             _verify_partitions(report)
     return report
@@ -172,13 +193,16 @@ def _verify_partitions(report: ChainReport) -> None:
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)
 
 
-def _verify_all(report: ChainReport, chunk_size: int) -> None:
+def _verify_all(report: ChainReport, chunk_size: int, anchors: dict[str, tuple[int, str]]) -> None:
     heads = {head.pk: head for head in AuditChainHead.objects.all()}
     for head in sorted(heads.values(), key=lambda h: h.pk):
         report.chains += 1
+        report.heads[head.name] = (head.seq, head.last_hash)
         if head.seal != head_seal(head.name, head.seq, head.last_hash):
             report.forged_heads.append(head.name)
-        _verify_chain(report, head.name, head.pk, head.seq, chunk_size)
+        _verify_chain(report, head.name, head.pk, head.seq, chunk_size, anchors.get(head.name))
+    for name in sorted(set(anchors) - set(report.heads)):
+        report.cut_below_anchor.append((name, anchors[name][0]))  # the whole chain, head and all
     primary = next((h for h in heads.values() if h.name == PRIMARY_CHAIN), None)
     if primary is None:  # the migration made it: gone, even with nothing else left, means the trail was wiped
         report.deleted_chains.append(PRIMARY_CHAIN)

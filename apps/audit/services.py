@@ -10,6 +10,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -319,6 +320,26 @@ def audit_record(entry: AuditEntry) -> AuditEvent:
 
         return writer.submit(entry)
     return audit_record_batch([entry])[0]
+
+
+def audit_anchors_read(path: Path) -> dict[str, tuple[int, str]]:
+    """The anchors an earlier `audit verify --anchor` saved: each chain's (seq, hash); none if the file is new."""
+    if not path.exists():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+        anchors = {str(name): (int(seq), str(digest)) for name, (seq, digest) in saved["chains"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{path} is not an anchor file `audit verify --anchor` wrote: {exc}") from exc
+    return anchors
+
+
+def audit_anchors_write(path: Path, heads: dict[str, tuple[int, str]]) -> None:
+    """Save each chain's end as the next anchors; written whole and then renamed, so a crash leaves the old file."""
+    partial = path.with_name(f".{path.name}.partial")
+    body = {"written_at": timezone.now().isoformat(), "chains": {name: list(end) for name, end in heads.items()}}
+    partial.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
+    partial.replace(path)
 
 
 def _month_start(day: date) -> date:

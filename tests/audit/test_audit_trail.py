@@ -1,6 +1,7 @@
 """The audit trail is append-only and tamper-evident: `audit verify` finds edited and deleted rows."""
 
 import itertools
+import json
 
 import pytest
 from django.db import connection, transaction
@@ -187,3 +188,40 @@ def test_verify_reports_a_trail_emptied_whole():
     code, output = run_verify()
     assert code == 1
     assert "DELETED  chain primary" in output
+
+
+def _verify_anchored(path) -> tuple[int, str]:
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    out = StringIO()
+    try:
+        call_command("audit", "verify", "--anchor", str(path), stdout=out)
+    except CommandError as error:
+        return 1, out.getvalue() + str(error)
+    return 0, out.getvalue()
+
+
+def test_an_anchor_kept_off_the_database_finds_records_cut_under_a_head_restored_from_an_earlier_copy(tmp_path):
+    anchors = tmp_path / "audit-anchors.json"
+    audit_record_batch([_entry(resource_id=str(i)) for i in range(2)])
+    earlier = AuditChainHead.objects.values("seq", "last_hash", "seal").get(name="primary")  # copied by the attacker
+    audit_record_batch([_entry(resource_id=str(i)) for i in range(2, 5)])
+    assert _verify_anchored(anchors)[0] == 0  # the first run only writes the anchors
+    assert json.loads(anchors.read_text())["chains"]["primary"][0] == 5
+
+    _tamper("DELETE FROM audit_auditevent WHERE seq > 2", [])
+    AuditChainHead.objects.filter(name="primary").update(**earlier)
+    assert audit_chain_verify().ok  # every seal is genuine: the seals alone cannot tell
+    code, output = _verify_anchored(anchors)
+    assert code == 1 and "CUT      chain primary below its anchor: record #5 is gone or changed" in output
+    assert json.loads(anchors.read_text())["chains"]["primary"][0] == 5  # a failed verify keeps the old anchors
+
+
+def test_an_anchor_file_that_is_not_one_is_refused_with_a_message(tmp_path):
+    anchors = tmp_path / "audit-anchors.json"
+    for junk in ("not json", '{"chains": [1, 2]}', '{"chains": {"primary": "x"}}'):
+        anchors.write_text(junk)
+        code, output = _verify_anchored(anchors)
+        assert code == 1 and "is not an anchor file" in output

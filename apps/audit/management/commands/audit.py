@@ -1,7 +1,14 @@
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.audit.selectors import audit_chain_verify
-from apps.audit.services import PARTITION_MONTHS_AHEAD_MAX, audit_partitions_ensure
+from apps.audit.services import (
+    PARTITION_MONTHS_AHEAD_MAX,
+    audit_anchors_read,
+    audit_anchors_write,
+    audit_partitions_ensure,
+)
 
 
 class Command(BaseCommand):
@@ -9,7 +16,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
-        sub.add_parser("verify", help="Recompute every record's HMAC and check every link.")
+        verify = sub.add_parser("verify", help="Recompute every record's HMAC and check every link.")
+        verify.add_argument(
+            "--anchor",
+            type=Path,
+            metavar="FILE",
+            help="Each chain's end as the last intact verify saw it, kept off the database (rewritten when intact): "
+            "records cut from a chain's end with its head restored from an earlier copy are found only so.",
+        )
         partitions = sub.add_parser("partitions", help="Create monthly partitions ahead (PostgreSQL).")
         partitions.add_argument("--months-ahead", type=int, default=3)
 
@@ -21,7 +35,12 @@ class Command(BaseCommand):
             created = audit_partitions_ensure(months_ahead=months_ahead)
             self.stdout.write(f"Created {len(created)} partition(s): {', '.join(created) or 'none needed'}.")
             return
-        report = audit_chain_verify()
+        anchor_file = options.get("anchor")
+        try:
+            anchors = audit_anchors_read(anchor_file) if anchor_file else {}
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        report = audit_chain_verify(anchors=anchors)
         for chain, seq in report.edited:
             self.stdout.write(f"EDITED   record #{seq} of chain {chain}: its content no longer matches its seal")
         for chain, first, last in report.missing:
@@ -43,8 +62,12 @@ class Command(BaseCommand):
             self.stdout.write(f"UNGUARDED table {table}: its TRUNCATE guard is missing or disabled")
         for table in report.writable_tables:
             self.stdout.write(f"WRITABLE table {table}: its append-only trigger is missing or disabled")
+        for chain, seq in report.cut_below_anchor:
+            self.stdout.write(f"CUT      chain {chain} below its anchor: record #{seq} is gone or changed")
         for table in report.month_gaps:
             self.stdout.write(f"NOTE     no partition {table} between the others: dropped, or never created")
         if not report.ok:
             raise CommandError(f"Audit trail tampered with: checked {report.checked} record(s).")
+        if anchor_file:
+            audit_anchors_write(anchor_file, report.heads)
         self.stdout.write(f"Audit trail intact: {report.checked} record(s) in {report.chains} chain(s) verified.")
