@@ -125,34 +125,42 @@ def _cpu_threads() -> None:
 # loader's package missing (ImportError).
 UNLOADABLE = (OSError, ValueError, KeyError, RuntimeError, ImportError)
 
-_base_lock = threading.Lock()
+_base_lock = threading.Lock()  # guards the two dictionaries below; never held while weights load
 _bases: dict[tuple, tuple] = {}  # weights -> (tokenizer, fp32 model, the lock every user of that tokenizer takes)
+_base_loads: dict[tuple, threading.Lock] = {}  # weights -> the lock of their one load
 
 
 def _base_model(spec: LoadSpec):
     """The fp32 model and tokenizer, loaded once per process (dequantizing a GGUF file takes seconds);
-    every mode starts from a copy of it."""
+    every mode starts from a copy of it. Each weights' load holds a lock of its own: under one lock for all,
+    a second mode of a model already in memory waited for another model's seconds of loading."""
     key = spec.weights
     with _base_lock:
-        if key not in _bases:
-            from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+        if key in _bases:
+            return _bases[key]
+        loading = _base_loads.setdefault(key, threading.Lock())
+    with loading:
+        with _base_lock:
+            if key in _bases:
+                return _bases[key]
+        from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-            folder, gguf = model_location(spec)
-            options = {"gguf_file": gguf} if gguf else {}
-            model_class = AutoModel if spec.task == "embedding" else AutoModelForCausalLM
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(folder, **options)
-                model = model_class.from_pretrained(folder, dtype="float32", **options).eval()
-            except UNLOADABLE as error:
-                # Weights that are there but unreadable (an empty folder, a file that is not GGUF, a
-                # partial install, gguf missing) cannot serve on this host, as a missing path cannot.
-                raise ModelUnavailable(f"the weights at {folder / (gguf or '')} cannot be loaded: {error}") from error
-            if spec.task == "generation":
-                tokenizer.padding_side = "left"
-                if tokenizer.pad_token is None:
-                    tokenizer.pad_token = tokenizer.eos_token
-            _bases[key] = (tokenizer, model, threading.Lock())
-        return _bases[key]
+        folder, gguf = model_location(spec)
+        options = {"gguf_file": gguf} if gguf else {}
+        model_class = AutoModel if spec.task == "embedding" else AutoModelForCausalLM
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder, **options)
+            model = model_class.from_pretrained(folder, dtype="float32", **options).eval()
+        except UNLOADABLE as error:
+            # Weights that are there but unreadable (an empty folder, a file that is not GGUF, a
+            # partial install, gguf missing) cannot serve on this host, as a missing path cannot.
+            raise ModelUnavailable(f"the weights at {folder / (gguf or '')} cannot be loaded: {error}") from error
+        if spec.task == "generation":
+            tokenizer.padding_side = "left"
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+        with _base_lock:
+            return _bases.setdefault(key, (tokenizer, model, threading.Lock()))
 
 
 def base_models_release(*, keep: set[tuple[str, str, str]]) -> None:

@@ -24,8 +24,17 @@ from apps.inference.models import ModelDeployment
 
 logger = logging.getLogger(__name__)
 bridge = EventLoopThread()
+# Guards _served and _loads for a dictionary operation, never held while a model loads: a load holds its
+# deployment's own lock (see _load_lock), so requests to loaded models never wait on another model's load.
 _lock = threading.Lock()
 _served: dict[int, Served] = {}
+_loads: dict[int, threading.Lock] = {}
+_loading_weights: dict[int, tuple] = {}  # deployment -> weights being loaded (kept by base_models_release)
+
+
+def _load_lock(deployment_pk: int) -> threading.Lock:
+    with _lock:
+        return _loads.setdefault(deployment_pk, threading.Lock())
 
 
 @dataclass
@@ -87,7 +96,7 @@ def served(deployment: ModelDeployment) -> Served:
     current = _served.get(deployment.pk)
     if current is not None and (current.key == key or current.key[1] > key[1]):
         return current
-    with _lock:
+    with _load_lock(deployment.pk):  # one load per deployment at a time; others load beside it
         current = _served.get(deployment.pk)
         if current is not None and (current.key == key or current.key[1] > key[1]):
             return current
@@ -98,19 +107,33 @@ def served(deployment: ModelDeployment) -> Served:
             current.batcher.controller.retune(**bounds)
             current.key = key
             return current
-        runner = load(spec, mode)
-        controller = BatchController(**bounds)
-        if deployment.task == ModelDeployment.Task.EMBEDDING:
-            batcher = DynamicBatcher(runner.embed, controller, length=len)
-        else:
-            batcher = DynamicBatcher(_generate_batch(runner), controller, length=lambda item: len(item[0]))
-        replaced = _served.get(deployment.pk)
-        current = _served[deployment.pk] = Served(key, spec, runner, batcher, mode, weights_fingerprint(spec))
+        with _lock:
+            _loading_weights[deployment.pk] = spec.weights
+        try:
+            runner = load(spec, mode)
+            controller = BatchController(**bounds)
+            if deployment.task == ModelDeployment.Task.EMBEDDING:
+                batcher = DynamicBatcher(runner.embed, controller, length=len)
+            else:
+                batcher = DynamicBatcher(_generate_batch(runner), controller, length=lambda item: len(item[0]))
+            loaded = Served(key, spec, runner, batcher, mode, weights_fingerprint(spec))
+        finally:
+            with _lock:
+                _loading_weights.pop(deployment.pk, None)
+        with _lock:
+            replaced = _served.get(deployment.pk)
+            _served[deployment.pk] = loaded
+            keep = _weights_in_use()
         if replaced is not None:
             replaced.batcher.close()  # its queued calls are answered by the old model, then its task ends
             if replaced.spec.weights != spec.weights:
-                base_models_release(keep={served.spec.weights for served in _served.values()})
-        return current
+                base_models_release(keep=keep)
+        return loaded
+
+
+def _weights_in_use() -> set[tuple]:
+    """The weights of every served deployment and of every load in progress (under _lock)."""
+    return {served.spec.weights for served in _served.values()} | set(_loading_weights.values())
 
 
 # How often a serving process looks for the deployments it holds that were disabled or deleted since.
@@ -139,17 +162,14 @@ def served_prune() -> list[int]:
     except DatabaseError:  # a housekeeping look: the call that ran it is served all the same
         logger.warning("could not look for disabled model deployments", exc_info=True)
         return []
-    if not _lock.acquire(blocking=False):  # a model is loading (seconds): this call does not wait on it
-        _pruned_at[0] = 0.0  # the next call looks again
-        return []
-    try:
+    with _lock:  # held for the dictionary only: a model loading holds its deployment's lock, not this one
         gone = [pk for pk in held if pk not in enabled and pk in _served]
-        for pk in gone:
-            _served.pop(pk).batcher.close()
-        if gone:
-            base_models_release(keep={served.spec.weights for served in _served.values()})
-    finally:
-        _lock.release()
+        closing = [_served.pop(pk) for pk in gone]
+        keep = _weights_in_use()
+    for served_model in closing:
+        served_model.batcher.close()
+    if gone:
+        base_models_release(keep=keep)
     return gone
 
 

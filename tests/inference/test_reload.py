@@ -133,29 +133,121 @@ def test_a_disabled_deployment_lets_its_weights_go(versions, monkeypatch, api, i
     assert weights() is None
 
 
+class HeldLoad:
+    """serving.load, held for the weights in `folder` until released: a large model's load (seconds to
+    minutes) made long on cue; every other load runs for real."""
+
+    def __init__(self, monkeypatch, folder) -> None:
+        self.folder, self.real = str(folder), serving.load
+        self.started, self.release, self.calls = threading.Event(), threading.Event(), []
+        monkeypatch.setattr(serving, "load", self)
+
+    def __call__(self, spec, mode):
+        if spec.local_path == self.folder:
+            self.calls.append(mode)
+            self.started.set()
+            self.release.wait(60)
+        return self.real(spec, mode)
+
+
+def _in_thread(target, *args) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
 def test_looking_for_disabled_deployments_never_waits_on_a_model_loading(versions, monkeypatch):
     """The look runs in whichever call comes first: behind another deployment's load (about 20 s for
     SmolLM2) it would hold a call whose own model is in memory."""
-    deployment = ModelDeployment.objects.create(name="busy", source="path", local_path=str(versions[0]),
+    v1, v2 = versions
+    deployment = ModelDeployment.objects.create(name="busy", source="path", local_path=str(v1),
                                                 task="embedding", device="cpu", quantization="fp32")  # fmt: skip
+    large = ModelDeployment.objects.create(name="large", source="path", local_path=str(v2),
+                                           task="embedding", device="cpu", quantization="fp32")  # fmt: skip
     serving.embed(deployment, ["fever"])
     monkeypatch.setattr(serving, "PRUNE_SECONDS", 0.0)
-    held, release = threading.Event(), threading.Event()
-
-    def loading() -> None:  # another deployment's load holds the lock
-        with serving._lock:
-            held.set()
-            release.wait(10)
-
-    loader = threading.Thread(target=loading)
-    loader.start()
+    held = HeldLoad(monkeypatch, v2)
+    loader = _in_thread(serving.served, large)
     try:
-        held.wait(5)
-        started = time.monotonic()
-        serving.served_prune_if_due()
+        assert held.started.wait(30)
+        serving.served_prune_if_due()  # returns while `large` loads (a wait here would hang the test)
         assert serving.served(deployment) is serving._served[deployment.pk]
-        waited = time.monotonic() - started
+    finally:
+        held.release.set()
+        loader.join(60)
+
+
+def test_a_model_loading_never_holds_up_the_other_deployments(versions, monkeypatch):
+    """Loads shared one lock: while one model loaded (seconds for SmolLM2, minutes for a large one), an edit
+    of a loaded deployment (its batch size) and another deployment's first call waited for it."""
+    v1, v2 = versions
+    ready = ModelDeployment.objects.create(name="ready", source="path", local_path=str(v1), task="embedding",
+                                           device="cpu", quantization="fp32")  # fmt: skip
+    other = ModelDeployment.objects.create(name="other", source="path", local_path=str(v1), task="embedding",
+                                           device="cpu", quantization="int8")  # fmt: skip
+    large = ModelDeployment.objects.create(name="large", source="path", local_path=str(v2), task="embedding",
+                                           device="cpu", quantization="fp32")  # fmt: skip
+    serving.embed(ready, ["fever"])
+    held = HeldLoad(monkeypatch, v2)
+    loader = _in_thread(serving.served, large)
+    try:
+        assert held.started.wait(30)
+        ready.max_batch_size = 4
+        ready.save()
+        callers = [_in_thread(serving.embed, ready, ["cough"]), _in_thread(serving.embed, other, ["cough"])]
+        for caller in callers:
+            caller.join(60)
+        assert not any(caller.is_alive() for caller in callers), "a call waited for another model's load"
+        assert serving._served[ready.pk].batcher.controller.max_batch_size == 4
+        assert serving._served[other.pk].mode == "int8"
+        assert large.pk not in serving._served  # still loading: nothing was released behind its back
+    finally:
+        held.release.set()
+        loader.join(60)
+    assert serving._served[large.pk].runner is not None
+
+
+def test_a_deployment_is_loaded_once_however_many_calls_wait_for_it(versions, monkeypatch):
+    v1, _ = versions
+    deployment = ModelDeployment.objects.create(name="wanted", source="path", local_path=str(v1),
+                                                task="embedding", device="cpu", quantization="fp32")  # fmt: skip
+    held = HeldLoad(monkeypatch, v1)
+    answers: list = []
+    callers = [_in_thread(lambda: answers.append(serving.served(deployment))) for _ in range(3)]
+    try:
+        assert held.started.wait(30)
+    finally:
+        held.release.set()
+    for caller in callers:
+        caller.join(60)
+    assert len(answers) == 3 and answers[0] is answers[1] is answers[2]
+    assert held.calls == ["fp32"]
+
+
+def test_a_second_mode_of_weights_in_memory_never_waits_for_other_weights_to_load(versions, monkeypatch):
+    """The fp32 weights every mode starts from (backends._base_model) were loaded under one lock for all:
+    a new mode of a model in memory waited for another model's weights to be read."""
+    from apps.inference import backends
+
+    v1, v2 = versions
+    spec_v1, spec_v2 = (LoadSpec("path", str(folder), "embedding", "cpu") for folder in (v1, v2))
+    backends.load(spec_v1, "fp32")  # v1's weights are in memory
+    reading, release, real_location = threading.Event(), threading.Event(), backends.model_location
+
+    def slow_location(spec):  # the read of v2's weights, held until released
+        if spec.local_path == str(v2):
+            reading.set()
+            release.wait(60)
+        return real_location(spec)
+
+    monkeypatch.setattr(backends, "model_location", slow_location)
+    reader = _in_thread(backends.load, spec_v2, "fp32")
+    try:
+        assert reading.wait(30)
+        second_mode = _in_thread(backends.load, spec_v1, "int8")
+        second_mode.join(60)
+        assert not second_mode.is_alive(), "a mode of weights in memory waited for other weights to load"
     finally:
         release.set()
-        loader.join()
-    assert waited < 2
+        reader.join(60)
+    backends.base_models_release(keep=set(backends._bases) - {spec_v1.weights, spec_v2.weights})
