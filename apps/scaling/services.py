@@ -135,6 +135,14 @@ def recommendation_create(policy: ScalingPolicy, forecast: WorkloadForecast) -> 
             f"The forecast needs up to {max(n for _, n in capped)} replicas, above the maximum of "
             f"{policy.max_replicas}, in {len(capped)} hour(s): raise the maximum or the capacity per replica."
         )
+    if policy.target_rps_per_pod and policy.target_rps_per_pod > capacity:
+        # Between the plan's hours the autoscaler decides: past its knee, a replica breaks the SLO before the
+        # autoscaler adds another.
+        reasons.append(
+            f"The autoscaler adds a replica only past {policy.target_rps_per_pod:g} req/s per pod, above the "
+            f"{capacity:.1f} req/s a replica serves inside the SLO: lower the target req/s per pod to "
+            f"{usable:.1f} or less."
+        )
     named = [p["name"] for p in forecast.patterns.get("peaks", [])]
     if named:
         reasons.append(f"Peaks found in the history: {', '.join(named)}.")

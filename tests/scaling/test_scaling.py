@@ -128,6 +128,23 @@ def test_a_stress_knee_is_the_whole_service_and_is_split_over_the_replicas_that_
     assert any("knee of 120.0 req/s is the whole service's" in reason for reason in plan.reasons)
 
 
+def test_a_per_pod_target_above_a_replica_s_capacity_is_named_in_the_plan(demo):
+    """An HPA told to add a pod past 40 req/s per pod, for replicas that serve 30 inside the SLO (a knee of
+    120 on 4 replicas), lets every pod run past its knee before scaling out; the plan said nothing of it."""
+    policy = demo.get(service__slug="clinical-api")
+    policy.target_utilization, policy.stress_test_replicas, policy.target_rps_per_pod = 0.5, 4, 40.0
+    policy.save()
+    _stress_run(policy.service, knee_rps=120.0)
+    plan = services.recommendation_create(policy, _forecast(policy.service, [100.0] * 24))
+    assert any("past 40 req/s per pod, above the 30.0 req/s" in reason and "to 15.0 or less" in reason
+               for reason in plan.reasons)  # fmt: skip
+
+    policy.target_rps_per_pod = 15.0
+    policy.save()
+    plan = services.recommendation_create(policy, _forecast(policy.service, [100.0] * 24))
+    assert not any("req/s per pod" in reason for reason in plan.reasons)
+
+
 def test_stress_test_replicas_below_one_is_a_field_error(demo):
     policy = demo.get(service__slug="clinical-api")
     policy.stress_test_replicas = 0
