@@ -75,7 +75,7 @@ class ResourceRecommendation(models.Model):
 
 
 class ResourceThreshold(models.Model):
-    """The level, in percent, above which the monitor opens a recommendation: edited in admin and read by the
+    """The level, in percent, at or above which the monitor opens a recommendation: edited in admin and read by the
     next sample (the RESOURCE_*_PCT settings only seed them)."""
 
     class Kind(models.TextChoices):
@@ -89,7 +89,7 @@ class ResourceThreshold(models.Model):
     # Over 100 could never be crossed, and 0 is crossed by every sample: both silence or flood the admin.
     pct = models.FloatField(
         "threshold (%)", validators=[MinValueValidator(1.0), MaxValueValidator(100.0)],
-        help_text="Over this, a recommendation opens; it resolves under 90% of it.",
+        help_text="At or over this, a recommendation opens; it resolves under 90% of it.",
     )  # fmt: skip
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -227,7 +227,7 @@ def _recommendation_apply(
         .filter(kind=rule.kind, host=host, status=ResourceRecommendation.Status.OPEN)
         .first()
     )
-    if value > threshold:
+    if value >= threshold:  # figures stop at 100 (a full pool, a quota all used): a 100% threshold must be reachable
         message = advice()
         if open_one is None:
             try:

@@ -39,3 +39,14 @@ def test_thresholds_are_neither_added_nor_deleted_in_admin(admin_client):
     assert admin_client.get("/admin/resources/resourcethreshold/add/").status_code == 403
     cpu = ResourceThreshold.objects.get(kind="cpu")
     assert admin_client.get(f"/admin/resources/resourcethreshold/{cpu.pk}/delete/").status_code == 403
+
+
+def test_a_threshold_of_100_is_reached_by_a_full_pool(admin_client):
+    """Admin takes 100% ("only when it is full"), but every figure stops at 100 (a full pool with requests
+    waiting, a CPU quota all used, memory at its limit) and the monitor wanted one above it: never crossed,
+    the recommendation never opened however full the pool."""
+    pool = ResourceThreshold.objects.get(kind="pool")
+    response = admin_client.post(f"/admin/resources/resourcethreshold/{pool.pk}/change/", {"pct": "100"})
+    assert response.status_code == 302
+    sample = ResourceSample.objects.create(host="api-1", cpu_pct=10, memory_pct=10, disk_pct=10, pool_pct=100.0)
+    assert [r.kind for r in services.recommendations_update(sample=sample)] == ["pool"]
