@@ -89,6 +89,7 @@ AI_INFERENCE_WATCHED = "embeddings"
 # A clinician's app: every scope but the benchmark runner's (which skips rate limits).
 DEMO_SCOPES = [scope for scope in SCOPES if scope != BENCHMARK]
 ADMIN_USERNAME = "admin"
+DEFAULT_BASE_URL = "http://127.0.0.1:8000"  # make run's HOST and PORT
 DEMO_CLIENT_NAME = "demo-clinical-app"
 
 
@@ -96,7 +97,7 @@ class Command(BaseCommand):
     help = "Create demo services, an admin user and an API client (idempotent); print the credentials."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--base-url", default=os.environ.get("CONTROLPLANE_URL", "http://127.0.0.1:8000"))
+        parser.add_argument("--base-url", default=os.environ.get("CONTROLPLANE_URL", DEFAULT_BASE_URL))
         parser.add_argument(
             "--forecast", action="store_true", help="Send the first workload forecasts to the workers if none exist."
         )
@@ -110,6 +111,8 @@ class Command(BaseCommand):
             raise CommandError("--patients must be 0 or more.")
         credentials_file = Path(settings.VAR_DIR) / "demo-credentials.json"
         stored = json.loads(credentials_file.read_text()) if credentials_file.is_file() else {}
+        # Files written before the address was kept: make run's default one.
+        seeded_url = stored.get("base_url", DEFAULT_BASE_URL)
 
         with transaction.atomic():
             created = []
@@ -128,6 +131,10 @@ class Command(BaseCommand):
                 elif fields.get("route_prefix") and not service.route_prefix:
                     # Seeded before it had one: without a prefix its traffic is no one's. An admin's own is kept.
                     service_update(service=service, route_prefix=spec["route_prefix"])
+                if not is_new and fields.get("base_url") and service.base_url == seeded_url != base_url:
+                    # `make run PORT=...` after a run on another port: the demo load plan would send its
+                    # benchmark token to whatever listens on the old one. An address an admin gave it stays.
+                    service_update(service=service, base_url=base_url)
                 if service.kind in (Service.Kind.API, Service.Kind.INFERENCE):
                     # Demo services have no traffic history yet: their forecasts learn synthetic hospital
                     # traffic, labelled as such; switch the history source in admin once real traffic flows.
@@ -139,7 +146,7 @@ class Command(BaseCommand):
             bundled_deployments_ensure()  # the bundled models, served at /api/v1/inference/<name>/...
             schedules = optimizer_schedules_ensure() + nightly_benchmarks_ensure().created
 
-        credentials_file.write_text(json.dumps({"admin_password": password, "api_token": token}))
+        credentials_file.write_text(json.dumps({"admin_password": password, "api_token": token, "base_url": base_url}))
         credentials_file.chmod(0o600)
 
         self.stdout.write(f"Services: {Service.objects.count()} ({len(created)} new).")
