@@ -175,3 +175,12 @@ def test_verify_reports_the_append_only_trigger_switched_off_and_left_off(three_
 def test_verify_reports_a_truncate_guard_set_to_fire_only_for_replication(three_months):
     _sql(f'ALTER TABLE "{three_months[1]}" ENABLE REPLICA TRIGGER audit_refuse_truncate')
     assert audit_chain_verify().unguarded_tables == [three_months[1]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_trail_is_not_migrated_backwards_once_it_holds_records():
+    """`migrate audit zero` would drop the event table, the whole trail; every backward step reverses 0006 first."""
+    audit_record_batch([_entry(timezone.now())])
+    with pytest.raises(RuntimeError, match="audit trail holds records"):
+        call_command("migrate", "audit", "0005", verbosity=0)
+    assert AuditEvent.objects.count() == 1 and audit_chain_verify().ok
