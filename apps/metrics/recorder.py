@@ -153,10 +153,13 @@ class Recorder:
             self._flushed_at = time.monotonic()
             try:
                 fresh = _fold(taken, keys)
-                _export(fresh)
             except Exception:  # metrics never fail the request whose thread happens to flush
                 logger.warning("request timings could not be folded; %d dropped", len(taken) // 3, exc_info=True)
                 return 0
+            try:
+                _export(fresh)
+            except Exception:  # its files unwritable (a full disk): the rollups are still written
+                logger.warning("request timings could not be exported to Prometheus", exc_info=True)
             series, self._unsaved = self._unsaved, {}
             for key, data in fresh.items():
                 _add(series.setdefault(key, Series()), data)

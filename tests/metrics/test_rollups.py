@@ -97,3 +97,19 @@ def test_a_route_is_the_service_with_the_longest_prefix_it_matches():
     # Deactivated, the patients' service still owns its routes: they do not fall to the wider service.
     Service.objects.filter(pk=patients.pk).update(is_active=False)
     assert route_latency(route_prefixes=["api/v1/"])["count"] == 1
+
+
+def test_a_prometheus_export_that_fails_does_not_cost_the_rollups(monkeypatch):
+    """The multiprocess files unwritable (a full disk: mocked, as a full disk cannot be made here) dropped the
+    whole flush, the database's rollups with it: the dashboard, SLOs and alerts went blind with Prometheus."""
+    from apps.metrics import prometheus
+
+    def disk_full(**_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(prometheus, "request_histogram_add", disk_full)
+    process = Recorder(flush_interval=3600)
+    for _ in range(3):
+        process.record(route="api/v1/export-fails/", method="GET", status=200, client="c", elapsed_us=5_000)
+    process.flush()
+    assert RequestRollup.objects.get(route="api/v1/export-fails/").count == 3
