@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_SELF_CGROUP = Path("/proc/self/cgroup")
 # cgroup v1 writes "no limit" as the largest page-aligned int64 (9223372036854771712); anything this large is none.
@@ -106,6 +108,10 @@ def limits(root: Path = CGROUP_ROOT, proc_self_cgroup: Path = PROC_SELF_CGROUP) 
         found = _v2(_own_dir(root, "", proc_self_cgroup))
     else:
         found = _v1(root, proc_self_cgroup)
+    if found is not None and found.memory_bytes is not None and found.memory_bytes >= psutil.virtual_memory().total:
+        # A limit at or over the node's memory (Kubernetes lets a pod's exceed it) is never what the container
+        # runs out of: the node is, so its figure is the node's, not a few percent of a limit it cannot reach.
+        found = Limits(**{**found.__dict__, "memory_bytes": None})
     if found is None or (found.cpus is None and found.memory_bytes is None):
         return None
     if found.cpus is not None:  # a cpuset narrower than the quota caps it too

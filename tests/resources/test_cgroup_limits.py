@@ -132,3 +132,14 @@ def test_a_runtime_sharing_the_hosts_cgroup_namespace_is_found_through_proc_self
     proc.write_text("0::/kubepods.slice/pod-a/ctr\n")
     limits = cgroup.limits(root, proc)
     assert limits.memory_bytes == GIB and cgroup.memory_percent(limits) == 25.0
+
+
+def test_a_memory_limit_over_the_nodes_memory_is_no_limit(tmp_path):
+    """Kubernetes lets a pod's memory limit exceed its node's memory: 2 GiB in use of a limit twice the node's
+    read a few percent while the node itself ran out (the kubelet evicts at the node's figure, not the
+    limit's). Such a limit is read as none: the node's figure, said to be the node's."""
+    node = psutil.virtual_memory().total
+    root = _v2(tmp_path / "cgroup", cpu_max="100000 100000", memory_max=str(2 * node), current=2 * GIB)
+    sample = services.resources_sample(cpu_interval=0.01, cgroup_root=root)
+    assert (sample.memory_source, sample.memory_limit_bytes) == ("host", None)
+    assert sample.cpu_source == "cgroup v2"  # its CPU limit still holds
