@@ -184,3 +184,19 @@ def test_the_trail_is_not_migrated_backwards_once_it_holds_records():
     with pytest.raises(RuntimeError, match="audit trail holds records"):
         call_command("migrate", "audit", "0005", verbosity=0)
     assert AuditEvent.objects.count() == 1 and audit_chain_verify().ok
+
+
+def test_verify_notes_partitions_about_to_run_out():
+    """The beat task makes months ahead; when it has stopped, verify (what an operator runs) says so before
+    records pile up in the default partition, whose months can then never be partitioned."""
+    assert audit_chain_verify().partitions_run_out is None  # the migration made three months ahead
+    today = timezone.now().date()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname FROM pg_class WHERE relname ~ '^audit_auditevent_y[0-9]{4}m[0-9]{2}$'")
+        ahead = [name for (name,) in cursor.fetchall() if name > f"audit_auditevent_y{today.year}m{today.month:02d}"]
+    _sql(*[f'DROP TABLE "{name}"' for name in ahead])  # empty months ahead, as if the task had not run since
+    report = audit_chain_verify()
+    assert report.partitions_run_out == f"audit_auditevent_y{today.year}m{today.month:02d}" and report.ok
+    out = StringIO()
+    call_command("audit", "verify", stdout=out)
+    assert "is the beat task audit.ensure_partitions running?" in out.getvalue()

@@ -66,6 +66,11 @@ class Command(BaseCommand):
             self.stdout.write(f"CUT      chain {chain} below its anchor: record #{seq} is gone or changed")
         for table in report.month_gaps:
             self.stdout.write(f"NOTE     no partition {table} between the others: dropped, or never created")
+        if report.partitions_run_out:
+            self.stdout.write(
+                f"NOTE     the last monthly partition is {report.partitions_run_out}: is the beat task "
+                "audit.ensure_partitions running? Records past it go to the default partition."
+            )
         if not report.ok:
             raise CommandError(f"Audit trail tampered with: checked {report.checked} record(s).")
         if anchor_file:
