@@ -354,3 +354,13 @@ def test_a_one_minute_window_reads_the_minute_it_reaches_into():
     assert selectors.alert_rule_value(rule, now=minute + timedelta(minutes=1, seconds=10)) == pytest.approx(
         900, rel=0.02
     )
+
+
+def test_a_p95_rule_is_not_made_fast_by_the_limiters_refusals():
+    """Semantics: a p95 rule reads the requests served, not the 429s the limiter answers in a few ms. 60
+    requests at 900 ms among 2,000 refusals read 2 ms, and the alert stayed quiet through the slowdown."""
+    AlertRule.objects.all().delete()
+    rule = AlertRule.objects.create(name="p95 with refusals", metric="p95_ms", threshold=500, for_seconds=0)
+    _traffic(900, count=60)
+    _traffic(2, count=2000, status=429)
+    assert selectors.alert_rule_value(rule) == pytest.approx(900, rel=0.02)
