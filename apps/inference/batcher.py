@@ -100,11 +100,17 @@ class _Pending:
 
 class DynamicBatcher:
     """`run_batch(items) -> results` (same order) is called in a thread with up to the controller's batch
-    size of items; `length(item)` sorts a batch so similar lengths are padded together."""
+    size of items; `length(item)` sorts a batch so similar lengths are padded together.
+
+    `group(item)`, when given, splits what was gathered into runs of one group each, the smallest key first:
+    a generation batch runs until its longest request's max_new_tokens, so a request for 8 tokens batched
+    with one for 512 waited for all 512; grouped by a bucket of max_new_tokens, it waits for its own bucket's
+    run (the short runs first, so the long group waits for at most that one short run more)."""
 
     def __init__(self, run_batch: Callable[[list[Any]], list[Any]], controller: BatchController,
-                 *, length: Callable[[Any], int] = len):  # fmt: skip
-        self.run_batch, self.controller, self.length = run_batch, controller, length
+                 *, length: Callable[[Any], int] = len,
+                 group: Callable[[Any], int] | None = None):  # fmt: skip
+        self.run_batch, self.controller, self.length, self.group = run_batch, controller, length, group
         self.queue: asyncio.Queue[_Pending | None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.worker: asyncio.Task | None = None
@@ -194,6 +200,16 @@ class DynamicBatcher:
         return results
 
     async def _run(self, batch: list[_Pending]) -> None:
+        if self.group is None:
+            await self._run_group(batch)
+            return
+        groups: dict[int, list[_Pending]] = {}
+        for pending in batch:
+            groups.setdefault(self.group(pending.item), []).append(pending)
+        for key in sorted(groups):
+            await self._run_group(groups[key])
+
+    async def _run_group(self, batch: list[_Pending]) -> None:
         # A caller that gave up (its wait timed out, its client left) cancelled its future: not computed.
         ordered = sorted((p for p in batch if not p.future.done()), key=lambda pending: pending.length)
         if not ordered:

@@ -115,7 +115,8 @@ def served(deployment: ModelDeployment) -> Served:
             if deployment.task == ModelDeployment.Task.EMBEDDING:
                 batcher = DynamicBatcher(runner.embed, controller, length=len)
             else:
-                batcher = DynamicBatcher(_generate_batch(runner), controller, length=lambda item: len(item[0]))
+                batcher = DynamicBatcher(_generate_batch(runner), controller, length=lambda item: len(item[0]),
+                                     group=new_tokens_bucket)  # fmt: skip
             loaded = Served(key, spec, runner, batcher, mode, weights_fingerprint(spec))
         finally:
             with _lock:
@@ -283,6 +284,12 @@ def _alive(pid: int) -> bool:
 
 
 preload = Preload()
+
+
+def new_tokens_bucket(item: tuple[str, int]) -> int:
+    """The batch group of a generation request: its max_new_tokens rounded up to a power of two (1, 2, 3-4,
+    5-8, ..., 33-64, ...), so a batch runs at most twice as long as its shortest request asked for."""
+    return max(item[1] - 1, 0).bit_length()
 
 
 def _generate_batch(runner):

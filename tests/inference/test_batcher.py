@@ -201,3 +201,48 @@ async def test_a_closed_batcher_answers_what_is_queued_and_its_task_ends():
     assert (
         await asyncio.wait_for(batcher.submit("late"), 5) == "LATE"
     )  # a caller holding the old one still gets an answer
+
+
+class HeldLongGeneration:
+    """A generation stand-in: records each batch's (prompt, max_new_tokens) and holds any batch with a request
+    for more than 32 tokens until released (a long generation, made long on cue)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[tuple[str, int]]] = []
+        self.release = threading.Event()
+
+    def __call__(self, items: list[tuple[str, int]]) -> list[str]:
+        self.batches.append(list(items))
+        if any(limit > 32 for _, limit in items):
+            self.release.wait(30)
+        return [f"{prompt}:{limit}" for prompt, limit in items]
+
+
+async def test_short_generations_gathered_with_a_long_one_are_answered_without_waiting_for_it():
+    """A batch ran to its longest request's max_new_tokens: three 8-token answers waited for a 512-token one."""
+    from apps.inference.serving import new_tokens_bucket
+
+    model = HeldLongGeneration()
+    controller = BatchController(slo_ms=60_000, max_batch_size=8, max_delay_ms=200)
+    batcher = DynamicBatcher(model, controller, length=lambda item: len(item[0]), group=new_tokens_bucket)
+    long = asyncio.ensure_future(batcher.submit(("a long discharge letter", 512)))
+    shorts = [asyncio.ensure_future(batcher.submit((f"vital {n}", 8 - n))) for n in range(3)]
+    try:
+        answers = await asyncio.wait_for(asyncio.gather(*shorts), 20)
+        assert answers == ["vital 0:8", "vital 1:7", "vital 2:6"] and not long.done()
+    finally:
+        model.release.set()
+    assert await asyncio.wait_for(long, 30) == "a long discharge letter:512"
+    assert [[limit for _, limit in batch] for batch in model.batches] == [[8, 7, 6], [512]]
+
+
+def test_new_tokens_buckets_keep_a_batch_within_twice_its_shortest_request():
+    from apps.inference.serving import new_tokens_bucket
+
+    buckets = {limit: new_tokens_bucket(("x", limit)) for limit in (1, 2, 3, 4, 5, 8, 9, 64, 65, 1024)}
+    assert buckets[3] == buckets[4] != buckets[5] == buckets[8] != buckets[9]
+    assert buckets[64] != buckets[65] and sorted(buckets.values()) == list(buckets.values())
+    members: dict[int, list[int]] = {}
+    for limit in range(1, 1025):
+        members.setdefault(new_tokens_bucket(("x", limit)), []).append(limit)
+    assert all(max(limits) < 2 * min(limits) for limits in members.values())

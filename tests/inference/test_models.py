@@ -271,3 +271,28 @@ def test_no_error_tells_an_existing_patient_from_a_missing_one(api, token, deplo
                    for patient_id in (patient.pk, 999_999)]  # fmt: skip
         assert answers[0].status_code in (400, 404)
         assert (answers[0].status_code, answers[0].content) == (answers[1].status_code, answers[1].content), name
+
+
+def test_a_short_generation_is_not_batched_with_a_long_one(deployments, monkeypatch):
+    """The deployment's batcher groups requests by a bucket of max_new_tokens: gathered in one batch (here a
+    batch of 4 waits up to a second for its 4), the 4-token requests ran to the 40-token one's length."""
+    _, assistant = deployments
+    assistant.max_batch_size, assistant.max_queue_delay_ms = 4, 1000
+    assistant.save()
+    current = serving.served(assistant)
+    real_generate, batches = current.runner.generate, []
+
+    def recording(prompts, limits):
+        batches.append(list(limits))
+        return real_generate(prompts, limits)
+
+    monkeypatch.setattr(current.runner, "generate", recording)
+    limits = [4, 4, 4, 40]
+    threads = [threading.Thread(target=serving.generate, args=(assistant, f"Name vital sign {n}.", limit))
+               for n, limit in enumerate(limits)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert sorted(limit for batch in batches for limit in batch) == limits
+    assert all(len(set(batch)) == 1 for batch in batches), batches
