@@ -124,8 +124,9 @@ def test_every_process_reads_config_and_the_secret_reference():
 
 def test_the_migration_job_is_gone_once_finished_and_every_pod_waits_for_it():
     """The Job's template is immutable: kept after it finished (an hour), the next release's
-    `kubectl apply -k` failed on it. It is deleted as it finishes, so nothing ordered the new pods after
-    it: each waits in an init container (tests/deploy/test_migration_gate.py runs it)."""
+    `kubectl apply -k` failed on it. It is deleted as it succeeds (a failed one stays, below), so nothing
+    ordered the new pods after it: each waits in an init container (tests/deploy/test_migration_gate.py
+    runs it)."""
     job = _documents(BASE / "migrate-job.yaml")[0]["spec"]
     assert job["ttlSecondsAfterFinished"] == 0
     for name, deployment in _deployments().items():
@@ -526,3 +527,58 @@ def test_the_network_policies_let_in_only_what_the_product_sends(tmp_path):
         "controlplane-beat": set(),
         "controlplane-migrate": set(),
     }
+
+
+def test_the_scaling_apply_component_gives_the_worker_alone_the_rights_kube_py_uses(tmp_path):
+    """SCALING_KUBECONFIG=in-cluster had no account or rights to go with it: an operator wrote their own, or
+    bound a ClusterRole (edit, cluster-admin) that gave the worker the whole cluster. The opt-in component,
+    built onto the base (kubectl kustomize, offline: no cluster here): the worker alone holds a token, its
+    Role in the policies' namespace allows exactly the verbs apps/scaling/kube.py sends on each kind it
+    applies, and every process knows a cluster is configured."""
+    from apps.scaling import kube
+    from apps.scaling.models import ScalingPolicy
+
+    (tmp_path / "kustomization.yaml").write_text(
+        f"resources:\n  - {os.path.relpath(BASE, tmp_path)}\n"
+        f"components:\n  - {os.path.relpath(DEPLOY / 'k8s' / 'components' / 'scaling-apply', tmp_path)}\n"
+    )
+    documents = _kustomize(tmp_path)
+    for document in documents:
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+    by_kind = {(doc["kind"], doc["metadata"]["name"]): doc for doc in documents}
+    assert by_kind["ConfigMap", "controlplane-config"]["data"]["SCALING_KUBECONFIG"] == "in-cluster"
+
+    pods = {
+        name: doc["spec"]["template"]["spec"] for (kind, name), doc in by_kind.items() if kind in ("Deployment", "Job")
+    }
+    holding = {name for name, pod in pods.items() if pod.get("automountServiceAccountToken") is not False}
+    assert holding == {"controlplane-worker"}
+    account = by_kind["ServiceAccount", pods["controlplane-worker"]["serviceAccountName"]]
+    assert account["automountServiceAccountToken"] is False  # a pod of the account mounts it only if it asks
+
+    role, binding = by_kind["Role", "controlplane-scaling"], by_kind["RoleBinding", "controlplane-scaling"]
+    policies_namespace = ScalingPolicy._meta.get_field("namespace").default
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == policies_namespace
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "controlplane-scaling",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": account["metadata"]["namespace"]}
+    ]
+    assert account["metadata"]["namespace"] == by_kind["Deployment", "controlplane-worker"]["metadata"]["namespace"]
+
+    # Server-side apply (its dry runs too) is a PATCH, which creates an object not there yet; withdrawals DELETE.
+    granted = {
+        (group, resource): set(rule["verbs"])
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+    used = {}
+    for path in kube.RESOURCES.values():
+        parts = path.strip("/").split("/")
+        group = "" if parts[0] == "api" else parts[1]
+        used[group, parts[-1]] = {"create", "patch", "delete"}
+    assert granted == used
