@@ -91,7 +91,12 @@ class RateLimitPolicy(models.Model):
 
     @property
     def effective_requests(self) -> int:
-        factor = 1.0 if self.tightening_lapsed() else self.current_factor
+        return self.requests_in_force()
+
+    def requests_in_force(self, now: datetime | None = None) -> int:
+        """The configured limit times the adaptive factor, unless the tightening has lapsed. `now`: the database's
+        clock where the caller read it (the controller stamps its readings with it), else this host's."""
+        factor = 1.0 if self.tightening_lapsed(now) else self.current_factor
         # Rounded before the floor: 100 x 0.57 is 56.99999999999999 in binary, and the limit is 57.
         return max(1, int(round(self.requests * factor, 6)))
 

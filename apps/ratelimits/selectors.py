@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Avg, Prefetch
+from django.db.models.functions import Now
 
 from apps.core.local_cache import VersionedLocalCache
 from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
@@ -31,10 +32,14 @@ def active_policies() -> dict[str, ActivePolicy]:
         # From the primary: the version this load follows was bumped once an edit committed there, and what is
         # loaded now stays until the next edit. A replica a moment behind would have this process keep the old
         # limit (or none, for a new policy) for minutes.
+        # The database's clock, too: the controller's readings are stamped with it (a lapse is judged against it).
         with reads_from_primary():
+            policies = RateLimitPolicy.objects.filter(enabled=True).annotate(database_now=Now())
             return {
-                p.scope: ActivePolicy(p.scope, p.effective_requests, p.period_seconds, p.burst_per_second, p.fail_open)
-                for p in RateLimitPolicy.objects.filter(enabled=True)
+                p.scope: ActivePolicy(
+                    p.scope, p.requests_in_force(p.database_now), p.period_seconds, p.burst_per_second, p.fail_open
+                )
+                for p in policies
             }
 
     return policy_cache.get("all", load)

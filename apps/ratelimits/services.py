@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import OuterRef, Q, Subquery
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from apps.ratelimits.models import (
@@ -65,7 +66,7 @@ def _is_shed(policy: RateLimitPolicy) -> bool:
 
 
 def _record(
-    policy: RateLimitPolicy, new: float, reason: str, signals: LoadSignals | None = None
+    policy: RateLimitPolicy, new: float, reason: str, signals: LoadSignals | None = None, *, now: datetime
 ) -> RateLimitAdjustment:
     """Set the factor and record the change, named by what it did to the limit (a lower factor tightens).
     With `signals`, it is a step of the controller, and the next one waits STEP_DWELL; a change that only
@@ -74,7 +75,7 @@ def _record(
     new = round(new, FACTOR_DECIMALS)
     policy.current_factor = new
     if signals is not None:
-        policy.last_step_at = timezone.now()
+        policy.last_step_at = now
     policy.save(update_fields=["current_factor", "last_step_at", "updated_at"])
     direction = RateLimitAdjustment.Direction.TIGHTEN if new < old else RateLimitAdjustment.Direction.RECOVER
     return RateLimitAdjustment.objects.create(
@@ -88,7 +89,7 @@ def _record(
     )
 
 
-def _settle(policy: RateLimitPolicy) -> RateLimitAdjustment | None:
+def _settle(policy: RateLimitPolicy, now: datetime) -> RateLimitAdjustment | None:
     """Bring the factor within what the policy's settings allow now: 1.0 when it is not shed (adaptive turned
     off, or priority 1) or its tightening has lapsed (the limiter went back to the configured limit then), at
     least `min_factor` when it is shed (the floor may have been raised)."""
@@ -97,14 +98,14 @@ def _settle(policy: RateLimitPolicy) -> RateLimitAdjustment | None:
         if old == 1.0:
             return None
         why = "adaptive turned off" if not policy.adaptive else "priority 1 is never shed"
-        return _record(policy, 1.0, f"{why}: back to the configured limit")
-    if policy.tightening_lapsed():
+        return _record(policy, 1.0, f"{why}: back to the configured limit", now=now)
+    if policy.tightening_lapsed(now):
         since = f"{policy.signal_read_at:%Y-%m-%d %H:%M} UTC" if policy.signal_read_at else "it was tightened"
         minutes = TIGHTENING_LAPSES_AFTER.seconds // 60
         return _record(policy, 1.0, f"no load signal read since {since}: lapsed after {minutes} min, back to the "
-                                    "configured limit")  # fmt: skip
+                                    "configured limit", now=now)  # fmt: skip
     if old < policy.min_factor:
-        return _record(policy, policy.min_factor, f"min_factor raised to {policy.min_factor:g}")
+        return _record(policy, policy.min_factor, f"min_factor raised to {policy.min_factor:g}", now=now)
     return None
 
 
@@ -112,8 +113,8 @@ def _settle(policy: RateLimitPolicy) -> RateLimitAdjustment | None:
 def ratelimit_policy_settle(*, policy_id: int) -> RateLimitAdjustment | None:
     """After an edit of the policy (admin): a policy no longer adaptive gets its configured limit back at once,
     and a raised `min_factor` lifts the factor to it; a row records the change (it starts no wait)."""
-    policy = RateLimitPolicy.objects.select_for_update().get(pk=policy_id)
-    return _settle(policy)
+    policy = RateLimitPolicy.objects.select_for_update().annotate(database_now=Now()).get(pk=policy_id)
+    return _settle(policy, policy.database_now)
 
 
 @dataclass
@@ -158,21 +159,26 @@ def ratelimits_adapt(*, signals: LoadSignals) -> list[RateLimitAdjustment]:
     next only if the pressure persists a window after the one before reached its floor; of the calm ones the
     most important recovers first, the next a window after it is back at its configured limit."""
     changes = []
+    # Steps and readings are stamped with the database's clock and compared with it: the task runs on any worker,
+    # and one whose clock ran ahead read another's step as past the dwell (a second step 15 s after the first).
     policies = RateLimitPolicy.objects.select_for_update(of=("self",)).select_related("service")
-    recent = timezone.now() - STEP_DWELL
+    rows = list(policies.filter(Q(adaptive=True) | ~Q(current_factor=1.0)).annotate(database_now=Now()))
+    if not rows:
+        return changes
+    now = rows[0].database_now
+    recent = now - STEP_DWELL
     states = []
-    for policy in policies.filter(Q(adaptive=True) | ~Q(current_factor=1.0)):
-        settled = _settle(policy)
+    for policy in rows:
+        settled = _settle(policy, now)
         if settled:
             changes.append(settled)
         if _is_shed(policy) and policy.enabled:  # a disabled policy limits nothing: no step of it sheds load
             states.append(_State(policy, *_over_and_calm(policy, signals)))
     # Read, a signal keeps the policy's factor in force (see RateLimitPolicy.tightening_lapsed).
-    read_now = timezone.now()
     for state in states:
         if state.read:
-            state.policy.signal_read_at = read_now
-    RateLimitPolicy.objects.filter(pk__in=[s.policy.pk for s in states if s.read]).update(signal_read_at=read_now)
+            state.policy.signal_read_at = now
+    RateLimitPolicy.objects.filter(pk__in=[s.policy.pk for s in states if s.read]).update(signal_read_at=now)
     # Least important first, so that a step of this run holds back the more important ones.
     for state in sorted(states, key=lambda s: -s.policy.priority):
         policy, old = state.policy, state.policy.current_factor
@@ -184,14 +190,15 @@ def ratelimits_adapt(*, signals: LoadSignals) -> list[RateLimitAdjustment]:
             continue
         new = max(policy.min_factor, old * policy.tighten_factor)
         if abs(new - old) >= 1e-9:
-            changes.append(_record(policy, new, "; ".join(state.over.values()), signals))
+            changes.append(_record(policy, new, "; ".join(state.over.values()), signals, now=now))
     for state in sorted(states, key=lambda s: s.policy.priority):
         policy, old = state.policy, state.policy.current_factor
         if state.over or not state.calm or old >= 1.0 or not state.settled_since(recent):
             continue
         if any(_recovers_first(other, state, recent) for other in states):
             continue
-        changes.append(_record(policy, min(1.0, old / policy.tighten_factor), "signals back under threshold", signals))
+        recovered = min(1.0, old / policy.tighten_factor)
+        changes.append(_record(policy, recovered, "signals back under threshold", signals, now=now))
     return changes
 
 

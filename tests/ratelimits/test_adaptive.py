@@ -450,9 +450,13 @@ def test_two_tightenings_are_undone_by_two_recoveries_to_exactly_the_configured_
 # 9. A tightening holds only while the controller keeps reading load
 
 
-def _minutes_later(minutes: int):
-    """As if `minutes` had passed since now: Celery's beat and workers (or the resource monitor) stopped meanwhile."""
-    return mock.patch("django.utils.timezone.now", return_value=timezone.now() + timedelta(minutes=minutes))
+def _unread_for(policy: RateLimitPolicy, minutes: int) -> None:
+    """As if the controller's last reading for the policy were `minutes` older: Celery's beat and workers (or the
+    resource monitor) stopped meanwhile. Its step is moved back as far."""
+    RateLimitPolicy.objects.filter(pk=policy.pk).update(
+        signal_read_at=F("signal_read_at") - timedelta(minutes=minutes),
+        last_step_at=F("last_step_at") - timedelta(minutes=minutes),
+    )
 
 
 def test_a_tightening_lapses_once_the_controller_has_read_no_signal_for_a_while():
@@ -462,18 +466,18 @@ def test_a_tightening_lapses_once_the_controller_has_read_no_signal_for_a_while(
     services.ratelimits_adapt(signals=HOT)
     selectors.policy_cache._bump()
     assert selectors.active_policy("reports").requests == 25
-    with _minutes_later(20):
-        selectors.policy_cache._bump()  # the policy cache's TTL is 5 minutes: any process reloads by then
-        assert selectors.active_policy("reports").requests == 50
-        policy.refresh_from_db()
-        assert policy.effective_requests == 50
+    _unread_for(policy, 20)
+    selectors.policy_cache._bump()  # the policy cache's TTL is 5 minutes: any process reloads by then
+    assert selectors.active_policy("reports").requests == 50
+    policy.refresh_from_db()
+    assert policy.effective_requests == 50
 
 
 def test_the_controller_records_the_lapse_when_it_next_runs_with_no_signal():
     policy = _policy()
     services.ratelimits_adapt(signals=HOT)
-    with _minutes_later(20):
-        changes = services.ratelimits_adapt(signals=services.LoadSignals(None, {}))
+    _unread_for(policy, 20)
+    changes = services.ratelimits_adapt(signals=services.LoadSignals(None, {}))
     assert _steps(changes, policy) == ["recover 0.5->1"]
     assert changes[0].reason.startswith("no load signal read since ")
 
@@ -482,9 +486,28 @@ def test_a_tightening_held_in_the_band_by_signals_read_does_not_lapse():
     policy = _policy()
     services.ratelimits_adapt(signals=HOT)
     band = services.LoadSignals(cpu_pct=65.0, p95_ms_by_service={})
-    with _minutes_later(10):
-        assert services.ratelimits_adapt(signals=band) == []
-    with _minutes_later(20):
-        assert services.ratelimits_adapt(signals=band) == []
-        policy.refresh_from_db()
-        assert (policy.current_factor, policy.effective_requests) == (0.5, 25)
+    _unread_for(policy, 10)
+    assert services.ratelimits_adapt(signals=band) == []  # a reading: the tightening is confirmed
+    _unread_for(policy, 10)  # 20 minutes after the step, 10 after the last reading
+    assert services.ratelimits_adapt(signals=band) == []
+    policy.refresh_from_db()
+    assert (policy.current_factor, policy.effective_requests) == (0.5, 25)
+
+
+# 10. Workers whose clocks disagree
+
+
+def test_a_worker_whose_clock_runs_ahead_does_not_step_again_right_after_anothers_step():
+    """The beat task lands on any worker. One with its clock 5 minutes ahead, 15 s after another's step, read that
+    step as 5 minutes old (past the 3-minute dwell) and halved the limit again: the database's clock is the one
+    every step and reading is stamped and compared with, as the limiter keeps Redis's."""
+    policy = _policy()
+    assert _steps(services.ratelimits_adapt(signals=HOT), policy) == ["tighten 1->0.5"]
+    ahead = timezone.now() + timedelta(minutes=5)
+    with mock.patch("django.utils.timezone.now", return_value=ahead):
+        assert _steps(services.ratelimits_adapt(signals=HOT), policy) == []
+    behind = timezone.now() - timedelta(minutes=30)  # its reading must not look 30 minutes old to everyone else
+    with mock.patch("django.utils.timezone.now", return_value=behind):
+        assert _steps(services.ratelimits_adapt(signals=HOT), policy) == []
+    policy.refresh_from_db()
+    assert (policy.current_factor, policy.effective_requests) == (0.5, 25)
