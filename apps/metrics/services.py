@@ -29,8 +29,13 @@ def _summarize(row: RequestRollup, histogram: HdrHistogram) -> None:
 
 
 def rollups_merge(series: dict[tuple, object]) -> None:
-    """Add each (minute, route, method, status class, client) series to its rollup row, creating it."""
-    for (minute, route, method, status_class, client), data in sorted(series.items(), key=lambda kv: kv[0]):
+    """Add each (minute, route, method, status class, client) series to its rollup row, creating it.
+
+    Each series leaves `series` once its row is written: when one fails (the database drops mid-flush), the
+    caller keeps only those not written for its retry, and the ones before it are not added twice."""
+    for key_tuple in sorted(series):
+        minute, route, method, status_class, client = key_tuple
+        data = series[key_tuple]
         key = {
             "resolution": RequestRollup.Resolution.MINUTE,
             "minute": datetime.fromtimestamp(minute, UTC),
@@ -57,6 +62,9 @@ def rollups_merge(series: dict[tuple, object]) -> None:
                 break
             except IntegrityError:
                 continue
+        else:  # lost the insert race twice: kept by the caller for its next flush, never dropped silently
+            raise IntegrityError(f"rollup {key_tuple[1:]} at {key['minute']} could not be written")
+        del series[key_tuple]
 
 
 # --- series -----------------------------------------------------------------------------------------

@@ -113,3 +113,35 @@ def test_a_prometheus_export_that_fails_does_not_cost_the_rollups(monkeypatch):
         process.record(route="api/v1/export-fails/", method="GET", status=200, client="c", elapsed_us=5_000)
     process.flush()
     assert RequestRollup.objects.get(route="api/v1/export-fails/").count == 3
+
+
+def test_a_flush_that_fails_midway_adds_no_series_twice_when_retried(monkeypatch):
+    """The database dropped after some of a flush's series were written (each its own transaction): the
+    recorder kept every series for its retry, and the ones already written were counted twice (mocked: the
+    third row's write raises OperationalError, as a dropped connection does)."""
+    from django.db import OperationalError
+
+    from apps.core.breaker import metrics_database_breaker
+    from apps.metrics import services
+
+    original, summarized = services._summarize, []
+
+    def connection_drops_at_the_third_row(row, histogram):
+        summarized.append(row.route)
+        if len(summarized) == 3:
+            raise OperationalError("server closed the connection unexpectedly")
+        return original(row, histogram)
+
+    process = Recorder(flush_interval=3600)
+    routes = [f"api/v1/midway-{n}/" for n in range(5)]
+    for route in routes:
+        for _ in range(2):
+            process.record(route=route, method="GET", status=200, client="c", elapsed_us=5_000)
+    monkeypatch.setattr(services, "_summarize", connection_drops_at_the_third_row)
+    assert process.flush() == 0  # refused: kept for the next flush
+    monkeypatch.undo()
+    metrics_database_breaker.reset()  # the database is back
+    process.flush()
+
+    counts = dict(RequestRollup.objects.filter(route__in=routes).values_list("route", "count"))
+    assert counts == dict.fromkeys(routes, 2)
