@@ -225,3 +225,9 @@ def test_an_anchor_file_that_is_not_one_is_refused_with_a_message(tmp_path):
         anchors.write_text(junk)
         code, output = _verify_anchored(anchors)
         assert code == 1 and "is not an anchor file" in output
+
+
+def test_anchors_that_cannot_be_saved_are_a_command_error(tmp_path):
+    audit_record_batch([_entry()])
+    code, output = _verify_anchored(tmp_path / "no-such-directory" / "audit-anchors.json")
+    assert code == 1 and "the anchors could not be saved" in output

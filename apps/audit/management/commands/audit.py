@@ -74,5 +74,8 @@ class Command(BaseCommand):
         if not report.ok:
             raise CommandError(f"Audit trail tampered with: checked {report.checked} record(s).")
         if anchor_file:
-            audit_anchors_write(anchor_file, report.heads)
+            try:
+                audit_anchors_write(anchor_file, report.heads)
+            except OSError as exc:
+                raise CommandError(f"The trail is intact, but the anchors could not be saved: {exc}") from exc
         self.stdout.write(f"Audit trail intact: {report.checked} record(s) in {report.chains} chain(s) verified.")
