@@ -6,3 +6,6 @@ class ServicesConfig(AppConfig):
 
     name = "apps.services"
     label = "services"
+
+    def ready(self) -> None:
+        from apps.services import signals  # noqa: F401 - connects the receivers

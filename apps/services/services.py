@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, router, transaction
 from django.db.models.deletion import Collector
@@ -139,3 +141,17 @@ def service_delete(*, service: Service) -> None:
     if refusal is not None:
         raise ValidationError(refusal)
     service.delete()
+
+
+def services_restrict_to_administrators(services: Iterable[Service], *, leaving: Group) -> list[Service]:
+    """Of `services`, those restricted to no group but `leaving` (about to be deleted) are restricted to the
+    Administrators group instead, so they do not fall open to every staff role; the ones changed."""
+    from apps.accounts.roles import ADMINISTRATORS
+
+    administrators = Group.objects.get_or_create(name=ADMINISTRATORS)[0]
+    changed = []
+    for service in services:
+        if not service.visible_to.exclude(pk=leaving.pk).exists():
+            service.visible_to.add(administrators)
+            changed.append(service)
+    return changed

@@ -1,0 +1,17 @@
+"""A service's visibility outlives the groups it names."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group
+from django.db.models.signals import pre_delete
+from django.dispatch import receiver
+
+
+@receiver(pre_delete, sender=Group, dispatch_uid="services_keep_restricted_when_group_deleted")
+def keep_services_restricted(sender, instance: Group, **kwargs) -> None:
+    """An empty `visible_to` means every staff role: deleting the last group a service was restricted to (a
+    team renamed or disbanded) opened it, its traffic, benchmarks and alerts to all of them. It stays
+    restricted, to the administrators, who decide whom to open it to."""
+    from apps.services.services import services_restrict_to_administrators
+
+    services_restrict_to_administrators(instance.services.all(), leaving=instance)
