@@ -88,6 +88,23 @@ def cache_series_record() -> dict[str, float]:
     """
     from django.core.cache import cache
 
+    # Two at once (the backlog of a worker that was down, run by several processes) read the same totals and
+    # each recorded the same minute's reads: one holds the totals while it reads and replaces them.
+    if not cache.add(CACHE_TOTALS_LOCK, 1, timeout=CACHE_TOTALS_LOCK_SECONDS):
+        return {}
+    try:
+        return _cache_series_record()
+    finally:
+        cache.delete(CACHE_TOTALS_LOCK)
+
+
+CACHE_TOTALS_LOCK = "metrics:cache-totals:lock"
+CACHE_TOTALS_LOCK_SECONDS = 50  # under the minute between two collections, should a holder die
+
+
+def _cache_series_record() -> dict[str, float]:
+    from django.core.cache import cache
+
     from apps.caching.selectors import cache_stats
 
     totals = {
