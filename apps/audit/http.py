@@ -55,6 +55,8 @@ def audit_entry(
         patient_id, patient_ids = (distinct[0], None) if len(distinct) == 1 else (None, distinct or None)
     if isinstance(request.auth, ApiClient):
         actor_type, actor_id, actor_name = "client", request.auth.pk, request.auth.name
+    elif not request.user.is_authenticated:  # refused with a 401: no credentials, or ones that did not check out
+        actor_type, actor_id, actor_name = "anonymous", None, ""
     else:
         actor_type, actor_id, actor_name = "user", request.user.pk, request.user.get_username()
     return AuditEntry(

@@ -67,6 +67,7 @@ class AuditEvent(models.Model):
         CLIENT = "client", "API client"
         USER = "user", "User"
         SYSTEM = "system", "The control plane itself"
+        ANONYMOUS = "anonymous", "A caller without valid credentials"
 
     chain_id = models.BigIntegerField(default=1, help_text="The hash chain (AuditChainHead) this record is in.")
     seq = models.BigIntegerField(help_text="Position in its hash chain; gaps mean deleted records.")

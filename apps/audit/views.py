@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, AuthenticationFailed, NotAuthenticated, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -68,23 +68,41 @@ class PhiAPIView(APIView):
     def throttled(self, request: Request, wait: float | None) -> None:
         # A client past its limit keeps sending: one record per client and view every THROTTLED_RECORD_SECONDS
         # keeps the attempt without letting it write to the chain at its own rate (what the limit bounds).
+        if self._first_in_window(request, "throttled"):
+            self.audit_refusal(request, outcome="denied")
+        super().throttled(request, wait)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        # A 401 (no credentials, a wrong or expired token) asked for PHI all the same; the anonymous caller
+        # needs no rate limit to send them, so each address and view leaves one record per window, as above.
+        if isinstance(exc, NotAuthenticated | AuthenticationFailed) and self._first_in_window(
+            self.request, "unauthenticated"
+        ):
+            try:
+                self._record_refusal(self.request, outcome="denied")
+            except Exception:  # as for any record: the trail down is a 503
+                logger.exception("audit record of a 401 could not be written")
+                exc = AuditUnavailable()
+        return super().handle_exception(exc)
+
+    def _first_in_window(self, request: Request, kind: str) -> bool:
         from apps.ratelimits.throttling import client_identity
 
         window = int(time.time() // THROTTLED_RECORD_SECONDS)
-        key = f"audit:throttled:{client_identity(request)}:{type(self).__name__}:{window}"
+        key = f"audit:{kind}:{client_identity(request)}:{type(self).__name__}:{window}"
         try:
-            first = cache.add(key, 1, timeout=THROTTLED_RECORD_SECONDS)
+            return cache.add(key, 1, timeout=THROTTLED_RECORD_SECONDS)
         except Exception:  # noqa: BLE001 - without the cache, every refusal is recorded
-            first = True
-        if first:
-            self.audit_refusal(request, outcome="denied")
-        super().throttled(request, wait)
+            return True
 
     def audit_refusal(self, request: Request, *, outcome: str) -> None:
         """An authenticated caller refused (a scope, the rate limit, a bad purpose of use) made an access
         attempt worth keeping, naming the patients it asked for (`refused_patients`)."""
         if not (request.user and request.user.is_authenticated and request.successful_authenticator is not None):
-            return
+            return  # a 401, recorded by handle_exception
+        self._record_refusal(request, outcome=outcome)
+
+    def _record_refusal(self, request: Request, *, outcome: str) -> None:
         action = self.refusal_action or ("read" if request.method in ("GET", "HEAD") else "create")
         asked = disclosed_patients(self.refused_patients(request)) or []
         patient_id = asked[0] if len(asked) == 1 else None

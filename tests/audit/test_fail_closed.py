@@ -68,3 +68,8 @@ def test_a_refusal_whose_record_cannot_be_written_is_a_503_not_a_500(
     api.raise_request_exception = False  # a 500 is an answer here, not the test's crash
     _assert_unavailable_without_data(api.get(f"/api/v1/patients/{patient.pk}/", **headers), patient)
     assert not AuditEvent.objects.exists()
+
+
+def test_a_401_whose_record_cannot_be_written_is_a_503_too(api, patient, refuse_audit_writes):
+    refuse_audit_writes()
+    _assert_unavailable_without_data(api.get(f"/api/v1/patients/{patient.pk}/"), patient)
