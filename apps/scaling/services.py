@@ -135,6 +135,12 @@ def recommendation_create(policy: ScalingPolicy, forecast: WorkloadForecast) -> 
             f"The forecast needs up to {max(n for _, n in capped)} replicas, above the maximum of "
             f"{policy.max_replicas}, in {len(capped)} hour(s): raise the maximum or the capacity per replica."
         )
+    if not policy.keda_enabled:
+        # Only KEDA's cron windows carry the plan to the cluster: an HPA has one minimum for every hour.
+        reasons.append(
+            "Advice only: without KEDA the HPA scales on its metrics as the load comes, not ahead of it "
+            "(turn KEDA on to apply this plan as cron windows)."
+        )
     if policy.target_rps_per_pod and policy.target_rps_per_pod > capacity:
         # Between the plan's hours the autoscaler decides: past its knee, a replica breaks the SLO before the
         # autoscaler adds another.

@@ -145,6 +145,23 @@ def test_a_per_pod_target_above_a_replica_s_capacity_is_named_in_the_plan(demo):
     assert not any("req/s per pod" in reason for reason in plan.reasons)
 
 
+def test_a_plan_says_it_is_advice_only_when_no_keda_carries_it_to_the_cluster(demo):
+    """Without KEDA the manifests hold a plain HPA, which has one minimum for every hour: the plan's replicas
+    never reach the cluster, yet it read as if predictive scaling were in force. Its reasons say so."""
+    policy = demo.get(service__slug="clinical-api")
+    policy.keda_enabled = False
+    policy.save()
+    plan = services.recommendation_create(policy, _forecast(policy.service, [100.0] * 24))
+    assert any(reason.startswith("Advice only: without KEDA") for reason in plan.reasons)
+    assert "cron" not in json.dumps(services.policy_manifests(policy))
+
+    policy.keda_enabled = True
+    policy.save()
+    plan = services.recommendation_create(policy, _forecast(policy.service, [100.0] * 24))
+    assert not any(reason.startswith("Advice only") for reason in plan.reasons)
+    assert "cron" in json.dumps(services.policy_manifests(policy))
+
+
 def test_stress_test_replicas_below_one_is_a_field_error(demo):
     policy = demo.get(service__slug="clinical-api")
     policy.stress_test_replicas = 0
