@@ -82,10 +82,13 @@ class Service(models.Model):
             )
         # Every staff role reads the registry (API and admin): a password in the URL would be shown to all of
         # them, and benchmarks send their token to this URL only over HTTP(S).
-        url = urlsplit(self.base_url or "")
+        try:
+            url = urlsplit(self.base_url or "")
+        except ValueError:  # "http://[::1": the URL field's own validator has said so
+            url = urlsplit("")
         if self.base_url and (url.username is not None or url.password is not None or "@" in url.netloc):
             errors["base_url"] = "No user name or password in the URL: every staff role can read it."
-        elif self.base_url and url.scheme.lower() not in ("http", "https"):
+        elif self.base_url and url.scheme and url.scheme.lower() not in ("http", "https"):
             errors["base_url"] = "An http:// or https:// URL."
         if errors:
             raise ValidationError(errors)

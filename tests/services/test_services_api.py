@@ -180,3 +180,13 @@ def test_a_base_url_with_credentials_or_not_http_is_a_field_level_400(staff_api,
     assert not Service.objects.filter(slug="triage").exists()
     fine = staff_api.post("/api/v1/services/", {"name": "T", "slug": "t", "base_url": "https://triage.internal:8443/"})
     assert fine.status_code == 201
+
+
+def test_a_base_url_that_cannot_be_parsed_is_a_field_error_from_the_service_layer():
+    """Seeding and other callers of the service layer: the credentials check parsed a URL its validator had
+    already refused, and an unclosed IPv6 host raised ValueError (a crash) instead of the field error."""
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError) as refused:
+        service_create(name="T", slug="t", base_url="http://[::1")
+    assert "base_url" in refused.value.message_dict
