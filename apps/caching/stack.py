@@ -54,9 +54,18 @@ INVALIDATIONS_CHANNEL = "cpc:invalidations"
 # Set the generation only upward, so replays and out-of-order publishes are harmless.
 _SET_IF_GREATER = """
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1]) end
+if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
 return 1
 """
+# A generation key lives this long from its last write (one per patient scope read or written would otherwise
+# stay in Redis for ever): an expired one is UNSET, which is safe, and set again from the database.
+GENERATION_KEY_MS = 2 * 24 * 3600 * 1000  # twice models.MAX_TTL_SECONDS, which no entry outlives
+
+# A scope with no generation key in Redis: never set since the server started, or evicted (under an
+# allkeys-* policy) or lost. Not "generation 0": an entry stored before the scope's first write would match
+# that again once its key is evicted, and be served after the write. No L2 entry of the scope is served
+# until a load sets the key again from the database's generation.
+UNSET = -1
 
 # Delete the lock only if it still holds our token (it may have expired and been taken by another).
 _RELEASE_IF_OURS = """
@@ -440,9 +449,12 @@ class CacheStack:
             if entry is not None and entry.is_fresh(now):
                 self._count(policy.namespace, "l3", hits=1)
                 self._fill_l1(policy, key, entry)
-                if policy.l2 and found.redis_generation is not None:
+                redis_generation = found.redis_generation
+                if policy.l2 and redis_generation == UNSET:
+                    redis_generation = self._redis_generation_set(scope_key, found.db_generation)
+                if policy.l2 and redis_generation is not None:
                     # Valid as of the database generation, which is never behind Redis's.
-                    self._l2_set(policy, key, _with_generation(entry, found.redis_generation))
+                    self._l2_set(policy, key, _with_generation(entry, redis_generation))
                 return self.Found(entry, True, found.redis_generation, found.db_generation)
             self._count(policy.namespace, "l3", misses=1)
             if stale is None and entry is not None and entry.is_servable_stale(now):
@@ -578,7 +590,7 @@ class CacheStack:
         redis_generation, db_generation = found.redis_generation, found.db_generation
         if scope_key and policy.l2 and redis_generation is None:
             redis_generation = self._redis_generation(scope_key)
-        if scope_key and db_generation is None and (policy.l3 or redis_generation is None):
+        if scope_key and db_generation is None and (policy.l3 or redis_generation in (None, UNSET)):
             db_generation = self._db_generation(scope_key)
         return redis_generation, db_generation
 
@@ -609,6 +621,8 @@ class CacheStack:
         now = self.clock()
         blob, value = self.codec.encode_as_read(value, encrypt=policy.encrypt, context=key.encode())
         entry = Entry(value, 0, now + lifetime, now + lifetime + policy.swr, scope_key, len(blob))
+        if policy.l2 and redis_generation == UNSET:
+            redis_generation = self._redis_generation_set(scope_key, db_generation)
         if policy.l2 and (redis_generation is not None or not scope_key):
             self._l2_set(policy, key, _with_generation(entry, redis_generation or 0), blob, lock=lock)
         if policy.l3 and (db_generation is not None or not scope_key):
@@ -814,6 +828,8 @@ class CacheStack:
         if not ok:
             return None, None
         blob, raw_generation = result
+        if scope_key and raw_generation is None:
+            return None, UNSET  # nothing to check an entry against: none is served
         generation = int(raw_generation or 0)
         if blob is None:
             return None, generation
@@ -852,7 +868,26 @@ class CacheStack:
 
     def _redis_generation(self, scope_key: str) -> int | None:
         ok, raw = self._redis_call("", lambda r: r.get(self._l2_key("g", scope_key)))
-        return int(raw or 0) if ok else None
+        if not ok:
+            return None
+        return UNSET if raw is None else int(raw)
+
+    def _redis_generation_set(self, scope_key: str, db_generation: int | None) -> int | None:
+        """Give an UNSET scope its generation in Redis again: the database's, read before the load. None (no
+        L2 write) unless Redis then holds that one: a publish that set it first may be of a write that
+        landed during the load, which the value must not be stored as valid for."""
+        if db_generation is None:
+            return None
+        generation_key = self._l2_key("g", scope_key)
+
+        def set_unless_set(client):
+            pipe = client.pipeline(transaction=False)
+            pipe.set(generation_key, db_generation, nx=True, px=GENERATION_KEY_MS)
+            pipe.get(generation_key)
+            return pipe.execute()[1]
+
+        ok, raw = self._redis_call("", set_unless_set)
+        return db_generation if ok and raw is not None and int(raw) == db_generation else None
 
     def _redis_lock(self, policy: Policy, key: str) -> HeldLock | bool | None:
         """A held lock, False when another process holds it, None when Redis cannot arbitrate."""
@@ -1009,7 +1044,9 @@ class CacheStack:
                 self._set_if_greater = client.register_script(_SET_IF_GREATER)
             pipe = client.pipeline(transaction=False)
             for scope_key, generation in pending.items():
-                self._set_if_greater(keys=[self._l2_key("g", scope_key)], args=[generation], client=pipe)
+                self._set_if_greater(
+                    keys=[self._l2_key("g", scope_key)], args=[generation, GENERATION_KEY_MS], client=pipe
+                )
             for scope_key, generation in (announce or {}).items():
                 pipe.publish(INVALIDATIONS_CHANNEL, f"{scope_key} {generation}")
             pipe.execute()

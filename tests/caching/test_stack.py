@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from apps.caching import selectors, services
 from apps.caching.layers import CodecError, Entry, KeyHasher, MemoryTier, ValueCodec, deep_size
-from apps.caching.models import CacheEntry, CachePolicy
+from apps.caching.models import CacheEntry, CachePolicy, CacheScopeGeneration
 from apps.caching.stack import cache_reads_reset, served_from_cache
 from tests.caching.conftest import make_stack, start_redis
 
@@ -309,6 +309,28 @@ def test_a_read_after_a_write_is_not_given_a_load_that_began_before_it(stack):
     own_read.join()
     early_read.join()
     assert results == [{"allergies": ["penicillin"]}]
+
+
+def test_an_evicted_scope_generation_does_not_make_an_invalidated_entry_valid_again(stack):
+    """Redis under memory pressure (allkeys-lru) evicts a scope's generation key but not the old entry: the
+    key read as generation 0, which the entry stored before the scope's first write carried, and every
+    process served the card from before the write again."""
+    database = {"allergies": []}
+    stack.get_or_load("patient_data", ["card", 23], lambda: dict(database), scope="patient:23")
+    with transaction.atomic():
+        database["allergies"] = ["penicillin"]
+        stack.invalidate_scopes(["patient:23"])
+    # Hours later (the pollers' repair of lost publishes looks back seconds), the generation key is evicted.
+    CacheScopeGeneration.objects.update(updated_at=timezone.now() - timedelta(hours=1))
+    redis.Redis.from_url(settings.REDIS_URL).delete(stack._l2_key("g", stack.scope_key("patient:23")))
+
+    for reader in (make_stack(), make_stack()):  # the first loads (and sets the key again), the second hits L2
+        assert reader.get_or_load("patient_data", ["card", 23], lambda: dict(database), scope="patient:23") == {
+            "allergies": ["penicillin"]
+        }
+    assert reader.stats()[("patient_data", "l2")]["hits"] == 1
+    # Nor does a generation key stay for ever (one per patient scope read or written): its expiry is safe now.
+    assert redis.Redis.from_url(settings.REDIS_URL).pttl(stack._l2_key("g", stack.scope_key("patient:23"))) > 0
 
 
 def test_other_processes_hear_of_a_committed_write_at_once(stack):
