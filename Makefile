@@ -20,7 +20,7 @@ run: ports-free install frontend
 	@rm -rf "$${VAR_DIR:-var}/prometheus"  # counters of processes from an earlier run
 	@echo "Starting api (http://$(HOST):$(PORT)), live (ws://$(HOST):$(LIVE_PORT)/ws/metrics/), worker and beat. Ctrl-C stops all."
 	@CP_HOST=$(HOST) CP_PORT=$(PORT) LIVE_PORT=$(LIVE_PORT) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
-		exec $(VENV)/bin/honcho -f Procfile start
+		exec $(PY) scripts/start_processes.py -f Procfile start
 
 # Before anything is set up: a taken port otherwise shows only as a few lines deep in the servers' output
 # after migrating and seeding, and honcho then stops the other processes too.

@@ -1,0 +1,96 @@
+"""`make run` in a terminal that closes (or an SSH session that drops): the Procfile's processes stop with it.
+A copy of the checkout's Makefile and process manager, the real venv, stand-ins for the set-up steps and a
+Procfile of two sleeps."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.helpers import REPO_ROOT, VENV_BIN, free_port
+
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
+
+REQUIREMENTS = ["requirements.txt", "requirements-dev.txt", "requirements-models.txt"]
+FRONTEND = ["frontend/package.json", "frontend/package-lock.json", "frontend/index.html", "frontend/vite.config.ts",
+            "frontend/tsconfig.json"]  # fmt: skip
+
+
+def _checksum(paths: list[Path]) -> bytes:
+    content = b"".join(path.read_bytes() for path in paths)
+    return subprocess.run(["cksum"], input=content, capture_output=True, check=True).stdout
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    shutil.copy(REPO_ROOT / "Makefile", tmp_path / "Makefile")
+    if (REPO_ROOT / "scripts").is_dir():
+        shutil.copytree(REPO_ROOT / "scripts", tmp_path / "scripts")
+    (tmp_path / "manage.py").write_text("")  # migrate and seed_demo: nothing to do here
+    (tmp_path / "Procfile").write_text("one: exec sleep 300\ntwo: exec sleep 301\n")
+    for name in REQUIREMENTS + FRONTEND:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(f"{name}\n")
+    # The real venv's interpreter and packages, with a stamp of its own: nothing is installed.
+    venv = tmp_path / ".venv"
+    venv.mkdir()
+    for part in ("bin", "lib"):
+        (venv / part).symlink_to(VENV_BIN.parent / part)
+    shutil.copy(VENV_BIN.parent / "pyvenv.cfg", venv / "pyvenv.cfg")
+    (venv / ".installed").write_bytes(_checksum([tmp_path / name for name in REQUIREMENTS]))
+    (tmp_path / "frontend/node_modules").mkdir()
+    (tmp_path / "frontend/node_modules/.installed").write_bytes(_checksum([tmp_path / name for name in FRONTEND[:2]]))
+    (tmp_path / "static/dashboard").mkdir(parents=True)
+    (tmp_path / "static/dashboard/index.html").write_text("built\n")
+    old = time.time() - 3600
+    for name in FRONTEND:
+        os.utime(tmp_path / name, (old, old))
+    return tmp_path
+
+
+def _started_pids(log: Path) -> list[int]:
+    return [int(pid) for pid in re.findall(r"(?:one|two)\.1 started \(pid=(\d+)\)", log.read_text())]
+
+
+def _wait_for(condition, seconds: float, what: str, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what}:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_a_hang_up_stops_the_procfile_processes(checkout: Path) -> None:
+    log = checkout / "run.log"
+    env = {key: value for key, value in os.environ.items() if key != "MAKEFLAGS"}
+    with open(log, "w") as out:
+        make = subprocess.Popen(
+            ["make", "run", f"PORT={free_port()}", f"LIVE_PORT={free_port()}"],
+            cwd=checkout, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    pids: list[int] = []
+    try:
+        _wait_for(lambda: len(_started_pids(log)) == 2, 60, "the Procfile's processes did not start", log)
+        pids = _started_pids(log)
+        os.killpg(make.pid, signal.SIGHUP)  # the terminal closing: its session's foreground group hangs up
+        make.wait(timeout=30)
+        _wait_for(lambda: not any(_running(pid) for pid in pids), 30, "processes left running after the hang-up", log)
+    finally:
+        for pid in pids:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
