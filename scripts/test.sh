@@ -50,7 +50,11 @@ fi
 if ! command -v chromium >/dev/null 2>&1; then
   echo "== installing Debian's chromium and chromium-driver"
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo -n"; fi
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+  # In an if: under set -e a failure inside an && list went on to a 20-minute run the browser tests then failed.
+  if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }; then
+    echo "FAIL: Debian's chromium is needed by the browser tests and could not be installed (apt-get)." >&2
+    exit 1
+  fi
 fi
 
 echo "== ruff"

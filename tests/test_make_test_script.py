@@ -34,9 +34,15 @@ def checkout(tmp_path: Path) -> Path:
 
 def run_script(checkout: Path, **env: str) -> subprocess.CompletedProcess:
     environ = {key: value for key, value in os.environ.items() if not key.startswith("TEST_")}
-    environ.update(env, PATH=f"{checkout / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    path = env.pop("PATH_ONLY", f"{checkout / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    environ.update(env, PATH=path)
     return subprocess.run(
-        ["bash", "scripts/test.sh"], cwd=checkout, env=environ, capture_output=True, text=True, timeout=120
+        [shutil.which("bash"), "scripts/test.sh"],
+        cwd=checkout,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -74,3 +80,16 @@ def test_each_kind_of_failure_stops_the_run_non_zero(checkout: Path, failing: st
     assert done.returncode != 0, done.stdout + done.stderr
     if failing != "pytest":
         assert calls(checkout, "pytest") == ""  # a lint or dashboard failure is not hidden by a green suite
+
+
+def test_chromium_that_cannot_be_installed_stops_the_run_before_the_suite(checkout: Path) -> None:
+    (checkout / "bin" / "chromium").unlink()
+    for tool in ("dirname", "id", "mktemp", "rm", "sudo"):  # what the script uses besides the stand-ins
+        if shutil.which(tool):
+            (checkout / "bin" / tool).symlink_to(shutil.which(tool))
+    (checkout / "bin" / "apt-get").write_text("#!/bin/sh\nexit 100\n")  # offline, or no rights
+    (checkout / "bin" / "apt-get").chmod(0o755)
+    done = run_script(checkout, PATH_ONLY=str(checkout / "bin") + os.pathsep + str(checkout / ".venv/bin"))
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "chromium is needed" in done.stderr
+    assert calls(checkout, "pytest") == ""
