@@ -50,7 +50,12 @@ class ResourceRecommendation(models.Model):
         RESOLVED = "resolved"
 
     kind = models.CharField(max_length=40)
-    host = models.CharField(max_length=120, blank=True, help_text="The host whose samples crossed the threshold.")
+    host = models.CharField(
+        max_length=120,
+        blank=True,
+        help_text="The host whose samples crossed the threshold; empty for PostgreSQL and Redis, which every host "
+        "shares.",
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
     metric = models.CharField(max_length=40)
     value = models.FloatField()

@@ -26,6 +26,12 @@ class Rule:
     metric: str
     threshold_setting: str
     advice: Callable[[ResourceSample, float], str]
+    # A figure of a server every host shares (PostgreSQL, Redis), whichever host read it: one recommendation,
+    # under SHARED_HOST, not one per worker that happened to sample it.
+    shared: bool = False
+
+
+SHARED_HOST = ""
 
 
 def _pct(value: float) -> str:
@@ -45,10 +51,10 @@ RULES = [
         f"{settings.DB_POOL_MAX_SIZE}) within PostgreSQL's max_connections, or add a read replica.")),
     Rule("db_connections", "db_connections_pct", "pool", lambda s, t: (
         f"PostgreSQL connections at {_pct(s.db_connections_pct)} of max_connections (threshold {_pct(t)}): "
-        "lower DB_POOL_MAX_SIZE x processes, or raise max_connections.")),
+        "lower DB_POOL_MAX_SIZE x processes, or raise max_connections."), shared=True),
     Rule("redis_memory", "redis_memory_pct", "redis_memory", lambda s, t: (
         f"Redis memory at {_pct(_redis_pct(s) or 0)} of maxmemory (threshold {_pct(t)}): raise maxmemory, "
-        "shorten TTLs or turn L2 off for bulky namespaces.")),
+        "shorten TTLs or turn L2 off for bulky namespaces."), shared=True),
 ]  # fmt: skip
 
 
@@ -170,7 +176,8 @@ def recommendations_update(
     for rule in RULES:
         value = _redis_pct(sample) if rule.metric == "redis_memory_pct" else getattr(sample, rule.metric)
         threshold = thresholds[rule.threshold_setting]
-        figures = {} if value is None else {sample.host: (value, partial(rule.advice, sample, threshold))}
+        host = SHARED_HOST if rule.shared else sample.host
+        figures = {} if value is None else {host: (value, partial(rule.advice, sample, threshold))}
         if rule.kind == "pool":  # each host by its busiest pool, the sampling process's own included
             for host, entry in (pools or {}).items():
                 if host not in figures or entry["pct"] >= figures[host][0]:  # its advice names the process
@@ -263,6 +270,7 @@ def recommendations_of_gone_hosts_resolve(*, now=None, live_hosts: Iterable[str]
     live = ResourceSample.objects.filter(at__gte=now - GONE_AFTER).values("host")
     gone = (
         ResourceRecommendation.objects.filter(status=ResourceRecommendation.Status.OPEN)
+        .exclude(host=SHARED_HOST)  # PostgreSQL's or Redis's, sampled by whichever host runs the monitor
         .exclude(host__in=live)
         .exclude(host__in=list(live_hosts))
     )

@@ -108,3 +108,17 @@ def test_a_full_disk_names_the_volume_measured_not_the_database_it_cannot_see(se
     [disk] = ResourceRecommendation.objects.filter(kind="disk")
     assert str(settings.VAR_DIR) in disk.message and "api-7d9f-x2" in disk.message
     assert "WAL" not in disk.message and "PostgreSQL's disk is not measured here" in disk.message
+
+
+def test_postgresql_and_redis_are_one_recommendation_whichever_workers_sample_them():
+    """PostgreSQL's connections and Redis's memory are one server's figures, read by whichever worker runs
+    the monitor: each worker opened its own (four workers, four 'Redis memory at 95%' rows for one Redis),
+    and a replaced worker's was resolved as gone while Redis was still full."""
+    for host in ("worker-a", "worker-b", "worker-c"):
+        _sample(host=host, db_connections_pct=95, redis_memory_bytes=95, redis_maxmemory_bytes=100)
+    for kind in ("db_connections", "redis_memory"):
+        [shared] = ResourceRecommendation.objects.filter(kind=kind)
+        assert (shared.host, shared.status, shared.occurrences) == ("", "open", 3)
+    ResourceSample.objects.update(at=timezone.now() - timedelta(hours=2))  # every sampling worker replaced
+    assert services.recommendations_of_gone_hosts_resolve() == 0
+    assert ResourceRecommendation.objects.filter(kind="redis_memory", status="open").count() == 1
