@@ -190,6 +190,13 @@ def deployment(spec: ServiceScaling) -> dict:
             metadata=_metadata(spec),
             spec=client.V1DeploymentSpec(
                 selector=client.V1LabelSelector(match_labels={"app.kubernetes.io/name": spec.name}),
+                # A new image's rollout took a quarter of the replicas (the default maxUnavailable) away before
+                # their successors were ready: at a peak planned at 70% of capacity, the rest were overrun.
+                # New pods come first; a cluster without room for them stalls the rollout, not the service.
+                strategy=client.V1DeploymentStrategy(
+                    type="RollingUpdate",
+                    rolling_update=client.V1RollingUpdateDeployment(max_unavailable=0, max_surge="25%"),
+                ),
                 template=client.V1PodTemplateSpec(
                     metadata=client.V1ObjectMeta(labels=_labels(spec)),
                     # The service never calls the Kubernetes API: every pod held the namespace's default

@@ -63,6 +63,16 @@ def test_the_service_pods_hold_no_api_token_and_cannot_escalate():
     assert pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] is False
 
 
+def test_a_rollout_never_takes_serving_replicas_away_before_their_successors_are_ready():
+    """The Deployment had the default rollout (25% unavailable): a new image took a quarter of the replicas
+    away at once, at a peak planned at 70% of capacity more than the rest could serve."""
+    strategy = _generate()["Deployment"]["spec"].get("strategy", {})
+    assert strategy.get("type", "RollingUpdate") == "RollingUpdate"
+    rolling = strategy.get("rollingUpdate", {})
+    assert rolling.get("maxUnavailable", "25%") in (0, "0%")
+    assert rolling.get("maxSurge", "25%") not in (0, "0%")  # else the rollout could never start
+
+
 def test_vpa_never_acts_on_what_the_hpa_scales_on():
     both = _generate(vpa_mode="Auto")
     vpa = both["VerticalPodAutoscaler"]
