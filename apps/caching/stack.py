@@ -214,7 +214,15 @@ class CacheStack:
         now = time.monotonic()
         if not force and not self._poll_due(now):
             return
-        if not self._tick_lock.acquire(blocking=force):
+        # Another thread polling: a read goes on with L1 as it is, at most an interval behind. Not when the
+        # last poll is long past (a process idle for minutes, whose channel may have missed writes): its
+        # L1 may hold entries written over since, so the read waits for that poll (bounded: a hung
+        # database must not hold every read), and polls itself if it is still due.
+        overdue = now - self._polled_at >= 2 * self.poll_interval
+        if not self._tick_lock.acquire(blocking=force or overdue, timeout=-1 if force or not overdue else 1.0):
+            return
+        if not force and not self._poll_due(time.monotonic()):
+            self._tick_lock.release()  # polled while this thread waited
             return
         try:
             self._learn_l2_epoch()

@@ -333,6 +333,51 @@ def test_an_evicted_scope_generation_does_not_make_an_invalidated_entry_valid_ag
     assert redis.Redis.from_url(settings.REDIS_URL).pttl(stack._l2_key("g", stack.scope_key("patient:23"))) > 0
 
 
+def test_a_read_after_a_long_idle_waits_for_the_poll_another_thread_is_running(stack):
+    """A process idle for an hour, whose channel missed a write (Redis restarted, say): the first read polls
+    and drops the old entry; a read arriving while that poll runs skipped it and was served the old card."""
+    reader = make_stack()
+    database = {"allergies": []}
+    reader.get_or_load("patient_data", ["card", 24], lambda: dict(database), scope="patient:24")
+    with transaction.atomic():
+        database["allergies"] = ["penicillin"]
+        stack.invalidate_scopes(["patient:24"])  # in another process; the reader hears nothing of it
+
+    asked = threading.Event()
+
+    class WatchedLock:
+        """The reader's poll lock, telling the test when a thread asks for it."""
+
+        def __init__(self, lock):
+            self.lock = lock
+
+        def acquire(self, blocking=True, timeout=-1):
+            asked.set()
+            return self.lock.acquire(blocking, timeout)
+
+        def release(self):
+            self.lock.release()
+
+    poll_lock = threading.Lock()
+    reader._tick_lock = WatchedLock(poll_lock)
+    reader._polled_at = time.monotonic() - 3600  # idle for an hour
+    poll_lock.acquire()  # another thread's poll is running
+    results = []
+
+    def read():
+        try:
+            results.append(reader.get_or_load("patient_data", ["card", 24], lambda: dict(database), scope="patient:24"))
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    assert asked.wait(5)
+    poll_lock.release()
+    thread.join()
+    assert results == [{"allergies": ["penicillin"]}]
+
+
 def test_other_processes_hear_of_a_committed_write_at_once(stack):
     """Read your writes across processes: the committing process tells every listener, so another
     process's L1 copy is gone long before its next poll (a minute away here)."""
