@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.lookups import StartsWith
@@ -264,6 +264,9 @@ def time_series(
     One query for the whole range, its rows summed into their steps here: the dashboard asks for up to
     1,440 steps, and a query per step took about a second and a pooled connection all that time.
     """
+    # In UTC: aware datetimes of one zone add and compare by the wall clock, so across a DST change the steps
+    # of the hospital's zone were an hour off, doubled or missing (a row past the last one: IndexError, a 500).
+    since, until = since.astimezone(UTC), until.astimezone(UTC)
     step = timedelta(seconds=step_seconds)
     starts = []
     while (since + len(starts) * step) < until:

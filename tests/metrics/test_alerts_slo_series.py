@@ -364,3 +364,27 @@ def test_a_p95_rule_is_not_made_fast_by_the_limiters_refusals():
     _traffic(900, count=60)
     _traffic(2, count=2000, status=429)
     assert selectors.alert_rule_value(rule) == pytest.approx(900, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    ("day", "zone"),
+    [("2026-10-25", "Europe/Berlin"), ("2026-03-29", "Europe/Berlin"), ("2026-11-01", "America/New_York")],
+)
+def test_a_series_across_a_dst_change_has_one_step_per_hour(staff_api, settings, day, zone):
+    """With TIME_ZONE set to the hospital's zone, the steps were added on its wall clock: the night clocks go
+    back a 3-hour range had 2 steps and a row in the third hour was a 500 (IndexError); the night they go
+    forward, 4 steps, two of them the same hour. Steps are real hours, answered in UTC."""
+    settings.TIME_ZONE = zone
+    start = datetime.fromisoformat(f"{day}T00:00:00+00:00")
+    if zone == "America/New_York":
+        start += timedelta(hours=5)  # the change is at 06:00 UTC there
+    Service.objects.create(name="Patient API", slug="patients", route_prefix="api/v1/patients/")
+    _rollup(start + timedelta(hours=2, minutes=30), 40, 7, 0, "api/v1/patients/<id>/").save()
+    response = staff_api.get("/api/v1/metrics/series/", {
+        "metric": "requests", "service": "patients", "step": 3600, "start": start.isoformat(),
+        "end": (start + timedelta(hours=3)).isoformat()
+    })  # fmt: skip
+    assert response.status_code == 200
+    points = response.json()["points"]
+    assert [datetime.fromisoformat(at) for at, _ in points] == [start + timedelta(hours=h) for h in range(3)]
+    assert [value for _, value in points] == [0, 0, 7]

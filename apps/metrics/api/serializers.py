@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.utils import timezone
 from rest_framework import serializers
@@ -39,7 +39,8 @@ class SeriesInputSerializer(serializers.Serializer):
         for name in ("start", "end"):
             if name in data and not CALENDAR_MARGIN <= data[name].replace(tzinfo=None) <= MAX_END:
                 raise serializers.ValidationError({name: "Too close to the calendar's limits."})
-        data["start"] = data.get("start") or data["end"] - timedelta(hours=1)
+        data["end"] = data["end"].astimezone(UTC)  # the same zone's datetimes subtract by the wall clock
+        data["start"] = (data.get("start") or data["end"] - timedelta(hours=1)).astimezone(UTC)
         if data["start"] >= data["end"]:
             raise serializers.ValidationError({"start": "Must be before end."})
         if (data["end"] - data["start"]).total_seconds() / data["step"] > MAX_POINTS:
