@@ -15,6 +15,7 @@ FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/inde
 .PHONY: run test install frontend lint format clean ports-free FORCE
 
 run: ports-free install frontend
+	@$(PY) scripts/start_processes.py --check
 	@$(PY) manage.py migrate --noinput -v0
 	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) --forecast --patients $(or $(DEMO_PATIENTS),0)
 	@rm -rf "$${VAR_DIR:-var}/prometheus"  # counters of processes from an earlier run

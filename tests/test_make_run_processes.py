@@ -1,6 +1,6 @@
-"""`make run` in a terminal that closes (or an SSH session that drops): the Procfile's processes stop with it.
-A copy of the checkout's Makefile and process manager, the real venv, stand-ins for the set-up steps and a
-Procfile of two sleeps."""
+"""`make run`'s processes: they stop with a terminal that closes (or an SSH session that drops), and a second
+`make run` on the same runtime folder starts none. A copy of the checkout's Makefile and process manager, the
+real venv, stand-ins for the set-up steps and a Procfile of two sleeps."""
 
 import os
 import re
@@ -73,14 +73,28 @@ def _running(pid: int) -> bool:
         return False
 
 
-def test_a_hang_up_stops_the_procfile_processes(checkout: Path) -> None:
-    log = checkout / "run.log"
+def _make_run(checkout: Path, log: Path) -> subprocess.Popen:
     env = {key: value for key, value in os.environ.items() if key != "MAKEFLAGS"}
+    env["VAR_DIR"] = str(checkout / "var")
     with open(log, "w") as out:
-        make = subprocess.Popen(
+        return subprocess.Popen(
             ["make", "run", f"PORT={free_port()}", f"LIVE_PORT={free_port()}"],
             cwd=checkout, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+
+
+def _stop(make: subprocess.Popen, pids: list[int]) -> None:
+    for pid in pids:
+        if _running(pid):
+            os.kill(pid, signal.SIGKILL)
+    if make.poll() is None:
+        os.killpg(make.pid, signal.SIGKILL)
+        make.wait()
+
+
+def test_a_hang_up_stops_the_procfile_processes(checkout: Path) -> None:
+    log = checkout / "run.log"
+    make = _make_run(checkout, log)
     pids: list[int] = []
     try:
         _wait_for(lambda: len(_started_pids(log)) == 2, 60, "the Procfile's processes did not start", log)
@@ -89,8 +103,24 @@ def test_a_hang_up_stops_the_procfile_processes(checkout: Path) -> None:
         make.wait(timeout=30)
         _wait_for(lambda: not any(_running(pid) for pid in pids), 30, "processes left running after the hang-up", log)
     finally:
-        for pid in pids:
-            if _running(pid):
-                os.kill(pid, signal.SIGKILL)
-        if make.poll() is None:
-            os.killpg(make.pid, signal.SIGKILL)
+        _stop(make, pids)
+
+
+def test_a_second_make_run_on_the_same_var_dir_starts_nothing(checkout: Path) -> None:
+    first_log, second_log = checkout / "first.log", checkout / "second.log"
+    first = _make_run(checkout, first_log)
+    second: subprocess.Popen | None = None
+    pids: list[int] = []
+    try:
+        _wait_for(lambda: len(_started_pids(first_log)) == 2, 60, "the first run's processes did not start", first_log)
+        pids = _started_pids(first_log)
+        second = _make_run(checkout, second_log)  # other ports, as the port-in-use message suggests
+        _wait_for(lambda: second.poll() is not None, 60, "the second run did not stop", second_log)
+        assert second.returncode != 0
+        assert f"Another make run is using {checkout / 'var'}" in second_log.read_text()
+        assert _started_pids(second_log) == []  # no second beat on the same database
+        assert all(_running(pid) for pid in pids)  # the first run goes on
+    finally:
+        _stop(first, pids)
+        if second is not None:
+            _stop(second, _started_pids(second_log))
