@@ -65,11 +65,14 @@ def _timed(name: str, probe: Callable[[], tuple[str, str]]) -> CheckResult:
 
 
 def database_pool_stats(alias: str = "default") -> dict | None:
-    """This process's connection pool: size, idle, waiting and utilization (None without a pool)."""
+    """This process's connection pool: size, idle, waiting and utilization (None without a pool). A pool not
+    open (not yet: Django opens it on the first connection; or no longer) holds nothing: psycopg_pool counts
+    the min_size connections it would open as taken, so an unopened fixed-size pool read 100% in /readyz, the
+    optimizer's findings and the resource monitor (which then advised raising DB_POOL_MAX_SIZE)."""
     pool = getattr(connections[alias], "pool", None)
     if pool is None:
         return None
-    stats = pool.get_stats()
+    stats = {} if pool.closed else pool.get_stats()
     size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
     return {
         "size": size,

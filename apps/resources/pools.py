@@ -18,7 +18,6 @@ from pathlib import Path
 
 import psutil
 from django.conf import settings
-from django.db import connections
 
 from apps.resources import cgroup
 
@@ -78,24 +77,13 @@ def _l1_bytes() -> int | None:
         return None
 
 
-def pool_stats(alias: str = "default") -> dict | None:
-    """This process's pool as database_pool_stats reads it, but nothing in use while it is not open (not yet:
-    Django opens it on the first connection; or no longer): psycopg_pool counts the min_size connections it
-    would open as taken, so an unopened fixed-size pool (DB_POOL_MIN_SIZE = DB_POOL_MAX_SIZE) read 100% and
-    opened a 'raise DB_POOL_MAX_SIZE' recommendation for a process holding no connection at all."""
-    from apps.core.selectors import database_pool_stats
-
-    stats = database_pool_stats(alias)
-    if stats is not None and connections[alias].pool.closed:
-        stats = {**stats, "size": 0, "available": 0, "in_use": 0, "waiting": 0, "utilization": 0.0}
-    return stats
-
-
 def pool_usage_publish(alias: str = "default") -> dict | None:
     """Publish this process's pool use (in use / maximum; a full pool with requests queued is 100%)."""
     if not settings.REDIS_URL:
         return None
-    stats = pool_stats(alias)
+    from apps.core.selectors import database_pool_stats
+
+    stats = database_pool_stats(alias)
     if stats is None or not stats["max_size"]:
         return None
     full = stats["size"] >= stats["max_size"] and stats["waiting"] > 0  # waiting while it grows is not full

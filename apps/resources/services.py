@@ -14,9 +14,9 @@ from django.conf import settings
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
+from apps.core.selectors import database_pool_stats
 from apps.resources import cgroup
 from apps.resources.models import ResourceRecommendation, ResourceSample
-from apps.resources.pools import pool_stats
 from apps.resources.selectors import thresholds_current
 
 
@@ -145,7 +145,7 @@ def resources_sample(*, cpu_interval: float = 1.0, cgroup_root: Path = cgroup.CG
     """Measure CPU (over `cpu_interval`), memory, disk, connections and Redis memory, and store it."""
     from apps.caching.stack import default_stack
 
-    pool = pool_stats()
+    pool = database_pool_stats()
     redis_used, redis_max = _redis_memory()
     return ResourceSample.objects.create(
         host=socket.gethostname(),

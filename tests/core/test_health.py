@@ -107,3 +107,19 @@ def test_readyz_503_when_a_dependency_made_required_is_down(tmp_path):
     status, body = _readyz(env)
     assert status == 503
     assert body["checks"]["cache"]["status"] == "error"
+
+
+def test_a_pool_not_open_reads_nothing_in_use(monkeypatch):
+    """psycopg_pool counts the min_size connections an unopened pool would open as taken: a fixed-size pool
+    (min = max = 4) of a process that has not connected yet read "4/4 in use" in /readyz and 100% in the
+    optimizer's findings. A real psycopg pool, never opened, stands in for this process's (the test's own
+    connection is already taken from the real one)."""
+    from django.db import connections
+    from psycopg_pool import ConnectionPool
+
+    from apps.core.selectors import database_pool_stats
+
+    unopened = ConnectionPool(kwargs={}, min_size=4, max_size=4, open=False)
+    monkeypatch.setitem(type(connections["default"])._connection_pools, "default", unopened)
+    stats = database_pool_stats()
+    assert (stats["in_use"], stats["size"], stats["utilization"], stats["max_size"]) == (0, 0, 0.0, 4)
