@@ -196,6 +196,10 @@ def request_rollups_downsample(*, older_than: timedelta) -> int:
     return RequestRollup.objects.filter(pk__in=read).delete()[0]  # exactly what was merged
 
 
+# Request rollups older than this are kept per hour only (retention_apply).
+MINUTE_ROLLUPS_KEPT = timedelta(days=30)
+
+
 def retention_apply() -> dict[str, int]:
     """raw -> 1 minute after 48 h, 1 minute -> 1 hour after 30 days, 1 hour dropped after a year."""
     return {
@@ -208,7 +212,7 @@ def retention_apply() -> dict[str, int]:
         "points_1h_dropped": MetricPoint.objects.filter(
             resolution="1h", at__lt=timezone.now() - timedelta(days=365)
         ).delete()[0],
-        "rollups_1m_to_1h": request_rollups_downsample(older_than=timedelta(days=30)),
+        "rollups_1m_to_1h": request_rollups_downsample(older_than=MINUTE_ROLLUPS_KEPT),
         "rollups_1h_dropped": RequestRollup.objects.filter(
             resolution="1h", minute__lt=timezone.now() - timedelta(days=365)
         ).delete()[0],

@@ -388,3 +388,24 @@ def test_a_series_across_a_dst_change_has_one_step_per_hour(staff_api, settings,
     points = response.json()["points"]
     assert [datetime.fromisoformat(at) for at, _ in points] == [start + timedelta(hours=h) for h in range(3)]
     assert [value for _, value in points] == [0, 0, 7]
+
+
+@pytest.mark.parametrize(
+    ("days_back", "step", "field_error"),
+    [(0, 10, True), (0, 90, True), (0, 60, False), (0, 900, False), (40, 60, True), (40, 900, True),
+     (40, 3600, False)],
+)  # fmt: skip
+def test_a_request_series_step_finer_than_its_rollups_is_a_400(staff_api, days_back, step, field_error):
+    """A minute's requests all land in the step its start falls in: at step=10 the rate read 6 times what it
+    was, then 0 five times; past the minute rollups' retention an hour's read 60 times at step=60."""
+    end = timezone.now() - timedelta(days=days_back)
+    response = staff_api.get("/api/v1/metrics/series/", {
+        "metric": "rps", "step": step, "start": (end - timedelta(hours=2)).isoformat(), "end": end.isoformat()
+    })  # fmt: skip
+    if field_error:
+        assert response.status_code == 400 and "step" in response.json()["errors"]
+    else:
+        assert response.status_code == 200
+    gauge = staff_api.get("/api/v1/metrics/series/", {"metric": "cpu_pct", "step": 10, "start":
+                          (end - timedelta(minutes=20)).isoformat(), "end": end.isoformat()})  # fmt: skip
+    assert gauge.status_code == 200  # sampled figures have no such grain

@@ -16,6 +16,24 @@ CALENDAR_MARGIN = datetime.min + timedelta(days=2)
 MAX_END = datetime.max - timedelta(days=2)
 
 
+def request_step_problem(metric: str, start: datetime, step: int) -> str | None:
+    """Request figures are rollups of whole minutes (whole hours past MINUTE_ROLLUPS_KEPT), each stamped with
+    its start: a finer step, or one that is not a whole number of them, put a minute's (an hour's) requests
+    in one step and none in the next, and the rate read 6 or 60 times what it was, then 0."""
+    from apps.metrics.selectors import LATENCY_METRICS
+    from apps.metrics.services import MINUTE_ROLLUPS_KEPT
+
+    if metric not in LATENCY_METRICS:
+        return None
+    hourly = start < timezone.now() - MINUTE_ROLLUPS_KEPT
+    unit = 3600 if hourly else 60
+    if step % unit == 0:
+        return None
+    if hourly:
+        return f"Request figures older than {MINUTE_ROLLUPS_KEPT.days} days are kept per hour: a step of whole hours."
+    return "Request figures are kept per minute: a step of whole minutes (60, 300, 900, ...)."
+
+
 class SeriesInputSerializer(serializers.Serializer):
     metric = serializers.ChoiceField(choices=SERIES_METRICS)
     service = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all(), required=False)
@@ -43,6 +61,9 @@ class SeriesInputSerializer(serializers.Serializer):
         data["start"] = (data.get("start") or data["end"] - timedelta(hours=1)).astimezone(UTC)
         if data["start"] >= data["end"]:
             raise serializers.ValidationError({"start": "Must be before end."})
+        problem = request_step_problem(data["metric"], data["start"], data["step"])
+        if problem:
+            raise serializers.ValidationError({"step": problem})
         if (data["end"] - data["start"]).total_seconds() / data["step"] > MAX_POINTS:
             raise serializers.ValidationError({"step": f"At most {MAX_POINTS} points per query: widen the step."})
         return data
