@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponse
 from apps.core.log_filters import correlation_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 LAST_SEEN_KEY = "_last_seen"
 
 
@@ -28,7 +28,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         offered = request.headers.get(REQUEST_ID_HEADER, "")
-        request.request_id = offered if _VALID_REQUEST_ID.match(offered) else uuid.uuid4().hex
+        request.request_id = offered if _VALID_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
         with correlation_id(request.request_id):
             response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request.request_id

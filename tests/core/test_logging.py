@@ -144,3 +144,12 @@ def test_the_live_server_s_uvicorn_lines_take_the_log_format(console_log):
 
 def test_plain_logs_leave_gunicorn_its_own_format():
     assert gunicorn_logconfig("plain") == {}
+
+
+@pytest.mark.parametrize("offered", ["abc\n", "a" * 64 + "\n"])
+def test_a_request_id_ending_in_a_newline_is_replaced_not_echoed(offered):
+    """`$` matches before a final newline: "abc\\n" was kept, split the request's log lines (a forged line
+    after it) and, echoed back, raised BadHeaderError (a 500); 64 characters and a newline also overflowed the
+    audit record's request id."""
+    response = RequestIdMiddleware(lambda request: HttpResponse())(RequestFactory().get("/", HTTP_X_REQUEST_ID=offered))
+    assert "\n" not in response["X-Request-ID"] and len(response["X-Request-ID"]) == 32
