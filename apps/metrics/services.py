@@ -6,6 +6,7 @@ import http.client
 import json
 import logging
 import math
+import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
@@ -374,7 +375,7 @@ def _notify(alert: Alert, event: str) -> None:
         try:
             delivered, detail = _post_webhook(rule.webhook_url, payload)
         except Exception as exc:  # a webhook's failure, whatever it raises, must not cost the e-mail
-            logger.warning("alert webhook to %s failed", rule.webhook_url, exc_info=True)
+            logger.warning("alert webhook to %s failed", _webhook_origin(rule.webhook_url), exc_info=True)
             delivered, detail = False, f"{type(exc).__name__}: {exc}"
         _record(alert, event, "webhook", rule.webhook_url, delivered, detail)
     recipients = [address.strip() for address in rule.email_to.split(",") if address.strip()]
@@ -387,6 +388,16 @@ def _notify(alert: Alert, event: str) -> None:
             _record(alert, event, "email", rule.email_to, False, str(exc))
 
 
+def _webhook_origin(url: str) -> str:
+    """The webhook's scheme and host, for logs: a chat webhook's path is its secret (Slack's, Teams'), and a
+    log line is read by many more people than the rule is."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}/..."
+    except ValueError:  # an unparseable port: nothing of it is logged
+        return "(a malformed URL)"
+
+
 def _post_webhook(url: str, payload: dict) -> tuple[bool, str]:
     if not url.startswith(("http://", "https://")):
         return False, "only http and https webhooks are called"
@@ -397,7 +408,7 @@ def _post_webhook(url: str, payload: dict) -> tuple[bool, str]:
         with urllib.request.urlopen(request, timeout=settings.ALERT_WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
             return 200 <= response.status < 300, f"HTTP {response.status}"
     except (OSError, http.client.HTTPException, ValueError) as exc:  # no server, not HTTP, a malformed answer
-        logger.warning("alert webhook to %s failed: %s", url, exc)
+        logger.warning("alert webhook to %s failed: %s", _webhook_origin(url), exc)
         return False, f"{type(exc).__name__}: {exc}"
 
 

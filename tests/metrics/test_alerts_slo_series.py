@@ -409,3 +409,20 @@ def test_a_request_series_step_finer_than_its_rollups_is_a_400(staff_api, days_b
     gauge = staff_api.get("/api/v1/metrics/series/", {"metric": "cpu_pct", "step": 10, "start":
                           (end - timedelta(minutes=20)).isoformat(), "end": end.isoformat()})  # fmt: skip
     assert gauge.status_code == 200  # sampled figures have no such grain
+
+
+def test_a_failing_webhooks_secret_path_is_not_logged(caplog):
+    """A chat webhook's path is its credential (hooks.slack.com/services/T0/B0/<secret>): a failed delivery
+    wrote it whole into the log, read by everyone who reads logs."""
+    import logging
+
+    from tests.helpers import closed_port
+
+    url = f"http://127.0.0.1:{closed_port()}/services/T0000/B0000/s3cr3t-t0ken"
+    AlertRule.objects.create(name="CPU", metric="cpu_pct", threshold=1, for_seconds=0, webhook_url=url)
+    host_sample(cpu=90.0)
+    with caplog.at_level(logging.WARNING, logger="apps.metrics.services"):
+        [alert] = alerts_evaluate_committed()
+    assert not alert.notifications.get().delivered
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "alert webhook to http://127.0.0.1:" in logged and "s3cr3t" not in logged
