@@ -42,7 +42,7 @@ def product(tmp_path_factory):
     assert seed.returncode == 0, seed.stderr
     log = open(var_dir / "honcho.log", "w")  # noqa: SIM115 - closed in teardown
     honcho = subprocess.Popen(
-        [str(VENV_BIN / "honcho"), "-f", "Procfile", "start"],
+        [str(VENV_BIN / "python"), "scripts/start_processes.py", "-f", "Procfile", "start"],  # as `make run`
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
