@@ -168,6 +168,19 @@ def _postgres_options(config: dict) -> dict:
     # (for PgBouncer in transaction mode: set DB_PREPARE_THRESHOLD=0 there).
     config["OPTIONS"]["server_side_binding"] = DB_SERVER_SIDE_BINDING
     config["OPTIONS"]["prepare_threshold"] = DB_PREPARE_THRESHOLD or None
+    # libpq's socket limits, unless DATABASE_URL's query names them: a database gone without a reset (a
+    # failover moving its address, a dropped route) otherwise left a request waiting on a dead socket for the
+    # kernel's two hours, holding its thread and its pool connection. Keepalives find a dead peer about 25 s
+    # into a wait (a long query's server still answers them); tcp_user_timeout bounds unacknowledged sends.
+    for option, value in {
+        "connect_timeout": 5,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 15_000,
+    }.items():
+        config["OPTIONS"].setdefault(option, value)
     config["CONN_MAX_AGE"] = 0
     return config
 

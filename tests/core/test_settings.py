@@ -63,6 +63,23 @@ def test_service_urls_select_postgres_pool_redis_and_rabbitmq(tmp_path):
     assert dumped["broker"].startswith("amqp://")
 
 
+def test_postgres_connections_give_up_on_a_database_gone_without_a_reset(tmp_path):
+    """Without socket limits a request waited on a dead socket for the kernel's two hours after a failover that
+    moved the database's address; the URL's own values win over the defaults."""
+    dumped = _settings_for(embedded_env(tmp_path, DATABASE_URL="postgres://app@db.example:5432/cp"))
+    assert {k: dumped["options"].get(k) for k in ("connect_timeout", "keepalives", "tcp_user_timeout")} == {
+        "connect_timeout": 5,
+        "keepalives": 1,
+        "tcp_user_timeout": 15_000,
+    }
+    named = _settings_for(embedded_env(tmp_path, DATABASE_URL="postgres://app@db.example:5432/cp?connect_timeout=20"))
+    assert int(named["options"]["connect_timeout"]) == 20
+
+
+def test_this_processes_connections_carry_the_socket_limits():
+    assert connection.get_connection_params()["keepalives_idle"] == 10
+
+
 @pytest.mark.parametrize(
     ("extra", "missing"),
     [
