@@ -334,9 +334,15 @@ def generate(
     deployment: ModelDeployment, prompt: str, max_new_tokens: int, timeout: float | None = None, *,
     via: Served | None = None,
 ) -> tuple[dict, str]:  # fmt: skip
-    current = via or served(deployment)
-    submitted = current.batcher.submit((prompt, max_new_tokens))
-    return _answer(submitted, timeout or GENERATE_TIMEOUT_SECONDS), current.mode
+    """A generation through the deployment's batcher; SlotsFull when GENERATION_QUEUE_BATCHES full batches
+    of its generations are already waiting or running in this process."""
+    release = generation_slots.take(deployment, deployment.max_batch_size * GENERATION_QUEUE_BATCHES)
+    try:
+        current = via or served(deployment)
+        submitted = current.batcher.submit((prompt, max_new_tokens))
+        return _answer(submitted, timeout or GENERATE_TIMEOUT_SECONDS), current.mode
+    finally:
+        release()
 
 
 def input_token_cap(deployment: ModelDeployment) -> int:
@@ -348,28 +354,38 @@ def token_count(deployment: ModelDeployment, text: str) -> int:
     return served(deployment).runner.token_count(text)
 
 
-class StreamsFull(Exception):
-    """Every stream slot of the deployment is taken in this process."""
+class SlotsFull(Exception):
+    """Every slot of the deployment is taken in this process."""
 
 
-class StreamSlots:
-    """The streams each deployment runs at once in this process, capped by its `max_concurrent_streams`.
+class StreamsFull(SlotsFull):
+    """The deployment's streams are all running."""
 
-    A stream is a batch of its own in a thread of its own, outside the batcher's queue: uncapped, one client
-    with a valid token could open any number and take every thread and core of the process. A slot is held
-    from before the model starts until its thread ends (the generation finished, failed, or stopped after
-    its reader left), so it measures what actually runs; `release` may be called any number of times."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
+class GenerationsFull(SlotsFull):
+    """The deployment's generation queue is full."""
+
+
+class ConcurrencySlots:
+    """Per deployment, how many of one kind of call run at once in this process, under a cap.
+
+    Streams: each is a batch of its own in a thread of its own, outside the batcher's queue; uncapped, one
+    client with a valid token could open any number and take every thread and core of the process. A
+    stream's slot is held from before the model starts until its thread ends (the generation finished,
+    failed, or stopped after its reader left), so it counts what actually runs. Generations: each waits in
+    a server thread for its batch (up to GENERATE_TIMEOUT_SECONDS); uncapped, a flood of them held every
+    thread of the process, and its other endpoints waited. `release` may be called any number of times."""
+
+    def __init__(self, full: type[SlotsFull]) -> None:
+        self.full, self.lock = full, threading.Lock()
         self.running: dict[int, int] = {}
 
-    def take(self, deployment: ModelDeployment) -> Callable[[], None]:
-        """A slot's release, or StreamsFull when the deployment's streams are all running."""
-        key, limit = deployment.pk, deployment.max_concurrent_streams
+    def take(self, deployment: ModelDeployment, limit: int) -> Callable[[], None]:
+        """A slot's release, or `full` raised when `limit` of the deployment's calls are running."""
+        key = deployment.pk
         with self.lock:
             if self.running.get(key, 0) >= limit:
-                raise StreamsFull(f"{limit} streams of {deployment.name} are running")
+                raise self.full(f"{limit} calls of {deployment.name} are running")
             self.running[key] = self.running.get(key, 0) + 1
         released = threading.Event()
 
@@ -389,13 +405,18 @@ class StreamSlots:
             return self.running.get(deployment.pk, 0)
 
 
-stream_slots = StreamSlots()
+# A generation that would wait behind more than this many full batches of its deployment is refused at
+# once (503 with Retry-After) rather than holding a server thread for minutes.
+GENERATION_QUEUE_BATCHES = 4
+
+stream_slots = ConcurrencySlots(StreamsFull)
+generation_slots = ConcurrencySlots(GenerationsFull)
 
 
 def stream(deployment: ModelDeployment, prompt: str, max_new_tokens: int, *,
            release: Callable[[], None] | None = None):  # fmt: skip
     """Text chunks as they are generated: a stream is a batch of its own, outside the batcher. `release` (a
-    slot's, see StreamSlots) is called when the model's thread ends, or here when the stream cannot start."""
+    slot's, see ConcurrencySlots) is called when the model's thread ends, or here when the stream cannot start."""
     try:
         return served(deployment).runner.stream(prompt, max_new_tokens, on_end=release)
     except BaseException:

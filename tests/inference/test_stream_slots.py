@@ -3,6 +3,7 @@ is a 503 with Retry-After, and the slot comes back however the stream ends. Real
 model must fail part-way, the stand-in of test_stream (a real model cannot be made to fail on cue)."""
 
 import json
+import threading
 import time
 from datetime import date
 from unittest import mock
@@ -137,3 +138,52 @@ def test_a_full_server_answers_alike_for_any_patient(assistant, open_stream):
     finally:
         _client_leaves(running)
     assert _slots_free(assistant)
+
+
+def _wait_until(condition, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_a_generation_past_its_deployments_queue_is_a_503_at_once_and_its_slot_comes_back(
+    assistant, api, issue_token, monkeypatch
+):
+    """Each generation waited in a server thread for its batch, up to 300 s, however many were waiting: a
+    flood of them held every thread of the process, and its other endpoints waited. Past
+    GENERATION_QUEUE_BATCHES full batches (here 2 of 1) a generation is refused at once. The model is held
+    on cue (a stand-in around the real one) so that the queue stays full while the next call comes."""
+    assistant.max_batch_size = 1
+    assistant.save()
+    monkeypatch.setattr(serving, "GENERATION_QUEUE_BATCHES", 2)
+    current = serving.served(assistant)
+    running, release, real_generate = threading.Event(), threading.Event(), current.runner.generate
+
+    def held_generate(prompts, limits):
+        running.set()
+        release.wait(60)
+        return real_generate(prompts, limits)
+
+    monkeypatch.setattr(current.runner, "generate", held_generate)
+    waiting = [threading.Thread(target=serving.generate, args=(assistant, f"Name vital sign {n}.", 2), daemon=True)
+               for n in range(2)]  # fmt: skip
+    for thread in waiting:
+        thread.start()
+    try:
+        assert running.wait(30) and _wait_until(lambda: serving.generation_slots.in_use(assistant) == 2)
+        with pytest.raises(serving.GenerationsFull):
+            serving.generate(assistant, "One more.", 2)
+        response = api.post(URL, {"prompt": "One more, please.", "max_new_tokens": 2}, format="json",
+                            HTTP_AUTHORIZATION=f"Bearer {issue_token('inference')}")  # fmt: skip
+        assert response.status_code == 503, response.content
+        assert response["Retry-After"] and response.json()["code"] == "generations_busy"
+    finally:
+        release.set()
+        for thread in waiting:
+            thread.join(120)
+    assert serving.generation_slots.in_use(assistant) == 0
+    monkeypatch.setattr(serving, "GENERATE_TIMEOUT_SECONDS", 1e-6)  # a call that times out gives its slot back
+    with pytest.raises(serving.InferenceTimeout):
+        serving.generate(assistant, "Too late.", 2)
+    assert serving.generation_slots.in_use(assistant) == 0

@@ -76,9 +76,15 @@ class StreamsBusy(APIException):
     default_code = "streams_busy"
 
 
+class GenerationsBusy(APIException):
+    status_code = 503
+    default_detail = "This deployment's generation queue is full on this server; retry shortly."
+    default_code = "generations_busy"
+
+
 # Seconds a caller whose call timed out should wait before retrying.
 BUSY_RETRY_AFTER = 5
-# Seconds a stream refused for want of a slot should wait: a short generation frees one within that.
+# Seconds a stream or generation refused for want of a slot should wait: a short generation frees one.
 STREAMS_RETRY_AFTER = 2
 
 
@@ -99,8 +105,8 @@ class _InferenceView(PhiAPIView):
             logger.warning("deployment %s did not answer: %s", self.kwargs.get("name"), exc)
             exc = InferenceBusy()
             exc.wait = BUSY_RETRY_AFTER  # DRF sends it as Retry-After
-        elif isinstance(exc, serving.StreamsFull):
-            exc = StreamsBusy()
+        elif isinstance(exc, serving.SlotsFull):
+            exc = StreamsBusy() if isinstance(exc, serving.StreamsFull) else GenerationsBusy()
             exc.wait = STREAMS_RETRY_AFTER
         if self.patient_unaudited is not None:
             # A patient's text reached the model and no answer came back (a timeout, a model error): the
@@ -212,7 +218,7 @@ class GenerateView(_InferenceView):
                     limit: int, patient_id: int | None) -> StreamingHttpResponse:  # fmt: skip
         """A slot is taken before the patient check (a full server answers alike for any patient_id) and given
         back if the stream does not start (the patient refused, the audit trail down)."""
-        release = serving.stream_slots.take(deployment)
+        release = serving.stream_slots.take(deployment, deployment.max_concurrent_streams)
         try:
             self.check_patient(request, patient_id)
             self.audit_patient(request, deployment, patient_id, cached=False)
