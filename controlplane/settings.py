@@ -171,14 +171,15 @@ def _postgres_options(config: dict) -> dict:
     # libpq's socket limits, unless DATABASE_URL's query names them: a database gone without a reset (a
     # failover moving its address, a dropped route) otherwise left a request waiting on a dead socket for the
     # kernel's two hours, holding its thread and its pool connection. Keepalives find a dead peer about 25 s
-    # into a wait (a long query's server still answers them); tcp_user_timeout bounds unacknowledged sends.
+    # into a wait (a long query's server still answers them). No tcp_user_timeout: Linux applies it to a zero
+    # window too, so a COPY into a server busy for that long (the synthetic load) would be cut; data sent to a
+    # dead peer is given up after the kernel's retransmissions (about 15 minutes).
     for option, value in {
         "connect_timeout": 5,
         "keepalives": 1,
         "keepalives_idle": 10,
         "keepalives_interval": 5,
         "keepalives_count": 3,
-        "tcp_user_timeout": 15_000,
     }.items():
         config["OPTIONS"].setdefault(option, value)
     config["CONN_MAX_AGE"] = 0

@@ -67,10 +67,10 @@ def test_postgres_connections_give_up_on_a_database_gone_without_a_reset(tmp_pat
     """Without socket limits a request waited on a dead socket for the kernel's two hours after a failover that
     moved the database's address; the URL's own values win over the defaults."""
     dumped = _settings_for(embedded_env(tmp_path, DATABASE_URL="postgres://app@db.example:5432/cp"))
-    assert {k: dumped["options"].get(k) for k in ("connect_timeout", "keepalives", "tcp_user_timeout")} == {
+    assert {k: dumped["options"].get(k) for k in ("connect_timeout", "keepalives", "keepalives_idle")} == {
         "connect_timeout": 5,
         "keepalives": 1,
-        "tcp_user_timeout": 15_000,
+        "keepalives_idle": 10,
     }
     named = _settings_for(embedded_env(tmp_path, DATABASE_URL="postgres://app@db.example:5432/cp?connect_timeout=20"))
     assert int(named["options"]["connect_timeout"]) == 20
