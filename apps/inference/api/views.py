@@ -43,7 +43,8 @@ INFERENCE_ERRORS = error_responses(
     "patient_id that names no active patient.",
     e404="No enabled deployment has this name.",
     e503="The deployment cannot be served on this host, did not answer in time (`inference_busy`, with "
-    "Retry-After), or the audit trail cannot be written.",
+    "Retry-After), has every stream running or a full generation queue in this server (`streams_busy`, "
+    "`generations_busy`, with Retry-After), or the audit trail cannot be written.",
 )  # fmt: skip
 
 
