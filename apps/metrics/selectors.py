@@ -220,13 +220,14 @@ def alert_rule_value(rule, *, now=None) -> float | None:
     if metric in ("p95_ms", "error_rate_pct"):
         # Rollups are whole minutes, each stamped with its start: from `since` itself, the minute it falls in
         # was left out, so a 1-minute window read only the seconds of the minute in progress (about none).
-        # The p95 leaves out the limiter's refusals (429, answered in a few ms), as the adaptive limiter's does:
-        # a storm of them read as a fast service while the requests it served were slow.
+        # Both leave out the limiter's refusals (429, answered in a few ms), as the adaptive limiter's p95 does:
+        # a storm of them read as a fast service while the requests it served were slow, and as a healthy one
+        # while half of them failed (2,000 refusals beside 30 errors in 60: 1.5%, not 50%).
         latency = route_latency(
             route_prefixes=[rule.service.route_prefix] if rule.service_id else None,
             since=_minute_floor(since),
             until=now,
-            exclude_status_classes=("429",) if metric == "p95_ms" else (),
+            exclude_status_classes=("429",),
         )
         if latency["count"] < rule.min_requests:
             return None

@@ -426,3 +426,14 @@ def test_a_failing_webhooks_secret_path_is_not_logged(caplog):
     assert not alert.notifications.get().delivered
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert "alert webhook to http://127.0.0.1:" in logged and "s3cr3t" not in logged
+
+
+def test_an_error_rate_rule_is_not_diluted_by_the_limiters_refusals():
+    """Semantics: the error rate is the 5xx among the requests served; 2,000 refusals beside 30 errors in 60
+    served read 1.5% and an error-rate rule at 5% stayed quiet while half the requests failed."""
+    AlertRule.objects.all().delete()
+    rule = AlertRule.objects.create(name="errors with refusals", metric="error_rate_pct", threshold=5, for_seconds=0)
+    _traffic(50, count=30)
+    _traffic(50, count=30, status=503)
+    _traffic(2, count=2000, status=429)
+    assert selectors.alert_rule_value(rule) == pytest.approx(50.0)
