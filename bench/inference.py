@@ -5,8 +5,12 @@ against fp32, and generation speed, all in one run.
     product's batcher; baseline: the same clients and code with batches of one (one-at-a-time serving);
   * every quantization mode of both bundled models, measured by the optimizer's own profiling: speed,
     peak memory and fidelity as ratios to fp32;
-  * generation (bundled SmolLM2-135M-Instruct): tokens/s of one stream and batched, time to first token.
-Run: .venv/bin/python bench/inference.py [--clients 32] [--requests 20]
+  * generation (bundled SmolLM2-135M-Instruct): tokens/s of one stream and batched, time to first token;
+  * mixed generation lengths (`--only mixed` runs this alone): short requests (8 new tokens) sent beside
+    long ones (--long-tokens) through the product's batcher, grouped by max_new_tokens bucket (as served)
+    against the baseline of the same batcher gathering them all into one batch (every request waits for
+    the longest): the short requests' p50/p95 and the long ones', as ratios to the baseline.
+Run: .venv/bin/python bench/inference.py [--clients 32] [--requests 20] [--only mixed]
 """
 
 from __future__ import annotations
@@ -87,11 +91,66 @@ def modes_table(deployment) -> dict:
     return {"speed_unit": unit, "fidelity_budget": deployment.fidelity_budget, "chosen": chosen.mode, "modes": table}
 
 
+def mixed_generation(runner, bridge, *, rounds: int, long_tokens: int, grouped: bool) -> dict:
+    """`rounds` times: three 8-token requests and one `long_tokens` request sent at once (a batch of 4)."""
+    from apps.inference.batcher import BatchController, DynamicBatcher
+    from apps.inference.serving import _generate_batch, new_tokens_bucket
+
+    controller = BatchController(slo_ms=600_000, max_batch_size=4, max_delay_ms=500)
+    batcher = DynamicBatcher(_generate_batch(runner), controller, length=lambda item: len(item[0]),
+                             group=new_tokens_bucket if grouped else None)  # fmt: skip
+    latencies: dict[str, list[float]] = {"short": [], "long": []}
+    lock = threading.Lock()
+
+    def client(kind: str, prompt: str, tokens: int) -> None:
+        started = time.perf_counter()
+        bridge.call(batcher.submit((prompt, tokens)), timeout=600)
+        with lock:
+            latencies[kind].append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    for n in range(rounds):
+        requests = [("short", f"Name one vital sign ({n}-{i}).", 8) for i in range(3)]
+        requests.append(("long", f"Write a discharge letter for a patient with pneumonia ({n}).", long_tokens))
+        threads = [threading.Thread(target=client, args=request) for request in requests]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    seconds = time.perf_counter() - started
+    batcher.close()
+    return {
+        "seconds": round(seconds, 2), "batches": batcher.batches,
+        **{f"{kind}_p50_ms": round(statistics.median(values), 1) for kind, values in latencies.items()},
+        **{f"{kind}_p95_ms": _p95(values) for kind, values in latencies.items()},
+    }  # fmt: skip
+
+
+def mixed_generation_figures(assistant, bridge, *, rounds: int, long_tokens: int) -> dict:
+    from apps.inference.backends import LoadSpec, load
+
+    runner = load(LoadSpec.of(assistant), "fp32")
+    runner.generate(["Warm up."], 2)
+    progress(f"mixed generation: {rounds} rounds of 3 x 8 tokens + 1 x {long_tokens}, one batch (baseline)")
+    together = mixed_generation(runner, bridge, rounds=rounds, long_tokens=long_tokens, grouped=False)
+    progress("mixed generation: the same, grouped by max_new_tokens bucket (as served)")
+    grouped = mixed_generation(runner, bridge, rounds=rounds, long_tokens=long_tokens, grouped=True)
+    return {
+        "rounds": rounds, "long_tokens": long_tokens, "one_batch": together, "grouped": grouped,
+        "short_p50_ratio": round(grouped["short_p50_ms"] / together["short_p50_ms"], 3),
+        "long_p50_ratio": round(grouped["long_p50_ms"] / together["long_p50_ms"], 3),
+        "throughput_ratio": round(together["seconds"] / grouped["seconds"], 3),
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/cp_bench")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--requests", type=int, default=20, help="Per client.")
+    parser.add_argument("--rounds", type=int, default=6, help="Mixed generation: rounds of four requests.")
+    parser.add_argument("--long-tokens", type=int, default=64, help="Mixed generation: the long request's cap.")
+    parser.add_argument("--only", choices=["mixed"], help="Run one measurement alone.")
     args = parser.parse_args()
     django_setup(args.database_url)
 
@@ -101,6 +160,10 @@ def main() -> None:
 
     embeddings, assistant = bundled_deployments_ensure()
     bridge = EventLoopThread()  # one loop thread for every measurement of this run
+    mixed = {"rounds": args.rounds, "long_tokens": args.long_tokens}
+    if args.only == "mixed":
+        emit({"bench": "inference", "mixed_generation": mixed_generation_figures(assistant, bridge, **mixed)})
+        return
     figures = {"bench": "inference", "embedding_modes": modes_table(embeddings)}
     for mode in ("fp32", figures["embedding_modes"]["chosen"]):
         runner = load(LoadSpec.of(embeddings), mode)
@@ -117,6 +180,7 @@ def main() -> None:
             "p95_ratio": round(batched["p95_ms"] / alone["p95_ms"], 3),
         }  # fmt: skip
     figures["generation_modes"] = modes_table(assistant)
+    figures["mixed_generation"] = mixed_generation_figures(assistant, bridge, **mixed)
     emit(figures)
 
 
