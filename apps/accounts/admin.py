@@ -120,6 +120,15 @@ class StaffGroupAdmin(GrantsOnlyWhatTheEditorHolds, GroupAdmin):
 
     granting_fields = ("permissions",)
 
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        """A role's group is kept (see refuse_deleting_a_role_group): no delete button, and 'Delete selected'
+        names it among what it may not delete."""
+        from apps.accounts.roles import ROLE_GROUPS
+
+        if obj is not None and obj.name in ROLE_GROUPS:
+            return False
+        return super().has_delete_permission(request, obj)
+
 
 class StaffUserAdmin(GrantsOnlyWhatTheEditorHolds, UserAdmin):
     """Django's user admin, except that only a superuser makes or edits a superuser: an Administrator holds

@@ -13,6 +13,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
 ADMINISTRATORS, OPERATORS, VIEWERS = "Administrators", "Operators", "Viewers"
+ROLE_GROUPS = (ADMINISTRATORS, OPERATORS, VIEWERS)
 
 CONTROL_PLANE_APPS = ("services", "metrics", "caching", "ratelimits", "resources", "optimizer", "scaling",
                       "benchmarks", "inference", "accounts", "django_celery_beat")  # fmt: skip
@@ -50,3 +51,15 @@ def roles_ensure(*, sender=None, **kwargs) -> None:
             change |= Q(content_type__app_label=app_label, codename__in=[f"change_{model}", *adds])
     Group.objects.get_or_create(name=OPERATORS)[0].permissions.set([*view, *Permission.objects.filter(change)])
     Group.objects.get_or_create(name=VIEWERS)[0].permissions.set(view)
+
+
+def refuse_deleting_a_role_group(sender, instance: Group, **kwargs) -> None:
+    """A role's group is never deleted (pre_delete, so the ORM, admin and a shell alike): its members lost
+    their role, and a service restricted to the Administrators group alone fell open to every staff role
+    (visibility names groups; none left means everyone). The next migrate made an empty group anew."""
+    from django.db.models import ProtectedError
+
+    if instance.name in ROLE_GROUPS:
+        raise ProtectedError(
+            f"The {instance.name} group is a staff role and is kept: change its members instead.", {instance}
+        )

@@ -2,8 +2,9 @@
 
 import pytest
 from django.contrib.auth.models import Group, Permission
+from django.db import transaction
 
-from apps.accounts.roles import ADMINISTRATORS
+from apps.accounts.roles import ADMINISTRATORS, ROLE_GROUPS
 
 pytestmark = pytest.mark.django_db
 
@@ -118,3 +119,33 @@ def test_an_administrators_group_edit_keeps_what_a_superuser_granted_beyond_it(c
                            {"name": "Lockout clearers", "permissions": [view_services.pk]})  # fmt: skip
     assert response.status_code == 302, response.content.decode()[:2000]
     assert set(clearers.permissions.all()) == {axes_clear, view_services}
+
+
+@pytest.mark.parametrize("role", ROLE_GROUPS)
+def test_a_role_group_is_never_deleted(client, admin_user, role):
+    """Deleting the Administrators group left a service restricted to it alone open to every staff role (an
+    empty visibility means everyone), and any role's members lost it; the next migrate made an empty group."""
+    from django.db.models import ProtectedError
+
+    from apps.services.services import service_create
+
+    group = Group.objects.get(name=role)
+    service = service_create(name="Sepsis model", slug="sepsis", base_url="http://sepsis.internal")
+    service.visible_to.set([Group.objects.get(name=ADMINISTRATORS)])
+    client.force_login(admin_user)  # a superuser: even they are refused
+    assert client.post(f"/admin/auth/group/{group.pk}/delete/", {"post": "yes"}).status_code == 403
+    response = client.post(
+        "/admin/auth/group/", {"action": "delete_selected", "_selected_action": [group.pk], "post": "yes"}
+    )
+    assert response.status_code in (200, 403)  # the confirmation page naming what may not be deleted
+    with pytest.raises(ProtectedError), transaction.atomic():
+        group.delete()
+    assert Group.objects.filter(name=role).exists()
+    assert list(service.visible_to.values_list("name", flat=True)) == [ADMINISTRATORS]
+
+
+def test_a_team_group_is_deleted_as_before(admin_user, client):
+    team = Group.objects.create(name="Oncology AI")
+    client.force_login(admin_user)
+    assert client.post(f"/admin/auth/group/{team.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not Group.objects.filter(pk=team.pk).exists()
