@@ -18,11 +18,41 @@ MANAGER = os.getpid()
 def _hang_up(signum, frame) -> None:
     if os.getpid() != MANAGER:
         return  # one of honcho's forked output readers: it must live on to report its process's end
-    # The terminal is gone: honcho's lines about stopping would fail there and stop it half-way.
+    # The terminal is gone: honcho's lines about stopping would fail there and stop it half-way. (A log file
+    # or a pipe still takes them.)
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.dup2(devnull, sys.stderr.fileno())
+    for stream in (sys.stdout, sys.stderr):
+        if stream.isatty():
+            os.dup2(devnull, stream.fileno())
     os.kill(MANAGER, signal.SIGTERM)  # honcho's own stop: SIGTERM to each process, SIGKILL 5 s later
+
+
+class _Output:
+    """honcho's stdout. A terminal gone before its hang-up reached us (or that sent none) failed honcho's next
+    line with EIO: honcho ended on the exception, its processes left running. That is a hang-up too."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError:
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError:
+            self._gone()
+
+    def _gone(self) -> None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        _hang_up(signal.SIGHUP, None)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def _hold_var_dir():
@@ -49,4 +79,5 @@ if __name__ == "__main__":
     from honcho.command import main
 
     signal.signal(signal.SIGHUP, _hang_up)
+    sys.stdout = _Output(sys.stdout)
     main(sys.argv[1:])

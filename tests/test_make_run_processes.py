@@ -3,6 +3,7 @@
 real venv, stand-ins for the set-up steps and a Procfile of two sleeps."""
 
 import os
+import pty
 import re
 import shutil
 import signal
@@ -124,3 +125,34 @@ def test_a_second_make_run_on_the_same_var_dir_starts_nothing(checkout: Path) ->
         _stop(first, pids)
         if second is not None:
             _stop(second, _started_pids(second_log))
+
+
+def test_a_terminal_gone_without_a_hang_up_stops_the_procfile_processes(checkout: Path) -> None:
+    # A process that writes a line every moment, so honcho writes to the terminal after it is gone.
+    (checkout / "Procfile").write_text(
+        "one: exec sleep 300\ntwo: exec sh -c 'while :; do echo tick; sleep 0.2; done'\n"
+    )
+    master, terminal = pty.openpty()
+    env = {key: value for key, value in os.environ.items() if key != "MAKEFLAGS"}
+    env["VAR_DIR"] = str(checkout / "var")
+    make = subprocess.Popen(
+        ["make", "run", f"PORT={free_port()}", f"LIVE_PORT={free_port()}"],
+        cwd=checkout, env=env, stdout=terminal, stderr=terminal, start_new_session=True,
+    )  # fmt: skip
+    os.close(terminal)
+    seen = b""
+    pids: list[int] = []
+    try:
+        while len(pids) < 2:
+            seen += os.read(master, 65536)
+            pids = [int(pid) for pid in re.findall(rb"(?:one|two)\.1 started \(pid=(\d+)\)", seen)]
+        os.close(master)  # the terminal window closes: every later write there fails (EIO)
+        master = -1
+        make.wait(timeout=30)
+        log = checkout / "seen.log"
+        log.write_bytes(seen)
+        _wait_for(lambda: not any(_running(pid) for pid in pids), 30, "processes left running", log)
+    finally:
+        if master != -1:
+            os.close(master)
+        _stop(make, pids)
