@@ -60,28 +60,34 @@ def cache_namespace_clear(*, namespace: str) -> CachePolicy:
 def cache_stats_record(
     *, process: str, deltas: dict[tuple[str, str], dict[str, float]], l1_usage: dict[str, tuple[int, int]], using: str
 ) -> None:
-    """Add one process's counters since its last flush; L1's entries and bytes are current values."""
+    """Add one process's counters since its last flush; L1's entries and bytes are current values.
+
+    All or nothing: the caller adds the whole flush back for its next one when this raises, so rows written
+    before a failure must not stay (they were counted twice)."""
     touched = set(deltas) | {(namespace, "l1") for namespace in l1_usage}
-    for namespace, tier in touched:
-        counters = {name: value for name, value in deltas.get((namespace, tier), {}).items() if value}
-        gauges = {}
-        if tier == "l1":
-            entries, size = l1_usage.get(namespace, (0, 0))
-            gauges = {"entries": entries, "bytes": max(size, 0)}
-            counters.pop("bytes", None)
-        if not counters and not gauges:
-            continue
-        # update() does not apply auto_now: the stamp says the process (and its L1 gauges) is alive.
-        changes = {name: F(name) + value for name, value in counters.items()} | gauges | {"updated_at": timezone.now()}
-        rows = CacheStat.objects.using(using).filter(namespace=namespace, tier=tier, process=process)
-        if not rows.update(**changes):
-            try:
-                with transaction.atomic(using=using):
-                    CacheStat.objects.using(using).create(
-                        namespace=namespace, tier=tier, process=process, **counters, **gauges
-                    )
-            except IntegrityError:
-                rows.update(**changes)
+    with transaction.atomic(using=using):
+        for namespace, tier in sorted(touched):  # one order: concurrent flushes never lock them crosswise
+            counters = {name: value for name, value in deltas.get((namespace, tier), {}).items() if value}
+            gauges = {}
+            if tier == "l1":
+                entries, size = l1_usage.get(namespace, (0, 0))
+                gauges = {"entries": entries, "bytes": max(size, 0)}
+                counters.pop("bytes", None)
+            if not counters and not gauges:
+                continue
+            # update() does not apply auto_now: the stamp says the process (and its L1 gauges) is alive.
+            changes = (
+                {name: F(name) + value for name, value in counters.items()} | gauges | {"updated_at": timezone.now()}
+            )
+            rows = CacheStat.objects.using(using).filter(namespace=namespace, tier=tier, process=process)
+            if not rows.update(**changes):
+                try:
+                    with transaction.atomic(using=using):
+                        CacheStat.objects.using(using).create(
+                            namespace=namespace, tier=tier, process=process, **counters, **gauges
+                        )
+                except IntegrityError:
+                    rows.update(**changes)
 
 
 RETIRED_PROCESS = "(retired processes)"
