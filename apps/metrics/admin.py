@@ -55,3 +55,8 @@ class AlertAdmin(AlertVisibilityAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        """An alert is the record of what paged whom and when (an incident review reads it): an Administrator
+        could delete one, its deliveries with it. Alerts go with their rule, or by retention."""
+        return False

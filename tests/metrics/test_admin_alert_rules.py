@@ -116,3 +116,16 @@ def test_a_cache_namespace_no_policy_names_is_a_field_error(root_client):
     assert message.startswith("No cache namespace is called 'patient-data'")
     assert root_client.post(f"{URL}add/", {**form, "cache_namespace": "patient_data"}).status_code == 302
     assert AlertRule.objects.get(name="rule").cache_namespace == "patient_data"
+
+
+def test_an_alert_is_history_no_one_deletes_in_admin(root_client):
+    """A superuser (and so an Administrator) could delete a fired alert and its deliveries: the record of what
+    paged whom and when."""
+    from apps.metrics.models import Alert
+
+    rule = AlertRule.objects.create(**{**FORM, "enabled": True})
+    alert = Alert.objects.create(rule=rule, state="firing", value=95.0, last_value=95.0, message="CPU 95%")
+    assert root_client.post(f"/admin/metrics/alert/{alert.pk}/delete/", {"post": "yes"}).status_code == 403
+    root_client.post("/admin/metrics/alert/", {"action": "delete_selected", "_selected_action": [alert.pk],
+                                               "post": "yes"})  # fmt: skip
+    assert Alert.objects.filter(pk=alert.pk).exists()
