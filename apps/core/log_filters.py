@@ -82,27 +82,35 @@ JSON_FORMATTER = {
 }
 
 
+# The one-line format, as settings.LOGGING and gunicorn's own log config both declare it.
+PLAIN_FORMATTER = {
+    "()": "apps.core.log_filters.PlainFormatter",
+    "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+}
+
+
 def gunicorn_logconfig(log_format: str) -> dict:
-    """gunicorn's own logs (error and access) in the format Django's processes use; {} keeps gunicorn's."""
-    if log_format != "json":
-        return {}
+    """gunicorn's own logs (error and access) in the format Django's processes use, `plain` or `json`: left
+    to gunicorn, its plain lines had a local time without a zone (`[2026-12-05 09:41:04 +0000]`), unlike
+    every other line of the product."""
+    formatter = dict(JSON_FORMATTER) if log_format == "json" else dict(PLAIN_FORMATTER)
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "root": {"level": "INFO", "handlers": []},
-        "formatters": {"json": dict(JSON_FORMATTER)},
+        "formatters": {log_format: formatter},
         "filters": {"correlation_id": {"()": CorrelationIdFilter}, "access_fields": {"()": AccessLogFields}},
         "handlers": {
-            "json": {
+            log_format: {
                 "class": "logging.StreamHandler",
-                "formatter": "json",
+                "formatter": log_format,
                 "filters": ["correlation_id", "access_fields"],
                 "stream": "ext://sys.stdout",
             }
         },
         "loggers": {
-            "gunicorn.error": {"level": "INFO", "handlers": ["json"], "propagate": False},
-            "gunicorn.access": {"level": "INFO", "handlers": ["json"], "propagate": False},
+            "gunicorn.error": {"level": "INFO", "handlers": [log_format], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": [log_format], "propagate": False},
         },
     }
 
