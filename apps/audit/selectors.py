@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -14,11 +16,14 @@ from apps.audit.models import AuditChainHead, AuditEvent
 from apps.audit.services import (
     CHAINED_FIELDS,
     GENESIS_HASH,
+    PARTITION_FAILURE_CACHE_KEY,
     PRIMARY_CHAIN,
     TRUNCATE_GUARD,
     chain_hash,
     head_seal,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def audit_event_list(
@@ -77,6 +82,8 @@ class ChainReport:
     # that creates them ahead has stopped; past it records go to the default partition, and a month with records
     # there can never have a partition of its own.
     partitions_run_out: str | None = None
+    # Not a failure either: the partition task's last run gave up (audit_partitions_problem), None when it did not.
+    partitions_task_failed: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -200,6 +207,23 @@ def _verify_partitions(report: ChainReport) -> None:
     if not months or months[-1] <= (today.year, today.month):
         last = f"{table}_y{months[-1][0]}m{months[-1][1]:02d}" if months else "none"
         report.partitions_run_out = last
+    report.partitions_task_failed = audit_partitions_problem()
+
+
+def audit_partitions_problem() -> str | None:
+    """Why the daily partition task's last run gave up, with when and after how many attempts; None when its
+    last run succeeded (or none failed within PARTITION_FAILURE_KEPT_SECONDS). For `audit verify` and health checks."""
+    try:
+        failure = cache.get(PARTITION_FAILURE_CACHE_KEY)
+    except Exception as exc:  # noqa: BLE001 - a cache that cannot be read is not the trail's failure
+        logger.warning("audit partitions: the task's last failure could not be read: %s", type(exc).__name__)
+        return None
+    if not failure:
+        return None
+    return (
+        f"the partition task audit.ensure_partitions gave up at {failure['at']} after {failure['attempts']} "
+        f"attempt(s): {failure['reason']}"
+    )
 
 
 def _verify_all(report: ChainReport, chunk_size: int, anchors: dict[str, tuple[int, str]]) -> None:

@@ -8,13 +8,16 @@ import hmac
 import ipaddress
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.core.cache import cache
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditChainHead, AuditEvent
@@ -357,6 +360,16 @@ PARTITION_MONTHS_AHEAD_MAX = 36
 # audit INSERT queues behind it, so every PHI read would hang. Giving up costs nothing: the partitions are
 # made months ahead, and the next run (the beat task is daily) makes them.
 PARTITION_LOCK_TIMEOUT = "2s"
+# The daily task tries again after a lock timeout, waiting PARTITION_BACKOFF_SECONDS, then twice as long each time:
+# 30 s + 1 + 2 + 4 + 8 min, about 16 minutes in all, so a nightly `audit verify` or pg_dump that overlaps it does
+# not make it give up every day. It stays under RabbitMQ's 30-minute consumer_timeout for the task's delivery
+# (acknowledged late). A run that still fails is recorded (PARTITION_FAILURE_CACHE_KEY) and logged as an error.
+PARTITION_ATTEMPTS = 6
+PARTITION_BACKOFF_SECONDS = 30.0
+# The last run of the partition task that gave up, until one succeeds: `audit verify` (and whatever reports
+# health) reads it through audit_partitions_failure().
+PARTITION_FAILURE_CACHE_KEY = "audit:partitions-failure"
+PARTITION_FAILURE_KEPT_SECONDS = 45 * 24 * 3600
 # The BEFORE TRUNCATE trigger every table of the trail carries (migration 0003): a statement-level trigger
 # is not cloned onto new partitions the way row-level ones are, so each partition gets its own.
 TRUNCATE_GUARD = "audit_refuse_truncate"
@@ -390,12 +403,14 @@ def _default_partition_has_rows(cursor, table: str, start: date, end: date) -> b
 
 
 @transaction.atomic
-def audit_partitions_ensure(*, months_ahead: int = 3, today: date | None = None) -> list[str]:
+def audit_partitions_ensure(
+    *, months_ahead: int = 3, today: date | None = None, lock_timeout: str = PARTITION_LOCK_TIMEOUT
+) -> list[str]:
     """Create the monthly partitions from this month (UTC) to `months_ahead` ahead, each with its TRUNCATE
     guard (PostgreSQL only). Idempotent, and concurrent runs take turns.
 
-    A partition whose lock is not granted within PARTITION_LOCK_TIMEOUT raises OperationalError (nothing is
-    created by that run) rather than stall every audit write queued behind it.
+    A partition whose lock is not granted within `lock_timeout` raises OperationalError (nothing is created by
+    that run) rather than stall every audit write queued behind it; audit_partitions_ensure_retrying tries again.
 
     Rows outside every partition land in the default partition, so a missed run never loses a record; a
     month that already has rows there is skipped (PostgreSQL cannot create it over them, and they may not
@@ -410,9 +425,7 @@ def audit_partitions_ensure(*, months_ahead: int = 3, today: date | None = None)
     created = []
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"{table}:partitions"])
-        cursor.execute(
-            "SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)", [PARTITION_LOCK_TIMEOUT]
-        )
+        cursor.execute("SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)", [lock_timeout])
         caller_lock_timeout = cursor.fetchone()[0]
         for _ in range(months_ahead + 1):
             end = _next_month(start)
@@ -432,3 +445,66 @@ def audit_partitions_ensure(*, months_ahead: int = 3, today: date | None = None)
         # Restored for the rest of a caller's transaction (a migration); on an error the savepoint's rollback does it.
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", [caller_lock_timeout])
     return created
+
+
+def _lock_not_granted(exc: BaseException) -> bool:
+    import psycopg
+
+    return isinstance(exc, OperationalError) and isinstance(exc.__cause__, psycopg.errors.LockNotAvailable)
+
+
+def audit_partitions_ensure_retrying(
+    *,
+    months_ahead: int = 3,
+    today: date | None = None,
+    attempts: int = PARTITION_ATTEMPTS,
+    backoff_seconds: float = PARTITION_BACKOFF_SECONDS,
+    lock_timeout: str = PARTITION_LOCK_TIMEOUT,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[str]:
+    """audit_partitions_ensure for the daily task: a lock timeout (a long reader of the trail, such as a nightly
+    `audit verify` or pg_dump) is tried again after a growing wait, so an overlap every night does not stop the
+    partitions for good. A run that still fails is logged as an error and recorded for audit_partitions_failure
+    (cleared by the next success), then raised: months without a partition fill the default partition, and such
+    a month can never get one of its own."""
+    for attempt in range(1, attempts + 1):
+        try:
+            created = audit_partitions_ensure(months_ahead=months_ahead, today=today, lock_timeout=lock_timeout)
+        except DatabaseError as exc:
+            if attempt < attempts and _lock_not_granted(exc):
+                delay = backoff_seconds * 2 ** (attempt - 1)
+                logger.warning(
+                    "audit partitions: lock not granted within %s (attempt %d of %d), trying again in %gs",
+                    lock_timeout, attempt, attempts, delay,
+                )  # fmt: skip
+                sleep(delay)
+                continue
+            _partitions_failure_record(exc, attempts=attempt)
+            raise
+        _partitions_failure_clear()
+        return created
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _partitions_failure_record(exc: BaseException, *, attempts: int) -> None:
+    if _lock_not_granted(exc):
+        reason = "its lock on the trail was not granted in time (a long reader of it: audit verify, pg_dump?)"
+    else:
+        reason = f"{type(exc).__name__}: {exc}"[:300]
+    failure = {"at": timezone.now().isoformat(), "attempts": attempts, "reason": reason}
+    logger.error(
+        "audit partitions: the monthly partitions were not created after %d attempt(s): %s. Records past the last "
+        "partition go to the default partition, and such a month can never have a partition of its own.",
+        attempts, reason,
+    )  # fmt: skip
+    try:
+        cache.set(PARTITION_FAILURE_CACHE_KEY, failure, timeout=PARTITION_FAILURE_KEPT_SECONDS)
+    except Exception:  # the error log above still says it; the task's own error is what is raised
+        logger.warning("audit partitions: the failure could not be recorded in the cache", exc_info=True)
+
+
+def _partitions_failure_clear() -> None:
+    try:
+        cache.delete(PARTITION_FAILURE_CACHE_KEY)
+    except Exception:  # the partitions exist; a stale failure note is the lesser harm
+        logger.warning("audit partitions: the last failure could not be cleared from the cache", exc_info=True)

@@ -71,6 +71,8 @@ class Command(BaseCommand):
                 f"NOTE     the last monthly partition is {report.partitions_run_out}: is the beat task "
                 "audit.ensure_partitions running? Records past it go to the default partition."
             )
+        if report.partitions_task_failed:
+            self.stdout.write(f"NOTE     {report.partitions_task_failed}")
         if not report.ok:
             raise CommandError(f"Audit trail tampered with: checked {report.checked} record(s).")
         if anchor_file:
