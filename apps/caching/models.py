@@ -11,6 +11,15 @@ from apps.caching.defaults import PHI_NAMESPACES
 
 # Entries never outlive this, so a scope generation is only ever compared with entries younger than it.
 MAX_TTL_SECONDS = 24 * 3600
+# A scope's generation, in Redis (stack.GENERATION_KEY_MS) and in the database (its row), is kept this long after
+# its last write: twice what any entry lives, so every entry stored before that write is gone by then.
+SCOPE_GENERATION_IDLE_SECONDS = 2 * MAX_TTL_SECONDS
+
+
+def scope_generation_start() -> int:
+    """A new scope row's generation: the time in microseconds, never one an earlier row of the scope (pruned
+    since) reached, so the entries stored under that one cannot become valid again."""
+    return time.time_ns() // 1000
 
 
 class CachePolicy(models.Model):
@@ -121,11 +130,12 @@ class CacheScopeGeneration(models.Model):
 
     Entries remember the generation they were loaded under; a later generation makes them misses. The
     row with scope `POLICY_SCOPE` is bumped when a policy changes, so the same one-per-second poll that
-    drops other processes' stale L1 entries also reloads the policies.
+    drops other processes' stale L1 entries also reloads the policies. A row starts at the time in
+    microseconds, so rows idle for SCOPE_GENERATION_IDLE_SECONDS can be pruned (one per patient ever written).
     """
 
     scope = models.CharField(max_length=64, primary_key=True)
-    generation = models.PositiveBigIntegerField(default=0)
+    generation = models.PositiveBigIntegerField(default=scope_generation_start)
     updated_at = models.DateTimeField(db_index=True)
 
     def __str__(self) -> str:

@@ -6,11 +6,11 @@ import time
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from apps.caching.defaults import DEFAULT_POLICIES, FRESHNESS_LIMITS
-from apps.caching.models import CacheEntry, CachePolicy, CacheStat
+from apps.caching.models import SCOPE_GENERATION_IDLE_SECONDS, CacheEntry, CachePolicy, CacheScopeGeneration, CacheStat
 from apps.core.services import fields_update
 
 
@@ -141,3 +141,26 @@ def cache_entries_prune(*, batch_size: int = 10_000) -> int:
         if not keys:
             return deleted
         deleted += CacheEntry.objects.filter(key__in=keys).delete()[0]
+
+
+def cache_scope_generations_prune(*, batch_size: int = 10_000) -> int:
+    """Delete scope generation rows idle longer than any entry lives; the number deleted.
+
+    One row per patient ever written stayed for ever. Once a scope is idle this long, every entry stored
+    before its last write has expired, and those stored since only miss (the scope reads as never written);
+    the next write starts the row again at the time in microseconds, past every generation it had.
+    """
+    from apps.caching.stack import POLICY_SCOPE
+
+    # Twice the longest life of an entry: 48 h, or more if a policy was given a longer one outside admin.
+    longest = CachePolicy.objects.aggregate(longest=Max(F("ttl_seconds") + F("stale_while_revalidate_seconds")))
+    idle = max(SCOPE_GENERATION_IDLE_SECONDS, 2 * (longest["longest"] or 0))
+    cutoff = timezone.now() - timedelta(seconds=idle)
+    deleted = 0
+    while True:
+        idle_rows = CacheScopeGeneration.objects.filter(updated_at__lt=cutoff).exclude(scope=POLICY_SCOPE)
+        scopes = list(idle_rows.values_list("scope", flat=True)[:batch_size])
+        if not scopes:
+            return deleted
+        # Checked again as it deletes: a scope written meanwhile keeps its row.
+        deleted += idle_rows.filter(scope__in=scopes).delete()[0]

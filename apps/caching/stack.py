@@ -59,7 +59,7 @@ return 1
 """
 # A generation key lives this long from its last write (one per patient scope read or written would otherwise
 # stay in Redis for ever): an expired one is UNSET, which is safe, and set again from the database.
-GENERATION_KEY_MS = 2 * 24 * 3600 * 1000  # twice models.MAX_TTL_SECONDS, which no entry outlives
+GENERATION_KEY_MS = 2 * 24 * 3600 * 1000  # models.SCOPE_GENERATION_IDLE_SECONDS: twice what any entry lives
 
 # A scope with no generation key in Redis: never set since the server started, or evicted (under an
 # allkeys-* policy) or lost. Not "generation 0": an entry stored before the scope's first write would match
@@ -984,8 +984,11 @@ class CacheStack:
 
     # --- invalidation ----------------------------------------------------------------------------
     def invalidate_scopes(self, scopes: Iterable[str]) -> None:
-        """Bump the scopes' generations in the caller's transaction; publish them when it commits."""
-        from apps.caching.models import CacheScopeGeneration
+        """Bump the scopes' generations in the caller's transaction; publish them when it commits.
+
+        A scope's first row starts at the time in microseconds, not 1: its rows are pruned once idle, and a row
+        starting again at 1 would make the entries (and the Redis generation) of an earlier one valid again."""
+        from apps.caching.models import CacheScopeGeneration, scope_generation_start
 
         table = CacheScopeGeneration._meta.db_table
         stamp, stamp_params = self._database_now()
@@ -994,10 +997,10 @@ class CacheStack:
             for scope in scopes:
                 scope_key = scope if scope == POLICY_SCOPE else self.scope_key(scope)
                 cursor.execute(
-                    f"INSERT INTO {table} (scope, generation, updated_at) VALUES (%s, 1, {stamp}) "  # noqa: S608
+                    f"INSERT INTO {table} (scope, generation, updated_at) VALUES (%s, %s, {stamp}) "  # noqa: S608
                     f"ON CONFLICT (scope) DO UPDATE SET generation = {table}.generation + 1, "
                     f"updated_at = excluded.updated_at RETURNING generation",
-                    [scope_key, *stamp_params],
+                    [scope_key, scope_generation_start(), *stamp_params],
                 )
                 bumped[scope_key] = cursor.fetchone()[0]
         for scope_key in bumped:  # this process's own reads see the write at once, committed or not

@@ -8,3 +8,9 @@ def prune_entries() -> int:
     """The L3 entries past their stale window, and the counters of processes long gone (folded, not lost)."""
     services.cache_stats_retire()
     return services.cache_entries_prune()
+
+
+@shared_task(name="caching.prune_scope_generations")
+def prune_scope_generations() -> int:
+    """The scope generation rows of patients not written for longer than any entry lives."""
+    return services.cache_scope_generations_prune()
