@@ -266,9 +266,8 @@ def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dic
 
 def _target_memory(run: BenchmarkRun, seconds: float) -> dict:
     """The target's memory over the run: its Prometheus series where its scaling policy reads Prometheus,
-    else this host's memory samples (the resource monitor, every 30 s) when the service is served here."""
-    from apps.metrics.models import MetricPoint
-
+    else, when the service is served here, the resource monitor's samples (every 30 s) of the request-serving
+    pod with the most memory over the run (_serving_pod_memory)."""
     started, service = run.started_at, run.plan.service
     until = started + timedelta(seconds=seconds)
     policy = getattr(service, "scaling_policy", None)
@@ -283,11 +282,30 @@ def _target_memory(run: BenchmarkRun, seconds: float) -> dict:
         return {"source": "prometheus", **analysis.memory_slope(points)}
     if not service.route_prefix:
         return {"source": None, "unavailable": "the service's memory is not measured here"}
-    rows = MetricPoint.objects.filter(series="host.memory_pct", at__gte=started, at__lte=until).order_by("at")
+    return _serving_pod_memory(started, until)
+
+
+def _serving_pod_memory(started, until) -> dict:
+    """The memory trend of one pod, the request-serving one with the most memory over the run
+    (metrics.selectors.busiest_host): the `host.memory_pct` series averaged every host's samples, the
+    worker's among them, whose memory is the load generator's and Celery's, so the target's trend was
+    blended with theirs, and with hosts coming and going the mean stepped by itself. One pod's samples, so a
+    leak is its own slope; the busiest, the one that nears its limit first."""
+    import math
+
+    from apps.metrics.selectors import busiest_host, serving_host_samples
+    from apps.resources.models import ResourceSample
+
+    busiest = busiest_host("memory_pct", since=started, until=until, serving_only=True)
+    if busiest is None:
+        return {"source": "resource_samples", "samples": 0}
+    rows = serving_host_samples(ResourceSample.objects.filter(at__gte=started, at__lt=until)).filter(host=busiest[0])
     points = [
-        ((at - started).total_seconds(), total / count) for at, total, count in rows.values_list("at", "sum", "count")
+        ((at - started).total_seconds(), value)
+        for at, value in rows.order_by("at").values_list("at", "memory_pct")
+        if math.isfinite(value)
     ]
-    return {"source": "host.memory_pct", **analysis.memory_slope(points)}
+    return {"source": "resource_samples", "host": busiest[0], **analysis.memory_slope(points)}
 
 
 RESULT_FIELDS = ["status", "error", "finished_at", "progress", "progress_message", "generator_cpu_max", "summary",

@@ -10,6 +10,7 @@ from django.db.models.lookups import StartsWith
 from django.utils import timezone
 from hdrh.histogram import HdrHistogram
 
+from apps.metrics import hour_merges
 from apps.metrics.models import RequestRollup
 from apps.metrics.recorder import new_histogram, percentile_values
 from apps.services.models import Service
@@ -45,12 +46,8 @@ def route_latency(
         rows = rows.filter(minute__gte=since)
     if until is not None:
         rows = rows.filter(minute__lt=until)
-    merged = new_histogram()
-    count = errors = 0
-    for histogram, row_count, row_errors in rows.values_list("histogram", "count", "errors"):
-        merged.add(HdrHistogram.decode(bytes(histogram)))
-        count += row_count
-        errors += row_errors
+    # A week's minute rows were each decoded (seconds a call): whole closed hours come merged from the cache.
+    merged, count, errors = hour_merges.window_histogram(rows, since=since, until=until)
     return _latency(merged, count, errors)
 
 
@@ -175,9 +172,9 @@ def host_gauge(name: str, *, since, until) -> float | None:
     return series_mean(SAMPLED_SERIES.get(name, f"host.{name}"), since=since, until=until)
 
 
-def busiest_host(name: str, *, since, until) -> tuple[str, float] | None:
+def busiest_host(name: str, *, since, until, serving_only: bool = False) -> tuple[str, float] | None:
     """The host with the highest mean of a resource-monitor figure (cpu_pct, memory_pct) over a window, and
-    that mean.
+    that mean; `serving_only`: of the request-serving pods (serving_host_samples).
 
     An alert pages for the pod about to be throttled or OOM-killed: averaged with idle siblings (one at 97% of
     its memory limit, two at 30%: 52%) it would never fire. Each host's mean, so one spike does not page."""
@@ -185,14 +182,24 @@ def busiest_host(name: str, *, since, until) -> tuple[str, float] | None:
 
     from apps.resources.models import ResourceSample
 
+    rows = ResourceSample.objects.filter(at__gte=since, at__lt=until)
     means = (
-        ResourceSample.objects.filter(at__gte=since, at__lt=until)
+        (serving_host_samples(rows) if serving_only else rows)
         .values("host")
         .annotate(mean=Avg(name))
         .order_by("-mean", "host")
         .values_list("host", "mean")
     )
     return next(iter(means[:1]), None)
+
+
+def serving_host_samples(rows):
+    """The samples of the pods that serve requests: those they published (measured_at set; the api and live
+    pods), not the worker's own, whose CPU and memory are Celery's and a benchmark's load generator's. Where
+    no pod published (one machine running every process: its pods' publishes are its own host's, not
+    recorded twice), the host's own samples are the only figure of the machine that serves."""
+    published = rows.filter(measured_at__isnull=False)
+    return published if published.exists() else rows
 
 
 def busiest_host_mean(name: str, *, since, until) -> float | None:
@@ -257,10 +264,19 @@ LATENCY_METRICS = ("p50_ms", "p95_ms", "p99_ms", "rps", "error_rate_pct", "reque
 
 
 def time_series(
-    *, metric: str, since, until, step_seconds: int, route_prefixes: list[str] | None = None, namespace: str = ""
+    *,
+    metric: str,
+    since,
+    until,
+    step_seconds: int,
+    route_prefixes: list[str] | None = None,
+    namespace: str = "",
+    serving_hosts_only: bool = False,
 ):
     """[(bucket start, value)] of a metric between two instants, one value per step; request metrics over the
-    routes under `route_prefixes` (None: every route).
+    routes under `route_prefixes` (None: every route). `serving_hosts_only`: a host figure of the
+    request-serving pods only (serving_host_samples), and no step from the blended series, which has the
+    worker's in it.
 
     One query for the whole range, its rows summed into their steps here: the dashboard asks for up to
     1,440 steps, and a query per step took about a second and a pooled connection all that time.
@@ -281,8 +297,9 @@ def time_series(
     elif metric == "cache_hit_rate_pct":
         values = _cache_hit_rate_steps(len(starts), since, until, index, namespace=namespace)
     elif metric in RESOURCE_GAUGES:
-        values = _busiest_host_steps(metric, len(starts), since, until, index)
-        if None in values:  # steps past the monitor's retention: the blended series is all there is
+        values = _busiest_host_steps(metric, len(starts), since, until, index, serving_only=serving_hosts_only)
+        # Steps past the monitor's retention: the blended series is all there is (for the dashboard).
+        if None in values and not serving_hosts_only:
             mixed = _gauge_steps(f"host.{metric}", len(starts), since, until, index)
             values = [blend if value is None else value for value, blend in zip(values, mixed, strict=True)]
     else:
@@ -339,21 +356,29 @@ def _cache_hit_rate_steps(steps: int, since, until, index, *, namespace: str) ->
 RESOURCE_GAUGES = frozenset({"cpu_pct", "memory_pct", "disk_pct", "pool_pct", "db_connections_pct"})
 
 
-def _busiest_host_steps(name: str, steps: int, since, until, index) -> list[float | None]:
+def _busiest_host_steps(
+    name: str, steps: int, since, until, index, *, serving_only: bool = False
+) -> list[float | None]:
     """Each step's busiest host: the highest of the hosts' means over the step, as the alerts and the live
-    feed judge them. The `host.*` series blend every pod (a worker at 97% beside an idle api pod read 63%);
-    they are read only for steps older than the monitor keeps its per-host samples."""
+    feed judge them; `serving_only`: of the pods that published in the step, where any did (as
+    serving_host_samples chooses, step by step). The `host.*` series blend every pod (a worker at 97% beside
+    an idle api pod read 63%); they are read only for steps older than the monitor keeps its per-host samples."""
     from apps.resources.models import ResourceSample
 
     per_host: dict[tuple[int, str], list] = {}
     rows = ResourceSample.objects.filter(at__gte=since, at__lt=until).exclude(**{f"{name}__isnull": True})
-    for at, host, value in rows.order_by().values_list("at", "host", name).iterator(chunk_size=5000):
+    columns = rows.order_by().values_list("at", "host", name, "measured_at")
+    for at, host, value, measured_at in columns.iterator(chunk_size=5000):
         if math.isfinite(value):
-            acc = per_host.setdefault((index(at), host), [0.0, 0])
+            acc = per_host.setdefault((index(at), host), [0.0, 0, False])
             acc[0] += value
             acc[1] += 1
+            acc[2] = acc[2] or measured_at is not None
+    published_steps = {i for (i, _), acc in per_host.items() if acc[2]} if serving_only else set()
     values: list[float | None] = [None] * steps
-    for (i, _), (total, count) in per_host.items():
+    for (i, _), (total, count, published) in per_host.items():
+        if i in published_steps and not published:  # the worker's own, beside the pods that serve
+            continue
         mean = total / count
         if values[i] is None or mean > values[i]:
             values[i] = mean

@@ -66,20 +66,13 @@ def _series(rows) -> pd.Series:
 
 
 def _from_metrics(policy: ScalingPolicy, metric: str, *, since: datetime, until: datetime) -> pd.Series:
-    """Request rate and response time from the service's request rollups; CPU and memory from this host."""
-    from apps.metrics.models import MetricPoint, RequestRollup
+    """Request rate and response time from the service's request rollups; CPU and memory from the
+    resource monitor's samples of the pods that serve requests (_serving_pods_hourly)."""
+    from apps.metrics.models import RequestRollup
     from apps.metrics.selectors import routes_under
 
     if metric in (Metric.CPU, Metric.MEMORY):
-        series = "host.cpu_pct" if metric == Metric.CPU else "host.memory_pct"
-        rows = (
-            MetricPoint.objects.filter(series=series, at__gte=since, at__lt=until)
-            .annotate(hour=TruncHour("at", tzinfo=UTC))
-            .values("hour")
-            .annotate(total=Sum("sum"), samples=Sum("count"))
-            .order_by("hour")
-        )
-        return _series([(row["hour"], row["total"] / row["samples"]) for row in rows if row["samples"]])
+        return _serving_pods_hourly("cpu_pct" if metric == Metric.CPU else "memory_pct", since=since, until=until)
     if not policy.service.route_prefix:
         raise HistoryUnavailable(f"{policy.service.slug} has no route prefix: its requests are not measured here.")
     if metric == Metric.REQUEST_RATE:
@@ -95,6 +88,20 @@ def _from_metrics(policy: ScalingPolicy, metric: str, *, since: datetime, until:
         return _request_rate(rows, until=until)
     # The count-weighted p95 of the hour's minute rollups (per route): a response-time level to forecast.
     return _series([(row["hour"], row["weighted_p95"] / row["requests"]) for row in rows if row["requests"]])
+
+
+def _serving_pods_hourly(name: str, *, since: datetime, until: datetime) -> pd.Series:
+    """Each hour's busiest request-serving pod (metrics.selectors.serving_host_samples): the pods that serve
+    the service's routes, which a policy scales, and not the worker, whose Celery tasks and benchmark load
+    generator are no load of the service's. The busiest, because samples name a pod, not the services it
+    serves (every api pod serves every route), and a pod at its limit is what scaling must prevent: the
+    `host.*` series averaged every host, so a worker at 97% of its memory beside an idle api pod read 63.5%.
+    Hours past the monitor's 30 days of per-host samples are missing, not taken from that blend."""
+    from apps.metrics.selectors import time_series
+
+    since = _hour_start(since)
+    steps = time_series(metric=name, since=since, until=until, step_seconds=3600, serving_hosts_only=True)
+    return _series([(start, value) for start, value in steps if value is not None])
 
 
 def _hour_start(at: datetime) -> datetime:
