@@ -1,0 +1,168 @@
+"""Long-window latency reads: each closed hour's minute histograms merged once, kept in the shared cache.
+
+A 7-day p95 decoded and merged every minute rollup in its window: about 10,000 rows per route key at ~61 us a
+decode, seconds for `/api/v1/metrics/slo/`, and a 7-day p95 alert rule paid it every minute. The minute rows
+of one (route, status class) in one hour are merged once and cached under a key naming what the rows were
+(how many, the newest id, their requests and errors), so a late row for that hour (a new row, or requests
+merged into one) names another key and is never missed; nothing has to invalidate anything. Hours cut by the
+window's edges, the hour still filling, and hourly rows (past 30 days) are read row by row as before.
+
+The figures are the same: an HDR merge sums bucket counts and keeps the highest value, so the same rows
+merged hour by hour then together give the same histogram as merged one by one (a test compares them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from django.core.cache import cache
+from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+from hdrh.histogram import HdrHistogram
+
+from apps.metrics.models import RequestRollup
+from apps.metrics.recorder import new_histogram
+
+logger = logging.getLogger(__name__)
+
+HOUR = timedelta(hours=1)
+# An hour is merged once it ended this long ago: before, each flush (every few seconds) would change its key
+# and store a merge nobody reads again. Correctness does not depend on it: a later row names another key.
+SETTLED_AFTER = timedelta(minutes=2)
+# The longest window read (SLOs, alert rules: 7 days) from the moment an hour settles, and a little more.
+CACHE_SECONDS = int((timedelta(days=7) + 2 * HOUR).total_seconds())
+KEY_VERSION = 1  # raise it if the histograms' parameters or the value stored change
+
+Group = tuple[str, str, datetime]  # route, status class, hour (UTC)
+
+
+def rows_histogram(rows: QuerySet[RequestRollup]) -> tuple[HdrHistogram, int, int]:
+    """Every row's histogram decoded and merged, with the requests and errors: short windows, and the
+    reference the hourly merges are compared with."""
+    merged = new_histogram()
+    count = errors = 0
+    for histogram, row_count, row_errors in rows.values_list("histogram", "count", "errors"):
+        merged.add(HdrHistogram.decode(bytes(histogram)))
+        count += row_count
+        errors += row_errors
+    return merged, count, errors
+
+
+def window_histogram(
+    rows: QuerySet[RequestRollup], *, since: datetime | None, until: datetime | None = None
+) -> tuple[HdrHistogram, int, int]:
+    """`rows` (already limited to [since, until)) merged, with their requests and errors: the whole settled
+    hours inside the window from their cached hourly merges, the rest row by row. The same figures as
+    `rows_histogram(rows)`."""
+    if since is None:
+        return rows_histogram(rows)
+    now = timezone.now()
+    first = _hour_ceil(since)
+    last = _hour_floor(min(until, now - SETTLED_AFTER) if until is not None else now - SETTLED_AFTER)
+    if last <= first:  # no whole settled hour (1-hour windows, the live feed): one query, as before
+        return rows_histogram(rows)
+    whole_hours = Q(resolution=RequestRollup.Resolution.MINUTE, minute__gte=first, minute__lt=last)
+    merged, count, errors = rows_histogram(rows.exclude(whole_hours))
+    hourly = rows.filter(whole_hours)
+    groups = (
+        hourly.annotate(hour=TruncHour("minute", tzinfo=UTC))
+        .values("route", "status_class", "hour")
+        .annotate(rows=Count("pk"), newest=Max("pk"), requests=Sum("count"), failed=Sum("errors"))
+        .order_by()
+    )
+    keys = {
+        (g["route"], g["status_class"], g["hour"]): _key(
+            g["route"], g["status_class"], g["hour"], g["rows"], g["newest"], g["requests"], g["failed"]
+        )
+        for g in groups
+    }
+    cached = _cache_get_many(keys.values())
+    missing = set()
+    for group, key in keys.items():
+        if key in cached:
+            encoded, group_count, group_errors = cached[key]
+            merged.add(HdrHistogram.decode(encoded))
+            count += group_count
+            errors += group_errors
+        else:
+            missing.add(group)
+    if missing:
+        fresh, store = _merge_groups(hourly, missing)
+        for histogram, group_count, group_errors in fresh:
+            merged.add(histogram)
+            count += group_count
+            errors += group_errors
+        _cache_set_many(store)
+    return merged, count, errors
+
+
+def _merge_groups(hourly: QuerySet[RequestRollup], groups: set[Group]) -> tuple[list, dict]:
+    """Each group's rows merged, and the cache entries to store. The key is computed from the rows read here,
+    not from the count read before: a row that arrived in between is in this merge and in its key."""
+    spans: dict[tuple[str, str], list[datetime]] = {}
+    for route, status_class, hour in groups:
+        span = spans.setdefault((route, status_class), [hour, hour])
+        span[0], span[1] = min(span[0], hour), max(span[1], hour)
+    wanted = Q(pk__in=[])
+    for (route, status_class), (start, end) in spans.items():
+        wanted |= Q(route=route, status_class=status_class, minute__gte=start, minute__lt=end + HOUR)
+    acc: dict[Group, list] = {}
+    columns = ("pk", "route", "status_class", "minute", "histogram", "count", "errors")
+    for pk, route, status_class, minute, histogram, row_count, row_errors in (
+        hourly.filter(wanted).values_list(*columns).iterator(chunk_size=2000)
+    ):
+        group = (route, status_class, _hour_floor(minute))
+        if group not in groups:  # an hour of this span read from the cache
+            continue
+        entry = acc.setdefault(group, [new_histogram(), 0, 0, 0, 0])  # histogram, rows, newest, count, errors
+        entry[0].add(HdrHistogram.decode(bytes(histogram)))
+        entry[1] += 1
+        entry[2] = max(entry[2], pk)
+        entry[3] += row_count
+        entry[4] += row_errors
+    fresh, store = [], {}
+    for (route, status_class, hour), (histogram, rows, newest, row_count, row_errors) in acc.items():
+        fresh.append((histogram, row_count, row_errors))
+        key = _key(route, status_class, hour, rows, newest, row_count, row_errors)
+        store[key] = (histogram.encode(), row_count, row_errors)
+    return fresh, store
+
+
+def _key(route: str, status_class: str, hour: datetime, rows: int, newest: int, requests, errors) -> str:
+    what = "\x00".join(map(str, (route, status_class, int(hour.timestamp()), rows, newest, int(requests), int(errors))))
+    return f"metrics:hour-merge:{KEY_VERSION}:{hashlib.sha256(what.encode()).hexdigest()}"
+
+
+def _cache_get_many(keys: Iterable[str]) -> dict:
+    """The cached merges; none when the cache is unreachable (the rows are merged instead: slower, same
+    figures, never a failed SLO read or alert evaluation)."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    try:
+        return cache.get_many(keys)
+    except Exception:  # a cache outage: any backend's error
+        logger.warning("hourly latency merges: cache unreadable, merging the rows", exc_info=True)
+        return {}
+
+
+def _cache_set_many(entries: dict) -> None:
+    if not entries:
+        return
+    try:
+        cache.set_many(entries, timeout=CACHE_SECONDS)
+    except Exception:  # a cache outage: the next read merges the rows again
+        logger.warning("hourly latency merges: cache unwritable", exc_info=True)
+
+
+def _hour_floor(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _hour_ceil(at: datetime) -> datetime:
+    floor = _hour_floor(at)
+    return floor if floor == at else floor + HOUR
