@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import timedelta
 
@@ -12,6 +13,8 @@ from django.utils import timezone
 from apps.caching.defaults import DEFAULT_POLICIES, FRESHNESS_LIMITS
 from apps.caching.models import SCOPE_GENERATION_IDLE_SECONDS, CacheEntry, CachePolicy, CacheScopeGeneration, CacheStat
 from apps.core.services import fields_update
+
+logger = logging.getLogger(__name__)
 
 
 def cache_policy_ensure(*, namespace: str) -> CachePolicy:
@@ -49,12 +52,40 @@ def cache_policy_update(*, namespace: str, **changes: int) -> tuple[CachePolicy,
 
 @transaction.atomic
 def cache_namespace_clear(*, namespace: str) -> CachePolicy:
-    """Orphan every entry of a namespace in every tier and process: its key generation moves on."""
+    """Orphan every entry of a namespace in every tier and process: its key generation moves on.
+
+    The bump alone makes every stored entry unreachable. The L3 rows go after the commit, in batches, in a
+    task: deleted in this transaction, a large namespace ran past the admin request's timeout and the whole
+    clear rolled back."""
     CachePolicy.objects.filter(namespace=namespace).update(generation=F("generation") + 1)
     policy = CachePolicy.objects.get(namespace=namespace)
     policy.save(update_fields=["updated_at"])  # post_save tells every process
-    CacheEntry.objects.filter(namespace=namespace).delete()
+    transaction.on_commit(lambda: _entries_delete_later(namespace))
     return policy
+
+
+def _entries_delete_later(namespace: str) -> None:
+    from apps.caching.tasks import delete_namespace_entries
+
+    try:
+        # Dropped if no worker takes it within the hour: prune_entries has every orphaned row within a day anyway.
+        delete_namespace_entries.apply_async((namespace,), expires=3600)
+    except Exception:  # the clear is done: an unreachable broker only leaves the orphaned rows to prune_entries
+        logger.warning("the cleared namespace's L3 rows are left to the prune", exc_info=True)
+
+
+def cache_namespace_entries_delete(*, namespace: str, batch_size: int = 1_000) -> int:
+    """Delete a namespace's L3 rows in batches, each its own short transaction; the number deleted.
+
+    For after a clear, whose generation bump already made them unreachable. Entries stored since the clear may
+    go too: a miss each, never a wrong value."""
+    deleted = 0
+    rows = CacheEntry.objects.filter(namespace=namespace)
+    while True:
+        keys = list(rows.values_list("key", flat=True)[:batch_size])
+        if not keys:
+            return deleted
+        deleted += rows.filter(key__in=keys).delete()[0]
 
 
 def cache_stats_record(

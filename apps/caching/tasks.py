@@ -14,3 +14,9 @@ def prune_entries() -> int:
 def prune_scope_generations() -> int:
     """The scope generation rows of patients not written for longer than any entry lives."""
     return services.cache_scope_generations_prune()
+
+
+@shared_task(name="caching.delete_namespace_entries")
+def delete_namespace_entries(namespace: str) -> int:
+    """The L3 rows of a namespace just cleared (already unreachable), in batches after the clear's commit."""
+    return services.cache_namespace_entries_delete(namespace=namespace)
