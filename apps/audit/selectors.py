@@ -153,6 +153,8 @@ def audit_chain_verify(*, chunk_size: int = 5000, anchors: dict[str, tuple[int, 
         _verify_all(report, chunk_size, anchors or {})
         if connection.vendor == "postgresql":
             _verify_partitions(report)
+        elif connection.vendor == "sqlite":
+            _verify_sqlite_triggers(report)
     return report
 
 
@@ -160,6 +162,23 @@ _MONTHLY_PARTITION = re.compile(r"_y(\d{4})m(\d{2})$")
 # The row triggers that refuse UPDATE and DELETE (migrations 0001 and 0003; partitions inherit the first).
 APPEND_ONLY = "audit_event_append_only"
 HEAD_KEPT = "audit_chain_head_kept"
+
+
+# SQLite's triggers that refuse UPDATE and DELETE (migration 0008), by table. A rebuild of the table (SQLite's
+# way to alter a column) drops them with the old one.
+SQLITE_APPEND_ONLY = {
+    AuditEvent._meta.db_table: ("audit_event_append_only_update", "audit_event_append_only_delete"),
+    AuditChainHead._meta.db_table: ("audit_chain_head_kept",),
+}
+
+
+def _verify_sqlite_triggers(report: ChainReport) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'")
+        present = set(cursor.fetchall())
+    for table, triggers in SQLITE_APPEND_ONLY.items():
+        if any((table, name) not in present for name in triggers):
+            report.writable_tables.append(table)
 
 
 def _verify_partitions(report: ChainReport) -> None:
