@@ -447,7 +447,8 @@ def audit_partitions_ensure(
     return created
 
 
-def _lock_not_granted(exc: BaseException) -> bool:
+def lock_not_granted(exc: BaseException) -> bool:
+    """Whether `exc` is a statement giving up on its lock_timeout (LockNotAvailable)."""
     import psycopg
 
     return isinstance(exc, OperationalError) and isinstance(exc.__cause__, psycopg.errors.LockNotAvailable)
@@ -471,7 +472,7 @@ def audit_partitions_ensure_retrying(
         try:
             created = audit_partitions_ensure(months_ahead=months_ahead, today=today, lock_timeout=lock_timeout)
         except DatabaseError as exc:
-            if attempt < attempts and _lock_not_granted(exc):
+            if attempt < attempts and lock_not_granted(exc):
                 delay = backoff_seconds * 2 ** (attempt - 1)
                 logger.warning(
                     "audit partitions: lock not granted within %s (attempt %d of %d), trying again in %gs",
@@ -487,7 +488,7 @@ def audit_partitions_ensure_retrying(
 
 
 def _partitions_failure_record(exc: BaseException, *, attempts: int) -> None:
-    if _lock_not_granted(exc):
+    if lock_not_granted(exc):
         reason = "its lock on the trail was not granted in time (a long reader of it: audit verify, pg_dump?)"
     else:
         reason = f"{type(exc).__name__}: {exc}"[:300]

@@ -274,3 +274,23 @@ def test_the_partition_task_giving_up_is_logged_as_an_error_and_noted_by_verify(
     out = StringIO()
     call_command("audit", "verify", stdout=out)
     assert "gave up" not in out.getvalue()
+
+
+def test_audit_partitions_by_hand_names_the_reader_in_the_way_and_its_success_clears_the_tasks_failure(
+    no_partition_failure,
+):
+    """An operator who sees verify's note runs `audit partitions`: behind a reader it was a traceback; now it
+    says what is in the way, and once it succeeds verify's note is gone (not left until the next daily run)."""
+    import psycopg
+
+    _sql("SET LOCAL statement_timeout = '30s'")
+    with psycopg.connect(**connection.get_connection_params()) as reader:
+        reader.execute("LOCK TABLE audit_auditevent IN ACCESS SHARE MODE")
+        with pytest.raises(CommandError, match="a long reader of it"):
+            call_command("audit", "partitions", "--months-ahead", "4", stdout=StringIO())  # the 4th month is new
+        reader.rollback()
+    assert "1 attempt(s)" in audit_partitions_problem()
+    out = StringIO()
+    call_command("audit", "partitions", "--months-ahead", "4", stdout=out)
+    assert out.getvalue().startswith("Created 1 partition(s)")
+    assert audit_partitions_problem() is None

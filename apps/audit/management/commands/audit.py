@@ -1,13 +1,15 @@
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import OperationalError
 
 from apps.audit.selectors import audit_chain_verify
 from apps.audit.services import (
     PARTITION_MONTHS_AHEAD_MAX,
     audit_anchors_read,
     audit_anchors_write,
-    audit_partitions_ensure,
+    audit_partitions_ensure_retrying,
+    lock_not_granted,
 )
 
 
@@ -32,7 +34,17 @@ class Command(BaseCommand):
             months_ahead = options["months_ahead"]
             if not 0 <= months_ahead <= PARTITION_MONTHS_AHEAD_MAX:
                 raise CommandError(f"--months-ahead must be between 0 and {PARTITION_MONTHS_AHEAD_MAX}.")
-            created = audit_partitions_ensure(months_ahead=months_ahead)
+            # One attempt (an operator is waiting), recorded as the task's are: a success clears the task's failure
+            # note in `audit verify`, a failure is noted there.
+            try:
+                created = audit_partitions_ensure_retrying(months_ahead=months_ahead, attempts=1)
+            except OperationalError as exc:
+                if not lock_not_granted(exc):
+                    raise
+                raise CommandError(
+                    "The trail's lock was not granted in time: a long reader of it (audit verify, pg_dump?) is "
+                    "running. Nothing was created; run this again once it ends."
+                ) from exc
             self.stdout.write(f"Created {len(created)} partition(s): {', '.join(created) or 'none needed'}.")
             return
         anchor_file = options.get("anchor")
