@@ -275,8 +275,8 @@ def time_series(
 ):
     """[(bucket start, value)] of a metric between two instants, one value per step; request metrics over the
     routes under `route_prefixes` (None: every route). `serving_hosts_only`: a host figure of the
-    request-serving pods only (serving_host_samples), and no step from the blended series, which has the
-    worker's in it.
+    request-serving pods only (serving_host_samples), and no step from the `host.*` series, which has the
+    worker's figures in it.
 
     One query for the whole range, its rows summed into their steps here: the dashboard asks for up to
     1,440 steps, and a query per step took about a second and a pooled connection all that time.
@@ -298,7 +298,7 @@ def time_series(
         values = _cache_hit_rate_steps(len(starts), since, until, index, namespace=namespace)
     elif metric in RESOURCE_GAUGES:
         values = _busiest_host_steps(metric, len(starts), since, until, index, serving_only=serving_hosts_only)
-        # Steps past the monitor's retention: the blended series is all there is (for the dashboard).
+        # Steps past the monitor's retention: the `host.*` series is all there is (for the dashboard).
         if None in values and not serving_hosts_only:
             mixed = _gauge_steps(f"host.{metric}", len(starts), since, until, index)
             values = [blend if value is None else value for value, blend in zip(values, mixed, strict=True)]
@@ -352,7 +352,8 @@ def _cache_hit_rate_steps(steps: int, since, until, index, *, namespace: str) ->
     return [100 * (1 - int(lo) / int(re)) if int(re) else None for re, lo in zip(requests, loads, strict=True)]
 
 
-# The resource monitor's figures, sampled per host (ResourceSample.host); `host.<name>` series mix every host's.
+# The resource monitor's figures, sampled per host (ResourceSample.host); a `host.<name>` series point is a
+# monitor run's busiest host (resources.tasks._series_record), and one stored before that, the mean of every host's.
 RESOURCE_GAUGES = frozenset({"cpu_pct", "memory_pct", "disk_pct", "pool_pct", "db_connections_pct"})
 
 
@@ -361,8 +362,9 @@ def _busiest_host_steps(
 ) -> list[float | None]:
     """Each step's busiest host: the highest of the hosts' means over the step, as the alerts and the live
     feed judge them; `serving_only`: of the pods that published in the step, where any did (as
-    serving_host_samples chooses, step by step). The `host.*` series blend every pod (a worker at 97% beside
-    an idle api pod read 63%); they are read only for steps older than the monitor keeps its per-host samples."""
+    serving_host_samples chooses, step by step). The `host.*` series are read only for steps older than the
+    monitor keeps its per-host samples: their older points blend every pod (a worker at 97% beside an idle
+    api pod read 63%), and none of them says which pods served."""
     from apps.resources.models import ResourceSample
 
     per_host: dict[tuple[int, str], list] = {}

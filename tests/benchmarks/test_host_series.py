@@ -17,7 +17,8 @@ pytestmark = pytest.mark.django_db
 
 
 def _sample(host: str, at, *, memory: float, published: bool) -> None:
-    """A sample as the monitor records it, and its point in `host.memory_pct`, as the monitor task writes it."""
+    """A sample as the monitor records it, and a point of its own in `host.memory_pct`, as the monitor wrote
+    them before it wrote each run's busiest host."""
     sample = ResourceSample.objects.create(
         host=host, cpu_pct=10.0, memory_pct=memory, disk_pct=10.0, measured_at=at if published else None
     )

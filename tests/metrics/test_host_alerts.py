@@ -26,7 +26,8 @@ def test_one_worker_near_its_memory_limit_beside_idle_ones_fires():
         at = start + timedelta(seconds=30 * i)
         for host, memory in (("worker-a", 97.0), (("worker-b", "worker-c")[i % 2], 30.0)):
             host_sample(host=host, memory=memory, at=at)
-            services.metric_points_record(values={"host.memory_pct": memory}, at=at)  # as the monitor task does
+            # as the monitor wrote it, a point per host
+            services.metric_points_record(values={"host.memory_pct": memory}, at=at)
     [alert] = alerts_evaluate_committed(now=start + timedelta(minutes=3))
     assert alert.rule == rule and alert.value == pytest.approx(97.0)
     assert alert.message.startswith("host memory (%) on worker-a is 97.0")  # the page says which pod

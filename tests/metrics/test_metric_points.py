@@ -44,7 +44,8 @@ def test_a_host_series_is_the_busiest_hosts_not_a_blend_of_every_pod(staff_api):
     for offset, (host, memory) in enumerate((("worker-a", 96.0), ("api-1", 30.0), ("worker-a", 98.0))):
         at = start + timedelta(seconds=10 * offset)
         host_sample(host=host, memory=memory, at=at)
-        services.metric_points_record(values={"host.memory_pct": memory}, at=at)  # as the monitor task does
+        # as the monitor wrote it, a point per host
+        services.metric_points_record(values={"host.memory_pct": memory}, at=at)
     response = staff_api.get(
         "/api/v1/metrics/series/",
         {

@@ -16,8 +16,8 @@ pytestmark = pytest.mark.django_db
 
 
 def _sample(host: str, at: datetime, *, cpu: float, memory: float, published: bool) -> ResourceSample:
-    """A sample as the monitor records it (a pod's published figures carry their measured_at), and its
-    point in the `host.*` series, as the monitor task writes it."""
+    """A sample as the monitor records it (a pod's published figures carry their measured_at), and a point
+    of its own in the `host.*` series, as the monitor wrote them before it wrote each run's busiest host."""
     sample = ResourceSample.objects.create(
         host=host, cpu_pct=cpu, memory_pct=memory, disk_pct=10.0, measured_at=at if published else None
     )
