@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from collections.abc import Callable
 from typing import Any
 
+from apps.caching.defaults import namespace_check
 from apps.caching.stack import CacheStack, default_stack
 
 _NOT_A_CALL = object()
-_NAMESPACE = re.compile(r"[-a-zA-Z0-9_]{1,64}")  # the policy's SlugField
 
 
 def cached(
@@ -35,9 +34,7 @@ def cached(
     `ttl` shortens the namespace policy's TTL for this function (never lengthens it: an admin's shorter
     TTL still holds).
     """
-    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
-        # Said here, at import, rather than by the first read's policy creation, as a 500.
-        raise ValueError(f"a cache namespace is 1-64 letters, digits, _ or - (got {namespace!r})")
+    namespace_check(namespace)  # at import, rather than at the first read
     if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 1):
         raise ValueError(f"ttl is a whole number of seconds, at least 1 (got {ttl!r})")
 

@@ -1,5 +1,9 @@
 """The brief's cache namespaces and their medical TTLs, seeded as CachePolicy rows."""
 
+import re
+
+_NAMESPACE = re.compile(r"[-a-zA-Z0-9_]{1,64}")  # what the policy's SlugField takes
+
 DEFAULT_POLICIES: dict[str, dict] = {
     "patient_data": {"ttl_seconds": 30 * 60, "description": "Demographics and identifier lookups"},
     "clinical_data": {"ttl_seconds": 15 * 60, "description": "Encounters and observation queries"},
@@ -16,3 +20,10 @@ PHI_NAMESPACES: frozenset[str] = frozenset(DEFAULT_POLICIES)
 # The longest TTL the optimizer may recommend per namespace (twice the brief's TTL): its clinical
 # freshness limit. Admins edit it per policy; an empty limit means the optimizer never raises the TTL.
 FRESHNESS_LIMITS: dict[str, int] = {namespace: 2 * spec["ttl_seconds"] for namespace, spec in DEFAULT_POLICIES.items()}
+
+
+def namespace_check(namespace: object) -> None:
+    """Refuse a namespace no policy can be named by, where the code names it: found later, by the policy's
+    creation on the first read, it was a ValidationError (a 500) that said nothing of the cause."""
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+        raise ValueError(f"a cache namespace is 1-64 letters, digits, _ or - (got {namespace!r})")

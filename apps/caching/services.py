@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from apps.caching.defaults import DEFAULT_POLICIES, FRESHNESS_LIMITS
+from apps.caching.defaults import DEFAULT_POLICIES, FRESHNESS_LIMITS, namespace_check
 from apps.caching.models import SCOPE_GENERATION_IDLE_SECONDS, CacheEntry, CachePolicy, CacheScopeGeneration, CacheStat
 from apps.core.services import fields_update
 
@@ -18,7 +18,11 @@ logger = logging.getLogger(__name__)
 
 
 def cache_policy_ensure(*, namespace: str) -> CachePolicy:
-    """The namespace's policy, created with safe defaults (encrypted, 10 min) when code first uses it."""
+    """The namespace's policy, created with safe defaults (encrypted, 10 min) when code first uses it.
+
+    Every read of a namespace new to its process comes here first (a direct `get_or_load`, the decorator, the
+    brief's API): a name no policy can have is a ValueError that says so."""
+    namespace_check(namespace)
     try:
         return CachePolicy.objects.get(namespace=namespace)
     except CachePolicy.DoesNotExist:

@@ -202,6 +202,35 @@ def test_a_namespace_no_policy_can_have_is_refused_where_it_is_written():
     cached("triage-v2")  # a namespace with no policy yet: created on first use
 
 
+async def test_a_namespace_no_policy_can_have_is_refused_by_every_direct_read():
+    """Only the decorator checked: `get_or_load("patient data", ...)` (and the brief's `cache.get_or_load`)
+    failed on the first read with Django's ValidationError from the policy's creation, a 500 naming no cause."""
+    from apps.caching import stack as cache_stack
+    from apps.caching.models import CachePolicy
+
+    cache = await MedicalAICache(settings.REDIS_URL).initialize()
+    loaded = []
+
+    async def aloader():
+        loaded.append(1)
+        return {"x": 1}
+
+    def loader():
+        loaded.append(1)
+        return {"x": 1}
+
+    for bad in ("patient data", "notes/v2", "x" * 65, "", 7):
+        with pytest.raises(ValueError, match="cache namespace is 1-64 letters"):
+            await cache.get_or_load(bad, ["q", 1], aloader)
+        with pytest.raises(ValueError, match="cache namespace is 1-64 letters"):
+            await cache_stack.aget_or_load(bad, ["q", 1], aloader)
+        with pytest.raises(ValueError, match="cache namespace is 1-64 letters"):
+            await sync_to_async(cache_stack.get_or_load)(bad, ["q", 1], loader)
+    assert loaded == []
+    assert not await CachePolicy.objects.exclude(namespace__regex=r"^[-a-zA-Z0-9_]{1,64}$").aexists()
+    assert await cache.get_or_load("triage-v3", ["q", 1], aloader) == {"x": 1}  # created on first use
+
+
 def test_coroutines_in_separate_event_loops_share_a_load_without_crossing_loops(stack):
     """Sync code calling the cache's coroutines through async_to_sync runs one event loop per call: a
     waiter awaited a load's future from another loop (RuntimeError: attached to a different loop)."""
