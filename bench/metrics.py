@@ -2,13 +2,14 @@
 
 In one run, on PostgreSQL and Redis:
   * in process: the bare view's CPU with our CSP middleware and with django-csp's; the dashboard's
-    24-hour series of 1-minute points read in one query and with a query per step;
+    24-hour series of 1-minute points read in one query and with a query per step; the SLO reads (1 h, 24 h,
+    7 d) and a 7-day p95 rule over a week of minute rollups, every row merged against hourly merges;
   * the bare /healthz under gunicorn (2 workers x 16 threads, wrk 16 connections) with the request
     timing middleware and without it (METRICS_REQUEST_TIMING=false), alternating A/B rounds;
   * 200 websocket dashboards (staff sessions) on the live process (uvicorn): for each snapshot the
     process sends (one a second), how many dashboards received it and how late.
 
-Run:  .venv/bin/python bench/metrics.py [--in-process-only]
+Run:  .venv/bin/python bench/metrics.py [--in-process-only | --slo-only [--slo-route-keys N]]
 Prints JSON on stdout; progress on stderr.
 """
 
@@ -146,6 +147,91 @@ def series_cost(hours: int = 24) -> dict:
     return figures
 
 
+def slo_cost(route_keys: int = 4, repeats: int = 3) -> dict:
+    """`/api/v1/metrics/slo/`'s reads (1 h, 24 h, 7 d per service) and a 7-day p95 alert rule over a week of
+    one-minute rollups for `route_keys` routes (one service each): every row decoded and merged, as before,
+    against the cached hourly merges (the first read merging and storing them, then warm reads), the same
+    rows, the same process; the figures of both are compared."""
+    import random
+    from datetime import UTC, timedelta
+
+    from django.utils import timezone
+
+    from apps.metrics import hour_merges, selectors
+    from apps.metrics.models import AlertRule, RequestRollup
+    from apps.metrics.recorder import new_histogram
+    from apps.services.models import Service
+
+    rng = random.Random(11)  # reproducible latencies
+    encoded = []
+    for _ in range(64):  # a decode costs the same whatever its counts: a few shapes, cycled
+        histogram = new_histogram()
+        for _ in range(30):
+            histogram.record_value(rng.randint(2_000, 2_500_000), rng.randint(1, 20))
+        encoded.append((histogram.encode(), histogram.get_total_count()))
+    now = timezone.now().astimezone(UTC)
+    first = now.replace(second=0, microsecond=0) - timedelta(days=7, minutes=30)
+    minutes = int((now - first).total_seconds() // 60) + 1
+    prefix = "bench/slo/"
+    RequestRollup.objects.filter(route__startswith=prefix).delete()
+    Service.objects.filter(slug__startswith="bench-slo-").delete()
+    services = [
+        Service.objects.create(name=f"bench slo {n}", slug=f"bench-slo-{n}", route_prefix=f"{prefix}{n}/")
+        for n in range(route_keys)
+    ]
+    for service in services:
+        RequestRollup.objects.bulk_create(
+            (RequestRollup(minute=first + timedelta(minutes=m), route=f"{service.route_prefix}<id>", method="GET",
+                           status_class="2xx", client="bench", count=encoded[m % 64][1], errors=m % 3,
+                           histogram=encoded[m % 64][0]) for m in range(minutes)),
+            batch_size=2000,
+        )  # fmt: skip
+    rule = AlertRule.objects.create(name="bench slo p95 7d", metric="p95_ms", threshold=500,
+                                    window_minutes=7 * 24 * 60, min_requests=1)  # fmt: skip
+
+    def read() -> tuple[float, list]:
+        started = time.perf_counter()
+        figures = [selectors.slo_status(service, now=now) for service in services]
+        figures.append(selectors.alert_rule_value(rule, now=now))
+        return time.perf_counter() - started, figures
+
+    def every_row(rows, **_):
+        return hour_merges.rows_histogram(rows)
+
+    try:
+        window_histogram = hour_merges.window_histogram
+        old_times, cold, warm_times = [], None, []
+        for n in range(repeats):  # old and warm reads alternate, so the machine's drift falls on both
+            hour_merges.window_histogram = every_row
+            try:
+                seconds, old_figures = read()
+            finally:
+                hour_merges.window_histogram = window_histogram
+            old_times.append(seconds)
+            if cold is None:
+                cold, cold_figures = read()
+            seconds, new_figures = read()
+            warm_times.append(seconds)
+            progress(f"SLO read {n + 1}/{repeats}: every row {old_times[-1] * 1000:,.0f} ms, hourly merges "
+                     f"{warm_times[-1] * 1000:,.0f} ms (the first, merging them: {cold * 1000:,.0f} ms)")  # fmt: skip
+        old, new = statistics.median(old_times), statistics.median(warm_times)
+        return {
+            "route_keys": route_keys,
+            "minute_rows": route_keys * minutes,
+            "reads": "slo_status (1h, 24h, 7d) per route key + one 7-day p95 rule over all",
+            "old_every_row_ms": round(old * 1000, 1),
+            "new_first_read_ms": round(cold * 1000, 1),
+            "new_warm_ms": round(new * 1000, 1),
+            "ratio_new_over_old": round(new / old, 4),
+            "ratio_first_read_over_old": round(cold / old, 3),
+            "same_figures": old_figures == new_figures == cold_figures,
+        }
+    finally:
+        rule.delete()
+        RequestRollup.objects.filter(route__startswith=prefix).delete()
+        Service.objects.filter(pk__in=[service.pk for service in services]).delete()
+
+
 def staff_session_cookie() -> str:
     from django.contrib.auth import get_user_model
     from django.contrib.sessions.backends.db import SessionStore
@@ -214,10 +300,17 @@ def main() -> None:
     parser.add_argument("--listen-seconds", type=float, default=15)
     parser.add_argument("--in-process-only", action="store_true",
                         help="Only the in-process figures: middleware and CSP CPU, the series query.")  # fmt: skip
+    parser.add_argument("--slo-only", action="store_true", help="Only the SLO reads: every row against hourly merges.")
+    parser.add_argument("--slo-route-keys", type=int, default=4)
     args = parser.parse_args()
     django_setup(args.database_url, args.redis_url)
 
     figures = {"bench": "metrics"}
+    progress("SLO and 7-day alert reads: every minute row against cached hourly merges")
+    figures["slo_7d"] = slo_cost(args.slo_route_keys)
+    if args.slo_only:
+        emit(figures)
+        return
     progress("CSP headers: ours (built once) against django-csp's (built per response), in process")
     figures["csp_cost_in_process"] = csp_cost_in_process()
     progress("the metrics series API: one query against a query per step")
