@@ -8,8 +8,6 @@ import hmac
 import ipaddress
 import json
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -360,12 +358,15 @@ PARTITION_MONTHS_AHEAD_MAX = 36
 # audit INSERT queues behind it, so every PHI read would hang. Giving up costs nothing: the partitions are
 # made months ahead, and the next run (the beat task is daily) makes them.
 PARTITION_LOCK_TIMEOUT = "2s"
-# The daily task tries again after a lock timeout, waiting PARTITION_BACKOFF_SECONDS, then twice as long each time:
-# 30 s + 1 + 2 + 4 + 8 min, about 16 minutes in all, so a nightly `audit verify` or pg_dump that overlaps it does
-# not make it give up every day. It stays under RabbitMQ's 30-minute consumer_timeout for the task's delivery
-# (acknowledged late). A run that still fails is recorded (PARTITION_FAILURE_CACHE_KEY) and logged as an error.
-PARTITION_ATTEMPTS = 6
-PARTITION_BACKOFF_SECONDS = 30.0
+# The daily task tries again after a lock timeout (a Celery retry: no worker slot is held while it waits), waiting
+# PARTITION_BACKOFF_SECONDS, then twice as long each time up to PARTITION_BACKOFF_MAX_SECONDS: 1 + 2 + 4 + 8 + 16 +
+# 20 + 20 min, about 71 minutes in all, so a nightly `audit verify` or pg_dump that overlaps it does not make it
+# give up every day. One wait stays under RabbitMQ's 30-minute consumer_timeout (a worker holds a retry's delivery
+# unacknowledged until it is due). A run that still fails is recorded (PARTITION_FAILURE_CACHE_KEY) and logged as
+# an error.
+PARTITION_ATTEMPTS = 8
+PARTITION_BACKOFF_SECONDS = 60.0
+PARTITION_BACKOFF_MAX_SECONDS = 20 * 60.0
 # The last run of the partition task that gave up, until one succeeds: `audit verify` (and whatever reports
 # health) reads it through audit_partitions_failure().
 PARTITION_FAILURE_CACHE_KEY = "audit:partitions-failure"
@@ -410,7 +411,7 @@ def audit_partitions_ensure(
     guard (PostgreSQL only). Idempotent, and concurrent runs take turns.
 
     A partition whose lock is not granted within `lock_timeout` raises OperationalError (nothing is created by
-    that run) rather than stall every audit write queued behind it; audit_partitions_ensure_retrying tries again.
+    that run) rather than stall every audit write queued behind it (audit_partitions_ensure_attempt retries).
 
     Rows outside every partition land in the default partition, so a missed run never loses a record; a
     month that already has rows there is skipped (PostgreSQL cannot create it over them, and they may not
@@ -454,37 +455,44 @@ def lock_not_granted(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and isinstance(exc.__cause__, psycopg.errors.LockNotAvailable)
 
 
-def audit_partitions_ensure_retrying(
+class PartitionsLockBusy(Exception):
+    """The trail's lock was not granted in time, and attempts are left: try again in `retry_in` seconds."""
+
+    def __init__(self, retry_in: float, attempt: int):
+        super().__init__(f"lock on the trail not granted (attempt {attempt}); try again in {retry_in:g}s")
+        self.retry_in = retry_in
+
+
+def audit_partitions_ensure_attempt(
     *,
     months_ahead: int = 3,
+    attempt: int = 1,
+    attempts: int | None = None,
     today: date | None = None,
-    attempts: int = PARTITION_ATTEMPTS,
-    backoff_seconds: float = PARTITION_BACKOFF_SECONDS,
-    lock_timeout: str = PARTITION_LOCK_TIMEOUT,
-    sleep: Callable[[float], None] = time.sleep,
+    lock_timeout: str | None = None,
 ) -> list[str]:
-    """audit_partitions_ensure for the daily task: a lock timeout (a long reader of the trail, such as a nightly
-    `audit verify` or pg_dump) is tried again after a growing wait, so an overlap every night does not stop the
-    partitions for good. A run that still fails is logged as an error and recorded for audit_partitions_failure
-    (cleared by the next success), then raised: months without a partition fill the default partition, and such
-    a month can never get one of its own."""
-    for attempt in range(1, attempts + 1):
-        try:
-            created = audit_partitions_ensure(months_ahead=months_ahead, today=today, lock_timeout=lock_timeout)
-        except DatabaseError as exc:
-            if attempt < attempts and lock_not_granted(exc):
-                delay = backoff_seconds * 2 ** (attempt - 1)
-                logger.warning(
-                    "audit partitions: lock not granted within %s (attempt %d of %d), trying again in %gs",
-                    lock_timeout, attempt, attempts, delay,
-                )  # fmt: skip
-                sleep(delay)
-                continue
-            _partitions_failure_record(exc, attempts=attempt)
-            raise
-        _partitions_failure_clear()
-        return created
-    raise AssertionError("unreachable: the last attempt returns or raises")
+    """One attempt of the daily partition task (audit_partitions_ensure). A lock timeout behind a long reader of
+    the trail (a nightly `audit verify`, pg_dump) raises PartitionsLockBusy with the wait before the next attempt
+    while attempts are left, so an overlap every night does not stop the partitions for good. The last attempt's
+    failure is logged as an error and recorded for audit_partitions_problem (cleared by a later success), then
+    raised: months without a partition fill the default partition, and such a month can never get one of its own.
+    `attempts`, `lock_timeout`: PARTITION_ATTEMPTS and PARTITION_LOCK_TIMEOUT unless given."""
+    attempts = attempts or PARTITION_ATTEMPTS
+    lock_timeout = lock_timeout or PARTITION_LOCK_TIMEOUT
+    try:
+        created = audit_partitions_ensure(months_ahead=months_ahead, today=today, lock_timeout=lock_timeout)
+    except DatabaseError as exc:
+        if attempt < attempts and lock_not_granted(exc):
+            retry_in = min(PARTITION_BACKOFF_SECONDS * 2 ** (attempt - 1), PARTITION_BACKOFF_MAX_SECONDS)
+            logger.warning(
+                "audit partitions: lock on the trail not granted within %s (attempt %d of %d), trying again in %gs",
+                lock_timeout, attempt, attempts, retry_in,
+            )  # fmt: skip
+            raise PartitionsLockBusy(retry_in, attempt) from exc
+        _partitions_failure_record(exc, attempts=attempt)
+        raise
+    _partitions_failure_clear()
+    return created
 
 
 def _partitions_failure_record(exc: BaseException, *, attempts: int) -> None:

@@ -11,14 +11,16 @@ from django.core.management import CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.audit import services
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import audit_chain_verify, audit_partitions_problem
 from apps.audit.services import (
     PARTITION_FAILURE_CACHE_KEY,
     AuditEntry,
+    PartitionsLockBusy,
     audit_chain_open,
     audit_partitions_ensure,
-    audit_partitions_ensure_retrying,
+    audit_partitions_ensure_attempt,
     audit_record_batch,
 )
 
@@ -221,55 +223,54 @@ def no_partition_failure():
 def test_the_partition_task_waits_out_a_long_reader_of_the_trail_and_then_creates_the_month(no_partition_failure):
     """A nightly `audit verify` (one REPEATABLE READ snapshot) or pg_dump that overlaps the daily task held the
     lock CREATE TABLE ... PARTITION OF needs past its 2 s timeout, so the task failed every day and the partitions
-    ran out. The task now tries again after a wait; here the reader ends during the first one."""
+    ran out. Its first attempt now says when to try again (what the task's retry waits); here the reader has
+    ended by then, and the second attempt creates the month."""
     import psycopg
 
     month = _months_after_the_last_partition(1)[0]
     _sql("SET LOCAL statement_timeout = '30s'")  # bounds the wait where the creation does not give up
-    waits = []
     with psycopg.connect(**connection.get_connection_params()) as reader:
         reader.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         reader.execute("SELECT count(*) FROM audit_auditevent")  # holds ACCESS SHARE until its transaction ends
-
-        def sleep(seconds: float) -> None:
-            waits.append(seconds)
-            reader.rollback()  # the reader is done before the second attempt
-
-        created = audit_partitions_ensure_retrying(
-            months_ahead=0, today=month, backoff_seconds=0.01, lock_timeout="100ms", sleep=sleep
-        )
+        with pytest.raises(PartitionsLockBusy) as busy:
+            audit_partitions_ensure_attempt(months_ahead=0, today=month, attempt=1, lock_timeout="100ms")
+        assert busy.value.retry_in == services.PARTITION_BACKOFF_SECONDS
+        reader.rollback()
+    created = audit_partitions_ensure_attempt(months_ahead=0, today=month, attempt=2, lock_timeout="100ms")
     assert created == [f"audit_auditevent_y{month.year}m{month.month:02d}"]
-    assert waits == [0.01]
     assert audit_partitions_problem() is None
 
 
-def test_the_partition_task_giving_up_is_logged_as_an_error_and_noted_by_verify(no_partition_failure, caplog):
-    """With the lock held through every attempt the run fails, loudly: an error in the log, and a NOTE in
-    `audit verify` (what operators run) until a later run succeeds."""
+def test_the_partition_task_retries_with_backoff_then_its_failure_is_logged_as_an_error_and_noted_by_verify(
+    no_partition_failure, monkeypatch, caplog
+):
+    """With the lock held through every attempt the task retries a bounded number of times, each wait twice the
+    one before, then fails loudly: an error in the log, and a NOTE in `audit verify` (what operators run) until a
+    later run succeeds. (Run eagerly, so its retries come at once.)"""
     import psycopg
-    from django.db import OperationalError
 
     from apps.audit.tasks import ensure_partitions
 
-    month = _months_after_the_last_partition(1)[0]
+    monkeypatch.setattr(services, "PARTITION_ATTEMPTS", 3)
+    monkeypatch.setattr(services, "PARTITION_LOCK_TIMEOUT", "100ms")
     _sql("SET LOCAL statement_timeout = '30s'")
-    waits = []
     with psycopg.connect(**connection.get_connection_params()) as reader:
         reader.execute("LOCK TABLE audit_auditevent IN ACCESS SHARE MODE")
-        with caplog.at_level(logging.WARNING, logger="apps.audit.services"), pytest.raises(OperationalError):
-            audit_partitions_ensure_retrying(
-                months_ahead=0, today=month, attempts=3, backoff_seconds=0.01, lock_timeout="100ms", sleep=waits.append
-            )
+        with caplog.at_level(logging.WARNING, logger="apps.audit.services"):
+            result = ensure_partitions.apply(kwargs={"months_ahead": 4})  # the 4th month ahead is new
         reader.rollback()
-    assert waits == [0.01, 0.02]  # bounded: two waits between three attempts, each twice the one before
-    [error] = [record for record in caplog.records if record.levelno == logging.ERROR]
+    assert result.state == "FAILURE"
+    ours = [record for record in caplog.records if record.name == "apps.audit.services"]
+    retries = [record.getMessage() for record in ours if record.levelno == logging.WARNING]
+    assert [message.rsplit(" ", 1)[-1] for message in retries] == ["60s", "120s"]  # two retries, backing off
+    [error] = [record for record in ours if record.levelno == logging.ERROR]
     assert "not created after 3 attempt(s)" in error.getMessage()
     assert "3 attempt(s)" in audit_partitions_problem()
     out = StringIO()
     call_command("audit", "verify", stdout=out)
     assert "NOTE     the partition task audit.ensure_partitions gave up at" in out.getvalue()
 
-    ensure_partitions.apply()  # the next daily run succeeds (nothing in the way)
+    ensure_partitions.apply(kwargs={"months_ahead": 4})  # the next daily run succeeds (nothing in the way)
     assert audit_partitions_problem() is None
     out = StringIO()
     call_command("audit", "verify", stdout=out)

@@ -8,7 +8,7 @@ from apps.audit.services import (
     PARTITION_MONTHS_AHEAD_MAX,
     audit_anchors_read,
     audit_anchors_write,
-    audit_partitions_ensure_retrying,
+    audit_partitions_ensure_attempt,
     lock_not_granted,
 )
 
@@ -37,7 +37,7 @@ class Command(BaseCommand):
             # One attempt (an operator is waiting), recorded as the task's are: a success clears the task's failure
             # note in `audit verify`, a failure is noted there.
             try:
-                created = audit_partitions_ensure_retrying(months_ahead=months_ahead, attempts=1)
+                created = audit_partitions_ensure_attempt(months_ahead=months_ahead, attempts=1)
             except OperationalError as exc:
                 if not lock_not_granted(exc):
                     raise
