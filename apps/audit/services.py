@@ -355,8 +355,8 @@ def _next_month(day: date) -> date:
 PARTITION_MONTHS_AHEAD_MAX = 36
 # How long creating a partition may wait for its lock on the trail. CREATE TABLE ... PARTITION OF needs an
 # ACCESS EXCLUSIVE lock on the parent, and while it waits behind a long reader (`audit verify`, pg_dump) every
-# audit INSERT queues behind it, so every PHI read would hang. Giving up costs nothing: the partitions are
-# made months ahead, and the next run (the beat task is daily) makes them.
+# audit INSERT queues behind it, so every PHI read would hang. Giving up costs little: the partitions are made
+# months ahead, and the task tries again (below).
 PARTITION_LOCK_TIMEOUT = "2s"
 # The daily task tries again after a lock timeout (a Celery retry: no worker slot is held while it waits), waiting
 # PARTITION_BACKOFF_SECONDS, then twice as long each time up to PARTITION_BACKOFF_MAX_SECONDS: 1 + 2 + 4 + 8 + 16 +
@@ -368,7 +368,7 @@ PARTITION_ATTEMPTS = 8
 PARTITION_BACKOFF_SECONDS = 60.0
 PARTITION_BACKOFF_MAX_SECONDS = 20 * 60.0
 # The last run of the partition task that gave up, until one succeeds: `audit verify` (and whatever reports
-# health) reads it through audit_partitions_failure().
+# health) reads it through selectors.audit_partitions_problem().
 PARTITION_FAILURE_CACHE_KEY = "audit:partitions-failure"
 PARTITION_FAILURE_KEPT_SECONDS = 45 * 24 * 3600
 # The BEFORE TRUNCATE trigger every table of the trail carries (migration 0003): a statement-level trigger
