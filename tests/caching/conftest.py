@@ -14,6 +14,17 @@ def make_stack(redis_url: str = settings.REDIS_URL, **options) -> CacheStack:
     return CacheStack.from_settings(redis_url, **options)
 
 
+@pytest.fixture(autouse=True)
+def _tasks_run_here():
+    """Tasks sent on commit (a clear's delete of its L3 rows) run in this process at once, their errors kept in
+    their result as a worker's would be: none is left on the broker for a later test's worker to run."""
+    from controlplane.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = False
+
+
 @pytest.fixture
 def stack() -> CacheStack:
     return make_stack()

@@ -9,18 +9,9 @@ from django.db import connection, transaction
 
 from apps.caching import services, tasks
 from apps.caching.models import CacheEntry, CachePolicy
-from controlplane.celery import app as celery_app
 from tests.caching.conftest import make_stack
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def eager_tasks() -> Iterator[None]:
-    """Tasks sent on commit run here, at once (errors stay in their result, as a worker's would)."""
-    celery_app.conf.task_always_eager = True
-    yield
-    celery_app.conf.task_always_eager = False
 
 
 @pytest.fixture
@@ -51,13 +42,13 @@ def _fill(stack, namespace: str, count: int) -> None:
         stack.get_or_load(namespace, ["summary", n], lambda n=n: {"summary": f"wrong {n}"})
 
 
-def test_a_clear_whose_delete_of_the_l3_rows_times_out_still_clears(stack, eager_tasks, deletes_time_out):
+def test_a_clear_whose_delete_of_the_l3_rows_times_out_still_clears(stack, deletes_time_out):
     """The rows were deleted inside the admin's transaction: on a large namespace the delete ran past the timeout
     and the whole clear rolled back, the wrong model outputs still served. The bump alone is the clear."""
     _fill(stack, "ai_inference", 3)
     generation = CachePolicy.objects.get(namespace="ai_inference").generation
 
-    services.cache_namespace_clear(namespace="ai_inference")  # its delete, sent on commit, is cancelled
+    services.cache_namespace_clear(namespace="ai_inference")  # its delete, run on commit (conftest), is cancelled
 
     assert CachePolicy.objects.get(namespace="ai_inference").generation == generation + 1
     assert CacheEntry.objects.filter(namespace="ai_inference").count() == 3  # left for the task (or the prune)
@@ -67,7 +58,7 @@ def test_a_clear_whose_delete_of_the_l3_rows_times_out_still_clears(stack, eager
     }
 
 
-def test_the_l3_rows_of_a_cleared_namespace_go_after_the_commit_in_batches(stack, eager_tasks):
+def test_the_l3_rows_of_a_cleared_namespace_go_after_the_commit_in_batches(stack):
     _fill(stack, "ai_inference", 5)
     _fill(stack, "audit_logs", 2)
 
@@ -82,7 +73,7 @@ def test_the_l3_rows_of_a_cleared_namespace_go_after_the_commit_in_batches(stack
     assert tasks.delete_namespace_entries("audit_logs") == 0
 
 
-def test_a_clear_rolled_back_deletes_nothing(stack, eager_tasks):
+def test_a_clear_rolled_back_deletes_nothing(stack):
     _fill(stack, "ai_inference", 2)
     generation = CachePolicy.objects.get(namespace="ai_inference").generation
     with pytest.raises(RuntimeError), transaction.atomic():
@@ -90,3 +81,18 @@ def test_a_clear_rolled_back_deletes_nothing(stack, eager_tasks):
         raise RuntimeError("the admin's request failed later")
     assert CachePolicy.objects.get(namespace="ai_inference").generation == generation
     assert CacheEntry.objects.filter(namespace="ai_inference").count() == 2
+
+
+def test_a_clear_while_the_broker_is_away_still_clears(stack, monkeypatch, caplog):
+    """The delete is sent after the commit: a broker that refuses it must not turn a done clear into an error."""
+    from kombu.exceptions import OperationalError
+
+    def broker_away(*args, **kwargs):
+        raise OperationalError("[Errno 111] Connection refused")
+
+    _fill(stack, "ai_inference", 2)
+    generation = CachePolicy.objects.get(namespace="ai_inference").generation
+    monkeypatch.setattr(tasks.delete_namespace_entries, "apply_async", broker_away)  # nothing here stops RabbitMQ
+    services.cache_namespace_clear(namespace="ai_inference")
+    assert CachePolicy.objects.get(namespace="ai_inference").generation == generation + 1
+    assert "left to the prune" in caplog.text
