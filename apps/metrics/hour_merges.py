@@ -84,6 +84,8 @@ def window_histogram(
         for g in groups
     }
     cached = _cache_get_many(keys.values())
+    reachable = cached is not None  # else storing would wait out the socket timeout a second time
+    cached = cached or {}
     missing = set()
     for group, key in keys.items():
         if key in cached:
@@ -99,7 +101,8 @@ def window_histogram(
             merged.add(histogram)
             count += group_count
             errors += group_errors
-        _cache_set_many(store)
+        if reachable:
+            _cache_set_many(store)
     return merged, count, errors
 
 
@@ -140,8 +143,8 @@ def _key(route: str, status_class: str, hour: datetime, rows: int, newest: int, 
     return f"metrics:hour-merge:{KEY_VERSION}:{hashlib.sha256(what.encode()).hexdigest()}"
 
 
-def _cache_get_many(keys: Iterable[str]) -> dict:
-    """The cached merges; none when the cache is unreachable (the rows are merged instead: slower, same
+def _cache_get_many(keys: Iterable[str]) -> dict | None:
+    """The cached merges; None when the cache is unreachable (the rows are merged instead: slower, same
     figures, never a failed SLO read or alert evaluation)."""
     keys = list(keys)
     if not keys:
@@ -150,7 +153,7 @@ def _cache_get_many(keys: Iterable[str]) -> dict:
         return cache.get_many(keys)
     except Exception:  # a cache outage: any backend's error
         logger.warning("hourly latency merges: cache unreadable, merging the rows", exc_info=True)
-        return {}
+        return None
 
 
 def _cache_set_many(entries: dict) -> None:
