@@ -142,7 +142,7 @@ def test_an_endurance_run_reports_the_latency_and_target_memory_trends(plan):
     assert run.status == "succeeded", output
     assert run.findings["endurance"]["windows"] >= 0
     memory = run.findings["target_memory"]
-    assert memory["source"] == "host.memory_pct" and memory["samples"] >= 3
+    assert memory["source"] == "resource_samples" and memory["samples"] >= 3 and memory["host"]
     assert "memory_slope_pct_per_hour" in memory and "p_value" in memory
 
 
