@@ -184,6 +184,16 @@ def _probe_inference() -> tuple[str, str]:
     return {"loading": ERROR, "failed": DEGRADED}.get(state, OK), detail
 
 
+def _probe_audit_partitions() -> tuple[str, str]:
+    """The audit trail's monthly partitions: degraded while the daily task's last run gave up (a long reader of
+    the trail in its way every retry): once they run out, records go to the default partition and those
+    months never get one of their own. Never an error: the trail is still written."""
+    from apps.audit.selectors import audit_partitions_problem
+
+    problem = audit_partitions_problem()
+    return (DEGRADED, problem) if problem else (OK, "")
+
+
 CHECKS: dict[str, Callable[[], tuple[str, str]]] = {
     "database": _probe_database,
     "cache": _probe_cache,
@@ -191,6 +201,7 @@ CHECKS: dict[str, Callable[[], tuple[str, str]]] = {
     "channel_layer": _probe_channel_layer,
     "worker": _probe_worker,
     "inference": _probe_inference,
+    "audit_partitions": _probe_audit_partitions,
 }
 
 

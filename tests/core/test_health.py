@@ -29,7 +29,15 @@ def test_readyz_reports_every_dependency_with_latency(client):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok", body
-    assert set(body["checks"]) == {"database", "cache", "broker", "channel_layer", "worker", "inference"}
+    assert set(body["checks"]) == {
+        "database",
+        "cache",
+        "broker",
+        "channel_layer",
+        "worker",
+        "inference",
+        "audit_partitions",
+    }
     for check in body["checks"].values():
         assert check["status"] == "ok"
         assert check["latency_ms"] >= 0
@@ -123,3 +131,18 @@ def test_a_pool_not_open_reads_nothing_in_use(monkeypatch):
     monkeypatch.setitem(type(connections["default"])._connection_pools, "default", unopened)
     stats = database_pool_stats()
     assert (stats["in_use"], stats["size"], stats["utilization"], stats["max_size"]) == (0, 0, 0.0, 4)
+
+
+def test_readyz_is_degraded_while_the_audit_partition_task_has_given_up(client):
+    """The daily task gave up (a long reader of the trail in its way at every retry): only `audit verify` said
+    so, and once the partitions ran out the months had none of their own."""
+    from django.core.cache import cache
+
+    from apps.audit.services import PARTITION_FAILURE_CACHE_KEY
+
+    worker_heartbeat_record(hostname="celery@test")
+    cache.set(PARTITION_FAILURE_CACHE_KEY, {"at": "2026-12-05T01:15:00Z", "attempts": 8, "reason": "lock timeout"})
+    body = client.get("/readyz").json()
+    assert client.get("/readyz").status_code == 200 and body["status"] == "degraded"
+    assert body["checks"]["audit_partitions"]["status"] == "degraded"
+    assert "gave up" in body["checks"]["audit_partitions"]["detail"]
