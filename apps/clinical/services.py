@@ -15,7 +15,7 @@ from apps.caching.stack import invalidate_scopes
 from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
 from apps.clinical.models import SEARCH_FORM_LENGTH, Encounter, Observation, Patient
 
-MRN_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]{0,63}$")
+MRN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,63}")  # fullmatch: "$" passes a final newline
 # Clocks drift: a measurement stamped a few minutes ahead is accepted, one from tomorrow is not.
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -40,7 +40,7 @@ def validate_search_term(field: str, text: str) -> str:
 
 
 def validate_mrn(mrn: str) -> str:
-    if not isinstance(mrn, str) or not MRN_PATTERN.match(mrn):
+    if not isinstance(mrn, str) or not MRN_PATTERN.fullmatch(mrn):
         raise ValidationError({"mrn": "An MRN is 1-64 letters, digits, '.' or '-', starting with a letter or digit."})
     return mrn
 

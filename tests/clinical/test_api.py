@@ -310,3 +310,18 @@ def test_a_refused_caller_with_a_bad_purpose_is_still_audited(api, issue_token, 
     assert response.status_code in (400, 403)
     event = _last_audit()
     assert (event.outcome, event.purpose_of_use, event.patient_id) == ("denied", "INVALID", patient.pk)
+
+
+def test_an_mrn_or_a_reference_ending_in_a_newline_is_refused():
+    """`^...$` with match() passes a final newline: "MRN-000123\n" was a valid MRN to store (the API's fields
+    trim it; a command or a service call did not) and "Patient/12\n" a valid FHIR reference."""
+    from django.core.exceptions import ValidationError
+
+    from apps.clinical.fhir.params import FhirParamError, parse_reference
+    from apps.clinical.services import validate_mrn
+
+    with pytest.raises(ValidationError):
+        validate_mrn("MRN-000123\n")
+    with pytest.raises(FhirParamError):
+        parse_reference("patient", "Patient/12\n", "Patient")
+    assert validate_mrn("MRN-000123") == "MRN-000123" and parse_reference("patient", "Patient/12", "Patient") == 12
