@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -321,13 +321,15 @@ def _answer(coroutine, timeout: float):
 def embed(deployment: ModelDeployment, texts: list[str], timeout: float | None = None, *,
           via: Served | None = None) -> tuple[list[list[float]], str]:  # fmt: skip
     """Each text goes through the batcher on its own, so one caller's inputs share batches with others'.
-    `via`: the served model to use (the one a cache key was made from), else the deployment's current one."""
-    current = via or served(deployment)
+    `via`: the served model to use (the one a cache key was made from), else the deployment's current one.
+    EmbeddingsFull when EMBED_QUEUE_BATCHES full batches of texts are already waiting or running here."""
+    with queue_slot(embedding_slots, deployment, EMBED_QUEUE_BATCHES, count=len(texts)):
+        current = via or served(deployment)
 
-    async def gather():
-        return await asyncio.gather(*(current.batcher.submit(text) for text in texts))
+        async def gather():
+            return await asyncio.gather(*(current.batcher.submit(text) for text in texts))
 
-    return _answer(gather(), timeout or EMBED_TIMEOUT_SECONDS), current.mode
+        return _answer(gather(), timeout or EMBED_TIMEOUT_SECONDS), current.mode
 
 
 def generate(
@@ -336,13 +338,10 @@ def generate(
 ) -> tuple[dict, str]:  # fmt: skip
     """A generation through the deployment's batcher; SlotsFull when GENERATION_QUEUE_BATCHES full batches
     of its generations are already waiting or running in this process."""
-    release = generation_slots.take(deployment, deployment.max_batch_size * GENERATION_QUEUE_BATCHES)
-    try:
+    with queue_slot(generation_slots, deployment, GENERATION_QUEUE_BATCHES):
         current = via or served(deployment)
         submitted = current.batcher.submit((prompt, max_new_tokens))
         return _answer(submitted, timeout or GENERATE_TIMEOUT_SECONDS), current.mode
-    finally:
-        release()
 
 
 def input_token_cap(deployment: ModelDeployment) -> int:
@@ -366,6 +365,10 @@ class GenerationsFull(SlotsFull):
     """The deployment's generation queue is full."""
 
 
+class EmbeddingsFull(SlotsFull):
+    """The deployment's embedding queue is full."""
+
+
 class ConcurrencySlots:
     """Per deployment, how many of one kind of call run at once in this process, under a cap.
 
@@ -374,19 +377,23 @@ class ConcurrencySlots:
     stream's slot is held from before the model starts until its thread ends (the generation finished,
     failed, or stopped after its reader left), so it counts what actually runs. Generations: each waits in
     a server thread for its batch (up to GENERATE_TIMEOUT_SECONDS); uncapped, a flood of them held every
-    thread of the process, and its other endpoints waited. `release` may be called any number of times."""
+    thread of the process, and its other endpoints waited. Embeddings: the same, up to EMBED_TIMEOUT_SECONDS,
+    counted in texts (a call's inputs each take a place in the batcher's queue). `release` may be called any
+    number of times."""
 
     def __init__(self, full: type[SlotsFull]) -> None:
         self.full, self.lock = full, threading.Lock()
         self.running: dict[int, int] = {}
 
-    def take(self, deployment: ModelDeployment, limit: int) -> Callable[[], None]:
-        """A slot's release, or `full` raised when `limit` of the deployment's calls are running."""
+    def take(self, deployment: ModelDeployment, limit: int, count: int = 1) -> Callable[[], None]:
+        """The release of `count` slots, or `full` raised when `limit` of the deployment's are taken. What
+        is already taken decides, not `count`: a call larger than `limit` (64 texts behind a small cap) is
+        let in when the queue ahead of it is short, rather than never."""
         key = deployment.pk
         with self.lock:
             if self.running.get(key, 0) >= limit:
-                raise self.full(f"{limit} calls of {deployment.name} are running")
-            self.running[key] = self.running.get(key, 0) + 1
+                raise self.full(f"{limit} slots of {deployment.name} are taken")
+            self.running[key] = self.running.get(key, 0) + count
         released = threading.Event()
 
         def release() -> None:
@@ -394,7 +401,7 @@ class ConcurrencySlots:
                 if released.is_set():
                     return
                 released.set()
-                self.running[key] -= 1
+                self.running[key] -= count
                 if not self.running[key]:
                     del self.running[key]
 
@@ -405,12 +412,25 @@ class ConcurrencySlots:
             return self.running.get(deployment.pk, 0)
 
 
-# A generation that would wait behind more than this many full batches of its deployment is refused at
-# once (503 with Retry-After) rather than holding a server thread for minutes.
+# A generation (an embedding call) is refused at once (503 with Retry-After), rather than holding a server
+# thread for minutes, when this many full batches of its deployment's generations (texts) already wait or run.
 GENERATION_QUEUE_BATCHES = 4
+EMBED_QUEUE_BATCHES = 4
 
 stream_slots = ConcurrencySlots(StreamsFull)
 generation_slots = ConcurrencySlots(GenerationsFull)
+embedding_slots = ConcurrencySlots(EmbeddingsFull)
+
+
+@contextlib.contextmanager
+def queue_slot(slots: ConcurrencySlots, deployment: ModelDeployment, batches: int, count: int = 1) -> Iterator[None]:
+    """`count` places in the deployment's batcher queue, capped at `batches` full batches (max_batch_size
+    each), held while the caller waits and given back however the wait ends (answered, failed, timed out)."""
+    release = slots.take(deployment, deployment.max_batch_size * batches, count)
+    try:
+        yield
+    finally:
+        release()
 
 
 def stream(deployment: ModelDeployment, prompt: str, max_new_tokens: int, *,

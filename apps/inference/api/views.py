@@ -43,8 +43,9 @@ INFERENCE_ERRORS = error_responses(
     "patient_id that names no active patient.",
     e404="No enabled deployment has this name.",
     e503="The deployment cannot be served on this host, did not answer in time (`inference_busy`, with "
-    "Retry-After), has every stream running or a full generation queue in this server (`streams_busy`, "
-    "`generations_busy`, with Retry-After), or the audit trail cannot be written.",
+    "Retry-After), has every stream running or a full generation or embedding queue in this server "
+    "(`streams_busy`, `generations_busy`, `embeddings_busy`, with Retry-After), or the audit trail cannot be "
+    "written.",
 )  # fmt: skip
 
 
@@ -83,9 +84,20 @@ class GenerationsBusy(APIException):
     default_code = "generations_busy"
 
 
+class EmbeddingsBusy(APIException):
+    status_code = 503
+    default_detail = "This deployment's embedding queue is full on this server; retry shortly."
+    default_code = "embeddings_busy"
+
+
+# The 503 each kind of full slots answers.
+SLOTS_BUSY = {serving.StreamsFull: StreamsBusy, serving.GenerationsFull: GenerationsBusy,
+              serving.EmbeddingsFull: EmbeddingsBusy}  # fmt: skip
+
+
 # Seconds a caller whose call timed out should wait before retrying.
 BUSY_RETRY_AFTER = 5
-# Seconds a stream or generation refused for want of a slot should wait: a short generation frees one.
+# Seconds a call refused for want of a slot should wait: a short generation (a batch of texts) frees one.
 STREAMS_RETRY_AFTER = 2
 
 
@@ -107,11 +119,11 @@ class _InferenceView(PhiAPIView):
             exc = InferenceBusy()
             exc.wait = BUSY_RETRY_AFTER  # DRF sends it as Retry-After
         elif isinstance(exc, serving.SlotsFull):
-            exc = StreamsBusy() if isinstance(exc, serving.StreamsFull) else GenerationsBusy()
+            exc = SLOTS_BUSY[type(exc)]()
             exc.wait = STREAMS_RETRY_AFTER
         if self.patient_unaudited is not None:
-            # A patient's text reached the model and no answer came back (a timeout, a model error): the
-            # attempt is kept all the same, as a success is.
+            # A call about a patient got no answer (a timeout, a model error, a full queue): the attempt is
+            # kept all the same, as a success is.
             patient_id, self.patient_unaudited = self.patient_unaudited, None
             try:
                 self.audit(self.request, action="create", resource_id=self.kwargs.get("name", ""),
