@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 
 import { readConfig, websocketUrl } from "./config";
 
-const base = { websocketUrl: "", livePort: null, adminUrl: "/admin/", username: "", snapshot: null };
+const base = { websocketUrl: "", livePort: null, adminUrl: "/admin/", username: "", sessionIdleSeconds: 0, snapshot: null };
 
 describe("websocketUrl", () => {
   it("uses the live port on the page's own host", () => {
