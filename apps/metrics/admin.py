@@ -42,6 +42,13 @@ class AlertRuleAdmin(AlertVisibilityAdmin):
     def get_changelist_form(self, request, **kwargs):
         return super().get_changelist_form(request, form=AlertRuleRowForm, **kwargs)
 
+    def get_deleted_objects(self, objs, request):
+        """A rule goes with its alerts and their deliveries, though no one deletes an alert on its own (see
+        AlertAdmin): without this, a rule that had ever fired (and so its service) could not be deleted."""
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        history = {Alert._meta.verbose_name, AlertNotification._meta.verbose_name}
+        return deleted, model_count, perms_needed - history, protected
+
 
 @admin.register(Alert)
 class AlertAdmin(AlertVisibilityAdmin):
@@ -58,5 +65,5 @@ class AlertAdmin(AlertVisibilityAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         """An alert is the record of what paged whom and when (an incident review reads it): an Administrator
-        could delete one, its deliveries with it. Alerts go with their rule, or by retention."""
+        could delete one, its deliveries with it. Alerts go only with their rule."""
         return False

@@ -135,3 +135,14 @@ def test_an_alert_is_history_no_one_deletes_in_admin(root_client):
     root_client.post("/admin/metrics/alert/", {"action": "delete_selected", "_selected_action": [alert.pk],
                                                "post": "yes"})  # fmt: skip
     assert Alert.objects.filter(pk=alert.pk).exists()
+
+
+def test_a_rule_that_fired_is_still_deleted_in_admin_with_its_alerts(root_client):
+    """Alerts not deletable on their own made a rule that had ever fired (and its service) undeletable: the
+    rule's delete page listed alerts among what the user may not delete, and the POST was a 403."""
+    from apps.metrics.models import Alert
+
+    rule = AlertRule.objects.create(**{**FORM, "enabled": True})
+    Alert.objects.create(rule=rule, state="resolved", value=95.0, last_value=95.0, message="CPU 95%")
+    assert root_client.post(f"/admin/metrics/alertrule/{rule.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert not AlertRule.objects.filter(pk=rule.pk).exists() and not Alert.objects.exists()
