@@ -143,7 +143,8 @@ class Recorder:
 
     def flush(self, *, block: bool = True) -> int:
         """Fold what was recorded into series, export them to Prometheus, merge them into the rollups
-        (kept for the next flush if the database refuses); the number of series written."""
+        (kept for the next flush if the database refuses); the number of series written (by this flush: a
+        failure midway counts those written before it)."""
         if not self._flush_lock.acquire(blocking=block):
             return 0
         try:
@@ -171,6 +172,8 @@ class Recorder:
             if not metrics_database_breaker.available():  # failed a moment ago: no request thread waits for it
                 self._keep_unsaved(series)
                 return 0
+            # Counted before: rollups_merge takes each series out of `series` as it writes its row.
+            batch = len(series)
             try:
                 rollups_merge(series)
             except Exception as exc:
@@ -178,8 +181,8 @@ class Recorder:
                     metrics_database_breaker.failure()
                 logger.warning("request rollups could not be written; kept for the next flush", exc_info=True)
                 self._keep_unsaved(series)
-                return 0
-            return len(series)
+                return batch - len(series)  # those written before it failed
+            return batch
         finally:
             self._flush_lock.release()
 

@@ -138,10 +138,31 @@ def test_a_flush_that_fails_midway_adds_no_series_twice_when_retried(monkeypatch
         for _ in range(2):
             process.record(route=route, method="GET", status=200, client="c", elapsed_us=5_000)
     monkeypatch.setattr(services, "_summarize", connection_drops_at_the_third_row)
-    assert process.flush() == 0  # refused: kept for the next flush
+    assert process.flush() == 2  # the two before the drop; the other three kept for the next flush
     monkeypatch.undo()
     metrics_database_breaker.reset()  # the database is back
-    process.flush()
+    assert process.flush() == 3
 
     counts = dict(RequestRollup.objects.filter(route__in=routes).values_list("route", "count"))
     assert counts == dict.fromkeys(routes, 2)
+
+
+def test_a_flush_answers_the_number_of_series_it_wrote():
+    """rollups_merge takes each series out of the batch as it writes it, and the recorder answered the
+    batch's length after the merge: 0 for every flush, a refused one and a written one alike."""
+    from apps.core.breaker import metrics_database_breaker
+
+    process = Recorder(flush_interval=3600)
+    for route in ("api/v1/counted-a/", "api/v1/counted-b/"):
+        process.record(route=route, method="GET", status=200, client="c", elapsed_us=5_000)
+    process.record(route="api/v1/counted-a/", method="GET", status=503, client="c", elapsed_us=5_000)
+    assert process.flush() == 3  # two routes, one of them in two status classes
+    assert process.flush() == 0  # nothing new
+
+    process.record(route="api/v1/counted-a/", method="GET", status=200, client="c", elapsed_us=5_000)
+    metrics_database_breaker.failure()  # refused while the breaker is open: kept, none written
+    try:
+        assert process.flush() == 0
+    finally:
+        metrics_database_breaker.reset()
+    assert process.flush() == 1
