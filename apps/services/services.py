@@ -143,15 +143,13 @@ def service_delete(*, service: Service) -> None:
     service.delete()
 
 
-def services_restrict_to_administrators(services: Iterable[Service], *, leaving: Group) -> list[Service]:
-    """Of `services`, those restricted to no group but `leaving` (about to be deleted) are restricted to the
+def services_restrict_to_administrators(service_ids: Iterable[int]) -> list[Service]:
+    """Of these services, those left restricted to no group (their groups deleted) are restricted to the
     Administrators group instead, so they do not fall open to every staff role; the ones changed."""
     from apps.accounts.roles import ADMINISTRATORS
 
     administrators = Group.objects.get_or_create(name=ADMINISTRATORS)[0]
-    changed = []
-    for service in services:
-        if not service.visible_to.exclude(pk=leaving.pk).exists():
-            service.visible_to.add(administrators)
-            changed.append(service)
-    return changed
+    opened = list(Service.objects.filter(pk__in=list(service_ids), visible_to__isnull=True))
+    for service in opened:
+        service.visible_to.add(administrators)
+    return opened
