@@ -106,6 +106,13 @@ class RateLimitPolicy(models.Model):
             return False
         return self.signal_read_at is None or self.signal_read_at <= (now or timezone.now()) - TIGHTENING_LAPSES_AFTER
 
+    def tightening_lapses_at(self, now: datetime | None = None) -> datetime | None:
+        """When the tightening in force lapses unless the controller reads a signal first; None when there is none
+        in force (not tightened, or already lapsed)."""
+        if self.current_factor >= 1.0 or self.tightening_lapsed(now):
+            return None
+        return self.signal_read_at + TIGHTENING_LAPSES_AFTER
+
     def clean(self) -> None:
         """Cross-field checks. A field the form could not read is None here: its own error already says why."""
         errors = {}

@@ -4,6 +4,8 @@ how much of each limit is used."""
 from __future__ import annotations
 
 import functools
+import math
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,22 +29,51 @@ class ActivePolicy:
     fail_open: bool
 
 
-def active_policies() -> dict[str, ActivePolicy]:
-    def load() -> dict[str, ActivePolicy]:
-        # From the primary: the version this load follows was bumped once an edit committed there, and what is
-        # loaded now stays until the next edit. A replica a moment behind would have this process keep the old
-        # limit (or none, for a new policy) for minutes.
-        # The database's clock, too: the controller's readings are stamped with it (a lapse is judged against it).
-        with reads_from_primary():
-            policies = RateLimitPolicy.objects.filter(enabled=True).annotate(database_now=Now())
-            return {
-                p.scope: ActivePolicy(
-                    p.scope, p.requests_in_force(p.database_now), p.period_seconds, p.burst_per_second, p.fail_open
-                )
-                for p in policies
-            }
+class _LoadedPolicies:
+    """What one load read, and the moment (this host's monotonic clock) its earliest tightening lapses. A lapse is
+    no edit: nothing bumps the version then (the controller that would record it is the thing that stopped), so
+    the entry is read again at that moment rather than served, tightened, for the rest of its 5-minute TTL."""
 
-    return policy_cache.get("all", load)
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state = _load_policies()
+
+    def reload(self) -> dict[str, ActivePolicy]:
+        # One tuple assigned at once: a thread reading meanwhile sees the old pair or the new one, never a mix.
+        self.state = _load_policies()
+        return self.state[0]
+
+
+def _load_policies() -> tuple[dict[str, ActivePolicy], float]:
+    # From the primary: the version this load follows was bumped once an edit committed there, and what is
+    # loaded now stays until the next edit. A replica a moment behind would have this process keep the old
+    # limit (or none, for a new policy) for minutes.
+    # The database's clock, too: the controller's readings are stamped with it (a lapse is judged against it).
+    with reads_from_primary():
+        rows = list(RateLimitPolicy.objects.filter(enabled=True).annotate(database_now=Now()))
+    # Taken after the query: a lapse is then re-read at most the query's duration late, never early (an early
+    # re-read would find it not yet lapsed and have to read again).
+    loaded_at = time.monotonic()
+    lapses_at = math.inf
+    policies = {}
+    for p in rows:
+        policies[p.scope] = ActivePolicy(
+            p.scope, p.requests_in_force(p.database_now), p.period_seconds, p.burst_per_second, p.fail_open
+        )
+        lapse = p.tightening_lapses_at(p.database_now)
+        if lapse is not None:
+            # The time left by the database's clock, counted on this host's: their offset does not matter.
+            lapses_at = min(lapses_at, loaded_at + (lapse - p.database_now).total_seconds())
+    return policies, lapses_at
+
+
+def active_policies() -> dict[str, ActivePolicy]:
+    loaded = policy_cache.get("all", _LoadedPolicies)
+    policies, lapses_at = loaded.state
+    if lapses_at <= time.monotonic():
+        return loaded.reload()
+    return policies
 
 
 def active_policy(scope: str) -> ActivePolicy | None:
@@ -126,16 +157,18 @@ def policy_overview(*, now: datetime | None = None, minutes: int = 60) -> list[d
     usage = scope_usage(since=now - timedelta(minutes=minutes), until=now)
     # The latest 20 of each policy in the query itself (a window function): the history grows by a row per
     # step, and the page must not read all of it to show 20.
-    policies = RateLimitPolicy.objects.prefetch_related(
+    # The limit in force by the database's clock, as the limiter judges a lapse.
+    policies = RateLimitPolicy.objects.annotate(database_now=Now()).prefetch_related(
         Prefetch("adjustments", queryset=RateLimitAdjustment.objects.order_by("-at", "-id")[:20], to_attr="latest")
     )
     rows = []
     for policy in policies.order_by("priority", "scope"):
         used = usage.get(policy.scope, {"requests": 0, "refused": 0, "minutes": [], "busiest_client_per_minute": 0})
-        per_minute_limit = policy.effective_requests * 60 / policy.period_seconds
+        in_force = policy.requests_in_force(policy.database_now)
+        per_minute_limit = in_force * 60 / policy.period_seconds
         rows.append({
             "id": policy.pk, "scope": policy.scope, "description": policy.description, "enabled": policy.enabled,
-            "requests": policy.requests, "effective_requests": policy.effective_requests,
+            "requests": policy.requests, "effective_requests": in_force,
             "period_seconds": policy.period_seconds, "burst_per_second": policy.burst_per_second,
             "fail_open": policy.fail_open, "priority": policy.priority, "adaptive": policy.adaptive,
             "current_factor": policy.current_factor,
