@@ -133,6 +133,26 @@ def test_generation_answers_within_its_token_cap_and_bad_input_is_refused(api, t
     assert post(api, token, url, {"prompt": ["a"]}).status_code == 400
 
 
+def test_a_generation_tokenizes_its_prompt_once(api, token, deployments, monkeypatch):
+    """The token cap and the context check each tokenized the prompt: twice the tokenizer's work (under its
+    lock, which the batcher's thread shares) for every generation call."""
+    _, assistant = deployments
+    runner = serving.served(assistant).runner
+    counted, real_count = [], runner.token_count
+
+    def count(text: str) -> int:
+        counted.append(text)
+        return real_count(text)
+
+    monkeypatch.setattr(runner, "token_count", count)
+    prompt = "Name one vital sign, briefly."
+    response = post(
+        api, token, "/api/v1/inference/clinical-assistant/generate", {"prompt": prompt, "max_new_tokens": 2}
+    )
+    assert response.status_code == 200, response.content
+    assert counted == [prompt]
+
+
 def test_a_call_that_gets_no_answer_in_time_is_a_503_to_retry(api, token, deployments, monkeypatch):
     """About a patient, the attempt is audited too: the patient's text reached the model."""
     patient = patient_create(mrn="MRN-000091", family_name="Okafor", given_name="Ada", birth_date=date(1981, 2, 3))

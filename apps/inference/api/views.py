@@ -141,9 +141,10 @@ class _InferenceView(PhiAPIView):
             )
         return deployment
 
-    def over_cap(self, deployment: ModelDeployment, text: str) -> list[str]:
-        """The error of a text past the deployment's input token cap (a list, as the serializer's are)."""
-        tokens, cap = serving.token_count(deployment, text), serving.input_token_cap(deployment)
+    def over_cap(self, deployment: ModelDeployment, tokens: int) -> list[str]:
+        """The error of a text of `tokens` past the deployment's input token cap (a list, as the serializer's
+        are). Takes the count, not the text: generate needs the count again, and tokenizing is not free."""
+        cap = serving.input_token_cap(deployment)
         return [f"{tokens} tokens; {deployment.name} takes at most {cap}."] if tokens > cap else []
 
     def check_patient(self, request: Request, patient_id: int | None) -> None:
@@ -171,7 +172,8 @@ class EmbedView(_InferenceView):
         body = validated_body(request, EmbedInputSerializer)
         deployment = self.deployment(name)
         texts = body["inputs"]
-        too_long = {index: error for index, text in enumerate(texts) if (error := self.over_cap(deployment, text))}
+        too_long = {index: error for index, text in enumerate(texts)
+                    if (error := self.over_cap(deployment, serving.token_count(deployment, text)))}  # fmt: skip
         if too_long:
             raise ValidationError({"inputs": too_long})  # shaped as DRF shapes a list field's item errors
         self.check_patient(request, body.get("patient_id"))
@@ -208,10 +210,11 @@ class GenerateView(_InferenceView):
             raise ValidationError(
                 {"max_new_tokens": [f"{deployment.name} generates at most {deployment.max_new_tokens}."]}
             )
-        if error := self.over_cap(deployment, prompt):
+        tokens = serving.token_count(deployment, prompt)
+        if error := self.over_cap(deployment, tokens):
             raise ValidationError({"prompt": error})
         current = serving.served(deployment)
-        if (tokens := serving.token_count(deployment, prompt)) + limit > current.runner.context:
+        if tokens + limit > current.runner.context:
             # Past its position embeddings a model fails (an IndexError, a 500) or reads garbage.
             raise ValidationError({"max_new_tokens": [
                 f"The prompt's {tokens} tokens and {limit} new ones pass {deployment.name}'s context of "
