@@ -118,6 +118,8 @@ class ServiceAdmin(admin.ModelAdmin):
         and 'Delete selected' refuse it, saying what it has and to deactivate it instead."""
         to_delete, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
         refusals = [refusal for service in objs if (refusal := service_delete_refusal(service))]
+        if refusals:  # refused whatever the permissions: the page says why (it lists only missing ones otherwise,
+            perms_needed = set()  # such as alerts', which no one deletes on their own)
         return to_delete, model_count, perms_needed, [*protected, *refusals]
 
     def delete_model(self, request: HttpRequest, obj: Service) -> None:

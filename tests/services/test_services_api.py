@@ -190,3 +190,33 @@ def test_a_base_url_that_cannot_be_parsed_is_a_field_error_from_the_service_laye
     with pytest.raises(ValidationError) as refused:
         service_create(name="T", slug="t", base_url="http://[::1")
     assert "base_url" in refused.value.message_dict
+
+
+@pytest.mark.django_db
+def test_the_upgrade_removes_credentials_stored_in_a_base_url_before_the_check():
+    """The check runs on save: a row stored before it kept https://triage:s3cret@... and showed it to every staff
+    role, Viewers included (a reviewer's reproduction)."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    from apps.services.models import Service
+
+    before, after = (
+        [("services", "0004_service_route_prefix_unique")],
+        [("services", "0005_base_url_credentials_removed")],
+    )
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    OldService = executor.loader.project_state(before).apps.get_model("services", "Service")
+    OldService.objects.create(name="Triage", slug="triage", base_url="https://triage:s3cret@triage.internal:8443/v1",
+                              description="Night shift.")  # fmt: skip
+    OldService.objects.create(name="Plain", slug="plain", base_url="https://plain.internal/")
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(after)
+    triage = Service.objects.get(slug="triage")
+    assert triage.base_url == "https://triage.internal:8443/v1" and "s3cret" not in triage.description
+    assert triage.description.startswith("A user name and password were removed") and triage.description.endswith(
+        "Night shift."
+    )
+    assert Service.objects.get(slug="plain").base_url == "https://plain.internal/"
