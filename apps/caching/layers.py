@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 PLAIN, SEALED = b"P", b"G"
 _KEY_ID_BYTES, _NONCE_BYTES = 4, 12
+_SEALED_OVERHEAD = len(SEALED) + _KEY_ID_BYTES + _NONCE_BYTES + 16  # the marker, key id, nonce and GCM tag
 _json_scan = json.JSONDecoder().raw_decode  # values are compact UTF-8 JSON: no encoding sniffing, no whitespace
 
 
@@ -38,8 +39,9 @@ class ValueCodec:
 
     JSON rather than pickle: a value read back from Redis or the database can never run code. A sealed
     value is `G | key id | nonce | ciphertext+tag`: the key id picks the opening key at once (no trial
-    decryption after a rotation), and `context` (the cache key) is authenticated with it, so a sealed
-    value copied under another key, one patient's card under another patient's key, does not open.
+    decryption after a rotation), and `context` (the cache key and the record's generation and freshness,
+    see stack._sealed_context) is authenticated with it, so a sealed value copied under another key (one
+    patient's card under another patient's key), or given another record's header, does not open.
     One AEAD call each way: a cache hit pays a few microseconds for it, not Fernet's tens.
     """
 
@@ -72,10 +74,20 @@ class ValueCodec:
         raw = self._dumps(value)
         return self._seal(raw, context) if encrypt else PLAIN + raw
 
-    def encode_as_read(self, value: Any, *, encrypt: bool, context: bytes = b"") -> tuple[bytes, Any]:
-        """The stored form and the value as a read will give it back (`{1: (2,)}` reads as `{"1": [2]}`)."""
+    def dumps_as_read(self, value: Any) -> tuple[bytes, Any]:
+        """The JSON of a value and the value as a read will give it back (`{1: (2,)}` reads as `{"1": [2]}`):
+        a value stored in tiers whose records differ is written once and sealed for each (`wrap`)."""
         raw = self._dumps(value)
-        return (self._seal(raw, context) if encrypt else PLAIN + raw), _json_value(raw.decode())
+        return raw, _json_value(raw.decode())
+
+    def wrap(self, raw: bytes, *, encrypt: bool, context: bytes = b"") -> bytes:
+        """The stored form of `dumps_as_read`'s JSON."""
+        return self._seal(raw, context) if encrypt else PLAIN + raw
+
+    @staticmethod
+    def stored_size(raw: bytes, *, encrypt: bool) -> int:
+        """What `wrap` makes of `raw`, in bytes, without sealing it."""
+        return len(raw) + (_SEALED_OVERHEAD if encrypt else len(PLAIN))
 
     @staticmethod
     def _dumps(value: Any) -> bytes:

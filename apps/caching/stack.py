@@ -627,14 +627,25 @@ class CacheStack:
         redis_generation, db_generation = generations
         lifetime = min(ttl, policy.ttl) if ttl else policy.ttl  # a caller's TTL never outlasts the admin's
         now = self.clock()
-        blob, value = self.codec.encode_as_read(value, encrypt=policy.encrypt, context=key.encode())
-        entry = Entry(value, 0, now + lifetime, now + lifetime + policy.swr, scope_key, len(blob))
+        raw, value = self.codec.dumps_as_read(value)
+        size = self.codec.stored_size(raw, encrypt=policy.encrypt)
+        entry = Entry(value, 0, now + lifetime, now + lifetime + policy.swr, scope_key, size)
+        sealed: dict[int, bytes] = {}  # by generation: the tiers' may differ (a publish Redis has not had yet)
+
+        def stored(generation: int) -> bytes:
+            if generation not in sealed:
+                context = _sealed_context(key, _record_header(generation, entry.fresh_until, entry.stale_until))
+                sealed[generation] = self.codec.wrap(raw, encrypt=policy.encrypt, context=context)
+            return sealed[generation]
+
         if policy.l2 and redis_generation == UNSET:
             redis_generation = self._redis_generation_set(scope_key, db_generation)
         if policy.l2 and (redis_generation is not None or not scope_key):
-            self._l2_set(policy, key, _with_generation(entry, redis_generation or 0), blob, lock=lock)
+            self._l2_set(
+                policy, key, _with_generation(entry, redis_generation or 0), stored(redis_generation or 0), lock=lock
+            )
         if policy.l3 and (db_generation is not None or not scope_key):
-            self._l3_set(policy, key, _with_generation(entry, db_generation or 0), blob)
+            self._l3_set(policy, key, _with_generation(entry, db_generation or 0), stored(db_generation or 0))
         generation = db_generation if db_generation is not None else redis_generation
         if scope_key and load_seconds >= POLL_MARGIN.total_seconds():
             current = self._db_generation(scope_key)
@@ -845,7 +856,8 @@ class CacheStack:
             stored_generation, fresh_until, stale_until, payload = blob.split(b"|", 3)
             if int(stored_generation) != generation:
                 return None, generation  # invalidated: not worth opening
-            value = self.codec.decode(payload, key.encode(), sealed_only=policy.encrypt)
+            header = blob[: len(blob) - len(payload) - 1]
+            value = self.codec.decode(payload, _sealed_context(key, header), sealed_only=policy.encrypt)
         except (ValueError, CodecError):
             self._count(policy.namespace, "l2", errors=1)
             return None, generation
@@ -854,10 +866,11 @@ class CacheStack:
     def _l2_set(
         self, policy: Policy, key: str, entry: Entry, blob: bytes | None = None, lock: HeldLock | None = None
     ) -> None:
-        payload = (
-            blob if blob is not None else self.codec.encode(entry.value, encrypt=policy.encrypt, context=key.encode())
-        )
-        record = b"%d|%r|%r|" % (entry.generation, entry.fresh_until, entry.stale_until) + payload
+        """`blob`: the value as `store` sealed it for this entry's header, else it is sealed here."""
+        header = _record_header(entry.generation, entry.fresh_until, entry.stale_until)
+        if blob is None:
+            blob = self.codec.encode(entry.value, encrypt=policy.encrypt, context=_sealed_context(key, header))
+        record = header + b"|" + blob
         expires_ms = max(1, int((entry.stale_until - self.clock()) * 1000))
 
         def write(client):
@@ -942,13 +955,15 @@ class CacheStack:
         if blob is None or (scope_key and int(stored) != current):
             return None, current
         try:
-            value = self.codec.decode(bytes(blob), key.encode(), sealed_only=policy.encrypt)
+            context = _sealed_context(key, _record_header(int(stored), float(fresh_until), float(stale_until)))
+            value = self.codec.decode(bytes(blob), context, sealed_only=policy.encrypt)
         except CodecError:
             self._count(policy.namespace, "l3", errors=1)
             return None, current
         return Entry(value, int(stored), fresh_until, stale_until, scope_key, len(blob)), current
 
     def _l3_set(self, policy: Policy, key: str, entry: Entry, blob: bytes) -> None:
+        """`blob`: the value sealed for this entry's generation and freshness (see `_sealed_context`)."""
         from apps.caching.models import CacheEntry
 
         row = CacheEntry(
@@ -1143,6 +1158,19 @@ class HeldLock:
     name: str
     token: str
     released: bool = False
+
+
+def _record_header(generation: int, fresh_until: float, stale_until: float) -> bytes:
+    """An entry's generation and freshness as its L2 record spells them (`g|fresh|stale|value`)."""
+    return b"%d|%r|%r" % (generation, float(fresh_until), float(stale_until))  # as L3's float columns read back
+
+
+def _sealed_context(key: str, header: bytes) -> bytes:
+    """What a sealed value authenticates besides itself: its cache key (a card copied under another patient's
+    key does not open) and its record's header. Someone able to write to Redis or the table could otherwise
+    put the current generation and a far-future freshness on the patient's own earlier card, sealed with the
+    same key, and have it served as current. The header is in the tag, so checking it costs no more work."""
+    return key.encode() + b"|" + header
 
 
 def _with_generation(entry: Entry, generation: int) -> Entry:

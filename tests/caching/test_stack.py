@@ -215,6 +215,58 @@ def test_a_value_planted_in_the_clear_under_a_phi_key_is_not_served(stack):
     assert fresh_process.stats()[("patient_data", "l3")]["errors"] == 1
 
 
+@pytest.mark.parametrize("tier", ["l2", "l3"])
+def test_an_earlier_sealed_card_given_the_current_generation_and_freshness_is_not_served(stack, tier):
+    """Someone with write access to Redis (or the table) keeps patient 41's sealed card from before the allergy
+    and, after the write, puts it back under the current generation with a far-future freshness: only the
+    value was sealed, not the header, so every process served the card without the allergy. The header is
+    authenticated with the value now: the record is an error and a miss."""
+    before, after = {"id": 41, "allergies": []}, {"id": 41, "allergies": ["penicillin"]}
+    stack.get_or_load("patient_data", ["patient", 41], lambda: before, scope="patient:41")
+    key = stack.key(stack.policy("patient_data"), ["patient", 41])
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    earlier_sealed = client.get(stack._l2_key("v", key)).split(b"|", 3)[3]
+    earlier_row = CacheEntry.objects.get(key=key).value
+    with transaction.atomic():
+        stack.invalidate_scopes(["patient:41"])
+    stack.get_or_load("patient_data", ["patient", 41], lambda: after, scope="patient:41")
+
+    if tier == "l2":
+        generation = client.get(stack._l2_key("v", key)).split(b"|", 1)[0]
+        client.set(stack._l2_key("v", key), b"|".join([generation, b"9000000000.0", b"9000000000.0", earlier_sealed]))
+    else:
+        client.delete(stack._l2_key("v", key))
+        CacheEntry.objects.filter(key=key).update(value=earlier_row, fresh_until=9e9, stale_until=9e9)
+
+    fresh_process = make_stack()  # no L1: Redis is asked first, then the table
+    loader, calls = counting(after)
+    assert fresh_process.get_or_load("patient_data", ["patient", 41], loader, scope="patient:41") == after
+    assert calls == ([] if tier == "l2" else [1])  # L2's forgery is a miss, and L3 still holds the current card
+    assert fresh_process.stats()[("patient_data", tier)]["errors"] == 1
+
+
+def test_a_sealed_card_whose_freshness_was_extended_or_stored_before_the_upgrade_is_a_miss(stack):
+    """A header edited alone (the current card made fresh for ever) does not match its seal; nor does an entry
+    sealed before the header was (the cache key alone): each is an error and a miss, the card loaded again."""
+    stack.get_or_load("patient_data", ["patient", 41], lambda: PATIENT, scope="patient:41")
+    key = stack.key(stack.policy("patient_data"), ["patient", 41])
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    generation, fresh, stale, sealed = client.get(stack._l2_key("v", key)).split(b"|", 3)
+    CacheEntry.objects.filter(key=key).delete()
+    old_format = stack.codec.encode(PATIENT, encrypt=True, context=key.encode())
+    for record in (
+        b"|".join([generation, b"9000000000.0", stale, sealed]),
+        b"|".join([generation, fresh, stale, old_format]),
+    ):
+        client.set(stack._l2_key("v", key), record)
+        fresh_process = make_stack()
+        loader, calls = counting(PATIENT)
+        assert fresh_process.get_or_load("patient_data", ["patient", 41], loader, scope="patient:41") == PATIENT
+        assert calls == [1]
+        assert fresh_process.stats()[("patient_data", "l2")]["errors"] == 1
+        CacheEntry.objects.filter(key=key).delete()
+
+
 def test_a_write_invalidates_every_tier_and_other_processes_l1(stack):
     other_process = make_stack()
     version = {"n": 1}
