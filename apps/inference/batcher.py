@@ -105,7 +105,9 @@ class DynamicBatcher:
     `group(item)`, when given, splits what was gathered into runs of one group each, the smallest key first:
     a generation batch runs until its longest request's max_new_tokens, so a request for 8 tokens batched
     with one for 512 waited for all 512; grouped by a bucket of max_new_tokens, it waits for its own bucket's
-    run (the short runs first, so the long group waits for at most that one short run more)."""
+    run (the shorter groups first, so a long group waits for the shorter groups' runs before it). The controller
+    judges whether the gathered batch was full, not each group: with mixed caps a group rarely fills one, and
+    the batch size, once cut, never grew back."""
 
     def __init__(self, run_batch: Callable[[list[Any]], list[Any]], controller: BatchController,
                  *, length: Callable[[Any], int] = len,
@@ -200,16 +202,17 @@ class DynamicBatcher:
         return results
 
     async def _run(self, batch: list[_Pending]) -> None:
+        filled = len(batch) >= self.controller.batch_size
         if self.group is None:
-            await self._run_group(batch)
+            await self._run_group(batch, filled=filled)
             return
         groups: dict[int, list[_Pending]] = {}
         for pending in batch:
             groups.setdefault(self.group(pending.item), []).append(pending)
         for key in sorted(groups):
-            await self._run_group(groups[key])
+            await self._run_group(groups[key], filled=filled)
 
-    async def _run_group(self, batch: list[_Pending]) -> None:
+    async def _run_group(self, batch: list[_Pending], *, filled: bool) -> None:
         # A caller that gave up (its wait timed out, its client left) cancelled its future: not computed.
         ordered = sorted((p for p in batch if not p.future.done()), key=lambda pending: pending.length)
         if not ordered:
@@ -226,7 +229,7 @@ class DynamicBatcher:
         self.batches += 1
         self.items += len(ordered)
         self.controller.observe([(finished - p.enqueued) * 1000 for p in ordered],
-                                batch_filled=len(ordered) >= self.controller.batch_size,
+                                batch_filled=filled,
                                 run_ms=(finished - started) * 1000)  # fmt: skip
 
 

@@ -246,3 +246,25 @@ def test_new_tokens_buckets_keep_a_batch_within_twice_its_shortest_request():
     for limit in range(1, 1025):
         members.setdefault(new_tokens_bucket(("x", limit)), []).append(limit)
     assert all(max(limits) < 2 * min(limits) for limits in members.values())
+
+
+def test_grouped_batches_grow_back_like_ungrouped_ones_under_mixed_caps():
+    """Each group's run told the controller whether IT filled the batch: with mixed max_new_tokens a group
+    rarely does, so a size once cut never grew back (a reviewer's reproduction: 2 grouped against 8)."""
+    from apps.inference.serving import new_tokens_bucket
+
+    def drive(group) -> int:
+        controller = BatchController(slo_ms=1000, max_batch_size=8, max_delay_ms=5, batch_size=2)
+        batcher = DynamicBatcher(
+            lambda items: [{"n": item[1]} for item in items], controller, length=lambda item: len(item[0]), group=group
+        )
+
+        async def waves() -> None:
+            for _ in range(40):
+                await asyncio.gather(*(batcher.submit(("p", 4 if n % 2 else 40)) for n in range(16)))
+            batcher.close()
+
+        asyncio.run(waves())
+        return controller.batch_size
+
+    assert drive(new_tokens_bucket) == drive(None) == 8
