@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError
+from django.db.models.functions import Now
 from prometheus_client import CollectorRegistry, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
@@ -89,8 +90,10 @@ class DatabaseFiguresCollector:
         yield from (hits, misses, loads, ratio)
 
         limit = GaugeMetricFamily("cp_rate_limit_requests", "Requests per period in force.", labels=["scope"])
-        for policy in RateLimitPolicy.objects.filter(enabled=True):
-            limit.add_metric([policy.scope], policy.effective_requests)
+        # The lapse judged on the database's clock, as the limiter judges it: a host whose clock ran ahead showed
+        # the configured limit while the tightening was still enforced.
+        for policy in RateLimitPolicy.objects.filter(enabled=True).annotate(database_now=Now()):
+            limit.add_metric([policy.scope], policy.requests_in_force(policy.database_now))
         yield limit
 
         # Each host's latest sample, labelled: the latest of any host made one series jump between pods from

@@ -86,3 +86,15 @@ def test_on_a_host_whose_clock_runs_ahead_admin_and_overview_show_the_limit_the_
         assert "15/60s" in admin_client.get("/admin/ratelimits/ratelimitpolicy/").content.decode()
         rows = admin_client.get("/api/v1/ratelimits/").json()["results"]
         assert next(r for r in rows if r["scope"] == "audit_logs")["effective_requests"] == 15
+
+
+def test_on_a_host_whose_clock_runs_ahead_the_prometheus_gauge_shows_the_limit_the_limiter_enforces(client):
+    """/metrics judged the lapse by the host's clock: 10 minutes ahead, it showed the configured 30 while the
+    limiter enforced 15."""
+    RateLimitPolicy.objects.filter(scope="audit_logs").update(
+        current_factor=0.5, signal_read_at=Now() - TIGHTENING_LAPSES_AFTER + timedelta(minutes=5)
+    )
+    ahead = timezone.now() + timedelta(minutes=10)
+    with mock.patch("django.utils.timezone.now", return_value=ahead):
+        body = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert 'cp_rate_limit_requests{scope="audit_logs"} 15.0' in body
