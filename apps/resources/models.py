@@ -30,10 +30,12 @@ class ResourceSample(models.Model):
 
     class Meta:
         ordering = ["-at"]
-        indexes = [
-            models.Index(
+        # One publish, one sample: two monitor runs at once (a backlog taken by two workers) each found it
+        # unrecorded and both inserted it. Its unique index is the one the published rows are looked up by.
+        constraints = [
+            models.UniqueConstraint(
                 fields=["host", "measured_at"], condition=models.Q(measured_at__isnull=False),
-                name="resources_sample_published",
+                name="one_sample_per_publish",
             )
         ]  # fmt: skip
 

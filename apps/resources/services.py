@@ -197,7 +197,8 @@ def published_samples_record(usage: dict[str, dict], *, own_host: str) -> dict[s
 
     A publish already recorded (None for its host) is not recorded again: an entry stays fresh for a minute,
     so a pod that stopped publishing, or two monitor runs close together, gave one measurement two samples,
-    and two calm ones resolve a recommendation twice as fast as RECOVER_SAMPLES says."""
+    and two calm ones resolve a recommendation twice as fast as RECOVER_SAMPLES says. Two runs at once both
+    pass the check: the constraint one_sample_per_publish lets one insert it, the other records None."""
     samples: dict[str, ResourceSample | None] = {}
     for host, entry in usage.items():
         if host == own_host or entry.get("cpu_pct") is None or entry.get("memory_pct") is None:
@@ -207,13 +208,20 @@ def published_samples_record(usage: dict[str, dict], *, own_host: str) -> dict[s
             samples[host] = None
             continue
         figures = {name: entry.get(name) for name in PUBLISHED_FIGURES}
-        samples[host] = ResourceSample.objects.create(
-            host=host,
-            measured_at=measured_at,
-            pool_pct=entry["pct"],
-            l1_cache_bytes=entry.get("l1_cache_bytes"),
-            **figures,
-        )
+        try:
+            with transaction.atomic():
+                samples[host] = ResourceSample.objects.create(
+                    host=host,
+                    measured_at=measured_at,
+                    pool_pct=entry["pct"],
+                    l1_cache_bytes=entry.get("l1_cache_bytes"),
+                    **figures,
+                )
+        except IntegrityError:
+            # Another run (two workers taking a backlog) recorded it after our check; any other refusal is news.
+            if not ResourceSample.objects.filter(host=host, measured_at=measured_at).exists():
+                raise
+            samples[host] = None
     return samples
 
 

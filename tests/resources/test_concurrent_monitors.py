@@ -60,3 +60,39 @@ def test_the_second_of_two_concurrent_runs_re_sees_the_firsts_recommendation():
         other.join()
     assert ResourceRecommendation.objects.filter(kind="cpu", host="worker-a").count() == 1
     assert (cpu.occurrences, cpu.value) == (2, 95)
+
+
+def test_two_runs_at_once_record_one_publish_once(monkeypatch):
+    """Two monitor tasks at once (a backlog taken by two worker processes) each checked that a pod's publish
+    was not recorded yet, then both inserted it: one measurement, two samples (two real PostgreSQL sessions,
+    held together after both checks)."""
+    entry = {"host": "api-pod-zz", "pid": 12, "at": time.time(), "pct": 25.0, "in_use": 4, "max_size": 16,
+             "waiting": 0, "cpu_pct": 55.0, "cpu_source": "cgroup v2", "cpu_limit": 2.0, "memory_pct": 60.0,
+             "memory_source": "cgroup v2", "memory_limit_bytes": 3 * 2**30, "disk_pct": 12.0}  # fmt: skip
+    both_checked = threading.Barrier(2, timeout=30)
+    create = ResourceSample.objects.create
+
+    def create_after_both_checked(**fields):
+        both_checked.wait()
+        return create(**fields)
+
+    monkeypatch.setattr(ResourceSample.objects, "create", create_after_both_checked)
+    recorded, failures = [], []
+
+    def run() -> None:
+        try:
+            recorded.append(services.published_samples_record({"api-pod-zz": entry}, own_host="worker-zz"))
+        except Exception as exc:  # noqa: BLE001 - a run that failed is this test's finding, not its crash
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    runs = [threading.Thread(target=run) for _ in range(2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join(60)
+
+    assert failures == []
+    assert ResourceSample.objects.filter(host="api-pod-zz").count() == 1
+    assert sorted(result["api-pod-zz"] is None for result in recorded) == [False, True]  # the other: recorded
