@@ -156,6 +156,7 @@ class CacheStack:
         self._pending_publishes: dict[str, int] = {}
         self._publish_lock = threading.Lock()
         self._tick_lock = threading.Lock()
+        self._local = threading.local()  # polled_at: the start of the last poll this thread ran
         self._stats_lock = threading.Lock()
         self._stats: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
         self._flights: dict[str, threading.Event] = {}
@@ -211,31 +212,39 @@ class CacheStack:
 
     def tick(self, *, force: bool = False) -> None:
         """Poll generations changed since the last poll (one indexed query), at most once per interval."""
-        now = time.monotonic()
-        if not force and not self._poll_due(now):
-            return
-        # Another thread polling: a read goes on with L1 as it is, at most an interval behind. Not when the
-        # last poll is long past (a process idle for minutes, whose channel may have missed writes): its
-        # L1 may hold entries written over since, so the read waits for that poll (bounded: a hung
-        # database must not hold every read), and polls itself if it is still due.
-        overdue = now - self._polled_at >= 2 * self.poll_interval
-        if not self._tick_lock.acquire(blocking=force or overdue, timeout=-1 if force or not overdue else 1.0):
-            return
         if not force and not self._poll_due(time.monotonic()):
-            self._tick_lock.release()  # polled while this thread waited
+            return
+        # Another thread polling: a read never waits for it (a poll slowed by a busy database pool held every
+        # read, L1 hits included, for up to a second). L1 is then as of the last poll's start: `lookup` serves
+        # it while that is under two intervals old, and past that (a process idle for minutes, whose channel
+        # may have missed writes, or a poll running long) goes to L2 and L3, which check generations.
+        if not self._tick_lock.acquire(blocking=force):
+            return
+        started = time.monotonic()
+        if not force and not self._poll_due(started):
+            self._tick_lock.release()  # another thread polled in between
             return
         try:
             self._learn_l2_epoch()
             self._poll()
-            self._polled_at = now
+            self._polled_at = self._local.polled_at = started  # L1 is current as of the writes the query saw
             self._retry_publishes()
-            if force or now - self._flushed_at >= self.flush_interval:
+            if force or started - self._flushed_at >= self.flush_interval:
                 self.flush_stats()
         finally:
             self._tick_lock.release()
 
     def _poll_due(self, now: float) -> bool:
         return now - self._polled_at >= self.poll_interval or self._policy_generation is None
+
+    def _l1_current(self) -> bool:
+        """Whether L1 may be served: the last poll started under two intervals ago (another thread's poll may be
+        running, slow), or this thread has just run it. Else L1 may hold entries a missed notification left."""
+        polled_at = self._polled_at
+        return (
+            time.monotonic() - polled_at < 2 * self.poll_interval
+            or getattr(self._local, "polled_at", None) == polled_at
+        )
 
     def _poll(self) -> None:
         from apps.caching.models import CacheScopeGeneration
@@ -430,7 +439,7 @@ class CacheStack:
         now = self.clock()
         stale: Entry | None = None
         stale_tier = ""
-        if policy.l1:
+        if policy.l1 and self._l1_current():
             entry = self.l1.get(policy.namespace, key)
             if entry is not None and now < entry.fresh_until:
                 self._tally(policy.namespace, "l1", "hits")

@@ -430,6 +430,58 @@ def test_a_read_after_a_long_idle_waits_for_the_poll_another_thread_is_running(s
     assert results == [{"allergies": ["penicillin"]}]
 
 
+def test_a_read_never_waits_for_a_slow_poll_another_thread_is_running(stack):
+    """A poll slower than the interval (the database pool waiting under load): every read then found the last
+    poll overdue and waited up to 1 s for the running one, L1 hits included. A read goes on now: from L1 while
+    the last poll started under two intervals ago, else from L2 (which checks generations), never waiting."""
+    reader = make_stack(poll_interval=0.5)
+    card = {"allergies": []}
+    assert reader.get_or_load("patient_data", ["card", 25], lambda: card, scope="patient:25") == card
+    polling, poll_released = threading.Event(), threading.Event()
+    waits: list[bool] = []
+
+    class WatchedLock:
+        """The reader's poll lock, counting the threads that would wait for it."""
+
+        def __init__(self) -> None:
+            self.lock = threading.Lock()
+
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+            if blocking:
+                waits.append(True)
+            return self.lock.acquire(blocking, timeout)
+
+        def release(self) -> None:
+            self.lock.release()
+
+    def slow_poll() -> None:
+        polling.set()
+        poll_released.wait(10)
+
+    reader._tick_lock = WatchedLock()
+    reader._poll = slow_poll
+    reader._polled_at = time.monotonic() - 0.6  # due, not yet overdue: the next read polls
+    poller = threading.Thread(
+        target=lambda: threads_of(lambda: reader.get_or_load("patient_data", ["card", 25], dict, scope="patient:25"))
+    )
+    poller.start()
+    try:
+        assert polling.wait(5)
+        before = reader.stats()
+        # The running poll, slow: started 0.6 s after the last (L1 is served), then 1.1 s (past two intervals: L2).
+        for polled_ago, tier in ((0.6, "l1"), (1.1, "l2")):
+            reader._polled_at = time.monotonic() - polled_ago
+            read = threads_of(lambda: reader.get_or_load("patient_data", ["card", 25], dict, scope="patient:25"))
+            assert waits == [] and not poll_released.is_set()  # served while the poll still ran, without waiting
+            assert read == [card]
+            after = reader.stats()
+            assert after[("patient_data", tier)]["hits"] == before.get(("patient_data", tier), {}).get("hits", 0) + 1
+            before = after
+    finally:
+        poll_released.set()
+        poller.join()
+
+
 def test_other_processes_hear_of_a_committed_write_at_once(stack):
     """Read your writes across processes: the committing process tells every listener, so another
     process's L1 copy is gone long before its next poll (a minute away here)."""
