@@ -3,13 +3,15 @@
 In one run, on PostgreSQL and Redis:
   * in process: the bare view's CPU with our CSP middleware and with django-csp's; the dashboard's
     24-hour series of 1-minute points read in one query and with a query per step; the SLO reads (1 h, 24 h,
-    7 d) and a 7-day p95 rule over a week of minute rollups, every row merged against hourly merges;
+    7 d) and a 7-day p95 rule over a week of minute rollups, every row merged against hourly merges; the
+    7-day host chart (CPU, memory) over a sample every 30 s per host, every sample against SQL means;
   * the bare /healthz under gunicorn (2 workers x 16 threads, wrk 16 connections) with the request
     timing middleware and without it (METRICS_REQUEST_TIMING=false), alternating A/B rounds;
   * 200 websocket dashboards (staff sessions) on the live process (uvicorn): for each snapshot the
     process sends (one a second), how many dashboards received it and how late.
 
-Run:  .venv/bin/python bench/metrics.py [--in-process-only | --slo-only [--slo-route-keys N]]
+Run:  .venv/bin/python bench/metrics.py [--in-process-only | --slo-only [--slo-route-keys N]
+                                         | --host-series-only [--host-series-hosts N]]
 Prints JSON on stdout; progress on stderr.
 """
 
@@ -232,6 +234,102 @@ def slo_cost(route_keys: int = 4, repeats: int = 3) -> dict:
         Service.objects.filter(pk__in=[service.pk for service in services]).delete()
 
 
+def _busiest_host_steps_per_sample(name, steps, since, until, step_seconds, *, serving_only=False):
+    """The host series' steps as read before (e8776f9, dbb4f2a): every sample of the range into Python."""
+    import math
+    from datetime import timedelta
+
+    from apps.resources.models import ResourceSample
+
+    step = timedelta(seconds=step_seconds)
+    per_host: dict[tuple[int, str], list] = {}
+    rows = ResourceSample.objects.filter(at__gte=since, at__lt=until).exclude(**{f"{name}__isnull": True})
+    for at, host, value, measured_at in (
+        rows.order_by().values_list("at", "host", name, "measured_at").iterator(chunk_size=5000)
+    ):
+        if math.isfinite(value):
+            acc = per_host.setdefault((int((at - since) // step), host), [0.0, 0, False])
+            acc[0] += value
+            acc[1] += 1
+            acc[2] = acc[2] or measured_at is not None
+    published_steps = {i for (i, _), acc in per_host.items() if acc[2]} if serving_only else set()
+    values: list[float | None] = [None] * steps
+    for (i, _), (total, count, published) in per_host.items():
+        if i in published_steps and not published:
+            continue
+        if values[i] is None or total / count > values[i]:
+            values[i] = total / count
+    return values
+
+
+def host_series_cost(hosts: int = 5, days: int = 7, repeats: int = 3) -> dict:
+    """The dashboard's 7-day host chart (cpu_pct and memory_pct, hourly steps) over a sample every 30 s per
+    host (a worker sampling itself, the other hosts api pods publishing): every sample streamed into Python,
+    as before, against the means per step and host from the database, the same rows, the same process,
+    alternating; the points of both compared."""
+    import random
+    from datetime import UTC, timedelta
+
+    from apps.metrics import selectors
+    from apps.resources.models import ResourceSample
+
+    rng = random.Random(17)
+    since = datetime(2001, 3, 1, tzinfo=UTC)  # a week of its own, removed afterwards
+    until = since + timedelta(days=days)
+    names = [f"bench-host-{n}" for n in range(hosts)]
+    ResourceSample.objects.filter(host__in=names).delete()
+    at_field = ResourceSample._meta.get_field("at")
+    at_field.auto_now_add = False  # each sample its own `at`
+    try:
+        for n, host in enumerate(names):
+            ResourceSample.objects.bulk_create(
+                (ResourceSample(host=host, at=since + timedelta(seconds=s + n), measured_at=None if n == 0 else
+                                since + timedelta(seconds=s), cpu_pct=round(rng.uniform(5, 95), 1),
+                                memory_pct=round(rng.uniform(20, 90), 1), disk_pct=40.0)
+                 for s in range(0, days * 86400, 30)),
+                batch_size=5000,
+            )  # fmt: skip
+    finally:
+        at_field.auto_now_add = True
+    sql_steps = selectors._busiest_host_steps
+
+    def chart() -> tuple[float, list]:
+        started = time.perf_counter()
+        points = [selectors.time_series(metric=metric, since=since, until=until, step_seconds=3600)
+                  for metric in ("cpu_pct", "memory_pct")]  # fmt: skip
+        return time.perf_counter() - started, points
+
+    try:
+        old_times, new_times = [], []
+        for n in range(repeats):  # alternating, so the machine's drift falls on both
+            selectors._busiest_host_steps = _busiest_host_steps_per_sample
+            try:
+                seconds, old_points = chart()
+            finally:
+                selectors._busiest_host_steps = sql_steps
+            old_times.append(seconds)
+            seconds, new_points = chart()
+            new_times.append(seconds)
+            progress(f"7-day host chart {n + 1}/{repeats}: every sample {old_times[-1] * 1000:,.0f} ms, "
+                     f"per step and host in SQL {new_times[-1] * 1000:,.0f} ms")  # fmt: skip
+        old, new = statistics.median(old_times), statistics.median(new_times)
+        pairs = [(a[1], b[1]) for old_series, new_series in zip(old_points, new_points, strict=True)
+                 for a, b in zip(old_series, new_series, strict=True)]  # fmt: skip
+        return {
+            "hosts": hosts,
+            "samples": ResourceSample.objects.filter(host__in=names).count(),
+            "reads": f"time_series cpu_pct + memory_pct, {days} days, step 3600",
+            "old_every_sample_ms": round(old * 1000, 1),
+            "new_sql_per_step_and_host_ms": round(new * 1000, 1),
+            "ratio_new_over_old": round(new / old, 4),
+            "same_points": old_points == new_points,
+            "points_differing": sum(a != b for a, b in pairs),
+            "max_abs_difference": max(abs(a - b) for a, b in pairs),
+        }
+    finally:
+        ResourceSample.objects.filter(host__in=names).delete()
+
+
 def staff_session_cookie() -> str:
     from django.contrib.auth import get_user_model
     from django.contrib.sessions.backends.db import SessionStore
@@ -302,10 +400,18 @@ def main() -> None:
                         help="Only the in-process figures: middleware and CSP CPU, the series query.")  # fmt: skip
     parser.add_argument("--slo-only", action="store_true", help="Only the SLO reads: every row against hourly merges.")
     parser.add_argument("--slo-route-keys", type=int, default=4)
+    parser.add_argument("--host-series-only", action="store_true",
+                        help="Only the 7-day host chart: every sample against SQL means per step, host.")  # fmt: skip
+    parser.add_argument("--host-series-hosts", type=int, default=5)
     args = parser.parse_args()
     django_setup(args.database_url, args.redis_url)
 
     figures = {"bench": "metrics"}
+    if args.host_series_only:
+        progress("the 7-day host chart: every sample in Python against means per step and host in SQL")
+        figures["host_series_7d"] = host_series_cost(args.host_series_hosts)
+        emit(figures)
+        return
     progress("SLO and 7-day alert reads: every minute row against cached hourly merges")
     figures["slo_7d"] = slo_cost(args.slo_route_keys)
     if args.slo_only:
@@ -315,6 +421,8 @@ def main() -> None:
     figures["csp_cost_in_process"] = csp_cost_in_process()
     progress("the metrics series API: one query against a query per step")
     figures["series"] = series_cost()
+    progress("the 7-day host chart: every sample in Python against means per step and host in SQL")
+    figures["host_series_7d"] = host_series_cost(args.host_series_hosts)
     if args.in_process_only:
         figures["middleware_cost_in_process"] = middleware_cost_in_process()
         emit(figures)
