@@ -156,7 +156,6 @@ class CacheStack:
         self._pending_publishes: dict[str, int] = {}
         self._publish_lock = threading.Lock()
         self._tick_lock = threading.Lock()
-        self._local = threading.local()  # polled_at: the start of the last poll this thread ran
         self._stats_lock = threading.Lock()
         self._stats: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
         self._flights: dict[str, threading.Event] = {}
@@ -197,8 +196,10 @@ class CacheStack:
         return cls(redis_client_factory=factory, **(options | overrides))
 
     # --- policies and the once-a-second poll ------------------------------------------------------
-    def policy(self, namespace: str) -> Policy:
-        if self._poll_due(time.monotonic()):  # asked here first: every read wants its policy, a poll is rare
+    def policy(self, namespace: str, *, arrived: float | None = None) -> Policy:
+        """`arrived`: when the read began (time.monotonic()), given by reads that pass it on to `lookup`."""
+        # Asked here first: every read wants its policy, a poll is rare.
+        if self._poll_due(time.monotonic() if arrived is None else arrived):
             self.tick()
             if self._subscribe and self._listener_pid != os.getpid():
                 self._start_listener()
@@ -215,9 +216,7 @@ class CacheStack:
         if not force and not self._poll_due(time.monotonic()):
             return
         # Another thread polling: a read never waits for it (a poll slowed by a busy database pool held every
-        # read, L1 hits included, for up to a second). L1 is then as of the last poll's start: `lookup` serves
-        # it while that is under two intervals old, and past that (a process idle for minutes, whose channel
-        # may have missed writes, or a poll running long) goes to L2 and L3, which check generations.
+        # read, L1 hits included, for up to a second). L1 is as of the last poll's start, which `lookup` checks.
         if not self._tick_lock.acquire(blocking=force):
             return
         started = time.monotonic()
@@ -227,7 +226,7 @@ class CacheStack:
         try:
             self._learn_l2_epoch()
             self._poll()
-            self._polled_at = self._local.polled_at = started  # L1 is current as of the writes the query saw
+            self._polled_at = started  # L1 is current as of the writes the query saw
             self._retry_publishes()
             if force or started - self._flushed_at >= self.flush_interval:
                 self.flush_stats()
@@ -236,15 +235,6 @@ class CacheStack:
 
     def _poll_due(self, now: float) -> bool:
         return now - self._polled_at >= self.poll_interval or self._policy_generation is None
-
-    def _l1_current(self) -> bool:
-        """Whether L1 may be served: the last poll started under two intervals ago (another thread's poll may be
-        running, slow), or this thread has just run it. Else L1 may hold entries a missed notification left."""
-        polled_at = self._polled_at
-        return (
-            time.monotonic() - polled_at < 2 * self.poll_interval
-            or getattr(self._local, "polled_at", None) == polled_at
-        )
 
     def _poll(self) -> None:
         from apps.caching.models import CacheScopeGeneration
@@ -410,7 +400,8 @@ class CacheStack:
         """The cached value of `key_parts`, or `loader()`'s, stored in every enabled tier (unless None).
 
         `ttl` shortens the policy's TTL for this read, never lengthens it."""
-        policy = self.policy(namespace)
+        arrived = time.monotonic()
+        policy = self.policy(namespace, arrived=arrived)
         self._tally(namespace, "source", "requests")
         if not policy.enabled:
             _note_read(loaded=True)
@@ -418,7 +409,7 @@ class CacheStack:
                 return loader()
         key = self.key(policy, key_parts)
         scope_key = self.scope_key(scope) if scope else ""
-        found = self.lookup(policy, key, scope_key)
+        found = self.lookup(policy, key, scope_key, arrived=arrived)
         if found.entry is not None and found.fresh:
             value = found.entry.value
         else:
@@ -434,12 +425,18 @@ class CacheStack:
         db_generation: int | None = None
         stale_tier: str = ""  # the tier a stale entry came from: where serving it is counted
 
-    def lookup(self, policy: Policy, key: str, scope_key: str) -> Found:
-        """Walk the tiers; a fresh hit is copied into the faster tiers above it."""
+    def lookup(self, policy: Policy, key: str, scope_key: str, *, arrived: float | None = None) -> Found:
+        """Walk the tiers; a fresh hit is copied into the faster tiers above it.
+
+        L1 is skipped unless the last poll started under two intervals before the read `arrived` (it polled then
+        itself if one was due): another thread's poll may be running long, or the process was idle and its
+        channel may have missed writes. L2 and L3 check generations, so the read waits for no poll."""
         now = self.clock()
         stale: Entry | None = None
         stale_tier = ""
-        if policy.l1 and self._l1_current():
+        if arrived is None:
+            arrived = time.monotonic()
+        if policy.l1 and arrived - self._polled_at < 2 * self.poll_interval:
             entry = self.l1.get(policy.namespace, key)
             if entry is not None and now < entry.fresh_until:
                 self._tally(policy.namespace, "l1", "hits")
@@ -666,13 +663,14 @@ class CacheStack:
 
     # --- the async read path ---------------------------------------------------------------------
     def _prepare(self, namespace: str, key_parts, scope: str | None) -> tuple[Policy, str, str, Found | None]:
-        policy = self.policy(namespace)
+        arrived = time.monotonic()
+        policy = self.policy(namespace, arrived=arrived)
         self._tally(namespace, "source", "requests")
         if not policy.enabled:
             return policy, "", "", None
         key = self.key(policy, key_parts)
         scope_key = self.scope_key(scope) if scope else ""
-        found = self.lookup(policy, key, scope_key)
+        found = self.lookup(policy, key, scope_key, arrived=arrived)
         if found.entry is None or not found.fresh:
             found.redis_generation, found.db_generation = self._generations_before_load(policy, scope_key, found)
         return policy, key, scope_key, found
