@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from apps.core.ports import free_port
@@ -67,3 +70,51 @@ def start_redis(port: int, *options: str) -> subprocess.Popen:
             time.sleep(0.05)
     process.kill()
     raise RuntimeError("redis-server did not start")
+
+
+@contextmanager
+def behind_an_uncommitted_insert(insert: Callable[[], object]) -> Iterator[None]:
+    """Two writers at once, the second one's check run before the first committed: `insert` runs in a
+    transaction of another PostgreSQL session, held open until a statement of this block waits on its row's
+    lock, then committed. For tests marked django_db(transaction=True): each session commits."""
+    from django.db import connection, connections, transaction
+
+    def waiting_on_a_lock() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            return cursor.fetchone()[0] > 0
+
+    inserted, commit = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        try:
+            with transaction.atomic():
+                insert()
+                inserted.set()
+                commit.wait(60)
+        finally:
+            connections.close_all()
+
+    def release_once_blocked() -> None:
+        try:
+            for _ in range(1200):
+                if waiting_on_a_lock():
+                    break
+                time.sleep(0.05)
+        finally:
+            commit.set()
+            connections.close_all()
+
+    other = threading.Thread(target=other_writer)
+    other.start()
+    assert inserted.wait(60), "the other writer's insert did not run"
+    releaser = threading.Thread(target=release_once_blocked)
+    releaser.start()
+    try:
+        yield
+    finally:
+        commit.set()
+        releaser.join()
+        other.join()

@@ -6,58 +6,23 @@ import threading
 import time
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections
 
 from apps.resources import services
 from apps.resources.models import ResourceRecommendation, ResourceSample
+from tests.helpers import behind_an_uncommitted_insert
 
 pytestmark = pytest.mark.django_db(transaction=True)  # two sessions: each commits
 
 
-def _waiting_on_a_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0] > 0
-
-
 def test_the_second_of_two_concurrent_runs_re_sees_the_firsts_recommendation():
-    inserted, commit = threading.Event(), threading.Event()
+    def first_run() -> None:  # the other run: inserts the open row, committed once this run's insert waits on it
+        ResourceRecommendation.objects.create(kind="cpu", host="worker-a", metric="cpu_pct", value=91,
+                                              threshold=70, message="CPU at 91%")  # fmt: skip
 
-    def first_run() -> None:  # the other run: inserted the open row, not committed yet
-        try:
-            with transaction.atomic():
-                ResourceRecommendation.objects.create(kind="cpu", host="worker-a", metric="cpu_pct", value=91,
-                                                      threshold=70, message="CPU at 91%")  # fmt: skip
-                inserted.set()
-                commit.wait(60)
-        finally:
-            connections.close_all()
-
-    other = threading.Thread(target=first_run)
-    other.start()
-    assert inserted.wait(60)
-
-    def release_once_blocked() -> None:  # this run's insert waits on the other's uncommitted row
-        try:
-            for _ in range(1200):
-                if _waiting_on_a_lock():
-                    break
-                time.sleep(0.05)
-        finally:
-            commit.set()
-            connections.close_all()
-
-    releaser = threading.Thread(target=release_once_blocked)
-    releaser.start()
     sample = ResourceSample.objects.create(host="worker-a", cpu_pct=95, memory_pct=10, disk_pct=10)
-    try:
+    with behind_an_uncommitted_insert(first_run):
         [cpu] = [r for r in services.recommendations_update(sample=sample) if r.kind == "cpu"]
-    finally:
-        commit.set()
-        releaser.join()
-        other.join()
     assert ResourceRecommendation.objects.filter(kind="cpu", host="worker-a").count() == 1
     assert (cpu.occurrences, cpu.value) == (2, 95)
 

@@ -2,62 +2,23 @@
 and both inserted (two real PostgreSQL sessions), so each service owned all of the prefix's routes (the same
 requests counted twice in the totals, each one's alerts and forecasts on the other's load)."""
 
-import threading
-import time
-
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, connections, transaction
+from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from apps.services.models import Service
 from apps.services.services import service_create
-
-
-def _waiting_on_a_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return cursor.fetchone()[0] > 0
+from tests.helpers import behind_an_uncommitted_insert
 
 
 @pytest.mark.django_db(transaction=True)  # two sessions: each commits
 def test_the_second_of_two_concurrent_saves_of_one_prefix_is_refused_on_the_field():
-    inserted, commit = threading.Event(), threading.Event()
+    def other_save() -> None:  # the other request: its service inserted, committed once this save waits on it
+        service_create(name="Patients", slug="patients", route_prefix="api/v1/patients/")
 
-    def other_save() -> None:  # the other request: inserted its service, not committed yet
-        try:
-            with transaction.atomic():
-                service_create(name="Patients", slug="patients", route_prefix="api/v1/patients/")
-                inserted.set()
-                commit.wait(60)
-        finally:
-            connections.close_all()
-
-    other = threading.Thread(target=other_save)
-    other.start()
-    assert inserted.wait(60)
-
-    def release_once_blocked() -> None:  # this save's insert waits on the other's uncommitted row
-        try:
-            for _ in range(1200):
-                if _waiting_on_a_lock():
-                    break
-                time.sleep(0.05)
-        finally:
-            commit.set()
-            connections.close_all()
-
-    releaser = threading.Thread(target=release_once_blocked)
-    releaser.start()
-    try:
-        with pytest.raises(ValidationError) as refused:
-            service_create(name="Patients v2", slug="patients-v2", route_prefix="api/v1/patients/")
-    finally:
-        commit.set()
-        releaser.join()
-        other.join()
+    with behind_an_uncommitted_insert(other_save), pytest.raises(ValidationError) as refused:
+        service_create(name="Patients v2", slug="patients-v2", route_prefix="api/v1/patients/")
     assert refused.value.message_dict == {
         "route_prefix": ["Another service has this route prefix: a route is one service's."]
     }
