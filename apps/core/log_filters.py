@@ -94,6 +94,14 @@ def gunicorn_logconfig(log_format: str) -> dict:
     to gunicorn, its plain lines had a local time without a zone (`[2026-12-05 09:41:04 +0000]`), unlike
     every other line of the product."""
     formatter = dict(JSON_FORMATTER) if log_format == "json" else dict(PLAIN_FORMATTER)
+    # JSON: one stream for a log pipeline. Plain: gunicorn's own streams, its error log on stderr and the
+    # access log (`--access-logfile -`) on stdout.
+    error_stream = "ext://sys.stdout" if log_format == "json" else "ext://sys.stderr"
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": log_format,
+        "filters": ["correlation_id", "access_fields"],
+    }
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -101,16 +109,12 @@ def gunicorn_logconfig(log_format: str) -> dict:
         "formatters": {log_format: formatter},
         "filters": {"correlation_id": {"()": CorrelationIdFilter}, "access_fields": {"()": AccessLogFields}},
         "handlers": {
-            log_format: {
-                "class": "logging.StreamHandler",
-                "formatter": log_format,
-                "filters": ["correlation_id", "access_fields"],
-                "stream": "ext://sys.stdout",
-            }
+            "error": {**handler, "stream": error_stream},
+            "access": {**handler, "stream": "ext://sys.stdout"},
         },
         "loggers": {
-            "gunicorn.error": {"level": "INFO", "handlers": [log_format], "propagate": False},
-            "gunicorn.access": {"level": "INFO", "handlers": [log_format], "propagate": False},
+            "gunicorn.error": {"level": "INFO", "handlers": ["error"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
         },
     }
 

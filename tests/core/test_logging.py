@@ -114,7 +114,7 @@ def test_a_task_run_eagerly_inside_a_request_gives_the_request_its_id_back(conso
 def test_gunicorn_json_access_lines_have_fields_and_no_path():
     stream = io.StringIO()
     config = gunicorn_logconfig("json")
-    config["handlers"]["json"]["stream"] = stream
+    config["handlers"]["access"]["stream"] = config["handlers"]["error"]["stream"] = stream
     access, root = logging.getLogger("gunicorn.access"), logging.getLogger()
     saved = access.handlers[:], access.propagate, access.level
     root_saved = root.handlers[:], root.level  # the config sets gunicorn's root, which has no handler
@@ -147,7 +147,7 @@ def test_gunicorn_plain_lines_have_the_products_utc_timestamp_and_no_path():
     line of the product (README: each line has a UTC timestamp with its zone)."""
     stream = io.StringIO()
     config = gunicorn_logconfig("plain")
-    config["handlers"]["plain"]["stream"] = stream
+    config["handlers"]["access"]["stream"] = config["handlers"]["error"]["stream"] = stream
     access, error, root = (logging.getLogger(n) for n in ("gunicorn.access", "gunicorn.error", ""))
     saved = [(logger, logger.handlers[:], logger.propagate, logger.level) for logger in (access, error, root)]
     try:
