@@ -558,7 +558,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 
 # --- Logging --------------------------------------------------------------------------------------
-from apps.core.log_filters import JSON_FORMATTER, PLAIN_FORMATTER  # noqa: E402 - plain Python, no Django: safe at settings time
+from apps.core.log_filters import JSON_FORMATTER  # noqa: E402 - plain Python, no Django: safe at settings time
 
 # plain: one line per record for a terminal; json: one object per record for a log pipeline. Both carry
 # a UTC timestamp with its zone and the id of the request or Celery task the line belongs to.
@@ -574,7 +574,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": dict(PLAIN_FORMATTER),
+        "plain": {
+            "()": "apps.core.log_filters.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
+        },
         "json": dict(JSON_FORMATTER),
     },
     "filters": {

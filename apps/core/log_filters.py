@@ -82,39 +82,27 @@ JSON_FORMATTER = {
 }
 
 
-# The one-line format, as settings.LOGGING and gunicorn's own log config both declare it.
-PLAIN_FORMATTER = {
-    "()": "apps.core.log_filters.PlainFormatter",
-    "format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s",
-}
-
-
 def gunicorn_logconfig(log_format: str) -> dict:
-    """gunicorn's own logs (error and access) in the format Django's processes use, `plain` or `json`: left
-    to gunicorn, its plain lines had a local time without a zone (`[2026-12-05 09:41:04 +0000]`), unlike
-    every other line of the product."""
-    formatter = dict(JSON_FORMATTER) if log_format == "json" else dict(PLAIN_FORMATTER)
-    # JSON: one stream for a log pipeline. Plain: gunicorn's own streams, its error log on stderr and the
-    # access log (`--access-logfile -`) on stdout.
-    error_stream = "ext://sys.stdout" if log_format == "json" else "ext://sys.stderr"
-    handler = {
-        "class": "logging.StreamHandler",
-        "formatter": log_format,
-        "filters": ["correlation_id", "access_fields"],
-    }
+    """gunicorn's own logs (error and access) in the format Django's processes use; {} keeps gunicorn's."""
+    if log_format != "json":
+        return {}
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "root": {"level": "INFO", "handlers": []},
-        "formatters": {log_format: formatter},
+        "formatters": {"json": dict(JSON_FORMATTER)},
         "filters": {"correlation_id": {"()": CorrelationIdFilter}, "access_fields": {"()": AccessLogFields}},
         "handlers": {
-            "error": {**handler, "stream": error_stream},
-            "access": {**handler, "stream": "ext://sys.stdout"},
+            "json": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "filters": ["correlation_id", "access_fields"],
+                "stream": "ext://sys.stdout",
+            }
         },
         "loggers": {
-            "gunicorn.error": {"level": "INFO", "handlers": ["error"], "propagate": False},
-            "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
+            "gunicorn.error": {"level": "INFO", "handlers": ["json"], "propagate": False},
+            "gunicorn.access": {"level": "INFO", "handlers": ["json"], "propagate": False},
         },
     }
 
