@@ -176,8 +176,11 @@ def _with_history(patient: Patient, start) -> None:
 def test_encounter_and_medication_searches_page_through_exactly_the_orms_rows(clinician, loaded):
     patient = Patient.objects.order_by("pk").first()
     start = Encounter.objects.filter(patient=patient).order_by("period_start").first().period_start
-    _with_history(patient, start - timedelta(days=20))
-    day, until = (start - timedelta(days=17)).date().isoformat(), (start - timedelta(days=15)).date().isoformat()
+    # At noon: the load ends at the current hour, and a history starting after 22:00 had every two-hour stay
+    # cross midnight, so `date=<day>` (a stay wholly inside the day) had no rows to compare at that hour.
+    base = (start - timedelta(days=20)).replace(hour=12, minute=0, second=0, microsecond=0)
+    _with_history(patient, base)
+    day, until = (base + timedelta(days=3)).date().isoformat(), (base + timedelta(days=5)).date().isoformat()
     encounters = Encounter.objects.filter(patient=patient).order_by("-period_start", "-id")
 
     def dated(*dates: str):
