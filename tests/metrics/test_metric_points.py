@@ -16,12 +16,13 @@ pytestmark = pytest.mark.django_db
 def test_a_non_finite_sample_is_not_stored_and_the_series_still_answers(staff_api):
     """A tokens/s over a zero-length batch is inf, a failed reading NaN: stored, the series API answered 500
     (strict JSON has no NaN) and a downsampled hour summed with it was NaN for good."""
-    at = timezone.now() - timedelta(minutes=2)
+    # Hours back: the batcher threads of earlier inference tests commit tokens/s points of their own at their time
+    # (a CI run's inference tests ran two minutes before this one, and their points fell in its window).
+    at = timezone.now() - timedelta(hours=40)
     services.metric_points_record(values={"inference.tokens_per_s": float("inf"), "host.cpu_pct": float("nan")}, at=at)
     services.metric_points_record(values={"inference.tokens_per_s": 120.0}, at=at)
 
-    # This test's own minute: the batcher threads of earlier inference tests commit tokens/s points on their own
-    # connections, which the test transaction's rollback does not remove.
+    # This test's own points: those threads commit on their own connections, which the rollback does not undo.
     assert list(MetricPoint.objects.filter(at=at).values_list("series", "sum")) == [("inference.tokens_per_s", 120.0)]
     window = {"start": (at - timedelta(seconds=30)).isoformat(), "end": (at + timedelta(seconds=30)).isoformat()}
     response = staff_api.get("/api/v1/metrics/series/", {"metric": "inference_tokens_per_s", "step": 60, **window})
