@@ -34,6 +34,16 @@ def _close_the_audit_writers_connection(django_db_setup, django_db_blocker):
     writer.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_token_rate_points_from_batcher_threads():
+    """The batchers' threads outlive the test that started them and commit `inference.tokens_per_s`
+    points on their own connection, outside any test's transaction, at whatever minute their batch ends:
+    a later test reading a series window found one (a CI failure). Tests of the meter install their own."""
+    from apps.inference import serving
+
+    serving.token_meter.interval = float("inf")
+
+
 @pytest.fixture(autouse=True)
 def _clean_cache():
     """Each test starts with an empty cache (Redis db 15 under `make test`) and no request timings
