@@ -124,7 +124,8 @@ def recommendation_create(policy: ScalingPolicy, forecast: WorkloadForecast) -> 
         f"Peak {peak['replicas']} replicas at {peak_at:%H:%M} {timezone.get_current_timezone_name()} for a P90 of "
         f"{peak['p90_rps']:.1f} req/s, "
         f"with {capacity:.1f} req/s per replica ({capacity_source}) planned at {policy.target_utilization:.0%}.",
-        f"Each hour covers the load up to {policy.lead_minutes} min ahead, so replicas are ready before it.",
+        f"Each hour covers the load up to {policy.lead_minutes} min ahead"
+        + (", so replicas are ready before it." if policy.keda_enabled else "."),
         f"Forecast by {forecast.model} (backtest MASE {_chosen_mase(forecast)}) from {forecast.history_hours} h "
         f"of {forecast.get_source_display().lower()}.",
     ]
@@ -148,6 +149,13 @@ def recommendation_create(policy: ScalingPolicy, forecast: WorkloadForecast) -> 
             f"The autoscaler adds a replica only past {policy.target_rps_per_pod:g} req/s per pod, above the "
             f"{capacity:.1f} req/s a replica serves inside the SLO: lower the target req/s per pod to "
             f"{usable:.1f} or less."
+        )
+    elif policy.target_rps_per_pod and policy.target_rps_per_pod > usable:
+        # Inside the SLO, but each pod runs hotter than planned: the headroom the plan keeps is gone.
+        reasons.append(
+            f"The autoscaler adds a replica only past {policy.target_rps_per_pod:g} req/s per pod, "
+            f"{policy.target_rps_per_pod / capacity:.0%} of a replica's capacity, above the planned "
+            f"{policy.target_utilization:.0%}: lower the target req/s per pod to {usable:.1f} to keep that headroom."
         )
     named = [p["name"] for p in forecast.patterns.get("peaks", [])]
     if named:

@@ -145,6 +145,19 @@ def test_a_per_pod_target_above_a_replica_s_capacity_is_named_in_the_plan(demo):
     assert not any("req/s per pod" in reason for reason in plan.reasons)
 
 
+def test_a_per_pod_target_between_the_planned_load_and_capacity_is_named_in_the_plan(demo):
+    """A target of 24 req/s per pod for replicas that serve 30 inside the SLO, planned at 50% (15): inside the
+    SLO, but every pod runs at 80% before the autoscaler adds one, and the plan kept quiet about it."""
+    policy = demo.get(service__slug="clinical-api")
+    policy.target_utilization, policy.stress_test_replicas, policy.target_rps_per_pod = 0.5, 4, 24.0
+    policy.save()
+    _stress_run(policy.service, knee_rps=120.0)
+    plan = services.recommendation_create(policy, _forecast(policy.service, [100.0] * 24))
+    named = [reason for reason in plan.reasons if "past 24 req/s per pod" in reason]
+    assert len(named) == 1 and "80% of a replica's capacity, above the planned 50%" in named[0]
+    assert "to 15.0" in named[0]
+
+
 def test_a_plan_says_it_is_advice_only_when_no_keda_carries_it_to_the_cluster(demo):
     """Without KEDA the manifests hold a plain HPA, which has one minimum for every hour: the plan's replicas
     never reach the cluster, yet it read as if predictive scaling were in force. Its reasons say so."""
@@ -153,12 +166,14 @@ def test_a_plan_says_it_is_advice_only_when_no_keda_carries_it_to_the_cluster(de
     policy.save()
     plan = services.recommendation_create(policy, _forecast(policy.service, [100.0] * 24))
     assert any(reason.startswith("Advice only: without KEDA") for reason in plan.reasons)
+    assert not any("ready before it" in reason for reason in plan.reasons)
     assert "cron" not in json.dumps(services.policy_manifests(policy))
 
     policy.keda_enabled = True
     policy.save()
     plan = services.recommendation_create(policy, _forecast(policy.service, [100.0] * 24))
     assert not any(reason.startswith("Advice only") for reason in plan.reasons)
+    assert any("so replicas are ready before it" in reason for reason in plan.reasons)
     assert "cron" in json.dumps(services.policy_manifests(policy))
 
 
