@@ -79,6 +79,57 @@ describe("usePatientWindow", () => {
     const { result, rerender } = renderHook(({ name }) => usePatientWindow(name, { load }), { initialProps: { name: "" } });
     await waitFor(() => expect(result.current.count).toBe(10));
     rerender({ name: "smi" });
-    await waitFor(() => expect(load).toHaveBeenLastCalledWith("smi", 0, BLOCK));
+    await waitFor(() => expect(load).toHaveBeenLastCalledWith("smi", 0, BLOCK, expect.any(AbortSignal)));
+  });
+});
+
+describe("usePatientWindow, a search changed or the page left while requests wait", () => {
+  it("never fetches an older search's block once the search has changed (a 429's retry)", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    const server = fakeServer(1000);
+    const load = vi.fn(async (name: string, offset: number, limit: number) => {
+      if (name === "" && offset === 300) throw new ApiError(429, "Too many requests", 1);
+      return server(name, offset, limit);
+    });
+    const { result, rerender } = renderHook(({ name }) => usePatientWindow(name, { load, debounceMs: 1 }), { initialProps: { name: "" } });
+    await waitFor(() => expect(result.current.count).toBe(1000));
+    act(() => result.current.onRange(300, 310));
+    await waitFor(() => expect(result.current.limitedFor).toBe(1));
+    rerender({ name: "smi" }); // typed a name while the whole list's block waited
+    await waitFor(() => expect(load.mock.calls.some(([name, offset]) => name === "smi" && offset === 0)).toBe(true));
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(1500);
+    });
+    // The older search's retry fired under the new one: its rows (other patients) landed in the new list.
+    expect(load.mock.calls.filter(([name, offset]) => name === "" && offset === 300)).toHaveLength(1);
+    expect(result.current.rows.has(300)).toBe(false);
+    expect(result.current.limitedFor).toBeNull();
+  });
+
+  it("fetches nothing more after the page is left, and aborts what is on its way", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    const signals: AbortSignal[] = [];
+    const server = fakeServer(1000);
+    const load = vi.fn(async (name: string, offset: number, limit: number, signal?: AbortSignal) => {
+      if (signal) signals.push(signal);
+      if (offset === 300) throw new ApiError(429, "Too many requests", 1);
+      if (offset === 500) return new Promise<PatientWindow>(() => undefined); // slow: still on its way
+      return server(name, offset, limit);
+    });
+    const { result, unmount } = renderHook(() => usePatientWindow("", { load, debounceMs: 50 }));
+    await waitFor(() => expect(result.current.count).toBe(1000));
+    act(() => result.current.onRange(300, 310));
+    await waitFor(() => expect(result.current.limitedFor).toBe(1));
+    act(() => result.current.onRange(500, 510));
+    await waitFor(() => expect(load).toHaveBeenCalledTimes(3));
+    act(() => result.current.onRange(700, 710)); // a scroll just before leaving: still in its debounce
+    unmount();
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(1500);
+    });
+    // Each of these was a PHI read (audited) for a page no one was looking at.
+    expect(load).toHaveBeenCalledTimes(3);
+    expect(signals.length).toBe(3);
+    expect(signals.every((signal) => signal.aborted)).toBe(true);
   });
 });

@@ -36,13 +36,19 @@ export function usePatientWindow(
   const loaded = useRef(new Set<number>());
   const timer = useRef<number | undefined>(undefined);
   const generation = useRef(0);
+  // What one search has waiting (requests on their way, 429 retries): aborted and cleared when the search
+  // changes or the page is left. A retry of an older search fired under the new one before, and its rows
+  // (other patients) and count landed in the new list; after the page was left it still fetched (and the
+  // server audited) patient rows no one was looking at.
+  const pending = useRef<{ controller: AbortController; retries: Set<number> }>({ controller: new AbortController(), retries: new Set() });
 
   const fetchBlock = useCallback(
     (block: number) => {
       if (requested.current.has(block)) return;
       requested.current.add(block);
       const mine = generation.current;
-      load(name, block * BLOCK, BLOCK)
+      const { controller, retries } = pending.current;
+      load(name, block * BLOCK, BLOCK, controller.signal)
         .then((page) => {
           if (mine !== generation.current) return;
           setCount(page.count);
@@ -65,12 +71,16 @@ export function usePatientWindow(
           });
         })
         .catch((failure: Error & { status?: number }) => {
-          if (mine !== generation.current) return;
+          if (mine !== generation.current || controller.signal.aborted) return;
           requested.current.delete(block);
           if (failure instanceof ApiError && failure.status === 429) {
             const wait = failure.retryAfter ?? 5;
             setLimitedFor(wait);
-            window.setTimeout(() => fetchBlock(block), wait * 1000);
+            const retry = window.setTimeout(() => {
+              retries.delete(retry);
+              if (mine === generation.current) fetchBlock(block);
+            }, wait * 1000);
+            retries.add(retry);
           } else {
             setError(errorState(failure));
           }
@@ -81,12 +91,21 @@ export function usePatientWindow(
 
   useEffect(() => {
     generation.current += 1;
+    const mine = { controller: new AbortController(), retries: new Set<number>() };
+    pending.current = mine;
     requested.current = new Set();
     loaded.current = new Set();
     setRows(new Map());
     setCount(null);
     setError(null);
+    setLimitedFor(null);
     fetchBlock(0);
+    return () => {
+      generation.current += 1; // whatever of this search still arrives is dropped
+      mine.controller.abort();
+      mine.retries.forEach((retry) => window.clearTimeout(retry));
+      window.clearTimeout(timer.current); // a scroll's debounce would fetch for this search
+    };
   }, [fetchBlock]);
 
   const onRange = useCallback(
