@@ -33,9 +33,25 @@ export interface LiveSnapshot {
   work?: LiveWork[];
 }
 
+const isObject = (value: unknown): value is object => !!value && typeof value === "object" && !Array.isArray(value);
+
+/**
+ * Whether a frame's data has every part the live panel reads. Checking `overall` and `services` only let a
+ * frame without `alerts` or `host` (or with a null row) through, and the panel's render threw: the whole
+ * dashboard went blank. Such a frame is ignored; the last good one stays, ageing.
+ */
 export function isLiveSnapshot(data: unknown): data is LiveSnapshot {
-  const candidate = data as Partial<LiveSnapshot> | null;
-  return !!candidate && typeof candidate === "object" && !!candidate.overall && Array.isArray(candidate.services);
+  if (!isObject(data)) return false;
+  const candidate = data as Partial<LiveSnapshot>;
+  return (
+    isObject(candidate.overall) &&
+    Array.isArray(candidate.services) &&
+    candidate.services.every(isObject) &&
+    Array.isArray(candidate.alerts) &&
+    candidate.alerts.every(isObject) &&
+    isObject(candidate.host) &&
+    (candidate.work === undefined || (Array.isArray(candidate.work) && candidate.work.every(isObject)))
+  );
 }
 
 /** Snapshots come each second: one older than this is no longer live (the feed dropped, or the server
