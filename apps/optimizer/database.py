@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
-from django.db import DatabaseError, Error, connection, connections, models
+from django.db import DatabaseError, Error, connection, connections, models, transaction
 
 from apps.clinical.query_patterns import QUERY_PATTERNS, pick_sample
 from apps.optimizer.types import Draft
@@ -71,9 +71,25 @@ def wall_ms(queryset) -> float:
     return round(statistics.median(timings), 3)
 
 
+@contextlib.contextmanager
+def _read_only_rolled_back() -> Iterator[None]:
+    """A transaction (a savepoint inside one) in which nothing can be written, rolled back at the end.
+
+    EXPLAIN ANALYZE executes the statement, and so does timing it: a pattern whose SELECT calls a function that
+    writes (nextval, a function with side effects, a data-modifying CTE) changed the live database six times a run.
+    Read-only refuses the write; the rollback undoes whatever read-only lets through (a sequence is not one)."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute("SET LOCAL transaction_read_only = on")
+        yield
+        transaction.set_rollback(True)
+
+
 def explain_patterns(progress: Callable[[float, str], None] = lambda fraction, message: None) -> list[dict]:
     """EXPLAIN (ANALYZE, BUFFERS) each pattern with a real sample (SQLite: EXPLAIN QUERY PLAN), and time
-    its real execution on every database. `progress` hears the share of patterns done before each."""
+    its real execution on every database, each pattern in a read-only transaction that is rolled back.
+    `progress` hears the share of patterns done before each."""
     sample = pick_sample()
     if sample is None:
         return []
@@ -82,7 +98,7 @@ def explain_patterns(progress: Callable[[float, str], None] = lambda fraction, m
         progress(done / len(QUERY_PATTERNS), f"explain {pattern.name}")
         queryset = pattern.build(sample)
         sql, params = queryset.query.sql_with_params()
-        with connection.cursor() as cursor:
+        with _read_only_rolled_back(), connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params)
                 raw = cursor.fetchone()[0]
