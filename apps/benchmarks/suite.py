@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.db import transaction
+
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.benchmarks.report import render_plan_report
@@ -18,13 +20,18 @@ class MedicalAIBenchmarkSuite:
     def __init__(self, service: str | Service = "clinical-api"):
         self.service = service if isinstance(service, Service) else Service.objects.get(slug=service)
 
+    @transaction.atomic
     def _plan(self, name: str, endpoint: str, **fields) -> BenchmarkPlan:
-        plan, _ = BenchmarkPlan.objects.update_or_create(
-            name=name,
-            defaults={"service": self.service, "requests": [{"name": endpoint, "method": "GET", "path": endpoint,
-                                                              "weight": 1}], **fields},
-        )  # fmt: skip
+        """The plan of that name, created or updated, validated before it is saved: saved first, a refused
+        value (20,000 users, a path without its /) stayed in the plan, overwriting a valid one of the same
+        name, and a number past the column's range was a database error instead of a field error."""
+        plan = BenchmarkPlan.objects.select_for_update().filter(name=name).first() or BenchmarkPlan(name=name)
+        plan.service = self.service
+        plan.requests = [{"name": endpoint, "method": "GET", "path": endpoint, "weight": 1}]
+        for attribute, value in fields.items():
+            setattr(plan, attribute, value)
         plan.full_clean()
+        plan.save()
         return plan
 
     def _run(self, plan: BenchmarkPlan) -> BenchmarkRun:
