@@ -1,7 +1,8 @@
-import { Suspense, useContext, useEffect, useMemo } from "react";
-import { BrowserRouter, NavLink, Route, Routes } from "react-router";
+import { Suspense, useContext, useEffect, useMemo, type ReactNode } from "react";
+import { BrowserRouter, NavLink, Route, Routes, useLocation } from "react-router";
 
 import { ConnectionBadge } from "../components/ui/ConnectionBadge";
+import { PageErrorBoundary } from "../components/ui/PageErrorBoundary";
 import { ThemeToggle } from "../components/ui/ThemeToggle";
 import { websocketUrl } from "../lib/config";
 import { lazyWithRetry } from "../lib/lazyWithRetry";
@@ -67,6 +68,12 @@ function Header() {
   );
 }
 
+/** A failed page is replaced by a message, not the whole dashboard; opening another page starts over. */
+function PageBoundary({ children }: { children: ReactNode }) {
+  const { pathname } = useLocation();
+  return <PageErrorBoundary resetKey={pathname}>{children}</PageErrorBoundary>;
+}
+
 export function App() {
   const config = useContext(ConfigContext);
   const feed = useMemo(() => new LiveFeed(websocketUrl(config)), [config]);
@@ -87,21 +94,23 @@ export function App() {
         <FocusOnNavigate targetId="main" />
         <Header />
         <main className="main" id="main" tabIndex={-1}>
-          <Suspense fallback={<p className="muted">Loading…</p>}>
-            <Routes>
-              <Route path="/" element={<OverviewPage />} />
-              <Route path="/services/:slug" element={<ServicePage />} />
-              <Route path="/cache" element={<CachePage />} />
-              <Route path="/ratelimits" element={<RateLimitsPage />} />
-              <Route path="/benchmarks" element={<BenchmarksPage />} />
-              <Route path="/benchmarks/:runId" element={<BenchmarkRunPage />} />
-              <Route path="/inference" element={<InferencePage />} />
-              <Route path="/scaling" element={<ScalingPage />} />
-              <Route path="/patients" element={<PatientsPage />} />
-              <Route path="/audit" element={<AuditPage />} />
-              <Route path="*" element={<NotFoundPage />} />
-            </Routes>
-          </Suspense>
+          <PageBoundary>
+            <Suspense fallback={<p className="muted">Loading…</p>}>
+              <Routes>
+                <Route path="/" element={<OverviewPage />} />
+                <Route path="/services/:slug" element={<ServicePage />} />
+                <Route path="/cache" element={<CachePage />} />
+                <Route path="/ratelimits" element={<RateLimitsPage />} />
+                <Route path="/benchmarks" element={<BenchmarksPage />} />
+                <Route path="/benchmarks/:runId" element={<BenchmarkRunPage />} />
+                <Route path="/inference" element={<InferencePage />} />
+                <Route path="/scaling" element={<ScalingPage />} />
+                <Route path="/patients" element={<PatientsPage />} />
+                <Route path="/audit" element={<AuditPage />} />
+                <Route path="*" element={<NotFoundPage />} />
+              </Routes>
+            </Suspense>
+          </PageBoundary>
         </main>
       </BrowserRouter>
     </LiveFeedContext.Provider>
