@@ -141,11 +141,15 @@ class SeasonalNaive:
     def __init__(self, period: int):
         self.period = period
         self.name = f"seasonal_naive_{period}"
+        self.min_history = period  # hours it must see to be itself, in a backtest's every fold too
 
     def fit_predict(self, series: pd.Series, hours: int) -> Forecast:
         values = series.to_numpy()
         steps = np.arange(hours)
-        p50 = values[len(values) - self.period + (steps % self.period)]
+        positions = len(values) - self.period + (steps % self.period)
+        # An hour the history does not reach a period back is the last value (persistence): indexed from the
+        # end it was another hour's value, and past the start an IndexError.
+        p50 = values[np.where(positions >= 0, positions, len(values) - 1)]
         # Its h-step errors for h <= m are exactly the seasonal differences.
         low, high = _band_offsets(values[self.period :] - values[: -self.period])
         return _banded(_future_index(series, hours), p50 + low, p50, p50 + high)
@@ -384,10 +388,15 @@ class Selection:
 
 def select_model(series: pd.Series, *, max_folds: int = 7) -> Selection:
     """The candidate with the lowest backtest MASE (against the weekly naive when a week is there)."""
-    models = candidates(len(series))
+    if series.empty:
+        raise ValueError("no history to forecast from")
     folds = backtest_folds(len(series), max_folds=max_folds)
     if folds == 0:
-        return Selection(model=models[0])
+        return Selection(model=candidates(len(series))[0])
+    # Only candidates each fold's training set holds enough for: the weekly naive on a fold under a week read
+    # its 'last week' from the fold's end (or failed with an IndexError), and its score ranked that.
+    shortest = len(series) - folds * HORIZON
+    models = [model for model in candidates(len(series)) if getattr(model, "min_history", 0) <= shortest]
     scores = [backtest(model, series, folds=folds) for model in models]
     criterion = "mase_168" if all(s.mase_168 is not None for s in scores) else "mase_24"
     ranked = sorted(
@@ -399,6 +408,8 @@ def select_model(series: pd.Series, *, max_folds: int = 7) -> Selection:
 
 def forecast(series: pd.Series, hours: int = HORIZON, *, max_folds: int = 7) -> tuple[Forecast, Selection]:
     """The next `hours` of the series from the model its backtest chose."""
+    if series.dropna().empty:
+        raise ValueError("no history to forecast from")
     series = regularize(series)
     selection = select_model(series, max_folds=max_folds)
     return selection.model.fit_predict(series, hours), selection
