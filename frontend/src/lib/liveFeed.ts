@@ -103,7 +103,15 @@ export class LiveFeed {
 
   private connect(): void {
     this.timer = null;
-    const socket = this.createSocket(this.url);
+    let socket: WebSocket;
+    try {
+      socket = this.createSocket(this.url);
+    } catch {
+      // A bad address (a ws:// live URL for an https page: SecurityError): thrown from App's effect it
+      // unmounted the whole dashboard, and from a retry's timer it stopped the feed for good.
+      this.retry();
+      return;
+    }
     this.socket = socket;
     let heard = false;
     socket.onopen = () => {
