@@ -63,3 +63,16 @@ def refuse_deleting_a_role_group(sender, instance: Group, **kwargs) -> None:
         raise ProtectedError(
             f"The {instance.name} group is a staff role and is kept: change its members instead.", {instance}
         )
+
+
+def refuse_renaming_a_role_group(sender, instance: Group, raw: bool = False, **kwargs) -> None:
+    """A role's group keeps its name (pre_save): renamed, it was no role's group any more, so the guard above
+    (which goes by name) let it be deleted, a service restricted to it fell open to every staff role, and the
+    next migrate made an empty group of the role's name beside it."""
+    from django.db.models import ProtectedError
+
+    if raw or instance.pk is None:
+        return
+    stored = Group.objects.filter(pk=instance.pk).values_list("name", flat=True).first()
+    if stored in ROLE_GROUPS and instance.name != stored:
+        raise ProtectedError(f"The {stored} group is a staff role and keeps its name.", {instance})
