@@ -129,6 +129,13 @@ class StaffGroupAdmin(GrantsOnlyWhatTheEditorHolds, GroupAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        """A role's group keeps its name (see refuse_renaming_a_role_group): renamed, it could be deleted."""
+        from apps.accounts.roles import ROLE_GROUPS
+
+        readonly = super().get_readonly_fields(request, obj)
+        return [*readonly, "name"] if obj is not None and obj.name in ROLE_GROUPS else readonly
+
 
 class StaffUserAdmin(GrantsOnlyWhatTheEditorHolds, UserAdmin):
     """Django's user admin, except that only a superuser makes or edits a superuser: an Administrator holds

@@ -113,18 +113,27 @@ def load_seconds(samples: list[list]) -> float:
 
 
 def summarize(samples: list[list]) -> dict:
-    """Counts, errors, req/s and exact percentiles (HDR) of the service's and the intended-time latency."""
+    """Counts, errors, req/s (every request) and exact percentiles (HDR) of the service's and the
+    intended-time latency of the successful requests. With failures in them, a service answering most
+    requests with a fast 503 read as fast: 96% 1 ms failures made 900 ms answers a p95 of 1 ms, inside
+    its gate. With no successful request there is no latency (and its gates fail)."""
     if not samples:
         return {"requests": 0, "errors": 0, "error_rate_pct": 0.0, "rps": 0.0}
     seconds = load_seconds(samples)
-    latency = histogram_of([s[1] for s in samples])
-    intended = histogram_of([s[2] for s in samples])
-    errors = sum(1 for s in samples if not s[3])
-    return {
+    succeeded = [s for s in samples if s[3]]
+    errors = len(samples) - len(succeeded)
+    counts = {
         "requests": len(samples),
         "errors": errors,
         "error_rate_pct": round(100 * errors / len(samples), 3),
         "rps": round(len(samples) / seconds, 3) if seconds else 0.0,
+    }
+    if not succeeded:
+        return counts
+    latency = histogram_of([s[1] for s in succeeded])
+    intended = histogram_of([s[2] for s in succeeded])
+    return {
+        **counts,
         "avg_ms": round(latency.get_mean_value() / 1000, 3),
         **{f"p{p}_ms": value / 1000 for p, value in percentile_values(latency, PERCENTILES).items()},
         "max_ms": latency.get_max_value() / 1000,
@@ -133,10 +142,11 @@ def summarize(samples: list[list]) -> dict:
 
 
 def histogram_buckets(samples: list[list], buckets: int = 40) -> list[list[float]]:
-    """Log-spaced [upper ms, count] buckets of the latencies, for the report's chart."""
-    if not samples:
+    """Log-spaced [upper ms, count] buckets of the successful requests' latencies (as the summary's
+    percentiles), for the report's chart."""
+    latencies = np.asarray([max(s[1], 0.001) for s in samples if s[3]])
+    if not len(latencies):
         return []
-    latencies = np.asarray([max(s[1], 0.001) for s in samples])
     low, high = latencies.min(), max(latencies.max(), latencies.min() * 1.01)
     counts, edges = np.histogram(latencies, bins=np.geomspace(low, high, buckets + 1))
     return [[round(float(edge), 3), int(count)] for edge, count in zip(edges[1:], counts, strict=True)]
