@@ -1,14 +1,15 @@
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers
 
 from apps.accounts.models import ApiClient
-from apps.accounts.selectors import groups_grantable_by, permissions_grantable_by, scopes_held_by
+from apps.accounts.selectors import groups_grantable_by, holds_beyond, permissions_grantable_by, scopes_held_by
 from apps.accounts.services import (
     UPDATABLE_FIELDS,
     api_client_delete,
@@ -153,6 +154,15 @@ class StaffUserAdmin(GrantsOnlyWhatTheEditorHolds, UserAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         readonly = super().get_readonly_fields(request, obj)
         return readonly if request.user.is_superuser else [*readonly, "is_superuser"]
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = ""):
+        """Whoever sets a user's password can sign in as them: only for a user holding nothing beyond the editor
+        (an Administrator otherwise took over an account a superuser had given axes' permissions, and cleared
+        their own lockouts). The rest of such an account stays editable: the grant fields keep what it held."""
+        user = self.get_object(request, unquote(id))
+        if user is not None and holds_beyond(user, request.user):
+            raise PermissionDenied
+        return super().user_change_password(request, id, form_url)
 
 
 admin.site.unregister(User)

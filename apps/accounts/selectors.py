@@ -43,3 +43,14 @@ def groups_grantable_by(editor) -> QuerySet[Group]:
         return Group.objects.all()
     beyond = Permission.objects.exclude(pk__in=permissions_grantable_by(editor).values("pk"))
     return Group.objects.exclude(permissions__in=beyond)
+
+
+def holds_beyond(user, editor) -> bool:
+    """Whether `user` holds anything `editor` does not (a permission, directly or through a group; superuser
+    status): who may set a user's password may act as them."""
+    if editor.is_superuser:
+        return False
+    if user.is_superuser:
+        return True
+    held = Permission.objects.filter(Q(user=user) | Q(group__user=user))
+    return held.exclude(pk__in=permissions_grantable_by(editor).values("pk")).exists()
