@@ -164,8 +164,7 @@ def _run_in(
         for process in started_processes:
             _end(process, grace=5)
     process = started_processes[0]
-    samples = [json.loads(line) for path in folder.glob("samples-*.jsonl") for line in path.read_text().splitlines()]
-    samples.sort(key=lambda sample: sample[0])
+    samples = _read_samples(folder)
     if status != "cancelled" and process.returncode not in (0, 1):  # 1: Locust saw failed requests
         error = (folder / "locust.log").read_text()[-2000:]
         return Outcome(
@@ -180,6 +179,23 @@ def _run_in(
         timeline=analysis.parse_history(history) if history.exists() else [],
         cpu_max=cpu_max,
     )
+
+
+def _read_samples(folder: Path) -> list[list]:
+    """Every generator process's samples, by start time. A line that is not a whole sample is skipped: a
+    process killed in the middle of a flush (one that outlasted its grace on a stop) leaves its last line
+    cut short, and reading it failed the whole run, every sample measured before it lost."""
+    samples = []
+    for path in folder.glob("samples-*.jsonl"):
+        for line in path.read_text().splitlines():
+            try:
+                sample = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(sample, list) and len(sample) == 5:
+                samples.append(sample)
+    samples.sort(key=lambda sample: sample[0])
+    return samples
 
 
 def _watch(
