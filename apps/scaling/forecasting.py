@@ -418,9 +418,19 @@ def forecast(series: pd.Series, hours: int = HORIZON, *, max_folds: int = 7) -> 
 def regularize(series: pd.Series) -> pd.Series:
     """Hourly, gap-free, non-negative: short gaps interpolated, the rest from the same hour a day or a week
     before (the mean where neither was seen)."""
-    series = series.sort_index().astype(float)
+    # An infinite sample is no load (a histogram quantile in its +Inf bucket): missing, like NaN. An hour seen
+    # twice is its mean (a reindex refuses duplicate labels).
+    series = series.astype(float).replace([math.inf, -math.inf], math.nan).dropna()
+    series = series.groupby(level=0).mean().sort_index()
+    if series.empty:
+        return series
     full = pd.date_range(series.index[0], series.index[-1], freq="h")
-    series = series.reindex(full).interpolate(limit=3)
+    series = series.reindex(full)
+    # Only gaps of up to 3 hours are interpolated: interpolate(limit=3) also filled the first 3 hours of a
+    # longer gap, on a line towards its far end, and the rest of it from the day before.
+    missing = series.isna()
+    run = missing.groupby((~missing).cumsum()).transform("sum")
+    series = series.interpolate(limit_area="inside").where(~missing | (run <= 3))
     series = series.fillna(series.shift(DAY)).fillna(series.shift(WEEK)).fillna(series.mean())
     return series.clip(lower=0)
 
