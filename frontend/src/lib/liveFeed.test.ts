@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
-import { backoffDelay, LiveFeed, type ConnectionState } from "./liveFeed";
+import { backoffDelay, LiveFeed, STABLE_MS, type ConnectionState } from "./liveFeed";
 
 class FakeSocket {
   onopen: (() => void) | null = null;
@@ -88,7 +88,7 @@ describe("LiveFeed", () => {
     vi.restoreAllMocks();
   });
 
-  it("starts its backoff over once a socket has carried a frame", () => {
+  it("starts its backoff over once a socket has carried frames for a while", () => {
     vi.spyOn(Math, "random").mockReturnValue(1);
     const { feed, made } = sockets();
     feed.start();
@@ -97,7 +97,10 @@ describe("LiveFeed", () => {
       vi.advanceTimersByTime(15000);
     }
     made.at(-1)!.onopen?.();
-    made.at(-1)!.onmessage?.({ data: JSON.stringify({ type: "heartbeat", seq: 1 }) });
+    for (let seq = 1; seq <= STABLE_MS / 1000; seq += 1) {
+      vi.advanceTimersByTime(1000);
+      made.at(-1)!.onmessage?.({ data: JSON.stringify({ type: "heartbeat", seq }) });
+    }
     made.at(-1)!.onclose?.({ code: 1006 });
     const before = made.length;
     vi.advanceTimersByTime(500);

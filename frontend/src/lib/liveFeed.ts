@@ -26,6 +26,13 @@ const REFUSALS: Record<number, ConnectionState> = { 4401: "signed-out", 4403: "f
 /** The server sends a heartbeat every second: this long without any frame means the socket is dead. */
 export const SILENCE_MS = 5000;
 
+/**
+ * A socket that carried frames for this long was a working connection: the backoff starts over after it.
+ * One that failed sooner (accepted, a heartbeat, then the consumer failing at its first snapshot) counts
+ * as a failed try.
+ */
+export const STABLE_MS = 10_000;
+
 export function backoffDelay(attempt: number, baseMs = 500, maxMs = 15000, random: () => number = Math.random): number {
   const ceiling = Math.min(maxMs, baseMs * 2 ** attempt);
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
@@ -37,6 +44,7 @@ export class LiveFeed {
   private timer: ReturnType<typeof setTimeout> | null = null;
   private watchdog: ReturnType<typeof setInterval> | null = null;
   private lastFrameAt = 0;
+  private openedAt = 0;
   private stopped = false;
   private listeners = new Set<Listener>();
   private last = new Map<string, LiveMessage>();
@@ -113,23 +121,15 @@ export class LiveFeed {
       return;
     }
     this.socket = socket;
-    let heard = false;
     socket.onopen = () => {
       if (this.stopped || this.socket !== socket) return;
-      this.lastFrameAt = Date.now();
+      this.openedAt = this.lastFrameAt = Date.now();
       this.setState("open");
       this.watch(socket);
     };
     socket.onmessage = (event: MessageEvent) => {
       if (this.stopped || this.socket !== socket) return;
       this.lastFrameAt = Date.now();
-      // The backoff starts over only once the server has said something: a server that accepts and at
-      // once closes (1013 while its channel layer is down) reset it at every open before, so every
-      // dashboard retried twice a second for as long as the outage lasted.
-      if (!heard) {
-        heard = true;
-        this.attempt = 0;
-      }
       let message: LiveMessage;
       try {
         message = JSON.parse(String(event.data)) as LiveMessage;
@@ -151,8 +151,19 @@ export class LiveFeed {
         this.setState(refusal);
         return;
       }
+      this.settle();
       this.retry();
     };
+  }
+
+  /**
+   * The backoff starts over only after a socket that carried frames for STABLE_MS. Reset at every open, a
+   * server that accepts and at once closes (1013 while its channel layer is down) had every dashboard retry
+   * twice a second; reset at the first frame, one that failed a moment after its first heartbeat did too.
+   */
+  private settle(): void {
+    if (this.openedAt && this.lastFrameAt - this.openedAt >= STABLE_MS) this.attempt = 0;
+    this.openedAt = 0;
   }
 
   private retry(): void {
@@ -172,6 +183,7 @@ export class LiveFeed {
       if (this.socket !== socket || Date.now() - this.lastFrameAt <= this.silenceMs) return;
       this.clearWatchdog();
       this.socket = null; // its own close, whenever it comes, is then ignored
+      this.settle();
       try {
         socket.close(4000, "silent");
       } catch {
