@@ -481,7 +481,11 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         else:
             values, shape, patient_id, digest_query = parsed
             rows = type(self).rows_for(shape, **values)
-        self.ordering_for(params)  # an unsupported _sort is refused here too
+        self.ordering_for(params)  # an unsupported _sort is refused here too, and so is a malformed _count
+        if not re.fullmatch(r"0+", params.get("_count", "0")):
+            parse_count(params["_count"], self.default_count)
+        if "_cursor" in params:  # a total has no pages, so no next link ever carries a cursor to one
+            raise FhirParamError("_cursor", "not a cursor this server issued: a count-only search has no pages")
         if patient_id is not None and not self.patient_is_active(patient_id):
             rows = rows.none()
         total, patient_ids = self.counted(rows) if patient_id is None else (rows.count(), None)
