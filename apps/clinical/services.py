@@ -55,12 +55,20 @@ def validate_birth_date(birth_date: date) -> date:
     return birth_date
 
 
+# Control characters (tab, CR, LF, BEL, DEL...) and the line and paragraph separators.
+LINE_BREAKING = frozenset({"Cc", "Zl", "Zp"})
+
+
 def validate_name(field: str, name: str) -> str:
     """A name as shown to clinicians: trimmed, with at least one letter (not only spaces, digits,
     punctuation or invisible characters such as a zero-width space)."""
     name = name.strip()
     if not any(character.isalpha() for character in name):
         raise ValidationError({field: "A name has at least one letter."})
+    # A line break or another control character ends a segment or a line in what reads the record (HL7 v2
+    # feeds, CSV exports, wristband printers). Format characters (Cf) stay: Persian names hold a ZWNJ.
+    if any(unicodedata.category(character) in LINE_BREAKING for character in name):
+        raise ValidationError({field: "A name has no line breaks, tabs or other control characters."})
     return name
 
 
