@@ -3,8 +3,9 @@
 In one run, on PostgreSQL and Redis:
   * in process: the bare view's CPU with our CSP middleware and with django-csp's; the dashboard's
     24-hour series of 1-minute points read in one query and with a query per step; the SLO reads (1 h, 24 h,
-    7 d) and a 7-day p95 rule over a week of minute rollups, every row merged against hourly merges; the
-    7-day host chart (CPU, memory) over a sample every 30 s per host, every sample against SQL means;
+    7 d), a 7-day p95 rule and the dashboard's 7-day latency chart over a week of minute rollups, every row
+    merged against hourly merges; the 7-day host chart (CPU, memory) over a sample every 30 s per host, every
+    sample against SQL means;
   * the bare /healthz under gunicorn (2 workers x 16 threads, wrk 16 connections) with the request
     timing middleware and without it (METRICS_REQUEST_TIMING=false), alternating A/B rounds;
   * 200 websocket dashboards (staff sessions) on the live process (uvicorn): for each snapshot the
@@ -200,9 +201,30 @@ def slo_cost(route_keys: int = 4, repeats: int = 3) -> dict:
     def every_row(rows, **_):
         return hour_merges.rows_histogram(rows)
 
+    chart_since = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=7, hours=-1)
+
+    def chart() -> tuple[float, list]:
+        """The dashboard's 7-day latency chart of each route key: hour steps from the hour, up to now."""
+        started = time.perf_counter()
+        points = [
+            selectors.time_series(metric=metric, since=chart_since, until=now, step_seconds=3600,
+                                  route_prefixes=[service.route_prefix])
+            for service in services for metric in ("p50_ms", "p95_ms", "p99_ms")
+        ]  # fmt: skip
+        return time.perf_counter() - started, points
+
+    def chart_every_row() -> tuple[float, list]:
+        settled_hours = hour_merges.settled_hours
+        hour_merges.settled_hours = lambda since, until: None
+        try:
+            return chart()
+        finally:
+            hour_merges.settled_hours = settled_hours
+
     try:
         window_histogram = hour_merges.window_histogram
         old_times, cold, warm_times = [], None, []
+        chart_old_times, chart_warm_times, same_points = [], [], True
         for n in range(repeats):  # old and warm reads alternate, so the machine's drift falls on both
             hour_merges.window_histogram = every_row
             try:
@@ -216,7 +238,15 @@ def slo_cost(route_keys: int = 4, repeats: int = 3) -> dict:
             warm_times.append(seconds)
             progress(f"SLO read {n + 1}/{repeats}: every row {old_times[-1] * 1000:,.0f} ms, hourly merges "
                      f"{warm_times[-1] * 1000:,.0f} ms (the first, merging them: {cold * 1000:,.0f} ms)")  # fmt: skip
+            seconds, old_points = chart_every_row()
+            chart_old_times.append(seconds)
+            seconds, new_points = chart()
+            chart_warm_times.append(seconds)
+            progress(f"7-day latency chart {n + 1}/{repeats}: every row {chart_old_times[-1] * 1000:,.0f} ms, "
+                     f"hourly merges {chart_warm_times[-1] * 1000:,.0f} ms")  # fmt: skip
+            same_points = same_points and old_points == new_points
         old, new = statistics.median(old_times), statistics.median(warm_times)
+        chart_old, chart_new = statistics.median(chart_old_times), statistics.median(chart_warm_times)
         return {
             "route_keys": route_keys,
             "minute_rows": route_keys * minutes,
@@ -227,6 +257,13 @@ def slo_cost(route_keys: int = 4, repeats: int = 3) -> dict:
             "ratio_new_over_old": round(new / old, 4),
             "ratio_first_read_over_old": round(cold / old, 3),
             "same_figures": old_figures == new_figures == cold_figures,
+            "chart_7d": {
+                "reads": "the dashboard's 7-day p50, p95, p99 series (hour steps) per route key",
+                "old_every_row_ms": round(chart_old * 1000, 1),
+                "new_warm_ms": round(chart_new * 1000, 1),
+                "ratio_new_over_old": round(chart_new / chart_old, 4),
+                "same_points": same_points,
+            },
         }
     finally:
         rule.delete()
@@ -398,7 +435,11 @@ def main() -> None:
     parser.add_argument("--listen-seconds", type=float, default=15)
     parser.add_argument("--in-process-only", action="store_true",
                         help="Only the in-process figures: middleware and CSP CPU, the series query.")  # fmt: skip
-    parser.add_argument("--slo-only", action="store_true", help="Only the SLO reads: every row against hourly merges.")
+    parser.add_argument(
+        "--slo-only",
+        action="store_true",
+        help="Only the SLO reads and the 7-day latency chart: every row against hourly merges.",
+    )
     parser.add_argument("--slo-route-keys", type=int, default=4)
     parser.add_argument("--host-series-only", action="store_true",
                         help="Only the 7-day host chart: every sample against SQL means per step, host.")  # fmt: skip

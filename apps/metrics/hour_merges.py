@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from django.core.cache import cache
@@ -58,19 +58,38 @@ def window_histogram(
     """`rows` (already limited to [since, until)) merged, with their requests and errors: the whole settled
     hours inside the window from their cached hourly merges, the rest row by row. The same figures as
     `rows_histogram(rows)`."""
-    if since is None:
+    span = settled_hours(since, until) if since is not None else None
+    if span is None:  # no whole settled hour (1-hour windows, the live feed): one query, as before
         return rows_histogram(rows)
-    now = timezone.now()
+    edges, hourly = hours_split(rows, *span)
+    merged, count, errors = rows_histogram(edges)
+    for _hour, histogram, group_count, group_errors in hour_histograms(hourly):
+        merged.add(histogram)
+        count += group_count
+        errors += group_errors
+    return merged, count, errors
+
+
+def settled_hours(since: datetime, until: datetime | None) -> tuple[datetime, datetime] | None:
+    """[first, last): the whole hours inside the window that have settled, read from merges; None if none."""
+    settled = timezone.now() - SETTLED_AFTER
     first = _hour_ceil(since)
-    last = _hour_floor(min(until, now - SETTLED_AFTER) if until is not None else now - SETTLED_AFTER)
-    if last <= first:  # no whole settled hour (1-hour windows, the live feed): one query, as before
-        return rows_histogram(rows)
+    last = hour_floor(min(until, settled) if until is not None else settled)
+    return (first, last) if last > first else None
+
+
+def hours_split(rows: QuerySet[RequestRollup], first: datetime, last: datetime) -> tuple[QuerySet, QuerySet]:
+    """`rows` as the rows read one by one (the window's edges, and hourly rows inside: the other resolution;
+    none within the 30 days minute rows are kept) and the minute rows of the whole hours [first, last), each
+    said so the minute index finds it (a NOT read every row of the window)."""
     whole_hours = Q(resolution=RequestRollup.Resolution.MINUTE, minute__gte=first, minute__lt=last)
-    # The rest, said so the minute index finds it (a NOT read every row of the window): the edges, and hourly
-    # rows inside (the other resolution; none within the 30 days minute rows are kept).
     edges = Q(minute__lt=first) | Q(minute__gte=last) | Q(resolution=RequestRollup.Resolution.HOUR, minute__gte=first)
-    merged, count, errors = rows_histogram(rows.filter(edges))
-    hourly = rows.filter(whole_hours)
+    return rows.filter(edges), rows.filter(whole_hours)
+
+
+def hour_histograms(hourly: QuerySet[RequestRollup]) -> Iterator[tuple[datetime, HdrHistogram, int, int]]:
+    """Each (route, status class, hour) of `hourly`'s rows merged, with its hour (UTC), requests and errors:
+    from the cache where it is, else merged from the rows and stored."""
     groups = (
         hourly.annotate(hour=TruncHour("minute", tzinfo=UTC))
         .values("route", "status_class", "hour")
@@ -90,25 +109,21 @@ def window_histogram(
     for group, key in keys.items():
         if key in cached:
             encoded, group_count, group_errors = cached[key]
-            merged.add(HdrHistogram.decode(encoded))
-            count += group_count
-            errors += group_errors
+            yield group[2], HdrHistogram.decode(encoded), group_count, group_errors
         else:
             missing.add(group)
     if missing:
         fresh, store = _merge_groups(hourly, missing)
-        for histogram, group_count, group_errors in fresh:
-            merged.add(histogram)
-            count += group_count
-            errors += group_errors
+        for (_route, _status_class, hour), histogram, group_count, group_errors in fresh:
+            yield hour, histogram, group_count, group_errors
         if reachable:
             _cache_set_many(store)
-    return merged, count, errors
 
 
 def _merge_groups(hourly: QuerySet[RequestRollup], groups: set[Group]) -> tuple[list, dict]:
-    """Each group's rows merged, and the cache entries to store. The key is computed from the rows read here,
-    not from the count read before: a row that arrived in between is in this merge and in its key."""
+    """Each group's rows merged (the group, its histogram, requests, errors), and the cache entries to store.
+    The key is computed from the rows read here, not from the count read before: a row that arrived in
+    between is in this merge and in its key."""
     spans: dict[tuple[str, str], list[datetime]] = {}
     for route, status_class, hour in groups:
         span = spans.setdefault((route, status_class), [hour, hour])
@@ -121,7 +136,7 @@ def _merge_groups(hourly: QuerySet[RequestRollup], groups: set[Group]) -> tuple[
     for pk, route, status_class, minute, histogram, row_count, row_errors in (
         hourly.filter(wanted).values_list(*columns).iterator(chunk_size=2000)
     ):
-        group = (route, status_class, _hour_floor(minute))
+        group = (route, status_class, hour_floor(minute))
         if group not in groups:  # an hour of this span read from the cache
             continue
         entry = acc.setdefault(group, [new_histogram(), 0, 0, 0, 0])  # histogram, rows, newest, count, errors
@@ -132,7 +147,7 @@ def _merge_groups(hourly: QuerySet[RequestRollup], groups: set[Group]) -> tuple[
         entry[4] += row_errors
     fresh, store = [], {}
     for (route, status_class, hour), (histogram, rows, newest, row_count, row_errors) in acc.items():
-        fresh.append((histogram, row_count, row_errors))
+        fresh.append(((route, status_class, hour), histogram, row_count, row_errors))
         key = _key(route, status_class, hour, rows, newest, row_count, row_errors)
         store[key] = (histogram.encode(), row_count, row_errors)
     return fresh, store
@@ -165,10 +180,11 @@ def _cache_set_many(entries: dict) -> None:
         logger.warning("hourly latency merges: cache unwritable", exc_info=True)
 
 
-def _hour_floor(at: datetime) -> datetime:
+def hour_floor(at: datetime) -> datetime:
+    """The UTC hour `at` falls in."""
     return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _hour_ceil(at: datetime) -> datetime:
-    floor = _hour_floor(at)
+    floor = hour_floor(at)
     return floor if floor == at else floor + HOUR

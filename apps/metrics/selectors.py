@@ -315,8 +315,21 @@ def time_series(
 def _latency_steps(metric: str, starts: list, since, until, index, *, route_prefixes) -> list[float | None]:
     counts, errors = [0] * len(starts), [0] * len(starts)
     histograms: dict[int, HdrHistogram] = {}  # only the steps with traffic, and only for a percentile
-    columns = ("minute", "count", "errors", *(["histogram"] if metric.startswith("p") else []))
+    percentile = metric.startswith("p")
+    columns = ("minute", "count", "errors", *(["histogram"] if percentile else []))
     rows = RequestRollup.objects.filter(routes_under(route_prefixes), minute__gte=since, minute__lt=until)
+    # Steps of whole hours (the 7-day chart's): each settled hour's percentiles from its cached merge, as the
+    # SLO reads do; decoding every minute row took seconds per metric of the chart.
+    step = starts[1] - starts[0] if len(starts) > 1 else None
+    on_hours = step is None or (step % hour_merges.HOUR == timedelta(0) and since == hour_merges.hour_floor(since))
+    hours = hour_merges.settled_hours(since, until) if percentile and on_hours else None
+    if hours is not None:
+        rows, hourly = hour_merges.hours_split(rows, *hours)
+        for hour, histogram, count, row_errors in hour_merges.hour_histograms(hourly):
+            i = index(hour)
+            counts[i] += count
+            errors[i] += row_errors
+            histograms.setdefault(i, new_histogram()).add(histogram)
     for minute, count, row_errors, *histogram in rows.values_list(*columns).iterator(chunk_size=2000):
         i = index(minute)
         counts[i] += count

@@ -170,3 +170,40 @@ def test_an_unreachable_cache_reads_every_row_with_the_same_figures(week, monkey
     monkeypatch.setattr(hour_merges, "cache", Unreachable())
     assert _figures(services_, rules, now) == reference
     assert "get_many" in calls and "set_many" not in calls  # a read that found it away does not wait twice
+
+
+def test_the_seven_day_latency_chart_reads_hourly_merges_with_the_same_points(week, monkeypatch):
+    """The dashboard's 7-day chart (hour steps from the hour, up to now) decoded every minute row in the week
+    for each of its percentile metrics: seconds per chart. Its settled hours now come from the cached merges,
+    the same points as row by row."""
+    now, _, _ = week
+    since = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=7) + timedelta(hours=1)
+
+    def chart() -> dict:
+        return {
+            metric: selectors.time_series(
+                metric=metric, since=since, until=now, step_seconds=3600, route_prefixes=["api/v1/patients/"]
+            )
+            for metric in ("p50_ms", "p95_ms", "p99_ms", "requests")
+        }
+
+    merged_groups = []
+    merge = hour_merges._merge_groups
+    monkeypatch.setattr(hour_merges, "_merge_groups", lambda rows, groups: (merged_groups.append(len(groups)),
+                                                                            merge(rows, groups))[1])  # fmt: skip
+    cold = chart()
+    assert sum(merged_groups) > 100  # the week's hours of the route, per status class, merged once
+    merged_groups.clear()
+    warm = chart()
+    assert merged_groups == []
+    with monkeypatch.context() as old:
+        old.setattr(hour_merges, "settled_hours", lambda since, until: None)  # every row, as before
+        reference = chart()
+    assert cold == reference and warm == reference
+    assert len(reference["p95_ms"]) == 7 * 24 and sum(v is not None for _, v in reference["p95_ms"]) > 100
+
+    # Steps that cut hours (the 24-hour chart's 15 minutes) or a start off the hour read every row, as before.
+    merged_groups.clear()
+    quarter = selectors.time_series(metric="p95_ms", since=since, until=now, step_seconds=900)
+    off_hour = selectors.time_series(metric="p95_ms", since=since + timedelta(minutes=7), until=now, step_seconds=3600)
+    assert merged_groups == [] and any(v is not None for _, v in quarter) and any(v is not None for _, v in off_hour)
