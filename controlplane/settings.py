@@ -8,6 +8,8 @@ PostgreSQL, Redis and RabbitMQ/Redis. Nothing here exists only in production.
 
 import base64
 import hashlib
+import ipaddress
+import math
 import os
 import zoneinfo
 from pathlib import Path
@@ -21,9 +23,24 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 class CheckedEnv(environ.Env):
     """django-environ, except that a value that does not parse stops start-up with a message naming the
-    variable and what it takes, not a ValueError from deep inside the parser."""
+    variable and what it takes, not a ValueError from deep inside the parser, nor a guess: django-environ reads
+    a word it does not know as false (DEBUG=ture) and drops what is not a digit from a number (1e3 read 13,
+    nan read as nothing). `int` and `float` also take the bounds a value must keep: a negative pool size or
+    timeout otherwise started fine and failed the first request that used it."""
 
-    EXPECTED = {int: "a whole number, e.g. 10", float: "a number, e.g. 2.5"}
+    EXPECTED = {int: "a whole number, e.g. 10", float: "a number, e.g. 2.5", bool: "true or false"}
+    BOOLEAN_STRINGS = frozenset({*environ.Env.BOOLEAN_TRUE_STRINGS, "false", "off", "no", "n", "0", ""})
+
+    @classmethod
+    def parse_value(cls, value, cast):
+        if isinstance(value, str) and cast is bool and value.strip().lower() not in cls.BOOLEAN_STRINGS:
+            raise ValueError(value)
+        if isinstance(value, str) and cast is float:
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError(value)
+            return number
+        return super().parse_value(value, cast)
 
     def get_value(self, var: str, cast=None, default=environ.Env.NOTSET, parse_default: bool = False):
         try:
@@ -31,6 +48,12 @@ class CheckedEnv(environ.Env):
         except (ValueError, TypeError):
             expected = self.EXPECTED.get(cast, f"a valid {getattr(cast, '__name__', 'value')}")
             raise ImproperlyConfigured(f"The environment variable {var} must be {expected}.") from None
+
+    def int(self, var: str, default=environ.Env.NOTSET, *, minimum=None, maximum=None):
+        return _within(var, super().int(var, default=default), minimum=minimum, maximum=maximum)
+
+    def float(self, var: str, default=environ.Env.NOTSET, *, minimum=None, maximum=None, above=None):
+        return _within(var, super().float(var, default=default), minimum=minimum, maximum=maximum, above=above)
 
     def db(self, var: str = environ.Env.DEFAULT_DATABASE_ENV, default=environ.Env.NOTSET, engine=None) -> dict:
         config = super().db(var, default=default, engine=engine)
@@ -40,6 +63,34 @@ class CheckedEnv(environ.Env):
                 "expected e.g. postgres://user:password@host:5432/dbname."
             )
         return config
+
+    def email_url(self, var: str = environ.Env.DEFAULT_EMAIL_ENV, default=environ.Env.NOTSET, backend=None) -> dict:
+        try:
+            return super().email_url(var, default=default, backend=backend)
+        except (ImproperlyConfigured, ValueError):  # not echoed: the URL carries the SMTP password
+            raise ImproperlyConfigured(
+                f"The environment variable {var} is not an e-mail URL; "
+                "expected e.g. smtp+tls://user:password@smtp.example.org:587 or consolemail://."
+            ) from None
+
+
+def _within(var: str, value, *, minimum=None, maximum=None, above=None):
+    """`value` when it keeps its bounds (None, an unset variable's default, always does)."""
+    if value is None:
+        return value
+    bounds = [
+        (bound, text, kept)
+        for bound, text, kept in (
+            (above, f"more than {above}", above is None or value > above),
+            (minimum, f"at least {minimum}", minimum is None or value >= minimum),
+            (maximum, f"at most {maximum}", maximum is None or value <= maximum),
+        )
+        if bound is not None
+    ]
+    if not all(kept for _, _, kept in bounds):
+        wanted = " and ".join(text for _, text, _ in bounds)
+        raise ImproperlyConfigured(f"The environment variable {var} must be {wanted}; it is {value}.")
+    return value
 
 
 env = CheckedEnv()
@@ -57,19 +108,28 @@ DEBUG = env.bool("DEBUG", default=True)
 DEVELOPMENT_SECRET_KEY = "django-insecure-embedded-development-key-only"  # noqa: S105
 PLACEHOLDER_SECRET_KEYS = {DEVELOPMENT_SECRET_KEY, "replace-with-50-random-characters"}
 
+
+def _names(var: str, default=environ.Env.NOTSET) -> list[str]:
+    """A comma-separated list, each entry stripped and empty ones dropped ("a, b" is a and b, not " b")."""
+    return [entry.strip() for entry in env.list(var, default=default) if entry.strip()]
+
+
 if DEBUG:
     SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
-    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+    ALLOWED_HOSTS = _names("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 else:
-    _missing = [name for name in ("SECRET_KEY", "ALLOWED_HOSTS") if not env.str(name, default="")]
+    SECRET_KEY = env.str("SECRET_KEY", default="")
+    # ALLOWED_HOSTS="," or " " named no host: every request was a 400 (DisallowedHost).
+    ALLOWED_HOSTS = _names("ALLOWED_HOSTS", default=[])
+    _missing = [
+        name for name, value in (("SECRET_KEY", SECRET_KEY.strip()), ("ALLOWED_HOSTS", ALLOWED_HOSTS)) if not value
+    ]
     if _missing:
         raise ImproperlyConfigured(
             f"DEBUG is off, so these environment variables are required: {', '.join(_missing)}. "
             "Set them (for example SECRET_KEY=<50+ random characters>, "
             "ALLOWED_HOSTS=controlplane.example.org) or set DEBUG=true for a local run."
         )
-    SECRET_KEY = env.str("SECRET_KEY")
-    ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
     if SECRET_KEY in PLACEHOLDER_SECRET_KEYS or SECRET_KEY.startswith("django-insecure"):
         raise ImproperlyConfigured(
             "DEBUG is off and SECRET_KEY is a published placeholder: set it to 50+ random characters, e.g. "
@@ -148,11 +208,16 @@ TEMPLATES = [
 # PostgreSQL goes through Django's native psycopg pool (one pool per process, CONN_MAX_AGE=0).
 # SQLite uses WAL and IMMEDIATE transactions so the web process and the worker can both write
 # without "database is locked" losing work.
-DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=10)
-DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=50)
-DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=10.0)
+DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=10, minimum=0)
+DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=50, minimum=1)
+DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=10.0, above=0)
 DB_SERVER_SIDE_BINDING = env.bool("DB_SERVER_SIDE_BINDING", default=True)
-DB_PREPARE_THRESHOLD = env.int("DB_PREPARE_THRESHOLD", default=5)
+DB_PREPARE_THRESHOLD = env.int("DB_PREPARE_THRESHOLD", default=5, minimum=0)
+if DB_POOL_MIN_SIZE > DB_POOL_MAX_SIZE:  # psycopg_pool refuses it at the first query, not at start-up
+    raise ImproperlyConfigured(
+        f"The environment variable DB_POOL_MIN_SIZE ({DB_POOL_MIN_SIZE}) must be at most DB_POOL_MAX_SIZE "
+        f"({DB_POOL_MAX_SIZE})."
+    )
 
 
 def _postgres_options(config: dict) -> dict:
@@ -215,6 +280,10 @@ SILENCED_SYSTEM_CHECKS = ["models.W040"]
 
 # --- Cache ----------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):  # not echoed: it may hold a password
+    raise ImproperlyConfigured(
+        "The environment variable REDIS_URL must be a Redis URL, e.g. redis://redis:6379/0 (rediss:// for TLS)."
+    )
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -262,17 +331,17 @@ if not all(_is_encryption_key(key) for key in CACHE_ENCRYPTION_KEYS):
         "Every key in CACHE_ENCRYPTION_KEYS must be 32 random bytes in urlsafe base64, e.g. the output of "
         '`python -c "import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())"`.'
     )
-CACHE_L1_MAX_BYTES = env.int("CACHE_L1_MAX_BYTES", default=64 * 1024 * 1024)
-CACHE_SINGLE_FLIGHT_WAIT_SECONDS = env.float("CACHE_SINGLE_FLIGHT_WAIT_SECONDS", default=2.0)
-CACHE_REDIS_BREAKER_SECONDS = env.float("CACHE_REDIS_BREAKER_SECONDS", default=3.0)
+CACHE_L1_MAX_BYTES = env.int("CACHE_L1_MAX_BYTES", default=64 * 1024 * 1024, minimum=0)
+CACHE_SINGLE_FLIGHT_WAIT_SECONDS = env.float("CACHE_SINGLE_FLIGHT_WAIT_SECONDS", default=2.0, minimum=0)
+CACHE_REDIS_BREAKER_SECONDS = env.float("CACHE_REDIS_BREAKER_SECONDS", default=3.0, minimum=0)
 
 # The resource monitor's thresholds, in percent (the brief's: CPU 70, memory 80, disk 90, pool 90).
 RESOURCE_THRESHOLDS = {
-    "cpu": env.float("RESOURCE_CPU_PCT", default=70.0),
-    "memory": env.float("RESOURCE_MEMORY_PCT", default=80.0),
-    "disk": env.float("RESOURCE_DISK_PCT", default=90.0),
-    "pool": env.float("RESOURCE_POOL_PCT", default=90.0),
-    "redis_memory": env.float("RESOURCE_REDIS_MEMORY_PCT", default=90.0),
+    "cpu": env.float("RESOURCE_CPU_PCT", default=70.0, above=0, maximum=100),
+    "memory": env.float("RESOURCE_MEMORY_PCT", default=80.0, above=0, maximum=100),
+    "disk": env.float("RESOURCE_DISK_PCT", default=90.0, above=0, maximum=100),
+    "pool": env.float("RESOURCE_POOL_PCT", default=90.0, above=0, maximum=100),
+    "redis_memory": env.float("RESOURCE_REDIS_MEMORY_PCT", default=90.0, above=0, maximum=100),
 }
 
 # --- Metrics --------------------------------------------------------------------------------------
@@ -283,14 +352,21 @@ PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(PROMETHEUS_MULTIPROC_DIR))
 # Who may read /metrics: a bearer token (METRICS_TOKEN), else these client addresses.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+METRICS_ALLOWED_IPS = _names("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+for _entry in METRICS_ALLOWED_IPS:  # a typo was only a warning at the first scrape, and Prometheus read nothing
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"The environment variable METRICS_ALLOWED_IPS must list addresses or CIDR networks; {_entry!r} is neither."
+        ) from None
 # Request timing (apps/metrics/middleware.py): off only to measure its own overhead (bench/metrics.py).
 METRICS_REQUEST_TIMING = env.bool("METRICS_REQUEST_TIMING", default=True)
-METRICS_FLUSH_SECONDS = env.float("METRICS_FLUSH_SECONDS", default=5.0)
+METRICS_FLUSH_SECONDS = env.float("METRICS_FLUSH_SECONDS", default=5.0, above=0)
 # A thread per process also flushes when no request comes after a burst (off in the test process, whose
 # tests flush explicitly and must not see another thread write rollups in the middle).
 METRICS_BACKGROUND_FLUSH = env.bool("METRICS_BACKGROUND_FLUSH", default=True)
-ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0, above=0)
 # Alert e-mail: EMAIL_URL such as smtp+tls://user:password@smtp.example.org:587 (console by default).
 _email = env.email_url("EMAIL_URL", default="consolemail://")
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
@@ -307,7 +383,12 @@ if REDIS_URL:
             # redis-py's asyncio pool refuses (not waits) past its cap, 100 by default: 200 dashboards
             # connecting at once took it over. Redis itself allows 10,000 clients.
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": env.int("CHANNELS_REDIS_MAX_CONNECTIONS", 1000)}],
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env.int("CHANNELS_REDIS_MAX_CONNECTIONS", 1000, minimum=1),
+                    }
+                ],
                 "prefix": "cp:channels",
             },
         }
@@ -319,7 +400,7 @@ else:
 # own host, on LIVE_PORT when the live process listens apart (`make run`), else on the page's own
 # origin (an ingress routes /ws/ to the live process).
 LIVE_WEBSOCKET_URL = env.str("LIVE_WEBSOCKET_URL", default="")
-LIVE_PORT = env.int("LIVE_PORT", default=None)
+LIVE_PORT = env.int("LIVE_PORT", default=None, minimum=1, maximum=65535)
 
 # --- Celery ---------------------------------------------------------------------------------------
 _broker_dir = VAR_DIR / "broker"
@@ -337,7 +418,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # The transport polls its folder; 0.25 s keeps a task's pickup latency well under a second.
         "polling_interval": 0.25,
     }
-CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0, above=0)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # No result backend unless asked for: our tasks record their outcome in their own rows.
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
@@ -386,29 +467,29 @@ if not DEBUG:
 # Audit records of concurrent requests share one commit (apps/audit/writer.py).
 AUDIT_GROUP_COMMIT = env.bool("AUDIT_GROUP_COMMIT", default=True)
 # How long a batch's leader may wait for the records of reads still running in its process (0: never).
-AUDIT_GROUP_COMMIT_GATHER_MS = env.float("AUDIT_GROUP_COMMIT_GATHER_MS", default=2.0)
+AUDIT_GROUP_COMMIT_GATHER_MS = env.float("AUDIT_GROUP_COMMIT_GATHER_MS", default=2.0, minimum=0)
 
 # --- Optimizer ------------------------------------------------------------------------------------
 # The cache hit rate an `optimize` run aims for when none is given (the brief's 80%), over this window.
-OPTIMIZER_CACHE_HIT_RATE_TARGET = env.float("OPTIMIZER_CACHE_HIT_RATE_TARGET", default=0.80)
-OPTIMIZER_CACHE_WINDOW_MINUTES = env.int("OPTIMIZER_CACHE_WINDOW_MINUTES", default=60)
+OPTIMIZER_CACHE_HIT_RATE_TARGET = env.float("OPTIMIZER_CACHE_HIT_RATE_TARGET", default=0.80, above=0, maximum=1)
+OPTIMIZER_CACHE_WINDOW_MINUTES = env.int("OPTIMIZER_CACHE_WINDOW_MINUTES", default=60, minimum=1)
 # A run still pending or running after this long lost its worker; the checker marks it failed.
-OPTIMIZER_RUN_DEADLINE_SECONDS = env.int("OPTIMIZER_RUN_DEADLINE_SECONDS", default=2 * 3600)
+OPTIMIZER_RUN_DEADLINE_SECONDS = env.int("OPTIMIZER_RUN_DEADLINE_SECONDS", default=2 * 3600, minimum=1)
 # Request rollups of this window decide whether each service meets its response-time target.
-OPTIMIZER_SERVICE_WINDOW_MINUTES = env.int("OPTIMIZER_SERVICE_WINDOW_MINUTES", default=60)
-OPTIMIZER_SERVICE_MIN_REQUESTS = env.int("OPTIMIZER_SERVICE_MIN_REQUESTS", default=20)
+OPTIMIZER_SERVICE_WINDOW_MINUTES = env.int("OPTIMIZER_SERVICE_WINDOW_MINUTES", default=60, minimum=1)
+OPTIMIZER_SERVICE_MIN_REQUESTS = env.int("OPTIMIZER_SERVICE_MIN_REQUESTS", default=20, minimum=1)
 
 # --- Scaling --------------------------------------------------------------------------------------
 # Where generated manifests are applied: a kubeconfig path, "in-cluster", or empty (export only).
 SCALING_KUBECONFIG = env.str("SCALING_KUBECONFIG", default="")
 SCALING_KUBE_CONTEXT = env.str("SCALING_KUBE_CONTEXT", default="")
-SCALING_APPLY_TIMEOUT_SECONDS = env.float("SCALING_APPLY_TIMEOUT_SECONDS", default=10.0)
-SCALING_APPLY_MAX_ATTEMPTS = env.int("SCALING_APPLY_MAX_ATTEMPTS", default=6)
-SCALING_APPLY_STUCK_SECONDS = env.int("SCALING_APPLY_STUCK_SECONDS", default=600)
+SCALING_APPLY_TIMEOUT_SECONDS = env.float("SCALING_APPLY_TIMEOUT_SECONDS", default=10.0, above=0)
+SCALING_APPLY_MAX_ATTEMPTS = env.int("SCALING_APPLY_MAX_ATTEMPTS", default=6, minimum=1)
+SCALING_APPLY_STUCK_SECONDS = env.int("SCALING_APPLY_STUCK_SECONDS", default=600, minimum=1)
 # Prometheus for workload history (query_range) and for KEDA's requests-per-pod trigger.
 SCALING_PROMETHEUS_URL = env.str("SCALING_PROMETHEUS_URL", default="")
-SCALING_HISTORY_DAYS = env.int("SCALING_HISTORY_DAYS", default=28)
-SCALING_BACKTEST_FOLDS = env.int("SCALING_BACKTEST_FOLDS", default=3)
+SCALING_HISTORY_DAYS = env.int("SCALING_HISTORY_DAYS", default=28, minimum=1)
+SCALING_BACKTEST_FOLDS = env.int("SCALING_BACKTEST_FOLDS", default=3, minimum=1)
 
 # --- Benchmarks -----------------------------------------------------------------------------------
 # The hosts a benchmark run may send its short-lived token to (this product's API): admins edit a
@@ -425,8 +506,13 @@ INFERENCE_PRELOAD = env.bool("INFERENCE_PRELOAD", default=False)
 # A failed check in this list makes /readyz answer 503; any other failed check answers 200 with
 # status "degraded", so a broker or Redis outage does not take the API out of its load balancer.
 READYZ_REQUIRED = env.list("READYZ_REQUIRED", default=["database"])
-WORKER_HEARTBEAT_INTERVAL_SECONDS = env.int("WORKER_HEARTBEAT_INTERVAL_SECONDS", default=10)
-WORKER_HEARTBEAT_MAX_AGE_SECONDS = env.int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", default=60)
+WORKER_HEARTBEAT_INTERVAL_SECONDS = env.int("WORKER_HEARTBEAT_INTERVAL_SECONDS", default=10, minimum=1)
+WORKER_HEARTBEAT_MAX_AGE_SECONDS = env.int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", default=60, minimum=1)
+if WORKER_HEARTBEAT_MAX_AGE_SECONDS <= WORKER_HEARTBEAT_INTERVAL_SECONDS:  # a live worker would read as down
+    raise ImproperlyConfigured(
+        "The environment variable WORKER_HEARTBEAT_MAX_AGE_SECONDS must be more than "
+        f"WORKER_HEARTBEAT_INTERVAL_SECONDS ({WORKER_HEARTBEAT_INTERVAL_SECONDS})."
+    )
 
 # --- REST API -------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -517,7 +603,7 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
-    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
     if env.bool("TRUST_X_FORWARDED_PROTO", default=True):
@@ -529,7 +615,7 @@ CSRF_COOKIE_HTTPONLY = True
 # its X-Forwarded-For, from the right, that is not one of them (audit source_ip, rate limits, lockouts).
 # Empty: X-Forwarded-For is never read and REMOTE_ADDR is the caller.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
-SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600)  # a working shift
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600, minimum=1)  # a working shift
 # Signed out after this long without a request (0: never); the dashboard's own reads count as activity.
 SESSION_IDLE_SECONDS = env.int("SESSION_IDLE_SECONDS", default=30 * 60)
 
@@ -552,8 +638,8 @@ CONTENT_SECURITY_POLICY = {
 # Brute-force protection on every password login (admin included): django-axes locks a username from
 # one address after AXES_FAILURE_LIMIT failures, for AXES_COOLOFF_TIME hours.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25, above=0)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 

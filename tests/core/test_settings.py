@@ -177,3 +177,54 @@ def test_a_bad_value_names_its_variable(tmp_path, variable, value, message):
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("django.core.exceptions.ImproperlyConfigured") and message in last_line
     assert "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        # Each of these started, and failed later: at the first query (psycopg_pool refuses the pool), on
+        # every sign-in, or silently (a typo read as false).
+        ("DB_POOL_MIN_SIZE", "-5", "DB_POOL_MIN_SIZE must be at least 0; it is -5"),
+        ("DB_POOL_MIN_SIZE", "60", "DB_POOL_MIN_SIZE (60) must be at most DB_POOL_MAX_SIZE (50)"),
+        ("DB_POOL_TIMEOUT", "-1", "DB_POOL_TIMEOUT must be more than 0"),
+        ("DB_POOL_TIMEOUT", "2.5s", "DB_POOL_TIMEOUT must be a number"),
+        ("DEBUG", "fasle", "DEBUG must be true or false"),
+        ("SESSION_COOKIE_AGE", "-1", "SESSION_COOKIE_AGE must be at least 1"),
+        ("LIVE_PORT", "99999", "LIVE_PORT must be at least 1 and at most 65535"),
+        ("RESOURCE_CPU_PCT", "500", "RESOURCE_CPU_PCT must be more than 0 and at most 100"),
+        ("METRICS_ALLOWED_IPS", "127.0.0.1,prometheus", "METRICS_ALLOWED_IPS must list addresses or CIDR networks"),
+        ("REDIS_URL", "cache.example:6379", "REDIS_URL must be a Redis URL"),
+        ("EMAIL_URL", "smtp.example.org", "EMAIL_URL is not an e-mail URL"),
+    ],
+)
+def test_a_value_out_of_its_range_stops_start_up_naming_its_variable(tmp_path, variable, value, message):
+    env = embedded_env(tmp_path, **{"DB_POOL_MIN_SIZE": "10", "DB_POOL_MAX_SIZE": "50", variable: value})
+    result = run_python("import django; django.setup()", env)
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured") and message in last_line
+
+
+def test_a_number_in_exponent_form_is_read_as_written(tmp_path):
+    """django-environ dropped every character that is not a digit, so 1e3 read 13."""
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.DB_POOL_TIMEOUT)"
+    result = run_python(code, embedded_env(tmp_path, DB_POOL_TIMEOUT="1e3"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "1000.0"
+
+
+@pytest.mark.parametrize("hosts", [",", " , "])
+def test_debug_off_with_allowed_hosts_naming_no_host_refuses_to_start(tmp_path, hosts):
+    """ALLOWED_HOSTS="," passed the check and answered every request with a 400."""
+    env = embedded_env(tmp_path, DEBUG="false", SECRET_KEY="s" * 50, ALLOWED_HOSTS=hosts)
+    result = run_python("import django; django.setup()", env)
+    assert result.returncode != 0
+    assert "required: ALLOWED_HOSTS." in result.stderr
+
+
+def test_allowed_hosts_entries_are_stripped(tmp_path):
+    env = embedded_env(tmp_path, DEBUG="false", SECRET_KEY="s" * 50, ALLOWED_HOSTS="cp.example.org, api.example.org")
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.ALLOWED_HOSTS)"
+    result = run_python(code, env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == "['cp.example.org', 'api.example.org']"
