@@ -3,6 +3,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -66,24 +67,41 @@ class ApiClientAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke the selected clients' tokens", permissions=["change"])
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
+        revoked = 0
         for client in queryset:
-            api_client_revoke(client=client)
-        self.message_user(request, f"Revoked {queryset.count()} client(s).", messages.SUCCESS)
+            if client.revoked_at is None:
+                api_client_revoke(client=client)
+                self.log_change(request, client, "Revoked its token.")  # who revoked it, in its history
+                revoked += 1
+        self.message_user(request, f"Revoked {revoked} client(s).", messages.SUCCESS)
 
     @admin.action(description="Rotate the selected clients' tokens (shown once)", permissions=["change"])
     def rotate_tokens(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> TemplateResponse | None:
         """The new tokens are shown on a page of their own, never cached: as a message they went into the
-        `messages` cookie (Django's default storage), readable in the browser and sent back on the next request."""
+        `messages` cookie (Django's default storage), readable in the browser and sent back on the next request.
+
+        No token for a client whose token is refused anyway (revoked, expired: as `rotate_api_client`), checked
+        on the row locked for the rotation, so a revoke committed meanwhile is seen. Each rotation is in the
+        client's history with who made it (the token never is)."""
         held = set(scopes_held_by(request.user))
         issued = []
-        for client in queryset:
-            missing = sorted(set(client.scopes) - held)
-            if missing:  # whoever sees the new token holds the client's scopes
-                self.message_user(
-                    request, f"{client.name}: not rotated; you do not hold {', '.join(missing)}.", messages.ERROR
-                )
-                continue
-            issued.append(api_client_rotate(client=client))
+        for pk in queryset.values_list("pk", flat=True):
+            with transaction.atomic():
+                client = ApiClient.objects.select_for_update().filter(pk=pk).first()
+                if client is None:  # deleted meanwhile
+                    continue
+                refusal = None
+                if client.is_revoked:
+                    refusal = "it is revoked; create a new client instead"
+                elif client.is_expired:
+                    refusal = "it expired; set a new expiry first"
+                elif missing := sorted(set(client.scopes) - held):  # whoever sees the new token holds its scopes
+                    refusal = f"you do not hold {', '.join(missing)}"
+                if refusal is not None:
+                    self.message_user(request, f"{client.name}: not rotated; {refusal}.", messages.ERROR)
+                    continue
+                issued.append(api_client_rotate(client=client))
+                self.log_change(request, client, "Rotated its token.")
         if not issued:
             return None
         context = {**self.admin_site.each_context(request), "title": "New tokens", "tokens": issued,

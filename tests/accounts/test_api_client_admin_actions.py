@@ -1,0 +1,62 @@
+"""Admin's Rotate and Revoke actions: no new token for a client whose token could not be used (as the
+command), and each one in the client's history, with who did it and never the token."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.utils import timezone
+
+from apps.accounts.models import ApiClient
+from apps.accounts.services import api_client_revoke
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/accounts/apiclient/"
+
+
+def _rotate(admin_client, *clients: ApiClient):
+    return admin_client.post(
+        CHANGELIST, {"action": "rotate_tokens", "_selected_action": [c.pk for c in clients]}, follow=True
+    )
+
+
+def test_no_new_token_is_shown_for_a_revoked_or_expired_client(admin_client, issue_token):
+    issue_token("patient:read", name="gone")
+    issue_token("patient:read", name="lapsed", expires_at=timezone.now() - timedelta(minutes=1))
+    api_client_revoke(client=ApiClient.objects.get(name="gone"))
+    gone, lapsed = ApiClient.objects.get(name="gone"), ApiClient.objects.get(name="lapsed")
+    page = _rotate(admin_client, gone, lapsed).content.decode()
+    assert "<code>cpk_" not in page and "New token" not in page
+    assert "Gone: not rotated; it is revoked" in page  # capitalised by admin
+    assert "Lapsed: not rotated; it expired" in page
+    for before in (gone, lapsed):
+        after = ApiClient.objects.get(pk=before.pk)
+        assert after.token_hash == before.token_hash and after.rotated_at is None
+
+
+def test_a_usable_client_beside_them_is_still_rotated(admin_client, issue_token):
+    issue_token("patient:read", name="gone")
+    api_client_revoke(client=ApiClient.objects.get(name="gone"))
+    issue_token("patient:read", name="ward-app")
+    response = _rotate(admin_client, *ApiClient.objects.filter(name__in=["gone", "ward-app"]))
+    page = response.content.decode()
+    assert page.count("<code>cpk_") == 1 and "ward-app" in page.split("<code>")[0].rsplit("<tr>", 1)[1]
+    assert ApiClient.objects.get(name="ward-app").rotated_at is not None
+
+
+def test_rotations_and_revocations_are_in_the_clients_history_without_the_token(admin_client, admin_user,
+                                                                                 issue_token):  # fmt: skip
+    issue_token("patient:read", name="ward-app")
+    target = ApiClient.objects.get(name="ward-app")
+    page = _rotate(admin_client, target).content.decode()
+    token = page.split("<code>")[1].split("</code>")[0]
+    admin_client.post(CHANGELIST, {"action": "revoke_tokens", "_selected_action": [target.pk]})
+    admin_client.post(CHANGELIST, {"action": "revoke_tokens", "_selected_action": [target.pk]})  # already revoked
+    entries = LogEntry.objects.filter(object_id=str(target.pk), content_type__app_label="accounts").order_by("pk")
+    assert [(e.user_id, e.action_flag) for e in entries] == [(admin_user.pk, CHANGE)] * 2
+    messages = [e.get_change_message() for e in entries]
+    assert "Rotated its token" in messages[0] and "Revoked its token" in messages[1]
+    assert all(token not in e.change_message and token not in e.object_repr for e in entries)
+    history = admin_client.get(f"{CHANGELIST}{target.pk}/history/").content.decode()
+    assert "Rotated its token" in history and token not in history
