@@ -244,7 +244,12 @@ def decode_cursor(raw: str, length: int) -> list:
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise FhirParamError("_cursor", "not a cursor this server issued") from exc
-    if not isinstance(values, list) or len(values) != length or not all(isinstance(v, str | int) for v in values):
+    # JSON's true and false are ints to Python (True == 1): the server never issues them.
+    if (
+        not isinstance(values, list)
+        or len(values) != length
+        or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values)
+    ):
         raise FhirParamError("_cursor", "not a cursor this server issued")
     return values
 
