@@ -157,7 +157,10 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         heartbeat = getattr(self, "_heartbeat", None)
         if heartbeat is not None:
             heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # A heartbeat sent after the client went and before this ran ended the task with uvicorn's
+            # ClientDisconnected: raised again here, it skipped the leaving below, and the publisher kept
+            # building snapshots for a dashboard that had gone.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await heartbeat
         try:
             await self.channel_layer.group_discard(LIVE_GROUP, self.channel_name)
