@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
+from django.conf import settings
 from django.db import DatabaseError, Error, connection, connections, models, transaction
 
 from apps.clinical.query_patterns import QUERY_PATTERNS, pick_sample
@@ -71,9 +72,15 @@ def wall_ms(queryset) -> float:
     return round(statistics.median(timings), 3)
 
 
+def explain_timeout_ms() -> int:
+    """How long one execution of a pattern may take before the server stops it."""
+    return round(getattr(settings, "OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS", 30) * 1000)
+
+
 @contextlib.contextmanager
 def _read_only_rolled_back() -> Iterator[None]:
-    """A transaction (a savepoint inside one) in which nothing can be written, rolled back at the end.
+    """A transaction (a savepoint inside one) in which nothing can be written, rolled back at the end, each
+    statement stopped at explain_timeout_ms() on PostgreSQL.
 
     EXPLAIN ANALYZE executes the statement, and so does timing it: a pattern whose SELECT calls a function that
     writes (nextval, a function with side effects, a data-modifying CTE) changed the live database six times a run.
@@ -82,8 +89,65 @@ def _read_only_rolled_back() -> Iterator[None]:
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute("SET LOCAL transaction_read_only = on")
+                cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{explain_timeout_ms()}ms"])
         yield
         transaction.set_rollback(True)
+
+
+def _timed_out(error: DatabaseError) -> bool:
+    import psycopg
+
+    return isinstance(error.__cause__, psycopg.errors.QueryCanceled)
+
+
+def _postgresql_plan(cursor, sql: str, params, *, analyze: bool) -> tuple[dict, list[str], list[str]]:
+    """(the plan, indexes it reads, tables it reads whole)."""
+    options = "ANALYZE, BUFFERS, FORMAT JSON" if analyze else "FORMAT JSON"
+    cursor.execute(f"EXPLAIN ({options}) {sql}", params)
+    raw = cursor.fetchone()[0]
+    plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]
+    nodes = _plan_nodes(plan["Plan"])
+    indexes = sorted({n["Index Name"] for n in nodes if "Index Name" in n})
+    seq_scans = sorted({n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"})
+    return plan, indexes, seq_scans
+
+
+def _explain_postgresql(pattern, queryset, sql: str, params) -> dict:
+    """EXPLAIN (ANALYZE, BUFFERS) and the timed executions; a pattern that outruns the statement timeout is
+    reported as timed out with its estimated plan (EXPLAIN without ANALYZE executes nothing)."""
+    row = {
+        "pattern": pattern.name,
+        "description": pattern.description,
+        "expected_index": pattern.expected_index[1] if pattern.expected_index else None,
+    }
+    try:
+        with _read_only_rolled_back(), connection.cursor() as cursor:
+            plan, indexes, seq_scans = _postgresql_plan(cursor, sql, params, analyze=True)
+            return {
+                **row,
+                "execution_ms": round(plan["Execution Time"], 3),
+                "wall_ms": wall_ms(queryset),
+                "planning_ms": round(plan["Planning Time"], 3),
+                "indexes_used": indexes,
+                "seq_scans": seq_scans,
+                "shared_hit": plan["Plan"].get("Shared Hit Blocks", 0),
+                "shared_read": plan["Plan"].get("Shared Read Blocks", 0),
+                "plan": redact_plan(plan["Plan"]),
+            }
+    except DatabaseError as exc:
+        if not _timed_out(exc):
+            raise
+    logger.warning("query pattern %s ran past the %s ms statement timeout", pattern.name, explain_timeout_ms())
+    with _read_only_rolled_back(), connection.cursor() as cursor:
+        plan, indexes, seq_scans = _postgresql_plan(cursor, sql, params, analyze=False)
+    return {
+        **row,
+        "timed_out_ms": explain_timeout_ms(),
+        "execution_ms": None,
+        "indexes_used": indexes,
+        "seq_scans": seq_scans,
+        "plan": redact_plan(plan["Plan"]),
+    }
 
 
 def explain_patterns(progress: Callable[[float, str], None] = lambda fraction, message: None) -> list[dict]:
@@ -98,45 +162,25 @@ def explain_patterns(progress: Callable[[float, str], None] = lambda fraction, m
         progress(done / len(QUERY_PATTERNS), f"explain {pattern.name}")
         queryset = pattern.build(sample)
         sql, params = queryset.query.sql_with_params()
+        if connection.vendor == "postgresql":
+            results.append(_explain_postgresql(pattern, queryset, sql, params))
+            continue
         with _read_only_rolled_back(), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params)
-                raw = cursor.fetchone()[0]
-                plan = (json.loads(raw) if isinstance(raw, str) else raw)[0]
-                nodes = _plan_nodes(plan["Plan"])
-                indexes = sorted({n["Index Name"] for n in nodes if "Index Name" in n})
-                seq_scans = sorted({n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"})
-                results.append(
-                    {
-                        "pattern": pattern.name,
-                        "description": pattern.description,
-                        "execution_ms": round(plan["Execution Time"], 3),
-                        "wall_ms": wall_ms(queryset),
-                        "planning_ms": round(plan["Planning Time"], 3),
-                        "indexes_used": indexes,
-                        "seq_scans": seq_scans,
-                        "shared_hit": plan["Plan"].get("Shared Hit Blocks", 0),
-                        "shared_read": plan["Plan"].get("Shared Read Blocks", 0),
-                        "expected_index": pattern.expected_index[1] if pattern.expected_index else None,
-                        "plan": redact_plan(plan["Plan"]),
-                    }
-                )
-            else:
-                cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
-                # EXPLAIN QUERY PLAN names tables and indexes, never the bound values.
-                details = [row[-1] for row in cursor.fetchall()]
-                indexes, seq_scans = sqlite_plan_summary(details)
-                results.append(
-                    {
-                        "pattern": pattern.name,
-                        "description": pattern.description,
-                        "wall_ms": wall_ms(queryset),
-                        "indexes_used": indexes,
-                        "seq_scans": seq_scans,
-                        "expected_index": pattern.expected_index[1] if pattern.expected_index else None,
-                        "plan": details,
-                    }
-                )
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            # EXPLAIN QUERY PLAN names tables and indexes, never the bound values.
+            details = [row[-1] for row in cursor.fetchall()]
+            indexes, seq_scans = sqlite_plan_summary(details)
+            results.append(
+                {
+                    "pattern": pattern.name,
+                    "description": pattern.description,
+                    "wall_ms": wall_ms(queryset),
+                    "indexes_used": indexes,
+                    "seq_scans": seq_scans,
+                    "expected_index": pattern.expected_index[1] if pattern.expected_index else None,
+                    "plan": details,
+                }
+            )
     return results
 
 

@@ -28,7 +28,7 @@ def bar_chart(rows: list[tuple[str, list[tuple[float | None, str, str]]]], *, pe
 
 
 def _database_chart(findings: dict) -> dict | None:
-    patterns = [p for p in findings.get("patterns", []) if "wall_ms" in p]
+    patterns = [p for p in findings.get("patterns", []) if p.get("wall_ms") is not None]
     if not patterns:
         return None
     rows = []

@@ -38,3 +38,33 @@ def test_a_pattern_that_would_write_is_refused_and_changes_nothing(data, monkeyp
     with pytest.raises(DatabaseError, match="read-only transaction"):
         database.explain_patterns()
     assert _sql("SELECT last_value, is_called FROM optimizer_probe_seq") == [(1, False)]
+
+
+def test_a_runaway_pattern_is_stopped_at_the_statement_timeout_and_reported_with_its_plan(data, monkeypatch, settings):
+    """A pattern gone slow (a lost index on a large table) ran under EXPLAIN ANALYZE with no statement timeout,
+    then five times more, holding the step (and its snapshot) for as long as it took. Now each execution stops at
+    OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS; the pattern is reported as timed out with its estimated plan, the others are
+    measured, and the response-time target is missed, not judged on the patterns that finished."""
+    import time
+
+    from apps.optimizer.steps import STEPS
+    from apps.optimizer.types import Goals
+
+    settings.OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS = 0.3
+    slow, fast = _pattern("runaway", "(SELECT 1 FROM pg_sleep(20))"), _pattern("fast", "1")
+    monkeypatch.setattr(database, "QUERY_PATTERNS", [slow, fast])
+    started = time.monotonic()
+    rows = {row["pattern"]: row for row in database.explain_patterns()}
+    assert time.monotonic() - started < 10
+    assert rows["runaway"]["timed_out_ms"] == 300 and "wall_ms" not in rows["runaway"]
+    assert rows["runaway"]["plan"]["Node Type"] and rows["runaway"]["indexes_used"]  # EXPLAIN without ANALYZE
+    assert rows["fast"]["wall_ms"] >= 0 and "timed_out_ms" not in rows["fast"]
+    _sql("SELECT 1")  # the connection is usable, and the timeout did not outlive the measurement
+    assert _sql("SHOW statement_timeout") == [("0",)]
+    [verdict] = STEPS["database"].verdicts({"patterns": list(rows.values())}, Goals(response_time_ms=100))
+    assert verdict["met"] is False and "runaway" in verdict["subject"] and verdict["measured"] == 300
+    from tests.optimizer.conftest import optimize
+
+    run, output, code = optimize("database", "--inline", "--response-time", "0.1")
+    assert code == 1 and run.targets_met is False, output
+    assert "TIMED OUT at 300 ms" in output and "stopped at the 300 ms statement timeout" in run.report_html

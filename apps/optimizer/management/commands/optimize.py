@@ -155,7 +155,11 @@ class Command(BaseCommand):
             note = step.error or step.findings.get("skipped", "")
             self.stdout.write(f"{step.name:<9} {step.status:<10} {note}")
             for pattern in step.findings.get("patterns", []):
-                timing = f"{pattern['wall_ms']:>8.3f} ms"
+                timing = (
+                    f"{pattern['wall_ms']:>8.3f} ms"
+                    if pattern.get("wall_ms") is not None
+                    else f"TIMED OUT at {pattern.get('timed_out_ms')} ms"
+                )
                 after = f" -> {pattern['wall_ms_after']:.3f} ms" if pattern.get("wall_ms_after") else ""
                 scans = f"  SEQ SCAN {', '.join(pattern['seq_scans'])}" if pattern["seq_scans"] else ""
                 used = ", ".join(pattern["indexes_used"]) or "-"
