@@ -3,7 +3,9 @@ the gates, detect regressions across a plan's runs, and schedule a nightly run p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import ipaddress
 import json
 import logging
 import random
@@ -35,6 +37,7 @@ HEARTBEAT_STALE_SECONDS = 300
 # failed, so that the plan can run again. Its deadline says nothing while it waits (it counts from its start):
 # a run queued behind a longer one was failed minutes past its own length, before any worker had taken it.
 QUEUE_WAIT_SECONDS = 24 * 3600
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class RunInProgress(Exception):
@@ -107,7 +110,18 @@ class TargetBusy(Exception):
 
 
 def _target(base_url: str) -> str:
-    return urlsplit(base_url).netloc.lower()
+    """The host and port a run loads, however the URL spells them: by netloc, `http://localhost` and
+    `http://LOCALHOST:80/`, or `[::1]` and `[0:0:0:0:0:0:0:1]`, were two targets, and their runs loaded
+    the one server at once."""
+    url = urlsplit(base_url)
+    host = (url.hostname or "").lower()
+    with contextlib.suppress(ValueError):
+        host = ipaddress.ip_address(host).compressed
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    return f"{host}:{port or DEFAULT_PORTS.get(url.scheme.lower(), '')}"
 
 
 def _run_on_target(run: BenchmarkRun) -> BenchmarkRun | None:
