@@ -56,7 +56,8 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[ClientPrincipal, ApiClient] | None:
         header = get_authorization_header(request).split()
-        if not header and _token_in_url(request):
+        # Whatever the header says: beside a valid one the token in the URL was ignored, and never rotated.
+        if _token_in_url(request):
             raise exceptions.AuthenticationFailed(
                 _(
                     "Send the token in the Authorization header, never in a URL (URLs are kept in logs, proxies "

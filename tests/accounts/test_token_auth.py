@@ -47,6 +47,16 @@ def test_a_token_in_the_url_is_refused_with_its_own_code_and_not_logged(api, iss
     assert not any(token in record.getMessage() for record in caplog.records)
 
 
+@pytest.mark.parametrize("header", ["Bearer {other}", "Bearer {token}", "Basic Zm9vOmJhcg=="])
+def test_a_token_in_the_url_is_refused_whatever_header_comes_with_it(api, issue_token, header):
+    """With an Authorization header beside it the token in the URL was ignored and the request served: the
+    client never learnt that its token had gone into logs, proxies and history, and never rotated it."""
+    token, other = issue_token("patient:read"), issue_token("patient:read")
+    response = api.get(f"/scoped/?key={token}", HTTP_AUTHORIZATION=header.format(token=token, other=other))
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_in_url"
+
+
 def test_a_query_value_merely_containing_the_prefix_is_not_taken_for_a_token(api, staff_user):
     api.force_login(staff_user)  # a session caller: no Authorization header
     assert api.get("/scoped/?_search=xcpk_12345678_abc").json()["code"] == "insufficient_scope"
