@@ -3,11 +3,20 @@ sub-second date mean, each checked against the rows the database holds."""
 
 import base64
 import json
+from datetime import UTC, datetime
 
 import pytest
+from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
+from apps.clinical.services import observation_record
+
 pytestmark = pytest.mark.django_db
+
+
+def _ids(response) -> list[int]:
+    assert response.status_code == 200, response.content[:300]
+    return [int(entry.resource.id) for entry in Bundle.model_validate(response.json()).entry or []]
 
 
 def _refused(response, parameter: str) -> OperationOutcome:
@@ -39,3 +48,35 @@ def test_a_cursor_of_booleans_is_not_one_this_server_issued(clinician, patient, 
     cursor = base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
     resource = "Patient?" if len(values) == 1 else f"Observation?patient={patient.pk}&"
     _refused(clinician.get(f"/fhir/{resource}_cursor={cursor}"), "_cursor")
+
+
+@pytest.fixture
+def half_second(patient):
+    """An observation at 10:00:00.5 and one at 10:00:00.9, in the same second."""
+    at = datetime(2024, 3, 5, 10, 0, 0, 500000, tzinfo=UTC)
+    return [
+        observation_record(patient=patient, code="8867-4", value=70, effective_at=at),
+        observation_record(patient=patient, code="8867-4", value=71, effective_at=at.replace(microsecond=900000)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        ("eq2024-03-05T10:00:00.5Z", [0]),  # a tenth of a second: [.5, .6)
+        ("eq2024-03-05T10:00:00.50Z", [0]),
+        ("eq2024-03-05T10:00:00.500000Z", [0]),  # a microsecond
+        ("eq2024-03-05T10:00:00.2Z", []),  # read as the second from .2 to 1.2, it found both
+        ("eq2024-03-05T10:00:00.9Z", [1]),
+        ("gt2024-03-05T10:00:00.4Z", [0, 1]),  # read as ending at 1.4, it found neither
+        ("lt2024-03-05T10:00:00.9Z", [0]),
+        ("le2024-03-05T10:00:00.5Z", [0]),
+        ("ne2024-03-05T10:00:00.5Z", [1]),
+        ("sa2024-03-05T10:00:00.5Z", [1]),
+        ("eq2024-03-05T10:00:00Z", [0, 1]),  # a whole second, as before
+        ("eq2024-03-05T10:00Z", [0, 1]),
+    ],
+)
+def test_a_date_with_fractional_seconds_names_that_precision(clinician, patient, half_second, date, expected):
+    response = clinician.get("/fhir/Observation", {"patient": patient.pk, "_sort": "date", "date": date})
+    assert _ids(response) == [half_second[i].pk for i in expected]

@@ -129,7 +129,7 @@ def parse_date(parameter: str, raw: str) -> tuple[str, datetime, datetime]:
         raise FhirParamError(parameter, f"not a real date or time: {raw!r}") from exc
     if match["time"]:
         try:
-            end = start + (timedelta(seconds=1) if match["time"].count(":") == 2 else timedelta(minutes=1))
+            end = start + _time_precision(match["time"])
         except OverflowError:  # the period ends with the calendar (9999-12-31)
             end = END_OF_CALENDAR
     else:
@@ -143,6 +143,14 @@ def parse_date(parameter: str, raw: str) -> tuple[str, datetime, datetime]:
     if prefix == "ap":
         start, end = _approximately(start, end)
     return prefix, start, end
+
+
+def _time_precision(clock: str) -> timedelta:
+    """The period a time of day names: its last digit's unit (`10:00` a minute, `10:00:00` a second,
+    `10:00:00.5` a tenth of one, `10:00:00.500000` a microsecond)."""
+    if "." in clock:
+        return timedelta(microseconds=10 ** (6 - len(clock.partition(".")[2])))
+    return timedelta(seconds=1) if clock.count(":") == 2 else timedelta(minutes=1)
 
 
 def _local_midnight(day: date, beyond: datetime) -> datetime:
