@@ -47,11 +47,17 @@ export default function ServicePage() {
   useEffect(() => {
     if (missing) return;
     let live = true;
+    // One round at a time (a tick while the last is unanswered is skipped): on a server slower than the refresh
+    // each tick stacked seven more requests, and an older round answering last replaced a newer one.
+    let busy = false;
     setPanels(PANELS.map(() => EMPTY)); // another service or range: nothing of the older one is shown
     // Each panel on its own: one refused or failing series (the host's, another permission) leaves the others.
-    const load = () =>
-      Promise.allSettled(PANELS.map((panel) => fetchSeries(panel.metrics, range, { service: panel.host ? undefined : slug }))).then(
+    const load = () => {
+      if (busy) return;
+      busy = true;
+      return Promise.allSettled(PANELS.map((panel) => fetchSeries(panel.metrics, range, { service: panel.host ? undefined : slug }))).then(
         (outcomes) => {
+          busy = false;
           if (!live) return;
           setPanels((previous) =>
             outcomes.map((outcome, i) =>
@@ -62,6 +68,7 @@ export default function ServicePage() {
           );
         },
       );
+    };
     void load();
     const timer = window.setInterval(load, range === "1h" ? 15000 : 60000);
     return () => {

@@ -21,12 +21,22 @@ export function useSeries(metrics: string[], range: RangeName, { refreshMs = 600
 
   useEffect(() => {
     let live = true;
+    // One request at a time: a tick while the last is unanswered is skipped. Each tick asked again before, so a
+    // server slower than the refresh was sent more and more, and an older answer arriving last replaced a newer.
+    let busy = false;
     setState({ data: null, error: null });
-    const fetchNow = () =>
-      load(key.split(","), range).then(
-        (data) => live && setState({ data, error: null }),
-        (failure: unknown) => live && setState((previous) => ({ data: previous.data, error: errorState(failure) })),
-      );
+    const fetchNow = () => {
+      if (busy) return;
+      busy = true;
+      return load(key.split(","), range)
+        .then(
+          (data) => live && setState({ data, error: null }),
+          (failure: unknown) => live && setState((previous) => ({ data: previous.data, error: errorState(failure) })),
+        )
+        .finally(() => {
+          busy = false;
+        });
+    };
     void fetchNow();
     const timer = refreshMs ? window.setInterval(fetchNow, refreshMs) : undefined;
     return () => {
