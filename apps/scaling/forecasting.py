@@ -411,8 +411,30 @@ def forecast(series: pd.Series, hours: int = HORIZON, *, max_folds: int = 7) -> 
     if series.dropna().empty:
         raise ValueError("no history to forecast from")
     series = regularize(series)
-    selection = select_model(series, max_folds=max_folds)
-    return selection.model.fit_predict(series, hours), selection
+    future = _future_index(series, hours)
+    if series.index.tz is None:
+        selection = select_model(series, max_folds=max_folds)
+        return selection.model.fit_predict(series, hours), selection
+    # The models see the hospital's wall clock, every day 24 hours: a lag of 24 or 168 rows, a Holt-Winters
+    # season and a backtest fold are then a day or a week of its clock. On the real hours, the day the clocks
+    # went forward read 07:00 from 06:00 the day before (and for a week, from 06:00 a week before): the
+    # weekly naive planned the morning rounds an hour late.
+    wall = wall_clock(series)
+    selection = select_model(wall, max_folds=max_folds)
+    first = wall.index[-1] + pd.Timedelta(hours=1)
+    # Each real hour ahead at its place on the wall clock: the hour clocks skip is left out, the hour they
+    # repeat read twice (and the repeat of the history's last hour is the first hour ahead).
+    positions = np.maximum(((future.tz_localize(None) - first) // pd.Timedelta(hours=1)).to_numpy(), 0)
+    predicted = selection.model.fit_predict(wall, int(positions.max()) + 1)
+    return Forecast(future, predicted.p10[positions], predicted.p50[positions], predicted.p90[positions]), selection
+
+
+def wall_clock(series: pd.Series) -> pd.Series:
+    """A series on its time zone's clock without the zone: every day 24 hours. The hour the clocks repeat is
+    the mean of its two, the hour they skip interpolated."""
+    naive = pd.Series(series.to_numpy(), index=series.index.tz_localize(None)).groupby(level=0).mean()
+    full = pd.date_range(naive.index[0], naive.index[-1], freq="h")
+    return naive.reindex(full).interpolate(limit_area="inside")
 
 
 def regularize(series: pd.Series) -> pd.Series:
