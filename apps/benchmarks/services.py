@@ -343,7 +343,7 @@ def benchmark_run_cancel(*, run: BenchmarkRun) -> BenchmarkRun:
     """Ask the worker to stop the run (it polls every second); a run not started yet is cancelled at once."""
     BenchmarkRun.objects.filter(pk=run.pk).update(cancel_requested=True)
     BenchmarkRun.objects.filter(pk=run.pk, status=BenchmarkRun.Status.PENDING).update(
-        status=BenchmarkRun.Status.CANCELLED, finished_at=timezone.now()
+        status=BenchmarkRun.Status.CANCELLED, finished_at=timezone.now(), progress_message=""
     )
     run.refresh_from_db()
     return run
@@ -373,7 +373,7 @@ def benchmark_runs_fail_stuck(*, now=None) -> int:
     ):  # fmt: skip
         ids = list(runs.values_list("pk", flat=True))
         failed += BenchmarkRun.objects.filter(pk__in=ids, status=status).update(
-            status=BenchmarkRun.Status.FAILED, finished_at=now, error=error
+            status=BenchmarkRun.Status.FAILED, finished_at=now, error=error, progress_message=""
         )
         for run_id in ids:
             _revoke_run_tokens(run_id)
