@@ -4,6 +4,7 @@ every line carries a UTC timestamp with its zone and the id of the request or ta
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -113,25 +114,63 @@ def _utc_iso(record: logging.LogRecord) -> str:
     return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# PostgreSQL writes the values of the row it refused into its error: a unique key ("Key (identifier_system,
+# mrn)=(http://..., MRN-0042) already exists"), a whole failing row (names, birth date), a value of the wrong
+# type ('invalid input syntax for type bigint: "MRN-0042"'). psycopg puts that text in the exception, and a
+# request that fails on it is logged with its traceback, the message twice (psycopg's and Django's). Each value
+# runs to PostgreSQL's own words after it, else to the end of its line: a value may hold ")" or '"' itself.
+_DATABASE_VALUES = re.compile(
+    r"(?P<key>Key \(.*?\)=)\(.*?\)"
+    r"(?=(?: already exists| is not present in table| is still referenced from table| conflicts with)|\.?$)"
+    r"|(?P<row>Failing row contains )\(.*\)"
+    r'|(?P<quoted>(?:invalid input (?:syntax|value) for [^:\n]*|date/time field value out of range): )".*"'
+    r'|(?P<range>value )".*"(?= is out of range)',
+    re.MULTILINE,
+)
+_DATABASE_VALUE_MARKERS = ("Key (", "Failing row", "invalid input", "out of range")
+
+
+def _withheld(match: re.Match) -> str:
+    if match["key"] or match["row"]:
+        return f"{match['key'] or match['row']}(withheld)"
+    return f'{match["quoted"] or match["range"]}"withheld"'
+
+
+def redact_database_values(text: str) -> str:
+    """`text` with the values a PostgreSQL error quotes replaced by "withheld" (the columns stay)."""
+    if not any(marker in text for marker in _DATABASE_VALUE_MARKERS):
+        return text
+    return _DATABASE_VALUES.sub(_withheld, text)
+
+
 class PlainFormatter(logging.Formatter):
-    """One line per record for people reading a terminal, with an unambiguous timestamp."""
+    """One line per record for people reading a terminal, with an unambiguous timestamp; the values a
+    database error quotes (a patient's MRN, name, birth date) withheld from its message and traceback."""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return _utc_iso(record)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_database_values(super().format(record))
 
 
 class StructuredFormatter(JsonFormatter):
     """One JSON object per record for log pipelines (Loki, Elasticsearch, Cloud Logging).
 
     Extra attributes become fields only when they are plain values: Django attaches the request object to
-    some records, and its text is the raw path, which can carry a patient id.
+    some records, and its text is the raw path, which can carry a patient id. The values a database error
+    quotes are withheld, as PlainFormatter does.
     """
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         return _utc_iso(record)
 
     def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
-        return {key: value for key, value in log_data.items() if _is_plain(value)}
+        return {
+            key: redact_database_values(value) if isinstance(value, str) else value
+            for key, value in log_data.items()
+            if _is_plain(value)
+        }
 
 
 def _is_plain(value: Any) -> bool:
