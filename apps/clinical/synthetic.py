@@ -97,7 +97,10 @@ def generate_patient(*, seed: int, index: int, end: datetime, days: int, rounds_
     rng = random.Random(f"{seed}:{index}")
     sex = "female" if rng.random() < 0.51 else "male"
     age_years = _age_years(rng)
-    birth_date = (end - timedelta(days=age_years * 365.25)).date()
+    start = end - timedelta(days=days)
+    # Born before the history starts (its encounter may begin a day early): a history longer than an infant's
+    # life (--days 60) otherwise began before the birth date. The age is then the age on admission.
+    birth_date = min((end - timedelta(days=age_years * 365.25)).date(), (start - timedelta(days=1)).date())
     patient = PatientRecord(
         index=index,
         mrn=synthetic_mrn(seed, index),
@@ -107,7 +110,6 @@ def generate_patient(*, seed: int, index: int, end: datetime, days: int, rounds_
         sex=sex,
     )
 
-    start = end - timedelta(days=days)
     admitted = rng.random() < 0.35
     discharged_at = None if admitted else end - timedelta(hours=rng.uniform(1, 12))
     encounter = EncounterRecord(
