@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 
 import { errorState, getJson, type ErrorState, type FieldErrors } from "./api";
 
@@ -27,15 +27,24 @@ export function useJson<T>(
   const [answer, setAnswer] = useState<{ url: string | null; state: Loadable<T> }>({ url: null, state: LOADING });
   const [generation, setGeneration] = useState(0);
   const reload = useCallback(() => setGeneration((n) => n + 1), []);
+  // The request on its way, if any: a refresh tick skips while there is one. Each tick aborted it and sent
+  // another, so on a server slower than the refresh (5 s on a running benchmark) no answer ever arrived.
+  const pending = useRef<AbortController | null>(null);
 
   useEffect(() => {
     if (url === null) return;
     const controller = new AbortController();
+    pending.current = controller;
+    const settled = () => {
+      if (pending.current === controller) pending.current = null;
+    };
     load(url, controller.signal)
       .then((data) => {
+        settled();
         if (!controller.signal.aborted) setAnswer({ url, state: { status: "ready", data } });
       })
       .catch((error: unknown) => {
+        settled();
         if (controller.signal.aborted) return;
         const failure = errorState(error);
         // A refresh that failed for a passing reason keeps what was loaded on screen, with the failure;
@@ -46,12 +55,17 @@ export function useJson<T>(
             : { url, state: { status: "error", ...failure } },
         );
       });
-    return () => controller.abort();
+    return () => {
+      settled();
+      controller.abort();
+    };
   }, [url, generation, load]);
 
   useEffect(() => {
     if (!refreshMs) return;
-    const timer = window.setInterval(reload, refreshMs);
+    const timer = window.setInterval(() => {
+      if (!pending.current) reload();
+    }, refreshMs);
     return () => window.clearInterval(timer);
   }, [refreshMs, reload]);
 
