@@ -80,3 +80,22 @@ def half_second(patient):
 def test_a_date_with_fractional_seconds_names_that_precision(clinician, patient, half_second, date, expected):
     response = clinician.get("/fhir/Observation", {"patient": patient.pk, "_sort": "date", "date": date})
     assert _ids(response) == [half_second[i].pk for i in expected]
+
+
+@pytest.mark.parametrize("accept", ["text/html,application/xhtml+xml,*/*;q=0.8", "application/fhir+xml", "text/html"])
+@pytest.mark.parametrize(
+    ("fmt", "media_type"),
+    [("json", "application/fhir+json"), ("application/fhir+json", "application/fhir+json"),
+     ("application/json", "application/json")],
+)  # fmt: skip
+def test_format_overrides_the_accept_header(clinician, patient, accept, fmt, media_type):
+    """FHIR: `_format` overrides Accept, so a browser (Accept: text/html) can read the JSON. It was a 406."""
+    for path in (f"/fhir/Patient/{patient.pk}", "/fhir/Patient", "/fhir/metadata"):
+        response = clinician.get(path, {"_format": fmt}, HTTP_ACCEPT=accept)
+        assert response.status_code == 200, (path, response.content[:300])
+        assert response["Content-Type"].split(";")[0] == media_type
+    assert clinician.get(f"/fhir/Patient/{patient.pk}", HTTP_ACCEPT="application/fhir+xml").status_code == 406
+    assert clinician.get(f"/fhir/Patient/{patient.pk}", {"_format": "xml"}, HTTP_ACCEPT=accept).status_code in (
+        400,
+        406,
+    )

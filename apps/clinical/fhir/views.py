@@ -250,6 +250,15 @@ class FhirMixin:
     def get_exception_handler(self) -> Callable:
         return fhir_exception_handler
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+        """FHIR's `_format` overrides the Accept header: a browser asks for text/html, and `?_format=json` is how
+        its user reads the JSON. A `_format` that is not JSON (or given twice) is refused in `initial`."""
+        formats = request.query_params.getlist("_format")
+        if len(formats) == 1 and formats[0] in JSON_FORMATS:
+            renderer = JSONRenderer() if formats[0] == "application/json" else FhirJSONRenderer()
+            return renderer, renderer.media_type
+        return super().perform_content_negotiation(request, force)
+
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
         if len(request.query_params.getlist("_format")) > 1:
