@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import pandas as pd
 from django.conf import settings
 from django.utils import timezone
 
@@ -27,23 +28,35 @@ class WorkloadPredictor:
         return usable_history(self.policy, metric, now=until)
 
     def predict_workload_range(self, start: datetime, hours_ahead: int = 24) -> list[dict]:
-        """Per hour from `start`: each metric's P10/P50/P90 and the model that made it (None: no history)."""
-        if not 1 <= hours_ahead <= 168:
-            raise ValueError("hours_ahead must be 1 to 168.")
+        """Per hour from `start`'s hour: each metric's P10/P50/P90 and the model that made it (a metric without
+        history, or whose history ends over a week before `start`, is left out)."""
+        if isinstance(hours_ahead, bool) or not isinstance(hours_ahead, int) or not 1 <= hours_ahead <= 168:
+            raise ValueError("hours_ahead must be a whole number of hours, 1 to 168.")
         start = timezone.make_aware(start) if timezone.is_naive(start) else start
-        hours: list[dict] = []
+        first = pd.Timestamp(start).tz_convert("UTC").floor("h")  # the histories' hours are cut in UTC
+        wanted = pd.date_range(first, periods=hours_ahead, freq="h")
+        hours: dict[pd.Timestamp, dict] = {}
         for metric in METRICS:
             try:
                 series = self._history(metric, start)
             except HistoryUnavailable:
                 continue
-            prediction, selection = forecasting.forecast(series, hours_ahead, max_folds=settings.SCALING_BACKTEST_FOLDS)
-            for position, point in enumerate(prediction.points()):
-                if position == len(hours):
-                    hours.append({"timestamp": point["at"]})
-                hours[position][metric] = {key: point[key] for key in ("p10", "p50", "p90")}
-                hours[position][f"{metric}_model"] = selection.model.name
-        return hours
+            # Rows are matched by their hour, not their place: the metrics' histories end at different hours
+            # (the request rate leaves the hour in progress out, a resource monitor that stopped ends early),
+            # and a forecast from an earlier end must reach the hours asked for.
+            behind = int((first - series.index[-1]) // pd.Timedelta(hours=1)) - 1
+            if behind > forecasting.WEEK:
+                continue
+            prediction, selection = forecasting.forecast(
+                series, max(behind, 0) + hours_ahead, max_folds=settings.SCALING_BACKTEST_FOLDS
+            )
+            for at, point in zip(prediction.index, prediction.points(), strict=True):
+                if not wanted[0] <= at <= wanted[-1]:
+                    continue
+                row = hours.setdefault(at, {"timestamp": point["at"]})
+                row[metric] = {key: point[key] for key in ("p10", "p50", "p90")}
+                row[f"{metric}_model"] = selection.model.name
+        return [hours[at] for at in sorted(hours)]
 
     def analyze_workload_trends(self, until: datetime | None = None) -> dict:
         """Periods, named peaks and troughs, surges and trend of each metric's history."""
