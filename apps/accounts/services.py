@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import ApiClient
@@ -76,14 +77,66 @@ def validate_application_scopes(scopes: list[str], *, before: Iterable[str] = ()
     return cleaned
 
 
+# The names of the benchmark runner's own short-lived tokens (`benchmark-run-<run>-<attempt>`): the runner revokes
+# every client so named when its run ends, and creates them under names that must be free.
+RUNNER_CLIENT_NAME_PREFIX = "benchmark-run-"
+
+# Control characters, invisible ones (zero-width, bidirectional overrides), line and paragraph separators,
+# private-use, surrogate and unassigned code points: a name shows in admin, the commands' output, logs and as
+# the actor of audit records, and two names must never read the same.
+_UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+
+
+def normalize_client_name(name: str) -> str:
+    """The name as stored: NFKC (a full-width or compatibility form is its plain one), surrounding whitespace
+    dropped."""
+    return unicodedata.normalize("NFKC", name).strip() if isinstance(name, str) else name
+
+
+def _name_taken(name: str) -> bool:
+    return ApiClient.objects.filter(name__iexact=name).exists()
+
+
+def validate_client_name(name: str) -> str:
+    """`normalize_client_name`, refusing a blank name, one with a character nobody sees, and one that differs
+    from an existing client's only in case."""
+    if not isinstance(name, str):
+        raise ValidationError({"name": "A name is text."})
+    name = normalize_client_name(name)
+    if not name:
+        raise ValidationError({"name": "A name is required."})
+    unseen = sorted({f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in _UNSEEN_CATEGORIES})
+    if unseen or any(c.isspace() and c != " " for c in name):
+        shown = ", ".join(unseen) if unseen else "whitespace other than spaces"
+        raise ValidationError({"name": f"A name holds only visible characters and spaces; not {shown}."})
+    if _name_taken(name):
+        raise ValidationError({"name": f"An API client named {name!r} (in some case) already exists."})
+    return name
+
+
+def validate_application_name(name: str) -> str:
+    """`validate_client_name`, refusing the benchmark runner's names to an application's client."""
+    name = validate_client_name(name)
+    if name.lower().startswith(RUNNER_CLIENT_NAME_PREFIX):
+        raise ValidationError(
+            {
+                "name": f"Names starting {RUNNER_CLIENT_NAME_PREFIX!r} are the benchmark runner's own tokens' "
+                "(it revokes them when its run ends); choose another."
+            }
+        )
+    return name
+
+
 @transaction.atomic
 def api_client_create(
     *, name: str, scopes: list[str], expires_at: datetime | None = None, description: str = ""
 ) -> IssuedToken:
     """Create a client and issue its token; the token is returned once and never stored."""
+    if isinstance(description, str) and "\x00" in description:
+        raise ValidationError({"description": "A description cannot hold a NUL character."})
     prefix, token = _new_token()
     client = ApiClient(
-        name=name,
+        name=validate_client_name(name),
         description=description,
         scopes=validate_scopes(scopes),
         expires_at=expires_at,
@@ -91,7 +144,11 @@ def api_client_create(
         token_hash=token_hash(token),
     )
     client.full_clean()
-    client.save()
+    try:
+        with transaction.atomic():
+            client.save()
+    except IntegrityError as taken:  # a create of the same name committed since the check above
+        raise ValidationError({"name": f"An API client named {client.name!r} already exists."}) from taken
     return IssuedToken(client=client, token=token)
 
 

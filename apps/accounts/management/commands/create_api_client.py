@@ -5,7 +5,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from apps.accounts.scopes import SCOPES
-from apps.accounts.services import RUNNER_ONLY_SCOPES, api_client_create, validate_application_scopes
+from apps.accounts.services import (
+    RUNNER_ONLY_SCOPES,
+    api_client_create,
+    validate_application_name,
+    validate_application_scopes,
+)
 
 # Ten years: a longer-lived token is a forgotten one (and past year 9999 the date overflows).
 MAX_EXPIRES_DAYS = 3650
@@ -29,7 +34,7 @@ class Command(BaseCommand):
         expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
         try:
             issued = api_client_create(
-                name=name,
+                name=validate_application_name(name),
                 scopes=validate_application_scopes([s.strip() for s in scopes.split(",") if s.strip()]),
                 expires_at=expires_at,
                 description=description,

@@ -1,6 +1,6 @@
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
-from apps.accounts.models import ApiClient
+from apps.accounts.management.lookup import client_named
 from apps.accounts.services import api_client_revoke
 
 
@@ -11,8 +11,6 @@ class Command(BaseCommand):
         parser.add_argument("name")
 
     def handle(self, *args, name: str, **options) -> None:
-        client = ApiClient.objects.filter(name=name).first()
-        if client is None:
-            raise CommandError(f"No API client named {name!r}.")
+        client = client_named(name)
         api_client_revoke(client=client)
-        self.stdout.write(f"Revoked API client {name!r}.")
+        self.stdout.write(f"Revoked API client {client.name!r}.")

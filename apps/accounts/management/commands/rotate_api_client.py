@@ -1,9 +1,11 @@
 from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.management.commands.create_api_client import MAX_EXPIRES_DAYS
+from apps.accounts.management.lookup import client_named
 from apps.accounts.models import ApiClient
 from apps.accounts.services import api_client_rotate
 
@@ -26,18 +28,24 @@ class Command(BaseCommand):
     def handle(self, *args, name: str, expires_days: int | None, **options) -> None:
         if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRES_DAYS:
             raise CommandError(f"--expires-days must be between 1 and {MAX_EXPIRES_DAYS} days.")
-        client = ApiClient.objects.filter(name=name).first()
-        if client is None:
-            raise CommandError(f"No API client named {name!r}.")
-        # A revoked client's new token would be refused anyway: printing one would only put a secret on screen.
-        if client.is_revoked:
-            raise CommandError(f"API client {name!r} is revoked; create a new client instead.")
-        if client.is_expired and expires_days is None:
-            raise CommandError(
-                f"API client {name!r} expired on {client.expires_at.isoformat()}; pass --expires-days for the new one."
-            )
-        expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
-        issued = api_client_rotate(client=client, expires_at=expires_at)
+        found = client_named(name)
+        name = found.name
+        # Checked on the row locked for the rotation: a revoke committed since the lookup is seen, and no token
+        # is printed before the rotation is committed.
+        with transaction.atomic():
+            client = ApiClient.objects.select_for_update().filter(pk=found.pk).first()
+            if client is None:
+                raise CommandError(f"API client {name!r} was deleted meanwhile.")
+            # A revoked client's new token would be refused anyway: printing one would only put a secret on screen.
+            if client.is_revoked:
+                raise CommandError(f"API client {name!r} is revoked; create a new client instead.")
+            if client.is_expired and expires_days is None:
+                raise CommandError(
+                    f"API client {name!r} expired on {client.expires_at.isoformat()}; "
+                    "pass --expires-days for the new one."
+                )
+            expires_at = timezone.now() + timedelta(days=expires_days) if expires_days else None
+            issued = api_client_rotate(client=client, expires_at=expires_at)
         expiry = issued.client.expires_at
         self.stdout.write(f"Rotated API client {name!r}; its previous token no longer works.")
         self.stdout.write(f"Expires: {expiry.isoformat() if expiry else 'never'}.")
