@@ -1,14 +1,34 @@
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.db.models import QuerySet
+from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
 from django.utils.html import format_html
 from kombu.exceptions import OperationalError
 
 from apps.accounts.models import scope_permission_codename
 from apps.benchmarks import services
-from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression
+from apps.benchmarks.models import MAX_JSON_DEPTH, BenchmarkPlan, BenchmarkRun, Regression
 from apps.services.admin import ServiceVisibilityAdmin
+
+
+class PlanJSONField(forms.JSONField):
+    """Django's JSONField, with JSON nested deeper than Python's stack (a few hundred `[`) a field error:
+    the parser's RecursionError was a 500, on the post and again on showing the form with its errors."""
+
+    def to_python(self, value):
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise ValidationError(f"Nested more than {MAX_JSON_DEPTH} levels deep.", code="invalid") from None
+
+    def bound_data(self, data, initial):
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)
 
 
 @admin.register(BenchmarkPlan)
@@ -16,6 +36,7 @@ class BenchmarkPlanAdmin(ServiceVisibilityAdmin):
     list_display = ["name", "service", "kind", "users", "arrival_rate", "duration_seconds", "enabled", "history"]
     list_filter = ["kind", "enabled", ("service", admin.RelatedOnlyFieldListFilter)]
     actions = ["run_now", "schedule_nightly"]
+    formfield_overrides = {models.JSONField: {"form_class": PlanJSONField}}
 
     def get_form(self, request: HttpRequest, obj=None, change: bool = False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

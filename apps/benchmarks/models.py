@@ -36,6 +36,23 @@ def above_zero(value: float) -> None:
         raise ValidationError("Above 0, or empty for the service's SLO.")
 
 
+# A request's body, like the mix and the scopes, is data, not a document: nested deeper than this it is a
+# mistake or an attack, and walking it (our checks, the JSON encoder, PostgreSQL) ran out of Python's stack.
+MAX_JSON_DEPTH = 32
+
+
+def _too_deep(value) -> bool:
+    """Whether a JSON value nests lists or objects deeper than MAX_JSON_DEPTH (walked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth > MAX_JSON_DEPTH:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def _non_finite(value) -> bool:
     """NaN or an infinity anywhere in a JSON value: Python's json reads them, PostgreSQL's json refuses them."""
     if isinstance(value, float):
@@ -160,7 +177,9 @@ class BenchmarkPlan(models.Model):
         """Refuse what would fail only later, in a run: a malformed mix, unknown scopes, a shape too big."""
         errors = {}
         for name in ("requests", "scopes"):
-            if _non_finite(getattr(self, name)):
+            if _too_deep(getattr(self, name)):
+                errors[name] = f"Nested more than {MAX_JSON_DEPTH} levels deep."
+            elif _non_finite(getattr(self, name)):
                 errors[name] = "NaN and Infinity are not JSON numbers: use a finite number."
         if "requests" not in errors:
             if not isinstance(self.requests, list) or not self.requests:
