@@ -45,13 +45,16 @@ def validate_mrn(mrn: str) -> str:
     return mrn
 
 
+EARLIEST_BIRTH_DATE = date(1880, 1, 1)
+
+
 def validate_birth_date(birth_date: date) -> date:
     # The hospital's day (TIME_ZONE), as every date without a time: UTC's would refuse a baby born after local
     # midnight east of UTC, and take tomorrow's date west of it.
     if birth_date > timezone.localdate():
         raise ValidationError({"birth_date": "The birth date cannot be in the future."})
-    if birth_date.year < 1880:
-        raise ValidationError({"birth_date": "The birth date is before 1880."})
+    if birth_date < EARLIEST_BIRTH_DATE:
+        raise ValidationError({"birth_date": f"The birth date is before {EARLIEST_BIRTH_DATE.year}."})
     return birth_date
 
 

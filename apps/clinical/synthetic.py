@@ -211,6 +211,8 @@ AGE_BANDS = (
     AgeBand(44, 18.0, 65.0, (45.0, 13.0)),
     AgeBand(40, 65.0, 100.0, (76.0, 7.0)),
 )
+# No patient is this old at the end of its history (the last band's bound is exclusive).
+OLDEST_AGE_YEARS = AGE_BANDS[-1].high
 
 
 def _age_years(rng: random.Random) -> float:

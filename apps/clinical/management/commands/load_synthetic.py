@@ -1,9 +1,11 @@
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from apps.clinical.loader import AlreadyLoaded, synthetic_patients_load
+from apps.clinical.services import EARLIEST_BIRTH_DATE
+from apps.clinical.synthetic import OLDEST_AGE_YEARS
 
 # Inclusive bounds: past them a load overflows a date, forks a process per worker or never ends.
 BOUNDS = {
@@ -16,7 +18,9 @@ BOUNDS = {
     # An MRN holds the index in seven digits (S001-0000042).
     "first_index": (0, 9_999_999),
 }
-EARLIEST_START = datetime(1900, 1, 1, tzinfo=UTC)
+# The oldest patients are born up to OLDEST_AGE_YEARS before --end: no earlier than a birth date the product
+# accepts (a load ending in 1950 stored patients born in the 1850s, which registering one refuses).
+EARLIEST_END = datetime.combine(EARLIEST_BIRTH_DATE, time.min, UTC) + timedelta(days=OLDEST_AGE_YEARS * 365.25 + 1)
 
 
 class Command(BaseCommand):
@@ -47,10 +51,9 @@ class Command(BaseCommand):
         end = o["end"] or now.replace(minute=0, second=0, microsecond=0)
         if end.tzinfo is None:
             end = end.replace(tzinfo=UTC)
-        # Patients born after today, or a history before 1900 (and dates before year 1), are not data.
-        earliest = EARLIEST_START + timedelta(days=o["days"])
-        if not earliest <= end <= now:
-            raise CommandError(f"--end must be between {earliest:%Y-%m-%d} and now (with --days {o['days']}).")
+        # Patients born after today, or before the earliest birth date the product accepts, are not data.
+        if not EARLIEST_END <= end <= now:
+            raise CommandError(f"--end must be between {EARLIEST_END:%Y-%m-%d} and now.")
         bar = tqdm(total=o["patients"], unit="patient", disable=o["no_progress"], file=self.stderr._out)
 
         observations = 0
