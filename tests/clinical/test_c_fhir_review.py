@@ -99,3 +99,54 @@ def test_format_overrides_the_accept_header(clinician, patient, accept, fmt, med
         400,
         406,
     )
+
+
+def _lenient_get(client, path: str, query: dict, prefer: str = "handling=lenient"):
+    return client.get(path, query, HTTP_PREFER=prefer)
+
+
+@pytest.mark.parametrize("prefer", ["handling=lenient", "return=minimal, handling=lenient", "Handling = Lenient"])
+def test_a_lenient_search_ignores_unknown_parameters_and_says_so(clinician, patient, half_second, prefer):
+    """FHIR's `Prefer: handling=lenient`: unknown parameters are ignored, the self link names the parameters
+    the search used, and an OperationOutcome entry (search mode `outcome`) names those it left out. It was a
+    400, as without the header (strict stays the default)."""
+    query = {"patient": patient.pk, "foo": "1", "code:text": "heart", "_count": 1, "_sort": "date"}
+    bundle = Bundle.model_validate(_lenient_get(clinician, "/fhir/Observation", query, prefer).json())
+    matches = [entry for entry in bundle.entry if entry.search.mode == "match"]
+    assert [int(entry.resource.id) for entry in matches] == [half_second[0].pk]
+    (outcome,) = [entry.resource for entry in bundle.entry if entry.search.mode == "outcome"]
+    assert [issue.expression for issue in outcome.issue] == [["code:text"], ["foo"]]
+    assert {issue.severity for issue in outcome.issue} == {"warning"}
+    links = {link.relation: link.url for link in bundle.link}
+    for url in links.values():
+        assert "foo" not in url and "code%3Atext" not in url and "code:text" not in url
+    assert f"patient={patient.pk}" in links["self"] and links["self"].startswith("http://testserver/fhir/Observation?")
+    second = Bundle.model_validate(clinician.get(links["next"].removeprefix("http://testserver")).json())
+    assert [int(entry.resource.id) for entry in second.entry] == [half_second[1].pk]
+
+
+def test_strict_handling_still_refuses_unknown_parameters(clinician, patient):
+    for prefer in (None, "handling=strict", "handling=lenientish"):
+        headers = {"HTTP_PREFER": prefer} if prefer else {}
+        response = clinician.get("/fhir/Observation", {"patient": patient.pk, "foo": "1"}, **headers)
+        _refused(response, "foo")
+
+
+def test_a_lenient_search_still_refuses_a_bad_value_of_a_known_parameter(clinician, patient):
+    response = _lenient_get(clinician, "/fhir/Observation", {"patient": patient.pk, "foo": "1", "date": "2024-13"})
+    _refused(response, "date")
+    _refused(_lenient_get(clinician, "/fhir/Observation", {"foo": "1"}), "patient")
+
+
+def test_a_lenient_count_and_posted_search_report_what_they_ignored(clinician, patient, half_second):
+    response = _lenient_get(clinician, "/fhir/Observation", {"patient": patient.pk, "foo": "1", "_summary": "count"})
+    bundle = Bundle.model_validate(response.json())
+    assert bundle.total == 2 and [entry.search.mode for entry in bundle.entry] == ["outcome"]
+    assert bundle.link[0].url == f"http://testserver/fhir/Observation?patient={patient.pk}&_summary=count"
+    response = clinician.post(
+        "/fhir/Patient/_search", "identifier=MRN-000123&identifier:exact=x",
+        content_type="application/x-www-form-urlencoded", HTTP_PREFER="handling=lenient",
+    )  # fmt: skip
+    bundle = Bundle.model_validate(response.json())
+    assert [entry.resource.id for entry in bundle.entry if entry.search.mode == "match"] == [str(patient.pk)]
+    assert bundle.link[0].url == "http://testserver/fhir/Patient"  # a posted search's parameters stay out of URLs

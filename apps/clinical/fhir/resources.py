@@ -156,23 +156,33 @@ def medication_request_resource(request: MedicationRequest) -> dict:
     return resource
 
 
-def searchset(entries: list[dict], base_url: str, self_url: str, next_url: str | None) -> dict:
+def searchset(
+    entries: list[dict], base_url: str, self_url: str, next_url: str | None, *, outcome: dict | None = None
+) -> dict:
+    """A searchset Bundle; `outcome`, an OperationOutcome about the search itself (parameters it ignored), comes
+    last as an entry of search mode `outcome`, as FHIR has servers report them."""
     links = [{"relation": "self", "url": self_url}]
     if next_url:
         links.append({"relation": "next", "url": next_url})
+    matches = [
+        {"fullUrl": f"{base_url}{entry['resourceType']}/{entry['id']}", "resource": entry, "search": {"mode": "match"}}
+        for entry in entries
+    ]
+    if outcome is not None:
+        matches.append({"resource": outcome, "search": {"mode": "outcome"}})
+    return {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": matches}
+
+
+def ignored_parameters_outcome(names: list[str]) -> dict:
+    """What a lenient search (`Prefer: handling=lenient`) left out: one warning per parameter it does not know."""
     return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "link": links,
-        "entry": [
-            {
-                "fullUrl": f"{base_url}{entry['resourceType']}/{entry['id']}",
-                "resource": entry,
-                "search": {"mode": "match"},
-            }
-            for entry in entries
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {"severity": "warning", "code": "not-supported", "diagnostics": "unknown search parameter, ignored "
+             "(Prefer: handling=lenient)", "expression": [name]}
+            for name in names
         ],
-    }
+    }  # fmt: skip
 
 
 def operation_outcome(status_code: int, diagnostics: str, expression: str | None = None) -> dict:

@@ -92,6 +92,16 @@ def _store_search(resource_type: str, kept: dict, owner: str) -> str:
     return key
 
 
+def _lenient(request: Request) -> bool:
+    """Whether the client asked, in FHIR's `Prefer: handling=lenient`, that unknown parameters be ignored
+    rather than refused (strict, this server's default)."""
+    preferences = request.headers.get("Prefer", "")
+    return any(
+        preference.strip().lower().replace(" ", "") == "handling=lenient"
+        for preference in re.split(r"[,;]", preferences)
+    )
+
+
 def _readable_form(request: Request) -> QueryDict:
     """A refused POST's form body, or nothing where it cannot be read: the refusal stands either way."""
     if request.method != "POST":
@@ -436,6 +446,13 @@ class FhirSearchView(FhirMixin, PhiAPIView):
             return []
 
     def search(self, request: Request, params, posted: bool = False) -> Response:
+        ignored = []
+        if _lenient(request):  # FHIR: ignore the parameters it does not know, and say which in the Bundle
+            ignored = sorted(set(params) - set(self.search_params) - COMMON_PARAMS)
+            if ignored:
+                params = params.copy()
+                for name in ignored:
+                    del params[name]
         for name in params:
             values = params.getlist(name)
             if len(values) > 1 and name not in REPEATABLE_PARAMS:
@@ -456,7 +473,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         if summary not in SUMMARIES:
             raise FhirParamError("_summary", f"supported: {', '.join(SUMMARIES)}")
         if summary == "count" or re.fullmatch(r"0+", params.get("_count", "")):
-            return self.total(request, params, posted)
+            return self.total(request, params, posted, ignored)
         count = parse_count(params.get("_count"), self.default_count)
         page, ordering, patient_id, digest_query = self.find(params, limit=count + 1)
         has_more = len(page) > count
@@ -470,16 +487,29 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         kept = {k: params.getlist(k) for k in params if k not in ("_cursor", "_search")}
         # A posted search keeps its parameters out of URLs: self is the bare type URL, and next pages
         # refer to the parameters by an opaque key kept on the server for a while.
-        self_url = type_url if posted else request.build_absolute_uri()
+        self_url = self.self_url(request, params, posted, ignored)
         next_url = None
         if has_more and page:
             cursor = encode_cursor([getattr(page[-1], field.lstrip("-")) for field in ordering])
             if posted:
                 kept = {"_search": [_store_search(self.resource_type, kept, client_identity(request))]}
             next_url = f"{type_url}?{urlencode({**kept, '_cursor': cursor}, doseq=True)}"
-        return Response(resources.searchset([self.to_resource(row) for row in page], base, self_url, next_url))
+        outcome = resources.ignored_parameters_outcome(ignored) if ignored else None
+        entries = [self.to_resource(row) for row in page]
+        return Response(resources.searchset(entries, base, self_url, next_url, outcome=outcome))
 
-    def total(self, request: Request, params, posted: bool) -> Response:
+    def self_url(self, request: Request, params, posted: bool, ignored: list[str]) -> str:
+        """The search's own URL: the bare type URL for a posted search (its parameters stay out of URLs), the
+        parameters it used where a lenient search ignored some (FHIR has the self link say what was searched),
+        else the URL as the client sent it."""
+        type_url = f"{self.base_url(request)}{self.resource_type}"
+        if posted:
+            return type_url
+        if ignored:
+            return f"{type_url}?{urlencode(list(params.lists()), doseq=True)}" if params else type_url
+        return request.build_absolute_uri()
+
+    def total(self, request: Request, params, posted: bool, ignored: list[str] = ()) -> Response:
         """`_summary=count` or `_count=0`: how many resources match, in Bundle.total, with no entries and no
         next link, as FHIR defines both. A total is a disclosure too ("is Jane Doe, born 1970-01-01, a patient
         here?"): its record keeps the total as `result_count` and names the patients it was about, as the
@@ -500,9 +530,10 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         total, patient_ids = self.counted(rows) if patient_id is None else (rows.count(), None)
         self.audit(request, action="search", patient_id=patient_id, patient_ids=patient_ids, result_count=total,
                    query=digest_query or None)  # fmt: skip
-        base = self.base_url(request)
-        self_url = f"{base}{self.resource_type}" if posted else request.build_absolute_uri()
-        return Response({**resources.searchset([], base, self_url, None), "total": total})
+        outcome = resources.ignored_parameters_outcome(list(ignored)) if ignored else None
+        self_url = self.self_url(request, params, posted, list(ignored))
+        bundle = resources.searchset([], self.base_url(request), self_url, None, outcome=outcome)
+        return Response({**bundle, "total": total})
 
     def counted(self, rows: QuerySet) -> tuple[int, list[int] | None]:
         """A count-only search's total and the patients it disclosed, where no one patient scopes it: none
