@@ -37,7 +37,11 @@ const EMPTY: PanelState = { data: null, error: null };
 export default function ServicePage() {
   const { slug = "" } = useParams();
   const [range, setRange] = useState<RangeName>("1h");
-  const [panels, setPanels] = useState<PanelState[]>(PANELS.map(() => EMPTY));
+  // Tagged with the service and range they are of: set empty by the effect only, the first render at a new
+  // address drew the previous service's charts under the new one's name (a frame of another service's figures).
+  const shown = `${slug}\n${range}`;
+  const [loaded, setLoaded] = useState<{ of: string; panels: PanelState[] }>({ of: shown, panels: PANELS.map(() => EMPTY) });
+  const panels = loaded.of === shown ? loaded.panels : PANELS.map(() => EMPTY);
   const service = useJson<Service>(`/api/v1/services/${encodeURIComponent(slug)}/`);
   usePageTitle(service.status === "ready" ? service.data.name : slug);
   // No such service (or not one this user sees): its series would only repeat the 404 as a 400 per panel,
@@ -50,7 +54,8 @@ export default function ServicePage() {
     // One round at a time (a tick while the last is unanswered is skipped): on a server slower than the refresh
     // each tick stacked seven more requests, and an older round answering last replaced a newer one.
     let busy = false;
-    setPanels(PANELS.map(() => EMPTY)); // another service or range: nothing of the older one is shown
+    const of = `${slug}\n${range}`;
+    setLoaded({ of, panels: PANELS.map(() => EMPTY) }); // another service or range: nothing of the older one is shown
     // Each panel on its own: one refused or failing series (the host's, another permission) leaves the others.
     const load = () => {
       if (busy) return;
@@ -59,13 +64,14 @@ export default function ServicePage() {
         (outcomes) => {
           busy = false;
           if (!live) return;
-          setPanels((previous) =>
-            outcomes.map((outcome, i) =>
+          setLoaded((previous) => ({
+            of,
+            panels: outcomes.map((outcome, i) =>
               outcome.status === "fulfilled"
                 ? { data: outcome.value, error: null }
-                : { data: previous[i].data, error: errorState(outcome.reason) },
+                : { data: previous.of === of ? previous.panels[i].data : null, error: errorState(outcome.reason) },
             ),
-          );
+          }));
         },
       );
     };
