@@ -102,3 +102,37 @@ def test_seed_refuses_a_negative_patient_count():
     with pytest.raises(CommandError, match="--patients"):
         _seed("--patients", "-1")
     assert not Patient.objects.exists()
+
+
+def test_a_credentials_file_left_truncated_does_not_stop_the_seed(api, settings):
+    """A run stopped while writing the file left it empty or half-written, and every later run failed on it."""
+    _seed()
+    (settings.VAR_DIR / "demo-credentials.json").write_text('{"admin_password": "x')
+    output = _seed()
+    assert api.get("/api/v1/whoami/", HTTP_AUTHORIZATION=f"Bearer {_token(output)}").status_code == 200
+
+
+def test_a_run_stopped_before_it_wrote_its_credentials_leaves_an_admin_the_next_run_can_print(
+    client, settings, monkeypatch
+):
+    """Stopped after its commit and before its file write, the first run had created the admin with a random
+    password nobody saw or kept: every later run printed "(unchanged ...)" for good."""
+    from apps.core.management.commands import seed_demo
+
+    class StoppedJson:
+        loads = staticmethod(seed_demo.json.loads)
+
+        @staticmethod
+        def dump(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        dumps = dump
+
+    monkeypatch.setattr(seed_demo, "json", StoppedJson)
+    with pytest.raises(KeyboardInterrupt):
+        _seed()
+    monkeypatch.undo()
+    output = _seed()
+    login = client.post("/admin/login/?next=/admin/", {"username": "admin", "password": _password(output)})
+    assert login.status_code == 302 and login["Location"] == "/admin/"
+    assert list(settings.VAR_DIR.iterdir()) == [settings.VAR_DIR / "demo-credentials.json"]

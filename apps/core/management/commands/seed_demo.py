@@ -110,7 +110,7 @@ class Command(BaseCommand):
         if patients < 0:
             raise CommandError("--patients must be 0 or more.")
         credentials_file = Path(settings.VAR_DIR) / "demo-credentials.json"
-        stored = json.loads(credentials_file.read_text()) if credentials_file.is_file() else {}
+        stored = self._read_credentials(credentials_file)
         # Files written before the address was kept: make run's default one.
         seeded_url = stored.get("base_url", DEFAULT_BASE_URL)
 
@@ -145,9 +145,10 @@ class Command(BaseCommand):
             self._ensure_benchmark_plan()
             bundled_deployments_ensure()  # the bundled models, served at /api/v1/inference/<name>/...
             schedules = optimizer_schedules_ensure() + nightly_benchmarks_ensure().created
-
-        credentials_file.write_text(json.dumps({"admin_password": password, "api_token": token, "base_url": base_url}))
-        credentials_file.chmod(0o600)
+            # Written before the commit: a run stopped between the two left an admin whose random password was
+            # neither printed nor kept (the next run could only say "unchanged"). Written and then rolled
+            # back, the file names credentials that no longer exist, and the next run makes new ones.
+            _write_private(credentials_file, {"admin_password": password, "api_token": token, "base_url": base_url})
 
         self.stdout.write(f"Services: {Service.objects.count()} ({len(created)} new).")
         if patients > 0:
@@ -164,6 +165,20 @@ class Command(BaseCommand):
         self.stdout.write(f"Dashboard: {base_url}/dashboard/")
         self.stdout.write(f"API token ({DEMO_CLIENT_NAME}, scopes {', '.join(DEMO_SCOPES)}):")
         self.stdout.write(f"  curl -H 'Authorization: Bearer {token}' {base_url}/api/v1/whoami/")
+
+    def _read_credentials(self, credentials_file: Path) -> dict:
+        """What the last run wrote; nothing when the file is unreadable (a run stopped while an older version
+        wrote it): its admin password is then unknown, its token is rotated."""
+        if not credentials_file.is_file():
+            return {}
+        try:
+            stored = json.loads(credentials_file.read_text())
+        except (OSError, ValueError):
+            stored = None
+        if not isinstance(stored, dict):
+            self.stderr.write(f"{credentials_file} is unreadable: its credentials are made again.")
+            return {}
+        return stored
 
     def _ensure_patients(self, count: int) -> None:
         """Patients for the APIs, the dashboard and the load plan to show: the demo seed's first `count`, each
@@ -242,6 +257,25 @@ class Command(BaseCommand):
             return token
         # Only the hash is stored, so a demo token we no longer know is rotated to print a fresh one.
         return api_client_rotate(client=client).token
+
+
+def _write_private(path: Path, content: dict) -> None:
+    """`content` as JSON in `path`, readable by its owner only from its first byte (write_text then chmod left
+    the password world-readable in between) and whole or not at all (a stop half-way left a truncated file)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(descriptor, 0o600)  # a leftover of a stopped run keeps its mode through O_CREAT
+        with os.fdopen(descriptor, "w") as file:
+            descriptor = None
+            json.dump(content, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(partial, path)
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
+        partial.unlink(missing_ok=True)
 
 
 DEMO_SEED = 1  # load_synthetic's default: the demo's MRNs are S001-0000000 onwards
