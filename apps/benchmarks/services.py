@@ -69,10 +69,13 @@ def benchmark_run_create(*, plan: BenchmarkPlan, requested_by: str = "") -> Benc
 
 def load_digest(plan: BenchmarkPlan, stages: list) -> str:
     """What shapes the load, and so the latencies: a run is compared only with runs of the same (ten times
-    the users is slower by design, not a regression)."""
+    the users is slower by design, not a regression). The token's scopes too: they decide which requests of
+    the mix succeed, and only successes are latencies (a scope added turned an endpoint's fast 403s into
+    its real answers, a "regression" of the same service)."""
     load = {
         "kind": plan.kind, "stages": stages, "requests": plan.requests, "arrival_rate": plan.arrival_rate,
         "generator_processes": plan.generator_processes, "target": plan.service.base_url,
+        "scopes": sorted(plan.scopes) if isinstance(plan.scopes, list) else plan.scopes,
     }  # fmt: skip
     return hashlib.sha256(json.dumps(load, sort_keys=True).encode()).hexdigest()
 

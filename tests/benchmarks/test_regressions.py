@@ -71,6 +71,23 @@ def test_a_run_of_an_edited_plan_is_not_compared_with_the_runs_before_the_edit(p
     assert Regression.objects.filter(run=slower).exists(), slower.findings.get("regression_check")
 
 
+def test_a_run_with_other_scopes_is_not_compared_with_the_runs_before(plan):
+    """The scopes decide which requests succeed, and only successes are latencies: a scope added made an
+    endpoint's fast 403s its real (slower) answers, flagged as a regression of an unchanged service."""
+    for _ in range(3):
+        _recorded(plan, _samples(10))
+    plan.scopes = [*plan.scopes, "clinical:write"]
+    plan.save()
+    run = _recorded(plan, _samples(30))
+    assert not Regression.objects.exists(), run.findings.get("regression_check")
+    plan.scopes = list(reversed(plan.scopes))  # the same scopes in another order are the same load
+    plan.save()
+    for _ in range(2):
+        _recorded(plan, _samples(30))
+    slower = _recorded(plan, _samples(40))
+    assert Regression.objects.filter(run=slower).exists(), slower.findings.get("regression_check")
+
+
 def test_failed_requests_are_left_out_of_the_baseline_as_of_the_run(plan):
     """The baseline kept every sample, fast failures (401s, 503s) included, while the run kept its
     successes only: a baseline of 60% 1 ms failures made an unchanged 10 ms service a +900% regression."""
