@@ -133,3 +133,26 @@ describe("usePatientWindow, a search changed or the page left while requests wai
     expect(signals.every((signal) => signal.aborted)).toBe(true);
   });
 });
+
+describe("usePatientWindow, a new search's first render", () => {
+  it("never returns the older search's rows or count under the new name", async () => {
+    const server = fakeServer(300);
+    const load = vi.fn(async (name: string, offset: number, limit: number) =>
+      name === "smi" ? new Promise<PatientWindow>(() => undefined) : server(name, offset, limit),
+    );
+    const seen: { name: string; rows: number; count: number | null }[] = [];
+    const { result, rerender } = renderHook(
+      ({ name }) => {
+        const state = usePatientWindow(name, { load });
+        seen.push({ name, rows: state.rows.size, count: state.count });
+        return state;
+      },
+      { initialProps: { name: "" } },
+    );
+    await waitFor(() => expect(result.current.rows.size).toBe(BLOCK));
+    rerender({ name: "smi" });
+    await waitFor(() => expect(result.current.count).toBeNull());
+    // The render with the new name returned the whole list's first 100 patients as if they matched "smi".
+    expect(seen.filter((render) => render.name === "smi" && (render.rows > 0 || render.count !== null))).toEqual([]);
+  });
+});

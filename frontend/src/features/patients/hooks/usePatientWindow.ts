@@ -11,6 +11,8 @@ export const BLOCK = 100;
  */
 export const MAX_BLOCKS = 20;
 
+const NO_ROWS: Map<number, Patient> = new Map();
+
 export interface PatientWindowState {
   count: number | null;
   rows: Map<number, Patient>;
@@ -32,6 +34,9 @@ export function usePatientWindow(
   const [rows, setRows] = useState<Map<number, Patient>>(new Map());
   const [error, setError] = useState<PatientWindowState["error"]>(null);
   const [limitedFor, setLimitedFor] = useState<number | null>(null);
+  // The search the state above is of: until the effect has reset it for a new one, the render with the new
+  // name returned the older search's rows and count, other patients shown as if they matched.
+  const [shownFor, setShownFor] = useState(name);
   const requested = useRef(new Set<number>());
   const loaded = useRef(new Set<number>());
   const timer = useRef<number | undefined>(undefined);
@@ -99,6 +104,7 @@ export function usePatientWindow(
     setCount(null);
     setError(null);
     setLimitedFor(null);
+    setShownFor(name);
     fetchBlock(0);
     return () => {
       generation.current += 1; // whatever of this search still arrives is dropped
@@ -106,7 +112,7 @@ export function usePatientWindow(
       mine.retries.forEach((retry) => window.clearTimeout(retry));
       window.clearTimeout(timer.current); // a scroll's debounce would fetch for this search
     };
-  }, [fetchBlock]);
+  }, [fetchBlock, name]);
 
   const onRange = useCallback(
     (first: number, last: number) => {
@@ -118,5 +124,6 @@ export function usePatientWindow(
     [fetchBlock, debounceMs],
   );
 
+  if (shownFor !== name) return { count: null, rows: NO_ROWS, error: null, limitedFor: null, onRange };
   return { count, rows, error, limitedFor, onRange };
 }
