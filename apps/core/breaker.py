@@ -80,7 +80,11 @@ class CircuitBreaker:
             if self._probing or self._failed_at is None:
                 return
             self._probing = True
-        threading.Thread(target=self._probe, name=f"probe {self.name}", daemon=True).start()
+        try:
+            threading.Thread(target=self._probe, name=f"probe {self.name}", daemon=True).start()
+        except RuntimeError:  # "can't start new thread" (a process at its thread limit): the next caller retries
+            self._probing = False
+            logger.warning("%s: could not start its probe thread; trying again on the next call", self.name)
 
     def _probe(self) -> None:
         try:

@@ -1,0 +1,72 @@
+"""The circuit breaker of the shared cache and the metrics database: open from a failure, closed again by a
+probe that runs in the background, never in a caller's thread."""
+
+import threading
+import time
+
+import pytest
+
+from apps.core.breaker import CircuitBreaker
+
+
+def _wait_for(predicate, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_a_breaker_closes_once_its_probe_succeeds():
+    breaker = CircuitBreaker(lambda: None, name="test dependency", open_seconds=0)
+    breaker.failure()
+    assert breaker.available() is False  # the probe is started, the caller told "not yet"
+    assert _wait_for(lambda: breaker.state == CircuitBreaker.CLOSED)
+    assert breaker.available() is True and breaker.trips == 1
+
+
+def test_a_probe_thread_that_could_not_start_is_tried_again(monkeypatch):
+    """A process at its thread limit ("can't start new thread") left the breaker marked as probing, with no
+    probe running: it stayed open for good, whatever the dependency did. The limit itself is simulated."""
+    breaker = CircuitBreaker(lambda: None, name="test dependency", open_seconds=0)
+    breaker.failure()
+    real_start = threading.Thread.start
+
+    def refused(thread):
+        if thread.name.startswith("probe "):
+            raise RuntimeError("can't start new thread")
+        return real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    assert breaker.available() is False
+    monkeypatch.undo()
+    assert breaker.available() is False
+    assert _wait_for(lambda: breaker.state == CircuitBreaker.CLOSED)
+
+
+def test_concurrent_callers_start_one_probe_and_a_failing_probe_keeps_it_open():
+    started = []
+    release = threading.Event()
+
+    def probe():
+        started.append(1)
+        release.wait(5)
+        raise ConnectionError("still down")
+
+    breaker = CircuitBreaker(probe, name="test dependency", open_seconds=0)
+    breaker.failure()
+    callers = [threading.Thread(target=breaker.available) for _ in range(20)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join()
+    assert _wait_for(lambda: started)
+    release.set()
+    assert _wait_for(lambda: not breaker._probing)
+    assert len(started) == 1 and breaker.state == CircuitBreaker.OPEN and breaker.trips == 1
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs(caplog):
+    caplog.set_level("ERROR", logger="apps.core.breaker")
