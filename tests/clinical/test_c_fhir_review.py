@@ -150,3 +150,14 @@ def test_a_lenient_count_and_posted_search_report_what_they_ignored(clinician, p
     bundle = Bundle.model_validate(response.json())
     assert [entry.resource.id for entry in bundle.entry if entry.search.mode == "match"] == [str(patient.pk)]
     assert bundle.link[0].url == "http://testserver/fhir/Patient"  # a posted search's parameters stay out of URLs
+
+
+def test_an_id_with_a_leading_zero_names_no_patient(clinician, patient):
+    """FHIR ids are strings: `Patient/0<id>` answered the patient whose id is `<id>`, a resource whose id is not
+    the one read (and `_id=0<id>` found it too)."""
+    padded = f"0{patient.pk}"
+    response = clinician.get(f"/fhir/Patient/{padded}")
+    assert response.status_code == 404 and OperationOutcome.model_validate(response.json()).issue[0].code == "not-found"
+    _refused(clinician.get("/fhir/Patient", {"_id": padded}), "_id")
+    _refused(clinician.get("/fhir/Observation", {"patient": f"Patient/{padded}"}), "patient")
+    assert clinician.get(f"/fhir/Patient/{patient.pk}").json()["id"] == str(patient.pk)

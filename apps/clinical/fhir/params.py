@@ -14,7 +14,10 @@ from django.conf import settings
 from django.db.models import Q
 
 MAX_COUNT = 1000
-_ID = re.compile(r"[0-9]{1,18}")  # ASCII digits only: "²".isdigit() is True, int("²") fails
+# ASCII digits only ("²".isdigit() is True, int("²") fails), as the server writes ids: no leading zero, since
+# FHIR ids are strings and "007" is not the id "7".
+ID_PATTERN = r"[1-9][0-9]{0,17}"
+_ID = re.compile(ID_PATTERN)
 
 
 class FhirParamError(ValueError):
@@ -77,7 +80,7 @@ def parse_tokens(parameter: str, raw: str) -> list[Token]:
 def parse_reference(parameter: str, raw: str, resource_type: str) -> int:
     """`123` or `Patient/123` -> 123."""
     value = raw[len(resource_type) + 1 :] if raw.startswith(f"{resource_type}/") else raw
-    if not _ID.fullmatch(value) or int(value) == 0:
+    if not _ID.fullmatch(value):
         raise FhirParamError(parameter, f"expected a {resource_type} id or reference ({resource_type}/<id>)")
     return int(value)
 

@@ -47,6 +47,7 @@ from apps.clinical.codes import LOINC, OBSERVATION_CATEGORY, OBSERVATION_CODES, 
 from apps.clinical.fhir import resources
 from apps.clinical.fhir.params import (
     DATE_PREFIX_BOUNDS,
+    ID_PATTERN,
     MAX_COUNT,
     SUPPORTED_DATE_PREFIXES,
     FhirParamError,
@@ -373,7 +374,7 @@ class PatientReadView(FhirMixin, PhiAPIView):
         },
     )  # fmt: skip
     def get(self, request: Request, patient_id: str) -> Response:
-        if not re.fullmatch(r"[0-9]{1,18}", patient_id):
+        if not re.fullmatch(ID_PATTERN, patient_id):  # Patient/007 is not Patient/7
             raise NotFound(f"Patient/{patient_id[:64]} does not exist.")
         card = selectors.patient_card(patient_id=int(patient_id))  # through the patient_data cache
         if card is None:
