@@ -18,6 +18,7 @@ from apps.accounts.services import (
     api_client_rotate,
     api_client_update,
     validate_application_scopes,
+    validate_expires_at,
 )
 
 
@@ -46,6 +47,16 @@ class ApiClientAdmin(admin.ModelAdmin):
                 if missing:
                     raise ValidationError(f"You may give a client only scopes you hold; not {', '.join(missing)}.")
                 return scopes
+
+            def clean_expires_at(self):
+                """An expiry the edit sets is within ten years (one it leaves as stored is not checked again)."""
+                expires_at = self.cleaned_data.get("expires_at")
+                if expires_at != self.instance.expires_at:
+                    try:
+                        validate_expires_at(expires_at)
+                    except ValidationError as invalid:
+                        raise ValidationError(invalid.message_dict["expires_at"]) from None
+                return expires_at
 
         return ApiClientForm
 

@@ -7,7 +7,7 @@ import secrets
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -77,6 +77,19 @@ def validate_application_scopes(scopes: list[str], *, before: Iterable[str] = ()
     return cleaned
 
 
+# Ten years: a longer-lived token is a forgotten one, and near year 9999 a time in the hospital's zone is past
+# year 10,000 in UTC (stored by PostgreSQL, unreadable by Python: every read of the client fails).
+MAX_EXPIRES_DAYS = 3650
+
+
+def validate_expires_at(expires_at: datetime | None) -> datetime | None:
+    if expires_at is not None and expires_at > timezone.now() + timedelta(days=MAX_EXPIRES_DAYS):
+        raise ValidationError(
+            {"expires_at": f"A token expires within ten years ({MAX_EXPIRES_DAYS} days); leave it empty for never."}
+        )
+    return expires_at
+
+
 # The names of the benchmark runner's own short-lived tokens (`benchmark-run-<run>-<attempt>`): the runner revokes
 # every client so named when its run ends, and creates them under names that must be free.
 RUNNER_CLIENT_NAME_PREFIX = "benchmark-run-"
@@ -139,7 +152,7 @@ def api_client_create(
         name=validate_client_name(name),
         description=description,
         scopes=validate_scopes(scopes),
-        expires_at=expires_at,
+        expires_at=validate_expires_at(expires_at),
         token_prefix=prefix,
         token_hash=token_hash(token),
     )
@@ -202,6 +215,8 @@ def api_client_update(*, client: ApiClient, **fields) -> ApiClient:
         raise TypeError(f"Not updatable on ApiClient: {', '.join(sorted(unknown))}")
     if "scopes" in fields:
         fields["scopes"] = validate_application_scopes(fields["scopes"], before=client.scopes)
+    if "expires_at" in fields:
+        validate_expires_at(fields["expires_at"])
     for name, value in fields.items():
         setattr(client, name, value)
     client.full_clean()

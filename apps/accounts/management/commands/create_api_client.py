@@ -6,14 +6,12 @@ from django.utils import timezone
 
 from apps.accounts.scopes import SCOPES
 from apps.accounts.services import (
+    MAX_EXPIRES_DAYS,
     RUNNER_ONLY_SCOPES,
     api_client_create,
     validate_application_name,
     validate_application_scopes,
 )
-
-# Ten years: a longer-lived token is a forgotten one (and past year 9999 the date overflows).
-MAX_EXPIRES_DAYS = 3650
 
 
 class Command(BaseCommand):

@@ -4,10 +4,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.management.commands.create_api_client import MAX_EXPIRES_DAYS
 from apps.accounts.management.lookup import client_named
 from apps.accounts.models import ApiClient
-from apps.accounts.services import api_client_rotate
+from apps.accounts.services import MAX_EXPIRES_DAYS, api_client_rotate
 
 
 class Command(BaseCommand):
