@@ -107,3 +107,24 @@ describe("useAuditTrail", () => {
     await waitFor(() => expect(result.current.error).toEqual({ message: "You do not have permission to perform this action.", code: 403 }));
   });
 });
+
+describe("useAuditTrail, a new filter's first render", () => {
+  it("never returns the older filter's events under the new one", async () => {
+    const server = controlledServer();
+    const seen: { url: string; events: number; loading: boolean }[] = [];
+    const { result, rerender } = renderHook(
+      ({ url }) => {
+        const state = useAuditTrail(url, { load: server.load });
+        seen.push({ url, events: state.events.length, loading: state.loading });
+        return state;
+      },
+      { initialProps: { url: "/audit?t=Patient" } },
+    );
+    await server.call("/audit?t=Patient").answer({ next: null, results: [event(1, "Patient"), event(2, "Patient")] });
+    expect(result.current.events).toHaveLength(2);
+    rerender({ url: "/audit?t=Observation" });
+    await waitFor(() => expect(result.current.loading).toBe(true));
+    // The render with the new filter returned the Patient events, not loading, as if they were Observations.
+    expect(seen.filter((render) => render.url === "/audit?t=Observation" && (render.events > 0 || !render.loading))).toEqual([]);
+  });
+});

@@ -15,6 +15,8 @@ export interface AuditTrailState {
   onRange: (first: number, last: number) => void;
 }
 
+const NO_EVENTS: AuditEvent[] = [];
+
 interface Query {
   controller: AbortController;
   retry?: number;
@@ -31,6 +33,9 @@ export function useAuditTrail(url: string, { load = fetchAuditPage }: { load?: t
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState<AuditTrailState["error"]>(null);
   const [limitedFor, setLimitedFor] = useState<number | null>(null);
+  // The query the state above is of: until the effect had reset it for a new URL, the render with the new
+  // filter returned the older filter's events, not loading, as if they matched.
+  const [shownFor, setShownFor] = useState(url);
   const current = useRef<Query | null>(null);
   const busy = useRef(false); // one page at a time
 
@@ -74,6 +79,7 @@ export function useAuditTrail(url: string, { load = fetchAuditPage }: { load?: t
     setError(null);
     setLimitedFor(null);
     setLoading(true);
+    setShownFor(url);
     fetchPage(url, true);
     return () => {
       mine.controller.abort();
@@ -89,5 +95,6 @@ export function useAuditTrail(url: string, { load = fetchAuditPage }: { load?: t
     [next, events.length, fetchPage],
   );
 
+  if (shownFor !== url) return { events: NO_EVENTS, loading: true, hasMore: false, error: null, limitedFor: null, onRange };
   return { events, loading, hasMore: next !== null, error, limitedFor, onRange };
 }
