@@ -73,10 +73,18 @@ class VitalsInputSerializer(SinceUntilMixin, serializers.Serializer):
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
     latest = serializers.BooleanField(required=False, default=False, help_text="Only the newest of each code.")
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100,
+                                     help_text="The newest N; not with latest=true.")  # fmt: skip
 
     def validate_code(self, value: str) -> list[str]:
         return _codes(value, VITAL_SIGNS)
+
+    def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)
+        # The latest of each code is one row a code, not the newest N: a limit given with it would be dropped.
+        if attrs["latest"] and "limit" in self.initial_data:
+            raise serializers.ValidationError({"limit": "Not with latest=true, which answers one row per code."})
+        return attrs
 
 
 class ObservationOutputSerializer(serializers.ModelSerializer):
