@@ -20,8 +20,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_safe  # GET, and HEAD for probes that send it
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Readiness: every dependency with its status and latency; 503 when a required one is down."""
+    """Readiness: every dependency with its status and latency; 503 when a required one is down. The details
+    (a failed check's error, which names hosts and ports, the pool's figures, the worker's pod name) go only to
+    callers who may read /metrics: the probe is unauthenticated, and the ingress serves it to anyone."""
+    from apps.metrics.views import _allowed as may_read_metrics
+
     overall, checks = readiness_report()
+    if not may_read_metrics(request):
+        checks = {name: {k: v for k, v in check.items() if k != "detail"} for name, check in checks.items()}
     return JsonResponse({"status": overall, "checks": checks}, status=503 if overall == ERROR else 200)
 
 

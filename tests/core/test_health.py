@@ -146,3 +146,19 @@ def test_readyz_is_degraded_while_the_audit_partition_task_has_given_up(client):
     assert client.get("/readyz").status_code == 200 and body["status"] == "degraded"
     assert body["checks"]["audit_partitions"]["status"] == "degraded"
     assert "gave up" in body["checks"]["audit_partitions"]["detail"]
+
+
+def test_readyz_tells_an_outside_caller_each_status_but_no_detail(client, settings):
+    """The details name hosts and ports of a failed dependency, the pool's figures and the worker's pod: an
+    unauthenticated caller through the ingress read them all."""
+    worker_heartbeat_record(hostname="celery@worker-pod-7f9c")
+    outside = client.get("/readyz", REMOTE_ADDR="203.0.113.9")
+    assert outside.status_code == 200
+    body = outside.json()
+    assert body["checks"]["worker"]["status"] == "ok" and body["checks"]["database"]["latency_ms"] >= 0
+    assert "worker-pod-7f9c" not in outside.content.decode()
+    assert not any("detail" in check for check in body["checks"].values())
+    assert "worker-pod-7f9c" in client.get("/readyz").json()["checks"]["worker"]["detail"]  # loopback: allowed
+    settings.METRICS_TOKEN = "t" * 40
+    with_token = client.get("/readyz", REMOTE_ADDR="203.0.113.9", HTTP_AUTHORIZATION=f"Bearer {'t' * 40}")
+    assert "worker-pod-7f9c" in with_token.json()["checks"]["worker"]["detail"]
