@@ -161,3 +161,21 @@ def test_an_id_with_a_leading_zero_names_no_patient(clinician, patient):
     _refused(clinician.get("/fhir/Patient", {"_id": padded}), "_id")
     _refused(clinician.get("/fhir/Observation", {"patient": f"Patient/{padded}"}), "patient")
     assert clinician.get(f"/fhir/Patient/{patient.pk}").json()["id"] == str(patient.pk)
+
+
+def test_a_get_search_by_identifier_pages_without_the_mrn_in_its_next_link(clinician, patient):
+    """One MRN in two identifier systems: `Patient?identifier=<MRN>&_count=1` has a next page, whose link
+    repeated the MRN (the server writing it into a URL, for the client's access and proxy logs)."""
+    from datetime import date
+
+    from apps.clinical.services import patient_create
+
+    other = patient_create(mrn="MRN-000123", family_name="Okafor", given_name="Ada", birth_date=date(1980, 1, 2),
+                           identifier_system="urn:oid:1.2.3.4")  # fmt: skip
+    first = Bundle.model_validate(clinician.get("/fhir/Patient", {"identifier": "MRN-000123", "_count": 1}).json())
+    next_url = next(link.url for link in first.link if link.relation == "next")
+    assert next_url.startswith("http://testserver/fhir/Patient?") and "MRN" not in next_url and "_search=" in next_url
+    second = Bundle.model_validate(clinician.get(next_url.removeprefix("http://testserver")).json())
+    ids = [entry.resource.id for entry in first.entry + second.entry]
+    assert ids == [str(patient.pk), str(other.pk)] and not [link for link in second.link if link.relation == "next"]
+    assert all("MRN" not in link.url for link in second.link)

@@ -492,7 +492,9 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         next_url = None
         if has_more and page:
             cursor = encode_cursor([getattr(page[-1], field.lstrip("-")) for field in ordering])
-            if posted:
+            # An MRN is never put in a URL by the server: a GET search by identifier (one MRN in several
+            # systems) pages by an opaque key too, as a posted one does.
+            if posted or "identifier" in kept:
                 kept = {"_search": [_store_search(self.resource_type, kept, client_identity(request))]}
             next_url = f"{type_url}?{urlencode({**kept, '_cursor': cursor}, doseq=True)}"
         outcome = resources.ignored_parameters_outcome(ignored) if ignored else None
