@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote_plus
 
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
@@ -37,16 +38,20 @@ class ClientPrincipal:
         return False
 
 
-# A parameter named access_token, or any parameter whose value has our tokens' shape (a value that merely
-# contains the prefix, an opaque paging key say, is not one).
-_TOKEN_IN_QUERY = re.compile(rf"(?:^|&)access_token=|(?:^|=){TOKEN_PREFIX}_[0-9a-f]{{8}}_")
+# A parameter named access_token, or our token's shape anywhere in the decoded query string (a header copied
+# into it, "Authorization=Bearer+cpk_...", or a token percent-encoded). A value that merely contains the prefix,
+# an opaque paging key say, is not one: the prefix must not follow a letter or digit, and a secret follows it.
+_ACCESS_TOKEN_PARAMETER = re.compile(r"(?:^|&)access_token=")
+_TOKEN_SHAPE = re.compile(rf"(?<![0-9A-Za-z]){TOKEN_PREFIX}_[0-9a-f]{{8}}_[A-Za-z0-9_-]{{20,}}")
 
 
 def _token_in_url(request: Request) -> bool:
     """Whether the query string carries one of our tokens (RFC 6750's `access_token=`, or under any name):
     refused with its own code rather than ignored, so the client learns to stop and to rotate it."""
     query = request.META.get("QUERY_STRING", "")
-    return bool(query) and _TOKEN_IN_QUERY.search(query) is not None
+    if not query:
+        return False
+    return bool(_ACCESS_TOKEN_PARAMETER.search(query) or _TOKEN_SHAPE.search(unquote_plus(query)))
 
 
 class BearerTokenAuthentication(BaseAuthentication):

@@ -37,11 +37,23 @@ def test_wrong_or_malformed_token_is_401(api, issue_token, header):
     assert response.json()["code"] in {"invalid_token", "malformed_token"}
 
 
-@pytest.mark.parametrize("query", ["access_token={token}", "token={token}", "limit=5&key={token}"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "access_token={token}",
+        "token={token}",
+        "limit=5&key={token}",
+        # A header copied into the query string, and a token percent-encoded: both were ignored, never refused.
+        "Authorization=Bearer+{token}",
+        "auth=Bearer%20{token}",
+        "key={encoded}",
+        "{token}",
+    ],
+)
 def test_a_token_in_the_url_is_refused_with_its_own_code_and_not_logged(api, issue_token, caplog, query):
     token = issue_token("patient:read")
     caplog.set_level("DEBUG")
-    response = api.get("/scoped/?" + query.format(token=token))
+    response = api.get("/scoped/?" + query.format(token=token, encoded=token.replace("_", "%5F")))
     assert response.status_code == 401
     assert response.json()["code"] == "token_in_url" and "rotate it" in response.json()["detail"]
     assert not any(token in record.getMessage() for record in caplog.records)
