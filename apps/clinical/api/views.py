@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
@@ -235,8 +234,12 @@ class PatientVitalsView(PhiAPIView):
         reject_unknown_params(request, [])
         # The body first: its errors (unparsable, wrong type, a bad field) answer alike for any patient id.
         fields = dict(validated_body(request, s.ObservationCreateInputSerializer))
-        _patient_or_404(self, request, patient_id)
-        patient = get_object_or_404(Patient, pk=patient_id, is_deleted=False)
+        # The row itself, not the cached card: a card cached before a delete whose invalidation is still on its way
+        # would pass, and the lookup's own 404 then went unrecorded.
+        patient = Patient.objects.filter(pk=patient_id, is_deleted=False).first()
+        if patient is None:
+            self.audit(request, action="read", resource_type="Patient", resource_id=patient_id, outcome="not_found")
+            raise NotFound("No such patient.")
         # Refused after the patient was found (a missing one is audited as such): kept, or the two answers
         # would tell an existing patient from a missing one unrecorded.
         with self.refusal_audited(request, action="create", patient_id=patient.pk):
