@@ -112,6 +112,16 @@ class BenchmarkRunAdmin(ServiceVisibilityAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def get_queryset(self, request: HttpRequest):
+        """The list reads no run's report or samples (a page of 100 runs read megabytes it never shows)."""
+        runs = super().get_queryset(request)
+        match = request.resolver_match
+        if match is not None and match.url_name and match.url_name.endswith("_changelist"):
+            from apps.benchmarks.selectors import RUN_DETAIL_FIELDS
+
+            runs = runs.defer(*RUN_DETAIL_FIELDS, "summary", "error")
+        return runs
+
     @admin.display(description="Report")
     def report(self, run: BenchmarkRun) -> str:
         return format_html('<a href="/benchmarks/runs/{}/report/">open</a>', run.pk) if run.is_finished else "-"

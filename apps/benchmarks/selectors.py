@@ -5,6 +5,9 @@ from __future__ import annotations
 from apps.benchmarks.models import BenchmarkRun, Regression
 from apps.services.selectors import of_visible_services
 
+# A run's heavy columns: its report and what only its own page draws.
+RUN_DETAIL_FIELDS = ("report_html", "findings", "histogram", "timeline", "endpoints", "verdicts")
+
 
 def service_knee_rps(service) -> float | None:
     """The knee (highest req/s inside the gates) of the service's last successful stress run."""
@@ -50,8 +53,11 @@ def _run_json(run: BenchmarkRun) -> dict:
 def benchmark_runs(
     *, plan_id: int | None = None, limit: int = 50, visible_services: frozenset[int] | None = None
 ) -> list[dict]:
-    """The latest runs (newest first), with their summary and any regression they showed."""
-    runs = BenchmarkRun.objects.select_related("plan__service").prefetch_related("regressions__plan")
+    """The latest runs (newest first), with their summary and any regression they showed. Without the
+    columns the list never shows: up to 500 runs each read its stored report, its samples (findings) and its
+    timeline, megabytes per page."""
+    runs = BenchmarkRun.objects.defer(*RUN_DETAIL_FIELDS).select_related("plan__service")
+    runs = runs.prefetch_related("regressions__plan")
     runs = of_visible_services(runs, visible_services, "plan__service")
     if plan_id is not None:
         runs = runs.filter(plan_id=plan_id)

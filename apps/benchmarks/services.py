@@ -400,6 +400,7 @@ def regressions_detect(*, run: BenchmarkRun, samples: list[list]) -> Regression 
         )
         .exclude(pk=run.pk)
         .order_by("-created_at")
+        .only("pk", "created_at", "summary", "findings")
     )
     # Runs with too few successful requests (a target that was down) say nothing of its latency.
     baseline_runs = [
