@@ -29,9 +29,15 @@ def parse_trusted_proxies(entries: Iterable[str]) -> tuple[Network, ...]:
         if not entry:
             continue
         try:
-            networks.append(ipaddress.ip_network(entry, strict=False))
+            network = ipaddress.ip_network(entry, strict=False)
         except ValueError as exc:
             raise ImproperlyConfigured(f"TRUSTED_PROXIES: {entry!r} is not an address or a CIDR network") from exc
+        mapped = network.network_address.ipv4_mapped if network.version == 6 else None
+        if mapped is not None and network.prefixlen >= 96:
+            # ::ffff:10.42.0.0/112, as a dual-stack socket shows the proxy: addresses are compared as IPv4 (see
+            # _address), so the IPv6 form matched no connection and every request was the proxy's own.
+            network = ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+        networks.append(network)
     return tuple(networks)
 
 

@@ -60,3 +60,13 @@ def test_a_phi_read_through_the_ingress_is_audited_with_the_callers_address(issu
         "198.51.100.23",
         "203.0.113.9",
     ]
+
+
+@pytest.mark.parametrize("proxies", [["::ffff:10.42.0.0/112"], ["::ffff:10.42.0.7"]])
+def test_a_proxy_named_in_its_ipv4_mapped_form_is_trusted(proxies):
+    """A dual-stack socket shows the ingress as ::ffff:10.42.0.7, and naming it so matched no connection: every
+    request was attributed to the ingress (one rate-limit quota, its lockouts, its address in the audit trail)."""
+    trusted = parse_trusted_proxies(proxies)
+    assert client_address("::ffff:10.42.0.7", "198.51.100.1", trusted) == "198.51.100.1"
+    assert client_address("10.42.0.7", "198.51.100.1", trusted) == "198.51.100.1"
+    assert client_address("::ffff:10.43.0.7", "198.51.100.1", trusted) == "::ffff:10.43.0.7"
