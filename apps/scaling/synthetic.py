@@ -31,6 +31,13 @@ def expected_request_rate(index: pd.DatetimeIndex, *, peak_rps: float = 120.0) -
     return peak_rps * shape * quiet * trend
 
 
+def _draws(seed: int, hours: np.ndarray, count: int) -> np.ndarray:
+    """`count` uniform draws in (0, 1) for each absolute hour (hours since the epoch): an hour reads the same
+    whatever window it falls in. Drawn in sequence over the window, every hour of the history changed each
+    time the window moved on, so yesterday's forecast was laid over actuals that were not yesterday's."""
+    return np.array([np.random.default_rng([seed, int(hour)]).random(count) for hour in hours]).reshape(-1, count)
+
+
 def hospital_traffic(
     *,
     end: pd.Timestamp,
@@ -41,24 +48,33 @@ def hospital_traffic(
     time_zone: str = "UTC",
 ) -> pd.DataFrame:
     """Hourly request rate, CPU %, memory % and p95 response time ending at `end` (exclusive), of a hospital
-    whose day runs on `time_zone`'s clock."""
+    whose day runs on `time_zone`'s clock. Each hour's noise and surges belong to the hour: a later window
+    repeats the hours it shares with an earlier one."""
+    from scipy.special import gammaincinv, ndtri
+
     seed = zlib.crc32(seed.encode()) if isinstance(seed, str) else seed
-    rng = np.random.default_rng(seed)
     end = end.tz_localize("UTC") if end.tzinfo is None else end
     last = end.tz_convert("UTC").floor("h") - pd.Timedelta(hours=1)
     index = pd.date_range(end=last, periods=hours, freq="h").tz_convert(time_zone)
-    surge = np.ones(hours)
-    for start in np.flatnonzero(rng.random(hours) < surges_per_week / 168):
-        length = int(rng.integers(2, 5))
-        surge[start : start + length] *= rng.uniform(1.8, 2.6)
-    rate = expected_request_rate(index, peak_rps=peak_rps) * surge * rng.lognormal(0, 0.08, hours)
+    absolute = ((index - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(hours=1)).to_numpy()
+    longest = 4  # a surge lasts 2-4 hours: one that began up to 4 hours before the window reaches into it
+    before = _draws(seed, np.arange(absolute[0] - longest, absolute[0]) if hours else np.arange(0), 3)
+    draws = _draws(seed, absolute, 8)
+    starts = np.concatenate([before, draws[:, :3]])
+    surge = np.ones(longest + hours)
+    for start in np.flatnonzero(starts[:, 0] < surges_per_week / 168):
+        length = 2 + int(starts[start, 1] * 3)
+        surge[start : start + length] *= 1.8 + 0.8 * starts[start, 2]
+    surge = surge[longest:]
+    normal = ndtri(draws[:, 3:7])
+    rate = expected_request_rate(index, peak_rps=peak_rps) * surge * np.exp(0.08 * normal[:, 0])
     load = rate / peak_rps
     return pd.DataFrame(
         {
             "request_rate": rate,
-            "cpu": np.clip(12 + 60 * load + rng.normal(0, 2.5, hours), 0, 100),
-            "memory": np.clip(42 + 18 * load + 4 * ((np.arange(hours) % 168) / 168) + rng.normal(0, 1, hours), 0, 100),
-            "response_time": 60 + 140 * load**3 + rng.gamma(2, 6, hours),
+            "cpu": np.clip(12 + 60 * load + 2.5 * normal[:, 1], 0, 100),
+            "memory": np.clip(42 + 18 * load + 4 * ((absolute % 168) / 168) + normal[:, 2], 0, 100),
+            "response_time": 60 + 140 * load**3 + 6 * gammaincinv(2, draws[:, 7]),
         },
         index=index,
     )
