@@ -77,8 +77,10 @@ def _request_error(request) -> str | None:
     if unknown_fields:
         # Sent as written, "/patients/{mrn}/" made every request a 404: a run of errors, not of the service.
         return f"a path whose only placeholder is {{patient_id}} (not {', '.join(f'{{{f}}}' for f in unknown_fields)})"
-    if "name" in request and not isinstance(request["name"], str):
-        return "a name that is text"
+    if "name" in request and (not isinstance(request["name"], str) or not request["name"].strip()):
+        # A blank name is no name to Locust, which then names each request by its URL: one endpoint row per
+        # patient drawn, each patient's id in the run's endpoints, report and API.
+        return "a name that is text (or no name: the path is its name)"
     method = request.get("method", "GET")
     if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
         return f"an HTTP method ({', '.join(HTTP_METHODS)})"

@@ -205,7 +205,7 @@ def _run_measure(run: BenchmarkRun) -> BenchmarkRun:
         )
         outcome = runner.run_locust(
             base_url=plan.service.base_url.rstrip("/"),
-            requests=[{"name": r.get("name") or r["path"], **r} for r in plan.requests],
+            requests=[{**r, "name": r.get("name") or r["path"]} for r in plan.requests],
             token=client.token,
             patients=patients,
             stages=stages,

@@ -90,6 +90,8 @@ def test_scopes_must_be_a_list_of_known_scopes(service, scopes):
         [{"path": "/x", "method": 5}],
         [{"path": "/x", "method": "TRACE"}],
         [{"path": "/x", "name": ["card"]}],
+        [{"path": "/patients/{patient_id}/", "name": ""}],  # Locust named it by its URL: a row per patient
+        [{"path": "/x", "name": "  "}],
         [{"path": "/x", "wieght": 2}],
         [{"path": "/patients/{mrn}/", "weight": 1}],  # sent as written: every request a 404
         [{"path": "/patients/{patient_id}/{code}", "weight": 1}],
