@@ -183,12 +183,14 @@ def api_client_rotate(*, client: ApiClient, expires_at: datetime | None = None) 
 
 @transaction.atomic
 def api_client_revoke(*, client: ApiClient) -> ApiClient:
-    """Revoke a client's token for good; its requests get 401 from then on."""
-    if client.revoked_at is None:
-        client.revoked_at = timezone.now()
-        client.is_active = False
-        client.save(update_fields=["revoked_at", "is_active"])
+    """Revoke a client's token for good; its requests get 401 from then on. The first revocation's time is kept:
+    one from an instance read before it (revoked_at still None there) changes nothing."""
+    now = timezone.now()
+    if ApiClient.objects.filter(pk=client.pk, revoked_at=None).update(revoked_at=now, is_active=False):
         api_clients_cache.invalidate()
+    stored = ApiClient.objects.filter(pk=client.pk).values("revoked_at", "is_active").first()
+    if stored is not None:  # None: deleted meanwhile
+        client.revoked_at, client.is_active = stored["revoked_at"], stored["is_active"]
     return client
 
 

@@ -46,3 +46,15 @@ def test_a_rotation_from_a_stale_instance_keeps_the_expiry_an_admin_set_meanwhil
     api_client_update(client=ApiClient.objects.get(name="ward-app"), expires_at=soon)
     api_client_rotate(client=stale)
     assert ApiClient.objects.get(name="ward-app").expires_at == soon
+
+
+def test_a_revoke_from_a_stale_instance_keeps_the_first_revocations_time():
+    """revoked_at is when the token stopped working, what an investigation of a leak asks first: a second revoke
+    from an instance read before the first (the command, a benchmark run's clean-up, an admin's action) wrote its
+    own later time over it, as if the token had worked until then."""
+    api_client_create(name="ward-app", scopes=["patient:read"])
+    stale = ApiClient.objects.get(name="ward-app")
+    first = api_client_revoke(client=ApiClient.objects.get(name="ward-app")).revoked_at
+    again = api_client_revoke(client=stale)
+    stored = ApiClient.objects.get(name="ward-app")
+    assert stored.revoked_at == first and again.revoked_at == first and not stored.is_active
