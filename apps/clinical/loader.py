@@ -104,11 +104,31 @@ def _load_range(*, first_index: int, count: int, on_batch, **options) -> LoadRep
     generated = generate_patients(first_index=first_index, count=count, **options)
     while batch := list(itertools.islice(generated, batch_size)):
         before = report.observations
-        with transaction.atomic():
-            writer(batch, report)
+        try:
+            with transaction.atomic():
+                writer(batch, report)
+        except Exception as exc:  # a unique violation: Django's IntegrityError, or psycopg's from COPY (unwrapped)
+            _raise_if_overtaken(batch, options["seed"], exc)
+            raise
         if on_batch:
             on_batch(len(batch), report.observations - before)
     return report
+
+
+def _raise_if_overtaken(batch: list[SyntheticPatient], seed: int, exc: Exception) -> None:
+    """AlreadyLoaded where another load, started after this one checked its range, stored some of the batch's
+    patients first: the refusal a load over an earlier one gets, not the unique violation's traceback."""
+    mrns = [record.patient.mrn for record in batch]
+    try:
+        overtaken = Patient.objects.filter(identifier_system=settings.MRN_SYSTEM, mrn__in=mrns).exists()
+    except Exception:  # noqa: BLE001 - the connection is gone too: the original error says more
+        return
+    if overtaken:
+        first, last = batch[0].patient.index, batch[-1].patient.index
+        raise AlreadyLoaded(
+            f"Another load stored synthetic patients of seed {seed} between index {first} and {last} meanwhile; "
+            f"the batches committed before stay whole. Use another --seed or --first-index."
+        ) from exc
 
 
 def _worker(queue, first_index: int, count: int, options: dict) -> None:
@@ -117,6 +137,8 @@ def _worker(queue, first_index: int, count: int, options: dict) -> None:
             first_index=first_index, count=count, on_batch=lambda p, o: queue.put(("batch", p, o)), **options
         )
         queue.put(("done", report.__dict__, None))
+    except AlreadyLoaded as exc:
+        queue.put(("already", None, str(exc)))
     except Exception as exc:  # noqa: BLE001 - reported to the parent, which fails the load
         queue.put(("error", None, f"{type(exc).__name__}: {exc}"))
     finally:
@@ -148,13 +170,14 @@ def _load_in_processes(workers: int, first_index: int, patients: int, on_batch, 
             finished += 1
             for key in ("patients", "encounters", "observations", "medications"):
                 setattr(report, key, getattr(report, key) + first[key])
-        elif kind == "error":
+        elif kind in ("error", "already"):
             finished += 1
-            errors.append(second)
+            errors.append((kind, second))
     for process in processes:
         process.join()
     if errors:
-        raise RuntimeError("; ".join(errors))
+        message = "; ".join(text for _, text in errors)
+        raise AlreadyLoaded(message) if all(kind == "already" for kind, _ in errors) else RuntimeError(message)
     return report
 
 
