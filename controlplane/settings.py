@@ -114,6 +114,17 @@ def _names(var: str, default=environ.Env.NOTSET) -> list[str]:
     return [entry.strip() for entry in env.list(var, default=default) if entry.strip()]
 
 
+def _require_scheme(var: str, values: list[str], schemes: tuple[str, ...], example: str) -> None:
+    """Each of `values` starts with one of `schemes`: Django compares a CSRF origin with its scheme, so one without
+    never matched (every admin form refused)."""
+    for value in values:
+        if not value.startswith(schemes):
+            raise ImproperlyConfigured(
+                f"The environment variable {var} must start with {' or '.join(schemes)} (e.g. {example}); "
+                f"{value!r} does not."
+            )
+
+
 if DEBUG:
     SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
     ALLOWED_HOSTS = _names("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
@@ -136,7 +147,10 @@ else:
             'the output of `python -c "import secrets; print(secrets.token_urlsafe(50))"`.'
         )
 
-CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_TRUSTED_ORIGINS = _names("CSRF_TRUSTED_ORIGINS", default=[])
+_require_scheme(
+    "CSRF_TRUSTED_ORIGINS", CSRF_TRUSTED_ORIGINS, ("http://", "https://"), "https://controlplane.example.org"
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -269,7 +283,12 @@ DATABASES = {"default": _default_db}
 
 # A read replica: reads go there (controlplane.db_router), writes and migrations to default.
 if env.str("DATABASE_REPLICA_URL", default=""):
-    DATABASES["replica"] = _postgres_options(env.db("DATABASE_REPLICA_URL"))
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    if DATABASES["replica"]["ENGINE"] != "django.db.backends.postgresql":  # it was given PostgreSQL's pool options
+        raise ImproperlyConfigured(
+            "The environment variable DATABASE_REPLICA_URL must be a PostgreSQL URL (a read replica of DATABASE_URL)."
+        )
+    _postgres_options(DATABASES["replica"])
     # Under test the replica is the primary itself, so the router is exercised without a second server.
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 DATABASE_ROUTERS = ["controlplane.db_router.PrimaryReplicaRouter"]
@@ -400,12 +419,22 @@ else:
 # own host, on LIVE_PORT when the live process listens apart (`make run`), else on the page's own
 # origin (an ingress routes /ws/ to the live process).
 LIVE_WEBSOCKET_URL = env.str("LIVE_WEBSOCKET_URL", default="")
-LIVE_PORT = env.int("LIVE_PORT", default=None, minimum=1, maximum=65535)
+# A browser resolves anything else against the page ("cp.example.org/ws" became https://<page host>/cp.example.org/ws).
+_require_scheme(
+    "LIVE_WEBSOCKET_URL",
+    [LIVE_WEBSOCKET_URL] if LIVE_WEBSOCKET_URL else [],
+    ("ws://", "wss://", "http://", "https://", "/"),
+    "wss://controlplane.example.org/ws/metrics/",
+)
 
 # --- Celery ---------------------------------------------------------------------------------------
 _broker_dir = VAR_DIR / "broker"
 # A host named: kombu warns of none on every start otherwise.
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost//")
+if "://" not in CELERY_BROKER_URL:  # not echoed: it carries a password
+    raise ImproperlyConfigured(
+        "The environment variable CELERY_BROKER_URL must be a broker URL, e.g. amqp://user:password@rabbitmq:5672//."
+    )
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for _folder in ("queue", "processed", "control"):
         (_broker_dir / _folder).mkdir(parents=True, exist_ok=True)
@@ -488,6 +517,8 @@ SCALING_APPLY_MAX_ATTEMPTS = env.int("SCALING_APPLY_MAX_ATTEMPTS", default=6, mi
 SCALING_APPLY_STUCK_SECONDS = env.int("SCALING_APPLY_STUCK_SECONDS", default=600, minimum=1)
 # Prometheus for workload history (query_range) and for KEDA's requests-per-pod trigger.
 SCALING_PROMETHEUS_URL = env.str("SCALING_PROMETHEUS_URL", default="")
+_require_scheme("SCALING_PROMETHEUS_URL", [SCALING_PROMETHEUS_URL] if SCALING_PROMETHEUS_URL else [],
+                ("http://", "https://"), "http://prometheus:9090")  # fmt: skip
 SCALING_HISTORY_DAYS = env.int("SCALING_HISTORY_DAYS", default=28, minimum=1)
 SCALING_BACKTEST_FOLDS = env.int("SCALING_BACKTEST_FOLDS", default=3, minimum=1)
 

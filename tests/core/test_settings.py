@@ -195,6 +195,17 @@ def test_a_bad_value_names_its_variable(tmp_path, variable, value, message):
         ("METRICS_ALLOWED_IPS", "127.0.0.1,prometheus", "METRICS_ALLOWED_IPS must list addresses or CIDR networks"),
         ("REDIS_URL", "cache.example:6379", "REDIS_URL must be a Redis URL"),
         ("EMAIL_URL", "smtp.example.org", "EMAIL_URL is not an e-mail URL"),
+        # Without its scheme a CSRF origin never matched: every admin form behind the ingress was refused.
+        (
+            "CSRF_TRUSTED_ORIGINS",
+            "controlplane.example.org",
+            "CSRF_TRUSTED_ORIGINS must start with http:// or https://",
+        ),
+        ("LIVE_WEBSOCKET_URL", "cp.example.org/ws/metrics/", "LIVE_WEBSOCKET_URL must start with ws:// or wss://"),
+        ("SCALING_PROMETHEUS_URL", "prometheus:9090", "SCALING_PROMETHEUS_URL must start with http:// or https://"),
+        ("CELERY_BROKER_URL", "rabbitmq:5672", "CELERY_BROKER_URL must be a broker URL"),
+        # Given PostgreSQL's pool options, a SQLite replica failed every read routed to it.
+        ("DATABASE_REPLICA_URL", "sqlite:////tmp/replica.db", "DATABASE_REPLICA_URL must be a PostgreSQL URL"),
     ],
 )
 def test_a_value_out_of_its_range_stops_start_up_naming_its_variable(tmp_path, variable, value, message):
