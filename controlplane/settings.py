@@ -332,7 +332,7 @@ else:
 # 32 random bytes in urlsafe base64, as `base64.urlsafe_b64encode(os.urandom(32))` makes) and opened
 # with any of them, so a key is rotated by putting the new one first.
 CACHE_KEY_SECRET = env.str("CACHE_KEY_SECRET", default=hashlib.sha256(f"cache-keys:{SECRET_KEY}".encode()).hexdigest())
-CACHE_ENCRYPTION_KEYS = env.list("CACHE_ENCRYPTION_KEYS", default=[]) or [
+CACHE_ENCRYPTION_KEYS = _names("CACHE_ENCRYPTION_KEYS", default=[]) or [
     base64.urlsafe_b64encode(hashlib.sha256(f"cache-encryption:{SECRET_KEY}".encode()).digest()).decode()
 ]
 
@@ -526,7 +526,7 @@ SCALING_BACKTEST_FOLDS = env.int("SCALING_BACKTEST_FOLDS", default=3, minimum=1)
 # The hosts a benchmark run may send its short-lived token to (this product's API): admins edit a
 # service's base URL, and a run's token carries the plan's PHI scopes, so where it may go is set here,
 # by whoever deploys, not in admin.
-BENCHMARK_TOKEN_HOSTS = env.list("BENCHMARK_TOKEN_HOSTS", default=["127.0.0.1", "localhost", "::1"])
+BENCHMARK_TOKEN_HOSTS = _names("BENCHMARK_TOKEN_HOSTS", default=["127.0.0.1", "localhost", "::1"])
 
 # --- Inference ------------------------------------------------------------------------------------
 # Load the enabled model deployments when a gunicorn worker starts (in a thread), so no first call waits
@@ -536,7 +536,7 @@ INFERENCE_PRELOAD = env.bool("INFERENCE_PRELOAD", default=False)
 # --- Health ---------------------------------------------------------------------------------------
 # A failed check in this list makes /readyz answer 503; any other failed check answers 200 with
 # status "degraded", so a broker or Redis outage does not take the API out of its load balancer.
-READYZ_REQUIRED = env.list("READYZ_REQUIRED", default=["database"])
+READYZ_REQUIRED = _names("READYZ_REQUIRED", default=["database"])
 WORKER_HEARTBEAT_INTERVAL_SECONDS = env.int("WORKER_HEARTBEAT_INTERVAL_SECONDS", default=10, minimum=1)
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = env.int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", default=60, minimum=1)
 if WORKER_HEARTBEAT_MAX_AGE_SECONDS <= WORKER_HEARTBEAT_INTERVAL_SECONDS:  # a live worker would read as down
@@ -645,7 +645,7 @@ CSRF_COOKIE_HTTPONLY = True
 # CIDR networks or addresses. A request arriving from one of them is attributed to the first address of
 # its X-Forwarded-For, from the right, that is not one of them (audit source_ip, rate limits, lockouts).
 # Empty: X-Forwarded-For is never read and REMOTE_ADDR is the caller.
-TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+TRUSTED_PROXIES = _names("TRUSTED_PROXIES", default=[])
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600, minimum=1)  # a working shift
 # Signed out after this long without a request (0: never); the dashboard's own reads count as activity.
 SESSION_IDLE_SECONDS = env.int("SESSION_IDLE_SECONDS", default=30 * 60)

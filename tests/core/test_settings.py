@@ -239,3 +239,22 @@ def test_allowed_hosts_entries_are_stripped(tmp_path):
     result = run_python(code, env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[-2] == "['cp.example.org', 'api.example.org']"
+
+
+def test_list_entries_written_with_spaces_after_the_commas_are_read_stripped(tmp_path):
+    """READYZ_REQUIRED="database, cache" stopped start-up on a check named " cache", a key after ", " in
+    CACHE_ENCRYPTION_KEYS was refused as not base64, and " localhost" in BENCHMARK_TOKEN_HOSTS matched no host."""
+    key = "A" * 43 + "="
+    env = embedded_env(
+        tmp_path,
+        READYZ_REQUIRED="database, cache",
+        CACHE_ENCRYPTION_KEYS=f"{key}, {key}",
+        BENCHMARK_TOKEN_HOSTS="127.0.0.1, localhost",
+    )
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.READYZ_REQUIRED, len(s.CACHE_ENCRYPTION_KEYS), s.BENCHMARK_TOKEN_HOSTS)"
+    )
+    result = run_python(code, env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "['database', 'cache'] 2 ['127.0.0.1', 'localhost']"
