@@ -4,6 +4,7 @@ and `.analyze_workload_trends()`, over the same history, models and backtests as
 from __future__ import annotations
 
 from datetime import datetime
+from numbers import Integral
 
 import pandas as pd
 from django.conf import settings
@@ -30,7 +31,7 @@ class WorkloadPredictor:
     def predict_workload_range(self, start: datetime, hours_ahead: int = 24) -> list[dict]:
         """Per hour from `start`'s hour: each metric's P10/P50/P90 and the model that made it (a metric without
         history, or whose history ends over a week before `start`, is left out)."""
-        if isinstance(hours_ahead, bool) or not isinstance(hours_ahead, int) or not 1 <= hours_ahead <= 168:
+        if isinstance(hours_ahead, bool) or not isinstance(hours_ahead, Integral) or not 1 <= hours_ahead <= 168:
             raise ValueError("hours_ahead must be a whole number of hours, 1 to 168.")
         start = timezone.make_aware(start) if timezone.is_naive(start) else start
         first = pd.Timestamp(start).tz_convert("UTC").floor("h")  # the histories' hours are cut in UTC
@@ -48,7 +49,7 @@ class WorkloadPredictor:
             if behind > forecasting.WEEK:
                 continue
             prediction, selection = forecasting.forecast(
-                series, max(behind, 0) + hours_ahead, max_folds=settings.SCALING_BACKTEST_FOLDS
+                series, max(behind, 0) + int(hours_ahead), max_folds=settings.SCALING_BACKTEST_FOLDS
             )
             for at, point in zip(prediction.index, prediction.points(), strict=True):
                 if not wanted[0] <= at <= wanted[-1]:

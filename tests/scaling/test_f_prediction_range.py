@@ -61,3 +61,7 @@ def test_each_row_holds_every_metrics_forecast_for_its_own_hour(predictor, setti
 def test_hours_ahead_must_be_a_whole_number_of_hours_in_range(predictor, hours_ahead):
     with pytest.raises(ValueError, match="hours_ahead"):
         predictor.predict_workload_range(NOW, hours_ahead=hours_ahead)
+
+
+def test_a_numpy_whole_number_of_hours_is_a_whole_number(predictor):
+    assert len(predictor.predict_workload_range(NOW, hours_ahead=np.int64(3))) == 3
