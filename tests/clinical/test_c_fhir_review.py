@@ -179,3 +179,68 @@ def test_a_get_search_by_identifier_pages_without_the_mrn_in_its_next_link(clini
     ids = [entry.resource.id for entry in first.entry + second.entry]
     assert ids == [str(patient.pk), str(other.pk)] and not [link for link in second.link if link.relation == "next"]
     assert all("MRN" not in link.url for link in second.link)
+
+
+@pytest.fixture
+def born(db):
+    """Patients born across the turn of 1979/1980 and in May 1970 (and one deleted, who never appears)."""
+    from datetime import date
+
+    from apps.clinical.services import patient_create, patient_soft_delete
+
+    days = [date(1970, 5, 4), date(1970, 5, 31), date(1979, 12, 31), date(1980, 1, 1), date(1980, 6, 15)]
+    people = {
+        day: patient_create(mrn=f"B-{i}", family_name="Born", given_name="Ada", birth_date=day)
+        for i, day in enumerate(days)
+    }
+    patient_soft_delete(patient=patient_create(mrn="B-gone", family_name="Born", given_name="Gone",
+                                               birth_date=date(1980, 1, 1)))  # fmt: skip
+    return people
+
+
+def _born_ids(client, query) -> set[int]:
+    response = client.get("/fhir/Patient", {**query, "_count": 1000})
+    return {int(entry.resource.id) for entry in Bundle.model_validate(response.json()).entry or []}
+
+
+@pytest.mark.parametrize(
+    ("birthdate", "expected"),
+    [
+        ("1970", ["1970-05-04", "1970-05-31"]),
+        ("1970-05", ["1970-05-04", "1970-05-31"]),
+        ("eq1980-01", ["1980-01-01"]),
+        ("ne1970", ["1979-12-31", "1980-01-01", "1980-06-15"]),
+        ("ge1980", ["1980-01-01", "1980-06-15"]),
+        ("gt1979-12", ["1980-01-01", "1980-06-15"]),
+        ("gt1979-12-31", ["1980-01-01", "1980-06-15"]),
+        ("sa1979", ["1980-01-01", "1980-06-15"]),
+        ("lt1980", ["1970-05-04", "1970-05-31", "1979-12-31"]),
+        ("eb1970-05-31", ["1970-05-04"]),
+        ("le1970-05-04", ["1970-05-04"]),
+        ("le1979", ["1970-05-04", "1970-05-31", "1979-12-31"]),
+        ("ge1970-05-05", ["1970-05-31", "1979-12-31", "1980-01-01", "1980-06-15"]),
+        ("1970,ge1980-06", ["1970-05-04", "1970-05-31", "1980-06-15"]),  # OR, mixing a day range and a year
+        ("ge9999", []),
+        ("lt0001-02", []),
+    ],
+)
+def test_birthdate_takes_prefixes_and_partial_dates(clinician, born, birthdate, expected):
+    """`birthdate` is a FHIR date parameter (the CapabilityStatement says so): `ge1980` or `1970-05` was a 400,
+    "expected an exact date"."""
+    from datetime import date
+
+    assert _born_ids(clinician, {"birthdate": birthdate}) == {born[date.fromisoformat(day)].pk for day in expected}
+
+
+def test_a_repeated_birthdate_is_a_range_and_counts_agree(clinician, born):
+    from datetime import date
+
+    query = {"birthdate": ["ge1979-12-31", "lt1980-06"]}
+    expected = {born[date(1979, 12, 31)].pk, born[date(1980, 1, 1)].pk}
+    assert _born_ids(clinician, query) == expected
+    assert Bundle.model_validate(clinician.get("/fhir/Patient", {**query, "_summary": "count"}).json()).total == 2
+    posted = clinician.post("/fhir/Patient/_search", "birthdate=ge1979-12-31&birthdate=lt1980-06&family=born",
+                            content_type="application/x-www-form-urlencoded")  # fmt: skip
+    assert {int(entry.resource.id) for entry in Bundle.model_validate(posted.json()).entry} == expected
+    for bad in ("ge1980-01-01T00:00Z", "gt1980-13", "xx1980", "1980-02-30", "ap"):
+        _refused(clinician.get("/fhir/Patient", {"birthdate": bad}), "birthdate")

@@ -234,6 +234,11 @@ def date_filter(field: str, parameter: str, raws: list[str], *, end_field: str =
     return condition
 
 
+def is_exact_date(raw: str) -> bool:
+    """`YYYY-MM-DD` or `eqYYYY-MM-DD`: one whole day, which a search can compare for equality."""
+    return bool(_EXACT_DATE.fullmatch(raw or ""))
+
+
 def parse_birthdate(raw: str) -> date:
     if not _EXACT_DATE.fullmatch(raw or ""):
         raise FhirParamError("birthdate", "expected an exact date: YYYY-MM-DD")
@@ -241,6 +246,46 @@ def parse_birthdate(raw: str) -> date:
         return date.fromisoformat(raw.removeprefix("eq"))
     except ValueError as exc:
         raise FhirParamError("birthdate", f"not a real date: {raw!r}") from exc
+
+
+_BIRTHDATE = re.compile(
+    r"(?P<prefix>eq|ne|gt|lt|ge|le|sa|eb|ap)?(?P<year>\d{4})(?:-(?P<month>\d{2})(?:-(?P<day>\d{2}))?)?", re.ASCII
+)
+
+
+def birthdate_condition(raw: str, field: str = "birth_date") -> Q:
+    """A prefixed, possibly partial `birthdate` (`ge1970`, `1970-05`, `lt1980-01-01`) as a condition on a
+    DateField. A birth date is a day and the value the period its precision names, both without a zone; day
+    against period, FHIR's prefixes come down to these comparisons with the period's first day and the
+    first day after it (None: past the calendar's end)."""
+    match = _BIRTHDATE.fullmatch(raw or "")
+    if not match:
+        raise FhirParamError("birthdate", "expected [prefix]YYYY[-MM[-DD]], a date without a time")
+    prefix, year, month = match["prefix"] or "eq", int(match["year"]), int(match["month"] or 1)
+    try:
+        start = date(year, month, int(match["day"] or 1))
+    except ValueError as exc:
+        raise FhirParamError("birthdate", f"not a real date: {raw!r}") from exc
+    if match["day"]:
+        end = start + timedelta(days=1) if start < date.max else None
+    elif match["month"]:
+        end = date(year + month // 12, month % 12 + 1, 1) if (year, month) < (9999, 12) else None
+    else:
+        end = date(year + 1, 1, 1) if year < 9999 else None
+    if prefix == "ap":
+        widened = _approximately(datetime.combine(start, time.min, UTC),
+                                 datetime.combine(end, time.min, UTC) if end else END_OF_CALENDAR)  # fmt: skip
+        start = widened[0].date()
+        end = None if widened[1] >= END_OF_CALENDAR - timedelta(days=1) else widened[1].date() + timedelta(days=1)
+    nothing = Q(pk__in=[])
+    from_start = Q(**{f"{field}__gte": start})
+    before_start = Q(**{f"{field}__lt": start})
+    from_end = Q(**{f"{field}__gte": end}) if end else nothing
+    before_end = Q(**{f"{field}__lt": end}) if end else ~nothing
+    return {
+        "eq": from_start & before_end, "ap": from_start & before_end, "ne": before_start | from_end,
+        "gt": from_end, "sa": from_end, "ge": from_start, "lt": before_start, "eb": before_start, "le": before_end,
+    }[prefix]  # fmt: skip
 
 
 # --- keyset cursors -------------------------------------------------------------------------------

@@ -52,9 +52,11 @@ from apps.clinical.fhir.params import (
     SUPPORTED_DATE_PREFIXES,
     FhirParamError,
     Token,
+    birthdate_condition,
     date_condition,
     decode_cursor,
     encode_cursor,
+    is_exact_date,
     keyset_after,
     parse_birthdate,
     parse_count,
@@ -73,7 +75,7 @@ from apps.ratelimits.throttling import client_identity
 COMMON_PARAMS = {"_count", "_cursor", "_format", "_search", "_summary"}
 SUMMARIES = ("count", "false")  # the total alone, or whole resources (the default)
 JSON_FORMATS = ("json", "application/fhir+json", "application/json")
-REPEATABLE_PARAMS = {"date"}  # date=ge...&date=le...: a range
+REPEATABLE_PARAMS = {"date", "birthdate"}  # date=ge...&date=le...: a range
 
 # Search SQL compiled per (view, shape, sort, cursor, page size): see FhirSearchView.find.
 compiled_searches = CompiledShapes(at_most=512)
@@ -640,7 +642,8 @@ class FhirSearchView(FhirMixin, PhiAPIView):
     name="A prefix of the family or given name (1-100 characters); comma-separated: any of them (`\\,`: a comma).",
     family="A prefix of the family name (1-100 characters); comma-separated: any of them.",
     given="A prefix of the given name (1-100 characters); comma-separated: any of them.",
-    birthdate="An exact date, YYYY-MM-DD; comma-separated: any of them.",
+    birthdate="[prefix]YYYY[-MM[-DD]] (no time), prefix one of eq, ne, gt, ge, lt, le, sa, eb, ap: the period the "
+    "value names (1970 is the year); comma-separated: any of them; repeat it for a range.",
     _id="The patient's id (or Patient/<id>); comma-separated: any of them.",
 )
 class PatientSearchView(FhirSearchView):
@@ -661,6 +664,8 @@ class PatientSearchView(FhirSearchView):
     def parsed(self, params) -> tuple[dict[str, object], tuple, None, dict] | None:
         if any(name in params for name in self._NAMES):
             return None  # prefix matches: LIKE patterns, which the ORM builds around each value
+        if not self._exact_birthdates(params):
+            return None  # ranges (prefixes, partial dates, repeats): conditions the ORM builds per value
         values, digest = self._slots(params)
         return values, tuple(sorted(values)), None, digest
 
@@ -685,12 +690,25 @@ class PatientSearchView(FhirSearchView):
                     except ValidationError as exc:
                         raise FhirParamError(name, exc.message_dict[name][0]) from exc
         values, digest = self._slots(params)
-        return self._matching(selectors.patient_search(**names), values), None, digest
+        rows = self._matching(selectors.patient_search(**names), values)
+        if not self._exact_birthdates(params):  # each birthdate= an OR of its values, repeats AND (a range)
+            for raw in params.getlist("birthdate"):
+                either = Q()
+                for part in split_or("birthdate", raw):
+                    either |= birthdate_condition(part)
+                rows = rows.filter(either)
+        return rows, None, digest
+
+    @staticmethod
+    def _exact_birthdates(params) -> bool:
+        """Whether `birthdate` is absent or one list of whole days without a prefix but eq (compiled as IN)."""
+        raws = params.getlist("birthdate")
+        return not raws or (len(raws) == 1 and all(is_exact_date(part) for part in split_or("birthdate", raws[0])))
 
     def _slots(self, params) -> tuple[dict[str, object], dict]:
         """The search's values other than names, by slot, and what its audit record digests."""
         values: dict[str, object] = {}
-        if "birthdate" in params:  # each an OR list: birthdate=1970-05-04,1980-01-02
+        if self._exact_birthdates(params) and "birthdate" in params:  # an OR list: birthdate=1970-05-04,1980-01-02
             values.update(
                 (f"birthdate_{i}", parse_birthdate(part))
                 for i, part in enumerate(split_or("birthdate", params["birthdate"]))
@@ -707,7 +725,8 @@ class PatientSearchView(FhirSearchView):
             if token.system is not None:
                 values["system"] = token.system or settings.MRN_SYSTEM
             digest = {"identifier": params["identifier"]}
-        return values, digest or {k: params[k] for k in params if k in self.search_params}
+        searched = {k: params.getlist(k) if len(params.getlist(k)) > 1 else params[k] for k in params}
+        return values, digest or {k: value for k, value in searched.items() if k in self.search_params}
 
     @staticmethod
     def _identifier(raw: str) -> Token:
