@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
@@ -41,7 +41,7 @@ def token_hash(token: str) -> str:
 @dataclass(frozen=True)
 class IssuedToken:
     client: ApiClient
-    token: str
+    token: str = field(repr=False)  # never in a traceback's locals or a formatted log line
 
 
 def _new_token() -> tuple[str, str]:

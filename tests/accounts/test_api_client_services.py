@@ -58,3 +58,12 @@ def test_a_revoke_from_a_stale_instance_keeps_the_first_revocations_time():
     again = api_client_revoke(client=stale)
     stored = ApiClient.objects.get(name="ward-app")
     assert stored.revoked_at == first and again.revoked_at == first and not stored.is_active
+
+
+def test_an_issued_tokens_repr_never_shows_the_token():
+    """An IssuedToken is a local of the runner, the admin action and the commands: its dataclass repr carried the
+    token into any traceback that shows locals (Django's debug page, an error tracker) or a log line that
+    formats it."""
+    issued = api_client_create(name="ward-app", scopes=["patient:read"])
+    assert issued.token not in repr(issued) and issued.token not in str(issued)
+    assert issued.token not in repr([issued])
