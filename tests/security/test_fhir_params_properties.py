@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from apps.clinical.fhir.params import (
     MAX_COUNT,
     FhirParamError,
+    birthdate_condition,
     decode_cursor,
     encode_cursor,
     parse_birthdate,
@@ -35,6 +36,7 @@ def test_any_text_is_parsed_or_refused_by_every_parser(raw):
     _parses_or_refuses(parse_count, raw, 10)
     _parses_or_refuses(parse_date, "date", raw)
     _parses_or_refuses(parse_birthdate, raw)
+    _parses_or_refuses(birthdate_condition, raw)
     _parses_or_refuses(decode_cursor, raw, 2)
 
 
