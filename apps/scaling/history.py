@@ -17,14 +17,17 @@ from apps.scaling.models import ScalingPolicy, WorkloadForecast
 
 Metric = WorkloadForecast.Metric
 
-# PromQL per metric; {selector} is the policy's label selector.
+# PromQL per metric; {selector} is the policy's label selector, {window} the step. Each is the mean over the
+# step before the instant it is evaluated at (prometheus_range labels it with that step's start): a [5m] rate
+# sampled once an hour was 5 minutes of the 60, and those of the hour before the label (the 05:55 ramp read
+# as 06:00's load).
 PROMETHEUS_QUERIES = {
-    Metric.REQUEST_RATE: "sum(rate(http_requests_total{{{selector}}}[5m]))",
-    Metric.CPU: "100 * avg(rate(container_cpu_usage_seconds_total{{{selector}}}[5m]))",
-    Metric.MEMORY: "100 * avg(container_memory_working_set_bytes{{{selector}}}"
-    " / container_spec_memory_limit_bytes{{{selector}}})",
+    Metric.REQUEST_RATE: "sum(rate(http_requests_total{{{selector}}}[{window}]))",
+    Metric.CPU: "100 * avg(rate(container_cpu_usage_seconds_total{{{selector}}}[{window}]))",
+    Metric.MEMORY: "100 * avg(avg_over_time(container_memory_working_set_bytes{{{selector}}}[{window}])"
+    " / avg_over_time(container_spec_memory_limit_bytes{{{selector}}}[{window}]))",
     Metric.RESPONSE_TIME: "1000 * histogram_quantile(0.95,"
-    " sum by (le) (rate(http_request_duration_seconds_bucket{{{selector}}}[5m])))",
+    " sum by (le) (rate(http_request_duration_seconds_bucket{{{selector}}}[{window}])))",
 }  # fmt: skip
 
 
@@ -122,14 +125,15 @@ def _request_rate(rows, *, until: datetime) -> pd.Series:
 def prometheus_range(
     policy: ScalingPolicy, metric: str, *, since: datetime, until: datetime, step_seconds: int = 3600
 ) -> pd.Series:
-    """One metric of the service from Prometheus' query_range (the policy's label selector)."""
+    """One metric of the service from Prometheus' query_range (the policy's label selector): each whole step
+    from `since` that has ended by `until`, labelled with its start (the queries look back one step)."""
     if not settings.SCALING_PROMETHEUS_URL:
         raise HistoryUnavailable("SCALING_PROMETHEUS_URL is not set.")
     selector = policy.prometheus_selector or f'service="{policy.service.slug}"'
     query = urllib.parse.urlencode(
         {
-            "query": PROMETHEUS_QUERIES[metric].format(selector=selector),
-            "start": since.timestamp(),
+            "query": PROMETHEUS_QUERIES[metric].format(selector=selector, window=f"{step_seconds}s"),
+            "start": since.timestamp() + step_seconds,
             "end": until.timestamp(),
             "step": str(step_seconds),
         }
@@ -145,6 +149,7 @@ def prometheus_range(
     results = payload["data"]["result"]
     if not results:
         return pd.Series(dtype=float)
-    values = [(datetime.fromtimestamp(float(at), tz=since.tzinfo), float(value)) for at, value in results[0]["values"]]
+    step = timedelta(seconds=step_seconds)
+    values = [(datetime.fromtimestamp(float(at), tz=UTC) - step, float(value)) for at, value in results[0]["values"]]
     # NaN (no samples) and +Inf (histogram_quantile when the quantile falls in the +Inf bucket) are not loads.
     return _series([(at, value) for at, value in values if math.isfinite(value)])
