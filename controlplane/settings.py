@@ -186,6 +186,9 @@ MIDDLEWARE = [
     *(["apps.metrics.middleware.RequestTimingMiddleware"] if env.bool("METRICS_REQUEST_TIMING", default=True) else []),
     "django.middleware.security.SecurityMiddleware",
     "apps.core.csp.CSPMiddleware",  # django-csp's, its default headers built once
+    # With the other header middleware, above anything that answers on its own (the NUL refusal, static files, a
+    # DisallowedHost 400): below them those answers went without it, to browsers that read no CSP frame-ancestors.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.errors.RejectNulMiddleware",  # after the security headers, which its 400 carries too
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -194,7 +197,6 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "apps.core.middleware.SessionIdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.ratelimits.throttling.RateLimitHeadersMiddleware",
     "axes.middleware.AxesMiddleware",  # last: it turns a lockout into its response
 ]

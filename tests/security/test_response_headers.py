@@ -79,3 +79,18 @@ def test_hsts_nosniff_and_no_framing_on_api_fhir_and_error_responses(phi_paths):
         assert response["X-Content-Type-Options"] == "nosniff"
         assert "frame-ancestors 'none'" in response["Content-Security-Policy"]
         assert "no-store" in response["Cache-Control"]
+
+
+@override_settings(**PRODUCTION)
+def test_answers_made_before_any_view_refuse_framing_in_the_older_header_too():
+    """The NUL refusal, a static file and a DisallowedHost 400 answer above XFrameOptionsMiddleware's old place:
+    they went without X-Frame-Options, which browsers that read no CSP frame-ancestors rely on."""
+    browser = Client(raise_request_exception=False)
+    responses = [
+        browser.get("/api/v1/patients/%00/"),
+        browser.get("/static/admin/css/base.css"),
+        browser.get("/healthz", HTTP_HOST="evil.example"),
+    ]
+    assert [response.status_code for response in responses] == [400, 200, 400]
+    for response in responses:
+        assert response["X-Frame-Options"] == "DENY"
