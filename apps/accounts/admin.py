@@ -96,23 +96,25 @@ class ApiClientAdmin(admin.ModelAdmin):
         client's history with who made it (the token never is)."""
         held = set(scopes_held_by(request.user))
         issued = []
-        for pk in queryset.values_list("pk", flat=True):
-            with transaction.atomic():
+        refusals = []
+        # One transaction for all of them: a rotation failing half-way (a database error, a 500) must not leave
+        # the clients before it with new tokens nobody was shown, their only ones.
+        with transaction.atomic():
+            for pk in queryset.values_list("pk", flat=True):
                 client = ApiClient.objects.select_for_update().filter(pk=pk).first()
                 if client is None:  # deleted meanwhile
                     continue
-                refusal = None
                 if client.is_revoked:
-                    refusal = "it is revoked; create a new client instead"
+                    refusals.append(f"{client.name}: not rotated; it is revoked; create a new client instead.")
                 elif client.is_expired:
-                    refusal = "it expired; set a new expiry first"
+                    refusals.append(f"{client.name}: not rotated; it expired; set a new expiry first.")
                 elif missing := sorted(set(client.scopes) - held):  # whoever sees the new token holds its scopes
-                    refusal = f"you do not hold {', '.join(missing)}"
-                if refusal is not None:
-                    self.message_user(request, f"{client.name}: not rotated; {refusal}.", messages.ERROR)
-                    continue
-                issued.append(api_client_rotate(client=client))
-                self.log_change(request, client, "Rotated its token.")
+                    refusals.append(f"{client.name}: not rotated; you do not hold {', '.join(missing)}.")
+                else:
+                    issued.append(api_client_rotate(client=client))
+                    self.log_change(request, client, "Rotated its token.")
+        for refusal in refusals:
+            self.message_user(request, refusal, messages.ERROR)
         if not issued:
             return None
         context = {**self.admin_site.each_context(request), "title": "New tokens", "tokens": issued,

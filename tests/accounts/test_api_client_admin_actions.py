@@ -60,3 +60,29 @@ def test_rotations_and_revocations_are_in_the_clients_history_without_the_token(
     assert all(token not in e.change_message and token not in e.object_repr for e in entries)
     history = admin_client.get(f"{CHANGELIST}{target.pk}/history/").content.decode()
     assert "Rotated its token" in history and token not in history
+
+
+def test_a_rotation_failing_half_way_rotates_none_so_no_token_is_lost(admin_client, issue_token, api, monkeypatch):
+    """The action rotated client by client, each committed at once: when a later one failed (a database error)
+    the request ended in a 500 and the earlier clients' new tokens, never shown, were their only ones: those
+    applications were locked out until someone rotated them again."""
+    from apps.accounts import admin as accounts_admin
+
+    old = {name: issue_token("patient:read", name=name) for name in ("a-first", "b-second")}
+    rotate = accounts_admin.api_client_rotate
+    calls = []
+
+    def failing_on_the_second(**kwargs):
+        calls.append(kwargs["client"].name)
+        if len(calls) == 2:
+            raise RuntimeError("the database went away")
+        return rotate(**kwargs)
+
+    monkeypatch.setattr(accounts_admin, "api_client_rotate", failing_on_the_second)
+    with pytest.raises(RuntimeError):
+        admin_client.post(CHANGELIST, {"action": "rotate_tokens",
+                                       "_selected_action": list(ApiClient.objects.values_list("pk", flat=True))})  # fmt: skip
+    assert calls == ["a-first", "b-second"]
+    for token in old.values():
+        assert api.get("/api/v1/whoami/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    assert not ApiClient.objects.filter(rotated_at__isnull=False).exists()
