@@ -122,7 +122,8 @@ class PhiAPIView(APIView):
         """The patients a refused request asked for: the one its URL names, if any (searches name theirs in
         parameters, and say so by overriding this)."""
         raw_id = str(self.kwargs.get("patient_id") or "")
-        return [int(raw_id)] if re.fullmatch(r"[0-9]{1,18}", raw_id) else []
+        # A leading zero names no resource (FHIR's `Patient/01` is a 404): not patient 1.
+        return [int(raw_id)] if re.fullmatch(r"[1-9][0-9]{0,17}", raw_id) else []
 
     def audited_page(
         self,
