@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import unicodedata
 from collections.abc import Iterable
@@ -98,12 +99,13 @@ RUNNER_CLIENT_NAME_PREFIX = "benchmark-run-"
 # private-use, surrogate and unassigned code points: a name shows in admin, the commands' output, logs and as
 # the actor of audit records, and two names must never read the same.
 _UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
+_SPACES = re.compile(" {2,}")
 
 
 def normalize_client_name(name: str) -> str:
     """The name as stored: NFKC (a full-width or compatibility form is its plain one), surrounding whitespace
-    dropped."""
-    return unicodedata.normalize("NFKC", name).strip() if isinstance(name, str) else name
+    dropped, a run of spaces one space (a page shows them as one)."""
+    return _SPACES.sub(" ", unicodedata.normalize("NFKC", name).strip()) if isinstance(name, str) else name
 
 
 def _name_taken(name: str) -> bool:
@@ -174,7 +176,7 @@ def api_client_rotate(*, client: ApiClient, expires_at: datetime | None = None) 
     client.rotated_at = timezone.now()
     changed = ["token_prefix", "token_hash", "rotated_at"]
     if expires_at is not None:  # otherwise left as stored: a stale instance must not write back an old expiry
-        client.expires_at = expires_at
+        client.expires_at = validate_expires_at(expires_at)
         changed.append("expires_at")
     client.save(update_fields=changed)
     api_clients_cache.invalidate()

@@ -44,13 +44,16 @@ def test_a_blank_name_or_one_with_invisible_or_control_characters_is_refused(nam
 
 
 @pytest.mark.parametrize(
-    "lookalike", ["Ward-App", "WARD-APP", "\uff57\uff41\uff52\uff44-app"], ids=["case", "upper", "fullwidth"]
+    "lookalike",
+    ["Ward-App", "WARD-APP", "\uff57\uff41\uff52\uff44-app", "ward  app"],
+    ids=["case", "upper", "fullwidth", "spaces"],
 )
 def test_a_name_differing_only_in_case_or_unicode_form_is_taken(lookalike):
     _create("ward-app")
+    _create("ward app")
     with pytest.raises(CommandError, match="already"):
         _create(lookalike)
-    assert list(ApiClient.objects.values_list("name", flat=True)) == ["ward-app"]
+    assert sorted(ApiClient.objects.values_list("name", flat=True)) == ["ward app", "ward-app"]
 
 
 def test_the_service_refuses_them_too_and_names_the_field():
