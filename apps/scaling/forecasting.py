@@ -241,8 +241,17 @@ class QuantileBoosting:
             widen = float(np.quantile(scores, min(1.0, BAND * (1 + 1 / len(scores)))))
         models, columns = self._train(series)
         index = _future_index(series, hours)
-        frame = _features(series, index)[columns]
-        p10, p50, p90 = (models[q].predict(frame) for q in QUANTILES)
+        # A day at a time, each day's median standing in for the hours its lags reach beyond the history:
+        # past the first day a lag of a day was missing, and the models, trained with it always there, read
+        # every hour of the week ahead as the same missing branch.
+        known, bands = series, {q: [] for q in QUANTILES}
+        for start in range(0, hours, DAY):
+            day = index[start : start + DAY]
+            frame = _features(known, day)[columns]
+            for quantile in QUANTILES:
+                bands[quantile].append(models[quantile].predict(frame))
+            known = pd.concat([known, pd.Series(bands[0.5][-1], index=day)])
+        p10, p50, p90 = (np.concatenate(bands[q]) for q in QUANTILES)
         return _banded(index, p10 - widen, p50, p90 + widen)
 
 
