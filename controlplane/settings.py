@@ -428,6 +428,7 @@ _require_scheme(
     ("ws://", "wss://", "http://", "https://", "/"),
     "wss://controlplane.example.org/ws/metrics/",
 )
+LIVE_PORT = env.int("LIVE_PORT", default=None, minimum=1, maximum=65535)
 
 # --- Celery ---------------------------------------------------------------------------------------
 _broker_dir = VAR_DIR / "broker"
