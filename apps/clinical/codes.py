@@ -16,7 +16,7 @@ class VitalSign:
     code: str
     display: str
     unit: str  # UCUM code; empty for panels, which carry no value of their own
-    low: float  # plausible range, used by the loader and to reject impossible writes
+    low: float  # what a body can measure (extremes clinicians do record), used to reject impossible writes
     high: float
 
 
@@ -27,18 +27,18 @@ VITAL_SIGNS: dict[str, VitalSign] = {
         VitalSign(
             "85353-1", "Vital signs, weight, height, head circumference, oxygen saturation and BMI panel", "", 0, 0
         ),
-        VitalSign("9279-1", "Respiratory rate", "/min", 4, 60),
-        VitalSign("8867-4", "Heart rate", "/min", 20, 250),
-        VitalSign("2708-6", "Oxygen saturation in Arterial blood", "%", 50, 100),
-        VitalSign("8310-5", "Body temperature", "Cel", 30, 43),
-        VitalSign("8302-2", "Body height", "cm", 30, 250),
-        VitalSign("9843-4", "Head Occipital-frontal circumference", "cm", 25, 65),
-        VitalSign("29463-7", "Body weight", "kg", 0.5, 350),
-        VitalSign("39156-5", "Body mass index (BMI) [Ratio]", "kg/m2", 8, 90),
+        VitalSign("9279-1", "Respiratory rate", "/min", 0, 150),
+        VitalSign("8867-4", "Heart rate", "/min", 0, 350),
+        VitalSign("2708-6", "Oxygen saturation in Arterial blood", "%", 0, 100),
+        VitalSign("8310-5", "Body temperature", "Cel", 10, 47),
+        VitalSign("8302-2", "Body height", "cm", 15, 280),
+        VitalSign("9843-4", "Head Occipital-frontal circumference", "cm", 15, 90),
+        VitalSign("29463-7", "Body weight", "kg", 0.2, 700),
+        VitalSign("39156-5", "Body mass index (BMI) [Ratio]", "kg/m2", 5, 250),
         VitalSign("85354-9", "Blood pressure panel with all children optional", "", 0, 0),
-        VitalSign("8480-6", "Systolic blood pressure", "mm[Hg]", 40, 300),
-        VitalSign("8462-4", "Diastolic blood pressure", "mm[Hg]", 20, 200),
-        VitalSign("8478-0", "Mean blood pressure", "mm[Hg]", 30, 230),
+        VitalSign("8480-6", "Systolic blood pressure", "mm[Hg]", 0, 350),
+        VitalSign("8462-4", "Diastolic blood pressure", "mm[Hg]", 0, 250),
+        VitalSign("8478-0", "Mean blood pressure", "mm[Hg]", 0, 300),
     )
 }
 VITAL_PANEL = "85353-1"
@@ -50,11 +50,11 @@ DIASTOLIC = "8462-4"
 LABORATORY: dict[str, VitalSign] = {
     v.code: v
     for v in (
-        VitalSign("2345-7", "Glucose [Mass/volume] in Serum or Plasma", "mg/dL", 20, 800),
-        VitalSign("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL", 0.1, 20),
-        VitalSign("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL", 3, 25),
-        VitalSign("2823-3", "Potassium [Moles/volume] in Serum or Plasma", "mmol/L", 1.5, 9),
-        VitalSign("6690-2", "Leukocytes [#/volume] in Blood by Automated count", "10*3/uL", 0.1, 200),
+        VitalSign("2345-7", "Glucose [Mass/volume] in Serum or Plasma", "mg/dL", 1, 3000),
+        VitalSign("2160-0", "Creatinine [Mass/volume] in Serum or Plasma", "mg/dL", 0.01, 50),
+        VitalSign("718-7", "Hemoglobin [Mass/volume] in Blood", "g/dL", 0.5, 30),
+        VitalSign("2823-3", "Potassium [Moles/volume] in Serum or Plasma", "mmol/L", 0.5, 15),
+        VitalSign("6690-2", "Leukocytes [#/volume] in Blood by Automated count", "10*3/uL", 0, 1500),
     )
 }
 
