@@ -125,9 +125,19 @@ def _require_scheme(var: str, values: list[str], schemes: tuple[str, ...], examp
             )
 
 
+LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]", "testserver"]
+
 if DEBUG:
     SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
-    ALLOWED_HOSTS = _names("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+    ALLOWED_HOSTS = _names("ALLOWED_HOSTS", default=LOCAL_HOSTS)
+    _served = [host for host in ALLOWED_HOSTS if host not in LOCAL_HOSTS]
+    if _served and "DEBUG" not in os.environ:
+        # A deployment that set its hosts and forgot DEBUG ran with DEBUG's default, on: every error page a
+        # traceback with its local variables (patient rows, request bodies) and the settings, to anyone.
+        raise ImproperlyConfigured(
+            f"ALLOWED_HOSTS names {', '.join(_served)} but DEBUG is not set, and it is on by default: set "
+            "DEBUG=false to serve it, or DEBUG=true explicitly for a development server."
+        )
 else:
     SECRET_KEY = env.str("SECRET_KEY", default="")
     # ALLOWED_HOSTS="," or " " named no host: every request was a 400 (DisallowedHost).

@@ -258,3 +258,17 @@ def test_list_entries_written_with_spaces_after_the_commas_are_read_stripped(tmp
     result = run_python(code, env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "['database', 'cache'] 2 ['127.0.0.1', 'localhost']"
+
+
+def test_hosts_to_serve_without_debug_said_stop_start_up(tmp_path):
+    """ALLOWED_HOSTS set and DEBUG forgotten ran a deployment with DEBUG's default, on: tracebacks with their
+    local variables (patient rows) on every error page. Said outright, DEBUG=true still starts."""
+    env = embedded_env(tmp_path, ALLOWED_HOSTS="controlplane.example.org")
+    env.pop("DEBUG", None)
+    result = run_python("import django; django.setup()", env)
+    assert result.returncode != 0
+    assert "ALLOWED_HOSTS names controlplane.example.org but DEBUG is not set" in result.stderr
+    assert run_python("import django; django.setup()", {**env, "DEBUG": "true"}).returncode == 0
+    local = embedded_env(tmp_path, ALLOWED_HOSTS="127.0.0.1,localhost")
+    local.pop("DEBUG", None)
+    assert run_python("import django; django.setup()", local).returncode == 0
