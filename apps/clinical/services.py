@@ -48,6 +48,12 @@ def validate_mrn(mrn: str) -> str:
 EARLIEST_BIRTH_DATE = date(1880, 1, 1)
 
 
+def validate_identifier_system(system: str) -> str:
+    if not URI_PATTERN.fullmatch(system):
+        raise ValidationError({"system": "An identifier system is an absolute URI (https://..., urn:oid:...)."})
+    return system
+
+
 def validate_birth_date(birth_date: date) -> date:
     # The hospital's day (TIME_ZONE), as every date without a time: UTC's would refuse a baby born after local
     # midnight east of UTC, and take tomorrow's date west of it.
@@ -89,8 +95,8 @@ def patient_create(
     identifier_system: str | None = None,
 ) -> Patient:
     """Register a patient; the MRN must be unique within its identifier system."""
-    if identifier_system is not None and not URI_PATTERN.fullmatch(identifier_system):
-        raise ValidationError({"system": "An identifier system is an absolute URI (https://..., urn:oid:...)."})
+    if identifier_system is not None:
+        validate_identifier_system(identifier_system)
     patient = Patient(
         identifier_system=identifier_system or settings.MRN_SYSTEM,
         mrn=validate_mrn(mrn),

@@ -63,6 +63,8 @@ class PatientLookupView(PhiAPIView):
         reject_unknown_params(request, [])
         body = validated_body(request, s.PatientLookupInputSerializer)
         services.validate_mrn(body["mrn"])
+        if "system" in body:  # not a URI: a slip (the type code "MRN"), not a system no patient is in
+            services.validate_identifier_system(body["system"])
         patient_id = selectors.patient_id_by_identifier(value=body["mrn"], system=body.get("system"))
         patient = selectors.patient_card(patient_id=patient_id) if patient_id else None
         query = {"identifier": body["mrn"], "system": body.get("system", "")}
