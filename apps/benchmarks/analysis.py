@@ -222,9 +222,12 @@ def stress_knee(samples: list[list], stages: list[list], gates: dict[str, float]
 
 
 def spike_recovery(samples: list[list], stages: list[list]) -> dict:
-    """Seconds after the spike ends until the per-second p95 is back within 1.2x the pre-spike p95."""
+    """Seconds after the spike ends until the per-second p95 is back within 1.2x the pre-spike p95, of the
+    successful requests (as the summary): a service shedding the spike with fast 503s (97% of its answers)
+    read a spike p95 of 1 ms and had "recovered" while each request it served still took half a second."""
     if len(stages) < 3:
         return {}
+    samples = [s for s in samples if s[3]]
     spike_start, spike_end = stages[0][0], stages[1][0]
     before = [s[1] for s in samples if s[0] < spike_start]
     during = [s[1] for s in samples if spike_start <= s[0] < spike_end]
@@ -246,7 +249,9 @@ def spike_recovery(samples: list[list], stages: list[list]) -> dict:
 
 
 def endurance_slope(samples: list[list], window_seconds: int = 30) -> dict:
-    """The trend of the windowed p95 over the run (ms per hour), with its significance."""
+    """The trend of the windowed p95 of the successful requests over the run (ms per hour), with its
+    significance."""
+    samples = [s for s in samples if s[3]]
     if not samples:
         return {}
     ordered, times = _in_time_order(samples)

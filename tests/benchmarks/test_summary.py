@@ -53,3 +53,30 @@ def test_a_run_whose_every_request_failed_has_no_latency_and_fails_its_latency_g
     verdicts = {v["gate"]: v for v in analysis.verdicts(summary, GATES)}
     assert verdicts["p95_ms"]["measured"] is None and not verdicts["p95_ms"]["passed"]
     assert not verdicts["avg_ms"]["passed"]
+
+
+def _shed(second: int, ok_ms: float, share_failed: float, per_second: int = 100) -> list[list]:
+    """One second of samples: `share_failed` of them 1 ms 503s (a gateway shedding load), the rest `ok_ms`."""
+    failed = int(per_second * share_failed)
+    return [[second + i / per_second, 1.0 if i < failed else ok_ms, 1.0 if i < failed else ok_ms, int(i >= failed),
+             "card"] for i in range(per_second)]  # fmt: skip
+
+
+def test_a_spike_shed_with_fast_failures_is_not_read_as_fast_or_recovered():
+    """97% of the spike's answers a 1 ms 503: the spike's p95 read 1 ms and the service had "recovered" at
+    once, while each request it served took 500 ms until 5 s after the spike."""
+    stages = [[10, 10, 10], [20, 40, 40], [30, 10, 40]]
+    samples = [row for second in range(10) for row in _shed(second, 10.0, 0.0)]
+    samples += [row for second in range(10, 25) for row in _shed(second, 500.0, 0.97)]
+    samples += [row for second in range(25, 30) for row in _shed(second, 10.0, 0.0)]
+    spike = analysis.spike_recovery(samples, stages)
+    assert spike["baseline_p95_ms"] == pytest.approx(10.0)
+    assert spike["spike_p95_ms"] == pytest.approx(500.0)
+    assert spike["recovery_seconds"] == pytest.approx(5.0)
+
+
+def test_the_endurance_trend_is_of_the_successful_requests():
+    """A growing share of fast failures made a service slowing down read as one getting faster."""
+    samples = [row for second in range(300) for row in _shed(second, 10.0 + second / 10, min(0.99, second / 250))]
+    trend = analysis.endurance_slope(samples)
+    assert trend["p95_slope_ms_per_hour"] > 0, trend
