@@ -764,7 +764,7 @@ def index_create(*, index: str) -> dict:
         return {"index": index, "sql": statement}
     if connection.vendor != "postgresql":
         raise ValueError("Indexes are created on PostgreSQL and SQLite only.")
-    lock = f"optimizer.index_create:{index}"
+    lock, still_wanted = f"optimizer.index_create:{index}", _still_wanted(index)
     with connection.cursor() as cursor:
         # Polled, not waited for in a statement: CREATE INDEX CONCURRENTLY waits for every open transaction,
         # a statement blocked on the lock included, so a blocking pg_advisory_lock would deadlock with it.
@@ -772,6 +772,7 @@ def index_create(*, index: str) -> dict:
             cursor.execute("SELECT pg_try_advisory_lock(hashtext(%s))", [lock])
             if cursor.fetchone()[0]:
                 break
+            still_wanted()
             time.sleep(0.2)
         try:
             return _index_create(cursor, index=index, sql=statement)
@@ -797,10 +798,26 @@ def _index_state(cursor, index: str) -> tuple[bool, bool] | None:
     return cursor.fetchone()
 
 
+def _still_wanted(index: str) -> Callable[[], None]:
+    """A check for the waits before a build (another applier's turn, another session's build: up to an hour),
+    raising BuildCancelled once the run no longer wants the index; it asks at most once a second."""
+    abandoned, asked = build_abandoned.get(), [time.monotonic()]
+
+    def check() -> None:
+        if abandoned is None or time.monotonic() - asked[0] < 1.0:
+            return
+        asked[0] = time.monotonic()
+        if abandoned():
+            raise BuildCancelled(f"Stopped with its run while waiting to build {index}; nothing was built.")
+
+    return check
+
+
 def _index_create(cursor, *, index: str, sql: str) -> dict:
-    state = _index_state(cursor, index)
+    state, still_wanted = _index_state(cursor, index), _still_wanted(index)
     waited_until, seen_idle = time.monotonic() + FOREIGN_BUILD_WAIT_SECONDS, False
     while state and not state[0]:
+        still_wanted()
         if state[1]:
             seen_idle = False
             if time.monotonic() > waited_until:

@@ -189,9 +189,13 @@ def test_an_index_that_could_not_be_built_under_apply_fails_the_run(data):
     holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")  # the build waits for this snapshot
     canceller = _connect()
 
+    # This database's builds only: the server is shared, and another database's build (another test run's)
+    # was cancelled in this one's place, which then waited on `holder` for ever.
+    ours = "FROM pg_stat_progress_create_index WHERE datname = current_database()"
+
     def cancel_the_build() -> None:
-        _wait_for(lambda: canceller.execute("SELECT count(*) FROM pg_stat_progress_create_index").fetchone()[0], 60)
-        canceller.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_progress_create_index")
+        _wait_for(lambda: canceller.execute(f"SELECT count(*) {ours}").fetchone()[0], 60)
+        canceller.execute(f"SELECT pg_cancel_backend(pid) {ours}")
 
     cancelling = threading.Thread(target=cancel_the_build)
     cancelling.start()
@@ -329,3 +333,40 @@ def test_a_build_by_another_role_is_waited_for_by_a_role_that_may_not_read_its_p
     assert errors == []
     assert outcome == [{"index": INDEX, "sql": designed_index_sql(INDEX), "note": "already present"}]
     assert _state(INDEX) == (True,)
+
+
+def test_a_run_cancelled_while_another_applier_holds_the_index_stops_waiting(data):
+    """A run waiting its turn behind another applier of the same index (the per-index advisory lock; another
+    run's build takes an hour on a large table) went on waiting after it was cancelled, then reported the
+    other's index as applied by it. Now it stops within seconds and applies nothing."""
+    from apps.optimizer import services
+    from apps.optimizer.models import OptimizationStep
+
+    _sql(f"DROP INDEX {INDEX}")
+    other = _connect()
+    other.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"optimizer.index_create:{INDEX}"])
+    run = services.optimization_run_create(target="database", apply=True)
+
+    def execute() -> None:
+        try:
+            services.optimization_run_inline(run)
+        finally:
+            connection.close()
+
+    running = threading.Thread(target=execute)
+    running.start()
+    try:
+        applying = OptimizationStep.objects.filter(run=run, progress_message__startswith="apply")
+        _wait_for(applying.exists, 120)
+        time.sleep(1)  # waiting on the lock
+        assert services.optimization_run_cancel(run=run, by="ops")
+        running.join(15)
+        assert not running.is_alive(), "the run went on waiting after it was cancelled"
+    finally:
+        other.close()  # its session's lock goes with it
+        running.join(60)
+    recommendation = run.recommendations.get(subject=INDEX)
+    assert recommendation.status == Recommendation.Status.FAILED and "Stopped with its run" in str(
+        recommendation.outcome
+    )
+    assert _state(INDEX) is None
