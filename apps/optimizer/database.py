@@ -422,11 +422,23 @@ def invalid_indexes() -> list[dict]:
     ]  # fmt: skip
 
 
+# A partition's index is part of its table's partitioned index (the audit trail is partitioned by month): it
+# cannot be dropped alone, and a month nobody reads has no scans, so it is counted under the partitioned index,
+# scans and sizes added up. An index that enforces a constraint (primary, unique, exclusion) is marked so.
 _INDEX_USAGE = """
-SELECT s.relname, s.indexrelname, s.idx_scan, pg_relation_size(s.indexrelid), i.indisunique, i.indisprimary
+SELECT coalesce(pt.relname, s.relname), coalesce(pc.relname, s.indexrelname), sum(s.idx_scan)::bigint,
+       sum(pg_relation_size(s.indexrelid))::bigint, bool_or(i.indisunique), bool_or(i.indisprimary),
+       bool_or(i.indisexclusion OR EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid
+                                           AND k.contype IN ('p', 'u', 'x'))),
+       count(h.inhparent)
 FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
+     LEFT JOIN pg_inherits h ON h.inhrelid = s.indexrelid
+     LEFT JOIN pg_class pc ON pc.oid = h.inhparent
+     LEFT JOIN pg_index pi ON pi.indexrelid = h.inhparent
+     LEFT JOIN pg_class pt ON pt.oid = pi.indrelid
 WHERE s.relname LIKE 'clinical\\_%%' OR s.relname LIKE 'audit\\_%%'
-ORDER BY pg_relation_size(s.indexrelid) DESC
+GROUP BY 1, 2
+ORDER BY 4 DESC
 """
 
 
@@ -440,8 +452,17 @@ def index_usage(*, primary: str = "default", replica: str = "replica") -> list[d
     with connections[primary].cursor() as cursor:
         cursor.execute(_INDEX_USAGE)
         usage = [
-            {"table": t, "index": i, "scans": scans, "bytes": size, "unique": unique, "primary": is_primary}
-            for t, i, scans, size, unique, is_primary in cursor.fetchall()
+            {
+                "table": t,
+                "index": i,
+                "scans": scans,
+                "bytes": size,
+                "unique": unique,
+                "primary": is_primary,
+                "constraint": constraint,
+                "partitions": partitions,
+            }
+            for t, i, scans, size, unique, is_primary, constraint, partitions in cursor.fetchall()
         ]
     if replica not in connections.settings:
         return usage
@@ -664,7 +685,7 @@ def recommendations_for(findings: dict) -> list[Draft]:
     for usage in findings["index_usage"]:
         if (
             usage["scans"] == 0
-            and not (usage["unique"] or usage["primary"] or usage.get("scans_incomplete"))
+            and not (usage["unique"] or usage["primary"] or usage.get("constraint") or usage.get("scans_incomplete"))
             and usage["bytes"] > 8 * 1024 * 1024
         ):
             drafts.append(
