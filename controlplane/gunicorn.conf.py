@@ -9,6 +9,10 @@ from apps.core.log_filters import gunicorn_logconfig
 
 # LOG_FORMAT=json: gunicorn's error and access lines are JSON objects like the rest of the process's.
 logconfig_dict = gunicorn_logconfig(os.environ.get("LOG_FORMAT", "plain"))
+# The access line without the request line or the referer (gunicorn's default writes both: a FHIR identifier
+# search's MRN, a patient id in a path) when a command turns the access log on and names no format of its own;
+# the Procfile's and the image's --access-logformat say the same.
+access_log_format = '%(h)s "%(m)s" %(s)s %(M)sms request=%({x-request-id}o)s'
 
 
 class RedactRequestTargets(logging.Filter):

@@ -143,3 +143,45 @@ def test_the_error_log_filter_redacts_an_unhandled_requests_target_and_nothing_e
     assert logged(f"Invalid request from ip=10.0.0.7: {line}") == (
         "Invalid request from ip=10.0.0.7: Invalid HTTP request line: [target redacted]"
     )
+
+
+def test_gunicorns_access_log_turned_on_without_a_format_writes_no_request_target(tmp_path):
+    """`--access-logfile -` alone took gunicorn's default format: the request line (an identifier search's MRN
+    in its query) and the referer, on every request."""
+    import os
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    from tests.helpers import REPO_ROOT, VENV_BIN, closed_port
+
+    port, log = closed_port(), tmp_path / "access.log"
+    server = subprocess.Popen(
+        [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py", "--bind",
+         f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket", "--access-logfile", str(log)],
+        cwd=REPO_ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        for _ in range(300):
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/fhir/Patient?identifier={MRN}",
+                    headers={"Referer": f"http://127.0.0.1:{port}/dashboard/patients/{MRN}"},
+                )
+                urllib.request.urlopen(request, timeout=5)
+            except urllib.error.HTTPError:
+                break  # answered (401: no token)
+            except OSError:
+                time.sleep(0.1)
+        for _ in range(50):
+            if log.exists() and log.read_text():
+                break
+            time.sleep(0.1)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    written = log.read_text()
+    assert '"GET" 401' in written
+    assert MRN not in written and "/fhir/Patient" not in written
