@@ -127,7 +127,7 @@ def test_live_numbers_every_page_and_the_patient_list(stack, page, artifacts):
     # A search by name: posted with the staff session (JSON from this origin, no CSRF token on the page), the
     # name in the body and in no URL, so in no access log.
     page.locator("[data-testid=vlist-scroller]").evaluate("element => { element.scrollTop = 0; }")
-    family = page.locator(".row-button .cell").first.inner_text().split(",")[0]
+    family = page.locator(".row-button").first.inner_text().split(",")[0]
     fragment = family[:3]
     sent = []
     page.on("request", lambda request: sent.append((request.method, request.url, request.post_data or "")))
@@ -135,7 +135,7 @@ def test_live_numbers_every_page_and_the_patient_list(stack, page, artifacts):
     page.wait_for_function(
         """([prefix]) => {
             const plain = (text) => text.normalize("NFKD").replace(/\\p{M}/gu, "").toLowerCase();
-            const first = document.querySelector(".row-button .cell");
+            const first = document.querySelector(".row-button");
             const count = document.querySelector("[data-testid=patient-count]").textContent;
             return first && !count.startsWith("100,000") && /^[0-9,]+ patients$/.test(count)
                 && first.textContent.split(", ").some((part) => plain(part).startsWith(plain(prefix)));
