@@ -526,7 +526,13 @@ def statement_statistics(cursor, *, limit: int = 10) -> dict:
     try:
         cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements'")
         if cursor.fetchone() is None:
-            cursor.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            # Never created here: a measuring run changes nothing, and a hospital's schema changes are the DBA's.
+            return {
+                "available": False,
+                "reason": "pg_stat_statements is not installed in this database: a role that may (its owner or a "
+                "superuser) runs CREATE EXTENSION pg_stat_statements once, and GRANTs pg_read_all_stats to "
+                "this role to read every role's statements.",
+            }
         cursor.execute(
             "SELECT query, calls, mean_exec_time, total_exec_time FROM pg_stat_statements "
             "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
