@@ -568,6 +568,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # Views that name a `throttle_scope` are limited by its RateLimitPolicy (apps/ratelimits).
     "DEFAULT_THROTTLE_CLASSES": ["apps.ratelimits.throttling.PolicyRateThrottle"],
+    # DRF's own throttles key an anonymous caller by get_ident(), which without NUM_PROXIES is the whole
+    # X-Forwarded-For a caller writes (a new quota per forged header); 0: REMOTE_ADDR, which
+    # ClientAddressMiddleware has already resolved through TRUSTED_PROXIES.
+    "NUM_PROXIES": 0,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
         "apps.core.api.parsers.JSONParser",  # DRF's; a too deeply nested body is a 400

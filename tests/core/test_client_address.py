@@ -70,3 +70,13 @@ def test_a_proxy_named_in_its_ipv4_mapped_form_is_trusted(proxies):
     assert client_address("::ffff:10.42.0.7", "198.51.100.1", trusted) == "198.51.100.1"
     assert client_address("10.42.0.7", "198.51.100.1", trusted) == "198.51.100.1"
     assert client_address("::ffff:10.43.0.7", "198.51.100.1", trusted) == "::ffff:10.43.0.7"
+
+
+def test_drfs_own_throttle_ident_is_the_resolved_address_not_a_forged_header():
+    """Without NUM_PROXIES, DRF's get_ident() returned the X-Forwarded-For header itself: any throttle built on
+    it (AnonRateThrottle, a scope's own) gave each forged header a quota of its own."""
+    from rest_framework.test import APIRequestFactory
+    from rest_framework.throttling import AnonRateThrottle
+
+    request = APIRequestFactory().get("/", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="198.51.100.77")
+    assert AnonRateThrottle().get_ident(request) == "203.0.113.9"
