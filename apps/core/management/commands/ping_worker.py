@@ -15,6 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=30.0, help="Seconds to wait for the worker.")
 
     def handle(self, *args, timeout: float, **options) -> None:
+        if not timeout > 0 or timeout == float("inf"):  # 0, negative or nan sent an expired task and waited not at all
+            raise CommandError(f"--timeout must be a number of seconds more than 0, not {timeout}.")
         nonce = uuid.uuid4().hex
         started = time.monotonic()
         try:
