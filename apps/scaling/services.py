@@ -186,6 +186,9 @@ def forecasts_refresh(*, services: list[Service] | None = None, now: datetime | 
     if services is not None:
         policies = policies.filter(service__in=services)
     for policy in policies:
+        if not _forecast_turn_take(policy):
+            report["skipped"].append(f"{policy.service.slug}: its forecasts are being made by another run.")
+            continue
         # Whatever goes wrong with one policy (its data, a model, the service deleted meanwhile) is logged
         # and reported, and the policies after it still get their forecasts this hour.
         try:
@@ -193,7 +196,41 @@ def forecasts_refresh(*, services: list[Service] | None = None, now: datetime | 
         except Exception as exc:
             logger.exception("scaling forecasts of %s failed", policy.service.slug)
             report["skipped"].append(f"{policy.service.slug}: {_failure(exc)}")
+        finally:
+            _forecast_turn_release(policy)
     return report
+
+
+# A run's hold on a policy while it forecasts (seconds per metric); longer than any run, shorter than the hour.
+FORECAST_TURN_SECONDS = 15 * 60
+
+
+def _forecast_turn_key(policy: ScalingPolicy) -> str:
+    return f"scaling:forecasting:{policy.pk}"
+
+
+def _forecast_turn_take(policy: ScalingPolicy) -> bool:
+    """One run at a time per policy: the hourly task redelivered, or `manage.py scaling forecast` and the
+    optimizer while beat's run is at it, each made a full set of forecasts and a plan, and re-applied it.
+    With the shared cache away the run goes ahead (a duplicate plan beats none)."""
+    from django.core.cache import cache
+
+    try:
+        return bool(cache.add(_forecast_turn_key(policy), 1, timeout=FORECAST_TURN_SECONDS))
+    except Exception:  # a cache outage: any backend's error
+        logger.warning(
+            "scaling forecasts: the shared cache is away, %s forecast unguarded", policy.service.slug, exc_info=True
+        )
+        return True
+
+
+def _forecast_turn_release(policy: ScalingPolicy) -> None:
+    from django.core.cache import cache
+
+    try:
+        cache.delete(_forecast_turn_key(policy))
+    except Exception:  # the hold lapses by itself
+        logger.warning("scaling forecasts: could not release the hold on %s", policy.service.slug, exc_info=True)
 
 
 def _failure(exc: Exception) -> str:

@@ -975,3 +975,31 @@ def test_a_maximum_lowered_after_the_plan_keeps_the_keda_manifests_valid(tmp_pat
     crons = [t for t in docs["triage-scaledobject.yaml"]["spec"]["triggers"] if t["type"] == "cron"]
     assert [cron["metadata"]["desiredReplicas"] for cron in crons] == ["30"]
     assert len(services.manifests_export(out=tmp_path)) == 5
+
+
+def test_a_policy_is_forecast_by_one_run_at_a_time(settings, monkeypatch):
+    """The hourly task redelivered, or `manage.py scaling forecast` while beat's run is at it: each made a full
+    set of forecasts and a replica plan for the same hour, and applied it again."""
+    import threading
+
+    settings.SCALING_HISTORY_DAYS = 4
+    policy = _policy("one-run")
+    real = services.hourly_history
+    second: dict = {}
+
+    def history(policy, metric, *, now):
+        if not second:  # the other run starts while this one is forecasting
+            second["report"] = None
+            thread = threading.Thread(target=lambda: second.update(report=services.forecasts_refresh()))
+            thread.start()
+            thread.join()
+        return real(policy, metric, now=now)
+
+    monkeypatch.setattr(services, "hourly_history", history)
+    first = services.forecasts_refresh(services=[policy.service])
+    assert second["report"]["skipped"] == ["one-run: its forecasts are being made by another run."]
+    assert second["report"]["forecasts"] == [] and len(first["forecasts"]) == 4
+    assert policy.service.forecasts.count() == 4 and policy.service.scaling_recommendations.count() == 1
+
+    monkeypatch.setattr(services, "hourly_history", real)  # the hold ends with the run
+    assert len(services.forecasts_refresh(services=[policy.service])["forecasts"]) == 4
