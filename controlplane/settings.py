@@ -64,6 +64,10 @@ class CheckedEnv(environ.Env):
             )
         return config
 
+    def names(self, var: str, default=environ.Env.NOTSET) -> list:
+        """A comma-separated list, each entry stripped and empty ones dropped ("a, b" is a and b, not " b")."""
+        return [entry.strip() for entry in self.list(var, default=default) if entry.strip()]
+
     def email_url(self, var: str = environ.Env.DEFAULT_EMAIL_ENV, default=environ.Env.NOTSET, backend=None) -> dict:
         try:
             return super().email_url(var, default=default, backend=backend)
@@ -109,11 +113,6 @@ DEVELOPMENT_SECRET_KEY = "django-insecure-embedded-development-key-only"  # noqa
 PLACEHOLDER_SECRET_KEYS = {DEVELOPMENT_SECRET_KEY, "replace-with-50-random-characters"}
 
 
-def _names(var: str, default=environ.Env.NOTSET) -> list[str]:
-    """A comma-separated list, each entry stripped and empty ones dropped ("a, b" is a and b, not " b")."""
-    return [entry.strip() for entry in env.list(var, default=default) if entry.strip()]
-
-
 def _require_scheme(var: str, values: list[str], schemes: tuple[str, ...], example: str) -> None:
     """Each of `values` starts with one of `schemes`: Django compares a CSRF origin with its scheme, so one without
     never matched (every admin form refused)."""
@@ -129,7 +128,7 @@ LOCAL_HOSTS = ["127.0.0.1", "localhost", "[::1]", "testserver"]
 
 if DEBUG:
     SECRET_KEY = env.str("SECRET_KEY", default=DEVELOPMENT_SECRET_KEY)
-    ALLOWED_HOSTS = _names("ALLOWED_HOSTS", default=LOCAL_HOSTS)
+    ALLOWED_HOSTS = env.names("ALLOWED_HOSTS", default=LOCAL_HOSTS)
     _served = [host for host in ALLOWED_HOSTS if host not in LOCAL_HOSTS]
     if _served and "DEBUG" not in os.environ:
         # A deployment that set its hosts and forgot DEBUG ran with DEBUG's default, on: every error page a
@@ -141,7 +140,7 @@ if DEBUG:
 else:
     SECRET_KEY = env.str("SECRET_KEY", default="")
     # ALLOWED_HOSTS="," or " " named no host: every request was a 400 (DisallowedHost).
-    ALLOWED_HOSTS = _names("ALLOWED_HOSTS", default=[])
+    ALLOWED_HOSTS = env.names("ALLOWED_HOSTS", default=[])
     _missing = [
         name for name, value in (("SECRET_KEY", SECRET_KEY.strip()), ("ALLOWED_HOSTS", ALLOWED_HOSTS)) if not value
     ]
@@ -157,7 +156,7 @@ else:
             'the output of `python -c "import secrets; print(secrets.token_urlsafe(50))"`.'
         )
 
-CSRF_TRUSTED_ORIGINS = _names("CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_TRUSTED_ORIGINS = env.names("CSRF_TRUSTED_ORIGINS", default=[])
 _require_scheme(
     "CSRF_TRUSTED_ORIGINS", CSRF_TRUSTED_ORIGINS, ("http://", "https://"), "https://controlplane.example.org"
 )
@@ -344,7 +343,7 @@ else:
 # 32 random bytes in urlsafe base64, as `base64.urlsafe_b64encode(os.urandom(32))` makes) and opened
 # with any of them, so a key is rotated by putting the new one first.
 CACHE_KEY_SECRET = env.str("CACHE_KEY_SECRET", default=hashlib.sha256(f"cache-keys:{SECRET_KEY}".encode()).hexdigest())
-CACHE_ENCRYPTION_KEYS = _names("CACHE_ENCRYPTION_KEYS", default=[]) or [
+CACHE_ENCRYPTION_KEYS = env.names("CACHE_ENCRYPTION_KEYS", default=[]) or [
     base64.urlsafe_b64encode(hashlib.sha256(f"cache-encryption:{SECRET_KEY}".encode()).digest()).decode()
 ]
 
@@ -383,7 +382,7 @@ PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(PROMETHEUS_MULTIPROC_DIR))
 # Who may read /metrics: a bearer token (METRICS_TOKEN), else these client addresses.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
-METRICS_ALLOWED_IPS = _names("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+METRICS_ALLOWED_IPS = env.names("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
 for _entry in METRICS_ALLOWED_IPS:  # a typo was only a warning at the first scrape, and Prometheus read nothing
     try:
         ipaddress.ip_network(_entry, strict=False)
@@ -539,7 +538,7 @@ SCALING_BACKTEST_FOLDS = env.int("SCALING_BACKTEST_FOLDS", default=3, minimum=1)
 # The hosts a benchmark run may send its short-lived token to (this product's API): admins edit a
 # service's base URL, and a run's token carries the plan's PHI scopes, so where it may go is set here,
 # by whoever deploys, not in admin.
-BENCHMARK_TOKEN_HOSTS = _names("BENCHMARK_TOKEN_HOSTS", default=["127.0.0.1", "localhost", "::1"])
+BENCHMARK_TOKEN_HOSTS = env.names("BENCHMARK_TOKEN_HOSTS", default=["127.0.0.1", "localhost", "::1"])
 
 # --- Inference ------------------------------------------------------------------------------------
 # Load the enabled model deployments when a gunicorn worker starts (in a thread), so no first call waits
@@ -549,7 +548,7 @@ INFERENCE_PRELOAD = env.bool("INFERENCE_PRELOAD", default=False)
 # --- Health ---------------------------------------------------------------------------------------
 # A failed check in this list makes /readyz answer 503; any other failed check answers 200 with
 # status "degraded", so a broker or Redis outage does not take the API out of its load balancer.
-READYZ_REQUIRED = _names("READYZ_REQUIRED", default=["database"])
+READYZ_REQUIRED = env.names("READYZ_REQUIRED", default=["database"])
 WORKER_HEARTBEAT_INTERVAL_SECONDS = env.int("WORKER_HEARTBEAT_INTERVAL_SECONDS", default=10, minimum=1)
 WORKER_HEARTBEAT_MAX_AGE_SECONDS = env.int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", default=60, minimum=1)
 if WORKER_HEARTBEAT_MAX_AGE_SECONDS <= WORKER_HEARTBEAT_INTERVAL_SECONDS:  # a live worker would read as down
@@ -662,7 +661,7 @@ CSRF_COOKIE_HTTPONLY = True
 # CIDR networks or addresses. A request arriving from one of them is attributed to the first address of
 # its X-Forwarded-For, from the right, that is not one of them (audit source_ip, rate limits, lockouts).
 # Empty: X-Forwarded-For is never read and REMOTE_ADDR is the caller.
-TRUSTED_PROXIES = _names("TRUSTED_PROXIES", default=[])
+TRUSTED_PROXIES = env.names("TRUSTED_PROXIES", default=[])
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600, minimum=1)  # a working shift
 # Signed out after this long without a request (0: never); the dashboard's own reads count as activity.
 SESSION_IDLE_SECONDS = env.int("SESSION_IDLE_SECONDS", default=30 * 60)
