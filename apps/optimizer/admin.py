@@ -48,6 +48,10 @@ class OptimizationRunAdmin(ServiceVisibilityAdmin):
             else:
                 self.message_user(request, f"Run #{run.pk} had already finished.", messages.WARNING)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OptimizationRun]:
+        # The stored report (hundreds of KB with its charts) is served by its own view, never shown here.
+        return super().get_queryset(request).defer("report_html")
+
     def has_add_permission(self, request) -> bool:
         return False  # runs are started with `manage.py optimize` or by a schedule (Periodic tasks)
 
@@ -67,6 +71,9 @@ class RecommendationAdmin(ServiceVisibilityAdmin):
     readonly_fields = ["run", "step", "kind", "subject", "title", "reason", "change", "evidence", "actionable",
                        "status", "decided_by", "decided_via", "decided_at", "outcome", "created_at"]  # fmt: skip
     actions = ["apply_selected", "dismiss_selected"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Recommendation]:
+        return super().get_queryset(request).defer("run__report_html")  # select_related would load each report
 
     def has_add_permission(self, request) -> bool:
         return False

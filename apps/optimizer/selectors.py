@@ -18,7 +18,8 @@ def control_plane_overview(user) -> dict:
         status = slo_status(service)["windows"]["1h"] if service.route_prefix else None
         services.append({"service": service, "last_hour": status})
     pending = of_visible_services(Recommendation.objects.filter(status=Recommendation.Status.PENDING),
-                                  visible, "run__service", unassigned=True).select_related("run")  # fmt: skip
+                                  visible, "run__service", unassigned=True).select_related("run").defer(
+                                  "run__report_html")  # fmt: skip
     regressions = None
     if django_apps.is_installed("apps.benchmarks"):
         from apps.benchmarks.selectors import recent_regressions
@@ -26,7 +27,7 @@ def control_plane_overview(user) -> dict:
         regressions = recent_regressions(limit=10, visible_services=visible)
     return {
         "services": services,
-        "last_run": of_visible_services(OptimizationRun.objects.all(), visible, unassigned=True)
+        "last_run": of_visible_services(OptimizationRun.objects.defer("report_html"), visible, unassigned=True)
         .prefetch_related("steps")
         .first(),
         "pending_count": pending.count(),
