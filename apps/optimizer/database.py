@@ -801,10 +801,16 @@ def index_create(*, index: str) -> dict:
                 break
             still_wanted()
             time.sleep(0.2)
+        # A role's statement_timeout (ALTER ROLE ... SET) is for requests: a build on a large table outlasts it,
+        # was cancelled every time, and its leftover dropped. A run that no longer wants it cancels it instead.
+        cursor.execute("SHOW statement_timeout")
+        timeout = cursor.fetchone()[0]
+        cursor.execute("SET statement_timeout = 0")
         try:
             return _index_create(cursor, index=index, sql=statement)
         finally:
             try:
+                cursor.execute("SELECT set_config('statement_timeout', %s, false)", [timeout])
                 cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [lock])
             except Error:  # a broken connection: its session, and the lock with it, is gone
                 logger.warning("could not release the advisory lock of %s", index, exc_info=True)

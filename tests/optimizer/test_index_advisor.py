@@ -370,3 +370,26 @@ def test_a_run_cancelled_while_another_applier_holds_the_index_stops_waiting(dat
         recommendation.outcome
     )
     assert _state(INDEX) is None
+
+
+def test_a_statement_timeout_set_for_the_role_does_not_cancel_the_build(data):
+    """A hospital's app role often carries a statement_timeout (ALTER ROLE ... SET statement_timeout): every
+    CREATE INDEX CONCURRENTLY on a table larger than that timeout allowed was cancelled, its leftover dropped,
+    and the next run tried again. The build (and dropping a leftover) now runs without it; the session's own
+    setting comes back after."""
+    _sql(f"DROP INDEX {INDEX}")
+    holder = _connect()
+    holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+    holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")  # the build waits out this snapshot: a slow build
+    release = threading.Timer(2.0, lambda: holder.execute("COMMIT"))
+    release.start()
+    _sql("SET statement_timeout = '300ms'")
+    try:
+        outcome = index_create(index=INDEX)
+        assert _sql("SHOW statement_timeout") == [("300ms",)]
+    finally:
+        _sql("RESET statement_timeout")
+        release.join()
+        holder.close()
+    assert outcome == {"index": INDEX, "sql": designed_index_sql(INDEX)}
+    assert _state(INDEX) == (True,)
