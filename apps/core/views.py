@@ -23,7 +23,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: every dependency with its status and latency; 503 when a required one is down. The details
     (a failed check's error, which names hosts and ports, the pool's figures, the worker's pod name) go only to
     callers who may read /metrics: the probe is unauthenticated, and the ingress serves it to anyone."""
-    from apps.metrics.views import _allowed as may_read_metrics
+    from apps.metrics.views import may_read_metrics
 
     overall, checks = readiness_report()
     if not may_read_metrics(request):

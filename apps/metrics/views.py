@@ -39,7 +39,8 @@ def _address_allowed(remote: str) -> bool:
     return any(address in network for network in _networks(tuple(settings.METRICS_ALLOWED_IPS)))
 
 
-def _allowed(request: HttpRequest) -> bool:
+def may_read_metrics(request: HttpRequest) -> bool:
+    """A metrics token, or an address in METRICS_ALLOWED_IPS: who may read /metrics and /readyz's details."""
     header = request.headers.get("Authorization", "")
     if settings.METRICS_TOKEN and header.startswith("Bearer "):
         return hmac.compare_digest(header.removeprefix("Bearer ").encode(), settings.METRICS_TOKEN.encode())
@@ -47,6 +48,6 @@ def _allowed(request: HttpRequest) -> bool:
 
 
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:
-    if not _allowed(request):
+    if not may_read_metrics(request):
         return JsonResponse({"detail": "Not allowed to read metrics.", "code": "forbidden"}, status=403)
     return HttpResponse(exposition(), content_type=CONTENT_TYPE_LATEST)
