@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from apps.benchmarks import views as benchmark_views
+from apps.clinical.fhir import views as fhir_views
 from apps.core import views as core_views
 from apps.core.api.views import ApiRootView
 from apps.metrics import views as metrics_views
@@ -46,6 +47,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("fhir/", include("apps.clinical.fhir.urls")),
+    # The base without its slash: an OperationOutcome like any other FHIR path, not Django's HTML redirect.
+    path("fhir", fhir_views.UnsupportedView.as_view(), {"rest": ""}, name="fhir-base"),
     # The one API version: the view then ignores a `?version=` (which it would echo into a header).
     path("api/schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
     # The split view serves its start-up script from this URL (?script), so the page runs under the site's CSP

@@ -228,6 +228,8 @@ def test_only_json_is_served_on_every_fhir_path(clinician, patient):
 
 def test_unsupported_paths_and_methods(clinician):
     assert _outcome(clinician.get("/fhir/Condition"), 404).issue[0].code == "not-found"
+    for base in ("/fhir", "/fhir/"):  # without its slash too: not Django's HTML redirect
+        assert _outcome(clinician.get(base), 404).issue[0].code == "not-found"
     assert _outcome(clinician.post("/fhir/Patient", {}), 405).issue[0].code == "not-supported"
 
 
