@@ -30,6 +30,11 @@ class ApiClientAdmin(admin.ModelAdmin):
     readonly_fields = ["name", "token_prefix", "token_hash", "created_at", "rotated_at", "revoked_at"]
     actions = ["revoke_tokens", "rotate_tokens"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        # A revoke is for good: 'active' ticked again would only make the changelist say so of a refused token.
+        readonly = super().get_readonly_fields(request, obj)
+        return [*readonly, "is_active"] if obj is not None and obj.revoked_at is not None else readonly
+
     def get_form(self, request: HttpRequest, obj=None, change: bool = False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
         held = scopes_held_by(request.user)

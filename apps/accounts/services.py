@@ -221,6 +221,8 @@ def api_client_update(*, client: ApiClient, **fields) -> ApiClient:
         fields["scopes"] = validate_application_scopes(fields["scopes"], before=client.scopes)
     if "expires_at" in fields:
         validate_expires_at(fields["expires_at"])
+    if fields.get("is_active") and ApiClient.objects.filter(pk=client.pk, revoked_at__isnull=False).exists():
+        raise ValidationError({"is_active": "This client's token is revoked for good; create a new client instead."})
     for name, value in fields.items():
         setattr(client, name, value)
     client.full_clean()

@@ -86,3 +86,24 @@ def test_a_rotation_failing_half_way_rotates_none_so_no_token_is_lost(admin_clie
     for token in old.values():
         assert api.get("/api/v1/whoami/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
     assert not ApiClient.objects.filter(rotated_at__isnull=False).exists()
+
+
+def test_a_revoked_client_cannot_be_shown_active_again(admin_client, issue_token, api):
+    """Ticking 'active' on a revoked client was saved: the changelist then said active for a token every request
+    refused (revoked_at stays), and whoever trusted the column was misled. A revoke is for good."""
+    from django.core.exceptions import ValidationError
+
+    from apps.accounts.services import api_client_update
+
+    token = issue_token("patient:read", name="gone")
+    api_client_revoke(client=ApiClient.objects.get(name="gone"))
+    target = ApiClient.objects.get(name="gone")
+    url = f"{CHANGELIST}{target.pk}/change/"
+    assert 'name="is_active"' not in admin_client.get(url).content.decode()
+    admin_client.post(url, {"description": "", "scopes": '["patient:read"]', "is_active": "on",
+                            "expires_at_0": "", "expires_at_1": ""})  # fmt: skip
+    assert not ApiClient.objects.get(pk=target.pk).is_active
+    with pytest.raises(ValidationError):
+        api_client_update(client=ApiClient.objects.get(pk=target.pk), is_active=True)
+    assert not ApiClient.objects.get(pk=target.pk).is_active
+    assert api.get("/api/v1/whoami/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
