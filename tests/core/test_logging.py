@@ -153,3 +153,18 @@ def test_a_request_id_ending_in_a_newline_is_replaced_not_echoed(offered):
     audit record's request id."""
     response = RequestIdMiddleware(lambda request: HttpResponse())(RequestFactory().get("/", HTTP_X_REQUEST_ID=offered))
     assert "\n" not in response["X-Request-ID"] and len(response["X-Request-ID"]) == 32
+
+
+@pytest.mark.django_db
+def test_sql_and_its_parameters_are_never_logged_even_at_debug(caplog):
+    """A guard: Django's SQL lines carry each statement's parameters (an MRN here); its `django` logger stays at
+    INFO whatever LOG_LEVEL says, so they never reach the log."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.clinical.models import Patient
+
+    caplog.set_level(logging.DEBUG)  # the root logger at DEBUG, as LOG_LEVEL=DEBUG sets it
+    with CaptureQueriesContext(connection):  # the debug cursor, which logs each statement
+        Patient.objects.filter(mrn="MRN-LOGGED-123").exists()
+    assert "MRN-LOGGED-123" not in caplog.text
