@@ -12,6 +12,7 @@ from django.utils.cache import add_never_cache_headers
 from apps.accounts.models import ApiClient
 from apps.accounts.selectors import groups_grantable_by, holds_beyond, permissions_grantable_by, scopes_held_by
 from apps.accounts.services import (
+    RUNNER_ONLY_SCOPES,
     UPDATABLE_FIELDS,
     api_client_delete,
     api_client_revoke,
@@ -113,6 +114,8 @@ class ApiClientAdmin(admin.ModelAdmin):
                     refusals.append(f"{client.name}: not rotated; it is revoked; create a new client instead.")
                 elif client.is_expired:
                     refusals.append(f"{client.name}: not rotated; it expired; set a new expiry first.")
+                elif RUNNER_ONLY_SCOPES.intersection(client.scopes if isinstance(client.scopes, list) else []):
+                    refusals.append(f"{client.name}: not rotated; it is a benchmark run's own token (limitless).")
                 elif missing := sorted(set(client.scopes) - held):  # whoever sees the new token holds its scopes
                     refusals.append(f"{client.name}: not rotated; you do not hold {', '.join(missing)}.")
                 else:

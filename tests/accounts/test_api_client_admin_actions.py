@@ -107,3 +107,23 @@ def test_a_revoked_client_cannot_be_shown_active_again(admin_client, issue_token
         api_client_update(client=ApiClient.objects.get(pk=target.pk), is_active=True)
     assert not ApiClient.objects.get(pk=target.pk).is_active
     assert api.get("/api/v1/whoami/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 401
+
+
+def test_a_benchmark_runs_own_token_is_never_rotated_to_a_person(admin_client):
+    """A run's token holds `benchmark`, which lifts every rate limit, fail-closed ones included: issued only to the
+    runner, never to an application. Rotating it (admin: a superuser or an Administrator holds the benchmark scope's
+    permission; the command checks no scopes) handed a person a limitless token, and broke the run."""
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    from apps.accounts.services import api_client_create
+
+    run_token = api_client_create(name="benchmark-run-7-1", scopes=["benchmark", "patient:read"]).client
+    page = _rotate(admin_client, run_token).content.decode()
+    assert "<code>cpk_" not in page and "not rotated; it is a benchmark run&#x27;s own token" in page
+    out = StringIO()
+    with pytest.raises(CommandError, match="benchmark run's own token"):
+        call_command("rotate_api_client", "benchmark-run-7-1", stdout=out)
+    assert "cpk_" not in out.getvalue()
+    assert ApiClient.objects.get(pk=run_token.pk).rotated_at is None

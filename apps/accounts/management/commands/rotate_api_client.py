@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from apps.accounts.management.lookup import client_named
 from apps.accounts.models import ApiClient
-from apps.accounts.services import MAX_EXPIRES_DAYS, api_client_rotate
+from apps.accounts.services import MAX_EXPIRES_DAYS, RUNNER_ONLY_SCOPES, api_client_rotate
 
 
 class Command(BaseCommand):
@@ -38,6 +38,11 @@ class Command(BaseCommand):
             # A revoked client's new token would be refused anyway: printing one would only put a secret on screen.
             if client.is_revoked:
                 raise CommandError(f"API client {name!r} is revoked; create a new client instead.")
+            if RUNNER_ONLY_SCOPES.intersection(client.scopes if isinstance(client.scopes, list) else []):
+                raise CommandError(
+                    f"API client {name!r} is a benchmark run's own token (its scopes lift every rate limit); "
+                    "it ends with its run and is never handed to a person."
+                )
             if client.is_expired and expires_days is None:
                 raise CommandError(
                     f"API client {name!r} expired on {client.expires_at.isoformat()}; "
