@@ -52,7 +52,12 @@ def render_plan_report(plan) -> str:
             "runs": runs,
             "regressions": plan.regressions.all(),
             "history_chart": svg.line(
-                [(index, run.summary.get("p95_ms") or 0) for index, run in enumerate(runs)],
+                # A run with no successful request has no latency: a gap, not the fastest run at 0 ms.
+                [
+                    (index, run.summary["p95_ms"])
+                    for index, run in enumerate(runs)
+                    if run.summary.get("p95_ms") is not None
+                ],
                 colour="#0a58ca",
                 label="p95 per run (ms), dashed: the gate",
                 marker=plan.gates()["p95_ms"],

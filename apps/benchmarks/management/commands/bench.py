@@ -75,9 +75,11 @@ class Command(BaseCommand):
                                           "summary": run.summary, "verdicts": run.verdicts}))  # fmt: skip
             return
         summary = run.summary
+        p95 = summary.get("p95_ms")
+        latency = f"p95 {p95} ms" if p95 is not None else "no successful request"
         self.stdout.write(
             f"Run #{run.pk} {run.status}: {summary.get('requests', 0)} requests, {summary.get('rps', 0)} req/s, "
-            f"p95 {summary.get('p95_ms')} ms, errors {summary.get('error_rate_pct', 0)}%"
+            f"{latency}, errors {summary.get('error_rate_pct', 0)}%"
         )
         for verdict in run.verdicts:
             self.stdout.write(f"  {'PASS' if verdict['passed'] else 'FAIL'} {verdict['gate']}: {verdict['measured']} "
