@@ -96,13 +96,25 @@ def _store_search(resource_type: str, kept: dict, owner: str) -> str:
 
 
 def _lenient(request: Request) -> bool:
-    """Whether the client asked, in FHIR's `Prefer: handling=lenient`, that unknown parameters be ignored
-    rather than refused (strict, this server's default)."""
-    preferences = request.headers.get("Prefer", "")
-    return any(
-        preference.strip().lower().replace(" ", "") == "handling=lenient"
-        for preference in re.split(r"[,;]", preferences)
-    )
+    """Whether the client asked, in FHIR's `Prefer: handling=lenient` (the value may be quoted, as RFC 7240
+    allows), that unknown parameters be ignored rather than refused (strict, this server's default). A header
+    that asks for both is strict: ignoring a parameter changes the answer, refusing it does not."""
+    handling = set()
+    for preference in re.split(r"[,;]", request.headers.get("Prefer", "")):
+        name, _, value = preference.partition("=")
+        if name.strip().lower() == "handling":
+            handling.add(value.strip().strip('"').strip().lower())
+    return "lenient" in handling and "strict" not in handling
+
+
+def _ignorable(name: str, known: set[str]) -> bool:
+    """Whether a lenient search may leave out parameter `name`: only one whose base name (before any `:`) this
+    resource does not know. A known parameter with a modifier (`code:not`, `_id:not`) is refused even then, as
+    FHIR has servers reject unsupported modifiers: dropping `:not` answers the opposite question. So is an
+    unknown `_` parameter (`_include`, `_elements`, `_has`): a control or result parameter, whose absence
+    changes what the client gets back, not merely how much."""
+    base = name.partition(":")[0]
+    return base not in known and not base.startswith("_")
 
 
 def _readable_form(request: Request) -> QueryDict:
@@ -451,7 +463,8 @@ class FhirSearchView(FhirMixin, PhiAPIView):
     def search(self, request: Request, params, posted: bool = False) -> Response:
         ignored = []
         if _lenient(request):  # FHIR: ignore the parameters it does not know, and say which in the Bundle
-            ignored = sorted(set(params) - set(self.search_params) - COMMON_PARAMS)
+            known = set(self.search_params) | COMMON_PARAMS
+            ignored = sorted(name for name in params if _ignorable(name, known))
             if ignored:
                 params = params.copy()
                 for name in ignored:
@@ -469,6 +482,9 @@ class FhirSearchView(FhirMixin, PhiAPIView):
             posted = True
         unknown = sorted(set(params) - set(self.search_params) - COMMON_PARAMS)
         if unknown:
+            base, modified, modifier = unknown[0].partition(":")
+            if modified and base in set(self.search_params) | COMMON_PARAMS:
+                raise FhirParamError(unknown[0], f"the :{modifier[:64]} modifier is not supported on {base}")
             raise FhirParamError(unknown[0], f"unknown search parameter; supported: {', '.join(self.search_params)}")
         if params.get("_format", "json") not in JSON_FORMATS:  # a posted search's body may carry it too
             raise FhirParamError("_format", "only JSON is supported")
