@@ -217,8 +217,10 @@ def api_client_update(*, client: ApiClient, **fields) -> ApiClient:
     unknown = set(fields) - set(UPDATABLE_FIELDS)
     if unknown:
         raise TypeError(f"Not updatable on ApiClient: {', '.join(sorted(unknown))}")
-    if "scopes" in fields:
-        fields["scopes"] = validate_application_scopes(fields["scopes"], before=client.scopes)
+    if "scopes" in fields:  # judged against what is stored: the instance may hold the new scopes already
+        stored = ApiClient.objects.filter(pk=client.pk).values_list("scopes", flat=True).first()
+        before = stored if isinstance(stored, list) else []
+        fields["scopes"] = validate_application_scopes(fields["scopes"], before=before)
     if "expires_at" in fields:
         validate_expires_at(fields["expires_at"])
     if fields.get("is_active") and ApiClient.objects.filter(pk=client.pk, revoked_at__isnull=False).exists():

@@ -67,3 +67,15 @@ def test_an_issued_tokens_repr_never_shows_the_token():
     issued = api_client_create(name="ward-app", scopes=["patient:read"])
     assert issued.token not in repr(issued) and issued.token not in str(issued)
     assert issued.token not in repr([issued])
+
+
+def test_the_runner_only_scope_check_reads_the_stored_scopes_not_the_instances():
+    """api_client_update judged 'added' against the instance it was given, which admin's form (and any caller
+    that sets the field first) had already changed: the benchmark scope then counted as held before."""
+    from django.core.exceptions import ValidationError
+
+    client = api_client_create(name="ward-app", scopes=["inference"]).client
+    client.scopes = ["benchmark", "inference"]
+    with pytest.raises(ValidationError, match="benchmark runner"):
+        api_client_update(client=client, scopes=["benchmark", "inference"])
+    assert ApiClient.objects.get(name="ward-app").scopes == ["inference"]
