@@ -160,3 +160,13 @@ def test_admin_edits_go_through_the_service_and_can_clear_an_expiry(client, admi
     target.refresh_from_db()
     assert target.expires_at is None
     assert target.scopes == ["audit:read", "patient:read"]
+
+
+def test_whoami_reports_no_scope_for_scopes_stored_as_a_string(api, issue_token):
+    """Scopes written as text by a script grant nothing (above), but whoami listed each of its characters."""
+    from apps.accounts.services import api_clients_cache
+
+    token = issue_token("inference", name="scripted")
+    ApiClient.objects.filter(name="scripted").update(scopes="inference,audit:read")
+    api_clients_cache.forget()
+    assert api.get("/api/v1/whoami/", **_bearer(token)).json()["scopes"] == []

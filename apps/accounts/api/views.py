@@ -15,7 +15,8 @@ class WhoAmIView(APIView):
     def get(self, request: Request) -> Response:
         if isinstance(request.auth, ApiClient):
             client = request.auth
-            data = {"kind": "client", "name": client.name, "scopes": client.scopes, "expires_at": client.expires_at}
+            scopes = client.scopes if isinstance(client.scopes, list) else []  # what has_scope grants, no more
+            data = {"kind": "client", "name": client.name, "scopes": scopes, "expires_at": client.expires_at}
         else:
             user = request.user
             data = {"kind": "user", "name": user.get_username(), "scopes": scopes_held_by(user), "expires_at": None}
