@@ -32,7 +32,9 @@ class PatientRecordOptimizer:
         self, mrn: str, session: object = None, *, system: str | None = None
     ) -> dict | None:
         """The patient's card by MRN through the cache (None when no patient has it), audited as a read by the
-        control plane itself. `session` is the brief's database session: the product's pool serves the read."""
+        control plane itself. `session` is the brief's database session: the product's pool serves the read.
+        A malformed MRN, or a `system` that is not an absolute URI, raises ValidationError (nothing is read or
+        audited)."""
         return await sync_to_async(_patient_lookup, thread_sensitive=True)(mrn, system)
 
 
@@ -56,6 +58,8 @@ def _missing_indexes_create() -> list[dict]:
 
 def _patient_lookup(mrn: str, system: str | None) -> dict | None:
     services.validate_mrn(mrn)
+    if system:  # not a URI ("MRN", the type code): a slip to refuse, not a system no patient is in
+        services.validate_identifier_system(system)
     cache_reads_reset()
     patient_id = selectors.patient_id_by_identifier(value=mrn, system=system)
     card = selectors.patient_card(patient_id=patient_id) if patient_id else None

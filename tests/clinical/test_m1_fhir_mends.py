@@ -2,11 +2,16 @@
 takes, and which cursors the server accepts."""
 
 from datetime import UTC, date, datetime
+from urllib.parse import urlencode
 
 import pytest
+from asgiref.sync import async_to_sync
+from django.core.exceptions import ValidationError
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
+from apps.audit.models import AuditEvent
+from apps.clinical.brief import PatientRecordOptimizer
 from apps.clinical.services import observation_record, patient_create
 
 pytestmark = pytest.mark.django_db
@@ -81,3 +86,36 @@ def test_a_quoted_lenient_is_lenient(clinician, patient, heart_and_temp, prefer)
 )
 def test_strict_wins_when_both_are_asked(clinician, patient, prefer):
     _refused(clinician.get("/fhir/Observation", {"patient": patient.pk, "foo": "1"}, HTTP_PREFER=prefer), "foo")
+
+
+# --- identifier systems: a system that is no URI is a slip, not a system no patient is in ---------------
+@pytest.mark.parametrize("system", ["MRN", "hospital mrn", "://x", "mrn-system"])
+def test_a_fhir_identifier_search_refuses_a_system_that_is_not_a_uri(clinician, patient, system):
+    """`identifier=MRN|MRN-000123` answered an empty Bundle ("no such patient"); POST /api/v1/patients/lookup/
+    with the same system is a 400 since bf5783f, and so is the FHIR search, GET and posted."""
+    before = AuditEvent.objects.filter(action="search", outcome="success").count()
+    outcome = _refused(clinician.get("/fhir/Patient", {"identifier": f"{system}|{patient.mrn}"}), "identifier")
+    assert "absolute URI" in outcome.issue[0].diagnostics
+    body = urlencode({"identifier": f"{system}|{patient.mrn}", "_summary": "count"})
+    response = clinician.post("/fhir/Patient/_search", body, content_type="application/x-www-form-urlencoded")
+    _refused(response, "identifier")
+    assert AuditEvent.objects.filter(action="search", outcome="success").count() == before  # nothing was searched
+
+
+def test_a_fhir_identifier_search_still_finds_by_a_uri_system_or_none(clinician, patient):
+    for identifier in (patient.mrn, f"|{patient.mrn}", f"{patient.identifier_system}|{patient.mrn}"):
+        assert _match_ids(clinician.get("/fhir/Patient", {"identifier": identifier})) == [patient.pk]
+    assert _match_ids(clinician.get("/fhir/Patient", {"identifier": f"urn:oid:1.2.3.4|{patient.mrn}"})) == []
+
+
+def test_the_brief_s_lookup_refuses_a_system_that_is_not_a_uri(patient):
+    """optimize_patient_lookup(mrn, system="MRN") returned None and audited a not-found search."""
+    optimizer = PatientRecordOptimizer()
+    before = AuditEvent.objects.count()
+    with pytest.raises(ValidationError) as refused:
+        async_to_sync(optimizer.optimize_patient_lookup)(patient.mrn, None, system="MRN")
+    assert "system" in refused.value.message_dict
+    assert AuditEvent.objects.count() == before
+    card = async_to_sync(optimizer.optimize_patient_lookup)(patient.mrn, None, system=patient.identifier_system)
+    assert card["id"] == patient.pk
+    assert async_to_sync(optimizer.optimize_patient_lookup)(patient.mrn, None, system="urn:oid:1.2.3.4") is None

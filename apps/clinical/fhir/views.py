@@ -67,7 +67,7 @@ from apps.clinical.fhir.params import (
     split_or,
 )
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
-from apps.clinical.services import validate_mrn, validate_search_term
+from apps.clinical.services import validate_identifier_system, validate_mrn, validate_search_term
 from apps.core.api.exceptions import api_exception_handler
 from apps.core.compiled import CompiledQuery, CompiledShapes
 from apps.ratelimits.throttling import client_identity
@@ -757,6 +757,11 @@ class PatientSearchView(FhirSearchView):
             validate_mrn(token.code)
         except ValidationError as exc:
             raise FhirParamError("identifier", exc.message_dict["mrn"][0]) from exc
+        try:  # `MRN|...` (the type code for the system, a common slip) is no system a patient can be in
+            if token.system:
+                validate_identifier_system(token.system)
+        except ValidationError as exc:
+            raise FhirParamError("identifier", exc.message_dict["system"][0]) from exc
         return token
 
     @classmethod
