@@ -431,17 +431,23 @@ def forecast(series: pd.Series, hours: int = HORIZON, *, max_folds: int = 7) -> 
     wall = wall_clock(series)
     selection = select_model(wall, max_folds=max_folds)
     first = wall.index[-1] + pd.Timedelta(hours=1)
-    # Each real hour ahead at its place on the wall clock: the hour clocks skip is left out, the hour they
-    # repeat read twice (and the repeat of the history's last hour is the first hour ahead).
+    # Each real hour ahead at its place on the wall clock (its local time floored to the hour, as wall_clock
+    # floors the history's): the hour clocks skip is left out, the hour they repeat read twice (and the repeat
+    # of the history's last hour is the first hour ahead); where they move by 30 minutes, the hour they cross
+    # is read by the two real hours that fall in it.
     positions = np.maximum(((future.tz_localize(None) - first) // pd.Timedelta(hours=1)).to_numpy(), 0)
     predicted = selection.model.fit_predict(wall, int(positions.max()) + 1)
     return Forecast(future, predicted.p10[positions], predicted.p50[positions], predicted.p90[positions]), selection
 
 
 def wall_clock(series: pd.Series) -> pd.Series:
-    """A series on its time zone's clock without the zone: every day 24 hours. The hour the clocks repeat is
-    the mean of its two, the hour they skip interpolated."""
-    naive = pd.Series(series.to_numpy(), index=series.index.tz_localize(None)).groupby(level=0).mean()
+    """A series on its time zone's clock without the zone: every day 24 hours, each labelled with its local
+    hour. The hour the clocks repeat is the mean of its two, the hour they skip interpolated."""
+    # Floored to the local hour: where the clocks move by 30 minutes (Australia/Lord_Howe) the real hours
+    # after a change fall on :30 (or back on :00), a grid from the first of them dropped every one of those,
+    # and the forecast was NaN. Two real hours that land in one local hour are its mean, as the repeated hour.
+    local = series.index.tz_localize(None).floor("h")
+    naive = pd.Series(series.to_numpy(), index=local).groupby(level=0).mean()
     full = pd.date_range(naive.index[0], naive.index[-1], freq="h")
     return naive.reindex(full).interpolate(limit_area="inside")
 
