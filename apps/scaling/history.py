@@ -17,18 +17,39 @@ from apps.scaling.models import ScalingPolicy, WorkloadForecast
 
 Metric = WorkloadForecast.Metric
 
-# PromQL per metric; {selector} is the policy's label selector, {window} the step. Each is the mean over the
-# step before the instant it is evaluated at (prometheus_range labels it with that step's start): a [5m] rate
-# sampled once an hour was 5 minutes of the 60, and those of the hour before the label (the 05:55 ramp read
-# as 06:00's load).
+# PromQL per metric; {selector} is the policy's label selector, {window} and {rate_window} the step (at least
+# the floors below). Each is the mean over the step before the instant it is evaluated at (prometheus_range
+# labels it with that step's start): a [5m] rate sampled once an hour was 5 minutes of the 60, and those of
+# the hour before the label (the 05:55 ramp read as 06:00's load).
 PROMETHEUS_QUERIES = {
-    Metric.REQUEST_RATE: "sum(rate(http_requests_total{{{selector}}}[{window}]))",
-    Metric.CPU: "100 * avg(rate(container_cpu_usage_seconds_total{{{selector}}}[{window}]))",
+    Metric.REQUEST_RATE: "sum(rate(http_requests_total{{{selector}}}[{rate_window}]))",
+    Metric.CPU: "100 * avg(rate(container_cpu_usage_seconds_total{{{selector}}}[{rate_window}]))",
     Metric.MEMORY: "100 * avg(avg_over_time(container_memory_working_set_bytes{{{selector}}}[{window}])"
     " / avg_over_time(container_spec_memory_limit_bytes{{{selector}}}[{window}]))",
     Metric.RESPONSE_TIME: "1000 * histogram_quantile(0.95,"
-    " sum by (le) (rate(http_request_duration_seconds_bucket{{{selector}}}[{window}])))",
+    " sum by (le) (rate(http_request_duration_seconds_bucket{{{selector}}}[{rate_window}])))",
 }  # fmt: skip
+
+
+# A range-vector window holds the samples scraped in it, and a step shorter than the scrape interval (the
+# benchmark's 15 s memory series; cAdvisor's is scraped every 30-60 s, Prometheus's default 60 s) left most
+# windows empty: no value at those steps, and a short run under the 3 points of a memory trend. Before 6ad3ae1
+# an instant query's 5-minute lookback always found the last sample. So a gauge's mean is over at least one
+# scrape interval, and a rate, which needs two samples, over at least four (Grafana's $__rate_interval); a
+# step that short reads the trailing mean up to its end. Hourly steps are unchanged.
+SCRAPE_INTERVAL_SECONDS = 60
+GAUGE_WINDOW_FLOOR_SECONDS = SCRAPE_INTERVAL_SECONDS
+RATE_WINDOW_FLOOR_SECONDS = 4 * SCRAPE_INTERVAL_SECONDS
+
+
+def prometheus_query(metric: str, *, selector: str, step_seconds: int) -> str:
+    """The PromQL of one metric for a query_range at `step_seconds`: each step's mean, over a window no
+    shorter than the floors above."""
+    return PROMETHEUS_QUERIES[metric].format(
+        selector=selector,
+        window=f"{max(step_seconds, GAUGE_WINDOW_FLOOR_SECONDS)}s",
+        rate_window=f"{max(step_seconds, RATE_WINDOW_FLOOR_SECONDS)}s",
+    )
 
 
 class HistoryUnavailable(Exception):
@@ -126,13 +147,14 @@ def prometheus_range(
     policy: ScalingPolicy, metric: str, *, since: datetime, until: datetime, step_seconds: int = 3600
 ) -> pd.Series:
     """One metric of the service from Prometheus' query_range (the policy's label selector): each whole step
-    from `since` that has ended by `until`, labelled with its start (the queries look back one step)."""
+    from `since` that has ended by `until`, labelled with its start (the queries look back one step, or the
+    window floor where the step is shorter: see prometheus_query)."""
     if not settings.SCALING_PROMETHEUS_URL:
         raise HistoryUnavailable("SCALING_PROMETHEUS_URL is not set.")
     selector = policy.prometheus_selector or f'service="{policy.service.slug}"'
     query = urllib.parse.urlencode(
         {
-            "query": PROMETHEUS_QUERIES[metric].format(selector=selector, window=f"{step_seconds}s"),
+            "query": prometheus_query(metric, selector=selector, step_seconds=step_seconds),
             "start": since.timestamp() + step_seconds,
             "end": until.timestamp(),
             "step": str(step_seconds),
