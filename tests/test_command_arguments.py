@@ -68,8 +68,9 @@ def test_revoke_api_client_answers_an_over_long_name_without_a_traceback():
     [
         (["--patients", "1", "--days", "100000000"], r"--days must be between 1 and 3,650"),
         (["--patients", "1", "--days", "3651"], r"--days must be between 1 and 3,650"),
-        (["--patients", "1", "--end", "0001-01-01"], r"--end must be between 1900-01-08 and now"),
-        (["--patients", "1", "--days", "30", "--end", "1900-01-15"], r"--end must be between 1900-01-31 and now"),
+        # Its oldest patients are 100 years old at --end, born no earlier than registration takes (1880).
+        (["--patients", "1", "--end", "0001-01-01"], r"--end must be between 1980-01-03 and now"),
+        (["--patients", "1", "--days", "30", "--end", "1979-12-15"], r"--end must be between 1980-01-03 and now"),
         (["--patients", "1", "--end", "9999-12-31"], r"--end must be between .* and now"),
         (["--patients", "1", "--end", (datetime.now(UTC) + timedelta(days=2)).date().isoformat()], r"--end"),
         (["--patients", "1", "--first-index", "-5"], r"--first-index must be between 0 and 9,999,999"),
