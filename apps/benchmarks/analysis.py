@@ -85,12 +85,65 @@ def parse_history(path: Path) -> list[dict]:
 
 
 def histogram_of(latencies_ms: list[float]) -> HdrHistogram:
-    """Recorded value by value with its count: a day's run holds millions of samples, far fewer values."""
     histogram = HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+    _record(histogram, latencies_ms)
+    return histogram
+
+
+def _record(histogram: HdrHistogram, latencies_ms: list[float]) -> None:
+    """Recorded value by value with its count: a day's run holds millions of samples, far fewer values."""
     values_us = np.clip((np.asarray(latencies_ms, dtype=float) * 1000).astype(np.int64), LOWEST_US, HIGHEST_US)
     for value, count in zip(*np.unique(values_us, return_counts=True), strict=True):
         histogram.record_value(int(value), int(count))
-    return histogram
+
+
+class Totals:
+    """What a run's summary needs of every sample, exactly, however many there are: the counts, the load's
+    length and HDR histograms of the successful requests' latencies. Fed one sample at a time while the
+    samples files are read (a day at 1,000 req/s is 86 million samples, tens of GB as a list), and folded
+    into the histograms in batches."""
+
+    BATCH = 65_536
+
+    def __init__(self) -> None:
+        self.requests = self.errors = 0
+        self._last_answer = -math.inf
+        self.latency = HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+        self.intended = HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
+        self._pending: tuple[list[float], list[float]] = ([], [])
+
+    @classmethod
+    def of(cls, samples: list[list]) -> Totals:
+        totals = cls()
+        for sample in samples:
+            totals.add(sample)
+        return totals.done()
+
+    def add(self, sample: list) -> None:
+        started, latency_ms, intended_ms, ok = sample[:4]
+        self.requests += 1
+        self._last_answer = max(self._last_answer, started + latency_ms / 1000)
+        if not ok:
+            self.errors += 1
+            return
+        self._pending[0].append(latency_ms)
+        self._pending[1].append(intended_ms)
+        if len(self._pending[0]) >= self.BATCH:
+            self.done()
+
+    @property
+    def load_seconds(self) -> float:
+        """How long the load ran: from the test's start (samples are timed from it) to the last answer. Not
+        the runner's wall time, which adds Locust's start-up and shutdown (seconds of a 5 s run on a busy
+        machine)."""
+        return self._last_answer if self.requests else 0.0
+
+    def done(self) -> Totals:
+        """Fold the samples still pending into the histograms."""
+        for histogram, pending in zip((self.latency, self.intended), self._pending, strict=True):
+            _record(histogram, pending)
+            pending.clear()
+        return self
 
 
 def _in_time_order(samples: list[list]) -> tuple[list[list], np.ndarray]:
@@ -106,32 +159,29 @@ def _window(ordered: list[list], times: np.ndarray, start: float, end: float) ->
     return ordered[low:high]
 
 
-def load_seconds(samples: list[list]) -> float:
-    """How long the load ran: from the test's start (samples are timed from it) to the last answer. Not the
-    runner's wall time, which adds Locust's start-up and shutdown (seconds of a 5 s run on a busy machine)."""
-    return max((s[0] + s[1] / 1000 for s in samples), default=0.0)
-
-
-def summarize(samples: list[list]) -> dict:
+def summarize(samples: list[list], totals: Totals | None = None) -> dict:
     """Counts, errors, req/s (every request) and exact percentiles (HDR) of the service's and the
     intended-time latency of the successful requests. With failures in them, a service answering most
     requests with a fast 503 read as fast: 96% 1 ms failures made 900 ms answers a p95 of 1 ms, inside
-    its gate. With no successful request there is no latency (and its gates fail)."""
-    if not samples:
+    its gate. With no successful request there is no latency (and its gates fail).
+
+    `totals` are those of every sample when `samples` is the runner's bounded random share of them: the
+    figures are still of every request, and `sampled` says how many the analyses on samples had."""
+    totals = Totals.of(samples) if totals is None else totals
+    if not totals.requests:
         return {"requests": 0, "errors": 0, "error_rate_pct": 0.0, "rps": 0.0}
-    seconds = load_seconds(samples)
-    succeeded = [s for s in samples if s[3]]
-    errors = len(samples) - len(succeeded)
+    seconds, errors = totals.load_seconds, totals.errors
     counts = {
-        "requests": len(samples),
+        "requests": totals.requests,
         "errors": errors,
-        "error_rate_pct": round(100 * errors / len(samples), 3),
-        "rps": round(len(samples) / seconds, 3) if seconds else 0.0,
+        "error_rate_pct": round(100 * errors / totals.requests, 3),
+        "rps": round(totals.requests / seconds, 3) if seconds else 0.0,
     }
-    if not succeeded:
+    if totals.requests > len(samples):
+        counts["sampled"] = {"kept": len(samples), "of": totals.requests}
+    if errors == totals.requests:
         return counts
-    latency = histogram_of([s[1] for s in succeeded])
-    intended = histogram_of([s[2] for s in succeeded])
+    latency, intended = totals.latency, totals.intended
     return {
         **counts,
         "avg_ms": round(latency.get_mean_value() / 1000, 3),
@@ -175,7 +225,7 @@ def verdicts(summary: dict, gates: dict[str, float]) -> list[dict]:
 GATE_WINDOW_SECONDS = 10.0
 
 
-def stress_knee(samples: list[list], stages: list[list], gates: dict[str, float]) -> dict:
+def stress_knee(samples: list[list], stages: list[list], gates: dict[str, float], *, scale: float = 1.0) -> dict:
     """Per step: users, req/s, p95, errors; the knee is the highest req/s of a step inside the gates, among
     the steps before the first that broke them (past it the service is beyond its knee, whatever a later
     step's p95 says).
@@ -185,7 +235,9 @@ def stress_knee(samples: list[list], stages: list[list], gates: dict[str, float]
     few milliseconds apart, read as hundreds of req/s, and the scaling planner took that as a replica's
     capacity. It is judged as the live gate judged it, by its last GATE_WINDOW_SECONDS: over the whole step,
     a cold start's errors in the first one broke it after the gate had let the test step on, and the knee
-    was lost."""
+    was lost.
+
+    `scale` is how many requests each sample stands for when `samples` is a random share of the run's."""
     steps, start = [], 0.0
     ordered, times = _in_time_order(samples)
     load_end = float(times[-1]) if len(times) else 0.0
@@ -202,7 +254,7 @@ def stress_knee(samples: list[list], stages: list[list], gates: dict[str, float]
         steps.append(
             {
                 "users": users,
-                "rps": round(len(window) / max(ran, 1e-3), 2),
+                "rps": round(len(window) * scale / max(ran, 1e-3), 2),
                 "p95_ms": latency.get_value_at_percentile(95) / 1000,
                 "error_rate_pct": round(errors, 3),
                 "gate_p95_ms": histogram_of([s[1] for s in tail]).get_value_at_percentile(95) / 1000,

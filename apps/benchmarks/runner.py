@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -25,6 +26,9 @@ from apps.core.ports import free_port
 TEMPLATE = Path(__file__).with_name("locustfile_template.py")
 LOCUST = str(Path(sys.executable).with_name("locust"))
 SATURATED_CPU_PCT = 90.0
+# Reading a day's samples takes minutes (~5 us a line): the run's heartbeat is written every this many
+# lines, or the checker fails it as a run whose worker died (HEARTBEAT_STALE_SECONDS) before it is recorded.
+LINES_PER_TICK = 1 << 20
 
 
 def stages_for(plan) -> list[list[float]]:
@@ -51,11 +55,16 @@ def stages_for(plan) -> list[list[float]]:
 class Outcome:
     status: str  # succeeded | cancelled | failed
     seconds: float
-    samples: list[list] = field(default_factory=list)
+    samples: list[list] = field(default_factory=list)  # every sample, or a uniform random share of them
     endpoints: list[dict] = field(default_factory=list)  # Locust's stats CSV, the aggregate row last
     timeline: list[dict] = field(default_factory=list)  # Locust's stats history, aggregate rows
     cpu_max: float = 0.0
     error: str = ""
+    totals: analysis.Totals | None = None  # of every sample (those of `samples` when not given)
+
+    def __post_init__(self) -> None:
+        if self.totals is None:
+            self.totals = analysis.Totals.of(self.samples)
 
 
 # What Locust's processes get of the runner's environment: what Python and TLS need, nothing else. The
@@ -97,18 +106,27 @@ def run_locust(
     on_tick: Callable[[float, float], None],
     processes: int = 1,
     workdir: Path | None = None,
+    max_samples: int | None = None,
+    seed: int = 0,
 ) -> Outcome:
     """Start Locust, watch it, return what it measured. `should_stop` is polled every second.
+
+    Of its samples, at most `max_samples` (BENCHMARK_MAX_SAMPLES) are kept, a uniform random share drawn
+    with `seed` (the run's id: the same files give the same share); the totals are of every one.
 
     With processes > 1, Locust runs distributed: a master (the shape, the CSVs) and that many local
     worker processes generating the load, the same layout that spreads over many machines.
 
     Without a `workdir`, the run's files (the patients drawn, every sample, Locust's log) go to a temporary
     folder removed when the run ends: each run left one behind in /tmp, for good."""
+    if max_samples is None:
+        from django.conf import settings
+
+        max_samples = settings.BENCHMARK_MAX_SAMPLES
     place = contextlib.nullcontext(workdir) if workdir is not None else tempfile.TemporaryDirectory(prefix="bench-")
     with place as folder:
         return _run_in(Path(folder), base_url, requests, token, patients, stages, stress_gate, rate_per_user,
-                       should_stop, on_tick, processes)  # fmt: skip
+                       should_stop, on_tick, processes, max_samples, seed)  # fmt: skip
 
 
 def _run_in(
@@ -123,6 +141,8 @@ def _run_in(
     should_stop: Callable[[], bool],
     on_tick: Callable[[float, float], None],
     processes: int,
+    max_samples: int,
+    seed: int,
 ) -> Outcome:
     shutil.copy(TEMPLATE, folder / "locustfile.py")
     (folder / "patients.json").write_text(json.dumps(patients))
@@ -164,12 +184,13 @@ def _run_in(
         for process in started_processes:
             _end(process, grace=5)
     process = started_processes[0]
-    samples = _read_samples(folder)
+    samples, totals = _read_samples(folder, max_samples, seed, lambda: on_tick(1.0, seconds))
     if status != "cancelled" and process.returncode not in (0, 1):  # 1: Locust saw failed requests
         error = (folder / "locust.log").read_text()[-2000:]
         return Outcome(
-            "failed", seconds, samples, cpu_max=cpu_max, error=f"locust exited {process.returncode}: {error}"
-        )
+            "failed", seconds, samples, cpu_max=cpu_max, error=f"locust exited {process.returncode}: {error}",
+            totals=totals,
+        )  # fmt: skip
     stats, history = folder / "run_stats.csv", folder / "run_stats_history.csv"
     return Outcome(
         status,
@@ -178,24 +199,42 @@ def _run_in(
         endpoints=analysis.parse_stats(stats) if stats.exists() else [],
         timeline=analysis.parse_history(history) if history.exists() else [],
         cpu_max=cpu_max,
+        totals=totals,
     )
 
 
-def _read_samples(folder: Path) -> list[list]:
-    """Every generator process's samples, by start time. A line that is not a whole sample is skipped: a
-    process killed in the middle of a flush (one that outlasted its grace on a stop) leaves its last line
-    cut short, and reading it failed the whole run, every sample measured before it lost."""
-    samples = []
-    for path in folder.glob("samples-*.jsonl"):
-        for line in path.read_text().splitlines():
-            try:
-                sample = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(sample, list) and len(sample) == 5:
-                samples.append(sample)
-    samples.sort(key=lambda sample: sample[0])
-    return samples
+def _read_samples(
+    folder: Path, limit: int, seed: int, tick: Callable[[], None] = lambda: None
+) -> tuple[list[list], analysis.Totals]:
+    """Every generator process's samples, read line by line: the totals of every one, and at most `limit`
+    of them by start time, a uniform random share (reservoir sampling, seeded): all of a day's samples
+    (86 million at 1,000 req/s) were read into one list, tens of GB, and the worker was killed for memory.
+
+    A line that is not a whole sample is skipped: a process killed in the middle of a flush (one that
+    outlasted its grace on a stop) leaves its last line cut short, and reading it failed the whole run,
+    every sample measured before it lost. `tick` is called every LINES_PER_TICK lines."""
+    kept: list[list] = []
+    totals, names = analysis.Totals(), {}
+    draw = random.Random(seed)  # noqa: S311 (a reproducible share of the samples, no secret)
+    for path in sorted(folder.glob("samples-*.jsonl")):  # in one order: the same share for the same seed
+        with path.open() as handle:
+            for number, line in enumerate(handle, 1):
+                if not number % LINES_PER_TICK:
+                    tick()
+                try:
+                    sample = json.loads(line)
+                except ValueError:
+                    continue
+                if not (isinstance(sample, list) and len(sample) == 5):
+                    continue
+                totals.add(sample)
+                sample[4] = names.setdefault(sample[4], sample[4])  # one string per request name, not per sample
+                if len(kept) < limit:
+                    kept.append(sample)
+                elif (slot := draw.randrange(totals.requests)) < limit:
+                    kept[slot] = sample
+    kept.sort(key=lambda sample: sample[0])
+    return kept, totals.done()
 
 
 def _watch(

@@ -214,6 +214,7 @@ def _run_measure(run: BenchmarkRun) -> BenchmarkRun:
             should_stop=should_stop,
             on_tick=on_tick,
             processes=plan.generator_processes,
+            seed=run.pk,  # the same share of the samples each time its files are read
         )
     except Exception as exc:
         logger.exception("benchmark run %s could not run", run.pk)
@@ -237,7 +238,9 @@ def _run_measure(run: BenchmarkRun) -> BenchmarkRun:
 def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dict) -> BenchmarkRun:
     plan = run.plan
     run.generator_cpu_max = round(outcome.cpu_max, 1)
-    run.summary = analysis.summarize(outcome.samples)
+    # Counts and percentiles are of every request (outcome.totals); what needs the samples themselves reads
+    # the runner's bounded share of them (every one below BENCHMARK_MAX_SAMPLES).
+    run.summary = analysis.summarize(outcome.samples, outcome.totals)
     run.histogram = analysis.histogram_buckets(outcome.samples)
     run.endpoints = [
         {key: value for key, value in row.items() if key != "aggregate"} for row in outcome.endpoints
@@ -246,7 +249,8 @@ def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dic
     run.timeline = outcome.timeline
     findings = {"stages": stages}
     if plan.kind == plan.Kind.STRESS:
-        findings["stress"] = analysis.stress_knee(outcome.samples, stages, gates)
+        scale = outcome.totals.requests / len(outcome.samples) if outcome.samples else 1.0
+        findings["stress"] = analysis.stress_knee(outcome.samples, stages, gates, scale=scale)
     elif plan.kind == plan.Kind.SPIKE:
         findings["spike"] = analysis.spike_recovery(outcome.samples, stages)
     elif plan.kind in (plan.Kind.ENDURANCE, plan.Kind.LOAD, plan.Kind.VOLUME):
@@ -262,7 +266,7 @@ def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dic
         return _finish(
             run, status=BenchmarkRun.Status.CANCELLED if cancelled else BenchmarkRun.Status.FAILED, error=error
         )
-    if not outcome.samples:  # nothing measured: no gate, no baseline, no figure for the scaling planner
+    if not outcome.totals.requests:  # nothing measured: no gate, no baseline, no figure for the scaling planner
         return _finish(
             run,
             status=BenchmarkRun.Status.FAILED,
