@@ -1,6 +1,8 @@
 """FHIR search mends after review: what a lenient search may leave out, which identifier systems a search
 takes, and which cursors the server accepts."""
 
+import base64
+import json
 from datetime import UTC, date, datetime
 from urllib.parse import urlencode
 
@@ -12,6 +14,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from apps.audit.models import AuditEvent
 from apps.clinical.brief import PatientRecordOptimizer
+from apps.clinical.fhir.params import MAX_ROW_ID, encode_cursor
 from apps.clinical.services import observation_record, patient_create
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +122,42 @@ def test_the_brief_s_lookup_refuses_a_system_that_is_not_a_uri(patient):
     card = async_to_sync(optimizer.optimize_patient_lookup)(patient.mrn, None, system=patient.identifier_system)
     assert card["id"] == patient.pk
     assert async_to_sync(optimizer.optimize_patient_lookup)(patient.mrn, None, system="urn:oid:1.2.3.4") is None
+
+
+# --- cursors: only the server's, and only ids a bigint holds ------------------------------------------------
+def _unsigned(values: list) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("values", [[1], [10**20], [-(10**20)], [0]])
+def test_a_hand_made_patient_cursor_is_a_400(clinician, patient, values):
+    """`_cursor=[1]` (or any id) paged from wherever the client chose, and `[10**20]` went to the database."""
+    _refused(clinician.get("/fhir/Patient", {"_cursor": _unsigned(values)}), "_cursor")
+    signature = encode_cursor([patient.pk]).partition(".")[2]  # a real cursor's signature on other values
+    _refused(clinician.get("/fhir/Patient", {"_cursor": f"{_unsigned(values)}.{signature}"}), "_cursor")
+
+
+@pytest.mark.parametrize("value", [10**20, 2**63, -(10**20), 0, -1])
+def test_an_id_past_a_bigint_is_a_400_even_in_a_signed_cursor(clinician, patient, heart_and_temp, value):
+    """The compiled Observation search took `["...", 2**63]` to PostgreSQL; ids are checked past the signature
+    too (a cursor signed before the range existed, or a key that leaked)."""
+    instant = "2024-03-05T10:00:00+00:00"
+    for cursor in (_unsigned([instant, value]), encode_cursor([instant, value])):
+        _refused(clinician.get("/fhir/Observation", {"patient": patient.pk, "_cursor": cursor}), "_cursor")
+    _refused(clinician.get("/fhir/Patient", {"_cursor": encode_cursor([value])}), "_cursor")
+
+
+def test_the_server_s_own_cursors_still_page(clinician, patient, heart_and_temp):
+    first = clinician.get("/fhir/Observation", {"patient": patient.pk, "_count": 1}).json()
+    (next_url,) = [link["url"] for link in first["link"] if link["relation"] == "next"]
+    second = clinician.get(next_url.removeprefix("http://testserver"))
+    assert len(_match_ids(second)) == 1
+    assert {first["entry"][0]["resource"]["id"], str(_match_ids(second)[0])} == {str(r.pk) for r in heart_and_temp}
+    biggest = encode_cursor([MAX_ROW_ID])  # the last id a bigint holds: a cursor past every patient, an empty page
+    assert _match_ids(clinician.get("/fhir/Patient", {"_cursor": biggest})) == []
+
+
+def test_a_cursor_signed_under_another_key_is_a_400(clinician, patient, heart_and_temp, settings):
+    cursor = encode_cursor([patient.pk])
+    settings.CACHE_KEY_SECRET = "another server's"
+    _refused(clinician.get("/fhir/Patient", {"_cursor": cursor}), "_cursor")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import re
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from django.conf import settings
 from django.db.models import Q
 
 MAX_COUNT = 1000
+MAX_ROW_ID = 2**63 - 1  # a bigint's, as the tables' ids are (DEFAULT_AUTO_FIELD)
 # ASCII digits only ("²".isdigit() is True, int("²") fails), as the server writes ids: no leading zero, since
 # FHIR ids are strings and "007" is not the id "7".
 ID_PATTERN = r"[1-9][0-9]{0,17}"
@@ -289,14 +291,31 @@ def birthdate_condition(raw: str, field: str = "birth_date") -> Q:
 
 
 # --- keyset cursors -------------------------------------------------------------------------------
+# A cursor is `<values>.<MAC>`: the ordering values of the page's last row (JSON, urlsafe base64) and an
+# HMAC-SHA256 of them, so the server reads only cursors it issued: a hand-made one ([1], [-10**20], an id past
+# bigint) is refused before any of its values reaches a query. The key is derived from CACHE_KEY_SECRET, as
+# the cache's keys are; rotating it ends the cursors then open (their searches are asked again).
+_CURSOR_MAC_BYTES = 16
+
+
+def _cursor_mac(payload: str) -> str:
+    key = hmac.digest(settings.CACHE_KEY_SECRET.encode(), b"controlplane fhir cursor", "sha256")
+    mac = hmac.digest(key, payload.encode(), "sha256")[:_CURSOR_MAC_BYTES]
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
 def encode_cursor(values: list) -> str:
     raw = json.dumps([v.isoformat() if isinstance(v, datetime | date) else v for v in values]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    payload = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return f"{payload}.{_cursor_mac(payload)}"
 
 
 def decode_cursor(raw: str, length: int) -> list:
+    payload, _, mac = raw.partition(".")
+    if not (payload.isascii() and mac.isascii()) or not hmac.compare_digest(mac, _cursor_mac(payload)):
+        raise FhirParamError("_cursor", "not a cursor this server issued")
     try:
-        padded = raw + "=" * (-len(raw) % 4)
+        padded = payload + "=" * (-len(payload) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise FhirParamError("_cursor", "not a cursor this server issued") from exc

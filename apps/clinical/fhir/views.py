@@ -49,6 +49,7 @@ from apps.clinical.fhir.params import (
     DATE_PREFIX_BOUNDS,
     ID_PATTERN,
     MAX_COUNT,
+    MAX_ROW_ID,
     SUPPORTED_DATE_PREFIXES,
     FhirParamError,
     Token,
@@ -629,8 +630,13 @@ class FhirSearchView(FhirMixin, PhiAPIView):
             ]
         except (ValidationError, ValueError, TypeError) as exc:
             raise FhirParamError("_cursor", "not a cursor this server issued") from exc
-        # The server's cursors carry aware instants; a naive one would be read in the server's zone.
-        if None in values or any(isinstance(value, datetime) and timezone.is_naive(value) for value in values):
+        # The server's cursors carry aware instants; a naive one would be read in the server's zone. Its ids
+        # are a bigint's, from 1: past them PostgreSQL refuses the comparison (a 500), or the page is a guess.
+        if (
+            None in values
+            or any(isinstance(value, datetime) and timezone.is_naive(value) for value in values)
+            or any(isinstance(value, int) and not 1 <= value <= MAX_ROW_ID for value in values)
+        ):
             raise FhirParamError("_cursor", "not a cursor this server issued")
         return values
 
