@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 
-import { ApiError, errorState, fieldErrors, getJson } from "./api";
+import { ApiError, errorState, fieldErrors, getJson, postSearch, refreshDeadline } from "./api";
 
 afterEach(() => vi.unstubAllGlobals());
 
@@ -58,5 +58,65 @@ describe("getJson", () => {
     answer(403, { detail: "No." });
     expect(errorState(await getJson("/x/").catch((e) => e))).toEqual({ message: "No.", code: 403 });
     expect(errorState(new TypeError("Failed to fetch"))).toEqual({ message: "Failed to fetch", code: null });
+  });
+});
+
+describe("the request deadline", () => {
+  afterEach(() => vi.useRealTimers());
+
+  /** A fetch that never answers and never looks at its signal (a proxy holding the connection open). */
+  const hanging = () => {
+    const signals: AbortSignal[] = [];
+    vi.stubGlobal(
+      "fetch",
+      vi.fn((_url: string, init: RequestInit) => {
+        signals.push(init.signal as AbortSignal);
+        return new Promise<Response>(() => {});
+      }),
+    );
+    return signals;
+  };
+
+  it("gives up a GET that never answers after a minute, as a failure without a status, aborting it", async () => {
+    vi.useFakeTimers();
+    const signals = hanging();
+    const outcome = getJson("/api/v1/benchmarks/runs/5/").catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(59_000);
+    expect(signals[0].aborted).toBe(false); // merely slow: still waited for
+    await vi.advanceTimersByTimeAsync(1_000);
+    const error = await outcome;
+    // fetch has no deadline of its own: the promise never settled, and the page polling it never asked again.
+    expect(error).toMatchObject({ name: "TimeoutError" });
+    expect(errorState(error)).toEqual({ message: "The server did not answer within 60 s", code: null });
+    expect(signals[0].aborted).toBe(true);
+  });
+
+  it("waits a few refresh periods for a page that refreshes slowly, and never under a minute", () => {
+    expect([refreshDeadline(0), refreshDeadline(5000), refreshDeadline(60000)]).toEqual([60000, 60000, 180000]);
+  });
+
+  it("gives up a body that never finishes arriving, and a search as well as a GET", async () => {
+    vi.useFakeTimers();
+    const stalled = { ok: true, status: 200, headers: new Headers(), json: () => new Promise(() => {}) } as unknown as Response;
+    vi.stubGlobal("fetch", vi.fn(async () => stalled));
+    const body = getJson("/api/v1/services/", undefined, 5_000).catch((e: unknown) => e);
+    hanging();
+    const search = postSearch("/api/v1/patients/window/", { name: "x" }).catch((e: unknown) => e);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(await body).toMatchObject({ name: "TimeoutError", message: "The server did not answer within 5 s" });
+    expect(await search).toMatchObject({ name: "TimeoutError" });
+  });
+
+  it("still lets the caller abort, with the caller's reason, and leaves no timer behind an answer", async () => {
+    vi.useFakeTimers();
+    const signals = hanging();
+    const caller = new AbortController();
+    const outcome = getJson("/x/", caller.signal).catch((e: unknown) => e);
+    caller.abort();
+    expect(await outcome).toMatchObject({ name: "AbortError" });
+    expect(signals[0].aborted).toBe(true);
+    answer(200, { ok: 1 });
+    expect(await getJson("/x/")).toEqual({ ok: 1 });
+    expect(vi.getTimerCount()).toBe(0);
   });
 });

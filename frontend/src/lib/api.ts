@@ -61,31 +61,109 @@ export function fieldErrors(body: unknown): FieldErrors {
 }
 
 /**
- * GET JSON. Never through the browser's HTTP cache: the API's answers carry patient data and say nothing
- * about caching, so Chromium kept them in its disk cache, on a ward's shared workstation, after sign-out.
+ * How long a request may go unanswered. fetch has no deadline of its own, and the pages skip a refresh while
+ * their last request is unanswered, so one request that never answered (a dropped connection, a proxy holding
+ * it open, a laptop waking from sleep) stopped every later refresh of the page. A minute by default; a page
+ * refreshing every so often waits a few of its periods (refreshDeadline).
  */
-export async function getJson<T>(url: string, signal?: AbortSignal): Promise<T> {
-  return answered<T>(
-    await fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json", ...idleHeaders() }, signal }),
+export const REQUEST_TIMEOUT_MS = 60_000;
+
+/**
+ * The deadline of a request repeated every `refreshMs`: three periods, and never under REQUEST_TIMEOUT_MS. A
+ * slow answer is still waited for (the page skips its ticks meanwhile), but not for ever.
+ */
+export function refreshDeadline(refreshMs: number): number {
+  return Math.max(REQUEST_TIMEOUT_MS, 3 * refreshMs);
+}
+
+/** No answer before the deadline. It has no status, so the pages say it as they say a network failure. */
+export class RequestTimeout extends Error {
+  override name = "TimeoutError";
+
+  constructor(public ms: number) {
+    super(`The server did not answer within ${Math.round(ms / 1000)} s`);
+  }
+}
+
+/**
+ * `work` with a deadline: the signal it is given aborts when the caller's does or when `ms` have passed, and
+ * the promise settles then even where `work` never looks at its signal (a loader of several requests, a body
+ * still arriving), rejecting with the caller's abort reason or a RequestTimeout.
+ */
+export function withDeadline<T>(work: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal, ms: number = REQUEST_TIMEOUT_MS): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const controller = new AbortController();
+    const follow = () => controller.abort(signal?.reason);
+    const timer = setTimeout(() => controller.abort(new RequestTimeout(ms)), ms);
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", follow);
+    };
+    controller.signal.addEventListener(
+      "abort",
+      () => {
+        done();
+        reject(controller.signal.reason);
+      },
+      { once: true },
+    );
+    if (signal?.aborted) return follow();
+    signal?.addEventListener("abort", follow, { once: true });
+    try {
+      work(controller.signal).then(
+        (value) => {
+          done();
+          resolve(value);
+        },
+        (error: unknown) => {
+          done();
+          reject(error);
+        },
+      );
+    } catch (error) {
+      done();
+      reject(error);
+    }
+  });
+}
+
+/**
+ * GET JSON, within `timeoutMs` (the body included). Never through the browser's HTTP cache: the API's answers
+ * carry patient data and say nothing about caching, so Chromium kept them in its disk cache, on a ward's shared
+ * workstation, after sign-out.
+ */
+export function getJson<T>(url: string, signal?: AbortSignal, timeoutMs: number = REQUEST_TIMEOUT_MS): Promise<T> {
+  return withDeadline(
+    async (bounded) =>
+      answered<T>(
+        await fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json", ...idleHeaders() }, signal: bounded }),
+      ),
+    signal,
+    timeoutMs,
   );
 }
 
 /**
- * POST a JSON body to a search that reads (the patient window): what it searches by, a name or a birth date,
- * goes in the body, never in the URL, so no access log or proxy log keeps it. The body is JSON from this
- * page's own origin, which the API takes from a staff session without a CSRF token (a read; another origin
- * cannot post JSON here without a CORS preflight the server never grants).
+ * POST a JSON body to a search that reads (the patient window), within `timeoutMs`. What it searches by, a
+ * name or a birth date, goes in the body, never in the URL, so no access log or proxy log keeps it. The body is
+ * JSON from this page's own origin, which the API takes from a staff session without a CSRF token (a read;
+ * another origin cannot post JSON here without a CORS preflight the server never grants).
  */
-export async function postSearch<T>(url: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
-  return answered<T>(
-    await fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      cache: "no-store",
-      headers: { Accept: "application/json", "Content-Type": "application/json", ...idleHeaders() },
-      body: JSON.stringify(body),
-      signal,
-    }),
+export function postSearch<T>(url: string, body: Record<string, unknown>, signal?: AbortSignal, timeoutMs: number = REQUEST_TIMEOUT_MS): Promise<T> {
+  return withDeadline(
+    async (bounded) =>
+      answered<T>(
+        await fetch(url, {
+          method: "POST",
+          credentials: "same-origin",
+          cache: "no-store",
+          headers: { Accept: "application/json", "Content-Type": "application/json", ...idleHeaders() },
+          body: JSON.stringify(body),
+          signal: bounded,
+        }),
+      ),
+    signal,
+    timeoutMs,
   );
 }
 

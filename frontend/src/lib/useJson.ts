@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 
-import { errorState, getJson, type ErrorState, type FieldErrors } from "./api";
+import { errorState, getJson, refreshDeadline, withDeadline, type ErrorState, type FieldErrors } from "./api";
 
 /** A failure that says nothing about the data already shown: the server busy or restarting, the network. */
 function passing(error: ErrorState): boolean {
@@ -28,7 +28,8 @@ export function useJson<T>(
   const [generation, setGeneration] = useState(0);
   const reload = useCallback(() => setGeneration((n) => n + 1), []);
   // The request on its way, if any: a refresh tick skips while there is one. Each tick aborted it and sent
-  // another, so on a server slower than the refresh (5 s on a running benchmark) no answer ever arrived.
+  // another, so on a server slower than the refresh (5 s on a running benchmark) no answer ever arrived. It
+  // is given up at the request deadline, whatever `load` does, so one that never answers does not end refreshing.
   const pending = useRef<AbortController | null>(null);
 
   useEffect(() => {
@@ -38,7 +39,8 @@ export function useJson<T>(
     const settled = () => {
       if (pending.current === controller) pending.current = null;
     };
-    load(url, controller.signal)
+    const timeoutMs = refreshDeadline(refreshMs);
+    withDeadline((signal) => load(url, signal, timeoutMs), controller.signal, timeoutMs)
       .then((data) => {
         settled();
         if (!controller.signal.aborted) setAnswer({ url, state: { status: "ready", data } });
@@ -59,6 +61,7 @@ export function useJson<T>(
       settled();
       controller.abort();
     };
+    // refreshMs only sets the next request's deadline: a page turning its refresh off (a finished run) loads nothing again.
   }, [url, generation, load]);
 
   useEffect(() => {

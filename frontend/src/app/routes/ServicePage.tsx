@@ -5,7 +5,7 @@ import { Chart } from "../../components/ui/Chart";
 import { LoadError } from "../../components/ui/Status";
 import type { Service } from "../../features/overview/api/services";
 import { fetchSeries, RANGES, type RangeName } from "../../features/service/series";
-import { errorState, type ErrorState } from "../../lib/api";
+import { errorState, refreshDeadline, type ErrorState } from "../../lib/api";
 import { useJson } from "../../lib/useJson";
 import { usePageTitle } from "../../lib/usePageTitle";
 
@@ -52,15 +52,23 @@ export default function ServicePage() {
     if (missing) return;
     let live = true;
     // One round at a time (a tick while the last is unanswered is skipped): on a server slower than the refresh
-    // each tick stacked seven more requests, and an older round answering last replaced a newer one.
+    // each tick stacked seven more requests, and an older round answering last replaced a newer one. Every series
+    // request has a deadline of a few periods, so a round always ends: one that never answered stopped every later
+    // refresh; now it is that panel's error, and the next tick asks again.
     let busy = false;
+    const refreshMs = range === "1h" ? 15000 : 60000;
+    const timeoutMs = refreshDeadline(refreshMs);
+    const leaving = new AbortController();
     const of = `${slug}\n${range}`;
     setLoaded({ of, panels: PANELS.map(() => EMPTY) }); // another service or range: nothing of the older one is shown
     // Each panel on its own: one refused or failing series (the host's, another permission) leaves the others.
     const load = () => {
       if (busy) return;
       busy = true;
-      return Promise.allSettled(PANELS.map((panel) => fetchSeries(panel.metrics, range, { service: panel.host ? undefined : slug }))).then(
+      const asked = PANELS.map((panel) =>
+        fetchSeries(panel.metrics, range, { service: panel.host ? undefined : slug, signal: leaving.signal, timeoutMs }),
+      );
+      return Promise.allSettled(asked).then(
         (outcomes) => {
           busy = false;
           if (!live) return;
@@ -76,10 +84,11 @@ export default function ServicePage() {
       );
     };
     void load();
-    const timer = window.setInterval(load, range === "1h" ? 15000 : 60000);
+    const timer = window.setInterval(load, refreshMs);
     return () => {
       live = false;
       window.clearInterval(timer);
+      leaving.abort();
     };
   }, [slug, range, missing]);
 

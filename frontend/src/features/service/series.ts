@@ -18,7 +18,7 @@ export type RangeName = keyof typeof RANGES;
 export async function fetchSeries(
   metrics: string[],
   range: RangeName,
-  { service, now = new Date() }: { service?: string; now?: Date } = {},
+  { service, now = new Date(), signal, timeoutMs }: { service?: string; now?: Date; signal?: AbortSignal; timeoutMs?: number } = {},
 ): Promise<{ x: number[]; values: (number | null)[][] }> {
   const { seconds, step } = RANGES[range];
   const start = new Date(Math.floor(now.getTime() / 1000 / step) * step * 1000 - seconds * 1000 + step * 1000).toISOString();
@@ -26,7 +26,7 @@ export async function fetchSeries(
   // boundary had different numbers of points, and the longer one's values were drawn against the other's times.
   const end = now.toISOString();
   const responses = await Promise.all(
-    metrics.map((metric) => getJson<SeriesResponse>(`/api/v1/metrics/series/${query({ metric, service, start, end, step })}`)),
+    metrics.map((metric) => getJson<SeriesResponse>(`/api/v1/metrics/series/${query({ metric, service, start, end, step })}`, signal, timeoutMs)),
   );
   const x = responses[0]?.points.map(([at]) => epoch(at)) ?? [];
   // Each value is placed by its own time (a point the first metric lacks is left out, a missing one is a gap).

@@ -70,4 +70,36 @@ describe("a poll against a slow API", () => {
     await act(async () => vi.advanceTimersByTimeAsync(15000));
     await waitFor(() => expect(waiting.length).toBe(7)); // the next refresh, once the last one answered
   });
+
+  it("the service page gives up a series request that never answers, says so in its panel, and refreshes again", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    const asked: string[] = [];
+    const fetch = vi.fn((url: string) => {
+      if (url.startsWith("/api/v1/services/")) return Promise.resolve(new Response(JSON.stringify({ slug: "api", name: "API" })));
+      const metric = new URL(url, "http://x").searchParams.get("metric") ?? "";
+      asked.push(metric);
+      // The throughput series never answers (a proxy holding the connection open); fetch has no deadline of its own.
+      if (metric === "rps") return new Promise<Response>(() => {});
+      return Promise.resolve(new Response(JSON.stringify({ metric, step: 60, points: [["2026-11-27T12:00:00Z", 1]] })));
+    });
+    vi.stubGlobal("fetch", fetch);
+    render(
+      <MemoryRouter initialEntries={["/services/api"]}>
+        <Routes>
+          <Route path="/services/:slug" element={<ServicePage />} />
+        </Routes>
+      </MemoryRouter>,
+    );
+    await screen.findByRole("heading", { level: 1, name: "API" });
+    await waitFor(() => expect(asked).toHaveLength(7));
+    await act(async () => vi.advanceTimersByTimeAsync(59000)); // merely slow so far: the ticks are skipped
+    expect(asked).toHaveLength(7);
+    expect(screen.getByTestId("panel-1").textContent).toBe("Loading throughput…");
+    await act(async () => vi.advanceTimersByTimeAsync(2000));
+    // The round never ended: the panel said "Loading…" for good and no panel was refreshed again.
+    expect(screen.getByTestId("panel-1").textContent).toBe("Could not load throughput: The server did not answer within 60 s.");
+    expect(screen.getAllByTestId("chart")).toHaveLength(3);
+    await act(async () => vi.advanceTimersByTimeAsync(15000));
+    expect(asked).toHaveLength(14); // the next round, by the next tick
+  });
 });

@@ -25,6 +25,42 @@ describe("useSeries", () => {
     expect(result.current.error).toBeNull();
     expect(load).toHaveBeenCalledTimes(3);
   });
+
+  it("gives up a request that never answers at the deadline, says so, and asks again at the next tick", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    const signals: AbortSignal[] = [];
+    const load = vi.fn((_metrics: string[], _range: string, { signal }: { signal?: AbortSignal } = {}) => {
+      signals.push(signal as AbortSignal);
+      // The second never answers (a dropped connection); fetch has no deadline of its own.
+      return signals.length === 2 ? new Promise<never>(() => {}) : Promise.resolve({ x: [signals.length], values: [[1]] });
+    });
+    const { result, unmount } = renderHook(() => useSeries(["cache_hit_rate_pct"], "24h", { refreshMs: 7000, load }));
+    await waitFor(() => expect(result.current.data?.x).toEqual([1]));
+    await act(async () => vi.advanceTimersByTimeAsync(7000 + 59000)); // hung for 59 s: merely slow, ticks skipped
+    expect(load).toHaveBeenCalledTimes(2);
+    expect(result.current.error).toBeNull();
+    await act(async () => vi.advanceTimersByTimeAsync(1000));
+    // It was waited for for ever: the chart kept its first figures without a word and was never fetched again.
+    expect(result.current.error).toEqual({ message: "The server did not answer within 60 s", code: null });
+    expect(result.current.data?.x).toEqual([1]);
+    expect(signals[1].aborted).toBe(true);
+    await act(async () => vi.advanceTimersByTimeAsync(3000)); // the next tick
+    await waitFor(() => expect(result.current.data?.x).toEqual([3]));
+    expect(result.current.error).toBeNull();
+    unmount();
+  });
+
+  it("aborts the request on its way when the chart goes away", async () => {
+    const signals: AbortSignal[] = [];
+    const load = vi.fn((_metrics: string[], _range: string, { signal }: { signal?: AbortSignal } = {}) => {
+      signals.push(signal as AbortSignal);
+      return new Promise<never>(() => {});
+    });
+    const { unmount } = renderHook(() => useSeries(["cache_hit_rate_pct"], "24h", { load }));
+    expect(signals[0].aborted).toBe(false);
+    unmount();
+    expect(signals[0].aborted).toBe(true);
+  });
 });
 
 describe("fetchSeries", () => {

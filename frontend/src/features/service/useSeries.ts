@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
 
-import { errorState, type ErrorState } from "../../lib/api";
+import { errorState, refreshDeadline, withDeadline, type ErrorState } from "../../lib/api";
 import { fetchSeries, type RangeName } from "./series";
 
 export interface SeriesState {
@@ -23,18 +23,21 @@ export function useSeries(metrics: string[], range: RangeName, { refreshMs = 600
     let live = true;
     // One request at a time: a tick while the last is unanswered is skipped. Each tick asked again before, so a
     // server slower than the refresh was sent more and more, and an older answer arriving last replaced a newer.
-    let busy = false;
+    // The request is given up at the deadline, a few refresh periods (a failure like any other, and the next tick
+    // asks again): one that never answered stopped every later refresh, the chart silently showing old figures.
+    let pending: AbortController | null = null;
+    const timeoutMs = refreshDeadline(refreshMs);
     setState({ data: null, error: null });
     const fetchNow = () => {
-      if (busy) return;
-      busy = true;
-      return load(key.split(","), range)
+      if (pending) return;
+      const controller = (pending = new AbortController());
+      return withDeadline((signal) => load(key.split(","), range, { signal, timeoutMs }), controller.signal, timeoutMs)
         .then(
           (data) => live && setState({ data, error: null }),
           (failure: unknown) => live && setState((previous) => ({ data: previous.data, error: errorState(failure) })),
         )
         .finally(() => {
-          busy = false;
+          if (pending === controller) pending = null;
         });
     };
     void fetchNow();
@@ -42,6 +45,7 @@ export function useSeries(metrics: string[], range: RangeName, { refreshMs = 600
     return () => {
       live = false;
       window.clearInterval(timer);
+      pending?.abort();
     };
   }, [key, range, refreshMs, load]);
 
