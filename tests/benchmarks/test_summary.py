@@ -80,3 +80,21 @@ def test_the_endurance_trend_is_of_the_successful_requests():
     samples = [row for second in range(300) for row in _shed(second, 10.0 + second / 10, min(0.99, second / 250))]
     trend = analysis.endurance_slope(samples)
     assert trend["p95_slope_ms_per_hour"] > 0, trend
+
+
+def test_a_service_still_shedding_after_the_spike_has_not_recovered():
+    """After the spike, 97% fast 503s for 5 s more while the 3% served took the usual 10 ms: the latency of the
+    successes alone read that as recovered at once."""
+    stages = [[10, 10, 10], [20, 40, 40], [30, 10, 40]]
+    samples = [row for second in range(10) for row in _shed(second, 10.0, 0.0)]
+    samples += [row for second in range(10, 20) for row in _shed(second, 500.0, 0.5)]
+    samples += [row for second in range(20, 25) for row in _shed(second, 10.0, 0.97)]
+    samples += [row for second in range(25, 30) for row in _shed(second, 10.0, 0.0)]
+    spike = analysis.spike_recovery(samples, stages)
+    assert spike["recovery_seconds"] == pytest.approx(5.0) and spike["baseline_error_rate_pct"] == 0
+
+    # A service that failed 5% of its requests before the spike has recovered when it is back there.
+    samples = [row for second in range(10) for row in _shed(second, 10.0, 0.05)]
+    samples += [row for second in range(10, 20) for row in _shed(second, 500.0, 0.5)]
+    samples += [row for second in range(20, 30) for row in _shed(second, 10.0, 0.05)]
+    assert analysis.spike_recovery(samples, stages)["recovery_seconds"] == pytest.approx(0.0)
