@@ -47,8 +47,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("fhir/", include("apps.clinical.fhir.urls")),
-    # The base without its slash: an OperationOutcome like any other FHIR path, not Django's HTML redirect.
-    path("fhir", fhir_views.UnsupportedView.as_view(), {"rest": ""}, name="fhir-base"),
+    path("fhir", fhir_views.BaseWithoutSlashView.as_view(), {"rest": ""}, name="fhir-base"),
     # The one API version: the view then ignores a `?version=` (which it would echo into a header).
     path("api/schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
     # The split view serves its start-up script from this URL (?script), so the page runs under the site's CSP

@@ -1001,3 +1001,8 @@ class UnsupportedView(FhirMixin, APIView):
     accepted_params = None  # whatever it asks, the path is not supported
 
     get, post, put, patch, delete = (_unsupported(method) for method in ("get", "post", "put", "patch", "delete"))
+
+
+@extend_schema(exclude=True)  # the same answers as the catch-all, which the schema already describes
+class BaseWithoutSlashView(UnsupportedView):
+    """`/fhir` itself: an OperationOutcome like any other FHIR path, not Django's HTML redirect to `/fhir/`."""
