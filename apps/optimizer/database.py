@@ -74,7 +74,7 @@ def wall_ms(queryset) -> float:
 
 def explain_timeout_ms() -> int:
     """How long one execution of a pattern may take before the server stops it."""
-    return round(getattr(settings, "OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS", 30) * 1000)
+    return round(settings.OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS * 1000)
 
 
 @contextlib.contextmanager
