@@ -147,10 +147,15 @@ def prometheus_range(
     policy: ScalingPolicy, metric: str, *, since: datetime, until: datetime, step_seconds: int = 3600
 ) -> pd.Series:
     """One metric of the service from Prometheus' query_range (the policy's label selector): each whole step
-    from `since` that has ended by `until`, labelled with its start (the queries look back one step, or the
-    window floor where the step is shorter: see prometheus_query)."""
+    from `since` that has ended by `until`, labelled with its start (the queries look back one step); a step
+    is at least its metric's window floor (see prometheus_query), so no two points share a scrape."""
     if not settings.SCALING_PROMETHEUS_URL:
         raise HistoryUnavailable("SCALING_PROMETHEUS_URL is not set.")
+    # A step shorter than its metric's window is widened to it: overlapping windows repeated each scrape in
+    # several points (four at the benchmark's 15 s memory step), and a trend fitted over them took those
+    # for independent samples: flat noise read as a significant memory leak in about a run in six.
+    floor = GAUGE_WINDOW_FLOOR_SECONDS if metric == Metric.MEMORY else RATE_WINDOW_FLOOR_SECONDS
+    step_seconds = max(step_seconds, floor)
     selector = policy.prometheus_selector or f'service="{policy.service.slug}"'
     query = urllib.parse.urlencode(
         {
