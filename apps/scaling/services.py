@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -186,7 +187,8 @@ def forecasts_refresh(*, services: list[Service] | None = None, now: datetime | 
     if services is not None:
         policies = policies.filter(service__in=services)
     for policy in policies:
-        if not _forecast_turn_take(policy):
+        turn = _forecast_turn_take(policy)
+        if turn is None:
             report["skipped"].append(f"{policy.service.slug}: its forecasts are being made by another run.")
             continue
         # Whatever goes wrong with one policy (its data, a model, the service deleted meanwhile) is logged
@@ -197,7 +199,7 @@ def forecasts_refresh(*, services: list[Service] | None = None, now: datetime | 
             logger.exception("scaling forecasts of %s failed", policy.service.slug)
             report["skipped"].append(f"{policy.service.slug}: {_failure(exc)}")
         finally:
-            _forecast_turn_release(policy)
+            _forecast_turn_release(policy, turn)
     return report
 
 
@@ -209,26 +211,33 @@ def _forecast_turn_key(policy: ScalingPolicy) -> str:
     return f"scaling:forecasting:{policy.pk}"
 
 
-def _forecast_turn_take(policy: ScalingPolicy) -> bool:
+def _forecast_turn_take(policy: ScalingPolicy) -> str | None:
     """One run at a time per policy: the hourly task redelivered, or `manage.py scaling forecast` and the
     optimizer while beat's run is at it, each made a full set of forecasts and a plan, and re-applied it.
-    With the shared cache away the run goes ahead (a duplicate plan beats none)."""
+    The hold is this run's own token (None: another run holds it). With the shared cache away the run goes
+    ahead (a duplicate plan beats none)."""
     from django.core.cache import cache
 
+    turn = uuid.uuid4().hex
     try:
-        return bool(cache.add(_forecast_turn_key(policy), 1, timeout=FORECAST_TURN_SECONDS))
+        return turn if cache.add(_forecast_turn_key(policy), turn, timeout=FORECAST_TURN_SECONDS) else None
     except Exception:  # a cache outage: any backend's error
         logger.warning(
             "scaling forecasts: the shared cache is away, %s forecast unguarded", policy.service.slug, exc_info=True
         )
-        return True
+        return turn
 
 
-def _forecast_turn_release(policy: ScalingPolicy) -> None:
+def _forecast_turn_release(policy: ScalingPolicy, turn: str) -> None:
+    """Releases the hold if it is still this run's: a run that outlasted it must not end the next run's
+    (a third would start beside that one). Read, then deleted: a hold lapsing in between is the next
+    run's only if it ends within that instant of FORECAST_TURN_SECONDS."""
     from django.core.cache import cache
 
+    key = _forecast_turn_key(policy)
     try:
-        cache.delete(_forecast_turn_key(policy))
+        if cache.get(key) == turn:
+            cache.delete(key)
     except Exception:  # the hold lapses by itself
         logger.warning("scaling forecasts: could not release the hold on %s", policy.service.slug, exc_info=True)
 

@@ -1003,3 +1003,21 @@ def test_a_policy_is_forecast_by_one_run_at_a_time(settings, monkeypatch):
 
     monkeypatch.setattr(services, "hourly_history", real)  # the hold ends with the run
     assert len(services.forecasts_refresh(services=[policy.service])["forecasts"]) == 4
+
+
+def test_a_run_past_its_hold_does_not_release_the_next_run_s_hold(settings, monkeypatch):
+    """A run outlasting FORECAST_TURN_SECONDS loses its hold and another run takes it; when the first ended it
+    deleted the key, the second run's hold, and a third could start beside the second (R4's review)."""
+    from django.core.cache import cache
+
+    settings.SCALING_HISTORY_DAYS = 4
+    policy = _policy("hold-owner")
+    key = services._forecast_turn_key(policy)
+
+    def slow_run(policy, *, now, report):
+        cache.delete(key)  # the hold lapsed while this run was still forecasting
+        assert cache.add(key, "second run", timeout=services.FORECAST_TURN_SECONDS)  # another run's turn
+
+    monkeypatch.setattr(services, "_policy_forecasts_refresh", slow_run)
+    services.forecasts_refresh(services=[policy.service])
+    assert cache.get(key) == "second run"
