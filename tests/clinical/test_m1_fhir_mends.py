@@ -77,6 +77,14 @@ def test_a_lenient_search_still_ignores_an_unknown_parameter_with_a_modifier(cli
     assert sorted(_match_ids(response)) == sorted(row.pk for row in heart_and_temp)
 
 
+def test_a_lenient_search_ignores_a_layout_parameter(clinician, patient, heart_and_temp):
+    """`_pretty` lays the answer out and changes nothing found or returned: a lenient search ignored it before
+    87c8bf6 and refused it after (R4's review); strict still refuses it."""
+    response = clinician.get("/fhir/Observation", {"patient": patient.pk, "_pretty": "true"}, **LENIENT)
+    assert sorted(_match_ids(response)) == sorted(row.pk for row in heart_and_temp)
+    _refused(clinician.get("/fhir/Observation", {"patient": patient.pk, "_pretty": "true"}), "_pretty")
+
+
 @pytest.mark.parametrize("prefer", ['handling="lenient"', 'handling = "Lenient"', 'return=minimal; handling="lenient"'])
 def test_a_quoted_lenient_is_lenient(clinician, patient, heart_and_temp, prefer):
     response = clinician.get("/fhir/Observation", {"patient": patient.pk, "foo": "1"}, HTTP_PREFER=prefer)

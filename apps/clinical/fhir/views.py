@@ -74,6 +74,7 @@ from apps.core.compiled import CompiledQuery, CompiledShapes
 from apps.ratelimits.throttling import client_identity
 
 COMMON_PARAMS = {"_count", "_cursor", "_format", "_search", "_summary"}
+LAYOUT_PARAMS = {"_pretty"}  # FHIR's general parameters that change how an answer is laid out, not what it holds
 SUMMARIES = ("count", "false")  # the total alone, or whole resources (the default)
 JSON_FORMATS = ("json", "application/fhir+json", "application/json")
 REPEATABLE_PARAMS = {"date", "birthdate"}  # date=ge...&date=le...: a range
@@ -113,9 +114,9 @@ def _ignorable(name: str, known: set[str]) -> bool:
     resource does not know. A known parameter with a modifier (`code:not`, `_id:not`) is refused even then, as
     FHIR has servers reject unsupported modifiers: dropping `:not` answers the opposite question. So is an
     unknown `_` parameter (`_include`, `_elements`, `_has`): a control or result parameter, whose absence
-    changes what the client gets back, not merely how much."""
+    changes what the client gets back, not merely how much. `_pretty` only lays the answer out: dropped."""
     base = name.partition(":")[0]
-    return base not in known and not base.startswith("_")
+    return base not in known and (not base.startswith("_") or name in LAYOUT_PARAMS)
 
 
 def _readable_form(request: Request) -> QueryDict:
