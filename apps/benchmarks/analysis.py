@@ -288,13 +288,14 @@ def spike_recovery(samples: list[list], stages: list[list]) -> dict:
         return {}
     baseline = float(np.percentile(before, 95))
     baseline_errors = 1 - len(before) / len(before_all)
-    tolerated_errors = max(2 * baseline_errors, baseline_errors + 0.01)
+    # A share, compared as counts (1 failure in 100 is 0.010000000000000009 as `1 - 99/100`: past 0.01).
+    tolerated_errors = max(2 * baseline_errors, baseline_errors + 0.01) + 1e-9
     recovered_at = None
     ordered, times = _in_time_order(samples)
     for second in range(int(spike_end), int(times[-1]) + 1):
         window = _window(ordered, times, second, second + 1)
         served = [s[1] for s in window if s[3]]
-        back_to_errors = served and 1 - len(served) / len(window) <= tolerated_errors
+        back_to_errors = served and len(window) - len(served) <= tolerated_errors * len(window)
         if back_to_errors and float(np.percentile(served, 95)) <= 1.2 * baseline:
             recovered_at = second
             break

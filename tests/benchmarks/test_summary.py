@@ -98,3 +98,13 @@ def test_a_service_still_shedding_after_the_spike_has_not_recovered():
     samples += [row for second in range(10, 20) for row in _shed(second, 500.0, 0.5)]
     samples += [row for second in range(20, 30) for row in _shed(second, 10.0, 0.05)]
     assert analysis.spike_recovery(samples, stages)["recovery_seconds"] == pytest.approx(0.0)
+
+
+def test_a_second_at_exactly_the_tolerated_error_rate_counts_as_recovered():
+    """No error before the spike tolerates one point more: a second with 1 failure in 100 is at it, yet
+    `1 - 99/100` is 0.010000000000000009 in floating point, and the service never recovered (R4's review)."""
+    stages = [[10, 10, 10], [20, 40, 40], [40, 10, 40]]
+    samples = [row for second in range(10) for row in _shed(second, 10.0, 0.0)]
+    samples += [row for second in range(10, 20) for row in _shed(second, 500.0, 0.0)]
+    samples += [row for second in range(20, 40) for row in _shed(second, 10.0, 0.01)]
+    assert analysis.spike_recovery(samples, stages)["recovery_seconds"] == pytest.approx(0.0)
