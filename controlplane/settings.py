@@ -520,7 +520,10 @@ OPTIMIZER_RUN_DEADLINE_SECONDS = env.int("OPTIMIZER_RUN_DEADLINE_SECONDS", defau
 OPTIMIZER_SERVICE_WINDOW_MINUTES = env.int("OPTIMIZER_SERVICE_WINDOW_MINUTES", default=60, minimum=1)
 OPTIMIZER_SERVICE_MIN_REQUESTS = env.int("OPTIMIZER_SERVICE_MIN_REQUESTS", default=20, minimum=1)
 # One execution of a query pattern (EXPLAIN ANALYZE, each timed run) is stopped by the server past this.
-OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS = env.float("OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS", default=30, above=0)
+# (1 ms at least: less rounds to 0, which turns the timeout off; PostgreSQL takes at most 2^31-1 ms.)
+OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS = env.float(
+    "OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS", default=30, minimum=0.001, maximum=2_147_483
+)
 
 # --- Scaling --------------------------------------------------------------------------------------
 # Where generated manifests are applied: a kubeconfig path, "in-cluster", or empty (export only).

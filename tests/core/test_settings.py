@@ -206,6 +206,9 @@ def test_a_bad_value_names_its_variable(tmp_path, variable, value, message):
         ("CELERY_BROKER_URL", "rabbitmq:5672", "CELERY_BROKER_URL must be a broker URL"),
         # Given PostgreSQL's pool options, a SQLite replica failed every read routed to it.
         ("DATABASE_REPLICA_URL", "sqlite:////tmp/replica.db", "DATABASE_REPLICA_URL must be a PostgreSQL URL"),
+        # 0.4 ms rounded to a statement timeout of 0 ms (none); past 2^31-1 ms PostgreSQL refused it at each run.
+        ("OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS", "0.0004", "OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS must be at least 0.001"),
+        ("OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS", "3000000", "OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS must be at least 0.001"),
     ],
 )
 def test_a_value_out_of_its_range_stops_start_up_naming_its_variable(tmp_path, variable, value, message):
