@@ -793,6 +793,9 @@ def index_create(*, index: str) -> dict:
         raise ValueError("Indexes are created on PostgreSQL and SQLite only.")
     lock, still_wanted = f"optimizer.index_create:{index}", _still_wanted(index)
     with connection.cursor() as cursor:
+        # Read before the lock is taken: a failure here leaves nothing held on the pooled connection.
+        cursor.execute("SELECT current_setting('statement_timeout'), current_setting('lock_timeout')")
+        timeouts = cursor.fetchone()
         # Polled, not waited for in a statement: CREATE INDEX CONCURRENTLY waits for every open transaction,
         # a statement blocked on the lock included, so a blocking pg_advisory_lock would deadlock with it.
         while True:
@@ -801,16 +804,18 @@ def index_create(*, index: str) -> dict:
                 break
             still_wanted()
             time.sleep(0.2)
-        # A role's statement_timeout (ALTER ROLE ... SET) is for requests: a build on a large table outlasts it,
-        # was cancelled every time, and its leftover dropped. A run that no longer wants it cancels it instead.
-        cursor.execute("SHOW statement_timeout")
-        timeout = cursor.fetchone()[0]
-        cursor.execute("SET statement_timeout = 0")
+        # A role's statement_timeout and lock_timeout (ALTER ROLE ... SET) are for requests: a build on a large
+        # table outlasts the one, and waits out every older snapshot (a lock wait) past the other; either
+        # cancelled it every time, and its leftover was dropped. A run that no longer wants it cancels it instead.
         try:
+            cursor.execute("SELECT set_config('statement_timeout', '0', false), set_config('lock_timeout', '0', false)")
             return _index_create(cursor, index=index, sql=statement)
         finally:
             try:
-                cursor.execute("SELECT set_config('statement_timeout', %s, false)", [timeout])
+                cursor.execute(
+                    "SELECT set_config('statement_timeout', %s, false), set_config('lock_timeout', %s, false)",
+                    list(timeouts),
+                )
                 cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [lock])
             except Error:  # a broken connection: its session, and the lock with it, is gone
                 logger.warning("could not release the advisory lock of %s", index, exc_info=True)
