@@ -79,17 +79,17 @@ def explain_timeout_ms() -> int:
 
 @contextlib.contextmanager
 def _read_only_rolled_back() -> Iterator[None]:
-    """A transaction (a savepoint inside one) in which nothing can be written, rolled back at the end, each
-    statement stopped at explain_timeout_ms() on PostgreSQL.
+    """A PostgreSQL transaction (a savepoint inside one) in which nothing can be written, rolled back at the end,
+    each statement stopped at explain_timeout_ms().
 
     EXPLAIN ANALYZE executes the statement, and so does timing it: a pattern whose SELECT calls a function that
     writes (nextval, a function with side effects, a data-modifying CTE) changed the live database six times a run.
-    Read-only refuses the write; the rollback undoes whatever read-only lets through (a sequence is not one)."""
+    Read-only refuses the write; the rollback undoes whatever read-only lets through (a sequence is not one).
+    Not for SQLite: see explain_patterns."""
     with transaction.atomic():
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                cursor.execute("SET LOCAL transaction_read_only = on")
-                cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{explain_timeout_ms()}ms"])
+            cursor.execute("SET LOCAL transaction_read_only = on")
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [f"{explain_timeout_ms()}ms"])
         yield
         transaction.set_rollback(True)
 
@@ -152,8 +152,8 @@ def _explain_postgresql(pattern, queryset, sql: str, params) -> dict:
 
 def explain_patterns(progress: Callable[[float, str], None] = lambda fraction, message: None) -> list[dict]:
     """EXPLAIN (ANALYZE, BUFFERS) each pattern with a real sample (SQLite: EXPLAIN QUERY PLAN), and time
-    its real execution on every database, each pattern in a read-only transaction that is rolled back.
-    `progress` hears the share of patterns done before each."""
+    its real execution on every database; on PostgreSQL each pattern in a read-only transaction that is rolled
+    back. `progress` hears the share of patterns done before each."""
     sample = pick_sample()
     if sample is None:
         return []
@@ -165,7 +165,10 @@ def explain_patterns(progress: Callable[[float, str], None] = lambda fraction, m
         if connection.vendor == "postgresql":
             results.append(_explain_postgresql(pattern, queryset, sql, params))
             continue
-        with _read_only_rolled_back(), connection.cursor() as cursor:
+        # In autocommit: a transaction on SQLite (transaction_mode IMMEDIATE) takes the database's one write lock
+        # for the whole measurement, and every other process's write waited out its busy timeout and failed with
+        # "database is locked". A SELECT there cannot write, and SQLite has no read-only transaction to ask for.
+        with connection.cursor() as cursor:
             cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
             # EXPLAIN QUERY PLAN names tables and indexes, never the bound values.
             details = [row[-1] for row in cursor.fetchall()]
