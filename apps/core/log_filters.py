@@ -4,7 +4,6 @@ every line carries a UTC timestamp with its zone and the id of the request or ta
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
@@ -116,31 +115,150 @@ def _utc_iso(record: logging.LogRecord) -> str:
 
 # PostgreSQL writes the values of the row it refused into its error: a unique key ("Key (identifier_system,
 # mrn)=(http://..., MRN-0042) already exists"), a whole failing row (names, birth date), a value of the wrong
-# type ('invalid input syntax for type bigint: "MRN-0042"'). psycopg puts that text in the exception, and a
-# request that fails on it is logged with its traceback, the message twice (psycopg's and Django's). Each value
-# runs to PostgreSQL's own words after it, else to the end of its line: a value may hold ")" or '"' itself.
-_DATABASE_VALUES = re.compile(
-    r"(?P<key>Key \(.*?\)=)\(.*?\)"
-    r"(?=(?: already exists| is not present in table| is still referenced from table| conflicts with)|\.?$)"
-    r"|(?P<row>Failing row contains )\(.*\)"
-    r'|(?P<quoted>(?:invalid input (?:syntax|value) for [^:\n]*|date/time field value out of range): )".*"'
-    r'|(?P<range>value )".*"(?= is out of range)',
-    re.MULTILINE,
+# type ('invalid input syntax for type bigint: "MRN-0042"'), and COPY repeats the value, or the whole input
+# line, in its CONTEXT ('COPY clinical_patient, line 3, column birth_date: "1980-13-45"'). psycopg puts that
+# text in the exception, and a request that fails on it is logged with its traceback, the message twice
+# (psycopg's and Django's). A value may hold ")", '"' or a line break, so each runs to the last of PostgreSQL's
+# own words after it within its field (up to the next DETAIL/HINT/CONTEXT/QUERY/LINE n field, the next
+# exception of a traceback, or the end of the text), else to that field's end.
+#
+# The filter runs on every log line, and some lines carry what a caller sent (Django logs a refused Host header
+# whole, before any authentication), so the scan is linear: markers are found with str.find, each literal's next
+# occurrence and each field's last terminator are remembered, and nothing is searched twice. (A regex with
+# `.*?` up to a lookahead retried every "Key (" and ")=(" of a crafted header: 0.4 s of CPU for 8 KB.)
+_DATABASE_VALUE_MARKERS = ("Key (", "ailing row contains (", "invalid input", "out of range", "COPY ")
+_FIELD_ENDS = (
+    "\nDETAIL:",
+    "\nHINT:",
+    "\nCONTEXT:",
+    "\nQUERY:",
+    "\nLINE ",  # "LINE 1: INSERT ...", checked for its number below
+    "\n\nThe above exception",
+    "\n\nDuring handling of the above exception",
+    "\nTraceback (most recent call last):",
 )
-_DATABASE_VALUE_MARKERS = ("Key (", "Failing row", "invalid input", "out of range")
+_KEY_ENDS = (
+    ") already exists",
+    ") is not present in table",
+    ") is still referenced from table",
+    ") is duplicated",
+    ") conflicts with ",  # "... conflicts with existing key (mrn)=(MRN-1).": that key's value goes too
+)
+_KEY, _ROW, _INVALID, _DATETIME, _RANGE, _COPY = (
+    "Key (",
+    "ailing row contains (",  # "Failing row contains", "Partition key of the failing row contains"
+    "invalid input ",  # "invalid input syntax for type date: "...", "invalid input value for enum ...: "..."
+    'date/time field value out of range: "',
+    'value "',  # 'value "99999999999" is out of range for type integer'
+    "CONTEXT:  COPY ",
+)
 
 
-def _withheld(match: re.Match) -> str:
-    if match["key"] or match["row"]:
-        return f"{match['key'] or match['row']}(withheld)"
-    return f'{match["quoted"] or match["range"]}"withheld"'
+class _Scan:
+    """Searches over one text that remember what they found: callers ask from positions that only grow, so each
+    literal passes over the text about once, however many markers a crafted line repeats."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._next: dict[str, tuple[int, int]] = {}  # literal -> (searched from, first occurrence or len)
+        self._last: dict[str, tuple[int, int, int]] = {}  # literal -> (from, to, last occurrence or -1)
+        self._field_end = (0, -1)
+
+    def next(self, literal: str, pos: int) -> int:
+        """The first occurrence of `literal` at or after `pos`, or the text's length."""
+        searched_from, found = self._next.get(literal, (0, -1))
+        if not searched_from <= pos <= found:
+            found = self.text.find(literal, pos)
+            found = len(self.text) if found < 0 else found
+            self._next[literal] = (pos, found)
+        return found
+
+    def last(self, literal: str, start: int, end: int) -> int:
+        """The last occurrence of `literal` within text[start:end], or -1."""
+        searched_from, searched_to, found = self._last.get(literal, (0, -1, -1))
+        if searched_to != end or start < searched_from:
+            found = self.text.rfind(literal, start, end)
+            self._last[literal] = (start, end, found)
+        return found if found >= start else -1
+
+    def field_end(self, pos: int) -> int:
+        """Where the PostgreSQL field (or the exception's text) holding `pos` ends."""
+        searched_from, end = self._field_end
+        if not searched_from <= pos <= end:
+            end = min(self._line_field(pos), *(self.next(m, pos) for m in _FIELD_ENDS if m != "\nLINE "))
+            self._field_end = (pos, end)
+        return end
+
+    def _line_field(self, pos: int) -> int:
+        text = self.text
+        while (at := self.next("\nLINE ", pos)) < len(text):
+            digits = at + len("\nLINE ")
+            while digits < len(text) and text[digits].isdigit():
+                digits += 1
+            if digits > at + len("\nLINE ") and text.startswith(":", digits):
+                return at
+            pos = at + 1
+        return len(text)
+
+
+def _withheld_spans(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, replacement) for each value in `text`, in order and apart."""
+    scan, pos, size = _Scan(text), 0, len(text)
+    markers = (_KEY, _ROW, _INVALID, _DATETIME, _RANGE, _COPY)
+    while True:
+        at, marker = min((scan.next(marker, pos), marker) for marker in markers)
+        if at >= size:
+            return
+        after, end = at + len(marker), scan.field_end(at)
+        pos = at + 1  # where the scan goes on when this is no value after all
+        if marker == _KEY:
+            equals = scan.next(")=(", after)
+            if equals >= end:
+                continue
+            start = equals + 3
+            stop, ending = max((scan.last(e, start, end), e) for e in _KEY_ENDS)
+            if stop < 0:
+                yield start, end, "withheld)"
+                pos = end
+                continue
+            yield start, stop, "withheld"
+            pos = stop + len(ending)
+            other = scan.next(")=(", pos) if ending == ") conflicts with " else end
+            if other < end:
+                stop = scan.last(")", other + 3, end)
+                yield (other + 3, stop, "withheld") if stop >= 0 else (other + 3, end, "withheld)")
+                pos = stop + 1 if stop >= 0 else end
+        elif marker == _ROW:
+            stop = scan.last(")", after, end)
+            yield (after, stop, "withheld") if stop >= 0 else (after, end, "withheld)")
+            pos = stop + 1 if stop >= 0 else end
+        elif marker == _RANGE:
+            stop = scan.last('" is out of range', after, end)
+            if stop >= 0:
+                yield after, stop, "withheld"
+                pos = stop + 1
+        else:
+            if marker in (_INVALID, _COPY):  # the value follows the first ': "' on the marker's line
+                quote = scan.next(': "', after)
+                if quote >= scan.next("\n", after) or quote >= end:
+                    continue
+                if marker == _INVALID and not text.startswith(("syntax for ", "value for "), after):
+                    continue
+                after = quote + 3
+            stop = scan.last('"', after, end)
+            yield (after, stop, "withheld") if stop >= 0 else (after, end, 'withheld"')
+            pos = stop + 1 if stop >= 0 else end
 
 
 def redact_database_values(text: str) -> str:
     """`text` with the values a PostgreSQL error quotes replaced by "withheld" (the columns stay)."""
     if not any(marker in text for marker in _DATABASE_VALUE_MARKERS):
         return text
-    return _DATABASE_VALUES.sub(_withheld, text)
+    pieces, pos = [], 0
+    for start, end, replacement in _withheld_spans(text):
+        pieces += (text[pos:start], replacement)
+        pos = end
+    return "".join(pieces) + text[pos:] if pieces else text
 
 
 class PlainFormatter(logging.Formatter):
