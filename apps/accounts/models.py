@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db import models
+from django.db.models.functions import Upper
 from django.utils import timezone
 
 from apps.accounts.scopes import SCOPES
@@ -30,6 +31,17 @@ class ApiClient(models.Model):
         ordering = ["name"]
         verbose_name = "API client"
         permissions = [(scope_permission_codename(scope), f"Scope {scope}: {text}") for scope, text in SCOPES.items()]
+        constraints = [
+            # Two names differing only in case read as one client in admin and as the actor of audit records; the
+            # services' check (name__iexact) is a read, so two creates at once both passed it. UPPER, as iexact
+            # compares on PostgreSQL: the check and the constraint fold alike. Only case: NFKC and runs of spaces
+            # are folded by the services before a name is stored, not here.
+            models.UniqueConstraint(
+                Upper("name"),
+                name="accounts_apiclient_name_folded_unique",
+                violation_error_message="An API client of this name (in some case) already exists.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -109,7 +109,12 @@ def normalize_client_name(name: str) -> str:
 
 
 def _name_taken(name: str) -> bool:
+    # iexact is UPPER() = UPPER() on PostgreSQL: the fold of the database's constraint on the name.
     return ApiClient.objects.filter(name__iexact=name).exists()
+
+
+def _name_taken_error(name: str) -> ValidationError:
+    return ValidationError({"name": f"An API client named {name!r} (in some case) already exists."})
 
 
 def validate_client_name(name: str) -> str:
@@ -125,7 +130,7 @@ def validate_client_name(name: str) -> str:
         shown = ", ".join(unseen) if unseen else "whitespace other than spaces"
         raise ValidationError({"name": f"A name holds only visible characters and spaces; not {shown}."})
     if _name_taken(name):
-        raise ValidationError({"name": f"An API client named {name!r} (in some case) already exists."})
+        raise _name_taken_error(name)
     return name
 
 
@@ -158,12 +163,13 @@ def api_client_create(
         token_prefix=prefix,
         token_hash=token_hash(token),
     )
-    client.full_clean()
+    # Not the constraints: the name's was checked above, as a message on the field, and the insert enforces it.
+    client.full_clean(validate_constraints=False)
     try:
         with transaction.atomic():
             client.save()
-    except IntegrityError as taken:  # a create of the same name committed since the check above
-        raise ValidationError({"name": f"An API client named {client.name!r} already exists."}) from taken
+    except IntegrityError as taken:  # a create of the name, in some case, committed since the check above
+        raise _name_taken_error(client.name) from taken
     return IssuedToken(client=client, token=token)
 
 
