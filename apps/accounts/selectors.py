@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 
 from apps.accounts.models import ApiClient, scope_permission_codename
 from apps.accounts.scopes import SCOPES
-from apps.accounts.services import api_clients_cache, token_hash
+from apps.accounts.services import api_clients_cache, normalize_client_name, token_hash
 from apps.core.selectors import one_or_none
 
 
@@ -22,6 +22,12 @@ def api_client_for_token(token: str) -> ApiClient | None:
     return api_clients_cache.get(
         digest, lambda: one_or_none(ApiClient.objects.using("default").filter(token_hash=digest))
     )
+
+
+def api_client_named_alike(name: str) -> ApiClient | None:
+    """The client whose name is `name` as names are compared when a client is created: after
+    `normalize_client_name`, in any case (iexact, the fold of the database's constraint). At most one."""
+    return ApiClient.objects.filter(name__iexact=normalize_client_name(name)).first()
 
 
 def scopes_held_by(user) -> list[str]:

@@ -12,8 +12,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
-from apps.accounts.models import ApiClient
 from apps.accounts.scopes import BENCHMARK, SCOPES
+from apps.accounts.selectors import api_client_named_alike
 from apps.accounts.services import api_client_create, api_client_rotate, token_hash
 from apps.benchmarks.models import BenchmarkPlan
 from apps.benchmarks.services import nightly_benchmarks_ensure
@@ -246,7 +246,11 @@ class Command(BaseCommand):
         return "(unchanged: set DEMO_ADMIN_PASSWORD to reset it)"
 
     def _ensure_client(self, stored: dict) -> str:
-        client = ApiClient.objects.filter(name=DEMO_CLIENT_NAME).first()
+        # Found as a create compares names (in any case): one named alike, e.g. 'Demo-Clinical-App', holds the
+        # demo's name, and creating another beside it is refused.
+        client = api_client_named_alike(DEMO_CLIENT_NAME)
+        if client is not None and client.name != DEMO_CLIENT_NAME:
+            self.stdout.write(f"API client {client.name!r} holds the demo client's name (in another case): used as it.")
         if client is None:
             return api_client_create(
                 name=DEMO_CLIENT_NAME, scopes=DEMO_SCOPES, description="Demo clinician app created by seed_demo."
