@@ -86,8 +86,9 @@ class ApiClientAdmin(admin.ModelAdmin):
     def revoke_tokens(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
         revoked = 0
         for client in queryset:
-            if client.revoked_at is None:
-                api_client_revoke(client=client)
+            # Only a revoke this action made: one committed since the changelist read the client (another admin,
+            # the command, a benchmark run's clean-up) is not this admin's.
+            if client.revoked_at is None and api_client_revoke(client=client).revoked:
                 self.log_change(request, client, "Revoked its token.")  # who revoked it, in its history
                 revoked += 1
         self.message_user(request, f"Revoked {revoked} client(s).", messages.SUCCESS)

@@ -189,17 +189,33 @@ def api_client_rotate(*, client: ApiClient, expires_at: datetime | None = None) 
     return IssuedToken(client=client, token=token)
 
 
+@dataclass(frozen=True)
+class Revocation:
+    """What `api_client_revoke` did. `revoked`: this call revoked the token; False when it was revoked already
+    (by a revoke committed after the caller read the client, too) or the client was deleted, so the caller
+    records and counts a revoke only when it made one."""
+
+    client: ApiClient
+    revoked: bool
+
+    @property
+    def revoked_at(self) -> datetime | None:
+        """When the token was revoked, by this call or the first one."""
+        return self.client.revoked_at
+
+
 @transaction.atomic
-def api_client_revoke(*, client: ApiClient) -> ApiClient:
+def api_client_revoke(*, client: ApiClient) -> Revocation:
     """Revoke a client's token for good; its requests get 401 from then on. The first revocation's time is kept:
-    one from an instance read before it (revoked_at still None there) changes nothing."""
+    one from an instance read before it (revoked_at still None there) changes nothing, and says so."""
     now = timezone.now()
-    if ApiClient.objects.filter(pk=client.pk, revoked_at=None).update(revoked_at=now, is_active=False):
+    revoked = bool(ApiClient.objects.filter(pk=client.pk, revoked_at=None).update(revoked_at=now, is_active=False))
+    if revoked:
         api_clients_cache.invalidate()
     stored = ApiClient.objects.filter(pk=client.pk).values("revoked_at", "is_active").first()
     if stored is not None:  # None: deleted meanwhile
         client.revoked_at, client.is_active = stored["revoked_at"], stored["is_active"]
-    return client
+    return Revocation(client=client, revoked=revoked)
 
 
 @transaction.atomic

@@ -1,4 +1,4 @@
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.accounts.management.lookup import client_named
 from apps.accounts.services import api_client_revoke
@@ -12,5 +12,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, name: str, **options) -> None:
         client = client_named(name)
-        api_client_revoke(client=client)
-        self.stdout.write(f"Revoked API client {client.name!r}.")
+        revocation = api_client_revoke(client=client)
+        if revocation.revoked:
+            self.stdout.write(f"Revoked API client {client.name!r}.")
+        elif revocation.revoked_at is None:
+            raise CommandError(f"API client {client.name!r} was deleted meanwhile.")
+        else:  # revoked before (this command, admin, a benchmark run's clean-up): that time is kept
+            self.stdout.write(
+                f"API client {client.name!r} was already revoked, at {revocation.revoked_at.isoformat()}."
+            )
