@@ -13,9 +13,9 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope, StaffModelPermissions
 
-# Answer without a caller: the API's index, the FHIR CapabilityStatement and its "unsupported" catch-all,
-# the OpenAPI schema and its Swagger UI.
-PUBLIC = {"ApiRootView", "CapabilityStatementView", "UnsupportedView", "SpectacularAPIView",
+# Answer without a caller: the API's index, the FHIR CapabilityStatement and its "unsupported" catch-all
+# (at `/fhir` too), the OpenAPI schema and its Swagger UI.
+PUBLIC = {"ApiRootView", "CapabilityStatementView", "UnsupportedView", "BaseWithoutSlashView", "SpectacularAPIView",
           "SpectacularSwaggerSplitView"}  # fmt: skip
 # Any signed-in caller, about itself only.
 SELF_ONLY = {"WhoAmIView"}
