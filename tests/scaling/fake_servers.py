@@ -39,7 +39,20 @@ def _status(code: int, reason: str, message: str) -> dict:
             "reason": reason, "code": code}  # fmt: skip
 
 
-class FakeKubernetes:
+class LoopbackServer:
+    """An HTTP server of a fake on a free loopback port, in a thread; `stop()` ends it."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class FakeKubernetes(LoopbackServer):
     def __init__(self):
         self.requests: list[dict] = []  # PATCHes and DELETEs, in the order they came
         self.fail: dict[str, int] = {}  # kind -> HTTP status to answer
@@ -108,9 +121,7 @@ class FakeKubernetes:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self._serve(Handler)
 
     def kubeconfig(self, path) -> str:
         path.write_text(
@@ -126,10 +137,6 @@ class FakeKubernetes:
             )
         )
         return str(path)
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def autoscalers_of(self, namespace: str, deployment: str) -> list[str]:
         """The HPAs (plain, or KEDA's for a ScaledObject) that scale one Deployment: more than one fight."""
@@ -187,7 +194,7 @@ class FakeKubernetes:
         return None
 
 
-class FakePrometheus:
+class FakePrometheus(LoopbackServer):
     """Answers /api/v1/query_range with the series it is given, and records the queries."""
 
     def __init__(self, values: list[tuple[float, float]]):
@@ -210,10 +217,4 @@ class FakePrometheus:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)

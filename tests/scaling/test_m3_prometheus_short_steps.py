@@ -4,9 +4,8 @@ the query's range-vector window over scraped samples, as the real one does: a wi
 value at that step (the shared FakePrometheus answers whatever it is given, whatever the window)."""
 
 import re
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlparse
 
@@ -14,13 +13,13 @@ import pytest
 
 from apps.benchmarks import analysis
 from apps.scaling.history import PROMETHEUS_QUERIES, prometheus_range
-from tests.scaling.fake_servers import _reply
+from tests.scaling.fake_servers import LoopbackServer, _reply
 
 STARTED = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 POLICY = SimpleNamespace(prometheus_selector='app="card"', service=SimpleNamespace(slug="card"))
 
 
-class ScrapedPrometheus:
+class ScrapedPrometheus(LoopbackServer):
     """query_range over samples scraped every `scrape` seconds: avg_over_time is the mean of the samples in
     (t - window, t], rate the increase between the first and last of them (two at least), and a step whose
     window holds too few samples is left out of the answer, as Prometheus leaves it out."""
@@ -49,13 +48,7 @@ class ScrapedPrometheus:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 @pytest.fixture
