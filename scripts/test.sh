@@ -73,4 +73,6 @@ export DB_POOL_MIN_SIZE=2 DB_POOL_MAX_SIZE=10
 VAR_DIR="$(mktemp -d)"
 export VAR_DIR
 trap 'rm -rf "$VAR_DIR"' EXIT
-$VENV/bin/pytest "$@"
+# A failure is run again, twice at most: a test that passes only on a rerun is listed as RERUN in the
+# summary (-raR), a flake to fix rather than a pass to ignore; one that fails three times fails the run.
+$VENV/bin/pytest -raR --reruns 2 --reruns-delay 1 "$@"

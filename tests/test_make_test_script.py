@@ -93,3 +93,34 @@ def test_chromium_that_cannot_be_installed_stops_the_run_before_the_suite(checko
     assert done.returncode != 0, done.stdout + done.stderr
     assert "chromium is needed" in done.stderr
     assert calls(checkout, "pytest") == ""
+
+
+def _pytest_options_of_the_script(checkout: Path) -> list[str]:
+    done = run_script(checkout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return calls(checkout, "pytest").split(" broker=")[0].split()
+
+
+def test_a_failure_is_rerun_and_one_that_fails_every_time_still_fails_the_run(checkout: Path, tmp_path: Path) -> None:
+    """The script's rerun options on a real pytest: a flake passes and is reported as a rerun, a steady failure
+    exits non-zero after its reruns."""
+    options = _pytest_options_of_the_script(checkout)
+    assert "--reruns" in options
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_sample.py").write_text(
+        "from pathlib import Path\n"
+        "def test_flaky(tmp_path_factory):\n"
+        "    marker = Path(__file__).with_suffix('.ran')\n"
+        "    if not marker.exists():\n"
+        "        marker.write_text('once')\n"
+        "        raise AssertionError('first try fails')\n"
+        "def test_always_fails():\n"
+        "    raise AssertionError('every time')\n"
+    )
+    pytest = [str(REPO_ROOT / ".venv" / "bin" / "pytest"), "-p", "no:cacheprovider", "-p", "no:django"]
+    done = subprocess.run([*pytest, *options, "test_sample.py"], cwd=suite, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stdout
+    assert "RERUN test_sample.py::test_flaky" in done.stdout
+    assert "FAILED test_sample.py::test_always_fails" in done.stdout
+    assert "1 failed, 1 passed" in done.stdout
