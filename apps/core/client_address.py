@@ -82,10 +82,17 @@ def client_address(remote_addr: str, forwarded_for: str, trusted: Sequence[Netwo
     return str(client)
 
 
+# What a proxy tells us about the original request: the scheme (HSTS, secure cookies, https links), host and
+# port (absolute links). Anyone can write them, so once proxies are named only theirs are kept.
+FORWARDED_REQUEST_HEADERS = ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT")
+
+
 class ClientAddressMiddleware:
     """Sets REMOTE_ADDR to the caller behind our proxies, before anything reads it (audit, limiter, axes).
 
-    The connection's own address stays in META["PROXY_REMOTE_ADDR"] when it differs.
+    The connection's own address stays in META["PROXY_REMOTE_ADDR"] when it differs. X-Forwarded-Proto, -Host
+    and -Port are dropped from a connection that is not one of our proxies. With no proxy named every peer is
+    believed, as before (the kustomize base names none and relies on its ingress's X-Forwarded-Proto).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -97,6 +104,10 @@ class ClientAddressMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         meta = request.META
         remote_addr = meta.get("REMOTE_ADDR", "")
+        connection = _address(remote_addr)
+        if connection is None or not _trusted(connection, self.trusted):
+            for header in FORWARDED_REQUEST_HEADERS:
+                meta.pop(header, None)
         client = client_address(remote_addr, meta.get("HTTP_X_FORWARDED_FOR", ""), self.trusted)
         if client != remote_addr:
             meta["PROXY_REMOTE_ADDR"] = remote_addr
