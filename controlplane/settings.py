@@ -675,14 +675,15 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600, minimum=1) 
 SESSION_IDLE_SECONDS = env.int("SESSION_IDLE_SECONDS", default=30 * 60)
 
 # Content Security Policy (django-csp): scripts only from this origin; styles may be inline (Django
-# admin, the self-contained reports); the dashboard's websocket may go to the live process's port.
+# admin, the self-contained reports); only the dashboard page may also connect to the live feed's origin
+# (apps.core.csp.allow_live_feed): a site-wide ws: wss: let a script on any page send to any host.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'", "'unsafe-inline'"],
         "img-src": ["'self'", "data:"],
-        "connect-src": ["'self'", "ws:", "wss:"],
+        "connect-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
         "frame-ancestors": ["'none'"],
