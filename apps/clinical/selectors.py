@@ -13,7 +13,7 @@ from apps.caching.stack import get_or_load
 from apps.clinical.api.representations import observation_json, patient_json
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import identifier_scope, patient_scope, search_form
-from apps.core.compiled import CompiledLookup, CompiledQuery, CompiledShapes
+from apps.core.compiled import BOUND, CompiledLookup, CompiledQuery, CompiledShapes
 
 # The two lookups every patient read starts with, compiled once (apps/core/compiled.py), reading
 # the columns of a patient card, which the REST and FHIR reads are built from (the rest stay deferred).
@@ -158,14 +158,15 @@ def latest_observations_query(*, patient_id: int, **window) -> QuerySet[Observat
 
 
 # A patient's observations in a window (the newest `limit`, or the latest of each code), compiled once
-# per shape: which filters are present, how many codes, the limit. The ORM writing these queries was
-# most of their CPU. More codes than a panel holds, or more shapes than the table keeps: plain ORM.
+# per shape: which filters are present, how many codes, whether limited (the limit itself is bound). The
+# ORM writing these queries was most of their CPU. More codes than a panel holds, or more shapes than the
+# table keeps: plain ORM.
 _COMPILED_CODES_AT_MOST = 16
 _SLOT_FIELDS = {"patient_id": "patient", "category": "category", "since": "effective_at", "until": "effective_at"}
 window_queries = CompiledShapes(at_most=512)
 
 
-def _window_query(shape: tuple[str, ...], *, latest: bool, limit: int | None) -> CompiledQuery[Observation]:
+def _window_query(shape: tuple[str, ...], *, latest: bool, limited: bool) -> CompiledQuery[Observation]:
     codes = sorted((slot for slot in shape if slot.startswith("code_")), key=lambda slot: int(slot[5:]))
 
     def build(**slots) -> QuerySet[Observation]:
@@ -176,7 +177,7 @@ def _window_query(shape: tuple[str, ...], *, latest: bool, limit: int | None) ->
         return observation_list(patient_id=slots["patient_id"], **window)
 
     fields = {slot: _SLOT_FIELDS.get(slot, "code") for slot in shape}
-    return CompiledQuery(Observation, build, fields, limit=limit)
+    return CompiledQuery(Observation, build, fields, limit=BOUND if limited else None)
 
 
 def _compiled_window(patient_id: int, window: dict, *, latest: bool, limit: int | None) -> list[Observation] | None:
@@ -190,8 +191,9 @@ def _compiled_window(patient_id: int, window: dict, *, latest: bool, limit: int 
     }
     values.update((f"code_{i}", code) for i, code in enumerate(window["codes"]))
     shape = tuple(sorted(values))
-    query = window_queries.get((shape, latest, limit), lambda: _window_query(shape, latest=latest, limit=limit))
-    return None if query is None else query.rows(**values)
+    limited = limit is not None
+    query = window_queries.get((shape, latest, limited), lambda: _window_query(shape, latest=latest, limited=limited))
+    return None if query is None else query.rows(limit=limit, **values)
 
 
 def newest_observations(

@@ -11,6 +11,7 @@ that text on every later call. Identical SQL text is also what lets psycopg prep
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -22,6 +23,20 @@ from django.db.models import QuerySet
 ModelT = TypeVar("ModelT", bound=models.Model)
 
 _markers = itertools.count(1)
+
+
+class _Bound:
+    def __repr__(self) -> str:
+        return "BOUND"
+
+
+# `CompiledQuery(..., limit=BOUND)`: the page size is a bound parameter given on each call, so one SQL
+# text serves every page size (a client stepping through sizes would otherwise fill a shape table).
+BOUND = _Bound()
+# Django writes LIMIT into the SQL text; this one, unlike any page size a caller asks for, is replaced by a
+# parameter. A count of %-placeholders before it gives the parameter's position.
+_LIMIT_MARKER = 987_654_321_123
+_PLACEHOLDER = re.compile(r"%%|%s")
 
 
 def _marker_for(field: models.Field) -> object:
@@ -56,7 +71,7 @@ class CompiledQuery(Generic[ModelT]):
         slots: dict[str, str],
         *,
         columns: Iterable[str] | None = None,
-        limit: int | None = None,
+        limit: int | _Bound | None = None,
     ) -> None:
         self.model = model
         self.build = build
@@ -69,37 +84,46 @@ class CompiledQuery(Generic[ModelT]):
             for field in meta.concrete_fields
             if wanted is None or field.primary_key or field.name in wanted
         ]
-        self._compiled: dict[str, tuple[str, list, list[tuple[int, str]], dict]] = {}
+        self._compiled: dict[str, tuple[str, list, list[tuple[int, str | None]], dict]] = {}
         self._lock = threading.Lock()
 
-    def _compile(self, using: str) -> tuple[str, list, list[tuple[int, str]], dict]:
+    def _compile(self, using: str) -> tuple[str, list, list[tuple[int, str | None]], dict]:
         markers = {slot: _marker_for(field) for slot, field in self._field_of.items()}
         queryset = self.build(**markers).using(using).values_list(*self._attnames)
         if self.limit is not None:
-            queryset = queryset[: self.limit]
+            queryset = queryset[: _LIMIT_MARKER if self.limit is BOUND else self.limit]
         compiler = queryset.query.get_compiler(using)
         sql, params = compiler.as_sql()
-        # The backend's value converters (dates on SQLite, for example), as the ORM's iterator applies them.
-        converters = compiler.get_converters([column for column, _, _ in compiler.select])
         params = list(params)
         slots = []
+        if self.limit is BOUND:
+            sql, position = _bind_limit(sql)
+            params.insert(position, _LIMIT_MARKER)
+            slots.append((position, None))
+        # The backend's value converters (dates on SQLite, for example), as the ORM's iterator applies them.
+        converters = compiler.get_converters([column for column, _, _ in compiler.select])
         connection = connections[using]
         for slot, marker in markers.items():
             # The ORM may have adapted the marker already (a datetime is text on SQLite).
             forms = (marker, self._field_of[slot].get_db_prep_value(marker, connection))
-            positions = [i for i, param in enumerate(params) if any(param == form for form in forms)]
+            positions = [
+                i for i, param in enumerate(params) if any(param == form for form in forms) and (i, None) not in slots
+            ]
             if not positions:
                 raise ValueError(f"{slot} is not bound in {sql}")
             slots.extend((position, slot) for position in positions)  # a keyset condition repeats a value
         return sql, params, slots, converters
 
-    def rows(self, **values: object) -> list[ModelT]:
-        """The matching rows as instances; `values` names exactly the slots.
+    def rows(self, *, limit: int | None = None, **values: object) -> list[ModelT]:
+        """The matching rows as instances; `values` names exactly the slots, `limit` the page size of a
+        query compiled with `limit=BOUND` (and only of one).
 
         None is refused: the ORM would turn it into IS NULL, which the compiled `=` cannot match.
         """
         if values.keys() != self._field_of.keys() or None in values.values():
             raise TypeError(f"expected non-null values for {tuple(self._field_of)}, got values for {sorted(values)}")
+        if (self.limit is BOUND) != (limit is not None) or (limit is not None and limit < 1):
+            raise TypeError(f"a limit of at least 1 goes with limit=BOUND and only with it, got {limit!r}")
         using = router.db_for_read(self.model) or "default"
         compiled = self._compiled.get(using)
         if compiled is None:
@@ -109,7 +133,9 @@ class CompiledQuery(Generic[ModelT]):
         connection = connections[using]
         params = fixed.copy()
         for position, slot in slots:
-            params[position] = self._field_of[slot].get_db_prep_value(values[slot], connection)
+            params[position] = (
+                limit if slot is None else self._field_of[slot].get_db_prep_value(values[slot], connection)
+            )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             fetched = cursor.fetchall()
@@ -122,6 +148,16 @@ class CompiledQuery(Generic[ModelT]):
                         row[position] = convert(row[position], expression, connection)
             instances.append(self.model.from_db(using, self._attnames, row))
         return instances
+
+
+def _bind_limit(sql: str) -> tuple[str, int]:
+    """The SQL with its marker LIMIT as a placeholder, and that placeholder's position among the params."""
+    literal = f"LIMIT {_LIMIT_MARKER}"
+    if sql.count(literal) != 1:
+        raise ValueError(f"cannot bind the LIMIT of {sql}")
+    before, after = sql.split(literal)
+    position = _PLACEHOLDER.findall(before).count("%s")
+    return f"{before}LIMIT %s{after}", position
 
 
 class CompiledLookup(CompiledQuery[ModelT]):
@@ -143,8 +179,8 @@ class CompiledShapes:
     """The compiled queries of one query family, one per shape, at most `at_most` of them.
 
     A shape is whatever the SQL depends on besides the bound values (which filters are present, how
-    many values each, sort, page size). Shapes come from requests, so the table is bounded: past it,
-    `get` answers None and the caller runs the ORM as it is.
+    many values each, sort; not the page size, which `BOUND` binds). Shapes come from requests, so the
+    table is bounded: past it, `get` answers None and the caller runs the ORM as it is.
     """
 
     def __init__(self, at_most: int) -> None:

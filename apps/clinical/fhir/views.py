@@ -70,7 +70,7 @@ from apps.clinical.fhir.params import (
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import validate_identifier_system, validate_mrn, validate_search_term
 from apps.core.api.exceptions import api_exception_handler
-from apps.core.compiled import CompiledQuery, CompiledShapes
+from apps.core.compiled import BOUND, CompiledQuery, CompiledShapes
 from apps.ratelimits.throttling import client_identity
 
 COMMON_PARAMS = {"_count", "_cursor", "_format", "_search", "_summary"}
@@ -79,7 +79,7 @@ SUMMARIES = ("count", "false")  # the total alone, or whole resources (the defau
 JSON_FORMATS = ("json", "application/fhir+json", "application/json")
 REPEATABLE_PARAMS = {"date", "birthdate"}  # date=ge...&date=le...: a range
 
-# Search SQL compiled per (view, shape, sort, cursor, page size): see FhirSearchView.find.
+# Search SQL compiled per (view, shape, sort, cursor); the page size is bound: see FhirSearchView.find.
 compiled_searches = CompiledShapes(at_most=512)
 POSTED_SEARCH_TTL = 15 * 60
 # A count-only Patient search's record names at most this many of the patients its total counts (the lowest
@@ -567,8 +567,8 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         """The first `limit` matching rows after the cursor, the ordering, the patient and the query to digest.
 
         A search whose shape `parsed` describes runs through SQL compiled once per shape (which filters,
-        how many values each, sort, cursor, page size), so the ORM does not write the same statement on
-        every request; past the table's bound, the ORM as it is.
+        how many values each, sort, cursor; the page size is a bound value), so the ORM does not write the
+        same statement on every request; past the table's bound, the ORM as it is.
         """
         parsed = self.parsed(params)
         if parsed is None:
@@ -582,18 +582,18 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         if patient_id is not None and not self.patient_is_active(patient_id):
             return [], ordering, patient_id, digest_query
         values.update((f"after_{i}", value) for i, value in enumerate(after or []))
-        key = (type(self), shape, tuple(ordering), after is not None, limit)
+        key = (type(self), shape, tuple(ordering), after is not None)
 
         def compile_shape() -> CompiledQuery:
             # The class's method, not this view's: the table outlives the request.
             build = functools.partial(type(self).compiled_rows, key)
             slots = {slot: self.slot_field(slot, ordering) for slot in values}
-            return CompiledQuery(self.model, build, slots, limit=limit)
+            return CompiledQuery(self.model, build, slots, limit=BOUND)
 
         query = compiled_searches.get(key, compile_shape)
         if query is None:
             return list(self.compiled_rows(key, **values)[:limit]), ordering, patient_id, digest_query
-        return query.rows(**values), ordering, patient_id, digest_query
+        return query.rows(limit=limit, **values), ordering, patient_id, digest_query
 
     def parsed(self, params) -> tuple[dict[str, object], tuple, int | None, dict] | None:
         """The search's validated values by slot, its shape (what its SQL depends on besides them), the
@@ -607,7 +607,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
 
     @classmethod
     def compiled_rows(cls, key: tuple, **values) -> QuerySet:
-        _, shape, ordering, after, _ = key
+        _, shape, ordering, after = key
         cursor = [values[f"after_{i}"] for i in range(len(ordering))] if after else None
         return _page_order(cls.rows_for(shape, **values), list(ordering), cursor)
 
