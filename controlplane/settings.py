@@ -580,6 +580,8 @@ REST_FRAMEWORK = {
     # ClientAddressMiddleware has already resolved through TRUSTED_PROXIES.
     "NUM_PROXIES": 0,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's, with the Accept header's q values honoured (`application/fhir+json;q=0` is a refusal).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.negotiation.QualityContentNegotiation",
     "DEFAULT_PARSER_CLASSES": [
         "apps.core.api.parsers.JSONParser",  # DRF's; a too deeply nested body is a 400
         "rest_framework.parsers.FormParser",
