@@ -1,0 +1,54 @@
+"""Content negotiation that honours the Accept header's quality values.
+
+DRF's negotiation orders accepted types by how specific they are and ignores `q`, so
+`application/fhir+json;q=0, application/json` was answered in FHIR's type, and `*/*;q=0` (nothing is
+acceptable) with a 200. Here each renderer gets the quality of the most specific range that matches it
+(RFC 9110, 12.5.1), `q=0` means not acceptable, and the best quality wins; among equals, the more
+specific range, then the view's renderer order, as DRF chooses.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rest_framework import exceptions
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
+from rest_framework.request import Request
+from rest_framework.utils.mediatypes import _MediaType
+
+# A qvalue: 0 to 1 with at most three decimals. Anything else is read as no weight given (1).
+_QVALUE = re.compile(r"(0(\.\d{0,3})?|1(\.0{0,3})?)")
+
+
+def _quality(accepted: _MediaType) -> float:
+    value = accepted.params.get("q")
+    return float(value) if value is not None and _QVALUE.fullmatch(value) else 1.0
+
+
+class QualityContentNegotiation(DefaultContentNegotiation):
+    def select_renderer(
+        self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        # A format named in the URL is the client's explicit choice: DRF's rules, as before.
+        if format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE):
+            return super().select_renderer(request, renderers, format_suffix)
+        accepts = self._get_parsed_accept_list(request)  # parsed once per request, shared with DRF's
+        best = None
+        for order, renderer in enumerate(renderers):
+            offered = _MediaType(renderer.media_type)
+            matching = [accepted for accepted in accepts if offered.match(accepted)]
+            if not matching:
+                continue
+            # Max keeps the first of equally specific ranges: the client's own order.
+            accepted = max(matching, key=lambda candidate: candidate.precedence)
+            quality = _quality(accepted)
+            rank = (quality, accepted.precedence, -order)
+            if quality > 0 and (best is None or rank > best[0]):
+                best = (rank, renderer, accepted)
+        if best is None:
+            raise exceptions.NotAcceptable(available_renderers=renderers)
+        _, renderer, accepted = best
+        # The renderer's own type with the client's parameters (JSON's indent), never the q weight itself.
+        params = [f"{key}={value}" for key, value in accepted.params.items() if key != "q"]
+        return renderer, ";".join([renderer.media_type, *params])
