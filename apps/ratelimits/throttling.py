@@ -6,6 +6,7 @@ import functools
 import ipaddress
 import math
 import threading
+import time
 
 from django.conf import settings
 from rest_framework.exceptions import APIException
@@ -67,6 +68,16 @@ class _Limiter:
 limiter = _Limiter()
 
 
+def retry_after_seconds(breaker) -> int:
+    """Retry-After of a fail-closed 503: the whole seconds left of the breaker's back-off (when it next lets a
+    probe try Redis), at least 1. The whole back-off overstated it for every request after the first; and 0 (a
+    back-off of 0, or one already past while its probe runs) made DRF leave the header out, so clients
+    retried at once."""
+    failed_at = getattr(breaker, "_failed_at", None)  # when the breaker opened, on time.monotonic()
+    left = breaker.open_seconds if failed_at is None else breaker.open_seconds - (time.monotonic() - failed_at)
+    return max(1, math.ceil(left))
+
+
 def client_identity(request: Request) -> str:
     """The token's client, else the signed-in user, else the peer's address: never anything from the URL or the
     body, nor a header the client writes (X-Forwarded-For would hand a new quota to each made-up value; behind
@@ -115,7 +126,7 @@ class PolicyRateThrottle(BaseThrottle):
             if policy.fail_open:
                 return True
             refused = RateLimiterUnavailable()
-            refused.wait = math.ceil(limiter.breaker.open_seconds)  # Retry-After: when the breaker next tries
+            refused.wait = retry_after_seconds(limiter.breaker)
             raise refused from exc
         request._request.rate_limit = decision  # the headers middleware reads it
         self._wait = decision.retry_after_seconds

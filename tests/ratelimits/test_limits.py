@@ -105,7 +105,9 @@ def test_redis_down_fails_open_or_closed_as_the_policy_says(api, issue_token, re
     response = api.get("/api/v1/audit/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 503
     assert response.json()["code"] == "rate_limiter_unavailable"
-    assert int(response["Retry-After"]) == math.ceil(limiter.breaker.open_seconds) >= 1  # not at once
+    # Not at once, and no later than the breaker's next probe (what is left of its back-off: a slow machine may
+    # take over a second between the two requests).
+    assert 1 <= int(response["Retry-After"]) <= math.ceil(limiter.breaker.open_seconds)
 
 
 def test_adaptive_policies_tighten_under_load_and_recover_with_hysteresis():
