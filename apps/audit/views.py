@@ -25,12 +25,15 @@ logger = logging.getLogger(__name__)
 
 
 THROTTLED_RECORD_SECONDS = 10
+# Seconds a client should wait before retrying a request whose audit record could not be written.
+AUDIT_RETRY_AFTER = 2
 
 
 class AuditUnavailable(APIException):
     status_code = 503
     default_detail = "The audit trail cannot be written right now, so patient data is not served. Retry shortly."
     default_code = "audit_unavailable"
+    wait = AUDIT_RETRY_AFTER  # DRF sends it as Retry-After
 
 
 class PhiAPIView(APIView):
@@ -80,9 +83,8 @@ class PhiAPIView(APIView):
         ):
             try:
                 self._record_refusal(self.request, outcome="denied")
-            except Exception:  # as for any record: the trail down is a 503
-                logger.exception("audit record of a 401 could not be written")
-                exc = AuditUnavailable()
+            except AuditUnavailable as unavailable:  # as for any record: the trail down is a 503
+                exc = unavailable
         return super().handle_exception(exc)
 
     def _first_in_window(self, request: Request, kind: str) -> bool:
@@ -106,17 +108,18 @@ class PhiAPIView(APIView):
         action = self.refusal_action or ("read" if request.method in ("GET", "HEAD") else "create")
         asked = disclosed_patients(self.refused_patients(request)) or []
         patient_id = asked[0] if len(asked) == 1 else None
-        audit_record(
-            audit_entry(
-                request,
-                action=action,
-                resource_type=self.resource_type,
-                resource_id=str(patient_id or "") if action != "search" else "",
-                patient_ids=asked,
-                outcome=outcome,
-                lenient_purpose=True,
-            )
+        entry = audit_entry(
+            request,
+            action=action,
+            resource_type=self.resource_type,
+            resource_id=str(patient_id or "") if action != "search" else "",
+            patient_ids=asked,
+            outcome=outcome,
+            lenient_purpose=True,
         )
+        # A refusal fails closed as a read does: whatever kept its record out (not only a lost connection, which
+        # the API's handler answers 503 anyway: a refused row, the writer's timeout) is a 503, never a 500.
+        _record_or_unavailable(entry)
 
     def refused_patients(self, request: Request) -> list[int]:
         """The patients a refused request asked for: the one its URL names, if any (searches name theirs in
@@ -179,8 +182,12 @@ class PhiAPIView(APIView):
     def audit(self, request: Request, **fields) -> None:
         """Record the access; if the trail cannot be written, the data is not served (fail closed)."""
         entry = audit_entry(request, resource_type=fields.pop("resource_type", self.resource_type), **fields)
-        try:
-            audit_record(entry)
-        except Exception as exc:
-            logger.exception("audit record could not be written; refusing to serve request %s", entry.request_id)
-            raise AuditUnavailable() from exc
+        _record_or_unavailable(entry)
+
+
+def _record_or_unavailable(entry) -> None:
+    try:
+        audit_record(entry)
+    except Exception as exc:
+        logger.exception("audit record could not be written; refusing to serve request %s", entry.request_id)
+        raise AuditUnavailable() from exc

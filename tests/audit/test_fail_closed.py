@@ -73,3 +73,45 @@ def test_a_refusal_whose_record_cannot_be_written_is_a_503_not_a_500(
 def test_a_401_whose_record_cannot_be_written_is_a_503_too(api, patient, refuse_audit_writes):
     refuse_audit_writes()
     _assert_unavailable_without_data(api.get(f"/api/v1/patients/{patient.pk}/"), patient)
+
+
+@pytest.fixture
+def refuse_audit_writes_with_an_error():
+    """Call it to make every audit INSERT fail with an error that is not a lost connection (a trigger's own
+    exception, an InternalError): the API's handler makes no 503 of it by itself."""
+
+    def refuse() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "CREATE FUNCTION pg_temp.audit_refused() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "RAISE EXCEPTION 'audit row refused'; END $$"
+            )
+            cursor.execute(
+                "CREATE TRIGGER audit_refused BEFORE INSERT ON audit_auditevent "
+                "FOR EACH ROW EXECUTE FUNCTION pg_temp.audit_refused()"
+            )
+
+    return refuse
+
+
+@pytest.mark.parametrize(
+    ("scopes", "headers", "url"),
+    [
+        (("clinical:read",), {}, "/api/v1/patients/{pk}/"),  # no patient:read: a 403
+        (("patient:read",), {"HTTP_X_PURPOSE_OF_USE": "SNOOP"}, "/api/v1/patients/{pk}/"),  # a 400
+        (("patient:read",), {}, "/api/v1/patients/987654321/"),  # a 404
+        (("patient:read",), {}, "/api/v1/patients/{pk}/"),  # a read that would be served
+        ((), {}, "/api/v1/patients/{pk}/"),  # a 401 (no credentials)
+    ],
+)
+def test_any_refusal_whose_record_cannot_be_written_is_a_503_with_retry_after(
+    api, issue_token, patient, refuse_audit_writes_with_an_error, scopes, headers, url
+):
+    if scopes:
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(*scopes)}")
+    refuse_audit_writes_with_an_error()
+    api.raise_request_exception = False  # a 500 is an answer here, not the test's crash
+    response = api.get(url.format(pk=patient.pk), **headers)
+    _assert_unavailable_without_data(response, patient)
+    assert response.json()["code"] == "audit_unavailable"
+    assert int(response["Retry-After"]) >= 1
