@@ -292,6 +292,11 @@ class BenchmarkRun(models.Model):
     heartbeat_at = models.DateTimeField(
         null=True, blank=True, help_text="Its worker's last word (every second while Locust runs)."
     )
+    requeued_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the checker sent it again, no worker having taken it (its message lost?).",
+    )
     attempts = models.PositiveSmallIntegerField(default=0)
     progress = models.FloatField(default=0.0)
     progress_message = models.CharField(max_length=200, blank=True)

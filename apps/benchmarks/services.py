@@ -37,6 +37,10 @@ HEARTBEAT_STALE_SECONDS = 300
 # failed, so that the plan can run again. Its deadline says nothing while it waits (it counts from its start):
 # a run queued behind a longer one was failed minutes past its own length, before any worker had taken it.
 QUEUE_WAIT_SECONDS = 24 * 3600
+# A free worker takes a run within seconds: one still pending this long, while no run is running (so no run
+# holds the workers and none loads its target), lost its message. It is sent again (execute_run is
+# idempotent), and failed if still not taken as long after that: it stayed pending for a day.
+REQUEUE_SECONDS = 600
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -358,8 +362,9 @@ def benchmark_run_cancel(*, run: BenchmarkRun) -> BenchmarkRun:
 
 def benchmark_runs_fail_stuck(*, now=None) -> int:
     """Fail the runs that lost their worker: running without a heartbeat for HEARTBEAT_STALE_SECONDS (the
-    worker died), running well past their deadline, or pending for QUEUE_WAIT_SECONDS (never taken). Their
-    tokens are revoked with them."""
+    worker died), running well past their deadline, or pending for QUEUE_WAIT_SECONDS (never taken); a run
+    pending REQUEUE_SECONDS while the workers are free is sent again, and failed when that is not taken
+    either. Their tokens are revoked with them."""
     now = now or timezone.now()
     overdue = BenchmarkRun.objects.filter(
         status=BenchmarkRun.Status.RUNNING, deadline__lt=now - timedelta(seconds=DEADLINE_MARGIN_SECONDS)
@@ -370,6 +375,12 @@ def benchmark_runs_fail_stuck(*, now=None) -> int:
     unclaimed = BenchmarkRun.objects.filter(
         status=BenchmarkRun.Status.PENDING, created_at__lt=now - timedelta(seconds=QUEUE_WAIT_SECONDS)
     )
+    lost = BenchmarkRun.objects.none()
+    if not BenchmarkRun.objects.filter(status=BenchmarkRun.Status.RUNNING).exists():
+        _runs_requeue(now)
+        lost = BenchmarkRun.objects.filter(
+            status=BenchmarkRun.Status.PENDING, requeued_at__lt=now - timedelta(seconds=REQUEUE_SECONDS)
+        )
     failed = 0
     for runs, status, error in (
         (overdue, BenchmarkRun.Status.RUNNING, "No worker finished it by its deadline."),
@@ -377,6 +388,9 @@ def benchmark_runs_fail_stuck(*, now=None) -> int:
          f"Its worker stopped reporting (no heartbeat for {HEARTBEAT_STALE_SECONDS} s): it died mid-run."),
         (unclaimed, BenchmarkRun.Status.PENDING,
          f"No worker took it within {QUEUE_WAIT_SECONDS // 3600} h of its creation (its message was lost?)."),
+        (lost, BenchmarkRun.Status.PENDING,
+         f"No worker took it, sent twice {REQUEUE_SECONDS // 60} min apart while the workers were free "
+         "(are the benchmark workers running?)."),
     ):  # fmt: skip
         ids = list(runs.values_list("pk", flat=True))
         failed += BenchmarkRun.objects.filter(pk__in=ids, status=status).update(
@@ -385,6 +399,26 @@ def benchmark_runs_fail_stuck(*, now=None) -> int:
         for run_id in ids:
             _revoke_run_tokens(run_id)
     return failed
+
+
+def _runs_requeue(now) -> list[int]:
+    """Send again, once, the runs pending REQUEUE_SECONDS while no run holds the workers: their message was
+    lost (a broker restart, a purge). Marked first, by a conditional update, so that two checkers at once
+    send each run once; a second message would be harmless anyway (only a pending run starts)."""
+    from apps.benchmarks.tasks import execute_run
+
+    waiting = BenchmarkRun.objects.filter(
+        status=BenchmarkRun.Status.PENDING, requeued_at=None, created_at__lt=now - timedelta(seconds=REQUEUE_SECONDS)
+    )
+    sent = []
+    for run_id in waiting.values_list("pk", flat=True):
+        if BenchmarkRun.objects.filter(pk=run_id, status=BenchmarkRun.Status.PENDING, requeued_at=None).update(
+            requeued_at=now
+        ):
+            logger.warning("benchmark run %s: no worker took it in %s s, sent again", run_id, REQUEUE_SECONDS)
+            transaction.on_commit(lambda run_id=run_id: execute_run.delay(run_id))
+            sent.append(run_id)
+    return sent
 
 
 def _revoke_run_tokens(run_id: int) -> None:
