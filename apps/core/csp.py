@@ -32,6 +32,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponseBase
+from django.http.request import split_domain_port
 
 # What a view decorator leaves on its response to change the policy for that response alone.
 _PER_RESPONSE_POLICY = (
@@ -118,3 +119,31 @@ def _sources(value) -> list[str]:
     if value is None:
         return []
     return [value] if isinstance(value, str) else list(value)
+
+
+_WEBSOCKET_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
+
+
+def live_feed_origin(request: HttpRequest) -> str:
+    """The live feed's WebSocket origin, as the dashboard computes it (frontend/src/lib/config.ts).
+
+    The dashboard page alone may connect there: a site-wide ws: wss: let an injected script on any page send
+    what it read to any host. 'self' covers a same-origin socket in CSP 3 only, so it is named here too.
+    """
+    configured = settings.LIVE_WEBSOCKET_URL
+    if configured and not configured.startswith("/"):
+        scheme, _, rest = configured.partition("://")
+        return f"{_WEBSOCKET_SCHEMES[scheme.lower()]}://{rest.split('/', 1)[0]}"
+    scheme = "wss" if request.is_secure() else "ws"
+    host = request.get_host()
+    if settings.LIVE_PORT and not configured:
+        host = f"{split_domain_port(host)[0]}:{settings.LIVE_PORT}"
+    return f"{scheme}://{host}"
+
+
+def allow_live_feed(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    """Let this response's page connect to the live feed's origin, and nowhere else beyond 'self'."""
+    update = dict(getattr(response, "_csp_update", None) or {})
+    update["connect-src"] = [*_sources(update.get("connect-src")), live_feed_origin(request)]
+    response._csp_update = update
+    return response

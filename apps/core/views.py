@@ -75,7 +75,9 @@ def dashboard(request: HttpRequest, subpath: str = "") -> HttpResponse:
         + "</script>"
     )
     html = index.read_text(encoding="utf-8").replace("</head>", f"{config_script}</head>", 1)
-    return HttpResponse(html)
+    from apps.core.csp import allow_live_feed
+
+    return allow_live_feed(request, HttpResponse(html))
 
 
 def stored_report(run) -> HttpResponse:
