@@ -506,7 +506,11 @@ class CacheStack:
                 return again.entry.value
             return self._load_and_store(policy, key, scope_key, loader, again, ttl)
         try:
-            lock = self._redis_lock(policy, key)
+            lock, stored, generation = self._lock_or_stored(policy, key, scope_key, found)
+            if stored is not None:  # another process stored it since this reader's lookup
+                flight.generations = (generation, None)
+                flight.value = stored.value
+                return stored.value
             if lock is False:  # another process holds the lock
                 if found.entry is not None:
                     self._count(policy.namespace, found.stale_tier, stale_serves=1)
@@ -741,7 +745,12 @@ class CacheStack:
         seen = (found.redis_generation, found.db_generation)
         lock = None
         try:
-            lock = await sync_to_async(self._redis_lock)(policy, key)  # across processes, as the sync path
+            # Across processes, as the sync path.
+            lock, stored, generation = await sync_to_async(self._lock_or_stored)(policy, key, scope_key, found)
+            if stored is not None:
+                future.set_result((stored.value, (generation, None)))
+                _note_read(loaded=False)
+                return stored.value
             if lock is False:
                 if found.entry is not None:
                     self._count(namespace, found.stale_tier, stale_serves=1)
@@ -853,7 +862,12 @@ class CacheStack:
             ok, result = self._redis_call(policy.namespace, lambda r: [r.get(self._l2_key("v", key)), None])
         if not ok:
             return None, None
-        blob, raw_generation = result
+        return self._l2_entry(policy, key, scope_key, *result)
+
+    def _l2_entry(
+        self, policy: Policy, key: str, scope_key: str, blob: bytes | None, raw_generation: bytes | None
+    ) -> tuple[Entry | None, int]:
+        """`_l2_get`'s answer from the value and the scope's generation as Redis returned them."""
         if scope_key and raw_generation is None:
             return None, UNSET  # nothing to check an entry against: none is served
         generation = int(raw_generation or 0)
@@ -929,6 +943,50 @@ class CacheStack:
         if not ok:
             return None
         return lock if acquired else False
+
+    def _lock_or_stored(
+        self, policy: Policy, key: str, scope_key: str, found: Found
+    ) -> tuple[HeldLock | bool | None, Entry | None, int | None]:
+        """`_redis_lock`, with a second look in L2 in the same round trip: (the lock, a fresh entry stored since
+        the reader's lookup or None, the scope's generation in Redis). A reader that missed just before another
+        process stored the value found the lock free, and loaded it again; it is served that value instead."""
+        if not policy.l2:
+            return None, None, None
+        lock = HeldLock(self._l2_key("l", key), os.urandom(8).hex())
+        expires_ms = int(self.loader_lifetime * 1000)
+        value_key, generation_key = self._l2_key("v", key), self._l2_key("g", scope_key)
+
+        def take(client):
+            pipe = client.pipeline(transaction=False)
+            pipe.set(lock.name, lock.token, nx=True, px=expires_ms)
+            pipe.get(value_key)  # after the SET: a lock found free was let go after its holder's value was stored
+            if scope_key:
+                pipe.get(generation_key)
+            return [*pipe.execute(), None][:3]
+
+        ok, result = self._redis_call(policy.namespace, take)
+        if not ok:
+            return None, None, None
+        acquired, blob, raw_generation = result
+        lock_or_not = lock if acquired else False
+        if blob is None:
+            return lock_or_not, None, None
+        entry, generation = self._l2_entry(policy, key, scope_key, blob, raw_generation)
+        if entry is None or not entry.is_fresh(self.clock()) or self._older_than_seen(entry, found):
+            return lock_or_not, None, None
+        if acquired:
+            self._release(lock)
+        self._tally(policy.namespace, "l2", "hits")
+        self._fill_l1(policy, key, entry)
+        return None, entry, generation
+
+    def _older_than_seen(self, entry: Entry, found: Found) -> bool:
+        """Whether an entry was loaded before a write this reader knows of: seen in its lookup (Redis's or the
+        database's generation), or heard of by this process."""
+        if not entry.scope:
+            return False
+        seen = max(found.redis_generation or 0, found.db_generation or 0)
+        return entry.generation < seen or self._behind_known(entry)
 
     def _release(self, lock: HeldLock) -> None:
         self._redis_call("", lambda r: self._release_script(r)(keys=[lock.name], args=[lock.token]))
