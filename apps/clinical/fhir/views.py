@@ -114,8 +114,9 @@ def _ignorable(name: str, known: set[str]) -> bool:
     resource does not know. A known parameter with a modifier (`code:not`, `_id:not`) is refused even then, as
     FHIR has servers reject unsupported modifiers: dropping `:not` answers the opposite question. So is an
     unknown `_` parameter (`_include`, `_elements`, `_has`): a control or result parameter, whose absence
-    changes what the client gets back, not merely how much. `_pretty` only lays the answer out: dropped."""
-    base = name.partition(":")[0]
+    changes what the client gets back, not merely how much. `_pretty` only lays the answer out: dropped. A
+    chain on a known reference (`patient.identifier`) is refused too: dropping it searched every patient."""
+    base = re.split(r"[:.]", name, maxsplit=1)[0]
     return base not in known and (not base.startswith("_") or name in LAYOUT_PARAMS)
 
 
