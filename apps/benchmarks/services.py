@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.scopes import BENCHMARK
@@ -338,6 +339,21 @@ RESULT_FIELDS = ["status", "error", "finished_at", "progress", "progress_message
 
 
 def _finish(run: BenchmarkRun, *, status: str, error: str = "", samples: list | None = None) -> BenchmarkRun:
+    """End the run once, under its row's lock: a run the checker ended meanwhile (its worker silent, or
+    deleted with its plan) is left as it was, not overwritten with a second, different end."""
+    with transaction.atomic():
+        current = BenchmarkRun.objects.select_for_update().filter(pk=run.pk).values_list("status", flat=True)
+        current = current.first()
+        if current is None:
+            return run  # deleted (its plan with it): nothing to record
+        if current != BenchmarkRun.Status.RUNNING:
+            run.refresh_from_db()
+            logger.warning("benchmark run %s was already %s: its worker's end (%s) is dropped", run.pk, current, status)
+            return run
+        return _finish_locked(run, status=status, error=error, samples=samples)
+
+
+def _finish_locked(run: BenchmarkRun, *, status: str, error: str, samples: list | None) -> BenchmarkRun:
     run.status, run.error, run.finished_at, run.progress = status, error, timezone.now(), 1.0
     if samples is not None:
         # Successful requests only, as the regression check takes the run's own: a fast 401 or 503 is no
@@ -366,12 +382,15 @@ def benchmark_runs_fail_stuck(*, now=None) -> int:
     pending REQUEUE_SECONDS while the workers are free is sent again, and failed when that is not taken
     either. Their tokens are revoked with them."""
     now = now or timezone.now()
+    stale = now - timedelta(seconds=HEARTBEAT_STALE_SECONDS)
+    # Past its deadline with a fresh heartbeat, a run is reading and recording its samples (its watch stops
+    # Locust at the deadline): minutes for a day-long run, which was failed as overdue while it finished.
     overdue = BenchmarkRun.objects.filter(
-        status=BenchmarkRun.Status.RUNNING, deadline__lt=now - timedelta(seconds=DEADLINE_MARGIN_SECONDS)
+        Q(heartbeat_at=None) | Q(heartbeat_at__lt=stale),
+        status=BenchmarkRun.Status.RUNNING,
+        deadline__lt=now - timedelta(seconds=DEADLINE_MARGIN_SECONDS),
     )
-    silent = BenchmarkRun.objects.filter(
-        status=BenchmarkRun.Status.RUNNING, heartbeat_at__lt=now - timedelta(seconds=HEARTBEAT_STALE_SECONDS)
-    )
+    silent = BenchmarkRun.objects.filter(status=BenchmarkRun.Status.RUNNING, heartbeat_at__lt=stale)
     unclaimed = BenchmarkRun.objects.filter(
         status=BenchmarkRun.Status.PENDING, created_at__lt=now - timedelta(seconds=QUEUE_WAIT_SECONDS)
     )
@@ -392,12 +411,14 @@ def benchmark_runs_fail_stuck(*, now=None) -> int:
          f"No worker took it, sent twice {REQUEUE_SECONDS // 60} min apart while the workers were free "
          "(are the benchmark workers running?)."),
     ):  # fmt: skip
-        ids = list(runs.values_list("pk", flat=True))
-        failed += BenchmarkRun.objects.filter(pk__in=ids, status=status).update(
-            status=BenchmarkRun.Status.FAILED, finished_at=now, error=error, progress_message=""
-        )
-        for run_id in ids:
-            _revoke_run_tokens(run_id)
+        for run_id in runs.values_list("pk", flat=True):
+            # The whole condition again, on the row as its lock finds it (an UPDATE waits for the worker's
+            # _finish and re-reads the row): a run the worker ended meanwhile is left as the worker ended it.
+            if runs.filter(pk=run_id, status=status).update(
+                status=BenchmarkRun.Status.FAILED, finished_at=now, error=error, progress_message=""
+            ):
+                failed += 1
+                _revoke_run_tokens(run_id)
     return failed
 
 
