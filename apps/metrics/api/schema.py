@@ -36,6 +36,9 @@ class SloWindowOutputSerializer(serializers.Serializer):
     p99_met = serializers.BooleanField(allow_null=True)
     error_rate_met = serializers.BooleanField(allow_null=True)
     error_budget_remaining = serializers.FloatField(allow_null=True, help_text="0-1 of the allowed errors unspent.")
+    rate_limited = serializers.IntegerField(
+        help_text="The limiter's refusals (429), left out of the other figures, which are of the requests served."
+    )
 
 
 class SloStatusOutputSerializer(serializers.Serializer):

@@ -8,7 +8,8 @@ from rest_framework import serializers
 from apps.services.models import Service
 
 SERIES_METRICS = [
-    *("p50_ms", "p95_ms", "p99_ms", "rps", "requests", "error_rate_pct", "cache_hit_rate_pct"),
+    *("p50_ms", "p95_ms", "p99_ms", "rps", "requests", "error_rate_pct", "rate_limited", "rate_limited_rps"),
+    "cache_hit_rate_pct",
     *("cpu_pct", "memory_pct", "disk_pct", "pool_pct", "db_connections_pct", "inference_tokens_per_s"),
 ]
 MAX_POINTS = 1440

@@ -21,6 +21,8 @@ const PANELS: Panel[] = [
   { title: "Latency percentiles", metrics: ["p50_ms", "p95_ms", "p99_ms"], labels: ["p50", "p95", "p99"], unit: " ms" },
   { title: "Throughput", metrics: ["rps"], labels: ["req/s"], unit: "" },
   { title: "Errors", metrics: ["error_rate_pct"], labels: ["5xx %"], unit: "%" },
+  // The limiter's refusals: the server leaves them out of the figures above, so they are charted apart.
+  { title: "Rate limited", metrics: ["rate_limited_rps"], labels: ["429/s"], unit: "" },
   { title: "Host CPU and memory", metrics: ["cpu_pct", "memory_pct"], labels: ["CPU %", "memory %"], unit: "%", host: true },
 ];
 

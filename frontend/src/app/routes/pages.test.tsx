@@ -213,11 +213,28 @@ describe("ServicePage", () => {
     renderAt("/services/clinical-api");
     expect(await screen.findByRole("heading", { level: 1, name: "Clinical data API" })).toBeTruthy();
     await waitFor(() => expect(document.title).toBe("Clinical data API · Control plane · Dashboard"));
-    await waitFor(() => expect(screen.getAllByTestId("chart")).toHaveLength(3));
-    expect(screen.getByTestId("panel-3").textContent).toBe(
+    await waitFor(() => expect(screen.getAllByTestId("chart")).toHaveLength(4));
+    expect(screen.getByTestId("panel-4").textContent).toBe(
       "Could not load host cpu and memory: You do not have permission to perform this action. Your account lacks the permission for it; ask an administrator.",
     );
     expect(screen.queryByText(/Loading/)).toBeNull();
+  });
+
+  it("charts the limiter's refusals apart, from their own series", async () => {
+    const asked: string[] = [];
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async (url: string) => {
+        if (url.startsWith("/api/v1/services/api/")) return new Response(JSON.stringify({ slug: "api", name: "API" }));
+        const metric = new URL(url, "http://x").searchParams.get("metric") ?? "";
+        asked.push(metric);
+        return new Response(JSON.stringify(point(metric === "rate_limited_rps" ? 33.5 : 1)));
+      }),
+    );
+    renderAt("/services/api");
+    await waitFor(() => expect(screen.getAllByTestId("chart")).toHaveLength(5));
+    expect(asked).toContain("rate_limited_rps");
+    expect(screen.getByTestId("panel-3").textContent).toBe("Rate limited: 429/s=33.5");
   });
 
   it("says once that a service is unknown, instead of loading forever or a 400 per panel", async () => {

@@ -5,6 +5,9 @@ export interface LiveRow {
   rps: number;
   p95_ms: number | null;
   error_rate_pct: number | null;
+  /** The limiter's refusals (429) in the window, left out of the figures above; absent from an older server. */
+  rate_limited?: number;
+  rate_limited_rps?: number;
 }
 
 export interface LiveAlert {

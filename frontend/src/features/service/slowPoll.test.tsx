@@ -61,14 +61,14 @@ describe("a poll against a slow API", () => {
       </MemoryRouter>,
     );
     await screen.findByRole("heading", { level: 1, name: "API" });
-    await waitFor(() => expect(waiting.length).toBe(7)); // 3 + 1 + 1 + 2 metrics
+    await waitFor(() => expect(waiting.length).toBe(8)); // 3 + 1 + 1 + 1 + 2 metrics
     await act(async () => vi.advanceTimersByTimeAsync(46000)); // three refreshes due
-    expect(waiting.length).toBe(7);
+    expect(waiting.length).toBe(8);
     const point = (value: number) => new Response(JSON.stringify({ metric: "m", step: 60, points: [["2026-11-27T12:00:00Z", value]] }));
     await act(async () => waiting.splice(0).forEach((resolve) => resolve(point(5))));
-    await waitFor(() => expect(screen.getAllByTestId("chart")).toHaveLength(4));
+    await waitFor(() => expect(screen.getAllByTestId("chart")).toHaveLength(5));
     await act(async () => vi.advanceTimersByTimeAsync(15000));
-    await waitFor(() => expect(waiting.length).toBe(7)); // the next refresh, once the last one answered
+    await waitFor(() => expect(waiting.length).toBe(8)); // the next refresh, once the last one answered
   });
 
   it("the service page gives up a series request that never answers, says so in its panel, and refreshes again", async () => {
@@ -91,15 +91,15 @@ describe("a poll against a slow API", () => {
       </MemoryRouter>,
     );
     await screen.findByRole("heading", { level: 1, name: "API" });
-    await waitFor(() => expect(asked).toHaveLength(7));
+    await waitFor(() => expect(asked).toHaveLength(8));
     await act(async () => vi.advanceTimersByTimeAsync(59000)); // merely slow so far: the ticks are skipped
-    expect(asked).toHaveLength(7);
+    expect(asked).toHaveLength(8);
     expect(screen.getByTestId("panel-1").textContent).toBe("Loading throughput…");
     await act(async () => vi.advanceTimersByTimeAsync(2000));
     // The round never ended: the panel said "Loading…" for good and no panel was refreshed again.
     expect(screen.getByTestId("panel-1").textContent).toBe("Could not load throughput: The server did not answer within 60 s.");
-    expect(screen.getAllByTestId("chart")).toHaveLength(3);
+    expect(screen.getAllByTestId("chart")).toHaveLength(4);
     await act(async () => vi.advanceTimersByTimeAsync(15000));
-    expect(asked).toHaveLength(14); // the next round, by the next tick
+    expect(asked).toHaveLength(16); // the next round, by the next tick
   });
 });

@@ -24,6 +24,15 @@ describe("LivePanel", () => {
     expect(screen.getByTestId("no-alerts")).toBeTruthy();
   });
 
+  it("shows the limiter's refusals in a column of their own, and a dash where a server sends none", () => {
+    const refused = { ...snapshot.services[0], rate_limited: 2000, rate_limited_rps: 33.33 };
+    render(<LivePanel snapshot={{ ...snapshot, services: [refused] }} />);
+    expect(screen.getByRole("columnheader", { name: "429/s" })).toBeTruthy();
+    const cells = (name: string) => [...screen.getByRole("rowheader", { name }).closest("tr")!.querySelectorAll("td")].map((td) => td.textContent);
+    expect(cells("Patient API")).toEqual(["40.0", "12.3 ms", "0.00%", "33.3"]);
+    expect(cells("All routes")).toEqual(["42.5", "18.2 ms", "0.50%", "—"]);
+  });
+
   it("lists firing alerts", () => {
     const alert = { rule: "CPU above 80%", severity: "warning", message: "host CPU (%) is 93.0", since: "" };
     render(<LivePanel snapshot={{ ...snapshot, alerts: [alert] }} />);

@@ -10,6 +10,7 @@ function Row({ row }: { row: LiveRow }) {
       <td className="num">{fixed(row.rps, 1)}</td>
       <td className="num">{fixed(row.p95_ms, 1, " ms")}</td>
       <td className="num">{fixed(row.error_rate_pct, 2, "%")}</td>
+      <td className="num">{fixed(row.rate_limited_rps, 1)}</td>
     </tr>
   );
 }
@@ -90,13 +91,19 @@ export function LivePanel({
       <h2>Last minute</h2>
       <TableScroll label="Last minute per service">
         <table className="table">
-          <caption className="sr-only">Requests per second, p95 latency and error rate over the last minute</caption>
+          <caption className="sr-only">
+            Requests served per second, their p95 latency and error rate, and requests refused by the rate limiter (429)
+            per second, over the last minute
+          </caption>
           <thead>
             <tr>
               <th scope="col">Service</th>
               <th scope="col" className="num">req/s</th>
               <th scope="col" className="num">p95</th>
               <th scope="col" className="num">errors</th>
+              <th scope="col" className="num" title="Requests refused by the rate limiter, left out of the other columns">
+                429/s
+              </th>
             </tr>
           </thead>
           <tbody>
