@@ -393,19 +393,39 @@ def _set_state(policy: ScalingPolicy, state: str, **fields) -> None:
         setattr(policy, name, value)
 
 
+# The columns the apply state machine writes (workers, the checker): re-read under the row's lock before
+# acting, never taken from an instance loaded earlier (an admin form, a checker's pass).
+APPLY_FIELDS = ("apply_state", "apply_attempts", "apply_error", "desired_hash", "applied_hash", "applied_objects",
+                "state_changed_at")  # fmt: skip
+
+
 def policy_state_refresh(policy: ScalingPolicy) -> str:
     """Record the manifests' digest. New manifests (or a first cluster) make the policy PENDING with fresh
-    attempts; a failed policy keeps its attempts, so its retries keep backing off."""
+    attempts; a failed policy keeps its attempts, so its retries keep backing off. The state is re-read with
+    the row locked: an instance loaded before an apply finished read its old state, and turned an apply in
+    flight to PENDING, which sent a second apply beside it. An apply in flight keeps APPLYING with the new
+    digest: it ends PENDING itself when the digest it applied is no longer the one desired."""
     desired = manifests.digest(policy_manifests(policy)) if policy.enabled else ""
     states = ScalingPolicy.ApplyState
-    if not kube.cluster_configured() or not policy.enabled:
-        if (policy.apply_state, policy.desired_hash) != (states.NOT_CONFIGURED, desired):
-            _set_state(policy, states.NOT_CONFIGURED, desired_hash=desired)
-    elif desired == policy.applied_hash:
-        if policy.apply_state in (states.NOT_CONFIGURED, states.PENDING, states.FAILED):
-            _set_state(policy, states.ACTIVE, desired_hash=desired, apply_error="")
-    elif desired != policy.desired_hash or policy.apply_state in (states.NOT_CONFIGURED, states.ACTIVE):
-        _set_state(policy, states.PENDING, desired_hash=desired, apply_attempts=0, apply_error="")
+    with transaction.atomic():
+        current = ScalingPolicy.objects.select_for_update(of=("self",)).filter(pk=policy.pk).values(*APPLY_FIELDS)
+        row = current.first()
+        if row is None:  # deleted meanwhile
+            return policy.apply_state
+        for name, value in row.items():
+            setattr(policy, name, value)
+        if not kube.cluster_configured() or not policy.enabled:
+            if (policy.apply_state, policy.desired_hash) != (states.NOT_CONFIGURED, desired):
+                _set_state(policy, states.NOT_CONFIGURED, desired_hash=desired)
+        elif policy.apply_state == states.APPLYING:
+            if desired != policy.desired_hash:
+                ScalingPolicy.objects.filter(pk=policy.pk).update(desired_hash=desired)
+                policy.desired_hash = desired
+        elif desired == policy.applied_hash:
+            if policy.apply_state in (states.NOT_CONFIGURED, states.PENDING, states.FAILED):
+                _set_state(policy, states.ACTIVE, desired_hash=desired, apply_error="")
+        elif desired != policy.desired_hash or policy.apply_state in (states.NOT_CONFIGURED, states.ACTIVE):
+            _set_state(policy, states.PENDING, desired_hash=desired, apply_attempts=0, apply_error="")
     return policy.apply_state
 
 
@@ -424,15 +444,22 @@ def apply_requested(policy: ScalingPolicy) -> bool:
 
 
 def policy_apply(*, policy_id: int) -> ScalingPolicy:
-    """Apply the policy's manifests (a server dry run of all first). Safe to repeat: apply is idempotent."""
+    """Apply the policy's manifests (a server dry run of all first). Safe to repeat: apply is idempotent.
+    The cluster is written outside the row's lock (an admin edit must not wait on the API server); the
+    outcome is recorded under it, from the row as it is then (see _apply_outcome)."""
     states = ScalingPolicy.ApplyState
     with transaction.atomic():
         policy = ScalingPolicy.objects.select_for_update(of=("self",)).select_related("service").get(pk=policy_id)
         # APPLYING is another worker's apply in flight (a second delivery, overlapping checkers) unless it
-        # has been stuck there longer than a worker can take.
-        if not (policy.apply_state in (states.PENDING, states.FAILED) or _stuck(policy, timezone.now())):
+        # has been stuck there longer than a worker can take. A policy disabled since the apply was sent is
+        # the withdrawal's, not applied.
+        if not policy.enabled or not (
+            policy.apply_state in (states.PENDING, states.FAILED) or _stuck(policy, timezone.now())
+        ):
             return policy
         _set_state(policy, states.APPLYING, apply_attempts=policy.apply_attempts + 1)
+        claim = (policy.state_changed_at, policy.desired_hash)  # an edit while applying changes the digest
+    refs: list[dict] = []
     try:
         docs = policy_manifests(policy)
         digest = manifests.digest(docs)
@@ -444,20 +471,56 @@ def policy_apply(*, policy_id: int) -> ScalingPolicy:
         applied = kube.apply_documents(list(docs.values()), replace=replace, remove=remove)
     except kube.ApplyError as exc:
         logger.warning("scaling manifests of %s were not applied: %s", policy.service.slug, exc)
-        _set_state(policy, states.FAILED, apply_error=str(exc)[:4000])
-        return policy
+        return _apply_outcome(policy, claim, refs, states.FAILED, apply_error=str(exc)[:4000])
     except Exception as exc:  # never leave it APPLYING: FAILED retries with backoff, up to the cap
         logger.exception("scaling manifests of %s were not applied", policy.service.slug)
-        _set_state(policy, states.FAILED, apply_error=f"{type(exc).__name__}: {exc}"[:4000])
-        return policy
+        return _apply_outcome(policy, claim, refs, states.FAILED, apply_error=f"{type(exc).__name__}: {exc}"[:4000])
     if left:
         names = ", ".join("{kind}/{namespace}/{name}".format(**ref) for ref in left)
         applied.append(
             f"left on the cluster under their old name or namespace (remove them once the new ones serve): {names}"
         )
-    _set_state(policy, states.ACTIVE, applied_hash=digest, desired_hash=digest, applied_objects=refs,
-               apply_error=f"applied {', '.join(applied)}")  # fmt: skip
-    return policy
+    return _apply_outcome(policy, claim, refs, states.ACTIVE, applied_hash=digest, desired_hash=digest,
+                          applied_objects=refs, apply_error=f"applied {', '.join(applied)}")  # fmt: skip
+
+
+def _apply_outcome(policy: ScalingPolicy, claim: tuple, refs: list[dict], state: str, **fields) -> ScalingPolicy:
+    """Record an apply's outcome with the row locked and re-read: while the cluster was written the policy
+    may have been deleted (its delete removed what was applied before, not what this apply added), disabled
+    (the withdrawal ran before these autoscalers were there: they are withdrawn now), edited (new manifests
+    are due: PENDING, not ACTIVE under the old digest) or claimed by another apply (its outcome stands)."""
+    states = ScalingPolicy.ApplyState
+    claimed_at, claimed_desired = claim
+    with transaction.atomic():
+        current = ScalingPolicy.objects.select_for_update(of=("self",)).filter(pk=policy.pk).first()
+        if current is None:
+            withdrawn = [ref for ref in refs if ref["kind"] in WITHDRAWN_KINDS]
+            if withdrawn and kube.cluster_configured():
+                logger.info("scaling policy of %s deleted during its apply: its autoscalers are removed",
+                            policy.service.slug)  # fmt: skip
+                _send_removal(withdrawn)
+            return policy
+        if current.enabled:
+            if current.apply_state == states.APPLYING and current.state_changed_at == claimed_at:
+                if state == states.ACTIVE and current.desired_hash != claimed_desired:
+                    # Edited while applying: what was applied is recorded, and the new manifests are due.
+                    fields.update(desired_hash=current.desired_hash, apply_attempts=0)
+                    state = states.PENDING
+                _set_state(current, state, **fields)
+            _copy_state(current, policy)
+            return policy
+        # Disabled while applying: what this apply may have put there is recorded and withdrawn (the checker
+        # retries a refused withdrawal); no digest is kept, so that enabled again, all is applied again.
+        on_cluster = current.applied_objects or []
+        _set_state(current, states.NOT_CONFIGURED, applied_hash="", apply_attempts=0,
+                   applied_objects=on_cluster + [ref for ref in refs if ref not in on_cluster],
+                   apply_error="policy disabled during its apply: its autoscaling is withdrawn")  # fmt: skip
+    return policy_withdraw(policy_id=policy.pk)
+
+
+def _copy_state(source: ScalingPolicy, target: ScalingPolicy) -> None:
+    for name in (*APPLY_FIELDS, "enabled"):
+        setattr(target, name, getattr(source, name))
 
 
 def _dropped_objects(
@@ -533,7 +596,13 @@ def policy_withdraw(*, policy_id: int) -> ScalingPolicy:
 
 
 def policy_deleted(policy: ScalingPolicy) -> None:
-    """A policy deleted (or its service): its autoscalers leave the cluster once the delete commits."""
+    """A policy deleted (or its service): its autoscalers leave the cluster once the delete commits. What was
+    applied is read with the row locked, inside the delete's transaction: the instance being deleted was
+    loaded before an apply that finished meanwhile, and named only what was on the cluster before it."""
+    current = ScalingPolicy.objects.select_for_update(of=("self",)).filter(pk=policy.pk).values("applied_objects")
+    row = current.first()
+    if row is not None:
+        policy.applied_objects = row["applied_objects"]
     refs = _withdrawable(policy)
     if refs and kube.cluster_configured():
         transaction.on_commit(lambda: _send_removal(refs))
