@@ -154,22 +154,30 @@ PRIMARY_CHAIN = "primary"
 _EVENT_ATTNAMES = tuple(field.attname for field in AuditEvent._meta.concrete_fields)
 
 
+class UnsealableEntry(ValueError):
+    """An entry whose fields cannot be sealed or sent (a patient id that is no number, a value JSON cannot carry):
+    a fault of that one entry, so a batch that holds it is written again one record at a time."""
+
+
 def _seal(entries: list[AuditEntry], *, chain_id: int, seq: int, prev_hash: str) -> list[AuditEvent]:
     """Number the entries after `seq` and chain each one's HMAC to the one before."""
     events = []
     for entry in entries:
         seq += 1
-        values = entry.__dict__.copy()
-        values.update(
-            id=None,
-            recorded_at=entry.recorded_at.astimezone(UTC),
-            patient_ids=disclosed_patients(entry.patient_ids) if entry.patient_ids else None,
-            source_ip=normalize_ip(entry.source_ip),
-            chain_id=chain_id,
-            seq=seq,
-            prev_hash=prev_hash,
-        )
-        values["hash"] = prev_hash = chain_hash(values)
+        try:
+            values = entry.__dict__.copy()
+            values.update(
+                id=None,
+                recorded_at=entry.recorded_at.astimezone(UTC),
+                patient_ids=disclosed_patients(entry.patient_ids) if entry.patient_ids else None,
+                source_ip=normalize_ip(entry.source_ip),
+                chain_id=chain_id,
+                seq=seq,
+                prev_hash=prev_hash,
+            )
+            values["hash"] = prev_hash = chain_hash(values)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise UnsealableEntry(f"audit record #{seq} cannot be sealed: {type(exc).__name__}") from exc
         events.append(AuditEvent(*[values[name] for name in _EVENT_ATTNAMES]))
     return events
 
@@ -292,10 +300,16 @@ def audit_append_owned(
     events = _seal(entries, chain_id=state.chain_id, seq=state.seq, prev_hash=state.last_hash)
     seal = head_seal(state.name, events[-1].seq, events[-1].hash)
     # A key left out is NULL: most records disclose no list, and need not carry one.
-    rows = json.dumps(
-        [{name: value for name in _EVENT_COLUMNS if (value := getattr(event, name)) is not None} for event in events],
-        default=_json_value,
-    )
+    try:
+        rows = json.dumps(
+            [
+                {name: value for name in _EVENT_COLUMNS if (value := getattr(event, name)) is not None}
+                for event in events
+            ],
+            default=_json_value,
+        )
+    except (TypeError, ValueError) as exc:  # a value JSON cannot carry (nothing is written)
+        raise UnsealableEntry(f"an audit record cannot be sent: {type(exc).__name__}") from exc
     with (database or connection).cursor() as cursor:
         cursor.execute(
             _APPEND_OWNED_SQL, [events[-1].seq, events[-1].hash, seal, state.chain_id, state.seq, state.last_hash, rows]

@@ -45,6 +45,7 @@ from django.db import (
 )
 
 from apps.audit.models import AuditEvent
+from apps.audit.services import UnsealableEntry
 
 # libpq's limits on the writer's own connection, unless the settings' OPTIONS name them. Without them a database
 # that vanishes without a reset (a failover moving its address, a dropped route) leaves the leader waiting on a
@@ -167,13 +168,14 @@ class GroupCommitWriter:
     def _commit(self, batch: list[_Pending]) -> None:
         """Write a batch; each waiter gets its record or the error that kept it out.
 
-        A record the database refuses (a value out of range, a constraint) fails its one statement and
-        writes nothing, so the batch is written again one record at a time: one malformed record costs
-        its own request a 503, never those of the requests that happened to share its commit.
+        A record the database refuses (a value out of range, a constraint) or that cannot be sealed (a field
+        its HMAC or the JSON batch cannot take) fails its one statement and writes nothing, so the batch is
+        written again one record at a time: one malformed record costs its own request a 503, never those of
+        the requests that happened to share its commit.
         """
         try:
             events = self._write([pending.entry for pending in batch])
-        except (DataError, IntegrityError, OverflowError) as exc:  # OverflowError: SQLite's, binding
+        except (DataError, IntegrityError, OverflowError, UnsealableEntry) as exc:  # OverflowError: SQLite's
             if len(batch) == 1:
                 batch[0].error = exc
                 return

@@ -332,3 +332,47 @@ def test_api_reads_leave_nothing_expected_whatever_their_outcome(api, issue_toke
     assert api.get(f"/api/v1/patients/{patient.pk}/?colour=blue").status_code == 400
     assert writer._expected == 0
     assert AuditEvent.objects.filter(resource_type="Patient", patient_id=patient.pk, outcome="success").count() == 1
+
+
+@pytest.mark.parametrize(
+    "unsealable",
+    [
+        {"patient_ids": ["not-a-number"]},  # its HMAC cannot be computed
+        {"result_count": object()},  # the JSON batch cannot carry it
+    ],
+    ids=["seal", "send"],
+)
+def test_a_record_that_cannot_be_sealed_fails_only_its_own_request(unsealable):
+    """A record whose seal (or the batch's JSON) cannot take one of its fields fails before anything is sent:
+    only its own request may fail, the others of its batch are written one at a time as for a refused row."""
+    import threading
+    from dataclasses import replace
+
+    writer = _CountingWriter(gather_seconds=30)
+    writer.submit(_entry(0))  # opens the chain: its own batch
+    all_running = threading.Barrier(3)
+    outcomes = {}
+
+    def read(n: int):
+        entry = replace(_entry(n), **unsealable) if n == 2 else _entry(n)
+        with writer.expecting():
+            all_running.wait(10)
+            try:
+                outcomes[n] = writer.submit(entry)
+            except Exception as exc:  # noqa: BLE001 - the test looks at what each request got
+                outcomes[n] = exc
+
+    try:
+        threads = [_in_thread(lambda n=n: read(n)) for n in (1, 2, 3)]
+        for thread in threads:
+            thread.join(20)
+        assert not any(thread.is_alive() for thread in threads)
+        assert writer.batches[:2] == [1, 3]  # one batch of the three, then each alone
+        assert isinstance(outcomes[2], ValueError)  # UnsealableEntry: the API answers it with a 503
+        assert {outcomes[1].resource_id, outcomes[3].resource_id} == {"1", "3"}
+        stored = AuditEvent.objects.exclude(resource_type="AuditChain").values_list("patient_id", flat=True)
+        assert sorted(stored) == [0, 1, 3]
+        assert writer.submit(_entry(4)).seq == max(outcomes[1].seq, outcomes[3].seq) + 1
+        assert audit_chain_verify().ok
+    finally:
+        writer.close()
