@@ -6,6 +6,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import RedisError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -17,7 +19,13 @@ class DatabaseUnavailable(exceptions.APIException):
     default_code = "database_unavailable"
 
 
-# Seconds a client should wait before retrying a request the database could not serve.
+class CacheUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Redis is unavailable and this request needs it; retry shortly. Nothing was changed."
+    default_code = "cache_unavailable"
+
+
+# Seconds a client should wait before retrying a request the database (or Redis) could not serve.
 DATABASE_RETRY_AFTER = 2
 
 
@@ -27,6 +35,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, OperationalError | InterfaceError):
         exc = DatabaseUnavailable()
         exc.wait = DATABASE_RETRY_AFTER  # DRF sends it as Retry-After
+    # Most Redis use falls back (the cache stack, the limiter's fail-open); a view that needs Redis itself (a
+    # posted FHIR search's next page lives there) answers the same temporary 503, never a 500.
+    elif isinstance(exc, ConnectionInterrupted | RedisError):
+        exc = CacheUnavailable()
+        exc.wait = DATABASE_RETRY_AFTER
     # Django's own (get_object_or_404, a permission check) get the API's shape and code, as DRF's do.
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(*exc.args)
