@@ -839,8 +839,14 @@ class CacheStack:
 
     def _redis_call(self, namespace: str, call: Callable[[Any], Any]) -> tuple[bool, Any]:
         client = self.redis()
-        if client is None or self._l2_epoch is None or not self.breaker.available():
+        if client is None or not self.breaker.available():
             return False, None
+        if self._l2_epoch is None:
+            # Not polled yet (a cold stack whose first poll runs in another thread) or the server was lost: ask
+            # it now. Taken for away, each reader of a cold stack loaded past the single-flight lock.
+            self._learn_l2_epoch()
+            if self._l2_epoch is None:
+                return False, None
         try:
             result = call(client)
         except Exception:  # noqa: BLE001 - any Redis trouble: stop calling it for a while

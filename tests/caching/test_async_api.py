@@ -231,12 +231,28 @@ async def test_a_namespace_no_policy_can_have_is_refused_by_every_direct_read():
     assert await cache.get_or_load("triage-v3", ["q", 1], aloader) == {"x": 1}  # created on first use
 
 
-def test_coroutines_in_separate_event_loops_share_a_load_without_crossing_loops(stack):
+def test_coroutines_in_separate_event_loops_share_a_load_without_crossing_loops():
     """Sync code calling the cache's coroutines through async_to_sync runs one event loop per call: a
-    waiter awaited a load's future from another loop (RuntimeError: attached to a different loop)."""
+    waiter awaited a load's future from another loop (RuntimeError: attached to a different loop).
+
+    On a cold stack, as a process's first reads are: the loops that skip the first poll (another thread is
+    running it) ask Redis rather than take it for away and load by themselves."""
     import threading
 
+    import redis
     from asgiref.sync import async_to_sync
+
+    from apps.caching.stack import CacheStack
+
+    def client():  # generous timeouts: a loaded machine's slow connect is not what this test is about
+        return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=30, socket_connect_timeout=30)
+
+    stack = CacheStack(
+        redis_client_factory=client,
+        key_secret=settings.CACHE_KEY_SECRET,
+        encryption_keys=settings.CACHE_ENCRYPTION_KEYS,
+        subscribe=False,
+    )
 
     calls = []
 
@@ -249,14 +265,11 @@ def test_coroutines_in_separate_event_loops_share_a_load_without_crossing_loops(
     # The other loops wait on the Redis lock up to this long before loading themselves: 2 s by default, which
     # threads starting late on a loaded machine could pass (a second load, a flaky failure).
     stack.single_flight_wait = 30.0
-    # Connections to Redis made first: four threads opening theirs at once could pass the 0.5 s socket timeout
-    # of the lock's SET, and a loop that cannot ask Redis loads by itself (a flake when run alone; the product's
-    # fall-through, not what this test is about).
-    async_to_sync(stack.aget_or_load)("ai_inference", ["loops", "warm"], loader)
-    calls.clear()
+    started = threading.Barrier(4)
 
     def read(index: int) -> None:
         try:
+            started.wait(60)
             results[index] = async_to_sync(stack.aget_or_load)("ai_inference", ["loops", 1], loader)
         except Exception as exc:  # noqa: BLE001 - the test reports it
             results[index] = exc
