@@ -174,7 +174,13 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
         # The mode in force follows an edit of the hand's setting or of the alert rule at once, as the
         # actions do, rather than at the checker's next pass.
         obj.emergency_mode = services.emergency_in_force(obj)
-        super().save_model(request, obj, form, change)
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        # Only what the form changed: a whole-row save wrote back the apply state, the applied objects and the
+        # forecasts' notes as they were when the form was read, over what a worker wrote meanwhile (an apply
+        # finished, an autoscaler then left on the cluster unrecorded).
+        obj.save(update_fields=[*form.changed_data, "emergency_mode", "updated_at"])
 
     @admin.action(description="Emergency mode on", permissions=["change"])
     def emergency_on(self, request: HttpRequest, queryset: QuerySet[ScalingPolicy]) -> None:

@@ -99,3 +99,31 @@ def test_a_prometheus_selector_that_is_not_label_matchers_is_a_field_error(admin
     response = admin_session.post(f"{CHANGELIST}{policy.pk}/change/", {**form, "prometheus_selector": valid})
     assert response.status_code == 302
     assert ScalingPolicy.objects.get(pk=policy.pk).prometheus_selector == valid
+
+
+def test_a_form_save_keeps_what_a_worker_wrote_to_the_policy_meanwhile(admin_session, monkeypatch):
+    """The admin saved every column of the row it had read: an apply that finished between the read and the save
+    lost its state and the objects it applied (a later disable or delete then left them on the cluster). The
+    worker's write is made while the form is validated, after the admin read the row: deterministic."""
+    from django.forms.models import model_to_dict
+
+    service = Service.objects.create(name="Triage", slug="triage")
+    policy, _ = services.scaling_policy_ensure(service, predictive=False)
+    form = {key: value for key, value in model_to_dict(policy).items() if value is not None and value is not False}
+    form = {key: "on" if value is True else value for key, value in form.items()}
+    applied = [{"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "namespace": "x", "name": "t"}]
+    real_clean = ScalingPolicy.clean
+
+    def worker_writes_meanwhile(self):
+        ScalingPolicy.objects.filter(pk=self.pk).update(
+            applied_objects=applied, applied_hash="a" * 64, forecast_skipped={"cpu": "no history"}
+        )
+        real_clean(self)
+
+    monkeypatch.setattr(ScalingPolicy, "clean", worker_writes_meanwhile)
+    response = admin_session.post(f"{CHANGELIST}{policy.pk}/change/", {**form, "max_replicas": 30})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    policy.refresh_from_db()
+    assert policy.max_replicas == 30
+    assert policy.applied_objects == applied and policy.applied_hash == "a" * 64
+    assert policy.forecast_skipped == {"cpu": "no history"}
