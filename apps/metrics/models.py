@@ -81,12 +81,17 @@ class MetricPoint(models.Model):
 PERCENT_METRICS = frozenset({"error_rate_pct", "cpu_pct", "memory_pct", "cache_hit_rate_pct"})
 
 
+def metric_bounds(metric: str) -> tuple[float, float]:
+    """The values the metric can take: a percentage 0 to 100, anything else never negative."""
+    return (0.0, 100.0) if metric in PERCENT_METRICS else (0.0, math.inf)
+
+
 def threshold_problem(metric: str, operator: str, threshold: float) -> str | None:
     """A threshold the metric can never cross: the rule then never fires (CPU above 150%, a hit rate below 0)
     or always does (a p95 above -1 ms), and nothing says so until the emergency it was meant to catch."""
     if not math.isfinite(threshold):
         return "A finite number."
-    low, high = (0.0, 100.0) if metric in PERCENT_METRICS else (0.0, math.inf)
+    low, high = metric_bounds(metric)
     if not low <= threshold <= high:
         return f"This metric is {'a percentage, 0 to 100' if high == 100 else 'never negative'}."
     if operator == "gt" and threshold == high:
@@ -200,10 +205,20 @@ class AlertRule(models.Model):
         return value > self.threshold if self.operator == self.Operator.ABOVE else value < self.threshold
 
     def recovered(self, value: float) -> bool:
+        """Back past the threshold by the hysteresis band. Without a band (0%, or a threshold of 0: "any
+        regression") a value no longer breaching has recovered: `value < threshold - 0` was never true of one
+        at the threshold, so "more than 0 regressions" fired for good. A band reaching past the metric's
+        bounds (a hit rate below 95% with 10%: above 104.5%; an error rate above 5% with 100%: below 0%) is
+        cut to half the room between the threshold and that bound, so a value the metric takes resolves it."""
+        low, high = metric_bounds(self.metric)
         margin = abs(self.threshold) * self.hysteresis_pct / 100
-        return (
-            value < self.threshold - margin if self.operator == self.Operator.ABOVE else value > self.threshold + margin
-        )
+        if self.operator == self.Operator.ABOVE:
+            if self.threshold - margin <= low:
+                margin = max(self.threshold - low, 0.0) / 2
+            return value <= self.threshold if margin <= 0 else value < self.threshold - margin
+        if self.threshold + margin >= high:
+            margin = max(high - self.threshold, 0.0) / 2
+        return value >= self.threshold if margin <= 0 else value > self.threshold + margin
 
 
 class Alert(models.Model):
