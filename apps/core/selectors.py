@@ -260,3 +260,33 @@ def readiness_report() -> tuple[str, dict[str, dict]]:
     else:
         overall = DEGRADED
     return overall, {r.name: r.as_dict() for r in results}
+
+
+# Anonymous callers of /readyz (the ingress serves it to anyone) share one report per this many seconds, per
+# process: each call ran every check (a database, Redis, broker and channel-layer round trip each), a cheap DoS.
+SHARED_REPORT_SECONDS = 1.0
+
+
+class SharedReadiness:
+    """One readiness report at a time, reused for SHARED_REPORT_SECONDS; callers arriving while it is being
+    made wait for it rather than run the checks again. The clock is an attribute so tests can hold it still."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._report: tuple[str, dict[str, dict]] | None = None
+        self._made_at = 0.0
+
+    def report(self) -> tuple[str, dict[str, dict]]:
+        with self._lock:
+            if self._report is None or self.clock() - self._made_at >= SHARED_REPORT_SECONDS:
+                self._report = readiness_report()
+                self._made_at = self.clock()
+            return self._report
+
+    def forget(self) -> None:
+        with self._lock:
+            self._report = None
+
+
+shared_readiness = SharedReadiness()

@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from apps.core.selectors import ERROR, readiness_report
+from apps.core.selectors import ERROR, readiness_report, shared_readiness
 
 
 @require_safe  # GET, and HEAD for probes that send it
@@ -22,11 +22,14 @@ def healthz(request: HttpRequest) -> JsonResponse:
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: every dependency with its status and latency; 503 when a required one is down. The details
     (a failed check's error, which names hosts and ports, the pool's figures, the worker's pod name) go only to
-    callers who may read /metrics: the probe is unauthenticated, and the ingress serves it to anyone."""
+    callers who may read /metrics: the probe is unauthenticated, and the ingress serves it to anyone. Other
+    callers share one report a second (SharedReadiness), so a flood of them runs the checks once a second."""
     from apps.metrics.views import may_read_metrics
 
-    overall, checks = readiness_report()
-    if not may_read_metrics(request):
+    if may_read_metrics(request):
+        overall, checks = readiness_report()
+    else:
+        overall, checks = shared_readiness.report()
         checks = {name: {k: v for k, v in check.items() if k != "detail"} for name, check in checks.items()}
     return JsonResponse({"status": overall, "checks": checks}, status=503 if overall == ERROR else 200)
 

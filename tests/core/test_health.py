@@ -1,13 +1,83 @@
 """/healthz and /readyz, including dependencies pointed at closed ports."""
 
 import json
+import threading
 
 import pytest
 
+from apps.core import selectors
+from apps.core.selectors import SHARED_REPORT_SECONDS, shared_readiness
 from apps.core.services import worker_heartbeat_record
 from tests.helpers import closed_port, embedded_env, run_python
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_report_between_tests():
+    shared_readiness.forget()
+    yield
+    shared_readiness.forget()
+
+
+@pytest.fixture
+def still_clock(monkeypatch):
+    """The shared report's clock, moved only by the test: no expiry depends on how fast the machine is."""
+    now = [1000.0]
+    monkeypatch.setattr(shared_readiness, "clock", lambda: now[0])
+    return now
+
+
+@pytest.fixture
+def report_runs(monkeypatch):
+    runs = []
+    real = selectors.readiness_report
+
+    def counted():
+        runs.append(1)
+        return real()
+
+    monkeypatch.setattr(selectors, "readiness_report", counted)
+    monkeypatch.setattr("apps.core.views.readiness_report", counted)
+    return runs
+
+
+def test_anonymous_callers_share_one_report_a_second(client, still_clock, report_runs):
+    """Each anonymous /readyz ran every dependency check: a flood of them was a cheap DoS."""
+    worker_heartbeat_record(hostname="celery@test")
+    for _ in range(5):
+        response = client.get("/readyz", REMOTE_ADDR="203.0.113.9")
+        assert response.status_code == 200 and response.json()["status"] == "ok"
+    assert len(report_runs) == 1
+    still_clock[0] += SHARED_REPORT_SECONDS
+    client.get("/readyz", REMOTE_ADDR="203.0.113.9")
+    assert len(report_runs) == 2
+
+
+def test_callers_who_may_read_the_details_get_a_fresh_report(client, still_clock, report_runs):
+    client.get("/readyz", REMOTE_ADDR="203.0.113.9")
+    for _ in range(3):
+        assert "no worker heartbeat" in client.get("/readyz").json()["checks"]["worker"]["detail"]  # loopback
+    assert len(report_runs) == 4
+
+
+def test_concurrent_anonymous_callers_run_the_checks_once(still_clock, monkeypatch):
+    runs = []
+    monkeypatch.setattr(selectors, "readiness_report", lambda: runs.append(1) or ("ok", {}))
+    start = threading.Barrier(8)
+    answers = []
+
+    def call():
+        start.wait(timeout=30)
+        answers.append(shared_readiness.report())
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert answers == [("ok", {})] * 8
+    assert runs == [1]
 
 
 def test_healthz_touches_nothing(client, query_budget):
