@@ -20,6 +20,8 @@ RESOURCES = {
     ("autoscaling.k8s.io/v1", "VerticalPodAutoscaler"):
         "/apis/autoscaling.k8s.io/v1/namespaces/{namespace}/verticalpodautoscalers",
     ("keda.sh/v1alpha1", "ScaledObject"): "/apis/keda.sh/v1alpha1/namespaces/{namespace}/scaledobjects",
+    ("keda.sh/v1alpha1", "TriggerAuthentication"):
+        "/apis/keda.sh/v1alpha1/namespaces/{namespace}/triggerauthentications",
 }  # fmt: skip
 
 

@@ -13,6 +13,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from kubernetes import client
@@ -28,6 +29,10 @@ BUILT_IN = ("apps/v1", "v1", "autoscaling/v2", "policy/v1")
 # an RFC 1035 label (the schemas check none of these, the API server refuses them).
 NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+# The Secret, in each service's namespace, holding Prometheus' credentials for KEDA (made by whoever
+# deploys: kubectl create secret generic prometheus-auth --from-literal=username=... --from-literal=password=...,
+# or --from-literal=bearerToken=...). The manifests only name it: they are exported to files and shown in admin.
+PROMETHEUS_AUTH_SECRET = "prometheus-auth"  # noqa: S105 (a Secret's name, not a credential)
 
 
 def kubernetes_name(slug: str) -> str:
@@ -349,16 +354,19 @@ def scaled_object(spec: ServiceScaling) -> dict:
         if target
     ]
     if spec.target_rps_per_pod:
-        triggers.append(
-            {
-                "type": "prometheus",
-                "metadata": {
-                    "serverAddress": spec.prometheus_url,
-                    "query": f'sum(rate(controlplane_request_latency_seconds_count{{service="{spec.name}"}}[2m]))',
-                    "threshold": str(spec.target_rps_per_pod),
-                },
-            }
-        )
+        address, auth_mode = prometheus_server(spec.prometheus_url)
+        trigger = {
+            "type": "prometheus",
+            "metadata": {
+                "serverAddress": address,
+                "query": f'sum(rate(controlplane_request_latency_seconds_count{{service="{spec.name}"}}[2m]))',
+                "threshold": str(spec.target_rps_per_pod),
+            },
+        }
+        if auth_mode:
+            trigger["metadata"]["authModes"] = auth_mode
+            trigger["authenticationRef"] = {"name": spec.name}
+        triggers.append(trigger)
     for window in spec.peak_windows:
         triggers.append(
             {
@@ -390,6 +398,34 @@ def scaled_object(spec: ServiceScaling) -> dict:
     }
 
 
+def prometheus_server(url: str) -> tuple[str, str | None]:
+    """(the URL without its credentials, KEDA's authModes for them or None). Credentials in the URL
+    (https://user:password@host for basic auth, https://:token@host for a bearer token) are the control
+    plane's; written into the ScaledObject they were readable by anyone who can read the namespace's objects,
+    in every export and in the admin's preview."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    mode = "bearer" if not parts.username and parts.password else "basic"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), mode
+
+
+def trigger_authentication(spec: ServiceScaling, mode: str) -> dict:
+    """KEDA's TriggerAuthentication for the prometheus trigger: it names the keys of PROMETHEUS_AUTH_SECRET."""
+    parameters = ("bearerToken",) if mode == "bearer" else ("username", "password")
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "TriggerAuthentication",
+        "metadata": {"name": spec.name, "namespace": spec.namespace, "labels": _labels(spec)},
+        "spec": {
+            "secretTargetRef": [
+                {"parameter": parameter, "name": PROMETHEUS_AUTH_SECRET, "key": parameter} for parameter in parameters
+            ]
+        },
+    }
+
+
 def documents(spec: ServiceScaling) -> dict[str, dict]:
     """{filename: manifest} for one service."""
     built = {
@@ -400,6 +436,9 @@ def documents(spec: ServiceScaling) -> dict[str, dict]:
     }
     if spec.keda_enabled:
         built[f"{spec.name}-scaledobject.yaml"] = scaled_object(spec)
+        auth_mode = prometheus_server(spec.prometheus_url)[1] if spec.target_rps_per_pod else None
+        if auth_mode:
+            built[f"{spec.name}-triggerauthentication.yaml"] = trigger_authentication(spec, auth_mode)
     else:
         built[f"{spec.name}-hpa.yaml"] = hpa(spec)
     return built

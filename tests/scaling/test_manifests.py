@@ -1,5 +1,7 @@
 """Manifests from the Kubernetes client's models: schemas, the API server's ranges, the HPA/VPA rule."""
 
+import json
+
 import kubernetes_validate
 import pytest
 import yaml
@@ -195,3 +197,56 @@ def test_a_plan_above_the_floor_all_day_is_two_cron_windows_that_keda_accepts():
     assert manifests.validate(manifests.documents(same)) == [
         "busy-scaledobject.yaml: cron start and end '0 15 * * *': must differ"
     ]
+
+
+@pytest.mark.parametrize(
+    ("url", "mode", "keys"),
+    [
+        ("https://keda-reader:s3cret-pw@prometheus.example:9090/prom", "basic", ["username", "password"]),
+        ("https://:s3cret-token@prometheus.example:9090/prom", "bearer", ["bearerToken"]),
+    ],
+)
+def test_prometheus_credentials_stay_out_of_the_manifests_behind_a_trigger_authentication(url, mode, keys):
+    """Credentials in SCALING_PROMETHEUS_URL were written into the ScaledObject's serverAddress: in every export,
+    the admin's preview, and for anyone who can read the namespace's objects. KEDA reads them from a Secret."""
+    spec = ServiceScaling(name="triage", keda_enabled=True, target_rps_per_pod=20, prometheus_url=url)
+    config = MedicalAIServiceAutoscalingConfig().generate_complete_config(spec)
+    text = "".join(config.values())
+    assert "s3cret" not in text and "keda-reader" not in text
+    scaled = yaml.safe_load(config["triage-scaledobject.yaml"])
+    (trigger,) = [t for t in scaled["spec"]["triggers"] if t["type"] == "prometheus"]
+    assert trigger["metadata"]["serverAddress"] == "https://prometheus.example:9090/prom"
+    assert trigger["metadata"]["authModes"] == mode
+    assert trigger["authenticationRef"] == {"name": "triage"}
+    auth = yaml.safe_load(config["triage-triggerauthentication.yaml"])
+    assert auth["kind"] == "TriggerAuthentication" and auth["metadata"]["namespace"] == "medical-ai"
+    assert auth["spec"]["secretTargetRef"] == [
+        {"parameter": key, "name": manifests.PROMETHEUS_AUTH_SECRET, "key": key} for key in keys
+    ]
+
+
+def test_a_prometheus_without_credentials_needs_no_trigger_authentication():
+    spec = ServiceScaling(name="triage", keda_enabled=True, target_rps_per_pod=20, prometheus_url="http://prom:9090")
+    docs = manifests.documents(spec)
+    assert not any(doc["kind"] == "TriggerAuthentication" for doc in docs.values())
+    (trigger,) = [t for t in docs["triage-scaledobject.yaml"]["spec"]["triggers"] if t["type"] == "prometheus"]
+    assert "authenticationRef" not in trigger and trigger["metadata"]["serverAddress"] == "http://prom:9090"
+
+
+def test_the_trigger_authentication_is_applied_with_the_scaled_object(settings, tmp_path):
+    """Against the fake API server (tests/scaling/fake_servers.py): no cluster exists here."""
+    from apps.scaling import kube
+    from tests.scaling.fake_servers import FakeKubernetes
+
+    fake = FakeKubernetes()
+    try:
+        settings.SCALING_KUBECONFIG = fake.kubeconfig(tmp_path / "kubeconfig")
+        spec = ServiceScaling(
+            name="triage", keda_enabled=True, target_rps_per_pod=20, prometheus_url="https://u:s3cret@prom:9090"
+        )
+        applied = kube.apply_documents(list(manifests.documents(spec).values()))
+        assert "TriggerAuthentication/triage" in applied
+        with fake.lock:
+            assert "s3cret" not in json.dumps(list(fake.objects.values()))
+    finally:
+        fake.stop()
