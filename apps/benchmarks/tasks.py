@@ -1,4 +1,5 @@
-"""Thin Celery tasks on the `benchmarks` queue (routed by name); each is safe to run twice."""
+"""Thin Celery tasks on the `benchmarks` queue (routed by name; the checker on `default`); each is safe to
+run twice."""
 
 import logging
 
@@ -54,6 +55,8 @@ def scheduled_run(plan_id: int) -> int | None:
     return run.pk
 
 
-@shared_task(name="benchmarks.fail_stuck_runs")
+# On the default queue, whatever its name routes to: on the benchmarks queue, a day-long run holding the
+# worker starved it, and the runs it exists to fail (or send again) waited behind the very load they wait on.
+@shared_task(name="benchmarks.fail_stuck_runs", queue="default")
 def fail_stuck_runs() -> int:
     return services.benchmark_runs_fail_stuck()
