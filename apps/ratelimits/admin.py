@@ -5,7 +5,7 @@ from django.db.models.functions import Now, RowNumber
 from apps.ratelimits import services
 from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
 from apps.ratelimits.selectors import route_scopes
-from apps.services.admin import ListRowFormAdmin
+from apps.services.admin import ListRowForm, ListRowFormAdmin
 from apps.services.selectors import sees_every_service
 
 ADAPTIVE_FIELDS = ["adaptive", "service", "cpu_threshold_pct", "p95_threshold_ms", "tighten_factor", "min_factor",
@@ -39,6 +39,9 @@ class RateLimitPolicyAdmin(ListRowFormAdmin):
     list_display = ["scope", "enabled", "requests", "period_seconds", "burst_per_second", "effective",
                     "fail_open", "priority", "adaptive", "updated_at"]  # fmt: skip
     list_editable = ["enabled", "requests"]
+    # The page's form too: the model's rules may name a field the page shows read-only (the watched service, to
+    # those who do not see every service), which a plain form turns into a 500; this one shows it, named.
+    form = ListRowForm
     readonly_fields = ["current_factor", "last_step_at", "signal_read_at", "updated_at"]
     inlines = [AdjustmentInline]
     fieldsets = [

@@ -122,6 +122,9 @@ class RateLimitPolicy(models.Model):
             errors["burst_per_second"] = "A per-second burst cap above the whole limit never acts."
         if self.adaptive and self.priority == 1:
             errors["adaptive"] = "Priority-1 scopes are never shed: lower the priority (2 or more) to make it adaptive."
+        # The controller reads a p95 only of the service named: without one, the threshold never fires.
+        if self.adaptive and self.p95_threshold_ms is not None and self.service_id is None:
+            errors["service"] = "A p95 threshold watches a service's p95: choose the service, or empty the threshold."
         if errors:
             raise ValidationError(errors)
 
