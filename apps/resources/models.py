@@ -12,7 +12,7 @@ from django.db import models
 class ResourceSample(models.Model):
     at = models.DateTimeField(auto_now_add=True, db_index=True)
     host = models.CharField(max_length=120)
-    # A pod's published figures: when it measured them (its own clock), which makes one publish one sample.
+    # A pod's published figures: when Redis stored them (its clock, see pools.PUBLISH): one publish, one sample.
     measured_at = models.DateTimeField(null=True, blank=True, help_text="When the pod measured a published sample.")
     cpu_pct = models.FloatField(help_text="Of the container's CPU limit when it has one (cpu_source), else the host's.")
     memory_pct = models.FloatField(help_text="Of the container's memory limit when it has one, else the host's.")

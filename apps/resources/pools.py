@@ -27,6 +27,19 @@ KEY = "cp:resources:pools"
 FRESH_SECONDS = 60  # an entry older than this is a process that stopped publishing (exited, stuck)
 FORGET_SECONDS = 600  # and older than this is deleted when read
 
+# An entry's "at" is Redis's clock when it stored it, and the monitor judges its age by Redis's clock too: the
+# pods and the workers are different hosts, and one whose clock was a minute behind had every publish read as
+# stale (the pod dropped), one a few minutes ahead as fresh long after it stopped publishing (kept for ever).
+# ARGV: the field, then the entry as a JSON object without "at", which is put first in it.
+PUBLISH = """
+local t = redis.call('TIME')
+local at = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+local rest = string.sub(ARGV[2], 2)
+if rest ~= '}' then rest = ', ' .. rest end
+redis.call('HSET', KEYS[1], ARGV[1], '{"at": ' .. at .. rest)
+return at
+"""
+
 
 def _redis():
     from django_redis import get_redis_connection
@@ -90,7 +103,6 @@ def pool_usage_publish(alias: str = "default") -> dict | None:
     entry = {
         "host": socket.gethostname(),
         "pid": os.getpid(),
-        "at": time.time(),
         "pct": 100.0 if full else round(100 * stats["in_use"] / stats["max_size"], 1),
         "in_use": stats["in_use"],
         "max_size": stats["max_size"],
@@ -99,25 +111,28 @@ def pool_usage_publish(alias: str = "default") -> dict | None:
         **pod_figures(),
     }
     try:
-        _redis().hset(KEY, f"{entry['host']}:{entry['pid']}", json.dumps(entry))
+        redis = _redis()
+        at = redis.eval(PUBLISH, 1, KEY, f"{entry['host']}:{entry['pid']}", json.dumps(entry))
     except Exception:  # Redis away: the monitor reads this pool as unknown, nothing fails
         logger.debug("pool use not published", exc_info=True)
         return None
-    return entry
+    return {"at": float(at), **entry}
 
 
 def pool_usage_by_host(*, now: float | None = None, fresh_seconds: float = FRESH_SECONDS) -> dict[str, dict] | None:
     """The busiest pool of each host that published within `fresh_seconds` ({} when none did); None when Redis
-    cannot be read, so that nothing is concluded from its silence."""
+    cannot be read, so that nothing is concluded from its silence. Ages are on Redis's clock, which stamped
+    the entries (see PUBLISH); `now` (seconds since the epoch on that clock) is for tests."""
     if not settings.REDIS_URL:
         return {}
-    now = now or time.time()
     try:
         redis = _redis()
-        raw = redis.hgetall(KEY)
+        with redis.pipeline(transaction=True) as pipe:  # one round trip, the clock read with the entries
+            (seconds, microseconds), raw = pipe.time().hgetall(KEY).execute()
     except Exception:  # an unreachable Redis is reported by /readyz, not here
         logger.debug("pool use not read", exc_info=True)
         return None
+    now = now if now is not None else seconds + microseconds / 1e6
     entries = {field: _parsed(value) for field, value in raw.items()}
     # Old entries, and any that cannot be read (one such entry made every read fail, for ever): gone.
     forgotten = [field for field, entry in entries.items() if entry is None or now - entry["at"] > FORGET_SECONDS]

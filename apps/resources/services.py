@@ -203,7 +203,7 @@ def published_samples_record(usage: dict[str, dict], *, own_host: str) -> dict[s
     for host, entry in usage.items():
         if host == own_host or entry.get("cpu_pct") is None or entry.get("memory_pct") is None:
             continue
-        measured_at = datetime.fromtimestamp(entry["at"], tz=UTC)
+        measured_at = datetime.fromtimestamp(entry["at"], tz=UTC)  # Redis's clock when it stored the publish
         if ResourceSample.objects.filter(host=host, measured_at=measured_at).exists():
             samples[host] = None
             continue
