@@ -10,10 +10,16 @@ RUN_DETAIL_FIELDS = ("report_html", "findings", "histogram", "timeline", "endpoi
 
 
 def service_knee_rps(service) -> float | None:
-    """The knee (highest req/s inside the gates) of the service's last successful stress run."""
+    """The knee (highest req/s inside the gates) of the service's last successful stress run, as that run
+    recorded it. A stress run is one whose findings hold a knee, not one whose plan is a stress plan now: a
+    plan edited from stress to load hid its measured knee, and one edited the other way offered its load
+    runs' (none) in place of the knee an earlier stress run measured."""
     run = (
-        BenchmarkRun.objects.filter(plan__service=service, plan__kind="stress", status=BenchmarkRun.Status.SUCCEEDED)
+        BenchmarkRun.objects.filter(
+            plan__service=service, status=BenchmarkRun.Status.SUCCEEDED, findings__has_key="stress"
+        )
         .order_by("-created_at")
+        .only("pk", "findings")
         .first()
     )
     return (run.findings.get("stress") or {}).get("knee_rps") if run else None
