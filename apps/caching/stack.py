@@ -515,7 +515,7 @@ class CacheStack:
                 if found.entry is not None:
                     self._count(policy.namespace, found.stale_tier, stale_serves=1)
                     return found.entry.value
-                value = self._wait_for_other_process(policy, key, scope_key, flight)
+                value = self._wait_for_other_process(policy, key, scope_key, flight, found)
                 if value is not _MISSING:
                     flight.value = value
                     return value
@@ -550,9 +550,14 @@ class CacheStack:
         loaded_under = db_generation if db_generation is not None else redis_generation
         return known is not None and (loaded_under or 0) < known[0]
 
-    def _wait_for_other_process(self, policy: Policy, key: str, scope_key: str, flight: _Flight | None = None) -> Any:
+    def _wait_for_other_process(
+        self, policy: Policy, key: str, scope_key: str, flight: _Flight | None = None, found: Found | None = None
+    ) -> Any:
         """The value another process is loading, once it is in L2; _MISSING if it will not come (Redis is
-        away, the wait is over, or the loader let go of its lock without storing: None or an error)."""
+        away, the wait is over, or the loader let go of its lock without storing: None or an error).
+
+        Never a value older than a write this reader knows of (`found`'s generations, or one this process
+        heard of): Redis may not have the write's generation yet, and the other load may have begun before it."""
         deadline = time.monotonic() + self.single_flight_wait
         pause, released = 0.005, False
         while time.monotonic() < deadline:
@@ -562,6 +567,8 @@ class CacheStack:
             entry, generation = self._l2_get(policy, key, scope_key)
             if generation is None:
                 break  # Redis is unreachable: the value cannot reach us through it, so load it here
+            if entry is not None and self._older_than_seen(entry, found or self.Found()):
+                entry = None
             if entry is not None and entry.is_fresh(self.clock()):
                 self._count(policy.namespace, "l2", hits=1)
                 self._fill_l1(policy, key, entry)
@@ -728,7 +735,6 @@ class CacheStack:
                 self._count(namespace, found.stale_tier, stale_serves=1)
                 _note_read(loaded=False)
                 return found.entry.value
-            _note_read(loaded=True)  # loaded for this request too, by the task it waits on
             try:
                 outcome = await asyncio.wait_for(asyncio.shield(pending), self.loader_lifetime)
             except TimeoutError:  # a load past a loader's lifetime is taken for hung, as in the sync path
@@ -738,6 +744,7 @@ class CacheStack:
             value, generations = outcome
             if self._behind_seen(generations, found, scope_key):  # that load began before a write seen here
                 return await self._aload_and_store(policy, key, scope_key, loader, found, ttl)
+            _note_read(loaded=False)  # served the load another request made: this one loaded nothing
             return value
         # Its outcome: (value, the scope's generations it is valid as of), or _MISSING when cancelled.
         future = loop.create_future()
@@ -760,7 +767,7 @@ class CacheStack:
                 # Redis only, so not on the loop's one database thread, which this wait would hold.
                 waiting = sync_to_async(self._wait_for_other_process, thread_sensitive=False)
                 other = _Flight()  # the generation the other process's value was read under
-                value = await waiting(policy, key, scope_key, other)
+                value = await waiting(policy, key, scope_key, other, found)
                 if value is not _MISSING:
                     future.set_result((value, other.generations))
                     _note_read(loaded=False)
