@@ -89,6 +89,8 @@ def resolve_device(requested: str) -> str:
 
 def unavailable_reason(mode: str, device: str) -> str | None:
     """Why a mode cannot run on this host, or None when it can be tried."""
+    if mode not in CPU_MODES:  # a row written around the model's choices: it would have served fp32 unsaid
+        return f"{mode!r} is not a quantization mode this server knows"
     if mode == "int8" and device != "cpu":
         return "torch dynamic int8 quantization runs on the CPU only"
     if mode in BNB_MODES:

@@ -18,7 +18,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError
 
-from apps.inference.backends import LoadSpec, base_models_release, load, model_location
+from apps.inference.backends import LoadSpec, ModelUnavailable, base_models_release, load, model_location
 from apps.inference.batcher import BatchController, DynamicBatcher, EventLoopThread
 from apps.inference.models import ModelDeployment
 
@@ -85,21 +85,61 @@ class TokenMeter:
 token_meter = TokenMeter()
 
 
+# How long a deployment's failed load is remembered: meanwhile its calls answer 503 at once. Without it each
+# call loaded again (seconds of a request thread, and the memory of a half-built model) for the same failure.
+# An edit of the deployment (a new updated_at) is tried at once.
+LOAD_FAILURE_SECONDS = 30.0
+
+
+@dataclass
+class LoadFailure:
+    """Why the deployment's model, as the row with `key` describes it, could not be loaded here."""
+
+    key: tuple
+    reason: str
+    at: float
+
+
+_failures: dict[int, LoadFailure] = {}
+
+
+def load_failure(deployment: ModelDeployment) -> str | None:
+    """The reason of the deployment's last failed load in this process, while it is remembered."""
+    failure = _failures.get(deployment.pk)
+    if failure is None or time.monotonic() - failure.at >= LOAD_FAILURE_SECONDS:
+        return None
+    return failure.reason
+
+
+def _remembered_failure(pk: int, key: tuple) -> LoadFailure | None:
+    failure = _failures.get(pk)
+    if failure is None or time.monotonic() - failure.at >= LOAD_FAILURE_SECONDS:
+        return None
+    return failure if failure.key == key or failure.key[1] > key[1] else None
+
+
 def served(deployment: ModelDeployment) -> Served:
     """The deployment as this process serves it, loaded on first use.
 
     An edit that changes only how it is batched (batch size, queue delay, SLO; also a measurement, which
     touches the row) keeps the loaded model and its queue and gives the controller its new bounds: each
     such edit used to load the model again (a copy of its weights for bf16) in the request thread that saw
-    it first. A row read before an edit that is already served does not take the deployment back."""
+    it first. A row read before an edit that is already served does not take the deployment back.
+
+    Whatever stops a load (a missing package, unreadable weights, no memory, a mode this host cannot run)
+    is raised as ModelUnavailable, a 503 rather than a 500, and remembered for LOAD_FAILURE_SECONDS."""
     key = (deployment.pk, deployment.updated_at, deployment.serving_quantization)
     current = _served.get(deployment.pk)
     if current is not None and (current.key == key or current.key[1] > key[1]):
         return current
+    if failure := _remembered_failure(deployment.pk, key):
+        raise ModelUnavailable(failure.reason)
     with _load_lock(deployment.pk):  # one load per deployment at a time; others load beside it
         current = _served.get(deployment.pk)
         if current is not None and (current.key == key or current.key[1] > key[1]):
             return current
+        if failure := _remembered_failure(deployment.pk, key):  # the load this call waited for failed
+            raise ModelUnavailable(failure.reason)
         mode, spec = deployment.serving_quantization, LoadSpec.of(deployment)
         bounds = {"slo_ms": deployment.slo_p95_ms, "max_batch_size": deployment.max_batch_size,
                   "max_delay_ms": deployment.max_queue_delay_ms}  # fmt: skip
@@ -110,18 +150,20 @@ def served(deployment: ModelDeployment) -> Served:
         with _lock:
             _loading_weights[deployment.pk] = spec.weights
         try:
-            runner = load(spec, mode)
-            controller = BatchController(**bounds)
-            if deployment.task == ModelDeployment.Task.EMBEDDING:
-                batcher = DynamicBatcher(runner.embed, controller, length=len)
-            else:
-                batcher = DynamicBatcher(_generate_batch(runner), controller, length=lambda item: len(item[0]),
-                                     group=new_tokens_bucket)  # fmt: skip
-            loaded = Served(key, spec, runner, batcher, mode, weights_fingerprint(spec))
+            loaded = _loaded(deployment, key, spec, mode, bounds)
+        except Exception as error:
+            reason = str(error) if isinstance(error, ModelUnavailable) else f"{type(error).__name__}: {error}"
+            reason = f"{mode} did not load: {reason}"
+            logger.warning("deployment %s could not be loaded: %s", deployment.name, reason,
+                           exc_info=not isinstance(error, ModelUnavailable))  # fmt: skip
+            with _lock:
+                _failures[deployment.pk] = LoadFailure(key, reason, time.monotonic())
+            raise ModelUnavailable(reason) from error
         finally:
             with _lock:
                 _loading_weights.pop(deployment.pk, None)
         with _lock:
+            _failures.pop(deployment.pk, None)
             replaced = _served.get(deployment.pk)
             _served[deployment.pk] = loaded
             keep = _weights_in_use()
@@ -130,6 +172,17 @@ def served(deployment: ModelDeployment) -> Served:
             if replaced.spec.weights != spec.weights:
                 base_models_release(keep=keep)
         return loaded
+
+
+def _loaded(deployment: ModelDeployment, key: tuple, spec: LoadSpec, mode: str, bounds: dict) -> Served:
+    runner = load(spec, mode)
+    controller = BatchController(**bounds)
+    if deployment.task == ModelDeployment.Task.EMBEDDING:
+        batcher = DynamicBatcher(runner.embed, controller, length=len)
+    else:
+        batcher = DynamicBatcher(_generate_batch(runner), controller, length=lambda item: len(item[0]),
+                                 group=new_tokens_bucket)  # fmt: skip
+    return Served(key, spec, runner, batcher, mode, weights_fingerprint(spec))
 
 
 def _weights_in_use() -> set[tuple]:

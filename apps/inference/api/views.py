@@ -42,10 +42,10 @@ INFERENCE_ERRORS = error_responses(
     e400="Invalid input: also an input past the deployment's token cap, a deployment of the other task, or a "
     "patient_id that names no active patient.",
     e404="No enabled deployment has this name.",
-    e503="The deployment cannot be served on this host, did not answer in time (`inference_busy`, with "
-    "Retry-After), has every stream running or a full generation or embedding queue in this server "
-    "(`streams_busy`, `generations_busy`, `embeddings_busy`, with Retry-After), or the audit trail cannot be "
-    "written.",
+    e503="The deployment cannot be served on this host (`deployment_unavailable`, with Retry-After), did not "
+    "answer in time (`inference_busy`, with Retry-After), has every stream running or a full generation or "
+    "embedding queue in this server (`streams_busy`, `generations_busy`, `embeddings_busy`, with Retry-After), "
+    "or the audit trail cannot be written.",
 )  # fmt: skip
 
 
@@ -114,6 +114,7 @@ class _InferenceView(PhiAPIView):
             # The reason (a missing path, no CUDA device, no bitsandbytes) is for the operator, not the caller.
             logger.warning("deployment %s cannot be served: %s", self.kwargs.get("name"), exc)
             exc = DeploymentUnavailable()
+            exc.wait = round(serving.LOAD_FAILURE_SECONDS)  # the failure is remembered that long
         elif isinstance(exc, serving.InferenceTimeout):
             logger.warning("deployment %s did not answer: %s", self.kwargs.get("name"), exc)
             exc = InferenceBusy()
