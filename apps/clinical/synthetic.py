@@ -119,6 +119,8 @@ def generate_patient(*, seed: int, index: int, end: datetime, days: int, rounds_
         period_end=discharged_at,
     )
     record = SyntheticPatient(patient=patient, encounter=encounter)
+    # A discharged patient is charted no later than the discharge: nothing after the encounter's end.
+    charted_until = discharged_at or end
 
     child = age_years < 18
     infant = age_years < 3
@@ -145,7 +147,7 @@ def generate_patient(*, seed: int, index: int, end: datetime, days: int, rounds_
         fever = 1.0 if day == fever_day else 0.0
         for round_index in range(rounds_per_day):
             at = day_start + step * round_index + timedelta(minutes=rng.uniform(-20, 20))
-            if at > end:
+            if at > charted_until:
                 continue
             circadian = math.sin(2 * math.pi * (at.hour + at.minute / 60 - 10) / 24)
             for name in noise:  # AR(1): today's deviation remembers yesterday's
@@ -171,7 +173,7 @@ def generate_patient(*, seed: int, index: int, end: datetime, days: int, rounds_
             add(ObservationRecord("vital-signs", BP_PANEL, None, "", components, at))
             add(ObservationRecord("vital-signs", VITAL_PANEL, None, "", None, at))
         morning = day_start + timedelta(hours=6, minutes=rng.uniform(0, 60))
-        if morning <= end:
+        if morning <= charted_until:
             weight += rng.gauss(0, 0.15)
             add(ObservationRecord("vital-signs", "29463-7", round(weight, 1), "kg", None, morning))
             if head is not None:
@@ -183,7 +185,7 @@ def generate_patient(*, seed: int, index: int, end: datetime, days: int, rounds_
     for rxnorm, display, sig in rng.sample(MEDICATIONS, k=rng.randint(0, 4)):
         authored = encounter.period_start + timedelta(hours=rng.uniform(0, 24 * days))
         status = "active" if admitted or rng.random() < 0.6 else rng.choice(("completed", "stopped"))
-        record.medications.append(MedicationRecord(rxnorm, display, status, "order", min(authored, end), sig))
+        record.medications.append(MedicationRecord(rxnorm, display, status, "order", min(authored, charted_until), sig))
     return record
 
 

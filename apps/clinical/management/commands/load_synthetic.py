@@ -1,6 +1,7 @@
 from datetime import UTC, datetime, time, timedelta
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 from tqdm import tqdm
 
 from apps.clinical.loader import AlreadyLoaded, synthetic_patients_load
@@ -33,7 +34,8 @@ class Command(BaseCommand):
         parser.add_argument("--rounds-per-day", type=int, default=4, help="Vital-sign rounds a day (default 4).")
         parser.add_argument("--first-index", type=int, default=0, help="Add patients after an earlier load.")
         parser.add_argument("--end", type=datetime.fromisoformat, default=None,
-                            help="End of the history (ISO 8601); default: now, to the hour.")  # fmt: skip
+                            help="End of the history (ISO 8601; without an offset, in TIME_ZONE); default: now, "
+                                 "to the hour.")  # fmt: skip
         parser.add_argument("--batch-size", type=int, default=1000)
         parser.add_argument("--workers", type=int, default=2, help="Loader processes on PostgreSQL (default 2).")
         parser.add_argument("--no-progress", action="store_true")
@@ -49,8 +51,8 @@ class Command(BaseCommand):
             )
         now = datetime.now(UTC)
         end = o["end"] or now.replace(minute=0, second=0, microsecond=0)
-        if end.tzinfo is None:
-            end = end.replace(tzinfo=UTC)
+        if timezone.is_naive(end):  # a wall-clock time where the product runs (TIME_ZONE), as Django reads one
+            end = timezone.make_aware(end)
         # Patients born after today, or before the earliest birth date the product accepts, are not data.
         if not EARLIEST_END <= end <= now:
             raise CommandError(f"--end must be between {EARLIEST_END:%Y-%m-%d} and now.")
