@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -102,6 +103,23 @@ class ChainReport:
         )
 
 
+def _chain_rows(chain_id: int, chunk_size: int) -> Iterator[dict]:
+    """A chain's records in order, `chunk_size` at a time, each chunk one short statement of its own (keyset on
+    seq and id, so a duplicated seq is still seen): nothing holds the trail open between chunks, and only one
+    chunk is in memory."""
+    last: tuple[int, int] | None = None
+    while True:
+        rows = AuditEvent.objects.filter(chain_id=chain_id)
+        if last is not None:
+            rows = rows.filter(Q(seq__gt=last[0]) | Q(seq=last[0], id__gt=last[1]))
+        chunk = list(rows.order_by("seq", "id").values("id", *CHAINED_FIELDS, "hash")[:chunk_size])
+        yield from chunk
+        if len(chunk) < chunk_size:
+            return
+        last = (chunk[-1]["seq"], chunk[-1]["id"])
+        del chunk
+
+
 def _verify_chain(
     report: ChainReport,
     name: str,
@@ -109,16 +127,11 @@ def _verify_chain(
     head_seq: int | None,
     chunk_size: int,
     anchor: tuple[int, str] | None = None,
+    progress: Progress | None = None,
 ) -> None:
     expected_seq, previous_hash = 1, GENESIS_HASH
     anchor_held = anchor is None or anchor[0] == 0
-    rows = (
-        AuditEvent.objects.filter(chain_id=chain_id)
-        .order_by("seq")
-        .values(*CHAINED_FIELDS, "hash")
-        .iterator(chunk_size=chunk_size)
-    )
-    for row in rows:
+    for row in _chain_rows(chain_id, chunk_size):
         report.checked += 1
         if row["seq"] > expected_seq:
             report.missing.append((name, expected_seq, row["seq"] - 1))
@@ -129,32 +142,48 @@ def _verify_chain(
         if anchor is not None and row["seq"] == anchor[0]:
             anchor_held = anchor_held or row["hash"] == anchor[1]
         expected_seq, previous_hash = row["seq"] + 1, row["hash"]
+        if progress is not None and report.checked % chunk_size == 0:
+            progress(report.checked)
     if head_seq is not None and head_seq >= expected_seq:
         report.missing.append((name, expected_seq, head_seq))
     if not anchor_held:
         report.cut_below_anchor.append((name, anchor[0]))
 
 
-def audit_chain_verify(*, chunk_size: int = 5000, anchors: dict[str, tuple[int, str]] | None = None) -> ChainReport:
+# Told how many records have been checked so far (after each chunk, and once at the end of each chain).
+Progress = Callable[[int], None]
+
+
+def audit_chain_verify(
+    *,
+    chunk_size: int = 5000,
+    anchors: dict[str, tuple[int, str]] | None = None,
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> ChainReport:
     """Walk every chain in order: recompute each HMAC, check each link, find gaps, cut tails and
     chains deleted whole (every chain but primary is registered by a record in primary).
 
     `anchors`: each chain's (seq, hash) as an earlier verify saw its end, kept off this database. Records cut from
     a chain's end with its head restored from an earlier state leave every seal genuine; the anchored record
     gone or changed is what shows it.
+
+    The chains are read in chunks, each in a statement of its own: one REPEATABLE READ transaction over the whole
+    walk held the trail's lock for as long as it ran (minutes over millions of records), and the partition task
+    (CREATE TABLE ... PARTITION OF needs the trail to itself) gave up behind it. What is checked is the heads as
+    read first and every record there is: a chain opened or grown meanwhile is no false alarm (its head and
+    registration commit together, and appended records are chained like the rest).
+    `on_total`: told the number of records the heads account for, before the walk; `progress`: the number
+    checked so far, every `chunk_size` records.
     """
     report = ChainReport()
-    outermost = not connection.in_atomic_block
-    with transaction.atomic():
-        if outermost and connection.vendor == "postgresql":
-            # One snapshot for every query below: a chain opened meanwhile is not a false alarm.
-            with connection.cursor() as cursor:
-                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        _verify_all(report, chunk_size, anchors or {})
-        if connection.vendor == "postgresql":
-            _verify_partitions(report)
-        elif connection.vendor == "sqlite":
-            _verify_sqlite_triggers(report)
+    _verify_all(report, chunk_size, anchors or {}, progress, on_total)
+    if connection.vendor == "postgresql":
+        _verify_partitions(report)
+    elif connection.vendor == "sqlite":
+        _verify_sqlite_triggers(report)
+    if progress is not None:
+        progress(report.checked)
     return report
 
 
@@ -245,14 +274,22 @@ def audit_partitions_problem() -> str | None:
     )
 
 
-def _verify_all(report: ChainReport, chunk_size: int, anchors: dict[str, tuple[int, str]]) -> None:
-    heads = {head.pk: head for head in AuditChainHead.objects.all()}
+def _verify_all(
+    report: ChainReport,
+    chunk_size: int,
+    anchors: dict[str, tuple[int, str]],
+    progress: Progress | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> None:
+    heads = {head.pk: head for head in AuditChainHead.objects.all()}  # one statement: the walk's reference
+    if on_total is not None:
+        on_total(sum(head.seq for head in heads.values()))
     for head in sorted(heads.values(), key=lambda h: h.pk):
         report.chains += 1
         report.heads[head.name] = (head.seq, head.last_hash)
         if head.seal != head_seal(head.name, head.seq, head.last_hash):
             report.forged_heads.append(head.name)
-        _verify_chain(report, head.name, head.pk, head.seq, chunk_size, anchors.get(head.name))
+        _verify_chain(report, head.name, head.pk, head.seq, chunk_size, anchors.get(head.name), progress)
     for name in sorted(set(anchors) - set(report.heads)):
         report.cut_below_anchor.append((name, anchors[name][0]))  # the whole chain, head and all
     primary = next((h for h in heads.values() if h.name == PRIMARY_CHAIN), None)
@@ -261,19 +298,22 @@ def _verify_all(report: ChainReport, chunk_size: int, anchors: dict[str, tuple[i
     registered = set()
     if primary is not None:
         # A registration edited to a non-number registers nothing (and is reported as edited), never a crash.
+        # Up to primary's head as read above: a chain registered since has a head the read above did not see.
         registered = {
             int(value)
             for value in AuditEvent.objects.filter(
-                chain_id=primary.pk, resource_type="AuditChain", action="create"
+                chain_id=primary.pk, seq__lte=primary.seq, resource_type="AuditChain", action="create"
             ).values_list("resource_id", flat=True)
             if value.isascii() and value.isdigit()
         }
     for chain_id in sorted(registered - set(heads)):
         report.deleted_chains.append(f"#{chain_id}")
     orphans = set(AuditEvent.objects.exclude(chain_id__in=list(heads)).values_list("chain_id", flat=True).distinct())
+    # A chain opened since the heads were read has records and a head (made in one transaction): not an orphan.
+    orphans -= set(AuditChainHead.objects.filter(pk__in=list(orphans)).values_list("pk", flat=True))
     for chain_id in sorted(orphans - registered):
         report.deleted_chains.append(f"#{chain_id}")
-        _verify_chain(report, f"#{chain_id}", chain_id, None, chunk_size)
+        _verify_chain(report, f"#{chain_id}", chain_id, None, chunk_size, progress=progress)
     for head in heads.values():
         if head.name != PRIMARY_CHAIN and head.pk not in registered:
             report.unregistered_chains.append(head.name)

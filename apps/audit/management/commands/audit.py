@@ -1,6 +1,7 @@
+import time
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.db import OperationalError
 
 from apps.audit.selectors import audit_chain_verify
@@ -25,6 +26,12 @@ class Command(BaseCommand):
             metavar="FILE",
             help="Each chain's end as the last intact verify saw it, kept off the database (rewritten when intact): "
             "records cut from a chain's end with its head restored from an earlier copy are found only so.",
+        )
+        verify.add_argument(
+            "--progress",
+            action="store_true",
+            help="Say on stderr, every few seconds, how many records have been checked of those the heads account "
+            "for, and at what rate.",
         )
         partitions = sub.add_parser("partitions", help="Create monthly partitions ahead (PostgreSQL).")
         partitions.add_argument("--months-ahead", type=int, default=3)
@@ -52,7 +59,12 @@ class Command(BaseCommand):
             anchors = audit_anchors_read(anchor_file) if anchor_file else {}
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
-        report = audit_chain_verify(anchors=anchors)
+        if options.get("progress"):
+            line = ProgressLine(self.stderr)
+            report = audit_chain_verify(anchors=anchors, progress=line, on_total=line.start)
+            line.finish(report.checked)
+        else:
+            report = audit_chain_verify(anchors=anchors)
         for chain, seq in report.edited:
             self.stdout.write(f"EDITED   record #{seq} of chain {chain}: its content no longer matches its seal")
         for chain, first, last in report.missing:
@@ -93,3 +105,32 @@ class Command(BaseCommand):
             except OSError as exc:
                 raise CommandError(f"The trail is intact, but the anchors could not be saved: {exc}") from exc
         self.stdout.write(f"Audit trail intact: {report.checked} record(s) in {report.chains} chain(s) verified.")
+
+
+class ProgressLine:
+    """`--progress`: one line every `every` seconds (rewritten in place on a terminal), then the total and rate."""
+
+    def __init__(self, stream: OutputWrapper, every: float = 2.0) -> None:
+        self.stream, self.every = stream, every
+        self.total = 0
+        self.started = self.shown = time.monotonic()
+
+    def start(self, total: int) -> None:
+        self.total = total
+        self.started = self.shown = time.monotonic()
+
+    def __call__(self, checked: int) -> None:
+        if time.monotonic() - self.shown >= self.every:
+            self._show(checked, end="\r" if self.stream.isatty() else "\n")
+
+    def finish(self, checked: int) -> None:
+        self._show(checked, end="\n")
+
+    def _show(self, checked: int, *, end: str) -> None:
+        self.shown = time.monotonic()
+        rate = checked / max(self.shown - self.started, 1e-6)
+        share = f" ({min(checked * 100 // self.total, 100)}%)" if self.total else ""
+        self.stream.write(
+            f"audit verify: {checked:,} of {self.total:,} records{share}, {rate:,.0f} records/s", ending=end
+        )
+        self.stream.flush()
