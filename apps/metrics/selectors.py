@@ -177,8 +177,9 @@ def cache_hit_rate(*, namespace: str = "", since, until) -> float | None:
 
 
 def series_mean(series: str, *, since, until) -> float | None:
-    """The mean of a sampled series (host.cpu_pct, inference.tokens_per_s, ...) over a window."""
-    points = _point_series(series, since, until)
+    """The mean of a sampled series (host.cpu_pct, inference.tokens_per_s, ...) over a window. Points stored
+    before samples were checked may be NaN: one made the mean NaN, which breaches no threshold."""
+    points = [(at, total, count) for at, total, count in _point_series(series, since, until) if math.isfinite(total)]
     count = sum(c for _, _, c in points)
     return sum(s for _, s, _ in points) / count if count else None
 
@@ -197,12 +198,14 @@ def busiest_host(name: str, *, since, until, serving_only: bool = False) -> tupl
     that mean; `serving_only`: of the request-serving pods (serving_host_samples).
 
     An alert pages for the pod about to be throttled or OOM-killed: averaged with idle siblings (one at 97% of
-    its memory limit, two at 30%: 52%) it would never fire. Each host's mean, so one spike does not page."""
+    its memory limit, two at 30%: 52%) it would never fire. Each host's mean, so one spike does not page.
+    Of finite samples only: a NaN reading made its host's mean NaN, which PostgreSQL sorts above every number,
+    so the "busiest" host was NaN, which breaches no threshold: the alert stayed silent beside a host at 97%."""
     from django.db.models import Avg
 
     from apps.resources.models import ResourceSample
 
-    rows = ResourceSample.objects.filter(at__gte=since, at__lt=until)
+    rows = ResourceSample.objects.filter(at__gte=since, at__lt=until, **_finite(name))
     means = (
         (serving_host_samples(rows) if serving_only else rows)
         .values("host")
@@ -211,6 +214,11 @@ def busiest_host(name: str, *, since, until, serving_only: bool = False) -> tupl
         .values_list("host", "mean")
     )
     return next(iter(means[:1]), None)
+
+
+def _finite(name: str) -> dict:
+    """A filter on a sample's figure: neither NULL, NaN nor an infinity."""
+    return {f"{name}__gt": -math.inf, f"{name}__lt": math.inf}
 
 
 def serving_host_samples(rows):
@@ -419,7 +427,7 @@ def _busiest_host_steps(
 
     from apps.resources.models import ResourceSample
 
-    finite = {f"{name}__gt": -math.inf, f"{name}__lt": math.inf}  # neither NULL, NaN nor an infinity
+    finite = _finite(name)
     any_published = Max(Case(When(measured_at__isnull=False, then=1), default=0, output_field=IntegerField()))
     per_host = list(
         ResourceSample.objects.filter(at__gte=since, at__lt=until, **finite)
@@ -505,7 +513,7 @@ def live_snapshot(*, now=None, visible_services: frozenset[int] | None = None) -
     latest = latest_samples_by_host(now=now).values()
     host = {}
     for name in ("cpu_pct", "memory_pct", "pool_pct"):
-        values = [getattr(sample, name) for sample in latest if getattr(sample, name) is not None]
+        values = [getattr(sample, name) for sample in latest if _is_finite(getattr(sample, name))]
         host[name] = max(values, default=None)
     hit_rate = cache_hit_rate(since=now - timedelta(minutes=5), until=now)
     return {
@@ -550,6 +558,10 @@ def running_work(*, visible_services: frozenset[int] | None = None) -> list[dict
                          "progress": round(done / len(steps), 3) if steps else 0.0,
                          "message": f"{current.name}: {current.progress_message}" if current else ""})  # fmt: skip
     return work
+
+
+def _is_finite(value) -> bool:
+    return value is not None and math.isfinite(value)
 
 
 def _minute_floor(at):

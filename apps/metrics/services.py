@@ -286,6 +286,8 @@ def _alert_rule_evaluate(rule: AlertRule, *, now: datetime) -> Alert | None:
 
     changed = None
     value = alert_rule_value(rule, now=now)
+    if value is not None and not math.isfinite(value):  # it breaches nothing and recovers from nothing: no data
+        value = None
     rule.last_value, rule.last_evaluated_at = value, now
     rule.last_error, rule.last_error_at = "", None
     firing = rule.alerts.filter(state=Alert.State.FIRING).first()
