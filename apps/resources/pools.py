@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -133,7 +134,7 @@ def pool_usage_by_host(*, now: float | None = None, fresh_seconds: float = FRESH
         logger.debug("pool use not read", exc_info=True)
         return None
     now = now if now is not None else seconds + microseconds / 1e6
-    entries = {field: _parsed(value) for field, value in raw.items()}
+    entries = {field: _parsed(value, field) for field, value in raw.items()}
     # Old entries, and any that cannot be read (one such entry made every read fail, for ever): gone.
     forgotten = [field for field, entry in entries.items() if entry is None or now - entry["at"] > FORGET_SECONDS]
     if forgotten:
@@ -155,13 +156,58 @@ def pool_usage_by_host(*, now: float | None = None, fresh_seconds: float = FRESH
     return busiest
 
 
-def _parsed(value: bytes | str) -> dict | None:
-    """A published entry, or None when it is not one (written by hand, by an older release, or cut short)."""
+# What the monitor reads of an entry: the pool's figures it judges and advises on (required), and the pod's
+# figures it records a sample of (optional: an older release, or a first publish, lacks them). Each must be a
+# finite number: json reads NaN and Infinity, and one such entry (or a pool figure missing) failed every monitor
+# run, for every host, until the entry aged out.
+REQUIRED_NUMBERS = ("at", "pct", "in_use", "max_size", "waiting")
+OPTIONAL_NUMBERS = ("cpu_pct", "memory_pct", "disk_pct", "cpu_limit", "memory_limit_bytes", "l1_cache_bytes")
+SOURCES = ("host", "cgroup v1", "cgroup v2")
+MAX_INT = 2**63 - 1  # the samples' bigint columns
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and -MAX_INT <= value <= MAX_INT
+    )
+
+
+def _entry_fault(entry: object) -> str | None:
+    """Why a decoded entry is not one the monitor can use, or None when it is."""
+    if not isinstance(entry, dict):
+        return "not a JSON object"
+    host = entry.get("host")
+    if not isinstance(host, str) or not 0 < len(host) <= 120:  # ResourceSample.host
+        return "no host name"
+    if not isinstance(entry.get("pid"), int) or isinstance(entry.get("pid"), bool):
+        return "no process id"
+    for name in REQUIRED_NUMBERS:
+        if not _is_number(entry.get(name)):
+            return f"{name} missing or not a finite number"
+    for name in OPTIONAL_NUMBERS:
+        if entry.get(name) is not None and not _is_number(entry[name]):
+            return f"{name} not a finite number"
+    for name in ("cpu_source", "memory_source"):
+        if entry.get(name) is not None and entry[name] not in SOURCES:
+            return f"{name} not one of {', '.join(SOURCES)}"
+    return None
+
+
+def _parsed(value: bytes | str, field: bytes | str = "?") -> dict | None:
+    """A published entry, or None when it is not one (written by hand, by an older release, or cut short): logged,
+    and then deleted by the read."""
     try:
         entry = json.loads(value)
-        if isinstance(entry, dict) and isinstance(entry["host"], str):
-            entry["at"], entry["pct"] = float(entry["at"]), float(entry["pct"])
-            return entry
-    except (ValueError, TypeError, KeyError):
-        pass
-    return None
+    except (ValueError, TypeError):
+        fault = "not JSON"
+    else:
+        fault = _entry_fault(entry)
+    if fault is not None:
+        name = field.decode(errors="replace") if isinstance(field, bytes) else field
+        logger.warning("Published resource entry %s dropped: %s", name[:200], fault)
+        return None
+    entry["at"], entry["pct"] = float(entry["at"]), float(entry["pct"])
+    return entry

@@ -201,8 +201,8 @@ def published_samples_record(usage: dict[str, dict], *, own_host: str) -> dict[s
     pass the check: the constraint one_sample_per_publish lets one insert it, the other records None."""
     samples: dict[str, ResourceSample | None] = {}
     for host, entry in usage.items():
-        if host == own_host or entry.get("cpu_pct") is None or entry.get("memory_pct") is None:
-            continue
+        if host == own_host or any(entry.get(name) is None for name in ("cpu_pct", "memory_pct", "disk_pct")):
+            continue  # a sample needs the three (disk_pct is NOT NULL: its insert failed the whole run)
         measured_at = datetime.fromtimestamp(entry["at"], tz=UTC)  # Redis's clock when it stored the publish
         if ResourceSample.objects.filter(host=host, measured_at=measured_at).exists():
             samples[host] = None
