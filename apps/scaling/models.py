@@ -251,10 +251,19 @@ class WorkloadForecast(models.Model):
     points = models.JSONField(default=list, help_text="[{at, p10, p50, p90}] per hour ahead.")
     recent = models.JSONField(default=list, help_text="[{at, value}]: the last days of history, for the chart.")
     patterns = models.JSONField(default=dict, help_text="Periods found and the named peaks.")
+    hour = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="The hour the scheduled run made it for (empty: made by hand): one per service, metric and hour.",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["service", "metric", "-created_at"], name="scaling_forecast_latest")]
+        constraints = [
+            # Two beat pods (an evicted one's replacement beside it for a while) each sent the hourly run: the
+            # second made every forecast and plan again. The database keeps one, whatever the timing.
+            models.UniqueConstraint(fields=["service", "metric", "hour"], name="scaling_forecast_one_per_hour")
+        ]
 
     def __str__(self) -> str:
         return f"{self.service} {self.metric} forecast {self.created_at:%Y-%m-%d %H:%M}"

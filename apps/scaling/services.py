@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -47,9 +47,24 @@ def usable_history(policy: ScalingPolicy, metric: str, *, now: datetime) -> pd.S
     return forecasting.regularize(recent)
 
 
-def forecast_create(policy: ScalingPolicy, metric: str, *, now: datetime | None = None) -> WorkloadForecast:
-    """Forecast the next 24 h of one metric from the policy's history source, with the model's backtest."""
+class ForecastAlreadyMade(Exception):
+    """The scheduled run's forecast of this service, metric and hour exists: another run made it."""
+
+
+def forecast_hour(now: datetime | None = None) -> datetime:
+    """The hour a scheduled run forecasts for (its start): two runs in one hour make one forecast."""
+    return (now or timezone.now()).replace(minute=0, second=0, microsecond=0)
+
+
+def forecast_create(
+    policy: ScalingPolicy, metric: str, *, now: datetime | None = None, hour: datetime | None = None
+) -> WorkloadForecast:
+    """Forecast the next 24 h of one metric from the policy's history source, with the model's backtest.
+    `hour` (the scheduled run's): ForecastAlreadyMade when that hour's forecast exists, before the work or,
+    for a run beside this one, at the insert (the unique constraint decides)."""
     now = now or timezone.now()
+    if hour is not None and WorkloadForecast.objects.filter(service=policy.service, metric=metric, hour=hour).exists():
+        raise ForecastAlreadyMade(f"{policy.service.slug} {metric}: already forecast for {hour:%Y-%m-%d %H:00}.")
     series = usable_history(policy, metric, now=now)
     prediction, selection = forecasting.forecast(series, max_folds=settings.SCALING_BACKTEST_FOLDS)
     points = prediction.points()
@@ -59,20 +74,30 @@ def forecast_create(policy: ScalingPolicy, metric: str, *, now: datetime | None 
     if not all(math.isfinite(value) for row in points + recent for key, value in row.items() if key != "at"):
         raise ValueError(f"{policy.service.slug} {metric}: the forecast is not finite, not stored.")
     patterns = finite_or_none(forecasting.analyze_patterns(series))
-    with transaction.atomic():  # a savepoint when nested: a refused insert leaves the caller's transaction usable
-        return WorkloadForecast.objects.create(
-            service=policy.service,
-            metric=metric,
-            source=policy.history_source,
-            history_hours=len(series),
-            model=selection.model.name,
-            scores=finite_or_none(
-                {"criterion": selection.criterion, "candidates": [score.as_dict() for score in selection.scores]}
-            ),
-            points=points,
-            recent=recent,
-            patterns=patterns,
-        )
+    try:
+        with transaction.atomic():  # a savepoint when nested: a refused insert leaves the caller's transaction usable
+            return WorkloadForecast.objects.create(
+                service=policy.service,
+                metric=metric,
+                hour=hour,
+                source=policy.history_source,
+                history_hours=len(series),
+                model=selection.model.name,
+                scores=finite_or_none(
+                    {"criterion": selection.criterion, "candidates": [score.as_dict() for score in selection.scores]}
+                ),
+                points=points,
+                recent=recent,
+                patterns=patterns,
+            )
+    except IntegrityError as exc:
+        # The one-per-hour constraint: a run beside this one inserted first (not the service deleted meanwhile).
+        if (
+            hour is not None
+            and WorkloadForecast.objects.filter(service=policy.service, metric=metric, hour=hour).exists()
+        ):
+            raise ForecastAlreadyMade(f"{policy.service.slug} {metric}: forecast meanwhile by another run.") from exc
+        raise
 
 
 def replica_capacity(policy: ScalingPolicy) -> tuple[float, str]:
@@ -180,9 +205,14 @@ def _chosen_mase(forecast: WorkloadForecast) -> str:
     return "not scored: too little history"
 
 
-def forecasts_refresh(*, services: list[Service] | None = None, now: datetime | None = None) -> dict[str, list[str]]:
-    """Every predictive policy's four forecasts and its replica plan; what could not be done, and why."""
+def forecasts_refresh(
+    *, services: list[Service] | None = None, now: datetime | None = None, scheduled: bool = False
+) -> dict[str, list[str]]:
+    """Every predictive policy's four forecasts and its replica plan; what could not be done, and why. The
+    scheduled (hourly) run makes one set per service and hour, however many beats sent it; one by hand
+    always forecasts."""
     report: dict[str, list[str]] = {"forecasts": [], "recommendations": [], "skipped": []}
+    hour = forecast_hour() if scheduled else None
     policies = ScalingPolicy.objects.filter(enabled=True, predictive=True).select_related("service")
     if services is not None:
         policies = policies.filter(service__in=services)
@@ -194,7 +224,7 @@ def forecasts_refresh(*, services: list[Service] | None = None, now: datetime | 
         # Whatever goes wrong with one policy (its data, a model, the service deleted meanwhile) is logged
         # and reported, and the policies after it still get their forecasts this hour.
         try:
-            _policy_forecasts_refresh(policy, now=now, report=report)
+            _policy_forecasts_refresh(policy, now=now, report=report, hour=hour)
         except Exception as exc:
             logger.exception("scaling forecasts of %s failed", policy.service.slug)
             report["skipped"].append(f"{policy.service.slug}: {_failure(exc)}")
@@ -247,12 +277,19 @@ def _failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
 
 
-def _policy_forecasts_refresh(policy: ScalingPolicy, *, now: datetime | None, report: dict[str, list[str]]) -> None:
+def _policy_forecasts_refresh(
+    policy: ScalingPolicy, *, now: datetime | None, report: dict[str, list[str]], hour: datetime | None = None
+) -> None:
     request_forecast = None
     skipped: dict[str, str] = {}  # kept on the policy: the dashboard says why a metric has no fresh forecast
+    made_elsewhere = False
     for metric in WorkloadForecast.Metric.values:
         try:
-            made = forecast_create(policy, metric, now=now)
+            made = forecast_create(policy, metric, now=now, hour=hour)
+        except ForecastAlreadyMade as exc:
+            report["skipped"].append(str(exc))
+            made_elsewhere = True  # the run that made it keeps its notes and makes the plan
+            continue
         except HistoryUnavailable as exc:
             report["skipped"].append(str(exc))
             skipped[metric] = str(exc)
@@ -270,7 +307,7 @@ def _policy_forecasts_refresh(policy: ScalingPolicy, *, now: datetime | None, re
         report["forecasts"].append(f"{policy.service.slug}/{metric}: {made.model}")
         if metric == WorkloadForecast.Metric.REQUEST_RATE:
             request_forecast = made
-    if skipped != policy.forecast_skipped:
+    if skipped != policy.forecast_skipped and not made_elsewhere:
         ScalingPolicy.objects.filter(pk=policy.pk).update(forecast_skipped=skipped)
         policy.forecast_skipped = skipped
     if request_forecast is not None:

@@ -7,7 +7,8 @@ from apps.scaling import kube, services
 
 @shared_task(name="scaling.forecast")
 def forecast() -> dict:
-    return services.forecasts_refresh()
+    """The hourly run: one set of forecasts per service and hour, however many beats sent it."""
+    return services.forecasts_refresh(scheduled=True)
 
 
 @shared_task(name="scaling.apply_policy")
