@@ -364,11 +364,17 @@ class InferenceTimeout(Exception):
     """The answer did not come in time (the batcher is far behind); nothing of the call is computed after."""
 
 
+class InferenceFailed(Exception):
+    """The model raised on this call's input (the batcher narrowed the failure down to it)."""
+
+
 def _answer(coroutine, timeout: float):
     try:
         return bridge.call(coroutine, timeout)
     except TimeoutError as error:
         raise InferenceTimeout(f"no answer within {timeout:g} s") from error
+    except Exception as error:  # the model's own error: a 503 for the caller, not a 500 with its traceback
+        raise InferenceFailed(f"{type(error).__name__}: {error}") from error
 
 
 def embed(deployment: ModelDeployment, texts: list[str], timeout: float | None = None, *,

@@ -42,10 +42,10 @@ INFERENCE_ERRORS = error_responses(
     e400="Invalid input: also an input past the deployment's token cap, a deployment of the other task, or a "
     "patient_id that names no active patient.",
     e404="No enabled deployment has this name.",
-    e503="The deployment cannot be served on this host (`deployment_unavailable`, with Retry-After), did not "
-    "answer in time (`inference_busy`, with Retry-After), has every stream running or a full generation or "
-    "embedding queue in this server (`streams_busy`, `generations_busy`, `embeddings_busy`, with Retry-After), "
-    "or the audit trail cannot be written.",
+    e503="The deployment cannot be served on this host (`deployment_unavailable`, with Retry-After), failed on "
+    "the input (`inference_failed`), did not answer in time (`inference_busy`, with Retry-After), has every "
+    "stream running or a full generation or embedding queue in this server (`streams_busy`, `generations_busy`, "
+    "`embeddings_busy`, with Retry-After), or the audit trail cannot be written.",
 )  # fmt: skip
 
 
@@ -70,6 +70,12 @@ class InferenceBusy(APIException):
     status_code = 503
     default_detail = "The deployment could not answer in time; retry shortly."
     default_code = "inference_busy"
+
+
+class InferenceFailed(APIException):
+    status_code = 503
+    default_detail = "The model failed on this input; its reason is in the server log."
+    default_code = "inference_failed"
 
 
 class StreamsBusy(APIException):
@@ -119,6 +125,11 @@ class _InferenceView(PhiAPIView):
             logger.warning("deployment %s did not answer: %s", self.kwargs.get("name"), exc)
             exc = InferenceBusy()
             exc.wait = BUSY_RETRY_AFTER  # DRF sends it as Retry-After
+        elif isinstance(exc, serving.InferenceFailed):
+            # Without the input (it may be about a patient): the error and where it was raised.
+            logger.warning("deployment %s failed on a call: %s", self.kwargs.get("name"), exc,
+                           exc_info=exc.__cause__)  # fmt: skip
+            exc = InferenceFailed()
         elif isinstance(exc, serving.SlotsFull):
             exc = SLOTS_BUSY[type(exc)]()
             exc.wait = STREAMS_RETRY_AFTER
