@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 
 from apps.accounts.models import ApiClient, scope_permission_codename
 from apps.accounts.scopes import SCOPES
-from apps.accounts.services import api_clients_cache, normalize_client_name, token_hash
+from apps.accounts.services import api_clients_cache, normalize_client_name, token_hash, unknown_tokens
 from apps.core.selectors import one_or_none
 
 
@@ -17,11 +17,17 @@ def api_client_for_token(token: str) -> ApiClient | None:
     Served from the per-process client cache: one indexed query per token per process, then none
     until a client changes anywhere (revoke, rotate, edit) or a minute passes. Always read from the
     primary: a lagging replica must not hand a just-revoked client back into every process's cache.
+    A token that matched no client is answered from `unknown_tokens` for a few seconds.
     """
     digest = token_hash(token)
-    return api_clients_cache.get(
+    if digest in unknown_tokens:
+        return None
+    client = api_clients_cache.get(
         digest, lambda: one_or_none(ApiClient.objects.using("default").filter(token_hash=digest))
     )
+    if client is None:
+        unknown_tokens.add(digest)
+    return client
 
 
 def api_client_named_alike(name: str) -> ApiClient | None:

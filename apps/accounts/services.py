@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from apps.accounts.models import ApiClient
 from apps.accounts.scopes import BENCHMARK, SCOPES
-from apps.core.local_cache import VersionedLocalCache
+from apps.core.local_cache import NegativeCache, VersionedLocalCache
 
 # Authenticating a request reads its client from here; every write below invalidates it, and other
 # processes drop their copies within about a second (the shared version, re-read once a second). Entries
@@ -26,6 +26,10 @@ from apps.core.local_cache import VersionedLocalCache
 # version. One indexed query per token per process every 5 s is nothing next to the requests it serves.
 API_CLIENT_CACHE_TTL_SECONDS = 5.0
 api_clients_cache = VersionedLocalCache("api-clients", ttl=API_CLIENT_CACHE_TTL_SECONDS)
+# Digests of bearer tokens that matched no client, remembered for a few seconds: a flood of made-up tokens
+# (or one bad token retried in a loop) cost a query per request. A token is random and issued only by
+# api_client_create/rotate, so a digest found unknown cannot become a client's.
+unknown_tokens = NegativeCache(ttl=5.0, max_entries=10_000)
 
 TOKEN_PREFIX = "cpk"  # noqa: S105 - a public marker that tells our tokens apart, not a secret
 

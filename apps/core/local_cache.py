@@ -136,3 +136,48 @@ class VersionedLocalCache:
             self._version = version
         self._checked_at = now
         return True
+
+
+class NegativeCache:
+    """Keys (digests) recently looked up and not found, each for `ttl` seconds, at most `max_entries` (the
+    oldest go first): a flood of made-up tokens or session cookies costs one query each, not one per request.
+
+    Apart from any cache of found values, so the flood can never push a real client out. Only for keys the
+    server makes at random (tokens, session keys): one cannot turn valid after it was looked up. `clock` is
+    an attribute so tests can move time themselves.
+    """
+
+    def __init__(self, *, ttl: float = 5.0, max_entries: int = 10_000, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self.clock = clock
+        self._expiries: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: str) -> bool:
+        with self._lock:
+            expiry = self._expiries.get(key)
+            if expiry is None:
+                return False
+            if expiry <= self.clock():
+                del self._expiries[key]
+                return False
+            return True
+
+    def __len__(self) -> int:
+        return len(self._expiries)
+
+    def add(self, key: str) -> None:
+        with self._lock:
+            self._expiries[key] = self.clock() + self.ttl
+            self._expiries.move_to_end(key)
+            while len(self._expiries) > self.max_entries:
+                self._expiries.popitem(last=False)
+
+    def discard(self, key: str) -> None:
+        with self._lock:
+            self._expiries.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._expiries.clear()
