@@ -655,6 +655,9 @@ DASHBOARD_BUILD_DIR = BASE_DIR / "static" / "dashboard"
 
 # --- Security -------------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
+# Django's database sessions, read from the primary (a replica that lags made a fresh login look signed out)
+# and with unknown keys remembered a few seconds (apps.core.sessions).
+SESSION_ENGINE = "apps.core.sessions"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 if not DEBUG:
