@@ -107,6 +107,7 @@ class Totals:
 
     def __init__(self) -> None:
         self.requests = self.errors = 0
+        self.by_name: dict[str, list[int]] = {}  # request name: [requests, errors], of every sample
         self._last_answer = -math.inf
         self.latency = HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
         self.intended = HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
@@ -123,8 +124,13 @@ class Totals:
         started, latency_ms, intended_ms, ok = sample[:4]
         self.requests += 1
         self._last_answer = max(self._last_answer, started + latency_ms / 1000)
+        counts = self.by_name.setdefault(sample[4], [0, 0]) if len(sample) > 4 else None
+        if counts is not None:
+            counts[0] += 1
         if not ok:
             self.errors += 1
+            if counts is not None:
+                counts[1] += 1
             return
         self._pending[0].append(latency_ms)
         self._pending[1].append(intended_ms)
@@ -189,6 +195,40 @@ def summarize(samples: list[list], totals: Totals | None = None) -> dict:
         "max_ms": latency.get_max_value() / 1000,
         **{f"p{p}_from_intended_ms": value / 1000 for p, value in percentile_values(intended, (50, 95, 99)).items()},
     }
+
+
+def endpoint_rows(samples: list[list], totals: Totals, methods: dict[str, str]) -> list[dict]:
+    """The report's endpoints table from our own samples, as the summary is: counts of every request of each
+    name (totals), latencies of its successful ones only (the samples kept). Locust's stats CSV mixed its
+    failures' latencies in, so an endpoint answering fast 503s read fast. `methods`: the mix's method(s)
+    of each name, in the mix's order, which the rows follow."""
+    latencies: dict[str, list[float]] = {}
+    for sample in samples:
+        if sample[3]:
+            latencies.setdefault(sample[4], []).append(sample[1])
+    seconds = totals.load_seconds
+    names = [name for name in methods if name in totals.by_name]
+    names += sorted(name for name in totals.by_name if name not in methods)
+    rows = []
+    for name in names:
+        requests, failures = totals.by_name[name]
+        row = {
+            "name": name,
+            "method": methods.get(name, ""),
+            "requests": requests,
+            "failures": failures,
+            "rps": round(requests / seconds, 3) if seconds else 0.0,
+            "avg_ms": None,
+            **{f"p{p}_ms": None for p in PERCENTILES},
+            "max_ms": None,
+        }
+        if latencies.get(name):
+            histogram = histogram_of(latencies[name])
+            row["avg_ms"] = round(histogram.get_mean_value() / 1000, 3)
+            row.update({f"p{p}_ms": value / 1000 for p, value in percentile_values(histogram, PERCENTILES).items()})
+            row["max_ms"] = histogram.get_max_value() / 1000
+        rows.append(row)
+    return rows
 
 
 def histogram_buckets(samples: list[list], buckets: int = 40) -> list[list[float]]:

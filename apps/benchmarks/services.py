@@ -247,10 +247,12 @@ def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dic
     # the runner's bounded share of them (every one below BENCHMARK_MAX_SAMPLES).
     run.summary = analysis.summarize(outcome.samples, outcome.totals)
     run.histogram = analysis.histogram_buckets(outcome.samples)
-    run.endpoints = [
-        {key: value for key, value in row.items() if key != "aggregate"} for row in outcome.endpoints
-        if not row["aggregate"]
-    ]  # fmt: skip
+    methods: dict[str, set[str]] = {}
+    for request in plan.requests:
+        methods.setdefault(request.get("name") or request["path"], set()).add(request.get("method", "GET").upper())
+    run.endpoints = analysis.endpoint_rows(
+        outcome.samples, outcome.totals, {name: "/".join(sorted(each)) for name, each in methods.items()}
+    )
     run.timeline = outcome.timeline
     findings = {"stages": stages}
     if plan.kind == plan.Kind.STRESS:

@@ -15,6 +15,8 @@ class SleepyServer:
         self.inflight = 0
         self.served = 0  # requests answered: whether any load generator is still sending
         self.fail_first = 0  # answer the first this many requests 503 (a cold start's errors)
+        self.fail_every_other = False  # answer every second request 503 at once, without the delay
+        self.seen = 0  # requests received
         self.lock = threading.Lock()
         server = self
 
@@ -22,6 +24,15 @@ class SleepyServer:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):
+                with server.lock:
+                    server.seen += 1
+                    fast_failure = server.fail_every_other and server.seen % 2 == 0
+                if fast_failure:
+                    self.send_response(503)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"no")
+                    return
                 with server.lock:
                     server.inflight += 1
                     extra = server.per_inflight_ms * (server.inflight - 1)
