@@ -752,8 +752,21 @@ class CacheStack:
         seen = (found.redis_generation, found.db_generation)
         lock = None
         try:
-            # Across processes, as the sync path.
-            lock, stored, generation = await sync_to_async(self._lock_or_stored)(policy, key, scope_key, found)
+            # Across processes, as the sync path. Taken in a thread: a coroutine cancelled meanwhile never had it
+            # back, and every other process waited out its lifetime; the thread or `finally` lets it go then.
+            claim = _LockClaim()
+
+            def take() -> tuple[HeldLock | bool | None, Entry | None, int | None]:
+                taken = self._lock_or_stored(policy, key, scope_key, found)
+                if not claim.handed(taken[0]) and isinstance(taken[0], HeldLock):
+                    self._release(taken[0])  # its coroutine is gone
+                return taken
+
+            try:
+                lock, stored, generation = await sync_to_async(take)()
+            except asyncio.CancelledError:
+                lock = claim.abandon()  # taken already: let go below
+                raise
             if stored is not None:
                 future.set_result((stored.value, (generation, None)))
                 _note_read(loaded=False)
@@ -1227,6 +1240,30 @@ class _Flight:
         self.value: Any = _MISSING
         self.error: BaseException | None = None
         self.generations: tuple[int | None, int | None] = (None, None)  # the scope's, read before the load
+
+
+class _LockClaim:
+    """A lock being taken in a thread for a coroutine that may be cancelled before it gets the answer: whichever
+    of the two comes second lets the lock go."""
+
+    __slots__ = ("_abandoned", "_guard", "_lock")
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._abandoned = False
+        self._lock: HeldLock | bool | None = None
+
+    def handed(self, lock: HeldLock | bool | None) -> bool:
+        """The thread's side: whether the coroutine is still there to hold `lock`."""
+        with self._guard:
+            self._lock = lock
+            return not self._abandoned
+
+    def abandon(self) -> HeldLock | bool | None:
+        """The cancelled coroutine's side: the lock if the thread took it already (it lets go of a later one)."""
+        with self._guard:
+            self._abandoned = True
+            return self._lock
 
 
 @dataclass(slots=True)

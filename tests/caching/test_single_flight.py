@@ -7,7 +7,9 @@ import threading
 import uuid
 
 import pytest
+import redis
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
@@ -155,3 +157,50 @@ async def test_a_coroutine_served_the_load_another_coroutine_made_did_not_load()
         may_finish.set()
         await sync_to_async(connections.close_all)()
     assert loads == [1]
+
+
+async def test_a_coroutine_cancelled_while_taking_the_lock_lets_it_go():
+    """The lock is taken in a thread: a coroutine cancelled meanwhile (its client went away) never got it back,
+    and every other process waited the lock's whole lifetime (here 10 minutes) before loading the key."""
+    stack = make_stack(single_flight_wait=120.0)
+    policy = await sync_to_async(stack.policy)("ai_inference")
+    parts = ["cancelled", uuid.uuid4().hex]
+    lock_name = stack._l2_key("l", stack.key(policy, parts))
+    taken, may_return = threading.Event(), threading.Event()
+    real = stack._lock_or_stored
+
+    def taking(*args, **kwargs):
+        outcome = real(*args, **kwargs)
+        taken.set()
+        may_return.wait(60)
+        return outcome
+
+    stack._lock_or_stored = taking
+    locks = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=30)  # not on asgiref's thread, which is held
+
+    async def load():
+        return {"v": 1}
+
+    task = asyncio.create_task(stack.aget_or_load("ai_inference", parts, load))
+    try:
+        for _ in range(3000):
+            if taken.is_set():
+                break
+            await asyncio.sleep(0.01)
+        assert taken.is_set()
+        assert locks.exists(lock_name)  # taken, in the thread
+        task.cancel()
+        await asyncio.sleep(0)  # the cancellation reaches the coroutine while the thread still holds its answer
+    finally:
+        may_return.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    try:
+        for _ in range(3000):  # let go at once; the code before this fix held it for loader_lifetime (600 s)
+            if not locks.exists(lock_name):
+                break
+            await asyncio.sleep(0.01)
+        assert not locks.exists(lock_name)
+    finally:
+        locks.close()
+        await sync_to_async(connections.close_all)()
