@@ -8,6 +8,7 @@ the node is then what the container competes for.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+logger = logging.getLogger(__name__)
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PROC_SELF_CGROUP = Path("/proc/self/cgroup")
@@ -126,14 +129,22 @@ def cpu_percent(
     sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] | None = None,
 ) -> float:
-    """The container's CPU over `interval` as a share of its quota (100: every core it may use, busy)."""
+    """The container's CPU over `interval` as a share of its quota (100: every core it may use, busy).
+
+    A usage counter that went backwards was reset meanwhile (the cgroup recreated, a v1 counter written to 0):
+    the difference is no measure, and a negative CPU went into the samples, the series and the adaptive limits.
+    It is measured again from the new count; reset twice running, the figure is 0, never below."""
     sleep, clock = sleep or time.sleep, clock or time.monotonic
-    used, started = found.usage_usec(), clock()
-    sleep(interval)
-    used, elapsed = found.usage_usec() - used, clock() - started
+    for _ in range(2):
+        used, started = found.usage_usec(), clock()
+        sleep(interval)
+        used, elapsed = found.usage_usec() - used, clock() - started
+        if used >= 0:
+            break
+        logger.info("The cgroup's CPU usage counter went backwards (reset): measuring again")
     if elapsed <= 0 or not found.cpus:
         return 0.0
-    return round(min(100.0, 100 * used / (elapsed * 1e6 * found.cpus)), 1)
+    return round(min(100.0, 100 * max(used, 0) / (elapsed * 1e6 * found.cpus)), 1)
 
 
 def memory_percent(found: Limits) -> float:

@@ -63,7 +63,9 @@ def pod_figures(cgroup_root: Path = cgroup.CGROUP_ROOT) -> dict:
         usage = limits.usage_usec()
         before = _cpu_before.get(pid)
         cpu = None
-        if before is not None and before[0] is not None and now > before[1]:
+        # A counter below the last one was reset (the cgroup recreated): no figure this time, as on a first call,
+        # rather than a negative one; the next is measured from this count.
+        if before is not None and before[0] is not None and now > before[1] and usage >= before[0]:
             cpu = round(min(100.0, 100 * (usage - before[0]) / ((now - before[1]) * 1e6 * limits.cpus)), 1)
         _cpu_before[pid] = (usage, now)
         figures.update(cpu_pct=cpu, cpu_source=limits.source, cpu_limit=round(limits.cpus, 3))
