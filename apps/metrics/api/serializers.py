@@ -62,6 +62,10 @@ class SeriesInputSerializer(serializers.Serializer):
         data["start"] = (data.get("start") or data["end"] - timedelta(hours=1)).astimezone(UTC)
         if data["start"] >= data["end"]:
             raise serializers.ValidationError({"start": "Must be before end."})
+        # A window wholly ahead of the clock has nothing recorded: answered with empty points, a typo in a year
+        # (or a client's clock far ahead) read as "no traffic" instead of a mistake.
+        if data["start"] > timezone.now():
+            raise serializers.ValidationError({"start": "In the future: a series reads what was recorded up to now."})
         problem = request_step_problem(data["metric"], data["start"], data["step"])
         if problem:
             raise serializers.ValidationError({"step": problem})
