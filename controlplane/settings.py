@@ -598,6 +598,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Services, patient-data APIs and performance policies of the control plane.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The anonymous document built once per process, not on every request (0.75 s of CPU each).
+    "DEFAULT_GENERATOR_CLASS": "apps.core.api.schema_generator.CachedSchemaGenerator",
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
     # Swagger UI from the installed sidecar package: nothing is fetched from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
