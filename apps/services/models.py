@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -90,5 +90,22 @@ class Service(models.Model):
             errors["base_url"] = "No user name or password in the URL: every staff role can read it."
         elif self.base_url and url.scheme and url.scheme.lower() not in ("http", "https"):
             errors["base_url"] = "An http:// or https:// URL."
+        elif self.base_url and not _port_valid(url):
+            # The URL validator takes any 1-5 digits: port 0 or 99999 was stored, and every probe and
+            # benchmark of the service then failed (urlsplit's port raises on it).
+            errors["base_url"] = "A port from 1 to 65535, or none."
+        elif self.base_url and ("?" in self.base_url or "#" in self.base_url):
+            # Probes and benchmarks append their paths to the base URL: after a query or a fragment they went
+            # to the wrong place (or nowhere).
+            errors["base_url"] = "No query string or fragment: the base URL is a scheme, host, port and path."
         if errors:
             raise ValidationError(errors)
+
+
+def _port_valid(url: SplitResult) -> bool:
+    """No port, or one from 1 to 65535 (urlsplit reads "host:0" as port 0 and raises past 65535)."""
+    try:
+        port = url.port
+    except ValueError:
+        return False
+    return port is None or 1 <= port <= 65535
