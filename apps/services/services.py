@@ -136,7 +136,10 @@ def service_delete_refusal(service: Service) -> str | None:
 
 @transaction.atomic
 def service_delete(*, service: Service) -> None:
-    """Delete a service that has nothing recorded against it; refuse (ValidationError) one that has."""
+    """Delete a service that has nothing recorded against it; refuse (ValidationError) one that has. The row
+    is locked first: a row recorded against it meanwhile (its insert takes a key-share lock on the service)
+    waits for the delete and is refused, or is committed first and seen by the check, never deleted unseen."""
+    Service.objects.select_for_update().filter(pk=service.pk).first()
     refusal = service_delete_refusal(service)
     if refusal is not None:
         raise ValidationError(refusal)
