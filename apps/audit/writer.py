@@ -72,6 +72,10 @@ class _Pending:
         self.done = threading.Event()
 
 
+class LeaderInterrupted(RuntimeError):
+    """The thread leading a batch was interrupted before it could say whether the batch committed."""
+
+
 class GroupCommitWriter:
     def __init__(self, gather_seconds: float | None = None) -> None:
         self._lock = threading.Lock()
@@ -126,44 +130,86 @@ class GroupCommitWriter:
             if not self._leader_active:
                 self._leader_active = item.leads = True
         if not item.leads:
-            if not item.done.wait(timeout):
-                with self._lock:
-                    # Still queued and not promoted: withdraw, so no leader can hand the lead to a
-                    # thread that has given up. Promoted or already in a batch: see it through.
-                    if item in self._queue and not item.leads:
-                        self._queue.remove(item)
-                        raise TimeoutError("the audit record was not committed in time")
-                item.done.wait()
-            item.done.clear()
+            try:
+                self._follow(item, timeout)
+            except BaseException:
+                # Interrupted while waiting (KeyboardInterrupt, a signal handler's exception): a queued
+                # request leaves, and one promoted meanwhile passes the lead on, or nobody would lead again.
+                self._withdraw(item)
+                raise
         if item.leads:
-            self._lead()
+            self._lead(item)
         if item.error is not None:
             raise item.error
         return item.event
 
-    def _lead(self) -> None:
+    def _follow(self, item: _Pending, timeout: float) -> None:
+        if not item.done.wait(timeout):
+            with self._lock:
+                # Still queued and not promoted: withdraw, so no leader can hand the lead to a
+                # thread that has given up. Promoted or already in a batch: see it through.
+                if item in self._queue and not item.leads:
+                    self._queue.remove(item)
+                    raise TimeoutError("the audit record was not committed in time")
+            item.done.wait()
+        item.done.clear()
+
+    def _withdraw(self, item: _Pending) -> None:
+        successor = None
         with self._lock:
-            if self._expected > 0:
-                # Requests of this process that are still running will each submit a record soon:
-                # one batch shares one round trip and one commit (most of a record's cost), so the
-                # leader waits for them, a bounded moment, instead of committing alone.
-                deadline = time.monotonic() + self.gather_seconds
-                self._leader_gathering = True
-                while self._expected > 0 and (remaining := deadline - time.monotonic()) > 0:
-                    self._arrived.wait(remaining)
-                self._leader_gathering = False
-            batch, self._queue = self._queue, []
-        self._commit(batch)
-        with self._lock:
-            successor = self._queue[0] if self._queue else None
-            if successor is not None:
-                successor.leads = True
-            else:
-                self._leader_active = False
-        for pending in batch:
-            pending.done.set()
+            if item in self._queue:  # queued, or promoted and not yet leading: its batch has not started
+                self._queue.remove(item)
+                if item.leads:
+                    successor = self._hand_off()
         if successor is not None:
             successor.done.set()
+
+    def _hand_off(self) -> _Pending | None:
+        # With the lock held: the first queued request leads the next batch, or nobody leads.
+        successor = self._queue[0] if self._queue else None
+        if successor is not None:
+            successor.leads = True
+        else:
+            self._leader_active = False
+        return successor
+
+    def _lead(self, own: _Pending) -> None:
+        """Gather, commit one batch, and pass the lead on. Whatever ends the leader (a KeyboardInterrupt or
+        any other BaseException raised in its thread) the lead is passed on and every follower of its batch
+        is answered: before, they waited forever and so did every later record of the process."""
+        batch: list[_Pending] = []
+        try:
+            with self._lock:
+                if self._expected > 0:
+                    # Requests of this process that are still running will each submit a record soon:
+                    # one batch shares one round trip and one commit (most of a record's cost), so the
+                    # leader waits for them, a bounded moment, instead of committing alone.
+                    deadline = time.monotonic() + self.gather_seconds
+                    self._leader_gathering = True
+                    try:
+                        while self._expected > 0 and (remaining := deadline - time.monotonic()) > 0:
+                            self._arrived.wait(remaining)
+                    finally:
+                        self._leader_gathering = False
+                batch, self._queue = self._queue, []
+            self._commit(batch)
+        except BaseException as exc:
+            for pending in batch:
+                if pending is not own and pending.event is None and pending.error is None:
+                    pending.error = LeaderInterrupted(
+                        f"the leader of this record's batch was interrupted ({type(exc).__name__}): it may not "
+                        "have been committed"
+                    )
+            raise
+        finally:
+            with self._lock:
+                if own in self._queue:  # ended while gathering: its record never joined a batch
+                    self._queue.remove(own)
+                successor = self._hand_off()
+            for pending in batch:
+                pending.done.set()
+            if successor is not None:
+                successor.done.set()
 
     def _commit(self, batch: list[_Pending]) -> None:
         """Write a batch; each waiter gets its record or the error that kept it out.

@@ -376,3 +376,84 @@ def test_a_record_that_cannot_be_sealed_fails_only_its_own_request(unsealable):
         assert audit_chain_verify().ok
     finally:
         writer.close()
+
+
+def _daemon(target):
+    """A thread the test may leave behind if the code under test hangs it (the code before the fix did)."""
+    import threading
+
+    def run():
+        try:
+            target()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_leader_ended_by_an_interrupt_answers_its_batch_and_passes_the_lead_on():
+    """A KeyboardInterrupt (any BaseException) raised in the leader's thread during its commit: the follower in
+    its batch gets an error instead of waiting forever, the request queued meanwhile is promoted and committed,
+    and the writer goes on. The interrupt is raised from the leader's write, where a real one would land."""
+    import threading
+    import time
+
+    class InterruptedWriter(_CountingWriter):
+        interrupt = False
+
+        def _write(self, entries):
+            if self.interrupt:
+                self.interrupt = False
+                writing.set()
+                queued.wait(20)
+                raise KeyboardInterrupt
+            return super()._write(entries)
+
+    writing, queued = threading.Event(), threading.Event()
+    writer = InterruptedWriter(gather_seconds=30)
+    writer.submit(_entry(0))  # opens the chain: its own batch
+    writer.interrupt = True
+    both_running = threading.Barrier(2)
+    outcomes = {}
+
+    def read(n: int):
+        with writer.expecting():  # so the one that leads waits for the other: one batch of the two
+            both_running.wait(20)
+            try:
+                outcomes[n] = writer.submit(_entry(n), timeout=120)
+            except BaseException as exc:  # noqa: BLE001 - the test looks at what each request got
+                outcomes[n] = exc
+
+    def late():
+        try:
+            outcomes[3] = writer.submit(_entry(3), timeout=120)
+        except BaseException as exc:  # noqa: BLE001
+            outcomes[3] = exc
+
+    threads = [_daemon(lambda n=n: read(n)) for n in (1, 2)]
+    try:
+        assert writing.wait(20)
+        threads.append(_daemon(late))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the late request is queued behind the interrupted batch
+            with writer._lock:
+                if len(writer._queue) == 1:
+                    break
+            time.sleep(0.01)
+        queued.set()
+        for thread in threads:
+            thread.join(30)
+        assert not any(thread.is_alive() for thread in threads), f"requests left waiting: {outcomes}"
+        interrupted = [n for n in (1, 2) if isinstance(outcomes[n], KeyboardInterrupt)]
+        assert len(interrupted) == 1  # the leader's own thread
+        follower = 3 - interrupted[0]
+        assert isinstance(outcomes[follower], Exception)  # an error its request answers with a 503
+        assert outcomes[3].resource_id == "3"  # promoted, and committed
+        assert writer.batches[-1] == 1
+        assert writer.submit(_entry(4)).seq == outcomes[3].seq + 1
+        assert audit_chain_verify().ok
+    finally:
+        queued.set()
+        writer.close()
