@@ -1,5 +1,5 @@
 """`make run`'s process manager: honcho with the Procfile, holding the runtime folder for as long as it runs and
-stopping its processes on a hang-up as on Ctrl-C.
+stopping its processes on a hang-up as on Ctrl-C, each through its own graceful shutdown.
 
 honcho stops them on SIGINT and SIGTERM only. A closed terminal or a dropped SSH session (SIGHUP) killed honcho
 alone, and api, live, worker and beat, each in a session of its own, ran on: the next `make run` found its
@@ -8,11 +8,24 @@ ports taken, and a leftover beat would have sent every schedule twice.
 
 import fcntl
 import os
+import shlex
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 MANAGER = os.getpid()
+# How a stop goes (Ctrl-C, a hang-up, one process ending): SIGTERM to each server's own process, alone (its
+# graceful shutdown: gunicorn and uvicorn finish their requests, a Celery worker its running tasks, its pool
+# children told by their own master); after STOP_GRACE_SECONDS, SIGQUIT (Celery's cold shutdown, which puts its
+# unfinished tasks back on the queue); QUIT_GRACE_SECONDS after that, SIGKILL to whatever is left of each group.
+# A second Ctrl-C moves on to the next step at once. honcho's own stop sent SIGTERM to each process group (a
+# Celery worker's pool children were killed mid-task) and SIGKILL 5 s after the first process ended (beat ends
+# at once, so the worker's running tasks were lost).
+STOP_GRACE_SECONDS = float(os.environ.get("RUN_STOP_GRACE_SECONDS") or 35)  # a Celery warm shutdown's time
+QUIT_GRACE_SECONDS = float(os.environ.get("RUN_QUIT_GRACE_SECONDS") or 10)
+_STEPS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGKILL)
 
 
 def _hang_up(signum, frame) -> None:
@@ -24,7 +37,7 @@ def _hang_up(signum, frame) -> None:
     for stream in (sys.stdout, sys.stderr):
         if stream.isatty():
             os.dup2(devnull, stream.fileno())
-    os.kill(MANAGER, signal.SIGTERM)  # honcho's own stop: SIGTERM to each process, SIGKILL 5 s later
+    os.kill(MANAGER, signal.SIGTERM)  # the graceful stop below, as on Ctrl-C
 
 
 class _Output:
@@ -55,6 +68,114 @@ class _Output:
         return getattr(self._stream, name)
 
 
+def _exec(command: str) -> str:
+    """`command` run in the place of its shell, where it is one simple command (no operator outside quotes, no
+    leading variable assignment)."""
+    try:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        words = list(lexer)
+    except ValueError:  # unbalanced quotes: the shell will say so
+        return command
+    compound = any(set(word) <= set("();<>|&") for word in words) or "`" in command
+    if not words or compound or "=" in words[0] or words[0] == "exec":
+        return command
+    return f"exec {command}"
+
+
+def graceful_manager():
+    """honcho's Manager, stopping as described at the top (STOP_GRACE_SECONDS)."""
+    from honcho.manager import SIGNALS, Manager
+
+    class GracefulManager(Manager):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._step = -1  # index into _STEPS of the last step begun
+            self._step_at = 0.0
+            self._signalled: dict[str, int] = {}  # process name: the last step it was sent
+            self._hurries = (
+                0  # second signals not yet acted on (the watch acts: a handler may interrupt the lock's holder)
+            )
+            self._steps_lock = threading.RLock()
+
+        def add_process(self, name, cmd, *args, **kwargs):
+            # honcho runs each command with `sh -c`, and dash stays as the server's parent: SIGTERM to that pid
+            # alone would end the shell and leave the server running, told nothing. `exec` makes the server the
+            # process honcho started (a compound command is left as it is).
+            return super().add_process(name, _exec(cmd), *args, **kwargs)
+
+        def _start(self) -> None:
+            # loop() has just set honcho's handlers; ours tell a second signal from the first.
+            signal.signal(signal.SIGINT, self._on_signal)
+            signal.signal(signal.SIGTERM, self._on_signal)
+            super()._start()
+
+        def _on_signal(self, signum, frame) -> None:
+            self._system_print(f"{SIGNALS[signum]['name']} received\n")
+            if self.returncode is None:
+                self.returncode = SIGNALS[signum]["rc"]
+            if self._step < 0:
+                self.terminate()
+            else:
+                self._hurries += 1  # a second Ctrl-C: on to the next step now
+
+        def terminate(self) -> None:
+            """The first signal, or the first process to end: SIGTERM to each, and a watch for the next steps."""
+            with self._steps_lock:
+                if self._step >= 0:
+                    return
+                self._step, self._step_at = 0, time.monotonic()
+            self._send_due()
+            threading.Thread(target=self._watch, name="graceful-stop", daemon=True).start()
+
+        def kill(self) -> None:
+            # honcho's loop calls it 5 s after a process ended, and every moment after: the steps' own times rule.
+            self._send_due()
+
+        def _advance(self) -> None:
+            with self._steps_lock:
+                if self._step < len(_STEPS) - 1:
+                    self._step, self._step_at = self._step + 1, time.monotonic()
+            self._send_due()
+
+        def _watch(self) -> None:
+            while not self._all_stopped():
+                waited = time.monotonic() - self._step_at
+                if self._hurries:
+                    self._hurries -= 1
+                    self._advance()
+                elif (self._step == 0 and waited >= STOP_GRACE_SECONDS) or (
+                    self._step == 1 and waited >= QUIT_GRACE_SECONDS
+                ):
+                    self._advance()
+                else:
+                    self._send_due()  # a process that started after the stop began gets the step too
+                time.sleep(0.2)
+
+        def _send_due(self) -> None:
+            with self._steps_lock:
+                step = self._step
+                due = [
+                    (name, p["pid"])
+                    for name, p in list(self._processes.items())
+                    if p.get("pid") is not None and "returncode" not in p and self._signalled.get(name, -1) < step
+                ]
+                for name, _ in due:
+                    self._signalled[name] = step
+            signum = _STEPS[step]
+            for name, pid in due:
+                self._system_print(f"sending {signum.name} to {name} (pid {pid})\n")
+                try:
+                    if signum == signal.SIGKILL:
+                        os.killpg(pid, signum)  # the whole group: nothing of it may outlive the run
+                    else:
+                        os.kill(pid, signum)  # the server alone: it stops its own children, its own way
+                except ProcessLookupError:
+                    pass  # ended meanwhile
+
+    return GracefulManager
+
+
 def _hold_var_dir():
     """A second `make run` on the same VAR_DIR (on other ports, as the port-in-use message suggests) ran a
     second beat on the same database: every schedule twice. The lock is the kernel's, so it never outlives
@@ -76,8 +197,10 @@ if __name__ == "__main__":
     held = _hold_var_dir()
     if sys.argv[1:] == ["--check"]:  # before migrating and seeding: said at once, nothing touched
         sys.exit(0)
+    import honcho.command
     from honcho.command import main
 
+    honcho.command.Manager = graceful_manager()
     signal.signal(signal.SIGHUP, _hang_up)
     sys.stdout = _Output(sys.stdout)
     main(sys.argv[1:])
