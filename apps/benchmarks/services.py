@@ -542,6 +542,10 @@ def nightly_benchmarks_ensure(*, plans=None) -> NightlySchedules:
 
     outcome = NightlySchedules()
     plans = BenchmarkPlan.objects.filter(enabled=True) if plans is None else plans
+    # The plans' rows locked (in one order) before their schedules are read: two admins scheduling a plan
+    # at once both found no schedule and both created it, the second a unique violation on its name (a 500).
+    # Now the second waits, then finds the first one's schedule.
+    list(BenchmarkPlan.objects.select_for_update().filter(pk__in=plans.values("pk")).order_by("pk").values("pk"))
     by_plan: dict[int, list] = {}
     for task in PeriodicTask.objects.select_for_update().filter(task=NIGHTLY_TASK).order_by("pk"):
         plan_id = _scheduled_plan_id(task)
@@ -556,9 +560,12 @@ def nightly_benchmarks_ensure(*, plans=None) -> NightlySchedules:
         tasks = by_plan.get(plan.pk, [])
         if not tasks:
             if nightly is None:
-                nightly, _ = CrontabSchedule.objects.get_or_create(minute="0", hour="3", day_of_week="*",
-                                                                    day_of_month="*", month_of_year="*",
-                                                                    timezone=settings.TIME_ZONE)  # fmt: skip
+                # No unique constraint holds crontabs: two created at once (or one an admin added) made
+                # get_or_create's MultipleObjectsReturned. Any one of them will do.
+                at_three = {"minute": "0", "hour": "3", "day_of_week": "*", "day_of_month": "*",
+                            "month_of_year": "*", "timezone": settings.TIME_ZONE}  # fmt: skip
+                nightly = CrontabSchedule.objects.filter(**at_three).order_by("pk").first()
+                nightly = nightly or CrontabSchedule.objects.create(**at_three)
             PeriodicTask.objects.create(name=name, task=NIGHTLY_TASK, crontab=nightly, queue="benchmarks",
                                         kwargs=json.dumps({"plan_id": plan.pk}))  # fmt: skip
             outcome.created.append(name)
