@@ -409,7 +409,9 @@ def input_token_cap(deployment: ModelDeployment) -> int:
 
 
 def token_count(deployment: ModelDeployment, text: str) -> int:
-    return served(deployment).runner.token_count(text)
+    """The text's tokens; past the deployment's cap, maybe those of its start only: enough to refuse it."""
+    runner = served(deployment).runner
+    return runner.token_count(text, runner.max_tokens)
 
 
 class SlotsFull(Exception):

@@ -155,9 +155,10 @@ class _InferenceView(PhiAPIView):
 
     def over_cap(self, deployment: ModelDeployment, tokens: int) -> list[str]:
         """The error of a text of `tokens` past the deployment's input token cap (a list, as the serializer's
-        are). Takes the count, not the text: generate needs the count again, and tokenizing is not free."""
+        are). Takes the count, not the text: generate needs the count again, and tokenizing is not free. Past the
+        cap the count may be of the text's start only (serving.token_count), hence "at least"."""
         cap = serving.input_token_cap(deployment)
-        return [f"{tokens} tokens; {deployment.name} takes at most {cap}."] if tokens > cap else []
+        return [f"At least {tokens} tokens; {deployment.name} takes at most {cap}."] if tokens > cap else []
 
     def check_patient(self, request: Request, patient_id: int | None) -> None:
         """A call about a patient names an active one (400 otherwise), checked after everything else about the
