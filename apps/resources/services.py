@@ -207,7 +207,8 @@ def published_samples_record(usage: dict[str, dict], *, own_host: str) -> dict[s
         if ResourceSample.objects.filter(host=host, measured_at=measured_at).exists():
             samples[host] = None
             continue
-        figures = {name: entry.get(name) for name in PUBLISHED_FIGURES}
+        # A figure the entry lacks takes the column's default: cpu_source and memory_source are NOT NULL ("host").
+        figures = {name: entry[name] for name in PUBLISHED_FIGURES if entry.get(name) is not None}
         try:
             with transaction.atomic():
                 samples[host] = ResourceSample.objects.create(

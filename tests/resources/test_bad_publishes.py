@@ -70,3 +70,12 @@ def test_a_pod_without_its_disk_figure_is_judged_by_its_pool_but_not_sampled():
     from apps.resources.models import ResourceRecommendation
 
     assert ResourceRecommendation.objects.filter(kind="pool", host="api-old-release", status="open").exists()
+
+
+def test_a_pod_entry_without_its_sources_is_sampled_with_the_default_source():
+    entry = {k: v for k, v in _entry("api-no-sources").items() if k not in ("cpu_source", "memory_source")}
+    pools._redis().hset(pools.KEY, "api-no-sources:12", json.dumps(entry))
+    with use_thresholds(QUIET):
+        tasks.monitor()  # before: NOT NULL cpu_source failed the whole run
+    sample = ResourceSample.objects.get(host="api-no-sources")
+    assert (sample.cpu_source, sample.memory_source, sample.cpu_pct) == ("host", "host", 55.0)
