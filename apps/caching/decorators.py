@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-from apps.caching.defaults import namespace_check
+from apps.caching.defaults import namespace_check, ttl_check
 from apps.caching.stack import CacheStack, default_stack
 
 _NOT_A_CALL = object()
@@ -35,8 +35,7 @@ def cached(
     TTL still holds).
     """
     namespace_check(namespace)  # at import, rather than at the first read
-    if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 1):
-        raise ValueError(f"ttl is a whole number of seconds, at least 1 (got {ttl!r})")
+    ttl_check(ttl)
 
     def decorate(function: Callable) -> Callable:
         name = f"{function.__module__}.{function.__qualname__}"

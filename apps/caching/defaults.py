@@ -27,3 +27,16 @@ def namespace_check(namespace: object) -> None:
     creation on the first read, it was a ValidationError (a 500) that said nothing of the cause."""
     if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
         raise ValueError(f"a cache namespace is 1-64 letters, digits, _ or - (got {namespace!r})")
+
+
+def ttl_check(ttl: object) -> None:
+    """Refuse a caller's `ttl=` that is not a whole number of seconds from 1 to a day (the longest any policy
+    keeps an entry); None is the policy's own. Unchecked, 0 silently meant the policy's TTL, a negative one
+    stored entries already expired (every read a load), a float ran as given, and text failed inside the
+    write, after the load had run."""
+    from apps.caching.models import MAX_TTL_SECONDS
+
+    if ttl is None:
+        return
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_TTL_SECONDS:
+        raise ValueError(f"ttl is a whole number of seconds from 1 to {MAX_TTL_SECONDS} (got {ttl!r})")

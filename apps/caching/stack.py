@@ -36,7 +36,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
-from apps.caching.defaults import PHI_NAMESPACES
+from apps.caching.defaults import PHI_NAMESPACES, ttl_check
 from apps.caching.layers import CodecError, Entry, KeyHasher, MemoryTier, ValueCodec
 from apps.core.breaker import CircuitBreaker
 from controlplane.db_router import reads_from_primary
@@ -400,6 +400,7 @@ class CacheStack:
         """The cached value of `key_parts`, or `loader()`'s, stored in every enabled tier (unless None).
 
         `ttl` shortens the policy's TTL for this read, never lengthens it."""
+        ttl_check(ttl)
         arrived = time.monotonic()
         policy = self.policy(namespace, arrived=arrived)
         self._tally(namespace, "source", "requests")
@@ -715,6 +716,7 @@ class CacheStack:
         wait on the Redis lock: a future belongs to its loop); a stale value inside the SWR window is
         served while that load runs. A load cancelled (its request gone) is not the waiters' outcome:
         they go round again."""
+        ttl_check(ttl)
         key_parts = list(key_parts)
         value = self._fresh_l1_value(namespace, key_parts)
         if value is not _MISSING:
