@@ -4,11 +4,12 @@ open to every staff role; the next migrate made an empty group of the old name b
 
 import pytest
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 
 from apps.accounts.roles import ADMINISTRATORS, ROLE_GROUPS
 from apps.services.services import service_create
+from tests.helpers import embedded_env, run_python
 
 pytestmark = pytest.mark.django_db
 
@@ -46,3 +47,40 @@ def test_a_team_group_is_renamed_as_before(client, admin_user):
     assert response.status_code == 302
     team.refresh_from_db()
     assert team.name == "Oncology & sepsis AI"
+
+
+@pytest.mark.parametrize("role", ROLE_GROUPS)
+def test_the_database_refuses_renaming_a_role_group_past_the_model(role):
+    """update() and SQL skip the pre_save guard: a trigger holds the name."""
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Group.objects.filter(name=role).update(name="Former role")
+    assert Group.objects.filter(name=role).exists()
+    team = Group.objects.create(name="Oncology AI")
+    Group.objects.filter(pk=team.pk).update(name="Oncology & sepsis AI")  # other groups as before
+    assert Group.objects.filter(name="Oncology & sepsis AI").exists()
+
+
+SQLITE_RENAME = """
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, connection, transaction
+assert connection.vendor == "sqlite", connection.vendor
+try:
+    with transaction.atomic():
+        Group.objects.filter(name="Administrators").update(name="Former role")
+except IntegrityError:
+    print("refused", Group.objects.filter(name="Administrators").exists())
+else:
+    print("renamed")
+"""
+
+
+@pytest.mark.django_db(databases=[])
+def test_sqlite_refuses_renaming_a_role_group_too(tmp_path):
+    """The embedded run (no DATABASE_URL: SQLite) holds the same trigger."""
+    result = run_python(SQLITE_RENAME, embedded_env(tmp_path), timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "refused True"
