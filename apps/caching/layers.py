@@ -332,8 +332,12 @@ class MemoryTier:
                 # The namespace stays, empty: `usage` says 0, and the admin page stops showing what it held.
 
     def usage(self) -> dict[str, tuple[int, int]]:
-        """Entries and bytes held (in memory, estimated), per namespace."""
-        return {name: (len(entries), self._bytes.get(name, 0)) for name, entries in self._namespaces.items()}
+        """Entries and bytes held (in memory, estimated), per namespace.
+
+        Under the lock: read while another thread put or evicted, the counts were torn (one namespace's entries
+        before a put and its bytes after it), and a namespace added meanwhile failed the whole flush."""
+        with self._lock:
+            return {name: (len(entries), self._bytes.get(name, 0)) for name, entries in self._namespaces.items()}
 
     def _evict(self, namespace: str, key: str) -> int:
         return self._forget(namespace, key, self._namespaces[namespace].pop(key))
