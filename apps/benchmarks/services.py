@@ -9,6 +9,7 @@ import ipaddress
 import json
 import logging
 import random
+import socket
 import statistics
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -167,6 +168,25 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
     return _run_measure(run)
 
 
+class TargetUnresolvable(Exception):
+    """The target's host name has no address: every request of the run would be a connection error."""
+
+
+def _target_resolves(base_url: str) -> None:
+    """Fail the run at once when its target's host cannot be resolved (a typo in the service's base URL, a
+    name not in this cluster's DNS): Locust ran the plan's whole length on connection errors, a day for an
+    endurance plan, and recorded it as the service's errors."""
+    url = urlsplit(base_url)
+    host = url.hostname or ""
+    try:
+        socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise TargetUnresolvable(
+            f"the target's host {host!r} cannot be resolved ({reason}): check the service's base URL"
+        ) from exc
+
+
 def _run_start(run: BenchmarkRun) -> None:
     now = timezone.now()
     run.status, run.started_at, run.heartbeat_at, run.attempts = (
@@ -202,6 +222,7 @@ def _run_measure(run: BenchmarkRun) -> BenchmarkRun:
         patients = _patients(plan)
         if not token_host_allowed(plan.service.base_url):  # the service's URL changed since the run was queued
             raise PermissionError("the service's base URL is not in BENCHMARK_TOKEN_HOSTS: no token is sent there")
+        _target_resolves(plan.service.base_url)
         client = api_client_create(
             name=f"benchmark-run-{run.pk}-{run.attempts}",
             scopes=sorted({*plan.scopes, BENCHMARK}),  # exempt from rate limits: the run measures capacity
