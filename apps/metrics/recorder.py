@@ -68,7 +68,7 @@ class Recorder:
     MAX_PENDING = 600_000  # three integers a request: a flush that keeps failing must not grow memory forever
     MAX_UNSAVED = 5_000  # series (one HDR histogram each) kept while the database refuses them
 
-    def __init__(self, flush_interval: float = 5.0, *, background: bool = True):
+    def __init__(self, flush_interval: float = 5.0, *, background: bool = True, exit_timeout: float = 3.0):
         self.flush_interval = flush_interval
         self.background = background
         self._records = array("q")
@@ -79,6 +79,7 @@ class Recorder:
         self._flush_lock = threading.Lock()
         self._flushed_at = time.monotonic()
         self._flusher: threading.Thread | None = None
+        self.exit_timeout = exit_timeout
 
     def _ensure_flusher(self) -> None:
         """A daemon thread flushes what a burst left behind when no request follows it (a thread of
@@ -90,16 +91,53 @@ class Recorder:
                     self._flusher = threading.Thread(target=self._flush_idle, name="metrics-flush", daemon=True)
                     self._flusher.start()
 
-    def flush_at_exit(self) -> None:
+    def flush_at_exit(self, timeout: float | None = None) -> None:
         """The daemon flusher dies with the process: a worker's restart (max_requests, a deploy, a scale-down)
         lost the timings of its last seconds, the requests that were slow or failing among them. Not where
-        the process flushes its own (`background` off: the test process)."""
+        the process flushes its own (`background` off: the test process).
+
+        Bounded (`exit_timeout` seconds): the flush runs in a thread of its own, given up once the time is out.
+        Against a hung database (a connection that stopped answering, a lock held, a pool with nothing to
+        lend) the exit waited for libpq and the pool: 11-16 s per gunicorn worker, ~15 s for uvicorn and the
+        Celery worker, past their supervisors' grace. What is not written is logged, never silently lost."""
         if not self.background:
             return
+        timeout = self.exit_timeout if timeout is None else timeout
+        pending = self.pending_requests()
+        if not pending:
+            return  # nothing to write: the database is not touched
+        done = threading.Event()
+
+        def write() -> None:
+            try:
+                self.flush()
+            except Exception:  # an exit must not fail for metrics
+                logger.warning("request timings could not be written at exit", exc_info=True)
+            finally:
+                done.set()
+                _close_thread_connections()
+
         try:
-            self.flush()
-        except Exception:  # an exit must not fail for metrics
-            logger.warning("request timings could not be written at exit", exc_info=True)
+            threading.Thread(target=write, name="metrics-exit-flush", daemon=True).start()
+        except RuntimeError:  # no thread can start any more (the interpreter is finalizing)
+            logger.warning("request timings not written at exit (no thread to write them): %d requests dropped",
+                           pending)  # fmt: skip
+            return
+        if not done.wait(timeout):
+            logger.warning(
+                "request timings not written at exit: the database did not answer within %.1f s; %d requests dropped",
+                timeout,
+                pending,
+            )
+            return
+        left = self.pending_requests()
+        if left:  # the database refused them (or its breaker is open): there is no next flush
+            logger.warning("request timings not written at exit: %d requests dropped", left)
+
+    def pending_requests(self) -> int:
+        """Requests recorded and not written yet: those not flushed and those a failed flush kept."""
+        with self._lock:
+            return len(self._records) // 3 + sum(series.count for series in list(self._unsaved.values()))
 
     def _flush_idle(self) -> None:
         from apps.resources.pools import pool_usage_publish
@@ -187,6 +225,16 @@ class Recorder:
             self._flush_lock.release()
 
 
+def _close_thread_connections() -> None:
+    """The exit flush's thread has connections of its own: handed back (to the pool), never left open."""
+    try:
+        from django.db import connections
+
+        connections.close_all()
+    except Exception:  # an exit must not fail for metrics
+        logger.debug("the exit flush's connections could not be closed", exc_info=True)
+
+
 def status_class(status: int) -> str:
     """ "2xx", "4xx", ...; a 429 keeps its own class, so rate-limit refusals can be counted per route."""
     return "429" if status == 429 else f"{status // 100}xx"
@@ -225,5 +273,9 @@ def _export(series: dict[tuple, Series]) -> None:
                               total_seconds=data.total_us / 1e6)  # fmt: skip
 
 
-recorder = Recorder(flush_interval=settings.METRICS_FLUSH_SECONDS, background=settings.METRICS_BACKGROUND_FLUSH)
+recorder = Recorder(
+    flush_interval=settings.METRICS_FLUSH_SECONDS,
+    background=settings.METRICS_BACKGROUND_FLUSH,
+    exit_timeout=getattr(settings, "METRICS_EXIT_FLUSH_SECONDS", 3.0),
+)
 atexit.register(recorder.flush_at_exit)  # a forked worker inherits it
