@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
+from apps.accounts.models import ApiClient
 from apps.accounts.scopes import BENCHMARK, SCOPES
 from apps.accounts.selectors import api_client_named_alike
 from apps.accounts.services import api_client_create, api_client_rotate, token_hash
@@ -141,14 +142,22 @@ class Command(BaseCommand):
                     scaling_policy_ensure(service, history_source=ScalingPolicy.HistorySource.SYNTHETIC)
             self._ensure_ai_inference_watch()
             password = self._ensure_admin(stored)
-            token = self._ensure_client(stored)
+            demo_client, token = self._ensure_client(stored)
             self._ensure_benchmark_plan()
             bundled_deployments_ensure()  # the bundled models, served at /api/v1/inference/<name>/...
             schedules = optimizer_schedules_ensure() + nightly_benchmarks_ensure().created
             # Written before the commit: a run stopped between the two left an admin whose random password was
             # neither printed nor kept (the next run could only say "unchanged"). Written and then rolled
             # back, the file names credentials that no longer exist, and the next run makes new ones.
-            _write_private(credentials_file, {"admin_password": password, "api_token": token, "base_url": base_url})
+            _write_private(
+                credentials_file,
+                {
+                    "admin_password": password,
+                    "api_token": token,
+                    "api_client_id": demo_client.pk,
+                    "base_url": base_url,
+                },
+            )
 
         self.stdout.write(f"Services: {Service.objects.count()} ({len(created)} new).")
         if patients > 0:
@@ -163,7 +172,7 @@ class Command(BaseCommand):
                 self.stderr.write("The broker is unreachable: forecasts will run on the hourly schedule.")
         self.stdout.write(f"Admin:     {base_url}/admin/  user {ADMIN_USERNAME!r}  password {password!r}")
         self.stdout.write(f"Dashboard: {base_url}/dashboard/")
-        self.stdout.write(f"API token ({DEMO_CLIENT_NAME}, scopes {', '.join(DEMO_SCOPES)}):")
+        self.stdout.write(f"API token ({demo_client.name}, scopes {', '.join(DEMO_SCOPES)}):")
         self.stdout.write(f"  curl -H 'Authorization: Bearer {token}' {base_url}/api/v1/whoami/")
 
     def _read_credentials(self, credentials_file: Path) -> dict:
@@ -245,22 +254,31 @@ class Command(BaseCommand):
         # The admin exists but its password was not made here: leave it alone.
         return "(unchanged: set DEMO_ADMIN_PASSWORD to reset it)"
 
-    def _ensure_client(self, stored: dict) -> str:
-        # Found as a create compares names (in any case): one named alike, e.g. 'Demo-Clinical-App', holds the
-        # demo's name, and creating another beside it is refused.
-        client = api_client_named_alike(DEMO_CLIENT_NAME)
-        if client is not None and client.name != DEMO_CLIENT_NAME:
-            self.stdout.write(f"API client {client.name!r} holds the demo client's name (in another case): used as it.")
-        if client is None:
-            return api_client_create(
-                name=DEMO_CLIENT_NAME, scopes=DEMO_SCOPES, description="Demo clinician app created by seed_demo."
-            ).token
+    def _ensure_client(self, stored: dict) -> tuple[ApiClient, str]:
+        """The demo's own client: the one the credentials file names (by id, or by its token in files written
+        before the id was kept). A client it cannot prove its own is an operator's, even under the demo's name:
+        rotating it (its token unknown here) cut off the application using it. The demo then makes its own
+        beside it, under the first free name."""
+        ours = ApiClient.objects.filter(pk=stored["api_client_id"]).first() if stored.get("api_client_id") else None
         token = stored.get("api_token")
-
-        if token and token_hash(token) == client.token_hash and not client.is_revoked:
-            return token
-        # Only the hash is stored, so a demo token we no longer know is rotated to print a fresh one.
-        return api_client_rotate(client=client).token
+        if ours is None and token and not stored.get("api_client_id"):
+            ours = ApiClient.objects.filter(token_hash=token_hash(token)).first()
+        if ours is not None:
+            if token and token_hash(token) == ours.token_hash and not ours.is_revoked:
+                return ours, token
+            # Only the hash is stored, so a demo token we no longer know is rotated to print a fresh one.
+            return ours, api_client_rotate(client=ours).token
+        name = DEMO_CLIENT_NAME
+        for n in range(2, 100):
+            holder = api_client_named_alike(name)
+            if holder is None:
+                break
+            self.stdout.write(f"API client {holder.name!r} is not the demo's (an operator's): left as it is.")
+            name = f"{DEMO_CLIENT_NAME}-{n}"
+        issued = api_client_create(
+            name=name, scopes=DEMO_SCOPES, description="Demo clinician app created by seed_demo."
+        )
+        return issued.client, issued.token
 
 
 def _write_private(path: Path, content: dict) -> None:
