@@ -1,8 +1,8 @@
 from celery import shared_task
-from django.utils import timezone
 
 from apps.metrics.selectors import service_p95_ms
 from apps.ratelimits import selectors, services
+from apps.resources.selectors import database_now
 
 
 @shared_task(name="ratelimits.adapt")
@@ -10,7 +10,9 @@ def adapt() -> int:
     """Adjust the adaptive policies to the load over the last SIGNAL_WINDOW: the resource monitor's CPU samples
     of every host (not this worker's own CPU) and each service's p95 of the requests it served (not its 429s),
     where it served enough of them for a p95 to mean something."""
-    since = timezone.now() - services.SIGNAL_WINDOW
+    # The database's clock, which stamps the resource samples and the controller's steps: this worker's may
+    # run minutes ahead (no recent sample: no CPU signal, a tightening lapses) or behind (old samples read).
+    since = database_now() - services.SIGNAL_WINDOW
     signals = services.LoadSignals(
         cpu_pct=selectors.host_cpu_pct(since=since),
         p95_ms_by_service=service_p95_ms(

@@ -17,7 +17,7 @@ from django.utils import timezone
 from apps.core.selectors import database_pool_stats
 from apps.resources import cgroup
 from apps.resources.models import ResourceRecommendation, ResourceSample
-from apps.resources.selectors import thresholds_current
+from apps.resources.selectors import DatabaseClock, database_now, thresholds_current
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def resources_sample(*, cpu_interval: float = 1.0, cgroup_root: Path = cgroup.CG
 
     pool = database_pool_stats()
     redis_used, redis_max = _redis_memory()
-    return ResourceSample.objects.create(
+    return _on_database_clock(ResourceSample.objects.create(
         host=socket.gethostname(),
         **_cpu_and_memory(cpu_interval=cpu_interval, cgroup_root=cgroup_root),
         disk_pct=psutil.disk_usage(str(settings.VAR_DIR)).percent,
@@ -156,7 +156,16 @@ def resources_sample(*, cpu_interval: float = 1.0, cgroup_root: Path = cgroup.CG
         redis_memory_bytes=redis_used,
         redis_maxmemory_bytes=redis_max,
         l1_cache_bytes=sum(size for _, size in default_stack().l1.usage().values()),
-    )
+    ))  # fmt: skip
+
+
+def _on_database_clock(sample: ResourceSample) -> ResourceSample:
+    """The sample's `at` set to the database's clock (auto_now_add wrote this host's): the monitor runs on any
+    worker, and the adaptive limits, the gone-host check and the dashboard take their windows over every host's
+    samples, which only one shared clock orders."""
+    ResourceSample.objects.filter(pk=sample.pk).update(at=DatabaseClock())
+    sample.refresh_from_db(fields=["at"])
+    return sample
 
 
 @transaction.atomic
@@ -211,13 +220,13 @@ def published_samples_record(usage: dict[str, dict], *, own_host: str) -> dict[s
         figures = {name: entry[name] for name in PUBLISHED_FIGURES if entry.get(name) is not None}
         try:
             with transaction.atomic():
-                samples[host] = ResourceSample.objects.create(
+                samples[host] = _on_database_clock(ResourceSample.objects.create(
                     host=host,
                     measured_at=measured_at,
                     pool_pct=entry["pct"],
                     l1_cache_bytes=entry.get("l1_cache_bytes"),
                     **figures,
-                )
+                ))  # fmt: skip
         except IntegrityError:
             # Another run (two workers taking a backlog) recorded it after our check; any other refusal is news.
             if not ResourceSample.objects.filter(host=host, measured_at=measured_at).exists():
@@ -274,8 +283,8 @@ def _recommendation_apply(
 
 def recommendations_of_gone_hosts_resolve(*, now=None, live_hosts: Iterable[str] = ()) -> int:
     """Resolve the open recommendations of hosts that sent no sample for GONE_AFTER, other than `live_hosts`
-    (those publishing their pools now); the number resolved."""
-    now = now or timezone.now()
+    (those publishing their pools now); the number resolved. `now`: the database's clock, the samples'."""
+    now = now or database_now()
     live = ResourceSample.objects.filter(at__gte=now - GONE_AFTER).values("host")
     gone = (
         ResourceRecommendation.objects.filter(status=ResourceRecommendation.Status.OPEN)
