@@ -44,3 +44,17 @@ def test_an_operator_can(client, django_user_model):
     )
     assert "Cleared 1 namespace(s)." in response.content.decode()
     assert CachePolicy.objects.get(pk=policy.pk).generation == policy.generation + 1
+
+
+@pytest.mark.parametrize("selected", [["abc"], ["1", "x"], ["1.5"], [""]])
+@pytest.mark.parametrize("with_index", [True, False])  # the action chosen in the top bar, or the bottom one
+def test_a_selected_id_that_is_not_a_number_is_a_400_not_a_500(client, django_user_model, selected, with_index):
+    """A crafted or stale changelist form: the action's queryset filter raised ValueError (a 500)."""
+    client.force_login(_staff(django_user_model, OPERATORS))
+    policy = CachePolicy.objects.get(namespace="patient_data")
+    client.raise_request_exception = False
+    form = {"action": "clear_namespaces", "_selected_action": selected} | ({"index": 0} if with_index else {})
+    response = client.post("/admin/caching/cachepolicy/", form)
+    assert response.status_code == 400
+    assert "_selected_action" in response.content.decode()
+    assert CachePolicy.objects.get(pk=policy.pk).generation == policy.generation
