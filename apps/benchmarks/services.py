@@ -208,7 +208,10 @@ def _run_measure(run: BenchmarkRun) -> BenchmarkRun:
         )
 
     def should_stop() -> bool:
-        return BenchmarkRun.objects.filter(pk=run.pk, cancel_requested=True).exists() or timezone.now() > run.deadline
+        # A run deleted (its plan deleted, in admin or by a cascade) stops too: it went on loading the target
+        # to its deadline, a day for an endurance plan, with nothing left to record it in.
+        wanted = BenchmarkRun.objects.filter(pk=run.pk, cancel_requested=False).exists()
+        return not wanted or timezone.now() > run.deadline
 
     client = None
     try:  # everything that can fail on the plan's values is in here: a failure fails the run, never strands it
@@ -257,8 +260,7 @@ def _run_measure(run: BenchmarkRun) -> BenchmarkRun:
             status=BenchmarkRun.Status.FAILED, finished_at=timezone.now(), progress=1.0, progress_message="",
             error=f"Its results could not be recorded: {type(exc).__name__}: {exc}"[:2000],
         )  # fmt: skip
-        run.refresh_from_db()
-        return run
+        return BenchmarkRun.objects.filter(pk=run.pk).first() or run  # gone if its plan was deleted
 
 
 def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dict) -> BenchmarkRun:
