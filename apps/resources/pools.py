@@ -138,7 +138,9 @@ def pool_usage_by_host(*, now: float | None = None, fresh_seconds: float = FRESH
     now = now if now is not None else seconds + microseconds / 1e6
     entries = {field: _parsed(value, field) for field, value in raw.items()}
     # Old entries, and any that cannot be read (one such entry made every read fail, for ever): gone.
-    forgotten = [field for field, entry in entries.items() if entry is None or now - entry["at"] > FORGET_SECONDS]
+    # One stamped far ahead (hand-written, or by an older release on a host whose clock ran ahead) too: it
+    # would read as fresh until that time.
+    forgotten = [field for field, entry in entries.items() if entry is None or abs(now - entry["at"]) > FORGET_SECONDS]
     if forgotten:
         try:
             redis.hdel(KEY, *forgotten)
@@ -147,7 +149,7 @@ def pool_usage_by_host(*, now: float | None = None, fresh_seconds: float = FRESH
     busiest: dict[str, dict] = {}
     l1_bytes: dict[str, int] = {}
     for entry in entries.values():
-        if entry is None or now - entry["at"] > fresh_seconds:
+        if entry is None or not -FORGET_SECONDS <= now - entry["at"] <= fresh_seconds:
             continue
         if entry["pct"] >= busiest.get(entry["host"], {"pct": -1})["pct"]:
             busiest[entry["host"]] = entry
@@ -166,6 +168,7 @@ REQUIRED_NUMBERS = ("at", "pct", "in_use", "max_size", "waiting")
 OPTIONAL_NUMBERS = ("cpu_pct", "memory_pct", "disk_pct", "cpu_limit", "memory_limit_bytes", "l1_cache_bytes")
 SOURCES = ("host", "cgroup v1", "cgroup v2")
 MAX_INT = 2**63 - 1  # the samples' bigint columns
+LATEST_AT = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime holds
 
 
 def _is_number(value: object) -> bool:
@@ -189,6 +192,8 @@ def _entry_fault(entry: object) -> str | None:
     for name in REQUIRED_NUMBERS:
         if not _is_number(entry.get(name)):
             return f"{name} missing or not a finite number"
+    if not 0 <= entry["at"] <= LATEST_AT:  # a time the sample's measured_at cannot hold failed every run
+        return "at out of range"
     for name in OPTIONAL_NUMBERS:
         if entry.get(name) is not None and not _is_number(entry[name]):
             return f"{name} not a finite number"

@@ -79,3 +79,14 @@ def test_a_pod_entry_without_its_sources_is_sampled_with_the_default_source():
         tasks.monitor()  # before: NOT NULL cpu_source failed the whole run
     sample = ResourceSample.objects.get(host="api-no-sources")
     assert (sample.cpu_source, sample.memory_source, sample.cpu_pct) == ("host", "host", 55.0)
+
+
+def test_an_entry_stamped_far_ahead_or_past_any_date_is_dropped_not_kept_or_failing_the_run():
+    redis = pools._redis()
+    redis.hset(pools.KEY, "api-good:12", json.dumps(_entry("api-good")))
+    redis.hset(pools.KEY, "api-year-big:12", json.dumps({**_entry("api-year-big"), "at": 1e15}))
+    redis.hset(pools.KEY, "api-ahead:12", json.dumps({**_entry("api-ahead"), "at": _entry("x")["at"] + 86_400}))
+    with use_thresholds(QUIET):
+        tasks.monitor()  # before: fromtimestamp(1e15) raised (year out of range), the run lost for every host
+    assert set(ResourceSample.objects.filter(measured_at__isnull=False).values_list("host", flat=True)) == {"api-good"}
+    assert {field.decode() for field in redis.hkeys(pools.KEY)} == {"api-good:12"}  # forgotten, not kept a day
