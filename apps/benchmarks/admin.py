@@ -158,11 +158,11 @@ class RegressionAdmin(ServiceVisibilityAdmin):
 
     @admin.action(description="Acknowledge", permissions=["change"])
     def acknowledge(self, request: HttpRequest, queryset: QuerySet[Regression]) -> None:
-        pending = list(queryset.filter(acknowledged_at=None))
-        for regression in pending:
-            services.regression_acknowledge(regression=regression, user=request.user)
-        already = len(queryset) - len(pending)
-        if pending:
-            self.message_user(request, f"Acknowledged {len(pending)} regression(s).", messages.SUCCESS)
+        regressions = list(queryset)
+        # Counted by what this call acknowledged: another admin's acknowledgement made meanwhile is theirs.
+        done = sum(services.regression_acknowledge(regression=r, user=request.user) for r in regressions)
+        already = len(regressions) - done
+        if done:
+            self.message_user(request, f"Acknowledged {done} regression(s).", messages.SUCCESS)
         if already:
             self.message_user(request, f"{already} were already acknowledged; left as they were.", messages.INFO)

@@ -515,10 +515,18 @@ def regressions_detect(*, run: BenchmarkRun, samples: list[list]) -> Regression 
     )
 
 
-def regression_acknowledge(*, regression: Regression, user) -> Regression:
-    regression.acknowledged_by, regression.acknowledged_at = user, timezone.now()
-    regression.save(update_fields=["acknowledged_by", "acknowledged_at"])
-    return regression
+def regression_acknowledge(*, regression: Regression, user) -> bool:
+    """Acknowledge it once: whether this call did. Two admins acknowledging at once (each having read it
+    unacknowledged) both wrote, the second overwriting who and when, and both were told they had; the
+    conditional update lets one win and leaves the other's row as the winner wrote it."""
+    now = timezone.now()
+    acknowledged = bool(
+        Regression.objects.filter(pk=regression.pk, acknowledged_at=None).update(
+            acknowledged_by=user, acknowledged_at=now
+        )
+    )
+    regression.refresh_from_db(fields=["acknowledged_by", "acknowledged_at"])
+    return acknowledged
 
 
 NIGHTLY_TASK = "benchmarks.scheduled_run"
