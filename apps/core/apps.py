@@ -33,6 +33,10 @@ class CoreConfig(AppConfig):
 
         user_logged_in.connect(stamp_session_on_sign_in, dispatch_uid="core.session_idle.stamp")
 
+        from apps.core import admin_actions
+
+        admin_actions.install()  # a non-numeric selected id is a 400 in every admin, not a 500
+
         from apps.core.log_filters import bind_task_id, unbind_task_id
 
         # weak=False: the receivers are module functions, kept alive anyway; dispatch_uid: ready() may run twice.
