@@ -1014,7 +1014,7 @@ def test_a_run_past_its_hold_does_not_release_the_next_run_s_hold(settings, monk
     policy = _policy("hold-owner")
     key = services._forecast_turn_key(policy)
 
-    def slow_run(policy, *, now, report):
+    def slow_run(policy, *, now, report, **kwargs):
         cache.delete(key)  # the hold lapsed while this run was still forecasting
         assert cache.add(key, "second run", timeout=services.FORECAST_TURN_SECONDS)  # another run's turn
 
