@@ -315,6 +315,18 @@ class StreamChunks:
         self.chunks.close()
 
 
+def _stop_when(event: threading.Event):
+    """A stopping criterion: every row of the batch ends at its next token once `event` is set."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class StopWhen(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return torch.full((input_ids.shape[0],), event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StopWhen()
+
+
 class Generator(_Runner):
     """Greedy chat completion, batched with left padding."""
 
@@ -338,10 +350,12 @@ class Generator(_Runner):
             return count
         return len(self.prompt_ids(text))
 
-    def generate(self, prompts: list[str], max_new_tokens: int | list[int]) -> list[dict]:
+    def generate(self, prompts: list[str], max_new_tokens: int | list[int], *,
+                 stop: threading.Event | None = None) -> list[dict]:  # fmt: skip
         """Greedy completions; with a list of limits, the batch runs to the largest and each answer is cut
-        at its own."""
+        at its own. Once `stop` is set (every caller gave up) the batch ends at its next token."""
         import torch
+        from transformers import StoppingCriteriaList
 
         limits = max_new_tokens if isinstance(max_new_tokens, list) else [max_new_tokens] * len(prompts)
 
@@ -351,8 +365,9 @@ class Generator(_Runner):
         input_ids = torch.tensor([[pad] * (width - len(row)) + row for row in ids], device=self.device)
         attention = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in ids], device=self.device)
         with torch.inference_mode():
+            stopping = StoppingCriteriaList([_stop_when(stop)] if stop is not None else [])
             output = self.model.generate(input_ids=input_ids, attention_mask=attention, max_new_tokens=max(limits),
-                                         do_sample=False, pad_token_id=pad)  # fmt: skip
+                                         do_sample=False, pad_token_id=pad, stopping_criteria=stopping)  # fmt: skip
         results = []
         for row, limit in zip(output[:, width:].tolist(), limits, strict=True):
             row = row[:limit]
@@ -369,7 +384,7 @@ class Generator(_Runner):
         running to its cap for no one. `on_end` is called when the model's thread ends, however it ends; a
         reader that reaches the end waits for that, so its next stream finds the slot it held free."""
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+        from transformers import StoppingCriteriaList, TextIteratorStreamer
 
         ids = torch.tensor([self.prompt_ids(prompt)[-self.max_tokens :]], device=self.device)
         tokenizing = self.tokenizing
@@ -383,10 +398,6 @@ class Generator(_Runner):
                 with tokenizing:
                     super().end()
 
-        class ReaderGone(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                return torch.full((input_ids.shape[0],), stopped.is_set(), dtype=torch.bool, device=input_ids.device)
-
         streamer = Streamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=STREAM_TOKEN_TIMEOUT)
         stopped, failures = threading.Event(), []
         options = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": self.tokenizer.pad_token_id}
@@ -395,7 +406,8 @@ class Generator(_Runner):
             try:
                 with torch.inference_mode():
                     self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer,
-                                        stopping_criteria=StoppingCriteriaList([ReaderGone()]), **options)  # fmt: skip
+                                        stopping_criteria=StoppingCriteriaList([_stop_when(stopped)]),
+                                        **options)  # fmt: skip
             except Exception as error:  # noqa: BLE001 - handed to the reader, which reports it
                 failures.append(error)
                 streamer.end()

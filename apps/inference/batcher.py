@@ -109,10 +109,14 @@ class DynamicBatcher:
     judges whether the gathered batch was full, not each group: with mixed caps a group rarely fills one, and
     the batch size, once cut, never grew back."""
 
-    def __init__(self, run_batch: Callable[[list[Any]], list[Any]], controller: BatchController,
+    def __init__(self, run_batch: Callable[..., list[Any]], controller: BatchController,
                  *, length: Callable[[Any], int] = len,
-                 group: Callable[[Any], int] | None = None):  # fmt: skip
+                 group: Callable[[Any], int] | None = None, stoppable: bool = False):  # fmt: skip
         self.run_batch, self.controller, self.length, self.group = run_batch, controller, length, group
+        # run_batch(items, abandoned) then: `abandoned` (a threading.Event) is set once every caller of the
+        # batch has given up, so a long run (a generation's hundreds of tokens) stops rather than going on
+        # for no one.
+        self.stoppable = stoppable
         self.queue: asyncio.Queue[_Pending | None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.worker: asyncio.Task | None = None
@@ -188,15 +192,21 @@ class DynamicBatcher:
                 continue
             budget[0] -= 1
             try:
-                results = await asyncio.to_thread(self._answers, [pending.item for pending in half])
+                results = await self._compute(half)
             except Exception as half_error:  # noqa: BLE001 - narrowed down below
                 await self._isolate(half, half_error, budget=budget)
             else:
                 for pending, result in zip(half, results, strict=True):
                     _settle(pending, result=result)
 
-    def _answers(self, items: list[Any]) -> list[Any]:
-        results = self.run_batch(items)
+    async def _compute(self, batch: list[_Pending]) -> list[Any]:
+        items = [pending.item for pending in batch]
+        if not self.stoppable:
+            return await asyncio.to_thread(self._answers, items)
+        return await asyncio.to_thread(self._answers, items, _abandonment(batch))
+
+    def _answers(self, items: list[Any], abandoned: threading.Event | None = None) -> list[Any]:
+        results = self.run_batch(items) if abandoned is None else self.run_batch(items, abandoned)
         if len(results) != len(items):
             raise RuntimeError(f"the model answered {len(results)} of {len(items)} inputs")
         return results
@@ -219,7 +229,7 @@ class DynamicBatcher:
             return
         started = time.perf_counter()
         try:
-            results = await asyncio.to_thread(self._answers, [pending.item for pending in ordered])
+            results = await self._compute(ordered)
         except Exception as error:  # noqa: BLE001 - reported to the callers below; serving goes on
             await self._isolate(ordered, error, budget=[4 * math.ceil(math.log2(len(ordered))) + 2])
             return
@@ -231,6 +241,22 @@ class DynamicBatcher:
         self.controller.observe([(finished - p.enqueued) * 1000 for p in ordered],
                                 batch_filled=filled,
                                 run_ms=(finished - started) * 1000)  # fmt: skip
+
+
+def _abandonment(batch: list[_Pending]) -> threading.Event:
+    """An event, read by the batch's thread, set once every caller of `batch` has given up (cancelled its
+    future: its wait timed out, its client left). Called in the loop, where the futures' callbacks run."""
+    abandoned, waiting = threading.Event(), [len(batch)]
+
+    def left(future: asyncio.Future) -> None:
+        if future.cancelled():
+            waiting[0] -= 1
+            if not waiting[0]:
+                abandoned.set()
+
+    for pending in batch:
+        pending.future.add_done_callback(left)
+    return abandoned
 
 
 def _settle(pending: _Pending, *, result: Any = None, error: BaseException | None = None) -> None:

@@ -181,7 +181,7 @@ def _loaded(deployment: ModelDeployment, key: tuple, spec: LoadSpec, mode: str, 
         batcher = DynamicBatcher(runner.embed, controller, length=len)
     else:
         batcher = DynamicBatcher(_generate_batch(runner), controller, length=lambda item: len(item[0]),
-                                 group=new_tokens_bucket)  # fmt: skip
+                                 group=new_tokens_bucket, stoppable=True)  # fmt: skip
     return Served(key, spec, runner, batcher, mode, weights_fingerprint(spec))
 
 
@@ -346,9 +346,9 @@ def new_tokens_bucket(item: tuple[str, int]) -> int:
 
 
 def _generate_batch(runner):
-    def run(items: list[tuple[str, int]]) -> list[dict]:
+    def run(items: list[tuple[str, int]], abandoned: threading.Event | None = None) -> list[dict]:
         started = time.perf_counter()
-        results = runner.generate([prompt for prompt, _ in items], [limit for _, limit in items])
+        results = runner.generate([prompt for prompt, _ in items], [limit for _, limit in items], stop=abandoned)
         token_meter.add(sum(r["output_tokens"] for r in results), time.perf_counter() - started)
         return results
 

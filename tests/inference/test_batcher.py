@@ -155,7 +155,7 @@ def test_a_tokens_per_second_figure_that_cannot_be_stored_does_not_fail_the_batc
     from apps.inference import serving
 
     class Generator:  # a model stand-in: the batch function and the meter are what is tested
-        def generate(self, prompts, limits):
+        def generate(self, prompts, limits, **options):
             return [
                 {"text": prompt.upper(), "output_tokens": limit} for prompt, limit in zip(prompts, limits, strict=True)
             ]

@@ -302,9 +302,9 @@ def test_a_short_generation_is_not_batched_with_a_long_one(deployments, monkeypa
     current = serving.served(assistant)
     real_generate, batches = current.runner.generate, []
 
-    def recording(prompts, limits):
+    def recording(prompts, limits, **options):
         batches.append(list(limits))
-        return real_generate(prompts, limits)
+        return real_generate(prompts, limits, **options)
 
     monkeypatch.setattr(current.runner, "generate", recording)
     limits = [4, 4, 4, 40]

@@ -160,10 +160,10 @@ def test_a_generation_past_its_deployments_queue_is_a_503_at_once_and_its_slot_c
     current = serving.served(assistant)
     running, release, real_generate = threading.Event(), threading.Event(), current.runner.generate
 
-    def held_generate(prompts, limits):
+    def held_generate(prompts, limits, **options):
         running.set()
         release.wait(60)
-        return real_generate(prompts, limits)
+        return real_generate(prompts, limits, **options)
 
     monkeypatch.setattr(current.runner, "generate", held_generate)
     waiting = [threading.Thread(target=serving.generate, args=(assistant, f"Name vital sign {n}.", 2), daemon=True)
