@@ -893,9 +893,17 @@ class CacheStack:
         return self._l2_entry(policy, key, scope_key, *result)
 
     def _l2_entry(
-        self, policy: Policy, key: str, scope_key: str, blob: bytes | None, raw_generation: bytes | None
+        self,
+        policy: Policy,
+        key: str,
+        scope_key: str,
+        blob: bytes | None,
+        raw_generation: bytes | None,
+        *,
+        count_errors: bool = True,
     ) -> tuple[Entry | None, int]:
-        """`_l2_get`'s answer from the value and the scope's generation as Redis returned them."""
+        """`_l2_get`'s answer from the value and the scope's generation as Redis returned them. `count_errors`:
+        False for a second look at a value the read's lookup already found unreadable (and counted)."""
         if scope_key and raw_generation is None:
             return None, UNSET  # nothing to check an entry against: none is served
         generation = int(raw_generation or 0)
@@ -908,7 +916,8 @@ class CacheStack:
             header = blob[: len(blob) - len(payload) - 1]
             value = self.codec.decode(payload, _sealed_context(key, header), sealed_only=policy.encrypt)
         except (ValueError, CodecError):
-            self._count(policy.namespace, "l2", errors=1)
+            if count_errors:
+                self._count(policy.namespace, "l2", errors=1)
             return None, generation
         return Entry(value, generation, float(fresh_until), float(stale_until), scope_key, len(payload)), generation
 
@@ -999,7 +1008,7 @@ class CacheStack:
         lock_or_not = lock if acquired else False
         if blob is None:
             return lock_or_not, None, None
-        entry, generation = self._l2_entry(policy, key, scope_key, blob, raw_generation)
+        entry, generation = self._l2_entry(policy, key, scope_key, blob, raw_generation, count_errors=False)
         if entry is None or not entry.is_fresh(self.clock()) or self._older_than_seen(entry, found):
             return lock_or_not, None, None
         if acquired:
