@@ -364,10 +364,18 @@ def _latency_steps(metric: str, starts: list, since, until, index, *, route_pref
     step = starts[1] - starts[0] if len(starts) > 1 else None
     on_hours = step is None or (step % hour_merges.HOUR == timedelta(0) and since == hour_merges.hour_floor(since))
     hours = hour_merges.settled_hours(since, until) if percentile and on_hours else None
+    merges = []
     if hours is not None:
         rows, hourly = hour_merges.hours_split(rows, *hours)
-        for hour, histogram, count, row_errors in hour_merges.hour_histograms(hourly):
-            i = index(hour)
+        merges.append(hour_merges.hour_histograms(hourly))
+    # Steps of whole UTC days (a year's chart): the hourly rows past 30 days come merged per day, as above.
+    days = hour_merges.days_split(rows, since, until) if percentile and on_hours and _on_days(step, since) else None
+    if days is not None:
+        rows, daily = days
+        merges.append(hour_merges.day_histograms(daily))
+    for merged in merges:
+        for start, histogram, count, row_errors in merged:
+            i = index(start)
             counts[i] += count
             errors[i] += row_errors
             histograms.setdefault(i, new_histogram()).add(histogram)
@@ -391,6 +399,11 @@ def _latency_steps(metric: str, starts: list, since, until, index, *, route_pref
         else:
             values.append(_latency(histograms.get(i), counts[i], errors[i])[metric])
     return values
+
+
+def _on_days(step: timedelta | None, since: datetime) -> bool:
+    """Steps made of whole UTC days: a day's merge falls in one step."""
+    return (step is None or step % hour_merges.DAY == timedelta(0)) and since == hour_merges.day_floor(since)
 
 
 def _cache_hit_rate_steps(steps: int, since, until, index, *, namespace: str) -> list[float | None]:
