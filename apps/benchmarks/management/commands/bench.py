@@ -9,6 +9,9 @@ from kombu.exceptions import OperationalError
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 
+# `bench run --wait`'s exit status when the run it follows is deleted (1: any other error, as Django's).
+RUN_DELETED = 3
+
 
 class Command(BaseCommand):
     help = "Benchmarks: run a plan (on the benchmark workers, or here with --inline), or check its latest run."
@@ -17,7 +20,10 @@ class Command(BaseCommand):
         commands = parser.add_subparsers(dest="action", required=True)
         run = commands.add_parser("run", help="Run a plan.")
         run.add_argument("plan", help="The plan's name or id.")
-        run.add_argument("--wait", action="store_true", help="Follow the run until it finishes.")
+        run.add_argument(
+            "--wait", action="store_true",
+            help=f"Follow the run until it finishes (exit status {RUN_DELETED} if it is deleted meanwhile).",
+        )  # fmt: skip
         run.add_argument("--inline", action="store_true", help="Run Locust from this process, not on a worker.")
         run.add_argument("--json", action="store_true", help="Print the run's results as JSON.")
         check = commands.add_parser("check", help="Judge the plan's latest finished run (for CI gates).")
@@ -63,7 +69,13 @@ class Command(BaseCommand):
             shown = ""
             while not run.is_finished:
                 time.sleep(1)
-                run.refresh_from_db()
+                try:
+                    run.refresh_from_db()
+                except BenchmarkRun.DoesNotExist:
+                    raise CommandError(
+                        f"Run #{run.pk} was deleted while waiting for it (its plan deleted?): it has no result.",
+                        returncode=RUN_DELETED,
+                    ) from None
                 if run.progress_message != shown:
                     shown = run.progress_message
                     self.stderr.write(f"  {run.status} {run.progress:4.0%} {shown}")
