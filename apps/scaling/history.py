@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import urllib.parse
@@ -143,6 +144,24 @@ def _request_rate(rows, *, until: datetime) -> pd.Series:
     return series.reindex(hours, fill_value=0.0)
 
 
+def _prometheus_request(path: str) -> urllib.request.Request:
+    """A request to SCALING_PROMETHEUS_URL, its credentials (user:password@ for basic auth, :token@ for a
+    bearer token, as KEDA's TriggerAuthentication takes them) sent in the Authorization header: left in the
+    URL, urllib read them as part of the host name and every query failed."""
+    from apps.scaling.manifests import prometheus_server
+
+    address, mode = prometheus_server(settings.SCALING_PROMETHEUS_URL)
+    request = urllib.request.Request(f"{address.rstrip('/')}{path}")  # noqa: S310 (http(s) only: settings)
+    if mode:
+        parts = urllib.parse.urlsplit(settings.SCALING_PROMETHEUS_URL)
+        user, password = urllib.parse.unquote(parts.username or ""), urllib.parse.unquote(parts.password or "")
+        if mode == "bearer":
+            request.add_header("Authorization", f"Bearer {password}")
+        else:
+            request.add_header("Authorization", "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode())
+    return request
+
+
 def prometheus_range(
     policy: ScalingPolicy, metric: str, *, since: datetime, until: datetime, step_seconds: int = 3600
 ) -> pd.Series:
@@ -165,9 +184,9 @@ def prometheus_range(
             "step": str(step_seconds),
         }
     )
-    url = f"{settings.SCALING_PROMETHEUS_URL.rstrip('/')}/api/v1/query_range?{query}"
+    request = _prometheus_request(f"/api/v1/query_range?{query}")
     try:
-        with urllib.request.urlopen(url, timeout=15) as response:  # noqa: S310 (an operator-set URL)
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 (an operator-set URL)
             payload = json.load(response)
     except OSError as exc:
         raise HistoryUnavailable(f"Prometheus did not answer: {exc}") from exc

@@ -199,12 +199,14 @@ class FakePrometheus(LoopbackServer):
 
     def __init__(self, values: list[tuple[float, float]]):
         self.queries: list[dict] = []
+        self.authorizations: list[str | None] = []  # each query's Authorization header
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 url = urlparse(self.path)
                 fake.queries.append({k: v[0] for k, v in parse_qs(url.query).items()})
+                fake.authorizations.append(self.headers.get("Authorization"))
                 payload = {
                     "status": "success",
                     "data": {

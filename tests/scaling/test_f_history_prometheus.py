@@ -35,3 +35,16 @@ def test_each_hour_is_the_mean_over_that_hour_under_its_start(prometheus, metric
     # The value evaluated at 01:00 (the mean of 00:00-01:00) is the 00:00 hour's; 06:00 is in progress, left out.
     assert list(series.index) == [SINCE + timedelta(hours=h) for h in range(6)]
     assert list(series) == [10.0 * (h + 1) for h in range(6)]
+
+
+@pytest.mark.parametrize(
+    ("userinfo", "authorization"),
+    [("reader:s3cret@", "Basic cmVhZGVyOnMzY3JldA=="), (":tok3n@", "Bearer tok3n"), ("", None)],
+)
+def test_credentials_in_the_prometheus_url_are_sent_as_its_authorization(prometheus, settings, userinfo, authorization):
+    """Left in the URL, urllib took them for part of the host name: every history query failed."""
+    settings.SCALING_PROMETHEUS_URL = prometheus.url.replace("http://", f"http://{userinfo}")
+    policy = SimpleNamespace(prometheus_selector='app="triage"', service=SimpleNamespace(slug="triage"))
+    series = prometheus_range(policy, "request_rate", since=SINCE, until=UNTIL)
+    assert len(series) == 6
+    assert prometheus.authorizations == [authorization]
