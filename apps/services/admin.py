@@ -133,7 +133,9 @@ class ServiceAdmin(admin.ModelAdmin):
         # The form already validated; the service layer saves so admin and API behave the same.
         fields = {name: form.cleaned_data[name] for name in EDITABLE_FIELDS if name in form.cleaned_data}
         if change:
-            service_update(service=obj, editor=request.user, **fields)
+            # Only what the form changed: the others as the form read them would undo a concurrent edit.
+            changed = {name: value for name, value in fields.items() if name in form.changed_data}
+            service_update(service=obj, editor=request.user, **changed)
         else:
             saved = service_create(editor=request.user, **fields)
             obj.pk = saved.pk

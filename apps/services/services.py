@@ -42,11 +42,20 @@ def service_create(*, name: str, slug: str, editor=None, **fields: Any) -> Servi
 
 @transaction.atomic
 def service_update(*, service: Service, editor=None, **fields: Any) -> Service:
-    """Change a service, validating the whole row (e.g. p95 ≤ p99) before it is saved."""
-    for field, value in _editable(fields).items():
-        setattr(service, field, value)
-    _validate(service, editor=editor)
-    _save_or_refuse(service, editor=editor)
+    """Change the given fields of a service, validating the whole row (e.g. p95 ≤ p99) before it is saved.
+    The row is locked and re-read first, and only these fields are written: a whole-row save of the instance
+    the caller loaded wrote back its other fields over a concurrent edit (an admin changing the owner while
+    the API changed a target), and validated the targets against values no longer stored."""
+    fields = _editable(fields)
+    current = Service.objects.select_for_update().filter(pk=service.pk).first()
+    if current is None:
+        raise ValidationError("This service was deleted meanwhile.")
+    for field, value in fields.items():
+        setattr(current, field, value)
+    _validate(current, editor=editor)
+    _save_or_refuse(current, editor=editor, update_fields=[*fields, "updated_at"])
+    for field in (*EDITABLE_FIELDS, "updated_at"):
+        setattr(service, field, getattr(current, field))
     return service
 
 
@@ -57,12 +66,12 @@ def _validate(service: Service, *, editor) -> None:
     route_prefix_check(route_prefix=service.route_prefix, service_pk=service.pk, editor=editor)
 
 
-def _save_or_refuse(service: Service, *, editor) -> None:
+def _save_or_refuse(service: Service, *, editor, update_fields: list[str] | None = None) -> None:
     """Save, refusing on the field when another save took the same name, slug or route prefix between this
     one's checks and its insert (both pass the checks; the database keeps one): a 400, not a 500."""
     try:
         with transaction.atomic():
-            service.save()
+            service.save(update_fields=update_fields)
     except IntegrityError:
         _validate(service, editor=editor)  # the other save is committed now (the insert waited for it)
         raise
