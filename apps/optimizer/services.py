@@ -284,8 +284,9 @@ def _store_recommendations(run: OptimizationRun, step: str, drafts) -> list[Reco
 
 
 def service_verdicts(goals: Goals) -> list[dict]:
-    """Each service's measured p95 (request rollups) against the run's target, or its own SLO."""
-    from apps.metrics.selectors import route_latency
+    """Each service's measured p95 (request rollups) against the run's target, or its own SLO: of the requests
+    served, without the limiter's refusals (a flood of fast 429s read as a met target)."""
+    from apps.metrics.selectors import RATE_LIMITED, route_latency
     from apps.services.models import Service
 
     services = Service.objects.filter(is_active=True).exclude(route_prefix="")
@@ -294,7 +295,7 @@ def service_verdicts(goals: Goals) -> list[dict]:
     since = timezone.now() - timedelta(minutes=settings.OPTIMIZER_SERVICE_WINDOW_MINUTES)
     verdicts = []
     for service in services:
-        latency = route_latency(route_prefixes=[service.route_prefix], since=since)
+        latency = route_latency(route_prefixes=[service.route_prefix], since=since, exclude_status_classes=RATE_LIMITED)
         enough = latency["count"] >= settings.OPTIMIZER_SERVICE_MIN_REQUESTS
         goal = goals.response_time_ms if goals.response_time_ms is not None else float(service.slo_p95_ms)
         verdicts.append(
