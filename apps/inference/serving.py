@@ -495,11 +495,12 @@ def queue_slot(slots: ConcurrencySlots, deployment: ModelDeployment, batches: in
 
 
 def stream(deployment: ModelDeployment, prompt: str, max_new_tokens: int, *,
-           release: Callable[[], None] | None = None):  # fmt: skip
+           release: Callable[[], None] | None = None, via: Served | None = None):  # fmt: skip
     """Text chunks as they are generated: a stream is a batch of its own, outside the batcher. `release` (a
-    slot's, see ConcurrencySlots) is called when the model's thread ends, or here when the stream cannot start."""
+    slot's, see ConcurrencySlots) is called when the model's thread ends, or here when the stream cannot start.
+    `via`: the served model to use (the one the stream's events name), else the deployment's current one."""
     try:
-        return served(deployment).runner.stream(prompt, max_new_tokens, on_end=release)
+        return (via or served(deployment)).runner.stream(prompt, max_new_tokens, on_end=release)
     except BaseException:
         if release is not None:
             release()

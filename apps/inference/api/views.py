@@ -251,7 +251,7 @@ class GenerateView(_InferenceView):
         try:
             self.check_patient(request, patient_id)
             self.audit_patient(request, deployment, patient_id, cached=False)
-            chunks = serving.stream(deployment, prompt, limit, release=release)
+            chunks = serving.stream(deployment, prompt, limit, release=release, via=current)
         except BaseException:
             release()
             raise
