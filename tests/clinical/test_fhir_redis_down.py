@@ -30,3 +30,16 @@ def test_the_next_page_of_a_posted_search_with_redis_down_is_a_503(clinician, lo
     assert "Redis is unavailable" in outcome["issue"][0]["diagnostics"]
     cache.close()
     assert clinician.get(next_url).status_code == 200  # Redis back: the same page, nothing lost
+
+
+def test_an_unauthenticated_page_request_with_redis_down_is_a_401(api):
+    """The 401's audit record reads which patients the stored search named: with Redis away it names none,
+    and the refusal stands (it was a 500 from inside the refusal's own handling)."""
+    unreachable = {"default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}}
+    api.credentials(HTTP_AUTHORIZATION="Bearer not-a-token")
+    with override_settings(CACHES=unreachable):
+        for path in ("/fhir/Observation?_search=abc", "/fhir/Patient?_search=abc"):
+            response = api.get(path)
+            assert response.status_code == 401, response.content[:300]
+            assert response.json()["resourceType"] == "OperationOutcome"
+    cache.close()

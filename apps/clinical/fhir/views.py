@@ -19,6 +19,7 @@ from django.db.models import Model, Q, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.http import http_date, parse_etags, parse_http_date_safe
+from django_redis.exceptions import ConnectionInterrupted
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -27,6 +28,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
     inline_serializer,
 )
+from redis.exceptions import RedisError
 from rest_framework import serializers
 from rest_framework.exceptions import APIException, NotFound
 from rest_framework.parsers import FormParser
@@ -460,7 +462,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
             if len(params.getlist(name)) != 1:
                 return []
             return [parse_reference(name, part, "Patient") for part in split_or(name, params[name])]
-        except FhirParamError:
+        except (FhirParamError, ConnectionInterrupted, RedisError):  # a posted search's, with Redis away: named none
             return []
 
     def search(self, request: Request, params, posted: bool = False) -> Response:

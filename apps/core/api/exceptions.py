@@ -7,7 +7,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -36,8 +37,11 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = DatabaseUnavailable()
         exc.wait = DATABASE_RETRY_AFTER  # DRF sends it as Retry-After
     # Most Redis use falls back (the cache stack, the limiter's fail-open); a view that needs Redis itself (a
-    # posted FHIR search's next page lives there) answers the same temporary 503, never a 500.
-    elif isinstance(exc, ConnectionInterrupted | RedisError):
+    # posted FHIR search's next page lives there) answers the same temporary 503, never a 500. Only a lost or
+    # silent server: a command Redis refused is a bug, and stays one.
+    elif isinstance(exc, RedisConnectionError | RedisTimeoutError) or (
+        isinstance(exc, ConnectionInterrupted) and isinstance(exc.__cause__, RedisConnectionError | RedisTimeoutError)
+    ):
         exc = CacheUnavailable()
         exc.wait = DATABASE_RETRY_AFTER
     # Django's own (get_object_or_404, a permission check) get the API's shape and code, as DRF's do.
