@@ -165,8 +165,10 @@ def test_a_server_busy_past_sigterm_is_waited_for_and_a_second_ctrl_c_sends_sigq
 def test_a_server_deaf_to_sigterm_and_sigquit_gets_sigquit_after_the_grace_period_then_sigkill(
     checkout: Path,  # noqa: F811
 ) -> None:
+    # Graces of seconds, not one: a server descheduled past a 1 s grace on a loaded host gets SIGQUIT before it
+    # has written down SIGTERM (Python then runs the lower-numbered handler first), or SIGKILL before SIGQUIT.
     make, log = _start(
-        checkout, "deaf: python server.py deaf deaf\n", RUN_STOP_GRACE_SECONDS="1", RUN_QUIT_GRACE_SECONDS="1"
+        checkout, "deaf: python server.py deaf deaf\n", RUN_STOP_GRACE_SECONDS="5", RUN_QUIT_GRACE_SECONDS="5"
     )
     try:
         _wait_for(lambda: _ready(checkout, "deaf"), 120, "the server did not start", log)
