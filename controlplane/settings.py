@@ -471,6 +471,8 @@ CELERY_TASK_QUEUES = tuple(
 CELERY_TASK_DEFAULT_EXCHANGE = "default"
 CELERY_TASK_DEFAULT_ROUTING_KEY = "default"
 CELERY_TASK_ROUTES = {
+    # The stuck-run checker watches the benchmarks queue's runs: never behind the day-long run it watches.
+    "benchmarks.fail_stuck_runs": {"queue": "default"},
     "benchmarks.*": {"queue": "benchmarks"},
     "inference.*": {"queue": "inference"},
 }

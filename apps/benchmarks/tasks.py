@@ -57,6 +57,6 @@ def scheduled_run(plan_id: int) -> int | None:
 
 # On the default queue, whatever its name routes to: on the benchmarks queue, a day-long run holding the
 # worker starved it, and the runs it exists to fail (or send again) waited behind the very load they wait on.
-@shared_task(name="benchmarks.fail_stuck_runs", queue="default")
+@shared_task(name="benchmarks.fail_stuck_runs")
 def fail_stuck_runs() -> int:
     return services.benchmark_runs_fail_stuck()
