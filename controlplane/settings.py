@@ -393,6 +393,9 @@ for _entry in METRICS_ALLOWED_IPS:  # a typo was only a warning at the first scr
 # Request timing (apps/metrics/middleware.py): off only to measure its own overhead (bench/metrics.py).
 METRICS_REQUEST_TIMING = env.bool("METRICS_REQUEST_TIMING", default=True)
 METRICS_FLUSH_SECONDS = env.float("METRICS_FLUSH_SECONDS", default=5.0, above=0)
+# A process's exit waits at most this long for the database to take its last request timings (a hung
+# database held gunicorn, uvicorn and Celery exits 11-16 s); what it drops is logged.
+METRICS_EXIT_FLUSH_SECONDS = env.float("METRICS_EXIT_FLUSH_SECONDS", default=3.0, above=0)
 # A thread per process also flushes when no request comes after a burst (off in the test process, whose
 # tests flush explicitly and must not see another thread write rollups in the middle).
 METRICS_BACKGROUND_FLUSH = env.bool("METRICS_BACKGROUND_FLUSH", default=True)

@@ -276,6 +276,6 @@ def _export(series: dict[tuple, Series]) -> None:
 recorder = Recorder(
     flush_interval=settings.METRICS_FLUSH_SECONDS,
     background=settings.METRICS_BACKGROUND_FLUSH,
-    exit_timeout=getattr(settings, "METRICS_EXIT_FLUSH_SECONDS", 3.0),
+    exit_timeout=settings.METRICS_EXIT_FLUSH_SECONDS,
 )
 atexit.register(recorder.flush_at_exit)  # a forked worker inherits it
