@@ -1,6 +1,8 @@
 """Send reads to the `replica` alias when one is configured (DATABASE_REPLICA_URL); writes to default.
 
-Reads inside a transaction that has written stay on the primary, so a request sees its own writes.
+Reads inside a transaction that has written stay on the primary, so a request sees its own writes. Who is
+signed in (users, their groups and permissions, sessions) is always read on the primary: a replica that had not
+caught up showed a fresh login, a new user or a changed password or role as it was before.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from contextvars import ContextVar
 from django.db import connections
 
 _primary_only: ContextVar[bool] = ContextVar("primary_only", default=False)
+# Apps whose rows decide who the caller is and what they may do: read where they are written.
+PRIMARY_READ_APPS = frozenset({"auth", "sessions"})
 
 
 @contextlib.contextmanager
@@ -30,6 +34,8 @@ class PrimaryReplicaRouter:
         if "replica" not in connections.settings:
             return None
         if _primary_only.get() or connections["default"].in_atomic_block:
+            return "default"
+        if model is not None and model._meta.app_label in PRIMARY_READ_APPS:
             return "default"
         return "replica"
 

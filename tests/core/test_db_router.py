@@ -37,3 +37,19 @@ def test_router_sends_reads_to_the_replica_only_when_configured(monkeypatch):
     assert router.db_for_write(None) == "default"
     assert router.allow_migrate("replica", "clinical") is False
     assert router.allow_migrate("default", "clinical") is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_who_is_signed_in_is_read_on_the_primary(monkeypatch):
+    """Users, groups, permissions and sessions: a lagging replica showed a fresh login or a changed role as
+    it was before (sessions' own store reads the primary too: tests/core/test_session_primary.py)."""
+    from django.contrib.auth.models import Group, Permission, User
+    from django.contrib.sessions.models import Session
+
+    from apps.clinical.models import Patient
+
+    router = PrimaryReplicaRouter()
+    monkeypatch.setitem(connections.settings, "replica", connections.settings["default"])
+    for model in (User, Group, Permission, Session):
+        assert router.db_for_read(model) == "default", model
+    assert router.db_for_read(Patient) == "replica"
