@@ -507,6 +507,7 @@ def live_snapshot(*, now=None, visible_services: frozenset[int] | None = None) -
     from apps.metrics.models import Alert
     from apps.resources.selectors import latest_samples_by_host
 
+    hosts_now = now  # the samples' window on the database's clock, which stamped them, unless one is given
     now = now or timezone.now()
     since = now - timedelta(seconds=60)
     services = Service.objects.filter(is_active=True).exclude(route_prefix="")
@@ -523,7 +524,7 @@ def live_snapshot(*, now=None, visible_services: frozenset[int] | None = None) -
     rows = [_live_row(service.slug, service.name, [service.route_prefix], since, now) for service in services]
     # The busiest of the hosts that sample (the newest sample of any host showed whichever pod the monitor
     # last ran on: a saturated one half the time).
-    latest = latest_samples_by_host(now=now).values()
+    latest = latest_samples_by_host(now=hosts_now).values()
     host = {}
     for name in ("cpu_pct", "memory_pct", "pool_pct"):
         values = [getattr(sample, name) for sample in latest if _is_finite(getattr(sample, name))]

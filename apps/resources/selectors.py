@@ -44,8 +44,9 @@ def thresholds_current() -> dict[str, float]:
 def latest_samples_by_host(
     *, within: timedelta = timedelta(minutes=5), now: datetime | None = None
 ) -> dict[str, ResourceSample]:
-    """Each host's latest sample, of the hosts that sampled within `within` (a gone pod drops out)."""
-    now = now or timezone.now()
+    """Each host's latest sample, of the hosts that sampled within `within` (a gone pod drops out). On the
+    database's clock, which stamped them: a reader whose clock ran behind it saw no fresh sample at all."""
+    now = now or database_now()
     latest: dict[str, ResourceSample] = {}
     for sample in ResourceSample.objects.filter(at__gte=now - within, at__lte=now).order_by("-at"):
         latest.setdefault(sample.host, sample)
