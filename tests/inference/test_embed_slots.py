@@ -128,7 +128,7 @@ def test_the_slots_come_back_when_the_call_is_answered_fails_or_times_out(embedd
     batcher = serving.served(embeddings).batcher
     real_run = batcher.run_batch
     monkeypatch.setattr(batcher, "run_batch", failing)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(serving.InferenceFailed):  # the model's error, as the view answers it (503)
         serving.embed(embeddings, ["fever", "cough", "rash"])
     assert _in_use(embeddings) == 0
     monkeypatch.setattr(batcher, "run_batch", real_run)
