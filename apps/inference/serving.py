@@ -18,7 +18,15 @@ from pathlib import Path
 from django.conf import settings
 from django.db import DatabaseError
 
-from apps.inference.backends import LoadSpec, ModelUnavailable, base_models_release, load, model_location
+from apps.inference.backends import (
+    LoadSpec,
+    ModelUnavailable,
+    base_models_release,
+    load,
+    model_location,
+    resolve_device,
+    unavailable_reason,
+)
 from apps.inference.batcher import BatchController, DynamicBatcher, EventLoopThread
 from apps.inference.models import ModelDeployment
 
@@ -140,7 +148,8 @@ def served(deployment: ModelDeployment) -> Served:
             return current
         if failure := _remembered_failure(deployment.pk, key):  # the load this call waited for failed
             raise ModelUnavailable(failure.reason)
-        mode, spec = deployment.serving_quantization, LoadSpec.of(deployment)
+        spec = LoadSpec.of(deployment)
+        mode = _mode_here(deployment, spec)
         bounds = {"slo_ms": deployment.slo_p95_ms, "max_batch_size": deployment.max_batch_size,
                   "max_delay_ms": deployment.max_queue_delay_ms}  # fmt: skip
         if current is not None and (current.spec, current.mode) == (spec, mode):
@@ -172,6 +181,23 @@ def served(deployment: ModelDeployment) -> Served:
             if replaced.spec.weights != spec.weights:
                 base_models_release(keep=keep)
         return loaded
+
+
+def _mode_here(deployment: ModelDeployment, spec: LoadSpec) -> str:
+    """The mode to load: `auto` serves its measured mode where that can run on this host, fp32 where it cannot
+    (measured on a GPU pod, served on a CPU one: every call was a 503). A mode the admin chose is loaded as
+    chosen, and fails as itself."""
+    mode = deployment.serving_quantization
+    if deployment.quantization != ModelDeployment.Quantization.AUTO or mode == ModelDeployment.Quantization.FP32:
+        return mode
+    try:
+        reason = unavailable_reason(mode, resolve_device(spec.device))
+    except ModelUnavailable:  # no device for any mode: the load says so
+        return mode
+    if reason is None:
+        return mode
+    logger.info("deployment %s: its measured %s cannot run here (%s); serving fp32", deployment.name, mode, reason)
+    return ModelDeployment.Quantization.FP32
 
 
 def _loaded(deployment: ModelDeployment, key: tuple, spec: LoadSpec, mode: str, bounds: dict) -> Served:
