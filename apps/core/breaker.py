@@ -47,6 +47,11 @@ class CircuitBreaker:
     def state(self) -> str:
         return self.CLOSED if self._failed_at is None else self.OPEN
 
+    def seconds_until_probe(self) -> float:
+        """How long until the open breaker next lets a probe try the dependency (0 when due or closed)."""
+        failed_at = self._failed_at
+        return 0.0 if failed_at is None else max(0.0, self.open_seconds - (time.monotonic() - failed_at))
+
     def available(self) -> bool:
         """Whether to call the dependency now; when a probe is due, starts it and answers False."""
         failed_at = self._failed_at

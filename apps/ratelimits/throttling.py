@@ -6,7 +6,6 @@ import functools
 import ipaddress
 import math
 import threading
-import time
 
 from django.conf import settings
 from rest_framework.exceptions import APIException
@@ -73,8 +72,7 @@ def retry_after_seconds(breaker) -> int:
     probe try Redis), at least 1. The whole back-off overstated it for every request after the first; and 0 (a
     back-off of 0, or one already past while its probe runs) made DRF leave the header out, so clients
     retried at once."""
-    failed_at = getattr(breaker, "_failed_at", None)  # when the breaker opened, on time.monotonic()
-    left = breaker.open_seconds if failed_at is None else breaker.open_seconds - (time.monotonic() - failed_at)
+    left = breaker.seconds_until_probe() if breaker.state == breaker.OPEN else breaker.open_seconds
     return max(1, math.ceil(left))
 
 

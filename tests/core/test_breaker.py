@@ -70,3 +70,16 @@ def test_concurrent_callers_start_one_probe_and_a_failing_probe_keeps_it_open():
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog):
     caplog.set_level("ERROR", logger="apps.core.breaker")
+
+
+def test_seconds_until_probe_counts_down_the_back_off_and_is_zero_when_closed_or_due(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    breaker = CircuitBreaker(lambda: None, name="test dependency", open_seconds=30)
+    assert breaker.seconds_until_probe() == 0.0
+    breaker.failure()
+    assert breaker.seconds_until_probe() == 30.0
+    clock[0] += 12.5
+    assert breaker.seconds_until_probe() == 17.5
+    clock[0] += 60
+    assert breaker.seconds_until_probe() == 0.0
