@@ -3,9 +3,11 @@ probe that runs in the background, never in a caller's thread."""
 
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
+from apps.core import breaker as breaker_module
 from apps.core.breaker import CircuitBreaker
 
 
@@ -74,7 +76,8 @@ def _quiet_logs(caplog):
 
 def test_seconds_until_probe_counts_down_the_back_off_and_is_zero_when_closed_or_due(monkeypatch):
     clock = [1000.0]
-    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    # The breaker module's clock only: patching time.monotonic itself would stop every event loop's clock.
+    monkeypatch.setattr(breaker_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     breaker = CircuitBreaker(lambda: None, name="test dependency", open_seconds=30)
     assert breaker.seconds_until_probe() == 0.0
     breaker.failure()
