@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 from django.conf import settings
+from django.db import connection
 
 from apps.audit.models import AuditEvent
 from apps.caching.models import CacheEntry, CacheScopeGeneration, CacheStat
@@ -157,10 +158,14 @@ def test_gunicorns_access_log_turned_on_without_a_format_writes_no_request_targe
     from tests.helpers import REPO_ROOT, VENV_BIN, closed_port
 
     port, log = closed_port(), tmp_path / "access.log"
+    # The test's own database, migrated: the developer's DATABASE_URL may name one that is not (a fresh
+    # machine's), where the 401's audit record cannot be written and the answer is a 503.
+    db = connection.settings_dict
+    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
     server = subprocess.Popen(
         [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py", "--bind",
          f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket", "--access-logfile", str(log)],
-        cwd=REPO_ROOT, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
     try:
