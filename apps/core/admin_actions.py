@@ -1,8 +1,8 @@
 """Every admin's actions refuse a selected id that is not one of the model's keys with a 400.
 
 A changelist action filters its rows by the posted `_selected_action` values: a crafted or mangled form with
-"abc" in it made the filter raise, a 500 in every admin (one of them guarded itself, apps.caching's). The
-check lives on ModelAdmin itself, installed once by CoreConfig.ready(), so an admin added later has it too.
+"abc" in it made the filter raise, a 500. The check lives on ModelAdmin itself, installed once by
+CoreConfig.ready(), so every admin has it, third parties' and one added later too.
 """
 
 from __future__ import annotations
