@@ -6,12 +6,12 @@ import pytest
 
 from apps.inference import serving
 from apps.inference.models import ModelDeployment
-from tests.inference.test_load_failures import _forget_failures, deployment, embed, token  # noqa: F401
+from tests.inference.test_load_failures import _forget_failures, deployment, embed  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
 
-def test_auto_serves_fp32_where_its_measured_mode_cannot_run(api, token, caplog):  # noqa: F811
+def test_auto_serves_fp32_where_its_measured_mode_cannot_run(api, token, caplog):
     auto = deployment("measured-on-a-gpu", quantization="auto")
     ModelDeployment.objects.filter(pk=auto.pk).update(chosen_quantization="nf4")
     auto.refresh_from_db()
@@ -21,7 +21,7 @@ def test_auto_serves_fp32_where_its_measured_mode_cannot_run(api, token, caplog)
     assert "its measured nf4 cannot run here" in caplog.text
 
 
-def test_auto_serves_its_measured_mode_where_it_runs(api, token):  # noqa: F811
+def test_auto_serves_its_measured_mode_where_it_runs(api, token):
     auto = deployment("measured-int8", quantization="auto")
     ModelDeployment.objects.filter(pk=auto.pk).update(chosen_quantization="int8")
     auto.refresh_from_db()

@@ -7,17 +7,10 @@ import pytest
 
 from apps.inference import serving
 from apps.inference.models import ModelDeployment
-from apps.ratelimits.models import RateLimitPolicy
 
 pytestmark = pytest.mark.django_db
 
 POISON = "this input breaks the model"
-
-
-@pytest.fixture
-def token(issue_token):
-    RateLimitPolicy.objects.filter(scope="ai_inference").update(requests=10_000)
-    return issue_token("inference")
 
 
 @pytest.fixture
