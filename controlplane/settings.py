@@ -682,6 +682,14 @@ CSRF_COOKIE_HTTPONLY = True
 # its X-Forwarded-For, from the right, that is not one of them (audit source_ip, rate limits, lockouts).
 # Empty: X-Forwarded-For is never read and REMOTE_ADDR is the caller.
 TRUSTED_PROXIES = env.names("TRUSTED_PROXIES", default=[])
+# Failed bearer-token authentications (unknown, revoked or expired token, malformed header) allowed per client
+# address in a sliding window; past it the address's requests with a token this process does not already know
+# valid are a 429, with no database lookup. 30 per 5 minutes: far more than a misconfigured client needs to see
+# its 401s, and a flood of made-up tokens costs 6 lookups a minute. Counted in Redis only (none: not counted).
+API_TOKEN_FAILURE_BUDGET = {
+    "failures": env.int("API_TOKEN_FAILURE_BUDGET_FAILURES", default=30, minimum=1),
+    "window_seconds": env.int("API_TOKEN_FAILURE_BUDGET_SECONDS", default=300, minimum=1),
+}
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600, minimum=1)  # a working shift
 # Signed out after this long without a request (0: never); the dashboard's own reads count as activity.
 SESSION_IDLE_SECONDS = env.int("SESSION_IDLE_SECONDS", default=30 * 60)
