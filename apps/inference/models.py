@@ -73,6 +73,13 @@ class ModelDeployment(models.Model):
     )  # fmt: skip
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Written by the serving processes (a queryset update: updated_at, their reload key, is left alone).
+    load_failure = models.TextField(
+        blank=True, editable=False,
+        help_text="The last load of this deployment that failed on a serving process, where, and what served "
+        "instead; cleared by the next load that succeeds.",
+    )  # fmt: skip
+    load_failed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

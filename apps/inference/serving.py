@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
+from django.utils import timezone
 
 from apps.inference.backends import (
     LoadSpec,
@@ -135,69 +137,159 @@ def served(deployment: ModelDeployment) -> Served:
     it first. A row read before an edit that is already served does not take the deployment back.
 
     Whatever stops a load (a missing package, unreadable weights, no memory, a mode this host cannot run)
-    is raised as ModelUnavailable, a 503 rather than a 500, and remembered for LOAD_FAILURE_SECONDS."""
+    is remembered for LOAD_FAILURE_SECONDS and recorded on the row (load_failure). Where this process
+    already serves a model of the deployment for the same task (the fp32 one an admin edited to int8), that
+    model goes on answering, under its own mode, and the edit is tried again after LOAD_FAILURE_SECONDS while
+    it answers; with none, the failure is raised as ModelUnavailable, a 503 rather than a 500."""
     key = (deployment.pk, deployment.updated_at, deployment.serving_quantization)
     current = _served.get(deployment.pk)
     if current is not None and (current.key == key or current.key[1] > key[1]):
         return current
     if failure := _remembered_failure(deployment.pk, key):
-        raise ModelUnavailable(failure.reason)
-    with _load_lock(deployment.pk):  # one load per deployment at a time; others load beside it
+        return _kept_or_raise(current, deployment, failure)
+    lock = _load_lock(deployment.pk)  # one load per deployment at a time; others load beside it
+    # Trying again an edit that failed: the model kept meanwhile answers, rather than each call waiting on it.
+    if not lock.acquire(blocking=not _retrying(current, deployment, key)):
+        return current
+    try:
         current = _served.get(deployment.pk)
         if current is not None and (current.key == key or current.key[1] > key[1]):
             return current
         if failure := _remembered_failure(deployment.pk, key):  # the load this call waited for failed
-            raise ModelUnavailable(failure.reason)
-        spec = LoadSpec.of(deployment)
-        mode = _mode_here(deployment, spec)
-        bounds = {"slo_ms": deployment.slo_p95_ms, "max_batch_size": deployment.max_batch_size,
-                  "max_delay_ms": deployment.max_queue_delay_ms}  # fmt: skip
-        if current is not None and (current.spec, current.mode) == (spec, mode):
-            current.batcher.controller.retune(**bounds)
-            current.key = key
-            return current
+            return _kept_or_raise(current, deployment, failure)
+        return _load_in_lock(deployment, key, current)
+    finally:
+        lock.release()
+
+
+def _load_in_lock(deployment: ModelDeployment, key: tuple, current: Served | None) -> Served:
+    spec = LoadSpec.of(deployment)
+    mode = _mode_here(deployment, spec)
+    bounds = {"slo_ms": deployment.slo_p95_ms, "max_batch_size": deployment.max_batch_size,
+              "max_delay_ms": deployment.max_queue_delay_ms}  # fmt: skip
+    if current is not None and (current.spec, current.mode) == (spec, mode):
+        current.batcher.controller.retune(**bounds)
+        current.key = key
+        _load_succeeded(deployment)  # an edit back to the mode that serves ends a failure of the one between
+        return current
+    with _lock:
+        _loading_weights[deployment.pk] = spec.weights
+    try:
+        loaded = _loaded(deployment, key, spec, mode, bounds)
+    except Exception as error:
+        reason = str(error) if isinstance(error, ModelUnavailable) else f"{type(error).__name__}: {error}"
+        reason = f"{mode} did not load: {reason}"
+        kept = current if _keepable(current, deployment) else None
+        after = f"; still serving the {kept.mode} model loaded before" if kept else ""
+        logger.warning("deployment %s could not be loaded: %s%s", deployment.name, reason, after,
+                       exc_info=not isinstance(error, ModelUnavailable))  # fmt: skip
         with _lock:
-            _loading_weights[deployment.pk] = spec.weights
-        try:
-            loaded = _loaded(deployment, key, spec, mode, bounds)
-        except Exception as error:
-            reason = str(error) if isinstance(error, ModelUnavailable) else f"{type(error).__name__}: {error}"
-            reason = f"{mode} did not load: {reason}"
-            logger.warning("deployment %s could not be loaded: %s", deployment.name, reason,
-                           exc_info=not isinstance(error, ModelUnavailable))  # fmt: skip
-            with _lock:
-                _failures[deployment.pk] = LoadFailure(key, reason, time.monotonic())
-            raise ModelUnavailable(reason) from error
-        finally:
-            with _lock:
-                _loading_weights.pop(deployment.pk, None)
+            _failures[deployment.pk] = LoadFailure(key, reason, time.monotonic())
+        _load_failure_record(deployment, reason, kept)
+        if kept is not None:
+            return kept
+        raise ModelUnavailable(reason) from error
+    finally:
         with _lock:
-            _failures.pop(deployment.pk, None)
-            replaced = _served.get(deployment.pk)
-            _served[deployment.pk] = loaded
-            keep = _weights_in_use()
-        if replaced is not None:
-            replaced.batcher.close()  # its queued calls are answered by the old model, then its task ends
-            if replaced.spec.weights != spec.weights:
-                base_models_release(keep=keep)
-        return loaded
+            _loading_weights.pop(deployment.pk, None)
+    with _lock:
+        replaced = _served.get(deployment.pk)
+        _served[deployment.pk] = loaded
+        keep = _weights_in_use()
+    _load_succeeded(deployment)
+    if replaced is not None:
+        replaced.batcher.close()  # its queued calls are answered by the old model, then its task ends
+        if replaced.spec.weights != spec.weights:
+            base_models_release(keep=keep)
+    return loaded
+
+
+def _keepable(current: Served | None, deployment: ModelDeployment) -> bool:
+    """Whether the model this process serves may go on answering for the deployment as its row now is: a
+    model of the other task (the row's task edited) would fail every call of its new endpoint."""
+    return current is not None and current.spec.task == deployment.task
+
+
+def _kept_or_raise(current: Served | None, deployment: ModelDeployment, failure: LoadFailure) -> Served:
+    if _keepable(current, deployment):
+        return current
+    raise ModelUnavailable(failure.reason)
+
+
+def _retrying(current: Served | None, deployment: ModelDeployment, key: tuple) -> bool:
+    """This row's load failed here before (its time is over) and a model is kept meanwhile."""
+    failure = _failures.get(deployment.pk)
+    return failure is not None and failure.key == key and _keepable(current, deployment)
+
+
+def _load_failure_record(deployment: ModelDeployment, reason: str, kept: Served | None) -> None:
+    """The failure on the row, for the admin and the dashboard (no input of any call is in it). A queryset
+    update: updated_at, which this process's served models are keyed by, is left as it is."""
+    where = f"on {socket.gethostname()} (process {os.getpid()})"
+    after = f"still serving the {kept.mode} model loaded before" if kept else "answering 503 deployment_unavailable"
+    text = f"{reason} {where}; {after}"
+    try:
+        with transaction.atomic():
+            ModelDeployment.objects.filter(pk=deployment.pk).update(load_failure=text, load_failed_at=timezone.now())
+    except DatabaseError:  # the failure is in the log all the same; serving goes on
+        logger.warning("the load failure of deployment %s could not be recorded", deployment.name, exc_info=True)
+        return
+    deployment.load_failure = text
+
+
+def _load_succeeded(deployment: ModelDeployment) -> None:
+    """The failure remembered for the deployment is over, here and on its row."""
+    with _lock:
+        _failures.pop(deployment.pk, None)
+    if not deployment.load_failure:
+        return
+    try:
+        ModelDeployment.objects.filter(pk=deployment.pk).update(load_failure="", load_failed_at=None)
+    except DatabaseError:
+        logger.warning("the load failure of deployment %s could not be cleared", deployment.name, exc_info=True)
+        return
+    deployment.load_failure, deployment.load_failed_at = "", None
+
+
+def mode_here(deployment: ModelDeployment, spec: LoadSpec | None = None) -> tuple[str, str | None]:
+    """The mode this host loads the deployment in, and why, when that is not the mode its row asks for:
+    `auto` serves its measured mode where that can run here, fp32 where it cannot (measured on a GPU pod,
+    served on a CPU one: every call was a 503). A mode the admin chose is loaded as chosen, and fails as
+    itself."""
+    mode = deployment.serving_quantization
+    if deployment.quantization != ModelDeployment.Quantization.AUTO or mode == ModelDeployment.Quantization.FP32:
+        return mode, None
+    try:
+        reason = unavailable_reason(mode, resolve_device((spec or LoadSpec.of(deployment)).device))
+    except ModelUnavailable:  # no device for any mode: the load says so
+        return mode, None
+    if reason is None:
+        return mode, None
+    return ModelDeployment.Quantization.FP32, f"its measured {mode} cannot run here ({reason})"
 
 
 def _mode_here(deployment: ModelDeployment, spec: LoadSpec) -> str:
-    """The mode to load: `auto` serves its measured mode where that can run on this host, fp32 where it cannot
-    (measured on a GPU pod, served on a CPU one: every call was a 503). A mode the admin chose is loaded as
-    chosen, and fails as itself."""
-    mode = deployment.serving_quantization
-    if deployment.quantization != ModelDeployment.Quantization.AUTO or mode == ModelDeployment.Quantization.FP32:
-        return mode
-    try:
-        reason = unavailable_reason(mode, resolve_device(spec.device))
-    except ModelUnavailable:  # no device for any mode: the load says so
-        return mode
-    if reason is None:
-        return mode
-    logger.info("deployment %s: its measured %s cannot run here (%s); serving fp32", deployment.name, mode, reason)
-    return ModelDeployment.Quantization.FP32
+    mode, reason = mode_here(deployment, spec)
+    if reason is not None:
+        logger.info("deployment %s: %s; serving fp32", deployment.name, reason)
+    return mode
+
+
+def serving_here(deployment: ModelDeployment) -> tuple[str, str | None]:
+    """The mode the deployment's calls are answered in by this process, and why, when that is not the mode
+    its row asks for (the admin's choice, else the measured one): the model it holds (also one kept after an
+    edit failed to load), else the mode this host would load. Without it the dashboard showed the measured
+    nf4 of a deployment that answered in fp32 on a CPU host."""
+    key = (deployment.pk, deployment.updated_at, deployment.serving_quantization)
+    current = _served.get(deployment.pk)
+    failure = _failures.get(deployment.pk)
+    kept = failure is not None and failure.key == key and _keepable(current, deployment) and current.key != key
+    if kept:
+        return current.mode, f"{failure.reason}; the {current.mode} model loaded before answers"
+    if current is not None and (current.key == key or current.key[1] > key[1]):
+        _, reason = mode_here(deployment, current.spec)
+        return current.mode, reason if current.mode != deployment.serving_quantization else None
+    return mode_here(deployment)
 
 
 def _loaded(deployment: ModelDeployment, key: tuple, spec: LoadSpec, mode: str, bounds: dict) -> Served:
