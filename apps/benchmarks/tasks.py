@@ -5,6 +5,7 @@ import logging
 
 from celery import shared_task
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
@@ -25,6 +26,8 @@ TARGET_BUSY_RETRY_SECONDS = 30
 # run waiting behind one longer than 90 s was dropped (left pending until the checker failed it a day later).
 @shared_task(name="benchmarks.execute_run", acks_late=False, bind=True, max_retries=None)
 def execute_run(self, run_id: int) -> str:
+    if _failed_on_unusable_target(run_id):
+        return BenchmarkRun.Status.FAILED
     try:
         return services.benchmark_run_execute(run_id=run_id).status
     except services.TargetBusy as busy:
@@ -36,8 +39,13 @@ def execute_run(self, run_id: int) -> str:
 
 @shared_task(name="benchmarks.scheduled_run", acks_late=False)
 def scheduled_run(plan_id: int) -> int | None:
-    plan = BenchmarkPlan.objects.filter(pk=plan_id, enabled=True).first()
+    plan = BenchmarkPlan.objects.filter(pk=plan_id, enabled=True).select_related("service").first()
     if plan is None:
+        return None
+    if problem := plan.service.base_url_error:
+        # The plan's checks would refuse it for a reason of their own (a port past 65535 "is not in
+        # BENCHMARK_TOKEN_HOSTS"): the log says what to fix.
+        logger.warning("benchmark plan %s: its scheduled run was skipped, %s", plan_id, _unusable(problem))
         return None
     try:
         run = services.benchmark_run_create(plan=plan, requested_by="schedule")
@@ -53,6 +61,26 @@ def scheduled_run(plan_id: int) -> int | None:
         logger.info("benchmark run %s waits: %s", run.pk, busy)
         execute_run.apply_async(args=[run.pk], countdown=TARGET_BUSY_RETRY_SECONDS)
     return run.pk
+
+
+def _unusable(problem: str) -> str:
+    return f"the service's base URL cannot be used ({problem}): edit it in the service registry"
+
+
+def _failed_on_unusable_target(run_id: int) -> bool:
+    """Fail a pending run whose service's stored base URL breaks the registry's rules (stored before them, or
+    by raw SQL): with a query or fragment Locust sent every request to the wrong path and measured that, and
+    an out-of-range port failed every request, or the run as a token-host refusal that named no cause."""
+    run = BenchmarkRun.objects.filter(pk=run_id).select_related("plan__service").first()
+    if run is None or run.status != BenchmarkRun.Status.PENDING or not (problem := run.plan.service.base_url_error):
+        return False
+    failed = BenchmarkRun.objects.filter(pk=run_id, status=BenchmarkRun.Status.PENDING).update(
+        status=BenchmarkRun.Status.FAILED, finished_at=timezone.now(), error=_unusable(problem),
+        progress_message="",
+    )  # fmt: skip
+    if failed:
+        logger.warning("benchmark run %s failed: %s", run_id, _unusable(problem))
+    return bool(failed)
 
 
 # On the default queue, whatever its name routes to: on the benchmarks queue, a day-long run holding the

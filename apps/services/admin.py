@@ -71,14 +71,29 @@ class ServiceVisibilityAdmin(admin.ModelAdmin):
 
 @admin.register(Service)
 class ServiceAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "kind", "owner_team", "is_active", "slo_p95_ms", "slo_p99_ms", "slo_error_rate_pct"]
+    list_display = ["name", "slug", "kind", "owner_team", "is_active", "slo_p95_ms", "slo_p99_ms", "slo_error_rate_pct",
+                    "base_url_error"]  # fmt: skip
     list_filter = ["kind", "is_active", "owner_team"]
     search_fields = ["name", "slug", "owner_team", "description"]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["base_url_error", "created_at", "updated_at"]
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     fieldsets = [
-        (None, {"fields": ["name", "slug", "kind", "base_url", "owner_team", "description", "is_active"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "slug",
+                    "kind",
+                    "base_url",
+                    "base_url_error",
+                    "owner_team",
+                    "description",
+                    "is_active",
+                ]
+            },
+        ),
         ("Access", {"fields": ["visible_to"]}),
         ("Metrics", {"fields": ["route_prefix"]}),
         ("SLO targets", {"fields": ["slo_p95_ms", "slo_p99_ms", "slo_avg_ms", "slo_min_rps", "slo_error_rate_pct"]}),
@@ -86,6 +101,11 @@ class ServiceAdmin(admin.ModelAdmin):
     ]
 
     filter_horizontal = ["visible_to"]
+
+    @admin.display(description="Base URL problem")
+    def base_url_error(self, obj: Service) -> str | None:
+        """A URL stored before its rules (or outside admin): benchmarks refuse it with this reason."""
+        return obj.base_url_error
 
     def get_queryset(self, request: HttpRequest):
         return services_visible_to(request.user)

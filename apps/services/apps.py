@@ -8,4 +8,4 @@ class ServicesConfig(AppConfig):
     label = "services"
 
     def ready(self) -> None:
-        from apps.services import signals  # noqa: F401 - connects the receivers
+        from apps.services import checks, signals  # noqa: F401 - connects the receivers, registers the checks

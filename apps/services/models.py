@@ -3,7 +3,7 @@ from __future__ import annotations
 from urllib.parse import SplitResult, urlsplit
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models
 
 
@@ -66,6 +66,13 @@ class Service(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def base_url_error(self) -> str | None:
+        """Why the stored base URL is unusable, or None. Rows stored before a rule existed (or by raw SQL or
+        a fixture) are refused only at their next edit: every use of the URL asks this first, and admin's
+        list, the API and `manage.py check` show it."""
+        return base_url_problem(self.base_url)
+
     def clean(self) -> None:
         errors = {}
         if self.slo_p95_ms and self.slo_p99_ms and self.slo_p95_ms > self.slo_p99_ms:
@@ -80,26 +87,47 @@ class Service(models.Model):
             errors["route_prefix"] = (
                 "A URL pattern as Django resolves it: no leading '/', host, query or spaces, e.g. api/v1/patients/."
             )
-        # Every staff role reads the registry (API and admin): a password in the URL would be shown to all of
-        # them, and benchmarks send their token to this URL only over HTTP(S).
-        try:
-            url = urlsplit(self.base_url or "")
-        except ValueError:  # "http://[::1": the URL field's own validator has said so
-            url = urlsplit("")
-        if self.base_url and (url.username is not None or url.password is not None or "@" in url.netloc):
-            errors["base_url"] = "No user name or password in the URL: every staff role can read it."
-        elif self.base_url and url.scheme and url.scheme.lower() not in ("http", "https"):
-            errors["base_url"] = "An http:// or https:// URL."
-        elif self.base_url and not _port_valid(url):
-            # The URL validator takes any 1-5 digits: port 0 or 99999 was stored, and every probe and
-            # benchmark of the service then failed (urlsplit's port raises on it).
-            errors["base_url"] = "A port from 1 to 65535, or none."
-        elif self.base_url and ("?" in self.base_url or "#" in self.base_url):
-            # Probes and benchmarks append their paths to the base URL: after a query or a fragment they went
-            # to the wrong place (or nowhere).
-            errors["base_url"] = "No query string or fragment: the base URL is a scheme, host, port and path."
+        if self.base_url and (problem := base_url_rule_broken(self.base_url)):
+            errors["base_url"] = problem
         if errors:
             raise ValidationError(errors)
+
+
+def base_url_problem(base_url: str) -> str | None:
+    """Why this base URL cannot be used (the URL field's own validation and the model's rules), or None;
+    an empty one is no problem (the service has no URL)."""
+    if not base_url:
+        return None
+    try:
+        URLValidator()(base_url)
+    except ValidationError:
+        return "Not a valid URL."
+    if len(base_url) > Service._meta.get_field("base_url").max_length:
+        return "Longer than a base URL may be."
+    return base_url_rule_broken(base_url)
+
+
+def base_url_rule_broken(base_url: str) -> str | None:
+    """The model's rules for a base URL the URL validator took (its message otherwise is the field's own)."""
+    # Every staff role reads the registry (API and admin): a password in the URL would be shown to all of
+    # them, and benchmarks send their token to this URL only over HTTP(S).
+    try:
+        url = urlsplit(base_url)
+    except ValueError:  # "http://[::1": the URL field's own validator has said so
+        url = urlsplit("")
+    if url.username is not None or url.password is not None or "@" in url.netloc:
+        return "No user name or password in the URL: every staff role can read it."
+    if url.scheme and url.scheme.lower() not in ("http", "https"):
+        return "An http:// or https:// URL."
+    if not _port_valid(url):
+        # The URL validator takes any 1-5 digits: port 0 or 99999 was stored, and every probe and
+        # benchmark of the service then failed (urlsplit's port raises on it).
+        return "A port from 1 to 65535, or none."
+    if "?" in base_url or "#" in base_url:
+        # Probes and benchmarks append their paths to the base URL: after a query or a fragment they went
+        # to the wrong place (or nowhere).
+        return "No query string or fragment: the base URL is a scheme, host, port and path."
+    return None
 
 
 def _port_valid(url: SplitResult) -> bool:

@@ -4,6 +4,10 @@ from apps.services.models import Service
 
 
 class ServiceSerializer(serializers.ModelSerializer):
+    # Why the stored base URL is unusable (null when it is fine): a row stored before its rules, which
+    # benchmarks refuse with this reason until the URL is edited.
+    base_url_error = serializers.CharField(read_only=True, allow_null=True)
+
     class Meta:
         model = Service
         fields = [
@@ -12,6 +16,7 @@ class ServiceSerializer(serializers.ModelSerializer):
             "slug",
             "kind",
             "base_url",
+            "base_url_error",
             "route_prefix",
             "owner_team",
             "description",
@@ -24,7 +29,7 @@ class ServiceSerializer(serializers.ModelSerializer):
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["id", "created_at", "updated_at"]
+        read_only_fields = ["id", "base_url_error", "created_at", "updated_at"]
         # The service layer checks the prefix (the same message as admin, and a hidden service's prefix
         # refused as an overlap, not named) and holds the race; DRF's own check from the constraint would
         # answer before it, in other words.

@@ -1,0 +1,36 @@
+"""System checks on the registry's stored rows (`manage.py check`): warnings, so a deploy goes on."""
+
+from __future__ import annotations
+
+from django.core.checks import CheckMessage, Warning, register
+from django.db import DatabaseError, transaction
+
+UNUSABLE_BASE_URL = "services.W001"
+
+
+@register("services")
+def unusable_base_urls(app_configs=None, **kwargs) -> list[CheckMessage]:
+    """Services whose stored base URL breaks a rule added after they were saved (or was written by raw SQL
+    or a fixture): the form and the API refuse such a URL, but a stored one is refused only at its next edit,
+    and benchmarks of it fail until then. A database not reachable or not migrated yet says nothing here
+    (`migrate` runs the checks before it creates the table)."""
+    from apps.services.models import Service, base_url_problem
+
+    try:
+        with transaction.atomic():
+            stored = list(Service.objects.exclude(base_url="").order_by("pk").values_list("pk", "base_url"))
+    except DatabaseError:
+        return []
+    unusable = {pk: problem for pk, url in stored if (problem := base_url_problem(url))}
+    if not unusable:
+        return []
+    listed = "; ".join(f"service {pk}: {problem}" for pk, problem in unusable.items())
+    return [
+        Warning(
+            f"{len(unusable)} service(s) have a base URL that is no longer accepted ({listed}).",
+            hint="Edit each one's base URL (admin: Services, the 'Base URL problem' column; or PATCH "
+            "/api/v1/services/<slug>/): until then benchmarks of it fail with this reason.",
+            obj="services.Service",
+            id=UNUSABLE_BASE_URL,
+        )
+    ]
