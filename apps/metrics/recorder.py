@@ -2,6 +2,11 @@
 
 Recording costs about 2 µs and takes no lock a request waits on for long; every few seconds one
 request's thread hands the accumulated histograms to `services.rollups_merge`.
+
+A request is stamped with this host's clock when it happens; its minute is taken on the database's clock,
+the one every host shares: each flush reads the database's clock once and moves the batch's stamps by the
+difference. A host whose clock ran 30 s or more off wrote its requests into another minute, where the p95 read
+by the adaptive limiter and the alerts ("the latest minutes") missed them or found them late.
 """
 
 from __future__ import annotations
@@ -80,6 +85,9 @@ class Recorder:
         self._flushed_at = time.monotonic()
         self._flusher: threading.Thread | None = None
         self.exit_timeout = exit_timeout
+        # The database's clock minus this host's, in ms, as last measured (by each flush that has requests to
+        # fold); 0, this host's own clock, until the database first answers.
+        self._clock_offset_ms = 0
 
     def _ensure_flusher(self) -> None:
         """A daemon thread flushes what a burst left behind when no request follows it (a thread of
@@ -158,14 +166,14 @@ class Recorder:
             self._ensure_flusher()
         key = (route, method, status, client)
         key_id = self._key_ids.get(key)
-        minute = int(time.time()) // 60 * 60
+        at_ms = int(time.time() * 1000)  # this host's clock; the flush moves it onto the database's
         with self._lock:
             if key_id is None:
                 key_id = self._key_ids.get(key)
                 if key_id is None:
                     key_id = self._key_ids[key] = len(self._keys)
                     self._keys.append(key)
-            self._records.extend((key_id, minute, elapsed_us))
+            self._records.extend((key_id, at_ms, elapsed_us))
         if time.monotonic() - self._flushed_at >= self.flush_interval or len(self._records) > self.MAX_PENDING:
             self.flush(block=False)
 
@@ -190,8 +198,17 @@ class Recorder:
                 taken, self._records = self._records, array("q")
                 keys = list(self._keys)
             self._flushed_at = time.monotonic()
+            if not taken and not self._unsaved:
+                return 0  # nothing to write: the database is not touched
+            from apps.core.breaker import metrics_database_breaker
+            from apps.metrics.services import rollups_merge
+
+            # Read once here, not again before the write: a due probe is started by the first call alone.
+            database_up = metrics_database_breaker.available()
+            if taken and database_up:
+                database_up = self._measure_clock_offset()
             try:
-                fresh = _fold(taken, keys)
+                fresh = _fold(taken, keys, self._clock_offset_ms)
             except Exception:  # metrics never fail the request whose thread happens to flush
                 logger.warning("request timings could not be folded; %d dropped", len(taken) // 3, exc_info=True)
                 return 0
@@ -204,10 +221,7 @@ class Recorder:
                 _add(series.setdefault(key, Series()), data)
             if not series:
                 return 0
-            from apps.core.breaker import metrics_database_breaker
-            from apps.metrics.services import rollups_merge
-
-            if not metrics_database_breaker.available():  # failed a moment ago: no request thread waits for it
+            if not database_up:  # failed a moment ago: no request thread waits for it
                 self._keep_unsaved(series)
                 return 0
             # Counted before: rollups_merge takes each series out of `series` as it writes its row.
@@ -223,6 +237,26 @@ class Recorder:
             return batch
         finally:
             self._flush_lock.release()
+
+    def _measure_clock_offset(self) -> bool:
+        """The database's clock against this host's, one query a flush: its reading set against the middle of
+        this host's two readings around the query. False when the database did not answer (the batch is folded
+        with the last offset measured and kept for the next flush, as a refused write is)."""
+        from apps.core.breaker import metrics_database_breaker
+        from apps.resources.selectors import database_now
+
+        try:
+            before = time.time()
+            database = database_now().timestamp()
+            after = time.time()
+        except Exception as exc:  # metrics never fail the request whose thread happens to flush
+            if isinstance(exc, DatabaseError):
+                metrics_database_breaker.failure()
+            logger.warning("the database's clock could not be read; request timings kept for the next flush",
+                           exc_info=True)  # fmt: skip
+            return False
+        self._clock_offset_ms = round((database - (before + after) / 2) * 1000)
+        return True
 
 
 def _close_thread_connections() -> None:
@@ -240,12 +274,13 @@ def status_class(status: int) -> str:
     return "429" if status == 429 else f"{status // 100}xx"
 
 
-def _fold(records: array, keys: list[tuple]) -> dict[tuple, Series]:
+def _fold(records: array, keys: list[tuple], clock_offset_ms: int = 0) -> dict[tuple, Series]:
+    """The records as series keyed by their minute on the database's clock (this host's stamp plus the offset)."""
     folded: dict[tuple, Series] = {}
     for index in range(0, len(records), 3):
-        key_id, minute, elapsed_us = records[index], records[index + 1], records[index + 2]
+        key_id, at_ms, elapsed_us = records[index], records[index + 1], records[index + 2]
         route, method, status, client = keys[key_id]
-        series_key = (minute, route, method, status_class(status), client)
+        series_key = ((at_ms + clock_offset_ms) // 60_000 * 60, route, method, status_class(status), client)
         series = folded.get(series_key)
         if series is None:
             series = folded[series_key] = Series()

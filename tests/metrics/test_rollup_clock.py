@@ -1,0 +1,79 @@
+"""Request rollups are stamped on the database's clock, the one every host shares: a host whose clock runs off
+wrote its requests into another minute, where the p95 read by the adaptive limiter and the alerts (the latest
+minutes) missed them or found them late. Each request keeps the minute it happened in, on that clock.
+
+Only the recorder's clock is moved (its module's `time`); the database's is the real one."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from apps.metrics import recorder as recorder_module
+from apps.metrics.models import RequestRollup
+from apps.metrics.recorder import Recorder
+from apps.resources.selectors import database_now
+
+pytestmark = pytest.mark.django_db
+
+# A reading's error is the query's round trip (this host and the database share a machine here): a second of
+# slack on each side keeps a request made at a minute's edge from failing, and is far under any shift tested.
+SLACK = timedelta(seconds=1)
+
+
+class ShiftedClock:
+    """The `time` module as the recorder sees it, its wall clock `shift` seconds off (monotonic time untouched)."""
+
+    def __init__(self, shift: float):
+        self.shift = shift
+
+    def time(self) -> float:
+        return time.time() + self.shift
+
+    def __getattr__(self, name: str):
+        return getattr(time, name)
+
+
+def _minutes_between(earliest: datetime, latest: datetime) -> set[datetime]:
+    """Every minute from the one `earliest` falls in to the one `latest` falls in."""
+    minute = (earliest - SLACK).astimezone(UTC).replace(second=0, microsecond=0)
+    minutes = set()
+    while minute <= latest + SLACK:
+        minutes.add(minute)
+        minute += timedelta(minutes=1)
+    return minutes
+
+
+@pytest.mark.parametrize("shift", [-95, 3635], ids=["host-95s-behind", "host-an-hour-ahead"])
+def test_a_host_with_its_clock_off_writes_into_the_databases_minute(monkeypatch, shift):
+    monkeypatch.setattr(recorder_module, "time", ShiftedClock(shift))
+    route = f"api/v1/clock-shift-{shift}/"
+    process = Recorder(flush_interval=3600, background=False)
+    before = database_now()
+    process.record(route=route, method="GET", status=200, client="app", elapsed_us=40_000)
+    process.flush()
+    after = database_now()
+    row = RequestRollup.objects.get(route=route)
+    assert row.count == 1
+    assert row.minute in _minutes_between(before, after)
+
+
+def test_each_request_keeps_the_minute_it_happened_in_not_the_flushs():
+    """The offset is measured at the flush and applied to each request's own stamp: a request two minutes
+    older than the flush (on the host's clock) lands two minutes before the flush's minute."""
+    clock = ShiftedClock(-300)  # five minutes behind the database
+    process = Recorder(flush_interval=3600, background=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(recorder_module, "time", clock)
+        before = database_now()
+        process.record(route="api/v1/clock-early/", method="GET", status=200, client="app", elapsed_us=1_000)
+        clock.shift += 120  # two minutes pass on the host (the database's clock is not moved: it is real)
+        process.record(route="api/v1/clock-late/", method="GET", status=200, client="app", elapsed_us=1_000)
+        process.flush()
+        after = database_now()
+    early = RequestRollup.objects.get(route="api/v1/clock-early/").minute
+    late = RequestRollup.objects.get(route="api/v1/clock-late/").minute
+    assert late in _minutes_between(before, after)
+    assert early in _minutes_between(before - timedelta(minutes=2), after - timedelta(minutes=2))
