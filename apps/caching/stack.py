@@ -636,10 +636,19 @@ class CacheStack:
         return it as every tier gives it back: what JSON makes of it (tuples as lists, keys as text), so
         the caller that loaded it, the ones that waited and later L1 hits see what an L2 hit sees.
 
-        A held single-flight lock is released in the same round trip as the L2 write. L2 and L3 readers
-        compare an entry's generation with the current one; L1 hits do not, so L1 relies on this process
-        having heard of any write since the load began. It remembers what it hears for
+        A held single-flight lock is released in the same round trip as the L2 write, else (no L2 write, or
+        it failed) right after it, before the slower L3 write, and in any case before this returns or raises:
+        a store outlives the coroutine that was cancelled while awaiting it, so the store owns the lock.
+        L2 and L3 readers compare an entry's generation with the current one; L1 hits do not, so L1 relies on
+        this process having heard of any write since the load began. It remembers what it hears for
         2 x POLL_MARGIN, so a load slower than POLL_MARGIN asks the database before filling L1."""
+        try:
+            return self._store(policy, key, scope_key, value, ttl, generations, lock, load_seconds)
+        finally:
+            if lock is not None and not lock.released:
+                self._release(lock)
+
+    def _store(self, policy: Policy, key: str, scope_key: str, value: Any, ttl, generations, lock, load_seconds) -> Any:
         if value is None:
             return None
         redis_generation, db_generation = generations
@@ -662,6 +671,8 @@ class CacheStack:
             self._l2_set(
                 policy, key, _with_generation(entry, redis_generation or 0), stored(redis_generation or 0), lock=lock
             )
+        if lock is not None and not lock.released:
+            self._release(lock)  # nothing in L2 for the waiters: they load at once, not after the L3 write
         if policy.l3 and (db_generation is not None or not scope_key):
             self._l3_set(policy, key, _with_generation(entry, db_generation or 0), stored(db_generation or 0))
         generation = db_generation if db_generation is not None else redis_generation
@@ -800,20 +811,42 @@ class CacheStack:
             raise
         finally:
             self._async_flights.pop((loop, key), None)
-            if lock and not lock.released:
-                await sync_to_async(self._release)(lock)
+            if lock and not lock.released and not lock.handed:
+                await self._alet_go(lock)
+
+    async def _alet_go(self, lock: HeldLock) -> None:
+        """Let go of a lock from a coroutine, at once and to the end: on a thread of the loop's own pool (Redis
+        only), not queued behind a store still running on asgiref's sync thread, and shielded, so a second
+        cancellation does not drop the release and leave other processes waiting out the lock."""
+        await asyncio.shield(asyncio.get_running_loop().run_in_executor(None, self._release, lock))
 
     async def _aload_and_store(
         self, policy: Policy, key: str, scope_key: str, loader, found: Found, ttl: int | None, lock=None
     ) -> Any:
-        """Await the loader and store its value under the generations `found` read before the load."""
+        """Await the loader and store its value under the generations `found` read before the load.
+
+        Cancelled while the store runs in its thread (which nothing can stop), the coroutine returns at once and
+        leaves the lock to the store, which lets it go with its L2 write; cancelled before the thread began it,
+        the store is not made and the caller lets the lock go, so another process's waiter loads at once."""
         _note_read(loaded=True)
         with reads_from_primary(), self._loading(policy.namespace) as load:
             value = await loader()
         generations = (found.redis_generation, found.db_generation)
-        return await sync_to_async(self.store)(
-            policy, key, scope_key, value, ttl=ttl, generations=generations, load_seconds=load.seconds, lock=lock
-        )
+        handoff = _StoreHandoff()
+
+        def store() -> Any:
+            if not handoff.begin():
+                return None  # its coroutine is gone, and has let the lock go
+            return self.store(
+                policy, key, scope_key, value, ttl=ttl, generations=generations, load_seconds=load.seconds, lock=lock
+            )
+
+        try:
+            return await sync_to_async(store)()
+        except asyncio.CancelledError:
+            if lock is not None and handoff.abandon():
+                lock.handed = True  # the store lets it go, with the value in L2
+            raise
 
     def _fill_l1(self, policy: Policy, key: str, entry: Entry) -> None:
         if not policy.l1:
@@ -1279,11 +1312,41 @@ class _LockClaim:
 
 @dataclass(slots=True)
 class HeldLock:
-    """A single-flight lock this process holds in Redis: its key and the token only the holder knows."""
+    """A single-flight lock this process holds in Redis: its key and the token only the holder knows.
+    `handed`: a store running in a thread for a cancelled coroutine has it, and lets it go."""
 
     name: str
     token: str
     released: bool = False
+    handed: bool = False
+
+
+class _StoreHandoff:
+    """A store sent to a thread for a coroutine that may be cancelled before it is made: whichever of the two
+    comes first decides. The thread began: it stores and lets the lock go. The coroutine gave up first: the
+    thread stores nothing, and the coroutine lets the lock go itself, at once."""
+
+    __slots__ = ("_guard", "_state")
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._state = ""
+
+    def begin(self) -> bool:
+        """The thread's side: whether to store (the coroutine has not given up)."""
+        with self._guard:
+            if self._state == "abandoned":
+                return False
+            self._state = "begun"
+            return True
+
+    def abandon(self) -> bool:
+        """The cancelled coroutine's side: whether the thread has the store, and the lock, already."""
+        with self._guard:
+            if self._state == "begun":
+                return True
+            self._state = "abandoned"
+            return False
 
 
 def _record_header(generation: int, fresh_until: float, stale_until: float) -> bytes:
