@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from urllib.parse import unquote_plus
 
@@ -10,6 +11,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
+from apps.accounts.failure_budget import known_valid_tokens, record_failed_authentication, refuse_if_over_budget
 from apps.accounts.models import ApiClient
 from apps.accounts.selectors import api_client_for_token
 from apps.accounts.services import TOKEN_PREFIX
@@ -72,6 +74,22 @@ class BearerTokenAuthentication(BaseAuthentication):
             )
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
+        address = request.META.get("REMOTE_ADDR", "")
+        # The digest api_client_for_token looks the token up by (an ASCII token's bytes are its UTF-8).
+        digest = hashlib.sha256(header[1]).hexdigest() if len(header) == 2 else ""
+        if not digest or digest not in known_valid_tokens:
+            # Before any lookup: past its budget of failures an address costs nothing more than this.
+            refuse_if_over_budget(address)
+        try:
+            client = self._client_for(header)
+        except exceptions.AuthenticationFailed:
+            known_valid_tokens.discard(digest)
+            record_failed_authentication(address)
+            raise
+        known_valid_tokens.add(digest)
+        return ClientPrincipal(client), client
+
+    def _client_for(self, header: list[bytes]) -> ApiClient:
         if len(header) != 2:
             raise exceptions.AuthenticationFailed(
                 _("Malformed Authorization header: expected 'Bearer <token>'."), code="malformed_token"
@@ -88,7 +106,7 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(_("Token has been revoked."), code="token_revoked")
         if client.is_expired:
             raise exceptions.AuthenticationFailed(_("Token has expired."), code="token_expired")
-        return ClientPrincipal(client), client
+        return client
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'
