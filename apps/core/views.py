@@ -1,24 +1,45 @@
 """Health endpoints and the dashboard shell. Plain Django views: no auth, no DRF on probes."""
 
+from collections.abc import Callable
+from functools import wraps
+
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
 from apps.core.selectors import ERROR, readiness_report, shared_readiness
 
 
-@require_safe  # GET, and HEAD for probes that send it
-@never_cache
+def probe(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest], HttpResponse]:
+    """GET and HEAD only, a write answered 405 in JSON. Exempt from CSRF, which otherwise ran first and answered
+    a POST with its HTML 403 page (and a warning in the log): these views change nothing, so there is nothing
+    for CSRF to protect."""
+
+    @wraps(view)
+    def safe_only(request: HttpRequest) -> HttpResponse:
+        if request.method not in ("GET", "HEAD"):
+            response = JsonResponse(
+                {"detail": f"Method {request.method} not allowed: GET or HEAD.", "code": "method_not_allowed"},
+                status=405,
+            )
+            response["Allow"] = "GET, HEAD"
+            return response
+        return view(request)
+
+    return csrf_exempt(never_cache(safe_only))
+
+
+@probe
 def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness: the process answers. Touches no dependency, so an outage never restarts pods."""
     return JsonResponse({"status": "ok"})
 
 
-@require_safe  # GET, and HEAD for probes that send it
-@never_cache
+@probe
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: every dependency with its status and latency; 503 when a required one is down. The details
     (a failed check's error, which names hosts and ports, the pool's figures, the worker's pod name) go only to

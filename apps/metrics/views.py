@@ -11,6 +11,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from apps.core.views import probe
 from apps.metrics.prometheus import exposition
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ def may_read_metrics(request: HttpRequest) -> bool:
     return _address_allowed(request.META.get("REMOTE_ADDR", ""))
 
 
+@probe
 def prometheus_metrics(request: HttpRequest) -> HttpResponse:
     if not may_read_metrics(request):
         return JsonResponse({"detail": "Not allowed to read metrics.", "code": "forbidden"}, status=403)
