@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import Group, Permission
+from django.db import connections, transaction
 from django.db.models import Q, QuerySet
 
 from apps.accounts.models import ApiClient, scope_permission_codename
@@ -17,7 +18,8 @@ def api_client_for_token(token: str) -> ApiClient | None:
     Served from the per-process client cache: one indexed query per token per process, then none
     until a client changes anywhere (revoke, rotate, edit) or a minute passes. Always read from the
     primary: a lagging replica must not hand a just-revoked client back into every process's cache.
-    A token that matched no client is answered from `unknown_tokens` for a few seconds.
+    A token that matched no client is answered from `unknown_tokens` for a few seconds, once that is
+    committed truth (`_remember_unknown`).
     """
     digest = token_hash(token)
     if digest in unknown_tokens:
@@ -26,8 +28,20 @@ def api_client_for_token(token: str) -> ApiClient | None:
         digest, lambda: one_or_none(ApiClient.objects.using("default").filter(token_hash=digest))
     )
     if client is None:
-        unknown_tokens.add(digest)
+        _remember_unknown(digest)
     return client
+
+
+def _remember_unknown(digest: str) -> None:
+    """Inside a transaction the lookup saw its uncommitted changes: a rotation or delete of the token's client
+    that may yet roll back, and the token would be refused for seconds though it is still its client's. There
+    the digest is remembered when the transaction commits (never, if it rolls back). The test case's own
+    atomic blocks are not the caller's transaction: Django's durable check skips them the same way."""
+    default = connections["default"]
+    if any(not block._from_testcase for block in default.atomic_blocks):
+        transaction.on_commit(lambda: unknown_tokens.add(digest), using="default")
+    else:
+        unknown_tokens.add(digest)
 
 
 def api_client_named_alike(name: str) -> ApiClient | None:
