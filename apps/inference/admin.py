@@ -10,6 +10,8 @@ def _figure(value, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+QUANTIZATION_FIELDS = ["quantization", "fidelity_budget", "chosen_quantization", "chosen_at", "serving_here",
+                       "load_failure", "load_failed_at"]  # fmt: skip
 SERVING_FIELDS = ["max_batch_size", "max_queue_delay_ms", "max_input_tokens", "max_new_tokens",
                   "max_concurrent_streams", "slo_p95_ms", "updated_at"]  # fmt: skip
 
@@ -19,14 +21,25 @@ class ModelDeploymentAdmin(ServiceVisibilityAdmin):
     unassigned_visible = True  # a deployment of no service is everyone's
     list_display = ["name", "task", "source", "quantization", "chosen_quantization", "max_batch_size",
                     "slo_p95_ms", "enabled"]  # fmt: skip
-    readonly_fields = ["chosen_quantization", "chosen_at", "updated_at", "measured_modes"]
+    readonly_fields = ["chosen_quantization", "chosen_at", "serving_here", "load_failure", "load_failed_at",
+                       "updated_at", "measured_modes"]  # fmt: skip
     actions = ["measure_modes"]
     fieldsets = [
         (None, {"fields": ["name", "service", "enabled", "task", "source", "local_path", "device"]}),
-        ("Quantization", {"fields": ["quantization", "fidelity_budget", "chosen_quantization", "chosen_at"]}),
+        ("Quantization", {"fields": QUANTIZATION_FIELDS}),
         ("Serving", {"fields": SERVING_FIELDS}),
         ("Measured on this host", {"fields": ["measured_modes"]}),
     ]
+
+    @admin.display(description="serving here")
+    def serving_here(self, deployment: ModelDeployment) -> str:
+        """The mode this server process answers in, which is not always the one configured or measured."""
+        from apps.inference import serving
+
+        if deployment.pk is None:
+            return "-"
+        mode, reason = serving.serving_here(deployment)
+        return mode if reason is None else f"{mode}: {reason}"
 
     @admin.display(description="modes")
     def measured_modes(self, deployment: ModelDeployment) -> str:

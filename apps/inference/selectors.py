@@ -24,16 +24,23 @@ PROFILE_FIELDS = (
 
 def deployment_overview(*, visible_services: frozenset[int] | None = None) -> list[dict]:
     """Every deployment (of the visible services, and those of none) with what it serves and the table of
-    its last measurement (the dashboard)."""
+    its last measurement (the dashboard). `serving_quantization` is the mode this process answers in (see
+    serving.serving_here), `serving_reason` why that is not the mode asked for, `load_failure` the last load
+    that failed on a serving process."""
+    from apps.inference import serving
+
     rows = []
     deployments = of_visible_services(ModelDeployment.objects.select_related("service"), visible_services,
                                       unassigned=True)  # fmt: skip
     for deployment in deployments:
         profiles = latest_profiles(deployment)
+        mode, reason = serving.serving_here(deployment)
         rows.append({
             "id": deployment.pk, "name": deployment.name, "task": deployment.task, "source": deployment.source,
             "service": deployment.service.slug if deployment.service else None, "enabled": deployment.enabled,
-            "quantization": deployment.quantization, "serving_quantization": deployment.serving_quantization,
+            "quantization": deployment.quantization, "serving_quantization": mode, "serving_reason": reason,
+            "load_failure": deployment.load_failure or None,
+            "load_failed_at": deployment.load_failed_at.isoformat() if deployment.load_failed_at else None,
             "chosen_quantization": deployment.chosen_quantization or None,
             "measured_at": profiles[0].measured_at.isoformat() if profiles else None,
             "max_batch_size": deployment.max_batch_size, "max_queue_delay_ms": deployment.max_queue_delay_ms,

@@ -55,7 +55,17 @@ class DeploymentOutputSerializer(serializers.Serializer):
     service = serializers.CharField(allow_null=True, help_text="The service's slug.")
     enabled = serializers.BooleanField()
     quantization = serializers.CharField(help_text="As configured (auto: the measurement chooses).")
-    serving_quantization = serializers.CharField(help_text="The mode calls are served in now.")
+    serving_quantization = serializers.CharField(
+        help_text="The mode calls are answered in by this server process now: its loaded model (also one kept "
+        "after an edit failed to load), else the mode this host loads (fp32 where a measured mode cannot run here)."
+    )
+    serving_reason = serializers.CharField(
+        allow_null=True, help_text="Why serving_quantization is not the mode configured or measured; null when it is."
+    )
+    load_failure = serializers.CharField(
+        allow_null=True, help_text="The last load that failed on a serving process (which, where, what served instead)."
+    )
+    load_failed_at = serializers.DateTimeField(allow_null=True)
     chosen_quantization = serializers.CharField(allow_null=True, help_text="The measurement's choice, if any.")
     measured_at = serializers.DateTimeField(allow_null=True)
     max_batch_size = serializers.IntegerField()

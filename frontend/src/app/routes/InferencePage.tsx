@@ -29,12 +29,23 @@ interface Deployment {
   task: "embedding" | "generation";
   source: string;
   quantization: string;
+  /** The mode this server process answers in (fp32 where a measured mode cannot run here, the model kept
+   * after an edit failed to load), with the reason where it is not the mode configured or measured. */
   serving_quantization: string;
+  serving_reason: string | null;
+  chosen_quantization: string | null;
+  load_failure: string | null;
+  load_failed_at: string | null;
   measured_at: string | null;
   max_batch_size: number;
   slo_p95_ms: number;
   fidelity_budget: number;
   profiles: Profile[];
+}
+
+/** The mode the deployment's row asks for: the admin's choice, else the measured one. */
+function asked(deployment: Deployment): string {
+  return deployment.quantization === "auto" ? (deployment.chosen_quantization ?? "fp32") : deployment.quantization;
 }
 
 function ModeTable({ deployment }: { deployment: Deployment }) {
@@ -101,10 +112,20 @@ export default function InferencePage() {
               <article key={deployment.id} className="panel" aria-labelledby={`deployment-${deployment.id}`}>
                 <h2 id={`deployment-${deployment.id}`}>{deployment.name}</h2>
                 <p className="muted">
-                  {deployment.task} · serving <strong>{deployment.serving_quantization}</strong>
+                  {deployment.task} · serving <strong data-testid={`serving-${deployment.name}`}>{deployment.serving_quantization}</strong>
                   {deployment.quantization === "auto" ? " (auto)" : " (fixed in admin)"} · batches up to {deployment.max_batch_size} · p95 SLO{" "}
                   {deployment.slo_p95_ms} ms · fidelity budget {deployment.fidelity_budget} · measured {when(deployment.measured_at)}
                 </p>
+                {deployment.serving_reason ? (
+                  <p className="warn" data-testid={`serving-reason-${deployment.name}`}>
+                    Serving {deployment.serving_quantization}, not {asked(deployment)}: {deployment.serving_reason}.
+                  </p>
+                ) : null}
+                {deployment.load_failure ? (
+                  <p className="warn" data-testid={`load-failure-${deployment.name}`}>
+                    Last failed load ({when(deployment.load_failed_at)}): {deployment.load_failure}.
+                  </p>
+                ) : null}
                 {measured.length ? (
                   <Chart
                     title={generation ? "Tokens per second by mode (one stream)" : "Sequences per second by mode (best batch)"}
