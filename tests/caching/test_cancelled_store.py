@@ -174,3 +174,36 @@ async def test_a_coroutine_cancelled_before_its_store_began_lets_the_lock_go_at_
     assert other.loads == [1]  # the value was never stored: the waiter loaded it, at once
     assert other.outcome == [{"from": "other process"}]
     assert stores == []  # the cancelled coroutine's store was never made
+
+
+def test_a_store_whose_l2_write_was_lost_lets_the_lock_go_before_its_l3_write():
+    """The loader's L2 write did not land (Redis refused it): nothing will reach the waiters through L2, so the
+    lock goes at once and they load, rather than waiting for the slower L3 write. Before: it was held until the
+    whole store returned."""
+    loader_stack = make_stack(single_flight_wait=120.0)
+    namespace, parts = "ai_inference", ["l2-write-lost", uuid.uuid4().hex]
+    loader_stack._l2_set = lambda *args, **kwargs: None  # the write is lost; the lock is still held
+    entered, may_go_on = _block(loader_stack, "_l3_set")
+    other = _OtherProcess(namespace, parts)
+    outcome = []
+
+    def read():
+        try:
+            outcome.append(loader_stack.get_or_load(namespace, parts, lambda: {"from": "loader"}))
+        finally:
+            connections.close_all()
+
+    loading = threading.Thread(target=read, daemon=True)
+    loading.start()
+    try:
+        assert entered.wait(DEADLINE)
+        other.thread.start()
+        other.thread.join(DEADLINE)
+        assert other.done()  # while the L3 write is still blocked
+        assert not may_go_on.is_set()
+    finally:
+        may_go_on.set()
+        other.thread.join(60)
+        loading.join(60)
+    assert other.loads == [1]
+    assert outcome == [{"from": "loader"}]
