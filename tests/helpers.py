@@ -10,11 +10,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 from apps.core.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
+LOG_TAIL_CHARS = 3000  # of a started process's log, in the message of a wait that timed out
 
 # The variables that move the product off its embedded defaults.
 SERVICE_VARIABLES = (
@@ -34,6 +36,20 @@ def embedded_env(var_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def wait_for(condition: Callable[[], object], seconds: float, what: str, log: Path | None = None) -> None:
+    """Poll `condition` until it is true; fail naming `what` (and the end of `log`) when it is not in time.
+    A wait on a condition with a generous deadline instead of a sleep: a loaded machine only makes it slower."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:  # `condition` was false at least once past the deadline
+            message = f"Timed out after {seconds} s waiting for {what}"
+            if log is not None:
+                text = log.read_text(errors="replace") if log.exists() else "(not written)"
+                message += f"; {log.name} ends:\n{text[-LOG_TAIL_CHARS:]}"
+            raise AssertionError(message)
+        time.sleep(0.1)
+
+
 def closed_port() -> int:
     """A port nothing listens on (bound, then released)."""
     return free_port()
@@ -51,6 +67,17 @@ def manage(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
+
+
+def start_make_run(folder: Path, output: IO | int, **extra: str) -> subprocess.Popen:
+    """`make run` in `folder` (a copy of the checkout) on ports of its own, writing to `output`, in a session of
+    its own: the test signals its whole group as a terminal would. An outer make's MAKEFLAGS are left out."""
+    env = {key: value for key, value in os.environ.items() if key != "MAKEFLAGS"}
+    env.update(VAR_DIR=str(folder / "var"), **extra)
+    return subprocess.Popen(
+        ["make", "run", f"PORT={free_port()}", f"LIVE_PORT={free_port()}"],
+        cwd=folder, env=env, stdout=output, stderr=output, start_new_session=True,
+    )  # fmt: skip
 
 
 def start_redis(port: int, *options: str) -> subprocess.Popen:

@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,7 +17,7 @@ import psutil
 import pytest
 from websockets.sync.client import connect
 
-from tests.helpers import REPO_ROOT, VENV_BIN, embedded_env, free_port, manage
+from tests.helpers import REPO_ROOT, VENV_BIN, embedded_env, free_port, manage, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +39,8 @@ def product(tmp_path_factory):
     assert migrate.returncode == 0, migrate.stderr
     seed = manage("seed_demo", "--base-url", f"http://127.0.0.1:{port}", "--patients", "25", env=env)  # as `make run`
     assert seed.returncode == 0, seed.stderr
-    log = open(var_dir / "honcho.log", "w")  # noqa: SIM115 - closed in teardown
+    log_path = var_dir / "honcho.log"
+    log = open(log_path, "w")  # noqa: SIM115 - closed in teardown
     honcho = subprocess.Popen(
         [str(VENV_BIN / "python"), "scripts/start_processes.py", "-f", "Procfile", "start"],  # as `make run`
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -50,9 +50,9 @@ def product(tmp_path_factory):
         # Our own servers, by their start-up lines: another test's server that took one of these ports
         # would answer /healthz too, while ours retries the bind and gives up.
         listening = (f"Listening at: {base} ", f"Uvicorn running on http://127.0.0.1:{live_port} ")
-        _wait_for(lambda: _started(honcho, var_dir / "honcho.log", listening), 120, "the api and live processes")
-        _wait_for(lambda: _get(base + "/healthz")[0] == 200, 60, "the api process to answer /healthz")
-        yield {"base": base, "live_port": live_port, "env": env, "seed": seed.stdout, "log": var_dir / "honcho.log"}
+        wait_for(lambda: _started(honcho, log_path, listening), 120, "the api and live processes", log_path)
+        wait_for(lambda: _get(base + "/healthz")[0] == 200, 60, "the api process to answer /healthz", log_path)
+        yield {"base": base, "live_port": live_port, "env": env, "seed": seed.stdout, "log": log_path}
     finally:
         os.killpg(honcho.pid, signal.SIGINT)  # Ctrl-C: the terminal's SIGINT reaches honcho (and make)
         try:
@@ -102,21 +102,12 @@ def _started(honcho: subprocess.Popen, log: Path, lines: tuple[str, ...]) -> boo
     return all(line in text for line in lines)
 
 
-def _wait_for(condition, seconds, what):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"Timed out waiting for {what}")
-
-
 def test_readyz_is_all_ok_once_the_worker_beats(product):
     def all_ok():
         status, body = _get(product["base"] + "/readyz")
         return status == 200 and json.loads(body)["status"] == "ok"
 
-    _wait_for(all_ok, 60, "/readyz to report every check ok")
+    wait_for(all_ok, 60, "/readyz to report every check ok", product["log"])
     checks = json.loads(_get(product["base"] + "/readyz")[1])["checks"]
     assert {name: check["status"] for name, check in checks.items()} == dict.fromkeys(checks, "ok")
 

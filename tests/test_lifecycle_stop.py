@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import start_make_run, wait_for
 from tests.test_make_run_processes import checkout  # noqa: F401 - the fixture: a copy of the checkout
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="POSIX signals and process groups")
@@ -68,27 +68,13 @@ def _lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
-def _wait_for(condition, seconds: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}:\n{log.read_text()}")
-        time.sleep(0.1)
-
-
 def _start(folder: Path, procfile: str, **env_extra: str) -> tuple[subprocess.Popen, Path]:
     (folder / "server.py").write_text(SERVER)
     (folder / "child.py").write_text(CHILD)
     (folder / "Procfile").write_text(procfile)  # no `exec`: as the real Procfile, each runs under `sh -c`
-    env = {key: value for key, value in os.environ.items() if key != "MAKEFLAGS"}
-    env.update(VAR_DIR=str(folder / "var"), PYTHONUNBUFFERED="1", **env_extra)
     log = folder / "run.log"
     with open(log, "w") as out:
-        make = subprocess.Popen(
-            ["make", "run", f"PORT={free_port()}", f"LIVE_PORT={free_port()}"],
-            cwd=folder, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    return make, log
+        return start_make_run(folder, out, PYTHONUNBUFFERED="1", **env_extra), log
 
 
 def _ready(folder: Path, *names: str) -> bool:
@@ -125,7 +111,7 @@ def _teardown(make: subprocess.Popen, folder: Path) -> None:
 def test_ctrl_c_stops_each_server_gracefully_and_leaves_its_children_to_it(checkout: Path) -> None:  # noqa: F811
     make, log = _start(checkout, "one: python server.py one graceful\ntwo: python server.py two graceful\n")
     try:
-        _wait_for(lambda: _ready(checkout, "one", "two"), 120, "the servers did not start", log)
+        wait_for(lambda: _ready(checkout, "one", "two"), 120, "the servers to start", log)
         _ctrl_c(make)
         make.wait(timeout=120)
         for name in ("one", "two"):
@@ -146,11 +132,11 @@ def test_a_server_busy_past_sigterm_is_waited_for_and_a_second_ctrl_c_sends_sigq
         RUN_STOP_GRACE_SECONDS="3600",
     )  # fmt: skip
     try:
-        _wait_for(lambda: _ready(checkout, "quick", "busy"), 120, "the servers did not start", log)
+        wait_for(lambda: _ready(checkout, "quick", "busy"), 120, "the servers to start", log)
         _ctrl_c(make)
-        _wait_for(lambda: "stopped" in _lines(checkout / "quick.signals"), 60, "quick did not stop", log)
-        _wait_for(lambda: "SIGTERM" in _lines(checkout / "busy.signals"), 60, "busy got no SIGTERM", log)
-        _wait_for(lambda: "quick.1 stopped" in log.read_text(), 60, "the manager did not see quick stop", log)
+        wait_for(lambda: "stopped" in _lines(checkout / "quick.signals"), 60, "quick to stop", log)
+        wait_for(lambda: "SIGTERM" in _lines(checkout / "busy.signals"), 60, "busy to get SIGTERM", log)
+        wait_for(lambda: "quick.1 stopped" in log.read_text(), 60, "the manager to see quick stop", log)
         # honcho's own stop sent SIGKILL 5 s after the first process ended; this one must not. Well past that:
         time.sleep(8)
         assert make.poll() is None and _lines(checkout / "busy.signals") == ["ready", "SIGTERM"], log.read_text()
@@ -171,11 +157,11 @@ def test_a_server_deaf_to_sigterm_and_sigquit_gets_sigquit_after_the_grace_perio
         checkout, "deaf: python server.py deaf deaf\n", RUN_STOP_GRACE_SECONDS="5", RUN_QUIT_GRACE_SECONDS="5"
     )
     try:
-        _wait_for(lambda: _ready(checkout, "deaf"), 120, "the server did not start", log)
+        wait_for(lambda: _ready(checkout, "deaf"), 120, "the server to start", log)
         _ctrl_c(make)
         make.wait(timeout=120)
         assert _lines(checkout / "deaf.signals") == ["ready", "SIGTERM", "SIGQUIT"], log.read_text()
-        _wait_for(lambda: _leftovers(checkout) == [], 60, "the group outlived its SIGKILL", log)
+        wait_for(lambda: _leftovers(checkout) == [], 60, "the group to end with its SIGKILL", log)
         assert "sending SIGKILL to deaf" in log.read_text()
     finally:
         _teardown(make, checkout)

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import REPO_ROOT, VENV_BIN, free_port
+from tests.helpers import REPO_ROOT, VENV_BIN, start_make_run, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 
@@ -59,14 +59,6 @@ def _started_pids(log: Path) -> list[int]:
     return [int(pid) for pid in re.findall(r"(?:one|two)\.1 started \(pid=(\d+)\)", log.read_text())]
 
 
-def _wait_for(condition, seconds: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what}:\n{log.read_text()}")
-        time.sleep(0.2)
-
-
 def _running(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -75,13 +67,8 @@ def _running(pid: int) -> bool:
 
 
 def _make_run(checkout: Path, log: Path) -> subprocess.Popen:
-    env = {key: value for key, value in os.environ.items() if key != "MAKEFLAGS"}
-    env["VAR_DIR"] = str(checkout / "var")
     with open(log, "w") as out:
-        return subprocess.Popen(
-            ["make", "run", f"PORT={free_port()}", f"LIVE_PORT={free_port()}"],
-            cwd=checkout, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        return start_make_run(checkout, out)
 
 
 def _stop(make: subprocess.Popen, pids: list[int]) -> None:
@@ -98,11 +85,11 @@ def test_a_hang_up_stops_the_procfile_processes(checkout: Path) -> None:
     make = _make_run(checkout, log)
     pids: list[int] = []
     try:
-        _wait_for(lambda: len(_started_pids(log)) == 2, 60, "the Procfile's processes did not start", log)
+        wait_for(lambda: len(_started_pids(log)) == 2, 60, "the Procfile's processes to start", log)
         pids = _started_pids(log)
         os.killpg(make.pid, signal.SIGHUP)  # the terminal closing: its session's foreground group hangs up
         make.wait(timeout=30)
-        _wait_for(lambda: not any(_running(pid) for pid in pids), 30, "processes left running after the hang-up", log)
+        wait_for(lambda: not any(_running(pid) for pid in pids), 30, "the processes to stop after the hang-up", log)
     finally:
         _stop(make, pids)
 
@@ -113,10 +100,10 @@ def test_a_second_make_run_on_the_same_var_dir_starts_nothing(checkout: Path) ->
     second: subprocess.Popen | None = None
     pids: list[int] = []
     try:
-        _wait_for(lambda: len(_started_pids(first_log)) == 2, 60, "the first run's processes did not start", first_log)
+        wait_for(lambda: len(_started_pids(first_log)) == 2, 60, "the first run's processes to start", first_log)
         pids = _started_pids(first_log)
         second = _make_run(checkout, second_log)  # other ports, as the port-in-use message suggests
-        _wait_for(lambda: second.poll() is not None, 60, "the second run did not stop", second_log)
+        wait_for(lambda: second.poll() is not None, 60, "the second run to stop", second_log)
         assert second.returncode != 0
         assert f"Another make run is using {checkout / 'var'}" in second_log.read_text()
         assert _started_pids(second_log) == []  # no second beat on the same database
@@ -133,12 +120,7 @@ def test_a_terminal_gone_without_a_hang_up_stops_the_procfile_processes(checkout
         "one: exec sleep 300\ntwo: exec sh -c 'while :; do echo tick; sleep 0.2; done'\n"
     )
     master, terminal = pty.openpty()
-    env = {key: value for key, value in os.environ.items() if key != "MAKEFLAGS"}
-    env["VAR_DIR"] = str(checkout / "var")
-    make = subprocess.Popen(
-        ["make", "run", f"PORT={free_port()}", f"LIVE_PORT={free_port()}"],
-        cwd=checkout, env=env, stdout=terminal, stderr=terminal, start_new_session=True,
-    )  # fmt: skip
+    make = start_make_run(checkout, terminal)
     os.close(terminal)
     seen = b""
     pids: list[int] = []
@@ -151,7 +133,7 @@ def test_a_terminal_gone_without_a_hang_up_stops_the_procfile_processes(checkout
         make.wait(timeout=30)
         log = checkout / "seen.log"
         log.write_bytes(seen)
-        _wait_for(lambda: not any(_running(pid) for pid in pids), 30, "processes left running", log)
+        wait_for(lambda: not any(_running(pid) for pid in pids), 30, "the processes to stop", log)
     finally:
         if master != -1:
             os.close(master)

@@ -5,7 +5,6 @@ endurance plan) with nothing left to record it in. A real Locust against the tes
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from django.db import connections
@@ -14,17 +13,9 @@ from apps.accounts.models import ApiClient
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.services.services import service_ensure
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 def test_deleting_a_plan_stops_its_running_load(sleepy):
@@ -46,7 +37,7 @@ def test_deleting_a_plan_stops_its_running_load(sleepy):
 
     thread = threading.Thread(target=worker, daemon=True)
     thread.start()
-    _wait_for(lambda: sleepy.served > 10, 120, "the run's load reached the target")
+    wait_for(lambda: sleepy.served > 10, 120, "the run's load to reach the target")
     plan.delete()
     thread.join(timeout=180)  # the run's own length is an hour
     assert not thread.is_alive(), "the load went on after its plan was deleted"

@@ -19,18 +19,9 @@ from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.benchmarks.tasks import execute_run
 from apps.services.services import service_ensure
 from controlplane.celery import app
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-def _wait_for(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 @pytest.fixture
@@ -61,7 +52,7 @@ def test_a_killed_worker_stops_its_load_and_its_run_is_failed(sleepy, queue):
     )  # fmt: skip
     try:
         execute_run.apply_async(args=[run.pk], queue=queue)
-        _wait_for(lambda: sleepy.served > 20, 90, "the run's load reached the target")
+        wait_for(lambda: sleepy.served > 20, 90, "the run's load to reach the target")
     finally:
         os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool process, mid-run
         worker.wait()

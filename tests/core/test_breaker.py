@@ -2,29 +2,20 @@
 probe that runs in the background, never in a caller's thread."""
 
 import threading
-import time
 from types import SimpleNamespace
 
 import pytest
 
 from apps.core import breaker as breaker_module
 from apps.core.breaker import CircuitBreaker
-
-
-def _wait_for(predicate, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
+from tests.helpers import wait_for
 
 
 def test_a_breaker_closes_once_its_probe_succeeds():
     breaker = CircuitBreaker(lambda: None, name="test dependency", open_seconds=0)
     breaker.failure()
     assert breaker.available() is False  # the probe is started, the caller told "not yet"
-    assert _wait_for(lambda: breaker.state == CircuitBreaker.CLOSED)
+    wait_for(lambda: breaker.state == CircuitBreaker.CLOSED, 5, "the probe to close the breaker")
     assert breaker.available() is True and breaker.trips == 1
 
 
@@ -44,7 +35,7 @@ def test_a_probe_thread_that_could_not_start_is_tried_again(monkeypatch):
     assert breaker.available() is False
     monkeypatch.undo()
     assert breaker.available() is False
-    assert _wait_for(lambda: breaker.state == CircuitBreaker.CLOSED)
+    wait_for(lambda: breaker.state == CircuitBreaker.CLOSED, 5, "the probe to close the breaker")
 
 
 def test_concurrent_callers_start_one_probe_and_a_failing_probe_keeps_it_open():
@@ -63,9 +54,9 @@ def test_concurrent_callers_start_one_probe_and_a_failing_probe_keeps_it_open():
         caller.start()
     for caller in callers:
         caller.join()
-    assert _wait_for(lambda: started)
+    wait_for(lambda: started, 5, "the probe to start")
     release.set()
-    assert _wait_for(lambda: not breaker._probing)
+    wait_for(lambda: not breaker._probing, 5, "the probe to finish")
     assert len(started) == 1 and breaker.state == CircuitBreaker.OPEN and breaker.trips == 1
 
 

@@ -20,7 +20,7 @@ from apps.core.local_cache import VersionedLocalCache, shared_cache_breaker
 from apps.core.selectors import DEGRADED, ERROR, OK, readiness_report
 from apps.core.services import worker_heartbeat_record
 from apps.ratelimits.throttling import limiter
-from tests.helpers import free_port, start_redis
+from tests.helpers import free_port, start_redis, wait_for
 
 # Twice settings.py's, so that a call that waited on the socket stands apart from a slow machine.
 SOCKET_TIMEOUT = 1.0
@@ -79,15 +79,6 @@ def _timed(call):
     return time.perf_counter() - started, value
 
 
-def _wait_for(predicate, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
-
-
 def test_local_caches_wait_on_a_hung_redis_once_then_bypass_without_waiting_and_recover(hung_redis):
     tokens = VersionedLocalCache("hung-tokens", check_interval=0.05)
     policies = VersionedLocalCache("hung-policies", check_interval=0.05)
@@ -138,7 +129,7 @@ def test_local_caches_wait_on_a_hung_redis_once_then_bypass_without_waiting_and_
         tokens.get("k", load)
         return shared_cache_breaker.state == "closed"
 
-    assert _wait_for(recovered, BREAKER_SECONDS + 2 * SOCKET_TIMEOUT + 1)
+    wait_for(recovered, BREAKER_SECONDS + 2 * SOCKET_TIMEOUT + 1, "the shared cache's breaker to close")
     for local in (tokens, policies):
         local.get("k", load)
         loads.clear()
@@ -172,7 +163,11 @@ def test_api_requests_with_redis_hung_do_not_wait_on_it(api, issue_token, hung_r
     assert max(took) < NO_WAIT_REQUEST, f"{len(took)} requests, slowest {max(took):.3f}s"
 
     hung_redis.resume()
-    assert _wait_for(lambda: request().has_header("RateLimit-Limit"), BREAKER_SECONDS + 2 * SOCKET_TIMEOUT + 1)
+    wait_for(
+        lambda: request().has_header("RateLimit-Limit"),
+        BREAKER_SECONDS + 2 * SOCKET_TIMEOUT + 1,
+        "the limiter to decide again",
+    )
 
 
 @pytest.mark.django_db
@@ -194,7 +189,7 @@ def test_readyz_with_redis_hung_answers_inside_the_probe_timeout_and_degraded(cl
     assert response.status_code == 200 and response.json()["status"] == DEGRADED
 
     hung_redis.resume()
-    assert _wait_for(lambda: readiness_report()[0] == OK, 5)
+    wait_for(lambda: readiness_report()[0] == OK, 5, "/readyz to be ok again")
 
 
 @pytest.fixture
@@ -235,7 +230,7 @@ def test_a_check_without_an_answer_by_the_deadline_is_an_error_as_required_says(
     assert len(calls) == 1
 
     release.set()
-    assert _wait_for(lambda: readiness_report()[1][name]["status"] == OK, 2)
+    wait_for(lambda: readiness_report()[1][name]["status"] == OK, 2, f"the {name} check to answer ok")
 
 
 @pytest.mark.django_db(transaction=True)

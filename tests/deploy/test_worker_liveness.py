@@ -20,8 +20,7 @@ import pytest
 import yaml
 
 from apps.core.liveness import MAX_AGE, TOUCH_INTERVAL
-from apps.core.ports import free_port
-from tests.helpers import REPO_ROOT, embedded_env, run_python
+from tests.helpers import REPO_ROOT, embedded_env, free_port, run_python, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -100,15 +99,6 @@ def _touches_during(path: Path, seconds: float) -> list[float]:
     return seen
 
 
-def _wait_for(condition, timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"{what} within {timeout}s; the worker's log ends:\n{log.read_text()[-3000:]}")
-
-
 def test_probe_passes_on_a_fresh_heartbeat_and_fails_on_a_stale_or_missing_one(tmp_path):
     heartbeat = tmp_path / "worker.heartbeat"
     env = {**os.environ, "CELERY_WORKER_HEARTBEAT_FILE": str(heartbeat)}
@@ -156,7 +146,7 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
         cwd=REPO_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
-        _wait_for(lambda: "ready." in log.read_text(), 60, "the worker was not ready", log)
+        wait_for(lambda: "ready." in log.read_text(), 60, "the worker to be ready", log)
         assert _probe(env).returncode == 0
 
         # Connected and idle: the event loop's timer touches it.
@@ -165,7 +155,7 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
 
         # The broker goes away: the worker retries, alive, and the probe keeps passing.
         proxy.close()
-        _wait_for(lambda: "Cannot connect to amqp" in log.read_text(), 30, "the worker did not notice the outage", log)
+        wait_for(lambda: "Cannot connect to amqp" in log.read_text(), 30, "the worker to notice the outage", log)
         outage = _touches_during(heartbeat, 2 * TOUCH_INTERVAL)
         assert len(outage) >= 4 and max(b - a for a, b in itertools.pairwise(outage)) < 5, outage
         assert worker.poll() is None
@@ -174,7 +164,7 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
         # The broker is back: the worker reconnects and its event loop's timer touches the file again.
         reconnects = log.read_text().count("Connected to amqp")
         proxy.open()
-        _wait_for(lambda: log.read_text().count("Connected to amqp") > reconnects, 60, "no reconnect", log)
+        wait_for(lambda: log.read_text().count("Connected to amqp") > reconnects, 60, "the worker to reconnect", log)
         after = _touches_during(heartbeat, TOUCH_INTERVAL + 3)
         assert len(after) >= 2, after
 
@@ -185,7 +175,7 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
             f"app.send_task('tests.hold_the_main_loop', args=[{hold}], queue={queue!r})\n"
         )
         assert run_python(send, env).returncode == 0
-        _wait_for(lambda: "tests.hold_the_main_loop" in log.read_text(), 30, "the task did not start", log)
+        wait_for(lambda: "tests.hold_the_main_loop" in log.read_text(), 30, "the task to start", log)
         held_since = time.time()
         time.sleep(TOUCH_INTERVAL * 2)
         assert heartbeat.stat().st_mtime < held_since

@@ -10,6 +10,7 @@ from django.db import connection
 
 from apps.optimizer.database import designed_index_sql, index_create, index_states, missing_indexes
 from apps.optimizer.models import Recommendation
+from tests.helpers import wait_for
 from tests.optimizer.conftest import optimize
 
 pytestmark = pytest.mark.django_db(transaction=True)  # CREATE INDEX CONCURRENTLY cannot run in a transaction
@@ -44,13 +45,6 @@ def _connect() -> psycopg.Connection:
     return psycopg.connect(
         host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"], autocommit=True
     )
-
-
-def _wait_for(condition, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def _building(name: str) -> list[tuple]:
@@ -124,7 +118,7 @@ def test_a_build_another_session_has_in_progress_is_waited_for_never_dropped_or_
 
     applier = threading.Thread(target=apply)
     try:
-        _wait_for(lambda: _building(INDEX))
+        wait_for(lambda: _building(INDEX), 30, f"a build of {INDEX} to start")
         assert INDEX not in [state["index"] for state in missing_indexes()]
         assert {s["index"]: s["state"] for s in index_states()}[INDEX] == "building"
         applier.start()
@@ -160,7 +154,7 @@ def test_a_build_that_fails_leaves_no_invalid_index_behind(data):
     applier = threading.Thread(target=apply)
     applier.start()
     try:
-        _wait_for(lambda: _building(INDEX))
+        wait_for(lambda: _building(INDEX), 30, f"a build of {INDEX} to start")
         [(pid,)] = _building(INDEX)
         _sql("SELECT pg_cancel_backend(%s)", [pid])
         applier.join(30)
@@ -194,7 +188,7 @@ def test_an_index_that_could_not_be_built_under_apply_fails_the_run(data):
     ours = "FROM pg_stat_progress_create_index WHERE datname = current_database()"
 
     def cancel_the_build() -> None:
-        _wait_for(lambda: canceller.execute(f"SELECT count(*) {ours}").fetchone()[0], 60)
+        wait_for(lambda: canceller.execute(f"SELECT count(*) {ours}").fetchone()[0], 60, "the apply's build to start")
         canceller.execute(f"SELECT pg_cancel_backend(pid) {ours}")
 
     cancelling = threading.Thread(target=cancel_the_build)
@@ -258,7 +252,7 @@ def test_cancelling_a_run_stops_the_index_build_it_is_waiting_on(data):
     running = threading.Thread(target=execute)
     running.start()
     try:
-        _wait_for(lambda: _building(INDEX), 60)
+        wait_for(lambda: _building(INDEX), 60, f"a build of {INDEX} to start")
         assert services.optimization_run_cancel(run=run, by="ops")
         running.join(15)
         assert not running.is_alive(), "the build went on after its run was cancelled"
@@ -314,8 +308,9 @@ def test_a_build_by_another_role_is_waited_for_by_a_role_that_may_not_read_its_p
 
     applier = threading.Thread(target=apply)
     try:
-        _wait_for(lambda: _building(INDEX))
-        _wait_for(lambda: _state(INDEX) == (False,))  # the build's first transaction has committed it INVALID
+        wait_for(lambda: _building(INDEX), 30, f"a build of {INDEX} to start")
+        # The build's first transaction commits the index INVALID.
+        wait_for(lambda: _state(INDEX) == (False,), 30, f"{INDEX} to be committed INVALID")
         seen = _as_role(app_role, lambda: _sql("SELECT relid, index_relid, phase FROM pg_stat_progress_create_index"))
         assert seen == [(None, None, None)]  # the staging is the reviewer's: the app role sees a pid alone
         states = _as_role(app_role, lambda: {s["index"]: s["state"] for s in index_states()})
@@ -357,7 +352,7 @@ def test_a_run_cancelled_while_another_applier_holds_the_index_stops_waiting(dat
     running.start()
     try:
         applying = OptimizationStep.objects.filter(run=run, progress_message__startswith="apply")
-        _wait_for(applying.exists, 120)
+        wait_for(applying.exists, 120, "the run to reach its apply step")
         time.sleep(1)  # waiting on the lock
         assert services.optimization_run_cancel(run=run, by="ops")
         running.join(15)

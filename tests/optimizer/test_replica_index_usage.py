@@ -5,7 +5,6 @@ streaming replica of a private primary, both started by the test."""
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import psycopg
@@ -13,7 +12,7 @@ import pytest
 from django.db import connections
 
 from apps.optimizer.database import index_usage, recommendations_for
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_for
 from tests.reliability.test_faults import PG_BIN, _as_postgres
 
 
@@ -67,27 +66,25 @@ def _connect(port: int) -> psycopg.Connection:
     return psycopg.connect(host="127.0.0.1", port=port, user="postgres", dbname="postgres", autocommit=True)
 
 
-def _wait_for(condition, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 def test_scans_on_the_replica_count_and_an_index_read_there_is_not_called_unused(primary_and_replica, aliases):
     with _connect(primary_and_replica["primary"]) as primary:
         primary.execute("CREATE TABLE clinical_demo (id int PRIMARY KEY, code text)")
         primary.execute("INSERT INTO clinical_demo SELECT n, md5(n::text) FROM generate_series(1, 2000) n")
         primary.execute("CREATE INDEX clinical_demo_code ON clinical_demo (code)")
     with _connect(primary_and_replica["replica"]) as replica:
-        _wait_for(lambda: replica.execute("SELECT to_regclass('clinical_demo_code')").fetchone()[0])
+        wait_for(
+            lambda: replica.execute("SELECT to_regclass('clinical_demo_code')").fetchone()[0],
+            30,
+            "the index to reach the replica",
+        )
         replica.execute("SET enable_seqscan = off")
         replica.execute("SELECT id FROM clinical_demo WHERE code = md5('7')").fetchall()
 
     def scans() -> dict:
         return {row["index"]: row for row in index_usage(primary="opt_primary", replica="opt_replica")}
 
-    _wait_for(lambda: scans()["clinical_demo_code"]["scans"] > 0)  # statistics reach the view within a second
+    # Statistics reach the view within a second.
+    wait_for(lambda: scans()["clinical_demo_code"]["scans"] > 0, 30, "the replica's scan to be counted")
     usage = scans()["clinical_demo_code"]
     assert usage["replica_scans"] == usage["scans"] >= 1
     with _connect(primary_and_replica["primary"]) as primary:
