@@ -745,19 +745,22 @@ LOGGING = {
     "filters": {
         "redact_request_paths": {"()": "apps.core.log_filters.RedactRequestPaths"},
         "correlation_id": {"()": "apps.core.log_filters.CorrelationIdFilter"},
+        "client_errors_without_traceback": {"()": "apps.core.log_filters.ClientErrorsWithoutTraceback"},
     },
     "handlers": {
         # Paths carry patient ids: a line about a request names its route template and request id.
         "console": {
             "class": "logging.StreamHandler",
             "formatter": LOG_FORMAT,
-            "filters": ["redact_request_paths", "correlation_id"],
+            "filters": ["redact_request_paths", "correlation_id", "client_errors_without_traceback"],
         },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         # Request paths can carry identifiers: never log them from Django's request logger.
         "django.request": {"level": "ERROR"},
+        # Django's own DEBUG console handler (and mail_admins) off: every line once, through ours.
+        "django": {"handlers": [], "level": "INFO"},
         # The live process's server: uvicorn configures its own handler first; this one replaces it, so its
         # lines take LOG_FORMAT too (its access log is off: paths carry patient ids).
         "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},

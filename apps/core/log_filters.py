@@ -312,3 +312,14 @@ class RedactRequestPaths(logging.Filter):
             where += f" (request {getattr(request, 'request_id', '-')})"
             record.args = tuple(where if arg in (path, escaped) else arg for arg in record.args)
         return True
+
+
+class ClientErrorsWithoutTraceback(logging.Filter):
+    """Django logs each SuspiciousOperation (a body over DATA_UPLOAD_MAX_MEMORY_SIZE, a disallowed Host, too many
+    fields) under `django.security.*` with the whole traceback: about 50 lines a request, which any client can
+    send in a loop to flood the log. These are the client's errors, answered 400: one line each."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("django.security.") and record.exc_info:
+            record.exc_info, record.exc_text = None, None
+        return True

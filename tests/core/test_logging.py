@@ -168,3 +168,29 @@ def test_sql_and_its_parameters_are_never_logged_even_at_debug(caplog):
     with CaptureQueriesContext(connection):  # the debug cursor, which logs each statement
         Patient.objects.filter(mrn="MRN-LOGGED-123").exists()
     assert "MRN-LOGGED-123" not in caplog.text
+
+
+@pytest.mark.django_db
+def test_an_oversized_body_is_one_log_line_without_a_traceback(console_log, settings, issue_token):
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE wrote Django's whole traceback (about 50 lines) for each
+    such request, twice under DEBUG: a client could flood the log with a loop of them."""
+    token = issue_token("patient:read")
+    stream = console_log("plain")
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = Client(raise_request_exception=False).post(
+        "/fhir/Patient/_search",
+        data="name=" + "x" * 4096,
+        content_type="application/x-www-form-urlencoded",
+        HTTP_AUTHORIZATION=f"Bearer {token}",
+    )
+    assert response.status_code == 400
+    lines = stream.getvalue().splitlines()
+    assert [line for line in lines if "django.security.RequestDataTooBig" in line]
+    assert not [line for line in lines if "Traceback" in line]
+
+
+def test_django_s_own_console_handler_is_off():
+    """Django's DEFAULT_LOGGING prints django.* records under DEBUG through a handler of its own, and they
+    reach ours too: each line twice, the second without our format, request id or path redaction."""
+    assert logging.getLogger("django").handlers == []
+    assert logging.getLogger("django").propagate
