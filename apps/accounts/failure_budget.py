@@ -81,7 +81,10 @@ class _Store:
             return None
         from django_redis import get_redis_connection
 
-        return get_redis_connection("default")
+        try:
+            return get_redis_connection("default")
+        except NotImplementedError:  # the default cache is not django-redis's: nothing to count in
+            return None
 
     def _limiter(self, client) -> RedisSlidingWindow:
         window = self._window
