@@ -18,8 +18,8 @@ import yaml
 from django.db import connection
 
 from apps.core.liveness import TOUCH_INTERVAL
-from tests.deploy.test_worker_liveness import _touches_during, _wait_for
-from tests.helpers import REPO_ROOT, closed_port
+from tests.deploy.test_worker_liveness import _touches_during
+from tests.helpers import REPO_ROOT, closed_port, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -88,13 +88,13 @@ def test_beat_heartbeat_goes_stale_while_its_loop_waits_on_a_database_lock(tmp_p
     lock = psycopg.connect(_database_url())
     observer = psycopg.connect(_database_url(), autocommit=True)
     try:
-        _wait_for(heartbeat.exists, 120, "beat touched no heartbeat", log)
+        wait_for(heartbeat.exists, 120, "beat touched no heartbeat", log)
         assert _probe(env).returncode == 0
         assert len(_touches_during(heartbeat, TOUCH_INTERVAL + 3)) >= 2  # each pass touches it
 
         # A pass reads the schedule's change marker: behind the lock it waits, and beat stays Running.
         lock.execute("LOCK TABLE django_celery_beat_periodictasks IN ACCESS EXCLUSIVE MODE")
-        _wait_for(lambda: _waiting_on_a_lock(observer), 4 * TOUCH_INTERVAL, "beat's pass never reached the lock", log)
+        wait_for(lambda: _waiting_on_a_lock(observer), 4 * TOUCH_INTERVAL, "beat's pass never reached the lock", log)
         waiting_since = time.time()
         time.sleep(TOUCH_INTERVAL * 1.5)
         assert beat.poll() is None
@@ -104,7 +104,7 @@ def test_beat_heartbeat_goes_stale_while_its_loop_waits_on_a_database_lock(tmp_p
 
         # The lock released, the pass completes and the loop touches the file again.
         lock.rollback()
-        _wait_for(lambda: heartbeat.stat().st_mtime > waiting_since, 4 * TOUCH_INTERVAL, "no touch after", log)
+        wait_for(lambda: heartbeat.stat().st_mtime > waiting_since, 4 * TOUCH_INTERVAL, "no touch after", log)
         assert _probe(env).returncode == 0
     finally:
         lock.close()
@@ -123,7 +123,7 @@ def test_beat_waiting_for_its_broker_keeps_its_heartbeat(tmp_path):
     heartbeat = tmp_path / "beat.heartbeat"
     beat, env, log = _start_beat(tmp_path, f"amqp://guest:guest@127.0.0.1:{closed_port()}//")
     try:
-        _wait_for(lambda: "beat: Connection error" in log.read_text(), 120, "beat never tried the broker", log)
+        wait_for(lambda: "beat: Connection error" in log.read_text(), 120, "beat never tried the broker", log)
         touches = _touches_during(heartbeat, 2 * TOUCH_INTERVAL)
         assert len(touches) >= 4 and max(b - a for a, b in itertools.pairwise(touches)) < 5, touches
         assert beat.poll() is None
