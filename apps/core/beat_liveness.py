@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 
+from django.db import connection
 from django_celery_beat.schedulers import DatabaseScheduler
 from kombu import Connection
 
@@ -43,6 +44,15 @@ class HeartbeatScheduler(DatabaseScheduler):
             self.app.conf.broker_connection_max_retries,
             callback=partial(touch_heartbeat, self.heartbeat),
         )
+
+
+def scheduled_task_lock(key: str) -> None:
+    """Hold, until the caller's transaction ends, the lock of one scheduled task's check-then-create. Beat may
+    run twice for a while (an evicted pod terminating beside its replacement): both send each entry, and two
+    workers each found no run of it yet. PostgreSQL only; SQLite runs one write transaction at a time."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"scheduled:{key}"])
 
 
 def _log_retry(exc: Exception, interval: float) -> None:
