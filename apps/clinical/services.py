@@ -32,10 +32,14 @@ def search_form(text: str) -> str:
 
 
 def validate_search_term(field: str, text: str) -> str:
-    """A name prefix to search by. One whose search form is empty (spaces, an accent alone) would be a prefix of
-    every name: a search that discloses every patient, page by page, for a question that named no one."""
-    if not search_form(text):
+    """A name prefix to search by. One with no letter or digit (spaces, an accent alone, punctuation) names no
+    one: where its search form is empty it would be a prefix of every name, a search that discloses every
+    patient page by page. A control character is in no stored name (validate_name), so it is refused as the
+    client's mistake rather than answered with nothing found."""
+    if not any(character.isalnum() for character in search_form(text)):
         raise ValidationError({field: "A name to search by has at least one letter or digit."})
+    if any(unicodedata.category(character) in LINE_BREAKING for character in text):
+        raise ValidationError({field: "A name to search by has no line breaks, tabs or other control characters."})
     return text
 
 
