@@ -150,3 +150,11 @@ def test_no_token_nor_address_reaches_redis_keys_or_logs(api, caplog):
         assert ADDRESS not in key and "cpk_" not in key
         assert not any(token[4:12] in key or token[13:21] in key for token in tokens)  # "cpk_<public>_<secret>"
     assert not any(token in record.getMessage() for token in tokens for record in caplog.records)
+
+
+def test_a_default_cache_that_is_not_redis_counts_nothing_and_refuses_nothing(api):
+    local = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    with override_settings(CACHES=local):
+        for _ in range(BUDGET * 2):
+            response = _get(api, _made_up())
+            assert response.status_code == 401 and response.json()["code"] == "invalid_token"
