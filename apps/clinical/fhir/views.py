@@ -525,11 +525,12 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         return Response(resources.searchset(entries, base, self_url, next_url, outcome=outcome))
 
     def self_url(self, request: Request, params, posted: bool, ignored: list[str]) -> str:
-        """The search's own URL: the bare type URL for a posted search (its parameters stay out of URLs), the
-        parameters it used where a lenient search ignored some (FHIR has the self link say what was searched),
-        else the URL as the client sent it."""
+        """The search's own URL: the bare type URL for a posted search (its parameters stay out of URLs) and for
+        one by identifier (the server puts no MRN in a URL, as its next link does not), the parameters it used
+        where a lenient search ignored some (FHIR has the self link say what was searched), else the URL as
+        the client sent it."""
         type_url = f"{self.base_url(request)}{self.resource_type}"
-        if posted:
+        if posted or "identifier" in params:
             return type_url
         if ignored:
             return f"{type_url}?{urlencode(list(params.lists()), doseq=True)}" if params else type_url
