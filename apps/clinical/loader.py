@@ -11,6 +11,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection, connections, transaction
+from django.db.models import Max
 
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import search_form
@@ -77,13 +78,17 @@ def synthetic_patients_load(
     # Any of the range, not only its ends: a load over an earlier one's middle (indexes 0-99 after 40-59)
     # otherwise stopped on a unique violation after committing its first batches. The MRNs of a seed are
     # fixed-width, so the range is one scan of the (system, MRN) index.
-    loaded = Patient.objects.filter(
-        identifier_system=settings.MRN_SYSTEM, mrn__range=(first_mrn, last_mrn), mrn__regex=r"^S[0-9]{3}-[0-9]{7}$"
-    ).first()
-    if loaded is not None:
+    synthetic = Patient.objects.filter(identifier_system=settings.MRN_SYSTEM, mrn__regex=r"^S[0-9]{3}-[0-9]{7}$")
+    if synthetic.filter(mrn__range=(first_mrn, last_mrn)).exists():
+        # The message names indexes, not MRNs (no patient identifier in output that ends up in logs), and the
+        # first free index after this seed's loads, which is what the caller needs next (`make run` loads seed
+        # 1's first DEMO_PATIENTS).
+        seed_span = (synthetic_mrn(seed, 0), synthetic_mrn(seed, 9_999_999))
+        highest = synthetic.filter(mrn__range=seed_span).aggregate(Max("mrn"))["mrn__max"]
         raise AlreadyLoaded(
             f"Synthetic patients of seed {seed} from index {first_index} to {first_index + patients - 1} are already "
-            f"loaded, in whole or in part (an earlier load holds {loaded.mrn}); use another --seed or --first-index."
+            f"loaded, in whole or in part; use another --seed, or --first-index {int(highest[-7:]) + 1} (after the "
+            f"highest index of seed {seed} loaded)."
         )
     options = {"days": days, "seed": seed, "end": end, "rounds_per_day": rounds_per_day, "batch_size": batch_size}
     started = time.perf_counter()

@@ -80,9 +80,11 @@ def test_a_load_over_an_earlier_loads_middle_is_refused_before_it_writes():
     call_command("load_synthetic", "--patients", "10", "--days", "1", "--seed", "9", "--first-index", "20",
                  "--no-progress", stdout=StringIO())  # fmt: skip
     before = (Patient.objects.count(), Observation.objects.count())
-    with pytest.raises(CommandError, match="already loaded, in whole or in part"):
+    with pytest.raises(CommandError, match="already loaded, in whole or in part") as refused:
         call_command("load_synthetic", "--patients", "60", "--days", "1", "--seed", "9", "--batch-size", "10",
                      "--no-progress", stdout=StringIO())  # fmt: skip
+    # It names the first free index, not an MRN it found (no identifier in what ends up in logs).
+    assert "--first-index 30 " in str(refused.value) and "S009-" not in str(refused.value)
     assert (Patient.objects.count(), Observation.objects.count()) == before
     # Another seed's range, or the same seed's next one, loads.
     call_command("load_synthetic", "--patients", "20", "--days", "1", "--seed", "9", "--no-progress",
