@@ -5,14 +5,16 @@ In one run, on PostgreSQL and Redis:
     24-hour series of 1-minute points read in one query and with a query per step; the SLO reads (1 h, 24 h,
     7 d), a 7-day p95 rule and the dashboard's 7-day latency chart over a week of minute rollups, every row
     merged against hourly merges; the 7-day host chart (CPU, memory) over a sample every 30 s per host, every
-    sample against SQL means;
+    sample against SQL means; with `--day-series-only` alone, a p95 series in day steps over the hourly rollups
+    past 30 days, every row against the cached day merges (their first read, merging and storing, and cached);
   * the bare /healthz under gunicorn (2 workers x 16 threads, wrk 16 connections) with the request
     timing middleware and without it (METRICS_REQUEST_TIMING=false), alternating A/B rounds;
   * 200 websocket dashboards (staff sessions) on the live process (uvicorn): for each snapshot the
     process sends (one a second), how many dashboards received it and how late.
 
 Run:  .venv/bin/python bench/metrics.py [--in-process-only | --slo-only [--slo-route-keys N]
-                                         | --host-series-only [--host-series-hosts N]]
+                                         | --host-series-only [--host-series-hosts N]
+                                         | --day-series-only [--day-series-route-keys N] [--day-series-days N]]
 Prints JSON on stdout; progress on stderr.
 """
 
@@ -271,6 +273,106 @@ def slo_cost(route_keys: int = 4, repeats: int = 3) -> dict:
         Service.objects.filter(pk__in=[service.pk for service in services]).delete()
 
 
+def day_series_cost(route_keys: int = 10, days: int = 120, repeats: int = 3) -> dict:
+    """A p95 series in whole-day steps over `days` (the dashboard's year chart: `--day-series-days 365`) with
+    hourly rollups for `route_keys` routes past the minute rollups' 30 days (10 keys over 365 days: 80,400 rows):
+    every hourly row decoded and merged, as before the day merges, against the day merges kept in the cache,
+    read first (merging each day and storing it: its merges deleted before each such read) and once cached, the
+    same rows, the same process, alternating; the points of all three compared."""
+    import random
+    from datetime import UTC, timedelta
+
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from apps.metrics import hour_merges, selectors
+    from apps.metrics.models import RequestRollup
+    from apps.metrics.recorder import new_histogram
+
+    rng = random.Random(23)  # reproducible latencies
+    encoded = []
+    for _ in range(64):  # a decode costs about the same whatever its counts: a few shapes, cycled
+        histogram = new_histogram()
+        for _ in range(120):  # an hour's rollup: more distinct values than a minute's
+            histogram.record_value(rng.randint(2_000, 2_500_000), rng.randint(1, 50))
+        encoded.append((histogram.encode(), histogram.get_total_count()))
+    now = timezone.now().astimezone(UTC)
+    since = hour_merges.day_floor(now) - timedelta(days=days)
+    hourly_until = hour_merges.day_floor(now) - timedelta(days=30)  # minute rollups are kept 30 days
+    hours = max(0, int((hourly_until - since).total_seconds() // 3600))
+    prefix = "bench/day-series/"
+    RequestRollup.objects.filter(route__startswith=prefix).delete()
+    for key in range(route_keys):
+        RequestRollup.objects.bulk_create(
+            (RequestRollup(resolution=RequestRollup.Resolution.HOUR, minute=since + timedelta(hours=h),
+                           route=f"{prefix}{key}/<id>", method="GET", status_class="2xx", client="bench",
+                           count=encoded[(h + key) % 64][1], errors=h % 3, histogram=encoded[(h + key) % 64][0])
+             for h in range(hours)),
+            batch_size=2000,
+        )  # fmt: skip
+    progress(f"{route_keys * hours:,} hourly rows over {days} days for {route_keys} route keys")
+
+    stored: set[str] = set()
+    cache_set_many = hour_merges._cache_set_many
+
+    def remembering(entries: dict) -> None:
+        stored.update(entries)
+        cache_set_many(entries)
+
+    def series() -> tuple[float, list]:
+        started = time.perf_counter()
+        points = selectors.time_series(metric="p95_ms", since=since, until=now, step_seconds=86_400,
+                                       route_prefixes=[prefix])  # fmt: skip
+        return time.perf_counter() - started, points
+
+    def every_row() -> tuple[float, list]:
+        days_split = hour_merges.days_split
+        hour_merges.days_split = lambda rows, since, until: None
+        try:
+            return series()
+        finally:
+            hour_merges.days_split = days_split
+
+    def first_read() -> tuple[float, list]:
+        cache.delete_many(list(stored))
+        hour_merges._cache_set_many = remembering
+        try:
+            return series()
+        finally:
+            hour_merges._cache_set_many = cache_set_many
+
+    try:
+        old_times, first_times, cached_times, same_points = [], [], [], True
+        for n in range(repeats):  # alternating, so the machine's drift falls on all three
+            seconds, old_points = every_row()
+            old_times.append(seconds)
+            seconds, first_points = first_read()
+            first_times.append(seconds)
+            seconds, cached_points = series()
+            cached_times.append(seconds)
+            same_points = same_points and old_points == first_points == cached_points
+            progress(f"{days}-day p95 series in day steps {n + 1}/{repeats}: every row {old_times[-1] * 1000:,.0f} ms, "
+                     f"day merges first read {first_times[-1] * 1000:,.0f} ms, cached "
+                     f"{cached_times[-1] * 1000:,.0f} ms")  # fmt: skip
+        old, first, cached = (statistics.median(times) for times in (old_times, first_times, cached_times))
+        return {
+            "route_keys": route_keys,
+            "days": days,
+            "hourly_rows": route_keys * hours,
+            "reads": f"time_series p95_ms, {days} days, step 86400, over the route keys",
+            "old_every_row_ms": round(old * 1000, 1),
+            "new_first_read_ms": round(first * 1000, 1),
+            "new_cached_ms": round(cached * 1000, 1),
+            "ratio_first_read_over_old": round(first / old, 3),
+            "ratio_cached_over_old": round(cached / old, 4),
+            "same_points": same_points,
+            "points": len(cached_points),
+        }
+    finally:
+        cache.delete_many(list(stored))
+        RequestRollup.objects.filter(route__startswith=prefix).delete()
+
+
 def _busiest_host_steps_per_sample(name, steps, since, until, step_seconds, *, serving_only=False):
     """The host series' steps as read before (e8776f9, dbb4f2a): every sample of the range into Python."""
     import math
@@ -444,10 +546,22 @@ def main() -> None:
     parser.add_argument("--host-series-only", action="store_true",
                         help="Only the 7-day host chart: every sample against SQL means per step, host.")  # fmt: skip
     parser.add_argument("--host-series-hosts", type=int, default=5)
+    parser.add_argument("--day-series-only", action="store_true",
+                        help="Only the p95 series in day steps: every hourly row against the cached day merges "
+                             "(first read and cached).")  # fmt: skip
+    parser.add_argument("--day-series-route-keys", type=int, default=10)
+    parser.add_argument("--day-series-days", type=int, default=120,
+                        help="The series' length; its hourly rows are those past 30 days (365: 80,400 rows "
+                             "for 10 route keys).")  # fmt: skip
     args = parser.parse_args()
     django_setup(args.database_url, args.redis_url)
 
     figures = {"bench": "metrics"}
+    if args.day_series_only:
+        progress("a p95 series in day steps: every hourly row against the cached day merges")
+        figures["day_series"] = day_series_cost(args.day_series_route_keys, args.day_series_days)
+        emit(figures)
+        return
     if args.host_series_only:
         progress("the 7-day host chart: every sample in Python against means per step and host in SQL")
         figures["host_series_7d"] = host_series_cost(args.host_series_hosts)

@@ -13,6 +13,7 @@ merged hour by hour then together give the same histogram as merged one by one (
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 from collections.abc import Iterable, Iterator
@@ -22,10 +23,13 @@ from django.core.cache import cache
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
+from hdrh.codec import HdrHistogramEncoder, payload_header_size
 from hdrh.histogram import HdrHistogram
+from pyhdrh import add_array
+from pyhdrh import decode as decode_counts
 
 from apps.metrics.models import RequestRollup
-from apps.metrics.recorder import new_histogram
+from apps.metrics.recorder import HIGHEST_US, LOWEST_US, SIGNIFICANT_DIGITS, new_histogram
 
 logger = logging.getLogger(__name__)
 
@@ -147,25 +151,101 @@ def _merge_groups(rows: QuerySet[RequestRollup], groups: set[Group], span: timed
     for (route, status_class), (start, end) in spans.items():
         wanted |= Q(route=route, status_class=status_class, minute__gte=start, minute__lt=end + span)
     acc: dict[Group, list] = {}
+    starts: dict[datetime, datetime] = {}  # each minute's hour or day, worked out once (routes share minutes)
+    floor = hour_floor if span == HOUR else day_floor
     columns = ("pk", "route", "status_class", "minute", "histogram", "count", "errors")
     for pk, route, status_class, minute, histogram, row_count, row_errors in (
         rows.filter(wanted).values_list(*columns).iterator(chunk_size=2000)
     ):
-        group = (route, status_class, hour_floor(minute) if span == HOUR else day_floor(minute))
+        start = starts.get(minute)
+        if start is None:
+            start = starts[minute] = floor(minute)
+        group = (route, status_class, start)
         if group not in groups:  # an hour of this span read from the cache
             continue
-        entry = acc.setdefault(group, [new_histogram(), 0, 0, 0, 0])  # histogram, rows, newest, count, errors
-        entry[0].add(HdrHistogram.decode(bytes(histogram)))
+        entry = acc.get(group)
+        if entry is None:  # not setdefault: its new histogram (~100 us) was built for every row and thrown away
+            entry = acc[group] = [HistogramSum(), 0, 0, 0, 0]  # histogram, rows, newest, count, errors
+        entry[0].add_encoded(bytes(histogram))
         entry[1] += 1
         entry[2] = max(entry[2], pk)
         entry[3] += row_count
         entry[4] += row_errors
     fresh, store = [], {}
-    for (route, status_class, hour), (histogram, merged, newest, row_count, row_errors) in acc.items():
+    for (route, status_class, hour), (summed, merged, newest, row_count, row_errors) in acc.items():
+        histogram = summed.result()
         fresh.append(((route, status_class, hour), histogram, row_count, row_errors))
         key = _key(route, status_class, hour, merged, newest, row_count, row_errors, span=span)
         store[key] = (histogram.encode(), row_count, row_errors)
     return fresh, store
+
+
+_ROLLUP_LAYOUT = (LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
+
+
+def _layout(histogram) -> tuple[int, int, int]:
+    """A histogram's (or an encoded one's header's) parameters: equal ones share the layout of their counts."""
+    return histogram.lowest_trackable_value, histogram.highest_trackable_value, histogram.significant_figures
+
+
+class HistogramSum:
+    """Encoded histograms (the rollups' own parameters) summed into one, their counts decoded and added in C.
+
+    `HdrHistogram.decode` then `add`, per row, built a histogram object for each (its counts allocated, its
+    settings computed in Python) and checked it in Python again: about 190 us a row, which made a first read,
+    merging each hour or day and storing it, slower than reading every row without the merges. The counts, and
+    so every figure, are the same (a test compares them with hdrh's own decode and add)."""
+
+    def __init__(self):
+        import numpy as np  # here, as in recorder.percentile_values: not at the import of every web process
+
+        self.histogram = new_histogram()
+        self._scratch = (ctypes.c_ulonglong * self.histogram.counts_len)()
+        # Views of both counts arrays (the same memory): numpy adds ~2,000 counts in ~2 us, pyhdrh's add_array ~18
+        self._sum_counts = np.ctypeslib.as_array(self.histogram.counts)
+        self._scratch_counts = np.ctypeslib.as_array(self._scratch)
+        self._dirty = 0  # the scratch counts written by the last decode (a prefix: counts run up to its highest)
+        self._total = 0
+        self._lowest_index = self._highest_index = -1
+
+    def add_encoded(self, encoded: bytes) -> None:
+        wire = HdrHistogramEncoder.decode(encoded)  # base64, zlib and the headers: checked as hdrh checks them
+        header = wire.payload
+        if _layout(header) != _ROLLUP_LAYOUT:  # another layout of counts: hdrh's own add re-records each value
+            self.add(HdrHistogram.decode(encoded))
+            return
+        scratch = ctypes.addressof(self._scratch)
+        ctypes.memset(scratch, 0, self._dirty * 8)  # the decode writes only the nonzero counts
+        found = decode_counts(wire._data, payload_header_size, scratch, self.histogram.counts_len, 8)
+        if found["total"]:
+            highest = found["max_nonzero_index"]
+            self._dirty = highest + 1
+            self._sum_counts[: self._dirty] += self._scratch_counts[: self._dirty]  # the zeros above: no need
+            self._note(found["total"], found["min_nonzero_index"], highest)
+
+    def add(self, other: HdrHistogram) -> None:
+        if not other.get_total_count():
+            return
+        if _layout(other) != _ROLLUP_LAYOUT:
+            same = new_histogram()
+            same.add(other)  # hdrh's path for another layout (raises for values past ours, as before)
+            other = same
+        add_array(ctypes.addressof(self.histogram.counts), ctypes.addressof(other.counts), other.counts_len, 8)
+        lowest = next(index for index in range(other.counts_len) if other.counts[index])
+        highest = other.get_counts_array_index(other.get_max_value())
+        self._note(other.get_total_count(), lowest, highest)
+
+    def _note(self, total: int, lowest_index: int, highest_index: int) -> None:
+        self._total += total
+        if self._lowest_index < 0 or lowest_index < self._lowest_index:
+            self._lowest_index = lowest_index
+        self._highest_index = max(self._highest_index, highest_index)
+
+    def result(self) -> HdrHistogram:
+        """The sum, its total, lowest and highest values set as a decoded histogram's are."""
+        if self._total:
+            self.histogram.set_internal_tacking_values(self._lowest_index, self._highest_index, self._total)
+        return self.histogram
 
 
 def _key(route: str, status_class: str, hour: datetime, rows: int, newest: int, requests, errors, *, span=HOUR) -> str:

@@ -378,7 +378,9 @@ def _latency_steps(metric: str, starts: list, since, until, index, *, route_pref
             i = index(start)
             counts[i] += count
             errors[i] += row_errors
-            histograms.setdefault(i, new_histogram()).add(histogram)
+            if i not in histograms:  # not setdefault: it built a histogram (~100 us) for every merge
+                histograms[i] = new_histogram()
+            histograms[i].add(histogram)
     for minute, count, row_errors, *histogram in rows.values_list(*columns).iterator(chunk_size=2000):
         i = index(minute)
         counts[i] += count
