@@ -7,6 +7,7 @@ cannot be produced on cue, so `serving.load` is wrapped to raise it for one mode
 import threading
 
 import pytest
+from django.db import connection
 
 from apps.inference import serving
 from apps.inference.models import ModelDeployment
@@ -122,7 +123,14 @@ def test_while_the_failed_mode_is_tried_again_the_kept_model_answers(monkeypatch
     assert serving.served(row) is kept
     release.clear()
     monkeypatch.setattr(serving, "LOAD_FAILURE_SECONDS", 0.0)
-    retry = threading.Thread(target=serving.served, args=(row,))
+
+    def try_again():
+        try:
+            serving.served(row)
+        finally:
+            connection.close()  # this thread's own: it recorded the failure
+
+    retry = threading.Thread(target=try_again)
     retry.start()
     try:
         assert entered.wait(30)
