@@ -110,17 +110,26 @@ class ValueCodec:
     def decode(self, blob: bytes, context: bytes = b"", *, sealed_only: bool = False) -> Any:
         """The value of a stored blob. `sealed_only` (an encrypted namespace): a value in the clear is refused,
         since anyone who can write to Redis could otherwise plant one under a patient's key and have it served."""
+        return self.decode_sized(blob, context, sealed_only=sealed_only, sized=False)[0]
+
+    def decode_sized(
+        self, blob: bytes, context: bytes = b"", *, sealed_only: bool = False, sized: bool = True
+    ) -> tuple[Any, int]:
+        """`decode`, with the bytes the value takes in memory once decoded (`json_memory` of its JSON; 0 unless
+        `sized`): what an L1 entry made of it is counted as, found without walking the value."""
         kind = blob[:1]
         try:
             if kind == SEALED:
-                return _json_value(self._open(blob, context).decode())
-            if kind == PLAIN:
+                raw = self._open(blob, context)
+            elif kind == PLAIN:
                 if sealed_only:
                     raise CodecError("a value in the clear where only sealed values are stored")
-                return _json_value(blob[1:].decode())
+                raw = blob[1:]
+            else:
+                raise CodecError("unknown value format")
+            return _json_value(raw.decode()), json_memory(raw) if sized else 0
         except (InvalidTag, ValueError) as exc:
             raise CodecError(str(exc) or type(exc).__name__) from exc
-        raise CodecError("unknown value format")
 
     def rotate(self, blob: bytes, context: bytes = b"") -> bytes:
         """Re-seal a value with the current key (values sealed with an older key still open until then)."""
@@ -205,7 +214,8 @@ class Entry:
     fresh_until: float
     stale_until: float
     scope: str = ""
-    size: int = 0
+    size: int = 0  # its stored bytes
+    memory: int = 0  # what the value takes in this process (`json_memory`), 0 if not worked out
 
     def is_fresh(self, now: float) -> bool:
         return now < self.fresh_until
@@ -218,19 +228,18 @@ class MemoryTier:
     """L1: an LRU with TTL over every namespace, an entry bound per namespace and a byte bound for the process.
 
     The byte bound counts what the values take in this process's memory, not their stored (JSON) size:
-    a decoded card takes several times its JSON. Measuring a value means walking it, so each namespace's
-    ratio of memory to stored bytes is measured on one fill in `SIZE_SAMPLE_EVERY` and applied to the rest.
-    A large value is measured on its own (walking it costs about what decoding it did) and kept out of
-    the ratio: one long text would otherwise set the ratio of a namespace of small cards, or the reverse.
+    a decoded card takes several times its JSON. Each entry is counted once, as it is put: by its `memory`,
+    which the stack works out from the JSON it already has in hand (`json_memory`, a few byte counts, never
+    below what the value takes), else by walking the value (`deep_size`). Never a ratio shared by a
+    namespace's entries: sampled on one shape and applied to another (a long text, then small cards), it
+    let a namespace of mixed values hold several times the bound. A hit computes no size.
     A value over an eighth of the bound is not kept at all: it would push out a large share of the hot
     entries (all of them, past the bound) for a read that L2 serves anyway.
     When full, the entry used longest ago goes, whatever its namespace; entries past their stale window
     go first.
     """
 
-    SIZE_SAMPLE_EVERY = 64
     ENTRY_OVERHEAD_BYTES = 400  # the Entry, its key and the bookkeeping that finds it
-    MEASURED_FROM_BYTES = 64 * 1024  # stored size from which a value is measured, not estimated
     LARGEST_SHARE = 8  # no entry takes more than 1/8 of the bound
 
     def __init__(self, max_bytes: int):
@@ -241,8 +250,6 @@ class MemoryTier:
         self._bytes: dict[str, int] = {}
         self._sizes: dict[tuple[str, str], int] = {}  # what each entry is counted as
         self._total_bytes = 0
-        self._memory_ratio: dict[str, float] = {}
-        self._fills: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def get(self, namespace: str, key: str) -> Entry | None:
@@ -257,7 +264,8 @@ class MemoryTier:
         return entry
 
     def put(self, namespace: str, key: str, entry: Entry, *, max_entries: int, now: float | None = None) -> int:
-        """Store an entry (its `size`: its stored bytes); the number of entries evicted to make room.
+        """Store an entry (its `size`: its stored bytes; its `memory`: what its value takes, 0 if not known);
+        the number of entries evicted to make room.
 
         Readers move entries to the end of the LRU orders without the lock, so these are only ever
         popped from (one atomic call each), never iterated."""
@@ -265,7 +273,10 @@ class MemoryTier:
         largest = self.max_bytes // self.LARGEST_SHARE
         # Over the share as stored, it is over it decoded too (Python objects outweigh their JSON): left to L2
         # without walking it, which every read of such a value paid before dropping it.
-        size = entry.size if entry.size > largest else self._memory_estimate(namespace, entry)
+        if entry.size > largest:
+            size = entry.size
+        else:
+            size = (entry.memory or deep_size(entry.value)) + self.ENTRY_OVERHEAD_BYTES
         if size > largest:
             self.drop(namespace, key)  # an older, smaller value of the key is not current either
             return 0
@@ -296,17 +307,6 @@ class MemoryTier:
             while self._total_bytes > self.max_bytes and len(self._order) > 1:
                 evicted += self._evict(*self._order.popitem(last=False)[0])
         return evicted
-
-    def _memory_estimate(self, namespace: str, entry: Entry) -> int:
-        if entry.size >= self.MEASURED_FROM_BYTES:
-            return deep_size(entry.value) + self.ENTRY_OVERHEAD_BYTES
-        fills = self._fills.get(namespace, 0)
-        self._fills[namespace] = fills + 1
-        if fills % self.SIZE_SAMPLE_EVERY == 0 or namespace not in self._memory_ratio:
-            measured = deep_size(entry.value) / max(entry.size, 1)
-            known = self._memory_ratio.get(namespace)
-            self._memory_ratio[namespace] = measured if known is None else (known + measured) / 2
-        return int(entry.size * self._memory_ratio[namespace]) + self.ENTRY_OVERHEAD_BYTES
 
     def drop(self, namespace: str, key: str) -> None:
         with self._lock:
@@ -366,3 +366,45 @@ def deep_size(value: Any) -> int:
     if isinstance(value, (list, tuple)):
         return size + sum(deep_size(item) for item in value)
     return size
+
+
+# What `json_memory` counts a decoded JSON value's parts as (CPython 3.11, 64-bit), each at least `deep_size`'s.
+_DICT_BYTES, _DICT_KEY_BYTES = 184, 37  # a dict with its first key (its table grows by about 37 bytes a key)
+_LIST_BYTES, _LIST_ITEM_BYTES = 88, 10  # a list with its first item (8 bytes a pointer, over-allocated)
+_STR_BYTES, _WIDE_STR_BYTES = 49, 76  # a str object without its characters: ASCII, or wider (UCS-2/UCS-4)
+_SCALAR_BYTES = 32  # an int below 2**60 (larger ones' digits are counted as text), a float, True, None
+_LONG_TEXT = 64  # JSON bytes per string from which its strings are taken for prose, whose punctuation is no structure
+
+
+def json_memory(raw: bytes) -> int:
+    """About what the value of compact JSON `raw` takes once decoded (`deep_size`'s measure), from a few byte
+    counts (C loops over the bytes: a few microseconds for a card, where walking the decoded value costs
+    several times its decoding). Never below `deep_size`: each part is counted at the most it can take (text
+    at 4 bytes a character where a character beyond the BMP may be in it), so a bound kept on it holds;
+    above it by a fifth to a half for cards and lists of numbers. Commas, colons and brackets inside strings
+    read as structure and count more than they take, unless the strings are long (prose), where they are
+    left out: only a value of short strings full of punctuation is overcounted much.
+    """
+    quotes = raw.count(b'"')
+    bare = raw
+    if len(raw) > _LONG_TEXT * (quotes + 1) and b'\\"' not in raw:  # no escaped quote: every other piece is text
+        bare = b"".join(raw.split(b'"')[0::2])
+    commas, colons = bare.count(b","), bare.count(b":")
+    dicts, lists = bare.count(b"{"), bare.count(b"[")
+    strings = quotes >> 1
+    text, string_bytes = len(raw), _STR_BYTES
+    if b"\\u" in raw:  # a character beyond ASCII makes its whole string 2 or 4 bytes a character
+        text *= 4 if b"\\ud" in raw else 2  # \ud800-\udfff: a surrogate pair, beyond the BMP (or Hangul)
+        string_bytes = _WIDE_STR_BYTES
+    items = max(0, commas + dicts + lists - colons)  # list items, counting each key-value pair once
+    values = items + colons + 1
+    scalars = max(0, values - (strings - colons) - dicts - lists)
+    return (
+        dicts * _DICT_BYTES
+        + colons * _DICT_KEY_BYTES
+        + lists * _LIST_BYTES
+        + items * _LIST_ITEM_BYTES
+        + strings * string_bytes
+        + scalars * _SCALAR_BYTES
+        + text
+    )

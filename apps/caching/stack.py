@@ -37,7 +37,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from apps.caching.defaults import PHI_NAMESPACES, ttl_check
-from apps.caching.layers import CodecError, Entry, KeyHasher, MemoryTier, ValueCodec
+from apps.caching.layers import CodecError, Entry, KeyHasher, MemoryTier, ValueCodec, json_memory
 from apps.core.breaker import CircuitBreaker
 from controlplane.db_router import reads_from_primary
 
@@ -656,7 +656,7 @@ class CacheStack:
         now = self.clock()
         raw, value = self.codec.dumps_as_read(value)
         size = self.codec.stored_size(raw, encrypt=policy.encrypt)
-        entry = Entry(value, 0, now + lifetime, now + lifetime + policy.swr, scope_key, size)
+        entry = Entry(value, 0, now + lifetime, now + lifetime + policy.swr, scope_key, size, json_memory(raw))
         sealed: dict[int, bytes] = {}  # by generation: the tiers' may differ (a publish Redis has not had yet)
 
         def stored(generation: int) -> bytes:
@@ -947,12 +947,13 @@ class CacheStack:
             if int(stored_generation) != generation:
                 return None, generation  # invalidated: not worth opening
             header = blob[: len(blob) - len(payload) - 1]
-            value = self.codec.decode(payload, _sealed_context(key, header), sealed_only=policy.encrypt)
+            value, memory = self.codec.decode_sized(payload, _sealed_context(key, header), sealed_only=policy.encrypt)
         except (ValueError, CodecError):
             if count_errors:
                 self._count(policy.namespace, "l2", errors=1)
             return None, generation
-        return Entry(value, generation, float(fresh_until), float(stale_until), scope_key, len(payload)), generation
+        entry = Entry(value, generation, float(fresh_until), float(stale_until), scope_key, len(payload), memory)
+        return entry, generation
 
     def _l2_set(
         self, policy: Policy, key: str, entry: Entry, blob: bytes | None = None, lock: HeldLock | None = None
@@ -1091,11 +1092,11 @@ class CacheStack:
             return None, current
         try:
             context = _sealed_context(key, _record_header(int(stored), float(fresh_until), float(stale_until)))
-            value = self.codec.decode(bytes(blob), context, sealed_only=policy.encrypt)
+            value, memory = self.codec.decode_sized(bytes(blob), context, sealed_only=policy.encrypt)
         except CodecError:
             self._count(policy.namespace, "l3", errors=1)
             return None, current
-        return Entry(value, int(stored), fresh_until, stale_until, scope_key, len(blob)), current
+        return Entry(value, int(stored), fresh_until, stale_until, scope_key, len(blob), memory), current
 
     def _l3_set(self, policy: Policy, key: str, entry: Entry, blob: bytes) -> None:
         """`blob`: the value sealed for this entry's generation and freshness (see `_sealed_context`)."""
@@ -1363,7 +1364,7 @@ def _sealed_context(key: str, header: bytes) -> bytes:
 
 
 def _with_generation(entry: Entry, generation: int) -> Entry:
-    return Entry(entry.value, generation, entry.fresh_until, entry.stale_until, entry.scope, entry.size)
+    return Entry(entry.value, generation, entry.fresh_until, entry.stale_until, entry.scope, entry.size, entry.memory)
 
 
 _default: CacheStack | None = None
