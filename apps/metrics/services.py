@@ -227,8 +227,13 @@ def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
 
     Each rule on its own, in a savepoint of its own: one that cannot be evaluated (a value out of range, a
     database error, a notification that raises) is rolled back alone, logged and recorded on the rule
-    (`last_error`, shown in admin), and never keeps the others from firing, inside a transaction or not."""
-    now = now or timezone.now()
+    (`last_error`, shown in admin), and never keeps the others from firing, inside a transaction or not.
+
+    On the database's clock, which stamps the request rollups and the host samples the rules read: a worker
+    whose clock ran an hour ahead judged windows nothing was written in yet ("no data", a breach unseen)."""
+    from apps.resources.selectors import database_now
+
+    now = now or database_now()
     changed = _disabled_rules_alerts_resolve(now=now)
     for rule in AlertRule.objects.filter(enabled=True).select_related("service"):
         try:
