@@ -656,7 +656,8 @@ class CacheStack:
         now = self.clock()
         raw, value = self.codec.dumps_as_read(value)
         size = self.codec.stored_size(raw, encrypt=policy.encrypt)
-        entry = Entry(value, 0, now + lifetime, now + lifetime + policy.swr, scope_key, size, json_memory(raw))
+        memory = json_memory(raw) if policy.l1 else 0  # sized once, where the JSON is in hand: L1 hits never size
+        entry = Entry(value, 0, now + lifetime, now + lifetime + policy.swr, scope_key, size, memory)
         sealed: dict[int, bytes] = {}  # by generation: the tiers' may differ (a publish Redis has not had yet)
 
         def stored(generation: int) -> bytes:
@@ -947,7 +948,8 @@ class CacheStack:
             if int(stored_generation) != generation:
                 return None, generation  # invalidated: not worth opening
             header = blob[: len(blob) - len(payload) - 1]
-            value, memory = self.codec.decode_sized(payload, _sealed_context(key, header), sealed_only=policy.encrypt)
+            context = _sealed_context(key, header)
+            value, memory = self.codec.decode_sized(payload, context, sealed_only=policy.encrypt, sized=policy.l1)
         except (ValueError, CodecError):
             if count_errors:
                 self._count(policy.namespace, "l2", errors=1)
@@ -1092,7 +1094,7 @@ class CacheStack:
             return None, current
         try:
             context = _sealed_context(key, _record_header(int(stored), float(fresh_until), float(stale_until)))
-            value, memory = self.codec.decode_sized(bytes(blob), context, sealed_only=policy.encrypt)
+            value, memory = self.codec.decode_sized(bytes(blob), context, sealed_only=policy.encrypt, sized=policy.l1)
         except CodecError:
             self._count(policy.namespace, "l3", errors=1)
             return None, current
