@@ -207,3 +207,64 @@ def test_a_store_whose_l2_write_was_lost_lets_the_lock_go_before_its_l3_write():
         loading.join(60)
     assert other.loads == [1]
     assert outcome == [{"from": "loader"}]
+
+
+async def test_a_store_that_outlives_its_cancelled_coroutine_is_not_served_after_a_later_write():
+    """The store goes on in its thread after its coroutine is cancelled, and lands after a write to the scope: it
+    is stored under the generation read before the load, so no other process is given it after the write."""
+    from django.db import transaction
+
+    loader_stack, writer, reader = make_stack(single_flight_wait=120.0), make_stack(), make_stack()
+    namespace, parts, scope = "patient_data", ["outlived", uuid.uuid4().hex], f"patient:{uuid.uuid4().hex}"
+
+    def write():
+        try:
+            with transaction.atomic():
+                writer.invalidate_scopes([scope])
+        finally:
+            connections.close_all()
+
+    await sync_to_async(write, thread_sensitive=False)()  # the scope has a generation in Redis and the table
+    entered, may_go_on = _block(loader_stack, "_l2_set")
+
+    async def load():
+        return {"value": "before the write"}
+
+    task = asyncio.create_task(loader_stack.aget_or_load(namespace, parts, load, scope=scope))
+    try:
+        assert await _until(entered.is_set)
+        task.cancel()
+        finished, _ = await asyncio.wait({task}, timeout=DEADLINE)
+        assert task in finished
+        await sync_to_async(write, thread_sensitive=False)()  # committed while the store is still on its way
+        may_go_on.set()
+        assert await _until(lambda: _lock_free(loader_stack, namespace, parts))  # let go with its L2 write
+        assert _in_l2(loader_stack, namespace, parts)  # the value loaded before the write is there, in L2
+
+        def read():
+            try:
+                return reader.get_or_load(namespace, parts, lambda: {"value": "after the write"}, scope=scope)
+            finally:
+                connections.close_all()
+
+        assert await sync_to_async(read, thread_sensitive=False)() == {"value": "after the write"}
+    finally:
+        may_go_on.set()
+        await sync_to_async(connections.close_all)()
+
+
+def _exists(stack, kind: str, namespace: str, parts: list) -> bool:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        return bool(client.exists(stack._l2_key(kind, stack.key(stack._policies[namespace], parts))))
+    finally:
+        client.close()
+
+
+def _lock_free(stack, namespace: str, parts: list) -> bool:
+    """Whether the key's single-flight lock is let go (the store it was handed to has finished)."""
+    return not _exists(stack, "l", namespace, parts)
+
+
+def _in_l2(stack, namespace: str, parts: list) -> bool:
+    return _exists(stack, "v", namespace, parts)
