@@ -507,10 +507,11 @@ def live_snapshot(*, now=None, visible_services: frozenset[int] | None = None) -
     `visible_services` (ids; None: all) is what the viewer may see: hidden services' rows, alerts and
     benchmark runs are left out, and the overall row covers the visible services' routes only."""
     from apps.metrics.models import Alert
-    from apps.resources.selectors import latest_samples_by_host
+    from apps.resources.selectors import database_now, latest_samples_by_host
 
-    hosts_now = now  # the samples' window on the database's clock, which stamped them, unless one is given
-    now = now or timezone.now()
+    # The database's clock, which stamps the request rollups and the host samples: a live process whose clock ran
+    # a minute off showed the minute before or after the one being written (no traffic, or the wrong p95).
+    now = now or database_now()
     since = now - timedelta(seconds=60)
     services = Service.objects.filter(is_active=True).exclude(route_prefix="")
     alerts = of_visible_services(
@@ -526,7 +527,7 @@ def live_snapshot(*, now=None, visible_services: frozenset[int] | None = None) -
     rows = [_live_row(service.slug, service.name, [service.route_prefix], since, now) for service in services]
     # The busiest of the hosts that sample (the newest sample of any host showed whichever pod the monitor
     # last ran on: a saturated one half the time).
-    latest = latest_samples_by_host(now=hosts_now).values()
+    latest = latest_samples_by_host(now=now).values()
     host = {}
     for name in ("cpu_pct", "memory_pct", "pool_pct"):
         values = [getattr(sample, name) for sample in latest if _is_finite(getattr(sample, name))]
