@@ -480,10 +480,15 @@ def apply_requested(policy: ScalingPolicy) -> bool:
     return bool(marked)
 
 
-def policy_apply(*, policy_id: int) -> ScalingPolicy:
+BY_HAND = object()  # policy_apply's judged_state_at when no checker judged the state: it applies whatever it finds
+
+
+def policy_apply(*, policy_id: int, judged_state_at: datetime | object | None = BY_HAND) -> ScalingPolicy:
     """Apply the policy's manifests (a server dry run of all first). Safe to repeat: apply is idempotent.
     The cluster is written outside the row's lock (an admin edit must not wait on the API server); the
-    outcome is recorded under it, from the row as it is then (see _apply_outcome)."""
+    outcome is recorded under it, from the row as it is then (see _apply_outcome). `judged_state_at`: the
+    checker's send, the state_changed_at of the state it judged due; the state moved on since (another
+    send of the same state applied it) is left alone."""
     states = ScalingPolicy.ApplyState
     with transaction.atomic():
         policy = ScalingPolicy.objects.select_for_update(of=("self",)).select_related("service").get(pk=policy_id)
@@ -493,6 +498,11 @@ def policy_apply(*, policy_id: int) -> ScalingPolicy:
         if not policy.enabled or not (
             policy.apply_state in (states.PENDING, states.FAILED) or _stuck(policy, timezone.now())
         ):
+            return policy
+        if judged_state_at is not BY_HAND and policy.state_changed_at != judged_state_at:
+            # Two checkers (two beats while an evicted pod terminates) each sent the apply of one FAILED state:
+            # the first's apply failed again before the second was taken, which applied at once, spending an
+            # attempt and skipping the backoff. The next due state gets its own send.
             return policy
         _set_state(policy, states.APPLYING, apply_attempts=policy.apply_attempts + 1)
         claim = (policy.state_changed_at, policy.desired_hash)  # an edit while applying changes the digest
@@ -607,14 +617,17 @@ def _withdrawable(policy: ScalingPolicy) -> list[dict]:
     return [ref for ref in policy.applied_objects or [] if ref["kind"] in WITHDRAWN_KINDS]
 
 
-def policy_withdraw(*, policy_id: int) -> ScalingPolicy:
-    """Remove a disabled policy's autoscalers from the cluster. Safe to repeat: already gone is fine."""
+def policy_withdraw(*, policy_id: int, judged_state_at: datetime | object | None = BY_HAND) -> ScalingPolicy:
+    """Remove a disabled policy's autoscalers from the cluster. Safe to repeat: already gone is fine.
+    `judged_state_at`: as policy_apply's (a checker's send for a state that moved on does nothing)."""
     states = ScalingPolicy.ApplyState
     with transaction.atomic():  # the row stays locked: an edit re-enabling it waits for the outcome
         policy = ScalingPolicy.objects.select_for_update(of=("self",)).select_related("service").get(pk=policy_id)
         refs = _withdrawable(policy)
         if policy.enabled or not refs or not kube.cluster_configured():
             return policy
+        if judged_state_at is not BY_HAND and policy.state_changed_at != judged_state_at:
+            return policy  # another send of the same state withdrew, or failed to and spent its attempt
         try:
             removed = kube.remove_objects(refs)
         except kube.ApplyError as exc:
@@ -698,14 +711,16 @@ def policies_reconcile(*, now: datetime | None = None) -> list[int]:
             or (state == ScalingPolicy.ApplyState.FAILED and _retry_due(policy, now))
         ):
             due.append(policy.pk)
-            transaction.on_commit(lambda pk=policy.pk: apply_policy.delay(pk))
+            judged = policy.state_changed_at.isoformat() if policy.state_changed_at else ""
+            transaction.on_commit(lambda pk=policy.pk, judged=judged: apply_policy.delay(pk, judged))
     if kube.cluster_configured():
         for policy in ScalingPolicy.objects.filter(enabled=False):
             if _withdrawable(policy) and (
                 policy.apply_state != ScalingPolicy.ApplyState.FAILED or _retry_due(policy, now)
             ):
                 due.append(policy.pk)
-                transaction.on_commit(lambda pk=policy.pk: withdraw_policy.delay(pk))
+                judged = policy.state_changed_at.isoformat() if policy.state_changed_at else ""
+                transaction.on_commit(lambda pk=policy.pk, judged=judged: withdraw_policy.delay(pk, judged))
     return due
 
 

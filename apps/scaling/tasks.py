@@ -1,5 +1,7 @@
 """Thin Celery tasks; each is safe to run twice."""
 
+from datetime import datetime
+
 from celery import shared_task
 
 from apps.scaling import kube, services
@@ -12,13 +14,24 @@ def forecast() -> dict:
 
 
 @shared_task(name="scaling.apply_policy")
-def apply_policy(policy_id: int) -> str:
-    return services.policy_apply(policy_id=policy_id).apply_state
+def apply_policy(policy_id: int, judged_state_at: str | None = None) -> str:
+    """`judged_state_at`: sent by the checker, the ISO time of the state it judged due ("" for none yet);
+    None by hand (admin), which applies whatever state it finds."""
+    if judged_state_at is None:
+        return services.policy_apply(policy_id=policy_id).apply_state
+    return services.policy_apply(policy_id=policy_id, judged_state_at=_judged(judged_state_at)).apply_state
+
+
+def _judged(judged_state_at: str) -> datetime | None:
+    return datetime.fromisoformat(judged_state_at) if judged_state_at else None
 
 
 @shared_task(name="scaling.withdraw_policy")
-def withdraw_policy(policy_id: int) -> str:
-    return services.policy_withdraw(policy_id=policy_id).apply_state
+def withdraw_policy(policy_id: int, judged_state_at: str | None = None) -> str:
+    """`judged_state_at`: as apply_policy's."""
+    if judged_state_at is None:
+        return services.policy_withdraw(policy_id=policy_id).apply_state
+    return services.policy_withdraw(policy_id=policy_id, judged_state_at=_judged(judged_state_at)).apply_state
 
 
 @shared_task(name="scaling.remove_objects", autoretry_for=(kube.ApplyError,), retry_backoff=30, max_retries=6)
