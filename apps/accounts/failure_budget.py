@@ -16,7 +16,6 @@ back-off. Keys hold an HMAC of the address, never the address, a token or any pa
 from __future__ import annotations
 
 import functools
-import ipaddress
 import math
 import threading
 
@@ -24,6 +23,7 @@ from django.conf import settings
 from django.utils.crypto import salted_hmac
 from rest_framework import exceptions, status
 
+from apps.core.client_address import caller_network
 from apps.core.local_cache import NegativeCache, shared_cache_breaker
 from apps.ratelimits.limiter import RedisSlidingWindow
 
@@ -47,20 +47,6 @@ class TooManyFailedAuthentications(exceptions.AuthenticationFailed):
     def __init__(self, wait: int) -> None:
         super().__init__()
         self.wait = wait
-
-
-def caller_network(address: str) -> str:
-    """The address a budget is kept for: REMOTE_ADDR (ClientAddressMiddleware has resolved TRUSTED_PROXIES
-    into it), an IPv6 caller as its /64 (a host may send from any address in it, each a fresh budget)."""
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if parsed.version == 4:
-        return str(parsed)
-    if parsed.ipv4_mapped is not None:
-        return str(parsed.ipv4_mapped)
-    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -11,6 +11,7 @@ by the connection's own address, so it cannot give this guarantee.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 
@@ -19,6 +20,22 @@ from django.core.exceptions import ImproperlyConfigured, MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponse
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@functools.lru_cache(maxsize=4096)
+def caller_network(address: str) -> str:
+    """Who a per-caller budget (a rate limit, the failed-authentication budget) is kept for: an IPv6 caller is
+    its /64, since a host is given one and may send from any of its 2^64 addresses, each of which would
+    otherwise be a fresh budget. An IPv4 address written as IPv6 (::ffff:a.b.c.d) is the IPv4 one."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if parsed.version == 4:
+        return str(parsed)
+    if parsed.ipv4_mapped is not None:
+        return str(parsed.ipv4_mapped)
+    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
 
 
 def parse_trusted_proxies(entries: Iterable[str]) -> tuple[Network, ...]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import math
 import threading
 
@@ -13,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from apps.accounts.scopes import BENCHMARK
+from apps.core.client_address import caller_network
 from apps.core.local_cache import shared_cache_breaker
 from apps.ratelimits.limiter import DatabaseSlidingWindow, Decision, LimiterUnavailable, RedisSlidingWindow
 from apps.ratelimits.selectors import active_policy
@@ -86,22 +85,7 @@ def client_identity(request: Request) -> str:
         return f"c{auth.pk}"
     if request.user and request.user.is_authenticated:
         return f"u{request.user.pk}"
-    return f"ip{_caller_network(request.META.get('REMOTE_ADDR', ''))}"
-
-
-@functools.lru_cache(maxsize=4096)
-def _caller_network(address: str) -> str:
-    """An IPv6 caller is its /64: a host is given one and may send from any of its 2^64 addresses, each of which
-    would otherwise be a fresh quota. An IPv4 address written as IPv6 (::ffff:a.b.c.d) is the IPv4 one."""
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if parsed.version == 4:
-        return str(parsed)
-    if parsed.ipv4_mapped is not None:
-        return str(parsed.ipv4_mapped)
-    return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return f"ip{caller_network(request.META.get('REMOTE_ADDR', ''))}"
 
 
 class PolicyRateThrottle(BaseThrottle):
