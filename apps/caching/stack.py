@@ -656,7 +656,7 @@ class CacheStack:
         now = self.clock()
         raw, value = self.codec.dumps_as_read(value)
         size = self.codec.stored_size(raw, encrypt=policy.encrypt)
-        memory = json_memory(raw) if policy.l1 else 0  # sized once, where the JSON is in hand: L1 hits never size
+        memory = json_memory(raw) if self._l1_keeps(policy, size) else 0  # sized once, here: L1 hits never size
         entry = Entry(value, 0, now + lifetime, now + lifetime + policy.swr, scope_key, size, memory)
         sealed: dict[int, bytes] = {}  # by generation: the tiers' may differ (a publish Redis has not had yet)
 
@@ -849,6 +849,10 @@ class CacheStack:
                 lock.handed = True  # the store lets it go, with the value in L2
             raise
 
+    def _l1_keeps(self, policy: Policy, stored_bytes: int) -> bool:
+        """Whether L1 may keep a value of this stored size: only then is its memory worked out (`json_memory`)."""
+        return policy.l1 and stored_bytes <= self.l1.max_bytes // MemoryTier.LARGEST_SHARE
+
     def _fill_l1(self, policy: Policy, key: str, entry: Entry) -> None:
         if not policy.l1:
             return
@@ -949,7 +953,8 @@ class CacheStack:
                 return None, generation  # invalidated: not worth opening
             header = blob[: len(blob) - len(payload) - 1]
             context = _sealed_context(key, header)
-            value, memory = self.codec.decode_sized(payload, context, sealed_only=policy.encrypt, sized=policy.l1)
+            sized = self._l1_keeps(policy, len(payload))
+            value, memory = self.codec.decode_sized(payload, context, sealed_only=policy.encrypt, sized=sized)
         except (ValueError, CodecError):
             if count_errors:
                 self._count(policy.namespace, "l2", errors=1)
@@ -1094,7 +1099,9 @@ class CacheStack:
             return None, current
         try:
             context = _sealed_context(key, _record_header(int(stored), float(fresh_until), float(stale_until)))
-            value, memory = self.codec.decode_sized(bytes(blob), context, sealed_only=policy.encrypt, sized=policy.l1)
+            value, memory = self.codec.decode_sized(
+                bytes(blob), context, sealed_only=policy.encrypt, sized=self._l1_keeps(policy, len(blob))
+            )
         except CodecError:
             self._count(policy.namespace, "l3", errors=1)
             return None, current
