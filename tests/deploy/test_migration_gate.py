@@ -11,8 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.deploy.test_worker_liveness import _wait_for
-from tests.helpers import REPO_ROOT, embedded_env
+from tests.helpers import REPO_ROOT, embedded_env, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +44,7 @@ def test_pods_start_only_once_the_job_has_migrated(tmp_path):
         start_new_session=True,
     )  # fmt: skip
     try:
-        _wait_for(lambda: log.read_text().count("waiting for controlplane-migrate") >= 2, 120, "no wait", log)
+        wait_for(lambda: log.read_text().count("waiting for controlplane-migrate") >= 2, 120, "no wait", log)
         assert gate.poll() is None
 
         job = _job_command()
