@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
@@ -145,3 +146,21 @@ def behind_an_uncommitted_insert(insert: Callable[[], object]) -> Iterator[None]
         commit.set()
         releaser.join()
         other.join()
+
+
+class ShiftedTimezone:
+    """`django.utils.timezone` as a module under test sees it (monkeypatch the module's `timezone` with it),
+    its `now()` `shift` off: a process whose clock runs ahead of or behind the database's."""
+
+    def __init__(self, shift: timedelta):
+        self.shift = shift
+
+    def now(self) -> datetime:
+        from django.utils import timezone
+
+        return timezone.now() + self.shift
+
+    def __getattr__(self, name: str):
+        from django.utils import timezone
+
+        return getattr(timezone, name)

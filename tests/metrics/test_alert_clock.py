@@ -8,26 +8,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from apps.metrics import services
 from apps.metrics.models import AlertRule
 from apps.metrics.recorder import Recorder
+from tests.helpers import ShiftedTimezone
 
 pytestmark = pytest.mark.django_db
-
-
-class ShiftedTimezone:
-    """`django.utils.timezone` as the alerts service sees it, its `now()` `shift` off."""
-
-    def __init__(self, shift: timedelta):
-        self.shift = shift
-
-    def now(self):
-        return timezone.now() + self.shift
-
-    def __getattr__(self, name: str):
-        return getattr(timezone, name)
 
 
 @pytest.mark.parametrize("shift", [timedelta(hours=1), timedelta(minutes=-20)], ids=["hour-ahead", "20-min-behind"])

@@ -8,27 +8,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from apps.metrics import selectors
 from apps.metrics.models import RequestRollup
 from apps.metrics.recorder import Recorder, new_histogram
 from apps.resources.selectors import database_now
+from tests.helpers import ShiftedTimezone
 
 pytestmark = pytest.mark.django_db
-
-
-class ShiftedTimezone:
-    """`django.utils.timezone` as the selectors see it, its `now()` `shift` off."""
-
-    def __init__(self, shift: timedelta):
-        self.shift = shift
-
-    def now(self):
-        return timezone.now() + self.shift
-
-    def __getattr__(self, name: str):
-        return getattr(timezone, name)
 
 
 @pytest.mark.parametrize("shift", [timedelta(minutes=10), timedelta(minutes=-6)], ids=["ahead", "behind"])
