@@ -268,3 +268,43 @@ def _lock_free(stack, namespace: str, parts: list) -> bool:
 
 def _in_l2(stack, namespace: str, parts: list) -> bool:
     return _exists(stack, "v", namespace, parts)
+
+
+async def test_a_coroutine_cancelled_again_while_it_lets_go_of_its_lock_still_lets_it_go():
+    """A request cancelled during its load, then again while its `finally` lets go of the lock (a task group
+    tearing down, a timeout on top of a disconnect). Before: the release was queued on asgiref's sync thread,
+    busy with other work, and the second cancellation dropped it: the lock stayed for the loader's whole lifetime
+    (here 10 minutes) and every other process waited out its single-flight window before loading."""
+    loader_stack = make_stack(single_flight_wait=120.0)
+    namespace, parts = "ai_inference", ["cancelled-twice", uuid.uuid4().hex]
+    await sync_to_async(loader_stack.policy)(namespace)
+    busy, may_go_on, loading = threading.Event(), threading.Event(), asyncio.Event()
+
+    def hold_the_sync_thread():
+        busy.set()
+        may_go_on.wait(60)
+
+    async def load():
+        loading.set()
+        await asyncio.sleep(3600)  # cancelled long before
+
+    task = asyncio.create_task(loader_stack.aget_or_load(namespace, parts, load))
+    holder = None
+    try:
+        await asyncio.wait_for(loading.wait(), DEADLINE)
+        assert not _lock_free(loader_stack, namespace, parts)
+        holder = asyncio.create_task(sync_to_async(hold_the_sync_thread)())
+        assert await _until(busy.is_set)
+        task.cancel()
+        await asyncio.sleep(0)  # into its `finally`, letting go of the lock
+        await asyncio.sleep(0)
+        task.cancel()
+        finished, _ = await asyncio.wait({task}, timeout=DEADLINE)
+        assert task in finished
+        may_go_on.set()
+        assert await _until(lambda: _lock_free(loader_stack, namespace, parts))
+    finally:
+        may_go_on.set()
+        if holder is not None:
+            await holder
+        await sync_to_async(connections.close_all)()
