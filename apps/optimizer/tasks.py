@@ -35,10 +35,12 @@ def scheduled_run(target: str = "all", apply: bool = False) -> int:
     the same schedule started within SCHEDULED_RUN_ONCE_WITHIN is the one this send asked for (its pk)."""
     with transaction.atomic():
         scheduled_task_lock(f"optimizer.scheduled_run:{target}:{apply}")
-        earlier = OptimizationRun.objects.filter(
-            requested_by="schedule", target=target, apply=apply,
-            started_at__gte=timezone.now() - SCHEDULED_RUN_ONCE_WITHIN,
-        ).first()  # fmt: skip
+        earlier = None
+        if isinstance(apply, bool) and target in OptimizationRun.Target.values:  # else the create says why not
+            earlier = OptimizationRun.objects.filter(
+                requested_by="schedule", target=target, apply=apply,
+                started_at__gte=timezone.now() - SCHEDULED_RUN_ONCE_WITHIN,
+            ).first()  # fmt: skip
         if earlier is not None:
             logger.warning("optimizer: a second send of the %s schedule; run #%s is its run", target, earlier.pk)
             return earlier.pk
