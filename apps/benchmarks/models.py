@@ -201,7 +201,9 @@ class BenchmarkPlan(models.Model):
             if isinstance(field, models.FloatField) and isinstance(value, float) and not math.isfinite(value):
                 errors[field.name] = "A finite number."
         errors = {**self._shape_errors(), **errors}
-        if self.service_id and not token_host_allowed(self.service.base_url):
+        if self.service_id and (problem := self.service.base_url_error):  # stored before the registry's rules
+            errors["service"] = f"Its base URL cannot be used ({problem}): edit it in the service registry."
+        elif self.service_id and not token_host_allowed(self.service.base_url):
             errors["service"] = (
                 f"Its base URL's host is not in BENCHMARK_TOKEN_HOSTS ({', '.join(settings.BENCHMARK_TOKEN_HOSTS)}): "
                 "a run's token carries the plan's scopes and goes only to the hosts the deployment allows."

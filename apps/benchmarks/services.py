@@ -122,7 +122,10 @@ def _target(base_url: str) -> str:
     """The host and port a run loads, however the URL spells them: by netloc, `http://localhost` and
     `http://LOCALHOST:80/`, or `[::1]` and `[0:0:0:0:0:0:0:1]`, were two targets, and their runs loaded
     the one server at once."""
-    url = urlsplit(base_url)
+    try:
+        url = urlsplit(base_url)
+    except ValueError:  # "http://[::1": stored before the registry's rules; its own run fails on it
+        return f"unparsable:{base_url}"
     host = (url.hostname or "").lower()
     with contextlib.suppress(ValueError):
         host = ipaddress.ip_address(host).compressed
@@ -166,6 +169,16 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
         )
         raise TargetBusy(busy)
     return _run_measure(run)
+
+
+class TargetUnusable(Exception):
+    """The service's stored base URL breaks the registry's rules (stored before them, or by raw SQL): with a
+    query string Locust sent every request to the wrong path and measured that, an out-of-range port failed
+    every request or the run as a token-host refusal that named no cause."""
+
+
+def unusable_base_url(problem: str) -> str:
+    return f"the service's base URL cannot be used ({problem}): edit it in the service registry"
 
 
 class TargetUnresolvable(Exception):
@@ -223,6 +236,8 @@ def _run_measure(run: BenchmarkRun) -> BenchmarkRun:
         run.save(update_fields=["deadline", "config_digest"])
         gates = plan.gates()
         patients = _patients(plan)
+        if problem := plan.service.base_url_error:
+            raise TargetUnusable(unusable_base_url(problem))
         if not token_host_allowed(plan.service.base_url):  # the service's URL changed since the run was queued
             raise PermissionError("the service's base URL is not in BENCHMARK_TOKEN_HOSTS: no token is sent there")
         _target_resolves(plan.service.base_url)

@@ -31,8 +31,6 @@ SCHEDULED_RUN_ONCE_WITHIN = timedelta(hours=12)
 # run waiting behind one longer than 90 s was dropped (left pending until the checker failed it a day later).
 @shared_task(name="benchmarks.execute_run", acks_late=False, bind=True, max_retries=None)
 def execute_run(self, run_id: int) -> str:
-    if _failed_on_unusable_target(run_id):
-        return BenchmarkRun.Status.FAILED
     try:
         return services.benchmark_run_execute(run_id=run_id).status
     except services.TargetBusy as busy:
@@ -75,7 +73,9 @@ def _scheduled_run_create(plan_id: int) -> BenchmarkRun | None:
         if problem := plan.service.base_url_error:
             # The plan's checks would refuse it for a reason of their own (a port past 65535 "is not in
             # BENCHMARK_TOKEN_HOSTS"): the log says what to fix.
-            logger.warning("benchmark plan %s: its scheduled run was skipped, %s", plan_id, _unusable(problem))
+            logger.warning(
+                "benchmark plan %s: its scheduled run was skipped, %s", plan_id, services.unusable_base_url(problem)
+            )
             return None
         since = timezone.now() - SCHEDULED_RUN_ONCE_WITHIN
         earlier = plan.runs.filter(requested_by="schedule", created_at__gte=since).order_by("-created_at").first()
@@ -83,26 +83,6 @@ def _scheduled_run_create(plan_id: int) -> BenchmarkRun | None:
             logger.warning("benchmark plan %s: a second send of its schedule, run #%s is its run", plan_id, earlier.pk)
             return None
         return services.benchmark_run_create(plan=plan, requested_by="schedule")
-
-
-def _unusable(problem: str) -> str:
-    return f"the service's base URL cannot be used ({problem}): edit it in the service registry"
-
-
-def _failed_on_unusable_target(run_id: int) -> bool:
-    """Fail a pending run whose service's stored base URL breaks the registry's rules (stored before them, or
-    by raw SQL): with a query or fragment Locust sent every request to the wrong path and measured that, and
-    an out-of-range port failed every request, or the run as a token-host refusal that named no cause."""
-    run = BenchmarkRun.objects.filter(pk=run_id).select_related("plan__service").first()
-    if run is None or run.status != BenchmarkRun.Status.PENDING or not (problem := run.plan.service.base_url_error):
-        return False
-    failed = BenchmarkRun.objects.filter(pk=run_id, status=BenchmarkRun.Status.PENDING).update(
-        status=BenchmarkRun.Status.FAILED, finished_at=timezone.now(), error=_unusable(problem),
-        progress_message="",
-    )  # fmt: skip
-    if failed:
-        logger.warning("benchmark run %s failed: %s", run_id, _unusable(problem))
-    return bool(failed)
 
 
 # On the default queue, whatever its name routes to: on the benchmarks queue, a day-long run holding the

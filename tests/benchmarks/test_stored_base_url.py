@@ -5,6 +5,7 @@ that; a port past 65535 failed as "not in BENCHMARK_TOKEN_HOSTS", naming no caus
 from __future__ import annotations
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from apps.accounts.models import ApiClient
 from apps.benchmarks import services, tasks
@@ -66,6 +67,35 @@ def test_a_scheduled_run_is_skipped_with_the_reason_in_the_log(locust_calls, cap
 
 
 def test_a_run_of_a_usable_base_url_is_not_failed_by_the_check(locust_calls):
+    plan = _plan("http://127.0.0.1:8000")
+    run = services.benchmark_run_create(plan=plan)
+    tasks.execute_run.apply(args=[run.pk]).get()
+    assert locust_calls == ["http://127.0.0.1:8000"]  # it went on to Locust (refused here by the fixture)
+
+
+def test_a_run_started_directly_fails_naming_the_problem(locust_calls):
+    """benchmark_run_execute called without the task (the `bench run` command's path) skipped the task's
+    check: the run failed as "not in BENCHMARK_TOKEN_HOSTS", naming no cause."""
+    plan = _plan("http://127.0.0.1:8000")
+    run = services.benchmark_run_create(plan=plan)
+    Service.objects.filter(pk=plan.service_id).update(base_url="http://127.0.0.1:99999")
+    run = services.benchmark_run_execute(run_id=run.pk)
+    assert run.status == BenchmarkRun.Status.FAILED and "A port from 1 to 65535" in run.error
+    assert locust_calls == []
+
+
+def test_a_plan_of_such_a_service_is_refused_naming_the_problem():
+    plan = _plan("http://127.0.0.1:8000/?tenant=icu")
+    with pytest.raises(ValidationError) as refused:
+        plan.full_clean()
+    assert "No query string or fragment" in str(refused.value.message_dict["service"])
+
+
+def test_an_unparsable_stored_url_fails_only_its_own_services_runs(locust_calls):
+    """One service stored as "http://[::1" made every run of every service fail: the target check parsed
+    every service's URL, and urlsplit raises on that one."""
+    other = service_create(name="Broken", slug="broken", base_url="http://127.0.0.1:8001")
+    Service.objects.filter(pk=other.pk).update(base_url="http://[::1")
     plan = _plan("http://127.0.0.1:8000")
     run = services.benchmark_run_create(plan=plan)
     tasks.execute_run.apply(args=[run.pk]).get()
