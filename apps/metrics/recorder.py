@@ -61,6 +61,10 @@ class Series:
     total_us: int = 0
 
 
+# A clock read slower than this says little of when the database's clock was read (see _measure_clock_offset).
+MAX_CLOCK_ROUND_TRIP_SECONDS = 1.0
+
+
 class Recorder:
     """A request appends three integers to an array under a lock held for that append alone; every few
     seconds the flush folds the batch into HDR histograms in one tight loop.
@@ -87,7 +91,7 @@ class Recorder:
         self.exit_timeout = exit_timeout
         # The database's clock minus this host's, in ms, as last measured (by each flush that has requests to
         # fold); 0, this host's own clock, until the database first answers.
-        self._clock_offset_ms = 0
+        self._clock_offset_ms: int | None = None  # the database's clock minus this host's; None: not yet read
 
     def _ensure_flusher(self) -> None:
         """A daemon thread flushes what a burst left behind when no request follows it (a thread of
@@ -208,7 +212,7 @@ class Recorder:
             if taken and database_up:
                 database_up = self._measure_clock_offset()
             try:
-                fresh = _fold(taken, keys, self._clock_offset_ms)
+                fresh = _fold(taken, keys, self._clock_offset_ms or 0)
             except Exception:  # metrics never fail the request whose thread happens to flush
                 logger.warning("request timings could not be folded; %d dropped", len(taken) // 3, exc_info=True)
                 return 0
@@ -242,10 +246,15 @@ class Recorder:
         """The database's clock against this host's, one query a flush: its reading set against the middle of
         this host's two readings around the query. False when the database did not answer (the batch is folded
         with the last offset measured and kept for the next flush, as a refused write is)."""
+        from django.db import connections
+
         from apps.core.breaker import metrics_database_breaker
         from apps.resources.selectors import database_now
 
         try:
+            # The connection taken from the pool first, outside the timed span: a wait for one (the pool busy)
+            # was counted as half the round trip and moved the offset by half of it.
+            connections["default"].ensure_connection()
             before = time.time()
             database = database_now().timestamp()
             after = time.time()
@@ -255,7 +264,10 @@ class Recorder:
             logger.warning("the database's clock could not be read; request timings kept for the next flush",
                            exc_info=True)  # fmt: skip
             return False
-        self._clock_offset_ms = round((database - (before + after) / 2) * 1000)
+        # A round trip slower than a second (a stalled server) says little of when the clock was read: the last
+        # offset, measured over a quicker one, stands.
+        if after - before <= MAX_CLOCK_ROUND_TRIP_SECONDS or self._clock_offset_ms is None:
+            self._clock_offset_ms = round((database - (before + after) / 2) * 1000)
         return True
 
 

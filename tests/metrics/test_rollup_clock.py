@@ -77,3 +77,30 @@ def test_each_request_keeps_the_minute_it_happened_in_not_the_flushs():
     late = RequestRollup.objects.get(route="api/v1/clock-late/").minute
     assert late in _minutes_between(before, after)
     assert early in _minutes_between(before - timedelta(minutes=2), after - timedelta(minutes=2))
+
+
+def test_a_clock_read_with_a_slow_round_trip_keeps_the_offset_measured_before(monkeypatch):
+    """The offset is the database's reading against the middle of the host's two readings around it: a read
+    that took 30 s (a stalled server) would put that middle 15 s off. The host's clock is moved by the test
+    during the read, not slept through."""
+    from apps.resources import selectors as resources_selectors
+
+    clock = ShiftedClock(-95)
+    monkeypatch.setattr(recorder_module, "time", clock)
+    process = Recorder(flush_interval=3600, background=False)
+    process.record(route="api/v1/clock-quick/", method="GET", status=200, client="app", elapsed_us=1_000)
+    process.flush()
+    measured = process._clock_offset_ms
+    assert abs(measured - 95_000) < 5_000
+
+    real = resources_selectors.database_now
+
+    def stalled():
+        reading = real()
+        clock.shift += 30  # the host's clock advanced 30 s while the read was under way
+        return reading
+
+    monkeypatch.setattr(resources_selectors, "database_now", stalled)
+    process.record(route="api/v1/clock-stalled/", method="GET", status=200, client="app", elapsed_us=1_000)
+    process.flush()
+    assert process._clock_offset_ms == measured
