@@ -164,3 +164,30 @@ class ShiftedTimezone:
         from django.utils import timezone
 
         return getattr(timezone, name)
+
+
+def at_once(work: Callable[[], object], count: int = 2) -> list:
+    """`work` run by `count` threads released together (a task sent by two beats, taken by two workers at the
+    same moment): their results, once every thread has ended. An exception in a thread fails the test; each
+    thread's database connection is closed, as a worker's would be."""
+    from django.db import connection
+
+    barrier, results, errors = threading.Barrier(count, timeout=30), [], []
+
+    def one() -> None:
+        try:
+            barrier.wait()
+            results.append(work())
+        except Exception as exc:  # noqa: BLE001 (reported by the test, not lost in the thread)
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    return results

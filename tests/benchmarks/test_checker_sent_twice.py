@@ -5,16 +5,15 @@ hold it."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from apps.benchmarks import services, tasks
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.services.services import service_create
+from tests.helpers import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,32 +29,10 @@ def _run(**fields) -> BenchmarkRun:
     return run
 
 
-def _at_once(work, count: int = 2) -> list:
-    barrier, results, errors = threading.Barrier(count, timeout=30), [], []
-
-    def one() -> None:
-        try:
-            barrier.wait()
-            results.append(work())
-        except Exception as exc:  # noqa: BLE001 (reported by the test, not lost in the thread)
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=one) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
-    return results
-
-
 def test_two_checkers_at_once_fail_a_silent_run_once():
     long_ago = timezone.now() - timedelta(hours=1)
     run = _run(status=BenchmarkRun.Status.RUNNING, started_at=long_ago, heartbeat_at=long_ago)
-    results = _at_once(tasks.fail_stuck_runs)
+    results = at_once(tasks.fail_stuck_runs)
     assert sorted(results) == [0, 1]
     run.refresh_from_db()
     assert run.status == BenchmarkRun.Status.FAILED and "stopped reporting" in run.error
@@ -68,7 +45,7 @@ def test_two_checkers_at_once_send_a_lost_run_again_once(monkeypatch):
     BenchmarkRun.objects.filter(pk=run.pk).update(
         created_at=timezone.now() - timedelta(seconds=services.REQUEUE_SECONDS + 60)
     )
-    _at_once(tasks.fail_stuck_runs)
+    at_once(tasks.fail_stuck_runs)
     assert sent == [run.pk]
     run.refresh_from_db()
     assert run.status == BenchmarkRun.Status.PENDING and run.requeued_at is not None

@@ -4,14 +4,12 @@ connection), and a second send taken after the first run already ended."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 
 from apps.benchmarks import services, tasks
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.services.services import service_create
+from tests.helpers import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -32,32 +30,9 @@ def _plan() -> BenchmarkPlan:
     )  # fmt: skip
 
 
-def _at_once(work, count: int = 2) -> list:
-    """`work()` in `count` threads released together; their results (an exception fails the test)."""
-    barrier, results, errors = threading.Barrier(count, timeout=30), [], []
-
-    def one() -> None:
-        try:
-            barrier.wait()
-            results.append(work())
-        except Exception as exc:  # noqa: BLE001 (reported by the test, not lost in the thread)
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=one) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
-    return results
-
-
 def test_two_sends_taken_at_once_make_one_run(executed):
     plan = _plan()
-    results = _at_once(lambda: tasks.scheduled_run(plan.pk))
+    results = at_once(lambda: tasks.scheduled_run(plan.pk))
     runs = list(BenchmarkRun.objects.filter(plan=plan).values_list("pk", flat=True))
     assert len(runs) == 1
     assert sorted(results, key=lambda r: r is None) == [runs[0], None]

@@ -4,13 +4,11 @@ connection) each found no run yet and both measured, and with apply both changed
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 
 from apps.optimizer import services, tasks
 from apps.optimizer.models import OptimizationRun
+from tests.helpers import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,30 +20,8 @@ def dispatched(monkeypatch) -> list[int]:
     return calls
 
 
-def _at_once(work, count: int = 2) -> list:
-    barrier, results, errors = threading.Barrier(count, timeout=30), [], []
-
-    def one() -> None:
-        try:
-            barrier.wait()
-            results.append(work())
-        except Exception as exc:  # noqa: BLE001 (reported by the test, not lost in the thread)
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=one) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
-    return results
-
-
 def test_two_sends_taken_at_once_make_one_run(dispatched):
-    results = _at_once(lambda: tasks.scheduled_run(target="all"))
+    results = at_once(lambda: tasks.scheduled_run(target="all"))
     runs = list(OptimizationRun.objects.values_list("pk", flat=True))
     assert len(runs) == 1
     assert results == [runs[0], runs[0]]  # the second send answers with the run it asked for

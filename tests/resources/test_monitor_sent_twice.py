@@ -7,12 +7,10 @@ samples."""
 from __future__ import annotations
 
 import socket
-import threading
 import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -20,7 +18,7 @@ from apps.core.selectors import worker_ping_answer
 from apps.core.tasks import heartbeat
 from apps.resources import tasks
 from apps.resources.models import ResourceSample
-from tests.helpers import wait_for
+from tests.helpers import at_once, wait_for
 from tests.resources.conftest import use_thresholds
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,31 +35,9 @@ def _own_samples() -> int:
     return ResourceSample.objects.filter(host=socket.gethostname(), measured_at=None).count()
 
 
-def _at_once(work, count: int = 2) -> list:
-    barrier, results, errors = threading.Barrier(count, timeout=30), [], []
-
-    def one() -> None:
-        try:
-            barrier.wait()
-            results.append(work())
-        except Exception as exc:  # noqa: BLE001 (reported by the test, not lost in the thread)
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=one) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
-    return results
-
-
 def test_two_sends_taken_at_once_sample_the_host_once():
     with use_thresholds(QUIET):
-        _at_once(_sent_by_beat)
+        at_once(_sent_by_beat)
     assert _own_samples() == 1
 
 

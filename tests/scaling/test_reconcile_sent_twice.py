@@ -6,15 +6,13 @@ an apply sent for a state that moved on does nothing; one by hand (admin) still 
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from apps.scaling import services, tasks
 from apps.scaling.models import ScalingPolicy
 from apps.services.models import Service
+from tests.helpers import at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,30 +32,9 @@ def _policy() -> ScalingPolicy:
     return services.scaling_policy_ensure(service, history_source="synthetic", predictive=False)[0]
 
 
-def _at_once(work, count: int = 2) -> None:
-    barrier, errors = threading.Barrier(count, timeout=30), []
-
-    def one() -> None:
-        try:
-            barrier.wait()
-            work()
-        except Exception as exc:  # noqa: BLE001 (reported by the test, not lost in the thread)
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=one) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
-
-
 def test_two_checkers_sending_one_pending_state_apply_it_once(sent):
     policy = _policy()
-    _at_once(services.policies_reconcile)
+    at_once(services.policies_reconcile)
     assert len(sent) == 2 and sent[0] == sent[1]  # both judged the same state due
     for args in sent:
         tasks.apply_policy(*args)
@@ -103,7 +80,7 @@ def test_two_checkers_sending_one_withdrawal_spend_one_attempt(sent, withdrawals
         enabled=False, applied_objects=applied, apply_state=ScalingPolicy.ApplyState.FAILED, apply_attempts=1,
         state_changed_at=timezone.now().replace(year=2020),
     )  # fmt: skip
-    _at_once(services.policies_reconcile)
+    at_once(services.policies_reconcile)
     assert len(withdrawals_sent) == 2 and withdrawals_sent[0] == withdrawals_sent[1]
     for args in withdrawals_sent:
         tasks.withdraw_policy(*args)
