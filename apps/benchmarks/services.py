@@ -73,6 +73,34 @@ def benchmark_run_create(*, plan: BenchmarkPlan, requested_by: str = "") -> Benc
     )
 
 
+# A plan's schedule is nightly: a second send within this long is the same night's (benchmark_run_scheduled_create);
+# a schedule edited to fire more often runs the plan at most this often.
+SCHEDULED_RUN_ONCE_WITHIN = timedelta(hours=12)
+
+
+def benchmark_run_scheduled_create(*, plan_id: int) -> BenchmarkRun | None:
+    """The schedule's run of an enabled plan, or None. Once per night: two beats (an evicted pod terminating
+    beside its replacement) each send the schedule, and a second send taken after the first run ended (a
+    fast failure, or queued behind the nightly runs on the benchmarks workers) ran the plan again. Decided
+    under the plan's lock, so two sends taken at once see each other."""
+    with transaction.atomic():
+        plans = BenchmarkPlan.objects.select_for_update(of=("self",)).select_related("service")
+        plan = plans.filter(pk=plan_id, enabled=True).first()
+        if plan is None:
+            return None
+        if problem := plan.service.base_url_error:
+            # The plan's checks would refuse it for a reason of their own (a port past 65535 "is not in
+            # BENCHMARK_TOKEN_HOSTS"): the log says what to fix.
+            logger.warning("benchmark plan %s: its scheduled run was skipped, %s", plan_id, unusable_base_url(problem))
+            return None
+        since = timezone.now() - SCHEDULED_RUN_ONCE_WITHIN
+        earlier = plan.runs.filter(requested_by="schedule", created_at__gte=since).order_by("-created_at").first()
+        if earlier is not None:
+            logger.warning("benchmark plan %s: a second send of its schedule, run #%s is its run", plan_id, earlier.pk)
+            return None
+        return benchmark_run_create(plan=plan, requested_by="schedule")
+
+
 def load_digest(plan: BenchmarkPlan, stages: list) -> str:
     """What shapes the load, and so the latencies: a run is compared only with runs of the same (ten times
     the users is slower by design, not a regression). The token's scopes too: they decide which requests of

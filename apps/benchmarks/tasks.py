@@ -2,15 +2,12 @@
 run twice."""
 
 import logging
-from datetime import timedelta
 
 from celery import shared_task
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.utils import timezone
 
 from apps.benchmarks import services
-from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
+from apps.benchmarks.models import BenchmarkRun
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +19,6 @@ logger = logging.getLogger(__name__)
 # While another run loads the same target, a run waits this long between tries (pending, saying for which
 # run; the checker fails it after a day of waiting).
 TARGET_BUSY_RETRY_SECONDS = 30
-# A plan's schedule is nightly: a second send within this long is the same night's (see _scheduled_run_create);
-# a schedule edited to fire more often runs the plan at most this often.
-SCHEDULED_RUN_ONCE_WITHIN = timedelta(hours=12)
 
 
 # max_retries=None on the task: retry()'s own max_retries=None means "the task's limit", Celery's 3, and a
@@ -43,7 +37,7 @@ def execute_run(self, run_id: int) -> str:
 @shared_task(name="benchmarks.scheduled_run", acks_late=False)
 def scheduled_run(plan_id: int) -> int | None:
     try:
-        run = _scheduled_run_create(plan_id)
+        run = services.benchmark_run_scheduled_create(plan_id=plan_id)
     except ValidationError:
         logger.warning("benchmark plan %s is not valid; its scheduled run was skipped", plan_id, exc_info=True)
         return None
@@ -58,31 +52,6 @@ def scheduled_run(plan_id: int) -> int | None:
         logger.info("benchmark run %s waits: %s", run.pk, busy)
         execute_run.apply_async(args=[run.pk], countdown=TARGET_BUSY_RETRY_SECONDS)
     return run.pk
-
-
-def _scheduled_run_create(plan_id: int) -> BenchmarkRun | None:
-    """The schedule's run of an enabled plan, or None. Once per night: two beats (an evicted pod terminating
-    beside its replacement) each send the schedule, and a second send taken after the first run ended (a
-    fast failure, or queued behind the nightly runs on the benchmarks workers) ran the plan again. Decided
-    under the plan's lock, so two sends taken at once see each other."""
-    with transaction.atomic():
-        plans = BenchmarkPlan.objects.select_for_update(of=("self",)).select_related("service")
-        plan = plans.filter(pk=plan_id, enabled=True).first()
-        if plan is None:
-            return None
-        if problem := plan.service.base_url_error:
-            # The plan's checks would refuse it for a reason of their own (a port past 65535 "is not in
-            # BENCHMARK_TOKEN_HOSTS"): the log says what to fix.
-            logger.warning(
-                "benchmark plan %s: its scheduled run was skipped, %s", plan_id, services.unusable_base_url(problem)
-            )
-            return None
-        since = timezone.now() - SCHEDULED_RUN_ONCE_WITHIN
-        earlier = plan.runs.filter(requested_by="schedule", created_at__gte=since).order_by("-created_at").first()
-        if earlier is not None:
-            logger.warning("benchmark plan %s: a second send of its schedule, run #%s is its run", plan_id, earlier.pk)
-            return None
-        return services.benchmark_run_create(plan=plan, requested_by="schedule")
 
 
 # On the default queue, whatever its name routes to: on the benchmarks queue, a day-long run holding the

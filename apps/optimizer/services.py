@@ -15,6 +15,7 @@ from kombu.exceptions import OperationalError
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import AuditEntry, audit_record
+from apps.core.schedules import scheduled_task_lock
 from apps.optimizer import database
 from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
 from apps.optimizer.report import render_report
@@ -111,6 +112,30 @@ def optimization_run_dispatch(run: OptimizationRun) -> None:
             raise DispatchFailed(f"The broker is unreachable ({exc}); run #{run.pk} was not sent.") from exc
 
     transaction.on_commit(send)
+
+
+# A schedule's second send of the same run within this long is dropped: two beats (an evicted pod terminating
+# beside its replacement) each sent the nightly run, and two runs measured (and, with apply, changed) the
+# same figures side by side. The schedule is nightly; one edited to fire more often runs at most this often.
+SCHEDULED_RUN_ONCE_WITHIN = timedelta(hours=12)
+
+
+def optimization_run_scheduled(*, target: str, apply: bool) -> OptimizationRun:
+    """A schedule's run, its steps sent to the workers like any other run's. Once per schedule: a run of the
+    same schedule started within SCHEDULED_RUN_ONCE_WITHIN is the one this send asked for."""
+    with transaction.atomic():
+        scheduled_task_lock(f"optimizer.scheduled_run:{target}:{apply}")
+        if isinstance(apply, bool) and target in OptimizationRun.Target.values:  # else the create says why not
+            earlier = OptimizationRun.objects.filter(
+                requested_by="schedule", target=target, apply=apply,
+                started_at__gte=timezone.now() - SCHEDULED_RUN_ONCE_WITHIN,
+            ).first()  # fmt: skip
+            if earlier is not None:
+                logger.warning("optimizer: a second send of the %s schedule; run #%s is its run", target, earlier.pk)
+                return earlier
+        run = optimization_run_create(target=target, apply=apply, requested_by="schedule")
+        optimization_run_dispatch(run)  # sent once the run is committed
+    return run
 
 
 def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> OptimizationStep:

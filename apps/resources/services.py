@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
 import psutil
 from django.conf import settings
 from django.db import IntegrityError, connections, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 
+from apps.core.schedules import schedule_interval, scheduled_task_lock
 from apps.core.selectors import database_pool_stats
 from apps.resources import cgroup
 from apps.resources.models import ResourceRecommendation, ResourceSample
 from apps.resources.selectors import DatabaseClock, database_now, thresholds_current
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,28 @@ def resources_sample(*, cpu_interval: float = 1.0, cgroup_root: Path = cgroup.CG
         redis_maxmemory_bytes=redis_max,
         l1_cache_bytes=sum(size for _, size in default_stack().l1.usage().values()),
     ))  # fmt: skip
+
+
+# The monitor's schedule is every 30 s unless an admin changed it (then its own interval is read).
+MONITOR_INTERVAL = timedelta(seconds=30)
+
+
+def resources_sample_once_per_interval(*, schedule: str | None) -> ResourceSample | None:
+    """resources_sample, where a beat schedule sent it (`schedule`, its name) at most once per half the schedule's
+    interval per host: two beats (an evicted pod terminating beside its replacement) each send the schedule,
+    and every host got two samples per interval, its calm samples counted twice (a recommendation resolved in
+    half of RECOVER_SAMPLES' time) and its occurrences too. None when skipped; by hand it always samples."""
+    if schedule is None:
+        return resources_sample()
+    host = socket.gethostname()
+    with transaction.atomic():
+        scheduled_task_lock(f"resources.monitor:{host}")
+        gap = (schedule_interval(schedule) or MONITOR_INTERVAL) / 2
+        # The host's own samples (not ones recorded from a publish), on the database's clock (their `at`).
+        if ResourceSample.objects.filter(host=host, measured_at__isnull=True, at__gt=Now() - gap).exists():
+            logger.info("resources monitor: %s was sampled less than half an interval ago, skipped", host)
+            return None
+        return resources_sample()
 
 
 def _on_database_clock(sample: ResourceSample) -> ResourceSample:

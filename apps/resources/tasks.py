@@ -1,22 +1,13 @@
-import logging
 import math
-import socket
-from datetime import timedelta
 
 from celery import shared_task
-from django.db import transaction
-from django.db.models.functions import Now
 
-from apps.core.beat_liveness import beat_schedule_name, schedule_interval, scheduled_task_lock
+from apps.core.schedules import beat_schedule_name
 from apps.metrics.services import metric_points_record
 from apps.resources import pools, services
 from apps.resources.models import ResourceSample
 
 SERIES_FIGURES = ("cpu_pct", "memory_pct", "disk_pct", "pool_pct", "db_connections_pct")
-# The monitor's schedule is every 30 s unless an admin changed it (then its own interval is read).
-MONITOR_INTERVAL = timedelta(seconds=30)
-
-logger = logging.getLogger(__name__)
 
 
 def _series_record(*samples: ResourceSample) -> None:
@@ -34,18 +25,9 @@ def _series_record(*samples: ResourceSample) -> None:
 
 @shared_task(name="resources.monitor", bind=True)
 def monitor(self) -> int:
-    schedule = beat_schedule_name(self.request)
-    with transaction.atomic():
-        host = socket.gethostname()
-        if schedule is not None:
-            scheduled_task_lock(f"resources.monitor:{host}")
-            if _sampled_within(host, (schedule_interval(schedule) or MONITOR_INTERVAL) / 2):
-                # Two beats (an evicted pod terminating beside its replacement) each send the schedule: every
-                # host got two samples per interval, its calm samples counted twice (a recommendation resolved
-                # in half of RECOVER_SAMPLES' time) and its occurrences too.
-                logger.info("resources monitor: %s was sampled less than half an interval ago, skipped", host)
-                return 0
-        sample = services.resources_sample()
+    sample = services.resources_sample_once_per_interval(schedule=beat_schedule_name(self.request))
+    if sample is None:
+        return 0
     services.resource_samples_prune()
     services.resource_recommendations_prune()
     usage = pools.pool_usage_by_host()
@@ -64,10 +46,3 @@ def monitor(self) -> int:
     if usage is not None and seen is not None:
         services.recommendations_of_gone_hosts_resolve(live_hosts=seen.keys())
     return len(open_ones)
-
-
-def _sampled_within(host: str, gap: timedelta) -> bool:
-    """Whether this host took a sample of its own (not one recorded from a publish) within `gap`, on the
-    database's clock (the samples' `at`)."""
-    own = ResourceSample.objects.filter(host=host, measured_at__isnull=True)
-    return own.filter(at__gt=Now() - gap).exists()

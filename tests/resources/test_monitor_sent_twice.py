@@ -16,7 +16,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from apps.core.selectors import worker_ping_answer
 from apps.core.tasks import heartbeat
-from apps.resources import tasks
+from apps.resources import services, tasks
 from apps.resources.models import ResourceSample
 from tests.helpers import at_once, wait_for
 from tests.resources.conftest import use_thresholds
@@ -44,7 +44,7 @@ def test_two_sends_taken_at_once_sample_the_host_once():
 def test_a_send_half_an_interval_after_the_last_sample_samples_again():
     with use_thresholds(QUIET):
         _sent_by_beat()
-        ResourceSample.objects.update(at=timezone.now() - tasks.MONITOR_INTERVAL / 2 - timedelta(seconds=1))
+        ResourceSample.objects.update(at=timezone.now() - services.MONITOR_INTERVAL / 2 - timedelta(seconds=1))
         _sent_by_beat()
     assert _own_samples() == 2
 
