@@ -74,19 +74,21 @@ class BearerTokenAuthentication(BaseAuthentication):
             )
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
-        address = request.META.get("REMOTE_ADDR", "")
         # The digest api_client_for_token looks the token up by (an ASCII token's bytes are its UTF-8).
         digest = hashlib.sha256(header[1]).hexdigest() if len(header) == 2 else ""
-        if not digest or digest not in known_valid_tokens:
+        known = bool(digest) and digest in known_valid_tokens
+        if not known:
             # Before any lookup: past its budget of failures an address costs nothing more than this.
-            refuse_if_over_budget(address)
+            refuse_if_over_budget(request.META.get("REMOTE_ADDR", ""))
         try:
             client = self._client_for(header)
         except exceptions.AuthenticationFailed:
-            known_valid_tokens.discard(digest)
-            record_failed_authentication(address)
+            if known:
+                known_valid_tokens.discard(digest)
+            record_failed_authentication(request.META.get("REMOTE_ADDR", ""))
             raise
-        known_valid_tokens.add(digest)
+        if not known:  # remembered for its hour from the first success, not renewed on each (a lock a request)
+            known_valid_tokens.add(digest)
         return ClientPrincipal(client), client
 
     def _client_for(self, header: list[bytes]) -> ApiClient:
