@@ -106,9 +106,13 @@ def slo_status(service: Service, *, now=None) -> dict:
     """The service's latency and error figures against its targets over 1 h, 24 h and 7 d.
 
     The error budget is the share of allowed errors (slo_error_rate_pct of the requests) not spent yet. The
-    figures are of the requests served; the limiter's refusals are counted apart (`rate_limited`).
+    figures are of the requests served; the limiter's refusals are counted apart (`rate_limited`). The windows
+    end on the database's clock, which stamps the rollups: a reader whose clock ran an hour ahead read an empty
+    1 h window.
     """
-    now = now or timezone.now()
+    from apps.resources.selectors import database_now
+
+    now = now or database_now()
     windows = {}
     for label, span in WINDOWS.items():
         since = now - span
