@@ -83,6 +83,25 @@ def _exec(command: str) -> str:
     return f"exec {command}"
 
 
+class _StopReports:
+    """honcho's event queue as the manager's loop reads it: each process's end with the return code that
+    `returncode(name, rc)` gives it."""
+
+    def __init__(self, events, returncode) -> None:
+        self._events = events
+        self._returncode = returncode
+
+    def get(self, *args, **kwargs):
+        message = self._events.get(*args, **kwargs)
+        if message.type == "stop":
+            returncode = self._returncode(message.name, message.data["returncode"])
+            message = message._replace(data={**message.data, "returncode": returncode})
+        return message
+
+    def __getattr__(self, name: str):
+        return getattr(self._events, name)
+
+
 def graceful_manager():
     """honcho's Manager, stopping as described at the top (STOP_GRACE_SECONDS)."""
     from honcho.manager import SIGNALS, Manager
@@ -108,7 +127,17 @@ def graceful_manager():
             # loop() has just set honcho's handlers; ours tell a second signal from the first.
             signal.signal(signal.SIGINT, self._on_signal)
             signal.signal(signal.SIGTERM, self._on_signal)
-            super()._start()
+            super()._start()  # the processes' readers are given the queue itself; loop() reads it through:
+            self.events = _StopReports(self.events, self._stop_returncode)
+
+        def _stop_returncode(self, name: str, returncode: int | None) -> int | None:
+            """uvicorn (live) ends a graceful shutdown by raising again the SIGTERM that began it, so honcho
+            reported `live.1 stopped (rc=-15)` at every Ctrl-C, as if it had failed. Ended by the SIGTERM
+            this manager sent it, a process stopped as asked: rc 0. The same end with no SIGTERM from us (a
+            crash, someone else's kill) is reported as it is, and so is any other end after ours."""
+            with self._steps_lock:
+                sent_term = name in self._signalled
+            return 0 if sent_term and returncode == -signal.SIGTERM else returncode
 
         def _on_signal(self, signum, frame) -> None:
             self._system_print(f"{SIGNALS[signum]['name']} received\n")
