@@ -6,6 +6,7 @@ import hashlib
 import re
 from urllib.parse import unquote_plus
 
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -13,7 +14,7 @@ from rest_framework.request import Request
 
 from apps.accounts.failure_budget import known_valid_tokens, record_failed_authentication, refuse_if_over_budget
 from apps.accounts.models import ApiClient
-from apps.accounts.selectors import api_client_for_token
+from apps.accounts.selectors import api_client_for_token, in_open_transaction
 from apps.accounts.services import TOKEN_PREFIX
 
 
@@ -56,6 +57,15 @@ def _token_in_url(request: Request) -> bool:
     return bool(_ACCESS_TOKEN_PARAMETER.search(query) or _TOKEN_SHAPE.search(unquote_plus(query)))
 
 
+def _remember_valid(digest: str) -> None:
+    # A client read inside a transaction may be one it created or rotated in: valid once that commits, never if
+    # it rolls back (as `_remember_unknown` remembers a miss).
+    if in_open_transaction():
+        transaction.on_commit(lambda: known_valid_tokens.add(digest), using="default")
+    else:
+        known_valid_tokens.add(digest)
+
+
 class BearerTokenAuthentication(BaseAuthentication):
     """`Authorization: Bearer <token>`; absent header falls through to the next authenticator."""
 
@@ -88,7 +98,7 @@ class BearerTokenAuthentication(BaseAuthentication):
             record_failed_authentication(request.META.get("REMOTE_ADDR", ""))
             raise
         if not known:  # remembered for its hour from the first success, not renewed on each (a lock a request)
-            known_valid_tokens.add(digest)
+            _remember_valid(digest)
         return ClientPrincipal(client), client
 
     def _client_for(self, header: list[bytes]) -> ApiClient:

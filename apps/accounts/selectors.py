@@ -19,26 +19,34 @@ def api_client_for_token(token: str) -> ApiClient | None:
     until a client changes anywhere (revoke, rotate, edit) or a minute passes. Always read from the
     primary: a lagging replica must not hand a just-revoked client back into every process's cache.
     A token that matched no client is answered from `unknown_tokens` for a few seconds, once that is
-    committed truth (`_remember_unknown`).
+    committed truth (`_remember_unknown`). Inside a transaction the cache is neither read nor filled: the
+    row seen there may be one the transaction created or rotated in and will roll back, and the token must
+    not stay valid for the cache's seconds after it never existed.
     """
     digest = token_hash(token)
     if digest in unknown_tokens:
         return None
-    client = api_clients_cache.get(
-        digest, lambda: one_or_none(ApiClient.objects.using("default").filter(token_hash=digest))
-    )
+
+    def load() -> ApiClient | None:
+        return one_or_none(ApiClient.objects.using("default").filter(token_hash=digest))
+
+    client = load() if in_open_transaction() else api_clients_cache.get(digest, load)
     if client is None:
         _remember_unknown(digest)
     return client
 
 
+def in_open_transaction() -> bool:
+    """Whether the default connection is inside a caller's transaction, whose changes may yet roll back. The test
+    case's own atomic blocks are not the caller's transaction: Django's durable check skips them the same way."""
+    return any(not block._from_testcase for block in connections["default"].atomic_blocks)
+
+
 def _remember_unknown(digest: str) -> None:
     """Inside a transaction the lookup saw its uncommitted changes: a rotation or delete of the token's client
     that may yet roll back, and the token would be refused for seconds though it is still its client's. There
-    the digest is remembered when the transaction commits (never, if it rolls back). The test case's own
-    atomic blocks are not the caller's transaction: Django's durable check skips them the same way."""
-    default = connections["default"]
-    if any(not block._from_testcase for block in default.atomic_blocks):
+    the digest is remembered when the transaction commits (never, if it rolls back)."""
+    if in_open_transaction():
         transaction.on_commit(lambda: unknown_tokens.add(digest), using="default")
     else:
         unknown_tokens.add(digest)
