@@ -90,8 +90,8 @@ class Recorder:
         self._flusher: threading.Thread | None = None
         self.exit_timeout = exit_timeout
         # The database's clock minus this host's, in ms, as last measured (by each flush that has requests to
-        # fold); 0, this host's own clock, until the database first answers.
-        self._clock_offset_ms: int | None = None  # the database's clock minus this host's; None: not yet read
+        # fold); None until the database first answers, and until then nothing is folded (see flush).
+        self._clock_offset_ms: int | None = None
 
     def _ensure_flusher(self) -> None:
         """A daemon thread flushes what a burst left behind when no request follows it (a thread of
@@ -181,6 +181,15 @@ class Recorder:
         if time.monotonic() - self._flushed_at >= self.flush_interval or len(self._records) > self.MAX_PENDING:
             self.flush(block=False)
 
+    def _keep_unfolded(self, taken: array) -> None:
+        """Put a batch back before what was recorded since; bounded (MAX_PENDING): the oldest requests go first."""
+        with self._lock:
+            kept = taken + self._records
+            dropped = max(len(kept) - self.MAX_PENDING // 2, 0) if len(kept) > self.MAX_PENDING else 0
+            self._records = kept[dropped:] if dropped else kept
+        if dropped:
+            logger.warning("request timings dropped: the database's clock is not known yet; %d requests", dropped // 3)
+
     def _keep_unsaved(self, series: dict) -> None:
         # Bounded: while the database is away, the oldest minutes go first.
         self._unsaved = dict(sorted(series.items(), key=lambda kv: kv[0][0])[-self.MAX_UNSAVED :])
@@ -211,6 +220,12 @@ class Recorder:
             database_up = metrics_database_breaker.available()
             if taken and database_up:
                 database_up = self._measure_clock_offset()
+            if taken and self._clock_offset_ms is None:
+                # No offset measured yet (the database has not answered since this process started): folded now,
+                # the batch took this host's clock for the database's (an offset of 0) and kept those minutes
+                # for good, an hour off on a host an hour off. Kept as recorded, folded once an offset is read.
+                self._keep_unfolded(taken)
+                taken = array("q")
             try:
                 fresh = _fold(taken, keys, self._clock_offset_ms or 0)
             except Exception:  # metrics never fail the request whose thread happens to flush
@@ -244,8 +259,9 @@ class Recorder:
 
     def _measure_clock_offset(self) -> bool:
         """The database's clock against this host's, one query a flush: its reading set against the middle of
-        this host's two readings around the query. False when the database did not answer (the batch is folded
-        with the last offset measured and kept for the next flush, as a refused write is)."""
+        this host's two readings around the query. False when the database did not answer: the batch is folded
+        with the last offset measured and kept for the next flush, as a refused write is; with none measured yet
+        it is kept unfolded (flush)."""
         from django.db import connections
 
         from apps.core.breaker import metrics_database_breaker
