@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Now
 from django.utils import timezone
 from hdrh.histogram import HdrHistogram
 
@@ -71,8 +72,13 @@ def rollups_merge(series: dict[tuple, object]) -> None:
 # --- series -----------------------------------------------------------------------------------------
 def metric_points_record(*, values: dict[str, float], at: datetime | None = None) -> None:
     """Store raw samples of gauge or counter series (e.g. host.cpu_pct). A non-finite value (a rate over no
-    time, a failed reading) is left out: summed into a bucket it would make the whole hour NaN for good."""
-    at = at or timezone.now()
+    time, a failed reading) is left out: summed into a bucket it would make the whole hour NaN for good.
+
+    Without `at`, stamped by the database as the rows are inserted (no query of its own): on its clock, as the
+    request rollups and the host samples are. Stamped with this host's clock, the cache series of a worker an
+    hour behind fell outside the live feed's and the alerts' windows (taken on the database's clock) and
+    beside the wrong minutes of the request charts."""
+    at = at or Now()
     finite = {name: value for name, value in values.items() if value is not None and math.isfinite(value)}
     if len(finite) < len(values):
         logger.warning("metric samples left out, not finite: %s", sorted(set(values) - set(finite)))
