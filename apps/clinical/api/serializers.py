@@ -23,16 +23,31 @@ def _codes(value: str, known: dict) -> list[str]:
     return codes
 
 
+class StrictCharField(serializers.CharField):
+    """Text that must arrive as text. DRF's CharField turns a JSON number into a string, so `{"mrn": 123}`
+    looked up the MRN "123" and answered 404 for a malformed request. Query-string values are always strings,
+    so a query reads as before."""
+
+    default_error_messages = {
+        "invalid": "Must be a string (JSON text in quotes), not a number, boolean, list or object."
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 # --- patients -------------------------------------------------------------------------------------
 class PatientLookupInputSerializer(serializers.Serializer):
-    mrn = serializers.CharField(max_length=64)
-    system = serializers.CharField(max_length=255, required=False)
+    mrn = StrictCharField(max_length=64)
+    system = StrictCharField(max_length=255, required=False)
 
 
 class PatientSearchInputSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100, required=False)
-    family = serializers.CharField(max_length=100, required=False)
-    given = serializers.CharField(max_length=100, required=False)
+    name = StrictCharField(max_length=100, required=False)
+    family = StrictCharField(max_length=100, required=False)
+    given = StrictCharField(max_length=100, required=False)
     birth_date = serializers.DateField(required=False)
     page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
 
@@ -53,10 +68,10 @@ class PatientWindowInputSerializer(PatientSearchInputSerializer):
 
 
 class PatientCreateInputSerializer(serializers.Serializer):
-    mrn = serializers.CharField(max_length=64)
-    system = serializers.CharField(max_length=255, required=False)
-    family_name = serializers.CharField(max_length=100)
-    given_name = serializers.CharField(max_length=100)
+    mrn = StrictCharField(max_length=64)
+    system = StrictCharField(max_length=255, required=False)
+    family_name = StrictCharField(max_length=100)
+    given_name = StrictCharField(max_length=100)
     birth_date = serializers.DateField()
     sex = serializers.ChoiceField(choices=Patient.Sex.choices, default=Patient.Sex.UNKNOWN)
 
@@ -69,7 +84,7 @@ class PatientOutputSerializer(serializers.ModelSerializer):
 
 # --- observations ---------------------------------------------------------------------------------
 class VitalsInputSerializer(SinceUntilMixin, serializers.Serializer):
-    code = serializers.CharField(required=False, help_text="Comma-separated LOINC codes.")
+    code = StrictCharField(required=False, help_text="Comma-separated LOINC codes.")
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
     latest = serializers.BooleanField(required=False, default=False, help_text="Only the newest of each code.")
@@ -127,9 +142,9 @@ class InstantField(serializers.DateTimeField):
 
 
 class ObservationCreateInputSerializer(serializers.Serializer):
-    code = serializers.CharField(max_length=16)
+    code = StrictCharField(max_length=16)
     value = NumberField()
-    unit = serializers.CharField(max_length=16, required=False)
+    unit = StrictCharField(max_length=16, required=False)
     effective_at = InstantField()
     status = serializers.ChoiceField(choices=Observation.Status.choices, default=Observation.Status.FINAL)
     encounter_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,

@@ -29,6 +29,8 @@ from apps.core.api.schema import ErrorOutputSerializer, error_responses
 # Every PHI view: bad input (or X-Purpose-Of-Use), credentials, scope, its rate limit, the audit trail.
 PHI_ERRORS = error_responses(400, 401, 403, 429, 503)
 PATIENT_ERRORS = {**PHI_ERRORS, **error_responses(404, e404="No active patient has this id.")}
+# A POST's body is JSON: a form or multipart body is a 415, not read as strings field by field.
+JSON_BODY_ERRORS = {415: OpenApiResponse(ErrorOutputSerializer, description="A body other than JSON.")}
 
 
 def _duplicate_mrn(refused: Exception) -> bool:
@@ -50,6 +52,7 @@ class PatientLookupView(PhiAPIView):
     required_scopes = [scopes.PATIENT_READ]
     resource_type = "Patient"
     refusal_action = "search"  # a POST, yet a search by identifier
+    parser_classes = [JSONParser]
 
     @extend_schema(
         request=s.PatientLookupInputSerializer,
@@ -57,6 +60,7 @@ class PatientLookupView(PhiAPIView):
             200: s.PatientOutputSerializer,
             **PHI_ERRORS,
             **error_responses(404, e404="No active patient has this MRN."),
+            **JSON_BODY_ERRORS,
         },
     )
     def post(self, request: Request) -> Response:
@@ -129,7 +133,7 @@ class PatientWindowView(PhiAPIView):
         responses={
             200: PatientWindowOutputSerializer,
             **PHI_ERRORS,
-            415: OpenApiResponse(ErrorOutputSerializer, description="A body other than JSON."),
+            **JSON_BODY_ERRORS,
         },
         description="The same window with the search in a JSON body, kept out of URLs and logs. A staff session "
         "posting JSON from this site's pages needs no CSRF token (a read); anything else posted with a session "
@@ -160,6 +164,7 @@ class PatientListView(PhiAPIView):
     resource_type = "Patient"
     # By id: the cursor then carries no name, and pages stay exact however many share a surname.
     pagination_class = keyset_pagination("id")
+    parser_classes = [JSONParser]
 
     @extend_schema(
         parameters=[s.PatientSearchInputSerializer],
@@ -176,7 +181,10 @@ class PatientListView(PhiAPIView):
             spans_patients=True,
         )
 
-    @extend_schema(request=s.PatientCreateInputSerializer, responses={201: s.PatientOutputSerializer, **PHI_ERRORS})
+    @extend_schema(
+        request=s.PatientCreateInputSerializer,
+        responses={201: s.PatientOutputSerializer, **PHI_ERRORS, **JSON_BODY_ERRORS},
+    )
     def post(self, request: Request) -> Response:
         reject_unknown_params(request, [])
         fields = dict(validated_body(request, s.PatientCreateInputSerializer))
@@ -211,6 +219,7 @@ class PatientVitalsView(PhiAPIView):
 
     required_scopes = {"GET": [scopes.CLINICAL_READ], "POST": [scopes.CLINICAL_WRITE]}
     resource_type = "Observation"
+    parser_classes = [JSONParser]
 
     @extend_schema(parameters=[s.VitalsInputSerializer], responses={200: VitalsOutputSerializer, **PATIENT_ERRORS})
     def get(self, request: Request, patient_id: int) -> Response:
@@ -230,7 +239,7 @@ class PatientVitalsView(PhiAPIView):
 
     @extend_schema(
         request=s.ObservationCreateInputSerializer,
-        responses={201: s.ObservationOutputSerializer, **PATIENT_ERRORS},
+        responses={201: s.ObservationOutputSerializer, **PATIENT_ERRORS, **JSON_BODY_ERRORS},
     )
     def post(self, request: Request, patient_id: int) -> Response:
         reject_unknown_params(request, [])
