@@ -15,6 +15,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django_celery_beat.admin import CrontabScheduleAdmin, PeriodicTaskAdmin, PeriodicTaskForm
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from kombu.utils.json import loads
 
 WHAT_RUNS = ("name", "task", "args", "kwargs", "queue", "exchange", "routing_key", "priority", "headers",
              "expires", "expire_seconds", "one_off")  # fmt: skip
@@ -30,7 +31,21 @@ class RetimeForm(forms.ModelForm):
 
 class WhatRunsForm(PeriodicTaskForm):
     """django-celery-beat's form, without its two 500s: a task name its own field refused (a NUL byte) reached
-    its `clean()` as a KeyError, and empty headers were saved as NULL into a NOT NULL column."""
+    its `clean()` as a KeyError, and empty headers were saved as NULL into a NOT NULL column. Its arguments
+    had only to be JSON: kwargs of `[]` or args of `{}` were stored, then Celery refused every send of them
+    (beat logged the error at each due time, the task never ran, and "Run selected tasks" was a 500)."""
+
+    def clean_args(self) -> str:
+        return self._json_of_type("args", list, 'A JSON list of positional arguments, e.g. [] or [1, "all"].')
+
+    def clean_kwargs(self) -> str:
+        return self._json_of_type("kwargs", dict, 'A JSON object of keyword arguments, e.g. {"target": "all"}.')
+
+    def _json_of_type(self, field: str, kind: type, wanted: str) -> str:
+        value = self._clean_json(field)
+        if value and not isinstance(loads(value), kind):  # empty: the model's default ([] or {})
+            raise forms.ValidationError(wanted)
+        return value
 
     def clean(self):
         if "task" in self._errors or "regtask" in self._errors:
