@@ -83,14 +83,23 @@ def validate_application_scopes(scopes: list[str], *, before: Iterable[str] = ()
 
 
 # Ten years: a longer-lived token is a forgotten one, and near year 9999 a time in the hospital's zone is past
-# year 10,000 in UTC (stored by PostgreSQL, unreadable by Python: every read of the client fails).
+# year 10,000 in UTC (stored by PostgreSQL, unreadable by Python: every read of the client fails). The same
+# bound the other way: near year 1 a time in a zone east of UTC is before year 1 in UTC, a BC timestamp that
+# PostgreSQL keeps and psycopg cannot read; a past expiry only ends the token now, which any recent one does.
 MAX_EXPIRES_DAYS = 3650
 
 
 def validate_expires_at(expires_at: datetime | None) -> datetime | None:
-    if expires_at is not None and expires_at > timezone.now() + timedelta(days=MAX_EXPIRES_DAYS):
+    if expires_at is None:
+        return None
+    now = timezone.now()
+    if expires_at > now + timedelta(days=MAX_EXPIRES_DAYS):
         raise ValidationError(
             {"expires_at": f"A token expires within ten years ({MAX_EXPIRES_DAYS} days); leave it empty for never."}
+        )
+    if expires_at < now - timedelta(days=MAX_EXPIRES_DAYS):
+        raise ValidationError(
+            {"expires_at": "An expiry more than ten years ago: to end the token now, give today's date, or revoke it."}
         )
     return expires_at
 

@@ -1,7 +1,8 @@
 """A token lives ten years at most, whichever way its expiry is set: the commands capped it, admin did not, and
 with the hospital's clock west of UTC an expiry of 9999-12-31 23:59 there was stored past year 10,000 in UTC,
 which PostgreSQL keeps and Python cannot read: from then on every read of that client failed (its admin pages,
-the changelist, each request bearing its token)."""
+the changelist, each request bearing its token). Likewise near year 1 east of UTC: 0001-01-01 in Tokyo is a BC
+timestamp in UTC, which PostgreSQL keeps and psycopg cannot read."""
 
 from datetime import timedelta
 
@@ -37,6 +38,21 @@ def test_admin_refuses_an_expiry_beyond_ten_years_with_a_message(admin_client, i
     assert ApiClient.objects.get(pk=target.pk).expires_at is not None
 
 
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo"])
+def test_admin_refuses_an_expiry_more_than_ten_years_ago_with_a_message(admin_client, issue_token, settings, api, zone):
+    settings.TIME_ZONE = zone
+    token = issue_token("patient:read", name="ward-app")
+    target = ApiClient.objects.get(name="ward-app")
+    response = _change(admin_client, target, "0001-01-01", "00:00:00")
+    assert response.status_code == 200 and "ten years ago" in response.content.decode()
+    assert ApiClient.objects.get(pk=target.pk).expires_at is None
+    assert admin_client.get("/admin/accounts/apiclient/").status_code == 200
+    assert api.get("/api/v1/whoami/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+    yesterday = (timezone.localdate() - timedelta(days=1)).isoformat()  # a recent past expiry ends the token now
+    assert _change(admin_client, target, yesterday).status_code == 302
+    assert api.get("/api/v1/whoami/", HTTP_AUTHORIZATION=f"Bearer {token}").json()["code"] == "token_expired"
+
+
 def test_the_services_refuse_it_too():
     too_late = timezone.now() + timedelta(days=MAX_EXPIRES_DAYS + 2)
     with pytest.raises(ValidationError) as refused:
@@ -46,6 +62,10 @@ def test_the_services_refuse_it_too():
     with pytest.raises(ValidationError):
         api_client_update(client=client, expires_at=too_late)
     api_client_update(client=client, expires_at=timezone.now() + timedelta(days=MAX_EXPIRES_DAYS))
+    too_early = timezone.now() - timedelta(days=MAX_EXPIRES_DAYS + 2)
+    with pytest.raises(ValidationError) as refused:
+        api_client_update(client=client, expires_at=too_early)
+    assert "expires_at" in refused.value.message_dict
 
 
 def test_an_edit_that_leaves_a_stored_expiry_alone_is_not_refused_for_it(admin_client, issue_token):
