@@ -333,8 +333,9 @@ def peak_windows(recommendation: ScalingRecommendation | None, floor: int, ceili
     """Runs of hours planned above the floor, as KEDA cron windows on the hospital's clock (settings.TIME_ZONE,
     whatever offset a plan was stored with) with their replicas. Runs follow real time, so the night clocks
     change neither splits a run nor overlaps two; a window starts and ends on the plan's own minutes (a
-    zone off by half an hour plans at hh:30). A run of all 24 hours is two windows of 12: one window would
-    start and end at the same time, which KEDA refuses. Replicas are held to `ceiling`, the maximum now: a plan
+    zone off by half an hour plans at hh:30). A run of a whole day on the clock (24 hours, 23 the night the
+    clocks go forward) is two windows of half of it each: one window would start and end at the same time,
+    which KEDA refuses. Replicas are held to `ceiling`, the maximum now: a plan
     made under a higher one would ask KEDA for more than its maxReplicaCount, and the manifests would be
     refused until the next plan."""
     if recommendation is None:
@@ -353,7 +354,11 @@ def peak_windows(recommendation: ScalingRecommendation | None, floor: int, ceili
             runs.append([(at, replicas)])
     windows = []
     for run in runs:
-        for part in (run[:12], run[12:]) if len(run) == 24 else (run,):
+        # A whole day on the clock starts and ends at one time: 24 real hours, or 23 on the night the clocks
+        # go forward (a run from 00:00 to 00:00 there was one window KEDA refused, every policy's export and
+        # apply stopped until the next plan).
+        whole_day = (run[-1][0] + hour_long).strftime("%H:%M") == run[0][0].strftime("%H:%M")
+        for part in (run[: len(run) // 2], run[len(run) // 2 :]) if whole_day else (run,):
             start, end = part[0][0], part[-1][0] + hour_long  # real time: 01:00 + 1 h may read 01:00 or 03:00
             windows.append(
                 {
