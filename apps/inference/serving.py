@@ -187,6 +187,7 @@ def _load_in_lock(deployment: ModelDeployment, key: tuple, current: Served | Non
         with _lock:
             _failures[deployment.pk] = LoadFailure(key, reason, time.monotonic())
         _load_failure_record(deployment, reason, kept)
+        _load_failure_count(deployment, mode)
         if kept is not None:
             return kept
         raise ModelUnavailable(reason) from error
@@ -236,6 +237,18 @@ def _load_failure_record(deployment: ModelDeployment, reason: str, kept: Served 
         logger.warning("the load failure of deployment %s could not be recorded", deployment.name, exc_info=True)
         return
     deployment.load_failure = text
+
+
+def _load_failure_count(deployment: ModelDeployment, mode: str) -> None:
+    """The failure as a metric (Prometheus counter, `inference.load_failures.*` series): each failed load, where
+    the row keeps the last one only. A metrics failure must not change what the call answers."""
+    from apps.metrics.services import inference_load_failure_record
+
+    try:
+        with transaction.atomic():
+            inference_load_failure_record(deployment=deployment.name, mode=mode)
+    except Exception:
+        logger.warning("the load failure of deployment %s could not be counted", deployment.name, exc_info=True)
 
 
 def _load_succeeded(deployment: ModelDeployment) -> None:

@@ -111,6 +111,7 @@ class AlertRule(models.Model):
         MEMORY_PCT = "memory_pct", "host memory (%)"
         CACHE_HIT_RATE_PCT = "cache_hit_rate_pct", "cache hit rate (%)"
         BENCHMARK_REGRESSIONS = "benchmark_regressions", "unacknowledged benchmark regressions"
+        INFERENCE_LOAD_FAILURES = "inference_load_failures", "failed inference model loads in the window"
 
     class Operator(models.TextChoices):
         ABOVE = "gt", "above"

@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import DatabaseError
 from django.db.models.functions import Now
-from prometheus_client import CollectorRegistry, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from apps.core.breaker import metrics_database_breaker
@@ -22,7 +22,12 @@ REQUEST_SECONDS = Histogram(
     ["route", "method", "status_class"],
     buckets=REQUEST_BUCKETS,
 )
-
+# Labelled by the deployment's name (a slug an admin chose) and the mode that failed: never a call's input.
+INFERENCE_LOAD_FAILURES = Counter(
+    "cp_inference_load_failures",
+    "Failed model loads by deployment and quantization mode, in the serving processes.",
+    ["deployment", "mode"],
+)
 
 logger = logging.getLogger(__name__)
 HOST_FRESH = timedelta(minutes=5)

@@ -190,6 +190,19 @@ def series_mean(series: str, *, since, until) -> float | None:
 
 # Series other apps sample into MetricPoint (inference records its tokens/s as it serves).
 SAMPLED_SERIES = {"inference_tokens_per_s": "inference.tokens_per_s"}
+# Counters other apps add to MetricPoint, one series per label set under the prefix, summed (never averaged):
+# inference's failed loads, `inference.load_failures.<deployment>.<mode>` (services.inference_load_failure_record).
+COUNTED_SERIES = {"inference_load_failures": "inference.load_failures."}
+
+
+def counted_total(name: str, *, since, until) -> int:
+    """A counter of COUNTED_SERIES summed over every label set in a window."""
+    from apps.metrics.models import MetricPoint
+
+    total = MetricPoint.objects.filter(series__startswith=COUNTED_SERIES[name], at__gte=since, at__lt=until).aggregate(
+        total=Sum("sum")
+    )["total"]
+    return int(total or 0)
 
 
 def host_gauge(name: str, *, since, until) -> float | None:
@@ -287,6 +300,8 @@ def alert_rule_value(rule, *, now=None) -> float | None:
         if rule.service_id:
             regressions = regressions.filter(plan__service_id=rule.service_id)
         return float(regressions.count())
+    if metric in COUNTED_SERIES:  # a count of events: 0 in a window without any is a value, not "no data"
+        return float(counted_total(metric, since=since, until=now))
     if metric in ("cpu_pct", "memory_pct"):
         return busiest_host_mean(metric, since=since, until=now)
     return host_gauge(metric, since=since, until=now)
@@ -338,6 +353,8 @@ def time_series(
         values = _latency_steps(metric, starts, since, until, index, route_prefixes=route_prefixes)
     elif metric == "cache_hit_rate_pct":
         values = _cache_hit_rate_steps(len(starts), since, until, index, namespace=namespace)
+    elif metric in COUNTED_SERIES:
+        values = _counted_steps(COUNTED_SERIES[metric], len(starts), since, until, index)
     elif metric in RESOURCE_GAUGES:
         values = _busiest_host_steps(metric, len(starts), since, until, step_seconds, serving_only=serving_hosts_only)
         # Steps past the monitor's retention: the `host.*` series is all there is (for the dashboard).
@@ -495,6 +512,20 @@ class _StepOf(Func):
             timedelta(seconds=self.step_seconds) // micro,
         )
         return f"(({micros} - %s) / %s)", (*params, *params, since, step)  # integers: division rounds down
+
+
+def _counted_steps(prefix: str, steps: int, since, until, index) -> list[float]:
+    """A counter's increments per step, over every series under `prefix`: 0 in a step without any (nothing
+    failed), not "no data"."""
+    from apps.metrics.models import MetricPoint
+
+    totals = [0.0] * steps
+    for at, total in MetricPoint.objects.filter(series__startswith=prefix, at__gte=since, at__lt=until).values_list(
+        "at", "sum"
+    ):
+        if math.isfinite(total):
+            totals[index(at)] += total
+    return totals
 
 
 def _gauge_steps(series: str, steps: int, since, until, index) -> list[float | None]:

@@ -87,6 +87,19 @@ def metric_points_record(*, values: dict[str, float], at: datetime | None = None
     )
 
 
+LOAD_FAILURES_SERIES = "inference.load_failures."
+
+
+def inference_load_failure_record(*, deployment: str, mode: str) -> None:
+    """One failed load of a deployment's model in `mode`: counted in Prometheus (`cp_inference_load_failures_total`)
+    and as a point of the `inference.load_failures.<deployment>.<mode>` series, for the dashboard's chart and the
+    alerts. The row's load_failure says only the last one, and is cleared by the next load that succeeds."""
+    from apps.metrics.prometheus import INFERENCE_LOAD_FAILURES
+
+    INFERENCE_LOAD_FAILURES.labels(deployment, mode).inc()
+    metric_points_record(values={f"{LOAD_FAILURES_SERIES}{deployment}.{mode}": 1.0})
+
+
 def cache_series_record() -> dict[str, float]:
     """Record each namespace's reads and loads in the minute since the last call, over every process.
 

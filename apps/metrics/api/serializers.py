@@ -11,6 +11,7 @@ SERIES_METRICS = [
     *("p50_ms", "p95_ms", "p99_ms", "rps", "requests", "error_rate_pct", "rate_limited", "rate_limited_rps"),
     "cache_hit_rate_pct",
     *("cpu_pct", "memory_pct", "disk_pct", "pool_pct", "db_connections_pct", "inference_tokens_per_s"),
+    "inference_load_failures",
 ]
 MAX_POINTS = 1440
 CALENDAR_MARGIN = datetime.min + timedelta(days=2)
