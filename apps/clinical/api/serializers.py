@@ -38,6 +38,23 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class InstantField(serializers.DateTimeField):
+    """A moment: an ISO 8601 date-time with its offset (Z or +hh:mm), as FHIR asks, both for a measurement and
+    for a filter's bound. Without one it was read on the server's clock (TIME_ZONE), where a time in the hour the
+    clocks go back names two instants and one of them was stored (or searched from) silently."""
+
+    default_error_messages = {"naive": "Give the time with its offset: Z or +hh:mm (e.g. 2024-01-01T08:00:00Z)."}
+
+    def to_internal_value(self, value):
+        try:
+            parsed = parse_datetime(value.strip()) if isinstance(value, str) else None
+        except ValueError:  # well-formed but not a real time: the parent says so
+            parsed = None
+        if parsed is not None and timezone.is_naive(parsed):
+            self.fail("naive")
+        return super().to_internal_value(value)
+
+
 # --- patients -------------------------------------------------------------------------------------
 class PatientLookupInputSerializer(serializers.Serializer):
     mrn = StrictCharField(max_length=64)
@@ -85,8 +102,8 @@ class PatientOutputSerializer(serializers.ModelSerializer):
 # --- observations ---------------------------------------------------------------------------------
 class VitalsInputSerializer(SinceUntilMixin, serializers.Serializer):
     code = StrictCharField(required=False, help_text="Comma-separated LOINC codes.")
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = InstantField(required=False)
+    until = InstantField(required=False)
     latest = serializers.BooleanField(required=False, default=False, help_text="Only the newest of each code.")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100,
                                      help_text="The newest N; not with latest=true.")  # fmt: skip
@@ -124,23 +141,6 @@ class NumberField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
-class InstantField(serializers.DateTimeField):
-    """A measured moment: an ISO 8601 date-time with its offset (Z or +hh:mm), as FHIR asks. Without one it
-    was read on the server's clock (TIME_ZONE), where a time in the hour the clocks go back names two instants
-    and one of them was stored silently."""
-
-    default_error_messages = {"naive": "Give the time with its offset: Z or +hh:mm (e.g. 2024-01-01T08:00:00Z)."}
-
-    def to_internal_value(self, value):
-        try:
-            parsed = parse_datetime(value.strip()) if isinstance(value, str) else None
-        except ValueError:  # well-formed but not a real time: the parent says so
-            parsed = None
-        if parsed is not None and timezone.is_naive(parsed):
-            self.fail("naive")
-        return super().to_internal_value(value)
-
-
 class ObservationCreateInputSerializer(serializers.Serializer):
     code = StrictCharField(max_length=16)
     value = NumberField()
@@ -154,8 +154,8 @@ class ObservationCreateInputSerializer(serializers.Serializer):
 # --- encounters and medications -------------------------------------------------------------------
 class EncounterListInputSerializer(SinceUntilMixin, serializers.Serializer):
     status = serializers.ChoiceField(choices=Encounter.Status.choices, required=False)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = InstantField(required=False)
+    until = InstantField(required=False)
     page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
 
 
