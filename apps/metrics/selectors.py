@@ -126,7 +126,7 @@ def slo_status(service: Service, *, now=None) -> dict:
             "p95_met": latency["p95_ms"] <= service.slo_p95_ms if count else None,
             "p99_met": latency["p99_ms"] <= service.slo_p99_ms if count else None,
             "error_rate_met": error_rate_pct <= service.slo_error_rate_pct if count else None,
-            "error_budget_remaining": round(max(0.0, 1 - errors / allowed), 4) if allowed else None,
+            "error_budget_remaining": _error_budget_remaining(count, errors, allowed),
             "rate_limited": rate_limited_count(route_prefixes=[service.route_prefix], since=since),
         }
     return {
@@ -139,6 +139,17 @@ def slo_status(service: Service, *, now=None) -> dict:
         },
         "windows": windows,
     }
+
+
+def _error_budget_remaining(count: int, errors: int, allowed: float) -> float | None:
+    """The share of the allowed errors not spent; None without requests. A target of 0% allows none: a window
+    with errors has spent it all and one without spent none (it read None, "no data", either way: a service
+    failing every request under a zero-error target showed no budget problem)."""
+    if not count:
+        return None
+    if not allowed:
+        return 0.0 if errors else 1.0
+    return round(max(0.0, 1 - errors / allowed), 4)
 
 
 def _point_series(series: str, since, until) -> list:
