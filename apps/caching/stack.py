@@ -163,6 +163,9 @@ class CacheStack:
         self._async_flights: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future] = {}
         self._set_if_greater = None
         self._release_lock = None
+        # Single-flight locks whose release did not reach Redis (name -> token, until when it matters): let go of
+        # on the next tick that reaches it, so other processes' loaders do not wait out the lock's lifetime.
+        self._pending_releases: dict[str, tuple[str, float]] = {}
         self._l2_epoch: str | None = None  # the Redis server's run id, part of every L2 key
         self._subscribe = subscribe and redis_client_factory is not None
         # The channel is pinged this often, and taken for dead after three pings without an answer.
@@ -228,6 +231,7 @@ class CacheStack:
             self._poll()
             self._polled_at = started  # L1 is current as of the writes the query saw
             self._retry_publishes()
+            self._retry_releases()
             if force or started - self._flushed_at >= self.flush_interval:
                 self.flush_stats()
         finally:
@@ -1067,8 +1071,39 @@ class CacheStack:
         return entry.generation < seen or self._behind_known(entry)
 
     def _release(self, lock: HeldLock) -> None:
-        self._redis_call("", lambda r: self._release_script(r)(keys=[lock.name], args=[lock.token]))
+        ok, _ = self._redis_call("", lambda r: self._release_script(r)(keys=[lock.name], args=[lock.token]))
+        if not ok and self.redis() is not None:
+            # Not called (the breaker opened on the failed L2 write this release follows) or failed. A Redis that
+            # is away took the lock with it, but one that refused or dropped just that write (a value over its
+            # size limit, a write that timed out) still holds it: every other process's reader of the key would
+            # wait for a value that never comes, then load past it, for the lock's whole lifetime. Handed to the
+            # tick, which lets it go once Redis is called again (the token makes a late release harmless).
+            with self._publish_lock:
+                self._pending_releases[lock.name] = (lock.token, time.monotonic() + self.loader_lifetime)
         lock.released = True
+
+    def _retry_releases(self) -> None:
+        """Let go of the locks `_release` could not, in one round trip; those that expired meanwhile are forgotten."""
+        with self._publish_lock:
+            now = time.monotonic()
+            self._pending_releases = {name: held for name, held in self._pending_releases.items() if held[1] > now}
+            pending = {name: token for name, (token, _) in self._pending_releases.items()}
+        if not pending:
+            return
+
+        def release(client):
+            pipe = client.pipeline(transaction=False)
+            script = self._release_script(client)
+            for name, token in pending.items():
+                script(keys=[name], args=[token], client=pipe)
+            pipe.execute()
+
+        ok, _ = self._redis_call("", release)
+        if ok:
+            with self._publish_lock:
+                for name, token in pending.items():
+                    if self._pending_releases.get(name, ("",))[0] == token:
+                        self._pending_releases.pop(name, None)
 
     def _release_script(self, client):
         if self._release_lock is None:
