@@ -370,9 +370,11 @@ def deep_size(value: Any) -> int:
 
 # What `json_memory` counts a decoded JSON value's parts as (CPython 3.11, 64-bit), each at least `deep_size`'s.
 _DICT_BYTES, _DICT_KEY_BYTES = 184, 37  # a dict with its first key (its table grows by about 37 bytes a key)
-_LIST_BYTES, _LIST_ITEM_BYTES = 88, 10  # a list with its first item (8 bytes a pointer, over-allocated)
+# A list with its first item (8 bytes a pointer, over-allocated: a short one has up to 7 spare slots).
+_LIST_BYTES, _LIST_ITEM_BYTES = 96, 10
 _STR_BYTES, _WIDE_STR_BYTES = 49, 76  # a str object without its characters: ASCII, or wider (UCS-2/UCS-4)
-_SCALAR_BYTES = 32  # an int below 2**60 (larger ones' digits are counted as text), a float, True, None
+_SCALAR_BYTES = 32  # an int below 2**60 (larger ones' digits are counted as text), True, None, a float unseen
+_FLOAT_BYTES = 24  # a float, whatever its digits
 _LONG_TEXT = 64  # JSON bytes per string from which its strings are taken for prose, whose punctuation is no structure
 
 
@@ -381,30 +383,46 @@ def json_memory(raw: bytes) -> int:
     counts (C loops over the bytes: a few microseconds for a card, where walking the decoded value costs
     several times its decoding). Never below `deep_size`: each part is counted at the most it can take (text
     at 4 bytes a character where a character beyond the BMP may be in it), so a bound kept on it holds;
-    above it by a fifth to a half for cards and lists of numbers. Commas, colons and brackets inside strings
-    read as structure and count more than they take, unless the strings are long (prose), where they are
-    left out: only a value of short strings full of punctuation is overcounted much.
+    above it by a fifth to a half for cards, and by a few percent for lists of floats (embeddings). Commas,
+    colons and brackets inside strings read as structure and count more than they take, unless the strings
+    are long (prose) or there are none, where what is outside the strings is known: only a value of short
+    strings full of punctuation is overcounted much. Where it is known, a float (its `.`) is counted as the
+    24 bytes it takes, and digits as nothing unless an integer may be among the numbers (a large one takes
+    4 bytes for each 9 of its digits): counted at twice the floats' real cost before, an L1 of embeddings
+    held half the vectors its bound has room for.
     """
     quotes = raw.count(b'"')
     bare = raw
-    if len(raw) > _LONG_TEXT * (quotes + 1) and b'\\"' not in raw:  # no escaped quote: every other piece is text
-        bare = b"".join(raw.split(b'"')[0::2])
+    outside_known = quotes == 0  # no strings: every byte is structure or a number
+    if not outside_known and len(raw) > _LONG_TEXT * (quotes + 1) and b'\\"' not in raw:
+        bare = b"".join(raw.split(b'"')[0::2])  # no escaped quote: every other piece is text
+        outside_known = True
     commas, colons = bare.count(b","), bare.count(b":")
     dicts, lists = bare.count(b"{"), bare.count(b"[")
     strings = quotes >> 1
-    text, string_bytes = len(raw), _STR_BYTES
-    if b"\\u" in raw:  # a character beyond ASCII makes its whole string 2 or 4 bytes a character
-        text *= 4 if b"\\ud" in raw else 2  # \ud800-\udfff: a surrogate pair, beyond the BMP (or Hangul)
-        string_bytes = _WIDE_STR_BYTES
+    string_bytes = _STR_BYTES
     items = max(0, commas + dicts + lists - colons)  # list items, counting each key-value pair once
     values = items + colons + 1
     scalars = max(0, values - (strings - colons) - dicts - lists)
+    floats = 0
+    if outside_known:
+        text = len(raw) - len(bare) - quotes  # the strings' own bytes
+        # Outside strings a `.` is only ever in a float (one each), and t, f and n only in true, false and null.
+        floats = min(scalars, bare.count(b"."))
+        if floats < scalars and scalars > floats + bare.count(b"t") + bare.count(b"f") + bare.count(b"n"):
+            text += len(bare) >> 1  # an integer may be among them: one of d digits takes at most 32 + d / 2 bytes
+    else:
+        text = len(raw)
+    if b"\\u" in raw:  # a character beyond ASCII makes its whole string 2 or 4 bytes a character
+        text *= 4 if b"\\ud" in raw else 2  # \ud800-\udfff: a surrogate pair, beyond the BMP (or Hangul)
+        string_bytes = _WIDE_STR_BYTES
     return (
         dicts * _DICT_BYTES
         + colons * _DICT_KEY_BYTES
         + lists * _LIST_BYTES
         + items * _LIST_ITEM_BYTES
         + strings * string_bytes
-        + scalars * _SCALAR_BYTES
+        + floats * _FLOAT_BYTES
+        + (scalars - floats) * _SCALAR_BYTES
         + text
     )
