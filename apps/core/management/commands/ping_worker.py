@@ -7,6 +7,8 @@ from kombu.exceptions import OperationalError
 from apps.core.selectors import worker_ping_answer
 from apps.core.tasks import heartbeat
 
+MAX_TIMEOUT_SECONDS = 24 * 3600  # a day: any longer is no ping
+
 
 class Command(BaseCommand):
     help = "Send a task through the broker and wait until a worker has run it."
@@ -15,8 +17,12 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=30.0, help="Seconds to wait for the worker.")
 
     def handle(self, *args, timeout: float, **options) -> None:
-        if not timeout > 0 or timeout == float("inf"):  # 0, negative or nan sent an expired task and waited not at all
-            raise CommandError(f"--timeout must be a number of seconds more than 0, not {timeout}.")
+        # 0, negative or nan sent an expired task and waited not at all; past the calendar's end (about 2.5e11 s)
+        # the task's expiry date was an OverflowError's traceback, not this message.
+        if not 0 < timeout <= MAX_TIMEOUT_SECONDS:
+            raise CommandError(
+                f"--timeout must be a number of seconds more than 0 and at most {MAX_TIMEOUT_SECONDS}, not {timeout}."
+            )
         nonce = uuid.uuid4().hex
         started = time.monotonic()
         try:
