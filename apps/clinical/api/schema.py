@@ -59,7 +59,7 @@ class FhirBundleSearchSerializer(serializers.Serializer):
 
 
 class FhirBundleEntrySerializer(serializers.Serializer):
-    fullUrl = serializers.CharField()
+    fullUrl = serializers.CharField(required=False, help_text="A match's URL (an outcome entry has none).")
     resource = serializers.JSONField(help_text="The FHIR resource (R4 JSON).")
     search = FhirBundleSearchSerializer()
 
@@ -68,4 +68,4 @@ class FhirBundleSerializer(serializers.Serializer):
     resourceType = serializers.CharField(help_text='"Bundle"')
     type = serializers.CharField(help_text='"searchset"')
     link = FhirBundleLinkSerializer(many=True, help_text="self, and next while more match.")
-    entry = FhirBundleEntrySerializer(many=True)
+    entry = FhirBundleEntrySerializer(many=True, required=False, help_text="Absent where nothing matched.")

@@ -170,7 +170,10 @@ def searchset(
     ]
     if outcome is not None:
         matches.append({"resource": outcome, "search": {"mode": "outcome"}})
-    return {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": matches}
+    bundle = {"resourceType": "Bundle", "type": "searchset", "link": links}
+    if matches:  # FHIR JSON has no empty arrays: a search that matched nothing has no `entry` at all
+        bundle["entry"] = matches
+    return bundle
 
 
 def ignored_parameters_outcome(names: list[str]) -> dict:
