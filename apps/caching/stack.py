@@ -953,6 +953,8 @@ class CacheStack:
             return None, generation
         try:
             stored_generation, fresh_until, stale_until, payload = blob.split(b"|", 3)
+            # Read here, with what may fail: a value in the clear has no tag over its header to refuse a bad one.
+            fresh_until, stale_until = float(fresh_until), float(stale_until)
             if int(stored_generation) != generation:
                 return None, generation  # invalidated: not worth opening
             header = blob[: len(blob) - len(payload) - 1]
@@ -963,7 +965,7 @@ class CacheStack:
             if count_errors:
                 self._count(policy.namespace, "l2", errors=1)
             return None, generation
-        entry = Entry(value, generation, float(fresh_until), float(stale_until), scope_key, len(payload), memory)
+        entry = Entry(value, generation, fresh_until, stale_until, scope_key, len(payload), memory)
         return entry, generation
 
     def _l2_set(
