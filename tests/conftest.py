@@ -12,12 +12,11 @@ from collections.abc import Callable
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
 from rest_framework.test import APIClient
 
 from apps.accounts.services import api_client_create
 from apps.metrics.recorder import recorder
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, database_url
 
 # This process's tests flush request timings themselves (settings.METRICS_BACKGROUND_FLUSH); the
 # servers they start keep the background flush. Nor does a request's thread flush them when
@@ -111,6 +110,15 @@ def staff_api(api, operator_user) -> APIClient:
 
 
 @pytest.fixture(autouse=True)
+def _load_failures_forgotten():
+    """A model that failed to load is remembered for a while (apps.inference.serving): not into the next test."""
+    yield
+    from apps.inference import serving
+
+    serving._failures.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache_stack():
     """The process's cache stack and rate-limit policies are forgotten between tests, and the metrics'
     database breaker closed (a test's simulated outage must not skip the next test's figures)."""
@@ -131,7 +139,7 @@ def _fresh_cache_stack():
 def worker():
     """A real Celery worker process on the test database and the real broker; yields its name."""
     name = f"test-{uuid.uuid4().hex[:8]}@localhost"
-    env = {**os.environ, "DATABASE_URL": _test_database_url()}
+    env = {**os.environ, "DATABASE_URL": database_url()}
     log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", "default", "-P", "solo",
@@ -147,6 +155,6 @@ def worker():
     log.close()
 
 
-def _test_database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+# Still imported under this name by tests/metrics/test_recorder_exit*.py and
+# tests/inference/test_overview_without_torch.py.
+_test_database_url = database_url

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -51,6 +53,43 @@ def wait_for(condition: Callable[[], object], seconds: float, what: str, log: Pa
         time.sleep(0.1)
 
 
+def touches_during(path: Path, seconds: float) -> list[float]:
+    """The file's modification times seen over `seconds` (a heartbeat file's touches), each new one once."""
+    seen: list[float] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        mtime = path.stat().st_mtime if path.exists() else 0.0
+        if mtime and (not seen or mtime != seen[-1]):
+            seen.append(mtime)
+        time.sleep(0.2)
+    return seen
+
+
+def staff_user(django_user_model, role: str):
+    """A staff user in the group of `role` (apps.accounts.roles), as the admin's tests log in."""
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user(role.lower(), f"{role}@example.org", "pw-Long-enough-1", is_staff=True)
+    user.groups.set([Group.objects.get(name=role)])
+    return user
+
+
+def offered_actions(client, url: str) -> set[str]:
+    """The changelist actions the admin at `url` offers the logged-in user."""
+    response = client.get(url)
+    assert response.status_code == 200
+    form = response.context["action_form"]
+    return {name for name, _label in form.fields["action"].choices} if form else set()
+
+
+def database_url() -> str:
+    """The test database's address, for a process the test starts (a worker, a server) to use."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 def closed_port() -> int:
     """A port nothing listens on (bound, then released)."""
     return free_port()
@@ -79,6 +118,20 @@ def start_make_run(folder: Path, output: IO | int, **extra: str) -> subprocess.P
         ["make", "run", f"PORT={free_port()}", f"LIVE_PORT={free_port()}"],
         cwd=folder, env=env, stdout=output, stderr=output, start_new_session=True,
     )  # fmt: skip
+
+
+def stop_group(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+    """Stop a process started with start_new_session=True and its whole group (a server's workers, a
+    worker's pool children): `sig` to the group, then SIGKILL to it if the process has not ended within
+    `timeout` seconds. Its exit status; a group already gone is not an error."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:  # stuck in its shutdown: not left running behind the tests
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return process.wait()
 
 
 def start_redis(port: int, *options: str) -> subprocess.Popen:

@@ -4,7 +4,6 @@ the in-memory channel layer and the filesystem broker, with none of the service 
 import contextlib
 import http.cookiejar
 import json
-import os
 import re
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import psutil
 import pytest
 from websockets.sync.client import connect
 
-from tests.helpers import REPO_ROOT, VENV_BIN, embedded_env, free_port, manage, wait_for
+from tests.helpers import REPO_ROOT, VENV_BIN, embedded_env, free_port, manage, stop_group, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -54,11 +53,7 @@ def product(tmp_path_factory):
         wait_for(lambda: _get(base + "/healthz")[0] == 200, 60, "the api process to answer /healthz", log_path)
         yield {"base": base, "live_port": live_port, "env": env, "seed": seed.stdout, "log": log_path}
     finally:
-        os.killpg(honcho.pid, signal.SIGINT)  # Ctrl-C: the terminal's SIGINT reaches honcho (and make)
-        try:
-            honcho.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(honcho.pid, signal.SIGKILL)
+        stop_group(honcho, signal.SIGINT)  # Ctrl-C: the terminal's SIGINT reaches honcho (and make)
         log.close()
         left = _processes_of(var_dir)
         for process in left:

@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import start_make_run, wait_for
+from tests.helpers import start_make_run, stop_group, wait_for
 from tests.test_make_run_processes import checkout  # noqa: F401 - the fixture: a copy of the checkout
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="POSIX signals and process groups")
@@ -101,8 +101,7 @@ def _leftovers(folder: Path) -> list[psutil.Process]:
 
 def _teardown(make: subprocess.Popen, folder: Path) -> None:
     if make.poll() is None:
-        os.killpg(make.pid, signal.SIGKILL)
-        make.wait()
+        stop_group(make, signal.SIGKILL)
     for process in _leftovers(folder):
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import REPO_ROOT, VENV_BIN, start_make_run, wait_for
+from tests.helpers import REPO_ROOT, VENV_BIN, start_make_run, stop_group, wait_for
 
 pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 
@@ -76,8 +76,7 @@ def _stop(make: subprocess.Popen, pids: list[int]) -> None:
         if _running(pid):
             os.kill(pid, signal.SIGKILL)
     if make.poll() is None:
-        os.killpg(make.pid, signal.SIGKILL)
-        make.wait()
+        stop_group(make, signal.SIGKILL)
 
 
 def test_a_hang_up_stops_the_procfile_processes(checkout: Path) -> None:

@@ -10,7 +10,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from apps.accounts.models import ApiClient
@@ -19,7 +18,7 @@ from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.benchmarks.tasks import execute_run
 from apps.services.services import service_ensure
 from controlplane.celery import app
-from tests.helpers import REPO_ROOT, wait_for
+from tests.helpers import REPO_ROOT, database_url, stop_group, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -43,8 +42,7 @@ def test_a_killed_worker_stops_its_load_and_its_run_is_failed(sleepy, queue):
         requests=[{"name": "card", "method": "GET", "path": "/card", "weight": 1}],
     )  # fmt: skip
     run = services.benchmark_run_create(plan=plan)
-    db = connection.settings_dict
-    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    env = {**os.environ, "DATABASE_URL": database_url()}
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", queue, "-c", "1",
          "-n", f"{queue}@localhost", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
@@ -54,8 +52,7 @@ def test_a_killed_worker_stops_its_load_and_its_run_is_failed(sleepy, queue):
         execute_run.apply_async(args=[run.pk], queue=queue)
         wait_for(lambda: sleepy.served > 20, 90, "the run's load to reach the target")
     finally:
-        os.killpg(worker.pid, signal.SIGKILL)  # the worker and its pool process, mid-run
-        worker.wait()
+        stop_group(worker, signal.SIGKILL)  # the worker and its pool process, mid-run
 
     time.sleep(5)
     served = sleepy.served

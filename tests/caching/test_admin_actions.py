@@ -2,31 +2,18 @@
 policies and cannot empty a namespace."""
 
 import pytest
-from django.contrib.auth.models import Group
 
 from apps.accounts.roles import OPERATORS, VIEWERS
 from apps.caching.models import CachePolicy
+from tests.helpers import offered_actions, staff_user
 
 pytestmark = pytest.mark.django_db
 
 
-def _staff(django_user_model, role: str):
-    user = django_user_model.objects.create_user(role.lower(), f"{role}@example.org", "pw-Long-enough-1", is_staff=True)
-    user.groups.set([Group.objects.get(name=role)])
-    return user
-
-
-def _offered(client, url: str) -> set[str]:
-    response = client.get(url)
-    assert response.status_code == 200
-    form = response.context["action_form"]
-    return {name for name, _label in form.fields["action"].choices} if form else set()
-
-
 def test_a_viewer_cannot_clear_a_namespace(client, django_user_model):
-    client.force_login(_staff(django_user_model, VIEWERS))
+    client.force_login(staff_user(django_user_model, VIEWERS))
     policy = CachePolicy.objects.get(namespace="patient_data")
-    assert "clear_namespaces" not in _offered(client, "/admin/caching/cachepolicy/")
+    assert "clear_namespaces" not in offered_actions(client, "/admin/caching/cachepolicy/")
     response = client.post(
         "/admin/caching/cachepolicy/", {"action": "clear_namespaces", "_selected_action": [policy.pk]}, follow=True
     )
@@ -36,9 +23,9 @@ def test_a_viewer_cannot_clear_a_namespace(client, django_user_model):
 
 
 def test_an_operator_can(client, django_user_model):
-    client.force_login(_staff(django_user_model, OPERATORS))
+    client.force_login(staff_user(django_user_model, OPERATORS))
     policy = CachePolicy.objects.get(namespace="patient_data")
-    assert "clear_namespaces" in _offered(client, "/admin/caching/cachepolicy/")
+    assert "clear_namespaces" in offered_actions(client, "/admin/caching/cachepolicy/")
     response = client.post(
         "/admin/caching/cachepolicy/", {"action": "clear_namespaces", "_selected_action": [policy.pk]}, follow=True
     )
@@ -50,7 +37,7 @@ def test_an_operator_can(client, django_user_model):
 @pytest.mark.parametrize("with_index", [True, False])  # the action chosen in the top bar, or the bottom one
 def test_a_selected_id_that_is_not_a_number_is_a_400_not_a_500(client, django_user_model, selected, with_index):
     """A crafted or stale changelist form: the action's queryset filter raised ValueError (a 500)."""
-    client.force_login(_staff(django_user_model, OPERATORS))
+    client.force_login(staff_user(django_user_model, OPERATORS))
     policy = CachePolicy.objects.get(namespace="patient_data")
     client.raise_request_exception = False
     form = {"action": "clear_namespaces", "_selected_action": selected} | ({"index": 0} if with_index else {})

@@ -5,8 +5,7 @@ import pytest
 from apps.clinical.loader import synthetic_patients_load
 from apps.clinical.models import Patient
 from apps.clinical.services import observation_record, patient_create
-
-LOAD_END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+from tests.clinical.support import LOAD_END
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,11 +14,9 @@ import time
 import psycopg
 import pytest
 import yaml
-from django.db import connection
 
 from apps.core.liveness import TOUCH_INTERVAL
-from tests.deploy.test_worker_liveness import _touches_during
-from tests.helpers import REPO_ROOT, closed_port, wait_for
+from tests.helpers import REPO_ROOT, closed_port, database_url, stop_group, touches_during, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -39,11 +36,6 @@ def _probe(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
     )
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
 def _waiting_on_a_lock(observer: psycopg.Connection) -> bool:
     """Whether a session of this database waits for a lock (beat's pass: no other runs there). Asked on a
     connection in autocommit: within one transaction pg_stat_activity is read once and kept."""
@@ -57,7 +49,7 @@ def _start_beat(tmp_path, broker_url: str) -> tuple[subprocess.Popen, dict[str, 
     """The Deployment's beat command on the test database; (process, its environment, its log)."""
     env = {
         **os.environ,
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": broker_url,
         "CELERY_BROKER_CONNECTION_TIMEOUT": "1",
         "CELERY_BEAT_HEARTBEAT_FILE": str(tmp_path / "beat.heartbeat"),
@@ -74,23 +66,19 @@ def _start_beat(tmp_path, broker_url: str) -> tuple[subprocess.Popen, dict[str, 
 
 
 def _stop(beat: subprocess.Popen) -> None:
-    os.killpg(beat.pid, signal.SIGTERM)
-    try:
-        beat.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(beat.pid, signal.SIGKILL)
+    stop_group(beat, timeout=60)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_beat_heartbeat_goes_stale_while_its_loop_waits_on_a_database_lock(tmp_path):
     heartbeat = tmp_path / "beat.heartbeat"
     beat, env, log = _start_beat(tmp_path, "memory://")  # nothing this test's beat sends may reach a real queue
-    lock = psycopg.connect(_database_url())
-    observer = psycopg.connect(_database_url(), autocommit=True)
+    lock = psycopg.connect(database_url())
+    observer = psycopg.connect(database_url(), autocommit=True)
     try:
         wait_for(heartbeat.exists, 120, "beat touched no heartbeat", log)
         assert _probe(env).returncode == 0
-        assert len(_touches_during(heartbeat, TOUCH_INTERVAL + 3)) >= 2  # each pass touches it
+        assert len(touches_during(heartbeat, TOUCH_INTERVAL + 3)) >= 2  # each pass touches it
 
         # A pass reads the schedule's change marker: behind the lock it waits, and beat stays Running.
         lock.execute("LOCK TABLE django_celery_beat_periodictasks IN ACCESS EXCLUSIVE MODE")
@@ -124,7 +112,7 @@ def test_beat_waiting_for_its_broker_keeps_its_heartbeat(tmp_path):
     beat, env, log = _start_beat(tmp_path, f"amqp://guest:guest@127.0.0.1:{closed_port()}//")
     try:
         wait_for(lambda: "beat: Connection error" in log.read_text(), 120, "beat never tried the broker", log)
-        touches = _touches_during(heartbeat, 2 * TOUCH_INTERVAL)
+        touches = touches_during(heartbeat, 2 * TOUCH_INTERVAL)
         assert len(touches) >= 4 and max(b - a for a, b in itertools.pairwise(touches)) < 5, touches
         assert beat.poll() is None
         assert _probe(env, "--max-age", "5").returncode == 0

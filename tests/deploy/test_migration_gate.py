@@ -4,14 +4,13 @@ Job's command has applied them."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 
 import pytest
 import yaml
 
-from tests.helpers import REPO_ROOT, embedded_env, wait_for
+from tests.helpers import REPO_ROOT, embedded_env, stop_group, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -55,4 +54,4 @@ def test_pods_start_only_once_the_job_has_migrated(tmp_path):
         assert gate.wait(timeout=120) == 0
     finally:
         if gate.poll() is None:
-            os.killpg(gate.pid, signal.SIGKILL)
+            stop_group(gate, signal.SIGKILL)

@@ -7,20 +7,18 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import yaml
 
 from apps.core.liveness import MAX_AGE, TOUCH_INTERVAL
-from tests.helpers import REPO_ROOT, embedded_env, free_port, run_python, wait_for
+from tests.helpers import REPO_ROOT, embedded_env, free_port, run_python, stop_group, touches_during, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -83,22 +81,6 @@ def _probe(env: dict[str, str], *extra: str) -> subprocess.CompletedProcess:
     )
 
 
-def _mtime(path: Path) -> float:
-    return path.stat().st_mtime if path.exists() else 0.0
-
-
-def _touches_during(path: Path, seconds: float) -> list[float]:
-    """The file's modification times seen over `seconds`, each new one once."""
-    seen: list[float] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        mtime = _mtime(path)
-        if mtime and (not seen or mtime != seen[-1]):
-            seen.append(mtime)
-        time.sleep(0.2)
-    return seen
-
-
 def test_probe_passes_on_a_fresh_heartbeat_and_fails_on_a_stale_or_missing_one(tmp_path):
     heartbeat = tmp_path / "worker.heartbeat"
     env = {**os.environ, "CELERY_WORKER_HEARTBEAT_FILE": str(heartbeat)}
@@ -150,13 +132,13 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
         assert _probe(env).returncode == 0
 
         # Connected and idle: the event loop's timer touches it.
-        connected = _touches_during(heartbeat, TOUCH_INTERVAL + 3)
+        connected = touches_during(heartbeat, TOUCH_INTERVAL + 3)
         assert len(connected) >= 2, connected
 
         # The broker goes away: the worker retries, alive, and the probe keeps passing.
         proxy.close()
         wait_for(lambda: "Cannot connect to amqp" in log.read_text(), 30, "the worker to notice the outage", log)
-        outage = _touches_during(heartbeat, 2 * TOUCH_INTERVAL)
+        outage = touches_during(heartbeat, 2 * TOUCH_INTERVAL)
         assert len(outage) >= 4 and max(b - a for a, b in itertools.pairwise(outage)) < 5, outage
         assert worker.poll() is None
         assert _probe(env, "--max-age", "5").returncode == 0
@@ -165,7 +147,7 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
         reconnects = log.read_text().count("Connected to amqp")
         proxy.open()
         wait_for(lambda: log.read_text().count("Connected to amqp") > reconnects, 60, "the worker to reconnect", log)
-        after = _touches_during(heartbeat, TOUCH_INTERVAL + 3)
+        after = touches_during(heartbeat, TOUCH_INTERVAL + 3)
         assert len(after) >= 2, after
 
         # A task on the solo pool holds the main thread: the loop stands still and the file goes stale.
@@ -182,11 +164,7 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
         stale = _probe(env, "--max-age", str(TOUCH_INTERVAL * 1.5))
         assert stale.returncode == 1 and "last touched" in stale.stderr
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        stop_group(worker, timeout=60)
         proxy.close()
         _delete_queue(queue)
 

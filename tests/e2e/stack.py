@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from tests.helpers import REPO_ROOT
+from tests.helpers import REPO_ROOT, stop_group
 
 VENV_BIN = Path(sys.executable).parent
 CHROMIUM = "/usr/bin/chromium"
@@ -134,10 +133,7 @@ def _live_command(fd: int) -> list[str]:
 
 def stop_live(stack: Stack) -> None:
     """Stop the live process (uvicorn), as a deploy or a crash would; `start_live` starts it again."""
-    live = stack.processes[1]
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(live.pid, signal.SIGTERM)
-    live.wait(timeout=30)
+    stop_group(stack.processes[1])
 
 
 def start_live(stack: Stack) -> None:
@@ -172,15 +168,7 @@ def running(env: dict[str, str], *, api_workers: int = 2) -> Iterator[Stack]:
         yield Stack(base, live_port, credentials["admin_password"], credentials["api_token"], env, processes)
     finally:
         for process in processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # stuck in its shutdown: not left running behind the tests
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            stop_group(process)  # a stuck one is killed, not left running behind the tests
 
 
 def log_in(page, stack: Stack) -> None:

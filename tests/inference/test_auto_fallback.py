@@ -6,7 +6,7 @@ import pytest
 
 from apps.inference import serving
 from apps.inference.models import ModelDeployment
-from tests.inference.test_load_failures import _forget_failures, deployment, embed  # noqa: F401
+from tests.inference.support import deployment, embed
 
 pytestmark = pytest.mark.django_db
 

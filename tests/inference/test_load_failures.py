@@ -9,25 +9,17 @@ import pytest
 from apps.inference import serving
 from apps.inference.backends import ModelUnavailable
 from apps.inference.models import ModelDeployment
+from tests.inference.support import deployment, embed
 
 pytestmark = pytest.mark.django_db
-
-URL = "/api/v1/inference/{}/embed"
 
 
 @pytest.fixture(autouse=True)
 def _forget_failures():
+    """Cleared after every test by tests/conftest.py too; kept while test_kept_model and
+    test_serving_mode_shown import it from here."""
     yield
     serving._failures.clear()
-
-
-def embed(api, token, name: str):
-    return api.post(URL.format(name), {"inputs": ["fever"]}, format="json", HTTP_AUTHORIZATION=f"Bearer {token}")
-
-
-def deployment(name: str, **fields) -> ModelDeployment:
-    return ModelDeployment.objects.create(name=name, source=ModelDeployment.Source.MINILM, task="embedding",
-                                          device="cpu", **{"quantization": "fp32", **fields})  # fmt: skip
 
 
 class FailingLoad:

@@ -11,25 +11,13 @@ from apps.inference import services, serving
 from apps.inference.backends import GenerationFailed, Generator, LoadSpec, load
 from apps.inference.models import ModelDeployment
 from apps.ratelimits.models import RateLimitPolicy
+from tests.inference.support import FailingModel
 
 SPEC = LoadSpec(ModelDeployment.Source.SMOLLM2, "", "generation", "cpu", 512)
 
 
 def _stream_threads() -> list[threading.Thread]:
     return [thread for thread in threading.enumerate() if thread.name == "inference-stream"]
-
-
-class FailingModel:
-    """Generates two tokens into the streamer, then fails as a broken kernel or an exhausted memory would."""
-
-    def generate(self, *, input_ids, streamer, **options):
-        import torch
-
-        streamer.put(input_ids)  # the prompt, as generate hands it over first (skipped by the streamer)
-        for token in (input_ids[0, -2:-1], input_ids[0, -1:]):
-            streamer.put(torch.tensor([int(token)]))
-            time.sleep(0.05)
-        raise RuntimeError("the model failed part-way")
 
 
 def test_a_reader_that_leaves_stops_the_generation():

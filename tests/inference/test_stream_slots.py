@@ -1,6 +1,6 @@
 """The cap on streams a deployment runs at once in one process (`max_concurrent_streams`): past it a stream
 is a 503 with Retry-After, and the slot comes back however the stream ends. Real SmolLM2 weights; where the
-model must fail part-way, the stand-in of test_stream (a real model cannot be made to fail on cue)."""
+model must fail part-way, the stand-in of tests/inference/support.py (a real model cannot be made to fail on cue)."""
 
 import json
 import threading
@@ -14,7 +14,7 @@ from django.core.signals import request_finished
 from apps.clinical.services import patient_create
 from apps.inference import services, serving
 from apps.ratelimits.models import RateLimitPolicy
-from tests.inference.test_stream import FailingModel
+from tests.inference.support import FailingModel
 
 pytestmark = pytest.mark.django_db
 

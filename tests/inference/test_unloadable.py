@@ -7,7 +7,7 @@ import pytest
 from apps.inference.models import ModelDeployment, QuantizationProfile
 from apps.optimizer.models import OptimizationStep
 from apps.ratelimits.models import RateLimitPolicy
-from tests.optimizer.conftest import optimize
+from tests.optimizer.support import optimize
 
 pytestmark = pytest.mark.django_db
 

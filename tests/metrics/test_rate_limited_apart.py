@@ -9,28 +9,19 @@ import pytest
 from django.utils import timezone
 
 from apps.metrics import selectors
-from apps.metrics.recorder import Recorder
 from apps.services.models import Service
+from tests.metrics.support import record_traffic
 
 pytestmark = pytest.mark.django_db
-
-ROUTE = "api/v1/vitals/<id>/"
-
-
-def _traffic(latency_ms: float, *, count: int, status: int) -> None:
-    process = Recorder(flush_interval=3600, background=False)
-    for _ in range(count):
-        process.record(route=ROUTE, method="GET", status=status, client="app", elapsed_us=int(latency_ms * 1000))
-    process.flush()
 
 
 @pytest.fixture
 def storm():
     """60 requests served at 900 ms, half of them failing, beside 2,000 refusals answered in 2 ms."""
     service = Service.objects.create(name="Vitals", slug="vitals", route_prefix="api/v1/vitals/", slo_p95_ms=500)
-    _traffic(900, count=30, status=200)
-    _traffic(900, count=30, status=503)
-    _traffic(2, count=2000, status=429)
+    record_traffic(900, count=30, status=200)
+    record_traffic(900, count=30, status=503)
+    record_traffic(2, count=2000, status=429)
     return service
 
 

@@ -1,11 +1,10 @@
-from io import StringIO
-
 import pytest
-from django.core.management import call_command
 
 from apps.clinical.loader import synthetic_patients_load
-from apps.optimizer.models import OptimizationRun
-from tests.clinical.conftest import LOAD_END
+from apps.optimizer.database import index_create, index_states
+from tests.clinical.support import LOAD_END
+from tests.optimizer.support import optimize as optimize  # re-exported for the modules that still import it here
+from tests.optimizer.support import sql
 
 
 @pytest.fixture
@@ -13,12 +12,12 @@ def data():
     synthetic_patients_load(patients=40, days=1, seed=21, end=LOAD_END, batch_size=20, workers=1)
 
 
-def optimize(*args: str) -> tuple[OptimizationRun, str, int]:
-    """`manage.py optimize ...` as an admin would run it: the run, its output and its exit code."""
-    out, err = StringIO(), StringIO()
-    try:
-        call_command("optimize", *args, stdout=out, stderr=err)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code
-    return OptimizationRun.objects.latest("started_at"), out.getvalue() + err.getvalue(), code
+@pytest.fixture
+def designed_indexes_restored():
+    """The schema outlives a transactional test's flush: put back what a test dropped, drop what it made."""
+    yield
+    for (name,) in sql("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'dba\\_%%'"):
+        sql(f'DROP INDEX "{name}"')
+    sql("DROP TABLE IF EXISTS optimizer_not_an_index")
+    for state in index_states():
+        index_create(index=state["index"])

@@ -11,28 +11,18 @@ from django.db import connection
 from apps.optimizer.database import designed_index_sql, index_create, index_states, missing_indexes
 from apps.optimizer.models import Recommendation
 from tests.helpers import wait_for
-from tests.optimizer.conftest import optimize
+from tests.optimizer.support import INDEX, connect, index_state, optimize, sql
 
-pytestmark = pytest.mark.django_db(transaction=True)  # CREATE INDEX CONCURRENTLY cannot run in a transaction
-
-INDEX = "clinical_obs_patient_cat"  # (patient, category, effective_at DESC) on clinical_observation
-
-
-def _sql(statement: str, params=None) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(statement, params)
-        return cursor.fetchall() if cursor.description else []
-
-
-def _state(name: str) -> tuple | None:
-    rows = _sql("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [name])
-    return rows[0] if rows else None
+pytestmark = [
+    pytest.mark.django_db(transaction=True),  # CREATE INDEX CONCURRENTLY cannot run in a transaction
+    pytest.mark.usefixtures("designed_indexes_restored"),
+]
 
 
 def _build_behind_an_old_snapshot() -> tuple[psycopg.Connection, psycopg.Connection, threading.Thread]:
     """Start a CONCURRENTLY build of INDEX in another session, held in progress by `holder`'s old snapshot
     until `holder` commits."""
-    holder, builder = _connect(), _connect()
+    holder, builder = connect(), connect()
     holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")  # an old snapshot the build must wait out
     built = threading.Thread(target=builder.execute, args=(designed_index_sql(INDEX),))
@@ -40,31 +30,13 @@ def _build_behind_an_old_snapshot() -> tuple[psycopg.Connection, psycopg.Connect
     return holder, builder, built
 
 
-def _connect() -> psycopg.Connection:
-    settings = connection.settings_dict
-    return psycopg.connect(
-        host=settings["HOST"], port=settings["PORT"], user=settings["USER"], dbname=settings["NAME"], autocommit=True
-    )
-
-
 def _building(name: str) -> list[tuple]:
-    return _sql("SELECT pid FROM pg_stat_progress_create_index WHERE index_relid = to_regclass(%s)", [name])
-
-
-@pytest.fixture(autouse=True)
-def _designed_indexes_restored():
-    """The schema outlives a transactional test's flush: put back what a test dropped, drop what it made."""
-    yield
-    for (name,) in _sql("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'dba\\_%%'"):
-        _sql(f'DROP INDEX "{name}"')
-    _sql("DROP TABLE IF EXISTS optimizer_not_an_index")
-    for state in index_states():
-        index_create(index=state["index"])
+    return sql("SELECT pid FROM pg_stat_progress_create_index WHERE index_relid = to_regclass(%s)", [name])
 
 
 def test_applying_builds_the_models_definition_never_the_sql_stored_in_the_row(data):
     """A recommendation's `change` is a row, not code: applying ran whatever SQL it held."""
-    _sql(f"DROP INDEX {INDEX}")
+    sql(f"DROP INDEX {INDEX}")
     run, _, _ = optimize("database", "--inline")
     recommendation = run.recommendations.get(kind="create_index", subject=INDEX)
     recommendation.change = {**recommendation.change, "sql": "CREATE TABLE optimizer_not_an_index (id int)"}
@@ -74,39 +46,39 @@ def test_applying_builds_the_models_definition_never_the_sql_stored_in_the_row(d
 
     applied = recommendation_apply(recommendation=recommendation, via="test")
     assert applied.status == Recommendation.Status.APPLIED, applied.outcome
-    assert _sql("SELECT to_regclass('optimizer_not_an_index')") == [(None,)]
-    assert _state(INDEX) == (True,)
+    assert sql("SELECT to_regclass('optimizer_not_an_index')") == [(None,)]
+    assert index_state(INDEX) == (True,)
     assert applied.outcome["sql"] == designed_index_sql(INDEX)
 
 
 def test_an_index_an_existing_one_already_covers_is_not_proposed_again(data):
     """A DBA's index under another name with the designed columns first: a second copy costs every write."""
-    _sql(f"DROP INDEX {INDEX}")
-    _sql("CREATE INDEX dba_obs_by_category ON clinical_observation (patient_id, category, effective_at DESC, id)")
+    sql(f"DROP INDEX {INDEX}")
+    sql("CREATE INDEX dba_obs_by_category ON clinical_observation (patient_id, category, effective_at DESC, id)")
     # The same for a partial index, its predicate spelled the way PostgreSQL prints it.
-    _sql("DROP INDEX clinical_patient_birth")
-    _sql("CREATE INDEX dba_patient_birth ON clinical_patient (birth_date) WHERE is_deleted = false")
+    sql("DROP INDEX clinical_patient_birth")
+    sql("CREATE INDEX dba_patient_birth ON clinical_patient (birth_date) WHERE is_deleted = false")
 
     states = {state["index"]: state for state in index_states()}
     assert states[INDEX]["state"] == "covered" and states[INDEX]["covered_by"] == "dba_obs_by_category"
     assert states["clinical_patient_birth"]["covered_by"] == "dba_patient_birth"
     run, output, _ = optimize("database", "--inline", "--apply")
     assert not run.recommendations.filter(kind="create_index").exists(), output
-    assert _state(INDEX) is None  # nothing built beside it
+    assert index_state(INDEX) is None  # nothing built beside it
     assert "dba_obs_by_category" in run.report_html
 
 
 def test_an_index_with_other_columns_or_order_still_counts_as_missing(data):
-    _sql(f"DROP INDEX {INDEX}")
-    _sql("CREATE INDEX dba_obs_other_order ON clinical_observation (patient_id, effective_at DESC, category)")
-    _sql("CREATE INDEX dba_obs_mixed ON clinical_observation (patient_id, category, effective_at) WHERE value > 0")
+    sql(f"DROP INDEX {INDEX}")
+    sql("CREATE INDEX dba_obs_other_order ON clinical_observation (patient_id, effective_at DESC, category)")
+    sql("CREATE INDEX dba_obs_mixed ON clinical_observation (patient_id, category, effective_at) WHERE value > 0")
     assert [state["index"] for state in missing_indexes()] == [INDEX]
 
 
 def test_a_build_another_session_has_in_progress_is_waited_for_never_dropped_or_proposed(data):
     """A migration building the index CONCURRENTLY shows as INVALID until it ends: taken for a leftover,
     the optimizer proposed it, and applying dropped the build in progress."""
-    _sql(f"DROP INDEX {INDEX}")
+    sql(f"DROP INDEX {INDEX}")
     holder, builder, built = _build_behind_an_old_snapshot()
     outcome = []
 
@@ -131,14 +103,14 @@ def test_a_build_another_session_has_in_progress_is_waited_for_never_dropped_or_
         holder.close()
         builder.close()
     assert outcome == [{"index": INDEX, "sql": designed_index_sql(INDEX), "note": "already present"}]
-    assert _state(INDEX) == (True,)
+    assert index_state(INDEX) == (True,)
 
 
 def test_a_build_that_fails_leaves_no_invalid_index_behind(data):
     """A cancelled CREATE INDEX CONCURRENTLY leaves an INVALID index that every write maintains until the
     next run: the failed build drops it at once."""
-    _sql(f"DROP INDEX {INDEX}")
-    holder = _connect()
+    sql(f"DROP INDEX {INDEX}")
+    holder = connect()
     holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")
     errors = []
@@ -156,19 +128,19 @@ def test_a_build_that_fails_leaves_no_invalid_index_behind(data):
     try:
         wait_for(lambda: _building(INDEX), 30, f"a build of {INDEX} to start")
         [(pid,)] = _building(INDEX)
-        _sql("SELECT pg_cancel_backend(%s)", [pid])
+        sql("SELECT pg_cancel_backend(%s)", [pid])
         applier.join(30)
     finally:
         holder.execute("COMMIT")
         holder.close()
     assert errors == ["OperationalError"]  # canceling statement due to user request
-    assert _state(INDEX) is None
+    assert index_state(INDEX) is None
     assert [state["index"] for state in missing_indexes()] == [INDEX]
 
 
 def test_an_invalid_index_no_model_declares_is_reported_for_repair(data):
-    _sql("CREATE INDEX dba_obs_value ON clinical_observation (value)")
-    _sql("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'dba_obs_value'::regclass")
+    sql("CREATE INDEX dba_obs_value ON clinical_observation (value)")
+    sql("UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'dba_obs_value'::regclass")
     run, _, _ = optimize("database", "--inline")
     advice = run.recommendations.get(kind="repair_invalid_index")
     assert advice.subject == "dba_obs_value" and not advice.actionable and "REINDEX INDEX CONCURRENTLY" in advice.reason
@@ -177,11 +149,11 @@ def test_an_invalid_index_no_model_declares_is_reported_for_repair(data):
 def test_an_index_that_could_not_be_built_under_apply_fails_the_run(data):
     """`optimize database --apply` whose CREATE INDEX failed (here cancelled, as a statement timeout or an
     operator would) exited 0, "succeeded", the index listed as RECOMMEND: a script took it as built."""
-    _sql(f"DROP INDEX {INDEX}")
-    holder = _connect()
+    sql(f"DROP INDEX {INDEX}")
+    holder = connect()
     holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")  # the build waits for this snapshot
-    canceller = _connect()
+    canceller = connect()
 
     # This database's builds only: the server is shared, and another database's build (another test run's)
     # was cancelled in this one's place, which then waited on `holder` for ever.
@@ -212,8 +184,8 @@ def test_progress_moves_on_with_each_change_applied(data):
     """Every change applied reported 80%: a run building several indexes sat there through all of them."""
     import re
 
-    _sql(f"DROP INDEX {INDEX}")
-    _sql("DROP INDEX clinical_encounter_patient")
+    sql(f"DROP INDEX {INDEX}")
+    sql("DROP INDEX clinical_encounter_patient")
     _, output, code = optimize("database", "--inline", "--apply")
     assert code == 0, output
     shares = [int(share) for share in re.findall(r"\[database\s+(\d+)%\] apply: ", output)]
@@ -237,9 +209,9 @@ def test_cancelling_a_run_stops_the_index_build_it_is_waiting_on(data):
     went on building until it ended. Now the build is cancelled on the server and its leftover dropped."""
     from apps.optimizer import services
 
-    _sql(f"DROP INDEX {INDEX}")
+    sql(f"DROP INDEX {INDEX}")
     run = services.optimization_run_create(target="database", apply=True)
-    holder = _connect()
+    holder = connect()
     holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")  # the build waits for this snapshot
 
@@ -266,7 +238,7 @@ def test_cancelling_a_run_stops_the_index_build_it_is_waiting_on(data):
     assert recommendation.status == Recommendation.Status.FAILED and "Stopped with its run" in str(
         recommendation.outcome
     )
-    assert _state(INDEX) is None  # no INVALID leftover written on every change
+    assert index_state(INDEX) is None  # no INVALID leftover written on every change
 
 
 @pytest.fixture
@@ -276,25 +248,25 @@ def app_role():
     import os
 
     name = f"optimizer_app_{os.getpid()}"
-    _sql(f'CREATE ROLE "{name}" NOSUPERUSER NOINHERIT LOGIN')
+    sql(f'CREATE ROLE "{name}" NOSUPERUSER NOINHERIT LOGIN')
     yield name
-    _sql(f'DROP ROLE IF EXISTS "{name}"')
+    sql(f'DROP ROLE IF EXISTS "{name}"')
 
 
 def _as_role(role: str, work):
     """`work()` on this thread's connection as `role` (SET ROLE: what PostgreSQL checks is the current role)."""
-    _sql(f'SET ROLE "{role}"')
+    sql(f'SET ROLE "{role}"')
     try:
         return work()
     finally:
-        _sql("RESET ROLE")  # the connection goes back to the pool
+        sql("RESET ROLE")  # the connection goes back to the pool
 
 
 def test_a_build_by_another_role_is_waited_for_by_a_role_that_may_not_read_its_progress(data, app_role):
     """pg_stat_progress_create_index shows another role's build to a role without pg_read_all_stats as a pid
     with relid NULL: a migration running as another role was proposed as "Rebuild invalid", and applying
     ran DROP INDEX CONCURRENTLY on it. Here the build runs as the superuser and the optimizer as app."""
-    _sql(f"DROP INDEX {INDEX}")
+    sql(f"DROP INDEX {INDEX}")
     holder, builder, built = _build_behind_an_old_snapshot()
     outcome, errors = [], []
 
@@ -310,8 +282,8 @@ def test_a_build_by_another_role_is_waited_for_by_a_role_that_may_not_read_its_p
     try:
         wait_for(lambda: _building(INDEX), 30, f"a build of {INDEX} to start")
         # The build's first transaction commits the index INVALID.
-        wait_for(lambda: _state(INDEX) == (False,), 30, f"{INDEX} to be committed INVALID")
-        seen = _as_role(app_role, lambda: _sql("SELECT relid, index_relid, phase FROM pg_stat_progress_create_index"))
+        wait_for(lambda: index_state(INDEX) == (False,), 30, f"{INDEX} to be committed INVALID")
+        seen = _as_role(app_role, lambda: sql("SELECT relid, index_relid, phase FROM pg_stat_progress_create_index"))
         assert seen == [(None, None, None)]  # the staging is the reviewer's: the app role sees a pid alone
         states = _as_role(app_role, lambda: {s["index"]: s["state"] for s in index_states()})
         assert states[INDEX] == "building"
@@ -327,7 +299,7 @@ def test_a_build_by_another_role_is_waited_for_by_a_role_that_may_not_read_its_p
         builder.close()
     assert errors == []
     assert outcome == [{"index": INDEX, "sql": designed_index_sql(INDEX), "note": "already present"}]
-    assert _state(INDEX) == (True,)
+    assert index_state(INDEX) == (True,)
 
 
 def test_a_run_cancelled_while_another_applier_holds_the_index_stops_waiting(data):
@@ -337,8 +309,8 @@ def test_a_run_cancelled_while_another_applier_holds_the_index_stops_waiting(dat
     from apps.optimizer import services
     from apps.optimizer.models import OptimizationStep
 
-    _sql(f"DROP INDEX {INDEX}")
-    other = _connect()
+    sql(f"DROP INDEX {INDEX}")
+    other = connect()
     other.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"optimizer.index_create:{INDEX}"])
     run = services.optimization_run_create(target="database", apply=True)
 
@@ -364,7 +336,7 @@ def test_a_run_cancelled_while_another_applier_holds_the_index_stops_waiting(dat
     assert recommendation.status == Recommendation.Status.FAILED and "Stopped with its run" in str(
         recommendation.outcome
     )
-    assert _state(INDEX) is None
+    assert index_state(INDEX) is None
 
 
 def test_a_statement_timeout_set_for_the_role_does_not_cancel_the_build(data):
@@ -372,19 +344,19 @@ def test_a_statement_timeout_set_for_the_role_does_not_cancel_the_build(data):
     CREATE INDEX CONCURRENTLY on a table larger than that timeout allowed was cancelled, its leftover dropped,
     and the next run tried again. The build (and dropping a leftover) now runs without it; the session's own
     setting comes back after."""
-    _sql(f"DROP INDEX {INDEX}")
-    holder = _connect()
+    sql(f"DROP INDEX {INDEX}")
+    holder = connect()
     holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")  # the build waits out this snapshot: a slow build
     release = threading.Timer(2.0, lambda: holder.execute("COMMIT"))
     release.start()
-    _sql("SET statement_timeout = '300ms'")
+    sql("SET statement_timeout = '300ms'")
     try:
         outcome = index_create(index=INDEX)
-        assert _sql("SHOW statement_timeout") == [("300ms",)]
+        assert sql("SHOW statement_timeout") == [("300ms",)]
     finally:
-        _sql("RESET statement_timeout")
+        sql("RESET statement_timeout")
         release.join()
         holder.close()
     assert outcome == {"index": INDEX, "sql": designed_index_sql(INDEX)}
-    assert _state(INDEX) == (True,)
+    assert index_state(INDEX) == (True,)

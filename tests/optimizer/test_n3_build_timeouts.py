@@ -8,41 +8,38 @@ import time
 import pytest
 
 from apps.optimizer.database import BuildCancelled, build_abandoned, designed_index_sql, index_create
-from tests.optimizer.test_index_advisor import (  # noqa: F401 - autouse fixture: the schema put back
-    INDEX,
-    _connect,
-    _designed_indexes_restored,
-    _sql,
-    _state,
-)
+from tests.optimizer.support import INDEX, connect, index_state, sql
 
-pytestmark = pytest.mark.django_db(transaction=True)  # CREATE INDEX CONCURRENTLY cannot run in a transaction
+pytestmark = [
+    pytest.mark.django_db(transaction=True),  # CREATE INDEX CONCURRENTLY cannot run in a transaction
+    pytest.mark.usefixtures("designed_indexes_restored"),
+]
 
 
 @pytest.fixture
 def request_timeouts():
     """This session's timeouts as a request role's (the connection goes back to the pool after the test)."""
-    _sql("SET lock_timeout = '300ms'")
-    _sql("SET statement_timeout = '5s'")
+    sql("SET lock_timeout = '300ms'")
+    sql("SET statement_timeout = '5s'")
     yield
-    _sql("RESET lock_timeout")
-    _sql("RESET statement_timeout")
+    sql("RESET lock_timeout")
+    sql("RESET statement_timeout")
 
 
 def _old_snapshot():
     """A session holding a snapshot every CONCURRENTLY build (and drop) must wait out, until it commits."""
-    holder = _connect()
+    holder = connect()
     holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
     holder.execute("SELECT 1 FROM clinical_patient LIMIT 1")
     return holder
 
 
 def _timeouts() -> list[tuple]:
-    return _sql("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')")
+    return sql("SELECT current_setting('lock_timeout'), current_setting('statement_timeout')")
 
 
 def test_a_build_waiting_out_an_old_snapshot_outlasts_the_roles_lock_timeout(data, request_timeouts):
-    _sql(f"DROP INDEX {INDEX}")
+    sql(f"DROP INDEX {INDEX}")
     holder = _old_snapshot()
     release = threading.Timer(2.0, lambda: holder.execute("COMMIT"))
     release.start()
@@ -52,16 +49,16 @@ def test_a_build_waiting_out_an_old_snapshot_outlasts_the_roles_lock_timeout(dat
         release.join()
         holder.close()
     assert outcome == {"index": INDEX, "sql": designed_index_sql(INDEX)}
-    assert _state(INDEX) == (True,)
+    assert index_state(INDEX) == (True,)
     assert _timeouts() == [("300ms", "5s")]
 
 
 def test_the_sessions_timeouts_come_back_after_a_build_that_fails(data, request_timeouts):
     """The build fails (another session's cancel); the same pooled connection serves the next request."""
-    _sql(f"DROP INDEX {INDEX}")
+    sql(f"DROP INDEX {INDEX}")
     holder = _old_snapshot()
-    pid = _sql("SELECT pg_backend_pid()")[0][0]
-    canceller = _connect()
+    pid = sql("SELECT pg_backend_pid()")[0][0]
+    canceller = connect()
 
     def cancel_the_build() -> None:
         deadline = time.monotonic() + 30
@@ -82,12 +79,12 @@ def test_the_sessions_timeouts_come_back_after_a_build_that_fails(data, request_
         holder.execute("COMMIT")
         holder.close()
         canceller.close()
-    assert _state(INDEX) is None  # its leftover dropped
+    assert index_state(INDEX) is None  # its leftover dropped
     assert _timeouts() == [("300ms", "5s")]
 
 
 def test_a_cancelled_run_still_stops_a_build_that_runs_without_the_timeouts(data, request_timeouts):
-    _sql(f"DROP INDEX {INDEX}")
+    sql(f"DROP INDEX {INDEX}")
     holder = _old_snapshot()
     wanted = threading.Event()
     token = build_abandoned.set(wanted.is_set)
@@ -99,5 +96,5 @@ def test_a_cancelled_run_still_stops_a_build_that_runs_without_the_timeouts(data
         build_abandoned.reset(token)
         holder.execute("COMMIT")
         holder.close()
-    assert _state(INDEX) is None
+    assert index_state(INDEX) is None
     assert _timeouts() == [("300ms", "5s")]

@@ -2,47 +2,20 @@
 index serving every read on the replica showed 0 scans on the primary and was called unused. A real
 streaming replica of a private primary, both started by the test."""
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
-
 import psycopg
 import pytest
 from django.db import connections
 
 from apps.optimizer.database import index_usage, recommendations_for
 from tests.helpers import free_port, wait_for
-from tests.reliability.test_faults import PG_BIN, _as_postgres
+from tests.postgres import private_postgres
 
 
 @pytest.fixture(scope="module")
 def primary_and_replica():
-    assert PG_BIN is not None, "PostgreSQL server binaries are needed (apt-get install postgresql)"
-    data = Path(tempfile.mkdtemp(prefix="pg-replica-"))
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    ports = {"primary": free_port(), "replica": free_port()}
-    init = _as_postgres(str(PG_BIN / "initdb"), "-D", str(data / "primary"), "-A", "trust", "-U", "postgres",
-                        "--no-sync")  # fmt: skip
-    assert init.returncode == 0, init.stderr
-
-    def start(name: str) -> tuple:
-        options = f"'-p {ports[name]} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off'"
-        pg_ctl = (str(PG_BIN / "pg_ctl"), "-D", str(data / name), "-o", options, "-l", str(data / f"{name}.log"), "-w")
-        started = _as_postgres(*pg_ctl, "start")
-        assert started.returncode == 0, started.stderr + (data / f"{name}.log").read_text()
-        return pg_ctl
-
-    servers = [start("primary")]
-    backup = _as_postgres(str(PG_BIN / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(ports["primary"]), "-U",
-                          "postgres", "-D", str(data / "replica"), "-R", "-X", "stream")  # fmt: skip
-    assert backup.returncode == 0, backup.stderr
-    servers.append(start("replica"))
-    yield ports
-    for pg_ctl in servers:
-        _as_postgres(*pg_ctl, "-m", "immediate", "stop")
-    shutil.rmtree(data, ignore_errors=True)
+    """A primary and its streaming replica; yields their ports."""
+    with private_postgres() as primary, private_postgres(replica_of=primary) as replica:
+        yield {"primary": primary.port, "replica": replica.port}
 
 
 @pytest.fixture

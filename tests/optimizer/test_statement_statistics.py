@@ -1,17 +1,11 @@
 """pg_stat_statements on a PostgreSQL server of the test's own that preloads it (the suite's server does
 not): statements quoted without their literals, and a role that may not create the extension."""
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
-
 import psycopg
 import pytest
 
 from apps.optimizer.database import statement_statistics
-from tests.helpers import free_port
-from tests.reliability.test_faults import PG_BIN, _as_postgres
+from tests.postgres import private_postgres
 
 MRN = "MRN-77410023"
 
@@ -19,23 +13,8 @@ MRN = "MRN-77410023"
 @pytest.fixture(scope="module")
 def preloading_postgres():
     """A server with shared_preload_libraries=pg_stat_statements; yields its address."""
-    assert PG_BIN is not None, "PostgreSQL server binaries are needed (apt-get install postgresql)"
-    data = Path(tempfile.mkdtemp(prefix="pg-statements-"))
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-    init = _as_postgres(str(PG_BIN / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres", "--no-sync")
-    assert init.returncode == 0, init.stderr
-    options = (
-        f"'-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off "
-        "-c shared_preload_libraries=pg_stat_statements'"
-    )
-    pg_ctl = (str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-o", options, "-l", str(data / "log"), "-w")
-    started = _as_postgres(*pg_ctl, "start")
-    assert started.returncode == 0, started.stderr + (data / "log").read_text()
-    yield {"host": "127.0.0.1", "port": port, "dbname": "postgres"}
-    _as_postgres(*pg_ctl, "-m", "immediate", "stop")
-    shutil.rmtree(data, ignore_errors=True)
+    with private_postgres("shared_preload_libraries=pg_stat_statements") as server:
+        yield server.connect_kwargs
 
 
 def test_statements_are_quoted_without_their_literals(preloading_postgres):

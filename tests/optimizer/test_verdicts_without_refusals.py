@@ -6,7 +6,7 @@ import pytest
 from apps.optimizer.services import service_verdicts
 from apps.optimizer.types import Goals
 from apps.services.models import Service
-from tests.metrics.test_rate_limited_apart import _traffic
+from tests.metrics.support import record_traffic
 
 pytestmark = pytest.mark.django_db
 
@@ -14,8 +14,8 @@ pytestmark = pytest.mark.django_db
 def test_the_response_time_verdict_leaves_the_limiters_refusals_out(settings):
     settings.OPTIMIZER_SERVICE_MIN_REQUESTS = 10
     Service.objects.create(name="Vitals", slug="vitals", route_prefix="api/v1/vitals/", slo_p95_ms=500)
-    _traffic(900, count=60, status=200)
-    _traffic(2, count=2000, status=429)
+    record_traffic(900, count=60, status=200)
+    record_traffic(2, count=2000, status=429)
     [verdict] = service_verdicts(Goals(service_slug="vitals"))
     assert verdict["measured"] == pytest.approx(900, rel=0.02)
     assert verdict["met"] is False

@@ -4,63 +4,43 @@ full disk for reports. What must hold: no 500, no partial write, no audit record
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
 from apps.optimizer.models import OptimizationRun
 from apps.optimizer.services import optimization_run_create, optimization_run_dispatch
-from tests.caching.conftest import start_redis
-from tests.helpers import REPO_ROOT, VENV_BIN, embedded_env, free_port, manage
+from tests import postgres
+from tests.helpers import (
+    REPO_ROOT,
+    VENV_BIN,
+    database_url,
+    embedded_env,
+    free_port,
+    manage,
+    start_redis,
+    stop_group,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.slow]
-
-PG_BIN = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]) if glob.glob("/usr/lib/postgresql/*/bin") else None
-
-
-def _as_postgres(*command: str) -> subprocess.CompletedProcess:
-    """PostgreSQL refuses to run as root: run its tools as the postgres user when we are root."""
-    if os.geteuid() == 0:
-        return subprocess.run(["su", "postgres", "-c", " ".join(command)], capture_output=True, text=True, timeout=120)
-    return subprocess.run(list(command), capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
 def private_postgres():
-    """A PostgreSQL server of the test's own (initdb, own port), which the test may restart."""
-    assert PG_BIN is not None, "PostgreSQL server binaries are needed (apt-get install postgresql)"
-    data = Path(tempfile.mkdtemp(prefix="pg-fault-"))
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    port = free_port()
-    init = _as_postgres(str(PG_BIN / "initdb"), "-D", str(data / "db"), "-A", "trust", "-U", "postgres", "--no-sync")
-    assert init.returncode == 0, init.stderr
-    options = f"'-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200'"
-    pg_ctl = (str(PG_BIN / "pg_ctl"), "-D", str(data / "db"), "-o", options, "-l", str(data / "log"), "-w")
-    started = _as_postgres(*pg_ctl, "start")
-    assert started.returncode == 0, started.stderr + (data / "log").read_text()
-
-    def restart() -> None:
-        result = _as_postgres(*pg_ctl, "-m", "fast", "restart")
-        assert result.returncode == 0, result.stderr
-
-    yield f"postgres://postgres@127.0.0.1:{port}/postgres", restart
-    _as_postgres(*pg_ctl, "-m", "immediate", "stop")
-    shutil.rmtree(data, ignore_errors=True)
+    """A PostgreSQL server of the test's own, which the test may restart."""
+    with postgres.private_postgres("max_connections=200") as server:
+        yield server
 
 
 def _request(url: str, token: str, body: dict | None = None) -> tuple[int, dict]:
@@ -77,9 +57,12 @@ def _request(url: str, token: str, body: dict | None = None) -> tuple[int, dict]
         return 0, {"error": str(error)}
 
 
+def _wait_healthy(base: str, token: str) -> None:
+    wait_for(lambda: _request(f"{base}/healthz", token)[0] == 200, 60, f"{base}/healthz to answer 200")
+
+
 def test_postgresql_restarted_under_load_loses_no_write_and_the_pool_recovers(private_postgres, tmp_path):
-    database_url, restart = private_postgres
-    env = embedded_env(tmp_path, DATABASE_URL=database_url, DB_POOL_MIN_SIZE="2", DB_POOL_MAX_SIZE="8")
+    env = embedded_env(tmp_path, DATABASE_URL=private_postgres.url, DB_POOL_MIN_SIZE="2", DB_POOL_MAX_SIZE="8")
     for command in (("migrate", "--noinput"), ("load_synthetic", "--patients", "4", "--days", "1", "--no-progress")):
         result = manage(*command, env=env, timeout=300)
         assert result.returncode == 0, result.stderr
@@ -97,10 +80,7 @@ def test_postgresql_restarted_under_load_loses_no_write_and_the_pool_recovers(pr
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            if _request(f"{base}/healthz", token)[0] == 200:
-                break
-            time.sleep(0.1)
+        _wait_healthy(base, token)
         patient = _request(f"{base}/api/v1/patients/", token)[1]["results"][0]["id"]
         outcomes: list[tuple[float, str, int, dict]] = []
         stop = time.monotonic() + 9
@@ -121,13 +101,12 @@ def test_postgresql_restarted_under_load_loses_no_write_and_the_pool_recovers(pr
             thread.start()
         time.sleep(2)
         restarted_at = time.monotonic()
-        restart()
+        private_postgres.restart()
         recovered_by = time.monotonic() + 2
         for thread in threads:
             thread.join()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_group(server)
 
     statuses = {status for _, _, status, _ in outcomes}
     assert statuses <= {200, 201, 503}, statuses  # refused while down (503 + Retry-After), never a 500 or a reset
@@ -159,15 +138,12 @@ def test_postgresql_restarted_under_load_loses_no_write_and_the_pool_recovers(pr
 def test_a_worker_killed_mid_step_is_replaced_and_the_run_finishes():
     """acks_late + reject_on_worker_lost: the killed worker's step goes back to the queue, the next worker
     starts it over (attempts 2), and the run finishes; a step is never left running."""
-    from django.db import connection
-
     from apps.scaling.models import ScalingPolicy
     from apps.services.models import Service
 
     call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
     ScalingPolicy.objects.exclude(service=Service.objects.get(slug="embeddings")).update(enabled=False)
-    db = connection.settings_dict
-    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    env = {**os.environ, "DATABASE_URL": database_url()}
 
     def worker() -> subprocess.Popen:
         return subprocess.Popen(
@@ -188,8 +164,7 @@ def test_a_worker_killed_mid_step_is_replaced_and_the_run_finishes():
             break
         time.sleep(0.05)
     assert step.status == "running", "the worker never started the step"
-    os.killpg(first.pid, signal.SIGKILL)  # the worker and its pool child, mid-step
-    first.wait()
+    stop_group(first, signal.SIGKILL)  # the worker and its pool child, mid-step
 
     second = worker()
     try:
@@ -200,8 +175,7 @@ def test_a_worker_killed_mid_step_is_replaced_and_the_run_finishes():
                 break
             time.sleep(0.5)
     finally:
-        os.killpg(second.pid, signal.SIGTERM)
-        second.wait(timeout=30)
+        stop_group(second)
     step.refresh_from_db()
     assert run.status == "succeeded", run.error
     assert step.status == "succeeded" and step.attempts == 2
@@ -233,10 +207,7 @@ def test_the_broker_down_leaves_the_api_serving_and_work_runs_when_it_returns(tm
     ]  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            if _request(f"{base}/healthz", token)[0] == 200:
-                break
-            time.sleep(0.1)
+        _wait_healthy(base, token)
         broker.kill()
         broker.wait()
         patients = _request(f"{base}/api/v1/patients/", token)
@@ -251,8 +222,7 @@ def test_the_broker_down_leaves_the_api_serving_and_work_runs_when_it_returns(tm
         assert answered.returncode == 0, answered.stdout + answered.stderr
     finally:
         for process in processes:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+            stop_group(process)
         broker.kill()
         broker.wait()
 
@@ -261,16 +231,9 @@ def test_the_broker_down_leaves_the_api_serving_and_work_runs_when_it_returns(tm
 def test_a_full_disk_for_the_report_is_a_clear_error_and_the_run_is_kept():
     result = subprocess.run(
         [sys.executable, "manage.py", "optimize", "caching", "--inline", "--report", "/dev/full"],
-        cwd=REPO_ROOT, env={**os.environ, "DATABASE_URL": _database_url()}, capture_output=True, text=True,
+        cwd=REPO_ROOT, env={**os.environ, "DATABASE_URL": database_url()}, capture_output=True, text=True,
         timeout=120,
     )  # fmt: skip
     assert result.returncode == 3 and "Traceback" not in result.stderr
     assert "is stored, but its report could not be written to /dev/full: No space left on device" in result.stderr
     assert OptimizationRun.objects.filter(status="succeeded").exists()  # the run and its report are stored
-
-
-def _database_url() -> str:
-    from django.db import connection
-
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 from django.conf import settings
-from django.db import connection
 
 from apps.audit.models import AuditEvent
 from apps.caching.models import CacheEntry, CacheScopeGeneration, CacheStat
@@ -87,12 +86,11 @@ def test_a_traffic_run_leaves_no_identifier_outside_the_clinical_tables(api, iss
 def test_gunicorns_error_log_does_not_write_request_targets(tmp_path):
     """gunicorn quotes a request line it cannot parse; an identifier search's MRN must not reach its log."""
     import os
-    import signal
     import socket
     import subprocess
     import time
 
-    from tests.helpers import REPO_ROOT, VENV_BIN, closed_port
+    from tests.helpers import REPO_ROOT, VENV_BIN, closed_port, stop_group
 
     port, log = closed_port(), tmp_path / "gunicorn.log"
     with log.open("w") as stderr:
@@ -114,8 +112,7 @@ def test_gunicorns_error_log_does_not_write_request_targets(tmp_path):
             connection.sendall(f"GET /fhir/Patient?identifier={MRN}\x01 HTTP/1.1\r\nHost: x\r\n\r\n".encode())
             assert connection.recv(4096).startswith(b"HTTP/1.1 400")
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_group(server)
     written = log.read_text()
     assert "Invalid request from" in written and "[target redacted]" in written
     assert MRN not in written and "/fhir/Patient" not in written
@@ -150,18 +147,16 @@ def test_gunicorns_access_log_turned_on_without_a_format_writes_no_request_targe
     """`--access-logfile -` alone took gunicorn's default format: the request line (an identifier search's MRN
     in its query) and the referer, on every request."""
     import os
-    import signal
     import subprocess
     import time
     import urllib.request
 
-    from tests.helpers import REPO_ROOT, VENV_BIN, closed_port
+    from tests.helpers import REPO_ROOT, VENV_BIN, closed_port, database_url, stop_group
 
     port, log = closed_port(), tmp_path / "access.log"
     # The test's own database, migrated: the developer's DATABASE_URL may name one that is not (a fresh
     # machine's), where the 401's audit record cannot be written and the answer is a 503.
-    db = connection.settings_dict
-    env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    env = {**os.environ, "DATABASE_URL": database_url()}
     server = subprocess.Popen(
         [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py", "--bind",
          f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket", "--access-logfile", str(log)],
@@ -185,8 +180,7 @@ def test_gunicorns_access_log_turned_on_without_a_format_writes_no_request_targe
                 break
             time.sleep(0.1)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop_group(server)
     written = log.read_text()
     assert '"GET" 401' in written
     assert MRN not in written and "/fhir/Patient" not in written
