@@ -688,10 +688,17 @@ def _stuck(policy: ScalingPolicy, now: datetime) -> bool:
     )
 
 
+# The longest wait between two tries of a failed apply. Doubled without an end, the 43rd attempt's wait
+# (SCALING_APPLY_MAX_ATTEMPTS has no maximum) overflowed timedelta: the checker failed at that policy every
+# minute, and no other policy's apply, withdrawal or emergency mode was followed any more.
+RETRY_BACKOFF_MAX = timedelta(hours=1)
+
+
 def _retry_due(policy: ScalingPolicy, now: datetime) -> bool:
     if policy.apply_attempts >= settings.SCALING_APPLY_MAX_ATTEMPTS:
         return False
-    backoff = timedelta(seconds=30 * 2 ** max(policy.apply_attempts - 1, 0))
+    doublings = min(max(policy.apply_attempts - 1, 0), 20)  # 30 s x 2^20 is past the maximum already
+    backoff = min(timedelta(seconds=30 * 2**doublings), RETRY_BACKOFF_MAX)
     return policy.state_changed_at is None or now - policy.state_changed_at >= backoff
 
 
