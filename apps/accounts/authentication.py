@@ -12,7 +12,13 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
-from apps.accounts.failure_budget import known_valid_tokens, record_failed_authentication, refuse_if_over_budget
+from apps.accounts.failure_budget import (
+    forget_valid_token,
+    known_valid_tokens,
+    record_failed_authentication,
+    refuse_if_over_budget,
+    remember_valid_token,
+)
 from apps.accounts.models import ApiClient
 from apps.accounts.selectors import api_client_for_token, in_open_transaction
 from apps.accounts.services import TOKEN_PREFIX
@@ -61,9 +67,9 @@ def _remember_valid(digest: str) -> None:
     # A client read inside a transaction may be one it created or rotated in: valid once that commits, never if
     # it rolls back (as `_remember_unknown` remembers a miss).
     if in_open_transaction():
-        transaction.on_commit(lambda: known_valid_tokens.add(digest), using="default")
+        transaction.on_commit(lambda: remember_valid_token(digest), using="default")
     else:
-        known_valid_tokens.add(digest)
+        remember_valid_token(digest)
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -87,14 +93,16 @@ class BearerTokenAuthentication(BaseAuthentication):
         # The digest api_client_for_token looks the token up by (an ASCII token's bytes are its UTF-8).
         digest = hashlib.sha256(header[1]).hexdigest() if len(header) == 2 else ""
         known = bool(digest) and digest in known_valid_tokens
+        known_elsewhere = False
         if not known:
-            # Before any lookup: past its budget of failures an address costs nothing more than this.
-            refuse_if_over_budget(request.META.get("REMOTE_ADDR", ""))
+            # Before any lookup: past its budget of failures an address costs nothing more than this, unless
+            # another process knows the token valid (then it is looked up and checked as any token is).
+            known_elsewhere = refuse_if_over_budget(request.META.get("REMOTE_ADDR", ""), digest)
         try:
             client = self._client_for(header)
         except exceptions.AuthenticationFailed:
-            if known:
-                known_valid_tokens.discard(digest)
+            if known or known_elsewhere:
+                forget_valid_token(digest)
             record_failed_authentication(request.META.get("REMOTE_ADDR", ""))
             raise
         if not known:  # remembered for its hour from the first success, not renewed on each (a lock a request)
