@@ -765,5 +765,8 @@ LOGGING = {
         # The live process's server: uvicorn configures its own handler first; this one replaces it, so its
         # lines take LOG_FORMAT too (its access log is off: paths carry patient ids).
         "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # Named, or configuring its parent gives it back propagation and uvicorn (which logs access when the
+        # logger has any handler, --no-access-log or not) wrote every request's path and query.
+        "uvicorn.access": {"handlers": [], "propagate": False},
     },
 }
