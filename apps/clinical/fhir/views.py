@@ -394,6 +394,8 @@ class PatientReadView(FhirMixin, PhiAPIView):
     )  # fmt: skip
     def get(self, request: Request, patient_id: str) -> Response:
         if not re.fullmatch(ID_PATTERN, patient_id):  # Patient/007 is not Patient/7
+            # Asked all the same, as an unknown id is: recorded, naming no resource (as its refusal's record does).
+            self.audit(request, action="read", resource_id="", outcome="not_found")
             raise NotFound(f"Patient/{patient_id[:64]} does not exist.")
         card = selectors.patient_card(patient_id=int(patient_id))  # through the patient_data cache
         if card is None:
