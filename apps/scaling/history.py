@@ -190,12 +190,22 @@ def prometheus_range(
             payload = json.load(response)
     except OSError as exc:
         raise HistoryUnavailable(f"Prometheus did not answer: {exc}") from exc
-    if payload.get("status") != "success":
-        raise HistoryUnavailable(f"Prometheus: {payload.get('error', 'query failed')}")
-    results = payload["data"]["result"]
-    if not results:
-        return pd.Series(dtype=float)
+    except ValueError as exc:
+        # Not Prometheus' JSON: an auth proxy's sign-in page (its redirect followed), a wrong URL's HTML. It
+        # was a JSONDecodeError out of every caller: a benchmark run failed at its end for its memory trend.
+        raise HistoryUnavailable(f"Prometheus answered something other than its JSON: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("status") != "success":
+        error = payload.get("error", "query failed") if isinstance(payload, dict) else "not a query result"
+        raise HistoryUnavailable(f"Prometheus: {error}")
     step = timedelta(seconds=step_seconds)
-    values = [(datetime.fromtimestamp(float(at), tz=UTC) - step, float(value)) for at, value in results[0]["values"]]
+    try:
+        results = payload["data"]["result"]
+        if not results:
+            return pd.Series(dtype=float)
+        values = [
+            (datetime.fromtimestamp(float(at), tz=UTC) - step, float(value)) for at, value in results[0]["values"]
+        ]
+    except (KeyError, IndexError, TypeError, ValueError, OverflowError) as exc:
+        raise HistoryUnavailable(f"Prometheus: an answer not shaped as a range query's ({exc!r})") from exc
     # NaN (no samples) and +Inf (histogram_quantile when the quantile falls in the +Inf bucket) are not loads.
     return _series([(at, value) for at, value in values if math.isfinite(value)])
