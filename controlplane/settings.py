@@ -18,6 +18,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
+from apps.clinical.identifiers import URI_PATTERN  # plain Python, no Django: safe at settings time
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -491,6 +493,11 @@ CELERY_BEAT_SCHEDULER = "apps.core.beat_liveness:HeartbeatScheduler"
 # --- Clinical data and audit --------------------------------------------------------------------
 # The identifier system of the hospital's MRNs (FHIR Identifier.system).
 MRN_SYSTEM = env.str("MRN_SYSTEM", default="http://hospital.example.org/mrn")
+if not URI_PATTERN.fullmatch(MRN_SYSTEM):  # what the API refuses as a system a client names
+    raise ImproperlyConfigured(
+        f"The environment variable MRN_SYSTEM must be an absolute URI, e.g. http://hospital.example.org/mrn or "
+        f"urn:oid:1.2.3; it is {MRN_SYSTEM!r}."
+    )
 # Seals the audit hash chain. Set it explicitly in production: changing it makes `audit verify`
 # report every record sealed with the old key.
 AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default=hashlib.sha256(f"audit-chain:{SECRET_KEY}".encode()).hexdigest())

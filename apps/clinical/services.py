@@ -13,15 +13,12 @@ from django.utils import timezone
 
 from apps.caching.stack import invalidate_scopes
 from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
+from apps.clinical.identifiers import URI_PATTERN
 from apps.clinical.models import SEARCH_FORM_LENGTH, Encounter, Observation, Patient
 
 MRN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,63}")  # fullmatch: "$" passes a final newline
 # Clocks drift: a measurement stamped a few minutes ahead is accepted, one from tomorrow is not.
 FUTURE_TOLERANCE = timedelta(minutes=5)
-
-
-# FHIR's Identifier.system: an absolute URI, a scheme then something (https://..., urn:oid:1.2.3).
-URI_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
 
 
 def search_form(text: str) -> str:

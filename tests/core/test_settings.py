@@ -169,6 +169,8 @@ def test_static_files_collect_outside_var_dir_when_told(tmp_path):
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be plain or json"),
         ("READYZ_REQUIRED", "database,databse", "READYZ_REQUIRED names no /readyz check: databse"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+        # Started, with a system the API refuses when a client names it.
+        ("MRN_SYSTEM", "notauri", "MRN_SYSTEM must be an absolute URI"),
     ],
 )
 def test_a_bad_value_names_its_variable(tmp_path, variable, value, message):
