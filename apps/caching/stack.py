@@ -690,10 +690,14 @@ class CacheStack:
         return value
 
     # --- the async read path ---------------------------------------------------------------------
-    def _prepare(self, namespace: str, key_parts, scope: str | None) -> tuple[Policy, str, str, Found | None]:
+    def _prepare(
+        self, namespace: str, key_parts, scope: str | None, counted: bool = False
+    ) -> tuple[Policy, str, str, Found | None]:
+        """`counted`: the read is counted as a request already (it goes round again)."""
         arrived = time.monotonic()
         policy = self.policy(namespace, arrived=arrived)
-        self._tally(namespace, "source", "requests")
+        if not counted:
+            self._tally(namespace, "source", "requests")
         if not policy.enabled:
             return policy, "", "", None
         key = self.key(policy, key_parts)
@@ -703,7 +707,7 @@ class CacheStack:
             found.redis_generation, found.db_generation = self._generations_before_load(policy, scope_key, found)
         return policy, key, scope_key, found
 
-    def _fresh_l1_value(self, namespace: str, key_parts: list) -> Any:
+    def _fresh_l1_value(self, namespace: str, key_parts: list, counted: bool = False) -> Any:
         """A fresh L1 hit, read in the event loop itself: that path has no I/O, so no thread hop, and no
         wait behind the database calls queued on asgiref's one sync thread. _MISSING when the policy is
         not loaded yet, a poll is due (it queries), or L1 has no fresh entry: `_prepare` then."""
@@ -713,7 +717,8 @@ class CacheStack:
         entry = self.l1.get(namespace, self.key(policy, key_parts))
         if entry is None or self.clock() >= entry.fresh_until:
             return _MISSING
-        self._tally(namespace, "source", "requests")
+        if not counted:
+            self._tally(namespace, "source", "requests")
         self._tally(namespace, "l1", "hits")
         return entry.value
 
@@ -725,20 +730,21 @@ class CacheStack:
         *,
         scope: str | None = None,
         ttl: int | None = None,
+        _counted: bool = False,
     ) -> Any:
         """`get_or_load` for coroutines: the tiers are read in a thread, the loader awaited in the loop.
 
         Concurrent misses of a key in one event loop share one load (other loops, as other processes,
         wait on the Redis lock: a future belongs to its loop); a stale value inside the SWR window is
         served while that load runs. A load cancelled (its request gone) is not the waiters' outcome:
-        they go round again."""
+        they go round again, each still one request in the counters (`_counted`)."""
         ttl_check(ttl)
         key_parts = list(key_parts)
-        value = self._fresh_l1_value(namespace, key_parts)
+        value = self._fresh_l1_value(namespace, key_parts, _counted)
         if value is not _MISSING:
             _note_read(loaded=False)
             return value
-        policy, key, scope_key, found = await sync_to_async(self._prepare)(namespace, key_parts, scope)
+        policy, key, scope_key, found = await sync_to_async(self._prepare)(namespace, key_parts, scope, _counted)
         if found is None:
             _note_read(loaded=True)
             with self._loading(namespace):
@@ -758,7 +764,7 @@ class CacheStack:
             except TimeoutError:  # a load past a loader's lifetime is taken for hung, as in the sync path
                 return await self._aload_and_store(policy, key, scope_key, loader, found, ttl)
             if outcome is _MISSING:  # that load was cancelled
-                return await self.aget_or_load(namespace, key_parts, loader, scope=scope, ttl=ttl)
+                return await self.aget_or_load(namespace, key_parts, loader, scope=scope, ttl=ttl, _counted=True)
             value, generations = outcome
             if self._behind_seen(generations, found, scope_key):  # that load began before a write seen here
                 return await self._aload_and_store(policy, key, scope_key, loader, found, ttl)
