@@ -60,7 +60,13 @@ class SeriesInputSerializer(serializers.Serializer):
             if name in data and not CALENDAR_MARGIN <= data[name].replace(tzinfo=None) <= MAX_END:
                 raise serializers.ValidationError({name: "Too close to the calendar's limits."})
         data["end"] = data["end"].astimezone(UTC)  # the same zone's datetimes subtract by the wall clock
-        data["start"] = (data.get("start") or data["end"] - timedelta(hours=1)).astimezone(UTC)
+        if data.get("start") is None:
+            # The hour before `end`, begun on a whole step (as the dashboard asks): begun at `end` less an hour
+            # (12:04:37.2), every step straddled two minutes, so each minute's requests were shown a step early,
+            # under the label of the minute before, and the minute it began in was left out.
+            default = int((data["end"] - timedelta(hours=1)).timestamp()) // data["step"] * data["step"]
+            data["start"] = datetime.fromtimestamp(default, UTC)
+        data["start"] = data["start"].astimezone(UTC)
         if data["start"] >= data["end"]:
             raise serializers.ValidationError({"start": "Must be before end."})
         # A window wholly ahead of the clock has nothing recorded: answered with empty points, a typo in a year
