@@ -9,9 +9,16 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from tests.accounts.test_schedule_admin import _form
-
 pytestmark = pytest.mark.django_db
+
+
+def _form(schedule: PeriodicTask, crontab: CrontabSchedule, **changes) -> dict:
+    """The change form of `schedule` as an administrator submits it, with `changes`."""
+    data = {"name": schedule.name, "regtask": "", "task": schedule.task, "enabled": "on", "description": "",
+            "crontab": crontab.pk, "start_time_0": "", "start_time_1": "", "args": "[]", "kwargs": schedule.kwargs,
+            "expires_0": "", "expires_1": "", "expire_seconds": "", "queue": "", "exchange": "", "routing_key": "",
+            "priority": "", "headers": "{}"}  # fmt: skip
+    return {**data, **changes}
 
 
 @pytest.fixture
