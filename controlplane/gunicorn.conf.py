@@ -1,9 +1,14 @@
-"""Gunicorn hooks: Prometheus multiprocess metrics must forget a worker that has exited, and gunicorn's
-own error log must not write request targets (a FHIR identifier search carries an MRN in its query)."""
+"""Gunicorn hooks: Prometheus multiprocess metrics must forget a worker that has exited, gunicorn's own error
+log must not write request targets (a FHIR identifier search carries an MRN in its query), and the errors
+gunicorn answers itself, before Django, have a JSON body like every other error of the API."""
 
+import json
 import logging
 import os
+import re
 from pathlib import Path
+
+from gunicorn import util
 
 from apps.core.log_filters import gunicorn_logconfig
 
@@ -32,9 +37,33 @@ class RedactRequestTargets(logging.Filter):
         return True
 
 
+SERVER_ERROR_DETAILS = {
+    400: "The request line or a header is malformed.",
+    403: "The request was refused by the server's proxy rules.",
+    414: "The request line is too long.",
+    431: "The request's header fields are too large.",
+}
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's `util.write_error`, with the body every error of the API has: `{"detail", "code"}`, not an
+    HTML page. `mesg` is left out: it quotes what was sent (a request line with an MRN in its query)."""
+    code = re.sub(r"[^a-z0-9]+", "_", reason.lower()).strip("_")  # "URI Too Long": uri_too_long
+    detail = SERVER_ERROR_DETAILS.get(status_int, reason)
+    body = json.dumps({"detail": detail, "code": code}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin1") + body)
+
+
 def on_starting(server) -> None:
-    # Before the workers fork: each inherits the filter.
+    # Before the workers fork: each inherits the filter and the error writer (gunicorn's workers call
+    # `util.write_error` for a request they cannot parse: a bad request line or header, too long a line or
+    # too many header bytes, and for an error raised outside the application).
     logging.getLogger("gunicorn.error").addFilter(RedactRequestTargets())
+    util.write_error = write_json_error
     # Preload states left by this server's earlier life (killed before child_exit ran; in a container it is
     # PID 1 every time, and VAR_DIR outlives a restart): a new worker with an old pid is not still loading.
     for stale in (_var_dir() / "preload").glob(f"{os.getpid()}-*.json"):
