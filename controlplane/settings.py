@@ -526,9 +526,12 @@ AUDIT_GROUP_COMMIT_GATHER_MS = env.float("AUDIT_GROUP_COMMIT_GATHER_MS", default
 # --- Optimizer ------------------------------------------------------------------------------------
 # The cache hit rate an `optimize` run aims for when none is given (the brief's 80%), over this window.
 OPTIMIZER_CACHE_HIT_RATE_TARGET = env.float("OPTIMIZER_CACHE_HIT_RATE_TARGET", default=0.80, above=0, maximum=1)
-OPTIMIZER_CACHE_WINDOW_MINUTES = env.int("OPTIMIZER_CACHE_WINDOW_MINUTES", default=60, minimum=1)
+OPTIMIZER_CACHE_WINDOW_MINUTES = env.int("OPTIMIZER_CACHE_WINDOW_MINUTES", default=60, minimum=1, maximum=7 * 24 * 60)
 # A run still pending or running after this long lost its worker; the checker marks it failed.
-OPTIMIZER_RUN_DEADLINE_SECONDS = env.int("OPTIMIZER_RUN_DEADLINE_SECONDS", default=2 * 3600, minimum=1)
+# At most a week: past timedelta's range every checker pass raised OverflowError.
+OPTIMIZER_RUN_DEADLINE_SECONDS = env.int(
+    "OPTIMIZER_RUN_DEADLINE_SECONDS", default=2 * 3600, minimum=1, maximum=7 * 24 * 3600
+)
 # Request rollups of this window decide whether each service meets its response-time target.
 OPTIMIZER_SERVICE_WINDOW_MINUTES = env.int("OPTIMIZER_SERVICE_WINDOW_MINUTES", default=60, minimum=1)
 OPTIMIZER_SERVICE_MIN_REQUESTS = env.int("OPTIMIZER_SERVICE_MIN_REQUESTS", default=20, minimum=1)
@@ -544,7 +547,7 @@ SCALING_KUBECONFIG = env.str("SCALING_KUBECONFIG", default="")
 SCALING_KUBE_CONTEXT = env.str("SCALING_KUBE_CONTEXT", default="")
 SCALING_APPLY_TIMEOUT_SECONDS = env.float("SCALING_APPLY_TIMEOUT_SECONDS", default=10.0, above=0)
 SCALING_APPLY_MAX_ATTEMPTS = env.int("SCALING_APPLY_MAX_ATTEMPTS", default=6, minimum=1)
-SCALING_APPLY_STUCK_SECONDS = env.int("SCALING_APPLY_STUCK_SECONDS", default=600, minimum=1)
+SCALING_APPLY_STUCK_SECONDS = env.int("SCALING_APPLY_STUCK_SECONDS", default=600, minimum=1, maximum=7 * 24 * 3600)
 # Prometheus for workload history (query_range) and for KEDA's requests-per-pod trigger.
 SCALING_PROMETHEUS_URL = env.str("SCALING_PROMETHEUS_URL", default="")
 _require_scheme("SCALING_PROMETHEUS_URL", [SCALING_PROMETHEUS_URL] if SCALING_PROMETHEUS_URL else [],

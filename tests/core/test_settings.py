@@ -211,6 +211,10 @@ def test_a_bad_value_names_its_variable(tmp_path, variable, value, message):
         # 0.4 ms rounded to a statement timeout of 0 ms (none); past 2^31-1 ms PostgreSQL refused it at each run.
         ("OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS", "0.0004", "OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS must be at least 0.001"),
         ("OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS", "3000000", "OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS must be at least 0.001"),
+        # Past timedelta's range every checker pass raised OverflowError.
+        ("OPTIMIZER_RUN_DEADLINE_SECONDS", "10" + "0" * 14, "OPTIMIZER_RUN_DEADLINE_SECONDS must be at least 1 and"),
+        ("SCALING_APPLY_STUCK_SECONDS", "10" + "0" * 14, "SCALING_APPLY_STUCK_SECONDS must be at least 1 and at"),
+        ("OPTIMIZER_CACHE_WINDOW_MINUTES", "10" + "0" * 14, "OPTIMIZER_CACHE_WINDOW_MINUTES must be at least 1 and"),
     ],
 )
 def test_a_value_out_of_its_range_stops_start_up_naming_its_variable(tmp_path, variable, value, message):
