@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -38,16 +40,28 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 class InstantField(serializers.DateTimeField):
     """A moment: an ISO 8601 date-time with its offset (Z or +hh:mm), as FHIR asks, both for a measurement and
     for a filter's bound. Without one it was read on the server's clock (TIME_ZONE), where a time in the hour the
-    clocks go back names two instants and one of them was stored (or searched from) silently."""
+    clocks go back names two instants and one of them was stored (or searched from) silently. A filter
+    (`day_starts=True`) also takes a bare date, as FHIR's `date` does: the start of that day on the hospital's
+    clock, a moment the clocks' changes (at night, not at midnight, in the zones hospitals keep) leave single."""
 
     default_error_messages = {"naive": "Give the time with its offset: Z or +hh:mm (e.g. 2024-01-01T08:00:00Z)."}
 
+    def __init__(self, *, day_starts: bool = False, **kwargs) -> None:
+        self.day_starts = day_starts
+        super().__init__(**kwargs)
+
     def to_internal_value(self, value):
+        text = value.strip() if isinstance(value, str) else None
+        if self.day_starts and text is not None and DAY_PATTERN.fullmatch(text):
+            return super().to_internal_value(text)  # midnight on TIME_ZONE's clock, as DRF reads a naive time
         try:
-            parsed = parse_datetime(value.strip()) if isinstance(value, str) else None
+            parsed = parse_datetime(text) if text is not None else None
         except ValueError:  # well-formed but not a real time: the parent says so
             parsed = None
         if parsed is not None and timezone.is_naive(parsed):
@@ -102,8 +116,8 @@ class PatientOutputSerializer(serializers.ModelSerializer):
 # --- observations ---------------------------------------------------------------------------------
 class VitalsInputSerializer(SinceUntilMixin, serializers.Serializer):
     code = StrictCharField(required=False, help_text="Comma-separated LOINC codes.")
-    since = InstantField(required=False)
-    until = InstantField(required=False)
+    since = InstantField(required=False, day_starts=True)
+    until = InstantField(required=False, day_starts=True)
     latest = serializers.BooleanField(required=False, default=False, help_text="Only the newest of each code.")
     limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100,
                                      help_text="The newest N; not with latest=true.")  # fmt: skip
@@ -154,8 +168,8 @@ class ObservationCreateInputSerializer(serializers.Serializer):
 # --- encounters and medications -------------------------------------------------------------------
 class EncounterListInputSerializer(SinceUntilMixin, serializers.Serializer):
     status = serializers.ChoiceField(choices=Encounter.Status.choices, required=False)
-    since = InstantField(required=False)
-    until = InstantField(required=False)
+    since = InstantField(required=False, day_starts=True)
+    until = InstantField(required=False, day_starts=True)
     page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
 
 
