@@ -94,6 +94,9 @@ class Recommendation(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
+        # Claimed by one apply, committed before its change is made: a second apply at the same moment (two
+        # admins, a double click, `optimize --apply` beside the admin) finds it taken and makes nothing.
+        APPLYING = "applying", "Applying"
         APPLIED = "applied", "Applied"
         DISMISSED = "dismissed", "Dismissed"
         FAILED = "failed", "Failed to apply"

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
@@ -412,15 +413,21 @@ def _audit_decision(recommendation: Recommendation, user, via: str) -> None:
 
 
 def recommendation_apply(*, recommendation: Recommendation, user=None, via: str = "admin") -> Recommendation:
-    """Make the recommended change through its optimizer; who applied it is recorded and audited."""
+    """Make the recommended change through its optimizer, once; who applied it is recorded and audited.
+    The recommendation is claimed (applying, committed) before the change is made: a second apply at the same
+    moment (two admins, a double click, `optimize --apply` beside the admin) is refused with ValueError, as
+    for any decided recommendation. A claim whose process was lost is failed by the stuck checker."""
     with transaction.atomic():
         recommendation = Recommendation.objects.select_for_update().get(pk=recommendation.pk)
         if recommendation.status != Recommendation.Status.PENDING:
             raise ValueError(f"Recommendation {recommendation.pk} is {recommendation.get_status_display().lower()}.")
         if not recommendation.actionable:
             raise ValueError(f"Recommendation {recommendation.pk} is advice: there is nothing to apply.")
+        recommendation.status = Recommendation.Status.APPLYING
         recommendation.decided_by, recommendation.decided_via, recommendation.decided_at = user, via, timezone.now()
-    # Outside the lock's transaction: CREATE INDEX CONCURRENTLY cannot run inside one.
+        recommendation.save(update_fields=["status", "decided_by", "decided_via", "decided_at"])
+    # After the claim's commit (CREATE INDEX CONCURRENTLY cannot run inside a transaction, and a lock held
+    # through the change would be released by the commit anyway): from here every other apply sees it taken.
     try:
         outcome = STEPS[recommendation.step].apply(
             recommendation.change, recommendation.subject, evidence=recommendation.evidence
@@ -434,9 +441,52 @@ def recommendation_apply(*, recommendation: Recommendation, user=None, via: str 
     else:
         recommendation.status, recommendation.outcome = Recommendation.Status.APPLIED, outcome
     with transaction.atomic():
-        recommendation.save(update_fields=["status", "outcome", "decided_by", "decided_via", "decided_at"])
-        _audit_decision(recommendation, user, via)
+        # Still this apply's claim, or failed as lost by the stuck checker while the change went on: what
+        # really happened is recorded over the checker's guess.
+        finished = (
+            Recommendation.objects.filter(pk=recommendation.pk)
+            .filter(
+                Q(status=Recommendation.Status.APPLYING) | Q(status=Recommendation.Status.FAILED, outcome__lost=True)
+            )
+            .update(status=recommendation.status, outcome=recommendation.outcome)
+        )
+        if finished:
+            _audit_decision(recommendation, user, via)
+        else:  # decided otherwise meanwhile (never by another apply: it found the claim)
+            logger.warning("recommendation %s was decided while it was being applied", recommendation.pk)
     return recommendation
+
+
+APPLY_LOST_ERROR = (
+    "Its apply did not finish within OPTIMIZER_RUN_DEADLINE_SECONDS: its process was lost. Check whether the "
+    "change was made; a later run proposes it again while it is still needed."
+)
+
+
+def recommendations_fail_stuck(*, now=None) -> int:
+    """Recommendations claimed by an apply longer ago than a run may last (the apply's process was lost
+    between claim and outcome) are failed, so none stays applying for ever; the stuck checker calls this."""
+    now = now or timezone.now()
+    deadline = now - timedelta(seconds=settings.OPTIMIZER_RUN_DEADLINE_SECONDS)
+    count = 0
+    stuck = Recommendation.objects.filter(status=Recommendation.Status.APPLYING, decided_at__lt=deadline)
+    for pk in stuck.values_list("pk", flat=True):
+        with transaction.atomic():
+            recommendation = (
+                Recommendation.objects.select_for_update()
+                .filter(pk=pk, status=Recommendation.Status.APPLYING, decided_at__lt=deadline)
+                .first()
+            )
+            if recommendation is None:  # its apply finished meanwhile
+                continue
+            recommendation.status = Recommendation.Status.FAILED
+            recommendation.outcome = {"error": APPLY_LOST_ERROR, "lost": True}
+            recommendation.save(update_fields=["status", "outcome"])
+            _audit_decision(recommendation, None, "stuck checker")
+            count += 1
+    if count:
+        logger.warning("optimizer: %s recommendation(s) left applying by a lost process were failed", count)
+    return count
 
 
 def recommendation_dismiss(*, recommendation: Recommendation, user=None, via: str = "admin") -> Recommendation:
@@ -452,8 +502,10 @@ def recommendation_dismiss(*, recommendation: Recommendation, user=None, via: st
 
 
 def optimization_runs_fail_stuck(*, now=None) -> int:
-    """Runs past their deadline lost their worker (or never got one): mark them failed, never leave them."""
+    """Runs past their deadline lost their worker (or never got one): mark them failed, never leave them.
+    Recommendations an apply claimed as long ago are failed too (recommendations_fail_stuck)."""
     now = now or timezone.now()
+    recommendations_fail_stuck(now=now)
     deadline = now - timedelta(seconds=settings.OPTIMIZER_RUN_DEADLINE_SECONDS)
     stuck = OptimizationRun.objects.filter(
         status__in=[OptimizationRun.Status.PENDING, OptimizationRun.Status.RUNNING], started_at__lt=deadline
