@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from apps.audit.models import AuditEvent
-from apps.core.api.params import MAX_ID, SinceUntilMixin
+from apps.core.api.params import MAX_ID, InstantField, SinceUntilMixin
 
 
 class AuditListInputSerializer(SinceUntilMixin, serializers.Serializer):
@@ -10,8 +10,8 @@ class AuditListInputSerializer(SinceUntilMixin, serializers.Serializer):
     actor_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
     action = serializers.ChoiceField(choices=AuditEvent.Action.choices, required=False)
     resource_type = serializers.CharField(max_length=40, required=False)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = InstantField(required=False, day_starts=True)
+    until = InstantField(required=False, day_starts=True)
     page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
 
 

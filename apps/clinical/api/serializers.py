@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import validate_search_term
-from apps.core.api.params import MAX_ID, SinceUntilMixin
+from apps.core.api.params import MAX_ID, InstantField, SinceUntilMixin
 
 
 def _codes(value: str, known: dict) -> list[str]:
@@ -38,35 +34,6 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
-
-
-DAY_PATTERN = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-class InstantField(serializers.DateTimeField):
-    """A moment: an ISO 8601 date-time with its offset (Z or +hh:mm), as FHIR asks, both for a measurement and
-    for a filter's bound. Without one it was read on the server's clock (TIME_ZONE), where a time in the hour the
-    clocks go back names two instants and one of them was stored (or searched from) silently. A filter
-    (`day_starts=True`) also takes a bare date, as FHIR's `date` does: the start of that day on the hospital's
-    clock, a moment the clocks' changes (at night, not at midnight, in the zones hospitals keep) leave single."""
-
-    default_error_messages = {"naive": "Give the time with its offset: Z or +hh:mm (e.g. 2024-01-01T08:00:00Z)."}
-
-    def __init__(self, *, day_starts: bool = False, **kwargs) -> None:
-        self.day_starts = day_starts
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, value):
-        text = value.strip() if isinstance(value, str) else None
-        if self.day_starts and text is not None and DAY_PATTERN.fullmatch(text):
-            return super().to_internal_value(text)  # midnight on TIME_ZONE's clock, as DRF reads a naive time
-        try:
-            parsed = parse_datetime(text) if text is not None else None
-        except ValueError:  # well-formed but not a real time: the parent says so
-            parsed = None
-        if parsed is not None and timezone.is_naive(parsed):
-            self.fail("naive")
-        return super().to_internal_value(value)
 
 
 # --- patients -------------------------------------------------------------------------------------
