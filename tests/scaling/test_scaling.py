@@ -618,7 +618,7 @@ def test_the_brief_prediction_api(demo):
 def test_the_optimizer_scaling_step_proposes_a_higher_maximum_and_applies_it(demo):
     ScalingPolicy.objects.exclude(service__slug="embeddings").update(enabled=False)
     ScalingPolicy.objects.filter(service__slug="embeddings").update(max_replicas=3, emergency_min_replicas=3)
-    from tests.optimizer.conftest import optimize
+    from tests.optimizer.support import optimize
 
     run, output, code = optimize("scaling", "--inline", "--apply")
     assert code == 0, output
