@@ -3,7 +3,6 @@ import pytest
 from apps.clinical.loader import synthetic_patients_load
 from apps.optimizer.database import index_create, index_states
 from tests.clinical.support import LOAD_END
-from tests.optimizer.support import optimize as optimize  # re-exported for the modules that still import it here
 from tests.optimizer.support import sql
 
 

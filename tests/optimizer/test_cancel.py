@@ -11,7 +11,7 @@ from apps.optimizer import services
 from apps.optimizer.models import OptimizationRun, OptimizationStep
 from apps.optimizer.steps import STEPS
 from apps.optimizer.types import Draft, StepResult
-from tests.optimizer.conftest import optimize
+from tests.optimizer.support import optimize
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -63,7 +63,7 @@ def test_a_runaway_pattern_is_stopped_at_the_statement_timeout_and_reported_with
     assert _sql("SHOW statement_timeout") == [("0",)]
     [verdict] = STEPS["database"].verdicts({"patterns": list(rows.values())}, Goals(response_time_ms=100))
     assert verdict["met"] is False and "runaway" in verdict["subject"] and verdict["measured"] == 300
-    from tests.optimizer.conftest import optimize
+    from tests.optimizer.support import optimize
 
     run, output, code = optimize("database", "--inline", "--response-time", "0.1")
     assert code == 1 and run.targets_met is False, output

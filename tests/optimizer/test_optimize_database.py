@@ -5,7 +5,7 @@ from django.db import connection
 
 from apps.clinical.query_patterns import QUERY_PATTERNS
 from apps.optimizer.models import Recommendation
-from tests.optimizer.conftest import optimize
+from tests.optimizer.support import optimize
 
 pytestmark = pytest.mark.django_db(transaction=True)  # CREATE INDEX CONCURRENTLY cannot run in a transaction
 

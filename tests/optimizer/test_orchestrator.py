@@ -17,7 +17,7 @@ from apps.metrics.services import cache_series_record
 from apps.optimizer import caching as cache_optimizer
 from apps.optimizer import services
 from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
-from tests.optimizer.conftest import optimize
+from tests.optimizer.support import optimize
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
