@@ -50,6 +50,7 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
                 "fields": [
                     "min_replicas",
                     "max_replicas",
+                    "max_replicas_ceiling",
                     "target_cpu_pct",
                     "target_memory_pct",
                     "target_rps_per_pod",

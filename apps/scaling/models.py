@@ -37,6 +37,11 @@ def quantity_value(text: str) -> Decimal | None:
 _MATCHER = r"""\s*[A-Za-z_][A-Za-z0-9_]*\s*(?:=~|!~|!=|=)\s*(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*"""
 PROMETHEUS_SELECTOR = re.compile(rf"{_MATCHER}(?:,{_MATCHER})*,?\s*")
 
+# A forecast gone wrong (a spike in the history, a capacity per replica set far too low) asked the optimizer
+# for thousands of replicas, and `optimize --apply` raised the maximum to it: the cluster would have scaled
+# to that and the bill with it. Twice the default maximum, per policy in admin.
+MAX_REPLICAS_CEILING = 100
+
 DNS_LABEL = RegexValidator(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "A DNS label: lower case letters, digits, '-'.")
 
 
@@ -77,6 +82,11 @@ class ScalingPolicy(models.Model):
 
     min_replicas = models.PositiveIntegerField(default=2, validators=[MinValueValidator(1)])
     max_replicas = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1)])
+    max_replicas_ceiling = models.PositiveIntegerField(
+        "ceiling for the optimizer's maximum", default=MAX_REPLICAS_CEILING, validators=[MinValueValidator(1)],
+        help_text="The optimizer (optimize --apply, or its recommendation applied in admin) raises the maximum "
+        "replicas at most to this, whatever the forecast asks; above it only by hand.",
+    )  # fmt: skip
     target_cpu_pct = models.PositiveIntegerField(
         "target CPU (%)", null=True, blank=True, default=70, validators=[MinValueValidator(1), MaxValueValidator(100)]
     )

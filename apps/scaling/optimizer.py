@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from apps.core.services import fields_update
 from apps.optimizer.types import Draft, Goals, Progress, StepResult, verdict
 from apps.scaling import manifests, services
@@ -39,6 +41,7 @@ def _summary(policy: ScalingPolicy, report: dict, errors: list[str]) -> dict:
         "apply_state": policy.apply_state,
         "min_replicas": policy.min_replicas,
         "max_replicas": policy.max_replicas,
+        "max_replicas_ceiling": policy.max_replicas_ceiling,
     }
     request_rate = _latest(policy, WorkloadForecast.Metric.REQUEST_RATE)
     if request_rate is not None:
@@ -66,18 +69,40 @@ def _drafts(policy: ScalingPolicy, summary: dict, errors: list[str]) -> list[Dra
     drafts = []
     plan = summary.get("plan")
     if plan and plan["needed_peak"] > policy.max_replicas:
-        drafts.append(
-            Draft(
-                kind="scaling_max_replicas",
-                subject=policy.service.slug,
-                title=f"Raise {policy.service.slug}'s maximum replicas from {policy.max_replicas} "
-                f"to {plan['needed_peak']}",
-                reason="The P90 request-rate forecast needs more replicas than the maximum allows: "
-                + " ".join(plan["reasons"]),
-                change={"max_replicas": plan["needed_peak"]},
-                evidence=plan,
-            )
+        needed, ceiling, slug = plan["needed_peak"], policy.max_replicas_ceiling, policy.service.slug
+        reason = "The P90 request-rate forecast needs more replicas than the maximum allows: " + " ".join(
+            plan["reasons"]
         )
+        held = f"The forecast needs {needed} replicas, above this policy's ceiling for the optimizer ({ceiling})"
+        evidence = {**plan, "max_replicas_ceiling": ceiling, "capped": needed > ceiling}
+        raised = min(needed, ceiling)
+        if raised > policy.max_replicas:
+            drafts.append(
+                Draft(
+                    kind="scaling_max_replicas",
+                    subject=slug,
+                    title=f"Raise {slug}'s maximum replicas from {policy.max_replicas} to {raised}"
+                    + (f", its ceiling (the forecast needs {needed})" if needed > ceiling else ""),
+                    reason=reason
+                    + (f" {held}: raised to the ceiling; above it only by hand." if needed > ceiling else ""),
+                    change={"max_replicas": raised},
+                    evidence=evidence,
+                )
+            )
+        else:
+            drafts.append(
+                Draft(
+                    kind="scaling_max_replicas_ceiling",
+                    subject=slug,
+                    title=f"{slug} needs {needed} replicas, above its ceiling of {ceiling}: check the forecast",
+                    reason=f"{reason} {held} and its maximum ({policy.max_replicas}): the optimizer raises it no "
+                    "further. Check the capacity per replica and the history; raise the ceiling or the maximum by "
+                    "hand if the load is real.",
+                    change={},
+                    evidence=evidence,
+                    actionable=False,
+                )
+            )
     if errors:
         drafts.append(
             Draft(
@@ -94,8 +119,23 @@ def _drafts(policy: ScalingPolicy, summary: dict, errors: list[str]) -> list[Dra
 
 
 def apply(change: dict, subject: str) -> dict:
-    _, before = fields_update(ScalingPolicy.objects.filter(service__slug=subject), change)
-    return {"service": subject, "before": before, "after": change}
+    """Raise the maximum replicas, held to the policy's ceiling as it is now (a proposal made before the
+    ceiling, or before an admin lowered it, asks for more); never lowers it. The outcome says when the
+    ceiling held it."""
+    with transaction.atomic():
+        policy = ScalingPolicy.objects.select_for_update().get(service__slug=subject)
+        asked, ceiling = change["max_replicas"], policy.max_replicas_ceiling
+        raised = min(asked, ceiling)
+        if raised <= policy.max_replicas:
+            raise ValueError(
+                f"{subject}'s maximum is already {policy.max_replicas} replicas, at or above the {raised} this "
+                f"would raise it to (asked {asked}, ceiling {ceiling}): nothing to raise."
+            )
+        _, before = fields_update(ScalingPolicy.objects.filter(pk=policy.pk), {"max_replicas": raised})
+    outcome = {"service": subject, "before": before, "after": {"max_replicas": raised}}
+    if asked > ceiling:
+        outcome["capped"] = {"asked": asked, "ceiling": ceiling}
+    return outcome
 
 
 def verdicts(findings: dict, goals: Goals) -> list[dict]:
