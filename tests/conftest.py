@@ -153,8 +153,3 @@ def worker():
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
-
-
-# Still imported under this name by tests/metrics/test_recorder_exit*.py and
-# tests/inference/test_overview_without_torch.py.
-_test_database_url = database_url

@@ -9,8 +9,7 @@ import pytest
 
 from apps.inference import serving
 from apps.inference.models import ModelDeployment
-from tests.conftest import _test_database_url
-from tests.helpers import run_python
+from tests.helpers import database_url, run_python
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the fresh process reads the rows: committed
 
@@ -29,7 +28,7 @@ def test_the_overview_reads_no_torch_and_still_names_the_fallback(device):
     for name, measured in (("measured-int8", "int8"), ("measured-nf4", "nf4")):
         ModelDeployment.objects.create(name=name, source=ModelDeployment.Source.MINILM, task="embedding",
                                        device=device, quantization="auto", chosen_quantization=measured)  # fmt: skip
-    done = run_python(OVERVIEW, env={**os.environ, "DATABASE_URL": _test_database_url()}, timeout=120)
+    done = run_python(OVERVIEW, env={**os.environ, "DATABASE_URL": database_url()}, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     shown = json.loads(done.stdout.strip().splitlines()[-1])
     assert shown["torch_loaded"] is False

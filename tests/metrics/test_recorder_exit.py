@@ -8,8 +8,7 @@ import os
 import pytest
 
 from apps.metrics.models import RequestRollup
-from tests.conftest import _test_database_url
-from tests.helpers import run_python
+from tests.helpers import database_url, run_python
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,7 +23,7 @@ for elapsed_us in (900_000, 1_200_000):
 
 def test_timings_not_flushed_yet_are_written_when_the_process_exits():
     # A flush interval no exit comes near: only the exit's own flush can write them.
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "METRICS_BACKGROUND_FLUSH": "true",
+    env = {**os.environ, "DATABASE_URL": database_url(), "METRICS_BACKGROUND_FLUSH": "true",
            "METRICS_FLUSH_SECONDS": "3600"}  # fmt: skip
     finished = run_python(RECORD_AND_EXIT, env)
     assert finished.returncode == 0, finished.stderr

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from tests.conftest import _test_database_url
+from tests.helpers import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -102,7 +102,7 @@ class HangingProxy:
 def test_an_exit_against_a_hung_database_is_bounded_and_says_what_it_drops():
     db = connection.settings_dict
     proxy = HangingProxy((db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
-    url = _test_database_url().replace(f"@{db['HOST']}:{db['PORT']}/", f"@127.0.0.1:{proxy.port}/")
+    url = database_url().replace(f"@{db['HOST']}:{db['PORT']}/", f"@127.0.0.1:{proxy.port}/")
     env = {**os.environ, "DATABASE_URL": url, "METRICS_BACKGROUND_FLUSH": "true", "METRICS_FLUSH_SECONDS": "3600",
            "DJANGO_SETTINGS_MODULE": "controlplane.settings", "LOG_FORMAT": "plain"}  # fmt: skip
     process = subprocess.Popen([sys.executable, "-c", RECORD_THEN_EXIT_ON_CUE], cwd=REPO_ROOT, env=env, text=True,
