@@ -1,5 +1,5 @@
-"""Helpers shared by the inference tests: an embedding deployment, a call to it, and a model that fails
-part-way through a generation."""
+"""Helpers shared by the inference tests: an embedding deployment, a call to it, an admin's edit of it, a
+loader that fails for one mode, and a model that fails part-way through a generation."""
 
 from __future__ import annotations
 
@@ -18,6 +18,31 @@ def deployment(name: str, **fields) -> ModelDeployment:
     """A MiniLM embedding deployment on the CPU, fp32 unless `fields` say otherwise."""
     return ModelDeployment.objects.create(name=name, source=ModelDeployment.Source.MINILM, task="embedding",
                                           device="cpu", **{"quantization": "fp32", **fields})  # fmt: skip
+
+
+class LoadFailingIn:
+    """The real loader, but `mode` raises `error` while `failing` is set; every mode asked for is kept."""
+
+    def __init__(self, mode: str, error: Exception) -> None:
+        from apps.inference import serving
+
+        self.mode, self.error, self.failing, self.asked = mode, error, True, []
+        self.real = serving.load
+
+    def __call__(self, spec, mode):
+        self.asked.append(mode)
+        if mode == self.mode and self.failing:
+            raise self.error
+        return self.real(spec, mode)
+
+
+def edit(row: ModelDeployment, **fields) -> ModelDeployment:
+    """An admin's edit (a save, which moves updated_at), bypassing clean() as a row edited on another host
+    (where nf4 could run) would."""
+    for name, value in fields.items():
+        setattr(row, name, value)
+    row.save()
+    return ModelDeployment.objects.get(pk=row.pk)
 
 
 class FailingModel:

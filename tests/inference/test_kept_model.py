@@ -11,40 +11,9 @@ from django.db import connection
 
 from apps.inference import serving
 from apps.inference.models import ModelDeployment
-from tests.inference.test_load_failures import _forget_failures, deployment, embed  # noqa: F401
+from tests.inference.support import LoadFailingIn, deployment, edit, embed
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _let_go_of_test_models():
-    held = set(serving._served)
-    yield
-    for pk in set(serving._served) - held:
-        serving._served.pop(pk).batcher.close()
-
-
-class LoadFailingIn:
-    """The real loader, but `mode` raises `error` while `failing` is set; every mode asked for is kept."""
-
-    def __init__(self, mode: str, error: Exception) -> None:
-        self.mode, self.error, self.failing, self.asked = mode, error, True, []
-        self.real = serving.load
-
-    def __call__(self, spec, mode):
-        self.asked.append(mode)
-        if mode == self.mode and self.failing:
-            raise self.error
-        return self.real(spec, mode)
-
-
-def edit(row: ModelDeployment, **fields) -> ModelDeployment:
-    """An admin's edit (a save, which moves updated_at), bypassing clean() as a row edited on another host
-    (where nf4 could run) would."""
-    for name, value in fields.items():
-        setattr(row, name, value)
-    row.save()
-    return ModelDeployment.objects.get(pk=row.pk)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("_let_go_of_test_models")]
 
 
 def test_a_mode_that_cannot_run_here_keeps_the_model_served_before_the_edit(api, token, monkeypatch, caplog):

@@ -14,14 +14,6 @@ from tests.inference.support import deployment, embed
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _forget_failures():
-    """Cleared after every test by tests/conftest.py too; kept while test_kept_model and
-    test_serving_mode_shown import it from here."""
-    yield
-    serving._failures.clear()
-
-
 class FailingLoad:
     def __init__(self, error: Exception) -> None:
         self.error, self.calls = error, 0

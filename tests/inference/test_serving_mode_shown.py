@@ -7,10 +7,9 @@ import pytest
 
 from apps.inference import serving
 from apps.inference.models import ModelDeployment
-from tests.inference.test_kept_model import LoadFailingIn, _let_go_of_test_models, edit  # noqa: F401
-from tests.inference.test_load_failures import _forget_failures, deployment, embed  # noqa: F401
+from tests.inference.support import LoadFailingIn, deployment, edit, embed
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("_let_go_of_test_models")]
 
 URL = "/api/v1/inference/deployments/"
 
