@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from apps.accounts.roles import ADMINISTRATORS, OPERATORS
+from tests.accounts.support import schedule_form
 
 pytestmark = pytest.mark.django_db
 
@@ -25,14 +26,6 @@ def nightly() -> PeriodicTask:
     )
 
 
-def _form(schedule: PeriodicTask, crontab: CrontabSchedule, **changes) -> dict:
-    data = {"name": schedule.name, "regtask": "", "task": schedule.task, "enabled": "on", "description": "",
-            "crontab": crontab.pk, "start_time_0": "", "start_time_1": "", "args": "[]", "kwargs": schedule.kwargs,
-            "expires_0": "", "expires_1": "", "expire_seconds": "", "queue": "", "exchange": "", "routing_key": "",
-            "priority": "", "headers": "{}"}  # fmt: skip
-    return {**data, **changes}
-
-
 def test_an_operator_retimes_a_schedule_but_cannot_change_what_it_runs(client, django_user_model, nightly):
     client.force_login(_staff(django_user_model, "op", OPERATORS))
     schedules = PeriodicTask.objects.count()
@@ -40,7 +33,9 @@ def test_an_operator_retimes_a_schedule_but_cannot_change_what_it_runs(client, d
     hostile = {"apply": True, "target": "all"}
     response = client.post(
         f"/admin/django_celery_beat/periodictask/{nightly.pk}/change/",
-        _form(nightly, later, task="scaling.apply_policy", kwargs=json.dumps(hostile), queue="inference", enabled=""),
+        schedule_form(
+            nightly, later, task="scaling.apply_policy", kwargs=json.dumps(hostile), queue="inference", enabled=""
+        ),
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     nightly.refresh_from_db()
@@ -57,7 +52,7 @@ def test_an_administrator_chooses_the_task_and_its_arguments(client, django_user
     client.force_login(_staff(django_user_model, "adm", ADMINISTRATORS))
     response = client.post(
         f"/admin/django_celery_beat/periodictask/{nightly.pk}/change/",
-        _form(nightly, nightly.crontab, kwargs='{"target": "cache"}'),
+        schedule_form(nightly, nightly.crontab, kwargs='{"target": "cache"}'),
     )
     assert response.status_code == 302, response.content.decode()[:3000]
     nightly.refresh_from_db()

@@ -6,7 +6,7 @@ from django.contrib.auth.models import Group
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from apps.accounts.roles import OPERATORS
-from tests.accounts.test_schedule_admin import _form
+from tests.accounts.support import schedule_form
 
 pytestmark = pytest.mark.django_db
 
@@ -53,12 +53,12 @@ def test_an_administrator_s_empty_headers_mean_none_not_a_500(admin_client, nigh
     task, crontab = nightly
     admin_client.raise_request_exception = False
     response = admin_client.post(f"/admin/django_celery_beat/periodictask/{task.pk}/change/",
-                                 _form(task, crontab, headers=""))  # fmt: skip
+                                 schedule_form(task, crontab, headers=""))  # fmt: skip
     assert response.status_code == 302
     task.refresh_from_db()
     assert task.headers == "{}"
     response = admin_client.post(f"/admin/django_celery_beat/periodictask/{task.pk}/change/",
-                                 _form(task, crontab, headers="[1, 2]"))  # fmt: skip
+                                 schedule_form(task, crontab, headers="[1, 2]"))  # fmt: skip
     assert response.status_code == 200 and "headers" in response.context["adminform"].form.errors
 
 
@@ -66,7 +66,7 @@ def test_a_task_name_its_field_refuses_is_a_field_error(admin_client, nightly):
     task, crontab = nightly
     admin_client.raise_request_exception = False
     response = admin_client.post(f"/admin/django_celery_beat/periodictask/{task.pk}/change/",
-                                 _form(task, crontab, task="optimizer.\x00scheduled_run"))  # fmt: skip
+                                 schedule_form(task, crontab, task="optimizer.\x00scheduled_run"))  # fmt: skip
     assert response.status_code == 200
     assert "task" in response.context["adminform"].form.errors
     task.refresh_from_db()
