@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from apps.core.ports import free_port
-from tests.helpers import REPO_ROOT, VENV_BIN, wait_for
+from tests.helpers import REPO_ROOT, VENV_BIN, stop_group, wait_for
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="POSIX signals")
 
@@ -37,12 +37,6 @@ def _run(tmp_path: Path, procfile: str) -> tuple[subprocess.Popen, Path]:
     return manager, log
 
 
-def _stop(manager: subprocess.Popen) -> None:
-    if manager.poll() is None:
-        os.killpg(manager.pid, signal.SIGKILL)
-    manager.wait(timeout=30)
-
-
 def test_a_ctrl_c_reports_the_live_server_s_graceful_stop_as_rc_0(tmp_path):
     manager, log = _run(tmp_path, f"live: {_procfile_line('live')}\n")
     try:
@@ -51,7 +45,7 @@ def test_a_ctrl_c_reports_the_live_server_s_graceful_stop_as_rc_0(tmp_path):
         manager.send_signal(signal.SIGINT)  # the terminal's Ctrl-C, to the manager
         manager.wait(timeout=60)
     finally:
-        _stop(manager)
+        stop_group(manager, signal.SIGKILL)  # whatever of the run is left, its processes included
     text = log.read_text()
     assert "sending SIGTERM to live.1" in text, text
     assert "live.1 stopped (rc=0)" in text, text  # was rc=-15: uvicorn raises the SIGTERM again once stopped
@@ -64,7 +58,7 @@ def test_a_sigterm_the_manager_did_not_send_is_still_reported(tmp_path):
     try:
         manager.wait(timeout=60)  # its end stops the run
     finally:
-        _stop(manager)
+        stop_group(manager, signal.SIGKILL)  # whatever of the run is left, its processes included
     text = log.read_text()
     assert "killed.1 stopped (rc=-15)" in text, text
     assert manager.returncode != 0, text
