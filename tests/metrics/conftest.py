@@ -1,5 +1,4 @@
-"""Receivers on loopback for the alerts' webhooks: one speaking HTTP, one answering something else; and the
-alert evaluation as the beat task runs it."""
+"""Receivers on loopback for the alerts' webhooks: one speaking HTTP, one answering something else."""
 
 from __future__ import annotations
 
@@ -9,9 +8,6 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-from django.test import TestCase
-
-from apps.metrics import services
 
 
 @pytest.fixture
@@ -58,22 +54,3 @@ def non_http_receiver():
     stop.set()
     thread.join()
     listener.close()
-
-
-def alerts_evaluate_committed(**options):
-    """`alerts_evaluate` as the beat task runs it, outside any transaction: each rule's savepoint commits,
-    and its pages go out then (on commit). A test's own transaction never commits, so its on-commit
-    callbacks are run as the evaluation ends."""
-    with TestCase.captureOnCommitCallbacks(execute=True):
-        return services.alerts_evaluate(**options)
-
-
-def host_sample(*, at=None, host: str = "worker-a", cpu: float = 10.0, memory: float = 10.0):
-    """A resource monitor sample (the CPU and memory alerts read them, per host)."""
-    from django.utils import timezone
-
-    from apps.resources.models import ResourceSample
-
-    sample = ResourceSample.objects.create(host=host, cpu_pct=cpu, memory_pct=memory, disk_pct=10.0)
-    ResourceSample.objects.filter(pk=sample.pk).update(at=at or timezone.now())  # `at` is auto_now_add
-    return sample

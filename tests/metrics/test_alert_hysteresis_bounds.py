@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from apps.metrics import services
 from apps.metrics.models import Alert, AlertRule
-from tests.metrics.conftest import alerts_evaluate_committed, host_sample
+from tests.metrics.support import alerts_evaluate_committed, host_sample
 
 pytestmark = pytest.mark.django_db
 

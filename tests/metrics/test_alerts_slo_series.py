@@ -12,7 +12,7 @@ from apps.metrics import selectors, services
 from apps.metrics.models import Alert, AlertRule, MetricPoint, RequestRollup
 from apps.metrics.recorder import Recorder
 from apps.services.models import Service
-from tests.metrics.conftest import alerts_evaluate_committed, host_sample
+from tests.metrics.support import alerts_evaluate_committed, host_sample
 
 pytestmark = pytest.mark.django_db
 
@@ -241,8 +241,6 @@ def test_a_gap_in_the_data_restarts_the_for_duration():
 
 def test_prometheus_has_each_hosts_latest_sample_labelled(client):
     """The monitor lands on any worker: the latest sample of any host made cp_host_cpu_pct jump between pods."""
-    from tests.metrics.conftest import host_sample
-
     now = timezone.now()
     host_sample(host="worker-a", cpu=95.0, at=now - timedelta(seconds=30))
     host_sample(host="worker-a", cpu=91.0, at=now - timedelta(seconds=60))
@@ -272,8 +270,6 @@ def test_metrics_allowed_addresses_may_be_networks(client, settings, allowed, re
 def test_the_live_snapshot_shows_the_busiest_hosts_figures():
     """The newest sample of any host showed whichever pod the monitor last ran on: a saturated worker only
     half the time."""
-    from tests.metrics.conftest import host_sample
-
     now = timezone.now()
     host_sample(host="worker-a", cpu=96.0, memory=40.0, at=now - timedelta(seconds=20))
     host_sample(host="worker-b", cpu=8.0, memory=88.0, at=now - timedelta(seconds=5))

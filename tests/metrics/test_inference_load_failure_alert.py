@@ -10,7 +10,7 @@ import pytest
 from apps.metrics import selectors, services
 from apps.metrics.models import Alert, AlertRule, MetricPoint
 from apps.resources.selectors import database_now
-from tests.metrics.conftest import alerts_evaluate_committed
+from tests.metrics.support import alerts_evaluate_committed
 
 pytestmark = pytest.mark.django_db
 

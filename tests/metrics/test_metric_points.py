@@ -42,7 +42,7 @@ def test_a_host_series_is_the_busiest_hosts_not_a_blend_of_every_pod(staff_api):
     """The monitor records each host's sample into the same `host.memory_pct` series: a worker at 97% of its
     memory limit beside an idle api pod read 63.5% on the dashboard, which the alert (busiest host) and the live
     feed never showed. Each step is the busiest host's mean, as they judge it."""
-    from tests.metrics.conftest import host_sample
+    from tests.metrics.support import host_sample
 
     start = timezone.now().replace(second=0, microsecond=0) - timedelta(minutes=3)
     for offset, (host, memory) in enumerate((("worker-a", 96.0), ("api-1", 30.0), ("worker-a", 98.0))):

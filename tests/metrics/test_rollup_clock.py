@@ -6,8 +6,7 @@ Only the recorder's clock is moved (its module's `time`); the database's is the 
 
 from __future__ import annotations
 
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -15,35 +14,9 @@ from apps.metrics import recorder as recorder_module
 from apps.metrics.models import RequestRollup
 from apps.metrics.recorder import Recorder
 from apps.resources.selectors import database_now
+from tests.metrics.support import ShiftedClock, minutes_between
 
 pytestmark = pytest.mark.django_db
-
-# A reading's error is the query's round trip (this host and the database share a machine here): a second of
-# slack on each side keeps a request made at a minute's edge from failing, and is far under any shift tested.
-SLACK = timedelta(seconds=1)
-
-
-class ShiftedClock:
-    """The `time` module as the recorder sees it, its wall clock `shift` seconds off (monotonic time untouched)."""
-
-    def __init__(self, shift: float):
-        self.shift = shift
-
-    def time(self) -> float:
-        return time.time() + self.shift
-
-    def __getattr__(self, name: str):
-        return getattr(time, name)
-
-
-def _minutes_between(earliest: datetime, latest: datetime) -> set[datetime]:
-    """Every minute from the one `earliest` falls in to the one `latest` falls in."""
-    minute = (earliest - SLACK).astimezone(UTC).replace(second=0, microsecond=0)
-    minutes = set()
-    while minute <= latest + SLACK:
-        minutes.add(minute)
-        minute += timedelta(minutes=1)
-    return minutes
 
 
 @pytest.mark.parametrize("shift", [-95, 3635], ids=["host-95s-behind", "host-an-hour-ahead"])
@@ -57,7 +30,7 @@ def test_a_host_with_its_clock_off_writes_into_the_databases_minute(monkeypatch,
     after = database_now()
     row = RequestRollup.objects.get(route=route)
     assert row.count == 1
-    assert row.minute in _minutes_between(before, after)
+    assert row.minute in minutes_between(before, after)
 
 
 def test_each_request_keeps_the_minute_it_happened_in_not_the_flushs():
@@ -75,8 +48,8 @@ def test_each_request_keeps_the_minute_it_happened_in_not_the_flushs():
         after = database_now()
     early = RequestRollup.objects.get(route="api/v1/clock-early/").minute
     late = RequestRollup.objects.get(route="api/v1/clock-late/").minute
-    assert late in _minutes_between(before, after)
-    assert early in _minutes_between(before - timedelta(minutes=2), after - timedelta(minutes=2))
+    assert late in minutes_between(before, after)
+    assert early in minutes_between(before - timedelta(minutes=2), after - timedelta(minutes=2))
 
 
 def test_a_clock_read_with_a_slow_round_trip_keeps_the_offset_measured_before(monkeypatch):

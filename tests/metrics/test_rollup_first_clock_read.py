@@ -16,7 +16,7 @@ from apps.metrics.models import RequestRollup
 from apps.metrics.recorder import Recorder
 from apps.resources import selectors as resources_selectors
 from apps.resources.selectors import database_now
-from tests.metrics.test_rollup_clock import ShiftedClock, _minutes_between
+from tests.metrics.support import ShiftedClock, minutes_between
 
 pytestmark = pytest.mark.django_db
 
@@ -48,7 +48,7 @@ def test_a_batch_whose_first_clock_read_failed_is_written_in_the_databases_minut
     after = database_now()
     row = RequestRollup.objects.get(route="api/v1/first-read-fails/")
     assert row.count == 1
-    assert row.minute in _minutes_between(before, after)
+    assert row.minute in minutes_between(before, after)
     assert process.pending_requests() == 0
 
 
@@ -72,7 +72,7 @@ def test_with_the_breaker_open_from_the_start_the_requests_wait_for_the_first_cl
     assert process.flush() == 1
     row = RequestRollup.objects.get(route="api/v1/breaker-open-first/")
     assert row.count == 4
-    assert row.minute in _minutes_between(before, database_now())
+    assert row.minute in minutes_between(before, database_now())
 
 
 def test_a_batch_kept_unfolded_is_bounded(monkeypatch, breaker_closed_after):
