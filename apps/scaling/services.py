@@ -335,7 +335,8 @@ def peak_windows(recommendation: ScalingRecommendation | None, floor: int, ceili
     change neither splits a run nor overlaps two; a window starts and ends on the plan's own minutes (a
     zone off by half an hour plans at hh:30). A run of a whole day on the clock (24 hours, 23 the night the
     clocks go forward) is two windows of half of it each: one window would start and end at the same time,
-    which KEDA refuses. Replicas are held to `ceiling`, the maximum now: a plan
+    which KEDA refuses; a single hour that ends at the time it starts (the first 01:00 of the night the clocks
+    go back) is the hour on the clock, both 01:00s. Replicas are held to `ceiling`, the maximum now: a plan
     made under a higher one would ask KEDA for more than its maxReplicaCount, and the manifests would be
     refused until the next plan."""
     if recommendation is None:
@@ -358,8 +359,12 @@ def peak_windows(recommendation: ScalingRecommendation | None, floor: int, ceili
         # go forward (a run from 00:00 to 00:00 there was one window KEDA refused, every policy's export and
         # apply stopped until the next plan).
         whole_day = (run[-1][0] + hour_long).strftime("%H:%M") == run[0][0].strftime("%H:%M")
-        for part in (run[: len(run) // 2], run[len(run) // 2 :]) if whole_day else (run,):
+        for part in (run[: len(run) // 2], run[len(run) // 2 :]) if whole_day and len(run) > 1 else (run,):
             start, end = part[0][0], part[-1][0] + hour_long  # real time: 01:00 + 1 h may read 01:00 or 03:00
+            if len(run) == 1 and whole_day:
+                # The first 01:00 of the night the clocks go back ends at 01:00 again: a window of an hour on
+                # the clock (01:00-02:00, both 01:00s), not one that starts and ends at once (a crash here).
+                end = (start.tz_localize(None) if start.tzinfo is not None else start) + hour_long
             windows.append(
                 {
                     "start_hour": start.hour,

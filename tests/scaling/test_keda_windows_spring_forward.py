@@ -33,3 +33,16 @@ def test_a_whole_day_is_still_two_windows_and_a_shorter_run_one(settings):
     assert [(w["start_hour"], w["end_hour"]) for w in windows] == [(15, 3), (3, 15)]
     windows = services.peak_windows(SimpleNamespace(hours=_hours("2026-11-20T15:00:00+00:00", 23)), floor=2)
     assert [(w["start_hour"], w["end_hour"]) for w in windows] == [(15, 14)]
+
+
+def test_the_first_of_the_two_1_00_hours_alone_is_the_hour_on_the_clock(settings):
+    """The night the clocks go back, the first 01:00 (05:00Z) ends one real hour later at 01:00 again: a run of
+    that hour alone was split into an empty half and raised IndexError (every manifest preview, export and
+    checker pass of the policy; before the split, one window KEDA refused)."""
+    settings.TIME_ZONE = "America/New_York"
+    hours = [{"at": "2026-11-01T04:00:00+00:00", "replicas": 1}, {"at": "2026-11-01T05:00:00+00:00", "replicas": 5},
+             {"at": "2026-11-01T06:00:00+00:00", "replicas": 1}]  # fmt: skip
+    windows = services.peak_windows(SimpleNamespace(hours=hours), floor=2)
+    assert [(w["start_hour"], w["end_hour"], w["replicas"]) for w in windows] == [(1, 2, 5)]
+    docs = manifests.documents(ServiceScaling(name="busy", keda_enabled=True, peak_windows=windows))
+    assert manifests.validate(docs) == []
