@@ -11,7 +11,7 @@ import pytest
 
 from apps.resources import pools, tasks
 from apps.resources.models import ResourceSample
-from tests.resources.conftest import use_thresholds
+from tests.resources.support import use_thresholds
 
 pytestmark = pytest.mark.django_db
 QUIET = {"cpu": 101.0, "memory": 101.0, "disk": 101.0, "pool": 90.0, "redis_memory": 101.0}

@@ -4,7 +4,7 @@ import pytest
 
 from apps.resources import services
 from apps.resources.models import ResourceRecommendation
-from tests.resources.conftest import use_thresholds
+from tests.resources.support import use_thresholds
 
 pytestmark = pytest.mark.django_db
 

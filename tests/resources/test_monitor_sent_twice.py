@@ -19,7 +19,7 @@ from apps.core.tasks import heartbeat
 from apps.resources import services, tasks
 from apps.resources.models import ResourceSample
 from tests.helpers import at_once, wait_for
-from tests.resources.conftest import use_thresholds
+from tests.resources.support import use_thresholds
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

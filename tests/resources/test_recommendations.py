@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.resources import services, tasks
 from apps.resources.models import ResourceRecommendation, ResourceSample
-from tests.resources.conftest import use_thresholds
+from tests.resources.support import use_thresholds
 
 pytestmark = pytest.mark.django_db
 

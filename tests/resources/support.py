@@ -1,3 +1,5 @@
+"""Helpers shared by the resource monitor's tests: the thresholds as edited in admin, for a block."""
+
 from contextlib import contextmanager
 
 from apps.resources.models import ResourceThreshold
