@@ -18,7 +18,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
-from apps.clinical.identifiers import URI_PATTERN  # plain Python, no Django: safe at settings time
+from apps.clinical.identifiers import MAX_SYSTEM_LENGTH, URI_PATTERN  # plain Python, no Django: safe at settings time
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -237,7 +237,7 @@ TEMPLATES = [
 # without "database is locked" losing work.
 DB_POOL_MIN_SIZE = env.int("DB_POOL_MIN_SIZE", default=10, minimum=0)
 DB_POOL_MAX_SIZE = env.int("DB_POOL_MAX_SIZE", default=50, minimum=1)
-DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=10.0, above=0)
+DB_POOL_TIMEOUT = env.float("DB_POOL_TIMEOUT", default=10.0, above=0, maximum=3600)
 DB_SERVER_SIDE_BINDING = env.bool("DB_SERVER_SIDE_BINDING", default=True)
 DB_PREPARE_THRESHOLD = env.int("DB_PREPARE_THRESHOLD", default=5, minimum=0)
 if DB_POOL_MIN_SIZE > DB_POOL_MAX_SIZE:  # psycopg_pool refuses it at the first query, not at start-up
@@ -364,8 +364,8 @@ if not all(_is_encryption_key(key) for key in CACHE_ENCRYPTION_KEYS):
         '`python -c "import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())"`.'
     )
 CACHE_L1_MAX_BYTES = env.int("CACHE_L1_MAX_BYTES", default=64 * 1024 * 1024, minimum=0)
-CACHE_SINGLE_FLIGHT_WAIT_SECONDS = env.float("CACHE_SINGLE_FLIGHT_WAIT_SECONDS", default=2.0, minimum=0)
-CACHE_REDIS_BREAKER_SECONDS = env.float("CACHE_REDIS_BREAKER_SECONDS", default=3.0, minimum=0)
+CACHE_SINGLE_FLIGHT_WAIT_SECONDS = env.float("CACHE_SINGLE_FLIGHT_WAIT_SECONDS", default=2.0, minimum=0, maximum=3600)
+CACHE_REDIS_BREAKER_SECONDS = env.float("CACHE_REDIS_BREAKER_SECONDS", default=3.0, minimum=0, maximum=3600)
 
 # The resource monitor's thresholds, in percent (the brief's: CPU 70, memory 80, disk 90, pool 90).
 RESOURCE_THRESHOLDS = {
@@ -394,14 +394,14 @@ for _entry in METRICS_ALLOWED_IPS:  # a typo was only a warning at the first scr
         ) from None
 # Request timing (apps/metrics/middleware.py): off only to measure its own overhead (bench/metrics.py).
 METRICS_REQUEST_TIMING = env.bool("METRICS_REQUEST_TIMING", default=True)
-METRICS_FLUSH_SECONDS = env.float("METRICS_FLUSH_SECONDS", default=5.0, above=0)
+METRICS_FLUSH_SECONDS = env.float("METRICS_FLUSH_SECONDS", default=5.0, above=0, maximum=3600)
 # A process's exit waits at most this long for the database to take its last request timings (a hung
 # database held gunicorn, uvicorn and Celery exits 11-16 s); what it drops is logged.
-METRICS_EXIT_FLUSH_SECONDS = env.float("METRICS_EXIT_FLUSH_SECONDS", default=3.0, above=0)
+METRICS_EXIT_FLUSH_SECONDS = env.float("METRICS_EXIT_FLUSH_SECONDS", default=3.0, above=0, maximum=3600)
 # A thread per process also flushes when no request comes after a burst (off in the test process, whose
 # tests flush explicitly and must not see another thread write rollups in the middle).
 METRICS_BACKGROUND_FLUSH = env.bool("METRICS_BACKGROUND_FLUSH", default=True)
-ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0, above=0)
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0, above=0, maximum=3600)
 # Alert e-mail: EMAIL_URL such as smtp+tls://user:password@smtp.example.org:587 (console by default).
 _email = env.email_url("EMAIL_URL", default="consolemail://")
 EMAIL_BACKEND = _email["EMAIL_BACKEND"]
@@ -465,7 +465,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # The transport polls its folder; 0.25 s keeps a task's pickup latency well under a second.
         "polling_interval": 0.25,
     }
-CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0, above=0)
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0, above=0, maximum=3600)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # No result backend unless asked for: our tasks record their outcome in their own rows.
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
@@ -493,10 +493,11 @@ CELERY_BEAT_SCHEDULER = "apps.core.beat_liveness:HeartbeatScheduler"
 # --- Clinical data and audit --------------------------------------------------------------------
 # The identifier system of the hospital's MRNs (FHIR Identifier.system).
 MRN_SYSTEM = env.str("MRN_SYSTEM", default="http://hospital.example.org/mrn")
-if not URI_PATTERN.fullmatch(MRN_SYSTEM):  # what the API refuses as a system a client names
+# What the API refuses as a system a client names: else every patient created without a system was a 400 on it.
+if not URI_PATTERN.fullmatch(MRN_SYSTEM) or len(MRN_SYSTEM) > MAX_SYSTEM_LENGTH:
     raise ImproperlyConfigured(
-        f"The environment variable MRN_SYSTEM must be an absolute URI, e.g. http://hospital.example.org/mrn or "
-        f"urn:oid:1.2.3; it is {MRN_SYSTEM!r}."
+        f"The environment variable MRN_SYSTEM must be an absolute URI of at most {MAX_SYSTEM_LENGTH} characters, "
+        f"e.g. http://hospital.example.org/mrn or urn:oid:1.2.3; it is {MRN_SYSTEM[:300]!r}."
     )
 # Seals the audit hash chain. Set it explicitly in production: changing it makes `audit verify`
 # report every record sealed with the old key.
@@ -521,7 +522,7 @@ if not DEBUG:
 # Audit records of concurrent requests share one commit (apps/audit/writer.py).
 AUDIT_GROUP_COMMIT = env.bool("AUDIT_GROUP_COMMIT", default=True)
 # How long a batch's leader may wait for the records of reads still running in its process (0: never).
-AUDIT_GROUP_COMMIT_GATHER_MS = env.float("AUDIT_GROUP_COMMIT_GATHER_MS", default=2.0, minimum=0)
+AUDIT_GROUP_COMMIT_GATHER_MS = env.float("AUDIT_GROUP_COMMIT_GATHER_MS", default=2.0, minimum=0, maximum=1000)
 
 # --- Optimizer ------------------------------------------------------------------------------------
 # The cache hit rate an `optimize` run aims for when none is given (the brief's 80%), over this window.
@@ -533,7 +534,9 @@ OPTIMIZER_RUN_DEADLINE_SECONDS = env.int(
     "OPTIMIZER_RUN_DEADLINE_SECONDS", default=2 * 3600, minimum=1, maximum=7 * 24 * 3600
 )
 # Request rollups of this window decide whether each service meets its response-time target.
-OPTIMIZER_SERVICE_WINDOW_MINUTES = env.int("OPTIMIZER_SERVICE_WINDOW_MINUTES", default=60, minimum=1)
+OPTIMIZER_SERVICE_WINDOW_MINUTES = env.int(
+    "OPTIMIZER_SERVICE_WINDOW_MINUTES", default=60, minimum=1, maximum=7 * 24 * 60
+)
 OPTIMIZER_SERVICE_MIN_REQUESTS = env.int("OPTIMIZER_SERVICE_MIN_REQUESTS", default=20, minimum=1)
 # One execution of a query pattern (EXPLAIN ANALYZE, each timed run) is stopped by the server past this.
 # (1 ms at least: less rounds to 0, which turns the timeout off; PostgreSQL takes at most 2^31-1 ms.)
@@ -545,14 +548,14 @@ OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS = env.float(
 # Where generated manifests are applied: a kubeconfig path, "in-cluster", or empty (export only).
 SCALING_KUBECONFIG = env.str("SCALING_KUBECONFIG", default="")
 SCALING_KUBE_CONTEXT = env.str("SCALING_KUBE_CONTEXT", default="")
-SCALING_APPLY_TIMEOUT_SECONDS = env.float("SCALING_APPLY_TIMEOUT_SECONDS", default=10.0, above=0)
+SCALING_APPLY_TIMEOUT_SECONDS = env.float("SCALING_APPLY_TIMEOUT_SECONDS", default=10.0, above=0, maximum=3600)
 SCALING_APPLY_MAX_ATTEMPTS = env.int("SCALING_APPLY_MAX_ATTEMPTS", default=6, minimum=1)
 SCALING_APPLY_STUCK_SECONDS = env.int("SCALING_APPLY_STUCK_SECONDS", default=600, minimum=1, maximum=7 * 24 * 3600)
 # Prometheus for workload history (query_range) and for KEDA's requests-per-pod trigger.
 SCALING_PROMETHEUS_URL = env.str("SCALING_PROMETHEUS_URL", default="")
 _require_scheme("SCALING_PROMETHEUS_URL", [SCALING_PROMETHEUS_URL] if SCALING_PROMETHEUS_URL else [],
                 ("http://", "https://"), "http://prometheus:9090")  # fmt: skip
-SCALING_HISTORY_DAYS = env.int("SCALING_HISTORY_DAYS", default=28, minimum=1)
+SCALING_HISTORY_DAYS = env.int("SCALING_HISTORY_DAYS", default=28, minimum=1, maximum=2 * 366)
 SCALING_BACKTEST_FOLDS = env.int("SCALING_BACKTEST_FOLDS", default=3, minimum=1)
 
 # --- Benchmarks -----------------------------------------------------------------------------------
@@ -573,8 +576,10 @@ INFERENCE_PRELOAD = env.bool("INFERENCE_PRELOAD", default=False)
 # A failed check in this list makes /readyz answer 503; any other failed check answers 200 with
 # status "degraded", so a broker or Redis outage does not take the API out of its load balancer.
 READYZ_REQUIRED = env.names("READYZ_REQUIRED", default=["database"])
-WORKER_HEARTBEAT_INTERVAL_SECONDS = env.int("WORKER_HEARTBEAT_INTERVAL_SECONDS", default=10, minimum=1)
-WORKER_HEARTBEAT_MAX_AGE_SECONDS = env.int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", default=60, minimum=1)
+WORKER_HEARTBEAT_INTERVAL_SECONDS = env.int(
+    "WORKER_HEARTBEAT_INTERVAL_SECONDS", default=10, minimum=1, maximum=24 * 3600
+)
+WORKER_HEARTBEAT_MAX_AGE_SECONDS = env.int("WORKER_HEARTBEAT_MAX_AGE_SECONDS", default=60, minimum=1, maximum=24 * 3600)
 if WORKER_HEARTBEAT_MAX_AGE_SECONDS <= WORKER_HEARTBEAT_INTERVAL_SECONDS:  # a live worker would read as down
     raise ImproperlyConfigured(
         "The environment variable WORKER_HEARTBEAT_MAX_AGE_SECONDS must be more than "
@@ -699,9 +704,10 @@ TRUSTED_PROXIES = env.names("TRUSTED_PROXIES", default=[])
 # its 401s, and a flood of made-up tokens costs 6 lookups a minute. Counted in Redis only (none: not counted).
 API_TOKEN_FAILURE_BUDGET = {
     "failures": env.int("API_TOKEN_FAILURE_BUDGET_FAILURES", default=30, minimum=1),
-    "window_seconds": env.int("API_TOKEN_FAILURE_BUDGET_SECONDS", default=300, minimum=1),
+    "window_seconds": env.int("API_TOKEN_FAILURE_BUDGET_SECONDS", default=300, minimum=1, maximum=24 * 3600),
 }
-SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600, minimum=1)  # a working shift
+# A working shift; at most a year (past timedelta's range a sign-in raised OverflowError).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 3600, minimum=1, maximum=366 * 24 * 3600)
 # Signed out after this long without a request (0: never); the dashboard's own reads count as activity.
 SESSION_IDLE_SECONDS = env.int("SESSION_IDLE_SECONDS", default=30 * 60)
 
@@ -726,7 +732,7 @@ CONTENT_SECURITY_POLICY = {
 # one address after AXES_FAILURE_LIMIT failures, for AXES_COOLOFF_TIME hours.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5, minimum=1)
-AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25, above=0)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25, above=0, maximum=366 * 24)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 

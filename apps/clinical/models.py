@@ -7,6 +7,8 @@ from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
 
+from apps.clinical.identifiers import MAX_SYSTEM_LENGTH
+
 
 def default_mrn_system() -> str:
     return settings.MRN_SYSTEM
@@ -25,7 +27,7 @@ class Patient(models.Model):
         OTHER = "other", "Other"
         UNKNOWN = "unknown", "Unknown"
 
-    identifier_system = models.CharField(max_length=255, default=default_mrn_system)
+    identifier_system = models.CharField(max_length=MAX_SYSTEM_LENGTH, default=default_mrn_system)
     mrn = models.CharField("MRN", max_length=64)
     family_name = models.CharField(max_length=100)
     given_name = models.CharField(max_length=100)

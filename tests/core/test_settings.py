@@ -171,6 +171,8 @@ def test_static_files_collect_outside_var_dir_when_told(tmp_path):
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
         # Started, with a system the API refuses when a client names it.
         ("MRN_SYSTEM", "notauri", "MRN_SYSTEM must be an absolute URI"),
+        # Started, then every patient created without a system was a 400 on a field the client never sent.
+        ("MRN_SYSTEM", "http://hospital.example.org/" + "a" * 300, "MRN_SYSTEM must be an absolute URI of at most 255"),
     ],
 )
 def test_a_bad_value_names_its_variable(tmp_path, variable, value, message):
@@ -215,6 +217,22 @@ def test_a_bad_value_names_its_variable(tmp_path, variable, value, message):
         ("OPTIMIZER_RUN_DEADLINE_SECONDS", "10" + "0" * 14, "OPTIMIZER_RUN_DEADLINE_SECONDS must be at least 1 and"),
         ("SCALING_APPLY_STUCK_SECONDS", "10" + "0" * 14, "SCALING_APPLY_STUCK_SECONDS must be at least 1 and at"),
         ("OPTIMIZER_CACHE_WINDOW_MINUTES", "10" + "0" * 14, "OPTIMIZER_CACHE_WINDOW_MINUTES must be at least 1 and"),
+        ("DB_POOL_TIMEOUT", "10" + "0" * 14, "DB_POOL_TIMEOUT must be "),
+        ("CACHE_SINGLE_FLIGHT_WAIT_SECONDS", "10" + "0" * 14, "CACHE_SINGLE_FLIGHT_WAIT_SECONDS must be "),
+        ("CACHE_REDIS_BREAKER_SECONDS", "10" + "0" * 14, "CACHE_REDIS_BREAKER_SECONDS must be "),
+        ("METRICS_FLUSH_SECONDS", "10" + "0" * 14, "METRICS_FLUSH_SECONDS must be "),
+        ("METRICS_EXIT_FLUSH_SECONDS", "10" + "0" * 14, "METRICS_EXIT_FLUSH_SECONDS must be "),
+        ("ALERT_WEBHOOK_TIMEOUT_SECONDS", "10" + "0" * 14, "ALERT_WEBHOOK_TIMEOUT_SECONDS must be "),
+        ("CELERY_BROKER_CONNECTION_TIMEOUT", "10" + "0" * 14, "CELERY_BROKER_CONNECTION_TIMEOUT must be "),
+        ("AUDIT_GROUP_COMMIT_GATHER_MS", "10" + "0" * 14, "AUDIT_GROUP_COMMIT_GATHER_MS must be "),
+        ("OPTIMIZER_SERVICE_WINDOW_MINUTES", "10" + "0" * 14, "OPTIMIZER_SERVICE_WINDOW_MINUTES must be "),
+        ("SCALING_APPLY_TIMEOUT_SECONDS", "10" + "0" * 14, "SCALING_APPLY_TIMEOUT_SECONDS must be "),
+        ("SCALING_HISTORY_DAYS", "10" + "0" * 14, "SCALING_HISTORY_DAYS must be "),
+        ("WORKER_HEARTBEAT_INTERVAL_SECONDS", "10" + "0" * 14, "WORKER_HEARTBEAT_INTERVAL_SECONDS must be "),
+        ("WORKER_HEARTBEAT_MAX_AGE_SECONDS", "10" + "0" * 14, "WORKER_HEARTBEAT_MAX_AGE_SECONDS must be "),
+        ("API_TOKEN_FAILURE_BUDGET_SECONDS", "10" + "0" * 14, "API_TOKEN_FAILURE_BUDGET_SECONDS must be "),
+        ("SESSION_COOKIE_AGE", "10" + "0" * 14, "SESSION_COOKIE_AGE must be "),
+        ("AXES_COOLOFF_HOURS", "10" + "0" * 14, "AXES_COOLOFF_HOURS must be "),
     ],
 )
 def test_a_value_out_of_its_range_stops_start_up_naming_its_variable(tmp_path, variable, value, message):

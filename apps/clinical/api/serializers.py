@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
+from apps.clinical.identifiers import MAX_SYSTEM_LENGTH
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import validate_search_term
 from apps.core.api.params import MAX_ID, InstantField, SinceUntilMixin
@@ -39,7 +40,7 @@ class StrictCharField(serializers.CharField):
 # --- patients -------------------------------------------------------------------------------------
 class PatientLookupInputSerializer(serializers.Serializer):
     mrn = StrictCharField(max_length=64)
-    system = StrictCharField(max_length=255, required=False)
+    system = StrictCharField(max_length=MAX_SYSTEM_LENGTH, required=False)
 
 
 class PatientSearchInputSerializer(serializers.Serializer):
@@ -67,7 +68,7 @@ class PatientWindowInputSerializer(PatientSearchInputSerializer):
 
 class PatientCreateInputSerializer(serializers.Serializer):
     mrn = StrictCharField(max_length=64)
-    system = StrictCharField(max_length=255, required=False)
+    system = StrictCharField(max_length=MAX_SYSTEM_LENGTH, required=False)
     family_name = StrictCharField(max_length=100)
     given_name = StrictCharField(max_length=100)
     birth_date = serializers.DateField()
