@@ -1,17 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
 
 from apps.caching.stack import CacheStack
+from tests.caching.support import make_stack
 from tests.helpers import free_port, start_redis
-
-
-def make_stack(redis_url: str = settings.REDIS_URL, **options) -> CacheStack:
-    """A stack as another process would have it: its own L1, policies and breaker."""
-    options.setdefault("poll_interval", 0.05)
-    options.setdefault("subscribe", False)  # the poll alone, unless a test is about the channel
-    return CacheStack.from_settings(redis_url, **options)
 
 
 @pytest.fixture(autouse=True)

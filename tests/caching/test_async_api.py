@@ -11,6 +11,7 @@ from django.db import connections
 
 from apps.caching.decorators import cached
 from apps.caching.medical_ai_cache import MedicalAICache
+from tests.caching.support import set_policy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -175,8 +176,6 @@ def test_sets_make_one_key_whatever_order_they_were_built_in():
 
 def test_a_decorators_ttl_never_outlasts_the_policys(stack):
     """The brief's `ttl=1800` on a namespace whose TTL an admin shortened to 60 s: 60 s it is."""
-    from tests.caching.test_stack import set_policy
-
     set_policy("ai_inference", ttl_seconds=60)
     stack.tick(force=True)
 

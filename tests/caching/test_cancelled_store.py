@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 
-from tests.caching.conftest import make_stack
+from tests.caching.support import make_stack
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from django.db import connections
 
-from tests.caching.conftest import make_stack
+from tests.caching.support import make_stack
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

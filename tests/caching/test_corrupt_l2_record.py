@@ -7,7 +7,7 @@ import redis
 from django.conf import settings
 
 from apps.caching import services
-from tests.caching.conftest import make_stack
+from tests.caching.support import make_stack
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,7 +9,7 @@ from django.db import connection
 
 from apps.caching import selectors
 from apps.caching.models import CacheStat
-from tests.caching.conftest import make_stack
+from tests.caching.support import make_stack
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

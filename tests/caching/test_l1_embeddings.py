@@ -9,7 +9,7 @@ import tracemalloc
 
 from apps.caching.layers import MemoryTier, deep_size, json_memory
 from apps.caching.stack import Policy
-from tests.caching.conftest import make_stack
+from tests.caching.support import make_stack
 
 BOUND = 2_000_000
 DIMENSIONS = 384  # MiniLM's

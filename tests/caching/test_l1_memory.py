@@ -13,7 +13,7 @@ from django.conf import settings
 
 from apps.caching.layers import MemoryTier, deep_size, json_memory
 from apps.caching.stack import Policy
-from tests.caching.conftest import make_stack
+from tests.caching.support import make_stack
 
 BOUND = 1_000_000
 LARGE_EVERY = 64  # one long text among every 64 cards

@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from apps.caching.stack import HeldLock
-from tests.caching.conftest import make_stack
+from tests.caching.support import make_stack
 from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,7 +9,7 @@ from django.db import connection, transaction
 
 from apps.caching import services, tasks
 from apps.caching.models import CacheEntry, CachePolicy
-from tests.caching.conftest import make_stack
+from tests.caching.support import make_stack
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

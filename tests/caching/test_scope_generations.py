@@ -12,7 +12,7 @@ from django_celery_beat.models import PeriodicTask
 from apps.caching import services, tasks
 from apps.caching.models import SCOPE_GENERATION_IDLE_SECONDS, CachePolicy, CacheScopeGeneration
 from apps.caching.stack import GENERATION_KEY_MS, POLICY_SCOPE
-from tests.caching.conftest import make_stack
+from tests.caching.support import make_stack
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,7 +14,7 @@ from django.db import connections
 from django.utils import timezone
 
 from apps.caching.stack import cache_reads_reset, served_from_cache
-from tests.caching.conftest import make_stack
+from tests.caching.support import make_stack
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -24,7 +24,8 @@ from apps.caching import selectors, services
 from apps.caching.layers import CodecError, Entry, KeyHasher, MemoryTier, ValueCodec, deep_size
 from apps.caching.models import CacheEntry, CachePolicy, CacheScopeGeneration
 from apps.caching.stack import cache_reads_reset, served_from_cache
-from tests.caching.conftest import make_stack, start_redis
+from tests.caching.support import make_stack, set_policy
+from tests.helpers import start_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,14 +48,6 @@ def threads_of(*targets: Callable[[], object]) -> list[object]:
     for thread in threads:
         thread.join()
     return results
-
-
-def set_policy(namespace: str, **fields) -> None:
-    """An edit as admin makes it: saved, so every stack hears of it."""
-    policy = services.cache_policy_ensure(namespace=namespace)
-    for name, value in fields.items():
-        setattr(policy, name, value)
-    policy.save()
 
 
 def counting(value):

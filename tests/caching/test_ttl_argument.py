@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 
-from tests.caching.conftest import make_stack
+from tests.caching.support import make_stack
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
