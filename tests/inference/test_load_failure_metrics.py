@@ -29,6 +29,8 @@ def _embed(api, token, name: str):
 
 
 def test_each_failed_load_is_counted_per_deployment_and_mode(api, token, staff_api, client, monkeypatch):
+    # Counted from here: other tests of the session leave failed loads of their own deployments in the series.
+    began = database_now()
     monkeypatch.setattr(serving, "load", out_of_memory)
     ModelDeployment.objects.create(name="counted-oom", source=ModelDeployment.Source.MINILM, task="embedding",
                                    device="cpu", quantization="fp32")  # fmt: skip
@@ -40,9 +42,9 @@ def test_each_failed_load_is_counted_per_deployment_and_mode(api, token, staff_a
     assert sum(point.sum for point in points) == 2
     assert not MetricPoint.objects.filter(series__contains="chest").exists()  # never a call's input
 
-    now = database_now()
-    assert selectors.counted_total("inference_load_failures", since=now - timedelta(minutes=5), until=now) == 2
-    response = staff_api.get("/api/v1/metrics/series/", {"metric": "inference_load_failures", "step": 300})
+    assert selectors.counted_total("inference_load_failures", since=began, until=database_now()) == 2
+    window = {"start": began.isoformat(), "end": (database_now() + timedelta(seconds=1)).isoformat()}
+    response = staff_api.get("/api/v1/metrics/series/", {"metric": "inference_load_failures", "step": 300, **window})
     assert response.status_code == 200, response.content
     values = [value for _, value in response.json()["points"]]
     assert sum(values) == 2 and None not in values  # a step without failures is 0, not "no data"
