@@ -17,6 +17,8 @@ pytestmark = pytest.mark.django_db
 
 def test_a_rule_on_load_failures_fires_on_one_and_resolves_when_the_window_has_none():
     AlertRule.objects.all().delete()
+    # Tests that commit (test_kept_model's threads) leave failed loads of their own deployments in the series.
+    MetricPoint.objects.filter(series__startswith="inference.load_failures.").delete()
     rule = AlertRule.objects.create(name="model loads failing", metric="inference_load_failures", operator="gt",
                                     threshold=0, window_minutes=5, for_seconds=0, hysteresis_pct=0)  # fmt: skip
     rule.full_clean()
