@@ -145,7 +145,7 @@ def test_a_run_leaves_no_files_behind(sleepy, monkeypatch, tmp_path):
 def test_locust_gets_neither_the_deployments_secrets_nor_its_proxy(sleepy, monkeypatch):
     """Locust inherited the worker's whole environment: the deployment's secrets, and HTTP_PROXY, which
     requests obeys, so every request of the run, bearer token and all, went through the proxy."""
-    from tests.benchmarks.conftest import SleepyServer
+    from tests.benchmarks.support import SleepyServer
 
     proxy = SleepyServer()
     try:

@@ -1,0 +1,52 @@
+"""A target of the tests' own: a threaded HTTP server whose answers take a settable time (the
+"endpoint that sleeps" a slowdown is injected with), optionally more under concurrency."""
+
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class SleepyServer:
+    def __init__(self):
+        self.delay_ms = 10.0
+        self.per_inflight_ms = 0.0  # extra latency per request in flight: a saturating service
+        self.inflight = 0
+        self.served = 0  # requests answered: whether any load generator is still sending
+        self.fail_first = 0  # answer the first this many requests 503 (a cold start's errors)
+        self.fail_every_other = False  # answer every second request 503 at once, without the delay
+        self.seen = 0  # requests received
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                with server.lock:
+                    server.seen += 1
+                    fast_failure = server.fail_every_other and server.seen % 2 == 0
+                if fast_failure:
+                    self.send_response(503)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"no")
+                    return
+                with server.lock:
+                    server.inflight += 1
+                    extra = server.per_inflight_ms * (server.inflight - 1)
+                time.sleep((server.delay_ms + extra) / 1000)
+                with server.lock:
+                    server.inflight -= 1
+                    server.served += 1
+                    failing = server.served <= server.fail_first
+                self.send_response(503 if failing else 200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
