@@ -4,7 +4,8 @@ kombu creates a message's file under its final name and then writes it, and its 
 polling in between read an empty file, and the JSONDecodeError ended the worker as "Unrecoverable", which
 stopped every process of `make run`. Here a message is written under a name no queue reads and renamed into
 place (a rename within a folder is atomic), and a message that cannot be decoded anyway (a file cut short by a
-full disk, a hand-made one) is logged and set aside instead of ending the worker.
+full disk, a hand-made one) is logged and dropped (the read has taken it out of the queue) instead of ending
+the worker.
 """
 
 import logging
@@ -38,7 +39,7 @@ class Channel(filesystem.Channel):
         while True:
             try:
                 return super()._get(queue)
-            except ValueError:  # already moved out of the queue folder by the read: not read again
+            except ValueError:  # taken out of the queue folder (and deleted) by the read: not read again
                 logger.error("Skipped an unreadable message of the embedded broker's queue %s", queue)
 
 
