@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.accounts.failure_budget import forget_valid_token
 from apps.accounts.models import ApiClient
 from apps.accounts.scopes import BENCHMARK, SCOPES
 from apps.core.local_cache import NegativeCache, VersionedLocalCache
@@ -41,6 +42,15 @@ RUNNER_ONLY_SCOPES = frozenset({BENCHMARK})
 def token_hash(token: str) -> str:
     """Tokens carry 256 bits of entropy, so one SHA-256 is enough and keeps lookups to one index hit."""
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _forget_known_valid_on_commit(client: ApiClient) -> None:
+    """The client's stored token is ending (revoked, rotated away, deleted): once that commits, no process is
+    told it is known valid any more (the failure budget's shared key), so from an address over its budget it
+    is refused before any lookup, as a token never seen; its stored hash is read, not the caller's instance's."""
+    stored = ApiClient.objects.filter(pk=client.pk).values_list("token_hash", flat=True).first()
+    if stored:
+        transaction.on_commit(lambda: forget_valid_token(stored))
 
 
 @dataclass(frozen=True)
@@ -189,6 +199,7 @@ def api_client_create(
 @transaction.atomic
 def api_client_rotate(*, client: ApiClient, expires_at: datetime | None = None) -> IssuedToken:
     """Issue a new token for a client; the old one stops working at once."""
+    _forget_known_valid_on_commit(client)
     prefix, token = _new_token()
     client.token_prefix = prefix
     client.token_hash = token_hash(token)
@@ -225,6 +236,7 @@ def api_client_revoke(*, client: ApiClient) -> Revocation:
     revoked = bool(ApiClient.objects.filter(pk=client.pk, revoked_at=None).update(revoked_at=now, is_active=False))
     if revoked:
         api_clients_cache.invalidate()
+        _forget_known_valid_on_commit(client)
     stored = ApiClient.objects.filter(pk=client.pk).values("revoked_at", "is_active").first()
     if stored is not None:  # None: deleted meanwhile
         client.revoked_at, client.is_active = stored["revoked_at"], stored["is_active"]
@@ -234,6 +246,7 @@ def api_client_revoke(*, client: ApiClient) -> Revocation:
 @transaction.atomic
 def api_client_delete(*, client: ApiClient) -> None:
     """Delete a client; every process drops its cached copy, so the token stops working at once."""
+    _forget_known_valid_on_commit(client)
     client.delete()
     api_clients_cache.invalidate()
 

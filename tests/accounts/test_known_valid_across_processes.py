@@ -23,6 +23,7 @@ from apps.accounts.services import (
     api_client_create,
     api_client_delete,
     api_client_revoke,
+    api_client_rotate,
     api_clients_cache,
     token_hash,
     unknown_tokens,
@@ -185,3 +186,23 @@ def test_with_redis_down_a_valid_token_still_authenticates(api, issue_token):
         assert token_hash(token) in known_valid_tokens  # known to this process all the same
         assert _get(api, token).status_code == 200
     cache.close()
+
+
+@pytest.mark.parametrize("end", ["revoke", "rotate", "delete"])
+def test_a_token_ended_in_admin_is_no_longer_known_valid_anywhere(
+    api, issue_token, django_capture_on_commit_callbacks, end
+):
+    """Once its revocation, rotation or deletion commits, the shared key goes: from an address over its budget
+    the old token is refused before any lookup, not looked up (and refused) by each process in turn."""
+    token = issue_token("patient:read", name="ward-app")
+    assert _get(api, token).status_code == 200
+    assert len(_known_valid_keys()) == 1
+    client = ApiClient.objects.get(name="ward-app")
+    with django_capture_on_commit_callbacks(execute=True):
+        {"revoke": api_client_revoke, "rotate": api_client_rotate, "delete": api_client_delete}[end](client=client)
+    assert _known_valid_keys() == []  # was: left for its two hours
+    _fresh_process()
+    _spend_budget(api)
+    with CaptureQueriesContext(connection) as context:
+        assert _get(api, token).status_code == 429
+    assert not any("accounts_apiclient" in query["sql"] for query in context.captured_queries)
