@@ -9,16 +9,9 @@ import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
+from tests.accounts.support import schedule_form
+
 pytestmark = pytest.mark.django_db
-
-
-def _form(schedule: PeriodicTask, crontab: CrontabSchedule, **changes) -> dict:
-    """The change form of `schedule` as an administrator submits it, with `changes`."""
-    data = {"name": schedule.name, "regtask": "", "task": schedule.task, "enabled": "on", "description": "",
-            "crontab": crontab.pk, "start_time_0": "", "start_time_1": "", "args": "[]", "kwargs": schedule.kwargs,
-            "expires_0": "", "expires_1": "", "expire_seconds": "", "queue": "", "exchange": "", "routing_key": "",
-            "priority": "", "headers": "{}"}  # fmt: skip
-    return {**data, **changes}
 
 
 @pytest.fixture
@@ -38,7 +31,7 @@ def test_arguments_celery_cannot_send_are_a_field_error(admin_client, nightly, f
     task, crontab = nightly
     admin_client.raise_request_exception = False
     response = admin_client.post(
-        f"/admin/django_celery_beat/periodictask/{task.pk}/change/", _form(task, crontab, **{field: value})
+        f"/admin/django_celery_beat/periodictask/{task.pk}/change/", schedule_form(task, crontab, **{field: value})
     )
     assert response.status_code == 200, response.status_code  # was 302: stored
     assert field in response.context["adminform"].form.errors
@@ -50,7 +43,7 @@ def test_a_list_and_an_object_still_save_and_run(admin_client, nightly, monkeypa
     task, crontab = nightly
     response = admin_client.post(
         f"/admin/django_celery_beat/periodictask/{task.pk}/change/",
-        _form(task, crontab, args="[]", kwargs='{"target": "database", "apply": false}'),
+        schedule_form(task, crontab, args="[]", kwargs='{"target": "database", "apply": false}'),
     )
     assert response.status_code == 302, response.context["adminform"].form.errors
     task.refresh_from_db()
