@@ -92,6 +92,10 @@ export default function InferencePage() {
   usePageTitle("Inference");
   const state = useJson<{ results: Deployment[] }>("/api/v1/inference/deployments/", { refreshMs: 30000 });
   const tokens = useSeries(["inference_tokens_per_s"], "24h", { refreshMs: 60000 });
+  // Failed model loads (out of memory, unreadable weights, a mode this host cannot run), every deployment's, per
+  // 15 minutes: the row's `load_failure` keeps only the last one and is cleared by the next load that succeeds.
+  const failures = useSeries(["inference_load_failures"], "24h", { refreshMs: 60000 });
+  const failed = failures.data ? failures.data.values[0].reduce<number>((total, value) => total + (value ?? 0), 0) : null;
 
   return (
     <section aria-labelledby="inference-title">
@@ -103,6 +107,20 @@ export default function InferencePage() {
         <Chart title="Generated tokens per second, served traffic, last 24 h" x={tokens.data.x} series={[{ label: "tokens/s", values: tokens.data.values[0] }]} />
       ) : null}
       {tokens.error ? <LoadError what={tokens.data ? "the latest tokens per second" : "tokens per second"} {...tokens.error} /> : null}
+      {failures.data ? (
+        <>
+          <Chart
+            title="Failed model loads per 15 minutes, every deployment, last 24 h"
+            x={failures.data.x}
+            kind="bars"
+            series={[{ label: "failed loads", values: failures.data.values[0], color: "var(--bad)" }]}
+          />
+          <p className="muted" data-testid="load-failures-total">
+            {failed ? `${failed} failed model load${failed === 1 ? "" : "s"} in the last 24 h.` : "No failed model load in the last 24 h."}
+          </p>
+        </>
+      ) : null}
+      {failures.error ? <LoadError what={failures.data ? "the latest failed model loads" : "failed model loads"} {...failures.error} /> : null}
       <LoadStatus state={state} what="model deployments" />
       {state.status === "ready"
         ? state.data.results.map((deployment) => {
