@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from kombu.exceptions import OperationalError
 
@@ -150,7 +151,18 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
         if latest is None:
             return "No plan yet: forecasts run hourly (`manage.py scaling forecast` runs them now)."
         reasons = format_html_join("", "<li>{}</li>", ((reason,) for reason in latest.reasons))
-        return format_html("{}<ul>{}</ul>", charts.replicas_svg(latest.hours), reasons)
+        stale = (
+            format_html(
+                '<p style="color:#cf222e">Stale: made {} ({} days ago) and no forecast has replaced it; its KEDA cron '
+                "windows still repeat its hours every day. Are the workers and beat running? (Why forecasts were "
+                "skipped: below.)</p>",
+                timezone.localtime(latest.created_at).strftime("%Y-%m-%d %H:%M"),
+                (timezone.now() - latest.created_at).days,
+            )
+            if latest.is_stale()
+            else ""
+        )
+        return format_html("{}{}<ul>{}</ul>", stale, charts.replicas_svg(latest.hours), reasons)
 
     @admin.action(description="Apply to the cluster now", permissions=["change"])
     def apply_now(self, request: HttpRequest, queryset: QuerySet[ScalingPolicy]) -> None:

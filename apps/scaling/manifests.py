@@ -82,6 +82,9 @@ class ServiceScaling:
     # follows its daylight-saving changes).
     peak_windows: list[dict] = field(default_factory=list)
     time_zone: str = "Etc/UTC"
+    # When the plan the windows come from was made, if it is stale (no forecast has replaced it for a day):
+    # the ScaledObject says so, or the windows went on repeating a day long gone with nothing to tell.
+    stale_plan_made_at: str = ""
 
     @classmethod
     def from_config(cls, config: dict) -> ServiceScaling:
@@ -96,11 +99,18 @@ class ServiceScaling:
 
     @classmethod
     def from_policy(
-        cls, policy, *, peak_windows: list[dict] | None = None, prometheus_url: str = "", time_zone: str = ""
+        cls,
+        policy,
+        *,
+        peak_windows: list[dict] | None = None,
+        prometheus_url: str = "",
+        time_zone: str = "",
+        stale_plan_made_at: str = "",
     ) -> ServiceScaling:
         values = {f.name: getattr(policy, f.name) for f in fields(cls) if hasattr(policy, f.name)}
         values["name"] = kubernetes_name(policy.service.slug)
         values["peak_windows"] = peak_windows or []
+        values["stale_plan_made_at"] = stale_plan_made_at
         if time_zone:
             values["time_zone"] = time_zone
         if prometheus_url:
@@ -386,7 +396,10 @@ def scaled_object(spec: ServiceScaling) -> dict:
             "name": spec.name,
             "namespace": spec.namespace,
             "labels": _labels(spec),
-            "annotations": {f"{ANNOTATION}/emergency-mode": str(spec.emergency_mode).lower()},
+            "annotations": {
+                f"{ANNOTATION}/emergency-mode": str(spec.emergency_mode).lower(),
+                **({f"{ANNOTATION}/stale-plan-made-at": spec.stale_plan_made_at} if spec.stale_plan_made_at else {}),
+            },
         },
         "spec": {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": spec.name},

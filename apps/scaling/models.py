@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.utils import timezone
 
 QUANTITY = RegexValidator(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$", "A Kubernetes quantity, e.g. 500m or 1Gi.")
 # A Docker image reference (distribution's grammar): [host[:port]/]path[:tag][@sha256:digest], the path in
@@ -296,3 +298,12 @@ class ScalingRecommendation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.service}: {self.min_replicas}-{self.peak_replicas} replicas ({self.created_at:%Y-%m-%d %H:%M})"
+
+    def is_stale(self, now: datetime | None = None) -> bool:
+        """Older than the day it planned: no forecast has replaced it since (forecasts are hourly), and as the
+        newest plan its KEDA cron windows go on repeating that day's hours every day."""
+        return (now or timezone.now()) - self.created_at >= PLAN_STALE_AFTER
+
+
+# A plan covers the 24 hours after its forecast: past them it plans no hour ahead any more.
+PLAN_STALE_AFTER = timedelta(hours=24)

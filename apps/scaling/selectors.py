@@ -76,6 +76,7 @@ def scaling_overview(*, now: datetime | None = None, visible_services: frozenset
             "plan": None if plan is None else {
                 "created_at": plan.created_at.isoformat(), "hours": plan.hours, "peak_replicas": plan.peak_replicas,
                 "min_replicas": plan.min_replicas, "emergency": plan.emergency, "reasons": plan.reasons,
+                "stale": plan.is_stale(now),
             },
         })  # fmt: skip
     return rows

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from apps.core.json_safe import finite_or_none
@@ -320,9 +320,17 @@ def _policy_forecasts_refresh(
 
 
 def forecasts_prune(*, keep_days: int = 30) -> int:
+    """Forecasts and plans older than `keep_days`, except each service's newest plan, however old, and the
+    forecast it was made from. The newest plan is the one in force: its KEDA cron windows are on the cluster,
+    and a service whose forecasts stopped (a worker down, its history gone) lost them with it at the next
+    apply, its predictive scaling gone without a word. Kept, it is shown as stale (admin, the API, an
+    annotation on the ScaledObject) until a forecast replaces it. The number of forecasts deleted."""
     cutoff = timezone.now() - timedelta(days=keep_days)
-    deleted, _ = WorkloadForecast.objects.filter(created_at__lt=cutoff).delete()
-    ScalingRecommendation.objects.filter(created_at__lt=cutoff).delete()
+    newest = ScalingRecommendation.objects.filter(service=OuterRef("service")).order_by("-created_at", "-pk")
+    ScalingRecommendation.objects.filter(created_at__lt=cutoff).exclude(pk=Subquery(newest.values("pk")[:1])).delete()
+    # NOT IN over a NULL (a plan whose forecast was deleted) keeps every row: only the forecasts named.
+    kept = ScalingRecommendation.objects.filter(forecast__isnull=False).values("forecast_id")
+    deleted, _ = WorkloadForecast.objects.filter(created_at__lt=cutoff).exclude(pk__in=kept).delete()
     return deleted
 
 
@@ -380,11 +388,13 @@ def peak_windows(recommendation: ScalingRecommendation | None, floor: int, ceili
 def policy_spec(policy: ScalingPolicy) -> manifests.ServiceScaling:
     latest = policy.service.scaling_recommendations.first() if policy.predictive else None
     floor = policy.floor_replicas
+    stale = latest is not None and latest.is_stale()
     return manifests.ServiceScaling.from_policy(
         policy,
         peak_windows=peak_windows(latest, floor, policy.max_replicas),
         prometheus_url=settings.SCALING_PROMETHEUS_URL,
         time_zone=settings.TIME_ZONE,
+        stale_plan_made_at=latest.created_at.astimezone(UTC).isoformat() if stale else "",
     )
 
 

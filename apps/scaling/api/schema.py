@@ -30,6 +30,10 @@ class ReplicaPlanOutputSerializer(serializers.Serializer):
     min_replicas = serializers.IntegerField()
     emergency = serializers.BooleanField()
     reasons = serializers.JSONField()
+    stale = serializers.BooleanField(
+        help_text="Made over 24 h ago and no forecast has replaced it: its KEDA cron windows still repeat its "
+        "hours every day (kept, however old, until a forecast replaces it; forecast_skipped may say why)."
+    )
 
 
 class EmergencyAlertRuleOutputSerializer(serializers.Serializer):

@@ -75,3 +75,9 @@ class Command(BaseCommand):
                 f"{policy.service.slug:<20} {policy.apply_state:<15} attempts {policy.apply_attempts}  "
                 f"{policy.apply_error[:100]}"
             )
+            plan = policy.service.scaling_recommendations.first() if policy.predictive else None
+            if plan is not None and plan.is_stale():
+                self.stdout.write(
+                    f"{'':<20} stale replica plan from {plan.created_at:%Y-%m-%d %H:%M} UTC: no forecast since "
+                    "(its KEDA cron windows repeat it every day)"
+                )
