@@ -37,9 +37,10 @@ def _duplicate_mrn(refused: Exception) -> bool:
     return any(error.code == "duplicate_mrn" for error in getattr(refused, "error_dict", {}).get("mrn", []))
 
 
-def _patient_or_404(view: PhiAPIView, request: Request, patient_id: int) -> dict:
-    """The patient as JSON (cached); an unknown one is audited as such and answered 404."""
-    patient = selectors.patient_card(patient_id=patient_id)
+def _patient_or_404(view: PhiAPIView, request: Request, patient_id: int | None) -> dict:
+    """The patient as JSON (cached); an unknown one is audited as such and answered 404, as is an id spelt
+    otherwise than the server writes it (None: `007` is not patient 7), naming no resource."""
+    patient = selectors.patient_card(patient_id=patient_id) if patient_id is not None else None
     if patient is None:
         view.audit(request, action="read", resource_type="Patient", resource_id=patient_id, outcome="not_found")
         raise NotFound("No such patient.")
@@ -206,7 +207,7 @@ class PatientDetailView(PhiAPIView):
     resource_type = "Patient"
 
     @extend_schema(responses={200: s.PatientOutputSerializer, **PATIENT_ERRORS})
-    def get(self, request: Request, patient_id: int) -> Response:
+    def get(self, request: Request, patient_id: int | None) -> Response:
         reject_unknown_params(request, [])
         patient = _patient_or_404(self, request, patient_id)
         self.audit(request, action="read", resource_id=patient_id, patient_id=patient_id,
@@ -222,7 +223,7 @@ class PatientVitalsView(PhiAPIView):
     parser_classes = [JSONParser]
 
     @extend_schema(parameters=[s.VitalsInputSerializer], responses={200: VitalsOutputSerializer, **PATIENT_ERRORS})
-    def get(self, request: Request, patient_id: int) -> Response:
+    def get(self, request: Request, patient_id: int | None) -> Response:
         query = validated_query(request, s.VitalsInputSerializer)
         _patient_or_404(self, request, patient_id)
         observations = selectors.vital_signs_cards(
@@ -241,13 +242,13 @@ class PatientVitalsView(PhiAPIView):
         request=s.ObservationCreateInputSerializer,
         responses={201: s.ObservationOutputSerializer, **PATIENT_ERRORS, **JSON_BODY_ERRORS},
     )
-    def post(self, request: Request, patient_id: int) -> Response:
+    def post(self, request: Request, patient_id: int | None) -> Response:
         reject_unknown_params(request, [])
         # The body first: its errors (unparsable, wrong type, a bad field) answer alike for any patient id.
         fields = dict(validated_body(request, s.ObservationCreateInputSerializer))
         # The row itself, not the cached card: a card cached before a delete whose invalidation is still on its way
         # would pass, and the lookup's own 404 then went unrecorded.
-        patient = Patient.objects.filter(pk=patient_id, is_deleted=False).first()
+        patient = Patient.objects.filter(pk=patient_id, is_deleted=False).first() if patient_id is not None else None
         if patient is None:
             self.audit(request, action="read", resource_type="Patient", resource_id=patient_id, outcome="not_found")
             raise NotFound("No such patient.")
@@ -275,7 +276,7 @@ class PatientEncountersView(PhiAPIView):
         parameters=[s.EncounterListInputSerializer],
         responses={200: s.EncounterOutputSerializer(many=True), **PATIENT_ERRORS},
     )
-    def get(self, request: Request, patient_id: int) -> Response:
+    def get(self, request: Request, patient_id: int | None) -> Response:
         query = validated_query(request, s.EncounterListInputSerializer)
         _patient_or_404(self, request, patient_id)
         encounters = selectors.encounter_list(
@@ -299,7 +300,7 @@ class PatientMedicationsView(PhiAPIView):
         parameters=[s.MedicationListInputSerializer],
         responses={200: s.MedicationOutputSerializer(many=True), **PATIENT_ERRORS},
     )
-    def get(self, request: Request, patient_id: int) -> Response:
+    def get(self, request: Request, patient_id: int | None) -> Response:
         query = validated_query(request, s.MedicationListInputSerializer)
         _patient_or_404(self, request, patient_id)
         requests = selectors.medication_request_list(
