@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -51,12 +52,23 @@ POLL_MARGIN = timedelta(seconds=5)
 # Committed invalidations ("<scope key> <generation>"), for the processes' L1 tiers.
 INVALIDATIONS_CHANNEL = "cpc:invalidations"
 
-# Set the generation only upward, so replays and out-of-order publishes are harmless.
+# Set the generation only upward, so replays and out-of-order publishes are harmless. A value that is not a
+# number (written from outside) is taken for none: compared as nil it failed the script, every poll.
 _SET_IF_GREATER = """
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+local raw = redis.call('GET', KEYS[1])
+local current = 0
+if raw and string.match(raw, '^%-?%d+$') then current = tonumber(raw) end
 if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
 return 1
 """
+# Give a scope its generation unless Redis has one (a number): the key's value after.
+_SET_UNLESS_A_NUMBER = """
+local raw = redis.call('GET', KEYS[1])
+if raw and string.match(raw, '^%-?%d+$') then return raw end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+"""
+_A_NUMBER = re.compile(rb"-?[0-9]+")
 # A generation key lives this long from its last write (one per patient scope read or written would otherwise
 # stay in Redis for ever): an expired one is UNSET, which is safe, and set again from the database.
 GENERATION_KEY_MS = 2 * 24 * 3600 * 1000  # models.SCOPE_GENERATION_IDLE_SECONDS: twice what any entry lives
@@ -162,7 +174,9 @@ class CacheStack:
         self._flights_lock = threading.Lock()
         self._async_flights: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future] = {}
         self._set_if_greater = None
+        self._set_unless_a_number = None
         self._release_lock = None
+        self._bad_generation_keys: set[str] = set()  # the scopes whose key was not a number: logged once each
         # Single-flight locks whose release did not reach Redis (name -> token, until when it matters): let go of
         # on the next tick that reaches it, so other processes' loaders do not wait out the lock's lifetime.
         self._pending_releases: dict[str, tuple[str, float]] = {}
@@ -954,7 +968,9 @@ class CacheStack:
         False for a second look at a value the read's lookup already found unreadable (and counted)."""
         if scope_key and raw_generation is None:
             return None, UNSET  # nothing to check an entry against: none is served
-        generation = int(raw_generation or 0)
+        generation = self._generation_number(scope_key, raw_generation) if scope_key else 0
+        if generation == UNSET:
+            return None, UNSET
         if blob is None:
             return None, generation
         try:
@@ -1002,7 +1018,20 @@ class CacheStack:
         ok, raw = self._redis_call("", lambda r: r.get(self._l2_key("g", scope_key)))
         if not ok:
             return None
-        return UNSET if raw is None else int(raw)
+        return self._generation_number(scope_key, raw)
+
+    def _generation_number(self, scope_key: str, raw: bytes | None) -> int:
+        """A scope's generation as Redis holds it; UNSET when it has none, or a value that is not a number (only
+        written from outside: an operator's SET, a corrupted key), which is then replaced as an unset one is."""
+        if raw is None:
+            return UNSET
+        if _A_NUMBER.fullmatch(raw):
+            return int(raw)
+        if scope_key not in self._bad_generation_keys and len(self._bad_generation_keys) < 1000:
+            self._bad_generation_keys.add(scope_key)
+            # Not the value: whatever was written may name a patient. The scope key is a digest.
+            logger.warning("cache generation key of scope %s in Redis is not a number; taken for unset", scope_key)
+        return UNSET
 
     def _redis_generation_set(self, scope_key: str, db_generation: int | None) -> int | None:
         """Give an UNSET scope its generation in Redis again: the database's, read before the load. None (no
@@ -1013,10 +1042,9 @@ class CacheStack:
         generation_key = self._l2_key("g", scope_key)
 
         def set_unless_set(client):
-            pipe = client.pipeline(transaction=False)
-            pipe.set(generation_key, db_generation, nx=True, px=GENERATION_KEY_MS)
-            pipe.get(generation_key)
-            return pipe.execute()[1]
+            if self._set_unless_a_number is None:
+                self._set_unless_a_number = client.register_script(_SET_UNLESS_A_NUMBER)
+            return self._set_unless_a_number(keys=[generation_key], args=[db_generation, GENERATION_KEY_MS])
 
         ok, raw = self._redis_call("", set_unless_set)
         return db_generation if ok and raw is not None and int(raw) == db_generation else None
