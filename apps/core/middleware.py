@@ -17,6 +17,8 @@ from apps.core.log_filters import correlation_id
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 LAST_SEEN_KEY = "_last_seen"
+# A view attribute: the view reads nothing of the session (the health probes), so no middleware loads it for it.
+READS_NO_SESSION = "reads_no_session"
 
 
 class RequestIdMiddleware:
@@ -96,6 +98,13 @@ class SessionIdleTimeoutMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(self, request: HttpRequest, view_func: Callable, view_args, view_kwargs) -> None:
+        # Once the view is known: a probe (READS_NO_SESSION) never reads the session, a database query, so an
+        # operator's browser signed in to admin got a 500 from /healthz and /readyz while the database was down.
+        if getattr(view_func, READS_NO_SESSION, False):
+            return None
         session = getattr(request, "session", None)
         # session_key is the cookie's (no read); a session of nobody signed in is left alone, so a stale cookie
         # never makes one.
@@ -111,7 +120,7 @@ class SessionIdleTimeoutMiddleware:
                 logout(request)  # the request goes on signed out: admin asks for a sign-in, the API says 401
             elif active_at is not None and (last_seen is None or active_at - last_seen >= self.WRITE_EVERY_SECONDS):
                 session[LAST_SEEN_KEY] = active_at  # never later than now: the header only makes it less
-        return self.get_response(request)
+        return None
 
 
 def stamp_session_on_sign_in(sender, request: HttpRequest | None, **kwargs) -> None:

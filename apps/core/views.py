@@ -11,6 +11,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_safe
 
+from apps.core.middleware import READS_NO_SESSION
 from apps.core.selectors import ERROR, readiness_report, shared_readiness
 
 
@@ -30,7 +31,9 @@ def probe(view: Callable[[HttpRequest], HttpResponse]) -> Callable[[HttpRequest]
             return response
         return view(request)
 
-    return csrf_exempt(never_cache(safe_only))
+    exempt = csrf_exempt(never_cache(safe_only))
+    setattr(exempt, READS_NO_SESSION, True)  # answers while the database (the session store) is down
+    return exempt
 
 
 @probe

@@ -156,6 +156,28 @@ def test_readyz_is_503_when_the_database_is_down(tmp_path):
     assert body["checks"]["database"]["status"] == "error"
 
 
+PROBES_WITH_A_SESSION_COOKIE = """
+import json, django
+django.setup()
+from django.test import Client
+client = Client(raise_request_exception=False)
+client.cookies["sessionid"] = "a" * 32  # an operator's browser, signed in to admin before the outage
+for path in ("/healthz", "/readyz"):
+    response = client.get(path)
+    print(path, response.status_code, response.headers["Content-Type"])
+"""
+
+
+def test_probes_from_a_signed_in_browser_answer_while_the_database_is_down(tmp_path):
+    """The idle logoff read the session (a database query) before any view, probes included: an operator's
+    browser, signed in to admin, got a 500 for /healthz and /readyz during the outage they came to look at."""
+    env = embedded_env(tmp_path, DATABASE_URL=f"postgres://x@127.0.0.1:{closed_port()}/cp", DB_POOL_TIMEOUT="1")
+    result = run_python(PROBES_WITH_A_SESSION_COOKIE, env)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("/")]
+    assert lines == ["/healthz 200 application/json", "/readyz 503 application/json"], result.stdout
+
+
 def test_readyz_is_degraded_when_the_broker_is_down(tmp_path):
     env = _migrated_embedded_env(
         tmp_path,
