@@ -36,6 +36,25 @@ def request_step_problem(metric: str, start: datetime, step: int) -> str | None:
     return "Request figures are kept per minute: a step of whole minutes (60, 300, 900, ...)."
 
 
+def request_grain(metric: str, start: datetime) -> int | None:
+    """The seconds a request rollup covers at `start` (60; 3600 past MINUTE_ROLLUPS_KEPT), None for other metrics."""
+    from apps.metrics.selectors import LATENCY_METRICS
+    from apps.metrics.services import MINUTE_ROLLUPS_KEPT
+
+    if metric not in LATENCY_METRICS:
+        return None
+    return 3600 if start < timezone.now() - MINUTE_ROLLUPS_KEPT else 60
+
+
+def on_grain(start: datetime, seconds: int) -> datetime:
+    """The first whole `seconds` (since the epoch, UTC) at or after `start`."""
+    late = (start - EPOCH) % timedelta(seconds=seconds)
+    return start + (timedelta(seconds=seconds) - late) if late else start
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 class SeriesInputSerializer(serializers.Serializer):
     metric = serializers.ChoiceField(choices=SERIES_METRICS)
     service = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all(), required=False)
@@ -73,6 +92,18 @@ class SeriesInputSerializer(serializers.Serializer):
         # (or a client's clock far ahead) read as "no traffic" instead of a mistake.
         if data["start"] > timezone.now():
             raise serializers.ValidationError({"start": "In the future: a series reads what was recorded up to now."})
+        # Request figures are rollups of whole minutes (hours), each stamped with its start: from 12:00:30 the
+        # minute 12:00 was left out and each step held the next minute's requests under a label 30 s before
+        # them. The window begins on the first whole minute (hour) at or after `start`: nothing from before
+        # `start` is counted, and the points are labelled with the minutes their requests are of.
+        grain = request_grain(data["metric"], data["start"])
+        if grain is not None:
+            data["start"] = on_grain(data["start"], grain)
+            if data["start"] >= data["end"]:
+                unit = "hour" if grain == 3600 else "minute"
+                raise serializers.ValidationError(
+                    {"start": f"Request figures are kept per {unit}: the window must hold a whole {unit}."}
+                )
         problem = request_step_problem(data["metric"], data["start"], data["step"])
         if problem:
             raise serializers.ValidationError({"step": problem})
