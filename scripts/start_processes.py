@@ -7,6 +7,7 @@ ports taken, and a leftover beat would have sent every schedule twice.
 """
 
 import fcntl
+import math
 import os
 import shlex
 import signal
@@ -23,8 +24,23 @@ MANAGER = os.getpid()
 # A second Ctrl-C moves on to the next step at once. honcho's own stop sent SIGTERM to each process group (a
 # Celery worker's pool children were killed mid-task) and SIGKILL 5 s after the first process ended (beat ends
 # at once, so the worker's running tasks were lost).
-STOP_GRACE_SECONDS = float(os.environ.get("RUN_STOP_GRACE_SECONDS") or 35)  # a Celery warm shutdown's time
-QUIT_GRACE_SECONDS = float(os.environ.get("RUN_QUIT_GRACE_SECONDS") or 10)
+
+
+def _seconds(variable: str, default: float) -> float:
+    """A grace period from the environment: a typo was a ValueError traceback naming nothing, "nan" never ended
+    its step and a negative one skipped it. Refused here, at `make run`'s first step (--check)."""
+    value = os.environ.get(variable) or ""
+    try:
+        seconds = float(value) if value.strip() else default
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        sys.exit(f"The environment variable {variable} must be a number of seconds, 0 or more; it is {value!r}.")
+    return seconds
+
+
+STOP_GRACE_SECONDS = _seconds("RUN_STOP_GRACE_SECONDS", 35)  # a Celery warm shutdown's time
+QUIT_GRACE_SECONDS = _seconds("RUN_QUIT_GRACE_SECONDS", 10)
 _STEPS = (signal.SIGTERM, signal.SIGQUIT, signal.SIGKILL)
 
 
