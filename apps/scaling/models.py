@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -45,6 +45,15 @@ PROMETHEUS_SELECTOR = re.compile(rf"{_MATCHER}(?:,{_MATCHER})*,?\s*")
 MAX_REPLICAS_CEILING = 100
 
 DNS_LABEL = RegexValidator(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "A DNS label: lower case letters, digits, '-'.")
+
+
+def _in_utc_years(moment: datetime) -> bool:
+    """Whether a time is inside years 1-9999 in UTC, the years Python (and so psycopg) can read back."""
+    try:
+        moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return False
+    return True
 
 
 class ScalingPolicy(models.Model):
@@ -218,6 +227,10 @@ class ScalingPolicy(models.Model):
                 errors[field] = "Kubernetes accepts 0 to 3600 seconds."
         if self.emergency_until and not self.emergency_manual:
             errors["emergency_until"] = "An end applies to emergency mode set by hand: set it on, or clear the end."
+        elif self.emergency_until and not _in_utc_years(self.emergency_until):
+            # 9999-12-31 23:59 behind UTC is year 10000 in UTC: PostgreSQL stores it, and every read of the
+            # policy then failed (its page, the dashboard, the checker's pass over every policy).
+            errors["emergency_until"] = "Out of range once in UTC: choose an earlier end (or none: until switched off)."
         if not (self.target_cpu_pct or self.target_memory_pct or self.target_rps_per_pod):
             errors["target_cpu_pct"] = "Scale on at least one metric: CPU, memory or requests per pod."
         if self.prometheus_selector and not PROMETHEUS_SELECTOR.fullmatch(self.prometheus_selector):
