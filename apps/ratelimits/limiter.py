@@ -20,8 +20,11 @@ from django.db import connections, router, transaction
 
 # KEYS[1]: the log. ARGV: window ms, limit, burst per second (0: none), member.
 # Returns {allowed, quota, remaining, reset_ms, retry_after_ms}: see Decision. The clock is Redis's, shared by
-# every caller.
+# every caller. A key that is not a log (written from outside: an operator's SET, a corrupted key) is started again:
+# its WRONGTYPE error was taken for Redis being away, opening the process's shared breaker on every request.
 SLIDING_WINDOW = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window, limit, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
