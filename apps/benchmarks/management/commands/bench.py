@@ -31,7 +31,8 @@ class Command(BaseCommand):
         check.add_argument("--fail-on-regression", action="store_true")
 
     def _plan(self, key: str) -> BenchmarkPlan:
-        plan = BenchmarkPlan.objects.filter(pk=int(key)).first() if key.isdigit() else None
+        # isdecimal, not isdigit: "²" is a digit to isdigit and no number to int (a ValueError traceback).
+        plan = BenchmarkPlan.objects.filter(pk=int(key)).first() if key.isdecimal() else None
         plan = plan or BenchmarkPlan.objects.filter(name=key).first()
         if plan is None:
             raise CommandError(f"No benchmark plan {key!r}.")
