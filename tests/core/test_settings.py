@@ -243,6 +243,44 @@ def test_a_value_out_of_its_range_stops_start_up_naming_its_variable(tmp_path, v
     assert last_line.startswith("django.core.exceptions.ImproperlyConfigured") and message in last_line
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        # Each started: /readyz said "degraded" with a KeyError or ValueError, every enqueue or Redis use failed,
+        # and the worker and beat stopped on a traceback that named no variable.
+        ("CELERY_BROKER_URL", "ampq://guest:guest@rabbitmq:5672//", "CELERY_BROKER_URL names no broker transport"),
+        ("CELERY_BROKER_URL", "amqp://guest:guest@rabbitmq:56x2//", "CELERY_BROKER_URL has a port that is no number"),
+        ("CELERY_BROKER_URL", "amqp://mq1:5672//;amqp://mq2:x//", "CELERY_BROKER_URL has a port that is no number"),
+        ("REDIS_URL", "redis://redis:63790x/0", "REDIS_URL has a port that is no number"),
+        # redis-py ignores a database that is no number: db 0, perhaps another deployment's, was used silently.
+        ("REDIS_URL", "redis://redis:6379/cache", "REDIS_URL names a database that is no number"),
+    ],
+)
+def test_a_service_url_no_client_can_use_stops_start_up_naming_its_variable(tmp_path, variable, value, message):
+    result = run_python("import django; django.setup()", embedded_env(tmp_path, **{variable: value}))
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("django.core.exceptions.ImproperlyConfigured") and message in last_line
+    assert "guest:guest" not in result.stderr  # a URL carries a password: never echoed
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CELERY_BROKER_URL", "amqp://guest:guest@rabbitmq:5672//"),
+        ("CELERY_BROKER_URL", "pyamqp://guest@mq1//;pyamqp://guest@mq2:5673//"),
+        ("CELERY_BROKER_URL", "redis://redis:6379/1"),
+        ("CELERY_BROKER_URL", "sqla+postgresql://app@db/cp"),
+        ("REDIS_URL", "rediss://:secret@redis:6380/2"),
+        ("REDIS_URL", "redis://redis"),
+        ("REDIS_URL", "unix:///var/run/redis.sock?db=3"),
+    ],
+)
+def test_usable_service_urls_start(tmp_path, variable, value):
+    result = run_python("import django; django.setup()", embedded_env(tmp_path, **{variable: value}))
+    assert result.returncode == 0, result.stderr
+
+
 def test_a_number_in_exponent_form_is_read_as_written(tmp_path):
     """django-environ dropped every character that is not a digit, so 1e3 read 13."""
     code = "import django; django.setup(); from django.conf import settings as s; print(s.DB_POOL_TIMEOUT)"
