@@ -37,6 +37,19 @@ def _duplicate_mrn(refused: Exception) -> bool:
     return any(error.code == "duplicate_mrn" for error in getattr(refused, "error_dict", {}).get("mrn", []))
 
 
+class PatientPathView(PhiAPIView):
+    """A view under patients/<id:patient_id>/: the id as the server writes it, or None for another spelling of it
+    (`007`, which `<id:...>` reads as 7), answered as an unknown id is, audited, naming no resource (and so is
+    its refusal). So one patient has one URL, one cache key and one resource id in the trail, as FHIR's
+    `Patient/007` is not `Patient/7`. Checked here, not by another converter, so the route template (the
+    metrics' `route` label) stays as it is; by the path's text, as a reverse() would cost the hot read more."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if f"/patients/{kwargs['patient_id']}/" not in request.path_info:
+            kwargs["patient_id"] = None
+        return super().dispatch(request, *args, **kwargs)
+
+
 def _patient_or_404(view: PhiAPIView, request: Request, patient_id: int | None) -> dict:
     """The patient as JSON (cached); an unknown one is audited as such and answered 404, as is an id spelt
     otherwise than the server writes it (None: `007` is not patient 7), naming no resource."""
@@ -202,7 +215,7 @@ class PatientListView(PhiAPIView):
         return Response(patient_json(patient), status=status.HTTP_201_CREATED)
 
 
-class PatientDetailView(PhiAPIView):
+class PatientDetailView(PatientPathView):
     required_scopes = [scopes.PATIENT_READ]
     resource_type = "Patient"
 
@@ -215,7 +228,7 @@ class PatientDetailView(PhiAPIView):
         return Response(patient)
 
 
-class PatientVitalsView(PhiAPIView):
+class PatientVitalsView(PatientPathView):
     """A patient's vital signs: by code, in a time window, newest first, or only the latest of each."""
 
     required_scopes = {"GET": [scopes.CLINICAL_READ], "POST": [scopes.CLINICAL_WRITE]}
@@ -267,7 +280,7 @@ class PatientVitalsView(PhiAPIView):
         return Response(observation_json(observation), status=status.HTTP_201_CREATED)
 
 
-class PatientEncountersView(PhiAPIView):
+class PatientEncountersView(PatientPathView):
     required_scopes = [scopes.CLINICAL_READ]
     resource_type = "Encounter"
     pagination_class = keyset_pagination("-period_start", "-id")
@@ -291,7 +304,7 @@ class PatientEncountersView(PhiAPIView):
         )
 
 
-class PatientMedicationsView(PhiAPIView):
+class PatientMedicationsView(PatientPathView):
     required_scopes = [scopes.CLINICAL_READ]
     resource_type = "MedicationRequest"
     pagination_class = keyset_pagination("-authored_at", "-id")
