@@ -57,6 +57,8 @@ def _summary(policy: ScalingPolicy, report: dict, errors: list[str]) -> dict:
             "peak": plan.peak_replicas,
             "needed_peak": max(hour.get("needed", hour["replicas"]) for hour in plan.hours),
             "reasons": plan.reasons,
+            "created_at": plan.created_at.isoformat(),
+            "stale": plan.is_stale(),
         }
     response = _latest(policy, WorkloadForecast.Metric.RESPONSE_TIME)
     if response is not None:
@@ -68,7 +70,23 @@ def _summary(policy: ScalingPolicy, report: dict, errors: list[str]) -> dict:
 def _drafts(policy: ScalingPolicy, summary: dict, errors: list[str]) -> list[Draft]:
     drafts = []
     plan = summary.get("plan")
-    if plan and plan["needed_peak"] > policy.max_replicas:
+    if plan and plan.get("stale"):
+        # It plans no hour ahead any more: what it needed weeks ago is no reason to pay for more replicas now.
+        slug = policy.service.slug
+        drafts.append(
+            Draft(
+                kind="scaling_plan_stale",
+                subject=slug,
+                title=f"{slug}'s replica plan is stale: check its forecasts",
+                reason=f"The newest replica plan was made at {plan['created_at']} and no forecast has replaced it; "
+                "its KEDA cron windows (if any) repeat its hours every day. Why the forecasts stopped is in the "
+                "policy's forecast notes (admin) and the workers' logs. No maximum is proposed from it.",
+                change={},
+                evidence=plan,
+                actionable=False,
+            )
+        )
+    elif plan and plan["needed_peak"] > policy.max_replicas:
         needed, ceiling, slug = plan["needed_peak"], policy.max_replicas_ceiling, policy.service.slug
         reason = "The P90 request-rate forecast needs more replicas than the maximum allows: " + " ".join(
             plan["reasons"]
