@@ -52,6 +52,11 @@ def on_grain(start: datetime, seconds: int) -> datetime:
     return start + (timedelta(seconds=seconds) - late) if late else start
 
 
+def grain_floor(at: datetime, seconds: int) -> datetime:
+    """The last whole `seconds` (since the epoch, UTC) at or before `at`."""
+    return at - (at - EPOCH) % timedelta(seconds=seconds)
+
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -99,11 +104,22 @@ class SeriesInputSerializer(serializers.Serializer):
         grain = request_grain(data["metric"], data["start"])
         if grain is not None:
             data["start"] = on_grain(data["start"], grain)
+            unit = "hour" if grain == 3600 else "minute"
             if data["start"] >= data["end"]:
-                unit = "hour" if grain == 3600 else "minute"
                 raise serializers.ValidationError(
                     {"start": f"Request figures are kept per {unit}: the window must hold a whole {unit}."}
                 )
+            # Likewise an `end` inside a minute (hour) that has ended: its rollup holds the requests up to its
+            # own end, so the last step counted requests from after `end` and divided them by the seconds
+            # before it (ending 15 s into a minute, a rate four times what it was). The window ends on the
+            # whole minute before; a minute still in progress holds only the requests up to now, and is kept.
+            last = grain_floor(data["end"], grain)
+            if last != data["end"] and last + timedelta(seconds=grain) <= timezone.now():
+                if last <= data["start"]:
+                    raise serializers.ValidationError(
+                        {"end": f"Request figures are kept per {unit}: the window must hold a whole {unit}."}
+                    )
+                data["end"] = last
         problem = request_step_problem(data["metric"], data["start"], data["step"])
         if problem:
             raise serializers.ValidationError({"step": problem})
