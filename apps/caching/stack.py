@@ -53,18 +53,19 @@ POLL_MARGIN = timedelta(seconds=5)
 INVALIDATIONS_CHANNEL = "cpc:invalidations"
 
 # Set the generation only upward, so replays and out-of-order publishes are harmless. A value that is not a
-# number (written from outside) is taken for none: compared as nil it failed the script, every poll.
+# number, or a key of another type (written from outside), is taken for none: it failed the script, every poll.
+# Keys are read with pcall and MGET, which answer a key of another type rather than fail (WRONGTYPE).
 _SET_IF_GREATER = """
-local raw = redis.call('GET', KEYS[1])
+local raw = redis.pcall('GET', KEYS[1])
 local current = 0
-if raw and string.match(raw, '^%-?%d+$') then current = tonumber(raw) end
+if type(raw) == 'string' and string.match(raw, '^%-?%d+$') then current = tonumber(raw) end
 if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
 return 1
 """
 # Give a scope its generation unless Redis has one (a number): the key's value after.
 _SET_UNLESS_A_NUMBER = """
-local raw = redis.call('GET', KEYS[1])
-if raw and string.match(raw, '^%-?%d+$') then return raw end
+local raw = redis.pcall('GET', KEYS[1])
+if type(raw) == 'string' and string.match(raw, '^%-?%d+$') then return raw end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 """
@@ -949,7 +950,7 @@ class CacheStack:
                 policy.namespace, lambda r: r.execute_command("MGET", value_key, generation_key)
             )
         else:
-            ok, result = self._redis_call(policy.namespace, lambda r: [r.get(self._l2_key("v", key)), None])
+            ok, result = self._redis_call(policy.namespace, lambda r: [*r.mget([self._l2_key("v", key)]), None])
         if not ok:
             return None, None
         return self._l2_entry(policy, key, scope_key, *result)
@@ -1015,7 +1016,7 @@ class CacheStack:
                 lock.released = True
 
     def _redis_generation(self, scope_key: str) -> int | None:
-        ok, raw = self._redis_call("", lambda r: r.get(self._l2_key("g", scope_key)))
+        ok, raw = self._redis_call("", lambda r: r.mget([self._l2_key("g", scope_key)])[0])
         if not ok:
             return None
         return self._generation_number(scope_key, raw)
@@ -1077,10 +1078,10 @@ class CacheStack:
         def take(client):
             pipe = client.pipeline(transaction=False)
             pipe.set(lock.name, lock.token, nx=True, px=expires_ms)
-            pipe.get(value_key)  # after the SET: a lock found free was let go after its holder's value was stored
-            if scope_key:
-                pipe.get(generation_key)
-            return [*pipe.execute(), None][:3]
+            # After the SET: a lock found free was let go after its holder's value was stored.
+            pipe.mget([value_key, generation_key] if scope_key else [value_key])
+            acquired, values = pipe.execute()
+            return [acquired, *values, None][:3]
 
         ok, result = self._redis_call(policy.namespace, take)
         if not ok:

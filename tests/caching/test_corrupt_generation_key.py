@@ -89,3 +89,26 @@ def test_an_entry_stored_before_the_key_went_bad_is_not_served_after_a_write(sta
     for other_process in (make_stack(), make_stack(), make_stack(redis_url="redis://127.0.0.1:1/0")):
         assert other_process.get_or_load(*CARD, lambda: dict(database), scope=SCOPE) == {"allergies": ["penicillin"]}
     assert int(client.get(key)) > 0
+
+
+def test_a_generation_key_of_another_type_is_replaced_too_and_keeps_the_breaker_closed(stack):
+    """A list (or any type but a string) at the key: GET answered WRONGTYPE, in the reader's lock round trip and
+    in the publish script, and each was taken for Redis being away (the breaker opened on every read of the
+    patient and every poll)."""
+    database = {"allergies": []}
+    _write(stack, database)
+    client, key = redis.Redis.from_url(settings.REDIS_URL), _generation_key(stack)
+    client.delete(key)
+    client.rpush(key, NOT_A_NUMBER)
+
+    reader = make_stack()
+    assert reader.get_or_load(*CARD, lambda: dict(database), scope=SCOPE) == database
+    assert reader.breaker.state == "closed"
+    assert int(client.get(key)) > 0
+
+    client.delete(key)
+    client.rpush(key, NOT_A_NUMBER)
+    _write(stack, database, allergies=["penicillin"])  # its publish replaces the key
+    assert stack.breaker.state == "closed"
+    assert make_stack().get_or_load(*CARD, lambda: dict(database), scope=SCOPE) == {"allergies": ["penicillin"]}
+    assert int(client.get(key)) > 0
