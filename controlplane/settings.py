@@ -58,7 +58,10 @@ class CheckedEnv(environ.Env):
         return _within(var, super().float(var, default=default), minimum=minimum, maximum=maximum, above=above)
 
     def db(self, var: str = environ.Env.DEFAULT_DATABASE_ENV, default=environ.Env.NOTSET, engine=None) -> dict:
-        config = super().db(var, default=default, engine=engine)
+        try:
+            config = super().db(var, default=default, engine=engine)
+        except ValueError:  # a port that is no number: django-environ's ValueError named no variable
+            config = {}
         if config.get("ENGINE") not in self.DB_SCHEMES.values():  # not echoed: a database URL carries a password
             raise ImproperlyConfigured(
                 f"The environment variable {var} is not a database URL; "

@@ -208,6 +208,9 @@ def test_a_bad_value_names_its_variable(tmp_path, variable, value, message):
         ("LIVE_WEBSOCKET_URL", "cp.example.org/ws/metrics/", "LIVE_WEBSOCKET_URL must start with ws:// or wss://"),
         ("SCALING_PROMETHEUS_URL", "prometheus:9090", "SCALING_PROMETHEUS_URL must start with http:// or https://"),
         ("CELERY_BROKER_URL", "rabbitmq:5672", "CELERY_BROKER_URL must be a broker URL"),
+        # A port that is no number was django-environ's ValueError, naming neither variable.
+        ("DATABASE_URL", "postgres://app:secret@db:54x2/cp", "DATABASE_URL is not a database URL"),
+        ("DATABASE_REPLICA_URL", "postgres://app:secret@db:54x2/cp", "DATABASE_REPLICA_URL is not a database URL"),
         # Given PostgreSQL's pool options, a SQLite replica failed every read routed to it.
         ("DATABASE_REPLICA_URL", "sqlite:////tmp/replica.db", "DATABASE_REPLICA_URL must be a PostgreSQL URL"),
         # 0.4 ms rounded to a statement timeout of 0 ms (none); past 2^31-1 ms PostgreSQL refused it at each run.
