@@ -20,13 +20,26 @@ class Command(BaseCommand):
         for sub in (export, forecast, apply):
             sub.add_argument("--service", action="append", help="Only this service (slug); repeatable.")
 
-    def _services(self, slugs: list[str] | None) -> list[Service] | None:
+    def _services(self, slugs: list[str] | None, *, predictive: bool = False) -> list[Service] | None:
+        """The services named, each with an enabled policy (and a predictive one to forecast): one without
+        was left out in silence, the command doing nothing and exiting 0 as if it had."""
         if not slugs:
             return None
-        found = list(Service.objects.filter(slug__in=slugs))
+        found = list(Service.objects.filter(slug__in=slugs).select_related("scaling_policy"))
         missing = set(slugs) - {s.slug for s in found}
         if missing:
             raise CommandError(f"No service {', '.join(sorted(missing))}.")
+        unusable = []
+        for service in sorted(found, key=lambda service: service.slug):
+            policy = getattr(service, "scaling_policy", None)
+            if policy is None:
+                unusable.append(f"{service.slug}: no scaling policy")
+            elif not policy.enabled:
+                unusable.append(f"{service.slug}: its scaling policy is disabled")
+            elif predictive and not policy.predictive:
+                unusable.append(f"{service.slug}: its scaling policy is not predictive")
+        if unusable:
+            raise CommandError(f"{'; '.join(unusable)}. (Admin: Scaling policies.)")
         return found
 
     def handle(self, *args, action: str, **options) -> None:
@@ -44,7 +57,7 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(written)} manifests written, each validated (schemas, ranges, HPA/VPA rule).")
 
     def _forecast(self, *, service: list[str] | None, **options) -> None:
-        report = services.forecasts_refresh(services=self._services(service))
+        report = services.forecasts_refresh(services=self._services(service, predictive=True))
         for line in report["forecasts"]:
             self.stdout.write(f"forecast  {line}")
         for line in report["recommendations"]:
@@ -54,8 +67,9 @@ class Command(BaseCommand):
 
     def _apply(self, *, service: list[str] | None, **options) -> None:
         policies = ScalingPolicy.objects.filter(enabled=True).select_related("service")
-        if service:
-            policies = policies.filter(service__in=self._services(service))
+        named = self._services(service)
+        if named is not None:
+            policies = policies.filter(service__in=named)
         failed = False
         for policy in policies:
             if services.policy_state_refresh(policy) == ScalingPolicy.ApplyState.NOT_CONFIGURED:
