@@ -8,6 +8,7 @@ full disk, a hand-made one) is logged and dropped (the read has taken it out of 
 the worker.
 """
 
+import contextlib
 import logging
 import os
 import uuid
@@ -32,6 +33,9 @@ class Channel(filesystem.Channel):
                 file.write(dumps(payload).encode())
             os.replace(partial, name)
         except OSError as exc:
+            # A partial file (a full disk) is no queue's message: left, it stayed for good, listed by every poll.
+            with contextlib.suppress(OSError):
+                os.remove(partial)
             raise ChannelError(f"Cannot add a message to {self.data_folder_out!r}") from exc
 
     def _get(self, queue: str) -> dict:

@@ -52,6 +52,42 @@ def test_a_message_file_is_never_seen_before_it_is_whole(tmp_path, monkeypatch):
         assert channel._get("work") == {"body": "x" * 100_000}
 
 
+def test_a_message_the_full_disk_cut_short_leaves_no_file_behind(tmp_path, monkeypatch):
+    """A write that fails (the disk full) is refused as a ChannelError, and its partial file goes with it: each
+    enqueue while the disk was full left one in the queue folder, never read and never deleted, which every poll
+    (4 a second) then listed and sorted for as long as the folder lived."""
+    from errno import ENOSPC
+
+    from kombu.exceptions import ChannelError
+
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    options = {"data_folder_in": str(folder), "data_folder_out": str(folder), "store_processed": False}
+
+    class FullDisk:
+        def __init__(self, file):
+            self.file = file
+
+        def write(self, data):
+            self.file.write(data[:10])
+            raise OSError(ENOSPC, "No space left on device")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc_info):
+            self.file.close()
+
+    real_open = builtins.open
+    with Connection("filesystem://", transport=TRANSPORT, transport_options=options) as connection:
+        channel = connection.default_channel
+        monkeypatch.setattr(builtins, "open", lambda *args, **kwargs: FullDisk(real_open(*args, **kwargs)))
+        with pytest.raises(ChannelError):
+            channel._put("work", {"body": "x" * 1000})
+        monkeypatch.setattr(builtins, "open", real_open)
+    assert list(folder.iterdir()) == []
+
+
 def test_an_unreadable_message_is_set_aside_and_the_worker_keeps_working(tmp_path):
     env = embedded_env(tmp_path / "var")
     migrated = manage("migrate", "--noinput", "-v0", env=env, timeout=300)
