@@ -242,8 +242,16 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
             return False
         if audience != self._audience:
             await self._publisher.leave(self.channel_name, self._audience)
+            try:
+                await self._publisher.join(self.channel_name, audience)
+            except Exception:
+                # Joined nothing: `disconnect` must not leave the new audience (another dashboard's count, whose
+                # snapshots would stop), nor may the feed stay on the old one (services the viewer no longer sees).
+                logger.warning("live feed: the channel layer did not answer; the dashboard will retry", exc_info=True)
+                self._publisher = None
+                await self.close(code=CLOSE_TRY_AGAIN_LATER)
+                return False
             self._audience = audience
-            await self._publisher.join(self.channel_name, audience)
         return True
 
 
