@@ -4,7 +4,14 @@ import { TableScroll } from "../../../components/ui/TableScroll";
 import { fixed } from "../../../lib/format";
 import type { Service, SloStatus } from "../api/services";
 
-function SloCell({ slo }: { slo: SloStatus | undefined }) {
+function SloCell({ slo, slug, known }: { slo: SloStatus | undefined; slug: string; known: boolean }) {
+  // Not loaded (yet, or refused): no figure, rather than "no traffic" for every service.
+  if (!known)
+    return (
+      <span className="muted" data-testid={`slo-unknown-${slug}`}>
+        —
+      </span>
+    );
   const hour = slo?.windows["1h"];
   if (!hour || !hour.count) return <span className="muted nowrap">no traffic</span>;
   const met = hour.p95_met !== false && hour.p99_met !== false && hour.error_rate_met !== false;
@@ -16,7 +23,18 @@ function SloCell({ slo }: { slo: SloStatus | undefined }) {
   );
 }
 
-export function ServiceTable({ services, adminUrl, slo = {} }: { services: Service[]; adminUrl: string; slo?: Record<string, SloStatus> }) {
+export function ServiceTable({
+  services,
+  adminUrl,
+  slo = {},
+  sloKnown = true,
+}: {
+  services: Service[];
+  adminUrl: string;
+  slo?: Record<string, SloStatus>;
+  /** Whether `slo` was loaded: a service missing from a loaded status had no traffic. */
+  sloKnown?: boolean;
+}) {
   if (services.length === 0) {
     return <p className="muted">No services registered yet. Add one in the admin.</p>;
   }
@@ -49,7 +67,7 @@ export function ServiceTable({ services, adminUrl, slo = {} }: { services: Servi
               <td className="num">{service.slo_p99_ms} ms</td>
               <td className="num">{service.slo_error_rate_pct}%</td>
               <td>
-                <SloCell slo={slo[service.slug]} />
+                <SloCell slo={slo[service.slug]} slug={service.slug} known={sloKnown} />
               </td>
               <td>
                 <a href={`${adminUrl}services/service/${service.id}/change/`} aria-label={`${service.name} in the admin`}>
