@@ -4,7 +4,7 @@ import { LivePanel } from "../../features/live/components/LivePanel";
 import { isLiveSnapshot, type LiveSnapshot } from "../../features/live/snapshot";
 import { ServiceTable } from "../../features/overview/components/ServiceTable";
 import { SERVICES_URL, type Service, type SloStatus } from "../../features/overview/api/services";
-import { LoadError, LoadStatus, signInUrl } from "../../components/ui/Status";
+import { LoadStatus, signInUrl } from "../../components/ui/Status";
 import { useJson } from "../../lib/useJson";
 import { ConfigContext } from "../config";
 import { useConnectionState, useLatestMessage } from "../../lib/useLiveFeed";
@@ -54,8 +54,9 @@ export default function OverviewPage() {
       )}
       <h2>Services</h2>
       <LoadStatus state={services} what="services" />
-      {/* A refused or failed SLO read left every service reading "no traffic". */}
-      {slo.status === "error" ? <LoadError what="the SLO status" message={slo.message} code={slo.code} fields={slo.fields} /> : null}
+      {/* A refused or failed SLO read left every service reading "no traffic", and a failed refresh showed the
+          older figures as current: both are said (the table shows the services while the status loads). */}
+      {slo.status === "loading" ? null : <LoadStatus state={slo} what="the SLO status" />}
       {services.status === "ready" ? (
         <ServiceTable services={services.data.results} adminUrl={config.adminUrl} slo={sloBySlug} sloKnown={slo.status === "ready"} />
       ) : null}

@@ -1,4 +1,4 @@
-import { cleanup, render, screen } from "@testing-library/react";
+import { act, cleanup, render, screen } from "@testing-library/react";
 import { MemoryRouter } from "react-router";
 import { afterEach, describe, expect, it, vi } from "vitest";
 
@@ -45,5 +45,26 @@ describe("OverviewPage SLO status", () => {
     renderPage();
     expect(await screen.findByText("no traffic")).toBeTruthy();
     expect(screen.queryByText(/Could not load the SLO status/)).toBeNull();
+  });
+
+  it("says a refresh of the SLO status failed, the figures shown being older", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    try {
+      const window = { count: 120, p95_ms: 40, p99_ms: 80, error_rate_pct: 0, p95_met: true, p99_met: true, error_rate_met: true, error_budget_remaining: 0.75 };
+      const answers = [
+        () => json({ results: [{ service: "clinical-api", name: "Clinical data API", windows: { "1h": window, "24h": window, "7d": window } }] }),
+        () => json({ detail: "Server error." }, 500),
+      ];
+      serve(() => (answers.shift() ?? answers[0])());
+      renderPage();
+      expect(await screen.findByText(/met · p95 40.0 ms/)).toBeTruthy();
+      await act(async () => {
+        vi.advanceTimersByTime(30000);
+      });
+      expect((await screen.findByTestId("refresh-error")).textContent).toMatch(/^Could not refresh the SLO status: Server error\./);
+      expect(screen.getByText(/met · p95 40.0 ms/)).toBeTruthy();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
