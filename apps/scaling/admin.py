@@ -169,6 +169,10 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
         from apps.scaling.tasks import apply_policy
 
         for policy in queryset:
+            if not policy.enabled:  # its state reads "no cluster" too: the checker withdraws what it applied
+                self.message_user(request, f"{policy}: the policy is disabled: nothing to apply (enable it to apply "
+                                  "its manifests).", messages.WARNING)  # fmt: skip
+                continue
             if services.policy_state_refresh(policy) == ScalingPolicy.ApplyState.NOT_CONFIGURED:
                 self.message_user(request, f"{policy}: no cluster configured (SCALING_KUBECONFIG).", messages.WARNING)
                 continue

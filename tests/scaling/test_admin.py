@@ -127,3 +127,15 @@ def test_a_form_save_keeps_what_a_worker_wrote_to_the_policy_meanwhile(admin_ses
     assert policy.max_replicas == 30
     assert policy.applied_objects == applied and policy.applied_hash == "a" * 64
     assert policy.forecast_skipped == {"cpu": "no history"}
+
+
+def test_apply_now_on_a_disabled_policy_says_it_is_disabled_not_that_no_cluster_is_configured(admin_session, settings):
+    """With a cluster configured, "Apply to the cluster now" on a disabled policy said "no cluster configured
+    (SCALING_KUBECONFIG)": the operator went looking for a kubeconfig that was there all along."""
+    settings.SCALING_KUBECONFIG = "/nonexistent/kubeconfig"  # configured; never read: nothing is sent
+    service = Service.objects.create(name="Triage", slug="triage")
+    policy, _ = services.scaling_policy_ensure(service, predictive=False, enabled=False)
+    assert _act(admin_session, "apply_now", policy) == [
+        "Scaling of Triage: the policy is disabled: nothing to apply (enable it to apply its manifests)."
+    ]
+    assert ScalingPolicy.objects.get(pk=policy.pk).apply_state == ScalingPolicy.ApplyState.NOT_CONFIGURED
