@@ -59,7 +59,16 @@ _SET_IF_GREATER = """
 local raw = redis.pcall('GET', KEYS[1])
 local current = 0
 if type(raw) == 'string' and string.match(raw, '^%-?%d+$') then current = tonumber(raw) end
-if tonumber(ARGV[1]) > current then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) end
+if tonumber(ARGV[1]) > current then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return false
+end
+return raw
+"""
+# Set a generation found ahead of the database back to the database's, unless it changed since it was read.
+_SET_BACK_IF_UNCHANGED = """
+if redis.pcall('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 # Give a scope its generation unless Redis has one (a number): the key's value after.
@@ -176,6 +185,7 @@ class CacheStack:
         self._async_flights: dict[tuple[asyncio.AbstractEventLoop, str], asyncio.Future] = {}
         self._set_if_greater = None
         self._set_unless_a_number = None
+        self._set_back_if_unchanged = None
         self._release_lock = None
         self._bad_generation_keys: set[str] = set()  # the scopes whose key was not a number: logged once each
         # Single-flight locks whose release did not reach Redis (name -> token, until when it matters): let go of
@@ -1292,14 +1302,58 @@ class CacheStack:
                 )
             for scope_key, generation in (announce or {}).items():
                 pipe.publish(INVALIDATIONS_CHANNEL, f"{scope_key} {generation}")
-            pipe.execute()
+            return pipe.execute()[: len(pending)]
 
-        ok, _ = self._redis_call("", publish)
+        ok, kept = self._redis_call("", publish)
         if ok or self.redis() is None:
             with self._publish_lock:
                 for scope_key, generation in pending.items():
                     if self._pending_publishes.get(scope_key) == generation:
                         self._pending_publishes.pop(scope_key, None)
+        if ok:
+            # A generation Redis kept over a publish: a later write's (out of order), or one ahead of the database.
+            ahead = {scope_key: raw for scope_key, raw in zip(pending, kept, strict=True) if raw is not None}
+            if ahead:
+                self._set_back_generations_ahead(ahead)
+
+    def _set_back_generations_ahead(self, kept: dict[str, bytes]) -> None:
+        """Set the generations Redis holds past the database's back to the database's. Redis never legitimately
+        holds one the database has not reached (it is published once committed, or set from the database): one
+        ahead was written from outside (an operator's SET, a database restored under a Redis that kept its
+        keys), and every later publish, lower, was dropped, leaving the entries stored before those writes valid.
+        Set back only if the key still holds what was kept, so a publish that landed meanwhile stands."""
+        from apps.caching.models import CacheScopeGeneration
+
+        try:
+            current = dict(
+                CacheScopeGeneration.objects.using(self.database)
+                .filter(scope__in=list(kept))
+                .values_list("scope", "generation")
+            )
+        except Exception:  # the next publish of the scope looks again
+            logger.warning("cache generations kept by Redis could not be checked", exc_info=True)
+            return
+        back = {k: (raw, current[k]) for k, raw in kept.items() if k in current and current[k] < int(raw)}
+        if not back:
+            return
+
+        def set_back(client):
+            if self._set_back_if_unchanged is None:
+                self._set_back_if_unchanged = client.register_script(_SET_BACK_IF_UNCHANGED)
+            pipe = client.pipeline(transaction=False)
+            for scope_key, (raw, generation) in back.items():
+                self._set_back_if_unchanged(
+                    keys=[self._l2_key("g", scope_key)], args=[raw, generation, GENERATION_KEY_MS], client=pipe
+                )
+            pipe.execute()
+
+        ok, _ = self._redis_call("", set_back)
+        for scope_key in back:
+            if ok and scope_key not in self._bad_generation_keys and len(self._bad_generation_keys) < 1000:
+                self._bad_generation_keys.add(scope_key)
+                logger.warning(
+                    "cache generation key of scope %s in Redis was ahead of the database; set back", scope_key
+                )
 
     def clear_local(self) -> None:
         """Forget everything this process holds (tests, and after a namespace clear)."""

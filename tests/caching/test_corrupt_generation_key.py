@@ -112,3 +112,34 @@ def test_a_generation_key_of_another_type_is_replaced_too_and_keeps_the_breaker_
     assert stack.breaker.state == "closed"
     assert make_stack().get_or_load(*CARD, lambda: dict(database), scope=SCOPE) == {"allergies": ["penicillin"]}
     assert int(client.get(key)) > 0
+
+
+def test_a_generation_key_set_ahead_of_the_database_is_set_back_at_the_next_write(stack, caplog):
+    """A number past the database's (an operator's SET, a database restored from a backup under a Redis that kept
+    its keys): every publish was lower, so set-if-greater dropped it, and the card stored before the allergy
+    stayed valid in Redis for every process. The writer finds the key ahead and sets it back to the database's
+    generation, only if it still holds what was found."""
+    database = {"allergies": []}
+    _write(stack, database)
+    client, key = redis.Redis.from_url(settings.REDIS_URL), _generation_key(stack)
+    client.set(key, int(client.get(key)) + 1000)
+    assert make_stack().get_or_load(*CARD, lambda: dict(database), scope=SCOPE) == database  # stored in L2
+
+    with caplog.at_level(logging.WARNING, logger="apps.caching.stack"):
+        _write(stack, database, allergies=["penicillin"])
+    assert make_stack().get_or_load(*CARD, lambda: dict(database), scope=SCOPE) == {"allergies": ["penicillin"]}
+    assert int(client.get(key)) == CacheScopeGeneration.objects.get(scope=stack.scope_key(SCOPE)).generation
+    assert len([r for r in caplog.records if "ahead of the database" in r.getMessage()]) == 1
+
+
+def test_a_late_publish_of_an_older_generation_leaves_the_newer_one(stack):
+    """Out of order, a publish of a generation the database has moved past is dropped, as before."""
+    database = {"allergies": []}
+    _write(stack, database)
+    older = CacheScopeGeneration.objects.get(scope=stack.scope_key(SCOPE)).generation
+    _write(stack, database, allergies=["penicillin"])
+    client, key = redis.Redis.from_url(settings.REDIS_URL), _generation_key(stack)
+    assert int(client.get(key)) == older + 1
+    stack._queue_publish(stack.scope_key(SCOPE), older)
+    stack._retry_publishes()
+    assert int(client.get(key)) == older + 1
