@@ -9,6 +9,7 @@ choose a task, its arguments and where it is sent.
 from __future__ import annotations
 
 import json
+from datetime import UTC
 
 from django import forms
 from django.contrib import admin
@@ -21,7 +22,28 @@ WHAT_RUNS = ("name", "task", "args", "kwargs", "queue", "exchange", "routing_key
              "expires", "expire_seconds", "one_off")  # fmt: skip
 
 
-class RetimeForm(forms.ModelForm):
+class TimesReadableInUtc:
+    """A start or expiry time the database can give back: in a zone west of UTC the form's last evening of year
+    9999 is year 10,000 in UTC (east of it, year 1's first hours are year 0), which PostgreSQL stores and psycopg
+    cannot read, so the schedules' list, the schedule's own page and beat's every read of the schedules failed."""
+
+    def clean_start_time(self):
+        return self._readable_in_utc("start_time")
+
+    def clean_expires(self):
+        return self._readable_in_utc("expires")
+
+    def _readable_in_utc(self, field: str):
+        value = self.cleaned_data.get(field)
+        if value is not None:
+            try:
+                value.astimezone(UTC)
+            except OverflowError:
+                raise forms.ValidationError("A time between the years 1 and 9999 in UTC.") from None
+        return value
+
+
+class RetimeForm(TimesReadableInUtc, forms.ModelForm):
     """When and whether it runs: no registered-task picker, no task required from the form."""
 
     class Meta:
@@ -29,7 +51,7 @@ class RetimeForm(forms.ModelForm):
         fields = ("enabled", "description", "interval", "crontab", "solar", "clocked", "start_time")
 
 
-class WhatRunsForm(PeriodicTaskForm):
+class WhatRunsForm(TimesReadableInUtc, PeriodicTaskForm):
     """django-celery-beat's form, without its two 500s: a task name its own field refused (a NUL byte) reached
     its `clean()` as a KeyError, and empty headers were saved as NULL into a NOT NULL column. Its arguments
     had only to be JSON: kwargs of `[]` or args of `{}` were stored, then Celery refused every send of them

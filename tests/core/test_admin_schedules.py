@@ -71,3 +71,42 @@ def test_a_task_name_its_field_refuses_is_a_field_error(admin_client, nightly):
     assert "task" in response.context["adminform"].form.errors
     task.refresh_from_db()
     assert task.task == "optimizer.scheduled_run"
+
+
+RETIME = {"enabled": "on", "description": "", "start_time_0": "", "start_time_1": ""}
+
+
+@pytest.mark.parametrize(("zone", "day", "time"), [("America/New_York", "9999-12-31", "23:00:00"),
+                                                   ("Asia/Tokyo", "0001-01-01", "01:00:00")])  # fmt: skip
+@pytest.mark.parametrize("field", ["start_time", "expires"])
+def test_a_time_past_year_9999_or_before_year_1_in_utc_is_a_field_error(admin_client, nightly, settings, zone, day,
+                                                                         time, field):  # fmt: skip
+    """In a zone west of UTC the form's last evening of year 9999 is year 10,000 in UTC: PostgreSQL stored it and
+    psycopg could not read it back, so the schedules' list, that schedule's own page (where it would be fixed)
+    and beat's every read of the schedules were a 500 or a crash. East of UTC, year 1's first hours likewise."""
+    settings.TIME_ZONE = zone
+    task, crontab = nightly
+    admin_client.raise_request_exception = False
+    response = admin_client.post(f"/admin/django_celery_beat/periodictask/{task.pk}/change/",
+                                 schedule_form(task, crontab, **{f"{field}_0": day, f"{field}_1": time}))  # fmt: skip
+    assert response.status_code == 200 and field in response.context["adminform"].form.errors
+    assert admin_client.get("/admin/django_celery_beat/periodictask/").status_code == 200
+
+
+def test_an_operator_s_start_time_past_year_9999_in_utc_is_a_field_error(operator, nightly, settings):
+    settings.TIME_ZONE = "America/New_York"
+    task, crontab = nightly
+    form = {**RETIME, "crontab": crontab.pk, "start_time_0": "9999-12-31", "start_time_1": "23:00:00"}
+    response = operator.post(f"/admin/django_celery_beat/periodictask/{task.pk}/change/", form)
+    assert response.status_code == 200 and "start_time" in response.context["adminform"].form.errors
+    assert operator.get("/admin/django_celery_beat/periodictask/").status_code == 200
+
+
+def test_a_far_but_readable_start_time_still_saves(admin_client, nightly, settings):
+    settings.TIME_ZONE = "America/New_York"
+    task, crontab = nightly
+    form = schedule_form(task, crontab, start_time_0="9999-12-30", start_time_1="12:00:00")
+    response = admin_client.post(f"/admin/django_celery_beat/periodictask/{task.pk}/change/", form)
+    assert response.status_code == 302
+    task.refresh_from_db()
+    assert task.start_time.year == 9999
