@@ -6,4 +6,8 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
 
-application = get_wsgi_application()
+django_application = get_wsgi_application()
+
+from apps.core.chunked import ChunkedBodyLength  # noqa: E402 - needs the settings configured above
+
+application = ChunkedBodyLength(django_application)

@@ -1,0 +1,103 @@
+"""A request body sent `Transfer-Encoding: chunked` (a client streaming its body) is read like any other.
+Gunicorn de-chunks it but sets no Content-Length, and Django reads a body only as far as that says: a filtered
+search posted chunked lost its filters and answered every patient (names, MRNs and birth dates the client
+never asked for). A real gunicorn on the product's config, a real PostgreSQL."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from datetime import date
+
+import pytest
+
+from apps.accounts import scopes
+from apps.accounts.services import api_client_create
+from apps.clinical.services import patient_create
+from apps.core.chunked import chunked_body_limit
+from tests.helpers import REPO_ROOT, VENV_BIN, closed_port, database_url, stop_group, wait_for
+
+pytestmark = [
+    pytest.mark.skipif(sys.platform != "linux", reason="POSIX process groups"),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+@pytest.fixture
+def server_port(tmp_path):
+    port, log = closed_port(), tmp_path / "server.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py", "--bind",
+             f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket"],
+            cwd=REPO_ROOT, env={**os.environ, "DATABASE_URL": database_url()}, stdout=out, stderr=out,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: "Booting worker" in log.read_text() or server.poll() is not None, 120, "gunicorn", log)
+        yield port
+    finally:
+        stop_group(server)
+
+
+@pytest.fixture
+def token():
+    for mrn, family in [("CHUNK-1", "Quistorp"), ("CHUNK-2", "Abernathy")]:
+        patient_create(mrn=mrn, family_name=family, given_name="Ada", birth_date=date(1970, 1, 2))
+    return api_client_create(name="chunked", scopes=[scopes.PATIENT_READ]).token
+
+
+def _chunked_post(port: int, path: str, token: str, content_type: str, body: bytes) -> tuple[int, bytes]:
+    """POST `body` in chunks of 7 bytes, as a streaming client sends it, and read the whole answer."""
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i : i + 7]), body[i : i + 7]) for i in range(0, len(body), 7))
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
+        connection.sendall(head.encode() + chunks + b"0\r\n\r\n")
+        answer = b""
+        while part := connection.recv(65536):
+            answer += part
+    status_line, _, rest = answer.partition(b"\r\n")
+    headers, _, payload = rest.partition(b"\r\n\r\n")
+    if b"transfer-encoding: chunked" in headers.lower():
+        payload = _dechunk(payload)
+    return int(status_line.split()[1]), payload
+
+
+def _dechunk(data: bytes) -> bytes:
+    out = b""
+    while True:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line.split(b";")[0], 16)
+        if size == 0:
+            return out
+        out, data = out + data[:size], data[size + 2 :]
+
+
+def test_a_chunked_json_search_keeps_its_filters(server_port, token):
+    status, payload = _chunked_post(
+        server_port, "/api/v1/patients/window/", token, "application/json", json.dumps({"family": "Quistorp"}).encode()
+    )
+    assert status == 200, payload
+    body = json.loads(payload)
+    assert body["count"] == 1
+    assert [row["mrn"] for row in body["results"]] == ["CHUNK-1"]
+
+
+def test_a_chunked_fhir_search_keeps_its_filters(server_port, token):
+    status, payload = _chunked_post(
+        server_port, "/fhir/Patient/_search", token, "application/x-www-form-urlencoded", b"family=Quistorp"
+    )
+    assert status == 200, payload
+    bundle = json.loads(payload)
+    assert [entry["resource"]["name"][0]["family"] for entry in bundle["entry"]] == ["Quistorp"]
+
+
+def test_a_chunked_body_over_the_limit_is_refused(server_port, token):
+    body = json.dumps({"family": "Q" * chunked_body_limit()}).encode()
+    status, payload = _chunked_post(server_port, "/api/v1/patients/window/", token, "application/json", body)
+    assert status == 413
+    assert json.loads(payload)["code"] == "request_too_large"
