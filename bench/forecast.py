@@ -102,6 +102,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=7)
     args = parser.parse_args()
+    if args.folds < 1:  # no fold: numpy's "need at least one array to concatenate", after loading the data
+        parser.error("--folds must be at least 1")
     figures = {"taylor_electricity_hourly": evaluate("taylor", taylor(), args.folds)}
     hospitals = {}
     for seed in SEEDS:
