@@ -21,6 +21,7 @@ from apps.accounts.services import (
     validate_application_scopes,
     validate_expires_at,
 )
+from apps.core.admin import time_readable_in_utc
 
 
 @admin.register(ApiClient)
@@ -186,6 +187,21 @@ class StaffUserAdmin(GrantsOnlyWhatTheEditorHolds, UserAdmin):
     keep guessing a superuser's password) or anything else outside their role."""
 
     granting_fields = ("user_permissions", "groups")
+
+    def get_form(self, request: HttpRequest, obj=None, change: bool = False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+
+        class UserForm(form):
+            """Times the database can give back: west of UTC the form's 9999-12-31 23:00 was stored as year 10,000,
+            and every read of the user failed (the users' list, their own page, their sign-in)."""
+
+            def clean_date_joined(self):
+                return time_readable_in_utc(self.cleaned_data.get("date_joined"))
+
+            def clean_last_login(self):
+                return time_readable_in_utc(self.cleaned_data.get("last_login"))
+
+        return UserForm
 
     def get_queryset(self, request: HttpRequest):
         users = super().get_queryset(request)

@@ -22,25 +22,27 @@ WHAT_RUNS = ("name", "task", "args", "kwargs", "queue", "exchange", "routing_key
              "expires", "expire_seconds", "one_off")  # fmt: skip
 
 
+def time_readable_in_utc(value):
+    """`value` (a form's aware datetime, or None) when the database can give it back: in a zone west of UTC a
+    form's last evening of year 9999 is year 10,000 in UTC (east of it, year 1's first hours are year 0), which
+    PostgreSQL stores and psycopg cannot read: every later read of the row failed, its own admin page included."""
+    if value is not None:
+        try:
+            value.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("A time between the years 1 and 9999 in UTC.") from None
+    return value
+
+
 class TimesReadableInUtc:
-    """A start or expiry time the database can give back: in a zone west of UTC the form's last evening of year
-    9999 is year 10,000 in UTC (east of it, year 1's first hours are year 0), which PostgreSQL stores and psycopg
-    cannot read, so the schedules' list, the schedule's own page and beat's every read of the schedules failed."""
+    """A schedule's start and expiry times, readable back (`time_readable_in_utc`): the schedules' list, the
+    schedule's own page and beat's every read of the schedules failed on one that was not."""
 
     def clean_start_time(self):
-        return self._readable_in_utc("start_time")
+        return time_readable_in_utc(self.cleaned_data.get("start_time"))
 
     def clean_expires(self):
-        return self._readable_in_utc("expires")
-
-    def _readable_in_utc(self, field: str):
-        value = self.cleaned_data.get(field)
-        if value is not None:
-            try:
-                value.astimezone(UTC)
-            except OverflowError:
-                raise forms.ValidationError("A time between the years 1 and 9999 in UTC.") from None
-        return value
+        return time_readable_in_utc(self.cleaned_data.get("expires"))
 
 
 class RetimeForm(TimesReadableInUtc, forms.ModelForm):

@@ -149,3 +149,20 @@ def test_a_team_group_is_deleted_as_before(admin_user, client):
     client.force_login(admin_user)
     assert client.post(f"/admin/auth/group/{team.pk}/delete/", {"post": "yes"}).status_code == 302
     assert not Group.objects.filter(pk=team.pk).exists()
+
+
+@pytest.mark.parametrize("field", ["date_joined", "last_login"])
+def test_a_user_s_time_past_year_9999_in_utc_is_a_field_error(admin_client, django_user_model, settings, field):
+    """West of UTC the form's 9999-12-31 23:00 was stored as year 10,000, which psycopg cannot read: the users'
+    list was a 500 for every administrator, and so was that user's own page (where it would be fixed)."""
+    settings.TIME_ZONE = "America/New_York"
+    nurse = django_user_model.objects.create_user("nurse", "nurse@example.org", "pw-Long-enough-1", is_staff=True)
+    form = _user_form(nurse, **{f"{field}_0": "9999-12-31", f"{field}_1": "23:00:00"})
+    admin_client.raise_request_exception = False
+    response = admin_client.post(f"/admin/auth/user/{nurse.pk}/change/", form)
+    assert response.status_code == 200 and field in response.context["adminform"].form.errors
+    assert admin_client.get("/admin/auth/user/").status_code == 200
+    assert (
+        admin_client.post(f"/admin/auth/user/{nurse.pk}/change/", {**form, f"{field}_0": "2025-06-01"}).status_code
+        == 302
+    )
