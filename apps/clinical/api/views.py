@@ -17,13 +17,13 @@ from apps.audit.writer import writer
 from apps.caching.stack import served_from_cache
 from apps.clinical import selectors, services
 from apps.clinical.api import serializers as s
-from apps.clinical.api.parsers import JSONParser
 from apps.clinical.api.representations import encounter_json, medication_request_json, observation_json, patient_json
 from apps.clinical.api.schema import PatientWindowOutputSerializer, VitalsOutputSerializer
 from apps.clinical.models import Encounter, Patient
 from apps.clinical.services import patient_scope
 from apps.core.api.pagination import keyset_pagination
 from apps.core.api.params import reject_unknown_params, validated_body, validated_query
+from apps.core.api.parsers import JSONParser
 from apps.core.api.schema import ErrorOutputSerializer, error_responses
 
 # Every PHI view: bad input (or X-Purpose-Of-Use), credentials, scope, its rate limit, the audit trail.
