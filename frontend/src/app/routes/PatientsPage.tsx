@@ -62,7 +62,7 @@ function PatientsView() {
       {window.error ? <LoadError what="patients" message={window.error.message} code={window.error.code} fields={window.error.fields} shown={["name"]} /> : null}
       {window.limitedFor ? <p role="status">Rate limited: resuming in {window.limitedFor} s.</p> : null}
       <p className="muted" data-testid="patient-count">
-        {window.count !== null ? `${formatCount(window.count)} patients` : window.error ? "Not counted." : "Counting…"}
+        {window.count !== null ? `${formatCount(window.count)} ${window.count === 1 ? "patient" : "patients"}` : window.error ? "Not counted." : "Counting…"}
       </p>
       <div className="split">
         <VirtualList

@@ -34,4 +34,13 @@ describe("PatientsPage search", () => {
     // (and four of the rate limit's requests) for one name.
     expect(searched).toEqual(["smith"]);
   });
+
+  it("counts one patient in the singular", async () => {
+    vi.stubGlobal(
+      "fetch",
+      vi.fn(async () => new Response(JSON.stringify({ count: 1, offset: 0, results: [] }), { status: 200 })),
+    );
+    render(<PatientsPage />);
+    await waitFor(() => expect(screen.getByTestId("patient-count").textContent).toBe("1 patient"));
+  });
 });
