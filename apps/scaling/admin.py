@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -129,7 +130,21 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
             rules = of_visible_services(AlertRule.objects.all(), visible, unassigned=sees_all_traffic(visible))
             held = obj.emergency_alert_rule_id if obj is not None else None
             field.queryset = (rules | AlertRule.objects.filter(pk=held)) if held else rules
-        return form
+
+        class PolicyForm(form):
+            def clean_emergency_until(self):
+                """An end set already past (a wrong date) saved, and the mode in force was computed off at
+                once: "saved", and the minimum never lifted. Only an end entered now: one lapsing while the
+                form was open is the checker's to end."""
+                until = self.cleaned_data.get("emergency_until")
+                if until is not None and "emergency_until" in self.changed_data and until <= timezone.now():
+                    raise ValidationError(
+                        f"Already past ({timezone.localtime(until):%Y-%m-%d %H:%M}): emergency mode would be off at "
+                        "once. Choose a later end, or none (until switched off)."
+                    )
+                return until
+
+        return PolicyForm
 
     @admin.display(description="Manifests (preview)")
     def manifest_preview(self, policy: ScalingPolicy) -> str:

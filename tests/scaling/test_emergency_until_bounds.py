@@ -48,3 +48,19 @@ def test_an_end_far_ahead_but_readable_is_taken(admin_client, settings):
     assert response.status_code == 302
     policy = ScalingPolicy.objects.get(pk=policy.pk)
     assert policy.emergency_manual and policy.emergency_until.year == 9999 and policy.emergency_mode
+
+
+def test_an_end_already_past_is_a_form_error_not_emergency_mode_silently_off(admin_client):
+    """ "Emergency mode by hand until" a time already past (yesterday's date by mistake) saved, and the mode in
+    force was computed off at once: the page said saved, the minimum was never lifted."""
+    service = service_ensure(slug="triage", name="Triage", base_url="http://127.0.0.1:9")[0]
+    policy = ScalingPolicy.objects.create(service=service, predictive=False)
+    form = {key: ("" if value is None else value) for key, value in model_to_dict(policy).items() if value is not False}
+    form |= {"emergency_manual": "on", "emergency_until_0": "2020-01-01", "emergency_until_1": "08:00:00"}
+
+    response = admin_client.post(f"/admin/scaling/scalingpolicy/{policy.pk}/change/", form)
+
+    assert response.status_code == 200
+    assert "Already past" in str(response.context["adminform"].form.errors["emergency_until"])
+    policy = ScalingPolicy.objects.get(pk=policy.pk)
+    assert (policy.emergency_manual, policy.emergency_until, policy.emergency_mode) == (False, None, False)
