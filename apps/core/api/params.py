@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from datetime import UTC
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -94,7 +95,10 @@ class InstantField(serializers.DateTimeField):
     (`day_starts=True`) also takes a bare date, as FHIR's `date` does: the start of that day on the hospital's
     clock, a moment the clocks' changes (at night, not at midnight, in the zones hospitals keep) leave single."""
 
-    default_error_messages = {"naive": "Give the time with its offset: Z or +hh:mm (e.g. 2024-01-01T08:00:00Z)."}
+    default_error_messages = {
+        "naive": "Give the time with its offset: Z or +hh:mm (e.g. 2024-01-01T08:00:00Z).",
+        "overflow": "Outside the calendar in UTC (years 1 to 9999); give a later or earlier date.",
+    }
 
     def __init__(self, *, day_starts: bool = False, **kwargs) -> None:
         self.day_starts = day_starts
@@ -103,7 +107,14 @@ class InstantField(serializers.DateTimeField):
     def to_internal_value(self, value):
         text = value.strip() if isinstance(value, str) else None
         if self.day_starts and text is not None and DAY_PATTERN.fullmatch(text):
-            return super().to_internal_value(text)  # midnight on TIME_ZONE's clock, as DRF reads a naive time
+            # Midnight on TIME_ZONE's clock, as DRF reads a naive time. East of UTC the calendar's first day
+            # begins before year 1 in UTC, which DRF's check of the time (and the database) cannot convert.
+            try:
+                moment = super().to_internal_value(text)
+                moment.astimezone(UTC)
+            except OverflowError:
+                self.fail("overflow")
+            return moment
         try:
             parsed = parse_datetime(text) if text is not None else None
         except ValueError:  # well-formed but not a real time: the parent says so
