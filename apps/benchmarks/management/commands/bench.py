@@ -1,4 +1,4 @@
-import json
+import json as _json
 import sys
 import time
 
@@ -25,7 +25,10 @@ class Command(BaseCommand):
             help=f"Follow the run until it finishes (exit status {RUN_DELETED} if it is deleted meanwhile).",
         )  # fmt: skip
         run.add_argument("--inline", action="store_true", help="Run Locust from this process, not on a worker.")
-        run.add_argument("--json", action="store_true", help="Print the run's results as JSON.")
+        run.add_argument(
+            "--json", action="store_true",
+            help="Print the run's results as JSON (without --wait: the queued run, {run, plan, status}).",
+        )  # fmt: skip
         check = commands.add_parser("check", help="Judge the plan's latest finished run (for CI gates).")
         check.add_argument("plan")
         check.add_argument("--fail-on-regression", action="store_true")
@@ -66,6 +69,9 @@ class Command(BaseCommand):
                 raise CommandError(f"The broker is unreachable ({exc}); run #{run.pk} was not sent.") from exc
             self.stderr.write(f"Run #{run.pk} sent to the benchmark workers.")
             if not wait:
+                if json:
+                    # A script's only handle on the run it queued: its id, to follow or check later.
+                    self.stdout.write(_json.dumps({"run": run.pk, "plan": plan.name, "status": run.status}))
                 return
             shown = ""
             while not run.is_finished:
@@ -84,7 +90,7 @@ class Command(BaseCommand):
 
     def _print(self, run: BenchmarkRun, *, as_json: bool) -> None:
         if as_json:
-            self.stdout.write(json.dumps({"run": run.pk, "status": run.status, "passed": run.passed,
+            self.stdout.write(_json.dumps({"run": run.pk, "status": run.status, "passed": run.passed,
                                           "summary": run.summary, "verdicts": run.verdicts}))  # fmt: skip
             return
         summary = run.summary
