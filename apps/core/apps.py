@@ -21,10 +21,11 @@ class CoreConfig(AppConfig):
                 f"READYZ_REQUIRED names no /readyz check: {', '.join(unknown)}; the checks are {', '.join(CHECKS)}."
             )
 
-        from apps.core.service_urls import check_broker_url, check_redis_url
+        from apps.core.service_urls import check_broker_url, check_redis_url, check_result_backend
 
         check_redis_url(settings.REDIS_URL)  # a port or database that is no number: the first use failed, not start-up
         check_broker_url(settings.CELERY_BROKER_URL)
+        check_result_backend(settings.CELERY_RESULT_BACKEND or "")
 
         from apps.core.client_address import parse_trusted_proxies
 

@@ -61,3 +61,23 @@ def check_broker_url(urls: str, variable: str = "CELERY_BROKER_URL") -> None:
             )
         if error := _port_error(variable, url.partition("+")[2] if "+" in scheme else url):
             raise error
+
+
+def check_result_backend(url: str, variable: str = "CELERY_RESULT_BACKEND") -> None:
+    """Refuse a result backend Celery cannot load (none set: results are not stored). Set, every enqueue loads it:
+    a typo (rdis://) failed each one with ModuleNotFoundError, a 500, and the worker at its start."""
+    if not url:
+        return
+    from celery.app.backends import by_url
+    from celery.exceptions import ImproperlyConfigured as CeleryImproperlyConfigured
+
+    from controlplane.celery import app
+
+    try:
+        by_url(url, app.loader)
+    except (ImportError, ValueError, CeleryImproperlyConfigured):
+        named = f" ({url.partition('://')[0][:40]!r})" if "://" in url else ""  # the scheme only: never a password
+        raise ImproperlyConfigured(
+            f"The environment variable {variable} names no result backend Celery can load{named}; "
+            "e.g. redis://redis:6379/1, or leave it unset (results are not stored)."
+        ) from None

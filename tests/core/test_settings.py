@@ -257,6 +257,8 @@ def test_a_value_out_of_its_range_stops_start_up_naming_its_variable(tmp_path, v
         ("REDIS_URL", "redis://redis:63790x/0", "REDIS_URL has a port that is no number"),
         # redis-py ignores a database that is no number: db 0, perhaps another deployment's, was used silently.
         ("REDIS_URL", "redis://redis:6379/cache", "REDIS_URL names a database that is no number"),
+        # Set, results are stored: each enqueue loaded the backend, and a typo failed every one (a 500) and the worker.
+        ("CELERY_RESULT_BACKEND", "rdis://guest:guest@redis:6379/1", "CELERY_RESULT_BACKEND names no result backend"),
     ],
 )
 def test_a_service_url_no_client_can_use_stops_start_up_naming_its_variable(tmp_path, variable, value, message):
@@ -277,6 +279,8 @@ def test_a_service_url_no_client_can_use_stops_start_up_naming_its_variable(tmp_
         ("REDIS_URL", "rediss://:secret@redis:6380/2"),
         ("REDIS_URL", "redis://redis"),
         ("REDIS_URL", "unix:///var/run/redis.sock?db=3"),
+        ("CELERY_RESULT_BACKEND", "redis://redis:6379/1"),
+        ("CELERY_RESULT_BACKEND", "rpc://"),
     ],
 )
 def test_usable_service_urls_start(tmp_path, variable, value):
