@@ -9,16 +9,27 @@ from kombu.exceptions import OperationalError
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 
-# `bench run --wait`'s exit status when the run it follows is deleted (1: any other error, as Django's).
+# Exit statuses, for CI: 0 the run succeeded and met every gate (or, without --wait, was queued);
+# GATE_MISSED when it finished otherwise (failed, cancelled, invalid, a gate missed), as `bench check`;
+# RUN_DELETED when the run `bench run --wait` follows is deleted; 1 also for any other error, as Django's.
+GATE_MISSED = 1
 RUN_DELETED = 3
+EXIT_STATUSES = (
+    f"Exit status: 0 the run succeeded and met every gate (without --wait or --inline: it was queued); "
+    f"{GATE_MISSED} it failed or missed a gate, or the command failed; {RUN_DELETED} the run followed with "
+    f"--wait was deleted."
+)
 
 
 class Command(BaseCommand):
-    help = "Benchmarks: run a plan (on the benchmark workers, or here with --inline), or check its latest run."
+    help = (
+        "Benchmarks: run a plan (on the benchmark workers, or here with --inline), or check its latest run. "
+        + EXIT_STATUSES
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         commands = parser.add_subparsers(dest="action", required=True)
-        run = commands.add_parser("run", help="Run a plan.")
+        run = commands.add_parser("run", help="Run a plan.", description=f"Run a plan. {EXIT_STATUSES}")
         run.add_argument("plan", help="The plan's name or id.")
         run.add_argument(
             "--wait", action="store_true",
@@ -29,7 +40,11 @@ class Command(BaseCommand):
             "--json", action="store_true",
             help="Print the run's results as JSON (without --wait: the queued run, {run, plan, status}).",
         )  # fmt: skip
-        check = commands.add_parser("check", help="Judge the plan's latest finished run (for CI gates).")
+        check = commands.add_parser(
+            "check", help="Judge the plan's latest finished run (for CI gates).",
+            description=f"Judge the plan's latest finished run: exit status 0 if it succeeded and met every gate, "
+            f"{GATE_MISSED} otherwise (or, with --fail-on-regression, if it regressed).",
+        )  # fmt: skip
         check.add_argument("plan")
         check.add_argument("--fail-on-regression", action="store_true")
 
@@ -87,6 +102,9 @@ class Command(BaseCommand):
                     shown = run.progress_message
                     self.stderr.write(f"  {run.status} {run.progress:4.0%} {shown}")
         self._print(run, as_json=json)
+        if _missed(run):
+            # A CI job that runs `bench run --wait` is to fail with the run, as one running `bench check` does.
+            sys.exit(GATE_MISSED)
 
     def _print(self, run: BenchmarkRun, *, as_json: bool) -> None:
         if as_json:
@@ -115,6 +133,9 @@ class Command(BaseCommand):
         regressions = list(run.regressions.all())
         for regression in regressions:
             self.stdout.write(f"REGRESSION {regression}")
-        failed = run.status != BenchmarkRun.Status.SUCCEEDED or not run.passed
-        if failed or (fail_on_regression and regressions):
-            sys.exit(1)
+        if _missed(run) or (fail_on_regression and regressions):
+            sys.exit(GATE_MISSED)
+
+
+def _missed(run: BenchmarkRun) -> bool:
+    return run.status != BenchmarkRun.Status.SUCCEEDED or not run.passed
