@@ -484,6 +484,9 @@ class FhirSearchView(FhirMixin, PhiAPIView):
                 raise FhirParamError(name, "given more than once; list alternatives in one value, comma-separated")
             if any("\x00" in value for value in values):  # a form body's; the URL's never get this far
                 raise FhirParamError(name, "contains a NUL character")
+            # An empty `_cursor` read as no cursor (the first page), a blank token as a code to look for.
+            if any(not value.strip() for value in values):
+                raise FhirParamError(name, "empty; give a value or leave the parameter out")
         if "_search" in params:  # the next page of a posted search: its parameters stayed on the server
             params = _stored_search(self.resource_type, params, client_identity(request))
             posted = True
