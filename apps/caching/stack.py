@@ -18,6 +18,7 @@ How a read stays correct:
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -154,6 +155,8 @@ class CacheStack:
         clock: Callable[[], float] = time.time,
         subscribe: bool = True,
         listener_ping_seconds: float = 10.0,
+        background: bool = False,
+        exit_timeout: float = 3.0,
     ):
         self._redis_factory = redis_client_factory
         self._redis = None
@@ -196,6 +199,11 @@ class CacheStack:
         # The channel is pinged this often, and taken for dead after three pings without an answer.
         self.listener_ping_seconds = listener_ping_seconds
         self._listener_pid: int | None = None
+        # A thread of this process flushes the counters once reads stop (see `_flush_idle`); off for the stacks
+        # tests and benches build, which flush explicitly. `exit_timeout`: the most an exit waits for the last flush.
+        self.background = background
+        self.exit_timeout = exit_timeout
+        self._flusher_pid: int | None = None
 
     @classmethod
     def from_settings(cls, redis_url: str = "", **overrides) -> CacheStack:
@@ -231,6 +239,8 @@ class CacheStack:
             self.tick()
             if self._subscribe and self._listener_pid != os.getpid():
                 self._start_listener()
+            if self.background and self._flusher_pid != os.getpid():
+                self._start_flusher()
         policy = self._policies.get(namespace)
         if policy is None:
             from apps.caching.services import cache_policy_ensure
@@ -1385,6 +1395,60 @@ class CacheStack:
         with self._stats_lock:
             return {k: dict(v) for k, v in self._stats.items()}
 
+    def _start_flusher(self) -> None:
+        """Start this process's flusher (again after a fork: a thread does not survive one)."""
+        with self._tick_lock:
+            if self._flusher_pid == os.getpid():
+                return
+            self._flusher_pid = os.getpid()
+        threading.Thread(target=self._flush_idle, name="cache-stats-flush", daemon=True).start()
+
+    def _flush_idle(self) -> None:
+        """Flush what the last reads counted once the process goes quiet. `tick` flushes only on a later read: a
+        process whose reads stopped never reported its last ones (six cached calls counted one hit, for good).
+        No read waits for it: nothing is added to the read path, and a tick under way flushes on its own."""
+        while self._flusher_pid == os.getpid():
+            time.sleep(self.flush_interval)
+            if time.monotonic() - self._flushed_at < self.flush_interval or not self._has_stats():
+                continue
+            if not self._tick_lock.acquire(blocking=False):
+                continue
+            try:
+                self.flush_stats()
+            except Exception:  # never let it stop the flushes
+                logger.debug("cache counters not flushed", exc_info=True)
+            finally:
+                self._tick_lock.release()
+                connections.close_all()  # this thread's own: handed back until the next quiet spell
+
+    def _has_stats(self) -> bool:
+        with self._stats_lock:
+            return any(any(counters.values()) for counters in self._stats.values())
+
+    def flush_at_exit(self) -> None:
+        """The flusher dies with the process: a worker's restart or a script's end lost its last counters. Bounded
+        (`exit_timeout`): written by a thread of its own, given up (and logged) against a database that hangs."""
+        if not self.background or not self._has_stats():
+            return
+        done = threading.Event()
+
+        def write() -> None:
+            try:
+                self.flush_stats()
+            finally:
+                done.set()
+                connections.close_all()
+
+        try:
+            threading.Thread(target=write, name="cache-stats-exit-flush", daemon=True).start()
+        except RuntimeError:  # the interpreter is finalizing: no thread starts any more
+            logger.warning("cache counters not written at exit (no thread to write them)")
+            return
+        if not done.wait(self.exit_timeout):
+            logger.warning(
+                "cache counters not written at exit: the database did not answer in %.1f s", self.exit_timeout
+            )
+
     def flush_stats(self) -> None:
         from apps.caching.services import cache_stats_record
 
@@ -1512,7 +1576,14 @@ def default_stack() -> CacheStack:
     if _default is None:
         with _default_lock:
             if _default is None:
-                _default = CacheStack.from_settings()
+                from apps.metrics.recorder import recorder
+
+                # Flushed when the process goes quiet and at its exit, as its request timings are (neither in the
+                # test process, whose tests flush explicitly).
+                _default = CacheStack.from_settings(
+                    background=recorder.background, exit_timeout=settings.METRICS_EXIT_FLUSH_SECONDS
+                )
+                atexit.register(_default.flush_at_exit)
     return _default
 
 
