@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, logout
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 
 from apps.core.log_filters import correlation_id
@@ -108,7 +109,17 @@ class SessionIdleTimeoutMiddleware:
         session = getattr(request, "session", None)
         # session_key is the cookie's (no read); a session of nobody signed in is left alone, so a stale cookie
         # never makes one.
-        if session is not None and session.session_key and settings.SESSION_IDLE_SECONDS and SESSION_KEY in session:
+        try:
+            signed_in = bool(session is not None and session.session_key and settings.SESSION_IDLE_SECONDS
+                             and SESSION_KEY in session)  # fmt: skip
+        except (OperationalError, InterfaceError):
+            # The session store (the database) is down: an API call (the dashboard's) gets the API's own 503 with
+            # Retry-After, not a 500; elsewhere Django's error page, as before.
+            unavailable = _database_unavailable(request)
+            if unavailable is None:
+                raise
+            return unavailable
+        if signed_in:
             now = time.time()
             last_seen = session.get(LAST_SEEN_KEY)
             active_at = user_active_at(request, now)
@@ -121,6 +132,18 @@ class SessionIdleTimeoutMiddleware:
             elif active_at is not None and (last_seen is None or active_at - last_seen >= self.WRITE_EVERY_SECONDS):
                 session[LAST_SEEN_KEY] = active_at  # never later than now: the header only makes it less
         return None
+
+
+def _database_unavailable(request: HttpRequest) -> HttpResponse | None:
+    """What the API answers when the database is unavailable, in the format of the API under the path; None
+    outside the APIs."""
+    from apps.core.api.exceptions import DATABASE_RETRY_AFTER, DatabaseUnavailable
+    from apps.core.errors import api_error
+
+    response = api_error(request, 503, str(DatabaseUnavailable.default_detail), DatabaseUnavailable.default_code)
+    if response is not None:
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
 
 
 def stamp_session_on_sign_in(sender, request: HttpRequest | None, **kwargs) -> None:

@@ -178,6 +178,30 @@ def test_probes_from_a_signed_in_browser_answer_while_the_database_is_down(tmp_p
     assert lines == ["/healthz 200 application/json", "/readyz 503 application/json"], result.stdout
 
 
+API_WITH_A_SESSION_COOKIE = """
+import django
+django.setup()
+from django.test import Client
+client = Client(raise_request_exception=False)
+client.cookies["sessionid"] = "a" * 32  # the dashboard's own API calls carry the staff session
+for path in ("/api/v1/whoami/", "/fhir/Patient"):
+    response = client.get(path)
+    print(path, response.status_code, response.headers.get("Retry-After"), response.headers["Content-Type"])
+"""
+
+
+def test_api_calls_from_a_signed_in_browser_say_the_database_is_unavailable(tmp_path):
+    """The idle logoff's read of the session failed first: the dashboard's API calls got a 500 during a database
+    outage, where every other API answer is a 503 with Retry-After (database_unavailable)."""
+    env = embedded_env(tmp_path, DATABASE_URL=f"postgres://x@127.0.0.1:{closed_port()}/cp", DB_POOL_TIMEOUT="1")
+    result = run_python(API_WITH_A_SESSION_COOKIE, env)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith("/")]
+    assert lines == ["/api/v1/whoami/ 503 2 application/json", "/fhir/Patient 503 2 application/fhir+json"], (
+        result.stdout
+    )
+
+
 def test_readyz_is_degraded_when_the_broker_is_down(tmp_path):
     env = _migrated_embedded_env(
         tmp_path,
