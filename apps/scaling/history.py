@@ -8,13 +8,16 @@ import math
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from django.conf import settings
 from django.db.models import F, FloatField, Sum
 from django.db.models.functions import Cast, TruncHour
 
 from apps.scaling.models import ScalingPolicy, WorkloadForecast
+
+if TYPE_CHECKING:  # pandas (~1 s) is imported where used: this module loads in every process
+    import pandas as pd
 
 Metric = WorkloadForecast.Metric
 
@@ -61,6 +64,8 @@ def hourly_history(policy: ScalingPolicy, metric: str, *, now: datetime, days: i
     """The metric per hour over the last `days`, indexed by the hour's start in the hospital's time zone
     (settings.TIME_ZONE): rounds, clinics, weekends and holidays follow its wall clock, not UTC's, so the
     forecasts' calendar, the named peaks and KEDA's cron windows are read in it."""
+    import pandas as pd
+
     days = days or settings.SCALING_HISTORY_DAYS
     since = (now - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
     source = policy.history_source
@@ -84,6 +89,8 @@ def _series(rows) -> pd.Series:
     """Rows of (UTC hour, value), indexed on the hospital's clock. The hours are cut in UTC (TruncHour's
     tzinfo): cut on the local clock, the night clocks go back would fold two hours into one, and a zone
     off by half an hour (Asia/Kolkata) would straddle the whole UTC hours the history is bounded by."""
+    import pandas as pd
+
     if not rows:
         return pd.Series(dtype=float)
     index, values = zip(*rows, strict=True)
@@ -137,6 +144,8 @@ def _request_rate(rows, *, until: datetime) -> pd.Series:
     """Requests per second of each hour from the first with traffic up to `until` (an hour's start: the
     hour in progress is left out, its requests so far would read as a drop). The rollups hold rows only
     for minutes with requests: an hour without any is 0 req/s, not a gap to fill from the hours around."""
+    import pandas as pd
+
     series = _series([(row["hour"], row["requests"] / 3600) for row in rows])
     if series.empty:
         return series
@@ -168,6 +177,8 @@ def prometheus_range(
     """One metric of the service from Prometheus' query_range (the policy's label selector): each whole step
     from `since` that has ended by `until`, labelled with its start (the queries look back one step); a step
     is at least its metric's window floor (see prometheus_query), so no two points share a scrape."""
+    import pandas as pd
+
     if not settings.SCALING_PROMETHEUS_URL:
         raise HistoryUnavailable("SCALING_PROMETHEUS_URL is not set.")
     # A step shorter than its metric's window is widened to it: overlapping windows repeated each scrape in

@@ -6,7 +6,12 @@ No cluster exists on the development machine: the tests run this against a fake 
 from __future__ import annotations
 
 from django.conf import settings
-from kubernetes import client, config
+
+from apps.scaling.lazy import LazyModule
+
+# Imported when the cluster is first reached: not by every process that loads the scaling services.
+client = LazyModule("kubernetes.client")
+config = LazyModule("kubernetes.config")
 
 FIELD_MANAGER = "medical-ai-control-plane"
 

@@ -16,8 +16,10 @@ from decimal import Decimal
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
-from kubernetes import client
-from kubernetes.utils import parse_quantity
+
+from apps.scaling.lazy import LazyModule
+
+client = LazyModule("kubernetes.client")  # imported when a manifest is first built
 
 ANNOTATION = "scaling.controlplane.io"
 RESOURCES = ("cpu", "memory")
@@ -484,6 +486,8 @@ def _rules_errors(where: str, rules: dict | None) -> list[str]:
 
 
 def _parsed_quantity(text) -> Decimal | None:
+    from kubernetes.utils import parse_quantity
+
     try:
         value = parse_quantity(text)
     except ValueError:

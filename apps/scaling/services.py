@@ -7,23 +7,28 @@ import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from apps.core.json_safe import finite_or_none
-from apps.scaling import forecasting, kube, manifests
+from apps.scaling import kube, manifests
 from apps.scaling.history import HistoryUnavailable, hourly_history
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
 from apps.services.models import Service
 
+# pandas and the forecasting models (~1 s) are imported where used: this module loads in every process (the
+# admin, the URLconf, the tasks), and most never forecast.
+if TYPE_CHECKING:
+    import pandas as pd
+
 logger = logging.getLogger(__name__)
 
-MIN_HISTORY_HOURS = 3 * forecasting.DAY
-RECENT_HOURS = 3 * forecasting.DAY  # history kept with a forecast, for its chart
+MIN_HISTORY_HOURS = 3 * 24  # three days (forecasting.DAY hours each)
+RECENT_HOURS = 3 * 24  # history kept with a forecast, for its chart
 
 
 def scaling_policy_ensure(service: Service, **fields) -> tuple[ScalingPolicy, bool]:
@@ -37,6 +42,8 @@ def scaling_policy_ensure(service: Service, **fields) -> tuple[ScalingPolicy, bo
 def usable_history(policy: ScalingPolicy, metric: str, *, now: datetime) -> pd.Series:
     """The hourly history to forecast from, gap-free; HistoryUnavailable says why there is not enough (the
     first days of use, or too few hours since a long gap) rather than a plan made from a guess."""
+    from apps.scaling import forecasting
+
     history = hourly_history(policy, metric, now=now).replace([math.inf, -math.inf], math.nan).dropna()
     recent = forecasting.since_last_long_gap(history)
     if len(recent) < MIN_HISTORY_HOURS:
@@ -62,6 +69,8 @@ def forecast_create(
     """Forecast the next 24 h of one metric from the policy's history source, with the model's backtest.
     `hour` (the scheduled run's): ForecastAlreadyMade when that hour's forecast exists, before the work or,
     for a run beside this one, at the insert (the unique constraint decides)."""
+    from apps.scaling import forecasting
+
     now = now or timezone.now()
     if hour is not None and WorkloadForecast.objects.filter(service=policy.service, metric=metric, hour=hour).exists():
         raise ForecastAlreadyMade(f"{policy.service.slug} {metric}: already forecast for {hour:%Y-%m-%d %H:00}.")
@@ -347,6 +356,8 @@ def peak_windows(recommendation: ScalingRecommendation | None, floor: int, ceili
     go back) is the hour on the clock, both 01:00s. Replicas are held to `ceiling`, the maximum now: a plan
     made under a higher one would ask KEDA for more than its maxReplicaCount, and the manifests would be
     refused until the next plan."""
+    import pandas as pd
+
     if recommendation is None:
         return []
     hour_long = pd.Timedelta(hours=1)
