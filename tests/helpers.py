@@ -134,6 +134,24 @@ def stop_group(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: fl
         return process.wait()
 
 
+@contextmanager
+def product_gunicorn(log: Path, env: dict[str, str]) -> Iterator[int]:
+    """The api process as the Procfile starts it (the product's gunicorn config), one worker on a free port,
+    its output in `log`; yields the port once the worker boots, stops its group on exit."""
+    port = free_port()
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py", "--bind",
+             f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket"],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=out, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: "Booting worker" in log.read_text() or server.poll() is not None, 120, "gunicorn", log)
+        yield port
+    finally:
+        stop_group(server)
+
+
 def start_redis(port: int, *options: str) -> subprocess.Popen:
     """A redis-server of the test's own on `port` (no persistence unless `options` ask for it), answering."""
     import redis

@@ -6,7 +6,6 @@ never asked for). A real gunicorn on the product's config, a real PostgreSQL."""
 import json
 import os
 import socket
-import subprocess
 import sys
 from datetime import date
 
@@ -16,7 +15,7 @@ from apps.accounts import scopes
 from apps.accounts.services import api_client_create
 from apps.clinical.services import patient_create
 from apps.core.chunked import chunked_body_limit
-from tests.helpers import REPO_ROOT, VENV_BIN, closed_port, database_url, stop_group, wait_for
+from tests.helpers import database_url, product_gunicorn
 
 pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="POSIX process groups"),
@@ -26,19 +25,8 @@ pytestmark = [
 
 @pytest.fixture
 def server_port(tmp_path):
-    port, log = closed_port(), tmp_path / "server.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py", "--bind",
-             f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket"],
-            cwd=REPO_ROOT, env={**os.environ, "DATABASE_URL": database_url()}, stdout=out, stderr=out,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        wait_for(lambda: "Booting worker" in log.read_text() or server.poll() is not None, 120, "gunicorn", log)
+    with product_gunicorn(tmp_path / "server.log", {**os.environ, "DATABASE_URL": database_url()}) as port:
         yield port
-    finally:
-        stop_group(server)
 
 
 @pytest.fixture

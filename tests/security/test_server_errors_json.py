@@ -5,12 +5,11 @@ request (a request line carries a FHIR identifier search's MRN). A real gunicorn
 import json
 import os
 import socket
-import subprocess
 import sys
 
 import pytest
 
-from tests.helpers import REPO_ROOT, VENV_BIN, closed_port, database_url, stop_group, wait_for
+from tests.helpers import database_url, product_gunicorn
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="POSIX process groups")
 
@@ -19,19 +18,9 @@ MRN = "MRN-7719-XQ"
 
 @pytest.fixture(scope="module")
 def server_port(tmp_path_factory):
-    port, log = closed_port(), tmp_path_factory.mktemp("gunicorn") / "server.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py", "--bind",
-             f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket"],
-            cwd=REPO_ROOT, env={**os.environ, "DATABASE_URL": database_url()}, stdout=out, stderr=out,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        wait_for(lambda: "Booting worker" in log.read_text() or server.poll() is not None, 120, "gunicorn", log)
+    log = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    with product_gunicorn(log, {**os.environ, "DATABASE_URL": database_url()}) as port:
         yield port
-    finally:
-        stop_group(server)
 
 
 def _exchange(port: int, raw: bytes) -> tuple[str, dict[str, str], bytes]:
