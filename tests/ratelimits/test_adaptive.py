@@ -35,6 +35,11 @@ def _steps(changes: list[RateLimitAdjustment], policy: RateLimitPolicy) -> list[
     return [f"{c.direction} {c.old_factor:g}->{c.new_factor:g}" for c in changes if c.policy_id == policy.pk]
 
 
+def _floors_at_a_tenth() -> None:
+    """The grading under test, not the seeded floors (tests/ratelimits/test_seeded_floors.py): room for many steps."""
+    RateLimitPolicy.objects.filter(scope__in=["audit_logs", "ai_inference"]).update(min_factor=0.1)
+
+
 def _a_window_later(*policies: RateLimitPolicy) -> None:
     """As if the policies' last adaptive step had been taken one signal window ago (every policy: none named)."""
     rows = RateLimitPolicy.objects.filter(pk__in=[p.pk for p in policies]) if policies else RateLimitPolicy.objects
@@ -300,6 +305,7 @@ def test_the_admin_form_refuses_adaptive_for_priority_1_with_a_field_error(admin
 
 
 def test_a_priority_1_policy_marked_adaptive_anyway_is_never_shed():
+    _floors_at_a_tenth()
     RateLimitPolicy.objects.filter(scope="patient_data").update(adaptive=True, current_factor=0.5)
     patient = RateLimitPolicy.objects.get(scope="patient_data")
     assert _steps(services.ratelimits_adapt(signals=HOT), patient) == ["recover 0.5->1"]
@@ -320,6 +326,7 @@ def _run(signals: services.LoadSignals) -> list[str]:
 
 def test_under_persisting_pressure_the_least_important_is_shed_to_its_floor_before_the_next():
     """Seeded: audit_logs (priority 4) and ai_inference (3), both adaptive, both over the same CPU threshold."""
+    _floors_at_a_tenth()
     runs = []
     for _ in range(6):
         runs.append(_run(HOT))
@@ -333,6 +340,7 @@ def test_under_persisting_pressure_the_least_important_is_shed_to_its_floor_befo
 
 
 def test_of_the_calm_policies_the_most_important_gets_its_limit_back_first():
+    _floors_at_a_tenth()
     RateLimitPolicy.objects.filter(scope="audit_logs").update(current_factor=0.1, signal_read_at=timezone.now())
     RateLimitPolicy.objects.filter(scope="ai_inference").update(current_factor=0.25, signal_read_at=timezone.now())
     runs = []
@@ -361,6 +369,7 @@ def test_a_more_important_policy_still_held_by_its_own_signal_does_not_hold_back
 def test_a_pressure_no_less_important_policy_shares_does_not_wait_and_two_services_step_at_once():
     """ai_inference (3) watches one service, reports (5) another: both over, the CPU calm. audit_logs (4)
     could be shed, but it is under neither pressure, so shedding it would relieve neither."""
+    _floors_at_a_tenth()
     triage = Service.objects.create(name="Triage", slug="triage", slo_p95_ms=800)
     embed = Service.objects.create(name="Embed", slug="embed", slo_p95_ms=300)
     RateLimitPolicy.objects.filter(scope="ai_inference").update(service=triage)

@@ -111,6 +111,8 @@ def test_redis_down_fails_open_or_closed_as_the_policy_says(api, issue_token, re
 
 
 def test_adaptive_policies_tighten_under_load_and_recover_with_hysteresis():
+    # Steps and hysteresis under test, not the seeded floors (tests/ratelimits/test_seeded_floors.py).
+    RateLimitPolicy.objects.filter(scope__in=["audit_logs", "ai_inference"]).update(min_factor=0.1)
     audit = RateLimitPolicy.objects.get(scope="audit_logs")
     inference = RateLimitPolicy.objects.get(scope="ai_inference")
     patient = RateLimitPolicy.objects.get(scope="patient_data")
