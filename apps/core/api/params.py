@@ -31,6 +31,37 @@ def reject_unknown_params(request: Request, allowed: Iterable[str]) -> None:
         )
 
 
+# Fields whose text is digits: Python's int(), float() and Decimal() and Django's date parsing read any script's
+# digits (Arabic-Indic "123" as 123, double-struck "12" as 12): a number not typed in ASCII was taken unseen.
+_DIGIT_FIELDS = (
+    serializers.IntegerField,
+    serializers.FloatField,
+    serializers.DecimalField,
+    serializers.DateField,
+    serializers.DateTimeField,
+    serializers.TimeField,
+    serializers.DurationField,
+)
+
+
+def _refuse_non_ascii_numbers(serializer, data) -> None:
+    """A number, date or time given as text with anything but ASCII is a 400 on its field."""
+    if not hasattr(data, "get"):
+        return
+    refused = sorted(
+        name
+        for name, field in serializer.fields.items()
+        if isinstance(field, _DIGIT_FIELDS)
+        and name in data
+        and any(
+            isinstance(value, str) and not value.isascii()
+            for value in (data.getlist(name) if hasattr(data, "getlist") else [data[name]])
+        )
+    )
+    if refused:
+        raise ValidationError(dict.fromkeys(refused, "Write it with ASCII digits (0-9)."))
+
+
 def validated_body(request: Request, serializer_class) -> dict:
     """Validate a JSON body with an input serializer, refusing fields it does not declare: a misspelt
     optional field (`sexx`) would otherwise be dropped unseen and its default stored instead."""
@@ -40,6 +71,7 @@ def validated_body(request: Request, serializer_class) -> dict:
         if unknown:
             accepted = ", ".join(sorted(serializer.fields))
             raise ValidationError(dict.fromkeys(unknown, f"Unknown field; this endpoint accepts: {accepted}."))
+    _refuse_non_ascii_numbers(serializer, request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -69,6 +101,7 @@ def validated_query(request: Request, serializer_class, context: dict | None = N
     )
     if blank:
         raise ValidationError(dict.fromkeys(blank, "Empty; give a value or leave the parameter out."))
+    _refuse_non_ascii_numbers(serializer, request.query_params)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
