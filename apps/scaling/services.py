@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -215,11 +216,16 @@ def _chosen_mase(forecast: WorkloadForecast) -> str:
 
 
 def forecasts_refresh(
-    *, services: list[Service] | None = None, now: datetime | None = None, scheduled: bool = False
+    *,
+    services: list[Service] | None = None,
+    now: datetime | None = None,
+    scheduled: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> dict[str, list[str]]:
     """Every predictive policy's four forecasts and its replica plan; what could not be done, and why. The
     scheduled (hourly) run makes one set per service and hour, however many beats sent it; one by hand
-    always forecasts."""
+    always forecasts. `progress` is told each service and metric as its forecast starts (each takes seconds:
+    a command's user sees it working)."""
     report: dict[str, list[str]] = {"forecasts": [], "recommendations": [], "skipped": []}
     hour = forecast_hour() if scheduled else None
     policies = ScalingPolicy.objects.filter(enabled=True, predictive=True).select_related("service")
@@ -233,7 +239,7 @@ def forecasts_refresh(
         # Whatever goes wrong with one policy (its data, a model, the service deleted meanwhile) is logged
         # and reported, and the policies after it still get their forecasts this hour.
         try:
-            _policy_forecasts_refresh(policy, now=now, report=report, hour=hour)
+            _policy_forecasts_refresh(policy, now=now, report=report, hour=hour, progress=progress)
         except Exception as exc:
             logger.exception("scaling forecasts of %s failed", policy.service.slug)
             report["skipped"].append(f"{policy.service.slug}: {_failure(exc)}")
@@ -287,12 +293,20 @@ def _failure(exc: Exception) -> str:
 
 
 def _policy_forecasts_refresh(
-    policy: ScalingPolicy, *, now: datetime | None, report: dict[str, list[str]], hour: datetime | None = None
+    policy: ScalingPolicy,
+    *,
+    now: datetime | None,
+    report: dict[str, list[str]],
+    hour: datetime | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> None:
     request_forecast = None
     skipped: dict[str, str] = {}  # kept on the policy: the dashboard says why a metric has no fresh forecast
     made_elsewhere = False
-    for metric in WorkloadForecast.Metric.values:
+    metrics = WorkloadForecast.Metric.values
+    for number, metric in enumerate(metrics, start=1):
+        if progress is not None:
+            progress(f"{policy.service.slug} {metric}: forecasting ({number}/{len(metrics)})")
         try:
             made = forecast_create(policy, metric, now=now, hour=hour)
         except ForecastAlreadyMade as exc:

@@ -57,7 +57,9 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(written)} manifests written, each validated (schemas, ranges, HPA/VPA rule).")
 
     def _forecast(self, *, service: list[str] | None, **options) -> None:
-        report = services.forecasts_refresh(services=self._services(service, predictive=True))
+        named = self._services(service, predictive=True)
+        # Each metric's backtests take seconds, the whole a minute or more: say where it is, on stderr.
+        report = services.forecasts_refresh(services=named, progress=lambda line: self.stderr.write(f"  {line}"))
         for line in report["forecasts"]:
             self.stdout.write(f"forecast  {line}")
         for line in report["recommendations"]:
