@@ -2,7 +2,7 @@ import { useRef, useState, type KeyboardEvent } from "react";
 
 import { Chart } from "../../components/ui/Chart";
 import { LoadStatus } from "../../components/ui/Status";
-import { epoch, fixed, when } from "../../lib/format";
+import { ago, epoch, fixed, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
 import { emergencyText, type EmergencyRule } from "../../features/scaling/emergency";
 import { chosenMase, forecastSeries, type Forecast, type ForecastPoint } from "../../features/scaling/forecastChart";
@@ -28,7 +28,8 @@ interface Policy {
   /** Why the last hourly refresh made no forecast of a metric: {metric: reason}. */
   forecast_skipped?: Record<string, string>;
   earlier_request_rate: { created_at: string; points: ForecastPoint[] } | null;
-  plan: { created_at: string; hours: { at: string; replicas: number; p90_rps?: number }[]; peak_replicas: number; reasons: string[] } | null;
+  /** stale: over 24 h old with no forecast since; its KEDA cron windows still repeat its hours every day. */
+  plan: { created_at: string; hours: { at: string; replicas: number; p90_rps?: number }[]; peak_replicas: number; reasons: string[]; stale?: boolean } | null;
 }
 
 // The models' choice labels (apps/scaling/models.py); the API sends the stored values.
@@ -57,6 +58,13 @@ const METRICS: Record<string, { label: string; unit: string }> = {
   cpu: { label: "CPU", unit: "%" },
   memory: { label: "Memory", unit: "%" },
 };
+
+/** A plan's age: in days past two (a stale plan is a day old at least), else as `ago` says it. */
+function planAge(createdAt: string): string {
+  const ms = Date.now() - Date.parse(createdAt);
+  const days = Math.floor(ms / 86_400_000);
+  return days >= 2 ? `${days} days` : ago(ms);
+}
 
 function Manifests({ policyId }: { policyId: number }) {
   const state = useJson<{ files: Record<string, string>; errors: string[] }>(`/api/v1/scaling/policies/${policyId}/manifests/`);
@@ -172,9 +180,15 @@ function PolicyCard({ policy }: { policy: Policy }) {
       ) : (
         <p className="muted">No forecast yet: the hourly task makes one once there is history.</p>
       )}
+      {policy.plan?.stale ? (
+        <p role="status" className="bad" data-testid={`plan-stale-${policy.id}`}>
+          <strong>Stale replica plan</strong>: made {when(policy.plan.created_at)}, {planAge(policy.plan.created_at)} old, and no
+          forecast has replaced it since; its KEDA cron windows repeat its hours every day until one does.
+        </p>
+      ) : null}
       {policy.plan ? (
         <Chart
-          title={`Planned replicas (peak ${policy.plan.peak_replicas})`}
+          title={`Planned replicas (peak ${policy.plan.peak_replicas})${policy.plan.stale ? `, stale: ${planAge(policy.plan.created_at)} old` : ""}`}
           x={policy.plan.hours.map((h) => epoch(h.at))}
           kind="step"
           series={[{ label: "replicas", values: policy.plan.hours.map((h) => h.replicas), color: "var(--ok)" }]}
