@@ -1,5 +1,7 @@
+from django.db import models
 from rest_framework import serializers
 
+from apps.core.api.fields import StrictCharField, StrictFloatField, StrictSlugField, StrictURLField
 from apps.services.models import Service
 
 
@@ -7,6 +9,17 @@ class ServiceSerializer(serializers.ModelSerializer):
     # Why the stored base URL is unusable (null when it is fine): a row stored before its rules, which
     # benchmarks refuse with this reason until the URL is edited.
     base_url_error = serializers.CharField(read_only=True, allow_null=True)
+
+    # A JSON number for a text field (slug, route_prefix...) was stored as its digits, and `true` as the
+    # throughput 1.0: the wrong JSON type is a 400 on the field.
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+        models.SlugField: StrictSlugField,
+        models.URLField: StrictURLField,
+        models.FloatField: StrictFloatField,
+    }
 
     class Meta:
         model = Service
