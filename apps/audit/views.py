@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from rest_framework.exceptions import APIException, AuthenticationFailed, NotAuthenticated, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -55,8 +56,25 @@ class PhiAPIView(APIView):
                 return super().dispatch(request, *args, **kwargs)
         return super().dispatch(request, *args, **kwargs)
 
+    # DRF's `?format=` names a renderer, and one the view has not (`xml`) was a 404 "Not found." that reads as "no
+    # such patient". It is negotiated as if absent and refused in `initial`, once the caller is known.
+    unknown_format = False
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:
+            self.unknown_format = True
+            return super().perform_content_negotiation(request, force=True)
+
+    def format_refusal(self) -> Exception:
+        return ValidationError({"format": "Not a format this API answers: it answers JSON (leave `format` out)."})
+
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
+        if self.unknown_format:
+            self.audit_refusal(request, outcome="error")
+            raise self.format_refusal()
         try:
             purpose_of_use(request)  # a bad header is a 400 before any data is read
         except ValidationError:

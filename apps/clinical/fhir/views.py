@@ -289,6 +289,10 @@ class FhirMixin:
             return renderer, renderer.media_type
         return super().perform_content_negotiation(request, force)
 
+    def format_refusal(self) -> Exception:
+        """DRF's `format` naming a renderer there is none of (PhiAPIView refuses it)."""
+        return FhirParamError("format", "not a format this server answers: it answers JSON (_format=json)")
+
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
         if len(request.query_params.getlist("_format")) > 1:
