@@ -16,6 +16,25 @@ def _histogram_svg(buckets: list[list[float]]):
     return svg.columns(bars, colour="#0a58ca", label="latency histogram (log-spaced buckets)")
 
 
+# Under this, a run's latency trend is given as the change over the run: a slope fitted over a minute and
+# extrapolated to an hour ("-540.525 ms per hour") is a change the run never saw.
+HOURLY_SLOPE_MIN_SECONDS = 3600
+
+
+def _trend(run) -> str | None:
+    """The p95 trend in the run's own terms: per hour over a run of an hour or more, else the change over it."""
+    endurance = run.findings.get("endurance") or {}
+    per_hour = endurance.get("p95_slope_ms_per_hour")
+    if per_hour is None:
+        return None
+    significance = f"p = {endurance.get('p_value')}{', significant' if endurance.get('significant') else ''}"
+    rps, requests = run.summary.get("rps"), run.summary.get("requests")
+    seconds = requests / rps if rps and requests else None  # the load's own length (summary's req/s is over it)
+    if seconds is None or seconds >= HOURLY_SLOPE_MIN_SECONDS:
+        return f"p95 slope {per_hour} ms per hour ({significance})."
+    return f"p95 trend {round(per_hour * seconds / 3600, 3):+} ms over the run's {seconds:.0f} s ({significance})."
+
+
 def render_run_report(run) -> str:
     timeline = run.timeline
     gates = run.plan.gates()
@@ -24,6 +43,7 @@ def render_run_report(run) -> str:
         {
             "run": run,
             "plan": run.plan,
+            "trend": _trend(run),
             "gates": gates,
             "rps_chart": svg.line([(p["t"], p["rps"]) for p in timeline], colour="#1a7f37", label="req/s per second"),
             "p95_chart": svg.line(
