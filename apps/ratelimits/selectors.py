@@ -7,14 +7,15 @@ import functools
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Avg, Prefetch
-from django.db.models.functions import Now
+from django.db.models import Avg, F, Max, Prefetch, Window
+from django.db.models.functions import FirstValue, Now, TruncMinute
 
 from apps.core.local_cache import VersionedLocalCache
-from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
+from apps.ratelimits.models import TIGHTENING_LAPSES_AFTER, RateLimitAdjustment, RateLimitPolicy
 from controlplane.db_router import reads_from_primary
 
 policy_cache = VersionedLocalCache("ratelimit-policies", check_interval=1.0, ttl=300)
@@ -120,9 +121,21 @@ def route_scopes() -> dict[str, str]:
     return found
 
 
+def exempt_clients(names) -> set[str]:
+    """Of these API client names (as the request rollups label them), those exempt from rate limits: a token
+    with the benchmark scope (a load test's, revoked once its run ends, kept by name)."""
+    from apps.accounts.models import ApiClient
+    from apps.accounts.scopes import BENCHMARK
+
+    # Read in Python: SQLite (the embedded default) has no JSON containment lookup.
+    rows = ApiClient.objects.filter(name__in=list(names)).values_list("name", "scopes")
+    return {name for name, scopes in rows if isinstance(scopes, list) and BENCHMARK in scopes}
+
+
 def scope_usage(*, since: datetime, until: datetime) -> dict[str, dict]:
-    """Per scope, from the request rollups: requests and 429s per minute, and the busiest client's
-    requests in one minute (what the per-client limit is compared with)."""
+    """Per scope, from the request rollups: requests and 429s per minute, and each client's requests admitted per
+    minute (`clients`: (client, minute) to the count, what the per-client limit is compared with), the clients
+    exempt from the limit (`exempt`: their names) counted apart."""
     from apps.metrics.models import RequestRollup
 
     by_route = route_scopes()
@@ -140,13 +153,73 @@ def scope_usage(*, since: datetime, until: datetime) -> dict[str, dict]:
             entry["minutes"][minute][1] += count
         else:
             per_client[(scope, client, minute)] += count
-    busiest: dict[str, int] = defaultdict(int)
-    for (scope, _, _), count in per_client.items():
-        busiest[scope] = max(busiest[scope], count)
-    for scope, entry in usage.items():
-        entry["busiest_client_per_minute"] = busiest[scope]
+    exempt = exempt_clients({client for _, client, _ in per_client})
+    for (scope, client, minute), count in per_client.items():
+        usage[scope].setdefault("clients", {})[(client, minute)] = count
+    for entry in usage.values():
+        entry.setdefault("clients", {})
+        entry["exempt"] = exempt
         entry["minutes"] = [[at.isoformat(), *counts] for at, counts in sorted(entry["minutes"].items())]
     return usage
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteOfChanges:
+    """A minute in which a policy's factor changed: the factor at its start, the highest set in it, the last."""
+
+    minute: datetime
+    first_old: float
+    top_new: float
+    last_new: float
+
+
+def factor_changes_by_minute(*, since: datetime) -> dict[int, list[MinuteOfChanges]]:
+    """Per policy, the minutes since `since` in which its factor changed, oldest first: at most one row a minute
+    whatever the history holds (an admin edit records a change too), folded in the database."""
+    minute = TruncMinute("at")
+    by_minute = {"partition_by": [F("policy_id"), minute]}
+    rows = (
+        RateLimitAdjustment.objects.filter(at__gte=since)
+        .annotate(
+            minute=minute,
+            first_old=Window(FirstValue("old_factor"), order_by=[F("at").asc(), F("id").asc()], **by_minute),
+            last_new=Window(FirstValue("new_factor"), order_by=[F("at").desc(), F("id").desc()], **by_minute),
+            top_new=Window(Max("new_factor"), **by_minute),
+        )
+        .values_list("policy_id", "minute", "first_old", "top_new", "last_new")
+        .order_by()
+        .distinct()
+    )
+    changes: dict[int, list[MinuteOfChanges]] = defaultdict(list)
+    for policy_id, at, first_old, top_new, last_new in sorted(rows, key=lambda row: (row[0], row[1])):
+        changes[policy_id].append(MinuteOfChanges(at, first_old, top_new, last_new))
+    return changes
+
+
+def factors_in_force(policy: RateLimitPolicy, changes: list[MinuteOfChanges]) -> Callable[[datetime], float]:
+    """The policy's adaptive factor in each minute, from the minutes its factor changed in (oldest first): a
+    minute it changed in gets the highest factor in force during it (a client's minute is never read against a
+    limit lower than the one it met). A tightening that lapsed with no change recorded yet (the controller
+    stopped) counts as lifted from when it lapsed, as the limiter lifted it."""
+    lapsed_from = None
+    if policy.tightening_lapsed(policy.database_now):
+        lapsed_from = policy.signal_read_at + TIGHTENING_LAPSES_AFTER if policy.signal_read_at else None
+        lapsed_from = lapsed_from or policy.database_now - timedelta(days=365 * 100)
+
+    def factor_at(minute: datetime) -> float:
+        end = minute + timedelta(minutes=1)
+        for changed in changes:
+            if changed.minute == minute:
+                return max(changed.first_old, changed.top_new)
+        before = [c for c in changes if c.minute < minute]
+        after = [c for c in changes if c.minute > minute]
+        if after:
+            return before[-1].last_new if before else after[0].first_old
+        if lapsed_from is not None and lapsed_from < end:
+            return 1.0
+        return before[-1].last_new if before else policy.current_factor
+
+    return factor_at
 
 
 def policy_overview(*, now: datetime | None = None, minutes: int = 60) -> list[dict]:
@@ -154,18 +227,22 @@ def policy_overview(*, now: datetime | None = None, minutes: int = 60) -> list[d
     from django.utils import timezone
 
     now = now or timezone.now()
-    usage = scope_usage(since=now - timedelta(minutes=minutes), until=now)
+    since = now - timedelta(minutes=minutes)
+    usage = scope_usage(since=since, until=now)
     # The latest 20 of each policy in the query itself (a window function): the history grows by a row per
     # step, and the page must not read all of it to show 20.
     # The limit in force by the database's clock, as the limiter judges a lapse.
     policies = RateLimitPolicy.objects.annotate(database_now=Now()).prefetch_related(
         Prefetch("adjustments", queryset=RateLimitAdjustment.objects.order_by("-at", "-id")[:20], to_attr="latest")
     )
+    # Each minute's usage is read against the limit in force then (a limit tightened since must not make the
+    # requests sent under the higher one read as over it): the window's recorded changes, oldest first.
+    in_window = factor_changes_by_minute(since=since)
     rows = []
     for policy in policies.order_by("priority", "scope"):
-        used = usage.get(policy.scope, {"requests": 0, "refused": 0, "minutes": [], "busiest_client_per_minute": 0})
+        used = usage.get(policy.scope, {"requests": 0, "refused": 0, "minutes": [], "clients": {}, "exempt": set()})
         in_force = policy.requests_in_force(policy.database_now)
-        per_minute_limit = in_force * 60 / policy.period_seconds
+        busiest = _busiest_client(policy, used, factors_in_force(policy, in_window[policy.pk]))
         rows.append({
             "id": policy.pk, "scope": policy.scope, "description": policy.description, "enabled": policy.enabled,
             "requests": policy.requests, "effective_requests": in_force,
@@ -173,7 +250,7 @@ def policy_overview(*, now: datetime | None = None, minutes: int = 60) -> list[d
             "fail_open": policy.fail_open, "priority": policy.priority, "adaptive": policy.adaptive,
             "current_factor": policy.current_factor,
             "signal_read_at": policy.signal_read_at.isoformat() if policy.signal_read_at else None,
-            "usage": {**used, "busiest_client_share": round(used["busiest_client_per_minute"] / per_minute_limit, 4)},
+            "usage": {"requests": used["requests"], "refused": used["refused"], "minutes": used["minutes"], **busiest},
             "adjustments": [
                 {"at": a.at.isoformat(), "direction": a.direction, "old_factor": a.old_factor,
                  "new_factor": a.new_factor, "reason": a.reason}
@@ -181,3 +258,25 @@ def policy_overview(*, now: datetime | None = None, minutes: int = 60) -> list[d
             ],
         })  # fmt: skip
     return rows
+
+
+def _busiest_client(policy: RateLimitPolicy, used: dict, factor_at: Callable[[datetime], float]) -> dict:
+    """The client closest to the limit in one minute, against the limit in force in that minute; clients exempt
+    from the limit (a load test's token: nothing refuses it, so a share of it said nothing) are counted apart.
+
+    "session" is every signed-in user of the dashboard together (the rollups' label), each limited on their own."""
+    busiest = {"busiest_client": None, "busiest_client_minute": None, "busiest_client_per_minute": 0,
+               "busiest_client_limit_per_minute": None, "busiest_client_share": 0.0}  # fmt: skip
+    exempt_requests, exempt_names = 0, set()
+    for (client, minute), count in used["clients"].items():
+        if client in used["exempt"]:
+            exempt_requests += count
+            exempt_names.add(client)
+            continue
+        limit = max(1, int(round(policy.requests * factor_at(minute), 6))) * 60 / policy.period_seconds
+        share = round(count / limit, 4)
+        if (share, count) > (busiest["busiest_client_share"], busiest["busiest_client_per_minute"]):
+            busiest = {"busiest_client": client, "busiest_client_minute": minute.isoformat(),
+                       "busiest_client_per_minute": count, "busiest_client_limit_per_minute": round(limit, 4),
+                       "busiest_client_share": share}  # fmt: skip
+    return {**busiest, "exempt_requests": exempt_requests, "exempt_clients": sorted(exempt_names)}

@@ -14,8 +14,21 @@ class RateLimitUsageOutputSerializer(serializers.Serializer):
         child=serializers.ListField(child=serializers.JSONField()),
         help_text="[ISO minute, requests, refused] per minute with traffic.",
     )
-    busiest_client_per_minute = serializers.IntegerField()
-    busiest_client_share = serializers.FloatField(help_text="The busiest client's minute against the limit.")
+    busiest_client = serializers.CharField(
+        allow_null=True,
+        help_text='The API client nearest its limit in one minute ("session": the dashboard\'s signed-in users '
+        "together, each limited on their own); clients exempt from the limits are never it.",
+    )
+    busiest_client_minute = serializers.DateTimeField(allow_null=True, help_text="That minute.")
+    busiest_client_per_minute = serializers.IntegerField(help_text="Its requests admitted in that minute.")
+    busiest_client_limit_per_minute = serializers.FloatField(
+        allow_null=True, help_text="The limit in force in that minute, per minute (the adaptive factor then)."
+    )
+    busiest_client_share = serializers.FloatField(help_text="Its minute against the limit in force in that minute.")
+    exempt_clients = serializers.ListField(
+        child=serializers.CharField(), help_text="Clients exempt from the limits (load tests' tokens) seen."
+    )
+    exempt_requests = serializers.IntegerField(help_text="Their requests: not limited, not in the share.")
 
 
 class RateLimitAdjustmentOutputSerializer(serializers.Serializer):
