@@ -56,6 +56,27 @@ def synthetic_ranges_missing(*, seed: int, count: int) -> list[tuple[int, int]]:
     return ranges
 
 
+def synthetic_range_refuse_loaded(*, seed: int, first_index: int, patients: int) -> None:
+    """AlreadyLoaded if any of the seed's patients `first_index` to `first_index + patients - 1` is stored: a
+    caller may ask before it starts anything (the command, before drawing its progress bar); the load asks again."""
+    first_mrn, last_mrn = synthetic_mrn(seed, first_index), synthetic_mrn(seed, first_index + patients - 1)
+    # Any of the range, not only its ends: a load over an earlier one's middle (indexes 0-99 after 40-59)
+    # otherwise stopped on a unique violation after committing its first batches. The MRNs of a seed are
+    # fixed-width, so the range is one scan of the (system, MRN) index.
+    synthetic = Patient.objects.filter(identifier_system=settings.MRN_SYSTEM, mrn__regex=r"^S[0-9]{3}-[0-9]{7}$")
+    if synthetic.filter(mrn__range=(first_mrn, last_mrn)).exists():
+        # The message names indexes, not MRNs (no patient identifier in output that ends up in logs), and the
+        # first free index after this seed's loads, which is what the caller needs next (`make run` loads seed
+        # 1's first DEMO_PATIENTS).
+        seed_span = (synthetic_mrn(seed, 0), synthetic_mrn(seed, 9_999_999))
+        highest = synthetic.filter(mrn__range=seed_span).aggregate(Max("mrn"))["mrn__max"]
+        raise AlreadyLoaded(
+            f"Synthetic patients of seed {seed} from index {first_index} to {first_index + patients - 1} are already "
+            f"loaded, in whole or in part; use another --seed, or --first-index {int(highest[-7:]) + 1} (after the "
+            f"highest index of seed {seed} loaded)."
+        )
+
+
 def synthetic_patients_load(
     *,
     patients: int,
@@ -74,22 +95,7 @@ def synthetic_patients_load(
     generator and the database's index maintenance use every core. `on_batch(patients, observations)`
     reports progress as batches commit.
     """
-    first_mrn, last_mrn = synthetic_mrn(seed, first_index), synthetic_mrn(seed, first_index + patients - 1)
-    # Any of the range, not only its ends: a load over an earlier one's middle (indexes 0-99 after 40-59)
-    # otherwise stopped on a unique violation after committing its first batches. The MRNs of a seed are
-    # fixed-width, so the range is one scan of the (system, MRN) index.
-    synthetic = Patient.objects.filter(identifier_system=settings.MRN_SYSTEM, mrn__regex=r"^S[0-9]{3}-[0-9]{7}$")
-    if synthetic.filter(mrn__range=(first_mrn, last_mrn)).exists():
-        # The message names indexes, not MRNs (no patient identifier in output that ends up in logs), and the
-        # first free index after this seed's loads, which is what the caller needs next (`make run` loads seed
-        # 1's first DEMO_PATIENTS).
-        seed_span = (synthetic_mrn(seed, 0), synthetic_mrn(seed, 9_999_999))
-        highest = synthetic.filter(mrn__range=seed_span).aggregate(Max("mrn"))["mrn__max"]
-        raise AlreadyLoaded(
-            f"Synthetic patients of seed {seed} from index {first_index} to {first_index + patients - 1} are already "
-            f"loaded, in whole or in part; use another --seed, or --first-index {int(highest[-7:]) + 1} (after the "
-            f"highest index of seed {seed} loaded)."
-        )
+    synthetic_range_refuse_loaded(seed=seed, first_index=first_index, patients=patients)
     options = {"days": days, "seed": seed, "end": end, "rounds_per_day": rounds_per_day, "batch_size": batch_size}
     started = time.perf_counter()
     # Worker processes commit on their own connections: not possible inside a caller's transaction.

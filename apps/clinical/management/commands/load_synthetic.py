@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
-from apps.clinical.loader import AlreadyLoaded, synthetic_patients_load
+from apps.clinical.loader import AlreadyLoaded, synthetic_patients_load, synthetic_range_refuse_loaded
 from apps.clinical.services import EARLIEST_BIRTH_DATE
 from apps.clinical.synthetic import OLDEST_AGE_YEARS
 
@@ -56,6 +56,10 @@ class Command(BaseCommand):
         # Patients born after today, or before the earliest birth date the product accepts, are not data.
         if not EARLIEST_END <= end <= now:
             raise CommandError(f"--end must be between {EARLIEST_END:%Y-%m-%d} and now.")
+        try:  # before the progress bar is drawn (the load checks again, for a load started meanwhile)
+            synthetic_range_refuse_loaded(seed=o["seed"], first_index=o["first_index"], patients=o["patients"])
+        except AlreadyLoaded as exc:
+            raise CommandError(str(exc)) from exc
         bar = tqdm(total=o["patients"], unit="patient", disable=o["no_progress"], file=self.stderr._out)
 
         observations = 0
