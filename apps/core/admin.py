@@ -71,6 +71,14 @@ class WhatRunsForm(TimesReadableInUtc, PeriodicTaskForm):
             raise forms.ValidationError(wanted)
         return value
 
+    def clean_regtask(self) -> str:
+        # The picker's field takes any value (its valid_value is always True): "a\x00b" was a 500 at the
+        # save, and any other text was stored as the task name, which beat then failed to send.
+        value = self.cleaned_data.get("regtask") or ""
+        if value and value not in {name for name, _ in self.fields["regtask"].widget.choices if name}:
+            raise forms.ValidationError("Not a registered task: choose one from the list.")
+        return value
+
     def clean(self):
         if "task" in self._errors or "regtask" in self._errors:
             return self.cleaned_data  # the field's own error says why
@@ -125,6 +133,26 @@ class CrontabAdmin(CrontabScheduleAdmin):
             return schedule.human_readable
         except Exception:  # noqa: BLE001 - celery's ParseException is no ValueError; the fields say what is wrong
             return "-"
+
+    def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "timezone":
+            field.coerce = _zone_or_invalid(field.coerce)
+        return field
+
+
+def _zone_or_invalid(coerce):
+    """The time zone field's coercion with every unreadable name a ValidationError. Django coerces the form's
+    hidden initial value too (to see whether the field changed) and expects only that error: a 300-character
+    `initial-timezone` made zoneinfo open a file name too long (OSError), a 500."""
+
+    def zone(value):
+        try:
+            return coerce(value)
+        except (OSError, ValueError):
+            raise forms.ValidationError("Unknown time zone.") from None
+
+    return zone
 
 
 admin.site.unregister(PeriodicTask)
