@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import math
 import random
 import statistics
 import subprocess
@@ -92,9 +93,12 @@ def main() -> None:
     parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/cp_bench")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     args = parser.parse_args()
-    for name in ("minutes", "rate", "patients"):
-        if getattr(args, name) <= 0:
-            parser.error(f"--{name} must be above 0")  # --patients 0 crashed drawing a patient from none
+    for name in ("minutes", "rate"):
+        # NaN compares false with everything, so `<= 0` let it through (and inf): a soak that never ends.
+        if not (math.isfinite(getattr(args, name)) and getattr(args, name) > 0):
+            parser.error(f"--{name} must be a finite number above 0")
+    if args.patients <= 0:
+        parser.error("--patients must be above 0")  # --patients 0 crashed drawing a patient from none
 
     django_setup(args.database, args.redis)
     ensure_patients(args.patients)
