@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useMemo, useState } from "react";
 
 import { Chart } from "../../components/ui/Chart";
 import { LoadStatus } from "../../components/ui/Status";
@@ -22,11 +22,65 @@ interface Policy {
   usage: {
     requests: number;
     refused: number;
+    /** The client nearest its limit in one minute ("session": every signed-in user together); never an exempt one. */
+    busiest_client: string | null;
+    busiest_client_minute: string | null;
     busiest_client_per_minute: number;
+    /** The limit in force in that minute, per minute. */
+    busiest_client_limit_per_minute: number | null;
     busiest_client_share: number;
+    /** Clients exempt from the limits (load tests' tokens), and their requests: not in the share. */
+    exempt_clients: string[];
+    exempt_requests: number;
     minutes: [string, number, number][];
   };
   adjustments: { at: string; direction: string; old_factor: number; new_factor: number; reason: string }[];
+}
+
+/**
+ * The chart's minutes: every minute of the hour that ends at the last minute with traffic (the API lists only
+ * those), the others without a value. A single reading was drawn in the middle of an hour of its own, half of it
+ * after the reading, into the future.
+ */
+export function minuteAxis(minutes: [string, number, number][]): { x: number[]; requests: (number | null)[]; refused: (number | null)[] } {
+  if (minutes.length === 0) return { x: [], requests: [], refused: [] };
+  const read = new Map(minutes.map(([at, n, refused]) => [Math.floor(epoch(at) / 60) * 60, [n, refused] as const]));
+  const last = Math.max(...read.keys());
+  const first = Math.min(Math.min(...read.keys()), last - 59 * 60);
+  const x: number[] = [];
+  for (let at = first; at <= last; at += 60) x.push(at);
+  return { x, requests: x.map((at) => read.get(at)?.[0] ?? null), refused: x.map((at) => read.get(at)?.[1] ?? null) };
+}
+
+/** A minute as a time of day in this browser's time zone, named: "2:02 PM GMT+1". */
+function minuteOfDay(iso: string): string {
+  return new Date(iso).toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit", timeZoneName: "short" });
+}
+
+function BusiestClient({ usage }: { usage: Policy["usage"] }) {
+  const exempt = usage.exempt_clients ?? [];
+  return (
+    <>
+      <p data-testid="busiest-client">
+        Busiest client:{" "}
+        {usage.busiest_client && usage.busiest_client_minute && usage.busiest_client_limit_per_minute !== null ? (
+          <>
+            {usage.busiest_client}
+            {usage.busiest_client === "session" ? " (all signed-in users together)" : ""}, {count(usage.busiest_client_per_minute)} of{" "}
+            {usage.busiest_client_limit_per_minute.toLocaleString("en-US", { maximumFractionDigits: 2 })}/min at {minuteOfDay(usage.busiest_client_minute)} (
+            {percent(usage.busiest_client_share, 0)})
+          </>
+        ) : (
+          "none in the last hour"
+        )}
+      </p>
+      {exempt.length ? (
+        <p data-testid="exempt-clients">
+          Exempt from limits: {exempt.join(", ")} ({count(usage.exempt_requests)} requests, not limited)
+        </p>
+      ) : null}
+    </>
+  );
 }
 
 export default function RateLimitsPage() {
@@ -35,11 +89,12 @@ export default function RateLimitsPage() {
   const [chosen, setChosen] = useState<string | null>(null);
   const policies = state.status === "ready" ? state.data.results : [];
   const shown = policies.find((p) => p.scope === chosen) ?? policies.find((p) => p.usage.requests > 0) ?? policies[0];
+  const axis = useMemo(() => (shown ? minuteAxis(shown.usage.minutes) : null), [shown]);
 
   return (
     <section aria-labelledby="limits-title">
       <h1 id="limits-title">Rate limits</h1>
-      <p className="muted">Per client token, over the last hour. "Busiest client" is the most one client sent in a minute, against its limit.</p>
+      <p className="muted">Per client token, over the last hour. "Busiest client" is the most one client sent in a minute, against the limit in force in that minute; clients exempt from the limits (load tests' tokens) are listed apart.</p>
       <LoadStatus state={state} what="rate limits" />
       {state.status === "ready" && policies.length === 0 ? <p className="muted">No rate-limit policy yet.</p> : null}
       {policies.length ? (
@@ -85,15 +140,16 @@ export default function RateLimitsPage() {
           </table>
         </TableScroll>
       ) : null}
-      {shown ? (
+      {shown && axis ? (
         <>
+          <BusiestClient usage={shown.usage} />
           <Chart
             title={`${shown.scope}: requests and 429s per minute`}
-            x={shown.usage.minutes.map(([at]) => epoch(at))}
+            x={axis.x}
             kind="bars"
             series={[
-              { label: "requests", values: shown.usage.minutes.map(([, n]) => n) },
-              { label: "429s", values: shown.usage.minutes.map(([, , refused]) => refused), color: "var(--bad)" },
+              { label: "requests", values: axis.requests },
+              { label: "429s", values: axis.refused, color: "var(--bad)" },
             ]}
           />
           <h2>Adaptive changes of {shown.scope}</h2>

@@ -11,6 +11,7 @@ vi.mock("../../components/ui/Chart", () => ({
   ),
 }));
 
+import { xRange } from "../../components/ui/chartText";
 import { LiveFeed } from "../../lib/liveFeed";
 import { LiveFeedContext } from "../../lib/useLiveFeed";
 import AuditPage from "./AuditPage";
@@ -22,7 +23,7 @@ import OverviewPage from "./OverviewPage";
 import PatientsPage from "./PatientsPage";
 import ScalingPage from "./ScalingPage";
 import ServicePage from "./ServicePage";
-import RateLimitsPage from "./RateLimitsPage";
+import RateLimitsPage, { minuteAxis } from "./RateLimitsPage";
 import { VitalsChart } from "../../features/patients/components/VitalsChart";
 
 const refuse = (status: number, detail: string) => () => new Response(JSON.stringify({ detail }), { status });
@@ -52,7 +53,9 @@ afterEach(() => {
 const policy = (scope: string, requests: number, refused: number) => ({
   id: 1, scope, description: "", enabled: true, requests: 100, effective_requests: 50, period_seconds: 60,
   burst_per_second: null, fail_open: true, priority: 1, adaptive: true, current_factor: 0.5,
-  usage: { requests, refused, busiest_client_per_minute: 45, busiest_client_share: 0.9,
+  usage: { requests, refused, busiest_client: "ehr-gateway" as string | null, busiest_client_minute: "2026-11-27T12:00:00Z" as string | null,
+           busiest_client_per_minute: 45, busiest_client_limit_per_minute: 50 as number | null, busiest_client_share: 0.9,
+           exempt_clients: [] as string[], exempt_requests: 0,
            minutes: [["2026-11-27T12:00:00Z", requests, refused]] },
   adjustments: [{ at: "2026-11-27T12:00:00Z", direction: "tighten", old_factor: 1, new_factor: 0.5, reason: "CPU 92% > 70%" }],
 });
@@ -66,12 +69,74 @@ describe("RateLimitsPage", () => {
     expect(screen.getAllByText("(of 100)")).toHaveLength(2);
     expect(screen.getByText("120")).toBeTruthy();
     expect(screen.getByTestId("chart").textContent).toContain("patient_data: requests and 429s per minute");
-    expect(screen.getByTestId("chart").textContent).toContain("429s=7");
+    expect(screen.getByTestId("chart").textContent).toContain(`429s=${",".repeat(59)}7`);
     expect(screen.getByText(/tighten ×1.00 → ×0.50 \(CPU 92% > 70%\)/)).toBeTruthy();
     fireEvent.click(screen.getByRole("button", { name: "audit_logs" }));
     expect(screen.getByTestId("chart").textContent).toContain("audit_logs");
     expect(screen.getByRole("button", { name: "audit_logs" }).getAttribute("aria-pressed")).toBe("true");
     expect(screen.getByRole("button", { name: "patient_data" }).getAttribute("aria-pressed")).toBe("false");
+  });
+
+  it("names the busiest client, its minute against the limit in force then, and the exempt clients apart", async () => {
+    const limited = policy("patient_data", 3000, 0);
+    limited.usage = { ...limited.usage, busiest_client: "ehr-gateway", busiest_client_minute: "2026-11-27T14:02:00Z",
+                      busiest_client_per_minute: 40, busiest_client_limit_per_minute: 100, busiest_client_share: 0.4,
+                      exempt_clients: ["benchmark-run-7-1"], exempt_requests: 2895 };
+    const zone = process.env.TZ;
+    process.env.TZ = "Asia/Kolkata"; // UTC+5:30: the minute is shown in the browser's zone, not the server's UTC
+    try {
+      serve({ "/api/v1/ratelimits/": { results: [limited] } });
+      render(<RateLimitsPage />);
+      const line = (await screen.findByTestId("busiest-client")).textContent;
+      expect(line).toBe(`Busiest client: ehr-gateway, 40 of 100/min at ${new Date("2026-11-27T14:02:00Z").toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit", timeZoneName: "short" })} (40%)`);
+      expect(line).toMatch(/at (7:32 PM|19:32) GMT\+5:30 \(40%\)$/);
+      expect(screen.getByTestId("exempt-clients").textContent).toBe("Exempt from limits: benchmark-run-7-1 (2,895 requests, not limited)");
+    } finally {
+      process.env.TZ = zone;
+      if (zone === undefined) delete process.env.TZ;
+    }
+  });
+
+  it("says the session client is every signed-in user together, and no exempt line when there is none", async () => {
+    const sessions = policy("dashboard", 80, 0);
+    sessions.usage = { ...sessions.usage, busiest_client: "session", busiest_client_minute: "2026-11-27T12:00:00Z",
+                       busiest_client_per_minute: 12, busiest_client_limit_per_minute: 16.6667, busiest_client_share: 0.72 };
+    serve({ "/api/v1/ratelimits/": { results: [sessions] } });
+    render(<RateLimitsPage />);
+    expect((await screen.findByTestId("busiest-client")).textContent).toMatch(/^Busiest client: session \(all signed-in users together\), 12 of 16\.67\/min at .+ \(72%\)$/);
+    expect(screen.queryByTestId("exempt-clients")).toBeNull();
+  });
+
+  it("says there is no busiest client when only exempt clients sent requests", async () => {
+    const exempt = policy("patient_data", 2895, 0);
+    exempt.usage = { ...exempt.usage, busiest_client: null, busiest_client_minute: null,
+                     busiest_client_per_minute: 0, busiest_client_limit_per_minute: null, busiest_client_share: 0,
+                     exempt_clients: ["benchmark-run-7-1"], exempt_requests: 2895 };
+    serve({ "/api/v1/ratelimits/": { results: [exempt] } });
+    render(<RateLimitsPage />);
+    expect((await screen.findByTestId("busiest-client")).textContent).toBe("Busiest client: none in the last hour");
+    expect(screen.getByText("0%")).toBeTruthy();
+    expect(screen.getByTestId("exempt-clients").textContent).toBe("Exempt from limits: benchmark-run-7-1 (2,895 requests, not limited)");
+  });
+
+  it("charts an hour of minutes ending at the last reading, not half an hour past a single one", async () => {
+    const last = Date.parse("2026-11-27T12:00:00Z") / 1000;
+    // One reading: the chart's x ends at it (the chart pads a lone x by half an hour on each side: into the future).
+    const one = minuteAxis([["2026-11-27T12:00:00Z", 120, 7]]);
+    expect(one.x).toHaveLength(60);
+    expect(xRange(one.x, Math.min(...one.x), Math.max(...one.x), true)).toEqual([last - 59 * 60, last]);
+    expect(one.requests.slice(-1)).toEqual([120]);
+    expect(one.refused.filter((v) => v !== null)).toEqual([7]);
+    // Several: each at its own minute, the range ending at the last.
+    const some = minuteAxis([["2026-11-27T11:30:00Z", 5, 0], ["2026-11-27T12:00:00Z", 9, 2]]);
+    expect(xRange(some.x, Math.min(...some.x), Math.max(...some.x), true)).toEqual([last - 59 * 60, last]);
+    expect(some.requests[some.x.indexOf(last - 30 * 60)]).toBe(5);
+    expect(some.requests.filter((v) => v !== null)).toEqual([5, 9]);
+    expect(minuteAxis([]).x).toEqual([]);
+
+    serve({ "/api/v1/ratelimits/": { results: [policy("patient_data", 120, 7)] } });
+    render(<RateLimitsPage />);
+    expect((await screen.findByTestId("chart")).textContent).toContain(`requests=${",".repeat(59)}120 429s=${",".repeat(59)}7`);
   });
 
   it("says there is no policy rather than showing nothing", async () => {
