@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models
 
+from apps.core.link_local import LINK_LOCAL_MESSAGE, is_link_local_url
+
 
 class Service(models.Model):
     """An AI or data service the control plane watches, with its SLO targets (the brief's defaults)."""
@@ -127,6 +129,10 @@ def base_url_rule_broken(base_url: str) -> str | None:
         # Probes and benchmarks append their paths to the base URL: after a query or a fragment they went
         # to the wrong place (or nowhere).
         return "No query string or fragment: the base URL is a scheme, host, port and path."
+    if is_link_local_url(base_url):
+        # Probes and benchmarks fetch it from the product's own hosts: at 169.254.169.254 that is the cloud
+        # metadata service (apps/core/link_local.py).
+        return LINK_LOCAL_MESSAGE
     return None
 
 
