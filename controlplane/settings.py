@@ -19,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 from apps.clinical.identifiers import MAX_SYSTEM_LENGTH, URI_PATTERN  # plain Python, no Django: safe at settings time
+from apps.core.directories import settings_directory  # plain Python, no Django: safe at settings time
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -108,7 +109,7 @@ if (BASE_DIR / ".env").is_file():
 
 # Runtime state of the embedded mode (SQLite file, cache, broker folders, reports) lives here.
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+settings_directory(VAR_DIR, "VAR_DIR")
 
 DEBUG = env.bool("DEBUG", default=True)
 
@@ -383,7 +384,7 @@ RESOURCE_THRESHOLDS = {
 # Prometheus counters of every process (gunicorn workers, uvicorn, Celery) are kept in files here and
 # summed at /metrics; the folder is emptied when the product starts (`make run`, the container).
 PROMETHEUS_MULTIPROC_DIR = Path(env.str("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "prometheus")))
-PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+settings_directory(PROMETHEUS_MULTIPROC_DIR, "PROMETHEUS_MULTIPROC_DIR")
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(PROMETHEUS_MULTIPROC_DIR))
 # Who may read /metrics: a bearer token (METRICS_TOKEN), else these client addresses.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
@@ -669,7 +670,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 # The image collects into its own folder (deploy/Dockerfile): VAR_DIR is a volume there, which would hide it.
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+settings_directory(STATIC_ROOT, "STATIC_ROOT")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
