@@ -10,7 +10,7 @@ import { usePageTitle } from "../../lib/usePageTitle";
 
 function Verdict({ run }: { run: RunSummary }) {
   if (run.status !== "succeeded") return <span className="muted">{run.status}</span>;
-  return run.passed ? <span className="ok">passed</span> : <span className="bad">failed a gate</span>;
+  return run.passed ? <span className="ok">every gate met</span> : <span className="bad">a gate missed</span>;
 }
 
 export default function BenchmarksPage() {

@@ -439,6 +439,20 @@ describe("BenchmarksPage", () => {
     );
     await waitFor(() => expect(screen.getByTestId("chart").textContent).toContain("p95 ms=120"));
   });
+
+  it("says a run met or missed its gates, in the words of the run page and the reports", async () => {
+    const base = { plan: "clinical-api load", plan_id: 1, kind: "load", service: "clinical-api", status: "succeeded",
+      created_at: "2026-11-27T12:00:00Z", finished_at: "2026-11-27T12:05:00Z", progress: 1, summary: { requests: 100, rps: 10, p95_ms: 120 }, regressions: [] };
+    serve({ "/api/v1/benchmarks/runs/": { results: [{ ...base, id: 2, passed: false }, { ...base, id: 1, passed: true }] } });
+    render(
+      <MemoryRouter>
+        <BenchmarksPage />
+      </MemoryRouter>,
+    );
+    await waitFor(() => expect(screen.getByText("a gate missed")).toBeTruthy());
+    expect(screen.getByText("every gate met")).toBeTruthy();
+    expect(screen.queryByText("passed")).toBeNull();
+  });
 });
 
 describe("ScalingPage", () => {
