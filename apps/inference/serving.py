@@ -63,8 +63,33 @@ class Served:
         weights), the mode and the device. Keyed by the deployment's name and mode alone, a deployment moved
         to a new model version (another folder, or new files in its folder) answered from the cache with the
         old model's vectors and texts for the namespace's TTL: embeddings of two models side by side, which
-        do not compare."""
-        return [self.mode, self.runner.device, self.weights]
+        do not compare. The input cap too: an answer kept under a higher cap is not one to give past a lower
+        one (see answer_key_unloaded, which must make the same key without loading the model)."""
+        return _answer_key(self.mode, self.runner.device, self.weights, self.spec)
+
+
+def _answer_key(mode: str, device: str, weights: str, spec: LoadSpec) -> list[str]:
+    return [mode, device, weights, str(spec.max_input_tokens)]
+
+
+def answer_key_unloaded(deployment: ModelDeployment) -> list[str] | None:
+    """The deployment's answer_key without loading its model: the served one's where this process serves it,
+    else the key the model this host would load gets (its mode, device, weights' files and input cap), None
+    where that cannot be told (no such path, no such device: the load says why) or the row was edited since
+    its model was loaded here. A cached answer was served only once the model was loaded, 15 to 20 s after a
+    restart in each server process, when nothing of the answer needed it. A load may still come out otherwise (a model kept after a failed edit, a device torch
+    resolves otherwise): its answer_key then differs, and the caller keys its answer by that one."""
+    key = (deployment.pk, deployment.updated_at, deployment.serving_quantization)
+    current = _served.get(deployment.pk)
+    if current is not None:  # an edit since it was loaded is for served() to take in (retune, reload, fail)
+        return current.answer_key if current.key == key or current.key[1] > key[1] else None
+    spec = LoadSpec.of(deployment)
+    try:
+        device = _device_without_loading_torch(spec.device)
+        mode, _ = mode_here(deployment, spec, device_of=_device_without_loading_torch)
+        return _answer_key(mode, device, weights_fingerprint(spec), spec)
+    except (ModelUnavailable, OSError):
+        return None
 
 
 class TokenMeter:

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from apps.accounts import scopes
 from apps.accounts.permissions import staff_can_view
 from apps.audit.views import AuditUnavailable, PhiAPIView
-from apps.caching.stack import get_or_load, served_from_cache
+from apps.caching.stack import cache_reads_reset, get_or_load, served_from_cache
 from apps.clinical.selectors import patient_card
 from apps.core.api.params import reject_unknown_params, validated_body
 from apps.core.api.schema import error_responses
@@ -169,6 +169,51 @@ class _InferenceView(PhiAPIView):
             raise ValidationError({"patient_id": ["No active patient has this id."]})
         self.patient_unaudited = patient_id
 
+    def answered(self, request: Request, deployment: ModelDeployment, parts: list, inputs: list[str],
+                 patient_id: int | None, checked, run) -> tuple[object, str, bool]:  # fmt: skip
+        """The answer (from the ai_inference cache, else run), the mode it is of, and whether it was cached.
+
+        `checked()` makes the checks that need the model (token caps, context) and returns it as served;
+        `run(served)` answers. The cache is read under a key made without loading the model
+        (serving.answer_key_unloaded), so a cached answer is served at once after a restart: it waited for
+        the model to load (15 to 20 s in each server process). A cached answer passed those checks, under the
+        same weights and input cap. The patient is checked after the model's checks, as ever; a miss that
+        does not answer here (a check failing, an unknown patient, a model kept in another mode) is made
+        again outside the cache, where each raises as it did or the answer is keyed by the served model."""
+        key = serving.answer_key_unloaded(deployment)
+        current = None
+        if key is not None:
+            seen = {}  # what this call's own load found (a call waiting on another's load finds nothing)
+
+            def compute():
+                try:
+                    current = seen["current"] = checked()
+                except (ValidationError, ModelUnavailable) as error:
+                    seen["error"] = error  # raised below: neither counted as the cache's error nor shared
+                    return None  # not stored
+                if current.answer_key != key:
+                    return None
+                if patient_id is not None and patient_card(patient_id=patient_id) is None:
+                    return None  # refused (and audited) below, not to the other calls waiting on this load
+                self.check_patient(request, patient_id)
+                seen["patient"] = True
+                return run(current)
+
+            answer, cached = _cached_answer([deployment.name, *key, *parts], inputs, compute)
+            if answer is not None:
+                if "patient" not in seen:
+                    self.check_patient(request, patient_id)
+                return answer, key[0], cached
+            if "error" in seen:
+                raise seen["error"]
+            current = seen.get("current")
+            cache_reads_reset()  # whether the answer below is cached is about that read alone
+        if current is None:
+            current = checked()
+        self.check_patient(request, patient_id)
+        answer, cached = _cached_answer([deployment.name, *current.answer_key, *parts], inputs, lambda: run(current))
+        return answer, current.mode, cached
+
     def audit_patient(self, request: Request, deployment: ModelDeployment, patient_id: int | None, cached: bool):
         self.patient_unaudited = None  # audited here, once, whatever the trail answers
         if patient_id is not None:
@@ -185,16 +230,20 @@ class EmbedView(_InferenceView):
         body = validated_body(request, EmbedInputSerializer)
         deployment = self.deployment(name)
         texts = body["inputs"]
-        too_long = {index: error for index, text in enumerate(texts)
-                    if (error := self.over_cap(deployment, serving.token_count(deployment, text)))}  # fmt: skip
-        if too_long:
-            raise ValidationError({"inputs": too_long})  # shaped as DRF shapes a list field's item errors
-        self.check_patient(request, body.get("patient_id"))
-        current = serving.served(deployment)
-        vectors, cached = _cached_answer([deployment.name, *current.answer_key, "embed"], texts,
-                                         lambda: serving.embed(deployment, texts, via=current)[0])  # fmt: skip
+
+        def checked() -> serving.Served:
+            too_long = {index: error for index, text in enumerate(texts)
+                        if (error := self.over_cap(deployment, serving.token_count(deployment, text)))}  # fmt: skip
+            if too_long:
+                raise ValidationError({"inputs": too_long})  # shaped as DRF shapes a list field's item errors
+            return serving.served(deployment)
+
+        vectors, mode, cached = self.answered(
+            request, deployment, ["embed"], texts, body.get("patient_id"), checked,
+            lambda current: serving.embed(deployment, texts, via=current)[0],
+        )  # fmt: skip
         self.audit_patient(request, deployment, body.get("patient_id"), cached=cached)
-        return Response({"deployment": deployment.name, "quantization": current.mode, "dimensions": len(vectors[0]),
+        return Response({"deployment": deployment.name, "quantization": mode, "dimensions": len(vectors[0]),
                          "embeddings": vectors, "cached": cached})  # fmt: skip
 
 
@@ -223,25 +272,28 @@ class GenerateView(_InferenceView):
             raise ValidationError(
                 {"max_new_tokens": [f"{deployment.name} generates at most {deployment.max_new_tokens}."]}
             )
-        tokens = serving.token_count(deployment, prompt)
-        if error := self.over_cap(deployment, tokens):
-            raise ValidationError({"prompt": error})
-        current = serving.served(deployment)
-        if tokens + limit > current.runner.context:
-            # Past its position embeddings a model fails (an IndexError, a 500) or reads garbage.
-            raise ValidationError({"max_new_tokens": [
-                f"The prompt's {tokens} tokens and {limit} new ones pass {deployment.name}'s context of "
-                f"{current.runner.context} tokens; ask for at most {max(current.runner.context - tokens, 0)}."
-            ]})  # fmt: skip
+
+        def checked() -> serving.Served:
+            tokens = serving.token_count(deployment, prompt)
+            if error := self.over_cap(deployment, tokens):
+                raise ValidationError({"prompt": error})
+            current = serving.served(deployment)
+            if tokens + limit > current.runner.context:
+                # Past its position embeddings a model fails (an IndexError, a 500) or reads garbage.
+                raise ValidationError({"max_new_tokens": [
+                    f"The prompt's {tokens} tokens and {limit} new ones pass {deployment.name}'s context of "
+                    f"{current.runner.context} tokens; ask for at most {max(current.runner.context - tokens, 0)}."
+                ]})  # fmt: skip
+            return current
+
         if body["stream"]:
-            return self.open_stream(request, deployment, current, prompt, limit, body.get("patient_id"))
-        self.check_patient(request, body.get("patient_id"))
-        key = [deployment.name, *current.answer_key, "generate", limit]
-        answer, cached = _cached_answer(
-            key, [prompt], lambda: serving.generate(deployment, prompt, limit, via=current)[0]
-        )
+            return self.open_stream(request, deployment, checked(), prompt, limit, body.get("patient_id"))
+        answer, mode, cached = self.answered(
+            request, deployment, ["generate", limit], [prompt], body.get("patient_id"), checked,
+            lambda current: serving.generate(deployment, prompt, limit, via=current)[0],
+        )  # fmt: skip
         self.audit_patient(request, deployment, body.get("patient_id"), cached=cached)
-        return Response({"deployment": deployment.name, "quantization": current.mode, **answer, "cached": cached})
+        return Response({"deployment": deployment.name, "quantization": mode, **answer, "cached": cached})
 
     def open_stream(self, request: Request, deployment: ModelDeployment, current: serving.Served, prompt: str,
                     limit: int, patient_id: int | None) -> StreamingHttpResponse:  # fmt: skip
