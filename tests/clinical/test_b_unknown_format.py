@@ -43,3 +43,10 @@ def test_an_unknown_format_on_a_fhir_search_is_a_400(clinician, patient):
 
 def test_without_credentials_it_is_still_a_401_not_a_404(api, patient):
     assert api.get(f"/api/v1/patients/{patient.pk}/", {"format": "xml"}).status_code == 401
+
+
+@pytest.mark.parametrize("value", ["xml", " "])
+def test_an_unknown_format_on_fhir_metadata_is_a_400_not_a_404(api, value):
+    response = api.get("/fhir/metadata", {"format": value})
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["issue"][0]["expression"] == ["format"]

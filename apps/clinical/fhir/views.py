@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Model, Q, QuerySet
-from django.http import QueryDict
+from django.http import Http404, QueryDict
 from django.utils import timezone
 from django.utils.http import http_date, parse_etags, parse_http_date_safe
 from django_redis.exceptions import ConnectionInterrupted
@@ -287,14 +287,20 @@ class FhirMixin:
         if len(formats) == 1 and formats[0] in JSON_FORMATS:
             renderer = JSONRenderer() if formats[0] == "application/json" else FhirJSONRenderer()
             return renderer, renderer.media_type
-        return super().perform_content_negotiation(request, force)
+        try:
+            return super().perform_content_negotiation(request, force)
+        except Http404:  # DRF's `format` naming no renderer (`metadata?format=xml`): refused in `initial`
+            self.unknown_format = True
+            return super().perform_content_negotiation(request, force=True)
 
     def format_refusal(self) -> Exception:
-        """DRF's `format` naming a renderer there is none of (PhiAPIView refuses it)."""
+        """DRF's `format` naming a renderer there is none of (PhiAPIView refuses it, with an audit record)."""
         return FhirParamError("format", "not a format this server answers: it answers JSON (_format=json)")
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
+        if getattr(self, "unknown_format", False):
+            raise self.format_refusal()
         if len(request.query_params.getlist("_format")) > 1:
             raise FhirParamError("_format", "given more than once")
         if request.query_params.get("_format", "json") not in JSON_FORMATS:  # every FHIR path: read, metadata
