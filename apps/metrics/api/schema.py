@@ -32,8 +32,11 @@ class SloWindowOutputSerializer(serializers.Serializer):
     p99_ms = serializers.FloatField(allow_null=True)
     max_ms = serializers.FloatField(allow_null=True)
     error_rate_pct = serializers.FloatField(allow_null=True)
-    p95_met = serializers.BooleanField(allow_null=True, help_text="Null without requests.")
-    p99_met = serializers.BooleanField(allow_null=True)
+    latency_judged = serializers.BooleanField(
+        help_text="Whether the window holds enough requests (min_requests) to judge its p95 and p99."
+    )
+    p95_met = serializers.BooleanField(allow_null=True, help_text="Null under min_requests requests.")
+    p99_met = serializers.BooleanField(allow_null=True, help_text="Null under min_requests requests.")
     error_rate_met = serializers.BooleanField(allow_null=True)
     error_budget_remaining = serializers.FloatField(allow_null=True, help_text="0-1 of the allowed errors unspent.")
     rate_limited = serializers.IntegerField(
@@ -44,6 +47,9 @@ class SloWindowOutputSerializer(serializers.Serializer):
 class SloStatusOutputSerializer(serializers.Serializer):
     service = serializers.CharField(help_text="The service's slug.")
     name = serializers.CharField()
+    min_requests = serializers.IntegerField(
+        help_text="The requests a window needs for its p95 and p99 to be judged (OPTIMIZER_SERVICE_MIN_REQUESTS)."
+    )
     targets = SloTargetsOutputSerializer()
     windows = serializers.DictField(child=SloWindowOutputSerializer(), help_text="By window: 1h, 24h, 7d.")
 

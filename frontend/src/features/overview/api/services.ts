@@ -19,6 +19,8 @@ export interface SloWindow {
   p95_ms: number | null;
   p99_ms: number | null;
   error_rate_pct: number | null;
+  /** Whether the window holds the min_requests needed to judge its p95 and p99 (null verdicts below). */
+  latency_judged?: boolean;
   p95_met: boolean | null;
   p99_met: boolean | null;
   error_rate_met: boolean | null;
@@ -28,5 +30,7 @@ export interface SloWindow {
 export interface SloStatus {
   service: string;
   name: string;
+  /** The requests a window needs for its latency to be judged: the optimizer's minimum. */
+  min_requests?: number;
   windows: Record<"1h" | "24h" | "7d", SloWindow>;
 }

@@ -57,6 +57,14 @@ describe("ServiceTable", () => {
     expect(screen.getByText(/^met · p95 40.0 ms/)).toBeTruthy();
   });
 
+  it("does not judge a p95 from fewer requests than the optimizer measures", () => {
+    const few = { ...window(107479, true), count: 2, p95_met: null, p99_met: null, latency_judged: false };
+    const status: SloStatus = { ...slo(true), min_requests: 20, windows: { ...slo(true).windows, "1h": few } };
+    renderTable({ services: [service], adminUrl: "/admin/", slo: { "clinical-api": status } });
+    expect(screen.getByText(/^not judged · 2 requests \(20 needed\) · p95 107479.0 ms/)).toBeTruthy();
+    expect(screen.queryByText(/missed|^met/)).toBeNull();
+  });
+
   it("says so when nothing is registered", () => {
     renderTable({ services: [], adminUrl: "/admin/" });
     expect(screen.getByText(/No services registered yet/)).toBeTruthy();

@@ -1,7 +1,7 @@
 import { Link } from "react-router";
 
 import { TableScroll } from "../../../components/ui/TableScroll";
-import { fixed } from "../../../lib/format";
+import { count as formatCount, fixed } from "../../../lib/format";
 import type { Service, SloStatus } from "../api/services";
 
 function SloCell({ slo, slug, known }: { slo: SloStatus | undefined; slug: string; known: boolean }) {
@@ -15,6 +15,14 @@ function SloCell({ slo, slug, known }: { slo: SloStatus | undefined; slug: strin
   const hour = slo?.windows["1h"];
   if (!hour || !hour.count) return <span className="muted nowrap">no traffic</span>;
   const met = hour.p95_met !== false && hour.p99_met !== false && hour.error_rate_met !== false;
+  if (met && hour.latency_judged === false)
+    // The optimizer's rule: a p95 of a few requests (a cold start) is not judged, as `optimize` does not.
+    return (
+      <span className="muted nowrap">
+        not judged · {formatCount(hour.count)} {hour.count === 1 ? "request" : "requests"}
+        {slo?.min_requests ? ` (${formatCount(slo.min_requests)} needed)` : ""} · p95 {fixed(hour.p95_ms, 1, " ms")}
+      </span>
+    );
   return (
     <span className={`nowrap ${met ? "ok" : "bad"}`}>
       {met ? "met" : "missed"} · p95 {fixed(hour.p95_ms, 1, " ms")} · budget left{" "}
