@@ -134,6 +134,14 @@ class CrontabAdmin(CrontabScheduleAdmin):
         except Exception:  # noqa: BLE001 - celery's ParseException is no ValueError; the fields say what is wrong
             return "-"
 
+    def get_inline_instances(self, request: HttpRequest, obj=None):
+        # The inline lists the schedules using this crontab, read-only and with nothing to add: a posted form
+        # has nothing to save in it. Built on a post it trusted the posted TOTAL_FORMS, and 99999999 built and
+        # rendered a thousand empty forms (seconds of a worker) only to refuse the save.
+        if request.method == "POST":
+            return []
+        return super().get_inline_instances(request, obj)
+
     def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
         if db_field.name == "timezone":
