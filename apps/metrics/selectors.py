@@ -552,6 +552,30 @@ def _counted_steps(prefix: str, steps: int, since, until, index) -> list[float]:
     return totals
 
 
+def stored_grain(metric: str, *, since: datetime, until: datetime, namespace: str = "") -> int | None:
+    """The seconds each stored point of a series metric covers where its points were folded (60 for those
+    downsampled past 48 h, 3600 past 30 days), the coarsest of those from the hour `since` falls in up to
+    `until`; None where only raw points (instants) or none are stored, and for request metrics (whose grain
+    is their rollups'). Read from what is stored, not from the age: points recorded with an old time stay raw
+    until the next downsampling."""
+    from apps.metrics.models import MetricPoint
+
+    if metric in LATENCY_METRICS:
+        return None
+    if metric == "cache_hit_rate_pct":
+        where = Q(series__startswith=_cache_series_prefix(namespace))
+    elif metric in COUNTED_SERIES:
+        where = Q(series__startswith=COUNTED_SERIES[metric])
+    else:
+        where = Q(series=SAMPLED_SERIES.get(metric, f"host.{metric}"))
+    hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    points = MetricPoint.objects.filter(where, at__gte=hour, at__lt=until)
+    for resolution, seconds in ((MetricPoint.Resolution.HOUR, 3600), (MetricPoint.Resolution.MINUTE, 60)):
+        if points.filter(resolution=resolution).exists():
+            return seconds
+    return None
+
+
 def _gauge_steps(series: str, steps: int, since, until, index) -> list[float | None]:
     sums, counts = [0.0] * steps, [0] * steps
     for at, total, count in _point_series(series, since, until):

@@ -120,6 +120,20 @@ class SeriesInputSerializer(serializers.Serializer):
                         {"end": f"Request figures are kept per {unit}: the window must hold a whole {unit}."}
                     )
                 data["end"] = last
+        else:
+            # Series points folded per minute (past 48 h) or hour (past 30 days) are stamped with their start
+            # as well: from M+30 s the minute M+1's point was shown under the label M+30 s. The grain is that of
+            # the points stored, not of their age: raw points of any age are instants, on no grain.
+            from apps.metrics.selectors import stored_grain
+
+            grain = stored_grain(data["metric"], since=data["start"], until=data["end"], namespace=data["namespace"])
+            if grain is not None:
+                data["start"] = on_grain(data["start"], grain)
+                if data["start"] >= data["end"]:
+                    unit = "hour" if grain == 3600 else "minute"
+                    raise serializers.ValidationError(
+                        {"start": f"Figures this old are kept per {unit}: the window must hold a whole {unit}."}
+                    )
         problem = request_step_problem(data["metric"], data["start"], data["step"])
         if problem:
             raise serializers.ValidationError({"step": problem})
