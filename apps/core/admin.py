@@ -14,8 +14,15 @@ from datetime import UTC
 from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
-from django_celery_beat.admin import CrontabScheduleAdmin, PeriodicTaskAdmin, PeriodicTaskForm
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django_celery_beat.admin import (
+    ClockedScheduleAdmin,
+    CrontabScheduleAdmin,
+    IntervalScheduleAdmin,
+    PeriodicTaskAdmin,
+    PeriodicTaskForm,
+    SolarScheduleAdmin,
+)
+from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 from kombu.utils.json import loads
 
 WHAT_RUNS = ("name", "task", "args", "kwargs", "queue", "exchange", "routing_key", "priority", "headers",
@@ -119,7 +126,30 @@ class ScheduleAdmin(PeriodicTaskAdmin):
         return super().get_form(request, obj, change=change, **kwargs)
 
 
-class CrontabAdmin(CrontabScheduleAdmin):
+class InlineOnlyShown:
+    """A beat timing's admin whose inline (the schedules using it) is read-only with nothing to add: a posted
+    form has nothing to save in it, so a post builds none. Built on a post it trusted the posted TOTAL_FORMS,
+    and 99999999 built and rendered a thousand empty forms (seconds of a worker) only to refuse the save."""
+
+    def get_inline_instances(self, request: HttpRequest, obj=None):
+        if request.method == "POST":
+            return []
+        return super().get_inline_instances(request, obj)
+
+
+class IntervalAdmin(InlineOnlyShown, IntervalScheduleAdmin):
+    pass
+
+
+class SolarAdmin(InlineOnlyShown, SolarScheduleAdmin):
+    pass
+
+
+class ClockedAdmin(InlineOnlyShown, ClockedScheduleAdmin):
+    pass
+
+
+class CrontabAdmin(InlineOnlyShown, CrontabScheduleAdmin):
     """django-celery-beat's crontab admin, whose page showed its readable form even for values the fields had
     just refused: "-1" as a minute was a 500 (celery's ParseException) instead of the field's error."""
 
@@ -133,14 +163,6 @@ class CrontabAdmin(CrontabScheduleAdmin):
             return schedule.human_readable
         except Exception:  # noqa: BLE001 - celery's ParseException is no ValueError; the fields say what is wrong
             return "-"
-
-    def get_inline_instances(self, request: HttpRequest, obj=None):
-        # The inline lists the schedules using this crontab, read-only and with nothing to add: a posted form
-        # has nothing to save in it. Built on a post it trusted the posted TOTAL_FORMS, and 99999999 built and
-        # rendered a thousand empty forms (seconds of a worker) only to refuse the save.
-        if request.method == "POST":
-            return []
-        return super().get_inline_instances(request, obj)
 
     def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
@@ -167,3 +189,6 @@ admin.site.unregister(PeriodicTask)
 admin.site.register(PeriodicTask, ScheduleAdmin)
 admin.site.unregister(CrontabSchedule)
 admin.site.register(CrontabSchedule, CrontabAdmin)
+for _model, _admin in ((IntervalSchedule, IntervalAdmin), (SolarSchedule, SolarAdmin), (ClockedSchedule, ClockedAdmin)):
+    admin.site.unregister(_model)
+    admin.site.register(_model, _admin)
