@@ -72,8 +72,12 @@ def _figures(services_: list[Service], rules: list[AlertRule], now: datetime) ->
 
 
 @pytest.fixture
-def week():
+def week(monkeypatch):
     now = timezone.now()
+    # One clock for the whole test: which hours have settled (hour_merges.SETTLED_AFTER) is read from it, and
+    # the real one passing HH:02 between two reads (a test begun at HH:01 in a slow full run) settled another
+    # hour, so the second read merged that hour from its rows instead of reading every hour from the cache.
+    monkeypatch.setattr(timezone, "now", lambda: now)
     _rollups(now)
     patients = Service.objects.create(name="Patients", slug="patients", route_prefix="api/v1/patients/")
     fhir = Service.objects.create(name="FHIR", slug="fhir", route_prefix="fhir/")
