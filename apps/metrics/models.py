@@ -8,6 +8,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import models
 
+from apps.core.link_local import refuse_link_local_url
+
 
 class RequestRollup(models.Model):
     """One minute of one route template, method, status class and client app, from every process.
@@ -148,7 +150,7 @@ class AlertRule(models.Model):
         "and never fewer than the caching optimizer's minimum (200).",
     )
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
-    webhook_url = models.URLField(blank=True)
+    webhook_url = models.URLField(blank=True, validators=[refuse_link_local_url])
     email_to = models.CharField(max_length=400, blank=True, help_text="Comma-separated addresses.")
     pending_since = models.DateTimeField(null=True, blank=True, editable=False)
     # The first evaluation of the current run without a value: a firing alert is resolved once it lasts a window.

@@ -17,6 +17,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from hdrh.histogram import HdrHistogram
 
+from apps.core.link_local import LINK_LOCAL_MESSAGE, is_link_local_url
 from apps.metrics.models import Alert, AlertNotification, AlertRule, MetricPoint, RequestRollup
 from apps.metrics.recorder import percentile_values
 
@@ -427,6 +428,8 @@ def _webhook_origin(url: str) -> str:
 def _post_webhook(url: str, payload: dict) -> tuple[bool, str]:
     if not url.startswith(("http://", "https://")):
         return False, "only http and https webhooks are called"
+    if is_link_local_url(url):  # a rule stored before the field refused it
+        return False, LINK_LOCAL_MESSAGE
     body = json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
     request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 - scheme checked above
