@@ -152,6 +152,24 @@ def product_gunicorn(log: Path, env: dict[str, str]) -> Iterator[int]:
         stop_group(server)
 
 
+@contextmanager
+def product_uvicorn(log: Path, env: dict[str, str]) -> Iterator[int]:
+    """The live process as the Procfile starts it (uvicorn on the ASGI application), on a free port, its output
+    in `log`; yields the port once it listens, stops its group on exit."""
+    port = free_port()
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [str(VENV_BIN / "uvicorn"), "controlplane.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+             "--no-access-log", "--lifespan", "off"],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=out, start_new_session=True,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: "Uvicorn running on" in log.read_text() or server.poll() is not None, 120, "uvicorn", log)
+        yield port
+    finally:
+        stop_group(server)
+
+
 def start_redis(port: int, *options: str) -> subprocess.Popen:
     """A redis-server of the test's own on `port` (no persistence unless `options` ask for it), answering."""
     import redis

@@ -40,12 +40,70 @@ class ChunkedBodyLength:
         return self.application(environ, start_response)
 
 
-def _too_large(start_response: Callable, limit: int) -> list[bytes]:
-    body = json.dumps(
+def _too_large_body(limit: int) -> bytes:
+    return json.dumps(
         {"detail": f"The request body is larger than {limit} bytes.", "code": "request_too_large"}
     ).encode()
+
+
+def _too_large(start_response: Callable, limit: int) -> list[bytes]:
+    body = _too_large_body(limit)
     start_response(
         "413 Request Entity Too Large",
         [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")],
     )
     return [body]
+
+
+class AsgiChunkedBodyLength:
+    """ASGI middleware, the same for the live process (uvicorn), whose port serves the whole API under `make run`:
+    Django's ASGI request takes its length from the `content-length` header too, and DRF reads no body without
+    one. The body is gathered here up to the limit and handed on with its length."""
+
+    def __init__(self, application: Callable) -> None:
+        self.application = application
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or not _chunked_without_length(scope.get("headers", [])):
+            return await self.application(scope, receive, send)
+        limit, parts, size = chunked_body_limit(), [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None  # the client left before its body ended: nothing to answer
+            part = message.get("body", b"")
+            size += len(part)
+            if size > limit:
+                return await _send_too_large(send, limit)
+            parts.append(part)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(parts)
+        scope = {**scope, "headers": [*scope["headers"], (b"content-length", str(len(body)).encode())]}
+        handed_on = False
+
+        async def receive_body() -> dict:
+            nonlocal handed_on
+            if handed_on:
+                return await receive()  # the disconnect, when it comes
+            handed_on = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        return await self.application(scope, receive_body, send)
+
+
+def _chunked_without_length(headers: list[tuple[bytes, bytes]]) -> bool:
+    names = {name.lower(): value for name, value in headers}
+    return b"chunked" in names.get(b"transfer-encoding", b"").lower() and b"content-length" not in names
+
+
+async def _send_too_large(send: Callable, limit: int) -> None:
+    body = _too_large_body(limit)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,7 +1,7 @@
 """A request body sent `Transfer-Encoding: chunked` (a client streaming its body) is read like any other.
 Gunicorn de-chunks it but sets no Content-Length, and Django reads a body only as far as that says: a filtered
 search posted chunked lost its filters and answered every patient (names, MRNs and birth dates the client
-never asked for). A real gunicorn on the product's config, a real PostgreSQL."""
+never asked for). The real api (gunicorn) and live (uvicorn) processes, a real PostgreSQL."""
 
 import json
 import os
@@ -15,7 +15,7 @@ from apps.accounts import scopes
 from apps.accounts.services import api_client_create
 from apps.clinical.services import patient_create
 from apps.core.chunked import chunked_body_limit
-from tests.helpers import database_url, product_gunicorn
+from tests.helpers import database_url, product_gunicorn, product_uvicorn
 
 pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="POSIX process groups"),
@@ -23,9 +23,10 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def server_port(tmp_path):
-    with product_gunicorn(tmp_path / "server.log", {**os.environ, "DATABASE_URL": database_url()}) as port:
+@pytest.fixture(params=[product_gunicorn, product_uvicorn], ids=["api (gunicorn)", "live (uvicorn)"])
+def server_port(request, tmp_path):
+    """Both processes: under `make run` the live process's port serves the whole API too."""
+    with request.param(tmp_path / "server.log", {**os.environ, "DATABASE_URL": database_url()}) as port:
         yield port
 
 
