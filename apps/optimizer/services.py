@@ -312,7 +312,7 @@ def _store_recommendations(run: OptimizationRun, step: str, drafts) -> list[Reco
 def service_verdicts(goals: Goals) -> list[dict]:
     """Each service's measured p95 (request rollups) against the run's target, or its own SLO: of the requests
     served, without the limiter's refusals (a flood of fast 429s read as a met target)."""
-    from apps.metrics.selectors import RATE_LIMITED, route_latency
+    from apps.metrics.selectors import RATE_LIMITED, latency_judged, route_latency
     from apps.services.models import Service
 
     services = Service.objects.filter(is_active=True).exclude(route_prefix="")
@@ -322,7 +322,7 @@ def service_verdicts(goals: Goals) -> list[dict]:
     verdicts = []
     for service in services:
         latency = route_latency(route_prefixes=[service.route_prefix], since=since, exclude_status_classes=RATE_LIMITED)
-        enough = latency["count"] >= settings.OPTIMIZER_SERVICE_MIN_REQUESTS
+        enough = latency_judged(latency["count"])
         goal = goals.response_time_ms if goals.response_time_ms is not None else float(service.slo_p95_ms)
         verdicts.append(
             verdict(
