@@ -45,3 +45,22 @@ def test_the_right_json_types_still_work(staff_api):
     response = staff_api.post("/api/v1/services/", body, format="json")
     assert response.status_code == 201, response.content
     assert (response.json()["slo_min_rps"], response.json()["slo_error_rate_pct"]) == (12.0, 2.5)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("slo_min_rps", "\u0661\u0662"),  # Arabic-Indic 12
+        ("slo_error_rate_pct", "\u0662.\u0665"),  # 2.5
+        ("slo_p95_ms", "\u0663\u0660\u0660"),  # 300
+        ("slo_p95_ms", "\U0001d7d1\U0001d7ce\U0001d7ce"),  # mathematical bold 300
+    ],
+)
+def test_a_number_in_another_script_s_digits_is_a_400_and_changes_nothing(staff_api, field, value):
+    """Python's float() and int() read any script's digits: Arabic-Indic 300 was stored as the p95 target 300."""
+    service_create(name="Triage", slug="triage", route_prefix="api/v1/triage/", slo_min_rps=20.0)
+    before = Service.objects.values().get()
+    response = staff_api.patch("/api/v1/services/triage/", {field: value}, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()["errors"]
+    assert Service.objects.values().get() == before

@@ -44,7 +44,7 @@ _DIGIT_FIELDS = (
 )
 
 
-def _refuse_non_ascii_numbers(serializer, data) -> None:
+def refuse_non_ascii_numbers(serializer: serializers.Serializer, data: object) -> None:
     """A number, date or time given as text with anything but ASCII is a 400 on its field."""
     if not hasattr(data, "get"):
         return
@@ -71,7 +71,7 @@ def validated_body(request: Request, serializer_class) -> dict:
         if unknown:
             accepted = ", ".join(sorted(serializer.fields))
             raise ValidationError(dict.fromkeys(unknown, f"Unknown field; this endpoint accepts: {accepted}."))
-    _refuse_non_ascii_numbers(serializer, request.data)
+    refuse_non_ascii_numbers(serializer, request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -101,7 +101,7 @@ def validated_query(request: Request, serializer_class, context: dict | None = N
     )
     if blank:
         raise ValidationError(dict.fromkeys(blank, "Empty; give a value or leave the parameter out."))
-    _refuse_non_ascii_numbers(serializer, request.query_params)
+    refuse_non_ascii_numbers(serializer, request.query_params)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 

@@ -2,6 +2,7 @@ from django.db import models
 from rest_framework import serializers
 
 from apps.core.api.fields import StrictCharField, StrictFloatField, StrictSlugField, StrictURLField
+from apps.core.api.params import refuse_non_ascii_numbers
 from apps.services.models import Service
 
 
@@ -20,6 +21,10 @@ class ServiceSerializer(serializers.ModelSerializer):
         models.URLField: StrictURLField,
         models.FloatField: StrictFloatField,
     }
+
+    def to_internal_value(self, data):
+        refuse_non_ascii_numbers(self, data)  # "٢٥٠" was stored as 250, as the clinical API once did
+        return super().to_internal_value(data)
 
     class Meta:
         model = Service
