@@ -9,6 +9,7 @@ from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
 from apps.clinical.identifiers import MAX_SYSTEM_LENGTH
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import validate_search_term
+from apps.core.api.fields import StrictCharField
 from apps.core.api.params import MAX_ID, InstantField, SinceUntilMixin
 
 
@@ -20,21 +21,6 @@ def _codes(value: str, known: dict) -> list[str]:
     if not codes:
         raise serializers.ValidationError("Give at least one LOINC code.")
     return codes
-
-
-class StrictCharField(serializers.CharField):
-    """Text that must arrive as text. DRF's CharField turns a JSON number into a string, so `{"mrn": 123}`
-    looked up the MRN "123" and answered 404 for a malformed request. Query-string values are always strings,
-    so a query reads as before."""
-
-    default_error_messages = {
-        "invalid": "Must be a string (JSON text in quotes), not a number, boolean, list or object."
-    }
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 # --- patients -------------------------------------------------------------------------------------
