@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404
 from rest_framework.exceptions import APIException, AuthenticationFailed, NotAuthenticated, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,6 +20,7 @@ from apps.audit.http import audit_entry, purpose_of_use
 from apps.audit.services import audit_record, disclosed_patients
 from apps.audit.writer import writer
 from apps.caching.stack import cache_reads_reset, get_or_load, served_from_cache
+from apps.core.negotiation import UnknownFormat
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +63,12 @@ class PhiAPIView(APIView):
     def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
         try:
             return super().perform_content_negotiation(request, force)
-        except Http404:
+        except UnknownFormat:
             self.unknown_format = True
             return super().perform_content_negotiation(request, force=True)
 
     def format_refusal(self) -> Exception:
-        return ValidationError({"format": "Not a format this API answers: it answers JSON (leave `format` out)."})
+        return UnknownFormat()
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer
@@ -26,13 +27,24 @@ def _quality(accepted: _MediaType) -> float:
     return float(value) if value is not None and _QVALUE.fullmatch(value) else 1.0
 
 
+class UnknownFormat(exceptions.ValidationError):
+    """DRF's `?format=` (or a format suffix) naming no renderer of the view: DRF raised Http404, a "Not found."
+    that read as "no such resource" for one that exists."""
+
+    def __init__(self) -> None:
+        super().__init__({"format": "Not a format this API answers: it answers JSON (leave `format` out)."})
+
+
 class QualityContentNegotiation(DefaultContentNegotiation):
     def select_renderer(
         self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
         # A format named in the URL is the client's explicit choice: DRF's rules, as before.
         if format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE):
-            return super().select_renderer(request, renderers, format_suffix)
+            try:
+                return super().select_renderer(request, renderers, format_suffix)
+            except Http404:
+                raise UnknownFormat() from None
         accepts = self._get_parsed_accept_list(request)  # parsed once per request, shared with DRF's
         best = None
         for order, renderer in enumerate(renderers):

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Model, Q, QuerySet
-from django.http import Http404, QueryDict
+from django.http import QueryDict
 from django.utils import timezone
 from django.utils.http import http_date, parse_etags, parse_http_date_safe
 from django_redis.exceptions import ConnectionInterrupted
@@ -73,6 +73,7 @@ from apps.clinical.models import Encounter, MedicationRequest, Observation, Pati
 from apps.clinical.services import validate_identifier_system, validate_mrn, validate_search_term
 from apps.core.api.exceptions import api_exception_handler
 from apps.core.compiled import BOUND, CompiledQuery, CompiledShapes
+from apps.core.negotiation import UnknownFormat
 from apps.ratelimits.throttling import client_identity
 
 COMMON_PARAMS = {"_count", "_cursor", "_format", "_search", "_summary"}
@@ -289,7 +290,7 @@ class FhirMixin:
             return renderer, renderer.media_type
         try:
             return super().perform_content_negotiation(request, force)
-        except Http404:  # DRF's `format` naming no renderer (`metadata?format=xml`): refused in `initial`
+        except UnknownFormat:  # DRF's `format` naming no renderer (`metadata?format=xml`): refused in `initial`
             self.unknown_format = True
             return super().perform_content_negotiation(request, force=True)
 
