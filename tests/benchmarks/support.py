@@ -1,5 +1,6 @@
 """A target of the tests' own: a threaded HTTP server whose answers take a settable time (the
-"endpoint that sleeps" a slowdown is injected with), optionally more under concurrency."""
+"endpoint that sleeps" a slowdown is injected with), optionally more under concurrency; and the plans and
+broker clean-up of the `bench` command's tests."""
 
 import threading
 import time
@@ -50,3 +51,24 @@ class SleepyServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+
+def queued_plan(name: str):
+    """A plan of one request against a target nothing listens on: its runs are queued, never run here."""
+    from apps.benchmarks.models import BenchmarkPlan
+    from apps.services.services import service_ensure
+
+    service, _ = service_ensure(slug="target", name="Target", base_url="http://127.0.0.1:9")
+    requests = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
+    return BenchmarkPlan.objects.create(name=name, service=service, requests=requests)
+
+
+def drain_benchmarks_queue() -> None:
+    """Take the runs' messages off the real broker: no worker of a later test is to take them."""
+    from controlplane.celery import app
+
+    with app.connection_for_write() as broker:
+        channel = broker.default_channel
+        app.amqp.queues["benchmarks"](channel).declare()
+        while channel.basic_get("benchmarks", no_ack=True) is not None:
+            pass

@@ -13,26 +13,9 @@ from django.core.management import call_command
 from django.db import connections
 
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
-from apps.services.services import service_ensure
-from controlplane.celery import app
+from tests.benchmarks.support import drain_benchmarks_queue, queued_plan
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
-
-
-def _drain() -> None:
-    """Take the run's message off the real broker: no worker of a later test is to take it."""
-    with app.connection_for_write() as broker:
-        channel = broker.default_channel
-        app.amqp.queues["benchmarks"](channel).declare()
-        while channel.basic_get("benchmarks", no_ack=True) is not None:
-            pass
-
-
-def _plan(name: str) -> BenchmarkPlan:
-    service, _ = service_ensure(slug="target", name="Target", base_url="http://127.0.0.1:9")
-    return BenchmarkPlan.objects.create(name=name, service=service, requests=REQUESTS)
 
 
 def _finish_when_sent(plan: BenchmarkPlan, *, passed: bool) -> threading.Thread:
@@ -57,7 +40,7 @@ def _finish_when_sent(plan: BenchmarkPlan, *, passed: bool) -> threading.Thread:
 
 
 def test_wait_exits_non_zero_when_the_run_misses_a_gate():
-    plan = _plan("missed gate")
+    plan = queued_plan("missed gate")
     finisher = _finish_when_sent(plan, passed=False)
     out = io.StringIO()
     try:
@@ -65,18 +48,18 @@ def test_wait_exits_non_zero_when_the_run_misses_a_gate():
             call_command("bench", "run", "missed gate", "--wait", stdout=out, stderr=io.StringIO())
     finally:
         finisher.join(timeout=60)
-        _drain()
+        drain_benchmarks_queue()
     assert exited.value.code == 1
     assert "FAIL p95_ms: 212.863 (limit 200)" in out.getvalue()
 
 
 def test_wait_exits_zero_when_every_gate_is_met():
-    plan = _plan("met gate")
+    plan = queued_plan("met gate")
     finisher = _finish_when_sent(plan, passed=True)
     out = io.StringIO()
     try:
         call_command("bench", "run", "met gate", "--wait", "--json", stdout=out, stderr=io.StringIO())
     finally:
         finisher.join(timeout=60)
-        _drain()
+        drain_benchmarks_queue()
     assert json.loads(out.getvalue())["passed"] is True

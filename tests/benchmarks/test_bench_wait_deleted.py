@@ -12,25 +12,13 @@ from django.db import connections
 
 from apps.benchmarks.management.commands.bench import RUN_DELETED
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
-from apps.services.services import service_ensure
-from controlplane.celery import app
+from tests.benchmarks.support import drain_benchmarks_queue, queued_plan
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _drain() -> None:
-    """Take the run's message off the real broker: no worker of a later test is to take it."""
-    with app.connection_for_write() as broker:
-        channel = broker.default_channel
-        app.amqp.queues["benchmarks"](channel).declare()
-        while channel.basic_get("benchmarks", no_ack=True) is not None:
-            pass
-
-
 def test_waiting_on_a_run_deleted_meanwhile_says_so():
-    service, _ = service_ensure(slug="target", name="Target", base_url="http://127.0.0.1:9")
-    requests = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
-    plan = BenchmarkPlan.objects.create(name="waited", service=service, requests=requests)
+    plan = queued_plan("waited")
     deleted = threading.Event()
 
     def delete_when_sent() -> None:
@@ -53,4 +41,4 @@ def test_waiting_on_a_run_deleted_meanwhile_says_so():
     assert deleted.is_set()
     assert failed.value.returncode == RUN_DELETED
     assert "was deleted while waiting for it" in str(failed.value)
-    _drain()
+    drain_benchmarks_queue()
