@@ -67,3 +67,15 @@ def host_sample(*, at=None, host: str = "worker-a", cpu: float = 10.0, memory: f
     sample = ResourceSample.objects.create(host=host, cpu_pct=cpu, memory_pct=memory, disk_pct=10.0)
     ResourceSample.objects.filter(pk=sample.pk).update(at=at or timezone.now())  # `at` is auto_now_add
     return sample
+
+
+def five_ms_rollup(route: str, minute: datetime, count: int, *, resolution: str = "1m"):
+    """An unsaved rollup of `count` GETs of `route` in `minute`, each 5 ms, none failed."""
+    from apps.metrics.models import RequestRollup
+    from apps.metrics.recorder import new_histogram
+
+    histogram = new_histogram()
+    histogram.record_value(5_000, count)
+    return RequestRollup(resolution=resolution, minute=minute, route=route, method="GET", status_class="200",
+                         client="app", count=count, errors=0, total_ms=5.0 * count, max_ms=5.0,
+                         histogram=histogram.encode())  # fmt: skip

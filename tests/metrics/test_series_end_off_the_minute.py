@@ -13,20 +13,12 @@ import pytest
 from django.utils import timezone
 
 from apps.metrics.models import RequestRollup
-from apps.metrics.recorder import new_histogram
 from apps.services.models import Service
+from tests.metrics.support import five_ms_rollup
 
 pytestmark = pytest.mark.django_db
 
 ROUTE = "api/v1/end-off-minute/"
-
-
-def _rollup(minute: datetime, count: int, *, resolution: str = "1m") -> RequestRollup:
-    histogram = new_histogram()
-    histogram.record_value(5_000, count)
-    return RequestRollup(resolution=resolution, minute=minute, route=ROUTE, method="GET", status_class="200",
-                         client="app", count=count, errors=0, total_ms=5.0 * count, max_ms=5.0,
-                         histogram=histogram.encode())  # fmt: skip
 
 
 def _points(api, metric: str, start: datetime, end: datetime, step: int) -> list:
@@ -43,7 +35,9 @@ def minutes():
     """Three requests in one minute, six in the next, an hour ago."""
     Service.objects.create(name="End off minute", slug="end-off-minute", route_prefix=ROUTE)
     first = timezone.now().astimezone(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
-    RequestRollup.objects.bulk_create([_rollup(first, 3), _rollup(first + timedelta(minutes=1), 6)])
+    RequestRollup.objects.bulk_create(
+        [five_ms_rollup(ROUTE, first, 3), five_ms_rollup(ROUTE, first + timedelta(minutes=1), 6)]
+    )
     return first
 
 
@@ -83,7 +77,11 @@ def test_a_window_without_a_whole_minute_is_a_400_on_end(staff_api, minutes):
 def test_past_the_minute_rollups_the_window_ends_on_a_whole_hour(staff_api):
     Service.objects.create(name="End off minute", slug="end-off-minute", route_prefix=ROUTE)
     hour = timezone.now().astimezone(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=40)
-    RequestRollup.objects.bulk_create([_rollup(hour, 7200, resolution="1h"),
-                                       _rollup(hour + timedelta(hours=1), 3600, resolution="1h")])  # fmt: skip
+    RequestRollup.objects.bulk_create(
+        [
+            five_ms_rollup(ROUTE, hour, 7200, resolution="1h"),
+            five_ms_rollup(ROUTE, hour + timedelta(hours=1), 3600, resolution="1h"),
+        ]
+    )
     points = _points(staff_api, "rps", hour, hour + timedelta(hours=1, minutes=10), 3600)
     assert points == [(hour, 2.0)]
