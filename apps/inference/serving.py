@@ -77,8 +77,9 @@ def answer_key_unloaded(deployment: ModelDeployment) -> list[str] | None:
     else the key the model this host would load gets (its mode, device, weights' files and input cap), None
     where that cannot be told (no such path, no such device: the load says why) or the row was edited since
     its model was loaded here. A cached answer was served only once the model was loaded, 15 to 20 s after a
-    restart in each server process, when nothing of the answer needed it. A load may still come out otherwise (a model kept after a failed edit, a device torch
-    resolves otherwise): its answer_key then differs, and the caller keys its answer by that one."""
+    restart in each server process, when nothing of the answer needed it. A load may still come out otherwise
+    (a model kept after a failed edit, a device torch resolves otherwise): its answer_key then differs, and the
+    caller keys its answer by that one."""
     key = (deployment.pk, deployment.updated_at, deployment.serving_quantization)
     current = _served.get(deployment.pk)
     if current is not None:  # an edit since it was loaded is for served() to take in (retune, reload, fail)

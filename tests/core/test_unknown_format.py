@@ -12,4 +12,3 @@ def test_an_unknown_format_is_a_400_naming_format(staff_api, path):
     response = staff_api.get(path, {"format": "xml"})
     assert response.status_code == 400, response.content[:300]
     assert set(response.json()["errors"]) == {"format"}
-
