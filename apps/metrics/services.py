@@ -425,6 +425,18 @@ def _webhook_origin(url: str) -> str:
         return "(a malformed URL)"
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook's 3xx is its answer, never followed: urllib followed it (the POST turned into a GET), so a
+    receiver on an allowed address could send the product to the cloud metadata service, past the link-local
+    check of the stored URL, and its answer landed in the delivery's detail for staff to read."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # urllib then raises HTTPError for the 3xx: a failed delivery
+
+
+_webhook_opener = urllib.request.build_opener(_NoRedirects)
+
+
 def _post_webhook(url: str, payload: dict) -> tuple[bool, str]:
     if not url.startswith(("http://", "https://")):
         return False, "only http and https webhooks are called"
@@ -434,7 +446,7 @@ def _post_webhook(url: str, payload: dict) -> tuple[bool, str]:
     headers = {"Content-Type": "application/json"}
     request = urllib.request.Request(url, data=body, headers=headers)  # noqa: S310 - scheme checked above
     try:
-        with urllib.request.urlopen(request, timeout=settings.ALERT_WEBHOOK_TIMEOUT_SECONDS) as response:  # noqa: S310
+        with _webhook_opener.open(request, timeout=settings.ALERT_WEBHOOK_TIMEOUT_SECONDS) as response:
             return 200 <= response.status < 300, f"HTTP {response.status}"
     except (OSError, http.client.HTTPException, ValueError) as exc:  # no server, not HTTP, a malformed answer
         logger.warning("alert webhook to %s failed: %s", _webhook_origin(url), exc)

@@ -46,3 +46,51 @@ def test_a_rule_stored_before_the_check_is_not_posted_to():
     [notification] = alert.notifications.all()
     assert not notification.delivered
     assert notification.detail == LINK_LOCAL_MESSAGE
+
+
+def test_a_webhook_s_redirect_is_not_followed():
+    """A receiver on an allowed address answering 302 to another place (the metadata service, here a second
+    loopback server standing in for it) got the product to follow: the 3xx is now a failed delivery."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    reached: list[str] = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self):
+            reached.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    elsewhere = HTTPServer(("127.0.0.1", 0), Elsewhere)
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{elsewhere.server_port}/latest/meta-data/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    redirecting = HTTPServer(("127.0.0.1", 0), Redirecting)
+    for server in (elsewhere, redirecting):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        AlertRule.objects.create(name="CPU", metric="cpu_pct", threshold=1, for_seconds=0,
+                                 webhook_url=f"http://127.0.0.1:{redirecting.server_port}/hook")  # fmt: skip
+        host_sample(cpu=90.0)
+        [alert] = alerts_evaluate_committed()
+        [notification] = alert.notifications.all()
+    finally:
+        for server in (elsewhere, redirecting):
+            server.shutdown()
+    assert not notification.delivered
+    assert "302" in notification.detail
+    assert reached == []
