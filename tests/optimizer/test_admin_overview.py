@@ -56,3 +56,15 @@ def test_the_slo_verdict_judges_a_p95_only_from_enough_requests(admin_client, co
     assert verdict in row
     for other in {"not judged", ">met<", ">missed<"} - {verdict.split(" (")[0]}:
         assert other not in row
+
+
+def test_a_missed_p99_reads_missed_as_on_the_dashboard(admin_client):
+    """29 requests of 5 ms and one of 5 s: the p95 is met, the p99 missed; the Overview says missed, this page
+    said met (it read the p95 and the error rate only)."""
+    from apps.services.models import Service
+
+    Service.objects.create(name="Triage", slug="triage", route_prefix="api/v1/triage/", slo_p95_ms=500, slo_p99_ms=1000)
+    _traffic(29, elapsed_us=5_000)
+    _traffic(1, elapsed_us=5_000_000)
+    row = _verdict(admin_client)
+    assert ">missed<" in row and ">met<" not in row
