@@ -64,3 +64,11 @@ def test_a_number_in_another_script_s_digits_is_a_400_and_changes_nothing(staff_
     assert response.status_code == 400, response.content
     assert field in response.json()["errors"]
     assert Service.objects.values().get() == before
+
+
+def test_read_only_fields_are_ignored_whatever_their_digits(staff_api):
+    """DRF ignores what a client sends for a read-only field; the digit check refused it (a 400 on `id`)."""
+    service_create(name="Triage", slug="triage", route_prefix="api/v1/triage/", slo_min_rps=20.0)
+    response = staff_api.patch("/api/v1/services/triage/", {"id": "\u0661", "slo_min_rps": 30}, format="json")
+    assert response.status_code == 200, response.content
+    assert Service.objects.get().slo_min_rps == 30.0

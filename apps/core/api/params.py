@@ -52,6 +52,7 @@ def refuse_non_ascii_numbers(serializer: serializers.Serializer, data: object) -
         name
         for name, field in serializer.fields.items()
         if isinstance(field, _DIGIT_FIELDS)
+        and not field.read_only  # DRF ignores what a client sends for those
         and name in data
         and any(
             isinstance(value, str) and not value.isascii()
