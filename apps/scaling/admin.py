@@ -124,12 +124,6 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
         services hidden from an Operator included. The rule a policy holds now stays choosable, so a save by
         someone who cannot see it does not clear it."""
         form = super().get_form(request, obj, change=change, **kwargs)
-        field = form.base_fields.get("emergency_alert_rule")
-        if field is not None:
-            visible = visible_service_ids(request.user)
-            rules = of_visible_services(AlertRule.objects.all(), visible, unassigned=sees_all_traffic(visible))
-            held = obj.emergency_alert_rule_id if obj is not None else None
-            field.queryset = (rules | AlertRule.objects.filter(pk=held)) if held else rules
 
         class PolicyForm(form):
             def clean_emergency_until(self):
@@ -144,6 +138,13 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
                     )
                 return until
 
+        # On the subclass: its metaclass builds the model's fields afresh, so a queryset set on `form` was lost.
+        field = PolicyForm.base_fields.get("emergency_alert_rule")
+        if field is not None:
+            visible = visible_service_ids(request.user)
+            rules = of_visible_services(AlertRule.objects.all(), visible, unassigned=sees_all_traffic(visible))
+            held = obj.emergency_alert_rule_id if obj is not None else None
+            field.queryset = (rules | AlertRule.objects.filter(pk=held)) if held else rules
         return PolicyForm
 
     @admin.display(description="Manifests (preview)")
