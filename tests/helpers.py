@@ -135,21 +135,27 @@ def stop_group(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: fl
 
 
 @contextmanager
+def _product_server(command: list[str], ready: str, log: Path, env: dict[str, str]) -> Iterator[None]:
+    """Start `command` in a process group of its own, its output in `log`; return once `ready` is logged (or
+    it ended), stop its group on exit."""
+    with log.open("w") as out:
+        server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=out, start_new_session=True)
+    try:
+        wait_for(lambda: ready in log.read_text() or server.poll() is not None, 120, Path(command[0]).name, log)
+        yield
+    finally:
+        stop_group(server)
+
+
+@contextmanager
 def product_gunicorn(log: Path, env: dict[str, str]) -> Iterator[int]:
     """The api process as the Procfile starts it (the product's gunicorn config), one worker on a free port,
     its output in `log`; yields the port once the worker boots, stops its group on exit."""
     port = free_port()
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py", "--bind",
-             f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket"],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=out, start_new_session=True,
-        )  # fmt: skip
-    try:
-        wait_for(lambda: "Booting worker" in log.read_text() or server.poll() is not None, 120, "gunicorn", log)
+    command = [str(VENV_BIN / "gunicorn"), "controlplane.wsgi", "--config", "controlplane/gunicorn.conf.py",
+               "--bind", f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket"]  # fmt: skip
+    with _product_server(command, "Booting worker", log, env):
         yield port
-    finally:
-        stop_group(server)
 
 
 @contextmanager
@@ -157,17 +163,10 @@ def product_uvicorn(log: Path, env: dict[str, str]) -> Iterator[int]:
     """The live process as the Procfile starts it (uvicorn on the ASGI application), on a free port, its output
     in `log`; yields the port once it listens, stops its group on exit."""
     port = free_port()
-    with log.open("w") as out:
-        server = subprocess.Popen(
-            [str(VENV_BIN / "uvicorn"), "controlplane.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--lifespan", "off"],
-            cwd=REPO_ROOT, env=env, stdout=out, stderr=out, start_new_session=True,
-        )  # fmt: skip
-    try:
-        wait_for(lambda: "Uvicorn running on" in log.read_text() or server.poll() is not None, 120, "uvicorn", log)
+    command = [str(VENV_BIN / "uvicorn"), "controlplane.asgi:application", "--host", "127.0.0.1", "--port",
+               str(port), "--no-access-log", "--lifespan", "off"]  # fmt: skip
+    with _product_server(command, "Uvicorn running on", log, env):
         yield port
-    finally:
-        stop_group(server)
 
 
 def start_redis(port: int, *options: str) -> subprocess.Popen:
