@@ -7,20 +7,10 @@ import json
 
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from tests.accounts.support import schedule_form
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def nightly() -> tuple[PeriodicTask, CrontabSchedule]:
-    crontab = CrontabSchedule.objects.create(minute="30", hour="2", timezone="UTC")
-    task = PeriodicTask.objects.create(
-        name="Nightly optimize", task="optimizer.scheduled_run", crontab=crontab, kwargs='{"target": "all"}'
-    )
-    return task, crontab
 
 
 @pytest.mark.parametrize(

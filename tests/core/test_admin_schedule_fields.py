@@ -2,7 +2,6 @@
 errors, never a 500, and store only a task that is registered."""
 
 import pytest
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from tests.accounts.support import schedule_form
 
@@ -10,15 +9,6 @@ pytestmark = pytest.mark.django_db
 
 CRON = {"minute": "0", "hour": "4", "day_of_month": "*", "month_of_year": "*", "day_of_week": "*", "timezone": "UTC",
         "periodictask_set-TOTAL_FORMS": 0, "periodictask_set-INITIAL_FORMS": 0}  # fmt: skip
-
-
-@pytest.fixture
-def nightly() -> tuple[PeriodicTask, CrontabSchedule]:
-    crontab = CrontabSchedule.objects.create(minute="30", hour="2", timezone="UTC")
-    task = PeriodicTask.objects.create(
-        name="Nightly optimize", task="optimizer.scheduled_run", crontab=crontab, kwargs='{"target": "all"}'
-    )
-    return task, crontab
 
 
 @pytest.mark.parametrize("initial", ["A" * 300, "a\x00b", "/etc/passwd", "../../etc/passwd", "Not/AZone"])

@@ -3,21 +3,12 @@ kinds of it with a 500."""
 
 import pytest
 from django.contrib.auth.models import Group
-from django_celery_beat.models import CrontabSchedule, PeriodicTask
+from django_celery_beat.models import CrontabSchedule
 
 from apps.accounts.roles import OPERATORS
 from tests.accounts.support import schedule_form
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def nightly() -> tuple[PeriodicTask, CrontabSchedule]:
-    crontab = CrontabSchedule.objects.create(minute="30", hour="2", timezone="UTC")
-    task = PeriodicTask.objects.create(
-        name="Nightly optimize", task="optimizer.scheduled_run", crontab=crontab, kwargs='{"target": "all"}'
-    )
-    return task, crontab
 
 
 @pytest.fixture
