@@ -7,7 +7,7 @@ from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
 
-from apps.clinical.identifiers import MAX_SYSTEM_LENGTH
+from apps.clinical.identifiers import MAX_SYSTEM_LENGTH, normalize_system
 
 
 def default_mrn_system() -> str:
@@ -65,6 +65,16 @@ class Patient(models.Model):
 
     def __str__(self) -> str:
         return f"Patient {self.pk}"  # never the MRN or the name: this string reaches logs
+
+    def save(self, *args, **kwargs) -> None:
+        """Stores the system in its one spelling whatever wrote it (services, admin, shell): spelt as typed,
+        `HTTP://Hospital.example.org/mrn/` let one MRN be registered again beside `http://...org/mrn`."""
+        self.identifier_system = normalize_system(self.identifier_system)
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        # Before full_clean's uniqueness check, which must compare the spelling that will be stored.
+        self.identifier_system = normalize_system(self.identifier_system)
 
 
 class Encounter(models.Model):

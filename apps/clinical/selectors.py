@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 
 from apps.caching.stack import get_or_load
 from apps.clinical.api.representations import observation_json, patient_json
+from apps.clinical.identifiers import normalize_system
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import identifier_scope, patient_scope, search_form
 from apps.core.compiled import BOUND, CompiledLookup, CompiledQuery, CompiledShapes
@@ -30,8 +31,10 @@ def patient_get(*, patient_id: int) -> Patient | None:
 
 
 def patient_by_identifier(*, value: str, system: str | None = None) -> Patient | None:
-    """Look a patient up by MRN: one probe of the unique (system, mrn) index."""
-    return _active_patient_by_identifier.get(identifier_system=system or settings.MRN_SYSTEM, mrn=value)
+    """Look a patient up by MRN: one probe of the unique (system, mrn) index, in the system's stored spelling."""
+    return _active_patient_by_identifier.get(
+        identifier_system=normalize_system(system or settings.MRN_SYSTEM), mrn=value
+    )
 
 
 def patient_was_deleted(*, patient_id: int) -> bool:
@@ -52,8 +55,9 @@ def patient_card(*, patient_id: int) -> dict | None:
 
 
 def patient_id_by_identifier(*, value: str, system: str | None = None) -> int | None:
-    """The id of the active patient with this MRN, through the `patient_data` cache (keys are HMACs)."""
-    system = system or settings.MRN_SYSTEM
+    """The id of the active patient with this MRN, through the `patient_data` cache (keys are HMACs). The system
+    is normalised first: each spelling of it is one cache entry and one scope, which a deletion invalidates."""
+    system = normalize_system(system or settings.MRN_SYSTEM)
 
     def load() -> int | None:
         patient = patient_by_identifier(value=value, system=system)

@@ -69,6 +69,7 @@ from apps.clinical.fhir.params import (
     parse_tokens,
     split_or,
 )
+from apps.clinical.identifiers import normalize_system
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import validate_identifier_system, validate_mrn, validate_search_term
 from apps.core.api.exceptions import api_exception_handler
@@ -766,7 +767,8 @@ class PatientSearchView(FhirSearchView):
             token = self._identifier(params["identifier"])
             values["mrn"] = token.code
             if token.system is not None:
-                values["system"] = token.system or settings.MRN_SYSTEM
+                # The stored spelling (scheme and host lower case, no trailing slash), as every lookup by MRN.
+                values["system"] = normalize_system(token.system or settings.MRN_SYSTEM)
             digest = {"identifier": params["identifier"]}
         searched = {k: params.getlist(k) if len(params.getlist(k)) > 1 else params[k] for k in params}
         return values, digest or {k: value for k, value in searched.items() if k in self.search_params}
