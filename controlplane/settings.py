@@ -205,6 +205,7 @@ MIDDLEWARE = [
     # DisallowedHost 400): below them those answers went without it, to browsers that read no CSP frame-ancestors.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.errors.RejectNulMiddleware",  # after the security headers, which its 400 carries too
+    "apps.accounts.middleware.TokenInUrlMiddleware",  # any path: a token in a URL is a 401, never served
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "apps.core.errors.APICommonMiddleware",  # Django's, without slash redirects for API writes
