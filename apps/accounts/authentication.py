@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
-from urllib.parse import unquote_plus
 
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
@@ -19,9 +17,9 @@ from apps.accounts.failure_budget import (
     refuse_if_over_budget,
     remember_valid_token,
 )
+from apps.accounts.middleware import URL_CREDENTIAL_MESSAGE, token_in_query
 from apps.accounts.models import ApiClient
 from apps.accounts.selectors import api_client_for_token, in_open_transaction
-from apps.accounts.services import TOKEN_PREFIX
 
 
 class ClientPrincipal:
@@ -47,20 +45,11 @@ class ClientPrincipal:
         return False
 
 
-# A parameter named access_token, or our token's shape anywhere in the decoded query string (a header copied
-# into it, "Authorization=Bearer+cpk_...", or a token percent-encoded). A value that merely contains the prefix,
-# an opaque paging key say, is not one: the prefix must not follow a letter or digit, and a secret follows it.
-_ACCESS_TOKEN_PARAMETER = re.compile(r"(?:^|&)access_token=")
-_TOKEN_SHAPE = re.compile(rf"(?<![0-9A-Za-z]){TOKEN_PREFIX}_[0-9a-f]{{8}}_[A-Za-z0-9_-]{{20,}}")
-
-
 def _token_in_url(request: Request) -> bool:
-    """Whether the query string carries one of our tokens (RFC 6750's `access_token=`, or under any name):
-    refused with its own code rather than ignored, so the client learns to stop and to rotate it."""
-    query = request.META.get("QUERY_STRING", "")
-    if not query:
-        return False
-    return bool(_ACCESS_TOKEN_PARAMETER.search(query) or _TOKEN_SHAPE.search(unquote_plus(query)))
+    """Whether the query string carries one of our tokens (TokenInUrlMiddleware refuses it first on every path;
+    checked here too for a stack built without it): refused with its own code rather than ignored, so the
+    client learns to stop and to rotate it."""
+    return token_in_query(request.META.get("QUERY_STRING", ""))
 
 
 def _remember_valid(digest: str) -> None:
@@ -81,13 +70,7 @@ class BearerTokenAuthentication(BaseAuthentication):
         header = get_authorization_header(request).split()
         # Whatever the header says: beside a valid one the token in the URL was ignored, and never rotated.
         if _token_in_url(request):
-            raise exceptions.AuthenticationFailed(
-                _(
-                    "Send the token in the Authorization header, never in a URL (URLs are kept in logs, proxies "
-                    "and browser history): this one may have been exposed, rotate it."
-                ),
-                code="token_in_url",
-            )
+            raise exceptions.AuthenticationFailed(URL_CREDENTIAL_MESSAGE, code="token_in_url")
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         # The digest api_client_for_token looks the token up by (an ASCII token's bytes are its UTF-8).
