@@ -90,6 +90,19 @@ GENERATION_KEY_MS = 2 * 24 * 3600 * 1000  # models.SCOPE_GENERATION_IDLE_SECONDS
 # until a load sets the key again from the database's generation.
 UNSET = -1
 
+# Take the single-flight lock: free, or left behind with no expiry (a crashed holder's key written without PX,
+# a SET from outside) or with more of it left than any lease (ARGV[2] ms): such a lock is never let go, and
+# every reader of the key would wait out its whole wait for ever. Taken over in the same step it is looked at,
+# so two readers never both take it. 1 when taken, 0 when another holds it within its lease.
+_TAKE_LOCK = """
+local left = redis.call('PTTL', KEYS[1])
+if left == -2 or left == -1 or left > tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
 # Delete the lock only if it still holds our token (it may have expired and been taken by another).
 _RELEASE_IF_OURS = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -190,6 +203,7 @@ class CacheStack:
         self._set_unless_a_number = None
         self._set_back_if_unchanged = None
         self._release_lock = None
+        self._take_lock = None
         self._bad_generation_keys: set[str] = set()  # the scopes whose key was not a number: logged once each
         # Single-flight locks whose release did not reach Redis (name -> token, until when it matters): let go of
         # on the next tick that reaches it, so other processes' loaders do not wait out the lock's lifetime.
@@ -1077,7 +1091,7 @@ class CacheStack:
         lock = HeldLock(self._l2_key("l", key), os.urandom(8).hex())
         expires_ms = int(self.loader_lifetime * 1000)  # a crashed loader's lock expires
         ok, acquired = self._redis_call(
-            policy.namespace, lambda r: r.set(lock.name, lock.token, nx=True, px=expires_ms)
+            policy.namespace, lambda r: self._take_lock_script(r)(keys=[lock.name], args=[lock.token, expires_ms])
         )
         if not ok:
             return None
@@ -1097,7 +1111,7 @@ class CacheStack:
 
         def take(client):
             pipe = client.pipeline(transaction=False)
-            pipe.set(lock.name, lock.token, nx=True, px=expires_ms)
+            self._take_lock_script(client)(keys=[lock.name], args=[lock.token, expires_ms], client=pipe)
             # After the SET: a lock found free was let go after its holder's value was stored.
             pipe.mget([value_key, generation_key] if scope_key else [value_key])
             acquired, values = pipe.execute()
@@ -1161,6 +1175,11 @@ class CacheStack:
                 for name, token in pending.items():
                     if self._pending_releases.get(name, ("",))[0] == token:
                         self._pending_releases.pop(name, None)
+
+    def _take_lock_script(self, client):
+        if self._take_lock is None:
+            self._take_lock = client.register_script(_TAKE_LOCK)
+        return self._take_lock
 
     def _release_script(self, client):
         if self._release_lock is None:
