@@ -69,21 +69,23 @@ export default function BenchmarkRunPage() {
         </table>
       </TableScroll>
       <div className="grid">
+        {/* One unit per chart: milliseconds, requests per second and users on one axis read as one number. */}
+        <Chart title="Latency over the run (rolling p95)" x={t} time={false} unit=" ms" series={[{ label: "p95 ms", values: run.timeline.map((p) => p.p95_ms) }]} />
+        <Chart title="Throughput over the run" x={t} time={false} unit=" req/s" series={[{ label: "req/s", values: run.timeline.map((p) => p.rps), color: "var(--ok)" }]} />
         <Chart
-          title="Latency (rolling p95) and throughput over the run"
+          title="Virtual users over the run"
           x={t}
           time={false}
-          series={[
-            { label: "p95 ms", values: run.timeline.map((p) => p.p95_ms) },
-            { label: "req/s", values: run.timeline.map((p) => p.rps), color: "var(--ok)" },
-            { label: "users", values: run.timeline.map((p) => p.users), color: "var(--muted)", dash: true },
-          ]}
+          valueKind="count"
+          height={140}
+          series={[{ label: "users", values: run.timeline.map((p) => p.users), color: "var(--muted)" }]}
         />
         <Chart
           title="Latency histogram (requests per ms bucket)"
           x={run.histogram.map(([ms]) => ms)}
           time={false}
           kind="bars"
+          valueKind="count"
           series={[{ label: "requests", values: run.histogram.map(([, n]) => n) }]}
         />
       </div>

@@ -104,7 +104,7 @@ export default function InferencePage() {
         Each deployment serves in the mode measured fastest on this host inside its fidelity budget (<code>manage.py optimize model</code>).
       </p>
       {tokens.data ? (
-        <Chart title="Generated tokens per second, served traffic, last 24 h" x={tokens.data.x} series={[{ label: "tokens/s", values: tokens.data.values[0] }]} />
+        <Chart title="Generated tokens per second, served traffic, last 24 h" x={tokens.data.x} unit=" tok/s" series={[{ label: "tokens/s", values: tokens.data.values[0] }]} />
       ) : null}
       {tokens.error ? <LoadError what={tokens.data ? "the latest tokens per second" : "tokens per second"} {...tokens.error} /> : null}
       {failures.data ? (
@@ -113,6 +113,7 @@ export default function InferencePage() {
             title="Failed model loads per 15 minutes, every deployment, last 24 h"
             x={failures.data.x}
             kind="bars"
+            valueKind="count"
             series={[{ label: "failed loads", values: failures.data.values[0], color: "var(--bad)" }]}
           />
           <p className="muted" data-testid="load-failures-total">
@@ -152,6 +153,7 @@ export default function InferencePage() {
                     kind="bars"
                     height={160}
                     xLabels={measured.map((p) => p.mode)}
+                    unit={generation ? " tok/s" : " seq/s"}
                     series={[{ label: generation ? "tokens/s" : "sequences/s", values: measured.map((p) => (generation ? p.tokens_per_s_batch1 : p.sequences_per_s)) }]}
                   />
                 ) : null}

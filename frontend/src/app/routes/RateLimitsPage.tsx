@@ -147,6 +147,8 @@ export default function RateLimitsPage() {
             title={`${shown.scope}: requests and 429s per minute`}
             x={axis.x}
             kind="bars"
+            valueKind="count"
+            unit="/min"
             series={[
               { label: "requests", values: axis.requests },
               { label: "429s", values: axis.refused, color: "var(--bad)" },

@@ -191,6 +191,7 @@ function PolicyCard({ policy }: { policy: Policy }) {
           title={`Planned replicas (peak ${policy.plan.peak_replicas})${policy.plan.stale ? `, stale: ${planAge(policy.plan.created_at)} old` : ""}`}
           x={policy.plan.hours.map((h) => epoch(h.at))}
           kind="step"
+          valueKind="count"
           series={[{ label: "replicas", values: policy.plan.hours.map((h) => h.replicas), color: "var(--ok)" }]}
           height={160}
         />

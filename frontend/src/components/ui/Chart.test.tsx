@@ -8,6 +8,9 @@ vi.mock("uplot", () => {
   class FakePlot {
     static paths = { bars: () => undefined, stepped: () => undefined };
     static pxRatio = 1;
+    static rangeNum(min: number, max: number) {
+      return [min, max];
+    }
     constructor(options: unknown, data: unknown) {
       built.push({ options, data });
     }
@@ -95,10 +98,30 @@ describe("Chart", () => {
         bands={[[1, 3]]}
       />,
     );
+    // uPlot's legend when not live: one row per series, none for x (initLegendRow skips it).
     const root = document.createElement("div");
-    root.innerHTML = `<table class="u-legend">${"<tr class='u-series'><th>s</th></tr>".repeat(4)}</table>`;
+    root.innerHTML = `<table class="u-legend">${["P90", "P50", "P10"].map((label) => `<tr class='u-series'><th>${label}</th></tr>`).join("")}</table>`;
     built[0].options.hooks.init.forEach((hook: (u: unknown) => void) => hook({ root }));
-    const shown = [...root.querySelectorAll<HTMLElement>(".u-series")].map((row) => row.style.display !== "none");
-    expect(shown).toEqual([true, false, true, false]);
+    const shown = [...root.querySelectorAll<HTMLElement>(".u-series")].filter((row) => row.style.display !== "none").map((row) => row.textContent);
+    expect(shown).toEqual(["P50"]);
+  });
+
+  it("gives counts whole-number ticks and a 0 to 1 axis when they are all zero", () => {
+    render(<Chart title="Failed loads" x={[AT, AT + 60]} kind="bars" valueKind="count" series={[{ label: "failed", values: [0, 0] }]} />);
+    const { options } = built[0];
+    expect(options.scales.y.range({}, 0, 0)).toEqual([0, 1]);
+    expect(options.axes[1].incrs.every(Number.isInteger)).toBe(true);
+  });
+
+  it("caps a percentage axis at 100", () => {
+    render(<Chart title="CPU" x={[AT, AT + 60]} unit="%" series={[{ label: "cpu", values: [60, 98] }]} />);
+    expect(built[0].options.scales.y.range({}, 60, 98)).toEqual([0, 100]);
+  });
+
+  it("leaves the minutes before the first reading empty, with no line drawn through them", () => {
+    render(<Chart title="Throughput" x={[AT, AT + 60, AT + 120]} series={[{ label: "req/s", values: [null, 4, 5] }]} />);
+    const { options, data } = built[0];
+    expect(data[1]).toEqual([null, 4, 5]);
+    expect(options.series[1].spanGaps).toBe(false);
   });
 });

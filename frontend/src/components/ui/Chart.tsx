@@ -5,7 +5,7 @@ import "uplot/dist/uPlot.min.css";
 import { zoneName } from "../../lib/format";
 import { currentTheme, subscribeTheme } from "../../lib/theme";
 import { axisSize, tickLabels } from "./axis";
-import { describeChart, hasNoValues, isolatedIndexes, singleReading, xRange } from "./chartText";
+import { COUNT_INCREMENTS, describeChart, hasNoValues, hiddenLegendRows, isolatedIndexes, singleReading, xRange, yRange, type ValueKind } from "./chartText";
 
 export interface ChartSeries {
   label: string;
@@ -31,6 +31,8 @@ export interface ChartProps {
   markers?: number[];
   /** Category names for x = 0, 1, 2 ... (bar charts of modes, pages ...). */
   xLabels?: string[];
+  /** What the values are: counts get whole-number ticks, percentages stop at 100 (default: percent for a "%" unit). */
+  valueKind?: ValueKind;
 }
 
 const PALETTE = ["var(--accent)", "var(--ok)", "var(--warn)", "var(--bad)", "var(--violet)"];
@@ -56,7 +58,8 @@ function measuredAxisSize(u: uPlot, values: string[] | null, axisIdx: number): n
 }
 
 /** A small, fast canvas chart (uPlot) that follows its container's width and the theme's colours. */
-export function Chart({ title, x, series, bands = [], time = true, kind = "line", height = 220, unit = "", markers = [], xLabels }: ChartProps) {
+export function Chart({ title, x, series, bands = [], time = true, kind = "line", height = 220, unit = "", markers = [], xLabels, valueKind }: ChartProps) {
+  const kindOfValues: ValueKind = valueKind ?? (unit.trim() === "%" ? "percent" : "number");
   const holder = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const markersRef = useRef(markers);
@@ -64,7 +67,7 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
   // The colours are resolved from the theme's custom properties when the plot is built: a theme switch
   // builds it again (it kept the old theme's colours, e.g. a near-black line on the dark background).
   const theme = useSyncExternalStore(subscribeTheme, currentTheme, () => "");
-  const shape = `${series.length}:${kind}:${time}:${bands.join(";")}:${unit}:${series.map((s) => s.label).join("|")}:${xLabels?.join("|")}`;
+  const shape = `${series.length}:${kind}:${time}:${bands.join(";")}:${unit}:${kindOfValues}:${series.map((s) => s.label).join("|")}:${xLabels?.join("|")}`;
 
   useEffect(() => {
     const element = holder.current;
@@ -81,6 +84,10 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
         x: xLabels
           ? { time: false, range: [-0.5, xLabels.length - 0.5] }
           : { time, range: (u, min, max) => xRange(u.data[0] as number[], min, max, time) },
+        y: {
+          range: (_u, min, max) =>
+            yRange(min, max, kindOfValues) ?? uPlot.rangeNum(min, max, 0.1, true),
+        },
       },
       axes: [
         {
@@ -94,6 +101,7 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
           grid: { stroke: grid, width: 1 },
           ticks: { stroke: grid },
           size: measuredAxisSize,
+          ...(kindOfValues === "count" ? { incrs: COUNT_INCREMENTS } : {}),
           values: (_, ticks, _axis, _space, incr) => tickLabels(ticks, incr, unit),
         },
       ],
@@ -120,13 +128,11 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
       legend: { live: false },
       hooks: {
         // A band's edges are drawn as its fill only: their legend entries (coloured boxes for lines that
-        // are not there, P10 in red) are hidden. Row 0 is x.
+        // are not there, P10 in red) are hidden.
         init: [
           (u) => {
             const rows = u.root.querySelectorAll<HTMLElement>(".u-legend .u-series");
-            series.forEach((s, i) => {
-              if (s.band && rows[i + 1]) rows[i + 1].style.display = "none";
-            });
+            for (const row of hiddenLegendRows(series, rows.length)) rows[row].style.display = "none";
           },
         ],
         draw: [

@@ -24,13 +24,51 @@ export function isolatedIndexes(values: readonly (number | null | undefined)[]):
   return isolated;
 }
 
-/** The x scale's span: a single x (one reading) sits in the middle of an hour (or of ±1), not on the left edge. */
-export function xRange(xs: readonly number[], min: number, max: number, time: boolean): [number, number] {
+/**
+ * The x scale's span: a single x (one reading) is shown with the hour before it, and never past `now` (ms)
+ * by more than a minute of margin, so its dot is not on the edge. It sat in the middle of an hour, half of
+ * which was drawn into the future.
+ */
+export function xRange(xs: readonly number[], min: number, max: number, time: boolean, now: number = Date.now()): [number, number] {
   if (xs.length > 0 && xs.every((value) => value === xs[0])) {
-    const pad = time ? 1800 : 1;
-    return [xs[0] - pad, xs[0] + pad];
+    if (!time) return [xs[0] - 1, xs[0] + 1];
+    const at = xs[0];
+    const end = Math.min(at + 1800, Math.max(at + 60, Math.floor(now / 1000)));
+    return [end - 3600, end];
   }
   return [min, max];
+}
+
+/** What a value axis counts: whole things (requests, failures), a percentage, or any number. */
+export type ValueKind = "count" | "percent" | "number";
+
+/**
+ * The value axis' span, or null for uPlot's own. Nothing but zeros (or nothing at all) is 0 to 1, not the
+ * -1 to 1 that put a "-1 requests" tick under it; counts and percentages start at 0, and a percentage never
+ * goes past 100 (a P90 band of 104% CPU).
+ */
+export function yRange(min: number | null, max: number | null, kind: ValueKind): [number, number] | null {
+  const none = min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max);
+  if (none || (min === 0 && max === 0)) return [0, 1];
+  if (kind === "number") return null;
+  const low = Math.min(0, min);
+  const high = Math.round(max * 1.1 * 1e6) / 1e6; // 50 * 1.1 is 55.00000000000001, whose ceiling is 56
+  if (kind === "count") return [Math.floor(low), Math.max(1, Math.ceil(high))];
+  return [low, Math.min(100, Math.ceil(high))];
+}
+
+/** A count's ticks: whole numbers only (a "0.5 requests" tick was drawn between 0 and 1). */
+export const COUNT_INCREMENTS = [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1_000, 2_000, 2_500, 5_000, 10_000, 20_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000];
+
+/**
+ * The legend rows to hide: a band's edges are drawn as its fill, with no line of their own. uPlot leaves the
+ * x series out of a legend that is not live, so the rows are the series one for one; the hook hid row i + 1,
+ * which hid the P50 line and listed the undrawn P10 and P90. An x row, where there is one, comes first.
+ */
+export function hiddenLegendRows(series: readonly { band?: boolean }[], rowCount: number): number[] {
+  const offset = rowCount - series.length;
+  if (offset !== 0 && offset !== 1) return [];
+  return series.flatMap((s, i) => (s.band ? [i + offset] : []));
 }
 
 /** A value as the chart's reader would say it: at most 2 decimals, with its unit. */
