@@ -259,7 +259,9 @@ class BenchmarkPlan(models.Model):
         return errors
 
     def gates(self) -> dict[str, float]:
-        """Each gate in force: the plan's own, else the service's SLO."""
+        """Each gate in force: the plan's own, else the service's SLO. The throughput gate too: left empty it
+        was 0 req/s, which every run meets, so a plan with no gate of its own passed a service far below its
+        SLO's throughput."""
         service = self.service
         return {
             "p95_ms": self.gate_p95_ms or service.slo_p95_ms,
@@ -267,7 +269,7 @@ class BenchmarkPlan(models.Model):
             "avg_ms": self.gate_avg_ms or service.slo_avg_ms,
             "error_rate_pct": self.gate_error_rate_pct if self.gate_error_rate_pct is not None
             else service.slo_error_rate_pct,
-            "min_rps": self.gate_min_rps if self.gate_min_rps is not None else 0.0,
+            "min_rps": self.gate_min_rps if self.gate_min_rps is not None else service.slo_min_rps,
         }  # fmt: skip
 
 
