@@ -11,7 +11,7 @@ from apps.clinical.identifiers import MAX_SYSTEM_LENGTH, normalize_system
 
 
 def default_mrn_system() -> str:
-    return settings.MRN_SYSTEM
+    return normalize_system(settings.MRN_SYSTEM)
 
 
 # How much of a name its search form keeps.
@@ -130,6 +130,10 @@ class Observation(models.Model):
         CANCELLED = "cancelled", "Cancelled"
         ENTERED_IN_ERROR = "entered-in-error", "Entered in error"
         UNKNOWN = "unknown", "Unknown"
+
+    # Statuses of a reading that is not one: retracted (entered in error) or never completed. The latest value
+    # of a code skips them: a retracted 300/min hid the valid 80/min before it.
+    NOT_READINGS = (Status.CANCELLED, Status.ENTERED_IN_ERROR)
 
     patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="observations", db_index=False)
     encounter = models.ForeignKey(

@@ -85,7 +85,8 @@ def vital_signs_cards(
             rows = newest_observations(patient_id=patient_id, category="vital-signs", limit=limit, **window)
         return [observation_json(o) for o in rows]
 
-    key = ["vitals", patient_id, sorted(codes or []), str(since or ""), str(until or ""), latest, limit]
+    # "vitals-2": the latest of each code skips retracted readings since; a list cached before is not read.
+    key = ["vitals-2", patient_id, sorted(codes or []), str(since or ""), str(until or ""), latest, limit]
     return get_or_load("vital_signs", key, load, scope=patient_scope(patient_id))
 
 
@@ -157,8 +158,10 @@ def observation_list(
 
 
 def latest_observations_query(*, patient_id: int, **window) -> QuerySet[Observation]:
-    """PostgreSQL: the newest observation of each code, DISTINCT ON over the (patient, code, effective) index."""
-    return observation_list(patient_id=patient_id, **window).order_by("code", "-effective_at", "-id").distinct("code")
+    """PostgreSQL: the newest reading of each code, DISTINCT ON over the (patient, code, effective) index. One
+    entered in error or cancelled is no reading (Observation.NOT_READINGS): the one before it is the latest."""
+    readings = observation_list(patient_id=patient_id, **window).exclude(status__in=Observation.NOT_READINGS)
+    return readings.order_by("code", "-effective_at", "-id").distinct("code")
 
 
 # A patient's observations in a window (the newest `limit`, or the latest of each code), compiled once
@@ -223,12 +226,12 @@ def latest_observations(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> list[Observation]:
-    """The newest observation of each code in the window."""
+    """The newest reading of each code in the window (none entered in error or cancelled)."""
     window = {"category": category, "codes": list(codes or []), "since": since, "until": until}
     if connection.vendor == "postgresql":  # DISTINCT ON
         found = _compiled_window(patient_id, window, latest=True, limit=None)
         return list(latest_observations_query(patient_id=patient_id, **window)) if found is None else found
-    observations = observation_list(patient_id=patient_id, **window)
+    observations = observation_list(patient_id=patient_id, **window).exclude(status__in=Observation.NOT_READINGS)
     latest: dict[str, Observation] = {}
     for observation in observations:
         latest.setdefault(observation.code, observation)
