@@ -3,6 +3,7 @@ import { BrowserRouter, NavLink, Route, Routes, useLocation } from "react-router
 
 import { ConnectionBadge } from "../components/ui/ConnectionBadge";
 import { PageErrorBoundary } from "../components/ui/PageErrorBoundary";
+import { SignOutButton } from "../components/ui/SignOutButton";
 import { ThemeToggle } from "../components/ui/ThemeToggle";
 import { websocketUrl } from "../lib/config";
 import { lazyWithRetry } from "../lib/lazyWithRetry";
@@ -63,6 +64,7 @@ function Header() {
         <ThemeToggle />
         <a href={config.adminUrl}>Admin</a>
         {config.username ? <span className="muted">{config.username}</span> : null}
+        <SignOutButton adminUrl={config.adminUrl} />
       </div>
     </header>
   );
