@@ -10,6 +10,7 @@ from apps.clinical.identifiers import MAX_SYSTEM_LENGTH
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import validate_search_term
 from apps.core.api.fields import StrictCharField
+from apps.core.api.numbers import StrictFloatField, StrictIntegerField
 from apps.core.api.params import MAX_ID, InstantField, SinceUntilMixin
 
 
@@ -34,7 +35,7 @@ class PatientSearchInputSerializer(serializers.Serializer):
     family = StrictCharField(max_length=100, required=False)
     given = StrictCharField(max_length=100, required=False)
     birth_date = serializers.DateField(required=False)
-    page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+    page_size = StrictIntegerField(min_value=1, max_value=1000, required=False)
 
     def validate(self, attrs: dict) -> dict:
         for field in ("name", "family", "given"):
@@ -48,8 +49,8 @@ class PatientSearchInputSerializer(serializers.Serializer):
 
 class PatientWindowInputSerializer(PatientSearchInputSerializer):
     page_size = None
-    offset = serializers.IntegerField(min_value=0, max_value=100_000_000, default=0)
-    limit = serializers.IntegerField(min_value=1, max_value=500, default=100)
+    offset = StrictIntegerField(min_value=0, max_value=100_000_000, default=0)
+    limit = StrictIntegerField(min_value=1, max_value=500, default=100)
 
 
 class PatientCreateInputSerializer(serializers.Serializer):
@@ -73,7 +74,7 @@ class VitalsInputSerializer(SinceUntilMixin, serializers.Serializer):
     since = InstantField(required=False, day_starts=True)
     until = InstantField(required=False, day_starts=True)
     latest = serializers.BooleanField(required=False, default=False, help_text="Only the newest of each code.")
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=1000, default=100,
+    limit = StrictIntegerField(required=False, min_value=1, max_value=1000, default=100,
                                      help_text="The newest N; not with latest=true.")  # fmt: skip
 
     def validate_code(self, value: str) -> list[str]:
@@ -100,22 +101,13 @@ class ObservationOutputSerializer(serializers.ModelSerializer):
         return known.display if known else ""
 
 
-class NumberField(serializers.FloatField):
-    """A measured value: a JSON number (or numeric string), never `true`, which Python would take for 1."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 class ObservationCreateInputSerializer(serializers.Serializer):
     code = StrictCharField(max_length=16)
-    value = NumberField()
+    value = StrictFloatField()
     unit = StrictCharField(max_length=16, required=False)
     effective_at = InstantField()
     status = serializers.ChoiceField(choices=Observation.Status.choices, default=Observation.Status.FINAL)
-    encounter_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID,
+    encounter_id = StrictIntegerField(required=False, min_value=1, max_value=MAX_ID,
                                             help_text="One of this patient's encounters.")  # fmt: skip
 
 
@@ -124,7 +116,7 @@ class EncounterListInputSerializer(SinceUntilMixin, serializers.Serializer):
     status = serializers.ChoiceField(choices=Encounter.Status.choices, required=False)
     since = InstantField(required=False, day_starts=True)
     until = InstantField(required=False, day_starts=True)
-    page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+    page_size = StrictIntegerField(min_value=1, max_value=1000, required=False)
 
 
 class EncounterOutputSerializer(serializers.ModelSerializer):
@@ -136,7 +128,7 @@ class EncounterOutputSerializer(serializers.ModelSerializer):
 class MedicationListInputSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=MedicationRequest.Status.choices, required=False)
     intent = serializers.ChoiceField(choices=MedicationRequest.Intent.choices, required=False)
-    page_size = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+    page_size = StrictIntegerField(min_value=1, max_value=1000, required=False)
 
 
 class MedicationOutputSerializer(serializers.ModelSerializer):

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from apps.core.api.numbers import StrictIntegerField
 from apps.core.api.params import MAX_ID
 
 MAX_INPUTS = 64
@@ -28,7 +29,7 @@ class EmbedInputSerializer(serializers.Serializer):
         child=TextField(),
         min_length=1, max_length=MAX_INPUTS, help_text=f"1 to {MAX_INPUTS} texts.",
     )  # fmt: skip
-    patient_id = serializers.IntegerField(
+    patient_id = StrictIntegerField(
         min_value=1,
         max_value=MAX_ID,
         required=False,
@@ -38,11 +39,11 @@ class EmbedInputSerializer(serializers.Serializer):
 
 class GenerateInputSerializer(serializers.Serializer):
     prompt = TextField()
-    max_new_tokens = serializers.IntegerField(min_value=1, required=False)
+    max_new_tokens = StrictIntegerField(min_value=1, required=False)
     stream = serializers.BooleanField(
         default=False, help_text="Server-sent events: text as it is generated, then a `done` event."
     )
-    patient_id = serializers.IntegerField(
+    patient_id = StrictIntegerField(
         min_value=1,
         max_value=MAX_ID,
         required=False,
