@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from types import SimpleNamespace
 
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -18,7 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts import scopes
-from apps.accounts.permissions import staff_can_view
+from apps.accounts.permissions import HasScope, staff_can_view
 from apps.audit.views import AuditUnavailable, PhiAPIView
 from apps.caching.stack import cache_reads_reset, get_or_load, served_from_cache
 from apps.clinical.selectors import patient_card
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 INFERENCE_ERRORS = error_responses(
     400, 401, 403, 404, 429, 503,
+    e403="Missing the `inference` scope, or a patient_id without the `patient:read` scope as well.",
     e400="Invalid input: also an input past the deployment's token cap, a deployment of the other task, or a "
     "patient_id that names no active patient.",
     e404="No enabled deployment has this name.",
@@ -114,6 +116,8 @@ class _InferenceView(PhiAPIView):
     task = ""
     # The patient of a call whose text went to the model and which is not audited yet (see check_patient).
     patient_unaudited: int | None = None
+    # The patient_id of a call refused for want of `patient:read` (its refusal's record names it).
+    patient_refused: int | None = None
 
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, ModelUnavailable):
@@ -143,6 +147,23 @@ class _InferenceView(PhiAPIView):
             except AuditUnavailable as unavailable:
                 exc = unavailable
         return super().handle_exception(exc)
+
+    def body(self, request: Request, serializer_class) -> dict:
+        """The validated body. A call naming a patient_id needs `patient:read` besides `inference`, checked before
+        any patient is looked up: an inference-only client told "no active patient has this id" (or not) could
+        map which patient ids exist. Refused as a missing scope is (403, audited naming the id asked for)."""
+        body = validated_body(request, serializer_class)
+        patient_id = body.get("patient_id")
+        if patient_id is not None:
+            needed = SimpleNamespace(required_scopes=[scopes.INFERENCE, scopes.PATIENT_READ])
+            checker = HasScope()
+            if not checker.has_permission(request, needed):
+                self.patient_refused = patient_id
+                self.permission_denied(request, message=checker.message, code=checker.code)
+        return body
+
+    def refused_patients(self, request: Request) -> list[int]:
+        return [self.patient_refused] if self.patient_refused is not None else []
 
     def deployment(self, name: str) -> ModelDeployment:
         serving.served_prune_if_due()  # models of deployments disabled since are let go
@@ -227,7 +248,7 @@ class EmbedView(_InferenceView):
     @extend_schema(request=EmbedInputSerializer, responses={200: EmbedOutputSerializer, **INFERENCE_ERRORS})
     def post(self, request: Request, name: str) -> Response:
         reject_unknown_params(request, [])
-        body = validated_body(request, EmbedInputSerializer)
+        body = self.body(request, EmbedInputSerializer)
         deployment = self.deployment(name)
         texts = body["inputs"]
 
@@ -264,7 +285,7 @@ class GenerateView(_InferenceView):
     )
     def post(self, request: Request, name: str) -> Response:
         reject_unknown_params(request, [])
-        body = validated_body(request, GenerateInputSerializer)
+        body = self.body(request, GenerateInputSerializer)
         deployment = self.deployment(name)
         prompt = body["prompt"]
         limit = body.get("max_new_tokens", deployment.max_new_tokens)
