@@ -1,0 +1,99 @@
+"""Admin changelists take plain comparisons in their query string, nothing else.
+
+Django's admin passes any `field__lookup=value` in a changelist's URL to the queryset: a lookup whose error
+shows only when the database runs the query (`?id__regex=(`, an invalid pattern; `?created_at__year=99999`, a
+year PostgreSQL cannot cast) raised inside the template's iteration, past the admin's IncorrectLookupParameters
+handling: a 500 and an error report for a typo or a probe. A lookup refused by `lookup_allowed` is Django's
+DisallowedModelAdminLookup, a SuspiciousOperation: a 400, logged as one. What a value can get wrong with a plain
+comparison (`?id=abc`, a date that is no date) fails when the queryset is built, which the admin already answers
+with its "?e=1" redirect.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.admin import widgets
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models.constants import LOOKUP_SEP
+from django.http import HttpRequest
+
+# Comparisons of a field with the value given, which the admin's own filters use (`__exact`, `__isnull`,
+# `__gte`/`__lt` of a date filter, `__in`), plus the text matches an operator types by hand. No transform
+# (`__year`, `__date`, `__lower`, a JSON key) and no pattern (`__regex`, `__iregex`): their errors come from the
+# database, at render time.
+PLAIN_LOOKUPS = frozenset(
+    {
+        "exact",
+        "iexact",
+        "in",
+        "isnull",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "contains",
+        "icontains",
+        "startswith",
+        "istartswith",
+        "endswith",
+        "iendswith",
+        "isempty",  # the admin's EmptyFieldListFilter parameter, consumed by the filter, never a query lookup
+    }
+)
+# The parameters a date hierarchy sends; the admin turns them into a checked `__gte`/`__lt` range itself.
+DATE_HIERARCHY_PARTS = frozenset({"year", "month", "day"})
+
+
+def _split_lookup(model, lookup: str) -> tuple[list[str], list[str]] | None:
+    """(the field path, what follows it) of `lookup` on `model`; None when its first part names no field (a
+    custom filter's parameter, or a name the queryset refuses when it is built: not a lookup to judge here)."""
+    parts = lookup.split(LOOKUP_SEP)
+    path: list[str] = []
+    for index, part in enumerate(parts):
+        try:
+            field = model._meta.pk if part == "pk" else model._meta.get_field(part)
+        except FieldDoesNotExist:
+            if not path:
+                return None
+            return path, parts[index:]
+        path.append(part)
+        if not getattr(field, "path_infos", None):  # not a relation: what follows is a lookup or a transform
+            return path, parts[index + 1 :]
+        model = field.path_infos[-1].to_opts.model
+    return path, []
+
+
+def plain_lookup(model_admin: admin.ModelAdmin, lookup: str) -> bool:
+    """Whether `lookup` is a field path followed by at most one plain comparison (or a date hierarchy's part)."""
+    split = _split_lookup(model_admin.model, lookup)
+    if split is None:
+        return True
+    path, rest = split
+    if not rest:
+        return True
+    if len(rest) != 1:
+        return False
+    if rest[0] in PLAIN_LOOKUPS:
+        return True
+    return rest[0] in DATE_HIERARCHY_PARTS and LOOKUP_SEP.join(path) == model_admin.date_hierarchy
+
+
+def _fk_popup_lookup(model_admin: admin.ModelAdmin, lookup: str, value: str) -> bool:
+    # The raw-id widget's popup filters by a foreign key's limit_choices_to, whatever lookups that names.
+    for fk_lookup in model_admin.model._meta.related_fkey_lookups:
+        if callable(fk_lookup):
+            fk_lookup = fk_lookup()
+        if (lookup, value) in widgets.url_params_from_lookup_dict(fk_lookup).items():
+            return True
+    return False
+
+
+class PlainLookupsAdmin:
+    """A ModelAdmin mixin (put it first among the bases): a changelist lookup other than a plain comparison is
+    a 400 (DisallowedModelAdminLookup), not a 500 when the database trips on it. Django's own rule (relations
+    only through a list filter) still applies after this one."""
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        if not plain_lookup(self, lookup) and not _fk_popup_lookup(self, lookup, value):
+            return False
+        return super().lookup_allowed(lookup, value, request)
