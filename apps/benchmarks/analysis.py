@@ -6,11 +6,17 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from apps.metrics.recorder import percentile_values
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# numpy is imported in the functions that use it, not here: the web and worker processes import this module
+# (services, runner) at start-up, and numpy cost them 70-220 ms each before serving anything (STYLE 7).
 
 # Latencies from 1 µs to 10 min at 3 significant digits, recorded in µs.
 LOWEST_US, HIGHEST_US, DIGITS = 1, 600_000_000, 3
@@ -92,6 +98,8 @@ def histogram_of(latencies_ms: list[float]) -> HdrHistogram:
 
 def _record(histogram: HdrHistogram, latencies_ms: list[float]) -> None:
     """Recorded value by value with its count: a day's run holds millions of samples, far fewer values."""
+    import numpy as np
+
     values_us = np.clip((np.asarray(latencies_ms, dtype=float) * 1000).astype(np.int64), LOWEST_US, HIGHEST_US)
     for value, count in zip(*np.unique(values_us, return_counts=True), strict=True):
         histogram.record_value(int(value), int(count))
@@ -155,12 +163,16 @@ class Totals:
 def _in_time_order(samples: list[list]) -> tuple[list[list], np.ndarray]:
     """The samples by start time, and those times: a window is then a slice (np.searchsorted), not a scan
     of every sample per window, which took hours for the windows of a day-long run."""
+    import numpy as np
+
     ordered = sorted(samples, key=lambda sample: sample[0])
     return ordered, np.fromiter((sample[0] for sample in ordered), dtype=float, count=len(ordered))
 
 
 def _window(ordered: list[list], times: np.ndarray, start: float, end: float) -> list[list]:
     """The samples started in [start, end)."""
+    import numpy as np
+
     low, high = np.searchsorted(times, [start, end])
     return ordered[low:high]
 
@@ -234,6 +246,8 @@ def endpoint_rows(samples: list[list], totals: Totals, methods: dict[str, str]) 
 def histogram_buckets(samples: list[list], buckets: int = 40) -> list[list[float]]:
     """Log-spaced [upper ms, count] buckets of the successful requests' latencies (as the summary's
     percentiles), for the report's chart."""
+    import numpy as np
+
     latencies = np.asarray([max(s[1], 0.001) for s in samples if s[3]])
     if not len(latencies):
         return []
@@ -318,6 +332,8 @@ def spike_recovery(samples: list[list], stages: list[list]) -> dict:
     within 1.2x the pre-spike p95 and its error rate back near the pre-spike rate. Latency alone read a
     service shedding the spike with fast 503s as recovered: of all answers, a spike p95 of 1 ms; of the
     successes, "recovered" while it still refused 97% of requests and served the rest at its usual speed."""
+    import numpy as np
+
     if len(stages) < 3:
         return {}
     spike_start, spike_end = stages[0][0], stages[1][0]
@@ -350,6 +366,8 @@ def spike_recovery(samples: list[list], stages: list[list]) -> dict:
 def endurance_slope(samples: list[list], window_seconds: int = 30) -> dict:
     """The trend of the windowed p95 of the successful requests over the run (ms per hour), with its
     significance."""
+    import numpy as np
+
     samples = [s for s in samples if s[3]]
     if not samples:
         return {}
@@ -400,6 +418,7 @@ def change_points(series: list[float], *, penalty: float | None = None) -> list[
 
     A segment may be one run long: the run just recorded is the newest point, and with segments of two or
     more a change at it could never be found (a threefold p95 at the last run was no change point)."""
+    import numpy as np
     import ruptures
 
     if len(series) < 4:
@@ -420,6 +439,7 @@ MIN_SAMPLES = 30
 def compare_with_baseline(current: list[float], baseline: list[float], *, threshold_pct: float) -> dict:
     """One-sided Mann-Whitney U (current slower) and the median change; a regression needs both, and at
     least MIN_SAMPLES samples on each side."""
+    import numpy as np
     from scipy.stats import mannwhitneyu
 
     base_median, current_median = float(np.median(baseline)), float(np.median(current))
@@ -438,6 +458,8 @@ def compare_with_baseline(current: list[float], baseline: list[float], *, thresh
 
 def noise_pct(run_medians: list[float]) -> float:
     """A/A noise: how much the median of runs with nothing changed differs, as 2x their relative spread."""
+    import numpy as np
+
     if len(run_medians) < 2:
         return 0.0
     values = np.asarray(run_medians, dtype=float)
