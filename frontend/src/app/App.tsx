@@ -11,6 +11,7 @@ import { LiveFeed } from "../lib/liveFeed";
 import { getJson } from "../lib/api";
 import { endSessionWhenIdle, keepAliveWhileActive, trackUserInput } from "../lib/session";
 import { LiveFeedContext, useConnectionState, useLatestMessage } from "../lib/useLiveFeed";
+import { offered, useScopes } from "../lib/useScopes";
 import { ConfigContext } from "./config";
 import { FocusOnNavigate } from "./FocusOnNavigate";
 
@@ -27,20 +28,25 @@ const PatientsPage = lazyWithRetry(() => import("./routes/PatientsPage"));
 const AuditPage = lazyWithRetry(() => import("./routes/AuditPage"));
 const NotFoundPage = lazyWithRetry(() => import("./routes/NotFoundPage"));
 
-const PAGES: [string, string][] = [
+// [path, label, the scope its API needs]: a page needing a scope is offered to its holders only (whoami).
+// They come last, so waiting for whoami moves no other link.
+const PAGES: [string, string, string?][] = [
   ["/cache", "Cache"],
   ["/ratelimits", "Rate limits"],
   ["/benchmarks", "Benchmarks"],
   ["/inference", "Inference"],
   ["/scaling", "Scaling"],
-  ["/patients", "Patients"],
-  ["/audit", "Audit"],
+  ["/patients", "Patients", "patient:read"],
+  ["/audit", "Audit", "audit:read"],
 ];
+
+const loadScopes = () => getJson<{ scopes: string[] }>("/api/v1/whoami/");
 
 function Header() {
   const config = useContext(ConfigContext);
   const state = useConnectionState();
   const heartbeat = useLatestMessage("heartbeat");
+  const scopes = useScopes(loadScopes);
   return (
     <header className="header">
       <a className="skip-link" href="#main">
@@ -53,11 +59,23 @@ function Header() {
         <NavLink to="/" end>
           Overview
         </NavLink>
-        {PAGES.map(([to, label]) => (
-          <NavLink key={to} to={to}>
-            {label}
-          </NavLink>
-        ))}
+        {PAGES.map(([to, label, scope]) => {
+          const shown = offered(scopes, scope);
+          // Until whoami answers, the link's room is kept (no shift when it appears) but it is neither seen
+          // nor reachable: a user without the scope never glimpses it.
+          if (shown === "pending") {
+            return (
+              <span key={to} className="nav-pending" aria-hidden="true" data-testid={`nav-pending-${to.slice(1)}`}>
+                {label}
+              </span>
+            );
+          }
+          return shown ? (
+            <NavLink key={to} to={to}>
+              {label}
+            </NavLink>
+          ) : null;
+        })}
       </nav>
       <div className="header-end">
         <ConnectionBadge state={state} lastSeen={heartbeat?.at ?? null} />
