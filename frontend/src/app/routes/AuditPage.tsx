@@ -11,6 +11,12 @@ import { SessionGuard } from "../../components/ui/SessionGuard";
 
 const ACTIONS = ["", "read", "search", "create", "update", "delete"];
 
+/**
+ * The resource types the server records (the `resource_type` of the audited views and services). A free-text
+ * box matched exactly, so "patient" or "Patients" found nothing and said nothing.
+ */
+export const RESOURCE_TYPES = ["Patient", "Observation", "Encounter", "MedicationRequest", "ModelInference", "OptimizationRecommendation", "AuditEvent", "AuditChain"];
+
 /** Filters apply once typing pauses this long: one request per word, not per keystroke. */
 const FILTER_DEBOUNCE_MS = 300;
 
@@ -42,12 +48,14 @@ function AuditView() {
         </label>
         <label>
           Resource type{" "}
-          <input
-            value={resourceType}
-            onChange={(event) => setResourceType(event.target.value)}
-            placeholder="e.g. Patient"
-            {...fieldProps("audit", "resource_type", error?.fields)}
-          />
+          <select value={resourceType} onChange={(event) => setResourceType(event.target.value)} {...fieldProps("audit", "resource_type", error?.fields)}>
+            <option value="">any</option>
+            {RESOURCE_TYPES.map((type) => (
+              <option key={type} value={type}>
+                {type}
+              </option>
+            ))}
+          </select>
           <FieldMessage form="audit" name="resource_type" fields={error?.fields} />
         </label>
       </div>

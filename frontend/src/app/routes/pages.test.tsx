@@ -214,15 +214,25 @@ describe("CachePage", () => {
 });
 
 describe("AuditPage", () => {
-  it("asks once per pause in typing, not once per keystroke, and shows the latest filter's events", async () => {
+  it("offers the recorded resource types to choose from, not a box where any spelling found nothing", async () => {
+    serve({ "/api/v1/audit/": { next: null, results: [] } });
+    render(<AuditPage />);
+    const select = screen.getByRole("combobox", { name: "Resource type" }) as HTMLSelectElement;
+    expect(select.tagName).toBe("SELECT");
+    expect([...select.options].map((option) => option.value)).toEqual(["", "Patient", "Observation", "Encounter", "MedicationRequest", "ModelInference", "OptimizationRecommendation", "AuditEvent", "AuditChain"]);
+    fireEvent.change(select, { target: { value: "Observation" } });
+    await waitFor(() => expect(vi.mocked(fetch).mock.calls.map(([url]) => String(url))).toContain("/api/v1/audit/?resource_type=Observation&page_size=500"));
+  });
+
+  it("asks once per pause in choosing, not once per change, and shows the latest filter's events", async () => {
     const event = { id: 1, recorded_at: "2026-11-27T12:00:00Z", actor_type: "user", actor_name: "admin", action: "read",
       resource_type: "Patient", resource_id: "7", outcome: "success", purpose_of_use: "TREAT", result_count: null,
       served_from_cache: false, request_id: "r" };
     serve({ "/api/v1/audit/": { next: null, results: [event] } });
     render(<AuditPage />);
     await waitFor(() => expect(screen.getByTestId("audit-count").textContent).toBe("1 events loaded"));
-    const input = screen.getByPlaceholderText("e.g. Patient");
-    for (const typed of ["P", "Pa", "Pat", "Pati", "Patie", "Patien", "Patient"]) fireEvent.change(input, { target: { value: typed } });
+    const input = screen.getByRole("combobox", { name: "Resource type" });
+    for (const chosen of ["Encounter", "Observation", "AuditEvent", "Patient"]) fireEvent.change(input, { target: { value: chosen } });
     await waitFor(() => expect(vi.mocked(fetch)).toHaveBeenCalledTimes(2));
     await new Promise((resolve) => setTimeout(resolve, 400));
     const urls = vi.mocked(fetch).mock.calls.map(([url]) => String(url));
@@ -240,7 +250,7 @@ describe("AuditPage", () => {
   it("shows a refused filter's message by its input, not only 'Invalid input'", async () => {
     serve({ "/api/v1/audit/": invalid({ resource_type: ["Ensure this field has no more than 40 characters."] }) });
     render(<AuditPage />);
-    const input = screen.getByPlaceholderText("e.g. Patient");
+    const input = screen.getByRole("combobox", { name: "Resource type" });
     await waitFor(() => expect(input.getAttribute("aria-invalid")).toBe("true"));
     const message = document.getElementById(input.getAttribute("aria-describedby")!)!;
     expect(message.textContent).toBe("Ensure this field has no more than 40 characters.");
