@@ -13,8 +13,13 @@ when it was saved) and every redirect hop go through it."""
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
+import socket
 import unicodedata
+import urllib.error
+import urllib.parse
+import urllib.request
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -138,3 +143,156 @@ def refuse_link_local_url(value: str) -> None:
     """A model or form field validator: a URL whose host is a refused address is a field error."""
     if value and is_link_local_url(value):
         raise ValidationError(LINK_LOCAL_MESSAGE, code="link_local")
+
+
+class RefusedAddressError(OSError):
+    """A request the guard did not send: its host is, or resolves only to, a refused address. An OSError,
+    as a host that does not answer is, so callers that report a failed connection report this one; urllib
+    wraps it in a URLError (refusal_in finds it there)."""
+
+    def __init__(self, message: str, *, host: str = "", addresses: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.host, self.addresses = host, addresses
+
+    def __str__(self) -> str:
+        return self.args[0] if self.args else ""
+
+
+def _refusal(host: str, addresses: list[str] | None = None, *, detail: str = "") -> RefusedAddressError:
+    resolved = f" (it resolves to {', '.join(addresses)})" if addresses else ""
+    message = (
+        f"Refused to connect to {host}{resolved}: a link-local or cloud metadata address, where the cloud "
+        f"metadata service answers.{f' {detail}' if detail else ''}"
+    )
+    return RefusedAddressError(message, host=host, addresses=tuple(addresses or ()))
+
+
+def refusal_in(exc: BaseException) -> RefusedAddressError | None:
+    """The RefusedAddressError `exc` is or wraps (urllib's URLError keeps it as its reason), else None."""
+    for candidate in (exc, getattr(exc, "reason", None), exc.__cause__, exc.__context__):
+        if isinstance(candidate, RefusedAddressError):
+            return candidate
+    return None
+
+
+def guarded_create_connection(
+    address: tuple[str, int],
+    timeout: float | object | None = socket._GLOBAL_DEFAULT_TIMEOUT,
+    source_address: tuple[str, int] | None = None,
+) -> socket.socket:
+    """socket.create_connection, connecting only to addresses that are not refused: the host is resolved
+    once and the address checked is the one connected to, so a name that now resolves to the metadata
+    service (DNS rebinding, or a name changed after it was saved) is caught. A name resolving to refused and
+    other addresses gets the others; one resolving to refused ones only raises RefusedAddressError."""
+    host, port = address
+    if is_refused_address(host):
+        raise _refusal(host)
+    refused: list[str] = []
+    error: OSError | None = None
+    for family, kind, proto, _, sockaddr in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+        if is_refused_address(sockaddr[0]):
+            refused.append(sockaddr[0])
+            continue
+        sock = socket.socket(family, kind, proto)
+        try:
+            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        return sock
+    if refused:
+        raise _refusal(
+            host, list(dict.fromkeys(refused)), detail=f"Its other addresses failed: {error}" if error else ""
+        )
+    raise error or OSError(f"{host} resolves to no address")
+
+
+class GuardedHTTPConnection(http.client.HTTPConnection):
+    """An HTTPConnection whose socket comes from guarded_create_connection."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = guarded_create_connection
+
+
+class GuardedHTTPSConnection(http.client.HTTPSConnection):
+    """An HTTPSConnection whose socket comes from guarded_create_connection (TLS is then set up over it)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = guarded_create_connection
+
+
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(GuardedHTTPConnection, req)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        options = {"context": self._context}
+        if hasattr(self, "_check_hostname"):  # Python 3.11's HTTPSHandler; gone in 3.12
+            options["check_hostname"] = self._check_hostname
+        return self.do_open(GuardedHTTPSConnection, req, **options)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, _normalized_host(parts.hostname or ""), parts.port or {"http": 80, "https": 443}.get(scheme)
+
+
+# Headers that carry credentials: sent to the URL's own origin only.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+class GuardedRedirectHandler(urllib.request.HTTPRedirectHandler):
+    """Redirects followed to http(s) URLs only (urllib also took ftp://, which no guard covers), each hop's
+    URL text checked here and its address at connect; credentials kept only when the hop stays on the
+    origin (scheme, host and port) of the request that was redirected: urllib copied every header but the
+    body's, so Prometheus' Authorization went wherever its answer pointed."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if urllib.parse.urlsplit(newurl).scheme.lower() not in ("http", "https"):
+            raise urllib.error.HTTPError(
+                newurl, code, f"{msg} (a redirect to a non-HTTP URL, not followed)", headers, fp
+            )
+        if is_link_local_url(newurl):
+            raise _refusal(
+                urllib.parse.urlsplit(newurl).hostname or newurl, detail=f"(The target of a {code} redirect.)"
+            )
+        new = super().redirect_request(req, fp, code, msg, headers, newurl)
+        if new is not None and _origin(newurl) != _origin(req.full_url):
+            for name in list(new.headers):
+                if name.lower() in CREDENTIAL_HEADERS:
+                    del new.headers[name]
+        return new
+
+
+class _NoRedirectHandler(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # urllib then raises HTTPError for the 3xx
+
+
+def guarded_opener(*, follow_redirects: bool = True) -> urllib.request.OpenerDirector:
+    """A urllib opener for URLs a staff member chose: http and https only, every connection (each redirect
+    hop's included) through guarded_create_connection. No proxy from the environment: a proxy resolves
+    the name itself, and the guard would check only the proxy's address. Without `follow_redirects` a 3xx
+    is an HTTPError, the answer."""
+    opener = urllib.request.OpenerDirector()
+    handlers = [
+        urllib.request.UnknownHandler(),  # ftp:, file:, data: are "unknown url type" errors
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+        _GuardedHTTPHandler(),
+        _GuardedHTTPSHandler(),
+        GuardedRedirectHandler() if follow_redirects else _NoRedirectHandler(),
+    ]
+    for handler in handlers:
+        opener.add_handler(handler)
+    return opener

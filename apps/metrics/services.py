@@ -17,7 +17,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from hdrh.histogram import HdrHistogram
 
-from apps.core.link_local import LINK_LOCAL_MESSAGE, is_link_local_url
+from apps.core.link_local import LINK_LOCAL_MESSAGE, guarded_opener, is_link_local_url, refusal_in
 from apps.metrics.models import Alert, AlertNotification, AlertRule, MetricPoint, RequestRollup
 from apps.metrics.recorder import percentile_values
 
@@ -425,16 +425,12 @@ def _webhook_origin(url: str) -> str:
         return "(a malformed URL)"
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A webhook's 3xx is its answer, never followed: urllib followed it (the POST turned into a GET), so a
-    receiver on an allowed address could send the product to the cloud metadata service, past the link-local
-    check of the stored URL, and its answer landed in the delivery's detail for staff to read."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None  # urllib then raises HTTPError for the 3xx: a failed delivery
-
-
-_webhook_opener = urllib.request.build_opener(_NoRedirects)
+# A webhook's 3xx is its answer, never followed: urllib followed it (the POST turned into a GET), so a
+# receiver on an allowed address could send the product to the cloud metadata service, past the link-local
+# check of the stored URL, and its answer landed in the delivery's detail for staff to read. Every connection
+# goes through the link-local guard: the stored URL's host is resolved at send time, and a name that now
+# resolves to the metadata service (changed after the rule was saved: DNS rebinding) is refused there.
+_webhook_opener = guarded_opener(follow_redirects=False)
 
 
 def _post_webhook(url: str, payload: dict) -> tuple[bool, str]:
@@ -449,6 +445,9 @@ def _post_webhook(url: str, payload: dict) -> tuple[bool, str]:
         with _webhook_opener.open(request, timeout=settings.ALERT_WEBHOOK_TIMEOUT_SECONDS) as response:
             return 200 <= response.status < 300, f"HTTP {response.status}"
     except (OSError, http.client.HTTPException, ValueError) as exc:  # no server, not HTTP, a malformed answer
+        if refusal := refusal_in(exc):  # its own words, not urllib's "<urlopen error ...>" around them
+            logger.warning("alert webhook to %s refused: %s", _webhook_origin(url), refusal)
+            return False, str(refusal)
         logger.warning("alert webhook to %s failed: %s", _webhook_origin(url), exc)
         return False, f"{type(exc).__name__}: {exc}"
 

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db.models import F, FloatField, Sum
 from django.db.models.functions import Cast, TruncHour
 
+from apps.core.link_local import guarded_opener, refusal_in
 from apps.scaling.models import ScalingPolicy, WorkloadForecast
 
 if TYPE_CHECKING:  # pandas (~1 s) is imported where used: this module loads in every process
@@ -153,6 +154,13 @@ def _request_rate(rows, *, until: datetime) -> pd.Series:
     return series.reindex(hours, fill_value=0.0)
 
 
+# Every connection to Prometheus, each redirect hop's included, goes through the link-local guard (the cloud
+# metadata service is refused however its address is written or resolved), and its credentials follow a
+# redirect only within Prometheus' own origin: urllib's own opener sent the Authorization header on to
+# wherever an answer pointed.
+_prometheus_opener = guarded_opener()
+
+
 def _prometheus_request(path: str) -> urllib.request.Request:
     """A request to SCALING_PROMETHEUS_URL, its credentials (user:password@ for basic auth, :token@ for a
     bearer token, as KEDA's TriggerAuthentication takes them) sent in the Authorization header: left in the
@@ -197,9 +205,11 @@ def prometheus_range(
     )
     request = _prometheus_request(f"/api/v1/query_range?{query}")
     try:
-        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 (an operator-set URL)
+        with _prometheus_opener.open(request, timeout=15) as response:
             payload = json.load(response)
     except OSError as exc:
+        if refusal := refusal_in(exc):
+            raise HistoryUnavailable(f"Prometheus: {refusal}") from exc
         raise HistoryUnavailable(f"Prometheus did not answer: {exc}") from exc
     except ValueError as exc:
         # Not Prometheus' JSON: an auth proxy's sign-in page (its redirect followed), a wrong URL's HTML. It
