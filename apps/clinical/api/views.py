@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+from urllib import parse
+
 from django.db import transaction
+from django.utils.crypto import constant_time_compare, salted_hmac
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 
 from apps.accounts import scopes
 from apps.accounts.authentication import BearerTokenAuthentication
@@ -21,7 +26,7 @@ from apps.clinical.api.representations import encounter_json, medication_request
 from apps.clinical.api.schema import PatientWindowOutputSerializer, VitalsOutputSerializer
 from apps.clinical.models import Encounter, Patient
 from apps.clinical.services import patient_scope
-from apps.core.api.pagination import keyset_pagination
+from apps.core.api.pagination import KeysetPagination, keyset_pagination
 from apps.core.api.params import reject_unknown_params, validated_body, validated_query
 from apps.core.api.parsers import JSONParser
 from apps.core.api.schema import ErrorOutputSerializer, error_responses
@@ -171,13 +176,51 @@ class PatientWindowView(PhiAPIView):
         return Response({"count": count, "offset": offset, "results": rows})
 
 
+class SearchBoundPagination(KeysetPagination):
+    """Keyset pages by id whose cursor is bound to the search that issued it. A cursor holds only the last id
+    seen, so one reused with other parameters (another name, another birth date) answered that search's
+    patients after that id: pages of a search never asked for in that order, silently. The cursor carries a
+    keyed digest of its search's parameters (not the parameters: cursors reach logs) and another search is a
+    400 on `cursor`. The page size may change between pages."""
+
+    ordering = ("id",)
+    unbound = ("cursor", "page_size")
+    mismatch = "This cursor belongs to another search; start again without it."
+
+    def search_digest(self, request: Request) -> str:
+        search = sorted((k, v) for k, v in request.query_params.lists() if k not in self.unbound)
+        return salted_hmac("clinical.patient-search-cursor", repr(search)).hexdigest()[:32]
+
+    def decode_cursor(self, request: Request):
+        self.digest = self.search_digest(request)
+        cursor = super().decode_cursor(request)
+        if cursor is not None:
+            encoded = request.query_params[self.cursor_query_param]
+            tokens = parse.parse_qs(base64.b64decode(encoded.encode("ascii")).decode("ascii"))
+            if "s" not in tokens:  # none this server issues: as any other cursor it never issued
+                raise NotFound(self.invalid_cursor_message)
+            if not constant_time_compare(tokens["s"][0], self.digest):
+                raise ValidationError({self.cursor_query_param: [self.mismatch]})
+        return cursor
+
+    def encode_cursor(self, cursor) -> str:
+        tokens = {"o": str(cursor.offset)} if cursor.offset else {}
+        if cursor.reverse:
+            tokens["r"] = "1"
+        if cursor.position is not None:
+            tokens["p"] = cursor.position
+        tokens["s"] = self.digest
+        encoded = base64.b64encode(parse.urlencode(tokens, doseq=True).encode("ascii")).decode("ascii")
+        return replace_query_param(self.base_url, self.cursor_query_param, encoded)
+
+
 class PatientListView(PhiAPIView):
     """Search active patients by name prefix and birth date (GET), or register one (POST)."""
 
     required_scopes = {"GET": [scopes.PATIENT_READ], "POST": [scopes.PATIENT_WRITE]}
     resource_type = "Patient"
     # By id: the cursor then carries no name, and pages stay exact however many share a surname.
-    pagination_class = keyset_pagination("id")
+    pagination_class = SearchBoundPagination
     parser_classes = [JSONParser]
 
     @extend_schema(
