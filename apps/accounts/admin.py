@@ -22,10 +22,11 @@ from apps.accounts.services import (
     validate_expires_at,
 )
 from apps.core.admin import time_readable_in_utc
+from apps.core.admin_lookups import PlainLookupsAdmin
 
 
 @admin.register(ApiClient)
-class ApiClientAdmin(admin.ModelAdmin):
+class ApiClientAdmin(PlainLookupsAdmin, admin.ModelAdmin):
     list_display = ["name", "token_prefix", "scopes", "is_active", "expires_at", "revoked_at", "created_at"]
     list_filter = ["is_active", "expires_at", "revoked_at"]
     search_fields = ["name", "token_prefix", "description"]
@@ -156,7 +157,7 @@ class GrantsOnlyWhatTheEditorHolds:
             getattr(form.instance, field).add(*objects)
 
 
-class StaffGroupAdmin(GrantsOnlyWhatTheEditorHolds, GroupAdmin):
+class StaffGroupAdmin(PlainLookupsAdmin, GrantsOnlyWhatTheEditorHolds, GroupAdmin):
     """Django's group admin offered every permission: an Administrator (who holds auth.change_group) could add
     axes' permissions to their own group, clear their own lockouts and keep guessing a superuser's password."""
 
@@ -179,7 +180,7 @@ class StaffGroupAdmin(GrantsOnlyWhatTheEditorHolds, GroupAdmin):
         return [*readonly, "name"] if obj is not None and obj.name in ROLE_GROUPS else readonly
 
 
-class StaffUserAdmin(GrantsOnlyWhatTheEditorHolds, UserAdmin):
+class StaffUserAdmin(PlainLookupsAdmin, GrantsOnlyWhatTheEditorHolds, UserAdmin):
     """Django's user admin, except that only a superuser makes or edits a superuser: an Administrator holds
     every permission of the control plane, but could otherwise tick their own superuser box, or reset a
     superuser's password and act as them. And a staff user hands out only the permissions and groups they

@@ -3,13 +3,14 @@ from django.utils.html import format_html, format_html_join
 
 from apps.caching import selectors, services
 from apps.caching.models import CachePolicy
+from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.services.admin import ListRowFormAdmin
 
 COLUMNS = ("hits", "misses", "stale_serves", "evictions", "errors", "entries", "bytes")
 
 
 @admin.register(CachePolicy)
-class CachePolicyAdmin(ListRowFormAdmin):
+class CachePolicyAdmin(PlainLookupsAdmin, ListRowFormAdmin):
     list_display = ["namespace", "enabled", "ttl_seconds", "stale_while_revalidate_seconds", "l1_enabled",
                     "l2_enabled", "l3_enabled", "encrypt", "hit_rate", "updated_at"]  # fmt: skip
     list_editable = ["enabled", "ttl_seconds"]

@@ -25,6 +25,8 @@ from django_celery_beat.admin import (
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 from kombu.utils.json import loads
 
+from apps.core.admin_lookups import PlainLookupsAdmin
+
 WHAT_RUNS = ("name", "task", "args", "kwargs", "queue", "exchange", "routing_key", "priority", "headers",
              "expires", "expire_seconds", "one_off")  # fmt: skip
 
@@ -102,7 +104,7 @@ class WhatRunsForm(TimesReadableInUtc, PeriodicTaskForm):
         return value
 
 
-class ScheduleAdmin(PeriodicTaskAdmin):
+class ScheduleAdmin(PlainLookupsAdmin, PeriodicTaskAdmin):
     form = WhatRunsForm
 
     @staticmethod
@@ -137,19 +139,19 @@ class InlineOnlyShown:
         return super().get_inline_instances(request, obj)
 
 
-class IntervalAdmin(InlineOnlyShown, IntervalScheduleAdmin):
+class IntervalAdmin(PlainLookupsAdmin, InlineOnlyShown, IntervalScheduleAdmin):
     pass
 
 
-class SolarAdmin(InlineOnlyShown, SolarScheduleAdmin):
+class SolarAdmin(PlainLookupsAdmin, InlineOnlyShown, SolarScheduleAdmin):
     pass
 
 
-class ClockedAdmin(InlineOnlyShown, ClockedScheduleAdmin):
+class ClockedAdmin(PlainLookupsAdmin, InlineOnlyShown, ClockedScheduleAdmin):
     pass
 
 
-class CrontabAdmin(InlineOnlyShown, CrontabScheduleAdmin):
+class CrontabAdmin(PlainLookupsAdmin, InlineOnlyShown, CrontabScheduleAdmin):
     """django-celery-beat's crontab admin, whose page showed its readable form even for values the fields had
     just refused: "-1" as a minute was a 500 (celery's ParseException) instead of the field's error."""
 
@@ -192,3 +194,16 @@ admin.site.register(CrontabSchedule, CrontabAdmin)
 for _model, _admin in ((IntervalSchedule, IntervalAdmin), (SolarSchedule, SolarAdmin), (ClockedSchedule, ClockedAdmin)):
     admin.site.unregister(_model)
     admin.site.register(_model, _admin)
+
+
+def _with_plain_lookups(admin_class: type[admin.ModelAdmin]) -> type[admin.ModelAdmin]:
+    return type(admin_class.__name__, (PlainLookupsAdmin, admin_class), {"__module__": __name__})
+
+
+# django-axes registers its lockout logs itself (when AXES_ENABLE_ADMIN): the same admins, with changelist lookups
+# limited to plain comparisons (`?attempt_time__year=99999` was a 500). Registered before this module (axes comes
+# first in INSTALLED_APPS).
+for _model, _model_admin in list(admin.site._registry.items()):
+    if _model._meta.app_label == "axes" and not isinstance(_model_admin, PlainLookupsAdmin):
+        admin.site.unregister(_model)
+        admin.site.register(_model, _with_plain_lookups(type(_model_admin)))

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
+from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.inference import selectors
 from apps.inference.models import ModelDeployment, QuantizationProfile
 from apps.services.admin import ServiceVisibilityAdmin
@@ -17,7 +18,7 @@ SERVING_FIELDS = ["max_batch_size", "max_queue_delay_ms", "max_input_tokens", "m
 
 
 @admin.register(ModelDeployment)
-class ModelDeploymentAdmin(ServiceVisibilityAdmin):
+class ModelDeploymentAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     unassigned_visible = True  # a deployment of no service is everyone's
     list_display = ["name", "task", "source", "quantization", "chosen_quantization", "max_batch_size",
                     "slo_p95_ms", "enabled"]  # fmt: skip
@@ -78,7 +79,7 @@ class ModelDeploymentAdmin(ServiceVisibilityAdmin):
 
 
 @admin.register(QuantizationProfile)
-class QuantizationProfileAdmin(ServiceVisibilityAdmin):
+class QuantizationProfileAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     service_field, unassigned_visible = "deployment__service", True
     show_full_result_count = False  # one row per mode per measurement
     list_display = ["deployment", "mode", "measured_at", "available", "chosen", "sequences_per_s", "tokens_per_s",

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.db import models
 
+from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.metrics.models import Alert, AlertNotification, AlertRule
 from apps.services.admin import ListRowForm, ServiceVisibilityAdmin
 from apps.services.selectors import sees_all_traffic
@@ -14,7 +15,7 @@ class AlertRuleRowForm(ListRowForm):
             super().add_error(field, error)
 
 
-class AlertVisibilityAdmin(ServiceVisibilityAdmin):
+class AlertVisibilityAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     """A rule of no service watches every route, so it and its alerts are for viewers who see all traffic."""
 
     def unassigned_visible_to(self, visible_services: frozenset[int] | None) -> bool:

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.db.models import F, QuerySet, Window
 from django.db.models.functions import Now, RowNumber
 
+from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.ratelimits import services
 from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
 from apps.ratelimits.selectors import route_scopes
@@ -35,7 +36,7 @@ class AdjustmentInline(admin.TabularInline):
 
 
 @admin.register(RateLimitPolicy)
-class RateLimitPolicyAdmin(ListRowFormAdmin):
+class RateLimitPolicyAdmin(PlainLookupsAdmin, ListRowFormAdmin):
     list_display = ["scope", "enabled", "requests", "period_seconds", "burst_per_second", "effective",
                     "fail_open", "priority", "adaptive", "updated_at"]  # fmt: skip
     list_editable = ["enabled", "requests"]
@@ -87,7 +88,7 @@ class RateLimitPolicyAdmin(ListRowFormAdmin):
 
 
 @admin.register(RateLimitAdjustment)
-class RateLimitAdjustmentAdmin(admin.ModelAdmin):
+class RateLimitAdjustmentAdmin(PlainLookupsAdmin, admin.ModelAdmin):
     """The record of every adaptive change (the issue: "every change is recorded and visible in admin"): read,
     never edited or deleted here; the retention task prunes it."""
 

@@ -1,11 +1,12 @@
 from django.contrib import admin
 
+from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.resources.models import ResourceRecommendation, ResourceSample, ResourceThreshold
 from apps.services.admin import ListRowFormAdmin
 
 
 @admin.register(ResourceThreshold)
-class ResourceThresholdAdmin(ListRowFormAdmin):
+class ResourceThresholdAdmin(PlainLookupsAdmin, ListRowFormAdmin):
     """One row per kind, seeded: edited, never added or removed (the monitor knows these kinds only)."""
 
     list_display = ["kind", "pct", "updated_at"]
@@ -21,7 +22,7 @@ class ResourceThresholdAdmin(ListRowFormAdmin):
 
 
 @admin.register(ResourceRecommendation)
-class ResourceRecommendationAdmin(admin.ModelAdmin):
+class ResourceRecommendationAdmin(PlainLookupsAdmin, admin.ModelAdmin):
     """Opened and resolved by the monitor's samples only: a status set here would be undone by the next sample,
     and a reopened one collided with the open one of the same kind and host (a 500)."""
 
@@ -44,7 +45,7 @@ class ResourceRecommendationAdmin(admin.ModelAdmin):
 
 
 @admin.register(ResourceSample)
-class ResourceSampleAdmin(admin.ModelAdmin):
+class ResourceSampleAdmin(PlainLookupsAdmin, admin.ModelAdmin):
     """What the monitor measured: history, read-only (pruned by the monitor after 30 days)."""
 
     list_display = ["at", "host", "cpu_pct", "cpu_source", "memory_pct", "memory_source", "disk_pct", "pool_pct",

@@ -4,6 +4,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models
 from django.http import HttpRequest
 
+from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.services.models import Service
 from apps.services.selectors import of_visible_services, sees_every_service, services_visible_to, visible_service_ids
 from apps.services.services import (
@@ -70,7 +71,7 @@ class ServiceVisibilityAdmin(admin.ModelAdmin):
 
 
 @admin.register(Service)
-class ServiceAdmin(admin.ModelAdmin):
+class ServiceAdmin(PlainLookupsAdmin, admin.ModelAdmin):
     list_display = ["name", "slug", "kind", "owner_team", "is_active", "slo_p95_ms", "slo_p99_ms", "slo_error_rate_pct",
                     "base_url_error"]  # fmt: skip
     list_filter = ["kind", "is_active", "owner_team"]
