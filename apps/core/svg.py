@@ -10,11 +10,16 @@ WIDTH, HEIGHT, PAD = 720, 200, 40
 
 
 def columns(bars: list[tuple[float, str, str]], *, colour: str, label: str) -> SafeString:
-    """Vertical bars: (value, tooltip, axis label or "") each, scaled to the tallest."""
+    """Vertical bars: (value, tooltip, axis label or "") each, scaled to the tallest.
+
+    A bar's axis label starts at its left edge, but the last bar's ends at the chart's right edge: started
+    at the last bar's left edge, it ran past the chart's width and was clipped, and a label of where the
+    axis ends (a histogram's highest bucket bound) stood a bar's width short of it."""
     if not bars:
         return mark_safe("")
     peak = max(value for value, _, _ in bars) or 1
     step = (WIDTH - 2 * PAD) / len(bars)
+    last = len(bars) - 1
     parts = []
     for index, (value, tooltip, axis) in enumerate(bars):
         x, height = round(PAD + index * step, 1), round((HEIGHT - 2 * PAD) * value / peak, 1)
@@ -22,7 +27,12 @@ def columns(bars: list[tuple[float, str, str]], *, colour: str, label: str) -> S
             f'<rect x="{x}" y="{round(HEIGHT - PAD - height, 1)}" width="{round(max(step - 1, 0.5), 1)}" '
             f'height="{height}" fill="{colour}"><title>{escape(tooltip)}</title></rect>'
         )
-        if axis:
+        if axis and index == last and last:
+            parts.append(
+                f'<text x="{WIDTH - PAD}" y="{HEIGHT - PAD + 14}" font-size="10" text-anchor="end">'
+                f"{escape(axis)}</text>"
+            )
+        elif axis:
             parts.append(f'<text x="{x}" y="{HEIGHT - PAD + 14}" font-size="10">{escape(axis)}</text>')
     return mark_safe(  # noqa: S308 (numbers and escaped text)
         f'<svg width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{escape(label)}">'
