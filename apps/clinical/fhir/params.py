@@ -292,28 +292,48 @@ def birthdate_condition(raw: str, field: str = "birth_date") -> Q:
 
 # --- keyset cursors -------------------------------------------------------------------------------
 # A cursor is `<values>.<MAC>`: the ordering values of the page's last row (JSON, urlsafe base64) and an
-# HMAC-SHA256 of them, so the server reads only cursors it issued: a hand-made one ([1], [-10**20], an id past
-# bigint) is refused before any of its values reaches a query. The key is derived from CACHE_KEY_SECRET, as
-# the cache's keys are; rotating it ends the cursors then open (their searches are asked again).
+# HMAC-SHA256 of them and of the search they page (`search_binding`), so the server reads only cursors it
+# issued, and each only on its own search: a hand-made one ([1], [-10**20], an id past bigint) is refused
+# before any of its values reaches a query, and so is one taken from another search (another patient, code or
+# sort), which paged that search's rows from a place in another's, silently wrong. The key is derived from
+# CACHE_KEY_SECRET, as the cache's keys are; rotating it ends the cursors then open (their searches are asked
+# again).
 _CURSOR_MAC_BYTES = 16
+# What a search's pages may differ in while being one search: the page size (a keyset cursor holds in any),
+# the format, and the cursor and the posted search's key themselves (its parameters, restored, are bound).
+UNBOUND_PARAMS = frozenset({"_count", "_cursor", "_format", "_pretty", "_search", "_summary"})
 
 
-def _cursor_mac(payload: str) -> str:
+def search_binding(resource_type: str, params) -> str:
+    """The search a cursor pages, in one spelling: the resource type and its parameters but UNBOUND_PARAMS,
+    sorted, each one's values sorted (a repeated `date` is a range whichever comes first). Empty for a search
+    without any (`Patient?_count=10`)."""
+    bound = sorted((name, sorted(params.getlist(name))) for name in params if name not in UNBOUND_PARAMS)
+    return f"{resource_type}?{json.dumps(bound, ensure_ascii=True)}" if bound else ""
+
+
+def _cursor_mac(payload: str, search: str) -> str:
     key = hmac.digest(settings.CACHE_KEY_SECRET.encode(), b"controlplane fhir cursor", "sha256")
-    mac = hmac.digest(key, payload.encode(), "sha256")[:_CURSOR_MAC_BYTES]
+    # A search without parameters signs the values alone, as every cursor was before searches were bound.
+    signed = f"{payload}\n{search}" if search else payload
+    mac = hmac.digest(key, signed.encode(), "sha256")[:_CURSOR_MAC_BYTES]
     return base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
-def encode_cursor(values: list) -> str:
+def encode_cursor(values: list, search: str = "") -> str:
+    """A cursor after `values`, for the search `search_binding` spells as `search`."""
     raw = json.dumps([v.isoformat() if isinstance(v, datetime | date) else v for v in values]).encode()
     payload = base64.urlsafe_b64encode(raw).decode().rstrip("=")
-    return f"{payload}.{_cursor_mac(payload)}"
+    return f"{payload}.{_cursor_mac(payload, search)}"
 
 
-def decode_cursor(raw: str, length: int) -> list:
+def decode_cursor(raw: str, length: int, search: str = "") -> list:
+    """The values of a cursor the server issued for this search; any other is a FhirParamError (400)."""
     payload, _, mac = raw.partition(".")
-    if not (payload.isascii() and mac.isascii()) or not hmac.compare_digest(mac, _cursor_mac(payload)):
-        raise FhirParamError("_cursor", "not a cursor this server issued")
+    if not (payload.isascii() and mac.isascii()) or not hmac.compare_digest(mac, _cursor_mac(payload, search)):
+        raise FhirParamError(
+            "_cursor", "not a cursor this server issued for this search: follow the next link of the search itself"
+        )
     try:
         padded = payload + "=" * (-len(payload) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))

@@ -67,6 +67,7 @@ from apps.clinical.fhir.params import (
     parse_reference,
     parse_token,
     parse_tokens,
+    search_binding,
     split_or,
 )
 from apps.clinical.identifiers import normalize_system
@@ -531,7 +532,10 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         self_url = self.self_url(request, params, posted, ignored)
         next_url = None
         if has_more and page:
-            cursor = encode_cursor([getattr(page[-1], field.lstrip("-")) for field in ordering])
+            # Bound to this search: used on another, it is refused rather than paging that one from here.
+            cursor = encode_cursor(
+                [getattr(page[-1], field.lstrip("-")) for field in ordering], search_binding(self.resource_type, params)
+            )
             # An MRN is never put in a URL by the server: a GET search by identifier (one MRN in several
             # systems) pages by an opaque key too, as a posted one does.
             if posted or "identifier" in kept:
@@ -595,11 +599,11 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         if parsed is None:
             rows, patient_id, digest_query = self.filter(params)
             ordering = self.ordering_for(params)
-            rows = _page_order(rows, ordering, self.cursor_after(params, ordering, rows.model))
+            rows = _page_order(rows, ordering, self.cursor_after(params, ordering))
             return list(rows[:limit]), ordering, patient_id, digest_query
         values, shape, patient_id, digest_query = parsed
         ordering = self.ordering_for(params)
-        after = self.cursor_after(params, ordering, self.model)
+        after = self.cursor_after(params, ordering)
         if patient_id is not None and not self.patient_is_active(patient_id):
             return [], ordering, patient_id, digest_query
         values.update((f"after_{i}", value) for i, value in enumerate(after or []))
@@ -639,12 +643,13 @@ class FhirSearchView(FhirMixin, PhiAPIView):
             return ordering[int(index)].lstrip("-")
         return self.slot_fields.get(slot) or self.slot_fields[name]
 
-    @staticmethod
-    def cursor_after(params, ordering: list[str], model) -> list | None:
-        """The ordering values a `_cursor` carries, typed; a tampered cursor is a 400, never a 500."""
+    def cursor_after(self, params, ordering: list[str]) -> list | None:
+        """The ordering values a `_cursor` carries, typed; a tampered cursor, or one of another search, is a 400,
+        never a 500 or a page of the wrong rows."""
         if not params.get("_cursor"):
             return None
-        values = decode_cursor(params["_cursor"], len(ordering))
+        model = self.model
+        values = decode_cursor(params["_cursor"], len(ordering), search_binding(self.resource_type, params))
         try:
             values = [
                 model._meta.get_field(field.lstrip("-")).to_python(value)
