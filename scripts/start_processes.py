@@ -11,6 +11,7 @@ import math
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -238,10 +239,19 @@ def _hold_var_dir():
     return lock
 
 
+def _check_settings() -> int:
+    """The settings and the apps loaded (`manage.py check`), so that a bad setting (DATABASE_URL=nonsense, a value
+    out of its range) stops `make run` here, in manage.py's one line, before migrating and seeding."""
+    manage = Path(__file__).resolve().parent.parent / "manage.py"
+    # Its "no issues" line is not this step's to say; problems go to stderr.
+    command = [sys.executable, str(manage), "check"]
+    return subprocess.run(command, stdout=subprocess.DEVNULL, check=False).returncode  # noqa: S603 - our own files
+
+
 if __name__ == "__main__":
     held = _hold_var_dir()
     if sys.argv[1:] == ["--check"]:  # before migrating and seeding: said at once, nothing touched
-        sys.exit(0)
+        sys.exit(_check_settings())
     import honcho.command
     from honcho.command import main
 
