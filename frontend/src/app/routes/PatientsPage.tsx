@@ -30,18 +30,26 @@ function PatientsView() {
       // inside one were no cells at all to a screen reader. The button's ::after covers the row for the mouse.
       return (
         <>
-          <span className="cell" role="cell">
-            <button type="button" className="row-button" onClick={() => setSelected(patient)} aria-pressed={selected?.id === patient.id}>
+          <span className="cell" role="gridcell">
+            {/* Not a Tab stop: the grid is the list's one; its keys move between rows, Enter opens one. */}
+            <button type="button" className="row-button" tabIndex={-1} onClick={() => setSelected(patient)} aria-pressed={selected?.id === patient.id}>
               {patient.family_name}, {patient.given_name}
             </button>
           </span>
-          <span className="cell" role="cell">{patient.birth_date}</span>
-          <span className="cell" role="cell">{patient.sex}</span>
-          <span className="cell muted" role="cell">#{patient.id}</span>
+          <span className="cell" role="gridcell">{patient.birth_date}</span>
+          <span className="cell" role="gridcell">{patient.sex}</span>
+          <span className="cell muted" role="gridcell">#{patient.id}</span>
         </>
       );
     },
     [window.rows, selected],
+  );
+  const open = useCallback(
+    (index: number) => {
+      const patient = window.rows.get(index);
+      if (patient) setSelected(patient);
+    },
+    [window.rows],
   );
 
   return (
@@ -80,6 +88,7 @@ function PatientsView() {
           }
           renderRow={renderRow}
           onRange={window.onRange}
+          onOpen={open}
         />
         {selected ? <VitalsChart patient={selected} /> : <p className="muted">Choose a patient to see their vital signs.</p>}
       </div>

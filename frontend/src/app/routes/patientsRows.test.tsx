@@ -21,15 +21,15 @@ describe("PatientsPage rows, as a screen reader reads the table", () => {
     vi.spyOn(Element.prototype, "clientHeight", "get").mockReturnValue(520);
     vi.spyOn(Element.prototype, "clientWidth", "get").mockReturnValue(800);
     render(<PatientsPage />);
-    const table = screen.getByRole("table", { name: "Patients" });
+    const table = screen.getByRole("grid", { name: "Patients" });
     await waitFor(() => expect(table.textContent).toMatch(/Doe, Jo/));
     const row = within(table).getAllByRole("row")[1];
     // A button's children are presentational: its four "cells" were no cells at all, so the row read as one
     // button and a screen reader's table commands found no Born or Sex column under the headers.
-    const cells = row.querySelectorAll("[role=cell]");
+    const cells = row.querySelectorAll("[role=gridcell]");
     expect(cells).toHaveLength(4);
     cells.forEach((cell) => expect(cell.parentElement).toBe(row));
-    expect(row.querySelectorAll("button [role=cell]")).toHaveLength(0);
+    expect(row.querySelectorAll("button [role=gridcell]")).toHaveLength(0);
 
     const open = within(row).getByRole("button", { name: "Doe, Jo" });
     expect(open.getAttribute("aria-pressed")).toBe("false");

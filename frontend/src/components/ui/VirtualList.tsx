@@ -1,5 +1,5 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
-import { useEffect, useRef, type ReactNode } from "react";
+import { useEffect, useId, useRef, useState, type KeyboardEvent, type ReactNode } from "react";
 
 export interface VirtualListProps {
   count: number;
@@ -10,14 +10,28 @@ export interface VirtualListProps {
   renderRow: (index: number) => ReactNode;
   /** Called with the first and last index on screen (after each scroll), to fetch what is missing. */
   onRange?: (first: number, last: number) => void;
+  /**
+   * Opens a row (Enter, or a click on it). Given, the list is a keyboard grid: one Tab stop, the arrow keys
+   * (and Page Up/Down, Home, End) move the active row, Enter opens it. Without, a table the keyboard scrolls.
+   */
+  onOpen?: (index: number) => void;
+}
+
+/** The active row after a key, or null for a key the grid leaves alone. */
+export function nextActive(key: string, active: number, count: number, pageRows: number): number | null {
+  if (count === 0) return null;
+  const to = { ArrowDown: active + 1, ArrowUp: active - 1, PageDown: active + pageRows, PageUp: active - pageRows, Home: 0, End: count - 1 }[key];
+  return to === undefined ? null : Math.min(count - 1, Math.max(0, to));
 }
 
 /**
  * A list that keeps only the rows on screen (plus a few) in the DOM, however many there are: 100k
  * patients scroll as smoothly as 100. Rows are fixed height, so no row is ever measured.
  */
-export function VirtualList({ count, rowHeight, height, label, header, renderRow, onRange }: VirtualListProps) {
+export function VirtualList({ count, rowHeight, height, label, header, renderRow, onRange, onOpen }: VirtualListProps) {
   const scroller = useRef<HTMLDivElement>(null);
+  const id = useId();
+  const [active, setActive] = useState(0);
   const virtualizer = useVirtualizer({
     count,
     getScrollElement: () => scroller.current,
@@ -30,21 +44,52 @@ export function VirtualList({ count, rowHeight, height, label, header, renderRow
   useEffect(() => {
     if (count) onRange?.(first, last);
   }, [first, last, count, onRange]);
+  // A new search's shorter list: the active row stays within it.
+  const current = Math.min(active, Math.max(count - 1, 0));
+  const grid = Boolean(onOpen);
+  const rowId = (index: number) => `${id}-row-${index}`;
+
+  // Every row was a Tab stop of its own (its button): reaching the chart past 30 patients took 30 presses.
+  // As a grid, the list is one Tab stop whose active row (aria-activedescendant) the keys move; the
+  // virtualizer scrolls it into view, so the row it names is always in the DOM.
+  const onKeyDown = (event: KeyboardEvent<HTMLDivElement>) => {
+    if (event.key === "Enter" || event.key === " ") {
+      if (count === 0) return;
+      event.preventDefault();
+      onOpen?.(current);
+      return;
+    }
+    const to = nextActive(event.key, current, count, Math.max(1, Math.floor(height / rowHeight) - 1));
+    if (to === null) return;
+    event.preventDefault();
+    setActive(to);
+    virtualizer.scrollToIndex(to, { align: "auto" });
+  };
 
   return (
     // The header is row 1 (ARIA counts every row of a table): the last of 100,000 patients is row 100,001
     // of 100,001, where a screen reader said "row 100,000 of 100,000" and the header row was uncounted.
-    <div className="vlist" role="table" aria-label={label} aria-rowcount={count + 1}>
+    <div
+      className="vlist"
+      role={grid ? "grid" : "table"}
+      aria-label={label}
+      aria-rowcount={count + 1}
+      {...(grid
+        ? { tabIndex: 0, onKeyDown, "aria-activedescendant": count ? rowId(current) : undefined, "data-testid": "vlist-grid" }
+        : {})}
+    >
       <div role="rowgroup">{header}</div>
-      <div ref={scroller} className="vlist-scroller" style={{ height }} tabIndex={0} data-testid="vlist-scroller">
+      <div ref={scroller} className="vlist-scroller" style={{ height }} tabIndex={grid ? -1 : 0} data-testid="vlist-scroller">
         <div role="rowgroup" style={{ height: virtualizer.getTotalSize(), position: "relative" }}>
           {items.map((item) => (
             <div
               key={item.key}
+              id={grid ? rowId(item.index) : undefined}
               role="row"
               aria-rowindex={item.index + 2}
-              className="vlist-row"
+              className={grid && item.index === current ? "vlist-row vlist-active" : "vlist-row"}
               style={{ height: rowHeight, transform: `translateY(${item.start}px)` }}
+              onClick={grid ? () => setActive(item.index) : undefined}
             >
               {renderRow(item.index)}
             </div>
