@@ -289,3 +289,69 @@ def test_a_prometheus_on_loopback_still_answers(server, settings):
     prometheus = server(lambda handler: ok(handler, RANGE))
     settings.SCALING_PROMETHEUS_URL = prometheus.url
     assert list(_history()) == [2.0]
+
+
+# --- the opener -------------------------------------------------------------------------------------------
+
+
+def test_the_opener_refuses_an_https_name_resolving_to_the_metadata_service(monkeypatch):
+    from apps.core.link_local import guarded_opener, refusal_in
+
+    resolving(monkeypatch, {"prometheus.hospital.example": [METADATA]})
+    with pytest.raises(OSError) as raised:
+        guarded_opener().open("https://prometheus.hospital.example/api/v1/query", timeout=5)
+    assert refusal_in(raised.value) is not None
+
+
+def test_the_opener_speaks_tls_through_the_guard():
+    """A TCP server that answers in plain text: the HTTPS handler connects through the guard (the server
+    accepts) and TLS fails on the answer, a connection error like any other, not a refusal."""
+    from apps.core.link_local import guarded_opener, refusal_in
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(60)  # never left waiting when the client failed before it connected
+    accepted = []
+
+    def answer_in_plain_text():
+        connection, _ = listener.accept()
+        accepted.append(connection)
+        connection.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        connection.recv(65536)
+        connection.close()
+
+    thread = threading.Thread(target=answer_in_plain_text, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(OSError) as raised:
+            guarded_opener().open(f"https://127.0.0.1:{listener.getsockname()[1]}/", timeout=10)
+    finally:
+        thread.join(timeout=30)
+        listener.close()
+    assert len(accepted) == 1
+    assert refusal_in(raised.value) is None
+
+
+def test_the_opener_takes_no_proxy_from_the_environment(monkeypatch, server):
+    """A proxy resolves the name itself: the guard would check the proxy's address, not the target's."""
+    from apps.core.link_local import guarded_opener
+
+    receiver = server()
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with guarded_opener().open(f"{receiver.url}/direct", timeout=10) as response:
+        assert response.status == 200
+    assert [path for _, path, _ in receiver.seen] == ["/direct"]
+
+
+@pytest.mark.parametrize("location", ["ftp://127.0.0.1/etc/passwd", "file:///etc/passwd"])
+def test_a_redirect_to_another_scheme_is_not_followed(server, location):
+    import urllib.error
+
+    from apps.core.link_local import guarded_opener
+
+    redirecting = server(redirect_to(location))
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        guarded_opener().open(redirecting.url, timeout=10)
+    assert raised.value.code == 302
