@@ -430,13 +430,17 @@ class PatientReadView(FhirMixin, PhiAPIView):
 
 def _not_modified(request: Request, etag: str, updated: datetime) -> bool:
     """A conditional read (RFC 9110): If-None-Match, by weak comparison, or else If-Modified-Since, which has
-    whole seconds."""
+    whole seconds. A date later than the server's clock is ignored, as RFC 9110 (13.1.3) has it: it is no time
+    the client saw the resource at (a skewed or made-up clock), and answering 304 to it kept the client on a
+    copy it never checked against any version, whatever changed before that date came round."""
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
         tags = parse_etags(if_none_match)
         return "*" in tags or etag.removeprefix("W/") in {tag.removeprefix("W/") for tag in tags}
     since = parse_http_date_safe(request.headers.get("If-Modified-Since") or "")
-    return since is not None and int(updated.timestamp()) <= since
+    if since is None or since > timezone.now().timestamp():
+        return False
+    return int(updated.timestamp()) <= since
 
 
 class FhirSearchView(FhirMixin, PhiAPIView):
