@@ -129,6 +129,7 @@ def graceful_manager():
             self._step = -1  # index into _STEPS of the last step begun
             self._step_at = 0.0
             self._signalled: dict[str, int] = {}  # process name: the last step it was sent
+            self._forced: dict[str, str] = {}  # process name: the signal past SIGTERM it needed (SIGQUIT, SIGKILL)
             self._hurries = (
                 0  # second signals not yet acted on (the watch acts: a handler may interrupt the lock's holder)
             )
@@ -146,6 +147,16 @@ def graceful_manager():
             signal.signal(signal.SIGTERM, self._on_signal)
             super()._start()  # the processes' readers are given the queue itself; loop() reads it through:
             self.events = _StopReports(self.events, self._stop_returncode)
+
+        def loop(self) -> None:
+            """honcho's loop; a process that outlasted its graceful shutdown (sent SIGQUIT or SIGKILL) is named,
+            and the run's status is 1: it was 130 or 143 after a Ctrl-C or SIGTERM whatever became of them, so a
+            worker killed mid-task (its task lost) looked like a clean stop. A graceful stop keeps 130 or 143."""
+            super().loop()
+            for name, signame in self._forced.items():
+                self._system_print(f"{name} did not stop gracefully: it needed {signame}\n")
+            if self._forced:
+                self.returncode = 1
 
         def _stop_returncode(self, name: str, returncode: int | None) -> int | None:
             """uvicorn (live) ends a graceful shutdown by raising again the SIGTERM that began it, so honcho
@@ -217,7 +228,10 @@ def graceful_manager():
                     else:
                         os.kill(pid, signum)  # the server alone: it stops its own children, its own way
                 except ProcessLookupError:
-                    pass  # ended meanwhile
+                    continue  # ended meanwhile
+                if signum != signal.SIGTERM:
+                    with self._steps_lock:
+                        self._forced[name] = signum.name
 
     return GracefulManager
 
