@@ -28,11 +28,16 @@ if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window, limit, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+-- Members stamped ahead of now (Redis's clock stepped back, or one written from outside) would be counted, and
+-- make the wait, for as long as they are ahead: for ever, for a bad score. Stamped now instead: still counted
+-- (a step back does not hand out a second window), but gone within the window.
+local ahead = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. (now + FUTURE_MS), '+inf')
+for i = 1, #ahead do redis.call('ZADD', KEYS[1], now, ahead[i]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 local count = redis.call('ZCARD', KEYS[1])
 if count >= limit then
   local freeing = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
-  local wait = tonumber(freeing[2]) + window - now
+  local wait = math.min(tonumber(freeing[2]) + window - now, window)
   redis.call('PEXPIRE', KEYS[1], window)  -- a period lengthened since the last admission: keep the log that long
   return {0, limit, 0, wait, wait}
 end
@@ -44,19 +49,23 @@ if burst > 0 then
   local recent = redis.call('ZRANGEBYSCORE', KEYS[1], now - 999, '+inf', 'WITHSCORES', 'LIMIT', 0, burst)
   local in_second = #recent / 2
   if in_second >= burst then
-    local wait = tonumber(recent[2]) + 1000 - now
+    local wait = math.min(tonumber(recent[2]) + 1000 - now, 1000)
     return {0, burst, 0, wait, wait}
   end
   if burst - in_second - 1 < remaining then
     quota, remaining, reset = burst, burst - in_second - 1, 1000
-    if in_second > 0 then reset = tonumber(recent[2]) + 1000 - now end
+    if in_second > 0 then reset = math.min(tonumber(recent[2]) + 1000 - now, 1000) end
   end
 end
 redis.call('ZADD', KEYS[1], now, ARGV[4])
 redis.call('PEXPIRE', KEYS[1], window)
 if count == 0 and quota == limit then reset = window end
-return {1, quota, remaining, reset, 0}
+return {1, quota, remaining, math.min(reset, window), 0}
 """
+# How far ahead of the store's clock a hit may be stamped and still be taken as it is: past this, a clock that
+# stepped back or a bad member, stamped now instead (see the script).
+FUTURE_TOLERANCE_MS = 1000
+SLIDING_WINDOW = SLIDING_WINDOW.replace("FUTURE_MS", str(FUTURE_TOLERANCE_MS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,20 +115,22 @@ class DatabaseSlidingWindow:
         try:
             with transaction.atomic(using=using):
                 now = self._locked_now(connections[using], key)
+                # Hits stamped ahead of the clock (it stepped back, or another host's was ahead): now, as in Redis.
+                RateLimitHit.objects.filter(key=key, at_ms__gt=now + FUTURE_TOLERANCE_MS).update(at_ms=now)
                 RateLimitHit.objects.filter(key=key, at_ms__lte=now - window).delete()
                 times = list(RateLimitHit.objects.filter(key=key).order_by("at_ms").values_list("at_ms", flat=True))
                 if len(times) >= limit:
-                    wait = times[len(times) - limit] + window - now
+                    wait = min(times[len(times) - limit] + window - now, window)
                     return Decision(False, limit, 0, wait / 1000, wait / 1000)
-                reset = (times[0] + window - now) if times else window
+                reset = min(times[0] + window - now, window) if times else window
                 quota, remaining = limit, limit - len(times) - 1
                 recent = [at for at in times if at > now - 1000]
                 if burst and len(recent) >= burst:
-                    wait = recent[0] + 1000 - now
+                    wait = min(recent[0] + 1000 - now, 1000)
                     return Decision(False, burst, 0, wait / 1000, wait / 1000)
                 if burst and burst - len(recent) - 1 < remaining:
                     quota, remaining = burst, burst - len(recent) - 1
-                    reset = (recent[0] + 1000 - now) if recent else 1000
+                    reset = min(recent[0] + 1000 - now, 1000) if recent else 1000
                 RateLimitHit.objects.create(key=key, at_ms=now)
         except Exception as exc:
             raise LimiterUnavailable(str(exc)) from exc
