@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -132,15 +133,39 @@ def exempt_clients(names) -> set[str]:
     return {name for name, scopes in rows if isinstance(scopes, list) and BENCHMARK in scopes}
 
 
+# Labels the request rollups give callers that are not API clients: a signed-in user by id (never a name or
+# anything the user typed), the older label for all of them together, and a caller who is neither.
+_USER_LABEL = re.compile(r"user:[0-9]{1,20}")
+_PLAIN_LABELS = frozenset({"session", "anonymous"})
+UNRECOGNISED_CLIENT = "unrecognised client"
+
+
+def shown_client_labels(labels) -> dict[str, str]:
+    """Each rollup client label as a page may show it: an API client's name (revoked ones too), `user:<id>`,
+    "session" or "anonymous" as they are; anything else (written by an older or foreign recorder, which may
+    carry a patient identifier or a username) as UNRECOGNISED_CLIENT."""
+    from apps.accounts.models import ApiClient
+
+    labels = set(labels)
+    names = set(ApiClient.objects.filter(name__in=list(labels)).values_list("name", flat=True))
+    return {
+        label: label
+        if label in names or label in _PLAIN_LABELS or _USER_LABEL.fullmatch(label)
+        else UNRECOGNISED_CLIENT
+        for label in labels
+    }
+
+
 def scope_usage(*, since: datetime, until: datetime) -> dict[str, dict]:
-    """Per scope, from the request rollups: requests and 429s per minute, and each client's requests admitted per
-    minute (`clients`: (client, minute) to the count, what the per-client limit is compared with), the clients
-    exempt from the limit (`exempt`: their names) counted apart."""
+    """Per scope, from the request rollups: requests and 429s per minute, and each client's requests per minute
+    (`clients`: (client, minute) to [admitted, refused]: the admitted are what the per-client limit is compared
+    with, admitted and refused together what the client attempted), the clients exempt from the limit (`exempt`:
+    their names) counted apart. Client labels are as `shown_client_labels` gives them."""
     from apps.metrics.models import RequestRollup
 
     by_route = route_scopes()
     usage: dict[str, dict] = {}
-    per_client: dict[tuple[str, str, datetime], int] = defaultdict(int)
+    per_client: dict[tuple[str, str, datetime], list[int]] = defaultdict(lambda: [0, 0])
     rows = RequestRollup.objects.filter(resolution="1m", minute__gte=since, minute__lt=until, route__in=list(by_route))
     for route, minute, status_class, client, count in rows.values_list("route", "minute", "status_class", "client",
                                                                         "count"):  # fmt: skip
@@ -151,11 +176,15 @@ def scope_usage(*, since: datetime, until: datetime) -> dict[str, dict]:
         if status_class == "429":
             entry["refused"] += count
             entry["minutes"][minute][1] += count
+            per_client[(scope, client, minute)][1] += count
         else:
-            per_client[(scope, client, minute)] += count
-    exempt = exempt_clients({client for _, client, _ in per_client})
-    for (scope, client, minute), count in per_client.items():
-        usage[scope].setdefault("clients", {})[(client, minute)] = count
+            per_client[(scope, client, minute)][0] += count
+    shown = shown_client_labels({client for _, client, _ in per_client})
+    exempt = exempt_clients(shown.values())
+    for (scope, client, minute), (admitted, refused) in per_client.items():
+        counts = usage[scope].setdefault("clients", {}).setdefault((shown[client], minute), [0, 0])
+        counts[0] += admitted
+        counts[1] += refused
     for entry in usage.values():
         entry.setdefault("clients", {})
         entry["exempt"] = exempt
@@ -223,7 +252,8 @@ def factors_in_force(policy: RateLimitPolicy, changes: list[MinuteOfChanges]) ->
 
 
 def policy_overview(*, now: datetime | None = None, minutes: int = 60) -> list[dict]:
-    """Every policy with its limit in force, the last hour's usage against it and its adaptive changes."""
+    """Every policy with its limit in force, the last hour's usage against it and its adaptive changes; the
+    scopes with the most 429s first, then by priority and scope."""
     from django.utils import timezone
 
     now = now or timezone.now()
@@ -257,26 +287,33 @@ def policy_overview(*, now: datetime | None = None, minutes: int = 60) -> list[d
                 for a in policy.latest
             ],
         })  # fmt: skip
+    # The scopes refusing most first: those are what an operator opens the page for. Then by priority.
+    rows.sort(key=lambda row: -row["usage"]["refused"])
     return rows
 
 
 def _busiest_client(policy: RateLimitPolicy, used: dict, factor_at: Callable[[datetime], float]) -> dict:
-    """The client closest to the limit in one minute, against the limit in force in that minute; clients exempt
-    from the limit (a load test's token: nothing refuses it, so a share of it said nothing) are counted apart.
-
-    "session" is every signed-in user of the dashboard together (the rollups' label), each limited on their own."""
+    """The client that attempted the most in one minute against the limit in force in that minute (admitted and
+    refused together: a client hammering far past its limit is admitted no more than one just at it, and was
+    named after it, or not at all); clients exempt from the limit (a load test's token: nothing refuses it, so
+    a share of it said nothing) are counted apart. Each signed-in user is their own client (`user:<id>`), as
+    the limiter limits each on their own."""
     busiest = {"busiest_client": None, "busiest_client_minute": None, "busiest_client_per_minute": 0,
+               "busiest_client_attempted": 0, "busiest_client_refused": 0,
                "busiest_client_limit_per_minute": None, "busiest_client_share": 0.0}  # fmt: skip
+    rank = (0.0, 0)
     exempt_requests, exempt_names = 0, set()
-    for (client, minute), count in used["clients"].items():
+    for (client, minute), (admitted, refused) in used["clients"].items():
+        attempted = admitted + refused
         if client in used["exempt"]:
-            exempt_requests += count
+            exempt_requests += attempted
             exempt_names.add(client)
             continue
         limit = max(1, int(round(policy.requests * factor_at(minute), 6))) * 60 / policy.period_seconds
-        share = round(count / limit, 4)
-        if (share, count) > (busiest["busiest_client_share"], busiest["busiest_client_per_minute"]):
+        if (attempted / limit, attempted) > rank:
+            rank = (attempted / limit, attempted)
             busiest = {"busiest_client": client, "busiest_client_minute": minute.isoformat(),
-                       "busiest_client_per_minute": count, "busiest_client_limit_per_minute": round(limit, 4),
-                       "busiest_client_share": share}  # fmt: skip
+                       "busiest_client_per_minute": admitted, "busiest_client_attempted": attempted,
+                       "busiest_client_refused": refused, "busiest_client_limit_per_minute": round(limit, 4),
+                       "busiest_client_share": round(admitted / limit, 4)}  # fmt: skip
     return {**busiest, "exempt_requests": exempt_requests, "exempt_clients": sorted(exempt_names)}

@@ -16,15 +16,21 @@ class RateLimitUsageOutputSerializer(serializers.Serializer):
     )
     busiest_client = serializers.CharField(
         allow_null=True,
-        help_text='The API client nearest its limit in one minute ("session": the dashboard\'s signed-in users '
-        "together, each limited on their own); clients exempt from the limits are never it.",
+        help_text="The client that attempted the most in one minute against the limit then (admitted and refused "
+        'together): an API client\'s name, "user:<id>" for a signed-in user, "session" (older rollups: all '
+        'signed-in users together), "anonymous", or "unrecognised client"; clients exempt from the limits are '
+        "never it.",
     )
     busiest_client_minute = serializers.DateTimeField(allow_null=True, help_text="That minute.")
     busiest_client_per_minute = serializers.IntegerField(help_text="Its requests admitted in that minute.")
+    busiest_client_attempted = serializers.IntegerField(help_text="Its requests in that minute, admitted or not.")
+    busiest_client_refused = serializers.IntegerField(help_text="Of those, answered 429.")
     busiest_client_limit_per_minute = serializers.FloatField(
         allow_null=True, help_text="The limit in force in that minute, per minute (the adaptive factor then)."
     )
-    busiest_client_share = serializers.FloatField(help_text="Its minute against the limit in force in that minute.")
+    busiest_client_share = serializers.FloatField(
+        help_text="Its admitted requests in that minute against the limit in force in that minute."
+    )
     exempt_clients = serializers.ListField(
         child=serializers.CharField(), help_text="Clients exempt from the limits (load tests' tokens) seen."
     )
