@@ -19,6 +19,9 @@ STAGES = json.loads(os.environ["BENCH_STAGES"])  # [[until_seconds, users, spawn
 GATE = json.loads(os.environ.get("BENCH_STRESS_GATE") or "null")  # stress: stop once a step breaks it
 RATE_PER_USER = float(os.environ.get("BENCH_RATE_PER_USER") or 0)  # open model
 RUNNER_PID = int(os.environ.get("BENCH_RUNNER_PID") or 0)  # the process watching this run
+# (connect, read) seconds: without them, a target that accepts and never answers held each user for the
+# whole run, its requests neither counted nor failed.
+REQUEST_TIMEOUT = (10.0, float(os.environ.get("BENCH_REQUEST_TIMEOUT") or 60))
 SAMPLES = []  # (seconds since the test started, latency ms, latency from the intended send ms, ok, name)
 # The test's start, as the shape counts its stages: set when it starts (on a worker, at its first spawn),
 # not at import, which comes seconds earlier on a busy machine and would stretch every figure per second.
@@ -33,6 +36,18 @@ def flush_samples():
             handle.write("".join(json.dumps(sample) + "\n" for sample in SAMPLES))
         SAMPLES.clear()
     FLUSHED[0] = time.monotonic()
+
+
+def judged(response):
+    """(ok, why not) of one request. A request with no answer (connection refused or reset, a timeout) is
+    Locust's status 0 with the error kept: `status_code < 400` counted it a success, so a target that was
+    down measured as a fast, error-free service."""
+    error = getattr(response, "error", None)
+    if error is not None and not response.status_code:
+        return False, f"no answer: {type(error).__name__}: {error}"[:500]
+    if not 0 < response.status_code < 400:
+        return False, f"HTTP {response.status_code}"
+    return True, ""
 
 
 class ApiUser(HttpUser):
@@ -51,13 +66,18 @@ class ApiUser(HttpUser):
         started = time.monotonic()
         intended = self.intended if RATE_PER_USER else started
         with self.client.request(
-            request.get("method", "GET"), path, json=request.get("body"), name=request["name"], catch_response=True
+            request.get("method", "GET"),
+            path,
+            json=request.get("body"),
+            name=request["name"],
+            catch_response=True,
+            timeout=REQUEST_TIMEOUT,
         ) as response:
-            ok = response.status_code < 400
+            ok, problem = judged(response)
             if ok:
                 response.success()
             else:
-                response.failure(f"HTTP {response.status_code}")
+                response.failure(problem)
         ended = time.monotonic()
         SAMPLES.append(
             (
