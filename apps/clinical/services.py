@@ -184,3 +184,30 @@ def observation_record(
     observation.save()
     invalidate_scopes(patient_scope(patient.pk))
     return observation
+
+
+class ObservationNotRetractable(Exception):
+    """The reading was cancelled (never completed): there is no result to retract."""
+
+
+@transaction.atomic
+def observation_retract(*, patient: Patient, observation_id: int) -> tuple[Observation, bool] | None:
+    """Mark one of the patient's vital-sign readings entered-in-error (FHIR's retraction: the row stays, every read
+    leaves it out), and whether it changed; None where the patient has no such reading. Retracting a retracted one
+    changes nothing (a retried request is harmless); a cancelled one raises ObservationNotRetractable. The row is
+    locked, so two retractions or a retraction and a cancellation do not both pass their check."""
+    observation = (
+        Observation.objects.select_for_update()
+        .filter(pk=observation_id, patient=patient, category=Observation.Category.VITAL_SIGNS)
+        .first()
+    )
+    if observation is None:
+        return None
+    if observation.status == Observation.Status.ENTERED_IN_ERROR:
+        return observation, False
+    if observation.status == Observation.Status.CANCELLED:
+        raise ObservationNotRetractable()
+    observation.status = Observation.Status.ENTERED_IN_ERROR
+    observation.save(update_fields=["status"])
+    invalidate_scopes(patient_scope(patient.pk))  # published when the caller's transaction commits
+    return observation, True

@@ -111,6 +111,15 @@ class ObservationCreateInputSerializer(serializers.Serializer):
                                             help_text="One of this patient's encounters.")  # fmt: skip
 
 
+class ObservationRetractInputSerializer(serializers.Serializer):
+    """A reading is retracted, never edited: its status to entered-in-error is the one change accepted."""
+
+    status = serializers.ChoiceField(
+        choices=[Observation.Status.ENTERED_IN_ERROR],
+        error_messages={"invalid_choice": "Only entered-in-error: a reading is retracted, not edited."},
+    )
+
+
 # --- encounters and medications -------------------------------------------------------------------
 class EncounterListInputSerializer(SinceUntilMixin, serializers.Serializer):
     status = serializers.ChoiceField(choices=Encounter.Status.choices, required=False)

@@ -10,7 +10,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
@@ -321,6 +321,60 @@ class PatientVitalsView(PatientPathView):
                 observation = services.observation_record(patient=patient, encounter=encounter, **fields)
                 self.audit(request, action="create", resource_id=observation.pk, patient_id=patient.pk)
         return Response(observation_json(observation), status=status.HTTP_201_CREATED)
+
+
+class NotRetractable(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "A cancelled reading has no result to retract."
+    default_code = "conflict"
+
+
+class PatientVitalDetailView(PatientPathView):
+    """One vital-sign reading: PATCH retracts it (status entered-in-error), the only change a reading takes."""
+
+    required_scopes = {"PATCH": [scopes.CLINICAL_WRITE]}
+    resource_type = "Observation"
+    refusal_action = "update"
+    parser_classes = [JSONParser]
+
+    def dispatch(self, request, *args, **kwargs):
+        # As the patient's id: `/vitals/007/` names no reading.
+        if f"/vitals/{kwargs['observation_id']}/" not in request.path_info:
+            kwargs["observation_id"] = None
+        return super().dispatch(request, *args, **kwargs)
+
+    @extend_schema(
+        request=s.ObservationRetractInputSerializer,
+        responses={
+            200: s.ObservationOutputSerializer,
+            **PHI_ERRORS,
+            **error_responses(404, e404="No active patient has this id, or it has no such vital-sign reading."),
+            409: OpenApiResponse(ErrorOutputSerializer, description="The reading was cancelled: nothing to retract."),
+            **JSON_BODY_ERRORS,
+        },
+        description="Retract a reading entered in error. Retracting a retracted reading answers it unchanged.",
+    )
+    def patch(self, request: Request, patient_id: int | None, observation_id: int | None) -> Response:
+        reject_unknown_params(request, [])
+        validated_body(request, s.ObservationRetractInputSerializer)  # the body first, as the create's
+        patient = Patient.objects.filter(pk=patient_id, is_deleted=False).first() if patient_id is not None else None
+        if patient is None:
+            self.audit(request, action="read", resource_type="Patient", resource_id=patient_id, outcome="not_found")
+            raise NotFound("No such patient.")
+        retracted = None
+        try:
+            with transaction.atomic():  # the retraction and its audit record commit together, or neither
+                if observation_id is not None:
+                    retracted = services.observation_retract(patient=patient, observation_id=observation_id)
+                if retracted is not None:
+                    self.audit(request, action="update", resource_id=observation_id, patient_id=patient.pk)
+        except services.ObservationNotRetractable:  # recorded after the rollback, so the record stays
+            self.audit(request, action="update", resource_id=observation_id, patient_id=patient.pk, outcome="error")
+            raise NotRetractable() from None
+        if retracted is None:
+            self.audit(request, action="read", resource_id=observation_id, patient_id=patient.pk, outcome="not_found")
+            raise NotFound("This patient has no vital-sign reading with this id.")
+        return Response(observation_json(retracted[0]))
 
 
 class PatientEncountersView(PatientPathView):
