@@ -73,6 +73,7 @@ function AuditView() {
         rowHeight={36}
         height={560}
         label="Audit events"
+        wide
         onRange={onRange}
         header={
           <div role="row" aria-rowindex={1} className="vlist-row vlist-head audit-row">
@@ -87,14 +88,21 @@ function AuditView() {
           const event = events[index];
           return (
             <div className="audit-row">
-              <span className="cell" role="cell">{when(event.recorded_at)}</span>
-              <span className="cell" role="cell">{event.actor_type}: {event.actor_name}</span>
-              <span className="cell" role="cell">{event.action}</span>
-              <span className="cell" role="cell">{event.resource_type} {event.resource_id}</span>
-              <span className="cell" role="cell">{event.outcome}</span>
-              <span className="cell" role="cell">{event.purpose_of_use}</span>
-              <span className="cell" role="cell">{event.result_count ?? "—"}</span>
-              <span className="cell" role="cell">{event.served_from_cache ? "cached" : ""}</span>
+              {[
+                when(event.recorded_at),
+                `${event.actor_type}: ${event.actor_name}`,
+                event.action,
+                `${event.resource_type} ${event.resource_id}`,
+                event.outcome,
+                event.purpose_of_use,
+                String(event.result_count ?? "—"),
+                event.served_from_cache ? "cached" : "",
+              ].map((text, i) => (
+                // Cut to the column by an ellipsis: the whole text in the cell's tooltip.
+                <span key={i} className="cell" role="cell" title={text || undefined}>
+                  {text}
+                </span>
+              ))}
             </div>
           );
         }}

@@ -7,6 +7,7 @@ import { count, epoch, fixed, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
 import type { RunSummary } from "../../features/benchmarks/types";
 import { usePageTitle } from "../../lib/usePageTitle";
+import { Truncated } from "../../components/ui/Truncated";
 
 function Verdict({ run }: { run: RunSummary }) {
   if (run.status !== "succeeded") return <span className="muted">{run.status}</span>;
@@ -58,7 +59,7 @@ export default function BenchmarksPage() {
                     <Link to={`/benchmarks/${run.id}`}>#{run.id}</Link>
                   </th>
                   <td>
-                    {run.plan} <span className="muted">({run.kind})</span>
+                    <Truncated text={run.plan} /> <span className="muted">({run.kind})</span>
                   </td>
                   <td>{when(run.created_at)}</td>
                   <td className="num">{run.summary.requests === undefined ? "—" : count(run.summary.requests)}</td>

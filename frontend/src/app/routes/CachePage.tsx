@@ -5,6 +5,7 @@ import { count, fixed, percent, seconds } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
 import { useSeries } from "../../features/service/useSeries";
 import { usePageTitle } from "../../lib/usePageTitle";
+import { Truncated } from "../../components/ui/Truncated";
 
 interface TierCounts {
   hits: number;
@@ -69,7 +70,9 @@ export default function CachePage() {
               {state.data.results.map((ns) => (
                 <tr key={ns.namespace}>
                   <th scope="row">
-                    <a href={`/admin/caching/cachepolicy/${ns.id}/change/`}>{ns.namespace}</a>
+                    <a href={`/admin/caching/cachepolicy/${ns.id}/change/`}>
+                      <Truncated text={ns.namespace} />
+                    </a>
                     {ns.enabled ? null : <span className="muted"> (off)</span>}
                     {ns.contains_phi ? <span className="tag">PHI</span> : null}
                   </th>

@@ -32,7 +32,7 @@ function PatientsView() {
         <>
           <span className="cell" role="gridcell">
             {/* Not a Tab stop: the grid is the list's one; its keys move between rows, Enter opens one. */}
-            <button type="button" className="row-button" tabIndex={-1} onClick={() => setSelected(patient)} aria-pressed={selected?.id === patient.id}>
+            <button type="button" className="row-button" tabIndex={-1} onClick={() => setSelected(patient)} aria-pressed={selected?.id === patient.id} title={`${patient.family_name}, ${patient.given_name}`}>
               {patient.family_name}, {patient.given_name}
             </button>
           </span>

@@ -6,6 +6,7 @@ import { TableScroll } from "../../components/ui/TableScroll";
 import { count, epoch, percent, seconds, when } from "../../lib/format";
 import { useJson } from "../../lib/useJson";
 import { usePageTitle } from "../../lib/usePageTitle";
+import { Truncated } from "../../components/ui/Truncated";
 
 interface Policy {
   id: number;
@@ -118,7 +119,7 @@ export default function RateLimitsPage() {
                   <th scope="row">
                     {/* aria-selected on a plain table's row is not announced: the button says which scope is charted. */}
                     <button type="button" className="link-button" aria-pressed={shown?.scope === p.scope} onClick={() => setChosen(p.scope)}>
-                      {p.scope}
+                      <Truncated text={p.scope} />
                     </button>
                     {p.enabled ? null : <span className="muted"> (off)</span>}
                   </th>

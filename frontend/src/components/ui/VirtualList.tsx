@@ -15,6 +15,8 @@ export interface VirtualListProps {
    * (and Page Up/Down, Home, End) move the active row, Enter opens it. Without, a table the keyboard scrolls.
    */
   onOpen?: (index: number) => void;
+  /** Columns too many for a phone's width: the list keeps a readable width and scrolls sideways in its box. */
+  wide?: boolean;
 }
 
 /** The active row after a key, or null for a key the grid leaves alone. */
@@ -28,7 +30,7 @@ export function nextActive(key: string, active: number, count: number, pageRows:
  * A list that keeps only the rows on screen (plus a few) in the DOM, however many there are: 100k
  * patients scroll as smoothly as 100. Rows are fixed height, so no row is ever measured.
  */
-export function VirtualList({ count, rowHeight, height, label, header, renderRow, onRange, onOpen }: VirtualListProps) {
+export function VirtualList({ count, rowHeight, height, label, header, renderRow, onRange, onOpen, wide = false }: VirtualListProps) {
   const scroller = useRef<HTMLDivElement>(null);
   const id = useId();
   const [active, setActive] = useState(0);
@@ -70,7 +72,7 @@ export function VirtualList({ count, rowHeight, height, label, header, renderRow
     // The header is row 1 (ARIA counts every row of a table): the last of 100,000 patients is row 100,001
     // of 100,001, where a screen reader said "row 100,000 of 100,000" and the header row was uncounted.
     <div
-      className="vlist"
+      className={wide ? "vlist vlist-wide" : "vlist"}
       role={grid ? "grid" : "table"}
       aria-label={label}
       aria-rowcount={count + 1}

@@ -3,6 +3,7 @@ import { Link } from "react-router";
 import { TableScroll } from "../../../components/ui/TableScroll";
 import { count as formatCount, fixed } from "../../../lib/format";
 import type { Service, SloStatus } from "../api/services";
+import { Truncated } from "../../../components/ui/Truncated";
 
 function SloCell({ slo, slug, known }: { slo: SloStatus | undefined; slug: string; known: boolean }) {
   // Not loaded (yet, or refused): no figure, rather than "no traffic" for every service.
@@ -66,11 +67,13 @@ export function ServiceTable({
           {services.map((service) => (
             <tr key={service.slug}>
               <th scope="row">
-                <Link to={`/services/${service.slug}`}>{service.name}</Link>
+                <Link to={`/services/${service.slug}`}>
+                  <Truncated text={service.name} />
+                </Link>
                 {service.is_active ? null : <span className="muted"> (inactive)</span>}
               </th>
               <td>{service.kind}</td>
-              <td>{service.owner_team || "—"}</td>
+              <td>{service.owner_team ? <Truncated text={service.owner_team} /> : "—"}</td>
               <td className="num">{service.slo_p95_ms} ms</td>
               <td className="num">{service.slo_p99_ms} ms</td>
               <td className="num">{service.slo_error_rate_pct}%</td>
