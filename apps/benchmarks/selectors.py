@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import F
+
 from apps.benchmarks.models import BenchmarkRun, Regression
 from apps.services.selectors import of_visible_services
 
@@ -23,6 +25,13 @@ def service_knee_rps(service) -> float | None:
         .first()
     )
     return (run.findings.get("stress") or {}).get("knee_rps") if run else None
+
+
+def latest_finished_run(plan) -> BenchmarkRun | None:
+    """The plan's run that finished last, never one still pending or running: a run queued or under way has
+    no verdict yet, and judging it failed a CI gate that the finished run before it had met."""
+    finished = plan.runs.exclude(status__in=[BenchmarkRun.Status.PENDING, BenchmarkRun.Status.RUNNING])
+    return finished.order_by(F("finished_at").desc(nulls_last=True), "-created_at", "-pk").first()
 
 
 def recent_regressions(*, limit: int = 10, visible_services: frozenset[int] | None = None) -> list[str]:

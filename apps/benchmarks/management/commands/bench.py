@@ -8,16 +8,19 @@ from kombu.exceptions import OperationalError
 
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
+from apps.benchmarks.selectors import latest_finished_run
 
 # Exit statuses, for CI: 0 the run succeeded and met every gate (or, without --wait, was queued);
 # GATE_MISSED when it finished otherwise (failed, cancelled, invalid, a gate missed), as `bench check`;
-# RUN_DELETED when the run `bench run --wait` follows is deleted; 1 also for any other error, as Django's.
+# RUN_DELETED when the run `bench run --wait` follows is deleted; NO_FINISHED_RUN when a plan `bench check`
+# judges has no finished run (nothing to judge is no pass); 1 also for any other error, as Django's.
 GATE_MISSED = 1
 RUN_DELETED = 3
+NO_FINISHED_RUN = 4
 EXIT_STATUSES = (
     f"Exit status: 0 the run succeeded and met every gate (without --wait or --inline: it was queued); "
     f"{GATE_MISSED} it failed or missed a gate, or the command failed; {RUN_DELETED} the run followed with "
-    f"--wait was deleted."
+    f"--wait was deleted; {NO_FINISHED_RUN} (check) a plan has no finished run."
 )
 
 
@@ -41,11 +44,13 @@ class Command(BaseCommand):
             help="Print the run's results as JSON (without --wait: the queued run, {run, plan, status}).",
         )  # fmt: skip
         check = commands.add_parser(
-            "check", help="Judge the plan's latest finished run (for CI gates).",
-            description=f"Judge the plan's latest finished run: exit status 0 if it succeeded and met every gate, "
-            f"{GATE_MISSED} otherwise (or, with --fail-on-regression, if it regressed).",
+            "check", help="Judge each plan's latest finished run (for CI gates).",
+            description=f"Judge each plan's latest finished run (a run pending or running is not judged): exit "
+            f"status 0 if each succeeded and met every gate, {GATE_MISSED} if one did not (or, with "
+            f"--fail-on-regression, regressed, a regression someone acknowledged aside), else {NO_FINISHED_RUN} "
+            f"if a plan has no finished run.",
         )  # fmt: skip
-        check.add_argument("plan")
+        check.add_argument("plan", nargs="*", help="Plans' names or ids (none: every enabled plan).")
         check.add_argument("--fail-on-regression", action="store_true")
 
     def _plan(self, key: str) -> BenchmarkPlan:
@@ -56,12 +61,20 @@ class Command(BaseCommand):
             raise CommandError(f"No benchmark plan {key!r}.")
         return plan
 
-    def handle(self, *args, action: str, plan: str, **options) -> None:
-        plan_row = self._plan(plan)
+    def handle(self, *args, action: str, plan: str | list[str], **options) -> None:
         if action == "run":
-            self._run(plan_row, **options)
-        else:
-            self._check(plan_row, **options)
+            self._run(self._plan(plan), **options)
+            return
+        plans = [self._plan(key) for key in plan] if plan else list(BenchmarkPlan.objects.filter(enabled=True))
+        if not plans:
+            raise CommandError("No enabled benchmark plan to check.", returncode=NO_FINISHED_RUN)
+        outcomes = [self._check(each, **options) for each in plans]
+        if GATE_MISSED in outcomes:
+            sys.exit(GATE_MISSED)
+        if NO_FINISHED_RUN in outcomes:
+            unjudged = [str(each) for each, code in zip(plans, outcomes, strict=True) if code]
+            verb = "has" if len(unjudged) == 1 else "have"
+            raise CommandError(f"{', '.join(unjudged)} {verb} no finished run.", returncode=NO_FINISHED_RUN)
 
     def _run(self, plan: BenchmarkPlan, *, wait: bool, inline: bool, json: bool, **options) -> None:
         try:
@@ -125,16 +138,22 @@ class Command(BaseCommand):
             self.stdout.write(f"  {run.error}")
         self.stdout.write(f"Report: /benchmarks/runs/{run.pk}/report/")
 
-    def _check(self, plan: BenchmarkPlan, *, fail_on_regression: bool, **options) -> None:
-        run = plan.runs.exclude(status__in=[BenchmarkRun.Status.PENDING, BenchmarkRun.Status.RUNNING]).first()
+    def _check(self, plan: BenchmarkPlan, *, fail_on_regression: bool, **options) -> int:
+        """Judge the plan's latest finished run: its exit status (0, GATE_MISSED or NO_FINISHED_RUN)."""
+        run = latest_finished_run(plan)
         if run is None:
-            raise CommandError(f"{plan} has no finished run.")
+            self.stderr.write(f"{plan} has no finished run.")
+            return NO_FINISHED_RUN
+        self.stdout.write(f"{plan}:")
         self._print(run, as_json=False)
-        regressions = list(run.regressions.all())
-        for regression in regressions:
-            self.stdout.write(f"REGRESSION {regression}")
-        if _missed(run) or (fail_on_regression and regressions):
-            sys.exit(GATE_MISSED)
+        standing = []
+        for regression in run.regressions.all():
+            if regression.acknowledged_at is None:
+                standing.append(regression)
+                self.stdout.write(f"REGRESSION {regression}")
+            else:  # someone looked at it and accepted it: reported, no longer a reason to fail
+                self.stdout.write(f"REGRESSION {regression}, acknowledged")
+        return GATE_MISSED if _missed(run) or (fail_on_regression and standing) else 0
 
 
 def _missed(run: BenchmarkRun) -> bool:
