@@ -20,6 +20,7 @@ from kombu import Exchange, Queue
 
 from apps.clinical.identifiers import MAX_SYSTEM_LENGTH, URI_PATTERN  # plain Python, no Django: safe at settings time
 from apps.core.directories import settings_directory  # plain Python, no Django: safe at settings time
+from apps.core.static_files import hashed_asset, static_cache_headers  # plain Python, no Django: safe at settings time
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -679,6 +680,11 @@ STORAGES = {
 }
 # Serve straight from the source folders, so a fresh build is visible without collectstatic.
 WHITENOISE_USE_FINDERS = True
+# Vite's content-hashed assets for a year, never revalidated; every other file an hour outside DEBUG, not WhiteNoise's
+# 60 s, after which each admin page asked again for each of its scripts and stylesheets.
+WHITENOISE_IMMUTABLE_FILE_TEST = hashed_asset
+WHITENOISE_ADD_HEADERS_FUNCTION = static_cache_headers
+WHITENOISE_MAX_AGE = 0 if DEBUG else 3600
 DASHBOARD_BUILD_DIR = BASE_DIR / "static" / "dashboard"
 
 # --- Security -------------------------------------------------------------------------------------
