@@ -4,7 +4,8 @@ DRF's negotiation orders accepted types by how specific they are and ignores `q`
 `application/fhir+json;q=0, application/json` was answered in FHIR's type, and `*/*;q=0` (nothing is
 acceptable) with a 200. Here each renderer gets the quality of the most specific range that matches it
 (RFC 9110, 12.5.1), `q=0` means not acceptable, and the best quality wins; among equals, the more
-specific range, then the view's renderer order, as DRF chooses.
+specific range, then the view's renderer order, as DRF chooses. A range naming a `fhirVersion` matches only
+a renderer that writes that version (`fhir_versions`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,25 @@ class UnknownFormat(exceptions.ValidationError):
         super().__init__({"format": "Not a format this API answers: it answers JSON (leave `format` out)."})
 
 
+def answers_fhir_version(renderer: BaseRenderer, accepted: _MediaType) -> bool:
+    """Whether `renderer` can answer a range's `fhirVersion` (FHIR's mime-type parameter). A renderer declares
+    the versions it writes in `fhir_versions` (major.minor: "4.0" answers 4.0 and 4.0.1); one that declares
+    none is no FHIR renderer and ignores the parameter. `fhirVersion=3.0` was answered in R4, which a STU3
+    client cannot read: FHIR has a server answer 406 for a version it does not support."""
+    asked = accepted.params.get("fhirversion")  # parameter names are case-insensitive (lower-cased when parsed)
+    versions = getattr(renderer, "fhir_versions", None)
+    if asked is None or versions is None:
+        return True
+    return any(asked == version or asked.startswith(f"{version}.") for version in versions)
+
+
+def only_other_fhir_versions(accepts: list[_MediaType], renderer: BaseRenderer) -> bool:
+    """Whether the Accept ranges name fhirVersions, none of which `renderer` writes: where the type was chosen
+    in the URL (`_format`, `format`), the version the client reads is still the header's to say."""
+    asked = [accepted for accepted in accepts if "fhirversion" in accepted.params]
+    return bool(asked) and not any(answers_fhir_version(renderer, accepted) for accepted in asked)
+
+
 class QualityContentNegotiation(DefaultContentNegotiation):
     def select_renderer(
         self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
@@ -42,14 +62,19 @@ class QualityContentNegotiation(DefaultContentNegotiation):
         # A format named in the URL is the client's explicit choice: DRF's rules, as before.
         if format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE):
             try:
-                return super().select_renderer(request, renderers, format_suffix)
+                chosen = super().select_renderer(request, renderers, format_suffix)
             except Http404:
                 raise UnknownFormat() from None
+            if only_other_fhir_versions(self._get_parsed_accept_list(request), chosen[0]):
+                raise exceptions.NotAcceptable(available_renderers=renderers)
+            return chosen
         accepts = self._get_parsed_accept_list(request)  # parsed once per request, shared with DRF's
         best = None
         for order, renderer in enumerate(renderers):
             offered = _MediaType(renderer.media_type)
-            matching = [accepted for accepted in accepts if offered.match(accepted)]
+            matching = [
+                accepted for accepted in accepts if offered.match(accepted) and answers_fhir_version(renderer, accepted)
+            ]
             if not matching:
                 continue
             # Max keeps the first of equally specific ranges: the client's own order.

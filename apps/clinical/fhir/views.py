@@ -30,7 +30,7 @@ from drf_spectacular.utils import (
 )
 from redis.exceptions import RedisError
 from rest_framework import serializers
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import APIException, NotAcceptable, NotFound
 from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -75,7 +75,7 @@ from apps.clinical.models import Encounter, MedicationRequest, Observation, Pati
 from apps.clinical.services import validate_identifier_system, validate_mrn, validate_search_term
 from apps.core.api.exceptions import api_exception_handler
 from apps.core.compiled import BOUND, CompiledQuery, CompiledShapes
-from apps.core.negotiation import UnknownFormat
+from apps.core.negotiation import UnknownFormat, only_other_fhir_versions
 from apps.ratelimits.throttling import client_identity
 
 COMMON_PARAMS = {"_count", "_cursor", "_format", "_search", "_summary"}
@@ -246,10 +246,21 @@ def documented_search(**docs: str):
     return decorate
 
 
+# The FHIR versions (major.minor) the endpoints write: an Accept range naming another `fhirVersion` is a 406.
+FHIR_VERSIONS = (resources.FHIR_VERSION.rpartition(".")[0],)
+
+
 class FhirJSONRenderer(JSONRenderer):
     media_type = "application/fhir+json"
     format = "fhir"
     charset = "utf-8"
+    fhir_versions = FHIR_VERSIONS  # apps.core.negotiation: another fhirVersion matches no renderer
+
+
+class FhirPlainJSONRenderer(JSONRenderer):
+    """`application/json`, the same R4 resources: a range of it naming another fhirVersion matches neither."""
+
+    fhir_versions = FHIR_VERSIONS
 
 
 def fhir_exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -273,7 +284,7 @@ def _flat(errors: object) -> list[tuple[str, list]]:
 
 
 class FhirMixin:
-    renderer_classes = [FhirJSONRenderer, JSONRenderer]
+    renderer_classes = [FhirJSONRenderer, FhirPlainJSONRenderer]
     parser_classes = [FormParser]
     metadata_class = None  # OPTIONS: 405 as an OperationOutcome, not DRF's description of the view
     # What the view's URL may carry besides _format: name -> the values it takes. None where the view
@@ -287,11 +298,21 @@ class FhirMixin:
         """FHIR's `_format` overrides the Accept header: a browser asks for text/html, and `?_format=json` is how
         its user reads the JSON. A `_format` that is not JSON (or given twice) is refused in `initial`."""
         formats = request.query_params.getlist("_format")
+        accepts = self.get_content_negotiator()._get_parsed_accept_list(request)
+        other_version = NotAcceptable(
+            f"This server answers FHIR {resources.FHIR_VERSION} (fhirVersion={FHIR_VERSIONS[0]})."
+        )
         if len(formats) == 1 and formats[0] in JSON_FORMATS:
-            renderer = JSONRenderer() if formats[0] == "application/json" else FhirJSONRenderer()
+            renderer = FhirPlainJSONRenderer() if formats[0] == "application/json" else FhirJSONRenderer()
+            if not force and only_other_fhir_versions(accepts, renderer):  # `_format` picks the type, not the version
+                raise other_version
             return renderer, renderer.media_type
         try:
             return super().perform_content_negotiation(request, force)
+        except NotAcceptable:
+            if only_other_fhir_versions(accepts, FhirJSONRenderer()):  # say why, not only "Could not satisfy"
+                raise other_version from None
+            raise
         except UnknownFormat:  # DRF's `format` naming no renderer (`metadata?format=xml`): refused in `initial`
             self.unknown_format = True
             return super().perform_content_negotiation(request, force=True)
