@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import transaction
+from django.utils.http import is_same_domain
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
 from rest_framework.request import Request
 
 from apps.accounts.failure_budget import (
@@ -113,3 +116,55 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'
+
+
+def _trusted_origin(request: Request, origin: str) -> bool:
+    """Django's CSRF rule for an Origin: this site's own (scheme and host), or one of CSRF_TRUSTED_ORIGINS,
+    exactly or through a wildcard subdomain entry (`https://*.example.org`)."""
+    if origin == f"{request.scheme}://{request.get_host()}":
+        return True
+    trusted = settings.CSRF_TRUSTED_ORIGINS
+    if origin in trusted:
+        return True
+    parts = urlsplit(origin)
+    if not parts.scheme or not parts.netloc:
+        return False
+    return any(
+        entry.startswith(f"{parts.scheme}://*") and is_same_domain(parts.netloc, entry[len(parts.scheme) + 3 :][1:])
+        for entry in trusted
+    )
+
+
+def _same_site_referer(request: Request) -> bool:
+    # Over HTTPS only, as Django: a plain-HTTP Referer may be rewritten by anyone on the path.
+    referer = request.headers.get("Referer", "")
+    if not request.is_secure() or not referer:
+        return False
+    parts = urlsplit(referer)
+    return parts.scheme == "https" and parts.netloc == request.get_host()
+
+
+class SameOriginJSONSessionAuthentication(SessionAuthentication):
+    """A staff session's POST to a patient endpoint (the dashboard's posted patient search), accepted only with
+    evidence that a page of this site sent it: `Sec-Fetch-Site: same-origin`, an Origin of this site or of
+    CSRF_TRUSTED_ORIGINS, an HTTPS Referer of this site, or else a valid CSRF token (X-CSRFToken, which whoami
+    gives the dashboard).
+
+    Why: the search took a session POST with none of that (no Origin, no Sec-Fetch-Site read as same-origin),
+    so a page of another site, or a browser or plugin that sends no fetch metadata, could make a signed-in
+    clinician's browser run an audited PHI search in the clinician's name. An Origin naming another site is
+    refused whatever else comes with it, as Django's own check refuses it."""
+
+    def enforce_csrf(self, request: Request) -> None:
+        if request.headers.get("Sec-Fetch-Site") == "same-origin":
+            return
+        origin = request.headers.get("Origin")
+        if origin is not None:
+            if _trusted_origin(request, origin):
+                return
+            raise exceptions.PermissionDenied(
+                f"CSRF Failed: Origin checking failed - {origin} does not match any trusted origins."
+            )
+        if _same_site_referer(request):
+            return
+        super().enforce_csrf(request)  # the CSRF token, as for any session write

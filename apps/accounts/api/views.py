@@ -1,3 +1,4 @@
+from django.middleware.csrf import get_token
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,5 +20,7 @@ class WhoAmIView(APIView):
             data = {"kind": "client", "name": client.name, "scopes": scopes, "expires_at": client.expires_at}
         else:
             user = request.user
-            data = {"kind": "user", "name": user.get_username(), "scopes": scopes_held_by(user), "expires_at": None}
+            # The dashboard's CSRF cookie is HttpOnly: its page reads the token here, for X-CSRFToken on its writes.
+            data = {"kind": "user", "name": user.get_username(), "scopes": scopes_held_by(user), "expires_at": None,
+                    "csrf_token": get_token(request._request)}  # fmt: skip
         return Response(WhoAmIOutputSerializer(data).data)

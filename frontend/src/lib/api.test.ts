@@ -1,6 +1,18 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 
-import { ApiError, errorState, fieldErrors, getJson, postSearch, refreshDeadline } from "./api";
+import {
+  ApiError,
+  CSRF_HEADER,
+  csrfHeaders,
+  errorState,
+  fieldErrors,
+  getJson,
+  postSearch,
+  refreshDeadline,
+  resetCsrfTokenForTests,
+  sendJson,
+  WHOAMI_URL,
+} from "./api";
 
 afterEach(() => vi.unstubAllGlobals());
 
@@ -118,5 +130,54 @@ describe("the request deadline", () => {
     answer(200, { ok: 1 });
     expect(await getJson("/x/")).toEqual({ ok: 1 });
     expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe("CSRF on unsafe requests", () => {
+  afterEach(() => resetCsrfTokenForTests());
+
+  const whoami = { kind: "user", name: "nurse", scopes: ["patient:read"], expires_at: null, csrf_token: "tok-1" };
+
+  it("sends the token whoami gave as X-CSRFToken on a POST, never on a GET", async () => {
+    const fetch = vi.fn(async (url: string, _init?: RequestInit) => new Response(JSON.stringify(url === WHOAMI_URL ? whoami : { count: 0 }), { status: 200 }));
+    vi.stubGlobal("fetch", fetch);
+    await getJson(WHOAMI_URL);
+    await postSearch("/api/v1/patients/window/", { name: "x" });
+    await getJson("/api/v1/services/");
+    const headers = fetch.mock.calls.map(([, init]) => new Headers(init?.headers).get(CSRF_HEADER));
+    expect(headers).toEqual([null, "tok-1", null]);
+    expect(csrfHeaders("GET")).toEqual({});
+    expect(csrfHeaders("delete")).toEqual({ [CSRF_HEADER]: "tok-1" });
+  });
+
+  it("posts at once before whoami answered, and on a CSRF refusal reads the token and posts once more", async () => {
+    const posts: (string | null)[] = [];
+    const fetch = vi.fn(async (url: string, init?: RequestInit) => {
+      if (url === WHOAMI_URL) return new Response(JSON.stringify(whoami), { status: 200 });
+      const token = new Headers(init?.headers).get(CSRF_HEADER);
+      posts.push(token);
+      if (!token) return new Response(JSON.stringify({ detail: "CSRF Failed: CSRF token missing." }), { status: 403 });
+      return new Response(JSON.stringify({ count: 3 }), { status: 200 });
+    });
+    vi.stubGlobal("fetch", fetch);
+    expect(await postSearch("/api/v1/patients/window/", { name: "x" })).toEqual({ count: 3 });
+    expect(posts).toEqual([null, "tok-1"]);
+    expect(fetch.mock.calls.map(([url]) => url)).toEqual(["/api/v1/patients/window/", WHOAMI_URL, "/api/v1/patients/window/"]);
+  });
+
+  it("does not repeat a post refused for another reason, nor one whoami gives no token for", async () => {
+    answer(403, { detail: "You do not have permission to perform this action." });
+    const refused = (await postSearch("/api/v1/patients/window/", { name: "x" }).catch((e: unknown) => e)) as ApiError;
+    expect(refused.status).toBe(403);
+    expect(vi.mocked(fetch).mock.calls).toHaveLength(1);
+    const fetchCsrf = vi.fn(async (url: string) =>
+      url === WHOAMI_URL
+        ? new Response(JSON.stringify({ ...whoami, csrf_token: null }), { status: 200 })
+        : new Response(JSON.stringify({ detail: "CSRF Failed: CSRF token missing." }), { status: 403 }),
+    );
+    vi.stubGlobal("fetch", fetchCsrf);
+    const csrf = (await sendJson("POST", "/api/v1/patients/window/", {}).catch((e: unknown) => e)) as ApiError;
+    expect([csrf.status, csrf.message]).toEqual([403, "CSRF Failed: CSRF token missing."]);
+    expect(fetchCsrf.mock.calls.map(([url]) => url)).toEqual(["/api/v1/patients/window/", WHOAMI_URL]);
   });
 });

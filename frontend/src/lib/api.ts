@@ -3,7 +3,7 @@ import { endSession, idleHeaders } from "./session";
 /** Field name (dotted for nested ones, e.g. "items[0].code") -> its messages, from a 400's body. */
 export type FieldErrors = Record<string, string[]>;
 
-/** JSON over the session the admin login opened; Django's CSRF cookie rides along on writes. */
+/** JSON over the session the admin login opened; writes carry the CSRF token whoami gives (csrfHeaders). */
 export class ApiError extends Error {
   constructor(
     public status: number,
@@ -134,10 +134,89 @@ export function withDeadline<T>(work: (signal: AbortSignal) => Promise<T>, signa
  */
 export function getJson<T>(url: string, signal?: AbortSignal, timeoutMs: number = REQUEST_TIMEOUT_MS): Promise<T> {
   return withDeadline(
-    async (bounded) =>
-      answered<T>(
+    async (bounded) => {
+      const value = await answered<T>(
         await fetch(url, { credentials: "same-origin", cache: "no-store", headers: { Accept: "application/json", ...idleHeaders() }, signal: bounded }),
-      ),
+      );
+      if (url.split("?", 1)[0] === WHOAMI_URL) noteCsrfToken(value);
+      return value;
+    },
+    signal,
+    timeoutMs,
+  );
+}
+
+// --- CSRF ----------------------------------------------------------------------------------------------------
+
+/** Where the signed-in user's scopes, and the session's CSRF token, are read. */
+export const WHOAMI_URL = "/api/v1/whoami/";
+export const CSRF_HEADER = "X-CSRFToken";
+const UNSAFE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+let csrfToken: string | null = null;
+
+/**
+ * Keep the CSRF token a whoami answer carries. The session's CSRF cookie is HttpOnly, so the page cannot read it:
+ * the server hands the token over in whoami, which the dashboard loads when it opens.
+ */
+export function noteCsrfToken(whoami: unknown): void {
+  const token = (whoami as { csrf_token?: unknown } | null)?.csrf_token;
+  if (typeof token === "string" && token) csrfToken = token;
+}
+
+/** The header an unsafe request carries: the session's CSRF token once known ({} before, and for a safe method). */
+export function csrfHeaders(method: string): Record<string, string> {
+  return UNSAFE_METHODS.has(method.toUpperCase()) && csrfToken ? { [CSRF_HEADER]: csrfToken } : {};
+}
+
+/** Tests only: a fresh tab's state. */
+export function resetCsrfTokenForTests(): void {
+  csrfToken = null;
+}
+
+async function csrfRefused(response: Response): Promise<boolean> {
+  if (response.status !== 403) return false;
+  try {
+    const body = (await response.clone().json()) as { detail?: unknown };
+    return typeof body?.detail === "string" && body.detail.startsWith("CSRF Failed");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Send a JSON body with an unsafe method, with the session's CSRF token (X-CSRFToken) once whoami has given it.
+ * The server also takes a session's post that the browser marks same-origin, so the first request never waits
+ * on whoami; refused for CSRF (a browser sending no fetch metadata before whoami answered, or a token rotated by
+ * a sign-in in another tab), the token is read from whoami again and the request sent once more.
+ */
+export function sendJson<T>(
+  method: string,
+  url: string,
+  body: unknown,
+  signal?: AbortSignal,
+  timeoutMs: number = REQUEST_TIMEOUT_MS,
+): Promise<T> {
+  return withDeadline(
+    async (bounded) => {
+      const send = () =>
+        fetch(url, {
+          method,
+          credentials: "same-origin",
+          cache: "no-store",
+          headers: { Accept: "application/json", "Content-Type": "application/json", ...csrfHeaders(method), ...idleHeaders() },
+          body: JSON.stringify(body),
+          signal: bounded,
+        });
+      let response = await send();
+      if (await csrfRefused(response)) {
+        const stale = csrfToken;
+        csrfToken = null;
+        await getJson(WHOAMI_URL, bounded, timeoutMs).catch(() => undefined);
+        if (csrfToken !== null && csrfToken !== stale) response = await send();
+      }
+      return answered<T>(response);
+    },
     signal,
     timeoutMs,
   );
@@ -145,26 +224,12 @@ export function getJson<T>(url: string, signal?: AbortSignal, timeoutMs: number 
 
 /**
  * POST a JSON body to a search that reads (the patient window), within `timeoutMs`. What it searches by, a
- * name or a birth date, goes in the body, never in the URL, so no access log or proxy log keeps it. The body is
- * JSON from this page's own origin, which the API takes from a staff session without a CSRF token (a read;
- * another origin cannot post JSON here without a CORS preflight the server never grants).
+ * name or a birth date, goes in the body, never in the URL, so no access log or proxy log keeps it. The server
+ * takes it from a staff session only with evidence that this site's page sent it: the browser's
+ * `Sec-Fetch-Site: same-origin`, or the CSRF token that sendJson adds.
  */
 export function postSearch<T>(url: string, body: Record<string, unknown>, signal?: AbortSignal, timeoutMs: number = REQUEST_TIMEOUT_MS): Promise<T> {
-  return withDeadline(
-    async (bounded) =>
-      answered<T>(
-        await fetch(url, {
-          method: "POST",
-          credentials: "same-origin",
-          cache: "no-store",
-          headers: { Accept: "application/json", "Content-Type": "application/json", ...idleHeaders() },
-          body: JSON.stringify(body),
-          signal: bounded,
-        }),
-      ),
-    signal,
-    timeoutMs,
-  );
+  return sendJson<T>("POST", url, body, signal, timeoutMs);
 }
 
 /**
