@@ -55,6 +55,13 @@ def _token_in_url(request: Request) -> bool:
     return token_in_query(request.META.get("QUERY_STRING", ""))
 
 
+# A token of ours presented whole that has ended (revoked, expired) is no guess: its client's row matched its
+# secret. Counted against the address's failure budget, one clinician's stale token behind a hospital's NAT spent
+# it for everyone there, and every token not yet known valid to this process was refused (429) with it. Wrong,
+# unknown, rotated-away and malformed tokens still count.
+STALE_TOKEN_CODES = frozenset({"token_revoked", "token_expired"})
+
+
 def _remember_valid(digest: str) -> None:
     # A client read inside a transaction may be one it created or rotated in: valid once that commits, never if
     # it rolls back (as `_remember_unknown` remembers a miss).
@@ -86,10 +93,11 @@ class BearerTokenAuthentication(BaseAuthentication):
             known_elsewhere = refuse_if_over_budget(request.META.get("REMOTE_ADDR", ""), digest)
         try:
             client = self._client_for(header)
-        except exceptions.AuthenticationFailed:
+        except exceptions.AuthenticationFailed as failed:
             if known or known_elsewhere:
                 forget_valid_token(digest)
-            record_failed_authentication(request.META.get("REMOTE_ADDR", ""))
+            if failed.get_codes() not in STALE_TOKEN_CODES:
+                record_failed_authentication(request.META.get("REMOTE_ADDR", ""))
             raise
         if not known:  # remembered for its hour from the first success, not renewed on each (a lock a request)
             _remember_valid(digest)

@@ -6,7 +6,10 @@ cache) and an audit record. Each failure is one hit on the exact limiter (apps/r
 the address's key. The failure that spends the budget leaves a marker that lives until the window frees a
 slot, and while it lives the address's requests with a token not known valid are refused (429) before any
 lookup. A token known valid is never refused: a hospital's NAT puts many clients behind one address, and one
-misconfigured client (or an attacker) must not lock the others out.
+misconfigured client (or an attacker) must not lock the others out. For the same reason a revoked or expired
+token of ours, presented whole, is not counted (authentication.STALE_TOKEN_CODES): it is no guess, and one
+clinician's stale token retried behind the NAT spent the budget for the whole ward. Wrong, unknown, rotated-away
+and malformed tokens count.
 
 Known valid, two ways. In this process: `known_valid_tokens`, the token digests that authenticated here within
 the hour, checked on every request at no cost. Across processes: a Redis key per token that authenticated in
