@@ -263,6 +263,7 @@ class GuardedRedirectHandler(urllib.request.HTTPRedirectHandler):
                 newurl, code, f"{msg} (a redirect to a non-HTTP URL, not followed)", headers, fp
             )
         if is_link_local_url(newurl):
+            fp.close()  # the 3xx's answer, which urllib closes only on a redirect it follows
             raise _refusal(
                 urllib.parse.urlsplit(newurl).hostname or newurl, detail=f"(The target of a {code} redirect.)"
             )
