@@ -10,12 +10,13 @@ a renderer that writes that version (`fhir_versions`).
 
 from __future__ import annotations
 
+import contextlib
 import re
 
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.renderers import BaseRenderer
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.utils.mediatypes import _MediaType
 
@@ -30,10 +31,32 @@ def _quality(accepted: _MediaType) -> float:
 
 class UnknownFormat(exceptions.ValidationError):
     """DRF's `?format=` (or a format suffix) naming no renderer of the view: DRF raised Http404, a "Not found."
-    that read as "no such resource" for one that exists."""
+    that read as "no such resource" for one that exists. Also `?format=` given twice: DRF answered in the last
+    one (`/api/schema/?format=json&format=yaml` was YAML), a choice the client did not make. The message names
+    the formats the view answers (the schema: json, yaml; the docs: html)."""
 
-    def __init__(self) -> None:
-        super().__init__({"format": "Not a format this API answers: it answers JSON (leave `format` out)."})
+    def __init__(self, formats: list[str] | None = None, *, repeated: bool = False) -> None:
+        answers = ", ".join(formats or ["json"])
+        if repeated:
+            message = f"Given more than once: name one format. This view answers: {answers}."
+        else:
+            message = f"Not a format this view answers. It answers: {answers} (or leave `format` out)."
+        super().__init__({"format": message})
+        self.repeated = repeated
+
+
+def _formats(renderers: list[BaseRenderer]) -> list[str]:
+    return sorted({renderer.format for renderer in renderers if getattr(renderer, "format", None)})
+
+
+# The types an error body is written in: the API's JSON, FHIR's OperationOutcome.
+_ERROR_TYPES = ("application/json", "application/fhir+json")
+
+
+def _error_renderer(renderers: list[BaseRenderer]) -> BaseRenderer:
+    """What a refused format's 400 is written in: the view's first JSON renderer, or plain JSON. DRF wrote it in
+    the view's first renderer, whatever that is: the schema's refusal came as YAML, the docs' as an HTML page."""
+    return next((renderer for renderer in renderers if renderer.media_type in _ERROR_TYPES), JSONRenderer())
 
 
 def answers_fhir_version(renderer: BaseRenderer, accepted: _MediaType) -> bool:
@@ -59,12 +82,22 @@ class QualityContentNegotiation(DefaultContentNegotiation):
     def select_renderer(
         self, request: Request, renderers: list[BaseRenderer], format_suffix: str | None = None
     ) -> tuple[BaseRenderer, str]:
+        if getattr(request, "_format_refused", False):
+            # Asked again, by DRF, for the renderer of this refusal (APIView.perform_content_negotiation, force):
+            # JSON, whichever the view answers in.
+            renderer = _error_renderer(renderers)
+            return renderer, renderer.media_type
+        format_param = self.settings.URL_FORMAT_OVERRIDE
+        if format_param and len(request.query_params.getlist(format_param)) > 1:
+            self._refuse_format(request)
+            raise UnknownFormat(_formats(renderers), repeated=True)
         # A format named in the URL is the client's explicit choice: DRF's rules, as before.
-        if format_suffix or request.query_params.get(self.settings.URL_FORMAT_OVERRIDE):
+        if format_suffix or request.query_params.get(format_param):
             try:
                 chosen = super().select_renderer(request, renderers, format_suffix)
             except Http404:
-                raise UnknownFormat() from None
+                self._refuse_format(request)
+                raise UnknownFormat(_formats(renderers)) from None
             if only_other_fhir_versions(self._get_parsed_accept_list(request), chosen[0]):
                 raise exceptions.NotAcceptable(available_renderers=renderers)
             return chosen
@@ -89,3 +122,8 @@ class QualityContentNegotiation(DefaultContentNegotiation):
         # The renderer's own type with the client's parameters (JSON's indent), never the q weight itself.
         params = [f"{key}={value}" for key, value in accepted.params.items() if key != "q"]
         return renderer, ";".join([renderer.media_type, *params])
+
+    @staticmethod
+    def _refuse_format(request: Request) -> None:
+        with contextlib.suppress(AttributeError):  # one that takes no attributes: its refusal is written as DRF's
+            request._format_refused = True

@@ -313,12 +313,14 @@ class FhirMixin:
             if only_other_fhir_versions(accepts, FhirJSONRenderer()):  # say why, not only "Could not satisfy"
                 raise other_version from None
             raise
-        except UnknownFormat:  # DRF's `format` naming no renderer (`metadata?format=xml`): refused in `initial`
-            self.unknown_format = True
+        except UnknownFormat:  # DRF's `format` naming no renderer (`metadata?format=xml`), or given twice:
+            self.unknown_format = True  # refused in `initial`
             return super().perform_content_negotiation(request, force=True)
 
     def format_refusal(self) -> Exception:
         """DRF's `format` naming a renderer there is none of (PhiAPIView refuses it, with an audit record)."""
+        if len(self.request.query_params.getlist("format")) > 1:
+            return FhirParamError("format", "given more than once; this server answers JSON (_format=json)")
         return FhirParamError("format", "not a format this server answers: it answers JSON (_format=json)")
 
     def initial(self, request: Request, *args, **kwargs) -> None:
