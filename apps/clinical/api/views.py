@@ -7,7 +7,7 @@ from urllib import parse
 
 from django.db import transaction
 from django.utils.crypto import constant_time_compare, salted_hmac
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import APIException, NotFound, ValidationError
@@ -24,22 +24,60 @@ from apps.clinical import selectors, services
 from apps.clinical.api import serializers as s
 from apps.clinical.api.representations import encounter_json, medication_request_json, observation_json, patient_json
 from apps.clinical.api.schema import PatientWindowOutputSerializer, VitalsOutputSerializer
-from apps.clinical.models import Encounter, Patient
+from apps.clinical.models import Encounter, Observation, Patient
 from apps.clinical.services import patient_scope
 from apps.core.api.pagination import KeysetPagination, keyset_pagination
 from apps.core.api.params import reject_unknown_params, validated_body, validated_query
 from apps.core.api.parsers import JSONParser
 from apps.core.api.schema import ErrorOutputSerializer, error_responses
+from apps.core.idempotency import (
+    HEADER,
+    REPLAYED_HEADER,
+    IdempotentResourceGone,
+    idempotent_create,
+    idempotent_request,
+)
 
 # Every PHI view: bad input (or X-Purpose-Of-Use), credentials, scope, its rate limit, the audit trail.
 PHI_ERRORS = error_responses(400, 401, 403, 429, 503)
 PATIENT_ERRORS = {**PHI_ERRORS, **error_responses(404, e404="No active patient has this id.")}
 # A POST's body is JSON: a form or multipart body is a 415, not read as strings field by field.
 JSON_BODY_ERRORS = {415: OpenApiResponse(ErrorOutputSerializer, description="A body other than JSON.")}
+IDEMPOTENCY_KEY = OpenApiParameter(
+    HEADER,
+    str,
+    OpenApiParameter.HEADER,
+    description="Makes a retry safe: the same key with the same body within 24 h answers the first request's "
+    "result (header `Idempotent-Replayed: true`) instead of creating again.",
+)
+IDEMPOTENCY_ERRORS = {
+    410: OpenApiResponse(ErrorOutputSerializer, description="The key's first request created what is deleted since."),
+    422: OpenApiResponse(ErrorOutputSerializer, description="The Idempotency-Key was sent with another request."),
+}
 
 
 def _duplicate_mrn(refused: Exception) -> bool:
     return any(error.code == "duplicate_mrn" for error in getattr(refused, "error_dict", {}).get("mrn", []))
+
+
+class _NoSuchPatient(Exception):
+    """A create's patient is missing: answered 404 (and audited) once its transaction rolled back."""
+
+
+def _replayed(view: PhiAPIView, request: Request, resource, patient_id: int | None):
+    """What an Idempotency-Key's first request created, answered again: a disclosure, audited as a read; 410
+    where it (or its patient) has been deleted since."""
+    resource_type = type(resource).__name__ if resource is not None else view.resource_type
+    resource_id = resource.pk if resource is not None else None
+    if patient_id is None:
+        view.audit(request, action="read", resource_type=resource_type, resource_id=resource_id, outcome="not_found")
+        raise IdempotentResourceGone()
+    view.audit(request, action="read", resource_type=resource_type, resource_id=resource_id, patient_id=patient_id)
+    return resource
+
+
+def _created(body: dict, replayed: bool) -> Response:
+    return Response(body, status=status.HTTP_201_CREATED, headers={REPLAYED_HEADER: "true"} if replayed else None)
 
 
 class PatientPathView(PhiAPIView):
@@ -240,22 +278,29 @@ class PatientListView(PhiAPIView):
 
     @extend_schema(
         request=s.PatientCreateInputSerializer,
-        responses={201: s.PatientOutputSerializer, **PHI_ERRORS, **JSON_BODY_ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: s.PatientOutputSerializer, **PHI_ERRORS, **JSON_BODY_ERRORS, **IDEMPOTENCY_ERRORS},
     )
     def post(self, request: Request) -> Response:
         reject_unknown_params(request, [])
         fields = dict(validated_body(request, s.PatientCreateInputSerializer))
+        claim = idempotent_request(request)
         system = fields.pop("system", None)
-        # The patient and its audit record commit together, or neither; "this MRN exists" answers a lookup, so
-        # it is recorded like one (after the rollback, so the record stays).
-        lookup = {"identifier": fields["mrn"], "system": system or ""}
-        with (
-            self.refusal_audited(request, action="create", only=_duplicate_mrn, query=lookup),
-            transaction.atomic(),
-        ):
+
+        def create() -> Patient:  # in the create's transaction: the patient and its audit record, or neither
             patient = services.patient_create(identifier_system=system, **fields)
             self.audit(request, action="create", resource_id=patient.pk, patient_id=patient.pk)
-        return Response(patient_json(patient), status=status.HTTP_201_CREATED)
+            return patient
+
+        def replay(resource_id: str) -> Patient:
+            patient = Patient.objects.filter(pk=int(resource_id)).first()
+            return _replayed(self, request, patient, patient.pk if patient and not patient.is_deleted else None)
+
+        # "This MRN exists" answers a lookup, so it is recorded like one (after the rollback, so the record stays).
+        lookup = {"identifier": fields["mrn"], "system": system or ""}
+        with self.refusal_audited(request, action="create", only=_duplicate_mrn, query=lookup):
+            patient, replayed = idempotent_create(claim, create=create, replay=replay, resource_id=lambda p: p.pk)
+        return _created(patient_json(patient), replayed)
 
 
 class PatientDetailView(PatientPathView):
@@ -296,31 +341,47 @@ class PatientVitalsView(PatientPathView):
 
     @extend_schema(
         request=s.ObservationCreateInputSerializer,
-        responses={201: s.ObservationOutputSerializer, **PATIENT_ERRORS, **JSON_BODY_ERRORS},
+        parameters=[IDEMPOTENCY_KEY],
+        responses={201: s.ObservationOutputSerializer, **PATIENT_ERRORS, **JSON_BODY_ERRORS, **IDEMPOTENCY_ERRORS},
     )
     def post(self, request: Request, patient_id: int | None) -> Response:
         reject_unknown_params(request, [])
         # The body first: its errors (unparsable, wrong type, a bad field) answer alike for any patient id.
         fields = dict(validated_body(request, s.ObservationCreateInputSerializer))
-        # The row itself, not the cached card: a card cached before a delete whose invalidation is still on its way
-        # would pass, and the lookup's own 404 then went unrecorded.
-        patient = Patient.objects.filter(pk=patient_id, is_deleted=False).first() if patient_id is not None else None
-        if patient is None:
-            self.audit(request, action="read", resource_type="Patient", resource_id=patient_id, outcome="not_found")
-            raise NotFound("No such patient.")
-        # Refused after the patient was found (a missing one is audited as such): kept, or the two answers
-        # would tell an existing patient from a missing one unrecorded.
-        with self.refusal_audited(request, action="create", patient_id=patient.pk):
-            encounter_id = fields.pop("encounter_id", None)
+        claim = idempotent_request(request)
+        encounter_id = fields.pop("encounter_id", None)
+
+        def create() -> Observation:  # in the create's transaction: the observation and its audit record, or neither
+            # The row itself, not the cached card: a card cached before a delete whose invalidation is still on its
+            # way would pass, and the lookup's own 404 then went unrecorded.
+            patient = Patient.objects.filter(pk=patient_id, is_deleted=False).first() if patient_id else None
+            if patient is None:
+                raise _NoSuchPatient()
             encounter = None
             if encounter_id is not None:
                 encounter = Encounter.objects.filter(pk=encounter_id, patient=patient).first()
                 if encounter is None:
                     raise ValidationError({"encounter_id": "This patient has no encounter with this id."})
-            with transaction.atomic():  # the observation and its audit record commit together, or neither
-                observation = services.observation_record(patient=patient, encounter=encounter, **fields)
-                self.audit(request, action="create", resource_id=observation.pk, patient_id=patient.pk)
-        return Response(observation_json(observation), status=status.HTTP_201_CREATED)
+            observation = services.observation_record(patient=patient, encounter=encounter, **fields)
+            self.audit(request, action="create", resource_id=observation.pk, patient_id=patient.pk)
+            return observation
+
+        def replay(resource_id: str) -> Observation:
+            observation = Observation.objects.filter(pk=int(resource_id)).select_related("patient").first()
+            kept = observation is not None and not observation.patient.is_deleted
+            return _replayed(self, request, observation, observation.patient_id if kept else None)
+
+        try:
+            # A 400 raised once the patient was found (only then can create raise one) is kept, or the two answers
+            # would tell an existing patient from a missing one unrecorded; a missing one is audited as such.
+            with self.refusal_audited(request, action="create", patient_id=patient_id):
+                observation, replayed = idempotent_create(
+                    claim, create=create, replay=replay, resource_id=lambda o: o.pk
+                )
+        except _NoSuchPatient:
+            self.audit(request, action="read", resource_type="Patient", resource_id=patient_id, outcome="not_found")
+            raise NotFound("No such patient.") from None
+        return _created(observation_json(observation), replayed)
 
 
 class NotRetractable(APIException):
