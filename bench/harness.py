@@ -28,6 +28,20 @@ if str(REPO_ROOT) not in sys.path:
 
 from apps.core.ports import free_port  # noqa: E402 (the repository root is on the path from here)
 
+# The bench's own files (the metrics rollups, the local caches' spill): never the product's VAR_DIR.
+BENCH_VAR_DIR = REPO_ROOT / "var" / "bench"
+# What every bench server runs on, whatever the shell that started the bench points at: set by django_setup
+# (isolate). Empty, a server would inherit the shell's DATABASE_URL, VAR_DIR and DEBUG: bench/stack.py, which
+# set nothing up, wrote its requests into a running product's rollups, and measured with DEBUG on.
+_ISOLATION: dict[str, str] = {}
+
+
+def isolate(database_url: str) -> None:
+    """Point this process, and every server it starts, at the bench's own database and VAR_DIR, DEBUG off."""
+    BENCH_VAR_DIR.mkdir(parents=True, exist_ok=True)
+    _ISOLATION.update(DATABASE_URL=database_url, VAR_DIR=str(BENCH_VAR_DIR), DEBUG="false")
+    os.environ.update(_ISOLATION)
+
 
 def require_wrk() -> str:
     wrk = shutil.which("wrk")
@@ -43,7 +57,12 @@ def progress(message: str) -> None:
 
 @contextlib.contextmanager
 def server(kind: str, env: dict[str, str] | None = None, workers: int = 2, threads: int = 1) -> Iterator[str]:
-    """Start the api (gunicorn, WSGI) or live (uvicorn, ASGI) server; yield its base URL."""
+    """Start the api (gunicorn, WSGI) or live (uvicorn, ASGI) server; yield its base URL. It runs on the
+    bench's database and VAR_DIR with DEBUG off (django_setup), whatever `env` or the shell say."""
+    if not _ISOLATION:
+        raise RuntimeError(
+            "a bench server runs on the bench's own database and VAR_DIR: call harness.django_setup first"
+        )
     port = free_port()
     # BENCH_API_WORKERS / BENCH_API_THREADS: another process/thread mix than the bench's own (the
     # Procfile's), for both server kinds alike; announced, since every figure of the run depends on it.
@@ -75,7 +94,9 @@ def server(kind: str, env: dict[str, str] | None = None, workers: int = 2, threa
         ]
     else:
         raise ValueError(kind)
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **(env or {})}, start_new_session=True)
+    process = subprocess.Popen(
+        command, cwd=REPO_ROOT, env={**os.environ, **(env or {}), **_ISOLATION}, start_new_session=True
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -275,16 +296,15 @@ def django_setup(database_url: str, redis_url: str = "") -> None:
 
     # Production settings: DEBUG off (Django's debug cursor alone formats every query's SQL).
     os.environ.update(
-        DATABASE_URL=database_url,
         DB_POOL_MIN_SIZE="4",
         DB_POOL_MAX_SIZE="20",
-        DEBUG="false",
         SECRET_KEY="bench-" + "k" * 60,
         ALLOWED_HOSTS="127.0.0.1,localhost",
     )
     if redis_url:
         os.environ["REDIS_URL"] = redis_url
-    os.environ.setdefault("VAR_DIR", str(REPO_ROOT / "var" / "bench"))
+    # The bench's VAR_DIR, not the shell's: a product's VAR_DIR set there was kept (setdefault).
+    isolate(database_url)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "controlplane.settings")
     name = database_url.rsplit("/", 1)[1]
     with psycopg.connect(database_url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
