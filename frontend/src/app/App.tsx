@@ -8,7 +8,7 @@ import { ThemeToggle } from "../components/ui/ThemeToggle";
 import { websocketUrl } from "../lib/config";
 import { lazyWithRetry } from "../lib/lazyWithRetry";
 import { LiveFeed } from "../lib/liveFeed";
-import { getJson } from "../lib/api";
+import { getJson, WHOAMI_URL } from "../lib/api";
 import { endSessionWhenIdle, keepAliveWhileActive, trackUserInput } from "../lib/session";
 import { LiveFeedContext, useConnectionState, useLatestMessage } from "../lib/useLiveFeed";
 import { offered, useScopes } from "../lib/useScopes";
@@ -40,7 +40,8 @@ const PAGES: [string, string, string?][] = [
   ["/audit", "Audit", "audit:read"],
 ];
 
-const loadScopes = () => getJson<{ scopes: string[] }>("/api/v1/whoami/");
+// Also where the session's CSRF token is noted (getJson keeps whoami's), for the writes and the sign-out.
+const loadScopes = () => getJson<{ scopes: string[] }>(WHOAMI_URL);
 
 function Header() {
   const config = useContext(ConfigContext);

@@ -17,7 +17,11 @@ beforeEach(() => {
   vi.stubGlobal(
     "fetch",
     vi.fn(async (url: string) =>
-      url === "/admin/" ? new Response(ADMIN_PAGE, { status: 200 }) : new Response(JSON.stringify({ results: [], scopes: [] }), { status: 200 }),
+      url === "/admin/"
+        ? new Response(ADMIN_PAGE, { status: 200 })
+        : url === "/api/v1/whoami/"
+          ? new Response(JSON.stringify({ kind: "user", name: "admin", scopes: [], expires_at: null, csrf_token: "tok-whoami" }), { status: 200 })
+          : new Response(JSON.stringify({ results: [] }), { status: 200 }),
     ),
   );
 });
@@ -39,7 +43,7 @@ describe("Sign out", () => {
     }
   });
 
-  it("posts the admin's logout form, CSRF token and all", async () => {
+  it("posts the admin's logout with the session's CSRF token from whoami", async () => {
     const submitted: { action: string; method: string; token: string | null }[] = [];
     vi.spyOn(HTMLFormElement.prototype, "submit").mockImplementation(function (this: HTMLFormElement) {
       submitted.push({ action: new URL(this.action).pathname, method: this.method, token: new FormData(this).get("csrfmiddlewaretoken") as string | null });
@@ -47,7 +51,7 @@ describe("Sign out", () => {
     window.history.pushState({}, "", "/dashboard/");
     render(<App />);
     fireEvent.click(screen.getByRole("button", { name: "Sign out" }));
-    await waitFor(() => expect(submitted).toEqual([{ action: "/admin/logout/", method: "post", token: "tok123" }]));
+    await waitFor(() => expect(submitted).toEqual([{ action: "/admin/logout/", method: "post", token: "tok-whoami" }]));
   });
 });
 

@@ -7,10 +7,18 @@ const ADMIN_PAGE = `<html><body><div id="user-tools"><form id="logout-form" meth
 <input type="hidden" name="csrfmiddlewaretoken" value="tok123"><button type="submit">Log out</button></form></div></body></html>`;
 
 describe("signOut", () => {
-  it("posts the admin's logout form with its CSRF token", async () => {
+  it("posts the admin's logout with the CSRF token whoami gives the session", async () => {
+    const load = vi.fn();
+    const submit = vi.fn();
+    await signOut("/admin/", { token: async () => "from-whoami", load: load as unknown as typeof fetch, submit });
+    expect(submit).toHaveBeenCalledWith({ action: "/admin/logout/", token: "from-whoami" });
+    expect(load).not.toHaveBeenCalled();
+  });
+
+  it("reads the admin's logout form, token and all, when whoami gives no token", async () => {
     const load = vi.fn(async () => new Response(ADMIN_PAGE, { status: 200 }));
     const submit = vi.fn();
-    await signOut("/admin/", { load: load as unknown as typeof fetch, submit });
+    await signOut("/admin/", { token: async () => null, load: load as unknown as typeof fetch, submit });
     expect(load).toHaveBeenCalledWith("/admin/", expect.objectContaining({ credentials: "same-origin", cache: "no-store" }));
     expect(submit).toHaveBeenCalledWith({ action: "/admin/logout/", token: "tok123" });
   });
@@ -22,7 +30,7 @@ describe("signOut", () => {
 
   it("fails, rather than posting nothing, when the admin gives no token", async () => {
     const submit = vi.fn();
-    await expect(signOut("/admin/", { load: (async () => new Response("<p>down</p>")) as unknown as typeof fetch, submit })).rejects.toThrow();
+    await expect(signOut("/admin/", { token: async () => { throw new Error("503"); }, load: (async () => new Response("<p>down</p>")) as unknown as typeof fetch, submit })).rejects.toThrow();
     expect(submit).not.toHaveBeenCalled();
   });
 });

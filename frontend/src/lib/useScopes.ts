@@ -1,6 +1,6 @@
 import { useEffect, useState } from "react";
 
-import { getJson } from "./api";
+import { getJson, WHOAMI_URL } from "./api";
 
 /**
  * The signed-in user's API scopes, from whoami: null until it answers. A failed whoami gives "unknown": the
@@ -8,7 +8,7 @@ import { getJson } from "./api";
  */
 export type Scopes = string[] | "unknown" | null;
 
-export function useScopes(load: () => Promise<{ scopes: string[] }> = () => getJson("/api/v1/whoami/")): Scopes {
+export function useScopes(load: () => Promise<{ scopes: string[] }> = () => getJson(WHOAMI_URL)): Scopes {
   const [scopes, setScopes] = useState<Scopes>(null);
   useEffect(() => {
     let live = true;
