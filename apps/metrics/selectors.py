@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -352,12 +354,14 @@ def time_series(
     route_prefixes: list[str] | None = None,
     namespace: str = "",
     serving_hosts_only: bool = False,
+    visible_services: frozenset[int] | None = None,
 ):
     """[(bucket start, value)] of a metric between two instants, one value per step; request metrics over the
     routes under `route_prefixes` (None: every route), of the requests served (`rate_limited`,
     `rate_limited_rps`: the limiter's refusals, left out of the others). `serving_hosts_only`: a host figure of the
     request-serving pods only (serving_host_samples), and no step from the `host.*` series, which has the
-    worker's figures in it.
+    worker's figures in it. `visible_services` (ids; None: all): no failed loads of deployments of other
+    services.
 
     One query for the whole range, its rows summed into their steps here: the dashboard asks for up to
     1,440 steps, and a query per step took about a second and a pooled connection all that time.
@@ -378,7 +382,8 @@ def time_series(
     elif metric == "cache_hit_rate_pct":
         values = _cache_hit_rate_steps(len(starts), since, until, index, namespace=namespace)
     elif metric in COUNTED_SERIES:
-        values = _counted_steps(COUNTED_SERIES[metric], len(starts), since, until, index)
+        hidden = counted_series_hidden(metric, visible_services)
+        values = _counted_steps(COUNTED_SERIES[metric], len(starts), since, until, index, hidden=hidden)
     elif metric in RESOURCE_GAUGES:
         values = _busiest_host_steps(metric, len(starts), since, until, step_seconds, serving_only=serving_hosts_only)
         # Steps past the monitor's retention: the `host.*` series is all there is (for the dashboard).
@@ -538,15 +543,28 @@ class _StepOf(Func):
         return f"(({micros} - %s) / %s)", (*params, *params, since, step)  # integers: division rounds down
 
 
-def _counted_steps(prefix: str, steps: int, since, until, index) -> list[float]:
-    """A counter's increments per step, over every series under `prefix`: 0 in a step without any (nothing
-    failed), not "no data"."""
+def counted_series_hidden(metric: str, visible_services: frozenset[int] | None) -> list[str]:
+    """The label prefixes of a COUNTED_SERIES metric hidden from a caller who sees `visible_services` (None:
+    all). Failed loads are labelled by deployment: those of deployments of services the caller does not see
+    (a deployment of none, or one deleted since, is every staff user's, as alert rules of none are)."""
+    if visible_services is None or metric != "inference_load_failures":
+        return []
+    from apps.inference.models import ModelDeployment
+
+    hidden = ModelDeployment.objects.filter(service__isnull=False).exclude(service__in=visible_services)
+    return [f"{COUNTED_SERIES[metric]}{name}." for name in hidden.values_list("name", flat=True)]
+
+
+def _counted_steps(prefix: str, steps: int, since, until, index, *, hidden: list[str] | None = None) -> list[float]:
+    """A counter's increments per step, over every series under `prefix` but those under one of `hidden`
+    (prefixes too): 0 in a step without any (nothing failed), not "no data"."""
     from apps.metrics.models import MetricPoint
 
     totals = [0.0] * steps
-    for at, total in MetricPoint.objects.filter(series__startswith=prefix, at__gte=since, at__lt=until).values_list(
-        "at", "sum"
-    ):
+    points = MetricPoint.objects.filter(series__startswith=prefix, at__gte=since, at__lt=until)
+    if hidden:
+        points = points.exclude(functools.reduce(operator.or_, (Q(series__startswith=h) for h in hidden)))
+    for at, total in points.values_list("at", "sum"):
         if math.isfinite(total):
             totals[index(at)] += total
     return totals

@@ -77,7 +77,28 @@ class SeriesInputSerializer(serializers.Serializer):
             fields["service"].queryset = services_visible_to(user)
         return fields
 
+    def validate_namespace(self, namespace: str) -> str:
+        """A namespace no policy names has no cache series: answered with nulls, a typo read as "no reads"."""
+        from apps.caching.defaults import DEFAULT_POLICIES
+        from apps.caching.models import CachePolicy
+
+        if (
+            namespace
+            and namespace not in DEFAULT_POLICIES
+            and not CachePolicy.objects.filter(namespace=namespace).exists()
+        ):
+            raise serializers.ValidationError(f"No cache namespace {namespace!r}.")
+        return namespace
+
     def validate(self, data: dict) -> dict:
+        from apps.metrics.selectors import COUNTED_SERIES, LATENCY_METRICS
+
+        service = data.get("service")
+        if service is not None and not service.route_prefix and data["metric"] in LATENCY_METRICS:
+            # routes_under([""]) matches no route: every step read 0 requests, as if the service had none.
+            raise serializers.ValidationError(
+                {"service": f"Service {service.slug!r} has no route prefix: its requests are not told apart."}
+            )
         data["end"] = data.get("end") or timezone.now()
         # The default window reaches an hour back and the last step a day on: both must stay in the calendar.
         for name in ("start", "end"):
@@ -134,6 +155,13 @@ class SeriesInputSerializer(serializers.Serializer):
                     raise serializers.ValidationError(
                         {"start": f"Figures this old are kept per {unit}: the window must hold a whole {unit}."}
                     )
+                # A counter stored per hour (minute) read in finer steps put the hour's count in one step and 0
+                # in the others, which reads as a burst then nothing.
+                counter = data["metric"] in COUNTED_SERIES or data["metric"] == "cache_hit_rate_pct"
+                if counter and data["step"] % grain:
+                    unit = "hour" if grain == 3600 else "minute"
+                    whole = f"a step of whole {unit}s ({grain}, {grain * 2}, ...)"
+                    raise serializers.ValidationError({"step": f"Stored per {unit} in this window: {whole}."})
         problem = request_step_problem(data["metric"], data["start"], data["step"])
         if problem:
             raise serializers.ValidationError({"step": problem})

@@ -48,6 +48,7 @@ class SeriesView(APIView):
             step_seconds=query["step"],
             route_prefixes=series_routes(request.user, query.get("service")),
             namespace=query["namespace"],
+            visible_services=visible_service_ids(request.user),
         )
         return Response(
             {
