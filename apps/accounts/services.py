@@ -18,6 +18,7 @@ from apps.accounts.failure_budget import forget_valid_token
 from apps.accounts.models import ApiClient
 from apps.accounts.scopes import BENCHMARK, SCOPES
 from apps.core.local_cache import NegativeCache, VersionedLocalCache
+from apps.core.validators import unseen_characters
 
 # Authenticating a request reads its client from here; every write below invalidates it, and other
 # processes drop their copies within about a second (the shared version, re-read once a second). Entries
@@ -118,10 +119,6 @@ def validate_expires_at(expires_at: datetime | None) -> datetime | None:
 # every client so named when its run ends, and creates them under names that must be free.
 RUNNER_CLIENT_NAME_PREFIX = "benchmark-run-"
 
-# Control characters, invisible ones (zero-width, bidirectional overrides), line and paragraph separators,
-# private-use, surrogate and unassigned code points: a name shows in admin, the commands' output, logs and as
-# the actor of audit records, and two names must never read the same.
-_UNSEEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp"})
 _SPACES = re.compile(" {2,}")
 
 
@@ -148,7 +145,8 @@ def validate_client_name(name: str) -> str:
     name = normalize_client_name(name)
     if not name:
         raise ValidationError({"name": "A name is required."})
-    unseen = sorted({f"U+{ord(c):04X}" for c in name if unicodedata.category(c) in _UNSEEN_CATEGORIES})
+    # A name shows in admin, the commands' output, logs and as the actor of audit records (apps/core/validators.py).
+    unseen = unseen_characters(name)
     if unseen or any(c.isspace() and c != " " for c in name):
         shown = ", ".join(unseen) if unseen else "whitespace other than spaces"
         raise ValidationError({"name": f"A name holds only visible characters and spaces; not {shown}."})

@@ -9,6 +9,8 @@ from apps.services.models import Service
 from apps.services.selectors import of_visible_services, sees_every_service, services_visible_to, visible_service_ids
 from apps.services.services import (
     EDITABLE_FIELDS,
+    name_and_slug_check,
+    normalize_slug,
     route_prefix_check,
     service_create,
     service_delete,
@@ -116,6 +118,24 @@ class ServiceAdmin(PlainLookupsAdmin, admin.ModelAdmin):
         user = request.user
 
         class ServiceForm(form):
+            def clean_name(self) -> str:
+                """Another service's name in some case: a message on the field (the database's constraint would
+                say it for the whole form)."""
+                name = self.cleaned_data.get("name", "")
+                try:
+                    name_and_slug_check(name=name, service_pk=self.instance.pk)
+                except ValidationError as refused:
+                    raise ValidationError(refused.message_dict["name"]) from None
+                return name
+
+            def clean_slug(self) -> str:
+                slug = normalize_slug(self.cleaned_data.get("slug", ""))
+                try:
+                    name_and_slug_check(slug=slug, service_pk=self.instance.pk)
+                except ValidationError as refused:
+                    raise ValidationError(refused.message_dict["slug"]) from None
+                return slug
+
             def clean_route_prefix(self) -> str:
                 """Checked here too, so a refusal is a message on the field, not an error page."""
                 route_prefix = self.cleaned_data.get("route_prefix", "")

@@ -5,8 +5,10 @@ from urllib.parse import SplitResult, urlsplit
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models
+from django.db.models.functions import Lower
 
 from apps.core.link_local import LINK_LOCAL_MESSAGE, is_link_local_url
+from apps.core.validators import refuse_unseen_characters, unseen_characters_message
 
 
 class Service(models.Model):
@@ -18,17 +20,20 @@ class Service(models.Model):
         WORKER = "worker", "Worker"
         FRONTEND = "frontend", "Frontend"
 
-    name = models.CharField(max_length=120, unique=True)
-    slug = models.SlugField(max_length=80, unique=True)
+    # Unique in any case too (the constraints below): "Triage" and "triage" are one service to a reader.
+    name = models.CharField(max_length=120, unique=True, validators=[refuse_unseen_characters])
+    # Lower case, as the service layer writes it: the slug is the service's URL in the API.
+    slug = models.SlugField(max_length=80, unique=True, validators=[refuse_unseen_characters])
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.API)
     base_url = models.URLField(blank=True, help_text="Where the service answers, for probes and load tests.")
     route_prefix = models.CharField(
         max_length=200,
         blank=True,
+        validators=[refuse_unseen_characters],
         help_text="URL pattern prefix of this service's routes served here (e.g. api/v1/patients/): "
         "their request metrics are this service's.",
     )
-    owner_team = models.CharField(max_length=120, blank=True)
+    owner_team = models.CharField(max_length=120, blank=True, validators=[refuse_unseen_characters])
     visible_to = models.ManyToManyField(
         "auth.Group",
         blank=True,
@@ -62,7 +67,18 @@ class Service(models.Model):
                 name="service_route_prefix_unique",
                 violation_error_code="unique",  # reported on the route_prefix field (Model.validate_constraints)
                 violation_error_message="Another service has this route prefix: a route is one service's.",
-            )
+            ),
+            # The service layer checks these first, on the field; the database holds them against a race.
+            models.UniqueConstraint(
+                Lower("name"),
+                name="service_name_unique_any_case",
+                violation_error_message="Another service has this name (in some case).",
+            ),
+            models.UniqueConstraint(
+                Lower("slug"),
+                name="service_slug_unique_any_case",
+                violation_error_message="Another service has this slug (in some case).",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -117,6 +133,9 @@ def base_url_rule_broken(base_url: str) -> str | None:
         url = urlsplit(base_url)
     except ValueError:  # "http://[::1": the URL field's own validator has said so
         url = urlsplit("")
+    if problem := unseen_characters_message(base_url):
+        # Shown in admin, the dashboard and logs as something other than what is fetched.
+        return problem
     if url.username is not None or url.password is not None or "@" in url.netloc:
         return "No user name or password in the URL: every staff role can read it."
     if url.scheme and url.scheme.lower() not in ("http", "https"):

@@ -9,7 +9,9 @@ from typing import Any
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, router, transaction
+from django.db.models import Value
 from django.db.models.deletion import Collector
+from django.db.models.functions import Lower
 
 from apps.services.models import Service
 
@@ -62,8 +64,33 @@ def service_update(*, service: Service, editor=None, **fields: Any) -> Service:
 def _validate(service: Service, *, editor) -> None:
     # The prefix is checked by route_prefix_check, whose message about a service hidden from the editor says
     # "overlaps", as admin's does, before the database constraint's "another service has this prefix".
+    service.slug = normalize_slug(service.slug)
     service.full_clean(validate_constraints=False)
+    name_and_slug_check(name=service.name, slug=service.slug, service_pk=service.pk)
     route_prefix_check(route_prefix=service.route_prefix, service_pk=service.pk, editor=editor)
+
+
+def normalize_slug(slug: str) -> str:
+    """The slug as stored: lower case. "Triage" and "triage" were two services, two URLs, one name to a reader."""
+    return slug.lower() if isinstance(slug, str) else slug
+
+
+def _taken_in_any_case(field: str, value: str, service_pk: int | None) -> bool:
+    # Folded by the database, as its constraints fold (service_name_unique_any_case), not by Python's lower().
+    others = Service.objects.exclude(pk=service_pk) if service_pk else Service.objects.all()
+    return others.alias(folded=Lower(field)).filter(folded=Lower(Value(value))).exists()
+
+
+def name_and_slug_check(*, name: str | None = None, slug: str | None = None, service_pk: int | None) -> None:
+    """Refuse, on its field, a name or a slug another service has in some case (the database constraints hold
+    the same rule against a race, without a field to name)."""
+    errors = {}
+    if isinstance(name, str) and name and _taken_in_any_case("name", name, service_pk):
+        errors["name"] = "Another service has this name (in some case)."
+    if isinstance(slug, str) and slug and _taken_in_any_case("slug", slug, service_pk):
+        errors["slug"] = "Another service has this slug (in some case)."
+    if errors:
+        raise ValidationError(errors)
 
 
 def _save_or_refuse(service: Service, *, editor, update_fields: list[str] | None = None) -> None:
@@ -101,6 +128,7 @@ def route_prefix_check(*, route_prefix: str, service_pk: int | None, editor) -> 
 @transaction.atomic
 def service_ensure(*, slug: str, **fields: Any) -> tuple[Service, bool]:
     """Create a service if its slug is new; leave an existing one as admins edited it."""
+    slug = normalize_slug(slug)
     existing = Service.objects.filter(slug=slug).first()
     if existing is not None:
         return existing, False
