@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import NotSupportedError
-from django.db.models import Exists, F, Func, IntegerField, OuterRef, Q, Sum
+from django.db.models import Exists, F, Func, IntegerField, OuterRef, Q, QuerySet, Sum
 from django.db.models.lookups import StartsWith
 from django.utils import timezone
 from hdrh.histogram import HdrHistogram
@@ -615,12 +615,7 @@ def live_snapshot(*, now=None, visible_services: frozenset[int] | None = None) -
     now = now or database_now()
     since = now - timedelta(seconds=60)
     services = Service.objects.filter(is_active=True).exclude(route_prefix="")
-    alerts = of_visible_services(
-        Alert.objects.filter(state="firing"),
-        visible_services,
-        "rule__service",
-        unassigned=sees_all_traffic(visible_services),
-    )
+    alerts = alerts_visible(Alert.objects.filter(state="firing"), visible_services)
     overall_routes = None
     if visible_services is not None:
         services = services.filter(pk__in=visible_services)
@@ -703,15 +698,32 @@ def _live_row(slug: str, name: str, route_prefixes: list[str] | None, since, now
     }
 
 
+# Metrics of an alert rule that measure no service's traffic: the hosts' and the caches' (a cache namespace is
+# shared by every service). A rule of no service on one of these is every staff user's; on the others (p95,
+# errors, load failures, regressions) it sums every service's, hidden ones included.
+SHARED_ALERT_METRICS = ("cpu_pct", "memory_pct", "cache_hit_rate_pct")
+
+
+def alerts_visible(alerts: QuerySet, visible_services: frozenset[int] | None) -> QuerySet:
+    """The alerts a viewer who sees `visible_services` (None: all) may see: of rules of those services, of
+    host and cache rules of no service, and of other rules of no service only if no service is hidden from
+    them. Host and cache rules were left out with the others: an Operator read "No alert is firing" beside a
+    CPU alert firing."""
+    if visible_services is None:
+        return alerts
+    unassigned = Q(rule__service__isnull=True)
+    if not sees_all_traffic(visible_services):
+        unassigned &= Q(rule__metric__in=SHARED_ALERT_METRICS)
+    return alerts.filter(Q(rule__service__in=visible_services) | unassigned)
+
+
 def alert_list(
     *, state: str | None = None, limit: int = 100, visible_services: frozenset[int] | None = None
 ) -> list[dict]:
     from apps.metrics.models import Alert
 
     alerts = Alert.objects.select_related("rule").order_by("-started_at")
-    alerts = of_visible_services(
-        alerts, visible_services, "rule__service", unassigned=sees_all_traffic(visible_services)
-    )
+    alerts = alerts_visible(alerts, visible_services)
     if state:
         alerts = alerts.filter(state=state)
     return [
