@@ -34,6 +34,7 @@ class PlanJSONField(forms.JSONField):
 @admin.register(BenchmarkPlan)
 class BenchmarkPlanAdmin(ServiceVisibilityAdmin):
     list_display = ["name", "service", "kind", "users", "arrival_rate", "duration_seconds", "enabled", "history"]
+    search_fields = ["name", "service__name", "service__slug"]
     list_filter = ["kind", "enabled", ("service", admin.RelatedOnlyFieldListFilter)]
     actions = ["run_now", "schedule_nightly"]
     formfield_overrides = {models.JSONField: {"form_class": PlanJSONField}}
@@ -105,6 +106,7 @@ class BenchmarkRunAdmin(ServiceVisibilityAdmin):
     list_display = ["id", "plan", "status", "passed", "progress", "started_at", "finished_at", "report"]
     show_full_result_count = False
     list_filter = ["status", "passed", ("plan", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["plan__name", "plan__service__name", "plan__service__slug", "requested_by"]
     actions = ["cancel"]
     exclude = HEAVY_FIELDS
     readonly_fields = [*(f.name for f in BenchmarkRun._meta.fields if f.name not in HEAVY_FIELDS), "report"]
@@ -150,6 +152,7 @@ class RegressionAdmin(ServiceVisibilityAdmin):
     list_select_related = ["plan", "run__plan"]
     show_full_result_count = False
     list_filter = [("plan", admin.RelatedOnlyFieldListFilter), "change_point"]
+    search_fields = ["plan__name", "plan__service__name", "plan__service__slug", "metric"]
     readonly_fields = [f.name for f in Regression._meta.fields]
     actions = ["acknowledge"]
 

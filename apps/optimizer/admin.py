@@ -33,6 +33,7 @@ class OptimizationRunAdmin(ServiceVisibilityAdmin):
     list_display = ["id", "target", "status", "targets_met", "apply", "requested_by", "started_at", "finished_at",
                     "report_link"]  # fmt: skip
     list_filter = ["target", "status", "targets_met", "apply"]
+    search_fields = ["subject", "requested_by", "service__name", "service__slug"]
     readonly_fields = ["target", "status", "targets_met", "apply", "service", "response_time_ms",
                        "cache_hit_rate", "requested_by", "inline", "started_at", "finished_at", "verdicts", "error",
                        "report_link"]  # fmt: skip

@@ -30,6 +30,7 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
         "apply_state",
     ]
     list_filter = ["enabled", "apply_state", "emergency_mode", "keda_enabled"]
+    search_fields = ["service__name", "service__slug"]
     actions = ["apply_now", "emergency_on", "emergency_off"]
     readonly_fields = [
         "emergency_mode",
@@ -254,6 +255,7 @@ class WorkloadForecastAdmin(ServiceVisibilityAdmin):
     list_display = ["service", "metric", "model", "source", "history_hours", "created_at"]
     show_full_result_count = False  # hourly forecasts per service and metric
     list_filter = ["metric", "model", "source", ("service", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["service__name", "service__slug"]
     readonly_fields = [
         "service",
         "metric",
@@ -280,6 +282,7 @@ class ScalingRecommendationAdmin(ServiceVisibilityAdmin):
     list_display = ["service", "min_replicas", "peak_replicas", "emergency", "created_at"]
     show_full_result_count = False
     list_filter = [("service", admin.RelatedOnlyFieldListFilter), "emergency"]
+    search_fields = ["service__name", "service__slug"]
     readonly_fields = [
         "service",
         "forecast",
