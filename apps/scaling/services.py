@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 MIN_HISTORY_HOURS = 3 * 24  # three days (forecasting.DAY hours each)
 RECENT_HOURS = 3 * 24  # history kept with a forecast, for its chart
+STOPPED = "not forecast, the worker is shutting down."  # a run's report of the forecasts it left (`stopping`)
 
 
 def scaling_policy_ensure(service: Service, **fields) -> tuple[ScalingPolicy, bool]:
@@ -221,17 +222,23 @@ def forecasts_refresh(
     now: datetime | None = None,
     scheduled: bool = False,
     progress: Callable[[str], None] | None = None,
+    stopping: Callable[[], bool] | None = None,
 ) -> dict[str, list[str]]:
     """Every predictive policy's four forecasts and its replica plan; what could not be done, and why. The
     scheduled (hourly) run makes one set per service and hour, however many beats sent it; one by hand
     always forecasts. `progress` is told each service and metric as its forecast starts (each takes seconds:
-    a command's user sees it working)."""
+    a command's user sees it working). `stopping` is asked before each forecast: once it says so (the worker
+    is shutting down) the run ends there, the forecasts and plans made so far kept, the rest left to the next
+    run."""
     report: dict[str, list[str]] = {"forecasts": [], "recommendations": [], "skipped": []}
     hour = forecast_hour() if scheduled else None
     policies = ScalingPolicy.objects.filter(enabled=True, predictive=True).select_related("service")
     if services is not None:
         policies = policies.filter(service__in=services)
     for policy in policies:
+        if stopping is not None and stopping():
+            report["skipped"].append(f"{policy.service.slug} and the services after it: {STOPPED}")
+            break
         turn = _forecast_turn_take(policy)
         if turn is None:
             report["skipped"].append(f"{policy.service.slug}: its forecasts are being made by another run.")
@@ -239,7 +246,7 @@ def forecasts_refresh(
         # Whatever goes wrong with one policy (its data, a model, the service deleted meanwhile) is logged
         # and reported, and the policies after it still get their forecasts this hour.
         try:
-            _policy_forecasts_refresh(policy, now=now, report=report, hour=hour, progress=progress)
+            _policy_forecasts_refresh(policy, now=now, report=report, hour=hour, progress=progress, stopping=stopping)
         except Exception as exc:
             logger.exception("scaling forecasts of %s failed", policy.service.slug)
             report["skipped"].append(f"{policy.service.slug}: {_failure(exc)}")
@@ -299,12 +306,17 @@ def _policy_forecasts_refresh(
     report: dict[str, list[str]],
     hour: datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    stopping: Callable[[], bool] | None = None,
 ) -> None:
     request_forecast = None
     skipped: dict[str, str] = {}  # kept on the policy: the dashboard says why a metric has no fresh forecast
     made_elsewhere = False
     metrics = WorkloadForecast.Metric.values
     for number, metric in enumerate(metrics, start=1):
+        if number > 1 and stopping is not None and stopping():
+            # Its forecasts made so far are kept; its notes and plan wait for a run that makes them all.
+            report["skipped"].append(f"{policy.service.slug} {', '.join(metrics[number - 1 :])}: {STOPPED}")
+            return
         if progress is not None:
             progress(f"{policy.service.slug} {metric}: forecasting ({number}/{len(metrics)})")
         try:

@@ -3,14 +3,21 @@
 from datetime import datetime
 
 from celery import shared_task
+from celery.signals import worker_init, worker_shutting_down
 
-from apps.scaling import kube, services
+from apps.scaling import kube, services, shutdown
+
+# Connected as the worker imports its tasks, before it starts: the forecasts stop when it shuts down.
+worker_shutting_down.connect(shutdown.on_worker_shutting_down, weak=False, dispatch_uid="scaling.shutdown.flag")
+worker_init.connect(shutdown.on_worker_init, weak=False, dispatch_uid="scaling.shutdown.clear")
 
 
-@shared_task(name="scaling.forecast")
-def forecast() -> dict:
-    """The hourly run: one set of forecasts per service and hour, however many beats sent it."""
-    return services.forecasts_refresh(scheduled=True)
+@shared_task(name="scaling.forecast", bind=True)
+def forecast(self) -> dict:
+    """The hourly run: one set of forecasts per service and hour, however many beats sent it. It stops between
+    forecasts when its worker is shutting down (the rest are the next run's)."""
+    hostname = self.request.hostname
+    return services.forecasts_refresh(scheduled=True, stopping=lambda: shutdown.worker_shutting_down(hostname))
 
 
 @shared_task(name="scaling.apply_policy")
