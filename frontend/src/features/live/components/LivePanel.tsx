@@ -2,14 +2,11 @@ import { TableScroll } from "../../../components/ui/TableScroll";
 import { ago, clockTime, fixed } from "../../../lib/format";
 import type { ConnectionState } from "../../../lib/liveFeed";
 import { STALE_AFTER_MS, type LiveRow, type LiveSnapshot } from "../snapshot";
-import { Truncated } from "../../../components/ui/Truncated";
 
 function Row({ row }: { row: LiveRow }) {
   return (
     <tr>
-      <th scope="row">
-        <Truncated text={row.name} />
-      </th>
+      <th scope="row">{row.name}</th>
       <td className="num">{fixed(row.rps, 1)}</td>
       <td className="num">{fixed(row.p95_ms, 1, " ms")}</td>
       <td className="num">{fixed(row.error_rate_pct, 2, "%")}</td>
