@@ -35,12 +35,24 @@ DEMO_SERVICES = [
         "name": "Clinical data API",
         "kind": Service.Kind.API,
         "owner_team": "Clinical platform",
-        "description": "Patient, encounter, vital-sign and medication reads (DRF and FHIR R4).",
+        "description": "Patient, encounter, vital-sign and medication reads (REST).",
         "route_prefix": "api/v1/patients/",  # its request metrics, SLO status and live row
         "slo_p95_ms": 200,
         "slo_p99_ms": 500,
         "slo_avg_ms": 100,
         "slo_min_rps": 100,
+    },
+    {
+        # The FHIR R4 endpoints' traffic (/fhir/Patient, /fhir/Observation...) was no service's: no SLO judged it.
+        "slug": "fhir-api",
+        "name": "FHIR R4 API",
+        "kind": Service.Kind.API,
+        "owner_team": "Clinical platform",
+        "description": "FHIR R4 reads and searches: patients, observations, encounters, medication requests.",
+        "route_prefix": "fhir/",
+        "slo_p95_ms": 300,
+        "slo_p99_ms": 800,
+        "slo_avg_ms": 150,
     },
     {
         "slug": "clinical-assistant",
@@ -84,6 +96,21 @@ DEMO_SERVICES = [
     },
 ]
 
+# Each demo API's load plan (name, weighted requests): the clinical API's patient cards and latest vitals, the FHIR
+# API's Patient reads and vital-sign searches.
+DEMO_LOAD_PLANS = {
+    "clinical-api": ("clinical-api load", [
+        {"name": "patient card", "method": "GET", "path": "/api/v1/patients/{patient_id}/", "weight": 2},
+        {"name": "latest vitals", "method": "GET", "path": "/api/v1/patients/{patient_id}/vitals/?latest=true",
+         "weight": 1},
+    ]),
+    "fhir-api": ("fhir-api load", [
+        {"name": "FHIR Patient read", "method": "GET", "path": "/fhir/Patient/{patient_id}", "weight": 2},
+        {"name": "FHIR vital signs", "method": "GET", "weight": 1,
+         "path": "/fhir/Observation?patient={patient_id}&category=vital-signs&_count=4"},
+    ]),
+}  # fmt: skip
+
 # The service whose p95 the adaptive ai_inference limit watches: the latency-bound one (a 300 ms SLO);
 # a generation's time follows how much text is asked for (up to 64 new tokens), so it says less about load.
 AI_INFERENCE_WATCHED = "embeddings"
@@ -117,16 +144,21 @@ class Command(BaseCommand):
 
         with transaction.atomic():
             created = []
+            seeded: dict[str, Service] = {}  # slug: the demo services this run ensured, the only ones rows point to
             for spec in DEMO_SERVICES:
                 fields = dict(spec)
                 if fields["kind"] == Service.Kind.API:
                     fields["base_url"] = base_url
-                taken = Service.objects.filter(route_prefix=spec.get("route_prefix", "")).exclude(slug=spec["slug"])
-                if spec.get("route_prefix") and taken.exists():
-                    # An admin gave the prefix to a service of their own (a route is one service's): theirs stays.
-                    fields.pop("route_prefix")
-                    self.stdout.write(f"{spec['slug']}: route prefix {spec['route_prefix']} is another service's; left")
+                holder = _route_holder(spec)
+                if holder is not None:
+                    # An operator's service has the route (a route is one service's). A demo service beside it had
+                    # no traffic of its own, yet a scaling policy, and a load plan that loaded the operator's routes.
+                    self.stdout.write(
+                        f"{spec['slug']}: not seeded, its route prefix {spec['route_prefix']} is {holder.slug}'s"
+                    )
+                    continue
                 service, is_new = service_ensure(**fields)
+                seeded[spec["slug"]] = service
                 if is_new:
                     created.append(spec["slug"])
                 elif fields.get("route_prefix") and not service.route_prefix:
@@ -140,10 +172,10 @@ class Command(BaseCommand):
                     # Demo services have no traffic history yet: their forecasts learn synthetic hospital
                     # traffic, labelled as such; switch the history source in admin once real traffic flows.
                     scaling_policy_ensure(service, history_source=ScalingPolicy.HistorySource.SYNTHETIC)
-            self._ensure_ai_inference_watch()
+            self._ensure_ai_inference_watch(seeded)
             password = self._ensure_admin(stored)
             demo_client, token = self._ensure_client(stored)
-            self._ensure_benchmark_plan()
+            self._ensure_benchmark_plans(seeded)
             bundled_deployments_ensure()  # the bundled models, served at /api/v1/inference/<name>/...
             schedules = optimizer_schedules_ensure() + nightly_benchmarks_ensure().created
             # Written before the commit: a run stopped between the two left an admin whose random password was
@@ -213,28 +245,21 @@ class Command(BaseCommand):
                 self.stderr.write("\nStopped while loading demo patients: the next `make run` loads the rest.")
                 raise SystemExit(130) from None
 
-    def _ensure_benchmark_plan(self) -> None:
-        """A load plan for the demo clinical API: patient cards and latest vitals, 10 users for a minute."""
-        BenchmarkPlan.objects.get_or_create(
-            name="clinical-api load",
-            defaults={
-                "service": Service.objects.get(slug="clinical-api"),
-                "kind": BenchmarkPlan.Kind.LOAD,
-                "requests": [
-                    {"name": "patient card", "method": "GET", "path": "/api/v1/patients/{patient_id}/", "weight": 2},
-                    {"name": "latest vitals", "method": "GET", "weight": 1,
-                     "path": "/api/v1/patients/{patient_id}/vitals/?latest=true"},
-                ],
-                "users": 10,
-                "duration_seconds": 60,
-            },
-        )  # fmt: skip
+    def _ensure_benchmark_plans(self, seeded: dict[str, Service]) -> None:
+        """A load plan for each demo API this run seeded (DEMO_LOAD_PLANS), 10 users for a minute."""
+        for slug, (name, requests) in DEMO_LOAD_PLANS.items():
+            if slug in seeded:
+                BenchmarkPlan.objects.get_or_create(
+                    name=name,
+                    defaults={"service": seeded[slug], "kind": BenchmarkPlan.Kind.LOAD, "requests": requests,
+                              "users": 10, "duration_seconds": 60},
+                )  # fmt: skip
 
-    def _ensure_ai_inference_watch(self) -> None:
+    def _ensure_ai_inference_watch(self, seeded: dict[str, Service]) -> None:
         """The adaptive ai_inference limit watches an inference service's p95, unless an admin chose one."""
         policy = RateLimitPolicy.objects.filter(scope="ai_inference", service=None).first()
-        if policy is not None:
-            policy.service = Service.objects.get(slug=AI_INFERENCE_WATCHED)
+        if policy is not None and AI_INFERENCE_WATCHED in seeded:
+            policy.service = seeded[AI_INFERENCE_WATCHED]
             policy.save(update_fields=["service", "updated_at"])  # post_save invalidates the policy cache
 
     def _ensure_admin(self, stored: dict) -> str:
@@ -279,6 +304,14 @@ class Command(BaseCommand):
             name=name, scopes=DEMO_SCOPES, description="Demo clinician app created by seed_demo."
         )
         return issued.client, issued.token
+
+
+def _route_holder(spec: dict) -> Service | None:
+    """The service other than the demo one that holds the demo service's route prefix, if any."""
+    prefix = spec.get("route_prefix")
+    if not prefix:
+        return None
+    return Service.objects.filter(route_prefix=prefix).exclude(slug=spec["slug"]).order_by("pk").first()
 
 
 def _write_private(path: Path, content: dict) -> None:
