@@ -161,17 +161,46 @@ def worker_heartbeat() -> dict | None:
     return cache.get(WORKER_HEARTBEAT_CACHE_KEY)
 
 
-def _probe_worker() -> tuple[str, str]:
-    beat = worker_heartbeat()
-    if not beat:
-        return ERROR, "no worker heartbeat recorded yet"
-    age = (datetime.now(UTC) - datetime.fromisoformat(beat["at"])).total_seconds()
-    detail = f"last heartbeat {age:.1f}s ago from {beat.get('hostname', '?')}"
+def probe_worker(*, now: datetime | None = None) -> dict:
+    """Whether a Celery worker is alive, from the heartbeat the one that last ran beat's `core.heartbeat` task
+    recorded in the shared cache (`manage.py ping_worker` sends one at will): what /readyz and the dashboard's
+    Overview show. A worker paused or stopped records none, and only the heartbeat's age tells: it read as
+    nothing at all on the Overview.
+
+    `state`: "ok"; "late" (older than three intervals, not yet past WORKER_HEARTBEAT_MAX_AGE_SECONDS);
+    "down" (past it); "never" (no heartbeat in the last day); "unknown" (the cache could not be read).
+    `alive`: ok or late (None when unknown). The age is by this host's clock against the worker's stamp,
+    never below 0."""
+    probe = {"alive": None, "state": "unknown", "last_heartbeat_at": None, "last_heartbeat_age_seconds": None,
+             "hostname": None, "max_age_seconds": settings.WORKER_HEARTBEAT_MAX_AGE_SECONDS}  # fmt: skip
+    try:
+        beat = worker_heartbeat()
+    except Exception:  # noqa: BLE001 - the cache is away: the worker's state is not known, not "down"
+        return probe
+    return {**probe, **_worker_state(beat, now or datetime.now(UTC))}
+
+
+def _worker_state(beat: dict | None, now: datetime) -> dict:
+    if not beat or "at" not in beat:
+        return {"alive": False, "state": "never"}
+    at = datetime.fromisoformat(beat["at"])
+    age = max(0.0, (now - at).total_seconds())
     if age > settings.WORKER_HEARTBEAT_MAX_AGE_SECONDS:
-        return ERROR, detail
-    if age > 3 * settings.WORKER_HEARTBEAT_INTERVAL_SECONDS:
-        return DEGRADED, detail
-    return OK, detail
+        state = "down"
+    elif age > 3 * settings.WORKER_HEARTBEAT_INTERVAL_SECONDS:
+        state = "late"
+    else:
+        state = "ok"
+    return {"alive": state != "down", "state": state, "last_heartbeat_at": at.isoformat(),
+            "last_heartbeat_age_seconds": round(age, 1), "hostname": beat.get("hostname")}  # fmt: skip
+
+
+def _probe_worker() -> tuple[str, str]:
+    state = _worker_state(worker_heartbeat(), datetime.now(UTC))  # a cache error fails the check, saying why
+    if state["state"] == "never":
+        return ERROR, "no worker heartbeat recorded yet"
+    detail = f"last heartbeat {state['last_heartbeat_age_seconds']:.1f}s ago from {state['hostname'] or '?'}"
+    return {"down": ERROR, "late": DEGRADED}.get(state["state"], OK), detail
 
 
 def _probe_inference() -> tuple[str, str]:
