@@ -128,8 +128,19 @@ def quit_when_orphaned():
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def stop_on_sigterm(environment):
+    """A stop (the runner's cancellation, its worker's shutdown, an orphan's quit) keeps what was measured.
+    Locust installs its own SIGTERM handler only once a shape's test is over: until then SIGTERM killed it at
+    once, the samples since its last flush lost (every one of them in its first second) and its stats not
+    written. Flushed, then stopped as the end of a test is, which writes the stats."""
+    flush_samples()
+    if environment.runner is not None:
+        environment.runner.quit()
+
+
 @events.init.add_listener
 def on_init(environment, **kwargs):
+    gevent.signal_handler(signal.SIGTERM, stop_on_sigterm, environment)
     if RUNNER_PID:
         gevent.spawn(quit_when_orphaned)
 

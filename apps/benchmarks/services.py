@@ -8,15 +8,17 @@ import hashlib
 import ipaddress
 import json
 import logging
+import os
 import random
 import socket
 import statistics
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -63,6 +65,8 @@ def benchmark_run_create(*, plan: BenchmarkPlan, requested_by: str = "") -> Benc
     stages = runner.stages_for(plan)
     BenchmarkPlan.objects.select_for_update().filter(pk=plan.pk).exists()  # one creation at a time per plan
     active = plan.runs.filter(status__in=[BenchmarkRun.Status.PENDING, BenchmarkRun.Status.RUNNING]).first()
+    if active is not None and _fail_if_worker_gone(active):
+        active = None
     if active is not None:
         raise RunInProgress(active)
     return BenchmarkRun.objects.create(
@@ -189,6 +193,8 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
         if run.status != BenchmarkRun.Status.PENDING:
             return run
         busy = _run_on_target(run)
+        if busy is not None and _fail_if_worker_gone(busy):
+            busy = None
         if busy is None:
             _run_start(run)
     if busy is not None:
@@ -237,7 +243,90 @@ def _run_start(run: BenchmarkRun) -> None:
         run.attempts + 1,
     )
     run.progress_message = ""
-    run.save(update_fields=["status", "started_at", "heartbeat_at", "attempts", "progress_message"])
+    run.worker_host, run.worker_pid = socket.gethostname(), os.getpid()
+    run.save(
+        update_fields=["status", "started_at", "heartbeat_at", "attempts", "progress_message", "worker_host",
+                       "worker_pid"]
+    )  # fmt: skip
+
+
+def _worker_gone(run: BenchmarkRun) -> bool:
+    """Whether the process running `run` is known to be gone: on this host, its pid is no process, a zombie,
+    or a process started after the run (the pid reused). A run of another host is not known here: its
+    heartbeat tells (HEARTBEAT_STALE_SECONDS)."""
+    import psutil
+
+    if run.status != BenchmarkRun.Status.RUNNING or not run.worker_pid or run.worker_host != socket.gethostname():
+        return False
+    try:
+        process = psutil.Process(run.worker_pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return True
+        started = process.create_time()
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+    return run.started_at is not None and started > run.started_at.timestamp() + 1
+
+
+WORKER_GONE = "Its worker process ({pid} on {host}) is gone: it ended mid-run (killed, or a Ctrl-C)."
+
+
+def _fail_if_worker_gone(run: BenchmarkRun) -> bool:
+    """Fail a running run whose worker process is gone, at once: it blocked its plan (and its target) until
+    the checker found its heartbeat stale, 5 to 8 minutes after a Ctrl-C. Whether it is no longer active."""
+    if not _worker_gone(run):
+        return False
+    error = WORKER_GONE.format(pid=run.worker_pid, host=run.worker_host)
+    if BenchmarkRun.objects.filter(pk=run.pk, status=BenchmarkRun.Status.RUNNING, worker_pid=run.worker_pid).update(
+        status=BenchmarkRun.Status.FAILED, finished_at=timezone.now(), error=error, progress_message=""
+    ):
+        logger.warning("benchmark run %s failed: %s", run.pk, error)
+        _revoke_run_tokens(run.pk)
+    return True
+
+
+WORKER_SHUTDOWN = "Its worker shut down: stopped with the samples measured so far."
+
+
+def benchmark_runs_stop_for_shutdown(*, host: str | None = None, pids: list[int] | None = None) -> list[int]:
+    """Ask the runs of a worker that is shutting down to stop (Celery's warm shutdown): its own process's and
+    its pool's children's (`pids`, by default this process and its descendants). A stop is a cancellation,
+    seen by the run's watch within a second: Locust stops, the samples measured so far are recorded, and the
+    worker exits. Left alone, a warm shutdown waited out the whole run (a day for an endurance plan)."""
+    import psutil
+
+    host = host or socket.gethostname()
+    if pids is None:
+        me = psutil.Process()
+        pids = [me.pid, *(child.pid for child in me.children(recursive=True))]
+    running = BenchmarkRun.objects.filter(status=BenchmarkRun.Status.RUNNING, worker_host=host, worker_pid__in=pids)
+    stopped = list(running.values_list("pk", flat=True))
+    BenchmarkRun.objects.filter(pk__in=stopped, status=BenchmarkRun.Status.RUNNING).update(
+        cancel_requested=True, stop_reason=WORKER_SHUTDOWN
+    )
+    for run_id in stopped:
+        logger.warning("benchmark run %s: its worker is shutting down, the run stops", run_id)
+    return stopped
+
+
+def benchmark_runs_stop_for_shutdown_soon() -> threading.Thread:
+    """benchmark_runs_stop_for_shutdown from a thread of its own, for a signal handler: the handler may have
+    interrupted this very process in the middle of a query on its thread's connection (a solo pool runs the
+    run in the worker's main thread), which a second query there would break."""
+
+    def stop() -> None:
+        try:
+            benchmark_runs_stop_for_shutdown()
+        except Exception:
+            logger.exception("benchmark runs could not be stopped for the worker's shutdown")
+        finally:
+            connection.close()  # this thread's own
+
+    thread = threading.Thread(target=stop, name="benchmark-shutdown", daemon=True)
+    thread.start()
+    return thread
 
 
 def _run_measure(run: BenchmarkRun) -> BenchmarkRun:
@@ -291,6 +380,10 @@ def _run_measure(run: BenchmarkRun) -> BenchmarkRun:
     except Exception as exc:
         logger.exception("benchmark run %s could not run", run.pk)
         return _finish(run, status=BenchmarkRun.Status.FAILED, error=f"{type(exc).__name__}: {exc}")
+    except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C on `bench run --inline`, a worker's cold shutdown
+        # Left running, the run blocked its plan until the checker found its heartbeat stale.
+        _finish(run, status=BenchmarkRun.Status.FAILED, error=f"Interrupted mid-run ({type(exc).__name__}).")
+        raise
     finally:
         if client is not None:
             api_client_revoke(client=client.client)
@@ -334,8 +427,10 @@ def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dic
     if outcome.status == "failed":
         return _finish(run, status=BenchmarkRun.Status.FAILED, error=outcome.error)
     if outcome.status == "cancelled":
-        cancelled = BenchmarkRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
-        error = "" if cancelled else "Stopped at its deadline."
+        asked = BenchmarkRun.objects.filter(pk=run.pk, cancel_requested=True).values_list("stop_reason", flat=True)
+        reason = asked.first()
+        cancelled = reason is not None
+        error = reason if cancelled else "Stopped at its deadline."  # a person's cancellation: no reason
         return _finish(
             run, status=BenchmarkRun.Status.CANCELLED if cancelled else BenchmarkRun.Status.FAILED, error=error
         )
@@ -487,6 +582,10 @@ def benchmark_runs_fail_stuck(*, now=None) -> int:
             ):
                 failed += 1
                 _revoke_run_tokens(run_id)
+    # Still running with a fresh heartbeat, a run whose worker process is gone (on this host) is failed now,
+    # not once its heartbeat is stale.
+    for run in BenchmarkRun.objects.filter(status=BenchmarkRun.Status.RUNNING, worker_host=socket.gethostname()):
+        failed += _fail_if_worker_gone(run)
     return failed
 
 
