@@ -27,6 +27,18 @@ export interface LiveWork {
   message: string;
 }
 
+/** The Celery worker's heartbeat as the server read it (apps.core.selectors.probe_worker). */
+export interface WorkerProbe {
+  /** ok or late; null when the server could not read the heartbeat. */
+  alive: boolean | null;
+  state: "ok" | "late" | "down" | "never" | "unknown";
+  last_heartbeat_at: string | null;
+  /** By the server's clock when it built the snapshot. */
+  last_heartbeat_age_seconds: number | null;
+  hostname: string | null;
+  max_age_seconds: number;
+}
+
 export interface LiveSnapshot {
   overall: LiveRow;
   services: LiveRow[];
@@ -34,6 +46,8 @@ export interface LiveSnapshot {
   host: { cpu_pct?: number | null; memory_pct?: number | null; pool_pct?: number | null };
   alerts: LiveAlert[];
   work?: LiveWork[];
+  /** Absent from an older server. */
+  worker?: WorkerProbe;
 }
 
 const isObject = (value: unknown): value is object => !!value && typeof value === "object" && !Array.isArray(value);

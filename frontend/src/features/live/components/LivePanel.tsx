@@ -2,6 +2,7 @@ import { TableScroll } from "../../../components/ui/TableScroll";
 import { ago, clockTime, fixed } from "../../../lib/format";
 import type { ConnectionState } from "../../../lib/liveFeed";
 import { STALE_AFTER_MS, type LiveRow, type LiveSnapshot } from "../snapshot";
+import { WorkerStatus } from "./WorkerStatus";
 
 function Row({ row }: { row: LiveRow }) {
   return (
@@ -54,6 +55,7 @@ export function LivePanel({
           As of {asOf}
         </p>
       ) : null}
+      <WorkerStatus worker={snapshot.worker} sinceReceivedMs={receivedAt === null ? 0 : now - receivedAt} />
       <section aria-labelledby="alerts-title">
         <h2 id="alerts-title">Alerts</h2>
         {snapshot.alerts.length === 0 ? (
