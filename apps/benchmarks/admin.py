@@ -11,6 +11,7 @@ from kombu.exceptions import OperationalError
 from apps.accounts.models import scope_permission_codename
 from apps.benchmarks import services
 from apps.benchmarks.models import MAX_JSON_DEPTH, BenchmarkPlan, BenchmarkRun, Regression
+from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.services.admin import ServiceVisibilityAdmin
 
 
@@ -32,7 +33,7 @@ class PlanJSONField(forms.JSONField):
 
 
 @admin.register(BenchmarkPlan)
-class BenchmarkPlanAdmin(ServiceVisibilityAdmin):
+class BenchmarkPlanAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     list_display = ["name", "service", "kind", "users", "arrival_rate", "duration_seconds", "enabled", "history"]
     search_fields = ["name", "service__name", "service__slug"]
     list_filter = ["kind", "enabled", ("service", admin.RelatedOnlyFieldListFilter)]
@@ -101,7 +102,7 @@ HEAVY_FIELDS = ["report_html", "histogram", "timeline"]  # shown in the report, 
 
 
 @admin.register(BenchmarkRun)
-class BenchmarkRunAdmin(ServiceVisibilityAdmin):
+class BenchmarkRunAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     service_field = "plan__service"
     list_display = ["id", "plan", "status", "passed", "progress", "started_at", "finished_at", "report"]
     show_full_result_count = False
@@ -146,7 +147,7 @@ class BenchmarkRunAdmin(ServiceVisibilityAdmin):
 
 
 @admin.register(Regression)
-class RegressionAdmin(ServiceVisibilityAdmin):
+class RegressionAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     service_field = "plan__service"
     list_display = ["plan", "run", "metric", "change_pct", "p_value", "change_point", "detected_at", "acknowledged_at"]
     list_select_related = ["plan", "run__plan"]

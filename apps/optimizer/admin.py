@@ -3,6 +3,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.optimizer import services
 from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
 from apps.services.admin import ServiceVisibilityAdmin
@@ -27,7 +28,7 @@ class RecommendationInline(admin.TabularInline):
 
 
 @admin.register(OptimizationRun)
-class OptimizationRunAdmin(ServiceVisibilityAdmin):
+class OptimizationRunAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     unassigned_visible = True  # a run over every service is everyone's
     show_full_result_count = False  # a filtered list counts its own rows only, not the whole history again
     list_display = ["id", "target", "status", "targets_met", "apply", "requested_by", "started_at", "finished_at",
@@ -62,7 +63,7 @@ class OptimizationRunAdmin(ServiceVisibilityAdmin):
 
 
 @admin.register(Recommendation)
-class RecommendationAdmin(ServiceVisibilityAdmin):
+class RecommendationAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     service_field, unassigned_visible = "run__service", True
     list_display = ["title", "step", "status", "actionable", "run", "decided_by", "decided_via", "decided_at"]
     list_select_related = ["run", "decided_by"]  # one query for the page, not one per decided recommendation

@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from kombu.exceptions import OperationalError
 
+from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.metrics.models import AlertRule
 from apps.scaling import charts, manifests, services
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
@@ -14,7 +15,7 @@ from apps.services.selectors import of_visible_services, sees_all_traffic, visib
 
 
 @admin.register(ScalingPolicy)
-class ScalingPolicyAdmin(ServiceVisibilityAdmin):
+class ScalingPolicyAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     list_display = [
         "service",
         "enabled",
@@ -251,7 +252,7 @@ class ScalingPolicyAdmin(ServiceVisibilityAdmin):
 
 
 @admin.register(WorkloadForecast)
-class WorkloadForecastAdmin(ServiceVisibilityAdmin):
+class WorkloadForecastAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     list_display = ["service", "metric", "model", "source", "history_hours", "created_at"]
     show_full_result_count = False  # hourly forecasts per service and metric
     list_filter = ["metric", "model", "source", ("service", admin.RelatedOnlyFieldListFilter)]
@@ -278,7 +279,7 @@ class WorkloadForecastAdmin(ServiceVisibilityAdmin):
 
 
 @admin.register(ScalingRecommendation)
-class ScalingRecommendationAdmin(ServiceVisibilityAdmin):
+class ScalingRecommendationAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     list_display = ["service", "min_replicas", "peak_replicas", "emergency", "created_at"]
     show_full_result_count = False
     list_filter = [("service", admin.RelatedOnlyFieldListFilter), "emergency"]
