@@ -38,10 +38,10 @@ def test_seed_twice_creates_once_and_prints_the_same_working_credentials(api, cl
     first = _seed()
     second = _seed()
 
-    assert Service.objects.count() == 5
+    assert Service.objects.count() == 6
     assert get_user_model().objects.filter(username="admin", is_superuser=True).count() == 1
     assert ApiClient.objects.filter(name="demo-clinical-app").count() == 1
-    assert "(5 new)" in first and "(0 new)" in second
+    assert "(6 new)" in first and "(0 new)" in second
     assert _token(first) == _token(second)
     assert _password(first) == _password(second)
 
@@ -62,13 +62,15 @@ def test_seed_keeps_admin_edits_to_demo_services():
 
 def test_seed_leaves_a_route_prefix_an_admin_gave_another_service():
     """A route is one service's: seeding stopped with a ValidationError when the demo service's prefix was
-    taken (a first seed after an admin's own service, or a re-seed of a demo service that had none)."""
+    taken (a first seed after an admin's own service). The demo service is not seeded beside it now (nor its
+    plan or policy: tests/core/test_d_seed_demo_fhir.py)."""
     Service.objects.create(slug="ehr-gateway", name="EHR gateway", route_prefix="api/v1/patients/")
     output = _seed()
-    assert "clinical-api: route prefix api/v1/patients/ is another service's; left" in output
-    assert Service.objects.get(slug="clinical-api").route_prefix == ""
+    assert "clinical-api: not seeded, its route prefix api/v1/patients/ is ehr-gateway's" in output
+    assert not Service.objects.filter(slug="clinical-api").exists()
     assert Service.objects.get(slug="ehr-gateway").route_prefix == "api/v1/patients/"
-    _seed()  # and again, the demo service still without one
+    _seed()  # and again, still not seeded
+    assert not Service.objects.filter(slug="clinical-api").exists()
 
 
 def test_seed_tops_the_demo_patients_up_once():

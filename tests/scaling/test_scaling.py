@@ -52,7 +52,7 @@ def cluster(settings, tmp_path):
 
 
 def test_demo_services_get_policies_forecasts_and_a_plan(demo):
-    assert {p.service.slug for p in demo} == {"clinical-api", "clinical-assistant", "embeddings"}
+    assert {p.service.slug for p in demo} == {"clinical-api", "fhir-api", "clinical-assistant", "embeddings"}
     assert all(p.history_source == "synthetic" and p.min_replicas == 2 and p.max_replicas == 50 for p in demo)
     out = StringIO()
     call_command("scaling", "forecast", "--service", "clinical-api", stdout=out)
@@ -189,12 +189,12 @@ def test_export_writes_valid_manifests_for_every_policy(demo, tmp_path):
     out = StringIO()
     call_command("scaling", "export", "--out", str(tmp_path), stdout=out)
     files = sorted(tmp_path.glob("*.yaml"))
-    assert len(files) == 3 * 5
+    assert len(files) == 4 * 5
     for path in files:
         document = yaml.safe_load(path.read_text())
         if document["apiVersion"] in ("apps/v1", "v1", "autoscaling/v2", "policy/v1"):
             kubernetes_validate.validate(document, "1.33", strict=True)
-    assert "15 manifests written" in out.getvalue()
+    assert "20 manifests written" in out.getvalue()
 
 
 def test_a_service_whose_slug_is_no_kubernetes_name_is_exported_and_applied_under_a_valid_one(cluster, tmp_path):
@@ -224,7 +224,7 @@ def test_an_export_removes_the_manifests_no_policy_makes_any_more(demo, tmp_path
     call_command("scaling", "export", "--out", str(tmp_path), stdout=StringIO())
     names = {path.name for path in tmp_path.glob("*.yaml")}
     assert not any(name.startswith("embeddings-") for name in names)
-    assert {"namespace.yaml", "notes.yaml", "clinical-api-hpa.yaml"} <= names and len(names) == 2 * 5 + 2
+    assert {"namespace.yaml", "notes.yaml", "clinical-api-hpa.yaml"} <= names and len(names) == 3 * 5 + 2
 
 
 def test_an_edit_that_would_be_refused_is_not_exported(demo, tmp_path):
