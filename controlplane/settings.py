@@ -18,7 +18,11 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
-from apps.clinical.identifiers import MAX_SYSTEM_LENGTH, URI_PATTERN  # plain Python, no Django: safe at settings time
+from apps.clinical.identifiers import (
+    MAX_SYSTEM_LENGTH,
+    URI_PATTERN,
+    normalize_system,
+)  # plain Python, no Django: safe at settings time
 from apps.core.directories import settings_directory  # plain Python, no Django: safe at settings time
 from apps.core.static_files import hashed_asset, static_cache_headers  # plain Python, no Django: safe at settings time
 
@@ -497,8 +501,9 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULER = "apps.core.beat_liveness:HeartbeatScheduler"
 
 # --- Clinical data and audit --------------------------------------------------------------------
-# The identifier system of the hospital's MRNs (FHIR Identifier.system).
-MRN_SYSTEM = env.str("MRN_SYSTEM", default="http://hospital.example.org/mrn")
+# The identifier system of the hospital's MRNs (FHIR Identifier.system), in the spelling patients are stored
+# under (identifiers.normalize_system): the loader filters and writes it as it is.
+MRN_SYSTEM = normalize_system(env.str("MRN_SYSTEM", default="http://hospital.example.org/mrn"))
 # What the API refuses as a system a client names: else every patient created without a system was a 400 on it.
 if not URI_PATTERN.fullmatch(MRN_SYSTEM) or len(MRN_SYSTEM) > MAX_SYSTEM_LENGTH:
     raise ImproperlyConfigured(

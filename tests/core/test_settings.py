@@ -296,6 +296,14 @@ def test_a_number_in_exponent_form_is_read_as_written(tmp_path):
     assert result.stdout.split()[-1] == "1000.0"
 
 
+def test_the_mrn_system_is_read_in_the_spelling_patients_are_stored_under(tmp_path):
+    """The loader filters and writes settings.MRN_SYSTEM as it is; patients' systems are normalised on save."""
+    code = "import django; django.setup(); from django.conf import settings as s; print(s.MRN_SYSTEM)"
+    result = run_python(code, embedded_env(tmp_path, MRN_SYSTEM="HTTP://Hospital.Example.org/MRN/"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-1] == "http://hospital.example.org/MRN"
+
+
 @pytest.mark.parametrize("hosts", [",", " , "])
 def test_debug_off_with_allowed_hosts_naming_no_host_refuses_to_start(tmp_path, hosts):
     """ALLOWED_HOSTS="," passed the check and answered every request with a 400."""
