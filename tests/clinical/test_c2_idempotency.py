@@ -4,7 +4,9 @@ key); a retry with the same body answers the first result again (`Idempotent-Rep
 create once, the key with another body is a 422, and a replay of what was deleted since a 410."""
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -174,3 +176,59 @@ def test_twins_sent_at_once_create_once(monkeypatch, issue_token, target):
     assert Patient.objects.count() == (2 if target == "patient" else 1)
     assert Observation.objects.count() == (0 if target == "patient" else 1)
     assert IdempotencyKey.objects.count() == 1
+
+
+def _lock_waiters() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_twin_waits_on_the_first_claim_until_it_commits_and_replays_its_answer():
+    """The race itself: the second claim is made while the first create's transaction is open (its INSERT waits
+    on the uncommitted row), and it answers the first's result once that commits, never creating."""
+    claim = idempotency.IdempotentRequest(client="client:1", key="k", request_sha256="a" * 64)
+    first_claimed, second_claiming = threading.Event(), threading.Event()
+    created, answers = [], {}
+
+    def first_create():  # runs once the first claim is inserted, in its open transaction
+        first_claimed.set()
+        assert second_claiming.wait(60)
+        deadline = time.monotonic() + 60  # waits for a state (the twin's INSERT waiting on this row), not a time
+        while not _lock_waiters() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        created.append(("first", _lock_waiters()))
+        return SimpleNamespace(pk=7)
+
+    def second_create():
+        created.append("second")
+        return SimpleNamespace(pk=8)
+
+    def run(name, create, before=None):
+        try:
+            if before:
+                before()
+            answers[name] = idempotency.idempotent_create(
+                claim, create=create, replay=lambda resource_id: ("replayed", resource_id), resource_id=lambda r: r.pk
+            )
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=run, args=("first", first_create))
+    first.start()
+
+    def after_the_first_claim():
+        assert first_claimed.wait(60)
+        second_claiming.set()
+
+    second = threading.Thread(target=run, args=("second", second_create, after_the_first_claim))
+    second.start()
+    first.join()
+    second.join()
+    assert [name for name, _ in created] == ["first"]
+    assert created[0][1] >= 1  # the second claim was waiting on this one's row when it committed
+    assert answers["second"] == (("replayed", "7"), True)
+    assert answers["first"][1] is False
