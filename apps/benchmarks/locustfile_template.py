@@ -6,10 +6,18 @@ import json
 import os
 import random
 import signal
+import sys
 import time
 
 import gevent
 from locust import HttpUser, LoadTestShape, constant, constant_throughput, events, task
+
+# Every connection to the target is checked where it is made (apps.benchmarks.connect_guard): a name that
+# resolves to a link-local or cloud metadata address gets no request, nor the run's token.
+sys.path.append(os.environ["BENCH_PROJECT_ROOT"])
+from apps.benchmarks.connect_guard import install as guard_connections
+
+guard_connections()
 
 REQUESTS = json.loads(os.environ["BENCH_REQUESTS"])
 WEIGHTS = [float(r.get("weight", 1)) for r in REQUESTS]

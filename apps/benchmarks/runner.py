@@ -24,6 +24,7 @@ from apps.benchmarks import analysis
 from apps.core.ports import free_port
 
 TEMPLATE = Path(__file__).with_name("locustfile_template.py")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCUST = str(Path(sys.executable).with_name("locust"))
 SATURATED_CPU_PCT = 90.0
 # Reading a day's samples takes minutes (~5 us a line): the run's heartbeat is written every this many
@@ -156,6 +157,7 @@ def _run_in(
         "BENCH_RATE_PER_USER": str(rate_per_user or ""),
         "BENCH_SAMPLES_FILE": str(folder / "samples-{pid}.jsonl"),  # one file per generator process
         "BENCH_RUNNER_PID": str(os.getpid()),  # each Locust process quits when this one is gone
+        "BENCH_PROJECT_ROOT": str(PROJECT_ROOT),  # the connection guard's module (apps.benchmarks.connect_guard)
     }
     planned = stages[-1][0]
     command = [LOCUST, "-f", str(folder / "locustfile.py"), "--headless", "--host", base_url, "--csv",

@@ -219,19 +219,35 @@ class TargetUnresolvable(Exception):
     """The target's host name has no address: every request of the run would be a connection error."""
 
 
+class TargetRefused(Exception):
+    """The target's host is, or resolves only to, a link-local or cloud metadata address: no load (and no
+    token) is sent there."""
+
+
 def _target_resolves(base_url: str) -> None:
     """Fail the run at once when its target's host cannot be resolved (a typo in the service's base URL, a
     name not in this cluster's DNS): Locust ran the plan's whole length on connection errors, a day for an
-    endurance plan, and recorded it as the service's errors."""
+    endurance plan, and recorded it as the service's errors. Or when it is, or resolves only to, a refused
+    address (apps.core.link_local): a name pointed at the cloud metadata service after the URL was saved.
+    Checked again at each connection Locust makes (apps.benchmarks.connect_guard)."""
+    from apps.core.link_local import is_refused_address
+
     url = urlsplit(base_url)
     host = url.hostname or ""
+    if is_refused_address(host):
+        raise TargetRefused(f"the target's host {host!r} is a link-local or cloud metadata address: no load is sent")
     try:
-        socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+        addresses = [info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
     except (socket.gaierror, UnicodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise TargetUnresolvable(
             f"the target's host {host!r} cannot be resolved ({reason}): check the service's base URL"
         ) from exc
+    if addresses and all(is_refused_address(address) for address in addresses):
+        raise TargetRefused(
+            f"the target's host {host!r} resolves only to link-local or cloud metadata addresses "
+            f"({', '.join(dict.fromkeys(addresses))}): no load is sent there"
+        )
 
 
 def _run_start(run: BenchmarkRun) -> None:
