@@ -100,11 +100,12 @@ def test_live_numbers_every_page_and_the_patient_list(stack, page, artifacts):
         page.wait_for_selector(f"h1:text-is('{heading}')", timeout=20_000)
         page.wait_for_selector(evidence, timeout=30_000)
         page.screenshot(path=artifacts / f"{path.replace('/', '-') or 'overview'}-page.png", full_page=True)
-    assert page.locator("nav[aria-label=Main] a").count() == 8
+    # Patients and Audit are linked once whoami answers (they are scoped): wait for them, not for a moment.
+    page.wait_for_function("document.querySelectorAll('nav[aria-label=Main] a').length === 8", timeout=30_000)
 
     # Patients: open one, see the vital-signs chart, then scroll all 100,000 rows.
     page.goto(f"{stack.base}/dashboard/patients")
-    page.wait_for_selector("text=100,000 patients")
+    page.wait_for_selector("text=100,000 patients", timeout=60_000)
     page.locator(".row-button").first.click()
     page.wait_for_selector("#vitals-title")
     page.wait_for_selector(".panel .chart canvas", timeout=20_000)
@@ -222,7 +223,7 @@ def test_an_idle_dashboard_does_not_keep_its_session_and_its_end_takes_the_patie
     assert polls and min(polls) >= 5, f"a poll of an untouched tab reported {polls} s idle"
 
     page.goto(f"{stack.base}/dashboard/patients")
-    page.wait_for_selector("text=100,000 patients")
+    page.wait_for_selector("text=100,000 patients", timeout=60_000)
     page.wait_for_selector(".row-button")
     page.wait_for_selector(".badge-open", timeout=30_000)  # the live feed, whose recheck will notice
     session_key = next(c["value"] for c in page.context.cookies() if c["name"] == "sessionid")
