@@ -2,12 +2,14 @@
 sub-second date mean, each checked against the rows the database holds."""
 
 from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 import pytest
+from django.http import QueryDict
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from apps.clinical.fhir.params import encode_cursor
+from apps.clinical.fhir.params import encode_cursor, search_binding
 from apps.clinical.services import observation_record
 
 pytestmark = pytest.mark.django_db
@@ -43,10 +45,13 @@ def test_a_count_only_search_refuses_what_it_would_otherwise_ignore(clinician, p
 
 @pytest.mark.parametrize("values", [[True], [False], ["2024-01-01T00:00:00+00:00", True]])
 def test_a_cursor_of_booleans_is_not_one_this_server_issued(clinician, patient, values):
-    """JSON `true` is a Python int: `[true]` was read as the id 1 and paged from there."""
-    cursor = encode_cursor(values)  # signed as the server's: the check past the signature refuses it
-    resource = "Patient?" if len(values) == 1 else f"Observation?patient={patient.pk}&"
-    _refused(clinician.get(f"/fhir/{resource}_cursor={cursor}"), "_cursor")
+    """JSON `true` is a Python int: `[true]` was read as the id 1 and paged from there. Signed for this very
+    search, as the server signs its own, so the check past the signature refuses it (a signature refusal says
+    "... for this search: ..." instead)."""
+    resource, query = ("Patient", {}) if len(values) == 1 else ("Observation", {"patient": str(patient.pk)})
+    cursor = encode_cursor(values, search_binding(resource, QueryDict(urlencode(query))))
+    outcome = _refused(clinician.get(f"/fhir/{resource}", {**query, "_cursor": cursor}), "_cursor")
+    assert outcome.issue[0].diagnostics == "not a cursor this server issued"
 
 
 @pytest.fixture

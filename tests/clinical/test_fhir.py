@@ -3,6 +3,7 @@
 from urllib.parse import urlencode, urlparse
 
 import pytest
+from django.http import QueryDict
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
@@ -10,7 +11,7 @@ from fhir.resources.R4B.patient import Patient as FhirPatient
 
 from apps.audit.models import AuditEvent
 from apps.clinical.codes import VITAL_SIGNS
-from apps.clinical.fhir.params import encode_cursor
+from apps.clinical.fhir.params import encode_cursor, search_binding
 from apps.clinical.models import Observation, Patient
 from apps.clinical.services import patient_soft_delete
 
@@ -320,11 +321,17 @@ def test_dates_take_ascii_digits_only(clinician, patient, path, query, parameter
 
 
 def test_a_cursor_without_a_time_zone_is_not_one_this_server_issued(clinician, patient, vitals, recwarn):
-    """The server's cursors carry aware instants; a naive one was compared in the server's zone, with a warning."""
+    """The server's cursors carry aware instants; a naive one was compared in the server's zone, with a warning.
+    Signed for this very search, as the server signs its own, so only the check past the signature refuses it
+    (a signature refusal says "... for this search: ..." instead)."""
+    query = {"patient": str(patient.pk)}
+    search = search_binding("Observation", QueryDict(urlencode(query)))
+    aware = encode_cursor(["2026-12-04T18:16:30+00:00", 5], search)  # the same cursor, aware: it pages
+    assert clinician.get("/fhir/Observation", {**query, "_cursor": aware}).status_code == 200
     for instant in ("2026-12-04T18:16:30", "2026-12-04"):
-        cursor = encode_cursor([instant, 5])  # signed as the server's: the check past the signature refuses it
-        response = clinician.get("/fhir/Observation", {"patient": patient.pk, "_cursor": cursor})
-        assert _outcome(response, 400).issue[0].expression == ["_cursor"]
+        cursor = encode_cursor([instant, 5], search)
+        issue = _outcome(clinician.get("/fhir/Observation", {**query, "_cursor": cursor}), 400).issue[0]
+        assert (issue.expression, issue.diagnostics) == (["_cursor"], "not a cursor this server issued")
     assert not [w for w in recwarn if "naive datetime" in str(w.message)]
 
 

@@ -2,13 +2,15 @@
 the rows the ORM finds for the same search."""
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from django.db import connection
+from django.http import QueryDict
 
 from apps.clinical import selectors
 from apps.clinical.fhir import views
-from apps.clinical.fhir.params import date_filter, encode_cursor
+from apps.clinical.fhir.params import date_filter, encode_cursor, search_binding
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 
 pytestmark = pytest.mark.django_db
@@ -102,12 +104,17 @@ def test_past_the_bound_on_shapes_searches_take_the_orm_with_the_same_answer(cli
 
 
 def test_a_cursor_with_an_empty_value_is_a_400(clinician, loaded):
-    patient_id = Patient.objects.order_by("pk").first().pk
+    """Signed for this very search, as the server signs its own, so the check past the signature refuses it (a
+    signature refusal says "... for this search: ..." instead)."""
+    query = {"patient": str(Patient.objects.order_by("pk").first().pk)}
+    search = search_binding("Observation", QueryDict(urlencode(query)))
+    aware = encode_cursor(["2026-01-01T00:00:00Z", 5], search)  # the same cursor, every value set: it pages
+    assert clinician.get("/fhir/Observation", {**query, "_cursor": aware}).status_code == 200
     for values in (["", 5], [None, 5], ["2026-01-01T00:00:00Z", ""]):
-        cursor = encode_cursor(values)  # signed as the server's: the check past the signature refuses it
-        response = clinician.get(f"/fhir/Observation?patient={patient_id}&_cursor={cursor}")
+        response = clinician.get("/fhir/Observation", {**query, "_cursor": encode_cursor(values, search)})
         assert response.status_code == 400, (values, response.content[:200])
-        assert response.json()["resourceType"] == "OperationOutcome"
+        (issue,) = response.json()["issue"]
+        assert (issue["expression"], issue["diagnostics"]) == (["_cursor"], "not a cursor this server issued")
 
 
 def _patient_ids(client, query: str) -> list[int]:

@@ -9,12 +9,13 @@ from urllib.parse import urlencode
 import pytest
 from asgiref.sync import async_to_sync
 from django.core.exceptions import ValidationError
+from django.http import QueryDict
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from apps.audit.models import AuditEvent
 from apps.clinical.brief import PatientRecordOptimizer
-from apps.clinical.fhir.params import MAX_ROW_ID, encode_cursor
+from apps.clinical.fhir.params import MAX_ROW_ID, encode_cursor, search_binding
 from apps.clinical.services import observation_record, patient_create
 
 pytestmark = pytest.mark.django_db
@@ -149,10 +150,17 @@ def test_a_hand_made_patient_cursor_is_a_400(clinician, patient, values):
 def test_an_id_past_a_bigint_is_a_400_even_in_a_signed_cursor(clinician, patient, heart_and_temp, value):
     """The compiled Observation search took `["...", 2**63]` to PostgreSQL; ids are checked past the signature
     too (a cursor signed before the range existed, or a key that leaked)."""
-    instant = "2024-03-05T10:00:00+00:00"
-    for cursor in (_unsigned([instant, value]), encode_cursor([instant, value])):
-        _refused(clinician.get("/fhir/Observation", {"patient": patient.pk, "_cursor": cursor}), "_cursor")
-    _refused(clinician.get("/fhir/Patient", {"_cursor": encode_cursor([value])}), "_cursor")
+    instant, query = "2024-03-05T10:00:00+00:00", {"patient": str(patient.pk)}
+    _refused(clinician.get("/fhir/Observation", {**query, "_cursor": _unsigned([instant, value])}), "_cursor")
+    # Signed for this very search, as the server signs its own: only the range check refuses them (a signature
+    # refusal says "... for this search: ..." instead). A Patient search without parameters signs values alone.
+    signed = encode_cursor([instant, value], search_binding("Observation", QueryDict(urlencode(query))))
+    for path, params in (
+        ("/fhir/Observation", {**query, "_cursor": signed}),
+        ("/fhir/Patient", {"_cursor": encode_cursor([value])}),
+    ):
+        outcome = _refused(clinician.get(path, params), "_cursor")
+        assert outcome.issue[0].diagnostics == "not a cursor this server issued"
 
 
 def test_the_server_s_own_cursors_still_page(clinician, patient, heart_and_temp):
