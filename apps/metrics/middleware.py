@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 
-from django.utils.functional import empty
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.utils.functional import LazyObject
 from whitenoise.middleware import WhiteNoiseFileResponse
 
 from apps.metrics.recorder import recorder
@@ -14,17 +15,23 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 
 
 def _client_label(request) -> str:
-    """The API client's name, "session" for a signed-in user, else "anonymous".
+    """The API client's name, `user:<pk>` for a signed-in user, else "anonymous".
 
-    The user is looked at only if the view already loaded it: labelling a request must not cost a
-    session read it did not need.
+    Each user by their own label, as the rate limits count them (`client_identity`): one "session" label for every
+    dashboard user made them one client on the Rate limits page, and a user DRF had authenticated (request.user
+    replaced by the user itself, no lazy wrapper) was counted as "anonymous". The primary key only: never a
+    username, which may be a clinician's name. The user is looked at only if something already loaded it:
+    labelling a request must not cost a session read and a user query it did not need.
     """
     auth = getattr(request, "auth", None)
     if auth is not None and getattr(auth, "name", None):
         return auth.name
     user = request.__dict__.get("user")
-    if user is not None and getattr(user, "_wrapped", empty) is not empty and user.is_authenticated:
-        return "session"
+    if isinstance(user, LazyObject):
+        user = user._wrapped  # `empty` while nothing has asked who the user is
+    # A machine client's principal is no user (its name is the label above); AnonymousUser is none either.
+    if isinstance(user, AbstractBaseUser) and user.is_authenticated and user.pk is not None:
+        return f"user:{user.pk}"
     return "anonymous"
 
 
