@@ -23,12 +23,24 @@ interface Policy {
   usage: {
     requests: number;
     refused: number;
-    /** The client nearest its limit in one minute ("session": every signed-in user together); never an exempt one. */
+    /**
+     * The client that attempted the most in one minute against the limit then: an API client's name, `user:<id>`,
+     * "session" (older rollups: every signed-in user together), "anonymous" or "unrecognised client"; never an
+     * exempt one.
+     */
     busiest_client: string | null;
     busiest_client_minute: string | null;
+    /** Its requests admitted in that minute. */
     busiest_client_per_minute: number;
+    /**
+     * Its requests in that minute, admitted or not, and of those the 429s. Optional: a server older than these
+     * fields ranked by the admitted alone and sends neither (null is read the same).
+     */
+    busiest_client_attempted?: number | null;
+    busiest_client_refused?: number | null;
     /** The limit in force in that minute, per minute. */
     busiest_client_limit_per_minute: number | null;
+    /** Its admitted requests against that limit. */
     busiest_client_share: number;
     /** Clients exempt from the limits (load tests' tokens), and their requests: not in the share. */
     exempt_clients: string[];
@@ -58,26 +70,62 @@ function minuteOfDay(iso: string): string {
   return new Date(iso).toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit", timeZoneName: "short" });
 }
 
+const isNumber = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value);
+
+/**
+ * A rollup client label as the page says it: `user:<id>` as "user #<id>"; the labels that stand for many callers
+ * say so ("session" is what older rollups, and older servers, call every signed-in user together); an API client's
+ * name and "unrecognised client" (the server's word for a label it will not show) as they are.
+ */
+function clientName(label: string): string {
+  const user = /^user:([0-9]+)$/.exec(label);
+  if (user) return `user #${user[1]}`;
+  if (label === "session") return "session (all signed-in users together)";
+  if (label === "anonymous") return "anonymous (callers not signed in, together)";
+  return label;
+}
+
+/**
+ * The busiest client's minute: "demo-clinical-app: 480 attempted, 381 refused (limit 100/min)". A server older
+ * than `busiest_client_attempted` sends only the admitted: those are said as such, never as what it attempted.
+ */
+function busiestClientText(usage: Policy["usage"]): string | null {
+  if (!usage.busiest_client) return null;
+  const attempted = usage.busiest_client_attempted;
+  const refused = usage.busiest_client_refused;
+  const counts = isNumber(attempted)
+    ? [`${count(attempted)} attempted`, ...(isNumber(refused) ? [`${count(refused)} refused`] : [])]
+    : isNumber(usage.busiest_client_per_minute)
+      ? [`${count(usage.busiest_client_per_minute)} admitted`]
+      : [];
+  const limit = usage.busiest_client_limit_per_minute;
+  const parts = [
+    `${clientName(usage.busiest_client)}${counts.length ? `: ${counts.join(", ")}` : ""}`,
+    isNumber(limit) ? ` (limit ${limit.toLocaleString("en-US", { maximumFractionDigits: 2 })}/min)` : "",
+    usage.busiest_client_minute ? ` in the minute at ${minuteOfDay(usage.busiest_client_minute)}` : "",
+  ];
+  return parts.join("");
+}
+
+/**
+ * The table's measure of a scope's busiest client: what it attempted against the limit (a client refused 381
+ * times of 480 reads 480%, not the 100% of one just at its limit); its admitted share from an older server.
+ */
+function busiestLoad(usage: Policy["usage"]): number {
+  const attempted = usage.busiest_client_attempted;
+  const limit = usage.busiest_client_limit_per_minute;
+  if (isNumber(attempted) && isNumber(limit) && limit > 0) return attempted / limit;
+  return isNumber(usage.busiest_client_share) ? usage.busiest_client_share : 0;
+}
+
 function BusiestClient({ usage }: { usage: Policy["usage"] }) {
   const exempt = usage.exempt_clients ?? [];
   return (
     <>
-      <p data-testid="busiest-client">
-        Busiest client:{" "}
-        {usage.busiest_client && usage.busiest_client_minute && usage.busiest_client_limit_per_minute !== null ? (
-          <>
-            {usage.busiest_client}
-            {usage.busiest_client === "session" ? " (all signed-in users together)" : ""}, {count(usage.busiest_client_per_minute)} of{" "}
-            {usage.busiest_client_limit_per_minute.toLocaleString("en-US", { maximumFractionDigits: 2 })}/min at {minuteOfDay(usage.busiest_client_minute)} (
-            {percent(usage.busiest_client_share, 0)})
-          </>
-        ) : (
-          "none in the last hour"
-        )}
-      </p>
+      <p data-testid="busiest-client">Busiest client: {busiestClientText(usage) ?? "none in the last hour"}</p>
       {exempt.length ? (
         <p data-testid="exempt-clients">
-          Exempt from limits: {exempt.join(", ")} ({count(usage.exempt_requests)} requests, not limited)
+          Exempt from limits: {exempt.join(", ")} ({count(usage.exempt_requests ?? 0)} requests, not limited)
         </p>
       ) : null}
     </>
@@ -95,7 +143,7 @@ export default function RateLimitsPage() {
   return (
     <section aria-labelledby="limits-title">
       <h1 id="limits-title">Rate limits</h1>
-      <p className="muted">Per client token, over the last hour. "Busiest client" is the most one client sent in a minute, against the limit in force in that minute; clients exempt from the limits (load tests' tokens) are listed apart.</p>
+      <p className="muted">Per client token, over the last hour; the scopes with the most 429s first. "Busiest client" is the most one client attempted in a minute (admitted and refused), against the limit in force in that minute; clients exempt from the limits (load tests' tokens) are listed apart.</p>
       <LoadStatus state={state} what="rate limits" />
       {state.status === "ready" && policies.length === 0 ? <p className="muted">No rate-limit policy yet.</p> : null}
       {policies.length ? (
@@ -130,8 +178,8 @@ export default function RateLimitsPage() {
                   <td className="num">{count(p.usage.requests)}</td>
                   <td className="num">{count(p.usage.refused)}</td>
                   <td>
-                    <meter min={0} max={1} high={0.8} optimum={0} value={Math.min(p.usage.busiest_client_share, 1)} aria-label={`${p.scope} busiest client usage`} />{" "}
-                    {percent(p.usage.busiest_client_share, 0)}
+                    <meter min={0} max={1} high={0.8} optimum={0} value={Math.min(busiestLoad(p.usage), 1)} aria-label={`${p.scope} busiest client usage`} />{" "}
+                    {percent(busiestLoad(p.usage), 0)}
                   </td>
                   <td>{p.adaptive ? `on, ×${p.current_factor.toFixed(2)}` : "off"}</td>
                   <td>{p.fail_open ? "allow" : "refuse"}</td>

@@ -55,6 +55,7 @@ const policy = (scope: string, requests: number, refused: number) => ({
   burst_per_second: null, fail_open: true, priority: 1, adaptive: true, current_factor: 0.5,
   usage: { requests, refused, busiest_client: "ehr-gateway" as string | null, busiest_client_minute: "2026-11-27T12:00:00Z" as string | null,
            busiest_client_per_minute: 45, busiest_client_limit_per_minute: 50 as number | null, busiest_client_share: 0.9,
+           busiest_client_attempted: 45 as number | null, busiest_client_refused: 0 as number | null,
            exempt_clients: [] as string[], exempt_requests: 0,
            minutes: [["2026-11-27T12:00:00Z", requests, refused]] },
   adjustments: [{ at: "2026-11-27T12:00:00Z", direction: "tighten", old_factor: 1, new_factor: 0.5, reason: "CPU 92% > 70%" }],
@@ -81,6 +82,7 @@ describe("RateLimitsPage", () => {
     const limited = policy("patient_data", 3000, 0);
     limited.usage = { ...limited.usage, busiest_client: "ehr-gateway", busiest_client_minute: "2026-11-27T14:02:00Z",
                       busiest_client_per_minute: 40, busiest_client_limit_per_minute: 100, busiest_client_share: 0.4,
+                      busiest_client_attempted: 52, busiest_client_refused: 12,
                       exempt_clients: ["benchmark-run-7-1"], exempt_requests: 2895 };
     const zone = process.env.TZ;
     process.env.TZ = "Asia/Kolkata"; // UTC+5:30: the minute is shown in the browser's zone, not the server's UTC
@@ -88,8 +90,8 @@ describe("RateLimitsPage", () => {
       serve({ "/api/v1/ratelimits/": { results: [limited] } });
       render(<RateLimitsPage />);
       const line = (await screen.findByTestId("busiest-client")).textContent;
-      expect(line).toBe(`Busiest client: ehr-gateway, 40 of 100/min at ${new Date("2026-11-27T14:02:00Z").toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit", timeZoneName: "short" })} (40%)`);
-      expect(line).toMatch(/at (7:32 PM|19:32) GMT\+5:30 \(40%\)$/);
+      expect(line).toBe(`Busiest client: ehr-gateway: 52 attempted, 12 refused (limit 100/min) in the minute at ${new Date("2026-11-27T14:02:00Z").toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit", timeZoneName: "short" })}`);
+      expect(line).toMatch(/ in the minute at (7:32 PM|19:32) GMT\+5:30$/);
       expect(screen.getByTestId("exempt-clients").textContent).toBe("Exempt from limits: benchmark-run-7-1 (2,895 requests, not limited)");
     } finally {
       process.env.TZ = zone;
@@ -97,13 +99,14 @@ describe("RateLimitsPage", () => {
     }
   });
 
-  it("says the session client is every signed-in user together, and no exempt line when there is none", async () => {
+  it("says the session client (older rollups) is every signed-in user together, and no exempt line when there is none", async () => {
     const sessions = policy("dashboard", 80, 0);
     sessions.usage = { ...sessions.usage, busiest_client: "session", busiest_client_minute: "2026-11-27T12:00:00Z",
-                       busiest_client_per_minute: 12, busiest_client_limit_per_minute: 16.6667, busiest_client_share: 0.72 };
+                       busiest_client_per_minute: 12, busiest_client_limit_per_minute: 16.6667, busiest_client_share: 0.72,
+                       busiest_client_attempted: 12, busiest_client_refused: 0 };
     serve({ "/api/v1/ratelimits/": { results: [sessions] } });
     render(<RateLimitsPage />);
-    expect((await screen.findByTestId("busiest-client")).textContent).toMatch(/^Busiest client: session \(all signed-in users together\), 12 of 16\.67\/min at .+ \(72%\)$/);
+    expect((await screen.findByTestId("busiest-client")).textContent).toMatch(/^Busiest client: session \(all signed-in users together\): 12 attempted, 0 refused \(limit 16\.67\/min\) in the minute at .+$/);
     expect(screen.queryByTestId("exempt-clients")).toBeNull();
   });
 
