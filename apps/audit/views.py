@@ -59,16 +59,19 @@ class PhiAPIView(APIView):
     # DRF's `?format=` names a renderer, and one the view has not (`xml`) was a 404 "Not found." that reads as "no
     # such patient". It is negotiated as if absent and refused in `initial`, once the caller is known.
     unknown_format = False
+    # The refusal negotiation raised, kept so the 400 says which one it was: a format given twice
+    # (`?format=json&format=json`) is not "not a format", and the formats it names are this view's.
+    refused_format: UnknownFormat | None = None
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
         try:
             return super().perform_content_negotiation(request, force)
-        except UnknownFormat:
-            self.unknown_format = True
+        except UnknownFormat as exc:
+            self.unknown_format, self.refused_format = True, exc
             return super().perform_content_negotiation(request, force=True)
 
     def format_refusal(self) -> Exception:
-        return UnknownFormat()
+        return self.refused_format or UnknownFormat()
 
     def initial(self, request: Request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
