@@ -32,7 +32,7 @@ def embeddings(monkeypatch):
 
 @pytest.fixture
 def post(api, issue_token):
-    token = issue_token("inference")
+    token = issue_token("inference", "patient:read")
 
     def call(inputs: list[str], **extra):
         return api.post(URL, {"inputs": inputs, **extra}, format="json", HTTP_AUTHORIZATION=f"Bearer {token}")

@@ -30,7 +30,7 @@ def deployments():
 
 @pytest.fixture
 def token(issue_token):
-    return issue_token("inference")
+    return issue_token("inference", "patient:read")
 
 
 def post(api, token, url, body):

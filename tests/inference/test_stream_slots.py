@@ -33,7 +33,7 @@ def assistant():
 
 @pytest.fixture
 def open_stream(api, issue_token):
-    token = issue_token("inference")
+    token = issue_token("inference", "patient:read")
 
     def post(prompt: str = "Write a long story about a night shift.", max_new_tokens: int = 400, **extra):
         body = {"prompt": prompt, "max_new_tokens": max_new_tokens, "stream": True, **extra}
