@@ -95,10 +95,10 @@ def test_the_posted_window_keeps_the_gets_query_budget(clinician, loaded, query_
         assert response.status_code == 200, response.content[:300]
 
 
-def test_a_staff_session_posts_json_from_its_own_pages_without_the_token_and_nothing_else(admin_user, family):
-    """The dashboard's CSRF cookie is HttpOnly and its page carries no token. A JSON body from this origin
-    needs none (another origin cannot send one without a CORS preflight, which this server never grants);
-    a form body, a cross-site or same-site request (Sec-Fetch-Site) still needs the token like any write."""
+def test_a_staff_session_posts_from_its_own_pages_and_nothing_else(admin_user, family):
+    """A session POST needs evidence that this site sent it (Sec-Fetch-Site same-origin, this site's Origin, an
+    HTTPS Referer of this site) or the CSRF token; a JSON body with none of them was taken, so a client sending
+    no fetch metadata could run an audited PHI search in a clinician's name."""
     browser = APIClient(enforce_csrf_checks=True)
     browser.force_login(admin_user)
     ok = browser.post(WINDOW, {"name": "ok"}, format="json", HTTP_SEC_FETCH_SITE="same-origin")
@@ -115,6 +115,11 @@ def test_a_staff_session_posts_json_from_its_own_pages_without_the_token_and_not
     assert elsewhere.status_code == 403 and "CSRF" in elsewhere.json()["detail"]
     own = browser.post(WINDOW, {"name": "ok"}, format="json", HTTP_ORIGIN="http://testserver")
     assert own.status_code == 200
+    # No Origin, no fetch metadata, no token: refused, and no search is run or audited.
+    searches = AuditEvent.objects.filter(outcome=AuditEvent.Outcome.SUCCESS).count()
+    bare = browser.post(WINDOW, {"name": "ok"}, format="json")
+    assert bare.status_code == 403 and "CSRF" in bare.json()["detail"]
+    assert AuditEvent.objects.filter(outcome=AuditEvent.Outcome.SUCCESS).count() == searches
     # Registering a patient with the same session still needs the token.
     write = browser.post(
         "/api/v1/patients/",

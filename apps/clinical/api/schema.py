@@ -3,25 +3,9 @@ output serializer describes, for the views' `@extend_schema`."""
 
 from __future__ import annotations
 
-from drf_spectacular.authentication import SessionScheme
 from rest_framework import serializers
 
 from apps.clinical.api.serializers import ObservationOutputSerializer, PatientOutputSerializer
-
-
-class SameOriginSearchSessionScheme(SessionScheme):
-    """The patient window's session authentication: the session cookie, as `cookieAuth`, but a scheme of its own
-    (one name cannot stand for two authenticator classes), which says what differs."""
-
-    target_class = "apps.clinical.api.views.SameOriginSearchSessionAuthentication"
-    name = "cookieAuthSameOriginSearch"
-
-    def get_security_definition(self, auto_schema) -> dict:
-        return {
-            **super().get_security_definition(auto_schema),
-            "description": "The staff session cookie. A JSON body posted from this site's own pages needs no CSRF "
-            "token (a read); any other body posted with a session needs it.",
-        }
 
 
 class PatientWindowOutputSerializer(serializers.Serializer):

@@ -9,14 +9,13 @@ from django.db import transaction
 from django.utils.crypto import constant_time_compare, salted_hmac
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import APIException, NotFound, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from apps.accounts import scopes
-from apps.accounts.authentication import BearerTokenAuthentication
+from apps.accounts.authentication import BearerTokenAuthentication, SameOriginJSONSessionAuthentication
 from apps.audit.views import PhiAPIView
 from apps.audit.writer import writer
 from apps.caching.stack import served_from_cache
@@ -137,25 +136,6 @@ class PatientLookupView(PhiAPIView):
         return Response(patient)
 
 
-class SameOriginSearchSessionAuthentication(SessionAuthentication):
-    """A staff session's posted search: a read, which a JSON body from this site's own pages may post without
-    the CSRF token (the dashboard's CSRF cookie is HttpOnly and its page carries no token).
-
-    Why that is safe: a page of another origin cannot send `Content-Type: application/json` without a CORS
-    preflight, which this server never grants, nor set `Sec-Fetch-Site: same-origin`; and what the search does
-    (an audited read, a rate-limit count) is what the GET form, which no CSRF check can cover, does too. Any
-    other body, a request the browser marks cross-site or same-site, or one naming another Origin, needs the
-    token like every write."""
-
-    def enforce_csrf(self, request: Request) -> None:
-        media_type = (request.content_type or "").split(";", 1)[0].strip().lower()
-        site = request.headers.get("Sec-Fetch-Site", "same-origin")
-        origin = request.headers.get("Origin")
-        foreign = origin is not None and origin != f"{request.scheme}://{request.get_host()}"
-        if media_type != "application/json" or site not in ("same-origin", "none") or foreign:
-            super().enforce_csrf(request)
-
-
 class PatientWindowView(PhiAPIView):
     """Rows `offset` to `offset + limit` of a patient search and the total: what a virtualized list asks
     for when the user drags its scrollbar to any point of 100k+ rows (a keyset page cannot jump).
@@ -166,7 +146,7 @@ class PatientWindowView(PhiAPIView):
     required_scopes = [scopes.PATIENT_READ]
     resource_type = "Patient"
     refusal_action = "search"  # a refused GET or POST alike
-    authentication_classes = [BearerTokenAuthentication, SameOriginSearchSessionAuthentication]
+    authentication_classes = [BearerTokenAuthentication, SameOriginJSONSessionAuthentication]
     parser_classes = [JSONParser]
 
     def dispatch(self, request, *args, **kwargs):
@@ -192,9 +172,10 @@ class PatientWindowView(PhiAPIView):
             **PHI_ERRORS,
             **JSON_BODY_ERRORS,
         },
-        description="The same window with the search in a JSON body, kept out of URLs and logs. A staff session "
-        "posting JSON from this site's pages needs no CSRF token (a read); anything else posted with a session "
-        "does.",
+        description="The same window with the search in a JSON body, kept out of URLs and logs. A staff session's "
+        "POST needs evidence that this site sent it: `Sec-Fetch-Site: same-origin`, an Origin of this site or of "
+        "CSRF_TRUSTED_ORIGINS, an HTTPS Referer of this site, or the CSRF token (whoami's `csrf_token`) as "
+        "X-CSRFToken.",
     )
     def post(self, request: Request) -> Response:
         reject_unknown_params(request, [])  # nothing in the URL: the search is the body
