@@ -4,25 +4,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('benchmarks', '0008_run_requeued_at'),
+        ("benchmarks", "0008_run_requeued_at"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='benchmarkrun',
-            name='stop_reason',
-            field=models.CharField(blank=True, help_text="Why it was asked to stop, other than a person's cancellation.", max_length=200),
+            model_name="benchmarkrun",
+            name="stop_reason",
+            field=models.CharField(
+                blank=True, help_text="Why it was asked to stop, other than a person's cancellation.", max_length=200
+            ),
         ),
         migrations.AddField(
-            model_name='benchmarkrun',
-            name='worker_host',
-            field=models.CharField(blank=True, help_text='The host of the process running it.', max_length=255),
+            model_name="benchmarkrun",
+            name="worker_host",
+            field=models.CharField(blank=True, help_text="The host of the process running it.", max_length=255),
         ),
         migrations.AddField(
-            model_name='benchmarkrun',
-            name='worker_pid',
-            field=models.PositiveIntegerField(blank=True, help_text='The process running it: gone, the run is failed at once, not after its heartbeat.', null=True),
+            model_name="benchmarkrun",
+            name="worker_pid",
+            field=models.PositiveIntegerField(
+                blank=True,
+                help_text="The process running it: gone, the run is failed at once, not after its heartbeat.",
+                null=True,
+            ),
         ),
     ]
