@@ -1,10 +1,33 @@
 from django.contrib import admin
 from django.db import models
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 
 from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.metrics.models import Alert, AlertNotification, AlertRule
+from apps.metrics.selectors import SHARED_ALERT_METRICS
 from apps.services.admin import ListRowForm, ServiceVisibilityAdmin
-from apps.services.selectors import sees_all_traffic
+from apps.services.selectors import sees_all_traffic, visible_service_ids
+
+
+def rules_visible(rows: QuerySet, visible_services: frozenset[int] | None, rule_path: str = "") -> QuerySet:
+    """The rules (or, through `rule_path`, what hangs off one) a viewer who sees `visible_services` (None: all)
+    may see: alerts_visible()'s rule, so admin offers what the API and the live feed show. A host or cache
+    rule of no service (SHARED_ALERT_METRICS) is everyone's; another rule of no service sums every route's
+    traffic, so only for those from whom no service is hidden. Admin showed no rule of no service to an
+    Operator: the CPU rule whose alert they read on the dashboard was neither listed nor an emergency rule."""
+    if visible_services is None:
+        return rows
+    to_rule = f"{rule_path}__" if rule_path else ""
+    unassigned = Q(**{f"{to_rule}service__isnull": True})
+    if not sees_all_traffic(visible_services):
+        unassigned &= Q(**{f"{to_rule}metric__in": SHARED_ALERT_METRICS})
+    return rows.filter(Q(**{f"{to_rule}service__in": visible_services}) | unassigned)
+
+
+def alert_rules_visible_to(user) -> QuerySet[AlertRule]:
+    """The alert rules this staff user may see and choose."""
+    return rules_visible(AlertRule.objects.all(), visible_service_ids(user))
 
 
 class AlertRuleRowForm(ListRowForm):
@@ -16,10 +39,15 @@ class AlertRuleRowForm(ListRowForm):
 
 
 class AlertVisibilityAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
-    """A rule of no service watches every route, so it and its alerts are for viewers who see all traffic."""
+    """Rules and alerts as the API shows them (rules_visible): of the services the user sees, host and cache
+    rules of no service, and other rules of no service for viewers who see all traffic."""
 
-    def unassigned_visible_to(self, visible_services: frozenset[int] | None) -> bool:
-        return sees_all_traffic(visible_services)
+    rule_path = ""  # the path from this model to its alert rule
+
+    def get_queryset(self, request: HttpRequest):
+        # Past ServiceVisibilityAdmin's filter, which lets rows of no service through all or none.
+        rows = super(ServiceVisibilityAdmin, self).get_queryset(request)
+        return rules_visible(rows, visible_service_ids(request.user), self.rule_path)
 
 
 class NotificationInline(admin.TabularInline):
@@ -54,6 +82,7 @@ class AlertRuleAdmin(AlertVisibilityAdmin):
 @admin.register(Alert)
 class AlertAdmin(AlertVisibilityAdmin):
     service_field = "rule__service"
+    rule_path = "rule"
     list_display = ["rule", "state", "started_at", "resolved_at", "value", "last_value", "message"]
     list_select_related = ["rule"]
     show_full_result_count = False  # alerts only accumulate: a filtered list counts its own rows only

@@ -7,11 +7,11 @@ from django.utils.html import format_html, format_html_join
 from kombu.exceptions import OperationalError
 
 from apps.core.admin_lookups import PlainLookupsAdmin
+from apps.metrics.admin import alert_rules_visible_to
 from apps.metrics.models import AlertRule
 from apps.scaling import charts, manifests, services
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
 from apps.services.admin import ServiceVisibilityAdmin
-from apps.services.selectors import of_visible_services, sees_all_traffic, visible_service_ids
 
 
 @admin.register(ScalingPolicy)
@@ -143,8 +143,7 @@ class ScalingPolicyAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
         # On the subclass: its metaclass builds the model's fields afresh, so a queryset set on `form` was lost.
         field = PolicyForm.base_fields.get("emergency_alert_rule")
         if field is not None:
-            visible = visible_service_ids(request.user)
-            rules = of_visible_services(AlertRule.objects.all(), visible, unassigned=sees_all_traffic(visible))
+            rules = alert_rules_visible_to(request.user)  # the alert list's rule: host and cache rules are everyone's
             held = obj.emergency_alert_rule_id if obj is not None else None
             field.queryset = (rules | AlertRule.objects.filter(pk=held)) if held else rules
         return PolicyForm
