@@ -22,14 +22,17 @@ class RateLimitUsageOutputSerializer(serializers.Serializer):
         "never it.",
     )
     busiest_client_minute = serializers.DateTimeField(allow_null=True, help_text="That minute.")
-    busiest_client_per_minute = serializers.IntegerField(help_text="Its requests admitted in that minute.")
+    busiest_client_per_minute = serializers.IntegerField(
+        help_text="Of its attempts in that minute, those admitted (not what names it: busiest_client_attempted is)."
+    )
     busiest_client_attempted = serializers.IntegerField(help_text="Its requests in that minute, admitted or not.")
     busiest_client_refused = serializers.IntegerField(help_text="Of those, answered 429.")
     busiest_client_limit_per_minute = serializers.FloatField(
         allow_null=True, help_text="The limit in force in that minute, per minute (the adaptive factor then)."
     )
     busiest_client_share = serializers.FloatField(
-        help_text="Its admitted requests in that minute against the limit in force in that minute."
+        help_text="Its admitted requests in that minute against the limit in force in that minute (it is named "
+        "by its attempted requests against that limit, busiest_client_attempted / busiest_client_limit_per_minute)."
     )
     exempt_clients = serializers.ListField(
         child=serializers.CharField(), help_text="Clients exempt from the limits (load tests' tokens) seen."
@@ -66,4 +69,7 @@ class RateLimitPolicyOutputSerializer(serializers.Serializer):
 
 
 class RateLimitOverviewOutputSerializer(serializers.Serializer):
-    results = RateLimitPolicyOutputSerializer(many=True, help_text="By priority, then scope.")
+    results = RateLimitPolicyOutputSerializer(
+        many=True,
+        help_text="The scopes with the most 429s in the last hour (usage.refused) first, then by priority, then scope.",
+    )
