@@ -3,7 +3,6 @@
 
 import os
 import sys
-import warnings
 
 
 def _settings_failure(error: Exception, module: str) -> bool:
@@ -38,9 +37,6 @@ def configure_or_exit(argv: list[str]) -> None:
     # runserver's reloader sets the apps up itself: an error in an app's module is shown and the reloader waits
     # for the fix, rather than ending.
     reloading = argv[1:2] == ["runserver"] and "--noreload" not in argv
-    # django-environ warns before the settings refuse a DATABASE_URL it cannot read, echoing the URL (a password
-    # with it, when the scheme is missing): two lines more, above the one that names the variable.
-    warnings.filterwarnings("ignore", message="Engine not recognized from url", category=UserWarning)
     try:
         settings.INSTALLED_APPS  # noqa: B018 - imports the settings module, where each value is checked
         if not reloading:

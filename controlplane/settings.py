@@ -11,6 +11,7 @@ import hashlib
 import ipaddress
 import math
 import os
+import warnings
 import zoneinfo
 from pathlib import Path
 
@@ -65,13 +66,21 @@ class CheckedEnv(environ.Env):
 
     def db(self, var: str = environ.Env.DEFAULT_DATABASE_ENV, default=environ.Env.NOTSET, engine=None) -> dict:
         try:
-            config = super().db(var, default=default, engine=engine)
+            # django-environ's warnings ("Engine not recognized from url", "SQLite URL contains host component")
+            # echo the URL, and a password with it, in every process's output.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                config = super().db(var, default=default, engine=engine)
         except ValueError:  # a port that is no number: django-environ's ValueError named no variable
             config = {}
         if config.get("ENGINE") not in self.DB_SCHEMES.values():  # not echoed: a database URL carries a password
             raise ImproperlyConfigured(
                 f"The environment variable {var} is not a database URL; "
                 "expected e.g. postgres://user:password@host:5432/dbname."
+            )
+        if not config.get("NAME"):  # else a system check's traceback after start-up, naming no variable
+            raise ImproperlyConfigured(
+                f"The environment variable {var} names no database; expected e.g. postgres://user:password@host:5432/dbname."
             )
         return config
 

@@ -164,6 +164,9 @@ def test_static_files_collect_outside_var_dir_when_told(tmp_path):
         ("CACHE_SINGLE_FLIGHT_WAIT_SECONDS", "soon", "CACHE_SINGLE_FLIGHT_WAIT_SECONDS must be a number"),
         ("DATABASE_URL", "db.example:5432", "DATABASE_URL is not a database URL"),
         ("DATABASE_URL", "mongodb://u:hunter2@db.example/cp", "DATABASE_URL is not a database URL"),
+        # Started, then a system check's traceback ("Please supply the NAME value") named no variable.
+        ("DATABASE_URL", "postgres://u:hunter2@", "DATABASE_URL names no database"),
+        ("DATABASE_URL", "postgres://u:hunter2@db.example:5432/", "DATABASE_URL names no database"),
         ("CACHE_ENCRYPTION_KEYS", "not-a-key", "CACHE_ENCRYPTION_KEYS must be 32 random bytes"),
         ("TIME_ZONE", "Mars/Olympus", "TIME_ZONE must be an IANA time zone name"),
         ("LOG_FORMAT", "xml", "LOG_FORMAT must be plain or json"),
@@ -302,6 +305,13 @@ def test_the_mrn_system_is_read_in_the_spelling_patients_are_stored_under(tmp_pa
     result = run_python(code, embedded_env(tmp_path, MRN_SYSTEM="HTTP://Hospital.Example.org/MRN/"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == "http://hospital.example.org/MRN"
+
+
+def test_django_environs_warnings_do_not_echo_a_database_urls_password(tmp_path):
+    env = embedded_env(tmp_path, DATABASE_URL=f"sqlite://u:hunter2@/{tmp_path}/x.db", PYTHONWARNINGS="always")
+    result = run_python("import django; django.setup()", env)
+    assert result.returncode == 0, result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
 
 
 @pytest.mark.parametrize("hosts", [",", " , "])
