@@ -1,5 +1,6 @@
 """`/api/v1/services/`: a value of the wrong JSON type is a 400 on its field, never converted and stored
-(a number as the slug or route prefix, `true` as the minimum throughput)."""
+(a number as the slug or route prefix, `true` as the minimum throughput, "2.5" as an SLO target: a number in
+quotes, as the clinical and inference APIs answer it)."""
 
 import pytest
 
@@ -17,6 +18,8 @@ WRONG = [
     ("base_url", 7),
     ("slo_min_rps", True),
     ("slo_error_rate_pct", False),
+    ("slo_error_rate_pct", "2.5"),
+    ("slo_p95_ms", "300"),
 ]
 
 
@@ -41,7 +44,7 @@ def test_an_update_with_the_wrong_json_type_is_a_400_and_changes_nothing(staff_a
 
 def test_the_right_json_types_still_work(staff_api):
     body = {"name": "Triage", "slug": "triage", "route_prefix": "api/v1/triage/", "slo_min_rps": 12,
-            "slo_error_rate_pct": "2.5"}  # fmt: skip
+            "slo_error_rate_pct": 2.5}  # fmt: skip
     response = staff_api.post("/api/v1/services/", body, format="json")
     assert response.status_code == 201, response.content
     assert (response.json()["slo_min_rps"], response.json()["slo_error_rate_pct"]) == (12.0, 2.5)

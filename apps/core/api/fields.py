@@ -1,8 +1,8 @@
 """Serializer fields that take a value only in its own JSON type.
 
-DRF's text fields turn a JSON number into a string (`{"slug": 12}` stored the slug "12") and its FloatField
-takes `true` for 1.0, so a malformed request was stored as something nobody sent. These answer 400 on the
-field instead. Query-string and form values are always strings, so they read as before."""
+DRF's text fields turn a JSON number into a string (`{"slug": 12}` stored the slug "12"), so a malformed
+request was stored as something nobody sent. These answer 400 on the field instead. Query-string and form
+values are always strings, so they read as before. Numbers: apps.core.api.numbers."""
 
 from __future__ import annotations
 
@@ -28,12 +28,3 @@ class StrictSlugField(_TextOnly, serializers.SlugField):
 
 class StrictURLField(_TextOnly, serializers.URLField):
     """A URL that must arrive as text."""
-
-
-class StrictFloatField(serializers.FloatField):
-    """A number (or numeric string), never `true`/`false`, which Python takes for 1 and 0."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool):
-            self.fail("invalid")
-        return super().to_internal_value(data)

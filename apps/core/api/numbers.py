@@ -11,12 +11,15 @@ from django.http import QueryDict
 from rest_framework import serializers
 
 NUMBER_ONLY = "Must be a JSON number, not a string in quotes or a boolean."
+ASCII_DIGITS = "Write it with ASCII digits (0-9)."
 
 
 class _NumberOnly:
     def to_internal_value(self, data):
         if isinstance(data, bool) or (isinstance(data, str) and not _from_query_string(self)):
             raise serializers.ValidationError(NUMBER_ONLY, code="invalid")
+        if isinstance(data, str) and not data.isascii():  # Python's float() and int() read "٣٠٠" as 300
+            raise serializers.ValidationError(ASCII_DIGITS, code="invalid")
         return super().to_internal_value(data)
 
 
@@ -30,4 +33,6 @@ class StrictIntegerField(_NumberOnly, serializers.IntegerField):
 
 
 class StrictFloatField(_NumberOnly, serializers.FloatField):
-    """A number that must arrive as a JSON number in a body (an integer is one too)."""
+    """A number that must arrive as a JSON number in a body (an integer is one too); never NaN or infinity
+    (DRF's FloatField refuses them: a JSON 1e400 reads as infinity). The one such field: the services API had
+    its own, which took `"0.5"` in a body, so one API took what the others answer 400 to."""

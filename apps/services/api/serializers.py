@@ -1,7 +1,8 @@
 from django.db import models
 from rest_framework import serializers
 
-from apps.core.api.fields import StrictCharField, StrictFloatField, StrictSlugField, StrictURLField
+from apps.core.api.fields import StrictCharField, StrictSlugField, StrictURLField
+from apps.core.api.numbers import StrictFloatField, StrictIntegerField
 from apps.core.api.params import refuse_non_ascii_numbers
 from apps.services.models import Service
 
@@ -11,8 +12,8 @@ class ServiceSerializer(serializers.ModelSerializer):
     # benchmarks refuse with this reason until the URL is edited.
     base_url_error = serializers.CharField(read_only=True, allow_null=True)
 
-    # A JSON number for a text field (slug, route_prefix...) was stored as its digits, and `true` as the
-    # throughput 1.0: the wrong JSON type is a 400 on the field.
+    # A JSON number for a text field (slug, route_prefix...) was stored as its digits, `true` as the
+    # throughput 1.0 and "300" as the p95 target 300: the wrong JSON type is a 400 on the field.
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         models.CharField: StrictCharField,
@@ -20,6 +21,8 @@ class ServiceSerializer(serializers.ModelSerializer):
         models.SlugField: StrictSlugField,
         models.URLField: StrictURLField,
         models.FloatField: StrictFloatField,
+        models.IntegerField: StrictIntegerField,
+        models.PositiveIntegerField: StrictIntegerField,  # the SLO targets in ms
     }
 
     def to_internal_value(self, data):
