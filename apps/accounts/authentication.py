@@ -152,6 +152,18 @@ def _same_site_referer(request: Request) -> bool:
     return parts.scheme == "https" and parts.netloc == request.get_host()
 
 
+# What a browser's Sec-Fetch-Site says of a request another site's page (or a sibling subdomain's) sent.
+_FOREIGN_FETCH_SITES = frozenset({"cross-site", "same-site"})
+
+
+def _configured_origin(request: Request, origin: str | None) -> bool:
+    """Whether `origin` is another host's that CSRF_TRUSTED_ORIGINS trusts (a dashboard served from a sibling
+    subdomain, say), whose posts a browser rightly marks same-site or cross-site. This site's own Origin beside
+    such a mark is a contradiction, not evidence."""
+    own = f"{request.scheme}://{request.get_host()}"
+    return origin is not None and origin != own and _trusted_origin(request, origin)
+
+
 class SameOriginJSONSessionAuthentication(SessionAuthentication):
     """A staff session's POST to a patient endpoint (the dashboard's posted patient search), accepted only with
     evidence that a page of this site sent it: `Sec-Fetch-Site: same-origin`, an Origin of this site or of
@@ -160,19 +172,21 @@ class SameOriginJSONSessionAuthentication(SessionAuthentication):
 
     Why: the search took a session POST with none of that (no Origin, no Sec-Fetch-Site read as same-origin),
     so a page of another site, or a browser or plugin that sends no fetch metadata, could make a signed-in
-    clinician's browser run an audited PHI search in the clinician's name. An Origin naming another site is
-    refused whatever else comes with it, as Django's own check refuses it."""
+    clinician's browser run an audited PHI search in the clinician's name. An Origin naming another site, or a
+    Sec-Fetch-Site of cross-site or same-site (unless the Origin is one CSRF_TRUSTED_ORIGINS names), is refused
+    first, whatever else comes with it."""
 
     def enforce_csrf(self, request: Request) -> None:
-        if request.headers.get("Sec-Fetch-Site") == "same-origin":
-            return
+        # Refusals first, whatever else comes with them: `Sec-Fetch-Site: same-origin` beside an Origin of
+        # another site was taken as evidence, and so was this site's Origin beside `Sec-Fetch-Site: cross-site`.
         origin = request.headers.get("Origin")
-        if origin is not None:
-            if _trusted_origin(request, origin):
-                return
+        if origin is not None and not _trusted_origin(request, origin):
             raise exceptions.PermissionDenied(
                 f"CSRF Failed: Origin checking failed - {origin} does not match any trusted origins."
             )
-        if _same_site_referer(request):
+        fetch_site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
+        if fetch_site in _FOREIGN_FETCH_SITES and not _configured_origin(request, origin):
+            raise exceptions.PermissionDenied(f"CSRF Failed: the browser says this request is {fetch_site}.")
+        if fetch_site == "same-origin" or origin is not None or _same_site_referer(request):
             return
         super().enforce_csrf(request)  # the CSRF token, as for any session write
