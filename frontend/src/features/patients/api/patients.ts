@@ -23,7 +23,12 @@ export interface Observation {
   value: number | null;
   unit: string;
   effective_at: string;
+  /** FHIR Observation.status: "entered-in-error" (retracted) and "cancelled" are no reading. */
+  status: string;
 }
+
+/** Statuses of a result that is no reading (the server's Observation.NOT_READINGS). */
+export const NOT_READINGS: ReadonlySet<string> = new Set(["entered-in-error", "cancelled"]);
 
 const WINDOW = "/api/v1/patients/window/";
 

@@ -4,7 +4,7 @@ import { Chart } from "../../../components/ui/Chart";
 import { LoadStatus } from "../../../components/ui/Status";
 import { epoch } from "../../../lib/format";
 import { useJson } from "../../../lib/useJson";
-import { vitalsUrl, type Observation, type Patient } from "../api/patients";
+import { NOT_READINGS, vitalsUrl, type Observation, type Patient } from "../api/patients";
 
 export const VITALS: { code: string; label: string; unit: string }[] = [
   { code: "8867-4", label: "Heart rate", unit: "/min" },
@@ -24,15 +24,18 @@ export function VitalsChart({ patient }: { patient: Patient }) {
   const chart = useMemo(() => {
     if (state.status !== "ready") return null;
     const codes = code.split(",");
+    // The server's list leaves retracted readings out; a list from an older server (or a cache) may not, and a
+    // retracted 300/min must not be plotted as the patient's heart rate.
+    const readings = state.data.results.filter((o) => !NOT_READINGS.has(o.status));
     const byTime = new Map<number, (number | null)[]>();
-    for (const observation of state.data.results) {
+    for (const observation of readings) {
       const at = epoch(observation.effective_at);
       const row = byTime.get(at) ?? codes.map(() => null);
       row[codes.indexOf(observation.code)] = observation.value;
       byTime.set(at, row);
     }
     const x = [...byTime.keys()].sort((a, b) => a - b);
-    const displays = codes.map((c) => state.data.results.find((o) => o.code === c)?.display ?? c);
+    const displays = codes.map((c) => readings.find((o) => o.code === c)?.display ?? c);
     return {
       x,
       series: codes.map((_, i) => ({ label: displays[i], values: x.map((at) => byTime.get(at)![i]) })),
