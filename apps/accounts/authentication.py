@@ -20,7 +20,7 @@ from apps.accounts.failure_budget import (
     refuse_if_over_budget,
     remember_valid_token,
 )
-from apps.accounts.middleware import URL_CREDENTIAL_MESSAGE, token_in_query
+from apps.accounts.middleware import URL_CREDENTIAL_MESSAGE, token_in_path, token_in_query
 from apps.accounts.models import ApiClient
 from apps.accounts.selectors import api_client_for_token, in_open_transaction
 
@@ -49,10 +49,10 @@ class ClientPrincipal:
 
 
 def _token_in_url(request: Request) -> bool:
-    """Whether the query string carries one of our tokens (TokenInUrlMiddleware refuses it first on every path;
-    checked here too for a stack built without it): refused with its own code rather than ignored, so the
-    client learns to stop and to rotate it."""
-    return token_in_query(request.META.get("QUERY_STRING", ""))
+    """Whether the query string or the path carries one of our tokens (TokenInUrlMiddleware refuses it first on
+    every path; checked here too for a stack built without it): refused with its own code rather than ignored,
+    so the client learns to stop and to rotate it."""
+    return token_in_query(request.META.get("QUERY_STRING", "")) or token_in_path(request.path_info)
 
 
 # A token of ours presented whole that has ended (revoked, expired) is no guess: its client's row matched its
