@@ -7,26 +7,51 @@ URI_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:\S+")
 # The longest identifier system stored (Patient.identifier_system) and taken by the API.
 MAX_SYSTEM_LENGTH = 255
 
-# scheme ":" ["//" authority] rest: the parts of a URI whose case means nothing (RFC 3986, 6.2.2.1).
-_URI_PARTS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):(?://(?P<authority>[^/?#]*))?(?P<rest>.*)", re.DOTALL)
+# scheme ":" ["//" authority] path ["?" query] ["#" fragment]: the parts of a URI whose case means nothing
+# (RFC 3986, 6.2.2.1) and the path, the one part whose trailing slashes are dropped.
+_URI_PARTS = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):(?://(?P<authority>[^/?#]*))?(?P<path>[^?#]*)(?P<tail>[?#].*)?", re.DOTALL
+)
+# A port that says nothing: the scheme's own (RFC 3986, 6.2.3).
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _host_and_port(authority: str, scheme: str) -> str:
+    """The authority's host lower case and without a trailing dot (`example.org.` is the fully qualified
+    `example.org`), its port left out where empty or the scheme's default. User information before an `@` is
+    case-sensitive and kept as it is."""
+    userinfo, at, hostport = authority.rpartition("@")
+    # The port follows the last colon, outside an IP literal's brackets (`[::1]:8080`; `[::1]` has none).
+    host, colon, port = hostport.rpartition(":")
+    if not colon or (host.startswith("[") and not host.endswith("]")):
+        host, port = hostport, ""
+    host = host.lower()
+    if host.endswith(".") and host.strip("."):
+        host = host[:-1]
+    kept = f":{port}" if port and port != _DEFAULT_PORTS.get(scheme) else ""
+    return f"{userinfo}{at}{host}{kept}"
 
 
 def normalize_system(system: str) -> str:
-    """An identifier system in the one spelling it is stored and looked up in: scheme and host lower case,
-    trailing slashes removed, the path's case kept (it may matter). `HTTP://Hospital.example.org/mrn/` and
-    `http://hospital.example.org/mrn` name one system: compared as typed, one MRN could be registered three
-    times, once per spelling, and a lookup in another spelling missed the patient. Anything that is not a URI
-    comes back as it is, for validation to refuse."""
+    """An identifier system in the one spelling it is stored and looked up in: scheme and host lower case, a
+    host's trailing dot and a default port (80 for http, 443 for https) dropped, a URN's namespace identifier
+    lower case (`urn:OID:1.2` is `urn:oid:1.2`, RFC 8141), trailing slashes removed from the path (a query or
+    fragment is kept as typed), the path's case kept (it may matter). `HTTP://Hospital.example.org:80/mrn/` and
+    `http://hospital.example.org/mrn` name one system: compared as typed, one MRN could be registered once per
+    spelling, and a lookup in another spelling missed the patient. Percent-encoding is left as typed (`%7E` is
+    not `~` here). Anything that is not a URI comes back as it is, for validation to refuse."""
     match = _URI_PARTS.fullmatch(system) if isinstance(system, str) else None
     if match is None:
         return system
-    scheme, authority, rest = match["scheme"].lower(), match["authority"], match["rest"]
+    scheme, authority, path, tail = match["scheme"].lower(), match["authority"], match["path"], match["tail"] or ""
     if authority is not None:
-        # The host only: user information before an `@` is case-sensitive.
-        userinfo, at, host = authority.rpartition("@")
-        authority = f"{userinfo}{at}{host.lower()}"
+        authority = _host_and_port(authority, scheme)
+    elif scheme == "urn":
+        nid, colon, nss = path.partition(":")
+        path = f"{nid.lower()}{colon}{nss}"
     # `http://x.org/` is `http://x.org`; a bare `urn:` keeps its last character rather than become empty.
-    stripped = rest.rstrip("/")
+    stripped = path.rstrip("/")
     if stripped or authority:
-        rest = stripped
+        path = stripped
+    rest = f"{path}{tail}"
     return f"{scheme}:{rest}" if authority is None else f"{scheme}://{authority}{rest}"
