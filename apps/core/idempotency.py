@@ -25,6 +25,7 @@ from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 
 from apps.core.models import IdempotencyKey
+from controlplane.db_router import reads_from_primary
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -82,8 +83,8 @@ def idempotent_create(
 ) -> tuple[T, bool]:
     """Run `create` in a transaction, once per key: (its result, False); or, for a key already answered,
     (`replay(resource id)`, True). `create` writes (and audits) inside the transaction, with the claim; `replay`
-    runs after it, finds the resource again (IdempotentResourceGone where it is deleted since) and audits its
-    disclosure. Without a key it is the create in a transaction."""
+    runs after it, reading on the primary, finds the resource again (IdempotentResourceGone where it is deleted
+    since) and audits its disclosure. Without a key it is the create in a transaction."""
     with transaction.atomic():
         if claim is None:
             return create(), False
@@ -96,7 +97,10 @@ def idempotent_create(
         kept = IdempotencyKey.objects.get(client=claim.client, key=claim.key)
     if kept.request_sha256 != claim.request_sha256:
         raise IdempotencyKeyReused()
-    return replay(kept.resource_id), True
+    # On the primary, where the key was read: a replica that had not caught up with the create answered 410
+    # "deleted since" for a resource that exists.
+    with reads_from_primary():
+        return replay(kept.resource_id), True
 
 
 def _purge_expired(claim: IdempotentRequest) -> None:
