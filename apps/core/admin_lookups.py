@@ -78,6 +78,25 @@ def plain_lookup(model_admin: admin.ModelAdmin, lookup: str) -> bool:
     return rest[0] in DATE_HIERARCHY_PARTS and LOOKUP_SEP.join(path) == model_admin.date_hierarchy
 
 
+# What a date hierarchy's part may be: ASCII digits naming a year the admin can also step past (it asks for
+# the next year's first day: 9999 overflows), a month, a day. Anything else raised ValueError or OverflowError
+# past the admin's own check (`?at__year=9999`, `?at__year=99999999999999999999`): a 500.
+DATE_HIERARCHY_RANGES = {"year": (1, 9998), "month": (1, 12), "day": (1, 31)}
+
+
+def date_hierarchy_value_allowed(model_admin: admin.ModelAdmin, lookup: str, value: object) -> bool:
+    """Whether `value` may be given for `lookup`: any value unless `lookup` is a part of the admin's date
+    hierarchy (`<date_hierarchy>__year`, `__month`, `__day`), which must be an integer in that part's range. A
+    month's day that does not exist (February 30th) the admin answers itself, with its "?e=1" redirect."""
+    field, _, part = lookup.rpartition(LOOKUP_SEP)
+    if not model_admin.date_hierarchy or field != model_admin.date_hierarchy or part not in DATE_HIERARCHY_RANGES:
+        return True
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 8:
+        return False
+    low, high = DATE_HIERARCHY_RANGES[part]
+    return low <= int(value) <= high
+
+
 def _fk_popup_lookup(model_admin: admin.ModelAdmin, lookup: str, value: str) -> bool:
     # The raw-id widget's popup filters by a foreign key's limit_choices_to, whatever lookups that names.
     for fk_lookup in model_admin.model._meta.related_fkey_lookups:
@@ -90,10 +109,13 @@ def _fk_popup_lookup(model_admin: admin.ModelAdmin, lookup: str, value: str) -> 
 
 class PlainLookupsAdmin:
     """A ModelAdmin mixin (put it first among the bases): a changelist lookup other than a plain comparison is
-    a 400 (DisallowedModelAdminLookup), not a 500 when the database trips on it. Django's own rule (relations
+    a 400 (DisallowedModelAdminLookup), not a 500 when the database trips on it; so is a date hierarchy's part
+    that is no integer in its range. Django's own rule (relations
     only through a list filter) still applies after this one."""
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         if not plain_lookup(self, lookup) and not _fk_popup_lookup(self, lookup, value):
+            return False
+        if not date_hierarchy_value_allowed(self, lookup, value):
             return False
         return super().lookup_allowed(lookup, value, request)
