@@ -1,28 +1,13 @@
 from django.contrib import admin
 from django.db import models
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.metrics.models import Alert, AlertNotification, AlertRule
-from apps.metrics.selectors import SHARED_ALERT_METRICS
+from apps.metrics.selectors import rules_visible
 from apps.services.admin import ListRowForm, ServiceVisibilityAdmin
-from apps.services.selectors import sees_all_traffic, visible_service_ids
-
-
-def rules_visible(rows: QuerySet, visible_services: frozenset[int] | None, rule_path: str = "") -> QuerySet:
-    """The rules (or, through `rule_path`, what hangs off one) a viewer who sees `visible_services` (None: all)
-    may see: alerts_visible()'s rule, so admin offers what the API and the live feed show. A host or cache
-    rule of no service (SHARED_ALERT_METRICS) is everyone's; another rule of no service sums every route's
-    traffic, so only for those from whom no service is hidden. Admin showed no rule of no service to an
-    Operator: the CPU rule whose alert they read on the dashboard was neither listed nor an emergency rule."""
-    if visible_services is None:
-        return rows
-    to_rule = f"{rule_path}__" if rule_path else ""
-    unassigned = Q(**{f"{to_rule}service__isnull": True})
-    if not sees_all_traffic(visible_services):
-        unassigned &= Q(**{f"{to_rule}metric__in": SHARED_ALERT_METRICS})
-    return rows.filter(Q(**{f"{to_rule}service__in": visible_services}) | unassigned)
+from apps.services.selectors import visible_service_ids
 
 
 def alert_rules_visible_to(user) -> QuerySet[AlertRule]:

@@ -707,17 +707,26 @@ def _live_row(slug: str, name: str, route_prefixes: list[str] | None, since, now
 SHARED_ALERT_METRICS = ("cpu_pct", "memory_pct", "cache_hit_rate_pct")
 
 
-def alerts_visible(alerts: QuerySet, visible_services: frozenset[int] | None) -> QuerySet:
-    """The alerts a viewer who sees `visible_services` (None: all) may see: of rules of those services, of
-    host and cache rules of no service, and of other rules of no service only if no service is hidden from
-    them. Host and cache rules were left out with the others: an Operator read "No alert is firing" beside a
-    CPU alert firing."""
+def rules_visible(rows: QuerySet, visible_services: frozenset[int] | None, rule_path: str = "") -> QuerySet:
+    """The alert rules (or, through `rule_path`, what hangs off one: an alert's is "rule") a viewer who sees
+    `visible_services` (None: all) may see: of those services, host and cache rules of no service
+    (SHARED_ALERT_METRICS), and other rules of no service, which sum every route's traffic, only if no service
+    is hidden from them. One filter for the API, the live feed and admin, so none shows a rule another hides:
+    admin once listed no rule of no service to an Operator reading its CPU alert on the dashboard."""
     if visible_services is None:
-        return alerts
-    unassigned = Q(rule__service__isnull=True)
+        return rows
+    to_rule = f"{rule_path}__" if rule_path else ""
+    unassigned = Q(**{f"{to_rule}service__isnull": True})
     if not sees_all_traffic(visible_services):
-        unassigned &= Q(rule__metric__in=SHARED_ALERT_METRICS)
-    return alerts.filter(Q(rule__service__in=visible_services) | unassigned)
+        unassigned &= Q(**{f"{to_rule}metric__in": SHARED_ALERT_METRICS})
+    return rows.filter(Q(**{f"{to_rule}service__in": visible_services}) | unassigned)
+
+
+def alerts_visible(alerts: QuerySet, visible_services: frozenset[int] | None) -> QuerySet:
+    """The alerts a viewer who sees `visible_services` (None: all) may see: those of the rules they see
+    (rules_visible). Host and cache rules were left out with the others: an Operator read "No alert is firing"
+    beside a CPU alert firing."""
+    return rules_visible(alerts, visible_services, "rule")
 
 
 def alert_list(
