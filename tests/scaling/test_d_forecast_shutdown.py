@@ -41,10 +41,12 @@ class _Worker:
 
 @pytest.fixture(autouse=True)
 def _workers_started_afresh():
-    """No test leaves a worker of this process flagged: as each worker does when it starts (worker_init)."""
+    """No test leaves a worker of this process flagged: as each worker does when it starts (worker_init's
+    receiver, called, not the signal sent: that would also install Celery's Django worker fixup in the test
+    process, whose task_prerun handlers then fail every later test that sends task signals itself)."""
     yield
     for node in (NODE, OTHER_NODE):
-        worker_init.send(sender=_Worker(node))
+        shutdown.on_worker_init(sender=_Worker(node))
 
 
 def _services() -> list[Service]:
@@ -117,5 +119,10 @@ def test_another_process_of_the_worker_sees_the_flag_until_a_worker_of_that_name
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "False"], result.stdout
 
-    worker_init.send(sender=_Worker(OTHER_NODE))  # restarted under its old name
+    shutdown.on_worker_init(sender=_Worker(OTHER_NODE))  # restarted under its old name (see the fixture above)
     assert not shutdown.worker_shutting_down(OTHER_NODE) and cache.get(shutdown._key(OTHER_NODE)) is None
+
+
+def test_a_starting_worker_clears_its_flag_through_worker_init():
+    """The tests call the receiver itself (see _workers_started_afresh); here, that a worker's start reaches it."""
+    assert "scaling.shutdown.clear" in [key if isinstance(key, str) else key[0] for key, _ in worker_init.receivers]
