@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
@@ -104,8 +105,15 @@ def idempotent_create(
 
 
 def _purge_expired(claim: IdempotentRequest) -> None:
-    """The claimed key if expired (so it is free again), and a batch of other expired keys; rows another claim
-    is deleting are skipped, not waited for."""
+    """The claimed key if expired (so it is free again), and a batch of other expired keys. On PostgreSQL, rows
+    another claim is deleting are skipped, not waited for; SQLite (the embedded mode), which has no row locks
+    and no SKIP LOCKED, deletes them plainly: its writers take turns anyway."""
+    if connection.vendor != "postgresql":
+        now = timezone.now()
+        expired = IdempotencyKey.objects.filter(expires_at__lte=now)
+        batch = list(expired.order_by("expires_at").values_list("pk", flat=True)[:PURGE_BATCH])
+        expired.filter(Q(client=claim.client, key=claim.key) | Q(pk__in=batch)).delete()
+        return
     table = IdempotencyKey._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
