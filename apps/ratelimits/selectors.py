@@ -160,7 +160,8 @@ def scope_usage(*, since: datetime, until: datetime) -> dict[str, dict]:
     """Per scope, from the request rollups: requests and 429s per minute, and each client's requests per minute
     (`clients`: (client, minute) to [admitted, refused]: the admitted are what the per-client limit is compared
     with, admitted and refused together what the client attempted), the clients exempt from the limit (`exempt`:
-    their names) counted apart. Client labels are as `shown_client_labels` gives them."""
+    their names) counted apart. Client labels are the rollups' own; `shown` maps each to what a page may show
+    (`shown_client_labels`)."""
     from apps.metrics.models import RequestRollup
 
     by_route = route_scopes()
@@ -179,15 +180,16 @@ def scope_usage(*, since: datetime, until: datetime) -> dict[str, dict]:
             per_client[(scope, client, minute)][1] += count
         else:
             per_client[(scope, client, minute)][0] += count
+    # Kept by raw label: separate callers the page cannot name (two deleted clients) are separate clients, not
+    # one "unrecognised client" made of their sum; a label is replaced only where it is shown.
     shown = shown_client_labels({client for _, client, _ in per_client})
-    exempt = exempt_clients(shown.values())
-    for (scope, client, minute), (admitted, refused) in per_client.items():
-        counts = usage[scope].setdefault("clients", {}).setdefault((shown[client], minute), [0, 0])
-        counts[0] += admitted
-        counts[1] += refused
+    exempt = exempt_clients(shown)
+    for (scope, client, minute), counts in per_client.items():
+        usage[scope].setdefault("clients", {})[(client, minute)] = counts
     for entry in usage.values():
         entry.setdefault("clients", {})
         entry["exempt"] = exempt
+        entry["shown"] = shown
         entry["minutes"] = [[at.isoformat(), *counts] for at, counts in sorted(entry["minutes"].items())]
     return usage
 
@@ -270,7 +272,9 @@ def policy_overview(*, now: datetime | None = None, minutes: int = 60) -> list[d
     in_window = factor_changes_by_minute(since=since)
     rows = []
     for policy in policies.order_by("priority", "scope"):
-        used = usage.get(policy.scope, {"requests": 0, "refused": 0, "minutes": [], "clients": {}, "exempt": set()})
+        used = usage.get(
+            policy.scope, {"requests": 0, "refused": 0, "minutes": [], "clients": {}, "exempt": set(), "shown": {}}
+        )
         in_force = policy.requests_in_force(policy.database_now)
         busiest = _busiest_client(policy, used, factors_in_force(policy, in_window[policy.pk]))
         rows.append({
@@ -297,7 +301,8 @@ def _busiest_client(policy: RateLimitPolicy, used: dict, factor_at: Callable[[da
     refused together: a client hammering far past its limit is admitted no more than one just at it, and was
     named after it, or not at all); clients exempt from the limit (a load test's token: nothing refuses it, so
     a share of it said nothing) are counted apart. Each signed-in user is their own client (`user:<id>`), as
-    the limiter limits each on their own."""
+    the limiter limits each on their own. Ranked on the rollups' raw labels: two callers the page cannot name
+    are two clients, each shown as "unrecognised client" only if it is the busiest."""
     busiest = {"busiest_client": None, "busiest_client_minute": None, "busiest_client_per_minute": 0,
                "busiest_client_attempted": 0, "busiest_client_refused": 0,
                "busiest_client_limit_per_minute": None, "busiest_client_share": 0.0}  # fmt: skip
@@ -312,7 +317,8 @@ def _busiest_client(policy: RateLimitPolicy, used: dict, factor_at: Callable[[da
         limit = max(1, int(round(policy.requests * factor_at(minute), 6))) * 60 / policy.period_seconds
         if (attempted / limit, attempted) > rank:
             rank = (attempted / limit, attempted)
-            busiest = {"busiest_client": client, "busiest_client_minute": minute.isoformat(),
+            shown = used["shown"].get(client, UNRECOGNISED_CLIENT)
+            busiest = {"busiest_client": shown, "busiest_client_minute": minute.isoformat(),
                        "busiest_client_per_minute": admitted, "busiest_client_attempted": attempted,
                        "busiest_client_refused": refused, "busiest_client_limit_per_minute": round(limit, 4),
                        "busiest_client_share": round(admitted / limit, 4)}  # fmt: skip
