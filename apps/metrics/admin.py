@@ -5,9 +5,9 @@ from django.http import HttpRequest
 
 from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.metrics.models import Alert, AlertNotification, AlertRule
-from apps.metrics.selectors import rules_visible
+from apps.metrics.selectors import SHARED_ALERT_METRICS, rules_visible
 from apps.services.admin import ListRowForm, ServiceVisibilityAdmin
-from apps.services.selectors import visible_service_ids
+from apps.services.selectors import sees_all_traffic, visible_service_ids
 
 
 def alert_rules_visible_to(user) -> QuerySet[AlertRule]:
@@ -55,6 +55,26 @@ class AlertRuleAdmin(AlertVisibilityAdmin):
 
     def get_changelist_form(self, request, **kwargs):
         return super().get_changelist_form(request, form=AlertRuleRowForm, **kwargs)
+
+    def get_form(self, request: HttpRequest, obj: AlertRule | None = None, change: bool = False, **kwargs):
+        """A viewer from whom a service is hidden may keep a rule of no service only on a host or cache figure
+        (SHARED_ALERT_METRICS): an Operator turned the shared CPU rule into an error-rate rule over every route,
+        which summed the hidden services' traffic, posted it to their webhook and left their view."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if sees_all_traffic(visible_service_ids(request.user)):
+            return form
+
+        class SharedRuleForm(form):
+            def clean(self) -> dict:
+                cleaned = super().clean()
+                metric = cleaned.get("metric")
+                unassigned = not cleaned.get("service") and "service" not in self.errors  # not a hidden one chosen
+                if unassigned and metric and metric not in SHARED_ALERT_METRICS:
+                    self.add_error("metric", "A rule of no service sums every service's traffic, some hidden from "
+                                             "you: choose a service, or a host or cache metric.")  # fmt: skip
+                return cleaned
+
+        return SharedRuleForm
 
     def get_deleted_objects(self, objs, request):
         """A rule goes with its alerts and their deliveries, though no one deletes an alert on its own (see
