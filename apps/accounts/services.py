@@ -138,8 +138,9 @@ def _name_taken_error(name: str) -> ValidationError:
 
 
 def validate_client_name(name: str) -> str:
-    """`normalize_client_name`, refusing a blank name, one with a character nobody sees, and one that differs
-    from an existing client's only in case."""
+    """`normalize_client_name`, refusing a blank name, one with a character nobody sees, one the request
+    rollups give callers that are not clients (`user:<id>`, "anonymous", ...), and one that differs from an
+    existing client's only in case."""
     if not isinstance(name, str):
         raise ValidationError({"name": "A name is text."})
     name = normalize_client_name(name)
@@ -150,9 +151,23 @@ def validate_client_name(name: str) -> str:
     if unseen or any(c.isspace() and c != " " for c in name):
         shown = ", ".join(unseen) if unseen else "whitespace other than spaces"
         raise ValidationError({"name": f"A name holds only visible characters and spaces; not {shown}."})
+    if name.casefold() in _RESERVED_CLIENT_NAMES or _USER_LABEL_NAME.fullmatch(name):
+        raise ValidationError(
+            {
+                "name": f"{name!r} is reserved: the request rollups label signed-in users (user:<id>), the "
+                "unauthenticated (anonymous) and callers the page cannot name by it, so a client so named "
+                "would be counted and limited together with them; choose another."
+            }
+        )
     if _name_taken(name):
         raise _name_taken_error(name)
     return name
+
+
+# The request rollups' and the Rate limits page's labels for callers that are not API clients
+# (apps/ratelimits/selectors.py): a client named like one had its traffic merged with theirs.
+_RESERVED_CLIENT_NAMES = frozenset({"anonymous", "session", "unrecognised client"})
+_USER_LABEL_NAME = re.compile(r"user:[0-9]+", re.IGNORECASE)
 
 
 def validate_application_name(name: str) -> str:
