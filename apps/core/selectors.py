@@ -168,7 +168,8 @@ def probe_worker(*, now: datetime | None = None) -> dict:
     nothing at all on the Overview.
 
     `state`: "ok"; "late" (older than three intervals, not yet past WORKER_HEARTBEAT_MAX_AGE_SECONDS);
-    "down" (past it); "never" (no heartbeat in the last day); "unknown" (the cache could not be read).
+    "down" (past it); "never" (no heartbeat in the last day); "unknown" (the cache could not be read, or its
+    heartbeat: no time with a timezone, or one more than WORKER_HEARTBEAT_CLOCK_SKEW_SECONDS ahead of this host).
     `alive`: ok or late (None when unknown). The age is by this host's clock against the worker's stamp,
     never below 0."""
     probe = {"alive": None, "state": "unknown", "last_heartbeat_at": None, "last_heartbeat_age_seconds": None,
@@ -180,11 +181,24 @@ def probe_worker(*, now: datetime | None = None) -> dict:
     return {**probe, **_worker_state(beat, now or datetime.now(UTC))}
 
 
-def _worker_state(beat: dict | None, now: datetime) -> dict:
-    if not beat or "at" not in beat:
+WORKER_HEARTBEAT_CLOCK_SKEW_SECONDS = 60  # a stamp this far ahead of this host's clock is not believed
+
+
+def _worker_state(beat: object, now: datetime) -> dict:
+    """A heartbeat that cannot be read (not a dict, no timezone, not a time) or stamped more than a clock skew
+    in the future says nothing about the worker: "unknown". One such value raised, and every dashboard load and
+    live frame failed with it; a stamp from the future read as "ok" for as long as it stayed ahead."""
+    if not beat or (isinstance(beat, dict) and "at" not in beat):
         return {"alive": False, "state": "never"}
-    at = datetime.fromisoformat(beat["at"])
-    age = max(0.0, (now - at).total_seconds())
+    try:
+        at = datetime.fromisoformat(beat["at"])
+        age = (now - at).total_seconds()  # a naive stamp raises TypeError here
+    except (TypeError, ValueError, KeyError, OverflowError):
+        return {"alive": None, "state": "unknown"}
+    if age < -WORKER_HEARTBEAT_CLOCK_SKEW_SECONDS:
+        return {"alive": None, "state": "unknown", "last_heartbeat_at": at.isoformat(),
+                "hostname": _hostname(beat)}  # fmt: skip
+    age = max(0.0, age)
     if age > settings.WORKER_HEARTBEAT_MAX_AGE_SECONDS:
         state = "down"
     elif age > 3 * settings.WORKER_HEARTBEAT_INTERVAL_SECONDS:
@@ -192,13 +206,20 @@ def _worker_state(beat: dict | None, now: datetime) -> dict:
     else:
         state = "ok"
     return {"alive": state != "down", "state": state, "last_heartbeat_at": at.isoformat(),
-            "last_heartbeat_age_seconds": round(age, 1), "hostname": beat.get("hostname")}  # fmt: skip
+            "last_heartbeat_age_seconds": round(age, 1), "hostname": _hostname(beat)}  # fmt: skip
+
+
+def _hostname(beat: dict) -> str | None:
+    hostname = beat.get("hostname")
+    return hostname if isinstance(hostname, str) else None
 
 
 def _probe_worker() -> tuple[str, str]:
     state = _worker_state(worker_heartbeat(), datetime.now(UTC))  # a cache error fails the check, saying why
     if state["state"] == "never":
         return ERROR, "no worker heartbeat recorded yet"
+    if state["state"] == "unknown":  # unreadable, or stamped ahead of this host's clock
+        return DEGRADED, f"worker heartbeat unreadable or in the future: {state.get('last_heartbeat_at') or '?'}"
     detail = f"last heartbeat {state['last_heartbeat_age_seconds']:.1f}s ago from {state['hostname'] or '?'}"
     return {"down": ERROR, "late": DEGRADED}.get(state["state"], OK), detail
 
