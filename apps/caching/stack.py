@@ -90,13 +90,15 @@ GENERATION_KEY_MS = 2 * 24 * 3600 * 1000  # models.SCOPE_GENERATION_IDLE_SECONDS
 # until a load sets the key again from the database's generation.
 UNSET = -1
 
-# Take the single-flight lock: free, or left behind with no expiry (a crashed holder's key written without PX,
-# a SET from outside) or with more of it left than any lease (ARGV[2] ms): such a lock is never let go, and
-# every reader of the key would wait out its whole wait for ever. Taken over in the same step it is looked at,
-# so two readers never both take it. 1 when taken, 0 when another holds it within its lease.
+# Take the single-flight lock (for ARGV[2] ms, this process's lease): free, or left behind with no expiry (a
+# crashed holder's key written without PX, a SET from outside) or with more of it left than any process's lease
+# can be (ARGV[3] ms, LOCK_TAKEOVER_ABOVE_MS): such a lock is never let go, and every reader of the key would
+# wait out its whole wait for ever. Not "more than this process's lease": processes with another
+# CACHE_SINGLE_FLIGHT_WAIT_SECONDS (a rolling deploy) took each other's live locks. Taken over in the same step
+# it is looked at, so two readers never both take it. 1 when taken, 0 when another holds it within its lease.
 _TAKE_LOCK = """
 local left = redis.call('PTTL', KEYS[1])
-if left == -2 or left == -1 or left > tonumber(ARGV[2]) then
+if left == -2 or left == -1 or left > tonumber(ARGV[3]) then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end
@@ -104,6 +106,12 @@ return 0
 """
 
 # Delete the lock only if it still holds our token (it may have expired and been taken by another).
+# The longest lease any process may give its lock (loader_lifetime at controlplane/settings.py's bound for
+# CACHE_SINGLE_FLIGHT_WAIT_SECONDS), and above twice that a lock's TTL is no lease anyone gave: taken over.
+MAX_SINGLE_FLIGHT_WAIT_SECONDS = 3600.0
+MAX_LOCK_LEASE_MS = int(max(5.0, MAX_SINGLE_FLIGHT_WAIT_SECONDS * 5) * 1000)
+LOCK_TAKEOVER_ABOVE_MS = 2 * MAX_LOCK_LEASE_MS
+
 _RELEASE_IF_OURS = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -182,6 +190,8 @@ class CacheStack:
         self.flush_interval = flush_interval
         self.single_flight_wait = single_flight_wait
         self.loader_lifetime = max(5.0, single_flight_wait * 5)  # past this, a load is taken for dead
+        # A lease past the ceiling (a stack built with a wait above the settings' bound) is still its own.
+        self._takeover_above_ms = max(LOCK_TAKEOVER_ABOVE_MS, 2 * int(self.loader_lifetime * 1000))
         self.database = database
         self.clock = clock  # epoch seconds; a bench replays hours of traffic on a simulated clock
         self.process = f"{socket.gethostname()}:{os.getpid()}"
@@ -1091,7 +1101,10 @@ class CacheStack:
         lock = HeldLock(self._l2_key("l", key), os.urandom(8).hex())
         expires_ms = int(self.loader_lifetime * 1000)  # a crashed loader's lock expires
         ok, acquired = self._redis_call(
-            policy.namespace, lambda r: self._take_lock_script(r)(keys=[lock.name], args=[lock.token, expires_ms])
+            policy.namespace,
+            lambda r: self._take_lock_script(r)(
+                keys=[lock.name], args=[lock.token, expires_ms, self._takeover_above_ms]
+            ),
         )
         if not ok:
             return None
@@ -1111,7 +1124,9 @@ class CacheStack:
 
         def take(client):
             pipe = client.pipeline(transaction=False)
-            self._take_lock_script(client)(keys=[lock.name], args=[lock.token, expires_ms], client=pipe)
+            self._take_lock_script(client)(
+                keys=[lock.name], args=[lock.token, expires_ms, self._takeover_above_ms], client=pipe
+            )
             # After the SET: a lock found free was let go after its holder's value was stored.
             pipe.mget([value_key, generation_key] if scope_key else [value_key])
             acquired, values = pipe.execute()
