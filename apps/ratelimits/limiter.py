@@ -115,10 +115,14 @@ class DatabaseSlidingWindow:
         try:
             with transaction.atomic(using=using):
                 now = self._locked_now(connections[using], key)
-                # Hits stamped ahead of the clock (it stepped back, or another host's was ahead): now, as in Redis.
-                RateLimitHit.objects.filter(key=key, at_ms__gt=now + FUTURE_TOLERANCE_MS).update(at_ms=now)
                 RateLimitHit.objects.filter(key=key, at_ms__lte=now - window).delete()
                 times = list(RateLimitHit.objects.filter(key=key).order_by("at_ms").values_list("at_ms", flat=True))
+                # Hits stamped ahead of the clock (it stepped back, or another host's was ahead): now, as in Redis.
+                # Clamped here, and written back only when there are any: an UPDATE on every hit was a write
+                # (and on SQLite the one writer's turn) spent on nothing nearly always.
+                if times and times[-1] > now + FUTURE_TOLERANCE_MS:
+                    RateLimitHit.objects.filter(key=key, at_ms__gt=now + FUTURE_TOLERANCE_MS).update(at_ms=now)
+                    times = sorted(now if at > now + FUTURE_TOLERANCE_MS else at for at in times)
                 if len(times) >= limit:
                     wait = min(times[len(times) - limit] + window - now, window)
                     return Decision(False, limit, 0, wait / 1000, wait / 1000)
