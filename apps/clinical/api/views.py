@@ -25,7 +25,7 @@ from apps.clinical.api.representations import encounter_json, medication_request
 from apps.clinical.api.schema import PatientWindowOutputSerializer, VitalsOutputSerializer
 from apps.clinical.models import Encounter, Observation, Patient
 from apps.clinical.services import patient_scope
-from apps.core.api.pagination import KeysetPagination, keyset_pagination
+from apps.core.api.pagination import KeysetPagination
 from apps.core.api.params import reject_unknown_params, validated_body, validated_query
 from apps.core.api.parsers import JSONParser
 from apps.core.api.schema import ErrorOutputSerializer, error_responses
@@ -196,19 +196,27 @@ class PatientWindowView(PhiAPIView):
 
 
 class SearchBoundPagination(KeysetPagination):
-    """Keyset pages by id whose cursor is bound to the search that issued it. A cursor holds only the last id
-    seen, so one reused with other parameters (another name, another birth date) answered that search's
-    patients after that id: pages of a search never asked for in that order, silently. The cursor carries a
-    keyed digest of its search's parameters (not the parameters: cursors reach logs) and another search is a
-    400 on `cursor`. The page size may change between pages."""
+    """Keyset pages whose cursor is bound to the search that issued it. A cursor holds only the last position
+    seen, so one reused with other parameters (another name, another status) or on another list (another
+    patient's encounters) answered that search's rows after that position: pages of a search never asked for in
+    that order, silently. The cursor carries a keyed digest of its search (not the search: cursors reach logs):
+    the query's parameters, the list's path ids (the patient) and the kind of list (the `salt`); another search
+    is a 400 on `cursor`. The page size may change between pages."""
 
     ordering = ("id",)
     unbound = ("cursor", "page_size")
+    salt = "clinical.patient-search-cursor"
     mismatch = "This cursor belongs to another search; start again without it."
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.path_ids = sorted(getattr(view, "kwargs", {}).items())
+        return super().paginate_queryset(queryset, request, view)
 
     def search_digest(self, request: Request) -> str:
         search = sorted((k, v) for k, v in request.query_params.lists() if k not in self.unbound)
-        return salted_hmac("clinical.patient-search-cursor", repr(search)).hexdigest()[:32]
+        # A list under a path with ids binds them too; a search with none keeps the digest it always had.
+        bound = (self.path_ids, search) if getattr(self, "path_ids", None) else search
+        return salted_hmac(self.salt, repr(bound)).hexdigest()[:32]
 
     def decode_cursor(self, request: Request):
         self.digest = self.search_digest(request)
@@ -231,6 +239,11 @@ class SearchBoundPagination(KeysetPagination):
         tokens["s"] = self.digest
         encoded = base64.b64encode(parse.urlencode(tokens, doseq=True).encode("ascii")).decode("ascii")
         return replace_query_param(self.base_url, self.cursor_query_param, encoded)
+
+
+def search_bound_pagination(*ordering: str, salt: str) -> type[SearchBoundPagination]:
+    """A search-bound pagination ordered by the given fields (the last one unique), for the list `salt` names."""
+    return type("SearchBoundPagination", (SearchBoundPagination,), {"ordering": ordering, "salt": salt})
 
 
 class PatientListView(PhiAPIView):
@@ -422,7 +435,7 @@ class PatientVitalDetailView(PatientPathView):
 class PatientEncountersView(PatientPathView):
     required_scopes = [scopes.CLINICAL_READ]
     resource_type = "Encounter"
-    pagination_class = keyset_pagination("-period_start", "-id")
+    pagination_class = search_bound_pagination("-period_start", "-id", salt="clinical.encounter-list-cursor")
 
     @extend_schema(
         parameters=[s.EncounterListInputSerializer],
@@ -446,7 +459,7 @@ class PatientEncountersView(PatientPathView):
 class PatientMedicationsView(PatientPathView):
     required_scopes = [scopes.CLINICAL_READ]
     resource_type = "MedicationRequest"
-    pagination_class = keyset_pagination("-authored_at", "-id")
+    pagination_class = search_bound_pagination("-authored_at", "-id", salt="clinical.medication-list-cursor")
 
     @extend_schema(
         parameters=[s.MedicationListInputSerializer],
