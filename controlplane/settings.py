@@ -19,6 +19,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
+from apps.caching.bounds import MAX_SINGLE_FLIGHT_WAIT_SECONDS  # plain Python, no Django: safe at settings time
 from apps.clinical.identifiers import (
     MAX_SYSTEM_LENGTH,
     URI_PATTERN,
@@ -383,7 +384,9 @@ if not all(_is_encryption_key(key) for key in CACHE_ENCRYPTION_KEYS):
         '`python -c "import base64, os; print(base64.urlsafe_b64encode(os.urandom(32)).decode())"`.'
     )
 CACHE_L1_MAX_BYTES = env.int("CACHE_L1_MAX_BYTES", default=64 * 1024 * 1024, minimum=0)
-CACHE_SINGLE_FLIGHT_WAIT_SECONDS = env.float("CACHE_SINGLE_FLIGHT_WAIT_SECONDS", default=2.0, minimum=0, maximum=3600)
+CACHE_SINGLE_FLIGHT_WAIT_SECONDS = env.float(
+    "CACHE_SINGLE_FLIGHT_WAIT_SECONDS", default=2.0, minimum=0, maximum=MAX_SINGLE_FLIGHT_WAIT_SECONDS
+)
 CACHE_REDIS_BREAKER_SECONDS = env.float("CACHE_REDIS_BREAKER_SECONDS", default=3.0, minimum=0, maximum=3600)
 
 # The resource monitor's thresholds, in percent (the brief's: CPU 70, memory 80, disk 90, pool 90).

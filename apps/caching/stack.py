@@ -38,6 +38,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
+from apps.caching.bounds import MAX_SINGLE_FLIGHT_WAIT_SECONDS
 from apps.caching.defaults import PHI_NAMESPACES, ttl_check
 from apps.caching.layers import CodecError, Entry, KeyHasher, MemoryTier, ValueCodec, json_memory
 from apps.core.breaker import CircuitBreaker
@@ -105,13 +106,13 @@ end
 return 0
 """
 
-# Delete the lock only if it still holds our token (it may have expired and been taken by another).
-# The longest lease any process may give its lock (loader_lifetime at controlplane/settings.py's bound for
-# CACHE_SINGLE_FLIGHT_WAIT_SECONDS), and above twice that a lock's TTL is no lease anyone gave: taken over.
-MAX_SINGLE_FLIGHT_WAIT_SECONDS = 3600.0
+# The longest lease any process may give its lock (loader_lifetime at the bound settings.py applies to
+# CACHE_SINGLE_FLIGHT_WAIT_SECONDS, apps/caching/bounds.py), and above twice that a lock's TTL is no lease
+# anyone gave: taken over.
 MAX_LOCK_LEASE_MS = int(max(5.0, MAX_SINGLE_FLIGHT_WAIT_SECONDS * 5) * 1000)
 LOCK_TAKEOVER_ABOVE_MS = 2 * MAX_LOCK_LEASE_MS
 
+# Delete the lock only if it still holds our token (it may have expired and been taken by another).
 _RELEASE_IF_OURS = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0

@@ -4,16 +4,18 @@ wait. Only a lock with no TTL or one above what any process's lease can be (the 
 
 from __future__ import annotations
 
-import re
+import subprocess
+import sys
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
 
 from apps.caching import stack as stack_module
+from apps.caching.bounds import MAX_SINGLE_FLIGHT_WAIT_SECONDS
 from tests.caching.support import make_stack
+from tests.helpers import embedded_env, run_python
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,9 +58,32 @@ def test_a_lock_no_lease_explains_is_still_taken_over(expiry_ms):
         client.delete(lock_key)
 
 
-def test_the_ceiling_follows_the_settings_bound_for_the_wait():
-    source = (Path(settings.BASE_DIR) / "controlplane" / "settings.py").read_text()
-    bound = re.search(r'"CACHE_SINGLE_FLIGHT_WAIT_SECONDS",[^\n]*maximum=([0-9.]+)', source)
-    assert bound and float(bound.group(1)) == stack_module.MAX_SINGLE_FLIGHT_WAIT_SECONDS
-    longest = make_stack(single_flight_wait=stack_module.MAX_SINGLE_FLIGHT_WAIT_SECONDS)
+def test_the_ceiling_lies_above_the_longest_lease_the_settings_bound_allows():
+    longest = make_stack(single_flight_wait=MAX_SINGLE_FLIGHT_WAIT_SECONDS)
     assert int(longest.loader_lifetime * 1000) == stack_module.MAX_LOCK_LEASE_MS < stack_module.LOCK_TAKEOVER_ABOVE_MS
+
+
+def test_settings_bound_the_wait_where_the_ceiling_assumes(tmp_path):
+    """settings.py and the stack read one constant (apps/caching/bounds.py), so a wait past the lease the
+    ceiling was computed from stops start-up, and the bound itself starts."""
+    code = "from django.conf import settings as s; print(s.CACHE_SINGLE_FLIGHT_WAIT_SECONDS)"
+    above = run_python(
+        code, embedded_env(tmp_path, CACHE_SINGLE_FLIGHT_WAIT_SECONDS=str(MAX_SINGLE_FLIGHT_WAIT_SECONDS + 1))
+    )
+    assert above.returncode != 0
+    assert (
+        f"CACHE_SINGLE_FLIGHT_WAIT_SECONDS must be at least 0 and at most {MAX_SINGLE_FLIGHT_WAIT_SECONDS}"
+        in above.stderr
+    )
+    at = run_python(code, embedded_env(tmp_path, CACHE_SINGLE_FLIGHT_WAIT_SECONDS=str(MAX_SINGLE_FLIGHT_WAIT_SECONDS)))
+    assert at.returncode == 0, at.stderr
+    assert float(at.stdout.strip().splitlines()[-1]) == MAX_SINGLE_FLIGHT_WAIT_SECONDS
+
+
+def test_the_bounds_module_is_safe_to_import_at_settings_time():
+    code = "import sys, apps.caching.bounds; print(sorted(m for m in sys.modules if m.split('.')[0] == 'django'))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
