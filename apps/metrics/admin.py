@@ -1,13 +1,16 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.metrics.models import Alert, AlertNotification, AlertRule
-from apps.metrics.selectors import SHARED_ALERT_METRICS, rules_visible
+from apps.metrics.selectors import rules_visible
+from apps.metrics.services import alert_rule_scope_check
 from apps.services.admin import ListRowForm, ServiceVisibilityAdmin
-from apps.services.selectors import sees_all_traffic, visible_service_ids
+from apps.services.selectors import visible_service_ids
 
 
 def alert_rules_visible_to(user) -> QuerySet[AlertRule]:
@@ -21,6 +24,27 @@ class AlertRuleRowForm(ListRowForm):
     def add_error(self, field: str | None, error) -> None:
         if self.has_changed():
             super().add_error(field, error)
+
+
+def scope_checked(form: type[forms.ModelForm], visible_services: frozenset[int] | None) -> type[forms.ModelForm]:
+    """`form`, refusing what alert_rule_scope_check refuses a viewer who sees `visible_services`, its error on
+    the metric field. The fields the form lacks (a list row's) are the rule's own."""
+
+    class ScopeCheckedForm(form):
+        def clean(self) -> dict:
+            cleaned = super().clean()
+            if "service" in self.errors or ("metric" in self.fields and not cleaned.get("metric")):
+                return cleaned  # a hidden service chosen, or no metric: those fields' own errors
+            service = cleaned.get("service") if "service" in self.fields else self.instance.service
+            metric = cleaned["metric"] if "metric" in self.fields else self.instance.metric
+            try:
+                alert_rule_scope_check(service_id=service.pk if service else None, metric=metric,
+                                       visible_services=visible_services)  # fmt: skip
+            except ValidationError as error:
+                self.add_error(None, error)
+            return cleaned
+
+    return ScopeCheckedForm
 
 
 class AlertVisibilityAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
@@ -54,27 +78,13 @@ class AlertRuleAdmin(AlertVisibilityAdmin):
                        "last_error_at"]  # fmt: skip
 
     def get_changelist_form(self, request, **kwargs):
-        return super().get_changelist_form(request, form=AlertRuleRowForm, **kwargs)
+        form = super().get_changelist_form(request, form=AlertRuleRowForm, **kwargs)
+        return scope_checked(form, visible_service_ids(request.user))
 
     def get_form(self, request: HttpRequest, obj: AlertRule | None = None, change: bool = False, **kwargs):
-        """A viewer from whom a service is hidden may keep a rule of no service only on a host or cache figure
-        (SHARED_ALERT_METRICS): an Operator turned the shared CPU rule into an error-rate rule over every route,
-        which summed the hidden services' traffic, posted it to their webhook and left their view."""
+        """The rule of who may keep a rule of no service is the service layer's (alert_rule_scope_check)."""
         form = super().get_form(request, obj, change=change, **kwargs)
-        if sees_all_traffic(visible_service_ids(request.user)):
-            return form
-
-        class SharedRuleForm(form):
-            def clean(self) -> dict:
-                cleaned = super().clean()
-                metric = cleaned.get("metric")
-                unassigned = not cleaned.get("service") and "service" not in self.errors  # not a hidden one chosen
-                if unassigned and metric and metric not in SHARED_ALERT_METRICS:
-                    self.add_error("metric", "A rule of no service sums every service's traffic, some hidden from "
-                                             "you: choose a service, or a host or cache metric.")  # fmt: skip
-                return cleaned
-
-        return SharedRuleForm
+        return scope_checked(form, visible_service_ids(request.user))
 
     def get_deleted_objects(self, objs, request):
         """A rule goes with its alerts and their deliveries, though no one deletes an alert on its own (see

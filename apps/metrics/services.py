@@ -11,6 +11,7 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.db.models.functions import Now
@@ -22,6 +23,25 @@ from apps.metrics.models import Alert, AlertNotification, AlertRule, MetricPoint
 from apps.metrics.recorder import percentile_values
 
 logger = logging.getLogger(__name__)
+
+UNASSIGNED_RULE_REFUSED = (
+    "A rule of no service sums every service's traffic, some hidden from you: choose a service, or a host or "
+    "cache metric."
+)
+
+
+def alert_rule_scope_check(*, service_id: int | None, metric: str, visible_services: frozenset[int] | None) -> None:
+    """Refuse (a ValidationError on `metric`) a rule of no service on a request figure from a viewer who does
+    not see all traffic (`visible_services`; None: all): it sums every route's traffic, hidden services'
+    included, and posts it to the rule's webhook. An Operator turned the shared CPU rule into an error-rate rule
+    over every route. Host and cache metrics (SHARED_ALERT_METRICS) are every viewer's. Every path that writes a
+    rule for a user (admin's form and list) calls this one rule."""
+    from apps.metrics.selectors import SHARED_ALERT_METRICS
+    from apps.services.selectors import sees_all_traffic
+
+    if service_id is not None or metric in SHARED_ALERT_METRICS or sees_all_traffic(visible_services):
+        return
+    raise ValidationError({"metric": UNASSIGNED_RULE_REFUSED})
 
 
 def _summarize(row: RequestRollup, histogram: HdrHistogram) -> None:
