@@ -2,7 +2,8 @@
 is `urn:oid:...`, RFC 8141), a default port (`http://example.org:80/mrn`), a host's trailing dot
 (`example.org.`) each let one MRN be registered twice; and trailing slashes were stripped from the query and
 fragment too (`.../mrn/?x=/` was stored as `.../mrn?x=`), changing what the system names. Percent-encoding is
-left as typed. Migration 0002 uses the live normalize_system, so it lists these collisions too."""
+normalised too (test_b2_percent_encoded_systems.py). Migration 0002 uses the live normalize_system, so it lists
+these collisions too."""
 
 import importlib
 from datetime import date
@@ -38,7 +39,7 @@ migration = importlib.import_module("apps.clinical.migrations.0002_normalize_ide
         ("http://example.org/mrn/#part/", "http://example.org/mrn#part/"),
         ("http://example.org/mrn?x=//", "http://example.org/mrn?x=//"),
         ("urn:oid:1.2.3/?+r/", "urn:oid:1.2.3?+r/"),
-        ("http://example.org/%7Emrn", "http://example.org/%7Emrn"),  # percent-encoding as typed
+        ("http://example.org/%7Emrn", "http://example.org/~mrn"),  # an encoded unreserved character is itself
     ],
 )
 def test_normalize_system(raw, normal):

@@ -17,8 +17,9 @@ from apps.clinical.identifiers import normalize_system
 logger = logging.getLogger("apps.clinical.migrations")
 
 
-def normalize_identifier_systems(apps, schema_editor) -> list[list[int]]:
-    """Normalise every system that can be; returns the colliding groups of patient ids it left (for tests)."""
+def normalize_identifier_systems(apps, schema_editor, label: str = "0002") -> list[list[int]]:
+    """Normalise every system that can be; returns the colliding groups of patient ids it left (for tests).
+    Later migrations that widen the normal spelling (0003: percent-encoding) run it again under their `label`."""
     Patient = apps.get_model("clinical", "Patient")
     spellings: dict[str, set[str]] = {}
     for system in Patient.objects.values_list("identifier_system", flat=True).distinct().iterator():
@@ -34,7 +35,7 @@ def normalize_identifier_systems(apps, schema_editor) -> list[list[int]]:
             group = list(rows.filter(mrn=mrn).order_by("pk").values_list("pk", "identifier_system"))
             left.append([pk for pk, _ in group])
             line = (
-                f"clinical 0002: patients {', '.join(str(pk) for pk, _ in group)} hold one MRN in systems that "
+                f"clinical {label}: patients {', '.join(str(pk) for pk, _ in group)} hold one MRN in systems that "
                 f"are one ({normal!r}, spelt {', '.join(repr(system) for _, system in group)}); left as they "
                 "are: resolve them by hand (merge or correct one)."
             )
