@@ -345,6 +345,10 @@ LATENCY_METRICS = (
     "rate_limited_rps",
 )
 
+# Request counts: 0 in a step after the routes' first rollup in the window (a quiet minute served none), no data
+# (None) before it. The percentiles and the error rate are None in any step without requests (undefined).
+COUNT_METRICS = ("rps", "requests", "rate_limited", "rate_limited_rps")
+
 
 def time_series(
     *,
@@ -362,7 +366,8 @@ def time_series(
     `rate_limited_rps`: the limiter's refusals, left out of the others). `serving_hosts_only`: a host figure of the
     request-serving pods only (serving_host_samples), and no step from the `host.*` series, which has the
     worker's figures in it. `visible_services` (ids; None: all): no failed loads of deployments of other
-    services.
+    services. A step with nothing measured is None (no data), not 0: the percentiles and error rate of a step
+    without requests, and the request counts of the steps before the window's first rollup (COUNT_METRICS).
 
     One query for the whole range, its rows summed into their steps here: the dashboard asks for up to
     1,440 steps, and a query per step took about a second and a pooled connection all that time.
@@ -406,10 +411,17 @@ def _latency_steps(metric: str, starts: list, since, until, index, *, route_pref
     percentile = metric.startswith("p")
     columns = ("minute", "count", "errors", *(["histogram"] if percentile else []))
     rows = RequestRollup.objects.filter(routes_under(route_prefixes), minute__gte=since, minute__lt=until)
-    if metric.startswith("rate_limited"):
+    refused = metric.startswith("rate_limited")
+    counted = metric in COUNT_METRICS
+    if counted:
+        # Every row, served or refused, says the routes were measured from its step on: the one query reads
+        # both and keeps those of the metric here (a minute of refusals only served 0, which is true).
+        columns = (*columns, "status_class")
+    elif refused:
         rows = rows.filter(status_class__in=RATE_LIMITED)
     else:
         rows = rows.exclude(status_class__in=RATE_LIMITED)
+    first = len(starts)  # the first step with any rollup: before it nothing was measured, a count is no data
     # Steps of whole hours (the 7-day chart's): each settled hour's percentiles from its cached merge, as the
     # SLO reads do; decoding every minute row took seconds per metric of the chart.
     step = starts[1] - starts[0] if len(starts) > 1 else None
@@ -432,8 +444,15 @@ def _latency_steps(metric: str, starts: list, since, until, index, *, route_pref
             if i not in histograms:  # not setdefault: it built a histogram (~100 us) for every merge
                 histograms[i] = new_histogram()
             histograms[i].add(histogram)
-    for minute, count, row_errors, *histogram in rows.values_list(*columns).iterator(chunk_size=2000):
+    for minute, count, row_errors, *more in rows.values_list(*columns).iterator(chunk_size=2000):
         i = index(minute)
+        if counted:
+            first = min(first, i)
+            if (more[0] in RATE_LIMITED) != refused:
+                continue
+            histogram = []
+        else:
+            histogram = more
         counts[i] += count
         errors[i] += row_errors
         if histogram:
@@ -443,7 +462,9 @@ def _latency_steps(metric: str, starts: list, since, until, index, *, route_pref
     values = []
     for i, start in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else until
-        if metric in ("rps", "rate_limited_rps"):
+        if counted and i < first:
+            values.append(None)
+        elif metric in ("rps", "rate_limited_rps"):
             values.append(counts[i] / (end - start).total_seconds())
         elif metric in ("requests", "rate_limited"):
             values.append(counts[i])
