@@ -5,7 +5,7 @@ import "uplot/dist/uPlot.min.css";
 import { zoneName } from "../../lib/format";
 import { currentTheme, subscribeTheme } from "../../lib/theme";
 import { axisSize, tickLabels } from "./axis";
-import { COUNT_INCREMENTS, describeChart, hasNoValues, hiddenLegendRows, isolatedIndexes, singleReading, xRange, yRange, type ValueKind } from "./chartText";
+import { COUNT_INCREMENTS, describeChart, hasNoValues, hiddenLegendRows, isolatedIndexes, legendValue, singleReading, xRange, yRange, type ValueKind } from "./chartText";
 
 export interface ChartSeries {
   label: string;
@@ -121,11 +121,15 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
             size: 8,
             fill: colors[i],
           },
+          // A null step (nothing measured) is a gap in the line, and "no data" in the legend, never 0.
           spanGaps: false,
+          // Off the plot (no index) the legend shows no value at all, not "no data" for every series.
+          value: (_u: uPlot, value: number | null, _s: number, idx: number | null) => (idx === null ? "" : legendValue(value, unit)),
         })),
       ],
       bands: bands.map(([high, low]) => ({ series: [high, low] as [number, number], fill: `${colors[high - 1]}33` })),
-      legend: { live: false },
+      // Live: the legend says each series' value at the cursor ("no data" where a step has none).
+      legend: { live: true },
       hooks: {
         // A band's edges are drawn as its fill only: their legend entries (coloured boxes for lines that
         // are not there, P10 in red) are hidden.

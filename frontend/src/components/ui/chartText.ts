@@ -77,6 +77,14 @@ export function formatValue(value: number, unit = ""): string {
   return `${rounded.toLocaleString("en-US")}${unit}`;
 }
 
+/**
+ * A value as the legend shows it under the cursor: "no data" for a step where nothing was measured (null), never
+ * 0. The series answer null before a service's first request and where a percentile is undefined.
+ */
+export function legendValue(value: number | null | undefined, unit = ""): string {
+  return value === null || value === undefined || !Number.isFinite(value) ? "no data" : formatValue(value, unit);
+}
+
 function formatX(chart: ChartText, i: number): string {
   const at = chart.x[i];
   if (chart.xLabels) return chart.xLabels[at] ?? String(at);
@@ -104,11 +112,14 @@ export function describeChart(chart: ChartText): string {
       const present = s.values.map((v, i) => [v, i] as const).filter((pair): pair is readonly [number, number] => pair[0] !== null && pair[0] !== undefined);
       if (present.length === 0) return `${s.label}: no data`;
       const [latest, at] = present[present.length - 1];
-      if (present.length === 1) return `${s.label}: one value, ${formatValue(latest, chart.unit)} at ${formatX(chart, at)}`;
+      // Steps with nothing measured are said as such: left unsaid, "0 to 2" read as if they had been 0.
+      const missing = s.values.length - present.length;
+      const gaps = missing > 0 ? `, no data at ${missing} of ${s.values.length} times` : "";
+      if (present.length === 1) return `${s.label}: one value, ${formatValue(latest, chart.unit)} at ${formatX(chart, at)}${gaps}`;
       const numbers = present.map(([v]) => v);
       return (
         `${s.label}: ${present.length} values, ${formatValue(Math.min(...numbers), chart.unit)} to ` +
-        `${formatValue(Math.max(...numbers), chart.unit)}, latest ${formatValue(latest, chart.unit)} at ${formatX(chart, at)}`
+        `${formatValue(Math.max(...numbers), chart.unit)}, latest ${formatValue(latest, chart.unit)} at ${formatX(chart, at)}${gaps}`
       );
     });
   return `${chart.title}, ${span}. ${parts.join("; ")}.`;
