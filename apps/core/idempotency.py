@@ -6,10 +6,14 @@ before the create: a twin sent at the same moment waits on that insert, and find
 (its answer) or, had the first failed, the key free. Only a create that succeeded is kept (a refused request
 rolls its claim back, so its retry is judged afresh); a replay renders the created resource anew from its id, so
 no PHI is stored, and answers 410 where it has been deleted since. The same key with another request (method,
-path or body) is a 422: a client bug that would otherwise be answered with the wrong resource."""
+path or body) is a 422: a client bug that would otherwise be answered with the wrong resource.
+
+The key itself is kept only as an HMAC (CACHE_KEY_SECRET, the cache keys' hasher) of the client and the key:
+clients build keys from MRNs or names, and a plain SHA-256 of a guessable key is reversed by trying them."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -25,6 +30,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.request import Request
 
+from apps.caching.layers import KeyHasher
 from apps.core.models import IdempotencyKey
 from controlplane.db_router import reads_from_primary
 
@@ -54,7 +60,8 @@ class IdempotentResourceGone(APIException):
 
 @dataclass(frozen=True)
 class IdempotentRequest:
-    """A request carrying a key: who sent it, the key, and a SHA-256 of what was asked (never the body)."""
+    """A request carrying a key: who sent it, the key's HMAC (`key_digest`, never the key as sent), and a SHA-256
+    of what was asked (never the body)."""
 
     client: str
     key: str
@@ -71,7 +78,20 @@ def idempotent_request(request: Request) -> IdempotentRequest | None:
     auth = request.auth
     client = f"client:{auth.pk}" if getattr(auth, "pk", None) is not None else f"user:{request.user.pk}"
     asked = json.dumps([request.method, request.path, request.data], sort_keys=True, separators=(",", ":"))
-    return IdempotentRequest(client=client, key=key, request_sha256=hashlib.sha256(asked.encode()).hexdigest())
+    return IdempotentRequest(
+        client=client, key=key_digest(client, key), request_sha256=hashlib.sha256(asked.encode()).hexdigest()
+    )
+
+
+def key_digest(client: str, key: str) -> str:
+    """What is stored of a client's key: 64 hex characters, an HMAC-SHA256 keyed like the cache's keys, so the key
+    (often an MRN or a name) is neither stored nor recoverable from the table without the secret."""
+    return _hasher(settings.CACHE_KEY_SECRET).digest("idempotency-key", client, key)
+
+
+@functools.lru_cache(maxsize=2)
+def _hasher(secret: str) -> KeyHasher:
+    return KeyHasher(secret)
 
 
 def idempotent_create(

@@ -7,11 +7,14 @@ from django.db import models
 
 class IdempotencyKey(models.Model):
     """A client's Idempotency-Key on a create, kept a day: a retry of the same request answers what the first one
-    did instead of creating again. Holds no PHI: the key, a SHA-256 of the request (method, path, body) and the
-    id of what it created, which a replay renders afresh (the answer itself, a patient's name, is not stored)."""
+        did instead of creating again. Holds no PHI: an HMAC of the client's key (keys are often built from an MRN or a
+    name), a SHA-256 of the request (method, path, body) and the
+        id of what it created, which a replay renders afresh (the answer itself, a patient's name, is not stored)."""
 
     client = models.CharField(max_length=64, help_text="The API client or staff user that sent the key.")
-    key = models.CharField(max_length=255)
+    key = models.CharField(
+        max_length=255, help_text="HMAC-SHA256 (hex) of the client and its Idempotency-Key, never the key as sent."
+    )
     request_sha256 = models.CharField(max_length=64)
     response_status = models.PositiveSmallIntegerField(null=True)
     resource_id = models.CharField(max_length=64, blank=True)
