@@ -1,6 +1,6 @@
 """POST /api/v1/inference/<deployment>/embed and /generate: scope `inference`, the ai_inference rate
-limit, answers cached in the ai_inference namespace (keyed by an HMAC of the input, never the input),
-audited when the input carries a patient's context. Thin: validate, then apps.inference.serving."""
+limit, answers cached per caller in the ai_inference namespace (keyed by an HMAC of the caller and the input,
+never the input), audited when the input carries a patient's context. Thin: validate, then apps.inference.serving."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from apps.inference.api.schema import (
 from apps.inference.api.serializers import EmbedInputSerializer, GenerateInputSerializer
 from apps.inference.backends import ModelUnavailable
 from apps.inference.models import ModelDeployment
+from apps.ratelimits.throttling import client_identity
 from apps.services.selectors import visible_service_ids
 
 logger = logging.getLogger(__name__)
@@ -200,7 +201,12 @@ class _InferenceView(PhiAPIView):
         the model to load (15 to 20 s in each server process). A cached answer passed those checks, under the
         same weights and input cap. The patient is checked after the model's checks, as ever; a miss that
         does not answer here (a check failing, an unknown patient, a model kept in another mode) is made
-        again outside the cache, where each raises as it did or the answer is keyed by the served model."""
+        again outside the cache, where each raises as it did or the answer is keyed by the served model.
+
+        Answers are kept per caller (its client, or signed-in user, as the rate limits count it): shared, a
+        client could send a guessed text about a patient and learn from `"cached": true` (or the time taken)
+        that another client had sent exactly that text, with no record of the disclosure."""
+        caller = client_identity(request)
         key = serving.answer_key_unloaded(deployment)
         current = None
         if key is not None:
@@ -220,7 +226,7 @@ class _InferenceView(PhiAPIView):
                 seen["patient"] = True
                 return run(current)
 
-            answer, cached = _cached_answer([deployment.name, *key, *parts], inputs, compute)
+            answer, cached = _cached_answer([caller, deployment.name, *key, *parts], inputs, compute)
             if answer is not None:
                 if "patient" not in seen:
                     self.check_patient(request, patient_id)
@@ -232,7 +238,9 @@ class _InferenceView(PhiAPIView):
         if current is None:
             current = checked()
         self.check_patient(request, patient_id)
-        answer, cached = _cached_answer([deployment.name, *current.answer_key, *parts], inputs, lambda: run(current))
+        answer, cached = _cached_answer(
+            [caller, deployment.name, *current.answer_key, *parts], inputs, lambda: run(current)
+        )
         return answer, current.mode, cached
 
     def audit_patient(self, request: Request, deployment: ModelDeployment, patient_id: int | None, cached: bool):
