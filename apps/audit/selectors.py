@@ -74,6 +74,14 @@ class ChainReport:
     writable_tables: list[str] = field(default_factory=list)  # no enabled UPDATE/DELETE (append-only) trigger
     # (chain, seq): a record an anchor (kept off the database by an earlier verify) names, gone or changed since.
     cut_below_anchor: list[tuple[str, int]] = field(default_factory=list)
+    # (chain, seq, id, previous seq, previous id): a record whose id is not above the one before it in its chain.
+    # Ids are drawn in order as records are appended (a chain's appends take turns on its head), and the trail is
+    # listed (-id) and paged (the API's cursor) by id: swapped or moved ids reorder it without touching a seal.
+    misordered_ids: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+    # (chain, seq, id): a record whose id the id sequence never issued (above its last value): moved to the top.
+    ids_past_sequence: list[tuple[str, int, int]] = field(default_factory=list)
+    # Each chain's highest id and its seq, as walked: checked against the id sequence once the walk is done.
+    highest_ids: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False)
     heads: dict[str, tuple[int, str]] = field(default_factory=dict)  # each chain's (seq, last_hash): the next anchors
     # Not a failure on its own: a month between others that has no partition was dropped (its records, if it
     # had any, are reported as missing from their chains) or never created (the partition task stopped for
@@ -100,6 +108,8 @@ class ChainReport:
             or self.unguarded_tables
             or self.writable_tables
             or self.cut_below_anchor
+            or self.misordered_ids
+            or self.ids_past_sequence
         )
 
 
@@ -112,7 +122,9 @@ def _chain_rows(chain_id: int, chunk_size: int) -> Iterator[dict]:
     low = events.aggregate(first=Min("seq"))["first"]
     while low is not None:
         chunk = list(
-            events.filter(seq__gte=low, seq__lt=low + chunk_size).order_by("seq", "id").values(*CHAINED_FIELDS, "hash")
+            events.filter(seq__gte=low, seq__lt=low + chunk_size)
+            .order_by("seq", "id")
+            .values(*CHAINED_FIELDS, "hash", "id")
         )
         yield from chunk
         low += chunk_size
@@ -131,9 +143,15 @@ def _verify_chain(
     progress: Progress | None = None,
 ) -> None:
     expected_seq, previous_hash = 1, GENESIS_HASH
+    previous: tuple[int, int] | None = None  # (seq, id) of the record before
     anchor_held = anchor is None or anchor[0] == 0
     for row in _chain_rows(chain_id, chunk_size):
         report.checked += 1
+        if previous is not None and row["id"] <= previous[1]:
+            report.misordered_ids.append((name, row["seq"], row["id"], *previous))
+        previous = (row["seq"], row["id"])
+        if row["id"] > report.highest_ids.get(name, (0, 0))[0]:
+            report.highest_ids[name] = (row["id"], row["seq"])
         if row["seq"] > expected_seq:
             report.missing.append((name, expected_seq, row["seq"] - 1))
         elif row["prev_hash"] != previous_hash:
@@ -179,6 +197,7 @@ def audit_chain_verify(
     """
     report = ChainReport()
     _verify_all(report, chunk_size, anchors or {}, progress, on_total)
+    _verify_ids_issued(report)
     if connection.vendor == "postgresql":
         _verify_partitions(report)
     elif connection.vendor == "sqlite":
@@ -186,6 +205,25 @@ def audit_chain_verify(
     if progress is not None:
         progress(report.checked)
     return report
+
+
+def _verify_ids_issued(report: ChainReport) -> None:
+    """Ids above the last one the id sequence issued (read after the walk: records appended meanwhile are below it)
+    were set by hand: a chain's last record moved to the top of the trail shows nowhere else."""
+    table = AuditEvent._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT pg_sequence_last_value(pg_get_serial_sequence(%s, 'id')::regclass)", [table])
+        elif connection.vendor == "sqlite":
+            cursor.execute("SELECT seq FROM sqlite_sequence WHERE name = %s", [table])
+        else:
+            return
+        row = cursor.fetchone()
+    if row is None or row[0] is None:  # a sequence never drawn from: nothing to compare with
+        return
+    for name, (highest, seq) in sorted(report.highest_ids.items()):
+        if highest > row[0]:
+            report.ids_past_sequence.append((name, seq, highest))
 
 
 _MONTHLY_PARTITION = re.compile(r"_y(\d{4})m(\d{2})$")

@@ -78,6 +78,13 @@ class Command(BaseCommand):
             self.stdout.write(f"FORGED   head of chain {chain}: moved without the key (records cut from its end?)")
         for chain in report.unregistered_chains:
             self.stdout.write(f"FORGED   chain {chain}: never registered in the primary chain")
+        for chain, seq, record_id, previous_seq, previous_id in report.misordered_ids:
+            self.stdout.write(
+                f"REORDERED record #{seq} of chain {chain} (id {record_id}) is not after record #{previous_seq} "
+                f"(id {previous_id}): ids were changed"
+            )
+        for chain, seq, record_id in report.ids_past_sequence:
+            self.stdout.write(f"REORDERED record #{seq} of chain {chain}: its id {record_id} was never issued")
         for table in report.missing_partitions:
             self.stdout.write(f"DROPPED  partition {table}: gone from the partitioned table")
         for table in report.detached_partitions:
