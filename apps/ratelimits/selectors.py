@@ -140,28 +140,39 @@ _PLAIN_LABELS = frozenset({"session", "anonymous"})
 UNRECOGNISED_CLIENT = "unrecognised client"
 
 
-def shown_client_labels(labels) -> dict[str, str]:
-    """Each rollup client label as a page may show it: an API client's name (revoked ones too), `user:<id>`,
-    "session" or "anonymous" as they are; anything else (written by an older or foreign recorder, which may
-    carry a patient identifier or a username) as UNRECOGNISED_CLIENT."""
+def may_name_clients(user) -> bool:
+    """Whether this user may see API clients' names: only with the permission their admin asks for
+    (apps.accounts.roles keeps it from Operators and Viewers), as each dashboard page shows what the same
+    user's admin shows. No user (a caller that did not say who reads) is told no names."""
+    return user is not None and user.has_perm("accounts.view_apiclient")
+
+
+def shown_client_labels(labels, *, names_clients: bool = False) -> dict[str, str]:
+    """Each rollup client label as a page may show it: an API client (revoked ones too) by its name where the
+    reader may see names (`may_name_clients`), else as "API client #<id>"; `user:<id>` (a primary key, never a
+    username), "session" or "anonymous" as they are; anything else (written by an older or foreign recorder,
+    which may carry a patient identifier or a username) as UNRECOGNISED_CLIENT."""
     from apps.accounts.models import ApiClient
 
     labels = set(labels)
-    names = set(ApiClient.objects.filter(name__in=list(labels)).values_list("name", flat=True))
-    return {
-        label: label
-        if label in names or label in _PLAIN_LABELS or _USER_LABEL.fullmatch(label)
-        else UNRECOGNISED_CLIENT
-        for label in labels
-    }
+    ids = dict(ApiClient.objects.filter(name__in=list(labels)).values_list("name", "pk"))
+    shown = {}
+    for label in labels:
+        if label in ids:
+            shown[label] = label if names_clients else f"API client #{ids[label]}"
+        elif label in _PLAIN_LABELS or _USER_LABEL.fullmatch(label):
+            shown[label] = label
+        else:
+            shown[label] = UNRECOGNISED_CLIENT
+    return shown
 
 
-def scope_usage(*, since: datetime, until: datetime) -> dict[str, dict]:
+def scope_usage(*, since: datetime, until: datetime, names_clients: bool = False) -> dict[str, dict]:
     """Per scope, from the request rollups: requests and 429s per minute, and each client's requests per minute
     (`clients`: (client, minute) to [admitted, refused]: the admitted are what the per-client limit is compared
     with, admitted and refused together what the client attempted), the clients exempt from the limit (`exempt`:
-    their names) counted apart. Client labels are the rollups' own; `shown` maps each to what a page may show
-    (`shown_client_labels`)."""
+    their rollup labels) counted apart. Client labels are the rollups' own; `shown` maps each to what a page
+    may show its reader (`shown_client_labels`)."""
     from apps.metrics.models import RequestRollup
 
     by_route = route_scopes()
@@ -182,7 +193,7 @@ def scope_usage(*, since: datetime, until: datetime) -> dict[str, dict]:
             per_client[(scope, client, minute)][0] += count
     # Kept by raw label: separate callers the page cannot name (two deleted clients) are separate clients, not
     # one "unrecognised client" made of their sum; a label is replaced only where it is shown.
-    shown = shown_client_labels({client for _, client, _ in per_client})
+    shown = shown_client_labels({client for _, client, _ in per_client}, names_clients=names_clients)
     exempt = exempt_clients(shown)
     for (scope, client, minute), counts in per_client.items():
         usage[scope].setdefault("clients", {})[(client, minute)] = counts
@@ -253,14 +264,15 @@ def factors_in_force(policy: RateLimitPolicy, changes: list[MinuteOfChanges]) ->
     return factor_at
 
 
-def policy_overview(*, now: datetime | None = None, minutes: int = 60) -> list[dict]:
+def policy_overview(*, user=None, now: datetime | None = None, minutes: int = 60) -> list[dict]:
     """Every policy with its limit in force, the last hour's usage against it and its adaptive changes; the
-    scopes with the most 429s first, then by priority and scope."""
+    scopes with the most 429s first, then by priority and scope. API clients are named only to a `user` who
+    may see their names (`may_name_clients`); to anyone else (and with no user) they are "API client #<id>"."""
     from django.utils import timezone
 
     now = now or timezone.now()
     since = now - timedelta(minutes=minutes)
-    usage = scope_usage(since=since, until=now)
+    usage = scope_usage(since=since, until=now, names_clients=may_name_clients(user))
     # The latest 20 of each policy in the query itself (a window function): the history grows by a row per
     # step, and the page must not read all of it to show 20.
     # The limit in force by the database's clock, as the limiter judges a lapse.
@@ -312,7 +324,7 @@ def _busiest_client(policy: RateLimitPolicy, used: dict, factor_at: Callable[[da
         attempted = admitted + refused
         if client in used["exempt"]:
             exempt_requests += attempted
-            exempt_names.add(client)
+            exempt_names.add(used["shown"].get(client, UNRECOGNISED_CLIENT))
             continue
         limit = max(1, int(round(policy.requests * factor_at(minute), 6))) * 60 / policy.period_seconds
         if (attempted / limit, attempted) > rank:

@@ -17,7 +17,8 @@ class RateLimitUsageOutputSerializer(serializers.Serializer):
     busiest_client = serializers.CharField(
         allow_null=True,
         help_text="The client that attempted the most in one minute against the limit then (admitted and refused "
-        'together): an API client\'s name, "user:<id>" for a signed-in user, "session" (older rollups: all '
+        "together): an API client's name (to a reader with accounts.view_apiclient; to anyone else \"API client "
+        '#<id>"), "user:<id>" for a signed-in user, "session" (older rollups: all '
         'signed-in users together), "anonymous", or "unrecognised client"; clients exempt from the limits are '
         "never it.",
     )
@@ -35,7 +36,8 @@ class RateLimitUsageOutputSerializer(serializers.Serializer):
         "by its attempted requests against that limit, busiest_client_attempted / busiest_client_limit_per_minute)."
     )
     exempt_clients = serializers.ListField(
-        child=serializers.CharField(), help_text="Clients exempt from the limits (load tests' tokens) seen."
+        child=serializers.CharField(),
+        help_text="Clients exempt from the limits (load tests' tokens) seen, each shown as busiest_client is.",
     )
     exempt_requests = serializers.IntegerField(help_text="Their requests: not limited, not in the share.")
 

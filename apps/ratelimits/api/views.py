@@ -20,4 +20,4 @@ class RateLimitOverviewView(APIView):
     @extend_schema(responses={200: RateLimitOverviewOutputSerializer, **error_responses(400, 401, 403)})
     def get(self, request: Request) -> Response:
         reject_unknown_params(request, [])
-        return Response({"results": selectors.policy_overview()})
+        return Response({"results": selectors.policy_overview(user=request.user)})
