@@ -13,7 +13,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework.exceptions import APIException, ValidationError
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -160,7 +160,11 @@ class _InferenceView(PhiAPIView):
             checker = HasScope()
             if not checker.has_permission(request, needed):
                 self.patient_refused = patient_id
-                self.permission_denied(request, message=checker.message, code=checker.code)
+                # Recorded as the view's other records are (the deployment its resource, the patient its
+                # patient_id): the generic refusal put the patient id where the deployment name belongs.
+                self.audit(request, action="create", resource_id=self.kwargs.get("name", ""), patient_id=patient_id,
+                           outcome="denied", lenient_purpose=True)  # fmt: skip
+                raise PermissionDenied(detail=checker.message, code=checker.code)
         return body
 
     def refused_patients(self, request: Request) -> list[int]:
@@ -327,8 +331,14 @@ class GenerateView(_InferenceView):
     def open_stream(self, request: Request, deployment: ModelDeployment, current: serving.Served, prompt: str,
                     limit: int, patient_id: int | None) -> StreamingHttpResponse:  # fmt: skip
         """A slot is taken before the patient check (a full server answers alike for any patient_id) and given
-        back if the stream does not start (the patient refused, the audit trail down)."""
-        release = serving.stream_slots.take(deployment, deployment.max_concurrent_streams)
+        back if the stream does not start (the patient refused, the audit trail down). A stream about a patient
+        refused for want of a slot is audited `error`, as a full generation queue's refusal is (the caller
+        holds `patient:read`, checked in `body`)."""
+        try:
+            release = serving.stream_slots.take(deployment, deployment.max_concurrent_streams)
+        except serving.SlotsFull:
+            self.patient_unaudited = patient_id  # recorded by handle_exception with the 503
+            raise
         try:
             self.check_patient(request, patient_id)
             self.audit_patient(request, deployment, patient_id, cached=False)
