@@ -25,7 +25,10 @@ function PatientsView() {
   const renderRow = useCallback(
     (index: number) => {
       const patient = window.rows.get(index);
-      if (!patient) return <span className="muted cell">Loading row {formatCount(index + 1)}…</span>;
+      if (!patient) {
+        const loading = `Loading row ${formatCount(index + 1)}…`;
+        return <span className="muted cell" title={loading}>{loading}</span>;
+      }
       // The cells are the row's own, the button in the first: a button's children are presentational, so cells
       // inside one were no cells at all to a screen reader. The button's ::after covers the row for the mouse.
       return (
@@ -36,9 +39,10 @@ function PatientsView() {
               {patient.family_name}, {patient.given_name}
             </button>
           </span>
-          <span className="cell" role="gridcell">{patient.birth_date}</span>
-          <span className="cell" role="gridcell">{patient.sex}</span>
-          <span className="cell muted" role="gridcell">#{patient.id}</span>
+          {/* Cut to the column by an ellipsis on a narrow screen: the whole text in the cell's tooltip. */}
+          <span className="cell" role="gridcell" title={patient.birth_date || undefined}>{patient.birth_date}</span>
+          <span className="cell" role="gridcell" title={patient.sex || undefined}>{patient.sex}</span>
+          <span className="cell muted" role="gridcell" title={`#${patient.id}`}>#{patient.id}</span>
         </>
       );
     },
@@ -78,6 +82,9 @@ function PatientsView() {
           rowHeight={ROW_HEIGHT}
           height={520}
           label="Patients"
+          // On a phone the columns keep a readable width and the list scrolls sideways in its box, as the Audit
+          // list does: at 390 px the date of birth was cut to "1992…" with no way to read the rest.
+          wide
           header={
             <div role="row" aria-rowindex={1} className="vlist-row vlist-head">
               <span className="cell" role="columnheader">Name</span>
