@@ -24,7 +24,7 @@ interface Policy {
     requests: number;
     refused: number;
     /**
-     * The client that attempted the most in one minute against the limit then: an API client's name, `user:<id>`,
+     * The client that attempted the most in one minute against the limit then: an API client's name ("API client #<id>" to users who may not see clients), `user:<id>`,
      * "session" (older rollups: every signed-in user together), "anonymous" or "unrecognised client"; never an
      * exempt one.
      */
