@@ -10,7 +10,15 @@ from collections.abc import Callable, Iterator
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework.exceptions import APIException, AuthenticationFailed, NotAuthenticated, ValidationError
+from rest_framework.exceptions import (
+    APIException,
+    AuthenticationFailed,
+    NotAuthenticated,
+    ParseError,
+    Throttled,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -44,6 +52,8 @@ class PhiAPIView(APIView):
     resource_type = ""
     # What a refused request was trying to do, when its method does not say it (a POST that reads).
     refusal_action = ""
+    # Set once this request wrote a record (its read, a not-found, a refusal): a refusal is recorded once.
+    audited_already = False
 
     @property
     def throttle_scope(self) -> str:
@@ -106,7 +116,39 @@ class PhiAPIView(APIView):
                 self._record_refusal(self.request, outcome="denied")
             except AuditUnavailable as unavailable:  # as for any record: the trail down is a 503
                 exc = unavailable
-        return super().handle_exception(exc)
+        response = super().handle_exception(exc)
+        if self._unrecorded_refusal(exc, response):
+            # Any other 4xx of a request naming its patient (or a search): validation raised before or outside
+            # `refusal_audited`, a 422 reused Idempotency-Key, a FHIR parameter. Without it a refusal on an
+            # existing patient and on a missing one differ by their records alone: one per request, here.
+            try:
+                self.audit_refusal(self.request, outcome="denied" if response.status_code == 403 else "error")
+            except AuditUnavailable as unavailable:
+                return super().handle_exception(unavailable)
+        return response
+
+    # A body that cannot be read at all (not JSON, not parsable) is refused before anything is asked of anyone.
+    unreadable_body = (ParseError, UnsupportedMediaType)
+
+    def _unrecorded_refusal(self, exc: Exception, response: Response | None) -> bool:
+        """Whether `response` refuses, with a 4xx no record covers yet, a request worth keeping. 401 and 429
+        are left to their own windows (a client past its limit must not write at its own rate)."""
+        if response is None or not 400 <= response.status_code < 500 or self.audited_already:
+            return False
+        if isinstance(exc, (NotAuthenticated, AuthenticationFailed, Throttled, *self.unreadable_body)):
+            return False
+        request = self.request
+        if getattr(request, "_authenticator", None) is None:  # raised before (or by) authentication
+            return False
+        try:
+            return self.refusal_worth_keeping(request)
+        except Exception:  # a request whose patients cannot even be read names none
+            logger.exception("could not tell whom refused request %s was about", getattr(request, "request_id", ""))
+            return False
+
+    def refusal_worth_keeping(self, request: Request) -> bool:
+        """Whether a refusal of this view answers a question about someone: it names a patient (its URL)."""
+        return bool(self.refused_patients(request))
 
     def _first_in_window(self, request: Request, kind: str) -> bool:
         from apps.ratelimits.throttling import client_identity
@@ -126,6 +168,7 @@ class PhiAPIView(APIView):
         self._record_refusal(request, outcome=outcome)
 
     def _record_refusal(self, request: Request, *, outcome: str) -> None:
+        self.audited_already = True
         action = self.refusal_action or ("read" if request.method in ("GET", "HEAD") else "create")
         asked = disclosed_patients(self.refused_patients(request)) or []
         patient_id = asked[0] if len(asked) == 1 else None
@@ -203,6 +246,7 @@ class PhiAPIView(APIView):
     def audit(self, request: Request, **fields) -> None:
         """Record the access; if the trail cannot be written, the data is not served (fail closed)."""
         entry = audit_entry(request, resource_type=fields.pop("resource_type", self.resource_type), **fields)
+        self.audited_already = True
         _record_or_unavailable(entry)
 
 

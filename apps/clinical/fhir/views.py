@@ -507,6 +507,11 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         except (FhirParamError, ConnectionInterrupted, RedisError):  # a posted search's, with Redis away: named none
             return []
 
+    def refusal_worth_keeping(self, request: Request) -> bool:
+        """Every refused search is kept, naming no patient or several: a client probing another client's posted
+        `_search` key, or a parameter on a patient it names, would otherwise leave no trace."""
+        return True
+
     def search(self, request: Request, params, posted: bool = False) -> Response:
         ignored = []
         if _lenient(request):  # FHIR: ignore the parameters it does not know, and say which in the Bundle
