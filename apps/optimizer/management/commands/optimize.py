@@ -1,7 +1,11 @@
 import logging
 import math
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.apps import apps as django_apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -11,6 +15,38 @@ from apps.optimizer.models import OptimizationRun, OptimizationStep
 from apps.services.models import Service
 
 logger = logging.getLogger(__name__)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (systemd, Kubernetes, `timeout`), raised where Ctrl-C raises KeyboardInterrupt so that it takes
+    the same path: the run is cancelled, not left running until the stuck checker fails it (up to 2 h). A
+    KeyboardInterrupt, so psycopg cancels a query it interrupts and no `except Exception` in a step swallows it."""
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises Terminated in the main thread while the command runs; a second one is ignored, so that
+    it cannot stop the cancelling (systemd and Kubernetes follow with SIGKILL after their grace period)."""
+    if threading.current_thread() is not threading.main_thread():  # call_command from a thread: no signals
+        yield
+        return
+
+    def terminate(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped_by(interrupt: KeyboardInterrupt) -> tuple[str, str]:
+    """Who cancelled the run (stored on it) and what the command says."""
+    if isinstance(interrupt, Terminated):
+        return "manage.py optimize (terminated: SIGTERM)", "Terminated (SIGTERM)"
+    return "manage.py optimize (interrupted)", "Interrupted"
 
 
 class Command(BaseCommand):
@@ -37,7 +73,8 @@ class Command(BaseCommand):
         verdict (a refused option, a lost database, a timeout) exits 2, never the 1 of "a target missed" that
         a plain CommandError or an uncaught exception would give a script reading it."""
         try:
-            self._optimize(*args, **options)
+            with _sigterm_interrupts():
+                self._optimize(*args, **options)
         except CommandError as exc:
             exc.returncode = 2 if exc.returncode == 1 else exc.returncode
             raise
@@ -81,10 +118,11 @@ class Command(BaseCommand):
         if options["inline"]:
             try:
                 run = services.optimization_run_inline(run, hook=self._progress)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (Terminated)
                 # Left as it was, the run would show as running (live feed, admin) until the stuck checker.
-                services.optimization_run_cancel(run=run, by="manage.py optimize (interrupted)")
-                raise CommandError(f"Interrupted: run #{run.pk} is cancelled.", returncode=2) from None
+                by, what = _stopped_by(interrupt)
+                services.optimization_run_cancel(run=run, by=by)
+                raise CommandError(f"{what}: run #{run.pk} is cancelled.", returncode=2) from None
         else:
             try:
                 services.optimization_run_dispatch(run)
@@ -97,10 +135,11 @@ class Command(BaseCommand):
                 return
             try:
                 run = self._follow(run, timeout=options["timeout"])
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (Terminated)
                 # Left alone, the run would go on (or start whenever a worker comes) with no one following it.
-                services.optimization_run_cancel(run=run, by="manage.py optimize (interrupted)")
-                raise CommandError(f"Interrupted: run #{run.pk} is cancelled.", returncode=2) from None
+                by, what = _stopped_by(interrupt)
+                services.optimization_run_cancel(run=run, by=by)
+                raise CommandError(f"{what}: run #{run.pk} is cancelled.", returncode=2) from None
         self._summarize(run)
         if options["report"]:
             try:
