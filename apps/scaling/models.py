@@ -43,6 +43,8 @@ PROMETHEUS_SELECTOR = re.compile(rf"{_MATCHER}(?:,{_MATCHER})*,?\s*")
 # for thousands of replicas, and `optimize --apply` raised the maximum to it: the cluster would have scaled
 # to that and the bill with it. Twice the default maximum, per policy in admin.
 MAX_REPLICAS_CEILING = 100
+MAX_REPLICA_CAPACITY_RPS = 1_000_000.0  # req/s one replica serves: well above any pod, finite in every forecast
+MAX_LEAD_MINUTES = 24 * 60  # a plan's hours repeat daily: a longer lead gives every hour the day's peak
 
 DNS_LABEL = RegexValidator(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "A DNS label: lower case letters, digits, '-'.")
 
@@ -96,7 +98,8 @@ class ScalingPolicy(models.Model):
     max_replicas_ceiling = models.PositiveIntegerField(
         "ceiling for the optimizer's maximum", default=MAX_REPLICAS_CEILING, validators=[MinValueValidator(1)],
         help_text="The optimizer (optimize --apply, or its recommendation applied in admin) raises the maximum "
-        "replicas at most to this, whatever the forecast asks; above it only by hand.",
+        "replicas at most to this, whatever the forecast asks; not below the maximum replicas (to go higher by "
+        "hand, raise both).",
     )  # fmt: skip
     target_cpu_pct = models.PositiveIntegerField(
         "target CPU (%)", null=True, blank=True, default=70, validators=[MinValueValidator(1), MaxValueValidator(100)]
@@ -132,8 +135,11 @@ class ScalingPolicy(models.Model):
         help_text="Emit a KEDA ScaledObject (with cron windows for forecast peaks) instead of a plain HPA.",
     )  # fmt: skip
     replica_capacity_rps = models.FloatField(
-        "capacity per replica (req/s)", default=50.0, validators=[MinValueValidator(0.01)],
-        help_text="Used until a stress benchmark measures the knee (and the replicas it ran on are set below).",
+        "capacity per replica (req/s)", default=50.0,
+        validators=[MinValueValidator(0.01), MaxValueValidator(MAX_REPLICA_CAPACITY_RPS)],
+        help_text="Used until a stress benchmark measures the knee (and the replicas it ran on are set below). At "
+        "most 1,000,000 req/s: far above what one pod serves, and the forecasts' arithmetic stays finite (1e308 "
+        "overflowed the synthetic history and every metric read as 'not enough history').",
     )  # fmt: skip
     stress_test_replicas = models.PositiveIntegerField(
         "replicas serving the stress benchmark", null=True, blank=True, validators=[MinValueValidator(1)],
@@ -145,7 +151,11 @@ class ScalingPolicy(models.Model):
         default=0.7, validators=[MinValueValidator(0.05), MaxValueValidator(1.0)],
         help_text="Share of a replica's capacity planned to be used at the P90 forecast.",
     )  # fmt: skip
-    lead_minutes = models.PositiveIntegerField(default=15, help_text="Replicas are planned this far ahead of the load.")
+    lead_minutes = models.PositiveIntegerField(
+        default=15, validators=[MaxValueValidator(MAX_LEAD_MINUTES)],
+        help_text="Replicas are planned this far ahead of the load, at most a day (1440 min): the plan is hourly and "
+        "repeats every day, so a longer lead would give every hour the whole day's peak.",
+    )  # fmt: skip
     emergency_mode = models.BooleanField(
         default=False,
         help_text="In force: lifts the minimum to the emergency minimum. On while set by hand or while the alert "
@@ -212,6 +222,9 @@ class ScalingPolicy(models.Model):
             errors["min_replicas"] = "The minimum cannot be above the maximum."
         if self.emergency_min_replicas and self.max_replicas and self.emergency_min_replicas > self.max_replicas:
             errors["emergency_min_replicas"] = "The emergency minimum cannot be above the maximum."
+        if self.max_replicas_ceiling and self.max_replicas and self.max_replicas_ceiling < self.max_replicas:
+            # The ceiling bounds what the optimizer may raise the maximum to: below the maximum it means nothing.
+            errors["max_replicas_ceiling"] = "The ceiling cannot be below the maximum replicas."
         # A budget letting as many pods go as the minimum keeps runs no pod through a node drain: the service
         # goes down during routine maintenance. (One replica cannot be protected without blocking drains.)
         minimum = self.min_replicas or 0
