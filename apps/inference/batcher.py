@@ -269,6 +269,14 @@ def _settle(pending: _Pending, *, result: Any = None, error: BaseException | Non
         pending.future.set_result(result)
 
 
+# How often a thread waiting on the loop asks whether its client is still there (a non-blocking peek: cheap).
+GONE_POLL_SECONDS = 0.25
+
+
+class CallerGone(Exception):
+    """The client of a call waiting on the loop left before its answer; what the call queued is cancelled."""
+
+
 class EventLoopThread:
     """One asyncio loop in a daemon thread, for callers that are threads (WSGI): `call` runs a coroutine
     there and waits for its result."""
@@ -288,12 +296,25 @@ class EventLoopThread:
                 threading.Thread(target=self._loop.run_forever, name="inference-batcher", daemon=True).start()
             return self._loop
 
-    def call(self, coroutine, timeout: float | None = None) -> Any:
+    def call(self, coroutine, timeout: float | None = None, gone: Callable[[], bool] | None = None) -> Any:
         """The coroutine's result; past `timeout` it is cancelled (what it queued is not computed) and
-        TimeoutError raised."""
+        TimeoutError raised. `gone`, asked every GONE_POLL_SECONDS while waiting, tells that the caller's
+        client left: the coroutine is cancelled as on a timeout (a batch all of whose callers left stops at its
+        next token) and CallerGone raised."""
         future: Future = asyncio.run_coroutine_threadsafe(coroutine, self.loop())
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            return future.result(timeout)
-        except TimeoutError:
+            while True:
+                wait = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+                if gone is not None:
+                    wait = GONE_POLL_SECONDS if wait is None else min(wait, GONE_POLL_SECONDS)
+                try:
+                    return future.result(wait)
+                except TimeoutError:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise
+                    if gone is not None and gone():
+                        raise CallerGone("the caller's client left") from None
+        except (TimeoutError, CallerGone):
             future.cancel()
             raise

@@ -30,7 +30,7 @@ from apps.inference.backends import (
     resolve_device,
     unavailable_reason,
 )
-from apps.inference.batcher import BatchController, DynamicBatcher, EventLoopThread
+from apps.inference.batcher import BatchController, CallerGone, DynamicBatcher, EventLoopThread
 from apps.inference.models import ModelDeployment
 
 logger = logging.getLogger(__name__)
@@ -547,11 +547,13 @@ class InferenceFailed(Exception):
     """The model raised on this call's input (the batcher narrowed the failure down to it)."""
 
 
-def _answer(coroutine, timeout: float):
+def _answer(coroutine, timeout: float, gone: Callable[[], bool] | None = None):
     try:
-        return bridge.call(coroutine, timeout)
+        return bridge.call(coroutine, timeout, gone=gone)
     except TimeoutError as error:
         raise InferenceTimeout(f"no answer within {timeout:g} s") from error
+    except CallerGone:
+        raise
     except Exception as error:  # the model's own error: a 503 for the caller, not a 500 with its traceback
         raise InferenceFailed(f"{type(error).__name__}: {error}") from error
 
@@ -572,14 +574,37 @@ def embed(deployment: ModelDeployment, texts: list[str], timeout: float | None =
 
 def generate(
     deployment: ModelDeployment, prompt: str, max_new_tokens: int, timeout: float | None = None, *,
-    via: Served | None = None,
+    via: Served | None = None, gone: Callable[[], bool] | None = None,
 ) -> tuple[dict, str]:  # fmt: skip
     """A generation through the deployment's batcher; SlotsFull when GENERATION_QUEUE_BATCHES full batches
-    of its generations are already waiting or running in this process."""
+    of its generations are already waiting or running in this process. `gone` (client_gone_probe): CallerGone
+    once the client has left, the generation cancelled (its batch stops at its next token if no one is left)."""
     with queue_slot(generation_slots, deployment, GENERATION_QUEUE_BATCHES):
         current = via or served(deployment)
         submitted = current.batcher.submit((prompt, max_new_tokens))
-        return _answer(submitted, timeout or GENERATE_TIMEOUT_SECONDS), current.mode
+        return _answer(submitted, timeout or GENERATE_TIMEOUT_SECONDS, gone), current.mode
+
+
+def client_gone_probe(environ: dict) -> Callable[[], bool] | None:
+    """Whether the client of this WSGI request has left, told by a non-blocking peek at its socket, which
+    gunicorn puts in the environ (`gunicorn.socket`): an end of stream or a reset is a client gone, data or
+    nothing yet is one still there. None where the server gives no socket (the ASGI process, the test client):
+    such a call stops at its timeout. A TLS socket cannot be peeked at: never told gone."""
+    sock = environ.get("gunicorn.socket")
+    if sock is None or not hasattr(sock, "recv"):
+        return None
+
+    def gone() -> bool:
+        try:
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False  # open, nothing sent since the request
+        except ConnectionError:
+            return True  # reset by the peer
+        except (OSError, ValueError):
+            return False  # a closed descriptor, a TLS socket (no flags): not told
+
+    return gone
 
 
 def input_token_cap(deployment: ModelDeployment) -> int:

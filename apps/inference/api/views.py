@@ -93,6 +93,14 @@ class GenerationsBusy(APIException):
     default_code = "generations_busy"
 
 
+class ClientClosedRequest(APIException):
+    """Answered to a client already gone (no one reads it): the status access logs give such calls (nginx's)."""
+
+    status_code = 499
+    default_detail = "The client left before the answer."
+    default_code = "client_closed_request"
+
+
 class EmbeddingsBusy(APIException):
     status_code = 503
     default_detail = "This deployment's embedding queue is full on this server; retry shortly."
@@ -135,6 +143,8 @@ class _InferenceView(PhiAPIView):
             logger.warning("deployment %s failed on a call: %s", self.kwargs.get("name"), exc,
                            exc_info=exc.__cause__)  # fmt: skip
             exc = InferenceFailed()
+        elif isinstance(exc, serving.CallerGone):
+            exc = ClientClosedRequest()  # the generation was cancelled; the attempt about a patient is kept below
         elif isinstance(exc, serving.SlotsFull):
             exc = SLOTS_BUSY[type(exc)]()
             exc.wait = STREAMS_RETRY_AFTER
@@ -321,9 +331,10 @@ class GenerateView(_InferenceView):
 
         if body["stream"]:
             return self.open_stream(request, deployment, checked(), prompt, limit, body.get("patient_id"))
+        gone = serving.client_gone_probe(request.META)  # a client that left stops its generation
         answer, mode, cached = self.answered(
             request, deployment, ["generate", limit], [prompt], body.get("patient_id"), checked,
-            lambda current: serving.generate(deployment, prompt, limit, via=current)[0],
+            lambda current: serving.generate(deployment, prompt, limit, via=current, gone=gone)[0],
         )  # fmt: skip
         self.audit_patient(request, deployment, body.get("patient_id"), cached=cached)
         return Response({"deployment": deployment.name, "quantization": mode, **answer, "cached": cached})
