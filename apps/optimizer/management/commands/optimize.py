@@ -63,8 +63,10 @@ class Command(BaseCommand):
         parser.add_argument("--cache-hit-rate", type=float, help="Target cache hit rate, 0-1 (e.g. 0.85).")
         parser.add_argument("--service", help="Judge only this service (its slug).")
         parser.add_argument("--apply", action="store_true", help="Apply the recommendations that are safe to apply.")
-        parser.add_argument("--inline", action="store_true", help="Run every step in this process, not on workers.")
-        parser.add_argument("--no-wait", action="store_true", help="Send the steps to the workers and return.")
+        # --no-wait only means something on the workers: given with --inline it was silently ignored.
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument("--inline", action="store_true", help="Run every step in this process, not on workers.")
+        where.add_argument("--no-wait", action="store_true", help="Send the steps to the workers and return.")
         parser.add_argument("--timeout", type=float, default=3600, help="Seconds to wait for the workers.")
         parser.add_argument("--report", help="Also write the HTML report to this file.")
 
