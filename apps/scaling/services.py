@@ -140,6 +140,11 @@ def _stress_knee_rps(policy: ScalingPolicy) -> float | None:
     return service_knee_rps(policy.service)
 
 
+def _rate(rps: float) -> str:
+    """A rate as read: three significant figures below 100 (one decimal read 0.01 req/s as "0.0"), whole above."""
+    return f"{rps:,.0f}" if rps >= 100 else f"{rps:.3g}"
+
+
 def recommendation_create(policy: ScalingPolicy, forecast: WorkloadForecast) -> ScalingRecommendation:
     """Replicas for each hour ahead from the P90 request rate, planned `lead_minutes` before the load."""
     capacity, capacity_source = replica_capacity(policy)
@@ -160,7 +165,7 @@ def recommendation_create(policy: ScalingPolicy, forecast: WorkloadForecast) -> 
     reasons = [
         f"Peak {peak['replicas']} replicas at {peak_at:%H:%M} {timezone.get_current_timezone_name()} for a P90 of "
         f"{peak['p90_rps']:.1f} req/s, "
-        f"with {capacity:.1f} req/s per replica ({capacity_source}) planned at {policy.target_utilization:.0%}.",
+        f"with {_rate(capacity)} req/s per replica ({capacity_source}) planned at {policy.target_utilization:.0%}.",
         f"Each hour covers the load up to {policy.lead_minutes} min ahead"
         + (", so replicas are ready before it." if policy.keda_enabled else "."),
         f"Forecast by {forecast.model} (backtest MASE {_chosen_mase(forecast)}) from {forecast.history_hours} h "
