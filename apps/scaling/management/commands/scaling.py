@@ -93,7 +93,9 @@ class Command(BaseCommand):
             )
             plan = policy.service.scaling_recommendations.first() if policy.predictive else None
             if plan is not None and plan.is_stale():
+                # Only KEDA's cron windows carry a plan to the cluster: without KEDA it is advice, repeated nowhere.
+                repeated = " (its KEDA cron windows repeat it every day)" if policy.keda_enabled else ""
                 self.stdout.write(
-                    f"{'':<20} stale replica plan from {plan.created_at:%Y-%m-%d %H:%M} UTC: no forecast since "
-                    "(its KEDA cron windows repeat it every day)"
+                    f"{'':<20} stale replica plan from {plan.created_at:%Y-%m-%d %H:%M} UTC: no forecast since"
+                    + repeated
                 )
