@@ -94,25 +94,30 @@ def answer_key_unloaded(deployment: ModelDeployment) -> list[str] | None:
 
 
 class TokenMeter:
-    """Generated tokens per second, written as the `inference.tokens_per_s` series every 10 s at most."""
+    """Generated tokens per second of each deployment, written as its `inference.tokens_per_s.<deployment>`
+    series every 10 s at most. Per deployment: the dashboard shows a viewer only the deployments of the services
+    they see (one figure of every deployment together showed a hidden service's traffic)."""
 
     def __init__(self, interval: float = 10.0):
-        self.interval, self.tokens, self.seconds, self.since = interval, 0, 0.0, time.monotonic()
+        self.interval, self.tallies = interval, {}  # deployment: [tokens, seconds, since]
         self.lock = threading.Lock()
 
-    def add(self, tokens: int, seconds: float) -> None:
+    def add(self, tokens: int, seconds: float, deployment: str = "") -> None:
         with self.lock:
-            self.tokens += tokens
-            self.seconds += seconds
-            if time.monotonic() - self.since < self.interval or not self.seconds:
+            tally = self.tallies.setdefault(deployment, [0, 0.0, time.monotonic()])
+            tally[0] += tokens
+            tally[1] += seconds
+            if time.monotonic() - tally[2] < self.interval or not tally[1]:
                 return
-            rate, self.tokens, self.seconds, self.since = self.tokens / self.seconds, 0, 0.0, time.monotonic()
+            rate = tally[0] / tally[1]
+            self.tallies[deployment] = [0, 0.0, time.monotonic()]
         from django.db import connection
 
         from apps.metrics.services import metric_points_record
 
+        series = f"inference.tokens_per_s.{deployment}" if deployment else "inference.tokens_per_s"
         try:
-            metric_points_record(values={"inference.tokens_per_s": round(rate, 3)})
+            metric_points_record(values={series: round(rate, 3)})
         except Exception:  # runs inside a batch: a lost figure must not cost its callers' answers
             logger.warning("the inference.tokens_per_s figure could not be recorded", exc_info=True)
         finally:
@@ -359,7 +364,7 @@ def _loaded(deployment: ModelDeployment, key: tuple, spec: LoadSpec, mode: str, 
     if deployment.task == ModelDeployment.Task.EMBEDDING:
         batcher = DynamicBatcher(runner.embed, controller, length=len)
     else:
-        batcher = DynamicBatcher(_generate_batch(runner), controller, length=lambda item: len(item[0]),
+        batcher = DynamicBatcher(_generate_batch(runner, deployment.name), controller, length=lambda item: len(item[0]),
                                  group=new_tokens_bucket, stoppable=True)  # fmt: skip
     return Served(key, spec, runner, batcher, mode, weights_fingerprint(spec))
 
@@ -524,11 +529,11 @@ def new_tokens_bucket(item: tuple[str, int]) -> int:
     return max(item[1] - 1, 0).bit_length()
 
 
-def _generate_batch(runner):
+def _generate_batch(runner, deployment: str = ""):
     def run(items: list[tuple[str, int]], abandoned: threading.Event | None = None) -> list[dict]:
         started = time.perf_counter()
         results = runner.generate([prompt for prompt, _ in items], [limit for _, limit in items], stop=abandoned)
-        token_meter.add(sum(r["output_tokens"] for r in results), time.perf_counter() - started)
+        token_meter.add(sum(r["output_tokens"] for r in results), time.perf_counter() - started, deployment)
         return results
 
     return run

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import NotSupportedError
-from django.db.models import Exists, F, Func, IntegerField, OuterRef, Q, QuerySet, Sum
+from django.db.models import CharField, Exists, F, Func, IntegerField, OuterRef, Q, QuerySet, Sum, Value
+from django.db.models.functions import Concat
 from django.db.models.lookups import StartsWith
 from django.utils import timezone
 from hdrh.histogram import HdrHistogram
@@ -217,6 +218,10 @@ def series_mean(series: str, *, since, until) -> float | None:
 
 # Series other apps sample into MetricPoint (inference records its tokens/s as it serves).
 SAMPLED_SERIES = {"inference_tokens_per_s": "inference.tokens_per_s"}
+# Gauges sampled per deployment, `<series>.<deployment>` (serving.TokenMeter): a step's figure is the sum of
+# each deployment's mean in it (tokens per second of every deployment together). Points of the bare name were
+# recorded before, of every deployment together: they say nothing of which services served them.
+DEPLOYMENT_GAUGES = frozenset({"inference_tokens_per_s"})
 # Counters other apps add to MetricPoint, one series per label set under the prefix, summed (never averaged):
 # inference's failed loads, `inference.load_failures.<deployment>.<mode>` (services.inference_load_failure_record).
 COUNTED_SERIES = {"inference_load_failures": "inference.load_failures."}
@@ -365,9 +370,10 @@ def time_series(
     routes under `route_prefixes` (None: every route), of the requests served (`rate_limited`,
     `rate_limited_rps`: the limiter's refusals, left out of the others). `serving_hosts_only`: a host figure of the
     request-serving pods only (serving_host_samples), and no step from the `host.*` series, which has the
-    worker's figures in it. `visible_services` (ids; None: all): no failed loads of deployments of other
-    services. A step with nothing measured is None (no data), not 0: the percentiles and error rate of a step
-    without requests, and the request counts of the steps before the window's first rollup (COUNT_METRICS).
+    worker's figures in it. `visible_services` (ids; None: all): no failed loads nor tokens/s of deployments of
+    other services (deployments_hidden). A step with nothing measured is None (no data), not 0: the percentiles
+    and error rate of a step without requests, and the request counts of the steps before the window's first
+    rollup (COUNT_METRICS).
 
     One query for the whole range, its rows summed into their steps here: the dashboard asks for up to
     1,440 steps, and a query per step took about a second and a pooled connection all that time.
@@ -387,6 +393,10 @@ def time_series(
         values = _latency_steps(metric, starts, since, until, index, route_prefixes=route_prefixes)
     elif metric == "cache_hit_rate_pct":
         values = _cache_hit_rate_steps(len(starts), since, until, index, namespace=namespace)
+    elif metric in DEPLOYMENT_GAUGES:
+        values = _deployment_gauge_steps(
+            SAMPLED_SERIES[metric], len(starts), index, since, until, visible_services=visible_services
+        )
     elif metric in COUNTED_SERIES:
         hidden = counted_series_hidden(metric, visible_services)
         values = _counted_steps(COUNTED_SERIES[metric], len(starts), since, until, index, hidden=hidden)
@@ -565,16 +575,60 @@ class _StepOf(Func):
         return f"(({micros} - %s) / %s)", (*params, *params, since, step)  # integers: division rounds down
 
 
-def counted_series_hidden(metric: str, visible_services: frozenset[int] | None) -> list[str]:
-    """The label prefixes of a COUNTED_SERIES metric hidden from a caller who sees `visible_services` (None:
-    all). Failed loads are labelled by deployment: those of deployments of services the caller does not see
-    (a deployment of none, or one deleted since, is every staff user's, as alert rules of none are)."""
-    if visible_services is None or metric != "inference_load_failures":
-        return []
+def deployments_hidden(visible_services: frozenset[int] | None) -> QuerySet | None:
+    """The inference deployments hidden from a caller who sees `visible_services` (None: all, and None back):
+    those of services the caller does not see (a deployment of none, or one deleted since, is every staff
+    user's, as alert rules of none are). The one rule of the per-deployment series (failed loads, tokens/s)."""
+    if visible_services is None:
+        return None
     from apps.inference.models import ModelDeployment
 
-    hidden = ModelDeployment.objects.filter(service__isnull=False).exclude(service__in=visible_services)
+    return ModelDeployment.objects.filter(service__isnull=False).exclude(service__in=visible_services)
+
+
+def counted_series_hidden(metric: str, visible_services: frozenset[int] | None) -> list[str]:
+    """The label prefixes of a COUNTED_SERIES metric hidden from a caller who sees `visible_services` (None:
+    all). Failed loads are labelled by deployment: those of deployments_hidden."""
+    hidden = deployments_hidden(visible_services)
+    if hidden is None or metric != "inference_load_failures":
+        return []
     return [f"{COUNTED_SERIES[metric]}{name}." for name in hidden.values_list("name", flat=True)]
+
+
+def deployment_gauge_points(series: str, visible_services: frozenset[int] | None) -> Q:
+    """The points of a DEPLOYMENT_GAUGES series a caller who sees `visible_services` (None: all) may read:
+    those of deployments not hidden from them (deployments_hidden), and the bare name's (recorded before the
+    series named its deployment, of every deployment together) only if no service is hidden from them
+    (sees_all_traffic). Part of the points' own query (subqueries): the series stays one query."""
+    own, everyone = Q(series__startswith=f"{series}."), Q(series=series)
+    hidden = deployments_hidden(visible_services)
+    if hidden is None:
+        return own | everyone
+    hidden_here = hidden.annotate(point_series=Concat(Value(f"{series}."), "name", output_field=CharField())).filter(
+        point_series=OuterRef("series")
+    )
+    any_service_hidden = Service.objects.exclude(pk__in=visible_services)
+    return (own & ~Exists(hidden_here)) | (everyone & ~Exists(any_service_hidden))
+
+
+def _deployment_gauge_steps(
+    series: str, steps: int, index, since, until, *, visible_services: frozenset[int] | None
+) -> list[float | None]:
+    """Each step's sum over the deployments (each series) of their mean in the step: two deployments at 40 and
+    10 tokens/s serve 50, not 25; None in a step without any point (nothing generated: no data)."""
+    from apps.metrics.models import MetricPoint
+
+    points = MetricPoint.objects.filter(deployment_gauge_points(series, visible_services), at__gte=since, at__lt=until)
+    sums: dict[tuple[int, str], list[float]] = {}
+    for name, at, total, count in points.values_list("series", "at", "sum", "count"):
+        if count and math.isfinite(total):
+            pair = sums.setdefault((index(at), name), [0.0, 0])
+            pair[0] += total
+            pair[1] += count
+    values: list[float | None] = [None] * steps
+    for (i, _), (total, count) in sums.items():
+        values[i] = (values[i] or 0.0) + total / count
+    return values
 
 
 def _counted_steps(prefix: str, steps: int, since, until, index, *, hidden: list[str] | None = None) -> list[float]:
@@ -606,6 +660,8 @@ def stored_grain(metric: str, *, since: datetime, until: datetime, namespace: st
         where = Q(series__startswith=_cache_series_prefix(namespace))
     elif metric in COUNTED_SERIES:
         where = Q(series__startswith=COUNTED_SERIES[metric])
+    elif metric in DEPLOYMENT_GAUGES:
+        where = deployment_gauge_points(SAMPLED_SERIES[metric], None)
     else:
         where = Q(series=SAMPLED_SERIES.get(metric, f"host.{metric}"))
     hour = since.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
