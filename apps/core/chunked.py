@@ -40,10 +40,13 @@ class ChunkedBodyLength:
         return self.application(environ, start_response)
 
 
+def too_large_detail(limit: int | None = None) -> str:
+    """The words of every 413 for a body past the limit: chunked, or past Django's check with a Content-Length."""
+    return f"The request body is larger than {limit or chunked_body_limit()} bytes."
+
+
 def _too_large_body(limit: int) -> bytes:
-    return json.dumps(
-        {"detail": f"The request body is larger than {limit} bytes.", "code": "request_too_large"}
-    ).encode()
+    return json.dumps({"detail": too_large_detail(limit), "code": "request_too_large"}).encode()
 
 
 def _too_large(start_response: Callable, limit: int) -> list[bytes]:

@@ -12,6 +12,8 @@ from django.middleware.common import CommonMiddleware
 from django.urls import is_valid_path
 from django.views import defaults
 
+from apps.core.chunked import too_large_detail
+
 
 def api_error(request: HttpRequest, status: int, detail: str, code: str) -> HttpResponse | None:
     """The error as the API under this path writes its own; None outside the APIs."""
@@ -26,6 +28,10 @@ def api_error(request: HttpRequest, status: int, detail: str, code: str) -> Http
 
 
 def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if isinstance(exception, RequestDataTooBig):  # read outside an API view: the API views' 413 (api.exceptions)
+        response = api_error(request, 413, too_large_detail(), "request_too_large")
+        if response is not None:
+            return response
     # Only the limits' own messages are repeated: other SuspiciousOperations may echo what the caller sent.
     readable = isinstance(exception, RequestDataTooBig | TooManyFieldsSent | TooManyFilesSent)
     detail = str(exception) if readable else "The request could not be read."

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
@@ -12,6 +15,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from apps.core.chunked import too_large_detail
 
 
 class DatabaseUnavailable(exceptions.APIException):
@@ -24,6 +29,17 @@ class CacheUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "Redis is unavailable and this request needs it; retry shortly. Nothing was changed."
     default_code = "cache_unavailable"
+
+
+class RequestTooLarge(exceptions.APIException):
+    """A body past DATA_UPLOAD_MAX_MEMORY_SIZE: answered as apps.core.chunked answers a chunked one past the same
+    limit. Django's own answer was a 400 naming a setting (under DEBUG an HTML page)."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "request_too_large"
+
+    def __init__(self) -> None:
+        super().__init__(too_large_detail())
 
 
 # Seconds a client should wait before retrying a request the database (or Redis) could not serve.
@@ -44,6 +60,13 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     ):
         exc = CacheUnavailable()
         exc.wait = DATABASE_RETRY_AFTER
+    # Django raises it as the body is read; unhandled here it reached Django's SuspiciousOperation 400. Its log line
+    # is kept (one line: apps.core.log_filters drops the traceback).
+    elif isinstance(exc, RequestDataTooBig):
+        logging.getLogger("django.security.RequestDataTooBig").error(
+            str(exc), extra={"status_code": 413, "request": getattr(context.get("request"), "_request", None)}
+        )
+        exc = RequestTooLarge()
     # Django's own (get_object_or_404, a permission check) get the API's shape and code, as DRF's do.
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(*exc.args)

@@ -9,7 +9,6 @@ import json
 import logging
 from types import SimpleNamespace
 
-from django.core.exceptions import RequestDataTooBig
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -26,7 +25,6 @@ from apps.caching.stack import cache_reads_reset, get_or_load, served_from_cache
 from apps.clinical.selectors import patient_card
 from apps.core.api.params import reject_unknown_params, validated_body
 from apps.core.api.schema import error_responses
-from apps.core.chunked import chunked_body_limit
 from apps.inference import selectors, serving
 from apps.inference.api.schema import (
     DeploymentOverviewOutputSerializer,
@@ -95,18 +93,6 @@ class GenerationsBusy(APIException):
     default_code = "generations_busy"
 
 
-class RequestTooLarge(APIException):
-    """A body past DATA_UPLOAD_MAX_MEMORY_SIZE, answered as apps.core.chunked answers a chunked one: 64 texts of
-    20,000 characters pass it in CJK (3 bytes a character), and Django's own answer was a 400 naming a setting
-    (under DEBUG an HTML page)."""
-
-    status_code = 413
-    default_code = "request_too_large"
-
-    def __init__(self) -> None:
-        super().__init__(f"The request body is larger than {chunked_body_limit()} bytes.")
-
-
 class ClientClosedRequest(APIException):
     """Answered to a client already gone (no one reads it): the status access logs give such calls (nginx's)."""
 
@@ -157,8 +143,6 @@ class _InferenceView(PhiAPIView):
             logger.warning("deployment %s failed on a call: %s", self.kwargs.get("name"), exc,
                            exc_info=exc.__cause__)  # fmt: skip
             exc = InferenceFailed()
-        elif isinstance(exc, RequestDataTooBig):
-            exc = RequestTooLarge()
         elif isinstance(exc, serving.CallerGone):
             exc = ClientClosedRequest()  # the generation was cancelled; the attempt about a patient is kept below
         elif isinstance(exc, serving.SlotsFull):
