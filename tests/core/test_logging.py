@@ -183,7 +183,7 @@ def test_an_oversized_body_is_one_log_line_without_a_traceback(console_log, sett
         content_type="application/x-www-form-urlencoded",
         HTTP_AUTHORIZATION=f"Bearer {token}",
     )
-    assert response.status_code == 400
+    assert response.status_code == 413 and response.json()["issue"][0]["code"] == "too-long"
     lines = stream.getvalue().splitlines()
     assert [line for line in lines if "django.security.RequestDataTooBig" in line]
     assert not [line for line in lines if "Traceback" in line]

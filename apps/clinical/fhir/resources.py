@@ -18,7 +18,7 @@ from apps.clinical.models import Encounter, MedicationRequest, Observation
 FHIR_VERSION = "4.0.1"
 IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
 ISSUE_TYPE = {400: "invalid", 401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported",
-              406: "not-supported", 409: "conflict", 410: "deleted", 415: "not-supported",
+              406: "not-supported", 409: "conflict", 410: "deleted", 413: "too-long", 415: "not-supported",
               429: "throttled"}  # fmt: skip
 
 
