@@ -161,31 +161,83 @@ def worker_heartbeat() -> dict | None:
     return cache.get(WORKER_HEARTBEAT_CACHE_KEY)
 
 
+WORKER_HEARTBEAT_SCHEDULE = "Worker heartbeat"  # beat's schedule of core.heartbeat (apps/core/migrations/0001)
+# How long this process goes by the heartbeat schedule's interval before reading it again: /readyz and every
+# live frame judge the heartbeat, and a retime is seen within this.
+HEARTBEAT_INTERVAL_CACHE_SECONDS = 30.0
+_heartbeat_interval: tuple[float, float] | None = None  # (interval in seconds, when read: time.monotonic())
+_heartbeat_interval_lock = threading.Lock()
+
+
+def heartbeat_interval_seconds() -> float:
+    """How often beat sends the heartbeat: its schedule's interval as an admin left it (cached per process for
+    HEARTBEAT_INTERVAL_CACHE_SECONDS), or WORKER_HEARTBEAT_INTERVAL_SECONDS when there is no such interval
+    schedule (a crontab, removed) or the database cannot say (the last interval read, if any, is kept)."""
+    global _heartbeat_interval
+    from apps.core.schedules import schedule_interval
+
+    read_at = time.monotonic()
+    with _heartbeat_interval_lock:
+        cached = _heartbeat_interval
+        if cached is not None and read_at - cached[1] < HEARTBEAT_INTERVAL_CACHE_SECONDS:
+            return cached[0]
+        fallback = cached[0] if cached is not None else float(settings.WORKER_HEARTBEAT_INTERVAL_SECONDS)
+        try:
+            interval = schedule_interval(WORKER_HEARTBEAT_SCHEDULE)
+        except Exception:  # noqa: BLE001 - the database is away: judge by what was known
+            seconds = fallback
+        else:
+            seconds = interval.total_seconds() if interval is not None and interval.total_seconds() > 0 else None
+            seconds = seconds or float(settings.WORKER_HEARTBEAT_INTERVAL_SECONDS)
+        _heartbeat_interval = (seconds, read_at)
+        return seconds
+
+
+def forget_heartbeat_interval() -> None:
+    """Read the heartbeat schedule's interval again on the next judgement (tests; an admin's retime)."""
+    global _heartbeat_interval
+    with _heartbeat_interval_lock:
+        _heartbeat_interval = None
+
+
+def heartbeat_thresholds() -> tuple[float, float]:
+    """(late after, down after) in seconds, by the heartbeat schedule's real interval: late past three
+    intervals, down past WORKER_HEARTBEAT_MAX_AGE_SECONDS scaled as the schedule was retimed from
+    WORKER_HEARTBEAT_INTERVAL_SECONDS, never below it. By the settings alone, a schedule retimed to 120 s read
+    "down" (and "not answering") between every two heartbeats of a healthy worker."""
+    interval = heartbeat_interval_seconds()
+    max_age = settings.WORKER_HEARTBEAT_MAX_AGE_SECONDS
+    return 3 * interval, max(float(max_age), max_age * interval / settings.WORKER_HEARTBEAT_INTERVAL_SECONDS)
+
+
 def probe_worker(*, now: datetime | None = None) -> dict:
     """Whether a Celery worker is alive, from the heartbeat the one that last ran beat's `core.heartbeat` task
     recorded in the shared cache (`manage.py ping_worker` sends one at will): what /readyz and the dashboard's
     Overview show. A worker paused or stopped records none, and only the heartbeat's age tells: it read as
     nothing at all on the Overview.
 
-    `state`: "ok"; "late" (older than three intervals, not yet past WORKER_HEARTBEAT_MAX_AGE_SECONDS);
-    "down" (past it); "never" (no heartbeat in the last day); "unknown" (the cache could not be read, or its
-    heartbeat: no time with a timezone, or one more than WORKER_HEARTBEAT_CLOCK_SKEW_SECONDS ahead of this host).
+    `state`: "ok"; "late" (older than three intervals, not yet down); "down" (past `max_age_seconds`, by the
+    heartbeat schedule's interval: heartbeat_thresholds); "never" (no heartbeat in the last day); "unknown" (the
+    cache could not be read, or its heartbeat: no time with a timezone, or one more than
+    WORKER_HEARTBEAT_CLOCK_SKEW_SECONDS ahead of this host).
     `alive`: ok or late (None when unknown). The age is by this host's clock against the worker's stamp,
     never below 0."""
     probe = {"alive": None, "state": "unknown", "last_heartbeat_at": None, "last_heartbeat_age_seconds": None,
-             "hostname": None, "max_age_seconds": settings.WORKER_HEARTBEAT_MAX_AGE_SECONDS}  # fmt: skip
+             "hostname": None, "max_age_seconds": None}  # fmt: skip
     try:
         beat = worker_heartbeat()
     except Exception:  # noqa: BLE001 - the cache is away: the worker's state is not known, not "down"
-        return probe
-    return {**probe, **_worker_state(beat, now or datetime.now(UTC))}
+        return {**probe, "max_age_seconds": heartbeat_thresholds()[1]}
+    thresholds = heartbeat_thresholds()
+    return {**probe, "max_age_seconds": thresholds[1], **_worker_state(beat, now or datetime.now(UTC), thresholds)}
 
 
 WORKER_HEARTBEAT_CLOCK_SKEW_SECONDS = 60  # a stamp this far ahead of this host's clock is not believed
 
 
-def _worker_state(beat: object, now: datetime) -> dict:
-    """A heartbeat that cannot be read (not a dict, no timezone, not a time) or stamped more than a clock skew
+def _worker_state(beat: object, now: datetime, thresholds: tuple[float, float] | None = None) -> dict:
+    """The worker's state by its heartbeat and `thresholds` (heartbeat_thresholds() unless given). A heartbeat
+    that cannot be read (not a dict, no timezone, not a time) or stamped more than a clock skew
     in the future says nothing about the worker: "unknown". One such value raised, and every dashboard load and
     live frame failed with it; a stamp from the future read as "ok" for as long as it stayed ahead."""
     if not beat or (isinstance(beat, dict) and "at" not in beat):
@@ -199,9 +251,10 @@ def _worker_state(beat: object, now: datetime) -> dict:
         return {"alive": None, "state": "unknown", "last_heartbeat_at": at.isoformat(),
                 "hostname": _hostname(beat)}  # fmt: skip
     age = max(0.0, age)
-    if age > settings.WORKER_HEARTBEAT_MAX_AGE_SECONDS:
+    late_after, down_after = thresholds or heartbeat_thresholds()
+    if age > down_after:
         state = "down"
-    elif age > 3 * settings.WORKER_HEARTBEAT_INTERVAL_SECONDS:
+    elif age > late_after:
         state = "late"
     else:
         state = "ok"
