@@ -20,7 +20,12 @@ from apps.inference.backends import CPU_MODES, LoadSpec, ModelUnavailable, load,
 from apps.inference.workloads import EMBEDDING_TEXTS, FIDELITY_TEXTS, GENERATION_PROMPTS
 
 Progress = Callable[[float, str], None]
+Check = Callable[[str], None]  # a progress report inside one mode: raises when the run no longer wants it
 GENERATED_TOKENS = 24
+
+
+class _ProgressRaised(Exception):
+    """What a progress report raised (the run was cancelled), carried past the per-mode error handling."""
 
 
 @dataclass
@@ -99,12 +104,14 @@ def timed_ms(call: Callable[[], object], repeat: int) -> list[float]:
     return samples
 
 
-def _embedding_figures(runner, slo_ms: float, max_batch: int, texts: list[str]) -> tuple[dict, float]:
+def _embedding_figures(runner, slo_ms: float, max_batch: int, texts: list[str], check: Check) -> tuple[dict, float]:
     runner.embed(texts[:4])  # warm-up
+    check("latency at batch 1")
     single = timed_ms(lambda: runner.embed([texts[0]]), 20)
     best = (1, 1000 / statistics.median(single), _percentile(single, 0.95))
     size = 2
     while size <= max_batch:
+        check(f"throughput at batch {size}")
         batch = (texts * math.ceil(size / len(texts)))[:size]
         samples = timed_ms(lambda batch=batch: runner.embed(batch), 3)
         rate, p95 = size * 1000 / statistics.median(samples), _percentile(samples, 0.95)
@@ -116,10 +123,12 @@ def _embedding_figures(runner, slo_ms: float, max_batch: int, texts: list[str]) 
     return figures, best[1]
 
 
-def _generation_figures(runner, slo_ms: float, max_batch: int, prompts: list[str]) -> tuple[dict, float]:
+def _generation_figures(runner, slo_ms: float, max_batch: int, prompts: list[str], check: Check) -> tuple[dict, float]:
     prompt = prompts[0]
     runner.generate([prompt], 2)  # warm-up
+    check("time to first token")
     first = timed_ms(lambda: runner.generate([prompt], 1), 3)
+    check(f"{GENERATED_TOKENS} tokens, one stream")
     started = time.perf_counter()
     [answer] = runner.generate([prompt], GENERATED_TOKENS)
     total_ms = (time.perf_counter() - started) * 1000
@@ -133,6 +142,7 @@ def _generation_figures(runner, slo_ms: float, max_batch: int, prompts: list[str
     }  # fmt: skip
     size = min(len(prompts), max_batch)
     if size > 1:
+        check(f"{GENERATED_TOKENS} tokens, {size} streams")
         started = time.perf_counter()
         answers = runner.generate(prompts[:size], GENERATED_TOKENS)
         batch_ms = (time.perf_counter() - started) * 1000
@@ -182,10 +192,21 @@ def profile(spec: LoadSpec, *, slo_ms: float, max_batch: int, modes: list[str] |
     modes = ["fp32", *[m for m in (modes or CPU_MODES) if m != "fp32"]]
     results, reference = [], {}
     for index, mode in enumerate(modes):
-        progress(index / len(modes), f"{mode}: loading and measuring")
+        fraction = index / len(modes)
+        progress(fraction, f"{mode}: loading and measuring")
+
+        def check(what: str, fraction=fraction, mode=mode) -> None:
+            # The same report as between modes, so a cancel stops within one measurement, not after the mode.
+            try:
+                progress(fraction, f"{mode}: {what}")
+            except Exception as error:
+                raise _ProgressRaised from error
+
         result = ModeResult(mode, device)
         try:
-            _measure_mode(spec, result, reference, slo_ms=slo_ms, max_batch=max_batch, workload=workload)
+            _measure_mode(spec, result, reference, slo_ms=slo_ms, max_batch=max_batch, workload=workload, check=check)
+        except _ProgressRaised as raised:
+            raise raised.__cause__ from None  # not this mode's failure: the caller's stop, as it was raised
         except ModelUnavailable as unavailable:
             result.available, result.verdict = False, f"unavailable: {unavailable}"
         except Exception as error:  # noqa: BLE001 - a mode this torch cannot run is recorded, the others measured
@@ -199,7 +220,7 @@ def profile(spec: LoadSpec, *, slo_ms: float, max_batch: int, modes: list[str] |
 
 
 def _measure_mode(spec: LoadSpec, result: ModeResult, reference: dict, *, slo_ms: float, max_batch: int,
-                  workload: list[str] | None) -> None:  # fmt: skip
+                  workload: list[str] | None, check: Check = lambda what: None) -> None:  # fmt: skip
     """Load one mode and fill `result`; the first mode measured (fp32) also fills `reference`."""
     import torch
 
@@ -211,12 +232,17 @@ def _measure_mode(spec: LoadSpec, result: ModeResult, reference: dict, *, slo_ms
         started = time.perf_counter()
         runner = load(spec, result.mode)
         load_seconds = time.perf_counter() - started
+        check("loaded, warming up")
         if spec.task == "embedding":
-            figures, result.speed = _embedding_figures(runner, slo_ms, max_batch, workload or EMBEDDING_TEXTS)
+            figures, result.speed = _embedding_figures(runner, slo_ms, max_batch, workload or EMBEDDING_TEXTS, check)
+            check("fidelity")
             reference.setdefault("vectors", runner.embed(EMBEDDING_TEXTS))
             result.fidelity, result.fidelity_loss = _embedding_fidelity(runner, reference["vectors"])
         else:
-            figures, result.speed = _generation_figures(runner, slo_ms, max_batch, workload or GENERATION_PROMPTS)
+            figures, result.speed = _generation_figures(
+                runner, slo_ms, max_batch, workload or GENERATION_PROMPTS, check
+            )
+            check("fidelity")
             if "logits" not in reference:
                 reference["logits"] = [runner.next_token_logits(text) for text in FIDELITY_TEXTS]
             result.fidelity, result.fidelity_loss = _generation_fidelity(runner, reference["logits"])
