@@ -12,6 +12,7 @@ import json
 from datetime import UTC
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpRequest
 from django_celery_beat.admin import (
@@ -30,6 +31,11 @@ from apps.core.admin_lookups import PlainLookupsAdmin
 
 WHAT_RUNS = ("name", "task", "args", "kwargs", "queue", "exchange", "routing_key", "priority", "headers",
              "expires", "expire_seconds", "one_off")  # fmt: skip
+
+
+def consumed_queues() -> tuple[str, ...]:
+    """The queues the product's workers consume (CELERY_TASK_QUEUES: the Procfile's and k8s's workers name them)."""
+    return tuple(queue.name for queue in settings.CELERY_TASK_QUEUES)
 
 
 def time_readable_in_utc(value):
@@ -93,6 +99,17 @@ class WhatRunsForm(TimesReadableInUtc, PeriodicTaskForm):
         if "task" in self._errors or "regtask" in self._errors:
             return self.cleaned_data  # the field's own error says why
         return super().clean()
+
+    def clean_queue(self) -> str:
+        # Any name was saved, and beat sent to it for good: a queue no worker consumes (the heartbeat's
+        # `defualt`) piled the work up unread, with nothing said anywhere.
+        value = (self.cleaned_data.get("queue") or "").strip()
+        allowed = consumed_queues()
+        if value and value not in allowed:
+            raise forms.ValidationError(
+                f"Not a queue the workers consume: one of {', '.join(allowed)}, or blank for the task's own route."
+            )
+        return value
 
     def clean_headers(self) -> str:
         value = self.cleaned_data.get("headers") or "{}"
