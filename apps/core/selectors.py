@@ -111,10 +111,13 @@ def _probe_cache() -> tuple[str, str]:
 
 
 def _probe_broker() -> tuple[str, str]:
+    """One connection to the broker, tried again at once (the next of its failover URLs, if any) but never after
+    a pause: kombu sleeps `interval_start` (2 s) between tries, and a refused port read in /readyz as "no answer
+    within 2s" rather than why (connection refused)."""
     from controlplane.celery import app
 
     with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1, timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT)
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=settings.CELERY_BROKER_CONNECTION_TIMEOUT)
     return OK, ""
 
 
