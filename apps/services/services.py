@@ -144,31 +144,59 @@ def _editable(fields: dict[str, Any]) -> dict[str, Any]:
 
 def service_dependents(service: Service) -> dict[str, int]:
     """What deleting this service would delete with it (benchmark plans and runs, alert rules and their
-    alerts, forecasts...: every row that cascades from it), counted by kind; its visibility rows aside."""
+    alerts, forecasts...: every row that cascades from it) or leave without their service (its model
+    deployments, rate limit policies and optimization runs: links set to empty), counted by kind; its
+    visibility rows aside."""
+    deleted, detached = _linked_rows(service)
+    return dict(deleted + detached)
+
+
+def _linked_rows(service: Service) -> tuple[Counter[str], Counter[str]]:
+    # Detached rows matter as much as deleted ones: a deployment of no service is shown to every staff role
+    # (a restricted service's deployment opened to all), a rate limit policy's p95 threshold without its
+    # service never fires, and an optimization run of no service reads as one over every service, shown to
+    # all (its figures were the hidden service's).
     collector = Collector(using=router.db_for_write(Service))
     collector.collect([service])
-    counts: Counter[str] = Counter()
+    deleted: Counter[str] = Counter()
     for model, instances in collector.data.items():
         if model is not Service and not model._meta.auto_created:
-            counts[str(model._meta.verbose_name_plural)] += len(instances)
+            deleted[str(model._meta.verbose_name_plural)] += len(instances)
     for rows in collector.fast_deletes:
         if not rows.model._meta.auto_created and (found := rows.count()):
-            counts[str(rows.model._meta.verbose_name_plural)] += found
-    return dict(counts)
+            deleted[str(rows.model._meta.verbose_name_plural)] += found
+    detached: Counter[str] = Counter()
+    for (field, _value), batches in collector.field_updates.items():
+        if field.related_model is not Service:  # links between rows deleted with it: counted above
+            continue
+        for rows in batches:
+            found = len(rows) if isinstance(rows, (list, tuple, set)) else rows.count()
+            if found:
+                detached[str(field.model._meta.verbose_name_plural)] += found
+    return deleted, detached
 
 
 def service_delete_refusal(service: Service) -> str | None:
     """Why this service may not be deleted, or None. Its rows are the record of what it went through (a
     benchmark run, an alert that paged someone); deleting the service deleted them all, silently through the
-    API. Deactivated, it leaves the live views and keeps them; to delete it, delete those rows first."""
-    dependents = service_dependents(service)
-    if not dependents:
+    API, and left the rows linked to it (deployments, rate limit policies, optimization runs) with no service.
+    Deactivated, it leaves the live views and keeps them; to delete it, delete or move those rows first."""
+    deleted, detached = _linked_rows(service)
+    if not deleted and not detached:
         return None
-    listed = ", ".join(f"{kind}: {count}" for kind, count in sorted(dependents.items()))
+    parts = []
+    if deleted:
+        parts.append(f"rows that would be deleted with it ({_listed(deleted)})")
+    if detached:
+        parts.append(f"rows that would be left without a service ({_listed(detached)})")
     return (
-        f"{service.name} has rows that would be deleted with it ({listed}): deactivate it (is_active off) to "
-        "keep them, or delete them first."
+        f"{service.name} has {' and '.join(parts)}: deactivate it (is_active off) to keep them, or delete them "
+        "(or move them to another service) first."
     )
+
+
+def _listed(counts: Counter[str]) -> str:
+    return ", ".join(f"{kind}: {count}" for kind, count in sorted(counts.items()))
 
 
 @transaction.atomic
