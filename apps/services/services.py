@@ -14,6 +14,7 @@ from django.db.models.deletion import Collector
 from django.db.models.functions import Lower
 
 from apps.services.models import Service
+from apps.services.routes import route_prefix_problem
 
 EDITABLE_FIELDS = (
     "name",
@@ -108,7 +109,8 @@ def route_prefix_check(*, route_prefix: str, service_pk: int | None, editor) -> 
     """A service's metrics are the routes under its prefix, so a prefix covering (or inside) a service
     hidden from the editor would show them that service's traffic through their own. A route is owned by
     the longest prefix it starts with, so two services with the same prefix would each count all its
-    traffic (twice the load in the totals, each one's alerts and forecasts on the other's requests)."""
+    traffic (twice the load in the totals, each one's alerts and forecasts on the other's requests). A new
+    prefix also meets apps/services/routes.py's rules (ASCII, whole segments, none of the product's routes)."""
     from apps.services.selectors import visible_service_ids
 
     if not route_prefix:
@@ -121,8 +123,19 @@ def route_prefix_check(*, route_prefix: str, service_pk: int | None, editor) -> 
             raise ValidationError(
                 {"route_prefix": "It overlaps the routes of a service you do not see; choose a narrower one."}
             )
+    if problem := _new_route_prefix_problem(route_prefix, service_pk):
+        raise ValidationError({"route_prefix": problem})
     if Service.objects.exclude(pk=service_pk or 0).filter(route_prefix=route_prefix).exists():
         raise ValidationError({"route_prefix": "Another service has this route prefix: a route is one service's."})
+
+
+def _new_route_prefix_problem(route_prefix: str, service_pk: int | None) -> str | None:
+    """The rules of apps/services/routes.py, for a prefix being set: one a service had before them (e.g.
+    clinical-api on api/v1/, an admin's choice) is kept, and its other fields stay editable (seed_demo moves a
+    demo service's base URL), until the prefix itself is changed."""
+    if service_pk and Service.objects.filter(pk=service_pk, route_prefix=route_prefix).exists():
+        return None
+    return route_prefix_problem(route_prefix)
 
 
 @transaction.atomic
