@@ -220,9 +220,9 @@ def probe_worker(*, now: datetime | None = None) -> dict:
     nothing at all on the Overview.
 
     `state`: "ok"; "late" (older than three intervals, not yet down); "down" (past `max_age_seconds`, by the
-    heartbeat schedule's interval: heartbeat_thresholds); "never" (no heartbeat in the last day); "unknown" (the
-    cache could not be read, or its heartbeat: no time with a timezone, or one more than
-    WORKER_HEARTBEAT_CLOCK_SKEW_SECONDS ahead of this host).
+    heartbeat schedule's interval: heartbeat_thresholds); "never" (none kept: a heartbeat is kept a day past its
+    down threshold); "unknown" (the cache could not be read, or its heartbeat: no time with a timezone, or one
+    more than WORKER_HEARTBEAT_CLOCK_SKEW_SECONDS ahead of this host).
     `alive`: ok or late (None when unknown). The age is by this host's clock against the worker's stamp,
     never below 0."""
     probe = {"alive": None, "state": "unknown", "last_heartbeat_at": None, "last_heartbeat_age_seconds": None,

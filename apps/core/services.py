@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 from datetime import UTC, datetime
 
@@ -9,7 +10,10 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Model, QuerySet
 
-from apps.core.selectors import WORKER_HEARTBEAT_CACHE_KEY, worker_ping_cache_key
+from apps.core.selectors import WORKER_HEARTBEAT_CACHE_KEY, heartbeat_thresholds, worker_ping_cache_key
+
+# How long a heartbeat is kept past the moment it reads "down", so /readyz and the Overview say how stale it is.
+WORKER_HEARTBEAT_KEPT_PAST_DOWN_SECONDS = 24 * 3600
 
 
 def worker_heartbeat_record(*, hostname: str | None = None, nonce: str | None = None) -> dict:
@@ -19,11 +23,17 @@ def worker_heartbeat_record(*, hostname: str | None = None, nonce: str | None = 
     while beat's periodic heartbeats keep arriving.
     """
     beat = {"at": datetime.now(UTC).isoformat(), "hostname": hostname or socket.gethostname()}
-    # Kept for a day so that /readyz can say how stale it is instead of "never".
-    cache.set(WORKER_HEARTBEAT_CACHE_KEY, beat, timeout=24 * 3600)
+    cache.set(WORKER_HEARTBEAT_CACHE_KEY, beat, timeout=worker_heartbeat_ttl_seconds())
     if nonce:
         cache.set(worker_ping_cache_key(nonce), beat, timeout=300)
     return beat
+
+
+def worker_heartbeat_ttl_seconds() -> int:
+    """How long the heartbeat is kept: a day past its down threshold (heartbeat_thresholds), so that /readyz
+    says how stale it is instead of "never". A flat day expired a schedule retimed to a day or more between two
+    healthy beats: "no worker heartbeat recorded yet", an error."""
+    return math.ceil(heartbeat_thresholds()[1]) + WORKER_HEARTBEAT_KEPT_PAST_DOWN_SECONDS
 
 
 def fields_update(queryset: QuerySet, changes: dict) -> tuple[Model, dict]:
