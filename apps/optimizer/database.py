@@ -778,10 +778,10 @@ def index_create(*, index: str) -> dict:
 
     The statement is built from the model's current definition, never from what a proposal stored.
     Safe to repeat: a worker lost in the middle leaves an INVALID index, which the next attempt drops; a
-    build that fails here drops its own invalid index at once. Two appliers at once (two runs, or a run and
-    an admin) take turns on an advisory lock: two concurrent builds of one index deadlock, and the second
-    would take the first's build in progress for a leftover. A build by another session (a migration)
-    is waited for, never dropped.
+    build that fails here, or is interrupted (Ctrl-C, SIGTERM), drops its own invalid index at once. Two
+    appliers at once (two runs, or a run and an admin) take turns on an advisory lock: two concurrent builds
+    of one index deadlock, and the second would take the first's build in progress for a leftover. A build
+    by another session (a migration) is waited for, never dropped.
     """
     statement = designed_index_sql(index)
     if connection.vendor == "sqlite":
@@ -854,6 +854,17 @@ def _still_wanted(index: str) -> Callable[[], None]:
     return check
 
 
+def _drop_leftover(cursor, index: str) -> None:
+    """A failed or interrupted concurrent build leaves its index INVALID: written on every change, read by
+    nothing. Dropped here at once rather than by the next attempt, which may never come."""
+    try:
+        left = _index_state(cursor, index)
+        if left and not left[0] and not left[1]:
+            cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
+    except Error:
+        logger.warning("could not drop the invalid index %s left by a failed build", index, exc_info=True)
+
+
 def _index_create(cursor, *, index: str, sql: str) -> dict:
     state, still_wanted = _index_state(cursor, index), _still_wanted(index)
     waited_until, seen_idle = time.monotonic() + FOREIGN_BUILD_WAIT_SECONDS, False
@@ -878,14 +889,12 @@ def _index_create(cursor, *, index: str, sql: str) -> dict:
     try:
         with _cancelled_when_abandoned(cursor) as cancelled:
             cursor.execute(sql)
+    except KeyboardInterrupt:
+        # Ctrl-C or SIGTERM (optimize's Terminated): psycopg cancelled the build, which left its index INVALID.
+        _drop_leftover(cursor, index)
+        raise
     except DatabaseError as exc:
-        # A failed concurrent build leaves its index INVALID: written on every change, read by nothing.
-        try:
-            left = _index_state(cursor, index)
-            if left and not left[0] and not left[1]:
-                cursor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"')
-        except Error:
-            logger.warning("could not drop the invalid index %s left by a failed build", index, exc_info=True)
+        _drop_leftover(cursor, index)
         if cancelled.is_set():
             raise BuildCancelled(
                 f"Stopped with its run: the build of {index} was cancelled, its leftover dropped."
