@@ -3,7 +3,8 @@ replacement), and both send every schedule. What a task's service needs to do it
 
 from __future__ import annotations
 
-from datetime import timedelta
+import itertools
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from django.db import connection
 
@@ -28,6 +29,11 @@ def beat_schedule_name(request) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
+# How far ahead a crontab's run times are walked for its longest gap: a crontab of 29 February fires every four
+# years, eight across a century's skipped leap day.
+CRONTAB_GAP_HORIZON_DAYS = 8 * 366 + 1
+
+
 def schedule_interval(name: str) -> timedelta | None:
     """How often the interval schedule named `name` fires (as an admin left it), or None: no such row, or a
     crontab."""
@@ -42,3 +48,56 @@ def schedule_interval(name: str) -> timedelta | None:
         return timedelta(**{period: every})
     except TypeError:  # a period timedelta does not know: nothing to go by
         return None
+
+
+def schedule_longest_gap(name: str) -> timedelta | None:
+    """The longest wait between two runs of the schedule named `name`, as an admin left it: an interval's
+    period, or a crontab's longest gap (crontab_longest_gap); None when there is no such row, the schedule is
+    solar or clocked, or its crontab runs on fewer than two days. What a watcher of its runs must wait for
+    (the worker heartbeat); schedule_interval (a half-interval dedup) keeps to intervals, as a crontab's weekend
+    gap would skip its runs. One query."""
+    from django_celery_beat.models import PeriodicTask
+
+    row = PeriodicTask.objects.filter(name=name).select_related("interval", "crontab").first()
+    if row is None:
+        return None
+    if row.interval is not None:
+        try:
+            return timedelta(**{row.interval.period: row.interval.every})
+        except TypeError:  # a period timedelta does not know: nothing to go by
+            return None
+    if row.crontab is not None:
+        return crontab_longest_gap(row.crontab.schedule, row.crontab.timezone)
+    return None
+
+
+def crontab_longest_gap(cron, tz: tzinfo, *, start: date | None = None) -> timedelta | None:
+    """The longest wait between two consecutive run times of celery's `cron` (its expanded minute, hour, day
+    and month sets; a day must match day of month, month and day of week, as celery reads them) in `tz`, over
+    CRONTAB_GAP_HORIZON_DAYS from `start` (today there), or None if it runs on fewer than two days there. A
+    crontab's next two run times say nothing of its weekend or night: `0 9-17 * * 1-5` waits 64 h from Friday.
+    Gaps across days are by the UTC instants (a daily run waits 25 h across a fall-back night); gaps inside a
+    day by the wall clock."""
+    minutes = sorted({hour * 60 + minute for hour in cron.hour for minute in cron.minute})
+    if not minutes:
+        return None
+    longest = max((later - earlier for earlier, later in itertools.pairwise(minutes)), default=0) * 60.0
+    first, last = divmod(minutes[0], 60), divmod(minutes[-1], 60)
+    day = start or datetime.now(tz).date()
+    runs_on = 0
+    previous_last_run: datetime | None = None
+    for _ in range(CRONTAB_GAP_HORIZON_DAYS):
+        if (
+            day.month in cron.month_of_year
+            and day.day in cron.day_of_month
+            and (day.weekday() + 1) % 7 in cron.day_of_week  # celery: 0 is Sunday
+        ):
+            runs_on += 1
+            first_run = datetime.combine(day, time(*first), tz).astimezone(UTC)
+            if previous_last_run is not None:
+                longest = max(longest, (first_run - previous_last_run).total_seconds())
+            previous_last_run = datetime.combine(day, time(*last), tz).astimezone(UTC)
+        day += timedelta(days=1)
+    if runs_on < 2:
+        return None
+    return timedelta(seconds=longest)

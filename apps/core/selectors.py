@@ -174,10 +174,11 @@ _heartbeat_interval_lock = threading.Lock()
 
 def heartbeat_interval_seconds() -> float:
     """How often beat sends the heartbeat: its schedule's interval as an admin left it (cached per process for
-    HEARTBEAT_INTERVAL_CACHE_SECONDS), or WORKER_HEARTBEAT_INTERVAL_SECONDS when there is no such interval
-    schedule (a crontab, removed) or the database cannot say (the last interval read, if any, is kept)."""
+    HEARTBEAT_INTERVAL_CACHE_SECONDS; a crontab's longest gap between two runs: schedule_longest_gap), or
+    WORKER_HEARTBEAT_INTERVAL_SECONDS when there is none to go by (removed, solar, clocked) or the database
+    cannot say (the last interval read, if any, is kept)."""
     global _heartbeat_interval
-    from apps.core.schedules import schedule_interval
+    from apps.core.schedules import schedule_longest_gap
 
     read_at = time.monotonic()
     with _heartbeat_interval_lock:
@@ -186,7 +187,7 @@ def heartbeat_interval_seconds() -> float:
             return cached[0]
         fallback = cached[0] if cached is not None else float(settings.WORKER_HEARTBEAT_INTERVAL_SECONDS)
         try:
-            interval = schedule_interval(WORKER_HEARTBEAT_SCHEDULE)
+            interval = schedule_longest_gap(WORKER_HEARTBEAT_SCHEDULE)
         except Exception:  # noqa: BLE001 - the database is away: judge by what was known
             seconds = fallback
         else:
