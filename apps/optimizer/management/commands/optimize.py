@@ -25,21 +25,28 @@ class Terminated(KeyboardInterrupt):
 
 @contextmanager
 def _sigterm_interrupts() -> Iterator[None]:
-    """SIGTERM raises Terminated in the main thread while the command runs; a second one is ignored, so that
-    it cannot stop the cancelling (systemd and Kubernetes follow with SIGKILL after their grace period)."""
+    """SIGTERM raises Terminated in the main thread while the command runs; any later one is ignored until
+    the process exits, so that it cannot stop the cancelling nor turn exit status 2 into -15 (systemd and
+    Kubernetes follow with SIGKILL after their grace period)."""
     if threading.current_thread() is not threading.main_thread():  # call_command from a thread: no signals
         yield
         return
 
+    terminated = threading.Event()
+
     def terminate(signum: int, frame: object) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        terminated.set()
         raise Terminated
 
     previous = signal.signal(signal.SIGTERM, terminate)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # Once terminated, the process is on its way out with exit status 2: a handler put back here let a
+        # later SIGTERM (a supervisor repeating it) kill it on the way, with -15 instead.
+        if not terminated.is_set():
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _stopped_by(interrupt: KeyboardInterrupt) -> tuple[str, str]:
