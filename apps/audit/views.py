@@ -50,7 +50,7 @@ class PhiAPIView(APIView):
 
     permission_classes = [HasScope]
     resource_type = ""
-    # What a refused request was trying to do, when its method does not say it (a POST that reads).
+    # What a refused GET or POST was trying to do, when its method does not say it (a POST that reads, a search).
     refusal_action = ""
     # Set once this request wrote a record (its read, a not-found, a refusal): a refusal is recorded once.
     audited_already = False
@@ -169,21 +169,33 @@ class PhiAPIView(APIView):
 
     def _record_refusal(self, request: Request, *, outcome: str) -> None:
         self.audited_already = True
-        action = self.refusal_action or ("read" if request.method in ("GET", "HEAD") else "create")
-        asked = disclosed_patients(self.refused_patients(request)) or []
-        patient_id = asked[0] if len(asked) == 1 else None
+        action = self.refused_action(request)
         entry = audit_entry(
             request,
             action=action,
             resource_type=self.resource_type,
-            resource_id=str(patient_id or "") if action != "search" else "",
-            patient_ids=asked,
+            resource_id=self.refused_resource_id(request) if action != "search" else "",
+            patient_ids=existing_patients(self.refused_patients(request)),
             outcome=outcome,
             lenient_purpose=True,
         )
         # A refusal fails closed as a read does: whatever kept its record out (not only a lost connection, which
         # the API's handler answers 503 anyway: a refused row, the writer's timeout) is a 503, never a 500.
         _record_or_unavailable(entry)
+
+    def refused_action(self, request: Request) -> str:
+        """What a refused request was trying to do: its method says it (a 405's DELETE is no `create`), but for a
+        GET or POST whose view says otherwise (`refusal_action`: a POST lookup, a search)."""
+        if request.method in ("PUT", "PATCH"):
+            return "update"
+        if request.method == "DELETE":
+            return "delete"
+        return self.refusal_action or ("create" if request.method == "POST" else "read")
+
+    def refused_resource_id(self, request: Request) -> str:
+        """The id of the resource a refused request was about, as the view's own records name it: none for a list,
+        a search or a create (the default); a detail view's own id (its patient's only on a Patient view)."""
+        return ""
 
     def refused_patients(self, request: Request) -> list[int]:
         """The patients a refused request asked for: the one its URL names, if any (searches name theirs in
@@ -248,6 +260,22 @@ class PhiAPIView(APIView):
         entry = audit_entry(request, resource_type=fields.pop("resource_type", self.resource_type), **fields)
         self.audited_already = True
         _record_or_unavailable(entry)
+
+
+def existing_patients(ids: list[int]) -> list[int]:
+    """Of the patients a refused request named, those that exist and are not deleted: a record naming an id no
+    patient has yet would sit in the history of whoever is registered under it later (a not-found record names
+    none either). One query, only when some id was named; if it cannot be asked, the record cannot be written."""
+    ids = disclosed_patients(ids) or []
+    if not ids:
+        return []
+    from apps.clinical.models import Patient  # the patients are the clinical app's; audit does not import it
+
+    try:
+        return sorted(Patient.objects.filter(pk__in=ids, is_deleted=False).values_list("pk", flat=True))
+    except Exception as exc:
+        logger.exception("could not tell which patients a refused request named")
+        raise AuditUnavailable() from exc
 
 
 def _record_or_unavailable(entry) -> None:

@@ -301,6 +301,9 @@ class PatientDetailView(PatientPathView):
     required_scopes = [scopes.PATIENT_READ]
     resource_type = "Patient"
 
+    def refused_resource_id(self, request: Request) -> str:
+        return str(self.kwargs.get("patient_id") or "")  # as its read and not-found records: the patient
+
     @extend_schema(responses={200: s.PatientOutputSerializer, **PATIENT_ERRORS})
     def get(self, request: Request, patient_id: int | None) -> Response:
         reject_unknown_params(request, [])
@@ -389,7 +392,6 @@ class PatientVitalDetailView(PatientPathView):
 
     required_scopes = {"PATCH": [scopes.CLINICAL_WRITE]}
     resource_type = "Observation"
-    refusal_action = "update"
     parser_classes = [JSONParser]
 
     def dispatch(self, request, *args, **kwargs):
@@ -397,6 +399,9 @@ class PatientVitalDetailView(PatientPathView):
         if f"/vitals/{kwargs['observation_id']}/" not in request.path_info:
             kwargs["observation_id"] = None
         return super().dispatch(request, *args, **kwargs)
+
+    def refused_resource_id(self, request: Request) -> str:
+        return str(self.kwargs.get("observation_id") or "")  # the reading, as its update's record names it
 
     @extend_schema(
         request=s.ObservationRetractInputSerializer,

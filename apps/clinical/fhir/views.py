@@ -411,6 +411,10 @@ class PatientReadView(FhirMixin, PhiAPIView):
     required_scopes = [scopes.PATIENT_READ]
     resource_type = "Patient"
 
+    def refused_resource_id(self, request: Request) -> str:
+        patient_id = str(self.kwargs.get("patient_id") or "")  # as its read's record: `007` names no resource
+        return patient_id if re.fullmatch(ID_PATTERN, patient_id) else ""
+
     @extend_schema(
         operation_id="fhir_Patient_read",
         parameters=[

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from apps.accounts import scopes
 from apps.accounts.permissions import HasScope, staff_can_view
-from apps.audit.views import AuditUnavailable, PhiAPIView
+from apps.audit.views import AuditUnavailable, PhiAPIView, existing_patients
 from apps.caching.stack import cache_reads_reset, get_or_load, served_from_cache
 from apps.clinical.selectors import patient_card
 from apps.core.api.params import reject_unknown_params, validated_body
@@ -171,9 +171,11 @@ class _InferenceView(PhiAPIView):
             if not checker.has_permission(request, needed):
                 self.patient_refused = patient_id
                 # Recorded as the view's other records are (the deployment its resource, the patient its
-                # patient_id): the generic refusal put the patient id where the deployment name belongs.
-                self.audit(request, action="create", resource_id=self.kwargs.get("name", ""), patient_id=patient_id,
-                           outcome="denied", lenient_purpose=True)  # fmt: skip
+                # patient_id): the generic refusal put the patient id where the deployment name belongs. An id
+                # no active patient has is not named: it would land in the history of a patient registered later.
+                self.audit(request, action="create", resource_id=self.kwargs.get("name", ""),
+                           patient_ids=existing_patients([patient_id]), outcome="denied",
+                           lenient_purpose=True)  # fmt: skip
                 raise PermissionDenied(detail=checker.message, code=checker.code)
         return body
 
