@@ -4,9 +4,12 @@ recorded. Otherwise an existing patient and a missing one would be told apart wi
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from apps.audit.models import AuditEvent
+from apps.clinical.services import patient_create
 from apps.ratelimits.models import RateLimitPolicy
 from apps.ratelimits.selectors import policy_cache
 
@@ -123,9 +126,12 @@ def test_a_refused_fhir_search_is_recorded_as_a_search_of_its_patient(api, issue
 def test_a_refused_search_of_several_patients_names_each_of_them(api, issue_token, patient):
     """`_id=1,2` asks for two patients: the refusal keeps both, as a search disclosing them would."""
     no_scope = issue_token("clinical:read", name="lab-feed")
-    other = patient.pk + 1000
+    other = patient_create(mrn="MRN-OTHER-1", family_name="Roe", given_name="Jo", birth_date=date(1980, 1, 1)).pk
+    unknown = max(patient.pk, other) + 1000  # no patient has it: named by no record (it may be registered later)
     response = api.get(
-        "/fhir/Patient", {"_id": f"{patient.pk},Patient/{other}"}, HTTP_AUTHORIZATION=f"Bearer {no_scope}"
+        "/fhir/Patient",
+        {"_id": f"{patient.pk},Patient/{other},{unknown}"},
+        HTTP_AUTHORIZATION=f"Bearer {no_scope}",
     )
     assert response.status_code == 403
     event = AuditEvent.objects.order_by("-seq").first()
