@@ -65,3 +65,17 @@ def test_the_denied_record_names_the_deployment_as_its_resource_and_the_patient_
     record = AuditEvent.objects.order_by("-id").first()
     assert (record.outcome, record.action, record.patient_id) == ("denied", "create", patient_id)
     assert (record.resource_type, record.resource_id) == ("ModelInference", "any-deployment")  # was the patient id
+
+
+@pytest.mark.parametrize("endpoint", ["embed", "generate"])
+def test_a_call_refused_for_its_scope_names_the_deployment_as_the_other_records_do(api, issue_token, endpoint):
+    """A missing `inference` scope is recorded (README: every refused attempt) with the deployment asked for as
+    its resource, like the view's other records: it was recorded with none."""
+    before = AuditEvent.objects.count()
+    body = {"inputs": ["fever"]} if endpoint == "embed" else {"prompt": "fever"}
+    response = api.post(f"/api/v1/inference/any-deployment/{endpoint}", body, format="json",
+                        HTTP_AUTHORIZATION=f"Bearer {issue_token('clinical:read')}")  # fmt: skip
+    assert response.status_code == 403, response.content[:300]
+    [record] = AuditEvent.objects.order_by("id")[before:]
+    assert (record.outcome, record.action, record.patient_id) == ("denied", "create", None)
+    assert (record.resource_type, record.resource_id) == ("ModelInference", "any-deployment")

@@ -182,6 +182,10 @@ class _InferenceView(PhiAPIView):
     def refused_patients(self, request: Request) -> list[int]:
         return [self.patient_refused] if self.patient_refused is not None else []
 
+    def refused_resource_id(self, request: Request) -> str:
+        """The deployment asked for, as the view's other records name it (a scope or rate-limit refusal too)."""
+        return self.kwargs.get("name", "")
+
     def deployment(self, name: str) -> ModelDeployment:
         serving.served_prune_if_due()  # models of deployments disabled since are let go
         deployment = get_object_or_404(ModelDeployment, name=name, enabled=True)
