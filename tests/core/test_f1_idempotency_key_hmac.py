@@ -73,3 +73,20 @@ def test_the_migration_hashes_the_keys_kept_before_it_so_a_retry_across_the_depl
     retry = _post(app)
     assert retry.status_code == 201 and retry.headers["Idempotent-Replayed"] == "true"
     assert retry.json()["id"] == first.json()["id"]
+
+
+def test_rolling_the_migration_back_forgets_the_keys_so_a_second_forward_run_hashes_none_twice(app, capsys):
+    """Backwards was a no-op: the hashed rows survived, the next forward run hashed them again, and a retry after
+    it created the resource a second time (an upgrade rehearsed as forward, back, forward)."""
+    _post(app)
+    migration = importlib.import_module("apps.core.migrations.0003_idempotency_key_hmac")
+    editor = SimpleNamespace(connection=connection)
+    [operation] = [op for op in migration.Migration.operations if hasattr(op, "reverse_code")]
+    operation.reverse_code(apps, editor)
+    assert not IdempotencyKey.objects.exists()
+    assert "1 Idempotency-Key(s) deleted" in capsys.readouterr().out
+    migration.hash_stored_keys(apps, editor)  # forward again: nothing left to hash twice
+    assert not IdempotencyKey.objects.exists()
+    retry = _post(app)  # treated as new, as after 24 h: the patient exists, so a duplicate MRN, never a second one
+    assert retry.status_code == 400 and "mrn" in retry.json()["errors"]
+    assert Patient.objects.count() == 1
