@@ -8,4 +8,4 @@ class ScalingConfig(AppConfig):
     label = "scaling"
 
     def ready(self) -> None:
-        from apps.scaling import signals  # noqa: F401
+        from apps.scaling import checks, signals  # noqa: F401 - connects the receivers, registers the checks

@@ -45,7 +45,17 @@ def usable_history(policy: ScalingPolicy, metric: str, *, now: datetime) -> pd.S
     """The hourly history to forecast from, gap-free; HistoryUnavailable says why there is not enough (the
     first days of use, or too few hours since a long gap) rather than a plan made from a guess."""
     from apps.scaling import forecasting
+    from apps.scaling.checks import FORECAST_FIELDS, policy_bound_problems
 
+    # Refused rather than clamped: a plan from a bound (1,000,000 req/s per replica: the floor every hour; a
+    # day's lead: the day's peak every hour) is no more the operator's than the stored value, and it would go
+    # to the cluster. Said here, not as "not enough history" (1e308 overflowed the synthetic history).
+    problems = [why for field, why in policy_bound_problems(policy).items() if field in FORECAST_FIELDS]
+    if problems:
+        raise HistoryUnavailable(
+            f"{policy.service.slug} {metric}: not forecast, the policy is out of bounds ({'; '.join(problems)}): "
+            "edit it (`manage.py check` lists every such policy)."
+        )
     history = hourly_history(policy, metric, now=now).replace([math.inf, -math.inf], math.nan).dropna()
     recent = forecasting.since_last_long_gap(history)
     if len(recent) < MIN_HISTORY_HOURS:

@@ -34,3 +34,33 @@ def unusable_base_urls(app_configs=None, **kwargs) -> list[CheckMessage]:
             id=UNUSABLE_BASE_URL,
         )
     ]
+
+
+REFUSED_ROUTE_PREFIX = "services.W002"
+
+
+@register("services")
+def refused_route_prefixes(app_configs=None, **kwargs) -> list[CheckMessage]:
+    """Each service (by slug) whose stored route prefix the rules now refuse (routes.route_prefix_problem):
+    it is kept until edited, but until then its metrics, SLO and forecasts count the requests it covers, the
+    control plane's own among them (a prefix "a" took every admin call). Nothing else names them."""
+    from apps.services.models import Service
+    from apps.services.routes import route_prefix_problem
+
+    try:
+        with transaction.atomic():
+            stored = list(Service.objects.exclude(route_prefix="").order_by("slug").values_list("slug", "route_prefix"))
+    except DatabaseError:
+        return []
+    return [
+        Warning(
+            f"Service {slug}: its route prefix {prefix!r} is no longer accepted: {problem}",
+            hint=f"Edit the route prefix of {slug} (admin: Services; or PATCH /api/v1/services/{slug}/): until "
+            "then the requests it covers, the control plane's own included, count as its traffic, SLO and "
+            "forecasts.",
+            obj="services.Service",
+            id=REFUSED_ROUTE_PREFIX,
+        )
+        for slug, prefix in stored
+        if (problem := route_prefix_problem(prefix))
+    ]

@@ -1,0 +1,76 @@
+"""System checks on stored scaling policies (`manage.py check`): warnings, so a deploy goes on."""
+
+from __future__ import annotations
+
+from django.core.checks import CheckMessage, Warning, register
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import DatabaseError, transaction
+
+POLICY_OUT_OF_BOUNDS = "scaling.W001"
+
+# The fields a forecast or its replica plan reads: a policy with one of them out of bounds is not forecast
+# (services.usable_history says why), as a plan from 1e308 req/s per replica or a lead of 4,000 years is one
+# nobody chose, and it would go to the cluster as KEDA cron windows.
+FORECAST_FIELDS = ("replica_capacity_rps", "target_utilization", "lead_minutes")
+
+
+def policy_bound_problems(policy) -> dict[str, str]:
+    """{field: why} for each stored value outside the model's bounds (its fields' min/max validators, and the
+    ceiling not below the maximum). The form and the API refuse such values, but a policy saved before a bound
+    was added (scaling 0011), or written by raw SQL or a fixture, keeps them until its next edit."""
+    problems = {}
+    for field in type(policy)._meta.concrete_fields:
+        value = getattr(policy, field.attname)
+        if value is None:
+            continue
+        for validator in field.validators:
+            if not isinstance(validator, MinValueValidator | MaxValueValidator):
+                continue
+            try:
+                validator(value)
+            except ValidationError as refused:
+                problems[field.name] = f"{field.verbose_name} is {value}: {refused.messages[0].rstrip('.')}"
+                break
+    if policy.max_replicas_ceiling and policy.max_replicas and policy.max_replicas_ceiling < policy.max_replicas:
+        problems["max_replicas_ceiling"] = (
+            f"{type(policy)._meta.get_field('max_replicas_ceiling').verbose_name} is {policy.max_replicas_ceiling}, "
+            f"below the maximum replicas ({policy.max_replicas})"
+        )
+    return problems
+
+
+@register("scaling")
+def policies_out_of_bounds(app_configs=None, **kwargs) -> list[CheckMessage]:
+    """Each scaling policy (named by its service's slug) whose stored values are out of the model's bounds.
+    Admin shows these only once the policy is opened, and until then forecasts skip it and the optimizer's
+    ceiling means nothing. A database not reachable or not migrated yet says nothing here (`migrate` runs the
+    checks before it adds the columns)."""
+    from apps.scaling.models import ScalingPolicy
+
+    try:
+        with transaction.atomic():
+            policies = list(ScalingPolicy.objects.select_related("service").order_by("service__slug"))
+    except DatabaseError:
+        return []
+    warnings = []
+    for policy in policies:
+        problems = policy_bound_problems(policy)
+        if not problems:
+            continue
+        warnings.append(
+            Warning(
+                f"The scaling policy of {policy.service.slug} has stored values out of bounds: "
+                f"{'; '.join(problems.values())}.",
+                hint=f"Edit the policy (admin: Scaling policies, {policy.service.slug}) and bring "
+                f"{', '.join(problems)} within the bounds named"
+                + (
+                    ": until then it is not forecast and its last plan is kept."
+                    if set(problems) & set(FORECAST_FIELDS)
+                    else "."
+                ),
+                obj="scaling.ScalingPolicy",
+                id=POLICY_OUT_OF_BOUNDS,
+            )
+        )
+    return warnings
