@@ -95,6 +95,22 @@ class PhiAPIView(APIView):
             raise
         cache_reads_reset()
 
+    # Set once `check_permissions` has spent the caller's rate limit, so `check_throttles` does not spend it twice.
+    throttles_checked = False
+
+    def check_permissions(self, request: Request) -> None:
+        # DRF checks permissions before throttles: each 403 of a client missing a scope was recorded, at the rate
+        # it chose. An authenticated caller spends its limit first, so past it the 429 (one record per window)
+        # answers instead. An anonymous one is refused 401 as before, its records windowed in handle_exception.
+        if request.user and request.user.is_authenticated:
+            self.throttles_checked = True
+            super().check_throttles(request)
+        super().check_permissions(request)
+
+    def check_throttles(self, request: Request) -> None:
+        if not self.throttles_checked:
+            super().check_throttles(request)
+
     def permission_denied(self, request: Request, message: str | None = None, code: str | None = None) -> None:
         self.audit_refusal(request, outcome="denied")
         super().permission_denied(request, message=message, code=code)
