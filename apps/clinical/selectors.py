@@ -73,6 +73,14 @@ def patients_by_identifier(*, value: str, system: str | None = None) -> list[Pat
     return [patient for patient in found if normalize_system(patient.identifier_system) == normal]
 
 
+def identifier_system_spellings(*, value: str, system: str | None = None) -> list[str]:
+    """The stored spellings of `system` that active patients with this MRN are under (the normal spelling where
+    none is): what a FHIR `identifier=system|value` search matches, so every patient in a colliding spelling is
+    in its searchset and the client sees the ambiguity. One query (patients_by_identifier's)."""
+    stored = sorted({patient.identifier_system for patient in patients_by_identifier(value=value, system=system)})
+    return stored or [normalize_system(system or settings.MRN_SYSTEM)]
+
+
 def patient_by_identifier(*, value: str, system: str | None = None) -> Patient | None:
     """Look a patient up by MRN in any spelling of its system; AmbiguousIdentifier (409) where more than one
     patient matches: the first of them was the wrong patient as often as not."""

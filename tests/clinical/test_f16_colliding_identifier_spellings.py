@@ -92,3 +92,9 @@ def test_other_systems_and_mrns_are_not_matched(clinician, colliding):
     assert found.json()["family_name"] == "Other"
     missing = clinician.post("/api/v1/patients/lookup/", {"mrn": "COLL-2", "system": SYSTEM}, format="json")
     assert missing.status_code == 404
+
+
+def test_the_stored_spellings_a_fhir_identifier_search_matches(colliding):
+    for spelling in SPELLINGS:
+        assert selectors.identifier_system_spellings(value=MRN, system=spelling) == sorted([SYSTEM, ENCODED])
+    assert selectors.identifier_system_spellings(value="COLL-2", system=ENCODED) == [SYSTEM]
