@@ -56,19 +56,46 @@ def schedule_longest_gap(name: str) -> timedelta | None:
     solar or clocked, or its crontab runs on fewer than two days. What a watcher of its runs must wait for
     (the worker heartbeat); schedule_interval (a half-interval dedup) keeps to intervals, as a crontab's weekend
     gap would skip its runs. One query."""
+    return schedule_gap_and_crontab(name)[0]
+
+
+def schedule_gap_and_crontab(name: str):
+    """(schedule_longest_gap, celery's crontab when the schedule is one, else None) of the schedule named
+    `name`: one query. A watcher of a crontab's runs asks it when each run was due (crontab_runs_after); its
+    longest gap alone says a weekday heartbeat is on time a week after the worker died."""
     from django_celery_beat.models import PeriodicTask
 
     row = PeriodicTask.objects.filter(name=name).select_related("interval", "crontab").first()
     if row is None:
-        return None
+        return None, None
     if row.interval is not None:
         try:
-            return timedelta(**{row.interval.period: row.interval.every})
+            return timedelta(**{row.interval.period: row.interval.every}), None
         except TypeError:  # a period timedelta does not know: nothing to go by
-            return None
+            return None, None
     if row.crontab is not None:
-        return crontab_longest_gap(row.crontab.schedule, row.crontab.timezone)
-    return None
+        cron = row.crontab.schedule
+        return crontab_longest_gap(cron, row.crontab.timezone), cron
+    return None, None
+
+
+def crontab_runs_after(cron, after: datetime, count: int) -> list[datetime]:
+    """The first `count` run times of celery's `cron` after `after` (aware), in UTC, by celery's own next-run
+    arithmetic (remaining_delta, in the crontab's timezone: a daily 03:00 in Berlin is 25 h after the last one
+    across the night clocks go back). Raises what celery raises for a crontab that never runs."""
+    runs: list[datetime] = []
+    previous = after.astimezone(UTC)
+    for _ in range(count):
+        start, delta, _now = cron.remaining_delta(previous)
+        run = (start + delta).astimezone(UTC)
+        if run <= previous:  # a wall-clock run in a repeated hour read as its first occurrence: take the second
+            run = (start + delta).replace(fold=1).astimezone(UTC)
+        if run <= previous:  # still not ahead (a skipped hour): go on from the next minute
+            start, delta, _now = cron.remaining_delta(previous + timedelta(minutes=1))
+            run = max((start + delta).astimezone(UTC), previous + timedelta(minutes=1))
+        runs.append(run)
+        previous = run
+    return runs
 
 
 def crontab_longest_gap(cron, tz: tzinfo, *, start: date | None = None) -> timedelta | None:

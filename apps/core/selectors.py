@@ -165,11 +165,38 @@ def worker_heartbeat() -> dict | None:
 
 
 WORKER_HEARTBEAT_SCHEDULE = "Worker heartbeat"  # beat's schedule of core.heartbeat (apps/core/migrations/0001)
-# How long this process goes by the heartbeat schedule's interval before reading it again: /readyz and every
+# How long this process goes by the heartbeat schedule it read before reading it again: /readyz and every
 # live frame judge the heartbeat, and a retime is seen within this.
 HEARTBEAT_INTERVAL_CACHE_SECONDS = 30.0
-_heartbeat_interval: tuple[float, float] | None = None  # (interval in seconds, when read: time.monotonic())
+# (interval or a crontab's longest gap in seconds, the crontab or None, when read: time.monotonic())
+_heartbeat_interval: tuple[float, object | None, float] | None = None
 _heartbeat_interval_lock = threading.Lock()
+# A crontab heartbeat reads "down" once this many of its runs after it were due (and the grace passed).
+HEARTBEAT_CRONTAB_DOWN_RUNS = 3
+
+
+def _heartbeat_schedule() -> tuple[float, object | None]:
+    """(interval in seconds, crontab or None) of the heartbeat schedule, cached per process for
+    HEARTBEAT_INTERVAL_CACHE_SECONDS: one query per read."""
+    global _heartbeat_interval
+    from apps.core.schedules import schedule_gap_and_crontab
+
+    read_at = time.monotonic()
+    with _heartbeat_interval_lock:
+        cached = _heartbeat_interval
+        if cached is not None and read_at - cached[2] < HEARTBEAT_INTERVAL_CACHE_SECONDS:
+            return cached[0], cached[1]
+        fallback = cached[:2] if cached is not None else (float(settings.WORKER_HEARTBEAT_INTERVAL_SECONDS), None)
+        try:
+            gap, cron = schedule_gap_and_crontab(WORKER_HEARTBEAT_SCHEDULE)
+        except Exception:  # noqa: BLE001 - the database is away: judge by what was known
+            seconds, cron = fallback
+        else:
+            seconds = gap.total_seconds() if gap is not None and gap.total_seconds() > 0 else None
+            if seconds is None:  # nothing to go by (removed, solar, clocked, a crontab of a single day)
+                seconds, cron = float(settings.WORKER_HEARTBEAT_INTERVAL_SECONDS), None
+        _heartbeat_interval = (seconds, cron, read_at)
+        return seconds, cron
 
 
 def heartbeat_interval_seconds() -> float:
@@ -177,39 +204,40 @@ def heartbeat_interval_seconds() -> float:
     HEARTBEAT_INTERVAL_CACHE_SECONDS; a crontab's longest gap between two runs: schedule_longest_gap), or
     WORKER_HEARTBEAT_INTERVAL_SECONDS when there is none to go by (removed, solar, clocked) or the database
     cannot say (the last interval read, if any, is kept)."""
-    global _heartbeat_interval
-    from apps.core.schedules import schedule_longest_gap
-
-    read_at = time.monotonic()
-    with _heartbeat_interval_lock:
-        cached = _heartbeat_interval
-        if cached is not None and read_at - cached[1] < HEARTBEAT_INTERVAL_CACHE_SECONDS:
-            return cached[0]
-        fallback = cached[0] if cached is not None else float(settings.WORKER_HEARTBEAT_INTERVAL_SECONDS)
-        try:
-            interval = schedule_longest_gap(WORKER_HEARTBEAT_SCHEDULE)
-        except Exception:  # noqa: BLE001 - the database is away: judge by what was known
-            seconds = fallback
-        else:
-            seconds = interval.total_seconds() if interval is not None and interval.total_seconds() > 0 else None
-            seconds = seconds or float(settings.WORKER_HEARTBEAT_INTERVAL_SECONDS)
-        _heartbeat_interval = (seconds, read_at)
-        return seconds
+    return _heartbeat_schedule()[0]
 
 
 def forget_heartbeat_interval() -> None:
-    """Read the heartbeat schedule's interval again on the next judgement (tests; an admin's retime)."""
+    """Read the heartbeat schedule again on the next judgement (tests; an admin's retime)."""
     global _heartbeat_interval
     with _heartbeat_interval_lock:
         _heartbeat_interval = None
 
 
-def heartbeat_thresholds() -> tuple[float, float]:
-    """(late after, down after) in seconds, by the heartbeat schedule's real interval: late past three
-    intervals, down past WORKER_HEARTBEAT_MAX_AGE_SECONDS scaled as the schedule was retimed from
-    WORKER_HEARTBEAT_INTERVAL_SECONDS, never below it. By the settings alone, a schedule retimed to 120 s read
-    "down" (and "not answering") between every two heartbeats of a healthy worker."""
-    interval = heartbeat_interval_seconds()
+def heartbeat_thresholds(at: datetime | None = None) -> tuple[float, float]:
+    """(late after, down after): the age in seconds at which a heartbeat stamped `at` reads late, then down.
+
+    An interval schedule: late past three intervals, down past WORKER_HEARTBEAT_MAX_AGE_SECONDS scaled as the
+    schedule was retimed from WORKER_HEARTBEAT_INTERVAL_SECONDS, never below it (by the settings alone, a
+    schedule retimed to 120 s read "down" between every two heartbeats of a healthy worker).
+    A crontab: by the runs due after `at` (celery's own next-run times in the crontab's timezone), late once the
+    first is overdue by the grace (three settings intervals), down once the HEARTBEAT_CRONTAB_DOWN_RUNS-th is.
+    Its longest gap alone hid a dead worker on `0 9-17 * * 1-5` for 8 days (late) and 16 (down); this way a
+    Friday 17:00 heartbeat is on time all weekend and late at 09:01 on Monday. Without `at` (or if celery cannot
+    say), the most a crontab heartbeat can wait: its longest gap, and that many of them, plus the grace."""
+    interval, cron = _heartbeat_schedule()
+    grace = 3.0 * settings.WORKER_HEARTBEAT_INTERVAL_SECONDS
+    if cron is not None:
+        if at is not None:
+            from apps.core.schedules import crontab_runs_after
+
+            try:
+                runs = crontab_runs_after(cron, at, HEARTBEAT_CRONTAB_DOWN_RUNS)
+            except Exception:  # noqa: BLE001 - celery cannot say when it runs: go by the longest gap
+                runs = None
+            if runs:
+                return ((runs[0] - at).total_seconds() + grace, (runs[-1] - at).total_seconds() + grace)
+        return interval + grace, HEARTBEAT_CRONTAB_DOWN_RUNS * interval + grace
     max_age = settings.WORKER_HEARTBEAT_MAX_AGE_SECONDS
     return 3 * interval, max(float(max_age), max_age * interval / settings.WORKER_HEARTBEAT_INTERVAL_SECONDS)
 
@@ -220,10 +248,10 @@ def probe_worker(*, now: datetime | None = None) -> dict:
     Overview show. A worker paused or stopped records none, and only the heartbeat's age tells: it read as
     nothing at all on the Overview.
 
-    `state`: "ok"; "late" (older than three intervals, not yet down); "down" (past `max_age_seconds`, by the
-    heartbeat schedule's interval: heartbeat_thresholds); "never" (none kept: a heartbeat is kept a day past its
-    down threshold); "unknown" (the cache could not be read, or its heartbeat: no time with a timezone, or one
-    more than WORKER_HEARTBEAT_CLOCK_SKEW_SECONDS ahead of this host).
+    `state`: "ok"; "late" (not sent when due: heartbeat_thresholds); "down" (past `max_age_seconds`, this
+    heartbeat's down threshold by the heartbeat schedule); "never" (none kept: a heartbeat is kept a day past
+    the most its down threshold can be); "unknown" (the cache could not be read, or its heartbeat: no time with
+    a timezone, or one more than WORKER_HEARTBEAT_CLOCK_SKEW_SECONDS ahead of this host).
     `alive`: ok or late (None when unknown). The age is by this host's clock against the worker's stamp,
     never below 0."""
     probe = {"alive": None, "state": "unknown", "last_heartbeat_at": None, "last_heartbeat_age_seconds": None,
@@ -232,18 +260,20 @@ def probe_worker(*, now: datetime | None = None) -> dict:
         beat = worker_heartbeat()
     except Exception:  # noqa: BLE001 - the cache is away: the worker's state is not known, not "down"
         return {**probe, "max_age_seconds": heartbeat_thresholds()[1]}
-    thresholds = heartbeat_thresholds()
-    return {**probe, "max_age_seconds": thresholds[1], **_worker_state(beat, now or datetime.now(UTC), thresholds)}
+    state = _worker_state(beat, now or datetime.now(UTC))
+    max_age = state.pop("down_after", None)
+    return {**probe, "max_age_seconds": heartbeat_thresholds()[1] if max_age is None else max_age, **state}
 
 
 WORKER_HEARTBEAT_CLOCK_SKEW_SECONDS = 60  # a stamp this far ahead of this host's clock is not believed
 
 
-def _worker_state(beat: object, now: datetime, thresholds: tuple[float, float] | None = None) -> dict:
-    """The worker's state by its heartbeat and `thresholds` (heartbeat_thresholds() unless given). A heartbeat
-    that cannot be read (not a dict, no timezone, not a time) or stamped more than a clock skew
-    in the future says nothing about the worker: "unknown". One such value raised, and every dashboard load and
-    live frame failed with it; a stamp from the future read as "ok" for as long as it stayed ahead."""
+def _worker_state(beat: object, now: datetime) -> dict:
+    """The worker's state by its heartbeat and heartbeat_thresholds(its stamp); "down_after" is that down
+    threshold. A heartbeat that cannot be read (not a dict, no timezone, not a time) or stamped more than a
+    clock skew in the future says nothing about the worker: "unknown". One such value raised, and every
+    dashboard load and live frame failed with it; a stamp from the future read as "ok" for as long as it stayed
+    ahead."""
     if not beat or (isinstance(beat, dict) and "at" not in beat):
         return {"alive": False, "state": "never"}
     try:
@@ -255,7 +285,7 @@ def _worker_state(beat: object, now: datetime, thresholds: tuple[float, float] |
         return {"alive": None, "state": "unknown", "last_heartbeat_at": at.isoformat(),
                 "hostname": _hostname(beat)}  # fmt: skip
     age = max(0.0, age)
-    late_after, down_after = thresholds or heartbeat_thresholds()
+    late_after, down_after = heartbeat_thresholds(at)
     if age > down_after:
         state = "down"
     elif age > late_after:
@@ -263,7 +293,8 @@ def _worker_state(beat: object, now: datetime, thresholds: tuple[float, float] |
     else:
         state = "ok"
     return {"alive": state != "down", "state": state, "last_heartbeat_at": at.isoformat(),
-            "last_heartbeat_age_seconds": round(age, 1), "hostname": _hostname(beat)}  # fmt: skip
+            "last_heartbeat_age_seconds": round(age, 1), "hostname": _hostname(beat),
+            "down_after": round(down_after, 1)}  # fmt: skip
 
 
 def _hostname(beat: dict) -> str | None:
@@ -271,8 +302,8 @@ def _hostname(beat: dict) -> str | None:
     return hostname if isinstance(hostname, str) else None
 
 
-def _probe_worker() -> tuple[str, str]:
-    state = _worker_state(worker_heartbeat(), datetime.now(UTC))  # a cache error fails the check, saying why
+def _probe_worker(now: datetime | None = None) -> tuple[str, str]:
+    state = _worker_state(worker_heartbeat(), now or datetime.now(UTC))  # a cache error fails the check, saying why
     if state["state"] == "never":
         return ERROR, "no worker heartbeat recorded yet"
     if state["state"] == "unknown":  # unreadable, or stamped ahead of this host's clock

@@ -45,19 +45,20 @@ def _retime_crontab(spec: str, timezone: str = "UTC") -> None:
 
 
 def _beat_aged(seconds: float) -> datetime:
-    now = datetime.now(UTC)
-    at = now - timedelta(seconds=seconds)
+    """A heartbeat stamped just after a */5 run (as beat sends it), and the time `seconds` later."""
+    at = datetime(2026, 12, 7, 12, 0, 1, tzinfo=UTC)
     cache.set(WORKER_HEARTBEAT_CACHE_KEY, {"at": at.isoformat(), "hostname": "worker-a"}, timeout=3600)
-    return now
+    return at + timedelta(seconds=seconds)
 
 
 @override_settings(WORKER_HEARTBEAT_INTERVAL_SECONDS=10, WORKER_HEARTBEAT_MAX_AGE_SECONDS=60)
 def test_a_heartbeat_on_a_five_minute_crontab_is_not_down_between_beats():
     _retime_crontab("*/5 * * * *")
-    assert heartbeat_thresholds() == (900, 1800)  # was (30, 60)
+    # the most a heartbeat can wait: a gap and the grace (late), three runs due and the grace (down); was (30, 60)
+    assert heartbeat_thresholds() == (330, 930)
     worker = probe_worker(now=_beat_aged(81))
     assert worker["state"] == "ok", worker  # was "down"
-    status, detail = core_selectors._probe_worker()
+    status, detail = core_selectors._probe_worker(_beat_aged(81))
     assert status == core_selectors.OK, detail  # was error: "last heartbeat 81.0s ago"
     assert probe_worker(now=_beat_aged(901))["state"] == "late"
     assert probe_worker(now=_beat_aged(1801))["state"] == "down"
