@@ -91,6 +91,11 @@ class PatientPathView(PhiAPIView):
             kwargs["patient_id"] = None
         return super().dispatch(request, *args, **kwargs)
 
+    def refusal_worth_keeping(self, request: Request) -> bool:
+        """Its URL names a patient, spelt as the server writes it or not: its 404 is recorded, so is any refusal
+        (naming no one when the id is spelt otherwise)."""
+        return True
+
 
 def _patient_or_404(view: PhiAPIView, request: Request, patient_id: int | None) -> dict:
     """The patient as JSON (cached); an unknown one is audited as such and answered 404, as is an id spelt

@@ -415,6 +415,9 @@ class PatientReadView(FhirMixin, PhiAPIView):
         patient_id = str(self.kwargs.get("patient_id") or "")  # as its read's record: `007` names no resource
         return patient_id if re.fullmatch(ID_PATTERN, patient_id) else ""
 
+    def refusal_worth_keeping(self, request: Request) -> bool:
+        return True  # `Patient/<id>` names a patient however spelt; `007` or `abc` is recorded naming no one
+
     @extend_schema(
         operation_id="fhir_Patient_read",
         parameters=[
