@@ -103,10 +103,10 @@ def test_a_refused_retraction_names_the_reading_not_the_patient(clinician, patie
 def test_a_refused_list_or_create_names_no_resource(clinician, patient):
     base = f"/api/v1/patients/{patient.pk}"
     cases = [
-        ("get", f"{base}/encounters/", {"status": "bogus"}, "read", "Encounter"),
+        ("get", f"{base}/encounters/", {"status": "bogus"}, "search", "Encounter"),
         ("post", f"{base}/vitals/", {**VITAL, "value": "x"}, "create", "Observation"),
         ("post", f"{base}/vitals/", {**VITAL, "encounter_id": 999_999_999}, "create", "Observation"),
-        ("get", f"{base}/vitals/", {"since": "2026-01-01T08:00:00"}, "read", "Observation"),
+        ("get", f"{base}/vitals/", {"since": "2026-01-01T08:00:00"}, "search", "Observation"),
     ]
     for method, path, data, action, resource_type in cases:
         before = AuditEvent.objects.count()

@@ -26,8 +26,8 @@ def _refusals(patient_pk: int) -> list[tuple[str, str, object, str, str]]:
     base = f"/api/v1/patients/{patient_pk}"
     return [
         ("post", f"{base}/vitals/", {**VITAL, "value": "72"}, "create", "Observation"),
-        ("get", f"{base}/vitals/", {"since": "2026-01-01T08:00:00"}, "read", "Observation"),
-        ("get", f"{base}/encounters/", {"status": "bogus"}, "read", "Encounter"),
+        ("get", f"{base}/vitals/", {"since": "2026-01-01T08:00:00"}, "search", "Observation"),
+        ("get", f"{base}/encounters/", {"status": "bogus"}, "search", "Encounter"),
         ("get", "/fhir/Observation", {"patient": str(patient_pk), "date": "xx"}, "search", "Observation"),
     ]
 
@@ -92,7 +92,12 @@ def test_an_already_audited_refusal_keeps_one_record(clinician, patient):
     assert clinician.get(f"{base}/encounters/", {"cursor": "zzz"}).status_code == 400
     assert clinician.get(f"{base}/", {"format": "xml"}).status_code == 400
     assert clinician.get(f"{base}/vitals/", HTTP_X_PURPOSE_OF_USE="SNOOP").status_code == 400
-    assert [event[0] for event in _new_events(before)] == ["create", "search", "read", "read"]
+    assert [event[0] for event in _new_events(before)] == [
+        "create",
+        "search",
+        "read",
+        "search",
+    ]  # a list's refusal is a search
 
 
 def test_a_refusal_naming_no_patient_still_leaves_none(clinician, patient):

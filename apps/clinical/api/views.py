@@ -325,6 +325,9 @@ class PatientVitalsView(PatientPathView):
     resource_type = "Observation"
     parser_classes = [JSONParser]
 
+    def refused_action(self, request: Request) -> str:
+        return "search" if request.method in ("GET", "HEAD") else super().refused_action(request)  # as served
+
     @extend_schema(parameters=[s.VitalsInputSerializer], responses={200: VitalsOutputSerializer, **PATIENT_ERRORS})
     def get(self, request: Request, patient_id: int | None) -> Response:
         query = validated_query(request, s.VitalsInputSerializer)
@@ -444,6 +447,7 @@ class PatientVitalDetailView(PatientPathView):
 
 class PatientEncountersView(PatientPathView):
     required_scopes = [scopes.CLINICAL_READ]
+    refusal_action = "search"  # a list, recorded as a search when served
     resource_type = "Encounter"
     pagination_class = search_bound_pagination("-period_start", "-id", salt="clinical.encounter-list-cursor")
 
@@ -468,6 +472,7 @@ class PatientEncountersView(PatientPathView):
 
 class PatientMedicationsView(PatientPathView):
     required_scopes = [scopes.CLINICAL_READ]
+    refusal_action = "search"  # a list, recorded as a search when served
     resource_type = "MedicationRequest"
     pagination_class = search_bound_pagination("-authored_at", "-id", salt="clinical.medication-list-cursor")
 
