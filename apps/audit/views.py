@@ -181,6 +181,8 @@ class PhiAPIView(APIView):
         attempt worth keeping, naming the patients it asked for (`refused_patients`)."""
         if not (request.user and request.user.is_authenticated and request.successful_authenticator is not None):
             return  # a 401, recorded by handle_exception
+        if request.method == "OPTIONS":
+            return  # it asks for no data, and no action of the trail says what it is (a `read` would be false)
         self._record_refusal(request, outcome=outcome)
 
     def _record_refusal(self, request: Request, *, outcome: str) -> None:
