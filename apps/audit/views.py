@@ -261,15 +261,24 @@ class PhiAPIView(APIView):
 
     @contextlib.contextmanager
     def refusal_audited(
-        self, request: Request, *, action: str, only: Callable[[Exception], bool] | None = None, **fields
+        self,
+        request: Request,
+        *,
+        action: str,
+        only: Callable[[Exception], bool] | None = None,
+        named: Callable[[], list[int]] | None = None,
+        **fields,
     ) -> Iterator[None]:
         """Around work that follows a finding worth keeping (the patient exists, the MRN is taken): a 400 raised
         inside (DRF's or Django's ValidationError, where `only` accepts it) still leaves a record with outcome
-        `error`, written after any transaction inside has rolled back, so it stays."""
+        `error`, written after any transaction inside has rolled back, so it stays. `named`: the patients the
+        refusal answered about (the MRN's holder), asked only then, and named if they exist."""
         try:
             yield
         except (ValidationError, DjangoValidationError) as refused:
             if only is None or only(refused):
+                if named is not None:
+                    fields["patient_ids"] = existing_patients(named())
                 self.audit(request, action=action, outcome="error", **fields)
             raise
 

@@ -46,7 +46,7 @@ def test_a_duplicate_mrn_is_recorded_like_a_lookup(clinician, patient):
     body = {"mrn": patient.mrn, "family_name": "X", "given_name": "Y", "birth_date": "1990-01-01"}
     assert clinician.post("/api/v1/patients/", body, format="json").status_code == 400
     [event] = _new_events(before)
-    assert (event.action, event.outcome, event.patient_id) == ("create", "error", None)
+    assert (event.action, event.outcome, event.patient_id) == ("create", "error", patient.pk)  # as a lookup
     assert event.query_digest and patient.mrn not in event.query_digest  # keyed digest, never the MRN
 
 

@@ -297,7 +297,12 @@ class PatientListView(PhiAPIView):
 
         # "This MRN exists" answers a lookup, so it is recorded like one (after the rollback, so the record stays).
         lookup = {"identifier": fields["mrn"], "system": system or ""}
-        with self.refusal_audited(request, action="create", only=_duplicate_mrn, query=lookup):
+
+        def holder() -> list[int]:  # named as the lookup's record names them
+            patient_id = selectors.patient_id_by_identifier(value=fields["mrn"], system=system)
+            return [patient_id] if patient_id else []
+
+        with self.refusal_audited(request, action="create", only=_duplicate_mrn, named=holder, query=lookup):
             patient, replayed = idempotent_create(claim, create=create, replay=replay, resource_id=lambda p: p.pk)
         return _created(patient_json(patient), replayed)
 
