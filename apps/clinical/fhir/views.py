@@ -12,7 +12,6 @@ from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Model, Q, QuerySet
@@ -70,7 +69,6 @@ from apps.clinical.fhir.params import (
     search_binding,
     split_or,
 )
-from apps.clinical.identifiers import normalize_system
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import validate_identifier_system, validate_mrn, validate_search_term
 from apps.core.api.exceptions import api_exception_handler
@@ -812,7 +810,8 @@ class PatientSearchView(FhirSearchView):
             values["mrn"] = token.code
             if token.system is not None:
                 # The stored spelling (scheme and host lower case, no trailing slash), as every lookup by MRN.
-                values["system"] = normalize_system(token.system or settings.MRN_SYSTEM)
+                spellings = selectors.identifier_system_spellings(value=token.code, system=token.system)
+                values.update((f"system_{i}", spelling) for i, spelling in enumerate(spellings))
             digest = {"identifier": params["identifier"]}
         searched = {k: params.getlist(k) if len(params.getlist(k)) > 1 else params[k] for k in params}
         return values, digest or {k: value for k, value in searched.items() if k in self.search_params}
