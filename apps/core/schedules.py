@@ -50,19 +50,13 @@ def schedule_interval(name: str) -> timedelta | None:
         return None
 
 
-def schedule_longest_gap(name: str) -> timedelta | None:
-    """The longest wait between two runs of the schedule named `name`, as an admin left it: an interval's
-    period, or a crontab's longest gap (crontab_longest_gap); None when there is no such row, the schedule is
-    solar or clocked, or its crontab runs on fewer than two days. What a watcher of its runs must wait for
-    (the worker heartbeat); schedule_interval (a half-interval dedup) keeps to intervals, as a crontab's weekend
-    gap would skip its runs. One query."""
-    return schedule_gap_and_crontab(name)[0]
-
-
 def schedule_gap_and_crontab(name: str):
-    """(schedule_longest_gap, celery's crontab when the schedule is one, else None) of the schedule named
-    `name`: one query. A watcher of a crontab's runs asks it when each run was due (crontab_runs_after); its
-    longest gap alone says a weekday heartbeat is on time a week after the worker died."""
+    """(the longest wait between two runs of the schedule named `name`, as an admin left it: an interval's period
+    or a crontab's longest gap, crontab_longest_gap; celery's crontab when the schedule is one, else None), or
+    (None, None) for no such row or a solar or clocked schedule: one query. schedule_interval (a half-interval
+    dedup) keeps to intervals, as a crontab's weekend gap would skip its runs. A watcher of a crontab's runs asks
+    it when each run was due (crontab_runs_after): its longest gap alone says a weekday heartbeat is on time a
+    week after the worker died."""
     from django_celery_beat.models import PeriodicTask
 
     row = PeriodicTask.objects.filter(name=name).select_related("interval", "crontab").first()

@@ -201,7 +201,7 @@ def _heartbeat_schedule() -> tuple[float, object | None]:
 
 def heartbeat_interval_seconds() -> float:
     """How often beat sends the heartbeat: its schedule's interval as an admin left it (cached per process for
-    HEARTBEAT_INTERVAL_CACHE_SECONDS; a crontab's longest gap between two runs: schedule_longest_gap), or
+    HEARTBEAT_INTERVAL_CACHE_SECONDS; a crontab's longest gap between two runs: schedule_gap_and_crontab), or
     WORKER_HEARTBEAT_INTERVAL_SECONDS when there is none to go by (removed, solar, clocked) or the database
     cannot say (the last interval read, if any, is kept)."""
     return _heartbeat_schedule()[0]
