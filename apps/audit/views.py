@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import (
     APIException,
     AuthenticationFailed,
+    NotAcceptable,
     NotAuthenticated,
     ParseError,
     Throttled,
@@ -84,7 +85,20 @@ class PhiAPIView(APIView):
         return self.refused_format or UnknownFormat()
 
     def initial(self, request: Request, *args, **kwargs) -> None:
-        super().initial(request, *args, **kwargs)
+        try:
+            super().initial(request, *args, **kwargs)
+        except NotAcceptable:
+            if getattr(request, "accepted_renderer", None) is not None:
+                raise  # not the negotiation's: it had chosen a renderer
+            # DRF negotiates before it asks who is asking: an Accept nothing here answers (`application/xml`,
+            # another fhirVersion) was a 406 to anyone, no credentials needed, and the refusal of a caller asking
+            # for a patient left no record. The caller is identified, its scope and rate limit checked, as for
+            # any other refusal (a 401, a 403, a 429 answer first); the 406 then leaves its record in
+            # handle_exception. Its body is written in the view's first renderer (FHIR: an OperationOutcome).
+            self.perform_authentication(request)
+            self.check_permissions(request)
+            self.check_throttles(request)
+            raise
         if self.unknown_format:
             self.audit_refusal(request, outcome="error")
             raise self.format_refusal()
