@@ -645,6 +645,11 @@ SPECTACULAR_SETTINGS = {
     # The anonymous document built once per process, not on every request (0.75 s of CPU each).
     "DEFAULT_GENERATOR_CLASS": "apps.core.api.schema_generator.CachedSchemaGenerator",
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    # drf-spectacular's own hook, then the 413 every operation taking a body may answer (apps.core.api.schema).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.api.schema.declare_request_too_large",
+    ],
     # Swagger UI from the installed sidecar package: nothing is fetched from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -40,16 +40,26 @@ from apps.services.selectors import visible_service_ids
 logger = logging.getLogger(__name__)
 
 INFERENCE_ERRORS = error_responses(
-    400, 401, 403, 404, 429, 503,
+    400, 401, 403, 404, 413, 429, 503,
     e403="Missing the `inference` scope, or a patient_id without the `patient:read` scope as well.",
     e400="Invalid input: also an input past the deployment's token cap, a deployment of the other task, or a "
     "patient_id that names no active patient.",
     e404="No enabled deployment has this name.",
+    e413="The body is larger than the server takes (`request_too_large`, naming the limit in bytes): an embed "
+    "call's 64 inputs of 20,000 characters outside ASCII can pass it. Nothing reached the model.",
     e503="The deployment cannot be served on this host (`deployment_unavailable`, with Retry-After), failed on "
     "the input (`inference_failed`), did not answer in time (`inference_busy`, with Retry-After), has every "
     "stream running or a full generation or embedding queue in this server (`streams_busy`, `generations_busy`, "
     "`embeddings_busy`, with Retry-After), or the audit trail cannot be written.",
 )  # fmt: skip
+
+
+# A generation (not streamed) whose client left is cancelled and answered 499 (ClientClosedRequest).
+GENERATE_GONE = error_responses(
+    499,
+    e499="The client left before the answer (`client_closed_request`): the generation was cancelled at its next "
+    "token. No one reads it; access logs give such calls this status (nginx's). A call about a patient is recorded.",
+)
 
 
 def _cached_answer(key_parts: list, inputs: list[str], compute) -> tuple[object, bool]:
@@ -309,6 +319,7 @@ class GenerateView(_InferenceView):
                 'done` whose data is {"deployment", "quantization", "text"}.',
             ),
             **INFERENCE_ERRORS,
+            **GENERATE_GONE,
         },
     )
     def post(self, request: Request, name: str) -> Response:
