@@ -12,6 +12,16 @@ from apps.caching.stack import cache_reads_reset, served_from_cache
 from apps.clinical import selectors, services
 
 
+class AmbiguousPatientIdentifier(LookupError):
+    """`optimize_patient_lookup`: more than one active patient has the MRN, their rows under different spellings of
+    its system (migrations clinical 0002/0003 left them so, where normalising would collide). Either could be the
+    wrong patient, so neither card is returned; the REST lookup answers 409 `ambiguous_identifier` for the same
+    MRN. The message names no MRN. Resolve the records (soft-delete or renumber one) and look it up again."""
+
+    def __init__(self, message: str = selectors.AmbiguousIdentifier.default_detail) -> None:
+        super().__init__(message)
+
+
 class PatientRecordOptimizer:
     """`await create_optimized_indexes()` and `await optimize_patient_lookup(mrn, session)`.
 
@@ -34,7 +44,8 @@ class PatientRecordOptimizer:
         """The patient's card by MRN through the cache (None when no patient has it), audited as a read by the
         control plane itself. `session` is the brief's database session: the product's pool serves the read.
         A malformed MRN, or a `system` that is not an absolute URI, raises ValidationError (nothing is read or
-        audited)."""
+        audited). An MRN more than one active patient has, in colliding spellings of the system, raises
+        AmbiguousPatientIdentifier (audited as a search with outcome `error`, naming them; nothing is cached)."""
         return await sync_to_async(_patient_lookup, thread_sensitive=True)(mrn, system)
 
 
@@ -61,19 +72,37 @@ def _patient_lookup(mrn: str, system: str | None) -> dict | None:
     if system:  # not a URI ("MRN", the type code): a slip to refuse, not a system no patient is in
         services.validate_identifier_system(system)
     cache_reads_reset()
-    patient_id = selectors.patient_id_by_identifier(value=mrn, system=system)
+    record = {
+        "actor_type": AuditEvent.ActorType.SYSTEM,
+        "actor_id": None,
+        "actor_name": "PatientRecordOptimizer",
+        "resource_type": "Patient",
+        "query_digest": query_digest({"identifier": mrn, "system": system or ""}),
+    }
+    try:
+        patient_id = selectors.patient_id_by_identifier(value=mrn, system=system)
+    except selectors.AmbiguousIdentifier:
+        # A DRF exception means nothing to the brief's caller (and escaped unaudited): the answer "more than one
+        # patient has this MRN" is recorded as the REST lookup's 409 is, naming the patients it is about.
+        holders = [patient.pk for patient in selectors.patients_by_identifier(value=mrn, system=system)]
+        audit_record(
+            AuditEntry(
+                **record,
+                action=AuditEvent.Action.SEARCH,
+                outcome=AuditEvent.Outcome.ERROR,
+                patient_ids=holders,
+                result_count=0,
+            )
+        )
+        raise AmbiguousPatientIdentifier() from None
     card = selectors.patient_card(patient_id=patient_id) if patient_id else None
     audit_record(
         AuditEntry(
-            actor_type=AuditEvent.ActorType.SYSTEM,
-            actor_id=None,
-            actor_name="PatientRecordOptimizer",
+            **record,
             action=AuditEvent.Action.READ if card else AuditEvent.Action.SEARCH,
-            resource_type="Patient",
             resource_id=str(patient_id) if card else "",
             patient_id=patient_id if card else None,
             outcome=AuditEvent.Outcome.SUCCESS if card else AuditEvent.Outcome.NOT_FOUND,
-            query_digest=query_digest({"identifier": mrn, "system": system or ""}),
             result_count=1 if card else 0,
             served_from_cache=served_from_cache() if card else False,
         )

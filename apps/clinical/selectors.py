@@ -56,19 +56,25 @@ WITH RECURSIVE systems(s) AS (
     FROM systems WHERE systems.s IS NOT NULL
 )
 SELECT p.* FROM systems CROSS JOIN LATERAL (
-    SELECT id, {columns} FROM {table} WHERE identifier_system = systems.s AND mrn = %s AND NOT is_deleted LIMIT 1
+    SELECT id, {columns} FROM {table} WHERE identifier_system = systems.s AND mrn = %s {active} LIMIT 1
 ) p ORDER BY p.id
 """
 
 
-def patients_by_identifier(*, value: str, system: str | None = None) -> list[Patient]:
+def patients_by_identifier(*, value: str, system: str | None = None, deleted: bool = False) -> list[Patient]:
     """Every active patient with this MRN whose stored system is any spelling of `system` (normally one:
-    rows are stored normalised, but one left in an older spelling beside a colliding row is found too)."""
+    rows are stored normalised, but one left in an older spelling beside a colliding row is found too).
+    `deleted`: the soft-deleted ones too, as the (system, MRN) constraint counts them (a registration's check)."""
     normal = normalize_system(system or settings.MRN_SYSTEM)
     if connection.vendor != "postgresql":
-        found = Patient.objects.filter(is_deleted=False, mrn=value).only(*PATIENT_CARD_COLUMNS).order_by("pk")
+        found = Patient.objects.filter(mrn=value).only(*PATIENT_CARD_COLUMNS, "is_deleted").order_by("pk")
+        found = found if deleted else found.filter(is_deleted=False)
     else:
-        sql = _PATIENTS_WITH_MRN.format(table=Patient._meta.db_table, columns=", ".join(PATIENT_CARD_COLUMNS))
+        sql = _PATIENTS_WITH_MRN.format(
+            table=Patient._meta.db_table,
+            columns=", ".join([*PATIENT_CARD_COLUMNS, "is_deleted"]),
+            active="" if deleted else "AND NOT is_deleted",
+        )
         found = Patient.objects.raw(sql, [value])
     return [patient for patient in found if normalize_system(patient.identifier_system) == normal]
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from apps.caching.stack import invalidate_scopes
 from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
-from apps.clinical.identifiers import URI_PATTERN
+from apps.clinical.identifiers import URI_PATTERN, normalize_system
 from apps.clinical.models import SEARCH_FORM_LENGTH, Encounter, Observation, Patient
 
 MRN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,63}")  # fullmatch: "$" passes a final newline
@@ -115,12 +115,28 @@ def patient_create(
         if any(error.code == "unique_together" for error in exc.error_dict.get(NON_FIELD_ERRORS, [])):
             raise ValidationError({"mrn": ValidationError(DUPLICATE_MRN, code="duplicate_mrn")}) from exc
         raise
+    if _held_in_another_spelling(patient.mrn, patient.identifier_system):
+        raise ValidationError({"mrn": ValidationError(DUPLICATE_MRN, code="duplicate_mrn")})
     try:
         with transaction.atomic():
             patient.save()
     except IntegrityError as exc:  # a concurrent create of the same MRN won the race
         raise ValidationError({"mrn": ValidationError(DUPLICATE_MRN, code="duplicate_mrn")}) from exc
+    # No lookup scope to invalidate: a lookup that found no one is not cached, and one that found a patient in
+    # another spelling of the system was refused above (it would have gone on naming that patient alone).
     return patient
+
+
+def _held_in_another_spelling(mrn: str, system: str) -> bool:
+    """Whether a row (active or deleted, as the (system, MRN) constraint counts them) has this MRN under another
+    spelling of `system`: one migrations 0002/0003 left as it was, because normalising it would collide. The
+    constraint compares stored spellings only, so registering the MRN again in the normal spelling passed, made
+    every lookup of it ambiguous (409) and left a lookup cached before it naming the other patient alone."""
+    from apps.clinical.selectors import patients_by_identifier  # selectors import this module
+
+    return any(
+        found.identifier_system != system for found in patients_by_identifier(value=mrn, system=system, deleted=True)
+    )
 
 
 def patient_scope(patient_id: int) -> str:
@@ -129,17 +145,29 @@ def patient_scope(patient_id: int) -> str:
 
 
 def identifier_scope(system: str, mrn: str) -> str:
-    return f"identifier:{system}|{mrn}"
+    """The cache scope of the MRN lookups of `mrn` in `system`, in its normal spelling: a lookup typed in any
+    spelling is cached under the normal one (selectors.patient_id_by_identifier), and so is invalidated."""
+    return f"identifier:{normalize_system(system)}|{mrn}"
+
+
+def patient_identifier_scopes(*patients: Patient) -> list[str]:
+    """The lookup scopes a write to these patients invalidates: each one's MRN in the normal spelling of the
+    system its row is stored under, which may be an older one (migrations 0002/0003 left colliding rows so).
+    Pass the patient as it was and as it is where a write changes its MRN or system."""
+    return sorted({identifier_scope(patient.identifier_system, patient.mrn) for patient in patients})
 
 
 @transaction.atomic
 def patient_soft_delete(*, patient: Patient) -> Patient:
-    """Hide a patient from every read; the rows and their audit trail stay."""
+    """Hide a patient from every read; the rows and their audit trail stay. The lookups of its MRN in every
+    spelling of its system are invalidated, so one cached while it was the only match no longer names it, and
+    one left ambiguous (409) by a colliding row finds the patient who remains."""
     if not patient.is_deleted:
+        scopes = patient_identifier_scopes(patient)  # the row's own spelling, read before save() rewrites it
         patient.is_deleted = True
         patient.deleted_at = timezone.now()
         patient.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
-        invalidate_scopes(patient_scope(patient.pk), identifier_scope(patient.identifier_system, patient.mrn))
+        invalidate_scopes(patient_scope(patient.pk), *scopes)
     return patient
 
 

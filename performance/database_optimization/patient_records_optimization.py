@@ -1,5 +1,5 @@
 """The brief's path to the database-optimization API."""
 
-from apps.clinical.brief import PatientRecordOptimizer
+from apps.clinical.brief import AmbiguousPatientIdentifier, PatientRecordOptimizer
 
-__all__ = ["PatientRecordOptimizer"]
+__all__ = ["AmbiguousPatientIdentifier", "PatientRecordOptimizer"]

@@ -121,6 +121,11 @@ class PatientLookupView(PhiAPIView):
             200: s.PatientOutputSerializer,
             **PHI_ERRORS,
             **error_responses(404, e404="No active patient has this MRN."),
+            409: OpenApiResponse(
+                ErrorOutputSerializer,
+                description="More than one active patient has this MRN, under colliding spellings of its system "
+                "(`ambiguous_identifier`): ambiguous until their records are resolved.",
+            ),
             **JSON_BODY_ERRORS,
         },
     )
@@ -130,9 +135,15 @@ class PatientLookupView(PhiAPIView):
         services.validate_mrn(body["mrn"])
         if "system" in body:  # not a URI: a slip (the type code "MRN"), not a system no patient is in
             services.validate_identifier_system(body["system"])
-        patient_id = selectors.patient_id_by_identifier(value=body["mrn"], system=body.get("system"))
-        patient = selectors.patient_card(patient_id=patient_id) if patient_id else None
         query = {"identifier": body["mrn"], "system": body.get("system", "")}
+        try:
+            patient_id = selectors.patient_id_by_identifier(value=body["mrn"], system=body.get("system"))
+        except selectors.AmbiguousIdentifier:  # "these patients have this MRN": recorded as the 404 is, naming them
+            holders = selectors.patients_by_identifier(value=body["mrn"], system=body.get("system"))
+            self.audit(request, action="search", outcome="error", result_count=0, query=query,
+                       patient_ids=[holder.pk for holder in holders])  # fmt: skip
+            raise
+        patient = selectors.patient_card(patient_id=patient_id) if patient_id else None
         if patient is None:
             self.audit(request, action="search", outcome="not_found", result_count=0, query=query)
             raise NotFound("No patient has this MRN.")
@@ -298,9 +309,8 @@ class PatientListView(PhiAPIView):
         # "This MRN exists" answers a lookup, so it is recorded like one (after the rollback, so the record stays).
         lookup = {"identifier": fields["mrn"], "system": system or ""}
 
-        def holder() -> list[int]:  # named as the lookup's record names them
-            patient_id = selectors.patient_id_by_identifier(value=fields["mrn"], system=system)
-            return [patient_id] if patient_id else []
+        def holder() -> list[int]:  # named as the lookup's record names them: each, in any spelling of the system
+            return [patient.pk for patient in selectors.patients_by_identifier(value=fields["mrn"], system=system)]
 
         with self.refusal_audited(request, action="create", only=_duplicate_mrn, named=holder, query=lookup):
             patient, replayed = idempotent_create(claim, create=create, replay=replay, resource_id=lambda p: p.pk)
