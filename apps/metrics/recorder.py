@@ -157,13 +157,22 @@ class Recorder:
         while True:
             time.sleep(self.flush_interval)
             if self._records and time.monotonic() - self._flushed_at >= self.flush_interval:
-                self.flush(block=False)
+                try:
+                    self.flush(block=False)
+                finally:
+                    # This thread's connection back to the pool after each flush: kept, it held a pooled
+                    # connection for the life of the process (a slot of each process's pool: with
+                    # DB_POOL_MAX_SIZE=1 every request then answered 503), and the pool use published below
+                    # never read under 1/max. Handed back before that figure is read.
+                    _close_thread_connections()
             # This process's pool and its pod's CPU and memory, for the resource monitor (a Celery worker
             # elsewhere, which never sees this pod otherwise); off the request path.
             try:
                 pool_usage_publish()
             except Exception:  # never let it stop the flushes
                 logger.debug("pool use not published", exc_info=True)
+            finally:
+                _close_thread_connections()
 
     def record(self, *, route: str, method: str, status: int, client: str, elapsed_us: int) -> None:
         if self.background and (self._flusher is None or not self._flusher.is_alive()):
@@ -288,13 +297,14 @@ class Recorder:
 
 
 def _close_thread_connections() -> None:
-    """The exit flush's thread has connections of its own: handed back (to the pool), never left open."""
+    """The background and exit flushes' threads have connections of their own: handed back (to the pool) once
+    a round is done, never left open."""
     try:
         from django.db import connections
 
         connections.close_all()
     except Exception:  # an exit must not fail for metrics
-        logger.debug("the exit flush's connections could not be closed", exc_info=True)
+        logger.debug("the flush thread's connections could not be closed", exc_info=True)
 
 
 def status_class(status: int) -> str:
