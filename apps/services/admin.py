@@ -10,6 +10,7 @@ from apps.services.selectors import of_visible_services, sees_every_service, ser
 from apps.services.services import (
     EDITABLE_FIELDS,
     name_and_slug_check,
+    normalize_name,
     normalize_slug,
     route_prefix_check,
     service_create,
@@ -119,9 +120,14 @@ class ServiceAdmin(PlainLookupsAdmin, admin.ModelAdmin):
 
         class ServiceForm(form):
             def clean_name(self) -> str:
-                """Another service's name in some case: a message on the field (the database's constraint would
-                say it for the whole form)."""
+                """Another service's name in some case, or one that reads the same (full-width letters, runs
+                of spaces): a message on the field (the database's constraint would say it for the whole form,
+                and only for case). The name is stored normalised; kept as stored, it is not checked again, so
+                a stored look-alike pair (services.W003) stays editable until one of them is renamed."""
                 name = self.cleaned_data.get("name", "")
+                if self.instance.pk and name == self.instance.name:
+                    return name
+                name = normalize_name(name)
                 try:
                     name_and_slug_check(name=name, service_pk=self.instance.pk)
                 except ValidationError as refused:
@@ -135,6 +141,16 @@ class ServiceAdmin(PlainLookupsAdmin, admin.ModelAdmin):
                 except ValidationError as refused:
                     raise ValidationError(refused.message_dict["slug"]) from None
                 return slug
+
+            def clean_base_url(self) -> str:
+                """A benchmark run sends its plan's token to this URL: see base_url_change_refusal."""
+                from apps.benchmarks.selectors import base_url_change_refusal
+
+                base_url = self.cleaned_data.get("base_url", "")
+                refusal = base_url_change_refusal(service=self.instance, user=user, base_url=base_url)
+                if refusal:
+                    raise ValidationError(refusal)
+                return base_url
 
             def clean_route_prefix(self) -> str:
                 """Checked here too, so a refusal is a message on the field, not an error page."""

@@ -64,3 +64,36 @@ def refused_route_prefixes(app_configs=None, **kwargs) -> list[CheckMessage]:
         for slug, prefix in stored
         if (problem := route_prefix_problem(prefix))
     ]
+
+
+LOOK_ALIKE_NAMES = "services.W003"
+
+
+@register("services")
+def look_alike_names(app_configs=None, **kwargs) -> list[CheckMessage]:
+    """Each group of services whose stored names read the same (services.name_key: full-width or compatibility
+    letters, runs of spaces, case): stored before names were normalised, or by raw SQL or a fixture. Admin and
+    every service picker (alert rules, benchmarks, metrics) show them as one name; nothing renames them on its
+    own (which one keeps the name is an administrator's decision), and each stays editable meanwhile."""
+    from apps.services.models import Service
+    from apps.services.services import name_key
+
+    try:
+        with transaction.atomic():
+            stored = list(Service.objects.order_by("pk").values_list("slug", "name"))
+    except DatabaseError:
+        return []
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for slug, name in stored:
+        groups.setdefault(name_key(name), []).append((slug, name))
+    return [
+        Warning(
+            f"Services {', '.join(f'{slug} ({name!r})' for slug, name in group)} have names that read the same.",
+            hint="Rename all but one (admin: Services; or PATCH /api/v1/services/<slug>/ with a name): until then "
+            "admin, the dashboard and the service pickers of alert rules, benchmarks and metrics show them alike.",
+            obj="services.Service",
+            id=LOOK_ALIKE_NAMES,
+        )
+        for group in groups.values()
+        if len(group) > 1
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -38,8 +39,8 @@ def service_create(*, name: str, slug: str, editor=None, **fields: Any) -> Servi
     """Register a service; SLO targets not given take the brief's defaults. `editor`: the staff user
     making the change (None: the product itself, e.g. seeding)."""
     service = Service(name=name, slug=slug, **_editable(fields))
-    _validate(service, editor=editor)
-    _save_or_refuse(service, editor=editor)
+    _validate(service, editor=editor, name_written=True)
+    _save_or_refuse(service, editor=editor, name_written=True)
     return service
 
 
@@ -53,27 +54,58 @@ def service_update(*, service: Service, editor=None, **fields: Any) -> Service:
     current = Service.objects.select_for_update().filter(pk=service.pk).first()
     if current is None:
         raise ValidationError("This service was deleted meanwhile.")
+    # A name sent as stored (a PUT of the whole row) is not a rename: a stored look-alike pair stays editable.
+    name_written = "name" in fields and fields["name"] != current.name
+    if "base_url" in fields:
+        from apps.benchmarks.selectors import base_url_change_refusal
+
+        if refusal := base_url_change_refusal(service=current, user=editor, base_url=fields["base_url"]):
+            raise ValidationError({"base_url": refusal})
     for field, value in fields.items():
         setattr(current, field, value)
-    _validate(current, editor=editor)
-    _save_or_refuse(current, editor=editor, update_fields=[*fields, "updated_at"])
+    _validate(current, editor=editor, name_written=name_written)
+    _save_or_refuse(current, editor=editor, name_written=name_written, update_fields=[*fields, "updated_at"])
     for field in (*EDITABLE_FIELDS, "updated_at"):
         setattr(service, field, getattr(current, field))
     return service
 
 
-def _validate(service: Service, *, editor) -> None:
+def _validate(service: Service, *, editor, name_written: bool) -> None:
     # The prefix is checked by route_prefix_check, whose message about a service hidden from the editor says
     # "overlaps", as admin's does, before the database constraint's "another service has this prefix".
+    # The name is normalised and checked only when it is written: a stored look-alike pair (services.W003)
+    # stays editable in its other fields until an administrator renames one of them.
     service.slug = normalize_slug(service.slug)
+    if name_written:
+        service.name = normalize_name(service.name)
     service.full_clean(validate_constraints=False)
-    name_and_slug_check(name=service.name, slug=service.slug, service_pk=service.pk)
+    name_and_slug_check(name=service.name if name_written else None, slug=service.slug, service_pk=service.pk)
     route_prefix_check(route_prefix=service.route_prefix, service_pk=service.pk, editor=editor)
 
 
 def normalize_slug(slug: str) -> str:
     """The slug as stored: lower case. "Triage" and "triage" were two services, two URLs, one name to a reader."""
     return slug.lower() if isinstance(slug, str) else slug
+
+
+def normalize_name(name: str) -> str:
+    """The name as stored: NFKC (a full-width or compatibility form is its plain one: full-width "EMR" is plain "EMR"),
+    surrounding whitespace dropped and each run of it one space (a page shows "EMR  triage" as "EMR triage")."""
+    return " ".join(unicodedata.normalize("NFKC", name).split()) if isinstance(name, str) else name
+
+
+def name_key(name: str) -> str:
+    """What a reader tells names apart by: the normalised name, case folded. Two services with one key read as
+    one in admin, the dashboard and every service picker (alert rules, benchmarks, metrics)."""
+    return normalize_name(name).casefold()
+
+
+def _look_alike_taken(name: str, service_pk: int | None) -> bool:
+    # Rows stored before names were normalised may hold full-width "EMR" or "EMR  " (the database's constraint folds
+    # only case), so every other name is normalised here: a registry is tens of rows, not millions.
+    others = Service.objects.exclude(pk=service_pk) if service_pk else Service.objects.all()
+    key = name_key(name)
+    return any(name_key(other) == key for other in others.values_list("name", flat=True).iterator())
 
 
 def _taken_in_any_case(field: str, value: str, service_pk: int | None) -> bool:
@@ -88,20 +120,26 @@ def name_and_slug_check(*, name: str | None = None, slug: str | None = None, ser
     errors = {}
     if isinstance(name, str) and name and _taken_in_any_case("name", name, service_pk):
         errors["name"] = "Another service has this name (in some case)."
+    elif isinstance(name, str) and name and _look_alike_taken(name, service_pk):
+        errors["name"] = (
+            "Another service has a name that reads the same (full-width or compatibility letters, spaces or "
+            "case aside): choose one that differs in its letters."
+        )
     if isinstance(slug, str) and slug and _taken_in_any_case("slug", slug, service_pk):
         errors["slug"] = "Another service has this slug (in some case)."
     if errors:
         raise ValidationError(errors)
 
 
-def _save_or_refuse(service: Service, *, editor, update_fields: list[str] | None = None) -> None:
+def _save_or_refuse(service: Service, *, editor, name_written: bool, update_fields: list[str] | None = None) -> None:
     """Save, refusing on the field when another save took the same name, slug or route prefix between this
     one's checks and its insert (both pass the checks; the database keeps one): a 400, not a 500."""
     try:
         with transaction.atomic():
             service.save(update_fields=update_fields)
     except IntegrityError:
-        _validate(service, editor=editor)  # the other save is committed now (the insert waited for it)
+        # The other save is committed now (the insert waited for it).
+        _validate(service, editor=editor, name_written=name_written)
         raise
 
 
