@@ -57,6 +57,24 @@ class BenchmarkPlanAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
                         raise ValidationError(f"You may give a plan only scopes you hold; not {', '.join(missing)}.")
                 return scopes
 
+            def clean_service(self):
+                """Moving a plan to another service sends its token, with its scopes, to that service's URL:
+                only a user holding those scopes may (an Operator could otherwise move an administrator's
+                plan to a service they pointed at a listener of their own)."""
+                service = self.cleaned_data.get("service")
+                if self.instance.pk and service is not None and service.pk != self.instance.service_id:
+                    stored = self.instance.scopes if isinstance(self.instance.scopes, list) else []
+                    missing = sorted(
+                        s for s in stored
+                        if isinstance(s, str) and not user.has_perm(f"accounts.{scope_permission_codename(s)}")
+                    )  # fmt: skip
+                    if missing:
+                        raise ValidationError(
+                            f"Its runs' token carries scopes you do not hold ({', '.join(missing)}): only a user "
+                            "holding them may move the plan to another service."
+                        )
+                return service
+
         return PlanForm
 
     @admin.display(description="History")

@@ -90,3 +90,40 @@ def benchmark_run_detail(run_id: int, *, visible_services: frozenset[int] | None
         "findings": run.findings, "verdicts": run.verdicts, "error": run.error,
         "generator_cpu_max": run.generator_cpu_max, "report_url": f"/benchmarks/runs/{run.pk}/report/",
     }  # fmt: skip
+
+
+def scopes_missing_to_repoint(*, service, user) -> list[str]:
+    """The scopes of the service's benchmark plans that `user` does not hold. A run sends its token, with its
+    plan's scopes (PHI ones included), to the service's base URL: a user who could change that URL without
+    holding the scopes (an Operator) could point an administrator's plan, and its token, at a listener of their
+    own on another port of an allowed host. Empty: the user may change it."""
+    from apps.accounts.models import scope_permission_codename
+    from apps.benchmarks.models import BenchmarkPlan
+
+    if service is None or service.pk is None:
+        return []
+    scopes = {
+        scope
+        for plan_scopes in BenchmarkPlan.objects.filter(service=service).values_list("scopes", flat=True)
+        if isinstance(plan_scopes, list)
+        for scope in plan_scopes
+        if isinstance(scope, str)
+    }
+    return sorted(s for s in scopes if not user.has_perm(f"accounts.{scope_permission_codename(s)}"))
+
+
+def base_url_change_refusal(*, service, user, base_url) -> str | None:
+    """Why `user` may not set the service's base URL to `base_url` (None: they may). `user` None is the
+    product itself (seeding)."""
+    if user is None or service is None or service.pk is None:
+        return None
+    stored = type(service).objects.filter(pk=service.pk).values_list("base_url", flat=True).first()
+    if stored is None or stored == base_url:
+        return None
+    missing = scopes_missing_to_repoint(service=service, user=user)
+    if missing:
+        return (
+            f"Its benchmark plans' runs send a token with scopes you do not hold ({', '.join(missing)}) to this "
+            "URL: only a user holding them may change it."
+        )
+    return None
