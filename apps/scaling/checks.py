@@ -15,6 +15,18 @@ POLICY_OUT_OF_BOUNDS = "scaling.W001"
 FORECAST_FIELDS = ("replica_capacity_rps", "target_utilization", "lead_minutes")
 
 
+# What a ceiling below the maximum does, and does not: the forecast plans replicas up to the maximum (the
+# cluster's maxReplicaCount, which an administrator raised by hand past the ceiling), never the ceiling, which
+# bounds only how far the optimizer raises the maximum. Planning to the ceiling would hold a service below what
+# its cluster allows and its load needs, on a value the model refuses today; so the check names it instead.
+_CEILING_BELOW_MAXIMUM = (
+    " Replica plans and manifests are held to the maximum ({maximum}), never to the ceiling: the ceiling bounds "
+    "only how far the optimizer raises the maximum, so below it the optimizer raises nothing (its advice says the "
+    "forecast is above the ceiling). Raise the ceiling to at least the maximum, or lower the maximum to the "
+    "ceiling to plan fewer replicas."
+)
+
+
 def policy_bound_problems(policy) -> dict[str, str]:
     """{field: why} for each stored value outside the model's bounds (its fields' min/max validators, and the
     ceiling not below the maximum). The form and the API refuse such values, but a policy saved before a bound
@@ -68,6 +80,11 @@ def policies_out_of_bounds(app_configs=None, **kwargs) -> list[CheckMessage]:
                     ": until then it is not forecast and its last plan is kept."
                     if set(problems) & set(FORECAST_FIELDS)
                     else "."
+                )
+                + (
+                    _CEILING_BELOW_MAXIMUM.format(maximum=policy.max_replicas)
+                    if "max_replicas_ceiling" in problems
+                    else ""
                 ),
                 obj="scaling.ScalingPolicy",
                 id=POLICY_OUT_OF_BOUNDS,
