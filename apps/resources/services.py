@@ -146,18 +146,42 @@ def _cpu_and_memory(*, cpu_interval: float, cgroup_root: Path) -> dict:
     return figures
 
 
-def resources_sample(*, cpu_interval: float = 1.0, cgroup_root: Path = cgroup.CGROUP_ROOT) -> ResourceSample:
-    """Measure CPU (over `cpu_interval`), memory, disk, connections and Redis memory, and store it."""
+def _own_pool_pct() -> float | None:
+    """This process's pool use as its api processes publish theirs (pools.pool_usage_publish: a full pool with
+    requests queued is 100%), less the connection the sampling thread itself holds (the monitor samples inside
+    its own transaction): a worker's idle pool read 1/max (10% of 10), and that figure stood for the host."""
+    pool = database_pool_stats()
+    if pool is None or not pool["max_size"]:
+        return None
+    if pool["size"] >= pool["max_size"] and pool["waiting"] > 0:
+        return 100.0
+    own = 1 if connections["default"].connection is not None else 0
+    return round(100 * max(pool["in_use"] - own, 0) / pool["max_size"], 1)
+
+
+def _host_pool_pct(own: float | None, published: dict | None) -> float | None:
+    """The host's pool figure: its busiest pool, the sampling process's or one its api processes published (one
+    host under `make run` or the Procfile). The worker's own alone was stored while a recommendation said the
+    api's pool on that host was full, and the samples, the series and the dashboard read the worker's 10%."""
+    figures = [value for value in (own, (published or {}).get("pct")) if value is not None]
+    return max(figures) if figures else None
+
+
+def resources_sample(
+    *, cpu_interval: float = 1.0, cgroup_root: Path = cgroup.CGROUP_ROOT, published: dict | None = None
+) -> ResourceSample:
+    """Measure CPU (over `cpu_interval`), memory, disk, connections and Redis memory, and store it. `published`:
+    the busiest pool this host's other processes published (pools.pool_usage_by_host), if any."""
     from apps.caching.stack import default_stack
 
-    pool = database_pool_stats()
+    pool_pct = _host_pool_pct(_own_pool_pct(), published)
     redis_used, redis_max = _redis_memory()
     return _on_database_clock(ResourceSample.objects.create(
         host=socket.gethostname(),
         **_cpu_and_memory(cpu_interval=cpu_interval, cgroup_root=cgroup_root),
         disk_pct=psutil.disk_usage(str(settings.VAR_DIR)).percent,
         db_connections_pct=_database_connections_pct(),
-        pool_pct=round(100 * pool["utilization"], 1) if pool else None,
+        pool_pct=pool_pct,
         redis_memory_bytes=redis_used,
         redis_maxmemory_bytes=redis_max,
         l1_cache_bytes=sum(size for _, size in default_stack().l1.usage().values()),
@@ -168,13 +192,14 @@ def resources_sample(*, cpu_interval: float = 1.0, cgroup_root: Path = cgroup.CG
 MONITOR_INTERVAL = timedelta(seconds=30)
 
 
-def resources_sample_once_per_interval(*, schedule: str | None) -> ResourceSample | None:
+def resources_sample_once_per_interval(*, schedule: str | None, published: dict | None = None) -> ResourceSample | None:
     """resources_sample, where a beat schedule sent it (`schedule`, its name) at most once per half the schedule's
     interval per host: two beats (an evicted pod terminating beside its replacement) each send the schedule,
     and every host got two samples per interval, its calm samples counted twice (a recommendation resolved in
-    half of RECOVER_SAMPLES' time) and its occurrences too. None when skipped; by hand it always samples."""
+    half of RECOVER_SAMPLES' time) and its occurrences too. None when skipped; by hand it always samples.
+    `published`: as resources_sample's."""
     if schedule is None:
-        return resources_sample()
+        return resources_sample(published=published)
     host = socket.gethostname()
     with transaction.atomic():
         scheduled_task_lock(f"resources.monitor:{host}")
@@ -183,7 +208,7 @@ def resources_sample_once_per_interval(*, schedule: str | None) -> ResourceSampl
         if ResourceSample.objects.filter(host=host, measured_at__isnull=True, at__gt=Now() - gap).exists():
             logger.info("resources monitor: %s was sampled less than half an interval ago, skipped", host)
             return None
-        return resources_sample()
+        return resources_sample(published=published)
 
 
 def _on_database_clock(sample: ResourceSample) -> ResourceSample:

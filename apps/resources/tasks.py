@@ -1,4 +1,5 @@
 import math
+import socket
 
 from celery import shared_task
 
@@ -25,12 +26,16 @@ def _series_record(*samples: ResourceSample) -> None:
 
 @shared_task(name="resources.monitor", bind=True)
 def monitor(self) -> int:
-    sample = services.resources_sample_once_per_interval(schedule=beat_schedule_name(self.request))
+    # Read first: this host's own sample takes the busiest pool of its processes (the api's, on one host), the
+    # figure its recommendation is judged by, not the worker's alone.
+    usage = pools.pool_usage_by_host()
+    sample = services.resources_sample_once_per_interval(
+        schedule=beat_schedule_name(self.request), published=(usage or {}).get(socket.gethostname())
+    )
     if sample is None:
         return 0
     services.resource_samples_prune()
     services.resource_recommendations_prune()
-    usage = pools.pool_usage_by_host()
     # The api and live pods, which never run this task, get a sample of their own from what they published.
     published = services.published_samples_record(usage or {}, own_host=sample.host)
     # None: this publish was recorded and judged by an earlier run
