@@ -19,6 +19,14 @@ export default function BenchmarksPage() {
   const state = useJson<{ results: RunSummary[] }>("/api/v1/benchmarks/runs/?limit=100", { refreshMs: 15000 });
   const runs = state.status === "ready" ? state.data.results : [];
   const finished = runs.filter((run) => run.status === "succeeded").reverse();
+  // One line per plan: plans differ in target, mix and load (a /healthz plan's 6 ms beside a patient card's
+  // 500 ms), and one line through every run drew changes between plans as regressions that never happened.
+  const plans = [...new Map(finished.map((run) => [run.plan_id, run.plan])).entries()];
+  const series = plans.map(([planId, name]) => ({
+    label: `${name} p95 ms`,
+    values: finished.map((run) => (run.plan_id === planId ? (run.summary.p95_ms ?? null) : null)),
+    spanGaps: true, // another plan's runs between two of this one's are no gap in it
+  }));
 
   return (
     <section aria-labelledby="benchmarks-title">
@@ -29,7 +37,7 @@ export default function BenchmarksPage() {
           title="p95 of successive runs (dashed lines: regressions)"
           x={finished.map((run) => epoch(run.created_at))}
           unit=" ms"
-          series={[{ label: "p95 ms", values: finished.map((run) => run.summary.p95_ms ?? null) }]}
+          series={series}
           markers={finished.filter((run) => run.regressions.length).map((run) => epoch(run.created_at))}
         />
       ) : null}

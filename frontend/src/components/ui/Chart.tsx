@@ -15,6 +15,8 @@ export interface ChartSeries {
   dash?: boolean;
   /** Drawn as a filled band's edge only (no line of its own in the legend). */
   band?: boolean;
+  /** Join the values across nulls (x values that are another series', not a gap in this one). */
+  spanGaps?: boolean;
 }
 
 export interface ChartProps {
@@ -122,7 +124,7 @@ export function Chart({ title, x, series, bands = [], time = true, kind = "line"
             fill: colors[i],
           },
           // A null step (nothing measured) is a gap in the line, and "no data" in the legend, never 0.
-          spanGaps: false,
+          spanGaps: s.spanGaps ?? false,
           // Off the plot (no index) the legend shows no value at all, not "no data" for every series.
           value: (_u: uPlot, value: number | null, _s: number, idx: number | null) => (idx === null ? "" : legendValue(value, unit)),
         })),
