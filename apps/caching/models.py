@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, router, transaction
 
 from apps.caching.defaults import PHI_NAMESPACES
 
@@ -69,17 +69,35 @@ class CachePolicy(models.Model):
         """An edit that entries already stored would not honour (a shorter TTL or stale window, encryption
         turned on) moves the key generation on: those entries are orphaned in every tier at once.
 
+        The generation is never written from this instance: it may have been loaded before a clear (the admin's
+        form) that bumped it since, and writing it back made every entry the clear orphaned valid again. An
+        edit of a stored row locks it, moves the generation on from the row's own value when it orphans, and
+        writes every other field.
+
         A new policy's generation is the time in microseconds, not 1: a namespace whose policy was deleted (and
         created again by the code's next read) would otherwise reuse the keys of the entries a clear orphaned."""
         if self._state.adding and self.generation == 1:
             self.generation = time.time_ns() // 1000
-        elif self.pk is not None:
-            before = type(self).objects.filter(pk=self.pk).values(*_ORPHANING_FIELDS, "generation").first()
-            if before is not None and _orphans_entries(before, self):
-                self.generation = before["generation"] + 1
-                if kwargs.get("update_fields") is not None:
-                    kwargs["update_fields"] = {*kwargs["update_fields"], "generation"}
-        super().save(*args, **kwargs)
+        if self._state.adding or self.pk is None or kwargs.get("force_insert"):
+            super().save(*args, **kwargs)
+            return
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        with transaction.atomic(using=using):
+            rows = type(self)._base_manager.using(using).filter(pk=self.pk)
+            before = rows.select_for_update().values(*_ORPHANING_FIELDS, "generation").first()
+            if before is None:  # deleted since it was loaded: saved as it is, as Django would
+                super().save(*args, **kwargs)
+                return
+            generation = before["generation"]
+            if _orphans_entries(before, self):
+                generation += 1
+                rows.update(generation=generation)  # the row is locked: the same as F("generation") + 1
+            self.generation = generation
+            fields = kwargs.get("update_fields")
+            if fields is None:
+                fields = [f.name for f in self._meta.concrete_fields if not f.primary_key]
+            kwargs["update_fields"] = [name for name in fields if name != "generation"]
+            super().save(*args, **kwargs)
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
