@@ -403,10 +403,41 @@ def _notify_on_commit(alert: Alert, event: str) -> None:
     transaction.on_commit(lambda: _notify(alert, event))
 
 
-def _notify(alert: Alert, event: str) -> None:
+def alert_of_deleted_rule_resolve(*, alert: Alert) -> None:
+    """An alert deleted while firing (its rule deleted in admin, or the rule's service): resolved, and the
+    resolution sent once the delete is committed. Before, the delete took the alert with it in silence: the
+    webhook's incident and the paged on-call never heard "resolved", the incident stayed open for good.
+
+    The rule's row is held first, as an evaluation holds it (alerts_evaluate): one running beside the delete
+    that resolved the alert already is waited for and seen, never paged twice. The deliveries are logged, not
+    recorded: the alert's row, theirs with it, is gone once they are sent."""
+    from apps.resources.selectors import database_now
+
+    if alert.state != Alert.State.FIRING:
+        return
+    list(AlertRule.objects.select_for_update().filter(pk=alert.rule_id).values_list("pk", flat=True))
+    current = Alert.objects.filter(pk=alert.pk, state=Alert.State.FIRING).select_related("rule").first()
+    if current is None:  # resolved meanwhile: its "resolved" went out then
+        return
+    current.state, current.resolved_at = Alert.State.RESOLVED, database_now()
+    current.message = f"Resolved: rule deleted. {current.message}"[:300]
+    transaction.on_commit(lambda: _notify(current, "resolved", record=False))
+
+
+def _notify(alert: Alert, event: str, *, record: bool = True) -> None:
     """Post to the webhook and e-mail, each channel on its own: one failing (whatever it raises) is recorded
-    as a failed delivery and never keeps the other from being tried."""
+    as a failed delivery and never keeps the other from being tried. `record` off (the alert deleted): each
+    delivery is logged instead."""
     rule = alert.rule
+
+    def _record_or_log(alert: Alert, event: str, channel: str, target: str, delivered: bool, detail: str) -> None:
+        if record:
+            _record(alert, event, channel, target, delivered, detail)
+        else:
+            where = _webhook_origin(target) if channel == "webhook" else target
+            logger.info("alert %s of deleted rule %s: %s via %s to %s: %s", alert.pk, rule.name, event, channel,
+                        where, "delivered" if delivered else f"failed ({detail})")  # fmt: skip
+
     payload = {
         "event": event,
         "rule": rule.name,
@@ -424,15 +455,15 @@ def _notify(alert: Alert, event: str) -> None:
         except Exception as exc:  # a webhook's failure, whatever it raises, must not cost the e-mail
             logger.warning("alert webhook to %s failed", _webhook_origin(rule.webhook_url), exc_info=True)
             delivered, detail = False, f"{type(exc).__name__}: {exc}"
-        _record(alert, event, "webhook", rule.webhook_url, delivered, detail)
+        _record_or_log(alert, event, "webhook", rule.webhook_url, delivered, detail)
     recipients = [address.strip() for address in rule.email_to.split(",") if address.strip()]
     if recipients:
         subject = f"[{rule.severity}] {event}: {rule.name}"
         try:
             send_mail(subject, alert.message, settings.DEFAULT_FROM_EMAIL, recipients)
-            _record(alert, event, "email", rule.email_to, True, "sent")
+            _record_or_log(alert, event, "email", rule.email_to, True, "sent")
         except Exception as exc:  # noqa: BLE001 - a mail outage must not stop evaluation
-            _record(alert, event, "email", rule.email_to, False, str(exc))
+            _record_or_log(alert, event, "email", rule.email_to, False, str(exc))
 
 
 def _webhook_origin(url: str) -> str:
