@@ -49,7 +49,7 @@ def render_run_report(run) -> str:
             "p95_chart": svg.line(
                 [(p["t"], p["p95_ms"]) for p in timeline if p["p95_ms"] is not None],
                 colour="#0a58ca",
-                label="p95 (ms, rolling 10 s), dashed: the gate",
+                label="p95 of each second's successful requests (ms), dashed: the gate",
                 marker=gates["p95_ms"],
             ),
             "histogram_chart": _histogram_svg(run.histogram),

@@ -199,7 +199,7 @@ def _run_in(
         seconds,
         samples,
         endpoints=analysis.parse_stats(stats) if stats.exists() else [],
-        timeline=analysis.parse_history(history) if history.exists() else [],
+        timeline=analysis.successes_p95(analysis.parse_history(history), samples) if history.exists() else [],
         cpu_max=cpu_max,
         totals=totals,
     )

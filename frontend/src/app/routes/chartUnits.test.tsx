@@ -110,7 +110,7 @@ describe("chart axes say their unit", () => {
       expect(labels.some((l) => l.includes("ms")) && labels.some((l) => l.includes("req/s"))).toBe(false);
     }
     const shown = axes();
-    expect(shown["Latency over the run (rolling p95)"]).toBe(" ms|");
+    expect(shown["Latency over the run (p95 of each second's successes)"]).toBe(" ms|");
     expect(shown["Throughput over the run"]).toBe(" req/s|");
     expect(shown["Latency histogram (requests per ms bucket)"]).toBe("|count");
     cleanup();
