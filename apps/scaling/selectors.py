@@ -33,19 +33,28 @@ def _earlier_forecast(service_id: int, metric: str, now: datetime) -> dict | Non
     return {"created_at": earlier.created_at.isoformat(), "model": earlier.model, "points": earlier.points}
 
 
-def _emergency_rule_json(policy: ScalingPolicy) -> dict | None:
+def _emergency_rule_json(policy: ScalingPolicy, visible_rule_ids: set[int] | None) -> dict | None:
+    """The rule a policy follows into emergency mode, or, for a viewer who may not see that rule (another
+    service's, hidden from them), only that there is one: its name and state told them of the hidden
+    service's alerts."""
     rule = policy.emergency_alert_rule
     if rule is None:
         return None
+    if visible_rule_ids is not None and rule.pk not in visible_rule_ids:
+        return {"id": None, "name": None, "hidden": True, "enabled": None, "firing": None}
     # A disabled rule's leftover alert holds nothing (services._alert_firing).
-    return {"id": rule.pk, "name": rule.name, "enabled": rule.enabled, "firing": rule.enabled and policy.rule_firing}
+    return {
+        "id": rule.pk, "name": rule.name, "hidden": False, "enabled": rule.enabled,
+        "firing": rule.enabled and policy.rule_firing,
+    }  # fmt: skip
 
 
 def scaling_overview(*, now: datetime | None = None, visible_services: frozenset[int] | None = None) -> list[dict]:
     """Every policy: its limits and state, why it is in emergency mode (set by hand, its alert rule
     firing, or both; read-only here: set in admin), the latest forecast per metric, yesterday's forecast
     of the request rate (against actuals), and the replica plan."""
-    from apps.metrics.models import Alert
+    from apps.metrics.models import Alert, AlertRule
+    from apps.metrics.selectors import rules_visible
 
     now = now or timezone.now()
     rows = []
@@ -54,7 +63,13 @@ def scaling_overview(*, now: datetime | None = None, visible_services: frozenset
         ScalingPolicy.objects.select_related("service", "emergency_alert_rule").annotate(rule_firing=Exists(firing)),
         visible_services,
     )
-    for policy in policies.order_by("service__name"):
+    policies = list(policies.order_by("service__name"))
+    visible_rule_ids = None
+    if visible_services is not None and any(policy.emergency_alert_rule_id for policy in policies):
+        rule_ids = {policy.emergency_alert_rule_id for policy in policies} - {None}
+        rules = rules_visible(AlertRule.objects.filter(pk__in=rule_ids), visible_services)
+        visible_rule_ids = set(rules.values_list("pk", flat=True))
+    for policy in policies:
         service = policy.service
         forecasts = {}
         for metric in WorkloadForecast.Metric.values:
@@ -69,7 +84,7 @@ def scaling_overview(*, now: datetime | None = None, visible_services: frozenset
             "predictive": policy.predictive, "keda_enabled": policy.keda_enabled,
             "emergency_mode": policy.emergency_mode, "emergency_manual": policy.emergency_manual,
             "emergency_until": policy.emergency_until.isoformat() if policy.emergency_until else None,
-            "emergency_alert_rule": _emergency_rule_json(policy), "apply_state": policy.apply_state,
+            "emergency_alert_rule": _emergency_rule_json(policy, visible_rule_ids), "apply_state": policy.apply_state,
             "apply_error": policy.apply_error, "history_source": policy.history_source,
             "forecasts": forecasts, "forecast_skipped": policy.forecast_skipped,
             "earlier_request_rate": _earlier_forecast(service.pk, WorkloadForecast.Metric.REQUEST_RATE, now),

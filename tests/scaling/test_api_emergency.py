@@ -74,7 +74,13 @@ def test_emergency_mode_held_by_a_firing_rule_names_the_rule(viewer_api):
     ScalingPolicy.objects.filter(pk=policy.pk).update(emergency_alert_rule=rule, emergency_mode=True)
     row = _row(viewer_api, policy)
     assert row["emergency_mode"] and not row["emergency_manual"]
-    assert row["emergency_alert_rule"] == {"id": rule.pk, "name": "ED surge", "enabled": True, "firing": True}
+    assert row["emergency_alert_rule"] == {
+        "id": rule.pk,
+        "name": "ED surge",
+        "hidden": False,
+        "enabled": True,
+        "firing": True,
+    }
 
 
 def test_a_disabled_rules_leftover_alert_is_not_reported_as_firing(viewer_api):
@@ -108,6 +114,8 @@ def test_the_sources_of_every_policy_cost_no_query_of_their_own(django_assert_nu
     ScalingPolicy.objects.filter(pk=policies[1].pk).update(emergency_alert_rule=rule)
     with django_assert_num_queries(1 + 6 * len(policies)):
         rows = scaling_overview()
+    with django_assert_num_queries(3 + 6 * len(policies)):  # and which rules a viewer may see, at once
+        scaling_overview(visible_services=frozenset(policy.service_id for policy in policies))
     assert [row["emergency_alert_rule"] and row["emergency_alert_rule"]["name"] for row in rows] == [
         None,
         "Surge",
@@ -129,3 +137,24 @@ def test_the_api_says_why_a_metric_has_no_fresh_forecast(viewer_api, settings):
     ScalingPolicy.objects.filter(pk=policy.pk).update(history_source="synthetic")
     services.forecasts_refresh(services=[service])
     assert _row(viewer_api, policy)["forecast_skipped"] == {}  # every metric forecast this time
+
+
+def test_a_rule_of_a_service_hidden_from_the_viewer_is_neither_named_nor_its_state_told(viewer_api):
+    """An admin may make another service's rule the one a policy follows: a viewer who may not see that service
+    read its rule's name and whether it fired on the Scaling page."""
+    policy = _policy("triage")
+    hidden = Service.objects.create(name="Oncology triage", slug="onco-triage")
+    hidden.visible_to.add(Group.objects.create(name="Oncology"))
+    rule = _firing_rule("Oncology p95 surge")
+    AlertRule.objects.filter(pk=rule.pk).update(service=hidden)
+    ScalingPolicy.objects.filter(pk=policy.pk).update(emergency_alert_rule=rule, emergency_mode=True)
+
+    row = _row(viewer_api, policy)
+    assert row["emergency_alert_rule"] == {"id": None, "name": None, "hidden": True, "enabled": None, "firing": None}
+    assert row["emergency_mode"] is True  # the policy's own state, the viewer's to see
+    assert "Oncology" not in str(viewer_api.get(URL).json())
+
+    # One who sees the service reads the rule as before.
+    admin_row = next(row for row in scaling_overview() if row["id"] == policy.pk)
+    assert admin_row["emergency_alert_rule"]["name"] == "Oncology p95 surge"
+    assert admin_row["emergency_alert_rule"]["firing"] is True

@@ -37,10 +37,15 @@ class ReplicaPlanOutputSerializer(serializers.Serializer):
 
 
 class EmergencyAlertRuleOutputSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    enabled = serializers.BooleanField()
-    firing = serializers.BooleanField(help_text="Enabled and firing now: holds emergency mode on.")
+    id = serializers.IntegerField(allow_null=True, help_text="Null where the rule is hidden from you.")
+    name = serializers.CharField(allow_null=True, help_text="Null where the rule is hidden from you.")
+    hidden = serializers.BooleanField(
+        help_text="Another service's rule, hidden from you: its name and state are left out (null)."
+    )
+    enabled = serializers.BooleanField(allow_null=True)
+    firing = serializers.BooleanField(
+        allow_null=True, help_text="Enabled and firing now: holds emergency mode on. Null where hidden."
+    )
 
 
 class ScalingPolicyOutputSerializer(serializers.Serializer):

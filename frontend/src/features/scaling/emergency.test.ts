@@ -42,3 +42,20 @@ describe("emergencyText", () => {
     );
   });
 });
+
+describe("emergencyText with a rule hidden from the viewer", () => {
+  const hidden = { id: null, name: null, hidden: true, enabled: null, firing: null };
+
+  it("names neither the rule nor its state", () => {
+    expect(emergencyText({ emergency_mode: false, emergency_alert_rule: hidden, floor_replicas: 2 }).text).toBe(
+      "Emergency mode: off (turns on while an alert rule you cannot see fires)",
+    );
+    expect(emergencyText({ emergency_mode: true, emergency_manual: false, emergency_alert_rule: hidden, floor_replicas: 8 })).toEqual({
+      on: true,
+      text: "Emergency mode: on (set by an alert rule you cannot see), minimum lifted to 8 replicas",
+    });
+    expect(emergencyText({ emergency_mode: true, emergency_manual: true, emergency_alert_rule: hidden, floor_replicas: 8 }).text).toBe(
+      "Emergency mode: on (set by hand), minimum lifted to 8 replicas",
+    );
+  });
+});

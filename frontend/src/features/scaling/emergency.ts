@@ -2,11 +2,14 @@ import { when } from "../../lib/format";
 
 /** The alert rule a scaling policy follows into emergency mode (the API's `emergency_alert_rule`). */
 export interface EmergencyRule {
-  id: number;
-  name: string;
-  enabled: boolean;
+  /** Null, with the name and state, for a rule of a service hidden from this viewer. */
+  id: number | null;
+  name: string | null;
+  /** Another service's rule, hidden from this viewer: only that the policy follows one is told. */
+  hidden?: boolean;
+  enabled: boolean | null;
   /** Enabled and firing now. */
-  firing: boolean;
+  firing: boolean | null;
 }
 
 export interface EmergencySource {
@@ -26,6 +29,7 @@ export interface EmergencySource {
  */
 export function emergencyText(policy: EmergencySource): { on: boolean; text: string } {
   const rule = policy.emergency_alert_rule ?? null;
+  if (rule?.hidden) return hiddenRuleText(policy);
   const ruleName = rule ? `alert rule “${rule.name}”` : null;
   if (!policy.emergency_mode) {
     if (!rule) return { on: false, text: "Emergency mode: off" };
@@ -41,4 +45,16 @@ export function emergencyText(policy: EmergencySource): { on: boolean; text: str
   if (rule?.firing) return { on: true, text: `Emergency mode: on (set by ${ruleName}, firing)${floor}` };
   // Neither: the checker ends it within a minute (the rule resolved or was turned off since).
   return { on: true, text: `Emergency mode: on, ending (${ruleName ?? "its alert rule"} no longer fires)${floor}` };
+}
+
+/** A rule this viewer may not see: neither its name nor whether it fires, only that the policy follows one. */
+function hiddenRuleText(policy: EmergencySource): { on: boolean; text: string } {
+  const rule = "an alert rule you cannot see";
+  if (!policy.emergency_mode) return { on: false, text: `Emergency mode: off (turns on while ${rule} fires)` };
+  const floor = `, minimum lifted to ${policy.floor_replicas} replicas`;
+  if (policy.emergency_manual) {
+    const until = policy.emergency_until ? ` until ${when(policy.emergency_until)}` : "";
+    return { on: true, text: `Emergency mode: on (set by hand${until})${floor}` };
+  }
+  return { on: true, text: `Emergency mode: on (set by ${rule})${floor}` };
 }
