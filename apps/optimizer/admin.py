@@ -7,6 +7,15 @@ from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.optimizer import services
 from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
 from apps.services.admin import ServiceVisibilityAdmin
+from apps.services.selectors import sees_all_traffic
+
+
+class EveryServiceRunAdmin(ServiceVisibilityAdmin):
+    """A run of no service covers every service: its verdicts, steps and recommendations name each of them
+    (p95s, forecasts, replica plans), so it is only for who sees every service."""
+
+    def unassigned_visible_to(self, visible_services: frozenset[int] | None) -> bool:
+        return sees_all_traffic(visible_services)
 
 
 class StepInline(admin.TabularInline):
@@ -28,8 +37,7 @@ class RecommendationInline(admin.TabularInline):
 
 
 @admin.register(OptimizationRun)
-class OptimizationRunAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
-    unassigned_visible = True  # a run over every service is everyone's
+class OptimizationRunAdmin(PlainLookupsAdmin, EveryServiceRunAdmin):
     show_full_result_count = False  # a filtered list counts its own rows only, not the whole history again
     list_display = ["id", "target", "status", "targets_met", "apply", "requested_by", "started_at", "finished_at",
                     "report_link"]  # fmt: skip
@@ -63,8 +71,8 @@ class OptimizationRunAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
 
 
 @admin.register(Recommendation)
-class RecommendationAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
-    service_field, unassigned_visible = "run__service", True
+class RecommendationAdmin(PlainLookupsAdmin, EveryServiceRunAdmin):
+    service_field = "run__service"
     list_display = ["title", "step", "status", "actionable", "run", "decided_by", "decided_via", "decided_at"]
     list_select_related = ["run", "decided_by"]  # one query for the page, not one per decided recommendation
     show_full_result_count = False

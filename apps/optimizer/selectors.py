@@ -6,19 +6,21 @@ from django.apps import apps as django_apps
 
 from apps.metrics.selectors import alert_list, slo_status
 from apps.optimizer.models import OptimizationRun, Recommendation
-from apps.services.selectors import of_visible_services, services_visible_to, visible_service_ids
+from apps.services.selectors import of_visible_services, sees_all_traffic, services_visible_to, visible_service_ids
 
 
 def control_plane_overview(user) -> dict:
     """Services with SLO status, the last run, pending recommendations, active alerts, recent regressions:
     of the services the user sees."""
     visible = visible_service_ids(user)
+    # A run of no service covers every service (its verdicts, recommendations): only for who sees them all.
+    every_service = sees_all_traffic(visible)
     services = []
     for service in services_visible_to(user).filter(is_active=True).order_by("name"):
         status = slo_status(service)["windows"]["1h"] if service.route_prefix else None
         services.append({"service": service, "last_hour": status})
     pending = of_visible_services(Recommendation.objects.filter(status=Recommendation.Status.PENDING),
-                                  visible, "run__service", unassigned=True).select_related("run").defer(
+                                  visible, "run__service", unassigned=every_service).select_related("run").defer(
                                   "run__report_html")  # fmt: skip
     regressions = None
     if django_apps.is_installed("apps.benchmarks"):
@@ -27,7 +29,7 @@ def control_plane_overview(user) -> dict:
         regressions = recent_regressions(limit=10, visible_services=visible)
     return {
         "services": services,
-        "last_run": of_visible_services(OptimizationRun.objects.defer("report_html"), visible, unassigned=True)
+        "last_run": of_visible_services(OptimizationRun.objects.defer("report_html"), visible, unassigned=every_service)
         .prefetch_related("steps")
         .first(),
         "pending_count": pending.count(),

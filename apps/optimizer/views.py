@@ -8,14 +8,16 @@ from django.template.response import TemplateResponse
 from apps.core.views import stored_report
 from apps.optimizer.models import OptimizationRun
 from apps.optimizer.selectors import control_plane_overview
-from apps.services.selectors import of_visible_services, visible_service_ids
+from apps.services.selectors import of_visible_services, sees_all_traffic, visible_service_ids
 
 
 @staff_member_required
 @permission_required("optimizer.view_optimizationrun", raise_exception=True)
 def run_report(request: HttpRequest, run_id: int) -> HttpResponse:
-    """The stored, self-contained HTML report of one optimization run."""
-    runs = of_visible_services(OptimizationRun.objects.all(), visible_service_ids(request.user), unassigned=True)
+    """The stored, self-contained HTML report of one optimization run. A run of no service reports on every
+    service (their p95 verdicts, forecasts and replica plans): only for who sees every service."""
+    visible = visible_service_ids(request.user)
+    runs = of_visible_services(OptimizationRun.objects.all(), visible, unassigned=sees_all_traffic(visible))
     return stored_report(get_object_or_404(runs, pk=run_id))
 
 
