@@ -55,7 +55,7 @@ class RateLimitPolicyAdmin(PlainLookupsAdmin, ListRowFormAdmin):
     def save_model(self, request, obj, form, change) -> None:
         if change:  # the controller's fields are left as the row has them now, not as this request read them
             edited = [f.name for f in obj._meta.concrete_fields if f.editable and not f.primary_key]
-            obj.save(update_fields=[*edited, "updated_at"])
+            services.ratelimit_policy_edit_save(policy=obj, fields=[*edited, "updated_at"])  # a new limit recorded
         else:
             super().save_model(request, obj, form, change)
         services.ratelimit_policy_settle(policy_id=obj.pk)  # adaptive off: the configured limit, now

@@ -1,4 +1,5 @@
-"""Rate-limit policies per API scope (edited in admin) and the record of every adaptive change."""
+"""Rate-limit policies per API scope (edited in admin), the record of every adaptive change and of every admin
+edit of a limit."""
 
 from __future__ import annotations
 
@@ -150,6 +151,27 @@ class RateLimitAdjustment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.policy.scope} {self.direction} {self.old_factor:g}->{self.new_factor:g}"
+
+
+class RateLimitLimitChange(models.Model):
+    """One admin edit of a policy's configured limit (`requests` or `period_seconds`): the overview reads each past
+    minute's usage against the limit in force then, not against today's."""
+
+    policy = models.ForeignKey(RateLimitPolicy, on_delete=models.CASCADE, related_name="limit_changes")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    old_requests = models.PositiveIntegerField()
+    new_requests = models.PositiveIntegerField()
+    old_period_seconds = models.PositiveIntegerField()
+    new_period_seconds = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.policy.scope} {self.old_requests}/{self.old_period_seconds}s"
+            f"->{self.new_requests}/{self.new_period_seconds}s"
+        )
 
 
 class RateLimitHit(models.Model):

@@ -16,7 +16,7 @@ from django.db.models import Avg, F, Max, Prefetch, Window
 from django.db.models.functions import FirstValue, Now, TruncMinute
 
 from apps.core.local_cache import VersionedLocalCache
-from apps.ratelimits.models import TIGHTENING_LAPSES_AFTER, RateLimitAdjustment, RateLimitPolicy
+from apps.ratelimits.models import TIGHTENING_LAPSES_AFTER, RateLimitAdjustment, RateLimitLimitChange, RateLimitPolicy
 from controlplane.db_router import reads_from_primary
 
 policy_cache = VersionedLocalCache("ratelimit-policies", check_interval=1.0, ttl=300)
@@ -264,6 +264,35 @@ def factors_in_force(policy: RateLimitPolicy, changes: list[MinuteOfChanges]) ->
     return factor_at
 
 
+def limit_changes_since(*, since: datetime) -> dict[int, list[tuple[datetime, int, int, int, int]]]:
+    """Per policy, the admin edits of its limit since `since`, oldest first: (at, old requests, old period, new
+    requests, new period)."""
+    rows = RateLimitLimitChange.objects.filter(at__gte=since).order_by("at", "id")
+    changes: dict[int, list[tuple[datetime, int, int, int, int]]] = defaultdict(list)
+    for policy_id, *change in rows.values_list(
+        "policy_id", "at", "old_requests", "old_period_seconds", "new_requests", "new_period_seconds"
+    ):
+        changes[policy_id].append(tuple(change))
+    return changes
+
+
+def limits_in_force(
+    policy: RateLimitPolicy, changes: list[tuple[datetime, int, int, int, int]]
+) -> Callable[[datetime], list[tuple[int, int]]]:
+    """The configured limits (requests, period) in force during each minute, from the admin edits since it (oldest
+    first): the one at its start, and each an edit in it set. An edit after the minute says what was in force
+    then (its old limit); with none after it, the policy's own."""
+
+    def limits_at(minute: datetime) -> list[tuple[int, int]]:
+        end = minute + timedelta(minutes=1)
+        later = [change for change in changes if change[0] >= minute]
+        limits = [(later[0][1], later[0][2]) if later else (policy.requests, policy.period_seconds)]
+        limits += [(new_requests, new_period) for at, _, _, new_requests, new_period in later if at < end]
+        return limits
+
+    return limits_at
+
+
 def policy_overview(*, user=None, now: datetime | None = None, minutes: int = 60) -> list[dict]:
     """Every policy with its limit in force, the last hour's usage against it and its adaptive changes; the
     scopes with the most 429s first, then by priority and scope. API clients are named only to a `user` who
@@ -282,13 +311,16 @@ def policy_overview(*, user=None, now: datetime | None = None, minutes: int = 60
     # Each minute's usage is read against the limit in force then (a limit tightened since must not make the
     # requests sent under the higher one read as over it): the window's recorded changes, oldest first.
     in_window = factor_changes_by_minute(since=since)
+    edited = limit_changes_since(since=since)
     rows = []
     for policy in policies.order_by("priority", "scope"):
         used = usage.get(
             policy.scope, {"requests": 0, "refused": 0, "minutes": [], "clients": {}, "exempt": set(), "shown": {}}
         )
         in_force = policy.requests_in_force(policy.database_now)
-        busiest = _busiest_client(policy, used, factors_in_force(policy, in_window[policy.pk]))
+        busiest = _busiest_client(
+            policy, used, factors_in_force(policy, in_window[policy.pk]), limits_in_force(policy, edited[policy.pk])
+        )
         rows.append({
             "id": policy.pk, "scope": policy.scope, "description": policy.description, "enabled": policy.enabled,
             "requests": policy.requests, "effective_requests": in_force,
@@ -308,8 +340,14 @@ def policy_overview(*, user=None, now: datetime | None = None, minutes: int = 60
     return rows
 
 
-def _busiest_client(policy: RateLimitPolicy, used: dict, factor_at: Callable[[datetime], float]) -> dict:
-    """The client that attempted the most in one minute against the limit in force in that minute (admitted and
+def _busiest_client(
+    policy: RateLimitPolicy,
+    used: dict,
+    factor_at: Callable[[datetime], float],
+    limits_at: Callable[[datetime], list[tuple[int, int]]],
+) -> dict:
+    """The client that attempted the most in one minute against the limit in force in that minute (the configured
+    limit then, the highest where an admin edited it in that minute, times the adaptive factor then; admitted and
     refused together: a client hammering far past its limit is admitted no more than one just at it, and was
     named after it, or not at all); clients exempt from the limit (a load test's token: nothing refuses it, so
     a share of it said nothing) are counted apart. Each signed-in user is their own client (`user:<id>`), as
@@ -326,7 +364,8 @@ def _busiest_client(policy: RateLimitPolicy, used: dict, factor_at: Callable[[da
             exempt_requests += attempted
             exempt_names.add(used["shown"].get(client, UNRECOGNISED_CLIENT))
             continue
-        limit = max(1, int(round(policy.requests * factor_at(minute), 6))) * 60 / policy.period_seconds
+        factor = factor_at(minute)
+        limit = max(max(1, int(round(requests * factor, 6))) * 60 / period for requests, period in limits_at(minute))
         if (attempted / limit, attempted) > rank:
             rank = (attempted / limit, attempted)
             shown = used["shown"].get(client, UNRECOGNISED_CLIENT)

@@ -16,6 +16,7 @@ from apps.ratelimits.models import (
     TIGHTENING_LAPSES_AFTER,
     RateLimitAdjustment,
     RateLimitHit,
+    RateLimitLimitChange,
     RateLimitPolicy,
 )
 
@@ -117,6 +118,26 @@ def ratelimit_policy_settle(*, policy_id: int) -> RateLimitAdjustment | None:
     return _settle(policy, policy.database_now)
 
 
+@transaction.atomic
+def ratelimit_policy_edit_save(*, policy: RateLimitPolicy, fields: list[str]) -> RateLimitLimitChange | None:
+    """Save an admin's edit of these fields of a stored policy (the controller's are left as the row has them
+    now). An edit of the limit (`requests` or `period_seconds`) is recorded: the overview reads each past minute
+    against the limit in force then (selectors.limits_in_force), and only the adaptive factor had a history."""
+    before = (
+        RateLimitPolicy.objects.select_for_update().filter(pk=policy.pk).values("requests", "period_seconds").first()
+    )
+    policy.save(update_fields=fields)
+    if before is None or (before["requests"], before["period_seconds"]) == (policy.requests, policy.period_seconds):
+        return None
+    return RateLimitLimitChange.objects.create(
+        policy=policy,
+        old_requests=before["requests"],
+        new_requests=policy.requests,
+        old_period_seconds=before["period_seconds"],
+        new_period_seconds=policy.period_seconds,
+    )
+
+
 @dataclass
 class _State:
     policy: RateLimitPolicy
@@ -207,10 +228,13 @@ ADJUSTMENTS_KEEP = timedelta(days=90)
 
 def ratelimit_adjustments_prune(*, keep: timedelta = ADJUSTMENTS_KEEP) -> int:
     """Drop adaptive changes older than `keep` (the controller may record one per policy every few minutes,
-    for ever); each policy's latest stays whatever its age, since it explains the factor in force."""
+    for ever); each policy's latest stays whatever its age, since it explains the factor in force. Admin edits
+    of a limit older than `keep` go too."""
+    horizon = timezone.now() - keep
     latest = RateLimitAdjustment.objects.filter(policy=OuterRef("policy")).order_by("-at", "-id").values("id")[:1]
-    stale = RateLimitAdjustment.objects.filter(at__lt=timezone.now() - keep).exclude(pk=Subquery(latest))
-    return stale.delete()[0]
+    stale = RateLimitAdjustment.objects.filter(at__lt=horizon).exclude(pk=Subquery(latest))
+    # The overview reads only the last hour's admin edits of a limit: none explains what is in force now.
+    return stale.delete()[0] + RateLimitLimitChange.objects.filter(at__lt=horizon).delete()[0]
 
 
 # Past the longest period a policy may have, with an hour's room for clocks that disagree (the database limiter
