@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -73,6 +74,10 @@ def _request_error(request) -> str | None:
         return f"unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(REQUEST_KEYS))})"
     if not isinstance(request.get("path"), str) or not request["path"].startswith("/"):
         return "a path starting with /"
+    if any(char.isspace() or unicodedata.category(char).startswith("C") for char in request["path"]):
+        # CR/LF would end the request line and start a header of the path's choosing; a space ends the path.
+        # The plan was stored, and its run "succeeded" with every request failed.
+        return "a path without spaces or control characters (percent-encode them: %20, %0D)"
     unknown_fields = sorted(set(PLACEHOLDER.findall(request["path"])) - {"patient_id"})
     if unknown_fields:
         # Sent as written, "/patients/{mrn}/" made every request a 404: a run of errors, not of the service.
