@@ -8,7 +8,7 @@ from django.http import HttpRequest
 from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.metrics.models import Alert, AlertNotification, AlertRule
 from apps.metrics.selectors import rules_visible
-from apps.metrics.services import alert_rule_scope_check
+from apps.metrics.services import _webhook_origin, alert_rule_scope_check
 from apps.services.admin import ListRowForm, ServiceVisibilityAdmin
 from apps.services.selectors import visible_service_ids
 
@@ -59,12 +59,37 @@ class AlertVisibilityAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
         return rules_visible(rows, visible_service_ids(request.user), self.rule_path)
 
 
+def may_see_webhook_urls(request: HttpRequest) -> bool:
+    """A webhook's path is its secret (a chat webhook's: whoever has it posts into the channel), as the logs
+    treat it (services._webhook_origin): shown whole to those who may change the rules (Operators,
+    Administrators), to Viewers only as its origin. Viewers read it whole on the rule's page and in each
+    alert's deliveries."""
+    return request.user.has_perm("metrics.change_alertrule")
+
+
+def webhook_shown(url: str) -> str:
+    """A webhook as a user who may not see its path reads it: its scheme and host."""
+    return _webhook_origin(url) if url else ""
+
+
 class NotificationInline(admin.TabularInline):
     model = AlertNotification
     extra = 0
     max_num = 0
     can_delete = False
     readonly_fields = ["at", "event", "channel", "target", "delivered", "detail"]
+
+    def get_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        if may_see_webhook_urls(request):
+            return self.readonly_fields
+        return [name if name != "target" else "target_shown" for name in self.readonly_fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> list[str]:
+        return self.get_fields(request, obj)
+
+    @admin.display(description="target")
+    def target_shown(self, notification: AlertNotification) -> str:
+        return webhook_shown(notification.target) if notification.channel == "webhook" else notification.target
 
 
 @admin.register(AlertRule)
@@ -85,6 +110,20 @@ class AlertRuleAdmin(AlertVisibilityAdmin):
         """The rule of who may keep a rule of no service is the service layer's (alert_rule_scope_check)."""
         form = super().get_form(request, obj, change=change, **kwargs)
         return scope_checked(form, visible_service_ids(request.user))
+
+    def get_fields(self, request: HttpRequest, obj: AlertRule | None = None) -> list[str]:
+        fields = [name for name in super().get_fields(request, obj) if name != "webhook_url_shown"]
+        if may_see_webhook_urls(request):
+            return fields
+        return [name if name != "webhook_url" else "webhook_url_shown" for name in fields]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: AlertRule | None = None) -> list[str]:
+        fields = list(super().get_readonly_fields(request, obj))
+        return fields if may_see_webhook_urls(request) else [*fields, "webhook_url_shown"]
+
+    @admin.display(description="webhook URL")
+    def webhook_url_shown(self, rule: AlertRule) -> str:
+        return webhook_shown(rule.webhook_url)
 
     def get_deleted_objects(self, objs, request):
         """A rule goes with its alerts and their deliveries, though no one deletes an alert on its own (see
