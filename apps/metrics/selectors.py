@@ -743,13 +743,22 @@ def running_work(*, visible_services: frozenset[int] | None = None) -> list[dict
         from apps.optimizer.models import OptimizationRun
 
         runs = OptimizationRun.objects.filter(status__in=["pending", "running"]).prefetch_related("steps")
+        every_service = None  # whether the viewer sees every service: asked once, only for a run of no service
         for run in of_visible_services(runs, visible_services, unassigned=True)[:10]:
             steps = list(run.steps.all())
             done = sum(step.is_finished for step in steps)
             current = next((step for step in steps if step.status == "running"), None)
+            message = ""
+            if current:
+                # A run of no service works through every service ("scaling: forecast fhir-api"): its step's
+                # message names hidden ones, so a viewer who does not see them all gets the step's name only.
+                if run.service_id is None and every_service is None:
+                    every_service = sees_all_traffic(visible_services)
+                shown = run.service_id is not None or every_service
+                message = f"{current.name}: {current.progress_message}" if shown else current.name
             work.append({"kind": "optimization", "id": run.pk, "name": f"optimize {run.target}", "status": run.status,
                          "progress": round(done / len(steps), 3) if steps else 0.0,
-                         "message": f"{current.name}: {current.progress_message}" if current else ""})  # fmt: skip
+                         "message": message})  # fmt: skip
     return work
 
 
