@@ -756,8 +756,10 @@ def running_work(*, visible_services: frozenset[int] | None = None) -> list[dict
                     every_service = sees_all_traffic(visible_services)
                 shown = run.service_id is not None or every_service
                 message = f"{current.name}: {current.progress_message}" if shown else current.name
+            # The running step's own progress counts: a one-step run read 0 until it finished.
+            partial = min(max(current.progress, 0.0), 1.0) if current and _is_finite(current.progress) else 0.0
             work.append({"kind": "optimization", "id": run.pk, "name": f"optimize {run.target}", "status": run.status,
-                         "progress": round(done / len(steps), 3) if steps else 0.0,
+                         "progress": round((done + partial) / len(steps), 3) if steps else 0.0,
                          "message": message})  # fmt: skip
     return work
 

@@ -1,5 +1,5 @@
 """The live feed's running optimizations: a run of no service names no hidden service to a viewer who does not
-see every service."""
+see every service, and a running step's own progress moves the run's progress bar."""
 
 import json
 
@@ -47,3 +47,14 @@ def test_a_run_of_a_visible_service_keeps_its_message(hidden_and_open):
     own = services.optimization_run_create(target="scaling", service=shown)
     _running(own, "forecast open-svc", 0.5)
     assert _work(frozenset({shown.pk}))[own.pk]["message"] == "scaling: forecast open-svc"
+
+
+def test_a_one_step_run_shows_its_step_progress(hidden_and_open):
+    run = services.optimization_run_create(target="caching")
+    _running(run, "measuring", 0.6)
+    assert _work(None)[run.pk]["progress"] == 0.6  # it read 0.0 until the step finished
+
+    run_all = services.optimization_run_create(target="all")  # four steps: one done, the second half way
+    OptimizationStep.objects.filter(run=run_all, name="database").update(status="skipped", progress=1.0)
+    OptimizationStep.objects.filter(run=run_all, name="caching").update(status="running", progress=0.5)
+    assert _work(None)[run_all.pk]["progress"] == 0.375
