@@ -11,10 +11,15 @@ import { useConnectionState, useLatestMessage } from "../../lib/useLiveFeed";
 import { usePageTitle } from "../../lib/usePageTitle";
 import { useNow } from "../../lib/useNow";
 
+/** How often the SLO status and the services list are read again. */
+const REFRESH_MS = 30000;
+
 export default function OverviewPage() {
   usePageTitle("Overview");
   const config = useContext(ConfigContext);
-  const services = useJson<{ results: Service[] }>(SERVICES_URL);
+  // Read again with the SLO status: a service hidden or renamed in admin (or a role changed) stayed listed
+  // until a reload, while the live rows above had dropped it.
+  const services = useJson<{ results: Service[] }>(SERVICES_URL, { refreshMs: REFRESH_MS });
   const heartbeat = useLatestMessage("heartbeat");
   const latest = useLatestMessage("snapshot");
   const fromSocket = latest && isLiveSnapshot(latest.data) ? latest : null;
@@ -23,7 +28,7 @@ export default function OverviewPage() {
   const receivedAt = fromSocket ? (fromSocket.receivedAt ?? null) : (config.readAt ?? null);
   const connection = useConnectionState();
   const now = useNow(1000); // ages the figures when no frame comes to re-render the page
-  const slo = useJson<{ results: SloStatus[] }>("/api/v1/metrics/slo/", { refreshMs: 30000 });
+  const slo = useJson<{ results: SloStatus[] }>("/api/v1/metrics/slo/", { refreshMs: REFRESH_MS });
   const sloBySlug = slo.status === "ready" ? Object.fromEntries(slo.data.results.map((s) => [s.service, s])) : {};
 
   return (
