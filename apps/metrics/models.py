@@ -7,6 +7,7 @@ import math
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, validate_email
 from django.db import models
+from django.utils import timezone
 
 from apps.core.link_local import refuse_link_local_url
 
@@ -231,7 +232,9 @@ class Alert(models.Model):
 
     rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
     state = models.CharField(max_length=10, choices=State.choices, default=State.FIRING)
-    started_at = models.DateTimeField(auto_now_add=True)
+    # The evaluation's time (services._fire: the database's clock, as resolved_at is), not the worker's own:
+    # auto_now_add took the worker's, and a worker an hour ahead stored alerts resolved before they started.
+    started_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
     value = models.FloatField(help_text="The value when it fired.")
     last_value = models.FloatField()

@@ -391,7 +391,7 @@ def _fire(rule: AlertRule, value: float, *, now: datetime) -> Alert:
         busiest = busiest_host(rule.metric, since=now - timedelta(minutes=rule.window_minutes), until=now)
         where += f" on {busiest[0]}" if busiest else ""
     message = f"{rule.get_metric_display()}{where} is {value:.1f}, {rule.get_operator_display()} {rule.threshold:g}"
-    alert = Alert.objects.create(rule=rule, value=value, last_value=value, message=message[:300])
+    alert = Alert.objects.create(rule=rule, value=value, last_value=value, message=message[:300], started_at=now)
     _notify_on_commit(alert, "firing")
     return alert
 
