@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 from functools import partial
 
+from celery.beat import SchedulingError
 from django_celery_beat.schedulers import DatabaseScheduler
 from kombu import Connection
+from kombu.exceptions import OperationalError
 
 from apps.core.liveness import TOUCH_INTERVAL, heartbeat_path, touch_heartbeat
 
@@ -33,6 +35,50 @@ class HeartbeatScheduler(DatabaseScheduler):
         interval = super().tick(*args, **kwargs)
         touch_heartbeat(self.heartbeat)
         return interval
+
+    def apply_async(self, entry, producer=None, advance=True, **kwargs):
+        """Celery's send of a due entry, waiting for the broker while it is unreachable (the connection's own
+        retry loop, touching the heartbeat) and then sending it. Celery's send gave up after its publish retries
+        (about a second): a nightly run due while RabbitMQ restarted was never sent, yet beat had already
+        recorded it as run (last_run_at, total_run_count). If the broker is still away once the loop's retries
+        (broker_connection_max_retries) are spent, the entry's run is given back: it is not recorded as run,
+        and is due again at the next pass."""
+        if advance:
+            entry, advance = self.reserve(entry), False
+        while True:
+            try:
+                return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
+            except SchedulingError as exc:
+                if not self._broker_unreachable(exc):
+                    raise  # its arguments or the task: sending again would not help
+                logger.error("beat: %s; waiting for the broker to send it", exc)
+                try:
+                    self._wait_for_broker(producer)
+                except (OperationalError, OSError):  # its retries spent, the broker still away
+                    self._unreserve(entry)
+                    raise exc from None
+
+    def _broker_unreachable(self, exc: BaseException) -> bool:
+        cause = exc.__cause__ or exc.__context__
+        errors = (*self.connection.recoverable_connection_errors, *self.connection.connection_errors)
+        return isinstance(cause, (OperationalError, ConnectionError, *errors))
+
+    def _wait_for_broker(self, producer) -> None:
+        connection = producer.connection if producer is not None else self.connection
+        connection.ensure_connection(
+            _log_retry,
+            self.app.conf.broker_connection_max_retries,
+            callback=partial(touch_heartbeat, self.heartbeat),
+        )
+
+    def _unreserve(self, entry) -> None:
+        """Undo `reserve` (beat's tick reserves an entry before sending it): the model's last run is the one
+        before, one run fewer, and beat reads its heap again so that the entry is due at once."""
+        model = getattr(entry, "model", None)
+        if model is not None:
+            model.last_run_at = entry.last_run_at  # the entry reserved keeps the time of the run before
+            model.total_run_count = max(model.total_run_count - 1, 0)
+        self._heap = None
 
     def _ensure_connected(self) -> Connection:
         """Celery's first connection to the broker (when an entry is first due), touching the heartbeat each
