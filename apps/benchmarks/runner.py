@@ -8,8 +8,10 @@ import json
 import math
 import os
 import random
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -118,16 +120,69 @@ def run_locust(
     With processes > 1, Locust runs distributed: a master (the shape, the CSVs) and that many local
     worker processes generating the load, the same layout that spreads over many machines.
 
-    Without a `workdir`, the run's files (the patients drawn, every sample, Locust's log) go to a temporary
-    folder removed when the run ends: each run left one behind in /tmp, for good."""
+    Without a `workdir`, the run's files (the patients drawn, every sample, Locust's log) go to a folder of
+    its own under VAR_DIR/benchmark-runs, removed when the run ends: each run left one behind in /tmp, for
+    good. One whose worker was killed (SIGKILL, the OOM killer) is removed by run_folders_sweep."""
     if max_samples is None:
         from django.conf import settings
 
         max_samples = settings.BENCHMARK_MAX_SAMPLES
-    place = contextlib.nullcontext(workdir) if workdir is not None else tempfile.TemporaryDirectory(prefix="bench-")
+    place = (
+        contextlib.nullcontext(workdir)
+        if workdir is not None
+        else tempfile.TemporaryDirectory(prefix=_folder_prefix(), dir=runs_folder())
+    )
     with place as folder:
         return _run_in(Path(folder), base_url, requests, token, patients, stages, stress_gate, rate_per_user,
                        should_stop, on_tick, processes, max_samples, seed)  # fmt: skip
+
+
+RUNS_FOLDER = "benchmark-runs"
+
+
+def runs_folder() -> Path:
+    """Where runs keep their files while they run (VAR_DIR/benchmark-runs, readable by this user only)."""
+    from django.conf import settings
+
+    folder = Path(settings.VAR_DIR) / RUNS_FOLDER
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())
+
+
+def _folder_prefix() -> str:
+    """bench-<host>-<pid>-<start, epoch s>-: which process on which host a folder is of, and since when (a
+    pid reused by a later process is not its owner)."""
+    return f"bench-{_host_tag()}-{os.getpid()}-{int(time.time())}-"
+
+
+def run_folders_sweep() -> list[Path]:
+    """Remove this host's run folders whose process is gone (killed mid-run: its `finally` never ran),
+    with the patient ids, samples and log in them. A folder of a live process (a run of another worker on
+    this host) is left; so is another host's (VAR_DIR shared), which that host's workers sweep."""
+    removed = []
+    prefix = f"bench-{_host_tag()}-"
+    base = runs_folder()
+    for folder in base.iterdir():
+        if not folder.name.startswith(prefix):
+            continue
+        try:
+            pid, started = (int(part) for part in folder.name[len(prefix) :].split("-")[:2])
+        except ValueError:
+            continue
+        try:
+            alive = psutil.Process(pid).create_time() <= started + 1
+        except psutil.NoSuchProcess:
+            alive = False
+        except psutil.Error:
+            alive = True
+        if not alive:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def _run_in(

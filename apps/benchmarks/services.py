@@ -600,8 +600,20 @@ def benchmark_runs_fail_stuck(*, now=None) -> int:
                 _revoke_run_tokens(run_id)
     # Still running with a fresh heartbeat, a run whose worker process is gone (on this host) is failed now,
     # not once its heartbeat is stale.
+    failed += benchmark_runs_fail_orphaned()
+    return failed
+
+
+def benchmark_runs_fail_orphaned() -> int:
+    """Fail this host's running runs whose worker process is gone, and remove the files such runs left
+    (VAR_DIR/benchmark-runs: the patients drawn, the samples). Run by the checker and when a worker starts:
+    a worker killed mid-run (SIGKILL, the OOM killer) left its run RUNNING until the checker's next round
+    (up to 5 minutes, a restart did not trigger it), and its folder for good."""
+    failed = 0
     for run in BenchmarkRun.objects.filter(status=BenchmarkRun.Status.RUNNING, worker_host=socket.gethostname()):
         failed += _fail_if_worker_gone(run)
+    for folder in runner.run_folders_sweep():
+        logger.warning("removed benchmark run files left by a process that is gone: %s", folder)
     return failed
 
 
