@@ -121,22 +121,42 @@ def optimization_run_dispatch(run: OptimizationRun) -> None:
 SCHEDULED_RUN_ONCE_WITHIN = timedelta(hours=12)
 
 
-def optimization_run_scheduled(*, target: str, apply: bool) -> OptimizationRun:
+def optimization_run_scheduled(
+    *, target: str, apply: bool, schedule: str | None = None, by_hand: bool = False
+) -> OptimizationRun:
     """A schedule's run, its steps sent to the workers like any other run's. Once per schedule: a run of the
-    same schedule started within SCHEDULED_RUN_ONCE_WITHIN is the one this send asked for."""
+    same schedule (`schedule`, the beat schedule's name; the target and apply when none is known) started
+    within SCHEDULED_RUN_ONCE_WITHIN is the one this send asked for. Keyed on the target alone, two schedules of
+    one target made one run between them. `by_hand`: the admin's "Run selected tasks", always a run of its own
+    (it said "successfully run" while a nightly run of the last 12 h stood in for it)."""
+    requested_by = _scheduled_run_requester(schedule, by_hand=by_hand)
     with transaction.atomic():
-        scheduled_task_lock(f"optimizer.scheduled_run:{target}:{apply}")
-        if isinstance(apply, bool) and target in OptimizationRun.Target.values:  # else the create says why not
+        scheduled_task_lock(f"optimizer.scheduled_run:{requested_by}:{target}:{apply}")
+        valid = isinstance(apply, bool) and target in OptimizationRun.Target.values  # else the create says why not
+        if valid and not by_hand:
             earlier = OptimizationRun.objects.filter(
-                requested_by="schedule", target=target, apply=apply,
+                requested_by=requested_by, target=target, apply=apply,
                 started_at__gte=timezone.now() - SCHEDULED_RUN_ONCE_WITHIN,
             ).first()  # fmt: skip
             if earlier is not None:
-                logger.warning("optimizer: a second send of the %s schedule; run #%s is its run", target, earlier.pk)
+                logger.warning(
+                    "optimizer: a second send of the schedule %s (%s); run #%s is its run",
+                    schedule or "of this target", target, earlier.pk,
+                )  # fmt: skip
                 return earlier
-        run = optimization_run_create(target=target, apply=apply, requested_by="schedule")
+        run = optimization_run_create(target=target, apply=apply, requested_by=requested_by)
         optimization_run_dispatch(run)  # sent once the run is committed
     return run
+
+
+def _scheduled_run_requester(schedule: str | None, *, by_hand: bool) -> str:
+    """The run's requested_by: "schedule" (no schedule known), "schedule: <name>", or for a run by hand
+    "schedule: <name> (run by hand)"; the field's length at most."""
+    if not schedule:
+        return "schedule"
+    limit = OptimizationRun._meta.get_field("requested_by").max_length
+    suffix = " (run by hand)" if by_hand else ""
+    return f"schedule: {schedule}"[: limit - len(suffix)] + suffix
 
 
 def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> OptimizationStep:

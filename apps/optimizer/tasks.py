@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from apps.core.schedules import beat_schedule_name
 from apps.optimizer import services
 
 
@@ -15,9 +16,14 @@ def finalize_run(run_id: int) -> str:
     return services.optimization_run_finalize(run_id=run_id).status
 
 
-@shared_task(name="optimizer.scheduled_run")
-def scheduled_run(target: str = "all", apply: bool = False) -> int:
-    return services.optimization_run_scheduled(target=target, apply=apply).pk
+@shared_task(name="optimizer.scheduled_run", bind=True)
+def scheduled_run(self, target: str = "all", apply: bool = False) -> int:
+    # Beat marks its sends (header celery_beat_task); the admin's "Run selected tasks" names the schedule only.
+    schedule = beat_schedule_name(self.request)
+    headers = self.request.headers if isinstance(self.request.headers, dict) else {}
+    by_beat = bool(getattr(self.request, "celery_beat_task", None) or headers.get("celery_beat_task"))
+    by_hand = schedule is not None and not by_beat
+    return services.optimization_run_scheduled(target=target, apply=apply, schedule=schedule, by_hand=by_hand).pk
 
 
 @shared_task(name="optimizer.fail_stuck_runs")
