@@ -31,7 +31,12 @@ RESOURCES = {
 
 
 class ApplyError(Exception):
-    pass
+    """`applied`: the objects (object_ref) an apply failing after its dry runs had put on the cluster before
+    it failed: they scale the service whatever the outcome, so the policy keeps them to withdraw."""
+
+    def __init__(self, message: str, *, applied: list[dict[str, str]] = ()):
+        super().__init__(message)
+        self.applied = list(applied)
 
 
 def cluster_configured() -> bool:
@@ -152,11 +157,13 @@ def apply_documents(
                     "unscaled, until the retry applies the successor)"
                 ) from exc
         applied: list[str] = []
+        applied_refs: list[dict[str, str]] = []
         for document in documents:
             try:
                 applied.append(
                     f"{document['kind']}/{server_side_apply(api, document, dry_run=False)['metadata']['name']}"
                 )
+                applied_refs.append(object_ref(document))
             except ApplyError as exc:
                 done = [
                     f"{what} before it: {', '.join(names)}"
@@ -165,10 +172,13 @@ def apply_documents(
                 ]
                 if not done:
                     raise
-                raise ApplyError(f"{exc} ({'; '.join(done)}; not the rest)") from exc
+                raise ApplyError(f"{exc} ({'; '.join(done)}; not the rest)", applied=applied_refs) from exc
         # Any other kind the manifests no longer have at the service's own name: nothing refuses it beside
         # the new objects, so it goes once they are in.
-        removed += [f"{ref['kind']}/{ref['name']}" for ref in remove if delete_object(api, ref)]
+        try:
+            removed += [f"{ref['kind']}/{ref['name']}" for ref in remove if delete_object(api, ref)]
+        except ApplyError as exc:
+            raise ApplyError(f"{exc} (every manifest applied before it)", applied=applied_refs) from exc
         return applied + [f"removed {name}" for name in removed]
     finally:
         api.close()

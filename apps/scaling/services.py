@@ -590,7 +590,9 @@ def policy_apply(*, policy_id: int, judged_state_at: datetime | object | None = 
         applied = kube.apply_documents(list(docs.values()), replace=replace, remove=remove)
     except kube.ApplyError as exc:
         logger.warning("scaling manifests of %s were not applied: %s", policy.service.slug, exc)
-        return _apply_outcome(policy, claim, refs, states.FAILED, apply_error=str(exc)[:4000])
+        return _apply_outcome(
+            policy, claim, refs, states.FAILED, apply_error=str(exc)[:4000], partly_applied=exc.applied
+        )
     except Exception as exc:  # never leave it APPLYING: FAILED retries with backoff, up to the cap
         logger.exception("scaling manifests of %s were not applied", policy.service.slug)
         return _apply_outcome(policy, claim, refs, states.FAILED, apply_error=f"{type(exc).__name__}: {exc}"[:4000])
@@ -603,15 +605,26 @@ def policy_apply(*, policy_id: int, judged_state_at: datetime | object | None = 
                           applied_objects=refs, apply_error=f"applied {', '.join(applied)}")  # fmt: skip
 
 
-def _apply_outcome(policy: ScalingPolicy, claim: tuple, refs: list[dict], state: str, **fields) -> ScalingPolicy:
+def _apply_outcome(
+    policy: ScalingPolicy, claim: tuple, refs: list[dict], state: str, partly_applied: list[dict] = (), **fields
+) -> ScalingPolicy:
     """Record an apply's outcome with the row locked and re-read: while the cluster was written the policy
     may have been deleted (its delete removed what was applied before, not what this apply added), disabled
     (the withdrawal ran before these autoscalers were there: they are withdrawn now), edited (new manifests
-    are due: PENDING, not ACTIVE under the old digest) or claimed by another apply (its outcome stands)."""
+    are due: PENDING, not ACTIVE under the old digest) or claimed by another apply (its outcome stands).
+    `partly_applied`: what a failed apply put on the cluster before it failed, kept in applied_objects
+    whatever else is recorded: a disable or delete withdraws it (an autoscaler left there scaled the service
+    on, with nothing here saying so)."""
     states = ScalingPolicy.ApplyState
     claimed_at, claimed_desired = claim
     with transaction.atomic():
         current = ScalingPolicy.objects.select_for_update(of=("self",)).filter(pk=policy.pk).first()
+        if current is not None and partly_applied:
+            on_cluster = current.applied_objects or []
+            new = [ref for ref in partly_applied if ref not in on_cluster]
+            if new:
+                current.applied_objects = on_cluster + new
+                ScalingPolicy.objects.filter(pk=current.pk).update(applied_objects=current.applied_objects)
         if current is None:
             withdrawn = [ref for ref in refs if ref["kind"] in WITHDRAWN_KINDS]
             if withdrawn and kube.cluster_configured():
