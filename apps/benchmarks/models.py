@@ -95,21 +95,46 @@ def _request_error(request) -> str | None:
     return None
 
 
+def _allowed_origins() -> list[tuple[str, int | None]]:
+    """BENCHMARK_TOKEN_HOSTS as (host, port or None): `host` (any port), `host:port`, `[v6]` or `[v6]:port`
+    (a bare `::1`, with its colons, is a host)."""
+    origins = []
+    for entry in settings.BENCHMARK_TOKEN_HOSTS:
+        entry = entry.strip().lower()
+        host, port = entry, None
+        if entry.startswith("["):
+            host, _, rest = entry[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else None
+        elif entry.count(":") == 1:
+            host, port = entry.split(":")
+        try:
+            origins.append((host, int(port) if port else None))
+        except ValueError:  # not a port: matches nothing
+            continue
+    return origins
+
+
 def token_host_allowed(base_url: str) -> bool:
     """Whether a run may send its token to this URL (settings.BENCHMARK_TOKEN_HOSTS, set at deploy time).
+    An entry with a port (`127.0.0.1:8000`) allows that port only: another port of a shared host may be
+    anyone's listener.
 
-    The host must be the same to urllib and to urllib3 (what requests, and so Locust, sends with), and the
-    URL may hold no credentials or backslash: `http://evil.example\\@127.0.0.1` is 127.0.0.1 to one
+    The host and port must be the same to urllib and to urllib3 (what requests, and so Locust, sends with),
+    and the URL may hold no credentials or backslash: `http://evil.example\\@127.0.0.1` is 127.0.0.1 to one
     and evil.example to the other."""
     from urllib3.util import parse_url
 
     if "@" in base_url or "\\" in base_url:
         return False
     try:
-        host, sent_to = (urlsplit(base_url).hostname or "").lower(), (parse_url(base_url).host or "").lower()
+        split, sent_to = urlsplit(base_url), parse_url(base_url)
+        host, port = (split.hostname or "").lower(), split.port
     except ValueError:
         return False
-    return host == sent_to.strip("[]") and host in {allowed.lower() for allowed in settings.BENCHMARK_TOKEN_HOSTS}
+    if host != (sent_to.host or "").lower().strip("[]") or port != sent_to.port:
+        return False
+    port = port or {"http": 80, "https": 443}.get(split.scheme.lower())
+    return any(host == allowed and allowed_port in (None, port) for allowed, allowed_port in _allowed_origins())
 
 
 class BenchmarkPlan(models.Model):
@@ -210,7 +235,8 @@ class BenchmarkPlan(models.Model):
             errors["service"] = f"Its base URL cannot be used ({problem}): edit it in the service registry."
         elif self.service_id and not token_host_allowed(self.service.base_url):
             errors["service"] = (
-                f"Its base URL's host is not in BENCHMARK_TOKEN_HOSTS ({', '.join(settings.BENCHMARK_TOKEN_HOSTS)}): "
+                "Its base URL's host (or its port) is not in BENCHMARK_TOKEN_HOSTS "
+                f"({', '.join(settings.BENCHMARK_TOKEN_HOSTS)}): "
                 "a run's token carries the plan's scopes and goes only to the hosts the deployment allows."
             )
         if errors:
