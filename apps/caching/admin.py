@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
 from apps.caching import selectors, services
+from apps.caching.defaults import DEFAULT_POLICIES
 from apps.caching.models import CachePolicy
 from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.services.admin import ListRowFormAdmin
@@ -28,6 +29,14 @@ class CachePolicyAdmin(PlainLookupsAdmin, ListRowFormAdmin):
         # The code names its namespaces: a renamed policy governs nothing, and the old name is seeded again with
         # the defaults, the admin's TTLs lost.
         return [*self.readonly_fields, "namespace"] if obj is not None else self.readonly_fields
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        """A namespace the code reads keeps its policy: deleted, the next read created it again with the defaults
+        (enabled, the brief's TTL, every tier), the admin's settings lost without a word. Edit it instead; *Clear*
+        empties it."""
+        if obj is not None and obj.namespace in DEFAULT_POLICIES:
+            return False
+        return super().has_delete_permission(request, obj)
 
     def get_queryset(self, request):
         self._stats = selectors.cache_stats()
