@@ -1462,14 +1462,19 @@ class CacheStack:
 
     def flush_at_exit(self) -> None:
         """The flusher dies with the process: a worker's restart or a script's end lost its last counters. Bounded
-        (`exit_timeout`): written by a thread of its own, given up (and logged) against a database that hangs."""
-        if not self.background or not self._has_stats():
+        (`exit_timeout`): written by a thread of its own, given up (and logged) against a database that hangs.
+
+        Its L1 entries and bytes are written as 0 (the counters as they are): its memory goes with it, and written
+        as it held them, with a fresh stamp, a restarted worker's entries counted on the policy page (and against
+        its L1 bound) for another selectors.L1_GAUGES_FRESH_FOR. Written even with nothing counted since the last
+        flush, for the same reason."""
+        if not self.background or not (self._has_stats() or self.l1.usage()):
             return
         done = threading.Event()
 
         def write() -> None:
             try:
-                self.flush_stats()
+                self.flush_stats(exiting=True)
             finally:
                 done.set()
                 connections.close_all()
@@ -1484,14 +1489,19 @@ class CacheStack:
                 "cache counters not written at exit: the database did not answer in %.1f s", self.exit_timeout
             )
 
-    def flush_stats(self) -> None:
+    def flush_stats(self, *, exiting: bool = False) -> None:
+        """Write the counters since the last flush and L1's entries and bytes now (0 when `exiting`: the process
+        holds nothing once it has ended)."""
         from apps.caching.services import cache_stats_record
 
         with self._stats_lock:
             deltas, self._stats = dict(self._stats), defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
         self._flushed_at = time.monotonic()
+        l1_usage = self.l1.usage()
+        if exiting:
+            l1_usage = dict.fromkeys(l1_usage, (0, 0))
         try:
-            cache_stats_record(process=self.process, deltas=deltas, l1_usage=self.l1.usage(), using=self.database)
+            cache_stats_record(process=self.process, deltas=deltas, l1_usage=l1_usage, using=self.database)
         except Exception:
             logger.warning("cache counters could not be stored", exc_info=True)
             with self._stats_lock:
