@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+import time
 
 from django.conf import settings
 from rest_framework.exceptions import APIException
@@ -15,6 +17,8 @@ from apps.core.client_address import caller_network
 from apps.core.local_cache import shared_cache_breaker
 from apps.ratelimits.limiter import DatabaseSlidingWindow, Decision, LimiterUnavailable, RedisSlidingWindow
 from apps.ratelimits.selectors import active_policy
+
+logger = logging.getLogger(__name__)
 
 
 class RateLimiterUnavailable(APIException):
@@ -109,6 +113,7 @@ class PolicyRateThrottle(BaseThrottle):
                 return True
             refused = RateLimiterUnavailable()
             refused.wait = retry_after_seconds(limiter.breaker)
+            request._request.rate_limiter_refused = scope  # logged by the middleware, as a warning
             raise refused from exc
         request._request.rate_limit = decision  # the headers middleware reads it
         self._wait = decision.retry_after_seconds
@@ -118,14 +123,51 @@ class PolicyRateThrottle(BaseThrottle):
         return math.ceil(self._wait) if self._wait else None
 
 
+class _RefusalLog:
+    """The fail-closed 503s, logged as one WARNING per `interval` per process with the number refused since the
+    line before. Each is a refusal the policy asked for, not a server error: Django's ERROR `django.request` line
+    per 503 (140 in 6 s from one client while Redis was down) flooded the error alerting."""
+
+    interval = 10.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._refused = 0
+        self._logged_at: float | None = None
+
+    def refused(self, scope: str) -> None:
+        """Count one refusal of `scope`'s requests. The line names the scope, never the path (which may carry a
+        patient's id: Django's own line has it redacted to the route)."""
+        with self._lock:
+            self._refused += 1
+            now = time.monotonic()
+            if self._logged_at is not None and now - self._logged_at < self.interval:
+                return
+            count, self._refused, self._logged_at = self._refused, 0, now
+        logger.warning(
+            "rate limiter unreachable: %d request(s) refused (503, fail-closed) since the last such line; latest "
+            "scope %s",
+            count,
+            scope,
+        )
+
+
+refusal_log = _RefusalLog()
+
+
 class RateLimitHeadersMiddleware:
-    """`RateLimit-Limit`, `-Remaining` and `-Reset` on every limited response, 429s included."""
+    """`RateLimit-Limit`, `-Remaining` and `-Reset` on every limited response, 429s included; a fail-closed 503
+    logged as a warning (`_RefusalLog`) in place of Django's ERROR line."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         response = self.get_response(request)
+        scope = getattr(request, "rate_limiter_refused", None)
+        if scope is not None and response.status_code == RateLimiterUnavailable.status_code:
+            refusal_log.refused(scope)
+            response._has_been_logged = True  # django.request's log_response skips it
         decision: Decision | None = getattr(request, "rate_limit", None)
         if decision is not None:
             response["RateLimit-Limit"] = str(decision.limit)
