@@ -25,7 +25,10 @@ export interface RunSummary {
   regressions: RegressionInfo[];
 }
 
-/** Locust's per-second history: seconds since the start, users, req/s, failures/s, rolling p95. */
+/**
+ * Per-second history: seconds since the start, users, req/s and failures/s (Locust's), and the p95 of that
+ * second's successful requests (our own samples; null where none succeeded).
+ */
 export interface TimelinePoint {
   t: number;
   users: number;
