@@ -8,13 +8,16 @@ choose a task, its arguments and where it is sent.
 
 from __future__ import annotations
 
+import inspect
 import json
 from datetime import UTC
 
+from celery import current_app
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.template.defaultfilters import pluralize
 from django_celery_beat.admin import (
     ClockedScheduleAdmin,
     CrontabScheduleAdmin,
@@ -48,6 +51,29 @@ def time_readable_in_utc(value):
         except OverflowError:
             raise forms.ValidationError("A time between the years 1 and 9999 in UTC.") from None
     return value
+
+
+def task_arguments_error(task, args, kwargs) -> str | None:
+    """Why Celery's registered `task` cannot be called with `args` and `kwargs` (its signature), or None. Beat
+    sent such a schedule at each due time and the worker failed it (or Celery refused the send: a
+    SchedulingError logged every time), and "Run selected tasks" was a 500 after sending the schedules before."""
+    if not isinstance(args, list | tuple) or not isinstance(kwargs, dict):
+        return "Arguments must be a JSON list (args) and a JSON object (kwargs)."
+    try:
+        signature = inspect.signature(task.run)  # a bound task's run is its bound method: no `self` to give
+    except (TypeError, ValueError):
+        return None  # nothing to check against
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        return f"These arguments do not fit the task {task.name}{signature}: {exc}."
+    return None
+
+
+def registered_task(name: str):
+    """Celery's registered task named `name`, or None: the tasks of every app, imported."""
+    current_app.loader.import_default_modules()
+    return current_app.tasks.get(name)
 
 
 class TimesReadableInUtc:
@@ -98,7 +124,14 @@ class WhatRunsForm(TimesReadableInUtc, PeriodicTaskForm):
     def clean(self):
         if "task" in self._errors or "regtask" in self._errors:
             return self.cleaned_data  # the field's own error says why
-        return super().clean()
+        data = super().clean()
+        task = registered_task(data.get("task") or "")
+        if task is not None and not {"args", "kwargs"} & set(self._errors):
+            args, kwargs = loads(data.get("args") or "[]"), loads(data.get("kwargs") or "{}")
+            error = task_arguments_error(task, args, kwargs)
+            if error is not None:
+                self.add_error("kwargs" if kwargs and "keyword" in error else "args", error)
+        return data
 
     def clean_queue(self) -> str:
         # Any name was saved, and beat sent to it for good: a queue no worker consumes (the heartbeat's
@@ -147,12 +180,41 @@ class ScheduleAdmin(PlainLookupsAdmin, PeriodicTaskAdmin):
 
     @admin.action(description="Run selected tasks")
     def run_tasks(self, request: HttpRequest, queryset) -> None:
-        """django-celery-beat's action, saying so when the broker is unreachable (as the benchmark, scaling and
-        inference "send now" actions do): its kombu OperationalError was a 500."""
-        try:
-            super().run_tasks(request, queryset)
-        except OperationalError:
-            self.message_user(request, "The broker is unreachable; the selected tasks were not sent.", messages.ERROR)
+        """django-celery-beat's action, sending each schedule as it did (its arguments, its queue, its name as the
+        periodic_task_name header), with each schedule that cannot be sent named in an error (its arguments do
+        not fit its task, or its task is not registered): such a schedule was a 500 after the ones before it
+        were sent. The broker unreachable is said so (as the benchmark, scaling and inference "send now"
+        actions do): its kombu OperationalError was a 500."""
+        sent, refused = 0, []
+        for schedule in queryset:
+            task = registered_task(schedule.task)
+            if task is None:
+                refused.append(f'{schedule.name}: task "{schedule.task}" is not registered')
+                continue
+            try:
+                args, kwargs = loads(schedule.args or "[]"), loads(schedule.kwargs or "{}")
+            except ValueError:
+                refused.append(f"{schedule.name}: its arguments are not JSON")
+                continue
+            error = task_arguments_error(task, args, kwargs)
+            if error is not None:
+                refused.append(f"{schedule.name}: {error}")
+                continue
+            options = {"queue": schedule.queue} if schedule.queue else {}
+            try:
+                task.apply_async(args=args, kwargs=kwargs, headers={"periodic_task_name": schedule.name}, **options)
+            except OperationalError:
+                unsent = "the selected tasks were not sent" if not sent else f"{sent} sent, the others not"
+                self.message_user(request, f"The broker is unreachable; {unsent}.", messages.ERROR)
+                return
+            except (TypeError, ValueError) as exc:  # what Celery refused to send
+                refused.append(f"{schedule.name}: {exc}")
+                continue
+            sent += 1
+        if sent:
+            self.message_user(request, f"{sent} task{pluralize(sent)} {pluralize(sent, 'was,were')} successfully run")
+        for reason in refused:
+            self.message_user(request, f"Not sent: {reason}", messages.ERROR)
 
 
 class InlineOnlyShown:
