@@ -125,37 +125,71 @@ def cache_series_record() -> dict[str, float]:
     """Record each namespace's reads and loads in the minute since the last call, over every process.
 
     The cumulative totals of the last call are kept in the shared cache; without them (the first
-    call, a cache flush) this call only remembers the totals.
+    call, a cache flush, Redis down for longer than they are kept) this call only remembers the totals.
+    With Redis unreachable nothing is recorded and nothing fails (the task failed every minute of an
+    outage); the reads of the minutes since the last totals are spread over those minutes once it is back,
+    not put in one minute's point (see _cache_series_record).
     """
     from django.core.cache import cache
 
+    from apps.core.local_cache import shared_cache_breaker
+
+    if not shared_cache_breaker.available():
+        logger.info("cache series not collected: the shared cache (Redis) is unreachable")
+        return {}
     # Two at once (the backlog of a worker that was down, run by several processes) read the same totals and
     # each recorded the same minute's reads: one holds the totals while it reads and replaces them.
-    if not cache.add(CACHE_TOTALS_LOCK, 1, timeout=CACHE_TOTALS_LOCK_SECONDS):
+    try:
+        locked = cache.add(CACHE_TOTALS_LOCK, 1, timeout=CACHE_TOTALS_LOCK_SECONDS)
+    except Exception:  # Redis away: the next minute's call reads the totals kept before the outage
+        shared_cache_breaker.failure()
+        logger.warning("cache series not collected: the shared cache (Redis) is unreachable", exc_info=True)
+        return {}
+    if not locked:
         return {}
     try:
         return _cache_series_record()
     finally:
-        cache.delete(CACHE_TOTALS_LOCK)
+        try:
+            cache.delete(CACHE_TOTALS_LOCK)
+        except Exception:  # it expires (CACHE_TOTALS_LOCK_SECONDS) before the next minute's call
+            logger.debug("cache series lock not released", exc_info=True)
 
 
+CACHE_TOTALS = "metrics:cache-totals"
 CACHE_TOTALS_LOCK = "metrics:cache-totals:lock"
 CACHE_TOTALS_LOCK_SECONDS = 50  # under the minute between two collections, should a holder die
+CACHE_TOTALS_KEEP_SECONDS = 3600  # an outage longer than this loses its reads: the next call only remembers
 
 
 def _cache_series_record() -> dict[str, float]:
+    """The reads and loads since the totals kept by the last call, recorded and returned. Those totals carry
+    the time they were taken (the database's clock): over a gap of several minutes (Redis, the worker or beat
+    away), each minute of it gets its share, not the last one all of them (a spike of an hour's reads in one
+    point, a hit rate judged on it)."""
     from django.core.cache import cache
 
     from apps.caching.selectors import cache_stats
+    from apps.core.local_cache import shared_cache_breaker
+    from apps.resources.selectors import database_now
 
     totals = {
         namespace: [summary["tiers"].get("source", {}).get(name, 0) for name in ("requests", "loads")]
         for namespace, summary in cache_stats().items()
     }
-    previous = cache.get("metrics:cache-totals")
-    cache.set("metrics:cache-totals", totals, timeout=3600)
+    now = database_now()
+    try:
+        previous = cache.get(CACHE_TOTALS)
+        cache.set(CACHE_TOTALS, {"at": now.timestamp(), "totals": totals}, timeout=CACHE_TOTALS_KEEP_SECONDS)
+    except Exception:  # not stored: recorded now, the same reads would be recorded again by the next call
+        shared_cache_breaker.failure()
+        logger.warning("cache series not collected: the shared cache (Redis) is unreachable", exc_info=True)
+        return {}
     if previous is None:
         return {}
+    taken_at = None
+    if isinstance(previous, dict) and set(previous) == {"at", "totals"}:
+        taken_at, previous = previous["at"], previous["totals"]  # else kept by an older release: no time
     values = {}
     for namespace, (requests, loads) in totals.items():
         before_requests, before_loads = previous.get(namespace, (0, 0))
@@ -163,7 +197,15 @@ def _cache_series_record() -> dict[str, float]:
             continue
         values[f"cache.{namespace}.requests"] = requests - before_requests
         values[f"cache.{namespace}.loads"] = loads - before_loads
-    metric_points_record(values=values)
+    minutes = 1
+    if isinstance(taken_at, int | float) and math.isfinite(taken_at):
+        minutes = min(max(round((now.timestamp() - taken_at) / 60), 1), CACHE_TOTALS_KEEP_SECONDS // 60)
+    if minutes == 1:
+        metric_points_record(values=values)
+    else:
+        share = {name: value / minutes for name, value in values.items()}
+        for minute in range(minutes):  # the newest at `now`, each earlier one a minute before
+            metric_points_record(values=share, at=now - timedelta(minutes=minute))
     return values
 
 
