@@ -490,6 +490,7 @@ def audit_partitions_ensure_attempt(
     while attempts are left, so an overlap every night does not stop the partitions for good. The last attempt's
     failure is logged as an error and recorded for audit_partitions_problem (cleared by a later success), then
     raised: months without a partition fill the default partition, and such a month can never get one of its own.
+    Any other failure (a ValueError for a schedule's months_ahead out of bounds) is recorded and raised at once.
     `attempts`, `lock_timeout`: PARTITION_ATTEMPTS and PARTITION_LOCK_TIMEOUT unless given."""
     attempts = attempts or PARTITION_ATTEMPTS
     lock_timeout = lock_timeout or PARTITION_LOCK_TIMEOUT
@@ -503,6 +504,9 @@ def audit_partitions_ensure_attempt(
                 lock_timeout, attempt, attempts, retry_in,
             )  # fmt: skip
             raise PartitionsLockBusy(retry_in, attempt) from exc
+        _partitions_failure_record(exc, attempts=attempt)
+        raise
+    except Exception as exc:  # months_ahead out of bounds, a bug: as much a failed run (no retry helps)
         _partitions_failure_record(exc, attempts=attempt)
         raise
     _partitions_failure_clear()

@@ -64,10 +64,27 @@ def task_arguments_error(task, args, kwargs) -> str | None:
     except (TypeError, ValueError):
         return None  # nothing to check against
     try:
-        signature.bind(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
         return f"These arguments do not fit the task {task.name}{signature}: {exc}."
+    check = ARGUMENT_CHECKS.get(task.name)
+    return check(bound.arguments) if check is not None else None
+
+
+def _partition_months_ahead(arguments: dict) -> str | None:
+    """audit.ensure_partitions' months_ahead within the bounds the task accepts: out of them each daily run
+    failed (a ValueError), and the trail's months ran out of partitions."""
+    from apps.audit.services import PARTITION_MONTHS_AHEAD_MAX
+
+    months = arguments.get("months_ahead", 0)
+    if isinstance(months, bool) or not isinstance(months, int) or not 0 <= months <= PARTITION_MONTHS_AHEAD_MAX:
+        return f"months_ahead must be a whole number from 0 to {PARTITION_MONTHS_AHEAD_MAX}, not {months!r}."
     return None
+
+
+# A task's own bounds on its arguments, checked once they fit its signature (task name: check of the arguments
+# bound by name, returning why not or None).
+ARGUMENT_CHECKS = {"audit.ensure_partitions": _partition_months_ahead}
 
 
 def registered_task(name: str):
@@ -130,7 +147,8 @@ class WhatRunsForm(TimesReadableInUtc, PeriodicTaskForm):
             args, kwargs = loads(data.get("args") or "[]"), loads(data.get("kwargs") or "{}")
             error = task_arguments_error(task, args, kwargs)
             if error is not None:
-                self.add_error("kwargs" if kwargs and "keyword" in error else "args", error)
+                keyword = kwargs and ("keyword" in error or "months_ahead" in error)
+                self.add_error("kwargs" if keyword else "args", error)
         return data
 
     def clean_queue(self) -> str:
