@@ -14,14 +14,17 @@ FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/inde
 
 .PHONY: run test install frontend lint format clean ports-free FORCE
 
+# One process holds the runtime folder (VAR_DIR) from the check to the end: each --then step runs under its lock,
+# so a second `make run` on the same folder is refused before it migrates or seeds the running one's database.
+# The prometheus folder holds the counters of processes from an earlier run.
 run: ports-free install frontend
-	@$(PY) scripts/start_processes.py --check
-	@$(PY) manage.py migrate --noinput -v0
-	@$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) --forecast --patients $(or $(DEMO_PATIENTS),0)
-	@rm -rf "$${VAR_DIR:-var}/prometheus"  # counters of processes from an earlier run
-	@echo "Starting api (http://$(HOST):$(PORT)), live (ws://$(HOST):$(LIVE_PORT)/ws/metrics/), worker and beat. Ctrl-C stops all."
 	@CP_HOST=$(HOST) CP_PORT=$(PORT) LIVE_PORT=$(LIVE_PORT) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
-		exec $(PY) scripts/start_processes.py -f Procfile start
+		exec $(PY) scripts/start_processes.py --check \
+		--then '$(PY) manage.py migrate --noinput -v0' \
+		--then '$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) --forecast --patients $(or $(DEMO_PATIENTS),0)' \
+		--then 'rm -rf "$${VAR_DIR:-var}/prometheus"' \
+		--then 'echo "Starting api (http://$(HOST):$(PORT)), live (ws://$(HOST):$(LIVE_PORT)/ws/metrics/), worker and beat. Ctrl-C stops all."' \
+		-f Procfile start
 
 # Before anything is set up: a taken port otherwise shows only as a few lines deep in the servers' output
 # after migrating and seeding, and honcho then stops the other processes too.

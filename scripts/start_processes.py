@@ -6,6 +6,7 @@ alone, and api, live, worker and beat, each in a session of its own, ran on: the
 ports taken, and a leftover beat would have sent every schedule twice.
 """
 
+import contextlib
 import fcntl
 import math
 import os
@@ -262,14 +263,61 @@ def _check_settings() -> int:
     return subprocess.run(command, stdout=subprocess.DEVNULL, check=False).returncode  # noqa: S603 - our own files
 
 
+def _set_up(command: str) -> None:
+    """One of `make run`'s set-up steps (migrate, seed), run by the shell while this process holds the runtime
+    folder: they ran as the Makefile's own lines, unlocked, so a second `make run` refused only at its start had
+    already migrated and seeded the running one's database (its services' base URLs, demo-credentials.json
+    pointing at the second run's port). A Ctrl-C or a hang-up reaches the step from its terminal, as a shell's
+    foreground command; a SIGTERM to this process is passed on. The run stops at a failed step, with its status
+    (128 + the signal's number when a signal ended it: 130 after a Ctrl-C)."""
+    step = subprocess.Popen(_exec(command), shell=True)  # noqa: S602 - the Makefile's own commands
+
+    def _pass_on(signum, frame) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            step.send_signal(signum)
+
+    handlers = {
+        signal.SIGINT: signal.SIG_IGN,  # the terminal sends it to the step too
+        signal.SIGQUIT: signal.SIG_IGN,
+        signal.SIGTERM: _pass_on,
+        signal.SIGHUP: _pass_on,
+    }
+    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+    try:
+        returncode = step.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if returncode:
+        sys.exit(128 - returncode if returncode < 0 else returncode)
+
+
+def _arguments(argv: list[str]) -> tuple[bool, list[str], list[str]]:
+    """`[--check] [--then COMMAND]... [honcho's arguments]`: whether to check the settings first, the set-up
+    steps, and what honcho is given (nothing: no start)."""
+    check = argv[:1] == ["--check"]
+    rest = argv[1:] if check else argv
+    steps = []
+    while rest[:1] == ["--then"] and len(rest) >= 2:
+        steps.append(rest[1])
+        rest = rest[2:]
+    return check, steps, rest
+
+
 if __name__ == "__main__":
     held = _hold_var_dir()
-    if sys.argv[1:] == ["--check"]:  # before migrating and seeding: said at once, nothing touched
-        sys.exit(_check_settings())
+    check, steps, honcho_arguments = _arguments(sys.argv[1:])
+    # Before migrating and seeding: said at once, nothing touched.
+    if check and (returncode := _check_settings()):
+        sys.exit(returncode)
+    for command in steps:  # under the lock, as the processes that follow
+        _set_up(command)
+    if not honcho_arguments:
+        sys.exit(0)
     import honcho.command
     from honcho.command import main
 
     honcho.command.Manager = graceful_manager()
     signal.signal(signal.SIGHUP, _hang_up)
     sys.stdout = _Output(sys.stdout)
-    main(sys.argv[1:])
+    main(honcho_arguments)
