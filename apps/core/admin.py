@@ -142,8 +142,13 @@ class WhatRunsForm(TimesReadableInUtc, PeriodicTaskForm):
         if "task" in self._errors or "regtask" in self._errors:
             return self.cleaned_data  # the field's own error says why
         data = super().clean()
-        task = registered_task(data.get("task") or "")
-        if task is not None and not {"args", "kwargs"} & set(self._errors):
+        name = data.get("task") or ""
+        task = registered_task(name)
+        if task is None and name:
+            # The custom field took any name: `core.heartbeet` was saved, and the worker dropped each send of it
+            # ("Received unregistered task") while the schedule showed enabled.
+            self.add_error("task", f'"{name}" is not a task registered with Celery: check its spelling.')
+        elif task is not None and not {"args", "kwargs"} & set(self._errors):
             args, kwargs = loads(data.get("args") or "[]"), loads(data.get("kwargs") or "{}")
             error = task_arguments_error(task, args, kwargs)
             if error is not None:
