@@ -12,6 +12,7 @@ import math
 import os
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -237,12 +238,37 @@ def graceful_manager():
     return GracefulManager
 
 
+# The embedded mode's SQLite database (patients' names, MRNs, birth dates) and its WAL files, which SQLite creates
+# with the database's own mode.
+DATABASE_FILES = (
+    "controlplane.sqlite3",
+    "controlplane.sqlite3-wal",
+    "controlplane.sqlite3-shm",
+    "controlplane.sqlite3-journal",
+)
+
+
+def _make_private(var_dir: Path) -> None:
+    """The runtime folder and the database in it, readable by their owner alone: they were created under the
+    usual umask (022), the database 644 in a 755 folder, so any local user could read every patient. What this
+    run creates (this process runs under umask 077, and so do its steps and processes) is private from the start;
+    a folder or database an earlier run left open is closed here, where it is ours to change."""
+    for path in (var_dir, *(var_dir / name for name in DATABASE_FILES)):
+        try:
+            status = path.stat()
+        except FileNotFoundError:
+            continue
+        if status.st_uid == os.geteuid() and status.st_mode & 0o077:
+            path.chmod(stat.S_IMODE(status.st_mode) & ~0o077)
+
+
 def _hold_var_dir():
     """A second `make run` on the same VAR_DIR (on other ports, as the port-in-use message suggests) ran a
     second beat on the same database: every schedule twice. The lock is the kernel's, so it never outlives
     its process, whatever stopped it."""
     var_dir = Path(os.environ.get("VAR_DIR") or "var").resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
+    _make_private(var_dir)
     lock = open(var_dir / "make-run.lock", "a")  # noqa: SIM115 - held until this process ends
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -305,6 +331,7 @@ def _arguments(argv: list[str]) -> tuple[bool, list[str], list[str]]:
 
 
 if __name__ == "__main__":
+    os.umask(0o077)  # see _make_private
     held = _hold_var_dir()
     check, steps, honcho_arguments = _arguments(sys.argv[1:])
     # Before migrating and seeding: said at once, nothing touched.
