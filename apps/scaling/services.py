@@ -513,14 +513,19 @@ def policy_state_refresh(policy: ScalingPolicy) -> str:
     attempts; a failed policy keeps its attempts, so its retries keep backing off. The state is re-read with
     the row locked: an instance loaded before an apply finished read its old state, and turned an apply in
     flight to PENDING, which sent a second apply beside it. An apply in flight keeps APPLYING with the new
-    digest: it ends PENDING itself when the digest it applied is no longer the one desired."""
+    digest: it ends PENDING itself when the digest it applied is no longer the one desired. `enabled` is
+    re-read too: the forecast run refreshes an instance loaded minutes before, and a policy disabled since
+    (its autoscalers withdrawn) was made PENDING, an apply that never comes, for good."""
     desired = manifests.digest(policy_manifests(policy)) if policy.enabled else ""
     states = ScalingPolicy.ApplyState
     with transaction.atomic():
-        current = ScalingPolicy.objects.select_for_update(of=("self",)).filter(pk=policy.pk).values(*APPLY_FIELDS)
-        row = current.first()
+        current = ScalingPolicy.objects.select_for_update(of=("self",)).filter(pk=policy.pk)
+        row = current.values(*APPLY_FIELDS, "enabled").first()
         if row is None:  # deleted meanwhile
             return policy.apply_state
+        if row["enabled"] != policy.enabled:  # disabled or enabled again since the instance was loaded
+            policy.enabled = row["enabled"]
+            desired = manifests.digest(policy_manifests(policy)) if policy.enabled else ""
         for name, value in row.items():
             setattr(policy, name, value)
         if not kube.cluster_configured() or not policy.enabled:
