@@ -408,10 +408,19 @@ def select_model(series: pd.Series, *, max_folds: int = 7) -> Selection:
     models = [model for model in candidates(len(series)) if getattr(model, "min_history", 0) <= shortest]
     scores = [backtest(model, series, folds=folds) for model in models]
     criterion = "mase_168" if all(s.mase_168 is not None for s in scores) else "mase_24"
-    ranked = sorted(
-        zip(scores, models, strict=True),
-        key=lambda pair: getattr(pair[0], criterion) if getattr(pair[0], criterion) is not None else math.inf,
-    )
+
+    def rank(pair: tuple[Backtest, object]) -> tuple[float, float, int]:
+        # Without a MASE (the folds' history flat: an idle service has no seasonal naive error to scale by),
+        # the sMAPE ranks, and on its ties the calendar profile wins: every candidate forecast the flat folds
+        # alike, and the first, the daily naive, repeated tomorrow a one-off burst (a stress test) from today.
+        score = getattr(pair[0], criterion)
+        return (
+            score if score is not None else math.inf,
+            round(pair[0].smape, 9),
+            0 if pair[0].model == CalendarProfile.name else 1,
+        )
+
+    ranked = sorted(zip(scores, models, strict=True), key=rank)
     return Selection(model=ranked[0][1], scores=scores, criterion=criterion)
 
 
