@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from datetime import UTC
+from datetime import UTC, date, timedelta
 
 from celery import current_app
 from django import forms
@@ -31,6 +31,7 @@ from kombu.exceptions import OperationalError
 from kombu.utils.json import loads
 
 from apps.core.admin_lookups import PlainLookupsAdmin
+from apps.core.schedules import CRONTAB_GAP_HORIZON_DAYS
 
 WHAT_RUNS = ("name", "task", "args", "kwargs", "queue", "exchange", "routing_key", "priority", "headers",
              "expires", "expire_seconds", "one_off")  # fmt: skip
@@ -251,8 +252,73 @@ class InlineOnlyShown:
         return super().get_inline_instances(request, obj)
 
 
+# The shortest interval a schedule may have: `1 microseconds` was saved, and beat sent 1,821 messages in 9 s.
+MIN_INTERVAL = timedelta(seconds=1)
+
+
+class IntervalForm(forms.ModelForm):
+    class Meta:
+        model = IntervalSchedule
+        fields = ("every", "period")
+
+    def clean(self):
+        data = super().clean()
+        every, period = data.get("every"), data.get("period")
+        if isinstance(every, int) and period:
+            try:
+                length = timedelta(**{period: every})
+            except (TypeError, OverflowError):
+                length = None
+            if length is not None and length < MIN_INTERVAL:
+                self.add_error("every", "An interval of at least one second: beat would send it without pause.")
+        return data
+
+
 class IntervalAdmin(PlainLookupsAdmin, InlineOnlyShown, IntervalScheduleAdmin):
-    pass
+    form = IntervalForm
+
+
+def crontab_never_runs(schedule: CrontabSchedule, *, start: date | None = None) -> bool:
+    """Whether the crontab's days never come (`0 0 31 2 *`): no day over CRONTAB_GAP_HORIZON_DAYS (eight years
+    and a day: 29 February across a century's skipped leap day) matches its day of month, month and day of week
+    together, as celery reads them, or celery refuses it as such. Beat skipped such a schedule with nothing said,
+    while it showed enabled. Its fields must parse (their own validators say why not)."""
+    try:
+        cron = schedule.schedule  # celery's crontab, its fields expanded to sets
+    except ValueError:  # celery's own check: "day_of_month '31' never occurs in month_of_year '2'"
+        return True
+    day = start or date.today()
+    for _ in range(CRONTAB_GAP_HORIZON_DAYS):
+        if (
+            day.month in cron.month_of_year
+            and day.day in cron.day_of_month
+            and (day.weekday() + 1) % 7 in cron.day_of_week
+        ):
+            return False
+        day += timedelta(days=1)
+    return True
+
+
+class CrontabForm(forms.ModelForm):
+    class Meta:
+        model = CrontabSchedule
+        fields = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
+
+    def clean(self):
+        data = super().clean()
+        fields = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+        if any(field in self._errors for field in fields):
+            return data  # the field's own error says why
+        candidate = CrontabSchedule(**{field: data.get(field) or "*" for field in fields})
+        try:
+            never = crontab_never_runs(candidate)
+        except Exception:  # noqa: BLE001 - celery's ParseException is no ValueError; the fields say what is wrong
+            return data
+        if never:
+            raise forms.ValidationError(
+                "This crontab never runs: no day matches its day of month, month and day of week together."
+            )
+        return data
 
 
 class SolarAdmin(PlainLookupsAdmin, InlineOnlyShown, SolarScheduleAdmin):
@@ -265,7 +331,10 @@ class ClockedAdmin(PlainLookupsAdmin, InlineOnlyShown, ClockedScheduleAdmin):
 
 class CrontabAdmin(PlainLookupsAdmin, InlineOnlyShown, CrontabScheduleAdmin):
     """django-celery-beat's crontab admin, whose page showed its readable form even for values the fields had
-    just refused: "-1" as a minute was a 500 (celery's ParseException) instead of the field's error."""
+    just refused: "-1" as a minute was a 500 (celery's ParseException) instead of the field's error. A crontab
+    that never runs is refused (crontab_never_runs)."""
+
+    form = CrontabForm
 
     list_display = ("__str__", "readable")
     fields = ("readable", "minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
