@@ -196,6 +196,8 @@ class ScalingPolicyAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
             if not services.apply_requested(policy):
                 self.message_user(request, f"{policy}: an apply is in flight; it was not sent twice.", messages.INFO)
                 continue
+            # Who changed the cluster by hand, and when, is in the policy's history (as the emergency actions').
+            self.log_change(request, policy, "Apply to the cluster sent by hand (Apply to the cluster now).")
             try:
                 apply_policy.delay(policy.pk)
             except OperationalError:
