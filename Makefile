@@ -23,7 +23,7 @@ run: ports-free install frontend
 		--then '$(PY) manage.py migrate --noinput -v0' \
 		--then '$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT) --forecast --patients $(or $(DEMO_PATIENTS),0)' \
 		--then 'rm -rf "$${VAR_DIR:-var}/prometheus"' \
-		--then 'echo "Starting api (http://$(HOST):$(PORT)), live (ws://$(HOST):$(LIVE_PORT)/ws/metrics/), worker and beat. Ctrl-C stops all."' \
+		--then 'echo "Starting api (http://$(HOST):$(PORT)), live (ws://$(HOST):$(LIVE_PORT)/ws/metrics/), workers and beat. Ctrl-C stops all."' \
 		-f Procfile start
 
 # Before anything is set up: a taken port otherwise shows only as a few lines deep in the servers' output

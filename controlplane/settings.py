@@ -503,6 +503,11 @@ CELERY_TASK_ROUTES = {
     "benchmarks.fail_stuck_runs": {"queue": "default"},
     "benchmarks.*": {"queue": "benchmarks"},
     "inference.*": {"queue": "inference"},
+    # Minutes of model work (an optimizer's model step) and a forecast's fit go with the model profiling, so that
+    # `default`'s short periodic tasks (the heartbeat /readyz reads, alerts, rate-limit adaptation, the resource
+    # monitor) never wait behind them: the Procfile's `worker` consumes `default` alone.
+    "optimizer.run_step": {"queue": "inference"},
+    "scaling.forecast": {"queue": "inference"},
 }
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
