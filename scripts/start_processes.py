@@ -157,7 +157,9 @@ def graceful_manager():
             super().loop()
             for name, signame in self._forced.items():
                 self._system_print(f"{name} did not stop gracefully: it needed {signame}\n")
-            if self._forced:
+            # A process ended by a signal not of this stop (`kill -9`, the OOM killer) left honcho's rc as its
+            # negative one, which the shell showed as 247 (-9) or 241 (-15): a process failed, status 1.
+            if self._forced or (self.returncode is not None and self.returncode < 0):
                 self.returncode = 1
 
         def _stop_returncode(self, name: str, returncode: int | None) -> int | None:
