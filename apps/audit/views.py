@@ -93,11 +93,13 @@ class PhiAPIView(APIView):
             # DRF negotiates before it asks who is asking: an Accept nothing here answers (`application/xml`,
             # another fhirVersion) was a 406 to anyone, no credentials needed, and the refusal of a caller asking
             # for a patient left no record. The caller is identified, its scope and rate limit checked, as for
-            # any other refusal (a 401, a 403, a 429 answer first); the 406 then leaves its record in
-            # handle_exception. Its body is written in the view's first renderer (FHIR: an OperationOutcome).
+            # any other refusal (a 401, a 403, a 429 answer first); the 406 then leaves its record as an unknown
+            # `?format=` does (whoever the body names: a POST lookup's 406 left none where its 400 left one). Its
+            # body is written in the view's first renderer (FHIR: an OperationOutcome).
             self.perform_authentication(request)
             self.check_permissions(request)
             self.check_throttles(request)
+            self.audit_refusal(request, outcome="error")
             raise
         if self.unknown_format:
             self.audit_refusal(request, outcome="error")
@@ -139,8 +141,11 @@ class PhiAPIView(APIView):
     def handle_exception(self, exc: Exception) -> Response:
         # A 401 (no credentials, a wrong or expired token) asked for PHI all the same; the anonymous caller
         # needs no rate limit to send them, so each address and view leaves one record per window, as above.
-        if isinstance(exc, NotAuthenticated | AuthenticationFailed) and self._first_in_window(
-            self.request, "unauthenticated"
+        # OPTIONS asks for no data (see audit_refusal): its 401 is not a read of the patient.
+        if (
+            isinstance(exc, NotAuthenticated | AuthenticationFailed)
+            and self.request.method != "OPTIONS"
+            and self._first_in_window(self.request, "unauthenticated")
         ):
             try:
                 self._record_refusal(self.request, outcome="denied")
