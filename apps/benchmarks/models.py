@@ -104,13 +104,14 @@ def _allowed_origins() -> list[tuple[str, int | None]]:
         host, port = entry, None
         if entry.startswith("["):
             host, _, rest = entry[1:].partition("]")
-            port = rest[1:] if rest.startswith(":") else None
+            if rest and not rest.startswith(":"):
+                continue  # `[::1]8000`: garbled, matches nothing (it allowed every port)
+            port = rest[1:] if rest else None
         elif entry.count(":") == 1:
             host, port = entry.split(":")
-        try:
-            origins.append((host, int(port) if port else None))
-        except ValueError:  # not a port: matches nothing
-            continue
+        if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            continue  # not a port (`127.0.0.1:`, `:abc`): matches nothing, never "any port"
+        origins.append((host, int(port) if port is not None else None))
     return origins
 
 

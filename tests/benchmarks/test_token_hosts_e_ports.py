@@ -47,3 +47,13 @@ def test_a_run_to_another_port_gets_no_token(settings):
     run = services.benchmark_run_execute(run_id=run.pk)
     assert run.status == BenchmarkRun.Status.FAILED and "BENCHMARK_TOKEN_HOSTS" in run.error
     assert not ApiClient.objects.exists()  # no token was issued
+
+
+@pytest.mark.parametrize(
+    "entry", ["127.0.0.1:", "[::1]8000", "127.0.0.1:abc", "127.0.0.1:0", "127.0.0.1:70000", "[::1]:"]
+)
+def test_a_garbled_port_matches_nothing_rather_than_every_port(settings, entry):
+    """`127.0.0.1:` and `[::1]8000` were read as a bare host: any port of it, a listener of anyone's."""
+    settings.BENCHMARK_TOKEN_HOSTS = [entry]
+    for url in ("http://127.0.0.1:9509", "http://[::1]:9509", "http://127.0.0.1:8000", "http://[::1]:8000"):
+        assert token_host_allowed(url) is False
