@@ -44,14 +44,19 @@ export default function ServicePage() {
   const shown = `${slug}\n${range}`;
   const [loaded, setLoaded] = useState<{ of: string; panels: PanelState[] }>({ of: shown, panels: PANELS.map(() => EMPTY) });
   const panels = loaded.of === shown ? loaded.panels : PANELS.map(() => EMPTY);
-  const service = useJson<Service>(`/api/v1/services/${encodeURIComponent(slug)}/`);
+  const service = useJson<Service & { route_prefix?: string }>(`/api/v1/services/${encodeURIComponent(slug)}/`);
   usePageTitle(service.status === "ready" ? service.data.name : slug);
   // No such service (or not one this user sees): its series would only repeat the 404 as a 400 per panel,
   // every 15 s; the page says it once.
   const missing = service.status === "error" && service.code === 404;
+  // A service with no route prefix (the workers, the dashboard): its requests are not told apart, so the server
+  // refuses its request series; asked anyway, four panels said so, a 400 each every 15 s. Null while the service
+  // loads (nothing is asked before it is known); a service that failed to load otherwise is asked as before.
+  const routes = service.status === "loading" ? null : service.status !== "ready" || service.data.route_prefix !== "";
+  const wanted = PANELS.map((panel) => panel.host === true || routes !== false);
 
   useEffect(() => {
-    if (missing) return;
+    if (missing || routes === null) return;
     let live = true;
     // One round at a time (a tick while the last is unanswered is skipped): on a server slower than the refresh
     // each tick stacked seven more requests, and an older round answering last replaced a newer one. Every series
@@ -68,7 +73,9 @@ export default function ServicePage() {
       if (busy) return;
       busy = true;
       const asked = PANELS.map((panel) =>
-        fetchSeries(panel.metrics, range, { service: panel.host ? undefined : slug, signal: leaving.signal, timeoutMs }),
+        panel.host || routes
+          ? fetchSeries(panel.metrics, range, { service: panel.host ? undefined : slug, signal: leaving.signal, timeoutMs })
+          : Promise.resolve(null),
       );
       return Promise.allSettled(asked).then(
         (outcomes) => {
@@ -92,7 +99,7 @@ export default function ServicePage() {
       window.clearInterval(timer);
       leaving.abort();
     };
-  }, [slug, range, missing]);
+  }, [slug, range, missing, routes]);
 
   return (
     <section aria-labelledby="service-title">
@@ -110,8 +117,10 @@ export default function ServicePage() {
               </button>
             ))}
           </div>
+          {routes === false ? <p className="muted">No route prefix: no request metrics for this service.</p> : null}
           <div className="grid">
             {PANELS.map((panel, i) => {
+              if (!wanted[i]) return null;
               const { data, error } = panels[i];
               const what = panel.title.toLowerCase();
               return (
