@@ -10,7 +10,10 @@ annotation.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from urllib.parse import urlsplit, urlunsplit
@@ -652,6 +655,53 @@ def validate(docs: dict[str, dict]) -> list[str]:
     return errors + conflict_errors(docs)
 
 
+def _declared(hint) -> tuple[type, ...]:
+    """The types a field's annotation names (int | None: int, NoneType)."""
+    return tuple(
+        typing.get_origin(one) or one
+        for one in (typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,))
+    )
+
+
+def _accepted(declared: tuple[type, ...]) -> tuple[type, ...]:
+    """A number field takes any number: whether a count is whole, the manifests' own checks say (2.5
+    replicas: "is not of type 'integer'", as before); a string there failed with a TypeError."""
+    return (*declared, int, float) if int in declared or float in declared else declared
+
+
+def _of_type(value, accepted: tuple[type, ...]) -> bool:
+    if isinstance(value, bool) and bool not in accepted:  # True is an int to isinstance, not to the API server
+        return False
+    return isinstance(value, accepted)
+
+
+def config_errors(spec: ServiceScaling) -> list[str]:
+    """What the policy's model refuses and the manifests do not show: each field's type (a "2" for a number
+    failed later with a TypeError), the namespace a DNS label and the image a reference (the API server or
+    the kubelet refused those only once applied)."""
+    from django.core.exceptions import ValidationError
+
+    from apps.scaling.models import DNS_LABEL, IMAGE_REFERENCE
+
+    hints = typing.get_type_hints(ServiceScaling)
+    errors = []
+    for item in fields(spec):
+        declared = _declared(hints[item.name])
+        if not _of_type(getattr(spec, item.name), _accepted(declared)):
+            names = " or ".join("None" if kind is type(None) else kind.__name__ for kind in declared)
+            errors.append(f"{item.name} {getattr(spec, item.name)!r}: must be of type {names}")
+        elif isinstance(getattr(spec, item.name), float) and not math.isfinite(getattr(spec, item.name)):
+            errors.append(f"{item.name} {getattr(spec, item.name)!r}: must be a finite number")
+    for name, validator, required in (("namespace", DNS_LABEL, True), ("image", IMAGE_REFERENCE, False)):
+        value = getattr(spec, name)
+        if isinstance(value, str) and (value or required):
+            try:
+                validator(value)
+            except ValidationError as exc:
+                errors.append(f"{name} {value!r}: {exc.messages[0]}")
+    return errors
+
+
 class MedicalAIServiceAutoscalingConfig:
     """The brief's API: `MedicalAIServiceAutoscalingConfig().generate_complete_config(service_config)`."""
 
@@ -660,6 +710,9 @@ class MedicalAIServiceAutoscalingConfig:
         spec = (
             service_config if isinstance(service_config, ServiceScaling) else ServiceScaling.from_config(service_config)
         )
+        errors = config_errors(spec)
+        if errors:
+            raise ValueError("; ".join(errors))
         docs = documents(spec)
         errors = validate(docs)
         if errors:
