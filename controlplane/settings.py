@@ -431,6 +431,8 @@ EMAIL_HOST, EMAIL_PORT = _email.get("EMAIL_HOST") or "localhost", _email.get("EM
 EMAIL_HOST_USER, EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_USER") or "", _email.get("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS, EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_TLS")), bool(_email.get("EMAIL_USE_SSL"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="controlplane@localhost")
+# SMTP connect/answer timeout: a mail server that never answered held an alert's sender (and a rule's delete) for good.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0, above=0, maximum=3600)
 
 # --- Channels -------------------------------------------------------------------------------------
 if REDIS_URL:

@@ -451,8 +451,11 @@ def alert_of_deleted_rule_resolve(*, alert: Alert) -> None:
     webhook's incident and the paged on-call never heard "resolved", the incident stayed open for good.
 
     The rule's row is held first, as an evaluation holds it (alerts_evaluate): one running beside the delete
-    that resolved the alert already is waited for and seen, never paged twice. The deliveries are logged, not
-    recorded: the alert's row, theirs with it, is gone once they are sent."""
+    that resolved the alert already is waited for and seen, never paged twice. The notice (payload, webhook,
+    addresses) is built here, while the rows are still there, and handed to a task once the delete commits
+    (tasks.deleted_alert_resolution_send, retried): sent from the request, a webhook that never answered held
+    a bulk delete for its timeout once per rule (100 rules, minutes) and an SMTP server that never answered
+    held it for good, and a failed "resolved" was never tried again."""
     from apps.resources.selectors import database_now
 
     if alert.state != Alert.State.FIRING:
@@ -463,23 +466,59 @@ def alert_of_deleted_rule_resolve(*, alert: Alert) -> None:
         return
     current.state, current.resolved_at = Alert.State.RESOLVED, database_now()
     current.message = f"Resolved: rule deleted. {current.message}"[:300]
-    transaction.on_commit(lambda: _notify(current, "resolved", record=False))
+    notice = _alert_notice(current, "resolved")
+    if channels := _notice_channels(notice):
+        transaction.on_commit(lambda: _deleted_alert_resolution_queue(notice, channels))
 
 
-def _notify(alert: Alert, event: str, *, record: bool = True) -> None:
-    """Post to the webhook and e-mail, each channel on its own: one failing (whatever it raises) is recorded
-    as a failed delivery and never keeps the other from being tried. `record` off (the alert deleted): each
-    delivery is logged instead."""
+def _deleted_alert_resolution_queue(notice: dict, channels: list[str]) -> None:
+    """The delete has committed: a broker that cannot take the task must not turn it into an error page; the
+    log says which receiver was not told."""
+    from apps.metrics.tasks import deleted_alert_resolution_send
+
+    try:
+        deleted_alert_resolution_send.apply_async(
+            kwargs={"notice": notice, "channels": channels}, kwargsrepr=alert_notice_repr(notice, channels)
+        )
+    except Exception:
+        logger.exception("alert %s of deleted rule %s: its \"resolved\" could not be queued; tell %s by hand",
+                         notice["alert"], notice["rule"], _notice_targets(notice, channels))  # fmt: skip
+
+
+def _notice_targets(notice: dict, channels: list[str]) -> str:
+    """The receivers, for logs and the broker's view of the task: a webhook's origin only (its path is its
+    secret)."""
+    targets = {"webhook": lambda: _webhook_origin(notice["webhook"]), "email": lambda: notice["email"]}
+    return ", ".join(f"{channel} {targets[channel]()}" for channel in channels)
+
+
+def alert_notice_repr(notice: dict, channels: list[str]) -> str:
+    """A notice as the broker, the worker's log and its monitors show it: never a webhook's secret path."""
+    return repr({"alert": notice["alert"], "rule": notice["rule"], "to": _notice_targets(notice, channels)})
+
+
+def deleted_alert_resolution_send(*, notice: dict, channels: list[str], last_try: bool = False) -> list[str]:
+    """Send a deleted rule's "resolved" (a notice of _alert_notice) on `channels`: the channels that failed,
+    for the task to retry (those delivered are not sent again). Logged, not recorded: the alert is gone; after
+    the `last_try` an error names the receivers not told."""
+    failed = []
+    for channel in channels:
+        delivered, detail = _deliver(notice, channel)
+        where = _webhook_origin(notice["webhook"]) if channel == "webhook" else notice["email"]
+        logger.info("alert %s of deleted rule %s: %s via %s to %s: %s", notice["alert"], notice["rule"],
+                    notice["payload"]["event"], channel, where,
+                    "delivered" if delivered else f"failed ({detail})")  # fmt: skip
+        if not delivered:
+            failed.append(channel)
+    if failed and last_try:
+        logger.error("alert %s of deleted rule %s: \"resolved\" not delivered, retries spent; tell %s by hand",
+                     notice["alert"], notice["rule"], _notice_targets(notice, failed))  # fmt: skip
+    return failed
+
+
+def _alert_notice(alert: Alert, event: str) -> dict:
+    """What a notification of `alert` sends, where: plain data, to be sent later (a task's argument)."""
     rule = alert.rule
-
-    def _record_or_log(alert: Alert, event: str, channel: str, target: str, delivered: bool, detail: str) -> None:
-        if record:
-            _record(alert, event, channel, target, delivered, detail)
-        else:
-            where = _webhook_origin(target) if channel == "webhook" else target
-            logger.info("alert %s of deleted rule %s: %s via %s to %s: %s", alert.pk, rule.name, event, channel,
-                        where, "delivered" if delivered else f"failed ({detail})")  # fmt: skip
-
     payload = {
         "event": event,
         "rule": rule.name,
@@ -491,21 +530,46 @@ def _notify(alert: Alert, event: str, *, record: bool = True) -> None:
         "started_at": alert.started_at.isoformat(),
         "resolved_at": alert.resolved_at.isoformat() if alert.resolved_at else None,
     }
-    if rule.webhook_url:
+    return {
+        "alert": alert.pk,
+        "rule": rule.name,
+        "payload": payload,
+        "webhook": rule.webhook_url,
+        "email": rule.email_to,
+        "subject": f"[{rule.severity}] {event}: {rule.name}",
+    }
+
+
+def _notice_channels(notice: dict) -> list[str]:
+    """The channels a notice goes by: the rule's webhook, if any, and its e-mail, if it names an address."""
+    has_address = any(address.strip() for address in notice["email"].split(","))
+    return [channel for channel, wanted in (("webhook", bool(notice["webhook"])), ("email", has_address)) if wanted]
+
+
+def _deliver(notice: dict, channel: str) -> tuple[bool, str]:
+    """One channel's delivery: (delivered, detail). Whatever it raises is a failed delivery, never an error:
+    one channel's failure must not cost the other."""
+    if channel == "webhook":
         try:
-            delivered, detail = _post_webhook(rule.webhook_url, payload)
+            return _post_webhook(notice["webhook"], notice["payload"])
         except Exception as exc:  # a webhook's failure, whatever it raises, must not cost the e-mail
-            logger.warning("alert webhook to %s failed", _webhook_origin(rule.webhook_url), exc_info=True)
-            delivered, detail = False, f"{type(exc).__name__}: {exc}"
-        _record_or_log(alert, event, "webhook", rule.webhook_url, delivered, detail)
-    recipients = [address.strip() for address in rule.email_to.split(",") if address.strip()]
-    if recipients:
-        subject = f"[{rule.severity}] {event}: {rule.name}"
-        try:
-            send_mail(subject, alert.message, settings.DEFAULT_FROM_EMAIL, recipients)
-            _record_or_log(alert, event, "email", rule.email_to, True, "sent")
-        except Exception as exc:  # noqa: BLE001 - a mail outage must not stop evaluation
-            _record_or_log(alert, event, "email", rule.email_to, False, str(exc))
+            logger.warning("alert webhook to %s failed", _webhook_origin(notice["webhook"]), exc_info=True)
+            return False, f"{type(exc).__name__}: {exc}"
+    recipients = [address.strip() for address in notice["email"].split(",") if address.strip()]
+    try:
+        send_mail(notice["subject"], notice["payload"]["message"], settings.DEFAULT_FROM_EMAIL, recipients)
+    except Exception as exc:  # noqa: BLE001 - a mail outage must not stop evaluation
+        return False, str(exc)
+    return True, "sent"
+
+
+def _notify(alert: Alert, event: str) -> None:
+    """Post to the webhook and e-mail, each channel on its own: one failing (whatever it raises) is recorded
+    as a failed delivery and never keeps the other from being tried."""
+    notice = _alert_notice(alert, event)
+    for channel in _notice_channels(notice):
+        delivered, detail = _deliver(notice, channel)
+        _record(alert, event, channel, notice[channel], delivered, detail)
 
 
 def _webhook_origin(url: str) -> str:

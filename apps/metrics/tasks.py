@@ -17,3 +17,28 @@ def evaluate_alerts() -> int:
 @shared_task(name="metrics.retention")
 def retention() -> dict:
     return services.retention_apply()
+
+
+class DeliveryFailed(Exception):
+    """A deleted rule's "resolved" not delivered on some channels: retried on those alone."""
+
+    def __init__(self, channels: list[str]):
+        super().__init__(f"not delivered via {', '.join(channels)}")
+        self.channels = channels
+
+
+DELIVERY_RETRY_BACKOFF_SECONDS, DELIVERY_RETRY_BACKOFF_MAX_SECONDS = 30, 600
+
+
+# On `default`, with metrics.evaluate_alerts, and acked late like every task (a worker lost mid-send sends it
+# again: a receiver may hear "resolved" twice, never not at all); retried like scaling.remove_objects (backoff
+# from 30 s, 6 times, about 25 minutes), the channels delivered already left out.
+@shared_task(name="metrics.send_deleted_alert_resolution", bind=True, ignore_result=True, max_retries=6)
+def deleted_alert_resolution_send(self, notice: dict, channels: list[str]) -> None:
+    """A deleted rule's firing alert: its "resolved", built before the delete (alert_of_deleted_rule_resolve)."""
+    last_try = self.request.retries >= self.max_retries
+    failed = services.deleted_alert_resolution_send(notice=notice, channels=channels, last_try=last_try)
+    if failed and not last_try:
+        countdown = min(DELIVERY_RETRY_BACKOFF_SECONDS * 2**self.request.retries, DELIVERY_RETRY_BACKOFF_MAX_SECONDS)
+        raise self.retry(kwargs={"notice": notice, "channels": failed}, countdown=countdown,
+                         exc=DeliveryFailed(failed), kwargsrepr=services.alert_notice_repr(notice, failed))  # fmt: skip

@@ -22,6 +22,15 @@ def _no_seeded_rules():
     AlertRule.objects.all().delete()
 
 
+@pytest.fixture(autouse=True)
+def _resolution_task_run_at_once(monkeypatch):
+    """The "resolved" goes by a task (tests/metrics/test_rule_delete_i2_queued.py): run here as it is queued."""
+    from apps.metrics import tasks
+
+    task = tasks.deleted_alert_resolution_send
+    monkeypatch.setattr(task, "apply_async", lambda args=None, kwargs=None, **options: task(**kwargs))
+
+
 @pytest.fixture
 def root_client(client, django_user_model):
     client.force_login(django_user_model.objects.create_superuser("root", "root@example.org", "pw-root-123"))
