@@ -42,7 +42,8 @@ class HeartbeatScheduler(DatabaseScheduler):
         (about a second): a nightly run due while RabbitMQ restarted was never sent, yet beat had already
         recorded it as run (last_run_at, total_run_count). If the broker is still away once the loop's retries
         (broker_connection_max_retries) are spent, the entry's run is given back: it is not recorded as run,
-        and is due again at the next pass."""
+        and is due again at the next pass; so it is when beat is stopped while it waits (a redeploy during a
+        RabbitMQ outage had skipped the nightly run until the next night)."""
         if advance:
             entry, advance = self.reserve(entry), False
         while True:
@@ -57,6 +58,9 @@ class HeartbeatScheduler(DatabaseScheduler):
                 except (OperationalError, OSError):  # its retries spent, the broker still away
                     self._unreserve(entry)
                     raise exc from None
+                except BaseException:  # beat stopped while it waited (SIGTERM: SystemExit): nothing was sent
+                    self._unreserve(entry)
+                    raise
 
     def _broker_unreachable(self, exc: BaseException) -> bool:
         cause = exc.__cause__ or exc.__context__
@@ -78,6 +82,9 @@ class HeartbeatScheduler(DatabaseScheduler):
         if model is not None:
             model.last_run_at = entry.last_run_at  # the entry reserved keeps the time of the run before
             model.total_run_count = max(model.total_run_count - 1, 0)
+            # Written at the next sync, beat's last included: one during the wait (beat's SIGTERM handler
+            # syncs before it exits) had already written the run as made.
+            self._dirty.add(entry.name)
         self._heap = None
 
     def _ensure_connected(self) -> Connection:
