@@ -8,7 +8,6 @@ from kombu.exceptions import OperationalError
 
 from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.metrics.admin import alert_rules_visible_to
-from apps.metrics.models import AlertRule
 from apps.scaling import charts, manifests, services
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
 from apps.services.admin import ServiceVisibilityAdmin
@@ -121,10 +120,35 @@ class ScalingPolicyAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
         ("Manifests", {"fields": ["manifest_preview"]}),
     ]
 
+    @staticmethod
+    def _rule_hidden_from(request: HttpRequest, policy: ScalingPolicy | None) -> bool:
+        """Whether the policy follows an alert rule this user may not see (another service's, hidden from them)."""
+        rule_id = policy.emergency_alert_rule_id if policy is not None else None
+        return rule_id is not None and not alert_rules_visible_to(request.user).filter(pk=rule_id).exists()
+
+    def get_fieldsets(self, request: HttpRequest, obj=None):
+        """A rule hidden from the user is shown as one, not by its name and link (a Viewer read another service's
+        rule on the page), and is not in the form: a save by them keeps it."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if not self._rule_hidden_from(request, obj):
+            return fieldsets
+        hidden = "emergency_alert_rule_hidden"
+        return [
+            (name, {**options, "fields": [hidden if f == "emergency_alert_rule" else f for f in options["fields"]]})
+            for name, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        return [*fields, "emergency_alert_rule_hidden"] if self._rule_hidden_from(request, obj) else fields
+
+    @admin.display(description="Emergency alert rule")
+    def emergency_alert_rule_hidden(self, policy: ScalingPolicy) -> str:
+        return "An alert rule you cannot see (another service's): an administrator changes it."
+
     def get_form(self, request: HttpRequest, obj=None, change: bool = False, **kwargs):
         """The emergency alert rule among the rules the user sees: the list named every service's rules, those of
-        services hidden from an Operator included. The rule a policy holds now stays choosable, so a save by
-        someone who cannot see it does not clear it."""
+        services hidden from an Operator included (a rule held that they cannot see is not in their form)."""
         form = super().get_form(request, obj, change=change, **kwargs)
 
         class PolicyForm(form):
@@ -143,9 +167,9 @@ class ScalingPolicyAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
         # On the subclass: its metaclass builds the model's fields afresh, so a queryset set on `form` was lost.
         field = PolicyForm.base_fields.get("emergency_alert_rule")
         if field is not None:
-            rules = alert_rules_visible_to(request.user)  # the alert list's rule: host and cache rules are everyone's
-            held = obj.emergency_alert_rule_id if obj is not None else None
-            field.queryset = (rules | AlertRule.objects.filter(pk=held)) if held else rules
+            field.queryset = alert_rules_visible_to(
+                request.user
+            )  # the alert list's: host and cache rules are everyone's
         return PolicyForm
 
     @admin.display(description="Manifests (preview)")
@@ -243,8 +267,9 @@ class ScalingPolicyAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
             if by_hand:
                 self.log_change(request, policy, "Emergency mode off by hand.")
             if policy.emergency_mode:
-                self.message_user(request, f"{policy}: stays in emergency mode while alert rule "
-                                  f"{policy.emergency_alert_rule} fires.", messages.WARNING)  # fmt: skip
+                rule = ("an alert rule you cannot see" if self._rule_hidden_from(request, policy)
+                        else f"alert rule {policy.emergency_alert_rule}")  # fmt: skip
+                self.message_user(request, f"{policy}: stays in emergency mode while {rule} fires.", messages.WARNING)
             elif was:
                 self.message_user(request, f"{policy}: emergency mode off, the minimum back to "
                                   f"{policy.floor_replicas} replicas.", messages.SUCCESS)  # fmt: skip
