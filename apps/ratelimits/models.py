@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 # A tightening is load shedding the controller must keep confirming: once it has read no load signal for this
@@ -158,7 +159,9 @@ class RateLimitLimitChange(models.Model):
     minute's usage against the limit in force then, not against today's."""
 
     policy = models.ForeignKey(RateLimitPolicy, on_delete=models.CASCADE, related_name="limit_changes")
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Stamped by the database on insert (and returned by it): on its clock, as the request rollups' minutes the
+    # overview reads it against are. This host's clock a minute or more off put the edit in the wrong minute.
+    at = models.DateTimeField(db_default=Now(), db_index=True)
     old_requests = models.PositiveIntegerField()
     new_requests = models.PositiveIntegerField()
     old_period_seconds = models.PositiveIntegerField()
