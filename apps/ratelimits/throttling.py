@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import threading
@@ -126,24 +127,53 @@ class PolicyRateThrottle(BaseThrottle):
 class _RefusalLog:
     """The fail-closed 503s, logged as one WARNING per `interval` per process with the number refused since the
     line before. Each is a refusal the policy asked for, not a server error: Django's ERROR `django.request` line
-    per 503 (140 in 6 s from one client while Redis was down) flooded the error alerting."""
+    per 503 (140 in 6 s from one client while Redis was down) flooded the error alerting. The refusals held back
+    are logged when the interval ends (a timer) or the process exits, even when no refusal follows them: before,
+    only the next refusal wrote them, so the last seconds of an outage never reached the log."""
 
     interval = 10.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._refused = 0
+        self._scope = ""
         self._logged_at: float | None = None
+        self._timer: threading.Timer | None = None
 
     def refused(self, scope: str) -> None:
         """Count one refusal of `scope`'s requests. The line names the scope, never the path (which may carry a
         patient's id: Django's own line has it redacted to the route)."""
         with self._lock:
             self._refused += 1
+            self._scope = scope
             now = time.monotonic()
             if self._logged_at is not None and now - self._logged_at < self.interval:
+                if self._timer is None:  # held back: written when the interval ends, refused again or not
+                    self._timer = threading.Timer(self.interval - (now - self._logged_at), self.flush)
+                    self._timer.daemon = True
+                    self._timer.start()
                 return
             count, self._refused, self._logged_at = self._refused, 0, now
+            self._cancel_timer()
+        self._log(count, scope)
+
+    def flush(self) -> None:
+        """Log the refusals held back, if any (the timer at the interval's end; atexit)."""
+        with self._lock:
+            self._cancel_timer()
+            count, scope = self._refused, self._scope
+            if not count:
+                return
+            self._refused, self._logged_at = 0, time.monotonic()
+        self._log(count, scope)
+
+    def _cancel_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer is not threading.current_thread():
+            timer.cancel()
+
+    @staticmethod
+    def _log(count: int, scope: str) -> None:
         logger.warning(
             "rate limiter unreachable: %d request(s) refused (503, fail-closed) since the last such line; latest "
             "scope %s",
@@ -153,6 +183,7 @@ class _RefusalLog:
 
 
 refusal_log = _RefusalLog()
+atexit.register(refusal_log.flush)  # the timer is a daemon thread: a refusal held back at exit
 
 
 class RateLimitHeadersMiddleware:
