@@ -110,6 +110,34 @@ def successes_p95(timeline: list[dict], samples: list[list]) -> list[dict]:
     return points
 
 
+TIMELINE_MAX_POINTS = 1500
+
+
+def timeline_served(timeline: list[dict], max_points: int = TIMELINE_MAX_POINTS) -> tuple[list[dict], int]:
+    """The timeline as the API and the report serve it, at most `max_points` points, and each point's width
+    in seconds: a day's endurance run stored 86,400 points a second apart, megabytes of JSON a chart could
+    hardly draw. Consecutive seconds merge into buckets of `step`: req/s and errors/s averaged, users the
+    most of the bucket, p95 the highest of its seconds' p95s (the samples behind them are not kept; None
+    where none had one). `t` is the bucket's first second. Shorter timelines are served as stored."""
+    if len(timeline) <= max_points:
+        return timeline, 1
+    step = math.ceil(len(timeline) / max_points)
+    points = []
+    for start in range(0, len(timeline), step):
+        bucket = timeline[start : start + step]
+        p95s = [p["p95_ms"] for p in bucket if p.get("p95_ms") is not None]
+        points.append(
+            {
+                "t": bucket[0]["t"],
+                "users": max(p.get("users") or 0 for p in bucket),
+                "rps": round(sum(p.get("rps") or 0.0 for p in bucket) / len(bucket), 6),
+                "errors_per_s": round(sum(p.get("errors_per_s") or 0.0 for p in bucket) / len(bucket), 6),
+                "p95_ms": max(p95s) if p95s else None,
+            }
+        )
+    return points, step
+
+
 def histogram_of(latencies_ms: list[float]) -> HdrHistogram:
     histogram = HdrHistogram(LOWEST_US, HIGHEST_US, DIGITS)
     _record(histogram, latencies_ms)

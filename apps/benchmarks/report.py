@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.template.loader import render_to_string
 
+from apps.benchmarks import analysis
 from apps.core import svg
 
 
@@ -35,8 +36,19 @@ def _trend(run) -> str | None:
     return f"p95 trend {round(per_hour * seconds / 3600, 3):+} ms over the run's {seconds:.0f} s ({significance})."
 
 
+def _labels(step: int) -> tuple[str, str]:
+    """The charts' labels for points `step` seconds wide (a long run's seconds merged, see timeline_served)."""
+    if step == 1:
+        return "req/s per second", "p95 of each second's successful requests (ms), dashed: the gate"
+    return (
+        f"req/s, averaged per {step} s",
+        f"p95 of successful requests, the highest second's of each {step} s (ms), dashed: the gate",
+    )
+
+
 def render_run_report(run) -> str:
-    timeline = run.timeline
+    timeline, step = analysis.timeline_served(run.timeline)  # a day's run: 1,500 points, not 86,400
+    rps_label, p95_label = _labels(step)
     gates = run.plan.gates()
     return render_to_string(
         "benchmarks/run_report.html",
@@ -45,11 +57,11 @@ def render_run_report(run) -> str:
             "plan": run.plan,
             "trend": _trend(run),
             "gates": gates,
-            "rps_chart": svg.line([(p["t"], p["rps"]) for p in timeline], colour="#1a7f37", label="req/s per second"),
+            "rps_chart": svg.line([(p["t"], p["rps"]) for p in timeline], colour="#1a7f37", label=rps_label),
             "p95_chart": svg.line(
                 [(p["t"], p["p95_ms"]) for p in timeline if p["p95_ms"] is not None],
                 colour="#0a58ca",
-                label="p95 of each second's successful requests (ms), dashed: the gate",
+                label=p95_label,
                 marker=gates["p95_ms"],
             ),
             "histogram_chart": _histogram_svg(run.histogram),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import F
 
+from apps.benchmarks import analysis
 from apps.benchmarks.models import BenchmarkRun, Regression
 from apps.services.selectors import of_visible_services
 
@@ -85,8 +86,10 @@ def benchmark_run_detail(run_id: int, *, visible_services: frozenset[int] | None
     run = of_visible_services(runs, visible_services, "plan__service").filter(pk=run_id).first()
     if run is None:
         return None
+    timeline, step = analysis.timeline_served(run.timeline)  # a day's run: 1,500 points, not 86,400
     return {
-        **_run_json(run), "endpoints": run.endpoints, "timeline": run.timeline, "histogram": run.histogram,
+        **_run_json(run), "endpoints": run.endpoints, "timeline": timeline, "timeline_step_s": step,
+        "histogram": run.histogram,
         "findings": run.findings, "verdicts": run.verdicts, "error": run.error,
         "generator_cpu_max": run.generator_cpu_max, "report_url": f"/benchmarks/runs/{run.pk}/report/",
     }  # fmt: skip

@@ -45,7 +45,11 @@ class BenchmarkRunListOutputSerializer(serializers.Serializer):
 
 class BenchmarkRunDetailOutputSerializer(BenchmarkRunOutputSerializer):
     endpoints = serializers.JSONField()
-    timeline = serializers.JSONField(help_text="Per second: users, req/s, errors, p95.")
+    timeline = serializers.JSONField(
+        help_text="Per second, or per timeline_step_s seconds past 1,500 points: users (the most), req/s and "
+        "errors/s (averaged), p95 (the highest second's)."
+    )
+    timeline_step_s = serializers.IntegerField(help_text="The seconds each timeline point covers.")
     histogram = serializers.JSONField(help_text="HDR latency histogram: [[ms, count]].")
     findings = serializers.JSONField(help_text="Per shape: the knee, spike recovery, endurance slope.")
     verdicts = serializers.JSONField()
