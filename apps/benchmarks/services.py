@@ -465,8 +465,15 @@ def _record(run: BenchmarkRun, outcome: runner.Outcome, stages: list, gates: dic
             "limit. Lower the users or run Locust distributed.",
         )
     run.passed = all(v["passed"] for v in run.verdicts)
-    regressions_detect(run=run, samples=outcome.samples)  # before the report, which shows the comparison
-    return _finish(run, status=BenchmarkRun.Status.SUCCEEDED, samples=outcome.samples)
+    # One transaction: the regression was written before the run's end, so a run the checker failed (or a
+    # person cancelled) meanwhile, whose success _finish then drops, kept a regression of a failed run, and
+    # a report that could not be rendered left one too. Kept only with the run's success.
+    with transaction.atomic():
+        regression = regressions_detect(run=run, samples=outcome.samples)  # before the report, which shows it
+        finished = _finish(run, status=BenchmarkRun.Status.SUCCEEDED, samples=outcome.samples)
+        if regression is not None and finished.status != BenchmarkRun.Status.SUCCEEDED:
+            Regression.objects.filter(pk=regression.pk).delete()
+    return finished
 
 
 def _target_memory(run: BenchmarkRun, seconds: float) -> dict:
