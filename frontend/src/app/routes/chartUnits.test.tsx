@@ -124,3 +124,11 @@ describe("chart axes say their unit", () => {
     expect(axes()["p95 of successive runs (dashed lines: regressions)"]).toBe(" ms|");
   });
 });
+
+describe("latencyTitle", () => {
+  it("says when a point covers more than a second", async () => {
+    const { latencyTitle } = await import("./BenchmarkRunPage");
+    expect(latencyTitle(1)).toBe("Latency over the run (p95 of each second's successes)");
+    expect(latencyTitle(58)).toBe("Latency over the run (p95 of the successes: the highest second of each 58 s)");
+  });
+});

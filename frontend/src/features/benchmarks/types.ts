@@ -39,6 +39,8 @@ export interface TimelinePoint {
 
 export interface RunDetail extends RunSummary {
   timeline: TimelinePoint[];
+  /** The seconds each timeline point covers: 1, or more for a run past 1,500 seconds (the API merges them). */
+  timeline_step_s?: number;
   histogram: [number, number][];
   verdicts: { gate: string; measured: number | null; limit: number; passed: boolean }[];
   findings: Record<string, Record<string, unknown>>;
