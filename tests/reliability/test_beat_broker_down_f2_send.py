@@ -25,14 +25,16 @@ from tests.helpers import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-BROKER = os.environ.get("TEST_CELERY_BROKER_URL", "")
+# make test exports the suite's broker as CELERY_BROKER_URL (TEST_CELERY_BROKER_URL is the script's own input): read
+# only the latter, these tests were skipped in CI.
+BROKER = os.environ.get("CELERY_BROKER_URL") or os.environ.get("TEST_CELERY_BROKER_URL", "")
 VHOST = BROKER.rsplit("/", 1)[-1] if BROKER.startswith("amqp://") else ""
 
 
 @pytest.fixture
 def broker(monkeypatch):
     if not VHOST:
-        pytest.skip("needs RabbitMQ (TEST_CELERY_BROKER_URL=amqp://...)")
+        pytest.skip("needs RabbitMQ (CELERY_BROKER_URL=amqp://...)")
     monkeypatch.delenv("CELERY_BROKER_URL", raising=False)  # Celery prefers it to the app's broker_url
     proxy = BrokerProxy(free_port())
     proxy.open()
