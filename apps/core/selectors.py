@@ -175,12 +175,29 @@ _heartbeat_interval: tuple[float, object | None, float] | None = None
 _heartbeat_interval_lock = threading.Lock()
 # A crontab heartbeat reads "down" once this many of its runs after it were due (and the grace passed).
 HEARTBEAT_CRONTAB_DOWN_RUNS = 3
+# How long the schedule read waits for a connection from the pool: with PostgreSQL down it waited the pool's
+# timeout (DB_POOL_TIMEOUT, 10 s), so /readyz's worker check (which judges by the cache, not the database)
+# read "no answer within 2s", then "no answer yet from the previous check", for a healthy worker.
+HEARTBEAT_SCHEDULE_DB_WAIT_SECONDS = 0.5
+# Whether the last read of the heartbeat schedule failed (the database away): the worker check says so.
+_heartbeat_schedule_unread = False
+
+
+def _connection_within(seconds: float, alias: str = "default") -> None:
+    """Raise (psycopg_pool.PoolTimeout) unless the pool lends a connection within `seconds`; nothing where this
+    thread holds a connection already or there is no pool (the query then takes its own)."""
+    connection = connections[alias]
+    pool = getattr(connection, "pool", None)
+    if pool is None or connection.connection is not None:
+        return
+    pool.open()  # what Django does on the first connection; it connects in the background
+    pool.putconn(pool.getconn(timeout=seconds))
 
 
 def _heartbeat_schedule() -> tuple[float, object | None]:
     """(interval in seconds, crontab or None) of the heartbeat schedule (found by its task), cached per process
     for HEARTBEAT_INTERVAL_CACHE_SECONDS: one query per read."""
-    global _heartbeat_interval
+    global _heartbeat_interval, _heartbeat_schedule_unread
 
     read_at = time.monotonic()
     with _heartbeat_interval_lock:
@@ -189,10 +206,13 @@ def _heartbeat_schedule() -> tuple[float, object | None]:
             return cached[0], cached[1]
         fallback = cached[:2] if cached is not None else (float(settings.WORKER_HEARTBEAT_INTERVAL_SECONDS), None)
         try:
+            _connection_within(HEARTBEAT_SCHEDULE_DB_WAIT_SECONDS)
             gap, cron = _heartbeat_schedule_gap_and_crontab()
         except Exception:  # noqa: BLE001 - the database is away: judge by what was known
             seconds, cron = fallback
+            _heartbeat_schedule_unread = True
         else:
+            _heartbeat_schedule_unread = False
             seconds = gap.total_seconds() if gap is not None and gap.total_seconds() > 0 else None
             if seconds is None:  # nothing to go by (removed, solar, clocked, a crontab of a single day)
                 seconds, cron = float(settings.WORKER_HEARTBEAT_INTERVAL_SECONDS), None
@@ -339,6 +359,8 @@ def _probe_worker(now: datetime | None = None) -> tuple[str, str]:
     if state["state"] == "unknown":  # unreadable, or stamped ahead of this host's clock
         return DEGRADED, f"worker heartbeat unreadable or in the future: {state.get('last_heartbeat_at') or '?'}"
     detail = f"last heartbeat {state['last_heartbeat_age_seconds']:.1f}s ago from {state['hostname'] or '?'}"
+    if _heartbeat_schedule_unread:
+        detail += f"; heartbeat schedule not read (database unavailable): judged by {heartbeat_interval_seconds():g}s"
     return {"down": ERROR, "late": DEGRADED}.get(state["state"], OK), detail
 
 

@@ -187,7 +187,12 @@ class Recorder:
                     key_id = self._key_ids[key] = len(self._keys)
                     self._keys.append(key)
             self._records.extend((key_id, at_ms, elapsed_us))
-        if time.monotonic() - self._flushed_at >= self.flush_interval or len(self._records) > self.MAX_PENDING:
+        # With the background flusher, a due flush is its job, not the request's: a request thread that flushed
+        # waited on the database for the clock read and the write, and with PostgreSQL down for the pool's
+        # timeout (DB_POOL_TIMEOUT, 10 s): a fresh server's first /readyz and /healthz took 12 s. Only a batch
+        # past MAX_PENDING (a flusher that cannot keep up) is still flushed here.
+        due = not self.background and time.monotonic() - self._flushed_at >= self.flush_interval
+        if due or len(self._records) > self.MAX_PENDING:
             self.flush(block=False)
 
     def _keep_unfolded(self, taken: array) -> None:
