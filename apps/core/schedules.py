@@ -50,18 +50,13 @@ def schedule_interval(name: str) -> timedelta | None:
         return None
 
 
-def schedule_gap_and_crontab(name: str):
-    """(the longest wait between two runs of the schedule named `name`, as an admin left it: an interval's period
-    or a crontab's longest gap, crontab_longest_gap; celery's crontab when the schedule is one, else None), or
-    (None, None) for no such row or a solar or clocked schedule: one query. schedule_interval (a half-interval
-    dedup) keeps to intervals, as a crontab's weekend gap would skip its runs. A watcher of a crontab's runs asks
-    it when each run was due (crontab_runs_after): its longest gap alone says a weekday heartbeat is on time a
-    week after the worker died."""
-    from django_celery_beat.models import PeriodicTask
-
-    row = PeriodicTask.objects.filter(name=name).select_related("interval", "crontab").first()
-    if row is None:
-        return None, None
+def gap_and_crontab(row) -> tuple[timedelta | None, object | None]:
+    """(the longest wait between two runs of a PeriodicTask `row` (its interval and crontab selected with it), as
+    an admin left it: an interval's period or a crontab's longest gap, crontab_longest_gap; celery's crontab when
+    the schedule is one, else None), or (None, None) for a solar or clocked schedule. schedule_interval (a
+    half-interval dedup) keeps to intervals, as a crontab's weekend gap would skip its runs. A watcher of a
+    crontab's runs asks it when each run was due (crontab_runs_after): its longest gap alone says a weekday
+    heartbeat is on time a week after the worker died."""
     if row.interval is not None:
         try:
             return timedelta(**{row.interval.period: row.interval.every}), None

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
@@ -221,13 +221,13 @@ def _heartbeat_schedule() -> tuple[float, object | None]:
 
 
 def _heartbeat_schedule_gap_and_crontab():
-    """schedule_gap_and_crontab of beat's schedule of the heartbeat task (WORKER_HEARTBEAT_TASK), found by its
+    """schedules.gap_and_crontab of beat's schedule of the heartbeat task (WORKER_HEARTBEAT_TASK), found by its
     task in one query: an enabled one first, the migrations' WORKER_HEARTBEAT_SCHEDULE among several. Found by
     that name alone, a renamed schedule (retimed to 120 s) was judged by the 10 s setting: /readyz said the
     healthy worker was down."""
     from django_celery_beat.models import PeriodicTask
 
-    from apps.core.schedules import crontab_longest_gap
+    from apps.core.schedules import gap_and_crontab
 
     row = (
         PeriodicTask.objects.filter(task=WORKER_HEARTBEAT_TASK)
@@ -236,22 +236,12 @@ def _heartbeat_schedule_gap_and_crontab():
         .order_by("-enabled", "-ours", "pk")
         .first()
     )
-    if row is None:
-        return None, None
-    if row.interval is not None:
-        try:
-            return timedelta(**{row.interval.period: row.interval.every}), None
-        except TypeError:  # a period timedelta does not know: nothing to go by
-            return None, None
-    if row.crontab is not None:
-        cron = row.crontab.schedule
-        return crontab_longest_gap(cron, row.crontab.timezone), cron
-    return None, None
+    return (None, None) if row is None else gap_and_crontab(row)
 
 
 def heartbeat_interval_seconds() -> float:
     """How often beat sends the heartbeat: its schedule's interval as an admin left it (cached per process for
-    HEARTBEAT_INTERVAL_CACHE_SECONDS; a crontab's longest gap between two runs: schedule_gap_and_crontab), or
+    HEARTBEAT_INTERVAL_CACHE_SECONDS; a crontab's longest gap between two runs: schedules.gap_and_crontab), or
     WORKER_HEARTBEAT_INTERVAL_SECONDS when there is none to go by (removed, solar, clocked) or the database
     cannot say (the last interval read, if any, is kept)."""
     return _heartbeat_schedule()[0]
