@@ -137,12 +137,13 @@ def _fresh_cache_stack():
 
 @pytest.fixture
 def worker():
-    """A real Celery worker process on the test database and the real broker; yields its name."""
+    """A real Celery worker process on the test database and the real broker, on the default and inference queues
+    (optimizer steps and forecasts go to inference); yields its name."""
     name = f"test-{uuid.uuid4().hex[:8]}@localhost"
     env = {**os.environ, "DATABASE_URL": database_url()}
     log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", "default", "-P", "solo",
+        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", "default,inference", "-P", "solo",
          "-n", name, "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

@@ -147,7 +147,7 @@ def test_a_worker_killed_mid_step_is_replaced_and_the_run_finishes():
 
     def worker() -> subprocess.Popen:
         return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", "default", "-c", "1",
+            [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", "default,inference", "-c", "1",
              "-n", f"fault-{uuid.uuid4().hex[:6]}@localhost", "--without-gossip", "--without-mingle",
              "--loglevel", "WARNING"],
             cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -200,8 +200,8 @@ def test_the_broker_down_leaves_the_api_serving_and_work_runs_when_it_returns(tm
             cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         ),
         subprocess.Popen(
-            [str(VENV_BIN / "celery"), "-A", "controlplane", "worker", "-Q", "default", "-c", "1", "--loglevel",
-             "WARNING", "--without-gossip", "--without-mingle"],
+            [str(VENV_BIN / "celery"), "-A", "controlplane", "worker", "-Q", "default,inference", "-c", "1",
+             "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
             cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         ),
     ]  # fmt: skip
