@@ -174,7 +174,10 @@ def run_folders_sweep() -> list[Path]:
         except ValueError:
             continue
         try:
-            alive = psutil.Process(pid).create_time() <= started + 1
+            process = psutil.Process(pid)
+            # A zombie is gone too (as services._worker_gone has it): a worker killed with its pool leaves the
+            # pool process unreaped until init reaps it, and its folder was kept until the checker's next round.
+            alive = process.status() != psutil.STATUS_ZOMBIE and process.create_time() <= started + 1
         except psutil.NoSuchProcess:
             alive = False
         except psutil.Error:

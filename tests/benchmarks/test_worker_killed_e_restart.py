@@ -85,3 +85,19 @@ def test_the_sweep_keeps_live_processes_and_other_hosts_folders(tmp_path, settin
         (folder / "patients.json").write_text("[1, 2]")
     assert sorted(runner.run_folders_sweep()) == sorted([dead, reused])
     assert mine.exists() and elsewhere.exists() and not dead.exists() and not reused.exists()
+
+
+def test_the_sweep_takes_a_zombie_for_gone(tmp_path, settings):
+    """A worker killed with its pool leaves the pool process a zombie until init reaps it: its folder was kept (it
+    read as alive) while the run was failed as gone, until the checker's next round (the test above failed in CI)."""
+    import psutil
+
+    settings.VAR_DIR = tmp_path
+    child = subprocess.Popen(["true"])  # exits at once; not waited for, so a zombie
+    try:
+        wait_for(lambda: psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, 10, "the child to be a zombie")
+        folder = runner.runs_folder() / f"bench-{runner._host_tag()}-{child.pid}-{int(time.time())}-zzz"
+        folder.mkdir()
+        assert runner.run_folders_sweep() == [folder] and not folder.exists()
+    finally:
+        child.wait()
