@@ -92,6 +92,20 @@ def staff_user(django_user_model):
 
 
 @pytest.fixture
+def staff(django_user_model):
+    """Makes staff users in the given roles' groups: `staff("op", OPERATORS)`; no group, no role."""
+    from django.contrib.auth.models import Group
+
+    def make(username: str, *groups: str):
+        user = django_user_model.objects.create_user(username, f"{username}@example.org", "pw-Long-enough-1",
+                                                     is_staff=True)  # fmt: skip
+        user.groups.set(Group.objects.filter(name__in=groups))
+        return user
+
+    return make
+
+
+@pytest.fixture
 def operator_user(django_user_model):
     """A member of the Operators role: sees the control plane and edits its policies (deletes nothing)."""
     from django.contrib.auth.models import Group

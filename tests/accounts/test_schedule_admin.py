@@ -3,19 +3,12 @@
 import json
 
 import pytest
-from django.contrib.auth.models import Group
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from apps.accounts.roles import ADMINISTRATORS, OPERATORS
 from tests.accounts.support import schedule_form
 
 pytestmark = pytest.mark.django_db
-
-
-def _staff(django_user_model, name: str, role: str):
-    user = django_user_model.objects.create_user(name, f"{name}@example.org", "pw-Long-enough-1", is_staff=True)
-    user.groups.set([Group.objects.get(name=role)])
-    return user
 
 
 @pytest.fixture
@@ -26,8 +19,8 @@ def nightly() -> PeriodicTask:
     )
 
 
-def test_an_operator_retimes_a_schedule_but_cannot_change_what_it_runs(client, django_user_model, nightly):
-    client.force_login(_staff(django_user_model, "op", OPERATORS))
+def test_an_operator_retimes_a_schedule_but_cannot_change_what_it_runs(client, staff, nightly):
+    client.force_login(staff("op", OPERATORS))
     schedules = PeriodicTask.objects.count()
     later = CrontabSchedule.objects.create(minute="0", hour="4", timezone="UTC")
     hostile = {"apply": True, "target": "all"}
@@ -48,8 +41,8 @@ def test_an_operator_retimes_a_schedule_but_cannot_change_what_it_runs(client, d
     assert PeriodicTask.objects.count() == schedules
 
 
-def test_an_administrator_chooses_the_task_and_its_arguments(client, django_user_model, nightly):
-    client.force_login(_staff(django_user_model, "adm", ADMINISTRATORS))
+def test_an_administrator_chooses_the_task_and_its_arguments(client, staff, nightly):
+    client.force_login(staff("adm", ADMINISTRATORS))
     response = client.post(
         f"/admin/django_celery_beat/periodictask/{nightly.pk}/change/",
         schedule_form(nightly, nightly.crontab, kwargs='{"target": "cache"}'),

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from apps.accounts.roles import ADMINISTRATORS, OPERATORS, VIEWERS
@@ -20,17 +19,6 @@ from apps.ratelimits.models import RateLimitPolicy
 pytestmark = pytest.mark.django_db
 
 SCOPE = "patient_data"
-
-
-@pytest.fixture
-def staff(django_user_model):
-    def make(username: str, group: str):
-        user = django_user_model.objects.create_user(username, f"{username}@example.org", "pw-Long-enough-1",
-                                                     is_staff=True)  # fmt: skip
-        user.groups.set(Group.objects.filter(name=group))
-        return user
-
-    return make
 
 
 def _requests(*, client: str, count: int) -> None:

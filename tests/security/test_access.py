@@ -13,17 +13,6 @@ from apps.services.services import service_ensure
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def staff(django_user_model):
-    def make(username: str, *groups: str):
-        user = django_user_model.objects.create_user(username, f"{username}@example.org", "pw-Long-enough-1",
-                                                     is_staff=True)  # fmt: skip
-        user.groups.set(Group.objects.filter(name__in=groups))
-        return user
-
-    return make
-
-
 def test_the_three_roles_exist_with_their_permissions(staff):
     operator, viewer, admin = staff("op", OPERATORS), staff("viewer", VIEWERS), staff("adm", ADMINISTRATORS)
     assert operator.has_perm("caching.change_cachepolicy") and operator.has_perm("optimizer.change_recommendation")

@@ -13,17 +13,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff(django_user_model):
-    def make(username: str, *groups: str):
-        user = django_user_model.objects.create_user(username, f"{username}@example.org", "pw-Long-enough-1",
-                                                     is_staff=True)  # fmt: skip
-        user.groups.set(Group.objects.filter(name__in=groups))
-        return user
-
-    return make
-
-
-@pytest.fixture
 def runs():
     team = Group.objects.create(name="FHIR team")
     hidden, _ = service_ensure(slug="fhir-api", name="FHIR API")

@@ -1,7 +1,6 @@
 """`/api/v1/services/`: CRUD for staff, refused to everyone else, validated field by field."""
 
 import pytest
-from django.contrib.auth.models import Group
 
 from apps.accounts.roles import ADMINISTRATORS, OPERATORS, VIEWERS
 from apps.services.models import Service
@@ -18,30 +17,24 @@ def test_staff_create_a_service_with_the_brief_slo_defaults(staff_api):
     assert (body["slo_min_rps"], body["slo_error_rate_pct"]) == (50.0, 5.0)
 
 
-def test_staff_read_update_and_delete(staff_api, django_user_model):
+def test_staff_read_update_and_delete(staff_api, staff):
     service_create(name="Embeddings", slug="embeddings", kind="inference")
     assert staff_api.get("/api/v1/services/embeddings/").json()["name"] == "Embeddings"
     response = staff_api.patch("/api/v1/services/embeddings/", {"slo_p95_ms": 250}, format="json")
     assert response.status_code == 200
     assert Service.objects.get(slug="embeddings").slo_p95_ms == 250
     assert staff_api.delete("/api/v1/services/embeddings/").status_code == 403  # operators delete nothing
-    staff_api.force_login(_staff(django_user_model, "adm", ADMINISTRATORS))
+    staff_api.force_login(staff("adm", ADMINISTRATORS))
     assert staff_api.delete("/api/v1/services/embeddings/").status_code == 204
     assert not Service.objects.filter(slug="embeddings").exists()
 
 
-def _staff(django_user_model, username: str, *roles: str):
-    user = django_user_model.objects.create_user(username, f"{username}@example.org", "pw-Long-enough-1", is_staff=True)
-    user.groups.set(Group.objects.filter(name__in=roles))
-    return user
-
-
-def test_each_role_does_what_its_permissions_allow(api, django_user_model):
+def test_each_role_does_what_its_permissions_allow(api, staff):
     service_create(name="Embeddings", slug="embeddings", kind="inference")
     new = {"name": "Triage", "slug": "triage", "kind": "inference"}
     for username, roles, can_read, can_write in (("nobody", (), False, False), ("viewer", (VIEWERS,), True, False),
                                                  ("op", (OPERATORS,), True, True)):  # fmt: skip
-        api.force_login(_staff(django_user_model, username, *roles))
+        api.force_login(staff(username, *roles))
         assert (api.get("/api/v1/services/").status_code == 200) is can_read, username
         assert (api.post("/api/v1/services/", new, format="json").status_code == 201) is can_write, username
         changed = api.patch("/api/v1/services/embeddings/", {"slo_p95_ms": 250}, format="json")
