@@ -104,8 +104,15 @@ def _deployments() -> dict[str, dict]:
     }
 
 
-def test_the_four_processes_are_deployed():
-    assert set(_deployments()) == {"controlplane-api", "controlplane-live", "controlplane-worker", "controlplane-beat"}
+def test_the_five_processes_are_deployed():
+    """The Procfile's processes, each a Deployment of its own name: the long queues' worker apart, as in make run."""
+    assert set(_deployments()) == {
+        "controlplane-api",
+        "controlplane-live",
+        "controlplane-worker",
+        "controlplane-longworker",
+        "controlplane-beat",
+    }
 
 
 @pytest.mark.parametrize("name", ["controlplane-api", "controlplane-live"])
@@ -372,27 +379,66 @@ def _options(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 def test_each_process_runs_the_procfile_command():
     """The Procfile is what `make run` starts; a Deployment running something else was never tested as
     such (the api's access log, whose format keeps paths and so MRNs out, was missing in the cluster)."""
-    procfile = dict(line.split(": ", 1) for line in (REPO_ROOT / "Procfile").read_text().splitlines() if ": " in line)
-    queues: dict[str, set[str]] = {}
-    for process, line in procfile.items():
-        deployment = _CLUSTER_PROCESS.get(process, process)
+    for process, line in _procfile().items():
         words, options = _options(shlex.split(line))
-        container = _deployments()[f"controlplane-{deployment}"]["spec"]["template"]["spec"]["containers"][0]
+        container = _deployments()[f"controlplane-{process}"]["spec"]["template"]["spec"]["containers"][0]
         deployed_words, deployed = _options(container["command"])
         assert deployed_words == words, process
         for option, value in options.items():
-            if option in ("--queues", "--hostname"):  # two make-run workers, one Deployment: below
-                queues.setdefault(deployment, set()).update(value.split(",") if option == "--queues" else ())
+            if option == "--queues":  # the same queues, in any order
+                assert set(deployed.get(option, "").split(",")) == set(value.split(",")), process
             elif option not in _ADDRESS_OPTIONS:
                 assert deployed.get(option) == value, (process, option)
-    for deployment, names in queues.items():
-        container = _deployments()[f"controlplane-{deployment}"]["spec"]["template"]["spec"]["containers"][0]
-        assert set(_options(container["command"])[1]["--queues"].split(",")) == names, deployment
 
 
-# `make run` splits the worker in two (the long queues apart, so a benchmark and an optimizer step cannot hold
-# both slots of the worker the heartbeat and alerts run on); the cluster's worker Deployment consumes them all.
-_CLUSTER_PROCESS = {"longworker": "worker"}
+def _procfile() -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in (REPO_ROOT / "Procfile").read_text().splitlines() if ": " in line)
+
+
+def _consumers() -> dict[str, set[str]]:
+    """{queue: the Deployments whose Celery worker consumes it}."""
+    consumers: dict[str, set[str]] = {}
+    for name, deployment in _deployments().items():
+        words, options = _options(deployment["spec"]["template"]["spec"]["containers"][0]["command"])
+        if words[:1] == ["celery"] and "worker" in words:
+            for queue in options["--queues"].split(","):
+                consumers.setdefault(queue, set()).add(name)
+    return consumers
+
+
+def test_the_cluster_splits_its_workers_as_make_run_does():
+    """One worker Deployment consumed default, benchmarks and inference, 2 slots a pod: two long tasks (a
+    benchmark run, an optimizer step) held both and the heartbeat, alerts and rate-limit adaptation waited behind
+    them (65-71 s in make run, /readyz saying the worker was down). Each queue has one Deployment, and the one of
+    `default` (beat's short periodic tasks) consumes none of the queues long work is routed to."""
+    from django.conf import settings
+
+    from controlplane.celery import app
+
+    def queue_of(task: str) -> str:
+        return app.amqp.router.route({}, task)["queue"].name
+
+    consumers = _consumers()
+    assert set(consumers) == {queue.name for queue in settings.CELERY_TASK_QUEUES}
+    assert all(len(names) == 1 for names in consumers.values()), consumers
+    long_queues = {queue_of(task) for task in ("benchmarks.execute_run", "optimizer.run_step", "scaling.forecast")}
+    [short_worker] = consumers[queue_of("core.heartbeat")]
+    assert short_worker == "controlplane-worker"
+    assert not {queue for queue, names in consumers.items() if short_worker in names} & long_queues
+
+
+def test_the_long_worker_keeps_the_run_files_and_the_time_its_tasks_need():
+    """The benchmark runs' 4Gi VAR_DIR volume is the `benchmarks` consumer's; it waits longer than the short
+    worker for its running tasks at shutdown, and is probed and budgeted as a replicated process."""
+    [runner] = _consumers()["benchmarks"]
+    pods = {name: deployment["spec"]["template"]["spec"] for name, deployment in _deployments().items()}
+    volumes = {name: {v["name"]: v["emptyDir"]["sizeLimit"] for v in pod["volumes"]} for name, pod in pods.items()}
+    assert volumes[runner]["var"] == "4Gi"
+    assert volumes["controlplane-worker"]["var"] != "4Gi"
+    grace = {name: pod.get("terminationGracePeriodSeconds", 30) for name, pod in pods.items()}
+    assert grace[runner] >= 600 > grace["controlplane-worker"]
+    limits = {name: pod["containers"][0]["resources"]["limits"]["memory"] for name, pod in pods.items()}
+    assert limits[runner] == "4Gi"
 
 
 def _settings_read() -> set[str]:
@@ -455,7 +501,7 @@ def test_no_probe_asks_the_broker():
         assert "celery" not in words and "manage.py" not in words, probe
 
 
-@pytest.mark.parametrize("process", ["worker", "beat"])
+@pytest.mark.parametrize("process", ["worker", "longworker", "beat"])
 def test_celery_liveness_reads_the_heartbeat_its_loop_touches(process):
     """The probe is apps/core/liveness.py, which the image holds, run from its WORKDIR; the heartbeat
     lands in /tmp, a volume. Its window leaves a process several missed touches before a restart, and
@@ -465,6 +511,7 @@ def test_celery_liveness_reads_the_heartbeat_its_loop_touches(process):
 
     container = _deployments()[f"controlplane-{process}"]["spec"]["template"]["spec"]["containers"][0]
     probe = container["livenessProbe"]
+    process = "worker" if process == "longworker" else process  # a Celery worker: the file its loop touches
     assert probe["exec"]["command"] == ["python", "-m", "apps.core.liveness", process]
     dockerfile = (DEPLOY / "Dockerfile").read_text()
     assert "COPY apps/ apps/" in dockerfile and "WORKDIR /app" in dockerfile
@@ -501,7 +548,8 @@ def _labels_match(selector: dict, labels: dict) -> bool:
 def test_the_network_policies_let_in_only_what_the_product_sends(tmp_path):
     """The opt-in component, built onto the base: every pod is covered by the default deny; the worker and beat
     take no connection; the api and live pods only on their serving port, from the ingress controller (and the
-    api from the worker's benchmark runs and Prometheus); each policy's port is one the pods it selects name."""
+    api from the benchmark runs of the `benchmarks` queue's worker, and Prometheus); each policy's port is one
+    the pods it selects name."""
     (tmp_path / "kustomization.yaml").write_text(
         f"resources:\n  - {os.path.relpath(BASE, tmp_path)}\n"
         f"components:\n  - {os.path.relpath(DEPLOY / 'k8s' / 'components' / 'network-policies', tmp_path)}\n"
@@ -532,10 +580,13 @@ def test_the_network_policies_let_in_only_what_the_product_sends(tmp_path):
                         allowed[name].add(
                             "namespace " + peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
                         )
+    [benchmark_runner] = _consumers()["benchmarks"]
+    assert benchmark_runner == "controlplane-longworker"
     assert allowed == {
-        "controlplane-api": {"namespace ingress-nginx", "namespace monitoring", "controlplane-worker"},
+        "controlplane-api": {"namespace ingress-nginx", "namespace monitoring", benchmark_runner},
         "controlplane-live": {"namespace ingress-nginx"},
         "controlplane-worker": set(),
+        "controlplane-longworker": set(),
         "controlplane-beat": set(),
         "controlplane-migrate": set(),
     }
