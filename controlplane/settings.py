@@ -25,7 +25,10 @@ from apps.clinical.identifiers import (
     URI_PATTERN,
     normalize_system,
 )  # plain Python, no Django: safe at settings time
-from apps.core.directories import settings_directory  # plain Python, no Django: safe at settings time
+from apps.core.directories import (
+    private_database_file,
+    settings_directory,
+)  # plain Python, no Django: safe at settings time
 from apps.core.static_files import hashed_asset, static_cache_headers  # plain Python, no Django: safe at settings time
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -124,7 +127,7 @@ if (BASE_DIR / ".env").is_file():
 
 # Runtime state of the embedded mode (SQLite file, cache, broker folders, reports) lives here.
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
-settings_directory(VAR_DIR, "VAR_DIR")
+settings_directory(VAR_DIR, "VAR_DIR", private=True)
 
 DEBUG = env.bool("DEBUG", default=True)
 
@@ -312,6 +315,7 @@ else:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
     }
+    private_database_file(_default_db["NAME"])
 DATABASES = {"default": _default_db}
 
 # A read replica: reads go there (controlplane.db_router), writes and migrations to default.

@@ -3,16 +3,19 @@ no Django: safe at settings time."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 
-def settings_directory(path: Path, variable: str) -> Path:
+def settings_directory(path: Path, variable: str, *, private: bool = False) -> Path:
     """`path`, created with its parents if missing; a start-up error naming `variable` when it cannot be a
-    folder. A file at the path stopped every process with a FileExistsError traceback naming no variable."""
+    folder. A file at the path stopped every process with a FileExistsError traceback naming no variable.
+    `private`: a folder created here is its owner's alone, whatever the umask (VAR_DIR holds the database)."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700 if private else 0o777, parents=True, exist_ok=True)
     except FileExistsError:
         raise ImproperlyConfigured(
             f"The environment variable {variable} must name a folder; {path} is a file (or under one)."
@@ -23,3 +26,13 @@ def settings_directory(path: Path, variable: str) -> Path:
             f"{exc.strerror or exc}."
         ) from None
     return path
+
+
+def private_database_file(path: Path) -> None:
+    """Creates the embedded SQLite database empty and readable by its owner alone if it is missing (SQLite
+    takes an empty file for a new database and gives its -wal, -shm and -journal files the database's mode).
+    `make run` runs under umask 077; a `manage.py migrate` run by hand created it under the user's umask,
+    644 under the usual 022, so any local user could read every patient. An existing file is left as it is
+    (`make run` closes one an earlier run left open); where it cannot be made, SQLite says why on connect."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
