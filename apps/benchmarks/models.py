@@ -333,14 +333,21 @@ class BenchmarkRun(models.Model):
         blank=True,
         help_text="When the checker sent it again, no worker having taken it (its message lost?).",
     )
-    worker_host = models.CharField(max_length=255, blank=True, help_text="The host of the process running it.")
+    # db_default on the columns added since a release: its pods insert rows without them during an upgrade.
+    worker_host = models.CharField(
+        max_length=255, blank=True, default="", db_default="", help_text="The host of the process running it."
+    )
     worker_pid = models.PositiveIntegerField(
         null=True,
         blank=True,
         help_text="The process running it: gone, the run is failed at once, not after its heartbeat.",
     )
     stop_reason = models.CharField(
-        max_length=200, blank=True, help_text="Why it was asked to stop, other than a person's cancellation."
+        max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Why it was asked to stop, other than a person's cancellation.",
     )
     attempts = models.PositiveSmallIntegerField(default=0)
     progress = models.FloatField(default=0.0)

@@ -74,8 +74,9 @@ class ModelDeployment(models.Model):
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Written by the serving processes (a queryset update: updated_at, their reload key, is left alone).
+    # db_default: the last release's pods insert deployments without it while an upgrade runs.
     load_failure = models.TextField(
-        blank=True, editable=False,
+        blank=True, editable=False, default="", db_default="",
         help_text="The last load of this deployment that failed on a serving process, where, and what served "
         "instead; cleared by the next load that succeeds.",
     )  # fmt: skip
