@@ -165,6 +165,22 @@ def worker_heartbeat() -> dict | None:
     return cache.get(WORKER_HEARTBEAT_CACHE_KEY)
 
 
+def default_queue() -> str:
+    """The queue beat's heartbeat and the short periodic tasks go to (the Procfile's and the cluster's `worker`)."""
+    return settings.CELERY_TASK_DEFAULT_QUEUE
+
+
+def long_queues() -> tuple[str, ...]:
+    """Every other queue the tasks are routed to: benchmarks and inference (the Procfile's and the cluster's
+    `longworker`: benchmark runs, model profiling, optimizer steps, forecasts)."""
+    return tuple(queue.name for queue in settings.CELERY_TASK_QUEUES if queue.name != default_queue())
+
+
+def queue_heartbeat_cache_key(queue: str) -> str:
+    """Where the heartbeat a worker took from `queue` is kept: the default queue's is the worker heartbeat."""
+    return WORKER_HEARTBEAT_CACHE_KEY if queue == default_queue() else f"{WORKER_HEARTBEAT_CACHE_KEY}:{queue}"
+
+
 WORKER_HEARTBEAT_SCHEDULE = "Worker heartbeat"  # beat's schedule of core.heartbeat (apps/core/migrations/0001)
 WORKER_HEARTBEAT_TASK = "core.heartbeat"
 # How long this process goes by the heartbeat schedule it read before reading it again: /readyz and every
@@ -354,6 +370,37 @@ def _probe_worker(now: datetime | None = None) -> tuple[str, str]:
     return {"down": ERROR, "late": DEGRADED}.get(state["state"], OK), detail
 
 
+def _probe_long_worker(now: datetime | None = None) -> tuple[str, str]:
+    """Whether a worker takes the long queues' work, by the heartbeat each of them last carried to one
+    (core.heartbeat on `default` relays one to each: apps/core/tasks.py), judged as the worker's. The worker
+    check reads only `default`'s heartbeat: with the long worker gone, /readyz said ok while benchmark runs,
+    optimizer steps and forecasts waited in their queues for ever. Never an error: the api still serves, and
+    a long worker whose every slot holds long work takes no heartbeat until one ends (the detail says so)."""
+    queues = long_queues()
+    beats = cache.get_many([queue_heartbeat_cache_key(queue) for queue in queues])  # a cache error fails the check
+    at = now or datetime.now(UTC)
+    fine, problems = [], []
+    for queue in queues:
+        state = _worker_state(beats.get(queue_heartbeat_cache_key(queue)), at)
+        if state["state"] == "never":
+            problems.append(f"{queue}: no heartbeat taken yet")
+        elif state["state"] == "unknown":
+            problems.append(f"{queue}: heartbeat unreadable or in the future: {state.get('last_heartbeat_at') or '?'}")
+        else:
+            said = f"{queue} {state['last_heartbeat_age_seconds']:.1f}s ago from {state['hostname'] or '?'}"
+            if state["state"] == "ok":
+                fine.append(said)
+            else:
+                problems.append(f"{said} ({state['state']})")
+    if not problems:
+        return OK, "last heartbeat: " + ", ".join(fine)
+    detail = (
+        f"long queues whose heartbeat no worker took: {'; '.join(problems)}. Their worker is gone or every slot "
+        "holds long work: benchmark runs, optimizer steps and forecasts wait"
+    )
+    return DEGRADED, detail + (f" (ok: {', '.join(fine)})" if fine else "")
+
+
 def _probe_inference() -> tuple[str, str]:
     """This process's preload of the inference models: not ready while loading (add "inference" to
     READYZ_REQUIRED to keep traffic away until its models are in memory). A deployment that failed is
@@ -380,6 +427,7 @@ CHECKS: dict[str, Callable[[], tuple[str, str]]] = {
     "broker": _probe_broker,
     "channel_layer": _probe_channel_layer,
     "worker": _probe_worker,
+    "long_worker": _probe_long_worker,
     "inference": _probe_inference,
     "audit_partitions": _probe_audit_partitions,
 }

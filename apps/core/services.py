@@ -6,24 +6,30 @@ import math
 import socket
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Model, QuerySet
 
-from apps.core.selectors import WORKER_HEARTBEAT_CACHE_KEY, heartbeat_thresholds, worker_ping_cache_key
+from apps.core.selectors import heartbeat_thresholds, queue_heartbeat_cache_key, worker_ping_cache_key
 
 # How long a heartbeat is kept past the moment it reads "down", so /readyz and the Overview say how stale it is.
 WORKER_HEARTBEAT_KEPT_PAST_DOWN_SECONDS = 24 * 3600
 
 
-def worker_heartbeat_record(*, hostname: str | None = None, nonce: str | None = None) -> dict:
-    """Record that a worker is alive and consuming; /readyz reads it back.
+def worker_heartbeat_record(
+    *, hostname: str | None = None, nonce: str | None = None, queues: list[str] | tuple[str, ...] | None = None
+) -> dict:
+    """Record that a worker is alive and consuming `queues` (the one its heartbeat came from; every queue when
+    not told: one worker of them all); /readyz reads each back (worker: `default`; long_worker: the others).
 
     A ping (`manage.py ping_worker`) passes a nonce so its sender can find its own answer even
     while beat's periodic heartbeats keep arriving.
     """
     beat = {"at": datetime.now(UTC).isoformat(), "hostname": hostname or socket.gethostname()}
-    cache.set(WORKER_HEARTBEAT_CACHE_KEY, beat, timeout=worker_heartbeat_ttl_seconds())
+    ttl = worker_heartbeat_ttl_seconds()
+    for queue in queues if queues is not None else [queue.name for queue in settings.CELERY_TASK_QUEUES]:
+        cache.set(queue_heartbeat_cache_key(queue), beat, timeout=ttl)
     if nonce:
         cache.set(worker_ping_cache_key(nonce), beat, timeout=300)
     return beat

@@ -105,6 +105,7 @@ def test_readyz_reports_every_dependency_with_latency(client):
         "broker",
         "channel_layer",
         "worker",
+        "long_worker",
         "inference",
         "audit_partitions",
     }
