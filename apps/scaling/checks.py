@@ -28,16 +28,19 @@ _CEILING_BELOW_MAXIMUM = (
 
 
 def policy_bound_problems(policy) -> dict[str, str]:
-    """{field: why} for each stored value outside the model's bounds (its fields' min/max validators, and the
-    ceiling not below the maximum). The form and the API refuse such values, but a policy saved before a bound
-    was added (scaling 0011), or written by raw SQL or a fixture, keeps them until its next edit."""
+    """{field: why} for each stored value outside the model's bounds (its fields' min/max and finite
+    validators, the ceiling not below the maximum). The form and the API refuse such values, but a policy saved
+    before a bound was added (scaling 0011, 0012), or written by raw SQL or a fixture, keeps them until its
+    next edit."""
+    from apps.scaling.models import finite
+
     problems = {}
     for field in type(policy)._meta.concrete_fields:
         value = getattr(policy, field.attname)
         if value is None:
             continue
         for validator in field.validators:
-            if not isinstance(validator, MinValueValidator | MaxValueValidator):
+            if not (isinstance(validator, MinValueValidator | MaxValueValidator) or validator is finite):
                 continue
             try:
                 validator(value)

@@ -279,6 +279,10 @@ def _hpa_metrics(spec: ServiceScaling) -> list:
 
 
 def _quantity(value: float) -> str:
+    """A quantity; NaN or infinity (a policy stored past the model's bounds) as written, which the validation
+    refuses: their arithmetic raised, and the checker's pass stopped at that policy, every other one after it."""
+    if not math.isfinite(value):
+        return str(value)
     return str(int(value)) if float(value).is_integer() else f"{round(value * 1000)}m"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -45,6 +46,20 @@ PROMETHEUS_SELECTOR = re.compile(rf"{_MATCHER}(?:,{_MATCHER})*,?\s*")
 MAX_REPLICAS_CEILING = 100
 MAX_REPLICA_CAPACITY_RPS = 1_000_000.0  # req/s one replica serves: well above any pod, finite in every forecast
 MAX_LEAD_MINUTES = 24 * 60  # a plan's hours repeat daily: a longer lead gives every hour the day's peak
+# Any replica count a policy holds (minimum, maximum, ceiling, emergency minimum): only PostgreSQL's integer
+# bounded them, and a maximum (or a minimum) of 2,147,483,647 went to the cluster as the HPA's, which would
+# create pods until the quota or the nodes ran out. Far above any one service (a cluster's documented limits
+# are 5,000 nodes and 150,000 pods in all); the ceiling (100 by default) is the bound to tune.
+MAX_REPLICAS_LIMIT = 10_000
+
+
+def finite(value) -> None:
+    """NaN passes every MinValueValidator and MaxValueValidator (each comparison is False), and infinity the
+    bounds it is not above: the form refuses both, a fixture, the shell or raw SQL did not, and the manifests
+    then failed for every policy the checker passed over after it."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError("Must be a finite number.", code="finite")
+
 
 DNS_LABEL = RegexValidator(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "A DNS label: lower case letters, digits, '-'.")
 
@@ -93,10 +108,16 @@ class ScalingPolicy(models.Model):
     memory_request = models.CharField(max_length=16, default="512Mi", validators=[QUANTITY])
     memory_limit = models.CharField(max_length=16, default="2Gi", validators=[QUANTITY])
 
-    min_replicas = models.PositiveIntegerField(default=2, validators=[MinValueValidator(1)])
-    max_replicas = models.PositiveIntegerField(default=50, validators=[MinValueValidator(1)])
+    min_replicas = models.PositiveIntegerField(
+        default=2, validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS_LIMIT)]
+    )
+    max_replicas = models.PositiveIntegerField(
+        default=50, validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS_LIMIT)],
+        help_text="At most 10,000 (any replica count here): far above any one service.",
+    )  # fmt: skip
     max_replicas_ceiling = models.PositiveIntegerField(
-        "ceiling for the optimizer's maximum", default=MAX_REPLICAS_CEILING, validators=[MinValueValidator(1)],
+        "ceiling for the optimizer's maximum", default=MAX_REPLICAS_CEILING,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS_LIMIT)],
         help_text="The optimizer (optimize --apply, or its recommendation applied in admin) raises the maximum "
         "replicas at most to this, whatever the forecast asks; not below the maximum replicas (to go higher by "
         "hand, raise both).",
@@ -112,8 +133,10 @@ class ScalingPolicy(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(100)],
     )
     target_rps_per_pod = models.FloatField(
-        "target req/s per pod", null=True, blank=True, validators=[MinValueValidator(0.01)],
-        help_text="Scale on the pods' http_requests_per_second (Prometheus adapter) as well.",
+        "target req/s per pod", null=True, blank=True,
+        validators=[finite, MinValueValidator(0.01), MaxValueValidator(MAX_REPLICA_CAPACITY_RPS)],
+        help_text="Scale on the pods' http_requests_per_second (Prometheus adapter) as well; at most 1,000,000 "
+        "(as the capacity per replica): above it the autoscaler never scales on it.",
     )  # fmt: skip
     scale_up_percent = models.PositiveIntegerField(default=100, validators=[MinValueValidator(1)])
     scale_up_period_seconds = models.PositiveIntegerField(default=60)
@@ -124,7 +147,7 @@ class ScalingPolicy(models.Model):
     scale_down_period_seconds = models.PositiveIntegerField(default=300)
     scale_down_stabilization_seconds = models.PositiveIntegerField(default=300)
     pdb_max_unavailable = models.PositiveIntegerField(
-        "PDB max unavailable", default=1, validators=[MinValueValidator(1)]
+        "PDB max unavailable", default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS_LIMIT)]
     )
     vpa_mode = models.CharField("VPA mode", max_length=10, choices=VpaMode.choices, default=VpaMode.OFF)
 
@@ -136,19 +159,20 @@ class ScalingPolicy(models.Model):
     )  # fmt: skip
     replica_capacity_rps = models.FloatField(
         "capacity per replica (req/s)", default=50.0,
-        validators=[MinValueValidator(0.01), MaxValueValidator(MAX_REPLICA_CAPACITY_RPS)],
+        validators=[finite, MinValueValidator(0.01), MaxValueValidator(MAX_REPLICA_CAPACITY_RPS)],
         help_text="Used until a stress benchmark measures the knee (and the replicas it ran on are set below). At "
         "most 1,000,000 req/s: far above what one pod serves, and the forecasts' arithmetic stays finite (1e308 "
         "overflowed the synthetic history and every metric read as 'not enough history').",
     )  # fmt: skip
     stress_test_replicas = models.PositiveIntegerField(
-        "replicas serving the stress benchmark", null=True, blank=True, validators=[MinValueValidator(1)],
+        "replicas serving the stress benchmark", null=True, blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS_LIMIT)],
         help_text="How many replicas served the service (autoscaling held) while its stress benchmark ran. The knee "
         "is what they served together: a replica's capacity is the knee divided by this. Empty: the knee is not "
         "used, the capacity per replica above is.",
     )  # fmt: skip
     target_utilization = models.FloatField(
-        default=0.7, validators=[MinValueValidator(0.05), MaxValueValidator(1.0)],
+        default=0.7, validators=[finite, MinValueValidator(0.05), MaxValueValidator(1.0)],
         help_text="Share of a replica's capacity planned to be used at the P90 forecast.",
     )  # fmt: skip
     lead_minutes = models.PositiveIntegerField(
@@ -173,7 +197,9 @@ class ScalingPolicy(models.Model):
         help_text="The hand's setting ends then (the checker switches it off within a minute); empty: when "
         "switched off. A mode left on after the emergency keeps paying for its replicas.",
     )
-    emergency_min_replicas = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
+    emergency_min_replicas = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS_LIMIT)]
+    )
     emergency_alert_rule = models.ForeignKey(
         "metrics.AlertRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="While this alert fires, emergency mode is on.",
