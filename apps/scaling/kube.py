@@ -32,11 +32,14 @@ RESOURCES = {
 
 class ApplyError(Exception):
     """`applied`: the objects (object_ref) an apply failing after its dry runs had put on the cluster before
-    it failed: they scale the service whatever the outcome, so the policy keeps them to withdraw."""
+    it failed, or may have (a request that got no answer): they scale the service whatever the outcome, so
+    the policy keeps them to withdraw. `answered`: False when the API server gave no answer (a timeout, a
+    connection cut): the request may have reached it and been carried out all the same."""
 
-    def __init__(self, message: str, *, applied: list[dict[str, str]] = ()):
+    def __init__(self, message: str, *, applied: list[dict[str, str]] = (), answered: bool = True):
         super().__init__(message)
         self.applied = list(applied)
+        self.answered = answered
 
 
 def cluster_configured() -> bool:
@@ -80,9 +83,13 @@ def server_side_apply(api: client.ApiClient, document: dict, *, dry_run: bool) -
             _request_timeout=settings.SCALING_APPLY_TIMEOUT_SECONDS,
         )
     except client.ApiException as exc:
-        raise ApplyError(f"{document['kind']} {metadata['name']}: HTTP {exc.status} {exc.reason}: {exc.body}") from exc
+        # Status 0: the client's own error (TLS cut off mid-request), not an answer from the API server.
+        raise ApplyError(
+            f"{document['kind']} {metadata['name']}: HTTP {exc.status} {exc.reason}: {exc.body}",
+            answered=bool(exc.status),
+        ) from exc
     except Exception as exc:  # connection refused, timeouts, TLS: the cluster did not answer
-        raise ApplyError(f"{document['kind']} {metadata['name']}: {type(exc).__name__}: {exc}") from exc
+        raise ApplyError(f"{document['kind']} {metadata['name']}: {type(exc).__name__}: {exc}", answered=False) from exc
 
 
 # The kinds that set a Deployment's replicas: two on one Deployment fight, and KEDA's admission webhook
@@ -170,6 +177,12 @@ def apply_documents(
                     for what, names in (("applied", applied), ("removed", removed))
                     if names
                 ]
+                if not exc.answered:
+                    # A request that timed out may have been applied all the same (the API server carries it
+                    # out whether or not its answer comes back): kept as applied, or a disable or delete
+                    # would not withdraw an autoscaler that may be scaling the service.
+                    applied_refs.append(object_ref(document))
+                    done.append(f"{document['kind']}/{document['metadata']['name']} may have been applied")
                 if not done:
                     raise
                 raise ApplyError(f"{exc} ({'; '.join(done)}; not the rest)", applied=applied_refs) from exc

@@ -528,7 +528,14 @@ def policy_state_refresh(policy: ScalingPolicy) -> str:
             desired = manifests.digest(policy_manifests(policy)) if policy.enabled else ""
         for name, value in row.items():
             setattr(policy, name, value)
-        if not kube.cluster_configured() or not policy.enabled:
+        in_flight = policy.apply_state == states.APPLYING and not _stuck(policy, timezone.now())
+        if kube.cluster_configured() and not policy.enabled and in_flight:
+            # An apply or a withdrawal in flight records its own outcome; NOT_CONFIGURED here would let an
+            # apply (the policy enabled again) run beside the withdrawal's deletes.
+            if desired != policy.desired_hash:
+                ScalingPolicy.objects.filter(pk=policy.pk).update(desired_hash=desired)
+                policy.desired_hash = desired
+        elif not kube.cluster_configured() or not policy.enabled:
             if (policy.apply_state, policy.desired_hash) != (states.NOT_CONFIGURED, desired):
                 _set_state(policy, states.NOT_CONFIGURED, desired_hash=desired)
         elif policy.apply_state == states.APPLYING:
@@ -709,29 +716,70 @@ def _withdrawable(policy: ScalingPolicy) -> list[dict]:
 
 def policy_withdraw(*, policy_id: int, judged_state_at: datetime | object | None = BY_HAND) -> ScalingPolicy:
     """Remove a disabled policy's autoscalers from the cluster. Safe to repeat: already gone is fine.
-    `judged_state_at`: as policy_apply's (a checker's send for a state that moved on does nothing)."""
+    `judged_state_at`: as policy_apply's (a checker's send for a state that moved on does nothing).
+    The withdrawal is claimed under the row's lock as an operation in flight (APPLYING, as an apply is), and
+    the cluster is written outside it: the lock was held over the API server's calls, and a slow cluster
+    kept every admin edit of the policy, the checker and the forecast run waiting on the row. The claim
+    keeps the guarantee the lock gave: an edit enabling the policy again meanwhile sends no apply beside the
+    deletes (an apply does not overlap an operation in flight, and the refresh leaves one in flight alone);
+    the outcome, recorded under the lock from the row as it is then, makes it PENDING, and the checker
+    applies everything again once the deletes are done."""
     states = ScalingPolicy.ApplyState
-    with transaction.atomic():  # the row stays locked: an edit re-enabling it waits for the outcome
+    with transaction.atomic():
         policy = ScalingPolicy.objects.select_for_update(of=("self",)).select_related("service").get(pk=policy_id)
         refs = _withdrawable(policy)
         if policy.enabled or not refs or not kube.cluster_configured():
             return policy
         if judged_state_at is not BY_HAND and policy.state_changed_at != judged_state_at:
             return policy  # another send of the same state withdrew, or failed to and spent its attempt
-        try:
-            removed = kube.remove_objects(refs)
-        except kube.ApplyError as exc:
-            logger.warning("autoscalers of disabled policy %s were not removed: %s", policy.service.slug, exc)
-            attempts = policy.apply_attempts + 1 if policy.apply_state == states.FAILED else 1  # not the apply's
-            # Some may be gone already (the VPA before the HPA refused): enabled again, the policy must apply
-            # everything again, not read its old digest as applied.
-            _set_state(policy, states.FAILED, apply_attempts=attempts, applied_hash="",
-                       apply_error=f"policy disabled; its autoscaling not withdrawn yet: {exc}"[:4000])  # fmt: skip
+        if policy.apply_state == states.APPLYING and not _stuck(policy, timezone.now()):
+            return policy  # an apply or a withdrawal in flight: its outcome withdraws what is left
+        previous_state, previous_attempts = policy.apply_state, policy.apply_attempts
+        _set_state(policy, states.APPLYING, apply_error="policy disabled: withdrawing its autoscaling")
+        claimed_at = policy.state_changed_at
+    try:
+        removed = kube.remove_objects(refs)
+    except kube.ApplyError as exc:
+        logger.warning("autoscalers of disabled policy %s were not removed: %s", policy.service.slug, exc)
+        attempts = previous_attempts + 1 if previous_state == states.FAILED else 1  # not the apply's
+        # Some may be gone already (the VPA before the HPA refused): enabled again, the policy must apply
+        # everything again, not read its old digest as applied.
+        error = f"policy disabled; its autoscaling not withdrawn yet: {exc}"[:4000]
+        return _withdraw_outcome(
+            policy, claimed_at, states.FAILED, refs=(), apply_attempts=attempts, applied_hash="", apply_error=error
+        )
+    except Exception as exc:  # never leave it APPLYING: FAILED retries with backoff
+        logger.exception("autoscalers of disabled policy %s were not removed", policy.service.slug)
+        return _withdraw_outcome(policy, claimed_at, states.FAILED, refs=(), apply_attempts=previous_attempts + 1,
+                                 applied_hash="", apply_error=f"{type(exc).__name__}: {exc}"[:4000])  # fmt: skip
+    return _withdraw_outcome(policy, claimed_at, states.NOT_CONFIGURED, refs=refs, applied_hash="", apply_attempts=0,
+                             apply_error=f"policy disabled: removed {', '.join(removed) or 'nothing (already gone)'}; "
+                             "the Deployment keeps its replicas")  # fmt: skip
+
+
+def _withdraw_outcome(
+    policy: ScalingPolicy, claimed_at: datetime, state: str, *, refs: list[dict] | tuple, **fields
+) -> ScalingPolicy:
+    """Record a withdrawal's outcome with the row locked and re-read. `refs`: the objects removed, no longer
+    kept whatever else happened meanwhile. Enabled again while withdrawing: PENDING with nothing counted as
+    applied, so the checker applies it all again. A state another operation set since the claim (an apply
+    taking over a withdrawal stuck for longer than a worker can take) stands."""
+    states = ScalingPolicy.ApplyState
+    with transaction.atomic():
+        current = ScalingPolicy.objects.select_for_update(of=("self",)).filter(pk=policy.pk).first()
+        if current is None:  # deleted meanwhile: its delete withdrew what was recorded
             return policy
-        kept = [ref for ref in policy.applied_objects if ref not in refs]
-        _set_state(policy, states.NOT_CONFIGURED, applied_objects=kept, applied_hash="", apply_attempts=0,
-                   apply_error=f"policy disabled: removed {', '.join(removed) or 'nothing (already gone)'}; "
-                   "the Deployment keeps its replicas")  # fmt: skip
+        kept = [ref for ref in current.applied_objects or [] if ref not in refs]
+        if current.apply_state != states.APPLYING or current.state_changed_at != claimed_at:
+            ScalingPolicy.objects.filter(pk=current.pk).update(applied_objects=kept)
+            current.applied_objects = kept
+        elif current.enabled:
+            error = "enabled again while its autoscaling was withdrawn: to be applied again"
+            _set_state(current, states.PENDING, applied_objects=kept, applied_hash="", apply_attempts=0,
+                       apply_error=error)  # fmt: skip
+        else:
+            _set_state(current, state, applied_objects=kept, **fields)
+        _copy_state(current, policy)
     return policy
 
 
