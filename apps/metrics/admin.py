@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.metrics.models import Alert, AlertNotification, AlertRule
-from apps.metrics.selectors import rules_visible
+from apps.metrics.selectors import alerts_visible, rules_visible
 from apps.metrics.services import _webhook_origin, alert_rule_scope_check
 from apps.services.admin import ListRowForm, ServiceVisibilityAdmin
 from apps.services.selectors import visible_service_ids
@@ -126,8 +126,8 @@ class AlertRuleAdmin(AlertVisibilityAdmin):
         return webhook_shown(rule.webhook_url)
 
     def get_deleted_objects(self, objs, request):
-        """A rule goes with its alerts and their deliveries, though no one deletes an alert on its own (see
-        AlertAdmin): without this, a rule that had ever fired (and so its service) could not be deleted."""
+        """A rule's alerts and their deliveries stay when it goes (Alert.rule is SET_NULL), so no permission on
+        them is asked; kept should a cascade to them come back, as no one deletes an alert on its own."""
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
         history = {Alert._meta.verbose_name, AlertNotification._meta.verbose_name}
         return deleted, model_count, perms_needed - history, protected
@@ -135,14 +135,23 @@ class AlertRuleAdmin(AlertVisibilityAdmin):
 
 @admin.register(Alert)
 class AlertAdmin(AlertVisibilityAdmin):
-    service_field = "rule__service"
-    rule_path = "rule"
-    list_display = ["rule", "state", "started_at", "resolved_at", "value", "last_value", "message"]
-    list_select_related = ["rule"]
+    """Each alert as it fired: the rule's name, metric, threshold and service when it did (kept when the rule
+    or its service is deleted: the rule's link then reads "-")."""
+
+    service_field = "service_pk"
+    list_display = ["rule_name", "service_name", "state", "started_at", "resolved_at", "value", "last_value",
+                    "message"]  # fmt: skip
     show_full_result_count = False  # alerts only accumulate: a filtered list counts its own rows only
-    list_filter = ["state", "rule__severity"]
+    list_filter = ["state", "rule_severity"]
     inlines = [NotificationInline]
-    readonly_fields = ["rule", "state", "started_at", "resolved_at", "value", "last_value", "message"]
+    readonly_fields = ["rule", "rule_name", "rule_severity", "rule_metric", "rule_operator", "rule_threshold",
+                       "service_name", "state", "started_at", "resolved_at", "value", "last_value",
+                       "message"]  # fmt: skip
+
+    def get_queryset(self, request: HttpRequest):
+        """Judged by what each alert kept when its rule is gone (alerts_visible), by its rule else."""
+        rows = super(ServiceVisibilityAdmin, self).get_queryset(request)
+        return alerts_visible(rows, visible_service_ids(request.user))
 
     def has_add_permission(self, request) -> bool:
         return False

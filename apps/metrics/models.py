@@ -226,11 +226,27 @@ class AlertRule(models.Model):
 
 
 class Alert(models.Model):
+    """What fired, when, and (its notifications) who was told: a record an incident review reads, kept when its
+    rule or the rule's service is deleted (the rule's link set to empty). What the rule was when the alert
+    fired (its name, severity, metric, operator, threshold, service) is kept on the alert itself: deleted or
+    edited, the rule no longer says what paged whom last Tuesday at 03:00."""
+
     class State(models.TextChoices):
         FIRING = "firing"
         RESOLVED = "resolved"
 
-    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    # Empty once the rule is deleted (or its service): the alert and its deliveries stay, read by the snapshot.
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+    # The rule as it was when the alert fired (snapshot_take): filled on save, and for older alerts on its delete.
+    rule_name = models.CharField(max_length=120, blank=True)
+    rule_severity = models.CharField(max_length=10, blank=True)
+    rule_metric = models.CharField(max_length=24, blank=True)
+    rule_operator = models.CharField(max_length=2, blank=True)
+    rule_threshold = models.FloatField(null=True, blank=True)
+    service_name = models.CharField(max_length=120, blank=True, help_text="Empty: a rule of no service.")
+    # The service's id, not a link: the service deleted, its alerts stay its own, hidden from whoever did not
+    # see it (selectors.alerts_visible), never turned into alerts of no service that every role reads.
+    service_pk = models.PositiveBigIntegerField(null=True, blank=True, editable=False)
     state = models.CharField(max_length=10, choices=State.choices, default=State.FIRING)
     # The evaluation's time (services._fire: the database's clock, as resolved_at is), not the worker's own:
     # auto_now_add took the worker's, and a worker an hour ahead stored alerts resolved before they started.
@@ -249,10 +265,42 @@ class Alert(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.rule.name} ({self.state})"
+        return f"{self.rule_name or (self.rule.name if self.rule_id else '?')} ({self.state})"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.rule_id is not None and not self.rule_name:  # an alert made without its snapshot (code, tests)
+            self.snapshot_take(self.rule)
+            if kwargs.get("update_fields") is not None:
+                kwargs["update_fields"] = {*kwargs["update_fields"], *ALERT_SNAPSHOT_FIELDS}
+        super().save(*args, **kwargs)
+
+    def snapshot_take(self, rule: AlertRule) -> None:
+        for name, value in alert_snapshot(rule).items():
+            setattr(self, name, value)
+
+
+ALERT_SNAPSHOT_FIELDS = ("rule_name", "rule_severity", "rule_metric", "rule_operator", "rule_threshold",
+                         "service_name", "service_pk")  # fmt: skip
+
+
+def alert_snapshot(rule: AlertRule) -> dict:
+    """What an alert keeps of its rule (Alert.snapshot_take; the same fields as a queryset's update)."""
+    service = rule.service if rule.service_id else None
+    return {
+        "rule_name": rule.name,
+        "rule_severity": rule.severity,
+        "rule_metric": rule.metric,
+        "rule_operator": rule.operator,
+        "rule_threshold": rule.threshold,
+        "service_name": service.name if service else "",
+        "service_pk": rule.service_id,
+    }
 
 
 class AlertNotification(models.Model):
+    """One delivery of an alert's "firing" or "resolved" on one channel, delivered or not: a deleted rule's
+    "resolved" (tasks.deleted_alert_resolution_send) is recorded on the alert kept, each try its own row."""
+
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="notifications")
     event = models.CharField(max_length=10)
     channel = models.CharField(max_length=10)

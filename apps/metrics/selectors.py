@@ -717,7 +717,7 @@ def live_snapshot(*, now=None, visible_services: frozenset[int] | None = None) -
         "alerts": [
             {"rule": name, "severity": severity, "message": message, "since": started.isoformat()}
             for name, severity, message, started in alerts.values_list(
-                "rule__name", "rule__severity", "message", "started_at"
+                "rule_name", "rule_severity", "message", "started_at"
             )
         ],
         "work": running_work(visible_services=visible_services),
@@ -804,17 +804,29 @@ def rules_visible(rows: QuerySet, visible_services: frozenset[int] | None, rule_
     if visible_services is None:
         return rows
     to_rule = f"{rule_path}__" if rule_path else ""
-    unassigned = Q(**{f"{to_rule}service__isnull": True})
-    if not sees_all_traffic(visible_services):
-        unassigned &= Q(**{f"{to_rule}metric__in": SHARED_ALERT_METRICS})
-    return rows.filter(Q(**{f"{to_rule}service__in": visible_services}) | unassigned)
+    return rows.filter(_scope(visible_services, f"{to_rule}service", f"{to_rule}metric"))
+
+
+def _scope(visible_services: frozenset[int], service: str, metric: str, every_route: bool | None = None) -> Q:
+    """rules_visible's filter on the fields `service` (an id) and `metric`."""
+    unassigned = Q(**{f"{service}__isnull": True})
+    if not (sees_all_traffic(visible_services) if every_route is None else every_route):
+        unassigned &= Q(**{f"{metric}__in": SHARED_ALERT_METRICS})
+    return Q(**{f"{service}__in": visible_services}) | unassigned
 
 
 def alerts_visible(alerts: QuerySet, visible_services: frozenset[int] | None) -> QuerySet:
     """The alerts a viewer who sees `visible_services` (None: all) may see: those of the rules they see
     (rules_visible). Host and cache rules were left out with the others: an Operator read "No alert is firing"
-    beside a CPU alert firing."""
-    return rules_visible(alerts, visible_services, "rule")
+    beside a CPU alert firing. An alert whose rule was deleted (or its service) is judged the same way by what
+    it kept: the id of its rule's service (the service deleted, still its id: shown to no one restricted) and
+    its metric; one of a hidden service stays hidden."""
+    if visible_services is None:
+        return alerts
+    every_route = sees_all_traffic(visible_services)
+    of_rule = Q(rule__isnull=False) & _scope(visible_services, "rule__service", "rule__metric", every_route)
+    kept = Q(rule__isnull=True) & _scope(visible_services, "service_pk", "rule_metric", every_route)
+    return alerts.filter(of_rule | kept)
 
 
 def alert_list(
@@ -822,15 +834,22 @@ def alert_list(
 ) -> list[dict]:
     from apps.metrics.models import Alert
 
-    alerts = Alert.objects.select_related("rule").order_by("-started_at")
+    alerts = Alert.objects.order_by("-started_at")
     alerts = alerts_visible(alerts, visible_services)
     if state:
         alerts = alerts.filter(state=state)
+    # What the rule was when the alert fired (its snapshot): the rule since renamed or deleted, the alert still
+    # says what paged whom; a deleted rule's alert (rule_id null) read alert.rule.name and failed the list (500).
     return [
         {
             "id": alert.pk,
-            "rule": alert.rule.name,
-            "severity": alert.rule.severity,
+            "rule": alert.rule_name,
+            "rule_id": alert.rule_id,
+            "severity": alert.rule_severity,
+            "metric": alert.rule_metric,
+            "operator": alert.rule_operator,
+            "threshold": alert.rule_threshold,
+            "service": alert.service_name or None,
             "state": alert.state,
             "message": alert.message,
             "value": alert.value,

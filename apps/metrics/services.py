@@ -14,12 +14,20 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 from hdrh.histogram import HdrHistogram
 
 from apps.core.link_local import LINK_LOCAL_MESSAGE, guarded_opener, is_link_local_url, refusal_in
-from apps.metrics.models import Alert, AlertNotification, AlertRule, MetricPoint, RequestRollup
+from apps.metrics.models import (
+    Alert,
+    AlertNotification,
+    AlertRule,
+    MetricPoint,
+    RequestRollup,
+    alert_snapshot,
+)
 from apps.metrics.recorder import percentile_values
 
 logger = logging.getLogger(__name__)
@@ -349,16 +357,19 @@ def _alert_rule_failure_record(rule: AlertRule, *, now: datetime, error: Excepti
 
 def _disabled_rules_alerts_resolve(*, now: datetime) -> list[Alert]:
     """A disabled rule is never evaluated, so an alert it left firing would fire for ever (and keep scaling's
-    emergency mode on): resolve it, and forget the rule's pending breach so re-enabling it starts afresh."""
+    emergency mode on): resolve it, and forget the rule's pending breach so re-enabling it starts afresh. An
+    alert left firing without its rule (deleted by a way that sent no pre_delete: raw SQL) likewise."""
     resolved = []
-    for alert in Alert.objects.filter(state=Alert.State.FIRING, rule__enabled=False).select_related("rule"):
+    leftover = Q(rule__enabled=False) | Q(rule__isnull=True)
+    for alert in Alert.objects.filter(leftover, state=Alert.State.FIRING).select_related("rule"):
         try:
             with transaction.atomic():
                 # held and read again: an evaluation running beside this one may have resolved it already
                 locked = Alert.objects.select_for_update(of=("self",)).filter(pk=alert.pk, state=Alert.State.FIRING)
                 alert = locked.select_related("rule").first()
                 if alert is not None:
-                    resolved.append(_resolve(alert, now=now, reason="rule disabled"))
+                    reason = "rule disabled" if alert.rule_id else "rule deleted"
+                    resolved.append(_resolve(alert, now=now, reason=reason))
         except Exception:  # one broken notification must not keep the other alerts firing
             logger.warning("alert %s of disabled rule %s could not be resolved", alert.pk, alert.rule_id, exc_info=True)
     AlertRule.objects.filter(enabled=False).exclude(pending_since=None, no_data_since=None).update(
@@ -433,7 +444,8 @@ def _fire(rule: AlertRule, value: float, *, now: datetime) -> Alert:
         busiest = busiest_host(rule.metric, since=now - timedelta(minutes=rule.window_minutes), until=now)
         where += f" on {busiest[0]}" if busiest else ""
     message = f"{rule.get_metric_display()}{where} is {value:.1f}, {rule.get_operator_display()} {rule.threshold:g}"
-    alert = Alert.objects.create(rule=rule, value=value, last_value=value, message=message[:300], started_at=now)
+    alert = Alert.objects.create(rule=rule, value=value, last_value=value, message=message[:300], started_at=now,
+                                 **alert_snapshot(rule))  # fmt: skip
     _notify_on_commit(alert, "firing")
     return alert
 
@@ -445,27 +457,50 @@ def _notify_on_commit(alert: Alert, event: str) -> None:
     transaction.on_commit(lambda: _notify(alert, event))
 
 
-def alert_of_deleted_rule_resolve(*, alert: Alert) -> None:
-    """An alert deleted while firing (its rule deleted in admin, or the rule's service): resolved, and the
-    resolution sent once the delete is committed. Before, the delete took the alert with it in silence: the
-    webhook's incident and the paged on-call never heard "resolved", the incident stayed open for good.
+def alerts_of_deleted_rule_keep(*, rule: AlertRule) -> None:
+    """A rule about to be deleted (in admin, its list's bulk delete, its service's delete, code: each sends
+    pre_delete, signals.py): its alerts stay, linked to no rule (Alert.rule is SET_NULL), with what the rule
+    was when each fired (their snapshot, filled here for an alert that lacks it); one still firing is resolved
+    ("Resolved: rule deleted.") and its "resolved" sent once the delete is committed, each delivery recorded
+    on the kept alert. Before, the delete took the alerts and their deliveries with it: the incident review
+    no longer read what fired, and the "resolved" sent was only logged.
 
     The rule's row is held first, as an evaluation holds it (alerts_evaluate): one running beside the delete
     that resolved the alert already is waited for and seen, never paged twice. The notice (payload, webhook,
-    addresses) is built here, while the rows are still there, and handed to a task once the delete commits
+    addresses) is built here, while the rule is still there, and handed to a task once the delete commits
     (tasks.deleted_alert_resolution_send, retried): sent from the request, a webhook that never answered held
     a bulk delete for its timeout once per rule (100 rules, minutes) and an SMTP server that never answered
     held it for good, and a failed "resolved" was never tried again."""
     from apps.resources.selectors import database_now
 
+    list(AlertRule.objects.select_for_update().filter(pk=rule.pk).values_list("pk", flat=True))
+    Alert.objects.filter(rule_id=rule.pk, rule_name="").update(**alert_snapshot(rule))
+    current = Alert.objects.filter(rule_id=rule.pk, state=Alert.State.FIRING).select_related("rule").first()
+    if current is None:  # none firing, or resolved meanwhile: its "resolved" went out then
+        return
+    current.state, current.resolved_at = Alert.State.RESOLVED, database_now()
+    current.message = f"Resolved: rule deleted. {current.message}"[:300]
+    current.save(update_fields=["state", "resolved_at", "message"])
+    notice = _alert_notice(current, "resolved")
+    if channels := _notice_channels(notice):
+        transaction.on_commit(lambda: _deleted_alert_resolution_queue(notice, channels))
+
+
+def alert_of_deleted_rule_resolve(*, alert: Alert) -> None:
+    """An alert deleted on its own while firing (code; admin refuses it, and a rule's delete keeps its alerts):
+    its "resolved" sent once the delete is committed, as a deleted rule's (alerts_of_deleted_rule_keep), its
+    deliveries only logged (the alert is gone)."""
+    from apps.resources.selectors import database_now
+
     if alert.state != Alert.State.FIRING:
         return
-    list(AlertRule.objects.select_for_update().filter(pk=alert.rule_id).values_list("pk", flat=True))
+    if alert.rule_id is not None:
+        list(AlertRule.objects.select_for_update().filter(pk=alert.rule_id).values_list("pk", flat=True))
     current = Alert.objects.filter(pk=alert.pk, state=Alert.State.FIRING).select_related("rule").first()
     if current is None:  # resolved meanwhile: its "resolved" went out then
         return
     current.state, current.resolved_at = Alert.State.RESOLVED, database_now()
-    current.message = f"Resolved: rule deleted. {current.message}"[:300]
+    current.message = f"Resolved: alert deleted. {current.message}"[:300]
     notice = _alert_notice(current, "resolved")
     if channels := _notice_channels(notice):
         transaction.on_commit(lambda: _deleted_alert_resolution_queue(notice, channels))
@@ -499,11 +534,13 @@ def alert_notice_repr(notice: dict, channels: list[str]) -> str:
 
 def deleted_alert_resolution_send(*, notice: dict, channels: list[str], last_try: bool = False) -> list[str]:
     """Send a deleted rule's "resolved" (a notice of _alert_notice) on `channels`: the channels that failed,
-    for the task to retry (those delivered are not sent again). Logged, not recorded: the alert is gone; after
-    the `last_try` an error names the receivers not told."""
+    for the task to retry (those delivered are not sent again). Each try is logged, and recorded as a delivery
+    of the alert kept (alerts_of_deleted_rule_keep), as a live rule's are (_notify); after the `last_try` an
+    error names the receivers not told."""
     failed = []
     for channel in channels:
         delivered, detail = _deliver(notice, channel)
+        _record_kept(notice["alert"], notice["payload"]["event"], channel, notice[channel], delivered, detail)
         where = _webhook_origin(notice["webhook"]) if channel == "webhook" else notice["email"]
         logger.info("alert %s of deleted rule %s: %s via %s to %s: %s", notice["alert"], notice["rule"],
                     notice["payload"]["event"], channel, where,
@@ -517,8 +554,12 @@ def deleted_alert_resolution_send(*, notice: dict, channels: list[str], last_try
 
 
 def _alert_notice(alert: Alert, event: str) -> dict:
-    """What a notification of `alert` sends, where: plain data, to be sent later (a task's argument)."""
+    """What a notification of `alert` sends, where: plain data, to be sent later (a task's argument). An alert
+    whose rule is gone is described by its snapshot, and goes nowhere (the receivers were the rule's)."""
     rule = alert.rule
+    if rule is None:
+        rule = AlertRule(name=alert.rule_name, severity=alert.rule_severity, metric=alert.rule_metric,
+                         threshold=alert.rule_threshold, webhook_url="", email_to="")  # fmt: skip
     payload = {
         "event": event,
         "rule": rule.name,
@@ -613,3 +654,16 @@ def _record(alert: Alert, event: str, channel: str, target: str, delivered: bool
     AlertNotification.objects.create(
         alert=alert, event=event, channel=channel, target=target, delivered=delivered, detail=detail[:300]
     )
+
+
+def _record_kept(alert_pk: int, event: str, channel: str, target: str, delivered: bool, detail: str) -> None:
+    """A deleted rule's delivery, on its alert kept; an alert deleted since (alert_of_deleted_rule_resolve)
+    has only the log line."""
+    if not Alert.objects.filter(pk=alert_pk).exists():
+        logger.info("alert %s is gone: its %s via %s is not recorded", alert_pk, event, channel)
+        return
+    try:
+        AlertNotification.objects.create(alert_id=alert_pk, event=event, channel=channel, target=target,
+                                         delivered=delivered, detail=detail[:300])  # fmt: skip
+    except IntegrityError:  # deleted meanwhile: nothing to hang the delivery on
+        logger.info("alert %s is gone: its %s via %s is not recorded", alert_pk, event, channel)

@@ -145,4 +145,5 @@ def test_a_rule_that_fired_is_still_deleted_in_admin_with_its_alerts(root_client
     rule = AlertRule.objects.create(**{**FORM, "enabled": True})
     Alert.objects.create(rule=rule, state="resolved", value=95.0, last_value=95.0, message="CPU 95%")
     assert root_client.post(f"/admin/metrics/alertrule/{rule.pk}/delete/", {"post": "yes"}).status_code == 302
-    assert not AlertRule.objects.filter(pk=rule.pk).exists() and not Alert.objects.exists()
+    assert not AlertRule.objects.filter(pk=rule.pk).exists()
+    assert list(Alert.objects.values_list("rule", "rule_name")) == [(None, rule.name)]  # its history is kept

@@ -59,7 +59,7 @@ def test_every_changelist_refuses_a_transform_on_a_date_with_a_400(superuser_cli
         ("accounts.ApiClient", {"name__icontains": "x", "q": "x"}),
         ("auth.User", {"groups__id__exact": "1"}),
         ("services.Service", {"kind__exact": "inference"}),
-        ("metrics.Alert", {"rule__severity__exact": "critical"}),
+        ("metrics.Alert", {"rule_severity__exact": "critical"}),  # the severity kept on the alert
         ("ratelimits.RateLimitAdjustment", {"policy__id__exact": "1"}),
         ("axes.AccessAttempt", {"attempt_time__year": "2026", "attempt_time__month": "1"}),
         ("django_celery_beat.PeriodicTask", {"start_time__year": "2026", "enabled__exact": "1"}),

@@ -60,8 +60,13 @@ class SloListOutputSerializer(serializers.Serializer):
 
 class AlertOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    rule = serializers.CharField(help_text="The rule's name.")
+    rule = serializers.CharField(help_text="The rule's name when the alert fired (kept if the rule is deleted).")
+    rule_id = serializers.IntegerField(allow_null=True, help_text="Null: the rule (or its service) was deleted.")
     severity = serializers.ChoiceField(choices=AlertRule.Severity.choices)
+    metric = serializers.ChoiceField(choices=AlertRule.Metric.choices, help_text="The rule's, when it fired.")
+    operator = serializers.ChoiceField(choices=AlertRule.Operator.choices)
+    threshold = serializers.FloatField(allow_null=True, help_text="The rule's, when it fired.")
+    service = serializers.CharField(allow_null=True, help_text="The rule's service's name; null: a rule of no service.")
     state = serializers.ChoiceField(choices=Alert.State.choices)
     message = serializers.CharField()
     value = serializers.FloatField(help_text="The value when it fired.")
