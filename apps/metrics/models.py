@@ -238,12 +238,15 @@ class Alert(models.Model):
     # Empty once the rule is deleted (or its service): the alert and its deliveries stay, read by the snapshot.
     rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
     # The rule as it was when the alert fired (snapshot_take): filled on save, and for older alerts on its delete.
-    rule_name = models.CharField(max_length=120, blank=True)
-    rule_severity = models.CharField(max_length=10, blank=True)
-    rule_metric = models.CharField(max_length=24, blank=True)
-    rule_operator = models.CharField(max_length=2, blank=True)
+    # db_default: the last release's pods insert alerts without them while an upgrade rolls out.
+    rule_name = models.CharField(max_length=120, blank=True, default="", db_default="")
+    rule_severity = models.CharField(max_length=10, blank=True, default="", db_default="")
+    rule_metric = models.CharField(max_length=24, blank=True, default="", db_default="")
+    rule_operator = models.CharField(max_length=2, blank=True, default="", db_default="")
     rule_threshold = models.FloatField(null=True, blank=True)
-    service_name = models.CharField(max_length=120, blank=True, help_text="Empty: a rule of no service.")
+    service_name = models.CharField(
+        max_length=120, blank=True, default="", db_default="", help_text="Empty: a rule of no service."
+    )
     # The service's id, not a link: the service deleted, its alerts stay its own, hidden from whoever did not
     # see it (selectors.alerts_visible), never turned into alerts of no service that every role reads.
     service_pk = models.PositiveBigIntegerField(null=True, blank=True, editable=False)

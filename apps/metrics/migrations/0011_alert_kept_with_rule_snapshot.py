@@ -43,22 +43,22 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="alert",
             name="rule_metric",
-            field=models.CharField(blank=True, max_length=24),
+            field=models.CharField(blank=True, db_default="", default="", max_length=24),
         ),
         migrations.AddField(
             model_name="alert",
             name="rule_name",
-            field=models.CharField(blank=True, max_length=120),
+            field=models.CharField(blank=True, db_default="", default="", max_length=120),
         ),
         migrations.AddField(
             model_name="alert",
             name="rule_operator",
-            field=models.CharField(blank=True, max_length=2),
+            field=models.CharField(blank=True, db_default="", default="", max_length=2),
         ),
         migrations.AddField(
             model_name="alert",
             name="rule_severity",
-            field=models.CharField(blank=True, max_length=10),
+            field=models.CharField(blank=True, db_default="", default="", max_length=10),
         ),
         migrations.AddField(
             model_name="alert",
@@ -68,7 +68,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="alert",
             name="service_name",
-            field=models.CharField(blank=True, help_text="Empty: a rule of no service.", max_length=120),
+            field=models.CharField(
+                blank=True, db_default="", default="", help_text="Empty: a rule of no service.", max_length=120
+            ),
         ),
         migrations.AddField(
             model_name="alert",
