@@ -8,6 +8,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -138,6 +139,11 @@ def head_seal(name: str, seq: int, last_hash: str) -> str:
     return hmac.new(_chain_key(), f"head\x1f{name}\x1f{seq}\x1f{last_hash}".encode(), hashlib.sha256).hexdigest()
 
 
+def head_verifies(head: AuditChainHead) -> bool:
+    """Whether a chain head is where an append with the key left it: its seal matches its (name, seq, last_hash)."""
+    return hmac.compare_digest(head.seal or "", head_seal(head.name, head.seq, head.last_hash))
+
+
 def disclosed_patients(ids) -> list[int] | None:
     """The ids a response disclosed, as a record keeps them: distinct, ascending; None for none."""
     return sorted({int(pk) for pk in ids}) or None
@@ -198,11 +204,21 @@ def audit_record_batch(entries: list[AuditEntry], *, chain: str = PRIMARY_CHAIN)
     head = _locked_head(chain)
     events = _seal(entries, chain_id=head.pk, seq=head.seq, prev_hash=head.last_hash)
     AuditEvent.objects.bulk_create(events)
+    if head_verifies(head):
+        seal = head_seal(head.name, events[-1].seq, events[-1].hash)
+    else:
+        # Moved without the key (records cut from its end?): sealing it now would make the cut invisible to
+        # `audit verify` (the next records would take the cut ones' places). The chain goes on, its head's seal
+        # left as found, which matches no state of it: verify reports the head FORGED until someone with the key
+        # has looked into it.
+        logger.error(
+            "audit chain %s: its head (#%s) does not match its seal: moved without the key (records cut from its "
+            "end?); appended to, but not sealed again",
+            head.name, head.seq,
+        )  # fmt: skip
+        seal = head.seal
     AuditChainHead.objects.filter(pk=head.pk).update(
-        seq=events[-1].seq,
-        last_hash=events[-1].hash,
-        seal=head_seal(head.name, events[-1].seq, events[-1].hash),
-        updated_at=timezone.now(),
+        seq=events[-1].seq, last_hash=events[-1].hash, seal=seal, updated_at=timezone.now()
     )
     return events
 
@@ -240,8 +256,12 @@ def audit_chain_resume(stale: ChainState) -> ChainState:
     Forward: a batch whose commit was never acknowledged (the connection broke). Back, over records this process
     wrote: records cut from the chain's end and its head restored from an earlier state, whose seal is genuine,
     so `audit verify` cannot see it. This process is the one witness: it logs the cut (a line the log shipper
-    keeps off this database) and records it in the primary chain.
+    keeps off this database) and records it in the primary chain. A head whose seal does not match it (moved
+    without the key) is never resumed: see _chain_broken.
     """
+    head = AuditChainHead.objects.filter(name=stale.name).first()
+    if head is not None and not head_verifies(head):
+        return _chain_broken(stale, head)
     state = audit_chain_open(name=stale.name)
     if state.seq > stale.seq:
         logger.warning(
@@ -262,6 +282,27 @@ def audit_chain_resume(stale: ChainState) -> ChainState:
         )  # fmt: skip
         audit_record_batch([cut])
     return state
+
+
+def _chain_broken(stale: ChainState, head: AuditChainHead) -> ChainState:
+    """A process's chain whose head does not match its seal: moved without the key, over cut records or
+    forward. Appending to it would seal it again (the append sets a fresh seal), and `audit verify` would no
+    longer see the cut: the next records take the cut ones' places. So the head is left as found (verify
+    reports it FORGED for good), the break is recorded in the primary chain and logged, and this process goes
+    on in a new chain of its own."""
+    logger.error(
+        "audit chain %s was at #%s (%s) and its head, now at #%s, does not match its seal: moved without the key "
+        "(records cut from its end?). Left as found; this process goes on in a new chain",
+        stale.name, stale.seq, stale.last_hash, head.seq,
+    )  # fmt: skip
+    broken = AuditEntry(
+        actor_type=AuditEvent.ActorType.SYSTEM, actor_id=None, actor_name="audit-writer", action="delete",
+        resource_type="AuditChain", resource_id=str(head.pk), outcome=AuditEvent.Outcome.ERROR,
+        result_count=stale.seq - head.seq if stale.seq > head.seq else None,
+    )  # fmt: skip
+    audit_record_batch([broken])
+    prefix = stale.name.rsplit(":", 1)[0] if ":" in stale.name else stale.name
+    return audit_chain_open(name=f"{prefix[:100]}:{uuid.uuid4().hex[:8]}")
 
 
 # The columns a record's row sets (its id comes from the sequence).

@@ -8,7 +8,7 @@ from django.db import connections
 
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.audit.selectors import audit_chain_verify
-from apps.audit.services import AuditEntry, audit_record
+from apps.audit.services import AuditEntry, audit_record, head_seal
 from apps.audit.writer import GroupCommitWriter
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the writer commits on a connection of its own
@@ -40,7 +40,11 @@ def test_concurrent_records_are_each_committed_once_in_one_valid_chain():
 def test_the_writer_recovers_when_its_chain_head_moves():
     writer = GroupCommitWriter()
     first = writer.submit(_entry(1))
-    AuditChainHead.objects.filter(pk=first.chain_id).update(seq=first.seq + 5)  # someone else moved it
+    # Moved on with the key (a batch whose commit was never acknowledged seals the head it moves): resumed. A head
+    # moved without it is never sealed again (tests/audit/test_forged_head_not_resealed_d.py).
+    head = AuditChainHead.objects.get(pk=first.chain_id)
+    moved = {"seq": first.seq + 5, "last_hash": "f" * 64}
+    AuditChainHead.objects.filter(pk=first.chain_id).update(**moved, seal=head_seal(head.name, **moved))
     second = writer.submit(_entry(2))
     assert second.chain_id == first.chain_id and second.seq == first.seq + 6
 
