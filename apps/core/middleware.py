@@ -17,15 +17,21 @@ from django.urls import get_resolver
 from apps.core.log_filters import correlation_id
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# A caller's id is kept (in every audit record, which can never be deleted, and in the access log) only when it is
+# a UUID, with its hyphens or as the 32 hex digits this middleware mints: a shape no bearer token of ours (its
+# prefix and underscores) nor an MRN in use fits. Any other id (a token sent as the header by mistake, an MRN
+# used as a correlation id) is replaced by a fresh one and kept nowhere.
+_VALID_REQUEST_ID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-f]{32}"
+)
 LAST_SEEN_KEY = "_last_seen"
 # A view attribute: the view reads nothing of the session (the health probes), so no middleware loads it for it.
 READS_NO_SESSION = "reads_no_session"
 
 
 class RequestIdMiddleware:
-    """Keep a caller's X-Request-ID when it is well formed, otherwise mint one; log lines written while
-    the request is handled carry it."""
+    """Keep a caller's X-Request-ID when it is a UUID, otherwise mint one; log lines written while the request is
+    handled carry it."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response

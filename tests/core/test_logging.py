@@ -51,12 +51,17 @@ def test_a_line_logged_while_a_request_is_handled_carries_its_request_id(console
         logger.warning("loading the patient card")
         return HttpResponse()
 
-    response = RequestIdMiddleware(view)(RequestFactory().get("/", HTTP_X_REQUEST_ID="req-42"))
+    response = RequestIdMiddleware(view)(
+        RequestFactory().get("/", HTTP_X_REQUEST_ID="0f8b5a3e-2c1d-4e7a-9b6c-5d4e3f2a1b0c")
+    )
     logger.warning("after the request")
 
     during, after = _records(stream)
-    assert response["X-Request-ID"] == "req-42"
-    assert during["request_id"] == "req-42" and during["message"] == "loading the patient card"
+    assert response["X-Request-ID"] == "0f8b5a3e-2c1d-4e7a-9b6c-5d4e3f2a1b0c"
+    assert (
+        during["request_id"] == "0f8b5a3e-2c1d-4e7a-9b6c-5d4e3f2a1b0c"
+        and during["message"] == "loading the patient card"
+    )
     assert during["level"] == "WARNING" and during["logger"] == "tests.core.logging"
     assert after["request_id"] == "-"
 
@@ -105,10 +110,10 @@ def test_a_task_run_eagerly_inside_a_request_gives_the_request_its_id_back(conso
         logger.warning("after the eager task")
         return HttpResponse()
 
-    RequestIdMiddleware(view)(RequestFactory().get("/", HTTP_X_REQUEST_ID="req-43"))
+    RequestIdMiddleware(view)(RequestFactory().get("/", HTTP_X_REQUEST_ID="1f8b5a3e-2c1d-4e7a-9b6c-5d4e3f2a1b0c"))
     inside, after = _records(stream)
     assert inside["request_id"] == "task-8"
-    assert after["request_id"] == "req-43"
+    assert after["request_id"] == "1f8b5a3e-2c1d-4e7a-9b6c-5d4e3f2a1b0c"
 
 
 def test_gunicorn_json_access_lines_have_fields_and_no_path():
