@@ -94,6 +94,9 @@ class BearerTokenAuthentication(BaseAuthentication):
         try:
             client = self._client_for(header)
         except exceptions.AuthenticationFailed as failed:
+            # A revoked or expired token is its client's, found by the token's hash: the refusal's audit record
+            # names it, so a revoked client still trying is traceable (audit/http.py, audit/views.py).
+            request.ended_token_client = getattr(failed, "ended_client", None)
             if known or known_elsewhere:
                 forget_valid_token(digest)
             if failed.get_codes() not in STALE_TOKEN_CODES:
@@ -117,10 +120,13 @@ class BearerTokenAuthentication(BaseAuthentication):
         if client is None:
             raise exceptions.AuthenticationFailed(_("Token is not valid."), code="invalid_token")
         if client.is_revoked:
-            raise exceptions.AuthenticationFailed(_("Token has been revoked."), code="token_revoked")
-        if client.is_expired:
-            raise exceptions.AuthenticationFailed(_("Token has expired."), code="token_expired")
-        return client
+            ended = exceptions.AuthenticationFailed(_("Token has been revoked."), code="token_revoked")
+        elif client.is_expired:
+            ended = exceptions.AuthenticationFailed(_("Token has expired."), code="token_expired")
+        else:
+            return client
+        ended.ended_client = client
+        raise ended
 
     def authenticate_header(self, request: Request) -> str:
         return f'{self.keyword} realm="api"'

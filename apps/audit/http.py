@@ -32,6 +32,13 @@ def _purpose(request: Request, lenient: bool) -> str:
         return "INVALID"
 
 
+def ended_token_client(request: Request) -> ApiClient | None:
+    """The client whose revoked or expired token a request presented (found by the token's hash), None for any
+    other request: set by BearerTokenAuthentication as it refuses the token."""
+    client = getattr(request, "ended_token_client", None)
+    return client if isinstance(client, ApiClient) else None
+
+
 def audit_entry(
     request: Request,
     *,
@@ -53,8 +60,11 @@ def audit_entry(
     if patient_ids is not None and patient_id is None:
         distinct = disclosed_patients(patient_ids) or []
         patient_id, patient_ids = (distinct[0], None) if len(distinct) == 1 else (None, distinct or None)
+    ended = ended_token_client(request)
     if isinstance(request.auth, ApiClient):
         actor_type, actor_id, actor_name = "client", request.auth.pk, request.auth.name
+    elif ended is not None:  # refused with a 401: its client's token, revoked or expired
+        actor_type, actor_id, actor_name = "client", ended.pk, ended.name
     elif not request.user.is_authenticated:  # refused with a 401: no credentials, or ones that did not check out
         actor_type, actor_id, actor_name = "anonymous", None, ""
     else:

@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import HasScope
-from apps.audit.http import audit_entry, purpose_of_use
+from apps.audit.http import audit_entry, ended_token_client, purpose_of_use
 from apps.audit.services import audit_record, disclosed_patients
 from apps.audit.writer import writer
 from apps.caching.stack import cache_reads_reset, get_or_load, served_from_cache
@@ -142,10 +142,14 @@ class PhiAPIView(APIView):
         # A 401 (no credentials, a wrong or expired token) asked for PHI all the same; the anonymous caller
         # needs no rate limit to send them, so each address and view leaves one record per window, as above.
         # OPTIONS asks for no data (see audit_refusal): its 401 is not a read of the patient.
+        # A revoked or expired token names its client (audit_entry records it as the actor): its window is its own,
+        # so the refusals of unknown tokens from the same address never hide its use.
+        ended = ended_token_client(self.request)
+        window = f"ended-token:{ended.pk}" if ended is not None else "unauthenticated"
         if (
             isinstance(exc, NotAuthenticated | AuthenticationFailed)
             and self.request.method != "OPTIONS"
-            and self._first_in_window(self.request, "unauthenticated")
+            and self._first_in_window(self.request, window)
         ):
             try:
                 self._record_refusal(self.request, outcome="denied")
