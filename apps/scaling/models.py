@@ -116,7 +116,7 @@ class ScalingPolicy(models.Model):
         help_text="At most 10,000 (any replica count here): far above any one service.",
     )  # fmt: skip
     max_replicas_ceiling = models.PositiveIntegerField(
-        "ceiling for the optimizer's maximum", default=MAX_REPLICAS_CEILING,
+        "ceiling for the optimizer's maximum", default=MAX_REPLICAS_CEILING, db_default=MAX_REPLICAS_CEILING,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_REPLICAS_LIMIT)],
         help_text="The optimizer (optimize --apply, or its recommendation applied in admin) raises the maximum "
         "replicas at most to this, whatever the forecast asks; not below the maximum replicas (to go higher by "
