@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import Generic, TypeVar
@@ -103,14 +104,24 @@ class CompiledQuery(Generic[ModelT]):
         # The backend's value converters (dates on SQLite, for example), as the ORM's iterator applies them.
         converters = compiler.get_converters([column for column, _, _ in compiler.select])
         connection = connections[using]
+        # Each fixed parameter's positions by value, once: finding a slot's positions is then a lookup, so
+        # compiling is linear in the parameters (a scan per slot was quadratic, and a search of a few hundred
+        # dates held a core for minutes). Markers are ints, strings and dates, all hashable; an unhashable
+        # parameter (a list, say) is never a marker.
+        positions_of: dict[object, list[int]] = {}
+        for i, param in enumerate(params):
+            try:
+                positions_of.setdefault(param, []).append(i)
+            except TypeError:
+                continue
+        taken = {position for position, _ in slots}  # the bound LIMIT's
         for slot, marker in markers.items():
             # The ORM may have adapted the marker already (a datetime is text on SQLite).
             forms = (marker, self._field_of[slot].get_db_prep_value(marker, connection))
-            positions = [
-                i for i, param in enumerate(params) if any(param == form for form in forms) and (i, None) not in slots
-            ]
+            positions = sorted({i for form in forms for i in positions_of.get(form, ()) if i not in taken})
             if not positions:
                 raise ValueError(f"{slot} is not bound in {sql}")
+            taken.update(positions)
             slots.extend((position, slot) for position in positions)  # a keyset condition repeats a value
         return sql, params, slots, converters
 
@@ -180,21 +191,32 @@ class CompiledShapes:
 
     A shape is whatever the SQL depends on besides the bound values (which filters are present, how
     many values each, sort; not the page size, which `BOUND` binds). Shapes come from requests, so the
-    table is bounded: past it, `get` answers None and the caller runs the ORM as it is.
+    table is bounded: past it, the least recently used shape is dropped (compiled again if it comes
+    back), so a client sending ever new shapes cannot keep the table full and every later shape on the
+    ORM. With `at_most` 0, `get` answers None and the caller runs the ORM as it is.
     """
 
     def __init__(self, at_most: int) -> None:
         self.at_most = at_most
-        self._queries: dict[object, CompiledQuery] = {}
+        self._queries: OrderedDict[object, CompiledQuery] = OrderedDict()
+        self._lock = threading.Lock()
 
     def get(self, shape: object, make: Callable[[], CompiledQuery]) -> CompiledQuery | None:
-        query = self._queries.get(shape)
-        if query is None and len(self._queries) < self.at_most:
-            query = self._queries.setdefault(shape, make())
-        return query
+        with self._lock:
+            query = self._queries.get(shape)
+            if query is not None:
+                self._queries.move_to_end(shape)
+                return query
+            if self.at_most < 1:
+                return None
+            query = self._queries[shape] = make()
+            while len(self._queries) > self.at_most:
+                self._queries.popitem(last=False)
+            return query
 
     def __len__(self) -> int:
         return len(self._queries)
 
     def clear(self) -> None:
-        self._queries.clear()
+        with self._lock:
+            self._queries.clear()

@@ -93,5 +93,7 @@ def test_shapes_are_compiled_once_each_and_the_table_stays_bounded(patients):
     by_pk = shapes.get("pk", make("pk"))
     assert shapes.get("pk", make("pk")) is by_pk and made == ["pk"]
     assert shapes.get("mrn", make("mrn")) is not None and len(shapes) == 2
-    assert shapes.get("birth_date", make("birth_date")) is None  # past the bound: the caller runs the ORM
-    assert made == ["pk", "mrn"] and by_pk.get(pk=patients[0].pk) == patients[0]
+    assert by_pk.get(pk=patients[0].pk) == patients[0]
+    assert shapes.get("birth_date", make("birth_date")) is not None and len(shapes) == 2  # past the bound: LRU out
+    assert shapes.get("mrn", make("mrn")) is not None and made == ["pk", "mrn", "birth_date"]  # pk went, not mrn
+    assert shapes.get("pk", make("pk")) is not by_pk and made[-1] == "pk"  # compiled again when it comes back

@@ -81,6 +81,10 @@ LAYOUT_PARAMS = {"_pretty"}  # FHIR's general parameters that change how an answ
 SUMMARIES = ("count", "false")  # the total alone, or whole resources (the default)
 JSON_FORMATS = ("json", "application/fhir+json", "application/json")
 REPEATABLE_PARAMS = {"date", "birthdate"}  # date=ge...&date=le...: a range
+# A range needs two (ge and le); each repeat is one more AND of up to MAX_ALTERNATIVES, and each alternative
+# one more condition (and bound value) in the SQL: unbounded, a single request held a core for minutes.
+MAX_REPEATS = 4
+MAX_SEARCH_ALTERNATIVES = 100  # the comma-separated values of all of a search's parameters together
 
 # Search SQL compiled per (view, shape, sort, cursor); the page size is bound: see FhirSearchView.find.
 compiled_searches = CompiledShapes(at_most=512)
@@ -418,6 +422,8 @@ class PatientReadView(FhirMixin, PhiAPIView):
 
     @extend_schema(
         operation_id="fhir_Patient_read",
+        description="A FHIR R4 Patient by its id. Scope `patient:read`; every read is audited, an unknown or "
+        "deleted patient's too.",
         parameters=[
             _FORMAT_PARAM,
             OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER,
@@ -532,6 +538,8 @@ class FhirSearchView(FhirMixin, PhiAPIView):
                 # Repeats mean AND in FHIR; only a date range needs that here. Keeping the last value
                 # would answer a different question than the one asked.
                 raise FhirParamError(name, "given more than once; list alternatives in one value, comma-separated")
+            if len(values) > MAX_REPEATS:
+                raise FhirParamError(name, f"given more than {MAX_REPEATS} times")
             if any("\x00" in value for value in values):  # a form body's; the URL's never get this far
                 raise FhirParamError(name, "contains a NUL character")
             # An empty `_cursor` read as no cursor (the first page), a blank token as a code to look for.
@@ -546,6 +554,13 @@ class FhirSearchView(FhirMixin, PhiAPIView):
             if modified and base in set(self.search_params) | COMMON_PARAMS:
                 raise FhirParamError(unknown[0], f"the :{modifier[:64]} modifier is not supported on {base}")
             raise FhirParamError(unknown[0], f"unknown search parameter; supported: {', '.join(self.search_params)}")
+        alternatives = 0
+        for name in self.search_params:
+            alternatives += sum(len(split_or(name, value)) for value in params.getlist(name))
+            if alternatives > MAX_SEARCH_ALTERNATIVES:
+                raise FhirParamError(
+                    name, f"more than {MAX_SEARCH_ALTERNATIVES} values in all (comma-separated, over all parameters)"
+                )
         if params.get("_format", "json") not in JSON_FORMATS:  # a posted search's body may carry it too
             raise FhirParamError("_format", "only JSON is supported")
         summary = params.get("_summary", "false")
