@@ -152,6 +152,10 @@ def main() -> None:
     parser.add_argument("--long-tokens", type=int, default=64, help="Mixed generation: the long request's cap.")
     parser.add_argument("--only", choices=["mixed"], help="Run one measurement alone.")
     args = parser.parse_args()
+    # None measured (--requests 0) crashed after the models had loaded and run for minutes: a median of nothing.
+    for flag in ("clients", "requests", "rounds", "long_tokens"):
+        if getattr(args, flag) < 1:
+            parser.error(f"--{flag.replace('_', '-')} must be above 0")
     django_setup(args.database_url)
 
     from apps.inference.backends import LoadSpec, load

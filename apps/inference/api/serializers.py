@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from apps.core.api.fields import StrictBooleanField
 from apps.core.api.numbers import StrictIntegerField
 from apps.core.api.params import MAX_ID
 
@@ -40,7 +41,7 @@ class EmbedInputSerializer(serializers.Serializer):
 class GenerateInputSerializer(serializers.Serializer):
     prompt = TextField()
     max_new_tokens = StrictIntegerField(min_value=1, required=False)
-    stream = serializers.BooleanField(
+    stream = StrictBooleanField(
         default=False, help_text="Server-sent events: text as it is generated, then a `done` event."
     )
     patient_id = StrictIntegerField(

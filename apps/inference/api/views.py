@@ -4,6 +4,7 @@ never the input), audited when the input carries a patient's context. Thin: vali
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -11,6 +12,7 @@ from types import SimpleNamespace
 
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
@@ -24,7 +26,7 @@ from apps.audit.views import AuditUnavailable, PhiAPIView, existing_patients
 from apps.caching.stack import cache_reads_reset, get_or_load, served_from_cache
 from apps.clinical.selectors import patient_card
 from apps.core.api.params import reject_unknown_params, validated_body
-from apps.core.api.schema import error_responses
+from apps.core.api.schema import ErrorOutputSerializer, error_responses
 from apps.inference import selectors, serving
 from apps.inference.api.schema import (
     DeploymentOverviewOutputSerializer,
@@ -34,7 +36,7 @@ from apps.inference.api.schema import (
 from apps.inference.api.serializers import EmbedInputSerializer, GenerateInputSerializer
 from apps.inference.backends import ModelUnavailable
 from apps.inference.models import ModelDeployment
-from apps.ratelimits.throttling import client_identity
+from apps.ratelimits.throttling import _RefusalLog, client_identity
 from apps.services.selectors import visible_service_ids
 
 logger = logging.getLogger(__name__)
@@ -52,6 +54,10 @@ INFERENCE_ERRORS = error_responses(
     "stream running or a full generation or embedding queue in this server (`streams_busy`, `generations_busy`, "
     "`embeddings_busy`, with Retry-After), or the audit trail cannot be written.",
 )  # fmt: skip
+INFERENCE_ERRORS[415] = OpenApiResponse(
+    ErrorOutputSerializer,
+    description="A body other than JSON (or a form): `unsupported_media_type`. Nothing reached the model.",
+)
 
 
 # A generation (not streamed) whose client left is cancelled and answered 499 (ClientClosedRequest).
@@ -122,6 +128,28 @@ SLOTS_BUSY = {serving.StreamsFull: StreamsBusy, serving.GenerationsFull: Generat
               serving.EmbeddingsFull: EmbeddingsBusy}  # fmt: skip
 
 
+# Loads through the cache a call whose client is still here makes while each ends in another call's client
+# gone (see _InferenceView.own_outcome); then it runs the model itself, outside the cache.
+SHARED_GONE_TRIES = 3
+
+
+class _SlotsRefusalLog(_RefusalLog):
+    """The 503s of full slots (`streams_busy`, `generations_busy`, `embeddings_busy`): a load the server sheds
+    as it should, logged as one WARNING per interval with the number refused, in place of Django's ERROR line
+    per 503 (a flood of them paged the error alerting for no fault)."""
+
+    @staticmethod
+    def _log(count: int, scope: str) -> None:
+        logger.warning("%d inference call(s) refused for want of a slot (503) since the last such line; latest %s",
+                       count, scope)  # fmt: skip
+
+
+slots_refusal_log = _SlotsRefusalLog()
+atexit.register(slots_refusal_log.flush)  # the timer is a daemon thread: refusals held back at exit
+
+# A deployment of the other task: what it is, and the URL name of its endpoint.
+TASK_ENDPOINTS = {ModelDeployment.Task.EMBEDDING: ("an embedding", "inference-embed"),
+                  ModelDeployment.Task.GENERATION: ("a generation", "inference-generate")}  # fmt: skip
 # Seconds a caller whose call timed out should wait before retrying.
 BUSY_RETRY_AFTER = 5
 # Seconds a call refused for want of a slot should wait: a short generation (a batch of texts) frees one.
@@ -158,6 +186,7 @@ class _InferenceView(PhiAPIView):
         elif isinstance(exc, serving.SlotsFull):
             exc = SLOTS_BUSY[type(exc)]()
             exc.wait = STREAMS_RETRY_AFTER
+        busy = exc if isinstance(exc, tuple(SLOTS_BUSY.values())) else None
         if self.patient_unaudited is not None:
             # A call about a patient got no answer (a timeout, a model error, a full queue): the attempt is
             # kept all the same, as a success is.
@@ -167,7 +196,11 @@ class _InferenceView(PhiAPIView):
                            patient_id=patient_id, outcome="error")  # fmt: skip
             except AuditUnavailable as unavailable:
                 exc = unavailable
-        return super().handle_exception(exc)
+        response = super().handle_exception(exc)
+        if exc is busy:  # shed load, not a fault: counted, and kept out of django.request's ERROR line
+            slots_refusal_log.refused(f"{busy.default_code} ({self.kwargs.get('name', '')})")
+            response._has_been_logged = True
+        return response
 
     def body(self, request: Request, serializer_class) -> dict:
         """The validated body. A call naming a patient_id needs `patient:read` besides `inference`, checked before
@@ -200,8 +233,9 @@ class _InferenceView(PhiAPIView):
         serving.served_prune_if_due()  # models of deployments disabled since are let go
         deployment = get_object_or_404(ModelDeployment, name=name, enabled=True)
         if deployment.task != self.task:
+            kind, url = TASK_ENDPOINTS[deployment.task]
             raise ValidationError(
-                {"deployment": [f"{name} is a {deployment.task} model; use its {deployment.task} endpoint."]}
+                {"deployment": [f"{name} is {kind} deployment; call it at {reverse(url, kwargs={'name': name})}."]}
             )
         return deployment
 
@@ -243,6 +277,7 @@ class _InferenceView(PhiAPIView):
             seen = {}  # what this call's own load found (a call waiting on another's load finds nothing)
 
             def compute():
+                seen["ran"] = True
                 try:
                     current = seen["current"] = checked()
                 except (ValidationError, ModelUnavailable) as error:
@@ -256,7 +291,10 @@ class _InferenceView(PhiAPIView):
                 seen["patient"] = True
                 return run(current)
 
-            answer, cached = _cached_answer([caller, deployment.name, *key, *parts], inputs, compute)
+            answer, cached = self.own_outcome(
+                request, patient_id, seen,
+                lambda: _cached_answer([caller, deployment.name, *key, *parts], inputs, compute), compute,
+            )  # fmt: skip
             if answer is not None:
                 if "patient" not in seen:
                     self.check_patient(request, patient_id)
@@ -268,10 +306,41 @@ class _InferenceView(PhiAPIView):
         if current is None:
             current = checked()
         self.check_patient(request, patient_id)
-        answer, cached = _cached_answer(
-            [caller, deployment.name, *current.answer_key, *parts], inputs, lambda: run(current)
-        )
+        mine = {}
+
+        def run_current():
+            mine["ran"] = True
+            return run(current)
+
+        answer, cached = self.own_outcome(
+            request, patient_id, mine,
+            lambda: _cached_answer([caller, deployment.name, *current.answer_key, *parts], inputs, run_current),
+            run_current,
+        )  # fmt: skip
         return answer, current.mode, cached
+
+    def own_outcome(self, request: Request, patient_id: int | None, seen: dict, load, direct) -> tuple[object, bool]:
+        """`load()` (an answer through the cache, and whether it was cached), this call's own outcome.
+
+        The cache's single flight hands the calls waiting on a load (the same caller's same input) the loading
+        call's error. Such an error is another call's: this one had not checked its patient, so the attempt went
+        unrecorded; and a CallerGone is the other call's client gone, which answered a client still waiting
+        499. This call's patient is checked and its attempt recorded (by handle_exception) as its own load's
+        would be; a client still here loads again (it leads, or waits on a live load), past SHARED_GONE_TRIES
+        such errors runs `direct()` itself, outside the cache. `seen["ran"]`: whether the loader ran here."""
+        for _ in range(SHARED_GONE_TRIES):
+            seen.pop("ran", None)
+            try:
+                return load()
+            except Exception as error:
+                if seen.get("ran"):
+                    raise  # this call's own load failed: handled as ever
+                if isinstance(error, serving.CallerGone) and not _client_gone(request):
+                    continue
+                if patient_id is not None and self.patient_unaudited is None:
+                    self.check_patient(request, patient_id)  # an unknown patient: 400, audited as ever
+                raise
+        return direct(), False
 
     def audit_patient(self, request: Request, deployment: ModelDeployment, patient_id: int | None, cached: bool):
         self.patient_unaudited = None  # audited here, once, whatever the trail answers
@@ -283,7 +352,13 @@ class _InferenceView(PhiAPIView):
 class EmbedView(_InferenceView):
     task = ModelDeployment.Task.EMBEDDING
 
-    @extend_schema(request=EmbedInputSerializer, responses={200: EmbedOutputSerializer, **INFERENCE_ERRORS})
+    @extend_schema(
+        description="The embeddings of 1 to 64 texts, one vector per text in their order, from an embedding "
+        "deployment. Scope `inference`; a call naming a `patient_id` needs `patient:read` too and is audited. "
+        "Answers are cached per caller for the same texts under the same model (`cached` says so).",
+        request=EmbedInputSerializer,
+        responses={200: EmbedOutputSerializer, **INFERENCE_ERRORS},
+    )
     def post(self, request: Request, name: str) -> Response:
         reject_unknown_params(request, [])
         body = self.body(request, EmbedInputSerializer)
@@ -310,6 +385,10 @@ class GenerateView(_InferenceView):
     task = ModelDeployment.Task.GENERATION
 
     @extend_schema(
+        description="Text a generation deployment writes after a prompt, at most `max_new_tokens` new tokens; "
+        "with `stream`, server-sent events as it is written. Scope `inference`; a call naming a `patient_id` "
+        "needs `patient:read` too and is audited. A whole answer is cached per caller for the same prompt and "
+        "cap under the same model (`cached` says so); a client that leaves cancels its generation.",
         request=GenerateInputSerializer,
         responses={
             (200, "application/json"): GenerateOutputSerializer,
@@ -375,6 +454,12 @@ class GenerateView(_InferenceView):
             release()
             raise
         return _event_stream(deployment.name, current.mode, chunks)
+
+
+def _client_gone(request: Request) -> bool:
+    """Whether this request's own client has left (never told where the server gives no socket)."""
+    gone = serving.client_gone_probe(request.META)
+    return gone is not None and gone()
 
 
 def _event_stream(name: str, mode: str, chunks) -> StreamingHttpResponse:

@@ -1,29 +1,21 @@
 from django.db import models
-from django.http import QueryDict
 from rest_framework import serializers
 
-from apps.core.api.fields import StrictCharField, StrictSlugField, StrictURLField
+from apps.core.api.fields import (  # noqa: F401  BOOLEAN_ONLY: its old home, still imported from here
+    BOOLEAN_ONLY,
+    StrictBooleanField,
+    StrictCharField,
+    StrictSlugField,
+    StrictURLField,
+)
 from apps.core.api.numbers import StrictFloatField, StrictIntegerField
 from apps.core.api.params import refuse_non_ascii_numbers
 from apps.services.models import Service
 
-BOOLEAN_ONLY = "Must be a JSON boolean (true or false), not a string, number or null."
 VISIBILITY_NOT_HERE = (
     "Who sees a service is set in admin (Services, Access) by an administrator; this API does not change it, "
     "so it refuses the field rather than ignore it."
 )
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """A boolean that must arrive as a JSON boolean in a JSON body: DRF's BooleanField read "yes", "Y", "on",
-    "0" and 1 as booleans (`"is_active": "no"` deactivated a service), as the text and number fields once read
-    the wrong JSON type: a guess at what the client meant, stored. A form body's values are all text, so there
-    DRF's strings ("true", "false", "on", ...) read as before."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool) and not isinstance(getattr(self.root, "initial_data", None), QueryDict):
-            raise serializers.ValidationError(BOOLEAN_ONLY, code="invalid")
-        return super().to_internal_value(data)
 
 
 class ServiceSerializer(serializers.ModelSerializer):
