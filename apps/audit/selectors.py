@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.audit.services import (
+    CHAIN_BREAK,
+    CHAIN_BREAK_ACKNOWLEDGED,
     CHAINED_FIELDS,
     GENESIS_HASH,
     PARTITION_FAILURE_CACHE_KEY,
@@ -78,6 +80,10 @@ class ChainReport:
     # Ids are drawn in order as records are appended (a chain's appends take turns on its head), and the trail is
     # listed (-id) and paged (the API's cursor) by id: swapped or moved ids reorder it without touching a seal.
     misordered_ids: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+    # (record id, chain id, records cut or None): a break a writer witnessed in its own chain and recorded in primary
+    # (records cut from its end with the head put back, even from a genuine earlier copy the seals cannot tell from
+    # the real end; or a head moved without the key), not yet acknowledged (`audit acknowledge-break`).
+    reported_breaks: list[tuple[int, str, int | None]] = field(default_factory=list)
     # (chain, seq, id): a record whose id the id sequence never issued (above its last value): moved to the top.
     ids_past_sequence: list[tuple[str, int, int]] = field(default_factory=list)
     # Each chain's highest id and its seq, as walked: checked against the id sequence once the walk is done.
@@ -110,6 +116,7 @@ class ChainReport:
             or self.cut_below_anchor
             or self.misordered_ids
             or self.ids_past_sequence
+            or self.reported_breaks
         )
 
 
@@ -345,6 +352,8 @@ def _verify_all(
             ).values_list("resource_id", flat=True)
             if value.isascii() and value.isdigit()
         }
+    if primary is not None:
+        _verify_reported_breaks(report, primary)
     for chain_id in sorted(registered - set(heads)):
         report.deleted_chains.append(f"#{chain_id}")
     orphans = set(AuditEvent.objects.exclude(chain_id__in=list(heads)).values_list("chain_id", flat=True).distinct())
@@ -356,3 +365,14 @@ def _verify_all(
     for head in heads.values():
         if head.name != PRIMARY_CHAIN and head.pk not in registered:
             report.unregistered_chains.append(head.name)
+
+
+def _verify_reported_breaks(report: ChainReport, primary: AuditChainHead) -> None:
+    """The chain breaks the writers recorded in primary (up to its head as read), less those acknowledged there."""
+    in_primary = AuditEvent.objects.filter(chain_id=primary.pk, seq__lte=primary.seq)
+    acknowledged = set(in_primary.filter(resource_type=CHAIN_BREAK_ACKNOWLEDGED).values_list("resource_id", flat=True))
+    for record_id, chain, cut in (
+        in_primary.filter(**CHAIN_BREAK).order_by("seq").values_list("id", "resource_id", "result_count")
+    ):
+        if str(record_id) not in acknowledged:
+            report.reported_breaks.append((record_id, chain, cut))

@@ -284,6 +284,33 @@ def audit_chain_resume(stale: ChainState) -> ChainState:
     return state
 
 
+# A chain break the writer witnessed (records cut from its chain's end, its head moved without the key) is a record
+# of the primary chain: `audit verify` reports each one until an acknowledgement (audit_chain_break_acknowledge), a
+# sealed record of its own in primary, names it.
+CHAIN_BREAK = {"actor_name": "audit-writer", "action": "delete", "resource_type": "AuditChain", "outcome": "error"}
+CHAIN_BREAK_ACKNOWLEDGED = "AuditChainBreak"
+
+
+@transaction.atomic
+def audit_chain_break_acknowledge(*, record_id: int, by: str) -> AuditEvent:
+    """Acknowledge a chain break the writer recorded (the primary record `record_id`), once someone has looked into
+    it: `audit verify` stops reporting it. The acknowledgement is a record of the primary chain, sealed, naming the
+    break and who acknowledged it. ValueError: no such break record, or acknowledged already."""
+    primary = AuditChainHead.objects.filter(name=PRIMARY_CHAIN).first()
+    if primary is None or not AuditEvent.objects.filter(pk=record_id, chain_id=primary.pk, **CHAIN_BREAK).exists():
+        raise ValueError(f"record {record_id} is no chain break the audit writer recorded in the primary chain")
+    acknowledged = AuditEvent.objects.filter(
+        chain_id=primary.pk, resource_type=CHAIN_BREAK_ACKNOWLEDGED, resource_id=str(record_id)
+    )
+    if acknowledged.exists():
+        raise ValueError(f"the chain break of record {record_id} is acknowledged already")
+    entry = AuditEntry(
+        actor_type=AuditEvent.ActorType.SYSTEM, actor_id=None, actor_name=by[:150], action="update",
+        resource_type=CHAIN_BREAK_ACKNOWLEDGED, resource_id=str(record_id),
+    )  # fmt: skip
+    return audit_record_batch([entry])[0]
+
+
 def _chain_broken(stale: ChainState, head: AuditChainHead) -> ChainState:
     """A process's chain whose head does not match its seal: moved without the key, over cut records or
     forward. Appending to it would seal it again (the append sets a fresh seal), and `audit verify` would no

@@ -9,6 +9,7 @@ from apps.audit.services import (
     PARTITION_MONTHS_AHEAD_MAX,
     audit_anchors_read,
     audit_anchors_write,
+    audit_chain_break_acknowledge,
     audit_partitions_ensure_attempt,
     lock_not_granted,
 )
@@ -33,10 +34,24 @@ class Command(BaseCommand):
             help="Say on stderr, every few seconds, how many records have been checked of those the heads account "
             "for, and at what rate.",
         )
+        acknowledge = sub.add_parser(
+            "acknowledge-break",
+            help="Acknowledge a chain break `verify` reports (BREAK), once looked into: a sealed record in the "
+            "primary chain, after which verify no longer reports it.",
+        )
+        acknowledge.add_argument("record_id", type=int, help="The break's record id, as `verify` names it.")
+        acknowledge.add_argument("--by", required=True, help="Who looked into it (kept in the record).")
         partitions = sub.add_parser("partitions", help="Create monthly partitions ahead (PostgreSQL).")
         partitions.add_argument("--months-ahead", type=int, default=3)
 
     def handle(self, *args, action: str, **options) -> None:
+        if action == "acknowledge-break":
+            try:
+                record = audit_chain_break_acknowledge(record_id=options["record_id"], by=options["by"])
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
+            self.stdout.write(f"Chain break of record {options['record_id']} acknowledged (record {record.pk}).")
+            return
         if action == "partitions":
             months_ahead = options["months_ahead"]
             if not 0 <= months_ahead <= PARTITION_MONTHS_AHEAD_MAX:
@@ -82,6 +97,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"REORDERED record #{seq} of chain {chain} (id {record_id}) is not after record #{previous_seq} "
                 f"(id {previous_id}): ids were changed"
+            )
+        for record_id, chain, cut in report.reported_breaks:
+            what = f"{cut} record(s) cut from its end" if cut else "its head moved without the key"
+            self.stdout.write(
+                f"BREAK    chain #{chain}: its writer saw {what} (record {record_id}); once looked into, "
+                f"`audit acknowledge-break {record_id} --by NAME`"
             )
         for chain, seq, record_id in report.ids_past_sequence:
             self.stdout.write(f"REORDERED record #{seq} of chain {chain}: its id {record_id} was never issued")
