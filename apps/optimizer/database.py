@@ -24,6 +24,26 @@ logger = logging.getLogger(__name__)
 # A table is worth flagging for sequential scans only above this many rows.
 SEQ_SCAN_ROWS = 10_000
 
+# Ends every statement the optimizer's database step runs on PostgreSQL (its EXPLAIN ANALYZE probes, their
+# timed executions, its catalog reads), so that pg_stat_statements findings leave them out: on a quiet
+# database the slowest statements, and the advice drawn from them, were the optimizer's own measurements.
+OWN_STATEMENT_TAG = "/* controlplane-optimizer */"
+
+
+def _tag_statement(execute, sql, params, many, context):
+    return execute(sql if sql.rstrip().endswith(OWN_STATEMENT_TAG) else f"{sql} {OWN_STATEMENT_TAG}", params, many,
+                   context)  # fmt: skip
+
+
+@contextlib.contextmanager
+def own_statements_tagged() -> Iterator[None]:
+    """Every statement this connection runs meanwhile carries OWN_STATEMENT_TAG (PostgreSQL only)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.execute_wrapper(_tag_statement):
+        yield
+
 
 # Plan keys kept in a stored plan: shape, costs, timings, buffers and names. Every other key is dropped, since
 # an expression (Index Cond, Filter, One-Time Filter, Function Call, Run Condition, a key PostgreSQL adds
@@ -536,11 +556,13 @@ def statement_statistics(cursor, *, limit: int = 10) -> dict:
                 "superuser) runs CREATE EXTENSION pg_stat_statements once, and GRANTs pg_read_all_stats to "
                 "this role to read every role's statements.",
             }
+        # The optimizer's own statements (tagged; an EXPLAIN is never the application's) are left out.
         cursor.execute(
             "SELECT query, calls, mean_exec_time, total_exec_time FROM pg_stat_statements "
             "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND strpos(query, %s) = 0 AND query !~* '^\\s*explain\\M' "
             "ORDER BY mean_exec_time DESC LIMIT %s",
-            [limit],
+            [OWN_STATEMENT_TAG, limit],
         )
         rows = cursor.fetchall()
     except refused as exc:

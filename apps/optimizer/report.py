@@ -57,7 +57,10 @@ def _scaling_charts(findings: dict) -> dict:
 CHARTS = {"database": _database_chart, "caching": _caching_chart, "scaling": _scaling_charts}
 
 
-def render_report(run) -> str:
+def render_report(run, *, live_at=None) -> str:
+    """The run's report. Stored at finalize (and written by --report) with the recommendations' status at
+    that time, labelled so; served, it is rendered again with `live_at` (now): a recommendation applied or
+    failed since shows as it is, where the stored copy still said Pending or Applying."""
     steps = []
     for step in run.steps.order_by("position"):
         chart = CHARTS.get(step.name)
@@ -72,5 +75,6 @@ def render_report(run) -> str:
             "steps": steps,
             "recommendations": run.recommendations.select_related("decided_by").order_by("step", "id"),
             "colours": {"before": BEFORE, "after": AFTER, "target": TARGET},
+            "live_at": live_at,
         },
     )

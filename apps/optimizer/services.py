@@ -190,7 +190,12 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
 
     drafts, recommendations = [], []
     try:
-        progress(0.0, "measuring")
+        if step.attempts > 1:
+            # Progress starts over: say so, or a follower saw it go backwards (60% to 32%) without a word.
+            progress(0.0, f"attempt {step.attempts}: restarted after its worker was lost; progress starts over")
+            if run.apply:
+                _recommendations_resume(step)
+        progress(0.0, "measuring" if step.attempts == 1 else f"measuring (attempt {step.attempts})")
         result = implementation.measure(goals, progress)
         if result.skipped:
             step.status, step.findings = OptimizationStep.Status.SKIPPED, {"skipped": result.skipped}
@@ -231,6 +236,11 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
                 # with its measurements kept; a run reported as succeeded would say the change was made.
                 failed = run.recommendations.filter(step=step.name, status=Recommendation.Status.FAILED)
                 errors = [f"{r.subject}: {r.outcome.get('error', 'failed')}" for r in failed.order_by("pk")]
+                # Success only for what was verified: a claim still applying here has no outcome.
+                unresolved = run.recommendations.filter(
+                    step=step.name, status=Recommendation.Status.APPLYING, decided_via="optimize --apply"
+                )
+                errors += [f"{r.subject}: still applying, its outcome unknown" for r in unresolved.order_by("pk")]
                 if errors:
                     step.status, step.error = OptimizationStep.Status.FAILED, "Could not apply " + "; ".join(errors)
     except StepAbandoned:
@@ -411,6 +421,11 @@ def optimization_run_finalize(*, run_id: int, cancelled_by: str = "") -> Optimiz
     return run
 
 
+def report_html_live(run: OptimizationRun) -> str:
+    """A finished run's report as served: its stored figures, its recommendations' status as it is now."""
+    return render_report(run, live_at=timezone.now())
+
+
 def run_exit_code(run: OptimizationRun) -> int:
     """0 when the run finished and no measured target was missed; what `optimize` exits with."""
     if run.status != OptimizationRun.Status.SUCCEEDED:
@@ -448,6 +463,13 @@ def recommendation_apply(*, recommendation: Recommendation, user=None, via: str 
         recommendation.save(update_fields=["status", "decided_by", "decided_via", "decided_at"])
     # After the claim's commit (CREATE INDEX CONCURRENTLY cannot run inside a transaction, and a lock held
     # through the change would be released by the commit anyway): from here every other apply sees it taken.
+    return _apply_claimed(recommendation, user=user, via=via)
+
+
+def _apply_claimed(recommendation: Recommendation, *, user, via: str, resumed: bool = False) -> Recommendation:
+    """Make the change of a recommendation this process holds the claim of (applying), and record the outcome.
+    Interrupted (Ctrl-C, optimize's SIGTERM, a worker's shutdown: not Exceptions), the claim is failed with
+    the reason before the interrupt goes on: left applying, the admin refused it for 2 h."""
     try:
         outcome = STEPS[recommendation.step].apply(
             recommendation.change, recommendation.subject, evidence=recommendation.evidence
@@ -458,8 +480,24 @@ def recommendation_apply(*, recommendation: Recommendation, user=None, via: str 
             Recommendation.Status.FAILED,
             {"error": f"{type(exc).__name__}: {exc}"},
         )
+    except BaseException as interrupt:
+        recommendation.status, recommendation.outcome = (
+            Recommendation.Status.FAILED,
+            {"error": f"Interrupted ({type(interrupt).__name__}) while it was being applied; nothing was kept "
+             "(a build interrupted is dropped). Apply it again.", "interrupted": True},
+        )  # fmt: skip
+        _record_outcome(recommendation, user=user, via=via)
+        raise
     else:
+        if resumed:  # its lost attempt's session may have built it: made by this run all the same
+            note = "verified valid after its lost attempt" if outcome.get("note") == "already present" else None
+            outcome = {**outcome, "resumed": True, **({"note": note} if note else {})}
         recommendation.status, recommendation.outcome = Recommendation.Status.APPLIED, outcome
+    _record_outcome(recommendation, user=user, via=via)
+    return recommendation
+
+
+def _record_outcome(recommendation: Recommendation, *, user, via: str) -> None:
     with transaction.atomic():
         # Still this apply's claim, or failed as lost by the stuck checker while the change went on: what
         # really happened is recorded over the checker's guess.
@@ -474,7 +512,26 @@ def recommendation_apply(*, recommendation: Recommendation, user=None, via: str 
             _audit_decision(recommendation, user, via)
         else:  # decided otherwise meanwhile (never by another apply: it found the claim)
             logger.warning("recommendation %s was decided while it was being applied", recommendation.pk)
-    return recommendation
+
+
+def _recommendations_resume(step: OptimizationStep) -> None:
+    """A step that starts again (its worker was lost) first finishes the applies its earlier attempt claimed:
+    their change may still be going on in the lost worker's database session (an index being built), or be
+    done, or have been dropped. The step's apply tells those apart (index_create waits for another session's
+    build and verifies the index valid; a leftover is dropped and built again) and the true outcome is
+    recorded. Measuring first took an index being built for present: nothing was applied, the run succeeded
+    and the recommendation stayed applying."""
+    claimed = step.run.recommendations.filter(
+        step=step.name, status=Recommendation.Status.APPLYING, decided_via="optimize --apply"
+    ).order_by("pk")
+    for recommendation in claimed:
+        logger.warning("run %s resumes the apply of recommendation %s its lost attempt claimed",
+                       step.run_id, recommendation.pk)  # fmt: skip
+        watching = database.build_abandoned.set(lambda: not _step_running(step))
+        try:
+            _apply_claimed(recommendation, user=None, via="optimize --apply", resumed=True)
+        finally:
+            database.build_abandoned.reset(watching)
 
 
 APPLY_LOST_ERROR = (

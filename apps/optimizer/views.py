@@ -8,6 +8,7 @@ from django.template.response import TemplateResponse
 from apps.core.views import stored_report
 from apps.optimizer.models import OptimizationRun
 from apps.optimizer.selectors import control_plane_overview
+from apps.optimizer.services import report_html_live
 from apps.services.selectors import of_visible_services, sees_all_traffic, visible_service_ids
 
 
@@ -18,7 +19,10 @@ def run_report(request: HttpRequest, run_id: int) -> HttpResponse:
     service (their p95 verdicts, forecasts and replica plans): only for who sees every service."""
     visible = visible_service_ids(request.user)
     runs = of_visible_services(OptimizationRun.objects.all(), visible, unassigned=sees_all_traffic(visible))
-    return stored_report(get_object_or_404(runs, pk=run_id))
+    run = get_object_or_404(runs.select_related("service"), pk=run_id)
+    if not run.report_html:
+        return stored_report(run)  # the 404 that says why
+    return HttpResponse(report_html_live(run))
 
 
 def overview(request: HttpRequest) -> TemplateResponse:

@@ -180,11 +180,18 @@ class Command(BaseCommand):
 
     def _follow(self, run: OptimizationRun, *, timeout: float) -> OptimizationRun:
         """Print each step's progress as the workers report it, until the run is finished."""
-        deadline, shown, warned = time.monotonic() + timeout, {}, False
+        deadline, shown, warned, attempts = time.monotonic() + timeout, {}, False, {}
         started = time.monotonic()
         while True:
             run.refresh_from_db()
             for step in run.steps.order_by("position"):
+                if step.attempts > attempts.setdefault(step.pk, step.attempts):
+                    # Its worker was lost and the step was sent again: its progress starts over.
+                    self.stderr.write(
+                        f"  [{step.name:<8}] restarted (attempt {step.attempts}): its worker was lost; "
+                        "progress starts over"
+                    )
+                attempts[step.pk] = step.attempts
                 state = (step.status, step.progress_message)
                 if step.status != OptimizationStep.Status.PENDING and shown.get(step.pk) != state:
                     shown[step.pk] = state
@@ -209,8 +216,15 @@ class Command(BaseCommand):
                     else f"TIMED OUT at {pattern.get('timed_out_ms')} ms"
                 )
                 after = f" -> {pattern['wall_ms_after']:.3f} ms" if pattern.get("wall_ms_after") else ""
-                scans = f"  SEQ SCAN {', '.join(pattern['seq_scans'])}" if pattern["seq_scans"] else ""
-                used = ", ".join(pattern["indexes_used"]) or "-"
+                if pattern.get("timed_out_ms_after"):
+                    after = f" -> TIMED OUT at {pattern['timed_out_ms_after']} ms"
+                # Measured again after --apply: the plan shown is the one after the change.
+                remeasured = "indexes_used_after" in pattern
+                seq_scans = pattern.get("seq_scans_after", pattern["seq_scans"]) if remeasured else pattern["seq_scans"]
+                scans = f"  SEQ SCAN {', '.join(seq_scans)}" if seq_scans else ""
+                used = ", ".join(pattern["indexes_used_after"] if remeasured else pattern["indexes_used"]) or "-"
+                if remeasured:
+                    used = f"after: {used}"
                 self.stdout.write(f"  {pattern['pattern']:<26}{timing}{after}  {used}{scans}")
             for namespace in step.findings.get("namespaces", []):
                 rate = "-" if namespace["hit_rate"] is None else f"{namespace['hit_rate']:.3f}"
@@ -226,7 +240,11 @@ class Command(BaseCommand):
                     f"  {summary['service']:<20} {model:<20} {replicas}  cluster: {summary['apply_state']}"
                 )
         for recommendation in run.recommendations.order_by("step", "id"):
-            label = {"applied": "APPLIED  ", "failed": "FAILED   "}.get(recommendation.status, "RECOMMEND")
+            label = {"applied": "APPLIED  ", "failed": "FAILED   ", "applying": "APPLYING "}.get(
+                recommendation.status, "RECOMMEND"
+            )
+            if recommendation.status == "applied" and recommendation.outcome.get("note") == "already present":
+                label = "ALREADY PRESENT"  # nothing was made: another apply or session had made it
             self.stdout.write(f"{label} [{recommendation.step}] {recommendation.title}: {recommendation.reason}")
             if recommendation.change.get("sql"):
                 self.stdout.write(f"          {recommendation.change['sql']}")
