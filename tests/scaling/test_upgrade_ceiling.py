@@ -35,13 +35,17 @@ def test_an_upgraded_policy_above_100_replicas_keeps_a_ceiling_at_its_maximum():
     old = _migrate(RELEASED)
     try:
         large, small = _policy(old, "triage-large", 150), _policy(old, "triage-small", 8)
+        huge = _policy(old, "triage-huge", 20_000)  # above any bound: raw SQL, or a release with none
         _migrate(*_leaves())
         from apps.scaling.checks import policies_out_of_bounds
         from apps.scaling.models import ScalingPolicy
 
         assert ScalingPolicy.objects.get(pk=large.pk).max_replicas_ceiling == 150
         assert ScalingPolicy.objects.get(pk=small.pk).max_replicas_ceiling == 100
-        assert policies_out_of_bounds() == []
+        assert ScalingPolicy.objects.get(pk=huge.pk).max_replicas_ceiling == 10_000  # the ceiling's own bound
+        assert [message.msg.split(":")[0] for message in policies_out_of_bounds()] == [
+            "The scaling policy of triage-huge has stored values out of bounds"
+        ]  # its maximum, above 10,000, is still named; the others have nothing to fix
     finally:
         _migrate(*_leaves())
 
