@@ -539,6 +539,8 @@ def _name_errors(document: dict) -> list[str]:
 
 def range_errors(document: dict) -> list[str]:
     """What the API server would refuse, checked here (CRDs included, which the schemas do not cover)."""
+    from apps.scaling.models import MAX_REPLICAS_LIMIT
+
     kind, spec = document.get("kind"), document.get("spec", {})
     errors = _name_errors(document)
     if kind == "Deployment":
@@ -553,6 +555,12 @@ def range_errors(document: dict) -> list[str]:
             errors.append(f"minReplicas {low}: must be at least 1")
         if high < low:
             errors.append(f"maxReplicas {high}: must be at least minReplicas {low}")
+        # The model's bound, checked again here: a count stored past it (raw SQL, the shell, a fixture, a
+        # release before the bound) went to the cluster as the HPA's, which would create pods until the quota
+        # or the nodes ran out.
+        for name, count in (("minReplicas", low), ("maxReplicas", high)):
+            if count > MAX_REPLICAS_LIMIT:
+                errors.append(f"{name} {count}: must be at most {MAX_REPLICAS_LIMIT:,}")
         if not spec.get("metrics"):
             errors.append("metrics: at least one")
         for metric in spec.get("metrics", []):
@@ -570,6 +578,9 @@ def range_errors(document: dict) -> list[str]:
             errors.append(f"minReplicaCount {low}, maxReplicaCount {high}: must be whole, at least 0 and 1")
         elif high < max(low, 1):
             errors.append(f"maxReplicaCount {high}: must be at least minReplicaCount {low} and 1")
+        for name, count in (("minReplicaCount", low), ("maxReplicaCount", high)):
+            if _whole(count, 0) and count > MAX_REPLICAS_LIMIT:
+                errors.append(f"{name} {count}: must be at most {MAX_REPLICAS_LIMIT:,}")
         if not spec.get("triggers"):
             errors.append("triggers: at least one")
         behavior_spec = spec.get("advanced", {}).get("horizontalPodAutoscalerConfig", {}).get("behavior", {})
@@ -591,6 +602,8 @@ def range_errors(document: dict) -> list[str]:
         budget = spec.get("maxUnavailable", 0)
         if not isinstance(budget, str) and not _whole(budget, 0):
             errors.append(f"maxUnavailable {budget}: must be a whole number, at least 0, or a percentage")
+        elif not isinstance(budget, str) and budget > MAX_REPLICAS_LIMIT:
+            errors.append(f"maxUnavailable {budget}: must be at most {MAX_REPLICAS_LIMIT:,}")
     return errors
 
 
