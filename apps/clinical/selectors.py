@@ -13,6 +13,7 @@ from rest_framework.exceptions import APIException
 
 from apps.caching.stack import get_or_load
 from apps.clinical.api.representations import observation_json, patient_json
+from apps.clinical.codes import VITAL_PANEL
 from apps.clinical.identifiers import normalize_system
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import identifier_scope, patient_scope, search_form
@@ -196,6 +197,11 @@ def patient_search(
     return patients.order_by("id")
 
 
+# The vital-signs panel (85353-1) as the synthetic loader writes it beside each round of vitals: no value, no
+# components. It is no latest value: a `latest=true` answer listed it with value null. FHIR gives it hasMember.
+EMPTY_PANEL = Q(code=VITAL_PANEL, value__isnull=True, components__isnull=True)
+
+
 def observation_list(
     *,
     patient_id: int,
@@ -223,7 +229,7 @@ def observation_list(
 def latest_observations_query(*, patient_id: int, **window) -> QuerySet[Observation]:
     """PostgreSQL: the newest reading of each code, DISTINCT ON over the (patient, code, effective) index. One
     entered in error or cancelled is no reading (Observation.NOT_READINGS): the one before it is the latest."""
-    readings = observation_list(patient_id=patient_id, **window).exclude(status__in=Observation.NOT_READINGS)
+    readings = observation_readings(patient_id=patient_id, **window).exclude(EMPTY_PANEL)  # no value: no latest
     return readings.order_by("code", "-effective_at", "-id").distinct("code")
 
 
@@ -306,7 +312,7 @@ def latest_observations(
     if connection.vendor == "postgresql":  # DISTINCT ON
         found = _compiled_window(patient_id, window, latest=True, limit=None)
         return list(latest_observations_query(patient_id=patient_id, **window)) if found is None else found
-    observations = observation_list(patient_id=patient_id, **window).exclude(status__in=Observation.NOT_READINGS)
+    observations = observation_readings(patient_id=patient_id, **window).exclude(EMPTY_PANEL)
     latest: dict[str, Observation] = {}
     for observation in observations:
         latest.setdefault(observation.code, observation)
@@ -340,3 +346,34 @@ def medication_request_list(
     if intent:
         requests = requests.filter(intent=intent)
     return requests.order_by("-authored_at", "-id")
+
+
+def panel_members(panels: list[Observation]) -> dict[int, list[int]]:
+    """Each empty vital-signs panel's members: its patient's vital-sign readings taken at the panel's instant
+    (the loader writes a round of vitals and its panel at one instant), by panel id; one query for a page."""
+    if not panels:
+        return {}
+    members = (
+        Observation.objects.filter(
+            patient_id__in={panel.patient_id for panel in panels},
+            effective_at__in={panel.effective_at for panel in panels},
+            category=Observation.Category.VITAL_SIGNS,
+        )
+        .exclude(code=VITAL_PANEL)
+        .exclude(status__in=Observation.NOT_READINGS)
+        .order_by("id")
+        .values_list("patient_id", "effective_at", "id")
+    )
+    by_instant: dict[tuple, list[int]] = {}
+    for patient_id, effective_at, member_id in members:
+        by_instant.setdefault((patient_id, effective_at), []).append(member_id)
+    return {panel.pk: by_instant.get((panel.patient_id, panel.effective_at), []) for panel in panels}
+
+
+def clinical_row(model: type, row_id: int) -> tuple[object | None, bool]:
+    """A FHIR read's Observation, Encounter or MedicationRequest: the row if its patient is active, and whether
+    it is there but its patient deleted (410, as the patient's read). One query for a row that is served."""
+    row = model.objects.filter(pk=row_id, patient__is_deleted=False).first()
+    if row is not None:
+        return row, False
+    return None, model.objects.filter(pk=row_id, patient__is_deleted=True).exists()

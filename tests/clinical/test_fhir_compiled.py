@@ -92,7 +92,7 @@ def test_a_shape_is_compiled_once_and_reused_with_other_values(clinician, loaded
     with connection.execute_wrapper(remember):
         assert _all_pages(clinician, f"patient={second.pk}&category=vital-signs&_count=10") == expected
     assert len(views.compiled_searches) == shapes  # no new shape for new values
-    searches = {sql for sql in statements if "clinical_observation" in sql}
+    searches = {sql for sql in statements if "clinical_observation" in sql and "LIMIT" in sql}  # not hasMember's
     assert len(searches) == 2  # one statement text for the first page, one for the pages after a cursor
 
 

@@ -12,6 +12,7 @@ from apps.clinical.codes import (
     OBSERVATION_CODES,
     RXNORM,
     UCUM,
+    VITAL_PANEL,
 )
 from apps.clinical.models import Encounter, MedicationRequest, Observation
 
@@ -86,7 +87,17 @@ def _quantity(value: float, unit: str) -> dict:
     return {"value": value, "unit": unit, "system": UCUM, "code": unit}
 
 
-def observation_resource(observation: Observation) -> dict:
+DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+
+
+def is_empty_panel(observation: Observation) -> bool:
+    """The vital-signs panel as the synthetic loader writes it: no value, no components of its own."""
+    return observation.code == VITAL_PANEL and observation.value is None and not observation.components
+
+
+def observation_resource(observation: Observation, *, members: list[int] | None = None) -> dict:
+    """`members`: an empty panel's readings (selectors.panel_members), its hasMember; without any, a
+    dataAbsentReason, so that the R4 vital-signs profile's value-or-reason rule holds either way."""
     resource = {
         "resourceType": "Observation",
         "id": str(observation.pk),
@@ -115,6 +126,11 @@ def observation_resource(observation: Observation) -> dict:
             {"code": _loinc(code), "valueQuantity": _quantity(value, "mm[Hg]")}
             for code, value in sorted(observation.components.items())
         ]
+    if is_empty_panel(observation):
+        if members:
+            resource["hasMember"] = [{"reference": f"Observation/{member}"} for member in members]
+        else:
+            resource["dataAbsentReason"] = {"coding": [{"system": DATA_ABSENT_REASON, "code": "unknown"}]}
     return resource
 
 

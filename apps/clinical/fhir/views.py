@@ -391,7 +391,7 @@ class CapabilityStatementView(FhirMixin, APIView):
                             "service": [{"text": "Bearer"}],
                         },
                         "resource": [
-                            _capability(resource_type, view.search_params, read=resource_type == "Patient")
+                            _capability(resource_type, view.search_params, versioned=resource_type == "Patient")
                             for resource_type, view in SEARCH_VIEWS.items()
                         ],
                     }
@@ -400,10 +400,10 @@ class CapabilityStatementView(FhirMixin, APIView):
         )
 
 
-def _capability(resource_type: str, params: dict[str, str], read: bool) -> dict:
-    interactions = [{"code": "search-type"}] + ([{"code": "read"}] if read else [])
+def _capability(resource_type: str, params: dict[str, str], versioned: bool) -> dict:
+    interactions = [{"code": "search-type"}, {"code": "read"}]  # every type is read by id (fullUrl resolves)
     capability = {"type": resource_type, "interaction": interactions}
-    if read:  # meta.versionId, ETag and Last-Modified; If-None-Match and If-Modified-Since answer 304
+    if versioned:  # meta.versionId, ETag and Last-Modified; If-None-Match and If-Modified-Since answer 304
         capability.update(versioning="versioned", readHistory=False, conditionalRead="full-support")
     capability["searchParam"] = [{"name": name, "type": kind} for name, kind in params.items()]
     return capability
@@ -460,6 +460,53 @@ class PatientReadView(FhirMixin, PhiAPIView):
             # The client's copy is current: it was told so, which is a read like any other (audited above).
             return Response(status=304, headers=headers)
         return Response(resources.patient_resource(card), headers=headers)
+
+
+class ClinicalReadView(FhirMixin, PhiAPIView):
+    """`Observation/<id>`, `Encounter/<id>`, `MedicationRequest/<id>`: what a search's fullUrl and an
+    Observation's encounter reference name (they were 404s). Scope `clinical:read`, as the searches; every read
+    audited naming the row's patient, an unknown id's too (naming none); a deleted patient's rows are 410, as
+    the patient's read is, and a search answers none of them."""
+
+    required_scopes = [scopes.CLINICAL_READ]
+    model: type[Model]
+
+    def refused_resource_id(self, request: Request) -> str:
+        resource_id = str(self.kwargs.get("resource_id") or "")
+        return resource_id if re.fullmatch(ID_PATTERN, resource_id) else ""
+
+    def refusal_worth_keeping(self, request: Request) -> bool:
+        return True  # an id however spelt asks about someone's record, as `Patient/<id>` does
+
+    def get(self, request: Request, resource_id: str) -> Response:
+        name = f"{self.resource_type}/{resource_id[:64]}"
+        if not re.fullmatch(ID_PATTERN, resource_id):  # Observation/007 is not Observation/7
+            self.audit(request, action="read", resource_id="", outcome="not_found")
+            raise NotFound(f"{name} does not exist.")
+        row, deleted = selectors.clinical_row(self.model, int(resource_id))
+        if row is None:
+            self.audit(request, action="read", resource_id=resource_id, outcome="not_found")
+            if deleted:
+                raise Gone(f"{name} was deleted with its patient.")
+            raise NotFound(f"{name} does not exist.")
+        self.audit(request, action="read", resource_id=resource_id, patient_id=row.patient_id)
+        [resource] = SEARCH_VIEWS[self.resource_type]().resources([row])  # as its search serves it
+        return Response(resource)
+
+
+def _read_view(resource_type: str, model: type[Model]) -> type[ClinicalReadView]:
+    view = type(f"{resource_type}ReadView", (ClinicalReadView,), {"resource_type": resource_type, "model": model})
+    return extend_schema(
+        operation_id=f"fhir_{resource_type}_read",
+        description=f"A FHIR R4 {resource_type} by its id (a search's fullUrl). Scope `clinical:read`; every read "
+        "is audited, an unknown one's too.",
+        parameters=[_FORMAT_PARAM],
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description=f"A FHIR R4 {resource_type}."),
+            **_outcomes(400, 401, 403, 404, 410, 429, 503, e400="A _format other than JSON.",
+                        e404=f"No {resource_type} has this id.", e410="Its patient was deleted."),
+        },
+    )(view)  # fmt: skip
 
 
 def _not_modified(request: Request, etag: str, updated: datetime) -> bool:
@@ -522,6 +569,10 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         """Every refused search is kept, naming no patient or several: a client probing another client's posted
         `_search` key, or a parameter on a patient it names, would otherwise leave no trace."""
         return True
+
+    # A body that cannot be read (a 415 on `_search?patient=5` with a JSON body) is a refused search too: recorded,
+    # naming the patients of the URL (`refused_patients` reads no unreadable body), as `date=bad` there was.
+    unreadable_body = ()
 
     def search(self, request: Request, params, posted: bool = False) -> Response:
         ignored = []
@@ -594,8 +645,12 @@ class FhirSearchView(FhirMixin, PhiAPIView):
                 kept = {"_search": [_store_search(self.resource_type, kept, client_identity(request))]}
             next_url = f"{type_url}?{urlencode({**kept, '_cursor': cursor}, doseq=True)}"
         outcome = resources.ignored_parameters_outcome(ignored) if ignored else None
-        entries = [self.to_resource(row) for row in page]
+        entries = self.resources(page)
         return Response(resources.searchset(entries, base, self_url, next_url, outcome=outcome))
+
+    def resources(self, page: list) -> list[dict]:
+        """A page's rows as FHIR resources."""
+        return [self.to_resource(row) for row in page]
 
     def self_url(self, request: Request, params, posted: bool, ignored: list[str]) -> str:
         """The search's own URL: the bare type URL for a posted search (its parameters stay out of URLs) and for
@@ -884,6 +939,13 @@ class ObservationSearchView(FhirSearchView):
             raise FhirParamError("_sort", "supported: date, -date")
         return ["effective_at", "id"] if sort == "date" else ["-effective_at", "-id"]
 
+    def resources(self, page: list[Observation]) -> list[dict]:
+        """An empty vital-signs panel (as the loader writes it: no value, no components) gets hasMember, the
+        readings taken with it: served bare it broke the R4 vital-signs profile (value, component, hasMember or
+        dataAbsentReason). One query a page, whatever loader wrote the rows."""
+        members = selectors.panel_members([row for row in page if resources.is_empty_panel(row)])
+        return [resources.observation_resource(row, members=members.get(row.pk)) for row in page]
+
     model = Observation
     slot_fields = {"patient": "patient", "category": "category", "code": "code", "date": "effective_at",
                    "status": "status"}  # fmt: skip
@@ -1064,6 +1126,12 @@ SEARCH_VIEWS: dict[str, type[FhirSearchView]] = {
     "Encounter": EncounterSearchView,
     "MedicationRequest": MedicationRequestSearchView,
 }
+READ_VIEWS: dict[str, type[ClinicalReadView]] = {
+    resource_type: _read_view(resource_type, model)
+    for resource_type, model in (
+        ("Observation", Observation), ("Encounter", Encounter), ("MedicationRequest", MedicationRequest)
+    )
+}  # fmt: skip
 
 
 def _unsupported(method: str) -> Callable:
