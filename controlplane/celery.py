@@ -2,7 +2,11 @@
 
 import logging
 import os
+import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from celery import Celery, bootsteps
@@ -55,6 +59,75 @@ class LivenessHeartbeat(bootsteps.StartStopStep):
             self.timer_entry = None
 
 
+class LongWorkerBeacon(bootsteps.StartStopStep):
+    """Publishes, every TOUCH_INTERVAL seconds from a timer of the worker's event loop (beside the liveness
+    heartbeat), a beacon per long queue it consumes (benchmarks, inference): alive, and how many of its slots
+    hold work (apps.core.services.long_worker_beacon_record, in Django's cache: Redis, or the embedded mode's
+    file cache). A worker whose every slot holds long work takes no relayed heartbeat until one ends, and
+    /readyz's long_worker check read that as gone; with a fresh beacon saying every slot is busy it reads ok.
+
+    The write goes to one background thread, so a slow or unreachable Redis never holds up the loop (a write
+    still in flight skips the next tick); errors are logged, never raised. Without an event loop (the
+    filesystem broker of the embedded mode) the worker's timer thread drives it. The solo pool runs its task
+    in the loop's thread: its beacon stops while it works, as its liveness file does.
+    """
+
+    requires = ("celery.worker.components:Hub",)
+
+    def __init__(self, worker, **kwargs) -> None:
+        super().__init__(worker, **kwargs)
+        self.timer_entry = None
+        self.executor: ThreadPoolExecutor | None = None
+        self.in_flight: Future | None = None
+
+    def start(self, worker) -> None:
+        from apps.core.selectors import long_queues
+
+        consumed = set(worker.app.amqp.queues.consume_from)
+        queues = [queue for queue in long_queues() if queue in consumed]
+        if not queues:
+            return
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="long-worker-beacon")
+        timer = worker.hub if worker.use_eventloop else worker.timer
+        self.timer_entry = timer.call_repeatedly(TOUCH_INTERVAL, partial(self.tick, worker, queues))
+
+    def tick(self, worker, queues: list[str]) -> None:
+        """Count the busy slots here (the loop's state), write from the background thread."""
+        try:
+            from celery.worker.state import active_requests
+
+            slots = max(1, int(worker.pool.num_processes or 1))
+            active = list(active_requests)
+            starts = [request.time_start for request in active if request.time_start]
+            busy_since = None
+            if len(active) >= slots:  # when the last slot filled: the newest of the work they hold
+                busy_since = datetime.fromtimestamp(max(starts) if starts else time.time(), UTC)
+            if self.executor is None or (self.in_flight is not None and not self.in_flight.done()):
+                return
+            self.in_flight = self.executor.submit(
+                _publish_beacon, worker.hostname, queues, slots, len(active), busy_since
+            )
+        except Exception:
+            logger.warning("Could not publish the long worker's beacon", exc_info=True)
+
+    def stop(self, worker) -> None:
+        if self.timer_entry is not None:
+            self.timer_entry.cancel()
+            self.timer_entry = None
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = None
+
+
+def _publish_beacon(hostname: str, queues: list[str], slots: int, busy: int, busy_since: datetime | None) -> None:
+    from apps.core.services import long_worker_beacon_record
+
+    try:
+        long_worker_beacon_record(hostname=hostname, queues=queues, slots=slots, busy=busy, busy_since=busy_since)
+    except Exception:  # Redis down or slow: the beacon goes stale, /readyz says so
+        logger.warning("Could not publish the long worker's beacon for %s", ", ".join(queues), exc_info=True)
+
+
 class HeartbeatConsumer(Consumer):
     """The consumer, touching the heartbeat while it retries the broker.
 
@@ -85,4 +158,5 @@ def _touching_while_retrying(ensure_connection: Callable, path: Path) -> Callabl
 
 
 app.steps["worker"].add(LivenessHeartbeat)
+app.steps["worker"].add(LongWorkerBeacon)
 app.add_defaults({"worker_consumer": f"{__name__}:HeartbeatConsumer"})  # lazily: settings load on first use

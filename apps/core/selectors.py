@@ -181,6 +181,26 @@ def queue_heartbeat_cache_key(queue: str) -> str:
     return WORKER_HEARTBEAT_CACHE_KEY if queue == default_queue() else f"{WORKER_HEARTBEAT_CACHE_KEY}:{queue}"
 
 
+# A long worker publishes a beacon per long queue it consumes every 10 s (controlplane/celery.py's
+# LongWorkerBeacon): alive, and how many of its slots hold work. Older than this (six missed beacons) it says
+# nothing: the worker is gone, or its event loop is stuck.
+LONG_WORKER_BEACON_FRESH_SECONDS = 60
+
+
+def long_worker_beacon_cache_key(queue: str) -> str:
+    """Where the beacon of the worker consuming the long `queue` is kept (beside its relayed heartbeat)."""
+    return f"{WORKER_HEARTBEAT_CACHE_KEY}:{queue}:beacon"
+
+
+def long_worker_busy_bound_seconds() -> float:
+    """How long every slot of a long worker may hold work started that long ago before /readyz doubts it: the
+    longest a single piece of long work may run (a benchmark run's 24 h at most, an optimizer run's deadline),
+    plus an hour for its warm-up, profiling and report. Past it the work is stuck, not long."""
+    from apps.benchmarks.models import MAX_SECONDS as BENCHMARK_MAX_SECONDS
+
+    return max(BENCHMARK_MAX_SECONDS, settings.OPTIMIZER_RUN_DEADLINE_SECONDS) + 3600
+
+
 WORKER_HEARTBEAT_SCHEDULE = "Worker heartbeat"  # beat's schedule of core.heartbeat (apps/core/migrations/0001)
 WORKER_HEARTBEAT_TASK = "core.heartbeat"
 # How long this process goes by the heartbeat schedule it read before reading it again: /readyz and every
@@ -374,31 +394,81 @@ def _probe_long_worker(now: datetime | None = None) -> tuple[str, str]:
     """Whether a worker takes the long queues' work, by the heartbeat each of them last carried to one
     (core.heartbeat on `default` relays one to each: apps/core/tasks.py), judged as the worker's. The worker
     check reads only `default`'s heartbeat: with the long worker gone, /readyz said ok while benchmark runs,
-    optimizer steps and forecasts waited in their queues for ever. Never an error: the api still serves, and
-    a long worker whose every slot holds long work takes no heartbeat until one ends (the detail says so)."""
+    optimizer steps and forecasts waited in their queues for ever.
+
+    A long worker whose every slot holds long work takes no heartbeat until one ends (a day-long benchmark
+    run): a queue whose heartbeat is stale is ok ("busy") while its worker's beacon (LongWorkerBeacon) is fresh
+    and says every slot is busy, unless that has lasted past long_worker_busy_bound_seconds (stuck). Never an
+    error: the api still serves."""
     queues = long_queues()
-    beats = cache.get_many([queue_heartbeat_cache_key(queue) for queue in queues])  # a cache error fails the check
+    keys = [queue_heartbeat_cache_key(queue) for queue in queues]
+    keys += [long_worker_beacon_cache_key(queue) for queue in queues]
+    found = cache.get_many(keys)  # a cache error fails the check
     at = now or datetime.now(UTC)
-    fine, problems = [], []
+    fine, busy, problems, gone = [], [], [], []
     for queue in queues:
-        state = _worker_state(beats.get(queue_heartbeat_cache_key(queue)), at)
+        state = _worker_state(found.get(queue_heartbeat_cache_key(queue)), at)
+        if state["state"] == "ok":
+            fine.append(f"{queue} {state['last_heartbeat_age_seconds']:.1f}s ago from {state['hostname'] or '?'}")
+            continue
         if state["state"] == "never":
-            problems.append(f"{queue}: no heartbeat taken yet")
+            heartbeat = f"{queue}: no heartbeat taken yet"
         elif state["state"] == "unknown":
-            problems.append(f"{queue}: heartbeat unreadable or in the future: {state.get('last_heartbeat_at') or '?'}")
+            heartbeat = f"{queue}: heartbeat unreadable or in the future: {state.get('last_heartbeat_at') or '?'}"
         else:
-            said = f"{queue} {state['last_heartbeat_age_seconds']:.1f}s ago from {state['hostname'] or '?'}"
-            if state["state"] == "ok":
-                fine.append(said)
+            heartbeat = (
+                f"{queue} {state['last_heartbeat_age_seconds']:.1f}s ago from {state['hostname'] or '?'} "
+                f"({state['state']})"
+            )
+        beacon = _beacon_state(found.get(long_worker_beacon_cache_key(queue)), at)
+        if beacon is None:
+            gone.append(heartbeat)
+        elif beacon["busy"] < beacon["slots"]:
+            problems.append(
+                f"{heartbeat}; its worker {beacon['hostname']} is alive with {beacon['busy']} of {beacon['slots']} "
+                "slots busy but takes no heartbeat"
+            )
+        else:
+            since = beacon["busy_since"]
+            held = f"all {beacon['slots']} slots of {beacon['hostname']} hold long work since {since or '?'}"
+            if since is not None and (at - since).total_seconds() > long_worker_busy_bound_seconds():
+                problems.append(f"{heartbeat}; {held}, longer than any long work runs: stuck?")
             else:
-                problems.append(f"{said} ({state['state']})")
-    if not problems:
-        return OK, "last heartbeat: " + ", ".join(fine)
-    detail = (
-        f"long queues whose heartbeat no worker took: {'; '.join(problems)}. Their worker is gone or every slot "
-        "holds long work: benchmark runs, optimizer steps and forecasts wait"
-    )
-    return DEGRADED, detail + (f" (ok: {', '.join(fine)})" if fine else "")
+                busy.append(f"{queue}: {held} (heartbeat {state['state']})")
+    if not problems and not gone:
+        detail = "last heartbeat: " + ", ".join(fine) if fine else ""
+        if busy:
+            detail += ("; " if detail else "") + "busy: " + "; ".join(busy)
+        return OK, detail
+    parts = []
+    if gone:
+        parts.append(
+            f"long queues whose worker is gone (no heartbeat taken, no beacon in {LONG_WORKER_BEACON_FRESH_SECONDS}"
+            f" s): {'; '.join(gone)}"
+        )
+    if problems:
+        parts.append(f"long queues whose heartbeat no worker took: {'; '.join(problems)}")
+    detail = ". ".join(parts) + ". Benchmark runs, optimizer steps and forecasts wait"
+    ok_parts = [*fine, *(f"busy: {item}" for item in busy)]
+    return DEGRADED, detail + (f" (ok: {', '.join(ok_parts)})" if ok_parts else "")
+
+
+def _beacon_state(beacon: object, now: datetime) -> dict | None:
+    """A long worker's beacon, read: None when missing, unreadable, stale or from the future."""
+    if not isinstance(beacon, dict):
+        return None
+    try:
+        at = datetime.fromisoformat(beacon["at"])
+        age = (now - at).total_seconds()
+        slots, busy = int(beacon["slots"]), int(beacon["busy"])
+        since = datetime.fromisoformat(beacon["busy_since"]) if beacon.get("busy_since") else None
+        if since is not None:
+            (now - since).total_seconds()  # a naive stamp raises TypeError here
+    except (TypeError, ValueError, KeyError, OverflowError):
+        return None
+    if not -WORKER_HEARTBEAT_CLOCK_SKEW_SECONDS <= age <= LONG_WORKER_BEACON_FRESH_SECONDS or slots < 1:
+        return None
+    return {"slots": slots, "busy": busy, "busy_since": since, "hostname": _hostname(beacon) or "?"}
 
 
 def _probe_inference() -> tuple[str, str]:

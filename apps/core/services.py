@@ -11,10 +11,38 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Model, QuerySet
 
-from apps.core.selectors import heartbeat_thresholds, queue_heartbeat_cache_key, worker_ping_cache_key
+from apps.core.selectors import (
+    LONG_WORKER_BEACON_FRESH_SECONDS,
+    heartbeat_thresholds,
+    long_worker_beacon_cache_key,
+    queue_heartbeat_cache_key,
+    worker_ping_cache_key,
+)
 
 # How long a heartbeat is kept past the moment it reads "down", so /readyz and the Overview say how stale it is.
 WORKER_HEARTBEAT_KEPT_PAST_DOWN_SECONDS = 24 * 3600
+
+
+def long_worker_beacon_record(
+    *, hostname: str, queues: list[str] | tuple[str, ...], slots: int, busy: int, busy_since: datetime | None = None
+) -> dict:
+    """Record, for each long queue a worker consumes, that it is alive and how many of its slots hold work
+    (controlplane/celery.py's LongWorkerBeacon, every 10 s from the worker's event loop). A worker whose every
+    slot holds long work takes no relayed heartbeat until one ends; /readyz's long_worker check reads this
+    beacon to tell that worker (busy) from one that is gone. `busy_since`: when the last slot filled."""
+    beacon = {
+        "at": datetime.now(UTC).isoformat(),
+        "hostname": hostname,
+        "queues": list(queues),
+        "slots": slots,
+        "busy": busy,
+        "busy_since": busy_since.isoformat() if busy_since else None,
+    }
+    # Kept a little past the moment it reads stale, so the check can say how stale it is; then it is gone.
+    cache.set_many(
+        {long_worker_beacon_cache_key(queue): beacon for queue in queues}, timeout=2 * LONG_WORKER_BEACON_FRESH_SECONDS
+    )
+    return beacon
 
 
 def worker_heartbeat_record(
