@@ -27,6 +27,8 @@ def test_every_fhir_operation_has_a_clear_unique_operation_id():
     for resource_type in ("Patient", "Observation", "Encounter", "MedicationRequest"):
         expected[("get", f"/fhir/{resource_type}")] = f"fhir_{resource_type}_search"
         expected[("post", f"/fhir/{resource_type}/_search")] = f"fhir_{resource_type}_search_post"
+        if resource_type != "Patient":
+            expected[("get", f"/fhir/{resource_type}/{{resource_id}}")] = f"fhir_{resource_type}_read"
     for method in ("get", "post", "put", "patch", "delete"):
         expected[(method, "/fhir/{rest}")] = f"fhir_unsupported_{method}"
     assert ids == expected

@@ -13,13 +13,15 @@ for resource_type, view in views.SEARCH_VIEWS.items():
 urlpatterns += [
     path("Patient/<str:patient_id>", views.PatientReadView.as_view(), name="fhir-patient-read"),
     # `Patient/5/`: the same read (and record), not the catch-all's unrecorded 404.
-    path("Patient/<str:patient_id>/", views.PatientReadView.as_view(), name="fhir-patient-read-slash"),
+    path(
+        "Patient/<str:patient_id>/", views.with_slash(views.PatientReadView).as_view(), name="fhir-patient-read-slash"
+    ),
 ]
 for resource_type, view in views.READ_VIEWS.items():
     name = resource_type.lower()
     urlpatterns += [
         path(f"{resource_type}/<str:resource_id>", view.as_view(), name=f"fhir-{name}-read"),
-        path(f"{resource_type}/<str:resource_id>/", view.as_view(), name=f"fhir-{name}-read-slash"),
+        path(f"{resource_type}/<str:resource_id>/", views.with_slash(view).as_view(), name=f"fhir-{name}-read-slash"),
     ]
 urlpatterns += [
     re_path(r"^(?P<rest>.*)$", views.UnsupportedView.as_view(), name="fhir-unsupported"),

@@ -509,6 +509,11 @@ def _read_view(resource_type: str, model: type[Model]) -> type[ClinicalReadView]
     )(view)  # fmt: skip
 
 
+def with_slash(view: type[APIView]) -> type[APIView]:
+    """The view of `<type>/<id>/`: the same read and record as `<type>/<id>`, which alone the schema lists."""
+    return extend_schema(exclude=True)(type(f"{view.__name__}WithSlash", (view,), {}))
+
+
 def _not_modified(request: Request, etag: str, updated: datetime) -> bool:
     """A conditional read (RFC 9110): If-None-Match, by weak comparison, or else If-Modified-Since, which has
     whole seconds. A date later than the server's clock is ignored, as RFC 9110 (13.1.3) has it: it is no time
