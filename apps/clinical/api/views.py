@@ -6,6 +6,7 @@ import base64
 from urllib import parse
 
 from django.db import transaction
+from django.urls import reverse
 from django.utils.crypto import constant_time_compare, salted_hmac
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -75,8 +76,12 @@ def _replayed(view: PhiAPIView, request: Request, resource, patient_id: int | No
     return resource
 
 
-def _created(body: dict, replayed: bool) -> Response:
-    return Response(body, status=status.HTTP_201_CREATED, headers={REPLAYED_HEADER: "true"} if replayed else None)
+def _created(body: dict, replayed: bool, location: str | None = None) -> Response:
+    """A 201 (a replayed one too), with Location naming the new resource where it has a URL of its own."""
+    headers = {REPLAYED_HEADER: "true"} if replayed else {}
+    if location:
+        headers["Location"] = location
+    return Response(body, status=status.HTTP_201_CREATED, headers=headers or None)
 
 
 class PatientPathView(PhiAPIView):
@@ -314,7 +319,8 @@ class PatientListView(PhiAPIView):
 
         with self.refusal_audited(request, action="create", only=_duplicate_mrn, named=holder, query=lookup):
             patient, replayed = idempotent_create(claim, create=create, replay=replay, resource_id=lambda p: p.pk)
-        return _created(patient_json(patient), replayed)
+        location = request.build_absolute_uri(reverse("patient-detail", kwargs={"patient_id": patient.pk}))
+        return _created(patient_json(patient), replayed, location)
 
 
 class PatientDetailView(PatientPathView):
@@ -401,7 +407,8 @@ class PatientVitalsView(PatientPathView):
         except _NoSuchPatient:
             self.audit(request, action="read", resource_type="Patient", resource_id=patient_id, outcome="not_found")
             raise NotFound("No such patient.") from None
-        return _created(observation_json(observation), replayed)
+        location = reverse("patient-vital-detail", kwargs={"patient_id": patient_id, "observation_id": observation.pk})
+        return _created(observation_json(observation), replayed, request.build_absolute_uri(location))
 
 
 class NotRetractable(APIException):
