@@ -25,10 +25,7 @@ from apps.clinical.identifiers import (
     URI_PATTERN,
     normalize_system,
 )  # plain Python, no Django: safe at settings time
-from apps.core.directories import (
-    private_database_file,
-    settings_directory,
-)  # plain Python, no Django: safe at settings time
+from apps.core.directories import settings_directory  # plain Python, no Django: safe at settings time
 from apps.core.static_files import hashed_asset, static_cache_headers  # plain Python, no Django: safe at settings time
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -307,7 +304,8 @@ if env.str("DATABASE_URL", default=""):
         _postgres_options(_default_db)
 else:
     _default_db = {
-        "ENGINE": "django.db.backends.sqlite3",
+        # Django's SQLite backend, creating a missing database file private (0600) whatever the umask.
+        "ENGINE": "apps.core.sqlite_private",
         "NAME": VAR_DIR / "controlplane.sqlite3",
         "OPTIONS": {
             "transaction_mode": "IMMEDIATE",
@@ -315,7 +313,6 @@ else:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         },
     }
-    private_database_file(_default_db["NAME"])
 DATABASES = {"default": _default_db}
 
 # A read replica: reads go there (controlplane.db_router), writes and migrations to default.

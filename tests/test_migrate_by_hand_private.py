@@ -53,3 +53,15 @@ def test_an_existing_database_is_left_as_it_is(tmp_path):
     assert result.returncode == 0, result.stderr
     assert stat.S_IMODE((var / "controlplane.sqlite3").stat().st_mode) == 0o640
     assert stat.S_IMODE(var.stat().st_mode) & 0o777 == 0o750
+
+
+def test_a_command_that_never_connects_creates_no_database(tmp_path):
+    """The image's `collectstatic` runs as root at build time with no DATABASE_URL: a database file created when
+    settings load was an empty, root-owned 0600 file the container's user could not open (every request failed
+    'unable to open database file'). The file is made on the first connection only."""
+    var = tmp_path / "var"
+    result = subprocess.run([sys.executable, "-c", "import django; django.setup()"], cwd=REPO_ROOT,
+                            env=_environment(var), capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert not (var / "controlplane.sqlite3").exists()
+    assert stat.S_IMODE(var.stat().st_mode) == 0o700

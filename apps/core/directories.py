@@ -29,10 +29,9 @@ def settings_directory(path: Path, variable: str, *, private: bool = False) -> P
 
 
 def private_database_file(path: Path) -> None:
-    """Creates the embedded SQLite database empty and readable by its owner alone if it is missing (SQLite
-    takes an empty file for a new database and gives its -wal, -shm and -journal files the database's mode).
-    `make run` runs under umask 077; a `manage.py migrate` run by hand created it under the user's umask,
-    644 under the usual 022, so any local user could read every patient. An existing file is left as it is
-    (`make run` closes one an earlier run left open); where it cannot be made, SQLite says why on connect."""
+    """Creates a SQLite database empty and readable by its owner alone if it is missing (SQLite takes an empty
+    file for a new database and gives its -wal, -shm and -journal files the database's mode; see
+    apps.core.sqlite_private). An existing file is left as it is (`make run` closes one an earlier run left
+    open); where it cannot be made, SQLite says why on connect."""
     with contextlib.suppress(OSError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

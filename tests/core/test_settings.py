@@ -34,7 +34,7 @@ def _settings_for(env):
 
 def test_embedded_defaults_need_no_server(tmp_path):
     dumped = _settings_for(embedded_env(tmp_path))
-    assert dumped["engine"] == "django.db.backends.sqlite3"
+    assert dumped["engine"] == "apps.core.sqlite_private"  # Django's SQLite backend, its new file private
     assert dumped["options"]["transaction_mode"] == "IMMEDIATE"
     assert "journal_mode=WAL" in dumped["options"]["init_command"]
     assert dumped["cache"].endswith("FileBasedCache")
