@@ -149,7 +149,7 @@ class AlertAdmin(AlertVisibilityAdmin):
                        "message"]  # fmt: skip
 
     def get_queryset(self, request: HttpRequest):
-        """Judged by what each alert kept when its rule is gone (alerts_visible), by its rule else."""
+        """Judged by the service each alert fired on (its snapshot; alerts_visible), not its rule's service now."""
         rows = super(ServiceVisibilityAdmin, self).get_queryset(request)
         return alerts_visible(rows, visible_service_ids(request.user))
 

@@ -816,17 +816,20 @@ def _scope(visible_services: frozenset[int], service: str, metric: str, every_ro
 
 
 def alerts_visible(alerts: QuerySet, visible_services: frozenset[int] | None) -> QuerySet:
-    """The alerts a viewer who sees `visible_services` (None: all) may see: those of the rules they see
-    (rules_visible). Host and cache rules were left out with the others: an Operator read "No alert is firing"
-    beside a CPU alert firing. An alert whose rule was deleted (or its service) is judged the same way by what
-    it kept: the id of its rule's service (the service deleted, still its id: shown to no one restricted) and
-    its metric; one of a hidden service stays hidden."""
+    """The alerts a viewer who sees `visible_services` (None: all) may see, judged as rules are (rules_visible)
+    by what each alert kept when it fired: the id of the service it fired on (the service deleted, still its id:
+    shown to no one restricted) and its metric. Host and cache rules were left out with the others: an Operator
+    read "No alert is firing" beside a CPU alert firing. Judged by the rule's current service, an alert fired
+    on a hidden service showed that service's name (its snapshot) once the rule was moved to a visible one.
+    An alert without its snapshot (inserted by the last release's pods during an upgrade, until the next
+    evaluation fills it: services.alert_snapshots_fill) is judged by its rule."""
     if visible_services is None:
         return alerts
     every_route = sees_all_traffic(visible_services)
-    of_rule = Q(rule__isnull=False) & _scope(visible_services, "rule__service", "rule__metric", every_route)
-    kept = Q(rule__isnull=True) & _scope(visible_services, "service_pk", "rule_metric", every_route)
-    return alerts.filter(of_rule | kept)
+    unfilled = Q(rule_name="", rule__isnull=False)
+    kept = ~unfilled & _scope(visible_services, "service_pk", "rule_metric", every_route)
+    of_rule = unfilled & _scope(visible_services, "rule__service", "rule__metric", every_route)
+    return alerts.filter(kept | of_rule)
 
 
 def alert_list(

@@ -324,6 +324,11 @@ def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
     from apps.resources.selectors import database_now
 
     now = now or database_now()
+    try:
+        with transaction.atomic():
+            alert_snapshots_fill()
+    except Exception:  # the alerts' descriptions must not keep any rule from being evaluated
+        logger.warning("alerts without their rule's snapshot could not be filled", exc_info=True)
     changed = _disabled_rules_alerts_resolve(now=now)
     for rule in AlertRule.objects.filter(enabled=True).select_related("service"):
         try:
@@ -342,6 +347,17 @@ def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
         if alert is not None:
             changed.append(alert)
     return changed
+
+
+def alert_snapshots_fill() -> int:
+    """Give the alerts inserted without their rule's snapshot (by the last release's pods while an upgrade
+    rolls out: the columns' database default, empty) their rule's as it is now, at each evaluation: they read
+    rule "" and severity "" in the API, admin and the live feed for ever, even those resolved since. The number
+    filled."""
+    filled = 0
+    for rule in AlertRule.objects.filter(alerts__rule_name="").distinct().select_related("service"):
+        filled += Alert.objects.filter(rule_id=rule.pk, rule_name="").update(**alert_snapshot(rule))
+    return filled
 
 
 def _alert_rule_failure_record(rule: AlertRule, *, now: datetime, error: Exception) -> None:
@@ -554,18 +570,21 @@ def deleted_alert_resolution_send(*, notice: dict, channels: list[str], last_try
 
 
 def _alert_notice(alert: Alert, event: str) -> dict:
-    """What a notification of `alert` sends, where: plain data, to be sent later (a task's argument). An alert
-    whose rule is gone is described by its snapshot, and goes nowhere (the receivers were the rule's)."""
+    """What a notification of `alert` sends, where: plain data, to be sent later (a task's argument). Described
+    by the alert's snapshot (what the rule was when it fired), with the alert's id: built from the rule as it
+    is now, a rule renamed while firing sent "firing" under one name and "resolved" under another, and a
+    receiver correlating by name never closed the incident. The receivers are the rule's; an alert whose rule
+    is gone goes nowhere."""
     rule = alert.rule
-    if rule is None:
-        rule = AlertRule(name=alert.rule_name, severity=alert.rule_severity, metric=alert.rule_metric,
-                         threshold=alert.rule_threshold, webhook_url="", email_to="")  # fmt: skip
+    if rule is not None and not alert.rule_name:  # inserted without its snapshot (alert_snapshots_fill)
+        alert.snapshot_take(rule)
     payload = {
         "event": event,
-        "rule": rule.name,
-        "severity": rule.severity,
-        "metric": rule.metric,
-        "threshold": rule.threshold,
+        "alert": alert.pk,
+        "rule": alert.rule_name,
+        "severity": alert.rule_severity,
+        "metric": alert.rule_metric,
+        "threshold": alert.rule_threshold,
         "value": alert.last_value,
         "message": alert.message,
         "started_at": alert.started_at.isoformat(),
@@ -573,11 +592,11 @@ def _alert_notice(alert: Alert, event: str) -> dict:
     }
     return {
         "alert": alert.pk,
-        "rule": rule.name,
+        "rule": alert.rule_name,
         "payload": payload,
-        "webhook": rule.webhook_url,
-        "email": rule.email_to,
-        "subject": f"[{rule.severity}] {event}: {rule.name}",
+        "webhook": rule.webhook_url if rule is not None else "",
+        "email": rule.email_to if rule is not None else "",
+        "subject": f"[{alert.rule_severity}] {event}: {alert.rule_name}",
     }
 
 
