@@ -496,7 +496,8 @@ class ClinicalReadView(FhirMixin, PhiAPIView):
 
 def _read_view(resource_type: str, model: type[Model]) -> type[ClinicalReadView]:
     view = type(f"{resource_type}ReadView", (ClinicalReadView,), {"resource_type": resource_type, "model": model})
-    return extend_schema(
+    # On its `get` (extend_schema_view), as PatientReadView's: an operation id set on a view class is an error.
+    return extend_schema_view(get=extend_schema(
         operation_id=f"fhir_{resource_type}_read",
         description=f"A FHIR R4 {resource_type} by its id (a search's fullUrl). Scope `clinical:read`; every read "
         "is audited, an unknown one's too.",
@@ -506,7 +507,7 @@ def _read_view(resource_type: str, model: type[Model]) -> type[ClinicalReadView]
             **_outcomes(400, 401, 403, 404, 410, 429, 503, e400="A _format other than JSON.",
                         e404=f"No {resource_type} has this id.", e410="Its patient was deleted."),
         },
-    )(view)  # fmt: skip
+    ))(view)  # fmt: skip
 
 
 def with_slash(view: type[APIView]) -> type[APIView]:
