@@ -192,6 +192,17 @@ def long_worker_beacon_cache_key(queue: str) -> str:
     return f"{WORKER_HEARTBEAT_CACHE_KEY}:{queue}:beacon"
 
 
+def relayed_heartbeat_pending_cache_key(queue: str) -> str:
+    """Where the heartbeat relayed to the long `queue` and not yet taken is noted (apps/core/services.py's
+    relayed_heartbeat_claim): while it is, no other copy is sent there."""
+    return f"{WORKER_HEARTBEAT_CACHE_KEY}:{queue}:relayed"
+
+
+def long_worker_beacon(queue: str, now: datetime | None = None) -> dict | None:
+    """The fresh beacon of the worker consuming the long `queue` (slots, busy, busy_since, hostname), or None."""
+    return _beacon_state(cache.get(long_worker_beacon_cache_key(queue)), now or datetime.now(UTC))
+
+
 def long_worker_busy_bound_seconds() -> float:
     """How long every slot of a long worker may hold work started that long ago before /readyz doubts it: the
     longest a single piece of long work may run (a benchmark run's 24 h at most, an optimizer run's deadline),
@@ -398,14 +409,21 @@ def _probe_long_worker(now: datetime | None = None) -> tuple[str, str]:
 
     A long worker whose every slot holds long work takes no heartbeat until one ends (a day-long benchmark
     run): a queue whose heartbeat is stale is ok ("busy") while its worker's beacon (LongWorkerBeacon) is fresh
-    and says every slot is busy, unless that has lasted past long_worker_busy_bound_seconds (stuck). Never an
-    error: the api still serves."""
+    and says every slot is busy, unless that has lasted past long_worker_busy_bound_seconds (stuck). With the
+    default worker's own heartbeat stale too, nothing was relayed: a fresh beacon reads ok ("not relayed").
+    Never an error: the api still serves."""
     queues = long_queues()
     keys = [queue_heartbeat_cache_key(queue) for queue in queues]
     keys += [long_worker_beacon_cache_key(queue) for queue in queues]
+    keys.append(queue_heartbeat_cache_key(default_queue()))
     found = cache.get_many(keys)  # a cache error fails the check
     at = now or datetime.now(UTC)
-    fine, busy, problems, gone = [], [], [], []
+    fine, busy, problems, gone, unrelayed = [], [], [], [], []
+    # The default worker relays the heartbeats: with its own heartbeat stale, a stale relayed one blames no
+    # long worker whose beacon is fresh (pausing only the default worker read "gone", and an operator restarted
+    # a healthy long worker, losing its work). The worker check reports the default worker.
+    relay = _worker_state(found.get(queue_heartbeat_cache_key(default_queue())), at)
+    relay_said = {"never": "missing", "unknown": "unreadable"}.get(relay["state"], relay["state"])
     for queue in queues:
         state = _worker_state(found.get(queue_heartbeat_cache_key(queue)), at)
         if state["state"] == "ok":
@@ -421,17 +439,23 @@ def _probe_long_worker(now: datetime | None = None) -> tuple[str, str]:
                 f"({state['state']})"
             )
         beacon = _beacon_state(found.get(long_worker_beacon_cache_key(queue)), at)
+        since = beacon["busy_since"] if beacon is not None else None
+        stuck = since is not None and (at - since).total_seconds() > long_worker_busy_bound_seconds()
         if beacon is None:
             gone.append(heartbeat)
+        elif relay["state"] != "ok" and state["state"] != "unknown" and not stuck:
+            unrelayed.append(
+                f"{heartbeat}: not relayed, the default worker's heartbeat is {relay_said}; its worker "
+                f"{beacon['hostname']} is alive ({beacon['busy']} of {beacon['slots']} slots busy)"
+            )
         elif beacon["busy"] < beacon["slots"]:
             problems.append(
                 f"{heartbeat}; its worker {beacon['hostname']} is alive with {beacon['busy']} of {beacon['slots']} "
                 "slots busy but takes no heartbeat"
             )
         else:
-            since = beacon["busy_since"]
             held = f"all {beacon['slots']} slots of {beacon['hostname']} hold long work since {since or '?'}"
-            if since is not None and (at - since).total_seconds() > long_worker_busy_bound_seconds():
+            if stuck:
                 problems.append(f"{heartbeat}; {held}, longer than any long work runs: stuck?")
             else:
                 busy.append(f"{queue}: {held} (heartbeat {state['state']})")
@@ -439,6 +463,8 @@ def _probe_long_worker(now: datetime | None = None) -> tuple[str, str]:
         detail = "last heartbeat: " + ", ".join(fine) if fine else ""
         if busy:
             detail += ("; " if detail else "") + "busy: " + "; ".join(busy)
+        if unrelayed:
+            detail += ("; " if detail else "") + "; ".join(unrelayed)
         return OK, detail
     parts = []
     if gone:
@@ -449,7 +475,7 @@ def _probe_long_worker(now: datetime | None = None) -> tuple[str, str]:
     if problems:
         parts.append(f"long queues whose heartbeat no worker took: {'; '.join(problems)}")
     detail = ". ".join(parts) + ". Benchmark runs, optimizer steps and forecasts wait"
-    ok_parts = [*fine, *(f"busy: {item}" for item in busy)]
+    ok_parts = [*fine, *(f"busy: {item}" for item in busy), *unrelayed]
     return DEGRADED, detail + (f" (ok: {', '.join(ok_parts)})" if ok_parts else "")
 
 

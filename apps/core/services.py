@@ -14,8 +14,10 @@ from django.db.models import Model, QuerySet
 from apps.core.selectors import (
     LONG_WORKER_BEACON_FRESH_SECONDS,
     heartbeat_thresholds,
+    long_worker_beacon,
     long_worker_beacon_cache_key,
     queue_heartbeat_cache_key,
+    relayed_heartbeat_pending_cache_key,
     worker_ping_cache_key,
 )
 
@@ -43,6 +45,40 @@ def long_worker_beacon_record(
         {long_worker_beacon_cache_key(queue): beacon for queue in queues}, timeout=2 * LONG_WORKER_BEACON_FRESH_SECONDS
     )
     return beacon
+
+
+def relayed_heartbeat_claim(queue: str, *, expires_seconds: float, broker_drops_expired: bool) -> bool:
+    """Whether core.heartbeat may relay a copy to the long `queue` now; True notes it as sent (pending until a
+    worker takes it: relayed_heartbeat_taken). At most one copy per queue is outstanding: none is sent while the
+    last one is untaken and younger than `expires_seconds`. Older, it is gone where the broker drops expired
+    messages (RabbitMQ's per-message TTL); elsewhere (the embedded filesystem broker, Redis) it still waits in
+    the queue, and a copy was sent with each beat (~17,000 files a day while the long worker was stopped or
+    busy), so another goes only once the worker's beacon says it is alive with a free slot (it took the old
+    copy and dropped it as expired, or lost it)."""
+    key = relayed_heartbeat_pending_cache_key(queue)
+    now = datetime.now(UTC)
+    pending = cache.get(key)
+    if pending is not None:
+        try:
+            age = (now - datetime.fromisoformat(pending["sent_at"])).total_seconds()
+        except (TypeError, ValueError, KeyError, OverflowError):
+            age = math.inf  # unreadable: as if long gone
+        if 0 <= age < expires_seconds:
+            return False
+        if not broker_drops_expired:
+            beacon = long_worker_beacon(queue, now)
+            if beacon is None or beacon["busy"] >= beacon["slots"]:
+                return False
+    noted = {"sent_at": now.isoformat()}
+    if pending is None:  # two heartbeats at once: one relays
+        return cache.add(key, noted, timeout=WORKER_HEARTBEAT_KEPT_PAST_DOWN_SECONDS)
+    cache.set(key, noted, timeout=WORKER_HEARTBEAT_KEPT_PAST_DOWN_SECONDS)
+    return True
+
+
+def relayed_heartbeat_taken(queue: str) -> None:
+    """A worker took the heartbeat relayed to `queue`: the next one may go."""
+    cache.delete(relayed_heartbeat_pending_cache_key(queue))
 
 
 def worker_heartbeat_record(

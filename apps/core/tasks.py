@@ -1,17 +1,27 @@
 """Thin Celery wrappers around core services."""
 
+import contextlib
 import logging
 
 from celery import shared_task
 
 from apps.core.selectors import default_queue, long_queues
-from apps.core.services import worker_heartbeat_record
+from apps.core.services import relayed_heartbeat_claim, relayed_heartbeat_taken, worker_heartbeat_record
 
 logger = logging.getLogger(__name__)
 
 # A relayed heartbeat older than this says nothing about now (as beat's schedule: expire_seconds 60); the
-# broker drops it by then too (a per-message TTL), so a long queue without a worker does not fill with them.
+# broker drops it by then too where it can (RabbitMQ's per-message TTL); and no copy is relayed while the last
+# one waits untaken (relayed_heartbeat_claim), so a long queue without a worker does not fill with them.
 RELAYED_HEARTBEAT_EXPIRES_SECONDS = 60
+# The brokers that drop a message once its `expiration` passes; the others keep it until it is consumed.
+BROKERS_DROPPING_EXPIRED = frozenset({"amqp", "amqps", "pyamqp", "librabbitmq"})
+
+
+def _broker_drops_expired(app) -> bool:
+    url = app.conf.broker_url
+    first = (url[0] if isinstance(url, list | tuple) else str(url or "")).split(";")[0]
+    return first.split("://", 1)[0].split("+")[-1].lower() in BROKERS_DROPPING_EXPIRED
 
 
 @shared_task(name="core.heartbeat", bind=True, ignore_result=True)
@@ -22,9 +32,16 @@ def heartbeat(self, nonce: str | None = None, queue: str | None = None) -> dict:
     known = (default_queue(), *long_queues())
     taken_from = queue or (delivered if delivered in known else default_queue())
     beat = worker_heartbeat_record(hostname=self.request.hostname, nonce=nonce, queues=[taken_from])
+    if taken_from != default_queue():
+        relayed_heartbeat_taken(taken_from)
     if queue is None and nonce is None and taken_from == default_queue():
+        drops_expired = _broker_drops_expired(self.app)
         for long_queue in long_queues():
             try:
+                if not relayed_heartbeat_claim(
+                    long_queue, expires_seconds=RELAYED_HEARTBEAT_EXPIRES_SECONDS, broker_drops_expired=drops_expired
+                ):
+                    continue
                 self.apply_async(
                     kwargs={"queue": long_queue},
                     queue=long_queue,
@@ -34,4 +51,6 @@ def heartbeat(self, nonce: str | None = None, queue: str | None = None) -> dict:
                 )
             except Exception:
                 logger.warning("Could not relay the heartbeat to the %s queue", long_queue, exc_info=True)
+                with contextlib.suppress(Exception):  # none sent: the next beat tries again
+                    relayed_heartbeat_taken(long_queue)
     return beat
