@@ -35,9 +35,8 @@ def _job_command() -> list[str]:
 
 def test_pods_start_only_once_the_job_has_migrated(tmp_path):
     commands = _gate_commands()
-    assert len(commands) == 5 and len({tuple(c) for c in commands.values()}) == 1, (
-        commands
-    )  # api, live, worker, longworker, beat
+    # api, live, worker, longworker, beat: each waits for the Job with the same command
+    assert len(commands) == 5 and len({tuple(c) for c in commands.values()}) == 1, commands
     env = embedded_env(tmp_path)  # a fresh SQLite database: no migration applied, as before a release's Job
     log = tmp_path / "gate.log"
     gate = subprocess.Popen(
