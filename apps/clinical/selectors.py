@@ -370,10 +370,11 @@ def panel_members(panels: list[Observation]) -> dict[int, list[int]]:
     return {panel.pk: by_instant.get((panel.patient_id, panel.effective_at), []) for panel in panels}
 
 
-def clinical_row(model: type, row_id: int) -> tuple[object | None, bool]:
-    """A FHIR read's Observation, Encounter or MedicationRequest: the row if its patient is active, and whether
-    it is there but its patient deleted (410, as the patient's read). One query for a row that is served."""
+def clinical_row(model: type, row_id: int) -> tuple[object | None, int | None]:
+    """A FHIR read's Observation, Encounter or MedicationRequest: the row if its patient is active, else the id
+    of its deleted patient if it is there (410, as the patient's read; its audit record names that patient, so
+    the patient's access report shows the attempt). One query for a row that is served."""
     row = model.objects.filter(pk=row_id, patient__is_deleted=False).first()
     if row is not None:
-        return row, False
-    return None, model.objects.filter(pk=row_id, patient__is_deleted=True).exists()
+        return row, None
+    return None, model.objects.filter(pk=row_id, patient__is_deleted=True).values_list("patient_id", flat=True).first()

@@ -78,8 +78,11 @@ def test_unknown_deleted_and_unscoped_reads(clinician, issue_token, patient, cha
 
     patient_soft_delete(patient=patient)
     for path in (f"Observation/{vitals[0].pk}", f"Encounter/{chart.pk}"):
+        before = AuditEvent.objects.count()
         gone = clinician.get(f"/fhir/{path}")
         assert gone.status_code == 410 and gone.json()["resourceType"] == "OperationOutcome"
+        [event] = _new_events(before)  # naming the deleted patient: their access report shows the attempt
+        assert (event.outcome, event.resource_id, event.patient_id) == ("not_found", path.split("/")[1], patient.pk)
 
 
 def test_the_capability_statement_lists_the_reads(clinician):

@@ -483,10 +483,11 @@ class ClinicalReadView(FhirMixin, PhiAPIView):
         if not re.fullmatch(ID_PATTERN, resource_id):  # Observation/007 is not Observation/7
             self.audit(request, action="read", resource_id="", outcome="not_found")
             raise NotFound(f"{name} does not exist.")
-        row, deleted = selectors.clinical_row(self.model, int(resource_id))
+        row, deleted_patient_id = selectors.clinical_row(self.model, int(resource_id))
         if row is None:
-            self.audit(request, action="read", resource_id=resource_id, outcome="not_found")
-            if deleted:
+            self.audit(request, action="read", resource_id=resource_id, patient_id=deleted_patient_id,
+                       outcome="not_found")  # fmt: skip
+            if deleted_patient_id is not None:
                 raise Gone(f"{name} was deleted with its patient.")
             raise NotFound(f"{name} does not exist.")
         self.audit(request, action="read", resource_id=resource_id, patient_id=row.patient_id)
