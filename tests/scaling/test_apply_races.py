@@ -10,23 +10,8 @@ import pytest
 from apps.scaling import kube, services
 from apps.scaling.models import ScalingPolicy
 from apps.services.models import Service
-from controlplane.celery import app as celery_app
-from tests.scaling.fake_servers import FakeKubernetes
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def cluster(settings, tmp_path):
-    """The fake API server, configured as the cluster (none exists here); tasks run eagerly."""
-    fake = FakeKubernetes()
-    settings.SCALING_KUBECONFIG = fake.kubeconfig(tmp_path / "kubeconfig")
-    celery_app.conf.task_always_eager = True
-    try:
-        yield fake
-    finally:
-        celery_app.conf.task_always_eager = False
-        fake.stop()
 
 
 def _pending_policy(slug: str = "racing") -> ScalingPolicy:

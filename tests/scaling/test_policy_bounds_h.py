@@ -22,8 +22,6 @@ from apps.scaling import manifests, services
 from apps.scaling.checks import policy_bound_problems
 from apps.scaling.models import ScalingPolicy
 from apps.services.models import Service
-from controlplane.celery import app as celery_app
-from tests.scaling.fake_servers import FakeKubernetes
 
 pytestmark = pytest.mark.django_db
 
@@ -101,19 +99,6 @@ def test_the_manifest_preview_of_a_stored_nan_answers_with_its_errors(api, djang
     response = api.get(f"/api/v1/scaling/policies/{policy.pk}/manifests/")
     assert response.status_code == 200
     assert any("averageValue nan" in error for error in response.json()["errors"])
-
-
-@pytest.fixture
-def cluster(settings, tmp_path):
-    """The fake API server, configured as the cluster (none exists here); tasks run eagerly."""
-    fake = FakeKubernetes()
-    settings.SCALING_KUBECONFIG = fake.kubeconfig(tmp_path / "kubeconfig")
-    celery_app.conf.task_always_eager = True
-    try:
-        yield fake
-    finally:
-        celery_app.conf.task_always_eager = False
-        fake.stop()
 
 
 @pytest.mark.django_db(transaction=True)

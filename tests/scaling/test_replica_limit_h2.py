@@ -14,8 +14,6 @@ import pytest
 from apps.scaling import manifests, services
 from apps.scaling.models import MAX_REPLICAS_LIMIT, ScalingPolicy
 from apps.services.models import Service
-from controlplane.celery import app as celery_app
-from tests.scaling.fake_servers import FakeKubernetes
 
 pytestmark = pytest.mark.django_db
 
@@ -72,19 +70,6 @@ def test_a_stored_minimum_below_one_is_still_refused():
 def test_counts_at_the_limit_are_valid(keda):
     policy = _stored(_policy(keda_enabled=keda), max_replicas=MAX_REPLICAS_LIMIT, min_replicas=MAX_REPLICAS_LIMIT)
     assert manifests.validate(services.policy_manifests(policy)) == []
-
-
-@pytest.fixture
-def cluster(settings, tmp_path):
-    """The fake API server, configured as the cluster (none exists here); tasks run eagerly."""
-    fake = FakeKubernetes()
-    settings.SCALING_KUBECONFIG = fake.kubeconfig(tmp_path / "kubeconfig")
-    celery_app.conf.task_always_eager = True
-    try:
-        yield fake
-    finally:
-        celery_app.conf.task_always_eager = False
-        fake.stop()
 
 
 @pytest.mark.django_db(transaction=True)

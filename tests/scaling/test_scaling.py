@@ -22,8 +22,7 @@ from apps.scaling.history import HistoryUnavailable, hourly_history
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
 from apps.scaling.prediction import WorkloadPredictionService
 from apps.services.models import Service
-from controlplane.celery import app as celery_app
-from tests.scaling.fake_servers import FakeKubernetes, FakePrometheus
+from tests.scaling.fake_servers import FakePrometheus
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,17 +37,6 @@ def _short_history(settings):
 def demo():
     call_command("seed_demo", stdout=StringIO())
     return ScalingPolicy.objects.select_related("service")
-
-
-@pytest.fixture
-def cluster(settings, tmp_path):
-    """A fake Kubernetes API server on loopback, configured as the cluster; applies run eagerly."""
-    fake = FakeKubernetes()
-    settings.SCALING_KUBECONFIG = fake.kubeconfig(tmp_path / "kubeconfig")
-    celery_app.conf.task_always_eager = True
-    yield fake
-    celery_app.conf.task_always_eager = False
-    fake.stop()
 
 
 def test_demo_services_get_policies_forecasts_and_a_plan(demo):
