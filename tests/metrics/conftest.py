@@ -1,4 +1,5 @@
-"""Receivers on loopback for the alerts' webhooks: one speaking HTTP, one answering something else."""
+"""Receivers on loopback for the alerts' webhooks (one speaking HTTP, one answering something else), and the
+deleted rule's "resolved" task run as it is queued."""
 
 from __future__ import annotations
 
@@ -54,3 +55,12 @@ def non_http_receiver():
     stop.set()
     thread.join()
     listener.close()
+
+
+@pytest.fixture
+def resolution_sent_at_once(monkeypatch):
+    """A deleted rule's "resolved" goes by a task (test_rule_delete_i2_queued.py): run here as it is queued."""
+    from apps.metrics import tasks
+
+    task = tasks.deleted_alert_resolution_send
+    monkeypatch.setattr(task, "apply_async", lambda args=None, kwargs=None, **options: task(**kwargs))

@@ -22,7 +22,7 @@ from apps.services.selectors import visible_service_ids
 from apps.services.services import service_create
 from tests.metrics.support import alerts_evaluate_committed, host_sample
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("resolution_sent_at_once")]
 
 migration = importlib.import_module("apps.metrics.migrations.0011_alert_kept_with_rule_snapshot")
 
@@ -30,15 +30,6 @@ migration = importlib.import_module("apps.metrics.migrations.0011_alert_kept_wit
 @pytest.fixture(autouse=True)
 def _no_seeded_rules():
     AlertRule.objects.all().delete()
-
-
-@pytest.fixture(autouse=True)
-def _resolution_task_run_at_once(monkeypatch):
-    """The "resolved" goes by a task (test_rule_delete_i2_queued.py): run here as it is queued."""
-    from apps.metrics import tasks
-
-    task = tasks.deleted_alert_resolution_send
-    monkeypatch.setattr(task, "apply_async", lambda args=None, kwargs=None, **options: task(**kwargs))
 
 
 @pytest.fixture

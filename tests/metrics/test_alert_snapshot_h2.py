@@ -27,7 +27,7 @@ from apps.services.selectors import visible_service_ids
 from apps.services.services import service_create
 from tests.metrics.support import alerts_evaluate_committed, host_sample
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("resolution_sent_at_once")]
 
 BLANK = {"rule_name": "", "rule_severity": "", "rule_metric": "", "rule_operator": "", "rule_threshold": None,
          "service_name": "", "service_pk": None}  # fmt: skip
@@ -36,14 +36,6 @@ BLANK = {"rule_name": "", "rule_severity": "", "rule_metric": "", "rule_operator
 @pytest.fixture(autouse=True)
 def _no_seeded_rules():
     AlertRule.objects.all().delete()
-
-
-@pytest.fixture(autouse=True)
-def _resolution_task_run_at_once(monkeypatch):
-    from apps.metrics import tasks
-
-    task = tasks.deleted_alert_resolution_send
-    monkeypatch.setattr(task, "apply_async", lambda args=None, kwargs=None, **options: task(**kwargs))
 
 
 @pytest.fixture

@@ -14,21 +14,12 @@ from apps.metrics.models import Alert, AlertNotification, AlertRule
 from apps.services.models import Service
 from tests.metrics.support import alerts_evaluate_committed, host_sample
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("resolution_sent_at_once")]
 
 
 @pytest.fixture(autouse=True)
 def _no_seeded_rules():
     AlertRule.objects.all().delete()
-
-
-@pytest.fixture(autouse=True)
-def _resolution_task_run_at_once(monkeypatch):
-    """The "resolved" goes by a task (tests/metrics/test_rule_delete_i2_queued.py): run here as it is queued."""
-    from apps.metrics import tasks
-
-    task = tasks.deleted_alert_resolution_send
-    monkeypatch.setattr(task, "apply_async", lambda args=None, kwargs=None, **options: task(**kwargs))
 
 
 @pytest.fixture
