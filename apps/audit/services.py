@@ -196,6 +196,11 @@ def _locked_head(name: str) -> AuditChainHead:
     return head
 
 
+# The forged heads this process has logged (chain name, the seal found): every write to such a chain logged an
+# ERROR, for ever, since `audit acknowledge-break` records the look but leaves the head's seal as found.
+_FORGED_HEADS_LOGGED: set[tuple[str, str]] = set()
+
+
 @transaction.atomic
 def audit_record_batch(entries: list[AuditEntry], *, chain: str = PRIMARY_CHAIN) -> list[AuditEvent]:
     """Append entries to a chain in one transaction: one lock on its head, one INSERT, one commit."""
@@ -211,11 +216,13 @@ def audit_record_batch(entries: list[AuditEntry], *, chain: str = PRIMARY_CHAIN)
         # `audit verify` (the next records would take the cut ones' places). The chain goes on, its head's seal
         # left as found, which matches no state of it: verify reports the head FORGED until someone with the key
         # has looked into it.
-        logger.error(
-            "audit chain %s: its head (#%s) does not match its seal: moved without the key (records cut from its "
-            "end?); appended to, but not sealed again",
-            head.name, head.seq,
-        )  # fmt: skip
+        if (head.name, head.seal) not in _FORGED_HEADS_LOGGED:  # once per process and forged seal, not per write
+            _FORGED_HEADS_LOGGED.add((head.name, head.seal))
+            logger.error(
+                "audit chain %s: its head (#%s) does not match its seal: moved without the key (records cut from "
+                "its end?); appended to, but not sealed again",
+                head.name, head.seq,
+            )  # fmt: skip
         seal = head.seal
     AuditChainHead.objects.filter(pk=head.pk).update(
         seq=events[-1].seq, last_hash=events[-1].hash, seal=seal, updated_at=timezone.now()
