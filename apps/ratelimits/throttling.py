@@ -124,7 +124,7 @@ class PolicyRateThrottle(BaseThrottle):
         return math.ceil(self._wait) if self._wait else None
 
 
-class _RefusalLog:
+class RefusalLog:
     """The fail-closed 503s, logged as one WARNING per `interval` per process with the number refused since the
     line before. Each is a refusal the policy asked for, not a server error: Django's ERROR `django.request` line
     per 503 (140 in 6 s from one client while Redis was down) flooded the error alerting. The refusals held back
@@ -182,13 +182,13 @@ class _RefusalLog:
         )
 
 
-refusal_log = _RefusalLog()
+refusal_log = RefusalLog()
 atexit.register(refusal_log.flush)  # the timer is a daemon thread: a refusal held back at exit
 
 
 class RateLimitHeadersMiddleware:
     """`RateLimit-Limit`, `-Remaining` and `-Reset` on every limited response, 429s included; a fail-closed 503
-    logged as a warning (`_RefusalLog`) in place of Django's ERROR line."""
+    logged as a warning (`RefusalLog`) in place of Django's ERROR line."""
 
     def __init__(self, get_response):
         self.get_response = get_response

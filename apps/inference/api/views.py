@@ -36,7 +36,7 @@ from apps.inference.api.schema import (
 from apps.inference.api.serializers import EmbedInputSerializer, GenerateInputSerializer
 from apps.inference.backends import ModelUnavailable
 from apps.inference.models import ModelDeployment
-from apps.ratelimits.throttling import _RefusalLog, client_identity
+from apps.ratelimits.throttling import RefusalLog, client_identity
 from apps.services.selectors import visible_service_ids
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ SLOTS_BUSY = {serving.StreamsFull: StreamsBusy, serving.GenerationsFull: Generat
 SHARED_GONE_TRIES = 3
 
 
-class _SlotsRefusalLog(_RefusalLog):
+class _SlotsRefusalLog(RefusalLog):
     """The 503s of full slots (`streams_busy`, `generations_busy`, `embeddings_busy`): a load the server sheds
     as it should, logged as one WARNING per interval with the number refused, in place of Django's ERROR line
     per 503 (a flood of them paged the error alerting for no fault)."""

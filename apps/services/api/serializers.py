@@ -1,8 +1,7 @@
 from django.db import models
 from rest_framework import serializers
 
-from apps.core.api.fields import (  # noqa: F401  BOOLEAN_ONLY: its old home, still imported from here
-    BOOLEAN_ONLY,
+from apps.core.api.fields import (
     StrictBooleanField,
     StrictCharField,
     StrictSlugField,
