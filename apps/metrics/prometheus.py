@@ -3,7 +3,9 @@ rate-limit and resource figures the database already holds, read when /metrics i
 
 from __future__ import annotations
 
+import glob
 import logging
+import os
 from datetime import timedelta
 
 from django.conf import settings
@@ -112,8 +114,32 @@ class DatabaseFiguresCollector:
             yield gauge
 
 
+class ProcessFilesCollector(multiprocess.MultiProcessCollector):
+    """The processes' files, read as prometheus_client does, but for a file another process is creating (empty
+    for an instant, before it is sized) or one a process killed at that instant left empty: reading it raised
+    struct.error and the whole scrape answered 500 (the fresh-clone CI hit it: /metrics while a test's worker
+    started). Such a file holds no figure yet; it is left out. A file removed between listing and reading (an
+    exited process's gauges) is listed again once."""
+
+    def collect(self):
+        try:
+            return self.merge(self._files_with_figures(), accumulate=True)
+        except FileNotFoundError:  # removed between listing and reading: listed again
+            return self.merge(self._files_with_figures(), accumulate=True)
+
+    def _files_with_figures(self) -> list[str]:
+        files = []
+        for path in glob.glob(os.path.join(self._path, "*.db")):
+            try:
+                if os.path.getsize(path) >= 8:  # its used-bytes header and the first value's length at least
+                    files.append(path)
+            except OSError:
+                continue  # removed meanwhile
+        return files
+
+
 def exposition() -> bytes:
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=str(settings.PROMETHEUS_MULTIPROC_DIR))
+    ProcessFilesCollector(registry, path=str(settings.PROMETHEUS_MULTIPROC_DIR))
     registry.register(DatabaseFiguresCollector())
     return generate_latest(registry)
