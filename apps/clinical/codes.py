@@ -45,6 +45,14 @@ VITAL_PANEL = "85353-1"
 BP_PANEL = "85354-9"
 SYSTOLIC = "8480-6"
 DIASTOLIC = "8462-4"
+MEAN_BP = "8478-0"
+# The panels: no value of their own (no unit), only components or member readings.
+PANEL_CODES = frozenset(code for code, sign in VITAL_SIGNS.items() if not sign.unit)
+# A panel's members (FHIR hasMember), among the vital signs taken at its instant; None: every one but itself.
+PANEL_MEMBER_CODES: dict[str, frozenset[str] | None] = {
+    VITAL_PANEL: None,
+    BP_PANEL: frozenset({SYSTOLIC, DIASTOLIC, MEAN_BP}),
+}
 
 # A few common laboratory results, so the laboratory category is not empty.
 LABORATORY: dict[str, VitalSign] = {

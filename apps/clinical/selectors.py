@@ -13,7 +13,7 @@ from rest_framework.exceptions import APIException
 
 from apps.caching.stack import get_or_load
 from apps.clinical.api.representations import observation_json, patient_json
-from apps.clinical.codes import VITAL_PANEL
+from apps.clinical.codes import PANEL_CODES, PANEL_MEMBER_CODES
 from apps.clinical.identifiers import normalize_system
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import identifier_scope, patient_scope, search_form
@@ -146,11 +146,12 @@ def vital_signs_cards(
             rows = latest_observations(patient_id=patient_id, category="vital-signs", **window)
         else:
             rows = newest_observations(patient_id=patient_id, category="vital-signs", limit=limit, **window)
-        return [observation_json(o) for o in rows]
+        members = panel_members([o for o in rows if is_empty_panel(o)])  # no query without an empty panel
+        return [observation_json(o, members=members.get(o.pk)) for o in rows]
 
-    # "vitals-3": the newest `limit` skip retracted readings since ("vitals-2": the latest of each code did); a
-    # list cached before, which may still hold a retracted reading, is not read.
-    key = ["vitals-3", patient_id, sorted(codes or []), str(since or ""), str(until or ""), latest, limit]
+    # "vitals-4": rows say `panel` and an empty panel's `members` since ("vitals-3": the newest `limit` skip
+    # retracted readings); a list cached before, without them or with a retracted reading, is not read.
+    key = ["vitals-4", patient_id, sorted(codes or []), str(since or ""), str(until or ""), latest, limit]
     return get_or_load("vital_signs", key, load, scope=patient_scope(patient_id))
 
 
@@ -197,9 +198,18 @@ def patient_search(
     return patients.order_by("id")
 
 
-# The vital-signs panel (85353-1) as the synthetic loader writes it beside each round of vitals: no value, no
-# components. It is no latest value: a `latest=true` answer listed it with value null. FHIR gives it hasMember.
-EMPTY_PANEL = Q(code=VITAL_PANEL, value__isnull=True, components__isnull=True)
+# A panel (85353-1 as the synthetic loader writes it beside each round of vitals, or 85354-9 without its
+# components) with no value and no components: SQL NULL, JSON null, [] or {} alike. It is no latest value (a
+# `latest=true` answer listed it with value null); FHIR gives it hasMember, REST `members`. The one definition
+# both APIs use: REST tested `components IS NULL` and FHIR `not components`, so `[]` was a panel on one only.
+EMPTY_PANEL = Q(code__in=PANEL_CODES, value__isnull=True) & (
+    Q(components__isnull=True) | Q(components=None) | Q(components=[]) | Q(components={})
+)
+
+
+def is_empty_panel(observation: Observation) -> bool:
+    """EMPTY_PANEL, for a row in hand."""
+    return observation.code in PANEL_CODES and observation.value is None and not observation.components
 
 
 def observation_list(
@@ -349,8 +359,9 @@ def medication_request_list(
 
 
 def panel_members(panels: list[Observation]) -> dict[int, list[int]]:
-    """Each empty vital-signs panel's members: its patient's vital-sign readings taken at the panel's instant
-    (the loader writes a round of vitals and its panel at one instant), by panel id; one query for a page."""
+    """Each empty panel's members (`is_empty_panel`): its patient's vital-sign readings of the panel's member
+    codes (PANEL_MEMBER_CODES) taken at the panel's instant (the loader writes a round of vitals and its panels
+    at one instant), by panel id; one query for a page, none without a panel."""
     if not panels:
         return {}
     members = (
@@ -359,15 +370,20 @@ def panel_members(panels: list[Observation]) -> dict[int, list[int]]:
             effective_at__in={panel.effective_at for panel in panels},
             category=Observation.Category.VITAL_SIGNS,
         )
-        .exclude(code=VITAL_PANEL)
         .exclude(status__in=Observation.NOT_READINGS)
         .order_by("id")
-        .values_list("patient_id", "effective_at", "id")
+        .values_list("patient_id", "effective_at", "code", "id")
     )
-    by_instant: dict[tuple, list[int]] = {}
-    for patient_id, effective_at, member_id in members:
-        by_instant.setdefault((patient_id, effective_at), []).append(member_id)
-    return {panel.pk: by_instant.get((panel.patient_id, panel.effective_at), []) for panel in panels}
+    by_instant: dict[tuple, list[tuple[str, int]]] = {}
+    for patient_id, effective_at, code, member_id in members:
+        by_instant.setdefault((patient_id, effective_at), []).append((code, member_id))
+
+    def of(panel: Observation) -> list[int]:
+        codes = PANEL_MEMBER_CODES.get(panel.code)
+        taken = by_instant.get((panel.patient_id, panel.effective_at), [])
+        return [i for code, i in taken if code != panel.code and (codes is None or code in codes)]
+
+    return {panel.pk: of(panel) for panel in panels}
 
 
 def clinical_row(model: type, row_id: int) -> tuple[object | None, int | None]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from apps.clinical.codes import OBSERVATION_CODES
+from apps.clinical.codes import OBSERVATION_CODES, PANEL_CODES
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 
 
@@ -32,7 +32,9 @@ def patient_json(patient: Patient) -> dict:
     }
 
 
-def observation_json(observation: Observation) -> dict:
+def observation_json(observation: Observation, *, members: list[int] | None = None) -> dict:
+    """`members`: an empty panel's readings (selectors.panel_members), as FHIR's hasMember; a panel's null value
+    is then no missing one."""
     known = OBSERVATION_CODES.get(observation.code)
     return {
         "id": observation.pk,
@@ -45,6 +47,8 @@ def observation_json(observation: Observation) -> dict:
         "effective_at": _instant(observation.effective_at),
         "status": observation.status,
         "encounter_id": observation.encounter_id,
+        "panel": observation.code in PANEL_CODES,
+        "members": members,
     }
 
 

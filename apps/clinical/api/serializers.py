@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
+from apps.clinical.codes import OBSERVATION_CODES, PANEL_CODES, VITAL_SIGNS
 from apps.clinical.identifiers import MAX_SYSTEM_LENGTH
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import validate_search_term
@@ -90,15 +91,31 @@ class VitalsInputSerializer(SinceUntilMixin, serializers.Serializer):
 
 class ObservationOutputSerializer(serializers.ModelSerializer):
     display = serializers.SerializerMethodField()
+    panel = serializers.SerializerMethodField(
+        help_text=f"A panel ({', '.join(sorted(PANEL_CODES))}): no value of its own, its readings in `components` "
+        "or `members`. A null `value` of a row that is no panel is a missing value."
+    )
+    members = serializers.SerializerMethodField(
+        help_text="A panel with no value and no components (the vital-signs panel 85353-1 as loaded): the ids of "
+        "its readings, the vital signs taken at its instant (FHIR's hasMember; [] when none are). Null for any "
+        "other row, and in a write's answer."
+    )
 
     class Meta:
         model = Observation
         fields = ["id", "category", "code", "display", "value", "unit", "components", "effective_at", "status",
-                  "encounter_id"]  # fmt: skip
+                  "encounter_id", "panel", "members"]  # fmt: skip
 
     def get_display(self, observation: Observation) -> str:
         known = OBSERVATION_CODES.get(observation.code)
         return known.display if known else ""
+
+    def get_panel(self, observation: Observation) -> bool:
+        return observation.code in PANEL_CODES
+
+    @extend_schema_field(serializers.ListField(child=serializers.IntegerField(), allow_null=True))
+    def get_members(self, observation: Observation) -> list[int] | None:
+        return None  # documentation: the answers are built in representations.observation_json
 
 
 class ObservationCreateInputSerializer(serializers.Serializer):

@@ -12,9 +12,9 @@ from apps.clinical.codes import (
     OBSERVATION_CODES,
     RXNORM,
     UCUM,
-    VITAL_PANEL,
 )
 from apps.clinical.models import Encounter, MedicationRequest, Observation
+from apps.clinical.selectors import is_empty_panel
 
 FHIR_VERSION = "4.0.1"
 IDENTIFIER_TYPE = "http://terminology.hl7.org/CodeSystem/v2-0203"
@@ -88,11 +88,6 @@ def _quantity(value: float, unit: str) -> dict:
 
 
 DATA_ABSENT_REASON = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
-
-
-def is_empty_panel(observation: Observation) -> bool:
-    """The vital-signs panel as the synthetic loader writes it: no value, no components of its own."""
-    return observation.code == VITAL_PANEL and observation.value is None and not observation.components
 
 
 def observation_resource(observation: Observation, *, members: list[int] | None = None) -> dict:

@@ -947,10 +947,10 @@ class ObservationSearchView(FhirSearchView):
         return ["effective_at", "id"] if sort == "date" else ["-effective_at", "-id"]
 
     def resources(self, page: list[Observation]) -> list[dict]:
-        """An empty vital-signs panel (as the loader writes it: no value, no components) gets hasMember, the
-        readings taken with it: served bare it broke the R4 vital-signs profile (value, component, hasMember or
-        dataAbsentReason). One query a page, whatever loader wrote the rows."""
-        members = selectors.panel_members([row for row in page if resources.is_empty_panel(row)])
+        """An empty panel (selectors.is_empty_panel: as the loader writes 85353-1, no value, no components) gets
+        hasMember, the readings taken with it: served bare it broke the R4 vital-signs profile (value, component,
+        hasMember or dataAbsentReason). One query a page, whatever loader wrote the rows."""
+        members = selectors.panel_members([row for row in page if selectors.is_empty_panel(row)])
         return [resources.observation_resource(row, members=members.get(row.pk)) for row in page]
 
     model = Observation
