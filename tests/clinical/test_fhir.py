@@ -338,7 +338,7 @@ def test_a_cursor_without_a_time_zone_is_not_one_this_server_issued(clinician, p
 @pytest.mark.parametrize(
     ("path", "query", "parameter"),
     [
-        ("/fhir/Patient/{id}", {"_pretty": "true"}, "_pretty"),
+        ("/fhir/Patient/{id}", {"_pretty": "yes"}, "_pretty"),  # true or false, R4's standard parameter
         ("/fhir/Patient/{id}", {"identifier": "MRN-000123"}, "identifier"),
         ("/fhir/Patient/{id}", {"_format": ["xml", "json"]}, "_format"),  # the last one no longer wins
         ("/fhir/metadata", {"flavour": "x"}, "flavour"),

@@ -78,6 +78,26 @@ from apps.ratelimits.throttling import client_identity
 
 COMMON_PARAMS = {"_count", "_cursor", "_format", "_search", "_summary"}
 LAYOUT_PARAMS = {"_pretty"}  # FHIR's general parameters that change how an answer is laid out, not what it holds
+PRETTY_VALUES = ("true", "false")
+
+
+def _without_layout(params):
+    """`params` less `_pretty`, R4's standard result parameter (3.1.1.5.7), taken on every interaction, strict
+    handling too, and ignored: this server's JSON is laid out one way. Strict handling refused it (400), so a
+    client that asks for it on every call (many FHIR tools do) could not use the server. Given twice, or with a
+    value other than true or false, it is refused, as any parameter is."""
+    if "_pretty" not in params:
+        return params
+    values = params.getlist("_pretty")
+    if len(values) > 1:
+        raise FhirParamError("_pretty", "given more than once")
+    if values[0] not in PRETTY_VALUES:
+        raise FhirParamError("_pretty", "supported: true, false")
+    params = params.copy()
+    del params["_pretty"]
+    return params
+
+
 SUMMARIES = ("count", "false")  # the total alone, or whole resources (the default)
 JSON_FORMATS = ("json", "application/fhir+json", "application/json")
 REPEATABLE_PARAMS = {"date", "birthdate"}  # date=ge...&date=le...: a range
@@ -333,7 +353,8 @@ class FhirMixin:
             raise FhirParamError("_format", "given more than once")
         if request.query_params.get("_format", "json") not in JSON_FORMATS:  # every FHIR path: read, metadata
             raise FhirParamError("_format", "only JSON is supported")
-        for name, values in sorted(request.query_params.lists()) if self.accepted_params is not None else ():
+        accepted = _without_layout(request.query_params) if self.accepted_params is not None else QueryDict()
+        for name, values in sorted(accepted.lists()):
             if name == "_format":
                 continue
             if name not in self.accepted_params:
@@ -590,6 +611,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
                 params = params.copy()
                 for name in ignored:
                     del params[name]
+        params = _without_layout(params)
         for name in params:
             values = params.getlist(name)
             if len(values) > 1 and name not in REPEATABLE_PARAMS:
