@@ -5,6 +5,8 @@ No cluster exists on the development machine: the tests run this against a fake 
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 
 from apps.scaling.lazy import LazyModule
@@ -12,6 +14,8 @@ from apps.scaling.lazy import LazyModule
 # Imported when the cluster is first reached: not by every process that loads the scaling services.
 client = LazyModule("kubernetes.client")
 config = LazyModule("kubernetes.config")
+
+logger = logging.getLogger(__name__)
 
 FIELD_MANAGER = "medical-ai-control-plane"
 
@@ -104,34 +108,110 @@ def object_ref(document: dict) -> dict[str, str]:
             "namespace": metadata["namespace"], "name": metadata["name"]}  # fmt: skip
 
 
-def delete_object(api: client.ApiClient, ref: dict[str, str]) -> bool:
-    """Delete one object we applied before; whether it was there (already gone is fine). Found by its kind,
-    not the apiVersion it was applied under: the API server serves one object under each of its kind's
-    versions, and a version it no longer serves would answer 404 for an object still there."""
+# Each apply stamps its objects with the policy's generation (apply_generation, counted under the row's lock
+# by every apply and withdrawal): a re-apply of unchanged manifests changes the object all the same, so a
+# DELETE conditional on the resourceVersion read before it cannot remove what an apply put there since.
+GENERATION_ANNOTATION = "scaling.controlplane.io/apply-generation"
+# A DELETE refused for a resourceVersion changed meanwhile (the HPA controller writes its status every 15 s)
+# is read and tried again this many times.
+DELETE_TRIES = 5
+
+
+def stamped(document: dict, generation: int) -> dict:
+    """The document with the apply's generation among its annotations (not part of the manifests' digest)."""
+    metadata = document["metadata"]
+    annotations = {**(metadata.get("annotations") or {}), GENERATION_ANNOTATION: str(generation)}
+    return {**document, "metadata": {**metadata, "annotations": annotations}}
+
+
+def _generation(obj: dict) -> int | None:
+    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(GENERATION_ANNOTATION)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None  # applied before the stamp, or by hand
+
+
+def _object_path(ref: dict[str, str]) -> str:
     paths = [path for (_, kind), path in RESOURCES.items() if kind == ref["kind"]]
     if not paths:
         raise ApplyError(f"No API path known for {ref['kind']}")
-    path = paths[0].format(namespace=ref["namespace"]) + f"/{ref['name']}"
+    return paths[0].format(namespace=ref["namespace"]) + f"/{ref['name']}"
+
+
+def _read(api: client.ApiClient, path: str, ref: dict[str, str]) -> dict:
+    """The object as the API server has it now; {} where the credentials may not read it (a Role copied
+    before `get` was granted): the DELETE then goes without preconditions, as before, and the log says so."""
     try:
-        api.call_api(
-            path, "DELETE", header_params={"Accept": "application/json"},
-            response_types_map={200: "object", 202: "object"}, auth_settings=["BearerToken"],
-            _return_http_data_only=True, _request_timeout=settings.SCALING_APPLY_TIMEOUT_SECONDS,
+        return api.call_api(
+            path, "GET", header_params={"Accept": "application/json"}, response_types_map={200: "object"},
+            auth_settings=["BearerToken"], _return_http_data_only=True,
+            _request_timeout=settings.SCALING_APPLY_TIMEOUT_SECONDS,
         )  # fmt: skip
     except client.ApiException as exc:
-        if exc.status == 404:
-            return False
-        raise ApplyError(f"{ref['kind']} {ref['name']}: not removed: HTTP {exc.status} {exc.reason}") from exc
-    except Exception as exc:
-        raise ApplyError(f"{ref['kind']} {ref['name']}: not removed: {type(exc).__name__}: {exc}") from exc
-    return True
+        if exc.status != 403:
+            raise
+        logger.warning(
+            "%s %s/%s: not readable (HTTP 403), deleted without preconditions: grant `get` on it (see "
+            "deploy/k8s/components/scaling-apply/rbac.yaml), or a withdrawal's DELETE arriving late can remove "
+            "what a later apply put there", ref["kind"], ref["namespace"], ref["name"],
+        )  # fmt: skip
+        return {}
 
 
-def remove_objects(refs: list[dict[str, str]]) -> list[str]:
-    """Delete objects we applied before (already gone is fine); the kind/name of each that was there."""
+def delete_object(api: client.ApiClient, ref: dict[str, str], *, before_generation: int | None = None) -> bool | None:
+    """Delete one object we applied before; whether it was there (already gone is fine; None: left, a later
+    apply's). Found by its kind, not the apiVersion it was applied under: the API server serves one object
+    under each of its kind's versions, and a version it no longer serves would answer 404 for an object
+    still there.
+
+    The object is read first and deleted only as read (DeleteOptions preconditions: its uid and
+    resourceVersion): a DELETE that timed out here can still reach the API server later, after the policy was
+    enabled and applied again, and it removed the new autoscaler while the policy said applied. As read, it
+    is refused (409) once any apply has stamped the object since. `before_generation` (a withdrawal's): an
+    object stamped by that generation or a later one is an apply's after the withdrawal, and is left."""
+    path = _object_path(ref)
+    for _ in range(DELETE_TRIES):
+        try:
+            obj = _read(api, path, ref)
+            generation = _generation(obj)
+            if before_generation is not None and generation is not None and generation >= before_generation:
+                return None  # a later apply's: not this withdrawal's to remove
+            metadata = obj.get("metadata") or {}
+            preconditions = {key: metadata[key] for key in ("uid", "resourceVersion") if metadata.get(key)}
+            api.call_api(
+                path, "DELETE", header_params={"Accept": "application/json", "Content-Type": "application/json"},
+                body={"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": preconditions},
+                response_types_map={200: "object", 202: "object"}, auth_settings=["BearerToken"],
+                _return_http_data_only=True, _request_timeout=settings.SCALING_APPLY_TIMEOUT_SECONDS,
+            )  # fmt: skip
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return False
+            if exc.status == 409:  # changed since it was read (its status, or an apply): read it again
+                continue
+            raise ApplyError(f"{ref['kind']} {ref['name']}: not removed: HTTP {exc.status} {exc.reason}") from exc
+        except Exception as exc:
+            raise ApplyError(f"{ref['kind']} {ref['name']}: not removed: {type(exc).__name__}: {exc}") from exc
+        return True
+    raise ApplyError(f"{ref['kind']} {ref['name']}: not removed: changed each of the {DELETE_TRIES} times it was read")
+
+
+def remove_objects(
+    refs: list[dict[str, str]], *, before_generation: int | None = None, kept: list | None = None
+) -> list[str]:
+    """Delete objects we applied before (already gone is fine); the kind/name of each that was there.
+    `before_generation`: as delete_object's; `kept` is given those left for a later apply."""
     api = cluster_client()
+    removed = []
     try:
-        return [f"{ref['kind']}/{ref['name']}" for ref in refs if delete_object(api, ref)]
+        for ref in refs:
+            outcome = delete_object(api, ref, before_generation=before_generation)
+            if outcome:
+                removed.append(f"{ref['kind']}/{ref['name']}")
+            elif outcome is None and kept is not None:
+                kept.append(ref)
+        return removed
     finally:
         api.close()
 

@@ -220,6 +220,11 @@ class ScalingPolicy(models.Model):
     applied_objects = models.JSONField(
         default=list, blank=True, help_text="The objects last applied: those the manifests drop are removed."
     )
+    apply_generation = models.PositiveBigIntegerField(
+        default=0,
+        help_text="Counts the applies and withdrawals started; each apply stamps its objects with its own, and a "
+        "withdrawal removes none a later apply stamped.",
+    )
     state_changed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -505,7 +505,7 @@ def _set_state(policy: ScalingPolicy, state: str, **fields) -> None:
 # The columns the apply state machine writes (workers, the checker): re-read under the row's lock before
 # acting, never taken from an instance loaded earlier (an admin form, a checker's pass).
 APPLY_FIELDS = ("apply_state", "apply_attempts", "apply_error", "desired_hash", "applied_hash", "applied_objects",
-                "state_changed_at")  # fmt: skip
+                "apply_generation", "state_changed_at")  # fmt: skip
 
 
 def policy_state_refresh(policy: ScalingPolicy) -> str:
@@ -588,7 +588,8 @@ def policy_apply(*, policy_id: int, judged_state_at: datetime | object | None = 
             # the first's apply failed again before the second was taken, which applied at once, spending an
             # attempt and skipping the backoff. The next due state gets its own send.
             return policy
-        _set_state(policy, states.APPLYING, apply_attempts=policy.apply_attempts + 1)
+        _set_state(policy, states.APPLYING, apply_attempts=policy.apply_attempts + 1,
+                   apply_generation=policy.apply_generation + 1)  # fmt: skip
         claim = (policy.state_changed_at, policy.desired_hash)  # an edit while applying changes the digest
     refs: list[dict] = []
     try:
@@ -599,7 +600,8 @@ def policy_apply(*, policy_id: int, judged_state_at: datetime | object | None = 
             raise kube.ApplyError("; ".join(errors))
         refs = [kube.object_ref(document) for document in docs.values()]
         replace, remove, left = _dropped_objects(policy.applied_objects, refs, applied_before=bool(policy.applied_hash))
-        applied = kube.apply_documents(list(docs.values()), replace=replace, remove=remove)
+        stamped = [kube.stamped(document, policy.apply_generation) for document in docs.values()]
+        applied = kube.apply_documents(stamped, replace=replace, remove=remove)
     except kube.ApplyError as exc:
         logger.warning("scaling manifests of %s were not applied: %s", policy.service.slug, exc)
         return _apply_outcome(
@@ -735,10 +737,15 @@ def policy_withdraw(*, policy_id: int, judged_state_at: datetime | object | None
         if policy.apply_state == states.APPLYING and not _stuck(policy, timezone.now()):
             return policy  # an apply or a withdrawal in flight: its outcome withdraws what is left
         previous_state, previous_attempts = policy.apply_state, policy.apply_attempts
-        _set_state(policy, states.APPLYING, apply_error="policy disabled: withdrawing its autoscaling")
+        _set_state(policy, states.APPLYING, apply_error="policy disabled: withdrawing its autoscaling",
+                   apply_generation=policy.apply_generation + 1)  # fmt: skip
         claimed_at = policy.state_changed_at
+    kept: list[dict] = []
     try:
-        removed = kube.remove_objects(refs)
+        # Conditional deletes: one timing out here and reaching the API server after the policy was enabled
+        # and applied again removes nothing (see kube.delete_object); an apply after this claim stamped its
+        # objects with a later generation, and they are left.
+        removed = kube.remove_objects(refs, before_generation=policy.apply_generation, kept=kept)
     except kube.ApplyError as exc:
         logger.warning("autoscalers of disabled policy %s were not removed: %s", policy.service.slug, exc)
         attempts = previous_attempts + 1 if previous_state == states.FAILED else 1  # not the apply's
@@ -752,6 +759,7 @@ def policy_withdraw(*, policy_id: int, judged_state_at: datetime | object | None
         logger.exception("autoscalers of disabled policy %s were not removed", policy.service.slug)
         return _withdraw_outcome(policy, claimed_at, states.FAILED, refs=(), apply_attempts=previous_attempts + 1,
                                  applied_hash="", apply_error=f"{type(exc).__name__}: {exc}"[:4000])  # fmt: skip
+    refs = [ref for ref in refs if ref not in kept]
     return _withdraw_outcome(policy, claimed_at, states.NOT_CONFIGURED, refs=refs, applied_hash="", apply_attempts=0,
                              apply_error=f"policy disabled: removed {', '.join(removed) or 'nothing (already gone)'}; "
                              "the Deployment keeps its replicas")  # fmt: skip

@@ -632,7 +632,8 @@ def test_the_scaling_apply_component_gives_the_worker_alone_the_rights_kube_py_u
     ]
     assert account["metadata"]["namespace"] == by_kind["Deployment", "controlplane-worker"]["metadata"]["namespace"]
 
-    # Server-side apply (its dry runs too) is a PATCH, which creates an object not there yet; withdrawals DELETE.
+    # Server-side apply (its dry runs too) is a PATCH, which creates an object not there yet; withdrawals GET
+    # the object, then DELETE it as read.
     granted = {
         (group, resource): set(rule["verbs"])
         for rule in role["rules"]
@@ -643,5 +644,5 @@ def test_the_scaling_apply_component_gives_the_worker_alone_the_rights_kube_py_u
     for path in kube.RESOURCES.values():
         parts = path.strip("/").split("/")
         group = "" if parts[0] == "api" else parts[1]
-        used[group, parts[-1]] = {"create", "patch", "delete"}
+        used[group, parts[-1]] = {"create", "patch", "delete", "get"}
     assert granted == used

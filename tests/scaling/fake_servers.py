@@ -1,17 +1,20 @@
 """Fake HTTP servers on loopback for what cannot run here: a Kubernetes API server and Prometheus.
 
 The Kubernetes one answers server-side apply PATCHes the way the real one does for our purposes (echo
-the object, honour dryRun, refuse a name a v1 Service may not have, keep what was applied, answer 404
-to a DELETE of what is not there), and stands in for KEDA too: its validating admission webhook, and the
-HPA it makes for a ScaledObject; each test can make a kind fail. No Kubernetes cluster exists here: this
-is the only API server the tests have.
+the object, honour dryRun, refuse a name a v1 Service may not have, keep what was applied with a uid and a
+resourceVersion that changes when the object does, answer a GET of it, answer 404 to a DELETE of what is
+not there and 409 to one whose DeleteOptions preconditions no longer hold), and stands in for KEDA too:
+its validating admission webhook, and the HPA it makes for a ScaledObject; each test can make a kind fail.
+No Kubernetes cluster exists here: this is the only API server the tests have.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -59,6 +62,14 @@ class FakeKubernetes(LoopbackServer):
         self.fail_apply: dict[str, int] = {}  # the same, for real applies only (their dry runs pass)
         self.deleted: list[str] = []  # paths of the DELETE requests that found their object
         self.objects: dict[tuple[str, str, str, str], dict] = {}  # what is applied, by _object_key
+        self.reads: list[str] = []  # paths of the GET requests
+        self.reads_forbidden = False  # credentials without `get` (a Role copied before it was granted): 403
+        # Set to an Event, DELETEs wait for it before the server carries them out (a request the client gave
+        # up on, timed out, that reaches the API server later); `landed`: (path, status) of each carried out.
+        self.delete_gate: threading.Event | None = None
+        self.gated_paths: set[str] | None = None  # the DELETEs the gate holds (None: all)
+        self.landed: list[tuple[str, int]] = []
+        self.versions = 0  # the last resourceVersion given
         # KEDA's validating admission webhook (on by default since KEDA 2.12): off stands for a cluster
         # without it, or one whose webhook is down under its default failurePolicy Ignore.
         self.keda_webhook = True
@@ -99,24 +110,33 @@ class FakeKubernetes(LoopbackServer):
                     return
                 _reply(self, 200, body)
 
-            def do_DELETE(self):
+            def do_GET(self):
                 path = urlparse(self.path).path
-                fake.requests.append({"method": "DELETE", "path": path, "query": {}, "kind": None})
+                fake.reads.append(path)
                 with fake.lock:
                     there = fake.objects.get(_object_key(path))
-                    status = fake.fail.get(there["kind"], 200) if there else 200
-                    if status != 200:
-                        _reply(self, status, _status(status, "Forbidden", "forbidden"))
-                        return
-                    gone = fake.objects.pop(_object_key(path), None)
-                    if gone and gone["kind"] == "ScaledObject":
-                        # Its HPA goes with it (an owner reference: the garbage collector deletes it).
-                        fake.objects.pop(fake._keda_hpa_key(gone), None)
-                if gone is None:
+                    status = fake.fail.get(there["kind"], 200) if there else 404
+                if fake.reads_forbidden:
+                    status = 403
+                if status == 404:
                     _reply(self, 404, _status(404, "NotFound", f"{path.rsplit('/', 1)[-1]} not found"))
-                    return
-                fake.deleted.append(path)
-                _reply(self, 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+                elif status != 200:
+                    _reply(self, status, _status(status, "Forbidden", "forbidden"))
+                else:
+                    _reply(self, 200, there)
+
+            def do_DELETE(self):
+                path = urlparse(self.path).path
+                length = int(self.headers.get("Content-Length") or 0)
+                options = json.loads(self.rfile.read(length)) if length else {}
+                fake.requests.append({"method": "DELETE", "path": path, "query": {}, "kind": None, "body": options})
+                gate = fake.delete_gate
+                if gate is not None and (fake.gated_paths is None or path in fake.gated_paths):
+                    gate.wait(timeout=30)
+                status, payload = fake._delete(path, (options or {}).get("preconditions") or {})
+                fake.landed.append((path, status))
+                with contextlib.suppress(OSError):  # the client gave up waiting: carried out all the same
+                    _reply(self, status, payload)
 
             def log_message(self, *args):
                 pass
@@ -149,7 +169,42 @@ class FakeKubernetes(LoopbackServer):
                 and obj["spec"]["scaleTargetRef"]["name"] == deployment
             )
 
+    def _delete(self, path: str, preconditions: dict) -> tuple[int, dict]:
+        with self.lock:
+            there = self.objects.get(_object_key(path))
+            if there is None:
+                return 404, _status(404, "NotFound", f"{path.rsplit('/', 1)[-1]} not found")
+            status = self.fail.get(there["kind"], 200)
+            if status != 200:
+                return status, _status(status, "Forbidden", "forbidden")
+            for key, wanted in preconditions.items():
+                if there["metadata"].get(key) != wanted:
+                    # As the API server words it (apiserver's registry store, a failed precondition).
+                    message = f"Precondition failed: {key} in precondition: {wanted}, {key} in object meta: " + str(
+                        there["metadata"].get(key)
+                    )
+                    return 409, _status(409, "Conflict", message)
+            gone = self.objects.pop(_object_key(path))
+            if gone["kind"] == "ScaledObject":
+                # Its HPA goes with it (an owner reference: the garbage collector deletes it).
+                self.objects.pop(self._keda_hpa_key(gone), None)
+        self.deleted.append(path)
+        return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
+
     def _store(self, path: str, body: dict) -> None:
+        before = self.objects.get(_object_key(path))
+        server_set = ("uid", "resourceVersion")
+        metadata = {key: value for key, value in body["metadata"].items() if key not in server_set}
+        body = {**body, "metadata": metadata}
+        if before is not None:
+            same = {**before, "metadata": {k: v for k, v in before["metadata"].items() if k not in server_set}}
+            if same == body:
+                return  # an apply that changes nothing leaves the resourceVersion as it was
+            metadata["uid"] = before["metadata"]["uid"]
+        else:
+            metadata["uid"] = str(uuid.uuid4())
+        self.versions += 1
+        metadata["resourceVersion"] = str(self.versions)
         self.objects[_object_key(path)] = body
         if body["kind"] == "ScaledObject":
             # KEDA's operator makes the HPA that does the scaling: keda-hpa-<name>, owned by the ScaledObject.

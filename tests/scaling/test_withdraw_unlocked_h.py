@@ -62,8 +62,8 @@ def _during_the_removal(monkeypatch, action) -> list:
     real = kube.remove_objects
     seen = []
 
-    def removing(refs):
-        done = real(refs)
+    def removing(refs, **options):
+        done = real(refs, **options)
         if not seen:
             seen.append(action())
         return done
