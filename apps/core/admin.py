@@ -24,6 +24,7 @@ from django_celery_beat.admin import (
     IntervalScheduleAdmin,
     PeriodicTaskAdmin,
     PeriodicTaskForm,
+    PeriodicTaskInline,
     SolarScheduleAdmin,
 )
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
@@ -32,6 +33,7 @@ from kombu.utils.json import loads
 
 from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.core.schedules import CRONTAB_GAP_HORIZON_DAYS
+from apps.services.selectors import sees_all_traffic, visible_service_ids
 
 WHAT_RUNS = ("name", "task", "args", "kwargs", "queue", "exchange", "routing_key", "priority", "headers",
              "expires", "expire_seconds", "one_off")  # fmt: skip
@@ -179,8 +181,117 @@ class WhatRunsForm(TimesReadableInUtc, PeriodicTaskForm):
         return value
 
 
+EVERY_SERVICE = "every service"  # what a schedule acting on the whole registry concerns
+
+# The schedules' tasks that act on services (a load test, a measurement, a scaling apply): task name -> (the
+# argument naming a row, its model as "app.Model", the path from that model to its service). A schedule of
+# any other task (pruning, heartbeat, forecasts, alerts) sends no work to a service: it is everyone's.
+SERVICE_ROW_ARGUMENTS = {
+    "benchmarks.scheduled_run": ("plan_id", "benchmarks.BenchmarkPlan", "service_id"),
+    "benchmarks.execute_run": ("run_id", "benchmarks.BenchmarkRun", "plan__service_id"),
+    "scaling.apply_policy": ("policy_id", "scaling.ScalingPolicy", "service_id"),
+    "scaling.withdraw_policy": ("policy_id", "scaling.ScalingPolicy", "service_id"),
+    "inference.profile_deployment": ("deployment_id", "inference.ModelDeployment", "service_id"),
+}
+# Tasks that measure (and may apply to) every service: "optimize all" sends its load to each one.
+EVERY_SERVICE_TASKS = frozenset({"optimizer.scheduled_run"})
+
+
+def _row_argument(schedule: PeriodicTask, name: str):
+    """The schedule's argument `name` (by keyword, else its first positional), or None when unreadable."""
+    try:
+        args, kwargs = loads(schedule.args or "[]"), loads(schedule.kwargs or "{}")
+    except ValueError:
+        return None
+    if isinstance(kwargs, dict) and name in kwargs:
+        return kwargs[name]
+    return args[0] if isinstance(args, list) and args else None
+
+
+def schedules_hidden_from(user, schedules) -> tuple[set[int], set[int]]:
+    """(the ids of `schedules` that act on a service hidden from `user`, those that act on every service while
+    one is hidden from them). A nightly benchmark is named after its plan and carries the plan's id: listed,
+    an Operator outside the service's group read it, disabled it, or ran a load test of the hidden service."""
+    from django.apps import apps
+
+    visible = visible_service_ids(user)
+    if visible is None:
+        return set(), set()
+    rows = [PeriodicTask(pk=pk, task=task, args=args, kwargs=kwargs) for pk, task, args, kwargs
+            in schedules.filter(task__in=[*SERVICE_ROW_ARGUMENTS, *EVERY_SERVICE_TASKS])
+            .select_related(None).values_list("pk", "task", "args", "kwargs")]  # fmt: skip
+    every = {row.pk for row in rows if row.task in EVERY_SERVICE_TASKS}
+    if every and sees_all_traffic(visible):
+        every = set()
+    wanted: dict[str, dict[int, list[int]]] = {}  # task -> row id -> schedule ids
+    for row in rows:
+        if row.task in SERVICE_ROW_ARGUMENTS:
+            row_id = _row_argument(row, SERVICE_ROW_ARGUMENTS[row.task][0])
+            if isinstance(row_id, int) and not isinstance(row_id, bool):
+                wanted.setdefault(row.task, {}).setdefault(row_id, []).append(row.pk)
+    hidden: set[int] = set()
+    for task, by_row in wanted.items():
+        _, model_name, service_path = SERVICE_ROW_ARGUMENTS[task]
+        services = apps.get_model(model_name).objects.filter(pk__in=by_row).values_list("pk", service_path)
+        for row_id, service_id in services:
+            if service_id not in visible:
+                hidden.update(by_row[row_id])
+    return hidden, every
+
+
+def schedules_visible_to(user, schedules):
+    """`schedules` less those acting on a service hidden from `user` (as absent as missing ones)."""
+    hidden, _ = schedules_hidden_from(user, schedules)
+    return schedules.exclude(pk__in=hidden) if hidden else schedules
+
+
 class ScheduleAdmin(PlainLookupsAdmin, PeriodicTaskAdmin):
     form = WhatRunsForm
+
+    def get_queryset(self, request: HttpRequest):
+        return schedules_visible_to(request.user, super().get_queryset(request))
+
+    def may_act_on(self, request: HttpRequest, schedule: PeriodicTask | None) -> bool:
+        """A schedule acting on every service ("optimize all") is changed, switched and run only by those from
+        whom no service is hidden: its load reaches the services they cannot see."""
+        if schedule is None:
+            return True
+        _, every = schedules_hidden_from(request.user, PeriodicTask.objects.filter(pk=schedule.pk))
+        return not every
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and self.may_act_on(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and self.may_act_on(request, obj)
+
+    def _actionable(self, request: HttpRequest, queryset):
+        """The selected schedules this user may act on; each left out is named in an error."""
+        _, every = schedules_hidden_from(request.user, queryset)
+        if not every:
+            return queryset
+        for name in queryset.filter(pk__in=every).values_list("name", flat=True):
+            self.message_user(request, f"Not changed: {name} acts on every service, some hidden from you; "
+                              "an administrator changes or runs it.", messages.ERROR)  # fmt: skip
+        return queryset.exclude(pk__in=every)
+
+    @admin.action(description="Enable selected tasks")
+    def enable_tasks(self, request: HttpRequest, queryset) -> None:
+        queryset = self._actionable(request, queryset)
+        if queryset.exists():
+            super().enable_tasks(request, queryset)
+
+    @admin.action(description="Disable selected tasks")
+    def disable_tasks(self, request: HttpRequest, queryset) -> None:
+        queryset = self._actionable(request, queryset)
+        if queryset.exists():
+            super().disable_tasks(request, queryset)
+
+    @admin.action(description="Toggle activity of selected tasks")
+    def toggle_tasks(self, request: HttpRequest, queryset) -> None:
+        queryset = self._actionable(request, queryset)
+        if queryset.exists():
+            super().toggle_tasks(request, queryset)
 
     @staticmethod
     def may_choose_what_runs(request: HttpRequest) -> bool:
@@ -209,6 +320,7 @@ class ScheduleAdmin(PlainLookupsAdmin, PeriodicTaskAdmin):
         not fit its task, or its task is not registered): such a schedule was a 500 after the ones before it
         were sent. The broker unreachable is said so (as the benchmark, scaling and inference "send now"
         actions do): its kombu OperationalError was a 500."""
+        queryset = self._actionable(request, queryset)  # "optimize all" while a service is hidden from them
         sent, refused = 0, []
         for schedule in queryset:
             task = registered_task(schedule.task)
@@ -241,10 +353,21 @@ class ScheduleAdmin(PlainLookupsAdmin, PeriodicTaskAdmin):
             self.message_user(request, f"Not sent: {reason}", messages.ERROR)
 
 
+class VisibleSchedulesInline(PeriodicTaskInline):
+    """The schedules using a timing, less those acting on a service hidden from the user: the crontab's page
+    listed the nightly benchmark of a hidden service, its name and plan id."""
+
+    def get_queryset(self, request: HttpRequest):
+        return schedules_visible_to(request.user, super().get_queryset(request))
+
+
 class InlineOnlyShown:
     """A beat timing's admin whose inline (the schedules using it) is read-only with nothing to add: a posted
     form has nothing to save in it, so a post builds none. Built on a post it trusted the posted TOTAL_FORMS,
-    and 99999999 built and rendered a thousand empty forms (seconds of a worker) only to refuse the save."""
+    and 99999999 built and rendered a thousand empty forms (seconds of a worker) only to refuse the save. It
+    lists only the schedules the user sees (VisibleSchedulesInline)."""
+
+    inlines = [VisibleSchedulesInline]
 
     def get_inline_instances(self, request: HttpRequest, obj=None):
         if request.method == "POST":
