@@ -520,6 +520,82 @@ def table_scans() -> list[dict]:
         ]
 
 
+def statistics_reset_at() -> str | None:
+    """When this database's statistics were last reset (pg_stat_database.stats_reset; None: never, or not
+    PostgreSQL): its counters count from then."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT stats_reset FROM pg_stat_database WHERE datname = current_database()")
+        row = cursor.fetchone()
+    return row[0].isoformat() if row and row[0] else None
+
+
+def scan_counters(*, read_at: str, stats_reset: str | None, tables: list[dict], indexes: list[dict]) -> dict:
+    """The cumulative counters a run read, stored with it: the next run's figures are counted from these."""
+    return {
+        "read_at": read_at,
+        "stats_reset": stats_reset,
+        "tables": {t["table"]: {key: t[key] for key in _TABLE_COUNTERS} for t in tables},
+        "indexes": {i["index"]: i["scans"] for i in indexes},
+    }
+
+
+_TABLE_COUNTERS = ("seq_scan", "seq_tup_read", "idx_scan")
+
+# The unused-index advice needs at least this long a window of counts: a run an hour after the last one saw
+# every index unscanned for that hour. A nightly schedule's runs, a day apart, give a window long enough.
+UNUSED_INDEX_MIN_WINDOW_SECONDS = 20 * 3600
+
+
+def scan_window(
+    table_scans: list[dict], index_usage: list[dict], *, read_at: str, stats_reset: str | None, baseline: dict | None
+) -> dict:
+    """Count this run's table and index scans from the previous run's counters (`baseline`: its scan_counters and
+    its run), not since the statistics were last reset: PostgreSQL's counters only grow, so a table scanned a lot
+    a month ago, or an index unused before a change of traffic, gave the same advice at every run for ever.
+
+    Each row gets `window` (table) or `window_scans` (index): its counts within the window; a counter lower than
+    its baseline (a table's counters reset on their own, an index built again) counts from zero. Without a
+    baseline, or with one from before a statistics reset, the window starts at the reset (None: unknown)."""
+    from datetime import datetime
+
+    usable = baseline is not None and baseline["counters"].get("stats_reset") == stats_reset
+    if usable:
+        counters = baseline["counters"]
+        window = {"since": counters["read_at"], "basis": "previous run", "run": baseline["run"]}
+    else:
+        counters = {"tables": {}, "indexes": {}}
+        window = {"since": stats_reset, "basis": "statistics reset" if stats_reset else "no baseline", "run": None}
+        if baseline is not None:
+            window["note"] = f"statistics were reset after run #{baseline['run']}: counted from the reset"
+    since = datetime.fromisoformat(window["since"]) if window["since"] else None
+    window["until"] = read_at
+    window["seconds"] = round((datetime.fromisoformat(read_at) - since).total_seconds()) if since else None
+    for row in table_scans:
+        before = counters["tables"].get(row["table"])
+        if before is None or any(row[key] < before.get(key, 0) for key in _TABLE_COUNTERS):
+            before = {}
+        row["window"] = {key: row[key] - before.get(key, 0) for key in _TABLE_COUNTERS}
+    for row in index_usage:
+        before = counters["indexes"].get(row["index"], 0)
+        row["window_scans"] = row["scans"] - before if row["scans"] >= before else row["scans"]
+    window["text"] = window_text(window)
+    return window
+
+
+def window_text(window: dict | None) -> str:
+    """The window of a run's scan figures in words, for its advice and report."""
+    if not window:
+        return "since statistics were reset"
+    hours = f"{window['seconds'] / 3600:,.1f} h" if window.get("seconds") is not None else None
+    if window["basis"] == "previous run":
+        return f"in the {hours} since run #{window['run']} ({window['since'][:16].replace('T', ' ')} UTC)"
+    if window["basis"] == "statistics reset":
+        return f"in the {hours} since statistics were reset ({window['since'][:16].replace('T', ' ')} UTC)"
+    return "since statistics began (no earlier run to count from, no reset recorded)"
+
+
 def slow_statements(limit: int = 10) -> dict:
     """The slowest statements by mean time, where pg_stat_statements is loaded on the server."""
     if connection.vendor != "postgresql":
@@ -713,9 +789,14 @@ def recommendations_for(findings: dict) -> list[Draft]:
             )
         )
     designed = designed_indexes()
+    window = findings.get("scan_window")
+    during = window_text(window)
+    short = bool(window and window.get("seconds") is not None and window["seconds"] < UNUSED_INDEX_MIN_WINDOW_SECONDS)
     for usage in findings["index_usage"]:
+        scans = usage.get("window_scans", usage["scans"])
         if (
-            usage["scans"] == 0
+            scans == 0
+            and not short
             and not (usage["unique"] or usage["primary"] or usage.get("constraint") or usage.get("scans_incomplete"))
             and usage["bytes"] > 8 * 1024 * 1024
         ):
@@ -724,7 +805,7 @@ def recommendations_for(findings: dict) -> list[Draft]:
                     kind="review_unused_index",
                     subject=usage["index"],
                     title=f"Review unused index {usage['index']}",
-                    reason=f"Never scanned since statistics were reset, {usage['bytes'] // 1024 // 1024} MiB. "
+                    reason=f"Never scanned {during}, {usage['bytes'] // 1024 // 1024} MiB. "
                     "Drop it only after a representative period of traffic"
                     + (
                         ", and in the model that declares it (a migration): dropped by hand, the next run proposes "
@@ -733,21 +814,22 @@ def recommendations_for(findings: dict) -> list[Draft]:
                         else "."
                     ),
                     change={},
-                    evidence=usage,
+                    evidence={**usage, "scan_window": window} if window else usage,
                     actionable=False,
                 )
             )
     for table in findings["table_scans"]:
-        if table["live_rows"] > SEQ_SCAN_ROWS and table["seq_tup_read"] > 10 * max(table["live_rows"], 1):
+        counts = table.get("window", table)
+        if table["live_rows"] > SEQ_SCAN_ROWS and counts["seq_tup_read"] > 10 * max(table["live_rows"], 1):
             drafts.append(
                 Draft(
                     kind="investigate_seq_scans",
                     subject=table["table"],
                     title=f"Investigate sequential scans on {table['table']}",
-                    reason=f"{table['seq_scan']} sequential scans read {table['seq_tup_read']:,} rows; "
+                    reason=f"{counts['seq_scan']:,} sequential scans read {counts['seq_tup_read']:,} rows {during}; "
                     "a query outside the registered patterns may lack an index.",
                     change={},
-                    evidence=table,
+                    evidence={**table, "scan_window": window} if window else table,
                     actionable=False,
                 )
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.apps import apps as django_apps
 
 from apps.metrics.selectors import alert_list, slo_status
-from apps.optimizer.models import OptimizationRun, Recommendation
+from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
 from apps.services.selectors import of_visible_services, sees_all_traffic, services_visible_to, visible_service_ids
 
 
@@ -37,3 +37,21 @@ def control_plane_overview(user) -> dict:
         "alerts": alert_list(state="firing", limit=20, visible_services=visible),
         "regressions": regressions,
     }
+
+
+def database_scan_baseline(*, before: str) -> dict | None:
+    """The scan counters the latest earlier database step stored at its end, with its run: what this run's
+    table and index scans are counted from. Only a step that started an hour or more before `before` (ISO):
+    a run minutes after another measured minutes, and found every index unused in them."""
+    from datetime import datetime, timedelta
+
+    latest = datetime.fromisoformat(before) - timedelta(hours=1)
+    step = (
+        OptimizationStep.objects.filter(
+            name=OptimizationRun.Target.DATABASE, findings__has_key="counters", started_at__lte=latest
+        )
+        .order_by("-started_at")
+        .values("run_id", "findings__counters")
+        .first()
+    )
+    return {"run": step["run_id"], "counters": step["findings__counters"]} if step else None

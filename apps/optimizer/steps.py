@@ -45,16 +45,22 @@ class DatabaseStep(Step):
     def measure(self, goals: Goals, progress: Progress) -> StepResult:
         # The tables' scan counters are read before this run's probes: their sequential scans are the
         # optimizer's own, and advised "investigate sequential scans ... a query outside the patterns".
-        table_scans = database.table_scans()
+        table_scans, read_at = database.table_scans(), timezone.now().isoformat()
         with database.own_statements_tagged():
             patterns = database.explain_patterns(lambda done, message: progress(0.1 + 0.5 * done, message))
         if not patterns:
             return StepResult(skipped="No clinical data to measure yet: load some with `manage.py load_synthetic`.")
         progress(0.6, "read index and table statistics")
         with database.own_statements_tagged():
-            return self._measured(patterns, table_scans)
+            return self._measured(patterns, table_scans, read_at)
 
-    def _measured(self, patterns: list[dict], table_scans: list[dict]) -> StepResult:
+    def _measured(self, patterns: list[dict], table_scans: list[dict], read_at: str) -> StepResult:
+        from apps.optimizer.selectors import database_scan_baseline
+
+        stats_reset, index_usage = database.statistics_reset_at(), database.index_usage()
+        # Scans are counted from the previous run's counters (read at its end, after its own probes).
+        window = database.scan_window(table_scans, index_usage, read_at=read_at, stats_reset=stats_reset,
+                                      baseline=database_scan_baseline(before=read_at))  # fmt: skip
         states = database.index_states()
         findings = {
             "vendor": connection.vendor,
@@ -62,11 +68,13 @@ class DatabaseStep(Step):
             "index_states": states,
             "missing_indexes": [state for state in states if state["state"] in ("missing", "invalid")],
             "invalid_indexes": database.invalid_indexes(),
-            "index_usage": database.index_usage(),
+            "index_usage": index_usage,
             "table_scans": table_scans,
+            "scan_window": window,
             "slow_statements": database.slow_statements(),
             "pool": database_pool_stats(),
         }
+        findings["counters"] = _counters_now(index_usage)
         return StepResult(findings=findings, drafts=database.recommendations_for(findings))
 
     def apply(self, change: dict, subject: str, evidence: dict | None = None) -> dict:
@@ -85,6 +93,8 @@ class DatabaseStep(Step):
             row["plan_after"] = after[row["pattern"]].get("plan")
         findings["index_states"] = database.index_states()
         findings["missing_indexes"] = [s for s in findings["index_states"] if s["state"] in ("missing", "invalid")]
+        if "counters" in findings:  # this pass's probes are the optimizer's, not the next run's traffic
+            findings["counters"] = _counters_now(database.index_usage())
         return findings
 
     def verdicts(self, findings: dict, goals: Goals) -> list[dict]:
@@ -125,6 +135,12 @@ class DatabaseStep(Step):
                 )
             )
         return verdicts
+
+
+def _counters_now(index_usage: list[dict]) -> dict:
+    """The scan counters as the step leaves them: the next run counts its figures from these."""
+    return database.scan_counters(read_at=timezone.now().isoformat(), stats_reset=database.statistics_reset_at(),
+                                  tables=database.table_scans(), indexes=index_usage)  # fmt: skip
 
 
 def _latest_timed_out_ms(pattern: dict) -> float | None:

@@ -226,6 +226,8 @@ class Command(BaseCommand):
                 if remeasured:
                     used = f"after: {used}"
                 self.stdout.write(f"  {pattern['pattern']:<26}{timing}{after}  {used}{scans}")
+            if window := step.findings.get("scan_window"):
+                self.stdout.write(f"  table and index scans counted {window['text']}")
             for namespace in step.findings.get("namespaces", []):
                 rate = "-" if namespace["hit_rate"] is None else f"{namespace['hit_rate']:.3f}"
                 self.stdout.write(
