@@ -592,6 +592,7 @@ def policy_apply(*, policy_id: int, judged_state_at: datetime | object | None = 
                    apply_generation=policy.apply_generation + 1)  # fmt: skip
         claim = (policy.state_changed_at, policy.desired_hash)  # an edit while applying changes the digest
     refs: list[dict] = []
+    intended: list[dict] = []
     try:
         docs = policy_manifests(policy)
         digest = manifests.digest(docs)
@@ -600,16 +601,18 @@ def policy_apply(*, policy_id: int, judged_state_at: datetime | object | None = 
             raise kube.ApplyError("; ".join(errors))
         refs = [kube.object_ref(document) for document in docs.values()]
         replace, remove, left = _dropped_objects(policy.applied_objects, refs, applied_before=bool(policy.applied_hash))
+        intended = _intent_record(policy, refs)
         stamped = [kube.stamped(document, policy.apply_generation) for document in docs.values()]
         applied = kube.apply_documents(stamped, replace=replace, remove=remove)
     except kube.ApplyError as exc:
         logger.warning("scaling manifests of %s were not applied: %s", policy.service.slug, exc)
-        return _apply_outcome(
-            policy, claim, refs, states.FAILED, apply_error=str(exc)[:4000], partly_applied=exc.applied
-        )
+        return _apply_outcome(policy, claim, refs, states.FAILED, apply_error=str(exc)[:4000],
+                              partly_applied=exc.applied, intended=intended)  # fmt: skip
     except Exception as exc:  # never leave it APPLYING: FAILED retries with backoff, up to the cap
         logger.exception("scaling manifests of %s were not applied", policy.service.slug)
-        return _apply_outcome(policy, claim, refs, states.FAILED, apply_error=f"{type(exc).__name__}: {exc}"[:4000])
+        # Whatever went wrong may have been mid-way through the requests: what was planned is kept as maybe applied.
+        return _apply_outcome(policy, claim, refs, states.FAILED, apply_error=f"{type(exc).__name__}: {exc}"[:4000],
+                              partly_applied=intended)  # fmt: skip
     if left:
         names = ", ".join("{kind}/{namespace}/{name}".format(**ref) for ref in left)
         applied.append(
@@ -619,8 +622,32 @@ def policy_apply(*, policy_id: int, judged_state_at: datetime | object | None = 
                           applied_objects=refs, apply_error=f"applied {', '.join(applied)}")  # fmt: skip
 
 
+def _intent_record(policy: ScalingPolicy, refs: list[dict]) -> list[dict]:
+    """Before the cluster is written, the objects about to be applied join applied_objects (as maybe applied):
+    a worker killed mid-apply (SIGKILL, an evicted pod) after the API server created them left autoscalers
+    nothing here knew of, never withdrawn when the policy was disabled or deleted, and never replaced when
+    KEDA was switched (its webhook refused the ScaledObject beside the unknown HPA). The apply that takes
+    over a stuck one, a withdrawal and a delete read them there. The outcome records what was applied; a
+    failure drops those of them it never sent. The ones added: not applied before."""
+    with transaction.atomic():
+        current = ScalingPolicy.objects.select_for_update(of=("self",)).filter(pk=policy.pk).first()
+        if current is None:  # deleted meanwhile: the outcome removes what the apply puts there
+            return []
+        on_cluster = current.applied_objects or []
+        intended = [ref for ref in refs if ref not in on_cluster]
+        if intended:
+            ScalingPolicy.objects.filter(pk=current.pk).update(applied_objects=on_cluster + intended)
+    return intended
+
+
 def _apply_outcome(
-    policy: ScalingPolicy, claim: tuple, refs: list[dict], state: str, partly_applied: list[dict] = (), **fields
+    policy: ScalingPolicy,
+    claim: tuple,
+    refs: list[dict],
+    state: str,
+    partly_applied: list[dict] = (),
+    intended: list[dict] = (),
+    **fields,
 ) -> ScalingPolicy:
     """Record an apply's outcome with the row locked and re-read: while the cluster was written the policy
     may have been deleted (its delete removed what was applied before, not what this apply added), disabled
@@ -628,11 +655,22 @@ def _apply_outcome(
     are due: PENDING, not ACTIVE under the old digest) or claimed by another apply (its outcome stands).
     `partly_applied`: what a failed apply put on the cluster before it failed, kept in applied_objects
     whatever else is recorded: a disable or delete withdraws it (an autoscaler left there scaled the service
-    on, with nothing here saying so)."""
+    on, with nothing here saying so). `intended`: what _intent_record added before the cluster was written;
+    those of them not partly applied are dropped again while the claim is still this apply's (a refused
+    request applied nothing)."""
     states = ScalingPolicy.ApplyState
     claimed_at, claimed_desired = claim
     with transaction.atomic():
         current = ScalingPolicy.objects.select_for_update(of=("self",)).filter(pk=policy.pk).first()
+        unsent = [ref for ref in intended if ref not in partly_applied]
+        if (
+            current is not None
+            and unsent
+            and current.apply_state == states.APPLYING
+            and current.state_changed_at == claimed_at
+        ):
+            current.applied_objects = [ref for ref in current.applied_objects or [] if ref not in unsent]
+            ScalingPolicy.objects.filter(pk=current.pk).update(applied_objects=current.applied_objects)
         if current is not None and partly_applied:
             on_cluster = current.applied_objects or []
             new = [ref for ref in partly_applied if ref not in on_cluster]
