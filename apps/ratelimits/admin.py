@@ -7,7 +7,7 @@ from apps.ratelimits import services
 from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
 from apps.ratelimits.selectors import route_scopes
 from apps.services.admin import ListRowForm, ListRowFormAdmin
-from apps.services.selectors import sees_every_service
+from apps.services.selectors import sees_every_service, visible_service_ids
 
 ADAPTIVE_FIELDS = ["adaptive", "service", "cpu_threshold_pct", "p95_threshold_ms", "tighten_factor", "min_factor",
                    "recover_below", "current_factor", "last_step_at", "signal_read_at"]  # fmt: skip
@@ -75,7 +75,31 @@ class RateLimitPolicyAdmin(PlainLookupsAdmin, ListRowFormAdmin):
         # named services hidden from an Operator, and narrowing it would clear a hidden one on their next save.
         if not sees_every_service(request.user):
             readonly.append("service")
+        if self._service_hidden_from(request, obj):
+            readonly.append("service_hidden")
         return readonly
+
+    @staticmethod
+    def _service_hidden_from(request, policy: RateLimitPolicy | None) -> bool:
+        """Whether the policy watches a service this user may not see."""
+        service_id = policy.service_id if policy is not None else None
+        visible = visible_service_ids(request.user) if service_id is not None else None
+        return visible is not None and service_id not in visible
+
+    def get_fieldsets(self, request, obj=None):
+        """A watched service hidden from the user is shown as one, not by its name and link (a Viewer read the
+        hidden service's name on the page), as the scaling admin shows a hidden alert rule."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if not self._service_hidden_from(request, obj):
+            return fieldsets
+        return [
+            (name, {**options, "fields": ["service_hidden" if f == "service" else f for f in options["fields"]]})
+            for name, options in fieldsets
+        ]
+
+    @admin.display(description="Service")
+    def service_hidden(self, policy: RateLimitPolicy) -> str:
+        return "A service hidden from you: an administrator changes it."
 
     def get_queryset(self, request) -> QuerySet:
         # The database's clock, which the limiter judges a lapse by: a host whose clock ran ahead showed the
