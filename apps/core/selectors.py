@@ -188,8 +188,16 @@ LONG_WORKER_BEACON_FRESH_SECONDS = 60
 
 
 def long_worker_beacon_cache_key(queue: str) -> str:
-    """Where the beacon of the worker consuming the long `queue` is kept (beside its relayed heartbeat)."""
+    """Where the one beacon of the worker consuming the long `queue` was kept by a worker of an older release
+    (read still, during a rolling upgrade): every replica wrote it, so a busy one and an idle one overwrote each
+    other and the check flipped between their states every few seconds."""
     return f"{WORKER_HEARTBEAT_CACHE_KEY}:{queue}:beacon"
+
+
+def long_worker_beacons_cache_key(queue: str) -> str:
+    """Where the beacons of every worker consuming the long `queue` are kept, one per worker (hostname and pid):
+    {worker: beacon} (apps/core/services.py's long_worker_beacon_record)."""
+    return f"{WORKER_HEARTBEAT_CACHE_KEY}:{queue}:beacons"
 
 
 def relayed_heartbeat_pending_cache_key(queue: str) -> str:
@@ -198,9 +206,11 @@ def relayed_heartbeat_pending_cache_key(queue: str) -> str:
     return f"{WORKER_HEARTBEAT_CACHE_KEY}:{queue}:relayed"
 
 
-def long_worker_beacon(queue: str, now: datetime | None = None) -> dict | None:
-    """The fresh beacon of the worker consuming the long `queue` (slots, busy, busy_since, hostname), or None."""
-    return _beacon_state(cache.get(long_worker_beacon_cache_key(queue)), now or datetime.now(UTC))
+def long_worker_beacons(queue: str, now: datetime | None = None) -> list[dict]:
+    """The fresh beacons of the workers consuming the long `queue` (slots, busy, busy_since, hostname each)."""
+    keys = [long_worker_beacons_cache_key(queue), long_worker_beacon_cache_key(queue)]
+    found = cache.get_many(keys)
+    return _fresh_beacons(found.get(keys[0]), found.get(keys[1]), now or datetime.now(UTC))
 
 
 def long_worker_busy_bound_seconds() -> float:
@@ -408,12 +418,14 @@ def _probe_long_worker(now: datetime | None = None) -> tuple[str, str]:
     optimizer steps and forecasts waited in their queues for ever.
 
     A long worker whose every slot holds long work takes no heartbeat until one ends (a day-long benchmark
-    run): a queue whose heartbeat is stale is ok ("busy") while its worker's beacon (LongWorkerBeacon) is fresh
-    and says every slot is busy, unless that has lasted past long_worker_busy_bound_seconds (stuck). With the
-    default worker's own heartbeat stale too, nothing was relayed: a fresh beacon reads ok ("not relayed").
-    Never an error: the api still serves."""
+    run): a queue whose heartbeat is stale is judged by the fresh beacons of its workers (LongWorkerBeacon, one
+    per replica): ok ("busy") while every one says every slot is busy, degraded when one has a free slot (it
+    should have taken the heartbeat) or has held all its slots past long_worker_busy_bound_seconds (stuck).
+    With the default worker's own heartbeat stale too, nothing was relayed: a fresh beacon reads ok ("not
+    relayed"). Never an error: the api still serves."""
     queues = long_queues()
     keys = [queue_heartbeat_cache_key(queue) for queue in queues]
+    keys += [long_worker_beacons_cache_key(queue) for queue in queues]
     keys += [long_worker_beacon_cache_key(queue) for queue in queues]
     keys.append(queue_heartbeat_cache_key(default_queue()))
     found = cache.get_many(keys)  # a cache error fails the check
@@ -438,27 +450,35 @@ def _probe_long_worker(now: datetime | None = None) -> tuple[str, str]:
                 f"{queue} {state['last_heartbeat_age_seconds']:.1f}s ago from {state['hostname'] or '?'} "
                 f"({state['state']})"
             )
-        beacon = _beacon_state(found.get(long_worker_beacon_cache_key(queue)), at)
-        since = beacon["busy_since"] if beacon is not None else None
-        stuck = since is not None and (at - since).total_seconds() > long_worker_busy_bound_seconds()
-        if beacon is None:
+        beacons = _fresh_beacons(
+            found.get(long_worker_beacons_cache_key(queue)), found.get(long_worker_beacon_cache_key(queue)), at
+        )
+        free = [beacon for beacon in beacons if beacon["busy"] < beacon["slots"]]
+        full = [beacon for beacon in beacons if beacon["busy"] >= beacon["slots"]]
+        bound = long_worker_busy_bound_seconds() if full else 0.0
+        stuck = [b for b in full if b["busy_since"] is not None and (at - b["busy_since"]).total_seconds() > bound]
+        held = "; ".join(
+            f"all {b['slots']} slots of {b['hostname']} hold long work since {b['busy_since'] or '?'}"
+            + (", longer than any long work runs: stuck?" if b in stuck else "")
+            for b in full
+        )
+        if not beacons:
             gone.append(heartbeat)
         elif relay["state"] != "ok" and state["state"] != "unknown" and not stuck:
+            alive = ", ".join(f"{b['hostname']} ({b['busy']} of {b['slots']} slots busy)" for b in beacons)
+            worker_s = "its worker" if len(beacons) == 1 else "its workers"
             unrelayed.append(
-                f"{heartbeat}: not relayed, the default worker's heartbeat is {relay_said}; its worker "
-                f"{beacon['hostname']} is alive ({beacon['busy']} of {beacon['slots']} slots busy)"
+                f"{heartbeat}: not relayed, the default worker's heartbeat is {relay_said}; {worker_s} {alive} "
+                f"{'is' if len(beacons) == 1 else 'are'} alive"
             )
-        elif beacon["busy"] < beacon["slots"]:
-            problems.append(
-                f"{heartbeat}; its worker {beacon['hostname']} is alive with {beacon['busy']} of {beacon['slots']} "
-                "slots busy but takes no heartbeat"
-            )
+        elif free:
+            idle = ", ".join(f"{b['hostname']} is alive with {b['busy']} of {b['slots']} slots busy" for b in free)
+            worker_s = "its worker" if len(beacons) == 1 else "its workers:"
+            problems.append(f"{heartbeat}; {worker_s} {idle} but takes no heartbeat" + (f"; {held}" if held else ""))
+        elif stuck:
+            problems.append(f"{heartbeat}; {held}")
         else:
-            held = f"all {beacon['slots']} slots of {beacon['hostname']} hold long work since {since or '?'}"
-            if stuck:
-                problems.append(f"{heartbeat}; {held}, longer than any long work runs: stuck?")
-            else:
-                busy.append(f"{queue}: {held} (heartbeat {state['state']})")
+            busy.append(f"{queue}: {held} (heartbeat {state['state']})")
     if not problems and not gone:
         detail = "last heartbeat: " + ", ".join(fine) if fine else ""
         if busy:
@@ -477,6 +497,41 @@ def _probe_long_worker(now: datetime | None = None) -> tuple[str, str]:
     detail = ". ".join(parts) + ". Benchmark runs, optimizer steps and forecasts wait"
     ok_parts = [*fine, *(f"busy: {item}" for item in busy), *unrelayed]
     return DEGRADED, detail + (f" (ok: {', '.join(ok_parts)})" if ok_parts else "")
+
+
+def probe_long_worker(*, now: datetime | None = None) -> dict:
+    """The long worker as the dashboard's Overview shows it beside the default worker (which alone it showed:
+    a gone or stuck long worker, benchmark runs waiting for ever, read as "Worker: alive"): /readyz's
+    long_worker check, and the workers whose beacons are fresh (hostname, slots, busy). `status` "unknown"
+    when the cache could not be read."""
+    at = now or datetime.now(UTC)
+    try:
+        status, detail = _probe_long_worker(at)
+        keys = [long_worker_beacons_cache_key(queue) for queue in long_queues()]
+        keys += [long_worker_beacon_cache_key(queue) for queue in long_queues()]
+        found = cache.get_many(keys)
+    except Exception:  # noqa: BLE001 - the cache is away: the long worker's state is not known
+        return {"status": "unknown", "detail": "the cache could not be read", "workers": []}
+    workers = {}
+    for queue in long_queues():
+        legacy = found.get(long_worker_beacon_cache_key(queue))
+        for beacon in _fresh_beacons(found.get(long_worker_beacons_cache_key(queue)), legacy, at):
+            workers.setdefault(beacon["worker"], beacon)
+    shown = [{key: beacon[key] for key in ("hostname", "slots", "busy")} for beacon in workers.values()]
+    return {"status": status, "detail": detail, "workers": sorted(shown, key=lambda beacon: beacon["hostname"])}
+
+
+def _fresh_beacons(beacons: object, legacy: object, now: datetime) -> list[dict]:
+    """The fresh, readable beacons of the workers of one long queue: {worker: beacon} as the workers write them,
+    and the one beacon an older release's worker writes (`legacy`), by worker."""
+    entries = list(beacons.items()) if isinstance(beacons, dict) else []
+    entries.append(("", legacy))
+    fresh = {}
+    for worker, beacon in entries:
+        state = _beacon_state(beacon, now)
+        if state is not None:
+            fresh.setdefault(worker or state["hostname"], {**state, "worker": worker or state["hostname"]})
+    return sorted(fresh.values(), key=lambda beacon: (beacon["hostname"], beacon["worker"]))
 
 
 def _beacon_state(beacon: object, now: datetime) -> dict | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import socket
 from datetime import UTC, datetime
 
@@ -14,8 +15,8 @@ from django.db.models import Model, QuerySet
 from apps.core.selectors import (
     LONG_WORKER_BEACON_FRESH_SECONDS,
     heartbeat_thresholds,
-    long_worker_beacon,
-    long_worker_beacon_cache_key,
+    long_worker_beacons,
+    long_worker_beacons_cache_key,
     queue_heartbeat_cache_key,
     relayed_heartbeat_pending_cache_key,
     worker_ping_cache_key,
@@ -26,25 +27,57 @@ WORKER_HEARTBEAT_KEPT_PAST_DOWN_SECONDS = 24 * 3600
 
 
 def long_worker_beacon_record(
-    *, hostname: str, queues: list[str] | tuple[str, ...], slots: int, busy: int, busy_since: datetime | None = None
+    *,
+    hostname: str,
+    queues: list[str] | tuple[str, ...],
+    slots: int,
+    busy: int,
+    busy_since: datetime | None = None,
+    worker: str | None = None,
 ) -> dict:
     """Record, for each long queue a worker consumes, that it is alive and how many of its slots hold work
-    (controlplane/celery.py's LongWorkerBeacon, every 10 s from the worker's event loop). A worker whose every
-    slot holds long work takes no relayed heartbeat until one ends; /readyz's long_worker check reads this
-    beacon to tell that worker (busy) from one that is gone. `busy_since`: when the last slot filled."""
+    (controlplane/celery.py's LongWorkerBeacon, every 10 s). A worker whose every slot holds long work takes no
+    relayed heartbeat until one ends; /readyz's long_worker check reads these beacons to tell that worker (busy)
+    from one that is gone. `busy_since`: when the last slot filled. `worker` (hostname and pid by default)
+    tells the replicas apart: each keeps its own entry in the queue's {worker: beacon}, so a busy replica and
+    an idle one no longer overwrite each other's (the check flipped between them every few seconds).
+
+    Each write reads the entries, puts its own and drops those older than twice the freshness window. Two replicas writing
+    at the same instant may lose one's newest entry to the other's write; its previous one (10 s older) stays,
+    and its next write puts it back: a beacon reads stale only after six such losses in a row."""
+    now = datetime.now(UTC)
     beacon = {
-        "at": datetime.now(UTC).isoformat(),
+        "at": now.isoformat(),
         "hostname": hostname,
         "queues": list(queues),
         "slots": slots,
         "busy": busy,
         "busy_since": busy_since.isoformat() if busy_since else None,
     }
+    worker = worker or f"{hostname}/{os.getpid()}"
+    keys = [long_worker_beacons_cache_key(queue) for queue in queues]
+    found = cache.get_many(keys)
+    entries = {}
+    for key in keys:
+        kept = found.get(key)
+        kept = (
+            {name: entry for name, entry in kept.items() if _beacon_recent(entry, now)}
+            if isinstance(kept, dict)
+            else {}
+        )
+        entries[key] = {**kept, worker: beacon}
     # Kept a little past the moment it reads stale, so the check can say how stale it is; then it is gone.
-    cache.set_many(
-        {long_worker_beacon_cache_key(queue): beacon for queue in queues}, timeout=2 * LONG_WORKER_BEACON_FRESH_SECONDS
-    )
+    cache.set_many(entries, timeout=2 * LONG_WORKER_BEACON_FRESH_SECONDS)
     return beacon
+
+
+def _beacon_recent(beacon: object, now: datetime) -> bool:
+    """Whether a worker's entry is worth keeping: written within twice the freshness window (a worker stopped
+    or replaced by a new pod leaves its entry; it goes once it could no longer say anything)."""
+    try:
+        return abs((now - datetime.fromisoformat(beacon["at"])).total_seconds()) <= 2 * LONG_WORKER_BEACON_FRESH_SECONDS
+    except (TypeError, ValueError, KeyError, OverflowError):
+        return False
 
 
 def relayed_heartbeat_claim(queue: str, *, expires_seconds: float, broker_drops_expired: bool) -> bool:
@@ -65,10 +98,9 @@ def relayed_heartbeat_claim(queue: str, *, expires_seconds: float, broker_drops_
             age = math.inf  # unreadable: as if long gone
         if 0 <= age < expires_seconds:
             return False
-        if not broker_drops_expired:
-            beacon = long_worker_beacon(queue, now)
-            if beacon is None or beacon["busy"] >= beacon["slots"]:
-                return False
+        # No replica alive with a free slot (any of them may take it): it would wait there too.
+        if not broker_drops_expired and not any(b["busy"] < b["slots"] for b in long_worker_beacons(queue, now)):
+            return False
     noted = {"sent_at": now.isoformat()}
     if pending is None:  # two heartbeats at once: one relays
         return cache.add(key, noted, timeout=WORKER_HEARTBEAT_KEPT_PAST_DOWN_SECONDS)
