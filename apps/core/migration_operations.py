@@ -34,7 +34,8 @@ def schedule_operation(*tasks: dict) -> migrations.RunPython:
     """Install beat schedules (django-celery-beat rows) an app cannot work without; removed on reverse.
 
     Each task: name, task, every, period ("seconds", "minutes", "hours"), and optionally
-    expire_seconds and description. Existing rows (an admin's edits) are left as they are.
+    expire_seconds and description. Existing rows (an admin's edits) are left as they are. No queue: beat then
+    sends each task where CELERY_TASK_ROUTES routes it (a queue on the row overrides the route).
     """
 
     def install(apps, schema_editor):
@@ -47,7 +48,6 @@ def schedule_operation(*tasks: dict) -> migrations.RunPython:
                 defaults={
                     "task": spec["task"],
                     "interval": interval,
-                    "queue": "default",
                     "expire_seconds": spec.get("expire_seconds", 60),
                     "description": spec.get("description", ""),
                 },
