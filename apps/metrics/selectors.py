@@ -15,7 +15,7 @@ from django.db.models.lookups import StartsWith
 from django.utils import timezone
 from hdrh.histogram import HdrHistogram
 
-from apps.core.selectors import probe_worker
+from apps.core.selectors import probe_long_worker, probe_worker
 from apps.metrics import hour_merges
 from apps.metrics.models import RequestRollup
 from apps.metrics.recorder import new_histogram, percentile_values
@@ -723,6 +723,8 @@ def live_snapshot(*, now=None, visible_services: frozenset[int] | None = None) -
         "work": running_work(visible_services=visible_services),
         # The Celery worker's heartbeat (apps.core.selectors.probe_worker): a paused one showed nothing.
         "worker": probe_worker(),
+        # The long worker's (benchmark runs, optimizer steps): the Overview showed the default worker's alone.
+        "long_worker": probe_long_worker(),
     }
 
 

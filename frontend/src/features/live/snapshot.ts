@@ -39,6 +39,14 @@ export interface WorkerProbe {
   max_age_seconds: number;
 }
 
+/** The long worker (the benchmarks and inference queues) as /readyz's long_worker check reads it
+ * (apps.core.selectors.probe_long_worker), with the replicas whose beacons are fresh. */
+export interface LongWorkerProbe {
+  status: "ok" | "degraded" | "error" | "unknown";
+  detail: string;
+  workers: { hostname: string; slots: number; busy: number }[];
+}
+
 export interface LiveSnapshot {
   overall: LiveRow;
   services: LiveRow[];
@@ -48,6 +56,8 @@ export interface LiveSnapshot {
   work?: LiveWork[];
   /** Absent from an older server. */
   worker?: WorkerProbe;
+  /** Absent from an older server. */
+  long_worker?: LongWorkerProbe;
 }
 
 const isObject = (value: unknown): value is object => !!value && typeof value === "object" && !Array.isArray(value);

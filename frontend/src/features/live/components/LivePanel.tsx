@@ -2,7 +2,7 @@ import { TableScroll } from "../../../components/ui/TableScroll";
 import { ago, clockTime, fixed } from "../../../lib/format";
 import type { ConnectionState } from "../../../lib/liveFeed";
 import { STALE_AFTER_MS, type LiveRow, type LiveSnapshot } from "../snapshot";
-import { WorkerStatus } from "./WorkerStatus";
+import { LongWorkerStatus, WorkerStatus } from "./WorkerStatus";
 
 function Row({ row }: { row: LiveRow }) {
   return (
@@ -56,6 +56,7 @@ export function LivePanel({
         </p>
       ) : null}
       <WorkerStatus worker={snapshot.worker} sinceReceivedMs={receivedAt === null ? 0 : now - receivedAt} />
+      <LongWorkerStatus probe={snapshot.long_worker} />
       <section aria-labelledby="alerts-title">
         <h2 id="alerts-title">Alerts</h2>
         {snapshot.alerts.length === 0 ? (

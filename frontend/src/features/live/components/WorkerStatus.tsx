@@ -1,5 +1,5 @@
 import { ago } from "../../../lib/format";
-import type { WorkerProbe } from "../snapshot";
+import type { LongWorkerProbe, WorkerProbe } from "../snapshot";
 
 /**
  * What the Overview says of the Celery worker (benchmarks, forecasts, the heartbeat itself run there): alive,
@@ -28,6 +28,37 @@ export function WorkerStatus({ worker, sinceReceivedMs }: { worker: WorkerProbe 
   const { text, tone } = workerText(worker, sinceReceivedMs);
   return (
     <p className={tone} data-testid="worker-status">
+      {text}
+    </p>
+  );
+}
+
+/**
+ * What the Overview says of the long worker (benchmark runs, model profiling, optimizer steps, forecasts): the
+ * default worker's line alone read "alive" while the long one was gone and benchmark runs waited for ever.
+ */
+export function longWorkerText(probe: LongWorkerProbe): { text: string; tone: "ok" | "warn" | "bad" | "muted" } {
+  const workers = Array.isArray(probe.workers) ? probe.workers : [];
+  const slots = workers.reduce((sum, worker) => sum + worker.slots, 0);
+  const busy = workers.reduce((sum, worker) => sum + Math.min(worker.busy, worker.slots), 0);
+  const replicas = `${workers.length} worker${workers.length === 1 ? "" : "s"}, ${busy} of ${slots} slots busy`;
+  switch (probe.status) {
+    case "ok":
+      if (workers.length === 0) return { text: "Long worker: alive", tone: "ok" };
+      return { text: `Long worker: ${busy >= slots ? "busy with long work" : "alive"} · ${replicas}`, tone: "ok" };
+    case "degraded":
+      if (workers.length === 0) return { text: `Long worker: gone · ${probe.detail}`, tone: "bad" };
+      return { text: `Long worker: needs attention · ${replicas} · ${probe.detail}`, tone: "warn" };
+    default:
+      return { text: "Long worker: unknown (the server could not read its heartbeat)", tone: "muted" };
+  }
+}
+
+export function LongWorkerStatus({ probe }: { probe: LongWorkerProbe | undefined }) {
+  if (!probe || typeof probe !== "object") return null; // an older server sends none
+  const { text, tone } = longWorkerText(probe);
+  return (
+    <p className={tone} data-testid="long-worker-status">
       {text}
     </p>
   );
