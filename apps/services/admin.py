@@ -129,7 +129,7 @@ class ServiceAdmin(PlainLookupsAdmin, admin.ModelAdmin):
                     return name
                 name = normalize_name(name)
                 try:
-                    name_and_slug_check(name=name, service_pk=self.instance.pk)
+                    name_and_slug_check(name=name, service_pk=self.instance.pk, editor=user)
                 except ValidationError as refused:
                     raise ValidationError(refused.message_dict["name"]) from None
                 return name
@@ -137,7 +137,7 @@ class ServiceAdmin(PlainLookupsAdmin, admin.ModelAdmin):
             def clean_slug(self) -> str:
                 slug = normalize_slug(self.cleaned_data.get("slug", ""))
                 try:
-                    name_and_slug_check(slug=slug, service_pk=self.instance.pk)
+                    name_and_slug_check(slug=slug, service_pk=self.instance.pk, editor=user)
                 except ValidationError as refused:
                     raise ValidationError(refused.message_dict["slug"]) from None
                 return slug

@@ -78,8 +78,11 @@ def _validate(service: Service, *, editor, name_written: bool) -> None:
     service.slug = normalize_slug(service.slug)
     if name_written:
         service.name = normalize_name(service.name)
-    service.full_clean(validate_constraints=False)
-    name_and_slug_check(name=service.name if name_written else None, slug=service.slug, service_pk=service.pk)
+    # Name and slug (the only unique fields) are name_and_slug_check's: Django's own "Service with this Slug
+    # already exists." said so of a service hidden from the editor too.
+    service.full_clean(validate_constraints=False, validate_unique=False)
+    name_and_slug_check(name=service.name if name_written else None, slug=service.slug, service_pk=service.pk,
+                        editor=editor)  # fmt: skip
     route_prefix_check(route_prefix=service.route_prefix, service_pk=service.pk, editor=editor)
 
 
@@ -100,33 +103,47 @@ def name_key(name: str) -> str:
     return normalize_name(name).casefold()
 
 
-def _look_alike_taken(name: str, service_pk: int | None) -> bool:
+def _look_alike_taken(name: str, service_pk: int | None) -> list[int]:
+    """The ids of the other services whose name reads as `name`."""
     # Rows stored before names were normalised may hold full-width "EMR" or "EMR  " (the database's constraint folds
     # only case), so every other name is normalised here: a registry is tens of rows, not millions.
     others = Service.objects.exclude(pk=service_pk) if service_pk else Service.objects.all()
     key = name_key(name)
-    return any(name_key(other) == key for other in others.values_list("name", flat=True).iterator())
+    return [pk for pk, other in others.values_list("pk", "name").iterator() if name_key(other) == key]
 
 
-def _taken_in_any_case(field: str, value: str, service_pk: int | None) -> bool:
+def _taken_in_any_case(field: str, value: str, service_pk: int | None) -> list[int]:
+    """The ids of the other services whose `field` is `value` in some case."""
     # Folded by the database, as its constraints fold (service_name_unique_any_case), not by Python's lower().
     others = Service.objects.exclude(pk=service_pk) if service_pk else Service.objects.all()
-    return others.alias(folded=Lower(field)).filter(folded=Lower(Value(value))).exists()
+    return list(others.alias(folded=Lower(field)).filter(folded=Lower(Value(value))).values_list("pk", flat=True))
 
 
-def name_and_slug_check(*, name: str | None = None, slug: str | None = None, service_pk: int | None) -> None:
+def name_and_slug_check(
+    *, name: str | None = None, slug: str | None = None, service_pk: int | None, editor=None
+) -> None:
     """Refuse, on its field, a name or a slug another service has in some case (the database constraints hold
-    the same rule against a race, without a field to name)."""
+    the same rule against a race, without a field to name). Taken only by services hidden from `editor` (None:
+    every service is theirs to know of), it is "not available", without saying another service has it: the
+    answer confirmed that a hidden service of that name or slug exists."""
+    from apps.services.selectors import visible_service_ids
+
+    visible = visible_service_ids(editor) if editor is not None else None
+
+    def said(field: str, taken_by: list[int], message: str) -> str:
+        hidden_only = visible is not None and not visible.intersection(taken_by)
+        return f"This {field} is not available: choose another." if hidden_only else message
+
     errors = {}
-    if isinstance(name, str) and name and _taken_in_any_case("name", name, service_pk):
-        errors["name"] = "Another service has this name (in some case)."
-    elif isinstance(name, str) and name and _look_alike_taken(name, service_pk):
-        errors["name"] = (
+    if isinstance(name, str) and name and (taken_by := _taken_in_any_case("name", name, service_pk)):
+        errors["name"] = said("name", taken_by, "Another service has this name (in some case).")
+    elif isinstance(name, str) and name and (taken_by := _look_alike_taken(name, service_pk)):
+        errors["name"] = said("name", taken_by, (
             "Another service has a name that reads the same (full-width or compatibility letters, spaces or "
             "case aside): choose one that differs in its letters."
-        )
-    if isinstance(slug, str) and slug and _taken_in_any_case("slug", slug, service_pk):
-        errors["slug"] = "Another service has this slug (in some case)."
+        ))  # fmt: skip
+    if isinstance(slug, str) and slug and (taken_by := _taken_in_any_case("slug", slug, service_pk)):
+        errors["slug"] = said("slug", taken_by, "Another service has this slug (in some case).")
     if errors:
         raise ValidationError(errors)
 

@@ -1,5 +1,6 @@
 from django.db import models
 from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
 
 from apps.core.api.fields import (
     StrictBooleanField,
@@ -70,3 +71,13 @@ class ServiceSerializer(serializers.ModelSerializer):
         # refused as an overlap, not named) and holds the race; DRF's own check from the constraint would
         # answer before it, in other words.
         extra_kwargs = {"route_prefix": {"validators": []}}
+
+    def get_fields(self):
+        """Name and slug without DRF's unique check: "service with this slug already exists." confirmed a
+        service hidden from the caller; the service layer's check (name_and_slug_check) says "not available"
+        of a hidden one, and holds the case and look-alike rules too. The model's other validators stay."""
+        fields = super().get_fields()
+        for name in ("name", "slug"):
+            field = fields[name]
+            field.validators = [v for v in field.validators if not isinstance(v, UniqueValidator)]
+        return fields
