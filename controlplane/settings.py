@@ -38,8 +38,14 @@ class CheckedEnv(environ.Env):
     nan read as nothing). `int` and `float` also take the bounds a value must keep: a negative pool size or
     timeout otherwise started fine and failed the first request that used it."""
 
-    EXPECTED = {int: "a whole number, e.g. 10", float: "a number, e.g. 2.5", bool: "true or false"}
-    BOOLEAN_STRINGS = frozenset({*environ.Env.BOOLEAN_TRUE_STRINGS, "false", "off", "no", "n", "0", ""})
+    EXPECTED = {
+        int: "a whole number, e.g. 10",
+        float: "a number, e.g. 2.5",
+        bool: "true or false (or 1/0, yes/no, on/off)",
+    }
+    # The documented words only: django-environ also read ok/y as true, and n or an empty value (a blank
+    # templated SESSION_COOKIE_SECURE=) as false. Empty is refused, as for a number.
+    BOOLEAN_STRINGS = frozenset({"true", "false", "1", "0", "yes", "no", "on", "off"})
 
     @classmethod
     def parse_value(cls, value, cast):
