@@ -222,6 +222,7 @@ class ScalingPolicy(models.Model):
     )
     apply_generation = models.PositiveBigIntegerField(
         default=0,
+        db_default=0,  # the last release's pods insert policies without it while the upgrade rolls out
         help_text="Counts the applies and withdrawals started; each apply stamps its objects with its own, and a "
         "withdrawal removes none a later apply stamped.",
     )

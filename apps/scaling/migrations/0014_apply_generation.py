@@ -14,6 +14,7 @@ class Migration(migrations.Migration):
             name="apply_generation",
             field=models.PositiveBigIntegerField(
                 default=0,
+                db_default=0,
                 help_text="Counts the applies and withdrawals started; each apply stamps its objects with its own, and a withdrawal removes none a later apply stamped.",
             ),
         ),
