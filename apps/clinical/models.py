@@ -8,17 +8,34 @@ from django.db import models
 from django.db.models import Q
 
 from apps.clinical.identifiers import MAX_SYSTEM_LENGTH, normalize_system
+from apps.clinical.invalidation import ClinicalQuerySet, connect, loaded_state
 
 
 def default_mrn_system() -> str:
     return normalize_system(settings.MRN_SYSTEM)
 
 
+class CachedClinicalModel(models.Model):
+    """A row whose writes invalidate the caches of its patient's data (invalidation.py), from anywhere:
+    services, a shell, a bulk update."""
+
+    objects = ClinicalQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        loaded_state(instance)
+        return instance
+
+
 # How much of a name its search form keeps.
 SEARCH_FORM_LENGTH = 100
 
 
-class Patient(models.Model):
+class Patient(CachedClinicalModel):
     """A patient, identified by an MRN unique within its identifier system. Deletion is soft."""
 
     class Sex(models.TextChoices):  # FHIR administrative-gender
@@ -77,7 +94,7 @@ class Patient(models.Model):
         self.identifier_system = normalize_system(self.identifier_system)
 
 
-class Encounter(models.Model):
+class Encounter(CachedClinicalModel):
     """A contact between a patient and the hospital (FHIR Encounter)."""
 
     class EncounterClass(models.TextChoices):  # v3 ActCode
@@ -114,7 +131,7 @@ class Encounter(models.Model):
         return f"Encounter {self.pk}"
 
 
-class Observation(models.Model):
+class Observation(CachedClinicalModel):
     """A measurement: a vital sign or a laboratory result, with a LOINC code and a UCUM unit."""
 
     class Category(models.TextChoices):
@@ -166,7 +183,7 @@ class Observation(models.Model):
         return f"Observation {self.pk}"
 
 
-class MedicationRequest(models.Model):
+class MedicationRequest(CachedClinicalModel):
     """A prescription (FHIR MedicationRequest) coded in RxNorm."""
 
     class Status(models.TextChoices):
@@ -210,3 +227,6 @@ class MedicationRequest(models.Model):
 
     def __str__(self) -> str:
         return f"MedicationRequest {self.pk}"
+
+
+connect(Patient, Encounter, Observation, MedicationRequest)

@@ -11,7 +11,6 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.caching.stack import invalidate_scopes
 from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
 from apps.clinical.identifiers import URI_PATTERN, normalize_system
 from apps.clinical.models import SEARCH_FORM_LENGTH, Encounter, Observation, Patient
@@ -163,11 +162,10 @@ def patient_soft_delete(*, patient: Patient) -> Patient:
     spelling of its system are invalidated, so one cached while it was the only match no longer names it, and
     one left ambiguous (409) by a colliding row finds the patient who remains."""
     if not patient.is_deleted:
-        scopes = patient_identifier_scopes(patient)  # the row's own spelling, read before save() rewrites it
         patient.is_deleted = True
         patient.deleted_at = timezone.now()
+        # Bumps the patient's scope and its lookups' (invalidation.py: the spelling it was read in, and as stored).
         patient.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
-        invalidate_scopes(patient_scope(patient.pk), *scopes)
     return patient
 
 
@@ -209,8 +207,7 @@ def observation_record(
         status=status,
     )
     observation.full_clean()
-    observation.save()
-    invalidate_scopes(patient_scope(patient.pk))
+    observation.save()  # bumps the patient's scope, published when the caller's transaction commits
     return observation
 
 
@@ -236,6 +233,5 @@ def observation_retract(*, patient: Patient, observation_id: int) -> tuple[Obser
     if observation.status == Observation.Status.CANCELLED:
         raise ObservationNotRetractable()
     observation.status = Observation.Status.ENTERED_IN_ERROR
-    observation.save(update_fields=["status"])
-    invalidate_scopes(patient_scope(patient.pk))  # published when the caller's transaction commits
+    observation.save(update_fields=["status"])  # bumps the patient's scope, published at the caller's commit
     return observation, True
