@@ -8,6 +8,7 @@ selects this scheduler (`--scheduler`) and probes `python -m apps.core.liveness 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from functools import partial
 
@@ -46,6 +47,7 @@ class HeartbeatScheduler(DatabaseScheduler):
         RabbitMQ outage had skipped the nightly run until the next night)."""
         if advance:
             entry, advance = self.reserve(entry), False
+        one_off = self._one_off_recorded(entry)
         while True:
             try:
                 return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
@@ -56,11 +58,27 @@ class HeartbeatScheduler(DatabaseScheduler):
                 try:
                     self._wait_for_broker(producer)
                 except (OperationalError, OSError):  # its retries spent, the broker still away
-                    self._unreserve(entry)
+                    self._unreserve(entry, write=one_off)
                     raise exc from None
                 except BaseException:  # beat stopped while it waited (SIGTERM: SystemExit): nothing was sent
-                    self._unreserve(entry)
+                    self._unreserve(entry, write=one_off)
                     raise
+
+    def _one_off_recorded(self, entry) -> bool:
+        """Write a one-off schedule's run (reserved by the tick) to the database before it is sent, and whether
+        this entry is one. Beat writes runs at its next sync, minutes later: killed meanwhile (kill -9, an OOM
+        kill, a node lost), the restarted beat found the one-off not run and sent it again, a load test or an
+        optimization applied twice. Written first, a beat killed between the write and the send leaves it
+        unsent: at most once. A write that fails raises (Celery logs it) and the run is given back, due again."""
+        model = getattr(entry, "model", None)
+        if model is None or not model.one_off:
+            return False
+        try:
+            entry.save()
+        except Exception:
+            self._unreserve(entry)
+            raise
+        return True
 
     def _broker_unreachable(self, exc: BaseException) -> bool:
         cause = exc.__cause__ or exc.__context__
@@ -75,9 +93,10 @@ class HeartbeatScheduler(DatabaseScheduler):
             callback=partial(touch_heartbeat, self.heartbeat),
         )
 
-    def _unreserve(self, entry) -> None:
+    def _unreserve(self, entry, *, write: bool = False) -> None:
         """Undo `reserve` (beat's tick reserves an entry before sending it): the model's last run is the one
-        before, one run fewer, and beat reads its heap again so that the entry is due at once."""
+        before, one run fewer, and beat reads its heap again so that the entry is due at once. `write`: at once
+        (a one-off's run, written before its send), not only at the next sync."""
         model = getattr(entry, "model", None)
         if model is not None:
             model.last_run_at = entry.last_run_at  # the entry reserved keeps the time of the run before
@@ -85,6 +104,9 @@ class HeartbeatScheduler(DatabaseScheduler):
             # Written at the next sync, beat's last included: one during the wait (beat's SIGTERM handler
             # syncs before it exits) had already written the run as made.
             self._dirty.add(entry.name)
+            if write:
+                with contextlib.suppress(Exception):  # the next sync writes it
+                    entry.save()
         self._heap = None
 
     def _ensure_connected(self) -> Connection:
