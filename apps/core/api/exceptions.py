@@ -13,6 +13,7 @@ from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework import exceptions, status
+from rest_framework.fields import get_error_detail
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -72,10 +73,13 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.NotFound(*exc.args)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
-    # Model validation raised by a service becomes a 400 with field-level messages.
+    # Model validation raised by a service becomes a 400 with field-level messages, keeping its code: a duplicate
+    # MRN's `duplicate_mrn` was answered as a bare `invalid`.
+    validation_code = "invalid"
     if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-        exc = exceptions.ValidationError(detail=detail)
+        validation_code = _shared_code(exc)
+        detail = get_error_detail(exc)
+        exc = exceptions.ValidationError(detail=detail if isinstance(detail, dict) else {"non_field_errors": detail})
 
     response = exception_handler(exc, context)
     if response is None:
@@ -84,7 +88,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, exceptions.ValidationError):
         response.data = {
             "detail": "Invalid input.",
-            "code": "invalid",
+            "code": validation_code,
             "errors": response.data,
         }
     elif isinstance(exc, exceptions.APIException):
@@ -96,3 +100,15 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS and getattr(exc, "wait", None):
         response.data["retry_after_seconds"] = int(exc.wait)
     return response
+
+
+def _shared_code(exc: DjangoValidationError) -> str:
+    """The one code every error of a Django ValidationError carries (a service's `duplicate_mrn`), else `invalid`:
+    errors of mixed or no codes say nothing one code could."""
+    if hasattr(exc, "error_dict"):
+        errors = [error for field in exc.error_dict.values() for error in field]
+    else:
+        errors = exc.error_list
+    codes = {error.code for error in errors}
+    code = codes.pop() if len(codes) == 1 else None
+    return code if isinstance(code, str) and code else "invalid"
