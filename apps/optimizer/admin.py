@@ -4,7 +4,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from apps.core.admin_lookups import PlainLookupsAdmin
-from apps.optimizer import services
+from apps.optimizer import selectors, services
 from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
 from apps.services.admin import ServiceVisibilityAdmin
 from apps.services.selectors import sees_all_traffic
@@ -73,13 +73,15 @@ class OptimizationRunAdmin(PlainLookupsAdmin, EveryServiceRunAdmin):
 @admin.register(Recommendation)
 class RecommendationAdmin(PlainLookupsAdmin, EveryServiceRunAdmin):
     service_field = "run__service"
-    list_display = ["title", "step", "status", "actionable", "run", "decided_by", "decided_via", "decided_at"]
+    list_display = ["title", "step", "status", "apply_progress", "actionable", "run", "decided_by", "decided_via",
+                    "decided_at"]  # fmt: skip
     list_select_related = ["run", "decided_by"]  # one query for the page, not one per decided recommendation
     show_full_result_count = False
     list_filter = ["status", "step", "kind", "actionable"]
     search_fields = ["title", "subject"]
     readonly_fields = ["run", "step", "kind", "subject", "title", "reason", "change", "evidence", "actionable",
-                       "status", "decided_by", "decided_via", "decided_at", "outcome", "created_at"]  # fmt: skip
+                       "status", "apply_progress", "decided_by", "decided_via", "decided_at", "outcome",
+                       "created_at"]  # fmt: skip
     actions = ["apply_selected", "dismiss_selected"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Recommendation]:
@@ -91,18 +93,22 @@ class RecommendationAdmin(PlainLookupsAdmin, EveryServiceRunAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # the record of who decided what stays
 
+    @admin.display(description="Progress")
+    def apply_progress(self, recommendation: Recommendation) -> str:
+        return selectors.recommendation_progress(recommendation)
+
     @admin.action(description="Apply the selected recommendations", permissions=["change"])
     def apply_selected(self, request: HttpRequest, queryset: QuerySet[Recommendation]) -> None:
+        # Sent to a worker: an index build takes minutes, and in the request a gunicorn timeout killed it half-way.
         for recommendation in queryset:
             try:
-                done = services.recommendation_apply(recommendation=recommendation, user=request.user, via="admin")
-            except ValueError as exc:
+                queued = services.recommendation_apply_enqueue(recommendation=recommendation, user=request.user,
+                                                               via="admin")  # fmt: skip
+            except (ValueError, services.DispatchFailed) as exc:
                 self.message_user(request, str(exc), messages.WARNING)
                 continue
-            if done.status == Recommendation.Status.APPLIED:
-                self.message_user(request, f"Applied: {done.title}", messages.SUCCESS)
-            else:
-                self.message_user(request, f"Failed: {done.title}: {done.outcome.get('error')}", messages.ERROR)
+            self.message_user(request, f"Queued: {queued.title}; a worker applies it, its progress shows here.",
+                              messages.SUCCESS)  # fmt: skip
 
     @admin.action(description="Dismiss the selected recommendations", permissions=["change"])
     def dismiss_selected(self, request: HttpRequest, queryset: QuerySet[Recommendation]) -> None:

@@ -55,3 +55,38 @@ def database_scan_baseline(*, before: str) -> dict | None:
         .first()
     )
     return {"run": step["run_id"], "counters": step["findings__counters"]} if step else None
+
+
+def recommendation_progress(recommendation: Recommendation) -> str:
+    """Where an apply sent to a worker stands: waiting for a worker, the index build's phase and share done
+    (pg_stat_progress_create_index), or its outcome."""
+    from django.db import connection
+
+    outcome = recommendation.outcome or {}
+    if recommendation.status != Recommendation.Status.APPLYING:
+        if recommendation.status == Recommendation.Status.FAILED:
+            return f"failed: {outcome.get('error', '')}"[:300]
+        return outcome.get("note", "") if recommendation.status == Recommendation.Status.APPLIED else ""
+    if "queued_at" not in outcome:
+        return f"being applied by {recommendation.decided_via or 'its claimer'}"
+    if not outcome.get("attempts"):
+        return f"queued {outcome['queued_at'][:19].replace('T', ' ')} UTC: waiting for a worker"
+    attempt = f" (attempt {outcome['attempts']}, resuming a lost worker's build)" if outcome["attempts"] > 1 else ""
+    build = None
+    if recommendation.kind == "create_index" and connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT p.phase, p.blocks_done, p.blocks_total, p.tuples_done, p.tuples_total "
+                "FROM pg_stat_progress_create_index p JOIN pg_class c ON c.oid = p.index_relid "
+                "WHERE c.relname = %s AND p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                [recommendation.subject],
+            )
+            build = cursor.fetchone()
+    if build is None:
+        return f"applying on a worker since {outcome.get('started_at', '')[:19].replace('T', ' ')} UTC{attempt}"
+    phase, blocks_done, blocks_total, tuples_done, tuples_total = build
+    done = (
+        f", {blocks_done / blocks_total:.0%} of {blocks_total:,} blocks" if blocks_total
+        else f", {tuples_done / tuples_total:.0%} of {tuples_total:,} rows" if tuples_total else ""
+    )  # fmt: skip
+    return f"building: {phase}{done}{attempt}"

@@ -466,10 +466,85 @@ def recommendation_apply(*, recommendation: Recommendation, user=None, via: str 
     return _apply_claimed(recommendation, user=user, via=via)
 
 
-def _apply_claimed(recommendation: Recommendation, *, user, via: str, resumed: bool = False) -> Recommendation:
-    """Make the change of a recommendation this process holds the claim of (applying), and record the outcome.
-    Interrupted (Ctrl-C, optimize's SIGTERM, a worker's shutdown: not Exceptions), the claim is failed with
-    the reason before the interrupt goes on: left applying, the admin refused it for 2 h."""
+# Where an admin's apply is built: minutes of CREATE INDEX CONCURRENTLY go with the runs' steps (run_step), not on
+# `default`, whose short periodic tasks must never wait behind them.
+APPLY_QUEUE = "inference"
+
+
+def recommendation_apply_enqueue(*, recommendation: Recommendation, user=None, via: str = "admin") -> Recommendation:
+    """Claim the recommendation (applying, committed) and send its change to a worker. Made in the web request,
+    an index build (minutes on a large table) was killed half-way by gunicorn's timeout, leaving an INVALID index,
+    while the admin page hung. Refused with ValueError as recommendation_apply refuses, except that one failed
+    as interrupted or lost may be applied again: the build drops the leftover of its earlier attempt. If the
+    broker cannot take it, the claim is let go (status as before) and DispatchFailed raised."""
+    with transaction.atomic():
+        recommendation = Recommendation.objects.select_for_update().get(pk=recommendation.pk)
+        before = {name: getattr(recommendation, name) for name in _CLAIM_FIELDS}
+        again = recommendation.status == Recommendation.Status.FAILED and (
+            recommendation.outcome.get("interrupted") or recommendation.outcome.get("lost")
+        )
+        if recommendation.status != Recommendation.Status.PENDING and not again:
+            raise ValueError(f"Recommendation {recommendation.pk} is {recommendation.get_status_display().lower()}.")
+        if not recommendation.actionable:
+            raise ValueError(f"Recommendation {recommendation.pk} is advice: there is nothing to apply.")
+        recommendation.status = Recommendation.Status.APPLYING
+        recommendation.decided_by, recommendation.decided_via, recommendation.decided_at = user, via, timezone.now()
+        recommendation.outcome = {"queued_at": recommendation.decided_at.isoformat(), "attempts": 0,
+                                  **({"earlier": recommendation.outcome} if again else {})}  # fmt: skip
+        recommendation.save(update_fields=_CLAIM_FIELDS)
+
+    def send() -> None:
+        from apps.optimizer.tasks import apply_recommendation
+
+        try:
+            apply_recommendation.apply_async(args=[recommendation.pk], queue=APPLY_QUEUE)
+        except OperationalError as exc:
+            Recommendation.objects.filter(pk=recommendation.pk, status=Recommendation.Status.APPLYING).update(**before)
+            raise DispatchFailed(f"The broker is unreachable ({exc}); nothing was applied.") from exc
+
+    transaction.on_commit(send)
+    return recommendation
+
+
+_CLAIM_FIELDS = ["status", "decided_by", "decided_via", "decided_at", "outcome"]
+
+
+def recommendation_apply_queued(*, recommendation_id: int) -> Recommendation:
+    """The worker's part of recommendation_apply_enqueue: make the change of its claim. Safe to run twice (acks
+    late: a worker lost mid-build gets the task again): a claim no longer applying is left as it is, and a later
+    attempt resumes as a run's lost step does (index_create waits for the lost session's build and verifies the
+    index valid, or drops its INVALID leftover and builds it again)."""
+    with transaction.atomic():
+        recommendation = (
+            Recommendation.objects.select_for_update(of=("self",)).select_related("decided_by")
+            .filter(pk=recommendation_id).first()
+        )  # fmt: skip
+        if recommendation is None or recommendation.status != Recommendation.Status.APPLYING:
+            return recommendation
+        if "queued_at" not in recommendation.outcome:  # applied in its claimer's own process (optimize --apply)
+            return recommendation
+        attempts = recommendation.outcome.get("attempts", 0) + 1
+        recommendation.outcome = {**recommendation.outcome, "attempts": attempts,
+                                  "started_at": timezone.now().isoformat()}  # fmt: skip
+        recommendation.save(update_fields=["outcome"])
+    if attempts > 1:
+        logger.warning("recommendation %s: attempt %s resumes an apply whose worker was lost", recommendation_id,
+                       attempts)  # fmt: skip
+    queued = {key: recommendation.outcome[key] for key in ("queued_at", "attempts", "earlier")
+              if key in recommendation.outcome}  # fmt: skip
+    return _apply_claimed(
+        recommendation, user=recommendation.decided_by, via=recommendation.decided_via, resumed=attempts > 1,
+        queued=queued,
+    )  # fmt: skip
+
+
+def _apply_claimed(
+    recommendation: Recommendation, *, user, via: str, resumed: bool = False, queued: dict | None = None
+) -> Recommendation:
+    """Make the change of a recommendation this process holds the claim of (applying), and record the outcome
+    (with `queued`, where a worker applied it: when it was queued, its attempts). Interrupted (Ctrl-C,
+    optimize's SIGTERM, a worker's shutdown: not Exceptions), the claim is failed with the reason before the
+    interrupt goes on: left applying, the admin refused it for 2 h."""
     try:
         outcome = STEPS[recommendation.step].apply(
             recommendation.change, recommendation.subject, evidence=recommendation.evidence
@@ -484,7 +559,7 @@ def _apply_claimed(recommendation: Recommendation, *, user, via: str, resumed: b
         recommendation.status, recommendation.outcome = (
             Recommendation.Status.FAILED,
             {"error": f"Interrupted ({type(interrupt).__name__}) while it was being applied; nothing was kept "
-             "(a build interrupted is dropped). Apply it again.", "interrupted": True},
+             "(a build interrupted is dropped). Apply it again.", "interrupted": True, **(queued or {})},
         )  # fmt: skip
         _record_outcome(recommendation, user=user, via=via)
         raise
@@ -493,6 +568,7 @@ def _apply_claimed(recommendation: Recommendation, *, user, via: str, resumed: b
             note = "verified valid after its lost attempt" if outcome.get("note") == "already present" else None
             outcome = {**outcome, "resumed": True, **({"note": note} if note else {})}
         recommendation.status, recommendation.outcome = Recommendation.Status.APPLIED, outcome
+    recommendation.outcome = {**recommendation.outcome, **(queued or {})}
     _record_outcome(recommendation, user=user, via=via)
     return recommendation
 

@@ -11,6 +11,12 @@ def run_step(step_id: int) -> str:
     return services.optimization_step_execute(step_id=step_id).status
 
 
+@shared_task(name="optimizer.apply_recommendation")
+def apply_recommendation(recommendation_id: int) -> str | None:
+    recommendation = services.recommendation_apply_queued(recommendation_id=recommendation_id)
+    return recommendation.status if recommendation else None
+
+
 @shared_task(name="optimizer.finalize_run")
 def finalize_run(run_id: int) -> str:
     return services.optimization_run_finalize(run_id=run_id).status

@@ -146,8 +146,11 @@ def test_admin_applies_and_dismisses_recommendations_and_both_are_audited(admin_
 
     response = admin_client.post(changelist, {"action": "apply_selected", "_selected_action": [vitals.pk]})
     assert response.status_code == 302
+    assert Recommendation.objects.get(pk=vitals.pk).status == "applying"  # sent to a worker
+    _worker_applies(vitals)
     vitals.refresh_from_db()
     assert vitals.status == "applied" and vitals.decided_by == admin_user and vitals.decided_via == "admin"
+    assert vitals.outcome.pop("attempts") == 1 and vitals.outcome.pop("queued_at")  # applied by a worker
     assert vitals.outcome == {
         "namespace": "vital_signs",
         "before": {"ttl_seconds": 600},
@@ -168,6 +171,14 @@ def test_admin_applies_and_dismisses_recommendations_and_both_are_audited(admin_
         ("admin", f"{meds.pk}:dismissed"),
     ]
     assert "Pending recommendations" in admin_client.get("/admin/overview/").content.decode()
+
+
+def _worker_applies(recommendation: Recommendation) -> None:
+    """What the worker runs for the admin's apply, here (test_admin_apply_on_worker.py runs it on a real worker)."""
+    from controlplane.celery import app
+
+    app.control.purge()
+    services.recommendation_apply_queued(recommendation_id=recommendation.pk)
 
 
 def test_the_next_run_measures_what_an_applied_change_really_did():
