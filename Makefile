@@ -28,7 +28,15 @@ run: ports-free install frontend
 
 # Before anything is set up: a taken port otherwise shows only as a few lines deep in the servers' output
 # after migrating and seeding, and honcho then stops the other processes too.
+# A port past 65535 (or no number) was never checked here: make run migrated, then seed_demo failed on it.
 ports-free:
+	@for pair in 'PORT=$(PORT)' 'LIVE_PORT=$(LIVE_PORT)'; do \
+		name=$${pair%%=*}; port=$${pair#*=}; \
+		if [[ ! "$$port" =~ ^[0-9]{1,5}$$ ]] || (( 10#$$port < 1 || 10#$$port > 65535 )); then \
+			echo "$$name must be a port from 1 to 65535; it is '$$port'." >&2; \
+			exit 1; \
+		fi; \
+	done
 	@for port in $(PORT) $(LIVE_PORT); do \
 		if (exec 3<>/dev/tcp/$(HOST)/$$port) 2>/dev/null; then \
 			echo "Port $$port on $(HOST) is in use (another make run?). Choose free ones:" \

@@ -26,7 +26,7 @@ from apps.ratelimits.models import RateLimitPolicy
 from apps.scaling.models import ScalingPolicy, WorkloadForecast
 from apps.scaling.services import scaling_policy_ensure
 from apps.scaling.tasks import forecast as forecast_task
-from apps.services.models import Service
+from apps.services.models import Service, base_url_problem
 from apps.services.services import service_ensure, service_update
 
 DEMO_SERVICES = [
@@ -137,6 +137,10 @@ class Command(BaseCommand):
     def handle(self, *args, base_url: str, forecast: bool = False, patients: int = 0, **options) -> None:
         if patients < 0:
             raise CommandError("--patients must be 0 or more.")
+        # Checked before anything is written: the demo API service's full_clean refused it with a traceback
+        # (make run PORT=70000, after migrating).
+        if problem := ("Empty." if not base_url else base_url_problem(base_url)):
+            raise CommandError(f"--base-url {base_url!r} cannot be used: {problem} (e.g. {DEFAULT_BASE_URL})")
         credentials_file = Path(settings.VAR_DIR) / "demo-credentials.json"
         stored = self._read_credentials(credentials_file)
         # Files written before the address was kept: make run's default one.
