@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from django.conf import settings
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
@@ -35,6 +37,29 @@ class CachedClinicalModel(models.Model):
 SEARCH_FORM_LENGTH = 100
 
 
+def search_form(text: str) -> str:
+    """Lower-case, accents removed: 'Müller' and 'muller' find the same patient. Cut to the stored length,
+    so a long search term still finds the names it starts."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower().strip()[:SEARCH_FORM_LENGTH]
+
+
+class PatientQuerySet(ClinicalQuerySet):
+    """An update of names keeps their search forms, which name search reads, in step (a data fix in a shell
+    renamed a patient whom a search by the new name then did not find, and one by the old name still did)."""
+
+    def update(self, **kwargs) -> int:
+        for name, search in (("family_name", "family_search"), ("given_name", "given_search")):
+            if name in kwargs and search not in kwargs:
+                if not isinstance(kwargs[name], str):
+                    raise TypeError(f"Update {name} with a string (or save each patient): its search form is "
+                                    "computed in Python.")  # fmt: skip
+                kwargs[search] = search_form(kwargs[name])
+        return super().update(**kwargs)
+
+    update.alters_data = True
+
+
 class Patient(CachedClinicalModel):
     """A patient, identified by an MRN unique within its identifier system. Deletion is soft."""
 
@@ -58,6 +83,8 @@ class Patient(CachedClinicalModel):
     deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PatientQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -87,6 +114,17 @@ class Patient(CachedClinicalModel):
         """Stores the system in its one spelling whatever wrote it (services, admin, shell): spelt as typed,
         `HTTP://Hospital.example.org/mrn/` let one MRN be registered again beside `http://...org/mrn`."""
         self.identifier_system = normalize_system(self.identifier_system)
+        # The search forms follow the names whatever wrote them (a rename in a shell), as the system's spelling
+        # does; a save of other fields (a soft delete) or of a row read without its names leaves them.
+        update_fields = kwargs.get("update_fields")
+        names = [name for name in ("family_name", "given_name") if name in self.__dict__]
+        if update_fields is not None:
+            names = [name for name in names if name in update_fields]
+        for name in names:
+            search = name.replace("_name", "_search")
+            setattr(self, search, search_form(getattr(self, name)))
+            if update_fields is not None:
+                kwargs["update_fields"] = update_fields = {*update_fields, search}
         super().save(*args, **kwargs)
 
     def clean(self) -> None:

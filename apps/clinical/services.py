@@ -13,18 +13,11 @@ from django.utils import timezone
 
 from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
 from apps.clinical.identifiers import URI_PATTERN, normalize_system
-from apps.clinical.models import SEARCH_FORM_LENGTH, Encounter, Observation, Patient
+from apps.clinical.models import Encounter, Observation, Patient, search_form
 
 MRN_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-]{0,63}")  # fullmatch: "$" passes a final newline
 # Clocks drift: a measurement stamped a few minutes ahead is accepted, one from tomorrow is not.
 FUTURE_TOLERANCE = timedelta(minutes=5)
-
-
-def search_form(text: str) -> str:
-    """Lower-case, accents removed: 'Müller' and 'muller' find the same patient. Cut to the stored length,
-    so a long search term still finds the names it starts."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower().strip()[:SEARCH_FORM_LENGTH]
 
 
 def validate_search_term(field: str, text: str) -> str:
@@ -147,13 +140,6 @@ def identifier_scope(system: str, mrn: str) -> str:
     """The cache scope of the MRN lookups of `mrn` in `system`, in its normal spelling: a lookup typed in any
     spelling is cached under the normal one (selectors.patient_id_by_identifier), and so is invalidated."""
     return f"identifier:{normalize_system(system)}|{mrn}"
-
-
-def patient_identifier_scopes(*patients: Patient) -> list[str]:
-    """The lookup scopes a write to these patients invalidates: each one's MRN in the normal spelling of the
-    system its row is stored under, which may be an older one (migrations 0002/0003 left colliding rows so).
-    Pass the patient as it was and as it is where a write changes its MRN or system."""
-    return sorted({identifier_scope(patient.identifier_system, patient.mrn) for patient in patients})
 
 
 @transaction.atomic
