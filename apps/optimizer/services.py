@@ -612,7 +612,8 @@ def _recommendations_resume(step: OptimizationStep) -> None:
 
 APPLY_LOST_ERROR = (
     "Its apply did not finish within OPTIMIZER_RUN_DEADLINE_SECONDS: its process was lost. Check whether the "
-    "change was made; a later run proposes it again while it is still needed."
+    "change was made; apply it again from admin (an interrupted index build is dropped and built anew), or a later "
+    "run proposes it again while it is still needed."
 )
 
 
