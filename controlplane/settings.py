@@ -19,6 +19,8 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
+from apps.benchmarks.token_hosts import EXAMPLE as TOKEN_HOSTS_EXAMPLE  # plain Python, no Django: safe at settings time
+from apps.benchmarks.token_hosts import token_host_problem  # plain Python, no Django: safe at settings time
 from apps.caching.bounds import MAX_SINGLE_FLIGHT_WAIT_SECONDS  # plain Python, no Django: safe at settings time
 from apps.clinical.identifiers import (
     MAX_SYSTEM_LENGTH,
@@ -396,13 +398,14 @@ CACHE_SINGLE_FLIGHT_WAIT_SECONDS = env.float(
 )
 CACHE_REDIS_BREAKER_SECONDS = env.float("CACHE_REDIS_BREAKER_SECONDS", default=3.0, minimum=0, maximum=3600)
 
-# The resource monitor's thresholds, in percent (the brief's: CPU 70, memory 80, disk 90, pool 90).
+# The resource monitor's thresholds, in percent (the brief's: CPU 70, memory 80, disk 90, pool 90); 1-100, as admin
+# takes them (below 1 every sample is a breach).
 RESOURCE_THRESHOLDS = {
-    "cpu": env.float("RESOURCE_CPU_PCT", default=70.0, above=0, maximum=100),
-    "memory": env.float("RESOURCE_MEMORY_PCT", default=80.0, above=0, maximum=100),
-    "disk": env.float("RESOURCE_DISK_PCT", default=90.0, above=0, maximum=100),
-    "pool": env.float("RESOURCE_POOL_PCT", default=90.0, above=0, maximum=100),
-    "redis_memory": env.float("RESOURCE_REDIS_MEMORY_PCT", default=90.0, above=0, maximum=100),
+    "cpu": env.float("RESOURCE_CPU_PCT", default=70.0, minimum=1, maximum=100),
+    "memory": env.float("RESOURCE_MEMORY_PCT", default=80.0, minimum=1, maximum=100),
+    "disk": env.float("RESOURCE_DISK_PCT", default=90.0, minimum=1, maximum=100),
+    "pool": env.float("RESOURCE_POOL_PCT", default=90.0, minimum=1, maximum=100),
+    "redis_memory": env.float("RESOURCE_REDIS_MEMORY_PCT", default=90.0, minimum=1, maximum=100),
 }
 
 # --- Metrics --------------------------------------------------------------------------------------
@@ -576,9 +579,9 @@ OPTIMIZER_SERVICE_WINDOW_MINUTES = env.int(
 )
 OPTIMIZER_SERVICE_MIN_REQUESTS = env.int("OPTIMIZER_SERVICE_MIN_REQUESTS", default=20, minimum=1)
 # One execution of a query pattern (EXPLAIN ANALYZE, each timed run) is stopped by the server past this.
-# (1 ms at least: less rounds to 0, which turns the timeout off; PostgreSQL takes at most 2^31-1 ms.)
+# (1 ms at least: less rounds to 0, which turns the timeout off; at most an hour, as every timeout here.)
 OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS = env.float(
-    "OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS", default=30, minimum=0.001, maximum=2_147_483
+    "OPTIMIZER_EXPLAIN_TIMEOUT_SECONDS", default=30, minimum=0.001, maximum=3600
 )
 
 # --- Scaling --------------------------------------------------------------------------------------
@@ -600,6 +603,12 @@ SCALING_BACKTEST_FOLDS = env.int("SCALING_BACKTEST_FOLDS", default=3, minimum=1)
 # service's base URL, and a run's token carries the plan's PHI scopes, so where it may go is set here,
 # by whoever deploys, not in admin.
 BENCHMARK_TOKEN_HOSTS = env.names("BENCHMARK_TOKEN_HOSTS", default=["127.0.0.1", "localhost", "::1"])
+for _entry in BENCHMARK_TOKEN_HOSTS:  # one it cannot read (http://x) matched nothing: every run refused its token
+    if _problem := token_host_problem(_entry):
+        raise ImproperlyConfigured(
+            f"The environment variable BENCHMARK_TOKEN_HOSTS must list hosts, each a name or address with an optional "
+            f"port, e.g. {TOKEN_HOSTS_EXAMPLE}; in {_entry[:100]!r} {_problem}."
+        )
 # The samples of a run held in memory at most (a uniform random share, ~200 bytes each: ~200 MB); its
 # counts and percentiles are of every request. A day at 1,000 req/s is 86 million.
 BENCHMARK_MAX_SAMPLES = env.int("BENCHMARK_MAX_SAMPLES", default=1_000_000, minimum=1000)

@@ -198,7 +198,7 @@ def test_a_bad_value_names_its_variable(tmp_path, variable, value, message):
         ("DEBUG", "fasle", "DEBUG must be true or false"),
         ("SESSION_COOKIE_AGE", "-1", "SESSION_COOKIE_AGE must be at least 1"),
         ("LIVE_PORT", "99999", "LIVE_PORT must be at least 1 and at most 65535"),
-        ("RESOURCE_CPU_PCT", "500", "RESOURCE_CPU_PCT must be more than 0 and at most 100"),
+        ("RESOURCE_CPU_PCT", "500", "RESOURCE_CPU_PCT must be at least 1 and at most 100"),
         ("METRICS_ALLOWED_IPS", "127.0.0.1,prometheus", "METRICS_ALLOWED_IPS must list addresses or CIDR networks"),
         ("REDIS_URL", "cache.example:6379", "REDIS_URL must be a Redis URL"),
         ("EMAIL_URL", "smtp.example.org", "EMAIL_URL is not an e-mail URL"),
