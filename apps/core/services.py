@@ -42,9 +42,9 @@ def long_worker_beacon_record(
     tells the replicas apart: each keeps its own entry in the queue's {worker: beacon}, so a busy replica and
     an idle one no longer overwrite each other's (the check flipped between them every few seconds).
 
-    Each write reads the entries, puts its own and drops those older than twice the freshness window. Two replicas writing
-    at the same instant may lose one's newest entry to the other's write; its previous one (10 s older) stays,
-    and its next write puts it back: a beacon reads stale only after six such losses in a row."""
+    Each write reads the entries, puts its own and drops those older than twice the freshness window. Two
+    replicas writing at the same instant may lose one's newest entry to the other's write; its previous one
+    (10 s older) stays, and its next write puts it back: a beacon reads stale only after six such losses in a row."""
     now = datetime.now(UTC)
     beacon = {
         "at": now.isoformat(),
