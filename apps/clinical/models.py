@@ -59,6 +59,17 @@ class PatientQuerySet(ClinicalQuerySet):
 
     update.alters_data = True
 
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        objs, fields = list(objs), list(fields)
+        for name, search in (("family_name", "family_search"), ("given_name", "given_search")):
+            if name in fields and search not in fields:
+                for obj in objs:
+                    setattr(obj, search, search_form(getattr(obj, name)))
+                fields.append(search)  # each row's form rides in the same CASE as its name
+        return super().bulk_update(objs, fields, *args, **kwargs)
+
+    bulk_update.alters_data = True
+
 
 class Patient(CachedClinicalModel):
     """A patient, identified by an MRN unique within its identifier system. Deletion is soft."""

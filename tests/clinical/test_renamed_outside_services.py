@@ -47,3 +47,11 @@ def test_a_save_of_other_fields_leaves_the_search_forms_alone(patient):
     row.save(update_fields=["sex"])
     stored = Patient.objects.get(pk=patient.pk)
     assert (stored.sex, stored.family_search) == ("other", "müller".replace("ü", "u"))
+
+
+def test_patients_renamed_by_bulk_update_are_found_by_the_new_names(clinician, patient):
+    rows = list(Patient.objects.filter(pk=patient.pk))
+    rows[0].family_name = "Çelik"
+    assert Patient.objects.bulk_update(rows, ["family_name"]) == 1
+    assert Patient.objects.get(pk=patient.pk).family_search == "celik"
+    assert _found(clinician, "cel") == [patient.pk]
