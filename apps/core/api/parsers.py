@@ -33,20 +33,27 @@ def _pairs_hook(pairs: list[tuple[str, object]]) -> dict:
     return duplicated  # not reached: fewer names than pairs
 
 
-def _duplicate_error(data: object) -> object | None:
+# How deep a duplicated name is placed in the field errors: DRF walks an error as deep as it is nested, and one
+# placed 480 levels down (a 3 KB body) ran it past the recursion limit, a 500. Deeper, the body is a parse error.
+DUPLICATE_PLACED_DEPTH = 32
+
+
+def _duplicate_error(data: object, depth: int = 0) -> object | None:
     """The first object (depth first, in order) naming a field twice, as DRF's nested field errors place it:
     `{"mrn": [...]}` at the top, `{"inputs": {"age": [...]}}` in an object, `{"items": [{}, {"x": [...]}]}` in a
-    list. None without any."""
+    list. None without any within DUPLICATE_PLACED_DEPTH."""
     if isinstance(data, _Duplicated):
         return {data.duplicate: [DUPLICATE_KEY]}
+    if depth >= DUPLICATE_PLACED_DEPTH:
+        return None
     if isinstance(data, dict):
         for name, value in data.items():
-            error = _duplicate_error(value)
+            error = _duplicate_error(value, depth + 1)
             if error is not None:
                 return {name: error}
     elif isinstance(data, list):
         for index, value in enumerate(data):
-            error = _duplicate_error(value)
+            error = _duplicate_error(value, depth + 1)
             if error is not None:
                 return [{}] * index + [error]
     return None
@@ -96,5 +103,9 @@ class JSONParser(parsers.JSONParser):
         if _has_lone_surrogate(data):  # first: a duplicated name with one could not be echoed
             raise ParseError("JSON parse error - a \\ud800-\\udfff escape that is not half of a pair is no character.")
         if found:
-            raise ValidationError(_duplicate_error(data))
+            error = _duplicate_error(data)
+            if error is None:
+                raise ParseError(f"JSON parse error - a name is given twice in an object nested more than "
+                                 f"{DUPLICATE_PLACED_DEPTH} deep; send each field once.")  # fmt: skip
+            raise ValidationError(error)
         return data
