@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from django.apps import apps as django_apps
+from django.conf import settings
+from django.utils import timezone
 
 from apps.metrics.selectors import alert_list, slo_status
 from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
@@ -70,7 +74,12 @@ def recommendation_progress(recommendation: Recommendation) -> str:
     if "queued_at" not in outcome:
         return f"being applied by {recommendation.decided_via or 'its claimer'}"
     if not outcome.get("attempts"):
-        return f"queued {outcome['queued_at'][:19].replace('T', ' ')} UTC: waiting for a worker"
+        # How long, and what follows: a worker that never comes left it "waiting" for 2 h, then "lost".
+        waited = (timezone.now() - datetime.fromisoformat(outcome["queued_at"])).total_seconds() // 60
+        return (
+            f"queued {outcome['queued_at'][:19].replace('T', ' ')} UTC: waiting for a worker for {waited:.0f} min; "
+            f"failed, nothing changed, if none starts it within {settings.OPTIMIZER_RUN_DEADLINE_SECONDS // 60} min"
+        )
     attempt = f" (attempt {outcome['attempts']}, resuming a lost worker's build)" if outcome["attempts"] > 1 else ""
     build = None
     if recommendation.kind == "create_index" and connection.vendor == "postgresql":

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -488,13 +488,14 @@ def recommendation_apply_enqueue(*, recommendation: Recommendation, user=None, v
     """Claim the recommendation (applying, committed) and send its change to a worker. Made in the web request,
     an index build (minutes on a large table) was killed half-way by gunicorn's timeout, leaving an INVALID index,
     while the admin page hung. Refused with ValueError as recommendation_apply refuses, except that one failed
-    as interrupted or lost may be applied again: the build drops the leftover of its earlier attempt. If the
-    broker cannot take it, the claim is let go (status as before) and DispatchFailed raised."""
+    as interrupted, lost or never started may be applied again: the build drops the leftover of its earlier
+    attempt. The task carries its claim's queued_at: one of an earlier claim does nothing. If the broker cannot
+    take it, the claim is let go (status as before) and DispatchFailed raised."""
     with transaction.atomic():
         recommendation = Recommendation.objects.select_for_update().get(pk=recommendation.pk)
         before = {name: getattr(recommendation, name) for name in _CLAIM_FIELDS}
-        again = recommendation.status == Recommendation.Status.FAILED and (
-            recommendation.outcome.get("interrupted") or recommendation.outcome.get("lost")
+        again = recommendation.status == Recommendation.Status.FAILED and any(
+            recommendation.outcome.get(key) for key in ("interrupted", "lost", "not_started")
         )
         if recommendation.status != Recommendation.Status.PENDING and not again:
             raise ValueError(f"Recommendation {recommendation.pk} is {recommendation.get_status_display().lower()}.")
@@ -510,7 +511,9 @@ def recommendation_apply_enqueue(*, recommendation: Recommendation, user=None, v
         from apps.optimizer.tasks import apply_recommendation
 
         try:
-            apply_recommendation.apply_async(args=[recommendation.pk], queue=APPLY_QUEUE)
+            apply_recommendation.apply_async(
+                args=[recommendation.pk], kwargs={"queued_at": recommendation.outcome["queued_at"]}, queue=APPLY_QUEUE
+            )
         except _send_errors(apply_recommendation) as exc:
             Recommendation.objects.filter(pk=recommendation.pk, status=Recommendation.Status.APPLYING).update(**before)
             raise DispatchFailed(
@@ -525,11 +528,13 @@ def recommendation_apply_enqueue(*, recommendation: Recommendation, user=None, v
 _CLAIM_FIELDS = ["status", "decided_by", "decided_via", "decided_at", "outcome"]
 
 
-def recommendation_apply_queued(*, recommendation_id: int) -> Recommendation:
+def recommendation_apply_queued(*, recommendation_id: int, queued_at: str | None = None) -> Recommendation:
     """The worker's part of recommendation_apply_enqueue: make the change of its claim. Safe to run twice (acks
     late: a worker lost mid-build gets the task again): a claim no longer applying is left as it is, and a later
     attempt resumes as a run's lost step does (index_create waits for the lost session's build and verifies the
-    index valid, or drops its INVALID leftover and builds it again)."""
+    index valid, or drops its INVALID leftover and builds it again). `queued_at`: the claim the task was sent
+    for; the task of an earlier claim (failed as never started or lost, then applied again, its message still
+    queued) does nothing, or it took the new claim as its own and the new task "resumed" it beside it."""
     with transaction.atomic():
         recommendation = (
             Recommendation.objects.select_for_update(of=("self",)).select_related("decided_by")
@@ -538,6 +543,10 @@ def recommendation_apply_queued(*, recommendation_id: int) -> Recommendation:
         if recommendation is None or recommendation.status != Recommendation.Status.APPLYING:
             return recommendation
         if "queued_at" not in recommendation.outcome:  # applied in its claimer's own process (optimize --apply)
+            return recommendation
+        if queued_at is not None and recommendation.outcome["queued_at"] != queued_at:
+            logger.warning("recommendation %s: a task of its earlier claim (queued %s) does nothing",
+                           recommendation_id, queued_at)  # fmt: skip
             return recommendation
         attempts = recommendation.outcome.get("attempts", 0) + 1
         recommendation.outcome = {**recommendation.outcome, "attempts": attempts,
@@ -633,9 +642,19 @@ APPLY_LOST_ERROR = (
 )
 
 
+APPLY_NOT_STARTED_ERROR = (
+    "No worker took its apply within OPTIMIZER_RUN_DEADLINE_SECONDS (is a worker consuming the inference queue "
+    "running?): nothing was changed. Apply it again from admin once one runs; the task queued earlier does nothing "
+    "if a worker takes it later."
+)
+
+
 def recommendations_fail_stuck(*, now=None) -> int:
     """Recommendations claimed by an apply longer ago than a run may last (the apply's process was lost
-    between claim and outcome) are failed, so none stays applying for ever; the stuck checker calls this."""
+    between claim and outcome) are failed, so none stays applying for ever; the stuck checker calls this.
+    An admin's apply is counted from its worker's start (it may have waited for a worker), and one no worker
+    started is failed as such (nothing was changed; its task, taken later, does nothing): it was failed as
+    lost, "check whether the change was made"."""
     now = now or timezone.now()
     deadline = now - timedelta(seconds=settings.OPTIMIZER_RUN_DEADLINE_SECONDS)
     count = 0
@@ -649,13 +668,21 @@ def recommendations_fail_stuck(*, now=None) -> int:
             )
             if recommendation is None:  # its apply finished meanwhile
                 continue
+            outcome = recommendation.outcome or {}
+            if "queued_at" in outcome and not outcome.get("attempts"):  # the worker's start takes this row's lock
+                kept = {key: outcome[key] for key in ("queued_at", "earlier") if key in outcome}
+                recommendation.outcome = {"error": APPLY_NOT_STARTED_ERROR, "not_started": True, **kept}
+            elif "started_at" in outcome and datetime.fromisoformat(outcome["started_at"]) >= deadline:
+                continue  # started late, after waiting for a worker: its deadline counts from its start
+            else:
+                recommendation.outcome = {"error": APPLY_LOST_ERROR, "lost": True}
             recommendation.status = Recommendation.Status.FAILED
-            recommendation.outcome = {"error": APPLY_LOST_ERROR, "lost": True}
             recommendation.save(update_fields=["status", "outcome"])
             _audit_decision(recommendation, None, "stuck checker")
             count += 1
     if count:
-        logger.warning("optimizer: %s recommendation(s) left applying by a lost process were failed", count)
+        logger.warning("optimizer: %s recommendation(s) left applying (a lost process, or no worker) were failed",
+                       count)  # fmt: skip
     return count
 
 

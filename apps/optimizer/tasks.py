@@ -12,8 +12,8 @@ def run_step(step_id: int) -> str:
 
 
 @shared_task(name="optimizer.apply_recommendation")
-def apply_recommendation(recommendation_id: int) -> str | None:
-    recommendation = services.recommendation_apply_queued(recommendation_id=recommendation_id)
+def apply_recommendation(recommendation_id: int, queued_at: str | None = None) -> str | None:
+    recommendation = services.recommendation_apply_queued(recommendation_id=recommendation_id, queued_at=queued_at)
     return recommendation.status if recommendation else None
 
 
