@@ -584,6 +584,20 @@ def scan_window(
     return window
 
 
+def index_scan_window(index_usage: list[dict], *, read_at: str, stats_reset: str | None, baseline: dict | None) -> dict:
+    """scan_window for the indexes alone, from a baseline of UNUSED_INDEX_MIN_WINDOW_SECONDS or more (the step
+    finds the latest such run): said so where it is shorter (a reset less than 20 h ago), no index called unused."""
+    window = scan_window([], index_usage, read_at=read_at, stats_reset=stats_reset, baseline=baseline)
+    if _short_for_unused(window):
+        short = f"under {UNUSED_INDEX_MIN_WINDOW_SECONDS // 3600} h: no index is called unused over it"
+        window["note"] = f"{window['note']}; {short}" if window.get("note") else short
+    return window
+
+
+def _short_for_unused(window: dict | None) -> bool:
+    return bool(window and window.get("seconds") is not None and window["seconds"] < UNUSED_INDEX_MIN_WINDOW_SECONDS)
+
+
 def window_text(window: dict | None) -> str:
     """The window of a run's scan figures in words, for its advice and report."""
     if not window:
@@ -789,9 +803,12 @@ def recommendations_for(findings: dict) -> list[Draft]:
             )
         )
     designed = designed_indexes()
+    # Indexes are counted over their own window (index_window, 20 h or more where runs allow); a run stored
+    # before it had one window for both.
     window = findings.get("scan_window")
-    during = window_text(window)
-    short = bool(window and window.get("seconds") is not None and window["seconds"] < UNUSED_INDEX_MIN_WINDOW_SECONDS)
+    index_window = findings.get("index_window", window)
+    during, index_during = window_text(window), window_text(index_window)
+    short = _short_for_unused(index_window)
     for usage in findings["index_usage"]:
         scans = usage.get("window_scans", usage["scans"])
         if (
@@ -805,7 +822,7 @@ def recommendations_for(findings: dict) -> list[Draft]:
                     kind="review_unused_index",
                     subject=usage["index"],
                     title=f"Review unused index {usage['index']}",
-                    reason=f"Never scanned {during}, {usage['bytes'] // 1024 // 1024} MiB. "
+                    reason=f"Never scanned {index_during}, {usage['bytes'] // 1024 // 1024} MiB. "
                     "Drop it only after a representative period of traffic"
                     + (
                         ", and in the model that declares it (a migration): dropped by hand, the next run proposes "
@@ -814,7 +831,7 @@ def recommendations_for(findings: dict) -> list[Draft]:
                         else "."
                     ),
                     change={},
-                    evidence={**usage, "scan_window": window} if window else usage,
+                    evidence={**usage, "scan_window": index_window} if index_window else usage,
                     actionable=False,
                 )
             )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.apps import apps as django_apps
 from django.conf import settings
@@ -43,13 +43,14 @@ def control_plane_overview(user) -> dict:
     }
 
 
-def database_scan_baseline(*, before: str) -> dict | None:
+def database_scan_baseline(*, before: str, older_by: timedelta = timedelta(hours=1)) -> dict | None:
     """The scan counters the latest earlier database step stored at its end, with its run: what this run's
-    table and index scans are counted from. Only a step that started an hour or more before `before` (ISO):
-    a run minutes after another measured minutes, and found every index unused in them."""
-    from datetime import datetime, timedelta
-
-    latest = datetime.fromisoformat(before) - timedelta(hours=1)
+    scans are counted from. Only a step that started `older_by` or more before `before` (ISO): a run minutes
+    after another measured minutes, and found every index unused in them. The unused-index advice asks for 20 h
+    (UNUSED_INDEX_MIN_WINDOW_SECONDS): counted from the latest run, any run less than 20 h after another hid
+    unused indexes for good. One from before a statistics reset is still returned (scan_window then counts from
+    the reset: every run after the reset is then younger)."""
+    latest = datetime.fromisoformat(before) - older_by
     step = (
         OptimizationStep.objects.filter(
             name=OptimizationRun.Target.DATABASE, findings__has_key="counters", started_at__lte=latest

@@ -58,9 +58,15 @@ class DatabaseStep(Step):
         from apps.optimizer.selectors import database_scan_baseline
 
         stats_reset, index_usage = database.statistics_reset_at(), database.index_usage()
-        # Scans are counted from the previous run's counters (read at its end, after its own probes).
-        window = database.scan_window(table_scans, index_usage, read_at=read_at, stats_reset=stats_reset,
+        # Scans are counted from an earlier run's counters (read at its end, after its own probes): tables' from
+        # the latest an hour or more older, indexes' from the latest old enough to call an index unused.
+        window = database.scan_window(table_scans, [], read_at=read_at, stats_reset=stats_reset,
                                       baseline=database_scan_baseline(before=read_at))  # fmt: skip
+        index_baseline = database_scan_baseline(
+            before=read_at, older_by=timedelta(seconds=database.UNUSED_INDEX_MIN_WINDOW_SECONDS)
+        )
+        index_window = database.index_scan_window(index_usage, read_at=read_at, stats_reset=stats_reset,
+                                                  baseline=index_baseline)  # fmt: skip
         states = database.index_states()
         findings = {
             "vendor": connection.vendor,
@@ -71,6 +77,7 @@ class DatabaseStep(Step):
             "index_usage": index_usage,
             "table_scans": table_scans,
             "scan_window": window,
+            "index_window": index_window,
             "slow_statements": database.slow_statements(),
             "pool": database_pool_stats(),
         }

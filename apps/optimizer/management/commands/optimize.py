@@ -227,7 +227,15 @@ class Command(BaseCommand):
                     used = f"after: {used}"
                 self.stdout.write(f"  {pattern['pattern']:<26}{timing}{after}  {used}{scans}")
             if window := step.findings.get("scan_window"):
-                self.stdout.write(f"  table and index scans counted {window['text']}")
+                # Indexes have a window of their own (20 h or more where runs allow: the unused-index advice's).
+                index_window = step.findings.get("index_window", window)
+                notes = [w["note"] for w in (window, index_window) if w.get("note")]
+                notes = f" ({'; '.join(dict.fromkeys(notes))})" if notes else ""
+                if index_window["text"] == window["text"]:
+                    self.stdout.write(f"  table and index scans counted {window['text']}{notes}")
+                else:
+                    self.stdout.write(f"  table scans counted {window['text']}; index scans {index_window['text']}"
+                                      f"{notes}")  # fmt: skip
             for namespace in step.findings.get("namespaces", []):
                 rate = "-" if namespace["hit_rate"] is None else f"{namespace['hit_rate']:.3f}"
                 self.stdout.write(
