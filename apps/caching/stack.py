@@ -53,6 +53,8 @@ POLICY_SCOPE = "policies"  # a CacheScopeGeneration row bumped on every policy e
 POLL_MARGIN = timedelta(seconds=5)
 # Committed invalidations ("<scope key> <generation>"), for the processes' L1 tiers.
 INVALIDATIONS_CHANNEL = "cpc:invalidations"
+# Scopes bumped by one statement where the database takes them as rows of VALUES (SQLite: 3 parameters each).
+SCOPES_PER_STATEMENT = 300
 
 # Set the generation only upward, so replays and out-of-order publishes are harmless. A value that is not a
 # number, or a key of another type (written from outside), is taken for none: it failed the script, every poll.
@@ -1279,17 +1281,33 @@ class CacheStack:
 
         table = CacheScopeGeneration._meta.db_table
         stamp, stamp_params = self._database_now()
+        # One statement for all of them (a bulk data fix bumps thousands: a statement each took seconds), in the
+        # keys' order, so two writers lock shared rows in the same order.
+        keys = sorted({scope if scope == POLICY_SCOPE else self.scope_key(scope) for scope in scopes})
+        upsert = (
+            f"ON CONFLICT (scope) DO UPDATE SET generation = {table}.generation + 1, "
+            f"updated_at = excluded.updated_at RETURNING scope, generation"
+        )
         bumped: dict[str, int] = {}
         with connections[self.database].cursor() as cursor:
-            for scope in scopes:
-                scope_key = scope if scope == POLICY_SCOPE else self.scope_key(scope)
+            if connections[self.database].vendor == "postgresql" and keys:
                 cursor.execute(
-                    f"INSERT INTO {table} (scope, generation, updated_at) VALUES (%s, %s, {stamp}) "  # noqa: S608
-                    f"ON CONFLICT (scope) DO UPDATE SET generation = {table}.generation + 1, "
-                    f"updated_at = excluded.updated_at RETURNING generation",
-                    [scope_key, scope_generation_start(), *stamp_params],
+                    f"INSERT INTO {table} (scope, generation, updated_at) SELECT key, %s, {stamp} "  # noqa: S608
+                    f"FROM unnest(%s::text[]) AS key ORDER BY key {upsert}",
+                    [scope_generation_start(), *stamp_params, keys],
                 )
-                bumped[scope_key] = cursor.fetchone()[0]
+                bumped.update(cursor.fetchall())
+            else:  # SQLite: rows of VALUES, as many as its bound parameters allow
+                for start in range(0, len(keys), SCOPES_PER_STATEMENT):
+                    chunk = keys[start : start + SCOPES_PER_STATEMENT]
+                    generation = scope_generation_start()
+                    cursor.execute(
+                        f"INSERT INTO {table} (scope, generation, updated_at) VALUES "  # noqa: S608
+                        + ", ".join([f"(%s, %s, {stamp})"] * len(chunk))
+                        + f" {upsert}",
+                        [value for key in chunk for value in (key, generation, *stamp_params)],
+                    )
+                    bumped.update(cursor.fetchall())
         for scope_key in bumped:  # this process's own reads see the write at once, committed or not
             self.l1.drop_scope(scope_key)
         bumped_at = time.monotonic()
