@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.clinical.identifiers import MAX_SYSTEM_LENGTH, normalize_system
-from apps.clinical.invalidation import ClinicalQuerySet, connect, loaded_state
+from apps.clinical.invalidation import ClinicalQuerySet, connect, loaded_state, row_deleted
 
 
 def default_mrn_system() -> str:
@@ -31,6 +31,15 @@ class CachedClinicalModel(models.Model):
         instance = super().from_db(db, field_names, values)
         loaded_state(instance)
         return instance
+
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None) -> None:
+        super().refresh_from_db(using, fields, from_queryset)
+        loaded_state(self, fields)  # a save after it moves the row from what was read here
+
+    def delete(self, using=None, keep_parents=False):
+        return row_deleted(self, using, keep_parents, super().delete)
+
+    delete.alters_data = True
 
 
 # How much of a name its search form keeps.
