@@ -8,6 +8,8 @@ from django.conf import settings
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
+from django.utils import timezone
 
 from apps.clinical.identifiers import MAX_SYSTEM_LENGTH, normalize_system
 from apps.clinical.invalidation import ClinicalQuerySet, connect, loaded_state, row_deleted
@@ -64,6 +66,7 @@ class PatientQuerySet(ClinicalQuerySet):
                     raise TypeError(f"Update {name} with a string (or save each patient): its search form is "
                                     "computed in Python.")  # fmt: skip
                 kwargs[search] = search_form(kwargs[name])
+        kwargs.setdefault("updated_at", Now())  # FHIR's versionId and ETag: a conditional read answered 304
         return super().update(**kwargs)
 
     update.alters_data = True
@@ -145,6 +148,10 @@ class Patient(CachedClinicalModel):
             setattr(self, search, search_form(getattr(self, name)))
             if update_fields is not None:
                 kwargs["update_fields"] = update_fields = {*update_fields, search}
+        if update_fields:  # FHIR's versionId and ETag follow any write (a conditional read answered 304)
+            kwargs["update_fields"] = {*update_fields, "updated_at"}
+        elif update_fields is None and "updated_at" in self.get_deferred_fields() and not self._state.adding:
+            self.updated_at = timezone.now()  # saved with the fields read (Django writes no deferred field)
         super().save(*args, **kwargs)
 
     def clean(self) -> None:
