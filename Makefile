@@ -29,6 +29,7 @@ run: ports-free install frontend
 # Before anything is set up: a taken port otherwise shows only as a few lines deep in the servers' output
 # after migrating and seeding, and honcho then stops the other processes too.
 # A port past 65535 (or no number) was never checked here: make run migrated, then seed_demo failed on it.
+# Equal ports passed too: make run migrated and seeded, then the api and the live server collided on it.
 ports-free:
 	@for pair in 'PORT=$(PORT)' 'LIVE_PORT=$(LIVE_PORT)'; do \
 		name=$${pair%%=*}; port=$${pair#*=}; \
@@ -37,6 +38,10 @@ ports-free:
 			exit 1; \
 		fi; \
 	done
+	@if (( 10#$(PORT) == 10#$(LIVE_PORT) )); then \
+		echo "PORT and LIVE_PORT must differ (the api and the live server each need one); both are $(PORT)." >&2; \
+		exit 1; \
+	fi
 	@for port in $(PORT) $(LIVE_PORT); do \
 		if (exec 3<>/dev/tcp/$(HOST)/$$port) 2>/dev/null; then \
 			echo "Port $$port on $(HOST) is in use (another make run?). Choose free ones:" \

@@ -27,3 +27,18 @@ def test_a_port_outside_1_to_65535_stops_make_run_in_one_line(checkout: Path, ar
     assert done.stderr.splitlines()[0] == line, done.stderr
     assert not (checkout / "npm.calls").exists()
     assert not (checkout / "python.calls").exists()
+
+
+@pytest.mark.parametrize(
+    "arguments", [("PORT=9100", "LIVE_PORT=9100"), ("PORT=9100", "LIVE_PORT=09100"), ("PORT=8001",)]
+)
+def test_equal_ports_stop_make_run_in_one_line(checkout: Path, arguments: tuple[str, ...]) -> None:  # noqa: F811
+    """Equal ports passed: make run migrated and seeded, then the api and the live server collided on the port."""
+    (checkout / "frontend/package.json").write_text("changed\n")  # an install would be due
+    done = make(checkout, "run", *arguments)
+    assert done.returncode != 0
+    port = arguments[0].partition("=")[2]
+    line = f"PORT and LIVE_PORT must differ (the api and the live server each need one); both are {port}."
+    assert done.stderr.splitlines()[0] == line, done.stderr
+    assert not (checkout / "npm.calls").exists()
+    assert not (checkout / "python.calls").exists()
