@@ -365,7 +365,8 @@ class InlineOnlyShown:
     """A beat timing's admin whose inline (the schedules using it) is read-only with nothing to add: a posted
     form has nothing to save in it, so a post builds none. Built on a post it trusted the posted TOTAL_FORMS,
     and 99999999 built and rendered a thousand empty forms (seconds of a worker) only to refuse the save. It
-    lists only the schedules the user sees (VisibleSchedulesInline)."""
+    lists only the schedules the user sees (VisibleSchedulesInline), and a timing shared with a schedule the
+    user may not change is theirs to read only (`may_retime`)."""
 
     inlines = [VisibleSchedulesInline]
 
@@ -373,6 +374,33 @@ class InlineOnlyShown:
         if request.method == "POST":
             return []
         return super().get_inline_instances(request, obj)
+
+    def may_retime(self, request: HttpRequest, timing) -> bool:
+        """Whether the user may change or delete `timing`: not when a schedule using it acts on a service hidden
+        from them, or on every service while one is (ScheduleAdmin.may_act_on). The row is shared: an Operator
+        saving the nightly crontab retimed the hidden service's load test and "optimize all" with it (deleting
+        it deletes them), though the inline listed neither. Asked several times a page: kept on the request."""
+        if timing is None or timing.pk is None:
+            return True
+        known = request.__dict__.setdefault("_may_retime", {})
+        key = (timing._meta.label, timing.pk)
+        if key not in known:
+            hidden, every = schedules_hidden_from(request.user, timing.periodictask_set.all())
+            known[key] = not hidden and not every
+        return known[key]
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and self.may_retime(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and self.may_retime(request, obj)
+
+    def render_change_form(self, request: HttpRequest, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and not self.may_retime(request, obj) and super().has_change_permission(request, obj):
+            self.message_user(request, "Read only: schedules you may not change use this timing too (a hidden "
+                              "service's, or one acting on every service); an administrator changes it, or choose "
+                              "another timing for your schedule.", messages.WARNING)  # fmt: skip
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 # The shortest interval a schedule may have: `1 microseconds` was saved, and beat sent 1,821 messages in 9 s.
