@@ -13,6 +13,7 @@ import logging
 from functools import partial
 
 from celery.beat import SchedulingError
+from django.db import close_old_connections
 from django_celery_beat.schedulers import DatabaseScheduler
 from kombu import Connection
 from kombu.exceptions import OperationalError
@@ -44,17 +45,23 @@ class HeartbeatScheduler(DatabaseScheduler):
         recorded it as run (last_run_at, total_run_count). If the broker is still away once the loop's retries
         (broker_connection_max_retries) are spent, the entry's run is given back: it is not recorded as run,
         and is due again at the next pass; so it is when beat is stopped while it waits (a redeploy during a
-        RabbitMQ outage had skipped the nightly run until the next night)."""
+        RabbitMQ outage had skipped the nightly run until the next night). A one-off's run, written before its send,
+        is written back for the wait and again just before the send that follows (`_write_run`)."""
         if advance:
             entry, advance = self.reserve(entry), False
-        one_off = self._one_off_recorded(entry)
+        one_off = written = self._one_off_recorded(entry)
         while True:
+            if one_off and not written:  # the broker is back: the run is made from here on
+                self._write_run(entry, made=True)
+                written = True
             try:
                 return super().apply_async(entry, producer=producer, advance=advance, **kwargs)
             except SchedulingError as exc:
                 if not self._broker_unreachable(exc):
                     raise  # its arguments or the task: sending again would not help
                 logger.error("beat: %s; waiting for the broker to send it", exc)
+                if written:  # the wait may be the whole outage: a beat killed in it sends the one-off again
+                    written = not self._write_run(entry, made=False)
                 try:
                     self._wait_for_broker(producer)
                 except (OperationalError, OSError):  # its retries spent, the broker still away
@@ -78,6 +85,28 @@ class HeartbeatScheduler(DatabaseScheduler):
         except Exception:
             self._unreserve(entry)
             raise
+        return True
+
+    def _write_run(self, entry, *, made: bool) -> bool:
+        """Write a one-off's reserved run to the database as made, or back as not made (the run before), leaving
+        beat's own reservation as it is; whether it was written. A one-off is written back while beat waits for
+        the broker (minutes, an outage long): killed -9 then, the restarted beat found it run and disabled it,
+        never sent. It is written as made again just before the send that follows (at most once); that write
+        failing, the run is given back and raised (Celery logs it): due again, not sent unrecorded."""
+        model = entry.model
+        if made:
+            close_old_connections()  # after a wait as long as the outage: a connection the server dropped
+        run = {"last_run_at": model.last_run_at, "total_run_count": model.total_run_count}
+        if not made:
+            run = {"last_run_at": entry.last_run_at, "total_run_count": max(model.total_run_count - 1, 0)}
+        try:
+            type(model)._default_manager.filter(pk=model.pk).update(**run)  # no_changes: beat re-reads nothing
+        except Exception:
+            if made:
+                self._unreserve(entry)
+                raise
+            logger.exception("beat: could not write back the run of %s while it waits for the broker", entry.name)
+            return False
         return True
 
     def _broker_unreachable(self, exc: BaseException) -> bool:
