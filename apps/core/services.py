@@ -42,7 +42,9 @@ def long_worker_beacon_record(
     tells the replicas apart: each keeps its own entry in the queue's {worker: beacon}, so a busy replica and
     an idle one no longer overwrite each other's (the check flipped between them every few seconds).
 
-    Each write reads the entries, puts its own and drops those older than twice the freshness window. Two
+    Each write reads the entries, puts its own and drops those written an hour or more from its own clock (a
+    replica whose clock is off by minutes once dropped every other replica's entry at each write, and the check
+    flapped again; readers judge freshness themselves, by theirs). Two
     replicas writing at the same instant may lose one's newest entry to the other's write; its previous one
     (10 s older) stays, and its next write puts it back: a beacon reads stale only after six such losses in a row."""
     now = datetime.now(UTC)
@@ -71,11 +73,16 @@ def long_worker_beacon_record(
     return beacon
 
 
+# How long a replica's entry is kept by the others' writes: far beyond any freshness window or clock error.
+LONG_WORKER_BEACON_KEPT_SECONDS = 3600
+
+
 def _beacon_recent(beacon: object, now: datetime) -> bool:
-    """Whether a worker's entry is worth keeping: written within twice the freshness window (a worker stopped
-    or replaced by a new pod leaves its entry; it goes once it could no longer say anything)."""
+    """Whether a worker's entry is worth keeping: written within the hour by this writer's clock (a worker
+    stopped or replaced by a new pod leaves its entry; it goes once it can no longer be read as fresh by any
+    reader whose clock is within the hour of this one's)."""
     try:
-        return abs((now - datetime.fromisoformat(beacon["at"])).total_seconds()) <= 2 * LONG_WORKER_BEACON_FRESH_SECONDS
+        return abs((now - datetime.fromisoformat(beacon["at"])).total_seconds()) <= LONG_WORKER_BEACON_KEPT_SECONDS
     except (TypeError, ValueError, KeyError, OverflowError):
         return False
 

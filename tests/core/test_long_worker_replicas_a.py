@@ -15,6 +15,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from celery import shared_task
@@ -99,10 +100,31 @@ def test_a_replica_gone_ages_out_and_its_entry_is_dropped():
     _record("long@busy-pod", busy=1)
     status, detail = selectors._probe_long_worker()
     assert status == OK and "idle-pod" not in detail, detail  # the stale entry is not read
-    older = (datetime.now(UTC) - timedelta(seconds=3 * selectors.LONG_WORKER_BEACON_FRESH_SECONDS)).isoformat()
+    older = (datetime.now(UTC) - timedelta(seconds=services.LONG_WORKER_BEACON_KEPT_SECONDS + 60)).isoformat()
     cache.set(key, {**cache.get(key), name: {**entries[name], "at": older}}, 120)
     _record("long@busy-pod", busy=1)
     assert [entry["hostname"] for entry in cache.get(key).values()] == ["long@busy-pod"]  # dropped by a write
+
+
+def test_a_replica_with_a_skewed_clock_drops_no_other_replicas_entry():
+    """A writer whose clock ran 150 s ahead dropped every other replica's entry at each write (older than 120 s
+    by its clock), and the check read "gone" between their writes (39 of 40 readings in a reviewer's run)."""
+    _default_worker_beats_and_long_heartbeats_stale()
+    _record("long@pod-a", busy=1)
+    _record("long@pod-b", busy=1)
+    ahead = datetime.now(UTC) + timedelta(seconds=150)
+
+    class Skewed(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return ahead
+
+    with mock.patch.object(services, "datetime", Skewed):
+        _record("long@skewed-node", busy=1)
+    key = selectors.long_worker_beacons_cache_key("benchmarks")
+    assert {"long@pod-a", "long@pod-b"} <= {entry["hostname"] for entry in cache.get(key).values()}
+    status, detail = selectors._probe_long_worker()
+    assert status == OK and "long@pod-a" in detail and "long@pod-b" in detail, detail
 
 
 def test_a_beacon_of_an_older_release_is_still_read():
