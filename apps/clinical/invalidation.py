@@ -35,9 +35,12 @@ def loaded_state(instance: models.Model, fields: Iterable[str] | None = None) ->
     """Remember what a row was when read (Model.from_db, refresh_from_db: of `fields` only, where given), so a
     write that moves it bumps where it was too. None: not read (deferred)."""
     values = instance.__dict__
+    if fields is None:  # every row read (from_db): kept cheap
+        instance._cache_scope_loaded = (values.get("identifier_system"), values.get("mrn"), values.get("patient_id"))
+        return
     loaded = dict(zip(_TRACKED, getattr(instance, "_cache_scope_loaded", (None, None, None)), strict=True))
     for name in _TRACKED:
-        if fields is None or name in fields or name.removesuffix("_id") in fields:
+        if name in fields or name.removesuffix("_id") in fields:
             loaded[name] = values.get(name)
     instance._cache_scope_loaded = tuple(loaded.values())
 
