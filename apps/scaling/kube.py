@@ -6,6 +6,7 @@ No cluster exists on the development machine: the tests run this against a fake 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from django.conf import settings
 
@@ -159,7 +160,13 @@ def _read(api: client.ApiClient, path: str, ref: dict[str, str]) -> dict:
         return {}
 
 
-def delete_object(api: client.ApiClient, ref: dict[str, str], *, before_generation: int | None = None) -> bool | None:
+def delete_object(
+    api: client.ApiClient,
+    ref: dict[str, str],
+    *,
+    before_generation: int | None = None,
+    later_apply: Callable[[], bool] | None = None,
+) -> bool | None:
     """Delete one object we applied before; whether it was there (already gone is fine; None: left, a later
     apply's). Found by its kind, not the apiVersion it was applied under: the API server serves one object
     under each of its kind's versions, and a version it no longer serves would answer 404 for an object
@@ -169,13 +176,20 @@ def delete_object(api: client.ApiClient, ref: dict[str, str], *, before_generati
     resourceVersion): a DELETE that timed out here can still reach the API server later, after the policy was
     enabled and applied again, and it removed the new autoscaler while the policy said applied. As read, it
     is refused (409) once any apply has stamped the object since. `before_generation` (a withdrawal's): an
-    object stamped by that generation or a later one is an apply's after the withdrawal, and is left."""
+    object stamped by that generation or a later one may be an apply's after the withdrawal; it is left only
+    if `later_apply` says such an apply can exist (the counter goes back with a migration rolled back or a
+    database restored, and the policy's own objects read as later than it)."""
     path = _object_path(ref)
     for _ in range(DELETE_TRIES):
         try:
             obj = _read(api, path, ref)
             generation = _generation(obj)
-            if before_generation is not None and generation is not None and generation >= before_generation:
+            if (
+                before_generation is not None
+                and generation is not None
+                and generation >= before_generation
+                and (later_apply is None or later_apply())
+            ):
                 return None  # a later apply's: not this withdrawal's to remove
             metadata = obj.get("metadata") or {}
             preconditions = {key: metadata[key] for key in ("uid", "resourceVersion") if metadata.get(key)}
@@ -198,15 +212,19 @@ def delete_object(api: client.ApiClient, ref: dict[str, str], *, before_generati
 
 
 def remove_objects(
-    refs: list[dict[str, str]], *, before_generation: int | None = None, kept: list | None = None
+    refs: list[dict[str, str]],
+    *,
+    before_generation: int | None = None,
+    later_apply: Callable[[], bool] | None = None,
+    kept: list | None = None,
 ) -> list[str]:
     """Delete objects we applied before (already gone is fine); the kind/name of each that was there.
-    `before_generation`: as delete_object's; `kept` is given those left for a later apply."""
+    `before_generation`, `later_apply`: as delete_object's; `kept` is given those left for a later apply."""
     api = cluster_client()
     removed = []
     try:
         for ref in refs:
-            outcome = delete_object(api, ref, before_generation=before_generation)
+            outcome = delete_object(api, ref, before_generation=before_generation, later_apply=later_apply)
             if outcome:
                 removed.append(f"{ref['kind']}/{ref['name']}")
             elif outcome is None and kept is not None:

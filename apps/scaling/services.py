@@ -782,8 +782,13 @@ def policy_withdraw(*, policy_id: int, judged_state_at: datetime | object | None
     try:
         # Conditional deletes: one timing out here and reaching the API server after the policy was enabled
         # and applied again removes nothing (see kube.delete_object); an apply after this claim stamped its
-        # objects with a later generation, and they are left.
-        removed = kube.remove_objects(refs, before_generation=policy.apply_generation, kept=kept)
+        # objects with a later generation, and they are left, if the row says such an apply can exist.
+        removed = kube.remove_objects(
+            refs,
+            before_generation=policy.apply_generation,
+            later_apply=lambda: _later_apply_possible(policy.pk, claimed_at),
+            kept=kept,
+        )
     except kube.ApplyError as exc:
         logger.warning("autoscalers of disabled policy %s were not removed: %s", policy.service.slug, exc)
         attempts = previous_attempts + 1 if previous_state == states.FAILED else 1  # not the apply's
@@ -799,8 +804,36 @@ def policy_withdraw(*, policy_id: int, judged_state_at: datetime | object | None
                                  applied_hash="", apply_error=f"{type(exc).__name__}: {exc}"[:4000])  # fmt: skip
     refs = [ref for ref in refs if ref not in kept]
     return _withdraw_outcome(policy, claimed_at, states.NOT_CONFIGURED, refs=refs, applied_hash="", apply_attempts=0,
-                             apply_error=f"policy disabled: removed {', '.join(removed) or 'nothing (already gone)'}; "
-                             "the Deployment keeps its replicas")  # fmt: skip
+                             apply_error=_withdrawn_message(removed, kept))  # fmt: skip
+
+
+def _later_apply_possible(policy_id: int, claimed_at: datetime) -> bool:
+    """Whether an apply after the withdrawal claimed at `claimed_at` can exist, as the row says under its lock:
+    it is enabled again, or a newer claim than the withdrawal's is in flight. The generation stamps alone said
+    so after apply_generation went back (migration 0014 rolled back and forward, a database restored): a
+    disabled policy's own autoscalers were left scaling, the checker adding 1 a minute until it passed them."""
+    with transaction.atomic():
+        row = (
+            ScalingPolicy.objects.select_for_update(of=("self",))
+            .filter(pk=policy_id)
+            .values("enabled", "apply_state", "state_changed_at")
+            .first()
+        )
+    if row is None:  # deleted meanwhile: its delete removes what is recorded
+        return False
+    newer_claim = row["apply_state"] == ScalingPolicy.ApplyState.APPLYING and row["state_changed_at"] != claimed_at
+    return row["enabled"] or newer_claim
+
+
+def _withdrawn_message(removed: list[str], kept: list[dict]) -> str:
+    """What a withdrawal did; the objects it left on the cluster named, never counted as already gone."""
+    left = [f"{ref['kind']}/{ref['name']} (stamped by a later apply)" for ref in kept]
+    if not removed and not left:
+        return "policy disabled: removed nothing (already gone); the Deployment keeps its replicas"
+    done = f"policy disabled: removed {', '.join(removed) or 'nothing'}"
+    if left:
+        done += f"; left on the cluster: {', '.join(left)}"
+    return f"{done}; the Deployment keeps its replicas"
 
 
 def _withdraw_outcome(
