@@ -12,6 +12,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from apps.benchmarks.token_hosts import canonical_host
+
 
 def default_requests() -> list[dict]:
     return [{"name": "patient card", "method": "GET", "path": "/api/v1/patients/{patient_id}/", "weight": 1}]
@@ -111,7 +113,7 @@ def _allowed_origins() -> list[tuple[str, int | None]]:
             host, port = entry.split(":")
         if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
             continue  # not a port (`127.0.0.1:`, `:abc`): matches nothing, never "any port"
-        origins.append((host, int(port) if port is not None else None))
+        origins.append((canonical_host(host), int(port) if port is not None else None))
     return origins
 
 
@@ -134,7 +136,7 @@ def token_host_allowed(base_url: str) -> bool:
         return False
     if host != (sent_to.host or "").lower().strip("[]") or port != sent_to.port:
         return False
-    port = port or {"http": 80, "https": 443}.get(split.scheme.lower())
+    port, host = port or {"http": 80, "https": 443}.get(split.scheme.lower()), canonical_host(host)
     return any(host == allowed and allowed_port in (None, port) for allowed, allowed_port in _allowed_origins())
 
 

@@ -36,6 +36,20 @@ def token_host_problem(entry: str) -> str | None:
     return None
 
 
+def canonical_host(host: str) -> str:
+    """`host` as BENCHMARK_TOKEN_HOSTS entries and URLs' hosts are compared: lower case, no brackets, no trailing
+    dot, an IP address as ipaddress writes it. An accepted entry `api.svc.` or `0:0:0:0:0:0:0:1` matched no URL
+    (`http://api.svc:8000`, `http://[::1]:8000`), so every run to it was refused its token."""
+    host = host.strip().lower()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    host = host.removesuffix(".")  # the root's dot: the same name
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
+
+
 def _is_ipv6(text: str) -> bool:
     try:
         ipaddress.IPv6Address(text)

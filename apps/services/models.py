@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import re
 from urllib.parse import SplitResult, urlsplit
 
+from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models
@@ -9,6 +11,52 @@ from django.db.models.functions import Lower
 
 from apps.core.link_local import LINK_LOCAL_MESSAGE, is_link_local_url
 from apps.core.validators import refuse_unseen_characters, unseen_characters_message
+
+# Django's URL validator, taking one-label host names too. A one-label name is how a Kubernetes Service or
+# a docker compose service is reached (http://controlplane-api:8000, the name BENCHMARK_TOKEN_HOSTS ships);
+# Django took "localhost" only, so that service could not be saved and every benchmark run was refused its
+# token. Everything else it refuses (spaces, a user name, a bad port, an empty label) it still refuses.
+if "|localhost)" not in URLValidator.host_re or URLValidator.host_re not in URLValidator.regex.pattern:
+    raise RuntimeError("django.core.validators.URLValidator's host pattern changed: update BaseURLValidator")
+# A one-label host the resolver reads as an IPv4 address (2130706433, 0x7f000001, 017700000001) is no name.
+_NUMERIC_HOST = re.compile(r"[0-9]+|0x[0-9a-f]*", re.IGNORECASE)
+
+
+class BaseURLValidator(URLValidator):
+    """URLValidator for a service's base URL: a one-label host name (controlplane-api) is a host too."""
+
+    regex = re.compile(
+        URLValidator.regex.pattern.replace(
+            URLValidator.host_re, URLValidator.host_re.replace("|localhost)", "|" + URLValidator.hostname_re + ")")
+        ),
+        re.IGNORECASE,
+    )
+
+    def __call__(self, value) -> None:
+        super().__call__(value)
+        host = urlsplit(value).hostname or ""
+        if _NUMERIC_HOST.fullmatch(host):
+            raise ValidationError(self.message, code=self.code, params={"value": value})
+
+
+class BaseURLFormField(forms.URLField):
+    """The form field of a base URL (admin): BaseURLValidator, not Django's URLValidator."""
+
+    default_validators = [BaseURLValidator()]
+
+
+class BaseURLField(models.URLField):
+    """A URLField validated by BaseURLValidator (model, form and, through its serializer, the API)."""
+
+    default_validators = [BaseURLValidator()]
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"form_class": BaseURLFormField, **kwargs})
+
+    def deconstruct(self):
+        """A URLField to migrations: the column is the same, only validation differs."""
+        name, _, args, kwargs = super().deconstruct()
+        return name, "django.db.models.URLField", args, kwargs
 
 
 class Service(models.Model):
@@ -25,7 +73,7 @@ class Service(models.Model):
     # Lower case, as the service layer writes it: the slug is the service's URL in the API.
     slug = models.SlugField(max_length=80, unique=True, validators=[refuse_unseen_characters])
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.API)
-    base_url = models.URLField(blank=True, help_text="Where the service answers, for probes and load tests.")
+    base_url = BaseURLField(blank=True, help_text="Where the service answers, for probes and load tests.")
     route_prefix = models.CharField(
         max_length=200,
         blank=True,
@@ -117,7 +165,7 @@ def base_url_problem(base_url: str) -> str | None:
     if not base_url:
         return None
     try:
-        URLValidator()(base_url)
+        BaseURLValidator()(base_url)
     except ValidationError:
         return "Not a valid URL."
     if len(base_url) > Service._meta.get_field("base_url").max_length:

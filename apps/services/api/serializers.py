@@ -1,3 +1,4 @@
+from django.core.validators import URLValidator
 from django.db import models
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
@@ -10,12 +11,24 @@ from apps.core.api.fields import (
 )
 from apps.core.api.numbers import StrictFloatField, StrictIntegerField
 from apps.core.api.params import refuse_non_ascii_numbers
-from apps.services.models import Service
+from apps.services.models import BaseURLField, BaseURLValidator, Service
 
 VISIBILITY_NOT_HERE = (
     "Who sees a service is set in admin (Services, Access) by an administrator; this API does not change it, "
     "so it refuses the field rather than ignore it."
 )
+
+
+class StrictBaseURLField(StrictURLField):
+    """A base URL that must arrive as text, checked by BaseURLValidator (a one-label host such as
+    controlplane-api is a host): DRF's URLField adds Django's URLValidator, which refused it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators = [
+            BaseURLValidator(message=self.error_messages["invalid"]) if type(validator) is URLValidator else validator
+            for validator in self.validators
+        ]
 
 
 class ServiceSerializer(serializers.ModelSerializer):
@@ -31,6 +44,7 @@ class ServiceSerializer(serializers.ModelSerializer):
         models.TextField: StrictCharField,
         models.SlugField: StrictSlugField,
         models.URLField: StrictURLField,
+        BaseURLField: StrictBaseURLField,
         models.FloatField: StrictFloatField,
         models.IntegerField: StrictIntegerField,
         models.PositiveIntegerField: StrictIntegerField,  # the SLO targets in ms
