@@ -102,11 +102,22 @@ def server_side_apply(api: client.ApiClient, document: dict, *, dry_run: bool) -
 AUTOSCALER_KINDS = ("HorizontalPodAutoscaler", "ScaledObject")
 
 
-def object_ref(document: dict) -> dict[str, str]:
-    """What names an object on the cluster, as kept on the policy once applied."""
+def object_ref(document: dict, applied: dict | None = None) -> dict[str, str]:
+    """What names an object on the cluster, as kept on the policy once applied; with `applied` (the API
+    server's answer to the apply) its uid too: a removal deletes that object only, not another one created
+    under its name since (a new policy's, one made by hand)."""
     metadata = document["metadata"]
-    return {"apiVersion": document["apiVersion"], "kind": document["kind"],
-            "namespace": metadata["namespace"], "name": metadata["name"]}  # fmt: skip
+    ref = {"apiVersion": document["apiVersion"], "kind": document["kind"],
+           "namespace": metadata["namespace"], "name": metadata["name"]}  # fmt: skip
+    uid = ((applied or {}).get("metadata") or {}).get("uid")
+    if uid:
+        ref["uid"] = uid
+    return ref
+
+
+def ref_key(ref: dict) -> tuple[str, str, str, str]:
+    """A ref as it names the object, whatever uid it was recorded with (refs recorded before uids have none)."""
+    return ref["apiVersion"], ref["kind"], ref["namespace"], ref["name"]
 
 
 # Each apply stamps its objects with the policy's generation (apply_generation, counted under the row's lock
@@ -142,7 +153,8 @@ def _object_path(ref: dict[str, str]) -> str:
 
 def _read(api: client.ApiClient, path: str, ref: dict[str, str]) -> dict:
     """The object as the API server has it now; {} where the credentials may not read it (a Role copied
-    before `get` was granted): the DELETE then goes without preconditions, as before, and the log says so."""
+    before `get` was granted): the DELETE then goes on the uid applied alone (none recorded: without
+    preconditions, as before), and the log says so."""
     try:
         return api.call_api(
             path, "GET", header_params={"Accept": "application/json"}, response_types_map={200: "object"},
@@ -153,36 +165,48 @@ def _read(api: client.ApiClient, path: str, ref: dict[str, str]) -> dict:
         if exc.status != 403:
             raise
         logger.warning(
-            "%s %s/%s: not readable (HTTP 403), deleted without preconditions: grant `get` on it (see "
+            "%s %s/%s: not readable (HTTP 403), deleted %s: grant `get` on it (see "
             "deploy/k8s/components/scaling-apply/rbac.yaml), or a withdrawal's DELETE arriving late can remove "
             "what a later apply put there", ref["kind"], ref["namespace"], ref["name"],
+            "on the uid applied only" if ref.get("uid") else "without preconditions",
         )  # fmt: skip
         return {}
+
+
+# delete_object's outcome for an object another one replaced under its name (its uid is not the recorded one).
+NOT_OURS = "not ours"
 
 
 def delete_object(
     api: client.ApiClient,
     ref: dict[str, str],
     *,
+    uid: str | None = None,
     before_generation: int | None = None,
     later_apply: Callable[[], bool] | None = None,
-) -> bool | None:
+) -> bool | str | None:
     """Delete one object we applied before; whether it was there (already gone is fine; None: left, a later
-    apply's). Found by its kind, not the apiVersion it was applied under: the API server serves one object
-    under each of its kind's versions, and a version it no longer serves would answer 404 for an object
-    still there.
+    apply's; NOT_OURS: left, another object holds its name). Found by its kind, not the apiVersion it was
+    applied under: the API server serves one object under each of its kind's versions, and a version it no
+    longer serves would answer 404 for an object still there.
 
     The object is read first and deleted only as read (DeleteOptions preconditions: its uid and
     resourceVersion): a DELETE that timed out here can still reach the API server later, after the policy was
     enabled and applied again, and it removed the new autoscaler while the policy said applied. As read, it
-    is refused (409) once any apply has stamped the object since. `before_generation` (a withdrawal's): an
-    object stamped by that generation or a later one may be an apply's after the withdrawal; it is left only
-    if `later_apply` says such an apply can exist (the counter goes back with a migration rolled back or a
-    database restored, and the policy's own objects read as later than it)."""
+    is refused (409) once any apply has stamped the object since. `uid` (recorded when it was applied): the
+    precondition is that uid, so an object deleted and created again under the name since (a new policy's, a
+    hand-made one) is not ours, and is left. `before_generation` (a withdrawal's): an object stamped by that
+    generation or a later one may be an apply's after the withdrawal; it is left only if `later_apply` says
+    such an apply can exist (the counter goes back with a migration rolled back or a database restored, and
+    the policy's own objects read as later than it)."""
     path = _object_path(ref)
     for _ in range(DELETE_TRIES):
+        preconditions: dict[str, str] = {}
         try:
             obj = _read(api, path, ref)
+            metadata = obj.get("metadata") or {}
+            if uid and metadata.get("uid") and metadata["uid"] != uid:
+                return NOT_OURS
             generation = _generation(obj)
             if (
                 before_generation is not None
@@ -191,8 +215,9 @@ def delete_object(
                 and (later_apply is None or later_apply())
             ):
                 return None  # a later apply's: not this withdrawal's to remove
-            metadata = obj.get("metadata") or {}
             preconditions = {key: metadata[key] for key in ("uid", "resourceVersion") if metadata.get(key)}
+            if uid:
+                preconditions["uid"] = uid
             api.call_api(
                 path, "DELETE", header_params={"Accept": "application/json", "Content-Type": "application/json"},
                 body={"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": preconditions},
@@ -202,8 +227,10 @@ def delete_object(
         except client.ApiException as exc:
             if exc.status == 404:
                 return False
-            if exc.status == 409:  # changed since it was read (its status, or an apply): read it again
-                continue
+            if exc.status == 409:
+                if uid and "resourceVersion" not in preconditions:
+                    return NOT_OURS  # not readable (403): only the uid could have failed
+                continue  # changed since it was read (its status, an apply, or replaced): read it again
             raise ApplyError(f"{ref['kind']} {ref['name']}: not removed: HTTP {exc.status} {exc.reason}") from exc
         except Exception as exc:
             raise ApplyError(f"{ref['kind']} {ref['name']}: not removed: {type(exc).__name__}: {exc}") from exc
@@ -217,15 +244,27 @@ def remove_objects(
     before_generation: int | None = None,
     later_apply: Callable[[], bool] | None = None,
     kept: list | None = None,
+    not_ours: list | None = None,
 ) -> list[str]:
-    """Delete objects we applied before (already gone is fine); the kind/name of each that was there.
-    `before_generation`, `later_apply`: as delete_object's; `kept` is given those left for a later apply."""
+    """Delete objects we applied before (already gone is fine); the kind/name of each that was there. Each is
+    deleted as the uid it was recorded with (none recorded: as read). `before_generation`, `later_apply`: as
+    delete_object's; `kept` is given those left for a later apply, `not_ours` those left because another
+    object holds the name now."""
     api = cluster_client()
     removed = []
     try:
         for ref in refs:
-            outcome = delete_object(api, ref, before_generation=before_generation, later_apply=later_apply)
-            if outcome:
+            outcome = delete_object(
+                api, ref, uid=ref.get("uid"), before_generation=before_generation, later_apply=later_apply
+            )
+            if outcome == NOT_OURS:
+                logger.warning(
+                    "%s %s/%s: left, not the object applied (uid %s): another was created under its name since",
+                    ref["kind"], ref["namespace"], ref["name"], ref.get("uid"),
+                )  # fmt: skip
+                if not_ours is not None:
+                    not_ours.append(ref)
+            elif outcome:
                 removed.append(f"{ref['kind']}/{ref['name']}")
             elif outcome is None and kept is not None:
                 kept.append(ref)
@@ -235,7 +274,11 @@ def remove_objects(
 
 
 def apply_documents(
-    documents: list[dict], *, replace: list[dict[str, str]] = (), remove: list[dict[str, str]] = ()
+    documents: list[dict],
+    *,
+    replace: list[dict[str, str]] = (),
+    remove: list[dict[str, str]] = (),
+    recorded: list | None = None,
 ) -> list[str]:
     """Dry-run every document on the server, then apply them all (nothing is applied if a dry run fails),
     then delete the `remove` objects. The `replace` objects (an autoscaler whose successor scales the same
@@ -243,7 +286,8 @@ def apply_documents(
     KEDA's webhook refuses a ScaledObject, dry run included, while another autoscaler scales its
     Deployment. Until the successor is in, the replicas stay where they are. A failure after the dry runs
     (the API server gone mid-way) says which objects were applied or removed before it: the cluster holds
-    part of the new manifests until the retry applies them all."""
+    part of the new manifests until the retry applies them all. `recorded` is given the ref of each object
+    applied, with the uid the API server answered (ApplyError.applied has them too)."""
     api = cluster_client()
     successors = [document for document in documents if replace and document["kind"] in AUTOSCALER_KINDS]
     try:
@@ -265,10 +309,9 @@ def apply_documents(
         applied_refs: list[dict[str, str]] = []
         for document in documents:
             try:
-                applied.append(
-                    f"{document['kind']}/{server_side_apply(api, document, dry_run=False)['metadata']['name']}"
-                )
-                applied_refs.append(object_ref(document))
+                answer = server_side_apply(api, document, dry_run=False)
+                applied.append(f"{document['kind']}/{answer['metadata']['name']}")
+                applied_refs.append(object_ref(document, answer))
             except ApplyError as exc:
                 done = [
                     f"{what} before it: {', '.join(names)}"
@@ -290,6 +333,8 @@ def apply_documents(
             removed += [f"{ref['kind']}/{ref['name']}" for ref in remove if delete_object(api, ref)]
         except ApplyError as exc:
             raise ApplyError(f"{exc} (every manifest applied before it)", applied=applied_refs) from exc
+        if recorded is not None:
+            recorded.extend(applied_refs)
         return applied + [f"removed {name}" for name in removed]
     finally:
         api.close()

@@ -603,7 +603,8 @@ def policy_apply(*, policy_id: int, judged_state_at: datetime | object | None = 
         replace, remove, left = _dropped_objects(policy.applied_objects, refs, applied_before=bool(policy.applied_hash))
         intended = _intent_record(policy, refs)
         stamped = [kube.stamped(document, policy.apply_generation) for document in docs.values()]
-        applied = kube.apply_documents(stamped, replace=replace, remove=remove)
+        recorded: list[dict] = []
+        applied = kube.apply_documents(stamped, replace=replace, remove=remove, recorded=recorded)
     except kube.ApplyError as exc:
         logger.warning("scaling manifests of %s were not applied: %s", policy.service.slug, exc)
         return _apply_outcome(policy, claim, refs, states.FAILED, apply_error=str(exc)[:4000],
@@ -618,6 +619,7 @@ def policy_apply(*, policy_id: int, judged_state_at: datetime | object | None = 
         applied.append(
             f"left on the cluster under their old name or namespace (remove them once the new ones serve): {names}"
         )
+    refs = _merged(refs, recorded, replace=True)  # each with the uid the API server gave it
     return _apply_outcome(policy, claim, refs, states.ACTIVE, applied_hash=digest, desired_hash=digest,
                           applied_objects=refs, apply_error=f"applied {', '.join(applied)}")  # fmt: skip
 
@@ -634,7 +636,8 @@ def _intent_record(policy: ScalingPolicy, refs: list[dict]) -> list[dict]:
         if current is None:  # deleted meanwhile: the outcome removes what the apply puts there
             return []
         on_cluster = current.applied_objects or []
-        intended = [ref for ref in refs if ref not in on_cluster]
+        known = {kube.ref_key(ref) for ref in on_cluster}
+        intended = [ref for ref in refs if kube.ref_key(ref) not in known]
         if intended:
             ScalingPolicy.objects.filter(pk=current.pk).update(applied_objects=on_cluster + intended)
     return intended
@@ -662,7 +665,8 @@ def _apply_outcome(
     claimed_at, claimed_desired = claim
     with transaction.atomic():
         current = ScalingPolicy.objects.select_for_update(of=("self",)).filter(pk=policy.pk).first()
-        unsent = [ref for ref in intended if ref not in partly_applied]
+        sent = {kube.ref_key(ref) for ref in partly_applied}
+        unsent = [ref for ref in intended if kube.ref_key(ref) not in sent]
         if (
             current is not None
             and unsent
@@ -672,10 +676,9 @@ def _apply_outcome(
             current.applied_objects = [ref for ref in current.applied_objects or [] if ref not in unsent]
             ScalingPolicy.objects.filter(pk=current.pk).update(applied_objects=current.applied_objects)
         if current is not None and partly_applied:
-            on_cluster = current.applied_objects or []
-            new = [ref for ref in partly_applied if ref not in on_cluster]
-            if new:
-                current.applied_objects = on_cluster + new
+            merged = _merged(current.applied_objects or [], partly_applied, replace=True)
+            if merged != current.applied_objects:
+                current.applied_objects = merged
                 ScalingPolicy.objects.filter(pk=current.pk).update(applied_objects=current.applied_objects)
         if current is None:
             withdrawn = [ref for ref in refs if ref["kind"] in WITHDRAWN_KINDS]
@@ -695,11 +698,20 @@ def _apply_outcome(
             return policy
         # Disabled while applying: what this apply may have put there is recorded and withdrawn (the checker
         # retries a refused withdrawal); no digest is kept, so that enabled again, all is applied again.
-        on_cluster = current.applied_objects or []
-        _set_state(current, states.NOT_CONFIGURED, applied_hash="", apply_attempts=0,
-                   applied_objects=on_cluster + [ref for ref in refs if ref not in on_cluster],
+        # Applied (ACTIVE): refs carry the uids the API server gave; failed, they are only what was planned.
+        on_cluster = _merged(current.applied_objects or [], refs, replace=state == states.ACTIVE)
+        _set_state(current, states.NOT_CONFIGURED, applied_hash="", apply_attempts=0, applied_objects=on_cluster,
                    apply_error="policy disabled during its apply: its autoscaling is withdrawn")  # fmt: skip
     return policy_withdraw(policy_id=policy.pk)
+
+
+def _merged(recorded: list[dict], refs: list[dict], *, replace: bool) -> list[dict]:
+    """`recorded` with `refs` added where it does not name them; `replace`: one it names is taken from
+    `refs` (an apply's answer: the object's uid now, or none where the request got no answer)."""
+    new = {kube.ref_key(ref): ref for ref in refs}
+    known = {kube.ref_key(ref) for ref in recorded}
+    merged = [new[kube.ref_key(ref)] if replace and kube.ref_key(ref) in new else ref for ref in recorded]
+    return merged + [ref for ref in refs if kube.ref_key(ref) not in known]
 
 
 def _copy_state(source: ScalingPolicy, target: ScalingPolicy) -> None:
@@ -779,6 +791,7 @@ def policy_withdraw(*, policy_id: int, judged_state_at: datetime | object | None
                    apply_generation=policy.apply_generation + 1)  # fmt: skip
         claimed_at = policy.state_changed_at
     kept: list[dict] = []
+    not_ours: list[dict] = []
     try:
         # Conditional deletes: one timing out here and reaching the API server after the policy was enabled
         # and applied again removes nothing (see kube.delete_object); an apply after this claim stamped its
@@ -788,6 +801,7 @@ def policy_withdraw(*, policy_id: int, judged_state_at: datetime | object | None
             before_generation=policy.apply_generation,
             later_apply=lambda: _later_apply_possible(policy.pk, claimed_at),
             kept=kept,
+            not_ours=not_ours,
         )
     except kube.ApplyError as exc:
         logger.warning("autoscalers of disabled policy %s were not removed: %s", policy.service.slug, exc)
@@ -802,9 +816,9 @@ def policy_withdraw(*, policy_id: int, judged_state_at: datetime | object | None
         logger.exception("autoscalers of disabled policy %s were not removed", policy.service.slug)
         return _withdraw_outcome(policy, claimed_at, states.FAILED, refs=(), apply_attempts=previous_attempts + 1,
                                  applied_hash="", apply_error=f"{type(exc).__name__}: {exc}"[:4000])  # fmt: skip
-    refs = [ref for ref in refs if ref not in kept]
+    refs = [ref for ref in refs if ref not in kept]  # those not ours are forgotten: the ones applied are gone
     return _withdraw_outcome(policy, claimed_at, states.NOT_CONFIGURED, refs=refs, applied_hash="", apply_attempts=0,
-                             apply_error=_withdrawn_message(removed, kept))  # fmt: skip
+                             apply_error=_withdrawn_message(removed, kept, not_ours))  # fmt: skip
 
 
 def _later_apply_possible(policy_id: int, claimed_at: datetime) -> bool:
@@ -825,9 +839,12 @@ def _later_apply_possible(policy_id: int, claimed_at: datetime) -> bool:
     return row["enabled"] or newer_claim
 
 
-def _withdrawn_message(removed: list[str], kept: list[dict]) -> str:
+def _withdrawn_message(removed: list[str], kept: list[dict], not_ours: list[dict]) -> str:
     """What a withdrawal did; the objects it left on the cluster named, never counted as already gone."""
-    left = [f"{ref['kind']}/{ref['name']} (stamped by a later apply)" for ref in kept]
+    left = [f"{ref['kind']}/{ref['name']} (stamped by a later apply)" for ref in kept] + [
+        f"{ref['kind']}/{ref['name']} (not the object applied: another was created under its name since)"
+        for ref in not_ours
+    ]
     if not removed and not left:
         return "policy disabled: removed nothing (already gone); the Deployment keeps its replicas"
     done = f"policy disabled: removed {', '.join(removed) or 'nothing'}"
@@ -885,6 +902,33 @@ def _send_removal(refs: list[dict]) -> None:
     except Exception:
         names = ", ".join("{kind}/{namespace}/{name}".format(**ref) for ref in refs)
         logger.exception("autoscalers of a deleted scaling policy were not sent for removal; remove them: %s", names)
+
+
+def deleted_objects_remove(refs: list[dict]) -> list[str]:
+    """A deleted policy's autoscalers (scaling.remove_objects, retried with backoff): each deleted as the uid
+    recorded when it was applied. A retry after a new policy for the same service was applied found the new
+    policy's HPA under the name, and removed it. Left as well: an object another policy records now (a new
+    policy's apply took over the old object under its name, keeping its uid). What it removed, and what it
+    left and why."""
+    keys = {_ref_key(ref) for ref in refs}
+    naming = Q()
+    for kind, namespace, name in keys:
+        naming |= Q(applied_objects__contains=[{"kind": kind, "namespace": namespace, "name": name}])
+    policies = ScalingPolicy.objects.filter(naming).select_related("service") if keys else []
+    claimed = {
+        _ref_key(ref): policy.service.slug
+        for policy in policies
+        for ref in policy.applied_objects or []
+        if _ref_key(ref) in keys
+    }
+    left = [f"left {ref['kind']}/{ref['name']}: the scaling policy of {claimed[_ref_key(ref)]} applies it now"
+            for ref in refs if _ref_key(ref) in claimed]  # fmt: skip
+    for line in left:
+        logger.info("removal of a deleted scaling policy's autoscalers: %s", line)
+    not_ours: list[dict] = []
+    removed = kube.remove_objects([ref for ref in refs if _ref_key(ref) not in claimed], not_ours=not_ours)
+    replaced = "not the object applied (another was created under its name since)"
+    return removed + left + [f"left {ref['kind']}/{ref['name']}: {replaced}" for ref in not_ours]
 
 
 def _ref_key(ref: dict) -> tuple[str, str, str]:

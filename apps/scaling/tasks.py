@@ -44,7 +44,7 @@ def withdraw_policy(policy_id: int, judged_state_at: str | None = None) -> str:
 @shared_task(name="scaling.remove_objects", autoretry_for=(kube.ApplyError,), retry_backoff=30, max_retries=6)
 def remove_objects(refs: list[dict[str, str]]) -> list[str]:
     """A deleted policy's autoscalers: no row is left to keep a failure on, so the task retries itself."""
-    return kube.remove_objects(refs)
+    return services.deleted_objects_remove(refs)
 
 
 @shared_task(name="scaling.reconcile")

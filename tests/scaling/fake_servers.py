@@ -102,7 +102,7 @@ class FakeKubernetes(LoopbackServer):
                 with fake.lock:
                     refusal = fake._keda_refusal(body) if body["kind"] == "ScaledObject" else None
                     if refusal is None and not dry_run:
-                        fake._store(url.path, body)
+                        body = fake._store(url.path, body)  # answered as stored: its uid, its resourceVersion
                 if refusal:
                     # What the API server answers when KEDA's webhook (controller-runtime's Denied) says no.
                     message = f'admission webhook "vscaledobject.kb.io" denied the request: {refusal}'
@@ -191,7 +191,7 @@ class FakeKubernetes(LoopbackServer):
         self.deleted.append(path)
         return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"}
 
-    def _store(self, path: str, body: dict) -> None:
+    def _store(self, path: str, body: dict) -> dict:
         before = self.objects.get(_object_key(path))
         server_set = ("uid", "resourceVersion")
         metadata = {key: value for key, value in body["metadata"].items() if key not in server_set}
@@ -199,7 +199,7 @@ class FakeKubernetes(LoopbackServer):
         if before is not None:
             same = {**before, "metadata": {k: v for k, v in before["metadata"].items() if k not in server_set}}
             if same == body:
-                return  # an apply that changes nothing leaves the resourceVersion as it was
+                return before  # an apply that changes nothing leaves the resourceVersion as it was
             metadata["uid"] = before["metadata"]["uid"]
         else:
             metadata["uid"] = str(uuid.uuid4())
@@ -219,6 +219,7 @@ class FakeKubernetes(LoopbackServer):
                 },
                 "spec": {"scaleTargetRef": body["spec"]["scaleTargetRef"]},
             }
+        return body
 
     @staticmethod
     def _keda_hpa_key(scaled_object: dict) -> tuple[str, str, str, str]:

@@ -132,4 +132,6 @@ def test_credentials_without_get_still_withdraw(cluster, caplog):
     assert policy.apply_state == "not_configured", policy.apply_error
     assert cluster.autoscalers_of("medical-ai", NAME) == []
     assert "grant `get`" in caplog.text
-    assert all(not r["body"].get("preconditions") for r in cluster.requests if r["method"] == "DELETE")
+    # No resourceVersion to go on: the uid recorded at the apply is the only precondition.
+    deletes = [r["body"].get("preconditions") or {} for r in cluster.requests if r["method"] == "DELETE"]
+    assert deletes and all(set(preconditions) == {"uid"} for preconditions in deletes)
