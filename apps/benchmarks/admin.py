@@ -1,3 +1,4 @@
+from celery import current_app
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -6,12 +7,12 @@ from django.db.models import QuerySet
 from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest
 from django.utils.html import format_html
-from kombu.exceptions import OperationalError
 
 from apps.accounts.models import scope_permission_codename
 from apps.benchmarks import services
 from apps.benchmarks.models import MAX_JSON_DEPTH, BenchmarkPlan, BenchmarkRun, Regression
 from apps.core.admin_lookups import PlainLookupsAdmin
+from apps.core.broker_errors import broker_failure, send_errors
 from apps.services.admin import ServiceVisibilityAdmin
 
 
@@ -94,9 +95,9 @@ class BenchmarkPlanAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
                 continue
             try:
                 services.benchmark_run_dispatch(run)
-            except OperationalError:
+            except send_errors(current_app) as exc:
                 services.benchmark_run_cancel(run=run)
-                self.message_user(request, f"{plan}: the broker is unreachable; nothing was sent.", messages.ERROR)
+                self.message_user(request, f"{plan}: nothing was sent, {broker_failure(exc)}.", messages.ERROR)
             else:
                 self.message_user(request, f"{plan}: run #{run.pk} sent.", messages.SUCCESS)
 

@@ -28,10 +28,10 @@ from django_celery_beat.admin import (
     SolarScheduleAdmin,
 )
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
-from kombu.exceptions import OperationalError
 from kombu.utils.json import loads
 
 from apps.core.admin_lookups import PlainLookupsAdmin
+from apps.core.broker_errors import broker_failure, send_errors
 from apps.core.schedules import CRONTAB_GAP_HORIZON_DAYS
 from apps.services.selectors import sees_all_traffic, visible_service_ids
 
@@ -318,8 +318,8 @@ class ScheduleAdmin(PlainLookupsAdmin, PeriodicTaskAdmin):
         """django-celery-beat's action, sending each schedule as it did (its arguments, its queue, its name as the
         periodic_task_name header), with each schedule that cannot be sent named in an error (its arguments do
         not fit its task, or its task is not registered): such a schedule was a 500 after the ones before it
-        were sent. The broker unreachable is said so (as the benchmark, scaling and inference "send now"
-        actions do): its kombu OperationalError was a 500."""
+        were sent. The broker not taking the send is said so (as the benchmark, scaling and inference "send now"
+        actions do): kombu's OperationalError, or the transport's refusal (a vhost missing), was a 500."""
         queryset = self._actionable(request, queryset)  # "optimize all" while a service is hidden from them
         sent, refused = 0, []
         for schedule in queryset:
@@ -339,9 +339,9 @@ class ScheduleAdmin(PlainLookupsAdmin, PeriodicTaskAdmin):
             options = {"queue": schedule.queue} if schedule.queue else {}
             try:
                 task.apply_async(args=args, kwargs=kwargs, headers={"periodic_task_name": schedule.name}, **options)
-            except OperationalError:
+            except send_errors(task.app) as exc:
                 unsent = "the selected tasks were not sent" if not sent else f"{sent} sent, the others not"
-                self.message_user(request, f"The broker is unreachable; {unsent}.", messages.ERROR)
+                self.message_user(request, f"{unsent.capitalize()}: {broker_failure(exc)}.", messages.ERROR)
                 return
             except (TypeError, ValueError) as exc:  # what Celery refused to send
                 refused.append(f"{schedule.name}: {exc}")

@@ -12,10 +12,10 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import AuditEntry, audit_record
+from apps.core.broker_errors import broker_failure, send_errors
 from apps.core.schedules import scheduled_task_lock
 from apps.optimizer import database
 from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
@@ -92,19 +92,6 @@ class DispatchFailed(Exception):
     pass
 
 
-def _send_errors(task) -> tuple[type[BaseException], ...]:
-    """What a send raises when the broker does not take it: kombu's OperationalError (unreachable, its retries
-    spent), and the transport's connection and channel errors, raised as they are (RabbitMQ refusing the
-    connection: NOT_ALLOWED for a vhost missing or down, ACCESS_REFUSED for rotated credentials). Only the first
-    was caught: a refusal was a 500 and left the claim applying for OPTIMIZER_RUN_DEADLINE_SECONDS."""
-    with task.app.connection_for_write() as connection:  # not connected: its transport's error classes only
-        return (OperationalError, *connection.connection_errors, *connection.channel_errors)
-
-
-def _broker_failure(exc: BaseException) -> str:
-    return f"the broker did not take it ({type(exc).__name__}: {exc})"
-
-
 def optimization_run_dispatch(run: OptimizationRun) -> None:
     """Each step as a task on the workers, in order, then the finalizer; sent once the run is committed.
     If the broker cannot take it, the run is finished as failed (never left pending) and DispatchFailed raised."""
@@ -118,12 +105,12 @@ def optimization_run_dispatch(run: OptimizationRun) -> None:
     def send() -> None:
         try:
             workflow.apply_async()
-        except _send_errors(finalize_run) as exc:
+        except send_errors(finalize_run.app) as exc:
             OptimizationStep.objects.filter(run=run, status=OptimizationStep.Status.PENDING).update(
-                status=OptimizationStep.Status.FAILED, error=f"Never sent: {_broker_failure(exc)}."
+                status=OptimizationStep.Status.FAILED, error=f"Never sent: {broker_failure(exc)}."
             )
             optimization_run_finalize(run_id=run.pk)
-            raise DispatchFailed(f"Run #{run.pk} was not sent: {_broker_failure(exc)}.") from exc
+            raise DispatchFailed(f"Run #{run.pk} was not sent: {broker_failure(exc)}.") from exc
 
     transaction.on_commit(send)
 
@@ -514,10 +501,10 @@ def recommendation_apply_enqueue(*, recommendation: Recommendation, user=None, v
             apply_recommendation.apply_async(
                 args=[recommendation.pk], kwargs={"queued_at": recommendation.outcome["queued_at"]}, queue=APPLY_QUEUE
             )
-        except _send_errors(apply_recommendation) as exc:
+        except send_errors(apply_recommendation.app) as exc:
             Recommendation.objects.filter(pk=recommendation.pk, status=Recommendation.Status.APPLYING).update(**before)
             raise DispatchFailed(
-                f"{recommendation.title}: not queued, {_broker_failure(exc)}. Nothing was applied and it is left as "
+                f"{recommendation.title}: not queued, {broker_failure(exc)}. Nothing was applied and it is left as "
                 "it was: apply it again once the broker takes tasks."
             ) from exc
 

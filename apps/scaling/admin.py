@@ -4,9 +4,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
-from kombu.exceptions import OperationalError
 
 from apps.core.admin_lookups import PlainLookupsAdmin
+from apps.core.broker_errors import broker_failure, send_errors
 from apps.metrics.admin import alert_rules_visible_to
 from apps.scaling import charts, manifests, services
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
@@ -224,8 +224,8 @@ class ScalingPolicyAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
             self.log_change(request, policy, "Apply to the cluster sent by hand (Apply to the cluster now).")
             try:
                 apply_policy.delay(policy.pk)
-            except OperationalError:
-                self.message_user(request, f"{policy}: the broker is unreachable; the checker will send it.",
+            except send_errors(apply_policy.app) as exc:
+                self.message_user(request, f"{policy}: not sent, {broker_failure(exc)}; the checker will send it.",
                                   messages.WARNING)  # fmt: skip
             else:
                 self.message_user(request, f"{policy}: sent to the workers.", messages.SUCCESS)

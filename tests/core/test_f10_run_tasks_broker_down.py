@@ -23,7 +23,10 @@ def test_run_selected_tasks_with_the_broker_down_says_so(admin_client, nightly, 
     )
     assert response.status_code == 302, response.status_code  # was 500
     texts = [str(message) for message in get_messages(response.wsgi_request)]
-    assert texts == ["The broker is unreachable; the selected tasks were not sent."], texts
+    assert texts == [
+        "The selected tasks were not sent: the broker did not take it "
+        "(OperationalError: [Errno 111] Connection refused)."
+    ], texts
 
 
 def test_run_selected_tasks_still_sends(admin_client, nightly, monkeypatch):

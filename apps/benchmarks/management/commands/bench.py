@@ -2,13 +2,14 @@ import json as _json
 import sys
 import time
 
+from celery import current_app
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from kombu.exceptions import OperationalError
 
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.benchmarks.selectors import latest_finished_run
+from apps.core.broker_errors import broker_failure, send_errors
 
 # Exit statuses, for CI: 0 the run succeeded and met every gate (or, without --wait, was queued);
 # GATE_MISSED when it finished otherwise (failed, cancelled, invalid, a gate missed), as `bench check`;
@@ -92,9 +93,9 @@ class Command(BaseCommand):
         else:
             try:
                 services.benchmark_run_dispatch(run)
-            except OperationalError as exc:
+            except send_errors(current_app) as exc:
                 services.benchmark_run_cancel(run=run)
-                raise CommandError(f"The broker is unreachable ({exc}); run #{run.pk} was not sent.") from exc
+                raise CommandError(f"Run #{run.pk} was not sent: {broker_failure(exc)}.") from exc
             self.stderr.write(f"Run #{run.pk} sent to the benchmark workers.")
             if not wait:
                 if json:

@@ -2,8 +2,8 @@ import time
 import uuid
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from kombu.exceptions import OperationalError
 
+from apps.core.broker_errors import broker_failure, send_errors
 from apps.core.selectors import worker_ping_answer
 from apps.core.tasks import heartbeat
 
@@ -27,8 +27,8 @@ class Command(BaseCommand):
         started = time.monotonic()
         try:
             heartbeat.apply_async(kwargs={"nonce": nonce}, expires=timeout)
-        except OperationalError as exc:
-            raise CommandError(f"The broker is unreachable ({exc}); the task was not sent.") from exc
+        except send_errors(heartbeat.app) as exc:
+            raise CommandError(f"The task was not sent: {broker_failure(exc)}.") from exc
         while time.monotonic() - started < timeout:
             answer = worker_ping_answer(nonce)
             if answer:

@@ -10,7 +10,6 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
-from kombu.exceptions import OperationalError
 
 from apps.accounts.models import ApiClient
 from apps.accounts.scopes import BENCHMARK, SCOPES
@@ -20,6 +19,7 @@ from apps.benchmarks.models import BenchmarkPlan
 from apps.benchmarks.services import nightly_benchmarks_ensure
 from apps.clinical.loader import synthetic_ranges_missing
 from apps.clinical.models import Patient
+from apps.core.broker_errors import broker_failure, send_errors
 from apps.inference.services import bundled_deployments_ensure
 from apps.optimizer.services import optimizer_schedules_ensure
 from apps.ratelimits.models import RateLimitPolicy
@@ -204,8 +204,8 @@ class Command(BaseCommand):
             try:
                 forecast_task.delay()
                 self.stdout.write("First workload forecasts sent to the workers (admin: Workload forecasts).")
-            except OperationalError:
-                self.stderr.write("The broker is unreachable: forecasts will run on the hourly schedule.")
+            except send_errors(forecast_task.app) as exc:
+                self.stderr.write(f"Forecasts not sent, {broker_failure(exc)}: they will run on the hourly schedule.")
         self.stdout.write(f"Admin:     {base_url}/admin/  user {ADMIN_USERNAME!r}  password {password!r}")
         self.stdout.write(f"Dashboard: {base_url}/dashboard/")
         self.stdout.write(f"API token ({demo_client.name}, scopes {', '.join(DEMO_SCOPES)}):")

@@ -1,0 +1,44 @@
+"""One definition of "the broker did not take the send", for every sender (admin actions, commands, services).
+
+kombu raises its OperationalError only for a broker it cannot reach (its retries spent). A broker that answers
+and refuses the connection raises the transport's own errors as they are: RabbitMQ's NOT_ALLOWED for a vhost
+missing or down (amqp.exceptions.NotAllowed), ACCESS_REFUSED for rotated credentials (AccessRefused). Senders
+that caught only OperationalError answered a 500 (admin actions) or a traceback (commands) for a refusal.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+from celery import Celery
+from kombu.exceptions import OperationalError
+
+_lock = threading.Lock()
+_cache: weakref.WeakKeyDictionary[Celery, dict[str, tuple[type[BaseException], ...]]] = weakref.WeakKeyDictionary()
+
+
+def _transport_key(app: Celery) -> str:
+    url = app.conf.broker_write_url or app.conf.broker_url or ""
+    if isinstance(url, list | tuple):
+        url = url[0] if url else ""
+    return f"{app.conf.broker_transport or ''}|{str(url).split('://', 1)[0]}"
+
+
+def send_errors(app: Celery) -> tuple[type[BaseException], ...]:
+    """What `app`'s sends raise when the broker does not take them: kombu's OperationalError and the transport's
+    connection and channel errors. Cached per app and transport (the classes are asked of a connection object,
+    which does not connect)."""
+    app = app._get_current_object() if hasattr(app, "_get_current_object") else app  # celery.current_app
+    key = _transport_key(app)
+    with _lock:
+        known = _cache.setdefault(app, {})
+        if key not in known:
+            with app.connection_for_write() as connection:  # not connected: its transport's error classes only
+                known[key] = (OperationalError, *connection.connection_errors, *connection.channel_errors)
+        return known[key]
+
+
+def broker_failure(exc: BaseException) -> str:
+    """The refusal named, for a message: "the broker did not take it (NotAllowed: ...)"."""
+    return f"the broker did not take it ({type(exc).__name__}: {exc})"
