@@ -911,10 +911,10 @@ def deleted_objects_remove(refs: list[dict]) -> list[str]:
     policy's apply took over the old object under its name, keeping its uid). What it removed, and what it
     left and why."""
     keys = {_ref_key(ref) for ref in refs}
-    naming = Q()
-    for kind, namespace, name in keys:
-        naming |= Q(applied_objects__contains=[{"kind": kind, "namespace": namespace, "name": name}])
-    policies = ScalingPolicy.objects.filter(naming).select_related("service") if keys else []
+    # Matched here, not by a JSON `contains` lookup, which SQLite (the embedded mode) lacks: the task failed
+    # there for good (NotSupportedError is no ApplyError to retry) and the autoscalers stayed. Policies are
+    # tens of rows, one per service.
+    policies = ScalingPolicy.objects.select_related("service").only("applied_objects", "service__slug") if keys else []
     claimed = {
         _ref_key(ref): policy.service.slug
         for policy in policies
