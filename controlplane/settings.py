@@ -519,7 +519,7 @@ CELERY_TASK_ROUTES = {
     # `default`'s short periodic tasks (the heartbeat /readyz reads, alerts, rate-limit adaptation, the resource
     # monitor) never wait behind them: the Procfile's `worker` consumes `default` alone.
     "optimizer.run_step": {"queue": "inference"},
-    "optimizer.apply_recommendation": {"queue": "inference"},
+    "optimizer.apply_recommendation": {"queue": "inference"},  # an admin's apply: minutes of CREATE INDEX
     "scaling.forecast": {"queue": "inference"},
 }
 CELERY_TASK_ACKS_LATE = True

@@ -68,7 +68,8 @@ def long_worker_beacon_record(
             else {}
         )
         entries[key] = {**kept, worker: beacon}
-    # Kept a little past the moment it reads stale, so the check can say how stale it is; then it is gone.
+    # The queue's entry outlives its last write a little past the moment that write reads stale, so the check can
+    # say how stale it is; then it is gone, every replica's with it (entries within it last an hour: above).
     cache.set_many(entries, timeout=2 * LONG_WORKER_BEACON_FRESH_SECONDS)
     return beacon
 

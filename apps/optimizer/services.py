@@ -466,11 +466,6 @@ def recommendation_apply(*, recommendation: Recommendation, user=None, via: str 
     return _apply_claimed(recommendation, user=user, via=via)
 
 
-# Where an admin's apply is built: minutes of CREATE INDEX CONCURRENTLY go with the runs' steps (run_step), not on
-# `default`, whose short periodic tasks must never wait behind them.
-APPLY_QUEUE = "inference"
-
-
 def recommendation_apply_enqueue(*, recommendation: Recommendation, user=None, via: str = "admin") -> Recommendation:
     """Claim the recommendation (applying, committed) and send its change to a worker. Made in the web request,
     an index build (minutes on a large table) was killed half-way by gunicorn's timeout, leaving an INVALID index,
@@ -499,7 +494,7 @@ def recommendation_apply_enqueue(*, recommendation: Recommendation, user=None, v
 
         try:
             apply_recommendation.apply_async(
-                args=[recommendation.pk], kwargs={"queued_at": recommendation.outcome["queued_at"]}, queue=APPLY_QUEUE
+                args=[recommendation.pk], kwargs={"queued_at": recommendation.outcome["queued_at"]}
             )
         except send_errors(apply_recommendation.app) as exc:
             Recommendation.objects.filter(pk=recommendation.pk, status=Recommendation.Status.APPLYING).update(**before)
