@@ -411,7 +411,16 @@ def _probe_worker(now: datetime | None = None) -> tuple[str, str]:
     return {"down": ERROR, "late": DEGRADED}.get(state["state"], OK), detail
 
 
-def _probe_long_worker(now: datetime | None = None) -> tuple[str, str]:
+def _long_worker_cache_keys(queues: tuple[str, ...]) -> list[str]:
+    """What the long worker check reads: each long queue's relayed heartbeat and beacons, and `default`'s."""
+    keys = [queue_heartbeat_cache_key(queue) for queue in queues]
+    keys += [long_worker_beacons_cache_key(queue) for queue in queues]
+    keys += [long_worker_beacon_cache_key(queue) for queue in queues]
+    keys.append(queue_heartbeat_cache_key(default_queue()))
+    return keys
+
+
+def _probe_long_worker(now: datetime | None = None, found: dict | None = None) -> tuple[str, str]:
     """Whether a worker takes the long queues' work, by the heartbeat each of them last carried to one
     (core.heartbeat on `default` relays one to each: apps/core/tasks.py), judged as the worker's. The worker
     check reads only `default`'s heartbeat: with the long worker gone, /readyz said ok while benchmark runs,
@@ -424,11 +433,8 @@ def _probe_long_worker(now: datetime | None = None) -> tuple[str, str]:
     With the default worker's own heartbeat stale too, nothing was relayed: a fresh beacon reads ok ("not
     relayed"). Never an error: the api still serves."""
     queues = long_queues()
-    keys = [queue_heartbeat_cache_key(queue) for queue in queues]
-    keys += [long_worker_beacons_cache_key(queue) for queue in queues]
-    keys += [long_worker_beacon_cache_key(queue) for queue in queues]
-    keys.append(queue_heartbeat_cache_key(default_queue()))
-    found = cache.get_many(keys)  # a cache error fails the check
+    if found is None:  # `found`: the caller's one read of _long_worker_cache_keys
+        found = cache.get_many(_long_worker_cache_keys(queues))  # a cache error fails the check
     at = now or datetime.now(UTC)
     fine, busy, problems, gone, unrelayed = [], [], [], [], []
     # The default worker relays the heartbeats: with its own heartbeat stale, a stale relayed one blames no
@@ -505,15 +511,14 @@ def probe_long_worker(*, now: datetime | None = None) -> dict:
     long_worker check, and the workers whose beacons are fresh (hostname, slots, busy). `status` "unknown"
     when the cache could not be read."""
     at = now or datetime.now(UTC)
-    try:
-        status, detail = _probe_long_worker(at)
-        keys = [long_worker_beacons_cache_key(queue) for queue in long_queues()]
-        keys += [long_worker_beacon_cache_key(queue) for queue in long_queues()]
-        found = cache.get_many(keys)
+    queues = long_queues()
+    try:  # one read for the status and the workers listed, so the two agree (and one round trip a frame)
+        found = cache.get_many(_long_worker_cache_keys(queues))
     except Exception:  # noqa: BLE001 - the cache is away: the long worker's state is not known
         return {"status": "unknown", "detail": "the cache could not be read", "workers": []}
+    status, detail = _probe_long_worker(at, found)
     workers = {}
-    for queue in long_queues():
+    for queue in queues:
         legacy = found.get(long_worker_beacon_cache_key(queue))
         for beacon in _fresh_beacons(found.get(long_worker_beacons_cache_key(queue)), legacy, at):
             workers.setdefault(beacon["worker"], beacon)

@@ -4,6 +4,7 @@ the long worker's state too (apps.core.selectors.probe_long_worker: /readyz's lo
 whose beacons are fresh)."""
 
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import pytest
 from django.core.cache import cache
@@ -51,3 +52,11 @@ def test_the_live_feed_says_unknown_when_the_cache_cannot_be_read(monkeypatch):
 
     monkeypatch.setattr(cache, "get_many", refuse)
     assert selectors.probe_long_worker()["status"] == "unknown"
+
+
+def test_the_long_worker_is_read_once_per_frame():
+    """The status and the workers listed came from two reads of the beacons: one more round trip a frame, and
+    the two could disagree (a "gone" listing a worker)."""
+    with mock.patch.object(cache, "get_many", wraps=cache.get_many) as get_many:
+        selectors.probe_long_worker()
+    assert get_many.call_count == 1
