@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import unicodedata
@@ -12,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from apps.benchmarks.token_hosts import canonical_host
+from apps.benchmarks.token_hosts import canonical_host, token_host_parse
 
 
 def default_requests() -> list[dict]:
@@ -98,22 +99,12 @@ def _request_error(request) -> str | None:
 
 
 def _allowed_origins() -> list[tuple[str, int | None]]:
-    """BENCHMARK_TOKEN_HOSTS as (host, port or None): `host` (any port), `host:port`, `[v6]` or `[v6]:port`
-    (a bare `::1`, with its colons, is a host)."""
+    """BENCHMARK_TOKEN_HOSTS as (canonical host, port or None): an entry that is none matches nothing (never
+    "any port"; start-up refuses it)."""
     origins = []
     for entry in settings.BENCHMARK_TOKEN_HOSTS:
-        entry = entry.strip().lower()
-        host, port = entry, None
-        if entry.startswith("["):
-            host, _, rest = entry[1:].partition("]")
-            if rest and not rest.startswith(":"):
-                continue  # `[::1]8000`: garbled, matches nothing (it allowed every port)
-            port = rest[1:] if rest else None
-        elif entry.count(":") == 1:
-            host, port = entry.split(":")
-        if port is not None and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
-            continue  # not a port (`127.0.0.1:`, `:abc`): matches nothing, never "any port"
-        origins.append((canonical_host(host), int(port) if port is not None else None))
+        with contextlib.suppress(ValueError):
+            origins.append(token_host_parse(entry))
     return origins
 
 
