@@ -2,6 +2,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from apps.caching.stack import default_stack
 from apps.clinical.loader import synthetic_patients_load
 from apps.clinical.models import Patient
 from apps.clinical.services import observation_record, patient_create
@@ -38,3 +39,15 @@ def vitals(patient):
 def loaded(db):
     """Thirty synthetic patients with two days of history, loaded through the real loader (COPY)."""
     return synthetic_patients_load(patients=30, days=2, seed=7, end=LOAD_END, batch_size=10)
+
+
+@pytest.fixture
+def elsewhere(django_capture_on_commit_callbacks):
+    """Run a write as a shell would (committed), then read as another process: its L1 never held the write."""
+
+    def write(change):
+        with django_capture_on_commit_callbacks(execute=True):
+            change()
+        default_stack().clear_local()
+
+    return write

@@ -12,7 +12,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.caching.models import CacheScopeGeneration
-from apps.caching.stack import default_stack
 from apps.clinical import loader
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import observation_record, patient_soft_delete
@@ -26,18 +25,6 @@ def _bumps(queries) -> int:
     table = CacheScopeGeneration._meta.db_table
     bumps = [query["sql"] for query in queries if query["sql"].startswith(f"INSERT INTO {table}")]
     return sum(len(re.search(r"unnest\('\{([^}]*)\}'", sql).group(1).split(",")) for sql in bumps)
-
-
-@pytest.fixture
-def elsewhere(django_capture_on_commit_callbacks):
-    """Run a write as a shell would (committed), then read as another process: its L1 never held the write."""
-
-    def write(change):
-        with django_capture_on_commit_callbacks(execute=True):
-            change()
-        default_stack().clear_local()
-
-    return write
 
 
 def _vitals(clinician, patient) -> list[float]:

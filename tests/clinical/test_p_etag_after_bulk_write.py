@@ -6,20 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from apps.caching.stack import default_stack
 from apps.clinical.models import Patient
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def elsewhere(django_capture_on_commit_callbacks):
-    def write(change):
-        with django_capture_on_commit_callbacks(execute=True):
-            change()
-        default_stack().clear_local()
-
-    return write
 
 
 def _save_some(pk: int) -> None:

@@ -22,30 +22,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 NAME = "killed-mid-apply"
 
 
-def _policy() -> ScalingPolicy:
-    service = Service.objects.create(name=NAME, slug=NAME, route_prefix=f"api/{NAME}/")
-    policy = services.scaling_policy_ensure(service, history_source="synthetic", predictive=False)[0]
-    policy.refresh_from_db()
-    return policy
-
-
-def _set(policy: ScalingPolicy, **fields) -> None:
-    """An admin edit: the policy re-read, the fields saved (the refresh runs on save)."""
-    policy.refresh_from_db()
-    for name, value in fields.items():
-        setattr(policy, name, value)
-    policy.save()
-
-
 class Killed(BaseException):
     """Stands for the worker's SIGKILL: nothing of the apply after it runs."""
 
 
 @pytest.fixture
-def killed_apply(cluster, monkeypatch) -> ScalingPolicy:
+def killed_apply(cluster, monkeypatch, policy_for) -> ScalingPolicy:
     """A policy whose first apply's worker was killed once the API server had created its objects, left
     APPLYING for longer than a worker can take."""
-    policy = _policy()
+    policy = policy_for(NAME)
     real = kube.apply_documents
 
     def applying(documents, **options):
@@ -64,14 +49,16 @@ def killed_apply(cluster, monkeypatch) -> ScalingPolicy:
     return policy
 
 
-def test_an_apply_killed_after_the_cluster_created_its_objects_is_withdrawn_when_disabled(cluster, killed_apply):
+def test_an_apply_killed_after_the_cluster_created_its_objects_is_withdrawn_when_disabled(
+    cluster, killed_apply, policy_edit
+):
     """The objects were created, the worker killed before the outcome was recorded: nothing named them, and
     disabling the policy left its HPA and VPA scaling the service. What an apply is about to send is recorded
     before it sends it."""
     policy = killed_apply
     kinds = {ref["kind"] for ref in policy.applied_objects}
     assert {"HorizontalPodAutoscaler", "VerticalPodAutoscaler"} <= kinds
-    _set(policy, enabled=False)
+    policy_edit(policy, enabled=False)
     services.policies_reconcile()
     policy.refresh_from_db()
     assert policy.apply_state == "not_configured", policy.apply_error
@@ -85,11 +72,11 @@ def test_an_apply_killed_after_the_cluster_created_its_objects_is_withdrawn_when
     assert not [key for key in cluster.objects if key[1] == "verticalpodautoscalers"]
 
 
-def test_the_apply_taking_over_a_killed_one_replaces_the_hpa_it_left(cluster, killed_apply):
+def test_the_apply_taking_over_a_killed_one_replaces_the_hpa_it_left(cluster, killed_apply, policy_edit):
     """KEDA switched on meanwhile: the apply taking over deletes the HPA the killed apply created before it
     applies the ScaledObject (KEDA's webhook refused the ScaledObject beside an HPA nothing here knew of)."""
     policy = killed_apply
-    _set(policy, keda_enabled=True)
+    policy_edit(policy, keda_enabled=True)
     services.policies_reconcile()
     policy.refresh_from_db()
     assert policy.apply_state == "active", policy.apply_error
@@ -97,10 +84,10 @@ def test_the_apply_taking_over_a_killed_one_replaces_the_hpa_it_left(cluster, ki
     assert "HorizontalPodAutoscaler" not in {ref["kind"] for ref in policy.applied_objects}
 
 
-def test_a_refused_dry_run_leaves_nothing_recorded_as_applied(cluster):
+def test_a_refused_dry_run_leaves_nothing_recorded_as_applied(cluster, policy_for):
     """What an apply meant to send, and never sent (a dry run refused), is not kept as applied."""
     cluster.fail["VerticalPodAutoscaler"] = 422
-    policy = _policy()
+    policy = policy_for(NAME)
     services.policies_reconcile()
     policy.refresh_from_db()
     assert policy.apply_state == "failed" and "HTTP 422" in policy.apply_error

@@ -8,7 +8,6 @@ import pytest
 
 from apps.scaling import kube, services
 from apps.scaling.models import ScalingPolicy
-from apps.services.models import Service
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -17,9 +16,7 @@ NS = "medical-ai"
 VPA_KEY = ("autoscaling.k8s.io", "verticalpodautoscalers", NS, NAME)
 
 
-def _applied_three_times() -> ScalingPolicy:
-    service = Service.objects.create(name=NAME, slug=NAME, route_prefix=f"api/{NAME}/")
-    policy = services.scaling_policy_ensure(service, history_source="synthetic", predictive=False)[0]
+def _applied_three_times(policy: ScalingPolicy) -> ScalingPolicy:
     for _ in range(3):
         services.apply_requested(policy)
         services.policy_apply(policy_id=policy.pk)
@@ -29,20 +26,14 @@ def _applied_three_times() -> ScalingPolicy:
     return policy
 
 
-def _set(policy: ScalingPolicy, **fields) -> None:
-    """An admin edit: the policy re-read, the fields saved (the refresh runs on save)."""
-    policy.refresh_from_db()
-    for name, value in fields.items():
-        setattr(policy, name, value)
-    policy.save()
-
-
-def test_a_disabled_policys_autoscalers_are_withdrawn_at_once_after_the_generation_went_back(cluster):
+def test_a_disabled_policys_autoscalers_are_withdrawn_at_once_after_the_generation_went_back(
+    cluster, policy_for, policy_edit
+):
     """The withdrawal (generation 1) read its own HPA and VPA, stamped 3, as a later apply's: it left them and
     said "removed nothing (already gone)", and the checker took as many passes (minutes) as the highest stamp
     to remove them. No apply can come after it (the policy is disabled, no newer claim): deleted as read."""
-    policy = _applied_three_times()
-    _set(policy, enabled=False)
+    policy = _applied_three_times(policy_for(NAME))
+    policy_edit(policy, enabled=False)
     services.policies_reconcile()
     policy.refresh_from_db()
     assert cluster.autoscalers_of(NS, NAME) == []
@@ -55,13 +46,15 @@ def test_a_disabled_policys_autoscalers_are_withdrawn_at_once_after_the_generati
     assert not services._withdrawable(policy)
 
 
-def test_objects_left_for_a_later_apply_are_named_not_called_already_gone(cluster, monkeypatch):
+def test_objects_left_for_a_later_apply_are_named_not_called_already_gone(
+    cluster, monkeypatch, policy_for, policy_edit
+):
     """The row enabled again while the withdrawal read the VPA (an apply may follow), then disabled again
     before it read the HPA: the VPA is left and named in the outcome (it said "already gone" for objects
     still scaling the service), kept on the policy, and the next withdrawal removes it."""
-    policy = _applied_three_times()
+    policy = _applied_three_times(policy_for(NAME))
     real = kube._read
-    edits = [lambda: _set(policy, enabled=True), lambda: _set(policy, enabled=False)]
+    edits = [lambda: policy_edit(policy, enabled=True), lambda: policy_edit(policy, enabled=False)]
 
     def reading(api, path, ref):
         if edits:
@@ -69,7 +62,7 @@ def test_objects_left_for_a_later_apply_are_named_not_called_already_gone(cluste
         return real(api, path, ref)
 
     monkeypatch.setattr(kube, "_read", reading)
-    _set(policy, enabled=False)
+    policy_edit(policy, enabled=False)
     services.policies_reconcile()
     policy.refresh_from_db()
     assert policy.apply_state == "not_configured", policy.apply_error
@@ -89,9 +82,9 @@ def test_objects_left_for_a_later_apply_are_named_not_called_already_gone(cluste
     )
 
 
-def test_a_later_apply_while_enabled_is_still_left(cluster):
+def test_a_later_apply_while_enabled_is_still_left(cluster, policy_for):
     """The guard stays: an object stamped by a later generation while the row is enabled again is left."""
-    policy = _applied_three_times()
+    policy = _applied_three_times(policy_for(NAME))
     ScalingPolicy.objects.filter(pk=policy.pk).update(apply_generation=3)
     api = kube.cluster_client()
     try:

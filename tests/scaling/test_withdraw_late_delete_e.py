@@ -11,29 +11,12 @@ import time
 import pytest
 
 from apps.scaling import kube, services
-from apps.scaling.models import ScalingPolicy
-from apps.services.models import Service
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NAME = "withdrawn-late"
 HPA_PATH = f"/apis/autoscaling/v2/namespaces/medical-ai/horizontalpodautoscalers/{NAME}"
 VPA_PATH = f"/apis/autoscaling.k8s.io/v1/namespaces/medical-ai/verticalpodautoscalers/{NAME}"
-
-
-def _policy(**fields) -> ScalingPolicy:
-    service = Service.objects.create(name=NAME, slug=NAME, route_prefix=f"api/{NAME}/")
-    policy = services.scaling_policy_ensure(service, history_source="synthetic", predictive=False, **fields)[0]
-    policy.refresh_from_db()
-    return policy
-
-
-def _set(policy: ScalingPolicy, **fields) -> None:
-    """An admin edit: the policy re-read, the fields saved (the refresh runs on save)."""
-    policy.refresh_from_db()
-    for name, value in fields.items():
-        setattr(policy, name, value)
-    policy.save()
 
 
 def _landed(cluster, count: int) -> None:
@@ -43,18 +26,20 @@ def _landed(cluster, count: int) -> None:
     assert len(cluster.landed) >= count, cluster.landed
 
 
-def test_a_withdrawals_delete_landing_after_the_policy_was_applied_again_removes_nothing(cluster, settings):
+def test_a_withdrawals_delete_landing_after_the_policy_was_applied_again_removes_nothing(
+    cluster, settings, policy_for, policy_edit
+):
     """The DELETE timed out (the withdrawal FAILED), the admin enabled the policy again and the checker applied
     it, then the DELETE reached the API server: it removed the HPA just applied, the cluster with no HPA while
     the policy said active. It is conditional now (the uid and resourceVersion it read): refused, 409."""
     settings.SCALING_APPLY_TIMEOUT_SECONDS = 1.0
-    policy = _policy()
+    policy = policy_for(NAME)
     services.policies_reconcile()
     policy.refresh_from_db()
     assert policy.apply_state == "active", policy.apply_error
     cluster.delete_gate, cluster.gated_paths = threading.Event(), {HPA_PATH}
     try:
-        _set(policy, enabled=False)
+        policy_edit(policy, enabled=False)
         services.policies_reconcile()
         policy.refresh_from_db()
         assert policy.apply_state == "failed" and "not withdrawn yet" in policy.apply_error, policy.apply_error
@@ -62,7 +47,7 @@ def test_a_withdrawals_delete_landing_after_the_policy_was_applied_again_removes
         held = [r["path"] for r in cluster.requests if r["method"] == "DELETE" and r["path"] == HPA_PATH]
         assert held and [path for path, _ in cluster.landed] == [VPA_PATH]  # the VPA went
 
-        _set(policy, enabled=True)
+        policy_edit(policy, enabled=True)
         services.policies_reconcile()
         policy.refresh_from_db()
         assert policy.apply_state == "active", policy.apply_error
@@ -75,10 +60,10 @@ def test_a_withdrawals_delete_landing_after_the_policy_was_applied_again_removes
     assert policy.apply_state == "active"
 
 
-def test_a_withdrawal_leaves_an_object_a_later_apply_stamped(cluster):
+def test_a_withdrawal_leaves_an_object_a_later_apply_stamped(cluster, policy_for):
     """An apply that took over a withdrawal stuck past SCALING_APPLY_STUCK_SECONDS stamps its objects with a
     later generation: the withdrawal, going on, leaves them (and keeps them recorded)."""
-    policy = _policy()
+    policy = policy_for(NAME)
     services.policies_reconcile()
     policy.refresh_from_db()
     api = kube.cluster_client()
@@ -92,10 +77,10 @@ def test_a_withdrawal_leaves_an_object_a_later_apply_stamped(cluster):
     assert cluster.autoscalers_of("medical-ai", NAME) == []
 
 
-def test_a_delete_refused_for_a_status_written_meanwhile_is_read_and_tried_again(cluster):
+def test_a_delete_refused_for_a_status_written_meanwhile_is_read_and_tried_again(cluster, policy_for, policy_edit):
     """The HPA controller writes the HPA's status every 15 s: a DELETE refused for the resourceVersion it read
     (409) reads the object again and deletes it as it is now."""
-    policy = _policy()
+    policy = policy_for(NAME)
     services.policies_reconcile()
     policy.refresh_from_db()
     key = ("autoscaling", "horizontalpodautoscalers", "medical-ai", NAME)
@@ -109,7 +94,7 @@ def test_a_delete_refused_for_a_status_written_meanwhile_is_read_and_tried_again
         return real(path, preconditions)
 
     cluster._delete = status_written_first
-    _set(policy, enabled=False)
+    policy_edit(policy, enabled=False)
     services.policies_reconcile()
     policy.refresh_from_db()
     assert calls and [landed for landed in cluster.landed if landed[0] == HPA_PATH] == [
@@ -120,13 +105,13 @@ def test_a_delete_refused_for_a_status_written_meanwhile_is_read_and_tried_again
     assert cluster.autoscalers_of("medical-ai", NAME) == []
 
 
-def test_credentials_without_get_still_withdraw(cluster, caplog):
+def test_credentials_without_get_still_withdraw(cluster, caplog, policy_for, policy_edit):
     """A Role copied before `get` was granted: the read is refused (403) and the DELETE goes without
     preconditions, as before, the log saying what to grant, rather than the withdrawal failing for good."""
-    policy = _policy()
+    policy = policy_for(NAME)
     services.policies_reconcile()
     cluster.reads_forbidden = True
-    _set(policy, enabled=False)
+    policy_edit(policy, enabled=False)
     services.policies_reconcile()
     policy.refresh_from_db()
     assert policy.apply_state == "not_configured", policy.apply_error
