@@ -83,9 +83,10 @@ PRETTY_VALUES = ("true", "false")
 
 def _without_layout(params):
     """`params` less `_pretty`, R4's standard result parameter (3.1.1.5.7), taken on every interaction, strict
-    handling too, and ignored: this server's JSON is laid out one way. Strict handling refused it (400), so a
-    client that asks for it on every call (many FHIR tools do) could not use the server. Given twice, or with a
-    value other than true or false, it is refused, as any parameter is."""
+    handling too: it lays the answer out (see `FhirMixin.get_renderer_context`) and changes nothing found, so
+    nothing else reads it. Strict handling refused it (400), so a client that asks for it on every call (many
+    FHIR tools do) could not use the server. Given twice, or with a value other than true or false, it is
+    refused, as any parameter is."""
     if "_pretty" not in params:
         return params
     values = params.getlist("_pretty")
@@ -124,6 +125,15 @@ def _store_search(resource_type: str, kept: dict, owner: str) -> str:
     return key
 
 
+def _pretty(view: FhirMixin, request: Request) -> bool:
+    """Whether the client asked for `_pretty=true`, in the URL or a posted search's form body (FHIR merges the
+    two). Anything else, a refused value too, is compact: the refusal's OperationOutcome says why."""
+    values = request.query_params.getlist("_pretty")
+    if request.method == "POST" and view.accepted_params is None:  # a search: its body was read already
+        values = values + _readable_form(request).getlist("_pretty")
+    return values == ["true"]
+
+
 def _lenient(request: Request) -> bool:
     """Whether the client asked, in FHIR's `Prefer: handling=lenient` (the value may be quoted, as RFC 7240
     allows), that unknown parameters be ignored rather than refused (strict, this server's default). A header
@@ -141,10 +151,10 @@ def _ignorable(name: str, known: set[str]) -> bool:
     resource does not know. A known parameter with a modifier (`code:not`, `_id:not`) is refused even then, as
     FHIR has servers reject unsupported modifiers: dropping `:not` answers the opposite question. So is an
     unknown `_` parameter (`_include`, `_elements`, `_has`): a control or result parameter, whose absence
-    changes what the client gets back, not merely how much. `_pretty` only lays the answer out: dropped. A
-    chain on a known reference (`patient.identifier`) is refused too: dropping it searched every patient."""
+    changes what the client gets back, not merely how much. A chain on a known reference (`patient.identifier`)
+    is refused too: dropping it searched every patient."""
     base = re.split(r"[:.]", name, maxsplit=1)[0]
-    return base not in known and (not base.startswith("_") or name in LAYOUT_PARAMS)
+    return base not in known and not base.startswith("_")
 
 
 def _readable_form(request: Request) -> QueryDict:
@@ -200,6 +210,8 @@ def _outcomes(*statuses: int, **descriptions: str) -> dict[int, OpenApiResponse]
 
 
 _FORMAT_PARAM = OpenApiParameter("_format", str, enum=list(JSON_FORMATS), description="JSON only (the default).")
+_PRETTY_DOC = "true: the JSON indented by two spaces; false (the default): compact. The content is the same."
+_PRETTY_PARAM = OpenApiParameter("_pretty", str, enum=list(PRETTY_VALUES), description=_PRETTY_DOC)
 _COUNT_DOC = f"Entries per page, 1-{MAX_COUNT} (default 50); 0: the total alone, as _summary=count."
 _DATE_DOC = (
     f"[prefix]YYYY[-MM[-DD[Thh:mm[:ss][Z|+hh:mm]]]], prefix one of {', '.join(SUPPORTED_DATE_PREFIXES)} (eq: the "
@@ -234,6 +246,7 @@ def documented_search(**docs: str):
                 "for this client (15 minutes); only _cursor may go with it.",
             ),
             _FORMAT_PARAM,
+            _PRETTY_PARAM,
         ]  # fmt: skip
         # The form body takes the same parameters (label: DRF would title `_count` " count").
         optional = {"required": False}
@@ -249,6 +262,8 @@ def documented_search(**docs: str):
                                                           "alone.", **optional)  # fmt: skip
         form_fields["_format"] = serializers.CharField(label="_format", help_text=f"One of {', '.join(JSON_FORMATS)}.",
                                                        **optional)  # fmt: skip
+        form_fields["_pretty"] = serializers.ChoiceField(PRETTY_VALUES, label="_pretty", help_text=_PRETTY_DOC,
+                                                         **optional)  # fmt: skip
         bundle = OpenApiResponse(
             FhirBundleSerializer, description=f"A searchset Bundle of {name} resources, keyset-paged: follow `next`."
         )
@@ -315,6 +330,15 @@ class FhirMixin:
 
     def get_exception_handler(self) -> Callable:
         return fhir_exception_handler
+
+    def get_renderer_context(self) -> dict:
+        """`_pretty=true`: the JSON indented by two spaces, on every answer (an OperationOutcome too); compact
+        otherwise. Only the rendering differs: the data, cached or not, and the ETag and Last-Modified, taken from
+        the resource's update time, are the same for both layouts."""
+        context = super().get_renderer_context()
+        if _pretty(self, self.request):
+            context["indent"] = 2
+        return context
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple:
         """FHIR's `_format` overrides the Accept header: a browser asks for text/html, and `?_format=json` is how
@@ -386,6 +410,7 @@ class CapabilityStatementView(FhirMixin, APIView):
         operation_id="fhir_capabilities",
         parameters=[
             _FORMAT_PARAM,
+            _PRETTY_PARAM,
             OpenApiParameter("mode", str, enum=["full"], description="Only the full statement."),
         ],
         responses={
@@ -447,6 +472,7 @@ class PatientReadView(FhirMixin, PhiAPIView):
         "deleted patient's too.",
         parameters=[
             _FORMAT_PARAM,
+            _PRETTY_PARAM,
             OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER,
                              description='A version\'s ETag (W/"<versionId>"): 304 while it is current.'),
             OpenApiParameter("If-Modified-Since", str, OpenApiParameter.HEADER,
@@ -523,7 +549,7 @@ def _read_view(resource_type: str, model: type[Model]) -> type[ClinicalReadView]
         operation_id=f"fhir_{resource_type}_read",
         description=f"A FHIR R4 {resource_type} by its id (a search's fullUrl). Scope `clinical:read`; every read "
         "is audited, an unknown one's too.",
-        parameters=[_FORMAT_PARAM],
+        parameters=[_FORMAT_PARAM, _PRETTY_PARAM],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description=f"A FHIR R4 {resource_type}."),
             **_outcomes(400, 401, 403, 404, 410, 429, 503, e400="A _format other than JSON.",
@@ -605,7 +631,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
     def search(self, request: Request, params, posted: bool = False) -> Response:
         ignored = []
         if _lenient(request):  # FHIR: ignore the parameters it does not know, and say which in the Bundle
-            known = set(self.search_params) | COMMON_PARAMS
+            known = set(self.search_params) | COMMON_PARAMS | LAYOUT_PARAMS  # `_pretty` is honoured, not ignored
             ignored = sorted(name for name in params if _ignorable(name, known))
             if ignored:
                 params = params.copy()
