@@ -147,3 +147,54 @@ class AuditChainHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit chain {self.name} at #{self.seq}"
+
+
+class AuditArchiveQuerySet(models.QuerySet):
+    """Archive records are append-only, as the trail they stand in for."""
+
+    def update(self, **kwargs):
+        raise PermissionError("Audit archive records are append-only.")
+
+    def delete(self):
+        raise PermissionError("Audit archive records are append-only.")
+
+
+class AuditArchive(models.Model):
+    """One monthly partition of the trail moved out to a file (`audit archive --drop`) and dropped.
+
+    It stands in for the records it replaced: `audit verify` resumes each chain at the boundaries kept here
+    (`chains`), and `audit verify --archives DIR` checks the file against `sha256`. Sealed with the chain key,
+    so an archive record made up to cover deleted records needs the key; append-only like the trail.
+    """
+
+    partition = models.CharField(max_length=63)
+    range_start = models.DateTimeField()
+    range_end = models.DateTimeField()
+    file_name = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    row_count = models.BigIntegerField()
+    # {"<chain id>": [[first seq, its prev_hash, last seq, its hash], ...]}: each run of consecutive seqs archived.
+    chains = models.JSONField(default=dict)
+    # Chains registered by records of the primary chain that the file holds (no longer in the database).
+    registered_chains = models.JSONField(default=list)
+    archived_by = models.CharField(max_length=150)
+    archived_at = models.DateTimeField()
+    seal = models.CharField(max_length=64)
+
+    objects = AuditArchiveQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["range_start"]
+        # A constraint, not unique=True: that adds a second (LIKE) index on PostgreSQL no lookup here uses.
+        constraints = [models.UniqueConstraint(fields=["partition"], name="audit_archive_partition_unique")]
+
+    def __str__(self) -> str:
+        return f"audit archive {self.partition} ({self.row_count} records)"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise PermissionError("Audit archive records are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError("Audit archive records are append-only.")

@@ -1,9 +1,12 @@
+import re
 import time
+from datetime import date
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
+from apps.audit.archive import ArchiveNotAllowed, archive_default_left, audit_archive
 from apps.audit.selectors import audit_chain_verify
 from apps.audit.services import (
     PARTITION_MONTHS_AHEAD_MAX,
@@ -16,7 +19,10 @@ from apps.audit.services import (
 
 
 class Command(BaseCommand):
-    help = "Audit trail maintenance: `verify` the hash chain, or create monthly `partitions` ahead."
+    help = (
+        "Audit trail maintenance: `verify` the hash chain, create monthly `partitions` ahead, or `archive` past "
+        "months to files."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -34,6 +40,25 @@ class Command(BaseCommand):
             help="Say on stderr, every few seconds, how many records have been checked of those the heads account "
             "for, and at what rate.",
         )
+        verify.add_argument(
+            "--archives",
+            type=Path,
+            metavar="DIR",
+            help="Also verify the archive files `audit archive` wrote there: each file's SHA-256 against its archive "
+            "record, every HMAC and link inside, and that it holds the records archived.",
+        )
+        archive = sub.add_parser(
+            "archive",
+            help="Export each monthly partition wholly before --before to a verifiable file (PostgreSQL); with "
+            "--drop, record the archive and drop the partition.",
+        )
+        archive.add_argument("--before", required=True, metavar="YYYY-MM", help="The first month kept.")
+        archive.add_argument("--to", required=True, type=Path, metavar="DIR", help="Where the files go.")
+        archive.add_argument(
+            "--drop", action="store_true", help="Drop each partition once its file is checked (else only export)."
+        )
+        archive.add_argument("--by", default="audit-archive", help="Who archives (kept in the archive record).")
+        archive.add_argument("--progress", action="store_true", help="Say on stderr how the export goes.")
         acknowledge = sub.add_parser(
             "acknowledge-break",
             help="Acknowledge a chain break `verify` reports (BREAK), once looked into: a sealed record in the "
@@ -45,6 +70,9 @@ class Command(BaseCommand):
         partitions.add_argument("--months-ahead", type=int, default=3)
 
     def handle(self, *args, action: str, **options) -> None:
+        if action == "archive":
+            self._archive(**options)
+            return
         if action == "acknowledge-break":
             try:
                 record = audit_chain_break_acknowledge(record_id=options["record_id"], by=options["by"])
@@ -76,10 +104,12 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if options.get("progress"):
             line = ProgressLine(self.stderr)
-            report = audit_chain_verify(anchors=anchors, progress=line, on_total=line.start)
+            report = audit_chain_verify(
+                anchors=anchors, progress=line, on_total=line.start, archives=options.get("archives")
+            )
             line.finish(report.checked)
         else:
-            report = audit_chain_verify(anchors=anchors)
+            report = audit_chain_verify(anchors=anchors, archives=options.get("archives"))
         for chain, seq in report.edited:
             self.stdout.write(f"EDITED   record #{seq} of chain {chain}: its content no longer matches its seal")
         for chain, first, last in report.missing:
@@ -116,6 +146,12 @@ class Command(BaseCommand):
             self.stdout.write(f"WRITABLE table {table}: its append-only trigger is missing or disabled")
         for chain, seq in report.cut_below_anchor:
             self.stdout.write(f"CUT      chain {chain} below its anchor: record #{seq} is gone or changed")
+        for partition in report.forged_archives:
+            self.stdout.write(f"FORGED   archive record of {partition}: its seal does not match it")
+        for chain, seq in report.archive_overlaps:
+            self.stdout.write(f"ARCHIVED record #{seq} of chain {chain}: archived, yet still in the database")
+        for problem in report.archive_problems:
+            self.stdout.write(problem)
         for table in report.month_gaps:
             self.stdout.write(f"NOTE     no partition {table} between the others: dropped, or never created")
         if report.partitions_run_out:
@@ -132,14 +168,74 @@ class Command(BaseCommand):
                 audit_anchors_write(anchor_file, report.heads)
             except OSError as exc:
                 raise CommandError(f"The trail is intact, but the anchors could not be saved: {exc}") from exc
-        self.stdout.write(f"Audit trail intact: {report.checked} record(s) in {report.chains} chain(s) verified.")
+        archived = ""
+        if report.archives:
+            files = "verified" if options.get("archives") else "not read (--archives DIR)"
+            archived = f"; {report.archived} more in {report.archives} archive(s), files {files}"
+        self.stdout.write(
+            f"Audit trail intact: {report.checked} record(s) in {report.chains} chain(s) verified{archived}."
+        )
+
+    def _archive(self, *, before: str, to: Path, drop: bool, by: str, progress: bool, **options) -> None:
+        match = re.fullmatch(r"(\d{4})-(\d{2})", before)
+        if match is None or not 1 <= int(match[2]) <= 12:
+            raise CommandError(f"--before must be a month, YYYY-MM, not {before!r}.")
+        first_kept = date(int(match[1]), int(match[2]), 1)
+        if connection.vendor != "postgresql":
+            raise CommandError(
+                "Archiving needs PostgreSQL: it moves out the trail's monthly partitions, which this database "
+                f"({connection.vendor}) does not have."
+            )
+        lines = {}
+
+        def progress_for(partition: str, total: int) -> ProgressLine:
+            line = lines[partition] = ProgressLine(self.stderr, label=f"audit archive {partition}")
+            line.start(total)
+            return line
+
+        try:
+            outcomes = audit_archive(
+                before=first_kept, directory=to, drop=drop, by=by, progress=progress_for if progress else None
+            )
+        except ArchiveNotAllowed as exc:
+            raise CommandError(str(exc)) from exc
+        except OperationalError as exc:
+            if not lock_not_granted(exc):
+                raise
+            raise CommandError(
+                "A lock on the trail was not granted in time (a long reader of it: audit verify, pg_dump?). The "
+                "partitions archived before it are done; run this again once it ends."
+            ) from exc
+        for outcome in outcomes:
+            if outcome.partition in lines and outcome.refused is None:
+                lines[outcome.partition].finish(outcome.rows)
+            if outcome.refused is not None:
+                self.stdout.write(f"REFUSED  {outcome.refused}; later months left alone")
+                continue
+            how = "kept the identical file" if outcome.reused else "wrote"
+            done = "partition dropped" if outcome.dropped else "partition kept (no --drop)"
+            self.stdout.write(
+                f"ARCHIVED {outcome.partition}: {outcome.rows} record(s), {how} {outcome.file} "
+                f"(sha256 {outcome.sha256}), {done}"
+            )
+        if not outcomes:
+            self.stdout.write(f"No monthly partition before {first_kept:%Y-%m} to archive.")
+        left = archive_default_left(before=first_kept)
+        if left:
+            self.stdout.write(
+                f"NOTE     {left} record(s) before {first_kept:%Y-%m} are in the default partition (written while "
+                "their month had no partition): they stay in the database, since the default partition also takes "
+                "the months to come and is never archived."
+            )
+        if any(outcome.refused for outcome in outcomes):
+            raise CommandError("Not every month was archived: see REFUSED above.")
 
 
 class ProgressLine:
     """`--progress`: one line every `every` seconds (rewritten in place on a terminal), then the total and rate."""
 
-    def __init__(self, stream: OutputWrapper, every: float = 2.0) -> None:
-        self.stream, self.every = stream, every
+    def __init__(self, stream: OutputWrapper, every: float = 2.0, label: str = "audit verify") -> None:
+        self.stream, self.every, self.label = stream, every, label
         self.total = 0
         self.started = self.shown = time.monotonic()
 
@@ -159,6 +255,6 @@ class ProgressLine:
         rate = checked / max(self.shown - self.started, 1e-6)
         share = f" ({min(checked * 100 // self.total, 100)}%)" if self.total else ""
         self.stream.write(
-            f"audit verify: {checked:,} of {self.total:,} records{share}, {rate:,.0f} records/s", ending=end
+            f"{self.label}: {checked:,} of {self.total:,} records{share}, {rate:,.0f} records/s", ending=end
         )
         self.stream.flush()

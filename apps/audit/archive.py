@@ -1,0 +1,465 @@
+"""Archiving the audit trail: whole past months moved out to files that stay verifiable (`audit archive`).
+
+A monthly partition is exported to a gzip JSON-lines file (every column a record's HMAC covers, its hash and id),
+read back and checked against the database, and only then (`--drop`) recorded as an AuditArchive (the runs of
+each chain it held, sealed with the chain key) and detached and dropped in the same transaction. `audit verify`
+resumes each chain at the archived boundaries; `audit verify --archives DIR` checks the files themselves.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import hmac
+import json
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.audit.models import AuditArchive, AuditChainHead, AuditEvent
+from apps.audit.services import (
+    CHAIN_BREAK,
+    CHAIN_BREAK_ACKNOWLEDGED,
+    CHAINED_FIELDS,
+    PARTITION_LOCK_TIMEOUT,
+    PRIMARY_CHAIN,
+    AuditEntry,
+    _chain_key,
+    _next_month,
+    audit_record_batch,
+    chain_hash,
+)
+
+ARCHIVE_FORMAT = 1
+# What a line of an archive file holds, in this order: the record's id, the chained fields, its hash.
+ARCHIVE_FIELDS = ("id", *CHAINED_FIELDS, "hash")
+_MONTHLY = re.compile(r"^audit_auditevent_y(\d{4})m(\d{2})$")
+_READ_CHUNK = 2000
+# Told the records handled so far in a partition.
+Progress = Callable[[int], None]
+# Given a partition and its records (the planner's estimate), the Progress for it.
+ProgressFor = Callable[[str, int], Progress]
+
+
+class ArchiveRefused(Exception):
+    """A partition that is not archived (the reason says why); later ones are left alone."""
+
+
+class ArchiveNotAllowed(Exception):
+    """Nothing is archived: the database has no monthly partitions, or the months asked for are not all past."""
+
+
+@dataclass
+class Summary:
+    """What a partition (or its file) holds, as compared: the count, each chain's runs of consecutive seqs with
+    their outer links, the chains its primary records registered; and what does not verify inside it."""
+
+    primary_id: int | None = None
+    rows: int = 0
+    chains: dict[str, list[list]] = field(default_factory=dict)  # chain id: [[first, prev_hash, last, hash], ...]
+    registered: set[int] = field(default_factory=set)
+    breaks: list[int] = field(default_factory=list)  # ids of chain-break records (primary) it holds
+    edited: list[tuple[int, int]] = field(default_factory=list)  # (chain id, seq)
+    relinked: list[tuple[int, int]] = field(default_factory=list)
+    _last: tuple[int, int, str] | None = None
+
+    def add(self, row: dict) -> None:
+        self.rows += 1
+        chain, seq = row["chain_id"], row["seq"]
+        runs = self.chains.setdefault(str(chain), [])
+        if runs and self._last is not None and self._last[:2] == (chain, seq - 1):
+            if row["prev_hash"] != self._last[2]:
+                self.relinked.append((chain, seq))
+            runs[-1][2:] = [seq, row["hash"]]
+        else:
+            runs.append([seq, row["prev_hash"], seq, row["hash"]])
+        if chain_hash(row) != row["hash"]:
+            self.edited.append((chain, seq))
+        if chain == self.primary_id:
+            if row["resource_type"] == "AuditChain" and row["action"] == "create":
+                value = str(row["resource_id"])
+                if value.isascii() and value.isdigit():
+                    self.registered.add(int(value))
+            if all(row[key] == value for key, value in CHAIN_BREAK.items()):
+                self.breaks.append(row["id"])
+        self._last = (chain, seq, row["hash"])
+
+    def key(self) -> tuple:
+        return self.rows, self.chains, sorted(self.registered)
+
+    @property
+    def intact(self) -> bool:
+        return not (self.edited or self.relinked)
+
+
+@dataclass
+class Exported:
+    """A partition's file, written (or an identical one found) and checked against the database."""
+
+    partition: str
+    start: datetime
+    end: datetime
+    path: Path
+    sha256: str
+    summary: Summary
+    reused: bool
+
+
+def archive_seal(
+    *, partition: str, range_start: datetime, range_end: datetime, file_name: str, sha256: str, row_count: int,
+    chains: dict, registered_chains: list[int],
+) -> str:  # fmt: skip
+    """HMAC over what an archive record says: one made up to cover deleted records needs the key."""
+    body = json.dumps(
+        [partition, _instant(range_start), _instant(range_end), file_name, sha256, row_count, chains,
+         sorted(registered_chains)],
+        sort_keys=True, separators=(",", ":"),
+    )  # fmt: skip
+    return hmac.new(_chain_key(), b"archive\x1f" + body.encode(), hashlib.sha256).hexdigest()
+
+
+def archive_verifies(archive: AuditArchive) -> bool:
+    return hmac.compare_digest(
+        archive.seal or "",
+        archive_seal(
+            partition=archive.partition, range_start=archive.range_start, range_end=archive.range_end,
+            file_name=archive.file_name, sha256=archive.sha256, row_count=archive.row_count, chains=archive.chains,
+            registered_chains=archive.registered_chains,
+        ),
+    )  # fmt: skip
+
+
+def _instant(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _primary_id() -> int | None:
+    return AuditChainHead.objects.filter(name=PRIMARY_CHAIN).values_list("pk", flat=True).first()
+
+
+def archive_months(*, before: date) -> list[tuple[str, datetime, datetime]]:
+    """The attached monthly partitions wholly before `before` (a month's first day), oldest first. ArchiveNotAllowed
+    for a `before` past the current month (UTC): a month still being written is never archived."""
+    this_month = timezone.now().astimezone(UTC).date().replace(day=1)
+    if before > this_month:
+        raise ArchiveNotAllowed(
+            f"--before {before:%Y-%m} would take the current month ({this_month:%Y-%m}) or later: only months "
+            f"wholly past can be archived (at most --before {this_month:%Y-%m})"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relid::regclass::text FROM pg_partition_tree(%s::regclass) WHERE isleaf",
+            [AuditEvent._meta.db_table],
+        )
+        names = sorted(row[0].strip('"') for row in cursor.fetchall())
+    months = []
+    for name in names:
+        match = _MONTHLY.match(name)
+        if match is None:  # the default partition: never archived
+            continue
+        start = date(int(match[1]), int(match[2]), 1)
+        end = _next_month(start)
+        if end <= before:
+            months.append((name, _utc(start), _utc(end)))
+    return months
+
+
+def _utc(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def archive_default_left(*, before: date) -> int:
+    """How many records before `before` sit in the default partition (written while their month had no partition of
+    its own): archiving never takes them, since the default partition also takes every month to come."""
+    table = f"{AuditEvent._meta.db_table}_default"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [table])
+        if cursor.fetchone()[0] is None:
+            return 0
+        cursor.execute(f'SELECT count(*) FROM "{table}" WHERE recorded_at < %s', [_utc(before)])  # noqa: S608
+        return cursor.fetchone()[0]
+
+
+_SELECT_ROWS = (
+    "SELECT id, chain_id, seq, recorded_at, actor_type, actor_id, actor_name, action, resource_type, resource_id, "
+    "patient_id, outcome, host(source_ip), purpose_of_use, request_id, query_digest, result_count, served_from_cache, "
+    'prev_hash, patient_ids::text, hash FROM "{table}" ORDER BY chain_id, seq, id'
+)
+
+
+def _partition_rows(table: str) -> Iterator[dict]:
+    """A partition's records in (chain, seq, id) order, as a line of its file holds them. Read from the partition
+    itself through a server-side cursor: the parent table is not held (the partition task's CREATE needs it), and
+    only a chunk is in memory. Call inside a transaction (a cursor WITH HOLD would copy the month at once)."""
+    cursor = connection.chunked_cursor()
+    try:
+        cursor.execute(_SELECT_ROWS.format(table=table))
+        while chunk := cursor.fetchmany(_READ_CHUNK):
+            for values in chunk:
+                row = dict(zip(ARCHIVE_FIELDS, values, strict=True))
+                row["recorded_at"] = _instant(row["recorded_at"])
+                if row["patient_ids"] is not None:
+                    row["patient_ids"] = json.loads(row["patient_ids"])
+                yield row
+    finally:
+        cursor.close()
+
+
+def _estimate(table: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [table])
+        row = cursor.fetchone()
+    return max(row[0], 0) if row else 0
+
+
+def archive_file_summary(path: Path, primary_id: int | None) -> Summary:
+    """Read an archive file back: every record's HMAC recomputed, every link inside a run checked."""
+    summary = Summary(primary_id=primary_id)
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        for line in lines:
+            row = json.loads(line)
+            if not isinstance(row, dict) or set(row) != set(ARCHIVE_FIELDS):
+                raise ValueError(f"{path.name}: line {summary.rows + 1} is not an archived record")
+            summary.add(row)
+    return summary
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomically(path: Path, write: Callable[[object], None]) -> None:
+    """Write to a hidden partial file, fsync it, rename it over `path`, fsync the folder: a crash leaves either
+    the old file or the new one, and a partial file never has the name that counts."""
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("wb") as raw:
+        write(raw)
+        raw.flush()
+        os.fsync(raw.fileno())
+    partial.replace(path)
+    _fsync_dir(path.parent)
+
+
+def _problem(summary: Summary) -> str | None:
+    if summary.edited:
+        chain, seq = summary.edited[0]
+        return f"record #{seq} of chain {chain} no longer matches its seal"
+    if summary.relinked:
+        chain, seq = summary.relinked[0]
+        return f"record #{seq} of chain {chain} does not follow the record before it"
+    return None
+
+
+def archive_export(
+    *, partition: str, start: datetime, end: datetime, directory: Path, progress: ProgressFor | None = None
+) -> Exported:
+    """Export one partition to `directory` (data file, then its manifest), read it back and check it against the
+    database. An existing file that holds exactly the partition's records is kept as it is (safe to rerun: an
+    operator may have copied it already); anything else there is replaced. ArchiveRefused when a record in the
+    partition does not verify (`audit verify` reports it; an archive would hide it) or the file read back differs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{partition}.jsonl.gz"
+    primary_id = _primary_id()
+    database = Summary(primary_id=primary_id)
+    tick = progress(partition, _estimate(partition)) if progress is not None else None
+
+    def write(raw) -> None:
+        # mtime 0 and no name in the header: the same records always make the same bytes (and SHA-256).
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as compressed, transaction.atomic():
+            for row in _partition_rows(partition):
+                compressed.write(json.dumps(row, separators=(",", ":")).encode() + b"\n")
+                database.add(row)
+                if tick is not None and database.rows % _READ_CHUNK == 0:
+                    tick(database.rows)
+
+    partial = path.with_name(f".{path.name}.partial")
+    with partial.open("wb") as raw:
+        write(raw)
+        raw.flush()
+        os.fsync(raw.fileno())
+    if tick is not None:
+        tick(database.rows)
+    if (problem := _problem(database)) is not None:
+        partial.unlink()
+        raise ArchiveRefused(f"{partition}: {problem} (see `audit verify`); not archived")
+    reused = False
+    if path.exists():
+        try:
+            existing = archive_file_summary(path, primary_id)
+            reused = existing.intact and existing.key() == database.key()
+        except (OSError, ValueError, EOFError, gzip.BadGzipFile):
+            reused = False
+    if reused:
+        partial.unlink()
+    else:
+        partial.replace(path)
+        _fsync_dir(directory)
+    written = archive_file_summary(path, primary_id)
+    if not written.intact or written.key() != database.key():
+        raise ArchiveRefused(f"{partition}: {path} read back does not hold the partition's records; not archived")
+    digest = _sha256(path)
+    manifest = {
+        "format": ARCHIVE_FORMAT,
+        "partition": partition,
+        "range_start": _instant(start),
+        "range_end": _instant(end),
+        "file": path.name,
+        "sha256": digest,
+        "rows": database.rows,
+        "chains": database.chains,
+        "registered_chains": sorted(database.registered),
+    }
+    body = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+    _write_atomically(directory / f"{partition}.manifest.json", lambda raw: raw.write(body))
+    return Exported(partition, start, end, path, digest, database, reused)
+
+
+def archive_drop(*, exported: Exported, by: str, lock_timeout: str = PARTITION_LOCK_TIMEOUT) -> AuditArchive:
+    """Record the archive and DETACH + DROP its partition, in one transaction. The partition is locked against
+    writes first (a late record back-dated into its month would wait, nothing else) and read again: it must still
+    hold exactly what the file holds; its chain breaks must be acknowledged (verify stops seeing them). Every lock
+    waits at most `lock_timeout` (OperationalError then, nothing done): DETACH needs the trail to itself, and every
+    audit INSERT would queue behind a DETACH left waiting."""
+    table = AuditEvent._meta.db_table
+    partition = exported.partition
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)", [lock_timeout])
+        caller_lock_timeout = cursor.fetchone()[0]
+        cursor.execute(f'LOCK TABLE "{partition}" IN SHARE MODE')
+        now = Summary(primary_id=exported.summary.primary_id)
+        for row in _partition_rows(partition):
+            now.add(row)
+        if now.key() != exported.summary.key():
+            raise ArchiveRefused(f"{partition}: records changed since it was exported; run the archive again")
+        for record_id in now.breaks:
+            acknowledged = AuditEvent.objects.filter(
+                chain_id=now.primary_id, resource_type=CHAIN_BREAK_ACKNOWLEDGED, resource_id=str(record_id)
+            ).exists()
+            if not acknowledged:
+                raise ArchiveRefused(
+                    f"{partition}: holds the chain break of record {record_id}, not yet acknowledged (`audit "
+                    "acknowledge-break`); not dropped"
+                )
+        fields = {
+            "partition": partition,
+            "range_start": exported.start,
+            "range_end": exported.end,
+            "file_name": exported.path.name,
+            "sha256": exported.sha256,
+            "row_count": now.rows,
+            "chains": now.chains,
+            "registered_chains": sorted(now.registered),
+        }
+        archive = AuditArchive.objects.create(
+            **fields, archived_by=by[:150], archived_at=timezone.now(), seal=archive_seal(**fields)
+        )
+        # A record of its own in the primary chain: who moved which records out, sealed like every record.
+        audit_record_batch([
+            AuditEntry(
+                actor_type=AuditEvent.ActorType.SYSTEM, actor_id=None, actor_name=by[:150], action="delete",
+                resource_type="AuditArchive", resource_id=str(archive.pk), result_count=now.rows,
+            )
+        ])  # fmt: skip
+        # Last: from here to the commit the trail is ours alone. The primary head, locked above, is what a clinical
+        # write's transaction takes before it inserts, so none of them holds the table while waiting on us.
+        cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{partition}"')
+        cursor.execute(f'DROP TABLE "{partition}"')
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [caller_lock_timeout])
+    return archive
+
+
+@dataclass
+class ArchiveOutcome:
+    partition: str
+    rows: int
+    file: Path
+    sha256: str
+    reused: bool
+    dropped: bool
+    refused: str | None = None
+
+
+ARCHIVE_LOCK = "audit_auditevent:archive"
+
+
+def audit_archive(
+    *,
+    before: date,
+    directory: Path,
+    drop: bool,
+    by: str,
+    progress: ProgressFor | None = None,
+    lock_timeout: str = PARTITION_LOCK_TIMEOUT,
+) -> list[ArchiveOutcome]:
+    """Archive every monthly partition wholly before `before`, oldest first (PostgreSQL). Without `drop`, only
+    the files (a rehearsal, safe to repeat). Concurrent runs take turns on an advisory lock, which no audit write
+    waits on. A partition refused (a record that does not verify, records that changed) is reported and later
+    ones are left alone, so no archive skips a month; a lock not granted in time raises OperationalError.
+    `progress(partition, estimated records)`: the callback for that partition's records."""
+    if connection.vendor != "postgresql":
+        raise ArchiveNotAllowed("archiving needs PostgreSQL's monthly partitions of the trail; this database has none")
+    months = archive_months(before=before)
+    outcomes = []
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [ARCHIVE_LOCK])
+    try:
+        for partition, start, end in months:
+            try:
+                exported = archive_export(
+                    partition=partition, start=start, end=end, directory=directory,
+                    progress=progress,
+                )  # fmt: skip
+                if drop:
+                    archive_drop(exported=exported, by=by, lock_timeout=lock_timeout)
+            except ArchiveRefused as exc:
+                outcomes.append(ArchiveOutcome(partition, 0, directory, "", False, False, refused=str(exc)))
+                break
+            outcomes.append(
+                ArchiveOutcome(partition, exported.summary.rows, exported.path, exported.sha256, exported.reused, drop)
+            )
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtext(%s))", [ARCHIVE_LOCK])
+    return outcomes
+
+
+def archive_file_problems(archive: AuditArchive, directory: Path) -> list[str]:
+    """What is wrong with an archive's file in `directory`, checked against its record in the database: missing,
+    another SHA-256, a record whose HMAC or link fails, records other than those archived. Empty: it verifies."""
+    path = directory / archive.file_name
+    if not path.is_file():
+        return [f"MISSING  archive file {path} of partition {archive.partition}"]
+    problems = []
+    if _sha256(path) != archive.sha256:
+        problems.append(f"ALTERED  archive file {path}: its SHA-256 is not the one archived")
+    try:
+        summary = archive_file_summary(path, _primary_id())
+    except (OSError, ValueError, EOFError, gzip.BadGzipFile) as exc:
+        return [*problems, f"ALTERED  archive file {path}: unreadable ({type(exc).__name__})"]
+    for chain, seq in summary.edited:
+        problems.append(f"EDITED   record #{seq} of chain {chain} in archive file {path}: no longer matches its seal")
+    for chain, seq in summary.relinked:
+        problems.append(f"RELINKED record #{seq} of chain {chain} in archive file {path}")
+    if (summary.rows, summary.chains, sorted(summary.registered)) != (
+        archive.row_count, archive.chains, sorted(archive.registered_chains)
+    ):  # fmt: skip
+        problems.append(f"ALTERED  archive file {path}: its records are not those archived from {archive.partition}")
+    return problems
