@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
@@ -24,6 +24,9 @@ from apps.core.compiled import BOUND, CompiledLookup, CompiledQuery, CompiledSha
 PATIENT_CARD_COLUMNS = ["identifier_system", "mrn", "family_name", "given_name", "birth_date", "sex", "updated_at"]
 _active_patients = Patient.objects.filter(is_deleted=False)
 _active_patient_by_pk = CompiledLookup(_active_patients, ["pk"], columns=PATIENT_CARD_COLUMNS)
+# A card's load reads the row whatever its state: one that finds a deleted patient says so (FHIR's 410) without
+# asking the database again.
+_patient_by_pk = CompiledLookup(Patient.objects.all(), ["pk"], columns=[*PATIENT_CARD_COLUMNS, "is_deleted"])
 
 
 def patient_get(*, patient_id: int) -> Patient | None:
@@ -105,10 +108,27 @@ def patient_was_deleted(*, patient_id: int) -> bool:
 
 def patient_card(*, patient_id: int) -> dict | None:
     """An active patient as JSON, through the `patient_data` cache (None when there is none)."""
+    return _card(patient_id, [])
+
+
+def patient_card_or_deleted(*, patient_id: int) -> tuple[dict | None, bool]:
+    """A FHIR read's patient: (its card, False) if active, else (None, whether a deleted patient has the id:
+    410, not 404). A miss is one query: the load that found no active patient read the row whatever its state;
+    only where another request's load answered for this one is the deletion asked after."""
+    deleted: list[bool] = []
+    card = _card(patient_id, deleted)
+    if card is not None:
+        return card, False
+    return None, deleted[-1] if deleted else patient_was_deleted(patient_id=patient_id)
+
+
+def _card(patient_id: int, deleted: list[bool]) -> dict | None:
+    """`patient_card`; a load appends to `deleted` whether the row it read is a deleted patient's."""
 
     def load() -> dict | None:
-        patient = patient_get(patient_id=patient_id)
-        return patient_json(patient) if patient else None
+        patient = _patient_by_pk.get(pk=patient_id)
+        deleted.append(patient is not None and patient.is_deleted)
+        return patient_json(patient) if patient is not None and not patient.is_deleted else None
 
     # "card-2": cards carry updated_at since; one stored before (without it) is never read back as one.
     return get_or_load("patient_data", ["card-2", patient_id], load, scope=patient_scope(patient_id))
@@ -389,8 +409,11 @@ def panel_members(panels: list[Observation]) -> dict[int, list[int]]:
 def clinical_row(model: type, row_id: int) -> tuple[object | None, int | None]:
     """A FHIR read's Observation, Encounter or MedicationRequest: the row if its patient is active, else the id
     of its deleted patient if it is there (410, as the patient's read; its audit record names that patient, so
-    the patient's access report shows the attempt). One query for a row that is served."""
-    row = model.objects.filter(pk=row_id, patient__is_deleted=False).first()
-    if row is not None:
-        return row, None
-    return None, model.objects.filter(pk=row_id, patient__is_deleted=True).values_list("patient_id", flat=True).first()
+    the patient's access report shows the attempt). One query, whichever it is: the row comes with its
+    patient's state."""
+    row = model.objects.filter(pk=row_id).annotate(patient_deleted=F("patient__is_deleted")).first()
+    if row is None:
+        return None, None
+    if row.patient_deleted:
+        return None, row.patient_id
+    return row, None

@@ -491,10 +491,10 @@ class PatientReadView(FhirMixin, PhiAPIView):
             # Asked all the same, as an unknown id is: recorded, naming no resource (as its refusal's record does).
             self.audit(request, action="read", resource_id="", outcome="not_found")
             raise NotFound(f"Patient/{patient_id[:64]} does not exist.")
-        card = selectors.patient_card(patient_id=int(patient_id))  # through the patient_data cache
+        card, deleted = selectors.patient_card_or_deleted(patient_id=int(patient_id))  # through the patient_data cache
         if card is None:
             self.audit(request, action="read", resource_id=patient_id, outcome="not_found")
-            if selectors.patient_was_deleted(patient_id=int(patient_id)):
+            if deleted:
                 raise Gone(f"Patient/{patient_id} was deleted.")
             raise NotFound(f"Patient/{patient_id} does not exist.")
         self.audit(request, action="read", resource_id=card["id"], patient_id=card["id"],
