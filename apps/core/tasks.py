@@ -1,6 +1,7 @@
 """Thin Celery wrappers around core services."""
 
 import contextlib
+import functools
 import logging
 
 from celery import shared_task
@@ -18,7 +19,10 @@ RELAYED_HEARTBEAT_EXPIRES_SECONDS = 60
 BROKERS_DROPPING_EXPIRED = frozenset({"amqp", "amqps", "pyamqp", "librabbitmq"})
 
 
+@functools.cache
 def _broker_drops_expired(app) -> bool:
+    """Whether `app`'s broker drops expired messages, read from its URL once per process: the URL does not
+    change while a process runs, and every heartbeat (each beat, on `default`) parsed it again."""
     url = app.conf.broker_url
     first = (url[0] if isinstance(url, list | tuple) else str(url or "")).split(";")[0]
     return first.split("://", 1)[0].split("+")[-1].lower() in BROKERS_DROPPING_EXPIRED
