@@ -38,6 +38,21 @@ def _close_the_audit_writers_connection(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashes():
+    """Test users' passwords are hashed with the product's PBKDF2 at few iterations (tests/hashers.py): at the
+    default 1,000,000 each user a test made cost the CI up to 0.8 s, well over a thousand times a run. It
+    replaces PBKDF2 in the list (an algorithm maps to one hasher), the other hashers stay."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    default = "django.contrib.auth.hashers.PBKDF2PasswordHasher"
+    hashers = ["tests.hashers.QuickPBKDF2PasswordHasher" if h == default else h for h in settings.PASSWORD_HASHERS]
+    assert hashers[0] == "tests.hashers.QuickPBKDF2PasswordHasher", settings.PASSWORD_HASHERS
+    with override_settings(PASSWORD_HASHERS=hashers):
+        yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _no_token_rate_points_from_batcher_threads():
     """The batchers' threads outlive the test that started them and commit `inference.tokens_per_s`
     points on their own connection, outside any test's transaction, at whatever minute their batch ends:
