@@ -52,6 +52,17 @@ def forecast_svg(recent: list[dict], points: list[dict], *, unit: str = "") -> S
     return mark_safe(markup)  # noqa: S308 (built from numbers only)
 
 
+def clock_label(at: datetime) -> str:
+    """An hour on the hospital's clock, named so it reads once: the night the clocks go back, 01:00 happens
+    twice, and `01:00 America/New_York` could be either; the zone's abbreviation (`01:00 EDT (America/New_York)`,
+    then `01:00 EST (...)`) tells them apart, or the offset where the zone has none (`UTC-03`)."""
+    at = timezone.localtime(at)
+    zone = timezone.get_current_timezone_name()
+    name = at.tzname() or ""
+    name = f"UTC{name}" if name[:1] in "+-" else name
+    return f"{at:%H:%M} {name}" if name == zone else f"{at:%H:%M} {name} ({zone})"
+
+
 def replicas_svg(hours: list[dict]) -> SafeString:
     """Planned replicas per hour as bars, on the hospital's clock (settings.TIME_ZONE)."""
     if not hours:
@@ -59,7 +70,7 @@ def replicas_svg(hours: list[dict]) -> SafeString:
     zone = timezone.get_current_timezone_name()
     times = [timezone.localtime(datetime.fromisoformat(h["at"])) for h in hours]
     bars = [
-        (h["replicas"], f"{at:%H:%M} {zone}: {h['replicas']} replicas", f"{at:%H}h" if i % 3 == 0 else "")
+        (h["replicas"], f"{clock_label(at)}: {h['replicas']} replicas", f"{at:%H}h" if i % 3 == 0 else "")
         for i, (h, at) in enumerate(zip(hours, times, strict=True))
     ]
     return svg.columns(bars, colour="#1a7f37", label=f"planned replicas per hour ({zone})")

@@ -16,7 +16,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from apps.core.json_safe import finite_or_none
-from apps.scaling import kube, manifests
+from apps.scaling import charts, kube, manifests
 from apps.scaling.history import HistoryUnavailable, hourly_history
 from apps.scaling.models import ScalingPolicy, ScalingRecommendation, WorkloadForecast
 from apps.services.models import Service
@@ -173,7 +173,7 @@ def recommendation_create(policy: ScalingPolicy, forecast: WorkloadForecast) -> 
     peak = max(hours, key=lambda hour: hour["replicas"])
     peak_at = timezone.localtime(datetime.fromisoformat(peak["at"]))
     reasons = [
-        f"Peak {peak['replicas']} replicas at {peak_at:%H:%M} {timezone.get_current_timezone_name()} for a P90 of "
+        f"Peak {peak['replicas']} replicas at {charts.clock_label(peak_at)} for a P90 of "
         f"{peak['p90_rps']:.1f} req/s, "
         f"with {_rate(capacity)} req/s per replica ({capacity_source}) planned at {policy.target_utilization:.0%}.",
         f"Each hour covers the load up to {policy.lead_minutes} min ahead"

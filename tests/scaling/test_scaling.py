@@ -895,7 +895,7 @@ def test_a_hospital_off_utc_is_forecast_and_scaled_on_its_own_clock(settings):
     busy = [pd.Timestamp(point["at"]).hour for point in made.points if point["p50"] > 5]
     assert min(busy) == 8 and max(busy) == 17
     plan = services.recommendation_create(policy, made)
-    assert any(" America/New_York for a P90 " in reason for reason in plan.reasons)
+    assert any(" (America/New_York) for a P90 " in reason for reason in plan.reasons)
     policy.refresh_from_db()
     cron = [
         trigger["metadata"]
