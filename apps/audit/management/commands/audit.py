@@ -253,8 +253,8 @@ class ProgressLine:
     def _show(self, checked: int, *, end: str) -> None:
         self.shown = time.monotonic()
         rate = checked / max(self.shown - self.started, 1e-6)
+        # No total (an archive's partition the planner has not counted yet): the count alone.
+        total = f" of {self.total:,}" if self.total else ""
         share = f" ({min(checked * 100 // self.total, 100)}%)" if self.total else ""
-        self.stream.write(
-            f"{self.label}: {checked:,} of {self.total:,} records{share}, {rate:,.0f} records/s", ending=end
-        )
+        self.stream.write(f"{self.label}: {checked:,}{total} records{share}, {rate:,.0f} records/s", ending=end)
         self.stream.flush()
