@@ -12,6 +12,7 @@ from apps.accounts.models import scope_permission_codename
 from apps.benchmarks import services
 from apps.benchmarks.models import MAX_JSON_DEPTH, BenchmarkPlan, BenchmarkRun, Regression
 from apps.core.admin_lookups import PlainLookupsAdmin
+from apps.core.admin_paginator import EstimatedCountPaginator
 from apps.core.broker_errors import broker_failure, send_errors
 from apps.services.admin import ServiceVisibilityAdmin
 
@@ -125,6 +126,7 @@ class BenchmarkRunAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     service_field = "plan__service"
     list_display = ["id", "plan", "status", "passed", "progress", "started_at", "finished_at", "report"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator  # unfiltered: the table's statistics, not a COUNT(*) of it
     list_filter = ["status", "passed", ("plan", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["plan__name", "plan__service__name", "plan__service__slug", "requested_by"]
     actions = ["cancel"]
@@ -171,6 +173,7 @@ class RegressionAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     list_display = ["plan", "run", "metric", "change_pct", "p_value", "change_point", "detected_at", "acknowledged_at"]
     list_select_related = ["plan", "run__plan"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator  # unfiltered: the table's statistics, not a COUNT(*) of it
     list_filter = [("plan", admin.RelatedOnlyFieldListFilter), "change_point"]
     search_fields = ["plan__name", "plan__service__name", "plan__service__slug", "metric"]
     readonly_fields = [f.name for f in Regression._meta.fields]

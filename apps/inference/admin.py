@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
 from apps.core.admin_lookups import PlainLookupsAdmin
+from apps.core.admin_paginator import EstimatedCountPaginator
 from apps.inference import selectors
 from apps.inference.models import ModelDeployment, QuantizationProfile
 from apps.services.admin import ServiceVisibilityAdmin
@@ -82,6 +83,7 @@ class ModelDeploymentAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
 class QuantizationProfileAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     service_field, unassigned_visible = "deployment__service", True
     show_full_result_count = False  # one row per mode per measurement
+    paginator = EstimatedCountPaginator  # unfiltered: the table's statistics, not a COUNT(*) of it
     list_display = ["deployment", "mode", "measured_at", "available", "chosen", "sequences_per_s", "tokens_per_s",
                     "peak_memory_mb", "fidelity_loss"]  # fmt: skip
     list_filter = [("deployment", admin.RelatedOnlyFieldListFilter), "mode", "chosen", "available"]

@@ -4,6 +4,7 @@ from django.http import HttpRequest
 from django.utils.html import format_html
 
 from apps.core.admin_lookups import PlainLookupsAdmin
+from apps.core.admin_paginator import EstimatedCountPaginator
 from apps.optimizer import selectors, services
 from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
 from apps.services.admin import ServiceVisibilityAdmin
@@ -39,6 +40,7 @@ class RecommendationInline(admin.TabularInline):
 @admin.register(OptimizationRun)
 class OptimizationRunAdmin(PlainLookupsAdmin, EveryServiceRunAdmin):
     show_full_result_count = False  # a filtered list counts its own rows only, not the whole history again
+    paginator = EstimatedCountPaginator  # unfiltered: the table's statistics, not a COUNT(*) of it
     list_display = ["id", "target", "status", "targets_met", "apply", "requested_by", "started_at", "finished_at",
                     "report_link"]  # fmt: skip
     list_filter = ["target", "status", "targets_met", "apply"]
@@ -77,6 +79,7 @@ class RecommendationAdmin(PlainLookupsAdmin, EveryServiceRunAdmin):
                     "decided_at"]  # fmt: skip
     list_select_related = ["run", "decided_by"]  # one query for the page, not one per decided recommendation
     show_full_result_count = False
+    paginator = EstimatedCountPaginator  # unfiltered: the table's statistics, not a COUNT(*) of it
     list_filter = ["status", "step", "kind", "actionable"]
     search_fields = ["title", "subject"]
     readonly_fields = ["run", "step", "kind", "subject", "title", "reason", "change", "evidence", "actionable",

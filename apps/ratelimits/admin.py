@@ -3,6 +3,7 @@ from django.db.models import F, QuerySet, Window
 from django.db.models.functions import Now, RowNumber
 
 from apps.core.admin_lookups import PlainLookupsAdmin
+from apps.core.admin_paginator import EstimatedCountPaginator
 from apps.ratelimits import services
 from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
 from apps.ratelimits.selectors import route_scopes
@@ -120,6 +121,7 @@ class RateLimitAdjustmentAdmin(PlainLookupsAdmin, admin.ModelAdmin):
     list_filter = ["direction", "policy"]
     list_select_related = ["policy"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator  # unfiltered: the table's statistics, not a COUNT(*) of it
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from apps.core.admin_lookups import PlainLookupsAdmin
+from apps.core.admin_paginator import EstimatedCountPaginator
 from apps.core.broker_errors import broker_failure, send_errors
 from apps.metrics.admin import alert_rules_visible_to
 from apps.scaling import charts, manifests, services
@@ -281,6 +282,7 @@ class ScalingPolicyAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
 class WorkloadForecastAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     list_display = ["service", "metric", "model", "source", "history_hours", "created_at"]
     show_full_result_count = False  # hourly forecasts per service and metric
+    paginator = EstimatedCountPaginator  # unfiltered: the table's statistics, not a COUNT(*) of it
     list_filter = ["metric", "model", "source", ("service", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["service__name", "service__slug"]
     readonly_fields = [
@@ -308,6 +310,7 @@ class WorkloadForecastAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
 class ScalingRecommendationAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
     list_display = ["service", "min_replicas", "peak_replicas", "emergency", "created_at"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator  # unfiltered: the table's statistics, not a COUNT(*) of it
     list_filter = [("service", admin.RelatedOnlyFieldListFilter), "emergency"]
     search_fields = ["service__name", "service__slug"]
     readonly_fields = [

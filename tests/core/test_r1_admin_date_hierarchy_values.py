@@ -33,7 +33,9 @@ def _changelist(model) -> str:
 
 def test_the_registry_has_admins_with_a_date_hierarchy():
     labels = set(IDS)
-    assert {"resources.ResourceSample", "axes.AccessLog"} <= labels, labels
+    # resources.ResourceSample filters by day instead (tests/core/test_admin_large_tables.py): its hierarchy's
+    # links were a SELECT DISTINCT over every sample.
+    assert {"axes.AccessLog"} <= labels, labels
 
 
 BAD = [
