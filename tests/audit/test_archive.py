@@ -273,6 +273,23 @@ def test_a_month_with_an_edited_record_is_not_archived(months, tmp_path):
     assert not (tmp_path / f"{FEB}.jsonl.gz").exists()
 
 
+def test_a_month_holding_an_unacknowledged_chain_break_is_not_dropped(tmp_path):
+    """Dropped, the break would vanish from `audit verify`: it is looked into (acknowledged) first."""
+    audit_partitions_ensure(months_ahead=0, today=date(2025, 1, 1))
+    (cut,) = audit_record_batch([
+        _entry(_day(1), actor_type="system", actor_id=None, actor_name="audit-writer", action="delete",
+               resource_type="AuditChain", resource_id="7", outcome="error", result_count=2, source_ip=None)
+    ])  # fmt: skip
+    out = StringIO()
+    with pytest.raises(CommandError, match="Not every month"):
+        call_command("audit", "archive", "--before", "2025-02", "--to", str(tmp_path), "--drop", stdout=out)
+    assert f"holds the chain break of record {cut.pk}, not yet acknowledged" in out.getvalue()
+    assert _exists(JAN) and not AuditArchive.objects.exists()
+    call_command("audit", "acknowledge-break", str(cut.pk), "--by", "J. Smith", stdout=StringIO())
+    assert "partition dropped" in _archive(tmp_path, "2025-02", "--drop")
+    assert audit_chain_verify(archives=tmp_path).ok
+
+
 def test_records_written_into_the_month_after_its_export_stop_the_drop(months, tmp_path):
     start, end = _day(1, 1), _day(2, 1)
     exported = archive_export(partition=JAN, start=start, end=end, directory=tmp_path)
