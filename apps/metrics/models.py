@@ -268,7 +268,12 @@ class Alert(models.Model):
         ]
         # The alerts still without their rule's snapshot (services.alert_snapshots_fill, each evaluation): an
         # index of those alone, empty but for an upgrade's window, instead of a scan of every alert each minute.
-        indexes = [models.Index(fields=["rule"], condition=models.Q(rule_name=""), name="alert_snapshot_missing")]
+        indexes = [
+            models.Index(fields=["rule"], condition=models.Q(rule_name=""), name="alert_snapshot_missing"),
+            # The newest first (the admin's list, /api/v1/metrics/alerts/, the dashboard): read from the index's
+            # end, not a sort of every alert ever fired for each page.
+            models.Index(fields=["-started_at", "-id"], name="alert_started"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.rule_name or (self.rule.name if self.rule_id else '?')} ({self.state})"
