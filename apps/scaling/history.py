@@ -68,7 +68,9 @@ def hourly_history(policy: ScalingPolicy, metric: str, *, now: datetime, days: i
     import pandas as pd
 
     days = days or settings.SCALING_HISTORY_DAYS
-    since = (now - timedelta(days=days)).replace(minute=0, second=0, microsecond=0)
+    # Whole UTC hours, as the hours are cut: `now` may be on the hospital's clock (the brief's API passes
+    # datetime.now()), whose whole hour is hh:30 in UTC in a half-hour zone, and the first hour read half its load.
+    since = _hour_start(now.astimezone(UTC) - timedelta(days=days))
     source = policy.history_source
     if source == ScalingPolicy.HistorySource.SYNTHETIC:
         from apps.scaling.synthetic import hospital_traffic
