@@ -723,11 +723,14 @@ class NightlySchedules:
 
 def nightly_benchmark_forget(*, plan_id: int) -> list[str]:
     """Remove the schedules of a deleted plan: left behind, each would wake a worker every night to find
-    no plan, and an admin's list of schedules would name plans that no longer exist."""
-    from django_celery_beat.models import PeriodicTask
+    no plan, and an admin's list of schedules would name plans that no longer exist. Their crontabs go too
+    where no other schedule uses them (each nightly has its own: left, one unused row a deleted plan)."""
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
     stale = [task for task in PeriodicTask.objects.filter(task=NIGHTLY_TASK) if _scheduled_plan_id(task) == plan_id]
     PeriodicTask.objects.filter(pk__in=[task.pk for task in stale]).delete()
+    crontabs = [task.crontab_id for task in stale if task.crontab_id is not None]
+    CrontabSchedule.objects.filter(pk__in=crontabs, periodictask__isnull=True).delete()
     return [task.name for task in stale]
 
 
@@ -745,7 +748,7 @@ def nightly_benchmarks_ensure(*, plans=None) -> NightlySchedules:
     """A nightly regression run (03:00 on the hospital's clock, TIME_ZONE) of each plan: `plans`, or every
     enabled plan. Django-celery-beat rows an admin can edit, found by task and plan id (not by name: a
     renamed plan would get a second schedule and run twice a night); a generated name that went stale
-    follows the plan's new name."""
+    follows the plan's new name. Each new schedule gets a crontab row of its own, shared with no one."""
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
     outcome = NightlySchedules()
@@ -759,7 +762,6 @@ def nightly_benchmarks_ensure(*, plans=None) -> NightlySchedules:
         plan_id = _scheduled_plan_id(task)
         if plan_id is not None:
             by_plan.setdefault(plan_id, []).append(task)
-    nightly = None
     for plan in plans.order_by("name"):
         if not plan.enabled:
             outcome.disabled_plans.append(plan.name)
@@ -767,13 +769,11 @@ def nightly_benchmarks_ensure(*, plans=None) -> NightlySchedules:
         name = _free_name(PeriodicTask, f"{NIGHTLY_PREFIX}{plan.name}", plan)
         tasks = by_plan.get(plan.pk, [])
         if not tasks:
-            if nightly is None:
-                # No unique constraint holds crontabs: two created at once (or one an admin added) made
-                # get_or_create's MultipleObjectsReturned. Any one of them will do.
-                at_three = {"minute": "0", "hour": "3", "day_of_week": "*", "day_of_month": "*",
-                            "month_of_year": "*", "timezone": settings.TIME_ZONE}  # fmt: skip
-                nightly = CrontabSchedule.objects.filter(**at_three).order_by("pk").first()
-                nightly = nightly or CrontabSchedule.objects.create(**at_three)
+            # A crontab of its own, never one found by its time: any 03:00 row was taken, an Operator's own
+            # among them, and once a hidden service's nightly used it the Operator could no longer retime it
+            # (admin's shared-timing rule), nor could anyone retime one plan's night without the others'.
+            nightly = CrontabSchedule.objects.create(minute="0", hour="3", day_of_week="*", day_of_month="*",
+                                                     month_of_year="*", timezone=settings.TIME_ZONE)  # fmt: skip
             PeriodicTask.objects.create(name=name, task=NIGHTLY_TASK, crontab=nightly, queue="benchmarks",
                                         kwargs=json.dumps({"plan_id": plan.pk}))  # fmt: skip
             outcome.created.append(name)
