@@ -17,7 +17,7 @@ class AuditEventListView(PhiAPIView):
     required_scopes = [scopes.AUDIT_READ]
     resource_type = "AuditEvent"
     throttle_scope = "audit_logs"
-    pagination_class = keyset_pagination("-id")
+    pagination_class = keyset_pagination("-page_id")  # the id (audit_event_list says why not always as is)
 
     @extend_schema(parameters=[AuditListInputSerializer], responses=AuditEventOutputSerializer(many=True))
     def get(self, request: Request) -> Response:

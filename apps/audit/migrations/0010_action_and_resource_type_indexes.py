@@ -1,0 +1,122 @@
+"""Indexes for the trail's list by action and by resource type (the dashboard's audit page filters by both), built
+without locking the trail out, as 0005 builds the patient_ids index.
+
+`GET /api/v1/audit/?action=delete` (or a resource type rarely recorded) had no index to seek in: its page,
+newest first by id, walked the whole trail backwards (or scanned it in parallel and sorted) testing each record:
+2M records, 410-440 ms for a value no record has, growing with every record kept. (action, id) and
+(resource_type, id) read that value's records newest first and stop at a page.
+
+On PostgreSQL each index is created on the partitioned parent alone (ON ONLY: catalogue only, invalid for now),
+then on each partition CONCURRENTLY (inserts go on) and attached; PostgreSQL marks the parent's valid once every
+partition has its copy, and partitions created later get theirs from the parent. Not atomic (CONCURRENTLY cannot
+run in a transaction), so every step is idempotent: a run cut short is run again. SQLite (the embedded default)
+builds them plainly.
+"""
+
+from django.db import migrations, models
+
+PARENT = "audit_auditevent"
+# Written out, not derived from the model: a migration must keep building what it built when it was written.
+INDEXES = {
+    "audit_event_action": ('("action", "id" DESC)', "action_id_idx"),
+    "audit_event_resource": ('("resource_type", "id" DESC)', "resource_type_id_idx"),
+}
+
+
+def partition_index_name(partition: str, suffix: str) -> str:
+    # The name PostgreSQL gives the copy a partition created later gets, so every partition's reads alike.
+    return f"{partition}_{suffix}"[:63]
+
+
+def _partitions_without(cursor, index: str) -> list[str]:
+    cursor.execute(
+        """
+        SELECT part.relname FROM pg_inherits inh JOIN pg_class part ON part.oid = inh.inhrelid
+        WHERE inh.inhparent = to_regclass(%s) AND NOT EXISTS (
+            SELECT 1 FROM pg_inherits attached JOIN pg_index child ON child.indexrelid = attached.inhrelid
+            WHERE attached.inhparent = to_regclass(%s) AND child.indrelid = part.oid
+        )
+        ORDER BY part.relname
+        """,
+        [PARENT, index],
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+def _is_valid(cursor, name: str) -> bool | None:
+    """True or False for an index of that name, None for none."""
+    cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [name])
+    row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def build_indexes(apps, schema_editor) -> None:
+    vendor = schema_editor.connection.vendor
+    quote = schema_editor.quote_name
+    with schema_editor.connection.cursor() as cursor:
+        if vendor != "postgresql":
+            for index, (columns, _) in INDEXES.items():
+                cursor.execute(f"CREATE INDEX IF NOT EXISTS {quote(index)} ON {quote(PARENT)} {columns}")
+            return
+        cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [PARENT])
+        partitioned = cursor.fetchone()[0] == "p"
+        for index, (columns, suffix) in INDEXES.items():
+            if not partitioned:  # 0001 always partitions it: one concurrent build
+                cursor.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {quote(index)} ON {quote(PARENT)} {columns}")
+                continue
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS {quote(index)} ON ONLY {quote(PARENT)} {columns}")
+            # Listed after the parent's index exists: a partition created from here on comes with its copy.
+            for partition in _partitions_without(cursor, index):
+                child = partition_index_name(partition, suffix)
+                if _is_valid(cursor, child) is False:
+                    # Left by a concurrent build cut short; IF NOT EXISTS would keep it, and an invalid index
+                    # attached would leave the parent's invalid.
+                    cursor.execute(f"DROP INDEX CONCURRENTLY {quote(child)}")
+                cursor.execute(
+                    f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {quote(child)} ON {quote(partition)} {columns}"
+                )
+                cursor.execute(f"ALTER INDEX {quote(index)} ATTACH PARTITION {quote(child)}")
+            if not _is_valid(cursor, index):
+                # Not recorded as applied: the next `migrate` builds what is missing.
+                raise RuntimeError(
+                    f"{index} is not valid on {PARENT}: a partition's copy is missing or invalid; run migrate again."
+                )
+
+
+def drop_indexes(apps, schema_editor) -> None:
+    quote = schema_editor.quote_name
+    with schema_editor.connection.cursor() as cursor:
+        for index, (_, suffix) in INDEXES.items():
+            # Takes the attached partitions' copies with it; catalogue only, no scan.
+            cursor.execute(f"DROP INDEX IF EXISTS {quote(index)}")
+            if schema_editor.connection.vendor != "postgresql":
+                continue
+            cursor.execute(
+                "SELECT part.relname FROM pg_inherits inh JOIN pg_class part ON part.oid = inh.inhrelid "
+                "WHERE inh.inhparent = to_regclass(%s)",
+                [PARENT],
+            )
+            for (partition,) in cursor.fetchall():  # a copy a cut-short run built but never attached
+                cursor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(partition_index_name(partition, suffix))}")
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [("audit", "0009_archive")]
+
+    operations = [
+        migrations.SeparateDatabaseAndState(
+            database_operations=[migrations.RunPython(build_indexes, drop_indexes)],
+            state_operations=[
+                migrations.AddIndex(
+                    model_name="auditevent",
+                    index=models.Index(fields=["action", "-id"], name="audit_event_action"),
+                ),
+                migrations.AddIndex(
+                    model_name="auditevent",
+                    index=models.Index(fields=["resource_type", "-id"], name="audit_event_resource"),
+                ),
+            ],
+        ),
+    ]
