@@ -148,12 +148,18 @@ def _claim(claim: IdempotentRequest, response_status: int) -> int | None:
     """Insert the key's row; its id, or None where the key is taken. A twin's uncommitted claim makes this wait
     until that transaction ends: committed, the key is taken; rolled back, this claim is inserted."""
     table = IdempotencyKey._meta.db_table
-    now = timezone.now()
+    if connection.vendor == "postgresql":
+        # On the database's clock, which judges the expiry (_purge_expired): stamped by this host's, a host
+        # behind the database kept keys less than a day, and one a day behind wrote them already expired.
+        stamps, times = "statement_timestamp(), statement_timestamp() + %s", [KEY_TTL]
+    else:  # SQLite (the embedded mode): one host, whose clock the purge reads too
+        now = timezone.now()
+        stamps, times = "%s, %s", [now, now + KEY_TTL]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (client, key, request_sha256, response_status, resource_id, created_at, "  # noqa: S608
-            f"expires_at) VALUES (%s, %s, %s, %s, '', %s, %s) ON CONFLICT (client, key) DO NOTHING RETURNING id",
-            [claim.client, claim.key, claim.request_sha256, response_status, now, now + KEY_TTL],
+            f"expires_at) VALUES (%s, %s, %s, %s, '', {stamps}) ON CONFLICT (client, key) DO NOTHING RETURNING id",
+            [claim.client, claim.key, claim.request_sha256, response_status, *times],
         )
         row = cursor.fetchone()
     return row[0] if row else None
