@@ -704,19 +704,28 @@ NIGHTLY_OPTIMIZE = "Nightly optimize all (recommendations only)"
 
 
 def optimizer_schedules_ensure() -> list[str]:
-    """The control plane's editable schedules (django-celery-beat rows); existing rows keep an admin's edits."""
+    """The control plane's editable schedules (django-celery-beat rows); existing rows keep an admin's edits.
+    A new schedule gets a crontab row of its own, shared with no one (as nightly_benchmarks_ensure's)."""
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-    nightly, _ = CrontabSchedule.objects.get_or_create(minute="30", hour="2", day_of_week="*", day_of_month="*",
-                                                        month_of_year="*", timezone=settings.TIME_ZONE)  # fmt: skip
-    _, created = PeriodicTask.objects.get_or_create(
-        name=NIGHTLY_OPTIMIZE,
-        defaults={
-            "task": "optimizer.scheduled_run",
-            "crontab": nightly,
-            "kwargs": '{"target": "all"}',
-            "queue": "default",
-            "description": "Measures every optimizer's figures and stores recommendations; applies nothing.",
-        },
-    )
+    if PeriodicTask.objects.filter(name=NIGHTLY_OPTIMIZE).exists():
+        return []
+    with transaction.atomic():
+        # A crontab of its own, never one found by its time: any 02:30 row was taken, an Operator's own among
+        # them, and once "optimize all" (every service's, hidden ones too) used it the Operator could no longer
+        # retime it (admin's shared-timing rule), nor could anyone retime one without the other.
+        nightly = CrontabSchedule.objects.create(minute="30", hour="2", day_of_week="*", day_of_month="*",
+                                                 month_of_year="*", timezone=settings.TIME_ZONE)  # fmt: skip
+        _, created = PeriodicTask.objects.get_or_create(
+            name=NIGHTLY_OPTIMIZE,
+            defaults={
+                "task": "optimizer.scheduled_run",
+                "crontab": nightly,
+                "kwargs": '{"target": "all"}',
+                "queue": "default",
+                "description": "Measures every optimizer's figures and stores recommendations; applies nothing.",
+            },
+        )
+        if not created:  # made meanwhile by another caller, on its own crontab: this one is no one's
+            nightly.delete()
     return [NIGHTLY_OPTIMIZE] if created else []
