@@ -92,16 +92,18 @@ def crontab_longest_gap(cron, tz: tzinfo, *, start: date | None = None) -> timed
     and month sets; a day must match day of month, month and day of week, as celery reads them) in `tz`, over
     CRONTAB_GAP_HORIZON_DAYS from `start` (today there), or None if it runs on fewer than two days there. A
     crontab's next two run times say nothing of its weekend or night: `0 9-17 * * 1-5` waits 64 h from Friday.
-    Gaps across days are by the UTC instants (a daily run waits 25 h across a fall-back night); gaps inside a
-    day by the wall clock."""
+    Gaps are between the real run instants in UTC: a daily run waits 25 h across a fall-back night, and an hourly
+    one 2 h there (01:00 runs once, at its first occurrence, then 02:00 an hour after the second). A day the
+    clocks keep has its wall-clock gaps; a day they change on is walked run by run (run_instants_on)."""
     minutes = sorted({hour * 60 + minute for hour in cron.hour for minute in cron.minute})
     if not minutes:
         return None
-    longest = max((later - earlier for earlier, later in itertools.pairwise(minutes)), default=0) * 60.0
+    wall_longest = max((later - earlier for earlier, later in itertools.pairwise(minutes)), default=0) * 60.0
     first, last = divmod(minutes[0], 60), divmod(minutes[-1], 60)
     day = start or datetime.now(tz).date()
+    longest = 0.0
     runs_on = 0
-    previous_last_run: datetime | None = None
+    previous_run: datetime | None = None
     for _ in range(CRONTAB_GAP_HORIZON_DAYS):
         if (
             day.month in cron.month_of_year
@@ -109,11 +111,36 @@ def crontab_longest_gap(cron, tz: tzinfo, *, start: date | None = None) -> timed
             and (day.weekday() + 1) % 7 in cron.day_of_week  # celery: 0 is Sunday
         ):
             runs_on += 1
-            first_run = datetime.combine(day, time(*first), tz).astimezone(UTC)
-            if previous_last_run is not None:
-                longest = max(longest, (first_run - previous_last_run).total_seconds())
-            previous_last_run = datetime.combine(day, time(*last), tz).astimezone(UTC)
+            if _clocks_change_on(day, tz):
+                runs = run_instants_on(day, minutes, tz)
+                longest = max(
+                    [longest, *((later - earlier).total_seconds() for earlier, later in itertools.pairwise(runs))]
+                )
+            else:  # one offset all day: the wall clock's gaps are the real ones
+                runs = [_instant(day, first, tz), _instant(day, last, tz)]
+                longest = max(longest, wall_longest)
+            if previous_run is not None:
+                longest = max(longest, (runs[0] - previous_run).total_seconds())
+            previous_run = runs[-1]
         day += timedelta(days=1)
     if runs_on < 2:
         return None
     return timedelta(seconds=longest)
+
+
+def _instant(day: date, hour_minute: tuple[int, int], tz: tzinfo) -> datetime:
+    """The UTC instant of a wall-clock run: a time the clocks go back over is its first occurrence (fold=0), one
+    they skip is read by the offset before the change (02:30 at a spring-forward is 03:30), as celery runs it."""
+    return datetime.combine(day, time(*hour_minute), tz).astimezone(UTC)
+
+
+def _clocks_change_on(day: date, tz: tzinfo) -> bool:
+    """Whether `tz`'s UTC offset at the end of `day` differs from its start (a DST change, or a zone's own)."""
+    midnight = datetime.combine(day, time(0), tz)
+    return midnight.utcoffset() != datetime.combine(day + timedelta(days=1), time(0), tz).utcoffset()
+
+
+def run_instants_on(day: date, minutes: list[int], tz: tzinfo) -> list[datetime]:
+    """The UTC instants of a crontab's runs on `day` (its run minutes of the day, sorted), one per instant: on a
+    spring-forward day 02:30 and 03:30 are both 03:30 EDT, run once."""
+    return sorted({_instant(day, divmod(minute, 60), tz) for minute in minutes})
