@@ -13,7 +13,9 @@ run in a transaction), so every step is idempotent: a run cut short is run again
 builds them plainly.
 """
 
-from django.db import migrations, models
+import time
+
+from django.db import OperationalError, migrations, models
 
 PARENT = "audit_auditevent"
 # Written out, not derived from the model: a migration must keep building what it built when it was written.
@@ -21,6 +23,36 @@ INDEXES = {
     "audit_event_action": ('("action", "id" DESC)', "action_id_idx"),
     "audit_event_resource": ('("resource_type", "id" DESC)', "resource_type_id_idx"),
 }
+
+
+# The two catalogue steps on the parent (CREATE INDEX ... ON ONLY takes a SHARE lock on the trail, ATTACH a SHARE
+# UPDATE EXCLUSIVE lock on the partition) wait in the lock queue behind any open writer transaction, and every audit
+# insert then queues behind them: each gives up after LOCK_TIMEOUT (audit_partitions_ensure's PARTITION_LOCK_TIMEOUT),
+# is tried LOCK_ATTEMPTS times, then the migration stops for a rerun. Written out: a migration keeps what it did.
+LOCK_TIMEOUT = "2s"
+LOCK_ATTEMPTS = 3
+LOCK_RETRY_PAUSE_S = 1.0
+
+
+def _with_lock_timeout(cursor, sql: str) -> None:
+    """Runs `sql` (autocommit: the migration is not atomic) waiting at most LOCK_TIMEOUT for its locks, a few times."""
+    for attempt in range(1, LOCK_ATTEMPTS + 1):
+        cursor.execute("SELECT set_config('lock_timeout', %s, false)", [LOCK_TIMEOUT])
+        try:
+            cursor.execute(sql)
+            return
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != "55P03":  # lock_not_available
+                raise
+            if attempt == LOCK_ATTEMPTS:
+                raise RuntimeError(
+                    f"{sql.split(' ON ')[0]}: the audit trail's lock was not granted within {LOCK_TIMEOUT}, "
+                    f"{LOCK_ATTEMPTS} times (a writer transaction kept open?); nothing is half done: "
+                    "run migrate again."
+                ) from exc
+            time.sleep(LOCK_RETRY_PAUSE_S * attempt)
+        finally:
+            cursor.execute("RESET lock_timeout")
 
 
 def partition_index_name(partition: str, suffix: str) -> str:
@@ -64,7 +96,7 @@ def build_indexes(apps, schema_editor) -> None:
             if not partitioned:  # 0001 always partitions it: one concurrent build
                 cursor.execute(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {quote(index)} ON {quote(PARENT)} {columns}")
                 continue
-            cursor.execute(f"CREATE INDEX IF NOT EXISTS {quote(index)} ON ONLY {quote(PARENT)} {columns}")
+            _with_lock_timeout(cursor, f"CREATE INDEX IF NOT EXISTS {quote(index)} ON ONLY {quote(PARENT)} {columns}")
             # Listed after the parent's index exists: a partition created from here on comes with its copy.
             for partition in _partitions_without(cursor, index):
                 child = partition_index_name(partition, suffix)
@@ -75,7 +107,7 @@ def build_indexes(apps, schema_editor) -> None:
                 cursor.execute(
                     f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {quote(child)} ON {quote(partition)} {columns}"
                 )
-                cursor.execute(f"ALTER INDEX {quote(index)} ATTACH PARTITION {quote(child)}")
+                _with_lock_timeout(cursor, f"ALTER INDEX {quote(index)} ATTACH PARTITION {quote(child)}")
             if not _is_valid(cursor, index):
                 # Not recorded as applied: the next `migrate` builds what is missing.
                 raise RuntimeError(
