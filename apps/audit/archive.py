@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from apps.audit.models import AuditArchive, AuditChainHead, AuditEvent
@@ -306,18 +306,6 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_atomically(path: Path, write: Callable[[object], None]) -> None:
-    """Write to a hidden partial file, fsync it, rename it over `path`, fsync the folder: a crash leaves either
-    the old file or the new one, and a partial file never has the name that counts."""
-    partial = path.with_name(f".{path.name}.partial")
-    with partial.open("wb") as raw:
-        write(raw)
-        raw.flush()
-        os.fsync(raw.fileno())
-    partial.replace(path)
-    _fsync_dir(path.parent)
-
-
 def _problem(summary: Summary) -> str | None:
     if summary.edited:
         chain, seq = summary.edited[0]
@@ -328,15 +316,78 @@ def _problem(summary: Summary) -> str | None:
     return None
 
 
+def archive_deployment() -> str:
+    """Which database this is, kept in every manifest: PostgreSQL's system identifier (set once by initdb, kept by
+    physical replicas and restores of the cluster) where this role may read it, and the database's name. Two
+    deployments archiving to one folder must never take each other's files for their own."""
+    with connection.cursor() as cursor:
+        try:
+            with transaction.atomic():
+                cursor.execute("SELECT system_identifier::text FROM pg_control_system()")
+                system = cursor.fetchone()[0]
+        except DatabaseError:  # not granted to this role: the database's name alone
+            system = "unknown"
+        cursor.execute("SELECT current_database()")
+        return f"{system}/{cursor.fetchone()[0]}"
+
+
+class ArchiveFileExists(ArchiveRefused):
+    """A file of the same name is already there and is not what this export writes: it is never replaced."""
+
+
+def _manifest_deployment(path: Path) -> str | None:
+    """The deployment a manifest names; None when it names none (or is no manifest)."""
+    try:
+        value = json.loads(path.read_text()).get("deployment")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _place(partial: Path, path: Path, digest: str) -> bool:
+    """Give the checked `partial` its final name without ever replacing a file there: a hard link fails if the name
+    exists (no window where a second writer's file is overwritten). True when an identical file (same SHA-256) was
+    already there and is kept; ArchiveFileExists when a different one is. The partial is removed either way."""
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        reused = _sha256(path) == digest
+        partial.unlink()
+        if not reused:
+            raise ArchiveFileExists(
+                f"{path} exists and is not this export (another SHA-256): it is never replaced (another "
+                "deployment's archive, or an earlier, different export of this month); move it aside after "
+                "checking it, or archive to another folder"
+            ) from None
+        return True
+    partial.unlink()
+    _fsync_dir(path.parent)
+    return False
+
+
+def _create_private(path: Path):
+    """A new file only this user can read (it holds PHI), opened for writing; a stale one of ours is replaced."""
+    path.unlink(missing_ok=True)
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+
+
 def archive_export(
     *, partition: str, start: datetime, end: datetime, directory: Path, progress: ProgressFor | None = None
 ) -> Exported:
     """Export one partition to `directory` (data file, then its manifest), read it back and check it against the
-    database. An existing file that holds exactly the partition's records is kept as it is (safe to rerun: an
-    operator may have copied it already); anything else there is replaced. ArchiveRefused when a record in the
-    partition does not verify (`audit verify` reports it; an archive would hide it) or the file read back differs."""
-    directory.mkdir(parents=True, exist_ok=True)
+    database. Files are never replaced: an existing file is kept only when it is byte-identical to this export
+    (safe to rerun: an operator may have copied it already); a different one, or a manifest naming another
+    deployment, refuses the month (ArchiveFileExists). ArchiveRefused too when a record in the partition does not
+    verify (`audit verify` reports it; an archive would hide it) or the file read back differs."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = directory / f"{partition}.jsonl.gz"
+    manifest_path = directory / f"{partition}.manifest.json"
+    deployment = archive_deployment()
+    if manifest_path.exists() and (other := _manifest_deployment(manifest_path)) != deployment:
+        raise ArchiveFileExists(
+            f"{manifest_path} names deployment {other or 'none'}, not this one ({deployment}): another "
+            "deployment's archive; archive to a folder of this deployment's own"
+        )
     primary_id = _primary_id()
     # The partition's runs and links as the database holds them; the seals are recomputed once, from the file
     # read back (a record that does not verify there is refused as before: its line is the row, as the file will
@@ -344,19 +395,23 @@ def archive_export(
     database = Summary(primary_id=primary_id, check_seals=False)
     tick = progress(partition, _estimate(partition)) if progress is not None else None
     partial = path.with_name(f".{path.name}.partial")
-    with partial.open("wb") as raw:
-        # mtime 0 and no name in the header: the same records always make the same bytes (and SHA-256).
-        with (
-            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=_GZIP_LEVEL) as compressed,
-            transaction.atomic(),
-        ):
-            for chunk in _partition_chunks(_LINE.format(table=partition)):
-                compressed.write(("\n".join(values[-1] for values in chunk) + "\n").encode())
-                _summarize(database, chunk)
-                if tick is not None:
-                    tick(database.rows)
-        raw.flush()
-        os.fsync(raw.fileno())
+    try:
+        with _create_private(partial) as raw:
+            # mtime 0 and no name in the header: the same records always make the same bytes (and SHA-256).
+            with (
+                gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=_GZIP_LEVEL) as compressed,
+                transaction.atomic(),
+            ):
+                for chunk in _partition_chunks(_LINE.format(table=partition)):
+                    compressed.write(("\n".join(values[-1] for values in chunk) + "\n").encode())
+                    _summarize(database, chunk)
+                    if tick is not None:
+                        tick(database.rows)
+            raw.flush()
+            os.fsync(raw.fileno())
+    except BaseException:  # disk full, a database error: no partial file (PHI) left behind
+        partial.unlink(missing_ok=True)
+        raise
     if tick is not None:
         tick(database.rows)
     try:
@@ -370,26 +425,10 @@ def archive_export(
     if written.key() != database.key():
         partial.unlink()
         raise ArchiveRefused(f"{partition}: {partial} read back does not hold the partition's records; not archived")
-    reused = False
-    if path.exists():
-        try:
-            # The same bytes as the file just checked, or (another gzip level, an earlier version) the same records,
-            # each verifying.
-            if _sha256(path) == digest:
-                reused = True
-            else:
-                there, there_digest = archive_file_read(path, primary_id)
-                if there.intact and there.key() == database.key():
-                    reused, digest = True, there_digest
-        except (OSError, ValueError, EOFError, gzip.BadGzipFile):
-            reused = False
-    if reused:
-        partial.unlink()
-    else:
-        partial.replace(path)
-        _fsync_dir(directory)
+    reused = _place(partial, path, digest)
     manifest = {
         "format": ARCHIVE_FORMAT,
+        "deployment": deployment,
         "partition": partition,
         "range_start": _instant(start),
         "range_end": _instant(end),
@@ -400,7 +439,16 @@ def archive_export(
         "registered_chains": sorted(database.registered),
     }
     body = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
-    _write_atomically(directory / f"{partition}.manifest.json", lambda raw: raw.write(body))
+    manifest_partial = manifest_path.with_name(f".{manifest_path.name}.partial")
+    try:
+        with _create_private(manifest_partial) as raw:
+            raw.write(body)
+            raw.flush()
+            os.fsync(raw.fileno())
+        _place(manifest_partial, manifest_path, hashlib.sha256(body).hexdigest())
+    except BaseException:
+        manifest_partial.unlink(missing_ok=True)
+        raise
     return Exported(partition, start, end, path, digest, database, reused)
 
 
@@ -520,6 +568,12 @@ def archive_file_problems(archive: AuditArchive, directory: Path) -> list[str]:
     if not path.is_file():
         return [f"MISSING  archive file {path} of partition {archive.partition}"]
     problems = []
+    manifest = directory / f"{archive.partition}.manifest.json"
+    deployment = archive_deployment()
+    if not manifest.is_file():
+        problems.append(f"MISSING  manifest {manifest} of partition {archive.partition}")
+    elif (other := _manifest_deployment(manifest)) != deployment:
+        problems.append(f"FOREIGN  manifest {manifest}: names deployment {other or 'none'}, this is {deployment}")
     altered = f"ALTERED  archive file {path}: its SHA-256 is not the one archived"
     try:
         summary, digest = archive_file_read(path, _primary_id())

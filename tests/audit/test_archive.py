@@ -187,13 +187,18 @@ def test_without_drop_only_the_files_are_written_and_a_rerun_keeps_them(months, 
 
 
 def test_a_partial_file_left_by_a_crash_never_counts(months, tmp_path):
-    """A crash mid-export: the file cut short under its final name (a copy interrupted), a partial file beside it.
-    The rerun writes the month again, checks it and archives it."""
+    """A crash mid-export: a partial file left beside the final name, which never counts. A file cut short under
+    its final name (a copy interrupted) is not replaced either: the month is refused until someone moves it aside;
+    the rerun then writes the month again, checks it and archives it."""
     _archive(tmp_path, "2025-02")
     whole = (tmp_path / f"{JAN}.jsonl.gz").read_bytes()
     (tmp_path / f"{JAN}.jsonl.gz").write_bytes(whole[: len(whole) // 2])
     (tmp_path / f".{JAN}.jsonl.gz.partial").write_bytes(b"half a month")
     (tmp_path / f"{JAN}.manifest.json").unlink()
+    with pytest.raises(CommandError):
+        _archive(tmp_path, "2025-02", "--drop")
+    assert (tmp_path / f"{JAN}.jsonl.gz").read_bytes() == whole[: len(whole) // 2] and _exists(JAN)
+    (tmp_path / f"{JAN}.jsonl.gz").unlink()
     out = _archive(tmp_path, "2025-02", "--drop")
     assert f"ARCHIVED {JAN}: 6 record(s), wrote" in out
     assert (tmp_path / f"{JAN}.jsonl.gz").read_bytes() == whole

@@ -1,0 +1,80 @@
+"""`audit archive` under a review's findings: files never replaced, tampered months never dropped, failures that
+say what was done, private files (real PostgreSQL; the fixtures of test_archive)."""
+
+import gzip
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+
+from apps.audit import archive
+from apps.audit.models import AuditArchive
+from apps.audit.services import audit_record_batch
+from tests.audit.test_archive import JAN, _archive, _day, _entry, _exists, _sql, _verify, months  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+def _refused(folder, before: str, *extra: str) -> str:
+    """Run an archive that must fail: what it printed, then the error."""
+    out = StringIO()
+    with pytest.raises(CommandError) as error:
+        call_command("audit", "archive", "--before", before, "--to", str(folder), *extra, stdout=out, stderr=StringIO())
+    return out.getvalue() + str(error.value)
+
+
+@pytest.mark.usefixtures("months")
+def test_a_dropped_months_only_file_is_never_replaced(tmp_path):
+    """Another deployment (simulated: January's partition made again with other records) archiving to the same
+    folder is refused, and the dropped month's file keeps its bytes."""
+    assert "partition dropped" in _archive(tmp_path, "2025-02", "--drop")
+    path = tmp_path / f"{JAN}.jsonl.gz"
+    kept, manifest = path.read_bytes(), (tmp_path / f"{JAN}.manifest.json").read_bytes()
+    _sql(f"CREATE TABLE \"{JAN}\" PARTITION OF audit_auditevent FOR VALUES FROM ('2025-01-01') TO ('2025-02-01')")
+    audit_record_batch([_entry(_day(1, 20))])
+    assert "is never replaced" in _refused(tmp_path, "2025-02")
+    assert path.read_bytes() == kept and (tmp_path / f"{JAN}.manifest.json").read_bytes() == manifest
+    assert not (tmp_path / f".{JAN}.jsonl.gz.partial").exists()
+
+
+@pytest.mark.usefixtures("months")
+def test_a_file_with_edited_ids_is_never_kept_as_identical(tmp_path):
+    """Ids are not in the HMAC: a file whose ids were edited holds the same seals, yet is another file."""
+    _archive(tmp_path, "2025-02")
+    path = tmp_path / f"{JAN}.jsonl.gz"
+    rows = [json.loads(line) for line in gzip.decompress(path.read_bytes()).decode().splitlines()]
+    for row in rows:
+        row["id"] += 1000
+    path.write_bytes(gzip.compress("".join(json.dumps(row, separators=(",", ":")) + "\n" for row in rows).encode()))
+    assert "is never replaced" in _refused(tmp_path, "2025-02", "--drop")
+    assert [json.loads(line)["id"] for line in gzip.decompress(path.read_bytes()).decode().splitlines()] == [
+        row["id"] for row in rows
+    ]
+    assert _exists(JAN) and not AuditArchive.objects.exists()
+
+
+@pytest.mark.usefixtures("months")
+def test_a_manifest_of_another_deployment_is_refused_and_reported(tmp_path):
+    _archive(tmp_path, "2025-02", "--drop")
+    manifest_path = tmp_path / f"{JAN}.manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["deployment"] == archive.archive_deployment()
+    assert manifest["deployment"].endswith("/" + connection.settings_dict["NAME"])
+    assert _verify("--archives", str(tmp_path))[0] == 0
+    manifest["deployment"] = "1234/elsewhere"
+    manifest_path.write_text(json.dumps(manifest))
+    status, report = _verify("--archives", str(tmp_path))
+    assert status == 1 and f"FOREIGN  manifest {manifest_path}: names deployment 1234/elsewhere" in report
+
+
+@pytest.mark.usefixtures("months")
+def test_a_rehearsal_in_a_folder_of_another_deployment_is_refused(tmp_path):
+    _archive(tmp_path, "2025-02")
+    manifest_path = tmp_path / f"{JAN}.manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["deployment"] = "1234/elsewhere"
+    manifest_path.write_text(json.dumps(manifest))
+    assert "names deployment 1234/elsewhere, not this one" in _refused(tmp_path, "2025-02", "--drop")
+    assert _exists(JAN) and json.loads(manifest_path.read_text())["deployment"] == "1234/elsewhere"
