@@ -75,9 +75,12 @@ class Summary:
     # False: the seals are not recomputed (the partition read again under its lock, already checked in its file).
     check_seals: bool = True
     _last: tuple[int, int, str] | None = None
+    # The ids in order: not in any HMAC, so compared on their own (a file or partition whose ids changed differs).
+    _ids: object = field(default_factory=hashlib.sha256, repr=False)
 
     def add(self, row: dict) -> None:
         self.rows += 1
+        self._ids.update(b"%d," % row["id"])
         chain, seq = row["chain_id"], row["seq"]
         runs = self.chains.setdefault(str(chain), [])
         if runs and self._last is not None and self._last[:2] == (chain, seq - 1):
@@ -98,7 +101,7 @@ class Summary:
         self._last = (chain, seq, row["hash"])
 
     def key(self) -> tuple:
-        return self.rows, self.chains, sorted(self.registered)
+        return self.rows, self.chains, sorted(self.registered), self._ids.hexdigest()
 
     @property
     def intact(self) -> bool:
@@ -506,6 +509,49 @@ def archive_drop(*, exported: Exported, by: str, lock_timeout: str = PARTITION_L
     return archive
 
 
+def archive_month_findings(report, summary: Summary, partition: str) -> list[str]:
+    """What `audit verify` (its ChainReport, `report`) finds in a partition's records (`summary`) or next to them:
+    records edited, relinked, deleted inside or at the edges of the month's runs, ids changed or never issued,
+    unacknowledged breaks, the month's chains' heads forged or unregistered, the partition's triggers off. A month
+    with any of them is never dropped: the partition is the evidence to compare with backups."""
+    names = dict(AuditChainHead.objects.values_list("pk", "name"))
+    spans = {}
+    for chain, runs in summary.chains.items():
+        spans[names.get(int(chain), f"#{chain}")] = (min(run[0] for run in runs), max(run[2] for run in runs))
+
+    def inside(name: str, seq: int) -> bool:
+        return name in spans and spans[name][0] <= seq <= spans[name][1]
+
+    findings = [f"EDITED record #{seq} of chain {name}" for name, seq in report.edited if inside(name, seq)]
+    findings += [f"RELINKED record #{seq} of chain {name}" for name, seq in report.relinked if inside(name, seq)]
+    findings += [
+        f"DELETED records #{first}-#{last} of chain {name}"
+        for name, first, last in report.missing
+        if name in spans and first <= spans[name][1] + 1 and last >= spans[name][0] - 1
+    ]
+    findings += [
+        f"REORDERED record #{seq} of chain {name} (id {record_id}): ids were changed"
+        for name, seq, record_id, previous_seq, _ in report.misordered_ids
+        if inside(name, seq) or inside(name, previous_seq)
+    ]
+    findings += [
+        f"REORDERED record #{seq} of chain {name}: its id {record_id} was never issued"
+        for name, seq, record_id in report.ids_past_sequence
+        if inside(name, seq)
+    ]
+    findings += [
+        f"BREAK record {record_id} not acknowledged"
+        for record_id, _, _ in report.reported_breaks
+        if record_id in summary.breaks
+    ]
+    for kind, chains in (("FORGED head of", report.forged_heads), ("DELETED", report.deleted_chains),
+                         ("FORGED (unregistered)", report.unregistered_chains)):  # fmt: skip
+        findings += [f"{kind} chain {name}" for name in chains if name in spans]
+    for kind, tables in (("WRITABLE", report.writable_tables), ("UNGUARDED", report.unguarded_tables)):
+        findings += [f"{kind} table {table}" for table in tables if table == partition]
+    return findings
+
+
 @dataclass
 class ArchiveOutcome:
     partition: str
@@ -536,8 +582,11 @@ def audit_archive(
     `progress(partition, estimated records)`: the callback for that partition's records."""
     if connection.vendor != "postgresql":
         raise ArchiveNotAllowed("archiving needs PostgreSQL's monthly partitions of the trail; this database has none")
+    from apps.audit.selectors import audit_chain_verify  # selectors reads archives through this module
+
     months = archive_months(before=before)
     outcomes = []
+    report = None
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [ARCHIVE_LOCK])
     try:
@@ -548,6 +597,13 @@ def audit_archive(
                     progress=progress,
                 )  # fmt: skip
                 if drop:
+                    if report is None:  # once a run: what verify reports, for every month asked
+                        report = audit_chain_verify()
+                    if findings := archive_month_findings(report, exported.summary, partition):
+                        raise ArchiveRefused(
+                            f"{partition}: `audit verify` reports {'; '.join(findings[:5])}"
+                            f"{f' (and {len(findings) - 5} more)' if len(findings) > 5 else ''}; exported, not dropped"
+                        )
                     archive_drop(exported=exported, by=by, lock_timeout=lock_timeout)
             except ArchiveRefused as exc:
                 outcomes.append(ArchiveOutcome(partition, 0, directory, "", False, False, refused=str(exc)))

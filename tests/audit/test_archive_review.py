@@ -10,9 +10,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from apps.audit import archive
-from apps.audit.models import AuditArchive
+from apps.audit.models import AuditArchive, AuditChainHead
 from apps.audit.services import audit_record_batch
-from tests.audit.test_archive import JAN, _archive, _day, _entry, _exists, _sql, _verify, months  # noqa: F401
+from tests.audit.test_archive import FEB, JAN, _archive, _day, _entry, _exists, _sql, _verify, months  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -78,3 +78,41 @@ def test_a_rehearsal_in_a_folder_of_another_deployment_is_refused(tmp_path):
     manifest_path.write_text(json.dumps(manifest))
     assert "names deployment 1234/elsewhere, not this one" in _refused(tmp_path, "2025-02", "--drop")
     assert _exists(JAN) and json.loads(manifest_path.read_text())["deployment"] == "1234/elsewhere"
+
+
+def _tamper(*statements: str) -> None:
+    _sql(f'ALTER TABLE "{JAN}" DISABLE TRIGGER audit_event_append_only', *statements,
+         f'ALTER TABLE "{JAN}" ENABLE TRIGGER audit_event_append_only')  # fmt: skip
+
+
+def _primary() -> int:
+    return AuditChainHead.objects.get(name="primary").pk
+
+
+@pytest.mark.usefixtures("months")
+@pytest.mark.parametrize(
+    ("change", "finding"),
+    [
+        ('UPDATE "{jan}" SET id = -id WHERE chain_id = {primary} AND seq = 2', "REORDERED record #2 of"),
+        ('UPDATE "{jan}" SET id = 900000000 WHERE chain_id = {primary} AND seq = 5', "was never issued"),
+        ('DELETE FROM "{jan}" WHERE chain_id = {primary} AND seq = 2', "DELETED records #2-#2 of chain primary"),
+    ],
+    ids=["ids-changed", "id-past-sequence", "record-deleted"],
+)
+def test_a_month_verify_reports_is_exported_but_never_dropped(tmp_path, change, finding):
+    _tamper(change.format(jan=JAN, primary=_primary()))
+    assert _verify()[0] == 1
+    out = _refused(tmp_path, "2025-03", "--drop")
+    assert f"REFUSED  {JAN}: `audit verify` reports" in out and finding in out and "not dropped" in out
+    assert _exists(JAN) and _exists(FEB) and not AuditArchive.objects.exists()  # later months left alone too
+    assert _verify()[0] == 1  # the finding is still there to look into
+
+
+@pytest.mark.usefixtures("months")
+def test_a_finding_in_a_later_month_does_not_hold_up_an_earlier_one(tmp_path):
+    _sql(f'ALTER TABLE "{FEB}" DISABLE TRIGGER audit_event_append_only')
+    assert _verify()[0] == 1  # WRITABLE: February's, not January's
+    assert "partition dropped" in _archive(tmp_path, "2025-02", "--drop")
+    assert not _exists(JAN)
+    assert f"REFUSED  {FEB}: `audit verify` reports WRITABLE table {FEB}" in _refused(tmp_path, "2025-03", "--drop")
+    assert _exists(FEB)
