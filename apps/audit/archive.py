@@ -512,22 +512,25 @@ def archive_drop(*, exported: Exported, by: str, lock_timeout: str = PARTITION_L
 def archive_month_findings(report, summary: Summary, partition: str) -> list[str]:
     """What `audit verify` (its ChainReport, `report`) finds in a partition's records (`summary`) or next to them:
     records edited, relinked, deleted inside or at the edges of the month's runs, ids changed or never issued,
-    unacknowledged breaks, the month's chains' heads forged or unregistered, the partition's triggers off. A month
-    with any of them is never dropped: the partition is the evidence to compare with backups."""
+    the month's chains' heads forged or unregistered, the partition's triggers off (unacknowledged breaks: the
+    drop refuses them under its lock). A month with any of them is never dropped: the partition is the evidence."""
     names = dict(AuditChainHead.objects.values_list("pk", "name"))
-    spans = {}
-    for chain, runs in summary.chains.items():
-        spans[names.get(int(chain), f"#{chain}")] = (min(run[0] for run in runs), max(run[2] for run in runs))
+    spans = {
+        names.get(int(chain), f"#{chain}"): [(run[0], run[2]) for run in runs] for chain, runs in summary.chains.items()
+    }
 
     def inside(name: str, seq: int) -> bool:
-        return name in spans and spans[name][0] <= seq <= spans[name][1]
+        return any(first <= seq <= last for first, last in spans.get(name, ()))
+
+    def touches(name: str, first: int, last: int) -> bool:  # a gap inside a run's seqs or right next to one
+        return any(first <= end + 1 and last >= start - 1 for start, end in spans.get(name, ()))
 
     findings = [f"EDITED record #{seq} of chain {name}" for name, seq in report.edited if inside(name, seq)]
     findings += [f"RELINKED record #{seq} of chain {name}" for name, seq in report.relinked if inside(name, seq)]
     findings += [
         f"DELETED records #{first}-#{last} of chain {name}"
         for name, first, last in report.missing
-        if name in spans and first <= spans[name][1] + 1 and last >= spans[name][0] - 1
+        if touches(name, first, last)
     ]
     findings += [
         f"REORDERED record #{seq} of chain {name} (id {record_id}): ids were changed"
@@ -538,11 +541,6 @@ def archive_month_findings(report, summary: Summary, partition: str) -> list[str
         f"REORDERED record #{seq} of chain {name}: its id {record_id} was never issued"
         for name, seq, record_id in report.ids_past_sequence
         if inside(name, seq)
-    ]
-    findings += [
-        f"BREAK record {record_id} not acknowledged"
-        for record_id, _, _ in report.reported_breaks
-        if record_id in summary.breaks
     ]
     for kind, chains in (("FORGED head of", report.forged_heads), ("DELETED", report.deleted_chains),
                          ("FORGED (unregistered)", report.unregistered_chains)):  # fmt: skip
