@@ -107,6 +107,9 @@ class AuditEvent(models.Model):
             # a value's records read from the index, not the whole trail tested record by record (0010).
             models.Index(fields=["action", "-id"], name="audit_event_action"),
             models.Index(fields=["resource_type", "-id"], name="audit_event_resource"),
+            # A patient's own records newest first by id (0011): the list's page for a patient in 5% of the trail
+            # reads 51 of them, where (patient_id, recorded_at) left it sorting them all or scanning the partition.
+            models.Index(fields=["patient_id", "-id"], name="audit_event_patient_page"),
             # Partial: single-patient reads (NULL) never touch it, so the hot path pays nothing for it.
             GinIndex(
                 fields=["patient_ids"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import logging
 import re
 from bisect import bisect_right
@@ -47,16 +48,27 @@ def audit_event_list(
 
     `page_id` is what the API pages by, newest first: the id. For one patient it is the id computed (id + 0),
     which no index yields in order, so the planner finds the patient's records by their indexes and sorts
-    them (a few hundred, a few thousand); ordered by the id itself it could walk the whole trail backwards
-    from its newest record, testing each, when it overestimated the patient's share (jsonb containment is
-    estimated at 0.1% of the rows, and a patient sampled into the common values at more): 2M records,
-    patient 19999's first page read 500,000 of them (460-550 ms, against 5-20 ms for the others)."""
+    them; ordered by the id itself it could walk the whole trail backwards from its newest record, testing
+    each, when it overestimated the patient's share. The API pages a patient through audit_event_pages, which
+    reads the patient's own records from their index in order instead of sorting them all."""
     events = AuditEvent.objects.all()
     if patient_id is not None:
         events = events.filter(Q(patient_id=patient_id) | Q(patient_ids__discloses=patient_id))
         events = events.annotate(page_id=ExpressionWrapper(F("id") + 0, output_field=BigIntegerField()))
     else:
         events = events.annotate(page_id=F("id"))
+    return _narrowed(events, actor_type, actor_id, action, resource_type, since, until)
+
+
+def _narrowed(
+    events: QuerySet[AuditEvent],
+    actor_type: str | None,
+    actor_id: int | None,
+    action: str | None,
+    resource_type: str | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> QuerySet[AuditEvent]:
     if actor_type:
         events = events.filter(actor_type=actor_type)
     elif actor_id is not None:
@@ -74,6 +86,55 @@ def audit_event_list(
     if until:
         events = events.filter(recorded_at__lte=until)
     return events
+
+
+class MergedPages:
+    """Querysets that page as one, by `page_id`: each branch is ordered, narrowed by the cursor and limited in
+    SQL (so each reads its own index in order and stops), and the branches' rows are merged by page_id. What a
+    keyset paginator does to a queryset (order_by on page_id, filter on it, a slice) is done to every branch.
+    The branches must not share a record."""
+
+    def __init__(self, *branches: QuerySet[AuditEvent]) -> None:
+        self.branches = branches
+
+    def order_by(self, *fields: str) -> MergedPages:
+        if fields not in (("page_id",), ("-page_id",)):
+            raise ValueError(f"MergedPages orders by page_id alone, not {fields}")
+        return MergedPages(*(branch.order_by(*fields) for branch in self.branches))
+
+    def filter(self, *args, **kwargs) -> MergedPages:
+        return MergedPages(*(branch.filter(*args, **kwargs) for branch in self.branches))
+
+    def __getitem__(self, index: slice) -> list[AuditEvent]:
+        if not isinstance(index, slice) or index.stop is None or index.step is not None:
+            raise TypeError("MergedPages takes a bounded slice")
+        ordering = self.branches[0].query.order_by
+        if tuple(ordering) not in (("page_id",), ("-page_id",)):
+            raise TypeError("MergedPages needs order_by('page_id') or order_by('-page_id') first")
+        newest_first = ordering[0].startswith("-")
+        rows = heapq.merge(
+            *(list(branch[: index.stop]) for branch in self.branches),
+            key=lambda event: event.page_id,
+            reverse=newest_first,
+        )
+        return list(rows)[index]
+
+
+def audit_event_pages(*, patient_id: int | None = None, **filters) -> QuerySet[AuditEvent] | MergedPages:
+    """audit_event_list as the API pages it. A patient's records are two branches merged by id: those about the
+    patient alone, read newest first from (patient_id, id DESC) and stopped at a page (a patient in 5% of 400k
+    records: the whole partition scanned and sorted, 44 ms, for 0.4 ms), and the searches that named the patient
+    among others (found by the patient_ids GIN index and sorted, as audit_event_list finds them)."""
+    if patient_id is None:
+        return audit_event_list(**filters)
+    narrowing = [filters.get(name) for name in ("actor_type", "actor_id", "action", "resource_type", "since", "until")]
+    own = AuditEvent.objects.filter(patient_id=patient_id).annotate(page_id=F("id"))
+    named = (
+        AuditEvent.objects.filter(patient_ids__discloses=patient_id)
+        .exclude(patient_id=patient_id)  # in `own` already
+        .annotate(page_id=ExpressionWrapper(F("id") + 0, output_field=BigIntegerField()))
+    )
+    return MergedPages(_narrowed(own, *narrowing), _narrowed(named, *narrowing))
 
 
 @dataclass

@@ -161,7 +161,7 @@ def test_the_indexes_are_valid_on_the_parent_and_every_partition():
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = %s::regclass", [AuditEvent._meta.db_table])
         partitions = cursor.fetchone()[0]
-        for index in ("audit_event_action", "audit_event_resource"):
+        for index in ("audit_event_action", "audit_event_resource", "audit_event_patient_page"):
             cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [index])
             assert cursor.fetchone() == (True,), index
             cursor.execute("SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass(%s)", [index])

@@ -4,7 +4,7 @@ from rest_framework.response import Response
 
 from apps.accounts import scopes
 from apps.audit.api.serializers import AuditEventOutputSerializer, AuditListInputSerializer
-from apps.audit.selectors import audit_event_list
+from apps.audit.selectors import audit_event_pages
 from apps.audit.views import PhiAPIView
 from apps.core.api.pagination import keyset_pagination
 from apps.core.api.params import validated_query
@@ -24,7 +24,7 @@ class AuditEventListView(PhiAPIView):
         query = validated_query(request, AuditListInputSerializer)
         query.pop("page_size", None)
         paginator = self.pagination_class()
-        page = paginator.paginate_queryset(audit_event_list(**query), request, view=self)
+        page = paginator.paginate_queryset(audit_event_pages(**query), request, view=self)
         self.audit(request, action="search", result_count=len(page), patient_id=query.get("patient_id"),
                    query={name: str(value) for name, value in query.items()})  # fmt: skip
         return paginator.get_paginated_response(AuditEventOutputSerializer(page, many=True).data)
