@@ -456,17 +456,21 @@ def archive_export(
 
 
 def archive_drop(*, exported: Exported, by: str, lock_timeout: str = PARTITION_LOCK_TIMEOUT) -> AuditArchive:
-    """Record the archive and DETACH + DROP its partition, in one transaction. The partition is locked against
-    writes first (a late record back-dated into its month would wait, nothing else) and read again: it must still
-    hold exactly what the file holds; its chain breaks must be acknowledged (verify stops seeing them). Every lock
-    waits at most `lock_timeout` (OperationalError then, nothing done): DETACH needs the trail to itself, and every
-    audit INSERT would queue behind a DETACH left waiting."""
+    """Record the archive and DETACH + DROP its partition, in one transaction. Locks are taken in the audit writer's
+    own order, so that no writer can deadlock with the drop: the primary chain's head (a writer takes its chain's
+    head, then inserts; the drop's own record goes to primary), then the trail in SHARE mode (inserts wait,
+    reads go on; a back-dated INSERT never holds the trail while waiting on the partition), then DETACH upgrades it.
+    Under that lock the partition is read again: it must still hold exactly what the file holds; its chain breaks
+    must be acknowledged (verify stops seeing them). Every lock waits at most `lock_timeout` (OperationalError
+    then, nothing done: the month is left as it was): DETACH needs the trail to itself, and every audit INSERT
+    would queue behind a DETACH left waiting."""
     table = AuditEvent._meta.db_table
     partition = exported.partition
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)", [lock_timeout])
         caller_lock_timeout = cursor.fetchone()[0]
-        cursor.execute(f'LOCK TABLE "{partition}" IN SHARE MODE')
+        list(AuditChainHead.objects.select_for_update().filter(name=PRIMARY_CHAIN).values_list("pk", flat=True))
+        cursor.execute(f'LOCK TABLE "{table}" IN SHARE MODE')
         now = Summary(primary_id=exported.summary.primary_id, check_seals=False)
         for chunk in _partition_chunks(_SUMMARY_ONLY.format(table=partition)):
             _summarize(now, chunk)
@@ -501,8 +505,8 @@ def archive_drop(*, exported: Exported, by: str, lock_timeout: str = PARTITION_L
                 resource_type="AuditArchive", resource_id=str(archive.pk), result_count=now.rows,
             )
         ])  # fmt: skip
-        # Last: from here to the commit the trail is ours alone. The primary head, locked above, is what a clinical
-        # write's transaction takes before it inserts, so none of them holds the table while waiting on us.
+        # Last: from here to the commit the trail is ours alone (SHARE upgraded). No writer holds it while waiting
+        # on us: inserts have waited on the SHARE lock since it was granted, and the head before that.
         cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{partition}"')
         cursor.execute(f'DROP TABLE "{partition}"')
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", [caller_lock_timeout])

@@ -93,3 +93,67 @@ def test_concurrent_runs_take_turns_and_audit_writes_go_on(january, tmp_path):
     assert "error" not in outcome, outcome
     assert f"ARCHIVED {JAN}: 2 record(s)" in outcome["out"] and not _exists(JAN)
     assert audit_chain_verify(archives=tmp_path).ok
+
+
+_COLUMNS = (
+    "chain_id, seq, recorded_at, actor_type, actor_id, actor_name, action, resource_type, resource_id, patient_id, "
+    "outcome, source_ip, purpose_of_use, request_id, query_digest, result_count, served_from_cache, prev_hash, "
+    "patient_ids, hash"
+)
+
+
+def test_a_back_dated_insert_during_the_drop_does_not_deadlock(january, tmp_path):
+    """A late record back-dated into the month arrives while the drop waits for its first lock (here the primary
+    head, held by another session as a writer would). The drop used to lock the partition first, so the INSERT got
+    the trail and waited on the partition while DETACH waited on the trail: `deadlock detected`. Taken in the
+    writer's order, the INSERT goes through (or waits), and the drop sees the month changed and leaves it."""
+    from apps.audit.archive import audit_archive
+
+    outcome, insert = {}, {}
+
+    def archive() -> None:
+        try:
+            outcome["archived"] = audit_archive(
+                before=date(2025, 2, 1), directory=tmp_path, drop=True, by="test", lock_timeout="60s"
+            )
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    def late_insert() -> None:
+        try:
+            with _other_session() as writer:
+                writer.execute(
+                    f"INSERT INTO audit_auditevent ({_COLUMNS}) SELECT {_COLUMNS.replace('seq,', 'seq + 100,')} "  # noqa: S608
+                    f'FROM "{JAN}" ORDER BY seq LIMIT 1'
+                )
+            insert["done"] = True
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            insert["error"] = exc
+
+    def waiting(kind: str) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = %s", [kind])
+            return cursor.fetchone()[0] > 0
+
+    with _other_session() as holder:
+        holder.execute("BEGIN")
+        holder.execute("SELECT 1 FROM audit_auditchainhead WHERE name = 'primary' FOR UPDATE")
+        runner = threading.Thread(target=archive, daemon=True)
+        runner.start()
+        wait_for(lambda: waiting("transactionid"), 60, "the drop waiting for the primary head")
+        inserter = threading.Thread(target=late_insert, daemon=True)
+        inserter.start()
+        wait_for(lambda: insert or waiting("relation"), 60, "the late INSERT done or waiting")
+        holder.execute("COMMIT")
+        runner.join(120)
+        inserter.join(120)
+    assert "error" not in insert, insert
+    assert "error" not in outcome, outcome
+    (result,) = outcome["archived"]
+    if result.refused is not None:  # the INSERT went first: the month changed since its export, left as it was
+        assert "records changed since it was exported" in result.refused
+        assert _exists(JAN) and not AuditArchive.objects.exists()
+    else:  # the INSERT waited for the drop: its record went to the default partition
+        assert not _exists(JAN) and AuditArchive.objects.count() == 1
