@@ -586,13 +586,19 @@ def audit_archive(
         raise ArchiveNotAllowed("archiving needs PostgreSQL's monthly partitions of the trail; this database has none")
     from apps.audit.selectors import audit_chain_verify  # selectors reads archives through this module
 
-    months = archive_months(before=before)
     outcomes = []
     report = None
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_lock(hashtext(%s))", [ARCHIVE_LOCK])
     try:
+        # Listed once the lock is ours: a run that went first may have dropped some of them meanwhile.
+        months = archive_months(before=before)
+        archived = set(
+            AuditArchive.objects.filter(partition__in=[m[0] for m in months]).values_list("partition", flat=True)
+        )
         for partition, start, end in months:
+            if partition in archived:  # recorded as archived yet attached: verify reports it, never archived twice
+                continue
             try:
                 exported = archive_export(
                     partition=partition, start=start, end=end, directory=directory,

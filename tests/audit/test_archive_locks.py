@@ -157,3 +157,37 @@ def test_a_back_dated_insert_during_the_drop_does_not_deadlock(january, tmp_path
         assert _exists(JAN) and not AuditArchive.objects.exists()
     else:  # the INSERT waited for the drop: its record went to the default partition
         assert not _exists(JAN) and AuditArchive.objects.count() == 1
+
+
+def test_a_run_that_waited_its_turn_lists_the_months_left(january, tmp_path):
+    """The months are listed once the lock is held: a run that waited while another dropped January finds nothing
+    left to archive (it used to export the month it had listed first: `relation ... does not exist`)."""
+    outcome = {}
+
+    def archive() -> None:
+        try:
+            out = StringIO()
+            call_command("audit", "archive", "--before", "2025-02", "--to", str(tmp_path), "--drop", stdout=out)
+            outcome["out"] = out.getvalue()
+        except BaseException as exc:  # noqa: BLE001 - the test reports it
+            outcome["error"] = exc
+        finally:
+            connections.close_all()
+
+    with _other_session() as other:
+        other.execute("SELECT pg_advisory_lock(hashtext(%s))", [ARCHIVE_LOCK])  # the first run
+        runner = threading.Thread(target=archive, daemon=True)
+        runner.start()
+
+        def waiting() -> bool:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+                return cursor.fetchone() is not None
+
+        wait_for(waiting, 60, "the second run waiting for its turn")
+        other.execute(f'ALTER TABLE audit_auditevent DETACH PARTITION "{JAN}"')  # the first run's drop
+        other.execute(f'DROP TABLE "{JAN}"')
+        other.execute("SELECT pg_advisory_unlock(hashtext(%s))", [ARCHIVE_LOCK])
+        runner.join(120)
+    assert "error" not in outcome, outcome
+    assert "No monthly partition before 2025-02 to archive." in outcome["out"]
