@@ -9,7 +9,7 @@ stays exact, so a small install (and SQLite, which keeps no such statistics) see
 
 from __future__ import annotations
 
-from django.core.paginator import Paginator
+from django.core.paginator import EmptyPage, Page, Paginator
 from django.db import connections
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
@@ -37,7 +37,12 @@ class EstimatedCountPaginator(Paginator):
     """Counts a filtered list exactly, and an unfiltered one of at least ESTIMATE_FROM rows by the statistics.
 
     The estimate is within a few percent of the truth (autovacuum analyzes a table after a tenth of it
-    changes): a last page may come out short or empty, which the admin shows as such."""
+    changes), below it as often as above: page numbers and slices are therefore not capped at it. Any page
+    number is served; a full page offers the next one, and a short page is the last (an empty one too: rows
+    deleted since the table was analyzed). Capped, rows added since then (up to a tenth of the table) could
+    never be shown: `?p=` past the estimate redirected to `?e=1`."""
+
+    estimated = False
 
     @cached_property
     def count(self) -> int:
@@ -45,5 +50,27 @@ class EstimatedCountPaginator(Paginator):
         if isinstance(queryset, QuerySet) and not queryset.query.where and not queryset.query.is_sliced:
             estimate = table_rows_estimate(queryset)
             if estimate is not None and estimate >= ESTIMATE_FROM:
+                self.estimated = True
                 return estimate
         return super().count
+
+    def validate_number(self, number) -> int:
+        try:
+            return super().validate_number(number)
+        except EmptyPage:
+            if not self.estimated or int(number) < 1:  # super() has parsed it already
+                raise
+            return int(number)  # past the estimate: the page itself says whether there is anything
+
+    def page(self, number) -> Page:
+        self.count  # noqa: B018 - sets `estimated`
+        if not self.estimated:
+            return super().page(number)
+        number = self.validate_number(number)
+        bottom = (number - 1) * self.per_page
+        rows = list(self.object_list[bottom : bottom + self.per_page])
+        if len(rows) == self.per_page:
+            self.__dict__["num_pages"] = max(self.num_pages, number + 1)  # perhaps more: offer the next page
+        else:
+            self.__dict__["num_pages"] = number  # short (or empty): the last
+        return self._get_page(rows, number, self)
