@@ -56,6 +56,15 @@ class ArchiveRefused(Exception):
     """A partition that is not archived (the reason says why); later ones are left alone."""
 
 
+class ArchiveFailed(Exception):
+    """A month failed part-way (a file that could not be written, a database error): `outcomes` says what was done
+    before it, `partition` which month was left as it was (its partial file removed), the cause is chained."""
+
+    def __init__(self, partition: str, cause: BaseException, outcomes: list) -> None:
+        super().__init__(f"{partition}: {type(cause).__name__}: {cause}")
+        self.partition, self.cause, self.outcomes = partition, cause, outcomes
+
+
 class ArchiveNotAllowed(Exception):
     """Nothing is archived: the database has no monthly partitions, or the months asked for are not all past."""
 
@@ -354,8 +363,10 @@ def _place(partial: Path, path: Path, digest: str) -> bool:
     try:
         os.link(partial, path)
     except FileExistsError:
-        reused = _sha256(path) == digest
-        partial.unlink()
+        try:
+            reused = _sha256(path) == digest
+        finally:
+            partial.unlink()
         if not reused:
             raise ArchiveFileExists(
                 f"{path} exists and is not this export (another SHA-256): it is never replaced (another "
@@ -580,7 +591,8 @@ def audit_archive(
     """Archive every monthly partition wholly before `before`, oldest first (PostgreSQL). Without `drop`, only
     the files (a rehearsal, safe to repeat). Concurrent runs take turns on an advisory lock, which no audit write
     waits on. A partition refused (a record that does not verify, records that changed) is reported and later
-    ones are left alone, so no archive skips a month; a lock not granted in time raises OperationalError.
+    ones are left alone, so no archive skips a month. A month that fails part-way (OSError, DatabaseError: a lock
+    not granted in time too) raises ArchiveFailed, which says what was done before it.
     `progress(partition, estimated records)`: the callback for that partition's records."""
     if connection.vendor != "postgresql":
         raise ArchiveNotAllowed("archiving needs PostgreSQL's monthly partitions of the trail; this database has none")
@@ -616,6 +628,8 @@ def audit_archive(
             except ArchiveRefused as exc:
                 outcomes.append(ArchiveOutcome(partition, 0, directory, "", False, False, refused=str(exc)))
                 break
+            except (OSError, DatabaseError) as exc:  # disk full, an unwritable folder, a lock not granted
+                raise ArchiveFailed(partition, exc, outcomes) from exc
             outcomes.append(
                 ArchiveOutcome(partition, exported.summary.rows, exported.path, exported.sha256, exported.reused, drop)
             )

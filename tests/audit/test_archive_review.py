@@ -27,16 +27,28 @@ def _refused(folder, before: str, *extra: str) -> str:
 
 @pytest.mark.usefixtures("months")
 def test_a_dropped_months_only_file_is_never_replaced(tmp_path):
-    """Another deployment (simulated: January's partition made again with other records) archiving to the same
-    folder is refused, and the dropped month's file keeps its bytes."""
-    assert "partition dropped" in _archive(tmp_path, "2025-02", "--drop")
-    path = tmp_path / f"{JAN}.jsonl.gz"
-    kept, manifest = path.read_bytes(), (tmp_path / f"{JAN}.manifest.json").read_bytes()
+    """A folder already holding another January (another deployment's, an earlier export of other records): the
+    export of this January is refused and that file keeps its bytes; a January made again after its drop is never
+    archived a second time."""
+    other = tmp_path / "other"
+    _archive(other, "2025-02")
+    audit_record_batch([_entry(_day(1, 20))])  # this January is now another export
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    for name in (f"{JAN}.jsonl.gz", f"{JAN}.manifest.json"):
+        (folder / name).write_bytes((other / name).read_bytes())
+    kept = (folder / f"{JAN}.jsonl.gz").read_bytes()
+    assert "is never replaced" in _refused(folder, "2025-02", "--drop")
+    assert (folder / f"{JAN}.jsonl.gz").read_bytes() == kept and _exists(JAN) and not AuditArchive.objects.exists()
+    assert not (folder / f".{JAN}.jsonl.gz.partial").exists()
+    (folder / f"{JAN}.jsonl.gz").unlink()
+    (folder / f"{JAN}.manifest.json").unlink()
+    assert "partition dropped" in _archive(folder, "2025-02", "--drop")
+    kept = (folder / f"{JAN}.jsonl.gz").read_bytes()
     _sql(f"CREATE TABLE \"{JAN}\" PARTITION OF audit_auditevent FOR VALUES FROM ('2025-01-01') TO ('2025-02-01')")
-    audit_record_batch([_entry(_day(1, 20))])
-    assert "is never replaced" in _refused(tmp_path, "2025-02")
-    assert path.read_bytes() == kept and (tmp_path / f"{JAN}.manifest.json").read_bytes() == manifest
-    assert not (tmp_path / f".{JAN}.jsonl.gz.partial").exists()
+    audit_record_batch([_entry(_day(1, 21))])
+    assert "No monthly partition before 2025-02 to archive." in _archive(folder, "2025-02", "--drop")
+    assert (folder / f"{JAN}.jsonl.gz").read_bytes() == kept
 
 
 @pytest.mark.usefixtures("months")
@@ -116,3 +128,29 @@ def test_a_finding_in_a_later_month_does_not_hold_up_an_earlier_one(tmp_path):
     assert not _exists(JAN)
     assert f"REFUSED  {FEB}: `audit verify` reports WRITABLE table {FEB}" in _refused(tmp_path, "2025-03", "--drop")
     assert _exists(FEB)
+
+
+@pytest.mark.usefixtures("months")
+def test_a_month_that_cannot_be_written_stops_the_run_and_says_what_was_done(tmp_path):
+    """An OSError part-way (a disk full, here February's file name taken by a folder): what was done before it is
+    printed (January dropped), February is left as it was with no partial file (PHI) behind, the exit is non-zero."""
+    (tmp_path / f"{FEB}.jsonl.gz").mkdir()
+    out = _refused(tmp_path, "2025-03", "--drop")
+    assert f"ARCHIVED {JAN}: 6 record(s), wrote" in out and "partition dropped" in out
+    assert f"Archiving stopped at {FEB}, left as it was" in out and "could not be written" in out
+    assert not _exists(JAN) and _exists(FEB) and list(AuditArchive.objects.values_list("partition", flat=True)) == [JAN]
+    assert not [path.name for path in tmp_path.iterdir() if path.name.endswith(".partial")]
+
+
+@pytest.mark.usefixtures("months")
+def test_to_a_file_is_a_clear_error(tmp_path):
+    target = tmp_path / "a-file"
+    target.write_text("not a folder")
+    out = _refused(target, "2025-02", "--drop")
+    assert f"Archiving stopped at {JAN}" in out and "could not be written" in out and _exists(JAN)
+
+
+@pytest.mark.parametrize("before", ["0000-01", "0001-01", "1969-12"])
+def test_a_month_before_any_record_is_a_clear_error(tmp_path, before):
+    with pytest.raises(CommandError, match="from 1970-01 on"):
+        call_command("audit", "archive", "--before", before, "--to", str(tmp_path), stdout=StringIO())

@@ -6,7 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser, OutputWrapper
 from django.db import OperationalError, connection
 
-from apps.audit.archive import ArchiveNotAllowed, archive_default_left, audit_archive
+from apps.audit.archive import ArchiveFailed, ArchiveNotAllowed, archive_default_left, audit_archive
 from apps.audit.selectors import audit_chain_verify
 from apps.audit.services import (
     PARTITION_MONTHS_AHEAD_MAX,
@@ -176,10 +176,26 @@ class Command(BaseCommand):
             f"Audit trail intact: {report.checked} record(s) in {report.chains} chain(s) verified{archived}."
         )
 
+    def _outcomes(self, outcomes: list, lines: dict) -> None:
+        for outcome in outcomes:
+            if outcome.partition in lines and outcome.refused is None:
+                lines[outcome.partition].finish(outcome.rows)
+            if outcome.refused is not None:
+                self.stdout.write(f"REFUSED  {outcome.refused}; later months left alone")
+                continue
+            how = "kept the identical file" if outcome.reused else "wrote"
+            done = "partition dropped" if outcome.dropped else "partition kept (no --drop)"
+            self.stdout.write(
+                f"ARCHIVED {outcome.partition}: {outcome.rows} record(s), {how} {outcome.file} "
+                f"(sha256 {outcome.sha256}), {done}"
+            )
+
     def _archive(self, *, before: str, to: Path, drop: bool, by: str, progress: bool, **options) -> None:
         match = re.fullmatch(r"(\d{4})-(\d{2})", before)
         if match is None or not 1 <= int(match[2]) <= 12:
             raise CommandError(f"--before must be a month, YYYY-MM, not {before!r}.")
+        if int(match[1]) < 1970:  # no audit record is older: a typo, never a month to archive before
+            raise CommandError(f"--before must be a month from 1970-01 on, not {before!r}.")
         first_kept = date(int(match[1]), int(match[2]), 1)
         if connection.vendor != "postgresql":
             raise CommandError(
@@ -199,25 +215,22 @@ class Command(BaseCommand):
             )
         except ArchiveNotAllowed as exc:
             raise CommandError(str(exc)) from exc
-        except OperationalError as exc:
-            if not lock_not_granted(exc):
-                raise
+        except ArchiveFailed as exc:
+            self._outcomes(exc.outcomes, lines)
+            if isinstance(exc.cause, OperationalError) and lock_not_granted(exc.cause):
+                why = (
+                    "a lock on the trail was not granted in time (a long reader of it: audit verify, pg_dump?); run "
+                    "this again once it ends"
+                )
+            elif isinstance(exc.cause, OSError):
+                why = f"the files could not be written to {to}: {exc.cause}"
+            else:
+                why = f"a database error: {type(exc.cause).__name__}: {exc.cause}"
+            done = f"{len(exc.outcomes)} month(s) before it done as listed above" if exc.outcomes else "none before it"
             raise CommandError(
-                "A lock on the trail was not granted in time (a long reader of it: audit verify, pg_dump?). The "
-                "partitions archived before it are done; run this again once it ends."
+                f"Archiving stopped at {exc.partition}, left as it was (no partial file kept): {why}. {done}."
             ) from exc
-        for outcome in outcomes:
-            if outcome.partition in lines and outcome.refused is None:
-                lines[outcome.partition].finish(outcome.rows)
-            if outcome.refused is not None:
-                self.stdout.write(f"REFUSED  {outcome.refused}; later months left alone")
-                continue
-            how = "kept the identical file" if outcome.reused else "wrote"
-            done = "partition dropped" if outcome.dropped else "partition kept (no --drop)"
-            self.stdout.write(
-                f"ARCHIVED {outcome.partition}: {outcome.rows} record(s), {how} {outcome.file} "
-                f"(sha256 {outcome.sha256}), {done}"
-            )
+        self._outcomes(outcomes, lines)
         if not outcomes:
             self.stdout.write(f"No monthly partition before {first_kept:%Y-%m} to archive.")
         left = archive_default_left(before=first_kept)
