@@ -3,6 +3,8 @@ say what was done, private files (real PostgreSQL; the fixtures of test_archive)
 
 import gzip
 import json
+import os
+import stat
 from io import StringIO
 
 import pytest
@@ -154,3 +156,16 @@ def test_to_a_file_is_a_clear_error(tmp_path):
 def test_a_month_before_any_record_is_a_clear_error(tmp_path, before):
     with pytest.raises(CommandError, match="from 1970-01 on"):
         call_command("audit", "archive", "--before", before, "--to", str(tmp_path), stdout=StringIO())
+
+
+@pytest.mark.usefixtures("months")
+def test_the_folder_and_files_are_private(tmp_path):
+    """They hold PHI: the folder made 0700, every file 0600, whatever the umask lets others read."""
+    umask = os.umask(0o022)
+    try:
+        _archive(tmp_path / "out", "2025-03", "--drop")
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o700
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in (tmp_path / "out").iterdir()}
+    assert len(modes) == 4 and set(modes.values()) == {0o600}, modes
