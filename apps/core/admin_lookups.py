@@ -11,11 +11,14 @@ with its "?e=1" redirect.
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+
 from django.contrib import admin
 from django.contrib.admin import widgets
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
+from django.utils import timezone
 
 # Comparisons of a field with the value given, which the admin's own filters use (`__exact`, `__isnull`,
 # `__gte`/`__lt` of a date filter, `__in`), plus the text matches an operator types by hand. No transform
@@ -95,6 +98,40 @@ def date_hierarchy_value_allowed(model_admin: admin.ModelAdmin, lookup: str, val
         return False
     low, high = DATE_HIERARCHY_RANGES[part]
     return low <= int(value) <= high
+
+
+def date_hierarchy_range(field: str, params) -> dict[str, str] | None:
+    """The `<field>__gte`/`<field>__lt` range (what a DateFieldListFilter sends) standing for a date hierarchy's
+    `<field>__year`, `__month`, `__day` in `params`, in the current time zone as the hierarchy read them; None
+    when there are none, or they are no date (those stay refused). For a list whose hierarchy was replaced by
+    a date filter: its old links and bookmarks keep working."""
+    parts = {part: params.get(f"{field}{LOOKUP_SEP}{part}") for part in ("year", "month", "day")}
+    if parts["year"] is None or (parts["day"] is not None and parts["month"] is None):
+        return None
+    values = {}
+    for part, value in parts.items():
+        if value is None:
+            continue
+        low, high = DATE_HIERARCHY_RANGES[part]
+        if not (value.isascii() and value.isdigit() and len(value) <= 8 and low <= int(value) <= high):
+            return None
+        values[part] = int(value)
+    year, month, day = values["year"], values.get("month"), values.get("day")
+    try:
+        start = date(year, month or 1, day or 1)
+    except ValueError:  # February 30th
+        return None
+    if day is not None:
+        end = start + timedelta(days=1)
+    elif month is not None:
+        end = date(year + month // 12, month % 12 + 1, 1)
+    else:
+        end = date(year + 1, 1, 1)
+
+    def aware(day_: date) -> str:
+        return str(timezone.make_aware(datetime.combine(day_, time.min)))
+
+    return {f"{field}{LOOKUP_SEP}gte": aware(start), f"{field}{LOOKUP_SEP}lt": aware(end)}
 
 
 def _fk_popup_lookup(model_admin: admin.ModelAdmin, lookup: str, value: str) -> bool:

@@ -1,6 +1,7 @@
 from django.contrib import admin
+from django.http import HttpResponseRedirect
 
-from apps.core.admin_lookups import PlainLookupsAdmin
+from apps.core.admin_lookups import PlainLookupsAdmin, date_hierarchy_range
 from apps.core.admin_paginator import EstimatedCountPaginator
 from apps.resources.models import ResourceRecommendation, ResourceSample, ResourceThreshold
 from apps.services.admin import ListRowFormAdmin
@@ -57,6 +58,18 @@ class ResourceSampleAdmin(PlainLookupsAdmin, admin.ModelAdmin):
     list_filter = [("at", admin.DateFieldListFilter)]
     show_full_result_count = False  # a sample per host per minute: a filtered list counts its own rows only
     paginator = EstimatedCountPaginator  # unfiltered: the table's statistics, not a COUNT(*) of it
+
+    def changelist_view(self, request, extra_context=None):
+        # Links and bookmarks from when `at` was a date hierarchy (?at__year=&at__month=&at__day=), refused as
+        # lookups since (a 400): sent to the same days as the date filter's range.
+        day_range = date_hierarchy_range("at", request.GET)
+        if day_range is not None:
+            query = request.GET.copy()
+            for part in ("year", "month", "day"):
+                query.pop(f"at__{part}", None)
+            query.update(day_range)
+            return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
+        return super().changelist_view(request, extra_context)
 
     def has_add_permission(self, request) -> bool:
         return False
