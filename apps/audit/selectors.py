@@ -373,6 +373,7 @@ _MONTHLY_PARTITION = re.compile(r"_y(\d{4})m(\d{2})$")
 # The row triggers that refuse UPDATE and DELETE (migrations 0001 and 0003; partitions inherit the first).
 APPEND_ONLY = "audit_event_append_only"
 HEAD_KEPT = "audit_chain_head_kept"
+ARCHIVE_KEPT = "audit_archive_kept"
 
 
 # SQLite's triggers that refuse UPDATE and DELETE (migration 0008), by table. A rebuild of the table (SQLite's
@@ -426,6 +427,19 @@ def _verify_partitions(report: ChainReport, archived: set[str] = frozenset()) ->
             report.writable_tables.append(name)
     if f"{table}_default" not in attached:
         report.missing_partitions.append(f"{table}_default")
+    # The archive records stand in for the months dropped: the same two controls (migration 0009).
+    archives = AuditArchive._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {enabled.format('%s')}, {enabled.format('%s')} FROM pg_class c WHERE c.oid = to_regclass(%s)",  # noqa: S608
+            [TRUNCATE_GUARD, ARCHIVE_KEPT, archives],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        if not row[0]:
+            report.unguarded_tables.append(archives)
+        if not row[1]:
+            report.writable_tables.append(archives)
     months = sorted((int(match[1]), int(match[2])) for name in attached if (match := _MONTHLY_PARTITION.search(name)))
     if months:
         year, month = months[0]

@@ -169,3 +169,19 @@ def test_the_folder_and_files_are_private(tmp_path):
     assert stat.S_IMODE((tmp_path / "out").stat().st_mode) == 0o700
     modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in (tmp_path / "out").iterdir()}
     assert len(modes) == 4 and set(modes.values()) == {0o600}, modes
+
+
+@pytest.mark.usefixtures("months")
+@pytest.mark.parametrize(
+    ("trigger", "line"),
+    [
+        ("audit_archive_kept", "WRITABLE table audit_auditarchive"),
+        ("audit_refuse_truncate", "UNGUARDED table audit_auditarchive"),
+    ],
+)
+def test_the_archive_tables_triggers_disabled_are_reported(tmp_path, trigger, line):
+    _archive(tmp_path, "2025-02", "--drop")
+    assert _verify()[0] == 0
+    _sql(f"ALTER TABLE audit_auditarchive DISABLE TRIGGER {trigger}")
+    status, report = _verify()
+    assert status == 1 and line in report
