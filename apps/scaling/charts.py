@@ -55,11 +55,14 @@ def forecast_svg(recent: list[dict], points: list[dict], *, unit: str = "") -> S
 def clock_label(at: datetime) -> str:
     """An hour on the hospital's clock, named so it reads once: the night the clocks go back, 01:00 happens
     twice, and `01:00 America/New_York` could be either; the zone's abbreviation (`01:00 EDT (America/New_York)`,
-    then `01:00 EST (...)`) tells them apart, or the offset where the zone has none (`UTC-03`)."""
+    then `01:00 EST (...)`) tells them apart, or the offset where the zone has none (`UTC-03`, `UTC+10:30`)."""
     at = timezone.localtime(at)
     zone = timezone.get_current_timezone_name()
+    if zone[:1] in "+-":  # Django names a fixed-offset zone (Etc/GMT+5) by its offset: `UTC-05 (-05)`
+        zone = getattr(timezone.get_current_timezone(), "key", zone)
     name = at.tzname() or ""
-    name = f"UTC{name}" if name[:1] in "+-" else name
+    if name[:1] in "+-":  # `+1030`, `+0545`, `-05`: written as offsets are, hours and minutes apart
+        name = f"UTC{name[:3]}:{name[3:5]}" if len(name) >= 5 else f"UTC{name}"
     return f"{at:%H:%M} {name}" if name == zone else f"{at:%H:%M} {name} ({zone})"
 
 
