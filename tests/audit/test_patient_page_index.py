@@ -81,6 +81,8 @@ def test_a_frequently_audited_patients_pages_read_a_page_not_all_their_records(a
                 if node.get("Relation Name", node.get("Index Name", "")).startswith(TRAIL):
                     assert node["Actual Rows"] <= PAGE + 1, plan  # a page (and one to tell there is more)
     assert seen == expected[: len(seen)] and len(seen) == 3 * PAGE
+    back = api.get(response.json()["previous"], HTTP_AUTHORIZATION=f"Bearer {auditor}")  # the cursor backwards
+    assert [row["id"] for row in back.json()["results"]] == expected[PAGE : 2 * PAGE]
 
 
 @pytest.mark.django_db(transaction=True)
