@@ -466,22 +466,36 @@ def archive_export(
     return Exported(partition, start, end, path, digest, database, reused)
 
 
-def archive_drop(*, exported: Exported, by: str, lock_timeout: str = PARTITION_LOCK_TIMEOUT) -> AuditArchive:
-    """Record the archive and DETACH + DROP its partition, in one transaction. Locks are taken in the audit writer's
-    own order, so that no writer can deadlock with the drop: the primary chain's head (a writer takes its chain's
-    head, then inserts; the drop's own record goes to primary), then the trail in SHARE mode (inserts wait,
-    reads go on; a back-dated INSERT never holds the trail while waiting on the partition), then DETACH upgrades it.
-    Under that lock the partition is read again: it must still hold exactly what the file holds; its chain breaks
-    must be acknowledged (verify stops seeing them). Every lock waits at most `lock_timeout` (OperationalError
-    then, nothing done: the month is left as it was): DETACH needs the trail to itself, and every audit INSERT
-    would queue behind a DETACH left waiting."""
+# How long the drop's last step waits for the trail (DETACH needs it to itself, after the primary head): under the
+# server's deadlock_timeout (1 s by default), so a writer caught in a cycle with the drop (a record back-dated into
+# the month, waiting on the partition while holding the trail) is not the one a deadlock check aborts.
+DETACH_LOCK_TIMEOUT = "500ms"
+
+
+def archive_drop(
+    *,
+    exported: Exported,
+    by: str,
+    lock_timeout: str = PARTITION_LOCK_TIMEOUT,
+    detach_lock_timeout: str = DETACH_LOCK_TIMEOUT,
+) -> AuditArchive:
+    """Record the archive and DETACH + DROP its partition, in one transaction.
+
+    The partition is locked first, alone, in SHARE mode (waiting at most `lock_timeout`), and read again under that
+    lock: it must still hold exactly what the file holds, and its chain breaks must be acknowledged (verify stops
+    seeing them). That read takes as long as the month is big (hours for a busy hospital's month), and while it runs
+    only a write into that past month waits: every PHI read's audit record goes to the current month's partition and
+    is never held up (locking the trail itself for the read held up every one of them). Then, briefly, the primary
+    chain's head (the drop's own record goes there) and the trail for DETACH, each waiting at most
+    `detach_lock_timeout`: DETACH needs the trail to itself and every audit INSERT queues behind it while it waits.
+    A lock not granted (a long reader of the trail, a writer back-dating a record into the month) rolls everything
+    back: the month is left as it was, and a later run finishes it."""
     table = AuditEvent._meta.db_table
     partition = exported.partition
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)", [lock_timeout])
         caller_lock_timeout = cursor.fetchone()[0]
-        list(AuditChainHead.objects.select_for_update().filter(name=PRIMARY_CHAIN).values_list("pk", flat=True))
-        cursor.execute(f'LOCK TABLE "{table}" IN SHARE MODE')
+        cursor.execute(f'LOCK TABLE "{partition}" IN SHARE MODE')
         now = Summary(primary_id=exported.summary.primary_id, check_seals=False)
         for chunk in _partition_chunks(_SUMMARY_ONLY.format(table=partition)):
             _summarize(now, chunk)
@@ -496,6 +510,8 @@ def archive_drop(*, exported: Exported, by: str, lock_timeout: str = PARTITION_L
                     f"{partition}: holds the chain break of record {record_id}, not yet acknowledged (`audit "
                     "acknowledge-break`); not dropped"
                 )
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [detach_lock_timeout])
+        list(AuditChainHead.objects.select_for_update().filter(name=PRIMARY_CHAIN).values_list("pk", flat=True))
         fields = {
             "partition": partition,
             "range_start": exported.start,
@@ -516,8 +532,7 @@ def archive_drop(*, exported: Exported, by: str, lock_timeout: str = PARTITION_L
                 resource_type="AuditArchive", resource_id=str(archive.pk), result_count=now.rows,
             )
         ])  # fmt: skip
-        # Last: from here to the commit the trail is ours alone (SHARE upgraded). No writer holds it while waiting
-        # on us: inserts have waited on the SHARE lock since it was granted, and the head before that.
+        # Last: from here to the commit the trail is ours alone.
         cursor.execute(f'ALTER TABLE "{table}" DETACH PARTITION "{partition}"')
         cursor.execute(f'DROP TABLE "{partition}"')
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", [caller_lock_timeout])

@@ -3,13 +3,14 @@ write waits on), and a drop whose lock on the trail is not granted in time gives
 audit INSERT queued behind it. Sessions of their own, so committed partitions (dropped again afterwards)."""
 
 import threading
+import time
 from datetime import UTC, date, datetime
 from io import StringIO
 
 import psycopg
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections
 
 from apps.audit.archive import ARCHIVE_LOCK
 from apps.audit.models import AuditArchive, AuditEvent
@@ -102,61 +103,103 @@ _COLUMNS = (
 )
 
 
-def test_a_back_dated_insert_during_the_drop_does_not_deadlock(january, tmp_path):
-    """A late record back-dated into the month arrives while the drop waits for its first lock (here the primary
-    head, held by another session as a writer would). The drop used to lock the partition first, so the INSERT got
-    the trail and waited on the partition while DETACH waited on the trail: `deadlock detected`. Taken in the
-    writer's order, the INSERT goes through (or waits), and the drop sees the month changed and leaves it."""
-    from apps.audit.archive import audit_archive
+def _january_exported(tmp_path):
+    from apps.audit.archive import archive_export, archive_months
 
-    outcome, insert = {}, {}
+    ((partition, start, end),) = archive_months(before=date(2025, 2, 1))
+    return archive_export(partition=partition, start=start, end=end, directory=tmp_path)
 
-    def archive() -> None:
+
+def _in_thread(target, outcome: dict) -> threading.Thread:
+    def run() -> None:
         try:
-            outcome["archived"] = audit_archive(
-                before=date(2025, 2, 1), directory=tmp_path, drop=True, by="test", lock_timeout="60s"
-            )
+            outcome["done"] = target()
         except BaseException as exc:  # noqa: BLE001 - the test reports it
             outcome["error"] = exc
         finally:
             connections.close_all()
 
-    def late_insert() -> None:
-        try:
-            with _other_session() as writer:
-                writer.execute(
-                    f"INSERT INTO audit_auditevent ({_COLUMNS}) SELECT {_COLUMNS.replace('seq,', 'seq + 100,')} "  # noqa: S608
-                    f'FROM "{JAN}" ORDER BY seq LIMIT 1'
-                )
-            insert["done"] = True
-        except BaseException as exc:  # noqa: BLE001 - the test reports it
-            insert["error"] = exc
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
 
-    def waiting(kind: str) -> bool:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = %s", [kind])
-            return cursor.fetchone()[0] > 0
+
+def _waiting(kind: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = %s", [kind])
+        return cursor.fetchone()[0] > 0
+
+
+def _a_january_record() -> tuple:
+    """One of the month's records as its columns, read before the test locks the month."""
+    with _other_session() as reader:
+        return reader.execute(f'SELECT {_COLUMNS} FROM "{JAN}" ORDER BY seq LIMIT 1').fetchone()  # noqa: S608
+
+
+def _insert_copy(writer: psycopg.Connection, record: tuple, *, recorded_at: datetime) -> None:
+    """The record again, 100 further in its chain, recorded at `recorded_at`: its partition decides where it goes."""
+    values = list(record)
+    values[1] += 100
+    values[2] = recorded_at
+    placeholders = ", ".join(["%s"] * len(values))
+    writer.execute(f"INSERT INTO audit_auditevent ({_COLUMNS}) VALUES ({placeholders})", values)  # noqa: S608
+
+
+def test_audit_writes_go_on_while_the_drop_reads_the_month_again(january, tmp_path):
+    """The drop reads the month again under a lock, which takes as long as the month is big. It used to lock the
+    whole trail (SHARE) for that read, so every PHI read's audit record waited for it (on the old code the INSERT
+    below gave up after its 5 s); now only the partition is locked, and a record of today goes straight in."""
+    from apps.audit.archive import archive_drop
+
+    exported = _january_exported(tmp_path)
+    record, outcome = _a_january_record(), {}
+    with _other_session() as holder:
+        holder.execute("BEGIN")
+        holder.execute(f'LOCK TABLE "{JAN}" IN ACCESS EXCLUSIVE MODE')  # the drop's read of the month held here
+        runner = _in_thread(lambda: archive_drop(exported=exported, by="test", lock_timeout="60s"), outcome)
+        wait_for(lambda: _waiting("relation"), 60, "the drop waiting for the month")
+        with _other_session() as writer:
+            writer.execute("SET lock_timeout = '5s'")
+            _insert_copy(writer, record, recorded_at=datetime.now(UTC))  # today's record: not held up
+        holder.execute("COMMIT")
+        runner.join(120)
+    assert "error" not in outcome, outcome
+    assert not _exists(JAN) and AuditArchive.objects.count() == 1
+
+
+def test_a_back_dated_insert_during_the_drop_goes_in_and_the_month_stays(january, tmp_path):
+    """A record back-dated into the month waits on the drop's lock on the month while holding the trail, which
+    DETACH needs: the drop gives up within its short DETACH wait (under the server's deadlock_timeout, so the
+    writer is never the one a deadlock check aborts), its transaction rolls back, and the INSERT goes through.
+    The drop is held at the primary head (as a writer holds it) until the INSERT has waited past deadlock_timeout."""
+    from apps.audit.archive import archive_drop
+
+    exported = _january_exported(tmp_path)
+    record, outcome, insert = _a_january_record(), {}, {}
+
+    def late_insert() -> bool:
+        with _other_session() as writer:
+            _insert_copy(writer, record, recorded_at=datetime(2025, 1, 20, tzinfo=UTC))
+        return True
 
     with _other_session() as holder:
         holder.execute("BEGIN")
         holder.execute("SELECT 1 FROM audit_auditchainhead WHERE name = 'primary' FOR UPDATE")
-        runner = threading.Thread(target=archive, daemon=True)
-        runner.start()
-        wait_for(lambda: waiting("transactionid"), 60, "the drop waiting for the primary head")
-        inserter = threading.Thread(target=late_insert, daemon=True)
-        inserter.start()
-        wait_for(lambda: insert or waiting("relation"), 60, "the late INSERT done or waiting")
+        runner = _in_thread(lambda: archive_drop(exported=exported, by="test"), outcome)
+        wait_for(lambda: _waiting("transactionid"), 60, "the drop waiting for the primary head")
+        inserter = _in_thread(late_insert, insert)
+        wait_for(lambda: _waiting("relation"), 60, "the late INSERT waiting for the month")
+        time.sleep(3)  # the INSERT's deadlock check (deadlock_timeout, 1 s) has run, finding no cycle
         holder.execute("COMMIT")
         runner.join(120)
         inserter.join(120)
     assert "error" not in insert, insert
-    assert "error" not in outcome, outcome
-    (result,) = outcome["archived"]
-    if result.refused is not None:  # the INSERT went first: the month changed since its export, left as it was
-        assert "records changed since it was exported" in result.refused
-        assert _exists(JAN) and not AuditArchive.objects.exists()
-    else:  # the INSERT waited for the drop: its record went to the default partition
-        assert not _exists(JAN) and AuditArchive.objects.count() == 1
+    assert isinstance(outcome.get("error"), OperationalError), outcome
+    assert _exists(JAN) and not AuditArchive.objects.exists()
+    assert not AuditEvent.objects.filter(resource_type="AuditArchive").exists()
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM "{JAN}"')  # noqa: S608
+        assert cursor.fetchone()[0] == 3
 
 
 def test_a_run_that_waited_its_turn_lists_the_months_left(january, tmp_path):
