@@ -481,25 +481,32 @@ def archive_drop(
 ) -> AuditArchive:
     """Record the archive and DETACH + DROP its partition, in one transaction.
 
-    The partition is locked first, alone, in SHARE mode (waiting at most `lock_timeout`), and read again under that
-    lock: it must still hold exactly what the file holds, and its chain breaks must be acknowledged (verify stops
-    seeing them). That read takes as long as the month is big (hours for a busy hospital's month), and while it runs
-    only a write into that past month waits: every PHI read's audit record goes to the current month's partition and
-    is never held up (locking the trail itself for the read held up every one of them). Then, briefly, the primary
-    chain's head (the drop's own record goes there) and the trail for DETACH, each waiting at most
-    `detach_lock_timeout`: DETACH needs the trail to itself and every audit INSERT queues behind it while it waits.
-    A lock not granted (a long reader of the trail, a writer back-dating a record into the month) rolls everything
-    back: the month is left as it was, and a later run finishes it."""
+    The partition is read again first, with no lock anyone waits on (one statement: one snapshot): it must still
+    hold exactly what the file holds, and its chain breaks must be acknowledged (verify stops seeing them). That read
+    takes as long as the month is big (hours for a busy hospital's month), and any lock held through it holds up a
+    writer: a lock on the trail every PHI read's audit record, a lock on the month a writer back-dating a record into
+    it, which holds its chain's head while it waits, and so every write of that chain. Then the month is locked
+    (SHARE, waiting at most `lock_timeout`) and counted: the trail refuses UPDATE and DELETE (a month whose triggers
+    are off is refused before its drop), so the same count and highest id mean the same records; a record added
+    since refuses the month. Then, briefly, the primary chain's head (the drop's own record goes there) and the
+    trail for DETACH, each waiting at most `detach_lock_timeout`: DETACH needs the trail to itself and every audit
+    INSERT queues behind it while it waits. A lock not granted (a long reader of the trail, a writer back-dating a
+    record into the month) rolls everything back: the month is left as it was, and a later run finishes it."""
     table = AuditEvent._meta.db_table
     partition = exported.partition
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('lock_timeout'), set_config('lock_timeout', %s, true)", [lock_timeout])
         caller_lock_timeout = cursor.fetchone()[0]
-        cursor.execute(f'LOCK TABLE "{partition}" IN SHARE MODE')
         now = Summary(primary_id=exported.summary.primary_id, check_seals=False)
+        highest_id = None
         for chunk in _partition_chunks(_SUMMARY_ONLY.format(table=partition)):
             _summarize(now, chunk)
+            highest_id = max(highest_id or 0, max(row[0] for row in chunk))
         if now.key() != exported.summary.key():
+            raise ArchiveRefused(f"{partition}: records changed since it was exported; run the archive again")
+        cursor.execute(f'LOCK TABLE "{partition}" IN SHARE MODE')
+        cursor.execute(f'SELECT count(*), max(id) FROM "{partition}"')  # noqa: S608 - a partition's own name
+        if cursor.fetchone() != (now.rows, highest_id):
             raise ArchiveRefused(f"{partition}: records changed since it was exported; run the archive again")
         for record_id in now.breaks:
             acknowledged = AuditEvent.objects.filter(

@@ -234,3 +234,65 @@ def test_a_run_that_waited_its_turn_lists_the_months_left(january, tmp_path):
         runner.join(120)
     assert "error" not in outcome, outcome
     assert "No monthly partition before 2025-02 to archive." in outcome["out"]
+
+
+def test_a_back_dated_write_during_the_drops_read_holds_no_chain_up(january, tmp_path, monkeypatch):
+    """A writer back-dating a record into the month takes its chain's head, then inserts. The drop held the month
+    (SHARE) for its whole re-read, hours for a big month: the back-dated write waited on it holding the primary
+    head, and every other write of that chain waited behind it (on the old code today's write below gave up on its
+    3 s lock timeout). The re-read holds no lock now: both writes go in, and the drop refuses the changed month."""
+    import apps.audit.archive as archive
+
+    exported = _january_exported(tmp_path)
+    reread = archive._partition_chunks
+    reading, go_on = threading.Event(), threading.Event()
+
+    def a_long_reread(query):  # a big month: the re-read takes a while
+        reading.set()
+        go_on.wait(60)
+        yield from reread(query)
+
+    monkeypatch.setattr(archive, "_partition_chunks", a_long_reread)
+    drop, late = {}, {}
+    runner = _in_thread(lambda: archive.archive_drop(exported=exported, by="test", lock_timeout="60s"), drop)
+    assert reading.wait(60)
+    writer = _in_thread(lambda: audit_record_batch([_entry(datetime(2025, 1, 20, tzinfo=UTC))]), late)
+    wait_for(lambda: late or _waiting("relation"), 60, "the back-dated write done or waiting")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '3s'")
+            try:
+                audit_record_batch([_entry()])  # today's record, as every PHI read writes
+            finally:
+                cursor.execute("SET lock_timeout = 0")
+    finally:
+        go_on.set()
+        runner.join(120)
+        writer.join(120)
+    assert "error" not in late, late
+    assert isinstance(drop.get("error"), archive.ArchiveRefused), drop
+    assert _exists(JAN) and not AuditArchive.objects.exists()
+
+
+def test_a_record_added_after_the_drops_read_refuses_the_month(january, tmp_path, monkeypatch):
+    """The drop's re-read takes no lock: a record back-dated into the month once that read has its snapshot is not
+    in it, and the month, counted under its lock, differs: refused, nothing dropped (dropped, the record would be in
+    no file)."""
+    import apps.audit.archive as archive
+
+    exported = _january_exported(tmp_path)
+    record, summarize = _a_january_record(), archive._summarize
+
+    def a_write_meanwhile(summary, rows):
+        summarize(summary, rows)
+        with _other_session() as writer:
+            writer.execute("SET lock_timeout = '5s'")  # a drop holding the month through its read: an error, no hang
+            _insert_copy(writer, record, recorded_at=datetime(2025, 1, 20, tzinfo=UTC))
+
+    monkeypatch.setattr(archive, "_summarize", a_write_meanwhile)
+    with pytest.raises(archive.ArchiveRefused, match="records changed since it was exported"):
+        archive.archive_drop(exported=exported, by="test")
+    assert _exists(JAN) and not AuditArchive.objects.exists()
+    with connection.cursor() as cursor:
+        cursor.execute(f'SELECT count(*) FROM "{JAN}"')  # noqa: S608
+        assert cursor.fetchone()[0] == 3
