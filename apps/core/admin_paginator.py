@@ -9,6 +9,8 @@ stays exact, so a small install (and SQLite, which keeps no such statistics) see
 
 from __future__ import annotations
 
+import math
+
 from django.core.paginator import EmptyPage, Page, Paginator
 from django.db import connections
 from django.db.models import QuerySet
@@ -16,6 +18,8 @@ from django.utils.functional import cached_property
 
 # Rows from which an unfiltered list's count is the planner's estimate: a COUNT(*) over fewer is a few ms.
 ESTIMATE_FROM = 100_000
+# How far past an estimate pages are still read (EstimatedCountPaginator.pages_within_margin): twice its rows.
+ESTIMATE_MARGIN = 2.0
 
 
 def table_rows_estimate(queryset: QuerySet) -> int | None:
@@ -58,9 +62,16 @@ class EstimatedCountPaginator(Paginator):
         try:
             return super().validate_number(number)
         except EmptyPage:
-            if not self.estimated or int(number) < 1:  # super() has parsed it already
+            number = int(number)  # super() has parsed it already
+            if not self.estimated or not 1 <= number <= self.pages_within_margin():
                 raise
-            return int(number)  # past the estimate: the page itself says whether there is anything
+            return number  # past the estimate: the page itself says whether there is anything
+
+    def pages_within_margin(self) -> int:
+        """The last page number read past an estimate: twice the rows estimated (autovacuum analyzes a table once a
+        tenth of it changed; twice covers one that doubled before it ran), and one page. A number beyond it is not
+        read: its OFFSET would read the table up to it, and past a bigint it was a DataError (a 500)."""
+        return math.ceil(self.count * ESTIMATE_MARGIN / self.per_page) + 1
 
     def page(self, number) -> Page:
         self.count  # noqa: B018 - sets `estimated`
