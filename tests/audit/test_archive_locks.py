@@ -63,23 +63,19 @@ def test_a_drop_behind_a_long_reader_gives_up_and_a_rerun_finishes(january, tmp_
     assert not _exists(JAN) and audit_chain_verify(archives=tmp_path).ok
 
 
+def _archive_and_drop(directory) -> str:
+    """`audit archive --before 2025-02 --drop` as an operator runs it: what it printed."""
+    out = StringIO()
+    call_command("audit", "archive", "--before", "2025-02", "--to", str(directory), "--drop", stdout=out)
+    return out.getvalue()
+
+
 def test_concurrent_runs_take_turns_and_audit_writes_go_on(january, tmp_path):
     outcome = {}
 
-    def archive() -> None:
-        try:
-            out = StringIO()
-            call_command("audit", "archive", "--before", "2025-02", "--to", str(tmp_path), "--drop", stdout=out)
-            outcome["out"] = out.getvalue()
-        except BaseException as exc:  # noqa: BLE001 - the test reports it
-            outcome["error"] = exc
-        finally:
-            connections.close_all()
-
     with _other_session() as other:
         other.execute("SELECT pg_advisory_lock(hashtext(%s))", [ARCHIVE_LOCK])  # another run, mid-way
-        runner = threading.Thread(target=archive, daemon=True)
-        runner.start()
+        runner = _in_thread(lambda: _archive_and_drop(tmp_path), outcome)
 
         def waiting() -> bool:
             with connection.cursor() as cursor:
@@ -92,7 +88,7 @@ def test_concurrent_runs_take_turns_and_audit_writes_go_on(january, tmp_path):
         other.execute("SELECT pg_advisory_unlock(hashtext(%s))", [ARCHIVE_LOCK])
         runner.join(120)
     assert "error" not in outcome, outcome
-    assert f"ARCHIVED {JAN}: 2 record(s)" in outcome["out"] and not _exists(JAN)
+    assert f"ARCHIVED {JAN}: 2 record(s)" in outcome["done"] and not _exists(JAN)
     assert audit_chain_verify(archives=tmp_path).ok
 
 
@@ -207,20 +203,9 @@ def test_a_run_that_waited_its_turn_lists_the_months_left(january, tmp_path):
     left to archive (it used to export the month it had listed first: `relation ... does not exist`)."""
     outcome = {}
 
-    def archive() -> None:
-        try:
-            out = StringIO()
-            call_command("audit", "archive", "--before", "2025-02", "--to", str(tmp_path), "--drop", stdout=out)
-            outcome["out"] = out.getvalue()
-        except BaseException as exc:  # noqa: BLE001 - the test reports it
-            outcome["error"] = exc
-        finally:
-            connections.close_all()
-
     with _other_session() as other:
         other.execute("SELECT pg_advisory_lock(hashtext(%s))", [ARCHIVE_LOCK])  # the first run
-        runner = threading.Thread(target=archive, daemon=True)
-        runner.start()
+        runner = _in_thread(lambda: _archive_and_drop(tmp_path), outcome)
 
         def waiting() -> bool:
             with connection.cursor() as cursor:
@@ -233,7 +218,7 @@ def test_a_run_that_waited_its_turn_lists_the_months_left(january, tmp_path):
         other.execute("SELECT pg_advisory_unlock(hashtext(%s))", [ARCHIVE_LOCK])
         runner.join(120)
     assert "error" not in outcome, outcome
-    assert "No monthly partition before 2025-02 to archive." in outcome["out"]
+    assert "No monthly partition before 2025-02 to archive." in outcome["done"]
 
 
 def test_a_back_dated_write_during_the_drops_read_holds_no_chain_up(january, tmp_path, monkeypatch):
