@@ -190,6 +190,31 @@ _require_scheme(
     "CSRF_TRUSTED_ORIGINS", CSRF_TRUSTED_ORIGINS, ("http://", "https://"), "https://controlplane.example.org"
 )
 
+# CORS (django-cors-headers) for clinicians' browser apps served from another origin (an EHR-embedded app): only the
+# token APIs, only the origins named here. Unset, the middleware is not installed: no CORS header, as before.
+from apps.core.cors import origin_problem  # noqa: E402 - plain Python, no Django: safe at settings time
+
+CORS_ALLOWED_ORIGINS = env.names("CORS_ALLOWED_ORIGINS", default=[])
+for _origin in CORS_ALLOWED_ORIGINS:
+    if _problem := origin_problem(_origin):
+        raise ImproperlyConfigured(f"The environment variable CORS_ALLOWED_ORIGINS must list exact origins: {_problem}")
+CORS_URLS_REGEX = r"^/(api/v1/|fhir(/|$))"  # not admin, the dashboard, the docs, /metrics or the probes
+CORS_ALLOW_CREDENTIALS = False  # the apps send a bearer token; no other origin may read with a staff session's cookie
+CORS_ALLOW_METHODS = ["DELETE", "GET", "OPTIONS", "PATCH", "POST", "PUT"]
+# What the APIs read (negotiation, FHIR's conditional reads and lenient search, creates' retries, the audit's purpose).
+CORS_ALLOW_HEADERS = [
+    "accept", "authorization", "content-type", "prefer", "if-none-match", "if-modified-since", "idempotency-key",
+    "x-purpose-of-use", "x-request-id",
+]  # fmt: skip
+# What the APIs answer that an app acts on: its rate limit, a versioned read, a create's place and replay, the
+# request id to quote, why a token was refused.
+CORS_EXPOSE_HEADERS = [
+    "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset", "Retry-After", "ETag", "Last-Modified", "Location",
+    "Idempotent-Replayed", "X-Request-ID", "WWW-Authenticate",
+]  # fmt: skip
+# How long a browser may reuse a preflight's answer (Chromium keeps at most 7200 s); 0 sends no Access-Control-Max-Age.
+CORS_PREFLIGHT_MAX_AGE = env.int("CORS_PREFLIGHT_MAX_AGE", default=7200, minimum=0, maximum=86400)
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -227,6 +252,10 @@ MIDDLEWARE = [
     # With the other header middleware, above anything that answers on its own (the NUL refusal, static files, a
     # DisallowedHost 400): below them those answers went without it, to browsers that read no CSP frame-ancestors.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Under the header middleware (a preflight carries theirs), above everything that answers on its own or checks
+    # a token, the rate limit or the audit trail: a preflight carries no token and is answered here, and each
+    # refusal (400, 401, 403, 429, an OperationOutcome) carries the CORS headers the app needs to read it.
+    *(["corsheaders.middleware.CorsMiddleware"] if CORS_ALLOWED_ORIGINS else []),
     "apps.core.errors.RejectNulMiddleware",  # after the security headers, which its 400 carries too
     "apps.accounts.middleware.TokenInUrlMiddleware",  # any path: a token in a URL is a 401, never served
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -1,0 +1,42 @@
+"""CORS_ALLOWED_ORIGINS, checked at start-up (plain Python, no Django: settings import it).
+
+django-cors-headers compares an Origin with each listed entry by scheme and host:port exactly as the browser sends
+it, so an entry written any other way (a path, a trailing slash, capitals, the scheme's own port) matched no request
+and the clinicians' app failed in the browser with no word on the server. `*` and `null` are refused: the APIs
+answer PHI to a bearer token, so every page allowed to read them is named (`null` is any sandboxed frame or file).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+EXAMPLE = "https://ehr.hospital.example"
+# Plain HTTP only from the machine itself (a developer's app on localhost): a page served over HTTP from anywhere
+# else can be rewritten on the way and would hold the token.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_problem(origin: str) -> str | None:
+    """Why `origin` cannot be a CORS_ALLOWED_ORIGINS entry, or None when it is an exact origin a browser sends."""
+    if origin in ("*", "null"):
+        return f"{origin!r} would let any page read patient data; name each origin (e.g. {EXAMPLE})"
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        return f"{origin!r} is not an origin (e.g. {EXAMPLE})"
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return f"{origin!r} is not an origin: scheme://host[:port], e.g. {EXAMPLE}"
+    if parts.path or parts.query or parts.fragment or "?" in origin or "#" in origin:
+        return f"{origin!r} has a path; an origin is scheme://host[:port] alone, e.g. {EXAMPLE}"
+    if parts.username is not None or parts.password is not None:
+        return f"{origin!r} carries a user name or password; an origin is scheme://host[:port] alone"
+    host = parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc
+    if parts.scheme == "http" and host.lower() not in LOOPBACK_HOSTS:
+        return f"{origin!r} is plain HTTP; only https:// origins (or http://localhost) may read patient data"
+    if port == DEFAULT_PORTS[parts.scheme]:
+        return f"{origin!r} names the scheme's own port, which browsers leave out; drop :{port}"
+    if origin != origin.lower():
+        return f"{origin!r} has capitals, which browsers never send; write {origin.lower()!r}"
+    return None
