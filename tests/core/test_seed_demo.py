@@ -106,6 +106,15 @@ def test_seed_refuses_a_negative_patient_count():
     assert not Patient.objects.exists()
 
 
+def test_seed_refuses_more_patients_than_load_synthetic_takes_before_writing_anything():
+    """DEMO_PATIENTS with a stray digit: the top-up walked every index, then load_synthetic refused the count and the
+    seed ended with status 0, nothing loaded and the refusal printed as a note."""
+    with pytest.raises(CommandError, match="--patients must be from 0 to 10,000,000"):
+        _seed("--patients", "10000001")
+    assert not Service.objects.exists()
+    assert not Patient.objects.exists()
+
+
 def test_a_credentials_file_left_truncated_does_not_stop_the_seed(api, settings):
     """A run stopped while writing the file left it empty or half-written, and every later run failed on it."""
     _seed()

@@ -18,6 +18,7 @@ from apps.accounts.services import api_client_create, api_client_rotate, token_h
 from apps.benchmarks.models import BenchmarkPlan
 from apps.benchmarks.services import nightly_benchmarks_ensure
 from apps.clinical.loader import synthetic_ranges_missing
+from apps.clinical.management.commands.load_synthetic import BOUNDS as SYNTHETIC_BOUNDS
 from apps.clinical.models import Patient
 from apps.core.broker_errors import broker_failure, send_errors
 from apps.inference.services import bundled_deployments_ensure
@@ -135,8 +136,11 @@ class Command(BaseCommand):
         )  # fmt: skip
 
     def handle(self, *args, base_url: str, forecast: bool = False, patients: int = 0, **options) -> None:
-        if patients < 0:
-            raise CommandError("--patients must be 0 or more.")
+        # load_synthetic's own bound, checked before anything is written: past it the top-up walked every index
+        # (a billion for a stray digit in DEMO_PATIENTS: minutes of CPU) and then ended, status 0, on its refusal.
+        most = SYNTHETIC_BOUNDS["patients"][1]
+        if not 0 <= patients <= most:
+            raise CommandError(f"--patients must be from 0 to {most:,}; it is {patients:,}.")
         # Checked before anything is written: the demo API service's full_clean refused it with a traceback
         # (make run PORT=70000, after migrating).
         if problem := ("Empty." if not base_url else base_url_problem(base_url)):
