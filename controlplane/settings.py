@@ -569,9 +569,21 @@ if not URI_PATTERN.fullmatch(MRN_SYSTEM) or len(MRN_SYSTEM) > MAX_SYSTEM_LENGTH:
         f"The environment variable MRN_SYSTEM must be an absolute URI of at most {MAX_SYSTEM_LENGTH} characters, "
         f"e.g. http://hospital.example.org/mrn or urn:oid:1.2.3; it is {MRN_SYSTEM[:300]!r}."
     )
-# Seals the audit hash chain. Set it explicitly in production: changing it makes `audit verify`
-# report every record sealed with the old key.
+# Seals the audit hash chain. A rotation puts the new key in AUDIT_CHAIN_KEY and the replaced ones in
+# AUDIT_CHAIN_KEY_FALLBACKS (comma separated, newest first): records sealed with them keep verifying, and once a chain
+# has a record sealed with a newer key, one sealed with an older key after it is a finding (apps/audit/services.py).
+# Unset, both follow SECRET_KEY and SECRET_KEY_FALLBACKS (Django's: sessions signed with them stay valid).
+SECRET_KEY_FALLBACKS = env.names("SECRET_KEY_FALLBACKS", default=[])
 AUDIT_CHAIN_KEY = env.str("AUDIT_CHAIN_KEY", default=hashlib.sha256(f"audit-chain:{SECRET_KEY}".encode()).hexdigest())
+AUDIT_CHAIN_KEY_FALLBACKS = env.names("AUDIT_CHAIN_KEY_FALLBACKS", default=[]) + (
+    [] if "AUDIT_CHAIN_KEY" in os.environ
+    else [hashlib.sha256(f"audit-chain:{key}".encode()).hexdigest() for key in SECRET_KEY_FALLBACKS]
+)  # fmt: skip
+if not AUDIT_CHAIN_KEY.strip() or AUDIT_CHAIN_KEY in AUDIT_CHAIN_KEY_FALLBACKS:
+    raise ImproperlyConfigured(
+        "AUDIT_CHAIN_KEY must be set to random characters, and not also be one of AUDIT_CHAIN_KEY_FALLBACKS (the "
+        "keys it replaced; with AUDIT_CHAIN_KEY unset, the ones derived from SECRET_KEY_FALLBACKS)."
+    )
 if not DEBUG:
     # deploy/k8s/secret.example.yaml's placeholders, copied as they are: published values, like its SECRET_KEY.
     _placeholders = [
@@ -579,6 +591,7 @@ if not DEBUG:
         for name, value in (
             ("CACHE_KEY_SECRET", CACHE_KEY_SECRET),
             ("AUDIT_CHAIN_KEY", AUDIT_CHAIN_KEY),
+            *(("AUDIT_CHAIN_KEY_FALLBACKS", key) for key in AUDIT_CHAIN_KEY_FALLBACKS),
             ("METRICS_TOKEN", METRICS_TOKEN),
         )
         if value.startswith("replace-with-")

@@ -30,16 +30,20 @@ from apps.audit.services import (
     PARTITION_LOCK_TIMEOUT,
     PRIMARY_CHAIN,
     AuditEntry,
+    ChainKeys,
     _chain_key,
     _next_month,
     audit_record_batch,
-    chain_hash,
+    chain_keys,
+    record_sealed_by,
 )
 
 ARCHIVE_FORMAT = 1
 # What a line of an archive file holds, in this order: the record's id, the chained fields, its hash.
 ARCHIVE_FIELDS = ("id", *CHAINED_FIELDS, "hash")
 _FIELD_SET = frozenset(ARCHIVE_FIELDS)
+# The lines of files archived before records named the key that sealed them (AuditEvent.key_id).
+_UNNAMED_FIELD_SET = _FIELD_SET - {"key_id"}
 _MONTHLY = re.compile(r"^audit_auditevent_y(\d{4})m(\d{2})$")
 _READ_CHUNK = 10_000
 # zlib's level 1 (Python's gzip defaults to 9): on a month of reads 4.5x faster to write than 9 (0.6 s against
@@ -81,8 +85,11 @@ class Summary:
     breaks: list[int] = field(default_factory=list)  # ids of chain-break records (primary) it holds
     edited: list[tuple[int, int]] = field(default_factory=list)  # (chain id, seq)
     relinked: list[tuple[int, int]] = field(default_factory=list)
+    # (chain id, seq, key id): a record naming a key no longer configured (AUDIT_CHAIN_KEY_FALLBACKS), not verified.
+    unconfigured: list[tuple[int, int, str]] = field(default_factory=list)
     # False: the seals are not recomputed (the partition read again under its lock, already checked in its file).
     check_seals: bool = True
+    keys: ChainKeys = field(default_factory=chain_keys, repr=False)
     _last: tuple[int, int, str] | None = None
     # The ids in order: not in any HMAC, so compared on their own (a file or partition whose ids changed differs).
     _ids: object = field(default_factory=hashlib.sha256, repr=False)
@@ -98,8 +105,14 @@ class Summary:
             runs[-1][2:] = [seq, row["hash"]]
         else:
             runs.append([seq, row["prev_hash"], seq, row["hash"]])
-        if self.check_seals and chain_hash(row) != row["hash"]:
-            self.edited.append((chain, seq))
+        if self.check_seals:
+            key_id, sealed = record_sealed_by(row, self.keys)
+            if sealed:
+                pass
+            elif key_id is not None and key_id not in self.keys.keys:
+                self.unconfigured.append((chain, seq, key_id))
+            else:
+                self.edited.append((chain, seq))
         if chain == self.primary_id:
             if row["resource_type"] == "AuditChain" and row["action"] == "create":
                 value = str(row["resource_id"])
@@ -114,7 +127,7 @@ class Summary:
 
     @property
     def intact(self) -> bool:
-        return not (self.edited or self.relinked)
+        return not (self.edited or self.relinked or self.unconfigured)
 
 
 @dataclass
@@ -132,26 +145,30 @@ class Exported:
 
 def archive_seal(
     *, partition: str, range_start: datetime, range_end: datetime, file_name: str, sha256: str, row_count: int,
-    chains: dict, registered_chains: list[int],
+    chains: dict, registered_chains: list[int], key: bytes | None = None,
 ) -> str:  # fmt: skip
-    """HMAC over what an archive record says: one made up to cover deleted records needs the key."""
+    """HMAC over what an archive record says: one made up to cover deleted records needs the key (`key`: the current
+    one)."""
     body = json.dumps(
         [partition, _instant(range_start), _instant(range_end), file_name, sha256, row_count, chains,
          sorted(registered_chains)],
         sort_keys=True, separators=(",", ":"),
     )  # fmt: skip
-    return hmac.new(_chain_key(), b"archive\x1f" + body.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key or _chain_key(), b"archive\x1f" + body.encode(), hashlib.sha256).hexdigest()
 
 
-def archive_verifies(archive: AuditArchive) -> bool:
-    return hmac.compare_digest(
-        archive.seal or "",
-        archive_seal(
+def archive_sealed_by(archive: AuditArchive) -> str | None:
+    """The id of the configured key whose seal an archive record holds (one made before a rotation holds the old
+    key's, for good: the record is append-only), None when none does."""
+    for key_id, key in chain_keys().keys.items():
+        seal = archive_seal(
             partition=archive.partition, range_start=archive.range_start, range_end=archive.range_end,
             file_name=archive.file_name, sha256=archive.sha256, row_count=archive.row_count, chains=archive.chains,
-            registered_chains=archive.registered_chains,
-        ),
-    )  # fmt: skip
+            registered_chains=archive.registered_chains, key=key,
+        )  # fmt: skip
+        if hmac.compare_digest(archive.seal or "", seal):
+            return key_id
+    return None
 
 
 def _instant(value: datetime) -> str:
@@ -217,7 +234,7 @@ _LINE = (
     "r.outcome, row_to_json(r)::text FROM (SELECT id, chain_id, seq, "
     "to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') AS recorded_at, actor_type, "
     "actor_id, actor_name, action, resource_type, resource_id, patient_id, outcome, host(source_ip) AS source_ip, "
-    "purpose_of_use, request_id, query_digest, result_count, served_from_cache, prev_hash, patient_ids, hash "
+    "purpose_of_use, request_id, query_digest, result_count, served_from_cache, prev_hash, patient_ids, key_id, hash "
     'FROM "{table}" ORDER BY chain_id, seq, id) r'
 )
 _SUMMARY_ONLY = (
@@ -297,7 +314,7 @@ def _read_lines(summary: Summary, lines: list[bytes], path: Path) -> None:
             except ValueError as exc:
                 raise ValueError(f"{path.name}: line {number} is not an archived record") from exc
     for row in rows:
-        if not isinstance(row, dict) or row.keys() != _FIELD_SET:
+        if not isinstance(row, dict) or (row.keys() != _FIELD_SET and row.keys() != _UNNAMED_FIELD_SET):
             raise ValueError(f"{path.name}: line {summary.rows + 1} is not an archived record")
         summary.add(row)
 
@@ -319,6 +336,12 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def _problem(summary: Summary) -> str | None:
+    if summary.unconfigured:
+        chain, seq, key_id = summary.unconfigured[0]
+        return (
+            f"record #{seq} of chain {chain} is sealed with key {key_id}, not configured: add it to "
+            "AUDIT_CHAIN_KEY_FALLBACKS"
+        )
     if summary.edited:
         chain, seq = summary.edited[0]
         return f"record #{seq} of chain {chain} no longer matches its seal"
@@ -687,6 +710,11 @@ def archive_file_problems(archive: AuditArchive, directory: Path) -> list[str]:
         problems.append(f"EDITED   record #{seq} of chain {chain} in archive file {path}: no longer matches its seal")
     for chain, seq in summary.relinked:
         problems.append(f"RELINKED record #{seq} of chain {chain} in archive file {path}")
+    for chain, seq, key_id in summary.unconfigured:
+        problems.append(
+            f"UNKEYED  record #{seq} of chain {chain} in archive file {path}: sealed with key {key_id}, not "
+            "configured: add it to AUDIT_CHAIN_KEY_FALLBACKS"
+        )
     if (summary.rows, summary.chains, sorted(summary.registered)) != (
         archive.row_count, archive.chains, sorted(archive.registered_chains)
     ):  # fmt: skip

@@ -93,6 +93,9 @@ class AuditEvent(models.Model):
     served_from_cache = models.BooleanField(default=False)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    # Which chain key sealed it (services.chain_key_id: a fingerprint, never the key), bound into its HMAC. NULL on
+    # records sealed before keys rotated (migration 0012), which verify against each configured key.
+    key_id = models.CharField(max_length=16, null=True, blank=True, help_text="Fingerprint of the key that sealed it.")
 
     objects = AuditEventQuerySet.as_manager()
 

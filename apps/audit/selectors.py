@@ -16,18 +16,21 @@ from django.db import connection
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Min, Q, QuerySet
 from django.utils import timezone
 
-from apps.audit.archive import archive_file_problems, archive_verifies
+from apps.audit.archive import archive_file_problems, archive_sealed_by
 from apps.audit.models import AuditArchive, AuditChainHead, AuditEvent
 from apps.audit.services import (
     CHAIN_BREAK,
     CHAIN_BREAK_ACKNOWLEDGED,
     CHAINED_FIELDS,
     GENESIS_HASH,
+    KEY_ROLLOUT_GRACE,
     PARTITION_FAILURE_CACHE_KEY,
     PRIMARY_CHAIN,
     TRUNCATE_GUARD,
-    chain_hash,
-    head_seal,
+    ChainKeys,
+    chain_keys,
+    head_sealed_by,
+    record_sealed_by,
 )
 
 logger = logging.getLogger(__name__)
@@ -184,6 +187,20 @@ class ChainReport:
     archive_overlaps: list[tuple[str, int]] = field(default_factory=list)
     forged_archives: list[str] = field(default_factory=list)  # partitions whose archive record's seal fails
     archive_problems: list[str] = field(default_factory=list)  # `--archives DIR`: the files, one line each
+    # Key rotation (AUDIT_CHAIN_KEY_FALLBACKS). What each configured key seals, by key id: records (those sealed
+    # before records named their key counted under the key that verifies them), chain heads and archive records.
+    # A fallback none of them needs (nor, with --archives, an archive file) can be removed.
+    records_by_key: dict[str, int] = field(default_factory=dict)
+    heads_by_key: dict[str, int] = field(default_factory=dict)
+    archives_by_key: dict[str, int] = field(default_factory=dict)
+    # Records that name a key no longer configured: not verified, not tampering either (key id: records).
+    unconfigured_keys: dict[str, int] = field(default_factory=dict)
+    # (chain, seq, key id or None): sealed with an older key (or before records named one) after its chain had a
+    # record sealed with a newer key, past KEY_ROLLOUT_GRACE: what an old key leaked after a rotation would forge.
+    older_key_records: list[tuple[str, int, str | None]] = field(default_factory=list)
+    # How many of `edited` name no key (sealed before records did): no configured key verifies them, which is
+    # what a key removed from the fallbacks too early looks like, as much as an edit.
+    edited_unnamed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -205,6 +222,8 @@ class ChainReport:
             or self.archive_overlaps
             or self.forged_archives
             or self.archive_problems
+            or self.unconfigured_keys
+            or self.older_key_records
         )
 
 
@@ -242,6 +261,7 @@ def _verify_chain(
     previous: tuple[int, int] | None = None  # (seq, id) of the record before
     anchor_held = anchor is None or anchor[0] == 0
     runs = _ArchivedRuns(report, name, archived or [], anchor)
+    rotation = _KeyOrder(report, name, chain_keys())
     for row in _chain_rows(chain_id, chunk_size):
         report.checked += 1
         if runs.holds(row["seq"]):
@@ -257,8 +277,7 @@ def _verify_chain(
             report.missing.append((name, expected_seq, row["seq"] - 1))
         elif row["prev_hash"] != previous_hash:
             report.relinked.append((name, row["seq"]))
-        if chain_hash(row) != row["hash"]:
-            report.edited.append((name, row["seq"]))
+        rotation.check(row)
         if anchor is not None and row["seq"] == anchor[0]:
             anchor_held = anchor_held or row["hash"] == anchor[1]
         expected_seq, previous_hash = row["seq"] + 1, row["hash"]
@@ -271,6 +290,47 @@ def _verify_chain(
     anchor_held = anchor_held or runs.anchor_held
     if not anchor_held:
         report.cut_below_anchor.append((name, anchor[0]))
+
+
+class _KeyOrder:
+    """Checks each record of a chain against the key it names (or, sealed before records named one, each configured
+    key), counting what each key seals; and that no record sealed with an older key (or naming none) follows one
+    sealed with a newer key once the chain has gone on past KEY_ROLLOUT_GRACE after it: a rotation's old key, leaked,
+    forges nothing after the chain's rotation point. The chain's latest date so far is what counts, not the record's
+    own (a forger dates it). Keys are ranked as configured: AUDIT_CHAIN_KEY, then its fallbacks newest first."""
+
+    def __init__(self, report: ChainReport, name: str, keys: ChainKeys) -> None:
+        self.report, self.name, self.keys = report, name, keys
+        self.hint: str | None = None  # the key of the last record that names none: likely the next one's
+        self.newest: tuple[int, datetime] | None = None  # the newest key's rank, and when it first sealed a record
+        self.named_since: datetime | None = None  # when the chain's first record naming its key was recorded
+        self.latest: datetime | None = None  # the latest date of the chain's verified records so far
+
+    def check(self, row: dict) -> None:
+        key_id, sealed = record_sealed_by(row, self.keys, self.hint)
+        report = self.report
+        if not sealed:
+            if key_id is not None and key_id not in self.keys.keys:
+                report.unconfigured_keys[key_id] = report.unconfigured_keys.get(key_id, 0) + 1
+            else:
+                report.edited.append((self.name, row["seq"]))
+                report.edited_unnamed += row["key_id"] is None
+            return
+        report.records_by_key[key_id] = report.records_by_key.get(key_id, 0) + 1
+        named, rank, at = row["key_id"] is not None, self.keys.rank[key_id], row["recorded_at"]
+        if not named:
+            self.hint = key_id
+        latest = at if self.latest is None else max(self.latest, at)
+        older = self.newest is not None and rank > self.newest[0] and latest > self.newest[1] + KEY_ROLLOUT_GRACE
+        unnamed = not named and self.named_since is not None and latest > self.named_since + KEY_ROLLOUT_GRACE
+        if older or unnamed:
+            report.older_key_records.append((self.name, row["seq"], row["key_id"]))
+            return
+        self.latest = latest
+        if self.newest is None or rank < self.newest[0]:
+            self.newest = (rank, at)
+        if named and self.named_since is None:
+            self.named_since = at
 
 
 class _ArchivedRuns:
@@ -485,8 +545,10 @@ def _verify_all(
     for head in sorted(heads.values(), key=lambda h: h.pk):
         report.chains += 1
         report.heads[head.name] = (head.seq, head.last_hash)
-        if head.seal != head_seal(head.name, head.seq, head.last_hash):
+        if (key_id := head_sealed_by(head)) is None:
             report.forged_heads.append(head.name)
+        else:
+            report.heads_by_key[key_id] = report.heads_by_key.get(key_id, 0) + 1
         _verify_chain(
             report, head.name, head.pk, head.seq, chunk_size, anchors.get(head.name), progress, archived.get(head.pk)
         )
@@ -532,9 +594,10 @@ def _archived_runs(report: ChainReport, folder: Path | None) -> tuple[dict[int, 
         report.archives += 1
         if folder is not None:
             report.archive_problems.extend(archive_file_problems(archive, folder))
-        if not archive_verifies(archive):
+        if (key_id := archive_sealed_by(archive)) is None:
             report.forged_archives.append(archive.partition)
             continue
+        report.archives_by_key[key_id] = report.archives_by_key.get(key_id, 0) + 1
         report.archived += archive.row_count
         for chain, chain_runs in archive.chains.items():
             runs.setdefault(int(chain), []).extend(chain_runs)

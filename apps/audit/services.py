@@ -50,10 +50,11 @@ CHAINED_FIELDS = (
     "served_from_cache",
     "prev_hash",
     "patient_ids",
+    "key_id",
 )
-# The chained fields every record has always had: `patient_ids` came later and enters the HMAC only when
-# set, so a record sealed before it existed (or one naming a single patient) hashes as it always did.
-_CHAINED_ALWAYS = CHAINED_FIELDS[:-1]
+# The chained fields every record has always had: `patient_ids` and `key_id` came later and enter the HMAC only
+# when set, so a record sealed before they existed (or one naming a single patient) hashes as it always did.
+_CHAINED_ALWAYS = CHAINED_FIELDS[:-2]
 _SOURCE_IP_AT = _CHAINED_ALWAYS.index("source_ip")
 _CHAINED_VALUES = operator.itemgetter(*_CHAINED_ALWAYS)
 
@@ -82,6 +83,37 @@ class AuditEntry:
 
 def _chain_key() -> bytes:
     return settings.AUDIT_CHAIN_KEY.encode()
+
+
+def chain_key_id(key: bytes) -> str:
+    """A chain key's fingerprint, kept on each record it seals: names the key without revealing it."""
+    return hashlib.sha256(b"audit-chain-key-id\x1f" + key).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ChainKeys:
+    """The configured chain keys by id, newest first: AUDIT_CHAIN_KEY (which seals), then its fallbacks."""
+
+    current_id: str
+    keys: dict[str, bytes]
+    rank: dict[str, int]  # 0 for the current key, 1 for the newest fallback, ...
+
+
+@functools.lru_cache(maxsize=8)
+def _chain_keys(current: str, fallbacks: tuple[str, ...]) -> ChainKeys:
+    keys = {chain_key_id(key.encode()): key.encode() for key in (current, *fallbacks)}
+    return ChainKeys(current_id=chain_key_id(current.encode()), keys=keys, rank={kid: n for n, kid in enumerate(keys)})
+
+
+def chain_keys() -> ChainKeys:
+    """The keys records verify against: a rotation moves the old key to AUDIT_CHAIN_KEY_FALLBACKS (settings)."""
+    return _chain_keys(settings.AUDIT_CHAIN_KEY, tuple(settings.AUDIT_CHAIN_KEY_FALLBACKS))
+
+
+# How long after a chain's first record sealed with a newer key one sealed with an older key may still follow it:
+# a rolling rotation's pods that still hold the old key append to the shared primary chain until they restart.
+# Past it, an older key's record is a finding (a leaked old key splicing records after the rotation point).
+KEY_ROLLOUT_GRACE = timedelta(hours=1)
 
 
 def _canonical(value: object) -> str:
@@ -121,15 +153,38 @@ def _canonical_ip(value: str | None) -> str:
     return normalize_ip(value) or f"invalid:{value}"  # an edit to a non-address is still an edit
 
 
-def chain_hash(values: dict) -> str:
-    """HMAC-SHA256 over the chained fields: without the key an edited record cannot be re-sealed."""
+def chain_hash(values: dict, key: bytes | None = None) -> str:
+    """HMAC-SHA256 over the chained fields: without the key an edited record cannot be re-sealed. The id of the key
+    is chained too, so a record cannot be made to name another key. `key`: the key to seal with, by default the one
+    the record names (LookupError if it is not configured), the current key for a record that names none."""
     parts = list(map(_canonical, _CHAINED_VALUES(values)))
     parts[_SOURCE_IP_AT] = _canonical_ip(values["source_ip"])
     ids = values.get("patient_ids")
     if ids is not None and ids != []:
         parts.append("patients:" + _canonical_ids(ids))
+    key_id = values.get("key_id")
+    if key_id is not None:
+        parts.append("key:" + _canonical(key_id))
+    if key is None:
+        keys = chain_keys()
+        key = keys.keys[keys.current_id if key_id is None else key_id]
     message = "\x1f".join(parts).encode()
-    return hmac.digest(_chain_key(), message, "sha256").hex()
+    return hmac.digest(key, message, "sha256").hex()
+
+
+def record_sealed_by(values: dict, keys: ChainKeys, hint: str | None = None) -> tuple[str | None, bool]:
+    """Which key seals a record and whether its HMAC holds with it: (the key id it names, holds), False too when
+    that key is not configured; for a record sealed before records named their key, (the first configured key
+    whose HMAC holds, True), or (None, False). `hint`: the key tried first on such a record (the last one's)."""
+    key_id = values.get("key_id")
+    if key_id is not None:
+        key = keys.keys.get(key_id)
+        return key_id, key is not None and chain_hash(values, key) == values["hash"]
+    candidates = keys.keys if hint is None else (hint, *keys.keys)
+    for candidate in candidates:
+        if chain_hash(values, keys.keys[candidate]) == values["hash"]:
+            return candidate, True
+    return None, False
 
 
 def _canonical_ids(ids: object) -> str:
@@ -140,14 +195,25 @@ def _canonical_ids(ids: object) -> str:
     return "json:" + json.dumps(ids, sort_keys=True, default=str)
 
 
-def head_seal(name: str, seq: int, last_hash: str) -> str:
-    """Seals a chain head, so moving it back over deleted records needs the key."""
-    return hmac.new(_chain_key(), f"head\x1f{name}\x1f{seq}\x1f{last_hash}".encode(), hashlib.sha256).hexdigest()
+def head_seal(name: str, seq: int, last_hash: str, key: bytes | None = None) -> str:
+    """Seals a chain head, so moving it back over deleted records needs the key (`key`: the current one)."""
+    message = f"head\x1f{name}\x1f{seq}\x1f{last_hash}".encode()
+    return hmac.new(key or _chain_key(), message, hashlib.sha256).hexdigest()
+
+
+def head_sealed_by(head: AuditChainHead, keys: ChainKeys | None = None) -> str | None:
+    """The id of the configured key whose seal a chain head holds (a head idle since a rotation holds the old
+    key's), None when none does: it was moved without a key."""
+    keys = keys or chain_keys()
+    for key_id, key in keys.keys.items():
+        if hmac.compare_digest(head.seal or "", head_seal(head.name, head.seq, head.last_hash, key)):
+            return key_id
+    return None
 
 
 def head_verifies(head: AuditChainHead) -> bool:
-    """Whether a chain head is where an append with the key left it: its seal matches its (name, seq, last_hash)."""
-    return hmac.compare_digest(head.seal or "", head_seal(head.name, head.seq, head.last_hash))
+    """Whether a chain head is where an append with a key left it: its seal matches its (name, seq, last_hash)."""
+    return head_sealed_by(head) is not None
 
 
 def disclosed_patients(ids) -> list[int] | None:
@@ -174,6 +240,8 @@ class UnsealableEntry(ValueError):
 def _seal(entries: list[AuditEntry], *, chain_id: int, seq: int, prev_hash: str) -> list[AuditEvent]:
     """Number the entries after `seq` and chain each one's HMAC to the one before."""
     events = []
+    keys = chain_keys()
+    key = keys.keys[keys.current_id]
     for entry in entries:
         seq += 1
         try:
@@ -186,8 +254,9 @@ def _seal(entries: list[AuditEntry], *, chain_id: int, seq: int, prev_hash: str)
                 chain_id=chain_id,
                 seq=seq,
                 prev_hash=prev_hash,
+                key_id=keys.current_id,
             )
-            values["hash"] = prev_hash = chain_hash(values)
+            values["hash"] = prev_hash = chain_hash(values, key)
         except (TypeError, ValueError, AttributeError) as exc:
             raise UnsealableEntry(f"audit record #{seq} cannot be sealed: {type(exc).__name__}") from exc
         events.append(AuditEvent(*[values[name] for name in _EVENT_ATTNAMES]))
@@ -349,7 +418,7 @@ def _chain_broken(stale: ChainState, head: AuditChainHead) -> ChainState:
 _EVENT_COLUMNS = (
     "chain_id", "seq", "recorded_at", "actor_type", "actor_id", "actor_name", "action", "resource_type",
     "resource_id", "patient_id", "outcome", "source_ip", "purpose_of_use", "request_id", "query_digest",
-    "result_count", "served_from_cache", "prev_hash", "hash", "patient_ids",
+    "result_count", "served_from_cache", "prev_hash", "hash", "patient_ids", "key_id",
 )  # fmt: skip
 # One constant statement for any batch size, so psycopg prepares it once. The records travel as one
 # JSON parameter that PostgreSQL expands into typed rows: a parameter per field cost ~7 us each to send.

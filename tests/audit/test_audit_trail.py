@@ -8,7 +8,7 @@ from django.db import connection, transaction
 
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.audit.selectors import audit_chain_verify
-from apps.audit.services import AuditEntry, audit_partitions_ensure, audit_record, audit_record_batch
+from apps.audit.services import AuditEntry, audit_partitions_ensure, audit_record, audit_record_batch, chain_keys
 from tests.audit.helpers import run_verify, ward_app_entry
 
 pytestmark = pytest.mark.django_db
@@ -33,7 +33,11 @@ def test_records_chain_in_order_and_verify_clean():
     assert [e.seq for e in events] == [1, 2, 3, 4, 5, 6]
     assert all(later.prev_hash == earlier.hash for earlier, later in itertools.pairwise(events))
     assert AuditChainHead.objects.get(pk=1).last_hash == events[-1].hash
-    assert run_verify() == (0, "Audit trail intact: 6 record(s) in 1 chain(s) verified.\n")
+    assert run_verify() == (
+        0,
+        f"KEY      {chain_keys().current_id} (AUDIT_CHAIN_KEY) seals 6 record(s), 1 chain head(s)\n"
+        "Audit trail intact: 6 record(s) in 1 chain(s) verified.\n",
+    )
 
 
 def test_the_orm_refuses_updates_and_deletes():

@@ -129,7 +129,8 @@ def test_a_list_added_to_a_single_read_fails_verify(added):
 
 
 def test_records_sealed_before_the_list_existed_still_verify():
-    """A record without a list hashes exactly as every record did before `patient_ids` was added."""
+    """A record without a list hashes exactly as every record did before `patient_ids` was added (and, since
+    migration 0012, the id of its key after the fields)."""
     (event,) = audit_record_batch([ward_app_entry(patient_id=5, result_count=1)])
     old_fields = ("chain_id", "seq", "recorded_at", "actor_type", "actor_id", "actor_name", "action",
                   "resource_type", "resource_id", "patient_id", "outcome", "source_ip", "purpose_of_use",
@@ -142,6 +143,7 @@ def test_records_sealed_before_the_list_existed_still_verify():
         else str(row[name])
         for name in old_fields
     ]  # fmt: skip
+    parts.append(f"key:{event.key_id}")
     old_hash = hmac.new(settings.AUDIT_CHAIN_KEY.encode(), "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
     assert event.hash == old_hash and run_verify()[0] == 0
 

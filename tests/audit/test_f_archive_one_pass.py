@@ -49,11 +49,13 @@ def test_an_archive_recomputes_each_records_hmac_once(january, tmp_path, monkeyp
     HMACs were a third of its time. The line read back is what the archive keeps, so it is the one checked."""
     calls = []
 
-    def counting(values: dict) -> str:
-        calls.append(values["seq"])
-        return chain_hash(values)
+    real_check = archive.record_sealed_by
 
-    monkeypatch.setattr(archive, "chain_hash", counting)
+    def counting(values: dict, *args) -> tuple[str | None, bool]:
+        calls.append(values["seq"])
+        return real_check(values, *args)
+
+    monkeypatch.setattr(archive, "record_sealed_by", counting)
     out = _archive(tmp_path, "--drop")
     assert f"ARCHIVED {JAN}: {january} record(s)" in out and "partition dropped" in out
     assert sorted(calls) == list(range(1, january + 1))  # once each, none under the drop's lock

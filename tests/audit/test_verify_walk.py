@@ -32,16 +32,16 @@ def test_a_verify_half_way_through_its_walk_does_not_keep_the_partition_task_out
     before, the walk's transaction held it off until the walk ended, past any limit)."""
     _records(60)
     paused, resume = threading.Event(), threading.Event()
-    real_hash, calls = selectors.chain_hash, []
+    real_check, calls = selectors.record_sealed_by, []
 
-    def pausing_hash(values: dict) -> str:
+    def pausing_check(values: dict, *args) -> tuple[str | None, bool]:
         calls.append(1)
         if len(calls) == 25:  # half-way: the third chunk
             paused.set()
             resume.wait(60)
-        return real_hash(values)
+        return real_check(values, *args)
 
-    monkeypatch.setattr(selectors, "chain_hash", pausing_hash)
+    monkeypatch.setattr(selectors, "record_sealed_by", pausing_check)
     outcome = {}
 
     def walk() -> None:

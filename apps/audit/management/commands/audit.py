@@ -1,3 +1,4 @@
+import dataclasses
 import re
 import time
 from datetime import date
@@ -7,13 +8,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import OperationalError, connection
 
 from apps.audit.archive import ArchiveFailed, ArchiveNotAllowed, archive_default_left, audit_archive
-from apps.audit.selectors import audit_chain_verify
+from apps.audit.selectors import ChainReport, audit_chain_verify
 from apps.audit.services import (
     PARTITION_MONTHS_AHEAD_MAX,
     audit_anchors_read,
     audit_anchors_write,
     audit_chain_break_acknowledge,
     audit_partitions_ensure_attempt,
+    chain_keys,
     lock_not_granted,
 )
 
@@ -112,6 +114,12 @@ class Command(BaseCommand):
             report = audit_chain_verify(anchors=anchors, archives=options.get("archives"))
         for chain, seq in report.edited:
             self.stdout.write(f"EDITED   record #{seq} of chain {chain}: its content no longer matches its seal")
+        if report.edited_unnamed:
+            self.stdout.write(
+                f"NOTE     {report.edited_unnamed} of the EDITED record(s) were sealed before records named their "
+                "key: a key removed from AUDIT_CHAIN_KEY_FALLBACKS too early looks the same; if one was, add it back"
+            )
+        self._keys(report)
         for chain, first, last in report.missing:
             span = f"#{first}" if first == last else f"#{first}-#{last}"
             self.stdout.write(f"DELETED  record(s) {span} of chain {chain}: missing from the chain")
@@ -120,7 +128,10 @@ class Command(BaseCommand):
         for chain in report.deleted_chains:
             self.stdout.write(f"DELETED  chain {chain}: registered or referenced, but its head is gone")
         for chain in report.forged_heads:
-            self.stdout.write(f"FORGED   head of chain {chain}: moved without the key (records cut from its end?)")
+            self.stdout.write(
+                f"FORGED   head of chain {chain}: moved without the key (records cut from its end?), or sealed with a "
+                "key since removed from AUDIT_CHAIN_KEY_FALLBACKS"
+            )
         for chain in report.unregistered_chains:
             self.stdout.write(f"FORGED   chain {chain}: never registered in the primary chain")
         for chain, seq, record_id, previous_seq, previous_id in report.misordered_ids:
@@ -147,7 +158,10 @@ class Command(BaseCommand):
         for chain, seq in report.cut_below_anchor:
             self.stdout.write(f"CUT      chain {chain} below its anchor: record #{seq} is gone or changed")
         for partition in report.forged_archives:
-            self.stdout.write(f"FORGED   archive record of {partition}: its seal does not match it")
+            self.stdout.write(
+                f"FORGED   archive record of {partition}: its seal does not match it, or the key that sealed it was "
+                "removed from AUDIT_CHAIN_KEY_FALLBACKS (an archive record needs its key for good)"
+            )
         for chain, seq in report.archive_overlaps:
             self.stdout.write(f"ARCHIVED record #{seq} of chain {chain}: archived, yet still in the database")
         for problem in report.archive_problems:
@@ -162,6 +176,11 @@ class Command(BaseCommand):
         if report.partitions_task_failed:
             self.stdout.write(f"NOTE     {report.partitions_task_failed}")
         if not report.ok:
+            if dataclasses.replace(report, unconfigured_keys={}).ok:
+                raise CommandError(
+                    f"Audit trail not verified: {sum(report.unconfigured_keys.values())} of {report.checked} "
+                    "record(s) are sealed with keys no longer configured (UNKEYED), and nothing else is wrong."
+                )
             raise CommandError(f"Audit trail tampered with: checked {report.checked} record(s).")
         if anchor_file:
             try:
@@ -175,6 +194,37 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Audit trail intact: {report.checked} record(s) in {report.chains} chain(s) verified{archived}."
         )
+
+    def _keys(self, report: ChainReport) -> None:
+        """Which chain keys sealed what, and which fallbacks nothing in the database needs any more."""
+        for key_id, count in sorted(report.unconfigured_keys.items()):
+            self.stdout.write(
+                f"UNKEYED  {count} record(s) sealed with key {key_id}, not configured: add it to "
+                "AUDIT_CHAIN_KEY_FALLBACKS (not verified; no sign of tampering)"
+            )
+        for chain, seq, key_id in report.older_key_records:
+            self.stdout.write(
+                f"OLD KEY  record #{seq} of chain {chain}: sealed with {f'key {key_id}' if key_id else 'no key id'} "
+                "after its chain's records sealed with a newer key: forged with a retired (leaked?) key"
+            )
+        keys = chain_keys()
+        for key_id, rank in keys.rank.items():
+            uses = [
+                f"{count} {what}"
+                for count, what in (
+                    (report.records_by_key.get(key_id, 0), "record(s)"),
+                    (report.heads_by_key.get(key_id, 0), "chain head(s)"),
+                    (report.archives_by_key.get(key_id, 0), "archive record(s)"),
+                )
+                if count
+            ]
+            role = "AUDIT_CHAIN_KEY" if rank == 0 else f"fallback {rank}"
+            line = f"KEY      {key_id} ({role}) seals {', '.join(uses) or 'nothing'}"
+            if rank and not uses:
+                line += (
+                    ": no record, head or archive record in the database needs it; removable once no archive file does"
+                )
+            self.stdout.write(line)
 
     def _outcomes(self, outcomes: list, lines: dict) -> None:
         for outcome in outcomes:
