@@ -8,6 +8,7 @@ from datetime import datetime
 from django.conf import settings
 from django.db import connection
 from django.db.models import F, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from rest_framework import status
 from rest_framework.exceptions import APIException
 
@@ -417,3 +418,69 @@ def clinical_row(model: type, row_id: int) -> tuple[object | None, int | None]:
     if row.patient_deleted:
         return None, row.patient_id
     return row, None
+
+
+# FHIR `Observation/$lastn`: the newest `per_code` readings of each code, in one statement. Each code is one
+# LATERAL probe of the (patient, code, effective DESC) index that stops after `per_code` rows, so a patient's years of
+# history are never read to find this morning's vitals (DISTINCT ON, or a window function, reads every row of the
+# patient). Without codes asked for, the patient's codes come from a loose index scan of the same index (one descent
+# each), so a code no registry lists is found too.
+_PATIENT_CODES = """
+WITH RECURSIVE lastn_codes(code) AS (
+    (SELECT code FROM {table} WHERE patient_id = %s ORDER BY code LIMIT 1)
+  UNION ALL
+    SELECT (SELECT o.code FROM {table} o WHERE o.patient_id = %s AND o.code > lastn_codes.code
+            ORDER BY o.code LIMIT 1)
+    FROM lastn_codes WHERE lastn_codes.code IS NOT NULL
+)
+"""
+_ASKED_CODES = "WITH lastn_codes(code) AS (SELECT DISTINCT unnest(%s::text[]))"
+_LASTN = """{codes}
+SELECT lastn.* FROM lastn_codes CROSS JOIN LATERAL ({newest}) lastn
+WHERE lastn_codes.code IS NOT NULL ORDER BY lastn.code, lastn.effective_at DESC, lastn.id DESC
+"""
+
+
+def lastn_readings(
+    *, patient_id: int, categories: Iterable[str] = (), codes: Iterable[str] = (), when: Q | None = None
+) -> QuerySet[Observation]:
+    """What `$lastn` chooses from: the readings `latest=true` chooses from (none retracted, no empty panel), of
+    any of `categories` and `codes` (none: all), effective `when` (a condition on effective_at: FHIR's `date`)."""
+    readings = observation_readings(patient_id=patient_id, codes=list(codes)).exclude(EMPTY_PANEL)
+    categories = list(categories)
+    if categories:
+        readings = readings.filter(category__in=categories)
+    return readings.filter(when) if when is not None else readings
+
+
+def newest_observations_per_code(
+    *,
+    patient_id: int,
+    categories: Iterable[str] = (),
+    codes: Iterable[str] = (),
+    when: Q | None = None,
+    per_code: int = 1,
+) -> list[Observation]:
+    """FHIR `$lastn`: the newest `per_code` readings of each code (newest first; codes in order), one query.
+
+    The readings are `latest_observations`' (none entered in error or cancelled, no empty panel): with
+    `per_code=1` and the same window it answers the same rows."""
+    codes = sorted(set(codes))
+    if connection.vendor != "postgresql":  # no LATERAL: the window's rows, kept per code in Python
+        readings = lastn_readings(patient_id=patient_id, categories=categories, codes=codes, when=when)
+        kept: dict[str, list[Observation]] = {}
+        for observation in readings.order_by("code", "-effective_at", "-id"):
+            if len(kept.setdefault(observation.code, [])) < per_code:
+                kept[observation.code].append(observation)
+        return [observation for code in sorted(kept) for observation in kept[code]]
+    # The probe is the window's query with its code the outer row's; LIMIT is an int the caller validated.
+    readings = lastn_readings(patient_id=patient_id, categories=categories, when=when)
+    probe = readings.filter(code=RawSQL("lastn_codes.code", ())).order_by("-effective_at", "-id")[: int(per_code)]
+    newest, newest_params = probe.query.sql_with_params()
+    table = Observation._meta.db_table
+    if codes:
+        head, head_params = _ASKED_CODES, [codes]
+    else:
+        head, head_params = _PATIENT_CODES.format(table=table), [patient_id, patient_id]
+    sql = _LASTN.format(codes=head, newest=newest)
+    return list(Observation.objects.raw(sql, [*head_params, *newest_params]))

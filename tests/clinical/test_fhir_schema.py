@@ -29,6 +29,8 @@ def test_every_fhir_operation_has_a_clear_unique_operation_id():
         expected[("post", f"/fhir/{resource_type}/_search")] = f"fhir_{resource_type}_search_post"
         if resource_type != "Patient":
             expected[("get", f"/fhir/{resource_type}/{{resource_id}}")] = f"fhir_{resource_type}_read"
+    expected[("get", "/fhir/Observation/$lastn")] = "fhir_Observation_lastn"
+    expected[("post", "/fhir/Observation/$lastn")] = "fhir_Observation_lastn_post"
     for method in ("get", "post", "put", "patch", "delete"):
         expected[(method, "/fhir/{rest}")] = f"fhir_unsupported_{method}"
     assert ids == expected

@@ -10,6 +10,17 @@ for resource_type, view in views.SEARCH_VIEWS.items():
         path(resource_type, view.as_view(http_method_names=["get", "head"]), name=f"fhir-{name}-search"),
         path(f"{resource_type}/_search", view.as_view(http_method_names=["post"]), name=f"fhir-{name}-post-search"),
     ]
+for resource_type, operations in views.OPERATIONS.items():
+    for operation, view in operations.items():  # before `<type>/<id>`, which would read `$lastn` as an id
+        urlpatterns.append(
+            # A regex with `\$` escaped: the schema's path is built from the route's text, in which a bare `$` is
+            # an anchor and dropped (it listed `Observation/lastn`, which the read answers 404).
+            re_path(
+                rf"^{resource_type}/\${operation}$",
+                view.as_view(http_method_names=["get", "head", "post"]),
+                name=f"fhir-{resource_type.lower()}-{operation}",
+            )
+        )
 urlpatterns += [
     path("Patient/<str:patient_id>", views.PatientReadView.as_view(), name="fhir-patient-read"),
     # `Patient/5/`: the same read (and record), not the catch-all's unrecorded 404.

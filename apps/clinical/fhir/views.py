@@ -40,7 +40,7 @@ from rest_framework.views import APIView
 from apps.accounts import scopes
 from apps.audit.views import PhiAPIView
 from apps.caching.layers import CodecError
-from apps.caching.stack import default_stack, served_from_cache
+from apps.caching.stack import default_stack, get_or_load, served_from_cache
 from apps.clinical import selectors
 from apps.clinical.api.representations import patient_json
 from apps.clinical.api.schema import FhirBundleSerializer, FhirOperationOutcomeSerializer
@@ -56,6 +56,7 @@ from apps.clinical.fhir.params import (
     Token,
     birthdate_condition,
     date_condition,
+    date_filter,
     decode_cursor,
     encode_cursor,
     is_exact_date,
@@ -70,7 +71,7 @@ from apps.clinical.fhir.params import (
     split_or,
 )
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
-from apps.clinical.services import validate_identifier_system, validate_mrn, validate_search_term
+from apps.clinical.services import patient_scope, validate_identifier_system, validate_mrn, validate_search_term
 from apps.core.api.exceptions import api_exception_handler
 from apps.core.compiled import BOUND, CompiledQuery, CompiledShapes
 from apps.core.negotiation import UnknownFormat, only_other_fhir_versions
@@ -165,6 +166,23 @@ def _readable_form(request: Request) -> QueryDict:
         return request.data if isinstance(request.data, QueryDict) else QueryDict()
     except Exception:  # noqa: BLE001 - any unreadable body (type, size, encoding) names no patient
         return QueryDict()
+
+
+def _refuse_malformed(params) -> None:
+    """Refuse a parameter given more often than it may be, or with a NUL or empty value (any name)."""
+    for name in params:
+        values = params.getlist(name)
+        if len(values) > 1 and name not in REPEATABLE_PARAMS:
+            # Repeats mean AND in FHIR; only a date range needs that here. Keeping the last value
+            # would answer a different question than the one asked.
+            raise FhirParamError(name, "given more than once; list alternatives in one value, comma-separated")
+        if len(values) > MAX_REPEATS:
+            raise FhirParamError(name, f"given more than {MAX_REPEATS} times")
+        if any("\x00" in value for value in values):  # a form body's; the URL's never get this far
+            raise FhirParamError(name, "contains a NUL character")
+        # An empty `_cursor` read as no cursor (the first page), a blank token as a code to look for.
+        if any(not value.strip() for value in values):
+            raise FhirParamError(name, "empty; give a value or leave the parameter out")
 
 
 def _stored_search(resource_type: str, params, owner: str) -> QueryDict:
@@ -437,7 +455,12 @@ class CapabilityStatementView(FhirMixin, APIView):
                             "service": [{"text": "Bearer"}],
                         },
                         "resource": [
-                            _capability(resource_type, view.search_params, versioned=resource_type == "Patient")
+                            _capability(
+                                resource_type,
+                                view.search_params,
+                                versioned=resource_type == "Patient",
+                                operations=OPERATIONS.get(resource_type, {}),
+                            )
                             for resource_type, view in SEARCH_VIEWS.items()
                         ],
                     }
@@ -446,12 +469,14 @@ class CapabilityStatementView(FhirMixin, APIView):
         )
 
 
-def _capability(resource_type: str, params: dict[str, str], versioned: bool) -> dict:
+def _capability(resource_type: str, params: dict[str, str], versioned: bool, operations: dict) -> dict:
     interactions = [{"code": "search-type"}, {"code": "read"}]  # every type is read by id (fullUrl resolves)
     capability = {"type": resource_type, "interaction": interactions}
     if versioned:  # meta.versionId, ETag and Last-Modified; If-None-Match and If-Modified-Since answer 304
         capability.update(versioning="versioned", readHistory=False, conditionalRead="full-support")
     capability["searchParam"] = [{"name": name, "type": kind} for name, kind in params.items()]
+    if operations:
+        capability["operation"] = [{"name": name, "definition": view.definition} for name, view in operations.items()]
     return capability
 
 
@@ -638,19 +663,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
                 for name in ignored:
                     del params[name]
         params = _without_layout(params)
-        for name in params:
-            values = params.getlist(name)
-            if len(values) > 1 and name not in REPEATABLE_PARAMS:
-                # Repeats mean AND in FHIR; only a date range needs that here. Keeping the last value
-                # would answer a different question than the one asked.
-                raise FhirParamError(name, "given more than once; list alternatives in one value, comma-separated")
-            if len(values) > MAX_REPEATS:
-                raise FhirParamError(name, f"given more than {MAX_REPEATS} times")
-            if any("\x00" in value for value in values):  # a form body's; the URL's never get this far
-                raise FhirParamError(name, "contains a NUL character")
-            # An empty `_cursor` read as no cursor (the first page), a blank token as a code to look for.
-            if any(not value.strip() for value in values):
-                raise FhirParamError(name, "empty; give a value or leave the parameter out")
+        _refuse_malformed(params)
         if "_search" in params:  # the next page of a posted search: its parameters stayed on the server
             params = _stored_search(self.resource_type, params, client_identity(request))
             posted = True
@@ -1007,20 +1020,9 @@ class ObservationSearchView(FhirSearchView):
 
     def parsed(self, params) -> tuple[dict[str, object], tuple, int, dict]:
         values: dict[str, object] = {"patient": self.required_patient(params)}
-        categories = []
-        for token in parse_tokens("category", params["category"]) if "category" in params else ():
-            if token.system not in (None, OBSERVATION_CATEGORY) or token.code not in Observation.Category.values:
-                raise FhirParamError("category", f"supported: {', '.join(Observation.Category.values)}")
-            categories.append(token.code)
+        categories = _observation_categories(params)
         values.update((f"category_{i}", category) for i, category in enumerate(categories))
-        codes = []
-        if "code" in params:
-            for token in parse_tokens("code", params["code"]):
-                if token.system not in (None, LOINC):
-                    raise FhirParamError("code", f"observations are coded in LOINC: [{LOINC}|]code")
-                if token.code not in OBSERVATION_CODES:
-                    raise FhirParamError("code", f"unknown LOINC code {token.code!r}")
-                codes.append(token.code)
+        codes = _observation_codes(params)
         values.update((f"code_{i}", code) for i, code in enumerate(codes))
         prefixes = _date_slots(params, values)
         statuses = _choice_slots("status", params, Observation.Status.values, values)
@@ -1044,6 +1046,162 @@ class ObservationSearchView(FhirSearchView):
         if categories > 1:
             rows = _among(rows, "category", categories, values)
         return _among(_dated(rows, "effective_at", prefixes, values), "status", statuses, values)
+
+
+def _observation_categories(params) -> list[str]:
+    """`category`: an OR list of [system|]code of Observation.Category."""
+    categories = []
+    for token in parse_tokens("category", params["category"]) if "category" in params else ():
+        if token.system not in (None, OBSERVATION_CATEGORY) or token.code not in Observation.Category.values:
+            raise FhirParamError("category", f"supported: {', '.join(Observation.Category.values)}")
+        categories.append(token.code)
+    return categories
+
+
+def _observation_codes(params) -> list[str]:
+    """`code`: an OR list of [LOINC|]code, each one this server knows."""
+    codes = []
+    for token in parse_tokens("code", params["code"]) if "code" in params else ():
+        if token.system not in (None, LOINC):
+            raise FhirParamError("code", f"observations are coded in LOINC: [{LOINC}|]code")
+        if token.code not in OBSERVATION_CODES:
+            raise FhirParamError("code", f"unknown LOINC code {token.code!r}")
+        codes.append(token.code)
+    return codes
+
+
+# --- Observation/$lastn ---------------------------------------------------------------------------
+LASTN_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Observation-lastn"
+MAX_LASTN = 100  # readings per code: 13 vital signs at most make a Bundle of 1,300 entries
+_LASTN_DOCS = {
+    "patient": "Required: Patient/<id> or <id>.",
+    "category": f"[{OBSERVATION_CATEGORY}|]code, comma-separated, any of: {', '.join(Observation.Category.values)}."
+    " `category` or `code` is required.",
+    "code": f"LOINC codes, [{LOINC}|]code, comma-separated: any of them. `category` or `code` is required.",
+    "date": _DATE_DOC + " Narrows the window the newest readings are taken from.",
+    "max": f"How many of the newest readings of each code, 1-{MAX_LASTN} (default 1).",
+}
+_LASTN_TEXT = (
+    "FHIR R4 Observation-lastn: the newest `max` readings (default 1) of each code, for one patient, in a searchset "
+    "Bundle (codes in order, each newest first). Readings entered in error or cancelled are none, as are panels "
+    "without a value (as the REST API's latest=true); a deleted patient has none. Scope `clinical:read`; every "
+    "answer audited, a cached one too."
+)
+
+
+def _lastn_schema(view: type[FhirSearchView]) -> type[FhirSearchView]:
+    """The operation's GET and POST in the OpenAPI schema, from `_LASTN_DOCS` (which must name its parameters)."""
+    if set(_LASTN_DOCS) != set(view.search_params):  # checked at import, also under python -O
+        raise ImproperlyConfigured(f"{view.__name__}: document exactly its search_params")
+    parameters = [
+        OpenApiParameter(name, str, description=doc, many=True, explode=True)
+        if name in REPEATABLE_PARAMS
+        else OpenApiParameter(
+            name, {"type": "integer", "minimum": 1, "maximum": MAX_LASTN} if name == "max" else str, description=doc
+        )
+        for name, doc in _LASTN_DOCS.items()
+    ]
+    optional = {"required": False}
+    form_fields = {
+        name: serializers.ListField(child=serializers.CharField(), label=name, help_text=doc, **optional)
+        if name in REPEATABLE_PARAMS
+        else serializers.IntegerField(min_value=1, max_value=MAX_LASTN, label=name, help_text=doc, **optional)
+        if name == "max"
+        else serializers.CharField(label=name, help_text=doc, **optional)
+        for name, doc in _LASTN_DOCS.items()
+    }
+    form_fields["_format"] = serializers.CharField(label="_format", help_text=f"One of {', '.join(JSON_FORMATS)}.",
+                                                   **optional)  # fmt: skip
+    form_fields["_pretty"] = serializers.ChoiceField(PRETTY_VALUES, label="_pretty", help_text=_PRETTY_DOC,
+                                                     **optional)  # fmt: skip
+    bundle = OpenApiResponse(FhirBundleSerializer, description="A searchset Bundle of Observation resources.")
+    errors = _outcomes(400, 401, 403, 429, 503)
+    return extend_schema_view(
+        get=extend_schema(operation_id="fhir_Observation_lastn", description=_LASTN_TEXT,
+                          parameters=[*parameters, _FORMAT_PARAM, _PRETTY_PARAM], responses={200: bundle, **errors}),
+        post=extend_schema(
+            operation_id="fhir_Observation_lastn_post",
+            description="The same operation with its parameters in a form body, kept out of URLs and logs: the "
+            "Bundle's self link is the bare operation URL.",
+            request=inline_serializer("FhirObservationLastnForm", form_fields),
+            responses={200: bundle, **errors},
+        ),
+    )(view)  # fmt: skip
+
+
+@_lastn_schema
+class ObservationLastnView(FhirSearchView):
+    """`GET Observation/$lastn?patient=..&category=vital-signs[&code=..][&max=N][&date=..]` and the same POSTed
+    as a form: "the latest vitals of this patient". Not paged (a Bundle holds at most `max` readings a code); cached
+    in `vital_signs` under the patient's scope, so a reading written after it is in the next answer."""
+
+    required_scopes = [scopes.CLINICAL_READ]
+    resource_type = "Observation"
+    search_params = {"patient": "reference", "category": "token", "code": "token", "date": "date", "max": "number"}
+    model = Observation
+    definition = LASTN_DEFINITION
+
+    def search(self, request: Request, params, posted: bool = False) -> Response:
+        ignored = []
+        if _lenient(request):  # as the searches: unknown parameters ignored, and said so in the Bundle
+            known = set(self.search_params) | {"_format"} | LAYOUT_PARAMS
+            ignored = sorted(name for name in params if _ignorable(name, known))
+            if ignored:
+                params = params.copy()
+                for name in ignored:
+                    del params[name]
+        params = _without_layout(params)
+        _refuse_malformed(params)
+        unknown = sorted(set(params) - set(self.search_params) - {"_format"})
+        if unknown:
+            base, modified, modifier = unknown[0].partition(":")
+            if modified and base in self.search_params:
+                raise FhirParamError(unknown[0], f"the :{modifier[:64]} modifier is not supported on {base}")
+            raise FhirParamError(unknown[0], f"unknown parameter of $lastn; supported: {', '.join(self.search_params)}")
+        if params.get("_format", "json") not in JSON_FORMATS:  # a posted form may carry it too
+            raise FhirParamError("_format", "only JSON is supported")
+        patient_id = self.required_patient(params)
+        categories, codes = _observation_categories(params), _observation_codes(params)
+        if not categories and not codes:
+            raise FhirParamError("category", "$lastn needs `category` or `code` (e.g. category=vital-signs)")
+        when = date_filter("effective_at", "date", params.getlist("date")) if "date" in params else None
+        per_code = _lastn_max(params.get("max"))
+        entries = []
+        if self.patient_is_active(patient_id):  # a deleted patient's readings are served by no read
+            key = ["lastn-1", patient_id, sorted(set(categories)), sorted(set(codes)),
+                   sorted(params.getlist("date")), per_code]  # fmt: skip
+
+            def load() -> list[dict]:
+                rows = selectors.newest_observations_per_code(
+                    patient_id=patient_id, categories=categories, codes=codes, when=when, per_code=per_code
+                )
+                return [resources.observation_resource(row) for row in rows]  # no empty panel among them
+
+            entries = get_or_load("vital_signs", key, load, scope=patient_scope(patient_id))
+        # As the Observation search's record: the patient disclosed, how many readings, never an identifier.
+        self.audit(request, action="search", patient_id=patient_id, result_count=len(entries),
+                   served_from_cache=served_from_cache())  # fmt: skip
+        base = self.base_url(request)
+        operation_url = f"{base}Observation/$lastn"
+        if posted:  # its parameters stay out of URLs
+            self_url = operation_url
+        elif ignored:
+            self_url = f"{operation_url}?{urlencode(list(params.lists()), doseq=True)}" if params else operation_url
+        else:
+            self_url = request.build_absolute_uri()
+        outcome = resources.ignored_parameters_outcome(ignored) if ignored else None
+        return Response(resources.searchset(entries, base, self_url, None, outcome=outcome))
+
+
+def _lastn_max(raw: str | None) -> int:
+    """`max`: FHIR's positiveInt, capped at MAX_LASTN; 1 where absent."""
+    if raw is None:
+        return 1
+    if not re.fullmatch(r"[0-9]{1,7}", raw):
+        raise FhirParamError("max", f"expected a whole number, 1-{MAX_LASTN}")
+    if not 1 <= int(raw) <= MAX_LASTN:
+        raise FhirParamError("max", f"must be between 1 and {MAX_LASTN}")
+    return int(raw)
 
 
 @documented_search(
@@ -1181,6 +1339,9 @@ SEARCH_VIEWS: dict[str, type[FhirSearchView]] = {
     "Encounter": EncounterSearchView,
     "MedicationRequest": MedicationRequestSearchView,
 }
+# Operations on a type (`Observation/$lastn`), by type and name: routed before the type's read, which would
+# take `$lastn` for an id, and declared in the CapabilityStatement.
+OPERATIONS: dict[str, dict[str, type[FhirSearchView]]] = {"Observation": {"lastn": ObservationLastnView}}
 READ_VIEWS: dict[str, type[ClinicalReadView]] = {
     resource_type: _read_view(resource_type, model)
     for resource_type, model in (
