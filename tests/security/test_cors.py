@@ -165,6 +165,21 @@ def test_a_preflight_spends_no_rate_limit_and_writes_no_audit_record(cors, api, 
     assert AuditEvent.objects.count() == records + 1  # the read is recorded, as ever
 
 
+async def test_the_asgi_handler_answers_a_preflight_too(cors):
+    """The live process (uvicorn, the ASGI application) serves the API as well: the middleware in its async mode."""
+    from django.test import AsyncClient
+
+    asked = {
+        "Origin": ALLOWED,
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    preflight = await AsyncClient().options("/fhir/Patient?family=Okafor", headers=asked)
+    assert preflight.status_code == 200 and preflight["Access-Control-Allow-Origin"] == ALLOWED
+    assert "authorization" in _listed(preflight, "Access-Control-Allow-Headers")
+    assert preflight["X-Request-ID"]
+
+
 def test_an_allowed_origin_reads_the_answer_and_the_headers_it_acts_on(cors, api, patient, token, limit):
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token}", "HTTP_ORIGIN": ALLOWED}
     read = api.get(f"/fhir/Patient/{patient.pk}", **auth)
