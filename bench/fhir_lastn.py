@@ -1,0 +1,121 @@
+"""FHIR `Observation/$lastn`'s rows on PostgreSQL: the LATERAL probe per code against the REST API's DISTINCT ON.
+
+Loads N synthetic patients with D days of history into its own database (once: a later run reuses them), then
+times, alternately on the same sampled patients (one of each in turn, so a noisy moment hits both):
+  * `newest_observations_per_code(per_code=1)` (what $lastn runs) against `latest_observations` (latest=true's
+    DISTINCT ON over the patient's rows): the same rows, so the ratio is what the probe buys;
+  * `per_code=5` against the same newest 5 by a window function (ROW_NUMBER() OVER (PARTITION BY code)), the
+    other one-statement way to ask it;
+and names the index each plan reads (EXPLAIN).
+
+Run:  .venv/bin/python bench/fhir_lastn.py --patients 300 --days 60
+Prints JSON on stdout; progress on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from harness import django_setup, emit, ensure_patients, percentiles, progress
+
+
+def _alternated(first, second, patient_ids: list[int]) -> tuple[list[int], list[int]]:
+    """Wall times (ns) of first(patient) and second(patient), one of each in turn on every sampled patient."""
+    times: tuple[list[int], list[int]] = ([], [])
+    for patient_id in patient_ids:
+        for call, kept in ((first, times[0]), (second, times[1])):
+            started = time.perf_counter_ns()
+            call(patient_id)
+            kept.append(time.perf_counter_ns() - started)
+    return times
+
+
+def _indexes(run, patient_id: int) -> list[str]:
+    """The indexes the plan of the statement `run(patient_id)` sends reads (EXPLAIN)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        run(patient_id)
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN " + queries.captured_queries[-1]["sql"])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    return sorted(set(re.findall(r"using (\w+)", plan)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/cp_bench_lastn")
+    parser.add_argument("--patients", type=int, default=300)
+    parser.add_argument("--days", type=int, default=60, help="Days of history (a longer one favours the probe).")
+    parser.add_argument("--repeat", type=int, default=2000, help="Sampled patients per pair.")
+    args = parser.parse_args()
+    if args.patients < 1 or args.repeat < 1:
+        parser.error("--patients and --repeat must be above 0")
+
+    django_setup(args.database_url)
+    loaded_in = ensure_patients(args.patients, days=args.days)
+    from django.db.models import F, Window
+    from django.db.models.functions import RowNumber
+
+    from apps.clinical import selectors
+    from apps.clinical.models import Patient
+
+    patient_ids = list(Patient.objects.order_by("pk").values_list("pk", flat=True)[: args.patients])
+    sample = [random.choice(patient_ids) for _ in range(args.repeat)]
+    vitals = {"categories": ["vital-signs"]}
+
+    def lastn(per_code: int):
+        return lambda pid: selectors.newest_observations_per_code(patient_id=pid, per_code=per_code, **vitals)
+
+    def distinct_on(pid: int) -> list:
+        return selectors.latest_observations(patient_id=pid, category="vital-signs")
+
+    def window(pid: int) -> list:
+        ranked = selectors.lastn_readings(patient_id=pid, **vitals).annotate(
+            rank=Window(RowNumber(), partition_by=F("code"), order_by=[F("effective_at").desc(), F("id").desc()])
+        )
+        return list(ranked.filter(rank__lte=5).order_by("code", "-effective_at", "-id"))
+
+    probe = sample[0]
+    assert [o.pk for o in lastn(1)(probe)] == [o.pk for o in distinct_on(probe)], "not the same rows"
+    assert [o.pk for o in lastn(5)(probe)] == [o.pk for o in window(probe)], "not the same rows"
+    for run in (lastn(1), distinct_on, lastn(5), window):  # every sampled row read once before timing
+        for pid in set(sample):
+            run(pid)
+    progress(f"timing {args.repeat} patients, each pair alternated")
+    latest_probe, latest_distinct = _alternated(lastn(1), distinct_on, sample)
+    five_probe, five_window = _alternated(lastn(5), window, sample)
+
+    def median(samples: list[int]) -> float:
+        return sorted(samples)[len(samples) // 2]
+
+    emit(
+        {
+            "patients": args.patients,
+            "days": args.days,
+            "load_seconds": loaded_in,
+            "max_1": {
+                "lateral": percentiles(latest_probe),
+                "distinct_on": percentiles(latest_distinct),
+                "median_ratio_distinct_on_over_lateral": round(median(latest_distinct) / median(latest_probe), 2),
+                "indexes": {"lateral": _indexes(lastn(1), probe), "distinct_on": _indexes(distinct_on, probe)},
+            },
+            "max_5": {
+                "lateral": percentiles(five_probe),
+                "window": percentiles(five_window),
+                "median_ratio_window_over_lateral": round(median(five_window) / median(five_probe), 2),
+                "indexes": {"lateral": _indexes(lastn(5), probe), "window": _indexes(window, probe)},
+            },
+        }
+    )
+
+
+if __name__ == "__main__":
+    main()
