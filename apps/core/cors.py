@@ -1,9 +1,10 @@
 """CORS_ALLOWED_ORIGINS, checked at start-up (plain Python, no Django: settings import it).
 
 django-cors-headers compares an Origin with each listed entry by scheme and host:port exactly as the browser sends
-it, so an entry written any other way (a path, a trailing slash, capitals, the scheme's own port) matched no request
-and the clinicians' app failed in the browser with no word on the server. `*` and `null` are refused: the APIs
-answer PHI to a bearer token, so every page allowed to read them is named (`null` is any sandboxed frame or file).
+it, so an entry written any other way (a path, a trailing slash, capitals, the scheme's own port, an international
+name not in its xn-- form) would match no request: the clinicians' app would fail in the browser, with no word on
+the server. `*` and `null` are refused: the APIs answer PHI to a bearer token, so every page allowed to read them
+is named (`null` is any sandboxed frame or local file).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def origin_problem(origin: str) -> str | None:
         return f"{origin!r} is plain HTTP; only https:// origins (or http://localhost) may read patient data"
     if port == DEFAULT_PORTS[parts.scheme]:
         return f"{origin!r} names the scheme's own port, which browsers leave out; drop :{port}"
+    if not origin.isascii():
+        return f"{origin!r} has a name browsers send in its ASCII (punycode, xn--) form; write that form"
     if origin != origin.lower():
         return f"{origin!r} has capitals, which browsers never send; write {origin.lower()!r}"
     return None

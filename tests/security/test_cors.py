@@ -291,6 +291,7 @@ def test_a_malformed_origin_stops_start_up_in_one_line(tmp_path, value, said):
         ("http://ehr.hospital.example", "plain HTTP"),
         ("https://ehr.hospital.example:443", "scheme's own port"),
         ("https://EHR.hospital.example", "capitals"),
+        ("https://bücher.example", "punycode"),
         ("https://ehr.hospital.example:99999", "is not an origin"),
     ],
 )
