@@ -22,14 +22,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
 
 
-def _someone_waits_on_a_lock(timeout: float = 30.0) -> None:
+def _waits_on_us(pid: int, timeout: float = 30.0) -> None:
+    """Until backend `pid` waits on a lock this connection holds. pg_blocking_pids reads the lock manager as
+    it is now; pg_stat_activity, read inside the held transaction, is PostgreSQL's snapshot of the first read
+    in it: a second create that was still connecting then (a pooled connection held elsewhere, as after
+    tests/core/test_h_schedule_visibility.py) was never seen waiting, and the race failed after 30 s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-            )
+            cursor.execute("SELECT pg_backend_pid() = ANY(pg_blocking_pids(%s))", [pid])
             if cursor.fetchone()[0]:
                 return
         time.sleep(0.1)
@@ -39,9 +40,14 @@ def _someone_waits_on_a_lock(timeout: float = 30.0) -> None:
 def _race(first, second) -> object:
     """Run `first` in a transaction held open until `second` (in another thread) waits on its lock."""
     outcome: dict[str, object] = {}
+    connected = threading.Event()
 
     def other() -> None:
         try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                outcome["pid"] = cursor.fetchone()[0]
+            connected.set()
             outcome["value"] = second()
         except Exception as exc:  # noqa: BLE001 (reported by the test)
             outcome["error"] = exc
@@ -53,7 +59,8 @@ def _race(first, second) -> object:
         with transaction.atomic():  # its end (commit, or rollback on a failure) lets the second go on
             first()
             thread.start()
-            _someone_waits_on_a_lock()
+            assert connected.wait(30), repr(outcome.get("error"))
+            _waits_on_us(outcome["pid"])
     finally:
         if thread.ident is not None:
             thread.join(timeout=60)
