@@ -21,7 +21,7 @@ PUBLIC = {"ApiRootView", "CapabilityStatementView", "UnsupportedView", "BaseWith
 SELF_ONLY = {"WhoAmIView"}
 # POST handlers that read: the body keeps an MRN or search terms out of the URL.
 READS_BY_POST = {"PatientLookupView", "PatientSearchView", "ObservationSearchView", "EncounterSearchView",
-                 "MedicationRequestSearchView", "PatientWindowView"}  # fmt: skip
+                 "MedicationRequestSearchView", "PatientWindowView", "ObservationLastnView"}  # fmt: skip
 UNSAFE = ("post", "put", "patch", "delete")
 
 
