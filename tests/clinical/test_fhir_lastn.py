@@ -143,6 +143,10 @@ def test_every_answer_is_audited_a_cached_one_too(clinician, patient, vitals):
         ("patient={pk}&category=vital-signs&_count=5", "_count"),
         ("patient={pk}&category=vital-signs&_format=xml", "_format"),
         ("patient={pk}&category=vital-signs&_pretty=yes", "_pretty"),
+        (
+            "patient={pk}&category=vital-signs" + "".join("&date=" + ",".join(["ge2024-01-01"] * 50) for _ in "abc"),
+            "date",
+        ),  # 150 alternatives in all: each one a condition in the SQL
     ],
 )
 def test_bad_input_is_an_operation_outcome(clinician, patient, query, parameter):

@@ -1158,6 +1158,10 @@ class ObservationLastnView(FhirSearchView):
             if modified and base in self.search_params:
                 raise FhirParamError(unknown[0], f"the :{modifier[:64]} modifier is not supported on {base}")
             raise FhirParamError(unknown[0], f"unknown parameter of $lastn; supported: {', '.join(self.search_params)}")
+        alternatives = sum(len(split_or(name, value)) for name in self.search_params for value in params.getlist(name))
+        if alternatives > MAX_SEARCH_ALTERNATIVES:  # each one a condition in the SQL, as in the searches
+            raise FhirParamError("date", f"more than {MAX_SEARCH_ALTERNATIVES} values in all (comma-separated, over "
+                                 "all parameters)")  # fmt: skip
         if params.get("_format", "json") not in JSON_FORMATS:  # a posted form may carry it too
             raise FhirParamError("_format", "only JSON is supported")
         patient_id = self.required_patient(params)
