@@ -51,8 +51,13 @@ urlpatterns = [
     # The one API version: the view then ignores a `?version=` (which it would echo into a header).
     path("api/schema/", SpectacularAPIView.as_view(api_version="v1"), name="schema"),
     # The split view serves its start-up script from this URL (?script), so the page runs under the site's CSP
-    # (script-src 'self'), as the page where developers paste their tokens should.
-    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    # (script-src 'self'), as the page where developers paste their tokens should. GET and HEAD alone: DRF's
+    # OPTIONS answer is metadata, which the page's HTML renderer has no template for (a 500).
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", http_method_names=["get", "head"]),
+        name="api-docs",
+    ),
     path("optimizer/runs/<int:run_id>/report/", optimizer_views.run_report, name="optimizer-run-report"),
     path("benchmarks/runs/<int:run_id>/report/", benchmark_views.run_report, name="benchmark-run-report"),
     path("benchmarks/plans/<int:plan_id>/report/", benchmark_views.plan_report, name="benchmark-plan-report"),
