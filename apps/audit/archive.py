@@ -107,11 +107,9 @@ class Summary:
             runs.append([seq, row["prev_hash"], seq, row["hash"]])
         if self.check_seals:
             key_id, sealed = record_sealed_by(row, self.keys)
-            if sealed:
-                pass
-            elif key_id is not None and key_id not in self.keys.keys:
+            if not sealed and key_id is not None and key_id not in self.keys.keys:
                 self.unconfigured.append((chain, seq, key_id))
-            else:
+            elif not sealed:
                 self.edited.append((chain, seq))
         if chain == self.primary_id:
             if row["resource_type"] == "AuditChain" and row["action"] == "create":

@@ -112,7 +112,10 @@ def chain_keys() -> ChainKeys:
 
 # How long after a chain's first record sealed with a newer key one sealed with an older key may still follow it:
 # a rolling rotation's pods that still hold the old key append to the shared primary chain until they restart.
-# Past it, an older key's record is a finding (a leaked old key splicing records after the rotation point).
+# Past it, an older key's record is a finding (a leaked old key splicing records after the rotation point). A rolling
+# rotation takes two steps: the new key first deployed as a fallback everywhere (AUDIT_CHAIN_KEY=old,
+# AUDIT_CHAIN_KEY_FALLBACKS=new), then made current (new; old): a process that does not know the key a head was
+# sealed with cannot tell it from a forged head, and leaves it unsealed (FORGED for good).
 KEY_ROLLOUT_GRACE = timedelta(hours=1)
 
 
