@@ -835,6 +835,9 @@ AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25, above=0, maxim
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False  # its start-up INFO line came first on every manage.py command's stderr
+# Days the sign-in log (axes AccessLog: one row per staff login) is kept before core.prune_sign_ins deletes it;
+# six years by default, as HIPAA keeps its documentation. Expired sessions go hourly whatever this says.
+SIGN_IN_LOG_KEEP_DAYS = env.int("SIGN_IN_LOG_KEEP_DAYS", default=6 * 366, minimum=1, maximum=100 * 366)
 
 # --- Logging --------------------------------------------------------------------------------------
 from apps.core.log_filters import JSON_FORMATTER  # noqa: E402 - plain Python, no Django: safe at settings time

@@ -157,3 +157,44 @@ def fields_update(queryset: QuerySet, changes: dict) -> tuple[Model, dict]:
         row.full_clean()
         row.save()
     return row, before
+
+
+# Rows deleted per statement by the sign-in retention: each batch is a short transaction, so a backlog of months
+# (the first run after an upgrade) never holds locks on the session table that a login waits behind for long.
+SIGN_IN_PRUNE_BATCH = 5_000
+
+
+def _delete_in_batches(rows: QuerySet, *, batch_size: int) -> int:
+    """Delete `rows` a batch of primary keys at a time (oldest first where the queryset is ordered so); the number
+    deleted. Each DELETE repeats the filter, so a row that stopped matching since the read (a session renewed
+    meanwhile) is kept."""
+    deleted = 0
+    while True:
+        keys = list(rows.values_list("pk", flat=True)[:batch_size])
+        if not keys:
+            return deleted
+        deleted += rows.order_by().filter(pk__in=keys).delete()[0]
+
+
+def sessions_expired_prune(*, batch_size: int = SIGN_IN_PRUNE_BATCH) -> int:
+    """Delete the database sessions past their expiry date; the number deleted. Django only deletes a session at
+    logout or when `clearsessions` runs, which nothing scheduled: every staff login that ended by timing out
+    stayed in django_session for ever. An expired session is never read again (apps.core.sessions filters
+    on expire_date), so deleting it signs no one out."""
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    expired = Session.objects.using("default").filter(expire_date__lt=timezone.now()).order_by("expire_date")
+    return _delete_in_batches(expired, batch_size=batch_size)
+
+
+def sign_in_log_prune(*, keep_days: int | None = None, batch_size: int = SIGN_IN_PRUNE_BATCH) -> int:
+    """Delete django-axes' sign-in log rows (AccessLog: one per successful login, never deleted by axes) older than
+    SIGN_IN_LOG_KEEP_DAYS; the number deleted. Axes' failed-attempt counters (AccessAttempt) need nothing: axes
+    deletes those past AXES_COOLOFF_TIME at every login, failed or not, and AccessFailureLog is not enabled."""
+    from axes.models import AccessLog
+    from django.utils import timezone
+
+    days = settings.SIGN_IN_LOG_KEEP_DAYS if keep_days is None else keep_days
+    old = AccessLog.objects.filter(attempt_time__lt=timezone.now() - timezone.timedelta(days=days)).order_by("pk")
+    return _delete_in_batches(old, batch_size=batch_size)

@@ -58,3 +58,11 @@ def heartbeat(self, nonce: str | None = None, queue: str | None = None) -> dict:
                 with contextlib.suppress(Exception):  # none sent: the next beat tries again
                     relayed_heartbeat_taken(long_queue)
     return beat
+
+
+@shared_task(name="core.prune_sign_ins", ignore_result=True)
+def prune_sign_ins() -> dict:
+    """Scheduled hourly by beat: expired sessions and sign-in log rows past their retention."""
+    from apps.core.services import sessions_expired_prune, sign_in_log_prune
+
+    return {"sessions": sessions_expired_prune(), "sign_in_log": sign_in_log_prune()}
