@@ -205,6 +205,8 @@ def test_the_read_route_does_not_take_lastn_for_an_id(clinician, patient, vitals
     assert clinician.get(f"/fhir/Observation/{reading.pk}").json()["id"] == str(reading.pk)
     assert _outcome(clinician.get("/fhir/Observation/$everything"), 404).issue[0].code == "not-found"
     assert _outcome(clinician.put(LASTN, {}), 405).issue[0].code == "not-supported"
+    head = clinician.head(LASTN, {"patient": patient.pk, "category": "vital-signs"})
+    assert head.status_code == 200 and not head.content
 
 
 def test_one_query_for_the_rows_whatever_max_and_codes(clinician, loaded, query_budget):
