@@ -253,13 +253,20 @@ def designed_index_sql(name: str) -> str:
 # migration running as another role looked like an invalid leftover, and applying dropped it. Such a row
 # counts where its backend holds the build's ShareUpdateExclusiveLock on the index's table (pg_locks is
 # readable by every role; the lock is held, as a session lock, from the build's start to its end).
+# A build's report and that lock end before its last transaction commits the index valid: till then the
+# pg_index row's xmax is that transaction, whose id it holds a lock on. Without this, two looks 0.5 s apart
+# took a build whose commit came later (a loaded host) for a leftover: the index it had just built was
+# dropped and built again. The progress view is the cluster's: another database's build is not this one's.
 _BUILDING = """
-EXISTS (SELECT 1 FROM pg_stat_progress_create_index p
-        WHERE p.index_relid = i.indexrelid
-           OR (p.relid IS NULL AND p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
-               AND EXISTS (SELECT 1 FROM pg_locks l
-                           WHERE l.pid = p.pid AND l.locktype = 'relation' AND l.database = p.datid
-                             AND l.relation = i.indrelid AND l.mode = 'ShareUpdateExclusiveLock' AND l.granted)))
+(EXISTS (SELECT 1 FROM pg_stat_progress_create_index p
+         WHERE p.datid = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND (p.index_relid = i.indexrelid
+                OR (p.relid IS NULL
+                    AND EXISTS (SELECT 1 FROM pg_locks l
+                                WHERE l.pid = p.pid AND l.locktype = 'relation' AND l.database = p.datid
+                                  AND l.relation = i.indrelid AND l.mode = 'ShareUpdateExclusiveLock'
+                                  AND l.granted))))
+ OR EXISTS (SELECT 1 FROM pg_locks x WHERE x.locktype = 'transactionid' AND x.transactionid = i.xmax AND x.granted))
 """
 
 _CATALOG = f"""

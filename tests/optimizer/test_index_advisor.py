@@ -30,8 +30,23 @@ def _build_behind_an_old_snapshot() -> tuple[psycopg.Connection, psycopg.Connect
     return holder, builder, built
 
 
+def _database_oid() -> int:
+    return sql("SELECT oid FROM pg_database WHERE datname = current_database()")[0][0]
+
+
 def _building(name: str) -> list[tuple]:
-    return sql("SELECT pid FROM pg_stat_progress_create_index WHERE index_relid = to_regclass(%s)", [name])
+    return sql(
+        "SELECT pid FROM pg_stat_progress_create_index WHERE index_relid = to_regclass(%s) AND datid = %s",
+        [name, _database_oid()],
+    )
+
+
+def _looked_three_times(looks: list[tuple], applier: threading.Thread) -> None:
+    """Until the applier has read the index's state three times (two idle looks made a leftover of it), or ended.
+    A sleep of 2 s stood for this: on a loaded host the applier had not looked once by then, and the test passed
+    without testing the wait; a late build commit read as idle twice dropped the index (test_c_build_commit_awaited)."""
+    wait_for(lambda: len(looks) >= 3 or not applier.is_alive(), 60, "the applier to look at the index three times")
+    assert looks[:3] == [(False, True)] * 3, looks
 
 
 def test_applying_builds_the_models_definition_never_the_sql_stored_in_the_row(data):
@@ -75,7 +90,7 @@ def test_an_index_with_other_columns_or_order_still_counts_as_missing(data):
     assert [state["index"] for state in missing_indexes()] == [INDEX]
 
 
-def test_a_build_another_session_has_in_progress_is_waited_for_never_dropped_or_proposed(data):
+def test_a_build_another_session_has_in_progress_is_waited_for_never_dropped_or_proposed(data, looks):
     """A migration building the index CONCURRENTLY shows as INVALID until it ends: taken for a leftover,
     the optimizer proposed it, and applying dropped the build in progress."""
     sql(f"DROP INDEX {INDEX}")
@@ -94,7 +109,7 @@ def test_a_build_another_session_has_in_progress_is_waited_for_never_dropped_or_
         assert INDEX not in [state["index"] for state in missing_indexes()]
         assert {s["index"]: s["state"] for s in index_states()}[INDEX] == "building"
         applier.start()
-        time.sleep(1.5)
+        _looked_three_times(looks, applier)
         assert applier.is_alive() and _building(INDEX)  # waiting, the other build untouched
     finally:
         holder.execute("COMMIT")
@@ -262,7 +277,7 @@ def _as_role(role: str, work):
         sql("RESET ROLE")  # the connection goes back to the pool
 
 
-def test_a_build_by_another_role_is_waited_for_by_a_role_that_may_not_read_its_progress(data, app_role):
+def test_a_build_by_another_role_is_waited_for_by_a_role_that_may_not_read_its_progress(data, app_role, looks):
     """pg_stat_progress_create_index shows another role's build to a role without pg_read_all_stats as a pid
     with relid NULL: a migration running as another role was proposed as "Rebuild invalid", and applying
     ran DROP INDEX CONCURRENTLY on it. Here the build runs as the superuser and the optimizer as app."""
@@ -283,18 +298,21 @@ def test_a_build_by_another_role_is_waited_for_by_a_role_that_may_not_read_its_p
         wait_for(lambda: _building(INDEX), 30, f"a build of {INDEX} to start")
         # The build's first transaction commits the index INVALID.
         wait_for(lambda: index_state(INDEX) == (False,), 30, f"{INDEX} to be committed INVALID")
-        seen = _as_role(app_role, lambda: sql("SELECT relid, index_relid, phase FROM pg_stat_progress_create_index"))
+        # The view is the cluster's: a build in another database at the same time (another suite) is listed too.
+        progress = "SELECT relid, index_relid, phase FROM pg_stat_progress_create_index WHERE datid = %s"
+        seen = _as_role(app_role, lambda: sql(progress, [_database_oid()]))
         assert seen == [(None, None, None)]  # the staging is the reviewer's: the app role sees a pid alone
         states = _as_role(app_role, lambda: {s["index"]: s["state"] for s in index_states()})
         assert states[INDEX] == "building"
         assert INDEX not in _as_role(app_role, lambda: [s["index"] for s in missing_indexes()])
         applier.start()
-        time.sleep(2)  # longer than the two looks a leftover needs
+        _looked_three_times(looks, applier)
         assert applier.is_alive() and _building(INDEX), errors  # waiting, the other build untouched
     finally:
         holder.execute("COMMIT")
         built.join(30)
-        applier.join(30)
+        if applier.ident is not None:  # a failure before it started is the one to report
+            applier.join(30)
         holder.close()
         builder.close()
     assert errors == []
