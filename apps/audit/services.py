@@ -208,9 +208,14 @@ def head_sealed_by(head: AuditChainHead, keys: ChainKeys | None = None) -> str |
     """The id of the configured key whose seal a chain head holds (a head idle since a rotation holds the old
     key's), None when none does: it was moved without a key."""
     keys = keys or chain_keys()
+    # Never a key older than the one that sealed the record the head points at: the appender seals both with its
+    # current key, and an old key (leaked) would otherwise seal a head moved back over the new key's records.
     for key_id, key in keys.keys.items():
         if hmac.compare_digest(head.seal or "", head_seal(head.name, head.seq, head.last_hash, key)):
-            return key_id
+            if keys.rank[key_id] == 0 or not head.seq:  # the current key: the common case costs no query
+                return key_id
+            last = AuditEvent.objects.filter(chain_id=head.pk, seq=head.seq).values_list("key_id", flat=True).first()
+            return key_id if keys.rank[key_id] <= keys.rank.get(last, len(keys.rank)) else None
     return None
 
 
@@ -279,6 +284,49 @@ def _locked_head(name: str) -> AuditChainHead:
 _FORGED_HEADS_LOGGED: set[tuple[str, str]] = set()
 
 
+# How many records back from a head whose seal does not match it the appender looks for the state its seal holds.
+# It looks holding the head's lock (every write to the chain waits), and a genuine cut's seal holds no state below
+# the head: unbounded, the walk would read the whole chain, millions of records for primary. A one-step rolling
+# rotation's pods that still hold the old key append far fewer records to primary before they restart; a seal
+# further back leaves the head unsealed, FORGED, as a cut's is.
+HEAD_RESEAL_LOOKBACK = 10_000
+
+
+def _head_sealed_behind(head: AuditChainHead) -> bool:
+    """Whether a head whose seal does not match it holds the seal of an earlier state of its chain, and every record
+    since links to that state and verifies with a configured key: moved forward over genuine records only, by a
+    process that did not know the key of its seal (a pod not yet restarted in a one-step rolling rotation), nothing
+    cut. Rolling a head back to an earlier sealed state needs no key either: anchors catch both. Looked for once per
+    seal and process (a seal that holds no earlier state never will), and at most HEAD_RESEAL_LOOKBACK records back."""
+    keys = chain_keys()
+    looked = (head.name, head.seal, tuple(keys.keys))
+    if looked in _SEALS_HOLDING_NO_EARLIER_STATE:
+        return False
+    _SEALS_HOLDING_NO_EARLIER_STATE.add(looked)  # discarded again below when it does hold one
+    expected_seq, expected_hash = head.seq, head.last_hash
+    rows = (
+        AuditEvent.objects.filter(chain_id=head.pk, seq__gt=head.seq - HEAD_RESEAL_LOOKBACK, seq__lte=head.seq)
+        .order_by("-seq")
+        .values(*CHAINED_FIELDS, "seq", "hash")
+        .iterator(chunk_size=1000)
+    )
+    newest = len(keys.rank)  # the rank of the newest key that sealed a record walked over
+    for row in rows:
+        key_id, sealed = record_sealed_by(row, keys)
+        if (row["seq"], row["hash"]) != (expected_seq, expected_hash) or not sealed:
+            return False
+        newest = min(newest, keys.rank[key_id])
+        expected_seq, expected_hash = row["seq"] - 1, row["prev_hash"]
+        for key in list(keys.keys.values())[: newest + 1]:  # its seal's key no older than theirs
+            if hmac.compare_digest(head.seal or "", head_seal(head.name, expected_seq, expected_hash, key)):
+                _SEALS_HOLDING_NO_EARLIER_STATE.discard(looked)
+                return True
+    return False
+
+
+_SEALS_HOLDING_NO_EARLIER_STATE: set[tuple[str, str, tuple[str, ...]]] = set()  # (chain, seal, key ids) looked at
+
+
 @transaction.atomic
 def audit_record_batch(entries: list[AuditEntry], *, chain: str = PRIMARY_CHAIN) -> list[AuditEvent]:
     """Append entries to a chain in one transaction: one lock on its head, one INSERT, one commit."""
@@ -287,18 +335,20 @@ def audit_record_batch(entries: list[AuditEntry], *, chain: str = PRIMARY_CHAIN)
     head = _locked_head(chain)
     events = _seal(entries, chain_id=head.pk, seq=head.seq, prev_hash=head.last_hash)
     AuditEvent.objects.bulk_create(events)
-    if head_verifies(head):
+    if head_verifies(head) or _head_sealed_behind(head):
         seal = head_seal(head.name, events[-1].seq, events[-1].hash)
     else:
         # Moved without the key (records cut from its end?): sealing it now would make the cut invisible to
         # `audit verify` (the next records would take the cut ones' places). The chain goes on, its head's seal
         # left as found, which matches no state of it: verify reports the head FORGED until someone with the key
-        # has looked into it.
+        # has looked into it. (A pod that does not know the key a rotation made current lands here too; the next
+        # append of one that knows both seals the head again, _head_sealed_behind.)
         if (head.name, head.seal) not in _FORGED_HEADS_LOGGED:  # once per process and forged seal, not per write
             _FORGED_HEADS_LOGGED.add((head.name, head.seal))
             logger.error(
                 "audit chain %s: its head (#%s) does not match its seal: moved without the key (records cut from "
-                "its end?); appended to, but not sealed again",
+                "its end?), or sealed with a key this process does not know (a key rotation rolling out?); appended "
+                "to, but not sealed again",
                 head.name, head.seq,
             )  # fmt: skip
         seal = head.seal

@@ -162,8 +162,9 @@ def test_old_key_records_during_a_two_step_rolling_rotation_are_no_finding(setti
     assert report.records_by_key == {_id(old): 4, _id(NEW): 3}
 
 
-def test_a_head_sealed_with_a_key_a_process_does_not_know_is_not_resealed(settings, old):
-    """Why step 1: a pod that does not know the new key cannot tell a head it sealed from a forged one."""
+def test_a_head_sealed_with_a_key_a_process_does_not_know_is_left_to_one_that_knows_both(settings, old):
+    """A pod that does not know the new key cannot tell a head it sealed from a forged one, and leaves it as found;
+    the next append of a pod that knows both keys seals it again (a one-step rotation heals)."""
     _write(0)
     _rotate(settings, NEW, old)
     _write(1)
@@ -171,6 +172,8 @@ def test_a_head_sealed_with_a_key_a_process_does_not_know_is_not_resealed(settin
     _write(2)
     _rotate(settings, NEW, old)
     assert audit_chain_verify().forged_heads == [PRIMARY_CHAIN]
+    _write(3)
+    assert audit_chain_verify().ok
 
 
 def test_a_key_removed_from_the_fallbacks_is_said_plainly_not_as_tampering(settings, old):
