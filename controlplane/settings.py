@@ -584,6 +584,9 @@ if not AUDIT_CHAIN_KEY.strip() or AUDIT_CHAIN_KEY in AUDIT_CHAIN_KEY_FALLBACKS:
         "AUDIT_CHAIN_KEY must be set to random characters, and not also be one of AUDIT_CHAIN_KEY_FALLBACKS (the "
         "keys it replaced; with AUDIT_CHAIN_KEY unset, the ones derived from SECRET_KEY_FALLBACKS)."
     )
+# How long a rotation's rollout may take: records sealed with an older key after a chain's first record sealed with
+# a newer one are a finding (OLD KEY) once the chain has gone on this long past it (pods not yet restarted append).
+AUDIT_KEY_ROLLOUT_GRACE_MINUTES = env.int("AUDIT_KEY_ROLLOUT_GRACE_MINUTES", default=60, minimum=1, maximum=10080)
 if not DEBUG:
     # deploy/k8s/secret.example.yaml's placeholders, copied as they are: published values, like its SECRET_KEY.
     _placeholders = [

@@ -23,13 +23,13 @@ from apps.audit.services import (
     CHAIN_BREAK_ACKNOWLEDGED,
     CHAINED_FIELDS,
     GENESIS_HASH,
-    KEY_ROLLOUT_GRACE,
     PARTITION_FAILURE_CACHE_KEY,
     PRIMARY_CHAIN,
     TRUNCATE_GUARD,
     ChainKeys,
     chain_keys,
     head_sealed_by,
+    key_rollout_grace,
     record_sealed_by,
 )
 
@@ -196,7 +196,7 @@ class ChainReport:
     # Records that name a key no longer configured: not verified, not tampering either (key id: records).
     unconfigured_keys: dict[str, int] = field(default_factory=dict)
     # (chain, seq, key id or None): sealed with an older key (or before records named one) after its chain had a
-    # record sealed with a newer key, past KEY_ROLLOUT_GRACE: what an old key leaked after a rotation would forge.
+    # record sealed with a newer key, past AUDIT_KEY_ROLLOUT_GRACE_MINUTES: what a leaked old key would forge.
     older_key_records: list[tuple[str, int, str | None]] = field(default_factory=list)
     # How many of `edited` name no key (sealed before records did): no configured key verifies them, which is
     # what a key removed from the fallbacks too early looks like, as much as an edit.
@@ -295,12 +295,13 @@ def _verify_chain(
 class _KeyOrder:
     """Checks each record of a chain against the key it names (or, sealed before records named one, each configured
     key), counting what each key seals; and that no record sealed with an older key (or naming none) follows one
-    sealed with a newer key once the chain has gone on past KEY_ROLLOUT_GRACE after it: a rotation's old key, leaked,
+    sealed with a newer key once the chain has gone on past the rollout grace after it: a rotation's old key, leaked,
     forges nothing after the chain's rotation point. The chain's latest date so far is what counts, not the record's
     own (a forger dates it). Keys are ranked as configured: AUDIT_CHAIN_KEY, then its fallbacks newest first."""
 
     def __init__(self, report: ChainReport, name: str, keys: ChainKeys) -> None:
         self.report, self.name, self.keys = report, name, keys
+        self.grace = key_rollout_grace()
         self.hint: str | None = None  # the key of the last record that names none: likely the next one's
         self.newest: tuple[int, datetime] | None = None  # the newest key's rank, and when it first sealed a record
         self.named_since: datetime | None = None  # when the chain's first record naming its key was recorded
@@ -321,8 +322,8 @@ class _KeyOrder:
         if not named:
             self.hint = key_id
         latest = at if self.latest is None else max(self.latest, at)
-        older = self.newest is not None and rank > self.newest[0] and latest > self.newest[1] + KEY_ROLLOUT_GRACE
-        unnamed = not named and self.named_since is not None and latest > self.named_since + KEY_ROLLOUT_GRACE
+        older = self.newest is not None and rank > self.newest[0] and latest > self.newest[1] + self.grace
+        unnamed = not named and self.named_since is not None and latest > self.named_since + self.grace
         if older or unnamed:
             report.older_key_records.append((self.name, row["seq"], row["key_id"]))
             return

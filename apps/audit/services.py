@@ -110,13 +110,15 @@ def chain_keys() -> ChainKeys:
     return _chain_keys(settings.AUDIT_CHAIN_KEY, tuple(settings.AUDIT_CHAIN_KEY_FALLBACKS))
 
 
-# How long after a chain's first record sealed with a newer key one sealed with an older key may still follow it:
-# a rolling rotation's pods that still hold the old key append to the shared primary chain until they restart.
-# Past it, an older key's record is a finding (a leaked old key splicing records after the rotation point). A rolling
-# rotation takes two steps: the new key first deployed as a fallback everywhere (AUDIT_CHAIN_KEY=old,
-# AUDIT_CHAIN_KEY_FALLBACKS=new), then made current (new; old): a process that does not know the key a head was
-# sealed with cannot tell it from a forged head, and leaves it unsealed (FORGED for good).
-KEY_ROLLOUT_GRACE = timedelta(hours=1)
+def key_rollout_grace() -> timedelta:
+    """How long after a chain's first record sealed with a newer key one sealed with an older key may still follow
+    it (AUDIT_KEY_ROLLOUT_GRACE_MINUTES): a rolling rotation's pods that still hold the old key append to the shared
+    primary chain until they restart. Past it, an older key's record is a finding (a leaked old key splicing records
+    after the rotation point). A rotation may take one step (the new key current, the old one its fallback, as
+    Django documents SECRET_KEY_FALLBACKS): a pod not yet restarted cannot verify a head sealed with the new key and
+    leaves it unsealed after its append; the next append of a pod that knows both keys seals it again
+    (_head_sealed_behind)."""
+    return timedelta(minutes=settings.AUDIT_KEY_ROLLOUT_GRACE_MINUTES)
 
 
 def _canonical(value: object) -> str:

@@ -17,7 +17,6 @@ from apps.audit.models import AuditArchive, AuditChainHead, AuditEvent
 from apps.audit.selectors import audit_chain_verify
 from apps.audit.services import (
     CHAINED_FIELDS,
-    KEY_ROLLOUT_GRACE,
     PRIMARY_CHAIN,
     _seal,
     audit_chain_open,
@@ -27,6 +26,7 @@ from apps.audit.services import (
     chain_key_id,
     head_seal,
     head_sealed_by,
+    key_rollout_grace,
 )
 from apps.caching import stack as stack_module
 from apps.clinical.services import patient_create
@@ -132,7 +132,7 @@ def test_the_key_id_is_sealed_a_record_cannot_be_made_to_name_another_key(settin
 def test_a_record_forged_with_the_old_key_after_the_rotation_point_is_a_finding(settings, old, name_key):
     _write(0, 1)
     _rotate(settings, NEW, old)
-    _write(2, 3 + KEY_ROLLOUT_GRACE.total_seconds() / 60)  # the chain goes on past the rollout's grace
+    _write(2, 3 + key_rollout_grace().total_seconds() / 60)  # the chain goes on past the rollout's grace
     # Dated inside the grace, after the last genuine record: its own date does not bring it back in.
     forged = _forge_at_end(old, minutes=10, name_key=name_key)
     report = audit_chain_verify()
