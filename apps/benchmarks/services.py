@@ -27,6 +27,7 @@ from apps.accounts.services import api_client_create, api_client_revoke
 from apps.benchmarks import analysis, runner
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression, token_host_allowed
 from apps.benchmarks.report import render_run_report
+from apps.core.broker_errors import broker_failure, send_errors
 
 logger = logging.getLogger(__name__)
 
@@ -628,8 +629,6 @@ def _runs_requeue(now) -> list[int]:
     """Send again, once, the runs pending REQUEUE_SECONDS while no run holds the workers: their message was
     lost (a broker restart, a purge). Marked first, by a conditional update, so that two checkers at once
     send each run once; a second message would be harmless anyway (only a pending run starts)."""
-    from apps.benchmarks.tasks import execute_run
-
     waiting = BenchmarkRun.objects.filter(
         status=BenchmarkRun.Status.PENDING, requeued_at=None, created_at__lt=now - timedelta(seconds=REQUEUE_SECONDS)
     )
@@ -639,9 +638,25 @@ def _runs_requeue(now) -> list[int]:
             requeued_at=now
         ):
             logger.warning("benchmark run %s: no worker took it in %s s, sent again", run_id, REQUEUE_SECONDS)
-            transaction.on_commit(lambda run_id=run_id: execute_run.delay(run_id))
+            transaction.on_commit(lambda run_id=run_id: _run_requeue_send(run_id, now))
             sent.append(run_id)
     return sent
+
+
+def _run_requeue_send(run_id: int, marked_at) -> None:
+    """A send the broker refused (RabbitMQ down, its vhost gone) ended the checker's round: the other stuck runs
+    were not failed, and this run, marked requeued though never sent, was failed later as "sent twice". Its
+    mark is taken back instead, so that the next round sends it (or fails it once QUEUE_WAIT_SECONDS pass)."""
+    from apps.benchmarks.tasks import execute_run
+
+    try:
+        execute_run.delay(run_id)
+    except send_errors(execute_run.app) as exc:
+        BenchmarkRun.objects.filter(pk=run_id, status=BenchmarkRun.Status.PENDING, requeued_at=marked_at).update(
+            requeued_at=None
+        )
+        logger.warning("benchmark run %s was not sent again, %s: the next round tries again", run_id,
+                       broker_failure(exc))  # fmt: skip
 
 
 def _revoke_run_tokens(run_id: int) -> None:
