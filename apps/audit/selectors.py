@@ -23,6 +23,7 @@ from apps.audit.services import (
     CHAIN_BREAK_ACKNOWLEDGED,
     CHAINED_FIELDS,
     GENESIS_HASH,
+    OLD_KEY_RECORD_ACKNOWLEDGED,
     PARTITION_FAILURE_CACHE_KEY,
     PRIMARY_CHAIN,
     TRUNCATE_GUARD,
@@ -197,7 +198,9 @@ class ChainReport:
     unconfigured_keys: dict[str, int] = field(default_factory=dict)
     # (chain, seq, key id or None): sealed with an older key (or before records named one) after its chain had a
     # record sealed with a newer key, past AUDIT_KEY_ROLLOUT_GRACE_MINUTES: what a leaked old key would forge.
+    # Less those acknowledged (`audit acknowledge-break ID`). Their record ids, by (chain, seq):
     older_key_records: list[tuple[str, int, str | None]] = field(default_factory=list)
+    older_key_record_ids: dict[tuple[str, int], int] = field(default_factory=dict, repr=False)
     # How many of `edited` name no key (sealed before records did): no configured key verifies them, which is
     # what a key removed from the fallbacks too early looks like, as much as an edit.
     edited_unnamed: int = 0
@@ -326,6 +329,7 @@ class _KeyOrder:
         unnamed = not named and self.named_since is not None and latest > self.named_since + self.grace
         if older or unnamed:
             report.older_key_records.append((self.name, row["seq"], row["key_id"]))
+            report.older_key_record_ids[(self.name, row["seq"])] = row["id"]
             return
         self.latest = latest
         if self.newest is None or rank < self.newest[0]:
@@ -584,6 +588,8 @@ def _verify_all(
     for head in heads.values():
         if head.name != PRIMARY_CHAIN and head.pk not in registered:
             report.unregistered_chains.append(head.name)
+    if primary is not None and report.older_key_records:
+        _drop_acknowledged_old_key_records(report, primary)
 
 
 def _archived_runs(report: ChainReport, folder: Path | None) -> tuple[dict[int, list[list]], set[int]]:
@@ -615,3 +621,22 @@ def _verify_reported_breaks(report: ChainReport, primary: AuditChainHead) -> Non
     ):
         if str(record_id) not in acknowledged:
             report.reported_breaks.append((record_id, chain, cut))
+
+
+def _drop_acknowledged_old_key_records(report: ChainReport, primary: AuditChainHead) -> None:
+    """The OLD KEY records someone looked into (a stuck rollout's pod, not a leaked key) and acknowledged in primary,
+    up to its head as read, taken off the report. An acknowledgement that is an OLD KEY record itself counts not: a
+    leaked old key would otherwise acknowledge its own records."""
+    findings = {report.older_key_record_ids[(chain, seq)] for chain, seq, _ in report.older_key_records}
+    acknowledged = {
+        resource_id
+        for ack_id, resource_id in AuditEvent.objects.filter(
+            chain_id=primary.pk, seq__lte=primary.seq, resource_type=OLD_KEY_RECORD_ACKNOWLEDGED
+        ).values_list("id", "resource_id")
+        if ack_id not in findings
+    }
+    report.older_key_records = [
+        (chain, seq, key_id)
+        for chain, seq, key_id in report.older_key_records
+        if str(report.older_key_record_ids[(chain, seq)]) not in acknowledged
+    ]

@@ -426,24 +426,34 @@ def audit_chain_resume(stale: ChainState) -> ChainState:
 # sealed record of its own in primary, names it.
 CHAIN_BREAK = {"actor_name": "audit-writer", "action": "delete", "resource_type": "AuditChain", "outcome": "error"}
 CHAIN_BREAK_ACKNOWLEDGED = "AuditChainBreak"
+# A record sealed with an older key past the rollout grace (verify's OLD KEY), acknowledged the same way: a pod the
+# rollout left on the old key, looked into, not a leaked key.
+OLD_KEY_RECORD_ACKNOWLEDGED = "AuditOldKeyRecord"
 
 
 @transaction.atomic
 def audit_chain_break_acknowledge(*, record_id: int, by: str) -> AuditEvent:
-    """Acknowledge a chain break the writer recorded (the primary record `record_id`), once someone has looked into
-    it: `audit verify` stops reporting it. The acknowledgement is a record of the primary chain, sealed, naming the
-    break and who acknowledged it. ValueError: no such break record, or acknowledged already."""
+    """Acknowledge a chain break the writer recorded (the primary record `record_id`), or a record sealed with an
+    older key than the current one (`audit verify`'s OLD KEY), once someone has looked into it: verify stops
+    reporting it. The acknowledgement is a record of the primary chain, sealed with the current key, naming the
+    record and who acknowledged it. ValueError: no such record, or acknowledged already."""
     primary = AuditChainHead.objects.filter(name=PRIMARY_CHAIN).first()
-    if primary is None or not AuditEvent.objects.filter(pk=record_id, chain_id=primary.pk, **CHAIN_BREAK).exists():
-        raise ValueError(f"record {record_id} is no chain break the audit writer recorded in the primary chain")
-    acknowledged = AuditEvent.objects.filter(
-        chain_id=primary.pk, resource_type=CHAIN_BREAK_ACKNOWLEDGED, resource_id=str(record_id)
-    )
-    if acknowledged.exists():
-        raise ValueError(f"the chain break of record {record_id} is acknowledged already")
+    if primary is None:
+        raise ValueError("the primary chain is gone")
+    if AuditEvent.objects.filter(pk=record_id, chain_id=primary.pk, **CHAIN_BREAK).exists():
+        kind, what = CHAIN_BREAK_ACKNOWLEDGED, f"the chain break of record {record_id}"
+    elif AuditEvent.objects.filter(pk=record_id).exclude(key_id=chain_keys().current_id).exists():
+        kind, what = OLD_KEY_RECORD_ACKNOWLEDGED, f"record {record_id}, sealed with an older key,"
+    else:
+        raise ValueError(
+            f"record {record_id} is no chain break the audit writer recorded in the primary chain, nor a record "
+            "sealed with an older key than AUDIT_CHAIN_KEY"
+        )
+    if AuditEvent.objects.filter(chain_id=primary.pk, resource_type=kind, resource_id=str(record_id)).exists():
+        raise ValueError(f"{what} is acknowledged already")
     entry = AuditEntry(
         actor_type=AuditEvent.ActorType.SYSTEM, actor_id=None, actor_name=by[:150], action="update",
-        resource_type=CHAIN_BREAK_ACKNOWLEDGED, resource_id=str(record_id),
+        resource_type=kind, resource_id=str(record_id),
     )  # fmt: skip
     return audit_record_batch([entry])[0]
 

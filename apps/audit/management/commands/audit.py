@@ -10,6 +10,7 @@ from django.db import OperationalError, connection
 from apps.audit.archive import ArchiveFailed, ArchiveNotAllowed, archive_default_left, audit_archive
 from apps.audit.selectors import ChainReport, audit_chain_verify
 from apps.audit.services import (
+    CHAIN_BREAK_ACKNOWLEDGED,
     PARTITION_MONTHS_AHEAD_MAX,
     audit_anchors_read,
     audit_anchors_write,
@@ -63,10 +64,10 @@ class Command(BaseCommand):
         archive.add_argument("--progress", action="store_true", help="Say on stderr how the export goes.")
         acknowledge = sub.add_parser(
             "acknowledge-break",
-            help="Acknowledge a chain break `verify` reports (BREAK), once looked into: a sealed record in the "
-            "primary chain, after which verify no longer reports it.",
+            help="Acknowledge a chain break (BREAK) or a record sealed with a retired key (OLD KEY) `verify` "
+            "reports, once looked into: a sealed record in the primary chain, after which verify no longer reports it.",
         )
-        acknowledge.add_argument("record_id", type=int, help="The break's record id, as `verify` names it.")
+        acknowledge.add_argument("record_id", type=int, help="The record id `verify` names.")
         acknowledge.add_argument("--by", required=True, help="Who looked into it (kept in the record).")
         partitions = sub.add_parser("partitions", help="Create monthly partitions ahead (PostgreSQL).")
         partitions.add_argument("--months-ahead", type=int, default=3)
@@ -80,7 +81,8 @@ class Command(BaseCommand):
                 record = audit_chain_break_acknowledge(record_id=options["record_id"], by=options["by"])
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
-            self.stdout.write(f"Chain break of record {options['record_id']} acknowledged (record {record.pk}).")
+            what = "Chain break of record" if record.resource_type == CHAIN_BREAK_ACKNOWLEDGED else "OLD KEY record"
+            self.stdout.write(f"{what} {options['record_id']} acknowledged (record {record.pk}).")
             return
         if action == "partitions":
             months_ahead = options["months_ahead"]
@@ -203,9 +205,12 @@ class Command(BaseCommand):
                 "AUDIT_CHAIN_KEY_FALLBACKS (not verified; no sign of tampering)"
             )
         for chain, seq, key_id in report.older_key_records:
+            record_id = report.older_key_record_ids[(chain, seq)]
             self.stdout.write(
                 f"OLD KEY  record #{seq} of chain {chain}: sealed with {f'key {key_id}' if key_id else 'no key id'} "
-                "after its chain's records sealed with a newer key: forged with a retired (leaked?) key"
+                "after its chain's records sealed with a newer key, past AUDIT_KEY_ROLLOUT_GRACE_MINUTES: forged with "
+                f"a retired (leaked?) key, or a pod left on it (record {record_id}); once looked into, "
+                f"`audit acknowledge-break {record_id} --by NAME`"
             )
         keys = chain_keys()
         for key_id, rank in keys.rank.items():
