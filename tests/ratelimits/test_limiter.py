@@ -11,6 +11,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.db import connection
+from django.db.models import F
 
 from apps.ratelimits.limiter import DatabaseSlidingWindow, RedisSlidingWindow
 from apps.ratelimits.models import RateLimitHit
@@ -47,33 +48,58 @@ def test_the_database_limiter_admits_exactly_the_limit_under_concurrent_hits():
     assert RateLimitHit.objects.filter(key=key).count() == 5
 
 
-def _tighten_and_retry(window, key: str) -> None:
-    """Eight hits admitted under a limit of 8 (four, then four more 0.5 s later), then the limit cut to
-    4: only the fifth oldest hit expiring brings the count below 4, not the oldest."""
-    for _ in range(4):
-        assert window.hit(key, limit=8, window_seconds=1).allowed
-    time.sleep(0.5)
-    for _ in range(4):
-        assert window.hit(key, limit=8, window_seconds=1).allowed
+def _age_redis_log(client, key: str, ms: int) -> None:
+    """Move every hit in the Redis log `ms` into the past: what waiting that long does to it, without the wait."""
+    log = f"rl:{key}"  # RedisSlidingWindow's key
+    aged = {member: score - ms for member, score in client.zrange(log, 0, -1, withscores=True)}
+    if aged:
+        client.zadd(log, aged)
 
-    refused = window.hit(key, limit=4, window_seconds=1)
+
+def _age_database_log(key: str, ms: int) -> None:
+    """The same for the database limiter's rows."""
+    RateLimitHit.objects.filter(key=key).update(at_ms=F("at_ms") - ms)
+
+
+def _tighten_and_retry(window, key: str, age) -> None:
+    """Eight hits admitted under a limit of 8 in a 60 s window (four aged 40 s, four aged 10 s), then the limit
+    cut to 4: only the fifth oldest hit expiring (in at most 50 s) brings the count below 4, not the oldest
+    (in at most 20 s), and not the whole window (60 s).
+
+    The hits are aged by moving their stamps back (`age`), not by sleeping: with sleeps of half a 1 s window
+    and a 0.1 s margin either side of Retry-After, a loaded machine's late hit landed on the wrong side of it.
+    A late step here only makes every hit older, which the bounds below allow for (10 s of it)."""
+    for _ in range(4):
+        assert window.hit(key, limit=8, window_seconds=60).allowed
+    age(30_000)
+    for _ in range(4):
+        assert window.hit(key, limit=8, window_seconds=60).allowed
+    age(10_000)
+
+    refused = window.hit(key, limit=4, window_seconds=60)
     assert not refused.allowed and refused.remaining == 0
-    assert refused.retry_after_seconds > 0.8  # the oldest expires in under 0.5 s: that wait would be refused
+    assert 40 < refused.retry_after_seconds <= 50  # the fifth oldest's expiry: the oldest's wait would be refused
     assert refused.reset_seconds == refused.retry_after_seconds
 
-    time.sleep(refused.retry_after_seconds - 0.1)
-    assert not window.hit(key, limit=4, window_seconds=1).allowed  # not a needlessly long wait: just short of it
-    time.sleep(0.1)
-    assert window.hit(key, limit=4, window_seconds=1).allowed
+    # A client that waits 20 s less than it was told is still refused (told to wait the rest, no longer)...
+    age(round(refused.retry_after_seconds * 1000) - 20_000)
+    early = window.hit(key, limit=4, window_seconds=60)
+    assert not early.allowed and 0 < early.retry_after_seconds <= 20
+    # ...and one that waits what it was told is admitted (more time passing since only ages the log further).
+    age(round(early.retry_after_seconds * 1000))
+    assert window.hit(key, limit=4, window_seconds=60).allowed
 
 
 def test_redis_retry_after_holds_after_the_limit_is_tightened_mid_window():
-    _tighten_and_retry(RedisSlidingWindow(redis.Redis.from_url(settings.REDIS_URL)), f"tighten:{uuid.uuid4().hex}")
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    key = f"tighten:{uuid.uuid4().hex}"
+    _tighten_and_retry(RedisSlidingWindow(client), key, lambda ms: _age_redis_log(client, key, ms))
 
 
 @pytest.mark.django_db
 def test_database_retry_after_holds_after_the_limit_is_tightened_mid_window():
-    _tighten_and_retry(DatabaseSlidingWindow(), f"db-tighten:{uuid.uuid4().hex}")
+    key = f"db-tighten:{uuid.uuid4().hex}"
+    _tighten_and_retry(DatabaseSlidingWindow(), key, lambda ms: _age_database_log(key, ms))
 
 
 def test_a_lengthened_period_keeps_refusing_until_retry_after_says():
