@@ -9,7 +9,7 @@ is named (`null` is any sandboxed frame or local file).
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 EXAMPLE = "https://ehr.hospital.example"
 # Plain HTTP only from the machine itself (a developer's app on localhost): a page served over HTTP from anywhere
@@ -33,13 +33,28 @@ def origin_problem(origin: str) -> str | None:
         return f"{origin!r} has a path; an origin is scheme://host[:port] alone, e.g. {EXAMPLE}"
     if parts.username is not None or parts.password is not None:
         return f"{origin!r} carries a user name or password; an origin is scheme://host[:port] alone"
-    host = parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc
-    if parts.scheme == "http" and host.lower() not in LOOPBACK_HOSTS:
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
         return f"{origin!r} is plain HTTP; only https:// origins (or http://localhost) may read patient data"
-    if port == DEFAULT_PORTS[parts.scheme]:
-        return f"{origin!r} names the scheme's own port, which browsers leave out; drop :{port}"
     if not origin.isascii():
         return f"{origin!r} has a name browsers send in its ASCII (punycode, xn--) form; write that form"
+    if "%" in parts.netloc:
+        decoded = canonical_origin(parts.scheme, unquote(host).lower(), port)
+        return f"{origin!r} has a percent-escape in its host, which browsers never send; write {decoded!r}"
+    if port is not None and not 1 <= port <= 65535:
+        return f"{origin!r} is not an origin: its port must be 1-65535"
+    # The middleware compares the Origin header's text, so the entry must be the one spelling a browser sends.
+    canonical = canonical_origin(parts.scheme, host, port)
+    if origin == canonical:
+        return None
+    if port == DEFAULT_PORTS[parts.scheme]:
+        return f"{origin!r} names the scheme's own port, which browsers leave out; write {canonical!r}"
     if origin != origin.lower():
-        return f"{origin!r} has capitals, which browsers never send; write {origin.lower()!r}"
-    return None
+        return f"{origin!r} has capitals, which browsers never send; write {canonical!r}"
+    return f"{origin!r} is not spelled as browsers send it (a lone ':' or a port's leading zeros); write {canonical!r}"
+
+
+def canonical_origin(scheme: str, host: str, port: int | None) -> str:
+    """The one spelling of an origin a browser sends: no default or empty port, no leading zeros."""
+    shown_port = "" if port is None or port == DEFAULT_PORTS[scheme] else f":{port}"
+    return f"{scheme}://{host}{shown_port}"

@@ -268,6 +268,8 @@ def test_only_the_token_apis_answer_a_preflight(cors, client, path):
     [
         ("*", "would let any page read patient data"),
         (f"{ALLOWED}, https://ehr.hospital.example/app/", "has a path"),
+        (f"{ALLOWED}, https://ehr.hospital.example:08443", "'https://ehr.hospital.example:08443' is not spelled"),
+        ("https://ehr.hospital.example:08443", "write 'https://ehr.hospital.example:8443'"),
     ],
 )
 def test_a_malformed_origin_stops_start_up_in_one_line(tmp_path, value, said):
@@ -293,6 +295,13 @@ def test_a_malformed_origin_stops_start_up_in_one_line(tmp_path, value, said):
         ("https://EHR.hospital.example", "capitals"),
         ("https://bücher.example", "punycode"),
         ("https://ehr.hospital.example:99999", "is not an origin"),
+        # django-cors-headers compares the Origin header's text: these would match no browser's request.
+        ("https://ehr.hospital.example:08443", "write 'https://ehr.hospital.example:8443'"),
+        ("https://ehr.hospital.example:", "write 'https://ehr.hospital.example'"),
+        ("https://ehr.hospital.example:0", "port must be 1-65535"),
+        ("https://%65hr.hospital.example", "write 'https://ehr.hospital.example'"),
+        ("https://ehr.hospital.example:0443", "write 'https://ehr.hospital.example'"),
+        ("http://[::1]:03000", "write 'http://[::1]:3000'"),
     ],
 )
 def test_an_origin_a_browser_never_sends_is_refused(origin, said):
