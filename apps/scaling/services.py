@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
+from apps.core.broker_errors import broker_failure, send_errors
 from apps.core.json_safe import finite_or_none
 from apps.scaling import charts, kube, manifests
 from apps.scaling.history import HistoryUnavailable, hourly_history
@@ -25,6 +26,7 @@ from apps.services.models import Service
 # admin, the URLconf, the tasks), and most never forecast.
 if TYPE_CHECKING:
     import pandas as pd
+    from celery import Task
 
 logger = logging.getLogger(__name__)
 
@@ -980,7 +982,7 @@ def policies_reconcile(*, now: datetime | None = None) -> list[int]:
         ):
             due.append(policy.pk)
             judged = policy.state_changed_at.isoformat() if policy.state_changed_at else ""
-            transaction.on_commit(lambda pk=policy.pk, judged=judged: apply_policy.delay(pk, judged))
+            transaction.on_commit(lambda pk=policy.pk, judged=judged: _checker_send(apply_policy, pk, judged))
     if kube.cluster_configured():
         for policy in ScalingPolicy.objects.filter(enabled=False):
             if _withdrawable(policy) and (
@@ -988,8 +990,20 @@ def policies_reconcile(*, now: datetime | None = None) -> list[int]:
             ):
                 due.append(policy.pk)
                 judged = policy.state_changed_at.isoformat() if policy.state_changed_at else ""
-                transaction.on_commit(lambda pk=policy.pk, judged=judged: withdraw_policy.delay(pk, judged))
+                transaction.on_commit(lambda pk=policy.pk, judged=judged: _checker_send(withdraw_policy, pk, judged))
     return due
+
+
+def _checker_send(task: Task, policy_id: int, judged: str) -> None:
+    """A send the broker refused (RabbitMQ down, its vhost gone) ended the checker's round at that policy: the
+    policies after it were not judged (an emergency mode past its end kept, a stuck apply never given up), and
+    every minute again while it refused. Logged instead: nothing was marked, so the policy is still due and
+    the next round sends it."""
+    try:
+        task.delay(policy_id, judged)
+    except send_errors(task.app) as exc:
+        logger.warning("scaling policy %s: %s not sent, %s; the next round sends it", policy_id, task.name,
+                       broker_failure(exc))  # fmt: skip
 
 
 def _give_up_stuck(policy: ScalingPolicy) -> None:
