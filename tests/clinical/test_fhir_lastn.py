@@ -147,6 +147,8 @@ def test_every_answer_is_audited_a_cached_one_too(clinician, patient, vitals):
             "patient={pk}&category=vital-signs" + "".join("&date=" + ",".join(["ge2024-01-01"] * 50) for _ in "abc"),
             "date",
         ),  # 150 alternatives in all: each one a condition in the SQL
+        # The parameter whose values went over is named, as in the searches (not `date`, which was not given).
+        ("patient={pk}&code=" + ",".join(["8867-4"] * 50) + "&category=" + ",".join(["vital-signs"] * 50), "code"),
     ],
 )
 def test_bad_input_is_an_operation_outcome(clinician, patient, query, parameter):

@@ -673,13 +673,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
             if modified and base in set(self.search_params) | COMMON_PARAMS:
                 raise FhirParamError(unknown[0], f"the :{modifier[:64]} modifier is not supported on {base}")
             raise FhirParamError(unknown[0], f"unknown search parameter; supported: {', '.join(self.search_params)}")
-        alternatives = 0
-        for name in self.search_params:
-            alternatives += sum(len(split_or(name, value)) for value in params.getlist(name))
-            if alternatives > MAX_SEARCH_ALTERNATIVES:
-                raise FhirParamError(
-                    name, f"more than {MAX_SEARCH_ALTERNATIVES} values in all (comma-separated, over all parameters)"
-                )
+        _refuse_too_many_values(params, self.search_params)
         if params.get("_format", "json") not in JSON_FORMATS:  # a posted search's body may carry it too
             raise FhirParamError("_format", "only JSON is supported")
         summary = params.get("_summary", "false")
@@ -1158,10 +1152,7 @@ class ObservationLastnView(FhirSearchView):
             if modified and base in self.search_params:
                 raise FhirParamError(unknown[0], f"the :{modifier[:64]} modifier is not supported on {base}")
             raise FhirParamError(unknown[0], f"unknown parameter of $lastn; supported: {', '.join(self.search_params)}")
-        alternatives = sum(len(split_or(name, value)) for name in self.search_params for value in params.getlist(name))
-        if alternatives > MAX_SEARCH_ALTERNATIVES:  # each one a condition in the SQL, as in the searches
-            raise FhirParamError("date", f"more than {MAX_SEARCH_ALTERNATIVES} values in all (comma-separated, over "
-                                 "all parameters)")  # fmt: skip
+        _refuse_too_many_values(params, self.search_params)  # each one a condition in the SQL, as in the searches
         if params.get("_format", "json") not in JSON_FORMATS:  # a posted form may carry it too
             raise FhirParamError("_format", "only JSON is supported")
         patient_id = self.required_patient(params)
@@ -1195,6 +1186,18 @@ class ObservationLastnView(FhirSearchView):
             self_url = request.build_absolute_uri()
         outcome = resources.ignored_parameters_outcome(ignored) if ignored else None
         return Response(resources.searchset(entries, base, self_url, None, outcome=outcome))
+
+
+def _refuse_too_many_values(params, search_params: dict[str, str]) -> None:
+    """Cap the comma-separated values over all parameters (each one a condition in the SQL), naming the parameter
+    whose values went over, so a client sees which one to cut."""
+    alternatives = 0
+    for name in search_params:
+        alternatives += sum(len(split_or(name, value)) for value in params.getlist(name))
+        if alternatives > MAX_SEARCH_ALTERNATIVES:
+            raise FhirParamError(
+                name, f"more than {MAX_SEARCH_ALTERNATIVES} values in all (comma-separated, over all parameters)"
+            )
 
 
 def _lastn_max(raw: str | None) -> int:
