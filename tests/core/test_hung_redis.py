@@ -189,7 +189,8 @@ def test_readyz_with_redis_hung_answers_inside_the_probe_timeout_and_degraded(cl
     assert response.status_code == 200 and response.json()["status"] == DEGRADED
 
     hung_redis.resume()
-    wait_for(lambda: readiness_report()[0] == OK, 5, "/readyz to be ok again")
+    # A ceiling, not the expected time (a breaker period, 1 s): 5 s was short for a loaded machine.
+    wait_for(lambda: readiness_report()[0] == OK, 30, "/readyz to be ok again")
 
 
 @pytest.fixture
@@ -200,7 +201,7 @@ def hanging_check(monkeypatch):
 
     def probe():
         calls.append(1)
-        release.wait(10)
+        release.wait(60)  # far past any report's deadline: a report that waited for it would read ok
         return OK, ""
 
     monkeypatch.setattr(selectors, "REPORT_DEADLINE_SECONDS", 0.3)
@@ -217,8 +218,9 @@ def test_a_check_without_an_answer_by_the_deadline_is_an_error_as_required_says(
     monkeypatch.setitem(selectors.CHECKS, name, probe)
     worker_heartbeat_record(hostname="celery@test")
 
-    took, (status, checks) = _timed(readiness_report)
-    assert took < 0.3 + 0.5
+    # The report returns while the check still hangs (released only below; a report that waited for it would
+    # read ok): the deadline ended it. Not timed (it was took < 0.8 s, which a descheduled thread can miss).
+    status, checks = readiness_report()
     assert status == overall
     assert checks[name]["status"] == ERROR
     assert "no answer within 0.3s" in checks[name]["detail"]
@@ -230,7 +232,7 @@ def test_a_check_without_an_answer_by_the_deadline_is_an_error_as_required_says(
     assert len(calls) == 1
 
     release.set()
-    wait_for(lambda: readiness_report()[1][name]["status"] == OK, 2, f"the {name} check to answer ok")
+    wait_for(lambda: readiness_report()[1][name]["status"] == OK, 30, f"the {name} check to answer ok")
 
 
 @pytest.mark.django_db(transaction=True)
