@@ -96,10 +96,20 @@ def test_beats_heartbeat_on_default_reaches_the_long_worker_and_its_absence_show
     long = _start_worker("benchmarks,inference", f"long-{tag}@localhost", folder / "long.log")
     try:
         heartbeat.apply_async(queue="default")  # what beat sends
+
+        def relayed() -> bool:
+            # Not long_worker ok alone: the long worker's first beacon reads ok ("not relayed") while the default
+            # worker has taken no heartbeat yet, and on a loaded machine the short worker can start after it.
+            checks = readiness_report()[1]
+            return (
+                f"short-{tag}" in checks["worker"]["detail"]
+                and "not relayed" not in checks["long_worker"]["detail"]
+                and checks["long_worker"]["status"] == OK
+            )
+
         wait_for(
-            lambda: readiness_report()[1]["long_worker"]["status"] == OK, 120, "the long worker's heartbeat",
-            folder / "long.log",
-        )  # fmt: skip
+            relayed, 120, "the heartbeat taken by the short worker and relayed to the long one", folder / "long.log"
+        )
         checks = readiness_report()[1]
         assert f"short-{tag}" in checks["worker"]["detail"], checks
         assert f"long-{tag}" in checks["long_worker"]["detail"], checks
