@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
 from django.core.cache import cache
-from django.db import connections, transaction
+from django.db import connections, router, transaction
 from django.db.models import F, Lookup, Model, Q, QuerySet
 
 from apps.core.selectors import (
@@ -192,6 +192,7 @@ def _delete_in_batches(rows: QuerySet, *, batch_size: int) -> int:
     UPDATE SKIP LOCKED)`: no keys travel to Python and back, a row another transaction holds (a session being
     renewed) is left to the next run, and the filter is checked again as each row is deleted, so a row that
     stopped matching since the subquery read it is kept."""
+    rows = rows.using(router.db_for_write(rows.model))  # a delete's transaction belongs where it writes
     deleted = 0
     while True:
         with transaction.atomic(using=rows.db):
@@ -210,7 +211,7 @@ def sessions_expired_prune(*, batch_size: int = SIGN_IN_PRUNE_BATCH) -> int:
     from django.contrib.sessions.models import Session
     from django.utils import timezone
 
-    expired = Session.objects.using("default").filter(expire_date__lt=timezone.now()).order_by("expire_date")
+    expired = Session.objects.filter(expire_date__lt=timezone.now()).order_by("expire_date")
     return _delete_in_batches(expired, batch_size=batch_size)
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from axes.models import AccessAttempt, AccessLog
 from django.contrib.sessions.models import Session
-from django.db import connection
+from django.db import connection, connections, router
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
@@ -19,7 +19,7 @@ from django_celery_beat.schedulers import DatabaseScheduler
 from apps.core import services
 from apps.core.sessions import SessionStore
 from controlplane.celery import app as celery_app
-from tests.helpers import embedded_env, manage
+from tests.helpers import embedded_env, free_port, manage
 
 SCHEDULE = "Prune expired sessions and the sign-in log"
 TASK = "core.prune_sign_ins"
@@ -143,3 +143,32 @@ def test_an_out_of_range_retention_stops_start_up_in_one_line(tmp_path, value):
     result = manage("check", env=embedded_env(tmp_path, SIGN_IN_LOG_KEEP_DAYS=value))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "SIGN_IN_LOG_KEEP_DAYS" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def replica_down(monkeypatch):
+    """A `replica` alias configured as DATABASE_REPLICA_URL makes it (the router then reads AccessLog there), on a
+    port where nothing listens: a replica in an outage. Not pooled, so a connection attempt fails at once instead
+    of after the pool's timeout. The alias is forgotten afterwards."""
+    down = {**connections.settings["default"], "PORT": free_port()}
+    down["OPTIONS"] = {key: value for key, value in down["OPTIONS"].items() if key != "pool"}
+    monkeypatch.setitem(connections.settings, "replica", down)
+    yield
+    if hasattr(connections._connections, "replica"):
+        connections["replica"].close()
+        del connections["replica"]
+
+
+# Committed for real: inside a test's wrapping transaction the router keeps every read on the primary anyway.
+@pytest.mark.django_db(transaction=True)
+def test_the_prune_writes_on_the_primary_while_the_replica_is_down(replica_down):
+    old = _sign_in("alice", timedelta(days=40))
+    expired = _session(-timedelta(minutes=1))
+    assert router.db_for_read(AccessLog) == "replica"  # the rows' queryset is read-routed there
+
+    assert services.sign_in_log_prune(keep_days=30) == 1
+    assert services.sessions_expired_prune() == 1
+
+    assert not AccessLog.objects.using("default").filter(pk=old).exists()
+    assert not Session.objects.using("default").filter(pk=expired).exists()
+    assert not hasattr(connections._connections, "replica")  # never even connected to the replica
