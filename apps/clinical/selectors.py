@@ -444,9 +444,10 @@ WHERE lastn_codes.code IS NOT NULL ORDER BY lastn.code, lastn.effective_at DESC,
 def lastn_readings(
     *, patient_id: int, categories: Iterable[str] = (), codes: Iterable[str] = (), when: Q | None = None
 ) -> QuerySet[Observation]:
-    """What `$lastn` chooses from: the readings `latest=true` chooses from (none retracted, no empty panel), of
-    any of `categories` and `codes` (none: all), effective `when` (a condition on effective_at: FHIR's `date`)."""
-    readings = observation_readings(patient_id=patient_id, codes=list(codes)).exclude(EMPTY_PANEL)
+    """What `$lastn` chooses from: the Observation search's matches (R4: lastn is the search grouped by code), so
+    none retracted or cancelled, and an empty panel kept (it is served with hasMember), of any of `categories` and
+    `codes` (none: all), effective `when` (a condition on effective_at: FHIR's `date`)."""
+    readings = observation_readings(patient_id=patient_id, codes=list(codes))
     categories = list(categories)
     if categories:
         readings = readings.filter(category__in=categories)
@@ -463,8 +464,8 @@ def newest_observations_per_code(
 ) -> list[Observation]:
     """FHIR `$lastn`: the newest `per_code` readings of each code (newest first; codes in order), one query.
 
-    The readings are `latest_observations`' (none entered in error or cancelled, no empty panel): with
-    `per_code=1` and the same window it answers the same rows."""
+    The readings are the Observation search's (`lastn_readings`: none entered in error or cancelled, empty panels
+    kept), so each code's rows are the first `per_code` of that search for the code, newest first."""
     codes, categories = sorted(set(codes)), sorted(set(categories))
     if connection.vendor == "postgresql" and when is None and not codes:
         # The ward's question ("the latest vitals": a category, no date): SQL compiled once per number of

@@ -220,13 +220,17 @@ def test_one_query_for_the_rows_whatever_max_and_codes(clinician, loaded, query_
         {"code": "8867-4,8310-5,85354-9", "max": 3},
         {"category": "vital-signs,laboratory", "max": 100, "date": "ge2000-01-01"},
     ):
-        # A miss: the cache's database tier asked and filled (2), the rows (1), the audit record (5), and now and
-        # then the token's client, read again when its cached copy ends (1).
-        with CaptureQueriesContext(connection) as queries, query_budget(9):
+        # A miss: the cache's database tier asked and filled (2), the rows (1), the empty panels' members (1, as
+        # the search's page), the audit record (5), and now and then the token's client, read again when its
+        # cached copy ends (1).
+        with CaptureQueriesContext(connection) as queries, query_budget(10):
             bundle = _bundle(clinician.get(LASTN, {"patient": patient.pk, **query}))
         assert bundle.entry
-        rows = [q["sql"] for q in queries.captured_queries if '"clinical_observation"' in q["sql"]]
+        observations = [q["sql"] for q in queries.captured_queries if "clinical_observation" in q["sql"]]
+        rows = [sql for sql in observations if "lastn_codes" in sql]
         assert len(rows) == 1, [q["sql"][:150] for q in queries.captured_queries]
+        panels = any(entry.resource.hasMember for entry in bundle.entry)
+        assert len(observations) == 1 + panels, [sql[:150] for sql in observations]  # members: one query, if any
         with CaptureQueriesContext(connection) as queries:  # a hit reads no row
             assert _bundle(clinician.get(LASTN, {"patient": patient.pk, **query})).entry == bundle.entry
         assert not [q for q in queries.captured_queries if "clinical_observation" in q["sql"]]
@@ -241,6 +245,20 @@ def test_loaded_history_answers_as_the_newest_rows(clinician, loaded):
     for code in sorted(set(readings.values_list("code", flat=True))):
         expected += list(readings.filter(code=code).order_by("-effective_at", "-id").values_list("pk", flat=True)[:3])
     assert _ids(bundle) == expected and len(expected) > 3
+
+
+def test_lastn_is_the_search_grouped_by_code_panels_too(clinician, loaded):
+    """FHIR R4 Observation-lastn: the Observation search's matches, the newest `max` of each code; an empty panel
+    (the loader's 85353-1) is one of them, served with hasMember as the search serves it."""
+    patient = Patient.objects.order_by("pk").first()
+    searched = _bundle(clinician.get("/fhir/Observation", {"patient": patient.pk, "code": "85353-1", "_count": 3}))
+    lastn = _bundle(clinician.get(LASTN, {"patient": patient.pk, "code": "85353-1", "max": 3}))
+    assert len(_ids(searched)) == 3 and searched.entry[0].resource.hasMember
+    assert _ids(lastn) == _ids(searched)
+    assert [e.resource.hasMember for e in lastn.entry] == [e.resource.hasMember for e in searched.entry]
+    by_category = _bundle(clinician.get(LASTN, {"patient": patient.pk, "category": "vital-signs", "max": 3}))
+    panels = [int(e.resource.id) for e in by_category.entry if e.resource.code.coding[0].code == "85353-1"]
+    assert panels == _ids(searched)
 
 
 def test_the_capability_statement_declares_lastn(api):

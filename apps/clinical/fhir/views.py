@@ -978,6 +978,13 @@ class PatientSearchView(FhirSearchView):
         return rows
 
 
+def observation_resources(page: list[Observation]) -> list[dict]:
+    """Observations as the search and $lastn serve them: an empty panel with hasMember (one members query for the
+    page, none without a panel)."""
+    members = selectors.panel_members([row for row in page if selectors.is_empty_panel(row)])
+    return [resources.observation_resource(row, members=members.get(row.pk)) for row in page]
+
+
 @documented_search(
     patient="Required (but with _search): Patient/<id> or <id>.",
     category=f"[{OBSERVATION_CATEGORY}|]code, comma-separated, any of: {', '.join(Observation.Category.values)}.",
@@ -1005,8 +1012,7 @@ class ObservationSearchView(FhirSearchView):
         """An empty panel (selectors.is_empty_panel: as the loader writes 85353-1, no value, no components) gets
         hasMember, the readings taken with it: served bare it broke the R4 vital-signs profile (value, component,
         hasMember or dataAbsentReason). One query a page, whatever loader wrote the rows."""
-        members = selectors.panel_members([row for row in page if selectors.is_empty_panel(row)])
-        return [resources.observation_resource(row, members=members.get(row.pk)) for row in page]
+        return observation_resources(page)
 
     model = Observation
     slot_fields = {"patient": "patient", "category": "category", "code": "code", "date": "effective_at",
@@ -1076,10 +1082,10 @@ _LASTN_DOCS = {
     "max": f"How many of the newest readings of each code, 1-{MAX_LASTN} (default 1).",
 }
 _LASTN_TEXT = (
-    "FHIR R4 Observation-lastn: the newest `max` readings (default 1) of each code, for one patient, in a searchset "
-    "Bundle (codes in order, each newest first). Readings entered in error or cancelled are none, as are panels "
-    "without a value (as the REST API's latest=true); a deleted patient has none. Scope `clinical:read`; every "
-    "answer audited, a cached one too."
+    "FHIR R4 Observation-lastn: the Observation search's matches grouped by code, the newest `max` (default 1) of "
+    "each, for one patient, in a searchset Bundle (codes in order, each newest first). As in the search, readings "
+    "entered in error or cancelled are none, and a panel without a value is served with hasMember; a deleted "
+    "patient has none. Scope `clinical:read`; every answer audited, a cached one too."
 )
 
 
@@ -1170,7 +1176,7 @@ class ObservationLastnView(FhirSearchView):
                 rows = selectors.newest_observations_per_code(
                     patient_id=patient_id, categories=categories, codes=codes, when=when, per_code=per_code
                 )
-                return [resources.observation_resource(row) for row in rows]  # no empty panel among them
+                return observation_resources(rows)  # an empty panel with hasMember, as the search serves it
 
             entries = get_or_load("vital_signs", key, load, scope=patient_scope(patient_id))
         # As the Observation search's record: the patient disclosed, how many readings, never an identifier.
