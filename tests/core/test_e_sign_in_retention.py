@@ -172,3 +172,64 @@ def test_the_prune_writes_on_the_primary_while_the_replica_is_down(replica_down)
     assert not AccessLog.objects.using("default").filter(pk=old).exists()
     assert not Session.objects.using("default").filter(pk=expired).exists()
     assert not hasattr(connections._connections, "replica")  # never even connected to the replica
+
+
+def _blocks_read_per_delete(table: str, prune) -> list[int]:
+    """The buffers `table` and its indexes were read from (this transaction's pg_stat counts) between one DELETE
+    of the prune and the next: what each batch visited, its boundary read included."""
+    sql = (
+        "SELECT sum(pg_stat_get_xact_blocks_fetched(oid)) FROM pg_class "
+        "WHERE oid = %s::regclass OR oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = %s::regclass)"
+    )
+    totals: list[int] = []
+
+    def read_blocks() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [table, table])
+            return int(cursor.fetchone()[0] or 0)
+
+    def after_each_delete(execute, statement, params, many, context):
+        result = execute(statement, params, many, context)
+        if statement.startswith(f'DELETE FROM "{table}"'):  # noqa: S608 (a table this file names)
+            totals.append(read_blocks())
+        return result
+
+    start = read_blocks()
+    with connection.execute_wrapper(after_each_delete):
+        prune()
+    return [now - before for before, now in zip([start, *totals], totals, strict=False)]
+
+
+# One transaction (the test's): the rows earlier batches deleted stay in the index, as they do until vacuum.
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("table", "seed", "prune"),
+    [
+        (
+            "django_session",
+            "INSERT INTO django_session (session_key, session_data, expire_date) "
+            "SELECT md5('expired' || n), repeat('x', 200), now() - (n % 500 + 1) * interval '1 minute' "
+            "FROM generate_series(1, 20000) AS n",
+            lambda: services.sessions_expired_prune(batch_size=1000),
+        ),
+        (
+            "axes_accesslog",
+            "INSERT INTO axes_accesslog (user_agent, ip_address, username, http_accept, path_info, attempt_time, "
+            "session_hash) SELECT 'test', '10.0.0.1', 'user' || n, '*/*', '/admin/', now() - interval '40 days', '' "
+            "FROM generate_series(1, 20000) AS n",
+            lambda: services.sign_in_log_prune(keep_days=30, batch_size=1000),
+        ),
+    ],
+)
+def test_each_batch_of_a_backlog_visits_about_as_much_as_the_first(table, seed, prune):
+    with connection.cursor() as cursor:
+        cursor.execute(seed)
+        cursor.execute(f"ANALYZE {table}")
+
+    visited = _blocks_read_per_delete(table, prune)
+
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 (a table this file names)
+        assert cursor.fetchone()[0] == 0  # every row, the 40 that share each expiry date included
+    assert len(visited) == 21  # 20 full batches, then the last finds none
+    assert max(visited[:20]) <= 2 * visited[0], visited  # a LIMIT from the start stepped over every deleted row
