@@ -625,15 +625,24 @@ def _verify_reported_breaks(report: ChainReport, primary: AuditChainHead) -> Non
 
 def _drop_acknowledged_old_key_records(report: ChainReport, primary: AuditChainHead) -> None:
     """The OLD KEY records someone looked into (a stuck rollout's pod, not a leaked key) and acknowledged in primary,
-    up to its head as read, taken off the report. An acknowledgement that is an OLD KEY record itself counts not: a
-    leaked old key would otherwise acknowledge its own records."""
+    up to its head as read, taken off the report. An acknowledgement counts only when sealed with a newer key than
+    the record it names: a leaked old key would otherwise acknowledge its own records, even in advance (an
+    acknowledgement written before the rotation, naming an id still to come)."""
     findings = {report.older_key_record_ids[(chain, seq)] for chain, seq, _ in report.older_key_records}
+    rank = chain_keys().rank
+    keys_of = {  # the key of each finding: an acknowledgement counts only when sealed with a newer one
+        str(record_id): key_id
+        for chain, seq, key_id in report.older_key_records
+        for record_id in [report.older_key_record_ids[(chain, seq)]]
+    }
     acknowledged = {
         resource_id
-        for ack_id, resource_id in AuditEvent.objects.filter(
+        for ack_id, resource_id, ack_key in AuditEvent.objects.filter(
             chain_id=primary.pk, seq__lte=primary.seq, resource_type=OLD_KEY_RECORD_ACKNOWLEDGED
-        ).values_list("id", "resource_id")
+        ).values_list("id", "resource_id", "key_id")
         if ack_id not in findings
+        and resource_id in keys_of
+        and rank.get(ack_key, len(rank)) < rank.get(keys_of[resource_id], len(rank))
     }
     report.older_key_records = [
         (chain, seq, key_id)

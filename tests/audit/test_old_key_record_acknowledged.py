@@ -68,3 +68,25 @@ def test_an_acknowledgement_sealed_with_the_old_key_past_the_grace_counts_not(se
     settings.AUDIT_CHAIN_KEY, settings.AUDIT_CHAIN_KEY_FALLBACKS = NEW, [old]
     report = audit_chain_verify()
     assert [seq for _, seq, _ in report.older_key_records] == [late.seq, forged_ack.seq]
+
+
+@pytest.mark.parametrize("planted", [False, True])
+def test_an_acknowledgement_written_before_the_record_it_names_counts_not(settings, planted):
+    """Review F2: before the rotation the holder of the old key appended an acknowledgement naming an id still to
+    come (ids come from a sequence; with database access any can be chosen), then past the grace forged a record
+    with that id with the old key. Only an acknowledgement sealed with a newer key than its record's counts."""
+    old = settings.AUDIT_CHAIN_KEY
+    first = _write(0)
+    target = first.pk + 3
+    audit_record_batch(
+        [ward_app_entry(resource_type="AuditOldKeyRecord" if planted else "Patient", resource_id=str(target))]
+    )
+    settings.AUDIT_CHAIN_KEY, settings.AUDIT_CHAIN_KEY_FALLBACKS = NEW, [old]
+    _write(2)
+    settings.AUDIT_CHAIN_KEY, settings.AUDIT_CHAIN_KEY_FALLBACKS = old, [NEW]  # the leaked key, past the grace
+    forged = _write(200)
+    assert forged.pk == target and forged.key_id == first.key_id
+    settings.AUDIT_CHAIN_KEY, settings.AUDIT_CHAIN_KEY_FALLBACKS = NEW, [old]
+    _write(201)
+    report = audit_chain_verify()
+    assert [seq for _, seq, _ in report.older_key_records] == [forged.seq], report
