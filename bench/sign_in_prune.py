@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 from harness import django_setup, emit, progress
 
@@ -41,13 +42,13 @@ def seed(expired: int) -> None:
         cursor.execute("VACUUM ANALYZE django_session")
 
 
-def timed_statements(action) -> tuple[float, list[float]]:
+def timed_statements(action: Callable[[], object]) -> tuple[float, list[float]]:
     """The whole action's seconds and each DELETE statement's seconds."""
     from django.db import connection
 
     durations: list[float] = []
 
-    def wrapper(execute, sql, params, many, context):
+    def wrapper(execute: Callable, sql: str, params: object, many: bool, context: dict) -> object:
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)
@@ -64,9 +65,17 @@ def timed_statements(action) -> tuple[float, list[float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sessions", type=int, default=200_000)
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/cp_bench")
+    parser.add_argument(
+        "--database-url",
+        default="postgres://postgres@127.0.0.1:5432/cp_bench_sign_in_prune",
+        help="The bench's own database: its sessions are TRUNCATED each run (every user signed out).",
+    )
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
     args = parser.parse_args()
+    if args.sessions < 1:
+        parser.error("--sessions must be above 0")
+    if "bench" not in args.database_url.rsplit("/", 1)[1]:  # truncated: never a product's database by a slip
+        parser.error("--database-url must name a bench database (its name containing 'bench'): it is truncated")
     django_setup(args.database_url, args.redis_url)
     from django.contrib.sessions.models import Session
     from django.db import connection
