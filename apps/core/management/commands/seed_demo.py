@@ -17,7 +17,7 @@ from apps.accounts.selectors import api_client_named_alike
 from apps.accounts.services import api_client_create, api_client_rotate, token_hash
 from apps.benchmarks.models import BenchmarkPlan
 from apps.benchmarks.services import nightly_benchmarks_ensure
-from apps.clinical.loader import synthetic_ranges_missing
+from apps.clinical.loader import AlreadyLoaded, synthetic_ranges_missing
 from apps.clinical.management.commands.load_synthetic import BOUNDS as SYNTHETIC_BOUNDS
 from apps.clinical.models import Patient
 from apps.core.broker_errors import broker_failure, send_errors
@@ -246,8 +246,10 @@ class Command(BaseCommand):
                     "load_synthetic", patients=length, first_index=first_index, days=2, seed=DEMO_SEED,
                     stdout=self.stdout._out, stderr=self.stderr._out,
                 )  # fmt: skip
-            except CommandError as exc:  # loaded meanwhile by another load: keep the demo going
-                self.stderr.write(f"Demo patients not loaded: {exc}")
+            except CommandError as exc:
+                if not isinstance(exc.__cause__, AlreadyLoaded):  # a refusal to fix, not a race to ignore
+                    raise
+                self.stderr.write(f"Demo patients not loaded: {exc}")  # another load got there first: go on
             except KeyboardInterrupt:
                 # Ctrl-C in `make run` while the bar runs: an expected stop, so no traceback; 130 as a shell's.
                 self.stderr.write("\nStopped while loading demo patients: the next `make run` loads the rest.")
