@@ -10,8 +10,6 @@ class Migration(migrations.Migration):
     dependencies = [
         ("core", "0004_seeded_schedules_follow_routes"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
-        ("sessions", "0001_initial"),
-        ("axes", "0001_initial"),
     ]
 
     operations = [
