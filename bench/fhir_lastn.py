@@ -75,7 +75,9 @@ def main() -> None:
         return lambda pid: selectors.newest_observations_per_code(patient_id=pid, per_code=per_code, **vitals)
 
     def distinct_on(pid: int) -> list:
-        return selectors.latest_observations(patient_id=pid, category="vital-signs")
+        """`latest=true`'s DISTINCT ON shape over `$lastn`'s rows (the search's: empty panels kept)."""
+        readings = selectors.lastn_readings(patient_id=pid, **vitals)
+        return list(readings.order_by("code", "-effective_at", "-id").distinct("code"))
 
     def window(pid: int) -> list:
         ranked = selectors.lastn_readings(patient_id=pid, **vitals).annotate(
