@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -193,3 +194,27 @@ def worker():
     except subprocess.TimeoutExpired:
         process.kill()
     log.close()
+
+
+@pytest.fixture
+def vhost_deleted():
+    """This environment's RabbitMQ vhost (only its own, never another's) deleted for the test, created again after:
+    the broker refusing every connection (NotAllowed), as when a vhost is down or credentials were rotated. Its value
+    brings the vhost back before the test ends."""
+    broker = os.environ.get("CELERY_BROKER_URL") or os.environ.get("TEST_CELERY_BROKER_URL", "")
+    vhost = broker.rsplit("/", 1)[-1]
+    if not broker.startswith("amqp://") or not vhost or vhost == "/" or shutil.which("rabbitmqctl") is None:
+        pytest.skip("needs RabbitMQ with a vhost of its own and rabbitmqctl (CELERY_BROKER_URL=amqp://.../vhost)")
+
+    def rabbitmqctl(*args: str) -> None:
+        subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+    def restore() -> None:  # adding a vhost that exists succeeds: it may run twice
+        rabbitmqctl("add_vhost", vhost)
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+
+    rabbitmqctl("delete_vhost", vhost)
+    try:
+        yield restore
+    finally:
+        restore()

@@ -7,9 +7,6 @@ Real RabbitMQ: this environment's own vhost is deleted for the send and created 
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from datetime import timedelta
 
 import pytest
@@ -20,26 +17,6 @@ from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.services.services import service_create
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the send runs on the checker's commit
-
-BROKER = os.environ.get("CELERY_BROKER_URL") or os.environ.get("TEST_CELERY_BROKER_URL", "")
-VHOST = BROKER.rsplit("/", 1)[-1]
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture
-def vhost_deleted():
-    """This environment's vhost (only its own, never another's) deleted for the test, created again after."""
-    if not BROKER.startswith("amqp://") or not VHOST or VHOST == "/" or shutil.which("rabbitmqctl") is None:
-        pytest.skip("needs RabbitMQ with a vhost of its own and rabbitmqctl (CELERY_BROKER_URL=amqp://.../vhost)")
-    _rabbitmqctl("delete_vhost", VHOST)
-    try:
-        yield
-    finally:
-        _rabbitmqctl("add_vhost", VHOST)
-        _rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
 
 
 def _pending_run(age: timedelta) -> BenchmarkRun:
@@ -70,9 +47,7 @@ def test_the_next_round_sends_it_once_the_broker_takes_it(vhost_deleted):
     lost = _pending_run(timedelta(seconds=services.REQUEUE_SECONDS + 60))
     assert tasks.fail_stuck_runs() == 0
     assert BenchmarkRun.objects.get(pk=lost.pk).requeued_at is None
-    # The vhost back (the fixture deletes nothing more; adding it again afterwards is harmless).
-    _rabbitmqctl("add_vhost", VHOST)
-    _rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
+    vhost_deleted()  # the vhost back
     assert tasks.fail_stuck_runs() == 0
     lost.refresh_from_db()
     assert lost.status == BenchmarkRun.Status.PENDING and lost.requeued_at is not None

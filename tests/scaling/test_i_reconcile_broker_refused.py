@@ -9,9 +9,6 @@ is the scaling tests' fake API server (no Kubernetes exists here)."""
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import subprocess
 from datetime import timedelta
 
 import pytest
@@ -22,26 +19,6 @@ from apps.scaling.models import ScalingPolicy
 from controlplane.celery import app as celery_app
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the sends run on the checker's commit
-
-BROKER = os.environ.get("CELERY_BROKER_URL") or os.environ.get("TEST_CELERY_BROKER_URL", "")
-VHOST = BROKER.rsplit("/", 1)[-1]
-
-
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
-
-
-@pytest.fixture
-def vhost_deleted():
-    """This environment's vhost (only its own, never another's) deleted for the test, created again after."""
-    if not BROKER.startswith("amqp://") or not VHOST or VHOST == "/" or shutil.which("rabbitmqctl") is None:
-        pytest.skip("needs RabbitMQ with a vhost of its own and rabbitmqctl (CELERY_BROKER_URL=amqp://.../vhost)")
-    _rabbitmqctl("delete_vhost", VHOST)
-    try:
-        yield
-    finally:
-        _rabbitmqctl("add_vhost", VHOST)
-        _rabbitmqctl("set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*")
 
 
 def test_a_refused_apply_send_does_not_end_the_round(cluster, policy_for, vhost_deleted, caplog):
