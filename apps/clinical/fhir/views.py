@@ -147,6 +147,19 @@ def _lenient(request: Request) -> bool:
     return "lenient" in handling and "strict" not in handling
 
 
+def _leniently(request: Request, params: QueryDict, known: set[str]) -> tuple[QueryDict, list[str]]:
+    """FHIR's `Prefer: handling=lenient`: the parameters the search does not know left out (and said so in the
+    Bundle), the rest as given; strict (the default) leaves every one for the search to refuse."""
+    if not _lenient(request):
+        return params, []
+    ignored = sorted(name for name in params if _ignorable(name, known))
+    if ignored:
+        params = params.copy()
+        for name in ignored:
+            del params[name]
+    return params, ignored
+
+
 def _ignorable(name: str, known: set[str]) -> bool:
     """Whether a lenient search may leave out parameter `name`: only one whose base name (before any `:`) this
     resource does not know. A known parameter with a modifier (`code:not`, `_id:not`) is refused even then, as
@@ -654,14 +667,8 @@ class FhirSearchView(FhirMixin, PhiAPIView):
     unreadable_body = ()
 
     def search(self, request: Request, params, posted: bool = False) -> Response:
-        ignored = []
-        if _lenient(request):  # FHIR: ignore the parameters it does not know, and say which in the Bundle
-            known = set(self.search_params) | COMMON_PARAMS | LAYOUT_PARAMS  # `_pretty` is honoured, not ignored
-            ignored = sorted(name for name in params if _ignorable(name, known))
-            if ignored:
-                params = params.copy()
-                for name in ignored:
-                    del params[name]
+        # A lenient search honours `_pretty` and the common parameters, ignoring only what it does not know.
+        params, ignored = _leniently(request, params, set(self.search_params) | COMMON_PARAMS | LAYOUT_PARAMS)
         params = _without_layout(params)
         _refuse_malformed(params)
         if "_search" in params:  # the next page of a posted search: its parameters stayed on the server
@@ -1142,14 +1149,7 @@ class ObservationLastnView(FhirSearchView):
     definition = LASTN_DEFINITION
 
     def search(self, request: Request, params, posted: bool = False) -> Response:
-        ignored = []
-        if _lenient(request):  # as the searches: unknown parameters ignored, and said so in the Bundle
-            known = set(self.search_params) | {"_format"} | LAYOUT_PARAMS
-            ignored = sorted(name for name in params if _ignorable(name, known))
-            if ignored:
-                params = params.copy()
-                for name in ignored:
-                    del params[name]
+        params, ignored = _leniently(request, params, set(self.search_params) | {"_format"} | LAYOUT_PARAMS)
         params = _without_layout(params)
         _refuse_malformed(params)
         unknown = sorted(set(params) - set(self.search_params) - {"_format"})
