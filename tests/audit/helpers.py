@@ -3,7 +3,9 @@
 from io import StringIO
 
 from django.core.management import CommandError, call_command
+from django.db import connection
 
+from apps.audit.models import AuditEvent
 from apps.audit.services import AuditEntry
 
 
@@ -22,3 +24,13 @@ def run_verify() -> tuple[int, str]:
     except CommandError as error:
         return 1, out.getvalue() + str(error)
     return 0, out.getvalue()
+
+
+def cut_tail(chain_id: int, keep: int) -> None:
+    """What someone with database access and no key does: delete the chain's last records, move its head back."""
+    kept = AuditEvent.objects.get(chain_id=chain_id, seq=keep).hash
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
+        cursor.execute("DELETE FROM audit_auditevent WHERE chain_id = %s AND seq > %s", [chain_id, keep])
+        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
+        cursor.execute("UPDATE audit_auditchainhead SET seq = %s, last_hash = %s WHERE id = %s", [keep, kept, chain_id])

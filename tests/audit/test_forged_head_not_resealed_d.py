@@ -4,25 +4,14 @@ nothing (the writer resumed from the head as it was, and its next append sealed 
 ones' places)."""
 
 import pytest
-from django.db import connection
 
 from apps.audit.models import AuditChainHead, AuditEvent
 from apps.audit.selectors import audit_chain_verify
 from apps.audit.services import audit_record_batch
 from apps.audit.writer import GroupCommitWriter
-from tests.audit.helpers import run_verify, ward_app_entry
+from tests.audit.helpers import cut_tail, run_verify, ward_app_entry
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the writer commits on a connection of its own
-
-
-def _cut_tail(chain_id: int, keep: int) -> None:
-    """What someone with database access and no key does: delete the chain's last records, move its head back."""
-    kept = AuditEvent.objects.get(chain_id=chain_id, seq=keep).hash
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
-        cursor.execute("DELETE FROM audit_auditevent WHERE chain_id = %s AND seq > %s", [chain_id, keep])
-        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
-        cursor.execute("UPDATE audit_auditchainhead SET seq = %s, last_hash = %s WHERE id = %s", [keep, kept, chain_id])
 
 
 def test_a_cut_writer_chain_stays_reported_after_the_next_writes(caplog):
@@ -31,7 +20,7 @@ def test_a_cut_writer_chain_stays_reported_after_the_next_writes(caplog):
         first = writer.submit(ward_app_entry(resource_id="1", patient_id=1))
         for n in range(2, 8):
             writer.submit(ward_app_entry(resource_id=str(n), patient_id=n))
-        _cut_tail(first.chain_id, keep=first.seq)
+        cut_tail(first.chain_id, keep=first.seq)
         assert audit_chain_verify().forged_heads  # as before: the cut head is reported
 
         with caplog.at_level("ERROR", logger="apps.audit.services"):
@@ -55,7 +44,7 @@ def test_a_cut_writer_chain_stays_reported_after_the_next_writes(caplog):
 def test_a_cut_primary_chain_stays_reported_after_the_next_writes(caplog):
     audit_record_batch([ward_app_entry(resource_id=str(n), patient_id=n) for n in range(5)])
     primary = AuditChainHead.objects.get(name="primary")
-    _cut_tail(primary.pk, keep=3)
+    cut_tail(primary.pk, keep=3)
     with caplog.at_level("ERROR", logger="apps.audit.services"):
         for n in range(5, 9):  # records written inside transactions (clinical writes, commands) go to primary
             audit_record_batch([ward_app_entry(resource_id=str(n), patient_id=n)])

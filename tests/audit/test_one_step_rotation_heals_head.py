@@ -5,13 +5,12 @@ pod had the new key, and hid later cuts behind the same finding; it heals at the
 keys, a cut is still never sealed again, and the walk that tells them apart is bounded (real PostgreSQL)."""
 
 import pytest
-from django.db import connection
 
 from apps.audit import services
-from apps.audit.models import AuditChainHead, AuditEvent
+from apps.audit.models import AuditChainHead
 from apps.audit.selectors import audit_chain_verify
 from apps.audit.services import PRIMARY_CHAIN, audit_record_batch, head_sealed_by
-from tests.audit.helpers import run_verify, ward_app_entry
+from tests.audit.helpers import cut_tail, run_verify, ward_app_entry
 
 pytestmark = pytest.mark.django_db
 
@@ -32,16 +31,6 @@ def pods(settings):
 def _write(*ns: int) -> None:
     for n in ns:
         audit_record_batch([ward_app_entry(resource_id=str(n))])
-
-
-def _cut_tail(chain_id: int, keep: int) -> None:
-    """What someone with database access and no key does: delete the chain's last records, move its head back."""
-    kept = AuditEvent.objects.get(chain_id=chain_id, seq=keep).hash
-    with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_event_append_only")
-        cursor.execute("DELETE FROM audit_auditevent WHERE chain_id = %s AND seq > %s", [chain_id, keep])
-        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_event_append_only")
-        cursor.execute("UPDATE audit_auditchainhead SET seq = %s, last_hash = %s WHERE id = %s", [keep, kept, chain_id])
 
 
 def _head_forged() -> bool:
@@ -71,7 +60,7 @@ def test_a_cut_during_a_one_step_rotation_is_still_never_sealed_again(pods):
     pods("old")
     _write(5)
     primary = AuditChainHead.objects.get(name=PRIMARY_CHAIN)
-    _cut_tail(primary.pk, keep=primary.seq - 3)  # below the state the NEW seal holds
+    cut_tail(primary.pk, keep=primary.seq - 3)  # below the state the NEW seal holds
     pods("new")
     _write(6, 7)
     assert _head_forged()
@@ -96,7 +85,7 @@ def test_the_walk_back_from_a_cut_head_reads_at_most_the_lookback(pods, monkeypa
     monkeypatch.setattr(services, "HEAD_RESEAL_LOOKBACK", 5, raising=False)
     _write(*range(40))
     primary = AuditChainHead.objects.get(name=PRIMARY_CHAIN)
-    _cut_tail(primary.pk, keep=primary.seq - 2)
+    cut_tail(primary.pk, keep=primary.seq - 2)
     pods("new")  # a pod that knows both keys: it walks
     walked = _walked(monkeypatch)
     _write(40)
