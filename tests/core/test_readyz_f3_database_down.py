@@ -4,7 +4,11 @@ check judges the worker by its heartbeat in Redis, not by the database.
 
 The first call of a fresh server took 12 s: the request-timing middleware flushed in the request's thread, whose
 database clock read waited the pool's timeout (10 s). The worker check read "no answer within 2s" (then "no answer
-yet from the previous check") for a healthy worker: its heartbeat schedule read waited for the pool too."""
+yet from the previous check") for a healthy worker: its heartbeat schedule read waited for the pool too.
+
+The process's cache is a redis-server of the test's own: on the suite's Redis DB, another pytest run sharing it
+emptied it (each test's cache.clear()) or rewrote the heartbeat between this test's write and its /readyz, and
+the worker read "no worker heartbeat recorded yet"."""
 
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import threading
 
 import pytest
 
-from tests.helpers import free_port, run_python
+from tests.helpers import free_port, run_python, start_redis
 
 FIRST_READYZ = """
 import json, time
@@ -65,6 +69,16 @@ def blackhole_port():
     listener.close()
 
 
+@pytest.fixture
+def own_redis_url():
+    """A redis-server of this test's own: the heartbeat it writes is the one its /readyz reads."""
+    port = free_port()
+    process = start_redis(port)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(20)
+
+
 @pytest.fixture(params=["closed_port", "blackhole"])
 def unreachable_database_url(request):
     if request.param == "closed_port":
@@ -72,8 +86,10 @@ def unreachable_database_url(request):
     return f"postgres://postgres@127.0.0.1:{request.getfixturevalue('blackhole_port')}/controlplane_f3"
 
 
-def test_first_readyz_answers_by_its_deadline_and_judges_the_worker_by_its_heartbeat(unreachable_database_url):
-    env = {**os.environ, "DATABASE_URL": unreachable_database_url, "DB_POOL_MIN_SIZE": "2",
+def test_first_readyz_answers_by_its_deadline_and_judges_the_worker_by_its_heartbeat(
+    unreachable_database_url, own_redis_url
+):
+    env = {**os.environ, "DATABASE_URL": unreachable_database_url, "REDIS_URL": own_redis_url, "DB_POOL_MIN_SIZE": "2",
            "DB_POOL_MAX_SIZE": "10", "DB_POOL_TIMEOUT": "10", "METRICS_BACKGROUND_FLUSH": "true",
            "METRICS_REQUEST_TIMING": "true", "METRICS_FLUSH_SECONDS": "0.2"}  # fmt: skip
     finished = run_python(FIRST_READYZ, env, timeout=90)
