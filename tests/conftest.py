@@ -10,6 +10,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from django.core.cache import cache
@@ -26,6 +27,8 @@ from tests.helpers import REPO_ROOT, database_url
 # queries read as 49 on a slow run; tests/metrics/test_admin_alert_rules.py had fixed it for itself).
 recorder.background = False
 recorder.flush_interval = float("inf")
+
+STARTED = datetime.now(UTC)  # before the test database is set up (and, new, migrated)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -61,6 +64,18 @@ def _teardown_flush_truncates_held_tables():
 
     with teardown_flush_of_held_tables():
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _seeded_rows_under_reuse_db(django_db_setup, django_db_blocker, django_db_keepdb):
+    """Under --reuse-db each run starts from the rows the migrations seeded, which the last run's flushes emptied
+    (tests/flush.py)."""
+    if not django_db_keepdb:
+        return
+    from tests.flush import seeded_rows_kept
+
+    with django_db_blocker.unblock():
+        seeded_rows_kept(STARTED)
 
 
 @pytest.fixture(scope="session", autouse=True)
