@@ -175,18 +175,25 @@ def _load_failures_forgotten():
 
 @pytest.fixture(autouse=True)
 def _fresh_cache_stack():
-    """The process's cache stack and rate-limit policies are forgotten between tests, and the metrics'
-    database breaker closed (a test's simulated outage must not skip the next test's figures)."""
+    """The process's cache stack, rate-limit policies and API clients are forgotten between tests, and the
+    metrics' database breaker closed (a test's simulated outage must not skip the next test's figures).
+
+    The clients too: cache.clear() removes their shared version, and a process that read it less than a second
+    before kept using it; the next read of it (a second on, whichever request of the test that fell in) found a
+    new version and read the token's client again, one query more than a query budget counted (a CI flake)."""
+    from apps.accounts.services import api_clients_cache
     from apps.caching.stack import default_stack
     from apps.core.breaker import metrics_database_breaker
     from apps.ratelimits.selectors import policy_cache
 
     default_stack().clear_local()
     policy_cache.forget()
+    api_clients_cache.forget()
     metrics_database_breaker.reset()
     yield
     default_stack().clear_local()
     policy_cache.forget()
+    api_clients_cache.forget()
     metrics_database_breaker.reset()
 
 
