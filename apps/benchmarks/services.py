@@ -206,6 +206,21 @@ def benchmark_run_execute(*, run_id: int) -> BenchmarkRun:
     return _run_measure(run)
 
 
+def benchmark_run_wait_unsent(*, run_id: int, busy: BenchmarkRun, exc: BaseException) -> None:
+    """A waiting run's next try the broker refused (RabbitMQ down, its vhost gone): the send's error ended the
+    task (scheduled_run's traceback, execute_run's retry rejected) and the run waited with no word of why, or,
+    sent again by the checker before, was failed as "sent twice ... while the workers were free". It is left
+    pending for the stuck-run checker, which sends it again once no run holds the workers (REQUEUE_SECONDS
+    after its creation), and says so."""
+    BenchmarkRun.objects.filter(pk=run_id, status=BenchmarkRun.Status.PENDING).update(
+        requeued_at=None,
+        progress_message=f"waiting for run #{busy.pk} on the same target; its next try was not sent (the "
+        f"stuck-run checker sends it again): {broker_failure(exc)}"[:200],
+    )
+    logger.warning("benchmark run %s waits for run %s, its next try was not sent, %s: the stuck-run checker "
+                   "sends it again", run_id, busy.pk, broker_failure(exc))  # fmt: skip
+
+
 class TargetUnusable(Exception):
     """The service's stored base URL breaks the registry's rules (stored before them, or by raw SQL): with a
     query string Locust sent every request to the wrong path and measured that, an out-of-range port failed

@@ -4,10 +4,12 @@ run twice."""
 import logging
 
 from celery import shared_task
+from celery.exceptions import Reject
 from django.core.exceptions import ValidationError
 
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkRun
+from apps.core.broker_errors import send_errors
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +33,13 @@ def execute_run(self, run_id: int) -> str:
         logger.info("benchmark run %s waits: %s", run_id, busy)
         if self.request.is_eager:  # an eager retry runs again at once, countdown ignored: it would spin
             return BenchmarkRun.Status.PENDING
-        raise self.retry(countdown=TARGET_BUSY_RETRY_SECONDS) from busy
+        try:
+            raise self.retry(countdown=TARGET_BUSY_RETRY_SECONDS) from busy
+        except Reject as rejected:  # retry() wraps the error of its send: a refused one is left to the checker
+            if not isinstance(rejected.reason, send_errors(self.app)):
+                raise
+            services.benchmark_run_wait_unsent(run_id=run_id, busy=busy.run, exc=rejected.reason)
+            return BenchmarkRun.Status.PENDING
 
 
 @shared_task(name="benchmarks.scheduled_run", acks_late=False)
@@ -50,7 +58,10 @@ def scheduled_run(plan_id: int) -> int | None:
         services.benchmark_run_execute(run_id=run.pk)  # already on a benchmarks worker: run it here
     except services.TargetBusy as busy:  # another plan's nightly run on the same target: after it
         logger.info("benchmark run %s waits: %s", run.pk, busy)
-        execute_run.apply_async(args=[run.pk], countdown=TARGET_BUSY_RETRY_SECONDS)
+        try:
+            execute_run.apply_async(args=[run.pk], countdown=TARGET_BUSY_RETRY_SECONDS)
+        except send_errors(execute_run.app) as exc:
+            services.benchmark_run_wait_unsent(run_id=run.pk, busy=busy.run, exc=exc)
     return run.pk
 
 
