@@ -101,4 +101,5 @@ def test_every_fhir_operation_documents_pretty():
                 ref = operation["requestBody"]["content"]["application/x-www-form-urlencoded"]["schema"]["$ref"]
                 names |= set(schema["components"]["schemas"][ref.rsplit("/", 1)[1]]["properties"])
             documented[(method, path)] = "_pretty" in names
-    assert len(documented) == 15 and all(documented.values()), documented  # 13 and Observation/$lastn GET, POST
+    # 13, Observation/$lastn's GET and POST, Patient/{id}/$everything's GET and POST
+    assert len(documented) == 17 and all(documented.values()), documented

@@ -31,6 +31,8 @@ def test_every_fhir_operation_has_a_clear_unique_operation_id():
             expected[("get", f"/fhir/{resource_type}/{{resource_id}}")] = f"fhir_{resource_type}_read"
     expected[("get", "/fhir/Observation/$lastn")] = "fhir_Observation_lastn"
     expected[("post", "/fhir/Observation/$lastn")] = "fhir_Observation_lastn_post"
+    expected[("get", "/fhir/Patient/{patient_id}/$everything")] = "fhir_Patient_everything"
+    expected[("post", "/fhir/Patient/{patient_id}/$everything")] = "fhir_Patient_everything_post"
     for method in ("get", "post", "put", "patch", "delete"):
         expected[(method, "/fhir/{rest}")] = f"fhir_unsupported_{method}"
     assert ids == expected

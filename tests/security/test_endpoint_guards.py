@@ -21,7 +21,8 @@ PUBLIC = {"ApiRootView", "CapabilityStatementView", "UnsupportedView", "BaseWith
 SELF_ONLY = {"WhoAmIView"}
 # POST handlers that read: the body keeps an MRN or search terms out of the URL.
 READS_BY_POST = {"PatientLookupView", "PatientSearchView", "ObservationSearchView", "EncounterSearchView",
-                 "MedicationRequestSearchView", "PatientWindowView", "ObservationLastnView"}  # fmt: skip
+                 "MedicationRequestSearchView", "PatientWindowView", "ObservationLastnView",
+                 "PatientEverythingView"}  # fmt: skip
 UNSAFE = ("post", "put", "patch", "delete")
 
 
@@ -83,7 +84,8 @@ def _concrete(route: str) -> str:
     path = re.sub(r"\(\?P<\w+>[^)]*\)", "x", route)
     path = re.sub(r"<(?:int|id):[^>]+>", "1", path)
     path = re.sub(r"<[^>]+>", "x", path)
-    return "/" + path.replace("^", "").replace("$", "")
+    # `\$` is a literal `$` (an operation: `Observation/\$lastn$`, `Patient/(?P<patient_id>...)/\$everything$`).
+    return "/" + path.replace("^", "").replace("\\$", "\0").replace("$", "").replace("\0", "$")
 
 
 @pytest.mark.django_db

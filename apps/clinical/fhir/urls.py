@@ -21,6 +21,15 @@ for resource_type, operations in views.OPERATIONS.items():
                 name=f"fhir-{resource_type.lower()}-{operation}",
             )
         )
+for resource_type, operations in views.INSTANCE_OPERATIONS.items():
+    for operation, view in operations.items():  # `Patient/5/$everything`, which the catch-all would answer 404
+        urlpatterns.append(
+            re_path(
+                rf"^{resource_type}/(?P<patient_id>[^/]+)/\${operation}$",
+                view.as_view(http_method_names=["get", "head", "post"]),
+                name=f"fhir-{resource_type.lower()}-{operation}",
+            )
+        )
 urlpatterns += [
     path("Patient/<str:patient_id>", views.PatientReadView.as_view(), name="fhir-patient-read"),
     # `Patient/5/`: the same read (and record), not the catch-all's unrecorded 404.

@@ -472,7 +472,7 @@ class CapabilityStatementView(FhirMixin, APIView):
                                 resource_type,
                                 view.search_params,
                                 versioned=resource_type == "Patient",
-                                operations=OPERATIONS.get(resource_type, {}),
+                                operations=_operations(resource_type),
                             )
                             for resource_type, view in SEARCH_VIEWS.items()
                         ],
@@ -480,6 +480,11 @@ class CapabilityStatementView(FhirMixin, APIView):
                 ],
             }
         )
+
+
+def _operations(resource_type: str) -> dict:
+    """A type's operations, on the type (`$lastn`) and on one of its resources (`$everything`)."""
+    return OPERATIONS.get(resource_type, {}) | INSTANCE_OPERATIONS.get(resource_type, {})
 
 
 def _capability(resource_type: str, params: dict[str, str], versioned: bool, operations: dict) -> dict:
@@ -1361,6 +1366,280 @@ READ_VIEWS: dict[str, type[ClinicalReadView]] = {
         ("Observation", Observation), ("Encounter", Encounter), ("MedicationRequest", MedicationRequest)
     )
 }  # fmt: skip
+
+
+# --- Patient/[id]/$everything -----------------------------------------------------------------------
+EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
+# The patient's compartment as this server holds it, in the order the Bundle pages through it.
+EVERYTHING_TYPES = ("Patient", "Observation", "Encounter", "MedicationRequest")
+_PLAIN_DATE = re.compile(r"[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?", re.ASCII)
+_EVERYTHING_DOCS = {
+    "start": "YYYY[-MM[-DD]] (the hospital's day): Observations taken, Encounters going on and MedicationRequests "
+    "authored from this date on. The Patient is always in.",
+    "end": "YYYY[-MM[-DD]]: the same, up to the end of this date (its whole month or year if shorter).",
+    "_since": "Not supported: Observations, Encounters and MedicationRequests keep no last-updated time here, so "
+    "this server cannot say which changed since an instant. Refused (400), never ignored.",
+    "_type": f"Comma-separated, any of: {', '.join(EVERYTHING_TYPES)} (default: all of them).",
+    "_count": f"Entries per page, 1-{MAX_COUNT} (default 50); follow the Bundle's next link for the rest.",
+    "_cursor": "From the Bundle's next link.",
+    "_search": "From a posted request's next link: its parameters, kept on the server for this client (15 "
+    "minutes); only _cursor may go with it.",
+}
+_EVERYTHING_TEXT = (
+    "FHIR R4 Patient-everything: one searchset Bundle with the Patient and every Observation, Encounter and "
+    "MedicationRequest of its compartment, each exactly as its read or search serves it (the Observation search's "
+    "readings: none entered in error or cancelled). Paged across types (the Patient, then Observations newest "
+    "first, Encounters, MedicationRequests), `total` the whole count. Scopes `patient:read` and `clinical:read`; "
+    "every answer audited, a cached one too; an unknown or deleted patient is a 404."
+)
+
+
+def _everything_schema(view: type[FhirSearchView]) -> type[FhirSearchView]:
+    """The operation's GET and POST in the OpenAPI schema, from `_EVERYTHING_DOCS`."""
+    count = {"type": "integer", "minimum": 1, "maximum": MAX_COUNT}
+    parameters = [
+        OpenApiParameter(name, count if name == "_count" else str, description=doc)
+        for name, doc in _EVERYTHING_DOCS.items()
+    ]
+    optional = {"required": False}
+    form_fields = {
+        name: serializers.IntegerField(min_value=1, max_value=MAX_COUNT, label=name, help_text=doc, **optional)
+        if name == "_count"
+        else serializers.CharField(label=name, help_text=doc, **optional)
+        for name, doc in _EVERYTHING_DOCS.items()
+        if name not in ("_cursor", "_search")
+    }
+    form_fields["_format"] = serializers.CharField(label="_format", help_text=f"One of {', '.join(JSON_FORMATS)}.",
+                                                   **optional)  # fmt: skip
+    form_fields["_pretty"] = serializers.ChoiceField(PRETTY_VALUES, label="_pretty", help_text=_PRETTY_DOC,
+                                                     **optional)  # fmt: skip
+    bundle = OpenApiResponse(FhirBundleSerializer, description="A searchset Bundle: the Patient and its compartment.")
+    errors = _outcomes(400, 401, 403, 404, 429, 503, e404="No active patient has this id (unknown or deleted).")
+    return extend_schema_view(
+        get=extend_schema(operation_id="fhir_Patient_everything", description=_EVERYTHING_TEXT,
+                          parameters=[*parameters, _FORMAT_PARAM, _PRETTY_PARAM], responses={200: bundle, **errors}),
+        post=extend_schema(
+            operation_id="fhir_Patient_everything_post",
+            description="The same operation with its parameters in a form body, kept out of URLs and logs: the "
+            "Bundle's self link is the bare operation URL and its next link names the request by an opaque `_search`.",
+            request=inline_serializer("FhirPatientEverythingForm", form_fields),
+            responses={200: bundle, **errors},
+        ),
+    )(view)  # fmt: skip
+
+
+@_everything_schema
+class PatientEverythingView(FhirSearchView):
+    """`GET|HEAD|POST Patient/<id>/$everything`: the chart a clinical app opens, in one request instead of a read
+    and three searches.
+
+    Each resource comes from the code path its own endpoint uses: the Patient from the read's cached card, the
+    others from each type's search view (`parsed`/`rows_for`, its ordering and `resources`), so the Bundle holds
+    what those requests return, byte for byte, and a change to one of them changes this too.
+
+    search.mode is `match` for every entry, the Patient's and the rest: the operation's question is "this
+    patient's compartment", and each compartment resource answers it (none is here only because a match refers to
+    it, which is what `include` says; they refer to the Patient, not it to them). So `total` counts every entry
+    the pages hold, and a client paging until it has `total` entries has them all.
+
+    Scopes: both `patient:read` and `clinical:read`, checked before anything is read (HasScope: every scope the
+    view names), as each endpoint here is: no view filters what it answers by the caller's scopes. A client lacking
+    either is refused (403) as the read or the searches it lacks would refuse it; leaving a type out silently would
+    answer "no observations" for "not allowed to see them".
+
+    Pages: keyset, across types: the cursor names the type to go on with and the ordering values of the last row
+    served of it, so a page is at most one query per type whatever page it is, and a row written meanwhile neither
+    shifts nor repeats the rest. Each page is cached in `patient_data` under the patient's scope (any write to the
+    patient's data invalidates it), with the card; one audit record a request, a cached answer's too.
+    """
+
+    required_scopes = [scopes.PATIENT_READ, scopes.CLINICAL_READ]
+    resource_type = "Patient"
+    search_params = {"start": "date", "end": "date", "_since": "date", "_type": "token"}
+    model = Patient
+    definition = EVERYTHING_DEFINITION
+    known_params = {*search_params, "_count", "_cursor", "_search", "_format"}
+
+    def get(self, request: Request, patient_id: str) -> Response:
+        return self.search(request, request.query_params)
+
+    def post(self, request: Request, patient_id: str) -> Response:
+        return super().post(request)
+
+    def refused_patients(self, request: Request) -> list[int]:
+        """A refused request names the patient of its path (a parameter names none)."""
+        raw_id = str(self.kwargs.get("patient_id") or "")
+        return [int(raw_id)] if re.fullmatch(ID_PATTERN, raw_id) else []
+
+    def search(self, request: Request, params, posted: bool = False) -> Response:
+        raw_id = str(self.kwargs["patient_id"])
+        params, ignored = _leniently(request, params, self.known_params | LAYOUT_PARAMS)
+        params = _without_layout(params)
+        _refuse_malformed(params)
+        if "_search" in params:  # the next page of a posted request: its parameters stayed on the server
+            params = _stored_search("Patient-everything", params, client_identity(request))
+            posted = True
+        unknown = sorted(set(params) - self.known_params)
+        if unknown:
+            base, modified, modifier = unknown[0].partition(":")
+            if modified and base in self.known_params:
+                raise FhirParamError(unknown[0], f"the :{modifier[:64]} modifier is not supported on {base}")
+            supported = ", ".join(name for name in _EVERYTHING_DOCS if name not in ("_cursor", "_search"))
+            raise FhirParamError(unknown[0], f"unknown parameter of $everything; supported: {supported}")
+        if params.get("_format", "json") not in JSON_FORMATS:  # a posted form may carry it too
+            raise FhirParamError("_format", "only JSON is supported")
+        if "_since" in params:
+            raise FhirParamError("_since", _EVERYTHING_DOCS["_since"].removesuffix(" Refused (400), never ignored."))
+        types = _everything_types(params.get("_type"))
+        start, end = _everything_window(params)
+        count = parse_count(params.get("_count"), self.default_count)
+        operation = f"Patient/{raw_id[:64]}/$everything"
+        # Bound to this patient whatever the parameters (search_binding is empty for a request without any).
+        binding = search_binding(operation, params) or operation
+        cursor = _everything_cursor(params.get("_cursor"), binding) if "_cursor" in params else None
+        if not re.fullmatch(ID_PATTERN, raw_id):  # Patient/007 is not Patient/7; parameters were checked first
+            self.audit(request, action="search", resource_id="", outcome="not_found")
+            raise NotFound(f"Patient/{raw_id[:64]} does not exist.")
+        patient_id = int(raw_id)
+        card = selectors.patient_card(patient_id=patient_id)  # the read's card, through the patient_data cache
+        if card is None:
+            self.audit(request, action="search", resource_id=raw_id, outcome="not_found")
+            raise NotFound(f"Patient/{raw_id} does not exist.")
+        # No identifier in it: the resource id, the parameters, the cursor's instant and row id (and it is HMAC'd).
+        after = None if cursor is None else [cursor[0], cursor[1].isoformat() if cursor[1] else "", cursor[2]]
+        key = ["everything-1", patient_id, list(types), start, end, count, after]
+        page = get_or_load(
+            "patient_data",
+            key,
+            lambda: self.page(card, types, start, end, count, cursor),
+            scope=patient_scope(patient_id),
+        )
+        self.audit(request, action="search", resource_id=raw_id, patient_id=patient_id,
+                   result_count=len(page["entries"]), served_from_cache=served_from_cache())  # fmt: skip
+        base = self.base_url(request)
+        operation_url = f"{base}Patient/{patient_id}/$everything"
+        if posted:  # its parameters stay out of URLs
+            self_url = operation_url
+        elif ignored:
+            self_url = f"{operation_url}?{urlencode(list(params.lists()), doseq=True)}" if params else operation_url
+        else:
+            self_url = request.build_absolute_uri()
+        next_url = None
+        if page["next"] is not None:
+            kept = {k: params.getlist(k) for k in params if k not in ("_cursor", "_search")}
+            if posted:
+                kept = {"_search": [_store_search("Patient-everything", kept, client_identity(request))]}
+            kept["_cursor"] = [encode_cursor(page["next"], binding)]
+            next_url = f"{operation_url}?{urlencode(kept, doseq=True)}"
+        outcome = resources.ignored_parameters_outcome(ignored) if ignored else None
+        bundle = resources.searchset(page["entries"], base, self_url, next_url, outcome=outcome)
+        return Response({**bundle, "total": page["total"]})
+
+    @staticmethod
+    def page(card: dict, types: tuple[str, ...], start: str | None, end: str | None, count: int,
+             cursor: list | None) -> dict:  # fmt: skip
+        """One page of the compartment: `entries`, `next` (the cursor's values after it, or None) and `total`.
+        At most two queries a type (its count, its rows) and one for the page's empty panels' members."""
+        position, after = (cursor[0], cursor[1:]) if cursor else (0, None)
+        entries: list[dict] = []
+        following = None
+        total = 0
+        for index, resource_type in enumerate(EVERYTHING_TYPES):
+            if resource_type not in types:
+                continue
+            if resource_type == "Patient":
+                total += 1
+                if index >= position and following is None:
+                    if len(entries) < count:
+                        entries.append(resources.patient_resource(card))  # as the read serves it
+                    else:
+                        following = [index, "", 0]
+                continue
+            view = SEARCH_VIEWS[resource_type]()
+            rows = _compartment_rows(view, int(card["id"]), start, end)
+            total += rows.count()
+            if index < position or following is not None:
+                continue
+            room = count - len(entries)
+            ordering = view.ordering_for(QueryDict())
+            keyset = after if index == position and after and after[0] != "" else None
+            found = list(_page_order(rows, ordering, keyset)[: room + 1])
+            if len(found) > room:
+                found = found[:room]
+                last = found[-1] if found else None
+                following = [index, "", 0] if last is None else [
+                    index, getattr(last, ordering[0].lstrip("-")).isoformat(), last.pk
+                ]  # fmt: skip
+            entries += view.resources(found)
+        return {"entries": entries, "next": following, "total": total}
+
+
+def _compartment_rows(view: FhirSearchView, patient_id: int, start: str | None, end: str | None) -> QuerySet:
+    """A type's rows of the patient in the window, through its search view's own filters: `date=ge<start>` and
+    `date=le<end>` where the search takes `date` (Observations' instant, Encounters' period), the same conditions
+    on `authored_at` for MedicationRequests, whose search has no date."""
+    params = QueryDict(mutable=True)
+    params["patient"] = str(patient_id)
+    dates = [f"{prefix}{value}" for prefix, value in (("ge", start), ("le", end)) if value]
+    window = Q()
+    if "date" in view.search_params:
+        params.setlist("date", dates)
+    else:
+        for raw in dates:
+            prefix, low, high = parse_date("date", raw)
+            window &= date_condition("authored_at", prefix, low, high)
+    values, shape, _, _ = view.parsed(params)
+    return type(view).rows_for(shape, **values).filter(window)
+
+
+def _everything_types(raw: str | None) -> tuple[str, ...]:
+    """`_type`: a comma list of the compartment's types, in the Bundle's order; all of them where absent."""
+    if raw is None:
+        return EVERYTHING_TYPES
+    asked = split_or("_type", raw)
+    unknown = [name for name in asked if name not in EVERYTHING_TYPES]
+    if unknown:
+        raise FhirParamError("_type", f"{unknown[0][:64]!r} is not held here; supported: {', '.join(EVERYTHING_TYPES)}")
+    return tuple(name for name in EVERYTHING_TYPES if name in asked)
+
+
+def _everything_window(params) -> tuple[str | None, str | None]:
+    """`start` and `end`: FHIR dates (no prefix, no time), real ones, the start not after the end."""
+    bounds = {}
+    for name in ("start", "end"):
+        raw = params.get(name)
+        if raw is not None:
+            if not _PLAIN_DATE.fullmatch(raw):
+                raise FhirParamError(name, "expected a date, YYYY[-MM[-DD]] (no prefix, no time)")
+            bounds[name] = parse_date(name, raw)  # a real date (2024-02-30 is refused)
+    if "start" in bounds and "end" in bounds and bounds["start"][1] >= bounds["end"][2]:
+        raise FhirParamError("end", "before start: the window would hold nothing")
+    return params.get("start"), params.get("end")
+
+
+def _everything_cursor(raw: str, binding: str) -> list:
+    """A $everything cursor: [type's index, the last row's instant (ISO, aware) or "" (the type from its first
+    row), its id or 0]; anything else, or another request's, is a 400."""
+    position, instant, row_id = decode_cursor(raw, 3, binding)
+    refused = FhirParamError("_cursor", "not a cursor this server issued")
+    if not isinstance(position, int) or not 0 <= position < len(EVERYTHING_TYPES):
+        raise refused
+    if (instant, row_id) == ("", 0):
+        return [position, "", 0]
+    if not isinstance(instant, str) or not isinstance(row_id, int) or not 1 <= row_id <= MAX_ROW_ID:
+        raise refused
+    try:
+        moment = datetime.fromisoformat(instant)
+    except ValueError as exc:
+        raise refused from exc
+    if timezone.is_naive(moment) or EVERYTHING_TYPES[position] == "Patient":
+        raise refused
+    return [position, moment, row_id]
+
+
+# Operations on one resource (`Patient/5/$everything`), by type and name: routed before the instance's read, and
+# declared in the CapabilityStatement with the type's.
+INSTANCE_OPERATIONS: dict[str, dict[str, type[FhirSearchView]]] = {"Patient": {"everything": PatientEverythingView}}
 
 
 def _unsupported(method: str) -> Callable:

@@ -1,0 +1,275 @@
+"""FHIR `Patient/[id]/$everything`: the Patient and its compartment in one searchset Bundle, each resource as its
+own read or search serves it, validated by the fhir.resources R4B models; paged, windowed, filtered by type,
+cached (a write invalidates), audited once a request (from the cache too), and its bad input an OperationOutcome."""
+
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.encounter import Encounter as FhirEncounter
+from fhir.resources.R4B.medicationrequest import MedicationRequest as FhirMedicationRequest
+from fhir.resources.R4B.observation import Observation as FhirObservation
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.patient import Patient as FhirPatient
+
+from apps.audit.models import AuditEvent
+from apps.clinical.fhir.params import parse_date
+from apps.clinical.models import MedicationRequest, Patient
+from apps.clinical.services import observation_record, patient_soft_delete
+
+pytestmark = pytest.mark.django_db
+FORM = "application/x-www-form-urlencoded"
+MODELS = {
+    "Patient": FhirPatient,
+    "Observation": FhirObservation,
+    "Encounter": FhirEncounter,
+    "MedicationRequest": FhirMedicationRequest,
+}
+
+
+def _everything(patient_id: int | str) -> str:
+    return f"/fhir/Patient/{patient_id}/$everything"
+
+
+def _bundle(response) -> dict:
+    assert response.status_code == 200, response.content[:500]
+    assert response["Content-Type"].startswith("application/fhir+json")
+    body = response.json()
+    bundle = Bundle.model_validate(body)
+    assert bundle.type == "searchset"
+    for entry in bundle.entry or []:
+        if entry.search.mode == "outcome":
+            continue
+        assert entry.search.mode == "match"
+        resource = entry.resource.model_dump()
+        MODELS[resource["resourceType"]].model_validate(resource)
+        assert entry.fullUrl == f"http://testserver/fhir/{resource['resourceType']}/{resource['id']}"
+    return body
+
+
+def _resources(body: dict) -> list[dict]:
+    return [entry["resource"] for entry in body.get("entry", []) if entry["search"]["mode"] == "match"]
+
+
+def _outcome(response, status: int = 400) -> OperationOutcome:
+    assert response.status_code == status, response.content[:500]
+    return OperationOutcome.model_validate(response.json())
+
+
+def _separately(client, patient_id: int, **window) -> list[dict]:
+    """What a client makes today: the read and the three searches (dates where the search takes them)."""
+    found = [client.get(f"/fhir/Patient/{patient_id}").json()]
+    dates = [f"{prefix}{window[name]}" for prefix, name in (("ge", "start"), ("le", "end")) if name in window]
+    for resource_type in ("Observation", "Encounter", "MedicationRequest"):
+        query = {"patient": patient_id, "_count": 1000}
+        if resource_type != "MedicationRequest" and dates:
+            query["date"] = dates
+        found += _resources(_bundle(client.get(f"/fhir/{resource_type}", query)))
+    return found
+
+
+@pytest.fixture
+def charted(loaded) -> Patient:
+    """A loaded patient with observations, encounters and medication requests."""
+    return Patient.objects.filter(medication_requests__isnull=False, encounters__isnull=False).order_by("pk").first()
+
+
+def test_the_bundle_is_the_read_and_the_three_searches(clinician, charted):
+    body = _bundle(clinician.get(_everything(charted.pk), {"_count": 1000}))
+    found = _resources(body)
+    assert found == _separately(clinician, charted.pk)
+    assert {r["resourceType"] for r in found} == {"Patient", "Observation", "Encounter", "MedicationRequest"}
+    assert body["total"] == len(found)
+    assert [link["relation"] for link in body["link"]] == ["self"]
+
+
+def test_pages_follow_absolute_next_links_to_the_same_entries(clinician, charted):
+    whole = _resources(_bundle(clinician.get(_everything(charted.pk), {"_count": 1000})))
+    paged, url, pages = [], f"http://testserver{_everything(charted.pk)}?_count=7", 0
+    while url:
+        assert url.startswith(f"http://testserver/fhir/Patient/{charted.pk}/$everything?")
+        body = _bundle(clinician.get(url))
+        assert body["total"] == len(whole)
+        assert len(_resources(body)) <= 7
+        paged += _resources(body)
+        url = next((link["url"] for link in body["link"] if link["relation"] == "next"), None)
+        pages += 1
+    assert paged == whole and pages == -(-len(whole) // 7)
+
+
+def test_a_posted_request_keeps_its_parameters_out_of_urls(clinician, charted):
+    whole = _resources(_bundle(clinician.get(_everything(charted.pk), {"_count": 1000, "start": "2000"})))
+    body = _bundle(clinician.post(_everything(charted.pk), "start=2000&_count=5", content_type=FORM))
+    assert body["link"][0]["url"] == f"http://testserver{_everything(charted.pk)}"
+    paged = _resources(body)
+    while nexts := [link["url"] for link in body["link"] if link["relation"] == "next"]:
+        assert set(parse_qs(urlsplit(nexts[0]).query)) == {"_search", "_cursor"}
+        body = _bundle(clinician.get(nexts[0]))
+        paged += _resources(body)
+    assert paged == whole
+
+
+def test_the_window_is_the_searches_dates_and_authored_on(clinician, charted):
+    """Observations and Encounters as their searches answer date=ge<start>&date=le<end>; MedicationRequests, whose
+    search takes no date, by authoredOn within the same days (the hospital's)."""
+    authored = sorted(MedicationRequest.objects.filter(patient=charted).values_list("authored_at", flat=True))
+    day = timezone.localdate(authored[len(authored) // 2])
+    window = {"start": day.isoformat(), "end": day.isoformat()}
+    found = _resources(_bundle(clinician.get(_everything(charted.pk), {**window, "_count": 1000})))
+    _, low, high = parse_date("start", window["start"])
+    inside = set(
+        MedicationRequest.objects.filter(patient=charted, authored_at__gte=low, authored_at__lt=high).values_list(
+            "pk", flat=True
+        )
+    )
+    assert inside
+    separately = _separately(clinician, charted.pk, **window)
+    assert found == [r for r in separately if r["resourceType"] != "MedicationRequest" or int(r["id"]) in inside]
+    everything = _resources(_bundle(clinician.get(_everything(charted.pk), {"_count": 1000})))
+    assert found[0]["resourceType"] == "Patient" and len(found) < len(everything)
+    assert {r["resourceType"] for r in found} == {"Patient", "Observation", "Encounter", "MedicationRequest"}
+
+
+def test_type_picks_the_resource_types(clinician, charted):
+    found = _resources(_bundle(clinician.get(_everything(charted.pk), {"_type": "Encounter,Patient", "_count": 1000})))
+    assert found[0]["resourceType"] == "Patient"
+    assert {r["resourceType"] for r in found[1:]} == {"Encounter"}
+    encounters = _resources(_bundle(clinician.get("/fhir/Encounter", {"patient": charted.pk, "_count": 1000})))
+    assert found[1:] == encounters
+    body = _bundle(clinician.get(_everything(charted.pk), {"_type": "MedicationRequest", "_count": 2}))
+    assert {r["resourceType"] for r in _resources(body)} == {"MedicationRequest"}
+    assert body["total"] == MedicationRequest.objects.filter(patient=charted).count()
+
+
+def test_unknown_and_deleted_patients_are_404s(clinician, patient, elsewhere):
+    assert _outcome(clinician.get(_everything(patient.pk + 1000)), 404).issue[0].code == "not-found"
+    assert _outcome(clinician.get(_everything(f"0{patient.pk}")), 404).issue[0].code == "not-found"
+    assert _bundle(clinician.get(_everything(patient.pk)))["total"] == 1  # cached now
+    elsewhere(lambda: patient_soft_delete(patient=patient))
+    assert _outcome(clinician.get(_everything(patient.pk)), 404).issue[0].code == "not-found"
+    record = AuditEvent.objects.order_by("-seq").first()
+    assert (record.action, record.outcome, record.resource_id) == ("search", "not_found", str(patient.pk))
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        ({"patient": "1"}, "patient"),
+        ({"_since": "2024-01-01T00:00:00Z"}, "_since"),
+        ({"_type": "Condition"}, "_type"),
+        ({"start": "ge2024-01-01"}, "start"),
+        ({"start": "2024-01-01T10:00:00Z"}, "start"),
+        ({"end": "2024-02-30"}, "end"),
+        ({"start": "2024-03-01", "end": "2024-02-01"}, "end"),
+        ({"_count": "0"}, "_count"),
+        ({"_count": "many"}, "_count"),
+        ({"_cursor": "abc.def"}, "_cursor"),
+        ({"_type": ""}, "_type"),
+        ({"_summary": "count"}, "_summary"),
+    ],
+)
+def test_bad_parameters_are_operation_outcomes(clinician, patient, query, parameter):
+    issue = _outcome(clinician.get(_everything(patient.pk), query)).issue[0]
+    assert issue.expression == [parameter], issue
+
+
+def test_since_says_why_it_is_refused(clinician, patient):
+    issue = _outcome(clinician.get(_everything(patient.pk), {"_since": "2024-01-01"})).issue[0]
+    assert "keep no last-updated time" in issue.diagnostics
+
+
+def test_a_repeated_parameter_and_another_requests_cursor_are_refused(clinician, charted):
+    assert _outcome(clinician.get(f"{_everything(charted.pk)}?start=2020&start=2021")).issue[0].expression == ["start"]
+    body = _bundle(clinician.get(_everything(charted.pk), {"_count": 2}))
+    cursor = parse_qs(urlsplit(body["link"][1]["url"]).query)["_cursor"][0]
+    other = Patient.objects.exclude(pk=charted.pk).order_by("pk").first()
+    assert _outcome(clinician.get(_everything(other.pk), {"_count": 2, "_cursor": cursor})).issue[0].expression == [
+        "_cursor"
+    ]
+    assert _outcome(clinician.get(_everything(charted.pk), {"_count": 2, "_cursor": cursor, "start": "2000"}))
+
+
+def test_lenient_handling_ignores_unknown_parameters_and_says_so(clinician, patient):
+    lenient = {"HTTP_PREFER": "handling=lenient"}
+    body = _bundle(clinician.get(_everything(patient.pk), {"colour": "blue"}, **lenient))
+    assert body["entry"][-1]["search"]["mode"] == "outcome"
+    assert body["link"][0]["url"] == f"http://testserver{_everything(patient.pk)}"
+    assert _outcome(clinician.get(_everything(patient.pk), {"colour": "blue"}, HTTP_PREFER="handling=strict"))
+    assert _outcome(clinician.get(_everything(patient.pk), {"_elements": "id"}, **lenient))  # a `_` one: refused
+
+
+def test_one_audit_record_a_request_a_cached_answer_too(clinician, charted):
+    before = AuditEvent.objects.count()
+    first = _bundle(clinician.get(_everything(charted.pk)))
+    second = _bundle(clinician.get(_everything(charted.pk)))
+    assert first == second
+    events = list(AuditEvent.objects.order_by("seq")[before:])
+    assert [(e.action, e.patient_id, e.resource_type) for e in events] == [("search", charted.pk, "Patient")] * 2
+    assert [e.served_from_cache for e in events] == [False, True]
+    assert [e.result_count for e in events] == [len(first["entry"])] * 2
+    assert str(charted.mrn) not in str([e.__dict__ for e in events])
+
+
+def test_a_write_to_the_patient_is_in_the_next_answer(clinician, patient, vitals, elsewhere):
+    assert len(_resources(_bundle(clinician.get(_everything(patient.pk))))) == 1 + len(vitals)
+    _bundle(clinician.get(_everything(patient.pk)))
+    assert AuditEvent.objects.order_by("-seq").first().served_from_cache
+    written = []
+    elsewhere(lambda: written.append(observation_record(patient=patient, code="8867-4", value=131,
+                                                        effective_at=datetime.now(UTC))))  # fmt: skip
+    found = _resources(_bundle(clinician.get(_everything(patient.pk))))
+    assert found[1]["id"] == str(written[0].pk) and len(found) == 2 + len(vitals)
+    assert not AuditEvent.objects.order_by("-seq").first().served_from_cache
+
+
+def test_scopes_are_the_reads_and_the_searches(api, issue_token, patient, vitals):
+    assert _outcome(api.get(_everything(patient.pk)), 401).issue[0].code == "login"
+    for scope in ("patient:read", "clinical:read"):
+        api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(scope)}")
+        assert _outcome(api.get(_everything(patient.pk)), 403).issue[0].code == "forbidden"
+        refusal = AuditEvent.objects.order_by("-seq").first()
+        assert (refusal.action, refusal.outcome, refusal.patient_id) == ("search", "denied", patient.pk)
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('patient:read', 'clinical:read')}")
+    assert _bundle(api.get(_everything(patient.pk)))["total"] == 1 + len(vitals)
+
+
+def test_head_answers_without_a_body_and_put_is_refused(clinician, patient):
+    head = clinician.head(_everything(patient.pk))
+    assert head.status_code == 200 and not head.content
+    assert _outcome(clinician.put(_everything(patient.pk), {}), 405).issue[0].code == "not-supported"
+
+
+def test_the_queries_do_not_grow_with_the_resources(clinician, charted, query_budget):
+    clinician.get(f"/fhir/Patient/{charted.pk}")  # the card cached, rate-limit policies read (once per process)
+    for page_size in (2, 1000):
+        # A miss: the cache's database tier asked and filled (2), a count and the rows of each of three types (6),
+        # the page's empty panels' members (1), the audit record (5 with its savepoint), and now and then the
+        # token's client, the cache's scope generations or its policies, read again when their copy ends (3).
+        with CaptureQueriesContext(connection) as queries, query_budget(17):
+            body = _bundle(clinician.get(_everything(charted.pk), {"_count": page_size}))
+        clinical = [q["sql"] for q in queries.captured_queries if "clinical_" in q["sql"] and "FROM" in q["sql"]]
+        assert len(clinical) <= 8, [sql[:120] for sql in clinical]
+    assert len(body["entry"]) > 50  # the whole chart in the one page
+    with CaptureQueriesContext(connection) as queries:  # a hit reads no clinical row
+        _bundle(clinician.get(_everything(charted.pk), {"_count": 1000}))
+    assert not [q for q in queries.captured_queries if "clinical_observation" in q["sql"]]
+
+
+def test_declared_in_the_capability_statement(api):
+    statement = CapabilityStatement.model_validate(api.get("/fhir/metadata").json())
+    [patient] = [resource for resource in statement.rest[0].resource if resource.type == "Patient"]
+    assert [(op.name, op.definition) for op in patient.operation] == [
+        ("everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything")
+    ]
+
+
+def test_pretty_and_format_as_the_searches(clinician, patient):
+    compact = clinician.get(_everything(patient.pk), {"_format": "json"})
+    pretty = clinician.get(_everything(patient.pk), {"_pretty": "true"})
+    assert pretty.json()["entry"] == compact.json()["entry"] and pretty.content != compact.content
+    assert _outcome(clinician.get(_everything(patient.pk), {"_format": "xml"})).issue[0].expression == ["_format"]
