@@ -3,7 +3,8 @@
 Django reads a WSGI body only as far as `CONTENT_LENGTH` says. Gunicorn de-chunks such a body but sets no
 length, so Django read none: a filtered search posted chunked (`POST /fhir/Patient/_search`,
 `/api/v1/patients/window/`) lost its filters and answered every patient. The body is read here, up to the
-largest body the product accepts, and its length set; a longer one is refused (413) before Django runs."""
+largest body the product accepts, and its length set; a longer one is refused (413) before Django runs, with the
+CORS headers django-cors-headers would have added (a browser app reads the 413, not an opaque network error)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,14 @@ import json
 from collections.abc import Callable, Iterable
 
 from django.conf import settings
+from django.core.handlers.asgi import ASGIRequest
+from django.core.handlers.wsgi import WSGIRequest
+from django.http import HttpRequest, HttpResponse
 
 # A body that is no upload (JSON, a form) may be this long; Django's own DATA_UPLOAD_MAX_MEMORY_SIZE checks
 # the same bodies once they have a length. No view of the product takes a file.
 DEFAULT_LIMIT = 2_621_440
+CORS_MIDDLEWARE = "corsheaders.middleware.CorsMiddleware"
 
 
 def chunked_body_limit() -> int:
@@ -34,7 +39,7 @@ class ChunkedBodyLength:
             limit = chunked_body_limit()
             body = environ["wsgi.input"].read(limit + 1)
             if len(body) > limit:
-                return _too_large(start_response, limit)
+                return _too_large(start_response, limit, _cors_headers(WSGIRequest(environ)))
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
         return self.application(environ, start_response)
@@ -49,11 +54,25 @@ def _too_large_body(limit: int) -> bytes:
     return json.dumps({"detail": too_large_detail(limit), "code": "request_too_large"}).encode()
 
 
-def _too_large(start_response: Callable, limit: int) -> list[bytes]:
+def _cors_headers(request: HttpRequest) -> list[tuple[str, str]]:
+    """The headers CorsMiddleware (where installed: CORS_ALLOWED_ORIGINS set) adds to an answer to `request`: the
+    Access-Control-* ones for an allowed origin on the token APIs, and `Vary: origin`. A 413 answered here never
+    reached it, and without them a browser app saw a network error instead of why."""
+    if CORS_MIDDLEWARE not in settings.MIDDLEWARE:
+        return []
+    from corsheaders.middleware import CorsMiddleware
+
+    response = HttpResponse()
+    del response["Content-Type"]
+    CorsMiddleware(lambda _request: response).add_response_headers(request, response)
+    return list(response.items())
+
+
+def _too_large(start_response: Callable, limit: int, cors: list[tuple[str, str]]) -> list[bytes]:
     body = _too_large_body(limit)
     start_response(
         "413 Request Entity Too Large",
-        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close")],
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), ("Connection", "close"), *cors],
     )
     return [body]
 
@@ -77,7 +96,7 @@ class AsgiChunkedBodyLength:
             part = message.get("body", b"")
             size += len(part)
             if size > limit:
-                return await _send_too_large(send, limit)
+                return await _send_too_large(send, limit, _cors_headers(ASGIRequest(scope, io.BytesIO())))
             parts.append(part)
             if not message.get("more_body", False):
                 break
@@ -100,13 +119,9 @@ def _chunked_without_length(headers: list[tuple[bytes, bytes]]) -> bool:
     return b"chunked" in names.get(b"transfer-encoding", b"").lower() and b"content-length" not in names
 
 
-async def _send_too_large(send: Callable, limit: int) -> None:
+async def _send_too_large(send: Callable, limit: int, cors: list[tuple[str, str]]) -> None:
     body = _too_large_body(limit)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in cors]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})

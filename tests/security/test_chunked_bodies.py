@@ -1,7 +1,10 @@
 """A request body sent `Transfer-Encoding: chunked` (a client streaming its body) is read like any other.
 Gunicorn de-chunks it but sets no Content-Length, and Django reads a body only as far as that says: a filtered
 search posted chunked lost its filters and answered every patient (names, MRNs and birth dates the client
-never asked for). The real api (gunicorn) and live (uvicorn) processes, a real PostgreSQL."""
+never asked for). The real api (gunicorn) and live (uvicorn) processes, a real PostgreSQL.
+
+A body past the limit is refused (413) before Django runs, so django-cors-headers never saw that answer: it carries
+the CORS headers of an allowed origin itself, else a browser app saw an opaque network error instead of the 413."""
 
 import json
 import os
@@ -30,6 +33,18 @@ def server_port(request, tmp_path):
         yield port
 
 
+ALLOWED = "https://ehr.hospital.example"
+OTHER = "https://elsewhere.example"
+
+
+@pytest.fixture(params=[product_gunicorn, product_uvicorn], ids=["api (gunicorn)", "live (uvicorn)"])
+def cors_server_port(request, tmp_path):
+    """Both processes, with CORS_ALLOWED_ORIGINS set (the CORS middleware installed)."""
+    env = {**os.environ, "DATABASE_URL": database_url(), "CORS_ALLOWED_ORIGINS": ALLOWED}
+    with request.param(tmp_path / "server.log", env) as port:
+        yield port
+
+
 @pytest.fixture
 def token():
     for mrn, family in [("CHUNK-1", "Quistorp"), ("CHUNK-2", "Abernathy")]:
@@ -39,9 +54,18 @@ def token():
 
 def _chunked_post(port: int, path: str, token: str, content_type: str, body: bytes) -> tuple[int, bytes]:
     """POST `body` in chunks of 7 bytes, as a streaming client sends it, and read the whole answer."""
+    status, _, payload = _chunked_exchange(port, path, token, content_type, body)
+    return status, payload
+
+
+def _chunked_exchange(
+    port: int, path: str, token: str, content_type: str, body: bytes, origin: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """_chunked_post, sent from `origin`'s page if given; the answer's headers too (lower-case names)."""
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i : i + 7]), body[i : i + 7]) for i in range(0, len(body), 7))
+    sent_from = f"Origin: {origin}\r\n" if origin else ""
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n{sent_from}"
         f"Content-Type: {content_type}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )
     with socket.create_connection(("127.0.0.1", port), timeout=60) as connection:
@@ -50,10 +74,14 @@ def _chunked_post(port: int, path: str, token: str, content_type: str, body: byt
         while part := connection.recv(65536):
             answer += part
     status_line, _, rest = answer.partition(b"\r\n")
-    headers, _, payload = rest.partition(b"\r\n\r\n")
-    if b"transfer-encoding: chunked" in headers.lower():
+    head_lines, _, payload = rest.partition(b"\r\n\r\n")
+    headers = {}
+    for line in head_lines.decode("latin-1").split("\r\n"):
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
         payload = _dechunk(payload)
-    return int(status_line.split()[1]), payload
+    return int(status_line.split()[1]), headers, payload
 
 
 def _dechunk(data: bytes) -> bytes:
@@ -90,3 +118,19 @@ def test_a_chunked_body_over_the_limit_is_refused(server_port, token):
     status, payload = _chunked_post(server_port, "/api/v1/patients/window/", token, "application/json", body)
     assert status == 413
     assert json.loads(payload)["code"] == "request_too_large"
+
+
+def test_a_chunked_body_over_the_limit_is_refused_with_the_cors_headers_of_an_allowed_origin(cors_server_port, token):
+    body = json.dumps({"family": "Q" * chunked_body_limit()}).encode()
+    status, headers, payload = _chunked_exchange(
+        cors_server_port, "/api/v1/patients/window/", token, "application/json", body, origin=ALLOWED
+    )
+    assert status == 413 and json.loads(payload)["code"] == "request_too_large"
+    assert headers.get("access-control-allow-origin") == ALLOWED, headers
+    assert "origin" in headers.get("vary", "").lower(), headers
+
+    status, headers, _ = _chunked_exchange(
+        cors_server_port, "/api/v1/patients/window/", token, "application/json", body, origin=OTHER
+    )
+    assert status == 413
+    assert not any(name.startswith("access-control-") for name in headers), headers
