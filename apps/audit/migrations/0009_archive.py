@@ -38,15 +38,14 @@ def add_guards(apps, schema_editor):
 
 
 def drop_guards(apps, schema_editor):
-    # As 0008: 0006 refuses going back over records, but each migration commits on its own, and this one is
-    # reversed first (reversing it drops the archive records, what verify resumes the chains from).
-    if (
-        apps.get_model("audit", "AuditEvent").objects.exists()
-        or apps.get_model("audit", "AuditArchive").objects.exists()
-    ):
+    # Reversing this drops the archive records, what verify resumes the chains from: refused once there are any.
+    # Without them it drops an empty table, so a rollback to the release before it (audit 0008) works on a trail
+    # that holds records; 0008 and 0006, reversed next, still refuse going further back over them.
+    if apps.get_model("audit", "AuditArchive").objects.exists():
         raise RuntimeError(
-            "The audit trail holds records: its migrations are not reversed (reversing 0001 drops the table). "
-            "Restore a backup taken before the migration instead."
+            "The audit trail has archived partitions (audit archive --drop): reversing this migration would drop "
+            "their archive records, which audit verify resumes the chains from. Restore a backup taken before the "
+            "migration instead, or keep the audit app at 0009 (the release before it runs on it)."
         )
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
