@@ -106,13 +106,35 @@ def optimization_run_dispatch(run: OptimizationRun) -> None:
         try:
             workflow.apply_async()
         except send_errors(finalize_run.app) as exc:
-            OptimizationStep.objects.filter(run=run, status=OptimizationStep.Status.PENDING).update(
-                status=OptimizationStep.Status.FAILED, error=f"Never sent: {broker_failure(exc)}."
-            )
-            optimization_run_finalize(run_id=run.pk)
+            _run_finish_unsent(run.pk, exc)
             raise DispatchFailed(f"Run #{run.pk} was not sent: {broker_failure(exc)}.") from exc
 
     transaction.on_commit(send)
+
+
+def optimization_run_next_send(*, step_id: int, send: Callable[[], object]) -> None:
+    """Send what follows a step on the run's chain (the next step, or the finalizer). Sent by Celery after the
+    step's task returned, a send the broker refused (RabbitMQ down, its vhost gone) was an internal error of a
+    step that had succeeded, and the run stayed running until the deadline checker failed it hours later as
+    "No worker finished it": the steps not sent are failed now, saying the broker refused them, and the run is
+    finished here (by its finalizer's work, which needs no broker)."""
+    from apps.optimizer.tasks import finalize_run
+
+    try:
+        send()
+    except send_errors(finalize_run.app) as exc:
+        run_id = OptimizationStep.objects.values_list("run_id", flat=True).get(pk=step_id)
+        logger.warning("optimization run %s: what follows its step %s was not sent, %s; the run is finished here",
+                       run_id, step_id, broker_failure(exc))  # fmt: skip
+        _run_finish_unsent(run_id, exc)
+
+
+def _run_finish_unsent(run_id: int, exc: BaseException) -> OptimizationRun:
+    """The run's steps the broker did not take failed as never sent, and the run finished."""
+    OptimizationStep.objects.filter(run_id=run_id, status=OptimizationStep.Status.PENDING).update(
+        status=OptimizationStep.Status.FAILED, error=f"Never sent: {broker_failure(exc)}."
+    )
+    return optimization_run_finalize(run_id=run_id)
 
 
 # A schedule's second send of the same run within this long is dropped: two beats (an evicted pod terminating

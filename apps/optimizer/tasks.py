@@ -1,14 +1,26 @@
 """Thin Celery tasks: every one is safe to run twice (acks late, redelivered when a worker is lost)."""
 
-from celery import shared_task
+from celery import shared_task, signature
 
 from apps.core.schedules import beat_schedule_name
 from apps.optimizer import services
 
 
-@shared_task(name="optimizer.run_step")
-def run_step(step_id: int) -> str:
-    return services.optimization_step_execute(step_id=step_id).status
+# The chain's next link is sent by the task, not by Celery once it returned: a send the broker refused was an
+# internal error there, after the step had succeeded, and left the run running (optimization_run_next_send).
+@shared_task(name="optimizer.run_step", bind=True)
+def run_step(self, step_id: int) -> str:
+    status = services.optimization_step_execute(step_id=step_id).status
+    links, self.request.chain = self.request.chain, None
+    if links:
+        request = self.request
+        services.optimization_run_next_send(
+            step_id=step_id,
+            send=lambda: signature(links[-1], app=self.app).apply_async(
+                (status,), chain=links[:-1], parent_id=request.id, root_id=request.root_id or request.id
+            ),
+        )
+    return status
 
 
 @shared_task(name="optimizer.apply_recommendation")
