@@ -106,8 +106,14 @@ class ModelDeployment(models.Model):
         elif self.source == self.Source.PATH:
             if not self.local_path:
                 errors["local_path"] = "A local path is needed for source 'path'."
-            elif not Path(self.local_path).exists():
-                errors["local_path"] = "No such file or folder on this host."
+            else:
+                try:
+                    found = Path(self.local_path).exists()
+                except OSError as exc:  # a name too long, a folder this process may not enter: not a 500
+                    errors["local_path"] = f"Cannot be looked up on this host: {exc.strerror}."
+                else:
+                    if not found:
+                        errors["local_path"] = "No such file or folder on this host."
         mode = self.quantization
         if mode == self.Quantization.INT8 and self.device == self.Device.CUDA:
             errors["quantization"] = "torch dynamic int8 runs on the CPU only."
