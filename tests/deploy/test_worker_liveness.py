@@ -128,7 +128,7 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
         cwd=REPO_ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     try:
-        wait_for(lambda: "ready." in log.read_text(), 60, "the worker to be ready", log)
+        wait_for(lambda: "ready." in log.read_text(), 120, "the worker to be ready", log)
         assert _probe(env).returncode == 0
 
         # Connected and idle: the event loop's timer touches it.
@@ -146,7 +146,7 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
         # The broker is back: the worker reconnects and its event loop's timer touches the file again.
         reconnects = log.read_text().count("Connected to amqp")
         proxy.open()
-        wait_for(lambda: log.read_text().count("Connected to amqp") > reconnects, 60, "the worker to reconnect", log)
+        wait_for(lambda: log.read_text().count("Connected to amqp") > reconnects, 120, "the worker to reconnect", log)
         after = touches_during(heartbeat, TOUCH_INTERVAL + 3)
         assert len(after) >= 2, after
 
@@ -157,7 +157,7 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
             f"app.send_task('tests.hold_the_main_loop', args=[{hold}], queue={queue!r})\n"
         )
         assert run_python(send, env).returncode == 0
-        wait_for(lambda: "tests.hold_the_main_loop" in log.read_text(), 30, "the task to start", log)
+        wait_for(lambda: "tests.hold_the_main_loop" in log.read_text(), 120, "the task to start", log)
         held_since = time.time()
         time.sleep(TOUCH_INTERVAL * 2)
         assert heartbeat.stat().st_mtime < held_since
