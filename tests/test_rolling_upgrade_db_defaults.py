@@ -38,7 +38,7 @@ def _columns_old_code_cannot_fill() -> list[str]:
         if key in released or key[0] not in RELEASED:
             continue
         before = loader.project_state(key, at_end=False)
-        for operation in migration.operations:
+        for operation in _state_operations(migration.operations):
             if not isinstance(operation, migrations.AddField | migrations.AlterField):
                 continue
             field = operation.field
@@ -56,6 +56,18 @@ def _columns_old_code_cannot_fill() -> list[str]:
             if still_needed:
                 missing.append(f"{key[0]}.{key[1]}: {operation.model_name}.{operation.name}")
     return missing
+
+
+def _state_operations(operations: list) -> list:
+    """The operations as the model state sees them: a SeparateDatabaseAndState's state side too (audit 0012 adds
+    its column so), where a NOT NULL column without a database default would otherwise go unchecked."""
+    found = []
+    for operation in operations:
+        if isinstance(operation, migrations.SeparateDatabaseAndState):
+            found += _state_operations(operation.state_operations)
+        else:
+            found.append(operation)
+    return found
 
 
 def _still_lacks_default(loader: MigrationLoader, key: tuple[str, str], model: str, field: str) -> bool:
