@@ -48,6 +48,21 @@ def _load_lock(deployment_pk: int) -> threading.Lock:
         return _loads.setdefault(deployment_pk, threading.Lock())
 
 
+def _load_lock_acquire(deployment_pk: int, *, blocking: bool) -> threading.Lock | None:
+    """The deployment's load lock, acquired (None where `blocking` is false and another holds it). served_prune
+    drops the lock of a deployment gone, when no one holds it: a call that took it from _loads before that and
+    acquired it after holds a lock no longer registered, beside a call holding the new one. It takes the
+    registered one instead, so that one load at a time holds on."""
+    while True:
+        lock = _load_lock(deployment_pk)
+        if not lock.acquire(blocking=blocking):
+            return None
+        with _lock:
+            if _loads.get(deployment_pk) is lock:
+                return lock
+        lock.release()
+
+
 @dataclass
 class Served:
     key: tuple
@@ -179,9 +194,10 @@ def served(deployment: ModelDeployment) -> Served:
         return current
     if failure := _remembered_failure(deployment.pk, key):
         return _kept_or_raise(current, deployment, failure)
-    lock = _load_lock(deployment.pk)  # one load per deployment at a time; others load beside it
-    # Trying again an edit that failed: the model kept meanwhile answers, rather than each call waiting on it.
-    if not lock.acquire(blocking=not _retrying(current, deployment, key)):
+    # One load per deployment at a time; others load beside it. Trying again an edit that failed: the model kept
+    # meanwhile answers, rather than each call waiting on it.
+    lock = _load_lock_acquire(deployment.pk, blocking=not _retrying(current, deployment, key))
+    if lock is None:
         return current
     try:
         current = _served.get(deployment.pk)
@@ -390,9 +406,13 @@ def served_prune() -> list[int]:
     """Forget the deployments this process serves that are no longer enabled (disabled or deleted in admin):
     their batchers answer what is queued and stop, and weights no served deployment uses are released.
     Without it a disabled model kept its memory (~540 MB for SmolLM2 in a worker) until the process ended:
-    nothing calls a disabled deployment again, so nothing else noticed."""
+    nothing calls a disabled deployment again, so nothing else noticed. Their remembered load failures and
+    load locks go too (a lock only while no call holds it, see _load_lock_acquire): kept by deployment for
+    good, every deployment deleted or replaced left two entries in every server process. The served ones'
+    pks are returned."""
     _pruned_at[0] = time.monotonic()
-    held = list(_served)
+    with _lock:
+        held = set(_served) | set(_failures) | set(_loads)
     if not held:
         return []
     try:
@@ -401,8 +421,12 @@ def served_prune() -> list[int]:
         logger.warning("could not look for disabled model deployments", exc_info=True)
         return []
     with _lock:  # held for the dictionary only: a model loading holds its deployment's lock, not this one
-        gone = [pk for pk in held if pk not in enabled and pk in _served]
+        gone = [pk for pk in sorted(held - enabled) if pk in _served]
         closing = [_served.pop(pk) for pk in gone]
+        for pk in held - enabled:
+            _failures.pop(pk, None)
+            if pk in _loads and not _loads[pk].locked():
+                del _loads[pk]
         keep = _weights_in_use()
     for served_model in closing:
         served_model.batcher.close()
