@@ -19,6 +19,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 from hdrh.histogram import HdrHistogram
 
+from apps.core.broker_errors import broker_failure
 from apps.core.link_local import LINK_LOCAL_MESSAGE, guarded_opener, is_link_local_url, refusal_in
 from apps.metrics.models import (
     Alert,
@@ -609,6 +610,13 @@ def deleted_alert_resolution_send(*, notice: dict, channels: list[str], last_try
         logger.error("alert %s of deleted rule %s: \"resolved\" not delivered, retries spent; tell %s by hand",
                      notice["alert"], notice["rule"], _notice_targets(notice, failed))  # fmt: skip
     return failed
+
+
+def deleted_alert_resolution_unsent(*, notice: dict, channels: list[str], exc: BaseException) -> None:
+    """A retry the broker refused (RabbitMQ down, its vhost gone): the worker rejected the task with no word of
+    the receivers. Nothing tries again, as after the last try: an error names the receivers not told."""
+    logger.error("alert %s of deleted rule %s: \"resolved\" not delivered, its retry not sent (%s); tell %s by hand",
+                 notice["alert"], notice["rule"], broker_failure(exc), _notice_targets(notice, channels))  # fmt: skip
 
 
 def _alert_notice(alert: Alert, event: str) -> dict:
