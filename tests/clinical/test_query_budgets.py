@@ -19,7 +19,7 @@ LIST_ENDPOINTS = [
     ("/api/v1/patients/{pid}/medications/?page_size={n}", 9),
     ("/fhir/Patient?_count={n}", 7),
     ("/fhir/Patient?family=a&_count={n}", 7),
-    ("/fhir/Observation?patient={pid}&category=vital-signs&_count={n}", 7),
+    ("/fhir/Observation?patient={pid}&category=vital-signs&_count={n}", 8),
     ("/fhir/Encounter?patient={pid}&_count={n}", 8),
     ("/fhir/MedicationRequest?patient={pid}&_count={n}", 7),
 ]
