@@ -10,7 +10,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import Avg, F, Max, Prefetch, Window
 from django.db.models.functions import FirstValue, Now, TruncMinute
@@ -218,7 +218,9 @@ class MinuteOfChanges:
 def factor_changes_by_minute(*, since: datetime) -> dict[int, list[MinuteOfChanges]]:
     """Per policy, the minutes since `since` in which its factor changed, oldest first: at most one row a minute
     whatever the history holds (an admin edit records a change too), folded in the database."""
-    minute = TruncMinute("at")
+    # Cut in UTC, as the rollups' minutes it is matched with: cut on TIME_ZONE's clock, a minute of the repeated
+    # hour the night the clocks go back came back as its first occurrence, an hour early.
+    minute = TruncMinute("at", tzinfo=UTC)
     by_minute = {"partition_by": [F("policy_id"), minute]}
     rows = (
         RateLimitAdjustment.objects.filter(at__gte=since)
