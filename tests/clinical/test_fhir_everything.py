@@ -2,7 +2,9 @@
 own read or search serves it, validated by the fhir.resources R4B models; paged, windowed, filtered by type,
 cached (a write invalidates), audited once a request (from the cache too), and its bad input an OperationOutcome."""
 
-from datetime import UTC, datetime
+import base64
+import json
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -142,18 +144,41 @@ def test_type_picks_the_resource_types(clinician, charted):
     encounters = _resources(_bundle(clinician.get("/fhir/Encounter", {"patient": charted.pk, "_count": 1000})))
     assert found[1:] == encounters
     body = _bundle(clinician.get(_everything(charted.pk), {"_type": "MedicationRequest", "_count": 2}))
-    assert {r["resourceType"] for r in _resources(body)} == {"MedicationRequest"}
-    assert body["total"] == MedicationRequest.objects.filter(patient=charted).count()
+    assert {r["resourceType"] for r in _resources(body)} == {"Patient", "MedicationRequest"}
+    assert body["total"] == 1 + MedicationRequest.objects.filter(patient=charted).count()
 
 
-def test_unknown_and_deleted_patients_are_404s(clinician, patient, elsewhere):
+def test_the_patient_is_in_whatever_type_names(clinician, charted):
+    """R4: "at a minimum, the patient resource itself is returned"; `_type=Observation` served Observations only."""
+    found = _resources(_bundle(clinician.get(_everything(charted.pk), {"_type": "Observation", "_count": 1000})))
+    assert found[0] == clinician.get(f"/fhir/Patient/{charted.pk}").json()
+    observations = _resources(_bundle(clinician.get("/fhir/Observation", {"patient": charted.pk, "_count": 1000})))
+    assert found[1:] == observations
+
+
+def test_a_repeated_type_is_one_comma_list(clinician, charted):
+    """R4 `_type` is 0..*, each a comma list: repeating it was a 400."""
+    url = f"http://testserver{_everything(charted.pk)}"
+    repeated = _pages(clinician, f"{url}?_type=Encounter&_type=MedicationRequest,Patient&_count=3")
+    listed = _pages(clinician, f"{url}?_type=Encounter,MedicationRequest,Patient&_count=3")
+    assert [_resources(body) for body in repeated] == [_resources(body) for body in listed]
+    assert [body["total"] for body in repeated] == [body["total"] for body in listed]
+    found = [r for body in listed for r in _resources(body)]
+    assert len(found) == listed[0]["total"] and len(listed) > 1
+    assert {r["resourceType"] for r in found} == {"Patient", "Encounter", "MedicationRequest"}
+
+
+def test_unknown_patients_are_404s_a_deleted_one_410_as_its_read(clinician, patient, elsewhere):
     assert _outcome(clinician.get(_everything(patient.pk + 1000)), 404).issue[0].code == "not-found"
     assert _outcome(clinician.get(_everything(f"0{patient.pk}")), 404).issue[0].code == "not-found"
     assert _bundle(clinician.get(_everything(patient.pk)))["total"] == 1  # cached now
     elsewhere(lambda: patient_soft_delete(patient=patient))
-    assert _outcome(clinician.get(_everything(patient.pk)), 404).issue[0].code == "not-found"
+    everything = clinician.get(_everything(patient.pk))
     record = AuditEvent.objects.order_by("-seq").first()
     assert (record.action, record.outcome, record.resource_id) == ("search", "not_found", str(patient.pk))
+    read = clinician.get(f"/fhir/Patient/{patient.pk}")
+    assert _outcome(everything, 410).issue[0].code == "deleted"  # it was a 404
+    assert (everything.status_code, everything.json()) == (read.status_code, read.json())
 
 
 @pytest.mark.parametrize(
@@ -273,3 +298,115 @@ def test_pretty_and_format_as_the_searches(clinician, patient):
     pretty = clinician.get(_everything(patient.pk), {"_pretty": "true"})
     assert pretty.json()["entry"] == compact.json()["entry"] and pretty.content != compact.content
     assert _outcome(clinician.get(_everything(patient.pk), {"_format": "xml"})).issue[0].expression == ["_format"]
+
+
+def _pages(client, url: str) -> list[dict]:
+    bodies = [_bundle(client.get(url))]
+    while nexts := [link["url"] for link in bodies[-1]["link"] if link["relation"] == "next"]:
+        bodies.append(_bundle(client.get(nexts[0])))
+    return bodies
+
+
+def _parameters(*parameters: tuple[str, str, object]) -> str:
+    return json.dumps({"resourceType": "Parameters", "parameter": [{"name": n, k: v} for n, k, v in parameters]})
+
+
+def test_a_parameters_body_answers_as_the_form(clinician, charted):
+    """R4 operations take their POST body as a Parameters resource: it was a 415, only a form was read."""
+    form = _bundle(clinician.post(_everything(charted.pk), "start=2000-01-01&end=2100&_type=Encounter,Observation"
+                                  "&_count=4", content_type=FORM))  # fmt: skip
+    body = _parameters(("start", "valueDate", "2000-01-01"), ("end", "valueString", "2100"),
+                       ("_type", "valueCode", "Encounter"), ("_type", "valueCode", "Observation"),
+                       ("_count", "valueInteger", 4))  # fmt: skip
+    posted = _bundle(clinician.post(_everything(charted.pk), body, content_type="application/fhir+json"))
+    assert _resources(posted) == _resources(form) and posted["total"] == form["total"]
+    assert (
+        posted["link"][0]
+        == form["link"][0]
+        == {"relation": "self", "url": f"http://testserver{_everything(charted.pk)}"}
+    )
+    found, bodies = _resources(posted), [posted]
+    while nexts := [link["url"] for link in bodies[-1]["link"] if link["relation"] == "next"]:
+        assert set(parse_qs(urlsplit(nexts[0]).query)) == {"_search", "_cursor"}  # its parameters out of the URL
+        bodies.append(_bundle(clinician.get(nexts[0])))
+        found += _resources(bodies[-1])
+    whole = _resources(
+        _bundle(clinician.get(_everything(charted.pk), {"_type": "Observation,Encounter", "_count": 1000}))
+    )
+    assert found == whole and len(bodies) > 1
+
+
+@pytest.mark.parametrize(
+    ("body", "parameter"),
+    [
+        ("{", None),
+        ("[]", "resourceType"),
+        (json.dumps({"resourceType": "Bundle"}), "resourceType"),
+        (json.dumps({"resourceType": "Parameters", "parameter": {"name": "_count"}}), "Parameters.parameter"),
+        (json.dumps({"resourceType": "Parameters", "text": {}}), "Parameters.text"),
+        (json.dumps({"resourceType": "Parameters", "parameter": ["_count"]}), "Parameters.parameter[0]"),
+        (json.dumps({"resourceType": "Parameters", "parameter": [{"valueInteger": 2}]}), "Parameters.parameter[0]"),
+        (_parameters(("_count", "valueInteger", "2")), "Parameters.parameter[0]"),
+        (_parameters(("_count", "valueInteger", True)), "Parameters.parameter[0]"),
+        (_parameters(("_count", "valueDecimal", 2.5)), "Parameters.parameter[0]"),
+        (_parameters(("start", "valueInteger", 2024)), "Parameters.parameter[0]"),
+        (_parameters(("_type", "valueCode", ["Observation"])), "Parameters.parameter[0]"),
+        (json.dumps({"resourceType": "Parameters", "parameter": [{"name": "_count", "valueInteger": 2,
+                                                                  "valueString": "2"}]}), "Parameters.parameter[0]"),
+        (json.dumps({"resourceType": "Parameters", "parameter": [{"name": "_type", "part": []}]}),
+         "Parameters.parameter[0]"),
+        (_parameters(("_count", "valueString", "abc")), "_count"),
+        (_parameters(("_count", "valueInteger", 0)), "_count"),
+        (_parameters(("start", "valueDate", "2024-02-30")), "start"),
+        (_parameters(("start", "valueDate", "2024"), ("start", "valueDate", "2025")), "start"),
+        (_parameters(("_type", "valueCode", "Condition")), "_type"),
+        (_parameters(("_since", "valueInstant", "2024-01-01T00:00:00Z")), "_since"),
+        (_parameters(("colour", "valueString", "blue")), "colour"),
+        ('{"resourceType": "Parameters", "resourceType": "Parameters"}', "resourceType"),
+    ],
+)  # fmt: skip
+def test_a_malformed_parameters_body_is_an_operation_outcome(clinician, patient, body, parameter):
+    response = clinician.post(_everything(patient.pk), body, content_type="application/fhir+json")
+    issue = _outcome(response).issue[0]
+    if parameter is not None:
+        assert issue.expression == [parameter] or parameter in issue.diagnostics, issue
+
+
+def test_a_write_between_pages_is_in_no_page_and_no_total(clinician, patient, vitals, elsewhere):
+    """The pages are a snapshot of the chart as of the first: a vital sign written meanwhile (newest first, so
+    never served) was counted in the later pages' `total` (9 served, total 10)."""
+    first = _bundle(clinician.get(f"http://testserver{_everything(patient.pk)}?_count=3"))
+    written = []
+    now = datetime.now(UTC)
+    for at in (now, now - timedelta(hours=15), now - timedelta(days=3)):  # before, among and after what is left
+        elsewhere(lambda at=at: written.append(observation_record(patient=patient, code="8867-4", value=88,
+                                                                  effective_at=at)))  # fmt: skip
+    bodies = [first]
+    while nexts := [link["url"] for link in bodies[-1]["link"] if link["relation"] == "next"]:
+        bodies.append(_bundle(clinician.get(nexts[0])))
+    served = [r["id"] for body in bodies for r in _resources(body)]
+    assert [body["total"] for body in bodies] == [1 + len(vitals)] * len(bodies) == [len(served)] * len(bodies)
+    assert len(set(served)) == len(served) and not {str(row.pk) for row in written} & set(served)
+    again = _resources(_bundle(clinician.get(_everything(patient.pk), {"_count": 1000})))  # a new snapshot
+    assert {str(row.pk) for row in written} <= {r["id"] for r in again} and len(again) == len(served) + 3
+
+
+def test_a_later_page_counts_nothing_and_its_cursor_is_sealed(clinician, charted):
+    """The first page's counts and snapshot ride in the signed cursor: a later page reads rows only (it re-ran
+    the three counts), and a cursor changed by hand (its total or snapshot) is refused."""
+    first = _bundle(clinician.get(f"http://testserver{_everything(charted.pk)}?_count=3"))
+    url = first["link"][1]["url"]
+    with CaptureQueriesContext(connection) as queries:
+        second = _bundle(clinician.get(url))
+    assert second["total"] == first["total"]
+    clinical = [q["sql"] for q in queries.captured_queries if "clinical_" in q["sql"]]
+    assert clinical and not [sql for sql in clinical if "COUNT(" in sql.upper()], clinical
+    cursor = parse_qs(urlsplit(url).query)["_cursor"][0]
+    payload, mac = cursor.split(".")
+    values = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    for index in (3, 6):  # the snapshot's highest Observation id, the total
+        forged = list(values)
+        forged[index] += 1000
+        raw = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+        query = {"_count": 3, "_cursor": f"{raw}.{mac}"}
+        assert _outcome(clinician.get(_everything(charted.pk), query)).issue[0].expression == ["_cursor"]

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Count, Max, Model, Q, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 from django.utils.http import http_date, parse_etags, parse_http_date_safe
@@ -73,6 +73,7 @@ from apps.clinical.fhir.params import (
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
 from apps.clinical.services import patient_scope, validate_identifier_system, validate_mrn, validate_search_term
 from apps.core.api.exceptions import api_exception_handler
+from apps.core.api.parsers import JSONParser
 from apps.core.compiled import BOUND, CompiledQuery, CompiledShapes
 from apps.core.negotiation import UnknownFormat, only_other_fhir_versions
 from apps.ratelimits.throttling import client_identity
@@ -349,6 +350,12 @@ def _flat(errors: object) -> list[tuple[str, list]]:
     if isinstance(errors, dict):
         return [(field, msgs if isinstance(msgs, list) else [msgs]) for field, msgs in errors.items()]
     return [("request", errors if isinstance(errors, list) else [errors])]
+
+
+class FhirJSONParser(JSONParser):
+    """A FHIR JSON body (`application/fhir+json`): an operation's Parameters resource (`Patient/5/$everything`)."""
+
+    media_type = "application/fhir+json"
 
 
 class FhirMixin:
@@ -1379,7 +1386,8 @@ _EVERYTHING_DOCS = {
     "end": "YYYY[-MM[-DD]]: the same, up to the end of this date (its whole month or year if shorter).",
     "_since": "Not supported: Observations, Encounters and MedicationRequests keep no last-updated time here, so "
     "this server cannot say which changed since an instant. Refused (400), never ignored.",
-    "_type": f"Comma-separated, any of: {', '.join(EVERYTHING_TYPES)} (default: all of them).",
+    "_type": f"Comma-separated (or repeated), any of: {', '.join(EVERYTHING_TYPES)} (default: all of them). The "
+    "Patient is always in.",
     "_count": f"Entries per page, 1-{MAX_COUNT} (default 50); follow the Bundle's next link for the rest.",
     "_cursor": "From the Bundle's next link.",
     "_search": "From a posted request's next link: its parameters, kept on the server for this client (15 "
@@ -1389,8 +1397,10 @@ _EVERYTHING_TEXT = (
     "FHIR R4 Patient-everything: one searchset Bundle with the Patient and every Observation, Encounter and "
     "MedicationRequest of its compartment, each exactly as its read or search serves it (the Observation search's "
     "readings: none entered in error or cancelled). Paged across types (the Patient, then Observations newest "
-    "first, Encounters, MedicationRequests), `total` the whole count. Scopes `patient:read` and `clinical:read`; "
-    "every answer audited, a cached one too; an unknown or deleted patient is a 404."
+    "first, Encounters, MedicationRequests), `total` the whole count as of the first page: the pages are a "
+    "snapshot of the chart then, a resource written since is in none of them. Scopes `patient:read` and "
+    "`clinical:read`; every answer audited, a cached one too; an unknown patient is a 404, a deleted one a 410 "
+    "(as its read)."
 )
 
 
@@ -1414,15 +1424,21 @@ def _everything_schema(view: type[FhirSearchView]) -> type[FhirSearchView]:
     form_fields["_pretty"] = serializers.ChoiceField(PRETTY_VALUES, label="_pretty", help_text=_PRETTY_DOC,
                                                      **optional)  # fmt: skip
     bundle = OpenApiResponse(FhirBundleSerializer, description="A searchset Bundle: the Patient and its compartment.")
-    errors = _outcomes(400, 401, 403, 404, 429, 503, e404="No active patient has this id (unknown or deleted).")
+    errors = _outcomes(400, 401, 403, 404, 410, 429, 503, e400="A bad parameter, or a malformed Parameters body.",
+                       e404="No patient has this id.", e410="The patient was deleted.")  # fmt: skip
     return extend_schema_view(
         get=extend_schema(operation_id="fhir_Patient_everything", description=_EVERYTHING_TEXT,
                           parameters=[*parameters, _FORMAT_PARAM, _PRETTY_PARAM], responses={200: bundle, **errors}),
         post=extend_schema(
             operation_id="fhir_Patient_everything_post",
-            description="The same operation with its parameters in a form body, kept out of URLs and logs: the "
-            "Bundle's self link is the bare operation URL and its next link names the request by an opaque `_search`.",
-            request=inline_serializer("FhirPatientEverythingForm", form_fields),
+            description="The same operation with its parameters in the body, kept out of URLs and logs: a form, or "
+            "a FHIR Parameters resource (application/fhir+json; start and end valueDate, _type valueCode, _count "
+            "valueInteger, or any of them valueString). The Bundle's self link is the bare operation URL and its next "
+            "link names the request by an opaque `_search`.",
+            request={
+                "application/x-www-form-urlencoded": inline_serializer("FhirPatientEverythingForm", form_fields),
+                FhirJSONParser.media_type: OpenApiTypes.OBJECT,
+            },
             responses={200: bundle, **errors},
         ),
     )(view)  # fmt: skip
@@ -1440,17 +1456,25 @@ class PatientEverythingView(FhirSearchView):
     search.mode is `match` for every entry, the Patient's and the rest: the operation's question is "this
     patient's compartment", and each compartment resource answers it (none is here only because a match refers to
     it, which is what `include` says; they refer to the Patient, not it to them). So `total` counts every entry
-    the pages hold, and a client paging until it has `total` entries has them all.
+    the pages hold. The Patient is in whatever `_type` names: the operation returns "at a minimum, the patient
+    resource itself".
 
     Scopes: both `patient:read` and `clinical:read`, checked before anything is read (HasScope: every scope the
     view names), as each endpoint here is: no view filters what it answers by the caller's scopes. A client lacking
     either is refused (403) as the read or the searches it lacks would refuse it; leaving a type out silently would
     answer "no observations" for "not allowed to see them".
 
-    Pages: keyset, across types: the cursor names the type to go on with and the ordering values of the last row
-    served of it, so a page is at most one query per type whatever page it is, and a row written meanwhile neither
-    shifts nor repeats the rest. Each page is cached in `patient_data` under the patient's scope (any write to the
-    patient's data invalidates it), with the card; one audit record a request, a cached answer's too.
+    Pages: keyset, across types, over a snapshot taken by the first page: the cursor names the type to go on with,
+    the ordering values of the last row served of it, the highest id of each type the first page counted, and
+    that page's `total`. A later page reads only rows up to those ids, and counts nothing (one query per type
+    whatever page it is), so a row written after the first page is in no page and no `total`, and a client paging
+    until it has `total` entries has them all, each once. What the snapshot cannot hold: a counted row that
+    changes meanwhile is served as it is when its page is read, and one that leaves the compartment (its patient
+    deleted, an Observation entered in error) before its page is not served, so that client gets fewer; and a
+    write still uncommitted while the first page read may hold an id below the snapshot's, and be served
+    uncounted. The cursor is HMAC'd and bound to the patient and parameters, as every cursor here. Each page is
+    cached in `patient_data` under the patient's scope (any write to the patient's data invalidates it), with the
+    card; one audit record a request, a cached answer's too.
     """
 
     required_scopes = [scopes.PATIENT_READ, scopes.CLINICAL_READ]
@@ -1459,12 +1483,19 @@ class PatientEverythingView(FhirSearchView):
     model = Patient
     definition = EVERYTHING_DEFINITION
     known_params = {*search_params, "_count", "_cursor", "_search", "_format"}
+    parser_classes = [FormParser, FhirJSONParser]  # a form, or a Parameters resource
 
     def get(self, request: Request, patient_id: str) -> Response:
         return self.search(request, request.query_params)
 
     def post(self, request: Request, patient_id: str) -> Response:
-        return super().post(request)
+        if request.content_type.partition(";")[0].strip().lower() != FhirJSONParser.media_type:
+            return super().post(request)
+        params = request.query_params.copy()  # the URL's and the body's, as a form's
+        for key, values in _parameters_resource(request.data).lists():
+            for value in values:
+                params.appendlist(key, value)
+        return self.search(request, params, posted=True)
 
     def refused_patients(self, request: Request) -> list[int]:
         """A refused request names the patient of its path (a parameter names none)."""
@@ -1475,6 +1506,9 @@ class PatientEverythingView(FhirSearchView):
         raw_id = str(self.kwargs["patient_id"])
         params, ignored = _leniently(request, params, self.known_params | LAYOUT_PARAMS)
         params = _without_layout(params)
+        if len(params.getlist("_type")) > 1:  # 0..*, each a comma list: one list, as the search binds it
+            params = params.copy()
+            params.setlist("_type", [",".join(params.getlist("_type"))])
         _refuse_malformed(params)
         if "_search" in params:  # the next page of a posted request: its parameters stayed on the server
             params = _stored_search("Patient-everything", params, client_identity(request))
@@ -1501,13 +1535,16 @@ class PatientEverythingView(FhirSearchView):
             self.audit(request, action="search", resource_id="", outcome="not_found")
             raise NotFound(f"Patient/{raw_id[:64]} does not exist.")
         patient_id = int(raw_id)
-        card = selectors.patient_card(patient_id=patient_id)  # the read's card, through the patient_data cache
+        # The read's card, through the patient_data cache; a deleted patient is a 410, as its read answers.
+        card, deleted = selectors.patient_card_or_deleted(patient_id=patient_id)
         if card is None:
             self.audit(request, action="search", resource_id=raw_id, outcome="not_found")
+            if deleted:
+                raise Gone(f"Patient/{raw_id} was deleted.")
             raise NotFound(f"Patient/{raw_id} does not exist.")
-        # No identifier in it: the resource id, the parameters, the cursor's instant and row id (and it is HMAC'd).
-        after = None if cursor is None else [cursor[0], cursor[1].isoformat() if cursor[1] else "", cursor[2]]
-        key = ["everything-1", patient_id, list(types), start, end, count, after]
+        # No identifier in it: the resource id, the parameters, the cursor's instant, row ids and total (HMAC'd).
+        after = None if cursor is None else [cursor[0], cursor[1].isoformat() if cursor[1] else "", *cursor[2:]]
+        key = ["everything-2", patient_id, list(types), start, end, count, after]
         page = get_or_load(
             "patient_data",
             key,
@@ -1539,30 +1576,36 @@ class PatientEverythingView(FhirSearchView):
     def page(card: dict, types: tuple[str, ...], start: str | None, end: str | None, count: int,
              cursor: list | None) -> dict:  # fmt: skip
         """One page of the compartment: `entries`, `next` (the cursor's values after it, or None) and `total`.
-        At most two queries a type (its count, its rows) and one for the page's empty panels' members."""
-        position, after = (cursor[0], cursor[1:]) if cursor else (0, None)
+        The first page takes the snapshot: each type's count and highest id in one query, then its rows up to that
+        id; a later page reads the snapshot and total from its cursor and only rows, one query a type. Plus one
+        for the page's empty panels' members."""
+        if cursor is None:
+            position, after, snapshot, total = 0, None, dict.fromkeys(EVERYTHING_TYPES[1:], 0), 0
+        else:
+            position, after = cursor[0], cursor[1:3]
+            snapshot, total = dict(zip(EVERYTHING_TYPES[1:], cursor[3:6], strict=True)), cursor[6]
         entries: list[dict] = []
         following = None
-        total = 0
         for index, resource_type in enumerate(EVERYTHING_TYPES):
-            if resource_type not in types:
+            if resource_type == "Patient":  # always in, whatever `_type` names
+                total += 1 if cursor is None else 0
+                if index >= position:
+                    entries.append(resources.patient_resource(card))  # as the read serves it; count >= 1
                 continue
-            if resource_type == "Patient":
-                total += 1
-                if index >= position and following is None:
-                    if len(entries) < count:
-                        entries.append(resources.patient_resource(card))  # as the read serves it
-                    else:
-                        following = [index, "", 0]
+            if resource_type not in types:
                 continue
             view = SEARCH_VIEWS[resource_type]()
             rows = _compartment_rows(view, int(card["id"]), start, end)
-            total += rows.count()
+            if cursor is None:
+                counted = rows.aggregate(count=Count("pk"), top=Max("pk"))
+                total += counted["count"]
+                snapshot[resource_type] = counted["top"] or 0
             if index < position or following is not None:
                 continue
             room = count - len(entries)
             ordering = view.ordering_for(QueryDict())
             keyset = after if index == position and after and after[0] != "" else None
+            rows = rows.filter(pk__lte=snapshot[resource_type])
             found = list(_page_order(rows, ordering, keyset)[: room + 1])
             if len(found) > room:
                 found = found[:room]
@@ -1571,6 +1614,8 @@ class PatientEverythingView(FhirSearchView):
                     index, getattr(last, ordering[0].lstrip("-")).isoformat(), last.pk
                 ]  # fmt: skip
             entries += view.resources(found)
+        if following is not None:
+            following += [*snapshot.values(), total]
         return {"entries": entries, "next": following, "total": total}
 
 
@@ -1593,7 +1638,8 @@ def _compartment_rows(view: FhirSearchView, patient_id: int, start: str | None, 
 
 
 def _everything_types(raw: str | None) -> tuple[str, ...]:
-    """`_type`: a comma list of the compartment's types, in the Bundle's order; all of them where absent."""
+    """`_type`: a comma list of the compartment's types, in the Bundle's order; all of them where absent. The
+    Patient is in either way (`page` serves it whatever this holds)."""
     if raw is None:
         return EVERYTHING_TYPES
     asked = split_or("_type", raw)
@@ -1619,22 +1665,69 @@ def _everything_window(params) -> tuple[str | None, str | None]:
 
 def _everything_cursor(raw: str, binding: str) -> list:
     """A $everything cursor: [type's index, the last row's instant (ISO, aware) or "" (the type from its first
-    row), its id or 0]; anything else, or another request's, is a 400."""
-    position, instant, row_id = decode_cursor(raw, 3, binding)
+    row), its id or 0, the snapshot's highest Observation, Encounter and MedicationRequest ids, the total]; anything
+    else, or another request's, is a 400."""
+    values = decode_cursor(raw, 7, binding)
+    position, instant, row_id, *snapshot, total = values
     refused = FhirParamError("_cursor", "not a cursor this server issued")
-    if not isinstance(position, int) or not 0 <= position < len(EVERYTHING_TYPES):
+    if not isinstance(position, int) or not 0 < position < len(EVERYTHING_TYPES):  # the Patient is on page 1
+        raise refused
+    if not all(isinstance(top, int) and 0 <= top <= MAX_ROW_ID for top in snapshot):
+        raise refused
+    if not isinstance(total, int) or not 1 <= total <= MAX_ROW_ID:
         raise refused
     if (instant, row_id) == ("", 0):
-        return [position, "", 0]
+        return [position, "", 0, *snapshot, total]
     if not isinstance(instant, str) or not isinstance(row_id, int) or not 1 <= row_id <= MAX_ROW_ID:
         raise refused
     try:
         moment = datetime.fromisoformat(instant)
     except ValueError as exc:
         raise refused from exc
-    if timezone.is_naive(moment) or EVERYTHING_TYPES[position] == "Patient":
+    if timezone.is_naive(moment):
         raise refused
-    return [position, moment, row_id]
+    return [position, moment, row_id, *snapshot, total]
+
+
+# A Parameters body's value[x] each parameter takes (another's is refused); valueString for any, as a form has it.
+_PARAMETER_VALUES = {
+    "start": ("valueDate", "valueString"),
+    "end": ("valueDate", "valueString"),
+    "_type": ("valueCode", "valueString"),
+    "_count": ("valueInteger", "valuePositiveInt", "valueString"),
+}
+
+
+def _parameters_resource(body: object) -> QueryDict:
+    """An operation's POST body as FHIR has it, a Parameters resource, as the QueryDict a form gives: each
+    parameter a name and one primitive value[x]. A name $everything does not take goes on as a form's would
+    (refused, or ignored under handling=lenient); anything else malformed is a 400 naming where."""
+    if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+        raise FhirParamError("resourceType", "the body must be a FHIR Parameters resource (application/fhir+json)")
+    extra = sorted(set(body) - {"resourceType", "id", "meta", "parameter"})
+    if extra:
+        raise FhirParamError(f"Parameters.{extra[0][:64]}", "not supported on a Parameters body here")
+    parameters = body.get("parameter", [])
+    if not isinstance(parameters, list):
+        raise FhirParamError("Parameters.parameter", "expected a list of parameters")
+    params = QueryDict(mutable=True)
+    for index, parameter in enumerate(parameters):
+        where = f"Parameters.parameter[{index}]"
+        if not isinstance(parameter, dict) or not isinstance(parameter.get("name"), str) or not parameter["name"]:
+            raise FhirParamError(where, "expected an object with a name and one value[x]")
+        name = parameter["name"]
+        values = [key for key in parameter if key != "name"]
+        if len(values) != 1 or not values[0].startswith("value"):
+            raise FhirParamError(where, f"{name[:64]}: expected exactly one value[x] (no part, resource or extension)")
+        kind, value = values[0], parameter[values[0]]
+        allowed = _PARAMETER_VALUES.get(name)
+        if allowed is not None and kind not in allowed:
+            raise FhirParamError(where, f"{name}: {kind[:64]} is not its type; give it as {' or '.join(allowed)}")
+        integral = kind in ("valueInteger", "valuePositiveInt", "valueUnsignedInt")
+        if isinstance(value, bool) or not isinstance(value, int if integral else str):
+            raise FhirParamError(where, f"{name[:64]}: {kind[:64]} must be {'an integer' if integral else 'a string'}")
+        params.appendlist(name, str(value))
+    return params
 
 
 # Operations on one resource (`Patient/5/$everything`), by type and name: routed before the instance's read, and
