@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from django.utils import timezone
 from rest_framework import serializers
 
+from apps.core.api.params import InstantField
 from apps.services.models import Service
 
 SERIES_METRICS = [
@@ -64,8 +65,9 @@ class SeriesInputSerializer(serializers.Serializer):
     metric = serializers.ChoiceField(choices=SERIES_METRICS)
     service = serializers.SlugRelatedField(slug_field="slug", queryset=Service.objects.all(), required=False)
     namespace = serializers.SlugField(required=False, default="")
-    start = serializers.DateTimeField(required=False)
-    end = serializers.DateTimeField(required=False)
+    # With their offset, as the other bounds: read on TIME_ZONE's clock, the hour the clocks go back was its first.
+    start = InstantField(required=False, day_starts=True)
+    end = InstantField(required=False, day_starts=True)
     step = serializers.IntegerField(min_value=10, max_value=86_400, default=60, help_text="Seconds per point.")
 
     def get_fields(self) -> dict:
