@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.utils import timezone
-from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from apps.core import svg
@@ -21,7 +20,7 @@ def _scale(values: list[float]) -> tuple[float, float]:
 def forecast_svg(recent: list[dict], points: list[dict], *, unit: str = "") -> SafeString:
     """The last days as a line, then the forecast: P10-P90 band and P50 line."""
     if not points:
-        return format_html("<p>No forecast points.</p>")
+        return mark_safe("<p>No forecast points.</p>")
     series = [r["value"] for r in recent] + [v for p in points for v in (p["p10"], p["p90"])]
     low, high = _scale([0.0, *series])
     total = len(recent) + len(points)
@@ -69,7 +68,7 @@ def clock_label(at: datetime) -> str:
 def replicas_svg(hours: list[dict]) -> SafeString:
     """Planned replicas per hour as bars, on the hospital's clock (settings.TIME_ZONE)."""
     if not hours:
-        return format_html("<p>No hours.</p>")
+        return mark_safe("<p>No hours.</p>")
     zone = timezone.get_current_timezone_name()
     times = [timezone.localtime(datetime.fromisoformat(h["at"])) for h in hours]
     bars = [
