@@ -102,6 +102,7 @@ def seeded_rows_kept(started: datetime, alias: str = "default") -> None:
     (`started`: when this run began) cannot be told apart from an emptied one: the run stops, saying so."""
     from django.apps import apps as django_apps
     from django.core.management import call_command
+    from django.core.management.color import no_style
     from django.db import connections, transaction
 
     connection = connections[alias]
@@ -129,12 +130,15 @@ def seeded_rows_kept(started: datetime, alias: str = "default") -> None:
     connection.creation.deserialize_db_from_string(kept[1])
     # Each row loaded sends its post_save, whose receivers write rows the migrations had not (beat's change
     # marker, a cache policy's scope generation): those tables are emptied again.
-    seeded: set[str] = set()
-    for label in {row["model"] for row in json.loads(kept[1])}:
-        meta = django_apps.get_model(label)._meta
-        seeded |= {meta.db_table} | {field.remote_field.through._meta.db_table for field in meta.many_to_many}
+    models = [django_apps.get_model(label) for label in {row["model"] for row in json.loads(kept[1])}]
+    models += [field.remote_field.through for model in models for field in model._meta.many_to_many]
+    seeded = {model._meta.db_table for model in models}
     others = [t for t in connection.introspection.django_table_names(only_existing=True) if t not in seeded]
     with transaction.atomic(using=alias), connection.cursor() as cursor:
         cursor.execute("SELECT set_config('audit.allow_truncate', 'on', true)")  # as the flush command does
         for statement in held_tables_flush_sql(connection.ops, others):
+            cursor.execute(statement)
+        # The flush restarted every sequence and the load kept the rows' ids: each seeded table's sequence goes
+        # past its ids (setval to max(id), as loaddata does), or the next row created there takes a seeded id.
+        for statement in connection.ops.sequence_reset_sql(no_style(), models):
             cursor.execute(statement)
