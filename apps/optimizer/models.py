@@ -76,6 +76,9 @@ class OptimizationStep(models.Model):
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    next_sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When what follows it on the chain was sent; a redelivery sends it no more."
+    )
 
     class Meta:
         ordering = ["run", "position"]

@@ -117,16 +117,39 @@ def optimization_run_next_send(*, step_id: int, send: Callable[[], object]) -> N
     step's task returned, a send the broker refused (RabbitMQ down, its vhost gone) was an internal error of a
     step that had succeeded, and the run stayed running until the deadline checker failed it hours later as
     "No worker finished it": the steps not sent are failed now, saying the broker refused them, and the run is
-    finished here (by its finalizer's work, which needs no broker)."""
+    finished here (by its finalizer's work, which needs no broker).
+    Sent once per step: the step is marked (next_sent_at, a conditional UPDATE) before the send, and a later
+    delivery of the step (redelivered after its worker was lost, the link already sent) sends nothing. A refusal
+    fails the run only in the call that set the mark, and only while the next step is still pending: a
+    redelivery's refused duplicate failed a run whose next step was sent and measuring."""
     from apps.optimizer.tasks import finalize_run
 
+    step = OptimizationStep.objects.values("run_id", "position").get(pk=step_id)
+    marked = OptimizationStep.objects.filter(pk=step_id, next_sent_at__isnull=True).update(next_sent_at=timezone.now())
+    if not marked:
+        logger.info("optimization run %s: what follows its step %s was sent before; not sent again",
+                    step["run_id"], step_id)  # fmt: skip
+        return
     try:
         send()
     except send_errors(finalize_run.app) as exc:
-        run_id = OptimizationStep.objects.values_list("run_id", flat=True).get(pk=step_id)
+        following = (
+            OptimizationStep.objects.filter(run_id=step["run_id"], position__gt=step["position"])
+            .order_by("position")
+            .values_list("status", flat=True)
+            .first()
+        )
+        if following is not None and following != OptimizationStep.Status.PENDING:
+            logger.warning("optimization run %s: what follows its step %s was not sent, %s; its next step is %s",
+                           step["run_id"], step_id, broker_failure(exc), following)  # fmt: skip
+            return
         logger.warning("optimization run %s: what follows its step %s was not sent, %s; the run is finished here",
-                       run_id, step_id, broker_failure(exc))  # fmt: skip
-        _run_finish_unsent(run_id, exc)
+                       step["run_id"], step_id, broker_failure(exc))  # fmt: skip
+        _run_finish_unsent(step["run_id"], exc)
+    except BaseException:
+        # Not a refusal (the send itself broke): the mark is taken back, so the step's redelivery sends it.
+        OptimizationStep.objects.filter(pk=step_id).update(next_sent_at=None)
+        raise
 
 
 def _run_finish_unsent(run_id: int, exc: BaseException) -> OptimizationRun:
