@@ -581,8 +581,8 @@ def benchmark_run_cancel(*, run: BenchmarkRun) -> BenchmarkRun:
 def benchmark_runs_fail_stuck(*, now=None) -> int:
     """Fail the runs that lost their worker: running without a heartbeat for HEARTBEAT_STALE_SECONDS (the
     worker died), running well past their deadline, or pending for QUEUE_WAIT_SECONDS (never taken); a run
-    pending REQUEUE_SECONDS while the workers are free is sent again, and failed when that is not taken
-    either. Their tokens are revoked with them."""
+    pending REQUEUE_SECONDS while its own target is free is sent again, and failed when that is not taken
+    either while no run holds a worker. Their tokens are revoked with them."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=HEARTBEAT_STALE_SECONDS)
     # Past its deadline with a fresh heartbeat, a run is reading and recording its samples (its watch stops
@@ -597,8 +597,9 @@ def benchmark_runs_fail_stuck(*, now=None) -> int:
         status=BenchmarkRun.Status.PENDING, created_at__lt=now - timedelta(seconds=QUEUE_WAIT_SECONDS)
     )
     lost = BenchmarkRun.objects.none()
+    _runs_requeue(now)
     if not BenchmarkRun.objects.filter(status=BenchmarkRun.Status.RUNNING).exists():
-        _runs_requeue(now)
+        # Failed as lost only while no run holds a worker: a message behind other targets' runs is not lost.
         lost = BenchmarkRun.objects.filter(
             status=BenchmarkRun.Status.PENDING, requeued_at__lt=now - timedelta(seconds=REQUEUE_SECONDS)
         )
@@ -641,20 +642,26 @@ def benchmark_runs_fail_orphaned() -> int:
 
 
 def _runs_requeue(now) -> list[int]:
-    """Send again, once, the runs pending REQUEUE_SECONDS while no run holds the workers: their message was
-    lost (a broker restart, a purge). Marked first, by a conditional update, so that two checkers at once
+    """Send again, once, the runs pending REQUEUE_SECONDS while their own target is free: their message was
+    lost (a broker restart, a purge), or their next try was not sent (benchmark_run_wait_unsent). Requeued only
+    while no run anywhere was running, a day-long run on another target kept such a run pending until it was
+    failed at QUEUE_WAIT_SECONDS as lost. Marked first, by a conditional update, so that two checkers at once
     send each run once; a second message would be harmless anyway (only a pending run starts)."""
     waiting = BenchmarkRun.objects.filter(
         status=BenchmarkRun.Status.PENDING, requeued_at=None, created_at__lt=now - timedelta(seconds=REQUEUE_SECONDS)
     )
     sent = []
     for run_id in waiting.values_list("pk", flat=True):
-        if BenchmarkRun.objects.filter(pk=run_id, status=BenchmarkRun.Status.PENDING, requeued_at=None).update(
-            requeued_at=now
-        ):
-            logger.warning("benchmark run %s: no worker took it in %s s, sent again", run_id, REQUEUE_SECONDS)
-            transaction.on_commit(lambda run_id=run_id: _run_requeue_send(run_id, now))
-            sent.append(run_id)
+        with transaction.atomic():
+            run = BenchmarkRun.objects.select_related("plan", "plan__service").filter(pk=run_id).first()
+            if run is None or _run_on_target(run) is not None:  # its target busy: a later round sends it
+                continue
+            if BenchmarkRun.objects.filter(pk=run_id, status=BenchmarkRun.Status.PENDING, requeued_at=None).update(
+                requeued_at=now
+            ):
+                logger.warning("benchmark run %s: no worker took it in %s s, sent again", run_id, REQUEUE_SECONDS)
+                transaction.on_commit(lambda run_id=run_id: _run_requeue_send(run_id, now))
+                sent.append(run_id)
     return sent
 
 
