@@ -65,6 +65,7 @@ from apps.clinical.fhir.params import (
     parse_count,
     parse_date,
     parse_reference,
+    parse_subject,
     parse_token,
     parse_tokens,
     search_binding,
@@ -244,6 +245,10 @@ def _outcomes(*statuses: int, **descriptions: str) -> dict[int, OpenApiResponse]
 _FORMAT_PARAM = OpenApiParameter("_format", str, enum=list(JSON_FORMATS), description="JSON only (the default).")
 _PRETTY_DOC = "true: the JSON indented by two spaces; false (the default): compact. The content is the same."
 _PRETTY_PARAM = OpenApiParameter("_pretty", str, enum=list(PRETTY_VALUES), description=_PRETTY_DOC)
+_SUBJECT_DOC = (
+    "R4's other name for the patient: Patient/<id> or <id>, as `patient` (another type, e.g. Group/1, is a 400); "
+    "with `patient`, the same patient."
+)
 _COUNT_DOC = f"Entries per page, 1-{MAX_COUNT} (default 50); 0: the total alone, as _summary=count."
 _DATE_DOC = (
     f"[prefix]YYYY[-MM[-DD[Thh:mm[:ss][Z|+hh:mm]]]], prefix one of {', '.join(SUPPORTED_DATE_PREFIXES)} (eq: the "
@@ -654,20 +659,26 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         raise NotImplementedError
 
     def refused_patients(self, request: Request) -> list[int]:
-        """The patients a refused search names (`patient`, or `_id` of a Patient search, an OR list of them
-        too), if they parse: here they are parameters, of the URL or a POST _search's body, not the path."""
+        """The patients a refused search names (`patient` or `subject`, each one that parses, or `_id` of a
+        Patient search, an OR list of them too): here they are parameters, of the URL or a POST _search's body,
+        not the path. `subject=Patient/5` names patient 5 as `patient=5` does; `subject=Group/1` names none."""
         params = request.query_params.copy()
         for key, values in _readable_form(request).lists():
             params.setlist(key, params.getlist(key) + values)
-        name = "_id" if self.resource_type == "Patient" else "patient"
         try:
             if "_search" in params:
                 params = _stored_search(self.resource_type, params, client_identity(request))
-            if len(params.getlist(name)) != 1:
-                return []
-            return [parse_reference(name, part, "Patient") for part in split_or(name, params[name])]
         except (FhirParamError, ConnectionInterrupted, RedisError):  # a posted search's, with Redis away: named none
             return []
+        named: set[int] = set()
+        for name in ("_id",) if self.resource_type == "Patient" else ("patient", "subject"):
+            if len(params.getlist(name)) != 1:
+                continue
+            try:
+                named.update(_patient_reference(name, part) for part in split_or(name, params[name]))
+            except FhirParamError:
+                continue
+        return sorted(named)
 
     def refusal_worth_keeping(self, request: Request) -> bool:
         """Every refused search is kept, naming no patient or several: a client probing another client's posted
@@ -867,11 +878,25 @@ class FhirSearchView(FhirMixin, PhiAPIView):
 
     @staticmethod
     def required_patient(params) -> int:
-        if "patient" not in params:
-            raise FhirParamError("patient", "this server requires `patient` on this search")
-        if len(split_or("patient", params["patient"])) > 1:
-            raise FhirParamError("patient", "one patient per search: search each patient on its own")
-        return parse_reference("patient", params["patient"], "Patient")
+        """The one patient a search is about: `patient`, or R4's `subject` (`Patient/<id>` or `<id>`), the same
+        patient either way, so its cache keys and records are too. Both given must name the same one: keeping
+        either would answer a question the client did not ask."""
+        named: dict[str, int] = {}
+        for name in ("patient", "subject"):
+            if name in params:
+                if len(split_or(name, params[name])) > 1:
+                    raise FhirParamError(name, "one patient per search: search each patient on its own")
+                named[name] = _patient_reference(name, params[name])
+        if not named:
+            raise FhirParamError("patient", "this server requires `patient` (or `subject`) on this search")
+        if len(set(named.values())) > 1:
+            raise FhirParamError("subject", "names another patient than `patient`: give one of them, or the same")
+        return next(iter(named.values()))
+
+
+def _patient_reference(name: str, raw: str) -> int:
+    """A patient's id from `patient` (or a Patient search's `_id`) or from `subject`, which may name other types."""
+    return parse_subject(raw) if name == "subject" else parse_reference(name, raw, "Patient")
 
 
 @documented_search(
@@ -1005,7 +1030,8 @@ def observation_resources(page: list[Observation]) -> list[dict]:
 
 
 @documented_search(
-    patient="Required (but with _search): Patient/<id> or <id>.",
+    patient="Required, or `subject` (but with _search): Patient/<id> or <id>.",
+    subject=_SUBJECT_DOC,
     category=f"[{OBSERVATION_CATEGORY}|]code, comma-separated, any of: {', '.join(Observation.Category.values)}.",
     code=f"LOINC codes, [{LOINC}|]code, comma-separated: any of them.",
     date=_DATE_DOC,
@@ -1016,8 +1042,8 @@ def observation_resources(page: list[Observation]) -> list[dict]:
 class ObservationSearchView(FhirSearchView):
     required_scopes = [scopes.CLINICAL_READ]
     resource_type = "Observation"
-    search_params = {"patient": "reference", "category": "token", "code": "token", "date": "date",
-                     "status": "token", "_sort": "special"}  # fmt: skip
+    search_params = {"patient": "reference", "subject": "reference", "category": "token", "code": "token",
+                     "date": "date", "status": "token", "_sort": "special"}  # fmt: skip
     ordering = ["-effective_at", "-id"]
     to_resource = staticmethod(resources.observation_resource)
 
@@ -1093,7 +1119,8 @@ def _observation_codes(params) -> list[str]:
 LASTN_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Observation-lastn"
 MAX_LASTN = 100  # readings per code: 13 vital signs at most make a Bundle of 1,300 entries
 _LASTN_DOCS = {
-    "patient": "Required: Patient/<id> or <id>.",
+    "patient": "Required, or `subject`: Patient/<id> or <id>.",
+    "subject": _SUBJECT_DOC,
     "category": f"[{OBSERVATION_CATEGORY}|]code, comma-separated, any of: {', '.join(Observation.Category.values)}."
     " `category` or `code` is required.",
     "code": f"LOINC codes, [{LOINC}|]code, comma-separated: any of them. `category` or `code` is required.",
@@ -1150,13 +1177,15 @@ def _lastn_schema(view: type[FhirSearchView]) -> type[FhirSearchView]:
 
 @_lastn_schema
 class ObservationLastnView(FhirSearchView):
-    """`GET Observation/$lastn?patient=..&category=vital-signs[&code=..][&max=N][&date=..]` and the same POSTed
-    as a form: "the latest vitals of this patient". Not paged (a Bundle holds at most `max` readings a code); cached
-    in `vital_signs` under the patient's scope, so a reading written after it is in the next answer."""
+    """`GET Observation/$lastn?patient=..&category=vital-signs[&code=..][&max=N][&date=..]` (`subject=Patient/..`
+    for `patient`, as R4 names it too) and the same POSTed as a form: "the latest vitals of this patient". Not
+    paged (a Bundle holds at most `max` readings a code); cached in `vital_signs` under the patient's scope (the
+    same entry however the patient is named), so a reading written after it is in the next answer."""
 
     required_scopes = [scopes.CLINICAL_READ]
     resource_type = "Observation"
-    search_params = {"patient": "reference", "category": "token", "code": "token", "date": "date", "max": "number"}
+    search_params = {"patient": "reference", "subject": "reference", "category": "token", "code": "token",
+                     "date": "date", "max": "number"}  # fmt: skip
     model = Observation
     definition = LASTN_DEFINITION
 
@@ -1230,7 +1259,8 @@ def _lastn_max(raw: str | None) -> int:
 
 
 @documented_search(
-    patient="Required (but with _search): Patient/<id> or <id>.",
+    patient="Required, or `subject` (but with _search): Patient/<id> or <id>.",
+    subject=_SUBJECT_DOC,
     date=_DATE_DOC + " Compared with the encounter's period; one without an end is ongoing (date=ge<today> "
     "finds a stay admitted earlier and not yet discharged; eq: periods wholly inside the value's).",
     status=f"Comma-separated, any of: {', '.join(Encounter.Status.values)}.",
@@ -1238,7 +1268,7 @@ def _lastn_max(raw: str | None) -> int:
 class EncounterSearchView(FhirSearchView):
     required_scopes = [scopes.CLINICAL_READ]
     resource_type = "Encounter"
-    search_params = {"patient": "reference", "date": "date", "status": "token"}
+    search_params = {"patient": "reference", "subject": "reference", "date": "date", "status": "token"}
     ordering = ["-period_start", "-id"]
     to_resource = staticmethod(resources.encounter_resource)
 
@@ -1260,7 +1290,8 @@ class EncounterSearchView(FhirSearchView):
 
 
 @documented_search(
-    patient="Required (but with _search): Patient/<id> or <id>.",
+    patient="Required, or `subject` (but with _search): Patient/<id> or <id>.",
+    subject=_SUBJECT_DOC,
     status=f"Comma-separated, any of: {', '.join(MedicationRequest.Status.values)}.",
     intent=f"Comma-separated, any of: {', '.join(MedicationRequest.Intent.values)}.",
     code=f"RxNorm codes, [{RXNORM}|]code, comma-separated: any of them.",
@@ -1268,7 +1299,8 @@ class EncounterSearchView(FhirSearchView):
 class MedicationRequestSearchView(FhirSearchView):
     required_scopes = [scopes.CLINICAL_READ]
     resource_type = "MedicationRequest"
-    search_params = {"patient": "reference", "status": "token", "intent": "token", "code": "token"}
+    search_params = {"patient": "reference", "subject": "reference", "status": "token", "intent": "token",
+                     "code": "token"}  # fmt: skip
     ordering = ["-authored_at", "-id"]
     to_resource = staticmethod(resources.medication_request_resource)
 
