@@ -39,7 +39,7 @@ class ChunkedBodyLength:
             limit = chunked_body_limit()
             body = environ["wsgi.input"].read(limit + 1)
             if len(body) > limit:
-                return _too_large(start_response, limit, _cors_headers(WSGIRequest(environ)))
+                return _too_large(start_response, limit, _cors_headers(lambda: WSGIRequest(environ)))
             environ["wsgi.input"] = io.BytesIO(body)
             environ["CONTENT_LENGTH"] = str(len(body))
         return self.application(environ, start_response)
@@ -54,11 +54,16 @@ def _too_large_body(limit: int) -> bytes:
     return json.dumps({"detail": too_large_detail(limit), "code": "request_too_large"}).encode()
 
 
-def _cors_headers(request: HttpRequest) -> list[tuple[str, str]]:
-    """The headers CorsMiddleware (where installed: CORS_ALLOWED_ORIGINS set) adds to an answer to `request`: the
+def _cors_headers(build_request: Callable[[], HttpRequest]) -> list[tuple[str, str]]:
+    """The headers CorsMiddleware (where installed: CORS_ALLOWED_ORIGINS set) adds to an answer to the request: the
     Access-Control-* ones for an allowed origin on the token APIs, and `Vary: origin`. A 413 answered here never
-    reached it, and without them a browser app saw a network error instead of why."""
+    reached it, and without them a browser app saw a network error instead of why. The request is built only
+    here: building an ASGI one decodes its query string, and one that is not UTF-8 raised instead of the 413."""
     if CORS_MIDDLEWARE not in settings.MIDDLEWARE:
+        return []
+    try:
+        request = build_request()
+    except UnicodeDecodeError:  # Django answers such a query 400 itself; its 413 goes without CORS headers
         return []
     from corsheaders.middleware import CorsMiddleware
 
@@ -96,7 +101,7 @@ class AsgiChunkedBodyLength:
             part = message.get("body", b"")
             size += len(part)
             if size > limit:
-                return await _send_too_large(send, limit, _cors_headers(ASGIRequest(scope, io.BytesIO())))
+                return await _send_too_large(send, limit, _cors_headers(lambda: ASGIRequest(scope, io.BytesIO())))
             parts.append(part)
             if not message.get("more_body", False):
                 break

@@ -394,3 +394,39 @@ def test_a_browser_app_on_an_allowed_origin_reads_patients_and_another_origin_ca
     assert refused["ok"] is False and "Failed to fetch" in refused["error"], refused
     wait_for(reads.exists, 30, "the search's audit record")
     assert list(reads.values_list("action", "outcome")) == [("search", "success")]  # none from the other origin
+
+
+@pytest.mark.parametrize("query", [b"a=1", b"a=\xff"], ids=["utf-8", "not-utf-8"])
+def test_an_over_long_chunked_body_is_a_413_whatever_its_query_string_on_the_asgi_server(cors, query):
+    """The live process's chunked-body guard built a Django request for the CORS headers of its 413, and building
+    one decodes the query string: raw bytes that are not UTF-8 (as an ASGI server may pass them) raised there
+    instead of the 413. The application behind the guard is never reached."""
+    import asyncio
+
+    from apps.core.chunked import AsgiChunkedBodyLength, chunked_body_limit
+
+    async def never_reached(scope, receive, send):
+        raise AssertionError("an over-long body reached the application")
+
+    limit = chunked_body_limit()
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/api/v1/patients/window/", "raw_path": b"/api/v1/patients/window/", "root_path": "",
+        "query_string": query, "client": ("127.0.0.1", 1234), "server": ("127.0.0.1", 80),
+        "headers": [(b"host", b"127.0.0.1"), (b"origin", ALLOWED.encode()), (b"transfer-encoding", b"chunked")],
+    }  # fmt: skip
+    messages = [{"type": "http.request", "body": b"x" * (limit + 1), "more_body": False}]
+    sent = []
+
+    async def receive():
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(AsgiChunkedBodyLength(never_reached)(scope, receive, send))
+    start = next(message for message in sent if message["type"] == "http.response.start")
+    assert start["status"] == 413
+    headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
+    if query == b"a=1":  # an allowed origin's 413 carries its CORS headers, as any other answer
+        assert headers["access-control-allow-origin"] == ALLOWED
