@@ -8,18 +8,24 @@ from apps.optimizer import services
 
 # The chain's next link is sent by the task, not by Celery once it returned: a send the broker refused was an
 # internal error there, after the step had succeeded, and left the run running (optimization_run_next_send).
+# Sent as Celery's tracer sends a chain's link (celery/app/trace.py): through amqp._retry_publish, which retries
+# this one message under the app's publish retry policy (reconnecting, waiting between tries), so a short broker
+# blip is ridden out before the run is failed; and with the parent's priority where the app inherits it.
 @shared_task(name="optimizer.run_step", bind=True)
 def run_step(self, step_id: int) -> str:
     status = services.optimization_step_execute(step_id=step_id).status
     links, self.request.chain = self.request.chain, None
     if links:
         request = self.request
+        priority = (request.delivery_info or {}).get("priority") if self.app.conf.task_inherit_parent_priority else None
+        next_link = signature(links[-1], app=self.app)
         services.optimization_run_next_send(
             step_id=step_id,
-            send=lambda: signature(links[-1], app=self.app).apply_async(
-                (status,), chain=links[:-1], parent_id=request.id, root_id=request.root_id or request.id
+            send=lambda: self.app.amqp._retry_publish(
+                next_link.apply_async, (status,), chain=links[:-1], parent_id=request.id,
+                root_id=request.root_id or request.id, priority=priority,
             ),
-        )
+        )  # fmt: skip
     return status
 
 
