@@ -30,6 +30,12 @@ class CachePolicyAdmin(PlainLookupsAdmin, ListRowFormAdmin):
         # the defaults, the admin's TTLs lost.
         return [*self.readonly_fields, "namespace"] if obj is not None else self.readonly_fields
 
+    def save_model(self, request, obj, form, change) -> None:
+        super().save_model(request, obj, form, change)
+        warning = selectors.unknown_namespace_warning(obj.namespace)
+        if warning:
+            messages.warning(request, warning)
+
     def has_delete_permission(self, request, obj=None) -> bool:
         """A namespace the code reads keeps its policy: deleted, the next read created it again with the defaults
         (enabled, the brief's TTL, every tier), the admin's settings lost without a word. Edit it instead; *Clear*

@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.db.models import Max, Q, Sum
 from django.utils import timezone
 
+from apps.caching.defaults import DEFAULT_POLICIES
 from apps.caching.models import CacheStat
 
 SUMMED = (
@@ -17,6 +18,23 @@ SUMMED = (
 # with another pid, or idle while its entries expired) holds nothing anyone should count. Its counters
 # stay in the totals.
 L1_GAUGES_FRESH_FOR = timedelta(minutes=15)
+
+
+def known_namespaces() -> set[str]:
+    """The namespaces the code reads: the brief's, and any other a read has counted (its statistics)."""
+    return set(DEFAULT_POLICIES) | set(CacheStat.objects.order_by().values_list("namespace", flat=True).distinct())
+
+
+def unknown_namespace_warning(namespace: str) -> str | None:
+    """What an admin is told on saving a policy of a namespace no code reads (a typo governs nothing, silently);
+    None for a known one. A namespace of the product's own code counts once it has been read."""
+    known = known_namespaces()
+    if namespace in known:
+        return None
+    return (
+        f"No code has read the cache namespace “{namespace}”: this policy governs nothing until code names it "
+        f"(a typo?). Known namespaces: {', '.join(sorted(known))}."
+    )
 
 
 def cache_stats(*, namespace: str | None = None) -> dict[str, dict]:

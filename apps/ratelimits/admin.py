@@ -1,4 +1,4 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import F, QuerySet, Window
 from django.db.models.functions import Now, RowNumber
 
@@ -6,7 +6,7 @@ from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.core.admin_paginator import EstimatedCountPaginator
 from apps.ratelimits import services
 from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
-from apps.ratelimits.selectors import route_scopes
+from apps.ratelimits.selectors import route_scopes, unknown_scope_warning
 from apps.services.admin import ListRowForm, ListRowFormAdmin
 from apps.services.selectors import sees_every_service, visible_service_ids
 
@@ -60,6 +60,9 @@ class RateLimitPolicyAdmin(PlainLookupsAdmin, ListRowFormAdmin):
         else:
             super().save_model(request, obj, form, change)
         services.ratelimit_policy_settle(policy_id=obj.pk)  # adaptive off: the configured limit, now
+        warning = unknown_scope_warning(obj.scope)
+        if warning:
+            messages.warning(request, warning)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         """A scope the API's views throttle by keeps its policy: deleted, the limiter finds none and lets every

@@ -122,6 +122,19 @@ def route_scopes() -> dict[str, str]:
     return found
 
 
+def unknown_scope_warning(scope: str) -> str | None:
+    """What an admin is told on saving a policy of a scope no view throttles by (a typo limits nothing,
+    silently); None for a known one. A scope of the product's own (`reports`) is allowed, with this warning
+    until a view names it in `throttle_scope`."""
+    known = set(route_scopes().values())
+    if scope in known:
+        return None
+    return (
+        f"No view throttles by the rate-limit scope “{scope}”: this policy limits nothing until a view names it "
+        f"in throttle_scope (a typo?). Known scopes: {', '.join(sorted(known))}."
+    )
+
+
 def exempt_clients(names) -> set[str]:
     """Of these API client names (as the request rollups label them), those exempt from rate limits: a token
     with the benchmark scope (a load test's, revoked once its run ends, kept by name)."""
