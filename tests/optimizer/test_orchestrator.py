@@ -236,6 +236,7 @@ def test_steps_run_as_tasks_on_a_real_worker(worker):
     ]  # fmt: skip
     assert run.recommendations.filter(subject="vital_signs").exists()
     assert "[caching" in output  # progress followed from the workers' updates
+    assert "restarted" not in output  # each step's first start was "restarted (attempt 1): its worker was lost"
 
 
 def test_runs_still_going_are_in_the_live_feed_with_their_progress():

@@ -185,8 +185,9 @@ class Command(BaseCommand):
         while True:
             run.refresh_from_db()
             for step in run.steps.order_by("position"):
-                if step.attempts > attempts.setdefault(step.pk, step.attempts):
-                    # Its worker was lost and the step was sent again: its progress starts over.
+                if attempts.get(step.pk, 0) >= 1 and step.attempts > attempts[step.pk]:
+                    # Its worker was lost and the step was sent again: its progress starts over. Not a step's
+                    # first start (0 to 1): said "restarted (attempt 1)" for every step of a run on the workers.
                     self.stderr.write(
                         f"  [{step.name:<8}] restarted (attempt {step.attempts}): its worker was lost; "
                         "progress starts over"
