@@ -198,7 +198,8 @@ class ScalingPolicyAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
                 '<p style="color:#cf222e">Stale: made {} ({} days ago) and no forecast has replaced it; its KEDA cron '
                 "windows still repeat its hours every day. Are the workers and beat running? (Why forecasts were "
                 "skipped: below.)</p>",
-                timezone.localtime(latest.created_at).strftime("%Y-%m-%d %H:%M"),
+                # With its zone: the hour the clocks go back happens twice, and a bare time reads as UTC.
+                f"{timezone.localtime(latest.created_at):%Y-%m-%d} {charts.clock_label(latest.created_at)}",
                 (timezone.now() - latest.created_at).days,
             )
             if latest.is_stale()
