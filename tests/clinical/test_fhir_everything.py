@@ -26,6 +26,7 @@ from apps.clinical.services import observation_record, patient_soft_delete
 
 pytestmark = pytest.mark.django_db
 FORM = "application/x-www-form-urlencoded"
+FHIR_JSON = "application/fhir+json"
 MODELS = {
     "Patient": FhirPatient,
     "Observation": FhirObservation,
@@ -410,3 +411,84 @@ def test_a_later_page_counts_nothing_and_its_cursor_is_sealed(clinician, charted
         raw = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
         query = {"_count": 3, "_cursor": f"{raw}.{mac}"}
         assert _outcome(clinician.get(_everything(charted.pk), query)).issue[0].expression == ["_cursor"]
+
+
+def test_a_parameters_body_takes_as_many_parameters_as_a_form(clinician, patient, settings):
+    """60,000 unknown parameters were read (seconds of a core) and each warned of under handling=lenient; a form is
+    capped at DATA_UPLOAD_MAX_NUMBER_FIELDS. Lowered here so that the test posts a few, not a thousand."""
+    lenient = {"HTTP_PREFER": "handling=lenient"}
+    many = [(f"c{index}", "valueString", "x") for index in range(settings.DATA_UPLOAD_MAX_NUMBER_FIELDS + 1)]
+    refused = clinician.post(_everything(patient.pk), _parameters(*many), content_type=FHIR_JSON, **lenient)
+    assert _outcome(refused).issue[0].expression == ["Parameters.parameter"]
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
+    names = [(f"c{index}", "valueString", "x") for index in range(6)]
+    body = _bundle(clinician.post(_everything(patient.pk), _parameters(*names[:5]), content_type=FHIR_JSON, **lenient))
+    assert len(body["entry"][-1]["resource"]["issue"]) == 5
+    refused = clinician.post(_everything(patient.pk), _parameters(*names), content_type=FHIR_JSON, **lenient)
+    assert _outcome(refused).issue[0].expression == ["Parameters.parameter"]
+    form = clinician.post(_everything(patient.pk), "&".join(f"c{index}=x" for index in range(6)), content_type=FORM)
+    assert _outcome(form)  # the form's own cap, as before
+
+
+def test_an_unknown_name_is_echoed_up_to_64_characters(clinician, patient):
+    """A 1 MB unknown name came back whole, in the refusal and in a lenient answer's warning."""
+    name = "z" * 10_000
+    lenient = {"HTTP_PREFER": "handling=lenient"}
+    as_body = _parameters((name, "valueString", "x"))
+    for data, content_type in ((as_body, FHIR_JSON), (f"{name}=x", FORM)):
+        issue = _outcome(clinician.post(_everything(patient.pk), data, content_type=content_type)).issue[0]
+        assert issue.expression == [name[:64]] and len(json.dumps(issue.model_dump())) < 1000
+        body = _bundle(clinician.post(_everything(patient.pk), data, content_type=content_type, **lenient))
+        assert body["entry"][-1]["resource"]["issue"][0]["expression"] == [name[:64]]
+
+
+@pytest.mark.parametrize(
+    "parameter",
+    [{"valueBoolean": True}, {"valueDecimal": 2.5}, {"valueCodeableConcept": {"text": "x"}},
+     {"part": [{"name": "a", "valueString": "b"}]}],
+)  # fmt: skip
+def test_lenient_handling_ignores_an_unknown_name_whatever_its_value(clinician, patient, parameter):
+    """Only a known parameter's value[x] is read: an unknown one's non-string value was a 400 even when lenient."""
+    data = json.dumps({"resourceType": "Parameters", "parameter": [{"name": "colour", **parameter}]})
+    body = _bundle(
+        clinician.post(_everything(patient.pk), data, content_type=FHIR_JSON, HTTP_PREFER="handling=lenient")
+    )
+    assert body["entry"][-1]["resource"]["issue"][0]["expression"] == ["colour"]
+    assert _outcome(clinician.post(_everything(patient.pk), data, content_type=FHIR_JSON)).issue[0].expression == [
+        "colour"
+    ]
+
+
+def test_a_key_given_twice_in_a_parameter_is_named_by_its_path(clinician, patient):
+    """The diagnostics held Python reprs (`{'valueCode': [ErrorDetail(...)]}`) and no expression."""
+    data = (
+        '{"resourceType": "Parameters", "parameter": [{"name": "_count", "valueInteger": 2},'
+        ' {"name": "_type", "valueCode": "Observation", "valueCode": "Encounter"}]}'
+    )
+    issue = _outcome(clinician.post(_everything(patient.pk), data, content_type=FHIR_JSON)).issue[0]
+    assert issue.expression == ["Parameters.parameter[1].valueCode"]
+    assert "Parameters.parameter[1].valueCode" in issue.diagnostics and "ErrorDetail" not in issue.diagnostics
+
+
+def test_pretty_in_a_parameters_body_as_in_the_form(clinician, patient):
+    """`_pretty` in the body was ignored (the form's was honoured)."""
+    url = _everything(patient.pk)
+    compact = clinician.post(url, _parameters(("_count", "valueInteger", 5)), content_type=FHIR_JSON)
+    form = clinician.post(url, "_pretty=true", content_type=FORM)
+    for kind, value in (("valueString", "true"), ("valueBoolean", True)):
+        pretty = clinician.post(url, _parameters(("_pretty", kind, value)), content_type=FHIR_JSON)
+        assert _resources(_bundle(pretty)) == _resources(_bundle(compact)) and b'\n  "' in pretty.content
+        assert b'\n  "' in form.content and b"\n" not in compact.content
+    off = clinician.post(url, _parameters(("_pretty", "valueBoolean", False)), content_type=FHIR_JSON)
+    assert _bundle(off) and b"\n" not in off.content
+
+
+def test_a_body_in_another_fhir_version_or_plain_json_is_a_415(clinician, patient):
+    """`fhirVersion=3.0` on the body was read as R4 (200), though in Accept it is refused. Plain application/json
+    is a 415, as on every FHIR search's `_search`."""
+    data = _parameters(("_count", "valueInteger", 2))
+    assert _bundle(clinician.post(_everything(patient.pk), data, content_type=f"{FHIR_JSON}; fhirVersion=4.0"))
+    stu3 = clinician.post(_everything(patient.pk), data, content_type=f"{FHIR_JSON}; fhirVersion=3.0")
+    assert "4.0" in _outcome(stu3, 415).issue[0].diagnostics
+    assert _outcome(clinician.post(_everything(patient.pk), data, content_type="application/json"), 415)
+    assert _outcome(clinician.post("/fhir/Observation/_search", "{}", content_type="application/json"), 415)

@@ -188,12 +188,13 @@ def searchset(
 
 
 def ignored_parameters_outcome(names: list[str]) -> dict:
-    """What a lenient search (`Prefer: handling=lenient`) left out: one warning per parameter it does not know."""
+    """What a lenient search (`Prefer: handling=lenient`) left out: one warning per parameter it does not know,
+    each name cut to 64 characters (a 1 MB one was echoed whole)."""
     return {
         "resourceType": "OperationOutcome",
         "issue": [
             {"severity": "warning", "code": "not-supported", "diagnostics": "unknown search parameter, ignored "
-             "(Prefer: handling=lenient)", "expression": [name]}
+             "(Prefer: handling=lenient)", "expression": [name[:64]]}
             for name in names
         ],
     }  # fmt: skip

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db.models import Count, Max, Model, Q, QuerySet
@@ -29,12 +30,14 @@ from drf_spectacular.utils import (
 )
 from redis.exceptions import RedisError
 from rest_framework import serializers
-from rest_framework.exceptions import APIException, NotAcceptable, NotFound
+from rest_framework.exceptions import APIException, NotAcceptable, NotFound, UnsupportedMediaType
+from rest_framework.exceptions import ValidationError as BodyError
 from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.mediatypes import _MediaType
 from rest_framework.views import APIView
 
 from apps.accounts import scopes
@@ -76,7 +79,7 @@ from apps.clinical.services import patient_scope, validate_identifier_system, va
 from apps.core.api.exceptions import api_exception_handler
 from apps.core.api.parsers import JSONParser
 from apps.core.compiled import BOUND, CompiledQuery, CompiledShapes
-from apps.core.negotiation import UnknownFormat, only_other_fhir_versions
+from apps.core.negotiation import UnknownFormat, answers_fhir_version, only_other_fhir_versions
 from apps.ratelimits.throttling import client_identity
 
 COMMON_PARAMS = {"_count", "_cursor", "_format", "_search", "_summary"}
@@ -129,11 +132,13 @@ def _store_search(resource_type: str, kept: dict, owner: str) -> str:
 
 
 def _pretty(view: FhirMixin, request: Request) -> bool:
-    """Whether the client asked for `_pretty=true`, in the URL or a posted search's form body (FHIR merges the
-    two). Anything else, a refused value too, is compact: the refusal's OperationOutcome says why."""
+    """Whether the client asked for `_pretty=true`, in the URL or a posted search's form body or Parameters
+    resource (FHIR merges the two). Anything else, a refused value too, is compact: the refusal's
+    OperationOutcome says why."""
     values = request.query_params.getlist("_pretty")
     if request.method == "POST" and view.accepted_params is None:  # a search: its body was read already
         values = values + _readable_form(request).getlist("_pretty")
+        values = values + getattr(view, "body_parameters", QueryDict()).getlist("_pretty")  # a Parameters body
     return values == ["true"]
 
 
@@ -339,7 +344,8 @@ class FhirPlainJSONRenderer(JSONRenderer):
 
 def fhir_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, FhirParamError):
-        return Response(resources.operation_outcome(400, exc.message, exc.parameter), status=400)
+        # A name is echoed up to 64 characters (a form's or a body's: a 1 MB one was echoed whole).
+        return Response(resources.operation_outcome(400, exc.message, exc.parameter[:64]), status=400)
     response = api_exception_handler(exc, context)
     if response is None:
         return None
@@ -361,6 +367,24 @@ class FhirJSONParser(JSONParser):
     """A FHIR JSON body (`application/fhir+json`): an operation's Parameters resource (`Patient/5/$everything`)."""
 
     media_type = "application/fhir+json"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        """A name given twice in one object is a 400 naming its FHIRPath (`Parameters.parameter[1].valueCode`):
+        the API's nested field errors came out as Python reprs in the OperationOutcome's diagnostics."""
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except BodyError as exc:
+            path, error = "Parameters", exc.detail
+            while error and not (isinstance(error, list) and isinstance(error[0], str)):
+                if isinstance(error, dict):  # one name a level, as the parser places the duplicate
+                    name, error = next(iter(error.items()))
+                    path += f".{name[:64]}"
+                elif isinstance(error, list):  # [{}, {}, {"valueCode": [...]}]: the last item is the one
+                    path, error = f"{path}[{len(error) - 1}]", error[-1]
+                else:
+                    break
+            message = f"{path}: given more than once in this JSON object; send each field once."
+            raise FhirParamError(path, message) from None
 
 
 class FhirMixin:
@@ -1521,10 +1545,20 @@ class PatientEverythingView(FhirSearchView):
         return self.search(request, request.query_params)
 
     def post(self, request: Request, patient_id: str) -> Response:
+        """A form, as a search's, or a Parameters resource. Plain `application/json` is a 415, as on `_search`:
+        FHIR's JSON type is application/fhir+json. One naming another `fhirVersion` (3.0) is a 415 too, as that
+        version in Accept is a 406: an STU3 body read as R4 answered a question the client did not ask."""
         if request.content_type.partition(";")[0].strip().lower() != FhirJSONParser.media_type:
             return super().post(request)
+        if not answers_fhir_version(FhirJSONRenderer(), _MediaType(request.content_type)):
+            raise UnsupportedMediaType(
+                request.content_type[:64],
+                f"This server reads FHIR {resources.FHIR_VERSION} (fhirVersion="
+                f"{FHIR_VERSIONS[0]}); the body names another version.",
+            )
+        self.body_parameters = _parameters_resource(request.data, self.known_params | LAYOUT_PARAMS)
         params = request.query_params.copy()  # the URL's and the body's, as a form's
-        for key, values in _parameters_resource(request.data).lists():
+        for key, values in self.body_parameters.lists():
             for value in values:
                 params.appendlist(key, value)
         return self.search(request, params, posted=True)
@@ -1727,13 +1761,16 @@ _PARAMETER_VALUES = {
     "end": ("valueDate", "valueString"),
     "_type": ("valueCode", "valueString"),
     "_count": ("valueInteger", "valuePositiveInt", "valueString"),
+    "_pretty": ("valueBoolean", "valueString"),
 }
 
 
-def _parameters_resource(body: object) -> QueryDict:
+def _parameters_resource(body: object, known: set[str]) -> QueryDict:
     """An operation's POST body as FHIR has it, a Parameters resource, as the QueryDict a form gives: each
-    parameter a name and one primitive value[x]. A name $everything does not take goes on as a form's would
-    (refused, or ignored under handling=lenient); anything else malformed is a 400 naming where."""
+    parameter a name and one primitive value[x]. A name not in `known` goes on as a form's would (refused, or
+    ignored under handling=lenient), whatever its value[x], part or resource: only a known one's type is read.
+    At most DATA_UPLOAD_MAX_NUMBER_FIELDS parameters, a form's cap: 60,000 held a core for seconds and a lenient
+    answer held a warning for each. Anything else malformed is a 400 naming where."""
     if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
         raise FhirParamError("resourceType", "the body must be a FHIR Parameters resource (application/fhir+json)")
     extra = sorted(set(body) - {"resourceType", "id", "meta", "parameter"})
@@ -1742,6 +1779,9 @@ def _parameters_resource(body: object) -> QueryDict:
     parameters = body.get("parameter", [])
     if not isinstance(parameters, list):
         raise FhirParamError("Parameters.parameter", "expected a list of parameters")
+    most = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    if most is not None and len(parameters) > most:
+        raise FhirParamError("Parameters.parameter", f"more than {most} parameters; a form takes as many fields")
     params = QueryDict(mutable=True)
     for index, parameter in enumerate(parameters):
         where = f"Parameters.parameter[{index}]"
@@ -1749,6 +1789,12 @@ def _parameters_resource(body: object) -> QueryDict:
             raise FhirParamError(where, "expected an object with a name and one value[x]")
         name = parameter["name"]
         values = [key for key in parameter if key != "name"]
+        if name not in known:  # one value[x], part or resource (R4's inv-1); its content is not read
+            if len(values) != 1 or not (values[0].startswith("value") or values[0] in ("part", "resource")):
+                raise FhirParamError(where, f"{name[:64]}: expected exactly one value[x], part or resource")
+            value = parameter[values[0]]
+            params.appendlist(name, value if isinstance(value, str) else values[0][:64])
+            continue
         if len(values) != 1 or not values[0].startswith("value"):
             raise FhirParamError(where, f"{name[:64]}: expected exactly one value[x] (no part, resource or extension)")
         kind, value = values[0], parameter[values[0]]
@@ -1756,7 +1802,9 @@ def _parameters_resource(body: object) -> QueryDict:
         if allowed is not None and kind not in allowed:
             raise FhirParamError(where, f"{name}: {kind[:64]} is not its type; give it as {' or '.join(allowed)}")
         integral = kind in ("valueInteger", "valuePositiveInt", "valueUnsignedInt")
-        if isinstance(value, bool) or not isinstance(value, int if integral else str):
+        if kind == "valueBoolean" and allowed and isinstance(value, bool):  # _pretty
+            value = "true" if value else "false"
+        elif isinstance(value, bool) or not isinstance(value, int if integral else str):
             raise FhirParamError(where, f"{name[:64]}: {kind[:64]} must be {'an integer' if integral else 'a string'}")
         params.appendlist(name, str(value))
     return params
