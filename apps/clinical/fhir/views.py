@@ -167,6 +167,24 @@ def _leniently(request: Request, params: QueryDict, known: set[str]) -> tuple[Qu
     return params, ignored
 
 
+def _checked_params(params, known: set[str], unknown: str, *, modifiable: set[str] | None = None,
+                    capped: dict[str, str] | None = None) -> None:  # fmt: skip
+    """Refuse (400) what a search or operation does not take, once `_leniently` left out what it may ignore: a name
+    not in `known` (`unknown` says so; a known one in `modifiable`, `known` by default, with a modifier is named
+    as that modifier), more comma-separated values than allowed over `capped`'s parameters, and a `_format`
+    other than JSON (a posted body may carry it too). One check for the searches, `$lastn` and `$everything`."""
+    names = sorted(set(params) - known)
+    if names:
+        base, modified, modifier = names[0].partition(":")
+        if modified and base in (known if modifiable is None else modifiable):
+            raise FhirParamError(names[0], f"the :{modifier[:64]} modifier is not supported on {base}")
+        raise FhirParamError(names[0], unknown)
+    if capped is not None:
+        _refuse_too_many_values(params, capped)  # each one a condition in the SQL
+    if params.get("_format", "json") not in JSON_FORMATS:
+        raise FhirParamError("_format", "only JSON is supported")
+
+
 def _ignorable(name: str, known: set[str]) -> bool:
     """Whether a lenient search may leave out parameter `name`: only one whose base name (before any `:`) this
     resource does not know. A known parameter with a modifier (`code:not`, `_id:not`) is refused even then, as
@@ -721,15 +739,12 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         if "_search" in params:  # the next page of a posted search: its parameters stayed on the server
             params = _stored_search(self.resource_type, params, client_identity(request))
             posted = True
-        unknown = sorted(set(params) - set(self.search_params) - COMMON_PARAMS)
-        if unknown:
-            base, modified, modifier = unknown[0].partition(":")
-            if modified and base in set(self.search_params) | COMMON_PARAMS:
-                raise FhirParamError(unknown[0], f"the :{modifier[:64]} modifier is not supported on {base}")
-            raise FhirParamError(unknown[0], f"unknown search parameter; supported: {', '.join(self.search_params)}")
-        _refuse_too_many_values(params, self.search_params)
-        if params.get("_format", "json") not in JSON_FORMATS:  # a posted search's body may carry it too
-            raise FhirParamError("_format", "only JSON is supported")
+        _checked_params(
+            params,
+            set(self.search_params) | COMMON_PARAMS,
+            f"unknown search parameter; supported: {', '.join(self.search_params)}",
+            capped=self.search_params,
+        )
         summary = params.get("_summary", "false")
         if summary not in SUMMARIES:
             raise FhirParamError("_summary", f"supported: {', '.join(SUMMARIES)}")
@@ -1217,15 +1232,13 @@ class ObservationLastnView(FhirSearchView):
         params, ignored = _leniently(request, params, set(self.search_params) | {"_format"} | LAYOUT_PARAMS)
         params = _without_layout(params)
         _refuse_malformed(params)
-        unknown = sorted(set(params) - set(self.search_params) - {"_format"})
-        if unknown:
-            base, modified, modifier = unknown[0].partition(":")
-            if modified and base in self.search_params:
-                raise FhirParamError(unknown[0], f"the :{modifier[:64]} modifier is not supported on {base}")
-            raise FhirParamError(unknown[0], f"unknown parameter of $lastn; supported: {', '.join(self.search_params)}")
-        _refuse_too_many_values(params, self.search_params)  # each one a condition in the SQL, as in the searches
-        if params.get("_format", "json") not in JSON_FORMATS:  # a posted form may carry it too
-            raise FhirParamError("_format", "only JSON is supported")
+        _checked_params(
+            params,
+            set(self.search_params) | {"_format"},
+            f"unknown parameter of $lastn; supported: {', '.join(self.search_params)}",
+            modifiable=set(self.search_params),
+            capped=self.search_params,
+        )
         patient_id = self.required_patient(params)
         categories, codes = _observation_categories(params), _observation_codes(params)
         if not categories and not codes:
@@ -1579,15 +1592,8 @@ class PatientEverythingView(FhirSearchView):
         if "_search" in params:  # the next page of a posted request: its parameters stayed on the server
             params = _stored_search("Patient-everything", params, client_identity(request))
             posted = True
-        unknown = sorted(set(params) - self.known_params)
-        if unknown:
-            base, modified, modifier = unknown[0].partition(":")
-            if modified and base in self.known_params:
-                raise FhirParamError(unknown[0], f"the :{modifier[:64]} modifier is not supported on {base}")
-            supported = ", ".join(name for name in _EVERYTHING_DOCS if name not in ("_cursor", "_search"))
-            raise FhirParamError(unknown[0], f"unknown parameter of $everything; supported: {supported}")
-        if params.get("_format", "json") not in JSON_FORMATS:  # a posted form may carry it too
-            raise FhirParamError("_format", "only JSON is supported")
+        supported = ", ".join(name for name in _EVERYTHING_DOCS if name not in ("_cursor", "_search"))
+        _checked_params(params, self.known_params, f"unknown parameter of $everything; supported: {supported}")
         if "_since" in params:
             raise FhirParamError("_since", _EVERYTHING_DOCS["_since"].removesuffix(" Refused (400), never ignored."))
         types = _everything_types(params.get("_type"))
