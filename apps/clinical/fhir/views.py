@@ -759,8 +759,6 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         self.audit(request, action="search", patient_id=patient_id, patient_ids=patient_ids, result_count=len(page),
                    query=digest_query or None)  # fmt: skip
         base = self.base_url(request)
-        type_url = f"{base}{self.resource_type}"
-        kept = {k: params.getlist(k) for k in params if k not in ("_cursor", "_search")}
         # A posted search keeps its parameters out of URLs: self is the bare type URL, and next pages
         # refer to the parameters by an opaque key kept on the server for a while.
         self_url = self.self_url(request, params, posted, ignored)
@@ -770,11 +768,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
             cursor = encode_cursor(
                 [getattr(page[-1], field.lstrip("-")) for field in ordering], search_binding(self.resource_type, params)
             )
-            # An MRN is never put in a URL by the server: a GET search by identifier (one MRN in several
-            # systems) pages by an opaque key too, as a posted one does.
-            if posted or "identifier" in kept:
-                kept = {"_search": [_store_search(self.resource_type, kept, client_identity(request))]}
-            next_url = f"{type_url}?{urlencode({**kept, '_cursor': cursor}, doseq=True)}"
+            next_url = self.next_url(request, params, posted, cursor)
         outcome = resources.ignored_parameters_outcome(ignored) if ignored else None
         entries = self.resources(page)
         return Response(resources.searchset(entries, base, self_url, next_url, outcome=outcome))
@@ -783,17 +777,29 @@ class FhirSearchView(FhirMixin, PhiAPIView):
         """A page's rows as FHIR resources."""
         return [self.to_resource(row) for row in page]
 
-    def self_url(self, request: Request, params, posted: bool, ignored: list[str]) -> str:
+    def self_url(self, request: Request, params, posted: bool, ignored: list[str], url: str | None = None) -> str:
         """The search's own URL: the bare type URL for a posted search (its parameters stay out of URLs) and for
         one by identifier (the server puts no MRN in a URL, as its next link does not), the parameters it used
         where a lenient search ignored some (FHIR has the self link say what was searched), else the URL as
-        the client sent it."""
-        type_url = f"{self.base_url(request)}{self.resource_type}"
+        the client sent it. `url` stands for the type URL where an operation answers (`Observation/$lastn`)."""
+        type_url = url or f"{self.base_url(request)}{self.resource_type}"
         if posted or "identifier" in params:
             return type_url
         if ignored:
             return f"{type_url}?{urlencode(list(params.lists()), doseq=True)}" if params else type_url
         return request.build_absolute_uri()
+
+    def next_url(self, request: Request, params, posted: bool, cursor: str, url: str | None = None,
+                 stored_as: str | None = None) -> str:  # fmt: skip
+        """The next page's URL: `url` (the type URL by default) with the parameters less the cursor, and `cursor`.
+        An MRN is never put in a URL by the server: a posted search's parameters, and a GET search's by identifier
+        (one MRN in several systems), are kept on the server for a while (as `stored_as`, the resource type by
+        default) and referred to by an opaque `_search` key."""
+        kept = {k: params.getlist(k) for k in params if k not in ("_cursor", "_search")}
+        if posted or "identifier" in kept:
+            kept = {"_search": [_store_search(stored_as or self.resource_type, kept, client_identity(request))]}
+        url = url or f"{self.base_url(request)}{self.resource_type}"
+        return f"{url}?{urlencode({**kept, '_cursor': cursor}, doseq=True)}"
 
     def total(self, request: Request, params, posted: bool, ignored: list[str] = ()) -> Response:
         """`_summary=count` or `_count=0`: how many resources match, in Bundle.total, with no entries and no
@@ -1261,13 +1267,7 @@ class ObservationLastnView(FhirSearchView):
         self.audit(request, action="search", patient_id=patient_id, result_count=len(entries),
                    served_from_cache=served_from_cache())  # fmt: skip
         base = self.base_url(request)
-        operation_url = f"{base}Observation/$lastn"
-        if posted:  # its parameters stay out of URLs
-            self_url = operation_url
-        elif ignored:
-            self_url = f"{operation_url}?{urlencode(list(params.lists()), doseq=True)}" if params else operation_url
-        else:
-            self_url = request.build_absolute_uri()
+        self_url = self.self_url(request, params, posted, ignored, url=f"{base}Observation/$lastn")
         outcome = resources.ignored_parameters_outcome(ignored) if ignored else None
         return Response(resources.searchset(entries, base, self_url, None, outcome=outcome))
 
@@ -1627,19 +1627,11 @@ class PatientEverythingView(FhirSearchView):
                    result_count=len(page["entries"]), served_from_cache=served_from_cache())  # fmt: skip
         base = self.base_url(request)
         operation_url = f"{base}Patient/{patient_id}/$everything"
-        if posted:  # its parameters stay out of URLs
-            self_url = operation_url
-        elif ignored:
-            self_url = f"{operation_url}?{urlencode(list(params.lists()), doseq=True)}" if params else operation_url
-        else:
-            self_url = request.build_absolute_uri()
+        self_url = self.self_url(request, params, posted, ignored, url=operation_url)
         next_url = None
         if page["next"] is not None:
-            kept = {k: params.getlist(k) for k in params if k not in ("_cursor", "_search")}
-            if posted:
-                kept = {"_search": [_store_search("Patient-everything", kept, client_identity(request))]}
-            kept["_cursor"] = [encode_cursor(page["next"], binding)]
-            next_url = f"{operation_url}?{urlencode(kept, doseq=True)}"
+            cursor = encode_cursor(page["next"], binding)
+            next_url = self.next_url(request, params, posted, cursor, url=operation_url, stored_as="Patient-everything")
         outcome = resources.ignored_parameters_outcome(ignored) if ignored else None
         bundle = resources.searchset(page["entries"], base, self_url, next_url, outcome=outcome)
         return Response({**bundle, "total": page["total"]})
