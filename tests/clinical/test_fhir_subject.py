@@ -105,7 +105,7 @@ def test_the_searches_take_subject_as_patient(clinician, loaded):
 @pytest.mark.parametrize(
     "query",
     [
-        "subject=Group/1",  # R4 allows an empty Bundle; refused: it names no patient (see parse_subject)
+        "subject=Group/1",  # R4 allows an empty Bundle; refused: it names no patient (see required_patient)
         "subject=Device/{pk}",
         "subject=Patient/{pk},Patient/{other}",  # one patient per search, as `patient`
         "subject=Patient/abc",

@@ -87,17 +87,6 @@ def parse_reference(parameter: str, raw: str, resource_type: str) -> int:
     return int(value)
 
 
-def parse_subject(raw: str) -> int:
-    """R4's `subject` of a search by patient: `Patient/123`, or a bare `123` (this server's subjects are all
-    patients, so the type is unambiguous) -> 123. Another type (`Group/1`, `Device/2`) is refused, not answered
-    with an empty Bundle: it names no patient, and "none" would read as "the group's members have none", a
-    search across patients that this server refuses as it refuses `patient=1,2`."""
-    kind, slash, _ = raw.partition("/")
-    if slash and kind != "Patient":
-        raise FhirParamError("subject", "a subject here is a patient: Patient/<id> or <id> (no other type)")
-    return parse_reference("subject", raw, "Patient")
-
-
 def parse_count(raw: str | None, default: int) -> int:
     if raw is None:
         return default

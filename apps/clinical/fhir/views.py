@@ -68,7 +68,6 @@ from apps.clinical.fhir.params import (
     parse_count,
     parse_date,
     parse_reference,
-    parse_subject,
     parse_token,
     parse_tokens,
     search_binding,
@@ -717,7 +716,7 @@ class FhirSearchView(FhirMixin, PhiAPIView):
             if len(params.getlist(name)) != 1:
                 continue
             try:
-                named.update(_patient_reference(name, part) for part in split_or(name, params[name]))
+                named.update(parse_reference(name, part, "Patient") for part in split_or(name, params[name]))
             except FhirParamError:
                 continue
         return sorted(named)
@@ -924,24 +923,20 @@ class FhirSearchView(FhirMixin, PhiAPIView):
     @staticmethod
     def required_patient(params) -> int:
         """The one patient a search is about: `patient`, or R4's `subject` (`Patient/<id>` or `<id>`), the same
-        patient either way, so its cache keys and records are too. Both given must name the same one: keeping
-        either would answer a question the client did not ask."""
+        patient either way, so its cache keys and records are too. Another type (`subject=Group/1`) is refused, not
+        answered with an empty Bundle: it names no patient, and "none" would read as "the group's members have
+        none". Both given must name the same one: keeping either would answer a question the client did not ask."""
         named: dict[str, int] = {}
         for name in ("patient", "subject"):
             if name in params:
                 if len(split_or(name, params[name])) > 1:
                     raise FhirParamError(name, "one patient per search: search each patient on its own")
-                named[name] = _patient_reference(name, params[name])
+                named[name] = parse_reference(name, params[name], "Patient")
         if not named:
             raise FhirParamError("patient", "this server requires `patient` (or `subject`) on this search")
         if len(set(named.values())) > 1:
             raise FhirParamError("subject", "names another patient than `patient`: give one of them, or the same")
         return next(iter(named.values()))
-
-
-def _patient_reference(name: str, raw: str) -> int:
-    """A patient's id from `patient` (or a Patient search's `_id`) or from `subject`, which may name other types."""
-    return parse_subject(raw) if name == "subject" else parse_reference(name, raw, "Patient")
 
 
 @documented_search(
