@@ -69,10 +69,10 @@ def _teardown_flush_truncates_held_tables():
 @pytest.fixture(scope="session", autouse=True)
 def _seeded_rows_under_reuse_db(django_db_setup, django_db_blocker, django_db_keepdb):
     """Under --reuse-db each run starts from the rows the migrations seeded, which the last run's flushes emptied
-    (tests/flush.py)."""
+    (tests/reuse_db.py)."""
     if not django_db_keepdb:
         return
-    from tests.flush import seeded_rows_kept
+    from tests.reuse_db import seeded_rows_kept
 
     with django_db_blocker.unblock():
         seeded_rows_kept(STARTED)

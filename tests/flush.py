@@ -6,17 +6,15 @@ the suite's 500 and more transactional tests, though a test writes to a few. Her
 table as that TRUNCATE would (ACCESS EXCLUSIVE: no session writes while it looks, none keeps a row the old
 flush would have emptied), truncates those that hold a row and the tables whose foreign keys point at them
 (as TRUNCATE asks), and leaves the empty ones as they are. The database after it is the same: empty. Only
-the tests' teardown flush does this; `manage.py flush` (and a test that calls it) is the product's own.
+the tests' teardown flush does this; `manage.py flush` (and a test that calls it) is the product's own. The
+reload of the seeded rows under --reuse-db (tests/reuse_db.py) empties the other tables with the same statement.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 
-import pytest
 from django.db.backends.postgresql.operations import DatabaseOperations
 from django.test import TransactionTestCase
 
@@ -84,61 +82,3 @@ def teardown_flush_of_held_tables() -> Iterator[None]:
     finally:
         DatabaseOperations.sql_flush = original_sql_flush
         TransactionTestCase._fixture_teardown = original_teardown
-
-
-# A schema of its own: Django's introspection (the search_path) never lists its table, so no flush empties it.
-SEEDED_ROWS_SCHEMA = "pytest_seeded_rows"
-_CREATE_DB_ADVICE = "run pytest once with --create-db (it migrates a new test database), then --reuse-db again"
-
-
-def seeded_rows_kept(started: datetime, alias: str = "default") -> None:
-    """Under --reuse-db, the test database as its migrations left it, the rows data migrations seed included.
-
-    A transactional test's teardown flush empties every table, and migrate on a kept database has nothing to
-    apply, so the next --reuse-db run lacked the seeded rows (cache and rate-limit policies, thresholds, beat's
-    schedules, the roles' groups as migrated) and its tests of them failed. The first run on a new database keeps
-    them (Django's serialization, as serialized_rollback takes it) in a table of their own; each later run empties
-    the database and loads them again. A kept database migrated since (new migrations) or from before this
-    (`started`: when this run began) cannot be told apart from an emptied one: the run stops, saying so."""
-    from django.apps import apps as django_apps
-    from django.core.management import call_command
-    from django.core.management.color import no_style
-    from django.db import connections, transaction
-
-    connection = connections[alias]
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {SEEDED_ROWS_SCHEMA}")
-        cursor.execute(f"CREATE TABLE IF NOT EXISTS {SEEDED_ROWS_SCHEMA}.kept (migrations text, contents text)")
-        cursor.execute(
-            "SELECT min(applied), string_agg(app || '.' || name, ' ' ORDER BY app, name) FROM django_migrations"
-        )
-        migrated_at, migrations = cursor.fetchone()
-        cursor.execute(f"SELECT migrations, contents FROM {SEEDED_ROWS_SCHEMA}.kept")  # noqa: S608 - a constant
-        kept = cursor.fetchone()
-    if kept is None:
-        if migrated_at < started:
-            pytest.exit(
-                f"The kept test database holds no copy of its seeded rows (made before them): {_CREATE_DB_ADVICE}."
-            )
-        contents = connection.creation.serialize_db_to_string()
-        with connection.cursor() as cursor:
-            cursor.execute(f"INSERT INTO {SEEDED_ROWS_SCHEMA}.kept VALUES (%s, %s)", [migrations, contents])  # noqa: S608
-        return
-    if kept[0] != migrations:
-        pytest.exit(f"The kept test database was migrated since its seeded rows were kept: {_CREATE_DB_ADVICE}.")
-    call_command("flush", verbosity=0, interactive=False, database=alias, inhibit_post_migrate=True)
-    connection.creation.deserialize_db_from_string(kept[1])
-    # Each row loaded sends its post_save, whose receivers write rows the migrations had not (beat's change
-    # marker, a cache policy's scope generation): those tables are emptied again.
-    models = [django_apps.get_model(label) for label in {row["model"] for row in json.loads(kept[1])}]
-    models += [field.remote_field.through for model in models for field in model._meta.many_to_many]
-    seeded = {model._meta.db_table for model in models}
-    others = [t for t in connection.introspection.django_table_names(only_existing=True) if t not in seeded]
-    with transaction.atomic(using=alias), connection.cursor() as cursor:
-        cursor.execute("SELECT set_config('audit.allow_truncate', 'on', true)")  # as the flush command does
-        for statement in held_tables_flush_sql(connection.ops, others):
-            cursor.execute(statement)
-        # The flush restarted every sequence and the load kept the rows' ids: each seeded table's sequence goes
-        # past its ids (setval to max(id), as loaddata does), or the next row created there takes a seeded id.
-        for statement in connection.ops.sequence_reset_sql(no_style(), models):
-            cursor.execute(statement)

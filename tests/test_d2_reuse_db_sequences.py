@@ -1,4 +1,4 @@
-"""Under --reuse-db the run reloads the rows the migrations seeded (tests/flush.py) after a flush that restarts
+"""Under --reuse-db the run reloads the rows the migrations seeded (tests/reuse_db.py) after a flush that restarts
 every sequence: a table's sequence must then be past the ids loaded, or the next row created there takes an id
 a seeded row holds (seed_demo's crontab schedule: duplicate key). Prove with `--create-db` then `--reuse-db`."""
 
