@@ -3,7 +3,7 @@ from django.utils.html import format_html, format_html_join
 
 from apps.core.admin_lookups import PlainLookupsAdmin
 from apps.core.admin_paginator import EstimatedCountPaginator
-from apps.inference import selectors, services
+from apps.inference import selectors
 from apps.inference.models import ModelDeployment, QuantizationProfile
 from apps.services.admin import ServiceVisibilityAdmin
 
@@ -35,7 +35,7 @@ class ModelDeploymentAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         # As a cache policy's namespace: a bundled deployment is found by its name (seed_demo, the API's URL).
-        bundled = obj is not None and services.is_bundled_deployment(obj)
+        bundled = obj is not None and selectors.is_bundled_deployment(obj)
         return [*self.readonly_fields, "name"] if bundled else self.readonly_fields
 
     @admin.display(description="serving here")

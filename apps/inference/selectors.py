@@ -1,9 +1,17 @@
-"""Reads of the inference app: the latest measured table per deployment."""
+"""Reads of the inference app: the latest measured table per deployment, whether a deployment is a bundled one."""
 
 from __future__ import annotations
 
 from apps.inference.models import ModelDeployment, QuantizationProfile
 from apps.services.selectors import of_visible_services
+
+
+def is_bundled_deployment(deployment: ModelDeployment) -> bool:
+    """One of the deployments `services.bundled_deployments_ensure` (seed_demo) keeps by name: renamed, its API URL
+    moves and the next seed makes the old name again, a second deployment of the same model."""
+    from apps.inference.services import BUNDLED
+
+    return deployment.pk is not None and deployment.name in {spec["name"] for spec in BUNDLED}
 
 
 def latest_profiles(deployment: ModelDeployment) -> list[QuantizationProfile]:

@@ -19,12 +19,6 @@ BUNDLED = [
 ]  # fmt: skip
 
 
-def is_bundled_deployment(deployment: ModelDeployment) -> bool:
-    """One of the deployments `bundled_deployments_ensure` (seed_demo) keeps by name: renamed, its API URL moves
-    and the next seed makes the old name again, a second deployment of the same model."""
-    return deployment.pk is not None and deployment.name in {spec["name"] for spec in BUNDLED}
-
-
 def bundled_deployments_ensure() -> list[ModelDeployment]:
     """The two deployments of the bundled models (idempotent; an admin's edits are kept)."""
     from apps.services.models import Service
