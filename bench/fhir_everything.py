@@ -16,28 +16,24 @@ Prints JSON on stdout; progress on stderr.
 
 from __future__ import annotations
 
-import argparse
 import json
-import random
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import clinician_token, django_setup, emit, ensure_patients, percentiles, policies, progress, wsgi_get
+from harness import (
+    alternated,
+    clinician_token,
+    emit,
+    patient_sample_args,
+    percentiles,
+    policies,
+    progress,
+    sampled_patients,
+    wsgi_get,
+)
 
 SEARCHES = ("Observation", "Encounter", "MedicationRequest")
-
-
-def _alternated(first, second, patient_ids: list[int]) -> tuple[list[int], list[int]]:
-    """Wall times (ns) of first(patient) and second(patient), one of each in turn on every sampled patient."""
-    times: tuple[list[int], list[int]] = ([], [])
-    for patient_id in patient_ids:
-        for call, kept in ((first, times[0]), (second, times[1])):
-            started = time.perf_counter_ns()
-            call(patient_id)
-            kept.append(time.perf_counter_ns() - started)
-    return times
 
 
 def _summary(everything_ns: list[int], separate_ns: list[int]) -> dict:
@@ -55,26 +51,22 @@ def _summary(everything_ns: list[int], separate_ns: list[int]) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/cp_bench_everything")
-    parser.add_argument("--patients", type=int, default=50)
-    parser.add_argument("--days", type=int, default=7, help="Days of history (a chart's size grows with it).")
-    parser.add_argument("--repeat", type=int, default=200, help="Sampled patients per phase (cached, uncached).")
-    args = parser.parse_args()
-    if args.patients < 1 or args.repeat < 1:
-        parser.error("--patients and --repeat must be above 0")
-
-    django_setup(args.database_url)
-    loaded_in = ensure_patients(args.patients, days=args.days)
+    args = patient_sample_args(
+        __doc__,
+        database_url="postgres://postgres@127.0.0.1:5432/cp_bench_everything",
+        patients=50,
+        days=7,
+        days_help="Days of history (a chart's size grows with it).",
+        repeat=200,
+        repeat_help="Sampled patients per phase (cached, uncached).",
+    )
+    loaded_in, sample = sampled_patients(args)
     from django.core.wsgi import get_wsgi_application
 
     from apps.audit.models import AuditEvent
-    from apps.clinical.models import Patient
 
     application = get_wsgi_application()
     auth = {"Authorization": f"Bearer {clinician_token('bench-everything')}"}
-    patient_ids = list(Patient.objects.order_by("pk").values_list("pk", flat=True)[: args.patients])
-    sample = [random.choice(patient_ids) for _ in range(args.repeat)]
 
     def everything(pid: int) -> list[dict]:
         body = json.loads(wsgi_get(application, f"/fhir/Patient/{pid}/$everything?_count=1000", auth))
@@ -99,7 +91,7 @@ def main() -> None:
                     everything(pid)
                     separately(pid)
                 progress(f"{phase}: timing {args.repeat} charts, each pair alternated")
-                one, four = _alternated(everything, separately, sample)
+                one, four = alternated(everything, separately, sample)
                 last = AuditEvent.objects.filter(resource_type="Patient", action="search").order_by("-id").first()
                 assert last.served_from_cache == enabled, f"{phase}: the cache was {'off' if enabled else 'on'}"
                 figures[phase] = _summary(one, four)

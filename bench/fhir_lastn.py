@@ -14,26 +14,12 @@ Prints JSON on stdout; progress on stderr.
 
 from __future__ import annotations
 
-import argparse
-import random
 import re
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import django_setup, emit, ensure_patients, percentiles, progress
-
-
-def _alternated(first, second, patient_ids: list[int]) -> tuple[list[int], list[int]]:
-    """Wall times (ns) of first(patient) and second(patient), one of each in turn on every sampled patient."""
-    times: tuple[list[int], list[int]] = ([], [])
-    for patient_id in patient_ids:
-        for call, kept in ((first, times[0]), (second, times[1])):
-            started = time.perf_counter_ns()
-            call(patient_id)
-            kept.append(time.perf_counter_ns() - started)
-    return times
+from harness import alternated, emit, patient_sample_args, percentiles, progress, sampled_patients
 
 
 def _indexes(run, patient_id: int) -> list[str]:
@@ -50,25 +36,21 @@ def _indexes(run, patient_id: int) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/cp_bench_lastn")
-    parser.add_argument("--patients", type=int, default=300)
-    parser.add_argument("--days", type=int, default=60, help="Days of history (a longer one favours the probe).")
-    parser.add_argument("--repeat", type=int, default=2000, help="Sampled patients per pair.")
-    args = parser.parse_args()
-    if args.patients < 1 or args.repeat < 1:
-        parser.error("--patients and --repeat must be above 0")
-
-    django_setup(args.database_url)
-    loaded_in = ensure_patients(args.patients, days=args.days)
+    args = patient_sample_args(
+        __doc__,
+        database_url="postgres://postgres@127.0.0.1:5432/cp_bench_lastn",
+        patients=300,
+        days=60,
+        days_help="Days of history (a longer one favours the probe).",
+        repeat=2000,
+        repeat_help="Sampled patients per pair.",
+    )
+    loaded_in, sample = sampled_patients(args)
     from django.db.models import F, Window
     from django.db.models.functions import RowNumber
 
     from apps.clinical import selectors
-    from apps.clinical.models import Patient
 
-    patient_ids = list(Patient.objects.order_by("pk").values_list("pk", flat=True)[: args.patients])
-    sample = [random.choice(patient_ids) for _ in range(args.repeat)]
     vitals = {"categories": ["vital-signs"]}
 
     def lastn(per_code: int):
@@ -92,8 +74,8 @@ def main() -> None:
         for pid in set(sample):
             run(pid)
     progress(f"timing {args.repeat} patients, each pair alternated")
-    latest_probe, latest_distinct = _alternated(lastn(1), distinct_on, sample)
-    five_probe, five_window = _alternated(lastn(5), window, sample)
+    latest_probe, latest_distinct = alternated(lastn(1), distinct_on, sample)
+    five_probe, five_window = alternated(lastn(5), window, sample)
 
     def median(samples: list[int]) -> float:
         return sorted(samples)[len(samples) // 2]

@@ -6,10 +6,12 @@ machines are noisy: compare ratios, not absolute numbers across runs.
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import contextlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -340,6 +342,44 @@ def ensure_patients(count: int, *, days: int = 2, rounds_per_day: int = 4) -> fl
         progress("VACUUM ANALYZE")
         conn.execute("VACUUM ANALYZE")
     return elapsed
+
+
+def patient_sample_args(
+    description: str, *, database_url: str, patients: int, days: int, days_help: str, repeat: int, repeat_help: str
+) -> argparse.Namespace:
+    """The flags of a bench that times reads on sampled synthetic patients, checked: the FHIR benches shared
+    them, only their defaults and help differing."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", default=database_url)
+    parser.add_argument("--patients", type=int, default=patients)
+    parser.add_argument("--days", type=int, default=days, help=days_help)
+    parser.add_argument("--repeat", type=int, default=repeat, help=repeat_help)
+    args = parser.parse_args()
+    if args.patients < 1 or args.repeat < 1:
+        parser.error("--patients and --repeat must be above 0")
+    return args
+
+
+def sampled_patients(args: argparse.Namespace) -> tuple[float | None, list[int]]:
+    """Django set up on the bench database holding the first --patients synthetic patients (loaded if missing):
+    the load time and --repeat patient ids drawn from them at random (with repeats)."""
+    django_setup(args.database_url)
+    loaded_in = ensure_patients(args.patients, days=args.days)
+    from apps.clinical.models import Patient
+
+    patient_ids = list(Patient.objects.order_by("pk").values_list("pk", flat=True)[: args.patients])
+    return loaded_in, [random.choice(patient_ids) for _ in range(args.repeat)]
+
+
+def alternated(first, second, patient_ids: list[int]) -> tuple[list[int], list[int]]:
+    """Wall times (ns) of first(patient) and second(patient), one of each in turn on every sampled patient."""
+    times: tuple[list[int], list[int]] = ([], [])
+    for patient_id in patient_ids:
+        for call, kept in ((first, times[0]), (second, times[1])):
+            started = time.perf_counter_ns()
+            call(patient_id)
+            kept.append(time.perf_counter_ns() - started)
+    return times
 
 
 def short_lived_token(name: str, scopes: list[str], *, hours: float = 12):
