@@ -112,7 +112,7 @@ def optimization_run_dispatch(run: OptimizationRun) -> None:
     transaction.on_commit(send)
 
 
-def optimization_run_next_send(*, step_id: int, send: Callable[[], object]) -> None:
+def optimization_run_next_send(*, step_id: int, send: Callable[[], object], redelivered: bool = False) -> None:
     """Send what follows a step on the run's chain (the next step, or the finalizer). Sent by Celery after the
     step's task returned, a send the broker refused (RabbitMQ down, its vhost gone) was an internal error of a
     step that had succeeded, and the run stayed running until the deadline checker failed it hours later as
@@ -121,24 +121,34 @@ def optimization_run_next_send(*, step_id: int, send: Callable[[], object]) -> N
     Sent once per step: the step is marked (next_sent_at, a conditional UPDATE) before the send, and a later
     delivery of the step (redelivered after its worker was lost, the link already sent) sends nothing. A refusal
     fails the run only in the call that set the mark, and only while the next step is still pending: a
-    redelivery's refused duplicate failed a run whose next step was sent and measuring."""
+    redelivery's refused duplicate failed a run whose next step was sent and measuring.
+    `redelivered` (the broker redelivered the step: its worker was lost, maybe between the mark and the send):
+    sent again while what follows is still pending (the next step, or the finalizer of a run not finished), else
+    the run waited for the deadline checker. Only then: a duplicate delivered while the next step runs would
+    restart it (a running step is restarted on delivery, as after a lost worker). If the first send did go and
+    its message still waits in the queue, the next step gets two deliveries; that window is taken over a run
+    left two hours. A refusal of this second send only logs (the first may have gone)."""
     from apps.optimizer.tasks import finalize_run
 
     step = OptimizationStep.objects.values("run_id", "position").get(pk=step_id)
     marked = OptimizationStep.objects.filter(pk=step_id, next_sent_at__isnull=True).update(next_sent_at=timezone.now())
     if not marked:
-        logger.info("optimization run %s: what follows its step %s was sent before; not sent again",
-                    step["run_id"], step_id)  # fmt: skip
+        if not (redelivered and _next_still_pending(step["run_id"], step["position"])):
+            logger.info("optimization run %s: what follows its step %s was sent before; not sent again",
+                        step["run_id"], step_id)  # fmt: skip
+            return
+        logger.warning("optimization run %s: its step %s redelivered while what follows is pending; sent again",
+                       step["run_id"], step_id)  # fmt: skip
+        try:
+            send()
+        except send_errors(finalize_run.app) as exc:
+            logger.warning("optimization run %s: what follows its step %s was not sent again, %s",
+                           step["run_id"], step_id, broker_failure(exc))  # fmt: skip
         return
     try:
         send()
     except send_errors(finalize_run.app) as exc:
-        following = (
-            OptimizationStep.objects.filter(run_id=step["run_id"], position__gt=step["position"])
-            .order_by("position")
-            .values_list("status", flat=True)
-            .first()
-        )
+        following = _following_status(step["run_id"], step["position"])
         if following is not None and following != OptimizationStep.Status.PENDING:
             logger.warning("optimization run %s: what follows its step %s was not sent, %s; its next step is %s",
                            step["run_id"], step_id, broker_failure(exc), following)  # fmt: skip
@@ -150,6 +160,27 @@ def optimization_run_next_send(*, step_id: int, send: Callable[[], object]) -> N
         # Not a refusal (the send itself broke): the mark is taken back, so the step's redelivery sends it.
         OptimizationStep.objects.filter(pk=step_id).update(next_sent_at=None)
         raise
+
+
+def _following_status(run_id: int, position: int) -> str | None:
+    """The status of the run's step after `position`; None when the finalizer follows it."""
+    return (
+        OptimizationStep.objects.filter(run_id=run_id, position__gt=position)
+        .order_by("position")
+        .values_list("status", flat=True)
+        .first()
+    )
+
+
+def _next_still_pending(run_id: int, position: int) -> bool:
+    """What follows the step at `position` has not started: the next step is pending, or (the last step) the
+    run is not finished."""
+    following = _following_status(run_id, position)
+    if following is not None:
+        return following == OptimizationStep.Status.PENDING
+    return OptimizationRun.objects.filter(
+        pk=run_id, status__in=[OptimizationRun.Status.PENDING, OptimizationRun.Status.RUNNING]
+    ).exists()
 
 
 def _run_finish_unsent(run_id: int, exc: BaseException) -> OptimizationRun:

@@ -25,6 +25,7 @@ def run_step(self, step_id: int) -> str:
                 next_link.apply_async, (status,), chain=links[:-1], parent_id=request.id,
                 root_id=request.root_id or request.id, priority=priority,
             ),
+            redelivered=bool((request.delivery_info or {}).get("redelivered")),
         )  # fmt: skip
     return status
 
