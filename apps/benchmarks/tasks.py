@@ -4,12 +4,11 @@ run twice."""
 import logging
 
 from celery import shared_task
-from celery.exceptions import Reject
 from django.core.exceptions import ValidationError
 
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkRun
-from apps.core.broker_errors import send_errors
+from apps.core.broker_errors import retry_unless_refused, send_errors
 
 logger = logging.getLogger(__name__)
 
@@ -33,13 +32,9 @@ def execute_run(self, run_id: int) -> str:
         logger.info("benchmark run %s waits: %s", run_id, busy)
         if self.request.is_eager:  # an eager retry runs again at once, countdown ignored: it would spin
             return BenchmarkRun.Status.PENDING
-        try:
-            raise self.retry(countdown=TARGET_BUSY_RETRY_SECONDS) from busy
-        except Reject as rejected:  # retry() wraps the error of its send: a refused one is left to the checker
-            if not isinstance(rejected.reason, send_errors(self.app)):
-                raise
-            services.benchmark_run_wait_unsent(run_id=run_id, busy=busy.run, exc=rejected.reason)
-            return BenchmarkRun.Status.PENDING
+        refused = retry_unless_refused(self, countdown=TARGET_BUSY_RETRY_SECONDS)  # refused: left to the checker
+        services.benchmark_run_wait_unsent(run_id=run_id, busy=busy.run, exc=refused)
+        return BenchmarkRun.Status.PENDING
 
 
 @shared_task(name="benchmarks.scheduled_run", acks_late=False)

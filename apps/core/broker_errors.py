@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 import weakref
 
-from celery import Celery
+from celery import Celery, Task
+from celery.exceptions import Reject
 from kombu.exceptions import OperationalError
 
 _lock = threading.Lock()
@@ -42,3 +43,15 @@ def send_errors(app: Celery) -> tuple[type[BaseException], ...]:
 def broker_failure(exc: BaseException) -> str:
     """The refusal named, for a message: "the broker did not take it (NotAllowed: ...)"."""
     return f"the broker did not take it ({type(exc).__name__}: {exc})"
+
+
+def retry_unless_refused(task: Task, **retry_kwargs) -> BaseException:
+    """`task.retry(**retry_kwargs)`, which raises Retry once the retry is sent. retry() wraps the error of that
+    send in Reject(requeue=False), so a send the broker refused dropped the message unseen: that refusal is
+    returned instead, for the task to record; any other Reject is raised."""
+    try:
+        raise task.retry(**retry_kwargs)
+    except Reject as rejected:
+        if not isinstance(rejected.reason, send_errors(task.app)):
+            raise
+        return rejected.reason

@@ -1,7 +1,6 @@
 from celery import shared_task
-from celery.exceptions import Reject
 
-from apps.core.broker_errors import send_errors
+from apps.core.broker_errors import retry_unless_refused
 from apps.metrics import services
 
 
@@ -42,14 +41,11 @@ def deleted_alert_resolution_send(self, notice: dict, channels: list[str]) -> No
     failed = services.deleted_alert_resolution_send(notice=notice, channels=channels, last_try=last_try)
     if failed and not last_try:
         countdown = min(DELIVERY_RETRY_BACKOFF_SECONDS * 2**self.request.retries, DELIVERY_RETRY_BACKOFF_MAX_SECONDS)
-        try:
-            raise self.retry(
-                kwargs={"notice": notice, "channels": failed},
-                countdown=countdown,
-                exc=DeliveryFailed(failed),
-                kwargsrepr=services.alert_notice_repr(notice, failed),
-            )
-        except Reject as rejected:  # retry() wraps the error of its send: refused, nothing tries again
-            if not isinstance(rejected.reason, send_errors(self.app)):
-                raise
-            services.deleted_alert_resolution_unsent(notice=notice, channels=failed, exc=rejected.reason)
+        refused = retry_unless_refused(  # refused: nothing tries again
+            self,
+            kwargs={"notice": notice, "channels": failed},
+            countdown=countdown,
+            exc=DeliveryFailed(failed),
+            kwargsrepr=services.alert_notice_repr(notice, failed),
+        )
+        services.deleted_alert_resolution_unsent(notice=notice, channels=failed, exc=refused)
