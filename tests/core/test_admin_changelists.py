@@ -10,15 +10,12 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression
-from apps.inference.models import ModelDeployment, QuantizationProfile
+from apps.benchmarks.models import BenchmarkPlan
+from apps.inference.models import ModelDeployment
 from apps.inference.services import bundled_deployments_ensure
-from apps.metrics.models import Alert, AlertNotification, AlertRule
-from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
-from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
-from apps.resources.models import ResourceRecommendation, ResourceSample
-from apps.scaling.models import ScalingRecommendation, WorkloadForecast
+from apps.ratelimits.models import RateLimitPolicy
 from apps.services.services import service_ensure
+from tests.admin_pages import rows_the_workers_make
 
 pytestmark = pytest.mark.django_db
 
@@ -45,24 +42,8 @@ def _rows(count: int, user, start: int) -> None:
     for i in range(start, start + count):
         service, _ = service_ensure(slug=f"svc-{i}", name=f"Service {i}")
         plan = BenchmarkPlan.objects.create(name=f"plan {i}", service=service, requests=[])
-        rule = AlertRule.objects.create(name=f"rule {i}", metric="p95_ms", threshold=2000, service=service)
-        alert = Alert.objects.create(rule=rule, value=1, last_value=1, message="m", state=Alert.State.RESOLVED)
-        AlertNotification.objects.create(alert=alert, event="fire", channel="email", target="oncall@example.org")
-        run = OptimizationRun.objects.create(target="cache", service=service)
-        OptimizationStep.objects.create(run=run, name="cache", position=0)
-        Recommendation.objects.create(run=run, step="cache", kind="ttl", subject="s", title=f"t{i}", reason="r",
-                                      decided_by=user)  # fmt: skip
-        RateLimitAdjustment.objects.create(policy=policy, direction="tighten", old_factor=1, new_factor=0.5, reason="x")
-        ResourceRecommendation.objects.create(kind="cpu", host=f"host-{i}", metric="cpu_pct", value=90, threshold=70,
-                                              message="m")  # fmt: skip
-        ResourceSample.objects.create(host=f"host-{i}", cpu_pct=1, memory_pct=1, disk_pct=1)
-        forecast = WorkloadForecast.objects.create(service=service, metric="rps", source="metrics", history_hours=1,
-                                                   model="seasonal")  # fmt: skip
-        ScalingRecommendation.objects.create(service=service, forecast=forecast, peak_replicas=2, min_replicas=1)
-        bench = BenchmarkRun.objects.create(plan=plan)
-        Regression.objects.create(plan=plan, run=bench, baseline=1, current=2, change_pct=100, p_value=0.01,
-                                  threshold_pct=10, acknowledged_by=user)  # fmt: skip
-        QuantizationProfile.objects.create(deployment=deployment, mode="fp32", device="cpu")
+        rows_the_workers_make(service=service, plan=plan, policy=policy, deployment=deployment, user=user,
+                              label=str(i), decided_by=user)  # fmt: skip
 
 
 def _page(client, url: str) -> list[str]:

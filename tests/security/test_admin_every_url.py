@@ -21,15 +21,11 @@ from django.test import Client
 from django.urls import reverse
 
 from apps.accounts.roles import OPERATORS, VIEWERS
-from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression
-from apps.inference.models import ModelDeployment, QuantizationProfile
-from apps.metrics.models import Alert, AlertNotification, AlertRule
-from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
-from apps.ratelimits.models import RateLimitAdjustment, RateLimitPolicy
-from apps.resources.models import ResourceRecommendation, ResourceSample
-from apps.scaling.models import ScalingRecommendation, WorkloadForecast
+from apps.benchmarks.models import BenchmarkPlan
+from apps.inference.models import ModelDeployment
+from apps.ratelimits.models import RateLimitPolicy
 from apps.services.models import Service
-from tests.admin_pages import page_data
+from tests.admin_pages import page_data, rows_the_workers_make
 
 REGISTERED = sorted(admin.site._registry.items(), key=lambda item: item[0]._meta.label)
 IDS = [model._meta.label for model, _ in REGISTERED]
@@ -48,25 +44,9 @@ def _rows() -> None:
     plan = BenchmarkPlan.objects.filter(service=service).first() or BenchmarkPlan.objects.create(
         name="walk plan", service=service, requests=[]
     )
-    rule = AlertRule.objects.create(name="walk rule", metric="p95_ms", threshold=2000, service=service)
-    alert = Alert.objects.create(rule=rule, value=1, last_value=1, message="m", state=Alert.State.RESOLVED)
-    AlertNotification.objects.create(alert=alert, event="fire", channel="email", target="oncall@example.org")
-    for status in ("pending", "succeeded"):
-        run = OptimizationRun.objects.create(target="cache", service=service, status=status)
-        OptimizationStep.objects.create(run=run, name="cache", position=0)
-        Recommendation.objects.create(run=run, step="cache", kind="ttl", subject="s", title=f"t {status}", reason="r")
     policy = RateLimitPolicy.objects.order_by("pk").first()
-    RateLimitAdjustment.objects.create(policy=policy, direction="tighten", old_factor=1, new_factor=0.5, reason="x")
-    ResourceRecommendation.objects.create(kind="cpu", host="host-1", metric="cpu_pct", value=90, threshold=70,
-                                          message="m")  # fmt: skip
-    ResourceSample.objects.create(host="host-1", cpu_pct=1, memory_pct=1, disk_pct=1)
-    forecast = WorkloadForecast.objects.create(service=service, metric="rps", source="metrics", history_hours=1,
-                                               model="seasonal")  # fmt: skip
-    ScalingRecommendation.objects.create(service=service, forecast=forecast, peak_replicas=2, min_replicas=1)
-    bench = BenchmarkRun.objects.create(plan=plan)
-    Regression.objects.create(plan=plan, run=bench, baseline=1, current=2, change_pct=100, p_value=0.01,
-                              threshold_pct=10, acknowledged_by=user)  # fmt: skip
-    QuantizationProfile.objects.create(deployment=deployment, mode="fp32", device="cpu")
+    rows_the_workers_make(service=service, plan=plan, policy=policy, deployment=deployment, user=user, label="walk",
+                          run_statuses=("pending", "succeeded"))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
