@@ -619,6 +619,8 @@ OPTIMIZER_CACHE_WINDOW_MINUTES = env.int("OPTIMIZER_CACHE_WINDOW_MINUTES", defau
 OPTIMIZER_RUN_DEADLINE_SECONDS = env.int(
     "OPTIMIZER_RUN_DEADLINE_SECONDS", default=2 * 3600, minimum=1, maximum=7 * 24 * 3600
 )
+# A running optimizer step's attempt refreshes its heartbeat this often; 3 beats missed: its worker was lost.
+OPTIMIZER_STEP_HEARTBEAT_SECONDS = env.int("OPTIMIZER_STEP_HEARTBEAT_SECONDS", default=15, minimum=1, maximum=600)
 # Request rollups of this window decide whether each service meets its response-time target.
 OPTIMIZER_SERVICE_WINDOW_MINUTES = env.int(
     "OPTIMIZER_SERVICE_WINDOW_MINUTES", default=60, minimum=1, maximum=7 * 24 * 60

@@ -79,6 +79,17 @@ class OptimizationStep(models.Model):
     next_sent_at = models.DateTimeField(
         null=True, blank=True, help_text="When what follows it on the chain was sent; a redelivery sends it no more."
     )
+    # The attempt that owns a running step, and its last sign of life (database time): a second delivery of the
+    # step (acks late: redelivered while its first worker still runs) waits for a live owner instead of measuring
+    # beside it. Nullable, no default: an older release's worker writes neither and its steps behave as before.
+    attempt_token = models.UUIDField(null=True, blank=True, editable=False, help_text="The attempt running it.")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last refreshed by the attempt running it; stale: its worker was lost."
+    )
+
+    # Set by optimization_step_execute on the step it returns when this delivery left the step to the live attempt
+    # that owns it: that attempt sends what follows on the chain, this delivery sends nothing.
+    left_to_owner = False
 
     class Meta:
         ordering = ["run", "position"]

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Q
+from django.db import DatabaseError, connection, transaction
+from django.db.models import BooleanField, ExpressionWrapper, Q
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
@@ -237,30 +241,68 @@ def _scheduled_run_requester(schedule: str | None, *, by_hand: bool) -> str:
 
 def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> OptimizationStep:
     """Run one step. Safe to repeat: a finished step is left alone, and a step whose worker was lost
-    starts over (its earlier proposals are replaced, and applying is idempotent)."""
-    with transaction.atomic():
-        step = (
-            OptimizationStep.objects.select_for_update(of=("self",))
-            .select_related("run", "run__service")
-            .get(pk=step_id)
-        )
-        if step.is_finished or step.run.is_finished:
+    starts over (its earlier proposals are replaced, and applying is idempotent).
+    Each attempt owns the step (attempt_token) and keeps a heartbeat while it runs (_StepHeartbeat). A delivery
+    that finds the step running with a live heartbeat (acks late: the message redelivered while its first worker
+    still measures, after that worker's broker connection broke) never measures beside it: it waits for the owner
+    to finish or to fall silent (a killed worker's message is redelivered at once, its last beat still fresh),
+    up to _owner_wait_seconds(); silent, the step is taken over as after a lost worker (attempts + 1); still
+    alive, the step is left to its owner and the step returned has left_to_owner set (run_step then sends
+    nothing: the owner sends what follows). An attempt whose step was taken over stops at its next progress
+    report or heartbeat and drops its results. A step without a heartbeat (an older release's attempt) is taken
+    over at once, as before."""
+    waited_until = None
+    while True:
+        with transaction.atomic():
+            step = (
+                OptimizationStep.objects.select_for_update(of=("self",))
+                .select_related("run", "run__service")
+                .annotate(owner_alive=_owner_alive())
+                .get(pk=step_id)
+            )
+            if step.is_finished or step.run.is_finished:
+                step.left_to_owner = waited_until is not None
+                return step
+            if not (step.status == OptimizationStep.Status.RUNNING and step.attempt_token and step.owner_alive):
+                _step_claim(step)  # pending, or its owner is gone (or of an older release): this attempt's now
+                break
+        if waited_until is None:
+            waited_until = time.monotonic() + _owner_wait_seconds()
+            logger.warning("optimization step %s of run %s delivered again while its attempt %s runs; waiting for it",
+                           step.name, step.run_id, step.attempts)  # fmt: skip
+        elif time.monotonic() >= waited_until:
+            logger.warning("optimization step %s of run %s is left to its running attempt %s (heartbeat alive)",
+                           step.name, step.run_id, step.attempts)  # fmt: skip
+            step.left_to_owner = True
             return step
-        step.status, step.attempts, step.started_at = OptimizationStep.Status.RUNNING, step.attempts + 1, timezone.now()
-        step.save(update_fields=["status", "attempts", "started_at"])
-        OptimizationRun.objects.filter(pk=step.run_id, status=OptimizationRun.Status.PENDING).update(
-            status=OptimizationRun.Status.RUNNING
-        )
-        step.run.recommendations.filter(step=step.name, status=Recommendation.Status.PENDING).delete()
+        _wait_for_owner(_heartbeat_seconds())
 
+    with _StepHeartbeat(step) as heartbeat:
+        return _step_measure(step, heartbeat, hook)
+
+
+def _step_claim(step: OptimizationStep) -> None:
+    """This attempt takes the step (its row locked): running under a new token, its heartbeat started."""
+    step.status, step.attempts, step.started_at = OptimizationStep.Status.RUNNING, step.attempts + 1, timezone.now()
+    step.attempt_token, step.heartbeat_at = uuid.uuid4(), Now()
+    step.save(update_fields=["status", "attempts", "started_at", "attempt_token", "heartbeat_at"])
+    step.heartbeat_at = None  # written by the database's clock; never read here
+    OptimizationRun.objects.filter(pk=step.run_id, status=OptimizationRun.Status.PENDING).update(
+        status=OptimizationRun.Status.RUNNING
+    )
+    step.run.recommendations.filter(step=step.name, status=Recommendation.Status.PENDING).delete()
+
+
+def _step_measure(step: OptimizationStep, heartbeat: _StepHeartbeat, hook: StepHook | None) -> OptimizationStep:
+    """The claimed attempt's work: measure, maybe apply, store the results while it still owns the step."""
     run, implementation, goals = step.run, STEPS[step.name], run_goals(step.run)
 
     def progress(fraction: float, message: str) -> None:
-        reported = OptimizationStep.objects.filter(pk=step.pk, status=OptimizationStep.Status.RUNNING).update(
-            progress=fraction, progress_message=message[:200]
+        reported = not heartbeat.lost.is_set() and _step_owned(step).update(
+            progress=fraction, progress_message=message[:200], heartbeat_at=Now()
         )
-        if not reported:  # cancelled, or failed by the stuck checker: stop measuring at once
-            raise StepAbandoned(f"step {step.name} of run {run.pk} is no longer running")
+        if not reported:  # cancelled, failed by the stuck checker, or taken over: stop measuring at once
+            raise StepAbandoned(f"step {step.name} of run {run.pk} is no longer this attempt's to run")
         if hook:
             hook(step, fraction, message)
 
@@ -333,9 +375,7 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
             Recommendation.objects.filter(pk__in=stored, status=Recommendation.Status.PENDING).delete()
             return _step_abandoned(step, hook)
         _store_recommendations(run, step.name, drafts)
-        OptimizationStep.objects.filter(pk=step.pk, status=OptimizationStep.Status.RUNNING).update(
-            **{name: getattr(step, name) for name in STEP_RESULT_FIELDS}
-        )
+        _step_owned(step).update(**{name: getattr(step, name) for name in STEP_RESULT_FIELDS})
     if hook:
         hook(step, 1.0, step.progress_message)
     return step
@@ -345,6 +385,81 @@ class StepAbandoned(Exception):
     """Raised into a step's measurement by its progress report once the step no longer counts."""
 
 
+def _heartbeat_seconds() -> float:
+    return settings.OPTIMIZER_STEP_HEARTBEAT_SECONDS
+
+
+def _heartbeat_stale_seconds() -> float:
+    """A heartbeat older than this: its attempt's worker is gone (3 beats missed)."""
+    return 3 * _heartbeat_seconds()
+
+
+def _owner_wait_seconds() -> float:
+    """How long a second delivery waits for a live owner: long enough for a killed owner's last beat to go
+    stale (then it takes over), short enough not to hold a worker slot for a whole step."""
+    return _heartbeat_stale_seconds() + _heartbeat_seconds()
+
+
+def _step_lost_seconds() -> float:
+    """The stuck checker fails a running step silent this long: well past _owner_wait_seconds, so a
+    redelivery takes the step over first where there is one."""
+    return 10 * _heartbeat_seconds()
+
+
+def _owner_alive() -> ExpressionWrapper:
+    """True where the step's heartbeat is younger than the stale bound, by the database's clock (the workers'
+    clocks may differ)."""
+    return ExpressionWrapper(
+        Q(heartbeat_at__gt=Now() - timedelta(seconds=_heartbeat_stale_seconds())), output_field=BooleanField()
+    )
+
+
+def _wait_for_owner(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+def _step_owned(step: OptimizationStep):
+    """The step's row while this attempt owns it: running, under this attempt's token."""
+    return OptimizationStep.objects.filter(
+        pk=step.pk, status=OptimizationStep.Status.RUNNING, attempt_token=step.attempt_token
+    )
+
+
+class _StepHeartbeat:
+    """A thread refreshing the step's heartbeat every OPTIMIZER_STEP_HEARTBEAT_SECONDS while its attempt runs
+    (a measurement or an index build may report no progress for minutes), on a database connection of its own.
+    Once the step is no longer this attempt's (taken over, cancelled, failed), `lost` is set: the next progress
+    report stops the attempt."""
+
+    def __init__(self, step: OptimizationStep) -> None:
+        self.step, self.lost, self._stop = step, threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"optimizer-step-{step.pk}-heartbeat", daemon=True)
+
+    def __enter__(self) -> _StepHeartbeat:
+        # Inside a caller's transaction (a test's) the step's row is invisible to another connection: progress
+        # reports alone beat, through the caller's.
+        if not connection.in_atomic_block:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _beat(self) -> None:
+        try:
+            while not self._stop.wait(_heartbeat_seconds()):
+                try:
+                    if not _step_owned(self.step).update(heartbeat_at=Now()):
+                        self.lost.set()
+                        return
+                except DatabaseError:  # the database away for a moment: the next beat tries again
+                    logger.warning("optimization step %s: heartbeat not written", self.step.pk, exc_info=True)
+        finally:
+            connection.close()
+
+
 STEP_RESULT_FIELDS = ("status", "findings", "applied", "verdicts", "error", "progress", "progress_message",
                       "finished_at")  # fmt: skip
 FINISHED_RUN_STATUSES = (OptimizationRun.Status.SUCCEEDED, OptimizationRun.Status.FAILED)
@@ -352,31 +467,33 @@ FINISHED_RUN_STATUSES = (OptimizationRun.Status.SUCCEEDED, OptimizationRun.Statu
 
 def _step_running(step: OptimizationStep) -> bool:
     """_step_still_counts without the lock: for a watcher polling from another thread."""
-    return (
-        OptimizationStep.objects.filter(pk=step.pk, status=OptimizationStep.Status.RUNNING)
-        .exclude(run__status__in=FINISHED_RUN_STATUSES)
-        .exists()
-    )
+    return _step_owned(step).exclude(run__status__in=FINISHED_RUN_STATUSES).exists()
 
 
 def _step_still_counts(step: OptimizationStep) -> bool:
-    """Whether this attempt may still report: its step is running and its run unfinished. Inside a
-    transaction it holds the step's row, so the stuck checker cannot fail the step until that commits."""
-    status, run_status = (
+    """Whether this attempt may still report: its step is running, still this attempt's (no later attempt took
+    it over), and its run unfinished. Inside a transaction it holds the step's row, so the stuck checker (or a
+    redelivery taking it over) cannot change the step until that commits."""
+    status, token, run_status = (
         OptimizationStep.objects.select_for_update(of=("self",))
         .filter(pk=step.pk)
-        .values_list("status", "run__status")
+        .values_list("status", "attempt_token", "run__status")
         .get()
     )
-    return status == OptimizationStep.Status.RUNNING and run_status not in FINISHED_RUN_STATUSES
+    return (
+        status == OptimizationStep.Status.RUNNING
+        and token == step.attempt_token
+        and run_status not in FINISHED_RUN_STATUSES
+    )
 
 
 def _step_abandoned(step: OptimizationStep, hook: StepHook | None) -> OptimizationStep:
-    """This attempt no longer counts (the stuck checker failed its step and run meanwhile): its results are
-    dropped and the step keeps what the checker wrote. A step its finished run left running is failed."""
-    logger.warning("optimization step %s of run %s ended after its run was finished; results dropped",
-                   step.name, step.run_id)  # fmt: skip
-    OptimizationStep.objects.filter(pk=step.pk, status=OptimizationStep.Status.RUNNING).update(
+    """This attempt no longer counts (the stuck checker failed its step and run meanwhile, or a redelivery took
+    the step over from it): its results are dropped and the step keeps what the checker or the later attempt
+    writes. A step its finished run left running (still this attempt's) is failed."""
+    logger.warning("optimization step %s of run %s ended after its run was finished or another attempt took it "
+                   "over; results dropped", step.name, step.run_id)  # fmt: skip
+    _step_owned(step).update(
         status=OptimizationStep.Status.FAILED,
         error="Its run was finished before this step ended; its results were dropped.",
         progress=1.0,
@@ -765,11 +882,52 @@ def optimization_runs_fail_stuck(*, now=None) -> int:
     stuck = OptimizationRun.objects.filter(
         status__in=[OptimizationRun.Status.PENDING, OptimizationRun.Status.RUNNING], started_at__lt=deadline
     )
-    count = 0
+    count = _runs_fail_silent_steps()
     for run_id in stuck.values_list("pk", flat=True):
         with transaction.atomic():
             OptimizationStep.objects.filter(run_id=run_id).exclude(status__in=FINISHED_STEP_STATUSES).update(
                 status=OptimizationStep.Status.FAILED, error="No worker finished it before the deadline."
+            )
+        optimization_run_finalize(run_id=run_id)
+        count += 1
+    return count
+
+
+STEP_LOST_ERROR = (
+    "Its worker was lost: no heartbeat for {seconds:.0f} s (OPTIMIZER_STEP_HEARTBEAT_SECONDS x 10), and no "
+    "redelivery took it over."
+)
+
+
+def _runs_fail_silent_steps() -> int:
+    """Runs with a running step whose heartbeat stopped (its worker lost, and its message acked by a redelivery
+    that found it still beating, or never redelivered) are failed now, not at the run's deadline: the stale step
+    as lost, the run's other unfinished steps as never finished. Not re-sent: the rest of the chain went with the
+    lost worker's message. Steps without a heartbeat (an older release's) wait for the deadline, as before."""
+    seconds = _step_lost_seconds()
+    silent = Q(status=OptimizationStep.Status.RUNNING, heartbeat_at__lt=Now() - timedelta(seconds=seconds))
+    run_ids = (
+        OptimizationStep.objects.filter(silent)
+        .filter(run__status__in=[OptimizationRun.Status.PENDING, OptimizationRun.Status.RUNNING])
+        .values_list("run_id", flat=True)
+        .distinct()
+    )
+    count = 0
+    for run_id in list(run_ids):
+        with transaction.atomic():
+            # Conditional: a redelivery that took the step over meanwhile wrote a fresh heartbeat.
+            lost = OptimizationStep.objects.filter(silent, run_id=run_id).update(
+                status=OptimizationStep.Status.FAILED,
+                error=STEP_LOST_ERROR.format(seconds=seconds),
+                progress_message=OptimizationStep.Status.FAILED.label,
+                finished_at=timezone.now(),
+            )
+            if not lost:
+                continue
+            logger.warning("optimization run %s: a step's heartbeat stopped %.0f s ago; the run is failed",
+                           run_id, seconds)  # fmt: skip
+            OptimizationStep.objects.filter(run_id=run_id).exclude(status__in=FINISHED_STEP_STATUSES).update(
+                status=OptimizationStep.Status.FAILED, error="Not run: an earlier step's worker was lost."
             )
         optimization_run_finalize(run_id=run_id)
         count += 1

@@ -13,21 +13,21 @@ from apps.optimizer import services
 # blip is ridden out before the run is failed; and with the parent's priority where the app inherits it.
 @shared_task(name="optimizer.run_step", bind=True)
 def run_step(self, step_id: int) -> str:
-    status = services.optimization_step_execute(step_id=step_id).status
+    step = services.optimization_step_execute(step_id=step_id)
     links, self.request.chain = self.request.chain, None
-    if links:
+    if links and not step.left_to_owner:  # else the live attempt that owns the step sends what follows
         request = self.request
         priority = (request.delivery_info or {}).get("priority") if self.app.conf.task_inherit_parent_priority else None
         next_link = signature(links[-1], app=self.app)
         services.optimization_run_next_send(
             step_id=step_id,
             send=lambda: self.app.amqp._retry_publish(
-                next_link.apply_async, (status,), chain=links[:-1], parent_id=request.id,
+                next_link.apply_async, (step.status,), chain=links[:-1], parent_id=request.id,
                 root_id=request.root_id or request.id, priority=priority,
             ),
             redelivered=bool((request.delivery_info or {}).get("redelivered")),
         )  # fmt: skip
-    return status
+    return step.status
 
 
 @shared_task(name="optimizer.apply_recommendation")
