@@ -83,6 +83,35 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 """
 _A_NUMBER = re.compile(rb"-?[0-9]+")
+
+# A database restored from a backup under a Redis (and processes) that kept what they had: its scope generations
+# went back while Redis's did not, so L2 entries of writes the database no longer has stayed valid (and a write
+# after the restore, bumping a generation back to one Redis already held, made them valid again), and no poll
+# found the restored rows (stamped before the backup), so L1 entries and policies stayed as they were. Each poll
+# draws from a sequence of the database (migration caching 0006), which pg_dump and a file-system snapshot take
+# back with it; Redis keeps the highest number drawn. A number drawn at or below the one Redis held before the
+# draw means the sequence went back: a restore. The process that sees it first starts a new restore epoch, part
+# of every L2 key (an empty key space, as a new Redis server's run id gives one), and every process that sees
+# the epoch change drops its L1, its known generations and pending publishes, and reloads its policies.
+RESTORE_SEQUENCE = "caching_restore_watermark"
+RESTORE_MARK_KEY = "cpc:restore-mark"  # the highest number drawn from RESTORE_SEQUENCE
+RESTORE_EPOCH_KEY = "cpc:restore-epoch"  # the number drawn when the last restore was seen
+# ARGV[1]: the mark read before the draw ('' when none), ARGV[2]: the number drawn. 1 when this draw shows a
+# restore (and starts its epoch), unless the mark changed since it was read: then another process saw it first,
+# or draws made before the restore landed meanwhile (the next poll compares again).
+_NOTE_RESTORE_MARK = """
+local raw = redis.pcall('GET', KEYS[1])
+local mark = nil
+if type(raw) == 'string' and string.match(raw, '^%d+$') then mark = tonumber(raw) end
+local drawn = tonumber(ARGV[2])
+if ARGV[1] ~= '' and drawn <= tonumber(ARGV[1]) and raw == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[2], ARGV[2])
+  return 1
+end
+if mark == nil or drawn > mark then redis.call('SET', KEYS[1], ARGV[2]) end
+return 0
+"""
 # A generation key lives this long from its last write (one per patient scope read or written would otherwise
 # stay in Redis for ever): an expired one is UNSET, which is safe, and set again from the database.
 GENERATION_KEY_MS = 2 * 24 * 3600 * 1000  # models.SCOPE_GENERATION_IDLE_SECONDS: twice what any entry lives
@@ -221,7 +250,10 @@ class CacheStack:
         # Single-flight locks whose release did not reach Redis (name -> token, until when it matters): let go of
         # on the next tick that reaches it, so other processes' loaders do not wait out the lock's lifetime.
         self._pending_releases: dict[str, tuple[str, float]] = {}
-        self._l2_epoch: str | None = None  # the Redis server's run id, part of every L2 key
+        self._l2_epoch: str | None = None  # the Redis server's run id (and restore epoch), part of every L2 key
+        self._restore_epoch: str | None = None  # RESTORE_EPOCH_KEY as last read ("" when none)
+        self._restore_mark: str | None = None  # RESTORE_MARK_KEY as last read, before this process's next draw
+        self._note_restore_mark = None
         self._subscribe = subscribe and redis_client_factory is not None
         # The channel is pinged this often, and taken for dead after three pings without an answer.
         self.listener_ping_seconds = listener_ping_seconds
@@ -308,7 +340,9 @@ class CacheStack:
         since = self._poll_since - POLL_MARGIN
         try:
             if connections[self.database].vendor == "postgresql":
-                started, changed = self._changed_since_by_database_clock(since)
+                started, drawn, changed = self._changed_since_by_database_clock(since)
+                if drawn is not None:
+                    self._check_restored(drawn)
             else:  # embedded: one host, one clock
                 started = timezone.now()
                 changed = list(
@@ -336,19 +370,37 @@ class CacheStack:
             if until < time.monotonic():
                 self._known_generations.pop(scope, None)
 
-    def _changed_since_by_database_clock(self, since) -> tuple[Any, list[tuple[str, int]]]:
-        """The database's time at this poll and the generations stamped since `since`, in one round trip."""
+    def _changed_since_by_database_clock(self, since) -> tuple[Any, int | None, list[tuple[str, int]]]:
+        """The database's time at this poll, a number drawn from RESTORE_SEQUENCE (None before its migration)
+        and the generations stamped since `since`, in one round trip."""
         from apps.caching.models import CacheScopeGeneration
 
         table = CacheScopeGeneration._meta.db_table
         with connections[self.database].cursor() as cursor:
             cursor.execute(
-                f"SELECT c.now, g.scope, g.generation FROM (SELECT statement_timestamp() AS now) c "  # noqa: S608
-                f"LEFT JOIN {table} g ON g.updated_at >= %s",
+                f"SELECT c.now, c.drawn, g.scope, g.generation FROM (SELECT statement_timestamp() AS now, "  # noqa: S608
+                f"nextval(to_regclass('{RESTORE_SEQUENCE}')) AS drawn) c LEFT JOIN {table} g ON g.updated_at >= %s",
                 [since],
             )
             rows = cursor.fetchall()
-        return rows[0][0], [(scope, generation) for _, scope, generation in rows if scope is not None]
+        return rows[0][0], rows[0][1], [(scope, generation) for _, _, scope, generation in rows if scope is not None]
+
+    def _check_restored(self, drawn: int) -> None:
+        """Compare the number this poll drew with the mark read before the draw (see RESTORE_SEQUENCE)."""
+        if self._l2_epoch is None:
+            return  # the mark was not read (Redis away): compared at a poll that read it
+        mark = self._restore_mark or ""
+
+        def note(client):
+            if self._note_restore_mark is None:
+                self._note_restore_mark = client.register_script(_NOTE_RESTORE_MARK)
+            return self._note_restore_mark(keys=[RESTORE_MARK_KEY, RESTORE_EPOCH_KEY], args=[mark, drawn])
+
+        ok, restored = self._redis_call("", note)
+        self._restore_mark = None  # read again before the next draw
+        if ok and restored:
+            logger.warning("the database went back (restored from a backup?): the caches start a new restore epoch")
+            self._learn_l2_epoch()
 
     def _start_listener(self) -> None:
         """Listen for committed invalidations in a thread of this process (started again after a fork)."""
@@ -966,8 +1018,29 @@ class CacheStack:
         self.breaker.success()
 
     def _probe_l2(self) -> None:
-        """Ask the server its run id (raises when it does not answer); also the breaker's probe."""
-        self._l2_epoch = str(self.redis().execute_command("INFO", "server")["run_id"])[:12]
+        """Ask the server its run id, and the restore epoch and mark (raises when it does not answer); also the
+        breaker's probe. A restore epoch this process has not seen yet drops what it holds from before it."""
+        pipe = self.redis().pipeline(transaction=False)
+        pipe.execute_command("INFO", "server")
+        pipe.mget([RESTORE_EPOCH_KEY, RESTORE_MARK_KEY])
+        info, (epoch, mark) = pipe.execute()
+        epoch = epoch.decode() if isinstance(epoch, bytes) and _A_NUMBER.fullmatch(epoch) else ""
+        self._restore_mark = mark.decode() if isinstance(mark, bytes) and _A_NUMBER.fullmatch(mark) else None
+        if self._restore_epoch is not None and epoch != self._restore_epoch:
+            self._forget_before_restore()
+        self._restore_epoch = epoch
+        run_id = str(info["run_id"])[:12]
+        self._l2_epoch = f"{run_id}.{epoch}" if epoch else run_id
+
+    def _forget_before_restore(self) -> None:
+        """The database was restored: what this process holds may be of writes it no longer has."""
+        logger.warning("cache restore epoch changed: dropping L1 and reloading the cache policies")
+        self.l1.clear()
+        self._known_generations.clear()
+        with self._publish_lock:
+            self._pending_publishes.clear()  # generations the database may not have reached again
+        self._policy_generation = None  # reloaded by the poll
+        self._polled_at = 0.0
 
     def _redis_call(self, namespace: str, call: Callable[[Any], Any]) -> tuple[bool, Any]:
         client = self.redis()
