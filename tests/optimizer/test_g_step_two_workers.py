@@ -1,0 +1,100 @@
+"""Review G on real workers: two Celery worker processes, the database step measuring on one (its patient sample
+read blocked by a table lock this test holds: the stand-in for minutes of measuring) when a second copy of its
+message (as RabbitMQ redelivers it once the first worker's connection breaks) reaches the other. The second worker
+must leave the step to the first (its heartbeat alive): one attempt, one measurement, and the run ends once.
+Real PostgreSQL, RabbitMQ, and two `celery worker -P solo` processes (prefetch 1, acks late: the busy one takes
+no second message)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from celery import chain
+
+from apps.clinical.models import Patient
+from apps.optimizer import services, tasks
+from apps.optimizer.models import OptimizationRun, OptimizationStep
+from tests.helpers import REPO_ROOT, database_url, log_in_report, queue_consumers, wait_for
+from tests.optimizer.support import connect
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUEUES = ("default", "inference")
+WAIT = 180
+
+
+@pytest.fixture
+def broker_emptied():
+    """A message this test sent and no worker took must not reach a later test's worker."""
+    from controlplane.celery import app
+
+    app.control.purge()
+    yield
+    app.control.purge()
+
+
+def _worker(request, stack: ExitStack) -> Path:
+    """A worker process like tests/conftest.py's `worker` (which starts only one); its log's path."""
+    name = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
+    log_in_report(request, log.name, f"worker {name}")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", ",".join(QUEUES), "-P", "solo",
+         "-n", name, "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+        cwd=REPO_ROOT, env={**os.environ, "DATABASE_URL": database_url()}, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+    def stop() -> None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+    stack.callback(stop)
+    return Path(log.name)
+
+
+def test_a_second_copy_on_another_worker_leaves_the_step_to_the_one_measuring(data, request, monkeypatch,
+                                                                              broker_emptied):  # fmt: skip
+    monkeypatch.setenv("OPTIMIZER_STEP_HEARTBEAT_SECONDS", "3")  # the workers': a wait of 12 s, not 60
+    wait_for(lambda: not any(queue_consumers(QUEUES).values()), 60, "the consumers of an earlier test to stop")
+    run = services.optimization_run_create(target="database")
+    step_id = run.steps.get().pk
+    holder = connect()
+    with ExitStack() as stack:
+        stack.callback(holder.close)
+        logs = [_worker(request, stack), _worker(request, stack)]
+        wait_for(lambda: min(queue_consumers(QUEUES).values()) >= 2, WAIT, "both workers to consume", logs[0])
+        holder.execute("BEGIN")
+        holder.execute(f"LOCK TABLE {Patient._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+        stack.callback(lambda: holder.execute("ROLLBACK"))
+
+        chain(tasks.run_step.si(step_id), tasks.finalize_run.si(run.pk)).apply_async()
+        first = lambda: OptimizationStep.objects.get(pk=step_id)  # noqa: E731
+        wait_for(lambda: first().progress_message == "measuring", WAIT, "the first worker to measure", logs[0])
+        # The second copy of the message, as the broker redelivers it: the first worker is busy (prefetch 1).
+        chain(tasks.run_step.si(step_id), tasks.finalize_run.si(run.pk)).apply_async()
+        left = lambda: any("is left to its running attempt" in log.read_text(errors="replace") for log in logs)  # noqa: E731
+        wait_for(lambda: left() or first().attempts > 1, WAIT, "the second copy to be decided", logs[1])
+        assert first().attempts == 1  # was 2: the second worker measured beside the first
+        assert first().status == OptimizationStep.Status.RUNNING
+
+        holder.execute("ROLLBACK")  # the first worker's measurement goes on
+        finished = lambda: OptimizationRun.objects.get(pk=run.pk).is_finished  # noqa: E731
+        wait_for(finished, WAIT, "the run to finish", logs[0])
+
+    run.refresh_from_db()
+    step = run.steps.get()
+    assert step.attempts == 1 and step.status == OptimizationStep.Status.SUCCEEDED, step.error
+    assert run.status == OptimizationRun.Status.SUCCEEDED, run.error
