@@ -33,6 +33,16 @@ class HeartbeatScheduler(DatabaseScheduler):
         # a healthy beat's file age past the probe's limit.
         self.max_interval = min(self.max_interval, TOUCH_INTERVAL)
 
+    def schedule_changed(self) -> bool:
+        """Also changed when the schedules' stamp went back: the database restored from a backup. The library
+        reloads on a later stamp only, and beat kept sending the schedules as edited after the backup (a task
+        the restore enabled again never sent, one it no longer has still sent) until the next edit."""
+        last = self._last_timestamp
+        if super().schedule_changed():
+            return True
+        stamp = self._last_timestamp
+        return bool(stamp and last and stamp < last)
+
     def tick(self, *args, **kwargs) -> float:
         interval = super().tick(*args, **kwargs)
         touch_heartbeat(self.heartbeat)
