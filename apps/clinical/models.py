@@ -55,7 +55,39 @@ def search_form(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower().strip()[:SEARCH_FORM_LENGTH]
 
 
-class PatientQuerySet(ClinicalQuerySet):
+class StampedQuerySet(ClinicalQuerySet):
+    """A bulk update (`.filter().update()`, and `bulk_update`, which runs one a batch) moves `updated_at` too:
+    FHIR's versionId, lastUpdated, ETag and `_lastUpdated` search follow any write, a data fix in a shell too."""
+
+    def update(self, **kwargs) -> int:
+        kwargs.setdefault("updated_at", Now())  # a conditional read answered 304, a sync missing the change
+        return super().update(**kwargs)
+
+    update.alters_data = True
+
+
+class StampedClinicalModel(CachedClinicalModel):
+    """A row FHIR serves with meta.versionId and meta.lastUpdated: `updated_at` follows every write, the ORM's
+    (auto_now; a save of some fields writes it too) and any other: the database's default (`now()`) fills it where
+    a writer leaves it out (the loader's COPY, an older release's INSERT during a rolling upgrade)."""
+
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+
+    objects = StampedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs) -> None:
+        update_fields = kwargs.get("update_fields")
+        if update_fields:  # a save of some fields is a write as any: the version changes
+            kwargs["update_fields"] = {*update_fields, "updated_at"}
+        elif update_fields is None and "updated_at" in self.get_deferred_fields() and not self._state.adding:
+            self.updated_at = timezone.now()  # saved with the fields read (Django writes no deferred field)
+        super().save(*args, **kwargs)
+
+
+class PatientQuerySet(StampedQuerySet):
     """An update of names keeps their search forms, which name search reads, in step (a data fix in a shell
     renamed a patient whom a search by the new name then did not find, and one by the old name still did)."""
 
@@ -66,8 +98,7 @@ class PatientQuerySet(ClinicalQuerySet):
                     raise TypeError(f"Update {name} with a string (or save each patient): its search form is "
                                     "computed in Python.")  # fmt: skip
                 kwargs[search] = search_form(kwargs[name])
-        kwargs.setdefault("updated_at", Now())  # FHIR's versionId and ETag: a conditional read answered 304
-        return super().update(**kwargs)
+        return super().update(**kwargs)  # with updated_at (StampedQuerySet)
 
     update.alters_data = True
 
@@ -83,7 +114,7 @@ class PatientQuerySet(ClinicalQuerySet):
     bulk_update.alters_data = True
 
 
-class Patient(CachedClinicalModel):
+class Patient(StampedClinicalModel):
     """A patient, identified by an MRN unique within its identifier system. Deletion is soft."""
 
     class Sex(models.TextChoices):  # FHIR administrative-gender
@@ -105,7 +136,7 @@ class Patient(CachedClinicalModel):
     is_deleted = models.BooleanField(default=False)
     deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(auto_now=True)  # every release wrote it: no database default needed
 
     objects = PatientQuerySet.as_manager()
 
@@ -148,18 +179,14 @@ class Patient(CachedClinicalModel):
             setattr(self, search, search_form(getattr(self, name)))
             if update_fields is not None:
                 kwargs["update_fields"] = update_fields = {*update_fields, search}
-        if update_fields:  # FHIR's versionId and ETag follow any write (a conditional read answered 304)
-            kwargs["update_fields"] = {*update_fields, "updated_at"}
-        elif update_fields is None and "updated_at" in self.get_deferred_fields() and not self._state.adding:
-            self.updated_at = timezone.now()  # saved with the fields read (Django writes no deferred field)
-        super().save(*args, **kwargs)
+        super().save(*args, **kwargs)  # with updated_at: FHIR's versionId and ETag follow any write
 
     def clean(self) -> None:
         # Before full_clean's uniqueness check, which must compare the spelling that will be stored.
         self.identifier_system = normalize_system(self.identifier_system)
 
 
-class Encounter(CachedClinicalModel):
+class Encounter(StampedClinicalModel):
     """A contact between a patient and the hospital (FHIR Encounter)."""
 
     class EncounterClass(models.TextChoices):  # v3 ActCode
@@ -196,7 +223,7 @@ class Encounter(CachedClinicalModel):
         return f"Encounter {self.pk}"
 
 
-class Observation(CachedClinicalModel):
+class Observation(StampedClinicalModel):
     """A measurement: a vital sign or a laboratory result, with a LOINC code and a UCUM unit."""
 
     class Category(models.TextChoices):
@@ -248,7 +275,7 @@ class Observation(CachedClinicalModel):
         return f"Observation {self.pk}"
 
 
-class MedicationRequest(CachedClinicalModel):
+class MedicationRequest(StampedClinicalModel):
     """A prescription (FHIR MedicationRequest) coded in RxNorm."""
 
     class Status(models.TextChoices):

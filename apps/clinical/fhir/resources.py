@@ -37,10 +37,16 @@ def last_updated(card: dict) -> datetime | None:
 
 
 def version_id(updated: datetime) -> str:
-    """The resource's version: its update time in microseconds since 1970. Every write of a patient row sets
-    `updated_at` (auto_now, the loader's COPY), so the version changes exactly when the resource does, with no
-    counter column to keep in step; FHIR versionIds are opaque strings."""
+    """The resource's version: its update time in microseconds since 1970. Every write of a clinical row sets
+    `updated_at` (auto_now, a bulk update, the database's default for the loader's COPY), so the version changes
+    exactly when the resource does, with no counter column to keep in step; FHIR versionIds are opaque strings."""
     return str((updated - _EPOCH) // timedelta(microseconds=1))
+
+
+def meta(updated: datetime) -> dict:
+    """meta.versionId and meta.lastUpdated of a row last written at `updated` (its `updated_at`): an instant in
+    UTC, `Z`, as the patient card writes it, so every type's lastUpdated reads alike."""
+    return {"versionId": version_id(updated), "lastUpdated": updated.astimezone(UTC).isoformat().replace("+00:00", "Z")}
 
 
 def patient_meta(card: dict) -> dict | None:
@@ -96,6 +102,7 @@ def observation_resource(observation: Observation, *, members: list[int] | None 
     resource = {
         "resourceType": "Observation",
         "id": str(observation.pk),
+        "meta": meta(observation.updated_at),
         "status": observation.status,
         "category": [
             {
@@ -136,6 +143,7 @@ def encounter_resource(encounter: Encounter) -> dict:
     return {
         "resourceType": "Encounter",
         "id": str(encounter.pk),
+        "meta": meta(encounter.updated_at),
         "status": encounter.status,
         "class": {
             "system": ACT_CODE,
@@ -151,6 +159,7 @@ def medication_request_resource(request: MedicationRequest) -> dict:
     resource = {
         "resourceType": "MedicationRequest",
         "id": str(request.pk),
+        "meta": meta(request.updated_at),
         "status": request.status,
         "intent": request.intent,
         "medicationCodeableConcept": {

@@ -106,7 +106,9 @@ def _without_layout(params):
 
 SUMMARIES = ("count", "false")  # the total alone, or whole resources (the default)
 JSON_FORMATS = ("json", "application/fhir+json", "application/json")
-REPEATABLE_PARAMS = {"date", "birthdate"}  # date=ge...&date=le...: a range
+REPEATABLE_PARAMS = {"date", "birthdate", "_lastUpdated"}  # date=ge...&date=le...: a range
+# `_lastUpdated`'s slots: a slot's name up to its first `_` names its field (FhirSearchView.slot_field).
+LAST_UPDATED_SLOT = "lastUpdated"
 # A range needs two (ge and le); each repeat is one more AND of up to MAX_ALTERNATIVES, and each alternative
 # one more condition (and bound value) in the SQL: unbounded, a single request held a core for minutes.
 MAX_REPEATS = 4
@@ -277,6 +279,19 @@ _DATE_DOC = (
     "whole period the value names; ap: widened by a tenth of its distance from now); comma-separated: any of "
     "them; repeat it for a range (date=ge2024-01-01&date=lt2024-02-01)."
 )
+_LAST_UPDATED_DOC = (
+    "When the resource last changed (its meta.lastUpdated), as `date`: "
+    + _DATE_DOC.replace("date=", "_lastUpdated=")
+    + " An incremental sync asks _lastUpdated=gt<the instant it last synced>."
+)
+# A read's conditional headers: the validators its 200 carries (ETag, Last-Modified from meta) answer 304.
+_CONDITIONAL_PARAMS = [
+    OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER,
+                     description='A version\'s ETag (W/"<versionId>"): 304 while it is current.'),
+    OpenApiParameter("If-Modified-Since", str, OpenApiParameter.HEADER,
+                     description="An HTTP date: 304 unless the resource changed after it."),
+]  # fmt: skip
+_NOT_MODIFIED = OpenApiResponse(description="Not modified: the version the client holds is current (no body).")
 
 
 def documented_search(**docs: str):
@@ -524,7 +539,7 @@ class CapabilityStatementView(FhirMixin, APIView):
                             _capability(
                                 resource_type,
                                 view.search_params,
-                                versioned=resource_type == "Patient",
+                                versioned=True,  # meta, ETag and conditional reads on every type
                                 operations=_operations(resource_type),
                             )
                             for resource_type, view in SEARCH_VIEWS.items()
@@ -569,15 +584,12 @@ class PatientReadView(FhirMixin, PhiAPIView):
         parameters=[
             _FORMAT_PARAM,
             _PRETTY_PARAM,
-            OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER,
-                             description='A version\'s ETag (W/"<versionId>"): 304 while it is current.'),
-            OpenApiParameter("If-Modified-Since", str, OpenApiParameter.HEADER,
-                             description="An HTTP date: 304 unless the patient changed after it."),
+            *_CONDITIONAL_PARAMS,
         ],
         responses={
             200: OpenApiResponse(OpenApiTypes.OBJECT, description="A FHIR R4 Patient, with meta.versionId and "
                                  'meta.lastUpdated; ETag W/"<versionId>" and Last-Modified say the same.'),
-            304: OpenApiResponse(description="Not modified: the version the client holds is current (no body)."),
+            304: _NOT_MODIFIED,
             **_outcomes(400, 401, 403, 404, 410, 429, 503, e400="A _format other than JSON.",
                         e404="No patient has this id.", e410="The patient was deleted."),
         },
@@ -595,14 +607,19 @@ class PatientReadView(FhirMixin, PhiAPIView):
             raise NotFound(f"Patient/{patient_id} does not exist.")
         self.audit(request, action="read", resource_id=card["id"], patient_id=card["id"],
                    served_from_cache=served_from_cache())  # fmt: skip
-        updated = resources.last_updated(card)
-        if updated is None:  # a card without its update time: the resource, without validators
-            return Response(resources.patient_resource(card))
-        headers = {"ETag": f'W/"{resources.version_id(updated)}"', "Last-Modified": http_date(updated.timestamp())}
-        if _not_modified(request, headers["ETag"], updated):
-            # The client's copy is current: it was told so, which is a read like any other (audited above).
-            return Response(status=304, headers=headers)
-        return Response(resources.patient_resource(card), headers=headers)
+        return _versioned(request, resources.patient_resource(card), resources.last_updated(card))
+
+
+def _versioned(request: Request, resource: dict, updated: datetime | None) -> Response:
+    """A read's answer with its validators, ETag W/"<versionId>" and Last-Modified, from the row's update time
+    (the resource's meta), or 304 where the client's copy is current: it was told so, which is a read like any
+    other (the caller audited it). Without an update time (a card cached before it had one), no validators."""
+    if updated is None:
+        return Response(resource)
+    headers = {"ETag": f'W/"{resources.version_id(updated)}"', "Last-Modified": http_date(updated.timestamp())}
+    if _not_modified(request, headers["ETag"], updated):
+        return Response(status=304, headers=headers)
+    return Response(resource, headers=headers)
 
 
 class ClinicalReadView(FhirMixin, PhiAPIView):
@@ -635,7 +652,7 @@ class ClinicalReadView(FhirMixin, PhiAPIView):
             raise NotFound(f"{name} does not exist.")
         self.audit(request, action="read", resource_id=resource_id, patient_id=row.patient_id)
         [resource] = SEARCH_VIEWS[self.resource_type]().resources([row])  # as its search serves it
-        return Response(resource)
+        return _versioned(request, resource, row.updated_at)  # meta, ETag and Last-Modified, as a Patient's
 
 
 def _read_view(resource_type: str, model: type[Model]) -> type[ClinicalReadView]:
@@ -645,9 +662,11 @@ def _read_view(resource_type: str, model: type[Model]) -> type[ClinicalReadView]
         operation_id=f"fhir_{resource_type}_read",
         description=f"A FHIR R4 {resource_type} by its id (a search's fullUrl). Scope `clinical:read`; every read "
         "is audited, an unknown one's too.",
-        parameters=[_FORMAT_PARAM, _PRETTY_PARAM],
+        parameters=[_FORMAT_PARAM, _PRETTY_PARAM, *_CONDITIONAL_PARAMS],
         responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description=f"A FHIR R4 {resource_type}."),
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description=f"A FHIR R4 {resource_type}, with meta.versionId "
+                                 'and meta.lastUpdated; ETag W/"<versionId>" and Last-Modified say the same.'),
+            304: _NOT_MODIFIED,
             **_outcomes(400, 401, 403, 404, 410, 429, 503, e400="A _format other than JSON.",
                         e404=f"No {resource_type} has this id.", e410="Its patient was deleted."),
         },
@@ -947,17 +966,19 @@ class FhirSearchView(FhirMixin, PhiAPIView):
     birthdate="[prefix]YYYY[-MM[-DD]] (no time), prefix one of eq, ne, gt, ge, lt, le, sa, eb, ap: the period the "
     "value names (1970 is the year); comma-separated: any of them; repeat it for a range.",
     _id="The patient's id (or Patient/<id>); comma-separated: any of them.",
+    _lastUpdated=_LAST_UPDATED_DOC,
 )
 class PatientSearchView(FhirSearchView):
     required_scopes = [scopes.PATIENT_READ]
     resource_type = "Patient"
     search_params = {"identifier": "token", "name": "string", "family": "string", "given": "string",
-                     "birthdate": "date", "_id": "token"}  # fmt: skip
+                     "birthdate": "date", "_id": "token", "_lastUpdated": "date"}  # fmt: skip
     ordering = ["id"]  # the cursor then carries no name
     to_resource = staticmethod(lambda patient: resources.patient_resource(patient_json(patient)))
 
     model = Patient
-    slot_fields = {"mrn": "mrn", "system": "identifier_system", "id": "id", "birthdate": "birth_date"}
+    slot_fields = {"mrn": "mrn", "system": "identifier_system", "id": "id", "birthdate": "birth_date",
+                   LAST_UPDATED_SLOT: "updated_at"}  # fmt: skip
 
     _NAMES = ("name", "family", "given")
     # Slot (or what the slots of an OR list start with) -> lookup.
@@ -969,11 +990,12 @@ class PatientSearchView(FhirSearchView):
         if not self._exact_birthdates(params):
             return None  # ranges (prefixes, partial dates, repeats): conditions the ORM builds per value
         values, digest = self._slots(params)
-        return values, tuple(sorted(values)), None, digest
+        updated = _last_updated_slots(params, values)
+        return values, (tuple(sorted(values)), updated), None, digest
 
     @classmethod
     def rows_for(cls, shape: tuple, **values) -> QuerySet[Patient]:
-        return cls._matching(selectors.patient_search(), values)
+        return _last_updated(cls._matching(selectors.patient_search(), values), shape[1], values)
 
     def counted(self, rows: QuerySet[Patient]) -> tuple[int, list[int] | None]:
         """The total and the matching patients' ids, the first COUNT_NAMES_AT_MOST by id."""
@@ -992,7 +1014,8 @@ class PatientSearchView(FhirSearchView):
                     except ValidationError as exc:
                         raise FhirParamError(name, exc.message_dict[name][0]) from exc
         values, digest = self._slots(params)
-        rows = self._matching(selectors.patient_search(**names), values)
+        updated = _last_updated_slots(params, values)
+        rows = _last_updated(self._matching(selectors.patient_search(**names), values), updated, values)
         if not self._exact_birthdates(params):  # each birthdate= an OR of its values, repeats AND (a range)
             for raw in params.getlist("birthdate"):
                 either = Q()
@@ -1075,6 +1098,7 @@ def observation_resources(page: list[Observation]) -> list[dict]:
     category=f"[{OBSERVATION_CATEGORY}|]code, comma-separated, any of: {', '.join(Observation.Category.values)}.",
     code=f"LOINC codes, [{LOINC}|]code, comma-separated: any of them.",
     date=_DATE_DOC,
+    _lastUpdated=_LAST_UPDATED_DOC,
     status=f"Comma-separated, any of: {', '.join(Observation.Status.values)}. Without it, every status but "
     f"{' and '.join(Observation.NOT_READINGS)} (no reading: retracted, or never completed).",
     _sort="date (oldest first) or -date (newest first, the default).",
@@ -1083,7 +1107,7 @@ class ObservationSearchView(FhirSearchView):
     required_scopes = [scopes.CLINICAL_READ]
     resource_type = "Observation"
     search_params = {"patient": "reference", "subject": "reference", "category": "token", "code": "token",
-                     "date": "date", "status": "token", "_sort": "special"}  # fmt: skip
+                     "date": "date", "_lastUpdated": "date", "status": "token", "_sort": "special"}  # fmt: skip
     ordering = ["-effective_at", "-id"]
     to_resource = staticmethod(resources.observation_resource)
 
@@ -1101,7 +1125,7 @@ class ObservationSearchView(FhirSearchView):
 
     model = Observation
     slot_fields = {"patient": "patient", "category": "category", "code": "code", "date": "effective_at",
-                   "status": "status"}  # fmt: skip
+                   "status": "status", LAST_UPDATED_SLOT: "updated_at"}  # fmt: skip
 
     def parsed(self, params) -> tuple[dict[str, object], tuple, int, dict]:
         values: dict[str, object] = {"patient": self.required_patient(params)}
@@ -1110,6 +1134,7 @@ class ObservationSearchView(FhirSearchView):
         codes = _observation_codes(params)
         values.update((f"code_{i}", code) for i, code in enumerate(codes))
         prefixes = _date_slots(params, values)
+        updated = _last_updated_slots(params, values)
         statuses = _choice_slots("status", params, Observation.Status.values, values)
         if not statuses:
             # Without `status`, the readings: one entered in error or cancelled is none, and the first entry of a
@@ -1118,19 +1143,20 @@ class ObservationSearchView(FhirSearchView):
             readings = [status for status in Observation.Status.values if status not in Observation.NOT_READINGS]
             values.update((f"status_{i}", status) for i, status in enumerate(readings))
             statuses = len(readings)
-        shape = (len(categories), len(codes), prefixes, statuses)
+        shape = (len(categories), len(codes), prefixes, statuses, updated)
         return values, shape, values["patient"], {}
 
     @classmethod
     def rows_for(cls, shape: tuple, **values) -> QuerySet[Observation]:
-        categories, codes, prefixes, statuses = shape
+        categories, codes, prefixes, statuses, updated = shape
         rows = selectors.observation_list(
             patient_id=values["patient"], category=values["category_0"] if categories == 1 else None,
             codes=[values[f"code_{i}"] for i in range(codes)],
         )  # fmt: skip
         if categories > 1:
             rows = _among(rows, "category", categories, values)
-        return _among(_dated(rows, "effective_at", prefixes, values), "status", statuses, values)
+        rows = _last_updated(_dated(rows, "effective_at", prefixes, values), updated, values)
+        return _among(rows, "status", statuses, values)
 
 
 def _observation_categories(params) -> list[str]:
@@ -1296,29 +1322,33 @@ def _lastn_max(raw: str | None) -> int:
     date=_DATE_DOC + " Compared with the encounter's period; one without an end is ongoing (date=ge<today> "
     "finds a stay admitted earlier and not yet discharged; eq: periods wholly inside the value's).",
     status=f"Comma-separated, any of: {', '.join(Encounter.Status.values)}.",
+    _lastUpdated=_LAST_UPDATED_DOC,
 )
 class EncounterSearchView(FhirSearchView):
     required_scopes = [scopes.CLINICAL_READ]
     resource_type = "Encounter"
-    search_params = {"patient": "reference", "subject": "reference", "date": "date", "status": "token"}
+    search_params = {"patient": "reference", "subject": "reference", "date": "date", "status": "token",
+                     "_lastUpdated": "date"}  # fmt: skip
     ordering = ["-period_start", "-id"]
     to_resource = staticmethod(resources.encounter_resource)
 
     model = Encounter
-    slot_fields = {"patient": "patient", "date": "period_start", "status": "status"}
+    slot_fields = {"patient": "patient", "date": "period_start", "status": "status",
+                   LAST_UPDATED_SLOT: "updated_at"}  # fmt: skip
 
     def parsed(self, params) -> tuple[dict[str, object], tuple, int, dict]:
         values: dict[str, object] = {"patient": self.required_patient(params)}
         prefixes = _date_slots(params, values)
         statuses = _choice_slots("status", params, Encounter.Status.values, values)
-        return values, (prefixes, statuses), values["patient"], {}
+        updated = _last_updated_slots(params, values)
+        return values, (prefixes, statuses, updated), values["patient"], {}
 
     @classmethod
     def rows_for(cls, shape: tuple, **values) -> QuerySet[Encounter]:
-        prefixes, statuses = shape
+        prefixes, statuses, updated = shape
         rows = _dated(selectors.encounter_list(patient_id=values["patient"]), "period_start", prefixes, values,
                       end_field="period_end")  # fmt: skip
-        return _among(rows, "status", statuses, values)
+        return _among(_last_updated(rows, updated, values), "status", statuses, values)
 
 
 @documented_search(
@@ -1327,17 +1357,19 @@ class EncounterSearchView(FhirSearchView):
     status=f"Comma-separated, any of: {', '.join(MedicationRequest.Status.values)}.",
     intent=f"Comma-separated, any of: {', '.join(MedicationRequest.Intent.values)}.",
     code=f"RxNorm codes, [{RXNORM}|]code, comma-separated: any of them.",
+    _lastUpdated=_LAST_UPDATED_DOC,
 )
 class MedicationRequestSearchView(FhirSearchView):
     required_scopes = [scopes.CLINICAL_READ]
     resource_type = "MedicationRequest"
     search_params = {"patient": "reference", "subject": "reference", "status": "token", "intent": "token",
-                     "code": "token"}  # fmt: skip
+                     "code": "token", "_lastUpdated": "date"}  # fmt: skip
     ordering = ["-authored_at", "-id"]
     to_resource = staticmethod(resources.medication_request_resource)
 
     model = MedicationRequest
-    slot_fields = {"patient": "patient", "status": "status", "intent": "intent", "code": "rxnorm_code"}
+    slot_fields = {"patient": "patient", "status": "status", "intent": "intent", "code": "rxnorm_code",
+                   LAST_UPDATED_SLOT: "updated_at"}  # fmt: skip
 
     def parsed(self, params) -> tuple[dict[str, object], tuple, int, dict]:
         values: dict[str, object] = {"patient": self.required_patient(params)}
@@ -1350,26 +1382,29 @@ class MedicationRequestSearchView(FhirSearchView):
                     raise FhirParamError("code", "medications are coded in RxNorm")
                 codes.append(token.code)
         values.update((f"code_{i}", code) for i, code in enumerate(codes))
-        return values, (statuses, intents, len(codes)), values["patient"], {}
+        updated = _last_updated_slots(params, values)
+        return values, (statuses, intents, len(codes), updated), values["patient"], {}
 
     @classmethod
     def rows_for(cls, shape: tuple, **values) -> QuerySet[MedicationRequest]:
-        statuses, intents, codes = shape
-        rows = selectors.medication_request_list(patient_id=values["patient"])
+        statuses, intents, codes, updated = shape
+        rows = _last_updated(selectors.medication_request_list(patient_id=values["patient"]), updated, values)
         rows = _among(_among(rows, "status", statuses, values), "intent", intents, values)
         return _among(rows, "rxnorm_code", codes, values, slot="code")
 
 
-def _date_slots(params, values: dict[str, object]) -> tuple[tuple[str, ...], ...]:
+def _date_slots(params, values: dict[str, object], parameter: str = "date",
+                slot: str = "date") -> tuple[tuple[str, ...], ...]:  # fmt: skip
     """Each `date=` parameter's bounds into `values` as slots; their prefixes, which shape the SQL. A repeated
-    `date` is AND (a range), a comma within one is OR (`date=2024-01-05,2024-02-05`: either day)."""
+    `date` is AND (a range), a comma within one is OR (`date=2024-01-05,2024-02-05`: either day). `parameter`
+    another date parameter (`_lastUpdated`), its slots named after `slot`."""
     prefixes = []
-    for i, raw in enumerate(params.getlist("date")):
+    for i, raw in enumerate(params.getlist(parameter)):
         alternatives = []
-        for j, part in enumerate(split_or("date", raw)):
-            prefix, start, end = parse_date("date", part)
+        for j, part in enumerate(split_or(parameter, raw)):
+            prefix, start, end = parse_date(parameter, part)
             bounds = {"start": start, "end": end}
-            values.update((f"date_{i}_{j}_{bound}", bounds[bound]) for bound in DATE_PREFIX_BOUNDS[prefix])
+            values.update((f"{slot}_{i}_{j}_{bound}", bounds[bound]) for bound in DATE_PREFIX_BOUNDS[prefix])
             alternatives.append(prefix)
         prefixes.append(tuple(alternatives))
     return tuple(prefixes)
@@ -1382,16 +1417,27 @@ def _dated(
     values: dict[str, object],
     *,
     end_field: str = "",
+    slot: str = "date",
 ) -> QuerySet:
-    """AND of the `date=` parameters `_date_slots` parsed, each the OR of its values, on the instant `field`
-    or the period from `field` to `end_field`."""
+    """AND of the `date=` parameters `_date_slots` parsed (into slots named after `slot`), each the OR of its
+    values, on the instant `field` or the period from `field` to `end_field`."""
     for i, alternatives in enumerate(prefixes):
         either = Q()
         for j, prefix in enumerate(alternatives):
-            start, end = values.get(f"date_{i}_{j}_start"), values.get(f"date_{i}_{j}_end")
+            start, end = values.get(f"{slot}_{i}_{j}_start"), values.get(f"{slot}_{i}_{j}_end")
             either |= date_condition(field, prefix, start, end, end_field=end_field)
         rows = rows.filter(either)
     return rows
+
+
+def _last_updated_slots(params, values: dict[str, object]) -> tuple[tuple[str, ...], ...]:
+    """`_lastUpdated`, as `date` (the same parser, prefixes and OR/AND), into slots compared with `updated_at`."""
+    return _date_slots(params, values, "_lastUpdated", LAST_UPDATED_SLOT)
+
+
+def _last_updated(rows: QuerySet, prefixes: tuple[tuple[str, ...], ...], values: dict[str, object]) -> QuerySet:
+    """The rows `_lastUpdated` (`_last_updated_slots`) asks for: their `updated_at`, FHIR's meta.lastUpdated."""
+    return _dated(rows, "updated_at", prefixes, values, slot=LAST_UPDATED_SLOT)
 
 
 def _choice_slots(parameter: str, params, allowed: list[str], values: dict[str, object]) -> int:
@@ -1444,12 +1490,16 @@ EVERYTHING_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-everyth
 # The patient's compartment as this server holds it, in the order the Bundle pages through it.
 EVERYTHING_TYPES = ("Patient", "Observation", "Encounter", "MedicationRequest")
 _PLAIN_DATE = re.compile(r"[0-9]{4}(-[0-9]{2}(-[0-9]{2})?)?", re.ASCII)
+# FHIR's instant: to the second at least, with a zone.
+_INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})",
+                      re.ASCII)  # fmt: skip
 _EVERYTHING_DOCS = {
     "start": "YYYY[-MM[-DD]] (the hospital's day): Observations taken, Encounters going on and MedicationRequests "
     "authored from this date on. The Patient is always in.",
     "end": "YYYY[-MM[-DD]]: the same, up to the end of this date (its whole month or year if shorter).",
-    "_since": "Not supported: Observations, Encounters and MedicationRequests keep no last-updated time here, so "
-    "this server cannot say which changed since an instant. Refused (400), never ignored.",
+    "_since": "An instant, YYYY-MM-DDThh:mm:ss[.s][Z|+hh:mm]: only the Observations, Encounters and "
+    "MedicationRequests whose meta.lastUpdated is at or after it (changed since then). The Patient is always in, "
+    "with its meta.lastUpdated, as the operation returns at least the patient itself.",
     "_type": f"Comma-separated (or repeated), any of: {', '.join(EVERYTHING_TYPES)} (default: all of them). The "
     "Patient is always in.",
     "_count": f"Entries per page, 1-{MAX_COUNT} (default 50); follow the Bundle's next link for the rest.",
@@ -1521,7 +1571,11 @@ class PatientEverythingView(FhirSearchView):
     patient's compartment", and each compartment resource answers it (none is here only because a match refers to
     it, which is what `include` says; they refer to the Patient, not it to them). So `total` counts every entry
     the pages hold. The Patient is in whatever `_type` names: the operation returns "at a minimum, the patient
-    resource itself".
+    resource itself". So is it whatever `_since` says (R4: "resources updated after this period will be included"):
+    the others are those whose meta.lastUpdated is at or after `_since` (`_lastUpdated=ge<_since>` on each search),
+    and the Patient's own meta.lastUpdated tells the client whether it changed. A row written in a transaction that
+    commits after `_since` but was stamped before it (updated_at is the time of the write, not of its commit) is
+    missed by a client that syncs from the instant of its last answer: such a client should ask from a little before.
 
     Scopes: both `patient:read` and `clinical:read`, checked before anything is read (HasScope: every scope the
     view names), as each endpoint here is: no view filters what it answers by the caller's scopes. A client lacking
@@ -1589,10 +1643,9 @@ class PatientEverythingView(FhirSearchView):
             posted = True
         supported = ", ".join(name for name in _EVERYTHING_DOCS if name not in ("_cursor", "_search"))
         _checked_params(params, self.known_params, f"unknown parameter of $everything; supported: {supported}")
-        if "_since" in params:
-            raise FhirParamError("_since", _EVERYTHING_DOCS["_since"].removesuffix(" Refused (400), never ignored."))
         types = _everything_types(params.get("_type"))
         start, end = _everything_window(params)
+        since = _everything_since(params.get("_since"))
         count = parse_count(params.get("_count"), self.default_count)
         operation = f"Patient/{raw_id[:64]}/$everything"
         # Bound to this patient whatever the parameters (search_binding is empty for a request without any).
@@ -1611,11 +1664,11 @@ class PatientEverythingView(FhirSearchView):
             raise NotFound(f"Patient/{raw_id} does not exist.")
         # No identifier in it: the resource id, the parameters, the cursor's instant, row ids and total (HMAC'd).
         after = None if cursor is None else [cursor[0], cursor[1].isoformat() if cursor[1] else "", *cursor[2:]]
-        key = ["everything-2", patient_id, list(types), start, end, count, after]
+        key = ["everything-3", patient_id, list(types), start, end, since, count, after]
         page = get_or_load(
             "patient_data",
             key,
-            lambda: self.page(card, types, start, end, count, cursor),
+            lambda: self.page(card, types, start, end, count, cursor, since),
             scope=patient_scope(patient_id),
         )
         self.audit(request, action="search", resource_id=raw_id, patient_id=patient_id,
@@ -1633,7 +1686,7 @@ class PatientEverythingView(FhirSearchView):
 
     @staticmethod
     def page(card: dict, types: tuple[str, ...], start: str | None, end: str | None, count: int,
-             cursor: list | None) -> dict:  # fmt: skip
+             cursor: list | None, since: str | None = None) -> dict:  # fmt: skip
         """One page of the compartment: `entries`, `next` (the cursor's values after it, or None) and `total`.
         The first page takes the snapshot: each type's count and highest id in one query, then its rows up to that
         id; a later page reads the snapshot and total from its cursor and only rows, one query a type. Plus one
@@ -1654,7 +1707,7 @@ class PatientEverythingView(FhirSearchView):
             if resource_type not in types:
                 continue
             view = SEARCH_VIEWS[resource_type]()
-            rows = _compartment_rows(view, int(card["id"]), start, end)
+            rows = _compartment_rows(view, int(card["id"]), start, end, since)
             if cursor is None:
                 counted = rows.aggregate(count=Count("pk"), top=Max("pk"))
                 total += counted["count"]
@@ -1678,12 +1731,15 @@ class PatientEverythingView(FhirSearchView):
         return {"entries": entries, "next": following, "total": total}
 
 
-def _compartment_rows(view: FhirSearchView, patient_id: int, start: str | None, end: str | None) -> QuerySet:
+def _compartment_rows(view: FhirSearchView, patient_id: int, start: str | None, end: str | None,
+                      since: str | None = None) -> QuerySet:  # fmt: skip
     """A type's rows of the patient in the window, through its search view's own filters: `date=ge<start>` and
     `date=le<end>` where the search takes `date` (Observations' instant, Encounters' period), the same conditions
-    on `authored_at` for MedicationRequests, whose search has no date."""
+    on `authored_at` for MedicationRequests, whose search has no date; `_since` as `_lastUpdated=ge<since>`."""
     params = QueryDict(mutable=True)
     params["patient"] = str(patient_id)
+    if since is not None:
+        params["_lastUpdated"] = f"ge{since}"
     dates = [f"{prefix}{value}" for prefix, value in (("ge", start), ("le", end)) if value]
     window = Q()
     if "date" in view.search_params:
@@ -1722,6 +1778,16 @@ def _everything_window(params) -> tuple[str | None, str | None]:
     return params.get("start"), params.get("end")
 
 
+def _everything_since(raw: str | None) -> str | None:
+    """`_since`: an instant (FHIR's: seconds and a zone), a real one; as given, for `_lastUpdated=ge` and the key."""
+    if raw is None:
+        return None
+    if not _INSTANT.fullmatch(raw):
+        raise FhirParamError("_since", "expected an instant, YYYY-MM-DDThh:mm:ss[.s](Z|+hh:mm)")
+    parse_date("_since", raw)  # a real one (2024-02-30 is refused)
+    return raw
+
+
 def _everything_cursor(raw: str, binding: str) -> list:
     """A $everything cursor: [type's index, the last row's instant (ISO, aware) or "" (the type from its first
     row), its id or 0, the snapshot's highest Observation, Encounter and MedicationRequest ids, the total]; anything
@@ -1752,6 +1818,7 @@ def _everything_cursor(raw: str, binding: str) -> list:
 _PARAMETER_VALUES = {
     "start": ("valueDate", "valueString"),
     "end": ("valueDate", "valueString"),
+    "_since": ("valueInstant", "valueString"),
     "_type": ("valueCode", "valueString"),
     "_count": ("valueInteger", "valuePositiveInt", "valueString"),
     "_pretty": ("valueBoolean", "valueString"),
