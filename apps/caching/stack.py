@@ -1041,6 +1041,9 @@ class CacheStack:
             self._pending_publishes.clear()  # generations the database may not have reached again
         self._policy_generation = None  # reloaded by the poll
         self._polled_at = 0.0
+        from apps.core.local_cache import clear_all_local_caches
+
+        clear_all_local_caches()  # API clients, rate-limit policies: what the restore took back, too
 
     def _redis_call(self, namespace: str, call: Callable[[Any], Any]) -> tuple[bool, Any]:
         client = self.redis()

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -37,8 +38,20 @@ def _probe_shared_cache() -> None:
 shared_cache_breaker = CircuitBreaker(_probe_shared_cache, name="shared cache")
 
 
+# Every local cache of the process, for `clear_all_local_caches`.
+_instances: weakref.WeakSet[VersionedLocalCache] = weakref.WeakSet()
+
+
+def clear_all_local_caches() -> None:
+    """Drop every local cache's entries in this process: the database was restored from a backup (seen by the
+    cache stack, apps/caching/stack.py), and no edit bumps the versions of what the restore took back."""
+    for local in list(_instances):
+        local._clear()
+
+
 class VersionedLocalCache:
     def __init__(self, namespace: str, *, check_interval: float = 1.0, ttl: float = 60.0, max_entries: int = 10_000):
+        _instances.add(self)
         self.namespace = namespace
         self.check_interval = check_interval
         self.ttl = ttl

@@ -164,3 +164,22 @@ def test_polls_of_a_database_that_only_moves_on_start_no_restore_epoch(patient):
         )
     assert stack._l2_epoch == epoch
     assert len(loads) == 1
+
+
+def test_the_local_caches_drop_what_the_restore_took_back(patient):
+    """The per-process caches keyed by a shared version (API clients, rate-limit policies) were bumped by the edits
+    the restore took back, and by nothing since: each process drops them when it sees the restore."""
+    from apps.core.local_cache import VersionedLocalCache
+
+    stack = make_stack()
+    local = VersionedLocalCache("d-restore-test", ttl=3600)
+    assert _read(stack, patient) == "Before"
+    backup = Backup()
+    _rename(patient, "After the backup")
+    local.invalidate()  # as the edit's own invalidation does
+    assert local.get("name", lambda: _family_name(patient.pk)) == "After the backup"
+    assert _read(stack, patient) == "After the backup"
+
+    backup.restore()
+    assert _read(stack, patient) == "Before"
+    assert local.get("name", lambda: _family_name(patient.pk)) == "Before"
