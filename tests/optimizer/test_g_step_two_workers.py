@@ -2,6 +2,9 @@
 read blocked by a table lock this test holds: the stand-in for minutes of measuring) when a second copy of its
 message (as RabbitMQ redelivers it once the first worker's connection breaks) reaches the other. The second worker
 must leave the step to the first (its heartbeat alive): one attempt, one measurement, and the run ends once.
+And the first worker SIGKILLed mid-step: the message redelivered at once to the other finds the step's last beat
+still fresh; it waits for it to go stale and takes the step over (left to a dead owner, the run waited for the
+stuck checker).
 Real PostgreSQL, RabbitMQ, and two `celery worker -P solo` processes (prefetch 1, acks late: the busy one takes
 no second message)."""
 
@@ -41,8 +44,8 @@ def broker_emptied():
     app.control.purge()
 
 
-def _worker(request, stack: ExitStack) -> Path:
-    """A worker process like tests/conftest.py's `worker` (which starts only one); its log's path."""
+def _worker(request, stack: ExitStack) -> tuple[subprocess.Popen, Path]:
+    """A worker process like tests/conftest.py's `worker` (which starts only one), and its log's path."""
     name = f"test-{uuid.uuid4().hex[:8]}@localhost"
     log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
     log_in_report(request, log.name, f"worker {name}")
@@ -62,7 +65,7 @@ def _worker(request, stack: ExitStack) -> Path:
         log.close()
 
     stack.callback(stop)
-    return Path(log.name)
+    return process, Path(log.name)
 
 
 def test_a_second_copy_on_another_worker_leaves_the_step_to_the_one_measuring(data, request, monkeypatch,
@@ -74,7 +77,7 @@ def test_a_second_copy_on_another_worker_leaves_the_step_to_the_one_measuring(da
     holder = connect()
     with ExitStack() as stack:
         stack.callback(holder.close)
-        logs = [_worker(request, stack), _worker(request, stack)]
+        logs = [_worker(request, stack)[1], _worker(request, stack)[1]]
         wait_for(lambda: min(queue_consumers(QUEUES).values()) >= 2, WAIT, "both workers to consume", logs[0])
         holder.execute("BEGIN")
         holder.execute(f"LOCK TABLE {Patient._meta.db_table} IN ACCESS EXCLUSIVE MODE")
@@ -97,4 +100,37 @@ def test_a_second_copy_on_another_worker_leaves_the_step_to_the_one_measuring(da
     run.refresh_from_db()
     step = run.steps.get()
     assert step.attempts == 1 and step.status == OptimizationStep.Status.SUCCEEDED, step.error
+    assert run.status == OptimizationRun.Status.SUCCEEDED, run.error
+
+
+def test_a_step_whose_worker_is_killed_is_taken_over_by_the_redelivery(data, request, monkeypatch,
+                                                                      broker_emptied):  # fmt: skip
+    monkeypatch.setenv("OPTIMIZER_STEP_HEARTBEAT_SECONDS", "3")
+    wait_for(lambda: not any(queue_consumers(QUEUES).values()), 60, "the consumers of an earlier test to stop")
+    run = services.optimization_run_create(target="database")
+    step_id = run.steps.get().pk
+    holder = connect()
+    with ExitStack() as stack:
+        stack.callback(holder.close)
+        workers = [_worker(request, stack), _worker(request, stack)]
+        wait_for(lambda: min(queue_consumers(QUEUES).values()) >= 2, WAIT, "both workers to consume", workers[0][1])
+        holder.execute("BEGIN")
+        holder.execute(f"LOCK TABLE {Patient._meta.db_table} IN ACCESS EXCLUSIVE MODE")
+        stack.callback(lambda: holder.execute("ROLLBACK"))
+
+        chain(tasks.run_step.si(step_id), tasks.finalize_run.si(run.pk)).apply_async()
+        step = lambda: OptimizationStep.objects.get(pk=step_id)  # noqa: E731
+        wait_for(lambda: step().progress_message == "measuring", WAIT, "a worker to measure", workers[0][1])
+        took = lambda log: "optimizer.run_step[" in log.read_text(errors="replace")  # noqa: E731
+        wait_for(lambda: any(took(log) for _, log in workers), WAIT, "the worker's log to name the step")
+        (owner, _), (_, other_log) = sorted(workers, key=lambda worker: not took(worker[1]))
+        owner.kill()  # SIGKILL: the broker redelivers the message to the other worker at once
+        owner.wait()
+        wait_for(lambda: step().attempts == 2, WAIT, "the other worker to take the step over", other_log)
+        holder.execute("ROLLBACK")
+        finished = lambda: OptimizationRun.objects.get(pk=run.pk).is_finished  # noqa: E731
+        wait_for(finished, WAIT, "the run to finish", other_log)
+
+    run.refresh_from_db()
+    assert run.steps.get().attempts == 2
     assert run.status == OptimizationRun.Status.SUCCEEDED, run.error
