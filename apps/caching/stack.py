@@ -95,7 +95,9 @@ _A_NUMBER = re.compile(rb"-?[0-9]+")
 # the epoch change drops its L1, its known generations and pending publishes, and reloads its policies.
 RESTORE_SEQUENCE = "caching_restore_watermark"
 RESTORE_MARK_KEY = "cpc:restore-mark"  # the highest number drawn from RESTORE_SEQUENCE
-RESTORE_EPOCH_KEY = "cpc:restore-epoch"  # the number drawn when the last restore was seen
+# Redis's time in microseconds when the last restore was seen: never one used before, even when the same backup is
+# restored twice (the number drawn then is the same) or the key was lost.
+RESTORE_EPOCH_KEY = "cpc:restore-epoch"
 # ARGV[1]: the mark read before the draw ('' when none), ARGV[2]: the number drawn. 1 when this draw shows a
 # restore (and starts its epoch), unless the mark changed since it was read: then another process saw it first,
 # or draws made before the restore landed meanwhile (the next poll compares again).
@@ -105,8 +107,9 @@ local mark = nil
 if type(raw) == 'string' and string.match(raw, '^%d+$') then mark = tonumber(raw) end
 local drawn = tonumber(ARGV[2])
 if ARGV[1] ~= '' and drawn <= tonumber(ARGV[1]) and raw == ARGV[1] then
+  local now = redis.call('TIME')
   redis.call('SET', KEYS[1], ARGV[2])
-  redis.call('SET', KEYS[2], ARGV[2])
+  redis.call('SET', KEYS[2], now[1] .. string.format('%06d', tonumber(now[2])))
   return 1
 end
 if mark == nil or drawn > mark then redis.call('SET', KEYS[1], ARGV[2]) end

@@ -121,6 +121,21 @@ def test_a_write_right_after_the_restore_is_served_though_it_takes_the_lost_writ
     assert _read(stack, patient) == "After the restore"
 
 
+def test_the_same_backup_restored_twice(patient):
+    stack = make_stack()
+    assert _read(stack, patient) == "Before"
+    backup = Backup()
+    _rename(patient, "After the backup")
+    assert _read(stack, patient) == "After the backup"
+    backup.restore()
+    assert _read(stack, patient) == "Before"
+    _rename(patient, "After the first restore")
+    assert _read(stack, patient) == "After the first restore"
+
+    backup.restore()  # its sequence value again: the same number drawn when the restore is seen
+    assert _read(stack, patient) == "Before"
+
+
 def test_the_api_serves_no_patient_the_restored_database_lacks_and_takes_the_restored_policy(clinician, patient):
     stack = default_stack()
     assert clinician.get(f"/api/v1/patients/{patient.pk}/").json()["family_name"] == "Before"
