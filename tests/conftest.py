@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import tempfile
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -18,7 +18,17 @@ from rest_framework.test import APIClient
 
 from apps.accounts.services import api_client_create
 from apps.metrics.recorder import recorder
-from tests.helpers import REPO_ROOT, database_url
+from tests.helpers import (
+    PROCESS_LOGS,
+    REPO_ROOT,
+    broker_connections_dropped,
+    broker_vhost_deleted,
+    database_url,
+    log_in_report,
+    log_tail,
+    queue_consumers,
+    wait_for,
+)
 
 # This process's tests flush request timings themselves (settings.METRICS_BACKGROUND_FLUSH); the
 # servers they start keep the background flush. Nor does a request's thread flush them when
@@ -29,6 +39,12 @@ recorder.background = False
 recorder.flush_interval = float("inf")
 
 STARTED = datetime.now(UTC)  # before the test database is set up (and, new, migrated)
+
+# A forked child (multiprocessing's fork: `load_synthetic --workers`) runs kombu's after-fork hook, which closes every
+# pooled broker connection it inherited, on the socket it shares with this process: RabbitMQ closed this process's
+# connection too, and the next purge (which, unlike a send, does not retry) raised ConnectionResetError, a CI flake
+# of the next worker test's setup. The pools are dropped before each fork instead (made again on next use).
+os.register_at_fork(before=broker_connections_dropped)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -197,46 +213,59 @@ def _fresh_cache_stack():
     metrics_database_breaker.reset()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A failed test's report carries the tail of each log its processes wrote (tests.helpers.log_in_report)."""
+    report = yield
+    if report.failed:
+        for title, path in item.stash.get(PROCESS_LOGS, []):
+            report.sections.append((f"{title}: the end of {path}", log_tail(path)))
+    return report
+
+
+WORKER_QUEUES = ("default", "inference")
+
+
 @pytest.fixture
-def worker():
+def worker(request):
     """A real Celery worker process on the test database and the real broker, on the default and inference queues
-    (optimizer steps and forecasts go to inference); yields its name."""
+    (optimizer steps and forecasts go to inference); yields its name once it consumes both, so a worker that fails to
+    start fails the test's setup with its log, and a task sent then is its to take. Refused while another process
+    (an earlier test's stray worker, on another database) still consumes them: it would take the test's tasks. The
+    worker's log ends up in the report of a test that fails."""
+    counted = queue_consumers(WORKER_QUEUES) is not None  # by RabbitMQ (the suite's broker), not a filesystem one
+    if counted:  # a warm shutdown still under way ends first
+        wait_for(lambda: not any(queue_consumers(WORKER_QUEUES).values()), 60, "an earlier test's worker to stop")
     name = f"test-{uuid.uuid4().hex[:8]}@localhost"
     env = {**os.environ, "DATABASE_URL": database_url()}
     log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
+    log_in_report(request, log.name, f"worker {name}")
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", "default,inference", "-P", "solo",
-         "-n", name, "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
+        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", ",".join(WORKER_QUEUES), "-P", "solo",
+         "-n", name, "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
         cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    yield name
-    process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        if counted:
+            wait_for(lambda: process.poll() is not None or all(queue_consumers(WORKER_QUEUES).values()), 120,
+                     f"worker {name} to consume {', '.join(WORKER_QUEUES)}", Path(log.name))  # fmt: skip
+        assert process.poll() is None, f"worker {name} exited ({process.returncode}):\n{log_tail(log.name)}"
+        yield name
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
 
 
 @pytest.fixture
 def vhost_deleted():
     """This environment's RabbitMQ vhost (only its own, never another's) deleted for the test, created again after:
     the broker refusing every connection (NotAllowed), as when a vhost is down or credentials were rotated. Its value
-    brings the vhost back before the test ends."""
-    broker = os.environ.get("CELERY_BROKER_URL") or os.environ.get("TEST_CELERY_BROKER_URL", "")
-    vhost = broker.rsplit("/", 1)[-1]
-    if not broker.startswith("amqp://") or not vhost or vhost == "/" or shutil.which("rabbitmqctl") is None:
-        pytest.skip("needs RabbitMQ with a vhost of its own and rabbitmqctl (CELERY_BROKER_URL=amqp://.../vhost)")
-
-    def rabbitmqctl(*args: str) -> None:
-        subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
-
-    def restore() -> None:  # adding a vhost that exists succeeds: it may run twice
-        rabbitmqctl("add_vhost", vhost)
-        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-
-    rabbitmqctl("delete_vhost", vhost)
-    try:
+    brings the vhost back before the test ends. The process's broker connections to the old vhost are dropped after
+    (tests.helpers.broker_vhost_deleted)."""
+    with broker_vhost_deleted() as restore:
         yield restore
-    finally:
-        restore()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,8 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
+
+import pytest
 
 from apps.core.ports import free_port
 
@@ -37,6 +40,25 @@ def embedded_env(var_dir: Path, **extra: str) -> dict[str, str]:
     env.update(VAR_DIR=str(var_dir), PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
+
+
+# The logs of the processes a test started (a worker, a server), their tails put into the test's report when it fails
+# (tests/conftest.py's pytest_runtest_makereport): a worker's log nobody read left a CI failure undiagnosable.
+PROCESS_LOGS = pytest.StashKey[list[tuple[str, Path]]]()
+
+
+def log_in_report(request: pytest.FixtureRequest, path: Path, title: str) -> Path:
+    """The tail of `path` goes into the report of the test of `request` if it fails (its setup, call or teardown)."""
+    request.node.stash.setdefault(PROCESS_LOGS, []).append((title, Path(path)))
+    return Path(path)
+
+
+def log_tail(path: Path, chars: int = LOG_TAIL_CHARS) -> str:
+    """The last `chars` characters of a process's log, or why there are none."""
+    try:
+        return Path(path).read_text(errors="replace")[-chars:] or "(empty)"
+    except OSError as exc:
+        return f"(not readable: {exc})"
 
 
 def wait_for(condition: Callable[[], object], seconds: float, what: str, log: Path | None = None) -> None:
@@ -88,6 +110,71 @@ def database_url() -> str:
 
     db = connection.settings_dict
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def broker_connections_dropped() -> None:
+    """This process's pooled broker connections closed and forgotten (the pools are made again on next use), as
+    Celery does after a fork. A pooled connection a forked child closed (kombu's after-fork hook), or one to a vhost
+    deleted since, was dead and its next use raised ConnectionResetError: a purge does not retry (sends do), so the
+    next test that purged failed in its setup."""
+    from kombu import pools
+
+    from controlplane.celery import app
+
+    pools.reset()  # closes every pool kombu keeps by connection (Celery's are among them) and forgets them
+    app._pool = None
+    amqp = app.__dict__.get("amqp")  # a cached_property: absent until first used
+    if amqp is not None:
+        amqp._producer_pool = None
+
+
+def queue_consumers(queues: tuple[str, ...]) -> dict[str, int] | None:
+    """How many consumers each of `queues` has on the broker now (a queue not declared yet: 0), from a connection
+    of its own (not the pool's). None where the broker does not count them (the embedded mode's filesystem one)."""
+    from amqp.exceptions import NotFound
+
+    from controlplane.celery import app
+
+    counts = {}
+    with app.connection_for_write() as connection:
+        if connection.transport.driver_type != "amqp":
+            return None
+        for queue in queues:
+            channel = connection.channel()  # a passive declare of a missing queue closes its channel
+            try:
+                counts[queue] = channel.queue_declare(queue, passive=True).consumer_count
+            except NotFound:
+                counts[queue] = 0
+            finally:
+                with contextlib.suppress(Exception):
+                    channel.close()
+    return counts
+
+
+@contextmanager
+def broker_vhost_deleted() -> Iterator[Callable[[], None]]:
+    """This environment's RabbitMQ vhost (only its own, never another's) deleted in the block, created again after:
+    the broker refusing every connection (NotAllowed), as when a vhost is down or credentials were rotated. Yields
+    what brings the vhost back before the block ends. Skips without a vhost of its own or rabbitmqctl. Afterwards
+    this process's pooled broker connections, to the deleted vhost, are dropped."""
+    broker = os.environ.get("CELERY_BROKER_URL") or os.environ.get("TEST_CELERY_BROKER_URL", "")
+    vhost = broker.rsplit("/", 1)[-1]
+    if not broker.startswith("amqp://") or not vhost or vhost == "/" or shutil.which("rabbitmqctl") is None:
+        pytest.skip("needs RabbitMQ with a vhost of its own and rabbitmqctl (CELERY_BROKER_URL=amqp://.../vhost)")
+
+    def rabbitmqctl(*args: str) -> None:
+        subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=60)
+
+    def restore() -> None:  # adding a vhost that exists succeeds: it may run twice
+        rabbitmqctl("add_vhost", vhost)
+        rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+
+    rabbitmqctl("delete_vhost", vhost)
+    try:
+        yield restore
+    finally:
+        restore()
+        broker_connections_dropped()
 
 
 def closed_port() -> int:

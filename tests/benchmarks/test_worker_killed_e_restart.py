@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.benchmarks.tasks import execute_run
 from apps.services.services import service_ensure
 from controlplane.celery import app
-from tests.helpers import REPO_ROOT, database_url, stop_group, wait_for
+from tests.helpers import REPO_ROOT, database_url, log_in_report, stop_group, wait_for
 
 
 @pytest.fixture
@@ -29,19 +30,21 @@ def queue():
         broker.default_channel.queue_delete(name)
 
 
-def _worker(queue: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", queue, "-c", "1",
-         "-n", f"{queue}-{uuid.uuid4().hex[:4]}@localhost", "--without-gossip", "--without-mingle",
-         "--loglevel", "WARNING"],
-        cwd=REPO_ROOT, env={**os.environ, "DATABASE_URL": database_url()}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+def _worker(queue: str, log: Path) -> subprocess.Popen:
+    """A prefork worker of one slot on `queue`, its output in `log` (the test puts it in its report if it fails)."""
+    with log.open("w") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", queue, "-c", "1",
+             "-n", f"{queue}-{uuid.uuid4().hex[:4]}@localhost", "--without-gossip", "--without-mingle",
+             "--loglevel", "WARNING"],
+            cwd=REPO_ROOT, env={**os.environ, "DATABASE_URL": database_url()}, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
 
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_restarted_worker_fails_the_killed_run_at_once_and_removes_its_files(sleepy, queue):
+def test_a_restarted_worker_fails_the_killed_run_at_once_and_removes_its_files(sleepy, queue, request, tmp_path):
     service, _ = service_ensure(slug="sleepy", name="Sleepy service", base_url=sleepy.url)
     plan = BenchmarkPlan.objects.create(
         name="sleepy long", service=service, users=2, spawn_rate=2, duration_seconds=120,
@@ -49,7 +52,7 @@ def test_a_restarted_worker_fails_the_killed_run_at_once_and_removes_its_files(s
     )  # fmt: skip
     before = set(runner.runs_folder().iterdir())
     run = services.benchmark_run_create(plan=plan)
-    worker = _worker(queue)
+    worker = _worker(queue, log_in_report(request, tmp_path / "worker.log", "the killed worker"))
     try:
         execute_run.apply_async(args=[run.pk], queue=queue)
         wait_for(lambda: sleepy.served > 20, 90, "the run's load to reach the target")
@@ -60,7 +63,7 @@ def test_a_restarted_worker_fails_the_killed_run_at_once_and_removes_its_files(s
     run.refresh_from_db()
     assert run.status == BenchmarkRun.Status.RUNNING
 
-    restarted = _worker(queue)
+    restarted = _worker(queue, log_in_report(request, tmp_path / "restarted.log", "the restarted worker"))
     try:
         wait_for(lambda: BenchmarkRun.objects.get(pk=run.pk).status == BenchmarkRun.Status.FAILED, 60,
                  "the restarted worker to fail the run")  # fmt: skip

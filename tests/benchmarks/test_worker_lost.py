@@ -20,7 +20,7 @@ from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.benchmarks.tasks import execute_run
 from apps.services.services import service_ensure
 from controlplane.celery import app
-from tests.helpers import REPO_ROOT, database_url, stop_group, wait_for
+from tests.helpers import REPO_ROOT, database_url, log_in_report, stop_group, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -33,7 +33,7 @@ def queue():
         broker.default_channel.queue_delete(name)
 
 
-def test_a_killed_worker_stops_its_load_and_its_run_is_failed(sleepy, queue):
+def test_a_killed_worker_stops_its_load_and_its_run_is_failed(sleepy, queue, request, tmp_path):
     """The run's Locust lived on in its own session after its worker died, sending load with no one to
     watch, cancel or record it (up to the plan's whole duration); the run stayed RUNNING until its deadline
     had passed by 5 minutes (a 24 h run: a day) and its token stayed valid. Now Locust quits within seconds
@@ -45,11 +45,13 @@ def test_a_killed_worker_stops_its_load_and_its_run_is_failed(sleepy, queue):
     )  # fmt: skip
     run = services.benchmark_run_create(plan=plan)
     env = {**os.environ, "DATABASE_URL": database_url()}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", queue, "-c", "1",
-         "-n", f"{queue}@localhost", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    log = log_in_report(request, tmp_path / "worker.log", "worker")  # its tail in the report of a failure
+    with log.open("w") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", queue, "-c", "1",
+             "-n", f"{queue}@localhost", "--without-gossip", "--without-mingle", "--loglevel", "WARNING"],
+            cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
     locusts: list[psutil.Process] = []
     try:
         execute_run.apply_async(args=[run.pk], queue=queue)

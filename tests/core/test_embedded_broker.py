@@ -11,7 +11,7 @@ import uuid
 import pytest
 from kombu import Connection
 
-from tests.helpers import REPO_ROOT, VENV_BIN, embedded_env, manage, stop_group, wait_for
+from tests.helpers import REPO_ROOT, VENV_BIN, embedded_env, log_in_report, manage, stop_group, wait_for
 
 TRANSPORT = "apps.core.broker:Transport"
 
@@ -88,14 +88,14 @@ def test_a_message_the_full_disk_cut_short_leaves_no_file_behind(tmp_path, monke
     assert list(folder.iterdir()) == []
 
 
-def test_an_unreadable_message_is_set_aside_and_the_worker_keeps_working(tmp_path):
+def test_an_unreadable_message_is_set_aside_and_the_worker_keeps_working(tmp_path, request):
     env = embedded_env(tmp_path / "var")
     migrated = manage("migrate", "--noinput", "-v0", env=env, timeout=300)
     assert migrated.returncode == 0, migrated.stderr
     # What the worker found between kombu's create and write: an empty file under a message's name, first in line.
     queue = tmp_path / "var" / "broker" / "queue"
     (queue / f"0000000001_{uuid.uuid4()}.default.msg").write_bytes(b"")
-    log = tmp_path / "worker.log"
+    log = log_in_report(request, tmp_path / "worker.log", "worker")
     with open(log, "w") as out:
         worker = subprocess.Popen(
             [str(VENV_BIN / "celery"), "-A", "controlplane", "worker", "-Q", "default", "--concurrency", "1",

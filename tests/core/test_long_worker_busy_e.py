@@ -22,7 +22,7 @@ from django.core.cache import cache
 
 from apps.core import selectors
 from apps.core.selectors import DEGRADED, OK, WORKER_HEARTBEAT_CACHE_KEY, readiness_report
-from tests.helpers import REPO_ROOT, database_url, stop_group, wait_for
+from tests.helpers import REPO_ROOT, database_url, log_in_report, stop_group, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -212,7 +212,7 @@ def _purge_long_queues() -> None:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_real_long_worker_with_every_slot_busy_reads_ok_busy_then_gone_once_stopped(monkeypatch):
+def test_a_real_long_worker_with_every_slot_busy_reads_ok_busy_then_gone_once_stopped(monkeypatch, request):
     from apps.core.tasks import heartbeat
     from controlplane.celery import app
 
@@ -223,7 +223,7 @@ def test_a_real_long_worker_with_every_slot_busy_reads_ok_busy_then_gone_once_st
         cache.delete_many([_beacon_key(queue), selectors.long_worker_beacons_cache_key(queue)])
     _default_worker_beats_and_long_heartbeats_stale()
     _purge_long_queues()  # what an earlier run left there (a heartbeat, a held task) would run first
-    long = _start_long_worker(f"long-{tag}@localhost", folder / "long.log")
+    long = _start_long_worker(f"long-{tag}@localhost", log_in_report(request, folder / "long.log", "long worker"))
     try:
         app.send_task(SLEEP_TASK, kwargs={"release": str(release)}, queue="benchmarks")
 

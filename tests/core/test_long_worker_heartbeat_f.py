@@ -18,7 +18,7 @@ from apps.core import selectors
 from apps.core.selectors import DEGRADED, OK, WORKER_HEARTBEAT_CACHE_KEY, readiness_report
 from apps.core.services import worker_heartbeat_record
 from apps.core.tasks import heartbeat
-from tests.helpers import REPO_ROOT, database_url, stop_group, wait_for
+from tests.helpers import REPO_ROOT, database_url, log_in_report, stop_group, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -86,14 +86,16 @@ def _start_worker(queues: str, name: str, log: Path) -> subprocess.Popen:
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_beats_heartbeat_on_default_reaches_the_long_worker_and_its_absence_shows():
+def test_beats_heartbeat_on_default_reaches_the_long_worker_and_its_absence_shows(request):
     """As make run and the cluster run them: `worker` on default, `longworker` on benchmarks,inference. Beat's
     heartbeat (on default) is relayed to each long queue and the long worker takes it: both checks ok. With the
     long worker stopped, the next heartbeats still reach the default worker and long_worker stays degraded."""
     tag = uuid.uuid4().hex[:8]
     folder = Path(tempfile.mkdtemp(prefix="f-long-worker-"))
-    short = _start_worker("default", f"short-{tag}@localhost", folder / "short.log")
-    long = _start_worker("benchmarks,inference", f"long-{tag}@localhost", folder / "long.log")
+    short_log = log_in_report(request, folder / "short.log", "short worker")
+    long_log = log_in_report(request, folder / "long.log", "long worker")
+    short = _start_worker("default", f"short-{tag}@localhost", short_log)
+    long = _start_worker("benchmarks,inference", f"long-{tag}@localhost", long_log)
     try:
         heartbeat.apply_async(queue="default")  # what beat sends
 

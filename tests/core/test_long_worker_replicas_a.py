@@ -23,7 +23,7 @@ from django.core.cache import cache
 
 from apps.core import selectors, services
 from apps.core.selectors import DEGRADED, OK, WORKER_HEARTBEAT_CACHE_KEY
-from tests.helpers import REPO_ROOT, database_url, stop_group, wait_for
+from tests.helpers import REPO_ROOT, database_url, log_in_report, stop_group, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -152,13 +152,14 @@ def test_the_relay_sends_a_new_copy_when_any_replica_has_a_free_slot():
 
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_a_real_solo_pool_long_worker_keeps_beaconing_while_its_task_runs():
+def test_a_real_solo_pool_long_worker_keeps_beaconing_while_its_task_runs(request):
     from controlplane.celery import app
 
     tag = uuid.uuid4().hex[:8]
     name = f"solo-{tag}@localhost"
     folder = Path(tempfile.mkdtemp(prefix="a-solo-beacon-"))
     started, release, log = folder / "started", folder / "release", folder / "solo.log"
+    log_in_report(request, log, "solo worker")
     key = f"{WORKER_HEARTBEAT_CACHE_KEY}:benchmarks:beacons"  # {worker: beacon}
     legacy = f"{WORKER_HEARTBEAT_CACHE_KEY}:benchmarks:beacon"  # the one beacon every worker wrote
     cache.delete_many([key, legacy])

@@ -18,7 +18,16 @@ import pytest
 import yaml
 
 from apps.core.liveness import MAX_AGE, TOUCH_INTERVAL
-from tests.helpers import REPO_ROOT, embedded_env, free_port, run_python, stop_group, touches_during, wait_for
+from tests.helpers import (
+    REPO_ROOT,
+    embedded_env,
+    free_port,
+    log_in_report,
+    run_python,
+    stop_group,
+    touches_during,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +117,7 @@ def test_probe_starts_neither_django_nor_celery(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout + result.stderr
 
 
-def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop(tmp_path):
+def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop(tmp_path, request):
     proxy = BrokerProxy(free_port())
     proxy.open()
     broker_url = f"amqp://guest:guest@127.0.0.1:{proxy.port}//"
@@ -120,7 +129,7 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
         CELERY_BROKER_CONNECTION_TIMEOUT="1",
         CELERY_WORKER_HEARTBEAT_FILE=str(heartbeat),
     )
-    log = tmp_path / "worker.log"
+    log = log_in_report(request, tmp_path / "worker.log", "worker")
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", queue, "-P", "solo",
          "-n", f"{queue}@localhost", "--include", "tests.deploy.liveness_tasks", "--loglevel", "INFO",

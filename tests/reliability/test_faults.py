@@ -27,6 +27,7 @@ from tests.helpers import (
     database_url,
     embedded_env,
     free_port,
+    log_in_report,
     manage,
     start_redis,
     stop_group,
@@ -135,7 +136,7 @@ def test_postgresql_restarted_under_load_loses_no_write_and_the_pool_recovers(pr
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_killed_mid_step_is_replaced_and_the_run_finishes():
+def test_a_worker_killed_mid_step_is_replaced_and_the_run_finishes(request, tmp_path):
     """acks_late + reject_on_worker_lost: the killed worker's step goes back to the queue, the next worker
     starts it over (attempts 2), and the run finishes; a step is never left running."""
     from apps.scaling.models import ScalingPolicy
@@ -145,28 +146,31 @@ def test_a_worker_killed_mid_step_is_replaced_and_the_run_finishes():
     ScalingPolicy.objects.exclude(service=Service.objects.get(slug="embeddings")).update(enabled=False)
     env = {**os.environ, "DATABASE_URL": database_url()}
 
-    def worker() -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", "default,inference", "-c", "1",
-             "-n", f"fault-{uuid.uuid4().hex[:6]}@localhost", "--without-gossip", "--without-mingle",
-             "--loglevel", "WARNING"],
-            cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+    def worker(title: str) -> subprocess.Popen:
+        with log_in_report(request, tmp_path / f"{title}.log", f"the {title} worker").open("w") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", "default,inference", "-c",
+                 "1", "-n", f"fault-{uuid.uuid4().hex[:6]}@localhost", "--without-gossip", "--without-mingle",
+                 "--loglevel", "WARNING"],
+                cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
 
     run = optimization_run_create(target="scaling", requested_by="fault test")  # forecasts: seconds of work
     optimization_run_dispatch(run)
-    first = worker()
+    first = worker("first")
     step = run.steps.get()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        step.refresh_from_db()
-        if step.status == "running":
-            break
-        time.sleep(0.05)
-    assert step.status == "running", "the worker never started the step"
-    stop_group(first, signal.SIGKILL)  # the worker and its pool child, mid-step
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            step.refresh_from_db()
+            if step.status == "running":
+                break
+            time.sleep(0.05)
+        assert step.status == "running", "the worker never started the step"
+    finally:  # also when it never started: a stray worker would take the next tests' tasks
+        stop_group(first, signal.SIGKILL)  # the worker and its pool child, mid-step
 
-    second = worker()
+    second = worker("second")
     try:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
