@@ -75,4 +75,4 @@ export VAR_DIR
 trap 'rm -rf "$VAR_DIR"' EXIT
 # A failure is run again, twice at most: a test that passes only on a rerun is listed as RERUN in the
 # summary (-raR), a flake to fix rather than a pass to ignore; one that fails three times fails the run.
-$VENV/bin/pytest -raR --reruns 2 --reruns-delay 1 "$@"
+$VENV/bin/pytest -raR --reruns 2 --reruns-delay 1 --durations=30 "$@"
