@@ -68,8 +68,9 @@ class StampedQuerySet(ClinicalQuerySet):
 
 class StampedClinicalModel(CachedClinicalModel):
     """A row FHIR serves with meta.versionId and meta.lastUpdated: `updated_at` follows every write, the ORM's
-    (auto_now; a save of some fields writes it too) and any other: the database's default (`now()`) fills it where
-    a writer leaves it out (the loader's COPY, an older release's INSERT during a rolling upgrade)."""
+    (auto_now; a save of some fields writes it too) and any other: the database default (Now(), PostgreSQL's
+    statement_timestamp()) fills it where a writer leaves it out (the loader's COPY, an older release's INSERT
+    during a rolling upgrade)."""
 
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
 
