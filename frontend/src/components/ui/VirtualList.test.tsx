@@ -28,3 +28,31 @@ describe("VirtualList", () => {
     rows.slice(1).forEach((row) => expect(row.textContent).toBe(`row ${Number(row.getAttribute("aria-rowindex")) - 2}`));
   });
 });
+
+describe("VirtualList's table structure", () => {
+  it("puts nothing with no role between the table and its row groups: the scroller is the rows' group", () => {
+    render(
+      <VirtualList
+        count={50}
+        rowHeight={36}
+        height={200}
+        label="Audit events"
+        header={
+          <div role="row" aria-rowindex={1}>
+            <span role="columnheader">When</span>
+          </div>
+        }
+        renderRow={(index) => <span role="cell">row {index}</span>}
+      />,
+    );
+    const table = screen.getByRole("table", { name: "Audit events" });
+    // ARIA allows a table only row groups and rows as children; the focusable scroller had no role.
+    expect([...table.children].map((child) => child.getAttribute("role"))).toEqual(["rowgroup", "rowgroup"]);
+    const scroller = screen.getByTestId("vlist-scroller");
+    expect(scroller.getAttribute("role")).toBe("rowgroup");
+    // A table the keyboard scrolls: its scroller is a Tab stop, and says what it is.
+    expect(scroller.tabIndex).toBe(0);
+    expect(scroller.getAttribute("aria-label")).toBe("Audit events, scrollable");
+    expect(scroller.querySelectorAll("[role=rowgroup]").length).toBe(0);
+  });
+});

@@ -81,8 +81,19 @@ export function VirtualList({ count, rowHeight, height, label, header, renderRow
         : {})}
     >
       <div role="rowgroup">{header}</div>
-      <div ref={scroller} className="vlist-scroller" style={{ height }} tabIndex={grid ? -1 : 0} data-testid="vlist-scroller">
-        <div role="rowgroup" style={{ height: virtualizer.getTotalSize(), position: "relative" }}>
+      {/* The scroller is the rows' group itself: a focusable box with no role between the table and its rows
+          broke the table's structure for assistive technology (axe: aria-required-children); the sizer
+          inside it has no role, so the rows are the group's own. */}
+      <div
+        ref={scroller}
+        role="rowgroup"
+        className="vlist-scroller"
+        style={{ height }}
+        tabIndex={grid ? -1 : 0}
+        aria-label={grid ? undefined : `${label}, scrollable`}
+        data-testid="vlist-scroller"
+      >
+        <div style={{ height: virtualizer.getTotalSize(), position: "relative" }}>
           {items.map((item) => (
             <div
               key={item.key}

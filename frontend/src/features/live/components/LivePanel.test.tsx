@@ -73,3 +73,27 @@ describe("LivePanel", () => {
     expect(screen.getByTestId("live-stale").textContent).toMatch(/^Not live: the live feed is reconnecting\. .+, 1 s ago\.$/);
   });
 });
+
+describe("LivePanel's spoken summary", () => {
+  it("reads the overall figures out politely, at most once a minute, never the table itself", () => {
+    const at = (rps: number) => ({ ...snapshot, overall: { ...snapshot.overall, rps } });
+    const { rerender } = render(<LivePanel snapshot={at(42.5)} receivedAt={0} now={0} />);
+    const region = screen.getByTestId("live-summary");
+    expect(region.getAttribute("aria-live")).toBe("polite");
+    expect(region.textContent).toBe("Last minute, All routes: 42.5 requests per second, p95 18.2 ms, errors 0.50%.");
+    // A new snapshot every second: the region keeps its text (a screen reader would read each change).
+    for (let second = 1; second < 60; second += 1) {
+      rerender(<LivePanel snapshot={at(42.5 + second)} receivedAt={second * 1000} now={second * 1000} />);
+      expect(screen.getByTestId("live-summary").textContent).toContain("42.5 requests per second");
+    }
+    rerender(<LivePanel snapshot={at(7)} receivedAt={60_000} now={60_000} />);
+    expect(screen.getByTestId("live-summary").textContent).toContain("7.0 requests per second");
+    // The per-second table is in no live region.
+    expect(screen.getByRole("table").closest("[aria-live]")).toBeNull();
+  });
+
+  it("says nothing new while the figures are stale (the banner says the feed stopped)", () => {
+    render(<LivePanel snapshot={snapshot} receivedAt={0} now={120_000} connection="reconnecting" />);
+    expect(screen.getByTestId("live-summary").textContent).toBe("");
+  });
+});

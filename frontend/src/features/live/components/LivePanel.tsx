@@ -1,8 +1,28 @@
 import { TableScroll } from "../../../components/ui/TableScroll";
 import { ago, clockTime, fixed } from "../../../lib/format";
+import { useThrottledText } from "../../../lib/useThrottledText";
 import type { ConnectionState } from "../../../lib/liveFeed";
 import { STALE_AFTER_MS, type LiveRow, type LiveSnapshot } from "../snapshot";
 import { LongWorkerStatus, WorkerStatus } from "./WorkerStatus";
+
+/** The last minute's overall figures as a sentence, for the screen reader's polite live region. */
+export function liveSummary(row: LiveRow): string {
+  return `Last minute, ${row.name}: ${fixed(row.rps, 1)} requests per second, p95 ${fixed(row.p95_ms, 1, " ms")}, errors ${fixed(row.error_rate_pct, 2, "%")}.`;
+}
+
+/**
+ * The overall figures, read out politely at most once a minute (ANNOUNCE_EVERY_MS): the table beside it
+ * changes every second and is no live region, so a screen reader is neither flooded nor left unaware.
+ */
+function LiveSummary({ row, now, stale }: { row: LiveRow; now: number; stale: boolean }) {
+  // Stale figures are no news: the banner's own status says the feed stopped.
+  const text = useThrottledText(stale ? "" : liveSummary(row), now);
+  return (
+    <p className="sr-only" aria-live="polite" aria-atomic="true" data-testid="live-summary">
+      {text}
+    </p>
+  );
+}
 
 function Row({ row }: { row: LiveRow }) {
   return (
@@ -117,6 +137,7 @@ export function LivePanel({
           </tbody>
         </table>
       </TableScroll>
+      <LiveSummary row={snapshot.overall} now={now} stale={stale} />
       <p className="muted" data-testid="host">
         Cache hit rate {fixed(hitRate, 1, "%")} · CPU {fixed(snapshot.host.cpu_pct, 0, "%")} · memory{" "}
         {fixed(snapshot.host.memory_pct, 0, "%")} · pool {fixed(snapshot.host.pool_pct, 0, "%")}
