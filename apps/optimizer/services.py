@@ -3,6 +3,7 @@ their apply/dismiss flow, verdicts against targets, the stored report, and the s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -13,7 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, Q
+from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -282,10 +283,13 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
 
 
 def _step_claim(step: OptimizationStep) -> None:
-    """This attempt takes the step (its row locked): running under a new token, its heartbeat started."""
-    step.status, step.attempts, step.started_at = OptimizationStep.Status.RUNNING, step.attempts + 1, timezone.now()
+    """This attempt takes the step (its row locked): running under a new token, its heartbeat started. started_at
+    and the first beat are one statement's database time, so the stuck checker can tell this attempt's heartbeat
+    from an earlier attempt's (_heartbeat_owned)."""
+    step.status, step.attempts, step.started_at = OptimizationStep.Status.RUNNING, step.attempts + 1, Now()
     step.attempt_token, step.heartbeat_at = uuid.uuid4(), Now()
     step.save(update_fields=["status", "attempts", "started_at", "attempt_token", "heartbeat_at"])
+    step.refresh_from_db(fields=["started_at"])
     step.heartbeat_at = None  # written by the database's clock; never read here
     OptimizationRun.objects.filter(pk=step.run_id, status=OptimizationRun.Status.PENDING).update(
         status=OptimizationRun.Status.RUNNING
@@ -400,9 +404,15 @@ def _owner_wait_seconds() -> float:
     return _heartbeat_stale_seconds() + _heartbeat_seconds()
 
 
+def _heartbeat_retry_seconds() -> float:
+    """A beat the database refused is tried again this soon (its connection replaced), not a full beat later."""
+    return _heartbeat_seconds() / 3
+
+
 def _step_lost_seconds() -> float:
     """The stuck checker fails a running step silent this long: well past _owner_wait_seconds, so a
-    redelivery takes the step over first where there is one."""
+    redelivery takes the step over first where there is one. The checker runs every 5 minutes (migration
+    0003), so a lost step is failed 10 to 10 beats + 5 minutes after its last beat (150-450 s at 15 s beats)."""
     return 10 * _heartbeat_seconds()
 
 
@@ -425,11 +435,30 @@ def _step_owned(step: OptimizationStep):
     )
 
 
+def _pool_drop_broken() -> None:
+    """The pool hands out its idle connections unchecked (no CONN_HEALTH_CHECKS): after a restart each is dead, and
+    a retry per dead one could outlast the stale bound. psycopg_pool's check() tests each idle one, replacing the
+    broken (it never raises for a broken connection)."""
+    pool = getattr(connection, "pool", None)  # PostgreSQL's pool; None without one (SQLite)
+    if pool is not None:
+        import psycopg  # installed wherever there is a pool
+
+        try:
+            pool.check()
+        except psycopg.Error as error:  # a closed pool, say: the heartbeat thread goes on beating regardless
+            logger.warning("database pool check failed: %s: %s", type(error).__name__, _first_line(error))
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [""])[0][:200]
+
+
 class _StepHeartbeat:
     """A thread refreshing the step's heartbeat every OPTIMIZER_STEP_HEARTBEAT_SECONDS while its attempt runs
-    (a measurement or an index build may report no progress for minutes), on a database connection of its own.
-    Once the step is no longer this attempt's (taken over, cancelled, failed), `lost` is set: the next progress
-    report stops the attempt."""
+    (a measurement or an index build may report no progress for minutes), on a database connection of its own,
+    replaced when a beat fails (a dropped connection silenced the heartbeat for good: a live step was taken over
+    or failed as lost). Once the step is no longer this attempt's (taken over, cancelled, failed), `lost` is set:
+    the next progress report stops the attempt."""
 
     def __init__(self, step: OptimizationStep) -> None:
         self.step, self.lost, self._stop = step, threading.Event(), threading.Event()
@@ -448,14 +477,24 @@ class _StepHeartbeat:
             self._thread.join()
 
     def _beat(self) -> None:
+        wait = _heartbeat_seconds()
         try:
-            while not self._stop.wait(_heartbeat_seconds()):
+            while not self._stop.wait(wait):
                 try:
                     if not _step_owned(self.step).update(heartbeat_at=Now()):
                         self.lost.set()
                         return
-                except DatabaseError:  # the database away for a moment: the next beat tries again
-                    logger.warning("optimization step %s: heartbeat not written", self.step.pk, exc_info=True)
+                    wait = _heartbeat_seconds()
+                except DatabaseError as error:
+                    # The database restarted, failed over or killed this session: the connection is broken for
+                    # good, and kept it would fail every later beat (the step then read as lost while it measures).
+                    # Dropped (the pool discards a broken one), so the next try takes another, sooner than a beat.
+                    with contextlib.suppress(DatabaseError):  # closing it may complain too; it is dropped
+                        connection.close()
+                    _pool_drop_broken()
+                    wait = _heartbeat_retry_seconds()
+                    logger.warning("optimization step %s: heartbeat not written (%s: %s); trying again in %.1f s",
+                                   self.step.pk, type(error).__name__, _first_line(error), wait)  # fmt: skip
         finally:
             connection.close()
 
@@ -899,13 +938,25 @@ STEP_LOST_ERROR = (
 )
 
 
+def _heartbeat_owned() -> Q:
+    """Steps whose heartbeat is their running attempt's: written a beat or more after the attempt's claim. A claim
+    writes started_at and the first beat in one statement (database time); an older release's claim writes
+    started_at only (its host's clock), so the heartbeat_at it leaves is an earlier, dead attempt's, older than
+    its started_at. The beat of margin: an older release's host clock may run that much behind the database's
+    before its attempt is read as heartbeat-owned; an attempt silent from its very start waits for the deadline."""
+    return Q(heartbeat_at__gte=F("started_at") + timedelta(seconds=_heartbeat_seconds()))
+
+
 def _runs_fail_silent_steps() -> int:
     """Runs with a running step whose heartbeat stopped (its worker lost, and its message acked by a redelivery
     that found it still beating, or never redelivered) are failed now, not at the run's deadline: the stale step
     as lost, the run's other unfinished steps as never finished. Not re-sent: the rest of the chain went with the
-    lost worker's message. Steps without a heartbeat (an older release's) wait for the deadline, as before."""
+    lost worker's message. Steps without a heartbeat of their attempt's (an older release's attempt, even on a row
+    an earlier attempt's heartbeat is left on) wait for the deadline, as before. Run every 5 minutes (migration
+    0003): a step is failed 10 beats to 10 beats + 5 minutes after its last beat (150-450 s at 15 s beats)."""
     seconds = _step_lost_seconds()
     silent = Q(status=OptimizationStep.Status.RUNNING, heartbeat_at__lt=Now() - timedelta(seconds=seconds))
+    silent &= _heartbeat_owned()
     run_ids = (
         OptimizationStep.objects.filter(silent)
         .filter(run__status__in=[OptimizationRun.Status.PENDING, OptimizationRun.Status.RUNNING])

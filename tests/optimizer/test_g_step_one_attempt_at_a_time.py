@@ -216,7 +216,8 @@ def test_the_stuck_checker_fails_a_run_whose_step_stopped_beating():
     run = services.optimization_run_create(target="all")
     live = services.optimization_run_create(target="all")
     run.steps.filter(name="database").update(status="running", attempts=1, attempt_token=uuid.uuid4(),
-                                             heartbeat_at=timezone.now() - timedelta(hours=1))  # fmt: skip
+                                             started_at=Now() - timedelta(hours=2),
+                                             heartbeat_at=Now() - timedelta(hours=1))  # fmt: skip
     live.steps.filter(name="database").update(status="running", attempts=1, attempt_token=uuid.uuid4(),
                                               heartbeat_at=Now())  # fmt: skip
 
