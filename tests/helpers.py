@@ -75,11 +75,12 @@ def wait_for(condition: Callable[[], object], seconds: float, what: str, log: Pa
         time.sleep(0.1)
 
 
-def touches_during(path: Path, seconds: float) -> list[float]:
-    """The file's modification times seen over `seconds` (a heartbeat file's touches), each new one once."""
+def touches_during(path: Path, seconds: float, enough: int | None = None) -> list[float]:
+    """The file's modification times seen over `seconds` (a heartbeat file's touches), each new one once; with
+    `enough`, as soon as that many are seen (a test asking for at least two need not watch for the whole time)."""
     seen: list[float] = []
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (enough is None or len(seen) < enough):
         mtime = path.stat().st_mtime if path.exists() else 0.0
         if mtime and (not seen or mtime != seen[-1]):
             seen.append(mtime)

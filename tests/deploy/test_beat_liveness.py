@@ -78,7 +78,7 @@ def test_beat_heartbeat_goes_stale_while_its_loop_waits_on_a_database_lock(tmp_p
     try:
         wait_for(heartbeat.exists, 120, "beat touched no heartbeat", log)
         assert _probe(env).returncode == 0
-        assert len(touches_during(heartbeat, TOUCH_INTERVAL + 3)) >= 2  # each pass touches it
+        assert len(touches_during(heartbeat, TOUCH_INTERVAL + 3, enough=2)) >= 2  # each pass touches it
 
         # A pass reads the schedule's change marker: behind the lock it waits, and beat stays Running.
         lock.execute("LOCK TABLE django_celery_beat_periodictasks IN ACCESS EXCLUSIVE MODE")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -141,7 +142,7 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
         assert _probe(env).returncode == 0
 
         # Connected and idle: the event loop's timer touches it.
-        connected = touches_during(heartbeat, TOUCH_INTERVAL + 3)
+        connected = touches_during(heartbeat, TOUCH_INTERVAL + 3, enough=2)
         assert len(connected) >= 2, connected
 
         # The broker goes away: the worker retries, alive, and the probe keeps passing.
@@ -156,7 +157,7 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
         reconnects = log.read_text().count("Connected to amqp")
         proxy.open()
         wait_for(lambda: log.read_text().count("Connected to amqp") > reconnects, 120, "the worker to reconnect", log)
-        after = touches_during(heartbeat, TOUCH_INTERVAL + 3)
+        after = touches_during(heartbeat, TOUCH_INTERVAL + 3, enough=2)
         assert len(after) >= 2, after
 
         # A task on the solo pool holds the main thread: the loop stands still and the file goes stale.
@@ -173,7 +174,8 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
         stale = _probe(env, "--max-age", str(TOUCH_INTERVAL * 1.5))
         assert stale.returncode == 1 and "last touched" in stale.stderr
     finally:
-        stop_group(worker, timeout=60)
+        # SIGQUIT, Celery's cold shutdown: a warm one waited out the rest of the held task (seconds), tested by nothing.
+        stop_group(worker, signal.SIGQUIT, timeout=60)
         proxy.close()
         _delete_queue(queue)
 
