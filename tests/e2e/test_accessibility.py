@@ -3,7 +3,9 @@ frontend's pinned devDependency, loaded into each page by the DevTools protocol,
 served) on every route, in its loading, data, empty and error states, with the disclosures open, in both
 themes and at a phone's width; then the keyboard alone: a skip link to the main content, every control
 reached with Tab in reading order, each with a visible focus ring, and Tab leading out of the page again
-(no trap). The dashboard has no dialog or menu that floats over the page (nothing for Escape to close).
+(no trap); every chart with a text alternative; the Overview's per-second figures read out by a polite live
+region, at most once a minute. The dashboard has no dialog or menu that floats over the page (nothing for
+Escape to close).
 
 Only the failures are made up: the API answers 503 (or never answers, for the loading state) through
 Playwright's request routing, as a server down or slow would; everything else is the real stack."""
