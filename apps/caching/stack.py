@@ -90,23 +90,33 @@ _A_NUMBER = re.compile(rb"-?[0-9]+")
 # found the restored rows (stamped before the backup), so L1 entries and policies stayed as they were. Each poll
 # draws from a sequence of the database (migration caching 0006), which pg_dump and a file-system snapshot take
 # back with it; Redis keeps the highest number drawn. A number drawn at or below the one Redis held before the
-# draw means the sequence went back: a restore. The process that sees it first starts a new restore epoch, part
-# of every L2 key (an empty key space, as a new Redis server's run id gives one), and every process that sees
-# the epoch change drops its L1, its known generations and pending publishes, and reloads its policies.
+# draw means the sequence went back: a restore. So does a number at or below the last one this process drew: Redis
+# may have lost the mark (FLUSHDB, a restart without persistence) as well. The process that sees it first starts
+# a new restore epoch, part of every L2 key (an empty key space, as a new Redis server's run id gives one), and
+# every process that sees the epoch change drops its L1, its known generations and pending publishes, its local
+# caches (apps/core/local_cache.py, which also read the epoch, for processes that make no cached read), and
+# reloads its policies. The sequence must hand out numbers in order (CACHE 1: migration caching 0006, checked at
+# a process's first poll). During a rolling upgrade from a release without the epoch, an old process's write is
+# published under the key space without it: new processes take it from their next poll (about a second).
 RESTORE_SEQUENCE = "caching_restore_watermark"
 RESTORE_MARK_KEY = "cpc:restore-mark"  # the highest number drawn from RESTORE_SEQUENCE
 # Redis's time in microseconds when the last restore was seen: never one used before, even when the same backup is
 # restored twice (the number drawn then is the same) or the key was lost.
 RESTORE_EPOCH_KEY = "cpc:restore-epoch"
-# ARGV[1]: the mark read before the draw ('' when none), ARGV[2]: the number drawn. 1 when this draw shows a
-# restore (and starts its epoch), unless the mark changed since it was read: then another process saw it first,
-# or draws made before the restore landed meanwhile (the next poll compares again).
+# A process that read the epoch this recently, and finds the key gone, takes it for lost (not a restore): it writes
+# it back and keeps its caches. A restore seen by the fleet in between is seen again by its own draw (it goes back).
+KEY_LOST_TRUST_SECONDS = 10.0
+# ARGV[1]: the mark read before the draw ('' when none), ARGV[2]: the number drawn, ARGV[3]: the last number this
+# process drew ('' when none). 1 when this draw shows a restore (and starts its epoch), unless the mark changed
+# since it was read: then another process saw it first, or draws made before the restore landed meanwhile (the
+# next poll compares again).
 _NOTE_RESTORE_MARK = """
 local raw = redis.pcall('GET', KEYS[1])
 local mark = nil
 if type(raw) == 'string' and string.match(raw, '^%d+$') then mark = tonumber(raw) end
 local drawn = tonumber(ARGV[2])
-if ARGV[1] ~= '' and drawn <= tonumber(ARGV[1]) and raw == ARGV[1] then
+local back = (ARGV[1] ~= '' and drawn <= tonumber(ARGV[1])) or (ARGV[3] ~= '' and drawn <= tonumber(ARGV[3]))
+if back and (raw or '') == ARGV[1] then
   local now = redis.call('TIME')
   redis.call('SET', KEYS[1], ARGV[2])
   redis.call('SET', KEYS[2], now[1] .. string.format('%06d', tonumber(now[2])))
@@ -255,7 +265,10 @@ class CacheStack:
         self._pending_releases: dict[str, tuple[str, float]] = {}
         self._l2_epoch: str | None = None  # the Redis server's run id (and restore epoch), part of every L2 key
         self._restore_epoch: str | None = None  # RESTORE_EPOCH_KEY as last read ("" when none)
-        self._restore_mark: str | None = None  # RESTORE_MARK_KEY as last read, before this process's next draw
+        self._last_drawn: int | None = None  # the last number this process drew (None: none since the last epoch)
+        self._last_probe_ok = 0.0  # time.monotonic() of this process's last probe that read the restore epoch
+        self._sequence_checked = False  # RESTORE_SEQUENCE's CACHE, checked at the first poll
+        self._sequence_ok = True
         self._note_restore_mark = None
         self._subscribe = subscribe and redis_client_factory is not None
         # The channel is pinged this often, and taken for dead after three pings without an answer.
@@ -324,8 +337,8 @@ class CacheStack:
             self._tick_lock.release()  # another thread polled in between
             return
         try:
-            self._learn_l2_epoch()
-            self._poll()
+            mark = self._learn_l2_epoch()  # read before this poll's draw, kept here: other threads probe too
+            self._poll(mark)
             self._polled_at = started  # L1 is current as of the writes the query saw
             self._retry_publishes()
             self._retry_releases()
@@ -337,15 +350,16 @@ class CacheStack:
     def _poll_due(self, now: float) -> bool:
         return now - self._polled_at >= self.poll_interval or self._policy_generation is None
 
-    def _poll(self) -> None:
+    def _poll(self, mark: str | None = None) -> None:
+        """`mark`: RESTORE_MARK_KEY as this tick read it before its draw ('' when absent, None when not read)."""
         from apps.caching.models import CacheScopeGeneration
 
         since = self._poll_since - POLL_MARGIN
         try:
             if connections[self.database].vendor == "postgresql":
                 started, drawn, changed = self._changed_since_by_database_clock(since)
-                if drawn is not None:
-                    self._check_restored(drawn)
+                if drawn is not None and self._sequence_in_order():
+                    self._check_restored(drawn, mark)
             else:  # embedded: one host, one clock
                 started = timezone.now()
                 changed = list(
@@ -388,22 +402,53 @@ class CacheStack:
             rows = cursor.fetchall()
         return rows[0][0], rows[0][1], [(scope, generation) for _, _, scope, generation in rows if scope is not None]
 
-    def _check_restored(self, drawn: int) -> None:
-        """Compare the number this poll drew with the mark read before the draw (see RESTORE_SEQUENCE)."""
-        if self._l2_epoch is None:
-            return  # the mark was not read (Redis away): compared at a poll that read it
-        mark = self._restore_mark or ""
+    def _sequence_in_order(self) -> bool:
+        """Whether RESTORE_SEQUENCE hands out numbers in order (checked once a process): with a CACHE above 1 each
+        session draws from its own block, numbers interleave out of order and every poll would look like a restore."""
+        if not self._sequence_checked:
+            try:
+                with connections[self.database].cursor() as cursor:
+                    cursor.execute(
+                        "SELECT seqcache FROM pg_sequence WHERE seqrelid = to_regclass(%s)", [RESTORE_SEQUENCE]
+                    )
+                    row = cursor.fetchone()
+            except Exception:  # asked again at the next poll
+                logger.warning("could not read the cache restore sequence's settings", exc_info=True)
+                return False
+            self._sequence_ok = row is None or row[0] <= 1
+            self._sequence_checked = True
+            if not self._sequence_ok:
+                logger.error(
+                    "sequence %s has CACHE %s: database restores are not detected by the caches until it is "
+                    "ALTER SEQUENCE %s CACHE 1", RESTORE_SEQUENCE, row[0], RESTORE_SEQUENCE,
+                )  # fmt: skip
+        return self._sequence_ok
+
+    def _check_restored(self, drawn: int, mark: str | None) -> None:
+        """Compare the number this poll drew with the mark read before the draw, and with the last number this
+        process drew (see RESTORE_SEQUENCE)."""
+        last = self._last_drawn
+        if mark is None:  # the mark was not read (Redis away): compared at a poll that read it
+            if last is None or drawn > last:
+                self._last_drawn = drawn
+            return
 
         def note(client):
             if self._note_restore_mark is None:
                 self._note_restore_mark = client.register_script(_NOTE_RESTORE_MARK)
-            return self._note_restore_mark(keys=[RESTORE_MARK_KEY, RESTORE_EPOCH_KEY], args=[mark, drawn])
+            args = [mark, drawn, "" if last is None else last]
+            return self._note_restore_mark(keys=[RESTORE_MARK_KEY, RESTORE_EPOCH_KEY], args=args)
 
         ok, restored = self._redis_call("", note)
-        self._restore_mark = None  # read again before the next draw
         if ok and restored:
-            logger.warning("the database went back (restored from a backup?): the caches start a new restore epoch")
+            logger.warning(
+                "the database went back (restored from a backup: the number drawn from %s went back): the caches "
+                "start a new restore epoch", RESTORE_SEQUENCE,
+            )  # fmt: skip
             self._learn_l2_epoch()
+            self._last_drawn = drawn
+        elif last is None or drawn > last:
+            self._last_drawn = drawn  # one at or below it, not noted, is compared again at the next poll
 
     def _start_listener(self) -> None:
         """Listen for committed invalidations in a thread of this process (started again after a fork)."""
@@ -1006,38 +1051,65 @@ class CacheStack:
     def _l2_key(self, kind: str, key: str) -> str:
         return f"cpc:{self._l2_epoch}:{kind}:{key}"
 
-    def _learn_l2_epoch(self) -> None:
+    def _learn_l2_epoch(self) -> str | None:
         """Key L2 by the Redis server's run id, read once a poll. A Redis restarted from a snapshot (or a
         replica promoted) holds generations older than the writes since, which would make the values
         stored before those writes valid again: a new server is a new, empty key space instead."""
         if self.redis() is None or not self.breaker.available():
-            return
+            return None
         try:
-            self._probe_l2()
+            mark = self._probe_l2()
         except Exception:  # noqa: BLE001 - any Redis trouble: L2 waits for a server that answers
             self._l2_epoch = None
             self.breaker.failure()
-            return
+            return None
         self.breaker.success()
+        return mark
 
-    def _probe_l2(self) -> None:
+    def _probe_l2(self) -> str:
         """Ask the server its run id, and the restore epoch and mark (raises when it does not answer); also the
-        breaker's probe. A restore epoch this process has not seen yet drops what it holds from before it."""
+        breaker's probe. A restore epoch this process has not seen yet drops what it holds from before it. Returns
+        the mark read ('' when none)."""
         pipe = self.redis().pipeline(transaction=False)
         pipe.execute_command("INFO", "server")
         pipe.mget([RESTORE_EPOCH_KEY, RESTORE_MARK_KEY])
         info, (epoch, mark) = pipe.execute()
         epoch = epoch.decode() if isinstance(epoch, bytes) and _A_NUMBER.fullmatch(epoch) else ""
-        self._restore_mark = mark.decode() if isinstance(mark, bytes) and _A_NUMBER.fullmatch(mark) else None
-        if self._restore_epoch is not None and epoch != self._restore_epoch:
-            self._forget_before_restore()
+        mark = mark.decode() if isinstance(mark, bytes) and _A_NUMBER.fullmatch(mark) else ""
+        known = self._restore_epoch
+        if known and not epoch and time.monotonic() - self._last_probe_ok < KEY_LOST_TRUST_SECONDS:
+            # The key alone was lost (FLUSHDB, eviction), not the database restored: a restore always writes one.
+            # This process saw the epoch a moment ago, so it is the current one: written back, nothing dropped.
+            # (A restore the fleet saw meanwhile is seen again here: this process's draw goes back.)
+            self.redis().set(RESTORE_EPOCH_KEY, known, nx=True)
+            epoch = self.redis().get(RESTORE_EPOCH_KEY)
+            epoch = epoch.decode() if isinstance(epoch, bytes) and _A_NUMBER.fullmatch(epoch) else ""
+            if epoch == known:
+                logger.warning(
+                    "cache restore epoch key lost from Redis (flushed or evicted), not a database restore: "
+                    "written back, caches kept"
+                )
+        if known is not None and epoch != known:
+            self._forget_before_restore(lost=not epoch)
         self._restore_epoch = epoch
+        self._last_probe_ok = time.monotonic()
         run_id = str(info["run_id"])[:12]
         self._l2_epoch = f"{run_id}.{epoch}" if epoch else run_id
+        return mark
 
-    def _forget_before_restore(self) -> None:
+    def _forget_before_restore(self, *, lost: bool = False) -> None:
         """The database was restored: what this process holds may be of writes it no longer has."""
-        logger.warning("cache restore epoch changed: dropping L1 and reloading the cache policies")
+        if lost:  # not known to be current (this process had not polled for a while): taken for a restore
+            logger.warning(
+                "cache restore epoch key lost from Redis and this process has not polled lately: a database "
+                "restore may have been missed, dropping L1 and the local caches and reloading the cache policies"
+            )
+        else:
+            logger.warning(
+                "cache restore epoch changed (another process saw the database restored from a backup): dropping "
+                "L1 and the local caches and reloading the cache policies"
+            )
+        self._last_drawn = None  # numbers drawn before the restore: not compared with those drawn after it
         self.l1.clear()
         self._known_generations.clear()
         with self._publish_lock:

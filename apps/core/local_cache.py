@@ -9,6 +9,10 @@ A hung Redis (stopped, partitioned) answers nothing until the socket timeout, so
 on it more than once: one version read at a time per namespace (other threads bypass meanwhile), and
 after a failure every local cache of the process stops calling the shared cache for
 CACHE_REDIS_BREAKER_SECONDS, then a background thread, not a request, probes it.
+
+The same read takes the cache stack's restore epoch (apps/caching/stack.py, RESTORE_EPOCH_KEY): a database
+restored from a backup took back edits that had bumped the versions, and nothing bumps them since, so a new
+epoch drops the entries too, also in a process that makes no cached read (whose stack never polls).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import transaction
 
+from apps.caching.stack import RESTORE_EPOCH_KEY
 from apps.core.breaker import CircuitBreaker
 
 logger = logging.getLogger(__name__)
@@ -36,6 +41,15 @@ def _probe_shared_cache() -> None:
 
 # One per process for every local cache and the limiter: they all call the same shared cache.
 shared_cache_breaker = CircuitBreaker(_probe_shared_cache, name="shared cache")
+
+
+def _shared_version_and_epoch(key: str) -> tuple[Any, bytes | None]:
+    """The shared version of `key` and the restore epoch (None when none, or no Redis), in one round trip."""
+    client = getattr(cache, "client", None)
+    if client is None or not hasattr(client, "get_client"):  # the file cache (embedded): no restore epoch
+        return cache.get(key), None
+    version, epoch = client.get_client(write=False).mget([client.make_key(key), RESTORE_EPOCH_KEY])
+    return (None if version is None else client.decode(version)), epoch
 
 
 # Every local cache of the process, for `clear_all_local_caches`.
@@ -58,6 +72,8 @@ class VersionedLocalCache:
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, Any]] = OrderedDict()
         self._version: str | None = None
+        # The last one read (b"": none); kept when the key is lost (not a restore: a restore always writes one).
+        self._restore_epoch: bytes | None = None
         self._checked_at = 0.0
         self._clears = 0  # bumped by every clear: a load that began before one must not store what it read
         self._lock = threading.Lock()
@@ -133,7 +149,7 @@ class VersionedLocalCache:
         if not self._reading_version.acquire(blocking=False):
             return False  # another thread is reading it: bypass rather than wait on the same socket
         try:
-            version = cache.get(self.version_key)
+            version, epoch = _shared_version_and_epoch(self.version_key)
             if version is None:
                 version = uuid.uuid4().hex
                 cache.add(self.version_key, version, timeout=None)
@@ -144,9 +160,12 @@ class VersionedLocalCache:
             return False
         finally:
             self._reading_version.release()
-        if version != self._version:
+        restored = epoch is not None and self._restore_epoch is not None and epoch != self._restore_epoch
+        if version != self._version or restored:
             self._clear()
             self._version = version
+        if epoch is not None or self._restore_epoch is None:
+            self._restore_epoch = epoch or b""  # b"": none yet (a first epoch is a restore too)
         self._checked_at = now
         return True
 

@@ -3,17 +3,20 @@ tier serves what the restored database no longer has, and every process takes th
 
 The restore is simulated on the suite's database by putting back, with plain SQL (as pg_restore writes: no model
 code, no invalidation), the rows and sequence values a snapshot took of the tables the scenario writes. A real
-pg_dump / pg_restore of a served database was checked by hand (the README's "Backup and restore")."""
+pg_dump, dropdb/createdb and pg_restore of a served database was checked by hand, as the README's "Backup and
+restore" section says to restore (not pg_restore --clean: it fails on the audit log's partitions)."""
 
 from __future__ import annotations
 
+import importlib
 import time
 from datetime import date
 
+import psycopg
 import pytest
 from django.db import connection
 
-from apps.caching.stack import default_stack
+from apps.caching.stack import RESTORE_EPOCH_KEY, RESTORE_MARK_KEY, default_stack
 from apps.clinical.models import Patient
 from apps.clinical.services import patient_create
 from tests.caching.support import make_stack, set_policy
@@ -56,6 +59,13 @@ class Backup:
                         list(row),
                     )
             cursor.execute("SELECT setval(%s, %s, %s)", [RESTORE_SEQUENCE, *self.sequence])
+
+
+def _another_session() -> psycopg.Connection:
+    """A database session of another process (a sequence's CACHE is per session)."""
+    settings = connection.settings_dict
+    return psycopg.connect(dbname=settings["NAME"], host=settings["HOST"], port=settings["PORT"] or 5432,
+                           user=settings["USER"], password=settings["PASSWORD"] or None, autocommit=True)  # fmt: skip
 
 
 def _family_name(patient_id: int) -> str | None:
@@ -198,3 +208,133 @@ def test_the_local_caches_drop_what_the_restore_took_back(patient):
     backup.restore()
     assert _read(stack, patient) == "Before"
     assert local.get("name", lambda: _family_name(patient.pk)) == "Before"
+
+
+@pytest.mark.parametrize("epoch_before", [False, True], ids=["no-epoch-before", "an-epoch-before"])
+def test_a_restore_is_seen_though_redis_lost_its_keys(patient, epoch_before):
+    """FLUSHDB (or a Redis restarted without persistence) took the mark with it: the process's own last draw shows
+    the restore. Without an epoch before, nothing else changed in Redis, and a write after the restore took the lost
+    write's generation: both served the lost name."""
+    stack = make_stack()
+    stack.redis().flushdb()
+    if epoch_before:
+        stack.redis().set(RESTORE_EPOCH_KEY, "1700000000000000")  # a restore seen earlier
+    assert _read(stack, patient) == "Before"
+    backup = Backup()
+    _rename(patient, "After the backup")
+    assert _read(stack, patient) == "After the backup"
+
+    stack.redis().flushdb()
+    backup.restore()
+    assert _read(stack, patient) == "Before"
+    _rename(patient, "After the restore")
+    assert _read(stack, patient) == "After the restore"
+    assert stack.redis().get(RESTORE_EPOCH_KEY) not in (None, b"1700000000000000")  # a new epoch
+
+
+def test_a_process_that_makes_no_cached_read_drops_its_local_caches(patient, monkeypatch):
+    """A process whose traffic makes no cached read (only GET /api/v1/audit/, say) never polls: its local caches
+    (rate-limit policies, API clients) read the restore epoch with their shared version, once a second."""
+    from apps.core import local_cache
+
+    local = local_cache.VersionedLocalCache("d-restore-no-reads", ttl=3600, check_interval=0)
+    # The stack stands for another process, which makes cached reads: dropping its local caches does not reach
+    # this one's.
+    monkeypatch.setattr(local_cache, "clear_all_local_caches", lambda: None)
+    other = make_stack()
+    assert _read(other, patient) == "Before"
+    backup = Backup()
+    _rename(patient, "After the backup")
+    local.invalidate()  # as the edit's own invalidation does
+    assert local.get("name", lambda: _family_name(patient.pk)) == "After the backup"
+    assert _read(other, patient) == "After the backup"  # the fleet polls (draws) after the backup
+
+    backup.restore()
+    assert _read(other, patient) == "Before"  # the other process sees the restore and starts the epoch
+    assert local.get("name", lambda: _family_name(patient.pk)) == "Before"
+
+
+def test_another_threads_probe_between_the_draw_and_the_compare_is_no_restore(patient):
+    """A request thread asks Redis again (its call failed, the epoch was cleared) between the poll's draw and its
+    compare: the mark it reads holds another process's later draw. The poll compares with the mark it read itself."""
+    first, second = make_stack(), make_stack()
+    first.tick(force=True)
+    second.tick(force=True)
+    epoch = first.redis().get(RESTORE_EPOCH_KEY)
+    draw = first._changed_since_by_database_clock
+
+    def interleaved(since):
+        result = draw(since)
+        second.tick(force=True)  # draws the next number and marks it
+        first._l2_epoch = None  # a Redis error in one of the first process's request threads ...
+        first._learn_l2_epoch()  # ... whose next call asks the server again
+        return result
+
+    first._changed_since_by_database_clock = interleaved
+    first.tick(force=True)
+    first._changed_since_by_database_clock = draw
+    second.tick(force=True)
+    assert first.redis().get(RESTORE_EPOCH_KEY) == epoch
+    assert first._restore_epoch == second._restore_epoch == (epoch or b"").decode()
+
+
+def test_the_sequence_rolled_back_and_migrated_again_is_no_restore(patient):
+    """`migrate caching 0005` then `migrate caching`: the sequence created again starts above every number drawn
+    before (it restarted at 1: a restore for every process), and hands numbers out in order (CACHE 1)."""
+    migration = importlib.import_module("apps.caching.migrations.0006_restore_watermark")
+    stack = make_stack()
+    stack.tick(force=True)
+    stack.tick(force=True)
+    epoch = stack.redis().get(RESTORE_EPOCH_KEY)
+    with connection.schema_editor() as editor:
+        migration.drop(None, editor)
+    stack.tick(force=True)  # rolled back: nothing drawn
+    with connection.schema_editor() as editor:
+        migration.create(None, editor)
+    stack.tick(force=True)
+    stack.tick(force=True)
+    assert stack.redis().get(RESTORE_EPOCH_KEY) == epoch
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT seqcache FROM pg_sequence WHERE seqrelid = to_regclass(%s)", [RESTORE_SEQUENCE])
+        assert cursor.fetchone()[0] == 1
+
+
+def test_a_sequence_cache_above_one_is_reported_not_taken_for_restores(patient, caplog):
+    """ALTER SEQUENCE ... CACHE 20 (a DBA's tuning): each session draws from its own block, so two processes' draws
+    interleave out of order. Every poll looked like a restore; now the first poll reports it and compares none."""
+    stack = make_stack()
+    epoch = stack.redis().get(RESTORE_EPOCH_KEY)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER SEQUENCE {RESTORE_SEQUENCE} CACHE 20")
+    try:
+        with _another_session() as other:
+            for _ in range(3):
+                stack.tick(force=True)  # this session's block
+                drawn = other.execute(f"SELECT nextval('{RESTORE_SEQUENCE}')").fetchone()[0]  # another process's
+                stack.redis().set(RESTORE_MARK_KEY, drawn)  # as its poll marks it
+        assert stack.redis().get(RESTORE_EPOCH_KEY) == epoch
+        assert f"sequence {RESTORE_SEQUENCE} has CACHE 20" in caplog.text
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER SEQUENCE {RESTORE_SEQUENCE} CACHE 1")
+
+
+def test_the_epoch_key_lost_alone_is_no_restore(patient, caplog):
+    """FLUSHDB or an eviction took the epoch key, the database did not go back: the process writes back the epoch
+    it saw a moment ago and keeps its caches, and says so (it logged a database restore and dropped them all)."""
+    stack = make_stack(poll_interval=60)
+    stack.redis().set(RESTORE_EPOCH_KEY, "1700000000000001")
+    loads = []
+
+    def load():
+        loads.append(1)
+        return _family_name(patient.pk)
+
+    for lost in (False, True):
+        if lost:
+            stack.redis().delete(RESTORE_EPOCH_KEY)
+        stack.tick(force=True)
+        assert stack.get_or_load("patient_data", ["key-lost", patient.pk], load, scope=f"patient:{patient.pk}")
+    assert stack.redis().get(RESTORE_EPOCH_KEY) == b"1700000000000001"
+    assert len(loads) == 1
+    assert "epoch key lost from Redis" in caplog.text and "not a database restore" in caplog.text
