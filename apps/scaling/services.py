@@ -902,8 +902,12 @@ def _send_removal(refs: list[dict]) -> None:
     try:
         remove_objects.delay(refs)
     except Exception:
-        names = ", ".join("{kind}/{namespace}/{name}".format(**ref) for ref in refs)
-        logger.exception("autoscalers of a deleted scaling policy were not sent for removal; remove them: %s", names)
+        logger.exception("autoscalers of a deleted scaling policy were not sent for removal; remove them: %s",
+                         _ref_names(refs))  # fmt: skip
+
+
+def _ref_names(refs: list[dict]) -> str:
+    return ", ".join("{kind}/{namespace}/{name}".format(**ref) for ref in refs)
 
 
 def deleted_objects_remove(refs: list[dict]) -> list[str]:
@@ -931,6 +935,15 @@ def deleted_objects_remove(refs: list[dict]) -> list[str]:
     removed = kube.remove_objects([ref for ref in refs if _ref_key(ref) not in claimed], not_ours=not_ours)
     replaced = "not the object applied (another was created under its name since)"
     return removed + left + [f"left {ref['kind']}/{ref['name']}: {replaced}" for ref in not_ours]
+
+
+def deleted_objects_unsent(refs: list[dict], *, error: BaseException, exc: BaseException) -> list[str]:
+    """A removal's retry the broker refused (RabbitMQ down, its vhost gone): the worker rejected the task with no
+    word of the autoscalers, and nothing tries again. An error names them all, to remove by hand (those the
+    failed try removed are gone already); the same lines are the task's result."""
+    logger.error("autoscalers of a deleted scaling policy not removed (%s), its retry not sent (%s); remove them: %s",
+                 error, broker_failure(exc), _ref_names(refs))  # fmt: skip
+    return [f"not removed, retry not sent: {ref['kind']}/{ref['name']}" for ref in refs]
 
 
 def _ref_key(ref: dict) -> tuple[str, str, str]:

@@ -4,7 +4,9 @@ from datetime import datetime
 
 from celery import shared_task
 from celery.signals import worker_init, worker_shutting_down
+from celery.utils.time import get_exponential_backoff_interval
 
+from apps.core.broker_errors import retry_unless_refused
 from apps.scaling import kube, services, shutdown
 
 # Connected as the worker imports its tasks, before it starts: the forecasts stop when it shuts down.
@@ -41,10 +43,26 @@ def withdraw_policy(policy_id: int, judged_state_at: str | None = None) -> str:
     return services.policy_withdraw(policy_id=policy_id, judged_state_at=_judged(judged_state_at)).apply_state
 
 
-@shared_task(name="scaling.remove_objects", autoretry_for=(kube.ApplyError,), retry_backoff=30, max_retries=6)
-def remove_objects(refs: list[dict[str, str]]) -> list[str]:
+REMOVAL_RETRY_BACKOFF_SECONDS, REMOVAL_RETRY_BACKOFF_MAX_SECONDS = 30, 600
+
+
+# Retried by hand, as autoretry_for=(kube.ApplyError,), retry_backoff=30 did (the same jittered backoff, 6 times,
+# the last failure raised): autoretry let the worker reject a retry the broker refused, and the removal was
+# dropped with no word of the autoscalers left on the cluster.
+@shared_task(name="scaling.remove_objects", bind=True, max_retries=6)
+def remove_objects(self, refs: list[dict[str, str]]) -> list[str]:
     """A deleted policy's autoscalers: no row is left to keep a failure on, so the task retries itself."""
-    return services.deleted_objects_remove(refs)
+    try:
+        return services.deleted_objects_remove(refs)
+    except kube.ApplyError as exc:
+        countdown = get_exponential_backoff_interval(
+            factor=REMOVAL_RETRY_BACKOFF_SECONDS,
+            retries=self.request.retries,
+            maximum=REMOVAL_RETRY_BACKOFF_MAX_SECONDS,
+            full_jitter=True,
+        )
+        refused = retry_unless_refused(self, countdown=countdown, exc=exc)  # refused: nothing tries again
+        return services.deleted_objects_unsent(refs, error=exc, exc=refused)
 
 
 @shared_task(name="scaling.reconcile")
