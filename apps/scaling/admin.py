@@ -159,9 +159,10 @@ class ScalingPolicyAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
                 form was open is the checker's to end."""
                 until = self.cleaned_data.get("emergency_until")
                 if until is not None and "emergency_until" in self.changed_data and until <= timezone.now():
+                    when = f"{timezone.localtime(until):%Y-%m-%d} {charts.clock_label(until)}"  # with its zone
                     raise ValidationError(
-                        f"Already past ({timezone.localtime(until):%Y-%m-%d %H:%M}): emergency mode would be off at "
-                        "once. Choose a later end, or none (until switched off)."
+                        f"Already past ({when}): emergency mode would be off at once. Choose a later end, or none "
+                        "(until switched off)."
                     )
                 return until
 
