@@ -6,7 +6,7 @@ import unicodedata
 
 from django.conf import settings
 from django.contrib.postgres.indexes import BrinIndex
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -55,24 +55,47 @@ def search_form(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).lower().strip()[:SEARCH_FORM_LENGTH]
 
 
+class StampNow(Now):
+    """Now() as `updated_at`'s database default. On SQLite, Now() is text with milliseconds ('…:50.923'), which
+    sorts below the same instant written from Python ('…:50.923000'): `_lastUpdated=eq|ge<its own lastUpdated>`
+    missed the row. Six fractional digits here, as Django writes a datetime; PostgreSQL's is Now()'s."""
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return self.as_sql(compiler, connection, template="STRFTIME('%%%%Y-%%%%m-%%%%d %%%%H:%%%%M:%%%%f000', 'NOW')",
+                           **extra_context)  # fmt: skip
+
+
 class StampedQuerySet(ClinicalQuerySet):
     """A bulk update (`.filter().update()`, and `bulk_update`, which runs one a batch) moves `updated_at` too:
-    FHIR's versionId, lastUpdated, ETag and `_lastUpdated` search follow any write, a data fix in a shell too."""
+    FHIR's versionId, lastUpdated, ETag and `_lastUpdated` search follow any write, a data fix in a shell too. So
+    does an upsert (`bulk_create(update_conflicts=True)`). On PostgreSQL a trigger (migration 0005) moves it on any
+    other UPDATE, raw SQL and an older release's save of some fields included."""
 
     def update(self, **kwargs) -> int:
-        kwargs.setdefault("updated_at", Now())  # a conditional read answered 304, a sync missing the change
+        if "updated_at" not in kwargs:  # a conditional read answered 304, a sync missing the change
+            # SQLite: the instant from Python, stored as every other write stores it (Now() is millisecond text).
+            kwargs["updated_at"] = timezone.now() if connections[self.db].vendor == "sqlite" else Now()
         return super().update(**kwargs)
 
     update.alters_data = True
+
+    def bulk_create(self, objs, *args, **kwargs):
+        update_fields = kwargs.get("update_fields")
+        if kwargs.get("update_conflicts") and update_fields and "updated_at" not in update_fields:
+            kwargs["update_fields"] = [*update_fields, "updated_at"]  # the row changed: so does its version
+        return super().bulk_create(objs, *args, **kwargs)
+
+    bulk_create.alters_data = True
 
 
 class StampedClinicalModel(CachedClinicalModel):
     """A row FHIR serves with meta.versionId and meta.lastUpdated: `updated_at` follows every write, the ORM's
     (auto_now; a save of some fields writes it too) and any other: the database default (Now(), PostgreSQL's
     statement_timestamp()) fills it where a writer leaves it out (the loader's COPY, an older release's INSERT
-    during a rolling upgrade)."""
+    during a rolling upgrade), and on PostgreSQL a BEFORE UPDATE trigger (migration 0005) where an UPDATE leaves
+    it as it was (raw SQL, an older release's save of some fields)."""
 
-    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+    updated_at = models.DateTimeField(auto_now=True, db_default=StampNow())
 
     objects = StampedQuerySet.as_manager()
 
@@ -160,6 +183,8 @@ class Patient(StampedClinicalModel):
                 condition=Q(is_deleted=False),
             ),
             models.Index(fields=["birth_date"], name="clinical_patient_birth", condition=Q(is_deleted=False)),
+            # `Patient?_lastUpdated=...` alone (a sync of changed patients): a range on it, not a scan of all.
+            models.Index(fields=["updated_at"], name="clinical_patient_updated", condition=Q(is_deleted=False)),
         ]
 
     def __str__(self) -> str:

@@ -11,7 +11,7 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.clinical.codes import OBSERVATION_CODES, VITAL_SIGNS
+from apps.clinical.codes import OBSERVATION_CODES, PANEL_MEMBER_CODES, VITAL_SIGNS
 from apps.clinical.identifiers import URI_PATTERN, normalize_system
 from apps.clinical.models import Encounter, Observation, Patient, search_form
 
@@ -194,7 +194,27 @@ def observation_record(
     )
     observation.full_clean()
     observation.save()  # bumps the patient's scope, published when the caller's transaction commits
+    _panels_touched(observation)
     return observation
+
+
+def _panels_touched(member: Observation) -> None:
+    """A reading recorded or retracted changes the hasMember of the empty panels taken at its instant
+    (selectors.panel_members, computed from the other rows): their version moves with it, in the same transaction,
+    so a conditional read is not told its copy is current (304) and `_lastUpdated`/`$everything?_since` find them.
+    Stamping the panel rather than versioning it by its members' max(updated_at) keeps every read and search one
+    row's column, as the search's filter and index need."""
+    from apps.clinical.selectors import EMPTY_PANEL  # selectors import this module
+
+    if member.category != Observation.Category.VITAL_SIGNS:
+        return
+    panels = [code for code, members in PANEL_MEMBER_CODES.items()
+              if code != member.code and (members is None or member.code in members)]  # fmt: skip
+    # .update(): updated_at only (StampedQuerySet).
+    Observation.objects.filter(
+        EMPTY_PANEL, patient_id=member.patient_id, effective_at=member.effective_at, code__in=panels,
+        category=Observation.Category.VITAL_SIGNS,
+    ).exclude(pk=member.pk).update()  # fmt: skip
 
 
 class ObservationNotRetractable(Exception):
@@ -220,4 +240,5 @@ def observation_retract(*, patient: Patient, observation_id: int) -> tuple[Obser
         raise ObservationNotRetractable()
     observation.status = Observation.Status.ENTERED_IN_ERROR
     observation.save(update_fields=["status"])  # bumps the patient's scope, published at the caller's commit
+    _panels_touched(observation)
     return observation, True

@@ -1274,7 +1274,7 @@ class ObservationLastnView(FhirSearchView):
         per_code = _lastn_max(params.get("max"))
         entries = []
         if self.patient_is_active(patient_id):  # a deleted patient's readings are served by no read
-            key = ["lastn-1", patient_id, sorted(set(categories)), sorted(set(codes)),
+            key = ["lastn-2", patient_id, sorted(set(categories)), sorted(set(codes)),
                    sorted(params.getlist("date")), per_code]  # fmt: skip
 
             def load() -> list[dict]:
@@ -1590,7 +1590,10 @@ class PatientEverythingView(FhirSearchView):
     changes meanwhile is served as it is when its page is read, and one that leaves the compartment (its patient
     deleted, an Observation entered in error) before its page is not served, so that client gets fewer; and a
     write still uncommitted while the first page read may hold an id below the snapshot's, and be served
-    uncounted. The cursor is HMAC'd and bound to the patient and parameters, as every cursor here. Each page is
+    uncounted. With `_since` a later page reads only rows stamped by the first (updated_at at most its instant, in
+    the cursor): an older row changed between pages would match then, uncounted. With `_since` an Observation
+    entered in error since is served (status entered-in-error): a syncing client learns of the retraction.
+    The cursor is HMAC'd and bound to the patient and parameters, as every cursor here. Each page is
     cached in `patient_data` under the patient's scope (any write to the patient's data invalidates it), with the
     card; one audit record a request, a cached answer's too.
     """
@@ -1663,8 +1666,9 @@ class PatientEverythingView(FhirSearchView):
                 raise Gone(f"Patient/{raw_id} was deleted.")
             raise NotFound(f"Patient/{raw_id} does not exist.")
         # No identifier in it: the resource id, the parameters, the cursor's instant, row ids and total (HMAC'd).
-        after = None if cursor is None else [cursor[0], cursor[1].isoformat() if cursor[1] else "", *cursor[2:]]
-        key = ["everything-3", patient_id, list(types), start, end, since, count, after]
+        after = None if cursor is None else [cursor[0], cursor[1].isoformat() if cursor[1] else "", *cursor[2:7],
+                                             cursor[7].isoformat() if cursor[7] else ""]  # fmt: skip
+        key = ["everything-4", patient_id, list(types), start, end, since, count, after]
         page = get_or_load(
             "patient_data",
             key,
@@ -1693,9 +1697,11 @@ class PatientEverythingView(FhirSearchView):
         for the page's empty panels' members."""
         if cursor is None:
             position, after, snapshot, total = 0, None, dict.fromkeys(EVERYTHING_TYPES[1:], 0), 0
+            taken = None
         else:
             position, after = cursor[0], cursor[1:3]
             snapshot, total = dict(zip(EVERYTHING_TYPES[1:], cursor[3:6], strict=True)), cursor[6]
+            taken = cursor[7]
         entries: list[dict] = []
         following = None
         for index, resource_type in enumerate(EVERYTHING_TYPES):
@@ -1712,6 +1718,10 @@ class PatientEverythingView(FhirSearchView):
                 counted = rows.aggregate(count=Count("pk"), top=Max("pk"))
                 total += counted["count"]
                 snapshot[resource_type] = counted["top"] or 0
+            elif since is not None and taken is not None:
+                # `_since` matches by updated_at: an older row changed since the first page would match now,
+                # uncounted (total 3, 4 served), so later pages see the rows as they were stamped then.
+                rows = rows.filter(updated_at__lte=taken)
             if index < position or following is not None:
                 continue
             room = count - len(entries)
@@ -1727,7 +1737,9 @@ class PatientEverythingView(FhirSearchView):
                 ]  # fmt: skip
             entries += view.resources(found)
         if following is not None:
-            following += [*snapshot.values(), total]
+            if cursor is None:  # after the counts: every row they counted was stamped by then
+                taken = timezone.now() if since is not None else None
+            following += [*snapshot.values(), total, taken.isoformat() if taken else ""]
         return {"entries": entries, "next": following, "total": total}
 
 
@@ -1740,6 +1752,8 @@ def _compartment_rows(view: FhirSearchView, patient_id: int, start: str | None, 
     params["patient"] = str(patient_id)
     if since is not None:
         params["_lastUpdated"] = f"ge{since}"
+        if view.resource_type == "Observation":  # one retracted since too: how a syncing client learns of it
+            params["status"] = ",".join(Observation.Status.values)
     dates = [f"{prefix}{value}" for prefix, value in (("ge", start), ("le", end)) if value]
     window = Q()
     if "date" in view.search_params:
@@ -1790,10 +1804,10 @@ def _everything_since(raw: str | None) -> str | None:
 
 def _everything_cursor(raw: str, binding: str) -> list:
     """A $everything cursor: [type's index, the last row's instant (ISO, aware) or "" (the type from its first
-    row), its id or 0, the snapshot's highest Observation, Encounter and MedicationRequest ids, the total]; anything
-    else, or another request's, is a 400."""
-    values = decode_cursor(raw, 7, binding)
-    position, instant, row_id, *snapshot, total = values
+    row), its id or 0, the snapshot's highest Observation, Encounter and MedicationRequest ids, the total, the
+    first page's instant with `_since` (ISO, aware) or ""]; anything else, or another request's, is a 400."""
+    values = decode_cursor(raw, 8, binding)
+    position, instant, row_id, *snapshot, total, taken = values
     refused = FhirParamError("_cursor", "not a cursor this server issued")
     if not isinstance(position, int) or not 0 < position < len(EVERYTHING_TYPES):  # the Patient is on page 1
         raise refused
@@ -1801,9 +1815,17 @@ def _everything_cursor(raw: str, binding: str) -> list:
         raise refused
     if not isinstance(total, int) or not 1 <= total <= MAX_ROW_ID:
         raise refused
+    taken = _cursor_instant(taken, refused) if taken != "" else None
     if (instant, row_id) == ("", 0):
-        return [position, "", 0, *snapshot, total]
-    if not isinstance(instant, str) or not isinstance(row_id, int) or not 1 <= row_id <= MAX_ROW_ID:
+        return [position, "", 0, *snapshot, total, taken]
+    if not isinstance(row_id, int) or not 1 <= row_id <= MAX_ROW_ID:
+        raise refused
+    return [position, _cursor_instant(instant, refused), row_id, *snapshot, total, taken]
+
+
+def _cursor_instant(instant: object, refused: FhirParamError) -> datetime:
+    """An aware ISO instant from a cursor; anything else is `refused`."""
+    if not isinstance(instant, str):
         raise refused
     try:
         moment = datetime.fromisoformat(instant)
@@ -1811,7 +1833,7 @@ def _everything_cursor(raw: str, binding: str) -> list:
         raise refused from exc
     if timezone.is_naive(moment):
         raise refused
-    return [position, moment, row_id, *snapshot, total]
+    return moment
 
 
 # A Parameters body's value[x] each parameter takes (another's is refused); valueString for any, as a form has it.

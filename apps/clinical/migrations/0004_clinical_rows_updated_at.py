@@ -4,7 +4,7 @@ and `$everything?_since`.
 The database default (`STATEMENT_TIMESTAMP()`, Django's Now()) is what the loader's COPY and an older release's
 INSERTs (rolling upgrade) leave the column to. It is STABLE, not volatile, so PostgreSQL (11+) adds the column without
 rewriting the table: it stores the value once as the column's missing value (pg_attribute.attmissingval), which every
-existing row reads (tests/clinical/test_b_last_updated_schema.py checks the statement on a table with rows). Existing
+existing row reads (tests/clinical/test_b_last_updated_writes.py checks the statement on a table with rows). Existing
 rows thus read as updated when the migration ran. Reversed, the columns are dropped.
 """
 
