@@ -646,22 +646,28 @@ def _runs_requeue(now) -> list[int]:
     lost (a broker restart, a purge), or their next try was not sent (benchmark_run_wait_unsent). Requeued only
     while no run anywhere was running, a day-long run on another target kept such a run pending until it was
     failed at QUEUE_WAIT_SECONDS as lost. Marked first, by a conditional update, so that two checkers at once
-    send each run once; a second message would be harmless anyway (only a pending run starts)."""
-    waiting = BenchmarkRun.objects.filter(
-        status=BenchmarkRun.Status.PENDING, requeued_at=None, created_at__lt=now - timedelta(seconds=REQUEUE_SECONDS)
+    send each run once; a second message would be harmless anyway (only a pending run starts), as is one sent
+    while a run starts on its target (it waits behind it). The waiting runs and the running runs' targets are
+    read in one query a round: each waiting run's target looked up on its own took six queries a run, every
+    round."""
+    waiting = Q(status=BenchmarkRun.Status.PENDING, requeued_at=None,
+                created_at__lt=now - timedelta(seconds=REQUEUE_SECONDS))  # fmt: skip
+    rows = list(
+        BenchmarkRun.objects.filter(waiting | Q(status=BenchmarkRun.Status.RUNNING))
+        .order_by("pk")
+        .values_list("pk", "status", "plan__service__base_url")
     )
+    busy = {_target(url) for _, status, url in rows if status == BenchmarkRun.Status.RUNNING}
     sent = []
-    for run_id in waiting.values_list("pk", flat=True):
-        with transaction.atomic():
-            run = BenchmarkRun.objects.select_related("plan", "plan__service").filter(pk=run_id).first()
-            if run is None or _run_on_target(run) is not None:  # its target busy: a later round sends it
-                continue
-            if BenchmarkRun.objects.filter(pk=run_id, status=BenchmarkRun.Status.PENDING, requeued_at=None).update(
-                requeued_at=now
-            ):
-                logger.warning("benchmark run %s: no worker took it in %s s, sent again", run_id, REQUEUE_SECONDS)
-                transaction.on_commit(lambda run_id=run_id: _run_requeue_send(run_id, now))
-                sent.append(run_id)
+    for run_id, status, url in rows:
+        if status != BenchmarkRun.Status.PENDING or _target(url) in busy:  # its target busy: a later round sends it
+            continue
+        if BenchmarkRun.objects.filter(pk=run_id, status=BenchmarkRun.Status.PENDING, requeued_at=None).update(
+            requeued_at=now
+        ):
+            logger.warning("benchmark run %s: no worker took it in %s s, sent again", run_id, REQUEUE_SECONDS)
+            transaction.on_commit(lambda run_id=run_id: _run_requeue_send(run_id, now))
+            sent.append(run_id)
     return sent
 
 
