@@ -269,6 +269,7 @@ class CacheStack:
         self._last_probe_ok = 0.0  # time.monotonic() of this process's last probe that read the restore epoch
         self._sequence_checked = False  # RESTORE_SEQUENCE's CACHE, checked at the first poll
         self._sequence_ok = True
+        self._tick_mark: str | None = None  # RESTORE_MARK_KEY as the running tick read it (see tick)
         self._note_restore_mark = None
         self._subscribe = subscribe and redis_client_factory is not None
         # The channel is pinged this often, and taken for dead after three pings without an answer.
@@ -337,8 +338,10 @@ class CacheStack:
             self._tick_lock.release()  # another thread polled in between
             return
         try:
-            mark = self._learn_l2_epoch()  # read before this poll's draw, kept here: other threads probe too
-            self._poll(mark)
+            # The mark read before this poll's draw: kept apart from the probes of other threads (a request's
+            # call that found the epoch cleared), whose mark can hold later draws. Written only here, under the lock.
+            self._tick_mark = self._learn_l2_epoch()
+            self._poll()
             self._polled_at = started  # L1 is current as of the writes the query saw
             self._retry_publishes()
             self._retry_releases()
@@ -350,9 +353,10 @@ class CacheStack:
     def _poll_due(self, now: float) -> bool:
         return now - self._polled_at >= self.poll_interval or self._policy_generation is None
 
-    def _poll(self, mark: str | None = None) -> None:
-        """`mark`: RESTORE_MARK_KEY as this tick read it before its draw ('' when absent, None when not read)."""
+    def _poll(self) -> None:
         from apps.caching.models import CacheScopeGeneration
+
+        mark = self._tick_mark  # RESTORE_MARK_KEY as this tick read it ('' when absent, None when not read)
 
         since = self._poll_since - POLL_MARGIN
         try:
