@@ -23,13 +23,12 @@ from tests.e2e.stack import (
     _manage,
     api_traffic,
     log_in,
-    prepare,
-    running,
     start_live,
     stop_live,
 )
 
 PATIENTS = 100_000
+E2E_PATIENTS = PATIENTS  # the session's stack (conftest.py) loads them
 PAGES = {  # path under /dashboard/ -> its heading and something only real data puts on it
     "": ("Overview", "[data-testid=live-state]"),
     "services/clinical-api": ("Clinical data API", ".chart canvas"),
@@ -50,16 +49,6 @@ def artifacts() -> Path:
     folder = Path(os.environ.get("E2E_ARTIFACTS", REPO_ROOT / "test-artifacts" / "e2e"))
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    from playwright.sync_api import sync_playwright  # noqa: F401  (fail here, clearly, if it is missing)
-
-    assert Path(CHROMIUM).is_file(), "Debian's chromium is not installed (scripts/test.sh installs it)"
-    env = prepare(patients=PATIENTS, var_dir=tmp_path_factory.mktemp("e2e-var"))
-    with running(env) as running_stack:
-        yield running_stack
 
 
 @pytest.fixture
