@@ -327,8 +327,9 @@ def encode_cursor(values: list, search: str = "") -> str:
     return f"{payload}.{_cursor_mac(payload, search)}"
 
 
-def decode_cursor(raw: str, length: int, search: str = "") -> list:
-    """The values of a cursor the server issued for this search; any other is a FhirParamError (400)."""
+def decode_cursor(raw: str, length: int | tuple[int, ...], search: str = "") -> list:
+    """The values of a cursor the server issued for this search (`length` values, or one of the lengths: a cursor
+    the previous release issued); any other is a FhirParamError (400)."""
     payload, _, mac = raw.partition(".")
     if not (payload.isascii() and mac.isascii()) or not hmac.compare_digest(mac, _cursor_mac(payload, search)):
         raise FhirParamError(
@@ -342,7 +343,7 @@ def decode_cursor(raw: str, length: int, search: str = "") -> list:
     # JSON's true and false are ints to Python (True == 1): the server never issues them.
     if (
         not isinstance(values, list)
-        or len(values) != length
+        or len(values) not in ((length,) if isinstance(length, int) else length)
         or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values)
     ):
         raise FhirParamError("_cursor", "not a cursor this server issued")

@@ -1715,9 +1715,12 @@ class PatientEverythingView(FhirSearchView):
             view = SEARCH_VIEWS[resource_type]()
             rows = _compartment_rows(view, int(card["id"]), start, end, since)
             if cursor is None:
-                counted = rows.aggregate(count=Count("pk"), top=Max("pk"))
+                stamps = {"stamp": Max("updated_at")} if since is not None else {}
+                counted = rows.aggregate(count=Count("pk"), top=Max("pk"), **stamps)
                 total += counted["count"]
                 snapshot[resource_type] = counted["top"] or 0
+                if counted.get("stamp") is not None:  # the latest stamp counted, whichever clock wrote it
+                    taken = max(taken, counted["stamp"]) if taken is not None else counted["stamp"]
             elif since is not None and taken is not None:
                 # `_since` matches by updated_at: an older row changed since the first page would match now,
                 # uncounted (total 3, 4 served), so later pages see the rows as they were stamped then.
@@ -1737,8 +1740,8 @@ class PatientEverythingView(FhirSearchView):
                 ]  # fmt: skip
             entries += view.resources(found)
         if following is not None:
-            if cursor is None:  # after the counts: every row they counted was stamped by then
-                taken = timezone.now() if since is not None else None
+            # `taken`: the highest updated_at the first page counted (with the counts, no clock reading): a row
+            # stamped by a database or an app host whose clock runs ahead of this one's is still served.
             following += [*snapshot.values(), total, taken.isoformat() if taken else ""]
         return {"entries": entries, "next": following, "total": total}
 
@@ -1805,8 +1808,11 @@ def _everything_since(raw: str | None) -> str | None:
 def _everything_cursor(raw: str, binding: str) -> list:
     """A $everything cursor: [type's index, the last row's instant (ISO, aware) or "" (the type from its first
     row), its id or 0, the snapshot's highest Observation, Encounter and MedicationRequest ids, the total, the
-    first page's instant with `_since` (ISO, aware) or ""]; anything else, or another request's, is a 400."""
-    values = decode_cursor(raw, 8, binding)
+    first page's highest counted updated_at with `_since` (ISO, aware) or ""]; anything else, or another request's, is
+    a 400. The previous release's cursor has no last value (7): it pages on with no cut-off."""
+    values = decode_cursor(raw, (8, 7), binding)
+    if len(values) == 7:  # issued by the previous release during a rolling upgrade
+        values.append("")
     position, instant, row_id, *snapshot, total, taken = values
     refused = FhirParamError("_cursor", "not a cursor this server issued")
     if not isinstance(position, int) or not 0 < position < len(EVERYTHING_TYPES):  # the Patient is on page 1
