@@ -132,7 +132,7 @@ def test_a_second_delivery_waits_for_the_live_attempt_and_neither_measures_nor_s
 def test_a_second_delivery_leaves_a_step_still_beating_to_its_owner(settings, sent, first_blocks):
     """The owner outlives the second delivery's wait (its heartbeat thread beats while it measures in silence):
     the delivery returns, the step still running, and sends nothing; the owner finishes and sends once."""
-    settings.OPTIMIZER_STEP_HEARTBEAT_SECONDS = 3
+    settings.OPTIMIZER_STEP_HEARTBEAT_SECONDS = 2  # the delivery waits 8 s (stale after 6 s), not 12
     calls, release = first_blocks
     steps, links = _run_all()
     owner = _in_thread(lambda: _deliver(steps["database"], links, redelivered=False))
