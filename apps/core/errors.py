@@ -15,6 +15,12 @@ from django.views import defaults
 from apps.core.chunked import too_large_detail
 
 
+def error_line(error: BaseException, limit: int = 200) -> str:
+    """The first line of an error's message, cut to `limit` characters: enough for a log line or a report
+    entry, without a driver's multi-line detail (a query, a hint) or a traceback in it."""
+    return (str(error).strip().splitlines() or [""])[0][:limit]
+
+
 def api_error(request: HttpRequest, status: int, detail: str, code: str) -> HttpResponse | None:
     """The error as the API under this path writes its own; None outside the APIs."""
     path = request.path_info

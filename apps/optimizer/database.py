@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import DatabaseError, Error, connection, connections, models, transaction
 
 from apps.clinical.query_patterns import QUERY_PATTERNS, pick_sample
+from apps.core.errors import error_line
 from apps.optimizer.types import Draft
 
 logger = logging.getLogger(__name__)
@@ -666,7 +667,7 @@ def statement_statistics(cursor, *, limit: int = 10) -> dict:
         return {
             "available": False,
             "reason": "pg_stat_statements cannot be used by this role "
-            f"({str(exc).strip().splitlines()[0][:200]}); a superuser can preload it, run CREATE EXTENSION "
+            f"({error_line(exc)}); a superuser can preload it, run CREATE EXTENSION "
             "pg_stat_statements and GRANT pg_read_all_stats to it.",
         }
     return {

@@ -21,6 +21,7 @@ from django.utils import timezone
 from apps.audit.models import AuditEvent
 from apps.audit.services import AuditEntry, audit_record
 from apps.core.broker_errors import broker_failure, send_errors
+from apps.core.errors import error_line
 from apps.core.schedules import scheduled_task_lock
 from apps.optimizer import database
 from apps.optimizer.models import OptimizationRun, OptimizationStep, Recommendation
@@ -446,11 +447,7 @@ def _pool_drop_broken() -> None:
         try:
             pool.check()
         except psycopg.Error as error:  # a closed pool, say: the heartbeat thread goes on beating regardless
-            logger.warning("database pool check failed: %s: %s", type(error).__name__, _first_line(error))
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [""])[0][:200]
+            logger.warning("database pool check failed: %s: %s", type(error).__name__, error_line(error))
 
 
 class _StepHeartbeat:
@@ -494,7 +491,7 @@ class _StepHeartbeat:
                     _pool_drop_broken()
                     wait = _heartbeat_retry_seconds()
                     logger.warning("optimization step %s: heartbeat not written (%s: %s); trying again in %.1f s",
-                                   self.step.pk, type(error).__name__, _first_line(error), wait)  # fmt: skip
+                                   self.step.pk, type(error).__name__, error_line(error), wait)  # fmt: skip
         finally:
             connection.close()
 

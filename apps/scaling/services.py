@@ -16,6 +16,7 @@ from django.db.models import OuterRef, Q, Subquery
 from django.utils import timezone
 
 from apps.core.broker_errors import broker_failure, send_errors
+from apps.core.errors import error_line
 from apps.core.json_safe import finite_or_none
 from apps.scaling import charts, kube, manifests
 from apps.scaling.history import HistoryUnavailable, hourly_history
@@ -312,8 +313,7 @@ def _forecast_turn_release(policy: ScalingPolicy, turn: str) -> None:
 
 
 def _failure(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0][:300] if lines else ''}"
+    return f"{type(exc).__name__}: {error_line(exc, 300)}"
 
 
 def _policy_forecasts_refresh(
