@@ -13,7 +13,12 @@ import weakref
 
 from celery import Celery, Task
 from celery.exceptions import Reject
+from celery.utils.time import get_exponential_backoff_interval
 from kombu.exceptions import OperationalError
+
+# A task that retries itself by hand (scaling.remove_objects, metrics.send_deleted_alert_resolution): from 30 s,
+# twice as long each time, at most 10 minutes apart (6 retries: about 25 minutes).
+RETRY_BACKOFF_SECONDS, RETRY_BACKOFF_MAX_SECONDS = 30, 600
 
 _lock = threading.Lock()
 _cache: weakref.WeakKeyDictionary[Celery, dict[str, tuple[type[BaseException], ...]]] = weakref.WeakKeyDictionary()
@@ -43,6 +48,15 @@ def send_errors(app: Celery) -> tuple[type[BaseException], ...]:
 def broker_failure(exc: BaseException) -> str:
     """The refusal named, for a message: "the broker did not take it (NotAllowed: ...)"."""
     return f"the broker did not take it ({type(exc).__name__}: {exc})"
+
+
+def retry_countdown(retries: int, *, jitter: bool = True) -> int:
+    """Seconds before retry number `retries` + 1: RETRY_BACKOFF_SECONDS doubled per retry up to
+    RETRY_BACKOFF_MAX_SECONDS, as Celery's retry_backoff; with `jitter`, a random part of it (Celery's full
+    jitter), so that many tasks failing together do not retry together."""
+    return get_exponential_backoff_interval(
+        factor=RETRY_BACKOFF_SECONDS, retries=retries, maximum=RETRY_BACKOFF_MAX_SECONDS, full_jitter=jitter
+    )
 
 
 def retry_unless_refused(task: Task, **retry_kwargs) -> BaseException:

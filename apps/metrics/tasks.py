@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from apps.core.broker_errors import retry_unless_refused
+from apps.core.broker_errors import retry_countdown, retry_unless_refused
 from apps.metrics import services
 
 
@@ -28,19 +28,17 @@ class DeliveryFailed(Exception):
         self.channels = channels
 
 
-DELIVERY_RETRY_BACKOFF_SECONDS, DELIVERY_RETRY_BACKOFF_MAX_SECONDS = 30, 600
-
-
 # On `default`, with metrics.evaluate_alerts, and acked late like every task (a worker lost mid-send sends it
-# again: a receiver may hear "resolved" twice, never not at all); retried like scaling.remove_objects (backoff
-# from 30 s, 6 times, about 25 minutes), the channels delivered already left out.
+# again: a receiver may hear "resolved" twice, never not at all); retried 6 times from 30 s (retry_countdown, about
+# 25 minutes), the channels delivered already left out. Unlike scaling.remove_objects, without jitter: one
+# deleted rule's notice is retried alone, and tests/metrics/test_rule_delete_i2_queued pins the countdowns.
 @shared_task(name="metrics.send_deleted_alert_resolution", bind=True, ignore_result=True, max_retries=6)
 def deleted_alert_resolution_send(self, notice: dict, channels: list[str]) -> None:
     """A deleted rule's firing alert: its "resolved", built before the delete (alert_of_deleted_rule_resolve)."""
     last_try = self.request.retries >= self.max_retries
     failed = services.deleted_alert_resolution_send(notice=notice, channels=channels, last_try=last_try)
     if failed and not last_try:
-        countdown = min(DELIVERY_RETRY_BACKOFF_SECONDS * 2**self.request.retries, DELIVERY_RETRY_BACKOFF_MAX_SECONDS)
+        countdown = retry_countdown(self.request.retries, jitter=False)
         refused = retry_unless_refused(  # refused: nothing tries again
             self,
             kwargs={"notice": notice, "channels": failed},

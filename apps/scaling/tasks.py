@@ -4,9 +4,8 @@ from datetime import datetime
 
 from celery import shared_task
 from celery.signals import worker_init, worker_shutting_down
-from celery.utils.time import get_exponential_backoff_interval
 
-from apps.core.broker_errors import retry_unless_refused
+from apps.core.broker_errors import retry_countdown, retry_unless_refused
 from apps.scaling import kube, services, shutdown
 
 # Connected as the worker imports its tasks, before it starts: the forecasts stop when it shuts down.
@@ -43,9 +42,6 @@ def withdraw_policy(policy_id: int, judged_state_at: str | None = None) -> str:
     return services.policy_withdraw(policy_id=policy_id, judged_state_at=_judged(judged_state_at)).apply_state
 
 
-REMOVAL_RETRY_BACKOFF_SECONDS, REMOVAL_RETRY_BACKOFF_MAX_SECONDS = 30, 600
-
-
 # Retried by hand, as autoretry_for=(kube.ApplyError,), retry_backoff=30 did (the same jittered backoff, 6 times,
 # the last failure raised): autoretry let the worker reject a retry the broker refused, and the removal was
 # dropped with no word of the autoscalers left on the cluster.
@@ -55,12 +51,7 @@ def remove_objects(self, refs: list[dict[str, str]]) -> list[str]:
     try:
         return services.deleted_objects_remove(refs)
     except kube.ApplyError as exc:
-        countdown = get_exponential_backoff_interval(
-            factor=REMOVAL_RETRY_BACKOFF_SECONDS,
-            retries=self.request.retries,
-            maximum=REMOVAL_RETRY_BACKOFF_MAX_SECONDS,
-            full_jitter=True,
-        )
+        countdown = retry_countdown(self.request.retries)
         refused = retry_unless_refused(self, countdown=countdown, exc=exc)  # refused: nothing tries again
         return services.deleted_objects_unsent(refs, error=exc, exc=refused)
 
