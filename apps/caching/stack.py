@@ -95,8 +95,13 @@ _A_NUMBER = re.compile(rb"-?[0-9]+")
 # a new restore epoch, part of every L2 key (an empty key space, as a new Redis server's run id gives one), and
 # every process that sees the epoch change drops its L1, its known generations and pending publishes, its local
 # caches (apps/core/local_cache.py, which also read the epoch, for processes that make no cached read), and
-# reloads its policies. The sequence must hand out numbers in order (CACHE 1: migration caching 0006, checked at
-# a process's first poll). During a rolling upgrade from a release without the epoch, an old process's write is
+# reloads its policies. The sequence must hand out numbers in order (CACHE 1: migration caching 0006, read by every
+# poll's own query). Every write that bumps a generation or a local cache's version draws once in its transaction
+# (riding invalidate_scopes' upsert) and raises the mark once it commits (riding its publish): a restore takes that
+# draw back too, so it is seen though no poll drew between the backup and the restore. A restore seen while Redis
+# does not answer (a draw at or below this process's last) drops the caches at once; its epoch starts when Redis
+# answers. An epoch older than the moment a process found the key missing was written back after a flush: adopted.
+# During a rolling upgrade from a release without the epoch, an old process's write is
 # published under the key space without it: new processes take it from their next poll (about a second).
 RESTORE_SEQUENCE = "caching_restore_watermark"
 RESTORE_MARK_KEY = "cpc:restore-mark"  # the highest number drawn from RESTORE_SEQUENCE
@@ -123,6 +128,15 @@ if back and (raw or '') == ARGV[1] then
   return 1
 end
 if mark == nil or drawn > mark then redis.call('SET', KEYS[1], ARGV[2]) end
+return 0
+"""
+# Raise the mark (KEYS[1]) to ARGV[1], a number a write drew in its transaction: a restore takes that draw back
+# too, so the next poll's draw is at or below the mark even when no poll drew between the backup and the restore.
+RAISE_RESTORE_MARK = """
+local raw = redis.pcall('GET', KEYS[1])
+if type(raw) ~= 'string' or not string.match(raw, '^%d+$') or tonumber(ARGV[1]) > tonumber(raw) then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
 return 0
 """
 # A generation key lives this long from its last write (one per patient scope read or written would otherwise
@@ -267,8 +281,11 @@ class CacheStack:
         self._restore_epoch: str | None = None  # RESTORE_EPOCH_KEY as last read ("" when none)
         self._last_drawn: int | None = None  # the last number this process drew (None: none since the last epoch)
         self._last_probe_ok = 0.0  # time.monotonic() of this process's last probe that read the restore epoch
-        self._sequence_checked = False  # RESTORE_SEQUENCE's CACHE, checked at the first poll
-        self._sequence_ok = True
+        self._sequence_ok = True  # RESTORE_SEQUENCE's CACHE is 1, read by every poll (a later ALTER is seen)
+        self._pending_drawn = 0  # the highest number a committed write drew, not yet raised into the mark
+        self._restore_pending = False  # a restore seen while Redis did not answer: caches dropped, epoch not started
+        self._epoch_missing_at: int | None = None  # Redis's time (microseconds) when the epoch key was found missing
+        self._raise_mark = None
         self._tick_mark: str | None = None  # RESTORE_MARK_KEY as the running tick read it (see tick)
         self._note_restore_mark = None
         self._subscribe = subscribe and redis_client_factory is not None
@@ -361,8 +378,8 @@ class CacheStack:
         since = self._poll_since - POLL_MARGIN
         try:
             if connections[self.database].vendor == "postgresql":
-                started, drawn, changed = self._changed_since_by_database_clock(since)
-                if drawn is not None and self._sequence_in_order():
+                started, drawn, seqcache, changed = self._changed_since_by_database_clock(since)
+                if drawn is not None and self._sequence_in_order(seqcache):
                     self._check_restored(drawn, mark)
             else:  # embedded: one host, one clock
                 started = timezone.now()
@@ -391,51 +408,58 @@ class CacheStack:
             if until < time.monotonic():
                 self._known_generations.pop(scope, None)
 
-    def _changed_since_by_database_clock(self, since) -> tuple[Any, int | None, list[tuple[str, int]]]:
-        """The database's time at this poll, a number drawn from RESTORE_SEQUENCE (None before its migration)
-        and the generations stamped since `since`, in one round trip."""
+    def _changed_since_by_database_clock(self, since) -> tuple[Any, int | None, int | None, list[tuple[str, int]]]:
+        """The database's time at this poll, a number drawn from RESTORE_SEQUENCE (None before its migration), the
+        sequence's CACHE and the generations stamped since `since`, in one round trip."""
         from apps.caching.models import CacheScopeGeneration
 
         table = CacheScopeGeneration._meta.db_table
         with connections[self.database].cursor() as cursor:
             cursor.execute(
-                f"SELECT c.now, c.drawn, g.scope, g.generation FROM (SELECT statement_timestamp() AS now, "  # noqa: S608
-                f"nextval(to_regclass('{RESTORE_SEQUENCE}')) AS drawn) c LEFT JOIN {table} g ON g.updated_at >= %s",
+                f"SELECT c.now, c.drawn, c.seqcache, g.scope, g.generation FROM (SELECT statement_timestamp() AS now, "  # noqa: S608
+                f"nextval(to_regclass('{RESTORE_SEQUENCE}')) AS drawn, (SELECT seqcache FROM pg_sequence WHERE "
+                f"seqrelid = to_regclass('{RESTORE_SEQUENCE}')) AS seqcache) c "
+                f"LEFT JOIN {table} g ON g.updated_at >= %s",
                 [since],
             )
             rows = cursor.fetchall()
-        return rows[0][0], rows[0][1], [(scope, generation) for _, _, scope, generation in rows if scope is not None]
+        changed = [(scope, generation) for _, _, _, scope, generation in rows if scope is not None]
+        return rows[0][0], rows[0][1], rows[0][2], changed
 
-    def _sequence_in_order(self) -> bool:
-        """Whether RESTORE_SEQUENCE hands out numbers in order (checked once a process): with a CACHE above 1 each
-        session draws from its own block, numbers interleave out of order and every poll would look like a restore."""
-        if not self._sequence_checked:
-            try:
-                with connections[self.database].cursor() as cursor:
-                    cursor.execute(
-                        "SELECT seqcache FROM pg_sequence WHERE seqrelid = to_regclass(%s)", [RESTORE_SEQUENCE]
-                    )
-                    row = cursor.fetchone()
-            except Exception:  # asked again at the next poll
-                logger.warning("could not read the cache restore sequence's settings", exc_info=True)
-                return False
-            self._sequence_ok = row is None or row[0] <= 1
-            self._sequence_checked = True
-            if not self._sequence_ok:
+    def _sequence_in_order(self, seqcache: int | None) -> bool:
+        """Whether RESTORE_SEQUENCE hands out numbers in order (its CACHE, read by every poll's own query): with a
+        CACHE above 1 each session draws from its own block, numbers interleave out of order and every poll would
+        look like a restore. Reported when it turns so; an ALTER ... CACHE 1 later turns detection back on."""
+        ok = seqcache is None or seqcache <= 1
+        if ok != self._sequence_ok:
+            if ok:
+                logger.warning("sequence %s has CACHE 1 again: database restores are detected", RESTORE_SEQUENCE)
+                self._last_drawn = None  # numbers drawn out of order meanwhile: not compared
+            else:
                 logger.error(
                     "sequence %s has CACHE %s: database restores are not detected by the caches until it is "
-                    "ALTER SEQUENCE %s CACHE 1", RESTORE_SEQUENCE, row[0], RESTORE_SEQUENCE,
+                    "ALTER SEQUENCE %s CACHE 1", RESTORE_SEQUENCE, seqcache, RESTORE_SEQUENCE,
                 )  # fmt: skip
-        return self._sequence_ok
+            self._sequence_ok = ok
+        return ok
 
     def _check_restored(self, drawn: int, mark: str | None) -> None:
         """Compare the number this poll drew with the mark read before the draw, and with the last number this
         process drew (see RESTORE_SEQUENCE)."""
         last = self._last_drawn
-        if mark is None:  # the mark was not read (Redis away): compared at a poll that read it
-            if last is None or drawn > last:
+        if mark is None:  # the mark was not read (Redis away)
+            if last is not None and drawn <= last:
+                # This process's own draws went back: a restore. Dropped now (L1 would serve what the restore took
+                # back all through the outage), the epoch started once Redis answers (below).
+                if not self._restore_pending:
+                    self._forget_before_restore(why="the database went back while Redis did not answer")
+                self._restore_pending = True
+                self._last_drawn = drawn
+            elif last is None or drawn > last:
                 self._last_drawn = drawn
             return
+        if self._restore_pending:
+            last = drawn  # compared with itself: the restore seen during the outage starts its epoch now
 
         def note(client):
             if self._note_restore_mark is None:
@@ -445,6 +469,7 @@ class CacheStack:
 
         ok, restored = self._redis_call("", note)
         if ok and restored:
+            self._restore_pending = False
             logger.warning(
                 "the database went back (restored from a backup: the number drawn from %s went back): the caches "
                 "start a new restore epoch", RESTORE_SEQUENCE,
@@ -1093,6 +1118,17 @@ class CacheStack:
                     "cache restore epoch key lost from Redis (flushed or evicted), not a database restore: "
                     "written back, caches kept"
                 )
+        if not epoch:
+            if self._epoch_missing_at is None:
+                seconds, microseconds = self.redis().time()
+                self._epoch_missing_at = seconds * 1_000_000 + microseconds
+        else:
+            missing_at, self._epoch_missing_at = self._epoch_missing_at, None
+            if known == "" and missing_at is not None and int(epoch) < missing_at:
+                # Older than the moment this process found the key missing: the epoch of before a flush, written
+                # back by another process (a restore's epoch is Redis's time when it is seen, after that moment).
+                logger.warning("cache restore epoch written back after a flush, not a database restore: adopted")
+                known = epoch
         if known is not None and epoch != known:
             self._forget_before_restore(lost=not epoch)
         self._restore_epoch = epoch
@@ -1101,9 +1137,11 @@ class CacheStack:
         self._l2_epoch = f"{run_id}.{epoch}" if epoch else run_id
         return mark
 
-    def _forget_before_restore(self, *, lost: bool = False) -> None:
+    def _forget_before_restore(self, *, lost: bool = False, why: str = "") -> None:
         """The database was restored: what this process holds may be of writes it no longer has."""
-        if lost:  # not known to be current (this process had not polled for a while): taken for a restore
+        if why:
+            logger.warning("%s: dropping L1 and the local caches and reloading the cache policies", why)
+        elif lost:  # not known to be current (this process had not polled for a while): taken for a restore
             logger.warning(
                 "cache restore epoch key lost from Redis and this process has not polled lately: a database "
                 "restore may have been missed, dropping L1 and the local caches and reloading the cache policies"
@@ -1114,10 +1152,12 @@ class CacheStack:
                 "L1 and the local caches and reloading the cache policies"
             )
         self._last_drawn = None  # numbers drawn before the restore: not compared with those drawn after it
+        self._restore_pending = False  # an epoch started by another process: this one's restore, or a later one
         self.l1.clear()
         self._known_generations.clear()
         with self._publish_lock:
             self._pending_publishes.clear()  # generations the database may not have reached again
+            self._pending_drawn = 0
         self._policy_generation = None  # reloaded by the poll
         self._polled_at = 0.0
         from apps.core.local_cache import clear_all_local_caches
@@ -1444,14 +1484,20 @@ class CacheStack:
             f"updated_at = excluded.updated_at RETURNING scope, generation"
         )
         bumped: dict[str, int] = {}
+        drawn = None
         with connections[self.database].cursor() as cursor:
             if connections[self.database].vendor == "postgresql" and keys:
+                # The same statement draws once from RESTORE_SEQUENCE (a CTE is evaluated once): a restore takes
+                # this draw back with the write, so it is seen though no poll drew between the backup and it.
                 cursor.execute(
-                    f"INSERT INTO {table} (scope, generation, updated_at) SELECT key, %s, {stamp} "  # noqa: S608
-                    f"FROM unnest(%s::text[]) AS key ORDER BY key {upsert}",
+                    f"WITH d AS (SELECT nextval(to_regclass('{RESTORE_SEQUENCE}')) AS n) "  # noqa: S608
+                    f"INSERT INTO {table} (scope, generation, updated_at) SELECT key, %s, {stamp} "
+                    f"FROM unnest(%s::text[]) AS key, d ORDER BY key {upsert}, (SELECT n FROM d)",
                     [scope_generation_start(), *stamp_params, keys],
                 )
-                bumped.update(cursor.fetchall())
+                rows = cursor.fetchall()
+                bumped.update((scope, generation) for scope, generation, _ in rows)
+                drawn = rows[0][2] if rows else None
             else:  # SQLite: rows of VALUES, as many as its bound parameters allow
                 for start in range(0, len(keys), SCOPES_PER_STATEMENT):
                     chunk = keys[start : start + SCOPES_PER_STATEMENT]
@@ -1466,7 +1512,7 @@ class CacheStack:
         for scope_key in bumped:  # this process's own reads see the write at once, committed or not
             self.l1.drop_scope(scope_key)
         bumped_at = time.monotonic()
-        transaction.on_commit(lambda: self._published(bumped, bumped_at), using=self.database)
+        transaction.on_commit(lambda: self._published(bumped, bumped_at, drawn), using=self.database)
 
     def _database_now(self) -> tuple[str, list]:
         """SQL for "now" by the database's clock where processes may run on several hosts (PostgreSQL)."""
@@ -1489,7 +1535,9 @@ class CacheStack:
         except Exception:  # Redis has the generation; other processes' L1 entries then wait out their TTL
             logger.warning("committed cache invalidations could not be stamped again", exc_info=True)
 
-    def _published(self, bumped: dict[str, int], bumped_at: float) -> None:
+    def _published(self, bumped: dict[str, int], bumped_at: float, drawn: int | None = None) -> None:
+        if drawn is not None:
+            self.note_drawn(drawn)
         if time.monotonic() - bumped_at > POLL_MARGIN.total_seconds() / 2:
             self._restamp(list(bumped))  # a long transaction: the polls since its bump looked past it
         for scope_key, generation in bumped.items():
@@ -1500,12 +1548,35 @@ class CacheStack:
             self._queue_publish(scope_key, generation)
         self._retry_publishes(announce=bumped)
 
+    def draw_in_write(self) -> None:
+        """Draw once from RESTORE_SEQUENCE in the caller's transaction, raised into the mark once it commits: for a
+        write that bumps no generation (a local cache's version, apps/core/local_cache.py). A restore takes the draw
+        back with the write (invalidate_scopes draws in its own statement)."""
+        if connections[self.database].vendor != "postgresql":
+            return
+        with connections[self.database].cursor() as cursor:
+            cursor.execute("SELECT nextval(to_regclass(%s))", [RESTORE_SEQUENCE])
+            drawn = cursor.fetchone()[0]
+        if drawn is not None:
+
+            def raise_mark() -> None:
+                self.note_drawn(drawn)
+                self._retry_publishes()
+
+            transaction.on_commit(raise_mark, using=self.database)
+
+    def note_drawn(self, drawn: int) -> None:
+        """A committed write's draw from RESTORE_SEQUENCE: raised into the mark with the next publish."""
+        with self._publish_lock:
+            self._pending_drawn = max(self._pending_drawn, drawn)
+
     def _retry_publishes(self, announce: dict[str, int] | None = None) -> None:
         """Send generations to Redis; those that fail are retried on the next tick. `announce`: a
         committed write's bumps, also told to every process's listener in the same round trip."""
         with self._publish_lock:
             pending = dict(self._pending_publishes)
-        if not pending and not announce:
+            pending_drawn = self._pending_drawn
+        if not pending and not announce and not pending_drawn:
             return
         if self._l2_epoch is None:  # a process that writes before it ever read (a worker): ask the server now
             self._learn_l2_epoch()
@@ -1520,6 +1591,10 @@ class CacheStack:
                 )
             for scope_key, generation in (announce or {}).items():
                 pipe.publish(INVALIDATIONS_CHANNEL, f"{scope_key} {generation}")
+            if pending_drawn:
+                if self._raise_mark is None:
+                    self._raise_mark = client.register_script(RAISE_RESTORE_MARK)
+                self._raise_mark(keys=[RESTORE_MARK_KEY], args=[pending_drawn], client=pipe)
             return pipe.execute()[: len(pending)]
 
         ok, kept = self._redis_call("", publish)
@@ -1528,6 +1603,8 @@ class CacheStack:
                 for scope_key, generation in pending.items():
                     if self._pending_publishes.get(scope_key) == generation:
                         self._pending_publishes.pop(scope_key, None)
+                if self._pending_drawn == pending_drawn:
+                    self._pending_drawn = 0
         if ok:
             # A generation Redis kept over a publish: a later write's (out of order), or one ahead of the database.
             ahead = {scope_key: raw for scope_key, raw in zip(pending, kept, strict=True) if raw is not None}

@@ -29,7 +29,7 @@ from typing import Any
 from django.core.cache import cache
 from django.db import transaction
 
-from apps.caching.stack import RESTORE_EPOCH_KEY
+from apps.caching.stack import RESTORE_EPOCH_KEY, default_stack
 from apps.core.breaker import CircuitBreaker
 
 logger = logging.getLogger(__name__)
@@ -108,6 +108,7 @@ class VersionedLocalCache:
     def invalidate(self) -> None:
         """Drop this process's entries now and every other process's once the change is committed."""
         self._clear()
+        default_stack().draw_in_write()  # a restore that takes this edit back is seen by the next poll
         transaction.on_commit(self._bump)
 
     def _clear(self) -> None:

@@ -338,3 +338,113 @@ def test_the_epoch_key_lost_alone_is_no_restore(patient, caplog):
     assert stack.redis().get(RESTORE_EPOCH_KEY) == b"1700000000000001"
     assert len(loads) == 1
     assert "epoch key lost from Redis" in caplog.text and "not a database restore" in caplog.text
+
+
+@pytest.mark.parametrize("write", ["local-cache-edit", "clinical-write"])
+def test_a_restore_is_seen_though_nothing_polled_between_the_backup_and_it(patient, write):
+    """Review g2 #1: writes after the backup (a policy edit bumping a local cache's version, a clinical write bumping
+    a generation) but no poll: the sequence was where the backup had it, the next poll's draw was above the mark, and
+    the local caches kept what the restore took back. Every such write draws in its transaction now."""
+    from apps.core.local_cache import VersionedLocalCache
+
+    stack = make_stack()
+    local = VersionedLocalCache(f"d3-no-poll-{write}", ttl=3600, check_interval=3600)
+    assert _read(stack, patient) == "Before"  # the fleet's polls, all before the backup
+    backup = Backup()
+    if write == "local-cache-edit":
+        _rename(patient, "After the backup")
+        local.invalidate()  # as the edit's own invalidation does
+    else:
+        with connection.cursor() as cursor:  # the rename with no generation bump ...
+            cursor.execute("UPDATE clinical_patient SET family_name = 'After the backup' WHERE id = %s", [patient.pk])
+        stack.invalidate_scopes(["d3-another-patient"])  # ... and another patient's write, bumping a generation
+    assert local.get("name", lambda: _family_name(patient.pk)) == "After the backup"
+    epoch = stack.redis().get(RESTORE_EPOCH_KEY)
+
+    backup.restore()
+    assert _read(stack, patient) == "Before"
+    assert stack.redis().get(RESTORE_EPOCH_KEY) != epoch  # the restore was seen: a new epoch
+    assert local.get("name", lambda: _family_name(patient.pk)) == "Before"
+
+
+def test_the_sequence_cache_is_read_by_every_poll(patient, caplog):
+    """Review g2 #3: the CACHE was read once a process. CACHE 20 set after the first poll went unreported, and the
+    ALTER ... CACHE 1 the report asks for did not turn detection back on until a restart."""
+    stack = make_stack()
+    stack.tick(force=True)  # the first poll, CACHE 1
+    with connection.cursor() as cursor:
+        cursor.execute(f"ALTER SEQUENCE {RESTORE_SEQUENCE} CACHE 20")
+    try:
+        stack.tick(force=True)
+        assert f"sequence {RESTORE_SEQUENCE} has CACHE 20" in caplog.text
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER SEQUENCE {RESTORE_SEQUENCE} CACHE 1")
+    stack.tick(force=True)
+    assert _read(stack, patient) == "Before"
+    backup = Backup()
+    _rename(patient, "After the backup")
+    assert _read(stack, patient) == "After the backup"
+    backup.restore()
+    assert _read(stack, patient) == "Before"  # detection is back on, without a restart
+
+
+def test_a_restore_during_a_redis_outage_drops_the_caches_at_once_and_starts_the_epoch_when_redis_answers(patient):
+    """Review g2 #2: the sequence went back while Redis did not answer (a real refused connection stands for the
+    outage); the fleet drew past this process's last draw meanwhile. L1 served the lost name all through the outage,
+    and no epoch was started once Redis was back."""
+    import redis
+
+    stack = make_stack()
+    assert _read(stack, patient) == "Before"
+    backup = Backup()
+    _rename(patient, "After the backup")
+    assert _read(stack, patient) == "After the backup"  # in L1
+    epoch = stack.redis().get(RESTORE_EPOCH_KEY)
+
+    stack._redis, stack._l2_epoch = redis.Redis.from_url("redis://127.0.0.1:1/0"), None  # Redis down
+    backup.restore()
+    assert _read(stack, patient) == "Before"  # this process's own draw went back: dropped now
+    with _another_session() as other:  # the fleet draws on during the outage, past this process's last draw
+        for _ in range(5):
+            other.execute(f"SELECT nextval('{RESTORE_SEQUENCE}')")
+    assert _read(stack, patient) == "Before"
+
+    stack._redis = None  # Redis answers again (the stack connects anew)
+    stack.breaker.reset()
+    assert _read(stack, patient) == "Before"
+    assert stack.redis().get(RESTORE_EPOCH_KEY) not in (None, epoch)  # the epoch starts now
+    _rename(patient, "After the restore")
+    assert _read(stack, patient) == "After the restore"
+
+
+def test_an_epoch_written_back_after_a_flush_is_adopted_not_taken_for_a_restore(patient, caplog):
+    """Review g2 #4: Redis flushed alone. A process idle for longer than KEY_LOST_TRUST_SECONDS, and one whose first
+    poll fell between the flush and the write-back, took the epoch another process wrote back for a restore."""
+    writer, idle = make_stack(), make_stack()
+    writer.redis().set(RESTORE_EPOCH_KEY, "1700000000000002")
+    writer.tick(force=True)
+    idle.tick(force=True)
+    idle._last_probe_ok -= 60  # served no cached read for a minute
+    writer.redis().flushdb()
+    first = make_stack()
+    first.tick(force=True)  # its first poll: no epoch
+    idle.tick(force=True)  # the key missing and idle: a restore may have been missed, dropped once
+    writer.tick(force=True)  # saw the epoch a moment ago: writes it back
+    assert writer.redis().get(RESTORE_EPOCH_KEY) == b"1700000000000002"
+
+    loads = []
+
+    def load():
+        loads.append(1)
+        return _family_name(patient.pk)
+
+    for process in (idle, first):
+        process.get_or_load("patient_data", ["written-back", patient.pk], load, scope=f"patient:{patient.pk}")
+    caplog.clear()
+    for process in (idle, first):
+        process.tick(force=True)  # reads the written-back epoch
+        assert process._restore_epoch == "1700000000000002"
+        process.get_or_load("patient_data", ["written-back", patient.pk], load, scope=f"patient:{patient.pk}")
+    assert "saw the database restored" not in caplog.text
+    assert len(loads) == 1  # L1 (and L2) kept: the second process took it from L2, no process dropped it
