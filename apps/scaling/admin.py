@@ -159,7 +159,7 @@ class ScalingPolicyAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
                 form was open is the checker's to end."""
                 until = self.cleaned_data.get("emergency_until")
                 if until is not None and "emergency_until" in self.changed_data and until <= timezone.now():
-                    when = f"{timezone.localtime(until):%Y-%m-%d} {charts.clock_label(until)}"  # with its zone
+                    when = charts.date_clock_label(until)
                     raise ValidationError(
                         f"Already past ({when}): emergency mode would be off at once. Choose a later end, or none "
                         "(until switched off)."
@@ -200,7 +200,7 @@ class ScalingPolicyAdmin(PlainLookupsAdmin, ServiceVisibilityAdmin):
                 "windows still repeat its hours every day. Are the workers and beat running? (Why forecasts were "
                 "skipped: below.)</p>",
                 # With its zone: the hour the clocks go back happens twice, and a bare time reads as UTC.
-                f"{timezone.localtime(latest.created_at):%Y-%m-%d} {charts.clock_label(latest.created_at)}",
+                charts.date_clock_label(latest.created_at),
                 (timezone.now() - latest.created_at).days,
             )
             if latest.is_stale()

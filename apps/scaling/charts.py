@@ -65,6 +65,12 @@ def clock_label(at: datetime) -> str:
     return f"{at:%H:%M} {name}" if name == zone else f"{at:%H:%M} {name} ({zone})"
 
 
+def date_clock_label(at: datetime) -> str:
+    """A moment with its date, on the hospital's clock with its zone: `2026-11-01 01:30 EST (America/New_York)`
+    (a bare time reads as UTC, and the hour the clocks go back happens twice)."""
+    return f"{timezone.localtime(at):%Y-%m-%d} {clock_label(at)}"
+
+
 def replicas_svg(hours: list[dict]) -> SafeString:
     """Planned replicas per hour as bars, on the hospital's clock (settings.TIME_ZONE)."""
     if not hours:
