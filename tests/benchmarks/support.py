@@ -2,9 +2,13 @@
 "endpoint that sleeps" a slowdown is injected with), optionally more under concurrency; and the plans and
 broker clean-up of the `bench` command's tests."""
 
+import socket
 import threading
 import time
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]  # a plan's one request
 
 
 class SleepyServer:
@@ -59,8 +63,7 @@ def queued_plan(name: str):
     from apps.services.services import service_ensure
 
     service, _ = service_ensure(slug="target", name="Target", base_url="http://127.0.0.1:9")
-    requests = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
-    return BenchmarkPlan.objects.create(name=name, service=service, requests=requests)
+    return BenchmarkPlan.objects.create(name=name, service=service, requests=REQUESTS)
 
 
 def drain_benchmarks_queue() -> None:
@@ -72,3 +75,20 @@ def drain_benchmarks_queue() -> None:
         app.amqp.queues["benchmarks"](channel).declare()
         while channel.basic_get("benchmarks", no_ack=True) is not None:
             pass
+
+
+def running(plan):
+    """A run of `plan` held by a live worker on another host: running, beating now, its deadline 20 hours away
+    (not failed as orphaned or silent by the checker's round)."""
+    from django.utils import timezone
+
+    from apps.benchmarks import services
+    from apps.benchmarks.models import BenchmarkRun
+
+    run = services.benchmark_run_create(plan=plan)
+    now = timezone.now()
+    BenchmarkRun.objects.filter(pk=run.pk).update(
+        status=BenchmarkRun.Status.RUNNING, worker_host=f"not-{socket.gethostname()}", worker_pid=1,
+        heartbeat_at=now, started_at=now, deadline=now + timedelta(hours=20),
+    )  # fmt: skip
+    return run

@@ -7,7 +7,6 @@ Real RabbitMQ and PostgreSQL: the checker's send is read back from the benchmark
 
 from __future__ import annotations
 
-import socket
 from datetime import timedelta
 
 import pytest
@@ -18,9 +17,9 @@ from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.services.services import service_create
 from controlplane.celery import app
+from tests.benchmarks.support import REQUESTS, running
 
 pytestmark = pytest.mark.django_db(transaction=True)
-REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
 
 
 def _sent_again(run_ids: set[int]) -> list[int]:
@@ -35,16 +34,6 @@ def _sent_again(run_ids: set[int]) -> list[int]:
     return found
 
 
-def _running(plan: BenchmarkPlan) -> BenchmarkRun:
-    run = services.benchmark_run_create(plan=plan)
-    now = timezone.now()
-    BenchmarkRun.objects.filter(pk=run.pk).update(
-        status=BenchmarkRun.Status.RUNNING, worker_host=f"not-{socket.gethostname()}", worker_pid=1,
-        heartbeat_at=now, started_at=now, deadline=now + timedelta(hours=20),
-    )  # fmt: skip
-    return run
-
-
 def test_a_waiting_run_is_sent_again_once_its_own_target_is_free():
     here = service_create(name="Triage", slug="triage", base_url="http://127.0.0.1:9")
     elsewhere = service_create(name="Imaging", slug="imaging", base_url="http://127.0.0.1:10")
@@ -52,7 +41,7 @@ def test_a_waiting_run_is_sent_again_once_its_own_target_is_free():
     waiting_plan = BenchmarkPlan.objects.create(name="waits", service=here, duration_seconds=60, requests=REQUESTS)
     other_plan = BenchmarkPlan.objects.create(name="day long", service=elsewhere, duration_seconds=60,
                                               requests=REQUESTS)  # fmt: skip
-    busy, _other = _running(plan), _running(other_plan)  # another target's day-long run holds a worker
+    busy, _other = running(plan), running(other_plan)  # another target's day-long run holds a worker
     waiting = services.benchmark_run_create(plan=waiting_plan)
     created = timezone.now() - timedelta(seconds=services.REQUEUE_SECONDS + 60)
     BenchmarkRun.objects.filter(pk=waiting.pk).update(created_at=created)

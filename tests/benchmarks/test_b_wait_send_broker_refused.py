@@ -10,7 +10,6 @@ is gone)."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from datetime import timedelta
 
@@ -21,9 +20,9 @@ from django.utils import timezone
 from apps.benchmarks import services, tasks
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.services.services import service_create
+from tests.benchmarks.support import REQUESTS, running
 
 pytestmark = pytest.mark.django_db(transaction=True)
-REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
 
 
 @pytest.fixture
@@ -31,13 +30,9 @@ def busy_target() -> tuple[BenchmarkRun, BenchmarkPlan]:
     """A run loading the target (its worker on another host, alive as far as this host can tell), and a second
     plan of the same target whose runs wait for it."""
     service = service_create(name="Triage", slug="triage", base_url="http://127.0.0.1:9")
-    loading = services.benchmark_run_create(
-        plan=BenchmarkPlan.objects.create(name="loading", service=service, duration_seconds=60, requests=REQUESTS)
+    loading = running(
+        BenchmarkPlan.objects.create(name="loading", service=service, duration_seconds=60, requests=REQUESTS)
     )
-    BenchmarkRun.objects.filter(pk=loading.pk).update(
-        status=BenchmarkRun.Status.RUNNING, worker_host=f"not-{socket.gethostname()}", worker_pid=1,
-        heartbeat_at=timezone.now(), started_at=timezone.now(), deadline=timezone.now() + timedelta(hours=1),
-    )  # fmt: skip
     waiting = BenchmarkPlan.objects.create(name="waiting", service=service, duration_seconds=60, requests=REQUESTS)
     return loading, waiting
 

@@ -17,9 +17,9 @@ from apps.benchmarks.models import BenchmarkPlan
 from apps.benchmarks.services import nightly_benchmarks_ensure
 from apps.benchmarks.suite import MedicalAIBenchmarkSuite
 from apps.services.services import service_ensure
+from tests.benchmarks.support import REQUESTS
 
 pytestmark = pytest.mark.django_db(transaction=True)
-REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
 
 
 def _waits_on_us(pid: int, timeout: float = 30.0) -> None:

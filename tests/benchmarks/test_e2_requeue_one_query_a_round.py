@@ -5,7 +5,6 @@ now read in one query a round, however many runs wait. Real PostgreSQL."""
 
 from __future__ import annotations
 
-import socket
 import uuid
 from datetime import timedelta
 
@@ -18,20 +17,9 @@ from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.services.models import Service
 from apps.services.services import service_create
+from tests.benchmarks.support import REQUESTS, running
 
 pytestmark = pytest.mark.django_db
-REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
-
-
-def _running(plan: BenchmarkPlan) -> BenchmarkRun:
-    """Held by a live worker on another host (not failed as orphaned or silent by the round)."""
-    run = services.benchmark_run_create(plan=plan)
-    now = timezone.now()
-    BenchmarkRun.objects.filter(pk=run.pk).update(
-        status=BenchmarkRun.Status.RUNNING, worker_host=f"not-{socket.gethostname()}", worker_pid=1,
-        heartbeat_at=now, started_at=now, deadline=now + timedelta(hours=20),
-    )  # fmt: skip
-    return run
 
 
 def _waiting(service: Service, count: int) -> list[int]:
@@ -56,8 +44,8 @@ def test_a_round_reads_the_waiting_runs_targets_in_one_query_however_many_wait()
     here = service_create(name="Triage", slug="triage", base_url="http://127.0.0.1:9")
     same_target = service_create(name="Triage B", slug="triage-b", base_url="http://127.0.0.1:9/b/")
     elsewhere = service_create(name="Imaging", slug="imaging", base_url="http://127.0.0.1:10")
-    _running(BenchmarkPlan.objects.create(name="loading", service=here, duration_seconds=60, requests=REQUESTS))
-    _running(BenchmarkPlan.objects.create(name="other", service=elsewhere, duration_seconds=60, requests=REQUESTS))
+    running(BenchmarkPlan.objects.create(name="loading", service=here, duration_seconds=60, requests=REQUESTS))
+    running(BenchmarkPlan.objects.create(name="other", service=elsewhere, duration_seconds=60, requests=REQUESTS))
 
     waiting = _waiting(same_target, 1)
     one = _round_queries()

@@ -8,9 +8,9 @@ import threading
 import pytest
 
 from apps.benchmarks import runner
+from tests.benchmarks.support import REQUESTS
 
 pytestmark = pytest.mark.slow
-REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
 
 
 class HangUp:

@@ -11,8 +11,7 @@ import requests
 from apps.benchmarks import connect_guard, runner, services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.services.services import service_ensure
-
-REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
+from tests.benchmarks.support import REQUESTS
 
 
 def _resolving(monkeypatch, names: dict[str, str]) -> None:

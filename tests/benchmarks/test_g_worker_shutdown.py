@@ -19,9 +19,8 @@ from django.utils import timezone
 from apps.benchmarks import runner, services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.services.services import service_ensure
+from tests.benchmarks.support import REQUESTS
 from tests.helpers import wait_for
-
-REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
 
 
 def _plan(base_url: str, **fields) -> BenchmarkPlan:

@@ -10,9 +10,9 @@ from django.utils import timezone
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.benchmarks.selectors import service_knee_rps
 from apps.services.services import service_ensure
+from tests.benchmarks.support import REQUESTS
 
 pytestmark = pytest.mark.django_db
-REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
 
 
 def _run(plan: BenchmarkPlan, findings: dict, hours_ago: int) -> BenchmarkRun:

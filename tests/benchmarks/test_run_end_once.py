@@ -11,9 +11,9 @@ from django.utils import timezone
 from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.services.services import service_ensure
+from tests.benchmarks.support import REQUESTS
 
 pytestmark = pytest.mark.django_db
-REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
 
 
 @pytest.fixture

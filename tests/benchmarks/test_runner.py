@@ -10,10 +10,10 @@ import pytest
 
 from apps.benchmarks import analysis, runner
 from apps.benchmarks.models import BenchmarkPlan
+from tests.benchmarks.support import REQUESTS
 
 pytestmark = pytest.mark.slow
 GATES = {"p95_ms": 1000.0, "p99_ms": 2000.0, "avg_ms": 500.0, "error_rate_pct": 1.0, "min_rps": 1.0}
-REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
 
 
 def _run(url, stages, *, gate=None, rate_per_user=None, stop=lambda: False):

@@ -8,8 +8,7 @@ from __future__ import annotations
 import pytest
 
 from apps.benchmarks import analysis, runner
-
-REQUESTS = [{"name": "card", "method": "GET", "path": "/card", "weight": 1}]
+from tests.benchmarks.support import REQUESTS
 
 
 def _run(url, stages):
