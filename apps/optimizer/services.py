@@ -290,8 +290,7 @@ def _step_claim(step: OptimizationStep) -> None:
     step.status, step.attempts, step.started_at = OptimizationStep.Status.RUNNING, step.attempts + 1, Now()
     step.attempt_token, step.heartbeat_at = uuid.uuid4(), Now()
     step.save(update_fields=["status", "attempts", "started_at", "attempt_token", "heartbeat_at"])
-    step.refresh_from_db(fields=["started_at"])
-    step.heartbeat_at = None  # written by the database's clock; never read here
+    step.refresh_from_db(fields=["started_at", "heartbeat_at"])  # both the database clock's
     OptimizationRun.objects.filter(pk=step.run_id, status=OptimizationRun.Status.PENDING).update(
         status=OptimizationRun.Status.RUNNING
     )
@@ -413,7 +412,8 @@ def _heartbeat_retry_seconds() -> float:
 def _step_lost_seconds() -> float:
     """The stuck checker fails a running step silent this long: well past _owner_wait_seconds, so a
     redelivery takes the step over first where there is one. The checker runs every 5 minutes (migration
-    0003), so a lost step is failed 10 to 10 beats + 5 minutes after its last beat (150-450 s at 15 s beats)."""
+    0003), so a lost step is failed between 10 beats and 10 beats + 5 minutes after its last beat (150-450 s at
+    15 s beats)."""
     return 10 * _heartbeat_seconds()
 
 
@@ -949,8 +949,8 @@ def _runs_fail_silent_steps() -> int:
     that found it still beating, or never redelivered) are failed now, not at the run's deadline: the stale step
     as lost, the run's other unfinished steps as never finished. Not re-sent: the rest of the chain went with the
     lost worker's message. Steps without a heartbeat of their attempt's (an older release's attempt, even on a row
-    an earlier attempt's heartbeat is left on) wait for the deadline, as before. Run every 5 minutes (migration
-    0003): a step is failed 10 beats to 10 beats + 5 minutes after its last beat (150-450 s at 15 s beats)."""
+    an earlier attempt's heartbeat is left on) wait for the deadline, as before. When a silent step is failed:
+    _step_lost_seconds."""
     seconds = _step_lost_seconds()
     silent = Q(status=OptimizationStep.Status.RUNNING, heartbeat_at__lt=Now() - timedelta(seconds=seconds))
     silent &= _heartbeat_owned()
