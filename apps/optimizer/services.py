@@ -462,8 +462,10 @@ class _StepHeartbeat:
         self._thread = threading.Thread(target=self._beat, name=f"optimizer-step-{step.pk}-heartbeat", daemon=True)
 
     def __enter__(self) -> _StepHeartbeat:
-        # Inside a caller's transaction (a test's) the step's row is invisible to another connection: progress
-        # reports alone beat, through the caller's.
+        # For tests only: run_step and optimization_run_inline (the optimize command) hold no transaction here.
+        # Inside a test's transaction (django_db without transaction=True) the step's row is invisible to the
+        # thread's own connection, whose beats would find no step of this attempt's and stop it as lost: progress
+        # reports alone beat there, through the test's connection.
         if not connection.in_atomic_block:
             self._thread.start()
         return self
