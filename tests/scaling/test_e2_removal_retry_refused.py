@@ -13,7 +13,7 @@ import pytest
 
 from apps.scaling import kube, services, tasks
 from controlplane.celery import app as celery_app
-from tests.scaling.test_q_removal_uid import NAME, NS, _applied, _deleted_with_its_removal_failing
+from tests.scaling.removal_support import NAME, NS, applied, deleted_with_its_removal_failing
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the delete's removal is sent on its commit
 
@@ -30,9 +30,9 @@ def _as_a_worker_runs_it(refs: list[dict], retries: int) -> list[str]:
 
 
 def test_a_refused_retry_names_the_autoscalers_to_remove_by_hand(request, cluster, caplog):
-    policy = _applied()
+    policy = applied()
     refs = services._withdrawable(policy)
-    _deleted_with_its_removal_failing(cluster, policy)
+    deleted_with_its_removal_failing(cluster, policy)
     cluster.fail["VerticalPodAutoscaler"] = 503  # the next try fails too, and its retry is refused
     celery_app.conf.task_always_eager = False  # sent to the broker; the cluster fixture sets it back after
     request.getfixturevalue("vhost_deleted")
@@ -51,9 +51,9 @@ def test_a_refused_retry_names_the_autoscalers_to_remove_by_hand(request, cluste
 
 def test_the_last_try_still_fails_with_the_clusters_error(cluster):
     """Retried 6 times, as autoretry_for did: the last failure is the task's, not a Retry."""
-    policy = _applied()
+    policy = applied()
     refs = services._withdrawable(policy)
-    _deleted_with_its_removal_failing(cluster, policy)
+    deleted_with_its_removal_failing(cluster, policy)
     cluster.fail["VerticalPodAutoscaler"] = 503
     with pytest.raises(kube.ApplyError, match="503"):
         _as_a_worker_runs_it(refs, retries=tasks.remove_objects.max_retries)

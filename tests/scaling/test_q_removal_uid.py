@@ -9,32 +9,9 @@ import copy
 import pytest
 
 from apps.scaling import services, tasks
-from apps.scaling.models import ScalingPolicy
-from apps.services.models import Service
+from tests.scaling.removal_support import HPA_KEY, NAME, NS, VPA_KEY, applied, deleted_with_its_removal_failing
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-NAME = "recreated"
-NS = "medical-ai"
-HPA_KEY = ("autoscaling", "horizontalpodautoscalers", NS, NAME)
-VPA_KEY = ("autoscaling.k8s.io", "verticalpodautoscalers", NS, NAME)
-
-
-def _applied(service: Service | None = None) -> ScalingPolicy:
-    service = service or Service.objects.create(name=NAME, slug=NAME, route_prefix=f"api/{NAME}/")
-    policy = services.scaling_policy_ensure(service, history_source="synthetic", predictive=False)[0]
-    services.policies_reconcile()
-    policy.refresh_from_db()
-    assert policy.apply_state == "active", policy.apply_error
-    return policy
-
-
-def _deleted_with_its_removal_failing(cluster, policy: ScalingPolicy) -> None:
-    """The delete's removal (run at commit, eagerly here) fails on the VPA, first: it is retried later."""
-    cluster.fail["VerticalPodAutoscaler"] = 503
-    policy.delete()
-    cluster.fail.clear()
-    assert cluster.autoscalers_of(NS, NAME) == [NAME] and VPA_KEY in cluster.objects
 
 
 def _made_again_by_hand(cluster, key) -> str:
@@ -48,7 +25,7 @@ def _made_again_by_hand(cluster, key) -> str:
 
 
 def test_applied_objects_keep_the_uid_the_api_server_gave(cluster):
-    policy = _applied()
+    policy = applied()
     recorded = {(ref["kind"], ref["name"]): ref.get("uid") for ref in policy.applied_objects}
     assert recorded[("HorizontalPodAutoscaler", NAME)] == cluster.objects[HPA_KEY]["metadata"]["uid"]
     assert recorded[("VerticalPodAutoscaler", NAME)] == cluster.objects[VPA_KEY]["metadata"]["uid"]
@@ -62,11 +39,11 @@ def test_applied_objects_keep_the_uid_the_api_server_gave(cluster):
 def test_a_retried_removal_after_the_policy_was_recreated_leaves_the_new_policys_autoscalers(cluster):
     """The delete's removal failed on the VPA (503) and was retried after a new policy for the service was
     applied: the retry deleted the new policy's HPA as read, the new policy active with no HPA."""
-    policy = _applied()
+    policy = applied()
     service = policy.service
     refs = services._withdrawable(policy)
-    _deleted_with_its_removal_failing(cluster, policy)
-    recreated = _applied(service)  # its apply takes over the objects under the name
+    deleted_with_its_removal_failing(cluster, policy)
+    recreated = applied(service)  # its apply takes over the objects under the name
     outcome = tasks.remove_objects.run(refs)  # the retry
     assert cluster.autoscalers_of(NS, NAME) == [NAME]
     assert VPA_KEY in cluster.objects
@@ -76,9 +53,9 @@ def test_a_retried_removal_after_the_policy_was_recreated_leaves_the_new_policys
 
 
 def test_a_retried_removal_leaves_an_object_made_again_by_hand_under_the_name(cluster):
-    policy = _applied()
+    policy = applied()
     refs = services._withdrawable(policy)
-    _deleted_with_its_removal_failing(cluster, policy)
+    deleted_with_its_removal_failing(cluster, policy)
     _made_again_by_hand(cluster, HPA_KEY)
     outcome = tasks.remove_objects.run(refs)
     assert HPA_KEY in cluster.objects and cluster.objects[HPA_KEY]["metadata"]["uid"] == "made-by-hand"
@@ -91,9 +68,9 @@ def test_a_retried_removal_leaves_an_object_made_again_by_hand_under_the_name(cl
 
 def test_a_removal_with_reads_forbidden_still_deletes_only_the_uid_applied(cluster):
     """Credentials without `get`: the DELETE went without preconditions; with the uid recorded, it is that uid."""
-    policy = _applied()
+    policy = applied()
     refs = services._withdrawable(policy)
-    _deleted_with_its_removal_failing(cluster, policy)
+    deleted_with_its_removal_failing(cluster, policy)
     _made_again_by_hand(cluster, HPA_KEY)
     cluster.reads_forbidden = True
     outcome = tasks.remove_objects.run(refs)
@@ -104,16 +81,16 @@ def test_a_removal_with_reads_forbidden_still_deletes_only_the_uid_applied(clust
 
 def test_refs_recorded_before_uids_are_removed_as_read(cluster):
     """Today's behaviour for a removal queued before this change (no uid): whatever holds the name goes."""
-    policy = _applied()
+    policy = applied()
     refs = [{key: value for key, value in ref.items() if key != "uid"} for ref in services._withdrawable(policy)]
-    _deleted_with_its_removal_failing(cluster, policy)
+    deleted_with_its_removal_failing(cluster, policy)
     _made_again_by_hand(cluster, HPA_KEY)
     assert tasks.remove_objects.run(refs) == [f"VerticalPodAutoscaler/{NAME}", f"HorizontalPodAutoscaler/{NAME}"]
     assert cluster.autoscalers_of(NS, NAME) == []
 
 
 def test_a_withdrawal_leaves_an_object_made_again_by_hand_and_names_it(cluster):
-    policy = _applied()
+    policy = applied()
     _made_again_by_hand(cluster, HPA_KEY)
     policy.refresh_from_db()
     policy.enabled = False
