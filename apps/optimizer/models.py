@@ -87,10 +87,6 @@ class OptimizationStep(models.Model):
         null=True, blank=True, help_text="Last refreshed by the attempt running it; stale: its worker was lost."
     )
 
-    # Set by optimization_step_execute on the step it returns when this delivery left the step to the live attempt
-    # that owns it: that attempt sends what follows on the chain, this delivery sends nothing.
-    left_to_owner = False
-
     class Meta:
         ordering = ["run", "position"]
         constraints = [models.UniqueConstraint(fields=["run", "name"], name="optimizer_step_unique")]

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -241,7 +242,20 @@ def _scheduled_run_requester(schedule: str | None, *, by_hand: bool) -> str:
     return f"schedule: {schedule}"[: limit - len(suffix)] + suffix
 
 
+class StepOutcome(NamedTuple):
+    """A delivery's step, and whether it was left to the live attempt that owns it: that attempt sends what
+    follows on the chain, this delivery sends nothing (run_step)."""
+
+    step: OptimizationStep
+    left_to_owner: bool
+
+
 def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> OptimizationStep:
+    """optimization_step_run's step (the optimize command, and callers that send nothing after it)."""
+    return optimization_step_run(step_id=step_id, hook=hook).step
+
+
+def optimization_step_run(*, step_id: int, hook: StepHook | None = None) -> StepOutcome:
     """Run one step. Safe to repeat: a finished step is left alone, and a step whose worker was lost
     starts over (its earlier proposals are replaced, and applying is idempotent).
     Each attempt owns the step (attempt_token) and keeps a heartbeat while it runs (_StepHeartbeat). A delivery
@@ -249,8 +263,8 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
     still measures, after that worker's broker connection broke) never measures beside it: it waits for the owner
     to finish or to fall silent (a killed worker's message is redelivered at once, its last beat still fresh),
     up to _owner_wait_seconds(); silent, the step is taken over as after a lost worker (attempts + 1); still
-    alive, the step is left to its owner and the step returned has left_to_owner set (run_step then sends
-    nothing: the owner sends what follows). An attempt whose step was taken over stops at its next progress
+    alive, the step is left to its owner (the outcome's left_to_owner: run_step then sends nothing, the owner
+    sends what follows). An attempt whose step was taken over stops at its next progress
     report or heartbeat and drops its results. A step without a heartbeat (an older release's attempt) is taken
     over at once, as before."""
     waited_until = None
@@ -263,8 +277,7 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
                 .get(pk=step_id)
             )
             if step.is_finished or step.run.is_finished:
-                step.left_to_owner = waited_until is not None
-                return step
+                return StepOutcome(step, left_to_owner=waited_until is not None)
             if not (step.status == OptimizationStep.Status.RUNNING and step.attempt_token and step.owner_alive):
                 _step_claim(step)  # pending, or its owner is gone (or of an older release): this attempt's now
                 break
@@ -275,12 +288,11 @@ def optimization_step_execute(*, step_id: int, hook: StepHook | None = None) -> 
         elif time.monotonic() >= waited_until:
             logger.warning("optimization step %s of run %s is left to its running attempt %s (heartbeat alive)",
                            step.name, step.run_id, step.attempts)  # fmt: skip
-            step.left_to_owner = True
-            return step
+            return StepOutcome(step, left_to_owner=True)
         _wait_for_owner(_heartbeat_seconds())
 
     with _StepHeartbeat(step) as heartbeat:
-        return _step_measure(step, heartbeat, hook)
+        return StepOutcome(_step_measure(step, heartbeat, hook), left_to_owner=False)
 
 
 def _step_claim(step: OptimizationStep) -> None:

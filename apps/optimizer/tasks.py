@@ -13,9 +13,9 @@ from apps.optimizer import services
 # blip is ridden out before the run is failed; and with the parent's priority where the app inherits it.
 @shared_task(name="optimizer.run_step", bind=True)
 def run_step(self, step_id: int) -> str:
-    step = services.optimization_step_execute(step_id=step_id)
+    step, left_to_owner = services.optimization_step_run(step_id=step_id)
     links, self.request.chain = self.request.chain, None
-    if links and not step.left_to_owner:  # else the live attempt that owns the step sends what follows
+    if links and not left_to_owner:  # else the live attempt that owns the step sends what follows
         request = self.request
         priority = (request.delivery_info or {}).get("priority") if self.app.conf.task_inherit_parent_priority else None
         next_link = signature(links[-1], app=self.app)

@@ -198,8 +198,8 @@ def test_a_running_step_without_a_heartbeat_is_taken_over_at_once(monkeypatch):
     monkeypatch.setattr(STEPS["caching"], "measure", lambda goals, progress: StepResult(findings={"x": 1}, drafts=[]))
     monkeypatch.setattr(STEPS["caching"], "verdicts", lambda findings, goals: [])
 
-    step = services.optimization_step_execute(step_id=step.pk)
-    assert step.status == OptimizationStep.Status.SUCCEEDED and step.attempts == 2 and not step.left_to_owner
+    step, left_to_owner = services.optimization_step_run(step_id=step.pk)
+    assert step.status == OptimizationStep.Status.SUCCEEDED and step.attempts == 2 and not left_to_owner
 
 
 def test_the_stuck_checker_leaves_a_step_without_a_heartbeat_to_the_deadline():
