@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import tempfile
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from django.core.cache import cache
@@ -20,11 +14,10 @@ from apps.accounts.services import api_client_create
 from apps.metrics.recorder import recorder
 from tests.helpers import (
     PROCESS_LOGS,
-    REPO_ROOT,
+    WORKER_QUEUES,
     broker_connections_dropped,
     broker_vhost_deleted,
-    database_url,
-    log_in_report,
+    celery_worker,
     log_tail,
     queue_consumers,
     wait_for,
@@ -223,42 +216,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
-WORKER_QUEUES = ("default", "inference")
-
-
 @pytest.fixture
 def worker(request):
     """A real Celery worker process on the test database and the real broker, on the default and inference queues
     (optimizer steps and forecasts go to inference); yields its name once it consumes both, so a worker that fails to
     start fails the test's setup with its log, and a task sent then is its to take. Refused while another process
     (an earlier test's stray worker, on another database) still consumes them: it would take the test's tasks. The
-    worker's log ends up in the report of a test that fails."""
+    worker's log ends up in the report of a test that fails (tests.helpers.celery_worker)."""
     counted = queue_consumers(WORKER_QUEUES) is not None  # by RabbitMQ (the suite's broker), not a filesystem one
     if counted:  # a warm shutdown still under way ends first
         wait_for(lambda: not any(queue_consumers(WORKER_QUEUES).values()), 60, "an earlier test's worker to stop")
-    name = f"test-{uuid.uuid4().hex[:8]}@localhost"
-    env = {**os.environ, "DATABASE_URL": database_url()}
-    log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
-    log_in_report(request, log.name, f"worker {name}")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", ",".join(WORKER_QUEUES), "-P", "solo",
-         "-n", name, "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    with celery_worker(request, WORKER_QUEUES) as (name, process, log):
         if counted:
             wait_for(lambda: process.poll() is not None or all(queue_consumers(WORKER_QUEUES).values()), 120,
-                     f"worker {name} to consume {', '.join(WORKER_QUEUES)}", Path(log.name))  # fmt: skip
-        assert process.poll() is None, f"worker {name} exited ({process.returncode}):\n{log_tail(log.name)}"
+                     f"worker {name} to consume {', '.join(WORKER_QUEUES)}", log)  # fmt: skip
+        assert process.poll() is None, f"worker {name} exited ({process.returncode}):\n{log_tail(log)}"
         yield name
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+
+
+@pytest.fixture
+def broker_emptied():
+    """A message the test sent and no worker took must not reach a later test's worker: the queues purged before
+    and after (listed before `worker`, after its worker stopped too)."""
+    from controlplane.celery import app
+
+    app.control.purge()
+    yield
+    app.control.purge()
 
 
 @pytest.fixture

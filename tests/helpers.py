@@ -8,8 +8,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -367,3 +369,33 @@ def at_once(work: Callable[[], object], count: int = 2) -> list:
     assert not any(thread.is_alive() for thread in threads)
     assert errors == []
     return results
+
+
+WORKER_QUEUES = ("default", "inference")  # optimizer steps and forecasts go to inference
+
+
+@contextmanager
+def celery_worker(
+    request: pytest.FixtureRequest, queues: tuple[str, ...] = WORKER_QUEUES
+) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+    """A real Celery worker process (`-P solo`: prefetch 1, acks late) on the test database and the real broker,
+    consuming `queues`: its name, process and log, whose tail goes into the report of a test that fails. Not
+    waited for: the caller waits for it to consume (queue_consumers). Stopped warm (SIGTERM), killed after 30 s."""
+    name = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
+    log_in_report(request, log.name, f"worker {name}")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", ",".join(queues), "-P", "solo",
+         "-n", name, "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
+        cwd=REPO_ROOT, env={**os.environ, "DATABASE_URL": database_url()}, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        yield name, process, Path(log.name)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()

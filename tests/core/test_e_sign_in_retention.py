@@ -116,14 +116,6 @@ def test_a_backlog_of_sign_in_log_rows_is_deleted_in_batches():
     assert list(AccessLog.objects.values_list("pk", flat=True)) == [kept]
 
 
-@pytest.fixture
-def broker_emptied():
-    """A message this test sent and no worker took must not reach a later test's worker."""
-    celery_app.control.purge()
-    yield
-    celery_app.control.purge()
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_takes_the_scheduled_task_and_prunes(broker_emptied, worker):
     expired = _session(-timedelta(minutes=5))

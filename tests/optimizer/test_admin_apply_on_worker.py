@@ -20,16 +20,6 @@ pytestmark = [
 CHANGELIST = "/admin/optimizer/recommendation/"
 
 
-@pytest.fixture
-def broker_emptied():
-    """A message this test sent and no worker took must not reach a later test's worker."""
-    from controlplane.celery import app
-
-    app.control.purge()
-    yield
-    app.control.purge()
-
-
 def _proposal() -> Recommendation:
     sql(f"DROP INDEX {INDEX}")
     run, _, _ = optimize("database", "--inline")

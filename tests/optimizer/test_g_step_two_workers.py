@@ -10,14 +10,7 @@ no second message)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-import uuid
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 from celery import chain
@@ -25,60 +18,25 @@ from celery import chain
 from apps.clinical.models import Patient
 from apps.optimizer import services, tasks
 from apps.optimizer.models import OptimizationRun, OptimizationStep
-from tests.helpers import REPO_ROOT, database_url, log_in_report, queue_consumers, wait_for
+from tests.helpers import WORKER_QUEUES, celery_worker, queue_consumers, wait_for
 from tests.optimizer.support import connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-QUEUES = ("default", "inference")
 WAIT = 180
-
-
-@pytest.fixture
-def broker_emptied():
-    """A message this test sent and no worker took must not reach a later test's worker."""
-    from controlplane.celery import app
-
-    app.control.purge()
-    yield
-    app.control.purge()
-
-
-def _worker(request, stack: ExitStack) -> tuple[subprocess.Popen, Path]:
-    """A worker process like tests/conftest.py's `worker` (which starts only one), and its log's path."""
-    name = f"test-{uuid.uuid4().hex[:8]}@localhost"
-    log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
-    log_in_report(request, log.name, f"worker {name}")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "controlplane", "worker", "-Q", ",".join(QUEUES), "-P", "solo",
-         "-n", name, "--loglevel", "INFO", "--without-gossip", "--without-mingle"],
-        cwd=REPO_ROOT, env={**os.environ, "DATABASE_URL": database_url()}, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-
-    def stop() -> None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-    stack.callback(stop)
-    return process, Path(log.name)
 
 
 def test_a_second_copy_on_another_worker_leaves_the_step_to_the_one_measuring(data, request, monkeypatch,
                                                                               broker_emptied):  # fmt: skip
     monkeypatch.setenv("OPTIMIZER_STEP_HEARTBEAT_SECONDS", "3")  # the workers': a wait of 12 s, not 60
-    wait_for(lambda: not any(queue_consumers(QUEUES).values()), 60, "the consumers of an earlier test to stop")
+    wait_for(lambda: not any(queue_consumers(WORKER_QUEUES).values()), 60, "the consumers of an earlier test to stop")
     run = services.optimization_run_create(target="database")
     step_id = run.steps.get().pk
     holder = connect()
     with ExitStack() as stack:
         stack.callback(holder.close)
-        logs = [_worker(request, stack)[1], _worker(request, stack)[1]]
-        wait_for(lambda: min(queue_consumers(QUEUES).values()) >= 2, WAIT, "both workers to consume", logs[0])
+        logs = [stack.enter_context(celery_worker(request))[2] for _ in range(2)]
+        wait_for(lambda: min(queue_consumers(WORKER_QUEUES).values()) >= 2, WAIT, "both workers to consume", logs[0])
         holder.execute("BEGIN")
         holder.execute(f"LOCK TABLE {Patient._meta.db_table} IN ACCESS EXCLUSIVE MODE")
         stack.callback(lambda: holder.execute("ROLLBACK"))
@@ -106,14 +64,16 @@ def test_a_second_copy_on_another_worker_leaves_the_step_to_the_one_measuring(da
 def test_a_step_whose_worker_is_killed_is_taken_over_by_the_redelivery(data, request, monkeypatch,
                                                                       broker_emptied):  # fmt: skip
     monkeypatch.setenv("OPTIMIZER_STEP_HEARTBEAT_SECONDS", "3")
-    wait_for(lambda: not any(queue_consumers(QUEUES).values()), 60, "the consumers of an earlier test to stop")
+    wait_for(lambda: not any(queue_consumers(WORKER_QUEUES).values()), 60, "the consumers of an earlier test to stop")
     run = services.optimization_run_create(target="database")
     step_id = run.steps.get().pk
     holder = connect()
     with ExitStack() as stack:
         stack.callback(holder.close)
-        workers = [_worker(request, stack), _worker(request, stack)]
-        wait_for(lambda: min(queue_consumers(QUEUES).values()) >= 2, WAIT, "both workers to consume", workers[0][1])
+        workers = [stack.enter_context(celery_worker(request))[1:] for _ in range(2)]
+        wait_for(
+            lambda: min(queue_consumers(WORKER_QUEUES).values()) >= 2, WAIT, "both workers to consume", workers[0][1]
+        )
         holder.execute("BEGIN")
         holder.execute(f"LOCK TABLE {Patient._meta.db_table} IN ACCESS EXCLUSIVE MODE")
         stack.callback(lambda: holder.execute("ROLLBACK"))

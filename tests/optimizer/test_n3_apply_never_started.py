@@ -22,16 +22,6 @@ CHANGELIST = "/admin/optimizer/recommendation/"
 PAST_DEADLINE = timedelta(hours=2, minutes=1)  # OPTIMIZER_RUN_DEADLINE_SECONDS is 2 h
 
 
-@pytest.fixture
-def broker_emptied():
-    """No worker runs until the test starts one: the messages it queued must not reach a later test's worker."""
-    from controlplane.celery import app
-
-    app.control.purge()
-    yield
-    app.control.purge()
-
-
 def _queued(admin_client) -> Recommendation:
     sql(f"DROP INDEX {INDEX}")
     run, _, _ = optimize("database", "--inline")
