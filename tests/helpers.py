@@ -399,3 +399,34 @@ def celery_worker(
             process.kill()
             process.wait()
         log.close()
+
+
+class _ThreadRaising(threading.Thread):
+    """A thread whose join() raises what its target raised (an assertion failed in it fails the test)."""
+
+    def __init__(self, target: Callable[[], object]) -> None:
+        super().__init__(daemon=True)
+        self._work, self.error = target, None
+
+    def run(self) -> None:
+        from django.db import connection
+
+        try:
+            self._work()
+        except BaseException as exc:  # noqa: BLE001 (raised again by join, in the test's thread)
+            self.error = exc
+        finally:
+            connection.close()
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.error is not None:
+            raise self.error
+
+
+def in_thread(target: Callable[[], object]) -> threading.Thread:
+    """`target` started in a thread of its own (its database connection closed at its end, as a worker's
+    would be); the thread's join() raises what `target` raised, which a plain thread only printed."""
+    thread = _ThreadRaising(target)
+    thread.start()
+    return thread

@@ -23,24 +23,12 @@ from apps.optimizer import services
 from apps.optimizer.models import OptimizationRun, OptimizationStep
 from apps.optimizer.steps import STEPS
 from apps.optimizer.types import StepResult
-from tests.helpers import wait_for
+from tests.helpers import in_thread, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WAIT = 120  # seconds any wait on another thread may take
 BEAT = 2  # OPTIMIZER_STEP_HEARTBEAT_SECONDS here: stale after 6 s, lost after 20 s
-
-
-def _in_thread(target) -> threading.Thread:
-    def run() -> None:
-        try:
-            target()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
 
 
 def _row(step_id: int) -> dict:
@@ -91,7 +79,7 @@ def test_the_heartbeat_beats_again_after_its_sessions_are_killed(settings, block
     caplog.set_level(logging.WARNING, logger="apps.optimizer.services")
     run = services.optimization_run_create(target="caching")
     step_id = run.steps.get().pk
-    owner = _in_thread(lambda: services.optimization_step_execute(step_id=step_id))
+    owner = in_thread(lambda: services.optimization_step_execute(step_id=step_id))
     try:
         wait_for(lambda: _row(step_id)["status"] == "running" and _heartbeat_sessions(), WAIT, "a beat by the thread")
         killed = _kill_all_but_the_owner()

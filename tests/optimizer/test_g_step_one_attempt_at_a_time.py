@@ -17,7 +17,6 @@ from datetime import timedelta
 import pytest
 from celery.app.trace import build_tracer
 from celery.canvas import Signature
-from django.db import connection
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -25,6 +24,7 @@ from apps.optimizer import services, tasks
 from apps.optimizer.models import OptimizationRun, OptimizationStep
 from apps.optimizer.steps import STEPS
 from apps.optimizer.types import Draft, StepResult
+from tests.helpers import in_thread, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -46,24 +46,10 @@ def _deliver(step_id: int, links: list, *, redelivered: bool) -> str:
     return retval
 
 
-def _in_thread(target) -> threading.Thread:
-    def run() -> None:
-        try:
-            target()
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
-
-
 def _measuring(step_id: int) -> None:
     """Until the step's first attempt reported "measuring" (its claim committed, its heartbeat written)."""
-    deadline = timezone.now() + timedelta(seconds=WAIT)
-    while OptimizationStep.objects.get(pk=step_id).progress_message != "measuring":
-        assert timezone.now() < deadline, "the first attempt never started measuring"
-        threading.Event().wait(0.05)
+    measuring = lambda: OptimizationStep.objects.get(pk=step_id).progress_message == "measuring"  # noqa: E731
+    wait_for(measuring, WAIT, "the first attempt to start measuring")
 
 
 @pytest.fixture
@@ -110,14 +96,14 @@ def test_a_second_delivery_waits_for_the_live_attempt_and_neither_measures_nor_s
     settings.OPTIMIZER_STEP_HEARTBEAT_SECONDS = 3
     calls, release = first_blocks
     steps, links = _run_all()
-    owner = _in_thread(lambda: _deliver(steps["database"], links, redelivered=False))
+    owner = in_thread(lambda: _deliver(steps["database"], links, redelivered=False))
     _measuring(steps["database"])
 
     def first_ends_meanwhile(seconds: float) -> None:  # the owner finishes while the second delivery waits
         release.set()
         threading.Event().wait(seconds)
 
-    monkeypatch.setattr(services, "_wait_for_owner", first_ends_meanwhile, raising=False)
+    monkeypatch.setattr(services, "_wait_for_owner", first_ends_meanwhile)
     _deliver(steps["database"], links, redelivered=True)
     owner.join(WAIT)
     assert not owner.is_alive()
@@ -135,7 +121,7 @@ def test_a_second_delivery_leaves_a_step_still_beating_to_its_owner(settings, se
     settings.OPTIMIZER_STEP_HEARTBEAT_SECONDS = 2  # the delivery waits 8 s (stale after 6 s), not 12
     calls, release = first_blocks
     steps, links = _run_all()
-    owner = _in_thread(lambda: _deliver(steps["database"], links, redelivered=False))
+    owner = in_thread(lambda: _deliver(steps["database"], links, redelivered=False))
     _measuring(steps["database"])
 
     returned = _deliver(steps["database"], links, redelivered=True)
@@ -175,7 +161,7 @@ def test_a_silent_owner_is_taken_over_and_its_late_results_are_dropped(settings,
 
     monkeypatch.setattr(STEPS["caching"], "measure", measure)
     monkeypatch.setattr(STEPS["caching"], "verdicts", lambda findings, goals: [])
-    old = _in_thread(lambda: services.optimization_step_execute(step_id=step_id))
+    old = in_thread(lambda: services.optimization_step_execute(step_id=step_id))
     _measuring(step_id)
     OptimizationStep.objects.filter(pk=step_id).update(heartbeat_at=timezone.now() - timedelta(hours=1))
 
@@ -194,7 +180,7 @@ def test_a_running_step_without_a_heartbeat_is_taken_over_at_once(monkeypatch):
     run = services.optimization_run_create(target="caching")
     step = run.steps.get()
     OptimizationStep.objects.filter(pk=step.pk).update(status="running", attempts=1)  # an older release's worker
-    monkeypatch.setattr(services, "_wait_for_owner", lambda s: pytest.fail("waited for no owner"), raising=False)
+    monkeypatch.setattr(services, "_wait_for_owner", lambda s: pytest.fail("waited for no owner"))
     monkeypatch.setattr(STEPS["caching"], "measure", lambda goals, progress: StepResult(findings={"x": 1}, drafts=[]))
     monkeypatch.setattr(STEPS["caching"], "verdicts", lambda findings, goals: [])
 
