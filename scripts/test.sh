@@ -32,14 +32,21 @@ ensure_service PostgreSQL 5432 'pg_ctlcluster --skip-systemctl-redirect $(ls /et
 ensure_service Redis 6379 'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /tmp --logfile /tmp/redis-ci.log' redis-server
 ensure_service RabbitMQ 5672 'rabbitmq-server -detached' rabbitmq-server
 
-# The suite's own vhost: on "/", where the README's RabbitMQ-backed `make run` puts its queues, a
+# The suite's own vhosts: on "/", where the README's RabbitMQ-backed `make run` puts its queues, a
 # developer's worker ran the tests' tasks against their own database and the tests' purge dropped their
-# queued work. Without rabbitmqctl here (a server in a container) "/" it is, said so.
+# queued work. Without rabbitmqctl here (a server in a container) "/" it is, said so, and the suite runs as
+# one pytest (two would purge each other's queues).
 TEST_VHOST=controlplane_test
+own_vhost() {
+  command -v rabbitmqctl >/dev/null 2>&1 && rabbitmqctl -q add_vhost "$1" >/dev/null \
+    && rabbitmqctl -q set_permissions -p "$1" guest '.*' '.*' '.*' >/dev/null
+}
 if [ -z "${TEST_CELERY_BROKER_URL:-}" ]; then
-  if command -v rabbitmqctl >/dev/null 2>&1 && rabbitmqctl -q add_vhost "$TEST_VHOST" >/dev/null \
-      && rabbitmqctl -q set_permissions -p "$TEST_VHOST" guest '.*' '.*' '.*' >/dev/null; then
+  if own_vhost "$TEST_VHOST"; then
     TEST_CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672/$TEST_VHOST"
+    if [ -z "${TEST_CELERY_BROKER_URL_2:-}" ] && own_vhost "${TEST_VHOST}_2"; then
+      TEST_CELERY_BROKER_URL_2="amqp://guest:guest@127.0.0.1:5672/${TEST_VHOST}_2"
+    fi
   else
     echo "note: no RabbitMQ vhost $TEST_VHOST (rabbitmqctl failed or is missing): the tests use \"/\"" >&2
     TEST_CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//"
@@ -64,15 +71,67 @@ $VENV/bin/ruff format --check .
 echo "== dashboard unit tests (vitest)"
 (cd frontend && npm test --silent)
 
-echo "== pytest (PostgreSQL, Redis, RabbitMQ)"
-export DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/controlplane}"
-export REDIS_URL="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
-export CELERY_BROKER_URL="$TEST_CELERY_BROKER_URL"
+# The whole suite runs as two pytest processes at once, each on services of its own (a database, a Redis
+# db, a RabbitMQ vhost, a runtime folder): most of a test's time is spent waiting on a worker, a server or a
+# browser, so two share this machine's two cores (one process took 45 of CI's 60 minutes). The second takes
+# SECOND_HALF; the first everything else, so a new test folder is never left out. What shares one service by
+# name stays together: the e2e stack (its database and Redis db 13), the benchmarks (Redis db 14) and the
+# tests that run make in the checkout. Options given to this script, TEST_SHARDS=1, or a broker without a
+# second vhost run one pytest as before.
+SECOND_HALF=(
+  tests/e2e tests/benchmarks tests/test_bench_scripts.py tests/dashboard
+  tests/clinical tests/security tests/inference tests/resources
+)
+
+# The second process's database: the first's name with a suffix. Its Redis db: 12 on the same server (11 where
+# the first is on 12); a Redis URL of another shape needs TEST_REDIS_URL_2, or the suite runs as one pytest.
+second_database() { local base="${1%%\?*}"; echo "${base}_2${1#"$base"}"; }
+second_redis() {
+  if [[ "$1" =~ ^(rediss?://[^/?]+)/([0-9]+)$ ]]; then
+    [ "${BASH_REMATCH[2]}" = 12 ] && echo "${BASH_REMATCH[1]}/11" || echo "${BASH_REMATCH[1]}/12"
+  fi
+}
+
 # Small pools: one pytest process, plus the worker processes some tests start.
 export DB_POOL_MIN_SIZE=2 DB_POOL_MAX_SIZE=10
-VAR_DIR="$(mktemp -d)"
-export VAR_DIR
-trap 'rm -rf "$VAR_DIR"' EXIT
-# A failure is run again, twice at most: a test that passes only on a rerun is listed as RERUN in the
-# summary (-raR), a flake to fix rather than a pass to ignore; one that fails three times fails the run.
-$VENV/bin/pytest -raR --reruns 2 --reruns-delay 1 --durations=30 "$@"
+PYTEST_OPTIONS=(-raR --reruns 2 --reruns-delay 1 --durations=30)
+DATABASE="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/controlplane}"
+REDIS="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
+SECOND_REDIS="${TEST_REDIS_URL_2:-$(second_redis "$REDIS")}"
+FIRST_VAR_DIR="$(mktemp -d)"
+SECOND_VAR_DIR="$(mktemp -d)"
+SECOND_PID=""
+# Interrupted (Ctrl-C, CI's time limit): the second pytest is interrupted too, so its fixtures stop the workers
+# and servers it started.
+stop_second() { [ -z "$SECOND_PID" ] || { kill -INT "$SECOND_PID" 2>/dev/null && wait "$SECOND_PID"; } || true; }
+trap 'stop_second; rm -rf "$FIRST_VAR_DIR" "$SECOND_VAR_DIR"' EXIT
+
+if [ $# -gt 0 ] || [ "${TEST_SHARDS:-2}" = 1 ] || [ -z "${TEST_CELERY_BROKER_URL_2:-}" ] || [ -z "$SECOND_REDIS" ]; then
+  echo "== pytest (PostgreSQL, Redis, RabbitMQ)"
+  DATABASE_URL="$DATABASE" REDIS_URL="$REDIS" CELERY_BROKER_URL="$TEST_CELERY_BROKER_URL" VAR_DIR="$FIRST_VAR_DIR" \
+    $VENV/bin/pytest "${PYTEST_OPTIONS[@]}" "$@"
+  exit
+fi
+
+SECOND_LOG="$SECOND_VAR_DIR/pytest.log"
+echo "== pytest (PostgreSQL, Redis, RabbitMQ), two processes: ${SECOND_HALF[*]} in the second (its output follows the first's)"
+# A job in the background ignores SIGINT unless told otherwise (pytest would then never see Ctrl-C).
+(
+  trap - INT
+  DATABASE_URL="$(second_database "$DATABASE")" REDIS_URL="$SECOND_REDIS" \
+    CELERY_BROKER_URL="$TEST_CELERY_BROKER_URL_2" VAR_DIR="$SECOND_VAR_DIR" \
+    exec $VENV/bin/pytest "${PYTEST_OPTIONS[@]}" -o cache_dir="$SECOND_VAR_DIR/.pytest_cache" "${SECOND_HALF[@]}"
+) > "$SECOND_LOG" 2>&1 &
+SECOND_PID=$!
+IGNORED=()
+for path in "${SECOND_HALF[@]}"; do IGNORED+=("--ignore=$path"); done
+FIRST_RC=0
+DATABASE_URL="$DATABASE" REDIS_URL="$REDIS" CELERY_BROKER_URL="$TEST_CELERY_BROKER_URL" VAR_DIR="$FIRST_VAR_DIR" \
+  $VENV/bin/pytest "${PYTEST_OPTIONS[@]}" "${IGNORED[@]}" || FIRST_RC=$?
+SECOND_RC=0
+wait "$SECOND_PID" || SECOND_RC=$?
+SECOND_PID=""
+echo "== pytest, the second process (${SECOND_HALF[*]})"
+cat "$SECOND_LOG"
+echo "== pytest: first process exit $FIRST_RC, second $SECOND_RC"
+[ "$FIRST_RC" = 0 ] && [ "$SECOND_RC" = 0 ]

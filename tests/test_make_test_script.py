@@ -22,22 +22,32 @@ def checkout(tmp_path: Path) -> Path:
     (tmp_path / ".venv" / "bin").mkdir(parents=True)
     (tmp_path / "bin").mkdir()
     for tool in TOOLS:
-        # Each records its arguments (pytest also the broker it was given) and exits with STANDIN_<TOOL>_RC.
+        # Each records its arguments (pytest also the services it was given, and whether it ignores Ctrl-C) and
+        # exits with STANDIN_<TOOL>_RC; the second pytest (its database's name ends in _2) with STANDIN_PYTEST2_RC.
         folder = tmp_path / (".venv/bin" if tool in ("ruff", "pytest") else "bin")
+        record = "$*"
+        if tool == "pytest":
+            ignores_sigint = "$(python3 -c 'import signal; print(signal.getsignal(2) == signal.SIG_IGN)')"
+            record += (
+                f" | db=$DATABASE_URL redis=$REDIS_URL var=$VAR_DIR sigint_ignored={ignores_sigint}"
+                " broker=$CELERY_BROKER_URL"
+            )
+        second = 'case "$DATABASE_URL" in *_2) echo "second pytest output"; exit ${STANDIN_PYTEST2_RC:-0};; esac\n'
         (folder / tool).write_text(
-            f'#!/bin/sh\necho "$* broker=$CELERY_BROKER_URL" >> "{tmp_path}/{tool}.calls"\n'
-            f"exit ${{STANDIN_{tool.upper()}_RC:-0}}\n"
+            f'#!/bin/sh\necho "{record}" >> "{tmp_path}/{tool}.calls"\n'
+            + (second if tool == "pytest" else "")
+            + f"exit ${{STANDIN_{tool.upper()}_RC:-0}}\n"
         )
         (folder / tool).chmod(0o755)
     return tmp_path
 
 
-def run_script(checkout: Path, **env: str) -> subprocess.CompletedProcess:
+def run_script(checkout: Path, *options: str, **env: str) -> subprocess.CompletedProcess:
     environ = {key: value for key, value in os.environ.items() if not key.startswith("TEST_")}
     path = env.pop("PATH_ONLY", f"{checkout / 'bin'}{os.pathsep}{os.environ['PATH']}")
     environ.update(env, PATH=path)
     return subprocess.run(
-        [shutil.which("bash"), "scripts/test.sh"],
+        [shutil.which("bash"), "scripts/test.sh", *options],
         cwd=checkout,
         env=environ,
         capture_output=True,
@@ -64,7 +74,8 @@ def test_without_rabbitmqctl_rights_the_default_vhost_is_used_and_said(checkout:
     done = run_script(checkout, STANDIN_RABBITMQCTL_RC="69")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no RabbitMQ vhost controlplane_test" in done.stderr
-    assert calls(checkout, "pytest").strip().endswith("broker=amqp://guest:guest@127.0.0.1:5672//")
+    (only,) = pytest_runs(checkout)  # one vhost, "/": a second pytest would purge the first's queues
+    assert only["broker"] == "amqp://guest:guest@127.0.0.1:5672//"
 
 
 def test_a_broker_named_for_the_tests_is_used_as_given(checkout: Path) -> None:
@@ -95,10 +106,77 @@ def test_chromium_that_cannot_be_installed_stops_the_run_before_the_suite(checko
     assert calls(checkout, "pytest") == ""
 
 
+def pytest_runs(checkout: Path) -> list[dict[str, str]]:
+    """Each pytest the script ran: its options, and the services and folder it was given."""
+    runs = []
+    for line in calls(checkout, "pytest").splitlines():
+        options, services = line.split(" | ")
+        runs.append({"options": options, **dict(pair.split("=", 1) for pair in services.split())})
+    return sorted(runs, key=lambda run: run["db"])  # the first process's database, then the second's (_2)
+
+
 def _pytest_options_of_the_script(checkout: Path) -> list[str]:
     done = run_script(checkout)
     assert done.returncode == 0, done.stdout + done.stderr
-    return calls(checkout, "pytest").split(" broker=")[0].split()
+    return pytest_runs(checkout)[0]["options"].split()
+
+
+def test_the_suite_runs_as_two_pytests_on_services_of_their_own(checkout: Path) -> None:
+    """Two at once, on a database, Redis db, vhost and runtime folder each; the second's folders are the ones
+    the first ignores, so every test runs exactly once."""
+    done = run_script(checkout)
+    assert done.returncode == 0, done.stdout + done.stderr
+    first, second = pytest_runs(checkout)
+    assert first["db"] == "postgres://postgres@127.0.0.1:5432/controlplane"
+    assert second["db"] == "postgres://postgres@127.0.0.1:5432/controlplane_2"
+    assert (first["redis"], second["redis"]) == ("redis://127.0.0.1:6379/15", "redis://127.0.0.1:6379/12")
+    assert first["broker"].endswith("/controlplane_test") and second["broker"].endswith("/controlplane_test_2")
+    assert "add_vhost controlplane_test_2" in calls(checkout, "rabbitmqctl")
+    assert first["var"] != second["var"]
+    second_paths = [option for option in second["options"].split() if option.startswith("tests/")]
+    ignored = [
+        option.removeprefix("--ignore=") for option in first["options"].split() if option.startswith("--ignore=")
+    ]
+    assert second_paths and ignored == second_paths
+    assert "tests/e2e" in second_paths  # the e2e stack's database and Redis db 13 are one per machine
+    for path in second_paths:
+        assert (REPO_ROOT / path).exists(), path  # a folder renamed in the suite but not here
+    assert first["sigint_ignored"] == second["sigint_ignored"] == "False"  # Ctrl-C stops both, fixtures torn down
+
+
+def test_a_failure_in_the_second_pytest_alone_fails_the_run_and_its_output_is_shown(checkout: Path) -> None:
+    done = run_script(checkout, STANDIN_PYTEST2_RC="1")
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert "second pytest output" in done.stdout
+    assert "first process exit 0, second 1" in done.stdout
+
+
+def test_options_or_one_shard_asked_for_run_one_pytest_with_them(checkout: Path) -> None:
+    done = run_script(checkout, "-k", "readyz")
+    assert done.returncode == 0, done.stdout + done.stderr
+    (only,) = pytest_runs(checkout)
+    assert only["options"].endswith("-k readyz") and only["redis"] == "redis://127.0.0.1:6379/15"
+    (checkout / "pytest.calls").unlink()
+    assert run_script(checkout, TEST_SHARDS="1").returncode == 0
+    assert len(pytest_runs(checkout)) == 1
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("redis://cache:6380/12", "redis://cache:6380/11"), ("rediss://cache:6380/3", "rediss://cache:6380/12")],
+)
+def test_the_second_redis_db_is_on_the_first_ones_server(checkout: Path, first: str, second: str) -> None:
+    assert run_script(checkout, TEST_REDIS_URL=first).returncode == 0
+    assert [run["redis"] for run in pytest_runs(checkout)] == [first, second]
+
+
+def test_a_redis_url_of_another_shape_without_a_second_one_runs_one_pytest(checkout: Path) -> None:
+    assert run_script(checkout, TEST_REDIS_URL="unix:///run/redis.sock?db=15").returncode == 0
+    assert len(pytest_runs(checkout)) == 1
+    (checkout / "pytest.calls").unlink()
+    given = "unix:///run/redis.sock?db=4"
+    assert run_script(checkout, TEST_REDIS_URL="unix:///run/redis.sock?db=15", TEST_REDIS_URL_2=given).returncode == 0
+    assert [run["redis"] for run in pytest_runs(checkout)][1] == given
 
 
 def test_a_failure_is_rerun_and_one_that_fails_every_time_still_fails_the_run(checkout: Path, tmp_path: Path) -> None:
