@@ -8,7 +8,6 @@ few RxNorm prescriptions.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Iterator
@@ -55,7 +54,7 @@ class EncounterRecord:
     period_end: datetime | None
 
 
-@dataclass
+@dataclass(slots=True)
 class ObservationRecord:
     category: str
     code: str
@@ -140,47 +139,55 @@ def generate_patient(*, seed: int, index: int, end: datetime, days: int, rounds_
     add(ObservationRecord("vital-signs", "8302-2", round(height, 1), "cm", None, encounter.period_start))
     add(ObservationRecord("vital-signs", "39156-5", round(bmi, 1), "kg/m2", None, encounter.period_start))
 
+    # The hot loop of a long history (10 years: 16 observations a day): codes, units and the lab profile are
+    # looked up once, not per observation; the draws and their order are the same, so a seed gives the same data.
+    gauss, uniform = rng.gauss, rng.uniform
     step = timedelta(hours=24 / rounds_per_day)
-    noise = {"hr": 0.0, "rr": 0.0, "sbp": 0.0, "spo2": 0.0, "temp": 0.0}
+    offsets = [step * round_index for round_index in range(rounds_per_day)]
+    six_hours = timedelta(hours=6)
+    n_hr = n_rr = n_sbp = n_spo2 = n_temp = 0.0
     for day in range(days):
         day_start = start + timedelta(days=day)
         fever = 1.0 if day == fever_day else 0.0
-        for round_index in range(rounds_per_day):
-            at = day_start + step * round_index + timedelta(minutes=rng.uniform(-20, 20))
+        for offset in offsets:
+            at = day_start + offset + timedelta(minutes=uniform(-20, 20))
             if at > charted_until:
                 continue
             circadian = math.sin(2 * math.pi * (at.hour + at.minute / 60 - 10) / 24)
-            for name in noise:  # AR(1): today's deviation remembers yesterday's
-                noise[name] = 0.7 * noise[name] + rng.gauss(0, 1)
-            hr = hr_base + 5 * circadian + 3 * noise["hr"] + 16 * fever
-            rr = rr_base + 0.8 * noise["rr"] + 4 * fever
-            spo2 = min(100.0, spo2_base + 0.6 * noise["spo2"] - 1.5 * fever)
-            temp = temp_base + 0.25 * circadian + 0.1 * noise["temp"] + 1.6 * fever
-            sbp = sbp_base + 4 * circadian + 5 * noise["sbp"]
-            dbp = dbp_base + 2.5 * circadian + 3 * noise["sbp"] * 0.6
+            # AR(1): today's deviation remembers yesterday's (drawn in this order: hr, rr, sbp, spo2, temp).
+            n_hr = 0.7 * n_hr + gauss(0, 1)
+            n_rr = 0.7 * n_rr + gauss(0, 1)
+            n_sbp = 0.7 * n_sbp + gauss(0, 1)
+            n_spo2 = 0.7 * n_spo2 + gauss(0, 1)
+            n_temp = 0.7 * n_temp + gauss(0, 1)
+            hr = hr_base + 5 * circadian + 3 * n_hr + 16 * fever
+            rr = rr_base + 0.8 * n_rr + 4 * fever
+            spo2 = min(100.0, spo2_base + 0.6 * n_spo2 - 1.5 * fever)
+            temp = temp_base + 0.25 * circadian + 0.1 * n_temp + 1.6 * fever
+            sbp = sbp_base + 4 * circadian + 5 * n_sbp
+            dbp = dbp_base + 2.5 * circadian + 3 * n_sbp * 0.6
             mean_bp = dbp + (sbp - dbp) / 3
-            for code, value in (
-                ("8867-4", round(hr)),
-                ("9279-1", round(rr)),
-                ("2708-6", round(spo2, 1)),
-                ("8310-5", round(temp, 1)),
-                (SYSTOLIC, round(sbp)),
-                (DIASTOLIC, round(dbp)),
-                ("8478-0", round(mean_bp)),
-            ):
-                add(ObservationRecord("vital-signs", code, float(value), _unit(code), None, at))
-            components = json.dumps({SYSTOLIC: float(round(sbp)), DIASTOLIC: float(round(dbp))})
-            add(ObservationRecord("vital-signs", BP_PANEL, None, "", components, at))
-            add(ObservationRecord("vital-signs", VITAL_PANEL, None, "", None, at))
-        morning = day_start + timedelta(hours=6, minutes=rng.uniform(0, 60))
+            systolic, diastolic = float(round(sbp)), float(round(dbp))
+            add(ObservationRecord(VITAL, "8867-4", float(round(hr)), HR_UNIT, None, at))
+            add(ObservationRecord(VITAL, "9279-1", float(round(rr)), RR_UNIT, None, at))
+            add(ObservationRecord(VITAL, "2708-6", round(spo2, 1), SPO2_UNIT, None, at))
+            add(ObservationRecord(VITAL, "8310-5", round(temp, 1), TEMP_UNIT, None, at))
+            add(ObservationRecord(VITAL, SYSTOLIC, systolic, SYSTOLIC_UNIT, None, at))
+            add(ObservationRecord(VITAL, DIASTOLIC, diastolic, DIASTOLIC_UNIT, None, at))
+            add(ObservationRecord(VITAL, "8478-0", float(round(mean_bp)), MEAN_BP_UNIT, None, at))
+            # What json.dumps({SYSTOLIC: ..., DIASTOLIC: ...}) writes (floats as repr), without its per-call cost.
+            components = f'{{"{SYSTOLIC}": {systolic!r}, "{DIASTOLIC}": {diastolic!r}}}'
+            add(ObservationRecord(VITAL, BP_PANEL, None, "", components, at))
+            add(ObservationRecord(VITAL, VITAL_PANEL, None, "", None, at))
+        morning = day_start + six_hours + timedelta(minutes=uniform(0, 60))
         if morning <= charted_until:
-            weight += rng.gauss(0, 0.15)
-            add(ObservationRecord("vital-signs", "29463-7", round(weight, 1), "kg", None, morning))
+            weight += gauss(0, 0.15)
+            add(ObservationRecord(VITAL, "29463-7", round(weight, 1), "kg", None, morning))
             if head is not None:
-                add(ObservationRecord("vital-signs", "9843-4", round(head, 1), "cm", None, morning))
-            for code, (mean, sd) in LAB_PROFILE.items():
-                value = max(LABORATORY[code].low, rng.gauss(mean, sd) * (1.3 if fever and code == "6690-2" else 1))
-                add(ObservationRecord("laboratory", code, round(value, 2), _unit(code), None, morning))
+                add(ObservationRecord(VITAL, "9843-4", round(head, 1), "cm", None, morning))
+            for code, mean, sd, low, unit in _LABS:
+                value = max(low, gauss(mean, sd) * (1.3 if fever and code == "6690-2" else 1))
+                add(ObservationRecord("laboratory", code, round(value, 2), unit, None, morning))
 
     for rxnorm, display, sig in rng.sample(MEDICATIONS, k=rng.randint(0, 4)):
         authored = encounter.period_start + timedelta(hours=rng.uniform(0, 24 * days))
@@ -196,6 +203,10 @@ LAB_PROFILE = {
     "2823-3": (4.2, 0.4),  # potassium mmol/L
     "6690-2": (7.5, 2.0),  # leukocytes 10*3/uL
 }
+_LABS = tuple((code, mean, sd, LABORATORY[code].low, _unit(code)) for code, (mean, sd) in LAB_PROFILE.items())
+VITAL = "vital-signs"
+HR_UNIT, RR_UNIT, SPO2_UNIT, TEMP_UNIT = (_unit(code) for code in ("8867-4", "9279-1", "2708-6", "8310-5"))
+SYSTOLIC_UNIT, DIASTOLIC_UNIT, MEAN_BP_UNIT = (_unit(code) for code in (SYSTOLIC, DIASTOLIC, "8478-0"))
 
 
 class AgeBand(NamedTuple):
