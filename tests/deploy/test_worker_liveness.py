@@ -33,6 +33,10 @@ from tests.helpers import (
 pytestmark = pytest.mark.slow
 
 RABBITMQ = ("127.0.0.1", 5672)
+# The test's worker touches its heartbeat this often (tests/deploy/liveness_tasks.py sets it in that worker):
+# each wait on the timer below is a few of these, where TOUCH_INTERVAL (10 s) made the test wait a minute.
+# The outage still spans 2 * TOUCH_INTERVAL: the retry loop's touches, not the timer's, keep the file fresh.
+TEST_TOUCH_INTERVAL = 2.0
 WORKER_DEPLOYMENT = REPO_ROOT / "deploy" / "k8s" / "base" / "worker-deployment.yaml"
 
 
@@ -129,6 +133,7 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
         CELERY_BROKER_URL=broker_url,
         CELERY_BROKER_CONNECTION_TIMEOUT="1",
         CELERY_WORKER_HEARTBEAT_FILE=str(heartbeat),
+        LIVENESS_TEST_TOUCH_INTERVAL=str(TEST_TOUCH_INTERVAL),
     )
     log = log_in_report(request, tmp_path / "worker.log", "worker")
     worker = subprocess.Popen(
@@ -139,10 +144,11 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
     )  # fmt: skip
     try:
         wait_for(lambda: "ready." in log.read_text(), 120, "the worker to be ready", log)
+        assert f"heartbeat every {TEST_TOUCH_INTERVAL} s" in log.read_text()
         assert _probe(env).returncode == 0
 
         # Connected and idle: the event loop's timer touches it.
-        connected = touches_during(heartbeat, TOUCH_INTERVAL + 3, enough=2)
+        connected = touches_during(heartbeat, TEST_TOUCH_INTERVAL + 3, enough=2)
         assert len(connected) >= 2, connected
 
         # The broker goes away: the worker retries, alive, and the probe keeps passing.
@@ -157,11 +163,11 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
         reconnects = log.read_text().count("Connected to amqp")
         proxy.open()
         wait_for(lambda: log.read_text().count("Connected to amqp") > reconnects, 120, "the worker to reconnect", log)
-        after = touches_during(heartbeat, TOUCH_INTERVAL + 3, enough=2)
+        after = touches_during(heartbeat, TEST_TOUCH_INTERVAL + 3, enough=2)
         assert len(after) >= 2, after
 
         # A task on the solo pool holds the main thread: the loop stands still and the file goes stale.
-        hold = TOUCH_INTERVAL * 3
+        hold = TOUCH_INTERVAL * 3  # ended early by the cold shutdown below: a long hold costs nothing
         send = (
             "from controlplane.celery import app\n"
             f"app.send_task('tests.hold_the_main_loop', args=[{hold}], queue={queue!r})\n"
@@ -169,9 +175,9 @@ def test_worker_heartbeat_survives_a_broker_outage_and_stops_with_its_event_loop
         assert run_python(send, env).returncode == 0
         wait_for(lambda: "tests.hold_the_main_loop" in log.read_text(), 120, "the task to start", log)
         held_since = time.time()
-        time.sleep(TOUCH_INTERVAL * 2)
+        time.sleep(TEST_TOUCH_INTERVAL * 2)
         assert heartbeat.stat().st_mtime < held_since
-        stale = _probe(env, "--max-age", str(TOUCH_INTERVAL * 1.5))
+        stale = _probe(env, "--max-age", str(TEST_TOUCH_INTERVAL * 1.5))
         assert stale.returncode == 1 and "last touched" in stale.stderr
     finally:
         # SIGQUIT, Celery's cold shutdown: a warm one waited out the rest of the held task (seconds), tested by nothing.
