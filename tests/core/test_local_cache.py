@@ -10,8 +10,10 @@ from tests.helpers import closed_port
 
 
 def test_values_are_served_locally_until_another_process_bumps_the_version():
-    this_process = VersionedLocalCache("test-ns", check_interval=0.05)
-    other_process = VersionedLocalCache("test-ns", check_interval=0.05)
+    # An interval no stalled thread outlasts: at 50 ms, a loaded host's pause between two reads re-read the version
+    # and "still inside the check interval" failed. Its end is reached by moving the last check back.
+    this_process = VersionedLocalCache("test-ns", check_interval=3600)
+    other_process = VersionedLocalCache("test-ns", check_interval=3600)
     loads = []
 
     def loader():
@@ -24,7 +26,7 @@ def test_values_are_served_locally_until_another_process_bumps_the_version():
 
     other_process._bump()  # what a committed revoke does
     assert this_process.get("k", loader) and len(loads) == 1  # still inside the check interval
-    time.sleep(0.06)
+    this_process._checked_at -= this_process.check_interval  # the interval has passed
     this_process.get("k", loader)
     assert len(loads) == 2
 
