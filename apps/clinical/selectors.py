@@ -407,6 +407,16 @@ def panel_members(panels: list[Observation]) -> dict[int, list[int]]:
     return {panel.pk: of(panel) for panel in panels}
 
 
+def patient_reading(*, patient_id: int, observation_id: int) -> dict | None:
+    """One of the patient's readings as the vitals list writes it (an empty panel with its members), whatever its
+    status: what a reading's 201 names in Location. None when the patient has no reading with this id."""
+    reading = Observation.objects.filter(pk=observation_id, patient_id=patient_id).first()
+    if reading is None:
+        return None
+    members = panel_members([reading] if is_empty_panel(reading) else [])
+    return observation_json(reading, members=members.get(reading.pk))
+
+
 def clinical_row(model: type, row_id: int) -> tuple[object | None, int | None]:
     """A FHIR read's Observation, Encounter or MedicationRequest: the row if its patient is active, else the id
     of its deleted patient if it is there (410, as the patient's read; its audit record names that patient, so

@@ -418,9 +418,10 @@ class NotRetractable(APIException):
 
 
 class PatientVitalDetailView(PatientPathView):
-    """One vital-sign reading: PATCH retracts it (status entered-in-error), the only change a reading takes."""
+    """One vital-sign reading: GET reads it (the URL a reading's 201 names in Location, which was a 405), PATCH
+    retracts it (status entered-in-error), the only change a reading takes."""
 
-    required_scopes = {"PATCH": [scopes.CLINICAL_WRITE]}
+    required_scopes = {"GET": [scopes.CLINICAL_READ], "PATCH": [scopes.CLINICAL_WRITE]}
     resource_type = "Observation"
     parser_classes = [JSONParser]
 
@@ -432,6 +433,27 @@ class PatientVitalDetailView(PatientPathView):
 
     def refused_resource_id(self, request: Request) -> str:
         return str(self.kwargs.get("observation_id") or "")  # the reading, as its update's record names it
+
+    @extend_schema(
+        responses={
+            200: s.ObservationOutputSerializer,
+            **PHI_ERRORS,
+            **error_responses(404, e404="No active patient has this id, or it has no such vital-sign reading."),
+        },
+        description="One vital-sign reading, whatever its status (a retracted one says entered-in-error).",
+        operation_id="patients_vital_retrieve",  # the list's GET is patients_vitals_retrieve
+    )
+    def get(self, request: Request, patient_id: int | None, observation_id: int | None) -> Response:
+        reject_unknown_params(request, [])
+        _patient_or_404(self, request, patient_id)
+        reading = None
+        if observation_id is not None:
+            reading = selectors.patient_reading(patient_id=patient_id, observation_id=observation_id)
+        if reading is None:
+            self.audit(request, action="read", resource_id=observation_id, patient_id=patient_id, outcome="not_found")
+            raise NotFound("This patient has no vital-sign reading with this id.")
+        self.audit(request, action="read", resource_id=observation_id, patient_id=patient_id)
+        return Response(reading)
 
     @extend_schema(
         request=s.ObservationRetractInputSerializer,
