@@ -41,7 +41,7 @@ from django.utils import timezone
 from apps.caching.bounds import MAX_SINGLE_FLIGHT_WAIT_SECONDS
 from apps.caching.defaults import PHI_NAMESPACES, ttl_check
 from apps.caching.layers import CodecError, Entry, KeyHasher, MemoryTier, ValueCodec, json_memory
-from apps.core.breaker import CircuitBreaker
+from apps.core.breaker import CircuitBreaker, shared_cache_breaker
 from controlplane.db_router import reads_from_primary
 
 logger = logging.getLogger(__name__)
@@ -97,13 +97,19 @@ _A_NUMBER = re.compile(rb"-?[0-9]+")
 # caches (apps/core/local_cache.py, which also read the epoch, for processes that make no cached read), and
 # reloads its policies. The sequence must hand out numbers in order (CACHE 1: migration caching 0006, read by every
 # poll's own query). Every write that bumps a generation or a local cache's version draws once in its transaction
-# (riding invalidate_scopes' upsert) and raises the mark once it commits (riding its publish): a restore takes that
-# draw back too, so it is seen though no poll drew between the backup and the restore. A restore seen while Redis
+# (riding invalidate_scopes' upsert; VersionedLocalCache.invalidate, called in the edit's transaction, not in its
+# on_commit) and raises the mark once it commits (riding its publish): a restore takes that draw back too, so it is
+# seen though no poll drew between the backup and the restore. A draw still unsent when the process learns of a
+# new epoch is forgotten (raised into it, the next poll took it for a second restore), so a process looks at the
+# epoch before it raises one if it has not for a poll's time. A restore seen while Redis
 # does not answer (a draw at or below this process's last) drops the caches at once; its epoch starts when Redis
 # answers. An epoch older than the moment a process found the key missing was written back after a flush: adopted.
 # During a rolling upgrade from a release without the epoch, an old process's write is
 # published under the key space without it: new processes take it from their next poll (about a second).
 RESTORE_SEQUENCE = "caching_restore_watermark"
+# Called in every process that sees a new restore epoch (`on_restore`): what other modules keep of the database
+# (apps/core/local_cache.py's caches), dropped without this module importing them (they import it).
+_restore_hooks: list[Callable[[], None]] = []
 RESTORE_MARK_KEY = "cpc:restore-mark"  # the highest number drawn from RESTORE_SEQUENCE
 # Redis's time in microseconds when the last restore was seen: never one used before, even when the same backup is
 # restored twice (the number drawn then is the same) or the key was lost.
@@ -309,8 +315,6 @@ class CacheStack:
                 return redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
 
         else:
-            from apps.core.local_cache import shared_cache_breaker
-
             factory = _settings_redis if settings.REDIS_URL else None
             # The Django cache's own Redis: once the local caches or the limiter saw it hang, the stack
             # does not wait on it too, nor they on the stack's discovery.
@@ -1160,9 +1164,11 @@ class CacheStack:
             self._pending_drawn = 0
         self._policy_generation = None  # reloaded by the poll
         self._polled_at = 0.0
-        from apps.core.local_cache import clear_all_local_caches
-
-        clear_all_local_caches()  # API clients, rate-limit policies: what the restore took back, too
+        for hook in list(_restore_hooks):  # API clients, rate-limit policies: what the restore took back, too
+            try:
+                hook()
+            except Exception:
+                logger.exception("a restore hook failed: %r", hook)
 
     def _redis_call(self, namespace: str, call: Callable[[Any], Any]) -> tuple[bool, Any]:
         client = self.redis()
@@ -1574,20 +1580,39 @@ class CacheStack:
         """Send generations to Redis; those that fail are retried on the next tick. `announce`: a
         committed write's bumps, also told to every process's listener in the same round trip."""
         with self._publish_lock:
-            pending = dict(self._pending_publishes)
-            pending_drawn = self._pending_drawn
-        if not pending and not announce and not pending_drawn:
+            if not self._pending_publishes and not announce and not self._pending_drawn:
+                return
+            drawing = bool(self._pending_drawn)
+        if self.redis() is None:  # no L2: nothing to send them to
+            with self._publish_lock:
+                self._pending_publishes.clear()
+                self._pending_drawn = 0
             return
-        if self._l2_epoch is None:  # a process that writes before it ever read (a worker): ask the server now
+        if self._l2_epoch is None or (drawing and time.monotonic() - self._last_probe_ok >= self.poll_interval):
+            # A process that writes before it ever read (a worker), or that has not looked at the restore epoch for
+            # a poll's time: a draw of before an epoch another process started since, raised into it, took the
+            # mark above the restored sequence, and the next poll started a second, false epoch. Asked first.
             self._learn_l2_epoch()
+        sent: dict[str, Any] = {}
 
         def publish(client):
+            # Copied here, after any probe of this call (`_redis_call` asks the server first when the last call
+            # failed): a probe that finds a new restore epoch forgets what is pending (`_forget_before_restore`),
+            # and copies taken before it sent generations and a draw of before the restore into the new epoch.
+            # The key space is taken with them: a probe in another thread forgets (under the lock) before it moves it.
+            with self._publish_lock:
+                pending = dict(self._pending_publishes)
+                pending_drawn = self._pending_drawn
+                l2_epoch = self._l2_epoch
+            if l2_epoch is None:  # another thread's call failed meanwhile: the server may be another one
+                return None
+            sent.update(pending=pending, drawn=pending_drawn)
             if self._set_if_greater is None:
                 self._set_if_greater = client.register_script(_SET_IF_GREATER)
             pipe = client.pipeline(transaction=False)
             for scope_key, generation in pending.items():
                 self._set_if_greater(
-                    keys=[self._l2_key("g", scope_key)], args=[generation, GENERATION_KEY_MS], client=pipe
+                    keys=[f"cpc:{l2_epoch}:g:{scope_key}"], args=[generation, GENERATION_KEY_MS], client=pipe
                 )
             for scope_key, generation in (announce or {}).items():
                 pipe.publish(INVALIDATIONS_CHANNEL, f"{scope_key} {generation}")
@@ -1598,18 +1623,19 @@ class CacheStack:
             return pipe.execute()[: len(pending)]
 
         ok, kept = self._redis_call("", publish)
-        if ok or self.redis() is None:
-            with self._publish_lock:
-                for scope_key, generation in pending.items():
-                    if self._pending_publishes.get(scope_key) == generation:
-                        self._pending_publishes.pop(scope_key, None)
-                if self._pending_drawn == pending_drawn:
-                    self._pending_drawn = 0
-        if ok:
-            # A generation Redis kept over a publish: a later write's (out of order), or one ahead of the database.
-            ahead = {scope_key: raw for scope_key, raw in zip(pending, kept, strict=True) if raw is not None}
-            if ahead:
-                self._set_back_generations_ahead(ahead)
+        if not ok or not sent:
+            return
+        pending, pending_drawn = sent["pending"], sent["drawn"]
+        with self._publish_lock:
+            for scope_key, generation in pending.items():
+                if self._pending_publishes.get(scope_key) == generation:
+                    self._pending_publishes.pop(scope_key, None)
+            if self._pending_drawn == pending_drawn:
+                self._pending_drawn = 0
+        # A generation Redis kept over a publish: a later write's (out of order), or one ahead of the database.
+        ahead = {scope_key: raw for scope_key, raw in zip(pending, kept, strict=True) if raw is not None}
+        if ahead:
+            self._set_back_generations_ahead(ahead)
 
     def _set_back_generations_ahead(self, kept: dict[str, bytes]) -> None:
         """Set the generations Redis holds past the database's back to the database's. Redis never legitimately
@@ -1863,6 +1889,12 @@ def _with_generation(entry: Entry, generation: int) -> Entry:
 
 _default: CacheStack | None = None
 _default_lock = threading.Lock()
+
+
+def on_restore(hook: Callable[[], None]) -> Callable[[], None]:
+    """Call `hook` (no arguments) whenever this process sees the database restored from a backup."""
+    _restore_hooks.append(hook)
+    return hook
 
 
 def default_stack() -> CacheStack:

@@ -120,6 +120,17 @@ def _probe_database() -> None:
         connections.close_all()  # the probe thread's own connection
 
 
+def _probe_shared_cache() -> None:
+    from django.core.cache import cache
+
+    cache.get("local-cache-probe")
+
+
+# One per process for every local cache (apps/core/local_cache.py), the limiter and the cache stack
+# (apps/caching/stack.py): they all call the same shared cache.
+shared_cache_breaker = CircuitBreaker(_probe_shared_cache, name="shared cache")
+
+
 # For the database work that is not a request's own purpose (request rollups flushed on a request's thread,
 # the /metrics database figures): after a failure it is skipped for a while, rather than each caller
 # waiting out the pool's timeout (10 s: past Prometheus's scrape timeout) while the database is away.

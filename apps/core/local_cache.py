@@ -29,18 +29,10 @@ from typing import Any
 from django.core.cache import cache
 from django.db import transaction
 
-from apps.caching.stack import RESTORE_EPOCH_KEY, default_stack
-from apps.core.breaker import CircuitBreaker
+from apps.caching.stack import RESTORE_EPOCH_KEY, default_stack, on_restore
+from apps.core.breaker import shared_cache_breaker  # here too: the local caches' users import it from this module
 
 logger = logging.getLogger(__name__)
-
-
-def _probe_shared_cache() -> None:
-    cache.get("local-cache-probe")
-
-
-# One per process for every local cache and the limiter: they all call the same shared cache.
-shared_cache_breaker = CircuitBreaker(_probe_shared_cache, name="shared cache")
 
 
 def _shared_version_and_epoch(key: str) -> tuple[Any, bytes | None]:
@@ -61,6 +53,11 @@ def clear_all_local_caches() -> None:
     cache stack, apps/caching/stack.py), and no edit bumps the versions of what the restore took back."""
     for local in list(_instances):
         local._clear()
+
+
+@on_restore
+def _restored() -> None:
+    clear_all_local_caches()  # looked up when called: a test stands in for it
 
 
 class VersionedLocalCache:
