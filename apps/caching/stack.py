@@ -107,6 +107,13 @@ _A_NUMBER = re.compile(rb"-?[0-9]+")
 # During a rolling upgrade from a release without the epoch, an old process's write is
 # published under the key space without it: new processes take it from their next poll (about a second).
 RESTORE_SEQUENCE = "caching_restore_watermark"
+# A draw from it, NULL where the sequence is missing (before its migration) or the role may not use it: a role
+# granted the tables alone (GRANT ... ON ALL TABLES covers no sequence, and the tables' identity columns need
+# none) failed every poll and every write that bumps a generation on "permission denied for sequence".
+_DRAW = (
+    f"CASE WHEN has_sequence_privilege(to_regclass('{RESTORE_SEQUENCE}'), 'USAGE') "
+    f"THEN nextval(to_regclass('{RESTORE_SEQUENCE}')) END"
+)
 # Called in every process that sees a new restore epoch (`on_restore`): what other modules keep of the database
 # (apps/core/local_cache.py's caches), dropped without this module importing them (they import it).
 _restore_hooks: list[Callable[[], None]] = []
@@ -288,6 +295,7 @@ class CacheStack:
         self._last_drawn: int | None = None  # the last number this process drew (None: none since the last epoch)
         self._last_probe_ok = 0.0  # time.monotonic() of this process's last probe that read the restore epoch
         self._sequence_ok = True  # RESTORE_SEQUENCE's CACHE is 1, read by every poll (a later ALTER is seen)
+        self._sequence_usable = True  # this process's role may draw from RESTORE_SEQUENCE (a later GRANT is seen)
         self._pending_drawn = 0  # the highest number a committed write drew, not yet raised into the mark
         self._restore_pending = False  # a restore seen while Redis did not answer: caches dropped, epoch not started
         self._epoch_missing_at: int | None = None  # Redis's time (microseconds) when the epoch key was found missing
@@ -383,6 +391,7 @@ class CacheStack:
         try:
             if connections[self.database].vendor == "postgresql":
                 started, drawn, seqcache, changed = self._changed_since_by_database_clock(since)
+                self._note_sequence_usable(seqcache is None or drawn is not None)
                 if drawn is not None and self._sequence_in_order(seqcache):
                     self._check_restored(drawn, mark)
             else:  # embedded: one host, one clock
@@ -421,7 +430,7 @@ class CacheStack:
         with connections[self.database].cursor() as cursor:
             cursor.execute(
                 f"SELECT c.now, c.drawn, c.seqcache, g.scope, g.generation FROM (SELECT statement_timestamp() AS now, "  # noqa: S608
-                f"nextval(to_regclass('{RESTORE_SEQUENCE}')) AS drawn, (SELECT seqcache FROM pg_sequence WHERE "
+                f"{_DRAW} AS drawn, (SELECT seqcache FROM pg_sequence WHERE "
                 f"seqrelid = to_regclass('{RESTORE_SEQUENCE}')) AS seqcache) c "
                 f"LEFT JOIN {table} g ON g.updated_at >= %s",
                 [since],
@@ -429,6 +438,19 @@ class CacheStack:
             rows = cursor.fetchall()
         changed = [(scope, generation) for _, _, _, scope, generation in rows if scope is not None]
         return rows[0][0], rows[0][1], rows[0][2], changed
+
+    def _note_sequence_usable(self, usable: bool) -> None:
+        """Report when this process's database role turns unable to draw from RESTORE_SEQUENCE, or able again."""
+        if usable == self._sequence_usable:
+            return
+        if usable:
+            logger.warning("the database role may use sequence %s again: restores are detected", RESTORE_SEQUENCE)
+        else:
+            logger.error(
+                "the database role may not use sequence %s: database restores are not detected by the caches until "
+                "GRANT USAGE ON SEQUENCE %s TO the role", RESTORE_SEQUENCE, RESTORE_SEQUENCE,
+            )  # fmt: skip
+        self._sequence_usable = usable
 
     def _sequence_in_order(self, seqcache: int | None) -> bool:
         """Whether RESTORE_SEQUENCE hands out numbers in order (its CACHE, read by every poll's own query): with a
@@ -1496,7 +1518,7 @@ class CacheStack:
                 # The same statement draws once from RESTORE_SEQUENCE (a CTE is evaluated once): a restore takes
                 # this draw back with the write, so it is seen though no poll drew between the backup and it.
                 cursor.execute(
-                    f"WITH d AS (SELECT nextval(to_regclass('{RESTORE_SEQUENCE}')) AS n) "  # noqa: S608
+                    f"WITH d AS (SELECT {_DRAW} AS n) "  # noqa: S608
                     f"INSERT INTO {table} (scope, generation, updated_at) SELECT key, %s, {stamp} "
                     f"FROM unnest(%s::text[]) AS key, d ORDER BY key {upsert}, (SELECT n FROM d)",
                     [scope_generation_start(), *stamp_params, keys],
@@ -1561,7 +1583,7 @@ class CacheStack:
         if connections[self.database].vendor != "postgresql":
             return
         with connections[self.database].cursor() as cursor:
-            cursor.execute("SELECT nextval(to_regclass(%s))", [RESTORE_SEQUENCE])
+            cursor.execute(f"SELECT {_DRAW}")
             drawn = cursor.fetchone()[0]
         if drawn is not None:
 
