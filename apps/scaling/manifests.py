@@ -9,6 +9,7 @@ annotation.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -657,10 +658,21 @@ def conflict_errors(docs: dict[str, dict]) -> list[str]:
     return errors
 
 
+@functools.cache
+def _kubernetes_validate():
+    """kubernetes_validate, its schema files parsed once per process: its validate() read and parsed them on every
+    call (the 1.6 MB _definitions.json too: tens of ms a manifest), and the scaling admin validates a policy's
+    manifests on each view of its page (manifest_preview): a fifth of the time of each view and refused form."""
+    import kubernetes_validate
+    from kubernetes_validate import utils
+
+    utils.schema_contents = functools.cache(utils.schema_contents)  # the schemas are only read, never changed
+    return kubernetes_validate
+
+
 def validate(docs: dict[str, dict]) -> list[str]:
     """Schema (kubernetes-validate, built-in kinds), ranges (every kind) and the HPA/VPA rule."""
-    import kubernetes_validate
-
+    kubernetes_validate = _kubernetes_validate()
     errors = []
     for filename, document in docs.items():
         if document["apiVersion"] in BUILT_IN:
