@@ -102,8 +102,9 @@ _A_NUMBER = re.compile(rb"-?[0-9]+")
 # seen though no poll drew between the backup and the restore. A draw still unsent when the process learns of a
 # new epoch is forgotten (raised into it, the next poll took it for a second restore), so a process looks at the
 # epoch before it raises one if it has not for a poll's time. A restore seen while Redis
-# does not answer (a draw at or below this process's last) drops the caches at once; its epoch starts when Redis
-# answers. An epoch older than the moment a process found the key missing was written back after a flush: adopted.
+# does not answer (the mark unread, or its compare unanswered: a draw at or below this process's last) drops the
+# caches at once and reads no L2 (keyed by the epoch of before) until its epoch starts, when Redis answers.
+# An epoch older than the moment a process found the key missing was written back after a flush: adopted.
 # During a rolling upgrade from a release without the epoch, an old process's write is
 # published under the key space without it: new processes take it from their next poll (about a second).
 RESTORE_SEQUENCE = "caching_restore_watermark"
@@ -474,15 +475,7 @@ class CacheStack:
         process drew (see RESTORE_SEQUENCE)."""
         last = self._last_drawn
         if mark is None:  # the mark was not read (Redis away)
-            if last is not None and drawn <= last:
-                # This process's own draws went back: a restore. Dropped now (L1 would serve what the restore took
-                # back all through the outage), the epoch started once Redis answers (below).
-                if not self._restore_pending:
-                    self._forget_before_restore(why="the database went back while Redis did not answer")
-                self._restore_pending = True
-                self._last_drawn = drawn
-            elif last is None or drawn > last:
-                self._last_drawn = drawn
+            self._fall_back_on_own_draw(drawn, last)
             return
         if self._restore_pending:
             last = drawn  # compared with itself: the restore seen during the outage starts its epoch now
@@ -493,8 +486,10 @@ class CacheStack:
             args = [mark, drawn, "" if last is None else last]
             return self._note_restore_mark(keys=[RESTORE_MARK_KEY, RESTORE_EPOCH_KEY], args=args)
 
-        ok, restored = self._redis_call("", note)
-        if ok and restored:
+        ok, restored = self._redis_call("", note, restore_check=True)
+        if not ok:  # the mark was read, the compare got no answer (a timeout, the breaker opened meanwhile)
+            self._fall_back_on_own_draw(drawn, self._last_drawn)
+        elif restored:
             self._restore_pending = False
             logger.warning(
                 "the database went back (restored from a backup: the number drawn from %s went back): the caches "
@@ -504,6 +499,20 @@ class CacheStack:
             self._last_drawn = drawn
         elif last is None or drawn > last:
             self._last_drawn = drawn  # one at or below it, not noted, is compared again at the next poll
+
+    def _fall_back_on_own_draw(self, drawn: int, last: int | None) -> None:
+        """The mark could not be compared in Redis: compare with this process's own last draw. A restore seen so
+        drops the caches now and keeps L2 off (`_redis_call`: its key space is still the epoch of before) until a
+        poll starts the epoch."""
+        if last is not None and drawn <= last:
+            # This process's own draws went back: a restore. Dropped now (L1 would serve what the restore took
+            # back all through the outage), the epoch started once Redis answers (`_check_restored`).
+            if not self._restore_pending:
+                self._forget_before_restore(why="the database went back while Redis did not answer")
+            self._restore_pending = True
+            self._last_drawn = drawn
+        elif last is None or drawn > last:
+            self._last_drawn = drawn
 
     def _start_listener(self) -> None:
         """Listen for committed invalidations in a thread of this process (started again after a fork)."""
@@ -1192,9 +1201,13 @@ class CacheStack:
             except Exception:
                 logger.exception("a restore hook failed: %r", hook)
 
-    def _redis_call(self, namespace: str, call: Callable[[Any], Any]) -> tuple[bool, Any]:
+    def _redis_call(
+        self, namespace: str, call: Callable[[Any], Any], *, restore_check: bool = False
+    ) -> tuple[bool, Any]:
+        """`restore_check`: the poll's compare, the one call made while a restore seen is not yet an epoch (L2 still
+        keyed by the epoch of before, its entries and generations those of the writes the restore took back)."""
         client = self.redis()
-        if client is None or not self.breaker.available():
+        if client is None or (self._restore_pending and not restore_check) or not self.breaker.available():
             return False, None
         if self._l2_epoch is None:
             # Not polled yet (a cold stack whose first poll runs in another thread) or the server was lost: ask
