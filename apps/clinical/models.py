@@ -6,7 +6,7 @@ import unicodedata
 
 from django.conf import settings
 from django.contrib.postgres.indexes import BrinIndex
-from django.db import connections, models, router
+from django.db import connections, models
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -68,10 +68,10 @@ class StampNow(Now):
 class StampedQuerySet(ClinicalQuerySet):
     """A bulk update (`.filter().update()`, and `bulk_update`, which runs one a batch) moves `updated_at` too:
     FHIR's versionId, lastUpdated, ETag and `_lastUpdated` search follow any write, a data fix in a shell too. So
-    does an upsert (`bulk_create(update_conflicts=True)`). On PostgreSQL a trigger (migrations 0005, 0007) stamps
-    any other UPDATE from the database's clock, raw SQL and an older release's save of some fields included; it
-    cannot tell `.update(updated_at=<the row's current value>)` from leaving it alone, so a data repair that must
-    keep a stamp sets another explicit value (kept) or disables the trigger in its transaction (migration 0006)."""
+    does an upsert (`bulk_create(update_conflicts=True)`). On PostgreSQL a trigger (migration 0005) moves it on any
+    other UPDATE, raw SQL and an older release's save of some fields included; it cannot tell
+    `.update(updated_at=<the row's current value>)` from leaving it alone, so a data repair that must keep a stamp
+    sets another explicit value (kept) or disables the trigger in its transaction (migration 0006)."""
 
     def update(self, **kwargs) -> int:
         if "updated_at" not in kwargs:  # a conditional read answered 304, a sync missing the change
@@ -94,10 +94,8 @@ class StampedClinicalModel(CachedClinicalModel):
     """A row FHIR serves with meta.versionId and meta.lastUpdated: `updated_at` follows every write, the ORM's
     (auto_now; a save of some fields writes it too) and any other: the database default (Now(), PostgreSQL's
     statement_timestamp()) fills it where a writer leaves it out (the loader's COPY, an older release's INSERT
-    during a rolling upgrade). On PostgreSQL the database's clock stamps every write (migrations 0005, 0007): an
-    INSERT's trigger, and an UPDATE's where it leaves the stamp out (save() here) or sets Now() (update()), never
-    below the row's last stamp: app hosts' clocks differ, and a stamp that went back hid the write from
-    `_lastUpdated=gt<last seen>`."""
+    during a rolling upgrade), and on PostgreSQL a BEFORE UPDATE trigger (migration 0005) where an UPDATE leaves
+    it as it was (raw SQL, an older release's save of some fields)."""
 
     updated_at = models.DateTimeField(auto_now=True, db_default=StampNow())
 
@@ -108,44 +106,11 @@ class StampedClinicalModel(CachedClinicalModel):
 
     def save(self, *args, **kwargs) -> None:
         update_fields = kwargs.get("update_fields")
-        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
-        if connections[using].vendor == "postgresql" and not self._state.adding and not kwargs.get("force_insert"):
-            self._save_stamped_by_database(using, *args, **kwargs)
-            return
         if update_fields:  # a save of some fields is a write as any: the version changes
             kwargs["update_fields"] = {*update_fields, "updated_at"}
         elif update_fields is None and "updated_at" in self.get_deferred_fields() and not self._state.adding:
             self.updated_at = timezone.now()  # saved with the fields read (Django writes no deferred field)
         super().save(*args, **kwargs)
-        if (
-            connections[self._state.db].vendor == "postgresql"
-            and not type(self)._meta.get_field("updated_at").db_returning
-        ):
-            self._forget_stamp()  # an INSERT the trigger stamped (0007), and RETURNING did not bring back
-
-    def _save_stamped_by_database(self, using: str, *args, **kwargs) -> None:
-        """PostgreSQL: an UPDATE that leaves `updated_at` out, which the row trigger stamps from the database's
-        clock (migration 0007): auto_now's value is this host's clock, and hosts' clocks differ (a stamp behind
-        the row's last one hid the write from `_lastUpdated=gt<last seen>`)."""
-        update_fields = kwargs.get("update_fields")
-        if update_fields is None:  # every field read, as a plain save writes them
-            deferred = self.get_deferred_fields()
-            update_fields = [field.attname for field in self._meta.concrete_fields
-                             if not field.primary_key and field.attname not in deferred]  # fmt: skip
-        elif not update_fields:
-            return super().save(*args, **kwargs)  # saves nothing, as Django's
-        kwargs["update_fields"] = fields = {name for name in update_fields if name != "updated_at"}
-        if fields:
-            super().save(*args, **kwargs)
-        else:  # only the stamp: the row is written all the same
-            type(self)._base_manager.using(using).filter(pk=self.pk).update()
-            self._state.db = using
-        self._forget_stamp()
-
-    def _forget_stamp(self) -> None:
-        """auto_now's value is not the row's: deferred, so a read of it (meta, ETag) loads the database's stamp,
-        one query then, none for a save whose caller reads no stamp."""
-        self.__dict__.pop("updated_at", None)
 
 
 class PatientQuerySet(StampedQuerySet):

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.clinical.codes import OBSERVATION_CODES, PANEL_MEMBER_CODES, VITAL_SIGNS
@@ -240,6 +240,5 @@ def observation_retract(*, patient: Patient, observation_id: int) -> tuple[Obser
         raise ObservationNotRetractable()
     observation.status = Observation.Status.ENTERED_IN_ERROR
     observation.save(update_fields=["status"])  # bumps the patient's scope, published at the caller's commit
-    if connection.vendor != "postgresql":  # there a trigger stamps the panels of a member changed (0006, 0007)
-        _panels_touched(observation)
+    _panels_touched(observation)
     return observation, True

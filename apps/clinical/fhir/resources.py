@@ -43,19 +43,17 @@ def version_id(updated: datetime) -> str:
     return str((updated - _EPOCH) // timedelta(microseconds=1))
 
 
-def instant(value: datetime) -> str:
-    """An instant as meta.lastUpdated writes it: UTC, `Z`, as the patient card does, so every one reads alike."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def meta(updated: datetime) -> dict:
-    """meta.versionId and meta.lastUpdated of a row last written at `updated` (its `updated_at`)."""
-    return {"versionId": version_id(updated), "lastUpdated": instant(updated)}
+    """meta.versionId and meta.lastUpdated of a row last written at `updated` (its `updated_at`): an instant in
+    UTC, `Z`, as the patient card writes it, so every type's lastUpdated reads alike."""
+    return {"versionId": version_id(updated), "lastUpdated": updated.astimezone(UTC).isoformat().replace("+00:00", "Z")}
 
 
 def patient_meta(card: dict) -> dict | None:
     updated = last_updated(card)
-    return None if updated is None else meta(updated)
+    if updated is None:
+        return None
+    return {"versionId": version_id(updated), "lastUpdated": card["updated_at"]}
 
 
 def patient_resource(card: dict) -> dict:

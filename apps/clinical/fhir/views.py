@@ -15,7 +15,6 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db import connection
 from django.db.models import Count, Max, Model, Q, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
@@ -1574,7 +1573,9 @@ class PatientEverythingView(FhirSearchView):
     the pages hold. The Patient is in whatever `_type` names: the operation returns "at a minimum, the patient
     resource itself". So is it whatever `_since` says (R4: "resources updated after this period will be included"):
     the others are those whose meta.lastUpdated is at or after `_since` (`_lastUpdated=ge<_since>` on each search),
-    and the Patient's own meta.lastUpdated tells the client whether it changed.
+    and the Patient's own meta.lastUpdated tells the client whether it changed. A row written in a transaction that
+    commits after `_since` but was stamped before it (updated_at is the time of the write, not of its commit) is
+    missed by a client that syncs from the instant of its last answer: such a client should ask from a little before.
 
     Scopes: both `patient:read` and `clinical:read`, checked before anything is read (HasScope: every scope the
     view names), as each endpoint here is: no view filters what it answers by the caller's scopes. A client lacking
@@ -1589,15 +1590,9 @@ class PatientEverythingView(FhirSearchView):
     changes meanwhile is served as it is when its page is read, and one that leaves the compartment (its patient
     deleted, an Observation entered in error) before its page is not served, so that client gets fewer; and a
     write still uncommitted while the first page read may hold an id below the snapshot's, and be served
-    uncounted. With `_since` an Observation entered in error since is served (status entered-in-error): a syncing
-    client learns of the retraction.
-
-    `_since` and the cut: the first page reads a cut (`_since_cut`: the database's clock, which stamps every row,
-    or the start of the oldest transaction then open, whose rows may commit after the counts), counts and every
-    page serves only rows stamped at or before it, and every page's Bundle carries it as meta.lastUpdated. A client
-    whose next `_since` is that meta.lastUpdated (FHIR's rule) misses no change: one stamped after the cut, a
-    counted row changed before its page included, is left out of these pages and served by that next sync; so
-    `total` counts the rows as of the cut, and the pages hold fewer where such a row changed meanwhile.
+    uncounted. With `_since` a later page reads only rows stamped by the first (updated_at at most its instant, in
+    the cursor): an older row changed between pages would match then, uncounted. With `_since` an Observation
+    entered in error since is served (status entered-in-error): a syncing client learns of the retraction.
     The cursor is HMAC'd and bound to the patient and parameters, as every cursor here. Each page is
     cached in `patient_data` under the patient's scope (any write to the patient's data invalidates it), with the
     card; one audit record a request, a cached answer's too.
@@ -1673,7 +1668,7 @@ class PatientEverythingView(FhirSearchView):
         # No identifier in it: the resource id, the parameters, the cursor's instant, row ids and total (HMAC'd).
         after = None if cursor is None else [cursor[0], cursor[1].isoformat() if cursor[1] else "", *cursor[2:7],
                                              cursor[7].isoformat() if cursor[7] else ""]  # fmt: skip
-        key = ["everything-5", patient_id, list(types), start, end, since, count, after]
+        key = ["everything-4", patient_id, list(types), start, end, since, count, after]
         page = get_or_load(
             "patient_data",
             key,
@@ -1691,8 +1686,6 @@ class PatientEverythingView(FhirSearchView):
             next_url = self.next_url(request, params, posted, cursor, url=operation_url, stored_as="Patient-everything")
         outcome = resources.ignored_parameters_outcome(ignored) if ignored else None
         bundle = resources.searchset(page["entries"], base, self_url, next_url, outcome=outcome)
-        if page.get("cut"):  # every page of a `_since` request: the next sync's `_since`
-            bundle["meta"] = {"lastUpdated": resources.instant(datetime.fromisoformat(page["cut"]))}
         return Response({**bundle, "total": page["total"]})
 
     @staticmethod
@@ -1704,7 +1697,7 @@ class PatientEverythingView(FhirSearchView):
         for the page's empty panels' members."""
         if cursor is None:
             position, after, snapshot, total = 0, None, dict.fromkeys(EVERYTHING_TYPES[1:], 0), 0
-            taken = _since_cut() if since is not None else None
+            taken = None
         else:
             position, after = cursor[0], cursor[1:3]
             snapshot, total = dict(zip(EVERYTHING_TYPES[1:], cursor[3:6], strict=True)), cursor[6]
@@ -1721,14 +1714,17 @@ class PatientEverythingView(FhirSearchView):
                 continue
             view = SEARCH_VIEWS[resource_type]()
             rows = _compartment_rows(view, int(card["id"]), start, end, since)
-            if since is not None and taken is not None:
-                # Every page, the first too, serves the rows stamped up to the cut (the Bundle's meta.lastUpdated);
-                # one stamped after it, a counted one changed before its page included, is the next sync's.
-                rows = rows.filter(updated_at__lte=taken)
             if cursor is None:
-                counted = rows.aggregate(count=Count("pk"), top=Max("pk"))
+                stamps = {"stamp": Max("updated_at")} if since is not None else {}
+                counted = rows.aggregate(count=Count("pk"), top=Max("pk"), **stamps)
                 total += counted["count"]
                 snapshot[resource_type] = counted["top"] or 0
+                if counted.get("stamp") is not None:  # the latest stamp counted, whichever clock wrote it
+                    taken = max(taken, counted["stamp"]) if taken is not None else counted["stamp"]
+            elif since is not None and taken is not None:
+                # `_since` matches by updated_at: an older row changed since the first page would match now,
+                # uncounted (total 3, 4 served), so later pages see the rows as they were stamped then.
+                rows = rows.filter(updated_at__lte=taken)
             if index < position or following is not None:
                 continue
             room = count - len(entries)
@@ -1744,24 +1740,10 @@ class PatientEverythingView(FhirSearchView):
                 ]  # fmt: skip
             entries += view.resources(found)
         if following is not None:
+            # `taken`: the highest updated_at the first page counted (with the counts, no clock reading): a row
+            # stamped by a database or an app host whose clock runs ahead of this one's is still served.
             following += [*snapshot.values(), total, taken.isoformat() if taken else ""]
-        return {"entries": entries, "next": following, "total": total, "cut": taken.isoformat() if taken else None}
-
-
-def _since_cut() -> datetime:
-    """The instant `$everything?_since` pages are cut at, read before they count: the database's clock (every
-    stamp is the database's, migration 0007) or, if earlier, the start of the oldest transaction then open in this
-    database, whose rows may be stamped before the cut yet commit after the counts: a client whose next `_since` is
-    the cut gets them then. SQLite: this host's clock (one host, one writer at a time)."""
-    if connection.vendor != "postgresql":
-        return timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT least(statement_timestamp(), (SELECT min(xact_start) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL"
-            " AND backend_type = 'client backend'))"
-        )
-        return cursor.fetchone()[0]
+        return {"entries": entries, "next": following, "total": total}
 
 
 def _compartment_rows(view: FhirSearchView, patient_id: int, start: str | None, end: str | None,
