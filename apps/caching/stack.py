@@ -110,9 +110,10 @@ _A_NUMBER = re.compile(rb"-?[0-9]+")
 RESTORE_SEQUENCE = "caching_restore_watermark"
 # A draw from it, NULL where the sequence is missing (before its migration) or the role may not use it: a role
 # granted the tables alone (GRANT ... ON ALL TABLES covers no sequence, and the tables' identity columns need
-# none) failed every poll and every write that bumps a generation on "permission denied for sequence".
+# none) failed every poll and every write that bumps a generation on "permission denied for sequence". USAGE or
+# UPDATE, as nextval asks (USAGE alone turned detection off for a role granted UPDATE, which nextval accepts).
 _DRAW = (
-    f"CASE WHEN has_sequence_privilege(to_regclass('{RESTORE_SEQUENCE}'), 'USAGE') "
+    f"CASE WHEN has_sequence_privilege(to_regclass('{RESTORE_SEQUENCE}'), 'USAGE, UPDATE') "
     f"THEN nextval(to_regclass('{RESTORE_SEQUENCE}')) END"
 )
 # Called in every process that sees a new restore epoch (`on_restore`): what other modules keep of the database
