@@ -1,6 +1,7 @@
 """/healthz and /readyz, including dependencies pointed at closed ports."""
 
 import json
+import shutil
 import threading
 
 import pytest
@@ -130,22 +131,42 @@ print(response.status_code, response.content.decode())
 """
 
 
+# A child process's whole run (django.setup, the checks, migrate), bounded well above what a loaded host takes: migrate
+# alone took over 60 s (run_python's default) on a 2-core host running two test processes and busy loops, and the
+# tests below failed before /readyz was ever asked. What a test asserts is what /readyz answered, never how fast.
+CHILD_SECONDS = 300
+
+
 def _readyz(env):
-    result = run_python(READYZ, env)
+    result = run_python(READYZ, env, timeout=CHILD_SECONDS)
     assert result.returncode == 0, result.stderr
     status, body = result.stdout.strip().splitlines()[-1].split(" ", 1)
     return int(status), json.loads(body)
 
 
-def _migrated_embedded_env(tmp_path, **extra):
-    env = embedded_env(tmp_path, **extra)
+@pytest.fixture(scope="module")
+def migrated_var_dir(tmp_path_factory):
+    """One migrated embedded database for the module, each test working on a copy: three migrations per run
+    made the load that timed them out."""
+    var_dir = tmp_path_factory.mktemp("migrated")
     migrate = run_python(
         "import django; django.setup(); from django.core.management import call_command; "
         "call_command('migrate', verbosity=0)",
-        embedded_env(tmp_path),
+        embedded_env(var_dir),
+        timeout=CHILD_SECONDS,
     )
     assert migrate.returncode == 0, migrate.stderr
-    return env
+    return var_dir
+
+
+@pytest.fixture
+def migrated_embedded_env(tmp_path, migrated_var_dir):
+    def make(**extra):
+        for database in migrated_var_dir.glob("controlplane.sqlite3*"):
+            shutil.copy2(database, tmp_path / database.name)
+        return embedded_env(tmp_path, **extra)
+
+    return make
 
 
 def test_readyz_is_503_when_the_database_is_down(tmp_path):
@@ -173,7 +194,7 @@ def test_probes_from_a_signed_in_browser_answer_while_the_database_is_down(tmp_p
     """The idle logoff read the session (a database query) before any view, probes included: an operator's
     browser, signed in to admin, got a 500 for /healthz and /readyz during the outage they came to look at."""
     env = embedded_env(tmp_path, DATABASE_URL=f"postgres://x@127.0.0.1:{closed_port()}/cp", DB_POOL_TIMEOUT="1")
-    result = run_python(PROBES_WITH_A_SESSION_COOKIE, env)
+    result = run_python(PROBES_WITH_A_SESSION_COOKIE, env, timeout=CHILD_SECONDS)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("/")]
     assert lines == ["/healthz 200 application/json", "/readyz 503 application/json"], result.stdout
@@ -195,7 +216,7 @@ def test_api_calls_from_a_signed_in_browser_say_the_database_is_unavailable(tmp_
     """The idle logoff's read of the session failed first: the dashboard's API calls got a 500 during a database
     outage, where every other API answer is a 503 with Retry-After (database_unavailable)."""
     env = embedded_env(tmp_path, DATABASE_URL=f"postgres://x@127.0.0.1:{closed_port()}/cp", DB_POOL_TIMEOUT="1")
-    result = run_python(API_WITH_A_SESSION_COOKIE, env)
+    result = run_python(API_WITH_A_SESSION_COOKIE, env, timeout=CHILD_SECONDS)
     assert result.returncode == 0, result.stderr
     lines = [line for line in result.stdout.splitlines() if line.startswith("/")]
     assert lines == ["/api/v1/whoami/ 503 2 application/json", "/fhir/Patient 503 2 application/fhir+json"], (
@@ -203,9 +224,8 @@ def test_api_calls_from_a_signed_in_browser_say_the_database_is_unavailable(tmp_
     )
 
 
-def test_readyz_is_degraded_when_the_broker_is_down(tmp_path):
-    env = _migrated_embedded_env(
-        tmp_path,
+def test_readyz_is_degraded_when_the_broker_is_down(migrated_embedded_env):
+    env = migrated_embedded_env(
         CELERY_BROKER_URL=f"amqp://guest:guest@127.0.0.1:{closed_port()}//",
         CELERY_BROKER_CONNECTION_TIMEOUT="1",
     )
@@ -216,8 +236,8 @@ def test_readyz_is_degraded_when_the_broker_is_down(tmp_path):
     assert body["checks"]["database"]["status"] == "ok"
 
 
-def test_readyz_is_degraded_when_redis_is_down(tmp_path):
-    env = _migrated_embedded_env(tmp_path, REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0")
+def test_readyz_is_degraded_when_redis_is_down(migrated_embedded_env):
+    env = migrated_embedded_env(REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0")
     status, body = _readyz(env)
     assert status == 200
     assert body["status"] == "degraded"
@@ -225,10 +245,8 @@ def test_readyz_is_degraded_when_redis_is_down(tmp_path):
     assert body["checks"]["channel_layer"]["status"] == "error"
 
 
-def test_readyz_503_when_a_dependency_made_required_is_down(tmp_path):
-    env = _migrated_embedded_env(
-        tmp_path, REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0", READYZ_REQUIRED="database,cache"
-    )
+def test_readyz_503_when_a_dependency_made_required_is_down(migrated_embedded_env):
+    env = migrated_embedded_env(REDIS_URL=f"redis://127.0.0.1:{closed_port()}/0", READYZ_REQUIRED="database,cache")
     status, body = _readyz(env)
     assert status == 503
     assert body["checks"]["cache"]["status"] == "error"
