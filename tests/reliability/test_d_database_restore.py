@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import time
-from datetime import date
 
 import psycopg
 import pytest
@@ -18,7 +17,6 @@ from django.db import connection
 
 from apps.caching.stack import RESTORE_EPOCH_KEY, RESTORE_MARK_KEY, default_stack
 from apps.clinical.models import Patient
-from apps.clinical.services import patient_create
 from tests.caching.support import make_stack, set_policy
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,13 +84,6 @@ def _read(stack, patient: Patient) -> str | None:
     stack.tick(force=True)  # the once-a-second poll, due by now in a process that serves for a second
     return stack.get_or_load("patient_data", ["restore-test-name", patient.pk], lambda: _family_name(patient.pk),
                              scope=f"patient:{patient.pk}")  # fmt: skip
-
-
-@pytest.fixture
-def patient(db) -> Patient:
-    patient = patient_create(mrn="MRN-RESTORE-1", family_name="Before", given_name="Ann", birth_date=date(1970, 1, 2))
-    _rename(patient, "Before")  # the scope has a generation row when the backup is taken, as most patients do
-    return patient
 
 
 @pytest.fixture

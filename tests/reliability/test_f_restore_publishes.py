@@ -6,27 +6,16 @@ space. The restore is test_d_database_restore's (rows and the sequence put back 
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 import redis
 from django.db import connection, transaction
 
 from apps.caching.stack import RESTORE_EPOCH_KEY, RESTORE_MARK_KEY
-from apps.clinical.models import Patient
-from apps.clinical.services import patient_create
 from apps.core.breaker import CircuitBreaker
 from tests.caching.support import make_stack
-from tests.reliability.test_d_database_restore import Backup, _read, _rename
+from tests.reliability.test_d_database_restore import Backup, _read
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def patient(db) -> Patient:
-    patient = patient_create(mrn="MRN-RESTORE-F", family_name="Before", given_name="Ann", birth_date=date(1970, 1, 2))
-    _rename(patient, "Before")  # the scope has a generation row when the backup is taken
-    return patient
 
 
 def _lost_write(stack, patient_id: int) -> None:

@@ -11,25 +11,14 @@ same branch (`_redis_call` answers False without calling)."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 import redis
 
 from apps.caching.stack import _NOTE_RESTORE_MARK, RESTORE_EPOCH_KEY
-from apps.clinical.models import Patient
-from apps.clinical.services import patient_create
 from tests.caching.support import make_stack
 from tests.reliability.test_d_database_restore import Backup, _family_name, _read, _rename
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def patient(db) -> Patient:
-    patient = patient_create(mrn="MRN-RESTORE-G", family_name="Before", given_name="Ann", birth_date=date(1970, 1, 2))
-    _rename(patient, "Before")  # the scope has a generation row when the backup is taken
-    return patient
 
 
 def _read_before_next_poll(stack, patient) -> str | None:
