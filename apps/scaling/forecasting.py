@@ -81,9 +81,10 @@ def _future_index(series: pd.Series, hours: int) -> pd.DatetimeIndex:
     return pd.date_range(series.index[-1] + pd.Timedelta(hours=1), periods=hours, freq="h")
 
 
-@functools.cache
 def _thread_pools():
-    """The BLAS and OpenMP pools of numpy, scipy and scikit-learn, found once they are all loaded."""
+    """The BLAS and OpenMP pools loaded in this process now: numpy's, scipy's and scikit-learn's, and any loaded
+    since the last forecast. A controller kept from the first forecast left a runtime loaded later (torch's OpenMP,
+    by a model in the same worker) at every core. Finding them takes 4-5 ms, against fits of hundreds."""
     import sklearn.ensemble  # noqa: F401 (loads its OpenMP runtime)
     import statsmodels.tsa.holtwinters  # noqa: F401
     from threadpoolctl import ThreadpoolController

@@ -1,6 +1,8 @@
 """Forecasting: scores, backtests, model selection, calibrated bands and the patterns it names."""
 
+import ast
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -9,6 +11,7 @@ import pytest
 from apps.scaling import forecasting
 from apps.scaling.forecasting import Forecast, SeasonalNaive, backtest, mase, select_model, smape
 from apps.scaling.synthetic import hospital_traffic
+from tests.helpers import run_python
 
 END = pd.Timestamp("2026-11-23", tz="UTC")  # a Monday
 
@@ -162,6 +165,34 @@ def test_gradient_boosting_fits_on_one_thread_and_calibrates_without_a_median_mo
     # Tiny fits: OpenMP and BLAS threads cost more than they give (several times slower on a busy host).
     assert [quantile for quantile, _ in fits] == [0.1, 0.9, 0.1, 0.5, 0.9]
     assert all(threads == {1} for _, threads in fits)
+
+
+def test_a_thread_pool_loaded_after_the_first_forecast_is_held_to_one_thread_too():
+    """torch's OpenMP runtime loaded after a first forecast (a model in the same worker): the limit, kept from the
+    first forecast, left it at every core. A fresh interpreter, so the order is this one whatever the suite loaded."""
+    code = (
+        "import django; django.setup()\n"
+        "from sklearn.ensemble import HistGradientBoostingRegressor\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from apps.scaling import forecasting\n"
+        "from apps.scaling.synthetic import hospital_traffic\n"
+        "from tests.scaling.test_forecasting import END\n"
+        "series = hospital_traffic(end=END, hours=21 * 24, seed='threads')['request_rate']\n"
+        "forecasting.QuantileBoosting().fit_predict(series, 24)\n"
+        "import torch  # noqa: F401\n"
+        "fits, fit = [], HistGradientBoostingRegressor.fit\n"
+        "def recorded(self, *args, **kwargs):\n"
+        "    fits.append({pool['filepath']: pool['num_threads'] for pool in threadpool_info()})\n"
+        "    return fit(self, *args, **kwargs)\n"
+        "HistGradientBoostingRegressor.fit = recorded\n"
+        "forecasting.QuantileBoosting().fit_predict(series, 24)\n"
+        "print(fits[0])\n"
+    )
+    done = run_python(code, dict(os.environ), timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    pools = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    assert any("/torch/" in path for path in pools), pools  # torch's runtime is among them
+    assert set(pools.values()) == {1}, pools
 
 
 def test_holidays_are_found_in_utc_hours():
