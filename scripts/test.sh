@@ -95,7 +95,8 @@ second_redis() {
 
 # Small pools: one pytest process, plus the worker processes some tests start.
 export DB_POOL_MIN_SIZE=2 DB_POOL_MAX_SIZE=10
-PYTEST_OPTIONS=(-raR --reruns 2 --reruns-delay 1 --durations=30)
+# A failed attempt's traceback is printed with its RERUN line: a flake that passed on its rerun left no trace.
+PYTEST_OPTIONS=(-raR --reruns 2 --reruns-delay 1 --rerun-show-tracebacks --durations=30)
 DATABASE="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/controlplane}"
 REDIS="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
 SECOND_REDIS="${TEST_REDIS_URL_2:-$(second_redis "$REDIS")}"

@@ -200,5 +200,6 @@ def test_a_failure_is_rerun_and_one_that_fails_every_time_still_fails_the_run(ch
     done = subprocess.run([*pytest, *options, "test_sample.py"], cwd=suite, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stdout
     assert "RERUN test_sample.py::test_flaky" in done.stdout
+    assert "AssertionError: first try fails" in done.stdout  # the attempt that failed, not only its name
     assert "FAILED test_sample.py::test_always_fails" in done.stdout
     assert "1 failed, 1 passed" in done.stdout
