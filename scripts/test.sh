@@ -76,22 +76,12 @@ echo "== dashboard unit tests (vitest)"
 # browser, so two share this machine's two cores (one process took 45 of CI's 60 minutes). The second takes
 # SECOND_HALF; the first everything else, so a new test folder is never left out. What shares one service by
 # name stays together: the e2e stack (its database and Redis db 13), the benchmarks (Redis db 14) and the
-# tests that run make in the checkout. Options given to this script, TEST_SHARDS=1, or a broker without a
-# second vhost run one pytest as before.
+# tests that run make in the checkout. Otherwise (ONE_PROCESS says why) one pytest runs, as before.
 # Balanced on the test time each folder took (junit XML of a two-process run): 1,911 s a process.
 SECOND_HALF=(
   tests/e2e tests/benchmarks tests/test_bench_scripts.py tests/dashboard
   tests/clinical tests/security tests/inference tests/resources tests/deploy
 )
-
-# The second process's database: the first's name with a suffix. Its Redis db: 12 on the same server (11 where
-# the first is on 12); a Redis URL of another shape needs TEST_REDIS_URL_2, or the suite runs as one pytest.
-second_database() { local base="${1%%\?*}"; echo "${base}_2${1#"$base"}"; }
-second_redis() {
-  if [[ "$1" =~ ^(rediss?://[^/?]+)/([0-9]+)$ ]]; then
-    [ "${BASH_REMATCH[2]}" = 12 ] && echo "${BASH_REMATCH[1]}/11" || echo "${BASH_REMATCH[1]}/12"
-  fi
-}
 
 # Small pools: one pytest process, plus the worker processes some tests start.
 export DB_POOL_MIN_SIZE=2 DB_POOL_MAX_SIZE=10
@@ -99,7 +89,25 @@ export DB_POOL_MIN_SIZE=2 DB_POOL_MAX_SIZE=10
 PYTEST_OPTIONS=(-raR --reruns 2 --reruns-delay 1 --rerun-show-tracebacks --durations=30)
 DATABASE="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/controlplane}"
 REDIS="${TEST_REDIS_URL:-redis://127.0.0.1:6379/15}"
-SECOND_REDIS="${TEST_REDIS_URL_2:-$(second_redis "$REDIS")}"
+
+# The second process's database: the first's name with _2 (none when the URL names no database). Its Redis db:
+# 12 beside the default 15, else TEST_REDIS_URL_2 (a db derived from a given one may be someone else's).
+SECOND_DATABASE=""
+if [[ "$DATABASE" =~ ^([^?]*://[^/?]*/)([^/?]+)(\?.*)?$ ]]; then
+  SECOND_DATABASE="${BASH_REMATCH[1]}${BASH_REMATCH[2]}_2${BASH_REMATCH[3]}"
+fi
+SECOND_REDIS="${TEST_REDIS_URL_2:-}"
+[ -n "${TEST_REDIS_URL:-}" ] || SECOND_REDIS="${SECOND_REDIS:-redis://127.0.0.1:6379/12}"
+
+ONE_PROCESS=""
+if [ $# -gt 0 ]; then ONE_PROCESS="options were given ($*)"
+elif [ "${TEST_SHARDS:-2}" = 1 ]; then ONE_PROCESS="TEST_SHARDS=1"
+elif [ -z "${TEST_CELERY_BROKER_URL_2:-}" ]; then
+  ONE_PROCESS="no second RabbitMQ vhost (TEST_CELERY_BROKER_URL without TEST_CELERY_BROKER_URL_2, or rabbitmqctl failed)"
+elif [ -z "$SECOND_REDIS" ]; then ONE_PROCESS="TEST_REDIS_URL without TEST_REDIS_URL_2"
+elif [ -z "$SECOND_DATABASE" ]; then ONE_PROCESS="TEST_DATABASE_URL names no database to add _2 to"
+fi
+
 FIRST_VAR_DIR="$(mktemp -d)"
 SECOND_VAR_DIR="$(mktemp -d)"
 SECOND_PID=""
@@ -108,7 +116,8 @@ SECOND_PID=""
 stop_second() { [ -z "$SECOND_PID" ] || { kill -INT "$SECOND_PID" 2>/dev/null && wait "$SECOND_PID"; } || true; }
 trap 'stop_second; rm -rf "$FIRST_VAR_DIR" "$SECOND_VAR_DIR"' EXIT
 
-if [ $# -gt 0 ] || [ "${TEST_SHARDS:-2}" = 1 ] || [ -z "${TEST_CELERY_BROKER_URL_2:-}" ] || [ -z "$SECOND_REDIS" ]; then
+if [ -n "$ONE_PROCESS" ]; then
+  echo "note: the suite runs as one pytest process: $ONE_PROCESS" >&2
   echo "== pytest (PostgreSQL, Redis, RabbitMQ)"
   DATABASE_URL="$DATABASE" REDIS_URL="$REDIS" CELERY_BROKER_URL="$TEST_CELERY_BROKER_URL" VAR_DIR="$FIRST_VAR_DIR" \
     $VENV/bin/pytest "${PYTEST_OPTIONS[@]}" "$@"
@@ -120,7 +129,7 @@ echo "== pytest (PostgreSQL, Redis, RabbitMQ), two processes: ${SECOND_HALF[*]} 
 # A job in the background ignores SIGINT unless told otherwise (pytest would then never see Ctrl-C).
 (
   trap - INT
-  DATABASE_URL="$(second_database "$DATABASE")" REDIS_URL="$SECOND_REDIS" \
+  DATABASE_URL="$SECOND_DATABASE" REDIS_URL="$SECOND_REDIS" \
     CELERY_BROKER_URL="$TEST_CELERY_BROKER_URL_2" VAR_DIR="$SECOND_VAR_DIR" \
     exec $VENV/bin/pytest "${PYTEST_OPTIONS[@]}" -o cache_dir="$SECOND_VAR_DIR/.pytest_cache" "${SECOND_HALF[@]}"
 ) > "$SECOND_LOG" 2>&1 &

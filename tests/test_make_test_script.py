@@ -142,6 +142,7 @@ def test_the_suite_runs_as_two_pytests_on_services_of_their_own(checkout: Path) 
     for path in second_paths:
         assert (REPO_ROOT / path).exists(), path  # a folder renamed in the suite but not here
     assert first["sigint_ignored"] == second["sigint_ignored"] == "False"  # Ctrl-C stops both, fixtures torn down
+    assert one_process_notes(done) == []
 
 
 def test_a_failure_in_the_second_pytest_alone_fails_the_run_and_its_output_is_shown(checkout: Path) -> None:
@@ -151,32 +152,56 @@ def test_a_failure_in_the_second_pytest_alone_fails_the_run_and_its_output_is_sh
     assert "first process exit 0, second 1" in done.stdout
 
 
-def test_options_or_one_shard_asked_for_run_one_pytest_with_them(checkout: Path) -> None:
-    done = run_script(checkout, "-k", "readyz")
+def one_process_notes(done: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in done.stderr.splitlines() if "one pytest process" in line]
+
+
+@pytest.mark.parametrize(
+    ("options", "env", "reason"),
+    [
+        (["-k", "readyz"], {}, "options were given (-k readyz)"),
+        ([], {"TEST_SHARDS": "1"}, "TEST_SHARDS=1"),
+        ([], {"TEST_CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/mine"}, "no second RabbitMQ vhost"),
+        ([], {"STANDIN_RABBITMQCTL_RC": "69"}, "no second RabbitMQ vhost"),
+        ([], {"TEST_REDIS_URL": "redis://127.0.0.1:6379/4"}, "TEST_REDIS_URL without TEST_REDIS_URL_2"),
+        ([], {"TEST_DATABASE_URL": "postgres://postgres@127.0.0.1:5432"}, "TEST_DATABASE_URL names no database"),
+    ],
+)
+def test_one_pytest_process_says_why_in_one_line(
+    checkout: Path, options: list[str], env: dict[str, str], reason: str
+) -> None:
+    done = run_script(checkout, *options, **env)
     assert done.returncode == 0, done.stdout + done.stderr
     (only,) = pytest_runs(checkout)
-    assert only["options"].endswith("-k readyz") and only["redis"] == "redis://127.0.0.1:6379/15"
+    assert only["options"].endswith(" ".join(options))
+    (note,) = one_process_notes(done)
+    assert reason in note
+
+
+@pytest.mark.parametrize("first", ["redis://127.0.0.1:6379/4", "redis://cache:6380/12", "unix:///run/redis.sock?db=15"])
+def test_a_given_redis_url_gets_no_second_db_derived_from_it(checkout: Path, first: str) -> None:
+    """Only the default db 15 gets 12 beside it: a db derived from a given one could be one another run (or anyone
+    told to keep off 12) uses, and both would flush it. A given TEST_REDIS_URL needs TEST_REDIS_URL_2 for two."""
+    assert run_script(checkout, TEST_REDIS_URL=first).returncode == 0
+    assert [run["redis"] for run in pytest_runs(checkout)] == [first]
     (checkout / "pytest.calls").unlink()
-    assert run_script(checkout, TEST_SHARDS="1").returncode == 0
-    assert len(pytest_runs(checkout)) == 1
+    given = "redis://127.0.0.1:6379/7"
+    assert run_script(checkout, TEST_REDIS_URL=first, TEST_REDIS_URL_2=given).returncode == 0
+    assert [run["redis"] for run in pytest_runs(checkout)] == [first, given]
 
 
 @pytest.mark.parametrize(
     ("first", "second"),
-    [("redis://cache:6380/12", "redis://cache:6380/11"), ("rediss://cache:6380/3", "rediss://cache:6380/12")],
+    [
+        ("postgres://ci:pw@db:5432/app", "postgres://ci:pw@db:5432/app_2"),
+        ("postgres://db:5432/app?sslmode=require", "postgres://db:5432/app_2?sslmode=require"),
+        ("postgres://db:5432", None),  # not "postgres://db:5432_2"
+        ("postgres://db:5432/", None),
+    ],
 )
-def test_the_second_redis_db_is_on_the_first_ones_server(checkout: Path, first: str, second: str) -> None:
-    assert run_script(checkout, TEST_REDIS_URL=first).returncode == 0
-    assert [run["redis"] for run in pytest_runs(checkout)] == [first, second]
-
-
-def test_a_redis_url_of_another_shape_without_a_second_one_runs_one_pytest(checkout: Path) -> None:
-    assert run_script(checkout, TEST_REDIS_URL="unix:///run/redis.sock?db=15").returncode == 0
-    assert len(pytest_runs(checkout)) == 1
-    (checkout / "pytest.calls").unlink()
-    given = "unix:///run/redis.sock?db=4"
-    assert run_script(checkout, TEST_REDIS_URL="unix:///run/redis.sock?db=15", TEST_REDIS_URL_2=given).returncode == 0
-    assert [run["redis"] for run in pytest_runs(checkout)][1] == given
+def test_the_second_database_is_the_first_ones_name_with_2(checkout: Path, first: str, second: str | None) -> None:
+    assert run_script(checkout, TEST_DATABASE_URL=first).returncode == 0
+    assert [run["db"] for run in pytest_runs(checkout)] == [first] + ([second] if second else [])
 
 
 def test_a_failure_is_rerun_and_one_that_fails_every_time_still_fails_the_run(checkout: Path, tmp_path: Path) -> None:
