@@ -408,9 +408,12 @@ def panel_members(panels: list[Observation]) -> dict[int, list[int]]:
 
 
 def patient_reading(*, patient_id: int, observation_id: int) -> dict | None:
-    """One of the patient's readings as the vitals list writes it (an empty panel with its members), whatever its
-    status: what a reading's 201 names in Location. None when the patient has no reading with this id."""
-    reading = Observation.objects.filter(pk=observation_id, patient_id=patient_id).first()
+    """One of the patient's vital-sign readings as the vitals list writes it (an empty panel with its members),
+    whatever its status: what a reading's 201 names in Location. None when the patient has no vital-sign reading
+    with this id (a laboratory result is not one, as for the reading's PATCH)."""
+    reading = Observation.objects.filter(
+        pk=observation_id, patient_id=patient_id, category=Observation.Category.VITAL_SIGNS
+    ).first()
     if reading is None:
         return None
     members = panel_members([reading] if is_empty_panel(reading) else [])

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from apps.audit.models import AuditEvent
+from apps.clinical.models import Observation
 from apps.clinical.services import observation_record, patient_create
 
 pytestmark = pytest.mark.django_db
@@ -45,6 +46,24 @@ def test_c_another_patients_reading_or_an_unknown_one_is_a_404(clinician, patien
         assert response.json()["code"] == "not_found"
         record = AuditEvent.objects.order_by("-id").first()
         assert (record.action, record.outcome, record.patient_id) == ("read", "not_found", patient.pk)
+
+
+def test_a_lab_result_is_not_a_vital_sign_reading(clinician, patient):
+    """The URL serves vital signs only, as its PATCH and the vitals list: a laboratory Observation's id is a 404."""
+    lab = Observation.objects.create(
+        patient=patient,
+        category=Observation.Category.LABORATORY,
+        code="2345-7",
+        value=5.4,
+        unit="mmol/L",
+        status="final",
+        effective_at=datetime.now(UTC),
+    )
+    url = f"/api/v1/patients/{patient.pk}/vitals/{lab.pk}/"
+    response = clinician.get(url)
+    assert response.status_code == 404, response.content[:300]
+    assert response.json()["code"] == "not_found"
+    assert clinician.patch(url, {"status": "entered-in-error"}, format="json").status_code == 404
 
 
 def test_c_reading_one_needs_clinical_read(api, issue_token, patient):
