@@ -485,9 +485,10 @@ if REDIS_URL:
                     {
                         "address": REDIS_URL,
                         "max_connections": env.int("CHANNELS_REDIS_MAX_CONNECTIONS", 1000, minimum=1),
-                        # Above channels_redis' 5 s BZPOPMIN: redis-py 8's default read timeout is 5 s too, so a
-                        # feed 5 s without a frame for it raised TimeoutError out of receive() and dropped the socket.
-                        "socket_timeout": 15,
+                        # Just above channels_redis' 5 s BZPOPMIN (its brpop_timeout): at redis-py 8's default 5 s,
+                        # a feed 5 s without a frame for it raised TimeoutError out of receive(). Not far above: a hung
+                        # Redis holds every call (a dashboard's connect and leave, each snapshot send) this long.
+                        "socket_timeout": 7,
                     }
                 ],
                 "prefix": "cp:channels",

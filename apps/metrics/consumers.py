@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.layers import get_channel_layer
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apps.core.json_safe import strict_json
 from apps.core.middleware import session_idle_expired
@@ -123,6 +125,17 @@ class MetricsConsumer(AsyncJsonWebsocketConsumer):
         # down: once the socket is closed with 1013 for that very reason, that is not a second error.
         try:
             await super().__call__(scope, receive, send)
+        except (RedisConnectionError, RedisTimeoutError) as error:
+            if getattr(self, "_channel_layer_down", False):
+                return
+            # Redis restarted, went away or stopped answering under an open feed: raised on, this was an ASGI
+            # traceback and a bare 1006; a 1013 is what the dashboard retries with its backoff.
+            logger.warning("live feed: the channel layer failed (%s: %s); closed with 1013, the dashboard will retry",
+                           type(error).__name__, error)  # fmt: skip
+            self._channel_layer_down = True
+            with contextlib.suppress(Exception):  # a client already gone, or a socket closed already
+                await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            await self.disconnect(CLOSE_TRY_AGAIN_LATER)  # no websocket.disconnect comes to a consumer that ended
         except Exception:
             if not getattr(self, "_channel_layer_down", False):
                 raise
