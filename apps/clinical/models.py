@@ -6,9 +6,10 @@ import unicodedata
 
 from django.conf import settings
 from django.contrib.postgres.indexes import BrinIndex
-from django.db import connections, models
+from django.db import connections, models, router
 from django.db.models import Q
 from django.db.models.functions import Now
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from apps.clinical.identifiers import MAX_SYSTEM_LENGTH, normalize_system
@@ -90,14 +91,33 @@ class StampedQuerySet(ClinicalQuerySet):
     bulk_create.alters_data = True
 
 
+class StampField(models.DateTimeField):
+    """auto_now from the database's clock on PostgreSQL, whose clock `.update()`, the triggers and the default stamp
+    with: a save stamped by an app host whose clock ran behind wrote a lastUpdated below the row's last one, which a
+    `_lastUpdated=gt<last seen>` sync then missed. Every ORM write writes the default's expression, not DEFAULT
+    (the patient's column has it only from migration 0008 on: an INSERT before it, in a rolling upgrade, wrote
+    NULL); an INSERT's RETURNING brings the stamp back (Django's db_returning, for a field with a db_default), and so
+    does an UPDATE's (StampedClinicalModel._do_update). SQLite (`make run`, one host): the app's clock, as
+    auto_now."""
+
+    def pre_save(self, model_instance, add):
+        using = router.db_for_write(type(model_instance), instance=model_instance)
+        if not self.auto_now or not self.has_db_default() or connections[using].vendor != "postgresql":
+            return super().pre_save(model_instance, add)
+        value = self.db_default.copy()
+        setattr(model_instance, self.attname, value)
+        return value
+
+
 class StampedClinicalModel(CachedClinicalModel):
     """A row FHIR serves with meta.versionId and meta.lastUpdated: `updated_at` follows every write, the ORM's
-    (auto_now; a save of some fields writes it too) and any other: the database default (Now(), PostgreSQL's
-    statement_timestamp()) fills it where a writer leaves it out (the loader's COPY, an older release's INSERT
-    during a rolling upgrade), and on PostgreSQL a BEFORE UPDATE trigger (migration 0005) where an UPDATE leaves
-    it as it was (raw SQL, an older release's save of some fields)."""
+    (auto_now, on PostgreSQL from the database's clock: StampField; a save of some fields writes it too) and any
+    other: the database default (Now(), PostgreSQL's statement_timestamp()) fills it where a writer leaves it out
+    (the loader's COPY, an older release's INSERT during a rolling upgrade), and on PostgreSQL a BEFORE UPDATE
+    trigger (migration 0005) where an UPDATE leaves it as it was (raw SQL, an older release's save of some
+    fields)."""
 
-    updated_at = models.DateTimeField(auto_now=True, db_default=StampNow())
+    updated_at = StampField(auto_now=True, db_default=StampNow())
 
     objects = StampedQuerySet.as_manager()
 
@@ -111,6 +131,29 @@ class StampedClinicalModel(CachedClinicalModel):
         elif update_fields is None and "updated_at" in self.get_deferred_fields() and not self._state.adding:
             self.updated_at = timezone.now()  # saved with the fields read (Django writes no deferred field)
         super().save(*args, **kwargs)
+
+    def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
+        """An UPDATE that writes the database's now() (StampField, PostgreSQL) returns it, in the same statement
+        (RETURNING, as Django returns an INSERT's stamp; 5.2 returns nothing from an UPDATE): the row in memory holds
+        the stamp the database wrote, with no query more. Read after the commit, it was a later write's (or none,
+        the row deleted) beside this write's fields."""
+        stamped = any(field.attname == "updated_at" and hasattr(value, "resolve_expression")
+                      for field, _, value in values)  # fmt: skip
+        if not stamped or self._meta.select_on_save:
+            return super()._do_update(base_qs, using, pk_val, values, update_fields, forced_update)
+        query = base_qs.filter(pk=pk_val).query.chain(UpdateQuery)
+        query.add_update_fields(values)
+        query.annotations = {}  # as QuerySet._update
+        sql, params = query.get_compiler(using).as_sql()
+        connection = connections[using]
+        column = connection.ops.quote_name(self._meta.get_field("updated_at").column)
+        with connection.cursor() as cursor:
+            cursor.execute(f"{sql} RETURNING {column}", params)
+            row = cursor.fetchone()
+        if row is None:  # no such row: save() inserts it (and RETURNING brings that stamp back)
+            return False
+        self.updated_at = row[0]
+        return True
 
 
 class PatientQuerySet(StampedQuerySet):
@@ -162,7 +205,6 @@ class Patient(StampedClinicalModel):
     is_deleted = models.BooleanField(default=False)
     deleted_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)  # every release wrote it: no database default needed
 
     objects = PatientQuerySet.as_manager()
 
