@@ -127,9 +127,10 @@ RESTORE_EPOCH_KEY = "cpc:restore-epoch"
 # it back and keeps its caches. A restore seen by the fleet in between is seen again by its own draw (it goes back).
 KEY_LOST_TRUST_SECONDS = 10.0
 # ARGV[1]: the mark read before the draw ('' when none), ARGV[2]: the number drawn, ARGV[3]: the last number this
-# process drew ('' when none). 1 when this draw shows a restore (and starts its epoch), unless the mark changed
-# since it was read: then another process saw it first, or draws made before the restore landed meanwhile (the
-# next poll compares again).
+# process drew ('' when none). The epoch it starts when this draw shows a restore (0 when none), unless the mark
+# changed since it was read: then another process saw it first, or draws made before the restore landed meanwhile
+# (the next poll compares again). The epoch is answered, not read back by another call: that call, unanswered
+# under load, left the process that saw the restore serving what it took back until Redis answered again.
 _NOTE_RESTORE_MARK = """
 local raw = redis.pcall('GET', KEYS[1])
 local mark = nil
@@ -138,9 +139,10 @@ local drawn = tonumber(ARGV[2])
 local back = (ARGV[1] ~= '' and drawn <= tonumber(ARGV[1])) or (ARGV[3] ~= '' and drawn <= tonumber(ARGV[3]))
 if back and (raw or '') == ARGV[1] then
   local now = redis.call('TIME')
+  local epoch = now[1] .. string.format('%06d', tonumber(now[2]))
   redis.call('SET', KEYS[1], ARGV[2])
-  redis.call('SET', KEYS[2], now[1] .. string.format('%06d', tonumber(now[2])))
-  return 1
+  redis.call('SET', KEYS[2], epoch)
+  return epoch
 end
 if mark == nil or drawn > mark then redis.call('SET', KEYS[1], ARGV[2]) end
 return 0
@@ -491,11 +493,14 @@ class CacheStack:
         if not ok:  # the mark was read, the compare got no answer (a timeout, the breaker opened meanwhile)
             self._fall_back_on_own_draw(drawn, self._last_drawn)
         elif restored:
-            self._restore_pending = False
-            logger.warning(
-                "the database went back (restored from a backup: the number drawn from %s went back): the caches "
-                "start a new restore epoch", RESTORE_SEQUENCE,
-            )  # fmt: skip
+            # Dropped here, on the compare's own answer: a probe that reads the epoch back may get none (its L1
+            # and policies were kept, and served, until Redis answered again and a poll came).
+            self._forget_before_restore(
+                why="the database went back (restored from a backup: the number drawn from "
+                f"{RESTORE_SEQUENCE} went back): the caches start a new restore epoch"
+            )
+            self._restore_epoch = restored.decode() if isinstance(restored, bytes) else str(restored)
+            self._l2_epoch = None  # L2's key space moves to the epoch: read by the next call if not by this probe
             self._learn_l2_epoch()
             self._last_drawn = drawn
         elif last is None or drawn > last:
