@@ -9,6 +9,16 @@ from django.db import connection
 
 from tests.helpers import embedded_env, run_python
 
+# Each child's whole run (django.setup and what the test asks of it), bounded well above what a loaded host takes, as
+# tests/core/test_health.py's children are: run_python's 60 s default is less than a child took on a 2-core CI host
+# running two test processes. What a test asserts is what the child printed or how it exited, never how fast.
+CHILD_SECONDS = 300
+
+
+def _python(code: str, env: dict[str, str]):
+    return run_python(code, env, timeout=CHILD_SECONDS)
+
+
 DUMP_SETTINGS = """
 import json, django
 django.setup()
@@ -27,7 +37,7 @@ print(json.dumps({
 
 
 def _settings_for(env):
-    result = run_python(DUMP_SETTINGS, env)
+    result = _python(DUMP_SETTINGS, env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -93,7 +103,7 @@ def test_debug_off_refuses_to_start_without_secrets(tmp_path, extra, missing):
     for name in ("SECRET_KEY", "ALLOWED_HOSTS"):
         if name not in extra:
             env.pop(name, None)
-    result = run_python("import django; django.setup()", env)
+    result = _python("import django; django.setup()", env)
     assert result.returncode != 0
     assert f"required: {missing}." in result.stderr
 
@@ -104,7 +114,7 @@ def test_debug_off_with_secrets_hardens_cookies(tmp_path):
         "import django; django.setup(); from django.conf import settings as s; "
         "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS > 0)"
     )
-    result = run_python(code, env)
+    result = _python(code, env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "True", "True"]
 
@@ -129,7 +139,7 @@ def test_this_suite_runs_on_postgres_through_the_native_pool():
 )
 def test_debug_off_refuses_a_published_secret_key(tmp_path, secret_key):
     env = embedded_env(tmp_path, DEBUG="false", SECRET_KEY=secret_key, ALLOWED_HOSTS="cp.example.org")
-    result = run_python("import django; django.setup()", env)
+    result = _python("import django; django.setup()", env)
     assert result.returncode != 0
     assert "SECRET_KEY is a published placeholder" in result.stderr
 
@@ -140,18 +150,18 @@ def test_debug_off_refuses_the_example_secrets_placeholders(tmp_path):
                        CACHE_KEY_SECRET="replace-with-64-random-hex-characters",
                        AUDIT_CHAIN_KEY="replace-with-64-random-hex-characters",
                        METRICS_TOKEN="replace-with-a-long-random-token")  # fmt: skip
-    result = run_python("import django; django.setup()", env)
+    result = _python("import django; django.setup()", env)
     assert result.returncode != 0
     assert "CACHE_KEY_SECRET, AUDIT_CHAIN_KEY, METRICS_TOKEN still hold the example's placeholder" in result.stderr
     filled = dict.fromkeys(("CACHE_KEY_SECRET", "AUDIT_CHAIN_KEY", "METRICS_TOKEN"), "f" * 64)
     env = embedded_env(tmp_path, DEBUG="false", SECRET_KEY="s" * 50, ALLOWED_HOSTS="cp.example.org", **filled)
-    assert run_python("import django; django.setup()", env).returncode == 0
+    assert _python("import django; django.setup()", env).returncode == 0
 
 
 def test_static_files_collect_outside_var_dir_when_told(tmp_path):
     """The image collects into /app/staticfiles: VAR_DIR is a volume in its pods, which would hide them."""
     env = embedded_env(tmp_path, STATIC_ROOT=str(tmp_path / "collected"))
-    result = run_python(
+    result = _python(
         "import django; django.setup(); from django.conf import settings; print(settings.STATIC_ROOT)", env
     )
     assert result.stdout.strip() == str(tmp_path / "collected")
@@ -179,7 +189,7 @@ def test_static_files_collect_outside_var_dir_when_told(tmp_path):
     ],
 )
 def test_a_bad_value_names_its_variable(tmp_path, variable, value, message):
-    result = run_python("import django; django.setup()", embedded_env(tmp_path, **{variable: value}))
+    result = _python("import django; django.setup()", embedded_env(tmp_path, **{variable: value}))
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("django.core.exceptions.ImproperlyConfigured") and message in last_line
@@ -243,7 +253,7 @@ def test_a_bad_value_names_its_variable(tmp_path, variable, value, message):
 )
 def test_a_value_out_of_its_range_stops_start_up_naming_its_variable(tmp_path, variable, value, message):
     env = embedded_env(tmp_path, **{"DB_POOL_MIN_SIZE": "10", "DB_POOL_MAX_SIZE": "50", variable: value})
-    result = run_python("import django; django.setup()", env)
+    result = _python("import django; django.setup()", env)
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("django.core.exceptions.ImproperlyConfigured") and message in last_line
@@ -265,7 +275,7 @@ def test_a_value_out_of_its_range_stops_start_up_naming_its_variable(tmp_path, v
     ],
 )
 def test_a_service_url_no_client_can_use_stops_start_up_naming_its_variable(tmp_path, variable, value, message):
-    result = run_python("import django; django.setup()", embedded_env(tmp_path, **{variable: value}))
+    result = _python("import django; django.setup()", embedded_env(tmp_path, **{variable: value}))
     assert result.returncode != 0
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("django.core.exceptions.ImproperlyConfigured") and message in last_line
@@ -287,14 +297,14 @@ def test_a_service_url_no_client_can_use_stops_start_up_naming_its_variable(tmp_
     ],
 )
 def test_usable_service_urls_start(tmp_path, variable, value):
-    result = run_python("import django; django.setup()", embedded_env(tmp_path, **{variable: value}))
+    result = _python("import django; django.setup()", embedded_env(tmp_path, **{variable: value}))
     assert result.returncode == 0, result.stderr
 
 
 def test_a_number_in_exponent_form_is_read_as_written(tmp_path):
     """django-environ dropped every character that is not a digit, so 1e3 read 13."""
     code = "import django; django.setup(); from django.conf import settings as s; print(s.DB_POOL_TIMEOUT)"
-    result = run_python(code, embedded_env(tmp_path, DB_POOL_TIMEOUT="1e3"))
+    result = _python(code, embedded_env(tmp_path, DB_POOL_TIMEOUT="1e3"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == "1000.0"
 
@@ -302,14 +312,14 @@ def test_a_number_in_exponent_form_is_read_as_written(tmp_path):
 def test_the_mrn_system_is_read_in_the_spelling_patients_are_stored_under(tmp_path):
     """The loader filters and writes settings.MRN_SYSTEM as it is; patients' systems are normalised on save."""
     code = "import django; django.setup(); from django.conf import settings as s; print(s.MRN_SYSTEM)"
-    result = run_python(code, embedded_env(tmp_path, MRN_SYSTEM="HTTP://Hospital.Example.org/MRN/"))
+    result = _python(code, embedded_env(tmp_path, MRN_SYSTEM="HTTP://Hospital.Example.org/MRN/"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-1] == "http://hospital.example.org/MRN"
 
 
 def test_django_environs_warnings_do_not_echo_a_database_urls_password(tmp_path):
     env = embedded_env(tmp_path, DATABASE_URL=f"sqlite://u:hunter2@/{tmp_path}/x.db", PYTHONWARNINGS="always")
-    result = run_python("import django; django.setup()", env)
+    result = _python("import django; django.setup()", env)
     assert result.returncode == 0, result.stderr
     assert "hunter2" not in result.stderr + result.stdout
 
@@ -318,7 +328,7 @@ def test_django_environs_warnings_do_not_echo_a_database_urls_password(tmp_path)
 def test_debug_off_with_allowed_hosts_naming_no_host_refuses_to_start(tmp_path, hosts):
     """ALLOWED_HOSTS="," passed the check and answered every request with a 400."""
     env = embedded_env(tmp_path, DEBUG="false", SECRET_KEY="s" * 50, ALLOWED_HOSTS=hosts)
-    result = run_python("import django; django.setup()", env)
+    result = _python("import django; django.setup()", env)
     assert result.returncode != 0
     assert "required: ALLOWED_HOSTS." in result.stderr
 
@@ -326,7 +336,7 @@ def test_debug_off_with_allowed_hosts_naming_no_host_refuses_to_start(tmp_path, 
 def test_allowed_hosts_entries_are_stripped(tmp_path):
     env = embedded_env(tmp_path, DEBUG="false", SECRET_KEY="s" * 50, ALLOWED_HOSTS="cp.example.org, api.example.org")
     code = "import django; django.setup(); from django.conf import settings as s; print(s.ALLOWED_HOSTS)"
-    result = run_python(code, env)
+    result = _python(code, env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[-2] == "['cp.example.org', 'api.example.org']"
 
@@ -345,7 +355,7 @@ def test_list_entries_written_with_spaces_after_the_commas_are_read_stripped(tmp
         "import django; django.setup(); from django.conf import settings as s; "
         "print(s.READYZ_REQUIRED, len(s.CACHE_ENCRYPTION_KEYS), s.BENCHMARK_TOKEN_HOSTS)"
     )
-    result = run_python(code, env)
+    result = _python(code, env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "['database', 'cache'] 2 ['127.0.0.1', 'localhost']"
 
@@ -355,10 +365,10 @@ def test_hosts_to_serve_without_debug_said_stop_start_up(tmp_path):
     local variables (patient rows) on every error page. Said outright, DEBUG=true still starts."""
     env = embedded_env(tmp_path, ALLOWED_HOSTS="controlplane.example.org")
     env.pop("DEBUG", None)
-    result = run_python("import django; django.setup()", env)
+    result = _python("import django; django.setup()", env)
     assert result.returncode != 0
     assert "ALLOWED_HOSTS names controlplane.example.org but DEBUG is not set" in result.stderr
-    assert run_python("import django; django.setup()", {**env, "DEBUG": "true"}).returncode == 0
+    assert _python("import django; django.setup()", {**env, "DEBUG": "true"}).returncode == 0
     local = embedded_env(tmp_path, ALLOWED_HOSTS="127.0.0.1,localhost")
     local.pop("DEBUG", None)
-    assert run_python("import django; django.setup()", local).returncode == 0
+    assert _python("import django; django.setup()", local).returncode == 0
