@@ -503,8 +503,13 @@ class CacheStack:
             self._l2_epoch = None  # L2's key space moves to the epoch: read by the next call if not by this probe
             self._learn_l2_epoch()
             self._last_drawn = drawn
-        elif last is None or drawn > last:
-            self._last_drawn = drawn  # one at or below it, not noted, is compared again at the next poll
+        else:
+            if (mark and drawn <= int(mark)) or (last is not None and drawn <= last):
+                # Back, but the mark moved since it was read: another process's compare may have started the epoch
+                # in between. Read now: this process kept its L1 (and served it) until its next poll.
+                self._learn_l2_epoch()
+            if last is None or drawn > last:
+                self._last_drawn = drawn  # one at or below it, not noted, is compared again at the next poll
 
     def _fall_back_on_own_draw(self, drawn: int, last: int | None) -> None:
         """The mark could not be compared in Redis: compare with this process's own last draw. A restore seen so

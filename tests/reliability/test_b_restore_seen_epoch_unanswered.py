@@ -61,3 +61,30 @@ def test_the_process_that_starts_the_epoch_drops_its_caches_though_the_epoch_is_
     assert _read(other, patient) == "Before"
     _rename(patient, "After the restore")
     assert _read(stack, patient) == _read(other, patient) == "After the restore"
+
+
+def test_a_process_whose_compare_another_process_answered_first_drops_its_caches_in_the_same_poll(patient):
+    """Two processes poll right after the restore: the other one's compare lands between this one's read of the
+    mark and its own compare, and starts the epoch. This one's compare finds the mark moved (not a restore of its
+    own to start); it kept its L1 and served the lost name until its next poll."""
+    stack = make_stack(poll_interval=3600)  # no poll but the test's own
+    other = make_stack()
+    assert _read(stack, patient) == _read(other, patient) == "Before"
+    backup = Backup()
+    _rename(patient, "After the backup")
+    assert _read(stack, patient) == _read(other, patient) == "After the backup"
+    epoch = stack.redis().get(RESTORE_EPOCH_KEY)
+
+    backup.restore()
+    draw = stack._changed_since_by_database_clock
+
+    def other_polls_between(since):
+        result = draw(since)
+        other.tick(force=True)  # draws the next number, at or below the mark: starts the epoch
+        return result
+
+    stack._changed_since_by_database_clock = other_polls_between
+    stack.tick(force=True)
+    stack._changed_since_by_database_clock = draw
+    assert stack.redis().get(RESTORE_EPOCH_KEY) not in (None, epoch), "the other process started no epoch"
+    assert _read_before_next_poll(stack, patient) == "Before"  # was "After the backup" from L1
