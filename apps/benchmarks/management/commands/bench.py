@@ -10,6 +10,7 @@ from apps.benchmarks import services
 from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun
 from apps.benchmarks.selectors import latest_finished_run
 from apps.core.broker_errors import broker_failure, send_errors
+from apps.core.links import absolute_url
 
 # Exit statuses, for CI: 0 the run succeeded and met every gate (or, without --wait, was queued);
 # GATE_MISSED when it finished otherwise (failed, cancelled, invalid, a gate missed), as `bench check`;
@@ -137,7 +138,7 @@ class Command(BaseCommand):
                               f"(limit {verdict['limit']})")  # fmt: skip
         if run.error:
             self.stdout.write(f"  {run.error}")
-        self.stdout.write(f"Report: /benchmarks/runs/{run.pk}/report/")
+        self.stdout.write(f"Report: {absolute_url(f'/benchmarks/runs/{run.pk}/report/')}")
 
     def _check(self, plan: BenchmarkPlan, *, fail_on_regression: bool, **options) -> int:
         """Judge the plan's latest finished run: its exit status (0, GATE_MISSED or NO_FINISHED_RUN)."""

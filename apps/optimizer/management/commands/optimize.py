@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from django.apps import apps as django_apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.core.links import absolute_url
 from apps.optimizer import services
 from apps.optimizer.models import OptimizationRun, OptimizationStep
 from apps.services.models import Service
@@ -138,9 +139,8 @@ class Command(BaseCommand):
             except services.DispatchFailed as exc:
                 raise CommandError(f"{exc} Use --inline to run it here.", returncode=2) from exc
             if options["no_wait"]:
-                self.stdout.write(
-                    f"Sent to the workers; follow it at /admin/optimizer/optimizationrun/{run.pk}/change/"
-                )
+                page = absolute_url(f"/admin/optimizer/optimizationrun/{run.pk}/change/")
+                self.stdout.write(f"Sent to the workers; follow it at {page}")
                 return
             try:
                 run = self._follow(run, timeout=options["timeout"])
@@ -268,6 +268,6 @@ class Command(BaseCommand):
                 f"{' ms' if verdict['unit'] == 'ms' else ''}"
             )
         self.stdout.write(
-            f"Optimization run #{run.pk} {run.status}; report at /optimizer/runs/{run.pk}/report/"
+            f"Optimization run #{run.pk} {run.status}; report at {absolute_url(f'/optimizer/runs/{run.pk}/report/')}"
             + (f" ({run.error})" if run.error else "")
         )
