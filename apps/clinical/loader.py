@@ -253,8 +253,7 @@ def _copy_batch(batch: list[SyntheticPatient], report: LoadReport) -> None:
                 "sex",
                 "is_deleted",
                 "created_at",
-                "updated_at",
-            ),
+            ),  # no updated_at: the column's default, the database's clock, as the observations' (migration 0008)
             (
                 (
                     pid,
@@ -267,7 +266,6 @@ def _copy_batch(batch: list[SyntheticPatient], report: LoadReport) -> None:
                     r.patient.birth_date,
                     r.patient.sex,
                     False,
-                    now,
                     now,
                 )
                 for pid, r in zip(patient_ids, batch, strict=True)
