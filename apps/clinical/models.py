@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.contrib.postgres.indexes import BrinIndex
@@ -66,6 +67,22 @@ class StampNow(Now):
                            **extra_context)  # fmt: skip
 
 
+# The stamp of a row bulk_create(ignore_conflicts=True) wrote or skipped: PostgreSQL returns neither the row nor its
+# stamp. The Unix epoch, version "0": no write stamps it (the database's clock), so no client or cache takes it for
+# a stored version; None would break version_id() and ordering as the expression did.
+UNRETURNED_STAMP = datetime(1970, 1, 1, tzinfo=UTC)
+
+_DEFERRED = object()  # a row read without updated_at (.only(), .defer())
+
+
+def _restore_stamp(obj, value) -> None:
+    """Put back what a failed write found in memory: a datetime, or the field deferred again."""
+    if value is _DEFERRED:
+        obj.__dict__.pop("updated_at", None)
+    else:
+        obj.updated_at = value
+
+
 class StampedQuerySet(ClinicalQuerySet):
     """A bulk update (`.filter().update()`, and `bulk_update`, which runs one a batch) moves `updated_at` too:
     FHIR's versionId, lastUpdated, ETag and `_lastUpdated` search follow any write, a data fix in a shell too. So
@@ -83,10 +100,24 @@ class StampedQuerySet(ClinicalQuerySet):
     update.alters_data = True
 
     def bulk_create(self, objs, *args, **kwargs):
+        """No row keeps StampField's expression in memory (`version_id()` of it raised TypeError, a cache pickled
+        it): a failed insert restores each row's previous value; a row PostgreSQL returned nothing for
+        (`ignore_conflicts=True`: no RETURNING, no id either, so nothing to re-read it by) gets UNRETURNED_STAMP."""
         update_fields = kwargs.get("update_fields")
         if kwargs.get("update_conflicts") and update_fields and "updated_at" not in update_fields:
             kwargs["update_fields"] = [*update_fields, "updated_at"]  # the row changed: so does its version
-        return super().bulk_create(objs, *args, **kwargs)
+        objs = list(objs)
+        previous = [obj.__dict__.get("updated_at", _DEFERRED) for obj in objs]
+        try:
+            created = super().bulk_create(objs, *args, **kwargs)
+        except BaseException:
+            for obj, value in zip(objs, previous, strict=True):
+                _restore_stamp(obj, value)
+            raise
+        for obj in created:
+            if hasattr(obj.__dict__.get("updated_at"), "resolve_expression"):
+                obj.updated_at = UNRETURNED_STAMP
+        return created
 
     bulk_create.alters_data = True
 
@@ -125,12 +156,19 @@ class StampedClinicalModel(CachedClinicalModel):
         abstract = True
 
     def save(self, *args, **kwargs) -> None:
+        """A save that fails (a duplicate MRN, caught) leaves `updated_at` as it found it, not StampField's
+        expression, which `version_id()` could not read and a cache would pickle."""
+        previous = self.__dict__.get("updated_at", _DEFERRED)
         update_fields = kwargs.get("update_fields")
         if update_fields:  # a save of some fields is a write as any: the version changes
             kwargs["update_fields"] = {*update_fields, "updated_at"}
         elif update_fields is None and "updated_at" in self.get_deferred_fields() and not self._state.adding:
             self.updated_at = timezone.now()  # saved with the fields read (Django writes no deferred field)
-        super().save(*args, **kwargs)
+        try:
+            super().save(*args, **kwargs)
+        except BaseException:
+            _restore_stamp(self, previous)
+            raise
 
     def _do_update(self, base_qs, using, pk_val, values, update_fields, forced_update):
         """An UPDATE that writes the database's now() (StampField, PostgreSQL) returns it, in the same statement
