@@ -149,7 +149,13 @@ return 0
 """
 # Raise the mark (KEYS[1]) to ARGV[1], a number a write drew in its transaction: a restore takes that draw back
 # too, so the next poll's draw is at or below the mark even when no poll drew between the backup and the restore.
+# Only while the restore epoch (KEYS[2]) is still ARGV[2], the one the writer knows ('' when none): a draw of before
+# an epoch another process started since, raised into it, took the mark above the restored sequence, and the next
+# poll started a second, false epoch (every cache dropped again). 1 when the epoch differs (nothing raised).
 RAISE_RESTORE_MARK = """
+local epoch = redis.pcall('GET', KEYS[2])
+if type(epoch) ~= 'string' or not string.match(epoch, '^%d+$') then epoch = '' end
+if epoch ~= ARGV[2] then return 1 end
 local raw = redis.pcall('GET', KEYS[1])
 if type(raw) ~= 'string' or not string.match(raw, '^%d+$') or tonumber(ARGV[1]) > tonumber(raw) then
   redis.call('SET', KEYS[1], ARGV[1])
@@ -1650,6 +1656,7 @@ class CacheStack:
                 pending = dict(self._pending_publishes)
                 pending_drawn = self._pending_drawn
                 l2_epoch = self._l2_epoch
+                restore_epoch = self._restore_epoch
             if l2_epoch is None:  # another thread's call failed meanwhile: the server may be another one
                 return None
             sent.update(pending=pending, drawn=pending_drawn)
@@ -1665,19 +1672,27 @@ class CacheStack:
             if pending_drawn:
                 if self._raise_mark is None:
                     self._raise_mark = client.register_script(RAISE_RESTORE_MARK)
-                self._raise_mark(keys=[RESTORE_MARK_KEY], args=[pending_drawn], client=pipe)
-            return pipe.execute()[: len(pending)]
+                self._raise_mark(
+                    keys=[RESTORE_MARK_KEY, RESTORE_EPOCH_KEY], args=[pending_drawn, restore_epoch or ""], client=pipe
+                )
+            return pipe.execute()
 
-        ok, kept = self._redis_call("", publish)
+        ok, answers = self._redis_call("", publish)
         if not ok or not sent:
             return
         pending, pending_drawn = sent["pending"], sent["drawn"]
+        kept = answers[: len(pending)]
+        # Not raised: the restore epoch moved since this process last read it (the time guard above looks only
+        # once a poll's time). Read now: a new epoch forgets the draw; a lost key, written back, keeps it for the next.
+        epoch_moved = bool(pending_drawn) and answers[-1] == 1
         with self._publish_lock:
             for scope_key, generation in pending.items():
                 if self._pending_publishes.get(scope_key) == generation:
                     self._pending_publishes.pop(scope_key, None)
-            if self._pending_drawn == pending_drawn:
+            if self._pending_drawn == pending_drawn and not epoch_moved:
                 self._pending_drawn = 0
+        if epoch_moved:
+            self._learn_l2_epoch()
         # A generation Redis kept over a publish: a later write's (out of order), or one ahead of the database.
         ahead = {scope_key: raw for scope_key, raw in zip(pending, kept, strict=True) if raw is not None}
         if ahead:

@@ -87,3 +87,31 @@ def test_a_draw_sent_by_a_process_that_has_not_polled_since_the_restore_raises_n
     assert a._restore_epoch == epoch.decode()
     assert a._pending_drawn == 0 and not a._pending_publishes.get(a.scope_key(f"patient:{patient.pk}"))
     assert _read(a, patient) == "Before"
+
+
+def test_a_draw_sent_within_a_poll_of_the_writers_last_look_at_the_epoch_raises_no_mark_into_a_newer_one(patient):
+    """Review d, finding 7: as above, but A looked at the restore epoch under a poll interval before B started the
+    new one (A's interval is an hour here: always "under"), so the time guard does not make A look again. The raise
+    itself checks the epoch: A's draw of before is not raised into B's epoch, and A learns of it there."""
+    breaker = CircuitBreaker(lambda: None, name="shared cache (test)", open_seconds=3600)
+    a, b = make_stack(breaker=breaker, poll_interval=3600), make_stack(poll_interval=3600)
+    assert _read(a, patient) == _read(b, patient) == "Before"
+    backup = Backup()
+    b.tick(force=True)
+    breaker.failure()  # another user of the shared cache saw it hang
+    _lost_write(a, patient.pk)
+    lost_drawn = a._pending_drawn
+    assert lost_drawn, "the lost write's draw waits to be raised into the mark"
+    epoch, mark = _restored_and_seen(backup, b, patient)
+    assert int(mark) < lost_drawn
+
+    breaker.reset()  # the probe answered
+    assert a._restore_epoch != epoch.decode(), "A has not looked at the epoch since the restore"
+    a.invalidate_scopes(["patient:999999"])  # A has not polled since
+
+    assert int(b.redis().get(RESTORE_MARK_KEY)) < lost_drawn, "a draw of before the restore raised into its epoch"
+    b.tick(force=True)
+    assert b.redis().get(RESTORE_EPOCH_KEY) == epoch, "a second restore epoch: every cache dropped, nothing restored"
+    assert a._restore_epoch == epoch.decode()
+    assert a._pending_drawn == 0
+    assert _read(a, patient) == "Before"
