@@ -110,39 +110,62 @@ fi
 
 FIRST_VAR_DIR="$(mktemp -d)"
 SECOND_VAR_DIR="$(mktemp -d)"
-SECOND_PID=""
-# Interrupted (Ctrl-C, CI's time limit): the second pytest is interrupted too, so its fixtures stop the workers
-# and servers it started.
-stop_second() { [ -z "$SECOND_PID" ] || { kill -INT "$SECOND_PID" 2>/dev/null && wait "$SECOND_PID"; } || true; }
-trap 'stop_second; rm -rf "$FIRST_VAR_DIR" "$SECOND_VAR_DIR"' EXIT
+SECOND_LOG="$SECOND_VAR_DIR/pytest.log"
+trap 'rm -rf "$FIRST_VAR_DIR" "$SECOND_VAR_DIR"' EXIT
+
+# Stopped: Ctrl-C reaches each pytest itself (the terminal signals the whole process group); a TERM or HUP (a CI
+# cancel, a kill) comes to this script alone and is passed on to each as a Ctrl-C. Either way each pytest's
+# fixtures stop the workers and servers it started, and both are waited for before their folders go.
+FIRST_PID="" SECOND_PID="" STOPPED=""
+on_signal() {
+  [ -z "$STOPPED" ] || return 0 # once: a second SIGINT would cut a pytest's teardown short
+  STOPPED=$1
+  [ "$1" = INT ] || kill -INT $FIRST_PID $SECOND_PID 2>/dev/null || true
+}
+for signal in INT TERM HUP; do trap "on_signal $signal" "$signal"; done
+
+# A pytest in the background (so a signal is handled while it runs), told to take SIGINT: a job in the
+# background ignores it otherwise, and pytest would never see Ctrl-C. It keeps this script's stdin (--pdb), not
+# a background job's /dev/null. Its arguments: DATABASE_URL, REDIS_URL, CELERY_BROKER_URL and VAR_DIR, then pytest's.
+start_pytest() {
+  local database=$1 redis=$2 broker=$3 var_dir=$4
+  shift 4
+  (
+    trap - INT
+    DATABASE_URL="$database" REDIS_URL="$redis" CELERY_BROKER_URL="$broker" VAR_DIR="$var_dir" \
+      exec $VENV/bin/pytest "${PYTEST_OPTIONS[@]}" "$@"
+  ) <&0 &
+}
+
+# A pytest's exit status, in RC. A signal ends `wait` early (over 128) while the pytest runs on: wait again.
+wait_for() {
+  RC=0
+  wait "$1" || RC=$?
+  while [ "$RC" -gt 128 ] && kill -0 "$1" 2>/dev/null; do RC=0; wait "$1" || RC=$?; done
+}
 
 if [ -n "$ONE_PROCESS" ]; then
   echo "note: the suite runs as one pytest process: $ONE_PROCESS" >&2
   echo "== pytest (PostgreSQL, Redis, RabbitMQ)"
-  DATABASE_URL="$DATABASE" REDIS_URL="$REDIS" CELERY_BROKER_URL="$TEST_CELERY_BROKER_URL" VAR_DIR="$FIRST_VAR_DIR" \
-    $VENV/bin/pytest "${PYTEST_OPTIONS[@]}" "$@"
-  exit
+  start_pytest "$DATABASE" "$REDIS" "$TEST_CELERY_BROKER_URL" "$FIRST_VAR_DIR" "$@"
+  FIRST_PID=$!
+  wait_for "$FIRST_PID"
+  exit "$RC"
 fi
 
-SECOND_LOG="$SECOND_VAR_DIR/pytest.log"
 echo "== pytest (PostgreSQL, Redis, RabbitMQ), two processes: ${SECOND_HALF[*]} in the second (its output follows the first's)"
-# A job in the background ignores SIGINT unless told otherwise (pytest would then never see Ctrl-C).
-(
-  trap - INT
-  DATABASE_URL="$SECOND_DATABASE" REDIS_URL="$SECOND_REDIS" \
-    CELERY_BROKER_URL="$TEST_CELERY_BROKER_URL_2" VAR_DIR="$SECOND_VAR_DIR" \
-    exec $VENV/bin/pytest "${PYTEST_OPTIONS[@]}" -o cache_dir="$SECOND_VAR_DIR/.pytest_cache" "${SECOND_HALF[@]}"
-) > "$SECOND_LOG" 2>&1 &
+start_pytest "$SECOND_DATABASE" "$SECOND_REDIS" "$TEST_CELERY_BROKER_URL_2" "$SECOND_VAR_DIR" \
+  -o cache_dir="$SECOND_VAR_DIR/.pytest_cache" "${SECOND_HALF[@]}" > "$SECOND_LOG" 2>&1
 SECOND_PID=$!
 IGNORED=()
 for path in "${SECOND_HALF[@]}"; do IGNORED+=("--ignore=$path"); done
-FIRST_RC=0
-DATABASE_URL="$DATABASE" REDIS_URL="$REDIS" CELERY_BROKER_URL="$TEST_CELERY_BROKER_URL" VAR_DIR="$FIRST_VAR_DIR" \
-  $VENV/bin/pytest "${PYTEST_OPTIONS[@]}" "${IGNORED[@]}" || FIRST_RC=$?
-SECOND_RC=0
-wait "$SECOND_PID" || SECOND_RC=$?
-SECOND_PID=""
+start_pytest "$DATABASE" "$REDIS" "$TEST_CELERY_BROKER_URL" "$FIRST_VAR_DIR" "${IGNORED[@]}"
+FIRST_PID=$!
+wait_for "$FIRST_PID"
+FIRST_RC=$RC
+wait_for "$SECOND_PID"
+SECOND_RC=$RC
 echo "== pytest, the second process (${SECOND_HALF[*]})"
 cat "$SECOND_LOG"
-echo "== pytest: first process exit $FIRST_RC, second $SECOND_RC"
-[ "$FIRST_RC" = 0 ] && [ "$SECOND_RC" = 0 ]
+echo "== pytest: first process exit $FIRST_RC, second $SECOND_RC${STOPPED:+, stopped by SIG$STOPPED}"
+[ -z "$STOPPED" ] && [ "$FIRST_RC" = 0 ] && [ "$SECOND_RC" = 0 ]

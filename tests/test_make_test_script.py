@@ -2,9 +2,13 @@
 stops non-zero on each kind of failure, and gives the suite a RabbitMQ vhost of its own. The services' ports
 are the real ones the suite runs on, so nothing is started here."""
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -30,7 +34,7 @@ def checkout(tmp_path: Path) -> Path:
             ignores_sigint = "$(python3 -c 'import signal; print(signal.getsignal(2) == signal.SIG_IGN)')"
             record += (
                 f" | db=$DATABASE_URL redis=$REDIS_URL var=$VAR_DIR sigint_ignored={ignores_sigint}"
-                " broker=$CELERY_BROKER_URL"
+                " broker=$CELERY_BROKER_URL stdin=$(readlink /proc/$$/fd/0)"
             )
         second = 'case "$DATABASE_URL" in *_2) echo "second pytest output"; exit ${STANDIN_PYTEST2_RC:-0};; esac\n'
         (folder / tool).write_text(
@@ -42,14 +46,18 @@ def checkout(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_script(checkout: Path, *options: str, **env: str) -> subprocess.CompletedProcess:
+def script_environment(checkout: Path, **env: str) -> dict[str, str]:
     environ = {key: value for key, value in os.environ.items() if not key.startswith("TEST_")}
     path = env.pop("PATH_ONLY", f"{checkout / 'bin'}{os.pathsep}{os.environ['PATH']}")
     environ.update(env, PATH=path)
+    return environ
+
+
+def run_script(checkout: Path, *options: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [shutil.which("bash"), "scripts/test.sh", *options],
         cwd=checkout,
-        env=environ,
+        env=script_environment(checkout, **env),
         capture_output=True,
         text=True,
         timeout=120,
@@ -202,6 +210,95 @@ def test_a_given_redis_url_gets_no_second_db_derived_from_it(checkout: Path, fir
 def test_the_second_database_is_the_first_ones_name_with_2(checkout: Path, first: str, second: str | None) -> None:
     assert run_script(checkout, TEST_DATABASE_URL=first).returncode == 0
     assert [run["db"] for run in pytest_runs(checkout)] == [first] + ([second] if second else [])
+
+
+def test_pytest_reads_the_scripts_stdin(checkout: Path) -> None:
+    """Run in the background (to handle signals meanwhile), pytest still has the terminal: --pdb works."""
+    given = checkout / "stdin.txt"
+    given.write_text("")
+    with given.open() as stdin:
+        command = [shutil.which("bash"), "scripts/test.sh", "--pdb"]
+        done = subprocess.run(command, cwd=checkout, env=script_environment(checkout), stdin=stdin, timeout=120)
+    assert done.returncode == 0
+    (only,) = pytest_runs(checkout)
+    assert only["stdin"] == str(given)
+
+
+# Stands in for both pytests until it is interrupted: it records the signal and whether its runtime folder was
+# still there while it stopped, and prints a line (the second's goes to its log).
+BLOCKING_PYTEST = """
+import os, signal, sys, time
+from pathlib import Path
+
+checkout = Path(__file__).resolve().parents[2]
+half = "second" if os.environ["DATABASE_URL"].endswith("_2") else "first"
+
+
+def stop(signum, frame):
+    with (checkout / f"{half}.signals").open("a") as record:
+        record.write(f"{signal.Signals(signum).name} var_dir_there={os.path.isdir(os.environ['VAR_DIR'])}\\n")
+    print(f"{half} pytest stopped", flush=True)
+    sys.exit(2)
+
+
+signal.signal(signal.SIGINT, stop)
+(checkout / f"{half}.pid").write_text(f"{os.getpid()} {os.environ['VAR_DIR']}")
+time.sleep(300)
+"""
+
+
+def _started(checkout: Path) -> dict[str, list[str]]:
+    """Each blocking pytest that is ready for a signal: its pid and runtime folder."""
+    files = {half: checkout / f"{half}.pid" for half in ("first", "second")}
+    return {half: file.read_text().split() for half, file in files.items() if file.exists()}
+
+
+@pytest.mark.parametrize(
+    ("signum", "to_group"),
+    [(signal.SIGTERM, False), (signal.SIGHUP, False), (signal.SIGINT, True)],
+    ids=["TERM", "HUP", "Ctrl-C to the group"],
+)
+def test_a_stopped_run_stops_both_pytests_and_shows_the_seconds_output(
+    checkout: Path, signum: int, to_group: bool
+) -> None:
+    """A TERM or HUP to the script alone (a CI cancel, a kill) reaches both pytests as a Ctrl-C; a Ctrl-C to the
+    group reaches each once (a second would cut its teardown short). Both are waited for (their folders are
+    there while they stop, and gone after), the second's output is shown, and the run fails."""
+    (checkout / ".venv/bin/pytest").write_text(f"#!{sys.executable}\n{BLOCKING_PYTEST}")
+    output = checkout / "output.txt"
+    with output.open("w") as sink:
+        script = subprocess.Popen(
+            [shutil.which("bash"), "scripts/test.sh"],
+            cwd=checkout,
+            env=script_environment(checkout),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    started: dict[str, list[str]] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while len(started) < 2 and time.monotonic() < deadline and script.poll() is None:
+            time.sleep(0.1)
+            started = _started(checkout)
+        assert len(started) == 2, output.read_text()
+        if to_group:
+            os.killpg(script.pid, signum)
+        else:
+            os.kill(script.pid, signum)
+        assert script.wait(timeout=120) != 0, output.read_text()
+    finally:
+        for pid, _ in _started(checkout).values():  # after a failure, none is left running
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        if script.poll() is None:
+            script.kill()
+    shown = output.read_text()
+    for half, (_, var_dir) in started.items():
+        signals = checkout / f"{half}.signals"
+        assert (signals.read_text() if signals.exists() else "") == "SIGINT var_dir_there=True\n", (half, shown)
+        assert not Path(var_dir).exists()
+    assert "second pytest stopped" in shown.split("== pytest, the second process")[-1], shown
 
 
 def test_a_failure_is_rerun_and_one_that_fails_every_time_still_fails_the_run(checkout: Path, tmp_path: Path) -> None:
