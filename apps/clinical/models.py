@@ -87,9 +87,9 @@ class StampedQuerySet(ClinicalQuerySet):
     """A bulk update (`.filter().update()`, and `bulk_update`, which runs one a batch) moves `updated_at` too:
     FHIR's versionId, lastUpdated, ETag and `_lastUpdated` search follow any write, a data fix in a shell too. So
     does an upsert (`bulk_create(update_conflicts=True)`). On PostgreSQL a trigger (migration 0005) moves it on any
-    other UPDATE, raw SQL and an older release's save of some fields included; it cannot tell
-    `.update(updated_at=<the row's current value>)` from leaving it alone, so a data repair that must keep a stamp
-    sets another explicit value (kept) or disables the trigger in its transaction (migration 0006)."""
+    other UPDATE, raw SQL and an older release's save of some fields included, and never sets one at or below the
+    row's last (migration 0009): a later explicit value is kept; a data repair that must keep the current stamp or
+    set an earlier one disables the trigger in its transaction (migrations 0006, 0009)."""
 
     def update(self, **kwargs) -> int:
         if "updated_at" not in kwargs:  # a conditional read answered 304, a sync missing the change

@@ -135,8 +135,9 @@ def test_raw_sql_moves_the_version_and_a_no_op_does_not(clinician, patient, vita
     assert Observation.objects.get(pk=row.pk).updated_at > before
     fresh = clinician.get(f"/fhir/Observation/{row.pk}", HTTP_IF_NONE_MATCH=first["ETag"])
     assert fresh.status_code == 200 and fresh.json()["valueQuantity"]["value"] == 99
-    # A write that sets it itself keeps what it set (the ORM's; a restore's copy of a row).
-    kept = before - timedelta(days=1)
+    # A write that sets it itself keeps what it set (the ORM's), if later than the row's (0009: never back).
+    now = Observation.objects.get(pk=row.pk).updated_at
+    kept = now + timedelta(days=1)
     Observation.objects.filter(pk=row.pk).update(value=98, updated_at=kept)
     assert Observation.objects.get(pk=row.pk).updated_at == kept
 

@@ -23,6 +23,7 @@ from fhir.resources.R4B.patient import Patient as FhirPatient
 from apps.audit.models import AuditEvent
 from apps.caching.stack import default_stack
 from apps.clinical.models import Encounter, MedicationRequest, Observation, Patient
+from tests.clinical.backdate import backdate
 
 pytestmark = pytest.mark.django_db
 FORM = "application/x-www-form-urlencoded"
@@ -52,9 +53,9 @@ def chart(patient, vitals):
     split = {}
     for name, found in rows.items():
         old = [found[0].pk, found[1].pk] if name == "Observation" else [found[0].pk]
-        MODELS[name].objects.filter(pk__in=old).update(updated_at=OLD)
+        backdate(MODELS[name].objects.filter(pk__in=old), OLD)
         split[name] = (old, [row.pk for row in found if row.pk not in old])
-    Patient.objects.filter(pk=patient.pk).update(updated_at=OLD)
+    backdate(Patient.objects.filter(pk=patient.pk), OLD)
     default_stack().clear_local()
     return split
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from apps.clinical.models import Encounter, MedicationRequest, Observation
 from apps.clinical.services import observation_record, observation_retract
+from tests.clinical.backdate import backdate
 
 pytestmark = pytest.mark.django_db
 OLD = datetime(2001, 6, 15, 12, tzinfo=UTC)
@@ -28,7 +29,7 @@ def rows(patient):
                                                display="Amlodipine 5 MG Oral Tablet", authored_at=now)  # fmt: skip
     found = {Encounter: encounter, Observation: observation, MedicationRequest: request}
     for model, row in found.items():
-        model.objects.filter(pk=row.pk).update(updated_at=OLD)  # an explicit value is kept
+        backdate(model.objects.filter(pk=row.pk), OLD)  # a data repair's, with the trigger off (0009)
         assert model.objects.get(pk=row.pk).updated_at == OLD
     return found
 

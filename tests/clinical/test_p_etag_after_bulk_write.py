@@ -4,6 +4,8 @@ was left as it was, so a client holding the old version was told it is current."
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from apps.clinical.models import Patient
@@ -41,6 +43,6 @@ def test_a_conditional_read_after_a_write_outside_services_is_answered_200(clini
 
 
 def test_an_update_that_names_updated_at_keeps_it(patient):
-    at = Patient.objects.get(pk=patient.pk).updated_at.replace(year=2020)
+    at = Patient.objects.get(pk=patient.pk).updated_at + timedelta(days=1)  # a later one (an earlier one: 0009)
     Patient.objects.filter(pk=patient.pk).update(updated_at=at, sex="male")
     assert Patient.objects.get(pk=patient.pk).updated_at == at
