@@ -430,6 +430,12 @@ class FhirMixin:
     def get_exception_handler(self) -> Callable:
         return fhir_exception_handler
 
+    @property
+    def allowed_methods(self) -> list[str]:
+        """The methods the `Allow` header names. Not OPTIONS without a metadata class: it answers 405 itself."""
+        methods = super().allowed_methods
+        return methods if self.metadata_class is not None else [method for method in methods if method != "OPTIONS"]
+
     def get_renderer_context(self) -> dict:
         """`_pretty=true`: the JSON indented by two spaces, on every answer (an OperationOutcome too); compact
         otherwise. Only the rendering differs: the data, cached or not, and the ETag and Last-Modified, taken from
@@ -1927,6 +1933,17 @@ class UnsupportedView(FhirMixin, APIView):
     accepted_params = None  # whatever it asks, the path is not supported
 
     get, post, put, patch, delete = (_unsupported(method) for method in ("get", "post", "put", "patch", "delete"))
+
+    def finalize_response(self, request: Request, response: Response, *args, **kwargs) -> Response:
+        """No method is allowed on a path this server does not support: DRF's `Allow` named the seven whose
+        handlers answer 404 here, as if `Nope/1` took them. The 404s carry none; OPTIONS' 405, which must carry
+        one (RFC 9110), an empty one."""
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code == 405:
+            response["Allow"] = ""
+        else:
+            del response["Allow"]
+        return response
 
 
 @extend_schema(exclude=True)  # the same answers as the catch-all, which the schema already describes
