@@ -64,9 +64,13 @@ def test_a_draw_sent_by_a_process_that_has_not_polled_since_the_restore_raises_n
     """A's publish waits behind the shared breaker (tripped by a local cache: A's own L2 key space stays as it
     was), the database is restored and B starts the epoch; the breaker closes and A's next write publishes before
     A polls (a worker, which makes no cached read, never does). A looks at the epoch first: the lost write's draw,
-    of the epoch before, is forgotten, and the mark left alone."""
+    of the epoch before, is forgotten, and the mark left alone.
+
+    B polls only when told (an interval of an hour): with make_stack's 0.05 s, B's read of the restored name polled
+    again whenever over 0.05 s passed between its forced poll and the read (a loaded machine), and that second
+    draw, the restored sequence's next number, is the lost write's: it raised the mark to it (mark == lost_drawn)."""
     breaker = CircuitBreaker(lambda: None, name="shared cache (test)", open_seconds=3600)
-    a, b = make_stack(breaker=breaker), make_stack()
+    a, b = make_stack(breaker=breaker), make_stack(poll_interval=3600)
     assert _read(a, patient) == _read(b, patient) == "Before"
     backup = Backup()
     b.tick(force=True)
