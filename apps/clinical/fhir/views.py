@@ -1597,7 +1597,9 @@ class PatientEverythingView(FhirSearchView):
     deleted, an Observation entered in error) before its page is not served, so that client gets fewer; and a
     write still uncommitted while the first page read may hold an id below the snapshot's, and be served
     uncounted. With `_since` a later page reads only rows stamped by the first (updated_at at most its instant, in
-    the cursor): an older row changed between pages would match then, uncounted. With `_since` an Observation
+    the cursor): an older row changed between pages would match then, uncounted; so a counted row changed again
+    before its page is not served either (its new stamp is past the cut), and the client gets fewer than `total`:
+    its next sync, from the instant of this one, finds that change. With `_since` an Observation
     entered in error since is served (status entered-in-error): a syncing client learns of the retraction.
     The cursor is HMAC'd and bound to the patient and parameters, as every cursor here. Each page is
     cached in `patient_data` under the patient's scope (any write to the patient's data invalidates it), with the
