@@ -286,7 +286,6 @@ class CacheStack:
         self._pending_publishes: dict[str, int] = {}
         self._publish_lock = threading.Lock()
         self._tick_lock = threading.Lock()
-        self._poll_started = 0.0  # time.monotonic() when the running (or last) poll took `_tick_lock`
         self._stats_lock = threading.Lock()
         self._stats: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
         self._flights: dict[str, threading.Event] = {}
@@ -367,24 +366,16 @@ class CacheStack:
 
     def tick(self, *, force: bool = False) -> None:
         """Poll generations changed since the last poll (one indexed query), at most once per interval."""
-        now = time.monotonic()
-        if not force and not self._poll_due(now):
+        if not force and not self._poll_due(time.monotonic()):
             return
-        if not self._tick_lock.acquire(blocking=False):
-            # Another thread polling, one that started under an interval ago: a read does not wait for it (a poll
-            # slowed by a busy database pool held every read, L1 hits included, for up to a second). L1 is as of
-            # the last poll's start, which `lookup` checks. One that started an interval ago or more may have drawn
-            # before a restore made since: skipped, this read served L1 and the old L2 for up to two intervals
-            # after the restore. Waited for (as long as a read waits for another process's load), then polled.
-            if not force and now - self._poll_started < self.poll_interval:
-                return
-            if not self._tick_lock.acquire(timeout=-1 if force else self.single_flight_wait):
-                return
+        # Another thread polling: a read never waits for it (a poll slowed by a busy database pool held every
+        # read, L1 hits included, for up to a second). L1 is as of the last poll's start, which `lookup` checks.
+        if not self._tick_lock.acquire(blocking=force):
+            return
         started = time.monotonic()
         if not force and not self._poll_due(started):
             self._tick_lock.release()  # another thread polled in between
             return
-        self._poll_started = started
         try:
             # The mark read before this poll's draw: kept apart from the probes of other threads (a request's
             # call that found the epoch cleared), whose mark can hold later draws. Written only here, under the lock.
