@@ -52,7 +52,7 @@ POLICY_SCOPE = "policies"  # a CacheScopeGeneration row bumped on every policy e
 # and a transaction that commits later than this after its bump stamps its rows again on commit.
 POLL_MARGIN = timedelta(seconds=5)
 # Committed invalidations ("<scope key> <generation>"), for the processes' L1 tiers.
-INVALIDATIONS_CHANNEL = "cpc:invalidations"
+INVALIDATIONS_CHANNEL = "cpc:invalidations"  # and the Redis db's number (invalidations_channel): one channel a db
 # Scopes bumped by one statement where the database takes them as rows of VALUES (SQLite: 3 parameters each).
 SCOPES_PER_STATEMENT = 300
 
@@ -384,7 +384,8 @@ class CacheStack:
             self._polled_at = started  # L1 is current as of the writes the query saw
             self._retry_publishes()
             self._retry_releases()
-            if force or started - self._flushed_at >= self.flush_interval:
+            # With a flusher thread (`background`), the counters' tens of statements stay off the read path.
+            if force or (not self.background and started - self._flushed_at >= self.flush_interval):
                 self.flush_stats()
         finally:
             self._tick_lock.release()
@@ -548,7 +549,7 @@ class CacheStack:
             pubsub = None
             try:
                 pubsub = self.redis().pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(INVALIDATIONS_CHANNEL)
+                pubsub.subscribe(self.invalidations_channel())
                 pause = 0.5
                 answered_at = pinged_at = time.monotonic()
                 while self._listener_pid == os.getpid():
@@ -1129,6 +1130,14 @@ class CacheStack:
             self._redis = self._redis_factory()
         return self._redis
 
+    def invalidations_channel(self) -> str:
+        """Pub/sub is one space for the whole Redis server, whatever db a client selected: on one channel, every
+        deployment (or test run) sharing the server heard the others' policy edits, and each one made this
+        process's next read poll, with the database. One channel a db: a release before this one publishes on the
+        bare name, which the poll makes up for within a second."""
+        db = (self.redis().connection_pool.connection_kwargs or {}).get("db", 0)
+        return f"{INVALIDATIONS_CHANNEL}:{db}"
+
     def _l2_key(self, kind: str, key: str) -> str:
         return f"cpc:{self._l2_epoch}:{kind}:{key}"
 
@@ -1668,7 +1677,7 @@ class CacheStack:
                     keys=[f"cpc:{l2_epoch}:g:{scope_key}"], args=[generation, GENERATION_KEY_MS], client=pipe
                 )
             for scope_key, generation in (announce or {}).items():
-                pipe.publish(INVALIDATIONS_CHANNEL, f"{scope_key} {generation}")
+                pipe.publish(self.invalidations_channel(), f"{scope_key} {generation}")
             if pending_drawn:
                 if self._raise_mark is None:
                     self._raise_mark = client.register_script(RAISE_RESTORE_MARK)
@@ -1776,9 +1785,9 @@ class CacheStack:
         threading.Thread(target=self._flush_idle, name="cache-stats-flush", daemon=True).start()
 
     def _flush_idle(self) -> None:
-        """Flush what the last reads counted once the process goes quiet. `tick` flushes only on a later read: a
-        process whose reads stopped never reported its last ones (six cached calls counted one hit, for good).
-        No read waits for it: nothing is added to the read path, and a tick under way flushes on its own."""
+        """Flush what the reads counted, every `flush_interval`: with this thread running a read's `tick` does not
+        (a flush is tens of statements, which landed on whichever read was due), and a process whose reads stopped
+        still reports its last ones (six cached calls counted one hit, for good, when only reads flushed)."""
         while self._flusher_pid == os.getpid():
             time.sleep(self.flush_interval)
             if time.monotonic() - self._flushed_at < self.flush_interval or not self._has_stats():
