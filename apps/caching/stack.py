@@ -1792,14 +1792,13 @@ class CacheStack:
             time.sleep(self.flush_interval)
             if time.monotonic() - self._flushed_at < self.flush_interval or not self._has_stats():
                 continue
-            if not self._tick_lock.acquire(blocking=False):
-                continue
+            # Without the tick lock: a read's poll due meanwhile would have been skipped (it never waits for the
+            # lock), and flushes may overlap (cache_stats_record adds deltas, in one row order).
             try:
                 self.flush_stats()
             except Exception:  # never let it stop the flushes
                 logger.debug("cache counters not flushed", exc_info=True)
             finally:
-                self._tick_lock.release()
                 connections.close_all()  # this thread's own: handed back until the next quiet spell
 
     def _has_stats(self) -> bool:

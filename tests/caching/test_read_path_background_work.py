@@ -1,6 +1,8 @@
-"""Pub/sub is one space for a whole Redis server, whatever db a client selected. On one channel every deployment
-sharing the server (and make test's two pytest processes, on dbs 15 and 12) heard the others' invalidations, and
-each policy edit made this process's next read poll the database (a query in a request's query budget)."""
+"""What a process's threads do beside its reads. Pub/sub is one space for a whole Redis server, whatever db a client
+selected: on one channel every deployment sharing the server (and make test's two pytest processes, on dbs 15 and
+12) heard the others' invalidations, and each policy edit made this process's next read poll the database (a query
+in a request's query budget). The counters' flushes belong to the flusher thread, which holds no lock a read's
+poll needs."""
 
 import time
 
@@ -44,3 +46,31 @@ def test_with_a_flusher_thread_a_read_writes_no_counters(monkeypatch):
         stack._flushed_at = time.monotonic() - 3600  # a flush long due
         stack.tick()  # a read's (its poll is due: never polled)
     assert flushed == [False]
+
+
+def test_a_read_polls_while_the_flusher_thread_writes(monkeypatch):
+    """The flusher thread held the poll's lock while it wrote: a read whose poll fell due meanwhile skipped it (a
+    read never waits for that lock), and served L1 on the last poll's word. Now it holds none."""
+    import threading
+
+    from apps.caching import services
+
+    writing, release = threading.Event(), threading.Event()
+    record = services.cache_stats_record
+
+    def slow_record(**kwargs):
+        writing.set()
+        release.wait(120)
+        record(**kwargs)
+
+    monkeypatch.setattr(services, "cache_stats_record", slow_record)
+    stack = make_stack(background=True, flush_interval=0.05)
+    try:
+        stack.get_or_load("vital_signs", ["latest", 34], lambda: {"n": 1}, scope="patient:34")  # counted; starts it
+        wait_for(writing.is_set, 120, "the flusher thread writing the counters")
+        stack._polled_at = 0.0  # a read's poll falls due
+        stack.tick()
+        assert stack._polled_at != 0.0  # polled, though the flusher is mid-write
+    finally:
+        release.set()
+        stack._flusher_pid = None  # its flusher ends
