@@ -60,45 +60,22 @@ def test_a_publish_left_pending_by_a_redis_outage_is_forgotten_not_sent_into_the
     assert _read(b, patient) == "Before"
 
 
-def test_a_draw_sent_by_a_process_that_has_not_polled_since_the_restore_raises_no_mark(patient):
+@pytest.mark.parametrize("last_look", ["over a poll interval ago", "within a poll interval"])
+def test_a_draw_sent_by_a_process_that_has_not_polled_since_the_restore_raises_no_mark(patient, last_look):
     """A's publish waits behind the shared breaker (tripped by a local cache: A's own L2 key space stays as it
     was), the database is restored and B starts the epoch; the breaker closes and A's next write publishes before
-    A polls (a worker, which makes no cached read, never does). A looks at the epoch first: the lost write's draw,
-    of the epoch before, is forgotten, and the mark left alone.
+    A polls (a worker, which makes no cached read, never does). The lost write's draw, of the epoch before, is
+    forgotten, and the mark left alone: A looks at the epoch first when its last look is over a poll interval old,
+    and within one (review d, finding 7: the time guard does not make A look again) the raise itself checks the
+    epoch, and A learns of it there.
 
     B polls only when told (an interval of an hour): with make_stack's 0.05 s, B's read of the restored name polled
     again whenever over 0.05 s passed between its forced poll and the read (a loaded machine), and that second
     draw, the restored sequence's next number, is the lost write's: it raised the mark to it (mark == lost_drawn)."""
     breaker = CircuitBreaker(lambda: None, name="shared cache (test)", open_seconds=3600)
-    a, b = make_stack(breaker=breaker), make_stack(poll_interval=3600)
-    assert _read(a, patient) == _read(b, patient) == "Before"
-    backup = Backup()
-    b.tick(force=True)
-    breaker.failure()  # another user of the shared cache saw it hang
-    _lost_write(a, patient.pk)
-    lost_drawn = a._pending_drawn
-    assert lost_drawn, "the lost write's draw waits to be raised into the mark"
-    epoch, mark = _restored_and_seen(backup, b, patient)
-    assert int(mark) < lost_drawn
-
-    breaker.reset()  # the probe answered
-    a._last_probe_ok -= 3600  # A's last look at the epoch: before the restore, a while ago
-    a.invalidate_scopes(["patient:999999"])  # A has not polled since
-
-    assert int(b.redis().get(RESTORE_MARK_KEY)) < lost_drawn, "a draw of before the restore raised into its epoch"
-    b.tick(force=True)
-    assert b.redis().get(RESTORE_EPOCH_KEY) == epoch, "a second restore epoch: every cache dropped, nothing restored"
-    assert a._restore_epoch == epoch.decode()
-    assert a._pending_drawn == 0 and not a._pending_publishes.get(a.scope_key(f"patient:{patient.pk}"))
-    assert _read(a, patient) == "Before"
-
-
-def test_a_draw_sent_within_a_poll_of_the_writers_last_look_at_the_epoch_raises_no_mark_into_a_newer_one(patient):
-    """Review d, finding 7: as above, but A looked at the restore epoch under a poll interval before B started the
-    new one (A's interval is an hour here: always "under"), so the time guard does not make A look again. The raise
-    itself checks the epoch: A's draw of before is not raised into B's epoch, and A learns of it there."""
-    breaker = CircuitBreaker(lambda: None, name="shared cache (test)", open_seconds=3600)
-    a, b = make_stack(breaker=breaker, poll_interval=3600), make_stack(poll_interval=3600)
+    within = last_look == "within a poll interval"
+    a = make_stack(breaker=breaker, **({"poll_interval": 3600} if within else {}))
+    b = make_stack(poll_interval=3600)
     assert _read(a, patient) == _read(b, patient) == "Before"
     backup = Backup()
     b.tick(force=True)
@@ -111,11 +88,13 @@ def test_a_draw_sent_within_a_poll_of_the_writers_last_look_at_the_epoch_raises_
 
     breaker.reset()  # the probe answered
     assert a._restore_epoch != epoch.decode(), "A has not looked at the epoch since the restore"
+    if not within:
+        a._last_probe_ok -= 3600  # A's last look at the epoch: before the restore, a while ago
     a.invalidate_scopes(["patient:999999"])  # A has not polled since
 
     assert int(b.redis().get(RESTORE_MARK_KEY)) < lost_drawn, "a draw of before the restore raised into its epoch"
     b.tick(force=True)
     assert b.redis().get(RESTORE_EPOCH_KEY) == epoch, "a second restore epoch: every cache dropped, nothing restored"
     assert a._restore_epoch == epoch.decode()
-    assert a._pending_drawn == 0
+    assert a._pending_drawn == 0 and not a._pending_publishes.get(a.scope_key(f"patient:{patient.pk}"))
     assert _read(a, patient) == "Before"
