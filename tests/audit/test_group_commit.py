@@ -136,20 +136,131 @@ def test_the_writer_records_ipv6_peers_postgresql_prints_its_own_way():
     assert audit_chain_verify().ok
 
 
-def test_the_writer_uses_a_connection_of_its_own_and_reconnects_after_losing_it():
-    """A terminated writer connection fails that batch with Django's OperationalError (the API's 503), and
-    the next batch reconnects; nothing is half-written and the chain still verifies."""
-    from django.db import OperationalError, connection
+def _end_the_writers_session(writer: GroupCommitWriter) -> int:
+    """Terminate the writer's idle session from another one, as a restart, idle_session_timeout or a pooler would;
+    returns once its backend has exited and the server's goodbye (FATAL, then the close) has reached the socket."""
+    import select
+
+    from django.db import connection
+
+    own_pid = writer._database.info.backend_pid
+    with connection.cursor() as cursor:
+        assert own_pid != connection.connection.info.backend_pid
+        cursor.execute("SELECT pg_terminate_backend(%s, 120000)", [own_pid])  # waits (<= 120 s) for it to exit
+        assert cursor.fetchone() == (True,)
+    readable = select.poll()
+    readable.register(writer._database.pgconn.socket, select.POLLIN)
+    assert readable.poll(120_000)
+    return own_pid
+
+
+def test_the_writer_reconnects_before_a_batch_when_the_server_ended_its_idle_session():
+    """A session the server ended while the writer was idle (a restart, idle_session_timeout, another test's
+    pg_terminate_backend) is found before the next batch is sent: that batch goes on a new connection and its
+    requests get their records, not a 503."""
+    writer = GroupCommitWriter()
+    try:
+        writer.submit(_entry(1))
+        own_pid = _end_the_writers_session(writer)
+        second = writer.submit(_entry(2))
+        assert second.resource_id == "2"
+        assert writer._database.info.backend_pid != own_pid
+        assert writer.submit(_entry(3)).seq == second.seq + 1
+        stored = set(AuditEvent.objects.filter(chain_id=second.chain_id).values_list("resource_id", flat=True))
+        assert stored == {"1", "2", "3"}
+        assert audit_chain_verify().ok
+    finally:
+        writer.close()
+
+
+def test_a_phi_read_after_the_server_ended_the_writers_idle_session_is_served_and_audited(api, issue_token):
+    """The CI flake of tests/reliability/test_d_database_restore.py: an earlier test terminated every session of
+    the database, the process's writer's idle one included, and the next PHI read was answered 503."""
+    from datetime import date
+
+    from apps.audit.writer import writer
+    from apps.clinical.services import patient_create
+
+    patient = patient_create(mrn="MRN-000778", family_name="Okafor", given_name="Ada", birth_date=date(1981, 2, 3))
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token('patient:read')}")
+    assert api.get(f"/api/v1/patients/{patient.pk}/").status_code == 200  # the writer's connection is open now
+    _end_the_writers_session(writer)
+    response = api.get(f"/api/v1/patients/{patient.pk}/")
+    assert response.status_code == 200, (response.status_code, response.headers.get("Retry-After"), response.content)
+    assert AuditEvent.objects.filter(resource_type="Patient", patient_id=patient.pk, outcome="success").count() == 2
+    assert audit_chain_verify().ok
+
+
+def test_unsolicited_messages_on_the_idle_connection_keep_it_and_are_not_lost():
+    """What a live server may send an idle session (here a notification; a NOTICE or a ParameterStatus travels
+    the same way) makes its socket readable too: the writer keeps the connection, and the message is still
+    delivered."""
+    from django.db import connection
 
     writer = GroupCommitWriter()
     try:
         writer.submit(_entry(1))
-        own_pid = writer._database.info.backend_pid
+        database = writer._database
+        own_pid = database.info.backend_pid
+        received = []
+        database.add_notify_handler(received.append)
+        database.execute("LISTEN audit_writer_test")
         with connection.cursor() as cursor:
-            assert own_pid != connection.connection.info.backend_pid
-            cursor.execute("SELECT pg_terminate_backend(%s)", [own_pid])
-        with pytest.raises(OperationalError):
-            writer.submit(_entry(2))
+            cursor.execute("NOTIFY audit_writer_test, 'hello'")
+        import select
+
+        readable = select.poll()
+        readable.register(database.pgconn.socket, select.POLLIN)
+        assert readable.poll(120_000)
+        writer.submit(_entry(2))
+        writer.submit(_entry(3))
+        assert writer._database is database and database.info.backend_pid == own_pid
+        assert [(n.channel, n.payload) for n in received] == [("audit_writer_test", "hello")]
+        assert audit_chain_verify().ok
+    finally:
+        writer.close()
+
+
+def test_a_connection_lost_while_its_batch_is_in_flight_fails_that_batch_and_the_next_reconnects():
+    """What no check before sending can see: the session ends while the batch waits for its answer (here on the
+    chain head's row, which the test holds locked). That batch fails with Django's OperationalError (the API's
+    503; it is not sent again, it may have committed), and the next batch reconnects; nothing is half-written and
+    the chain still verifies."""
+    import time
+
+    import psycopg
+    from django.db import OperationalError, connection
+
+    writer = GroupCommitWriter()
+    holder = None
+    outcome = {}
+    try:
+        first = writer.submit(_entry(1))
+        own_pid = writer._database.info.backend_pid
+        holder = psycopg.connect(**connection.get_connection_params())
+        holder.execute("SELECT 1 FROM audit_auditchainhead WHERE id = %s FOR UPDATE", [first.chain_id])
+
+        def second():
+            try:
+                outcome["second"] = writer.submit(_entry(2), timeout=120)
+            except Exception as exc:  # noqa: BLE001 - the test looks at what the request got
+                outcome["second"] = exc
+
+        thread = _daemon(second)
+        deadline = time.monotonic() + 120
+        with connection.cursor() as cursor:
+            while time.monotonic() < deadline:  # the batch is sent, and waits on the head's row lock
+                cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [own_pid])
+                if cursor.fetchone() == ("Lock",):
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the writer's batch never waited on the head's row lock")
+            cursor.execute("SELECT pg_terminate_backend(%s, 120000)", [own_pid])
+        thread.join(120)
+        assert not thread.is_alive()
+        assert isinstance(outcome["second"], OperationalError), outcome
+        holder.rollback()
         third = writer.submit(_entry(3))
         assert writer._database.info.backend_pid != own_pid
         assert third.resource_id == "3"
@@ -157,6 +268,8 @@ def test_the_writer_uses_a_connection_of_its_own_and_reconnects_after_losing_it(
         assert stored == {"1", "3"}
         assert audit_chain_verify().ok
     finally:
+        if holder is not None:
+            holder.close()
         writer.close()
 
 
