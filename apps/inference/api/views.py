@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts import scopes
+from apps.accounts.models import ApiClient
 from apps.accounts.permissions import HasScope, staff_can_view
 from apps.audit.views import AuditUnavailable, PhiAPIView, existing_patients
 from apps.caching.stack import cache_reads_reset, get_or_load, served_from_cache
@@ -37,7 +38,7 @@ from apps.inference.api.serializers import EmbedInputSerializer, GenerateInputSe
 from apps.inference.backends import ModelUnavailable
 from apps.inference.models import ModelDeployment
 from apps.ratelimits.throttling import RefusalLog, client_identity
-from apps.services.selectors import visible_service_ids
+from apps.services.selectors import of_visible_services, visible_service_ids
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ INFERENCE_ERRORS = error_responses(
     e403="Missing the `inference` scope, or a patient_id without the `patient:read` scope as well.",
     e400="Invalid input: also an input past the deployment's token cap, a deployment of the other task, or a "
     "patient_id that names no active patient.",
-    e404="No enabled deployment has this name.",
+    e404="No enabled deployment has this name (for a signed-in user: of the services open to them, or of none).",
     e413="The body is larger than the server takes (`request_too_large`, naming the limit in bytes): an embed "
     "call's 64 inputs of 20,000 characters outside ASCII can pass it. Nothing reached the model.",
     e503="The deployment cannot be served on this host (`deployment_unavailable`, with Retry-After), failed on "
@@ -230,8 +231,14 @@ class _InferenceView(PhiAPIView):
         return self.kwargs.get("name", "")
 
     def deployment(self, name: str) -> ModelDeployment:
+        """The enabled deployment of this name. A signed-in user reaches only those of the services open to
+        them (and of none), as the overview and admin show them: a hidden one is a 404 as a missing one is,
+        before the other task's 400 could tell it exists. A client's token is not tied to services."""
         serving.served_prune_if_due()  # models of deployments disabled since are let go
-        deployment = get_object_or_404(ModelDeployment, name=name, enabled=True)
+        rows = ModelDeployment.objects.filter(enabled=True)
+        if not isinstance(self.request.auth, ApiClient):
+            rows = of_visible_services(rows, visible_service_ids(self.request.user), unassigned=True)
+        deployment = get_object_or_404(rows, name=name)
         if deployment.task != self.task:
             kind, url = TASK_ENDPOINTS[deployment.task]
             raise ValidationError(
