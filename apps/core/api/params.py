@@ -63,15 +63,31 @@ def refuse_non_ascii_numbers(serializer: serializers.Serializer, data: object) -
         raise ValidationError(dict.fromkeys(refused, "Write it with ASCII digits (0-9)."))
 
 
+def _refuse_repeated(serializer: serializers.Serializer, data: object) -> None:
+    """A single-valued field given more than once (a form's `patient_id=1&patient_id=2`) is a 400 on it: the
+    serializer reads the last and drops the others unseen."""
+    if not hasattr(data, "lists"):
+        return  # JSON: its parser refuses a name given twice
+    repeated = sorted(
+        name
+        for name, values in data.lists()
+        if len(values) > 1 and not isinstance(serializer.fields.get(name), ListField | MultipleChoiceField)
+    )
+    if repeated:
+        raise ValidationError(dict.fromkeys(repeated, "Given more than once; give it once."))
+
+
 def validated_body(request: Request, serializer_class) -> dict:
-    """Validate a JSON body with an input serializer, refusing fields it does not declare: a misspelt
-    optional field (`sexx`) would otherwise be dropped unseen and its default stored instead."""
+    """Validate a JSON body with an input serializer, refusing fields it does not declare (a misspelt
+    optional field (`sexx`) would otherwise be dropped unseen and its default stored instead) and, in a form,
+    single-valued fields given twice."""
     serializer = serializer_class(data=request.data)
     if isinstance(request.data, dict):
         unknown = sorted(set(request.data) - set(serializer.fields))
         if unknown:
             accepted = ", ".join(sorted(serializer.fields))
             raise ValidationError(dict.fromkeys(unknown, f"Unknown field; this endpoint accepts: {accepted}."))
+    _refuse_repeated(serializer, request.data)
     refuse_non_ascii_numbers(serializer, request.data)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
@@ -86,13 +102,7 @@ def validated_query(request: Request, serializer_class, context: dict | None = N
     pagination = getattr(request.parser_context.get("view"), "pagination_class", None)
     paged = isinstance(pagination, type) and issubclass(pagination, CursorPagination)
     reject_unknown_params(request, [*serializer.fields, *(["cursor"] if paged else [])])
-    repeated = sorted(
-        name
-        for name, values in request.query_params.lists()
-        if len(values) > 1 and not isinstance(serializer.fields.get(name), ListField | MultipleChoiceField)
-    )
-    if repeated:
-        raise ValidationError(dict.fromkeys(repeated, "Given more than once; give it once."))
+    _refuse_repeated(serializer, request.query_params)
     # DRF reads `name=` in a query string as "not given" (its HTML-form rule): a search for nothing would
     # answer as a search for everything.
     blank = sorted(
