@@ -12,11 +12,19 @@ import contextlib
 import gc
 import math
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from apps.inference.backends import CPU_MODES, LoadSpec, ModelUnavailable, load, resolve_device
+from apps.inference.backends import (
+    CPU_MODES,
+    LoadSpec,
+    ModelUnavailable,
+    base_models_release,
+    load,
+    resolve_device,
+)
 from apps.inference.workloads import EMBEDDING_TEXTS, FIDELITY_TEXTS, GENERATION_PROMPTS
 
 Progress = Callable[[float, str], None]
@@ -186,8 +194,39 @@ def profile(spec: LoadSpec, *, slo_ms: float, max_batch: int, modes: list[str] |
             progress: Progress = lambda fraction, message: None) -> list[ModeResult]:  # fmt: skip
     """Measure every mode (fp32 first: it is the fidelity reference). `workload` replaces the texts
     (or prompts) speed is measured on; fidelity is always scored on the fixed sets. Raises
-    ModelUnavailable when fp32 cannot run here (the model cannot be loaded)."""
+    ModelUnavailable when fp32 cannot run here (the model cannot be loaded). The fp32 base the modes were
+    copied from is let go of after, unless this process serves it (see _bases_released)."""
+    with _profiling_lock:
+        _profiling[spec.weights] = _profiling.get(spec.weights, 0) + 1
+    try:
+        return _profile(spec, slo_ms=slo_ms, max_batch=max_batch, modes=modes, workload=workload, progress=progress)
+    finally:
+        _bases_released(spec.weights)
 
+
+_profiling_lock = threading.Lock()
+_profiling: dict[tuple, int] = {}  # weights -> the profiles of them running in this process
+
+
+def _bases_released(weights: tuple) -> None:
+    """The fp32 bases no served deployment, load in progress or other profile of this process uses are let go:
+    kept, a long worker held each model it ever profiled for life (SmolLM2's ~520 MB, in a pool process under a
+    4 GiB limit shared with the benchmarks' load generators)."""
+    from apps.inference import serving
+
+    with _profiling_lock:
+        _profiling[weights] -= 1
+        if not _profiling[weights]:
+            del _profiling[weights]
+        profiled = set(_profiling)
+    with serving._lock:
+        keep = serving._weights_in_use()
+    base_models_release(keep=keep | profiled)
+    _release_memory()
+
+
+def _profile(spec: LoadSpec, *, slo_ms: float, max_batch: int, modes: list[str] | None, workload: list[str] | None,
+             progress: Progress) -> list[ModeResult]:  # fmt: skip
     device = resolve_device(spec.device)
     modes = ["fp32", *[m for m in (modes or CPU_MODES) if m != "fp32"]]
     results, reference = [], {}
