@@ -15,18 +15,20 @@ import { offered, useScopes } from "../lib/useScopes";
 import { ConfigContext } from "./config";
 import { FocusOnNavigate } from "./FocusOnNavigate";
 
-// One lazily loaded chunk per page.
-const OverviewPage = lazyWithRetry(() => import("./routes/OverviewPage"));
-const ServicePage = lazyWithRetry(() => import("./routes/ServicePage"));
-const CachePage = lazyWithRetry(() => import("./routes/CachePage"));
-const RateLimitsPage = lazyWithRetry(() => import("./routes/RateLimitsPage"));
-const BenchmarksPage = lazyWithRetry(() => import("./routes/BenchmarksPage"));
-const BenchmarkRunPage = lazyWithRetry(() => import("./routes/BenchmarkRunPage"));
-const ScalingPage = lazyWithRetry(() => import("./routes/ScalingPage"));
-const InferencePage = lazyWithRetry(() => import("./routes/InferencePage"));
-const PatientsPage = lazyWithRetry(() => import("./routes/PatientsPage"));
-const AuditPage = lazyWithRetry(() => import("./routes/AuditPage"));
-const NotFoundPage = lazyWithRetry(() => import("./routes/NotFoundPage"));
+const loading = <p className="muted">Loading…</p>;
+
+// One lazily loaded chunk per page, each showing "Loading…" while it loads (and retries).
+const OverviewPage = lazyWithRetry(() => import("./routes/OverviewPage"), { fallback: loading });
+const ServicePage = lazyWithRetry(() => import("./routes/ServicePage"), { fallback: loading });
+const CachePage = lazyWithRetry(() => import("./routes/CachePage"), { fallback: loading });
+const RateLimitsPage = lazyWithRetry(() => import("./routes/RateLimitsPage"), { fallback: loading });
+const BenchmarksPage = lazyWithRetry(() => import("./routes/BenchmarksPage"), { fallback: loading });
+const BenchmarkRunPage = lazyWithRetry(() => import("./routes/BenchmarkRunPage"), { fallback: loading });
+const ScalingPage = lazyWithRetry(() => import("./routes/ScalingPage"), { fallback: loading });
+const InferencePage = lazyWithRetry(() => import("./routes/InferencePage"), { fallback: loading });
+const PatientsPage = lazyWithRetry(() => import("./routes/PatientsPage"), { fallback: loading });
+const AuditPage = lazyWithRetry(() => import("./routes/AuditPage"), { fallback: loading });
+const NotFoundPage = lazyWithRetry(() => import("./routes/NotFoundPage"), { fallback: loading });
 
 // [path, label, the scope its API needs]: a page needing a scope is offered to its holders only (whoami).
 // They come last, so waiting for whoami moves no other link.
@@ -89,7 +91,10 @@ function Header() {
   );
 }
 
-/** A failed page is replaced by a message, not the whole dashboard; opening another page starts over. */
+/**
+ * A failed page is replaced by a message, not the whole dashboard; opening another page starts over (a page
+ * whose code could not be loaded loads it again).
+ */
 function PageBoundary({ children }: { children: ReactNode }) {
   const { pathname } = useLocation();
   return <PageErrorBoundary resetKey={pathname}>{children}</PageErrorBoundary>;
@@ -116,7 +121,7 @@ export function App() {
         <Header />
         <main className="main" id="main" tabIndex={-1}>
           <PageBoundary>
-            <Suspense fallback={<p className="muted">Loading…</p>}>
+            <Suspense fallback={loading}>
               <Routes>
                 <Route path="/" element={<OverviewPage />} />
                 <Route path="/services/:slug" element={<ServicePage />} />

@@ -1,9 +1,13 @@
 import { Component, type ReactNode } from "react";
 
+import { PageAttempt } from "../../lib/lazyWithRetry";
 import { sentence } from "./Status";
 
 interface Props {
-  /** The page's address: a boundary that failed starts over when it changes (another page, back/forward). */
+  /**
+   * The page's address: a boundary that failed starts over when it changes (another page, back/forward), a
+   * page whose code failed to load loading it afresh (PageAttempt).
+   */
   resetKey: string;
   children: ReactNode;
 }
@@ -11,6 +15,7 @@ interface Props {
 interface State {
   error: Error | null;
   resetKey: string;
+  attempt: number;
 }
 
 /**
@@ -19,19 +24,21 @@ interface State {
  * page: an API answer of an unexpected shape, a chunk that could not be loaded after its retries.
  */
 export class PageErrorBoundary extends Component<Props, State> {
-  state: State = { error: null, resetKey: this.props.resetKey };
+  state: State = { error: null, resetKey: this.props.resetKey, attempt: 0 };
 
   static getDerivedStateFromError(error: unknown): Partial<State> {
     return { error: error instanceof Error ? error : new Error(String(error)) };
   }
 
   static getDerivedStateFromProps(props: Props, state: State): Partial<State> | null {
-    return props.resetKey === state.resetKey ? null : { error: null, resetKey: props.resetKey };
+    return props.resetKey === state.resetKey
+      ? null
+      : { error: null, resetKey: props.resetKey, attempt: state.attempt + 1 };
   }
 
   render() {
-    const { error } = this.state;
-    if (!error) return this.props.children;
+    const { error, attempt } = this.state;
+    if (!error) return <PageAttempt.Provider value={attempt}>{this.props.children}</PageAttempt.Provider>;
     return (
       <div role="alert" className="error" data-testid="page-failed">
         <p>This page could not be shown: {sentence(error.message || "an unexpected error")}</p>
