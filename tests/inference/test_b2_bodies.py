@@ -1,6 +1,6 @@
 """What an inference body may be: a form naming a single-valued field twice is refused on that field (the last
-was read and the others dropped: a call naming two patients was audited under the second only); a list field may
-repeat."""
+was read and the others dropped: a call naming two patients was audited under the second only), a list field may
+repeat; a text of invisible format characters alone (U+200B, U+FEFF) is no content."""
 
 from datetime import date
 
@@ -34,3 +34,21 @@ def test_a_form_may_repeat_a_list_field(api, token):
     response = _post(api, token, "form-embed", "inputs=fever&inputs=cough")
     assert response.status_code == 200, response.content
     assert len(response.json()["embeddings"]) == 2
+
+
+@pytest.mark.parametrize("text", ["\u200b", "\ufeff", " \u200b\u2060\u00ad\n", "\u200d\u200c"])
+def test_a_text_of_invisible_characters_alone_is_no_content(api, token, text):
+    deployment("form-embed")
+    response = api.post(EMBED_URL.format("form-embed"), {"inputs": ["fever", text]}, format="json",
+                        HTTP_AUTHORIZATION=f"Bearer {token}")  # fmt: skip
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"] == {
+        "inputs": {"1": ["Must contain more than white space and invisible characters."]}
+    }
+
+
+def test_a_text_with_invisible_characters_besides_others_is_embedded(api, token):
+    deployment("form-embed")
+    response = api.post(EMBED_URL.format("form-embed"), {"inputs": ["\u200bfever\ufeff"]}, format="json",
+                        HTTP_AUTHORIZATION=f"Bearer {token}")  # fmt: skip
+    assert response.status_code == 200, response.content

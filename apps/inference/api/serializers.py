@@ -1,3 +1,5 @@
+import unicodedata
+
 from rest_framework import serializers
 
 from apps.core.api.fields import StrictBooleanField
@@ -8,11 +10,20 @@ MAX_INPUTS = 64
 MAX_CHARS = 20_000
 
 
-class TextField(serializers.CharField):
-    """Text as sent: a JSON string (a number is not text) with something in it besides white space; kept
-    untrimmed, since white space is part of what a model reads."""
+def _has_content(text: str) -> bool:
+    """Whether the text has a character besides white space and invisible format characters (Unicode Cf: zero
+    width spaces and joiners, U+FEFF, soft hyphens), which str.strip() keeps: "\u200b" was embedded as text."""
+    return any(not char.isspace() and unicodedata.category(char) != "Cf" for char in text)
 
-    default_error_messages = {"not_text": "Must be a string.", "no_content": "Must contain more than white space."}
+
+class TextField(serializers.CharField):
+    """Text as sent: a JSON string (a number is not text) with something in it besides white space and
+    invisible format characters; kept as sent, since all of it is part of what a model reads."""
+
+    default_error_messages = {
+        "not_text": "Must be a string.",
+        "no_content": "Must contain more than white space and invisible characters.",
+    }
 
     def __init__(self, **kwargs) -> None:
         super().__init__(max_length=MAX_CHARS, allow_blank=False, trim_whitespace=False, **kwargs)
@@ -20,7 +31,7 @@ class TextField(serializers.CharField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("not_text")
-        if not data.strip():
+        if not _has_content(data):
             self.fail("no_content")
         return super().to_internal_value(data)
 
