@@ -1,6 +1,7 @@
 """What an inference body may be: a form naming a single-valued field twice is refused on that field (the last
 was read and the others dropped: a call naming two patients was audited under the second only), a list field may
-repeat; a text of invisible format characters alone (U+200B, U+FEFF) is no content."""
+repeat; a text of invisible format characters alone (U+200B, U+FEFF) is no content; a JSON body that is not an
+object is refused on `body`, not as a non-field error."""
 
 from datetime import date
 
@@ -52,3 +53,12 @@ def test_a_text_with_invisible_characters_besides_others_is_embedded(api, token)
     response = api.post(EMBED_URL.format("form-embed"), {"inputs": ["\u200bfever\ufeff"]}, format="json",
                         HTTP_AUTHORIZATION=f"Bearer {token}")  # fmt: skip
     assert response.status_code == 200, response.content
+
+
+@pytest.mark.parametrize("body", ["[1, 2]", '"fever"', "42", "null", "true", '[{"inputs": ["fever"]}]'])
+@pytest.mark.parametrize("endpoint", ["embed", "generate"])
+def test_a_json_body_that_is_not_an_object_is_refused_on_body(api, token, body, endpoint):
+    response = api.generic("POST", f"/api/v1/inference/no-such/{endpoint}", body, content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Bearer {token}")  # fmt: skip
+    assert response.status_code == 400, response.content
+    assert response.json()["errors"] == {"body": ["A JSON object."]}
