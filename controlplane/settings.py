@@ -847,6 +847,9 @@ AXES_VERBOSE = False  # its start-up INFO line came first on every manage.py com
 # Days the sign-in log (axes AccessLog: one row per staff login) is kept before core.prune_sign_ins deletes it;
 # six years by default, as HIPAA keeps its documentation. Expired sessions go hourly whatever this says.
 SIGN_IN_LOG_KEEP_DAYS = env.int("SIGN_IN_LOG_KEEP_DAYS", default=6 * 366, minimum=1, maximum=100 * 366)
+# Days finished run history (benchmark and optimization runs, resolved alerts) is kept before core.prune_history
+# deletes it, daily; what is running, open, or read as a plan's or service's latest or baseline is kept however old.
+HISTORY_KEEP_DAYS = env.int("HISTORY_KEEP_DAYS", default=90, minimum=1, maximum=100 * 366)
 
 # --- Logging --------------------------------------------------------------------------------------
 from apps.core.log_filters import JSON_FORMATTER  # noqa: E402 - plain Python, no Django: safe at settings time

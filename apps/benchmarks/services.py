@@ -14,12 +14,12 @@ import socket
 import statistics
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from apps.accounts.scopes import BENCHMARK
@@ -849,3 +849,36 @@ def _free_name(model, name: str, plan: BenchmarkPlan) -> str:
     if holder is None or (holder.task == NIGHTLY_TASK and _scheduled_plan_id(holder) == plan.pk):
         return name
     return f"{name} (plan {plan.pk})"
+
+
+# --- history retention ------------------------------------------------------------------------------
+def benchmark_history_prune(*, older_than: datetime, batch_size: int) -> dict[str, int]:
+    """Delete the benchmark runs finished before `older_than`, with their regressions; the number of each. Kept
+    however old: a run pending or running; one whose regression is not acknowledged yet; each plan's latest
+    finished run (the CI gate's, latest_finished_run), latest succeeded and latest passed one; the runs the
+    plan's next regression check compares with (the newest BASELINE_RUNS * 4 succeeded of each load it ran,
+    regressions_detect's window); each service's latest stress run (service_knee_rps: the scaling planner's
+    capacity)."""
+    from apps.core.services import newest_pks, rows_delete_in_batches
+
+    Status = BenchmarkRun.Status
+    finished = BenchmarkRun.objects.exclude(status__in=[Status.PENDING, Status.RUNNING])
+    succeeded = finished.filter(status=Status.SUCCEEDED)
+    newest = (F("created_at").desc(),)
+    kept = (
+        newest_pks(finished, per=("plan",), order_by=(F("finished_at").desc(nulls_last=True), *newest))
+        | newest_pks(succeeded, per=("plan",), order_by=newest)
+        | newest_pks(finished.filter(passed=True), per=("plan",), order_by=newest)
+        | newest_pks(succeeded, per=("plan", "config_digest"), order_by=newest, count=BASELINE_RUNS * 4)
+        | newest_pks(succeeded.filter(findings__has_key="stress"), per=("plan__service",), order_by=newest)
+    )
+    unacknowledged = Regression.objects.filter(run=OuterRef("pk"), acknowledged_at=None)
+    old = (
+        finished.filter(Q(finished_at__lt=older_than) | Q(finished_at=None, created_at__lt=older_than))
+        .exclude(pk__in=kept)
+        .exclude(Exists(unacknowledged))
+        .only("pk")  # a run's report and samples are megabytes: never read to be deleted
+    )
+    return rows_delete_in_batches(
+        old, batch_size=batch_size, labels=("benchmarks.BenchmarkRun", "benchmarks.Regression")
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 import os
 import socket
@@ -12,7 +14,8 @@ from django.contrib.postgres.expressions import ArraySubquery
 from django.core.cache import cache
 from django.db import connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Lookup, Model, Q, QuerySet
+from django.db.models import F, Lookup, Model, Q, QuerySet, Window
+from django.db.models.functions import RowNumber
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
@@ -25,6 +28,8 @@ from apps.core.selectors import (
     relayed_heartbeat_pending_cache_key,
     worker_ping_cache_key,
 )
+
+logger = logging.getLogger(__name__)
 
 # How long a heartbeat is kept past the moment it reads "down", so /readyz and the Overview say how stale it is.
 WORKER_HEARTBEAT_KEPT_PAST_DOWN_SECONDS = 24 * 3600
@@ -206,7 +211,9 @@ def _up_to(keys: tuple[str, ...], bound: tuple) -> Q:
     return Q(**{f"{first}__lte": bound[0]}) & (Q(**{f"{first}__lt": bound[0]}) | Q(**{f"{second}__lte": bound[1]}))
 
 
-def _delete_in_batches(rows: QuerySet, *, keys: tuple[str, ...], batch_size: int) -> int:
+def _delete_in_batches(
+    rows: QuerySet, *, keys: tuple[str, ...], batch_size: int, counts: dict[str, int] | None = None
+) -> int:
     """Delete `rows` a batch at a time in the order of `keys` (unique together), each batch one set-based
     statement in its own short transaction; the number deleted. A keyset: each batch starts past the last one's
     bound, so its scan never steps over the rows earlier batches deleted (a `LIMIT n` from the start did, and
@@ -214,7 +221,8 @@ def _delete_in_batches(rows: QuerySet, *, keys: tuple[str, ...], batch_size: int
     first; then `DELETE ... WHERE <filter> AND <past the last bound, up to this one> AND pk = ANY(SELECT pk ...
     FOR UPDATE SKIP LOCKED)`: no keys travel to Python and back, a row another transaction holds (a session
     being renewed) is left to the next run, and the filter is checked again as each row is deleted, so a row
-    that stopped matching since the subquery read it is kept. Fewer than `batch_size` rows left: the last batch."""
+    that stopped matching since the subquery read it is kept. Fewer than `batch_size` rows left: the last batch.
+    `counts`, if given, gets what each batch deleted added per model label, the rows that cascaded with it too."""
     rows = rows.using(router.db_for_write(rows.model)).order_by(*keys)  # its transaction belongs where it writes
     deleted = 0
     last: tuple | None = None
@@ -224,7 +232,11 @@ def _delete_in_batches(rows: QuerySet, *, keys: tuple[str, ...], batch_size: int
         batch = pending if bound is None else pending.filter(_up_to(keys, bound))
         with transaction.atomic(using=rows.db):
             locked = batch.select_for_update(skip_locked=True).values("pk")
-            deleted += batch.order_by().filter(_pk_among(rows, locked)).delete()[0]
+            total, by_model = batch.order_by().filter(_pk_among(rows, locked)).delete()
+        deleted += total
+        if counts is not None:
+            for label, number in by_model.items():
+                counts[label] = counts.get(label, 0) + number
         if bound is None:
             return deleted
         last = bound
@@ -250,3 +262,44 @@ def sign_in_log_prune(*, keep_days: int | None = None, batch_size: int = SIGN_IN
     days = settings.SIGN_IN_LOG_KEEP_DAYS if keep_days is None else keep_days
     old = AccessLog.objects.filter(attempt_time__lt=timezone.now() - timedelta(days=days))
     return _delete_in_batches(old, keys=("pk",), batch_size=batch_size)
+
+
+# --- finished run history ---------------------------------------------------------------------------
+# Runs deleted per transaction by the history retention (each with its cascade: a benchmark run's regressions, an
+# optimization run's steps and recommendations, an alert's notifications): no long lock on the big tables.
+HISTORY_PRUNE_BATCH = 500
+
+
+def history_prune(*, keep_days: int | None = None, batch_size: int = HISTORY_PRUNE_BATCH) -> dict[str, int]:
+    """Delete the finished run history older than HISTORY_KEEP_DAYS, a batch at a time: benchmark runs,
+    optimization runs and resolved alerts, with what hangs off them; what is still running, open or read as the
+    latest or a baseline is kept however old (each app's own prune says what). The number deleted per model,
+    logged: counts alone, nothing of the rows."""
+    from apps.benchmarks.services import benchmark_history_prune
+    from apps.metrics.services import alert_history_prune
+    from apps.optimizer.services import optimization_history_prune
+
+    days = settings.HISTORY_KEEP_DAYS if keep_days is None else keep_days
+    older_than = timezone.now() - timedelta(days=days)
+    counts: dict[str, int] = {}
+    for prune in (benchmark_history_prune, optimization_history_prune, alert_history_prune):
+        counts.update(prune(older_than=older_than, batch_size=batch_size))
+    logger.info("history older than %s days pruned: %s", days, json.dumps(counts, sort_keys=True))
+    return counts
+
+
+def rows_delete_in_batches(rows: QuerySet, *, batch_size: int, labels: tuple[str, ...]) -> dict[str, int]:
+    """Delete `rows` in batches by primary key (_delete_in_batches); the number deleted of each model of `labels`
+    (the rows' own and those that cascade with them), 0 where none was."""
+    counts = dict.fromkeys(labels, 0)
+    _delete_in_batches(rows, keys=("pk",), batch_size=batch_size, counts=counts)
+    return counts
+
+
+def newest_pks(rows: QuerySet, *, per: tuple[str, ...], order_by: tuple, count: int = 1) -> set[int]:
+    """The primary keys of the first `count` of `rows` in the order of `order_by` for each value of the fields
+    `per` (one query, a window function): what a retention keeps as each plan's or service's latest."""
+    ranked = rows.annotate(
+        rank=Window(RowNumber(), partition_by=[F(name) for name in per], order_by=[*order_by, F("pk").desc()])
+    )
+    return set(ranked.filter(rank__lte=count).values_list("pk", flat=True))

@@ -66,3 +66,11 @@ def prune_sign_ins() -> dict:
     from apps.core.services import sessions_expired_prune, sign_in_log_prune
 
     return {"sessions": sessions_expired_prune(), "sign_in_log": sign_in_log_prune()}
+
+
+@shared_task(name="core.prune_history")
+def prune_history() -> dict:
+    """Scheduled daily by beat: finished run history past HISTORY_KEEP_DAYS; the number deleted per model."""
+    from apps.core.services import history_prune
+
+    return history_prune()

@@ -136,7 +136,7 @@ class AlertRuleAdmin(AlertVisibilityAdmin):
 
 class RuleSeverityFilter(admin.SimpleListFilter):
     """The severities a rule can have: a plain `rule_severity` filter listed its choices with a SELECT DISTINCT
-    over every alert ever fired, each time the list was opened (alerts are never pruned)."""
+    over every alert kept (resolved ones for HISTORY_KEEP_DAYS), each time the list was opened."""
 
     title = "rule severity"
     parameter_name = "rule_severity__exact"  # what the plain filter's links named: bookmarks keep working

@@ -736,3 +736,16 @@ def _record_kept(alert_pk: int, event: str, channel: str, target: str, delivered
                                          delivered=delivered, detail=detail[:300])  # fmt: skip
     except IntegrityError:  # deleted meanwhile: nothing to hang the delivery on
         logger.info("alert %s is gone: its %s via %s is not recorded", alert_pk, event, channel)
+
+
+# --- history retention ------------------------------------------------------------------------------
+def alert_history_prune(*, older_than: datetime, batch_size: int) -> dict[str, int]:
+    """Delete the alerts resolved before `older_than`, with their notifications; the number of each. A firing
+    alert stays however old (scaling's emergency mode and the overview read it); nothing else points at one."""
+    from apps.core.services import rows_delete_in_batches
+
+    resolved = Alert.objects.filter(state=Alert.State.RESOLVED)
+    old = resolved.filter(Q(resolved_at__lt=older_than) | Q(resolved_at=None, started_at__lt=older_than))
+    # what the pre_delete receiver reads (alert_of_deleted_rule_resolve: a firing one's "resolved" is sent)
+    old = old.only("pk", "state", "rule_id")
+    return rows_delete_in_batches(old, batch_size=batch_size, labels=("metrics.Alert", "metrics.AlertNotification"))

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import BooleanField, ExpressionWrapper, F, Q
+from django.db.models import BooleanField, Exists, ExpressionWrapper, F, OuterRef, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -1025,3 +1025,42 @@ def optimizer_schedules_ensure() -> list[str]:
         if not created:  # made meanwhile by another caller, on its own crontab: this one is no one's
             nightly.delete()
     return [NIGHTLY_OPTIMIZE] if created else []
+
+
+# --- history retention ------------------------------------------------------------------------------
+# A failed apply that may be applied again (recommendation_apply_enqueue's `again`): still open.
+APPLY_AGAIN_OUTCOMES = ("interrupted", "lost", "not_started")
+
+
+def optimization_history_prune(*, older_than: datetime, batch_size: int) -> dict[str, int]:
+    """Delete the optimization runs finished before `older_than`, with their steps and recommendations; the
+    number of each. Kept however old: a run pending or running, or with a step not finished; one with an open
+    recommendation (pending, being applied, or failed in a way that may be applied again); the latest finished
+    run of each target and service (the overview's last run); the runs whose database counters the next
+    database step counts its scans from (database_scan_baseline, for tables and for unused indexes)."""
+    from apps.core.services import newest_pks, rows_delete_in_batches
+    from apps.optimizer.selectors import database_scan_baseline
+
+    finished = OptimizationRun.objects.filter(status__in=FINISHED_RUN_STATUSES)
+    kept = newest_pks(finished, per=("target", "service"), order_by=(F("started_at").desc(),))
+    now = timezone.now().isoformat()
+    for older_by in (timedelta(hours=1), timedelta(seconds=database.UNUSED_INDEX_MIN_WINDOW_SECONDS)):
+        if baseline := database_scan_baseline(before=now, older_by=older_by):
+            kept.add(baseline["run"])
+    Status = Recommendation.Status
+    again = Q()
+    for key in APPLY_AGAIN_OUTCOMES:
+        again |= Q(**{f"outcome__{key}": True})
+    open_ones = Recommendation.objects.filter(run=OuterRef("pk")).filter(
+        Q(status__in=[Status.PENDING, Status.APPLYING]) | Q(again, status=Status.FAILED)
+    )
+    unfinished = OptimizationStep.objects.filter(run=OuterRef("pk")).exclude(status__in=FINISHED_STEP_STATUSES)
+    old = (
+        finished.filter(Q(finished_at__lt=older_than) | Q(finished_at=None, started_at__lt=older_than))
+        .exclude(pk__in=kept)
+        .exclude(Exists(open_ones))
+        .exclude(Exists(unfinished))
+        .only("pk")  # its report is not read to be deleted
+    )
+    labels = ("optimizer.OptimizationRun", "optimizer.OptimizationStep", "optimizer.Recommendation")
+    return rows_delete_in_batches(old, batch_size=batch_size, labels=labels)
