@@ -302,6 +302,9 @@ class CacheStack:
         self._pending_releases: dict[str, tuple[str, float]] = {}
         self._l2_epoch: str | None = None  # the Redis server's run id (and restore epoch), part of every L2 key
         self._restore_epoch: str | None = None  # RESTORE_EPOCH_KEY as last read ("" when none)
+        # Restore epochs this process has seen (`_forget_before_restore`): a value read while it was another number
+        # is of before a restore, and is cached in no tier (see `_store`).
+        self._restores = 0
         self._last_drawn: int | None = None  # the last number this process drew (None: none since the last epoch)
         self._last_probe_ok = 0.0  # time.monotonic() of this process's last probe that read the restore epoch
         self._sequence_ok = True  # RESTORE_SEQUENCE's CACHE is 1, read by every poll (a later ALTER is seen)
@@ -526,7 +529,7 @@ class CacheStack:
             # This process's own draws went back: a restore. Dropped now (L1 would serve what the restore took
             # back all through the outage), the epoch started once Redis answers (`_check_restored`).
             if not self._restore_pending:
-                self._forget_before_restore(why="the database went back while Redis did not answer")
+                self._forget_before_restore(why="the database went back while Redis did not answer", pending=True)
             self._restore_pending = True
             self._last_drawn = drawn
         elif last is None or drawn > last:
@@ -673,6 +676,7 @@ class CacheStack:
         redis_generation: int | None = None
         db_generation: int | None = None
         stale_tier: str = ""  # the tier a stale entry came from: where serving it is counted
+        restores: int = 0  # the process's count of restore epochs when the lookup began (what it read is as of)
 
     def lookup(self, policy: Policy, key: str, scope_key: str, *, arrived: float | None = None) -> Found:
         """Walk the tiers; a fresh hit is copied into the faster tiers above it.
@@ -681,6 +685,7 @@ class CacheStack:
         itself if one was due): another thread's poll may be running long, or the process was idle and its
         channel may have missed writes. L2 and L3 check generations, so the read waits for no poll."""
         now = self.clock()
+        restores = self._restores  # before any tier is read: a restore seen since makes what was read unfit to copy
         stale: Entry | None = None
         stale_tier = ""
         if arrived is None:
@@ -693,14 +698,14 @@ class CacheStack:
             self._tally(policy.namespace, "l1", "misses")
             if entry is not None and entry.is_servable_stale(now):
                 stale, stale_tier = entry, "l1"
-        found = self.Found()
+        found = self.Found(restores=restores)
         if policy.l2:
             entry, found.redis_generation = self._l2_get(policy, key, scope_key)
             if entry is not None and self._behind_known(entry):
                 entry = None  # Redis has not heard of a write this process has (a publish still pending)
             if entry is not None and now < entry.fresh_until:
                 self._tally(policy.namespace, "l2", "hits")
-                self._fill_l1(policy, key, entry)
+                self._fill_l1(policy, key, entry, restores=restores)
                 found.entry, found.fresh = entry, True
                 return found
             if found.redis_generation is not None:
@@ -711,14 +716,15 @@ class CacheStack:
             entry, found.db_generation = self._l3_get(policy, key, scope_key)
             if entry is not None and entry.is_fresh(now):
                 self._count(policy.namespace, "l3", hits=1)
-                self._fill_l1(policy, key, entry)
+                self._fill_l1(policy, key, entry, restores=restores)
                 redis_generation = found.redis_generation
-                if policy.l2 and redis_generation == UNSET:
-                    redis_generation = self._redis_generation_set(scope_key, found.db_generation)
-                if policy.l2 and redis_generation is not None:
+                space = self._l2_space_as_of(restores) if policy.l2 else None
+                if space is not None and redis_generation == UNSET:
+                    redis_generation = self._redis_generation_set(scope_key, found.db_generation, space=space)
+                if space is not None and redis_generation is not None:
                     # Valid as of the database generation, which is never behind Redis's.
-                    self._l2_set(policy, key, _with_generation(entry, redis_generation))
-                return self.Found(entry, True, found.redis_generation, found.db_generation)
+                    self._l2_set(policy, key, _with_generation(entry, redis_generation), space=space)
+                return self.Found(entry, True, found.redis_generation, found.db_generation, restores=restores)
             self._count(policy.namespace, "l3", misses=1)
             if stale is None and entry is not None and entry.is_servable_stale(now):
                 stale, stale_tier = entry, "l3"
@@ -813,6 +819,7 @@ class CacheStack:
             if not released:  # once released, look again at once
                 time.sleep(pause)
                 pause = min(pause * 2, 0.05)
+            restores = self._restores
             entry, generation = self._l2_get(policy, key, scope_key)
             if generation is None:
                 break  # Redis is unreachable: the value cannot reach us through it, so load it here
@@ -820,7 +827,7 @@ class CacheStack:
                 entry = None
             if entry is not None and entry.is_fresh(self.clock()):
                 self._count(policy.namespace, "l2", hits=1)
-                self._fill_l1(policy, key, entry)
+                self._fill_l1(policy, key, entry, restores=restores)
                 if flight is not None:
                     flight.generations = (generation, None)  # current when read
                 return entry.value
@@ -840,7 +847,15 @@ class CacheStack:
         with reads_from_primary(), self._loading(policy.namespace) as load:  # the generations came from the primary
             value = loader()
         return self.store(
-            policy, key, scope_key, value, ttl=ttl, generations=generations, lock=lock, load_seconds=load.seconds
+            policy,
+            key,
+            scope_key,
+            value,
+            ttl=ttl,
+            generations=generations,
+            lock=lock,
+            load_seconds=load.seconds,
+            restores=found.restores,
         )
 
     @contextlib.contextmanager
@@ -879,6 +894,7 @@ class CacheStack:
         generations: tuple,
         lock: HeldLock | None = None,
         load_seconds: float = 0.0,
+        restores: int | None = None,
     ) -> Any:
         """Put a loaded value in every enabled tier whose generation is known (None is never stored), and
         return it as every tier gives it back: what JSON makes of it (tuples as lists, keys as text), so
@@ -889,14 +905,28 @@ class CacheStack:
         a store outlives the coroutine that was cancelled while awaiting it, so the store owns the lock.
         L2 and L3 readers compare an entry's generation with the current one; L1 hits do not, so L1 relies on
         this process having heard of any write since the load began. It remembers what it hears for
-        2 x POLL_MARGIN, so a load slower than POLL_MARGIN asks the database before filling L1."""
+        2 x POLL_MARGIN, so a load slower than POLL_MARGIN asks the database before filling L1.
+
+        `restores`: the process's count of restore epochs seen (`_restores`) before the load read anything (its
+        lookup began); None: now. A value read before a restore this process has seen since goes in no tier: it is
+        returned to its caller only (see `_store`)."""
+        if restores is None:
+            restores = self._restores
         try:
-            return self._store(policy, key, scope_key, value, ttl, generations, lock, load_seconds)
+            return self._store(policy, key, scope_key, value, ttl, generations, lock, load_seconds, restores)
         finally:
             if lock is not None and not lock.released:
                 self._release(lock)
 
-    def _store(self, policy: Policy, key: str, scope_key: str, value: Any, ttl, generations, lock, load_seconds) -> Any:
+    def _store(
+        self, policy: Policy, key: str, scope_key: str, value: Any, ttl, generations, lock, load_seconds, restores: int
+    ) -> Any:
+        """A value loaded (even partly) before this process saw a restore epoch is of writes the restore may have taken
+        back, its generations those of before: a write after the restore bumps the restored generation back to theirs,
+        and made it valid again in every tier for its TTL. It is stored in none. Each tier checks again as it writes:
+        L2 in the key space read before the count (`_l2_space_as_of`), L3 only while the database's generation is
+        still the one read before the load (a restore the process has not seen yet moved it back), L1 checked again
+        after its put (`_fill_l1`)."""
         if value is None:
             return None
         redis_generation, db_generation = generations
@@ -914,15 +944,17 @@ class CacheStack:
                 sealed[generation] = self.codec.wrap(raw, encrypt=policy.encrypt, context=context)
             return sealed[generation]
 
-        if policy.l2 and redis_generation == UNSET:
-            redis_generation = self._redis_generation_set(scope_key, db_generation)
-        if policy.l2 and (redis_generation is not None or not scope_key):
-            self._l2_set(
-                policy, key, _with_generation(entry, redis_generation or 0), stored(redis_generation or 0), lock=lock
-            )
+        space = self._l2_space_as_of(restores) if policy.l2 else None
+        if self._restores != restores:
+            return value  # read before a restore this process has seen since: for its caller only
+        if space is not None and redis_generation == UNSET:
+            redis_generation = self._redis_generation_set(scope_key, db_generation, space=space)
+        if space is not None and (redis_generation is not None or not scope_key):
+            entry_l2 = _with_generation(entry, redis_generation or 0)
+            self._l2_set(policy, key, entry_l2, stored(redis_generation or 0), lock=lock, space=space)
         if lock is not None and not lock.released:
             self._release(lock)  # nothing in L2 for the waiters: they load at once, not after the L3 write
-        if policy.l3 and (db_generation is not None or not scope_key):
+        if policy.l3 and (db_generation is not None or not scope_key) and self._restores == restores:
             self._l3_set(policy, key, _with_generation(entry, db_generation or 0), stored(db_generation or 0))
         generation = db_generation if db_generation is not None else redis_generation
         if scope_key and load_seconds >= POLL_MARGIN.total_seconds():
@@ -930,7 +962,7 @@ class CacheStack:
             if current is None or current > (generation or 0):
                 return value  # written during the load (or unknown): not for L1, which would not check
         if generation is not None or not scope_key:
-            self._fill_l1(policy, key, _with_generation(entry, generation or 0))
+            self._fill_l1(policy, key, _with_generation(entry, generation or 0), restores=restores)
         return value
 
     # --- the async read path ---------------------------------------------------------------------
@@ -1093,7 +1125,15 @@ class CacheStack:
             if not handoff.begin():
                 return None  # its coroutine is gone, and has let the lock go
             return self.store(
-                policy, key, scope_key, value, ttl=ttl, generations=generations, load_seconds=load.seconds, lock=lock
+                policy,
+                key,
+                scope_key,
+                value,
+                ttl=ttl,
+                generations=generations,
+                load_seconds=load.seconds,
+                lock=lock,
+                restores=found.restores,
             )
 
         try:
@@ -1107,15 +1147,17 @@ class CacheStack:
         """Whether L1 may keep a value of this stored size: only then is its memory worked out (`json_memory`)."""
         return policy.l1 and stored_bytes <= self.l1.max_bytes // MemoryTier.LARGEST_SHARE
 
-    def _fill_l1(self, policy: Policy, key: str, entry: Entry) -> None:
+    def _fill_l1(self, policy: Policy, key: str, entry: Entry, *, restores: int) -> None:
+        """`restores`: the process's count of restore epochs before `entry` was read (see `_store`)."""
         if not policy.l1:
             return
-        if self._behind_known(entry):
-            return  # loaded before a write this process has already heard of
+        if self._behind_known(entry) or self._restores != restores:
+            return  # loaded before a write this process has already heard of, or before a restore it has seen
         evicted = self.l1.put(policy.namespace, key, entry, max_entries=policy.l1_max_entries, now=self.clock())
         if evicted:
             self._count(policy.namespace, "l1", evictions=evicted)
-        if self._behind_known(entry):  # a write was heard of between the check and the put
+        # A write heard of, or a restore seen (counted before L1 is dropped), between the check and the put.
+        if self._behind_known(entry) or self._restores != restores:
             self.l1.drop(policy.namespace, key)
 
     def _behind_known(self, entry: Entry) -> bool:
@@ -1138,8 +1180,19 @@ class CacheStack:
         db = (self.redis().connection_pool.connection_kwargs or {}).get("db", 0)
         return f"{INVALIDATIONS_CHANNEL}:{db}"
 
-    def _l2_key(self, kind: str, key: str) -> str:
-        return f"cpc:{self._l2_epoch}:{kind}:{key}"
+    def _l2_key(self, kind: str, key: str, space: str | None = None) -> str:
+        """`space`: the key space (`_l2_epoch`) to use, else the current one."""
+        return f"cpc:{space or self._l2_epoch}:{kind}:{key}"
+
+    def _l2_space_as_of(self, restores: int) -> str | None:
+        """The L2 key space to write what was read when this process had seen `restores` restore epochs; None (write
+        nothing) once it has seen another, or Redis is away. Read before the count is compared: a probe counts the
+        restore (`_forget_before_restore`) before it moves the key space, so a space read while the count is still
+        `restores` is at worst the one of before the restore, which no process reads once it has seen the epoch."""
+        if self._l2_epoch is None:
+            self._learn_l2_epoch()
+        space = self._l2_epoch
+        return space if self._restores == restores else None
 
     def _learn_l2_epoch(self) -> str | None:
         """Key L2 by the Redis server's run id, read once a poll. A Redis restarted from a snapshot (or a
@@ -1198,8 +1251,15 @@ class CacheStack:
         self._l2_epoch = f"{run_id}.{epoch}" if epoch else run_id
         return mark
 
-    def _forget_before_restore(self, *, lost: bool = False, why: str = "") -> None:
-        """The database was restored: what this process holds may be of writes it no longer has."""
+    def _forget_before_restore(self, *, lost: bool = False, why: str = "", pending: bool = False) -> None:
+        """The database was restored: what this process holds may be of writes it no longer has. `pending`: its epoch
+        is not started yet (Redis did not answer), so no L2 is read or written until it is."""
+        # First L2 is let go of (its key space is the epoch of before, learned again by the next call, `_redis_call`),
+        # then the restore is counted: a read that began before the count is cached in no tier (see `_store`), and
+        # one that began after it reads no L2 of before the restore.
+        self._restore_pending = pending
+        self._l2_epoch = None
+        self._restores += 1
         if why:
             logger.warning("%s: dropping L1 and the local caches and reloading the cache policies", why)
         elif lost:  # not known to be current (this process had not polled for a while): taken for a restore
@@ -1213,7 +1273,6 @@ class CacheStack:
                 "L1 and the local caches and reloading the cache policies"
             )
         self._last_drawn = None  # numbers drawn before the restore: not compared with those drawn after it
-        self._restore_pending = False  # an epoch started by another process: this one's restore, or a later one
         self.l1.clear()
         self._known_generations.clear()
         with self._publish_lock:
@@ -1301,9 +1360,16 @@ class CacheStack:
         return entry, generation
 
     def _l2_set(
-        self, policy: Policy, key: str, entry: Entry, blob: bytes | None = None, lock: HeldLock | None = None
+        self,
+        policy: Policy,
+        key: str,
+        entry: Entry,
+        blob: bytes | None = None,
+        lock: HeldLock | None = None,
+        space: str | None = None,
     ) -> None:
-        """`blob`: the value as `store` sealed it for this entry's header, else it is sealed here."""
+        """`blob`: the value as `store` sealed it for this entry's header, else it is sealed here. `space`: the key
+        space the entry's generation was read in (`_l2_space_as_of`), else the current one."""
         header = _record_header(entry.generation, entry.fresh_until, entry.stale_until)
         if blob is None:
             blob = self.codec.encode(entry.value, encrypt=policy.encrypt, context=_sealed_context(key, header))
@@ -1312,9 +1378,9 @@ class CacheStack:
 
         def write(client):
             if lock is None:
-                return client.set(self._l2_key("v", key), record, px=expires_ms)
+                return client.set(self._l2_key("v", key, space), record, px=expires_ms)
             pipe = client.pipeline(transaction=False)
-            pipe.set(self._l2_key("v", key), record, px=expires_ms)
+            pipe.set(self._l2_key("v", key, space), record, px=expires_ms)
             self._release_script(client)(keys=[lock.name], args=[lock.token], client=pipe)
             return pipe.execute()
 
@@ -1343,13 +1409,14 @@ class CacheStack:
             logger.warning("cache generation key of scope %s in Redis is not a number; taken for unset", scope_key)
         return UNSET
 
-    def _redis_generation_set(self, scope_key: str, db_generation: int | None) -> int | None:
+    def _redis_generation_set(self, scope_key: str, db_generation: int | None, *, space: str) -> int | None:
         """Give an UNSET scope its generation in Redis again: the database's, read before the load. None (no
         L2 write) unless Redis then holds that one: a publish that set it first may be of a write that
-        landed during the load, which the value must not be stored as valid for."""
+        landed during the load, which the value must not be stored as valid for. `space`: the key space it was
+        read in (`_l2_space_as_of`): never a restore epoch's that began after the database was read."""
         if db_generation is None:
             return None
-        generation_key = self._l2_key("g", scope_key)
+        generation_key = self._l2_key("g", scope_key, space)
 
         def set_unless_set(client):
             if self._set_unless_a_number is None:
@@ -1383,6 +1450,7 @@ class CacheStack:
         process stored the value found the lock free, and loaded it again; it is served that value instead."""
         if not policy.l2:
             return None, None, None
+        restores = self._restores
         lock = HeldLock(self._l2_key("l", key), os.urandom(8).hex())
         expires_ms = int(self.loader_lifetime * 1000)
         value_key, generation_key = self._l2_key("v", key), self._l2_key("g", scope_key)
@@ -1410,7 +1478,7 @@ class CacheStack:
         if acquired:
             self._release(lock)
         self._tally(policy.namespace, "l2", "hits")
-        self._fill_l1(policy, key, entry)
+        self._fill_l1(policy, key, entry, restores=restores)
         return None, entry, generation
 
     def _older_than_seen(self, entry: Entry, found: Found) -> bool:
@@ -1499,25 +1567,36 @@ class CacheStack:
         return Entry(value, int(stored), fresh_until, stale_until, scope_key, len(blob), memory), current
 
     def _l3_set(self, policy: Policy, key: str, entry: Entry, blob: bytes) -> None:
-        """`blob`: the value sealed for this entry's generation and freshness (see `_sealed_context`)."""
-        from apps.caching.models import CacheEntry
+        """`blob`: the value sealed for this entry's generation and freshness (see `_sealed_context`).
 
-        row = CacheEntry(
-            key=key, namespace=policy.namespace, scope=entry.scope, generation=entry.generation, value=blob,
-            fresh_until=entry.fresh_until, stale_until=entry.stale_until,
-        )  # fmt: skip
+        A scoped entry is written only while its scope's generation in the database is still the entry's, in the
+        same statement: one read before a restore (which this process may not have seen yet) carries a generation
+        the restore took back, and a write after the restore bumps it back to that number, which made the row
+        valid again for its TTL. One read before a write made during the load would be refused by every reader."""
+        from apps.caching.models import CacheEntry, CacheScopeGeneration
+
+        entries, generations = CacheEntry._meta.db_table, CacheScopeGeneration._meta.db_table
+        columns = ("namespace", "scope", "generation", "value", "fresh_until", "stale_until")
+        sql = (
+            f"INSERT INTO {entries} (key, {', '.join(columns)}) "  # noqa: S608 - table and column names
+            f"SELECT %s, %s, %s, %s, %s, %s, %s "
+            f"WHERE %s = '' OR COALESCE((SELECT g.generation FROM {generations} g WHERE g.scope = %s), 0) = %s "
+            f"ON CONFLICT (key) DO UPDATE SET {', '.join(f'{column} = excluded.{column}' for column in columns)}"
+        )
+        params = [
+            key, policy.namespace, entry.scope, entry.generation, blob, entry.fresh_until, entry.stale_until,
+            entry.scope, entry.scope, entry.generation,
+        ]  # fmt: skip
         try:
-            CacheEntry.objects.using(self.database).bulk_create(
-                [row],
-                update_conflicts=True,
-                unique_fields=["key"],
-                update_fields=["namespace", "scope", "generation", "value", "fresh_until", "stale_until"],
-            )
+            with connections[self.database].cursor() as cursor:
+                cursor.execute(sql, params)
+                written = cursor.rowcount
         except Exception:
             logger.warning("L3 cache write failed", exc_info=True)
             self._count(policy.namespace, "l3", errors=1)
             return
-        self._count(policy.namespace, "l3", bytes=len(blob))
+        if written:
+            self._count(policy.namespace, "l3", bytes=len(blob))
 
     def _db_generation(self, scope_key: str) -> int | None:
         from apps.caching.models import CacheScopeGeneration
