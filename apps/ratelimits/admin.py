@@ -1,4 +1,6 @@
 from django.contrib import admin, messages
+from django.core.validators import MaxValueValidator
+from django.db import models
 from django.db.models import F, QuerySet, Window
 from django.db.models.functions import Now, RowNumber
 
@@ -52,6 +54,15 @@ class RateLimitPolicyAdmin(PlainLookupsAdmin, ListRowFormAdmin):
         ("Adaptive", {"fields": ADAPTIVE_FIELDS}),
         (None, {"fields": ["updated_at"]}),
     ]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        """A number's model cap checked by its form field too, with the model's message: refused only by
+        full_clean, a 309-digit limit was left on the instance, and the page's re-render overflowed on it."""
+        cap = next((v for v in db_field.validators if isinstance(v, MaxValueValidator)), None)
+        if cap is not None and isinstance(db_field, models.IntegerField | models.FloatField):
+            kwargs.setdefault("max_value", cap.limit_value)
+            kwargs.setdefault("error_messages", {"max_value": cap.message})
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     def save_model(self, request, obj, form, change) -> None:
         if change:  # the controller's fields are left as the row has them now, not as this request read them

@@ -17,6 +17,7 @@ from django.utils import timezone
 TIGHTENING_LAPSES_AFTER = timedelta(minutes=15)
 MAX_REQUESTS_PER_PERIOD = 10_000
 MAX_PERIOD_SECONDS = 86_400
+MAX_STORED_INTEGER = 2_147_483_647  # PostgreSQL's integer, the column of a PositiveIntegerField
 
 
 class RateLimitPolicy(models.Model):
@@ -99,8 +100,11 @@ class RateLimitPolicy(models.Model):
         """The configured limit times the adaptive factor, unless the tightening has lapsed. `now`: the database's
         clock where the caller read it (the controller stamps its readings with it), else this host's."""
         factor = 1.0 if self.tightening_lapsed(now) else self.current_factor
+        # At most the column's largest value: a form's value past it, refused by full_clean but left on the
+        # instance, overflowed a float here and the change form's re-render (its title is str(self)) was a 500.
+        requests = min(self.requests, MAX_STORED_INTEGER)
         # Rounded before the floor: 100 x 0.57 is 56.99999999999999 in binary, and the limit is 57.
-        return max(1, int(round(self.requests * factor, 6)))
+        return max(1, int(round(requests * factor, 6)))
 
     def tightening_lapsed(self, now: datetime | None = None) -> bool:
         """Tightened, but with no load signal read for TIGHTENING_LAPSES_AFTER: no longer in force."""
