@@ -32,6 +32,10 @@ MAX_STAGES = 1_000
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 REQUEST_KEYS = {"name", "method", "path", "weight", "body"}
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+# A weight is a share of the mix: a million to one already sends the lighter request once in a million.
+# Capped, each weight is a float and so is their sum (the locustfile's float(), random.choices): 10**400, or
+# two weights of 1e308, passed "finite" and then failed every run of the plan.
+MAX_WEIGHT = 1_000_000
 
 
 def above_zero(value: float) -> None:
@@ -93,8 +97,23 @@ def _request_error(request) -> str | None:
     if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
         return f"an HTTP method ({', '.join(HTTP_METHODS)})"
     weight = request.get("weight", 1)
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight < math.inf:
-        return "a positive, finite weight"
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 < weight <= MAX_WEIGHT:
+        return f"a weight above 0 and at most {MAX_WEIGHT:,} (a share of the mix, not a count)"
+    return None
+
+
+def request_mix_error(requests) -> str | None:
+    """What is wrong with a plan's request mix, if anything: checked on save (clean) and again as a run starts,
+    for a plan stored around the checks (raw SQL, an older release), whose Locust would fail on it."""
+    if _too_deep(requests):
+        return f"Nested more than {MAX_JSON_DEPTH} levels deep."
+    if _non_finite(requests):
+        return "NaN and Infinity are not JSON numbers: use a finite number."
+    if not isinstance(requests, list) or not requests:
+        return "A list of at least one request."
+    for position, request in enumerate(requests):
+        if problem := _request_error(request):
+            return f"Request {position + 1}: {problem}."
     return None
 
 
@@ -202,20 +221,12 @@ class BenchmarkPlan(models.Model):
     def clean(self) -> None:
         """Refuse what would fail only later, in a run: a malformed mix, unknown scopes, a shape too big."""
         errors = {}
-        for name in ("requests", "scopes"):
-            if _too_deep(getattr(self, name)):
-                errors[name] = f"Nested more than {MAX_JSON_DEPTH} levels deep."
-            elif _non_finite(getattr(self, name)):
-                errors[name] = "NaN and Infinity are not JSON numbers: use a finite number."
-        if "requests" not in errors:
-            if not isinstance(self.requests, list) or not self.requests:
-                errors["requests"] = "A list of at least one request."
-            else:
-                for position, request in enumerate(self.requests):
-                    problem = _request_error(request)
-                    if problem:
-                        errors["requests"] = f"Request {position + 1}: {problem}."
-                        break
+        if problem := request_mix_error(self.requests):
+            errors["requests"] = problem
+        if _too_deep(self.scopes):
+            errors["scopes"] = f"Nested more than {MAX_JSON_DEPTH} levels deep."
+        elif _non_finite(self.scopes):
+            errors["scopes"] = "NaN and Infinity are not JSON numbers: use a finite number."
         if "scopes" not in errors:
             problem = self._scopes_error()
             if problem:

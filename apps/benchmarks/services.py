@@ -25,7 +25,7 @@ from django.utils import timezone
 from apps.accounts.scopes import BENCHMARK
 from apps.accounts.services import api_client_create, api_client_revoke
 from apps.benchmarks import analysis, runner
-from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression, token_host_allowed
+from apps.benchmarks.models import BenchmarkPlan, BenchmarkRun, Regression, request_mix_error, token_host_allowed
 from apps.benchmarks.report import render_run_report
 from apps.core.broker_errors import broker_failure, send_errors
 
@@ -221,6 +221,11 @@ def benchmark_run_wait_unsent(*, run_id: int, busy: BenchmarkRun, exc: BaseExcep
                    "sends it again", run_id, busy.pk, broker_failure(exc))  # fmt: skip
 
 
+class PlanInvalid(Exception):
+    """The plan's request mix breaks its checks (stored around them: raw SQL, an older release): Locust failed
+    on it (a weight no float holds) with a traceback in its log, or measured no request."""
+
+
 class TargetUnusable(Exception):
     """The service's stored base URL breaks the registry's rules (stored before them, or by raw SQL): with a
     query string Locust sent every request to the wrong path and measured that, an out-of-range port failed
@@ -377,6 +382,8 @@ def _run_measure(run: BenchmarkRun) -> BenchmarkRun:
 
     client = None
     try:  # everything that can fail on the plan's values is in here: a failure fails the run, never strands it
+        if problem := request_mix_error(plan.requests):
+            raise PlanInvalid(f"its request mix is not valid: {problem} Fix the plan, then run it again.")
         stages = runner.stages_for(plan)
         # Counted from now: a run that waited in the queue (or the plan's edit since) must not be stopped
         # early by a deadline counted from when it was created.
