@@ -111,17 +111,43 @@ fi
 FIRST_VAR_DIR="$(mktemp -d)"
 SECOND_VAR_DIR="$(mktemp -d)"
 SECOND_LOG="$SECOND_VAR_DIR/pytest.log"
-trap 'rm -rf "$FIRST_VAR_DIR" "$SECOND_VAR_DIR"' EXIT
 
-# Stopped: Ctrl-C reaches each pytest itself (the terminal signals the whole process group); a TERM or HUP (a CI
-# cancel, a kill) comes to this script alone and is passed on to each as a Ctrl-C. Either way each pytest's
-# fixtures stop the workers and servers it started, and both are waited for before their folders go.
-FIRST_PID="" SECOND_PID="" STOPPED=""
-on_signal() {
-  [ -z "$STOPPED" ] || return 0 # once: a second SIGINT would cut a pytest's teardown short
-  STOPPED=$1
-  [ "$1" = INT ] || kill -INT $FIRST_PID $SECOND_PID 2>/dev/null || true
+# Stopped: each pytest gets one SIGINT (a Ctrl-C: its fixtures stop the workers and servers it started), and both
+# are waited for before their folders go. A Ctrl-C reaches each itself (the terminal signals the whole process
+# group, as `timeout -s INT` does); a TERM or HUP (a CI cancel, a kill), or an INT to this script alone (`kill -INT`),
+# comes here alone and is passed on as a Ctrl-C. Never a second, whatever follows: it would cut a pytest's teardown
+# short (a second Ctrl-C at the terminal still reaches each). WITNESS tells an INT to the group from one to this
+# script alone: it waits in this group, and an INT ends it (a signal to a group is queued to each of its processes
+# before any handles it). Without /proc to look in, an INT is passed on to none, and a later TERM or HUP still is.
+FIRST_PID="" SECOND_PID="" STOPPED="" DELIVERED="" WITNESS=""
+witness_signalled() {
+  local seen
+  seen=$(awk '/^State:/ && $2 ~ /^[ZX]$/ { found = 1 } /^(SigPnd|ShdPnd):/ && $2 !~ /^0+$/ { found = 1 }
+    END { print found + 0 }' "/proc/$WITNESS/status" 2>/dev/null) || return 0 # gone: ended and reaped
+  [ "$seen" = 1 ]
 }
+say() { echo "$*" >&2 || true; } # a closed terminal (HUP) ends nothing here
+on_signal() {
+  STOPPED=${STOPPED:-$1}
+  if [ -n "$DELIVERED" ]; then
+    say "== SIG$1: each pytest has had its SIGINT (on SIG$DELIVERED); still waiting for them"
+  elif [ "$1" = INT ] && ! [ -d "/proc/$$" ]; then
+    say "== SIGINT: passed on to no pytest, with no /proc to tell a Ctrl-C by (a TERM or HUP would be)"
+  elif [ "$1" = INT ] && witness_signalled; then
+    DELIVERED=INT
+    say "== SIGINT to the process group (Ctrl-C): each pytest has it"
+  else
+    DELIVERED=$1
+    kill -INT $FIRST_PID $SECOND_PID 2>/dev/null || true
+    say "== SIG$1: passed on to each pytest as a SIGINT (Ctrl-C)"
+  fi
+}
+(
+  trap - INT
+  exec tail --pid=$$ -f /dev/null # ends with this script, a SIGKILLed one too
+) </dev/null >/dev/null 2>&1 &
+WITNESS=$!
+trap 'kill "$WITNESS" 2>/dev/null || true; rm -rf "$FIRST_VAR_DIR" "$SECOND_VAR_DIR"' EXIT
 for signal in INT TERM HUP; do trap "on_signal $signal" "$signal"; done
 
 # A pytest in the background (so a signal is handled while it runs), told to take SIGINT: a job in the

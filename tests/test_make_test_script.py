@@ -237,6 +237,7 @@ half = "second" if os.environ["DATABASE_URL"].endswith("_2") else "first"
 def stop(signum, frame):
     with (checkout / f"{half}.signals").open("a") as record:
         record.write(f"{signal.Signals(signum).name} var_dir_there={os.path.isdir(os.environ['VAR_DIR'])}\\n")
+    time.sleep(2)  # its teardown, which a second SIGINT would cut short (and be recorded)
     print(f"{half} pytest stopped", flush=True)
     sys.exit(2)
 
@@ -253,17 +254,50 @@ def _started(checkout: Path) -> dict[str, list[str]]:
     return {half: file.read_text().split() for half, file in files.items() if file.exists()}
 
 
+def _said(output: Path) -> int:
+    """How many signals the script has said it took (a line each)."""
+    return sum(line.startswith("== SIG") for line in output.read_text().splitlines())
+
+
+def _signalled(checkout: Path) -> dict[str, str]:
+    """The signals each blocking pytest has recorded."""
+    return {
+        half: (checkout / f"{half}.signals").read_text()
+        for half in _started(checkout)
+        if (checkout / f"{half}.signals").exists()
+    }
+
+
+SCRIPT, GROUP = "the script", "the group"
+
+
 @pytest.mark.parametrize(
-    ("signum", "to_group"),
-    [(signal.SIGTERM, False), (signal.SIGHUP, False), (signal.SIGINT, True)],
-    ids=["TERM", "HUP", "Ctrl-C to the group"],
+    "sent",
+    [
+        [(signal.SIGTERM, SCRIPT)],
+        [(signal.SIGHUP, SCRIPT)],
+        [(signal.SIGINT, GROUP)],
+        [(signal.SIGINT, SCRIPT)],
+        [(signal.SIGINT, SCRIPT), (signal.SIGTERM, SCRIPT)],
+        [(signal.SIGINT, GROUP), (signal.SIGTERM, SCRIPT)],
+    ],
+    ids=[
+        "TERM",
+        "HUP",
+        "Ctrl-C to the group",
+        "INT to the script",
+        "INT to the script, then TERM",
+        "Ctrl-C, then TERM",
+    ],
 )
 def test_a_stopped_run_stops_both_pytests_and_shows_the_seconds_output(
-    checkout: Path, signum: int, to_group: bool
+    checkout: Path, sent: list[tuple[int, str]]
 ) -> None:
-    """A TERM or HUP to the script alone (a CI cancel, a kill) reaches both pytests as a Ctrl-C; a Ctrl-C to the
-    group reaches each once (a second would cut its teardown short). Both are waited for (their folders are
-    there while they stop, and gone after), the second's output is shown, and the run fails."""
+    """A TERM, HUP or INT to the script alone (a CI cancel, `kill`) reaches both pytests as a Ctrl-C; a Ctrl-C to
+    the group reaches each itself. Either way each gets one, whatever follows (a second would cut its teardown
+    short): an INT to the script alone was passed on to neither, and a TERM after it was ignored too, so both ran on.
+    Both are waited for (their folders are there while they stop, and gone after), the second's output is shown,
+    and the run fails."""
     (checkout / ".venv/bin/pytest").write_text(f"#!{sys.executable}\n{BLOCKING_PYTEST}")
     output = checkout / "output.txt"
     with output.open("w") as sink:
@@ -282,10 +316,16 @@ def test_a_stopped_run_stops_both_pytests_and_shows_the_seconds_output(
             time.sleep(0.1)
             started = _started(checkout)
         assert len(started) == 2, output.read_text()
-        if to_group:
-            os.killpg(script.pid, signum)
-        else:
-            os.kill(script.pid, signum)
+        for number, (signum, to) in enumerate(sent, start=1):
+            if number > 1:  # the next once the script has said what it did with the last (at once, in no set order)
+                deadline = time.monotonic() + 120
+                while _said(output) < number - 1 and time.monotonic() < deadline and script.poll() is None:
+                    time.sleep(0.1)
+                assert _said(output) == number - 1, (sent[number - 2], _signalled(checkout), output.read_text())
+            if to == GROUP:
+                os.killpg(script.pid, signum)
+            else:
+                os.kill(script.pid, signum)
         assert script.wait(timeout=120) != 0, output.read_text()
     finally:
         for pid, _ in _started(checkout).values():  # after a failure, none is left running
