@@ -8,7 +8,13 @@ import os
 DEFAULT_BASE_URL = "http://127.0.0.1:8000"  # make run's HOST and PORT, as seed_demo's default --base-url
 
 
+def base_url() -> str:
+    """CONTROLPLANE_URL without a trailing slash, make run's address when it is unset or blank: the one reading of
+    it, for seed_demo's default --base-url too (which took it raw: an empty one was refused, a trailing slash
+    printed `//admin/`)."""
+    return os.environ.get("CONTROLPLANE_URL", "").strip().rstrip("/") or DEFAULT_BASE_URL
+
+
 def absolute_url(path: str) -> str:
-    """`path` on CONTROLPLANE_URL, the address seed_demo's links use too (make run's when it is unset or empty)."""
-    base = os.environ.get("CONTROLPLANE_URL", "").strip().rstrip("/") or DEFAULT_BASE_URL
-    return f"{base}/{path.lstrip('/')}"
+    """`path` on base_url(), the address seed_demo's links use too."""
+    return f"{base_url()}/{path.lstrip('/')}"

@@ -20,6 +20,7 @@ from apps.benchmarks.services import nightly_benchmarks_ensure
 from apps.clinical.loader import AlreadyLoaded, synthetic_ranges_missing
 from apps.clinical.management.commands.load_synthetic import BOUNDS as SYNTHETIC_BOUNDS
 from apps.clinical.models import Patient
+from apps.core import links
 from apps.core.broker_errors import broker_failure, send_errors
 from apps.inference.services import bundled_deployments_ensure
 from apps.optimizer.services import optimizer_schedules_ensure
@@ -118,7 +119,6 @@ AI_INFERENCE_WATCHED = "embeddings"
 # A clinician's app: every scope but the benchmark runner's (which skips rate limits).
 DEMO_SCOPES = [scope for scope in SCOPES if scope != BENCHMARK]
 ADMIN_USERNAME = "admin"
-DEFAULT_BASE_URL = "http://127.0.0.1:8000"  # make run's HOST and PORT
 DEMO_CLIENT_NAME = "demo-clinical-app"
 
 
@@ -126,7 +126,7 @@ class Command(BaseCommand):
     help = "Create demo services, an admin user and an API client (idempotent); print the credentials."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--base-url", default=os.environ.get("CONTROLPLANE_URL", DEFAULT_BASE_URL))
+        parser.add_argument("--base-url", default=links.base_url())
         parser.add_argument(
             "--forecast", action="store_true", help="Send the first workload forecasts to the workers if none exist."
         )
@@ -144,11 +144,11 @@ class Command(BaseCommand):
         # Checked before anything is written: the demo API service's full_clean refused it with a traceback
         # (make run PORT=70000, after migrating).
         if problem := ("Empty." if not base_url else base_url_problem(base_url)):
-            raise CommandError(f"--base-url {base_url!r} cannot be used: {problem} (e.g. {DEFAULT_BASE_URL})")
+            raise CommandError(f"--base-url {base_url!r} cannot be used: {problem} (e.g. {links.DEFAULT_BASE_URL})")
         credentials_file = Path(settings.VAR_DIR) / "demo-credentials.json"
         stored = self._read_credentials(credentials_file)
         # Files written before the address was kept: make run's default one.
-        seeded_url = stored.get("base_url", DEFAULT_BASE_URL)
+        seeded_url = stored.get("base_url", links.DEFAULT_BASE_URL)
 
         with transaction.atomic():
             created = []
