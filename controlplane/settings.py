@@ -305,6 +305,8 @@ if DB_POOL_MIN_SIZE > DB_POOL_MAX_SIZE:  # psycopg_pool refuses it at the first 
 
 
 def _postgres_options(config: dict) -> dict:
+    # Django's backend, whose pool never hands out a connection the server ended while idle (apps/core/postgresql).
+    config["ENGINE"] = "apps.core.postgresql"
     config.setdefault("OPTIONS", {})
     config["OPTIONS"]["pool"] = {
         "min_size": DB_POOL_MIN_SIZE,

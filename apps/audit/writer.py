@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import socket
 import threading
 import time
@@ -47,6 +46,7 @@ from django.db import (
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import UnsealableEntry
+from apps.core.postgresql.idle import IdleWatch
 
 # libpq's limits on the writer's own connection, unless the settings' OPTIONS name them. Without them a database
 # that vanishes without a reset (a failover moving its address, a dropped route) leaves the leader waiting on a
@@ -91,7 +91,7 @@ class GroupCommitWriter:
         self._chain_pid: int | None = None
         self._database: psycopg.Connection | None = None
         self._database_pid: int | None = None
-        self._database_watch: _IdleWatch | None = None
+        self._database_watch: IdleWatch | None = None
 
     @property
     def gather_seconds(self) -> float:
@@ -285,7 +285,7 @@ class GroupCommitWriter:
         role = default.settings_dict["OPTIONS"].get("assume_role")
         if role:  # as Django's own connections do
             database.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(role)))
-        self._database_watch = _IdleWatch(database)
+        self._database_watch = IdleWatch(database)
         self._database, self._database_pid = database, os.getpid()
         return database
 
@@ -294,47 +294,6 @@ class GroupCommitWriter:
         database, self._database = self._database, None
         if database is not None and self._database_pid == os.getpid():
             database.close()
-
-
-class _IdleWatch:
-    """Finds, without a round trip, whether the server has ended the writer's idle session.
-
-    An idle session's socket has nothing to read unless the server sent something unasked: its goodbye (a FATAL
-    error, then the close) or a harmless message (a NOTICE, a ParameterStatus, a notification). Quiet, the check
-    is one zero-timeout poll. Readable, libpq reads what came: the close marks the connection bad, and a FATAL
-    (the close may follow it a moment later) reaches this watch as a notice; anything else stays with libpq and
-    psycopg delivers it as it would have.
-    """
-
-    # Readable turns read at most: a server ending a session takes two (its FATAL, then the close); a live
-    # server's unsolicited messages take one and leave the socket quiet.
-    READS = 4
-
-    def __init__(self, database: psycopg.Connection) -> None:
-        self.database, self.farewell = database, False
-        self._readable = select.poll()
-        self._readable.register(database.pgconn.socket, select.POLLIN)
-        database.add_notice_handler(self._notice)
-
-    def _notice(self, diagnostic: psycopg.errors.Diagnostic) -> None:
-        if diagnostic.severity_nonlocalized in ("FATAL", "PANIC"):  # only ever sent by a server ending the session
-            self.farewell = True
-
-    def ended_by_server(self) -> bool:
-        database = self.database
-        if database.closed:
-            return True
-        try:
-            for _ in range(self.READS):
-                if not self._readable.poll(0):
-                    return False
-                database.pgconn.consume_input()  # raises when it reads the close
-                database.pgconn.is_busy()  # parses what came: a notice (a FATAL one too) reaches its handlers
-                if self.farewell or database.closed:
-                    return True
-        except psycopg.Error:
-            return True
-        return False
 
 
 def _as_django_error(exc: psycopg.Error) -> DatabaseError:

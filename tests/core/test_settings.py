@@ -65,7 +65,7 @@ def test_service_urls_select_postgres_pool_redis_and_rabbitmq(tmp_path):
             DB_POOL_MAX_SIZE="50",
         )
     )
-    assert dumped["engine"] == "django.db.backends.postgresql"
+    assert dumped["engine"] == "apps.core.postgresql"  # Django's, its pool checking a connection before handing it out
     assert dumped["options"]["pool"] == {"min_size": 10, "max_size": 50, "timeout": 10.0}
     assert dumped["conn_max_age"] == 0
     assert dumped["cache"] == "django_redis.cache.RedisCache"
