@@ -8,6 +8,7 @@ a plugin host we do not install): nothing is downloaded at run time (HF_HUB_OFFL
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import math
 import os
@@ -265,6 +266,9 @@ class _Runner:
         self.tokenizing = tokenizing or threading.Lock()
         self.context = max_tokens  # the positions the model reads, prompt and generated tokens together
 
+    # Tokens the model's input format adds to every text, counted against the cap (a chat template's).
+    template_tokens = 0
+
 
 class Embedder(_Runner):
     """Sentence embeddings: mean of the token states under the attention mask, L2-normalised (what
@@ -337,6 +341,12 @@ class Generator(_Runner):
         with self.tokenizing:
             return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                       return_dict=True)["input_ids"]  # fmt: skip
+
+    @functools.cached_property
+    def template_tokens(self) -> int:
+        """The tokens the chat template adds to every prompt (SmolLM2's: its system prompt and the role
+        markers, 30), counted in the prompt's tokens as the model reads them."""
+        return len(self.prompt_ids(""))
 
     def decode(self, ids: list[int]) -> str:
         with self.tokenizing:

@@ -641,6 +641,11 @@ def input_token_cap(deployment: ModelDeployment) -> int:
     return served(deployment).runner.max_tokens
 
 
+def template_tokens(deployment: ModelDeployment) -> int:
+    """The tokens the deployment's input format adds to every text (a chat template's), counted in its cap."""
+    return getattr(served(deployment).runner, "template_tokens", 0)
+
+
 def token_count(deployment: ModelDeployment, text: str) -> int:
     """The text's tokens; past the deployment's cap, maybe those of its start only: enough to refuse it."""
     runner = served(deployment).runner

@@ -249,9 +249,14 @@ class _InferenceView(PhiAPIView):
     def over_cap(self, deployment: ModelDeployment, tokens: int) -> list[str]:
         """The error of a text of `tokens` past the deployment's input token cap (a list, as the serializer's
         are). Takes the count, not the text: generate needs the count again, and tokenizing is not free. Past the
-        cap the count may be of the text's start only (serving.token_count), hence "at least"."""
+        cap the count may be of the text's start only (serving.token_count), hence "at least". The tokens a chat
+        template adds are named: "hi" alone counts 31 tokens for SmolLM2."""
         cap = serving.input_token_cap(deployment)
-        return [f"At least {tokens} tokens; {deployment.name} takes at most {cap}."] if tokens > cap else []
+        if tokens <= cap:
+            return []
+        added = serving.template_tokens(deployment)
+        of_template = f" ({added} of them the chat template's, added to every prompt)" if added else ""
+        return [f"At least {tokens} tokens{of_template}; {deployment.name} takes at most {cap}."]
 
     def check_patient(self, request: Request, patient_id: int | None) -> None:
         """A call about a patient names an active one (400 otherwise), checked after everything else about the
