@@ -6,7 +6,19 @@ import pytest
 from apps.inference import backends, services, serving
 from tests.inference.support import deployment
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("_let_go_of_test_models")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("_let_go_of_test_models", "_served_by_no_one")]
+
+
+@pytest.fixture
+def _served_by_no_one(monkeypatch):
+    """This process serves nothing during the test (earlier tests' models are set aside, their bases put back
+    after): whether a base is kept depends on what is served."""
+    monkeypatch.setattr(serving, "_served", {})
+    monkeypatch.setattr(serving, "_loading_weights", {})
+    bases = dict(backends._bases)
+    yield
+    for weights, base in bases.items():
+        backends._bases.setdefault(weights, base)
 
 
 def _profiled(name: str):
