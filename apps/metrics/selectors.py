@@ -61,6 +61,13 @@ def route_latency(
 # anything, they are no request of the service's. Counted among the requests, 2,000 of them beside 60 served
 # (half failing) read as a 1.46% error rate and a 2 ms p95; they are reported apart, as `rate_limited`.
 RATE_LIMITED = ("429",)
+# The responses the adaptive controller's p95 leaves out (tasks.adapt): it reads how long the service takes to
+# serve, and each of these is answered without serving. A 503 is a service shedding load (its own class,
+# recorder.status_class); a 4xx is the caller's request refused (a bad or unknown token, no permission, no such
+# record, a body that fails validation): answered before the work it asks for, and made at will by any client
+# (a flood of made-up tokens), it would hold an overloaded service's p95 down and keep its limit loose.
+# Served: 2xx, 3xx and the other 5xx (a failure after the work, or a gateway timeout, is as slow as the work).
+NOT_SERVED = ("4xx", "429", "503")
 
 
 def rate_limited_count(*, route_prefixes: list[str] | None = None, since, until=None) -> int:
@@ -92,8 +99,8 @@ def service_p95_ms(
 ) -> dict[int, float]:
     """Each active service's p95 since `since`, from the routes under its `route_prefix`, where it served
     `min_requests` requests or more (below that the "p95" is the slowest few, a cold start on a quiet
-    service: no reading); without the responses of `exclude_status_classes` ("429": the limiter's refusals,
-    answered in a few ms)."""
+    service: no reading); without the responses of `exclude_status_classes` (NOT_SERVED: the refusals answered
+    in a few ms without serving)."""
     p95 = {}
     for service in Service.objects.filter(is_active=True).exclude(route_prefix=""):
         latency = route_latency(
