@@ -18,16 +18,20 @@ from dataclasses import dataclass
 
 from django.db import connections, router, transaction
 
-# KEYS[1]: the log. ARGV: window ms, limit, burst per second (0: none), member.
+# KEYS[1]: the log; KEYS[2]: its scope's keep floor (see RedisSlidingWindow.lengthen). ARGV: window ms, limit,
+# burst per second (0: none), member.
 # Returns {allowed, quota, remaining, reset_ms, retry_after_ms}: see Decision. The clock is Redis's, shared by
 # every caller. A key that is not a log (written from outside: an operator's SET, a corrupted key) is started again:
 # its WRONGTYPE error was taken for Redis being away, opening the process's shared breaker on every request.
+# The log is kept for the window, or for the scope's keep floor where that is longer: a process that has not yet
+# read a lengthened period (the policies' poll, about a second) must not give the hits it admits the old one.
 SLIDING_WINDOW = """
 local kind = redis.call('TYPE', KEYS[1])['ok']
 if kind ~= 'zset' and kind ~= 'none' then redis.call('DEL', KEYS[1]) end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window, limit, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local keep = math.max(window, tonumber(redis.call('GET', KEYS[2]) or 0) or 0)
 -- Members stamped ahead of now (Redis's clock stepped back, or one written from outside) would be counted, and
 -- make the wait, for as long as they are ahead: for ever, for a bad score. Stamped now instead: still counted
 -- (a step back does not hand out a second window), but gone within the window.
@@ -38,7 +42,7 @@ local count = redis.call('ZCARD', KEYS[1])
 if count >= limit then
   local freeing = redis.call('ZRANGE', KEYS[1], count - limit, count - limit, 'WITHSCORES')
   local wait = math.min(tonumber(freeing[2]) + window - now, window)
-  redis.call('PEXPIRE', KEYS[1], window)  -- a period lengthened since the last admission: keep the log that long
+  redis.call('PEXPIRE', KEYS[1], keep)  -- a period lengthened since the last admission: keep the log that long
   return {0, limit, 0, wait, wait}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
@@ -58,7 +62,7 @@ if burst > 0 then
   end
 end
 redis.call('ZADD', KEYS[1], now, ARGV[4])
-redis.call('PEXPIRE', KEYS[1], window)
+redis.call('PEXPIRE', KEYS[1], keep)
 if count == 0 and quota == limit then reset = window end
 return {1, quota, remaining, math.min(reset, window), 0}
 """
@@ -66,6 +70,20 @@ return {1, quota, remaining, math.min(reset, window), 0}
 # stepped back or a bad member, stamped now instead (see the script).
 FUTURE_TOLERANCE_MS = 1000
 SLIDING_WINDOW = SLIDING_WINDOW.replace("FUTURE_MS", str(FUTURE_TOLERANCE_MS))
+
+# KEYS: logs of one scope. ARGV: ms. Each log that would expire sooner is kept that long from now (a log without
+# an expiry is not one of the limiter's and is left as it is).
+EXTEND = """
+local ms = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local ttl = redis.call('PTTL', KEYS[i])
+  if ttl >= 0 and ttl < ms then redis.call('PEXPIRE', KEYS[i], ms) end
+end
+return #KEYS
+"""
+# How long a lengthened period's keep floor outlives the edit, at least: past the 5 minutes a process may keep the
+# policies it read (selectors.policy_cache's TTL), every process limits by the new period.
+KEEP_FLOOR_MIN_SECONDS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +107,40 @@ class RedisSlidingWindow:
     def __init__(self, client):
         self.client = client
         self.script = client.register_script(SLIDING_WINDOW)
+        self.extend = client.register_script(EXTEND)
 
     def hit(self, key: str, *, limit: int, window_seconds: int, burst: int | None = None) -> Decision:
+        """`key`: "<scope>:<client>"; the scope names the keep floor (`lengthen`)."""
+        scope = key.split(":", 1)[0]
         try:
             allowed, quota, remaining, reset_ms, retry_ms = self.script(
-                keys=[f"rl:{key}"], args=[window_seconds * 1000, limit, burst or 0, os.urandom(8).hex()]
+                keys=[f"rl:{key}", f"rl-keep:{scope}"],
+                args=[window_seconds * 1000, limit, burst or 0, os.urandom(8).hex()],
             )
         except Exception as exc:
             raise LimiterUnavailable(str(exc)) from exc
         return Decision(bool(allowed), int(quota), int(remaining), int(reset_ms) / 1000, int(retry_ms) / 1000)
+
+    def lengthen(self, scope: str, period_seconds: int) -> int:
+        """After the scope's period was lengthened to `period_seconds`: its logs are kept that long. Each log
+        expires a period after its last hit, so those written under the shorter one would expire with the hits
+        they hold still inside the new window, and a client be let in again (4 in 1.2 s under "2 per 60 s").
+        First the keep floor, for the logs the processes that have not yet read the edit write meanwhile (their
+        poll: about a second); then every log the scope has now. The number of logs."""
+        ms = period_seconds * 1000
+        try:
+            self.client.set(f"rl-keep:{scope}", ms, px=max(ms, KEEP_FLOOR_MIN_SECONDS * 1000))
+            extended, batch = 0, []
+            for key in self.client.scan_iter(match=f"rl:{scope}:*", count=1000):  # a slug: no glob characters
+                batch.append(key)
+                if len(batch) == 500:
+                    extended += self.extend(keys=batch, args=[ms])
+                    batch = []
+            if batch:
+                extended += self.extend(keys=batch, args=[ms])
+        except Exception as exc:
+            raise LimiterUnavailable(str(exc)) from exc
+        return extended
 
 
 class DatabaseSlidingWindow:

@@ -129,6 +129,12 @@ def ratelimit_policy_edit_save(*, policy: RateLimitPolicy, fields: list[str]) ->
     policy.save(update_fields=fields)
     if before is None or (before["requests"], before["period_seconds"]) == (policy.requests, policy.period_seconds):
         return None
+    if policy.period_seconds > before["period_seconds"]:
+        # The limiter's logs were set to expire by the shorter period: kept for the new one once it is in force.
+        from apps.ratelimits.throttling import limiter
+
+        scope, period = policy.scope, policy.period_seconds
+        transaction.on_commit(lambda: limiter.lengthen(scope, period))
     return RateLimitLimitChange.objects.create(
         policy=policy,
         old_requests=before["requests"],

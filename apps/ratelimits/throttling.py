@@ -67,6 +67,25 @@ class _Limiter:
         self.breaker.success()
         return decision
 
+    def lengthen(self, scope: str, period_seconds: int) -> None:
+        """After an edit lengthened the scope's period (committed): Redis keeps its logs for the new period
+        (RedisSlidingWindow.lengthen). The database's hits are kept until a hit of the key or the prune drops
+        them, past any period. Redis away: logged, never the edit's failure (a log may then expire early)."""
+        backend = self.backend()
+        if not isinstance(backend, RedisSlidingWindow):
+            return
+        try:
+            if not self.breaker.available():
+                raise LimiterUnavailable("circuit open")
+            try:
+                backend.lengthen(scope, period_seconds)
+            except LimiterUnavailable:
+                self.breaker.failure()
+                raise
+        except LimiterUnavailable:
+            logger.warning("rate limiter unreachable: the logs of scope %s were not kept for its lengthened "
+                           "period of %d s", scope, period_seconds)  # fmt: skip
+
 
 limiter = _Limiter()
 
