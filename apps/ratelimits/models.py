@@ -143,7 +143,10 @@ class RateLimitAdjustment(models.Model):
         RECOVER = "recover"
 
     policy = models.ForeignKey(RateLimitPolicy, on_delete=models.CASCADE, related_name="adjustments")
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Stamped by the database on insert (and returned by it), as `last_step_at` and the admin edits' rows are: the
+    # overview reads each step against the request rollups' minutes, on the database's clock. The worker's clock
+    # two hours behind put a tightening before the minutes it limited (a 30/min client read as 15/min's 133%).
+    at = models.DateTimeField(db_default=Now(), db_index=True)
     direction = models.CharField(max_length=8, choices=Direction.choices)
     old_factor = models.FloatField()
     new_factor = models.FloatField()
