@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.contrib.auth.models import Group, Permission
 from django.db import connections, transaction
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Now
+from django.utils import timezone
 
 from apps.accounts.models import ApiClient, scope_permission_codename
 from apps.accounts.scopes import SCOPES
@@ -28,7 +30,12 @@ def api_client_for_token(token: str) -> ApiClient | None:
         return None
 
     def load() -> ApiClient | None:
-        return one_or_none(ApiClient.objects.using("default").filter(token_hash=digest))
+        # The database's clock read in the same query: the client keeps its offset from this host's (cached with
+        # it, measured again at each load), and its expiry is judged by the database's time (ApiClient.is_expired).
+        client = one_or_none(ApiClient.objects.using("default").annotate(database_now=Now()).filter(token_hash=digest))
+        if client is not None:
+            client.clock_offset = client.database_now - timezone.now()
+        return client
 
     client = load() if in_open_transaction() else api_clients_cache.get(digest, load)
     if client is None:
