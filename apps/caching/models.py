@@ -6,6 +6,8 @@ import time
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, router, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
 
 from apps.caching.defaults import PHI_NAMESPACES
 
@@ -20,6 +22,29 @@ def scope_generation_start() -> int:
     """A new scope row's generation: the time in microseconds, never one an earlier row of the scope (pruned
     since) reached, so the entries stored under that one cannot become valid again."""
     return time.time_ns() // 1000
+
+
+# The database's clock in microseconds, for PostgreSQL, where processes on several hosts bump the same rows.
+DATABASE_MICROSECONDS_SQL = "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000)::bigint"
+
+
+class DatabaseMicroseconds(models.Func):
+    """The time in microseconds by the database's clock (SQLite's processes share this host's)."""
+
+    output_field = models.BigIntegerField()
+
+    def as_sql(self, compiler, connection, **extra):
+        return DATABASE_MICROSECONDS_SQL, []
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return "%s", [scope_generation_start()]
+
+
+def next_generation(field: str = "generation") -> Greatest:
+    """A generation bump: at least the time in microseconds, not one more. A restore puts a generation back, and
+    one more would reach the number it took back again, under which entries of the database of before (stored by
+    a process that had not seen the restore yet) were valid again in every process."""
+    return Greatest(F(field) + 1, DatabaseMicroseconds(), output_field=models.BigIntegerField())
 
 
 class CachePolicy(models.Model):
@@ -84,14 +109,19 @@ class CachePolicy(models.Model):
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         with transaction.atomic(using=using):
             rows = type(self)._base_manager.using(using).filter(pk=self.pk)
-            before = rows.select_for_update().values(*_ORPHANING_FIELDS, "generation").first()
+            before = (
+                rows.select_for_update()
+                .annotate(now_us=DatabaseMicroseconds())
+                .values(*_ORPHANING_FIELDS, "generation", "now_us")
+                .first()
+            )
             if before is None:  # deleted since it was loaded: saved as it is, as Django would
                 super().save(*args, **kwargs)
                 return
             generation = before["generation"]
             if _orphans_entries(before, self):
-                generation += 1
-                rows.update(generation=generation)  # the row is locked: the same as F("generation") + 1
+                generation = max(generation + 1, before["now_us"])  # next_generation(), the row locked
+                rows.update(generation=generation)
             self.generation = generation
             fields = kwargs.get("update_fields")
             if fields is None:

@@ -11,7 +11,14 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from apps.caching.defaults import DEFAULT_POLICIES, FRESHNESS_LIMITS, namespace_check
-from apps.caching.models import SCOPE_GENERATION_IDLE_SECONDS, CacheEntry, CachePolicy, CacheScopeGeneration, CacheStat
+from apps.caching.models import (
+    SCOPE_GENERATION_IDLE_SECONDS,
+    CacheEntry,
+    CachePolicy,
+    CacheScopeGeneration,
+    CacheStat,
+    next_generation,
+)
 from apps.core.services import fields_update
 
 logger = logging.getLogger(__name__)
@@ -61,7 +68,7 @@ def cache_namespace_clear(*, namespace: str) -> CachePolicy:
     The bump alone makes every stored entry unreachable. The L3 rows go after the commit, in batches, in a
     task: deleted in this transaction, a large namespace ran past the admin request's timeout and the whole
     clear rolled back."""
-    CachePolicy.objects.filter(namespace=namespace).update(generation=F("generation") + 1)
+    CachePolicy.objects.filter(namespace=namespace).update(generation=next_generation())
     policy = CachePolicy.objects.get(namespace=namespace)
     policy.save(update_fields=["updated_at"])  # post_save tells every process
     transaction.on_commit(lambda: _entries_delete_later(namespace))

@@ -1617,16 +1617,21 @@ class CacheStack:
         """Bump the scopes' generations in the caller's transaction; publish them when it commits.
 
         A scope's first row starts at the time in microseconds, not 1: its rows are pruned once idle, and a row
-        starting again at 1 would make the entries (and the Redis generation) of an earlier one valid again."""
-        from apps.caching.models import CacheScopeGeneration, scope_generation_start
+        starting again at 1 would make the entries (and the Redis generation) of an earlier one valid again. A bump
+        moves on to at least the time in microseconds too, not one more: a restore puts the generation back, and one
+        more reached the number it took back again, under which a process that had not seen the restore yet stored
+        what it read before it (the L3 INSERT's compare was its only guard) for every process. The database's clock
+        on PostgreSQL (processes on several hosts), which a restore does not take back."""
+        from apps.caching.models import DATABASE_MICROSECONDS_SQL, CacheScopeGeneration, scope_generation_start
 
         table = CacheScopeGeneration._meta.db_table
         stamp, stamp_params = self._database_now()
         # One statement for all of them (a bulk data fix bumps thousands: a statement each took seconds), in the
         # keys' order, so two writers lock shared rows in the same order.
         keys = sorted({scope if scope == POLICY_SCOPE else self.scope_key(scope) for scope in scopes})
+        greatest = "GREATEST" if connections[self.database].vendor == "postgresql" else "MAX"
         upsert = (
-            f"ON CONFLICT (scope) DO UPDATE SET generation = {table}.generation + 1, "
+            f"ON CONFLICT (scope) DO UPDATE SET generation = {greatest}({table}.generation + 1, excluded.generation), "
             f"updated_at = excluded.updated_at RETURNING scope, generation"
         )
         bumped: dict[str, int] = {}
@@ -1637,9 +1642,9 @@ class CacheStack:
                 # this draw back with the write, so it is seen though no poll drew between the backup and it.
                 cursor.execute(
                     f"WITH d AS (SELECT {_DRAW} AS n) "  # noqa: S608
-                    f"INSERT INTO {table} (scope, generation, updated_at) SELECT key, %s, {stamp} "
-                    f"FROM unnest(%s::text[]) AS key, d ORDER BY key {upsert}, (SELECT n FROM d)",
-                    [scope_generation_start(), *stamp_params, keys],
+                    f"INSERT INTO {table} (scope, generation, updated_at) SELECT key, {DATABASE_MICROSECONDS_SQL}, "
+                    f"{stamp} FROM unnest(%s::text[]) AS key, d ORDER BY key {upsert}, (SELECT n FROM d)",
+                    [*stamp_params, keys],
                 )
                 rows = cursor.fetchall()
                 bumped.update((scope, generation) for scope, generation, _ in rows)

@@ -30,7 +30,7 @@ def test_an_operator_can(client, django_user_model):
         "/admin/caching/cachepolicy/", {"action": "clear_namespaces", "_selected_action": [policy.pk]}, follow=True
     )
     assert "Cleared 1 namespace(s)." in response.content.decode()
-    assert CachePolicy.objects.get(pk=policy.pk).generation == policy.generation + 1
+    assert CachePolicy.objects.get(pk=policy.pk).generation > policy.generation
 
 
 @pytest.mark.parametrize("selected", [["abc"], ["1", "x"], ["1.5"], [""]])

@@ -63,7 +63,7 @@ def test_a_role_without_the_sequence_bumps_and_polls(tables_only_role, caplog):
     stack.invalidate_scopes(["patient:1"])
     first = CacheScopeGeneration.objects.get(scope=scope_key).generation
     stack.invalidate_scopes(["patient:1"])
-    assert CacheScopeGeneration.objects.get(scope=scope_key).generation == first + 1
+    assert CacheScopeGeneration.objects.get(scope=scope_key).generation > first
 
     with caplog.at_level(logging.WARNING, logger="apps.caching.stack"):
         stack.tick(force=True)

@@ -50,7 +50,7 @@ def test_a_clear_whose_delete_of_the_l3_rows_times_out_still_clears(stack, delet
 
     services.cache_namespace_clear(namespace="ai_inference")  # its delete, run on commit (conftest), is cancelled
 
-    assert CachePolicy.objects.get(namespace="ai_inference").generation == generation + 1
+    assert CachePolicy.objects.get(namespace="ai_inference").generation > generation
     assert CacheEntry.objects.filter(namespace="ai_inference").count() == 3  # left for the task (or the prune)
     other_process = make_stack()
     assert other_process.get_or_load("ai_inference", ["summary", 1], lambda: {"summary": "right"}) == {
@@ -94,5 +94,5 @@ def test_a_clear_while_the_broker_is_away_still_clears(stack, monkeypatch, caplo
     generation = CachePolicy.objects.get(namespace="ai_inference").generation
     monkeypatch.setattr(tasks.delete_namespace_entries, "apply_async", broker_away)  # nothing here stops RabbitMQ
     services.cache_namespace_clear(namespace="ai_inference")
-    assert CachePolicy.objects.get(namespace="ai_inference").generation == generation + 1
+    assert CachePolicy.objects.get(namespace="ai_inference").generation > generation
     assert "left to the prune" in caplog.text

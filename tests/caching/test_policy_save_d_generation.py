@@ -26,7 +26,7 @@ def test_saving_a_copy_loaded_before_a_clear_keeps_the_clear():
     loaded = CachePolicy.objects.get(namespace="ai_inference")  # the admin's change form
     services.cache_namespace_clear(namespace="ai_inference")  # another admin clears it meanwhile
     cleared = _generation("ai_inference")
-    assert cleared == loaded.generation + 1
+    assert cleared > loaded.generation
 
     loaded.l1_max_entries = 10_002
     loaded.full_clean()
@@ -45,7 +45,7 @@ def test_an_orphaning_edit_of_a_stale_copy_moves_on_from_the_rows_generation():
     loaded.ttl_seconds = max(1, loaded.ttl_seconds // 2)  # shorter: entries stored under the longer TTL go
     loaded.save()
 
-    assert _generation("ai_inference") == cleared + 1
+    assert _generation("ai_inference") > cleared
 
 
 def test_entries_a_clear_orphaned_stay_orphaned_after_the_stale_save():

@@ -50,7 +50,7 @@ def test_a_new_scope_row_starts_past_every_generation_a_row_of_it_had():
     generation = CacheScopeGeneration.objects.get(scope=stack.scope_key("patient:32")).generation
     assert generation >= before
     _write(stack, {}, "patient:32")
-    assert CacheScopeGeneration.objects.get(scope=stack.scope_key("patient:32")).generation == generation + 1
+    assert CacheScopeGeneration.objects.get(scope=stack.scope_key("patient:32")).generation > generation
 
 
 def _age(scope_key: str, hours: float) -> None:
