@@ -865,7 +865,7 @@ def benchmark_history_prune(*, older_than: datetime, batch_size: int) -> dict[st
     finished run (the CI gate's, latest_finished_run), latest succeeded and latest passed one; the runs the
     plan's next regression check compares with (the newest BASELINE_RUNS * 4 succeeded of each load it ran,
     regressions_detect's window); each service's latest stress run (service_knee_rps: the scaling planner's
-    capacity)."""
+    capacity). Kept until `older_than` passes it too: a run whose regression was acknowledged after it."""
     from apps.core.services import newest_pks, rows_delete_in_batches
 
     Status = BenchmarkRun.Status
@@ -879,13 +879,13 @@ def benchmark_history_prune(*, older_than: datetime, batch_size: int) -> dict[st
         | newest_pks(succeeded, per=("plan", "config_digest"), order_by=newest, count=BASELINE_RUNS * 4)
         | newest_pks(succeeded.filter(findings__has_key="stress"), per=("plan__service",), order_by=newest)
     )
-    unacknowledged = Regression.objects.filter(run=OuterRef("pk"), acknowledged_at=None)
+    # acknowledged since the cutoff: a person's decision of today is kept as long as any other recent record
+    open_or_recent = Q(acknowledged_at=None) | Q(acknowledged_at__gte=older_than)
+    regressions = Regression.objects.filter(open_or_recent, run=OuterRef("pk"))
     old = (
         finished.filter(Q(finished_at__lt=older_than) | Q(finished_at=None, created_at__lt=older_than))
-        .exclude(pk__in=kept)
-        .exclude(Exists(unacknowledged))
+        .exclude(Exists(regressions))
         .only("pk")  # a run's report and samples are megabytes: never read to be deleted
     )
-    return rows_delete_in_batches(
-        old, batch_size=batch_size, labels=("benchmarks.BenchmarkRun", "benchmarks.Regression")
-    )
+    labels = ("benchmarks.BenchmarkRun", "benchmarks.Regression")
+    return rows_delete_in_batches(old, batch_size=batch_size, labels=labels, kept=kept)

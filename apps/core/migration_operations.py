@@ -63,11 +63,15 @@ class PostgresOnlySQL(migrations.RunSQL):
 
 
 def schedule_operation(*tasks: dict) -> migrations.RunPython:
-    """Install beat schedules (django-celery-beat rows) an app cannot work without; removed on reverse.
+    """Install beat schedules (django-celery-beat rows) an app cannot work without; removed on reverse, but for
+    a row an admin disabled.
 
     Each task: name, task, every, period ("seconds", "minutes", "hours"), and optionally
     expire_seconds and description. Existing rows (an admin's edits) are left as they are. No queue: beat then
-    sends each task where CELERY_TASK_ROUTES routes it (a queue on the row overrides the route).
+    sends each task where CELERY_TASK_ROUTES routes it (a queue on the row overrides the route). A disabled row
+    is someone's hold (a prune stopped for a legal hold): deleted on reverse, the next forward made it anew,
+    enabled, and the task ran again unnoticed. Kept, it stays disabled both ways; beat sends nothing for it
+    meanwhile, so the older code never gets a task it lacks.
     """
 
     def install(apps, schema_editor):
@@ -87,7 +91,8 @@ def schedule_operation(*tasks: dict) -> migrations.RunPython:
 
     def remove(apps, schema_editor):
         names = [spec["name"] for spec in tasks]
-        apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name__in=names).delete()
+        PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+        PeriodicTask.objects.filter(name__in=names, enabled=True).delete()
 
     return migrations.RunPython(install, remove)
 

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import socket
+from collections.abc import Set
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -212,7 +213,12 @@ def _up_to(keys: tuple[str, ...], bound: tuple) -> Q:
 
 
 def _delete_in_batches(
-    rows: QuerySet, *, keys: tuple[str, ...], batch_size: int, counts: dict[str, int] | None = None
+    rows: QuerySet,
+    *,
+    keys: tuple[str, ...],
+    batch_size: int,
+    counts: dict[str, int] | None = None,
+    kept: Set[int] = frozenset(),
 ) -> int:
     """Delete `rows` a batch at a time in the order of `keys` (unique together), each batch one set-based
     statement in its own short transaction; the number deleted. A keyset: each batch starts past the last one's
@@ -222,14 +228,28 @@ def _delete_in_batches(
     FOR UPDATE SKIP LOCKED)`: no keys travel to Python and back, a row another transaction holds (a session
     being renewed) is left to the next run, and the filter is checked again as each row is deleted, so a row
     that stopped matching since the subquery read it is kept. Fewer than `batch_size` rows left: the last batch.
-    `counts`, if given, gets what each batch deleted added per model label, the rows that cascaded with it too."""
+    `counts`, if given, gets what each batch deleted added per model label, the rows that cascaded with it too.
+    `kept` (keys ("pk",) only): primary keys left alone among `rows`. Each batch's keys are then read (at most
+    `batch_size`) and the batch is those of them not kept: a statement carries at most `batch_size` keys, never
+    the whole keep-set (an `.exclude(pk__in=<keep-set>)` on `rows` sent every kept key in each statement, 48,000
+    parameters on a million runs: 2 s per batch against 0.05 s)."""
+    if kept and keys != ("pk",):
+        raise ValueError("kept names primary keys: the batches must go by primary key")
     rows = rows.using(router.db_for_write(rows.model)).order_by(*keys)  # its transaction belongs where it writes
     deleted = 0
     last: tuple | None = None
     while True:
         pending = rows if last is None else rows.filter(_after(keys, last))
-        bound = next(iter(pending.values_list(*keys)[batch_size - 1 : batch_size]), None)
-        batch = pending if bound is None else pending.filter(_up_to(keys, bound))
+        if kept:
+            ahead = list(pending.values_list("pk", flat=True)[:batch_size])
+            if not ahead:
+                return deleted
+            bound = (ahead[-1],) if len(ahead) == batch_size else None
+            # only the keys read: a row that came to match since is the next run's, however it relates to `kept`
+            batch = rows.filter(pk__in=[pk for pk in ahead if pk not in kept])
+        else:
+            bound = next(iter(pending.values_list(*keys)[batch_size - 1 : batch_size]), None)
+            batch = pending if bound is None else pending.filter(_up_to(keys, bound))
         with transaction.atomic(using=rows.db):
             locked = batch.select_for_update(skip_locked=True).values("pk")
             total, by_model = batch.order_by().filter(_pk_among(rows, locked)).delete()
@@ -288,11 +308,13 @@ def history_prune(*, keep_days: int | None = None, batch_size: int = HISTORY_PRU
     return counts
 
 
-def rows_delete_in_batches(rows: QuerySet, *, batch_size: int, labels: tuple[str, ...]) -> dict[str, int]:
-    """Delete `rows` in batches by primary key (_delete_in_batches); the number deleted of each model of `labels`
-    (the rows' own and those that cascade with them), 0 where none was."""
+def rows_delete_in_batches(
+    rows: QuerySet, *, batch_size: int, labels: tuple[str, ...], kept: Set[int] = frozenset()
+) -> dict[str, int]:
+    """Delete `rows` but those whose primary key is in `kept`, in batches by primary key (_delete_in_batches); the
+    number deleted of each model of `labels` (the rows' own and those that cascade with them), 0 where none was."""
     counts = dict.fromkeys(labels, 0)
-    _delete_in_batches(rows, keys=("pk",), batch_size=batch_size, counts=counts)
+    _delete_in_batches(rows, keys=("pk",), batch_size=batch_size, counts=counts, kept=kept)
     return counts
 
 

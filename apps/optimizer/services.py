@@ -1037,7 +1037,8 @@ def optimization_history_prune(*, older_than: datetime, batch_size: int) -> dict
     number of each. Kept however old: a run pending or running, or with a step not finished; one with an open
     recommendation (pending, being applied, or failed in a way that may be applied again); the latest finished
     run of each target and service (the overview's last run); the runs whose database counters the next
-    database step counts its scans from (database_scan_baseline, for tables and for unused indexes)."""
+    database step counts its scans from (database_scan_baseline, for tables and for unused indexes). Kept until
+    `older_than` passes it too: a run with a recommendation decided (applied, dismissed) after it."""
     from apps.core.services import newest_pks, rows_delete_in_batches
     from apps.optimizer.selectors import database_scan_baseline
 
@@ -1051,16 +1052,16 @@ def optimization_history_prune(*, older_than: datetime, batch_size: int) -> dict
     again = Q()
     for key in APPLY_AGAIN_OUTCOMES:
         again |= Q(**{f"outcome__{key}": True})
-    open_ones = Recommendation.objects.filter(run=OuterRef("pk")).filter(
-        Q(status__in=[Status.PENDING, Status.APPLYING]) | Q(again, status=Status.FAILED)
+    # decided since the cutoff: what changed, who decided, and the measure after it (followups_measure's) stay
+    open_or_recent = Recommendation.objects.filter(run=OuterRef("pk")).filter(
+        Q(status__in=[Status.PENDING, Status.APPLYING]) | Q(again, status=Status.FAILED) | Q(decided_at__gte=older_than)
     )
     unfinished = OptimizationStep.objects.filter(run=OuterRef("pk")).exclude(status__in=FINISHED_STEP_STATUSES)
     old = (
         finished.filter(Q(finished_at__lt=older_than) | Q(finished_at=None, started_at__lt=older_than))
-        .exclude(pk__in=kept)
-        .exclude(Exists(open_ones))
+        .exclude(Exists(open_or_recent))
         .exclude(Exists(unfinished))
         .only("pk")  # its report is not read to be deleted
     )
     labels = ("optimizer.OptimizationRun", "optimizer.OptimizationStep", "optimizer.Recommendation")
-    return rows_delete_in_batches(old, batch_size=batch_size, labels=labels)
+    return rows_delete_in_batches(old, batch_size=batch_size, labels=labels, kept=kept)

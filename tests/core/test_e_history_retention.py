@@ -117,6 +117,7 @@ def test_old_finished_benchmark_runs_go_what_is_still_needed_stays(settings, ser
     window, beyond = loads[: BASELINE_RUNS * 4], loads[BASELINE_RUNS * 4 :]
     failed = _bench(plan, "failed", OLD)
     acknowledged = _regression(failed, acknowledged=True)
+    Regression.objects.filter(pk=acknowledged).update(acknowledged_at=timezone.now() - OLD)  # long since decided
     unacknowledged_run = _bench(plan, "cancelled", OLD)
     unacknowledged = _regression(unacknowledged_run, acknowledged=False)
     running, pending = _bench(plan, "running", OLD), _bench(plan, "pending", OLD)
@@ -222,3 +223,106 @@ def test_a_bad_retention_stops_start_up_in_one_line(tmp_path, value):
     result = manage("check", env=embedded_env(tmp_path, HISTORY_KEEP_DAYS=value))
     assert result.returncode == 1, result.stdout + result.stderr
     assert "HISTORY_KEEP_DAYS" in result.stderr and "Traceback" not in result.stderr
+
+
+# --- review a2 of 2fa1b6d -------------------------------------------------------------------------------
+@pytest.mark.django_db
+def test_a_recommendation_decided_yesterday_is_kept_with_its_run():
+    """Applied today on a 200-day-old run's pending recommendation: what changed, who decided and the measure
+    after it (followups_measure's) were deleted that night with the run."""
+    old_run = _optimization("database", "succeeded", OLD, recommendation=("pending", {}))
+    dismissed_long_ago = _optimization("database", "succeeded", OLD, recommendation=("pending", {}))
+    _optimization("database", "succeeded", RECENT)  # the target's latest run: neither old one is "latest"
+    Recommendation.objects.filter(run_id=old_run).update(
+        status="applied", decided_at=timezone.now() - timedelta(days=1), decided_via="admin",
+        outcome={"note": "built", "before": {"indexes": []}},
+    )  # fmt: skip
+    Recommendation.objects.filter(run_id=dismissed_long_ago).update(
+        status="dismissed", decided_at=timezone.now() - OLD, decided_via="admin"
+    )
+
+    result = services.history_prune(keep_days=90)
+
+    assert Recommendation.objects.filter(run_id=old_run).exists(), "a change made yesterday lost its record"
+    assert OptimizationRun.objects.filter(pk=old_run).exists()
+    assert not OptimizationRun.objects.filter(pk=dismissed_long_ago).exists()  # decided before the cutoff: goes
+    assert (result["optimizer.OptimizationRun"], result["optimizer.Recommendation"]) == (1, 1)
+
+
+@pytest.mark.django_db
+def test_a_regression_acknowledged_yesterday_is_kept_with_its_run():
+    plan = _plan("nightly load")
+    old = _bench(plan, "failed", OLD)
+    acknowledged_long_ago = _bench(plan, "failed", OLD)
+    _bench(plan, "failed", RECENT)
+    regression = _regression(old, acknowledged=True)  # acknowledged now: a person looked at it today
+    gone = _regression(acknowledged_long_ago, acknowledged=True)
+    Regression.objects.filter(pk=gone).update(acknowledged_at=timezone.now() - OLD)
+
+    result = services.history_prune(keep_days=90)
+
+    assert Regression.objects.filter(pk=regression).exists(), "acknowledged today, deleted tonight"
+    assert BenchmarkRun.objects.filter(pk=old).exists()
+    assert not Regression.objects.filter(pk=gone).exists()
+    assert (result["benchmarks.BenchmarkRun"], result["benchmarks.Regression"]) == (1, 1)
+
+
+@pytest.mark.django_db
+def test_each_batch_carries_a_bounded_number_of_parameters():
+    """The keep-set went into every statement (`.exclude(pk__in=...)`, twice per DELETE): 24,134 kept runs of a
+    million took 2 s per batch, about an hour for the backlog. Now a batch carries its own keys at most."""
+    plan = _plan("nightly load")
+    kept = [
+        _bench(plan, "succeeded", OLD + timedelta(days=load * 30, minutes=n), digest=f"load-{load}")
+        for load in range(10)  # ten edits of the plan's load over the years: each one's baseline window kept
+        for n in range(BASELINE_RUNS * 4)
+    ]
+    beyond = _bench(plan, "succeeded", OLD + timedelta(days=400), digest="load-0")  # past load-0's window
+    failed = [_bench(plan, "failed", OLD + timedelta(hours=n)) for n in range(30)]
+    latest = _bench(plan, "failed", OLD - timedelta(hours=1))  # the plan's latest finished run, old as it is
+    sizes: list[int] = []
+
+    def record(execute, sql, params, many, context):
+        if "benchmarks_benchmarkrun" in sql:
+            sizes.append(len(params or ()))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(record):
+        result = services.history_prune(keep_days=90, batch_size=10)
+
+    assert max(sizes) < 50, f"a statement carried {max(sizes)} parameters: the keep-set, once per batch"
+    assert result["benchmarks.BenchmarkRun"] == len(failed) + 1
+    assert set(BenchmarkRun.objects.values_list("pk", flat=True)) == {*kept, latest}
+    assert not BenchmarkRun.objects.filter(pk=beyond).exists()
+
+
+def _core_migrated_back_and_forth() -> None:
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.migrate([("core", "0005_prune_sign_ins_schedule")])
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes("core"))
+
+
+@pytest.mark.django_db
+def test_a_disabled_prune_stays_disabled_when_core_is_migrated_back_and_forth():
+    """A downgrade past 0006 deleted the row, the upgrade after it made it anew, enabled: a hold lifted unseen."""
+    PeriodicTask.objects.filter(name=SCHEDULE).update(enabled=False, description="LEGAL HOLD")
+
+    _core_migrated_back_and_forth()
+
+    task = PeriodicTask.objects.get(name=SCHEDULE)
+    assert (task.enabled, task.description) == (False, "LEGAL HOLD"), "the hold was lifted by migrating"
+
+
+@pytest.mark.django_db
+def test_an_enabled_schedule_is_removed_on_reverse_and_made_again():
+    """As every seeded schedule: the reverse takes its row away (the older code has no such task)."""
+    from django.db.migrations.executor import MigrationExecutor
+
+    MigrationExecutor(connection).migrate([("core", "0005_prune_sign_ins_schedule")])
+    assert not PeriodicTask.objects.filter(name=SCHEDULE).exists()
+    _core_migrated_back_and_forth()
+    assert PeriodicTask.objects.get(name=SCHEDULE).enabled
