@@ -6,9 +6,11 @@ writer's own one spared (its check is tests/audit/test_group_commit.py's)."""
 from __future__ import annotations
 
 import select
+import time
 from collections.abc import Callable
 
 import psycopg
+import psycopg.sql
 import pytest
 from django.db import connections
 
@@ -86,3 +88,54 @@ def test_a_pooled_connection_sent_a_notification_while_idle_is_kept_and_the_noti
         default.close()
     assert seen == pids
     assert [(n.channel, n.payload) for n in received] == [("pool_idle_test", "hello")] * len(idle)
+
+
+def _as_superuser_elsewhere(sql: str, params: list | None = None) -> None:
+    """On the server's `postgres` database: the test's own may refuse connections meanwhile."""
+    with psycopg.connect(
+        **{**connections["default"].get_connection_params(), "dbname": "postgres"}, autocommit=True
+    ) as other:
+        other.execute(sql, params)
+
+
+def test_with_the_server_refusing_connections_a_checkout_that_found_ended_ones_fails_without_the_pools_timeout():
+    """The database really down: the ended connections found at a checkout are let go, and the checkout fails (the
+    API's 503) once no live one comes in REPLACEMENT_WAIT_SECONDS, not after the pool's whole timeout (a worker
+    thread held DB_POOL_TIMEOUT, 10 s, where a handed-out dead connection had failed at once). Here the pool's
+    timeout is made far longer than the test's wait, so the checkout returning at all shows which bound held."""
+    from django.db import OperationalError
+
+    from apps.core.postgresql.base import REPLACEMENT_WAIT_SECONDS
+
+    default = connections["default"]
+    name = default.settings_dict["NAME"]
+    idle = _idle_pooled()
+    pool = default.pool
+    kept_timeout, pool.timeout = pool.timeout, 100 * WAIT
+    assert REPLACEMENT_WAIT_SECONDS < WAIT
+    try:
+        _as_superuser_elsewhere(
+            psycopg.sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(psycopg.sql.Identifier(name))
+        )
+        ended = [database.info.backend_pid for database in idle]
+        _as_superuser_elsewhere("SELECT pg_terminate_backend(pid, 120000) FROM unnest(%s::int[]) pid", [ended])
+        _until_readable(idle)
+        with pytest.raises(OperationalError), default.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        default.close()
+    finally:
+        pool.timeout = kept_timeout
+        _as_superuser_elsewhere(
+            psycopg.sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(psycopg.sql.Identifier(name))
+        )
+    deadline = time.monotonic() + WAIT
+    while True:  # the database back: the pool's reconnections (backing off meanwhile) serve again
+        try:
+            with default.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                assert cursor.fetchone() == (1,)
+            break
+        except OperationalError:
+            assert time.monotonic() < deadline, "the pool never reconnected"
+        finally:
+            default.close()

@@ -15,6 +15,10 @@ from django.db.backends.postgresql import base
 from apps.core.postgresql.idle import IdleWatch
 
 _WATCH = "_controlplane_idle_watch"  # the attribute of a pooled connection that holds its watch
+# How long a checkout that found ended connections waits for a live one: the replacements of a server that is up
+# connect in milliseconds; one that is down (refusing connections) fails the request in this time, as a handed-out
+# dead connection failed it at once, not in the pool's whole timeout (DB_POOL_TIMEOUT, a worker thread held 10 s).
+REPLACEMENT_WAIT_SECONDS = 2.0
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
@@ -36,5 +40,7 @@ class DatabaseWrapper(base.DatabaseWrapper):
             # Closed first: after a FATAL the close may not have been read yet, and an open one would be kept.
             connection.close()
             pool.putconn(connection)  # discarded, and a replacement opened in the background
-            connection = super().get_new_connection(conn_params)
+            connection = pool.getconn(timeout=min(REPLACEMENT_WAIT_SECONDS, pool.timeout))  # PoolTimeout: a 503
+            if "isolation_level" in self.settings_dict["OPTIONS"]:  # as super() sets it on the connection it takes
+                connection.isolation_level = self.isolation_level
         return connection
