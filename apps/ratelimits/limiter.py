@@ -142,6 +142,15 @@ class RedisSlidingWindow:
             raise LimiterUnavailable(str(exc)) from exc
         return extended
 
+    def shorten(self, scope: str) -> None:
+        """After the scope's period was shortened: a keep floor a lengthening left is dropped, or every log of the
+        scope was kept for the longer period for up to that period (a day typed by mistake, corrected a minute
+        later, kept each client's log a day). Each log's next hit sets its expiry by the period in force."""
+        try:
+            self.client.delete(f"rl-keep:{scope}")
+        except Exception as exc:
+            raise LimiterUnavailable(str(exc)) from exc
+
 
 class DatabaseSlidingWindow:
     """The same rule in SQL, without Redis: SQLite (one writer at a time) or PostgreSQL (a lock per key).

@@ -129,12 +129,14 @@ def ratelimit_policy_edit_save(*, policy: RateLimitPolicy, fields: list[str]) ->
     policy.save(update_fields=fields)
     if before is None or (before["requests"], before["period_seconds"]) == (policy.requests, policy.period_seconds):
         return None
-    if policy.period_seconds > before["period_seconds"]:
-        # The limiter's logs were set to expire by the shorter period: kept for the new one once it is in force.
+    if policy.period_seconds != before["period_seconds"]:
+        # Lengthened: the limiter's logs were set to expire by the shorter period, and are kept for the new one.
+        # Shortened: a keep floor an earlier lengthening left would keep every log for the longer period.
         from apps.ratelimits.throttling import limiter
 
         scope, period = policy.scope, policy.period_seconds
-        transaction.on_commit(lambda: limiter.lengthen(scope, period))
+        lengthened = period > before["period_seconds"]
+        transaction.on_commit(lambda: limiter.period_edited(scope, period, lengthened=lengthened))
     return RateLimitLimitChange.objects.create(
         policy=policy,
         old_requests=before["requests"],

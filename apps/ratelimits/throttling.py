@@ -67,10 +67,11 @@ class _Limiter:
         self.breaker.success()
         return decision
 
-    def lengthen(self, scope: str, period_seconds: int) -> None:
-        """After an edit lengthened the scope's period (committed): Redis keeps its logs for the new period
-        (RedisSlidingWindow.lengthen). The database's hits are kept until a hit of the key or the prune drops
-        them, past any period. Redis away: logged, never the edit's failure (a log may then expire early)."""
+    def period_edited(self, scope: str, period_seconds: int, *, lengthened: bool) -> None:
+        """After an edit changed the scope's period (committed): lengthened, Redis keeps its logs for the new
+        period (RedisSlidingWindow.lengthen); shortened, the keep floor a lengthening left goes
+        (RedisSlidingWindow.shorten). The database's hits are kept until a hit of the key or the prune drops
+        them, past any period. Redis away: logged, never the edit's failure (a log may then expire early or late)."""
         backend = self.backend()
         if not isinstance(backend, RedisSlidingWindow):
             return
@@ -78,13 +79,16 @@ class _Limiter:
             if not self.breaker.available():
                 raise LimiterUnavailable("circuit open")
             try:
-                backend.lengthen(scope, period_seconds)
+                if lengthened:
+                    backend.lengthen(scope, period_seconds)
+                else:
+                    backend.shorten(scope)
             except LimiterUnavailable:
                 self.breaker.failure()
                 raise
         except LimiterUnavailable:
-            logger.warning("rate limiter unreachable: the logs of scope %s were not kept for its lengthened "
-                           "period of %d s", scope, period_seconds)  # fmt: skip
+            logger.warning("rate limiter unreachable: the logs of scope %s were not set for its new period of %d s",
+                           scope, period_seconds)  # fmt: skip
 
 
 limiter = _Limiter()

@@ -81,3 +81,36 @@ def test_hits_a_process_admits_before_it_reads_the_lengthened_period_still_count
     fresh = limiter.hit(key, limit=2, window_seconds=60)  # once the poll brought 2 per 60 s
     assert not fresh.allowed, f"{type(backend).__name__}: the lagging process's hits were forgotten"
     assert fresh.retry_after_seconds > 50
+
+
+def test_a_shortening_after_a_lengthening_keeps_logs_for_the_shorter_period(django_capture_on_commit_callbacks):
+    """A day typed by mistake, corrected to a minute: the keep floor the lengthening left is dropped, so the logs
+    written after the correction expire by the minute (review c3: each client's log was kept a day, in the shared
+    cache's Redis, one key per client seen that day)."""
+    store = redis.Redis.from_url(settings.REDIS_URL)
+    saved = limiter._backend
+    limiter._backend = RedisSlidingWindow(store)
+    limiter.breaker.success()
+
+    def forget_logs():
+        for key in [*store.scan_iter(match="rl:audit_logs:*"), b"rl-keep:audit_logs"]:
+            store.delete(key)
+
+    forget_logs()
+    RateLimitPolicy.objects.filter(scope="audit_logs").update(requests=100, period_seconds=60, adaptive=False)
+    policy_cache.forget()
+    try:
+        policy = RateLimitPolicy.objects.get(scope="audit_logs")
+        for period in (86_400, 60):
+            policy.period_seconds = period
+            with django_capture_on_commit_callbacks(execute=True):
+                services.ratelimit_policy_edit_save(policy=policy, fields=["period_seconds", "updated_at"])
+        assert store.get("rl-keep:audit_logs") is None
+        for n in range(20):  # clients seen after the correction, one request each
+            limiter.hit(f"audit_logs:ip10.0.0.{n}", limit=100, window_seconds=60)
+        expiries = [store.pttl(key) for key in store.scan_iter(match="rl:audit_logs:*")]
+        assert len(expiries) == 20 and max(expiries) <= 60_000, expiries
+    finally:
+        forget_logs()
+        limiter._backend = saved
+        policy_cache.forget()
