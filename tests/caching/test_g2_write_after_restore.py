@@ -5,8 +5,6 @@ then served the taken-back value for its TTL. A bump moves on to at least the da
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from apps.caching import services
@@ -14,12 +12,10 @@ from apps.caching.models import CacheEntry, CachePolicy, CacheScopeGeneration
 from tests.caching import test_g_load_across_restore
 from tests.caching.support import make_stack
 from tests.caching.test_g_load_across_restore import (
-    KEY_PARTS,
     RESTORED,
     SCOPE,
     TAKEN_BACK,
-    WAIT,
-    _in_thread,
+    _during_a_slow_load,
     _read,
     _written_twice,
 )
@@ -33,22 +29,13 @@ def test_a_write_after_the_restore_does_not_make_a_store_of_before_it_valid(rest
     poll sees the epoch: the L3 INSERT's compare is its only guard, and the write bumped the restored generation
     back to the one the load read."""
     stack, key = _written_twice(restore)
-    started, release = threading.Event(), threading.Event()
 
-    def slow_loader():  # reads the database as it was before the restore
-        started.set()
-        release.wait(WAIT)
-        return TAKEN_BACK
-
-    reader, out = _in_thread(lambda: stack.get_or_load("patient_data", KEY_PARTS, slow_loader, scope=SCOPE))
-    try:
-        assert started.wait(WAIT)
+    def restored_then_written() -> tuple[int, int]:
         lost = restore(stack, seen=False)
         make_stack().invalidate_scopes([SCOPE])  # a write after the restore, in another process
-        after = CacheScopeGeneration.objects.get(scope=stack.scope_key(SCOPE)).generation
-    finally:
-        release.set()
-        reader.join(WAIT)
+        return lost, CacheScopeGeneration.objects.get(scope=stack.scope_key(SCOPE)).generation
+
+    out, (lost, after) = _during_a_slow_load(stack, restored_then_written)
     assert out == {"value": TAKEN_BACK}, "the read that raced the restore still gets its value"
     assert after > lost, "the write after the restore reused the generation the restore took back"
     assert not CacheEntry.objects.filter(key=key).exists(), "L3 row stored under the generation of before"

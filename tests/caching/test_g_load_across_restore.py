@@ -97,6 +97,26 @@ def _in_thread(target) -> tuple[threading.Thread, dict]:
     return thread, out
 
 
+def _during_a_slow_load(stack: CacheStack, during):
+    """`during()` runs while another thread's load reads the database as it was before the restore; returns what
+    the load's caller got and what `during` returned."""
+    started, release = threading.Event(), threading.Event()
+
+    def slow_loader():
+        started.set()
+        release.wait(WAIT)
+        return TAKEN_BACK
+
+    reader, out = _in_thread(lambda: stack.get_or_load("patient_data", KEY_PARTS, slow_loader, scope=SCOPE))
+    try:
+        assert started.wait(WAIT)
+        result = during()
+    finally:
+        release.set()
+        reader.join(WAIT)
+    return out, result
+
+
 def _nothing_cached_of_before(stack: CacheStack, key: str, generation: int) -> None:
     assert stack.l1.get("patient_data", key) is None, "L1 filled after the restore was seen"
     assert stack.redis().get(stack._l2_key("v", key)) is None, "L2 filled under the new epoch's key space"
@@ -115,20 +135,7 @@ def test_a_load_begun_before_the_restore_epoch_stores_in_no_tier(restore, here):
     """The epoch read from Redis (another process started it: `_probe_l2`), or started by this process's own poll
     (`_check_restored`), while another thread of it loads."""
     stack, key = _written_twice(restore)
-    started, release = threading.Event(), threading.Event()
-
-    def slow_loader():  # reads the database as it was before the restore
-        started.set()
-        release.wait(WAIT)
-        return TAKEN_BACK
-
-    reader, out = _in_thread(lambda: stack.get_or_load("patient_data", KEY_PARTS, slow_loader, scope=SCOPE))
-    try:
-        assert started.wait(WAIT)
-        lost = restore(stack, here=here)
-    finally:
-        release.set()
-        reader.join(WAIT)
+    out, lost = _during_a_slow_load(stack, lambda: restore(stack, here=here))
     assert out == {"value": TAKEN_BACK}, "the read that raced the restore still gets its value"
     _nothing_cached_of_before(stack, key, lost)
     _after_a_write_every_process_reads_the_database(stack)
@@ -163,20 +170,7 @@ def test_a_load_stored_after_the_restore_but_before_its_epoch_was_seen_leaves_no
     then, L2 was written under the key space of before, but the L3 row (in the restored database) carried the
     generation of before, valid again once a write bumped the restored one back to it."""
     stack, key = _written_twice(restore)
-    started, release = threading.Event(), threading.Event()
-
-    def slow_loader():
-        started.set()
-        release.wait(WAIT)
-        return TAKEN_BACK
-
-    reader, out = _in_thread(lambda: stack.get_or_load("patient_data", KEY_PARTS, slow_loader, scope=SCOPE))
-    try:
-        assert started.wait(WAIT)
-        lost = restore(stack, seen=False)
-    finally:
-        release.set()
-        reader.join(WAIT)
+    out, lost = _during_a_slow_load(stack, lambda: restore(stack, seen=False))
     assert out == {"value": TAKEN_BACK}
     assert not CacheEntry.objects.filter(key=key, generation=lost).exists(), "L3 row of the lost generation"
     restore.see(stack)
